@@ -1,0 +1,11 @@
+"""QEfficient: Hugging Face models exported to ONNX and run fast on ONNX Runtime, with Qualcomm QEfficient's API."""
+
+import logging
+
+from QEfficient.generation.exec_kv import cloud_ai_100_exec_kv
+from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
+
+__version__ = "0.1.0"
+__all__ = ["QEFFAutoModelForCausalLM", "cloud_ai_100_exec_kv", "__version__"]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

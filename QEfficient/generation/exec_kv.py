@@ -1,0 +1,78 @@
+"""Run a compiled artifact: QEfficient's ``cloud_ai_100_exec_kv``, on ONNX Runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
+from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
+from QEfficient.runtime.ort_session import KVCacheSession
+
+
+def open_session(qpc_path: str | Path, num_cores: int | None = None) -> KVCacheSession:
+    """An ONNX Runtime session over the artifact, sized as compiled (batch, ctx_len)."""
+    qconfig = read_artifact(Path(qpc_path))
+    return KVCacheSession(
+        Path(qpc_path) / ARTIFACT_GRAPH,
+        batch_size=qconfig["compile_params"]["batch_size"],
+        kv_shape=tuple(qconfig["kv_shape"]),
+        num_layers=qconfig["num_layers"],
+        vocab_size=qconfig["vocab_size"],
+        num_cores=num_cores or qconfig["num_cores"],
+        kv_dtype=qconfig["kv_dtype"],
+    )
+
+
+def load_prompts(prompt: list[str] | str | None, prompts_txt_file_path: str | None = None) -> list[str]:
+    if prompts_txt_file_path:
+        path = Path(prompts_txt_file_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"prompts_txt_file_path '{path}' does not exist.")
+        return [line for line in path.read_text().splitlines() if line.strip()]
+    if prompt is None:
+        raise ValueError("Pass prompts (a string, a list, or 'a|b' on the command line) or prompts_txt_file_path.")
+    return [prompt] if isinstance(prompt, str) else list(prompt)
+
+
+def print_perf(info: CloudAI100ExecInfo) -> None:
+    print("\n===== Performance Stats =====")
+    if info.batch_size > 1:
+        print("Batch Performance :")
+    print(repr(info))
+    print("=============================")
+
+
+def right_padding(tokenizer):
+    """Generation pads on the right, with EOS as the pad token when the tokenizer has none."""
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def cloud_ai_100_exec_kv(
+    tokenizer,
+    qpc_path: str | Path,
+    prompt: list[str] | str | None = None,
+    prompts_txt_file_path: str | None = None,
+    device_id: list[int] | None = None,
+    generation_len: int | None = None,
+    stream: bool = True,
+    num_cores: int | None = None,
+    session: KVCacheSession | None = None,
+    generation_config=None,
+    **kwargs,
+) -> CloudAI100ExecInfo:
+    """Greedy generation with an artifact built by ``compile()``; prints the performance stats."""
+    prompts = load_prompts(prompt, prompts_txt_file_path)
+    qconfig = read_artifact(Path(qpc_path))
+    session = session or open_session(qpc_path, num_cores)
+    eos = eos_token_ids(tokenizer, generation_config)
+    if generation_config is None and qconfig.get("eos_token_id") is not None:
+        saved = qconfig["eos_token_id"]
+        eos |= {saved} if isinstance(saved, int) else set(saved)
+    generator = TextGeneration(session, right_padding(tokenizer), qconfig["compile_params"]["prefill_seq_len"], eos)
+    info = generator.generate(prompts, generation_len=generation_len, stream=stream)
+    print_perf(info)
+    return info

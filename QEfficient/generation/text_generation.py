@@ -1,0 +1,174 @@
+"""Stage 6: chunked prefill, greedy decode, batching, streaming and timing over a KVCacheSession."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import numpy as np
+from transformers import TextStreamer
+
+from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
+from QEfficient.runtime.ort_session import KVCacheSession
+
+
+class PromptTooLongError(ValueError):
+    pass
+
+
+def eos_token_ids(tokenizer, generation_config=None) -> set[int]:
+    ids: set[int] = set()
+    for source in (getattr(generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(source, int):
+            ids.add(source)
+        elif source is not None:
+            ids.update(int(i) for i in source)
+    return ids
+
+
+class TextGeneration:
+    """Greedy generation for prompts in batches of the compiled ``batch_size``."""
+
+    def __init__(
+        self,
+        session: KVCacheSession,
+        tokenizer,
+        prefill_seq_len: int,
+        eos_ids: Iterable[int],
+    ) -> None:
+        self.session = session
+        self.tokenizer = tokenizer
+        self.batch_size = session.batch_size
+        self.ctx_len = session.ctx_len
+        self.prefill_seq_len = prefill_seq_len
+        self.eos_ids = np.array(sorted(eos_ids), dtype=np.int64)
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else (self.eos_ids[0] if len(self.eos_ids) else 0))
+
+    def tokenize(self, prompts: list[str]) -> list[list[int]]:
+        token_lists = self.tokenizer(list(prompts))["input_ids"]
+        for i, tokens in enumerate(token_lists):
+            if not tokens:
+                raise ValueError(f"Prompt {i} is empty after tokenization; give at least one token.")
+            if len(tokens) > self.ctx_len:
+                raise PromptTooLongError(
+                    f"Prompt {i} has {len(tokens)} tokens, which does not fit in ctx_len={self.ctx_len}. "
+                    f"Compile with ctx_len >= {len(tokens)} (plus room for the tokens to generate) or shorten the prompt."
+                )
+        return token_lists
+
+    def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:
+        """Run the prompts in chunks of prefill_seq_len; returns each row's next-token logits [B,V]."""
+        size, chunk = self.batch_size, self.prefill_seq_len
+        lengths = np.array([len(t) for t in token_lists])
+        width = -(-int(lengths.max()) // chunk) * chunk
+        ids = np.full((size, width), self.pad_id, dtype=np.int64)
+        pos = np.full((size, width), -1, dtype=np.int64)
+        for row, tokens in enumerate(token_lists):
+            ids[row, : len(tokens)] = tokens
+            pos[row, : len(tokens)] = np.arange(len(tokens))
+        starts = list(range(0, width, chunk))
+        if width > self.ctx_len and (lengths == self.ctx_len).any():
+            # A row fills the context: end the last chunk on its last token, so no padding (which
+            # writes to the last slot) shares a chunk with the real token written there. The
+            # overlapping positions are recomputed with the same values.
+            starts[-1] = self.ctx_len - chunk
+        last_logits = None
+        for start in starts:
+            logits = self.session.run(ids[:, start : start + chunk], pos[:, start : start + chunk])
+            if last_logits is None:
+                last_logits = np.empty_like(logits)
+            ends_here = (lengths - 1 >= start) & (lengths - 1 < start + chunk)
+            last_logits[ends_here] = logits[ends_here]
+        return last_logits
+
+    def generate_batch(self, prompts: list[str], generation_len: int | None, streamer=None) -> tuple[list[str], np.ndarray, dict]:
+        """One batch (exactly batch_size prompts). Returns texts, ids [B, n] and raw timings."""
+        start = time.perf_counter()
+        token_lists = self.tokenize(prompts)
+        lengths = np.array([len(t) for t in token_lists], dtype=np.int64)
+        # Each row may fill the cache: its last generated token needs no slot of its own.
+        capacity = self.ctx_len - lengths + 1
+        limit = capacity if generation_len is None else np.minimum(capacity, generation_len)
+        out = np.full((self.batch_size, int(limit.max())), self.pad_id, dtype=np.int64)
+
+        next_tok = self._prefill(token_lists).argmax(-1)
+        first_token_time = time.perf_counter()
+        out[:, 0] = next_tok
+        n_gen = np.ones(self.batch_size, dtype=np.int64)
+        done = np.isin(next_tok, self.eos_ids) | (n_gen >= limit)
+        if streamer is not None:
+            streamer.put(next_tok[:1])
+
+        position = lengths.copy()
+        ids_step = np.empty((self.batch_size, 1), dtype=np.int64)
+        pos_step = np.empty((self.batch_size, 1), dtype=np.int64)
+        steps = 0
+        while not done.all():
+            ids_step[:, 0] = next_tok
+            pos_step[:, 0] = np.where(done, -1, position)  # finished rows idle on a padding slot
+            next_tok = self.session.run(ids_step, pos_step).argmax(-1)
+            steps += 1
+            active = ~done
+            out[active, n_gen[active]] = next_tok[active]
+            n_gen += active
+            position += 1
+            done |= active & (np.isin(next_tok, self.eos_ids) | (n_gen >= limit))
+            if streamer is not None and active[0]:
+                streamer.put(next_tok[:1])
+        end = time.perf_counter()
+        if streamer is not None:
+            streamer.end()
+        texts = [self.tokenizer.decode(out[r, : n_gen[r]], skip_special_tokens=True) for r in range(self.batch_size)]
+        timing = {"start": start, "first_token": first_token_time, "end": end, "decode_steps": steps}
+        return texts, out, timing
+
+    def generate(self, prompts: list[str], generation_len: int | None = None, stream: bool = True) -> CloudAI100ExecInfo:
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        prompts = list(prompts)
+        if not prompts:
+            raise ValueError("No prompts given: pass at least one prompt string.")
+        if generation_len is not None and generation_len <= 0:
+            raise ValueError(f"generation_len must be a positive number of tokens, got {generation_len}.")
+        all_texts, all_ids, timings = [], [], []
+        for first in range(0, len(prompts), self.batch_size):
+            batch = prompts[first : first + self.batch_size]
+            real = len(batch)
+            batch = batch + [batch[-1]] * (self.batch_size - real)  # a short last batch is padded, then trimmed
+            streamer = None
+            if stream and self.batch_size == 1:
+                print(f"\nPrompt : {batch[0]}\nCompletion :", flush=True)
+                streamer = TextStreamer(self.tokenizer, skip_special_tokens=True)
+            texts, ids, timing = self.generate_batch(batch, generation_len, streamer)
+            all_texts.append(texts[:real])
+            all_ids.append(ids[:real])
+            timings.append(timing)
+            if stream and self.batch_size > 1:
+                for prompt, text in zip(batch[:real], texts[:real]):
+                    print(f"\nPrompt : {prompt}\nCompletion : {text}", flush=True)
+        return CloudAI100ExecInfo(
+            batch_size=self.batch_size,
+            generated_texts=all_texts,
+            generated_ids=all_ids,
+            perf_metrics=average_metrics(timings),
+            prompts=prompts,
+        )
+
+
+def average_metrics(timings: list[dict]) -> PerfMetrics:
+    prefill, decode, total_perf, total = [], [], [], []
+    for t in timings:
+        ttft = t["first_token"] - t["start"]
+        decode_time = t["end"] - t["first_token"]
+        total_time = t["end"] - t["start"]
+        prefill.append(ttft)
+        decode.append(t["decode_steps"] / decode_time if t["decode_steps"] else 0.0)
+        total_perf.append((t["decode_steps"] + 1) / total_time)
+        total.append(total_time)
+    return PerfMetrics(
+        prefill_time=float(np.mean(prefill)),
+        decode_perf=float(np.mean(decode)),
+        total_perf=float(np.mean(total_perf)),
+        total_time=float(np.sum(total)),
+    )

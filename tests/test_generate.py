@@ -1,0 +1,208 @@
+"""Generation edge cases, caching and errors, on a tiny Llama."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer, BertConfig, BertModel, GPTNeoXConfig, GPTNeoXForCausalLM
+
+from QEfficient import QEFFAutoModelForCausalLM
+from QEfficient.generation.text_generation import PromptTooLongError
+from QEfficient.loading.hf_loader import ModelNotFoundError, NotACausalLMError
+from QEfficient.transform.adapters import UnsupportedArchitectureError
+from tests.helpers import hf_greedy, real_tokens
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_model_dir):
+    folder = tiny_model_dir("llama")
+    return folder, AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
+
+
+def token_prompt(tokenizer, n: int) -> str:
+    """A prompt that tokenizes to exactly n tokens."""
+    text = " ".join(str(i % 20) for i in range(n * 2))
+    ids = tokenizer(text)["input_ids"][:n]
+    prompt = tokenizer.decode(ids)
+    assert len(tokenizer(prompt)["input_ids"]) == n
+    return prompt
+
+
+@pytest.mark.parametrize("prompt_len", [24, 23, 20])
+def test_prompt_that_fills_the_context(llama, prompt_len):
+    """ctx_len 24 with 16-token chunks: the last chunk would pad right next to the last slot."""
+    folder, tokenizer, hf = llama
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=16, ctx_len=24, num_cores=1)
+    prompt = token_prompt(tokenizer, prompt_len)
+    info = model.generate(tokenizer, [prompt], stream=False)
+    capacity = 24 - prompt_len + 1  # the last token generated needs no cache slot
+    ref = hf_greedy(hf, tokenizer, prompt, capacity)
+    assert real_tokens(info.generated_ids[0][0], tokenizer.pad_token_id, len(ref)) == ref
+
+
+def test_batch_pads_a_short_last_batch_and_keeps_prompt_order(llama):
+    folder, tokenizer, hf = llama
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=4, ctx_len=64, batch_size=3, num_cores=1)
+    prompts = ["My name is", "The sun", "What is the capital of France?", "A small model", "Numbers: 1 2 3"]
+    info = model.generate(tokenizer, prompts, generation_len=6, stream=False)
+    assert [len(b) for b in info.generated_texts] == [3, 2]
+    for prompt, row, text in zip(prompts, [r for b in info.generated_ids for r in b], info.texts):
+        ref = hf_greedy(hf, tokenizer, prompt, 6)
+        assert real_tokens(row, tokenizer.pad_token_id, len(ref)) == ref
+        assert text == tokenizer.decode(ref, skip_special_tokens=True)
+    m = info.perf_metrics
+    assert m.prefill_time > 0 and m.total_time > 0 and m.decode_perf > 0 and m.total_perf > 0
+
+
+def test_stream_prints_the_completion(llama, capsys):
+    folder, tokenizer, _ = llama
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=32, num_cores=1)
+    info = model.generate(tokenizer, "My name is", generation_len=5)
+    out = capsys.readouterr().out
+    assert "Prompt : My name is" in out and "Completion :" in out and "===== Performance Stats =====" in out
+    assert info.generated_texts[0][0] in out
+
+
+def test_export_and_compile_cache_hits_and_misses(llama, qeff_home):
+    folder, _, _ = llama
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    onnx_path = model.export()
+    assert qeff_home in onnx_path.parents
+    mtime = onnx_path.stat().st_mtime_ns
+    assert QEFFAutoModelForCausalLM.from_pretrained(folder).export() == onnx_path
+    assert onnx_path.stat().st_mtime_ns == mtime  # not exported again
+
+    first = model.compile(prefill_seq_len=8, ctx_len=32)
+    assert model.compile(prefill_seq_len=8, ctx_len=32) == first
+    other = model.compile(prefill_seq_len=8, ctx_len=48)
+    assert other != first and other.is_dir() and first.is_dir()
+    specs = json.loads((other / "specializations.json").read_text())["specializations"]
+    assert [s["name"] for s in specs] == ["Prefill", "Decode"]
+    assert specs[0]["symbols"] == {"batch_size": "1", "seq_len": "8", "ctx_len": "48"}
+    assert json.loads((other / "qconfig.json").read_text())["compile_params"]["ctx_len"] == 48
+
+
+def test_other_weights_same_config_get_their_own_export(llama, tmp_path):
+    folder, _, hf = llama
+    changed = AutoModelForCausalLM.from_pretrained(folder)
+    changed.model.norm.weight.data += 1.0
+    a = QEFFAutoModelForCausalLM(AutoModelForCausalLM.from_pretrained(folder)).export()
+    b = QEFFAutoModelForCausalLM(changed).export()
+    assert a != b
+
+
+def test_interrupted_export_leaves_no_entry(llama, tmp_path):
+    """Kill an export mid-way: no complete entry appears, and the next export succeeds."""
+    folder, _, _ = llama
+    home = tmp_path / "home"
+    script = (
+        "import sys, torch.onnx\n"
+        "from QEfficient import QEFFAutoModelForCausalLM\n"
+        "real = torch.onnx.export\n"
+        "def slow(*a, **k):\n"
+        "    real(*a, **k); print('exported', flush=True); import time; time.sleep(60)\n"
+        "torch.onnx.export = slow\n"  # stretch the window after the graph is written, before the rename
+        f"QEFFAutoModelForCausalLM.from_pretrained({str(folder)!r}).export()\n"
+    )
+    env = {**os.environ, "QEFF_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "exported"
+    proc.kill()
+    proc.wait()
+    entries = [p for p in home.rglob("*") if p.is_dir() and p.parent.name == "LlamaForCausalLM"]
+    assert entries and all(p.name.startswith(".tmp-") for p in entries)
+    os.environ["QEFF_HOME"], saved = str(home), os.environ["QEFF_HOME"]
+    try:
+        onnx_path = QEFFAutoModelForCausalLM.from_pretrained(folder).export()
+    finally:
+        os.environ["QEFF_HOME"] = saved
+    assert onnx_path.is_file() and (onnx_path.parent / ".complete").is_file()
+    assert not [p for p in onnx_path.parent.parent.iterdir() if p.name.startswith(".tmp-")]  # swept
+
+
+def test_prompt_longer_than_context_is_a_clear_error(llama):
+    folder, tokenizer, _ = llama
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=16, num_cores=1)
+    with pytest.raises(PromptTooLongError, match="does not fit in ctx_len=16"):
+        model.generate(tokenizer, [token_prompt(tokenizer, 17)], stream=False)
+    assert isinstance(PromptTooLongError("x"), ValueError)
+
+
+def test_generate_before_compile(llama):
+    folder, tokenizer, _ = llama
+    with pytest.raises(TypeError, match="compile"):
+        QEFFAutoModelForCausalLM.from_pretrained(folder).generate(tokenizer, ["hi"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"ctx_len": 0}, "ctx_len must be a positive integer"),
+        ({"prefill_seq_len": 64, "ctx_len": 32}, "must not exceed ctx_len"),
+        ({"ctx_len": 4096}, "max_position_embeddings"),
+        ({"batch_size": "2"}, "batch_size must be a positive integer"),
+    ],
+)
+def test_bad_compile_arguments(llama, kwargs, message):
+    folder, _, _ = llama
+    with pytest.raises(ValueError, match=message):
+        QEFFAutoModelForCausalLM.from_pretrained(folder).compile(**kwargs)
+
+
+def test_missing_path():
+    with pytest.raises(ModelNotFoundError, match="not found"):
+        QEFFAutoModelForCausalLM.from_pretrained("/no/such/model")
+    with pytest.raises(ModelNotFoundError, match="not in the local Hugging Face cache"):
+        QEFFAutoModelForCausalLM.from_pretrained("nobody/no-such-model")
+
+
+def test_not_a_causal_lm(tmp_path):
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(
+        tmp_path
+    )
+    with pytest.raises(NotACausalLMError, match="QEFFAutoModel"):
+        QEFFAutoModelForCausalLM.from_pretrained(tmp_path)
+
+
+def test_unsupported_architecture_lists_the_supported_ones(tmp_path):
+    cfg = GPTNeoXConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=64)
+    GPTNeoXForCausalLM(cfg).save_pretrained(tmp_path)
+    with pytest.raises(UnsupportedArchitectureError, match="gpt_neox.*llama.*qwen3"):
+        QEFFAutoModelForCausalLM.from_pretrained(tmp_path)
+    with pytest.raises(UnsupportedArchitectureError):
+        QEFFAutoModelForCausalLM(GPTNeoXForCausalLM(cfg))
+
+
+def test_hub_id_from_the_local_cache(llama, tmp_path, monkeypatch):
+    folder, _, _ = llama
+    snapshot = tmp_path / "models--acme--tiny-llama" / "snapshots" / "0123456789abcdef"
+    snapshot.mkdir(parents=True)
+    for f in folder.iterdir():
+        (snapshot / f.name).symlink_to(f)
+    (tmp_path / "models--acme--tiny-llama" / "refs").mkdir()
+    (tmp_path / "models--acme--tiny-llama" / "refs" / "main").write_text("0123456789abcdef")
+    model = QEFFAutoModelForCausalLM.from_pretrained("acme/tiny-llama", cache_dir=str(tmp_path))
+    assert model.model_name == "tiny-llama"
+    assert model.local_model_dir == snapshot
+
+
+def test_repeated_generate_reuses_the_session(llama):
+    folder, tokenizer, _ = llama
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=32, num_cores=1)
+    first = model.generate(tokenizer, ["My name is"], generation_len=8, stream=False)
+    session = model.qpc_session
+    start = time.perf_counter()
+    second = model.generate(tokenizer, ["My name is"], generation_len=8, stream=False)
+    assert model.qpc_session is session and time.perf_counter() - start < 60
+    assert np.array_equal(first.generated_ids[0], second.generated_ids[0])

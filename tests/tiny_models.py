@@ -1,0 +1,88 @@
+"""Tiny random-weight models for every supported architecture, and a tokenizer trained here.
+
+Nothing is downloaded: configs come from transformers, weights from a fixed seed, and the
+tokenizer is a byte-level BPE trained on a few sentences.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+
+VOCAB = 320
+PAD, BOS, EOS = 0, 1, 2
+
+_CORPUS = [
+    "My name is Ada and I like to paint robots.",
+    "The sun rises over the quiet sea every morning.",
+    "What is the capital of France? The capital of France is Paris.",
+    "A small model runs fast on a small machine with two cores.",
+    "Once upon a time a robot learned to paint the sky blue and the grass green.",
+    "Numbers: 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20.",
+] * 20
+
+_COMMON = dict(
+    vocab_size=VOCAB,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=96,
+    max_position_embeddings=512,
+    pad_token_id=PAD,
+    bos_token_id=BOS,
+    eos_token_id=EOS,
+    tie_word_embeddings=False,
+)
+
+# model_type -> config overrides; each exercises what makes that architecture different.
+TINY_CONFIGS: dict[str, dict] = {
+    "llama": dict(tie_word_embeddings=True),
+    "mistral": dict(sliding_window=12),  # shorter than the test prompts: the window mask matters
+    "qwen2": dict(),
+    "qwen3": dict(head_dim=24),  # head_dim != hidden/heads, q/k norms
+    "phi3": dict(),  # fused qkv and gate_up projections
+    "gemma": dict(head_dim=16),  # sqrt(hidden) embedding scale, (1 + w) norms, tied head
+    "granite": dict(embedding_multiplier=3.0, residual_multiplier=0.5, logits_scaling=2.5, attention_multiplier=0.3),
+    "olmo2": dict(),  # post-norms, full-width q/k norms
+    "starcoder2": dict(),  # LayerNorm, biases, GELU MLP
+    "gpt2": dict(
+        n_embd=64, n_layer=2, n_head=4, n_positions=512, vocab_size=VOCAB, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD
+    ),  # learned positions, Conv1D, no rotary
+}
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_CORPUS, trainer)
+    assert tok.get_vocab_size() <= VOCAB
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+
+
+def tiny_config(model_type: str):
+    overrides = TINY_CONFIGS[model_type]
+    base = {} if model_type == "gpt2" else dict(_COMMON)
+    return AutoConfig.for_model(model_type, **{**base, **overrides})
+
+
+def save_tiny_model(model_type: str, folder: Path, tokenizer_dir: Path) -> Path:
+    torch.manual_seed(1234)
+    model = AutoModelForCausalLM.from_config(tiny_config(model_type))
+    with torch.no_grad():  # random init is small; widen it so logits are far from ties
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(4.0)
+    model.save_pretrained(folder)
+    PreTrainedTokenizerFast.from_pretrained(tokenizer_dir).save_pretrained(folder)
+    return folder
