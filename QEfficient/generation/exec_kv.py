@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from transformers import GenerationConfig
+
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
@@ -68,10 +70,9 @@ def cloud_ai_100_exec_kv(
     prompts = load_prompts(prompt, prompts_txt_file_path)
     qconfig = read_artifact(Path(qpc_path))
     session = session or open_session(qpc_path, num_cores)
-    eos = eos_token_ids(tokenizer, generation_config)
     if generation_config is None and qconfig.get("eos_token_id") is not None:
-        saved = qconfig["eos_token_id"]
-        eos |= {saved} if isinstance(saved, int) else set(saved)
+        generation_config = GenerationConfig(eos_token_id=qconfig["eos_token_id"])  # as recorded at compile time
+    eos = eos_token_ids(tokenizer, generation_config)
     generator = TextGeneration(session, right_padding(tokenizer), qconfig["compile_params"]["prefill_seq_len"], eos)
     info = generator.generate(prompts, generation_len=generation_len, stream=stream)
     print_perf(info)

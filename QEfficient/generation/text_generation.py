@@ -17,13 +17,13 @@ class PromptTooLongError(ValueError):
 
 
 def eos_token_ids(tokenizer, generation_config=None) -> set[int]:
-    ids: set[int] = set()
-    for source in (getattr(generation_config, "eos_token_id", None), tokenizer.eos_token_id):
-        if isinstance(source, int):
-            ids.add(source)
-        elif source is not None:
-            ids.update(int(i) for i in source)
-    return ids
+    """The model's generation config decides, as in transformers' generate(); else the tokenizer's EOS."""
+    source = getattr(generation_config, "eos_token_id", None)
+    if source is None:
+        source = tokenizer.eos_token_id
+    if source is None:
+        return set()
+    return {int(source)} if isinstance(source, int) else {int(i) for i in source}
 
 
 class TextGeneration:

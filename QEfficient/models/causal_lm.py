@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import PreTrainedModel
 
 from QEfficient.compile.ort_cpu import build_artifact, warn_once
@@ -19,6 +20,8 @@ from QEfficient.transform.static_kv import QEffCausalLM
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
 
 logger = logging.getLogger(__name__)
+
+_KV_DTYPES = {torch.float32: "float32", torch.float16: "float16"}
 
 # Accepted for QEfficient compatibility; the ONNX Runtime CPU backend does not act on them yet.
 _CPU_PENDING = {
@@ -171,6 +174,12 @@ class QEFFAutoModelForCausalLM:
         if not onnx_path.is_file():
             raise FileNotFoundError(f"ONNX file '{onnx_path}' does not exist; call export() or pass onnx_path=None.")
         n_layers, n_kv, head_dim = self.model.adapter.kv_geometry(self.config)
+        kv_dtype = _KV_DTYPES.get(self.model.lm_head.weight.dtype)
+        if kv_dtype is None:
+            raise ValueError(
+                f"Weights in {self.model.lm_head.weight.dtype} cannot run on the ONNX Runtime CPU backend; "
+                "load the model with dtype=torch.float32 (the default of from_pretrained)."
+            )
         params = {
             "backend": "onnxruntime-cpu",
             "prefill_seq_len": prefill_seq_len,
@@ -185,7 +194,7 @@ class QEFFAutoModelForCausalLM:
         manifest = {
             "num_layers": n_layers,
             "kv_shape": [batch_size, n_kv, ctx_len, head_dim],
-            "kv_dtype": "float32",
+            "kv_dtype": kv_dtype,
             "vocab_size": int(self.model.lm_head.weight.shape[0]),
             "num_cores": num_cores,
             "model_name": self.model_name,
