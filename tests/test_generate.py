@@ -223,3 +223,14 @@ def test_qefficient_import_paths():
     from QEfficient.transformers.models.modeling_auto import QEFFAutoModelForCausalLM as Same
 
     assert Same is QEFFAutoModelForCausalLM
+
+
+def test_attention_window_crossing_steps_matches_hf(llama):
+    """ctx_len 512: the visible window grows 128 -> 256 during decode; tokens stay HF's."""
+    folder, tokenizer, hf = llama
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=16, ctx_len=512, num_cores=1)
+    prompt = token_prompt(tokenizer, 120)
+    info = model.generate(tokenizer, [prompt], generation_len=20, stream=False)
+    ref = hf_greedy(hf, tokenizer, prompt, 20)
+    assert real_tokens(info.generated_ids[0][0], tokenizer.pad_token_id, len(ref)) == ref

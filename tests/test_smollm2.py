@@ -17,7 +17,7 @@ def smollm2():
     except ModelNotFoundError as err:
         pytest.skip(str(err))
     model = QEFFAutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model.compile(prefill_seq_len=32, ctx_len=256, num_cores=2)
+    model.compile(prefill_seq_len=32, ctx_len=256, num_cores=2, offload_pt_weights=False)  # HF runs on the same weights
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     return model, tokenizer
 

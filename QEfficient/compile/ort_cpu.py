@@ -4,7 +4,8 @@ An artifact is a directory ``<compile_dir>/qpc-<hash>/`` (QEfficient's name for 
 program) holding:
 
 * ``model.onnx`` (+ external data): the graph the session runs, hard-linked from the export
-  entry when the file system allows it, so it costs no disk;
+  entry when the file system allows it (no disk cost), or its compressed form with
+  ``mxfp6_matmul`` (see weight_compression.py);
 * ``specializations.json``: the prefill and decode shapes, in QEfficient's format;
 * ``qconfig.json``: the compile arguments, the cache geometry and the library versions.
 
@@ -21,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete
 
 logger = logging.getLogger(__name__)
@@ -60,10 +62,18 @@ def build_artifact(onnx_path: Path, compile_dir: Path, manifest: dict[str, Any],
         logger.info("Reusing the compiled artifact at %s", entry)
         return entry
     with atomic_directory(entry) as tmp:
-        _link_or_copy(onnx_path, tmp / ARTIFACT_GRAPH)
-        for data in onnx_path.parent.iterdir():  # external-data files keep their names (the graph refers to them)
-            if data.is_file() and data != onnx_path and not data.name.startswith(".") and data.suffix not in (".json", ".onnx"):
-                _link_or_copy(data, tmp / data.name)
+        if hash_params.get("mxfp6_matmul"):
+            compress_matmul_weights(onnx_path, tmp / ARTIFACT_GRAPH)
+        else:
+            _link_or_copy(onnx_path, tmp / ARTIFACT_GRAPH)
+            for data in onnx_path.parent.iterdir():  # external-data files keep their names (the graph refers to them)
+                if (
+                    data.is_file()
+                    and data != onnx_path
+                    and not data.name.startswith(".")
+                    and data.suffix not in (".json", ".onnx")
+                ):
+                    _link_or_copy(data, tmp / data.name)
         spec = specializations(hash_params["prefill_seq_len"], hash_params["ctx_len"], hash_params["batch_size"])
         (tmp / "specializations.json").write_text(json.dumps(spec, indent=1))
         (tmp / "qconfig.json").write_text(

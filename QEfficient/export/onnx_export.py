@@ -25,7 +25,7 @@ from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete
 logger = logging.getLogger(__name__)
 
 # Bump when the exported graph changes for the same inputs (it invalidates every cached export).
-GRAPH_VERSION = 2
+GRAPH_VERSION = 3
 OPSET = 17
 
 
@@ -108,6 +108,10 @@ def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = Fals
     return onnx_path
 
 
+class WeightsOffloadedError(RuntimeError):
+    pass
+
+
 def cached_export(
     qeff_module,
     hash_params: dict,
@@ -116,6 +120,7 @@ def cached_export(
     export_dir: str | Path | None,
     cache_root: Path,
     dynamo: bool = False,
+    weights_available: bool = True,
 ) -> Path:
     """Export unless an entry for the same hash exists; the entry is written atomically."""
     params = {
@@ -132,6 +137,8 @@ def cached_export(
     if is_complete(entry) and onnx_path.is_file():
         logger.info("Reusing the exported graph at %s", onnx_path)
         return onnx_path
+    if not weights_available:
+        raise WeightsOffloadedError(f"No exported graph at {entry} and no weights to export it from.")
     start = time.perf_counter()
     with atomic_directory(entry) as tmp:
         export_onnx(qeff_module, tmp, model_name, dynamo=dynamo)

@@ -11,7 +11,7 @@ import torch
 from transformers import PreTrainedModel
 
 from QEfficient.compile.ort_cpu import build_artifact, warn_once
-from QEfficient.export.onnx_export import cached_export
+from QEfficient.export.onnx_export import WeightsOffloadedError, cached_export
 from QEfficient.generation.exec_kv import cloud_ai_100_exec_kv, open_session
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
@@ -25,7 +25,6 @@ _KV_DTYPES = {torch.float32: "float32", torch.float16: "float16"}
 
 # Accepted for QEfficient compatibility; the ONNX Runtime CPU backend does not act on them yet.
 _CPU_PENDING = {
-    "mxfp6_matmul": "mxfp6_matmul (weight compression) is not implemented on the ONNX Runtime CPU backend yet; weights stay fp32",
     "mxint8_kv_cache": "mxint8_kv_cache is not implemented on the ONNX Runtime CPU backend yet; the KV cache stays float32",
     "num_devices": "num_devices > 1 has no meaning on the ONNX Runtime CPU backend; one session is used",
     "full_batch_size": "full_batch_size needs continuous batching, which is not implemented yet; it is ignored",
@@ -70,6 +69,7 @@ class QEFFAutoModelForCausalLM:
         self.qpc_session: KVCacheSession | None = None
         self._session_key: tuple | None = None
         self._num_cores = 16
+        self._weights_offloaded = False
         self.local_model_dir: Path | None = None  # the folder with the tokenizer, when loaded from disk
 
     @classmethod
@@ -119,19 +119,35 @@ class QEFFAutoModelForCausalLM:
         return self.model.config.__dict__
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
-        """Export the retained-state graph to ONNX (cached under QEFF_HOME); returns the .onnx path."""
+        """Export the retained-state graph to ONNX (cached under QEFF_HOME); returns the .onnx path.
+
+        ``offload_pt_weights=True`` (the default, as in QEfficient) releases the PyTorch weights once
+        the graph exists, so the process holds one copy of the weights (ONNX Runtime's); pass False
+        to keep ``self.model`` runnable.
+        """
         dynamo = bool(kwargs.pop("dynamo", False))
+        offload = bool(kwargs.pop("offload_pt_weights", True))
         if self.hash_params["weights"] is None:
             self.hash_params["weights"] = fingerprint_state_dict(self.model.hf.state_dict())
-        self.onnx_path = cached_export(
-            self.model,
-            self.hash_params,
-            self.model_name.replace("/", "_"),
-            self.model_architecture,
-            export_dir,
-            qeff_home(),
-            dynamo=dynamo,
-        )
+        try:
+            self.onnx_path = cached_export(
+                self.model,
+                self.hash_params,
+                self.model_name.replace("/", "_"),
+                self.model_architecture,
+                export_dir,
+                qeff_home(),
+                dynamo=dynamo,
+                weights_available=not self._weights_offloaded,
+            )
+        except WeightsOffloadedError as err:
+            raise WeightsOffloadedError(
+                f"{err} The PyTorch weights were released after the first export (offload_pt_weights=True): "
+                "load the model again, or pass offload_pt_weights=False to export()/compile() to keep them."
+            ) from None
+        if offload and not self._weights_offloaded:
+            self.model.hf.to("meta")  # frees the tensors; shapes and dtypes stay for compile()
+            self._weights_offloaded = True
         return self.onnx_path
 
     def compile(
@@ -147,6 +163,7 @@ class QEFFAutoModelForCausalLM:
         num_cores: int = 16,
         mxfp6_matmul: bool = False,
         mxint8_kv_cache: bool = False,
+        offload_pt_weights: bool = True,
         **compiler_options,
     ) -> Path:
         """Export if needed, then build (or reuse) the artifact for the ONNX Runtime CPU backend."""
@@ -157,7 +174,6 @@ class QEFFAutoModelForCausalLM:
         if max_pos and ctx_len > max_pos:
             raise ValueError(f"ctx_len ({ctx_len}) exceeds the model's max_position_embeddings ({max_pos}).")
         for key, value in {
-            "mxfp6_matmul": mxfp6_matmul,
             "mxint8_kv_cache": mxint8_kv_cache,
             "num_devices": num_devices > 1,
             "full_batch_size": full_batch_size is not None,
@@ -170,7 +186,7 @@ class QEFFAutoModelForCausalLM:
                 f"Compiler options {sorted(compiler_options)} are for the Cloud AI 100 compiler and are ignored on ONNX Runtime.",
             )
 
-        onnx_path = Path(onnx_path) if onnx_path else self.export()
+        onnx_path = Path(onnx_path) if onnx_path else self.export(offload_pt_weights=offload_pt_weights)
         if not onnx_path.is_file():
             raise FileNotFoundError(f"ONNX file '{onnx_path}' does not exist; call export() or pass onnx_path=None.")
         n_layers, n_kv, head_dim = self.model.adapter.kv_geometry(self.config)

@@ -1,0 +1,65 @@
+"""compile(mxfp6_matmul=True): every MatMul weight in MatMulNBits, quality measured by perplexity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from QEfficient import QEFFAutoModelForCausalLM
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH
+from QEfficient.export.onnx_export import WeightsOffloadedError
+from QEfficient.generation.exec_kv import open_session
+from QEfficient.generation.perplexity import perplexity
+from tests.tiny_models import tiny_config
+
+TEXT = (Path(__file__).parent / "data" / "perplexity.txt").read_text()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])  # tied head; Conv1D weights with biases
+def test_compressed_weights_keep_perplexity(arch, tmp_path, tokenizer_dir):
+    # transformers' own initialisation (the shared tiny models widen it to separate greedy ties,
+    # which makes a random model far more fragile than any trained one)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(tiny_config(arch)).save_pretrained(tmp_path)
+    folder = tmp_path
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    ids = tokenizer(TEXT)["input_ids"][:200]
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    fp32 = model.compile(prefill_seq_len=8, ctx_len=256, num_cores=1)
+    packed = model.compile(prefill_seq_len=8, ctx_len=256, num_cores=1, mxfp6_matmul=True)
+    assert packed != fp32
+
+    graph = onnx.load(str(packed / ARTIFACT_GRAPH), load_external_data=False)
+    weights = {i.name for i in graph.graph.initializer}
+    ops = [n.op_type for n in graph.graph.node]
+    n_layers = model.config.num_hidden_layers
+    assert ops.count("MatMulNBits") >= 4 * n_layers + 1  # attention and MLP projections, and the LM head
+    assert not [n for n in graph.graph.node if n.op_type in ("MatMul", "Gemm") and n.input[1] in weights]
+    assert (packed / ARTIFACT_GRAPH).stat().st_size + (packed / f"{ARTIFACT_GRAPH}.data").stat().st_size < (
+        fp32 / ARTIFACT_GRAPH
+    ).stat().st_size
+
+    ppl_fp32 = perplexity(open_session(fp32, 1), ids)
+    ppl_packed = perplexity(open_session(packed, 1), ids)
+    assert abs(ppl_packed / ppl_fp32 - 1) < 0.03, (ppl_fp32, ppl_packed)
+
+    model.compile(prefill_seq_len=8, ctx_len=256, num_cores=1, mxfp6_matmul=True)
+    info = model.generate(tokenizer, ["My name is"], generation_len=8, stream=False)
+    assert info.generated_ids[0].shape == (1, 8)
+
+
+def test_weights_are_released_after_export(tiny_model_dir):
+    model = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("qwen2"))
+    model.compile(prefill_seq_len=8, ctx_len=32)
+    assert all(p.is_meta for p in model.model.parameters())
+    model.compile(prefill_seq_len=8, ctx_len=64)  # the cached export still serves a new artifact
+    with pytest.raises(WeightsOffloadedError, match="offload_pt_weights=False"):
+        model.export(dynamo=True)
+
+    kept = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("qwen2"))
+    kept.compile(prefill_seq_len=8, ctx_len=32, offload_pt_weights=False)
+    assert not any(p.is_meta for p in kept.model.parameters())
