@@ -1,11 +1,13 @@
-"""Side-by-side speed of SmolLM2-135M-Instruct: Hugging Face eager (PyTorch) vs QEfficient on ONNX Runtime.
+"""SmolLM2-135M-Instruct side by side: HF eager (PyTorch), QEfficient fp32, QEfficient compressed
+(mxfp6_matmul -> 4-bit MatMulNBits), and llama.cpp on the Q4_1 GGUF when llama-cpp-python is installed.
 
-    .venv/bin/python benchmarks/bench_causal_lm.py [--threads 2] [--new-tokens 128] [--repeats 3]
+    .venv/bin/python benchmarks/bench_causal_lm.py [--threads 2] [--new-tokens 128] [--quick]
 
-Both run in this one process, on the same weights, threads and 32-token chat prompt, greedy.
-Prints time to first token, decode tok/s and the ratios, plus export/compile times (cold in a fresh
-QEFF_HOME, then cached), and writes the figures as JSON. Ratios matter, not absolute seconds: the
-machines are noisy.
+One script; each measurement runs in a fresh worker process (so that memory figures are per engine
+and one engine's thread pools do not slow the next), one after another, never two at once. Prints a
+table (time to first token, decode tok/s, ratios, peak memory), perplexity on tests/data/perplexity.txt,
+decode tok/s against ctx_len and batch size, start-up times; writes JSON and a PNG plot to
+benchmarks/results/. Ratios matter, not absolute seconds: the machines are noisy.
 """
 
 from __future__ import annotations
@@ -14,32 +16,200 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-PROMPT_SYSTEM = "You are a helpful assistant."
-PROMPT_USER = "Write a short story about a robot who learns to paint."
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+TEXT = ROOT / "tests" / "data" / "perplexity.txt"
+SYSTEM = "You are a helpful assistant."
+USER = "Write a short story about a robot who learns to paint."
 
 
-def hf_eager(hf_model, input_ids, new_tokens: int) -> tuple[float, float, list[int]]:
-    """(ttft s, decode tok/s, tokens) for HF generate, timed with a logits-processor timestamp."""
+# ---------------------------------------------------------------- worker side (one engine per process)
+def _peak_rss_reset() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM, the peak resident set
+
+
+def _peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _prompt_ids(tokenizer, batch: int):
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return prompt, tokenizer(prompt)["input_ids"]
+
+
+def worker_hf(cfg: dict) -> dict:
     import torch
-    from transformers import LogitsProcessor, LogitsProcessorList
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
-    stamps: list[float] = []
+    torch.set_num_threads(cfg["threads"])
+    model = AutoModelForCausalLM.from_pretrained(cfg["hf_dir"], dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(cfg["hf_dir"])
+    _, ids = _prompt_ids(tok, cfg["batch"])
+    input_ids = torch.tensor([ids] * cfg["batch"])
 
-    class Stamp(LogitsProcessor):
-        def __call__(self, ids, scores):
-            stamps.append(time.perf_counter())
+    class Stamp(LogitsProcessor):  # timestamps each step's logits: TTFT and decode rate
+        def __init__(self):
+            self.times: list[float] = []
+
+        def __call__(self, i, scores):
+            self.times.append(time.perf_counter())
             return scores
 
-    start = time.perf_counter()
-    with torch.inference_mode():
-        out = hf_model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
-                                max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                logits_processor=LogitsProcessorList([Stamp()]))
-    return stamps[0] - start, (len(stamps) - 1) / (stamps[-1] - stamps[0]), out[0, input_ids.shape[1]:].tolist()
+    runs = []
+    for rep in range(cfg["repeats"] + 1):
+        stamp = Stamp()
+        n = 4 if rep == 0 else cfg["new_tokens"]  # rep 0 warms up
+        _peak_rss_reset()
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                do_sample=False,
+                max_new_tokens=n,
+                min_new_tokens=n,
+                logits_processor=LogitsProcessorList([stamp]),
+            )
+        if rep:
+            t = stamp.times
+            runs.append((t[0] - start, (len(t) - 1) / (t[-1] - t[0]), _peak_rss_mb()))
+    return {
+        "ttft_s": statistics.median(r[0] for r in runs),
+        "decode_tok_s": statistics.median(r[1] for r in runs),
+        "peak_rss_mb": max(r[2] for r in runs),
+        "tokens": out[0, len(ids) :].tolist(),
+    }
+
+
+def worker_qeff(cfg: dict) -> dict:
+    from transformers import AutoTokenizer
+
+    from QEfficient import QEFFAutoModelForCausalLM
+    from QEfficient.generation.exec_kv import open_session
+    from QEfficient.generation.perplexity import perplexity
+    from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
+
+    t = time.perf_counter()
+    model = QEFFAutoModelForCausalLM.from_pretrained(cfg["gguf_dir"], gguf_file=cfg["gguf_file"])
+    load_s = time.perf_counter() - t
+    t = time.perf_counter()
+    qpc = model.compile(
+        prefill_seq_len=32, ctx_len=cfg["ctx"], batch_size=cfg["batch"], num_cores=cfg["threads"], mxfp6_matmul=cfg["mxfp6"]
+    )
+    compile_s = time.perf_counter() - t
+    tok = AutoTokenizer.from_pretrained(model.local_model_dir)
+    prompt, ids = _prompt_ids(tok, cfg["batch"])
+    rss_before = _rss_mb()
+    t = time.perf_counter()
+    session = open_session(qpc, cfg["threads"])
+    session_s = time.perf_counter() - t
+    gen = TextGeneration(session, tok, 32, eos_token_ids(tok, model.model.hf.generation_config))
+    gen.eos_ids = gen.eos_ids[:0]  # like HF's min_new_tokens: always generate new_tokens
+    gen.generate([prompt] * cfg["batch"], generation_len=4, stream=False)
+    runs = []
+    _peak_rss_reset()
+    for _ in range(cfg["repeats"]):
+        info = gen.generate([prompt] * cfg["batch"], generation_len=cfg["new_tokens"], stream=False)
+        runs.append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf))
+    result = {
+        "ttft_s": statistics.median(r[0] for r in runs),
+        "decode_tok_s": statistics.median(r[1] for r in runs),
+        "peak_rss_mb": _peak_rss_mb(),
+        "rss_before_session_mb": rss_before,
+        "tokens": info.generated_ids[0][0].tolist(),
+        "load_s": load_s,
+        "compile_s": compile_s,
+        "session_s": session_s,
+        "artifact_mb": sum(f.stat().st_size for f in Path(qpc).iterdir() if f.is_file()) / 2**20,
+        "kv_mb": sum(buf.nbytes for buf in session.storage) / 2**20,
+    }
+    if cfg.get("ppl"):
+        result["perplexity"] = perplexity(session, tok(TEXT.read_text())["input_ids"][: min(cfg["ctx"], 512)])
+    return result
+
+
+def worker_llamacpp(cfg: dict) -> dict:
+    import numpy as np
+    from llama_cpp import Llama
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(cfg["hf_dir"])
+    _, ids = _prompt_ids(tok, 1)
+    gguf = str(Path(cfg["gguf_dir"]) / cfg["gguf_file"])
+    llm = Llama(model_path=gguf, n_ctx=1024, n_threads=cfg["threads"], n_threads_batch=cfg["threads"], n_batch=512, verbose=False)
+    vocab = llm.n_vocab()
+
+    def next_token() -> int:  # llama-cpp-python 0.3: eval() leaves the last logits in the context only
+        return int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,))))
+
+    runs = []
+    for rep in range(cfg["repeats"] + 1):
+        llm.reset()
+        n = 4 if rep == 0 else cfg["new_tokens"]
+        _peak_rss_reset()
+        start = time.perf_counter()
+        llm.eval(ids)
+        nxt = next_token()
+        first = time.perf_counter()
+        out = [nxt]
+        for _ in range(n - 1):
+            llm.eval([nxt])
+            nxt = next_token()
+            out.append(nxt)
+        end = time.perf_counter()
+        if rep:
+            runs.append((first - start, (n - 1) / (end - first), _peak_rss_mb()))
+    result = {
+        "ttft_s": statistics.median(r[0] for r in runs),
+        "decode_tok_s": statistics.median(r[1] for r in runs),
+        "peak_rss_mb": max(r[2] for r in runs),
+        "tokens": out,
+    }
+    if cfg.get("ppl"):
+        del llm
+        llm = Llama(model_path=gguf, n_ctx=1024, n_threads=cfg["threads"], n_batch=512, verbose=False, logits_all=True)
+        text_ids = tok(TEXT.read_text())["input_ids"][:512]
+        llm.eval(text_ids)
+        scores = np.asarray(llm.scores[: len(text_ids) - 1], dtype=np.float64)
+        top = scores.max(-1, keepdims=True)
+        logz = top[:, 0] + np.log(np.exp(scores - top).sum(-1))
+        result["perplexity"] = float(np.exp(np.mean(logz - scores[np.arange(len(scores)), text_ids[1:]])))
+    return result
+
+
+WORKERS = {"hf": worker_hf, "qeff": worker_qeff, "llamacpp": worker_llamacpp}
+
+
+# ---------------------------------------------------------------- driver side
+def run_worker(cfg: dict) -> dict | None:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(cfg)], capture_output=True, text=True, env=env)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    print(f"worker {cfg['engine']} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+    return None
+
+
+def agree(a: list[int], b: list[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 def main() -> None:
@@ -47,78 +217,137 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--ctx-len", type=int, default=256)
-    ap.add_argument("--json", default="benchmarks/results/causal_lm.json")
+    ap.add_argument("--quick", action="store_true", help="fewer tokens and no sweeps")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        cfg = json.loads(args.worker)
+        print("RESULT " + json.dumps(WORKERS[cfg["engine"]](cfg)), flush=True)
+        return
 
-    os.environ["QEFF_HOME"] = tempfile.mkdtemp(prefix="qeff-bench-")  # cold export/compile, measured
-    import torch
-    from transformers import AutoTokenizer
+    from QEfficient.loading.hf_loader import _convert_gguf, default_model_path
 
-    from QEfficient import QEFFAutoModelForCausalLM
-    from QEfficient.loading.hf_loader import default_model_path
-
-    torch.set_num_threads(args.threads)
+    os.environ["QEFF_HOME"] = os.environ.get("QEFF_BENCH_HOME") or tempfile.mkdtemp(prefix="qeff-bench-")
     gguf = default_model_path()
     t = time.perf_counter()
-    model = QEFFAutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    load_cold = time.perf_counter() - t
-    t = time.perf_counter()
-    model.export()
-    export_cold = time.perf_counter() - t
-    t = time.perf_counter()
-    model.compile(prefill_seq_len=32, ctx_len=args.ctx_len, num_cores=args.threads)
-    compile_after_export = time.perf_counter() - t
-
-    t = time.perf_counter()
-    model2 = QEFFAutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    load_cached = time.perf_counter() - t
-    t = time.perf_counter()
-    model2.compile(prefill_seq_len=32, ctx_len=args.ctx_len, num_cores=args.threads)
-    compile_cached = time.perf_counter() - t
-    del model2
-
-    tok = AutoTokenizer.from_pretrained(model.local_model_dir)
-    messages = [{"role": "system", "content": PROMPT_SYSTEM}, {"role": "user", "content": PROMPT_USER}]
-    prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    input_ids = tok(prompt, return_tensors="pt").input_ids
-
-    t = time.perf_counter()
-    model.generate(tok, [prompt], generation_len=2, stream=False)  # warm-up; includes session creation
-    session_create = time.perf_counter() - t
-    hf_eager(model.model.hf, input_ids, 4)
-
-    hf_runs, ours_runs = [], []
-    for _ in range(args.repeats):
-        hf_runs.append(hf_eager(model.model.hf, input_ids, args.new_tokens))
-        info = model.generate(tok, [prompt], generation_len=args.new_tokens, stream=False)
-        ours_runs.append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf, info.generated_ids[0][0].tolist()))
-
-    def med(runs, i):
-        return statistics.median(r[i] for r in runs)
-
-    ref, ours = hf_runs[0][2], ours_runs[0][2]
-    same = next((i for i, (a, b) in enumerate(zip(ref, ours)) if a != b), min(len(ref), len(ours)))
-    result = {
-        "machine": {"cpus": os.cpu_count(), "threads": args.threads},
-        "prompt_tokens": int(input_ids.shape[1]), "new_tokens": args.new_tokens, "ctx_len": args.ctx_len,
-        "hf_eager": {"ttft_s": med(hf_runs, 0), "decode_tok_s": med(hf_runs, 1)},
-        "qeff_ort_fp32": {"ttft_s": med(ours_runs, 0), "decode_tok_s": med(ours_runs, 1)},
-        "greedy_tokens_equal_to_hf": f"{same}/{len(ref)}",
-        "startup_s": {"load_gguf_cold": load_cold, "export_cold": export_cold, "compile_after_export": compile_after_export,
-                      "load_cached": load_cached, "compile_cached": compile_cached, "session_create_and_warmup": session_create},
+    hf_dir = _convert_gguf(gguf.parent, gguf.name)  # one-time GGUF -> safetensors, shared by HF and QEfficient
+    convert_s = time.perf_counter() - t
+    new = 32 if args.quick else args.new_tokens
+    base = {
+        "threads": args.threads,
+        "new_tokens": new,
+        "repeats": args.repeats,
+        "hf_dir": str(hf_dir),
+        "gguf_dir": str(gguf.parent),
+        "gguf_file": gguf.name,
+        "ctx": 256,
+        "batch": 1,
+        "mxfp6": False,
     }
-    hf, ort_ = result["hf_eager"], result["qeff_ort_fp32"]
-    print(f"\nSmolLM2-135M-Instruct, batch 1, {args.threads} threads, {result['prompt_tokens']}-token prompt, "
-          f"{args.new_tokens} new tokens, median of {args.repeats}")
-    print(f"{'':16s}{'TTFT ms':>10s}{'decode tok/s':>14s}")
-    print(f"{'HF eager':16s}{hf['ttft_s'] * 1e3:10.1f}{hf['decode_tok_s']:14.1f}")
-    print(f"{'QEfficient fp32':16s}{ort_['ttft_s'] * 1e3:10.1f}{ort_['decode_tok_s']:14.1f}")
-    print(f"ratio: decode {ort_['decode_tok_s'] / hf['decode_tok_s']:.2f}x HF, TTFT {hf['ttft_s'] / ort_['ttft_s']:.2f}x faster")
-    print(f"greedy tokens equal to HF: {result['greedy_tokens_equal_to_hf']}")
-    print("start-up (s): " + ", ".join(f"{k} {v:.2f}" for k, v in result["startup_s"].items()))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1))
+    try:
+        import llama_cpp  # noqa: F401
+
+        have_llamacpp = True
+    except ImportError:
+        have_llamacpp = False
+
+    res: dict = {"machine": {"cpus": os.cpu_count(), "threads": args.threads}, "new_tokens": new, "gguf_convert_s": convert_s}
+    print(f"SmolLM2-135M-Instruct, {args.threads} threads, greedy, {new} new tokens, median of {args.repeats}\n")
+    # Cold export + compile first (fresh QEFF_HOME), then the cached path.
+    res["ours_fp32"] = run_worker({**base, "engine": "qeff", "ppl": True})
+    res["ours_fp32_cached"] = run_worker({**base, "engine": "qeff"})
+    res["ours_mxfp6"] = run_worker({**base, "engine": "qeff", "mxfp6": True, "ppl": True})
+    res["hf_eager"] = run_worker({**base, "engine": "hf"})
+    if have_llamacpp:
+        res["llamacpp_q4_1"] = run_worker({**base, "engine": "llamacpp", "ppl": True})
+
+    hf = res["hf_eager"]
+    lc = res.get("llamacpp_q4_1")
+    print(
+        f"{'engine (batch 1)':22s}{'TTFT ms':>9s}{'decode tok/s':>14s}{'x HF':>7s}{'x llama.cpp':>13s}{'peak RSS MB':>13s}"
+        f"{'ppl':>8s}{'= HF tokens':>13s}"
+    )
+    for key, name in [
+        ("hf_eager", "HF eager (PyTorch)"),
+        ("ours_fp32", "QEfficient fp32"),
+        ("ours_mxfp6", "QEfficient mxfp6"),
+        ("llamacpp_q4_1", "llama.cpp Q4_1"),
+    ]:
+        r = res.get(key)
+        if not r:
+            continue
+        vs_lc = f"{r['decode_tok_s'] / lc['decode_tok_s']:.2f}" if lc else "-"
+        ppl = f"{r['perplexity']:.2f}" if "perplexity" in r else "-"
+        print(
+            f"{name:22s}{r['ttft_s'] * 1e3:9.1f}{r['decode_tok_s']:14.1f}{r['decode_tok_s'] / hf['decode_tok_s']:7.2f}{vs_lc:>13s}"
+            f"{r['peak_rss_mb']:13.0f}{ppl:>8s}{agree(hf['tokens'], r['tokens']):>9d}/{len(hf['tokens'])}"
+        )
+    for key in ("ours_fp32", "ours_mxfp6"):
+        r = res[key]
+        print(
+            f"{key}: artifact {r['artifact_mb']:.0f} MB + KV {r['kv_mb']:.1f} MB; "
+            f"RSS before the session {r['rss_before_session_mb']:.0f} MB, peak during generate {r['peak_rss_mb']:.0f} MB"
+        )
+    fp32, cached, mx = res["ours_fp32"], res["ours_fp32_cached"], res["ours_mxfp6"]
+    print(f"start-up: GGUF conversion (once) {convert_s:.1f} s; cold compile fp32 (export included) {fp32['compile_s']:.1f} s;")
+    print(f"  cached compile {cached['compile_s']:.2f} s; mxfp6 compile (export cached) {mx['compile_s']:.1f} s;")
+    print(f"  session creation fp32 {cached['session_s']:.1f} s, mxfp6 {mx['session_s']:.1f} s")
+
+    if not args.quick:
+        res["ctx_sweep"] = {}
+        for ctx in (256, 1024, 4096):
+            for mx in (False, True):
+                r = run_worker({**base, "engine": "qeff", "ctx": ctx, "mxfp6": mx, "repeats": 2})
+                res["ctx_sweep"][f"{'mxfp6' if mx else 'fp32'}@{ctx}"] = r and r["decode_tok_s"]
+        print("\ndecode tok/s by ctx_len (same 32-token prompt): " + json.dumps({k: round(v, 1) for k, v in res["ctx_sweep"].items()}))
+        res["batch_sweep"] = {}
+        for batch in (1, 2, 4):
+            for key, cfg in [
+                ("hf", {"engine": "hf"}),
+                ("fp32", {"engine": "qeff"}),
+                ("mxfp6", {"engine": "qeff", "mxfp6": True}),
+            ]:
+                r = run_worker({**base, **cfg, "batch": batch, "repeats": 2})
+                res["batch_sweep"][f"{key}@{batch}"] = r and r["decode_tok_s"] * batch
+        print("aggregate decode tok/s by batch: " + json.dumps({k: round(v, 1) for k, v in res["batch_sweep"].items()}))
+        plot(res)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for r in res.values():
+        if isinstance(r, dict):
+            r.pop("tokens", None)
+    (RESULTS / "causal_lm.json").write_text(json.dumps(res, indent=1))
+    print(f"\nwrote {RESULTS / 'causal_lm.json'}")
+
+
+def plot(res: dict) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(pip install matplotlib for the PNG plot)")
+        return
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    ctxs = [256, 1024, 4096]
+    for kind in ("fp32", "mxfp6"):
+        a.plot(ctxs, [res["ctx_sweep"][f"{kind}@{c}"] for c in ctxs], marker="o", label=f"QEfficient {kind}")
+    a.axhline(res["hf_eager"]["decode_tok_s"], color="gray", ls="--", label="HF eager (ctx 256)")
+    if res.get("llamacpp_q4_1"):
+        a.axhline(res["llamacpp_q4_1"]["decode_tok_s"], color="black", ls=":", label="llama.cpp Q4_1")
+    a.set(xscale="log", xlabel="ctx_len (compiled)", ylabel="decode tok/s (batch 1)", title="Decode speed vs context length")
+    a.set_xticks(ctxs, [str(c) for c in ctxs])
+    a.legend()
+    batches = [1, 2, 4]
+    for key, name in (("hf", "HF eager"), ("fp32", "QEfficient fp32"), ("mxfp6", "QEfficient mxfp6")):
+        b.plot(batches, [res["batch_sweep"][f"{key}@{n}"] for n in batches], marker="o", label=name)
+    b.set(xlabel="batch size", ylabel="aggregate decode tok/s", title="Decode throughput vs batch size")
+    b.set_xticks(batches)
+    b.legend()
+    fig.tight_layout()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(RESULTS / "causal_lm.png", dpi=110)
+    print(f"wrote {RESULTS / 'causal_lm.png'}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ from tests.tiny_models import tiny_config
 TEXT = (Path(__file__).parent / "data" / "perplexity.txt").read_text()
 
 
+def artifact_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.iterdir() if f.suffix != ".json" and not f.name.startswith("."))
+
+
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])  # tied head; Conv1D weights with biases
 def test_compressed_weights_keep_perplexity(arch, tmp_path, tokenizer_dir):
     # transformers' own initialisation (the shared tiny models widen it to separate greedy ties,
@@ -39,9 +43,7 @@ def test_compressed_weights_keep_perplexity(arch, tmp_path, tokenizer_dir):
     n_layers = model.config.num_hidden_layers
     assert ops.count("MatMulNBits") >= 4 * n_layers + 1  # attention and MLP projections, and the LM head
     assert not [n for n in graph.graph.node if n.op_type in ("MatMul", "Gemm") and n.input[1] in weights]
-    assert (packed / ARTIFACT_GRAPH).stat().st_size + (packed / f"{ARTIFACT_GRAPH}.data").stat().st_size < (
-        fp32 / ARTIFACT_GRAPH
-    ).stat().st_size
+    assert artifact_bytes(packed) < artifact_bytes(fp32)  # tiny: the float32 embedding table dominates
 
     ppl_fp32 = perplexity(open_session(fp32, 1), ids)
     ppl_packed = perplexity(open_session(packed, 1), ids)

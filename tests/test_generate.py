@@ -167,9 +167,7 @@ def test_missing_path():
 
 
 def test_not_a_causal_lm(tmp_path):
-    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(
-        tmp_path
-    )
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(tmp_path)
     with pytest.raises(NotACausalLMError, match="QEFFAutoModel"):
         QEFFAutoModelForCausalLM.from_pretrained(tmp_path)
 

@@ -14,9 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m QEfficient.cloud.infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_argument(
-        p, "model_name", default=None, help="local folder, .gguf file or hub id in the local HF cache (default: SmolLM2)"
-    )
+    add_argument(p, "model_name", default=None, help="local folder, .gguf file or hub id in the local HF cache (default: SmolLM2)")
     add_argument(p, "gguf_file", default=None, help="GGUF file name inside --model_name's folder")
     add_argument(p, "local_model_dir", default=None, help="alias of --model_name, as in QEfficient")
     add_argument(p, "cache_dir", default=None, help="Hugging Face cache folder to look the hub id up in")
@@ -48,10 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def apply_chat_template(tokenizer, prompts: list[str]) -> list[str]:
     if not getattr(tokenizer, "chat_template", None):
         fail("--chat needs a tokenizer with a chat template; this model has none (use --no-chat).")
-    return [
-        tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-        for p in prompts
-    ]
+    return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,9 +38,7 @@ def warn_once(key: str, message: str) -> None:
 
 
 def specializations(prefill_seq_len: int, ctx_len: int, batch_size: int) -> dict[str, Any]:
-    specs = [
-        {"name": "Prefill", "symbols": {"batch_size": str(batch_size), "seq_len": str(prefill_seq_len), "ctx_len": str(ctx_len)}}
-    ]
+    specs = [{"name": "Prefill", "symbols": {"batch_size": str(batch_size), "seq_len": str(prefill_seq_len), "ctx_len": str(ctx_len)}}]
     if prefill_seq_len != 1:
         specs.append({"name": "Decode", "symbols": {"batch_size": str(batch_size), "seq_len": "1", "ctx_len": str(ctx_len)}})
     return {"specializations": specs}
@@ -67,18 +65,11 @@ def build_artifact(onnx_path: Path, compile_dir: Path, manifest: dict[str, Any],
         else:
             _link_or_copy(onnx_path, tmp / ARTIFACT_GRAPH)
             for data in onnx_path.parent.iterdir():  # external-data files keep their names (the graph refers to them)
-                if (
-                    data.is_file()
-                    and data != onnx_path
-                    and not data.name.startswith(".")
-                    and data.suffix not in (".json", ".onnx")
-                ):
+                if data.is_file() and data != onnx_path and not data.name.startswith(".") and data.suffix not in (".json", ".onnx"):
                     _link_or_copy(data, tmp / data.name)
         spec = specializations(hash_params["prefill_seq_len"], hash_params["ctx_len"], hash_params["batch_size"])
         (tmp / "specializations.json").write_text(json.dumps(spec, indent=1))
-        (tmp / "qconfig.json").write_text(
-            json.dumps({**manifest, "compile_params": hash_params}, indent=1, sort_keys=True, default=str)
-        )
+        (tmp / "qconfig.json").write_text(json.dumps({**manifest, "compile_params": hash_params}, indent=1, sort_keys=True, default=str))
     logger.info("Compiled artifact written to %s", entry)
     return entry
 

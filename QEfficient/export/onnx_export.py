@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnx
 import torch
 
 from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete
@@ -25,7 +26,7 @@ from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete
 logger = logging.getLogger(__name__)
 
 # Bump when the exported graph changes for the same inputs (it invalidates every cached export).
-GRAPH_VERSION = 3
+GRAPH_VERSION = 5
 OPSET = 17
 
 
@@ -105,11 +106,30 @@ def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = Fals
                 dynamo=False,
                 do_constant_folding=True,
             )
+            _move_weights_to_external_data(onnx_path)
     return onnx_path
 
 
 class WeightsOffloadedError(RuntimeError):
     pass
+
+
+def _move_weights_to_external_data(onnx_path: Path) -> None:
+    """Keep the weights in ``<name>.onnx.data`` beside the graph.
+
+    ONNX Runtime maps external data from the file instead of copying it out of the protobuf, so
+    a session holds one copy of the weights; it also lifts protobuf's 2 GB limit.
+    """
+    model = onnx.load(str(onnx_path))
+    onnx.save_model(
+        model,
+        str(onnx_path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=f"{onnx_path.name}.data",
+        size_threshold=1024,
+    )
+    (onnx_path.parent / f"{onnx_path.name}.data").chmod(0o644)  # onnx writes it private; the cache is readable
 
 
 def cached_export(

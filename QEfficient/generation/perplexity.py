@@ -17,6 +17,7 @@ def perplexity(session: KVCacheSession, token_ids: list[int]) -> float:
         raise ValueError(f"Need 2..{session.ctx_len} tokens, got {len(token_ids)}.")
     ids = np.empty((session.batch_size, 1), dtype=np.int64)
     pos = np.empty((session.batch_size, 1), dtype=np.int64)
+    session.reset()
     nll = 0.0
     for i, (tok, nxt) in enumerate(zip(token_ids[:-1], token_ids[1:])):
         ids[:] = tok

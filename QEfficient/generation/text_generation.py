@@ -86,6 +86,7 @@ class TextGeneration:
         """One batch (exactly batch_size prompts). Returns texts, ids [B, n] and raw timings."""
         start = time.perf_counter()
         token_lists = self.tokenize(prompts)
+        self.session.reset()
         lengths = np.array([len(t) for t in token_lists], dtype=np.int64)
         # Each row may fill the cache: its last generated token needs no slot of its own.
         capacity = self.ctx_len - lengths + 1

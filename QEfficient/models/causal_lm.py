@@ -39,9 +39,7 @@ class QEFFAutoModelForCausalLM:
     >>> info = model.generate(tokenizer=tok, prompts=["My name is"])
     """
 
-    def __init__(
-        self, model: PreTrainedModel, continuous_batching: bool = False, qaic_config: dict | None = None, **kwargs
-    ) -> None:
+    def __init__(self, model: PreTrainedModel, continuous_batching: bool = False, qaic_config: dict | None = None, **kwargs) -> None:
         name = type(model).__name__
         if not (name.endswith("ForCausalLM") or name.endswith("LMHeadModel")):
             raise TypeError(
@@ -89,14 +87,8 @@ class QEFFAutoModelForCausalLM:
             continuous_batching = True
         kwargs.pop("attn_implementation", None)  # the static-KV attention is always used
         model, folder = load_causal_lm(pretrained_model_name_or_path, *args, **kwargs)
-        source = (
-            Path(pretrained_model_name_or_path) / kwargs["gguf_file"]
-            if kwargs.get("gguf_file")
-            else pretrained_model_name_or_path
-        )
-        obj = cls(
-            model, continuous_batching=continuous_batching, qaic_config=qaic_config, pretrained_model_name_or_path=str(source)
-        )
+        source = Path(pretrained_model_name_or_path) / kwargs["gguf_file"] if kwargs.get("gguf_file") else pretrained_model_name_or_path
+        obj = cls(model, continuous_batching=continuous_batching, qaic_config=qaic_config, pretrained_model_name_or_path=str(source))
         obj.local_model_dir = folder
         return obj
 

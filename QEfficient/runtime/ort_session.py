@@ -1,10 +1,18 @@
 """Stage 5: an ONNX Runtime session over a retained-state graph, with the KV cache kept in place.
 
-Each ``past_*`` tensor lives in one pre-allocated OrtValue that is bound both as the graph input
-and as its ``*_RetainedState`` output. Nothing reads the input after the graph's scatter, so the
-scatter writes into the buffer it reads from and no step copies or re-feeds the cache (ONNX
-Runtime's CPU scatter kernels skip their input copy when source and destination coincide;
-tests/test_runtime.py guards that the result stays exact).
+Two things keep a step's cost down to what the sequence needs:
+
+* **In place.** Each ``past_*`` tensor is one buffer bound both as the graph input and as its
+  ``*_RetainedState`` output. Nothing reads the input after the graph's scatter, so the scatter
+  writes into the buffer it reads from and no step copies or re-feeds the cache (ONNX Runtime's
+  CPU scatter kernels skip their input copy when source and destination coincide;
+  tests/test_runtime.py guards that the result stays exact).
+* **Window.** The graph's cache length is a dynamic axis, and attention covers every slot it is
+  given. So the session binds only a prefix of ``W`` slots, ``W`` the smallest rung of a ladder
+  (128, 256, 512, ... up to ``ctx_len``) that holds every position of the step. Each buffer is
+  laid out for the current ``W`` (``[B, H, W, D]`` contiguous at the start of a ``ctx_len``-sized
+  allocation); growing to the next rung moves the rows once, in place. A step at position 150
+  costs the same whether ``ctx_len`` is 256 or 4096.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import numpy as np
 import onnxruntime as ort
 
 logger = logging.getLogger(__name__)
+
+FIRST_WINDOW = 128
 
 
 def available_cores() -> int:
@@ -35,6 +45,14 @@ def session_options(num_cores: int) -> ort.SessionOptions:
     return opts
 
 
+def window_ladder(ctx_len: int) -> list[int]:
+    rungs, w = [], FIRST_WINDOW
+    while w < ctx_len:
+        rungs.append(w)
+        w *= 2
+    return rungs + [ctx_len]
+
+
 class KVCacheSession:
     """Runs prefill chunks and decode steps of one batch layout (batch_size, ctx_len)."""
 
@@ -50,28 +68,56 @@ class KVCacheSession:
         kv_dtype: str = "float32",
         providers: list[str] | None = None,
     ) -> None:
-        self.session = ort.InferenceSession(
-            str(onnx_path), session_options(num_cores), providers=providers or ["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(str(onnx_path), session_options(num_cores), providers=providers or ["CPUExecutionProvider"])
         self.batch_size = batch_size
         self.ctx_len = kv_shape[2]
+        self.kv_shape = tuple(kv_shape)
+        self.names = [f"past_{kind}.{i}" for i in range(num_layers) for kind in ("key", "value")]
+        # One ctx_len-sized allocation per tensor; pages are only touched as the window reaches them.
+        self.storage = [np.zeros(int(np.prod(kv_shape)), dtype=kv_dtype) for _ in self.names]
+        self.ladder = window_ladder(self.ctx_len)
+        self.window = 0
+        self.kv: list[ort.OrtValue] = []
         self.io = self.session.io_binding()
-        self.kv = []
-        for i in range(num_layers):
-            for kind in ("key", "value"):
-                name = f"past_{kind}.{i}"
-                buf = ort.OrtValue.ortvalue_from_numpy(np.zeros(kv_shape, dtype=kv_dtype))
-                self.io.bind_ortvalue_input(name, buf)
-                self.io.bind_ortvalue_output(f"{name}_RetainedState", buf)
-                self.kv.append(buf)
         self.logits = ort.OrtValue.ortvalue_from_shape_and_type([batch_size, 1, vocab_size], np.float32)
         self.io.bind_ortvalue_output("logits", self.logits)
         self._inputs: tuple[np.ndarray, np.ndarray] | None = None
+        self._bind_window(self.ladder[0])
+
+    def cache_view(self, index: int) -> np.ndarray:
+        """The current [B, H, W, D] contents of cache tensor ``index`` (a view, no copy)."""
+        b, h, _, d = self.kv_shape
+        return self.storage[index][: b * h * self.window * d].reshape(b, h, self.window, d)
+
+    def _bind_window(self, window: int, keep: bool = False) -> None:
+        b, h, _, d = self.kv_shape
+        if keep and self.window:
+            old = self.window
+            for flat in self.storage:  # re-lay each [b, h] row from stride `old` to `window`, last row first
+                rows = flat[: b * h * old * d].reshape(b * h, old * d)
+                for r in range(b * h - 1, 0, -1):
+                    flat[r * window * d : r * window * d + old * d] = rows[r]
+        self.window = window
+        self.kv = []
+        for name, flat in zip(self.names, self.storage):
+            value = ort.OrtValue.ortvalue_from_numpy(flat[: b * h * window * d].reshape(b, h, window, d))
+            self.io.bind_ortvalue_input(name, value)
+            self.io.bind_ortvalue_output(f"{name}_RetainedState", value)
+            self.kv.append(value)
+
+    def reset(self) -> None:
+        """A new set of sequences starts: the cache contents no longer matter."""
+        if self.window != self.ladder[0]:
+            self._bind_window(self.ladder[0])
 
     def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         """One step. input_ids/position_ids int64 [B,S]; returns a view of logits [B,V] (valid until the next run)."""
         ids = np.ascontiguousarray(input_ids, dtype=np.int64)
         pos = np.ascontiguousarray(position_ids, dtype=np.int64)
+        # Padding writes to the window's last slot; keep that slot clear of this step's real tokens.
+        need = int(pos.max()) + 1 + int(bool((pos < 0).any()))
+        if need > self.window and self.window < self.ctx_len:
+            self._bind_window(next((w for w in self.ladder if w >= need), self.ctx_len), keep=True)
         self._inputs = (ids, pos)  # keep the arrays alive while ORT reads them
         self.io.bind_cpu_input("input_ids", ids)
         self.io.bind_cpu_input("position_ids", pos)

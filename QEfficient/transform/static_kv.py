@@ -8,8 +8,10 @@ forward pass:
   keys/values into fixed ``[B, n_kv_heads, ctx_len, head_dim]`` tensors at ``position_ids``
   with one scatter per layer, and hands the whole fixed-size tensor back;
 * the attention function (registered with transformers' ``AttentionInterface``) attends over
-  the slots the sequence has reached (a window that grows in steps of 128, not all ``ctx_len``),
-  with grouped-query attention done by a reshape (no ``repeat_kv`` copy);
+  every slot of the cache it is given, with grouped-query attention done by a reshape (no
+  ``repeat_kv`` copy). The cache length is a dynamic axis: the runtime hands the graph only the
+  prefix of slots the sequence has reached (see runtime/ort_session.py), so attention costs what
+  the sequence uses, not what ``ctx_len`` allows;
 * the attention mask is built here from ``position_ids`` (slot ``j`` is visible to a query at
   position ``p`` iff ``0 <= j <= p``, and ``j > p - window`` for sliding-window layers), so a
   right-padded chunk (padding marked by ``position_ids == -1``) is safe.
@@ -63,34 +65,16 @@ def static_kv_attention(
 AttentionInterface.register(STATIC_KV_ATTENTION, static_kv_attention)
 
 
-# The attention window grows in steps of this many slots (see visible_window).
-WINDOW_STEP = 128
-
-
-def visible_window(position_ids: torch.Tensor, ctx_len: int) -> torch.Tensor:
-    """Indices of the cache slots any query of this step can see: [0, W).
-
-    W is max(position)+1 rounded up to WINDOW_STEP (at most ctx_len), computed in the graph from
-    the data, so attention costs what the sequence has reached, not what ctx_len allows. Rounding
-    keeps the number of distinct shapes small.
-    """
-    need = (position_ids.max() + 1).clamp(min=1)
-    window = torch.clamp((need + WINDOW_STEP - 1) // WINDOW_STEP * WINDOW_STEP, max=ctx_len)
-    return torch.arange(window, device=position_ids.device)
-
-
 class StaticKVCache:
-    """Duck-typed transformers cache: scatter new entries into fixed tensors at ``position_ids``,
-    hand back the visible window of them."""
+    """Duck-typed transformers cache: scatter new entries into fixed tensors at ``position_ids``."""
 
-    def __init__(self, past: list[torch.Tensor], position_ids: torch.Tensor, window: torch.Tensor) -> None:
+    def __init__(self, past: list[torch.Tensor], position_ids: torch.Tensor) -> None:
         self.keys = list(past[0::2])
         self.values = list(past[1::2])
         ctx_len = past[0].shape[2]
         # Padding (-1) writes to the last slot: no real query can see it before a real write
         # lands there (writes happen before reads in every step).
         self.slots = torch.where(position_ids < 0, ctx_len - 1, position_ids)
-        self.window = window
 
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
         bsz, n_kv, seq, _ = key.shape
@@ -98,7 +82,7 @@ class StaticKVCache:
         idx_v = self.slots[:, None, :, None].expand(bsz, n_kv, seq, value.shape[-1])
         self.keys[layer_idx] = self.keys[layer_idx].scatter(2, idx_k, key)
         self.values[layer_idx] = self.values[layer_idx].scatter(2, idx_v, value)
-        return self.keys[layer_idx].index_select(2, self.window), self.values[layer_idx].index_select(2, self.window)
+        return self.keys[layer_idx], self.values[layer_idx]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:  # only used when position_ids is None
         return 0
@@ -167,9 +151,8 @@ class QEffCausalLM(nn.Module):
         return self.adapter.kv_geometry(self.config)[0]
 
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, *past: torch.Tensor):
-        window = visible_window(position_ids, past[0].shape[2])
-        cache = StaticKVCache(list(past), position_ids, window)
-        masks = attention_masks(self.config, position_ids, window)
+        cache = StaticKVCache(list(past), position_ids)
+        masks = attention_masks(self.config, position_ids, torch.arange(past[0].shape[2], device=position_ids.device))
         with _attn_implementation(self.config, STATIC_KV_ATTENTION):
             out = self.base(
                 input_ids=input_ids,
