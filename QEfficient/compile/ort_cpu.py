@@ -24,6 +24,7 @@ from typing import Any
 
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete
+from QEfficient.utils.memory import release_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def build_artifact(onnx_path: Path, compile_dir: Path, manifest: dict[str, Any],
     with atomic_directory(entry) as tmp:
         if hash_params.get("mxfp6_matmul"):
             compress_matmul_weights(onnx_path, tmp / ARTIFACT_GRAPH)
+            release_freed_memory()
         else:
             _link_or_copy(onnx_path, tmp / ARTIFACT_GRAPH)
             for data in onnx_path.parent.iterdir():  # external-data files keep their names (the graph refers to them)

@@ -21,12 +21,14 @@ from pathlib import Path
 import onnx
 import torch
 
+from QEfficient.export.shape_folding import fold_reshape_shapes
 from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete
+from QEfficient.utils.memory import release_freed_memory
 
 logger = logging.getLogger(__name__)
 
 # Bump when the exported graph changes for the same inputs (it invalidates every cached export).
-GRAPH_VERSION = 5
+GRAPH_VERSION = 6
 OPSET = 17
 
 
@@ -106,7 +108,7 @@ def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = Fals
                 dynamo=False,
                 do_constant_folding=True,
             )
-            _move_weights_to_external_data(onnx_path)
+            _fold_shapes_and_store_weights_outside(onnx_path)
     return onnx_path
 
 
@@ -114,13 +116,13 @@ class WeightsOffloadedError(RuntimeError):
     pass
 
 
-def _move_weights_to_external_data(onnx_path: Path) -> None:
-    """Keep the weights in ``<name>.onnx.data`` beside the graph.
-
-    ONNX Runtime maps external data from the file instead of copying it out of the protobuf, so
-    a session holds one copy of the weights; it also lifts protobuf's 2 GB limit.
-    """
+def _fold_shapes_and_store_weights_outside(onnx_path: Path) -> None:
+    """Fold the traced shape arithmetic (see shape_folding.py), and keep the weights in
+    ``<name>.onnx.data`` beside the graph: ONNX Runtime maps external data from the file instead
+    of copying it out of the protobuf, so a session holds one copy of the weights; it also lifts
+    protobuf's 2 GB limit."""
     model = onnx.load(str(onnx_path))
+    fold_reshape_shapes(model)
     onnx.save_model(
         model,
         str(onnx_path),
@@ -162,6 +164,7 @@ def cached_export(
     start = time.perf_counter()
     with atomic_directory(entry) as tmp:
         export_onnx(qeff_module, tmp, model_name, dynamo=dynamo)
+        release_freed_memory()
         (tmp / "hashed_export_params.json").write_text(json.dumps(params, indent=1, sort_keys=True, default=str))
     logger.info("Exported %s in %.1f s to %s", model_name, time.perf_counter() - start, onnx_path)
     return onnx_path

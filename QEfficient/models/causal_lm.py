@@ -18,6 +18,7 @@ from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
 from QEfficient.runtime.ort_session import KVCacheSession
 from QEfficient.transform.static_kv import QEffCausalLM
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
+from QEfficient.utils.memory import release_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class QEFFAutoModelForCausalLM:
         if offload and not self._weights_offloaded:
             self.model.hf.to("meta")  # frees the tensors; shapes and dtypes stay for compile()
             self._weights_offloaded = True
+            release_freed_memory()
         return self.onnx_path
 
     def compile(

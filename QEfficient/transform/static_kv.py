@@ -75,13 +75,18 @@ class StaticKVCache:
         # Padding (-1) writes to the last slot: no real query can see it before a real write
         # lands there (writes happen before reads in every step).
         self.slots = torch.where(position_ids < 0, ctx_len - 1, position_ids)
+        self._indices: dict[str, torch.Tensor] = {}
+
+    def _index(self, role: str, like: torch.Tensor) -> torch.Tensor:
+        # Every layer writes the same slots with the same shapes: build the scatter index once
+        # per step, not once per layer (each build is Shape + Expand in the graph).
+        if role not in self._indices:
+            self._indices[role] = self.slots[:, None, :, None].expand_as(like)
+        return self._indices[role]
 
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
-        bsz, n_kv, seq, _ = key.shape
-        idx_k = self.slots[:, None, :, None].expand(bsz, n_kv, seq, key.shape[-1])
-        idx_v = self.slots[:, None, :, None].expand(bsz, n_kv, seq, value.shape[-1])
-        self.keys[layer_idx] = self.keys[layer_idx].scatter(2, idx_k, key)
-        self.values[layer_idx] = self.values[layer_idx].scatter(2, idx_v, value)
+        self.keys[layer_idx] = self.keys[layer_idx].scatter(2, self._index("key", key), key)
+        self.values[layer_idx] = self.values[layer_idx].scatter(2, self._index("value", value), value)
         return self.keys[layer_idx], self.values[layer_idx]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:  # only used when position_ids is None
