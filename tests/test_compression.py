@@ -59,9 +59,31 @@ def test_weights_are_released_after_export(tiny_model_dir):
     model.compile(prefill_seq_len=8, ctx_len=32)
     assert all(p.is_meta for p in model.model.parameters())
     model.compile(prefill_seq_len=8, ctx_len=64)  # the cached export still serves a new artifact
+    model.compile(prefill_seq_len=8, ctx_len=64, mxint8_kv_cache=True)  # a new export: reloaded from the folder
+    assert all(p.is_meta for p in model.model.parameters())
+    wrapped = QEFFAutoModelForCausalLM(AutoModelForCausalLM.from_pretrained(tiny_model_dir("qwen2")))
+    wrapped.compile(prefill_seq_len=8, ctx_len=32)
     with pytest.raises(WeightsOffloadedError, match="offload_pt_weights=False"):
-        model.export(dynamo=True)
+        wrapped.export(dynamo=True)  # built from a model object: nothing to reload from
 
     kept = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("qwen2"))
     kept.compile(prefill_seq_len=8, ctx_len=32, offload_pt_weights=False)
     assert not any(p.is_meta for p in kept.model.parameters())
+
+
+def test_mxint8_kv_cache_halves_the_cache_and_keeps_tokens(tiny_model_dir):
+    folder = tiny_model_dir("mistral")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    prompts = ["Once upon a time a robot learned to paint the sky", "My name is"]
+    full = model.compile(prefill_seq_len=8, ctx_len=96, batch_size=2, num_cores=1)
+    ref = model.generate(tokenizer, prompts, generation_len=20, stream=False)
+    half = model.compile(prefill_seq_len=8, ctx_len=96, batch_size=2, num_cores=1, mxint8_kv_cache=True)
+    assert half != full
+    graph = onnx.load(str(half / ARTIFACT_GRAPH), load_external_data=False)
+    past = [i for i in graph.graph.input if i.name.startswith("past_")]
+    assert past and all(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for i in past)
+    sessions = open_session(full, 1), open_session(half, 1)
+    assert sum(b.nbytes for b in sessions[1].storage) * 2 == sum(b.nbytes for b in sessions[0].storage)
+    out = model.generate(tokenizer, prompts, generation_len=20, stream=False)
+    assert [r.tolist() for r in out.generated_ids[0]] == [r.tolist() for r in ref.generated_ids[0]]

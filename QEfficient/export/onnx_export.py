@@ -62,21 +62,21 @@ class KVGraphIO:
         return axes
 
 
-def example_inputs(qeff_module, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
+def example_inputs(qeff_module, kv_dtype: torch.dtype | None = None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
     """Trace-time inputs; no dimension is 1, so no exporter specialises a dynamic axis on it."""
     ids = torch.zeros(batch_size, seq_len, dtype=torch.int64)
     pos = torch.arange(seq_len, dtype=torch.int64)[None].repeat(batch_size, 1)
     pos[1, -1] = -1  # exercise the padding path while tracing
-    dtype = next(qeff_module.parameters()).dtype
+    dtype = kv_dtype or next(qeff_module.parameters()).dtype
     past = [torch.zeros(qeff_module.kv_shape(batch_size, ctx_len), dtype=dtype) for _ in range(2 * qeff_module.num_layers)]
     return (ids, pos, *past)
 
 
-def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = False) -> Path:
+def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = False, kv_dtype: torch.dtype | None = None) -> Path:
     """Export ``qeff_module`` (a QEffCausalLM) to ``out_dir/<model_name>.onnx``; returns the path."""
     io = KVGraphIO(qeff_module.num_layers)
     onnx_path = out_dir / f"{model_name}.onnx"
-    args = example_inputs(qeff_module)
+    args = example_inputs(qeff_module, kv_dtype)
     qeff_module.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
@@ -143,6 +143,7 @@ def cached_export(
     cache_root: Path,
     dynamo: bool = False,
     weights_available: bool = True,
+    kv_dtype: torch.dtype | None = None,
 ) -> Path:
     """Export unless an entry for the same hash exists; the entry is written atomically."""
     params = {
@@ -151,6 +152,7 @@ def cached_export(
         "dynamo": dynamo,
         "opset": 18 if dynamo else OPSET,
         "torch": torch.__version__,
+        "kv_cache_dtype": str(kv_dtype or next(qeff_module.parameters()).dtype),
     }
     digest = hash_dict(params)
     base = Path(export_dir) if export_dir is not None else cache_root / arch / model_name
@@ -163,7 +165,7 @@ def cached_export(
         raise WeightsOffloadedError(f"No exported graph at {entry} and no weights to export it from.")
     start = time.perf_counter()
     with atomic_directory(entry) as tmp:
-        export_onnx(qeff_module, tmp, model_name, dynamo=dynamo)
+        export_onnx(qeff_module, tmp, model_name, dynamo=dynamo, kv_dtype=kv_dtype)
         release_freed_memory()
         (tmp / "hashed_export_params.json").write_text(json.dumps(params, indent=1, sort_keys=True, default=str))
     logger.info("Exported %s in %.1f s to %s", model_name, time.perf_counter() - start, onnx_path)

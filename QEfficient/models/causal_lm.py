@@ -23,10 +23,10 @@ from QEfficient.utils.memory import release_freed_memory
 logger = logging.getLogger(__name__)
 
 _KV_DTYPES = {torch.float32: "float32", torch.float16: "float16"}
+_TORCH_KV_DTYPES = {name: dtype for dtype, name in _KV_DTYPES.items()}
 
 # Accepted for QEfficient compatibility; the ONNX Runtime CPU backend does not act on them yet.
 _CPU_PENDING = {
-    "mxint8_kv_cache": "mxint8_kv_cache is not implemented on the ONNX Runtime CPU backend yet; the KV cache stays float32",
     "num_devices": "num_devices > 1 has no meaning on the ONNX Runtime CPU backend; one session is used",
     "full_batch_size": "full_batch_size needs continuous batching, which is not implemented yet; it is ignored",
 }
@@ -69,6 +69,7 @@ class QEFFAutoModelForCausalLM:
         self._session_key: tuple | None = None
         self._num_cores = 16
         self._weights_offloaded = False
+        self._source: tuple | None = None
         self.local_model_dir: Path | None = None  # the folder with the tokenizer, when loaded from disk
 
     @classmethod
@@ -91,6 +92,7 @@ class QEFFAutoModelForCausalLM:
         source = Path(pretrained_model_name_or_path) / kwargs["gguf_file"] if kwargs.get("gguf_file") else pretrained_model_name_or_path
         obj = cls(model, continuous_batching=continuous_batching, qaic_config=qaic_config, pretrained_model_name_or_path=str(source))
         obj.local_model_dir = folder
+        obj._source = (pretrained_model_name_or_path, kwargs)  # to reload released weights for another export
         return obj
 
     @property
@@ -120,24 +122,25 @@ class QEFFAutoModelForCausalLM:
         """
         dynamo = bool(kwargs.pop("dynamo", False))
         offload = bool(kwargs.pop("offload_pt_weights", True))
+        kv_dtype = _TORCH_KV_DTYPES[kwargs.pop("kv_cache_dtype", None) or _KV_DTYPES[self.model.lm_head.weight.dtype]]
         if self.hash_params["weights"] is None:
             self.hash_params["weights"] = fingerprint_state_dict(self.model.hf.state_dict())
+        export_args = (self.model_name.replace("/", "_"), self.model_architecture, export_dir, qeff_home())
         try:
             self.onnx_path = cached_export(
-                self.model,
-                self.hash_params,
-                self.model_name.replace("/", "_"),
-                self.model_architecture,
-                export_dir,
-                qeff_home(),
-                dynamo=dynamo,
-                weights_available=not self._weights_offloaded,
+                self.model, self.hash_params, *export_args, dynamo=dynamo, weights_available=not self._weights_offloaded, kv_dtype=kv_dtype
             )
         except WeightsOffloadedError as err:
-            raise WeightsOffloadedError(
-                f"{err} The PyTorch weights were released after the first export (offload_pt_weights=True): "
-                "load the model again, or pass offload_pt_weights=False to export()/compile() to keep them."
-            ) from None
+            if self._source is None:
+                raise WeightsOffloadedError(
+                    f"{err} The PyTorch weights were released after the first export (offload_pt_weights=True): "
+                    "load the model again, or pass offload_pt_weights=False to export()/compile() to keep them."
+                ) from None
+            logger.info("Reloading the weights from %s for a new export", self._source[0])
+            model, _ = load_causal_lm(self._source[0], **self._source[1])
+            self.model = QEffCausalLM(model)
+            self._weights_offloaded = False
+            self.onnx_path = cached_export(self.model, self.hash_params, *export_args, dynamo=dynamo, kv_dtype=kv_dtype)
         if offload and not self._weights_offloaded:
             self.model.hf.to("meta")  # frees the tensors; shapes and dtypes stay for compile()
             self._weights_offloaded = True
@@ -168,7 +171,6 @@ class QEFFAutoModelForCausalLM:
         if max_pos and ctx_len > max_pos:
             raise ValueError(f"ctx_len ({ctx_len}) exceeds the model's max_position_embeddings ({max_pos}).")
         for key, value in {
-            "mxint8_kv_cache": mxint8_kv_cache,
             "num_devices": num_devices > 1,
             "full_batch_size": full_batch_size is not None,
         }.items():
@@ -180,16 +182,21 @@ class QEFFAutoModelForCausalLM:
                 f"Compiler options {sorted(compiler_options)} are for the Cloud AI 100 compiler and are ignored on ONNX Runtime.",
             )
 
-        onnx_path = Path(onnx_path) if onnx_path else self.export(offload_pt_weights=offload_pt_weights)
-        if not onnx_path.is_file():
-            raise FileNotFoundError(f"ONNX file '{onnx_path}' does not exist; call export() or pass onnx_path=None.")
-        n_layers, n_kv, head_dim = self.model.adapter.kv_geometry(self.config)
         kv_dtype = _KV_DTYPES.get(self.model.lm_head.weight.dtype)
         if kv_dtype is None:
             raise ValueError(
                 f"Weights in {self.model.lm_head.weight.dtype} cannot run on the ONNX Runtime CPU backend; "
                 "load the model with dtype=torch.float32 (the default of from_pretrained)."
             )
+        if mxint8_kv_cache:
+            # Cloud AI 100 stores the cache as MXINT8. ONNX Runtime's CPU kernels have no block-scaled
+            # int8 attention, so the cache is stored as float16: half the bytes, the arithmetic
+            # still in float32 (the graph widens what it reads).
+            kv_dtype = "float16"
+        onnx_path = Path(onnx_path) if onnx_path else self.export(offload_pt_weights=offload_pt_weights, kv_cache_dtype=kv_dtype)
+        if not onnx_path.is_file():
+            raise FileNotFoundError(f"ONNX file '{onnx_path}' does not exist; call export() or pass onnx_path=None.")
+        n_layers, n_kv, head_dim = self.model.adapter.kv_geometry(self.config)
         params = {
             "backend": "onnxruntime-cpu",
             "prefill_seq_len": prefill_seq_len,

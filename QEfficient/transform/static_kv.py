@@ -85,9 +85,12 @@ class StaticKVCache:
         return self._indices[role]
 
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
-        self.keys[layer_idx] = self.keys[layer_idx].scatter(2, self._index("key", key), key)
-        self.values[layer_idx] = self.values[layer_idx].scatter(2, self._index("value", value), value)
-        return self.keys[layer_idx], self.values[layer_idx]
+        # The cache may be stored narrower than the compute dtype (compile(mxint8_kv_cache=True)):
+        # new entries are rounded on the way in, the cache widened on the way out.
+        stored = self.keys[layer_idx].dtype
+        self.keys[layer_idx] = self.keys[layer_idx].scatter(2, self._index("key", key), key.to(stored))
+        self.values[layer_idx] = self.values[layer_idx].scatter(2, self._index("value", value), value.to(stored))
+        return self.keys[layer_idx].to(key.dtype), self.values[layer_idx].to(value.dtype)
 
     def get_seq_length(self, layer_idx: int = 0) -> int:  # only used when position_ids is None
         return 0
