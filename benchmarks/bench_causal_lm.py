@@ -337,6 +337,7 @@ def plot(res: dict) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         print("(pip install matplotlib for the PNG plot)")
         return
@@ -349,6 +350,7 @@ def plot(res: dict) -> None:
         a.axhline(res["llamacpp_q4_1"]["decode_tok_s"], color="black", ls=":", label="llama.cpp Q4_1")
     a.set(xscale="log", xlabel="ctx_len (compiled)", ylabel="decode tok/s (batch 1)", title="Decode speed vs context length")
     a.set_xticks(ctxs, [str(c) for c in ctxs])
+    a.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     a.legend()
     batches = [1, 2, 4]
     for key, name in (("hf", "HF eager"), ("fp32", "QEfficient fp32"), ("mxfp6", "QEfficient mxfp6")):
