@@ -122,7 +122,7 @@ class QEFFAutoModelForCausalLM:
         """
         dynamo = bool(kwargs.pop("dynamo", False))
         offload = bool(kwargs.pop("offload_pt_weights", True))
-        kv_dtype = _TORCH_KV_DTYPES[kwargs.pop("kv_cache_dtype", None) or _KV_DTYPES[self.model.lm_head.weight.dtype]]
+        kv_dtype = _TORCH_KV_DTYPES[kwargs.pop("kv_cache_dtype", None) or _KV_DTYPES.get(self.model.lm_head.weight.dtype, "float32")]
         if self.hash_params["weights"] is None:
             self.hash_params["weights"] = fingerprint_state_dict(self.model.hf.state_dict())
         export_args = (self.model_name.replace("/", "_"), self.model_architecture, export_dir, qeff_home())
