@@ -4,8 +4,15 @@ import logging
 
 from QEfficient.generation.exec_kv import cloud_ai_100_exec_kv
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
+from QEfficient.models.encoder import QEFFAutoModel, QEFFAutoModelForSequenceClassification
 
 __version__ = "0.1.0"
-__all__ = ["QEFFAutoModelForCausalLM", "cloud_ai_100_exec_kv", "__version__"]
+__all__ = [
+    "QEFFAutoModel",
+    "QEFFAutoModelForCausalLM",
+    "QEFFAutoModelForSequenceClassification",
+    "cloud_ai_100_exec_kv",
+    "__version__",
+]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -19,10 +19,10 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete
 from QEfficient.utils.memory import release_freed_memory
 
@@ -38,7 +38,7 @@ def warn_once(key: str, message: str) -> None:
         logger.warning(message)
 
 
-def specializations(prefill_seq_len: int, ctx_len: int, batch_size: int) -> dict[str, Any]:
+def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int) -> dict[str, Any]:
     specs = [{"name": "Prefill", "symbols": {"batch_size": str(batch_size), "seq_len": str(prefill_seq_len), "ctx_len": str(ctx_len)}}]
     if prefill_seq_len != 1:
         specs.append({"name": "Decode", "symbols": {"batch_size": str(batch_size), "seq_len": "1", "ctx_len": str(ctx_len)}})
@@ -52,25 +52,35 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def build_artifact(onnx_path: Path, compile_dir: Path, manifest: dict[str, Any], hash_params: dict[str, Any]) -> Path:
-    """Build (or reuse) the artifact directory; returns its path."""
+def build_artifact(
+    onnx_path: Path,
+    compile_dir: Path,
+    manifest: dict[str, Any],
+    hash_params: dict[str, Any],
+    specs: dict[str, Any],
+    rewrite: Callable[[Path, Path], Path] | None = None,
+) -> Path:
+    """Build (or reuse) the artifact directory; returns its path.
+
+    ``rewrite(src, dst)``, when given, writes the graph the session will run (compressed,
+    fused, ...) instead of linking the exported one.
+    """
     onnx_path = Path(onnx_path)
-    digest = hash_dict({"graph": str(onnx_path.resolve()), **hash_params})
+    digest = hash_dict({"graph": str(onnx_path.resolve()), **hash_params, "specializations": specs})
     entry = Path(compile_dir) / f"qpc-{digest}"
     if is_complete(entry):
         logger.info("Reusing the compiled artifact at %s", entry)
         return entry
     with atomic_directory(entry) as tmp:
-        if hash_params.get("mxfp6_matmul"):
-            compress_matmul_weights(onnx_path, tmp / ARTIFACT_GRAPH)
+        if rewrite is not None:
+            rewrite(onnx_path, tmp / ARTIFACT_GRAPH)
             release_freed_memory()
         else:
             _link_or_copy(onnx_path, tmp / ARTIFACT_GRAPH)
             for data in onnx_path.parent.iterdir():  # external-data files keep their names (the graph refers to them)
                 if data.is_file() and data != onnx_path and not data.name.startswith(".") and data.suffix not in (".json", ".onnx"):
                     _link_or_copy(data, tmp / data.name)
-        spec = specializations(hash_params["prefill_seq_len"], hash_params["ctx_len"], hash_params["batch_size"])
-        (tmp / "specializations.json").write_text(json.dumps(spec, indent=1))
+        (tmp / "specializations.json").write_text(json.dumps(specs, indent=1))
         (tmp / "qconfig.json").write_text(json.dumps({**manifest, "compile_params": hash_params}, indent=1, sort_keys=True, default=str))
     logger.info("Compiled artifact written to %s", entry)
     return entry

