@@ -8,6 +8,7 @@ from transformers import GenerationConfig
 
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
 from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
 from QEfficient.runtime.ort_session import KVCacheSession
 
@@ -64,16 +65,18 @@ def cloud_ai_100_exec_kv(
     num_cores: int | None = None,
     session: KVCacheSession | None = None,
     generation_config=None,
+    sampling: SamplingParams | None = None,
     **kwargs,
 ) -> CloudAI100ExecInfo:
-    """Greedy generation with an artifact built by ``compile()``; prints the performance stats."""
+    """Generation with an artifact built by ``compile()`` (greedy unless ``sampling`` says otherwise);
+    prints the performance stats."""
     prompts = load_prompts(prompt, prompts_txt_file_path)
     qconfig = read_artifact(Path(qpc_path))
     session = session or open_session(qpc_path, num_cores)
     if generation_config is None and qconfig.get("eos_token_id") is not None:
         generation_config = GenerationConfig(eos_token_id=qconfig["eos_token_id"])  # as recorded at compile time
     eos = eos_token_ids(tokenizer, generation_config)
-    generator = TextGeneration(session, right_padding(tokenizer), qconfig["compile_params"]["prefill_seq_len"], eos)
+    generator = TextGeneration(session, right_padding(tokenizer), qconfig["compile_params"]["prefill_seq_len"], eos, sampling)
     info = generator.generate(prompts, generation_len=generation_len, stream=stream)
     print_perf(info)
     return info

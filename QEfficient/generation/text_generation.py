@@ -9,6 +9,7 @@ import numpy as np
 from transformers import TextStreamer
 
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
+from QEfficient.generation.sampling import SamplingParams, TokenChooser
 from QEfficient.runtime.ort_session import KVCacheSession
 
 
@@ -35,6 +36,7 @@ class TextGeneration:
         tokenizer,
         prefill_seq_len: int,
         eos_ids: Iterable[int],
+        sampling: SamplingParams | None = None,
     ) -> None:
         self.session = session
         self.tokenizer = tokenizer
@@ -42,6 +44,7 @@ class TextGeneration:
         self.ctx_len = session.ctx_len
         self.prefill_seq_len = prefill_seq_len
         self.eos_ids = np.array(sorted(eos_ids), dtype=np.int64)
+        self.sampling = sampling or SamplingParams()
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else (self.eos_ids[0] if len(self.eos_ids) else 0))
 
@@ -93,7 +96,9 @@ class TextGeneration:
         limit = capacity if generation_len is None else np.minimum(capacity, generation_len)
         out = np.full((self.batch_size, int(limit.max())), self.pad_id, dtype=np.int64)
 
-        next_tok = self._prefill(token_lists).argmax(-1)
+        choose = TokenChooser(self.sampling, self.batch_size, self.session.logits.shape()[-1])
+        choose.prime(token_lists)
+        next_tok = choose(self._prefill(token_lists))
         first_token_time = time.perf_counter()
         out[:, 0] = next_tok
         n_gen = np.ones(self.batch_size, dtype=np.int64)
@@ -108,7 +113,7 @@ class TextGeneration:
         while not done.all():
             ids_step[:, 0] = next_tok
             pos_step[:, 0] = np.where(done, -1, position)  # finished rows idle on a padding slot
-            next_tok = self.session.run(ids_step, pos_step).argmax(-1)
+            next_tok = choose(self.session.run(ids_step, pos_step))
             steps += 1
             active = ~done
             out[active, n_gen[active]] = next_tok[active]

@@ -15,6 +15,7 @@ from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.onnx_export import WeightsOffloadedError, cached_export
 from QEfficient.generation.exec_kv import cloud_ai_100_exec_kv, open_session
 from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.generation.sampling import SamplingParams
 from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
 from QEfficient.runtime.ort_session import KVCacheSession
 from QEfficient.transform.static_kv import QEffCausalLM
@@ -241,9 +242,20 @@ class QEFFAutoModelForCausalLM:
         generation_len: int | None = None,
         stream: bool = True,
         prompts_txt_file_path: str | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        repetition_penalty: float | None = None,
+        seed: int | None = None,
+        do_sample: bool | None = None,
         **kwargs,
     ) -> CloudAI100ExecInfo:
-        """Greedy generation: chunked prefill, then decode until EOS, ``generation_len`` or the end of ``ctx_len``."""
+        """Chunked prefill, then decode until EOS, ``generation_len`` or the end of ``ctx_len``.
+
+        Greedy by default; ``temperature`` > 0 (or ``do_sample=True``) samples, with ``top_k``,
+        ``top_p`` and ``repetition_penalty`` applied as transformers does, reproducibly for a ``seed``.
+        """
+        sampling = SamplingParams(temperature, top_k, top_p, repetition_penalty, seed, do_sample)
         if not runtime_ai100:
             raise NotImplementedError("runtime_ai100=False (PyTorch generation) is not supported; use transformers' generate().")
         if self.qpc_path is None:
@@ -262,6 +274,7 @@ class QEFFAutoModelForCausalLM:
             stream=stream,
             session=self.qpc_session,
             generation_config=self.model.hf.generation_config,
+            sampling=sampling,
         )
 
 

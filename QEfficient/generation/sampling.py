@@ -1,0 +1,89 @@
+"""Next-token choice: greedy by default, or sampling with transformers' semantics and order
+(repetition penalty, temperature, top-k, top-p), reproducible with a seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float | None = None
+    seed: int | None = None
+    do_sample: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature is not None and self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}.")
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 0):
+            raise ValueError(f"top_k must be a non-negative integer, got {self.top_k!r}.")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}.")
+        if self.repetition_penalty is not None and self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}.")
+
+    @property
+    def sampling(self) -> bool:
+        """Sampling happens when asked for with do_sample=True or a temperature above zero."""
+        if self.do_sample is not None:
+            return self.do_sample and self.temperature != 0
+        return bool(self.temperature)
+
+
+class TokenChooser:
+    """Picks each row's next token from logits [B, V]; keeps the per-row token history it needs."""
+
+    def __init__(self, params: SamplingParams, batch_size: int, vocab_size: int) -> None:
+        self.params = params
+        self.rng = np.random.default_rng(params.seed)
+        penalty = params.repetition_penalty
+        self.seen = np.zeros((batch_size, vocab_size), dtype=bool) if penalty and penalty != 1.0 else None
+
+    def prime(self, token_lists: list[list[int]]) -> None:
+        if self.seen is not None:
+            self.seen[:] = False
+            for row, tokens in enumerate(token_lists):
+                self.seen[row, tokens] = True
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        p = self.params
+        if self.seen is None and not p.sampling:
+            tokens = logits.argmax(-1)
+        else:
+            scores = logits.astype(np.float32, copy=True)
+            if self.seen is not None:  # transformers' RepetitionPenaltyLogitsProcessor
+                penalised = np.where(scores < 0, scores * p.repetition_penalty, scores / p.repetition_penalty)
+                scores = np.where(self.seen, penalised, scores)
+            tokens = self._sample(scores) if p.sampling else scores.argmax(-1)
+        if self.seen is not None:
+            self.seen[np.arange(len(tokens)), tokens] = True
+        return tokens
+
+    def _sample(self, scores: np.ndarray) -> np.ndarray:
+        p = self.params
+        if p.temperature:
+            scores = scores / p.temperature
+        if p.top_k:
+            k = min(p.top_k, scores.shape[-1])
+            kth = np.partition(scores, -k, axis=-1)[:, -k][:, None]
+            scores = np.where(scores < kth, -np.inf, scores)
+        if p.top_p is not None and p.top_p < 1.0:
+            order = np.argsort(-scores, axis=-1)
+            ranked = np.take_along_axis(scores, order, -1)
+            probs = np.exp(ranked - ranked[:, :1])
+            probs /= probs.sum(-1, keepdims=True)
+            # keep the smallest prefix whose mass reaches top_p (always at least the top token)
+            drop = np.cumsum(probs, -1) - probs >= p.top_p
+            ranked[drop] = -np.inf
+            scores = np.full_like(scores, -np.inf)
+            np.put_along_axis(scores, order, ranked, -1)
+        probs = np.exp(scores - scores.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        cumulative = probs.cumsum(-1)
+        draws = self.rng.random((len(scores), 1)) * cumulative[:, -1:]
+        return (cumulative < draws).sum(-1).clip(max=scores.shape[-1] - 1)
