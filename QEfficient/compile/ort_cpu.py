@@ -38,11 +38,21 @@ def warn_once(key: str, message: str) -> None:
         logger.warning(message)
 
 
-def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int) -> dict[str, Any]:
-    specs = [{"name": "Prefill", "symbols": {"batch_size": str(batch_size), "seq_len": str(prefill_seq_len), "ctx_len": str(ctx_len)}}]
-    if prefill_seq_len != 1:
-        specs.append({"name": "Decode", "symbols": {"batch_size": str(batch_size), "seq_len": "1", "ctx_len": str(ctx_len)}})
-    return {"specializations": specs}
+def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int, full_batch_size: int | None = None) -> dict[str, Any]:
+    """QEfficient's specializations.json: prefill and decode shapes (continuous batching: prefill one
+    sequence at a time, decode all ``full_batch_size`` slots)."""
+    if full_batch_size is None:
+        specs = [{"name": "Prefill", "symbols": {"batch_size": str(batch_size), "seq_len": str(prefill_seq_len), "ctx_len": str(ctx_len)}}]
+        if prefill_seq_len != 1:
+            specs.append({"name": "Decode", "symbols": {"batch_size": str(batch_size), "seq_len": "1", "ctx_len": str(ctx_len)}})
+        return {"specializations": specs}
+    symbols = {"ctx_len": str(ctx_len), "full_batch_size": str(full_batch_size)}
+    return {
+        "specializations": [
+            {"name": "Prefill", "symbols": {"batch_size": "1", "seq_len": str(prefill_seq_len), **symbols}},
+            {"name": "Decode", "symbols": {"batch_size": str(full_batch_size), "seq_len": "1", **symbols}},
+        ]
+    }
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

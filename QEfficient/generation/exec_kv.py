@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import numpy as np
 from transformers import GenerationConfig
 
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
-from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
+from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
 from QEfficient.runtime.ort_session import KVCacheSession
@@ -18,7 +21,7 @@ def open_session(qpc_path: str | Path, num_cores: int | None = None) -> KVCacheS
     qconfig = read_artifact(Path(qpc_path))
     return KVCacheSession(
         Path(qpc_path) / ARTIFACT_GRAPH,
-        batch_size=qconfig["compile_params"]["batch_size"],
+        batch_size=qconfig["kv_shape"][0],  # the cache rows: batch_size, or full_batch_size with continuous batching
         kv_shape=tuple(qconfig["kv_shape"]),
         num_layers=qconfig["num_layers"],
         vocab_size=qconfig["vocab_size"],
@@ -76,7 +79,54 @@ def cloud_ai_100_exec_kv(
     if generation_config is None and qconfig.get("eos_token_id") is not None:
         generation_config = GenerationConfig(eos_token_id=qconfig["eos_token_id"])  # as recorded at compile time
     eos = eos_token_ids(tokenizer, generation_config)
-    generator = TextGeneration(session, right_padding(tokenizer), qconfig["compile_params"]["prefill_seq_len"], eos, sampling)
-    info = generator.generate(prompts, generation_len=generation_len, stream=stream)
+    if qconfig.get("continuous_batching"):
+        info = generate_continuous(
+            session,
+            right_padding(tokenizer),
+            qconfig["compile_params"]["prefill_seq_len"],
+            eos,
+            prompts,
+            generation_len,
+            stream,
+            sampling or SamplingParams(),
+        )
+    else:
+        generator = TextGeneration(session, right_padding(tokenizer), qconfig["compile_params"]["prefill_seq_len"], eos, sampling)
+        info = generator.generate(prompts, generation_len=generation_len, stream=stream)
     print_perf(info)
     return info
+
+
+def generate_continuous(
+    session, tokenizer, prefill_seq_len: int, eos, prompts: list[str], generation_len: int | None, stream: bool, sampling: SamplingParams
+) -> CloudAI100ExecInfo:
+    """All prompts through the continuous-batching engine; results in prompt order (flat, as QEfficient)."""
+    if generation_len is not None and generation_len <= 0:
+        raise ValueError(f"generation_len must be a positive number of tokens, got {generation_len}.")
+    tokens = TextGeneration(session, tokenizer, prefill_seq_len, eos).tokenize(prompts)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    engine = ContinuousBatchingEngine(session, prefill_seq_len, eos, pad)
+
+    def show(request: Request) -> None:  # streaming at request granularity: each completion as it finishes
+        print(
+            f"\nPrompt : {prompts[index[id(request)]]}\nCompletion : {tokenizer.decode(request.output, skip_special_tokens=True)}",
+            flush=True,
+        )
+
+    requests = [Request(t, generation_len or session.ctx_len, sampling, on_done=show if stream else None) for t in tokens]
+    index = {id(r): i for i, r in enumerate(requests)}
+    start = time.perf_counter()
+    engine.run_all(requests)
+    end = time.perf_counter()
+    ttft = float(np.mean([r.first_token_time - start for r in requests]))
+    new_tokens = sum(len(r.output) for r in requests)
+    width = max(len(r.output) for r in requests)
+    ids = [np.array(r.output + [pad] * (width - len(r.output)), dtype=np.int64) for r in requests]
+    metrics = PerfMetrics(
+        prefill_time=ttft,
+        decode_perf=(new_tokens - len(requests)) / engine.decode_time if engine.decode_time else 0.0,
+        total_perf=new_tokens / (end - start),
+        total_time=end - start,
+    )
+    texts = [tokenizer.decode(r.output, skip_special_tokens=True) for r in requests]
+    return CloudAI100ExecInfo(batch_size=1, generated_texts=texts, generated_ids=ids, perf_metrics=metrics, prompts=prompts)

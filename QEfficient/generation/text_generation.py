@@ -61,29 +61,7 @@ class TextGeneration:
         return token_lists
 
     def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:
-        """Run the prompts in chunks of prefill_seq_len; returns each row's next-token logits [B,V]."""
-        size, chunk = self.batch_size, self.prefill_seq_len
-        lengths = np.array([len(t) for t in token_lists])
-        width = -(-int(lengths.max()) // chunk) * chunk
-        ids = np.full((size, width), self.pad_id, dtype=np.int64)
-        pos = np.full((size, width), -1, dtype=np.int64)
-        for row, tokens in enumerate(token_lists):
-            ids[row, : len(tokens)] = tokens
-            pos[row, : len(tokens)] = np.arange(len(tokens))
-        starts = list(range(0, width, chunk))
-        if width > self.ctx_len and (lengths == self.ctx_len).any():
-            # A row fills the context: end the last chunk on its last token, so no padding (which
-            # writes to the last slot) shares a chunk with the real token written there. The
-            # overlapping positions are recomputed with the same values.
-            starts[-1] = self.ctx_len - chunk
-        last_logits = None
-        for start in starts:
-            logits = self.session.run(ids[:, start : start + chunk], pos[:, start : start + chunk])
-            if last_logits is None:
-                last_logits = np.empty_like(logits)
-            ends_here = (lengths - 1 >= start) & (lengths - 1 < start + chunk)
-            last_logits[ends_here] = logits[ends_here]
-        return last_logits
+        return prefill(self.session.run, token_lists, self.batch_size, self.prefill_seq_len, self.ctx_len, self.pad_id)
 
     def generate_batch(self, prompts: list[str], generation_len: int | None, streamer=None) -> tuple[list[str], np.ndarray, dict]:
         """One batch (exactly batch_size prompts). Returns texts, ids [B, n] and raw timings."""
@@ -160,6 +138,31 @@ class TextGeneration:
             perf_metrics=average_metrics(timings),
             prompts=prompts,
         )
+
+
+def prefill(run, token_lists: list[list[int]], rows: int, chunk: int, ctx_len: int, pad_id: int) -> np.ndarray:
+    """Run prompts through ``run(ids, pos)`` in right-padded chunks; returns each row's next-token logits [rows, V]."""
+    lengths = np.array([len(t) for t in token_lists])
+    width = -(-int(lengths.max()) // chunk) * chunk
+    ids = np.full((rows, width), pad_id, dtype=np.int64)
+    pos = np.full((rows, width), -1, dtype=np.int64)
+    for row, tokens in enumerate(token_lists):
+        ids[row, : len(tokens)] = tokens
+        pos[row, : len(tokens)] = np.arange(len(tokens))
+    starts = list(range(0, width, chunk))
+    if width > ctx_len and (lengths == ctx_len).any():
+        # A row fills the context: end the last chunk on its last token, so no padding (which
+        # writes to the last slot) shares a chunk with the real token written there. The
+        # overlapping positions are recomputed with the same values.
+        starts[-1] = ctx_len - chunk
+    last_logits = None
+    for start in starts:
+        logits = run(ids[:, start : start + chunk], pos[:, start : start + chunk])
+        if last_logits is None:
+            last_logits = np.empty_like(logits)
+        ends_here = (lengths - 1 >= start) & (lengths - 1 < start + chunk)
+        last_logits[ends_here] = logits[ends_here]
+    return last_logits
 
 
 def average_metrics(timings: list[dict]) -> PerfMetrics:

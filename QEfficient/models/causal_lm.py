@@ -30,7 +30,7 @@ _TORCH_KV_DTYPES = {name: dtype for dtype, name in _KV_DTYPES.items()}
 # Accepted for QEfficient compatibility; the ONNX Runtime CPU backend does not act on them yet.
 _CPU_PENDING = {
     "num_devices": "num_devices > 1 has no meaning on the ONNX Runtime CPU backend; one session is used",
-    "full_batch_size": "full_batch_size needs continuous batching, which is not implemented yet; it is ignored",
+    "full_batch_size": "full_batch_size is only used with continuous_batching=True (from_pretrained); it is ignored",
 }
 
 
@@ -50,8 +50,6 @@ class QEFFAutoModelForCausalLM:
                 "Use QEFFAutoModel for encoders and QEFFAutoModelForImageTextToText for image-text models."
             )
         check_causal_lm_config(model.config)
-        if continuous_batching:
-            raise NotImplementedError("continuous_batching=True is not implemented yet; use continuous_batching=False.")
         if qaic_config:
             warn_once("qaic_config", f"qaic_config {sorted(qaic_config)} targets Cloud AI 100 and is ignored on ONNX Runtime.")
         model.config.use_cache = True
@@ -167,6 +165,10 @@ class QEFFAutoModelForCausalLM:
     ) -> Path:
         """Export if needed, then build (or reuse) the artifact for the ONNX Runtime CPU backend."""
         _check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
+        if self.continuous_batching:
+            if full_batch_size is None:
+                raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")
+            _check_positive(full_batch_size=full_batch_size)
         if prefill_seq_len > ctx_len:
             raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
         max_pos = getattr(self.config, "max_position_embeddings", None)
@@ -174,7 +176,7 @@ class QEFFAutoModelForCausalLM:
             raise ValueError(f"ctx_len ({ctx_len}) exceeds the model's max_position_embeddings ({max_pos}).")
         for key, value in {
             "num_devices": num_devices > 1,
-            "full_batch_size": full_batch_size is not None,
+            "full_batch_size": full_batch_size is not None and not self.continuous_batching,
         }.items():
             if value:
                 warn_once(key, _CPU_PENDING[key])
@@ -204,7 +206,7 @@ class QEFFAutoModelForCausalLM:
             "prefill_seq_len": prefill_seq_len,
             "ctx_len": ctx_len,
             "batch_size": batch_size,
-            "full_batch_size": full_batch_size,
+            "full_batch_size": full_batch_size if self.continuous_batching else None,
             "num_devices": num_devices,
             "mxfp6_matmul": mxfp6_matmul,
             "mxint8_kv_cache": mxint8_kv_cache,
@@ -212,7 +214,8 @@ class QEFFAutoModelForCausalLM:
         }
         manifest = {
             "num_layers": n_layers,
-            "kv_shape": [batch_size, n_kv, ctx_len, head_dim],
+            "kv_shape": [full_batch_size if self.continuous_batching else batch_size, n_kv, ctx_len, head_dim],
+            "continuous_batching": self.continuous_batching,
             "kv_dtype": kv_dtype,
             "vocab_size": int(self.model.lm_head.weight.shape[0]),
             "num_cores": num_cores,
@@ -227,7 +230,7 @@ class QEFFAutoModelForCausalLM:
             Path(compile_dir) if compile_dir else onnx_path.parent,
             manifest,
             params,
-            decoder_specializations(prefill_seq_len, ctx_len, batch_size),
+            decoder_specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None),
             rewrite=compress_matmul_weights if mxfp6_matmul else None,
         )
         self._num_cores = num_cores

@@ -82,6 +82,9 @@ class KVCacheSession:
         self.logits = ort.OrtValue.ortvalue_from_shape_and_type([batch_size, 1, vocab_size], np.float32)
         self.io.bind_ortvalue_output("logits", self.logits)
         self._inputs: tuple[np.ndarray, np.ndarray] | None = None
+        self.slot_io = self.session.io_binding()  # batch-1 runs on one row of the cache (continuous batching)
+        self.slot_logits = ort.OrtValue.ortvalue_from_shape_and_type([1, 1, vocab_size], np.float32)
+        self.slot_io.bind_ortvalue_output("logits", self.slot_logits)
         self._bind_window(self.ladder[0])
 
     def cache_view(self, index: int) -> np.ndarray:
@@ -110,8 +113,7 @@ class KVCacheSession:
         if self.window != self.ladder[0]:
             self._bind_window(self.ladder[0])
 
-    def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
-        """One step. input_ids/position_ids int64 [B,S]; returns a view of logits [B,V] (valid until the next run)."""
+    def _prepare(self, input_ids: np.ndarray, position_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ids = np.ascontiguousarray(input_ids, dtype=np.int64)
         pos = np.ascontiguousarray(position_ids, dtype=np.int64)
         # Padding writes to the window's last slot; keep that slot clear of this step's real tokens.
@@ -119,7 +121,30 @@ class KVCacheSession:
         if need > self.window and self.window < self.ctx_len:
             self._bind_window(next((w for w in self.ladder if w >= need), self.ctx_len), keep=True)
         self._inputs = (ids, pos)  # keep the arrays alive while ORT reads them
+        return ids, pos
+
+    def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+        """One step. input_ids/position_ids int64 [B,S]; returns a view of logits [B,V] (valid until the next run)."""
+        ids, pos = self._prepare(input_ids, position_ids)
         self.io.bind_cpu_input("input_ids", ids)
         self.io.bind_cpu_input("position_ids", pos)
         self.session.run_with_iobinding(self.io)
         return self.logits.numpy()[:, 0]
+
+    def run_slot(self, slot: int, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+        """One step of a single sequence ([1,S]) on cache row ``slot``, the others untouched.
+
+        Row ``slot`` of a [B, H, W, D] buffer is one contiguous block, so it is bound as a
+        [1, H, W, D] view of the same memory: no copy in or out.
+        """
+        ids, pos = self._prepare(input_ids, position_ids)
+        _, h, _, d = self.kv_shape
+        size = h * self.window * d
+        for name, flat in zip(self.names, self.storage):
+            value = ort.OrtValue.ortvalue_from_numpy(flat[slot * size : (slot + 1) * size].reshape(1, h, self.window, d))
+            self.slot_io.bind_ortvalue_input(name, value)
+            self.slot_io.bind_ortvalue_output(f"{name}_RetainedState", value)
+        self.slot_io.bind_cpu_input("input_ids", ids)
+        self.slot_io.bind_cpu_input("position_ids", pos)
+        self.session.run_with_iobinding(self.slot_io)
+        return self.slot_logits.numpy()[:, 0]

@@ -1,0 +1,145 @@
+"""Continuous batching: F cache slots, each request prefilled alone into a free slot, every decode
+step advancing all busy slots at once, a finished slot refilled from the queue at once.
+
+Rows of the cache never mix: attention, the scatter and padding writes are per row, so a request
+gives the same greedy tokens whatever shares the batch with it. Prefill runs on one row through a
+view of that row's memory (``KVCacheSession.run_slot``); decode binds the whole cache.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from QEfficient.generation.sampling import SamplingParams, TokenChooser
+from QEfficient.generation.text_generation import prefill
+from QEfficient.runtime.ort_session import KVCacheSession
+
+
+@dataclass
+class Request:
+    """One prompt. ``on_token(request, token)`` is called for every new token (streaming)."""
+
+    tokens: list[int]
+    max_new_tokens: int
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    on_token: Callable[[Request, int], None] | None = None
+    on_done: Callable[[Request], None] | None = None
+    output: list[int] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    finish_reason: str | None = None
+    submitted: float = field(default_factory=time.perf_counter)
+    first_token_time: float | None = None
+
+
+class ContinuousBatchingEngine:
+    def __init__(self, session: KVCacheSession, prefill_seq_len: int, eos_ids, pad_id: int) -> None:
+        self.session = session
+        self.slots: list[Request | None] = [None] * session.batch_size
+        self.positions = np.full(session.batch_size, -1, dtype=np.int64)
+        self.last = np.full(session.batch_size, pad_id, dtype=np.int64)
+        self.choosers: list[TokenChooser | None] = [None] * session.batch_size
+        self.waiting: deque[Request] = deque()
+        self.prefill_seq_len = prefill_seq_len
+        self.eos_ids = set(int(i) for i in eos_ids)
+        self.pad_id = pad_id
+        self.vocab = session.slot_logits.shape()[-1]
+        self.decode_steps = 0
+        self.decode_time = 0.0
+
+    def submit(self, request: Request) -> None:
+        if len(request.tokens) > self.session.ctx_len or not request.tokens:
+            raise ValueError(f"The prompt has {len(request.tokens)} tokens; it must have 1 to ctx_len={self.session.ctx_len}.")
+        self.waiting.append(request)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.waiting) or any(s is not None for s in self.slots)
+
+    def _emit(self, slot: int, token: int) -> None:
+        request = self.slots[slot]
+        request.output.append(token)
+        if request.first_token_time is None:
+            request.first_token_time = time.perf_counter()
+        if request.on_token is not None:
+            request.on_token(request, token)
+        limit = min(request.max_new_tokens, self.session.ctx_len - len(request.tokens) + 1)
+        reason = "stop" if token in self.eos_ids else ("length" if len(request.output) >= limit else None)
+        if request.cancelled.is_set():
+            reason = "cancelled"
+        if reason is not None:
+            self._finish(slot, reason)
+        else:
+            self.last[slot] = token
+
+    def _finish(self, slot: int, reason: str) -> None:
+        request = self.slots[slot]
+        request.finish_reason = reason
+        self.slots[slot] = None
+        self.choosers[slot] = None
+        self.positions[slot] = -1
+        self.last[slot] = self.pad_id
+        if request.on_done is not None:
+            request.on_done(request)
+
+    def _admit(self) -> None:
+        for slot in range(len(self.slots)):
+            while self.slots[slot] is None and self.waiting:
+                request = self.waiting.popleft()
+                if request.cancelled.is_set():
+                    request.finish_reason = "cancelled"
+                    if request.on_done is not None:
+                        request.on_done(request)
+                    continue
+                if not self.busy_slots():
+                    self.session.reset()  # nothing else in flight: start from the smallest window again
+                chooser = TokenChooser(request.sampling, 1, self.vocab)
+                chooser.prime([request.tokens])
+                logits = prefill(
+                    lambda i, p, s=slot: self.session.run_slot(s, i, p),
+                    [request.tokens],
+                    1,
+                    self.prefill_seq_len,
+                    self.session.ctx_len,
+                    self.pad_id,
+                )
+                self.slots[slot], self.choosers[slot] = request, chooser
+                self.positions[slot] = len(request.tokens)
+                self._emit(slot, int(chooser(logits)[0]))  # may finish (EOS / length 1) and free the slot again
+
+    def busy_slots(self) -> list[int]:
+        return [i for i, s in enumerate(self.slots) if s is not None]
+
+    def step(self) -> None:
+        """Admit waiting requests into free slots, then advance every busy slot by one token."""
+        self._admit()
+        active = self.busy_slots()
+        if not active:
+            return
+        for slot in active:
+            if self.slots[slot].cancelled.is_set():
+                self._finish(slot, "cancelled")
+        active = self.busy_slots()
+        if not active:
+            return
+        start = time.perf_counter()
+        pos = np.where([s is not None for s in self.slots], self.positions, -1)[:, None]
+        logits = self.session.run(self.last[:, None], pos)
+        self.decode_steps += 1
+        for slot in active:
+            token = int(self.choosers[slot](logits[slot : slot + 1])[0])
+            self.positions[slot] += 1
+            self._emit(slot, token)
+        self.decode_time += time.perf_counter() - start
+
+    def run_all(self, requests: list[Request]) -> list[Request]:
+        for request in requests:
+            self.submit(request)
+        while self.busy:
+            self.step()
+        return requests
