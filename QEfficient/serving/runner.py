@@ -1,0 +1,75 @@
+"""The continuous-batching engine on a background thread, fed by a bounded queue.
+
+Only the runner thread touches the engine. Requests come in through ``submit`` (any thread);
+their ``on_token``/``on_done`` callbacks run on the runner thread, so the web layer hands them to
+its event loop with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
+
+logger = logging.getLogger(__name__)
+
+
+class QueueFullError(RuntimeError):
+    pass
+
+
+class EngineRunner:
+    def __init__(self, engine: ContinuousBatchingEngine, max_queue: int = 64) -> None:
+        self.engine = engine
+        self.max_queue = max_queue
+        self.inbox: queue.Queue[Request] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="qeff-engine", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> EngineRunner:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    @property
+    def pending(self) -> int:
+        return self.inbox.qsize() + len(self.engine.waiting)
+
+    def submit(self, request: Request) -> None:
+        """Queue a request; QueueFullError when ``max_queue`` requests already wait for a slot."""
+        if self.pending >= self.max_queue:
+            raise QueueFullError(f"{self.pending} requests are already waiting; try again later.")
+        self.inbox.put(request)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                block = not self.engine.busy
+                request = self.inbox.get(timeout=0.05) if block else self.inbox.get_nowait()
+                self._admit(request)
+                while True:
+                    self._admit(self.inbox.get_nowait())
+            except queue.Empty:
+                pass
+            if self.engine.busy:
+                try:
+                    self.engine.step()
+                except Exception as err:  # keep serving: fail the requests in flight, not the server
+                    logger.exception("engine step failed")
+                    self.error = err
+                    for slot in self.engine.busy_slots():
+                        self.engine._finish(slot, "error")
+
+    def _admit(self, request: Request) -> None:
+        try:
+            self.engine.submit(request)
+        except ValueError:
+            request.finish_reason = "error"
+            if request.on_done is not None:
+                request.on_done(request)
