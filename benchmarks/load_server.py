@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--full-batch-size", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mxfp6", action="store_true", help="serve with 8-bit MatMul weights")
     ap.add_argument("--time-limit", type=float, default=600, help="seconds; the whole run stops by then")
     args = ap.parse_args()
     deadline = time.time() + args.time_limit
@@ -85,7 +86,9 @@ def main() -> None:
     from QEfficient.loading.hf_loader import default_model_path
 
     gguf = default_model_path()
-    app, runner = build_server(str(gguf.parent), gguf.name, 32, 512, args.full_batch_size, args.threads, max_queue=4 * args.requests)
+    app, runner = build_server(
+        str(gguf.parent), gguf.name, 32, 512, args.full_batch_size, args.threads, max_queue=4 * args.requests, mxfp6_matmul=args.mxfp6
+    )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     threading.Thread(target=server.run, daemon=True).start()
@@ -127,7 +130,8 @@ def main() -> None:
         )
         return row
 
-    print(f"SmolLM2-135M-Instruct, full_batch_size {args.full_batch_size}, {args.max_tokens} max tokens, greedy, loopback")
+    weights = "8-bit weights (--mxfp6)" if args.mxfp6 else "fp32 weights"
+    print(f"SmolLM2-135M-Instruct, {weights}, full_batch_size {args.full_batch_size}, {args.max_tokens} max tokens, greedy, loopback")
     rows = [report("one at a time", serial, serial_time), report(f"{args.clients} concurrent clients", concurrent, concurrent_time)]
     print(f"aggregate throughput: {rows[1]['aggregate_tok_s'] / rows[0]['aggregate_tok_s']:.2f}x one-at-a-time")
     out = Path(__file__).resolve().parent / "results" / "load_server.json"

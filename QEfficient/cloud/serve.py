@@ -1,7 +1,7 @@
 """python -m QEfficient.cloud.serve: an OpenAI-compatible server with continuous batching.
 
     python -m QEfficient.cloud.serve [--model_name M] [--gguf_file F] [--host 127.0.0.1] [--port 8000]
-        [--prefill_seq_len 32] [--ctx_len 512] [--full_batch_size 4] [--num_cores N] [--max_queue 64]
+        [--prefill_seq_len 32] [--ctx_len 512] [--full_batch_size 4] [--num_cores N] [--max_queue 64] [--mxfp6] [--mxint8]
 
 With no --model_name it serves the default model, SmolLM2-135M-Instruct.
 """
@@ -14,7 +14,15 @@ from QEfficient.cloud._cli import add_argument, fail, resolve_model_name, setup_
 
 
 def build_server(
-    model_name: str, gguf_file: str | None, prefill_seq_len: int, ctx_len: int, full_batch_size: int, num_cores: int, max_queue: int = 64
+    model_name: str,
+    gguf_file: str | None,
+    prefill_seq_len: int,
+    ctx_len: int,
+    full_batch_size: int,
+    num_cores: int,
+    max_queue: int = 64,
+    mxfp6_matmul: bool = False,
+    mxint8_kv_cache: bool = False,
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app."""
     from transformers import AutoTokenizer
@@ -28,7 +36,14 @@ def build_server(
 
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     model = QEFFAutoModelForCausalLM.from_pretrained(model_name, continuous_batching=True, **kwargs)
-    qpc = model.compile(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, full_batch_size=full_batch_size, num_cores=num_cores)
+    qpc = model.compile(
+        prefill_seq_len=prefill_seq_len,
+        ctx_len=ctx_len,
+        full_batch_size=full_batch_size,
+        num_cores=num_cores,
+        mxfp6_matmul=mxfp6_matmul,
+        mxint8_kv_cache=mxint8_kv_cache,
+    )
     tokenizer = right_padding(AutoTokenizer.from_pretrained(model.local_model_dir))
     session = open_session(qpc, num_cores)
     eos = eos_token_ids(tokenizer, model.model.hf.generation_config)
@@ -50,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     add_argument(p, "full_batch_size", type=int, default=4)
     add_argument(p, "num_cores", type=int, default=16)
     add_argument(p, "max_queue", type=int, default=64, help="requests waiting for a slot before the server answers 429")
+    add_argument(p, "mxfp6", action="store_true", help="8-bit MatMul weights (mxfp6_matmul): about 2x faster decode")
+    add_argument(p, "mxint8", action="store_true", help="float16 KV cache (mxint8_kv_cache): half the cache memory")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
