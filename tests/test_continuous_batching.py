@@ -73,3 +73,16 @@ def test_sampling_with_a_seed_is_reproducible_in_continuous_batching(cb_model):
     a = model.generate(tok, PROMPTS[:5], generation_len=10, stream=False, temperature=1.0, seed=5)
     b = model.generate(tok, PROMPTS[:5], generation_len=10, stream=False, temperature=1.0, seed=5)
     assert [r.tolist() for r in a.generated_ids] == [r.tolist() for r in b.generated_ids]
+
+
+def test_a_request_that_fails_in_prefill_fails_alone(cb_model):
+    model, tok, hf = cb_model
+    session = open_session(model.qpc_path, 1)
+    engine = ContinuousBatchingEngine(session, 8, {tok.eos_token_id}, tok.pad_token_id)
+    done = []
+    bad = Request([10**6], 5, on_done=done.append)  # a token id far outside the vocabulary
+    good = [Request(tok(p)["input_ids"], 6) for p in PROMPTS[:4]]
+    engine.run_all([good[0], bad, *good[1:]])
+    assert bad.finish_reason == "error" and done == [bad]
+    for prompt, request in zip(PROMPTS[:4], good):
+        assert request.output == hf_greedy(hf, tok, prompt, 6)

@@ -107,6 +107,27 @@ def test_chat_completion_uses_the_chat_template(server):
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == expected
 
 
+def test_a_stop_string_split_across_tokens_never_reaches_the_client(server):
+    url, _, tok, hf = server
+    prompt = PROMPTS[3]
+    ids = hf_greedy(hf, tok, prompt, 16)
+    full = tok.decode(ids, skip_special_tokens=True)
+    bounds = [len(tok.decode(ids[:k], skip_special_tokens=True)) for k in range(1, len(ids))]
+    # a 3-character stop string that starts in one token and ends in the next, first occurrence
+    start = next(b - 1 for b in bounds if 1 <= b - 1 and b + 2 <= len(full) and full.find(full[b - 1 : b + 2]) == b - 1)
+    stop = full[start : start + 3]
+    for stream in (False, True):
+        body = {"prompt": prompt, "max_tokens": 16, "temperature": 0, "stop": [stop, "zzzz-never"], "stream": stream}
+        if stream:
+            with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=60) as r:
+                chunks = [json.loads(x[6:]) for x in r.iter_lines() if x.startswith("data: ") and x != "data: [DONE]"]
+            text, reason = "".join(c["choices"][0]["text"] for c in chunks), chunks[-1]["choices"][0]["finish_reason"]
+        else:
+            choice = httpx.post(f"{url}/v1/completions", json=body, timeout=60).json()["choices"][0]
+            text, reason = choice["text"], choice["finish_reason"]
+        assert (text, reason) == (full[:start], "stop"), (full, stop)
+
+
 def test_stop_strings_and_seeded_sampling(server):
     url, _, tok, hf = server
     full = complete(url, PROMPTS[3], 16)["choices"][0]["text"]

@@ -8,6 +8,7 @@ view of that row's memory (``KVCacheSession.run_slot``); decode binds the whole 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -19,6 +20,8 @@ import numpy as np
 from QEfficient.generation.sampling import SamplingParams, TokenChooser
 from QEfficient.generation.text_generation import prefill
 from QEfficient.runtime.ort_session import KVCacheSession
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -98,16 +101,23 @@ class ContinuousBatchingEngine:
                     continue
                 if not self.busy_slots():
                     self.session.reset()  # nothing else in flight: start from the smallest window again
-                chooser = TokenChooser(request.sampling, 1, self.vocab)
-                chooser.prime([request.tokens])
-                logits = prefill(
-                    lambda i, p, s=slot: self.session.run_slot(s, i, p),
-                    [request.tokens],
-                    1,
-                    self.prefill_seq_len,
-                    self.session.ctx_len,
-                    self.pad_id,
-                )
+                try:
+                    chooser = TokenChooser(request.sampling, 1, self.vocab)
+                    chooser.prime([request.tokens])
+                    logits = prefill(
+                        lambda i, p, s=slot: self.session.run_slot(s, i, p),
+                        [request.tokens],
+                        1,
+                        self.prefill_seq_len,
+                        self.session.ctx_len,
+                        self.pad_id,
+                    )
+                except Exception:  # this request fails alone: it is answered, and the slot stays free
+                    logger.exception("prefill failed")
+                    request.finish_reason = "error"
+                    if request.on_done is not None:
+                        request.on_done(request)
+                    continue
                 self.slots[slot], self.choosers[slot] = request, chooser
                 self.positions[slot] = len(request.tokens)
                 self._emit(slot, int(chooser(logits)[0]))  # may finish (EOS / length 1) and free the slot again

@@ -65,7 +65,7 @@ def create_app(runner: EngineRunner, tokenizer, model_id: str, ctx_len: int) -> 
     @app.get("/health")
     async def health() -> dict:
         return {
-            "status": "ok" if runner.error is None else "degraded",
+            "status": ("ok" if runner.error is None else "degraded") if runner.alive else "down",
             "busy_slots": len(runner.engine.busy_slots()),
             "waiting": runner.pending,
         }
@@ -117,7 +117,7 @@ def create_app(runner: EngineRunner, tokenizer, model_id: str, ctx_len: int) -> 
             prompt = prompt[0]
         if not isinstance(prompt, str) or not prompt:
             raise APIError(400, "'prompt' is required and must be a non-empty string.", "prompt")
-        return await serve(job_from(body, prompt), chat=False)
+        return await serve(request, job_from(body, prompt), chat=False)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
@@ -132,9 +132,9 @@ def create_app(runner: EngineRunner, tokenizer, model_id: str, ctx_len: int) -> 
         if not getattr(tokenizer, "chat_template", None):
             raise APIError(400, "This model has no chat template; use /v1/completions.", "messages")
         prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return await serve(job_from(body, prompt), chat=True)
+        return await serve(request, job_from(body, prompt), chat=True)
 
-    async def serve(job: Job, chat: bool):
+    async def serve(http_request: Request, job: Job, chat: bool):
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
         engine_request = EngineRequest(
@@ -148,14 +148,21 @@ def create_app(runner: EngineRunner, tokenizer, model_id: str, ctx_len: int) -> 
             runner.submit(engine_request)
         except QueueFullError as err:
             raise APIError(429, str(err), kind="rate_limit_error", code="queue_full") from None
+        except RuntimeError as err:
+            raise APIError(503, str(err), kind="server_error", code="engine_down") from None
         ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if job.stream:
             return StreamingResponse(stream(events, engine_request, job, chat, ident, created), media_type="text/event-stream")
         text, reason = "", None
-        async for piece, finish in deltas(events, engine_request, job):
-            text += piece
-            reason = finish or reason
+        watcher = asyncio.create_task(cancel_on_disconnect(http_request, engine_request))
+        try:
+            async for piece, finish in deltas(events, engine_request, job):
+                text += piece
+                reason = finish or reason
+        finally:
+            watcher.cancel()
+            engine_request.cancelled.set()  # a client that went away frees its slot at the next step
         usage = {
             "prompt_tokens": len(job.tokens),
             "completion_tokens": len(engine_request.output),
@@ -175,29 +182,41 @@ def create_app(runner: EngineRunner, tokenizer, model_id: str, ctx_len: int) -> 
             "usage": usage,
         }
 
+    async def cancel_on_disconnect(http_request: Request, engine_request: EngineRequest) -> None:
+        while not await http_request.is_disconnected():
+            await asyncio.sleep(0.25)
+        engine_request.cancelled.set()
+
     async def deltas(events: asyncio.Queue, engine_request: EngineRequest, job: Job):
-        """(new text, finish_reason or None) as tokens arrive; applies stop strings."""
+        """(new text, finish_reason or None) as tokens arrive, cut at the first stop string.
+
+        The last len(longest stop) - 1 characters are held back until they can no longer begin a
+        stop string, so a stop string split across tokens never reaches the client.
+        """
         sent = ""
+        hold = max((len(s) for s in job.stop), default=1) - 1
         while True:
             kind, value = await events.get()
-            if kind == "done":
-                yield (tokenizer.decode(engine_request.output, skip_special_tokens=True)[len(sent) :], value)
-                return
+            done = kind == "done"
             text = tokenizer.decode(engine_request.output, skip_special_tokens=True)
-            if text.endswith("\ufffd"):
+            if not done and text.endswith("\ufffd"):
                 continue  # half of a multi-byte character: wait for the rest
-            hit = min((text.find(s, max(0, len(sent) - len(s))) for s in job.stop if s in text), default=-1)
-            if hit >= 0:
+            hits = [i for i in (text.find(s) for s in job.stop) if i >= 0]
+            if hits:
+                cut = min(hits)
                 engine_request.cancelled.set()
-                yield (text[len(sent) : hit], None)
-                sent = text[:hit]
-                # the engine reports "cancelled"; this request ended on its stop string
-                while (await events.get())[0] != "done":
-                    pass
+                yield (text[len(sent) : cut], None)
+                while not done:  # the engine answers "cancelled"; this request ended on its stop string
+                    done = (await events.get())[0] == "done"
                 yield ("", "stop")
                 return
-            yield (text[len(sent) :], None)
-            sent = text
+            if done:
+                yield (text[len(sent) :], value)
+                return
+            safe = len(text) - hold
+            if safe > len(sent):
+                yield (text[len(sent) : safe], None)
+                sent = text[:safe]
 
     async def stream(events, engine_request: EngineRequest, job: Job, chat: bool, ident: str, created: int):
         kind = "chat.completion.chunk" if chat else "text_completion"

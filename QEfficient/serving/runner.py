@@ -41,8 +41,14 @@ class EngineRunner:
     def pending(self) -> int:
         return self.inbox.qsize() + len(self.engine.waiting)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def submit(self, request: Request) -> None:
         """Queue a request; QueueFullError when ``max_queue`` requests already wait for a slot."""
+        if not self.alive:
+            raise RuntimeError("The generation engine is not running.")
         if self.pending >= self.max_queue:
             raise QueueFullError(f"{self.pending} requests are already waiting; try again later.")
         self.inbox.put(request)
@@ -50,21 +56,28 @@ class EngineRunner:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                block = not self.engine.busy
-                request = self.inbox.get(timeout=0.05) if block else self.inbox.get_nowait()
-                self._admit(request)
-                while True:
-                    self._admit(self.inbox.get_nowait())
-            except queue.Empty:
-                pass
-            if self.engine.busy:
-                try:
-                    self.engine.step()
-                except Exception as err:  # keep serving: fail the requests in flight, not the server
-                    logger.exception("engine step failed")
-                    self.error = err
-                    for slot in self.engine.busy_slots():
+                self._turn()
+            except Exception as err:  # a callback or the engine failed: fail what is in flight, keep serving
+                logger.exception("engine step failed")
+                self.error = err
+                for slot in self.engine.busy_slots():
+                    try:
                         self.engine._finish(slot, "error")
+                    except Exception:
+                        logger.exception("could not finish a failed request")
+
+    def _turn(self) -> None:
+        try:
+            block = not self.engine.busy
+            request = self.inbox.get(timeout=0.05) if block else self.inbox.get_nowait()
+            self._admit(request)
+            while True:
+                self._admit(self.inbox.get_nowait())
+        except queue.Empty:
+            pass
+        if self.engine.busy:
+            self.engine.step()
+            self.error = None
 
     def _admit(self, request: Request) -> None:
         try:

@@ -99,7 +99,11 @@ def sweep_stale_temps(final: Path) -> None:
     for stale in final.parent.glob(f".tmp-{final.name}-*"):
         pid_file = stale / ".pid"
         if pid_file.is_file():
-            with contextlib.suppress(ValueError, OSError):
+            try:
                 os.kill(int(pid_file.read_text()), 0)
                 continue  # the builder is alive
+            except PermissionError:
+                continue  # alive, and another user's
+            except (ValueError, OSError):
+                pass
         shutil.rmtree(stale, ignore_errors=True)
