@@ -58,3 +58,26 @@ def test_cli_errors_are_one_clear_line(tmp_path, qeff_home):
     assert "Traceback" not in res.stderr
     res = run("QEfficient.cloud.execute", "--qpc_path", str(tmp_path), home=qeff_home)
     assert res.returncode == 2 and "not a compiled QEfficient artifact" in res.stderr
+
+
+def test_infer_with_full_batch_size_runs_continuous_batching(tiny_model_dir, qeff_home):
+    res = run(
+        "QEfficient.cloud.infer",
+        "--model_name",
+        str(tiny_model_dir("llama")),
+        "--prompt",
+        "My name is|The sun|Paris|A robot",
+        "--prompt_len",
+        "8",
+        "--ctx_len",
+        "32",
+        "--generation_len",
+        "4",
+        "--num_cores",
+        "1",
+        "--full_batch_size",
+        "2",
+        home=qeff_home,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("Completion :") == 4 and "Performance Stats" in res.stdout

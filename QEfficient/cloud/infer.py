@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
             kwargs = {"gguf_file": gguf_file} if gguf_file else {}
             if args.cache_dir:
                 kwargs["cache_dir"] = args.cache_dir
-            model = QEFFAutoModelForCausalLM.from_pretrained(model_name, **kwargs)
+            model = QEFFAutoModelForCausalLM.from_pretrained(model_name, continuous_batching=args.full_batch_size is not None, **kwargs)
             tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
         with step("Exporting to ONNX (cached)"):
             model.export()
