@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("--no-chat", "--no_chat", dest="chat", action="store_false")
     add_argument(p, "no_stream", action="store_true", help="do not stream the text of batch-1 runs")
+    add_argument(p, "image_path", default=None, help="an image: runs the model as a vision-language model (one image for every prompt)")
+    add_argument(p, "img_size", type=int, default=None, help="vision-language models: the image size to compile for")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -47,6 +49,34 @@ def apply_chat_template(tokenizer, prompts: list[str]) -> list[str]:
     if not getattr(tokenizer, "chat_template", None):
         fail("--chat needs a tokenizer with a chat template; this model has none (use --no-chat).")
     return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
+
+
+def run_image_text(args, model_name: str) -> None:
+    """--image_path: the vision-language class, with the model's processor."""
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    from QEfficient import QEFFAutoModelForImageTextToText
+    from QEfficient.generation.exec_kv import load_prompts
+
+    try:
+        image = Image.open(args.image_path).convert("RGB")
+    except OSError as err:
+        fail(f"cannot read the image '{args.image_path}': {err}")
+    try:
+        with step(f"Loading {model_name}"):
+            model = QEFFAutoModelForImageTextToText.from_pretrained(model_name, kv_offload=True)
+            processor = AutoProcessor.from_pretrained(model.local_model_dir)
+        with step("Exporting and compiling the vision and language graphs (cached)"):
+            model.compile(
+                args.img_size, prefill_seq_len=args.prompt_len, ctx_len=args.ctx_len, batch_size=args.batch_size, num_cores=args.num_cores
+            )
+        prompts = load_prompts(args.prompt.split("|"), args.prompts_txt_file_path)
+        info = model.generate(processor=processor, images=[image] * len(prompts), prompts=prompts, generation_len=args.generation_len)
+        for prompt, text in zip(prompts, info.texts):
+            print(f"\nPrompt : {prompt}\nCompletion : {text}")
+    except (FileNotFoundError, ValueError, TypeError, NotImplementedError) as err:
+        fail(str(err))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,6 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     from QEfficient import QEFFAutoModelForCausalLM
     from QEfficient.generation.exec_kv import load_prompts
 
+    if args.image_path:
+        run_image_text(args, model_name)
+        return
     try:
         with step(f"Loading {model_name}{' / ' + gguf_file if gguf_file else ''}"):
             kwargs = {"gguf_file": gguf_file} if gguf_file else {}

@@ -141,6 +141,56 @@ def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str
     return onnx_path
 
 
+def export_vision_onnx(module, out_dir: Path, model_name: str, img_size: int) -> Path:
+    """Export a QEffVisionEncoder: pixel_values [batch, 3, img, img] -> vision_embeds [batch, tokens, hidden]."""
+    onnx_path = out_dir / f"{model_name}.onnx"
+    module.eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (torch.zeros(2, 3, img_size, img_size),),
+            str(onnx_path),
+            input_names=["pixel_values"],
+            output_names=["vision_embeds"],
+            dynamic_axes={"pixel_values": {0: "batch_size"}, "vision_embeds": {0: "batch_size"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    fold_shapes_and_store_weights_outside(onnx_path)
+    return onnx_path
+
+
+def export_image_text_decoder_onnx(module, out_dir: Path, model_name: str) -> Path:
+    """Export a QEffImageTextDecoder: the retained-state graph plus vision_embeds / image_idx in, image_idx_output out."""
+    io = KVGraphIO(module.num_layers)
+    onnx_path = out_dir / f"{model_name}.onnx"
+    ids, pos, *past = example_inputs(module)
+    ids[:, 1] = module.image_token_id
+    hidden = module.config.hidden_size
+    args = (ids, pos, torch.zeros(2, 3, hidden), torch.zeros(2, 1, dtype=torch.int64), *past)
+    axes = io.dynamic_axes()
+    axes.update(
+        {"vision_embeds": {0: "vision_batch", 1: "vision_size"}, "image_idx": {0: "batch_size"}, "image_idx_output": {0: "batch_size"}}
+    )
+    module.eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            args,
+            str(onnx_path),
+            input_names=["input_ids", "position_ids", "vision_embeds", "image_idx", *io.past_names],
+            output_names=["logits", "image_idx_output", *io.output_names[1:]],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
+    fold_shapes_and_store_weights_outside(onnx_path)
+    return onnx_path
+
+
 class WeightsOffloadedError(RuntimeError):
     pass
 

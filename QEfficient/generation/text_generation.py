@@ -63,10 +63,12 @@ class TextGeneration:
     def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:
         return prefill(self.session.run, token_lists, self.batch_size, self.prefill_seq_len, self.ctx_len, self.pad_id)
 
-    def generate_batch(self, prompts: list[str], generation_len: int | None, streamer=None) -> tuple[list[str], np.ndarray, dict]:
-        """One batch (exactly batch_size prompts). Returns texts, ids [B, n] and raw timings."""
+    def generate_batch(
+        self, prompts: list[str], generation_len: int | None, streamer=None, token_lists: list[list[int]] | None = None
+    ) -> tuple[list[str], np.ndarray, dict]:
+        """One batch (exactly batch_size prompts, or their token lists). Returns texts, ids [B, n] and raw timings."""
         start = time.perf_counter()
-        token_lists = self.tokenize(prompts)
+        token_lists = token_lists if token_lists is not None else self.tokenize(prompts)
         self.session.reset()
         lengths = np.array([len(t) for t in token_lists], dtype=np.int64)
         # Each row may fill the cache: its last generated token needs no slot of its own.

@@ -85,6 +85,11 @@ class KVCacheSession:
         self.slot_io = self.session.io_binding()  # batch-1 runs on one row of the cache (continuous batching)
         self.slot_logits = ort.OrtValue.ortvalue_from_shape_and_type([1, 1, vocab_size], np.float32)
         self.slot_io.bind_ortvalue_output("logits", self.slot_logits)
+        # Image-text decoders also report where the next image embedding starts (image_idx_output).
+        self.image_idx_out = None
+        if any(o.name == "image_idx_output" for o in self.session.get_outputs()):
+            self.image_idx_out = ort.OrtValue.ortvalue_from_shape_and_type([batch_size, 1], np.int64)
+            self.io.bind_ortvalue_output("image_idx_output", self.image_idx_out)
         self._bind_window(self.ladder[0])
 
     def cache_view(self, index: int) -> np.ndarray:
@@ -122,6 +127,12 @@ class KVCacheSession:
             self._bind_window(next((w for w in self.ladder if w >= need), self.ctx_len), keep=True)
         self._inputs = (ids, pos)  # keep the arrays alive while ORT reads them
         return ids, pos
+
+    def bind_inputs(self, **inputs: np.ndarray) -> None:
+        """Bind further graph inputs (e.g. vision_embeds, image_idx); they stay bound for later runs."""
+        self._extra = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
+        for name, value in self._extra.items():
+            self.io.bind_cpu_input(name, value)
 
     def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         """One step. input_ids/position_ids int64 [B,S]; returns a view of logits [B,V] (valid until the next run)."""

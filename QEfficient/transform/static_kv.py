@@ -139,16 +139,26 @@ class QEffCausalLM(nn.Module):
         past_key.0_RetainedState, past_value.0_RetainedState, ...)
     """
 
-    def __init__(self, hf_model: PreTrainedModel, adapter: ArchAdapter | None = None) -> None:
+    def __init__(
+        self,
+        hf_model: PreTrainedModel,
+        adapter: ArchAdapter | None = None,
+        *,
+        base: nn.Module | None = None,
+        lm_head: nn.Module | None = None,
+        config=None,
+    ) -> None:
         super().__init__()
         self.hf = hf_model
-        self.adapter = adapter or get_adapter(hf_model.config)
-        self.base = hf_model.base_model
-        self.lm_head = hf_model.get_output_embeddings()
+        # A multimodal model passes its language model's parts explicitly (base, head, text config).
+        self._config = config if config is not None else hf_model.config
+        self.adapter = adapter or get_adapter(self._config)
+        self.base = base if base is not None else hf_model.base_model
+        self.lm_head = lm_head if lm_head is not None else hf_model.get_output_embeddings()
 
     @property
     def config(self):
-        return self.hf.config
+        return self._config
 
     def kv_shape(self, batch_size: int, ctx_len: int) -> tuple[int, int, int, int]:
         _, n_kv, head_dim = self.adapter.kv_geometry(self.config)
@@ -159,11 +169,17 @@ class QEffCausalLM(nn.Module):
         return self.adapter.kv_geometry(self.config)[0]
 
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, *past: torch.Tensor):
-        cache = StaticKVCache(list(past), position_ids)
+        logits, retained = self.step(position_ids, list(past), input_ids=input_ids)
+        return (logits, *retained)
+
+    def step(self, position_ids: torch.Tensor, past: list[torch.Tensor], input_ids=None, inputs_embeds=None):
+        """(logits [B,1,V] at each row's last real position, updated caches) for token ids or embeddings."""
+        cache = StaticKVCache(past, position_ids)
         masks = attention_masks(self.config, position_ids, torch.arange(past[0].shape[2], device=position_ids.device))
         with _attn_implementation(self.config, STATIC_KV_ATTENTION):
             out = self.base(
                 input_ids=input_ids,
+                inputs_embeds=inputs_embeds,
                 attention_mask=masks,
                 position_ids=position_ids.clamp(min=0),  # learned/rotary tables must not see -1
                 cache=cache,
@@ -181,4 +197,4 @@ class QEffCausalLM(nn.Module):
         bias = self.lm_head.bias if self.lm_head.bias is not None else torch.zeros(weight.shape[0], dtype=weight.dtype)
         logits = nn.functional.linear(hidden_last, weight, bias)
         logits = self.adapter.postprocess_logits(logits, self.config)
-        return (logits.float().unsqueeze(1), *cache.retained())
+        return logits.float().unsqueeze(1), cache.retained()

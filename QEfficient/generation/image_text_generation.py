@@ -1,0 +1,62 @@
+"""Generation for two-graph vision-language models: the vision graph once per image, then the
+language graph's chunked prefill (image tokens may span chunks) and the usual decode loop."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.generation.text_generation import PromptTooLongError, TextGeneration, average_metrics, prefill
+
+
+class ImageTextGeneration(TextGeneration):
+    def __init__(self, session, vision_session: ort.InferenceSession, tokenizer, prefill_seq_len: int, eos_ids, sampling=None):
+        super().__init__(session, tokenizer, prefill_seq_len, eos_ids, sampling)
+        self.vision_session = vision_session
+        self.vision_embeds: np.ndarray | None = None
+
+    def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:
+        vision = self.vision_embeds
+        per_row = vision.shape[1]
+        state = {"idx": (np.arange(self.batch_size, dtype=np.int64) * per_row)[:, None]}  # row b's image starts at b * tokens
+
+        def run(ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
+            self.session.bind_inputs(vision_embeds=vision, image_idx=state["idx"])
+            logits = self.session.run(ids, pos)
+            state["idx"] = self.session.image_idx_out.numpy().copy()
+            return logits
+
+        logits = prefill(run, token_lists, self.batch_size, self.prefill_seq_len, self.ctx_len, self.pad_id)
+        # decode feeds text tokens only: a one-row placeholder keeps the graph's input bound
+        self.session.bind_inputs(
+            vision_embeds=np.zeros((1, 1, vision.shape[2]), vision.dtype), image_idx=np.zeros((self.batch_size, 1), np.int64)
+        )
+        return logits
+
+    def generate_images(
+        self, token_lists: list[list[int]], pixel_values: np.ndarray, generation_len: int | None, streamer=None
+    ) -> CloudAI100ExecInfo:
+        for i, tokens in enumerate(token_lists):
+            if len(tokens) > self.ctx_len:
+                raise PromptTooLongError(f"Prompt {i} has {len(tokens)} tokens with its image, more than ctx_len={self.ctx_len}.")
+        texts_all, ids_all, timings, vision_time = [], [], [], 0.0
+        for first in range(0, len(token_lists), self.batch_size):
+            rows = token_lists[first : first + self.batch_size]
+            pixels = pixel_values[first : first + self.batch_size]
+            real = len(rows)
+            rows = rows + [rows[-1]] * (self.batch_size - real)  # a short last batch is padded, then trimmed
+            pixels = np.concatenate([pixels, np.repeat(pixels[-1:], self.batch_size - real, 0)]) if real < self.batch_size else pixels
+            start = time.perf_counter()
+            self.vision_embeds = self.vision_session.run(None, {"pixel_values": np.ascontiguousarray(pixels, np.float32)})[0]
+            vision_time += time.perf_counter() - start
+            texts, ids, timing = self.generate_batch([], generation_len, streamer if self.batch_size == 1 else None, token_lists=rows)
+            timing["start"] = start  # time to first token includes the vision encoder
+            texts_all.append(texts[:real])
+            ids_all.append(ids[:real])
+            timings.append(timing)
+        info = CloudAI100ExecInfo(self.batch_size, texts_all, ids_all, average_metrics(timings))
+        info.vision_time = vision_time
+        return info

@@ -1,0 +1,221 @@
+"""QEFFAutoModelForImageTextToText: vision-language generation with a vision graph and a language graph.
+
+Implemented so far: the two-graph layout (``kv_offload=True``) for Llava-style models. The
+one-graph layout and the other architectures of the issue are not implemented yet and say so.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from transformers import AutoModelForImageTextToText, PreTrainedModel
+
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, decoder_specializations, read_artifact
+from QEfficient.export.onnx_export import cached_export, export_image_text_decoder_onnx, export_vision_onnx
+from QEfficient.generation.exec_kv import open_session, print_perf, right_padding
+from QEfficient.generation.image_text_generation import ImageTextGeneration
+from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.generation.text_generation import eos_token_ids
+from QEfficient.loading.hf_loader import resolve_model_path
+from QEfficient.runtime.ort_session import session_options
+from QEfficient.transform.adapters import UnsupportedArchitectureError
+from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
+from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
+
+SUPPORTED = ("llava",)
+
+
+class QEFFAutoModelForImageTextToText:
+    """>>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/llava", kv_offload=True)
+    >>> model.compile(prefill_seq_len=128, ctx_len=512, img_size=336)
+    >>> model.generate(inputs=processor(images=image, text=prompt, return_tensors="pt"), generation_len=64)
+    """
+
+    def __init__(self, model: PreTrainedModel, kv_offload: bool = True, continuous_batching: bool = False, **kwargs) -> None:
+        if model.config.model_type not in SUPPORTED:
+            raise UnsupportedArchitectureError(
+                f"'{model.config.model_type}' is not supported by QEFFAutoModelForImageTextToText yet; supported: {', '.join(SUPPORTED)}."
+            )
+        if not kv_offload:
+            raise NotImplementedError("kv_offload=False (one graph taking pixels at prefill) is not implemented yet; use kv_offload=True.")
+        if continuous_batching:
+            raise NotImplementedError("continuous_batching is not implemented for image-text models yet.")
+        self.hf = model.eval()
+        self.vision_model = QEffVisionEncoder(self.hf)
+        self.lang_model = QEffImageTextDecoder(self.hf)
+        self.pretrained_model_name_or_path = kwargs.pop("pretrained_model_name_or_path", None)
+        self.local_model_dir: Path | None = None
+        self.hash_params: dict[str, Any] = {"qeff_auto_class": type(self).__name__, "config": model.config.to_diff_dict(), "weights": None}
+        self.qpc_paths: dict[str, Path] | None = None
+        self._sessions: tuple | None = None
+        self._num_cores = 16
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        kv_offload: bool = True,
+        continuous_batching: bool = False,
+        qaic_config: dict | None = None,
+        **kwargs,
+    ):
+        folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+        kwargs.setdefault("dtype", torch.float32)
+        model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
+        obj = cls(
+            model,
+            kv_offload=kv_offload,
+            continuous_batching=continuous_batching,
+            pretrained_model_name_or_path=str(pretrained_model_name_or_path),
+        )
+        obj.local_model_dir = folder
+        return obj
+
+    @property
+    def model_name(self) -> str:
+        return Path(self.pretrained_model_name_or_path.rstrip("/")).name if self.pretrained_model_name_or_path else type(self.hf).__name__
+
+    @property
+    def config(self):
+        return self.hf.config
+
+    def export(self, export_dir: str | os.PathLike | None = None, img_size: int | None = None, **kwargs) -> list[Path]:
+        """Export the vision and the language graph (each cached); returns [vision, language] .onnx paths."""
+        img_size = img_size or self.config.vision_config.image_size
+        if self.hash_params["weights"] is None:
+            self.hash_params["weights"] = fingerprint_state_dict(self.hf.state_dict())
+        name = self.model_name.replace("/", "_")
+        arch = (self.config.architectures or [type(self.hf).__name__])[0]
+        vision = cached_export(
+            self.vision_model,
+            {**self.hash_params, "graph": "vision", "img_size": img_size},
+            f"{name}-vision",
+            arch,
+            export_dir,
+            qeff_home(),
+            export_fn=lambda tmp: export_vision_onnx(self.vision_model, tmp, f"{name}-vision", img_size),
+        )
+        lang = cached_export(
+            self.lang_model,
+            {**self.hash_params, "graph": "language"},
+            f"{name}-language",
+            arch,
+            export_dir,
+            qeff_home(),
+            export_fn=lambda tmp: export_image_text_decoder_onnx(self.lang_model, tmp, f"{name}-language"),
+        )
+        self.onnx_path = [vision, lang]
+        return self.onnx_path
+
+    def compile(
+        self,
+        img_size: int | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        prefill_seq_len: int = 32,
+        ctx_len: int = 128,
+        batch_size: int = 1,
+        num_devices: int = 1,
+        num_cores: int = 16,
+        mxfp6_matmul: bool = False,
+        mxint8_kv_cache: bool = False,
+        **compiler_options,
+    ) -> dict[str, Path]:
+        """Build both artifacts; returns {"vision_qpc_path": ..., "lang_qpc_path": ...}."""
+        if prefill_seq_len > ctx_len or min(prefill_seq_len, ctx_len, batch_size, num_cores) < 1:
+            raise ValueError("prefill_seq_len, ctx_len, batch_size and num_cores must be positive, with prefill_seq_len <= ctx_len.")
+        if mxfp6_matmul or mxint8_kv_cache:
+            raise NotImplementedError("mxfp6_matmul / mxint8_kv_cache are not implemented for image-text models yet.")
+        img_size = img_size or self.config.vision_config.image_size
+        vision_onnx, lang_onnx = self.export(img_size=img_size)
+        _, n_kv, head_dim = self.lang_model.lm.adapter.kv_geometry(self.lang_model.config)
+        vision = build_artifact(
+            vision_onnx,
+            Path(compile_dir) if compile_dir else vision_onnx.parent,
+            {"kind": "vision"},
+            {"img_size": img_size, "batch_size": batch_size},
+            {"specializations": [{"name": "Vision", "symbols": {"batch_size": str(batch_size), "img_size": str(img_size)}}]},
+        )
+        manifest = {
+            "num_layers": self.lang_model.num_layers,
+            "kv_shape": [batch_size, n_kv, ctx_len, head_dim],
+            "kv_dtype": "float32",
+            "vocab_size": int(self.lang_model.lm.lm_head.weight.shape[0]),
+            "num_cores": num_cores,
+            "model_name": self.model_name,
+            "eos_token_id": self.hf.generation_config.eos_token_id,
+        }
+        lang = build_artifact(
+            lang_onnx,
+            Path(compile_dir) if compile_dir else lang_onnx.parent,
+            manifest,
+            {"prefill_seq_len": prefill_seq_len, "ctx_len": ctx_len, "batch_size": batch_size},
+            decoder_specializations(prefill_seq_len, ctx_len, batch_size),
+        )
+        self.qpc_paths = {"vision_qpc_path": vision, "lang_qpc_path": lang}
+        self.img_size, self._num_cores, self._sessions = img_size, num_cores, None
+        return self.qpc_paths
+
+    def generate(
+        self,
+        inputs=None,
+        tokenizer=None,
+        processor=None,
+        images=None,
+        prompts=None,
+        generation_len: int | None = None,
+        streamer=None,
+        device_ids=None,
+        runtime_ai100: bool = True,
+        stream: bool = True,
+        **kwargs,
+    ) -> CloudAI100ExecInfo:
+        """Greedy (or sampled) generation for processor outputs, or for ``processor`` + ``images`` + ``prompts``."""
+        if self.qpc_paths is None:
+            raise TypeError("Please run compile() before generate().")
+        if inputs is None:
+            if processor is None or images is None or prompts is None or len(images) != len(prompts):
+                raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (one image per prompt).")
+            inputs = processor(images=list(images), text=list(prompts), return_tensors="np", padding=True)
+        tokenizer = tokenizer or getattr(processor, "tokenizer", None)
+        if tokenizer is None and self.local_model_dir is not None:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
+        if tokenizer is None:
+            raise ValueError("Pass the tokenizer or the processor, to decode the output.")
+        ids = np.asarray(inputs["input_ids"])
+        mask = np.asarray(inputs["attention_mask"]) if "attention_mask" in inputs else np.ones_like(ids)
+        pixels = np.asarray(inputs["pixel_values"], dtype=np.float32)
+        if pixels.shape[-1] != self.img_size or pixels.shape[-2] != self.img_size:
+            raise ValueError(
+                f"pixel_values are {pixels.shape[-2]}x{pixels.shape[-1]} but the vision graph was compiled for "
+                f"img_size={self.img_size}: let the processor resize, or compile with img_size={pixels.shape[-1]}."
+            )
+        token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
+        if self._sessions is None:
+            lang = self.qpc_paths["lang_qpc_path"]
+            vision = ort.InferenceSession(
+                str(self.qpc_paths["vision_qpc_path"] / ARTIFACT_GRAPH),
+                session_options(self._num_cores),
+                providers=["CPUExecutionProvider"],
+            )
+            self._sessions = (open_session(lang, self._num_cores), vision)
+        qconfig = read_artifact(self.qpc_paths["lang_qpc_path"])
+        generator = ImageTextGeneration(
+            self._sessions[0],
+            self._sessions[1],
+            right_padding(tokenizer),
+            qconfig["compile_params"]["prefill_seq_len"],
+            eos_token_ids(tokenizer, self.hf.generation_config),
+        )
+        info = generator.generate_images(token_lists, pixels, generation_len, streamer)
+        if stream:
+            print(f"\nVision encoder time is= {round(info.vision_time, 4)} sec")
+            print_perf(info)
+        return info

@@ -1,0 +1,153 @@
+"""QEFFAutoModelForImageTextToText, two-graph layout (kv_offload=True), on a tiny random Llava."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import (
+    AutoProcessor,
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    LlamaConfig,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaProcessor,
+)
+
+from QEfficient import QEFFAutoModelForImageTextToText
+from tests.tiny_models import build_tokenizer
+
+
+@pytest.fixture(scope="module")
+def llava_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("llava")
+    tok = build_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7, projection_dim=32
+    )
+    text = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=96,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+    )
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(4.0)  # away from greedy ties
+    model.save_pretrained(folder)
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}),
+        tokenizer=tok,
+        patch_size=7,
+        vision_feature_select_strategy="default",
+        image_token="<image>",
+        num_additional_image_tokens=1,
+    )
+    processor.save_pretrained(folder)
+    return folder
+
+
+def image(seed: int, size=(40, 50)) -> Image.Image:
+    return Image.fromarray((np.random.default_rng(seed).random((*size, 3)) * 255).astype(np.uint8))
+
+
+def hf_reference(folder, processor, img, prompt, n):
+    hf = LlavaForConditionalGeneration.from_pretrained(folder).eval()
+    inputs = processor(images=img, text=prompt, return_tensors="pt")
+    with torch.no_grad():
+        out = hf.generate(**inputs, do_sample=False, max_new_tokens=n, pad_token_id=0)
+    return out[0, inputs["input_ids"].shape[1] :].tolist()
+
+
+def test_two_graph_llava_matches_hf_with_image_tokens_across_chunks(llava_dir):
+    processor = AutoProcessor.from_pretrained(llava_dir)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(llava_dir, kv_offload=True)
+    paths = model.compile(prefill_seq_len=8, ctx_len=64, num_cores=1)  # 16 image tokens: they span three chunks
+    assert set(paths) == {"vision_qpc_path", "lang_qpc_path"}
+    prompt = "Describe <image> in a few words"
+    inputs = processor(images=image(1), text=prompt, return_tensors="pt")
+    info = model.generate(inputs=inputs, generation_len=12, stream=False)
+    ref = hf_reference(llava_dir, processor, image(1), prompt, 12)
+    assert info.generated_ids[0][0][: len(ref)].tolist() == ref
+
+
+def test_a_batch_of_two_images(llava_dir):
+    processor = AutoProcessor.from_pretrained(llava_dir)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(llava_dir)
+    model.compile(prefill_seq_len=8, ctx_len=64, batch_size=2, num_cores=1)
+    prompts = ["<image> My name is", "What is in <image> here?"]
+    images = [image(2, (30, 30)), image(3, (64, 20))]  # other sizes than img_size: the processor resizes
+    info = model.generate(processor=processor, images=images, prompts=prompts, generation_len=10, stream=False)
+    for img, prompt, row in zip(images, prompts, info.generated_ids[0]):
+        ref = hf_reference(llava_dir, processor, img, prompt, 10)
+        assert row[: len(ref)].tolist() == ref
+
+
+def test_errors(llava_dir):
+    with pytest.raises(NotImplementedError, match="kv_offload=False"):
+        QEFFAutoModelForImageTextToText.from_pretrained(llava_dir, kv_offload=False)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(llava_dir)
+    with pytest.raises(TypeError, match="compile"):
+        model.generate(inputs={})
+    model.compile(prefill_seq_len=8, ctx_len=64, num_cores=1)
+    processor = AutoProcessor.from_pretrained(llava_dir)
+    inputs = dict(processor(images=image(1), text="<image> hi", return_tensors="np"))
+    inputs["pixel_values"] = np.zeros((1, 3, 56, 56), np.float32)
+    with pytest.raises(ValueError, match="img_size=28"):
+        model.generate(inputs=inputs)
+
+
+def test_cli_runs_a_tiny_vlm(llava_dir, tmp_path, qeff_home):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "cat.png"
+    image(5).save(path)
+    env = {**os.environ, "QEFF_HOME": str(qeff_home)}
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "QEfficient.cloud.infer",
+            "--model_name",
+            str(llava_dir),
+            "--image_path",
+            str(path),
+            "--prompt",
+            "<image> What is this?",
+            "--prompt_len",
+            "8",
+            "--ctx_len",
+            "64",
+            "--generation_len",
+            "6",
+            "--num_cores",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "Vision encoder time is=" in res.stdout and "Completion :" in res.stdout
