@@ -98,90 +98,21 @@ def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = Fals
                 external_data=True,
             )
         else:
-            torch.onnx.export(
-                qeff_module,
-                args,
-                str(onnx_path),
-                input_names=io.input_names,
-                output_names=io.output_names,
-                dynamic_axes=io.dynamic_axes(),
-                opset_version=OPSET,
-                dynamo=False,
-                do_constant_folding=True,
-            )
-            fold_shapes_and_store_weights_outside(onnx_path)
+            torchscript_export(qeff_module, args, onnx_path, io.input_names, io.output_names, io.dynamic_axes())
     return onnx_path
 
 
-def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str) -> Path:
-    """Export a QEffEncoder: inputs input_ids/attention_mask [batch, seq], one output, dynamic axes."""
-    onnx_path = out_dir / f"{model_name}.onnx"
-    ids = torch.zeros(2, 8, dtype=torch.int64)
-    mask = torch.ones(2, 8, dtype=torch.int64)
-    mask[1, 5:] = 0
+def torchscript_export(module, args: tuple, onnx_path: Path, input_names: list[str], output_names: list[str], axes: dict) -> Path:
+    """The TorchScript exporter with dynamic axes, then shape folding and external weights."""
     module.eval()
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            (ids, mask),
-            str(onnx_path),
-            input_names=["input_ids", "attention_mask"],
-            output_names=[output_name],
-            dynamic_axes={
-                "input_ids": {0: "batch_size", 1: "seq_len"},
-                "attention_mask": {0: "batch_size", 1: "seq_len"},
-                output_name: {0: "batch_size", 1: "seq_len"} if module(ids, mask).dim() == 3 else {0: "batch_size"},
-            },
-            opset_version=OPSET,
-            dynamo=False,
-            do_constant_folding=True,
-        )
-    fold_shapes_and_store_weights_outside(onnx_path)
-    return onnx_path
-
-
-def export_vision_onnx(module, out_dir: Path, model_name: str, img_size: int) -> Path:
-    """Export a QEffVisionEncoder: pixel_values [batch, 3, img, img] -> vision_embeds [batch, tokens, hidden]."""
-    onnx_path = out_dir / f"{model_name}.onnx"
-    module.eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            (torch.zeros(2, 3, img_size, img_size),),
-            str(onnx_path),
-            input_names=["pixel_values"],
-            output_names=["vision_embeds"],
-            dynamic_axes={"pixel_values": {0: "batch_size"}, "vision_embeds": {0: "batch_size"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    fold_shapes_and_store_weights_outside(onnx_path)
-    return onnx_path
-
-
-def export_image_text_decoder_onnx(module, out_dir: Path, model_name: str) -> Path:
-    """Export a QEffImageTextDecoder: the retained-state graph plus vision_embeds / image_idx in, image_idx_output out."""
-    io = KVGraphIO(module.num_layers)
-    onnx_path = out_dir / f"{model_name}.onnx"
-    ids, pos, *past = example_inputs(module)
-    ids[:, 1] = module.image_token_id
-    hidden = module.config.hidden_size
-    args = (ids, pos, torch.zeros(2, 3, hidden), torch.zeros(2, 1, dtype=torch.int64), *past)
-    axes = io.dynamic_axes()
-    axes.update(
-        {"vision_embeds": {0: "vision_batch", 1: "vision_size"}, "image_idx": {0: "batch_size"}, "image_idx_output": {0: "batch_size"}}
-    )
-    module.eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer warnings
         torch.onnx.export(
             module,
             args,
             str(onnx_path),
-            input_names=["input_ids", "position_ids", "vision_embeds", "image_idx", *io.past_names],
-            output_names=["logits", "image_idx_output", *io.output_names[1:]],
+            input_names=input_names,
+            output_names=output_names,
             dynamic_axes=axes,
             opset_version=OPSET,
             dynamo=False,
@@ -189,6 +120,46 @@ def export_image_text_decoder_onnx(module, out_dir: Path, model_name: str) -> Pa
         )
     fold_shapes_and_store_weights_outside(onnx_path)
     return onnx_path
+
+
+def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str) -> Path:
+    """Export a QEffEncoder: inputs input_ids/attention_mask [batch, seq], one output, dynamic axes."""
+    ids = torch.zeros(2, 8, dtype=torch.int64)
+    mask = torch.ones(2, 8, dtype=torch.int64)
+    mask[1, 5:] = 0
+    with torch.no_grad():
+        pooled = module.eval()(ids, mask).dim() == 2
+    axes = {
+        "input_ids": {0: "batch_size", 1: "seq_len"},
+        "attention_mask": {0: "batch_size", 1: "seq_len"},
+        output_name: {0: "batch_size"} if pooled else {0: "batch_size", 1: "seq_len"},
+    }
+    return torchscript_export(module, (ids, mask), out_dir / f"{model_name}.onnx", ["input_ids", "attention_mask"], [output_name], axes)
+
+
+def export_vision_onnx(module, out_dir: Path, model_name: str, img_size: int) -> Path:
+    """Export a QEffVisionEncoder: pixel_values [batch, 3, img, img] -> vision_embeds [batch, tokens, hidden]."""
+    axes = {"pixel_values": {0: "batch_size"}, "vision_embeds": {0: "batch_size"}}
+    return torchscript_export(
+        module, (torch.zeros(2, 3, img_size, img_size),), out_dir / f"{model_name}.onnx", ["pixel_values"], ["vision_embeds"], axes
+    )
+
+
+def export_image_text_decoder_onnx(module, out_dir: Path, model_name: str) -> Path:
+    """Export a QEffImageTextDecoder: the retained-state graph plus vision_embeds / image_idx in, image_idx_output out."""
+    io = KVGraphIO(module.num_layers)
+    ids, pos, *past = example_inputs(module)
+    ids[:, 1] = module.image_token_id
+    args = (ids, pos, torch.zeros(2, 3, module.config.hidden_size), torch.zeros(2, 1, dtype=torch.int64), *past)
+    axes = {
+        **io.dynamic_axes(),
+        "vision_embeds": {0: "vision_batch", 1: "vision_size"},
+        "image_idx": {0: "batch_size"},
+        "image_idx_output": {0: "batch_size"},
+    }
+    inputs = ["input_ids", "position_ids", "vision_embeds", "image_idx", *io.past_names]
+    outputs = ["logits", "image_idx_output", *io.output_names[1:]]
+    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", inputs, outputs, axes)
 
 
 class WeightsOffloadedError(RuntimeError):
