@@ -151,3 +151,17 @@ def test_cli_runs_a_tiny_vlm(llava_dir, tmp_path, qeff_home):
     )
     assert res.returncode == 0, res.stderr
     assert "Vision encoder time is=" in res.stdout and "Completion :" in res.stdout
+
+
+def test_two_images_in_one_prompt(llava_dir):
+    processor = AutoProcessor.from_pretrained(llava_dir)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(llava_dir)
+    model.compile(prefill_seq_len=8, ctx_len=96, num_cores=1)
+    prompt = "<image> and <image> are"
+    images = [image(7), image(8, (20, 60))]
+    inputs = processor(images=images, text=prompt, return_tensors="pt")
+    info = model.generate(inputs=inputs, generation_len=8, stream=False)
+    hf = LlavaForConditionalGeneration.from_pretrained(llava_dir).eval()
+    with torch.no_grad():
+        ref = hf.generate(**inputs, do_sample=False, max_new_tokens=8, pad_token_id=0)[0, inputs["input_ids"].shape[1] :].tolist()
+    assert info.generated_ids[0][0][: len(ref)].tolist() == ref

@@ -13,15 +13,20 @@ from QEfficient.generation.text_generation import PromptTooLongError, TextGenera
 
 
 class ImageTextGeneration(TextGeneration):
-    def __init__(self, session, vision_session: ort.InferenceSession, tokenizer, prefill_seq_len: int, eos_ids, sampling=None):
+    def __init__(
+        self, session, vision_session: ort.InferenceSession, tokenizer, prefill_seq_len: int, eos_ids, image_token_id: int, sampling=None
+    ):
         super().__init__(session, tokenizer, prefill_seq_len, eos_ids, sampling)
         self.vision_session = vision_session
+        self.image_token_id = image_token_id
         self.vision_embeds: np.ndarray | None = None
 
     def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:
         vision = self.vision_embeds
-        per_row = vision.shape[1]
-        state = {"idx": (np.arange(self.batch_size, dtype=np.int64) * per_row)[:, None]}  # row b's image starts at b * tokens
+        # Image embeddings are in prompt order: a row's first one follows all those of the rows before it
+        # (a prompt may hold several images).
+        counts = np.array([sum(t == self.image_token_id for t in row) for row in token_lists], dtype=np.int64)
+        state = {"idx": (np.cumsum(counts) - counts)[:, None]}
 
         def run(ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
             self.session.bind_inputs(vision_embeds=vision, image_idx=state["idx"])
@@ -42,18 +47,22 @@ class ImageTextGeneration(TextGeneration):
         for i, tokens in enumerate(token_lists):
             if len(tokens) > self.ctx_len:
                 raise PromptTooLongError(f"Prompt {i} has {len(tokens)} tokens with its image, more than ctx_len={self.ctx_len}.")
-        texts_all, ids_all, timings, vision_time = [], [], [], 0.0
+        texts_all, ids_all, timings = [], [], []
+        start = time.perf_counter()
+        vision = self.vision_session.run(None, {"pixel_values": np.ascontiguousarray(pixel_values, np.float32)})[0]
+        vision_time = time.perf_counter() - start
+        per_image = vision.shape[1]
+        images = [sum(t == self.image_token_id for t in row) // per_image for row in token_lists]  # images of each prompt
+        first_image = np.concatenate([[0], np.cumsum(images)])
         for first in range(0, len(token_lists), self.batch_size):
-            rows = token_lists[first : first + self.batch_size]
-            pixels = pixel_values[first : first + self.batch_size]
-            real = len(rows)
-            rows = rows + [rows[-1]] * (self.batch_size - real)  # a short last batch is padded, then trimmed
-            pixels = np.concatenate([pixels, np.repeat(pixels[-1:], self.batch_size - real, 0)]) if real < self.batch_size else pixels
-            start = time.perf_counter()
-            self.vision_embeds = self.vision_session.run(None, {"pixel_values": np.ascontiguousarray(pixels, np.float32)})[0]
-            vision_time += time.perf_counter() - start
-            texts, ids, timing = self.generate_batch([], generation_len, streamer if self.batch_size == 1 else None, token_lists=rows)
-            timing["start"] = start  # time to first token includes the vision encoder
+            real = min(self.batch_size, len(token_lists) - first)
+            rows = list(range(first, first + real)) + [first + real - 1] * (self.batch_size - real)  # pad with the last prompt
+            self.vision_embeds = np.concatenate([vision[first_image[r] : first_image[r + 1]] for r in rows])
+            batch_start = start if first == 0 else time.perf_counter()  # the first time to first token includes the vision graph
+            texts, ids, timing = self.generate_batch(
+                [], generation_len, streamer if self.batch_size == 1 else None, token_lists=[token_lists[r] for r in rows]
+            )
+            timing["start"] = batch_start
             texts_all.append(texts[:real])
             ids_all.append(ids[:real])
             timings.append(timing)

@@ -213,6 +213,7 @@ class QEFFAutoModelForImageTextToText:
             right_padding(tokenizer),
             qconfig["compile_params"]["prefill_seq_len"],
             eos_token_ids(tokenizer, self.hf.generation_config),
+            self.config.image_token_id,
         )
         info = generator.generate_images(token_lists, pixels, generation_len, streamer)
         if stream:
