@@ -49,3 +49,10 @@ def tiny_model_dir(tmp_path_factory, tokenizer_dir):
 
 
 __all__ = ["TINY_CONFIGS"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The run's private QEFF_HOME holds exported models (about 1 GB with SmolLM2): remove it."""
+    import shutil
+
+    shutil.rmtree(_QEFF_HOME, ignore_errors=True)
