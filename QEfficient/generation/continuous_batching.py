@@ -138,8 +138,7 @@ class ContinuousBatchingEngine:
         if not active:
             return
         start = time.perf_counter()
-        pos = np.where([s is not None for s in self.slots], self.positions, -1)[:, None]
-        logits = self.session.run(self.last[:, None], pos)
+        logits = self.session.run(self.last[:, None], self.positions[:, None])  # idle slots hold position -1 (padding)
         self.decode_steps += 1
         for slot in active:
             token = int(self.choosers[slot](logits[slot : slot + 1])[0])

@@ -66,6 +66,4 @@ class ImageTextGeneration(TextGeneration):
             texts_all.append(texts[:real])
             ids_all.append(ids[:real])
             timings.append(timing)
-        info = CloudAI100ExecInfo(self.batch_size, texts_all, ids_all, average_metrics(timings))
-        info.vision_time = vision_time
-        return info
+        return CloudAI100ExecInfo(self.batch_size, texts_all, ids_all, average_metrics(timings), vision_time=vision_time)

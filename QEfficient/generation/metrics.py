@@ -36,6 +36,7 @@ class CloudAI100ExecInfo:
     generated_ids: list[np.ndarray]
     perf_metrics: PerfMetrics
     prompts: list[str] = field(default_factory=list, repr=False)
+    vision_time: float | None = field(default=None, repr=False)  # image-text models: seconds in the vision graph
 
     @property
     def texts(self) -> list[str]:

@@ -77,7 +77,7 @@ class KVCacheSession:
         self.storage = [np.zeros(int(np.prod(kv_shape)), dtype=kv_dtype) for _ in self.names]
         self.ladder = window_ladder(self.ctx_len)
         self.window = 0
-        self.kv: list[ort.OrtValue] = []
+        self.kv: list[ort.OrtValue] = []  # the bound cache OrtValues, kept referenced while bound
         self.io = self.session.io_binding()
         self.logits = ort.OrtValue.ortvalue_from_shape_and_type([batch_size, 1, vocab_size], np.float32)
         self.io.bind_ortvalue_output("logits", self.logits)
