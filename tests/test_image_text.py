@@ -78,11 +78,15 @@ def hf_reference(folder, processor, img, prompt, n):
     return out[0, inputs["input_ids"].shape[1] :].tolist()
 
 
-def test_two_graph_llava_matches_hf_with_image_tokens_across_chunks(llava_dir):
+@pytest.mark.parametrize("kv_offload", [True, False])
+def test_llava_matches_hf_with_image_tokens_across_chunks(llava_dir, kv_offload):
     processor = AutoProcessor.from_pretrained(llava_dir)
-    model = QEFFAutoModelForImageTextToText.from_pretrained(llava_dir, kv_offload=True)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(llava_dir, kv_offload=kv_offload)
     paths = model.compile(prefill_seq_len=8, ctx_len=64, num_cores=1)  # 16 image tokens: they span three chunks
-    assert set(paths) == {"vision_qpc_path", "lang_qpc_path"}
+    if kv_offload:
+        assert set(paths) == {"vision_qpc_path", "lang_qpc_path"}
+    else:
+        assert (paths / "model.onnx").is_file()
     prompt = "Describe <image> in a few words"
     inputs = processor(images=image(1), text=prompt, return_tensors="pt")
     info = model.generate(inputs=inputs, generation_len=12, stream=False)
@@ -90,9 +94,10 @@ def test_two_graph_llava_matches_hf_with_image_tokens_across_chunks(llava_dir):
     assert info.generated_ids[0][0][: len(ref)].tolist() == ref
 
 
-def test_a_batch_of_two_images(llava_dir):
+@pytest.mark.parametrize("kv_offload", [True, False])
+def test_a_batch_of_two_images(llava_dir, kv_offload):
     processor = AutoProcessor.from_pretrained(llava_dir)
-    model = QEFFAutoModelForImageTextToText.from_pretrained(llava_dir)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(llava_dir, kv_offload=kv_offload)
     model.compile(prefill_seq_len=8, ctx_len=64, batch_size=2, num_cores=1)
     prompts = ["<image> My name is", "What is in <image> here?"]
     images = [image(2, (30, 30)), image(3, (64, 20))]  # other sizes than img_size: the processor resizes
@@ -103,8 +108,6 @@ def test_a_batch_of_two_images(llava_dir):
 
 
 def test_errors(llava_dir):
-    with pytest.raises(NotImplementedError, match="kv_offload=False"):
-        QEFFAutoModelForImageTextToText.from_pretrained(llava_dir, kv_offload=False)
     model = QEFFAutoModelForImageTextToText.from_pretrained(llava_dir)
     with pytest.raises(TypeError, match="compile"):
         model.generate(inputs={})

@@ -46,6 +46,16 @@ TINY_CONFIGS: dict[str, dict] = {
     "qwen3": dict(head_dim=24),  # head_dim != hidden/heads, q/k norms
     "phi3": dict(),  # fused qkv and gate_up projections
     "gemma": dict(head_dim=16),  # sqrt(hidden) embedding scale, (1 + w) norms, tied head
+    # attention and final-logit softcaps, sliding layers alternating with global ones
+    "gemma2": dict(head_dim=16, sliding_window=12, final_logit_softcapping=3.0, attn_logit_softcapping=5.0, query_pre_attn_scalar=20),
+    # q/k norms, two rotary bases, five sliding layers per global one (two of each here)
+    "gemma3_text": dict(
+        head_dim=16,
+        sliding_window=12,
+        num_hidden_layers=4,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+        final_logit_softcapping=3.0,
+    ),
     "granite": dict(embedding_multiplier=3.0, residual_multiplier=0.5, logits_scaling=2.5, attention_multiplier=0.3),
     "olmo2": dict(),  # post-norms, full-width q/k norms
     "starcoder2": dict(),  # LayerNorm, biases, GELU MLP

@@ -29,7 +29,7 @@ from QEfficient.utils.memory import release_freed_memory
 logger = logging.getLogger(__name__)
 
 # Bump when the exported graph changes for the same inputs (it invalidates every cached export).
-GRAPH_VERSION = 6
+GRAPH_VERSION = 7
 OPSET = 17
 
 
@@ -138,10 +138,10 @@ def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str
 
 
 def export_vision_onnx(module, out_dir: Path, model_name: str, img_size: int) -> Path:
-    """Export a QEffVisionEncoder: pixel_values [batch, 3, img, img] -> vision_embeds [batch, tokens, hidden]."""
-    axes = {"pixel_values": {0: "batch_size"}, "vision_embeds": {0: "batch_size"}}
+    """Export a QEffVisionEncoder: its adapter's vision inputs -> vision_embeds [num_images, tokens, hidden]."""
+    example = module.adapter.vision_example(module.hf.config, img_size)
     return torchscript_export(
-        module, (torch.zeros(2, 3, img_size, img_size),), out_dir / f"{model_name}.onnx", ["pixel_values"], ["vision_embeds"], axes
+        module, tuple(example.values()), out_dir / f"{model_name}.onnx", list(example), ["vision_embeds"], module.adapter.vision_axes()
     )
 
 

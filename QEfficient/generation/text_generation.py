@@ -142,17 +142,28 @@ class TextGeneration:
         )
 
 
-def prefill(run, token_lists: list[list[int]], rows: int, chunk: int, ctx_len: int, pad_id: int) -> np.ndarray:
-    """Run prompts through ``run(ids, pos)`` in right-padded chunks; returns each row's next-token logits [rows, V]."""
+def prefill(
+    run, token_lists: list[list[int]], rows: int, chunk: int, ctx_len: int, pad_id: int, columns: list[np.ndarray] | None = None
+) -> np.ndarray:
+    """Run prompts through ``run(ids, pos)`` in right-padded chunks; returns each row's next-token logits [rows, V].
+
+    ``columns[row]`` places the row's tokens on the chunk grid when they must not simply follow each
+    other (a block that has to stay inside one chunk); the skipped cells are padding.
+    """
     lengths = np.array([len(t) for t in token_lists])
-    width = -(-int(lengths.max()) // chunk) * chunk
+    if columns is None:
+        columns = [np.arange(n) for n in lengths]
+    last_col = np.array([int(c[-1]) for c in columns])
+    width = -(-int(last_col.max() + 1) // chunk) * chunk
     ids = np.full((rows, width), pad_id, dtype=np.int64)
     pos = np.full((rows, width), -1, dtype=np.int64)
-    for row, tokens in enumerate(token_lists):
-        ids[row, : len(tokens)] = tokens
-        pos[row, : len(tokens)] = np.arange(len(tokens))
+    for row, (tokens, cols) in enumerate(zip(token_lists, columns)):
+        ids[row, cols] = tokens
+        pos[row, cols] = np.arange(len(tokens))
     starts = list(range(0, width, chunk))
     if width > ctx_len and (lengths == ctx_len).any():
+        if (last_col != lengths - 1).any():
+            raise PromptTooLongError(f"A prompt fills ctx_len={ctx_len} exactly and its image block needs its own chunk: compile with a larger ctx_len.")
         # A row fills the context: end the last chunk on its last token, so no padding (which
         # writes to the last slot) shares a chunk with the real token written there. The
         # overlapping positions are recomputed with the same values.
@@ -162,7 +173,7 @@ def prefill(run, token_lists: list[list[int]], rows: int, chunk: int, ctx_len: i
         logits = run(ids[:, start : start + chunk], pos[:, start : start + chunk])
         if last_logits is None:
             last_logits = np.empty_like(logits)
-        ends_here = (lengths - 1 >= start) & (lengths - 1 < start + chunk)
+        ends_here = (last_col >= start) & (last_col < start + chunk)
         last_logits[ends_here] = logits[ends_here]
     return last_logits
 

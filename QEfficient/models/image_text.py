@@ -1,7 +1,8 @@
-"""QEFFAutoModelForImageTextToText: vision-language generation with a vision graph and a language graph.
+"""QEFFAutoModelForImageTextToText: vision-language generation.
 
-Implemented so far: the two-graph layout (``kv_offload=True``) for Llava-style models. The
-one-graph layout and the other architectures of the issue are not implemented yet and say so.
+``kv_offload=True``: a vision graph and a language graph, two artifacts. ``kv_offload=False``:
+one graph that runs its vision branch when the first prefill chunk brings pixels (see
+export/one_graph.py). Architectures: the table in transform/vision_adapters.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from transformers import AutoModelForImageTextToText, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, decoder_specializations, read_artifact
+from QEfficient.export.one_graph import combine_vision_language
 from QEfficient.export.onnx_export import cached_export, export_image_text_decoder_onnx, export_vision_onnx
 from QEfficient.generation.exec_kv import open_session, print_perf, right_padding
 from QEfficient.generation.image_text_generation import ImageTextGeneration
@@ -23,11 +25,9 @@ from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.text_generation import eos_token_ids
 from QEfficient.loading.hf_loader import resolve_model_path
 from QEfficient.runtime.ort_session import session_options
-from QEfficient.transform.adapters import UnsupportedArchitectureError
 from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
+from QEfficient.transform.vision_adapters import get_vision_adapter
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
-
-SUPPORTED = ("llava",)
 
 
 class QEFFAutoModelForImageTextToText:
@@ -37,21 +37,17 @@ class QEFFAutoModelForImageTextToText:
     """
 
     def __init__(self, model: PreTrainedModel, kv_offload: bool = True, continuous_batching: bool = False, **kwargs) -> None:
-        if model.config.model_type not in SUPPORTED:
-            raise UnsupportedArchitectureError(
-                f"'{model.config.model_type}' is not supported by QEFFAutoModelForImageTextToText yet; supported: {', '.join(SUPPORTED)}."
-            )
-        if not kv_offload:
-            raise NotImplementedError("kv_offload=False (one graph taking pixels at prefill) is not implemented yet; use kv_offload=True.")
+        self.adapter = get_vision_adapter(model.config)
         if continuous_batching:
-            raise NotImplementedError("continuous_batching is not implemented for image-text models yet.")
+            raise NotImplementedError("continuous_batching is not implemented for image-text models yet; use batch_size in compile().")
+        self.kv_offload = kv_offload
         self.hf = model.eval()
-        self.vision_model = QEffVisionEncoder(self.hf)
-        self.lang_model = QEffImageTextDecoder(self.hf)
+        self.vision_model = QEffVisionEncoder(self.hf, self.adapter)
+        self.lang_model = QEffImageTextDecoder(self.hf, self.adapter)
         self.pretrained_model_name_or_path = kwargs.pop("pretrained_model_name_or_path", None)
         self.local_model_dir: Path | None = None
         self.hash_params: dict[str, Any] = {"qeff_auto_class": type(self).__name__, "config": model.config.to_diff_dict(), "weights": None}
-        self.qpc_paths: dict[str, Path] | None = None
+        self.qpc_paths: dict[str, Path] | Path | None = None
         self._sessions: tuple | None = None
         self._num_cores = 16
 
@@ -84,9 +80,9 @@ class QEFFAutoModelForImageTextToText:
     def config(self):
         return self.hf.config
 
-    def export(self, export_dir: str | os.PathLike | None = None, img_size: int | None = None, **kwargs) -> list[Path]:
-        """Export the vision and the language graph (each cached); returns [vision, language] .onnx paths."""
-        img_size = img_size or self.config.vision_config.image_size
+    def export(self, export_dir: str | os.PathLike | None = None, img_size: int | None = None, **kwargs) -> list[Path] | Path:
+        """Export the graphs (each cached): [vision, language] .onnx paths, or the one graph's path with kv_offload=False."""
+        img_size = img_size or self.adapter.default_img_size(self.config)
         if self.hash_params["weights"] is None:
             self.hash_params["weights"] = fingerprint_state_dict(self.hf.state_dict())
         name = self.model_name.replace("/", "_")
@@ -110,6 +106,16 @@ class QEFFAutoModelForImageTextToText:
             export_fn=lambda tmp: export_image_text_decoder_onnx(self.lang_model, tmp, f"{name}-language"),
         )
         self.onnx_path = [vision, lang]
+        if not self.kv_offload:
+            self.onnx_path = cached_export(
+                self.lang_model,
+                {**self.hash_params, "graph": "one", "img_size": img_size},
+                name,
+                arch,
+                export_dir,
+                qeff_home(),
+                export_fn=lambda tmp: combine_vision_language(vision, lang, tmp / f"{name}.onnx"),
+            )
         return self.onnx_path
 
     def compile(
@@ -125,16 +131,17 @@ class QEFFAutoModelForImageTextToText:
         mxfp6_matmul: bool = False,
         mxint8_kv_cache: bool = False,
         **compiler_options,
-    ) -> dict[str, Path]:
-        """Build both artifacts; returns {"vision_qpc_path": ..., "lang_qpc_path": ...}."""
+    ) -> dict[str, Path] | Path:
+        """Build the artifacts: {"vision_qpc_path": ..., "lang_qpc_path": ...}, or one path with kv_offload=False."""
         if prefill_seq_len > ctx_len or min(prefill_seq_len, ctx_len, batch_size, num_cores) < 1:
             raise ValueError("prefill_seq_len, ctx_len, batch_size and num_cores must be positive, with prefill_seq_len <= ctx_len.")
         if mxfp6_matmul or mxint8_kv_cache:
             raise NotImplementedError("mxfp6_matmul / mxint8_kv_cache are not implemented for image-text models yet.")
-        img_size = img_size or self.config.vision_config.image_size
-        vision_onnx, lang_onnx = self.export(img_size=img_size)
+        img_size = img_size or self.adapter.default_img_size(self.config)
+        exported = self.export(img_size=img_size)
+        vision_onnx, lang_onnx = exported if self.kv_offload else (None, exported)
         _, n_kv, head_dim = self.lang_model.lm.adapter.kv_geometry(self.lang_model.config)
-        vision = build_artifact(
+        vision = vision_onnx and build_artifact(
             vision_onnx,
             Path(compile_dir) if compile_dir else vision_onnx.parent,
             {"kind": "vision"},
@@ -154,10 +161,10 @@ class QEFFAutoModelForImageTextToText:
             lang_onnx,
             Path(compile_dir) if compile_dir else lang_onnx.parent,
             manifest,
-            {"prefill_seq_len": prefill_seq_len, "ctx_len": ctx_len, "batch_size": batch_size},
+            {"prefill_seq_len": prefill_seq_len, "ctx_len": ctx_len, "batch_size": batch_size, "img_size": img_size},
             decoder_specializations(prefill_seq_len, ctx_len, batch_size),
         )
-        self.qpc_paths = {"vision_qpc_path": vision, "lang_qpc_path": lang}
+        self.qpc_paths = {"vision_qpc_path": vision, "lang_qpc_path": lang} if self.kv_offload else lang
         self.img_size, self._num_cores, self._sessions = img_size, num_cores, None
         return self.qpc_paths
 
@@ -191,32 +198,30 @@ class QEFFAutoModelForImageTextToText:
             raise ValueError("Pass the tokenizer or the processor, to decode the output.")
         ids = np.asarray(inputs["input_ids"])
         mask = np.asarray(inputs["attention_mask"]) if "attention_mask" in inputs else np.ones_like(ids)
-        pixels = np.asarray(inputs["pixel_values"], dtype=np.float32)
-        if pixels.shape[-1] != self.img_size or pixels.shape[-2] != self.img_size:
-            raise ValueError(
-                f"pixel_values are {pixels.shape[-2]}x{pixels.shape[-1]} but the vision graph was compiled for "
-                f"img_size={self.img_size}: let the processor resize, or compile with img_size={pixels.shape[-1]}."
-            )
+        vision_inputs = self.adapter.vision_inputs(inputs, self.img_size)
         token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
+        lang_path = self.qpc_paths["lang_qpc_path"] if self.kv_offload else self.qpc_paths
         if self._sessions is None:
-            lang = self.qpc_paths["lang_qpc_path"]
-            vision = ort.InferenceSession(
+            vision = self.kv_offload and ort.InferenceSession(
                 str(self.qpc_paths["vision_qpc_path"] / ARTIFACT_GRAPH),
                 session_options(self._num_cores),
                 providers=["CPUExecutionProvider"],
             )
-            self._sessions = (open_session(lang, self._num_cores), vision)
-        qconfig = read_artifact(self.qpc_paths["lang_qpc_path"])
+            self._sessions = (open_session(lang_path, self._num_cores), vision or None)
+        qconfig = read_artifact(lang_path)
         generator = ImageTextGeneration(
             self._sessions[0],
-            self._sessions[1],
             right_padding(tokenizer),
             qconfig["compile_params"]["prefill_seq_len"],
             eos_token_ids(tokenizer, self.hf.generation_config),
-            self.config.image_token_id,
+            self.adapter,
+            self.lang_model.image_token_id,
+            vision_session=self._sessions[1],
+            hidden_size=self.lang_model.config.hidden_size,
         )
-        info = generator.generate_images(token_lists, pixels, generation_len, streamer)
+        info = generator.generate_images(token_lists, vision_inputs, generation_len, streamer)
         if stream:
-            print(f"\nVision encoder time is= {round(info.vision_time, 4)} sec")
+            where = f"{round(info.vision_time, 4)} sec" if self.kv_offload else "inside the first prefill chunk (one graph)"
+            print(f"\nVision encoder time is= {where}")
             print_perf(info)
         return info

@@ -134,6 +134,12 @@ class KVCacheSession:
         for name, value in self._extra.items():
             self.io.bind_cpu_input(name, value)
 
+    def bind_outputs(self, **outputs: np.ndarray) -> None:
+        """Bind further graph outputs to caller-owned arrays (written in place by each run)."""
+        self._extra_out = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in outputs.items()}
+        for name, value in self._extra_out.items():
+            self.io.bind_ortvalue_output(name, value)
+
     def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         """One step. input_ids/position_ids int64 [B,S]; returns a view of logits [B,V] (valid until the next run)."""
         ids, pos = self._prepare(input_ids, position_ids)

@@ -1,12 +1,13 @@
-"""Vision-language models in two graphs (QEfficient's ``kv_offload=True`` layout).
+"""Vision-language models as a vision graph and a language graph (QEfficient's ``kv_offload=True``
+layout; export/one_graph.py joins the two for ``kv_offload=False``).
 
-* ``QEffVisionEncoder``: pixel_values [B, 3, H, W] -> vision_embeds [B, n_image_tokens, hidden],
-  the projected image features, run once per image.
+* ``QEffVisionEncoder``: the vision inputs (pixel_values, ...) -> vision_embeds
+  [num_images, tokens_per_image, hidden], run once per image.
 * ``QEffImageTextDecoder``: the language model in retained-state form. Besides input_ids and
   position_ids it takes ``vision_embeds`` (every image of the batch, flattened to rows) and
-  ``image_idx`` [B, 1], the row of the next unused image embedding for each sequence. Image-token
-  positions take their embedding from ``vision_embeds``; ``image_idx_output`` carries the offset to
-  the next chunk, so image tokens may span prefill chunks.
+  ``image_idx`` [B, 1], the row of the first image embedding this chunk uses for each sequence.
+  Image-token positions take their embedding from ``vision_embeds``, so image tokens may span
+  prefill chunks; ``image_idx_output`` is where the next chunk starts.
 """
 
 from __future__ import annotations
@@ -15,33 +16,42 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from QEfficient.transform.adapters import ArchAdapter, get_adapter
 from QEfficient.transform.static_kv import QEffCausalLM
+from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
 
 
 class QEffVisionEncoder(nn.Module):
-    def __init__(self, hf_model: PreTrainedModel) -> None:
+    def __init__(self, hf_model: PreTrainedModel, adapter: VisionLanguageAdapter | None = None) -> None:
         super().__init__()
         self.hf = hf_model
+        self.adapter = adapter or get_vision_adapter(hf_model.config)
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        # Llava's own get_image_features splits its output per image with sizes fixed at trace
-        # time; the same steps without the split keep the batch dimension dynamic.
-        cfg = self.hf.config
-        hidden = self.hf.model.vision_tower(pixel_values, output_hidden_states=True).hidden_states
-        layer = cfg.vision_feature_layer
-        features = hidden[layer] if isinstance(layer, int) else torch.cat([hidden[i] for i in layer], dim=-1)
-        if cfg.vision_feature_select_strategy == "default":
-            features = features[:, 1:]  # drop the CLS position
-        return self.hf.model.multi_modal_projector(features)
+    def forward(self, *vision_inputs: torch.Tensor) -> torch.Tensor:
+        return self.adapter.image_features(self.hf, *vision_inputs)
+
+
+def image_block_ends(is_image: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+    """[B,S]: for an image token, the position of the last token of its run of image tokens; for
+    any other token, its own position. The runtime keeps every run inside one chunk."""
+    previous = nn.functional.pad(is_image, (1, 0))[:, :-1]
+    block = torch.cumsum((is_image & ~previous).to(torch.int64), dim=1)
+    same = (block[:, :, None] == block[:, None, :]) & is_image[:, :, None] & is_image[:, None, :]
+    ends = torch.where(same, position_ids[:, None, :], torch.full_like(position_ids[:, None, :], -1)).amax(dim=-1)
+    return torch.maximum(ends, position_ids)
 
 
 class QEffImageTextDecoder(nn.Module):
-    def __init__(self, hf_model: PreTrainedModel) -> None:
+    def __init__(self, hf_model: PreTrainedModel, adapter: VisionLanguageAdapter | None = None) -> None:
         super().__init__()
         self.hf = hf_model
-        text = hf_model.model.language_model
-        self.lm = QEffCausalLM(hf_model, base=text, lm_head=hf_model.lm_head, config=hf_model.config.text_config)
-        self.image_token_id = hf_model.config.image_token_id
+        self.vision_adapter = adapter or get_vision_adapter(hf_model.config)
+        base, lm_head, text_config = self.vision_adapter.language(hf_model)
+        get_adapter(text_config)  # the text architecture must be one the static-KV path knows
+        # kv geometry only: the multimodal heads apply no logit post-processing of their own
+        arch = ArchAdapter(text_config.model_type, type(hf_model).__name__)
+        self.lm = QEffCausalLM(hf_model, arch, base=base, lm_head=lm_head, config=text_config)
+        self.image_token_id = self.vision_adapter.image_token_id(hf_model.config)
 
     @property
     def config(self):
@@ -55,13 +65,15 @@ class QEffImageTextDecoder(nn.Module):
         return self.lm.kv_shape(batch_size, ctx_len)
 
     def forward(self, input_ids, position_ids, vision_embeds, image_idx, *past):
-        embeds = self.lm.base.get_input_embeddings()(input_ids)  # [B, S, H]
         is_image = input_ids == self.image_token_id
-        rows = vision_embeds.reshape(-1, vision_embeds.shape[-1])  # every image of the batch, in order
+        # the image token may lie outside the text vocabulary (Gemma3): never look it up
+        embeds = self.lm.base.get_input_embeddings()(torch.where(is_image, torch.zeros_like(input_ids), input_ids))
+        rows = vision_embeds.reshape(-1, vision_embeds.shape[-1]).to(embeds.dtype)  # every image of the batch, in order
         # the k-th image token of a row takes image row image_idx + k
         index = torch.cumsum(is_image.to(torch.int64), dim=1) - 1 + image_idx
         index = index.clamp(min=0, max=rows.shape[0] - 1)
         merged = torch.where(is_image.unsqueeze(-1), rows[index], embeds)
-        logits, retained = self.lm.step(position_ids, list(past), inputs_embeds=merged)
+        upto = image_block_ends(is_image, position_ids) if self.vision_adapter.bidirectional_images else None
+        logits, retained = self.lm.step(position_ids, list(past), inputs_embeds=merged, visible_upto=upto)
         next_idx = image_idx + is_image.sum(dim=1, keepdim=True)
         return (logits, next_idx, *retained)

@@ -99,25 +99,28 @@ class StaticKVCache:
         return [t for pair in zip(self.keys, self.values) for t in pair]
 
 
-def visibility_mask(position_ids: torch.Tensor, slots: torch.Tensor, sliding: int | None = None) -> torch.Tensor:
-    """bool [B,1,S,len(slots)]: slot j is visible to the query at position p iff 0 <= j <= p (and j > p - sliding)."""
+def visibility_mask(position_ids: torch.Tensor, slots: torch.Tensor, sliding: int | None = None, upper=None) -> torch.Tensor:
+    """bool [B,1,S,len(slots)]: slot j is visible to the query at position p iff 0 <= j <= p (and j > p - sliding).
+
+    ``upper`` [B,S] replaces p as the last visible slot (bidirectional image blocks see to their end).
+    """
     slots = slots[None, None, :]
     pos = position_ids[:, :, None]
-    visible = slots <= pos
+    visible = slots <= (pos if upper is None else upper[:, :, None])
     if sliding is not None:
         visible = visible & (slots > pos - sliding)
     return visible[:, None]
 
 
-def attention_masks(config, position_ids: torch.Tensor, slots: torch.Tensor):
+def attention_masks(config, position_ids: torch.Tensor, slots: torch.Tensor, upper: torch.Tensor | None = None):
     """The mask argument in the form the HF model expects: one tensor, or a per-layer-type dict."""
     sliding = getattr(config, "sliding_window", None)
     if isinstance(getattr(config, "layer_types", None), (list, tuple)):
-        masks = {"full_attention": visibility_mask(position_ids, slots)}
+        masks = {"full_attention": visibility_mask(position_ids, slots, upper=upper)}
         if sliding is not None:
-            masks["sliding_attention"] = visibility_mask(position_ids, slots, sliding)
+            masks["sliding_attention"] = visibility_mask(position_ids, slots, sliding, upper)
         return masks
-    return visibility_mask(position_ids, slots, sliding)
+    return visibility_mask(position_ids, slots, sliding, upper)
 
 
 @contextlib.contextmanager
@@ -172,18 +175,22 @@ class QEffCausalLM(nn.Module):
         logits, retained = self.step(position_ids, list(past), input_ids=input_ids)
         return (logits, *retained)
 
-    def step(self, position_ids: torch.Tensor, past: list[torch.Tensor], input_ids=None, inputs_embeds=None):
-        """(logits [B,1,V] at each row's last real position, updated caches) for token ids or embeddings."""
+    def step(self, position_ids: torch.Tensor, past: list[torch.Tensor], input_ids=None, inputs_embeds=None, visible_upto=None, **base_kwargs):
+        """(logits [B,1,V] at each row's last real position, updated caches) for token ids or embeddings.
+
+        ``visible_upto`` [B,S]: the last slot each query sees, when it is not its own position.
+        """
         cache = StaticKVCache(past, position_ids)
-        masks = attention_masks(self.config, position_ids, torch.arange(past[0].shape[2], device=position_ids.device))
+        masks = attention_masks(self.config, position_ids, torch.arange(past[0].shape[2], device=position_ids.device), visible_upto)
         with _attn_implementation(self.config, STATIC_KV_ATTENTION):
             out = self.base(
                 input_ids=input_ids,
                 inputs_embeds=inputs_embeds,
                 attention_mask=masks,
-                position_ids=position_ids.clamp(min=0),  # learned/rotary tables must not see -1
+                position_ids=base_kwargs.pop("position_ids", position_ids.clamp(min=0)),  # rotary tables must not see -1
                 cache=cache,
                 use_cache=True,
+                **base_kwargs,
             )
         hidden = out.last_hidden_state
         # Only the last real position of each row reaches the LM head: prefill cost stays O(1) in S.

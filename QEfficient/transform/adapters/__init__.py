@@ -7,6 +7,7 @@ something beyond ``lm_head(hidden)``) and a parity test in tests/test_parity.py.
 from __future__ import annotations
 
 from QEfficient.transform.adapters.base import ArchAdapter
+from QEfficient.transform.adapters.gemma2 import FinalSoftcapAdapter
 from QEfficient.transform.adapters.granite import GraniteAdapter
 
 _ADAPTERS = [
@@ -16,6 +17,8 @@ _ADAPTERS = [
     ArchAdapter("qwen3", "Qwen3ForCausalLM"),
     ArchAdapter("phi3", "Phi3ForCausalLM"),
     ArchAdapter("gemma", "GemmaForCausalLM"),
+    FinalSoftcapAdapter("gemma2", "Gemma2ForCausalLM"),
+    FinalSoftcapAdapter("gemma3_text", "Gemma3ForCausalLM"),
     GraniteAdapter("granite", "GraniteForCausalLM"),
     ArchAdapter("olmo2", "Olmo2ForCausalLM"),
     ArchAdapter("starcoder2", "Starcoder2ForCausalLM"),

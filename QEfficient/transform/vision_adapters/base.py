@@ -1,0 +1,60 @@
+"""What the vision-language path needs to know about one architecture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class VisionLanguageAdapter:
+    """Per-architecture facts; the defaults fit models laid out like Llava
+    (``model.vision_tower``, ``model.language_model``, ``lm_head``, square images of
+    ``vision_config.image_size``, a fixed number of embeddings per image)."""
+
+    model_type: str
+    # Image tokens of one image attend to each other both ways (Gemma3): a prefill chunk must
+    # hold a whole image block, so the runtime starts a block on a chunk boundary.
+    bidirectional_images: bool = False
+
+    # --- the vision graph -------------------------------------------------------------------
+    def default_img_size(self, config) -> int:
+        return int(config.vision_config.image_size)
+
+    def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
+        """Trace-time inputs of the vision graph, by name (two images: no axis specialised on 1)."""
+        return {"pixel_values": torch.zeros(2, 3, img_size, img_size)}
+
+    def vision_axes(self) -> dict[str, dict[int, str]]:
+        return {"pixel_values": {0: "num_images"}, "vision_embeds": {0: "num_images"}}
+
+    def image_features(self, hf: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+        """[num_images, tokens_per_image, text_hidden] for the inputs of vision_example."""
+        return hf.model.get_image_features(pixel_values, return_dict=True).pooler_output
+
+    # --- the language graph -----------------------------------------------------------------
+    def language(self, hf: nn.Module) -> tuple[nn.Module, nn.Module, Any]:
+        """(text base model, LM head, text config)."""
+        return hf.model.language_model, hf.lm_head, hf.config.text_config
+
+    def image_token_id(self, config) -> int:
+        return int(config.image_token_id)
+
+    # --- the host side ----------------------------------------------------------------------
+    def vision_inputs(self, inputs, img_size: int) -> dict[str, np.ndarray]:
+        """The vision graph's inputs from the processor's output; checks the image size."""
+        pixels = np.asarray(inputs["pixel_values"], dtype=np.float32)
+        if pixels.shape[-1] != img_size or pixels.shape[-2] != img_size:
+            raise ValueError(
+                f"pixel_values are {pixels.shape[-2]}x{pixels.shape[-1]} but the vision graph was compiled for "
+                f"img_size={img_size}: let the processor resize, or compile with img_size={pixels.shape[-1]}."
+            )
+        return {"pixel_values": np.ascontiguousarray(pixels)}
+
+    def empty_vision_inputs(self, vision: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Inputs that mean "no image in this step" for the one-graph layout (zero images)."""
+        return {name: np.zeros((0, *value.shape[1:]), value.dtype) for name, value in vision.items()}

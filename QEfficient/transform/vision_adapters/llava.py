@@ -1,0 +1,24 @@
+"""Llava 1.5: CLIP vision tower, a chosen hidden layer (CLS dropped), an MLP projector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
+
+
+@dataclass(frozen=True)
+class LlavaAdapter(VisionLanguageAdapter):
+    def image_features(self, hf: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+        # Llava's own get_image_features splits its output per image with sizes fixed at trace
+        # time; the same steps without the split keep the number of images dynamic.
+        cfg = hf.config
+        hidden = hf.model.vision_tower(pixel_values, output_hidden_states=True).hidden_states
+        layer = cfg.vision_feature_layer
+        features = hidden[layer] if isinstance(layer, int) else torch.cat([hidden[i] for i in layer], dim=-1)
+        if cfg.vision_feature_select_strategy == "default":
+            features = features[:, 1:]  # drop the CLS position
+        return hf.model.multi_modal_projector(features)

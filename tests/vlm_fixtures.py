@@ -1,0 +1,228 @@
+"""Tiny random-weight vision-language models with matching processors, saved to a folder.
+
+Nothing is downloaded: the tokenizer is `tests.tiny_models.build_tokenizer()` (pad 0, bos 1, eos 2) plus the
+special tokens each architecture needs, weights come from `torch.manual_seed(0)`, and every >1-dim weight is
+multiplied by 4.0 so greedy decoding is far from ties. Image processors are the PIL-backend classes (torchvision
+is not installed); `AutoProcessor.from_pretrained(folder)` loads them back. Every tokenizer pads on the LEFT, so
+`processor(..., padding=True)` batches can go straight into `model.generate`.
+
+Gemma3 -- `build_gemma3(folder)`, Gemma3ForConditionalGeneration + Gemma3Processor
+    prompt placeholder: "<start_of_image>" (the boi token), one per image, e.g. "<start_of_image> Describe it".
+        The processor expands it to "\\n\\n<start_of_image>" + 4 x "<image_soft_token>" + "<end_of_image>\\n\\n".
+    image token id: `config.image_token_id` (alias of `image_token_index`) == `tokenizer.image_token_id`
+        (the soft token); `config.boi_token_id` / `config.eoi_token_id` are the wrappers.
+    tokens per image: 4 (`mm_tokens_per_image`) for any input size: every image is resized to 28x28,
+        SigLIP patch 7 -> 4x4 patches, avg-pooled 2x2 -> 4. pixel_values [num_images, 3, 28, 28].
+    quirks: the processor returns `token_type_ids` (1 on the soft image tokens, 0 elsewhere). HF uses them
+        in prefill to make each image block attend bidirectionally (full AND sliding layers, see
+        `create_masks_for_vision_model`); without them attention is plain causal. Text has 2 layers,
+        layer_types = [sliding_attention (window 8), full_attention], head_dim 16, query_pre_attn_scalar 16,
+        tied embeddings scaled by sqrt(hidden).
+
+Qwen2-VL -- `build_qwen2_vl(folder)`, Qwen2VLForConditionalGeneration + Qwen2VLProcessor
+    prompt placeholder: "<|vision_start|><|image_pad|><|vision_end|>" per image; the processor repeats
+        "<|image_pad|>" to the image's token count.
+    image token id: `config.image_token_id` (also `video_token_id`, `vision_start_token_id`,
+        `vision_end_token_id`).
+    tokens per image: depends on the size. patch 7, merge 2 -> resize to multiples of 14 px with
+        14*14*4 <= H*W <= 14*14*16 (min_pixels 784, max_pixels 3136), tokens = (H/14)*(W/14):
+        (40, 50) -> 42x56 -> 12 tokens, (30, 30) -> 28x28 -> 4, (64, 20) -> 70x14 -> 5, (20, 60) -> 14x56 -> 4.
+    quirks: the processor returns `image_grid_thw` [num_images, 3] = (1, H/7, W/7) (unmerged patch grid) and
+        `mm_token_type_ids` (1 on image pads), which 5.x `get_rope_index` needs for 3-D mrope. pixel_values are
+        flattened patches [sum(t*h*w), 3*2*7*7 = 294]. mrope_section [2, 3, 3] (head_dim 16).
+
+Idefics3 -- `build_idefics3(folder)`, Idefics3ForConditionalGeneration + Idefics3Processor
+    (SmolVLMProcessor needs `num2words` and SmolVLM's video processor needs torchvision, neither installed,
+    so the Idefics3 classes are used; the model is the same family.)
+    prompt placeholder: "<image>" per image; the processor expands it to tiles, each tile
+        "<fake_token_around_image><row_i_col_j>" + 4 x "<image>", rows separated by "\\n", then
+        "\\n<fake_token_around_image><global-img>" + 4 x "<image>" + "<fake_token_around_image>".
+    image token id: `config.image_token_id` (== `processor.image_token_id`).
+    tokens per image: 4 "<image>" per tile (28 px tile / patch 7 = 4x4 patches, pixel shuffle scale 2 -> 4).
+        With splitting (default) images are resized so the long edge is 56, cut into 28 px tiles plus a
+        28x28 global tile: (40, 50), (30, 30), (20, 60) -> 2x2+1 = 5 tiles = 20 image tokens;
+        (64, 20) -> 2x1+1 = 3 tiles = 12. `build_idefics3(folder, split=False)` gives 1 tile = 4 tokens.
+    quirks: pixel_values [B, max_tiles, 3, 28, 28] and `pixel_attention_mask` [B, max_tiles, 28, 28]; samples
+        with fewer tiles are padded with all-zero tiles (mask 0), which the model drops. Real tiles are full
+        28x28 (mask all 1). Text model is Llama.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoProcessor,
+    Gemma3Config,
+    Gemma3ForConditionalGeneration,
+    Gemma3ImageProcessorPil,
+    Gemma3Processor,
+    Gemma3TextConfig,
+    Idefics3Config,
+    Idefics3ForConditionalGeneration,
+    Idefics3ImageProcessorPil,
+    Idefics3Processor,
+    Idefics3VisionConfig,
+    LlamaConfig,
+    PreTrainedTokenizerFast,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+    Qwen2VLImageProcessorPil,
+    Qwen2VLProcessor,
+    SiglipVisionConfig,
+)
+
+from tests.tiny_models import BOS, EOS, PAD, build_tokenizer
+
+_TEXT = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=96,
+    max_position_embeddings=512,
+    pad_token_id=PAD,
+    bos_token_id=BOS,
+    eos_token_id=EOS,
+)
+
+
+def _tokenizer(special: list[str], named: dict[str, str] | None = None) -> PreTrainedTokenizerFast:
+    """The tiny BPE tokenizer with `special` added as special tokens; `named` become attributes (tok.image_token...)."""
+    base = build_tokenizer()
+    base.add_special_tokens({"additional_special_tokens": special})
+    return PreTrainedTokenizerFast(
+        tokenizer_object=base.backend_tokenizer,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        padding_side="left",
+        extra_special_tokens=dict(named or {}),
+    )
+
+
+def _widen_and_save(model, folder: Path) -> None:
+    with torch.no_grad():  # random init is small; widen it so logits are far from ties
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(4.0)
+    model.eval()
+    model.save_pretrained(folder)
+
+
+class TinyQwen2VLProcessor(Qwen2VLProcessor):
+    """Qwen2VLProcessor without the video processor, which needs torchvision (not installed here).
+
+    Same image/text behaviour. Saved as `"processor_class": "TinyQwen2VLProcessor"`; importing this module
+    registers the class so `AutoProcessor.from_pretrained(folder)` finds it by that name.
+    """
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+
+
+# A string key: only lookups by class name (processor_config.json) reach it; Qwen2VLConfig keeps its own processor.
+AutoProcessor.register("tiny_qwen2_vl_processor", TinyQwen2VLProcessor, exist_ok=True)
+
+
+def build_gemma3(folder) -> Path:
+    folder = Path(folder)
+    tok = _tokenizer(
+        ["<start_of_image>", "<end_of_image>", "<image_soft_token>"],
+        {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"},
+    )
+    text = Gemma3TextConfig(
+        **_TEXT,
+        vocab_size=len(tok),
+        head_dim=16,
+        query_pre_attn_scalar=16,
+        sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"],
+    )
+    vision = SiglipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7
+    )
+    config = Gemma3Config(
+        text_config=text,
+        vision_config=vision,
+        mm_tokens_per_image=4,
+        boi_token_index=tok.boi_token_id,
+        eoi_token_index=tok.eoi_token_id,
+        image_token_index=tok.image_token_id,
+        tie_word_embeddings=False,  # a tied head keeps predicting the last input token
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Gemma3ForConditionalGeneration(config), folder)
+    processor = Gemma3Processor(
+        image_processor=Gemma3ImageProcessorPil(size={"height": 28, "width": 28}),
+        tokenizer=tok,
+        image_seq_length=4,
+    )
+    processor.save_pretrained(folder)
+    return folder
+
+
+def build_qwen2_vl(folder) -> Path:
+    folder = Path(folder)
+    tok = _tokenizer(
+        ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
+        {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
+    )
+    ids = tok.convert_tokens_to_ids
+    text = dict(
+        **_TEXT,
+        vocab_size=len(tok),
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+    )
+    vision = dict(
+        depth=2,
+        embed_dim=32,
+        hidden_size=64,  # merger output = text hidden size
+        mlp_ratio=2,
+        num_heads=2,
+        patch_size=7,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+    )
+    config = Qwen2VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Qwen2VLForConditionalGeneration(config), folder)
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=14 * 14 * 4, max_pixels=14 * 14 * 16, patch_size=7, temporal_patch_size=2, merge_size=2
+    )
+    TinyQwen2VLProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+def build_idefics3(folder, *, split: bool = True) -> Path:
+    folder = Path(folder)
+    rows_cols = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
+    tok = _tokenizer(["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>", *rows_cols])
+    text = LlamaConfig(**_TEXT, vocab_size=len(tok))
+    vision = Idefics3VisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7
+    )
+    config = Idefics3Config(
+        text_config=text,
+        vision_config=vision,
+        scale_factor=2,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        pad_token_id=PAD,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Idefics3ForConditionalGeneration(config), folder)
+    image_processor = Idefics3ImageProcessorPil(
+        size={"longest_edge": 56 if split else 28},
+        max_image_size={"longest_edge": 28},
+        do_image_splitting=split,
+    )
+    Idefics3Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=4).save_pretrained(folder)
+    return folder
