@@ -103,10 +103,12 @@ def _tokenizer(special: list[str], named: dict[str, str] | None = None) -> PreTr
 
 
 def _widen_and_save(model, folder: Path) -> None:
-    with torch.no_grad():  # random init is small; widen it so logits are far from ties
+    with torch.no_grad():
         for p in model.parameters():
             if p.dim() > 1:
-                p.mul_(4.0)
+                if not p.any():  # e.g. Gemma3's mm_input_projection_weight starts at zero: images would not matter
+                    p.normal_(0.0, 0.02)
+                p.mul_(4.0)  # random init is small; widen it so logits are far from ties
     model.eval()
     model.save_pretrained(folder)
 

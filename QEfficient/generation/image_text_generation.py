@@ -28,6 +28,11 @@ from QEfficient.transform.vision_adapters import VisionLanguageAdapter
 RETAINED_EMBEDS = "vision_embeds_RetainedState"
 
 
+def longest_image_run(tokens: list[int], image_token_id: int) -> int:
+    edges = np.diff(np.r_[0, np.equal(tokens, image_token_id).astype(np.int8), 0])
+    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max(initial=0))
+
+
 def image_block_columns(tokens: list[int], image_token_id: int, chunk: int) -> np.ndarray:
     """Chunk-grid columns that keep each run of image tokens inside one chunk (a run that would
     cross a chunk boundary starts the next chunk instead)."""
@@ -68,8 +73,8 @@ class ImageTextGeneration(TextGeneration):
             return self.prefill_seq_len, None
         # A whole image block must be in one chunk: widen the chunk to hold the longest block
         # (the ONNX graph's sequence axis is dynamic), and start blocks on chunk boundaries.
-        longest = max((np.diff(np.flatnonzero(np.diff(np.r_[0, np.equal(t, self.image_token_id), 0]))).max(initial=0) for t in token_lists))
-        chunk = -(-max(int(longest), 1) // self.prefill_seq_len) * self.prefill_seq_len
+        longest = max(longest_image_run(t, self.image_token_id) for t in token_lists)
+        chunk = -(-max(longest, 1) // self.prefill_seq_len) * self.prefill_seq_len
         return chunk, [image_block_columns(t, self.image_token_id, chunk) for t in token_lists]
 
     def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:

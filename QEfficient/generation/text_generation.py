@@ -163,7 +163,9 @@ def prefill(
     starts = list(range(0, width, chunk))
     if width > ctx_len and (lengths == ctx_len).any():
         if (last_col != lengths - 1).any():
-            raise PromptTooLongError(f"A prompt fills ctx_len={ctx_len} exactly and its image block needs its own chunk: compile with a larger ctx_len.")
+            raise PromptTooLongError(
+                f"A prompt fills ctx_len={ctx_len} exactly and its image block needs its own chunk: compile with a larger ctx_len."
+            )
         # A row fills the context: end the last chunk on its last token, so no padding (which
         # writes to the last slot) shares a chunk with the real token written there. The
         # overlapping positions are recomputed with the same values.

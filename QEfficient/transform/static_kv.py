@@ -175,7 +175,9 @@ class QEffCausalLM(nn.Module):
         logits, retained = self.step(position_ids, list(past), input_ids=input_ids)
         return (logits, *retained)
 
-    def step(self, position_ids: torch.Tensor, past: list[torch.Tensor], input_ids=None, inputs_embeds=None, visible_upto=None, **base_kwargs):
+    def step(
+        self, position_ids: torch.Tensor, past: list[torch.Tensor], input_ids=None, inputs_embeds=None, visible_upto=None, **base_kwargs
+    ):
         """(logits [B,1,V] at each row's last real position, updated caches) for token ids or embeddings.
 
         ``visible_upto`` [B,S]: the last slot each query sees, when it is not its own position.
