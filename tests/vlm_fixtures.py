@@ -1,50 +1,53 @@
-"""Tiny random-weight vision-language models with matching processors, saved to a folder.
+r"""Tiny random-weight vision-language models with matching processors, saved to a folder.
 
 Nothing is downloaded: the tokenizer is `tests.tiny_models.build_tokenizer()` (pad 0, bos 1, eos 2) plus the
-special tokens each architecture needs, weights come from `torch.manual_seed(0)`, and every >1-dim weight is
+special tokens each architecture needs, weights come from `torch.manual_seed(0)`, every all-zero >1-dim weight
+(Gemma3's `mm_input_projection_weight`) gets a normal(0, 0.02) init so images matter, and every >1-dim weight is
 multiplied by 4.0 so greedy decoding is far from ties. Image processors are the PIL-backend classes (torchvision
 is not installed); `AutoProcessor.from_pretrained(folder)` loads them back. Every tokenizer pads on the LEFT, so
-`processor(..., padding=True)` batches can go straight into `model.generate`.
+`processor(..., padding=True)` batches go straight into `model.generate`. Each build takes well under a second.
 
-Gemma3 -- `build_gemma3(folder)`, Gemma3ForConditionalGeneration + Gemma3Processor
-    prompt placeholder: "<start_of_image>" (the boi token), one per image, e.g. "<start_of_image> Describe it".
-        The processor expands it to "\\n\\n<start_of_image>" + 4 x "<image_soft_token>" + "<end_of_image>\\n\\n".
-    image token id: `config.image_token_id` (alias of `image_token_index`) == `tokenizer.image_token_id`
-        (the soft token); `config.boi_token_id` / `config.eoi_token_id` are the wrappers.
-    tokens per image: 4 (`mm_tokens_per_image`) for any input size: every image is resized to 28x28,
-        SigLIP patch 7 -> 4x4 patches, avg-pooled 2x2 -> 4. pixel_values [num_images, 3, 28, 28].
-    quirks: the processor returns `token_type_ids` (1 on the soft image tokens, 0 elsewhere). HF uses them
-        in prefill to make each image block attend bidirectionally (full AND sliding layers, see
-        `create_masks_for_vision_model`); without them attention is plain causal. Text has 2 layers,
-        layer_types = [sliding_attention (window 8), full_attention], head_dim 16, query_pre_attn_scalar 16,
-        tied embeddings scaled by sqrt(hidden).
+Gemma3 -- `build_gemma3(folder)`: Gemma3ForConditionalGeneration + Gemma3Processor
+    placeholder: "<start_of_image>" (the boi token), one per image, e.g. "<start_of_image> Describe it".
+        The processor expands it to "\n\n<start_of_image>" + 4 x "<image_soft_token>" + "<end_of_image>\n\n".
+    image token id: `config.image_token_id` (alias of `image_token_index`) == `tokenizer.image_token_id`, the
+        soft token; `config.boi_token_id` / `config.eoi_token_id` are the wrappers.
+    tokens per image: always 4 (`mm_tokens_per_image`): every image is resized to 28x28, SigLIP patch 7 ->
+        4x4 patches, avg-pooled 2x2 -> 4. pixel_values [num_images, 3, 28, 28].
+    quirks: the processor returns `token_type_ids` (1 on the soft tokens). HF uses them at prefill to let each
+        image block attend to itself bidirectionally (full and sliding layers, `create_masks_for_vision_model`);
+        dropping them changes the greedy tokens of this model after a few steps. A batch needs nested images,
+        `images=[[img_a], [img_b]]` (a flat list means all images belong to one prompt). Text: 2 layers,
+        layer_types [sliding_attention (window 8), full_attention], head_dim 16, query_pre_attn_scalar 16,
+        embeddings scaled by sqrt(64), untied lm_head.
 
-Qwen2-VL -- `build_qwen2_vl(folder)`, Qwen2VLForConditionalGeneration + Qwen2VLProcessor
-    prompt placeholder: "<|vision_start|><|image_pad|><|vision_end|>" per image; the processor repeats
-        "<|image_pad|>" to the image's token count.
-    image token id: `config.image_token_id` (also `video_token_id`, `vision_start_token_id`,
-        `vision_end_token_id`).
-    tokens per image: depends on the size. patch 7, merge 2 -> resize to multiples of 14 px with
-        14*14*4 <= H*W <= 14*14*16 (min_pixels 784, max_pixels 3136), tokens = (H/14)*(W/14):
-        (40, 50) -> 42x56 -> 12 tokens, (30, 30) -> 28x28 -> 4, (64, 20) -> 70x14 -> 5, (20, 60) -> 14x56 -> 4.
-    quirks: the processor returns `image_grid_thw` [num_images, 3] = (1, H/7, W/7) (unmerged patch grid) and
-        `mm_token_type_ids` (1 on image pads), which 5.x `get_rope_index` needs for 3-D mrope. pixel_values are
-        flattened patches [sum(t*h*w), 3*2*7*7 = 294]. mrope_section [2, 3, 3] (head_dim 16).
+Qwen2-VL -- `build_qwen2_vl(folder)`: Qwen2VLForConditionalGeneration + TinyQwen2VLProcessor
+    (a Qwen2VLProcessor without the video processor, which needs torchvision; it is registered on import of
+    this module, so import `tests.vlm_fixtures` before `AutoProcessor.from_pretrained(folder)`.)
+    placeholder: "<|vision_start|><|image_pad|><|vision_end|>" per image; the processor repeats "<|image_pad|>".
+    image token id: `config.image_token_id` (also `video_token_id`, `vision_start_token_id`, `vision_end_token_id`).
+    tokens per image: depends on size. patch 7, merge 2 -> resized to multiples of 14 px with
+        784 <= H*W <= 3136 (min_pixels 14*14*4, max_pixels 14*14*16), tokens = (H/14)*(W/14), 4..16:
+        (40, 50) -> 42x56 -> 12, (30, 30) -> 4, (64, 20) -> 70x14 -> 5, (20, 60) -> 14x56 -> 4, (100, 100) -> 16.
+    quirks: the processor returns `image_grid_thw` [num_images, 3] = (1, H/7, W/7) (patch grid before the 2x2
+        merge) and `mm_token_type_ids` (1 on image pads), which `get_rope_index` needs for the 3-D mrope positions.
+        pixel_values are flattened patches [sum(t*h*w), 3*2*7*7 = 294]. A flat image list works for a batch.
+        Text: head_dim 16, mrope_section [2, 3, 3]; vision: embed 32, 2 heads, depth 2, merger -> 64.
 
-Idefics3 -- `build_idefics3(folder)`, Idefics3ForConditionalGeneration + Idefics3Processor
-    (SmolVLMProcessor needs `num2words` and SmolVLM's video processor needs torchvision, neither installed,
-    so the Idefics3 classes are used; the model is the same family.)
-    prompt placeholder: "<image>" per image; the processor expands it to tiles, each tile
-        "<fake_token_around_image><row_i_col_j>" + 4 x "<image>", rows separated by "\\n", then
-        "\\n<fake_token_around_image><global-img>" + 4 x "<image>" + "<fake_token_around_image>".
+Idefics3 -- `build_idefics3(folder, split=True)`: Idefics3ForConditionalGeneration + Idefics3Processor
+    (SmolVLMProcessor needs `num2words` and SmolVLM's video processor needs torchvision, neither is installed;
+    SmolVLM v1 checkpoints are model_type idefics3 anyway.)
+    placeholder: "<image>" per image. With splitting, each tile becomes
+        "<fake_token_around_image><row_i_col_j>" + 4 x "<image>", rows end with "\n", then the global tile
+        "\n<fake_token_around_image><global-img>" + 4 x "<image>" + "<fake_token_around_image>".
     image token id: `config.image_token_id` (== `processor.image_token_id`).
-    tokens per image: 4 "<image>" per tile (28 px tile / patch 7 = 4x4 patches, pixel shuffle scale 2 -> 4).
-        With splitting (default) images are resized so the long edge is 56, cut into 28 px tiles plus a
-        28x28 global tile: (40, 50), (30, 30), (20, 60) -> 2x2+1 = 5 tiles = 20 image tokens;
-        (64, 20) -> 2x1+1 = 3 tiles = 12. `build_idefics3(folder, split=False)` gives 1 tile = 4 tokens.
-    quirks: pixel_values [B, max_tiles, 3, 28, 28] and `pixel_attention_mask` [B, max_tiles, 28, 28]; samples
-        with fewer tiles are padded with all-zero tiles (mask 0), which the model drops. Real tiles are full
-        28x28 (mask all 1). Text model is Llama.
+    tokens per image: 4 "<image>" per 28x28 tile (patch 7 -> 16 patches, pixel shuffle 2 -> 4). Splitting:
+        the long edge is resized to 56, then cut into 28 px tiles plus one global tile: (40, 50), (30, 30),
+        (28, 28), (100, 100) -> 2x2+1 = 5 tiles = 20 tokens; (64, 20), (20, 60) -> 2+1 = 3 tiles = 12 tokens.
+        `split=False`: one 28x28 tile, 4 tokens, no row/col tokens.
+    quirks: pixel_values [B, max_tiles, 3, 28, 28] and `pixel_attention_mask` [B, max_tiles, 28, 28] (int64);
+        a sample with fewer tiles is padded with all-zero tiles (mask 0) that the model drops. Real tiles are
+        never padded inside (mask all 1). Text model is Llama; no token_type_ids.
 """
 
 from __future__ import annotations
@@ -143,7 +146,13 @@ def build_gemma3(folder) -> Path:
         layer_types=["sliding_attention", "full_attention"],
     )
     vision = SiglipVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=7,
+        vision_use_head=False,  # as in real Gemma3: the projector reads last_hidden_state
     )
     config = Gemma3Config(
         text_config=text,

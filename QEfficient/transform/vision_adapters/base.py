@@ -45,6 +45,13 @@ class VisionLanguageAdapter:
         return int(config.image_token_id)
 
     # --- the host side ----------------------------------------------------------------------
+    # the processor takes a batch's images nested per prompt ([[a], [b]]) rather than flat
+    nested_images: bool = False
+
+    def processor_images(self, images: list) -> list:
+        """``images`` (one per prompt) in the form the processor takes for a batch."""
+        return [[img] for img in images] if self.nested_images else list(images)
+
     def vision_inputs(self, inputs, img_size: int) -> dict[str, np.ndarray]:
         """The vision graph's inputs from the processor's output; checks the image size."""
         pixels = np.asarray(inputs["pixel_values"], dtype=np.float32)

@@ -15,3 +15,4 @@ from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 @dataclass(frozen=True)
 class Gemma3Adapter(VisionLanguageAdapter):
     bidirectional_images: bool = True
+    nested_images: bool = True
