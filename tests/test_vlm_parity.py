@@ -17,6 +17,7 @@ from tests import vlm_fixtures
 # arch -> (builder, prompt with the image placeholder, prefill_seq_len that puts image tokens across a chunk boundary)
 ARCHS = {
     "gemma3": (vlm_fixtures.build_gemma3, "Look: <start_of_image> Describe the picture in a few words", 5),
+    "qwen2_vl": (vlm_fixtures.build_qwen2_vl, "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words", 5),
 }
 
 

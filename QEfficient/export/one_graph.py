@@ -85,7 +85,8 @@ def combine_vision_language(vision_onnx: Path, language_onnx: Path, out_path: Pa
     # inputs: the language inputs, then the vision ones (pixel_values, ...)
     graph.input.extend(vision_inputs)
     graph.initializer.extend(vision_weights)
-    graph.output.insert(2, helper.make_tensor_value_info(RETAINED_EMBEDS, embeds_type, ["num_images", "image_tokens", "hidden"]))
+    rank = len(vision.graph.output[0].type.tensor_type.shape.dim)
+    graph.output.insert(2, helper.make_tensor_value_info(RETAINED_EMBEDS, embeds_type, [f"vision_dim{i}" for i in range(rank)]))
     model = helper.make_model(graph, opset_imports=lang.opset_import, ir_version=lang.ir_version)
     # both parts were shape-folded when exported; only the weights' layout is left to do
     onnx.save_model(

@@ -146,18 +146,21 @@ def export_vision_onnx(module, out_dir: Path, model_name: str, img_size: int) ->
 
 
 def export_image_text_decoder_onnx(module, out_dir: Path, model_name: str) -> Path:
-    """Export a QEffImageTextDecoder: the retained-state graph plus vision_embeds / image_idx in, image_idx_output out."""
+    """Export a QEffImageTextDecoder: the retained-state graph plus vision_embeds / image_idx (and
+    the adapter's extra inputs) in, image_idx_output out."""
     io = KVGraphIO(module.num_layers)
     ids, pos, *past = example_inputs(module)
     ids[:, 1] = module.image_token_id
-    args = (ids, pos, torch.zeros(2, 3, module.config.hidden_size), torch.zeros(2, 1, dtype=torch.int64), *past)
+    extra = module.vision_adapter.decoder_example(*ids.shape)
+    args = (ids, pos, torch.zeros(2, 3, module.config.hidden_size), torch.zeros(2, 1, dtype=torch.int64), *extra.values(), *past)
     axes = {
         **io.dynamic_axes(),
+        **module.vision_adapter.decoder_axes(),
         "vision_embeds": {0: "vision_batch", 1: "vision_size"},
         "image_idx": {0: "batch_size"},
         "image_idx_output": {0: "batch_size"},
     }
-    inputs = ["input_ids", "position_ids", "vision_embeds", "image_idx", *io.past_names]
+    inputs = ["input_ids", "position_ids", "vision_embeds", "image_idx", *extra, *io.past_names]
     outputs = ["logits", "image_idx_output", *io.output_names[1:]]
     return torchscript_export(module, args, out_dir / f"{model_name}.onnx", inputs, outputs, axes)
 

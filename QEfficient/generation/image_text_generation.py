@@ -57,16 +57,20 @@ class ImageTextGeneration(TextGeneration):
         eos_ids,
         adapter: VisionLanguageAdapter,
         image_token_id: int,
+        hidden_size: int,
         vision_session: ort.InferenceSession | None = None,
-        hidden_size: int | None = None,
+        hf_model=None,
         sampling=None,
     ):
         super().__init__(session, tokenizer, prefill_seq_len, eos_ids, sampling)
         self.adapter = adapter
         self.image_token_id = image_token_id
-        self.vision_session = vision_session
         self.hidden_size = hidden_size
-        self._batch_vision: dict[str, np.ndarray] | np.ndarray | None = None
+        self.vision_session = vision_session
+        self.hf_model = hf_model  # host-side position rules (Qwen2-VL's get_rope_index)
+        self._rows_vision: list[dict[str, np.ndarray]] = []  # each batch row's own vision units
+        self._embeds: np.ndarray | None = None  # two graphs: the batch's image embeddings, [1, rows, hidden]
+        self._rope: list[tuple[np.ndarray, int]] | None = None
 
     def _chunking(self, token_lists: list[list[int]]) -> tuple[int, list[np.ndarray] | None]:
         if not self.adapter.bidirectional_images:
@@ -77,49 +81,71 @@ class ImageTextGeneration(TextGeneration):
         chunk = -(-max(longest, 1) // self.prefill_seq_len) * self.prefill_seq_len
         return chunk, [image_block_columns(t, self.image_token_id, chunk) for t in token_lists]
 
+    def _bind_rope(self, pos: np.ndarray, prefill: bool) -> None:
+        if self._rope is None:
+            return
+        rope = np.zeros((3, *pos.shape), np.int64)
+        for r, (table, delta) in enumerate(self._rope):
+            real = pos[r] >= 0
+            if prefill:
+                rope[:, r, real] = table[:, pos[r, real]]
+            else:
+                rope[:, r, real] = pos[r, real] + delta
+        self.session.bind_inputs(rope_position_ids=rope)
+
+    def _before_decode_step(self, position_ids: np.ndarray) -> None:
+        self._bind_rope(position_ids, prefill=False)
+
     def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:
         is_image = [np.equal(t, self.image_token_id) for t in token_lists]
         # A row's first image embedding follows all those of the rows before it.
         counts = np.array([m.sum() for m in is_image], dtype=np.int64)
         first_row = np.cumsum(counts) - counts
         seen_before = [np.r_[0, np.cumsum(m)] for m in is_image]  # image tokens before position p
+        self._rope = None
+        if self.hf_model is not None:
+            rope = [self.adapter.prompt_positions(self.hf_model, t, v) for t, v in zip(token_lists, self._rows_vision)]
+            self._rope = None if rope[0] is None else rope
         one_graph = self.vision_session is None
-        state = {"first": True}
-        embeds_out = None
+        vision = _concat_units(self._rows_vision)
+        graph_vision = self.adapter.graph_inputs(vision)
+        n_units = next(iter(graph_vision.values())).shape[0] if graph_vision else 0
+        empty = self.adapter.empty_vision_inputs(vision)
+        placeholder = np.zeros((1, 1, self.hidden_size), np.float32)
+        state = {"first": True, "out": None}
 
         def run(ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
-            nonlocal embeds_out
             start = [int(p[p >= 0][0]) if (p >= 0).any() else 0 for p in pos]
             idx = np.array([[first_row[r] + seen_before[r][s]] for r, s in enumerate(start)], dtype=np.int64)
+            self._bind_rope(pos, prefill=True)
             if not one_graph:
-                self.session.bind_inputs(vision_embeds=self._batch_vision, image_idx=idx)
-                return self.session.run(ids, pos)
-            n_images = next(iter(self._batch_vision.values())).shape[0]
-            if state["first"] and n_images:
-                vision = self._batch_vision
-                tokens = int(counts.sum()) // n_images
-                embeds_out = np.zeros((n_images, tokens, self.hidden_size), np.float32)
-                placeholder = np.zeros((1, 1, self.hidden_size), np.float32)
-                self.session.bind_inputs(**vision, vision_embeds=placeholder, image_idx=idx)
-                self.session.bind_outputs(**{RETAINED_EMBEDS: embeds_out})
-                state["first"] = False
-            else:  # later chunks read the embeddings the first chunk computed
-                if embeds_out is None:  # no image in this batch
-                    embeds_out = np.zeros((1, 1, self.hidden_size), np.float32)
-                fed_back = embeds_out.copy()
-                self.session.bind_inputs(**self.adapter.empty_vision_inputs(self._batch_vision), vision_embeds=fed_back, image_idx=idx)
-                self.session.bind_outputs(**{RETAINED_EMBEDS: embeds_out})
+                self.session.bind_inputs(vision_embeds=self._embeds, image_idx=idx)
+            elif state["first"] and n_units and counts.sum():
+                # the graph's vision branch runs on this chunk; keep what it computed for the next ones
+                shape = (
+                    (1, int(counts.sum()), self.hidden_size)
+                    if self.adapter.flat_embeddings
+                    else (n_units, int(counts.sum()) // n_units, self.hidden_size)
+                )
+                state["out"] = np.zeros(shape, np.float32)
+                self.session.bind_inputs(**graph_vision, vision_embeds=placeholder, image_idx=idx)
+                self.session.bind_outputs(**{RETAINED_EMBEDS: state["out"]})
+            else:
+                fed_back = placeholder if state["out"] is None else state["out"].copy()
+                state["out"] = np.zeros_like(fed_back)
+                self.session.bind_inputs(**empty, vision_embeds=fed_back, image_idx=idx)
+                self.session.bind_outputs(**{RETAINED_EMBEDS: state["out"]})
+            state["first"] = False
             return self.session.run(ids, pos)
 
         chunk, columns = self._chunking(token_lists)
         logits = prefill(run, token_lists, self.batch_size, chunk, self.ctx_len, self.pad_id, columns)
         # decode feeds text tokens only: one zero embedding keeps the input bound
-        hidden = self.hidden_size
-        placeholder = np.zeros((1, 1, hidden), np.float32)
-        extra = {} if not one_graph else self.adapter.empty_vision_inputs(self._batch_vision)
-        self.session.bind_inputs(**extra, vision_embeds=placeholder, image_idx=np.zeros((self.batch_size, 1), np.int64))
+        self.session.bind_inputs(
+            **(empty if one_graph else {}), vision_embeds=placeholder, image_idx=np.zeros((self.batch_size, 1), np.int64)
+        )
         if one_graph:
-            self.session.bind_outputs(**{RETAINED_EMBEDS: np.zeros((1, 1, hidden), np.float32)})
+            self.session.bind_outputs(**{RETAINED_EMBEDS: np.zeros_like(placeholder)})
         return logits
 
     def generate_images(
@@ -128,28 +154,35 @@ class ImageTextGeneration(TextGeneration):
         for i, tokens in enumerate(token_lists):
             if len(tokens) > self.ctx_len:
                 raise PromptTooLongError(f"Prompt {i} has {len(tokens)} tokens with its image, more than ctx_len={self.ctx_len}.")
+        # Vision inputs come in units (images, tiles) whose image tokens follow one another in prompt order.
+        image_tokens = np.array([sum(t == self.image_token_id for t in row) for row in token_lists], dtype=np.int64)
+        unit_tokens = self.adapter.unit_token_counts(vision_inputs, int(image_tokens.sum()))
+        unit_end = np.cumsum(unit_tokens)
+        if (int(unit_end[-1]) if len(unit_end) else 0) != image_tokens.sum():
+            raise ValueError(
+                f"The prompts hold {image_tokens.sum()} image tokens but the images give {unit_tokens.tolist()}: one image per placeholder."
+            )
+        row_units = np.searchsorted(unit_end, np.cumsum(image_tokens), side="right")  # units used up to each row's end
+        row_units = np.r_[0, row_units]
         texts_all, ids_all, timings = [], [], []
         start = time.perf_counter()
         vision_time = 0.0
-        n_images = next(iter(vision_inputs.values())).shape[0]
-        if self.vision_session is not None and n_images == 0:
-            embeds = np.zeros((0, 1, self.hidden_size), np.float32)
-        elif self.vision_session is not None:
-            embeds = self.vision_session.run(None, vision_inputs)[0]
+        embeds_rows = None
+        if self.vision_session is not None and len(unit_tokens):
+            embeds = self.vision_session.run(None, self.adapter.graph_inputs(vision_inputs))[0]
             vision_time = time.perf_counter() - start
-            per_image = embeds.shape[1]
-        else:
-            per_image = sum(sum(t == self.image_token_id for t in row) for row in token_lists) // max(n_images, 1)
-        images = [sum(t == self.image_token_id for t in row) // per_image for row in token_lists]  # images of each prompt
-        first_image = np.concatenate([[0], np.cumsum(images)])
+            embeds_rows = embeds.reshape(-1, embeds.shape[-1])
+        unit_row_start = np.r_[0, unit_end]
         for first in range(0, len(token_lists), self.batch_size):
             real = min(self.batch_size, len(token_lists) - first)
             rows = list(range(first, first + real)) + [first + real - 1] * (self.batch_size - real)  # pad with the last prompt
-            take = np.concatenate([np.arange(first_image[r], first_image[r + 1]) for r in rows]).astype(np.int64)
-            if self.vision_session is not None:
-                self._batch_vision = embeds[take] if len(take) else np.zeros((1, 1, self.hidden_size), np.float32)
+            self._rows_vision = [self.adapter.select_units(vision_inputs, np.arange(row_units[r], row_units[r + 1])) for r in rows]
+            if embeds_rows is not None:
+                take = [np.arange(unit_row_start[row_units[r]], unit_row_start[row_units[r + 1]]) for r in rows]
+                picked = embeds_rows[np.concatenate(take).astype(np.int64)]
+                self._embeds = picked[None] if len(picked) else np.zeros((1, 1, self.hidden_size), np.float32)
             else:
-                self._batch_vision = {name: value[take] for name, value in vision_inputs.items()}
+                self._embeds = np.zeros((1, 1, self.hidden_size), np.float32)
             batch_start = start if first == 0 else time.perf_counter()  # the first time to first token includes the vision graph
             texts, ids, timing = self.generate_batch(
                 [], generation_len, streamer if self.batch_size == 1 else None, token_lists=[token_lists[r] for r in rows]
@@ -159,3 +192,7 @@ class ImageTextGeneration(TextGeneration):
             ids_all.append(ids[:real])
             timings.append(timing)
         return CloudAI100ExecInfo(self.batch_size, texts_all, ids_all, average_metrics(timings), vision_time=vision_time)
+
+
+def _concat_units(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}

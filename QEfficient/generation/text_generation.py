@@ -63,6 +63,9 @@ class TextGeneration:
     def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:
         return prefill(self.session.run, token_lists, self.batch_size, self.prefill_seq_len, self.ctx_len, self.pad_id)
 
+    def _before_decode_step(self, position_ids: np.ndarray) -> None:
+        """Bind what a decode step needs beyond ids and positions (multimodal rotary positions)."""
+
     def generate_batch(
         self, prompts: list[str], generation_len: int | None, streamer=None, token_lists: list[list[int]] | None = None
     ) -> tuple[list[str], np.ndarray, dict]:
@@ -93,6 +96,7 @@ class TextGeneration:
         while not done.all():
             ids_step[:, 0] = next_tok
             pos_step[:, 0] = np.where(done, -1, position)  # finished rows idle on a padding slot
+            self._before_decode_step(pos_step)
             next_tok = choose(self.session.run(ids_step, pos_step))
             steps += 1
             active = ~done

@@ -198,7 +198,7 @@ class QEFFAutoModelForImageTextToText:
             raise ValueError("Pass the tokenizer or the processor, to decode the output.")
         ids = np.asarray(inputs["input_ids"])
         mask = np.asarray(inputs["attention_mask"]) if "attention_mask" in inputs else np.ones_like(ids)
-        vision_inputs = self.adapter.vision_inputs(inputs, self.img_size)
+        vision_inputs = self.adapter.vision_inputs(inputs, self.img_size, self.config)
         token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
         lang_path = self.qpc_paths["lang_qpc_path"] if self.kv_offload else self.qpc_paths
         if self._sessions is None:
@@ -216,8 +216,9 @@ class QEFFAutoModelForImageTextToText:
             eos_token_ids(tokenizer, self.hf.generation_config),
             self.adapter,
             self.lang_model.image_token_id,
-            vision_session=self._sessions[1],
             hidden_size=self.lang_model.config.hidden_size,
+            vision_session=self._sessions[1],
+            hf_model=self.hf,
         )
         info = generator.generate_images(token_lists, vision_inputs, generation_len, streamer)
         if stream:

@@ -130,8 +130,9 @@ class KVCacheSession:
 
     def bind_inputs(self, **inputs: np.ndarray) -> None:
         """Bind further graph inputs (e.g. vision_embeds, image_idx); they stay bound for later runs."""
-        self._extra = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
-        for name, value in self._extra.items():
+        arrays = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
+        self._extra = {**getattr(self, "_extra", {}), **arrays}  # ORT reads them at run time: keep them alive
+        for name, value in arrays.items():
             self.io.bind_cpu_input(name, value)
 
     def bind_outputs(self, **outputs: np.ndarray) -> None:

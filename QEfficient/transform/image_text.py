@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from QEfficient.transform.adapters import ArchAdapter, get_adapter
+from QEfficient.transform.adapters import ArchAdapter
 from QEfficient.transform.static_kv import QEffCausalLM
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
 
@@ -47,7 +47,6 @@ class QEffImageTextDecoder(nn.Module):
         self.hf = hf_model
         self.vision_adapter = adapter or get_vision_adapter(hf_model.config)
         base, lm_head, text_config = self.vision_adapter.language(hf_model)
-        get_adapter(text_config)  # the text architecture must be one the static-KV path knows
         # kv geometry only: the multimodal heads apply no logit post-processing of their own
         arch = ArchAdapter(text_config.model_type, type(hf_model).__name__)
         self.lm = QEffCausalLM(hf_model, arch, base=base, lm_head=lm_head, config=text_config)
@@ -64,7 +63,13 @@ class QEffImageTextDecoder(nn.Module):
     def kv_shape(self, batch_size: int, ctx_len: int) -> tuple[int, int, int, int]:
         return self.lm.kv_shape(batch_size, ctx_len)
 
-    def forward(self, input_ids, position_ids, vision_embeds, image_idx, *past):
+    @property
+    def extra_input_names(self) -> list[str]:
+        return list(self.vision_adapter.decoder_example(1, 1))
+
+    def forward(self, input_ids, position_ids, vision_embeds, image_idx, *rest):
+        n_extra = len(self.extra_input_names)
+        extra, past = rest[:n_extra], rest[n_extra:]
         is_image = input_ids == self.image_token_id
         # the image token may lie outside the text vocabulary (Gemma3): never look it up
         embeds = self.lm.base.get_input_embeddings()(torch.where(is_image, torch.zeros_like(input_ids), input_ids))
@@ -74,6 +79,7 @@ class QEffImageTextDecoder(nn.Module):
         index = index.clamp(min=0, max=rows.shape[0] - 1)
         merged = torch.where(is_image.unsqueeze(-1), rows[index], embeds)
         upto = image_block_ends(is_image, position_ids) if self.vision_adapter.bidirectional_images else None
-        logits, retained = self.lm.step(position_ids, list(past), inputs_embeds=merged, visible_upto=upto)
+        kwargs = self.vision_adapter.language_kwargs(position_ids, *extra)
+        logits, retained = self.lm.step(position_ids, list(past), inputs_embeds=merged, visible_upto=upto, **kwargs)
         next_idx = image_idx + is_image.sum(dim=1, keepdim=True)
         return (logits, next_idx, *retained)

@@ -176,11 +176,19 @@ class QEffCausalLM(nn.Module):
         return (logits, *retained)
 
     def step(
-        self, position_ids: torch.Tensor, past: list[torch.Tensor], input_ids=None, inputs_embeds=None, visible_upto=None, **base_kwargs
+        self,
+        position_ids: torch.Tensor,
+        past: list[torch.Tensor],
+        input_ids=None,
+        inputs_embeds=None,
+        visible_upto=None,
+        rotary_position_ids=None,
     ):
         """(logits [B,1,V] at each row's last real position, updated caches) for token ids or embeddings.
 
         ``visible_upto`` [B,S]: the last slot each query sees, when it is not its own position.
+        ``rotary_position_ids``: what the model's rotary tables read, when they are not the cache
+        positions (Qwen2-VL's [3,B,S] multimodal positions).
         """
         cache = StaticKVCache(past, position_ids)
         masks = attention_masks(self.config, position_ids, torch.arange(past[0].shape[2], device=position_ids.device), visible_upto)
@@ -189,10 +197,10 @@ class QEffCausalLM(nn.Module):
                 input_ids=input_ids,
                 inputs_embeds=inputs_embeds,
                 attention_mask=masks,
-                position_ids=base_kwargs.pop("position_ids", position_ids.clamp(min=0)),  # rotary tables must not see -1
+                # learned/rotary tables must not see -1
+                position_ids=position_ids.clamp(min=0) if rotary_position_ids is None else rotary_position_ids,
                 cache=cache,
                 use_cache=True,
-                **base_kwargs,
             )
         hidden = out.last_hidden_state
         # Only the last real position of each row reaches the LM head: prefill cost stays O(1) in S.

@@ -12,8 +12,9 @@ from QEfficient.transform.adapters import UnsupportedArchitectureError
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
+from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
 
-_ADAPTERS: list[VisionLanguageAdapter] = [LlavaAdapter("llava"), Gemma3Adapter("gemma3")]
+_ADAPTERS: list[VisionLanguageAdapter] = [LlavaAdapter("llava"), Gemma3Adapter("gemma3"), Qwen2VLAdapter("qwen2_vl")]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
 

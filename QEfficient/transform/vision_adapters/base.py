@@ -44,6 +44,18 @@ class VisionLanguageAdapter:
     def image_token_id(self, config) -> int:
         return int(config.image_token_id)
 
+    # Inputs of the language graph beyond ids, positions, embeddings and image_idx, as trace-time
+    # examples for a [batch, seq] step, with their dynamic axes (Qwen2-VL: 3-D rotary positions).
+    def decoder_example(self, batch: int, seq: int) -> dict[str, torch.Tensor]:
+        return {}
+
+    def decoder_axes(self) -> dict[str, dict[int, str]]:
+        return {}
+
+    def language_kwargs(self, position_ids: torch.Tensor, *extra: torch.Tensor) -> dict[str, Any]:
+        """Keyword arguments for the text model made from the extra decoder inputs."""
+        return {}
+
     # --- the host side ----------------------------------------------------------------------
     # the processor takes a batch's images nested per prompt ([[a], [b]]) rather than flat
     nested_images: bool = False
@@ -52,8 +64,9 @@ class VisionLanguageAdapter:
         """``images`` (one per prompt) in the form the processor takes for a batch."""
         return [[img] for img in images] if self.nested_images else list(images)
 
-    def vision_inputs(self, inputs, img_size: int) -> dict[str, np.ndarray]:
-        """The vision graph's inputs from the processor's output; checks the image size."""
+    def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
+        """The vision graph's inputs from the processor's output (keys starting with "_" are facts
+        kept on the host); checks the image size."""
         pixels = np.asarray(inputs["pixel_values"], dtype=np.float32)
         if pixels.shape[-1] != img_size or pixels.shape[-2] != img_size:
             raise ValueError(
@@ -62,6 +75,25 @@ class VisionLanguageAdapter:
             )
         return {"pixel_values": np.ascontiguousarray(pixels)}
 
+    # Vision inputs come in units (an image, a tile); each unit gives a known number of image
+    # tokens, in prompt order.
+    flat_embeddings = False  # the vision graph returns [tokens, hidden], not [units, tokens, hidden]
+
+    def unit_token_counts(self, vision: dict[str, np.ndarray], total_tokens: int) -> np.ndarray:
+        n = next(iter(vision.values())).shape[0]
+        return np.full(n, total_tokens // max(n, 1), dtype=np.int64)
+
+    def select_units(self, vision: dict[str, np.ndarray], units: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: value[units] for name, value in vision.items()}
+
+    def prompt_positions(self, hf: nn.Module, tokens: list[int], vision: dict[str, np.ndarray]) -> tuple[np.ndarray, int] | None:
+        """Rotary positions [k, len(tokens)] of one prompt whose own units are ``vision``, and the offset
+        of decode positions from cache positions; None where rotary positions are the cache positions."""
+        return None
+
+    def graph_inputs(self, vision: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: value for name, value in vision.items() if not name.startswith("_")}
+
     def empty_vision_inputs(self, vision: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Inputs that mean "no image in this step" for the one-graph layout (zero images)."""
-        return {name: np.zeros((0, *value.shape[1:]), value.dtype) for name, value in vision.items()}
+        """Inputs that mean "no image in this step" for the one-graph layout (zero units)."""
+        return {name: np.zeros((0, *value.shape[1:]), value.dtype) for name, value in self.graph_inputs(vision).items()}

@@ -1,0 +1,121 @@
+"""Qwen2-VL: images of any size (the processor picks a patch grid per image), 2-D rotary positions in
+the vision tower, 3-D (temporal, height, width) rotary positions in the language model.
+
+* Vision graph: patches [N, C*T*P*P] of every image, their (h, w) grid positions [N, 2] and the image
+  each belongs to [N]. Everything that depends on the grids is computed on the host, so one graph
+  serves every image size; attention stays inside each image through a mask built from the image
+  index (HF splits the sequence per image instead, which would fix the sizes at trace time).
+* Language graph: ``rope_position_ids`` [3, B, S] besides the cache positions. The host computes them
+  with the model's own ``get_rope_index``; a decode step's are its cache position plus the prompt's
+  offset (``rope_deltas``), as in HF's generate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
+
+
+def _vision_block(block: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, same_image: torch.Tensor) -> torch.Tensor:
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import apply_rotary_pos_emb_vision
+
+    attn = block.attn
+    n = x.shape[0]
+    q, k, v = attn.qkv(block.norm1(x)).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
+    q, k, v = (t.transpose(0, 1) for t in (q, k, v))  # [heads, N, d]
+    scores = torch.matmul(q, k.transpose(-1, -2)) * attn.scaling
+    scores = torch.where(same_image, scores, torch.finfo(scores.dtype).min)
+    out = torch.matmul(torch.softmax(scores.float(), dim=-1).to(v.dtype), v).transpose(0, 1).reshape(n, -1)
+    x = x + attn.proj(out)
+    return x + block.mlp(block.norm2(x))
+
+
+@dataclass(frozen=True)
+class Qwen2VLAdapter(VisionLanguageAdapter):
+    flat_embeddings = True
+
+    def default_img_size(self, config) -> int:
+        return 0  # any size: the processor chooses each image's grid
+
+    def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
+        vc = config.vision_config
+        per_patch = vc.in_channels * vc.temporal_patch_size * vc.patch_size**2
+        grid = torch.tensor([[1, 4, 4], [1, 2, 6]])  # two images of different grids
+        from transformers.vision_utils import get_vision_position_ids
+
+        n = int(grid.prod(-1).sum())
+        return {
+            "pixel_values": torch.zeros(n, per_patch),
+            "vision_position_ids": get_vision_position_ids(grid, vc.spatial_merge_size),
+            "image_segment": torch.repeat_interleave(torch.arange(2), grid.prod(-1)),
+        }
+
+    def vision_axes(self) -> dict[str, dict[int, str]]:
+        return {
+            "pixel_values": {0: "num_patches"},
+            "vision_position_ids": {0: "num_patches"},
+            "image_segment": {0: "num_patches"},
+            "vision_embeds": {1: "num_image_tokens"},
+        }
+
+    def image_features(self, hf: nn.Module, pixel_values, vision_position_ids=None, image_segment=None) -> torch.Tensor:
+        visual = hf.model.visual
+        x = visual.patch_embed(pixel_values.to(visual.get_dtype()))
+        cos, sin = visual.rotary_pos_emb(x, vision_position_ids)
+        same_image = image_segment[:, None] == image_segment[None, :]
+        for block in visual.blocks:
+            x = _vision_block(block, x, cos, sin, same_image)
+        # [1, N / merge^2, hidden]: 2x2 neighbouring patches are adjacent rows; one row of every image's
+        # tokens, as the number of tokens differs from image to image
+        return visual.merger(x).unsqueeze(0)
+
+    def decoder_example(self, batch: int, seq: int) -> dict[str, torch.Tensor]:
+        return {"rope_position_ids": torch.arange(seq)[None, None].repeat(3, batch, 1)}
+
+    def decoder_axes(self) -> dict[str, dict[int, str]]:
+        return {"rope_position_ids": {1: "batch_size", 2: "seq_len"}}
+
+    def language_kwargs(self, position_ids: torch.Tensor, rope_position_ids: torch.Tensor) -> dict[str, Any]:
+        return {"rotary_position_ids": rope_position_ids}
+
+    # --- host side (keys starting with "_" stay on the host) ---------------------------------
+    def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
+        from transformers.vision_utils import get_vision_position_ids
+
+        grid = torch.as_tensor(np.asarray(inputs["image_grid_thw"]))
+        merge = config.vision_config.spatial_merge_size
+        return {
+            "pixel_values": np.ascontiguousarray(np.asarray(inputs["pixel_values"], dtype=np.float32)),
+            "vision_position_ids": get_vision_position_ids(grid, merge).numpy().astype(np.int64),
+            "_grid_thw": grid.numpy().astype(np.int64),
+            "_tokens": (grid.prod(-1) // merge**2).numpy().astype(np.int64),
+        }
+
+    def graph_inputs(self, vision: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # which image each patch belongs to, numbered within the images at hand
+        patches = vision["_grid_thw"].prod(-1)
+        segment = np.repeat(np.arange(len(patches)), patches).astype(np.int64)
+        return {**{k: v for k, v in vision.items() if not k.startswith("_")}, "image_segment": segment}
+
+    def unit_token_counts(self, vision: dict[str, np.ndarray], total_tokens: int) -> np.ndarray:
+        return vision["_tokens"]
+
+    def select_units(self, vision: dict[str, np.ndarray], units: np.ndarray) -> dict[str, np.ndarray]:
+        starts = np.r_[0, np.cumsum(vision["_grid_thw"].prod(-1))]
+        rows = np.concatenate([np.arange(starts[u], starts[u + 1]) for u in units] + [np.zeros(0, np.int64)])
+        return {k: v[units] if k.startswith("_") else v[rows] for k, v in vision.items()}
+
+    def prompt_positions(self, hf: nn.Module, tokens: list[int], vision: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
+        ids = torch.tensor([tokens])
+        token_types = (ids == hf.config.image_token_id).to(torch.int32)
+        grid = torch.as_tensor(vision["_grid_thw"]) if len(vision["_grid_thw"]) else None
+        with torch.no_grad():
+            positions, deltas = hf.model.get_rope_index(ids, token_types, image_grid_thw=grid, attention_mask=torch.ones_like(ids))
+        return positions[:, 0].numpy().astype(np.int64), int(deltas.reshape(-1)[0])
