@@ -17,6 +17,8 @@ from tests import vlm_fixtures
 # arch -> (builder, prompt with the image placeholder, prefill_seq_len that puts image tokens across a chunk boundary)
 ARCHS = {
     "gemma3": (vlm_fixtures.build_gemma3, "Look: <start_of_image> Describe the picture in a few words", 5),
+    "idefics3": (vlm_fixtures.build_idefics3, "Look: <image> Describe the picture in a few words", 5),
+    "smolvlm": (vlm_fixtures.build_smolvlm, "Look: <image> Describe the picture in a few words", 5),
     "qwen2_vl": (vlm_fixtures.build_qwen2_vl, "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words", 5),
 }
 
@@ -67,3 +69,71 @@ def test_a_batch_of_two_images_of_other_sizes(vlm, kv_offload):
     for img, text, row in zip(images, prompts, info.generated_ids[0]):
         ref = hf_tokens(folder, processor(images=model.adapter.processor_images([img]), text=[text], return_tensors="pt"), 10)[0]
         assert trim(row, ref) == ref
+
+
+def test_gemma3_image_block_longer_than_a_chunk(tmp_path):
+    # 4 image tokens that attend to each other both ways, prefill_seq_len 3: the chunk holding them is widened
+    folder = vlm_fixtures.build_gemma3(tmp_path / "gemma3")
+    processor = AutoProcessor.from_pretrained(folder)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=False)
+    model.compile(prefill_seq_len=3, ctx_len=64, num_cores=1)
+    inputs = processor(images=image(4), text="A <start_of_image> B", return_tensors="pt")
+    ref = hf_tokens(folder, inputs, 10)[0]
+    assert trim(model.generate(inputs=inputs, generation_len=10, stream=False).generated_ids[0][0], ref) == ref
+
+
+def test_qwen2_vl_two_images_of_different_sizes_in_one_prompt(tmp_path):
+    folder = vlm_fixtures.build_qwen2_vl(tmp_path / "qwen")
+    processor = AutoProcessor.from_pretrained(folder)
+    slot = "<|vision_start|><|image_pad|><|vision_end|>"
+    inputs = processor(images=[image(5, (100, 100)), image(6, (64, 20))], text=f"{slot} then {slot} compared", return_tensors="pt")
+    assert inputs["image_grid_thw"][0].tolist() != inputs["image_grid_thw"][1].tolist()
+    ref = hf_tokens(folder, inputs, 10)[0]
+    for kv_offload in (True, False):
+        model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload)
+        model.compile(prefill_seq_len=8, ctx_len=64, num_cores=1)
+        assert trim(model.generate(inputs=inputs, generation_len=10, stream=False).generated_ids[0][0], ref) == ref
+
+
+def test_streamer_gets_the_tokens(tmp_path):
+    folder = vlm_fixtures.build_idefics3(tmp_path / "idefics3", split=False)
+    processor = AutoProcessor.from_pretrained(folder)
+    inputs = processor(images=image(7), text="<image> Describe", return_tensors="pt")
+
+    class Collect:
+        def __init__(self):
+            self.ids, self.ended = [], False
+
+        def put(self, value):
+            self.ids.extend(np.asarray(value).reshape(-1).tolist())
+
+        def end(self):
+            self.ended = True
+
+    streamer = Collect()
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=64, num_cores=1)
+    info = model.generate(inputs=inputs, generation_len=6, streamer=streamer, stream=False)
+    assert streamer.ended and streamer.ids[-6:] == info.generated_ids[0][0][:6].tolist()
+    assert streamer.ids[-6:] == hf_tokens(folder, inputs, 6)[0]
+
+
+def test_cli_adds_the_image_placeholder(tmp_path, qeff_home):
+    import os
+    import subprocess
+    import sys
+
+    folder = vlm_fixtures.build_gemma3(tmp_path / "gemma3")
+    path = tmp_path / "cat.png"
+    image(8).save(path)
+    args = ["--model_name", str(folder), "--image_path", str(path), "--prompt", "What is this?", "--prompt_len", "8"]
+    args += ["--ctx_len", "64", "--generation_len", "5", "--num_cores", "1"]
+    res = subprocess.run(
+        [sys.executable, "-m", "QEfficient.cloud.infer", *args],
+        env={**os.environ, "QEFF_HOME": str(qeff_home)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "Prompt : <start_of_image> What is this?" in res.stdout and "Completion :" in res.stdout

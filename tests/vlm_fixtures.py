@@ -237,3 +237,22 @@ def build_idefics3(folder, *, split: bool = True) -> Path:
     )
     Idefics3Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=4).save_pretrained(folder)
     return folder
+
+
+def build_smolvlm(folder) -> Path:
+    """SmolVLM (model_type smolvlm): the Idefics3 layout under its own classes. Its processor needs
+    `num2words`, so the folder keeps the Idefics3 processor, which gives the same tokens and tiles."""
+    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration
+
+    folder = build_idefics3(folder)
+    source = Idefics3Config.from_pretrained(folder)
+    config = SmolVLMConfig(
+        text_config=source.text_config.to_dict(),
+        vision_config=source.vision_config.to_dict(),
+        scale_factor=source.scale_factor,
+        image_token_id=source.image_token_id,
+        pad_token_id=PAD,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(SmolVLMForConditionalGeneration(config), folder)
+    return folder

@@ -51,6 +51,18 @@ def apply_chat_template(tokenizer, prompts: list[str]) -> list[str]:
     return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
 
 
+def image_prompt(processor, adapter, prompt: str) -> str:
+    """The prompt with its image: through the processor's chat template when it has one, else with the
+    model's image placeholder put first unless the prompt already holds it."""
+    placeholder = adapter.image_placeholder(processor)
+    if placeholder in prompt:
+        return prompt
+    if getattr(processor, "chat_template", None):
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+        return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return f"{placeholder} {prompt}"
+
+
 def run_image_text(args, model_name: str) -> None:
     """--image_path: the vision-language class, with the model's processor."""
     from PIL import Image
@@ -71,7 +83,7 @@ def run_image_text(args, model_name: str) -> None:
             model.compile(
                 args.img_size, prefill_seq_len=args.prompt_len, ctx_len=args.ctx_len, batch_size=args.batch_size, num_cores=args.num_cores
             )
-        prompts = load_prompts(args.prompt.split("|"), args.prompts_txt_file_path)
+        prompts = [image_prompt(processor, model.adapter, p) for p in load_prompts(args.prompt.split("|"), args.prompts_txt_file_path)]
         info = model.generate(processor=processor, images=[image] * len(prompts), prompts=prompts, generation_len=args.generation_len)
         for prompt, text in zip(prompts, info.texts):
             print(f"\nPrompt : {prompt}\nCompletion : {text}")

@@ -11,10 +11,17 @@ from __future__ import annotations
 from QEfficient.transform.adapters import UnsupportedArchitectureError
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
+from QEfficient.transform.vision_adapters.idefics3 import Idefics3Adapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
 
-_ADAPTERS: list[VisionLanguageAdapter] = [LlavaAdapter("llava"), Gemma3Adapter("gemma3"), Qwen2VLAdapter("qwen2_vl")]
+_ADAPTERS: list[VisionLanguageAdapter] = [
+    LlavaAdapter("llava"),
+    Gemma3Adapter("gemma3"),
+    Qwen2VLAdapter("qwen2_vl"),
+    Idefics3Adapter("idefics3"),
+    Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
+]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
 

@@ -60,6 +60,10 @@ class VisionLanguageAdapter:
     # the processor takes a batch's images nested per prompt ([[a], [b]]) rather than flat
     nested_images: bool = False
 
+    def image_placeholder(self, processor) -> str:
+        """What a prompt writes where an image goes (the processor expands it to the image tokens)."""
+        return processor.image_token
+
     def processor_images(self, images: list) -> list:
         """``images`` (one per prompt) in the form the processor takes for a batch."""
         return [[img] for img in images] if self.nested_images else list(images)

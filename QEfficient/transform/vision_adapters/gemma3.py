@@ -16,3 +16,6 @@ from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 class Gemma3Adapter(VisionLanguageAdapter):
     bidirectional_images: bool = True
     nested_images: bool = True
+
+    def image_placeholder(self, processor) -> str:
+        return processor.boi_token

@@ -57,6 +57,9 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
             "image_segment": torch.repeat_interleave(torch.arange(2), grid.prod(-1)),
         }
 
+    def image_placeholder(self, processor) -> str:
+        return f"<|vision_start|>{processor.image_token}<|vision_end|>"
+
     def vision_axes(self) -> dict[str, dict[int, str]]:
         return {
             "pixel_values": {0: "num_patches"},

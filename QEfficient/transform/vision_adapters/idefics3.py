@@ -1,0 +1,48 @@
+"""Idefics3 (SmolVLM v1 checkpoints use it too): each image is cut into tiles plus a global view by
+the processor; every tile goes through the SigLIP tower and the pixel-shuffle connector on its own
+and gives the same number of image tokens. The language model is Llama.
+
+Units are tiles: the processor pads each prompt's tiles to the batch's longest with all-zero tiles,
+which the host drops (HF's rule: a tile whose every value is 0 is padding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
+
+
+@dataclass(frozen=True)
+class Idefics3Adapter(VisionLanguageAdapter):
+    nested_images: bool = True
+
+    def image_features(self, hf: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+        # Real tiles are full (never padded inside): no patch mask, and each patch's position is its
+        # index, which is what the tower's bucketing of fractional coordinates gives for a full tile
+        # (that bucketing does not export).
+        tower = hf.model.vision_model
+        embeds = tower.embeddings
+        x = embeds.patch_embedding(pixel_values.to(tower.dtype)).flatten(2).transpose(1, 2)
+        x = x + embeds.position_embedding(torch.arange(x.shape[1], device=x.device))
+        hidden = tower.post_layernorm(tower.encoder(inputs_embeds=x, attention_mask=None).last_hidden_state)
+        return hf.model.connector(hidden)
+
+    def language(self, hf: nn.Module) -> tuple[nn.Module, nn.Module, Any]:
+        return hf.model.text_model, hf.lm_head, hf.config.text_config
+
+    def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
+        pixels = np.asarray(inputs["pixel_values"], dtype=np.float32)
+        tiles = pixels.reshape(-1, *pixels.shape[-3:])
+        tiles = tiles[(tiles != 0).any(axis=(1, 2, 3))]
+        if "pixel_attention_mask" in inputs:
+            mask = np.asarray(inputs["pixel_attention_mask"]).reshape(-1, *pixels.shape[-2:])
+            real = mask[mask.any(axis=(1, 2))]
+            if not real.all():
+                raise ValueError("Tiles with padding inside (pixel_attention_mask) are not supported: let the processor resize images.")
+        return super().vision_inputs({"pixel_values": tiles}, img_size, config)
