@@ -6,6 +6,7 @@ Llava has its own file (tests/test_image_text.py)."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from PIL import Image
@@ -137,3 +138,17 @@ def test_cli_adds_the_image_placeholder(tmp_path, qeff_home):
     )
     assert res.returncode == 0, res.stderr
     assert "Prompt : <start_of_image> What is this?" in res.stdout and "Completion :" in res.stdout
+
+
+@pytest.mark.parametrize("kv_offload", [True, False], ids=["two_graphs", "one_graph"])
+def test_mxfp6_and_mxint8_compile_and_generate(tmp_path, kv_offload):
+    # 8-bit block weights and a float16 cache: close to HF, not bit-exact (this tiny model keeps its greedy path)
+    folder = vlm_fixtures.build_gemma3(tmp_path / "gemma3")
+    processor = AutoProcessor.from_pretrained(folder)
+    inputs = processor(images=image(1), text="Look: <start_of_image> Describe the picture", return_tensors="pt")
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload)
+    paths = model.compile(prefill_seq_len=5, ctx_len=64, num_cores=1, mxfp6_matmul=True, mxint8_kv_cache=True)
+    lang = paths["lang_qpc_path"] if kv_offload else paths
+    assert "MatMulNBits" in {n.op_type for n in onnx.load(str(lang / "model.onnx"), load_external_data=False).graph.node}
+    ref = hf_tokens(folder, inputs, 6)[0]
+    assert trim(model.generate(inputs=inputs, generation_len=6, stream=False).generated_ids[0][0], ref) == ref

@@ -145,11 +145,11 @@ def export_vision_onnx(module, out_dir: Path, model_name: str, img_size: int) ->
     )
 
 
-def export_image_text_decoder_onnx(module, out_dir: Path, model_name: str) -> Path:
+def export_image_text_decoder_onnx(module, out_dir: Path, model_name: str, kv_dtype: torch.dtype | None = None) -> Path:
     """Export a QEffImageTextDecoder: the retained-state graph plus vision_embeds / image_idx (and
     the adapter's extra inputs) in, image_idx_output out."""
     io = KVGraphIO(module.num_layers)
-    ids, pos, *past = example_inputs(module)
+    ids, pos, *past = example_inputs(module, kv_dtype)
     ids[:, 1] = module.image_token_id
     extra = module.vision_adapter.decoder_example(*ids.shape)
     args = (ids, pos, torch.zeros(2, 3, module.config.hidden_size), torch.zeros(2, 1, dtype=torch.int64), *extra.values(), *past)

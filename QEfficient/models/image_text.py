@@ -17,6 +17,7 @@ import torch
 from transformers import AutoModelForImageTextToText, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, decoder_specializations, read_artifact
+from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.one_graph import combine_vision_language
 from QEfficient.export.onnx_export import cached_export, export_image_text_decoder_onnx, export_vision_onnx
 from QEfficient.generation.exec_kv import open_session, print_perf, right_padding
@@ -81,8 +82,11 @@ class QEFFAutoModelForImageTextToText:
         return self.hf.config
 
     def export(self, export_dir: str | os.PathLike | None = None, img_size: int | None = None, **kwargs) -> list[Path] | Path:
-        """Export the graphs (each cached): [vision, language] .onnx paths, or the one graph's path with kv_offload=False."""
+        """Export the graphs (each cached): [vision, language] .onnx paths, or the one graph's path with kv_offload=False.
+
+        ``kv_cache_dtype="float16"`` exports the language graph with a half-width cache (mxint8_kv_cache)."""
         img_size = img_size or self.adapter.default_img_size(self.config)
+        kv_dtype = kwargs.get("kv_cache_dtype") or "float32"
         if self.hash_params["weights"] is None:
             self.hash_params["weights"] = fingerprint_state_dict(self.hf.state_dict())
         name = self.model_name.replace("/", "_")
@@ -98,18 +102,18 @@ class QEFFAutoModelForImageTextToText:
         )
         lang = cached_export(
             self.lang_model,
-            {**self.hash_params, "graph": "language"},
+            {**self.hash_params, "graph": "language", "kv_dtype": kv_dtype},
             f"{name}-language",
             arch,
             export_dir,
             qeff_home(),
-            export_fn=lambda tmp: export_image_text_decoder_onnx(self.lang_model, tmp, f"{name}-language"),
+            export_fn=lambda tmp: export_image_text_decoder_onnx(self.lang_model, tmp, f"{name}-language", getattr(torch, kv_dtype)),
         )
         self.onnx_path = [vision, lang]
         if not self.kv_offload:
             self.onnx_path = cached_export(
                 self.lang_model,
-                {**self.hash_params, "graph": "one", "img_size": img_size},
+                {**self.hash_params, "graph": "one", "img_size": img_size, "kv_dtype": kv_dtype},
                 name,
                 arch,
                 export_dir,
@@ -135,23 +139,26 @@ class QEFFAutoModelForImageTextToText:
         """Build the artifacts: {"vision_qpc_path": ..., "lang_qpc_path": ...}, or one path with kv_offload=False."""
         if prefill_seq_len > ctx_len or min(prefill_seq_len, ctx_len, batch_size, num_cores) < 1:
             raise ValueError("prefill_seq_len, ctx_len, batch_size and num_cores must be positive, with prefill_seq_len <= ctx_len.")
-        if mxfp6_matmul or mxint8_kv_cache:
-            raise NotImplementedError("mxfp6_matmul / mxint8_kv_cache are not implemented for image-text models yet.")
         img_size = img_size or self.adapter.default_img_size(self.config)
-        exported = self.export(img_size=img_size)
+        # as in QEFFAutoModelForCausalLM: an 8-bit block-quantized weight form for mxfp6_matmul, a
+        # float16 cache for mxint8_kv_cache (ONNX Runtime's CPU kernels have no MX formats)
+        kv_dtype = "float16" if mxint8_kv_cache else "float32"
+        rewrite = compress_matmul_weights if mxfp6_matmul else None
+        exported = self.export(img_size=img_size, kv_cache_dtype=kv_dtype)
         vision_onnx, lang_onnx = exported if self.kv_offload else (None, exported)
         _, n_kv, head_dim = self.lang_model.lm.adapter.kv_geometry(self.lang_model.config)
         vision = vision_onnx and build_artifact(
             vision_onnx,
             Path(compile_dir) if compile_dir else vision_onnx.parent,
             {"kind": "vision"},
-            {"img_size": img_size, "batch_size": batch_size},
+            {"img_size": img_size, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
             {"specializations": [{"name": "Vision", "symbols": {"batch_size": str(batch_size), "img_size": str(img_size)}}]},
+            rewrite=rewrite,
         )
         manifest = {
             "num_layers": self.lang_model.num_layers,
             "kv_shape": [batch_size, n_kv, ctx_len, head_dim],
-            "kv_dtype": "float32",
+            "kv_dtype": kv_dtype,
             "vocab_size": int(self.lang_model.lm.lm_head.weight.shape[0]),
             "num_cores": num_cores,
             "model_name": self.model_name,
@@ -161,8 +168,16 @@ class QEFFAutoModelForImageTextToText:
             lang_onnx,
             Path(compile_dir) if compile_dir else lang_onnx.parent,
             manifest,
-            {"prefill_seq_len": prefill_seq_len, "ctx_len": ctx_len, "batch_size": batch_size, "img_size": img_size},
+            {
+                "prefill_seq_len": prefill_seq_len,
+                "ctx_len": ctx_len,
+                "batch_size": batch_size,
+                "img_size": img_size,
+                "mxfp6_matmul": mxfp6_matmul,
+                "mxint8_kv_cache": mxint8_kv_cache,
+            },
             decoder_specializations(prefill_seq_len, ctx_len, batch_size),
+            rewrite=rewrite,
         )
         self.qpc_paths = {"vision_qpc_path": vision, "lang_qpc_path": lang} if self.kv_offload else lang
         self.img_size, self._num_cores, self._sessions = img_size, num_cores, None
