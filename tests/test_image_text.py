@@ -172,7 +172,7 @@ def test_two_images_in_one_prompt(llava_dir):
 
 @pytest.mark.parametrize("kv_offload", [True, False])
 def test_a_prompt_that_fills_the_context(llava_dir, kv_offload):
-    # the last chunk is shifted back to end on the last slot: its image tokens must take the same embeddings again
+    # the last slot holds an image token, in a chunk narrower than prefill_seq_len
     processor = AutoProcessor.from_pretrained(llava_dir)
     prompt = "Describe <image>"
     inputs = processor(images=image(9), text=prompt, return_tensors="pt")
@@ -180,7 +180,6 @@ def test_a_prompt_that_fills_the_context(llava_dir, kv_offload):
     chunk = next(c for c in (5, 6, 7) if length % c)
     model = QEFFAutoModelForImageTextToText.from_pretrained(llava_dir, kv_offload=kv_offload)
     model.compile(prefill_seq_len=chunk, ctx_len=length, num_cores=1)
-    assert inputs["input_ids"][0, length - chunk] == model.config.image_token_id  # the re-run part holds image tokens
     info = model.generate(inputs=inputs, generation_len=4, stream=False)
     ref = hf_reference(llava_dir, processor, image(9), prompt, 1)
     assert info.generated_ids[0][0][:1].tolist() == ref

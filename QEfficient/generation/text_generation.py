@@ -149,33 +149,31 @@ class TextGeneration:
 def prefill(
     run, token_lists: list[list[int]], rows: int, chunk: int, ctx_len: int, pad_id: int, columns: list[np.ndarray] | None = None
 ) -> np.ndarray:
-    """Run prompts through ``run(ids, pos)`` in right-padded chunks; returns each row's next-token logits [rows, V].
+    """Run prompts through ``run(ids, pos)`` in chunks of ``chunk`` columns, right-padded; returns each
+    row's next-token logits [rows, V].
 
-    ``columns[row]`` places the row's tokens on the chunk grid when they must not simply follow each
-    other (a block that has to stay inside one chunk); the skipped cells are padding.
+    The last chunk is only as wide as the longest prompt needs: the graph's sequence axis is
+    dynamic, so padding it to a full chunk would only add work. It also means a prompt that fills
+    the context has no padding after its last token (padding writes to the cache's last slot).
+    ``columns[row]`` places a row's tokens on the grid when they must not simply follow each other
+    (a block that has to stay inside one chunk); the skipped cells are padding.
     """
     lengths = np.array([len(t) for t in token_lists])
     if columns is None:
         columns = [np.arange(n) for n in lengths]
     last_col = np.array([int(c[-1]) for c in columns])
-    width = -(-int(last_col.max() + 1) // chunk) * chunk
+    if ((lengths == ctx_len) & (last_col != lengths - 1)).any():
+        raise PromptTooLongError(
+            f"A prompt fills ctx_len={ctx_len} exactly and its image block needs its own chunk: compile with a larger ctx_len."
+        )
+    width = int(last_col.max()) + 1
     ids = np.full((rows, width), pad_id, dtype=np.int64)
     pos = np.full((rows, width), -1, dtype=np.int64)
     for row, (tokens, cols) in enumerate(zip(token_lists, columns)):
         ids[row, cols] = tokens
         pos[row, cols] = np.arange(len(tokens))
-    starts = list(range(0, width, chunk))
-    if width > ctx_len and (lengths == ctx_len).any():
-        if (last_col != lengths - 1).any():
-            raise PromptTooLongError(
-                f"A prompt fills ctx_len={ctx_len} exactly and its image block needs its own chunk: compile with a larger ctx_len."
-            )
-        # A row fills the context: end the last chunk on its last token, so no padding (which
-        # writes to the last slot) shares a chunk with the real token written there. The
-        # overlapping positions are recomputed with the same values.
-        starts[-1] = ctx_len - chunk
     last_logits = None
-    for start in starts:
+    for start in range(0, width, chunk):
         logits = run(ids[:, start : start + chunk], pos[:, start : start + chunk])
         if last_logits is None:
             last_logits = np.empty_like(logits)
