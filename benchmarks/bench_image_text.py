@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--prefill_seq_len", type=int, default=128)
     args = ap.parse_args()
     os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-vlm-"))
     import numpy as np
@@ -73,6 +74,7 @@ def main() -> None:
     inputs = processor(images=[[image]], text=["<image> Describe this picture in a few words."], return_tensors="pt")
     n_prompt = inputs["input_ids"].shape[1]
     print(f"prompt: {n_prompt} tokens (64 image tokens), {args.tokens} new tokens, {args.threads} threads")
+    print(f"prefill_seq_len {args.prefill_seq_len}, ctx_len 256")
 
     hf = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
 
@@ -106,7 +108,7 @@ def main() -> None:
     for name, opts in variants.items():
         model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=opts.pop("kv_offload"))
         t = time.perf_counter()
-        model.compile(prefill_seq_len=32, ctx_len=256, num_cores=args.threads, **opts)
+        model.compile(prefill_seq_len=args.prefill_seq_len, ctx_len=256, num_cores=args.threads, **opts)
         compile_s = time.perf_counter() - t
         runs = []
         for rep in range(args.repeats + 1):
