@@ -1,4 +1,4 @@
-"""QEFFAutoModelForImageTextToText, two-graph layout (kv_offload=True), on a tiny random Llava."""
+"""QEFFAutoModelForImageTextToText on a tiny random Llava, in both layouts: parity with HF, errors, the CLI."""
 
 from __future__ import annotations
 
@@ -6,64 +6,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import (
-    AutoProcessor,
-    CLIPImageProcessor,
-    CLIPVisionConfig,
-    LlamaConfig,
-    LlavaConfig,
-    LlavaForConditionalGeneration,
-    LlavaProcessor,
-)
+from transformers import AutoProcessor, LlavaForConditionalGeneration
 
 from QEfficient import QEFFAutoModelForImageTextToText
-from tests.tiny_models import build_tokenizer
+from tests.vlm_fixtures import build_llava
 
 
 @pytest.fixture(scope="module")
 def llava_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("llava")
-    tok = build_tokenizer()
-    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
-    vision = CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7, projection_dim=32
-    )
-    text = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=96,
-        max_position_embeddings=256,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    config = LlavaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_id=tok.convert_tokens_to_ids("<image>"),
-        vision_feature_layer=-2,
-        vision_feature_select_strategy="default",
-    )
-    torch.manual_seed(0)
-    model = LlavaForConditionalGeneration(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.mul_(4.0)  # away from greedy ties
-    model.save_pretrained(folder)
-    processor = LlavaProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}),
-        tokenizer=tok,
-        patch_size=7,
-        vision_feature_select_strategy="default",
-        image_token="<image>",
-        num_additional_image_tokens=1,
-    )
-    processor.save_pretrained(folder)
-    return folder
+    return build_llava(tmp_path_factory.mktemp("llava"))
 
 
 def image(seed: int, size=(40, 50)) -> Image.Image:
