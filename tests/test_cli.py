@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -40,7 +41,11 @@ def test_infer_then_execute(tiny_model_dir, qeff_home):
     assert "Prompt : The sun rises" in res.stdout
     assert "Exporting to ONNX" in res.stderr and "done in" in res.stderr
 
-    qpc = next(p for p in qeff_home.rglob("qpc-*") if p.is_dir() and (p / "qconfig.json").is_file())
+    qpc = next(
+        p
+        for p in qeff_home.rglob("qpc-*")
+        if (p / "qconfig.json").is_file() and json.loads((p / "qconfig.json").read_text()).get("local_model_dir") == str(folder)
+    )
     res = run("QEfficient.cloud.execute", "--qpc_path", str(qpc), "--prompt", "My name is", home=qeff_home)
     assert res.returncode == 0, res.stderr
     assert "Completion :" in res.stdout

@@ -45,8 +45,15 @@ class CloudAI100ExecInfo:
 
     def __repr__(self) -> str:
         m = self.perf_metrics
+        vision = ""
+        if self.vision_time is not None:  # image-text models; with one graph the encoder runs inside the first prefill chunk
+            vision = (
+                f"Vision encoder time is= {round(self.vision_time, 4)} sec\n"
+                if self.vision_time
+                else "Vision encoder time is= in the prefill (one graph)\n"
+            )
         return (
-            f"Average Prefill time a.k.a TTFT is= {round(m.prefill_time, 4)} sec\n"
+            vision + f"Average Prefill time a.k.a TTFT is= {round(m.prefill_time, 4)} sec\n"
             f"Decode is= {round(m.decode_perf * self.batch_size, 2)} tokens/sec\n"
             f"Total is= {round(m.total_perf * self.batch_size, 2)} tokens/sec\n"
             f"Total (E2E) inference time is= {round(m.total_time, 2)} sec"

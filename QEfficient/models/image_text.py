@@ -237,7 +237,5 @@ class QEFFAutoModelForImageTextToText:
         )
         info = generator.generate_images(token_lists, vision_inputs, generation_len, streamer)
         if stream:
-            where = f"{round(info.vision_time, 4)} sec" if self.kv_offload else "inside the first prefill chunk (one graph)"
-            print(f"\nVision encoder time is= {where}")
             print_perf(info)
         return info
