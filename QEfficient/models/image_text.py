@@ -219,7 +219,7 @@ class QEFFAutoModelForImageTextToText:
         if self._sessions is None:
             vision = self.kv_offload and ort.InferenceSession(
                 str(self.qpc_paths["vision_qpc_path"] / ARTIFACT_GRAPH),
-                session_options(self._num_cores),
+                session_options(self._num_cores, spin=False),
                 providers=["CPUExecutionProvider"],
             )
             self._sessions = (open_session(lang_path, self._num_cores), vision or None)

@@ -36,8 +36,12 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def session_options(num_cores: int) -> ort.SessionOptions:
+def session_options(num_cores: int, spin: bool = True) -> ort.SessionOptions:
+    """``spin=False`` for a session that runs once and then waits (a vision encoder): its idle threads
+    must not spin on the cores the language session needs next."""
     opts = ort.SessionOptions()
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.intra_op_num_threads = max(1, min(int(num_cores), available_cores()))
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
