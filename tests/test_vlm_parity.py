@@ -152,3 +152,37 @@ def test_mxfp6_and_mxint8_compile_and_generate(tmp_path, kv_offload):
     assert "MatMulNBits" in {n.op_type for n in onnx.load(str(lang / "model.onnx"), load_external_data=False).graph.node}
     ref = hf_tokens(folder, inputs, 6)[0]
     assert trim(model.generate(inputs=inputs, generation_len=6, stream=False).generated_ids[0][0], ref) == ref
+
+
+def test_image_blocks_start_on_chunk_boundaries_and_padding_never_meets_the_last_slot():
+    from QEfficient.generation.image_text_generation import image_block_columns
+    from QEfficient.generation.text_generation import PromptTooLongError, prefill
+
+    image_id = 9
+    cols = image_block_columns([5, image_id, image_id, image_id, image_id, 6, 7, 8, 4], image_id, 4)
+    assert cols.tolist() == [0, 4, 5, 6, 7, 8, 9, 10, 11]  # the block would cross column 4: it starts there
+    seen = []
+
+    def run(ids, pos):
+        seen.append(pos.copy())
+        return np.zeros((ids.shape[0], 3), np.float32)
+
+    # row 0 fills ctx_len=10; row 1's moved block widens the grid, so row 0 would get padding next to its last slot
+    rows = [list(range(10)), [5, image_id, image_id, image_id, image_id, 6, 7, 8, 4]]
+    layout = [np.arange(10), image_block_columns(rows[1], image_id, 4)]
+    with pytest.raises(PromptTooLongError, match="fills ctx_len=10"):
+        prefill(run, rows, 2, 4, 10, 0, layout)
+    seen.clear()
+    prefill(run, [list(range(10))], 1, 4, 10, 0)  # alone it is fine: the last chunk ends on its last token
+    assert [p.shape[1] for p in seen] == [4, 4, 2]
+
+
+def test_more_images_than_placeholders_is_a_clear_error(tmp_path):
+    folder = vlm_fixtures.build_llava(tmp_path / "llava")
+    processor = AutoProcessor.from_pretrained(folder)
+    inputs = dict(processor(images=image(1), text="<image> one", return_tensors="np"))
+    inputs["pixel_values"] = np.concatenate([inputs["pixel_values"]] * 2)  # two images, one placeholder
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=64, num_cores=1)
+    with pytest.raises(ValueError, match="image tokens but the images give"):
+        model.generate(inputs=inputs, generation_len=2, stream=False)

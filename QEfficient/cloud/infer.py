@@ -51,13 +51,13 @@ def apply_chat_template(tokenizer, prompts: list[str]) -> list[str]:
     return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
 
 
-def _is_vision_language(model_name: str) -> bool:
+def _is_vision_language(model_name: str, cache_dir: str | None) -> bool:
     from transformers import AutoConfig
 
     from QEfficient.transform.vision_adapters import VISION_ADAPTERS
 
     try:
-        return AutoConfig.from_pretrained(model_name).model_type in VISION_ADAPTERS
+        return AutoConfig.from_pretrained(model_name, cache_dir=cache_dir).model_type in VISION_ADAPTERS
     except (OSError, ValueError):  # GGUF files, unknown configs: the causal-LM path reports those
         return False
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.image_path:
         run_image_text(args, model_name)
         return
-    if _is_vision_language(model_name):
+    if not gguf_file and _is_vision_language(model_name, args.cache_dir):
         fail(f"'{model_name}' is a vision-language model: pass an image with --image_path.")
     try:
         with step(f"Loading {model_name}{' / ' + gguf_file if gguf_file else ''}"):

@@ -10,8 +10,8 @@ Two layouts share this loop:
   which get zero images, as does decode.
 
 ``image_idx`` (the first image embedding a chunk's image tokens use) is counted here from the
-prompt itself rather than chained from the graph's ``image_idx_output``, so a chunk that is run
-again (the last chunk of a prompt that fills the context) gets the right images.
+prompt itself rather than chained from the graph's ``image_idx_output``: chunks laid out with gaps
+(Gemma3's image blocks) need no bookkeeping of their own.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ class ImageTextGeneration(TextGeneration):
                 raise PromptTooLongError(f"Prompt {i} has {len(tokens)} tokens with its image, more than ctx_len={self.ctx_len}.")
         # Vision inputs come in units (images, tiles) whose image tokens follow one another in prompt order.
         image_tokens = np.array([sum(t == self.image_token_id for t in row) for row in token_lists], dtype=np.int64)
-        unit_tokens = self.adapter.unit_token_counts(vision_inputs, int(image_tokens.sum()))
+        unit_tokens = vision_inputs["_tokens"]
         unit_end = np.cumsum(unit_tokens)
         if (int(unit_end[-1]) if len(unit_end) else 0) != image_tokens.sum():
             raise ValueError(
@@ -169,9 +169,16 @@ class ImageTextGeneration(TextGeneration):
         vision_time = 0.0
         embeds_rows = None
         if self.vision_session is not None and len(unit_tokens):
-            embeds = self.vision_session.run(None, self.adapter.graph_inputs(vision_inputs))[0]
+            # units of different sizes (Qwen2-VL's images) run one at a time: their attention then costs
+            # the sum of the squares of their lengths, not the square of the sum
+            groups = [[u] for u in range(len(unit_tokens))] if self.adapter.vision_per_unit else [list(range(len(unit_tokens)))]
+            outputs = []
+            for group in groups:
+                inputs = self.adapter.graph_inputs(self.adapter.select_units(vision_inputs, np.array(group)))
+                embeds = self.vision_session.run(None, inputs)[0]
+                outputs.append(embeds.reshape(-1, embeds.shape[-1]))
             vision_time = time.perf_counter() - start
-            embeds_rows = embeds.reshape(-1, embeds.shape[-1])
+            embeds_rows = np.concatenate(outputs)
         unit_row_start = np.r_[0, unit_end]
         for first in range(0, len(token_lists), self.batch_size):
             real = min(self.batch_size, len(token_lists) - first)

@@ -153,8 +153,9 @@ def prefill(
     row's next-token logits [rows, V].
 
     The last chunk is only as wide as the longest prompt needs: the graph's sequence axis is
-    dynamic, so padding it to a full chunk would only add work. It also means a prompt that fills
-    the context has no padding after its last token (padding writes to the cache's last slot).
+    dynamic, so padding it to a full chunk would only add work. It also means that, without
+    ``columns``, a prompt that fills the context has no padding after its last token (padding
+    writes to the cache's last slot).
     ``columns[row]`` places a row's tokens on the grid when they must not simply follow each other
     (a block that has to stay inside one chunk); the skipped cells are padding.
     """
@@ -162,16 +163,21 @@ def prefill(
     if columns is None:
         columns = [np.arange(n) for n in lengths]
     last_col = np.array([int(c[-1]) for c in columns])
-    if ((lengths == ctx_len) & (last_col != lengths - 1)).any():
-        raise PromptTooLongError(
-            f"A prompt fills ctx_len={ctx_len} exactly and its image block needs its own chunk: compile with a larger ctx_len."
-        )
     width = int(last_col.max()) + 1
     ids = np.full((rows, width), pad_id, dtype=np.int64)
     pos = np.full((rows, width), -1, dtype=np.int64)
     for row, (tokens, cols) in enumerate(zip(token_lists, columns)):
         ids[row, cols] = tokens
         pos[row, cols] = np.arange(len(tokens))
+    for row in np.flatnonzero(lengths == ctx_len):
+        # Padding writes to the last slot: it must not share a chunk with this row's real write there.
+        # Only a placed layout (columns) can put padding there; plain rows end the last chunk.
+        first = int(last_col[row]) // chunk * chunk
+        if (pos[row, first : first + chunk] < 0).any():
+            raise PromptTooLongError(
+                f"Prompt {row} fills ctx_len={ctx_len} exactly and another prompt's image block moved the chunk grid: "
+                "compile with a larger ctx_len, or run it in a batch of its own."
+            )
     last_logits = None
     for start in range(0, width, chunk):
         logits = run(ids[:, start : start + chunk], pos[:, start : start + chunk])

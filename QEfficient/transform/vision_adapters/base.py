@@ -77,15 +77,16 @@ class VisionLanguageAdapter:
                 f"pixel_values are {pixels.shape[-2]}x{pixels.shape[-1]} but the vision graph was compiled for "
                 f"img_size={img_size}: let the processor resize, or compile with img_size={pixels.shape[-1]}."
             )
-        return {"pixel_values": np.ascontiguousarray(pixels)}
+        return {"pixel_values": np.ascontiguousarray(pixels), "_tokens": np.full(len(pixels), self.tokens_per_unit(config), np.int64)}
 
     # Vision inputs come in units (an image, a tile); each unit gives a known number of image
-    # tokens, in prompt order.
-    flat_embeddings = False  # the vision graph returns [tokens, hidden], not [units, tokens, hidden]
+    # tokens (``_tokens``), in prompt order.
+    flat_embeddings = False  # the vision graph returns [1, tokens, hidden], not [units, tokens, hidden]
+    vision_per_unit = False  # run the vision graph one unit at a time (units of different sizes)
 
-    def unit_token_counts(self, vision: dict[str, np.ndarray], total_tokens: int) -> np.ndarray:
-        n = next(iter(vision.values())).shape[0]
-        return np.full(n, total_tokens // max(n, 1), dtype=np.int64)
+    def tokens_per_unit(self, config) -> int:
+        """Image tokens one unit (image, tile) gives."""
+        raise NotImplementedError
 
     def select_units(self, vision: dict[str, np.ndarray], units: np.ndarray) -> dict[str, np.ndarray]:
         return {name: value[units] for name, value in vision.items()}

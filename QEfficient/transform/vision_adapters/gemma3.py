@@ -17,5 +17,8 @@ class Gemma3Adapter(VisionLanguageAdapter):
     bidirectional_images: bool = True
     nested_images: bool = True
 
+    def tokens_per_unit(self, config) -> int:
+        return int(config.mm_tokens_per_image)
+
     def image_placeholder(self, processor) -> str:
         return processor.boi_token

@@ -22,6 +22,10 @@ from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 class Idefics3Adapter(VisionLanguageAdapter):
     nested_images: bool = True
 
+    def tokens_per_unit(self, config) -> int:
+        side = config.vision_config.image_size // config.vision_config.patch_size
+        return side * side // config.scale_factor**2
+
     def image_features(self, hf: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
         # Real tiles are full (never padded inside): no patch mask, and each patch's position is its
         # index, which is what the tower's bucketing of fractional coordinates gives for a full tile

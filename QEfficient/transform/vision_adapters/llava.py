@@ -12,6 +12,10 @@ from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 
 @dataclass(frozen=True)
 class LlavaAdapter(VisionLanguageAdapter):
+    def tokens_per_unit(self, config) -> int:
+        side = config.vision_config.image_size // config.vision_config.patch_size
+        return side * side + (0 if config.vision_feature_select_strategy == "default" else 1)
+
     def image_features(self, hf: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
         # Llava's own get_image_features splits its output per image with sizes fixed at trace
         # time; the same steps without the split keep the number of images dynamic.

@@ -40,6 +40,7 @@ def _vision_block(block: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: tor
 @dataclass(frozen=True)
 class Qwen2VLAdapter(VisionLanguageAdapter):
     flat_embeddings = True
+    vision_per_unit = True
 
     def default_img_size(self, config) -> int:
         return 0  # any size: the processor chooses each image's grid
@@ -106,9 +107,6 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
         patches = vision["_grid_thw"].prod(-1)
         segment = np.repeat(np.arange(len(patches)), patches).astype(np.int64)
         return {**{k: v for k, v in vision.items() if not k.startswith("_")}, "image_segment": segment}
-
-    def unit_token_counts(self, vision: dict[str, np.ndarray], total_tokens: int) -> np.ndarray:
-        return vision["_tokens"]
 
     def select_units(self, vision: dict[str, np.ndarray], units: np.ndarray) -> dict[str, np.ndarray]:
         starts = np.r_[0, np.cumsum(vision["_grid_thw"].prod(-1))]
