@@ -29,6 +29,7 @@ ARCHS = {
     "llava": "<image>",
     "gemma3": "<start_of_image>",
     "qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>",
+    "qwen2_5_vl": "<|vision_start|><|image_pad|><|vision_end|>",
     "idefics3": "<image>",
     "smolvlm": "<image>",
 }

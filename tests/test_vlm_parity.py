@@ -20,6 +20,11 @@ ARCHS = {
     "gemma3": (vlm_fixtures.build_gemma3, "Look: <start_of_image> Describe the picture in a few words", 5),
     "idefics3": (vlm_fixtures.build_idefics3, "Look: <image> Describe the picture in a few words", 5),
     "smolvlm": (vlm_fixtures.build_smolvlm, "Look: <image> Describe the picture in a few words", 5),
+    "qwen2_5_vl": (
+        vlm_fixtures.build_qwen2_5_vl,
+        "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words",
+        5,
+    ),
     "qwen2_vl": (vlm_fixtures.build_qwen2_vl, "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words", 5),
 }
 

@@ -304,3 +304,35 @@ def build_llava(folder) -> Path:
     )
     processor.save_pretrained(folder)
     return folder
+
+
+def build_qwen2_5_vl(folder) -> Path:
+    """Qwen2.5-VL: Qwen2-VL's text side and processor; the vision tower attends within 2x2-token windows
+    (window_size 28 px) in block 0 and within whole images in block 1."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    folder = build_qwen2_vl(folder)  # tokenizer and processor; the model is replaced
+    source = Qwen2VLConfig.from_pretrained(folder)
+    vision = dict(
+        depth=2,
+        hidden_size=32,
+        out_hidden_size=64,
+        intermediate_size=64,
+        num_heads=2,
+        patch_size=7,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        window_size=28,
+        fullatt_block_indexes=[1],
+    )
+    config = Qwen2_5_VLConfig(
+        text_config=source.text_config.to_dict(),
+        vision_config=vision,
+        image_token_id=source.image_token_id,
+        video_token_id=source.video_token_id,
+        vision_start_token_id=source.vision_start_token_id,
+        vision_end_token_id=source.vision_end_token_id,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Qwen2_5_VLForConditionalGeneration(config), folder)
+    return folder

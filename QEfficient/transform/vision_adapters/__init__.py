@@ -13,12 +13,14 @@ from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics3Adapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
+from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
 
 _ADAPTERS: list[VisionLanguageAdapter] = [
     LlavaAdapter("llava"),
     Gemma3Adapter("gemma3"),
     Qwen2VLAdapter("qwen2_vl"),
+    Qwen2_5_VLAdapter("qwen2_5_vl"),
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
 ]
@@ -34,7 +36,7 @@ def get_vision_adapter(config) -> VisionLanguageAdapter:
             f"{', '.join(sorted(VISION_ADAPTERS))}. To add one, register a VisionLanguageAdapter in "
             "QEfficient/transform/vision_adapters/__init__.py."
         )
-    return VISION_ADAPTERS[model_type]
+    return VISION_ADAPTERS[model_type].for_config(config)
 
 
 __all__ = ["VISION_ADAPTERS", "VisionLanguageAdapter", "get_vision_adapter"]

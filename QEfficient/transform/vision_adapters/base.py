@@ -21,6 +21,10 @@ class VisionLanguageAdapter:
     # hold a whole image block, so the runtime starts a block on a chunk boundary.
     bidirectional_images: bool = False
 
+    def for_config(self, config) -> VisionLanguageAdapter:
+        """The adapter with what it needs of one model's config (most need nothing)."""
+        return self
+
     # --- the vision graph -------------------------------------------------------------------
     def default_img_size(self, config) -> int:
         return int(config.vision_config.image_size)

@@ -71,7 +71,7 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
 
     def image_features(self, hf: nn.Module, pixel_values, vision_position_ids=None, image_segment=None) -> torch.Tensor:
         visual = hf.model.visual
-        x = visual.patch_embed(pixel_values.to(visual.get_dtype()))
+        x = visual.patch_embed(pixel_values.to(visual.patch_embed.proj.weight.dtype))
         cos, sin = visual.rotary_pos_emb(x, vision_position_ids)
         same_image = image_segment[:, None] == image_segment[None, :]
         for block in visual.blocks:
