@@ -191,3 +191,12 @@ def test_more_images_than_placeholders_is_a_clear_error(tmp_path):
     model.compile(prefill_seq_len=8, ctx_len=64, num_cores=1)
     with pytest.raises(ValueError, match="image tokens but the images give"):
         model.generate(inputs=inputs, generation_len=2, stream=False)
+
+
+def test_unsupported_or_text_only_models_get_a_clear_error(tiny_model_dir, tmp_path):
+    from QEfficient.transform.adapters import UnsupportedArchitectureError
+
+    with pytest.raises(UnsupportedArchitectureError, match="not supported by QEFFAutoModelForImageTextToText.*gemma3.*llava"):
+        QEFFAutoModelForImageTextToText.from_pretrained(tiny_model_dir("llama"))
+    with pytest.raises(NotImplementedError, match="continuous_batching"):
+        QEFFAutoModelForImageTextToText.from_pretrained(vlm_fixtures.build_gemma3(tmp_path / "g3"), continuous_batching=True)

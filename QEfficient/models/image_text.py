@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import torch
-from transformers import AutoModelForImageTextToText, PreTrainedModel
+from transformers import AutoConfig, AutoModelForImageTextToText, PreTrainedModel
 
-from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, decoder_specializations, read_artifact
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, decoder_specializations, read_artifact, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.one_graph import combine_vision_language
 from QEfficient.export.onnx_export import cached_export, export_image_text_decoder_onnx, export_vision_onnx
@@ -63,6 +63,7 @@ class QEFFAutoModelForImageTextToText:
     ):
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         kwargs.setdefault("dtype", torch.float32)
+        get_vision_adapter(AutoConfig.from_pretrained(folder))  # an unsupported architecture fails before any weight is read
         model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
         obj = cls(
             model,
@@ -139,6 +140,16 @@ class QEFFAutoModelForImageTextToText:
         """Build the artifacts: {"vision_qpc_path": ..., "lang_qpc_path": ...}, or one path with kv_offload=False."""
         if prefill_seq_len > ctx_len or min(prefill_seq_len, ctx_len, batch_size, num_cores) < 1:
             raise ValueError("prefill_seq_len, ctx_len, batch_size and num_cores must be positive, with prefill_seq_len <= ctx_len.")
+        if compiler_options or num_devices > 1:
+            warn_once(
+                f"vlm-opts{sorted(compiler_options)}{num_devices}",
+                f"num_devices and compiler options {sorted(compiler_options)} are for Cloud AI 100 and are ignored on ONNX Runtime.",
+            )
+        if compiler_options or num_devices > 1:
+            warn_once(
+                f"vlm-opts{sorted(compiler_options)}{num_devices}",
+                f"num_devices and compiler options {sorted(compiler_options)} are for Cloud AI 100 and are ignored on ONNX Runtime.",
+            )
         img_size = img_size or self.adapter.default_img_size(self.config)
         # as in QEFFAutoModelForCausalLM: an 8-bit block-quantized weight form for mxfp6_matmul, a
         # float16 cache for mxint8_kv_cache (ONNX Runtime's CPU kernels have no MX formats)
