@@ -17,6 +17,7 @@ prompt itself rather than chained from the graph's ``image_idx_output``: chunks 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
@@ -48,6 +49,90 @@ def image_block_columns(tokens: list[int], image_token_id: int, chunk: int) -> n
     return cols
 
 
+def rope_positions(rope: list[tuple[np.ndarray, int]], pos: np.ndarray, prefill: bool) -> np.ndarray:
+    """[3, B, S] multimodal rotary positions: a prompt's own table at prefill, the cache position plus
+    the prompt's offset after it (HF generate's rule); 0 for padding."""
+    out = np.zeros((3, *pos.shape), np.int64)
+    for r, (table, delta) in enumerate(rope):
+        real = pos[r] >= 0
+        out[:, r, real] = table[:, pos[r, real]] if prefill else pos[r, real] + delta
+    return out
+
+
+@dataclass
+class ImagePrefill:
+    """Chunked prefill of rows that hold image tokens, on any ``target`` with ``bind_inputs``,
+    ``bind_outputs`` and ``run(ids, pos)``: a whole batch (KVCacheSession) or one cache row
+    (``KVCacheSession.slot``, continuous batching)."""
+
+    adapter: VisionLanguageAdapter
+    image_token_id: int
+    hidden_size: int
+    prefill_seq_len: int
+    ctx_len: int
+    pad_id: int
+    one_graph: bool
+
+    @property
+    def placeholder(self) -> np.ndarray:
+        return np.zeros((1, 1, self.hidden_size), np.float32)
+
+    def chunking(self, token_lists: list[list[int]]) -> tuple[int, list[np.ndarray] | None]:
+        if not self.adapter.bidirectional_images:
+            return self.prefill_seq_len, None
+        # A whole image block must be in one chunk: widen the chunk to hold the longest block
+        # (the ONNX graph's sequence axis is dynamic), and start blocks on chunk boundaries.
+        longest = max(longest_image_run(t, self.image_token_id) for t in token_lists)
+        chunk = -(-max(longest, 1) // self.prefill_seq_len) * self.prefill_seq_len
+        return chunk, [image_block_columns(t, self.image_token_id, chunk) for t in token_lists]
+
+    def decode_inputs(self, rows: int, vision: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(inputs, outputs) that mean "text only" for decode steps: one zero embedding keeps the input bound."""
+        inputs = {"vision_embeds": self.placeholder, "image_idx": np.zeros((rows, 1), np.int64)}
+        if not self.one_graph:
+            return inputs, {}
+        return {**self.adapter.empty_vision_inputs(vision), **inputs}, {RETAINED_EMBEDS: np.zeros_like(self.placeholder)}
+
+    def __call__(self, target, token_lists, rows_vision, embeds, rope) -> np.ndarray:
+        """Next-token logits of each row. ``rows_vision``: each row's own vision units; ``embeds``: the
+        rows' image embeddings in order, [1, n, hidden] (two graphs); ``rope``: per-row multimodal positions."""
+        is_image = [np.equal(t, self.image_token_id) for t in token_lists]
+        # A row's first image embedding follows all those of the rows before it.
+        counts = np.array([m.sum() for m in is_image], dtype=np.int64)
+        first_row = np.cumsum(counts) - counts
+        seen_before = [np.r_[0, np.cumsum(m)] for m in is_image]  # image tokens before position p
+        vision = _concat_units(rows_vision)
+        graph_vision = self.adapter.graph_inputs(vision)
+        n_units = len(vision["_tokens"])
+        empty = self.adapter.empty_vision_inputs(vision)
+        state = {"first": True, "out": None}
+
+        def run(ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
+            start = [int(p[p >= 0][0]) if (p >= 0).any() else 0 for p in pos]
+            idx = np.array([[first_row[r] + seen_before[r][s]] for r, s in enumerate(start)], dtype=np.int64)
+            if rope is not None:
+                target.bind_inputs(rope_position_ids=rope_positions(rope, pos, prefill=True))
+            if not self.one_graph:
+                target.bind_inputs(vision_embeds=embeds, image_idx=idx)
+            elif state["first"] and n_units and counts.sum():
+                # the graph's vision branch runs on this chunk; keep what it computed for the next ones
+                total = int(counts.sum())
+                shape = (1, total) if self.adapter.flat_embeddings else (n_units, total // n_units)
+                state["out"] = np.zeros((*shape, self.hidden_size), np.float32)
+                target.bind_inputs(**graph_vision, vision_embeds=self.placeholder, image_idx=idx)
+                target.bind_outputs(**{RETAINED_EMBEDS: state["out"]})
+            else:
+                fed_back = self.placeholder if state["out"] is None else state["out"].copy()
+                state["out"] = np.zeros_like(fed_back)
+                target.bind_inputs(**empty, vision_embeds=fed_back, image_idx=idx)
+                target.bind_outputs(**{RETAINED_EMBEDS: state["out"]})
+            state["first"] = False
+            return target.run(ids, pos)
+
+        chunk, columns = self.chunking(token_lists)
+        return prefill(run, token_lists, len(token_lists), chunk, self.ctx_len, self.pad_id, columns)
+
+
 class ImageTextGeneration(TextGeneration):
     def __init__(
         self,
@@ -68,84 +153,24 @@ class ImageTextGeneration(TextGeneration):
         self.hidden_size = hidden_size
         self.vision_session = vision_session
         self.hf_model = hf_model  # host-side position rules (Qwen2-VL's get_rope_index)
+        self.prefiller = ImagePrefill(
+            adapter, image_token_id, hidden_size, prefill_seq_len, self.ctx_len, self.pad_id, one_graph=vision_session is None
+        )
         self._rows_vision: list[dict[str, np.ndarray]] = []  # each batch row's own vision units
         self._embeds: np.ndarray | None = None  # two graphs: the batch's image embeddings, [1, rows, hidden]
         self._rope: list[tuple[np.ndarray, int]] | None = None
 
-    def _chunking(self, token_lists: list[list[int]]) -> tuple[int, list[np.ndarray] | None]:
-        if not self.adapter.bidirectional_images:
-            return self.prefill_seq_len, None
-        # A whole image block must be in one chunk: widen the chunk to hold the longest block
-        # (the ONNX graph's sequence axis is dynamic), and start blocks on chunk boundaries.
-        longest = max(longest_image_run(t, self.image_token_id) for t in token_lists)
-        chunk = -(-max(longest, 1) // self.prefill_seq_len) * self.prefill_seq_len
-        return chunk, [image_block_columns(t, self.image_token_id, chunk) for t in token_lists]
-
-    def _bind_rope(self, pos: np.ndarray, prefill: bool) -> None:
-        if self._rope is None:
-            return
-        rope = np.zeros((3, *pos.shape), np.int64)
-        for r, (table, delta) in enumerate(self._rope):
-            real = pos[r] >= 0
-            if prefill:
-                rope[:, r, real] = table[:, pos[r, real]]
-            else:
-                rope[:, r, real] = pos[r, real] + delta
-        self.session.bind_inputs(rope_position_ids=rope)
-
     def _before_decode_step(self, position_ids: np.ndarray) -> None:
-        self._bind_rope(position_ids, prefill=False)
+        if self._rope is not None:
+            self.session.bind_inputs(rope_position_ids=rope_positions(self._rope, position_ids, prefill=False))
 
     def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:
-        is_image = [np.equal(t, self.image_token_id) for t in token_lists]
-        # A row's first image embedding follows all those of the rows before it.
-        counts = np.array([m.sum() for m in is_image], dtype=np.int64)
-        first_row = np.cumsum(counts) - counts
-        seen_before = [np.r_[0, np.cumsum(m)] for m in is_image]  # image tokens before position p
-        self._rope = None
-        if self.hf_model is not None:
-            rope = [self.adapter.prompt_positions(self.hf_model, t, v) for t, v in zip(token_lists, self._rows_vision)]
-            self._rope = None if rope[0] is None else rope
-        one_graph = self.vision_session is None
-        vision = _concat_units(self._rows_vision)
-        graph_vision = self.adapter.graph_inputs(vision)
-        n_units = next(iter(graph_vision.values())).shape[0] if graph_vision else 0
-        empty = self.adapter.empty_vision_inputs(vision)
-        placeholder = np.zeros((1, 1, self.hidden_size), np.float32)
-        state = {"first": True, "out": None}
-
-        def run(ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
-            start = [int(p[p >= 0][0]) if (p >= 0).any() else 0 for p in pos]
-            idx = np.array([[first_row[r] + seen_before[r][s]] for r, s in enumerate(start)], dtype=np.int64)
-            self._bind_rope(pos, prefill=True)
-            if not one_graph:
-                self.session.bind_inputs(vision_embeds=self._embeds, image_idx=idx)
-            elif state["first"] and n_units and counts.sum():
-                # the graph's vision branch runs on this chunk; keep what it computed for the next ones
-                shape = (
-                    (1, int(counts.sum()), self.hidden_size)
-                    if self.adapter.flat_embeddings
-                    else (n_units, int(counts.sum()) // n_units, self.hidden_size)
-                )
-                state["out"] = np.zeros(shape, np.float32)
-                self.session.bind_inputs(**graph_vision, vision_embeds=placeholder, image_idx=idx)
-                self.session.bind_outputs(**{RETAINED_EMBEDS: state["out"]})
-            else:
-                fed_back = placeholder if state["out"] is None else state["out"].copy()
-                state["out"] = np.zeros_like(fed_back)
-                self.session.bind_inputs(**empty, vision_embeds=fed_back, image_idx=idx)
-                self.session.bind_outputs(**{RETAINED_EMBEDS: state["out"]})
-            state["first"] = False
-            return self.session.run(ids, pos)
-
-        chunk, columns = self._chunking(token_lists)
-        logits = prefill(run, token_lists, self.batch_size, chunk, self.ctx_len, self.pad_id, columns)
-        # decode feeds text tokens only: one zero embedding keeps the input bound
-        self.session.bind_inputs(
-            **(empty if one_graph else {}), vision_embeds=placeholder, image_idx=np.zeros((self.batch_size, 1), np.int64)
-        )
-        if one_graph:
-            self.session.bind_outputs(**{RETAINED_EMBEDS: np.zeros_like(placeholder)})
+        self._rope = prompt_rope(self.adapter, self.hf_model, token_lists, self._rows_vision)
+        logits = self.prefiller(self.session, token_lists, self._rows_vision, self._embeds, self._rope)
+        inputs, outputs = self.prefiller.decode_inputs(self.batch_size, _concat_units(self._rows_vision))
+        self.session.bind_inputs(**inputs)
+        if outputs:
+            self.session.bind_outputs(**outputs)
         return logits
 
     def generate_images(
@@ -199,6 +224,13 @@ class ImageTextGeneration(TextGeneration):
             ids_all.append(ids[:real])
             timings.append(timing)
         return CloudAI100ExecInfo(self.batch_size, texts_all, ids_all, average_metrics(timings), vision_time=vision_time)
+
+
+def prompt_rope(adapter, hf_model, token_lists, rows_vision) -> list[tuple[np.ndarray, int]] | None:
+    if hf_model is None:
+        return None
+    rope = [adapter.prompt_positions(hf_model, t, v) for t, v in zip(token_lists, rows_vision)]
+    return None if rope[0] is None else rope
 
 
 def _concat_units(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
