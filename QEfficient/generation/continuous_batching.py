@@ -38,6 +38,7 @@ class Request:
     finish_reason: str | None = None
     submitted: float = field(default_factory=time.perf_counter)
     first_token_time: float | None = None
+    extra: dict = field(default_factory=dict)  # what a model's prefill needs beyond tokens (images)
 
 
 class ContinuousBatchingEngine:
@@ -104,14 +105,7 @@ class ContinuousBatchingEngine:
                 try:
                     chooser = TokenChooser(request.sampling, 1, self.vocab)
                     chooser.prime([request.tokens])
-                    logits = prefill(
-                        lambda i, p, s=slot: self.session.run_slot(s, i, p),
-                        [request.tokens],
-                        1,
-                        self.prefill_seq_len,
-                        self.session.ctx_len,
-                        self.pad_id,
-                    )
+                    logits = self._prefill_request(slot, request)
                 except Exception:  # this request fails alone: it is answered, and the slot stays free
                     logger.exception("prefill failed")
                     request.finish_reason = "error"
@@ -121,6 +115,14 @@ class ContinuousBatchingEngine:
                 self.slots[slot], self.choosers[slot] = request, chooser
                 self.positions[slot] = len(request.tokens)
                 self._emit(slot, int(chooser(logits)[0]))  # may finish (EOS / length 1) and free the slot again
+
+    def _prefill_request(self, slot: int, request: Request) -> np.ndarray:
+        """The request's prompt into cache row ``slot``; its next-token logits [1, V]."""
+        run = self.session.slot(slot).run
+        return prefill(run, [request.tokens], 1, self.prefill_seq_len, self.session.ctx_len, self.pad_id)
+
+    def _before_decode(self) -> None:
+        """Bind what a decode step needs beyond ids and positions (multimodal rotary positions)."""
 
     def busy_slots(self) -> list[int]:
         return [i for i, s in enumerate(self.slots) if s is not None]
@@ -138,6 +140,7 @@ class ContinuousBatchingEngine:
         if not active:
             return
         start = time.perf_counter()
+        self._before_decode()
         logits = self.session.run(self.last[:, None], self.positions[:, None])  # idle slots hold position -1 (padding)
         self.decode_steps += 1
         for slot in active:

@@ -179,42 +179,15 @@ class ImageTextGeneration(TextGeneration):
         for i, tokens in enumerate(token_lists):
             if len(tokens) > self.ctx_len:
                 raise PromptTooLongError(f"Prompt {i} has {len(tokens)} tokens with its image, more than ctx_len={self.ctx_len}.")
-        # Vision inputs come in units (images, tiles) whose image tokens follow one another in prompt order.
-        image_tokens = np.array([sum(t == self.image_token_id for t in row) for row in token_lists], dtype=np.int64)
-        unit_tokens = vision_inputs["_tokens"]
-        unit_end = np.cumsum(unit_tokens)
-        if (int(unit_end[-1]) if len(unit_end) else 0) != image_tokens.sum():
-            raise ValueError(
-                f"The prompts hold {image_tokens.sum()} image tokens but the images give {unit_tokens.tolist()}: one image per placeholder."
-            )
-        row_units = np.searchsorted(unit_end, np.cumsum(image_tokens), side="right")  # units used up to each row's end
-        row_units = np.r_[0, row_units]
         texts_all, ids_all, timings = [], [], []
         start = time.perf_counter()
-        vision_time = 0.0
-        embeds_rows = None
-        if self.vision_session is not None and len(unit_tokens):
-            # units of different sizes (Qwen2-VL's images) run one at a time: their attention then costs
-            # the sum of the squares of their lengths, not the square of the sum
-            groups = [[u] for u in range(len(unit_tokens))] if self.adapter.vision_per_unit else [list(range(len(unit_tokens)))]
-            outputs = []
-            for group in groups:
-                inputs = self.adapter.graph_inputs(self.adapter.select_units(vision_inputs, np.array(group)))
-                embeds = self.vision_session.run(None, inputs)[0]
-                outputs.append(embeds.reshape(-1, embeds.shape[-1]))
-            vision_time = time.perf_counter() - start
-            embeds_rows = np.concatenate(outputs)
-        unit_row_start = np.r_[0, unit_end]
+        rows_vision, rows_embeds = prepare_images(self.prefiller, self.vision_session, token_lists, vision_inputs)
+        vision_time = time.perf_counter() - start if self.vision_session is not None else 0.0
         for first in range(0, len(token_lists), self.batch_size):
             real = min(self.batch_size, len(token_lists) - first)
             rows = list(range(first, first + real)) + [first + real - 1] * (self.batch_size - real)  # pad with the last prompt
-            self._rows_vision = [self.adapter.select_units(vision_inputs, np.arange(row_units[r], row_units[r + 1])) for r in rows]
-            if embeds_rows is not None:
-                take = [np.arange(unit_row_start[row_units[r]], unit_row_start[row_units[r + 1]]) for r in rows]
-                picked = embeds_rows[np.concatenate(take).astype(np.int64)]
-                self._embeds = picked[None] if len(picked) else np.zeros((1, 1, self.hidden_size), np.float32)
-            else:
-                self._embeds = np.zeros((1, 1, self.hidden_size), np.float32)
+            self._rows_vision = [rows_vision[r] for r in rows]
+            self._embeds = join_embeddings([rows_embeds[r] for r in rows], self.hidden_size)
             batch_start = start if first == 0 else time.perf_counter()  # the first time to first token includes the vision graph
             texts, ids, timing = self.generate_batch(
                 [], generation_len, streamer if self.batch_size == 1 else None, token_lists=[token_lists[r] for r in rows]
@@ -224,6 +197,44 @@ class ImageTextGeneration(TextGeneration):
             ids_all.append(ids[:real])
             timings.append(timing)
         return CloudAI100ExecInfo(self.batch_size, texts_all, ids_all, average_metrics(timings), vision_time=vision_time)
+
+
+def prepare_images(
+    prefiller: ImagePrefill, vision_session, token_lists: list[list[int]], vision_inputs: dict[str, np.ndarray]
+) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray | None]]:
+    """Each prompt's own vision units, and (two graphs) its image embeddings [n, hidden], the vision
+    graph run once for all prompts. Vision units (images, tiles) give their image tokens one after
+    another in prompt order."""
+    adapter = prefiller.adapter
+    image_tokens = np.array([sum(t == prefiller.image_token_id for t in row) for row in token_lists], dtype=np.int64)
+    unit_tokens = vision_inputs["_tokens"]
+    unit_end = np.cumsum(unit_tokens)
+    if (int(unit_end[-1]) if len(unit_end) else 0) != image_tokens.sum():
+        raise ValueError(
+            f"The prompts hold {image_tokens.sum()} image tokens but the images give {unit_tokens.tolist()}: one image per placeholder."
+        )
+    row_units = np.r_[0, np.searchsorted(unit_end, np.cumsum(image_tokens), side="right")]  # units used up to each row's end
+    rows_vision = [adapter.select_units(vision_inputs, np.arange(row_units[r], row_units[r + 1])) for r in range(len(token_lists))]
+    if vision_session is None:
+        return rows_vision, [None] * len(token_lists)
+    embeds_rows = np.zeros((0, prefiller.hidden_size), np.float32)
+    if len(unit_tokens):
+        # units of different sizes (Qwen2-VL's images) run one at a time: their attention then costs
+        # the sum of the squares of their lengths, not the square of the sum
+        groups = [[u] for u in range(len(unit_tokens))] if adapter.vision_per_unit else [list(range(len(unit_tokens)))]
+        outputs = []
+        for group in groups:
+            embeds = vision_session.run(None, adapter.graph_inputs(adapter.select_units(vision_inputs, np.array(group))))[0]
+            outputs.append(embeds.reshape(-1, embeds.shape[-1]))
+        embeds_rows = np.concatenate(outputs)
+    token_start = np.r_[0, np.cumsum(image_tokens)]
+    return rows_vision, [embeds_rows[token_start[r] : token_start[r + 1]] for r in range(len(token_lists))]
+
+
+def join_embeddings(parts: list[np.ndarray | None], hidden_size: int) -> np.ndarray:
+    """The rows' embeddings as the graph's ``vision_embeds`` [1, n, hidden] (one zero row when there are none)."""
+    parts = [p for p in parts if p is not None and len(p)]
+    return np.concatenate(parts)[None] if parts else np.zeros((1, 1, hidden_size), np.float32)
 
 
 def prompt_rope(adapter, hf_model, token_lists, rows_vision) -> list[tuple[np.ndarray, int]] | None:

@@ -145,6 +145,11 @@ class KVCacheSession:
         for name, value in self._extra_out.items():
             self.io.bind_ortvalue_output(name, value)
 
+    def slot(self, slot: int) -> SlotTarget:
+        """One cache row as a target of its own (bind_inputs / bind_outputs / run), for prefilling a
+        request of a continuous batch."""
+        return SlotTarget(self, slot)
+
     def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         """One step. input_ids/position_ids int64 [B,S]; returns a view of logits [B,V] (valid until the next run)."""
         ids, pos = self._prepare(input_ids, position_ids)
@@ -170,3 +175,24 @@ class KVCacheSession:
         self.slot_io.bind_cpu_input("position_ids", pos)
         self.session.run_with_iobinding(self.slot_io)
         return self.slot_logits.numpy()[:, 0]
+
+
+class SlotTarget:
+    """Runs on one row of a KVCacheSession's cache, with inputs of its own (the row's binding)."""
+
+    def __init__(self, session: KVCacheSession, slot: int) -> None:
+        self.session, self.index = session, slot
+        self._keep: dict[str, object] = {}  # ORT reads bound arrays at run time: keep them alive
+
+    def bind_inputs(self, **inputs: np.ndarray) -> None:
+        for name, value in inputs.items():
+            self._keep[name] = array = np.ascontiguousarray(value)
+            self.session.slot_io.bind_cpu_input(name, array)
+
+    def bind_outputs(self, **outputs: np.ndarray) -> None:
+        for name, value in outputs.items():
+            self._keep[name] = ort_value = ort.OrtValue.ortvalue_from_numpy(value)
+            self.session.slot_io.bind_ortvalue_output(name, ort_value)
+
+    def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+        return self.session.run_slot(self.index, input_ids, position_ids)
