@@ -198,5 +198,25 @@ def test_unsupported_or_text_only_models_get_a_clear_error(tiny_model_dir, tmp_p
 
     with pytest.raises(UnsupportedArchitectureError, match="not supported by QEFFAutoModelForImageTextToText.*gemma3.*llava"):
         QEFFAutoModelForImageTextToText.from_pretrained(tiny_model_dir("llama"))
-    with pytest.raises(NotImplementedError, match="continuous_batching"):
-        QEFFAutoModelForImageTextToText.from_pretrained(vlm_fixtures.build_gemma3(tmp_path / "g3"), continuous_batching=True)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(vlm_fixtures.build_gemma3(tmp_path / "g3"), continuous_batching=True)
+    with pytest.raises(TypeError, match="full_batch_size"):
+        model.compile(prefill_seq_len=8, ctx_len=64)
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "gemma3", "idefics3"])
+@pytest.mark.parametrize("kv_offload", [True, False], ids=["two_graphs", "one_graph"])
+def test_continuous_batching_matches_hf(tmp_path, arch, kv_offload):
+    # three prompts with images of different sizes, two cache slots: the third waits for a free slot;
+    # the two running side by side have different rotary offsets (Qwen2-VL) and image blocks (Gemma3)
+    builder, prompt, _ = ARCHS[arch]
+    folder = builder(tmp_path / arch)
+    processor = AutoProcessor.from_pretrained(folder)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload, continuous_batching=True)
+    model.compile(prefill_seq_len=5, ctx_len=96, full_batch_size=2, num_cores=1)
+    images = [image(2, (30, 30)), image(3, (64, 20)), image(4, (50, 40))]
+    prompts = [prompt, prompt.replace("Describe", "Name"), prompt.replace("a few", "many")]
+    info = model.generate(processor=processor, images=images, prompts=prompts, generation_len=9, stream=False)
+    assert len(info.generated_ids) == 3  # flat, in prompt order, as QEfficient's continuous batching
+    for img, text, row in zip(images, prompts, info.generated_ids):
+        ref = hf_tokens(folder, processor(images=model.adapter.processor_images([img]), text=[text], return_tensors="pt"), 9)[0]
+        assert trim(row, ref) == ref

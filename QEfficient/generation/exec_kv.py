@@ -117,7 +117,11 @@ def generate_continuous(
     index = {id(r): i for i, r in enumerate(requests)}
     start = time.perf_counter()
     engine.run_all(requests)
-    end = time.perf_counter()
+    return continuous_result(requests, engine, start, time.perf_counter(), tokenizer, pad, prompts)
+
+
+def continuous_result(requests, engine, start: float, end: float, tokenizer, pad: int, prompts=None) -> CloudAI100ExecInfo:
+    """The result object of a continuous-batching run: completions flat, in prompt order (as QEfficient)."""
     ttft = float(np.mean([r.first_token_time - start for r in requests]))
     new_tokens = sum(len(r.output) for r in requests)
     width = max(len(r.output) for r in requests)
@@ -129,4 +133,4 @@ def generate_continuous(
         total_time=end - start,
     )
     texts = [tokenizer.decode(r.output, skip_special_tokens=True) for r in requests]
-    return CloudAI100ExecInfo(batch_size=1, generated_texts=texts, generated_ids=ids, perf_metrics=metrics, prompts=prompts)
+    return CloudAI100ExecInfo(batch_size=1, generated_texts=texts, generated_ids=ids, perf_metrics=metrics, prompts=prompts or [])

@@ -8,6 +8,7 @@ export/one_graph.py). Architectures: the table in transform/vision_adapters.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, decoder_s
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.one_graph import combine_vision_language
 from QEfficient.export.onnx_export import cached_export, export_image_text_decoder_onnx, export_vision_onnx
-from QEfficient.generation.exec_kv import open_session, print_perf, right_padding
-from QEfficient.generation.image_text_generation import ImageTextGeneration
+from QEfficient.generation.continuous_batching import Request
+from QEfficient.generation.exec_kv import continuous_result, open_session, print_perf, right_padding
+from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
+from QEfficient.generation.image_text_generation import ImagePrefill, ImageTextGeneration, prepare_images, prompt_rope
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.text_generation import eos_token_ids
 from QEfficient.loading.hf_loader import resolve_model_path
@@ -39,8 +42,7 @@ class QEFFAutoModelForImageTextToText:
 
     def __init__(self, model: PreTrainedModel, kv_offload: bool = True, continuous_batching: bool = False, **kwargs) -> None:
         self.adapter = get_vision_adapter(model.config)
-        if continuous_batching:
-            raise NotImplementedError("continuous_batching is not implemented for image-text models yet; use batch_size in compile().")
+        self.continuous_batching = continuous_batching
         self.kv_offload = kv_offload
         self.hf = model.eval()
         self.vision_model = QEffVisionEncoder(self.hf, self.adapter)
@@ -131,6 +133,7 @@ class QEFFAutoModelForImageTextToText:
         prefill_seq_len: int = 32,
         ctx_len: int = 128,
         batch_size: int = 1,
+        full_batch_size: int | None = None,
         num_devices: int = 1,
         num_cores: int = 16,
         mxfp6_matmul: bool = False,
@@ -140,11 +143,11 @@ class QEFFAutoModelForImageTextToText:
         """Build the artifacts: {"vision_qpc_path": ..., "lang_qpc_path": ...}, or one path with kv_offload=False."""
         if prefill_seq_len > ctx_len or min(prefill_seq_len, ctx_len, batch_size, num_cores) < 1:
             raise ValueError("prefill_seq_len, ctx_len, batch_size and num_cores must be positive, with prefill_seq_len <= ctx_len.")
-        if compiler_options or num_devices > 1:
-            warn_once(
-                f"vlm-opts{sorted(compiler_options)}{num_devices}",
-                f"num_devices and compiler options {sorted(compiler_options)} are for Cloud AI 100 and are ignored on ONNX Runtime.",
-            )
+        if self.continuous_batching and (full_batch_size is None or full_batch_size < 1):
+            raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")
+        if not self.continuous_batching and full_batch_size is not None:
+            raise TypeError("full_batch_size is for continuous batching: load with from_pretrained(..., continuous_batching=True).")
+        rows = full_batch_size if self.continuous_batching else batch_size
         if compiler_options or num_devices > 1:
             warn_once(
                 f"vlm-opts{sorted(compiler_options)}{num_devices}",
@@ -168,7 +171,8 @@ class QEFFAutoModelForImageTextToText:
         )
         manifest = {
             "num_layers": self.lang_model.num_layers,
-            "kv_shape": [batch_size, n_kv, ctx_len, head_dim],
+            "kv_shape": [rows, n_kv, ctx_len, head_dim],
+            "continuous_batching": self.continuous_batching,
             "kv_dtype": kv_dtype,
             "vocab_size": int(self.lang_model.lm.lm_head.weight.shape[0]),
             "num_cores": num_cores,
@@ -183,11 +187,12 @@ class QEFFAutoModelForImageTextToText:
                 "prefill_seq_len": prefill_seq_len,
                 "ctx_len": ctx_len,
                 "batch_size": batch_size,
+                "full_batch_size": full_batch_size,
                 "img_size": img_size,
                 "mxfp6_matmul": mxfp6_matmul,
                 "mxint8_kv_cache": mxint8_kv_cache,
             },
-            decoder_specializations(prefill_seq_len, ctx_len, batch_size),
+            decoder_specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size),
             rewrite=rewrite,
         )
         self.qpc_paths = {"vision_qpc_path": vision, "lang_qpc_path": lang} if self.kv_offload else lang
@@ -235,6 +240,11 @@ class QEFFAutoModelForImageTextToText:
             )
             self._sessions = (open_session(lang_path, self._num_cores), vision or None)
         qconfig = read_artifact(lang_path)
+        if self.continuous_batching:
+            info = self._generate_continuous(token_lists, vision_inputs, tokenizer, qconfig, generation_len)
+            if stream:
+                print_perf(info)
+            return info
         generator = ImageTextGeneration(
             self._sessions[0],
             right_padding(tokenizer),
@@ -249,4 +259,31 @@ class QEFFAutoModelForImageTextToText:
         info = generator.generate_images(token_lists, vision_inputs, generation_len, streamer)
         if stream:
             print_perf(info)
+        return info
+
+    def _generate_continuous(self, token_lists, vision_inputs, tokenizer, qconfig, generation_len) -> CloudAI100ExecInfo:
+        """Every prompt through the continuous-batching engine; results flat, in prompt order."""
+        session, vision_session = self._sessions
+        tokenizer = right_padding(tokenizer)
+        prefiller = ImagePrefill(
+            self.adapter,
+            self.lang_model.image_token_id,
+            self.lang_model.config.hidden_size,
+            qconfig["compile_params"]["prefill_seq_len"],
+            session.ctx_len,
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+            one_graph=vision_session is None,
+        )
+        start = time.perf_counter()
+        rows_vision, rows_embeds = prepare_images(prefiller, vision_session, token_lists, vision_inputs)
+        vision_time = time.perf_counter() - start if vision_session is not None else 0.0
+        rope = prompt_rope(self.adapter, self.hf, token_lists, rows_vision) or [None] * len(token_lists)
+        engine = ImageTextBatchingEngine(session, prefiller, eos_token_ids(tokenizer, self.hf.generation_config), prefiller.pad_id)
+        requests = [
+            Request(tokens, generation_len or session.ctx_len, extra={"vision": v, "embeds": e, "rope": r})
+            for tokens, v, e, r in zip(token_lists, rows_vision, rows_embeds, rope)
+        ]
+        engine.run_all(requests)
+        info = continuous_result(requests, engine, start, time.perf_counter(), tokenizer, prefiller.pad_id)
+        info.vision_time = vision_time
         return info
