@@ -203,7 +203,7 @@ def test_unsupported_or_text_only_models_get_a_clear_error(tiny_model_dir, tmp_p
         model.compile(prefill_seq_len=8, ctx_len=64)
 
 
-@pytest.mark.parametrize("arch", ["qwen2_vl", "gemma3", "idefics3"])
+@pytest.mark.parametrize("arch", ["qwen2_vl", "qwen2_5_vl", "gemma3", "idefics3"])
 @pytest.mark.parametrize("kv_offload", [True, False], ids=["two_graphs", "one_graph"])
 def test_continuous_batching_matches_hf(tmp_path, arch, kv_offload):
     # three prompts with images of different sizes, two cache slots: the third waits for a free slot;
@@ -219,4 +219,24 @@ def test_continuous_batching_matches_hf(tmp_path, arch, kv_offload):
     assert len(info.generated_ids) == 3  # flat, in prompt order, as QEfficient's continuous batching
     for img, text, row in zip(images, prompts, info.generated_ids):
         ref = hf_tokens(folder, processor(images=model.adapter.processor_images([img]), text=[text], return_tensors="pt"), 9)[0]
+        assert trim(row, ref) == ref
+
+
+@pytest.mark.parametrize("kv_offload", [True, False], ids=["two_graphs", "one_graph"])
+@pytest.mark.parametrize("continuous_batching", [False, True], ids=["static", "continuous"])
+def test_a_prompt_without_an_image_next_to_one_with(tmp_path, kv_offload, continuous_batching):
+    folder = vlm_fixtures.build_qwen2_5_vl(tmp_path / "qwen2_5")
+    processor = AutoProcessor.from_pretrained(folder)
+    prompts = ["Look: <|vision_start|><|image_pad|><|vision_end|> Describe it", "My name is"]
+    inputs = processor(images=[image(1)], text=prompts, return_tensors="pt", padding=True)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload, continuous_batching=continuous_batching)
+    sizes = {"full_batch_size": 2} if continuous_batching else {"batch_size": 1}
+    model.compile(prefill_seq_len=5, ctx_len=64, num_cores=1, **sizes)
+    info = model.generate(inputs=inputs, generation_len=8, stream=False)
+    rows = info.generated_ids if continuous_batching else [b[0] for b in info.generated_ids]
+    refs = [
+        hf_tokens(folder, processor(images=[image(1)], text=[prompts[0]], return_tensors="pt"), 8)[0],
+        hf_tokens(folder, processor(text=[prompts[1]], return_tensors="pt"), 8)[0],
+    ]
+    for row, ref in zip(rows, refs):
         assert trim(row, ref) == ref

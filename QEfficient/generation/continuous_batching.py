@@ -39,6 +39,7 @@ class Request:
     submitted: float = field(default_factory=time.perf_counter)
     first_token_time: float | None = None
     extra: dict = field(default_factory=dict)  # what a model's prefill needs beyond tokens (images)
+    error: Exception | None = None  # why the request failed (finish_reason "error")
 
 
 class ContinuousBatchingEngine:
@@ -106,9 +107,9 @@ class ContinuousBatchingEngine:
                     chooser = TokenChooser(request.sampling, 1, self.vocab)
                     chooser.prime([request.tokens])
                     logits = self._prefill_request(slot, request)
-                except Exception:  # this request fails alone: it is answered, and the slot stays free
+                except Exception as err:  # this request fails alone: it is answered, and the slot stays free
                     logger.exception("prefill failed")
-                    request.finish_reason = "error"
+                    request.finish_reason, request.error = "error", err
                     if request.on_done is not None:
                         request.on_done(request)
                     continue

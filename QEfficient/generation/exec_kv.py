@@ -121,7 +121,11 @@ def generate_continuous(
 
 
 def continuous_result(requests, engine, start: float, end: float, tokenizer, pad: int, prompts=None) -> CloudAI100ExecInfo:
-    """The result object of a continuous-batching run: completions flat, in prompt order (as QEfficient)."""
+    """The result object of a continuous-batching run: completions flat, in prompt order (as QEfficient).
+    A request that failed raises its own error here (the others ran to their end)."""
+    failed = next((r for r in requests if r.error is not None), None)
+    if failed is not None:
+        raise failed.error
     ttft = float(np.mean([r.first_token_time - start for r in requests]))
     new_tokens = sum(len(r.output) for r in requests)
     width = max(len(r.output) for r in requests)

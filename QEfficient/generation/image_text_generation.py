@@ -102,9 +102,9 @@ class ImagePrefill:
         first_row = np.cumsum(counts) - counts
         seen_before = [np.r_[0, np.cumsum(m)] for m in is_image]  # image tokens before position p
         vision = _concat_units(rows_vision)
-        graph_vision = self.adapter.graph_inputs(vision)
         n_units = len(vision["_tokens"])
-        empty = self.adapter.empty_vision_inputs(vision)
+        graph_vision = self.adapter.graph_inputs(vision) if self.one_graph and n_units else {}
+        empty = self.adapter.empty_vision_inputs(vision) if self.one_graph else {}
         state = {"first": True, "out": None}
 
         def run(ids: np.ndarray, pos: np.ndarray) -> np.ndarray:

@@ -216,6 +216,8 @@ class QEFFAutoModelForImageTextToText:
         """Greedy (or sampled) generation for processor outputs, or for ``processor`` + ``images`` + ``prompts``."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
+        if generation_len is not None and generation_len <= 0:
+            raise ValueError(f"generation_len must be a positive number of tokens, got {generation_len}.")
         if inputs is None:
             if processor is None or images is None or prompts is None or len(images) != len(prompts):
                 raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (one image per prompt).")

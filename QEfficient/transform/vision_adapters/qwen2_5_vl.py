@@ -33,6 +33,8 @@ class Qwen2_5_VLAdapter(Qwen2VLAdapter):
     def vision_geometry_inputs(self, grid: np.ndarray) -> dict[str, np.ndarray]:
         from transformers.vision_utils import get_vision_window_index
 
+        if not len(grid):  # no image (HF's helper needs at least one)
+            return {name: np.zeros(0, np.int64) for name in ("_order", "window_segment", "window_reverse")}
         order, cu_windows = get_vision_window_index(torch.as_tensor(grid), self.spatial_merge_size, self.window_size, self.patch_size)
         order = order.numpy().astype(np.int64)
         sizes = np.diff(cu_windows.numpy())
