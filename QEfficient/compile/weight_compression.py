@@ -32,7 +32,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from QEfficient.utils.onnx_files import load_graph_and_weights
+from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +130,7 @@ def compress_matmul_weights(src: Path, dst: Path) -> Path:
     )
     if remaining:
         logger.warning("%d MatMul nodes with constant weights were left uncompressed", remaining)
-    onnx.save_model(out, str(dst), save_as_external_data=True, all_tensors_to_one_file=True, location=f"{dst.name}.data")
-    return dst
+    return save_with_external_weights(out, dst)
 
 
 def quantize_dynamic_int8(src: Path, dst: Path) -> Path:

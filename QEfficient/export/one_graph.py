@@ -20,7 +20,7 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
-from QEfficient.utils.onnx_files import load_graph_and_weights
+from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
 
 VISION_PREFIX = "vision/"
 RETAINED_EMBEDS = "vision_embeds_RetainedState"
@@ -89,13 +89,4 @@ def combine_vision_language(vision_onnx: Path, language_onnx: Path, out_path: Pa
     graph.output.insert(2, helper.make_tensor_value_info(RETAINED_EMBEDS, embeds_type, [f"vision_dim{i}" for i in range(rank)]))
     model = helper.make_model(graph, opset_imports=lang.opset_import, ir_version=lang.ir_version)
     # both parts were shape-folded when exported; only the weights' layout is left to do
-    onnx.save_model(
-        model,
-        str(out_path),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=f"{out_path.name}.data",
-        size_threshold=1024,
-    )
-    (out_path.parent / f"{out_path.name}.data").chmod(0o644)
-    return out_path
+    return save_with_external_weights(model, out_path)

@@ -25,6 +25,7 @@ import torch
 from QEfficient.export.shape_folding import fold_reshape_shapes
 from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete
 from QEfficient.utils.memory import release_freed_memory
+from QEfficient.utils.onnx_files import save_with_external_weights
 
 logger = logging.getLogger(__name__)
 
@@ -171,20 +172,10 @@ class WeightsOffloadedError(RuntimeError):
 
 def fold_shapes_and_store_weights_outside(onnx_path: Path) -> None:
     """Fold the traced shape arithmetic (see shape_folding.py), and keep the weights in
-    ``<name>.onnx.data`` beside the graph: ONNX Runtime maps external data from the file instead
-    of copying it out of the protobuf, so a session holds one copy of the weights; it also lifts
-    protobuf's 2 GB limit."""
+    ``<name>.onnx.data`` beside the graph (see save_with_external_weights)."""
     model = onnx.load(str(onnx_path))
     fold_reshape_shapes(model)
-    onnx.save_model(
-        model,
-        str(onnx_path),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=f"{onnx_path.name}.data",
-        size_threshold=1024,
-    )
-    (onnx_path.parent / f"{onnx_path.name}.data").chmod(0o644)  # onnx writes it private; the cache is readable
+    save_with_external_weights(model, onnx_path)
 
 
 def cached_export(
