@@ -114,7 +114,7 @@ def main() -> None:
         for rep in range(args.repeats + 1):
             info = model.generate(inputs=inputs, generation_len=args.tokens, stream=False)
             if rep:
-                runs.append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf, info.vision_time))
+                runs.append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf))
         ids = info.generated_ids[0][0].tolist()
         rows[name] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), compile_s, ids)
 

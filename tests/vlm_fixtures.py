@@ -76,19 +76,9 @@ from transformers import (
     SiglipVisionConfig,
 )
 
-from tests.tiny_models import BOS, EOS, PAD, build_tokenizer
+from tests.tiny_models import _COMMON, PAD, build_tokenizer
 
-_TEXT = dict(
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    intermediate_size=96,
-    max_position_embeddings=512,
-    pad_token_id=PAD,
-    bos_token_id=BOS,
-    eos_token_id=EOS,
-)
+_TEXT = {k: v for k, v in _COMMON.items() if k not in ("vocab_size", "tie_word_embeddings")}  # the decoders' tiny shape
 
 
 def _tokenizer(special: list[str], named: dict[str, str] | None = None) -> PreTrainedTokenizerFast:
@@ -268,18 +258,7 @@ def build_llava(folder) -> Path:
     vision = CLIPVisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7, projection_dim=32
     )
-    text = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=96,
-        max_position_embeddings=256,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
+    text = LlamaConfig(**_TEXT, vocab_size=len(tok))
     config = LlavaConfig(
         vision_config=vision,
         text_config=text,
@@ -288,12 +267,7 @@ def build_llava(folder) -> Path:
         vision_feature_select_strategy="default",
     )
     torch.manual_seed(0)
-    model = LlavaForConditionalGeneration(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.mul_(4.0)  # away from greedy ties
-    model.save_pretrained(folder)
+    _widen_and_save(LlavaForConditionalGeneration(config), folder)
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}),
         tokenizer=tok,

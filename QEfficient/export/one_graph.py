@@ -35,24 +35,15 @@ def _prefixed_vision_branch(vision: onnx.GraphProto, outer_inputs: set[str]) -> 
     def rename(name: str) -> str:
         return name if (not name or name in outer_inputs) else VISION_PREFIX + name
 
-    nodes = []
-    for node in vision.node:
-        new = onnx.NodeProto()
-        new.CopyFrom(node)
-        new.name = rename(node.name)
-        new.input[:] = [rename(n) for n in node.input]
-        new.output[:] = [rename(n) for n in node.output]
-        nodes.append(new)
-    inits = []
+    for node in vision.node:  # renamed in place: the vision model was loaded for this only
+        node.name = rename(node.name)
+        node.input[:] = [rename(n) for n in node.input]
+        node.output[:] = [rename(n) for n in node.output]
     for init in vision.initializer:
-        new = TensorProto()
-        new.CopyFrom(init)
-        new.name = rename(init.name)
-        inits.append(new)
+        init.name = rename(init.name)
     (out,) = vision.output
-    out_name = rename(out.name)
-    output = helper.make_tensor_value_info(out_name, out.type.tensor_type.elem_type, None)
-    return helper.make_graph(nodes, "vision_encoder", [], [output]), inits
+    output = helper.make_tensor_value_info(rename(out.name), out.type.tensor_type.elem_type, None)
+    return helper.make_graph(vision.node, "vision_encoder", [], [output]), list(vision.initializer)
 
 
 def combine_vision_language(vision_onnx: Path, language_onnx: Path, out_path: Path) -> Path:

@@ -138,24 +138,16 @@ class ImageTextGeneration(TextGeneration):
         self,
         session,
         tokenizer,
-        prefill_seq_len: int,
         eos_ids,
-        adapter: VisionLanguageAdapter,
-        image_token_id: int,
-        hidden_size: int,
+        prefiller: ImagePrefill,
         vision_session: ort.InferenceSession | None = None,
         hf_model=None,
         sampling=None,
     ):
-        super().__init__(session, tokenizer, prefill_seq_len, eos_ids, sampling)
-        self.adapter = adapter
-        self.image_token_id = image_token_id
-        self.hidden_size = hidden_size
+        super().__init__(session, tokenizer, prefiller.prefill_seq_len, eos_ids, sampling)
+        self.prefiller = prefiller
         self.vision_session = vision_session
         self.hf_model = hf_model  # host-side position rules (Qwen2-VL's get_rope_index)
-        self.prefiller = ImagePrefill(
-            adapter, image_token_id, hidden_size, prefill_seq_len, self.ctx_len, self.pad_id, one_graph=vision_session is None
-        )
         self._rows_vision: list[dict[str, np.ndarray]] = []  # each batch row's own vision units
         self._embeds: np.ndarray | None = None  # two graphs: the batch's image embeddings, [1, rows, hidden]
         self._rope: list[tuple[np.ndarray, int]] | None = None
@@ -165,7 +157,7 @@ class ImageTextGeneration(TextGeneration):
             self.session.bind_inputs(rope_position_ids=rope_positions(self._rope, position_ids, prefill=False))
 
     def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:
-        self._rope = prompt_rope(self.adapter, self.hf_model, token_lists, self._rows_vision)
+        self._rope = prompt_rope(self.prefiller.adapter, self.hf_model, token_lists, self._rows_vision)
         logits = self.prefiller(self.session, token_lists, self._rows_vision, self._embeds, self._rope)
         inputs, outputs = self.prefiller.decode_inputs(self.batch_size, _concat_units(self._rows_vision))
         self.session.bind_inputs(**inputs)
@@ -182,12 +174,12 @@ class ImageTextGeneration(TextGeneration):
         texts_all, ids_all, timings = [], [], []
         start = time.perf_counter()
         rows_vision, rows_embeds = prepare_images(self.prefiller, self.vision_session, token_lists, vision_inputs)
-        vision_time = time.perf_counter() - start if self.vision_session is not None else 0.0
+        vision_time = time.perf_counter() - start if self.vision_session is not None else None
         for first in range(0, len(token_lists), self.batch_size):
             real = min(self.batch_size, len(token_lists) - first)
             rows = list(range(first, first + real)) + [first + real - 1] * (self.batch_size - real)  # pad with the last prompt
             self._rows_vision = [rows_vision[r] for r in rows]
-            self._embeds = join_embeddings([rows_embeds[r] for r in rows], self.hidden_size)
+            self._embeds = join_embeddings([rows_embeds[r] for r in rows], self.prefiller.hidden_size)
             batch_start = start if first == 0 else time.perf_counter()  # the first time to first token includes the vision graph
             texts, ids, timing = self.generate_batch(
                 [], generation_len, streamer if self.batch_size == 1 else None, token_lists=[token_lists[r] for r in rows]

@@ -45,13 +45,8 @@ class CloudAI100ExecInfo:
 
     def __repr__(self) -> str:
         m = self.perf_metrics
-        vision = ""
-        if self.vision_time is not None:  # image-text models; with one graph the encoder runs inside the first prefill chunk
-            vision = (
-                f"Vision encoder time is= {round(self.vision_time, 4)} sec\n"
-                if self.vision_time
-                else "Vision encoder time is= in the prefill (one graph)\n"
-            )
+        # image-text models with two graphs (with one, the encoder's time is part of the prefill's)
+        vision = f"Vision encoder time is= {round(self.vision_time, 4)} sec\n" if self.vision_time is not None else ""
         return (
             vision + f"Average Prefill time a.k.a TTFT is= {round(m.prefill_time, 4)} sec\n"
             f"Decode is= {round(m.decode_perf * self.batch_size, 2)} tokens/sec\n"

@@ -65,7 +65,8 @@ class QEFFAutoModelForImageTextToText:
     ):
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         kwargs.setdefault("dtype", torch.float32)
-        get_vision_adapter(AutoConfig.from_pretrained(folder))  # an unsupported architecture fails before any weight is read
+        kwargs.setdefault("config", AutoConfig.from_pretrained(folder))
+        get_vision_adapter(kwargs["config"])  # an unsupported architecture fails before any weight is read
         model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
         obj = cls(
             model,
@@ -242,45 +243,41 @@ class QEFFAutoModelForImageTextToText:
             )
             self._sessions = (open_session(lang_path, self._num_cores), vision or None)
         qconfig = read_artifact(lang_path)
+        tokenizer = right_padding(tokenizer)
+        eos = eos_token_ids(tokenizer, self.hf.generation_config)
+        prefiller = self._prefiller(qconfig, tokenizer)
         if self.continuous_batching:
-            info = self._generate_continuous(token_lists, vision_inputs, tokenizer, qconfig, generation_len)
-            if stream:
-                print_perf(info)
-            return info
-        generator = ImageTextGeneration(
-            self._sessions[0],
-            right_padding(tokenizer),
-            qconfig["compile_params"]["prefill_seq_len"],
-            eos_token_ids(tokenizer, self.hf.generation_config),
-            self.adapter,
-            self.lang_model.image_token_id,
-            hidden_size=self.lang_model.config.hidden_size,
-            vision_session=self._sessions[1],
-            hf_model=self.hf,
-        )
-        info = generator.generate_images(token_lists, vision_inputs, generation_len, streamer)
+            info = self._generate_continuous(token_lists, vision_inputs, tokenizer, eos, prefiller, generation_len)
+        else:
+            generator = ImageTextGeneration(
+                self._sessions[0], tokenizer, eos, prefiller, vision_session=self._sessions[1], hf_model=self.hf
+            )
+            info = generator.generate_images(token_lists, vision_inputs, generation_len, streamer)
         if stream:
             print_perf(info)
         return info
 
-    def _generate_continuous(self, token_lists, vision_inputs, tokenizer, qconfig, generation_len) -> CloudAI100ExecInfo:
-        """Every prompt through the continuous-batching engine; results flat, in prompt order."""
-        session, vision_session = self._sessions
-        tokenizer = right_padding(tokenizer)
-        prefiller = ImagePrefill(
+    def _prefiller(self, qconfig: dict, tokenizer) -> ImagePrefill:
+        return ImagePrefill(
             self.adapter,
             self.lang_model.image_token_id,
             self.lang_model.config.hidden_size,
             qconfig["compile_params"]["prefill_seq_len"],
-            session.ctx_len,
+            qconfig["kv_shape"][2],
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
-            one_graph=vision_session is None,
+            one_graph=not self.kv_offload,
         )
+
+    def _generate_continuous(
+        self, token_lists, vision_inputs, tokenizer, eos, prefiller: ImagePrefill, generation_len
+    ) -> CloudAI100ExecInfo:
+        """Every prompt through the continuous-batching engine; results flat, in prompt order."""
+        session, vision_session = self._sessions
         start = time.perf_counter()
         rows_vision, rows_embeds = prepare_images(prefiller, vision_session, token_lists, vision_inputs)
-        vision_time = time.perf_counter() - start if vision_session is not None else 0.0
+        vision_time = time.perf_counter() - start if vision_session is not None else None
         rope = prompt_rope(self.adapter, self.hf, token_lists, rows_vision) or [None] * len(token_lists)
-        engine = ImageTextBatchingEngine(session, prefiller, eos_token_ids(tokenizer, self.hf.generation_config), prefiller.pad_id)
+        engine = ImageTextBatchingEngine(session, prefiller, eos, prefiller.pad_id)
         requests = [
             Request(tokens, generation_len or session.ctx_len, extra={"vision": v, "embeds": e, "rope": r})
             for tokens, v, e, r in zip(token_lists, rows_vision, rows_embeds, rope)

@@ -57,6 +57,17 @@ def window_ladder(ctx_len: int) -> list[int]:
     return rungs + [ctx_len]
 
 
+def bind_arrays(io: ort.IOBinding, keep: dict[str, object], inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
+    """Bind host arrays as inputs and as outputs (written in place by each run); ``keep`` holds them
+    while bound, since ORT reads and writes them at run time."""
+    for name, value in inputs.items():
+        keep[name] = array = np.ascontiguousarray(value)
+        io.bind_cpu_input(name, array)
+    for name, value in outputs.items():
+        keep[name] = ort_value = ort.OrtValue.ortvalue_from_numpy(value)
+        io.bind_ortvalue_output(name, ort_value)
+
+
 class KVCacheSession:
     """Runs prefill chunks and decode steps of one batch layout (batch_size, ctx_len)."""
 
@@ -89,11 +100,7 @@ class KVCacheSession:
         self.slot_io = self.session.io_binding()  # batch-1 runs on one row of the cache (continuous batching)
         self.slot_logits = ort.OrtValue.ortvalue_from_shape_and_type([1, 1, vocab_size], np.float32)
         self.slot_io.bind_ortvalue_output("logits", self.slot_logits)
-        # Image-text decoders also report where the next image embedding starts (image_idx_output).
-        self.image_idx_out = None
-        if any(o.name == "image_idx_output" for o in self.session.get_outputs()):
-            self.image_idx_out = ort.OrtValue.ortvalue_from_shape_and_type([batch_size, 1], np.int64)
-            self.io.bind_ortvalue_output("image_idx_output", self.image_idx_out)
+        self._bound: dict[str, object] = {}  # further bound inputs/outputs: ORT uses them at run time, keep them alive
         self._bind_window(self.ladder[0])
 
     def cache_view(self, index: int) -> np.ndarray:
@@ -134,16 +141,11 @@ class KVCacheSession:
 
     def bind_inputs(self, **inputs: np.ndarray) -> None:
         """Bind further graph inputs (e.g. vision_embeds, image_idx); they stay bound for later runs."""
-        arrays = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
-        self._extra = {**getattr(self, "_extra", {}), **arrays}  # ORT reads them at run time: keep them alive
-        for name, value in arrays.items():
-            self.io.bind_cpu_input(name, value)
+        bind_arrays(self.io, self._bound, inputs, {})
 
     def bind_outputs(self, **outputs: np.ndarray) -> None:
         """Bind further graph outputs to caller-owned arrays (written in place by each run)."""
-        self._extra_out = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in outputs.items()}
-        for name, value in self._extra_out.items():
-            self.io.bind_ortvalue_output(name, value)
+        bind_arrays(self.io, self._bound, {}, outputs)
 
     def slot(self, slot: int) -> SlotTarget:
         """One cache row as a target of its own (bind_inputs / bind_outputs / run), for prefilling a
@@ -182,17 +184,13 @@ class SlotTarget:
 
     def __init__(self, session: KVCacheSession, slot: int) -> None:
         self.session, self.index = session, slot
-        self._keep: dict[str, object] = {}  # ORT reads bound arrays at run time: keep them alive
+        self._bound: dict[str, object] = {}
 
     def bind_inputs(self, **inputs: np.ndarray) -> None:
-        for name, value in inputs.items():
-            self._keep[name] = array = np.ascontiguousarray(value)
-            self.session.slot_io.bind_cpu_input(name, array)
+        bind_arrays(self.session.slot_io, self._bound, inputs, {})
 
     def bind_outputs(self, **outputs: np.ndarray) -> None:
-        for name, value in outputs.items():
-            self._keep[name] = ort_value = ort.OrtValue.ortvalue_from_numpy(value)
-            self.session.slot_io.bind_ortvalue_output(name, ort_value)
+        bind_arrays(self.session.slot_io, self._bound, {}, outputs)
 
     def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         return self.session.run_slot(self.index, input_ids, position_ids)
