@@ -2,12 +2,12 @@
 
 import logging
 
+from QEfficient._version import __version__
 from QEfficient.generation.exec_kv import cloud_ai_100_exec_kv
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
 from QEfficient.models.encoder import QEFFAutoModel, QEFFAutoModelForSequenceClassification
 from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
 
-__version__ = "0.1.0"
 __all__ = [
     "QEFFAutoModel",
     "QEFFAutoModelForCausalLM",

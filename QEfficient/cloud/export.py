@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from QEfficient.cloud._cli import add_argument, fail, resolve_model_name, setup_logging, step
+from QEfficient.utils.extras import MissingExtraError
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
             model = QEFFAutoModelForCausalLM.from_pretrained(model_name, **kwargs)
         with step("Exporting to ONNX"):
             path = model.export(args.export_dir, dynamo=args.dynamo)
-    except (FileNotFoundError, ValueError, TypeError) as err:
+    except (FileNotFoundError, ValueError, TypeError, MissingExtraError) as err:
         fail(str(err))
     print(path)
 

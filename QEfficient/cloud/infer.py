@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from QEfficient.cloud._cli import add_argument, fail, parse_with_extras, resolve_model_name, setup_logging, step
+from QEfficient.utils.extras import MissingExtraError, require_extra
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +77,10 @@ def image_prompt(processor, adapter, prompt: str) -> str:
 
 def run_image_text(args, model_name: str) -> None:
     """--image_path: the vision-language class, with the model's processor."""
+    try:
+        require_extra("vision", "--image_path")
+    except MissingExtraError as err:
+        fail(str(err))
     from PIL import Image
     from transformers import AutoProcessor
 
@@ -144,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.chat or (args.chat is None and use_default):
             prompts = apply_chat_template(tokenizer, prompts)
         model.generate(tokenizer, prompts, generation_len=args.generation_len, stream=not args.no_stream)
-    except (FileNotFoundError, ValueError, TypeError, NotImplementedError) as err:
+    except (FileNotFoundError, ValueError, TypeError, NotImplementedError, MissingExtraError) as err:
         fail(str(err))
 
 

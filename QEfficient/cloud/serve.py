@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from QEfficient.cloud._cli import add_argument, fail, resolve_model_name, setup_logging, step
+from QEfficient.utils.extras import MissingExtraError, require_extra
 
 
 def build_server(
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
+    try:
+        require_extra("serve", "python -m QEfficient.cloud.serve")
+    except MissingExtraError as err:
+        fail(str(err))
     import uvicorn
 
     try:

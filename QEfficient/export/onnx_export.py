@@ -24,6 +24,7 @@ import torch
 
 from QEfficient.export.shape_folding import fold_reshape_shapes
 from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete
+from QEfficient.utils.extras import require_extra
 from QEfficient.utils.memory import release_freed_memory
 from QEfficient.utils.onnx_files import save_with_external_weights
 
@@ -76,6 +77,8 @@ def example_inputs(qeff_module, kv_dtype: torch.dtype | None = None, batch_size:
 
 def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = False, kv_dtype: torch.dtype | None = None) -> Path:
     """Export ``qeff_module`` (a QEffCausalLM) to ``out_dir/<model_name>.onnx``; returns the path."""
+    if dynamo:
+        require_extra("dynamo", "export(dynamo=True)")
     io = KVGraphIO(qeff_module.num_layers)
     onnx_path = out_dir / f"{model_name}.onnx"
     args = example_inputs(qeff_module, kv_dtype)

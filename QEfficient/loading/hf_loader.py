@@ -18,6 +18,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 from QEfficient.transform.adapters import get_adapter
 from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete, qeff_home
+from QEfficient.utils.extras import require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None
     gguf_file = gguf_file or file_from_path
     if gguf_file and not (folder / gguf_file).is_file():
         raise ModelNotFoundError(f"GGUF file '{gguf_file}' not found in '{folder}'.")
+    if gguf_file:
+        require_extra("gguf", "Loading a GGUF checkpoint")
     config = load_config(folder, gguf_file)
     check_causal_lm_config(config)
     if "torch_dtype" in kwargs:
