@@ -78,7 +78,7 @@ def image_prompt(processor, adapter, prompt: str) -> str:
 def run_image_text(args, model_name: str) -> None:
     """--image_path: the vision-language class, with the model's processor."""
     try:
-        require_extra("vision", "--image_path")
+        require_extra("vision", "infer --image_path")
     except MissingExtraError as err:
         fail(str(err))
     from PIL import Image

@@ -14,7 +14,7 @@ import importlib
 # extra -> the modules it provides (import names, not distribution names)
 EXTRAS: dict[str, tuple[str, ...]] = {
     "serve": ("fastapi", "uvicorn"),
-    "gguf": ("gguf",),
+    "gguf": ("gguf", "accelerate"),
     "vision": ("PIL",),
     "dynamo": ("onnxscript",),
     "bench": ("matplotlib",),
@@ -38,9 +38,9 @@ def require_extra(extra: str, feature: str) -> None:
             importlib.import_module(module)
         except ImportError as err:
             package = DISTRIBUTIONS.get(module, module)
-            cause = "" if getattr(err, "name", None) == module else f" ({err})"
+            # the package itself is absent, or it is there but one of its own imports fails
+            state = "is not installed" if getattr(err, "name", None) == module else f"failed to import ({err})"
             raise MissingExtraError(
-                f"{feature} needs the optional package '{package}', which is not installed{cause}. "
-                f"Install it with: {install_command(extra)}",
+                f"{feature} needs the optional package '{package}', which {state}. Install it with: {install_command(extra)}",
                 name=module,
             ) from err
