@@ -79,8 +79,10 @@ def parse_json(raw: bytes) -> dict:
         raise APIError(400, f"The request body is not valid UTF-8: {err}.") from None
     except RecursionError:
         raise APIError(400, f"The request body is nested too deeply (more than {MAX_JSON_DEPTH} levels).") from None
-    except ValueError as err:  # JSONDecodeError, and integers beyond Python's digit limit
+    except json.JSONDecodeError as err:
         raise APIError(400, f"The request body is not valid JSON: {err}.") from None
+    except ValueError:  # an integer beyond Python's 4300-digit limit
+        raise APIError(400, "A number in the request body has too many digits.") from None
     if not isinstance(body, dict):
         raise APIError(400, "The request body must be a JSON object.")
     _check_tree(body)
