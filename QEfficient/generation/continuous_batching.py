@@ -82,9 +82,9 @@ class ContinuousBatchingEngine:
     def busy(self) -> bool:
         return bool(self.waiting) or any(s is not None for s in self.slots)
 
-    def _emit(self, slot: int, token: int, logits: np.ndarray) -> None:
+    def _emit(self, slot: int, token: int, logits: np.ndarray | None = None) -> None:
         request = self.slots[slot]
-        if request.top_logprobs is not None:  # before the token: a reader never sees a token without its entry
+        if request.top_logprobs is not None and logits is not None:  # first: a reader never sees a token without its entry
             request.logprobs.append(token_logprobs(logits, token, request.top_logprobs))
         request.output.append(token)
         if request.first_token_time is None:

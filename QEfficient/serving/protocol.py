@@ -254,12 +254,19 @@ class RequestParser:
 
     def _tokens(self, prompt: str | list[int], where: str) -> tuple[list[int], str]:
         if isinstance(prompt, str):
-            ids = self.tokenizer(prompt)["input_ids"]
+            ids = self.tokenizer(prompt)["input_ids"]  # truncation=True would split a huge prompt into thousands of overflow encodings
         else:
             ids = prompt
-            bad = next((t for t in ids if not 0 <= t < self.vocab_size), None)
-            if bad is not None:
-                raise APIError(400, f"{where} has the token id {bad}, outside this model's vocabulary [0, {self.vocab_size}).", "prompt")
+        if len(ids) > self.ctx_len:
+            raise APIError(
+                400,
+                f"{where} has more than this model's context of {self.ctx_len} tokens. Shorten it.",
+                "prompt" if where.startswith("prompt") else where,
+                "context_length_exceeded",
+            )
+        bad = next((t for t in ids if not 0 <= t < self.vocab_size), None) if ids is prompt else None
+        if bad is not None:
+            raise APIError(400, f"{where} has the token id {bad}, outside this model's vocabulary [0, {self.vocab_size}).", "prompt")
         if not ids:
             raise APIError(400, f"{where} is empty.", "prompt" if where.startswith("prompt") else where)
         return list(ids), where
