@@ -175,8 +175,9 @@ def test_a_client_leaving_mid_stream_frees_its_slot(server):
 
 def test_full_queue_answers_429(server):
     url, runner, tok, _ = server
-    # more than the queue holds: the engine may still move some of them into its free slots
-    blockers = [Request(tok("My name is")["input_ids"], 80) for _ in range(runner.max_queue + 8)]
+    # twice what the queue holds: the engine, 3 slots of 80 tokens at a time, cannot drain the
+    # surplus in the moments the request takes to arrive
+    blockers = [Request(tok("My name is")["input_ids"], 80) for _ in range(2 * runner.max_queue)]
     with runner.inbox.mutex:  # fill the queue without the engine draining it in between
         runner.inbox.queue.extend(blockers)
     try:

@@ -8,10 +8,10 @@ ranges, and the prompt forms OpenAI accepts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -39,7 +39,7 @@ class APIError(Exception):
         return JSONResponse(self.body(), status_code=self.status)
 
 
-@dataclass
+@dataclasses.dataclass
 class Job:
     """One prompt of a request, validated and tokenized."""
 
@@ -50,7 +50,7 @@ class Job:
     top_logprobs: int | None = None  # None: no logprobs; N: the token's and N alternatives per step
 
 
-@dataclass
+@dataclasses.dataclass
 class Call:
     """One HTTP request: its prompts (one choice each) and how to answer."""
 
@@ -161,7 +161,6 @@ class RequestParser:
         self.max_prompts = max_prompts
 
     def completion(self, body: dict) -> Call:
-        self._common(body)
         for name, ok in (
             ("echo", not body.get("echo")),
             ("suffix", body.get("suffix") is None),
@@ -169,21 +168,11 @@ class RequestParser:
         ):
             if not ok:
                 raise APIError(400, f"'{name}' is not supported by this server; leave it out.", name)
-        top = number(body, "logprobs", int, None, low=0, high=MAX_COMPLETION_LOGPROBS)
+        call = self._options(body, number(body, "logprobs", int, None, low=0, high=MAX_COMPLETION_LOGPROBS), chat=False)
         prompts = self._prompts(body.get("prompt"))
-        return self._call(
-            body, [self._tokens(p, f"prompt[{i}]" if len(prompts) > 1 else "prompt") for i, p in enumerate(prompts)], top, False
-        )
+        return self._with_prompts(call, [self._tokens(p, f"prompt[{i}]" if len(prompts) > 1 else "prompt") for i, p in enumerate(prompts)])
 
     def chat(self, body: dict) -> Call:
-        self._common(body)
-        messages = self._messages(body.get("messages"))
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise APIError(400, "This model has no chat template; use /v1/completions.", "messages")
-        try:
-            prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
-            raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
         top = None
         if boolean(body, "logprobs"):
             top = number(body, "top_logprobs", int, 0, low=0, high=MAX_CHAT_TOP_LOGPROBS)
@@ -191,7 +180,15 @@ class RequestParser:
             raise APIError(400, "'top_logprobs' needs \"logprobs\": true.", "top_logprobs")
         if body.get("max_completion_tokens") is not None:  # the newer name; max_tokens is deprecated in OpenAI's API
             body = {**body, "max_tokens": body["max_completion_tokens"]}
-        return self._call(body, [self._tokens(prompt, "messages")], top, True)
+        call = self._options(body, top, chat=True)
+        messages = self._messages(body.get("messages"))
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise APIError(400, "This model has no chat template; use /v1/completions.", "messages")
+        try:
+            prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
+            raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
+        return self._with_prompts(call, [self._tokens(prompt, "messages")])
 
     def _common(self, body: dict) -> None:
         model = body.get("model")
@@ -210,28 +207,33 @@ class RequestParser:
         if n not in (None, 1):
             raise APIError(400, "Only n=1 is supported.", "n")
 
-    def _call(self, body: dict, tokens: list[tuple[list[int], str]], top: int | None, chat: bool) -> Call:
+    def _options(self, body: dict, top: int | None, chat: bool) -> Call:
+        """Everything but the prompts, checked before anything is tokenized; a Call with one template job."""
+        self._common(body)
         stream, include_usage = _streaming(body)
-        max_tokens = number(body, "max_tokens", int, 16, low=1)
         seed = number(body, "seed", int, None, low=-INT64, high=INT64 - 1)
         sampling = SamplingParams(
             temperature=number(body, "temperature", float, 1.0, low=0, high=2),
             top_p=number(body, "top_p", float, None, low=0, high=1, low_open=True),
             seed=None if seed is None else seed % 2**64,  # OpenAI's seeds are int64; numpy wants them non-negative
         )
-        stop = _stop_strings(body)
-        jobs = []
-        for ids, where in tokens:
-            if len(ids) + max_tokens > self.ctx_len + 1:
+        job = Job([], number(body, "max_tokens", int, 16, low=1), sampling, _stop_strings(body), top)
+        return Call([job], chat, stream, include_usage)
+
+    def _with_prompts(self, call: Call, prompts: list[tuple[list[int], str]]) -> Call:
+        """The call with one job per tokenized prompt, each checked against the context."""
+        template = call.jobs[0]
+        for ids, where in prompts:
+            if len(ids) + template.max_tokens > self.ctx_len + 1:
                 raise APIError(
                     400,
                     f"This model's context is {self.ctx_len} tokens; {where} has {len(ids)} and max_tokens asks for "
-                    f"{max_tokens}. Reduce the prompt or max_tokens.",
+                    f"{template.max_tokens}. Reduce the prompt or max_tokens.",
                     "max_tokens",
                     "context_length_exceeded",
                 )
-            jobs.append(Job(ids, max_tokens, sampling, stop, top))
-        return Call(jobs, chat, stream, include_usage)
+        call.jobs = [dataclasses.replace(template, tokens=ids) for ids, _ in prompts]
+        return call
 
     def _prompts(self, prompt) -> list[str | list[int]]:
         """OpenAI's four prompt forms -> a list of prompts, each a string or a list of token ids."""
