@@ -91,8 +91,7 @@ def create_app(
         return APIError(err.status_code, str(err.detail), kind="invalid_request_error").response()
 
     @app.exception_handler(Exception)
-    async def unexpected(_, err: Exception):  # noqa: ANN001
-        logger.error("unexpected error", exc_info=err)
+    async def unexpected(_, err: Exception):  # noqa: ANN001 (Starlette re-raises it after this answer: uvicorn logs it)
         return APIError(
             500, f"The server had an error while processing your request ({type(err).__name__}).", kind="server_error"
         ).response()
