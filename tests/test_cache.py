@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from QEfficient import QEFFAutoModelForCausalLM
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.export.onnx_export import WeightsOffloadedError
 from QEfficient.runtime.ort_session import GraphLoadError, open_inference_session, session_options
-from QEfficient.utils.cache import COMPLETE_MARKER, MANIFEST, CacheEntryDamagedError, verify_entry
+from QEfficient.utils.cache import COMPLETE_MARKER, MANIFEST, CacheEntryDamagedError, build_entry, verify_entry
 
 PROMPT = "My name is"
 
@@ -140,6 +141,17 @@ def test_damaged_artifact_is_a_clear_error_then_rebuilt(llama, home, file, how):
     assert completion(again, tokenizer) == reference
 
 
+def test_execute_on_a_damaged_artifact_is_one_clear_line(llama, home):
+    folder, _ = llama
+    qpc = build(folder).qpc_path
+    flip_bytes(qpc / "specializations.json", count=4)
+    env = {**os.environ, "QEFF_HOME": str(home), "PYTHONPATH": str(Path(__file__).parents[1])}
+    cmd = [sys.executable, "-m", "QEfficient.cloud.execute", "--qpc_path", str(qpc), "--prompt", PROMPT, "--model_name", str(folder)]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "specializations.json changed after it was written" in res.stderr and f"rm -rf '{qpc}'" in res.stderr
+
+
 def test_damaged_export_without_weights_names_the_file(llama, home):
     """No source to export from again (a model built from an in-memory module, weights released)."""
     folder, _ = llama
@@ -173,6 +185,26 @@ def test_graph_that_is_not_onnx_is_a_clear_error(tmp_path):
         open_inference_session(path, session_options(1))
     with pytest.raises(GraphLoadError, match="does not exist"):
         open_inference_session(tmp_path / "missing.onnx", session_options(1))
+
+
+def test_fast_path_trusts_size_and_mtime_full_mode_hashes(tmp_path, monkeypatch):
+    """The trade-off of utils/cache.py, pinned: an mtime change means a full hash; bytes changed with
+    the mtime put back pass the fast path, and QEFF_VERIFY_CACHE=full catches them."""
+    monkeypatch.delenv("QEFF_VERIFY_CACHE", raising=False)
+    entry = tmp_path / "entry-0123456789abcdef"
+    assert not build_entry(entry, lambda tmp: (tmp / "w.bin").write_bytes(bytes(range(256)) * 64))
+    assert build_entry(entry, lambda tmp: pytest.fail("an intact entry is built again"))
+    data = entry / "w.bin"
+    old = time.time_ns() - 3600 * 10**9
+    os.utime(data, ns=(old, old))
+    assert verify_entry(entry) is None  # hashed in full (mtime changed), clean: the new mtime is recorded
+    assert json.loads((entry / MANIFEST).read_text())["files"]["w.bin"]["mtime_ns"] == old
+    flip_bytes(data)
+    os.utime(data, ns=(old, old))
+    assert verify_entry(entry) is None
+    monkeypatch.setenv("QEFF_VERIFY_CACHE", "full")
+    problem = verify_entry(entry)
+    assert problem is not None and f"{data} changed after it was written" in problem.reason
 
 
 # --- item 10: the GGUF conversion cache ---------------------------------------------------------

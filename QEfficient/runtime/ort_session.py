@@ -49,7 +49,7 @@ def session_options(num_cores: int, spin: bool = True) -> ort.SessionOptions:
     return opts
 
 
-class GraphLoadError(RuntimeError):
+class GraphLoadError(OSError):
     """ONNX Runtime could not open a graph file (missing, truncated or not ONNX)."""
 
 

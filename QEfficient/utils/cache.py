@@ -95,7 +95,7 @@ _NOT_CONTENT = {COMPLETE_MARKER, MANIFEST, ".pid"}
 _digests: dict[tuple[int, int, int, int], str] = {}
 
 
-class CacheEntryDamagedError(RuntimeError):
+class CacheEntryDamagedError(OSError):
     """A cache entry's files changed after it was written and it cannot be rebuilt here."""
 
 
