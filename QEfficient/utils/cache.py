@@ -217,12 +217,7 @@ def entry_lock(entry: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_EX)
         except OSError as err:  # e.g. ENOLCK on some network file systems
             logger.debug("No lock for %s (%s); building without one", entry, err)
-            yield
-            return
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        yield  # closing the file releases the lock
 
 
 def build_entry(entry: Path, build: Callable[[Path], object]) -> bool:
