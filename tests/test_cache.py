@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -105,7 +106,7 @@ def test_damaged_export_entry_is_reported_then_rebuilt(llama, home, file, how):
     problem = verify_entry(export_dir)
     assert problem is not None and problem.damaged and str(target) in problem.describe()
     if target.name.startswith(model.onnx_path.stem) and how != "delete":  # hard-linked into the artifact: damaged too
-        with pytest.raises(CacheEntryDamagedError, match=rf"rm -rf '{qpc}'"):
+        with pytest.raises(CacheEntryDamagedError, match=re.escape(f"rm -rf '{qpc}'")):
             read_artifact(qpc)
 
     again = rebuilds_with_warning(folder)
@@ -157,7 +158,7 @@ def test_damaged_export_without_weights_names_the_file(llama, home):
     model = QEFFAutoModelForCausalLM(AutoModelForCausalLM.from_pretrained(folder))
     onnx_path = model.export()  # releases the PyTorch weights
     flip_bytes(onnx_path.with_name(onnx_path.name + ".data"))
-    with pytest.raises(WeightsOffloadedError, match=rf"{onnx_path.name}\.data changed after it was written"):
+    with pytest.raises(WeightsOffloadedError, match=re.escape(f"{onnx_path.name}.data changed after it was written")):
         model.export()
 
 
