@@ -17,7 +17,7 @@ from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, read_arti
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.onnx_export import cached_export, export_encoder_onnx
 from QEfficient.loading.hf_loader import ModelNotFoundError, resolve_model_path
-from QEfficient.runtime.ort_session import session_options
+from QEfficient.runtime.ort_session import open_inference_session, session_options
 from QEfficient.transform.encoder import POOLING, PoolingFn, QEffEncoder, resolve_pooling
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
 
@@ -151,9 +151,7 @@ class _QEFFEncoderBase:
         key = (str(self.qpc_path), self._num_cores)
         if self._session_key != key:
             self.qpc_session = None
-            self.qpc_session = ort.InferenceSession(
-                str(self.qpc_path / ARTIFACT_GRAPH), session_options(self._num_cores), providers=["CPUExecutionProvider"]
-            )
+            self.qpc_session = open_inference_session(self.qpc_path / ARTIFACT_GRAPH, session_options(self._num_cores))
             self._session_key = key
         return self.qpc_session, qconfig
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, PreTrainedModel
 
@@ -26,9 +25,9 @@ from QEfficient.generation.exec_kv import continuous_result, open_session, print
 from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
 from QEfficient.generation.image_text_generation import ImagePrefill, ImageTextGeneration, prepare_images, prompt_rope
 from QEfficient.generation.metrics import CloudAI100ExecInfo
-from QEfficient.generation.text_generation import eos_token_ids
+from QEfficient.generation.text_generation import check_generation_len, eos_token_ids
 from QEfficient.loading.hf_loader import resolve_model_path
-from QEfficient.runtime.ort_session import session_options
+from QEfficient.runtime.ort_session import open_inference_session, session_options
 from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
 from QEfficient.transform.vision_adapters import get_vision_adapter
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
@@ -217,8 +216,7 @@ class QEFFAutoModelForImageTextToText:
         """Greedy (or sampled) generation for processor outputs, or for ``processor`` + ``images`` + ``prompts``."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
-        if generation_len is not None and generation_len <= 0:
-            raise ValueError(f"generation_len must be a positive number of tokens, got {generation_len}.")
+        generation_len = check_generation_len(generation_len)
         if inputs is None:
             if processor is None or images is None or prompts is None or len(images) != len(prompts):
                 raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (one image per prompt).")
@@ -236,10 +234,8 @@ class QEFFAutoModelForImageTextToText:
         token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
         lang_path = self.qpc_paths["lang_qpc_path"] if self.kv_offload else self.qpc_paths
         if self._sessions is None:
-            vision = self.kv_offload and ort.InferenceSession(
-                str(self.qpc_paths["vision_qpc_path"] / ARTIFACT_GRAPH),
-                session_options(self._num_cores, spin=False),
-                providers=["CPUExecutionProvider"],
+            vision = self.kv_offload and open_inference_session(
+                self.qpc_paths["vision_qpc_path"] / ARTIFACT_GRAPH, session_options(self._num_cores, spin=False)
             )
             self._sessions = (open_session(lang_path, self._num_cores), vision or None)
         qconfig = read_artifact(lang_path)
