@@ -279,13 +279,16 @@ def _real_whisper(name: str) -> Path:
 
 
 # Greedy token ids that CTranslate2 4.8.5 itself decodes (compute_type="float32") from the same log-mel
-# features with the original model.bin: the converted weights must give exactly these.
+# features with the original model.bin, prompt <|startoftranscript|>(<|en|><|transcribe|>)<|notimestamps|>
+# (and without <|notimestamps|> for the timestamps): the converted weights must give exactly these.
 CT2_GREEDY = {
     "whisper-base": [440, 17078, 3937, 13, 440, 1702, 6292, 21026, 3012, 670, 264, 14847, 3000, 13, 639, 307, 257, 1500, 322,
                      6218, 11150, 13],
     "whisper-tiny.en": [383, 2159, 383, 370, 291, 10485, 3250, 520, 931, 7698, 1526, 15152, 72, 15196, 770, 318, 257, 1332, 286,
                         4046, 9465],
 }  # fmt: skip
+CT2_GREEDY_TIMESTAMPS_BASE = [50364, 440, 17078, 3937, 13, 50414, 50414, 440, 1702, 6292, 21026, 3012, 11, 370, 689, 264, 14847, 3000,
+                              13, 50614, 50614, 639, 307, 257, 1500, 322, 6218, 11150, 13, 50732]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["whisper-base", "whisper-tiny.en"])
@@ -295,9 +298,16 @@ def test_real_whisper_transcribes_like_ctranslate2(name):
     model = WhisperForConditionalGeneration.from_pretrained(folder).eval()
     features = processor(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt").input_features
     kwargs = dict(language="en", task="transcribe") if name == "whisper-base" else {}
-    with torch.no_grad():
-        tokens = model.generate(features, **kwargs)[0].tolist()
-    assert [t for t in tokens if t < processor.tokenizer.eos_token_id] == CT2_GREEDY[name]
+    gen = model.generation_config
+
+    def generated(**more) -> list[int]:  # without the prompt and end-of-text tokens, as CTranslate2 returns them
+        with torch.no_grad():
+            tokens = model.generate(features, **kwargs, **more)[0].tolist()
+        return [t for t in tokens if not gen.eos_token_id <= t <= gen.no_timestamps_token_id]
+
+    tokens = generated()
+    assert tokens == CT2_GREEDY[name]
     if name == "whisper-base":  # what the data README says transformers' Whisper base reads
         text = processor.decode(tokens, skip_special_tokens=True)
         assert text == " The Low World. The quick brown fox jump over the lazy dog. This is a test on speech recognition."
+        assert generated(return_timestamps=True) == CT2_GREEDY_TIMESTAMPS_BASE
