@@ -76,36 +76,49 @@ def _ct2_variables(model: WhisperForConditionalGeneration) -> dict[str, torch.Te
     return var
 
 
-def _encode(value, dtype: str) -> tuple[np.ndarray, int]:
+def _encode(name: str, value, dtype: str) -> dict[str, np.ndarray]:
+    """One variable as CTranslate2 stores it; int8 weights come with their per-row ``_scale`` (int8_float32)."""
     if isinstance(value, np.generic):  # scalars keep their own type
-        return np.asarray(value), _CT2_DTYPE_IDS[value.dtype.name]
+        return {name: np.asarray(value)}
     value = value.detach().float()
     if dtype == "bfloat16":
-        return value.to(torch.bfloat16).view(torch.int16).numpy(), _CT2_DTYPE_IDS["bfloat16"]
-    return value.numpy().astype(dtype), _CT2_DTYPE_IDS[dtype]
+        return {name: value.to(torch.bfloat16).view(torch.int16).numpy()}
+    if dtype == "int8":
+        if not name.endswith("/weight"):
+            return {name: value.numpy()}
+        rows = value.numpy().reshape(value.shape[0], -1)
+        amax = np.abs(rows).max(axis=1)
+        amax[amax == 0] = 127.0  # as CTranslate2 does for all-zero rows (the padding embedding)
+        scale = (127.0 / amax).astype(np.float32)
+        quantized = np.rint(rows * scale[:, None]).astype(np.int8).reshape(value.shape)
+        return {name: quantized, f"{name}_scale": scale}
+    return {name: value.numpy().astype(dtype)}
 
 
 def write_ct2_whisper(model: WhisperForConditionalGeneration, path: Path, dtype: str = "float16") -> None:
-    """CTranslate2's ModelSpec.optimize (aliases) + _serialize, for a WhisperSpec revision 3."""
-    encoded = {k: _encode(v, dtype) for k, v in sorted(_ct2_variables(model).items())}
-    names, aliases = list(encoded), {}
+    """CTranslate2's ModelSpec.optimize (alias equal variables, then quantize) + _serialize, for a WhisperSpec
+    revision 3. ``dtype``: float32, float16, bfloat16 or int8 (int8 weights, float32 for the rest)."""
+    variables = dict(sorted(_ct2_variables(model).items()))
+    names, aliases = list(variables), {}
     for name in reversed(names):  # keep the alphabetically first of equal variables, alias the others
         for other in names:
             if other == name:
                 break
-            a, b = encoded[name][0], encoded[other][0]
-            if a.ndim and a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b):
+            a, b = variables[name], variables[other]
+            if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b):
                 aliases[name] = other
                 break
+    encoded = {}
+    for name, value in variables.items():
+        if name not in aliases:
+            encoded.update(_encode(name, value, dtype))
 
     def string(s: str) -> bytes:
         return struct.pack("<H", len(s) + 1) + s.encode() + b"\0"
 
-    out = [struct.pack("<I", 6), string("WhisperSpec"), struct.pack("<I", 3)]
-    kept = [n for n in names if n not in aliases]
-    out.append(struct.pack("<I", len(kept)))
-    for name in kept:
-        array, type_id = encoded[name]
+    out = [struct.pack("<I", 6), string("WhisperSpec"), struct.pack("<I", 3), struct.pack("<I", len(encoded))]
+    for name, array in sorted(encoded.items()):
+        type_id = _CT2_DTYPE_IDS["bfloat16" if dtype == "bfloat16" and array.dtype == np.int16 else array.dtype.name]
         out += [string(name), struct.pack("<B", array.ndim), struct.pack(f"<{array.ndim}I", *array.shape)]
         out += [struct.pack("<BI", type_id, array.nbytes), np.ascontiguousarray(array).tobytes()]
     out.append(struct.pack("<I", len(aliases)))
@@ -173,20 +186,20 @@ def _ct2_folder(tmp_path: Path, model, multilingual: bool, dtype: str = "float16
 
 def _rounded(model, dtype: str) -> dict[str, torch.Tensor]:
     """The model's weights as CTranslate2 stored them: rounded to ``dtype``; k_proj biases (zeros) absent."""
-    torch_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[dtype]
+    torch_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype, torch.float32)
     return {k: v.to(torch_dtype).float() for k, v in model.state_dict().items()}
 
 
 # ---- unit tests ----
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "int8"])
 def test_reader_sees_every_variable_and_resolves_aliases(tmp_path, dtype):
     model = _tiny_whisper(multilingual=True)
     write_ct2_whisper(model, tmp_path / "model.bin", dtype)
     ct2 = read_ctranslate2_model(tmp_path / "model.bin")
     assert (ct2.spec, ct2.revision, ct2.binary_version) == ("WhisperSpec", 3, 6)
-    assert set(ct2.variables) == set(_ct2_variables(model))
+    assert {k for k in ct2.variables if not k.endswith("_scale")} == set(_ct2_variables(model))
     # the tied output projection is stored once, as an alias of the embeddings
     assert ct2.variables["decoder/projection/weight"] is ct2.variables["decoder/embeddings/weight"]
     state_dict, tied = whisper_state_dict(ct2)
@@ -194,7 +207,9 @@ def test_reader_sees_every_variable_and_resolves_aliases(tmp_path, dtype):
     reference = _rounded(model, dtype)
     assert set(state_dict) == set(reference) - {"proj_out.weight"} - {k for k in reference if "k_proj.bias" in k}
     for name, value in state_dict.items():
-        torch.testing.assert_close(torch.from_numpy(value), reference[name], rtol=0, atol=0, msg=name)
+        # int8: per-row weight scales, so each weight is within half a quantization step of the original
+        atol = float(reference[name].abs().max()) / 254 if dtype == "int8" and name.endswith("weight") and value.ndim > 1 else 0
+        torch.testing.assert_close(torch.from_numpy(value), reference[name], rtol=0, atol=atol, msg=name)
 
 
 @pytest.mark.parametrize("multilingual", [True, False], ids=["multilingual", "english_only"])

@@ -189,7 +189,7 @@ def whisper_state_dict(model: CTranslate2Model) -> tuple[dict[str, np.ndarray], 
     for name in v:
         if name.endswith(("_scale", "_zero")) or name.rsplit("/", 1)[-1] in _SCALAR_SETTINGS:
             continue
-        if name == "decoder/projection/weight":
+        if name.startswith("decoder/projection/"):  # the output projection: checked below
             continue
         m = layer_re.match(name)
         stack, rest = (m.group(1), m.group(3)) if m else name.split("/", 1)
