@@ -17,7 +17,7 @@ import onnxruntime as ort
 import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, PreTrainedModel
 
-from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, decoder_specializations, read_artifact, warn_once
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, decoder_specializations, read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.one_graph import combine_vision_language
 from QEfficient.export.onnx_export import cached_export, export_image_text_decoder_onnx, export_vision_onnx
@@ -58,11 +58,15 @@ class QEFFAutoModelForImageTextToText:
     def from_pretrained(
         cls,
         pretrained_model_name_or_path: str | os.PathLike,
-        kv_offload: bool = True,
+        kv_offload: bool | None = None,
         continuous_batching: bool = False,
         qaic_config: dict | None = None,
         **kwargs,
     ):
+        """``kv_offload=None`` (the default) is the one-graph layout, as QEfficient's code does (its
+        docstring says two graphs); ``kv_offload=True`` gives the vision and language graphs."""
+        warn_ignored_options("qaic_config", qaic_config or {})
+        kwargs.pop("attn_implementation", None)  # the static-KV attention is always used
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         kwargs.setdefault("dtype", torch.float32)
         kwargs.setdefault("config", AutoConfig.from_pretrained(folder))
@@ -70,7 +74,7 @@ class QEFFAutoModelForImageTextToText:
         model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
         obj = cls(
             model,
-            kv_offload=kv_offload,
+            kv_offload=bool(kv_offload),
             continuous_batching=continuous_batching,
             pretrained_model_name_or_path=str(pretrained_model_name_or_path),
         )
@@ -149,11 +153,7 @@ class QEFFAutoModelForImageTextToText:
         if not self.continuous_batching and full_batch_size is not None:
             raise TypeError("full_batch_size is for continuous batching: load with from_pretrained(..., continuous_batching=True).")
         rows = full_batch_size if self.continuous_batching else batch_size
-        if compiler_options or num_devices > 1:
-            warn_once(
-                f"vlm-opts{sorted(compiler_options)}{num_devices}",
-                f"num_devices and compiler options {sorted(compiler_options)} are for Cloud AI 100 and are ignored on ONNX Runtime.",
-            )
+        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
         img_size = img_size or self.adapter.default_img_size(self.config)
         # as in QEFFAutoModelForCausalLM: an 8-bit block-quantized weight form for mxfp6_matmul, a
         # float16 cache for mxint8_kv_cache (ONNX Runtime's CPU kernels have no MX formats)
@@ -217,6 +217,9 @@ class QEFFAutoModelForImageTextToText:
         """Greedy (or sampled) generation for processor outputs, or for ``processor`` + ``images`` + ``prompts``."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
+        warn_ignored_options("generate()", {**kwargs, "device_ids": device_ids is not None and len(device_ids) > 1})
+        if not runtime_ai100:
+            raise NotImplementedError("runtime_ai100=False (PyTorch generation) is not supported; use transformers' generate().")
         if generation_len is not None and generation_len <= 0:
             raise ValueError(f"generation_len must be a positive number of tokens, got {generation_len}.")
         if inputs is None:
