@@ -103,7 +103,7 @@ def load_image(image_path: str | None = None, image_url: str | None = None, time
             return Image.open(data).convert("RGB")
         return Image.open(image_path).convert("RGB")
     except urllib.error.URLError as err:  # HTTPError included
-        reason = getattr(err, "reason", err)
+        reason = f"HTTP {err.code} {err.reason}" if isinstance(err, urllib.error.HTTPError) else err.reason
         raise ValueError(
             f"cannot fetch the image at '{image_url}': {reason}. Check the URL and the network, "
             "or download the image and pass --image_path."

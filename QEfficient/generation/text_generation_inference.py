@@ -95,7 +95,7 @@ def resolve_sampling(
     or this package's (``sampling``); never greedy when sampling was asked for."""
     if include_guided_decoding:
         raise NotImplementedError("include_guided_decoding is not supported by the ONNX Runtime backend.")
-    if include_sampler and sampling_params is None:
+    if include_sampler and sampling_params is None and (sampling is None or sampling == SamplingParams()):
         raise ValueError("include_sampler=True needs sampling_params (QEfficient's dict of [batch, 1] arrays).")
     if sampling_params is None:
         return sampling
