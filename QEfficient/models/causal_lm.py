@@ -94,6 +94,9 @@ class QEFFAutoModelForCausalLM:
         if kwargs.pop("full_batch_size", None) is not None:
             continuous_batching = True
         kwargs.pop("attn_implementation", None)  # the static-KV attention is always used
+        # QEfficient's Cloud AI 100 loading switches (rotary table length, layer-wise export, proxy models)
+        cloud_only = {k: kwargs.pop(k) for k in ("max_seq_len_cached", "layerwise", "enable_proxy") if k in kwargs}
+        warn_ignored_options("from_pretrained()", cloud_only)
         model, folder = load_causal_lm(pretrained_model_name_or_path, *args, **kwargs)
         source = Path(pretrained_model_name_or_path) / kwargs["gguf_file"] if kwargs.get("gguf_file") else pretrained_model_name_or_path
         obj = cls(model, continuous_batching=continuous_batching, qaic_config=qaic_config, pretrained_model_name_or_path=str(source))

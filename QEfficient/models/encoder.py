@@ -173,8 +173,10 @@ class _QEFFEncoderBase:
         in ``dtype``."""
         if write_io:
             warn_once("enc_write_io", "generate(write_io=True): dumping Cloud AI 100 input/output buffers is not supported.")
-        out = self._run(inputs, runtime_ai100)
-        return {self._output_name: out.astype(torch.empty(0, dtype=dtype or torch.float32).numpy().dtype, copy=False)}
+        out_dtype = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}.get(dtype or torch.float32)
+        if out_dtype is None:
+            raise ValueError(f"generate(dtype={dtype}): outputs can be torch.float32, torch.float16 or torch.float64.")
+        return {self._output_name: self._run(inputs, runtime_ai100).astype(out_dtype, copy=False)}
 
     def _run(self, inputs, runtime_ai100: bool) -> np.ndarray:
         ids = _as_numpy(inputs["input_ids"]).astype(np.int64)
