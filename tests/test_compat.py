@@ -47,6 +47,13 @@ def llama(tiny_model_dir) -> Path:
 
 
 @pytest.fixture(scope="module")
+def llava(tmp_path_factory) -> Path:
+    from tests.vlm_fixtures import build_llava
+
+    return build_llava(tmp_path_factory.mktemp("llava"))
+
+
+@pytest.fixture(scope="module")
 def compiled(llama):
     """One compiled model for the tests that only need to generate."""
     model = QEFFAutoModelForCausalLM.from_pretrained(llama)
@@ -124,12 +131,9 @@ def test_legacy_export_compile_and_exec_kv(legacy, llama, compiled, capsys):
     assert exec_info.generated_ids[0].tolist() == ref.generated_ids[0].tolist()
 
 
-def test_common_loader_picks_the_class_from_the_config(llama, tmp_path):
-    from tests.vlm_fixtures import build_llava
-
+def test_common_loader_picks_the_class_from_the_config(llama, llava, tmp_path):
     model = QEfficient.QEFFCommonLoader.from_pretrained(llama, full_batch_size=2)
     assert isinstance(model, QEFFAutoModelForCausalLM) and model.continuous_batching
-    llava = build_llava(tmp_path / "llava")
     vlm = QEfficient.QEFFCommonLoader.from_pretrained(pretrained_model_name_or_path="unused", local_model_dir=llava)
     assert isinstance(vlm, QEfficient.QEFFAutoModelForImageTextToText)
     bert = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
@@ -157,15 +161,17 @@ def test_cli_examples_verbatim(llama, qeff_home, tmp_path, capsys, monkeypatch):
     from QEfficient.cloud import export
 
     monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # the CLIs set a one-line format
+    monkeypatch.setattr(ort_cpu, "_warned", set())
     export.main(["--model_name", str(llama), "--cache_dir", str(tmp_path / "hf")])
     onnx_path = capsys.readouterr().out.strip().splitlines()[-1]
-    compile_cli.main(
-        [
-            *("--onnx_path", onnx_path, "--qpc_path", str(tmp_path / "qpc_output"), "--batch_size", "1"),
-            *("--prompt_len", str(PROMPT_LEN), "--ctx_len", str(CTX_LEN), "--num_cores", "1", "--device_group", "[0]"),
-            *("--mxfp6", "--mos", "1", "--aic_enable_depth_first"),
-        ]
-    )
+    with pytest.warns(UserWarning, match=r"QEfficient.compile\(\) options \['aic_enable_depth_first'\]"):
+        compile_cli.main(
+            [
+                *("--onnx_path", onnx_path, "--qpc_path", str(tmp_path / "qpc_output"), "--batch_size", "1"),
+                *("--prompt_len", str(PROMPT_LEN), "--ctx_len", str(CTX_LEN), "--num_cores", "1", "--device_group", "[0]"),
+                *("--mxfp6", "--mos", "1", "--aic_enable_depth_first"),
+            ]
+        )
     out = capsys.readouterr()
     assert out.out.strip() == str(tmp_path / "qpc_output" / "qpcs")
     execute.main(
@@ -175,7 +181,6 @@ def test_cli_examples_verbatim(llama, qeff_home, tmp_path, capsys, monkeypatch):
         ]
     )
     assert "Completion :" in capsys.readouterr().out
-    monkeypatch.setattr(ort_cpu, "_warned", set())
     with pytest.warns(UserWarning, match=r"compile\(\) options \['aic_enable_depth_first'\] are for Cloud AI 100"):
         infer.main(
             [
@@ -317,13 +322,27 @@ def test_causal_lm_get_model_config_is_a_property(compiled):
     assert compiled[0].get_model_config["model_type"] == "llama"
 
 
-def test_image_text_kv_offload_default_is_upstreams(tmp_path):
+def test_image_text_kv_offload_default_is_upstreams(llava):
     import inspect
 
-    from tests.vlm_fixtures import build_llava
-
     assert inspect.signature(QEfficient.QEFFAutoModelForImageTextToText.from_pretrained).parameters["kv_offload"].default is None
-    assert QEfficient.QEFFAutoModelForImageTextToText.from_pretrained(build_llava(tmp_path / "llava")).kv_offload is False
+    assert QEfficient.QEFFAutoModelForImageTextToText.from_pretrained(llava).kv_offload is False
+
+
+def test_image_text_include_sampler_samples(llava):
+    from transformers import AutoProcessor
+
+    model = QEfficient.QEFFAutoModelForImageTextToText.from_pretrained(llava, kv_offload=True, qaic_config={"include_sampler": True})
+    model.compile(prefill_seq_len=8, ctx_len=64, num_cores=1)
+    processor = AutoProcessor.from_pretrained(llava)
+    picture = Image.fromarray((np.random.default_rng(1).random((40, 50, 3)) * 255).astype(np.uint8))
+    inputs = processor(images=picture, text="<image> a photo of", return_tensors="pt")
+    run = lambda **kw: model.generate(inputs=inputs, generation_len=10, stream=False, **kw).generated_ids[0][0].tolist()  # noqa: E731
+    sampled = run(sampling_params=sampler_params())
+    assert sampled == run(sampling_params=sampler_params())
+    assert sampled != run(include_sampler=False)
+    with pytest.raises(ValueError, match="sampling_params"):
+        run()
 
 
 @pytest.fixture
@@ -358,13 +377,11 @@ def test_image_urls(served_png, monkeypatch):
         infer.load_image(image_url="ftp://example.com/cat.png")
 
 
-def test_infer_with_an_image_url_runs_the_vision_language_model(served_png, tmp_path, monkeypatch, capsys):
-    from tests.vlm_fixtures import build_llava
-
+def test_infer_with_an_image_url_runs_the_vision_language_model(served_png, llava, monkeypatch, capsys):
     for var in ("http_proxy", "HTTP_PROXY"):
         monkeypatch.delenv(var, raising=False)
     info = infer.main(
-        model_name=str(build_llava(tmp_path / "llava")),
+        model_name=str(llava),
         num_cores=1,
         prompt=["What is in the image?"],
         prompt_len=8,

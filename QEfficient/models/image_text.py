@@ -26,12 +26,17 @@ from QEfficient.generation.exec_kv import continuous_result, open_session, print
 from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
 from QEfficient.generation.image_text_generation import ImagePrefill, ImageTextGeneration, prepare_images, prompt_rope
 from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation import eos_token_ids
+from QEfficient.generation.text_generation_inference import resolve_sampling
 from QEfficient.loading.hf_loader import resolve_model_path
 from QEfficient.runtime.ort_session import session_options
 from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
 from QEfficient.transform.vision_adapters import get_vision_adapter
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
+
+# qaic_config keys acted on: the sampler's (generate(sampling_params=...) samples on the host)
+_QAIC_CONFIG_HONOURED = {"include_sampler", "max_top_k_ids", "return_pdfs", "include_guided_decoding"}
 
 
 class QEFFAutoModelForImageTextToText:
@@ -53,6 +58,7 @@ class QEFFAutoModelForImageTextToText:
         self.qpc_paths: dict[str, Path] | Path | None = None
         self._sessions: tuple | None = None
         self._num_cores = 16
+        self.qaic_config: dict | None = kwargs.pop("qaic_config", None)
 
     @classmethod
     def from_pretrained(
@@ -65,7 +71,7 @@ class QEFFAutoModelForImageTextToText:
     ):
         """``kv_offload=None`` (the default) is the one-graph layout, as QEfficient's code does (its
         docstring says two graphs); ``kv_offload=True`` gives the vision and language graphs."""
-        warn_ignored_options("qaic_config", qaic_config or {})
+        warn_ignored_options("qaic_config", {k: v for k, v in (qaic_config or {}).items() if k not in _QAIC_CONFIG_HONOURED})
         kwargs.pop("attn_implementation", None)  # the static-KV attention is always used
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         kwargs.setdefault("dtype", torch.float32)
@@ -77,6 +83,7 @@ class QEFFAutoModelForImageTextToText:
             kv_offload=bool(kv_offload),
             continuous_batching=continuous_batching,
             pretrained_model_name_or_path=str(pretrained_model_name_or_path),
+            qaic_config=qaic_config,
         )
         obj.local_model_dir = folder
         return obj
@@ -217,6 +224,10 @@ class QEFFAutoModelForImageTextToText:
         """Greedy (or sampled) generation for processor outputs, or for ``processor`` + ``images`` + ``prompts``."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
+        include_sampler = kwargs.pop("include_sampler", None)
+        if include_sampler is None:
+            include_sampler = bool((self.qaic_config or {}).get("include_sampler"))
+        sampling = resolve_sampling(include_sampler, kwargs.pop("sampling_params", None), kwargs.pop("include_guided_decoding", False))
         warn_ignored_options("generate()", {**kwargs, "device_ids": device_ids is not None and len(device_ids) > 1})
         if not runtime_ai100:
             raise NotImplementedError("runtime_ai100=False (PyTorch generation) is not supported; use transformers' generate().")
@@ -250,10 +261,10 @@ class QEFFAutoModelForImageTextToText:
         eos = eos_token_ids(tokenizer, self.hf.generation_config)
         prefiller = self._prefiller(qconfig, tokenizer)
         if self.continuous_batching:
-            info = self._generate_continuous(token_lists, vision_inputs, tokenizer, eos, prefiller, generation_len)
+            info = self._generate_continuous(token_lists, vision_inputs, tokenizer, eos, prefiller, generation_len, sampling)
         else:
             generator = ImageTextGeneration(
-                self._sessions[0], tokenizer, eos, prefiller, vision_session=self._sessions[1], hf_model=self.hf
+                self._sessions[0], tokenizer, eos, prefiller, vision_session=self._sessions[1], hf_model=self.hf, sampling=sampling
             )
             info = generator.generate_images(token_lists, vision_inputs, generation_len, streamer)
         if stream:
@@ -272,7 +283,7 @@ class QEFFAutoModelForImageTextToText:
         )
 
     def _generate_continuous(
-        self, token_lists, vision_inputs, tokenizer, eos, prefiller: ImagePrefill, generation_len
+        self, token_lists, vision_inputs, tokenizer, eos, prefiller: ImagePrefill, generation_len, sampling=None
     ) -> CloudAI100ExecInfo:
         """Every prompt through the continuous-batching engine; results flat, in prompt order."""
         session, vision_session = self._sessions
@@ -282,7 +293,7 @@ class QEFFAutoModelForImageTextToText:
         rope = prompt_rope(self.adapter, self.hf, token_lists, rows_vision) or [None] * len(token_lists)
         engine = ImageTextBatchingEngine(session, prefiller, eos, prefiller.pad_id)
         requests = [
-            Request(tokens, generation_len or session.ctx_len, extra={"vision": v, "embeds": e, "rope": r})
+            Request(tokens, generation_len or session.ctx_len, sampling or SamplingParams(), extra={"vision": v, "embeds": e, "rope": r})
             for tokens, v, e, r in zip(token_lists, rows_vision, rows_embeds, rope)
         ]
         engine.run_all(requests)
