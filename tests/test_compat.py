@@ -131,6 +131,23 @@ def test_legacy_export_compile_and_exec_kv(legacy, llama, compiled, capsys):
     assert exec_info.generated_ids[0].tolist() == ref.generated_ids[0].tolist()
 
 
+def test_legacy_compile_mxint8_needs_a_float16_graph(legacy, llama, tmp_path, fresh_warnings):
+    import json
+
+    from QEfficient.cloud import export
+
+    with pytest.warns(UserWarning, match="mxint8=True: the KV cache type is fixed when the graph is exported"):
+        plain = QEfficient.compile(onnx_path=legacy[1], qpc_path=tmp_path / "a", num_cores=1, ctx_len=32, mxfp6=False, mxint8=True)
+    assert json.loads((Path(plain) / "qconfig.json").read_text())["kv_dtype"] == "float32"
+    half_graph = export.main(model_name=str(llama), mxint8_kv_cache=True)  # keyword style, as QEfficient's export.main
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        half = QEfficient.compile(onnx_path=half_graph, qpc_path=tmp_path / "b", num_cores=1, ctx_len=32, mxfp6=False, mxint8=True)
+    assert json.loads((Path(half) / "qconfig.json").read_text())["kv_dtype"] == "float16"
+    info = QEfficient.cloud_ai_100_exec_kv(AutoTokenizer.from_pretrained(llama), half, prompt="My name is", generation_len=4, stream=False)
+    assert len(info.generated_ids[0][0]) == 4
+
+
 def test_common_loader_picks_the_class_from_the_config(llama, llava, tmp_path):
     model = QEfficient.QEFFCommonLoader.from_pretrained(llama, full_batch_size=2)
     assert isinstance(model, QEFFAutoModelForCausalLM) and model.continuous_batching
