@@ -124,18 +124,17 @@ def _is_vision_language(model_name: str, gguf_file: str | None, cache_dir: str |
         return False
 
 
-def run_image_text(
-    model_name: str, image, prompts: list[str], img_size, prompt_len: int, ctx_len: int, batch_size: int, num_cores: int, generation_len
-):
+def run_image_text(model_name: str, image, prompts: list[str], img_size: int | None, compile_options: dict, generation_len: int | None):
     """An image with every prompt, through the vision-language class and the model's processor."""
     from QEfficient import QEFFAutoModelForImageTextToText
     from QEfficient.utils.tokenizer import load_hf_processor
 
     with step(f"Loading {model_name}"):
-        model = QEFFAutoModelForImageTextToText.from_pretrained(model_name, kv_offload=True)
+        continuous = compile_options["full_batch_size"] is not None
+        model = QEFFAutoModelForImageTextToText.from_pretrained(model_name, kv_offload=True, continuous_batching=continuous)
         processor = load_hf_processor(model.local_model_dir)
     with step("Exporting and compiling the vision and language graphs (cached)"):
-        model.compile(img_size, prefill_seq_len=prompt_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
+        model.compile(img_size, **compile_options)
     prompts = [image_prompt(processor, model.adapter, p) for p in prompts]
     info = model.generate(processor=processor, images=[image] * len(prompts), prompts=prompts, generation_len=generation_len)
     for prompt, text in zip(prompts, info.texts):
@@ -197,15 +196,6 @@ def infer(
     model_name, gguf_file = resolve_model_name(local_model_dir or model_name, gguf_file)
     prompts = load_prompts(prompt if prompt is not None or prompts_txt_file_path else "My name is", prompts_txt_file_path)
 
-    vision_language = _is_vision_language(model_name, gguf_file, cache_dir)
-    if image_path or image_url:
-        if vision_language:
-            image = load_image(image_path, image_url)
-            return run_image_text(model_name, image, prompts, img_size, prompt_len, ctx_len, batch_size, num_cores, generation_len)
-        warnings.warn(f"'{model_name}' is not a vision-language model: the image arguments are skipped.", UserWarning, stacklevel=2)
-    elif vision_language:
-        raise ValueError(f"'{model_name}' is a vision-language model: pass an image with --image_path or --image_url.")
-
     compiler_options = {
         **kwargs,
         **({"aic_enable_depth_first": True} if aic_enable_depth_first else {}),
@@ -217,7 +207,30 @@ def infer(
     }
     clash = sorted(set(compiler_options) & _COMPILE_PARAMETERS)
     if clash:
-        raise TypeError(f"{clash} given twice: as compiler options and as infer's own options (e.g. --prompt_len, --mxfp6).")
+        raise TypeError(
+            f"{clash} cannot be compiler options: infer sets them from its own options "
+            "(--prompt_len, --ctx_len, --batch_size, --full_batch_size, --device_group, --num_cores, --mxfp6, --mxint8)."
+        )
+    vision_language = _is_vision_language(model_name, gguf_file, cache_dir)
+    if image_path or image_url:
+        if vision_language:
+            image = load_image(image_path, image_url)
+            compile_options = dict(
+                prefill_seq_len=prompt_len,
+                ctx_len=ctx_len,
+                batch_size=batch_size,
+                full_batch_size=full_batch_size,
+                num_devices=len(device_group) if device_group else 1,
+                num_cores=num_cores,
+                mxfp6_matmul=mxfp6,
+                mxint8_kv_cache=mxint8,
+                **compiler_options,
+            )
+            return run_image_text(model_name, image, prompts, img_size, compile_options, generation_len)
+        warnings.warn(f"'{model_name}' is not a vision-language model: the image arguments are skipped.", UserWarning, stacklevel=2)
+    elif vision_language:
+        raise ValueError(f"'{model_name}' is a vision-language model: pass an image with --image_path or --image_url.")
+
     if not gguf_file:
         tokenizer_folder(model_name, cache_dir)  # a missing tokenizer fails now, not after the export
     with step(f"Loading {model_name}{' / ' + gguf_file if gguf_file else ''}"):
