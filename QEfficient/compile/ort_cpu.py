@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,26 @@ _warned: set[str] = set()
 
 
 def warn_once(key: str, message: str) -> None:
+    """Tell the user, once per process and key, about an option this backend cannot honour. A Python
+    warning, not a log record: scripts see it without configuring logging."""
     if key not in _warned:
         _warned.add(key)
-        logger.warning(message)
+        warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def warn_ignored_options(what: str, options: dict[str, Any]) -> None:
+    """One warning for Cloud AI 100 options this backend does not act on; options that are off
+    (None, False, 0, empty) change nothing anywhere and are not mentioned."""
+
+    def is_on(value: Any) -> bool:
+        try:
+            return bool(value)
+        except ValueError:  # arrays
+            return True
+
+    names = sorted(k for k, v in options.items() if is_on(v))
+    if names:
+        warn_once(f"{what}{names}", f"{what} options {names} are for Cloud AI 100 and are ignored on ONNX Runtime.")
 
 
 def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int, full_batch_size: int | None = None) -> dict[str, Any]:
