@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+import torch
 import uvicorn
 
 from QEfficient.cloud.serve import build_server
@@ -54,7 +55,7 @@ def server(tiny_model_dir):
     runner.stop()
 
 
-def complete(url: str, prompt: str, max_tokens: int = 12, **extra) -> dict:
+def complete(url: str, prompt, max_tokens: int = 12, **extra) -> dict:
     r = httpx.post(f"{url}/v1/completions", json={"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, **extra}, timeout=60)
     assert r.status_code == 200, r.text
     return r.json()
@@ -174,8 +175,9 @@ def test_a_client_leaving_mid_stream_frees_its_slot(server):
 
 def test_full_queue_answers_429(server):
     url, runner, tok, _ = server
-    # more than the queue holds: the engine may still move some of them into its free slots
-    blockers = [Request(tok("My name is")["input_ids"], 80) for _ in range(runner.max_queue + 8)]
+    # twice what the queue holds: the engine, 3 slots of 80 tokens at a time, cannot drain the
+    # surplus in the moments the request takes to arrive
+    blockers = [Request(tok("My name is")["input_ids"], 80) for _ in range(2 * runner.max_queue)]
     with runner.inbox.mutex:  # fill the queue without the engine draining it in between
         runner.inbox.queue.extend(blockers)
     try:
@@ -184,3 +186,202 @@ def test_full_queue_answers_429(server):
     finally:
         for b in blockers:
             b.cancelled.set()
+
+
+def post(url: str, route: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{url}/v1/{route}", json=body, timeout=60)
+
+
+def sse_chunks(url: str, route: str, body: dict) -> list[dict]:
+    with httpx.stream("POST", f"{url}/v1/{route}", json={**body, "stream": True}, timeout=60) as r:
+        assert r.status_code == 200
+        lines = [x for x in r.iter_lines() if x.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    return [json.loads(x[6:]) for x in lines[:-1]]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"prompt": "hi", "top_p": NaN}',
+        b'{"prompt": "hi", "temperature": NaN}',
+        b'{"prompt": "hi", "temperature": Infinity}',
+        b'{"prompt": "hi", "temperature": 1e400}',  # parses to inf
+        b'{"prompt": "hi", "max_tokens": 1' + b"0" * 5000 + b"}",  # beyond Python's int digit limit
+        b'{"prompt": "\\ud800"}',  # a lone surrogate
+        b'{"prompt": ["ok", "\\udc00x"]}',
+        b'{"prompt": "hi", "\\ud800": 1}',
+        b"[" * 100_000 + b"]" * 100_000,  # nested 100k deep
+        b'{"prompt": "hi", "x": ' + b"[" * 70 + b"]" * 70 + b"}",  # beyond the nesting limit, not Python's
+        b"\xff\xfe{}",  # not UTF-8
+        b'{"prompt": "hi", "stream": "no"}',
+        b'{"prompt": "hi", "stream": 1}',
+        b'{"prompt": "hi", "n": true}',
+        b'{"prompt": "hi", "n": 1.0}',
+        b'{"prompt": "hi", "seed": 9223372036854775808}',  # beyond int64
+        b'{"prompt": "hi", "seed": 1.5}',
+        b'{"prompt": "hi", "max_tokens": true}',
+        b'{"prompt": "hi", "top_p": 0}',
+        b'{"prompt": "hi", "stop": [""]}',
+        b'{"prompt": "hi", "model": 3}',
+        b'{"prompt": "hi", "logprobs": 6}',
+        b'{"prompt": "hi", "logprobs": true}',
+        b'{"prompt": "hi", "stream_options": {"include_usage": true}}',  # only with stream: true
+        b'{"prompt": "hi", "stream": true, "stream_options": {"include_usage": "yes"}}',
+        b'{"prompt": "hi", "echo": true}',
+        b'{"prompt": "hi", "best_of": 3}',
+        b'{"prompt": []}',
+        b'{"prompt": [[]]}',
+        b'{"prompt": ["a", 1]}',
+        b'{"prompt": [1, 2, 1000000]}',  # a token id outside the vocabulary
+        b'{"prompt": [1, -2]}',
+        b'{"prompt": [true]}',
+        b'{"prompt": ["hi", ""]}',
+    ],
+)
+def test_malformed_completion_input_is_a_400_in_openai_format(server, payload):
+    url = server[0]
+    r = httpx.post(f"{url}/v1/completions", content=payload, headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["type"] == "invalid_request_error" and error["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
+        {"messages": [{"role": "user", "content": [{"text": "no type"}]}]},
+        {"messages": [{"role": "user", "content": 5}]},
+        {"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2},  # needs logprobs: true
+        {"messages": [{"role": "user", "content": "hi"}], "logprobs": True, "top_logprobs": 21},
+        {"messages": [{"role": "user", "content": "hi"}], "logprobs": 1},
+        {"messages": []},
+    ],
+)
+def test_malformed_chat_input_is_a_400(server, body):
+    r = post(server[0], "chat/completions", body)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_int64_seeds_are_accepted_and_reproducible(server):
+    url = server[0]
+    a = complete(url, PROMPTS[1], 6, temperature=1.0, seed=-1)["choices"][0]
+    assert a["finish_reason"] in ("stop", "length")
+    assert complete(url, PROMPTS[1], 6, temperature=1.0, seed=-1)["choices"][0]["text"] == a["text"]
+    assert complete(url, PROMPTS[1], 6, temperature=1.0, seed=2**63 - 1)["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_an_unknown_model_is_a_404(server):
+    url = server[0]
+    served = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
+    assert complete(url, "Paris", 2, model=served)["model"] == served
+    r = post(url, "completions", {"prompt": "Paris", "model": "gpt-4o"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    r = post(url, "chat/completions", {"messages": [{"role": "user", "content": "hi"}], "model": "gpt-4o"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    assert httpx.get(f"{url}/no/such/route").json()["error"]["message"]  # OpenAI's error shape everywhere
+
+
+def test_prompt_batches_of_strings_and_token_ids(server):
+    url, _, tok, hf = server
+    prompts = PROMPTS[:3]
+    expected = [tok.decode(hf_greedy(hf, tok, p, 6), skip_special_tokens=True) for p in prompts]
+    ids = [tok(p)["input_ids"] for p in prompts]
+    for prompt in (prompts, ids):
+        body = complete(url, prompt, 6)
+        assert [c["index"] for c in body["choices"]] == [0, 1, 2]
+        assert [c["text"] for c in body["choices"]] == expected
+        assert body["usage"]["prompt_tokens"] == sum(len(i) for i in ids)
+        assert body["usage"]["completion_tokens"] == sum(len(hf_greedy(hf, tok, p, 6)) for p in prompts)
+    assert complete(url, ids[0], 6)["choices"][0]["text"] == expected[0]  # one prompt as token ids
+    chunks = sse_chunks(url, "completions", {"prompt": prompts, "max_tokens": 6, "temperature": 0})
+    for index, text in enumerate(expected):
+        assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"][0]["index"] == index) == text
+
+
+def test_chat_content_as_a_list_of_text_parts(server):
+    url = server[0]
+    plain = [{"role": "system", "content": "Be brief.\nAlways."}, {"role": "user", "content": "My name is"}]
+    parts = [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Always."}]},
+        {"role": "user", "content": [{"type": "text", "text": "My name is"}]},
+    ]
+    answers = [post(url, "chat/completions", {"messages": m, "max_tokens": 6, "temperature": 0}).json() for m in (plain, parts)]
+    assert answers[0]["choices"][0]["message"] == answers[1]["choices"][0]["message"]
+    assert answers[0]["usage"] == answers[1]["usage"]
+
+
+def hf_step_logprobs(hf, tok, prompt: str, n: int) -> tuple[list[int], torch.Tensor]:
+    """HF's greedy tokens and the log-softmax of its logits at each of those steps [n, V]."""
+    ids = hf_greedy(hf, tok, prompt, n)
+    prompt_ids = tok(prompt)["input_ids"]
+    with torch.no_grad():
+        logits = hf(torch.tensor([prompt_ids + ids[:-1]])).logits[0, len(prompt_ids) - 1 :]
+    return ids, torch.log_softmax(logits.double(), -1)
+
+
+def test_completion_logprobs_are_hf_log_softmax(server):
+    url, _, tok, hf = server
+    prompt, n, top = PROMPTS[0], 8, 3
+    ids, reference = hf_step_logprobs(hf, tok, prompt, n)
+    choice = complete(url, prompt, n, logprobs=top)["choices"][0]
+    lp = choice["logprobs"]
+    assert set(lp) == {"tokens", "token_logprobs", "top_logprobs", "text_offset"}
+    assert len(lp["tokens"]) == len(ids)
+    assert lp["tokens"] == [tok.decode([t]) for t in ids]
+    assert lp["text_offset"] == [len(tok.decode(ids[:i], skip_special_tokens=True)) for i in range(len(ids))]
+    for step, token in enumerate(ids):
+        assert lp["token_logprobs"][step] == pytest.approx(reference[step, token].item(), abs=1e-4)
+        values, best = reference[step].topk(top)
+        expected = {tok.decode([int(t)]): v.item() for t, v in zip(best, values)}
+        expected.setdefault(tok.decode([token]), reference[step, token].item())
+        got = lp["top_logprobs"][step]
+        assert got.keys() == expected.keys() and all(got[k] == pytest.approx(expected[k], abs=1e-4) for k in got)
+    # streamed: the same logprobs, spread over the chunks
+    chunks = sse_chunks(url, "completions", {"prompt": prompt, "max_tokens": n, "temperature": 0, "logprobs": top})
+    streamed = {k: sum((c["choices"][0]["logprobs"][k] for c in chunks if c["choices"][0]["logprobs"]), []) for k in lp}
+    assert streamed == lp
+    assert complete(url, prompt, 2)["choices"][0]["logprobs"] is None
+
+
+def test_chat_logprobs_and_top_logprobs(server):
+    url, _, tok, hf = server
+    messages, n, top = [{"role": "user", "content": "Once upon a time"}], 8, 4
+    prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids, reference = hf_step_logprobs(hf, tok, prompt, n)
+    body = {"messages": messages, "max_tokens": n, "temperature": 0, "logprobs": True, "top_logprobs": top}
+    choice = post(url, "chat/completions", body).json()["choices"][0]
+    content = choice["logprobs"]["content"]
+    assert [e["token"] for e in content] == [tok.decode([t]) for t in ids]
+    for step, (entry, token) in enumerate(zip(content, ids)):
+        assert set(entry) == {"token", "logprob", "bytes", "top_logprobs"}
+        assert entry["logprob"] == pytest.approx(reference[step, token].item(), abs=1e-4)
+        values, best = reference[step].topk(top)
+        assert [e["token"] for e in entry["top_logprobs"]] == [tok.decode([int(t)]) for t in best]
+        assert [e["logprob"] for e in entry["top_logprobs"]] == pytest.approx(values.tolist(), abs=1e-4)
+    if choice["finish_reason"] == "length":  # the tokens' bytes make up the answer
+        raw = b"".join(bytes(e["bytes"]) for e in content)
+        assert raw.decode("utf-8", errors="replace") == choice["message"]["content"]
+    chunks = sse_chunks(url, "chat/completions", body)
+    assert sum((c["choices"][0]["logprobs"]["content"] for c in chunks if c["choices"][0]["logprobs"]), []) == content
+    plain = post(url, "chat/completions", {**body, "top_logprobs": None}).json()["choices"][0]["logprobs"]["content"]
+    assert [e["top_logprobs"] for e in plain] == [[]] * len(content)  # logprobs: true alone: the chosen tokens only
+
+
+def test_stream_options_include_usage(server):
+    url = server[0]
+    body = {"prompt": PROMPTS[1], "max_tokens": 5, "temperature": 0}
+    usage = complete(url, **body)["usage"]
+    chunks = sse_chunks(url, "completions", {**body, "stream_options": {"include_usage": True}})
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == usage
+    assert all(c["usage"] is None for c in chunks[:-1])
+    assert all("usage" not in c for c in sse_chunks(url, "completions", body))
+    chat = sse_chunks(
+        url,
+        "chat/completions",
+        {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream_options": {"include_usage": True}},
+    )
+    assert chat[-1]["usage"]["completion_tokens"] >= 1 and chat[-1]["object"] == "chat.completion.chunk"

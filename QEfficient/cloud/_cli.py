@@ -10,10 +10,26 @@ import time
 from collections.abc import Iterator
 
 
-def add_argument(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
-    """Accept both --a_b and --a-b, as QEfficient does."""
-    flags = {f"--{name}", f"--{name.replace('_', '-')}"}
+def add_argument(parser: argparse.ArgumentParser, name: str, *aliases: str, **kwargs) -> None:
+    """Accept both --a_b and --a-b, as QEfficient does, for the name and each alias
+    (``add_argument(p, "mxfp6", "mxfp6_matmul")``: QEfficient's two spellings of one option)."""
+    flags = {f"--{n}" for alias in (name, *aliases) for n in (alias, alias.replace("_", "-"))}
     parser.add_argument(*sorted(flags), dest=name, **kwargs)
+
+
+def device_group(text: str) -> list[int]:
+    """QEfficient's --device_group "[0,1]"."""
+    try:
+        return [int(x) for x in text.strip("[] ").split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected device ids like [0] or [0,1], got '{text}'") from None
+
+
+def cli_warnings() -> None:
+    """Warnings printed as one line each on the command line (not with the source line that raised them)."""
+    import warnings
+
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
 
 def parse_with_extras(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, dict]:

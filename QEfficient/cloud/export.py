@@ -1,35 +1,77 @@
-"""python -m QEfficient.cloud.export: export a causal LM to the retained-state ONNX graph (cached)."""
+"""python -m QEfficient.cloud.export: export a causal LM to the retained-state ONNX graph (cached).
+
+From Python, ``export.main(model_name=..., ...)`` takes QEfficient's keyword arguments.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from QEfficient.cloud._cli import add_argument, fail, resolve_model_name, setup_logging, step
+from QEfficient.cloud._cli import add_argument, cli_warnings, fail, resolve_model_name, setup_logging, step
 from QEfficient.utils.extras import MissingExtraError
 
 
-def main(argv: list[str] | None = None) -> None:
+def _flag(text: str) -> bool:
+    """QEfficient's export takes --mxint8_kv_cache with or without a value."""
+    return text.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+def export(
+    model_name: str | None = None,
+    cache_dir: str | None = None,
+    hf_token: str | None = None,
+    local_model_dir: str | None = None,
+    full_batch_size: int | None = None,
+    mxint8_kv_cache: bool = False,
+    *,
+    gguf_file: str | None = None,
+    export_dir: str | None = None,
+    dynamo: bool = False,
+) -> Path:
+    """QEfficient's ``export.main``; returns the .onnx path. ``mxint8_kv_cache`` exports a float16 KV cache
+    (QEfficient writes a custom-IO file for it instead); ``full_batch_size`` needs nothing at export here
+    (one graph serves continuous batching)."""
+    from QEfficient import QEFFAutoModelForCausalLM
+    from QEfficient.utils.tokenizer import check_and_assign_cache_dir
+
+    cache_dir = check_and_assign_cache_dir(local_model_dir, cache_dir)
+    model_name, gguf_file = resolve_model_name(local_model_dir or model_name, gguf_file)
+    with step(f"Loading {model_name}"):
+        kwargs = {k: v for k, v in {"gguf_file": gguf_file, "cache_dir": cache_dir}.items() if v}
+        model = QEFFAutoModelForCausalLM.from_pretrained(model_name, **kwargs)
+    with step("Exporting to ONNX"):
+        return model.export(export_dir, dynamo=dynamo, kv_cache_dtype="float16" if mxint8_kv_cache else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m QEfficient.cloud.export", description=__doc__)
     add_argument(p, "model_name", default=None, help="local folder, .gguf file or cached hub id (default: SmolLM2)")
     add_argument(p, "gguf_file", default=None)
     add_argument(p, "local_model_dir", default=None)
     add_argument(p, "cache_dir", default=None)
+    add_argument(p, "hf_token", default=None, help="accepted for QEfficient compatibility (nothing is downloaded)")
+    add_argument(p, "full_batch_size", type=int, default=None, help="accepted for QEfficient compatibility (no effect on the graph)")
+    add_argument(
+        p, "mxint8_kv_cache", "mxint8", nargs="?", const=True, default=False, type=_flag, help="export a float16 KV cache (MXINT8 option)"
+    )
     add_argument(p, "export_dir", default=None, help="where to write (default: under QEFF_HOME)")
     add_argument(p, "dynamo", action="store_true", help="use the dynamo exporter (slower; TorchScript is the default)")
     p.add_argument("-v", "--verbose", action="store_true")
-    args = p.parse_args(argv)
-    setup_logging(args.verbose)
-    from QEfficient import QEFFAutoModelForCausalLM
+    return p
 
+
+def main(*args, **kwargs):
+    """``main(model_name=..., ...)`` from Python (errors raise), or ``main()`` / ``main(argv)`` as the command line."""
+    if kwargs or (args and not isinstance(args[0], list | tuple)):
+        return export(*args, **kwargs)
+    parsed = build_parser().parse_args(args[0] if args else None)
+    setup_logging(parsed.verbose)
+    cli_warnings()
+    options = vars(parsed)
+    options.pop("verbose")
     try:
-        model_name, gguf_file = resolve_model_name(args.model_name or args.local_model_dir, args.gguf_file)
-        with step(f"Loading {model_name}"):
-            kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-            if args.cache_dir:
-                kwargs["cache_dir"] = args.cache_dir
-            model = QEFFAutoModelForCausalLM.from_pretrained(model_name, **kwargs)
-        with step("Exporting to ONNX"):
-            path = model.export(args.export_dir, dynamo=args.dynamo)
+        path = export(**options)
     except (FileNotFoundError, ValueError, TypeError, MissingExtraError) as err:
         fail(str(err))
     print(path)

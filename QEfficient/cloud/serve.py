@@ -1,17 +1,24 @@
 """python -m QEfficient.cloud.serve: an OpenAI-compatible server with continuous batching.
 
     python -m QEfficient.cloud.serve [--model_name M] [--gguf_file F] [--host 127.0.0.1] [--port 8000]
-        [--prefill_seq_len 32] [--ctx_len 512] [--full_batch_size 4] [--num_cores N] [--max_queue 64] [--mxfp6] [--mxint8]
+        [--prefill_seq_len 32] [--ctx_len 512] [--full_batch_size 4] [--num_cores N] [--max_queue 64]
+        [--mxfp6_matmul] [--mxint8_kv_cache] [--api-key KEY] [--max_body_bytes 4194304]
 
-With no --model_name it serves the default model, SmolLM2-135M-Instruct.
+With no --model_name it serves the default model, SmolLM2-135M-Instruct. --mxfp6 and --mxint8 are
+accepted for --mxfp6_matmul and --mxint8_kv_cache. The API key can also come from $QEFF_API_KEY.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
+import sys
 
 from QEfficient.cloud._cli import add_argument, fail, resolve_model_name, setup_logging, step
 from QEfficient.utils.extras import MissingExtraError, require_extra
+
+API_KEY_ENV = "QEFF_API_KEY"
 
 
 def build_server(
@@ -24,8 +31,11 @@ def build_server(
     max_queue: int = 64,
     mxfp6_matmul: bool = False,
     mxint8_kv_cache: bool = False,
+    api_key: str | None = None,
+    max_body_bytes: int | None = None,
 ):
-    """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app."""
+    """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
+    (``app.state.qpc_path``: the artifact it serves)."""
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModelForCausalLM
@@ -50,10 +60,29 @@ def build_server(
     eos = eos_token_ids(tokenizer, model.model.hf.generation_config)
     engine = ContinuousBatchingEngine(session, prefill_seq_len, eos, tokenizer.pad_token_id or 0)
     runner = EngineRunner(engine, max_queue=max_queue).start()
-    return create_app(runner, tokenizer, model.model_name, ctx_len), runner
+    limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
+    app = create_app(runner, tokenizer, model.model_name, ctx_len, served_names=[model_name], api_key=api_key, **limits)
+    app.state.qpc_path = qpc
+    return app, runner
 
 
-def main(argv: list[str] | None = None) -> None:
+def exposure_warning(host: str, api_key: str | None) -> str | None:
+    """What to tell the user when the server answers beyond this machine without a key."""
+    if api_key:
+        return None
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        local = False
+    if local:
+        return None
+    return (
+        f"the server listens on {host} without an API key: anyone who can reach this port can use it. "
+        f"Pass --api-key KEY (or set ${API_KEY_ENV}), or --host 127.0.0.1."
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m QEfficient.cloud.serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -66,10 +95,44 @@ def main(argv: list[str] | None = None) -> None:
     add_argument(p, "full_batch_size", type=int, default=4)
     add_argument(p, "num_cores", type=int, default=16)
     add_argument(p, "max_queue", type=int, default=64, help="requests waiting for a slot before the server answers 429")
-    add_argument(p, "mxfp6", action="store_true", help="8-bit MatMul weights (mxfp6_matmul): about 2x faster decode")
-    add_argument(p, "mxint8", action="store_true", help="float16 KV cache (mxint8_kv_cache): half the cache memory")
+    # QEfficient's spellings (cli_examples.sh) and this server's short ones
+    for name, short, help_text in (
+        ("mxfp6_matmul", "mxfp6", "8-bit MatMul weights: about 2x faster decode"),
+        ("mxint8_kv_cache", "mxint8", "float16 KV cache: half the cache memory"),
+    ):
+        p.add_argument(f"--{name}", f"--{name.replace('_', '-')}", f"--{short}", dest=name, action="store_true", help=help_text)
+    add_argument(
+        p, "api_key", default=os.environ.get(API_KEY_ENV), help=f"clients must send 'Authorization: Bearer KEY' (default: ${API_KEY_ENV})"
+    )
+    add_argument(p, "max_body_bytes", type=int, default=None, help="largest request body accepted (default 4 MiB); larger gets 413")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
+    if args.max_body_bytes is not None and args.max_body_bytes < 1:
+        p.error("--max_body_bytes must be a positive number of bytes")
+    return args
+
+
+def build_from_args(args: argparse.Namespace):
+    """(app, runner) as the command line asks."""
+    model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
+    with step(f"Loading and compiling {model_name} for continuous batching ({args.full_batch_size} slots)"):
+        return build_server(
+            model_name,
+            gguf_file,
+            args.prefill_seq_len,
+            args.ctx_len,
+            args.full_batch_size,
+            args.num_cores,
+            args.max_queue,
+            mxfp6_matmul=args.mxfp6_matmul,
+            mxint8_kv_cache=args.mxint8_kv_cache,
+            api_key=args.api_key,
+            max_body_bytes=args.max_body_bytes,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     setup_logging(args.verbose)
     try:
         require_extra("serve", "python -m QEfficient.cloud.serve")
@@ -77,12 +140,11 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(err))
     import uvicorn
 
+    warning = exposure_warning(args.host, args.api_key)
+    if warning:
+        print(f"[QEfficient] warning: {warning}", file=sys.stderr, flush=True)
     try:
-        model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
-        with step(f"Loading and compiling {model_name} for continuous batching ({args.full_batch_size} slots)"):
-            app, runner = build_server(
-                model_name, gguf_file, args.prefill_seq_len, args.ctx_len, args.full_batch_size, args.num_cores, args.max_queue
-            )
+        app, runner = build_from_args(args)
     except (FileNotFoundError, ValueError, TypeError) as err:
         fail(str(err))
     try:

@@ -19,11 +19,12 @@ import json
 import logging
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete
+from QEfficient.utils.cache import CacheEntryDamagedError, build_entry, hash_dict, is_complete, verify_entry
 from QEfficient.utils.memory import release_freed_memory
 
 logger = logging.getLogger(__name__)
@@ -33,9 +34,26 @@ _warned: set[str] = set()
 
 
 def warn_once(key: str, message: str) -> None:
+    """Tell the user, once per process and key, about an option this backend cannot honour. A Python
+    warning, not a log record: scripts see it without configuring logging."""
     if key not in _warned:
         _warned.add(key)
-        logger.warning(message)
+        warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def warn_ignored_options(what: str, options: dict[str, Any]) -> None:
+    """One warning for Cloud AI 100 options this backend does not act on; options that are off
+    (None, False, 0, empty) change nothing anywhere and are not mentioned."""
+
+    def is_on(value: Any) -> bool:
+        try:
+            return bool(value)
+        except ValueError:  # arrays
+            return True
+
+    names = sorted(k for k, v in options.items() if is_on(v))
+    if names:
+        warn_once(f"{what}{names}", f"{what} options {names} are for Cloud AI 100 and are ignored on ONNX Runtime.")
 
 
 def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int, full_batch_size: int | None = None) -> dict[str, Any]:
@@ -70,7 +88,7 @@ def build_artifact(
     specs: dict[str, Any],
     rewrite: Callable[[Path, Path], Path] | None = None,
 ) -> Path:
-    """Build (or reuse) the artifact directory; returns its path.
+    """Build (or reuse) the artifact directory; returns its path. A damaged artifact is rebuilt.
 
     ``rewrite(src, dst)``, when given, writes the graph the session will run (compressed,
     fused, ...) instead of linking the exported one.
@@ -78,10 +96,8 @@ def build_artifact(
     onnx_path = Path(onnx_path)
     digest = hash_dict({"graph": str(onnx_path.resolve()), **hash_params, "specializations": specs})
     entry = Path(compile_dir) / f"qpc-{digest}"
-    if is_complete(entry):
-        logger.info("Reusing the compiled artifact at %s", entry)
-        return entry
-    with atomic_directory(entry) as tmp:
+
+    def build(tmp: Path) -> None:
         if rewrite is not None:
             rewrite(onnx_path, tmp / ARTIFACT_GRAPH)
             release_freed_memory()
@@ -92,17 +108,28 @@ def build_artifact(
                     _link_or_copy(data, tmp / data.name)
         (tmp / "specializations.json").write_text(json.dumps(specs, indent=1))
         (tmp / "qconfig.json").write_text(json.dumps({**manifest, "compile_params": hash_params}, indent=1, sort_keys=True, default=str))
-    logger.info("Compiled artifact written to %s", entry)
+
+    if build_entry(entry, build):
+        logger.info("Reusing the compiled artifact at %s", entry)
+    else:
+        logger.info("Compiled artifact written to %s", entry)
     return entry
 
 
 def read_artifact(artifact_dir: Path) -> dict[str, Any]:
-    """Read an artifact's qconfig.json (raises a clear error for a path that is not an artifact)."""
+    """Read an artifact's qconfig.json once its files are verified against the manifest written with it.
+
+    Raises FileNotFoundError for a path that is not an artifact, CacheEntryDamagedError (naming the
+    file) for one that changed since it was built.
+    """
     artifact_dir = Path(artifact_dir)
     qconfig = artifact_dir / "qconfig.json"
-    if not (is_complete(artifact_dir) and qconfig.is_file() and (artifact_dir / ARTIFACT_GRAPH).is_file()):
+    if not artifact_dir.is_dir() or not (is_complete(artifact_dir) or qconfig.is_file()):
         raise FileNotFoundError(
             f"'{artifact_dir}' is not a compiled QEfficient artifact (expected {ARTIFACT_GRAPH}, qconfig.json and "
             "specializations.json). Build one with model.compile(...) or `python -m QEfficient.cloud.infer`."
         )
+    problem = verify_entry(artifact_dir)
+    if problem is not None:
+        raise CacheEntryDamagedError(f"{problem.message()} (model.compile(...) or `python -m QEfficient.cloud.infer` rebuilds it.)")
     return json.loads(qconfig.read_text())

@@ -23,7 +23,7 @@ import onnx
 import torch
 
 from QEfficient.export.shape_folding import fold_reshape_shapes
-from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete
+from QEfficient.utils.cache import build_entry, hash_dict, verify_entry
 from QEfficient.utils.extras import require_extra
 from QEfficient.utils.memory import release_freed_memory
 from QEfficient.utils.onnx_files import save_with_external_weights
@@ -193,7 +193,8 @@ def cached_export(
     kv_dtype: torch.dtype | None = None,
     export_fn: Callable[[Path], Path] | None = None,
 ) -> Path:
-    """Export unless an entry for the same hash exists; the entry is written atomically.
+    """Export unless an intact entry for the same hash exists (a damaged one is exported again); the
+    entry is written atomically, by one process at a time (see utils/cache.py).
 
     ``export_fn(tmp_dir)`` writes ``<model_name>.onnx`` for other graph kinds (encoders); the
     default writes the retained-state decoder graph.
@@ -210,18 +211,23 @@ def cached_export(
     base = Path(export_dir) if export_dir is not None else cache_root / arch / model_name
     entry = base.parent / f"{base.name}-{digest}"
     onnx_path = entry / f"{model_name}.onnx"
-    if is_complete(entry) and onnx_path.is_file():
+    problem = verify_entry(entry)
+    if problem is None and onnx_path.is_file():
         logger.info("Reusing the exported graph at %s", onnx_path)
         return onnx_path
     if not weights_available:
-        raise WeightsOffloadedError(f"No exported graph at {entry} and no weights to export it from.")
-    start = time.perf_counter()
-    with atomic_directory(entry) as tmp:
+        what = problem.describe() if problem is not None and problem.damaged else f"No exported graph at {entry}."
+        raise WeightsOffloadedError(f"{what} There are no weights to export it from.")
+
+    def build(tmp: Path) -> None:
+        start = time.perf_counter()
         if export_fn is not None:
             export_fn(tmp)
         else:
             export_onnx(qeff_module, tmp, model_name, dynamo=dynamo, kv_dtype=kv_dtype)
         release_freed_memory()
         (tmp / "hashed_export_params.json").write_text(json.dumps(params, indent=1, sort_keys=True, default=str))
-    logger.info("Exported %s in %.1f s to %s", model_name, time.perf_counter() - start, onnx_path)
+        logger.info("Exported %s in %.1f s to %s", model_name, time.perf_counter() - start, onnx_path)
+
+    build_entry(entry, build)
     return onnx_path

@@ -40,6 +40,22 @@ class Request:
     first_token_time: float | None = None
     extra: dict = field(default_factory=dict)  # what a model's prefill needs beyond tokens (images)
     error: Exception | None = None  # why the request failed (finish_reason "error")
+    # top_logprobs=None records nothing (the decode step stays as cheap); N >= 0 records, for every
+    # new token, its log-probability and the N likeliest alternatives (see token_logprobs)
+    top_logprobs: int | None = None
+    logprobs: list[tuple[float, list[int], list[float]]] = field(default_factory=list)
+
+
+def token_logprobs(logits: np.ndarray, token: int, top: int) -> tuple[float, list[int], list[float]]:
+    """(log p(token), the ``top`` likeliest ids, their log p), from the log-softmax of the model's
+    logits for this step: the scores the sampler started from, before temperature or top-k/top-p."""
+    row = logits.astype(np.float64).reshape(-1)
+    peak = row.max()
+    log_norm = peak + np.log(np.exp(row - peak).sum())
+    top = min(top, row.size)
+    ids = np.argpartition(-row, top - 1)[:top] if top else np.zeros(0, dtype=np.int64)
+    ids = ids[np.argsort(-row[ids], kind="stable")]
+    return float(row[token] - log_norm), ids.tolist(), (row[ids] - log_norm).tolist()
 
 
 class ContinuousBatchingEngine:
@@ -66,8 +82,10 @@ class ContinuousBatchingEngine:
     def busy(self) -> bool:
         return bool(self.waiting) or any(s is not None for s in self.slots)
 
-    def _emit(self, slot: int, token: int) -> None:
+    def _emit(self, slot: int, token: int, logits: np.ndarray | None = None) -> None:
         request = self.slots[slot]
+        if request.top_logprobs is not None and logits is not None:  # first: a reader never sees a token without its entry
+            request.logprobs.append(token_logprobs(logits, token, request.top_logprobs))
         request.output.append(token)
         if request.first_token_time is None:
             request.first_token_time = time.perf_counter()
@@ -115,7 +133,7 @@ class ContinuousBatchingEngine:
                     continue
                 self.slots[slot], self.choosers[slot] = request, chooser
                 self.positions[slot] = len(request.tokens)
-                self._emit(slot, int(chooser(logits)[0]))  # may finish (EOS / length 1) and free the slot again
+                self._emit(slot, int(chooser(logits)[0]), logits)  # may finish (EOS / length 1) and free the slot again
 
     def _prefill_request(self, slot: int, request: Request) -> np.ndarray:
         """The request's prompt into cache row ``slot``; its next-token logits [1, V]."""
@@ -147,7 +165,7 @@ class ContinuousBatchingEngine:
         for slot in active:
             token = int(self.choosers[slot](logits[slot : slot + 1])[0])
             self.positions[slot] += 1
-            self._emit(slot, token)
+            self._emit(slot, token, logits[slot])
         self.decode_time += time.perf_counter() - start
 
     def run_all(self, requests: list[Request]) -> list[Request]:

@@ -12,7 +12,7 @@ from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
 from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import SamplingParams
-from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
+from QEfficient.generation.text_generation import TextGeneration, check_generation_len, eos_token_ids
 from QEfficient.runtime.ort_session import KVCacheSession
 
 
@@ -101,8 +101,7 @@ def generate_continuous(
     session, tokenizer, prefill_seq_len: int, eos, prompts: list[str], generation_len: int | None, stream: bool, sampling: SamplingParams
 ) -> CloudAI100ExecInfo:
     """All prompts through the continuous-batching engine; results in prompt order (flat, as QEfficient)."""
-    if generation_len is not None and generation_len <= 0:
-        raise ValueError(f"generation_len must be a positive number of tokens, got {generation_len}.")
+    generation_len = check_generation_len(generation_len)
     tokens = TextGeneration(session, tokenizer, prefill_seq_len, eos).tokenize(prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     engine = ContinuousBatchingEngine(session, prefill_seq_len, eos, pad)

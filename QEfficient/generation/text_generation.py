@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Iterable
 
@@ -27,6 +28,18 @@ def eos_token_ids(tokenizer, generation_config=None) -> set[int]:
     return {int(source)} if isinstance(source, int) else {int(i) for i in source}
 
 
+def check_generation_len(generation_len) -> int | None:
+    """None (generate up to ctx_len), or a positive whole number of tokens as an int."""
+    if generation_len is None:
+        return None
+    whole = isinstance(generation_len, numbers.Integral) or (isinstance(generation_len, float) and generation_len.is_integer())
+    if isinstance(generation_len, bool) or not whole or generation_len <= 0:
+        raise ValueError(
+            f"generation_len must be a positive whole number of tokens (or None to generate up to ctx_len), got {generation_len!r}."
+        )
+    return int(generation_len)
+
+
 class TextGeneration:
     """Greedy generation for prompts in batches of the compiled ``batch_size``."""
 
@@ -48,9 +61,10 @@ class TextGeneration:
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else (self.eos_ids[0] if len(self.eos_ids) else 0))
 
-    def tokenize(self, prompts: list[str]) -> list[list[int]]:
+    def tokenize(self, prompts: list[str], first_index: int = 0) -> list[list[int]]:
+        """Token ids of each prompt; errors name a prompt by its index in the caller's list (``first_index`` + i)."""
         token_lists = self.tokenizer(list(prompts))["input_ids"]
-        for i, tokens in enumerate(token_lists):
+        for i, tokens in enumerate(token_lists, start=first_index):
             if not tokens:
                 raise ValueError(f"Prompt {i} is empty after tokenization; give at least one token.")
             if len(tokens) > self.ctx_len:
@@ -67,11 +81,17 @@ class TextGeneration:
         """Bind what a decode step needs beyond ids and positions (multimodal rotary positions)."""
 
     def generate_batch(
-        self, prompts: list[str], generation_len: int | None, streamer=None, token_lists: list[list[int]] | None = None
+        self,
+        prompts: list[str],
+        generation_len: int | None,
+        streamer=None,
+        token_lists: list[list[int]] | None = None,
+        first_index: int = 0,
     ) -> tuple[list[str], np.ndarray, dict]:
-        """One batch (exactly batch_size prompts, or their token lists). Returns texts, ids [B, n] and raw timings."""
+        """One batch (exactly batch_size prompts, or their token lists; ``first_index``: the first
+        prompt's index among all prompts). Returns texts, ids [B, n] and raw timings."""
         start = time.perf_counter()
-        token_lists = token_lists if token_lists is not None else self.tokenize(prompts)
+        token_lists = token_lists if token_lists is not None else self.tokenize(prompts, first_index)
         self.session.reset()
         lengths = np.array([len(t) for t in token_lists], dtype=np.int64)
         # Each row may fill the cache: its last generated token needs no slot of its own.
@@ -119,8 +139,7 @@ class TextGeneration:
         prompts = list(prompts)
         if not prompts:
             raise ValueError("No prompts given: pass at least one prompt string.")
-        if generation_len is not None and generation_len <= 0:
-            raise ValueError(f"generation_len must be a positive number of tokens, got {generation_len}.")
+        generation_len = check_generation_len(generation_len)
         all_texts, all_ids, timings = [], [], []
         for first in range(0, len(prompts), self.batch_size):
             batch = prompts[first : first + self.batch_size]
@@ -130,7 +149,7 @@ class TextGeneration:
             if stream and self.batch_size == 1:
                 print(f"\nPrompt : {batch[0]}\nCompletion :", flush=True)
                 streamer = TextStreamer(self.tokenizer, skip_special_tokens=True)
-            texts, ids, timing = self.generate_batch(batch, generation_len, streamer)
+            texts, ids, timing = self.generate_batch(batch, generation_len, streamer, first_index=first)
             all_texts.append(texts[:real])
             all_ids.append(ids[:real])
             timings.append(timing)

@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Pretra
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from QEfficient.transform.adapters import get_adapter
-from QEfficient.utils.cache import atomic_directory, hash_dict, is_complete, qeff_home
+from QEfficient.utils.cache import build_entry, hash_dict, qeff_home
 from QEfficient.utils.extras import require_extra
 
 logger = logging.getLogger(__name__)
@@ -94,22 +94,25 @@ def _gguf_cache_entry(folder: Path, gguf_file: str) -> Path:
 
 
 def _convert_gguf(folder: Path, gguf_file: str, **kwargs) -> Path:
-    """De-quantise a GGUF checkpoint once and keep it (weights + tokenizer) as a plain HF folder."""
+    """De-quantise a GGUF checkpoint once and keep it (weights + tokenizer) as a plain HF folder.
+
+    The folder is verified on every load and converted again when damaged (see utils/cache.py)."""
     entry = _gguf_cache_entry(folder, gguf_file)
-    if is_complete(entry):
-        return entry
-    logger.info("Converting %s to safetensors once (cached at %s)", gguf_file, entry)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32, **kwargs)
-    config = model.config
-    if hasattr(config, "quantization_config"):  # the GGUF marker blocks save_pretrained; weights are fp32 now
-        del config.quantization_config
-    plain = type(model)(config)
-    plain.load_state_dict(model.state_dict())
-    plain.generation_config = model.generation_config
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-    with atomic_directory(entry) as tmp:
+
+    def convert(tmp: Path) -> None:
+        logger.info("Converting %s to safetensors once (cached at %s)", gguf_file, entry)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32, **kwargs)
+        config = model.config
+        if hasattr(config, "quantization_config"):  # the GGUF marker blocks save_pretrained; weights are fp32 now
+            del config.quantization_config
+        plain = type(model)(config)
+        plain.load_state_dict(model.state_dict())
+        plain.generation_config = model.generation_config
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+
+    build_entry(entry, convert)
     return entry
 
 

@@ -10,12 +10,13 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from QEfficient.compile.ort_cpu import build_artifact, decoder_specializations, warn_once
+from QEfficient.compile.ort_cpu import build_artifact, decoder_specializations, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.onnx_export import WeightsOffloadedError, cached_export
-from QEfficient.generation.exec_kv import cloud_ai_100_exec_kv, open_session
+from QEfficient.generation.exec_kv import open_session
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
+from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
 from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
 from QEfficient.runtime.ort_session import KVCacheSession
 from QEfficient.transform.static_kv import QEffCausalLM
@@ -32,6 +33,11 @@ _CPU_PENDING = {
     "num_devices": "num_devices > 1 has no meaning on the ONNX Runtime CPU backend; one session is used",
     "full_batch_size": "full_batch_size is only used with continuous_batching=True (from_pretrained); it is ignored",
 }
+
+# qaic_config keys acted on here: the sampler ones (include_sampler + generate(sampling_params=...)
+# sample on the host; max_top_k_ids only caps top_k on the device) and guided decoding's switch,
+# which generate() refuses when it is on.
+_QAIC_CONFIG_HONOURED = {"include_sampler", "max_top_k_ids", "return_pdfs", "include_guided_decoding"}
 
 
 class QEFFAutoModelForCausalLM:
@@ -50,8 +56,8 @@ class QEFFAutoModelForCausalLM:
                 "Use QEFFAutoModel for encoders and QEFFAutoModelForImageTextToText for image-text models."
             )
         check_causal_lm_config(model.config)
-        if qaic_config:
-            warn_once("qaic_config", f"qaic_config {sorted(qaic_config)} targets Cloud AI 100 and is ignored on ONNX Runtime.")
+        for key in sorted(set(qaic_config or {}) - _QAIC_CONFIG_HONOURED):
+            warn_once(f"qaic_config:{key}", f"qaic_config['{key}'] targets Cloud AI 100 and is ignored on ONNX Runtime.")
         model.config.use_cache = True
         self.model = QEffCausalLM(model.eval())
         self.continuous_batching = continuous_batching
@@ -88,6 +94,9 @@ class QEFFAutoModelForCausalLM:
         if kwargs.pop("full_batch_size", None) is not None:
             continuous_batching = True
         kwargs.pop("attn_implementation", None)  # the static-KV attention is always used
+        # QEfficient's Cloud AI 100 loading switches (rotary table length, layer-wise export, proxy models)
+        cloud_only = {k: kwargs.pop(k) for k in ("max_seq_len_cached", "layerwise", "enable_proxy") if k in kwargs}
+        warn_ignored_options("from_pretrained()", cloud_only)
         model, folder = load_causal_lm(pretrained_model_name_or_path, *args, **kwargs)
         source = Path(pretrained_model_name_or_path) / kwargs["gguf_file"] if kwargs.get("gguf_file") else pretrained_model_name_or_path
         obj = cls(model, continuous_batching=continuous_batching, qaic_config=qaic_config, pretrained_model_name_or_path=str(source))
@@ -110,7 +119,9 @@ class QEFFAutoModelForCausalLM:
     def config(self):
         return self.model.config
 
+    @property
     def get_model_config(self) -> dict:
+        """The HF config as a dict (a property, as in QEfficient)."""
         return self.model.config.__dict__
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
@@ -123,6 +134,7 @@ class QEFFAutoModelForCausalLM:
         dynamo = bool(kwargs.pop("dynamo", False))
         offload = bool(kwargs.pop("offload_pt_weights", True))
         kv_dtype = _TORCH_KV_DTYPES[kwargs.pop("kv_cache_dtype", None) or _KV_DTYPES.get(self.model.lm_head.weight.dtype, "float32")]
+        warn_ignored_options("export()", kwargs)
         if self.hash_params["weights"] is None:
             self.hash_params["weights"] = fingerprint_state_dict(self.model.hf.state_dict())
         export_args = (self.model_name.replace("/", "_"), self.model_architecture, export_dir, qeff_home())
@@ -180,11 +192,7 @@ class QEFFAutoModelForCausalLM:
         }.items():
             if value:
                 warn_once(key, _CPU_PENDING[key])
-        if compiler_options:
-            warn_once(
-                f"opts{sorted(compiler_options)}",
-                f"Compiler options {sorted(compiler_options)} are for the Cloud AI 100 compiler and are ignored on ONNX Runtime.",
-            )
+        warn_ignored_options("compile()", compiler_options)
 
         kv_dtype = _KV_DTYPES.get(self.model.lm_head.weight.dtype)
         if kv_dtype is None:
@@ -259,6 +267,10 @@ class QEFFAutoModelForCausalLM:
         ``top_p`` and ``repetition_penalty`` applied as transformers does, reproducibly for a ``seed``.
         """
         sampling = SamplingParams(temperature, top_k, top_p, repetition_penalty, seed, do_sample)
+        if kwargs.pop("write_io", False):
+            warn_once("write_io", "generate(write_io=True): dumping Cloud AI 100 input/output buffers is not supported; nothing written.")
+        if kwargs.get("include_sampler") is None:
+            kwargs["include_sampler"] = bool((self.qaic_config or {}).get("include_sampler"))
         if not runtime_ai100:
             raise NotImplementedError("runtime_ai100=False (PyTorch generation) is not supported; use transformers' generate().")
         if self.qpc_path is None:
@@ -273,11 +285,13 @@ class QEFFAutoModelForCausalLM:
             self.qpc_path,
             prompt=prompts,
             prompts_txt_file_path=prompts_txt_file_path,
+            device_id=device_id,
             generation_len=generation_len,
             stream=stream,
             session=self.qpc_session,
             generation_config=self.model.hf.generation_config,
             sampling=sampling,
+            **kwargs,  # QEfficient's: sampling_params, include_sampler, iteration, automation, ...
         )
 
 

@@ -13,11 +13,11 @@ import onnxruntime as ort
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedModel
 
-from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, read_artifact, warn_once
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.onnx_export import cached_export, export_encoder_onnx
 from QEfficient.loading.hf_loader import ModelNotFoundError, resolve_model_path
-from QEfficient.runtime.ort_session import session_options
+from QEfficient.runtime.ort_session import open_inference_session, session_options
 from QEfficient.transform.encoder import POOLING, PoolingFn, QEffEncoder, resolve_pooling
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
 
@@ -80,6 +80,11 @@ class _QEFFEncoderBase:
     def config(self):
         return self.model.config
 
+    @property
+    def get_model_config(self) -> dict:
+        """The HF config as a dict (a property, as in QEfficient)."""
+        return self.model.config.__dict__
+
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
         """Export to ONNX (cached under QEFF_HOME); returns the .onnx path."""
         if self.hash_params["weights"] is None:
@@ -121,8 +126,7 @@ class _QEFFEncoderBase:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if num_devices > 1:
             warn_once("enc_num_devices", "num_devices > 1 has no meaning on the ONNX Runtime CPU backend; one session is used")
-        if compiler_options:
-            warn_once(f"enc_opts{sorted(compiler_options)}", f"Compiler options {sorted(compiler_options)} are ignored on ONNX Runtime.")
+        warn_ignored_options("compile()", compiler_options)
         onnx_path = Path(onnx_path) if onnx_path else self.export()
         kind = "SeqClassification" if self._output_name == "logits" else "Embedding"
         specs = {
@@ -151,14 +155,28 @@ class _QEFFEncoderBase:
         key = (str(self.qpc_path), self._num_cores)
         if self._session_key != key:
             self.qpc_session = None
-            self.qpc_session = ort.InferenceSession(
-                str(self.qpc_path / ARTIFACT_GRAPH), session_options(self._num_cores), providers=["CPUExecutionProvider"]
-            )
+            self.qpc_session = open_inference_session(self.qpc_path / ARTIFACT_GRAPH, session_options(self._num_cores))
             self._session_key = key
         return self.qpc_session, qconfig
 
-    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> dict[str, np.ndarray]:
-        """Run ``inputs`` (a tokenizer's output: input_ids and attention_mask); returns {output name: array}."""
+    def generate(
+        self,
+        inputs,
+        device_ids: list[int] | None = None,
+        runtime_ai100: bool = True,
+        write_io: bool = False,
+        dtype: torch.dtype | None = torch.float32,
+    ) -> dict[str, np.ndarray]:
+        """Run ``inputs`` (a tokenizer's output: input_ids and attention_mask); returns {output name: array}
+        in ``dtype``."""
+        if write_io:
+            warn_once("enc_write_io", "generate(write_io=True): dumping Cloud AI 100 input/output buffers is not supported.")
+        out_dtype = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}.get(dtype or torch.float32)
+        if out_dtype is None:
+            raise ValueError(f"generate(dtype={dtype}): outputs can be torch.float32, torch.float16 or torch.float64.")
+        return {self._output_name: self._run(inputs, runtime_ai100).astype(out_dtype, copy=False)}
+
+    def _run(self, inputs, runtime_ai100: bool) -> np.ndarray:
         ids = _as_numpy(inputs["input_ids"]).astype(np.int64)
         mask = _as_numpy(inputs["attention_mask"]).astype(np.int64) if "attention_mask" in inputs else np.ones_like(ids)
         if ids.ndim == 1:
@@ -166,7 +184,7 @@ class _QEFFEncoderBase:
         if not runtime_ai100:
             with torch.no_grad():
                 out = self.model(torch.from_numpy(ids), torch.from_numpy(mask))
-            return {self._output_name: out.numpy()}
+            return out.numpy()
         session, qconfig = self._session()
         lengths, batch = qconfig["compile_params"]["seq_len"], qconfig["compile_params"]["batch_size"]
         need = int(np.nonzero(mask.any(0))[0].max()) + 1 if mask.any() else 1  # last real column
@@ -191,7 +209,7 @@ class _QEFFEncoderBase:
                 chunk_mask = np.concatenate([chunk_mask, np.repeat(chunk_mask[-1:], fill, 0)])
             out = session.run(None, {"input_ids": chunk_ids, "attention_mask": chunk_mask})[0]
             outputs.append(out[:real])
-        return {self._output_name: np.concatenate(outputs)}
+        return np.concatenate(outputs)
 
 
 class QEFFAutoModel(_QEFFEncoderBase):
@@ -201,6 +219,12 @@ class QEFFAutoModel(_QEFFEncoderBase):
     >>> model.compile(num_cores=16)
     >>> model.generate(tokenizer("My name is", return_tensors="pt"))  # {"output": array}
     """
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, pooling: str | PoolingFn | None = None, *args, **kwargs):
+        """A local folder or a hub id in the local HF cache; ``pooling`` (second, as in QEfficient) is
+        "mean", "avg", "cls", "max", a callable or None; other keyword arguments go to transformers."""
+        return super().from_pretrained(pretrained_model_name_or_path, *args, pooling=pooling, **kwargs)
 
     def encode(self, sentences: list[str] | str, tokenizer, normalize: bool = True, batch_size: int = 32) -> np.ndarray:
         """Sentence embeddings as sentence-transformers computes them: the model's pooling, then L2 norm."""
@@ -225,10 +249,13 @@ class QEFFAutoModel(_QEFFEncoderBase):
 
 
 class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):
-    """Sequence classifiers (BERT, RoBERTa, DeBERTa-v2, ...); generate() returns {"logits": array}."""
+    """Sequence classifiers (BERT, RoBERTa, DeBERTa-v2, ...); generate() returns {"logits": torch.Tensor}, as in QEfficient."""
 
     _hf_auto = AutoModelForSequenceClassification
     _output_name = "logits"
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
+        return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100, **kwargs).items()}
 
 
 def sentence_transformers_pooling(folder: Path | None) -> str:

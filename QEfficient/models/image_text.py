@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, PreTrainedModel
 
-from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, decoder_specializations, read_artifact, warn_once
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, decoder_specializations, read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.one_graph import combine_vision_language
 from QEfficient.export.onnx_export import cached_export, export_image_text_decoder_onnx, export_vision_onnx
@@ -26,12 +25,17 @@ from QEfficient.generation.exec_kv import continuous_result, open_session, print
 from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
 from QEfficient.generation.image_text_generation import ImagePrefill, ImageTextGeneration, prepare_images, prompt_rope
 from QEfficient.generation.metrics import CloudAI100ExecInfo
-from QEfficient.generation.text_generation import eos_token_ids
+from QEfficient.generation.sampling import SamplingParams
+from QEfficient.generation.text_generation import check_generation_len, eos_token_ids
+from QEfficient.generation.text_generation_inference import resolve_sampling
 from QEfficient.loading.hf_loader import resolve_model_path
-from QEfficient.runtime.ort_session import session_options
+from QEfficient.runtime.ort_session import open_inference_session, session_options
 from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
 from QEfficient.transform.vision_adapters import get_vision_adapter
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
+
+# qaic_config keys acted on: the sampler's (generate(sampling_params=...) samples on the host)
+_QAIC_CONFIG_HONOURED = {"include_sampler", "max_top_k_ids", "return_pdfs", "include_guided_decoding"}
 
 
 class QEFFAutoModelForImageTextToText:
@@ -53,16 +57,21 @@ class QEFFAutoModelForImageTextToText:
         self.qpc_paths: dict[str, Path] | Path | None = None
         self._sessions: tuple | None = None
         self._num_cores = 16
+        self.qaic_config: dict | None = kwargs.pop("qaic_config", None)
 
     @classmethod
     def from_pretrained(
         cls,
         pretrained_model_name_or_path: str | os.PathLike,
-        kv_offload: bool = True,
+        kv_offload: bool | None = None,
         continuous_batching: bool = False,
         qaic_config: dict | None = None,
         **kwargs,
     ):
+        """``kv_offload=None`` (the default) is the one-graph layout, as QEfficient's code does (its
+        docstring says two graphs); ``kv_offload=True`` gives the vision and language graphs."""
+        warn_ignored_options("qaic_config", {k: v for k, v in (qaic_config or {}).items() if k not in _QAIC_CONFIG_HONOURED})
+        kwargs.pop("attn_implementation", None)  # the static-KV attention is always used
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         kwargs.setdefault("dtype", torch.float32)
         kwargs.setdefault("config", AutoConfig.from_pretrained(folder))
@@ -70,9 +79,10 @@ class QEFFAutoModelForImageTextToText:
         model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
         obj = cls(
             model,
-            kv_offload=kv_offload,
+            kv_offload=bool(kv_offload),
             continuous_batching=continuous_batching,
             pretrained_model_name_or_path=str(pretrained_model_name_or_path),
+            qaic_config=qaic_config,
         )
         obj.local_model_dir = folder
         return obj
@@ -149,11 +159,7 @@ class QEFFAutoModelForImageTextToText:
         if not self.continuous_batching and full_batch_size is not None:
             raise TypeError("full_batch_size is for continuous batching: load with from_pretrained(..., continuous_batching=True).")
         rows = full_batch_size if self.continuous_batching else batch_size
-        if compiler_options or num_devices > 1:
-            warn_once(
-                f"vlm-opts{sorted(compiler_options)}{num_devices}",
-                f"num_devices and compiler options {sorted(compiler_options)} are for Cloud AI 100 and are ignored on ONNX Runtime.",
-            )
+        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
         img_size = img_size or self.adapter.default_img_size(self.config)
         # as in QEFFAutoModelForCausalLM: an 8-bit block-quantized weight form for mxfp6_matmul, a
         # float16 cache for mxint8_kv_cache (ONNX Runtime's CPU kernels have no MX formats)
@@ -217,8 +223,14 @@ class QEFFAutoModelForImageTextToText:
         """Greedy (or sampled) generation for processor outputs, or for ``processor`` + ``images`` + ``prompts``."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
-        if generation_len is not None and generation_len <= 0:
-            raise ValueError(f"generation_len must be a positive number of tokens, got {generation_len}.")
+        include_sampler = kwargs.pop("include_sampler", None)
+        if include_sampler is None:
+            include_sampler = bool((self.qaic_config or {}).get("include_sampler"))
+        sampling = resolve_sampling(include_sampler, kwargs.pop("sampling_params", None), kwargs.pop("include_guided_decoding", False))
+        warn_ignored_options("generate()", {**kwargs, "device_ids": device_ids is not None and len(device_ids) > 1})
+        if not runtime_ai100:
+            raise NotImplementedError("runtime_ai100=False (PyTorch generation) is not supported; use transformers' generate().")
+        generation_len = check_generation_len(generation_len)
         if inputs is None:
             if processor is None or images is None or prompts is None or len(images) != len(prompts):
                 raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (one image per prompt).")
@@ -236,10 +248,8 @@ class QEFFAutoModelForImageTextToText:
         token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
         lang_path = self.qpc_paths["lang_qpc_path"] if self.kv_offload else self.qpc_paths
         if self._sessions is None:
-            vision = self.kv_offload and ort.InferenceSession(
-                str(self.qpc_paths["vision_qpc_path"] / ARTIFACT_GRAPH),
-                session_options(self._num_cores, spin=False),
-                providers=["CPUExecutionProvider"],
+            vision = self.kv_offload and open_inference_session(
+                self.qpc_paths["vision_qpc_path"] / ARTIFACT_GRAPH, session_options(self._num_cores, spin=False)
             )
             self._sessions = (open_session(lang_path, self._num_cores), vision or None)
         qconfig = read_artifact(lang_path)
@@ -247,10 +257,10 @@ class QEFFAutoModelForImageTextToText:
         eos = eos_token_ids(tokenizer, self.hf.generation_config)
         prefiller = self._prefiller(qconfig, tokenizer)
         if self.continuous_batching:
-            info = self._generate_continuous(token_lists, vision_inputs, tokenizer, eos, prefiller, generation_len)
+            info = self._generate_continuous(token_lists, vision_inputs, tokenizer, eos, prefiller, generation_len, sampling)
         else:
             generator = ImageTextGeneration(
-                self._sessions[0], tokenizer, eos, prefiller, vision_session=self._sessions[1], hf_model=self.hf
+                self._sessions[0], tokenizer, eos, prefiller, vision_session=self._sessions[1], hf_model=self.hf, sampling=sampling
             )
             info = generator.generate_images(token_lists, vision_inputs, generation_len, streamer)
         if stream:
@@ -269,7 +279,7 @@ class QEFFAutoModelForImageTextToText:
         )
 
     def _generate_continuous(
-        self, token_lists, vision_inputs, tokenizer, eos, prefiller: ImagePrefill, generation_len
+        self, token_lists, vision_inputs, tokenizer, eos, prefiller: ImagePrefill, generation_len, sampling=None
     ) -> CloudAI100ExecInfo:
         """Every prompt through the continuous-batching engine; results flat, in prompt order."""
         session, vision_session = self._sessions
@@ -279,7 +289,7 @@ class QEFFAutoModelForImageTextToText:
         rope = prompt_rope(self.adapter, self.hf, token_lists, rows_vision) or [None] * len(token_lists)
         engine = ImageTextBatchingEngine(session, prefiller, eos, prefiller.pad_id)
         requests = [
-            Request(tokens, generation_len or session.ctx_len, extra={"vision": v, "embeds": e, "rope": r})
+            Request(tokens, generation_len or session.ctx_len, sampling or SamplingParams(), extra={"vision": v, "embeds": e, "rope": r})
             for tokens, v, e, r in zip(token_lists, rows_vision, rows_embeds, rope)
         ]
         engine.run_all(requests)

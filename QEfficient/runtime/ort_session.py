@@ -49,6 +49,26 @@ def session_options(num_cores: int, spin: bool = True) -> ort.SessionOptions:
     return opts
 
 
+class GraphLoadError(OSError):
+    """ONNX Runtime could not open a graph file (missing, truncated or not ONNX)."""
+
+
+def open_inference_session(
+    onnx_path: str | os.PathLike, options: ort.SessionOptions, providers: list[str] | None = None
+) -> ort.InferenceSession:
+    """``ort.InferenceSession`` whose failure to read the file says which file and what to do."""
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise GraphLoadError(f"The ONNX graph {path} does not exist. Compile the model again (model.compile(...)).")
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+    except Exception as err:  # ORT raises its own pybind types (InvalidProtobuf, Fail, NoSuchFile, ...)
+        raise GraphLoadError(
+            f"ONNX Runtime could not load {path}: the graph or its external weights are damaged or incomplete ({err}). "
+            f"If it was built by QEfficient, delete its folder (rm -rf '{path.parent}') and compile again."
+        ) from err
+
+
 def window_ladder(ctx_len: int) -> list[int]:
     rungs, w = [], FIRST_WINDOW
     while w < ctx_len:
@@ -83,7 +103,7 @@ class KVCacheSession:
         kv_dtype: str = "float32",
         providers: list[str] | None = None,
     ) -> None:
-        self.session = ort.InferenceSession(str(onnx_path), session_options(num_cores), providers=providers or ["CPUExecutionProvider"])
+        self.session = open_inference_session(onnx_path, session_options(num_cores), providers)
         self.batch_size = batch_size
         self.ctx_len = kv_shape[2]
         self.kv_shape = tuple(kv_shape)

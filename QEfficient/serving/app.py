@@ -2,65 +2,99 @@
 
 Routes: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions, each
 completion route with ``"stream": true`` as server-sent events in OpenAI's chunk format. Bad input
-gets a 4xx with OpenAI's error body and never reaches the engine; a full queue answers 429; a
-client that leaves a stream cancels its request, which frees its slot at the next step.
+gets a 4xx with OpenAI's error body and never reaches the engine (protocol.py); anything
+unexpected gets a JSON 500 in the same format. A full queue answers 429; a client that leaves
+cancels its request, which frees its slot at the next step.
+
+The event loop only moves bytes: bodies are read in pieces up to ``max_body_bytes`` (413 beyond),
+and parsing, chat templates and tokenization run on worker threads, so /health and live streams
+keep answering while a large prompt is tokenized. With an ``api_key`` every route but /health
+needs ``Authorization: Bearer <key>``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import logging
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from QEfficient.generation.continuous_batching import Request as EngineRequest
-from QEfficient.generation.sampling import SamplingParams
+from QEfficient.serving.choices import ChoiceText, TokenText
+from QEfficient.serving.protocol import APIError, Call, RequestParser, parse_json
 from QEfficient.serving.runner import EngineRunner, QueueFullError
 
+logger = logging.getLogger(__name__)
 
-class APIError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None, kind: str = "invalid_request_error"):
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
-
-    def response(self) -> JSONResponse:
-        body = {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
-        return JSONResponse(body, status_code=self.status)
+# A full context of text is far smaller: 32k tokens are ~130 KB of text, ~800 KB if every character
+# arrives as a \uXXXX escape; a list of 32k token ids is ~250 KB. 4 MiB leaves room for batches.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
-@dataclass
-class Job:
-    """One request's parameters after validation."""
+class BearerAuth:
+    """ASGI middleware: every HTTP route but /health needs ``Authorization: Bearer <api_key>``."""
 
-    tokens: list[int]
-    max_tokens: int
-    sampling: SamplingParams
-    stop: list[str]
-    stream: bool
+    def __init__(self, app, api_key: str) -> None:
+        self.app = app
+        self.key = api_key.encode("utf-8")
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/health":
+            header = dict(scope["headers"]).get(b"authorization")
+            scheme, _, token = (header or b"").partition(b" ")
+            if not (scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)):
+                message = (
+                    "Incorrect API key provided."
+                    if header
+                    else "Missing API key: send the header 'Authorization: Bearer <key>' with the server's --api-key."
+                )
+                response = APIError(401, message, code="invalid_api_key").response()
+                response.headers["www-authenticate"] = "Bearer"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
-def _number(body: dict, name: str, kind: type, default, low=None, high=None, low_open=False):
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise APIError(400, f"'{name}' must be a {'integer' if kind is int else 'number'}, got {value!r}.", name)
-    if (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
-        raise APIError(400, f"'{name}' is out of range: {value}.", name)
-    return kind(value)
-
-
-def create_app(runner: EngineRunner, tokenizer, model_id: str, ctx_len: int) -> FastAPI:
+def create_app(
+    runner: EngineRunner,
+    tokenizer,
+    model_id: str,
+    ctx_len: int,
+    *,
+    served_names: list[str] | None = None,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """The app; ``served_names`` are other names a request's ``model`` may use (the id comes first)."""
     app = FastAPI(title="QEfficient", version="1")
+    app.state.tokenizer, app.state.runner, app.state.model_id = tokenizer, runner, model_id
+    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    parser = RequestParser(tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue)
+    token_text = TokenText(tokenizer)
+    if api_key:
+        app.add_middleware(BearerAuth, api_key=api_key)
 
     @app.exception_handler(APIError)
     async def api_error(_, err: APIError):  # noqa: ANN001
         return err.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_, err: StarletteHTTPException):  # noqa: ANN001 (unknown route, wrong method)
+        return APIError(err.status_code, str(err.detail), kind="invalid_request_error").response()
+
+    @app.exception_handler(Exception)
+    async def unexpected(_, err: Exception):  # noqa: ANN001 (Starlette re-raises it after this answer: uvicorn logs it)
+        return APIError(
+            500, f"The server had an error while processing your request ({type(err).__name__}).", kind="server_error"
+        ).response()
 
     @app.get("/health")
     async def health() -> dict:
@@ -74,169 +108,139 @@ def create_app(runner: EngineRunner, tokenizer, model_id: str, ctx_len: int) -> 
     async def models() -> dict:
         return {"object": "list", "data": [{"id": model_id, "object": "model", "created": 0, "owned_by": "qefficient"}]}
 
-    async def read_body(request: Request) -> dict:
-        try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise APIError(400, f"The request body is not valid JSON: {err}.") from None
-        if not isinstance(body, dict):
-            raise APIError(400, "The request body must be a JSON object.")
-        return body
-
-    def job_from(body: dict, prompt: str) -> Job:
-        if body.get("n", 1) != 1:
-            raise APIError(400, "Only n=1 is supported.", "n")
-        max_tokens = _number(body, "max_tokens", int, 16, low=1)
-        sampling = SamplingParams(
-            temperature=_number(body, "temperature", float, 1.0, low=0, high=2),
-            top_p=_number(body, "top_p", float, None, low=0, high=1, low_open=True),
-            seed=_number(body, "seed", int, None),
+    async def read_body(request: Request) -> bytes:
+        """The body, read in pieces: one beyond ``max_body_bytes`` is refused before it is all in memory."""
+        too_large = APIError(
+            413,
+            f"The request body is larger than this server's limit of {max_body_bytes} bytes (--max_body_bytes).",
+            code="request_too_large",
         )
-        stop = body.get("stop") or []
-        stop = [stop] if isinstance(stop, str) else stop
-        if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > 4:
-            raise APIError(400, "'stop' must be a string or a list of up to 4 non-empty strings.", "stop")
-        tokens = tokenizer(prompt)["input_ids"]
-        if not tokens:
-            raise APIError(400, "The prompt is empty.", "prompt")
-        if len(tokens) + max_tokens > ctx_len + 1:
-            raise APIError(
-                400,
-                f"This model's context is {ctx_len} tokens; the prompt has {len(tokens)} and max_tokens asks for "
-                f"{max_tokens}. Reduce the prompt or max_tokens.",
-                "max_tokens",
-                "context_length_exceeded",
-            )
-        return Job(tokens, max_tokens, sampling, stop, bool(body.get("stream", False)))
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body_bytes:
+            raise too_large
+        pieces, size = [], 0
+        async for piece in request.stream():
+            size += len(piece)
+            if size > max_body_bytes:
+                raise too_large
+            pieces.append(piece)
+        return b"".join(pieces)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        body = await read_body(request)
-        prompt = body.get("prompt")
-        if isinstance(prompt, list) and len(prompt) == 1:
-            prompt = prompt[0]
-        if not isinstance(prompt, str) or not prompt:
-            raise APIError(400, "'prompt' is required and must be a non-empty string.", "prompt")
-        return await serve(request, job_from(body, prompt), chat=False)
+        raw = await read_body(request)
+        return await answer(request, await asyncio.to_thread(lambda: parser.completion(parse_json(raw))))
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
-        body = await read_body(request)
-        messages = body.get("messages")
-        if (
-            not isinstance(messages, list)
-            or not messages
-            or not all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages)
-        ):
-            raise APIError(400, "'messages' must be a non-empty list of {role, content} objects.", "messages")
-        if not getattr(tokenizer, "chat_template", None):
-            raise APIError(400, "This model has no chat template; use /v1/completions.", "messages")
-        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return await serve(request, job_from(body, prompt), chat=True)
+        raw = await read_body(request)
+        return await answer(request, await asyncio.to_thread(lambda: parser.chat(parse_json(raw))))
 
-    async def serve(http_request: Request, job: Job, chat: bool):
+    async def answer(http_request: Request, call: Call):
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
-        engine_request = EngineRequest(
-            job.tokens,
-            job.max_tokens,
-            job.sampling,
-            on_token=lambda r, t: loop.call_soon_threadsafe(events.put_nowait, ("token", t)),
-            on_done=lambda r: loop.call_soon_threadsafe(events.put_nowait, ("done", r.finish_reason)),
-        )
+
+        def engine_request(index: int) -> EngineRequest:
+            job = call.jobs[index]
+            return EngineRequest(
+                job.tokens,
+                job.max_tokens,
+                job.sampling,
+                on_token=lambda r, t: loop.call_soon_threadsafe(events.put_nowait, (index, False, None)),
+                on_done=lambda r: loop.call_soon_threadsafe(events.put_nowait, (index, True, r.finish_reason)),
+                top_logprobs=job.top_logprobs,
+            )
+
+        requests = [engine_request(i) for i in range(len(call.jobs))]
         try:
-            runner.submit(engine_request)
+            runner.submit_all(requests)
         except QueueFullError as err:
             raise APIError(429, str(err), kind="rate_limit_error", code="queue_full") from None
         except RuntimeError as err:
             raise APIError(503, str(err), kind="server_error", code="engine_down") from None
-        ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
-        created = int(time.time())
-        if job.stream:
-            return StreamingResponse(stream(events, engine_request, job, chat, ident, created), media_type="text/event-stream")
-        text, reason = "", None
-        watcher = asyncio.create_task(cancel_on_disconnect(http_request, engine_request))
+        choices = [ChoiceText(tokenizer, token_text, r, job.stop, call.chat) for r, job in zip(requests, call.jobs)]
+        head = {
+            "id": f"{'chatcmpl' if call.chat else 'cmpl'}-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion" if call.chat else "text_completion",
+            "created": int(time.time()),
+            "model": model_id,
+        }
+        if call.stream:
+            return StreamingResponse(stream(call, requests, choices, events, head), media_type="text/event-stream")
+        texts, reasons = [""] * len(choices), [None] * len(choices)
+        watcher = asyncio.create_task(cancel_on_disconnect(http_request, requests))
         try:
-            async for piece, finish in deltas(events, engine_request, job):
-                text += piece
-                reason = finish or reason
+            async for index, piece, reason, _ in progress(events, choices):
+                texts[index] += piece
+                reasons[index] = reason or reasons[index]
         finally:
             watcher.cancel()
-            engine_request.cancelled.set()  # a client that went away frees its slot at the next step
-        usage = {
-            "prompt_tokens": len(job.tokens),
-            "completion_tokens": len(engine_request.output),
-            "total_tokens": len(job.tokens) + len(engine_request.output),
-        }
-        choice: dict[str, Any] = {"index": 0, "finish_reason": reason}
-        if chat:
-            choice["message"] = {"role": "assistant", "content": text}
-        else:
-            choice.update(text=text, logprobs=None)
-        return {
-            "id": ident,
-            "object": "chat.completion" if chat else "text_completion",
-            "created": created,
-            "model": model_id,
-            "choices": [choice],
-            "usage": usage,
-        }
+            for r in requests:
+                r.cancelled.set()  # a client that went away frees its slot at the next step
+        out: list[dict[str, Any]] = []
+        for index, choice in enumerate(choices):
+            if call.chat:
+                body = {"message": {"role": "assistant", "content": texts[index]}}
+            else:
+                body = {"text": texts[index]}
+            out.append({"index": index, **body, "logprobs": choice.all_logprobs(), "finish_reason": reasons[index]})
+        return {**head, "choices": out, "usage": usage(call, requests)}
 
-    async def cancel_on_disconnect(http_request: Request, engine_request: EngineRequest) -> None:
+    def usage(call: Call, requests: list[EngineRequest]) -> dict:
+        prompt = sum(len(job.tokens) for job in call.jobs)
+        completion = sum(len(r.output) for r in requests)
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    async def cancel_on_disconnect(http_request: Request, requests: list[EngineRequest]) -> None:
         while not await http_request.is_disconnected():
             await asyncio.sleep(0.25)
-        engine_request.cancelled.set()
+        for r in requests:
+            r.cancelled.set()
 
-    async def deltas(events: asyncio.Queue, engine_request: EngineRequest, job: Job):
-        """(new text, finish_reason or None) as tokens arrive, cut at the first stop string.
+    async def progress(events: asyncio.Queue, choices: list[ChoiceText]) -> AsyncIterator[tuple[int, str, str | None, dict | None]]:
+        """(choice index, new text, finish reason or None, logprobs or None) as the engine goes."""
+        remaining = len(choices)
+        while remaining:
+            index, done, reason = await events.get()
+            remaining -= done
+            update = choices[index].update(done, reason)
+            if update is None:
+                continue
+            if update[1] == "error":
+                failure = choices[index].request.error
+                raise APIError(500, f"Generation failed: {failure or 'the engine step failed'}.", kind="server_error", code="engine_error")
+            yield (index, *update)
 
-        The last len(longest stop) - 1 characters are held back until they can no longer begin a
-        stop string, so a stop string split across tokens never reaches the client.
-        """
-        sent = ""
-        hold = max((len(s) for s in job.stop), default=1) - 1
-        while True:
-            kind, value = await events.get()
-            done = kind == "done"
-            text = tokenizer.decode(engine_request.output, skip_special_tokens=True)
-            if not done and text.endswith("\ufffd"):
-                continue  # half of a multi-byte character: wait for the rest
-            hits = [i for i in (text.find(s) for s in job.stop) if i >= 0]
-            if hits:
-                cut = min(hits)
-                engine_request.cancelled.set()
-                yield (text[len(sent) : cut], None)
-                while not done:  # the engine answers "cancelled"; this request ended on its stop string
-                    done = (await events.get())[0] == "done"
-                yield ("", "stop")
-                return
-            if done:
-                yield (text[len(sent) :], value)
-                return
-            safe = len(text) - hold
-            if safe > len(sent):
-                yield (text[len(sent) : safe], None)
-                sent = text[:safe]
+    async def stream(call: Call, requests, choices, events, head: dict) -> AsyncIterator[str]:
+        head = {**head, "object": "chat.completion.chunk" if call.chat else "text_completion"}
 
-    async def stream(events, engine_request: EngineRequest, job: Job, chat: bool, ident: str, created: int):
-        kind = "chat.completion.chunk" if chat else "text_completion"
+        def event(payload: dict) -> str:
+            return f"data: {json.dumps(payload)}\n\n"
 
-        def chunk(piece: str | None, reason: str | None, first: bool = False) -> str:
-            if chat:
+        def chunk(index: int, piece: str | None, reason: str | None, logprobs: dict | None, first: bool = False) -> str:
+            if call.chat:
                 delta = {"role": "assistant", "content": ""} if first else ({"content": piece} if piece else {})
-                choice = {"index": 0, "delta": delta, "finish_reason": reason}
+                choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
             else:
-                choice = {"index": 0, "text": piece or "", "logprobs": None, "finish_reason": reason}
-            return f"data: {json.dumps({'id': ident, 'object': kind, 'created': created, 'model': model_id, 'choices': [choice]})}\n\n"
+                choice = {"index": index, "text": piece or "", "logprobs": logprobs, "finish_reason": reason}
+            return event({**head, "choices": [choice], **({"usage": None} if call.include_usage else {})})
 
         try:
-            if chat:
-                yield chunk(None, None, first=True)
-            async for piece, reason in deltas(events, engine_request, job):
-                if piece or reason:
-                    yield chunk(piece, reason)
-            yield "data: [DONE]\n\n"
+            if call.chat:
+                yield chunk(0, None, None, None, first=True)
+            async for index, piece, reason, logprobs in progress(events, choices):
+                if piece or reason or (logprobs and any(logprobs.get(k) for k in ("content", "tokens"))):
+                    yield chunk(index, piece, reason, logprobs)
+            if call.include_usage:
+                yield event({**head, "choices": [], "usage": usage(call, requests)})
+        except APIError as err:  # the status line has gone: the error travels as an event, as vLLM sends it
+            yield event(err.body())
+        except Exception as err:
+            logger.error("stream failed", exc_info=err)
+            yield event(APIError(500, f"The server had an error while streaming ({type(err).__name__}).", kind="server_error").body())
         finally:
-            engine_request.cancelled.set()  # a client that went away frees its slot at the next step
+            for r in requests:
+                r.cancelled.set()  # a client that went away frees its slot at the next step
+        yield "data: [DONE]\n\n"
 
     return app

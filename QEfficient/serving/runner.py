@@ -47,11 +47,20 @@ class EngineRunner:
 
     def submit(self, request: Request) -> None:
         """Queue a request; QueueFullError when ``max_queue`` requests already wait for a slot."""
+        self.submit_all([request])
+
+    def submit_all(self, requests: list[Request]) -> None:
+        """Queue all of them or none: QueueFullError when they would take more than ``max_queue`` places.
+
+        Called from one thread (the server's event loop), so the room checked is still there when
+        they are queued: the engine only takes requests out.
+        """
         if not self.alive:
             raise RuntimeError("The generation engine is not running.")
-        if self.pending >= self.max_queue:
+        if self.pending + len(requests) > self.max_queue:
             raise QueueFullError(f"{self.pending} requests are already waiting; try again later.")
-        self.inbox.put(request)
+        for request in requests:
+            self.inbox.put(request)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

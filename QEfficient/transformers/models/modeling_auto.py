@@ -2,5 +2,6 @@
 
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
 from QEfficient.models.encoder import QEFFAutoModel, QEFFAutoModelForSequenceClassification
+from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
 
-__all__ = ["QEFFAutoModel", "QEFFAutoModelForCausalLM", "QEFFAutoModelForSequenceClassification"]
+__all__ = ["QEFFAutoModel", "QEFFAutoModelForCausalLM", "QEFFAutoModelForImageTextToText", "QEFFAutoModelForSequenceClassification"]

@@ -1,0 +1,52 @@
+"""``QEFFCommonLoader``: QEfficient's loader that picks the auto class from the model's config."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from QEfficient.loading.hf_loader import resolve_model_path
+from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
+from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
+
+
+class QEFFCommonLoader:
+    """``QEFFCommonLoader.from_pretrained(name)``: a ``QEFFAutoModelForImageTextToText`` for the
+    image-text-to-text architectures of transformers, a ``QEFFAutoModelForCausalLM`` for causal LMs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise OSError(f"{type(self).__name__} is made with `{type(self).__name__}.from_pretrained(pretrained_model_name_or_path)`.")
+
+    @classmethod
+    def model_class(cls, pretrained_model_name_or_path: str | os.PathLike, cache_dir: str | None = None) -> type:
+        """The auto class for a model folder, .gguf file or cached hub id (its config decides)."""
+        from transformers import AutoConfig
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+        folder, gguf_file = resolve_model_path(pretrained_model_name_or_path, cache_dir)
+        if gguf_file:
+            return QEFFAutoModelForCausalLM
+        model_type = AutoConfig.from_pretrained(folder).model_type
+        if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:  # checked first, as in QEfficient
+            return QEFFAutoModelForImageTextToText
+        if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+            return QEFFAutoModelForCausalLM
+        raise NotImplementedError(
+            f"Unknown architecture '{model_type}' for QEFFCommonLoader (causal LMs and image-text-to-text models only); "
+            "load it with its auto class, e.g. QEFFAutoModel for encoders."
+        )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """As QEfficient: ``local_model_dir`` (when given) is where the files are, ``full_batch_size``
+        turns on continuous batching, ``hf_token`` is accepted (nothing is downloaded)."""
+        if args:
+            raise TypeError("QEFFCommonLoader.from_pretrained takes the model name, then keyword arguments only.")
+        local_model_dir = kwargs.pop("local_model_dir", None)
+        kwargs.pop("hf_token", None)
+        continuous_batching = bool(kwargs.pop("full_batch_size", None)) or bool(kwargs.pop("continuous_batching", False))
+        source = local_model_dir or pretrained_model_name_or_path
+        model_class = cls.model_class(source, kwargs.get("cache_dir"))
+        if kwargs.get("cache_dir") is None:
+            kwargs.pop("cache_dir", None)
+        return model_class.from_pretrained(source, continuous_batching=continuous_batching, **kwargs)

@@ -1,0 +1,1 @@
+"""QEfficient's ``QEfficient.exporter`` import path (the legacy ``QEfficient.export`` function)."""

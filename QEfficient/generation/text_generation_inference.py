@@ -1,0 +1,289 @@
+"""QEfficient's ``QEfficient.generation.text_generation_inference``: ``cloud_ai_100_exec_kv`` and
+``TextGeneration`` with QEfficient's signatures, over this package's generation code (exec_kv.py,
+text_generation.py).
+
+QEfficient's on-device sampler (``include_sampler`` with ``sampling_params``, one ``[batch, 1]`` array
+per parameter) is mapped onto the host-side sampler (sampling.py); values it cannot reproduce raise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import GenerationConfig
+
+from QEfficient.compile.ort_cpu import read_artifact, warn_once
+from QEfficient.generation import exec_kv
+from QEfficient.generation.exec_kv import load_prompts, open_session, right_padding
+from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
+from QEfficient.generation.sampling import SamplingParams
+from QEfficient.generation.text_generation import TextGeneration as _SessionGeneration
+from QEfficient.generation.text_generation import average_metrics, eos_token_ids
+
+__all__ = ["CloudAI100ExecInfo", "PerfMetrics", "TextGeneration", "cloud_ai_100_exec_kv", "sampling_from_qaic_params"]
+
+# QEfficient keyword -> why this backend accepts it without acting on it.
+_NOT_HONOURED = {
+    "write_io_dir": "write_io / write_io_dir (dumping Cloud AI 100 input/output buffers) is not supported; nothing is written",
+    "comp_ctx_lengths_prefill": "comp_ctx_lengths (CCL) select Cloud AI 100 graphs; ONNX Runtime's shapes are dynamic: ignored",
+    "comp_ctx_lengths_decode": "comp_ctx_lengths (CCL) select Cloud AI 100 graphs; ONNX Runtime's shapes are dynamic: ignored",
+    "return_pdfs": "return_pdfs is not supported: no probability distributions are returned, only the sampled tokens",
+    "device_id": "device_id has no meaning on the ONNX Runtime CPU backend; the CPU is used",
+}
+
+
+def sampling_from_qaic_params(sampling_params: dict[str, Any]) -> SamplingParams:
+    """QEfficient's ``sampling_params`` (``[batch, 1]`` arrays) as the host sampler's parameters.
+
+    One value per parameter for the whole batch (every row equal); ``presence_penalties`` and
+    ``min_ps`` must be neutral (0), and ``token_bitmasks`` (guided decoding) is not supported: those
+    raise NotImplementedError rather than sample differently from what was asked. ``random_numbers``
+    seed the sampler, so the same numbers give the same tokens (not Cloud AI 100's tokens).
+    """
+    known = {"repetition_penalties", "presence_penalties", "temperatures", "top_ks", "top_ps", "min_ps", "random_numbers"}
+    unknown = set(sampling_params) - known
+    if "token_bitmasks" in unknown:
+        raise NotImplementedError("Guided decoding (token_bitmasks) is not supported by the ONNX Runtime backend.")
+    if unknown:
+        raise ValueError(f"Unknown sampling_params {sorted(unknown)}; QEfficient's keys are {sorted(known)}.")
+
+    def one_value(key: str, neutral: float | None = None) -> float | None:
+        if key not in sampling_params or sampling_params[key] is None:
+            return neutral
+        values = np.asarray(sampling_params[key]).reshape(-1)
+        if values.size == 0:
+            return neutral
+        if not np.all(values == values[0]):
+            raise NotImplementedError(
+                f"sampling_params['{key}'] differs between rows ({values.tolist()}); the ONNX Runtime backend samples every "
+                "row with the same parameters. Run the prompts with different parameters in separate generate() calls."
+            )
+        return values[0].item()
+
+    for key in ("presence_penalties", "min_ps"):
+        value = one_value(key, 0.0)
+        if value:
+            raise NotImplementedError(
+                f"sampling_params['{key}'] = {value} is not supported by the ONNX Runtime backend's sampler "
+                "(repetition_penalties, temperatures, top_ks and top_ps are); pass 0 to disable it."
+            )
+    seed = None
+    if sampling_params.get("random_numbers") is not None:
+        digest = hashlib.blake2b(np.ascontiguousarray(np.asarray(sampling_params["random_numbers"])).tobytes(), digest_size=8)
+        seed = int.from_bytes(digest.digest(), "little")
+    top_k = one_value("top_ks")
+    return SamplingParams(
+        temperature=one_value("temperatures"),
+        top_k=int(top_k) if top_k is not None else None,
+        top_p=one_value("top_ps"),
+        repetition_penalty=one_value("repetition_penalties"),
+        seed=seed,
+    )
+
+
+def resolve_sampling(
+    include_sampler: bool, sampling_params: dict | None, include_guided_decoding: bool = False, sampling: SamplingParams | None = None
+) -> SamplingParams | None:
+    """The sampler parameters a call asks for, QEfficient's way (``include_sampler`` + ``sampling_params``)
+    or this package's (``sampling``); never greedy when sampling was asked for."""
+    if include_guided_decoding:
+        raise NotImplementedError("include_guided_decoding is not supported by the ONNX Runtime backend.")
+    if include_sampler and sampling_params is None and (sampling is None or sampling == SamplingParams()):
+        raise ValueError("include_sampler=True needs sampling_params (QEfficient's dict of [batch, 1] arrays).")
+    if sampling_params is None:
+        return sampling
+    if sampling is not None and sampling != SamplingParams():
+        raise ValueError("Pass either sampling_params or temperature/top_k/top_p/repetition_penalty/seed, not both.")
+    return sampling_from_qaic_params(sampling_params)
+
+
+def _warn_not_honoured(**given: Any) -> None:
+    for key, value in given.items():
+        if value:
+            warn_once(f"exec_kv:{key}", _NOT_HONOURED[key] + ".")
+
+
+def cloud_ai_100_exec_kv(
+    tokenizer,
+    qpc_path: str | Path,
+    prompt: list[str] | str | None = None,
+    prompts_txt_file_path: str | None = None,
+    device_id: list[int] | None = None,
+    generation_len: int | None = None,
+    comp_ctx_lengths_prefill: list[int] | None = None,
+    comp_ctx_lengths_decode: list[int] | None = None,
+    enable_debug_logs: bool = False,
+    stream: bool = True,
+    write_io_dir: str | None = None,
+    automation: bool = False,
+    iteration: int = 1,
+    prompt_to_lora_id_mapping: list[int] | None = None,
+    is_tlm: bool = False,
+    include_sampler: bool = False,
+    return_pdfs: bool = False,
+    include_guided_decoding: bool = False,
+    sampling_params: dict[str, Any] | None = None,
+    **kwargs,
+) -> CloudAI100ExecInfo:
+    """Generate with an artifact built by ``compile()``, with QEfficient's arguments; prints the stats.
+
+    ``iteration`` repeats the run (the last result is returned), ``automation`` prints ``input=`` /
+    ``output=`` lines as QEfficient does. Other keywords (``num_cores``, ``session``,
+    ``generation_config``, ``sampling``) go to this package's exec_kv.
+    """
+    if prompt_to_lora_id_mapping is not None:
+        raise NotImplementedError("LoRA adapters (prompt_to_lora_id_mapping) are not supported by the ONNX Runtime backend.")
+    if is_tlm:
+        raise NotImplementedError("Speculative decoding (is_tlm) is not supported by the ONNX Runtime backend.")
+    _warn_not_honoured(
+        write_io_dir=write_io_dir,
+        comp_ctx_lengths_prefill=comp_ctx_lengths_prefill,
+        comp_ctx_lengths_decode=comp_ctx_lengths_decode,
+        return_pdfs=return_pdfs,
+        device_id=device_id is not None and len(device_id) > 1,
+    )
+    if enable_debug_logs:
+        logging.getLogger("QEfficient").setLevel(logging.DEBUG)
+    unexpected = set(kwargs) - {"num_cores", "session", "generation_config", "sampling"}
+    if unexpected:
+        raise TypeError(f"cloud_ai_100_exec_kv() got unexpected keyword arguments {sorted(unexpected)}.")
+    kwargs["sampling"] = resolve_sampling(include_sampler, sampling_params, include_guided_decoding, kwargs.get("sampling"))
+    prompts = load_prompts(prompt, prompts_txt_file_path)
+    if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 1:
+        raise ValueError(f"iteration must be a positive integer, got {iteration!r}.")
+    info = None
+    for _ in range(iteration):
+        info = exec_kv.cloud_ai_100_exec_kv(tokenizer, qpc_path, prompt=prompts, generation_len=generation_len, stream=stream, **kwargs)
+        if automation:
+            print("input=", prompts)
+            print("output=", info.generated_texts)
+    return info
+
+
+class TextGeneration:
+    """QEfficient's ``TextGeneration(tokenizer, qpc_path, ...)``: a session over one artifact, reused by
+    every ``generate()`` call."""
+
+    def __init__(
+        self,
+        tokenizer,
+        qpc_path: str | Path,
+        full_batch_size: int | None = None,
+        ctx_len: int | None = None,
+        comp_ctx_lengths_prefill: list[int] | None = None,
+        comp_ctx_lengths_decode: list[int] | None = None,
+        device_id: list[int] | None = None,
+        enable_debug_logs: bool = False,
+        write_io_dir: str | None = None,
+        is_tlm: bool = False,
+        include_sampler: bool = False,
+        return_pdfs: bool = False,
+        include_guided_decoding: bool = False,
+        sampling_params: dict[str, Any] | None = None,
+        num_cores: int | None = None,
+    ) -> None:
+        if is_tlm:
+            raise NotImplementedError("Speculative decoding (is_tlm) is not supported by the ONNX Runtime backend.")
+        _warn_not_honoured(
+            write_io_dir=write_io_dir,
+            comp_ctx_lengths_prefill=comp_ctx_lengths_prefill,
+            comp_ctx_lengths_decode=comp_ctx_lengths_decode,
+            return_pdfs=return_pdfs,
+        )
+        self.qpc_path = Path(qpc_path)
+        self.qconfig = read_artifact(self.qpc_path)
+        self._tokenizer = right_padding(tokenizer)
+        self._session = open_session(self.qpc_path, num_cores)
+        self._full_batch_size = self.qconfig["kv_shape"][0] if self.qconfig.get("continuous_batching") else None
+        if full_batch_size is not None and full_batch_size != self._full_batch_size:
+            raise ValueError(f"full_batch_size={full_batch_size} but the artifact was compiled with {self._full_batch_size}.")
+        if ctx_len is not None and ctx_len != self._session.ctx_len:
+            raise ValueError(f"ctx_len={ctx_len} but the artifact was compiled with ctx_len={self._session.ctx_len}.")
+        self._sampling = resolve_sampling(include_sampler, sampling_params, include_guided_decoding)
+        self._perf_metrics: PerfMetrics | None = None
+
+    @property
+    def perf_metrics(self) -> PerfMetrics | None:
+        return self._perf_metrics
+
+    def _generator(self) -> _SessionGeneration:
+        recorded = self.qconfig.get("eos_token_id")  # as recorded at compile time
+        eos = eos_token_ids(self._tokenizer, GenerationConfig(eos_token_id=recorded) if recorded is not None else None)
+        prefill_seq_len = self.qconfig["compile_params"]["prefill_seq_len"]
+        return _SessionGeneration(self._session, self._tokenizer, prefill_seq_len, eos, self._sampling)
+
+    def generate(
+        self,
+        prompt: list[str],
+        generation_len: int | None = None,
+        stream: bool = True,
+        automation: bool = False,
+        prompt_to_lora_id_mapping: list[int] | None = None,
+    ) -> CloudAI100ExecInfo:
+        if prompt_to_lora_id_mapping is not None:
+            raise NotImplementedError("LoRA adapters (prompt_to_lora_id_mapping) are not supported by the ONNX Runtime backend.")
+        prompts = load_prompts(prompt)
+        if self._full_batch_size is not None:
+            generator = self._generator()
+            info = exec_kv.generate_continuous(
+                self._session,
+                self._tokenizer,
+                generator.prefill_seq_len,
+                generator.eos_ids.tolist(),
+                prompts,
+                generation_len,
+                stream,
+                self._sampling or SamplingParams(),
+            )
+        else:
+            info = self._generator().generate(prompts, generation_len=generation_len, stream=stream)
+        if automation:
+            print("input=", prompts)
+            print("output=", info.generated_texts)
+        self._perf_metrics = info.perf_metrics
+        return info
+
+    def generate_stream_tokens(
+        self, prompt: list[str], generation_len: int | None = None, automation: bool = False, prompt_to_lora_id_mapping=None
+    ) -> Iterator[list[str]]:
+        """Yield each new token's text as it is generated, as a one-element list (batch size 1 only)."""
+        if self._full_batch_size is not None:
+            raise NotImplementedError("Streaming tokens is currently unavailable for continuous batch execution.")
+        if self._session.batch_size != 1:
+            raise NotImplementedError("generate_stream_tokens needs an artifact compiled with batch_size=1 on this backend.")
+        prompts = load_prompts(prompt)[:1]
+        tokens: queue.Queue = queue.Queue()
+        done = object()
+        tokenizer = self._tokenizer
+
+        class _Streamer:
+            def put(self, ids) -> None:
+                tokens.put([tokenizer.decode(np.asarray(ids).reshape(-1), skip_special_tokens=True)])
+
+            def end(self) -> None:
+                tokens.put(done)
+
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                result["out"] = self._generator().generate_batch(prompts, generation_len, _Streamer())
+            except BaseException as err:  # re-raised in the caller's thread
+                result["error"] = err
+                tokens.put(done)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        while (item := tokens.get()) is not done:
+            yield item
+        worker.join()
+        if "error" in result:
+            raise result["error"]
+        self._perf_metrics = average_metrics([result["out"][2]])

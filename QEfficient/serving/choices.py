@@ -1,0 +1,135 @@
+"""One choice as the engine's tokens arrive: the text to send (cut at the first stop string), the
+finish reason, and the logprobs of the tokens sent so far, in OpenAI's two shapes.
+
+Completions: ``{"tokens", "token_logprobs", "top_logprobs": [{token: logprob}], "text_offset"}``,
+each top dict holding the N likeliest tokens plus the chosen one (so up to N + 1 entries, as
+OpenAI documents). Chat: ``{"content": [{"token", "logprob", "bytes", "top_logprobs": [...]}]}``.
+Log-probabilities are the log-softmax of the model's logits at each step (before temperature and
+top-p), as vLLM reports by default.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from functools import lru_cache
+
+from QEfficient.generation.continuous_batching import Request
+
+_BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # sentencepiece byte fallback
+LOGPROB_FLOOR = -9999.0  # JSON has no -inf; OpenAI's floor
+
+
+def _uses_byte_level(tokenizer) -> bool:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return False
+    return '"ByteLevel"' in json.dumps(json.loads(backend.to_str()).get("decoder"))
+
+
+class TokenText:
+    """A tokenizer's text and UTF-8 bytes for single token ids (cached: the vocabulary is bounded)."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.byte_chars = None
+        if _uses_byte_level(tokenizer):  # GPT-2's byte-level alphabet, reversed: token characters -> bytes
+            from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+            self.byte_chars = {char: byte for byte, char in bytes_to_unicode().items()}
+        self.text = lru_cache(maxsize=65536)(self._text)
+        self.bytes = lru_cache(maxsize=65536)(self._bytes)
+
+    def _text(self, token: int) -> str:
+        return self.tokenizer.decode([token])
+
+    def _bytes(self, token: int) -> list[int]:
+        piece = self.tokenizer.convert_ids_to_tokens(token)
+        if self.byte_chars is not None and isinstance(piece, str) and all(c in self.byte_chars for c in piece):
+            return [self.byte_chars[c] for c in piece]  # the true bytes, also for half of a multi-byte character
+        match = _BYTE_TOKEN.fullmatch(piece) if isinstance(piece, str) else None
+        if match:
+            return [int(match.group(1), 16)]
+        return list(self._text(token).encode("utf-8"))
+
+
+class ChoiceText:
+    """Feeds on engine events for one request; each ``update`` says what is new for the client."""
+
+    def __init__(self, tokenizer, token_text: TokenText, request: Request, stop: list[str], chat: bool) -> None:
+        self.tokenizer, self.token_text, self.request, self.stop, self.chat = tokenizer, token_text, request, stop, chat
+        self.hold = max((len(s) for s in stop), default=1) - 1
+        self.sent = ""
+        self.stopped = False  # a stop string was found: the rest of the engine's output is not ours
+        self.offsets: list[int] = []  # where each token's text starts in the completion (logprobs only)
+        self.released = 0  # tokens whose logprobs went out
+
+    def update(self, done: bool, reason: str | None) -> tuple[str, str | None, dict | None] | None:
+        """(new text, finish reason or None, logprobs of the newly covered tokens or None), or None
+        when there is nothing to send yet.
+
+        The last len(longest stop) - 1 characters are held back until they can no longer begin a
+        stop string, so a stop string split across tokens never reaches the client.
+        """
+        if self.stopped:
+            return ("", "stop", None) if done else None
+        ids = list(self.request.output)
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        if not done and text.endswith("\ufffd"):
+            return None  # half of a multi-byte character: wait for the rest
+        hits = [i for i in (text.find(s) for s in self.stop) if i >= 0]
+        if hits:
+            cut = min(hits)
+            self.request.cancelled.set()
+            self.stopped = True  # "stop" is reported with the engine's done event
+            piece, self.sent = text[len(self.sent) : cut], text[:cut]
+            return piece, None, self._logprobs(ids, cut, final=False)
+        if done:
+            piece, self.sent = text[len(self.sent) :], text
+            return piece, reason, self._logprobs(ids, len(text), final=True)
+        safe = len(text) - self.hold
+        if safe <= len(self.sent):
+            return None
+        piece, self.sent = text[len(self.sent) : safe], text[:safe]
+        return piece, None, self._logprobs(ids, safe, final=False)
+
+    def _logprobs(self, ids: list[int], sent_chars: int, final: bool) -> dict | None:
+        """Logprobs for the tokens whose text now starts inside what was sent (all of them at the end)."""
+        if self.request.top_logprobs is None:
+            return None
+        for i in range(len(self.offsets), len(ids)):
+            self.offsets.append(len(self.tokenizer.decode(ids[:i], skip_special_tokens=True)))
+        upto = len(ids) if final else bisect.bisect_left(self.offsets, sent_chars)
+        start, self.released = self.released, max(self.released, upto)
+        return self._format(ids, range(start, self.released))
+
+    def all_logprobs(self) -> dict | None:
+        """Logprobs of every token sent, for a response that is not streamed."""
+        if self.request.top_logprobs is None:
+            return None
+        return self._format(list(self.request.output), range(self.released))
+
+    def _format(self, ids: list[int], indices: range) -> dict:
+        steps = self.request.logprobs
+        text, raw = self.token_text.text, self.token_text.bytes
+        if self.chat:
+
+            def entry(token: int, logprob: float) -> dict:
+                return {"token": text(token), "logprob": max(logprob, LOGPROB_FLOOR), "bytes": raw(token)}
+
+            content = []
+            for i in indices:
+                logprob, top_ids, top_lps = steps[i]
+                content.append({**entry(ids[i], logprob), "top_logprobs": [entry(t, lp) for t, lp in zip(top_ids, top_lps)]})
+            return {"content": content, "refusal": None}
+        out: dict[str, list] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+        for i in indices:
+            logprob, top_ids, top_lps = steps[i]
+            top = {text(t): max(lp, LOGPROB_FLOOR) for t, lp in zip(top_ids, top_lps)}
+            top.setdefault(text(ids[i]), max(logprob, LOGPROB_FLOOR))
+            out["tokens"].append(text(ids[i]))
+            out["token_logprobs"].append(max(logprob, LOGPROB_FLOOR))
+            out["top_logprobs"].append(top)
+            out["text_offset"].append(self.offsets[i])
+        return out

@@ -1,0 +1,309 @@
+"""OpenAI request bodies -> validated jobs for the engine.
+
+Everything a client can get wrong is answered here with a 400 (or 404 for an unknown model) in
+OpenAI's error format, before anything reaches the engine: the JSON itself (NaN, Infinity, lone
+surrogates, absurd nesting), the types of the fields (``"stream": "no"``, ``"n": true``), their
+ranges, and the prompt forms OpenAI accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from QEfficient.generation.sampling import SamplingParams
+
+MAX_JSON_DEPTH = 64  # OpenAI bodies nest a handful of levels; tool schemas a few dozen at most
+INT64 = 2**63
+MAX_COMPLETION_LOGPROBS = 5  # OpenAI's limit for /v1/completions "logprobs"
+MAX_CHAT_TOP_LOGPROBS = 20  # and for /v1/chat/completions "top_logprobs"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class APIError(Exception):
+    def __init__(
+        self, status: int, message: str, param: str | None = None, code: str | None = None, kind: str = "invalid_request_error"
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status)
+
+
+@dataclasses.dataclass
+class Job:
+    """One prompt of a request, validated and tokenized."""
+
+    tokens: list[int]
+    max_tokens: int
+    sampling: SamplingParams
+    stop: list[str]
+    top_logprobs: int | None = None  # None: no logprobs; N: the token's and N alternatives per step
+
+
+@dataclasses.dataclass
+class Call:
+    """One HTTP request: its prompts (one choice each) and how to answer."""
+
+    jobs: list[Job]
+    chat: bool
+    stream: bool = False
+    include_usage: bool = False
+
+
+def _reject_constant(name: str) -> None:
+    raise APIError(400, f"The request body contains {name}, which is not valid JSON; send finite numbers only.")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise APIError(400, f"The number {text} is out of range; send finite numbers only.")
+    return value
+
+
+def parse_json(raw: bytes) -> dict:
+    """The body as a dict, or a 400: strict UTF-8, no NaN/Infinity, no lone surrogates, bounded nesting."""
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
+    except UnicodeDecodeError as err:
+        raise APIError(400, f"The request body is not valid UTF-8: {err}.") from None
+    except RecursionError:
+        raise APIError(400, f"The request body is nested too deeply (more than {MAX_JSON_DEPTH} levels).") from None
+    except json.JSONDecodeError as err:
+        raise APIError(400, f"The request body is not valid JSON: {err}.") from None
+    except ValueError:  # an integer beyond Python's 4300-digit limit
+        raise APIError(400, "A number in the request body has too many digits.") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "The request body must be a JSON object.")
+    _check_tree(body)
+    return body
+
+
+def _check_tree(body: dict) -> None:
+    """Walk the parsed body without recursion: bounded depth, and no string (or key) with a lone surrogate."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise APIError(400, f"The request body is nested too deeply (more than {MAX_JSON_DEPTH} levels).")
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if _SURROGATE.search(key):
+                    raise APIError(400, "A key in the request body contains an unpaired UTF-16 surrogate (\\ud800-\\udfff).")
+                stack.append((value, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, str) and _SURROGATE.search(node):
+            raise APIError(400, "A string in the request body contains an unpaired UTF-16 surrogate (\\ud800-\\udfff).")
+
+
+def number(body: dict, name: str, kind: type, default, low=None, high=None, low_open: bool = False):
+    """``body[name]`` as an int (kind=int) or float within [low, high] ((low, high] with low_open); null -> default."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise APIError(400, f"'{name}' must be {'an integer' if kind is int else 'a number'}, got {value!r}.", name)
+    if not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
+        bounds = f"{'(' if low_open else '['}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        raise APIError(400, f"'{name}' is out of range: {value} (allowed: {bounds}).", name)
+    return kind(value)
+
+
+def boolean(body: dict, name: str, default: bool = False) -> bool:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise APIError(400, f"'{name}' must be true or false, got {value!r}.", name)
+    return value
+
+
+def _stop_strings(body: dict) -> list[str]:
+    stop = body.get("stop")
+    stop = [] if stop is None else [stop] if isinstance(stop, str) else stop
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > 4:
+        raise APIError(400, "'stop' must be a string or a list of up to 4 non-empty strings.", "stop")
+    return stop
+
+
+def _streaming(body: dict) -> tuple[bool, bool]:
+    """(stream, include_usage)."""
+    stream = boolean(body, "stream")
+    options = body.get("stream_options")
+    if options is None:
+        return stream, False
+    if not stream:
+        raise APIError(400, "'stream_options' is only allowed when 'stream' is true.", "stream_options")
+    if not isinstance(options, dict):
+        raise APIError(400, "'stream_options' must be an object such as {\"include_usage\": true}.", "stream_options")
+    return stream, boolean(options, "include_usage")
+
+
+class RequestParser:
+    """Turns the two routes' bodies into Calls. Runs off the event loop: it tokenizes."""
+
+    def __init__(self, tokenizer, served_names: list[str], ctx_len: int, vocab_size: int, max_prompts: int) -> None:
+        self.tokenizer = tokenizer
+        self.served_names = served_names
+        self.ctx_len = ctx_len
+        self.vocab_size = vocab_size
+        self.max_prompts = max_prompts
+
+    def completion(self, body: dict) -> Call:
+        for name, ok in (
+            ("echo", not body.get("echo")),
+            ("suffix", body.get("suffix") is None),
+            ("best_of", body.get("best_of") in (None, 1)),
+        ):
+            if not ok:
+                raise APIError(400, f"'{name}' is not supported by this server; leave it out.", name)
+        call = self._options(body, number(body, "logprobs", int, None, low=0, high=MAX_COMPLETION_LOGPROBS), chat=False)
+        prompts = self._prompts(body.get("prompt"))
+        return self._with_prompts(call, [self._tokens(p, f"prompt[{i}]" if len(prompts) > 1 else "prompt") for i, p in enumerate(prompts)])
+
+    def chat(self, body: dict) -> Call:
+        top = None
+        if boolean(body, "logprobs"):
+            top = number(body, "top_logprobs", int, 0, low=0, high=MAX_CHAT_TOP_LOGPROBS)
+        elif body.get("top_logprobs") is not None:
+            raise APIError(400, "'top_logprobs' needs \"logprobs\": true.", "top_logprobs")
+        if body.get("max_completion_tokens") is not None:  # the newer name; max_tokens is deprecated in OpenAI's API
+            body = {**body, "max_tokens": body["max_completion_tokens"]}
+        call = self._options(body, top, chat=True)
+        messages = self._messages(body.get("messages"))
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise APIError(400, "This model has no chat template; use /v1/completions.", "messages")
+        try:
+            prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
+            raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
+        return self._with_prompts(call, [self._tokens(prompt, "messages")])
+
+    def _common(self, body: dict) -> None:
+        model = body.get("model")
+        if model is not None and not isinstance(model, str):
+            raise APIError(400, f"'model' must be a string, got {model!r}.", "model")
+        if model is not None and model not in self.served_names:
+            raise APIError(
+                404,
+                f"The model '{model}' does not exist; this server serves '{self.served_names[0]}' (see /v1/models).",
+                "model",
+                "model_not_found",
+            )
+        n = body.get("n")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
+            raise APIError(400, f"'n' must be an integer, got {n!r}.", "n")
+        if n not in (None, 1):
+            raise APIError(400, "Only n=1 is supported.", "n")
+
+    def _options(self, body: dict, top: int | None, chat: bool) -> Call:
+        """Everything but the prompts, checked before anything is tokenized; a Call with one template job."""
+        self._common(body)
+        stream, include_usage = _streaming(body)
+        seed = number(body, "seed", int, None, low=-INT64, high=INT64 - 1)
+        sampling = SamplingParams(
+            temperature=number(body, "temperature", float, 1.0, low=0, high=2),
+            top_p=number(body, "top_p", float, None, low=0, high=1, low_open=True),
+            seed=None if seed is None else seed % 2**64,  # OpenAI's seeds are int64; numpy wants them non-negative
+        )
+        job = Job([], number(body, "max_tokens", int, 16, low=1), sampling, _stop_strings(body), top)
+        return Call([job], chat, stream, include_usage)
+
+    def _with_prompts(self, call: Call, prompts: list[tuple[list[int], str]]) -> Call:
+        """The call with one job per tokenized prompt, each checked against the context."""
+        template = call.jobs[0]
+        for ids, where in prompts:
+            if len(ids) + template.max_tokens > self.ctx_len + 1:
+                raise APIError(
+                    400,
+                    f"This model's context is {self.ctx_len} tokens; {where} has {len(ids)} and max_tokens asks for "
+                    f"{template.max_tokens}. Reduce the prompt or max_tokens.",
+                    "max_tokens",
+                    "context_length_exceeded",
+                )
+        call.jobs = [dataclasses.replace(template, tokens=ids) for ids, _ in prompts]
+        return call
+
+    def _prompts(self, prompt) -> list[str | list[int]]:
+        """OpenAI's four prompt forms -> a list of prompts, each a string or a list of token ids."""
+        form = "'prompt' must be a string, a list of strings, a list of token ids or a list of lists of token ids"
+        if isinstance(prompt, str):
+            prompts = [prompt]
+        elif isinstance(prompt, list) and prompt and all(_is_token(t) for t in prompt):
+            prompts = [prompt]
+        elif (
+            isinstance(prompt, list)
+            and prompt
+            and (all(isinstance(p, str) for p in prompt) or all(isinstance(p, list) and all(_is_token(t) for t in p) for p in prompt))
+        ):
+            prompts = prompt
+        else:
+            raise APIError(400, f"{form}, and not empty.", "prompt")
+        if len(prompts) > self.max_prompts:
+            raise APIError(400, f"At most {self.max_prompts} prompts per request (the server's --max_queue).", "prompt")
+        return prompts
+
+    def _tokens(self, prompt: str | list[int], where: str) -> tuple[list[int], str]:
+        if isinstance(prompt, str):
+            ids = self.tokenizer(prompt)["input_ids"]  # truncation=True would split a huge prompt into thousands of overflow encodings
+        else:
+            ids = prompt
+        if len(ids) > self.ctx_len:
+            raise APIError(
+                400,
+                f"{where} has more than this model's context of {self.ctx_len} tokens. Shorten it.",
+                "prompt" if where.startswith("prompt") else where,
+                "context_length_exceeded",
+            )
+        bad = next((t for t in ids if not 0 <= t < self.vocab_size), None) if ids is prompt else None
+        if bad is not None:
+            raise APIError(400, f"{where} has the token id {bad}, outside this model's vocabulary [0, {self.vocab_size}).", "prompt")
+        if not ids:
+            raise APIError(400, f"{where} is empty.", "prompt" if where.startswith("prompt") else where)
+        return list(ids), where
+
+    @staticmethod
+    def _messages(messages) -> list[dict]:
+        shape = "'messages' must be a non-empty list of {role, content} objects"
+        if not isinstance(messages, list) or not messages:
+            raise APIError(400, f"{shape}.", "messages")
+        out = []
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                raise APIError(400, f"{shape}; messages[{i}] is not.", "messages")
+            out.append({**m, "content": _text_content(m.get("content"), i)})
+        return out
+
+
+def _is_token(t) -> bool:
+    return isinstance(t, int) and not isinstance(t, bool)
+
+
+def _text_content(content, i: int) -> str:
+    """A message's content: a string, or a list of text parts (joined by newlines, as vLLM does)."""
+    if isinstance(content, str):
+        return content
+    where = f"messages[{i}].content"
+    if not isinstance(content, list):
+        raise APIError(400, f'{where} must be a string or a list of {{"type": "text", "text": ...}} parts.', "messages")
+    texts = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind != "text":
+            what = f"a part of type '{kind}'" if isinstance(kind, str) else "a part without a type"
+            raise APIError(400, f"{where}[{j}] is {what}; this model takes text only (type 'text').", "messages")
+        if not isinstance(part.get("text"), str):
+            raise APIError(400, f"{where}[{j}] needs a string 'text'.", "messages")
+        texts.append(part["text"])
+    return "\n".join(texts)

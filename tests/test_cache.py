@@ -1,0 +1,370 @@
+"""The cache on disk under fault: damaged entries are rebuilt or reported by name, builds are shared
+between processes, and generation inputs are checked. Real files, real exports, tiny models."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from QEfficient import QEFFAutoModelForCausalLM
+from QEfficient.compile.ort_cpu import read_artifact
+from QEfficient.export.onnx_export import WeightsOffloadedError
+from QEfficient.runtime.ort_session import GraphLoadError, open_inference_session, session_options
+from QEfficient.utils.cache import COMPLETE_MARKER, MANIFEST, CacheEntryDamagedError, build_entry, verify_entry
+
+PROMPT = "My name is"
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch) -> Path:
+    """A cache root of the test's own, so each test damages only its entries."""
+    monkeypatch.setenv("QEFF_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_model_dir):
+    folder = tiny_model_dir("llama")
+    return folder, AutoTokenizer.from_pretrained(folder)
+
+
+def build(source, **kwargs) -> QEFFAutoModelForCausalLM:
+    model = QEFFAutoModelForCausalLM.from_pretrained(source, **kwargs)
+    model.compile(prefill_seq_len=8, ctx_len=32, num_cores=1)
+    return model
+
+
+def completion(model, tokenizer) -> list[int]:
+    info = model.generate(tokenizer, [PROMPT], generation_len=8, stream=False)
+    return [int(t) for t in info.generated_ids[0][0]]
+
+
+def flip_bytes(path: Path, count: int = 64) -> None:
+    """Overwrite ``count`` random bytes in place (same size)."""
+    rng = random.Random(0)
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        for offset in rng.sample(range(size), min(count, size)):
+            f.seek(offset)
+            byte = f.read(1)[0]
+            f.seek(offset)
+            f.write(bytes([byte ^ 0xFF]))
+
+
+def damage(path: Path, how: str) -> None:
+    if how == "flip":
+        flip_bytes(path)
+    elif how == "truncate":
+        with open(path, "r+b") as f:
+            f.truncate(path.stat().st_size // 2)
+    elif how == "delete":
+        path.unlink()
+    elif how == "bad_json":
+        path.write_text('{"specializations": [')
+    else:
+        raise AssertionError(how)
+
+
+def rebuilds_with_warning(source, **kwargs) -> QEFFAutoModelForCausalLM:
+    with pytest.warns(UserWarning, match="damaged.*Rebuilding"):
+        return build(source, **kwargs)
+
+
+# --- item 10: damaged entries -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "file, how",
+    [
+        ("{model}.onnx.data", "flip"),
+        ("{model}.onnx", "truncate"),
+        ("{model}.onnx", "delete"),
+        ("hashed_export_params.json", "bad_json"),
+        (MANIFEST, "bad_json"),
+    ],
+)
+def test_damaged_export_entry_is_reported_then_rebuilt(llama, home, file, how):
+    folder, tokenizer = llama
+    model = build(folder)
+    reference = completion(model, tokenizer)
+    export_dir, qpc = model.onnx_path.parent, model.qpc_path
+    target = export_dir / file.format(model=model.onnx_path.stem)
+    damage(target, how)
+
+    problem = verify_entry(export_dir)
+    assert problem is not None and problem.damaged and str(target) in problem.describe()
+    if target.name.startswith(model.onnx_path.stem) and how != "delete":  # hard-linked into the artifact: damaged too
+        with pytest.raises(CacheEntryDamagedError, match=re.escape(f"rm -rf '{qpc}'")):
+            read_artifact(qpc)
+
+    again = rebuilds_with_warning(folder)
+    assert again.onnx_path == model.onnx_path and again.qpc_path == qpc
+    assert verify_entry(export_dir) is None and verify_entry(qpc) is None
+    assert completion(again, tokenizer) == reference
+
+
+@pytest.mark.parametrize(
+    "file, how",
+    [
+        ("qconfig.json", "bad_json"),
+        ("specializations.json", "bad_json"),
+        ("model.onnx", "delete"),
+        (COMPLETE_MARKER, "delete"),
+    ],
+)
+def test_damaged_artifact_is_a_clear_error_then_rebuilt(llama, home, file, how):
+    folder, tokenizer = llama
+    model = build(folder)
+    reference = completion(model, tokenizer)
+    qpc = model.qpc_path
+    damage(qpc / file, how)
+    with pytest.raises(CacheEntryDamagedError) as err:
+        read_artifact(qpc)
+    assert f"rm -rf '{qpc}'" in str(err.value) and file in str(err.value)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an incomplete entry is rebuilt without a warning, a damaged one with one
+        again = build(folder)
+    assert again.qpc_path == qpc and verify_entry(qpc) is None
+    assert completion(again, tokenizer) == reference
+
+
+def test_execute_on_a_damaged_artifact_is_one_clear_line(llama, home):
+    folder, _ = llama
+    qpc = build(folder).qpc_path
+    flip_bytes(qpc / "specializations.json", count=4)
+    env = {**os.environ, "QEFF_HOME": str(home), "PYTHONPATH": str(Path(__file__).parents[1])}
+    cmd = [sys.executable, "-m", "QEfficient.cloud.execute", "--qpc_path", str(qpc), "--prompt", PROMPT, "--model_name", str(folder)]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "specializations.json changed after it was written" in res.stderr and f"rm -rf '{qpc}'" in res.stderr
+
+
+def test_damaged_export_without_weights_names_the_file(llama, home):
+    """No source to export from again (a model built from an in-memory module, weights released)."""
+    folder, _ = llama
+    model = QEFFAutoModelForCausalLM(AutoModelForCausalLM.from_pretrained(folder))
+    onnx_path = model.export()  # releases the PyTorch weights
+    flip_bytes(onnx_path.with_name(onnx_path.name + ".data"))
+    with pytest.raises(WeightsOffloadedError, match=re.escape(f"{onnx_path.name}.data changed after it was written")):
+        model.export()
+
+
+def test_removing_the_complete_marker_keeps_compiled_artifacts(llama, home):
+    folder, tokenizer = llama
+    model = build(folder)
+    reference = completion(model, tokenizer)
+    export_dir, qpc = model.onnx_path.parent, model.qpc_path
+    assert qpc.parent == export_dir  # artifacts live inside the export entry
+    qconfig_inode = (qpc / "qconfig.json").stat().st_ino
+    (export_dir / COMPLETE_MARKER).unlink()
+
+    again = build(folder)  # exports again, and adopts the artifact instead of deleting it
+    assert verify_entry(export_dir) is None
+    assert again.qpc_path == qpc and (qpc / "qconfig.json").stat().st_ino == qconfig_inode
+    assert completion(again, tokenizer) == reference
+    assert not [p for p in export_dir.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_graph_that_is_not_onnx_is_a_clear_error(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x08\x07 not a protobuf")
+    with pytest.raises(GraphLoadError, match=r"model\.onnx.*rm -rf"):
+        open_inference_session(path, session_options(1))
+    with pytest.raises(GraphLoadError, match="does not exist"):
+        open_inference_session(tmp_path / "missing.onnx", session_options(1))
+
+
+def test_fast_path_trusts_size_and_mtime_full_mode_hashes(tmp_path, monkeypatch):
+    """The trade-off of utils/cache.py, pinned: an mtime change means a full hash; bytes changed with
+    the mtime put back pass the fast path, and QEFF_VERIFY_CACHE=full catches them."""
+    monkeypatch.delenv("QEFF_VERIFY_CACHE", raising=False)
+    entry = tmp_path / "entry-0123456789abcdef"
+    assert not build_entry(entry, lambda tmp: (tmp / "w.bin").write_bytes(bytes(range(256)) * 64))
+    assert build_entry(entry, lambda tmp: pytest.fail("an intact entry is built again"))
+    data = entry / "w.bin"
+    old = time.time_ns() - 3600 * 10**9
+    os.utime(data, ns=(old, old))
+    assert verify_entry(entry) is None  # hashed in full (mtime changed), clean: the new mtime is recorded
+    assert json.loads((entry / MANIFEST).read_text())["files"]["w.bin"]["mtime_ns"] == old
+    flip_bytes(data)
+    os.utime(data, ns=(old, old))
+    assert verify_entry(entry) is None
+    monkeypatch.setenv("QEFF_VERIFY_CACHE", "full")
+    problem = verify_entry(entry)
+    assert problem is not None and f"{data} changed after it was written" in problem.reason
+
+
+# --- item 10: the GGUF conversion cache ---------------------------------------------------------
+
+
+def write_tiny_gguf(hf_folder: Path, path: Path) -> Path:
+    """A float32 GGUF of the tiny Llama with its byte-level BPE tokenizer, as llama.cpp lays it out."""
+    hf = AutoModelForCausalLM.from_pretrained(hf_folder)
+    cfg = hf.config
+    vocab = json.loads(AutoTokenizer.from_pretrained(hf_folder).backend_tokenizer.to_str())["model"]
+    tokens = [t for t, _ in sorted(vocab["vocab"].items(), key=lambda kv: kv[1])]
+    tokens += [f"[PAD{i}]" for i in range(len(tokens), cfg.vocab_size)]
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(cfg.max_position_embeddings)
+    writer.add_embedding_length(cfg.hidden_size)
+    writer.add_block_count(cfg.num_hidden_layers)
+    writer.add_feed_forward_length(cfg.intermediate_size)
+    writer.add_head_count(cfg.num_attention_heads)
+    writer.add_head_count_kv(cfg.num_key_value_heads)
+    writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    writer.add_rope_dimension_count(cfg.hidden_size // cfg.num_attention_heads)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([3 if i < 3 else 1 for i in range(len(tokens))])  # <pad> <s> </s> are control tokens
+    writer.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in vocab["merges"]])
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_pad_token_id(0)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
+    for name, tensor in hf.state_dict().items():
+        array = tensor.detach().float().numpy()
+        heads = {"q_proj": cfg.num_attention_heads, "k_proj": cfg.num_key_value_heads}.get(name.split(".")[-2])
+        if heads:  # llama.cpp's rotary layout for q and k; transformers undoes it on load
+            array = array.reshape(heads, 2, -1, array.shape[-1]).swapaxes(1, 2).reshape(array.shape)
+        writer.add_tensor(names.get_name(name, try_suffixes=(".weight", ".bias")), np.ascontiguousarray(array))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize("how", ["flip", "delete"])
+def test_damaged_gguf_conversion_is_converted_again(llama, home, tmp_path, how):
+    folder, _ = llama
+    gguf_dir = tmp_path / "gguf_model"
+    gguf_dir.mkdir()
+    write_tiny_gguf(folder, gguf_dir / "tiny.gguf")
+    model = build(gguf_dir, gguf_file="tiny.gguf")
+    converted = model.local_model_dir
+    assert (home / "gguf") in converted.parents
+    tokenizer = AutoTokenizer.from_pretrained(converted)
+    reference = completion(model, tokenizer)
+    assert reference[0] != tokenizer.pad_token_id
+
+    damage(converted / "model.safetensors", how)
+    again = rebuilds_with_warning(gguf_dir, gguf_file="tiny.gguf")
+    assert again.local_model_dir == converted and verify_entry(converted) is None
+    assert again.onnx_path == model.onnx_path  # the same weights again: the export is reused
+    assert completion(again, tokenizer) == reference
+
+
+# --- item 11: one build per entry across processes ----------------------------------------------
+
+_BUILDER = """
+import logging, os, sys, time, torch.onnx
+from pathlib import Path
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+
+def wait_for(path):  # a go-ahead from the test (the loop's bound only ends a run whose test died)
+    for _ in range(6000):
+        if path.exists():
+            return
+        time.sleep(0.02)
+
+real = torch.onnx.export
+def export(*args, **kwargs):
+    print("EXPORTING", flush=True)
+    wait_for(Path(sys.argv[2]))
+    return real(*args, **kwargs)
+torch.onnx.export = export
+from QEfficient import QEFFAutoModelForCausalLM
+model = QEFFAutoModelForCausalLM.from_pretrained(sys.argv[1])
+wait_for(Path(sys.argv[3]))
+onnx_path = model.export()
+print("ONNX", onnx_path, os.stat(onnx_path).st_ino, flush=True)
+"""
+
+
+def test_second_process_waits_and_reuses_the_first_build(llama, home, tmp_path):
+    folder, _ = llama
+    finish, start = tmp_path / "finish", tmp_path / "start"
+    env = {**os.environ, "QEFF_HOME": str(home), "PYTHONPATH": str(Path(__file__).parents[1])}
+    first = subprocess.Popen(
+        [sys.executable, "-c", _BUILDER, str(folder), str(finish), str(tmp_path)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    second = subprocess.Popen(  # starts (imports, loads) alongside the first; exports once the first holds the lock
+        [sys.executable, "-c", _BUILDER, str(folder), str(finish), str(start)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert first.stdout.readline().strip() == "EXPORTING"  # the first holds the lock, mid-export
+        start.touch()
+        log = []
+        for line in second.stderr:  # the second blocks on the lock: only then may the first finish
+            log.append(line)
+            if "Waiting for another process" in line:
+                break
+        assert log and "Waiting for another process" in log[-1], "".join(log)
+        finish.touch()
+        out1, _ = first.communicate(timeout=300)
+        out2, err2 = second.communicate(timeout=300)
+    finally:
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.kill()
+    assert first.returncode == 0 and second.returncode == 0, err2
+    assert "EXPORTING" not in out2  # the second process never exported
+    assert "built by another process" in err2
+    onnx1, onnx2 = (next(line for line in out.splitlines() if line.startswith("ONNX")) for out in (out1, out2))
+    assert onnx1 == onnx2  # same path, same inode: the first build is the one in place
+    assert len(list(home.rglob(COMPLETE_MARKER))) == 1
+
+
+# --- item 12: generation inputs -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compiled(llama):
+    folder, tokenizer = llama
+    return build(folder), tokenizer
+
+
+@pytest.mark.parametrize("bad", [2.5, 0, -3, "8", True, float("nan")])
+def test_generation_len_must_be_a_positive_whole_number(compiled, bad):
+    model, tokenizer = compiled
+    with pytest.raises(ValueError, match=r"generation_len must be a positive whole number.*got"):
+        model.generate(tokenizer, [PROMPT], generation_len=bad, stream=False)
+
+
+def test_generation_len_accepts_numpy_and_whole_floats(compiled):
+    model, tokenizer = compiled
+    for value in (np.int64(3), 3.0):
+        info = model.generate(tokenizer, [PROMPT], generation_len=value, stream=False)
+        assert info.generated_ids[0].shape[1] <= 3
+
+
+@pytest.mark.parametrize("prompts, index", [(["Hi", ""], 1), (["", "Hi"], 0), (["Hi", "My", "The", ""], 3)])
+def test_empty_prompt_error_names_its_index(compiled, prompts, index):
+    model, tokenizer = compiled
+    with pytest.raises(ValueError, match=rf"^Prompt {index} is empty"):
+        model.generate(tokenizer, prompts, generation_len=2, stream=False)
+
+
+def test_empty_prompt_index_in_a_batch_of_two(llama, home):
+    folder, tokenizer = llama
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=32, batch_size=2, num_cores=1)
+    with pytest.raises(ValueError, match=r"^Prompt 2 is empty"):
+        model.generate(tokenizer, ["Hi", "My", ""], generation_len=2, stream=False)

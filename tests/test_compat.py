@@ -1,0 +1,431 @@
+"""QEfficient users' scripts, run verbatim (only the model path changed): CLI spellings from QEfficient's
+cli_examples.sh, the legacy ``QEfficient.export`` / ``QEfficient.compile`` functions, keyword-style
+``infer.main`` / ``execute.main``, upstream import paths, warnings for options this backend cannot
+honour, the on-device sampler's arguments, and the argument differences of issue 10 (items 1-4, 12)."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+import QEfficient
+from QEfficient import QEFFAutoModel, QEFFAutoModelForCausalLM, QEFFAutoModelForSequenceClassification
+from QEfficient.cloud import execute, infer
+from QEfficient.compile import ort_cpu
+from tests.helpers import hf_greedy
+
+PROMPT_LEN, CTX_LEN = 8, 32
+
+
+def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QEFF_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    """warn_once remembers keys per process: start each warning test with none seen."""
+    monkeypatch.setattr(ort_cpu, "_warned", set())
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_model_dir) -> Path:
+    return tiny_model_dir("llama")
+
+
+@pytest.fixture(scope="module")
+def llava(tmp_path_factory) -> Path:
+    from tests.vlm_fixtures import build_llava
+
+    return build_llava(tmp_path_factory.mktemp("llava"))
+
+
+@pytest.fixture(scope="module")
+def compiled(llama):
+    """One compiled model for the tests that only need to generate."""
+    model = QEFFAutoModelForCausalLM.from_pretrained(llama)
+    model.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, num_cores=1)
+    return model, AutoTokenizer.from_pretrained(llama)
+
+
+@pytest.fixture(scope="module")
+def legacy(llama):
+    """QEfficient's legacy flow, as in cloud_ai_100_exec_kv's docstring."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        base_path, onnx_model_path = QEfficient.export(model_name=str(llama))
+    qpc_path = QEfficient.compile(
+        onnx_path=onnx_model_path,
+        qpc_path=os.path.join(base_path, "qpc"),
+        num_cores=1,
+        device_group=[0],
+        prompt_len=PROMPT_LEN,
+        ctx_len=CTX_LEN,
+    )
+    return base_path, onnx_model_path, qpc_path
+
+
+def greedy_reference(folder: Path, prompt: str, n: int) -> list[int]:
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    return hf_greedy(hf, AutoTokenizer.from_pretrained(folder), prompt, n)
+
+
+# ---- item 2: entry points and import paths ---------------------------------------------------------
+
+
+def test_upstream_import_paths():
+    from QEfficient import QEFFCommonLoader, cloud_ai_100_exec_kv  # noqa: F401
+    from QEfficient.base.common import QEFFCommonLoader as Loader
+    from QEfficient.generation.text_generation_inference import TextGeneration  # noqa: F401
+    from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv as exec_kv
+    from QEfficient.transformers.models.modeling_auto import (  # noqa: F401
+        QEFFAutoModel,
+        QEFFAutoModelForCausalLM,
+        QEFFAutoModelForImageTextToText,
+        QEFFAutoModelForSequenceClassification,
+    )
+    from QEfficient.utils import load_hf_tokenizer  # noqa: F401
+    from QEfficient.utils.constants import QEFF_MODELS_DIR, Constants
+
+    assert Loader is QEFFCommonLoader and exec_kv is cloud_ai_100_exec_kv
+    assert Constants.INPUT_STR == ["My name is"] and QEFF_MODELS_DIR
+
+
+def test_export_and_compile_are_functions_and_still_packages():
+    import QEfficient.compile.ort_cpu as by_import
+    import QEfficient.export.onnx_export
+
+    assert callable(QEfficient.export) and callable(QEfficient.compile)
+    assert QEfficient.compile.ort_cpu is by_import and QEfficient.export.onnx_export.OPSET == 17
+    from QEfficient import compile, export  # noqa: A004
+
+    assert export is QEfficient.export and compile is QEfficient.compile
+
+
+def test_legacy_export_compile_and_exec_kv(legacy, llama, compiled, capsys):
+    base_path, onnx_model_path, qpc_path = legacy
+    assert Path(onnx_model_path).is_file() and Path(onnx_model_path).parent == Path(base_path)
+    assert qpc_path == os.path.join(base_path, "qpc", "qpcs")
+    tokenizer = AutoTokenizer.from_pretrained(llama)
+    exec_info = QEfficient.cloud_ai_100_exec_kv(
+        tokenizer=tokenizer, qpc_path=qpc_path, prompt="Hi there!!", device_id=[0], generation_len=6
+    )
+    assert "===== Performance Stats =====" in capsys.readouterr().out
+    # QEfficient.compile defaults to mxfp6=True: the same tokens as the model's compile(mxfp6_matmul=True)
+    model = QEFFAutoModelForCausalLM.from_pretrained(llama)
+    model.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, num_cores=1, mxfp6_matmul=True)
+    ref = model.generate(tokenizer, ["Hi there!!"], generation_len=6, stream=False)
+    assert exec_info.generated_ids[0].tolist() == ref.generated_ids[0].tolist()
+
+
+def test_legacy_compile_mxint8_needs_a_float16_graph(legacy, llama, tmp_path, fresh_warnings):
+    import json
+
+    from QEfficient.cloud import export
+
+    with pytest.warns(UserWarning, match="mxint8=True: the KV cache type is fixed when the graph is exported"):
+        plain = QEfficient.compile(onnx_path=legacy[1], qpc_path=tmp_path / "a", num_cores=1, ctx_len=32, mxfp6=False, mxint8=True)
+    assert json.loads((Path(plain) / "qconfig.json").read_text())["kv_dtype"] == "float32"
+    half_graph = export.main(model_name=str(llama), mxint8_kv_cache=True)  # keyword style, as QEfficient's export.main
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        half = QEfficient.compile(onnx_path=half_graph, qpc_path=tmp_path / "b", num_cores=1, ctx_len=32, mxfp6=False, mxint8=True)
+    assert json.loads((Path(half) / "qconfig.json").read_text())["kv_dtype"] == "float16"
+    info = QEfficient.cloud_ai_100_exec_kv(AutoTokenizer.from_pretrained(llama), half, prompt="My name is", generation_len=4, stream=False)
+    assert len(info.generated_ids[0][0]) == 4
+
+
+def test_common_loader_picks_the_class_from_the_config(llama, llava, tmp_path):
+    model = QEfficient.QEFFCommonLoader.from_pretrained(llama, full_batch_size=2)
+    assert isinstance(model, QEFFAutoModelForCausalLM) and model.continuous_batching
+    vlm = QEfficient.QEFFCommonLoader.from_pretrained(pretrained_model_name_or_path="unused", local_model_dir=llava)
+    assert isinstance(vlm, QEfficient.QEFFAutoModelForImageTextToText)
+    bert = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    AutoModel.from_config(bert).save_pretrained(tmp_path / "bert")
+    with pytest.raises(ValueError, match="not a causal language model.*QEFFAutoModel"):
+        QEfficient.QEFFCommonLoader.from_pretrained(tmp_path / "bert")
+    with pytest.raises(OSError, match="from_pretrained"):
+        QEfficient.QEFFCommonLoader()
+
+
+def test_infer_and_execute_main_with_keywords(llama, legacy, capsys):
+    prompt = "My name is"
+    info = infer.main(
+        model_name=str(llama), num_cores=1, prompt=[prompt], prompt_len=PROMPT_LEN, ctx_len=CTX_LEN, generation_len=5, mxint8_kv_cache=False
+    )
+    assert info.generated_ids[0][0][:5].tolist() == greedy_reference(llama, prompt, 5)
+    info = execute.main(model_name=str(llama), qpc_path=legacy[2], prompt=prompt, generation_len=5, device_group=[0])
+    assert "Completion :" in capsys.readouterr().out and len(info.texts) == 1
+
+
+def test_cli_examples_verbatim(llama, qeff_home, tmp_path, capsys, monkeypatch):
+    """cli_examples.sh steps 1-4, the model path and sizes changed; in this process (tests/test_cli.py runs
+    the same parsers as `python -m` commands)."""
+    from QEfficient.cloud import compile as compile_cli
+    from QEfficient.cloud import export
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # the CLIs set a one-line format
+    monkeypatch.setattr(ort_cpu, "_warned", set())
+    export.main(["--model_name", str(llama), "--cache_dir", str(tmp_path / "hf")])
+    onnx_path = capsys.readouterr().out.strip().splitlines()[-1]
+    with pytest.warns(UserWarning, match=r"QEfficient.compile\(\) options \['aic_enable_depth_first'\]"):
+        compile_cli.main(
+            [
+                *("--onnx_path", onnx_path, "--qpc_path", str(tmp_path / "qpc_output"), "--batch_size", "1"),
+                *("--prompt_len", str(PROMPT_LEN), "--ctx_len", str(CTX_LEN), "--num_cores", "1", "--device_group", "[0]"),
+                *("--mxfp6", "--mos", "1", "--aic_enable_depth_first"),
+            ]
+        )
+    out = capsys.readouterr()
+    assert out.out.strip() == str(tmp_path / "qpc_output" / "qpcs")
+    execute.main(
+        [
+            *("--model_name", str(llama), "--qpc_path", str(tmp_path / "qpc_output" / "qpcs")),
+            *("--prompt", "Write a short story about AI", "--device_group", "[0]", "--generation_len", "4"),
+        ]
+    )
+    assert "Completion :" in capsys.readouterr().out
+    with pytest.warns(UserWarning, match=r"compile\(\) options \['aic_enable_depth_first'\] are for Cloud AI 100"):
+        infer.main(
+            [
+                *("--model_name", str(llama), "--batch_size", "1", "--prompt_len", str(PROMPT_LEN), "--ctx_len", str(CTX_LEN)),
+                *("--num_cores", "1", "--device_group", "[0]", "--prompt", "Write a short story about AI", "--generation_len", "4"),
+                *("--mxfp6", "--mxint8_kv_cache", "--mos", "1", "--aic_enable_depth_first"),
+            ]
+        )
+    assert "Completion :" in capsys.readouterr().out
+
+
+# ---- item 1: both spellings of every option -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--mxfp6", "--mxfp6_matmul", "--mxfp6-matmul"])
+def test_infer_accepts_every_mxfp6_spelling(flag):
+    args, extras = infer.parse_with_extras(infer.build_parser(), ["--model_name", "m", flag])
+    assert args.mxfp6 and not extras
+
+
+@pytest.mark.parametrize("flag", ["--mxint8", "--mxint8_kv_cache", "--mxint8-kv-cache"])
+def test_infer_accepts_every_mxint8_spelling(flag):
+    args, extras = infer.parse_with_extras(infer.build_parser(), ["--model_name", "m", flag])
+    assert args.mxint8 and not extras
+
+
+def test_execute_export_and_compile_accept_qeffs_options():
+    from QEfficient.cloud import compile as compile_cli
+    from QEfficient.cloud import export
+
+    common = ["--cache_dir", "c", "--hf_token", "t", "--full_batch_size", "4"]
+    args = execute.build_parser().parse_args(["--qpc_path", "q", *common, "--mxint8_kv_cache", "--device-group", "[0,1]"])
+    assert args.mxint8_kv_cache and args.device_group == [0, 1] and args.full_batch_size == 4
+    assert export.build_parser().parse_args(["--model_name", "m", *common, "--mxint8_kv_cache"]).mxint8_kv_cache is True
+    assert export.build_parser().parse_args(["--model_name", "m", "--mxint8-kv-cache", "false"]).mxint8_kv_cache is False
+    args = compile_cli.build_parser().parse_args(["--onnx_path", "o", "--qpc-path", "q", "--mxint8_kv_cache", "--mxfp6_matmul"])
+    assert args.mxint8 and args.mxfp6
+
+
+def test_a_compiler_option_that_names_an_infer_option_is_a_clear_error(llama):
+    with pytest.raises(TypeError, match="cannot be compiler options"):
+        infer.main(model_name=str(llama), num_cores=1, prompt_len=8, ctx_len=32, batch_size=1, **{"num_devices": 2})
+
+
+# ---- item 3: warnings for what is not honoured; the sampler samples ---------------------------------
+
+
+def test_options_not_honoured_warn_once_each(compiled, llama, fresh_warnings):
+    model, tokenizer = compiled
+    with pytest.warns(UserWarning, match="write_io"):
+        model.generate(tokenizer, ["Hi"], generation_len=2, stream=False, write_io=True)
+    with pytest.warns(UserWarning, match="ccl_enabled"):
+        other = QEFFAutoModelForCausalLM.from_pretrained(llama, qaic_config={"ccl_enabled": True})
+    with pytest.warns(UserWarning, match="use_onnx_subfunctions"):
+        other.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, num_cores=1, use_onnx_subfunctions=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second time: silent
+        model.generate(tokenizer, ["Hi"], generation_len=2, stream=False, write_io=True)
+        other.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, num_cores=1, use_onnx_subfunctions=True)
+        other.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, num_cores=1, use_onnx_subfunctions=False)  # off: nothing to say
+
+
+def sampler_params(batch: int = 1, **overrides) -> dict:
+    values = {"repetition_penalties": 1.9, "presence_penalties": 0.0, "temperatures": 2.0, "top_ks": 54, "top_ps": 0.89, "min_ps": 0.0}
+    values.update(overrides)
+    params = {k: np.array(v, dtype=np.int32 if k == "top_ks" else np.float32).repeat(batch).reshape(-1, 1) for k, v in values.items()}
+    params["random_numbers"] = np.tile(np.random.default_rng(26).uniform(size=512), (batch, 1)).astype(np.float32)
+    return params
+
+
+def test_include_sampler_samples(llama, compiled):
+    from QEfficient.generation.text_generation_inference import sampling_from_qaic_params
+
+    greedy_model, tokenizer = compiled
+    qaic_config = {"include_sampler": True, "return_pdfs": False, "max_top_k_ids": 512}
+    model = QEFFAutoModelForCausalLM.from_pretrained(llama, qaic_config=qaic_config)
+    model.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, num_cores=1)
+    prompts = ["My name is"]
+    run = lambda **kw: model.generate(tokenizer, prompts, generation_len=12, stream=False, **kw).generated_ids[0][0].tolist()  # noqa: E731
+    sampled = run(include_sampler=True, sampling_params=sampler_params())
+    assert sampled == run(sampling_params=sampler_params())  # the same random numbers: the same tokens
+    assert sampled != greedy_model.generate(tokenizer, prompts, generation_len=12, stream=False).generated_ids[0][0].tolist()
+    mapped = sampling_from_qaic_params(sampler_params())
+    assert (mapped.temperature, mapped.top_k, mapped.repetition_penalty) == (2.0, 54, pytest.approx(1.9))
+    assert sampled == run(temperature=2.0, top_k=54, top_p=mapped.top_p, repetition_penalty=mapped.repetition_penalty, seed=mapped.seed)
+    with pytest.raises(ValueError, match="sampling_params"):
+        run(include_sampler=True)
+    with pytest.raises(NotImplementedError, match="presence_penalties"):
+        run(sampling_params=sampler_params(presence_penalties=0.8))
+    rows = sampler_params(2)
+    rows["temperatures"][1] = 0.5
+    with pytest.raises(NotImplementedError, match="differs between rows"):
+        run(sampling_params=rows)
+
+
+def test_text_generation_class(legacy, llama):
+    from QEfficient.generation.text_generation_inference import TextGeneration
+
+    tokenizer = AutoTokenizer.from_pretrained(llama)
+    generator = TextGeneration(tokenizer=tokenizer, qpc_path=legacy[2], ctx_len=CTX_LEN)
+    info = generator.generate(prompt=["My name is"], generation_len=5, stream=False)
+    assert generator.perf_metrics is info.perf_metrics
+    streamed = list(generator.generate_stream_tokens(["My name is"], generation_len=5))
+    assert 1 <= len(streamed) <= 5 and all(isinstance(step, list) and len(step) == 1 for step in streamed)
+    assert generator.perf_metrics is not info.perf_metrics  # the streamed run's own timings
+
+
+# ---- item 4: argument differences ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bert_dirs(tmp_path_factory, tokenizer_dir):
+    config = AutoConfig.for_model("bert", vocab_size=320, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    folders = {}
+    for head, auto in (("base", AutoModel), ("cls", AutoModelForSequenceClassification)):
+        folders[head] = tmp_path_factory.mktemp(f"bert-{head}")
+        torch.manual_seed(3)
+        auto.from_config(config).save_pretrained(folders[head])
+        AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folders[head])
+    return folders
+
+
+def test_encoder_arguments_as_upstream(bert_dirs, fresh_warnings):
+    model = QEFFAutoModel.from_pretrained(bert_dirs["base"], "mean")  # pooling given positionally
+    assert model.pooling == "mean"
+    assert model.get_model_config["model_type"] == "bert"  # a property
+    model.compile(seq_len=16, num_cores=1)
+    enc = AutoTokenizer.from_pretrained(bert_dirs["base"])(["My name is"], return_tensors="pt")
+    with pytest.warns(UserWarning, match="write_io"):
+        out = model.generate(enc, write_io=True)["output"]
+    assert isinstance(out, np.ndarray) and out.shape == (1, 32)
+    classifier = QEFFAutoModelForSequenceClassification.from_pretrained(bert_dirs["cls"])
+    classifier.compile(seq_len=16, num_cores=1)
+    logits = classifier.generate(enc)["logits"]
+    assert isinstance(logits, torch.Tensor) and logits.shape == (1, 2)
+
+
+def test_causal_lm_get_model_config_is_a_property(compiled):
+    assert compiled[0].get_model_config["model_type"] == "llama"
+
+
+def test_image_text_kv_offload_default_is_upstreams(llava):
+    import inspect
+
+    assert inspect.signature(QEfficient.QEFFAutoModelForImageTextToText.from_pretrained).parameters["kv_offload"].default is None
+    assert QEfficient.QEFFAutoModelForImageTextToText.from_pretrained(llava).kv_offload is False
+
+
+def test_image_text_include_sampler_samples(llava):
+    from transformers import AutoProcessor
+
+    model = QEfficient.QEFFAutoModelForImageTextToText.from_pretrained(llava, kv_offload=True, qaic_config={"include_sampler": True})
+    model.compile(prefill_seq_len=8, ctx_len=64, num_cores=1)
+    processor = AutoProcessor.from_pretrained(llava)
+    picture = Image.fromarray((np.random.default_rng(1).random((40, 50, 3)) * 255).astype(np.uint8))
+    inputs = processor(images=picture, text="<image> a photo of", return_tensors="pt")
+    run = lambda **kw: model.generate(inputs=inputs, generation_len=10, stream=False, **kw).generated_ids[0][0].tolist()  # noqa: E731
+    sampled = run(sampling_params=sampler_params())
+    assert sampled == run(sampling_params=sampler_params())
+    assert sampled != run(include_sampler=False)
+    with pytest.raises(ValueError, match="sampling_params"):
+        run()
+
+
+@pytest.fixture
+def served_png(tmp_path):
+    """A PNG on disk and served by http.server on loopback; yields (path, url)."""
+    path = tmp_path / "cat.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)).save(path)
+    quiet = type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: quiet(*a, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield path, f"http://127.0.0.1:{server.server_address[1]}/cat.png"
+    server.shutdown()
+    server.server_close()
+
+
+def test_image_urls(served_png, monkeypatch):
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    path, url = served_png
+    expected = np.asarray(Image.open(path).convert("RGB"))
+    assert np.array_equal(np.asarray(infer.load_image(image_url=url)), expected)
+    assert np.array_equal(np.asarray(infer.load_image(image_url=path.as_uri())), expected)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    with pytest.raises(ValueError, match="cannot fetch the image at 'http://127.0.0.1:.*--image_path"):
+        infer.load_image(image_url=f"http://127.0.0.1:{closed}/cat.png")
+    with pytest.raises(ValueError, match="cannot fetch the image.*HTTP 404"):
+        infer.load_image(image_url=url.replace("cat.png", "dog.png"))
+    with pytest.raises(ValueError, match="http"):
+        infer.load_image(image_url="ftp://example.com/cat.png")
+
+
+def test_infer_with_an_image_url_runs_the_vision_language_model(served_png, llava, monkeypatch, capsys):
+    for var in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    info = infer.main(
+        model_name=str(llava),
+        num_cores=1,
+        prompt=["What is in the image?"],
+        prompt_len=8,
+        ctx_len=64,
+        generation_len=3,
+        image_url=served_png[1],
+    )
+    assert len(info.texts) == 1 and "Completion :" in capsys.readouterr().out
+
+
+# ---- item 12 (first part): no tokenizer fails before the export -------------------------------------
+
+
+def test_a_model_folder_without_a_tokenizer_fails_before_the_export(llama, tmp_path, qeff_home, capsys, monkeypatch):
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # the CLI sets a one-line format
+    folder = tmp_path / "no-tokenizer-llama"
+    shutil.copytree(llama, folder, ignore=shutil.ignore_patterns("tokenizer*", "special_tokens*"))
+    from QEfficient.utils.tokenizer import TokenizerNotFoundError
+
+    with pytest.raises(TokenizerNotFoundError, match="No tokenizer in .*no-tokenizer-llama.*tokenizer.json"):
+        infer.main(model_name=str(folder), num_cores=1, prompt_len=8, ctx_len=32)
+    assert not any(p.name.startswith(folder.name) for p in qeff_home.rglob("*")), "an export was written"
+    with pytest.raises(TokenizerNotFoundError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            QEfficient.export(model_name=str(folder))
+    with pytest.raises(SystemExit) as exited:  # the command line: one clear line
+        infer.main(["--model_name", str(folder), "--num_cores", "1"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "error: No tokenizer in" in err and "pip install" not in err
