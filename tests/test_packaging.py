@@ -94,7 +94,7 @@ MISSING_EXTRAS = textwrap.dedent(
     print(message(lambda: __import__("QEfficient.serving.app")))
     print(message(lambda: serve.main([])))
     print(message(lambda: QEFFAutoModelForCausalLM.from_pretrained(folder, gguf_file="model.gguf")))
-    print(message(lambda: infer.main(["--model_name", str(folder), "--image_path", image, "--prompt", "x"])))
+    print(message(lambda: infer.load_image(image)))  # what infer's --image_path / --image_url read with
     print(message(lambda: QEFFAutoModelForCausalLM.from_pretrained(folder).export(dynamo=True)))
     """
 )
