@@ -185,3 +185,54 @@ class VisionGraphSpec:
     @staticmethod
     def specializations(img_size: int, batch_size: int) -> dict[str, Any]:
         return {"specializations": [{"name": "Vision", "symbols": {"batch_size": str(batch_size), "img_size": str(img_size)}}]}
+
+
+@dataclass(frozen=True)
+class SpeechEncoderGraphSpec:
+    """Whisper's encoder graph: log-mel features in, every decoder layer's cross-attention keys and
+    values out (computed once per audio, then bound to the decoder for the whole generation)."""
+
+    num_layers: int
+
+    input_names = (INPUT_FEATURES,)
+
+    @property
+    def output_names(self) -> list[str]:
+        return past_names(self.num_layers, "cross")
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {INPUT_FEATURES: {0: "batch_size"}, **{n: {0: "batch_size"} for n in self.output_names}}
+
+    @staticmethod
+    def dummy_inputs(config) -> tuple:
+        import torch
+
+        return (torch.zeros(2, config.num_mel_bins, 2 * config.max_source_positions),)
+
+    @staticmethod
+    def specializations(batch_size: int, num_mel_bins: int, feature_len: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "num_mel_bins": str(num_mel_bins), "feature_len": str(feature_len)}
+        return {"specializations": [{"name": "Encoder", "symbols": symbols}]}
+
+
+@dataclass(frozen=True)
+class SpeechDecoderGraphSpec(DecoderGraphSpec):
+    """Whisper's decoder step: the retained-state decoder plus the encoder's cross keys/values."""
+
+    @property
+    def cross_names(self) -> list[str]:
+        return past_names(self.num_layers, "cross")
+
+    @property
+    def input_names(self) -> list[str]:
+        return [INPUT_IDS, POSITION_IDS, *self.cross_names, *self.past_names]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {**super().dynamic_axes(), **{n: {0: "batch_size", 2: "encoder_ctx_len"} for n in self.cross_names}}
+
+    def dummy_inputs(self, qeff_module, kv_dtype=None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
+        import torch
+
+        ids, pos, *past = super().dummy_inputs(qeff_module, kv_dtype, batch_size, seq_len, ctx_len)
+        cross = [torch.zeros(qeff_module.kv_shape(batch_size, 6)) for _ in self.cross_names]
+        return (ids, pos, *cross, *past)

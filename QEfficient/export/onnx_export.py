@@ -27,6 +27,8 @@ from QEfficient.export.graph_specs import (
     DecoderGraphSpec,
     EncoderGraphSpec,
     ImageTextDecoderGraphSpec,
+    SpeechDecoderGraphSpec,
+    SpeechEncoderGraphSpec,
     VisionGraphSpec,
 )
 from QEfficient.export.shape_folding import fold_reshape_shapes
@@ -133,6 +135,20 @@ def export_image_text_decoder_onnx(module, out_dir: Path, model_name: str, kv_dt
     args = (ids, pos, *dummies.values(), *past)
     axes = {**spec.dynamic_axes(), **module.vision_adapter.decoder_axes()}
     return torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, axes)
+
+
+def export_speech_encoder_onnx(module, out_dir: Path, model_name: str) -> Path:
+    """Export a QEffWhisperEncoder: input_features -> cross_key.i / cross_value.i."""
+    spec = SpeechEncoderGraphSpec(module.num_layers)
+    args = spec.dummy_inputs(module.config)
+    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
+
+
+def export_speech_decoder_onnx(module, out_dir: Path, model_name: str, kv_dtype: torch.dtype | None = None) -> Path:
+    """Export a QEffWhisperDecoder: the retained-state decoder step reading the cross keys/values."""
+    spec = SpeechDecoderGraphSpec(module.num_layers)
+    args = spec.dummy_inputs(module, kv_dtype)
+    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
 
 
 class WeightsOffloadedError(RuntimeError):
