@@ -13,6 +13,7 @@ from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
 from QEfficient.models.encoder import QEFFAutoModel, QEFFAutoModelForSequenceClassification
 from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
+from QEfficient.models.speech_seq2seq import QEFFAutoModelForSpeechSeq2Seq
 
 
 class _CallablePackage(types.ModuleType):
@@ -43,6 +44,7 @@ __all__ = [
     "QEFFAutoModelForCausalLM",
     "QEFFAutoModelForImageTextToText",
     "QEFFAutoModelForSequenceClassification",
+    "QEFFAutoModelForSpeechSeq2Seq",
     "QEFFCommonLoader",
     "cloud_ai_100_exec_kv",
     "compile",

@@ -3,5 +3,12 @@
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
 from QEfficient.models.encoder import QEFFAutoModel, QEFFAutoModelForSequenceClassification
 from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
+from QEfficient.models.speech_seq2seq import QEFFAutoModelForSpeechSeq2Seq
 
-__all__ = ["QEFFAutoModel", "QEFFAutoModelForCausalLM", "QEFFAutoModelForImageTextToText", "QEFFAutoModelForSequenceClassification"]
+__all__ = [
+    "QEFFAutoModel",
+    "QEFFAutoModelForCausalLM",
+    "QEFFAutoModelForImageTextToText",
+    "QEFFAutoModelForSequenceClassification",
+    "QEFFAutoModelForSpeechSeq2Seq",
+]

@@ -1,0 +1,115 @@
+"""QEFFAutoModelForSpeechSeq2Seq (Whisper): greedy tokens equal transformers' Whisper generate.
+
+Tiny random Whisper models (written as CTranslate2 folders and converted, so they carry Whisper's
+full generation config: languages, tasks, suppressed and timestamp tokens) carry the parity tests;
+the real Whisper base / tiny.en (scripts/fetch_whisper.sh) carry the end-to-end ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+from QEfficient import QEFFAutoModelForSpeechSeq2Seq
+from QEfficient.loading.ctranslate2_whisper import convert_ctranslate2_whisper
+from tests.test_ctranslate2_whisper import DATA, _ct2_folder, _real_whisper, _tiny_whisper, read_wav
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper(tmp_path_factory):
+    """(folder, HF model, compiled QEFF model with batch_size=2) per kind."""
+    made = {}
+
+    def make(multilingual: bool):
+        if multilingual not in made:
+            tmp = tmp_path_factory.mktemp("whisper")
+            folder = convert_ctranslate2_whisper(_ct2_folder(tmp, _tiny_whisper(multilingual), multilingual), tmp / "hf")
+            hf = WhisperForConditionalGeneration.from_pretrained(folder).eval()
+            model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
+            model.compile(ctx_len=40, batch_size=2, num_cores=1)
+            made[multilingual] = folder, hf, model
+        return made[multilingual]
+
+    return make
+
+
+def _features(n: int, frames: int = 3000) -> torch.Tensor:
+    g = torch.Generator().manual_seed(3)
+    return torch.stack([torch.randn(80, frames, generator=g) * (0.5 + i) for i in range(n)])
+
+
+def _hf(hf, features, **kwargs) -> np.ndarray:
+    with torch.no_grad():
+        return hf.generate(features, **kwargs).numpy()
+
+
+MULTILINGUAL_CASES = [
+    dict(language="en"),
+    dict(language="german", return_timestamps=True),
+    dict(),  # language detected from the first step
+    dict(return_timestamps=True),
+    dict(language=["en", "fr", "<|de|>"], task="translate"),
+]
+
+
+@pytest.mark.parametrize("kwargs", MULTILINGUAL_CASES, ids=["en", "de-timestamps", "detect", "detect-timestamps", "per-row-translate"])
+def test_multilingual_greedy_equals_transformers(tiny_whisper, kwargs):
+    _, hf, model = tiny_whisper(True)
+    features = _features(3)  # 3 audios on batch_size=2: a full batch and a padded one
+    info = model.generate({"input_features": features}, generation_len=20, **kwargs)
+    ours = np.concatenate(info.generated_ids)
+    expected = _hf(hf, features, max_new_tokens=20, **kwargs)
+    assert ours.shape == expected.shape and (ours == expected).all()
+    assert len(info.texts) == 3
+
+
+@pytest.mark.parametrize("timestamps", [False, True])
+def test_english_only_greedy_equals_transformers(tiny_whisper, timestamps):
+    _, hf, model = tiny_whisper(False)
+    features = _features(2)
+    ours = np.concatenate(model.generate({"input_features": features}, generation_len=16, return_timestamps=timestamps).generated_ids)
+    expected = _hf(hf, features, max_new_tokens=16, return_timestamps=timestamps)
+    assert ours.tolist() == expected.tolist()
+
+
+def test_audio_longer_than_30_s_is_read_window_after_window(tiny_whisper):
+    _, hf, model = tiny_whisper(True)
+    features = _features(1, frames=4800)  # 48 s
+    ours = model.generate({"input_features": features}, generation_len=20, language="en", return_timestamps=True).generated_ids[0]
+    expected = _hf(hf, features, max_new_tokens=20, language="en", return_timestamps=True)
+    assert ours.tolist() == expected.tolist()
+
+
+def test_bad_inputs_say_what_to_do(tiny_whisper):
+    folder, hf, model = tiny_whisper(True)
+    with pytest.raises(ValueError, match=r"input_features must be \[batch, 80, frames >= 3000\]"):
+        model.generate({"input_features": torch.zeros(1, 80, 100)}, generation_len=4)
+    with pytest.raises(ValueError, match="Unsupported language 'klingon'"):
+        model.generate({"input_features": _features(1)}, generation_len=4, language="klingon")
+    with pytest.raises(ValueError, match="needs ctx_len >= 43"):
+        model.generate({"input_features": _features(1)}, generation_len=40, language="en")
+    with pytest.raises(ValueError, match="max_target_positions"):
+        QEFFAutoModelForSpeechSeq2Seq(hf).compile(ctx_len=65)
+    with pytest.raises(TypeError, match="compile"):
+        QEFFAutoModelForSpeechSeq2Seq(hf).generate({"input_features": _features(1)})
+
+
+@pytest.mark.parametrize("name", ["whisper-base", "whisper-tiny.en"])
+def test_real_whisper_text_equals_transformers(name):
+    folder = _real_whisper(name)
+    processor = WhisperProcessor.from_pretrained(folder)
+    inputs = processor(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt")
+    hf = WhisperForConditionalGeneration.from_pretrained(folder).eval()
+    model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
+    model.compile(ctx_len=100)
+    kwargs = dict(language="en") if name == "whisper-base" else {}
+    texts = {}
+    for timestamps in (False, True):
+        info = model.generate(inputs=inputs, generation_len=60, processor=processor, return_timestamps=timestamps, **kwargs)
+        expected = _hf(hf, inputs.input_features, max_new_tokens=60, return_timestamps=timestamps, **kwargs)
+        assert info.generated_ids[0].tolist() == expected.tolist()
+        assert info.texts == processor.batch_decode(expected, skip_special_tokens=True)
+        texts[timestamps] = info.texts[0]
+    if name == "whisper-base":  # what the data README says transformers' Whisper base reads
+        assert texts[False] == " The Low World. The quick brown fox jump over the lazy dog. This is a test on speech recognition."
