@@ -6,6 +6,8 @@ the real Whisper base / tiny.en (scripts/fetch_whisper.sh) carry the end-to-end 
 
 from __future__ import annotations
 
+import wave
+
 import numpy as np
 import pytest
 import torch
@@ -113,3 +115,21 @@ def test_real_whisper_text_equals_transformers(name):
         texts[timestamps] = info.texts[0]
     if name == "whisper-base":  # what the data README says transformers' Whisper base reads
         assert texts[False] == " The Low World. The quick brown fox jump over the lazy dog. This is a test on speech recognition."
+
+
+def test_infer_audio_path_transcribes_like_transformers(tiny_whisper, tmp_path, capsys):
+    from QEfficient.cloud import infer
+
+    folder, hf, _ = tiny_whisper(True)
+    info = infer.main(model_name=str(folder), audio_path=str(DATA / "speech16k.wav"), ctx_len=40, generation_len=10, language="en")
+    features = WhisperProcessor.from_pretrained(folder)(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt")
+    assert info.generated_ids[0].tolist() == _hf(hf, features.input_features, max_new_tokens=10, language="en").tolist()
+    assert f"Transcription : {info.texts[0]}" in capsys.readouterr().out
+
+    slow = tmp_path / "8k.wav"
+    with wave.open(str(slow), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000), w.writeframes(np.zeros(800, "<i2").tobytes())
+    with pytest.raises(ValueError, match="sampled at 8000 Hz; the model needs 16000 Hz"):
+        infer.main(model_name=str(folder), audio_path=str(slow), ctx_len=40)
+    with pytest.raises(ValueError, match="is a speech model: pass a 16 kHz WAV file with --audio_path"):
+        infer.main(model_name=str(folder), ctx_len=40)
