@@ -11,6 +11,7 @@ from QEfficient.compile.compile_helper import compile as _legacy_compile
 from QEfficient.exporter.export_hf_to_cloud_ai_100 import qualcomm_efficient_converter
 from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
+from QEfficient.models.ctc import QEFFAutoModelForCTC
 from QEfficient.models.encoder import QEFFAutoModel, QEFFAutoModelForSequenceClassification
 from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
 from QEfficient.models.speech_seq2seq import QEFFAutoModelForSpeechSeq2Seq
@@ -42,6 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "QEFFAutoModel",
     "QEFFAutoModelForCausalLM",
+    "QEFFAutoModelForCTC",
     "QEFFAutoModelForImageTextToText",
     "QEFFAutoModelForSequenceClassification",
     "QEFFAutoModelForSpeechSeq2Seq",

@@ -236,3 +236,33 @@ class SpeechDecoderGraphSpec(DecoderGraphSpec):
         ids, pos, *past = super().dummy_inputs(qeff_module, kv_dtype, batch_size, seq_len, ctx_len)
         cross = [torch.zeros(qeff_module.kv_shape(batch_size, 6)) for _ in self.cross_names]
         return (ids, pos, *cross, *past)
+
+
+INPUT_VALUES = "input_values"
+
+
+@dataclass(frozen=True)
+class CTCGraphSpec:
+    """CTC speech models: raw 16 kHz samples in, per-frame logits out."""
+
+    input_names = (INPUT_VALUES,)
+    output_names = (LOGITS,)
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        return {INPUT_VALUES: {0: "batch_size", 1: "seq_len"}, LOGITS: {0: "batch_size", 1: "frames"}}
+
+    @staticmethod
+    def dummy_inputs() -> tuple:
+        import torch
+
+        return (torch.randn(2, 16000, generator=torch.Generator().manual_seed(0)) * 0.1,)
+
+    @staticmethod
+    def specializations(lengths: list[int], batch_size: int) -> dict[str, Any]:
+        return {
+            "specializations": [
+                {"name": f"CTC_{i}" if len(lengths) > 1 else "CTC", "symbols": {"batch_size": str(batch_size), "seq_len": str(n)}}
+                for i, n in enumerate(lengths)
+            ]
+        }

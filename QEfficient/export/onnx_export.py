@@ -24,6 +24,7 @@ import torch
 from QEfficient.export.graph_specs import (
     IMAGE_IDX,
     VISION_EMBEDS,
+    CTCGraphSpec,
     DecoderGraphSpec,
     EncoderGraphSpec,
     ImageTextDecoderGraphSpec,
@@ -149,6 +150,15 @@ def export_speech_decoder_onnx(module, out_dir: Path, model_name: str, kv_dtype:
     spec = SpeechDecoderGraphSpec(module.num_layers)
     args = spec.dummy_inputs(module, kv_dtype)
     return torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
+
+
+def export_ctc_onnx(module, out_dir: Path, model_name: str) -> Path:
+    """Export a QEffCTC: input_values [batch, samples] -> logits [batch, frames, vocab]."""
+    spec = CTCGraphSpec()
+    args = spec.dummy_inputs()
+    return torchscript_export(
+        module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), list(spec.output_names), spec.dynamic_axes()
+    )
 
 
 class WeightsOffloadedError(RuntimeError):
