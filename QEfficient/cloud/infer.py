@@ -161,7 +161,7 @@ def _is_speech(model_name: str, cache_dir: str | None) -> bool:
 def run_speech(model_name: str, audio_path: str, compile_options: dict, generation_len: int | None, **generate_options):
     """Transcribe one WAV file (any length: Whisper reads it in 30 s windows)."""
     from QEfficient import QEFFAutoModelForSpeechSeq2Seq
-    from QEfficient.utils.audio import SAMPLING_RATE, read_wav
+    from QEfficient.utils.audio import read_wav
     from QEfficient.utils.tokenizer import load_hf_processor
 
     audio = read_wav(audio_path)
@@ -170,10 +170,7 @@ def run_speech(model_name: str, audio_path: str, compile_options: dict, generati
         processor = load_hf_processor(model.local_model_dir)
     with step("Exporting and compiling the encoder and decoder graphs (cached)"):
         model.compile(**compile_options)
-    long_form = len(audio) > 30 * SAMPLING_RATE
-    extra = dict(truncation=False, padding="longest", return_attention_mask=True) if long_form else {}
-    inputs = processor(audio, sampling_rate=SAMPLING_RATE, return_tensors="np", **extra)
-    info = model.generate(inputs=inputs, generation_len=generation_len, processor=processor, **generate_options)
+    info = model.transcribe(audio, processor, generation_len, **generate_options)
     print(f"\nAudio : {audio_path}\nTranscription : {info.texts[0]}")
     return info
 

@@ -222,6 +222,14 @@ class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
             print_perf(info)
         return info
 
+    def transcribe(self, audio: np.ndarray, processor, generation_len: int | None = None, **options) -> CloudAI100ExecInfo:
+        """One 16 kHz recording of any length (longer than 30 s: read window after window), through
+        ``processor``; ``options`` as for generate() (language, task, return_timestamps)."""
+        long_form = len(audio) > self.config.max_source_positions * 2 * processor.feature_extractor.hop_length
+        extra = dict(truncation=False, padding="longest", return_attention_mask=True) if long_form else {}
+        inputs = processor(audio, sampling_rate=16000, return_tensors="np", **extra)
+        return self.generate(inputs=inputs, generation_len=generation_len, processor=processor, **options)
+
     @staticmethod
     def _language_id(decoding: WhisperDecoding, language: str) -> int:
         """transformers' rule: a ``<|xx|>`` token, a language name or a code."""
