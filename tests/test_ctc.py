@@ -74,6 +74,9 @@ def test_ctc_logits_and_text_equal_transformers(tmp_path, arch):
 
 def test_ctc_bad_inputs_say_what_to_do(tmp_path):
     _, processor = _folder(tmp_path, "wav2vec2")
+    from QEfficient import QEFFCommonLoader
+
+    assert QEFFCommonLoader.model_class(tmp_path) is QEFFAutoModelForCTC
     model = QEFFAutoModelForCTC.from_pretrained(tmp_path)
     with pytest.raises(TypeError, match="compile"):
         model.generate(processor, _audio()[0])

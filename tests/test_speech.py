@@ -85,6 +85,9 @@ def test_audio_longer_than_30_s_is_read_window_after_window(tiny_whisper):
 
 def test_bad_inputs_say_what_to_do(tiny_whisper):
     folder, hf, model = tiny_whisper(True)
+    from QEfficient import QEFFCommonLoader
+
+    assert QEFFCommonLoader.model_class(folder) is QEFFAutoModelForSpeechSeq2Seq
     with pytest.raises(ValueError, match=r"input_features must be \[batch, 80, frames >= 3000\]"):
         model.generate({"input_features": torch.zeros(1, 80, 100)}, generation_len=4)
     with pytest.raises(ValueError, match="Unsupported language 'klingon'"):

@@ -46,6 +46,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         if pooling is not None:
             warn_ignored_options("from_pretrained()", {"pooling": pooling})
         kwargs.pop("attn_implementation", None)
+        if kwargs.pop("continuous_batching", False):
+            raise NotImplementedError(f"Continuous batching is not supported for {cls.__name__} (nor in QEfficient); load it without.")
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         try:
             AutoConfig.from_pretrained(folder)

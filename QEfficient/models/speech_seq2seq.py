@@ -55,6 +55,8 @@ class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs) -> QEFFAutoModelForSpeechSeq2Seq:
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
         kwargs.pop("attn_implementation", None)  # the graphs are written out here, not by an attention backend
+        if kwargs.pop("continuous_batching", False):
+            raise NotImplementedError(f"Continuous batching is not supported for {cls.__name__} (nor in QEfficient); load it without.")
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         try:
             AutoConfig.from_pretrained(folder)
