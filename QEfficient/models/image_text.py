@@ -30,7 +30,7 @@ from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation import check_generation_len, eos_token_ids
 from QEfficient.generation.text_generation_inference import resolve_sampling
 from QEfficient.loading.hf_loader import resolve_model_path
-from QEfficient.models.base import QEFFBaseModel
+from QEfficient.models.base import QEFFBaseModel, check_positive
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
@@ -138,10 +138,14 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         **compiler_options,
     ) -> dict[str, Path] | Path:
         """Build the artifacts: {"vision_qpc_path": ..., "lang_qpc_path": ...}, or one path with kv_offload=False."""
-        if prefill_seq_len > ctx_len or min(prefill_seq_len, ctx_len, batch_size, num_cores) < 1:
-            raise ValueError("prefill_seq_len, ctx_len, batch_size and num_cores must be positive, with prefill_seq_len <= ctx_len.")
-        if self.continuous_batching and (full_batch_size is None or full_batch_size < 1):
-            raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")
+        check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
+        if prefill_seq_len > ctx_len:
+            raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
+        self._check_max_positions("ctx_len", ctx_len, self.lang_model.config)
+        if self.continuous_batching:
+            if full_batch_size is None:
+                raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")
+            check_positive(full_batch_size=full_batch_size)
         if not self.continuous_batching and full_batch_size is not None:
             raise TypeError("full_batch_size is for continuous batching: load with from_pretrained(..., continuous_batching=True).")
         rows = full_batch_size if self.continuous_batching else batch_size
