@@ -21,6 +21,7 @@ from transformers import AutoConfig, AutoModelForSpeechSeq2Seq, PreTrainedModel
 from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
+from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import INPUT_FEATURES, SpeechDecoderGraphSpec, SpeechEncoderGraphSpec
 from QEfficient.export.onnx_export import export_speech_decoder_onnx, export_speech_encoder_onnx
 from QEfficient.generation.exec_kv import print_perf
@@ -131,19 +132,22 @@ class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
                 warn_once(f"speech_{key}", f"{key} is not supported for Whisper on ONNX Runtime; it is ignored.")
         warn_ignored_options(
             "compile()",
-            {**compiler_options, "num_devices": num_devices > 1, "mxfp6_matmul": mxfp6_matmul, "mxint8_kv_cache": mxint8_kv_cache},
+            {**compiler_options, "num_devices": num_devices > 1, "mxint8_kv_cache": mxint8_kv_cache},
         )
         if onnx_path is not None:
             raise ValueError("QEFFAutoModelForSpeechSeq2Seq builds two graphs; call compile() without onnx_path (it exports them).")
         encoder_onnx, decoder_onnx = self.export()
+        # as for causal LMs: MatMul weights in 8-bit blocks (MatMulNBits) for QEfficient's MXFP6 switch
+        rewrite = compress_matmul_weights if mxfp6_matmul else None
         cfg = self.config
         feature_len = 2 * source
         encoder = self._build_artifact(
             encoder_onnx,
             compile_dir,
             {"kind": "speech-encoder", "num_layers": cfg.decoder_layers},
-            {"backend": "onnxruntime-cpu", "batch_size": batch_size, "feature_len": feature_len},
+            {"backend": "onnxruntime-cpu", "batch_size": batch_size, "feature_len": feature_len, "mxfp6_matmul": mxfp6_matmul},
             SpeechEncoderGraphSpec.specializations(batch_size, cfg.num_mel_bins, feature_len),
+            rewrite=rewrite,
         )
         manifest = {
             "num_layers": cfg.decoder_layers,
@@ -159,8 +163,15 @@ class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
             decoder_onnx,
             compile_dir,
             manifest,
-            {"backend": "onnxruntime-cpu", "ctx_len": ctx_len, "batch_size": batch_size, "encoder_ctx_len": source},
+            {
+                "backend": "onnxruntime-cpu",
+                "ctx_len": ctx_len,
+                "batch_size": batch_size,
+                "encoder_ctx_len": source,
+                "mxfp6_matmul": mxfp6_matmul,
+            },
             SpeechDecoderGraphSpec.specializations(1, ctx_len, batch_size),
+            rewrite=rewrite,
         )
         self.qpc_paths = {"encoder_qpc_path": encoder, "decoder_qpc_path": decoder}
         self.qpc_path = decoder
