@@ -83,6 +83,18 @@ def test_audio_longer_than_30_s_is_read_window_after_window(tiny_whisper):
     assert ours.tolist() == expected.tolist()
 
 
+def test_long_audios_of_different_lengths_in_one_batch(tiny_whisper):
+    folder, hf, model = tiny_whisper(True)
+    speech = read_wav(DATA / "speech16k.wav")
+    audios = [np.tile(speech, 5)[: 16000 * 35], np.tile(speech, 8)[: 16000 * 61]]
+    processor = WhisperProcessor.from_pretrained(folder)
+    inputs = processor(audios, sampling_rate=16000, return_tensors="pt", truncation=False, padding="longest", return_attention_mask=True)
+    kwargs = dict(language="en", return_timestamps=True)
+    ours = model.generate(inputs, generation_len=20, **kwargs).generated_ids[0]
+    expected = _hf(hf, inputs.input_features, attention_mask=inputs.attention_mask, max_new_tokens=20, **kwargs)
+    assert ours.tolist() == expected.tolist()
+
+
 def test_bad_inputs_say_what_to_do(tiny_whisper):
     folder, hf, model = tiny_whisper(True)
     from QEfficient import QEFFCommonLoader

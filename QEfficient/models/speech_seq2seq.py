@@ -22,7 +22,7 @@ from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
-from QEfficient.export.graph_specs import INPUT_FEATURES, SpeechDecoderGraphSpec, SpeechEncoderGraphSpec
+from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_FEATURES, SpeechDecoderGraphSpec, SpeechEncoderGraphSpec
 from QEfficient.export.onnx_export import export_speech_decoder_onnx, export_speech_encoder_onnx
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
@@ -213,7 +213,7 @@ class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
                 f"got {list(features.shape)}."
             )
         num_frames = None
-        mask = None if isinstance(inputs, (np.ndarray, torch.Tensor)) else inputs.get("attention_mask")
+        mask = None if isinstance(inputs, (np.ndarray, torch.Tensor)) else inputs.get(ATTENTION_MASK)
         if features.shape[2] > window and mask is not None:  # long audio in a batch: each row's real frames
             num_frames = np.asarray(mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else mask).sum(-1)
         languages = language if isinstance(language, (list, tuple)) else [language] * len(features)
