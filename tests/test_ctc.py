@@ -85,3 +85,17 @@ def test_ctc_bad_inputs_say_what_to_do(tmp_path):
         model.generate(processor, _audio()[0])
     with pytest.raises(ValueError, match="seq_len must be a number of samples"):
         model.compile(seq_len=0)
+
+
+def test_infer_audio_path_with_a_ctc_model(tmp_path, capsys):
+    from QEfficient.cloud import infer
+
+    hf, processor = _folder(tmp_path, "wav2vec2")
+    audio = read_wav(DATA / "speech16k.wav")
+    texts = infer.main(model_name=str(tmp_path), audio_path=str(DATA / "speech16k.wav"), num_cores=1)
+    with torch.no_grad():
+        expected = processor.batch_decode(
+            hf(torch.from_numpy(processor(audio, sampling_rate=16000).input_values[0])[None]).logits.argmax(-1)
+        )
+    assert texts == expected
+    assert f"Transcription : {texts[0]}" in capsys.readouterr().out

@@ -146,28 +146,41 @@ def run_image_text(model_name: str, image, prompts: list[str], img_size: int | N
     return info
 
 
-def _is_speech(model_name: str, cache_dir: str | None) -> bool:
-    from transformers import AutoConfig
-
-    from QEfficient.loading.hf_loader import resolve_model_path
+def _speech_class(model_name: str, cache_dir: str | None) -> type | None:
+    """QEFFAutoModelForSpeechSeq2Seq or QEFFAutoModelForCTC when the model is one of those, else None."""
+    from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForSpeechSeq2Seq
+    from QEfficient.base.common import QEFFCommonLoader
 
     try:
-        folder, _ = resolve_model_path(model_name, cache_dir)
-        return AutoConfig.from_pretrained(folder).model_type == "whisper"
-    except (OSError, ValueError):
-        return False
+        cls = QEFFCommonLoader.model_class(model_name, cache_dir)
+    except (OSError, ValueError, NotImplementedError):  # unknown configs: the causal-LM path reports those
+        return None
+    return cls if cls in (QEFFAutoModelForSpeechSeq2Seq, QEFFAutoModelForCTC) else None
 
 
-def run_speech(model_name: str, audio_path: str, compile_options: dict, generation_len: int | None, **generate_options):
-    """Transcribe one WAV file (any length: Whisper reads it in 30 s windows)."""
+def _is_speech(model_name: str, cache_dir: str | None) -> bool:
+    """A Whisper model (the speech models the server transcribes with)."""
     from QEfficient import QEFFAutoModelForSpeechSeq2Seq
+
+    return _speech_class(model_name, cache_dir) is QEFFAutoModelForSpeechSeq2Seq
+
+
+def run_speech(model_class: type, model_name: str, audio_path: str, compile_options: dict, generation_len: int | None, **generate_options):
+    """Transcribe one WAV file: Whisper (any length: read in 30 s windows) or a CTC model (one pass)."""
+    from QEfficient import QEFFAutoModelForCTC
     from QEfficient.utils.audio import read_wav
     from QEfficient.utils.tokenizer import load_hf_processor
 
     audio = read_wav(audio_path)
     with step(f"Loading {model_name}"):
-        model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(model_name)
+        model = model_class.from_pretrained(model_name)
         processor = load_hf_processor(model.local_model_dir)
+    if model_class is QEFFAutoModelForCTC:
+        with step("Exporting and compiling the CTC graph (cached)"):
+            model.compile(seq_len=max(len(audio), 400), batch_size=1, num_cores=compile_options["num_cores"])
+        text = model.generate(processor, audio)[0]
+        print(f"\nAudio : {audio_path}\nTranscription : {text}")
+        return [text]
     with step("Exporting and compiling the encoder and decoder graphs (cached)"):
         model.compile(**compile_options)
     info = model.transcribe(audio, processor, generation_len, **generate_options)
@@ -250,13 +263,14 @@ def infer(
             f"{clash} cannot be compiler options: infer sets them from its own options "
             "(--prompt_len, --ctx_len, --batch_size, --full_batch_size, --device_group, --num_cores, --mxfp6, --mxint8)."
         )
-    if audio_path or (not gguf_file and _is_speech(model_name, cache_dir)):
+    speech_class = None if gguf_file else _speech_class(model_name, cache_dir)
+    if audio_path or speech_class is not None:
         if not audio_path:
             raise ValueError(f"'{model_name}' is a speech model: pass a 16 kHz WAV file with --audio_path.")
-        if gguf_file or not _is_speech(model_name, cache_dir):
-            raise ValueError(f"--audio_path needs a speech model (Whisper); '{model_name}' is not one.")
+        if speech_class is None:
+            raise ValueError(f"--audio_path needs a speech model (Whisper, or Wav2Vec2-style CTC); '{model_name}' is not one.")
         compile_options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, **compiler_options)
-        return run_speech(model_name, audio_path, compile_options, generation_len, **speech_options)
+        return run_speech(speech_class, model_name, audio_path, compile_options, generation_len, **speech_options)
     vision_language = _is_vision_language(model_name, gguf_file, cache_dir)
     if image_path or image_url:
         if vision_language:
