@@ -12,8 +12,10 @@ from QEfficient.compile.compile_helper import compile as _legacy_compile
 from QEfficient.exporter.export_hf_to_cloud_ai_100 import qualcomm_efficient_converter
 from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
+from QEfficient.models.ctc import QEFFAutoModelForCTC
 from QEfficient.models.encoder import QEFFAutoModel, QEFFAutoModelForSequenceClassification
 from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
+from QEfficient.models.speech_seq2seq import QEFFAutoModelForSpeechSeq2Seq
 
 
 class _CallablePackage(types.ModuleType):
@@ -41,8 +43,10 @@ compile = QEfficient.compile  # noqa: A001
 __all__ = [
     "QEFFAutoModel",
     "QEFFAutoModelForCausalLM",
+    "QEFFAutoModelForCTC",
     "QEFFAutoModelForImageTextToText",
     "QEFFAutoModelForSequenceClassification",
+    "QEFFAutoModelForSpeechSeq2Seq",
     "QEFFCommonLoader",
     "cloud_ai_100_exec_kv",
     "compile",

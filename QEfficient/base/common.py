@@ -7,7 +7,9 @@ from typing import Any
 
 from QEfficient.loading.hf_loader import resolve_model_path
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
+from QEfficient.models.ctc import QEFFAutoModelForCTC
 from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
+from QEfficient.models.speech_seq2seq import QEFFAutoModelForSpeechSeq2Seq
 
 
 class QEFFCommonLoader:
@@ -21,7 +23,12 @@ class QEFFCommonLoader:
     def model_class(cls, pretrained_model_name_or_path: str | os.PathLike, cache_dir: str | None = None) -> type:
         """The auto class for a model folder, .gguf file or cached hub id (its config decides)."""
         from transformers import AutoConfig
-        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+        from transformers.models.auto.modeling_auto import (
+            MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+            MODEL_FOR_CTC_MAPPING_NAMES,
+            MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+            MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES,
+        )
 
         folder, gguf_file = resolve_model_path(pretrained_model_name_or_path, cache_dir)
         if gguf_file:
@@ -29,10 +36,14 @@ class QEFFCommonLoader:
         model_type = AutoConfig.from_pretrained(folder).model_type
         if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:  # checked first, as in QEfficient
             return QEFFAutoModelForImageTextToText
+        if model_type == "whisper" and model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES:  # before: it has a causal-LM class too
+            return QEFFAutoModelForSpeechSeq2Seq
         if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
             return QEFFAutoModelForCausalLM
+        if model_type in MODEL_FOR_CTC_MAPPING_NAMES:
+            return QEFFAutoModelForCTC
         raise NotImplementedError(
-            f"Unknown architecture '{model_type}' for QEFFCommonLoader (causal LMs and image-text-to-text models only); "
+            f"Unknown architecture '{model_type}' for QEFFCommonLoader (causal LMs, image-text-to-text, Whisper and CTC speech models); "
             "load it with its auto class, e.g. QEFFAutoModel for encoders."
         )
 

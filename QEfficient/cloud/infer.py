@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_argument(p, "image_path", default=None, help="an image: runs the model as a vision-language model (one image for every prompt)")
     add_argument(p, "image_url", default=None, help="an image's http(s):// or file:// URL (instead of --image_path)")
     add_argument(p, "img_size", type=int, default=None, help="vision-language models: the image size to compile for")
+    add_argument(p, "audio_path", default=None, help="a 16 kHz WAV file: transcribes it with a speech model (Whisper)")
+    add_argument(p, "language", default=None, help="speech models: the spoken language (default: detected)")
+    add_argument(p, "task", default=None, help="speech models: transcribe (default) or translate")
+    add_argument(p, "timestamps", "return_timestamps", action="store_true", help="speech models: decode with timestamp tokens")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -144,6 +148,48 @@ def run_image_text(model_name: str, image, prompts: list[str], img_size: int | N
     return info
 
 
+def _speech_class(model_name: str, cache_dir: str | None) -> type | None:
+    """QEFFAutoModelForSpeechSeq2Seq or QEFFAutoModelForCTC when the model is one of those, else None."""
+    from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForSpeechSeq2Seq
+    from QEfficient.base.common import QEFFCommonLoader
+
+    try:
+        cls = QEFFCommonLoader.model_class(model_name, cache_dir)
+    except (OSError, ValueError, NotImplementedError):  # unknown configs: the causal-LM path reports those
+        return None
+    return cls if cls in (QEFFAutoModelForSpeechSeq2Seq, QEFFAutoModelForCTC) else None
+
+
+def _is_speech(model_name: str, cache_dir: str | None) -> bool:
+    """A Whisper model (the speech models the server transcribes with)."""
+    from QEfficient import QEFFAutoModelForSpeechSeq2Seq
+
+    return _speech_class(model_name, cache_dir) is QEFFAutoModelForSpeechSeq2Seq
+
+
+def run_speech(model_class: type, model_name: str, audio_path: str, compile_options: dict, generation_len: int | None, **generate_options):
+    """Transcribe one WAV file: Whisper (any length: read in 30 s windows) or a CTC model (one pass)."""
+    from QEfficient import QEFFAutoModelForCTC
+    from QEfficient.utils.audio import read_wav
+    from QEfficient.utils.tokenizer import load_hf_processor
+
+    audio = read_wav(audio_path)
+    with step(f"Loading {model_name}"):
+        model = model_class.from_pretrained(model_name)
+        processor = load_hf_processor(model.local_model_dir)
+    if model_class is QEFFAutoModelForCTC:
+        with step("Exporting and compiling the CTC graph (cached)"):
+            model.compile(seq_len=max(len(audio), 400), batch_size=1, num_cores=compile_options["num_cores"])
+        text = model.generate(processor, audio)[0]
+        print(f"\nAudio : {audio_path}\nTranscription : {text}")
+        return [text]
+    with step("Exporting and compiling the encoder and decoder graphs (cached)"):
+        model.compile(**compile_options)
+    info = model.transcribe(audio, processor, generation_len, **generate_options)
+    print(f"\nAudio : {audio_path}\nTranscription : {info.texts[0]}")
+    return info
+
+
 def infer(
     model_name: str | None = None,
     num_cores: int = 16,
@@ -191,6 +237,12 @@ def infer(
     mxint8 = bool(mxint8 or kwargs.pop("mxint8_kv_cache", False))
     prompt_len = kwargs.pop("prefill_seq_len", prompt_len)
     image_path, image_url, img_size = kwargs.pop("image_path", None), kwargs.pop("image_url", None), kwargs.pop("img_size", None)
+    audio_path = kwargs.pop("audio_path", None)
+    speech_options = {
+        "language": kwargs.pop("language", None),
+        "task": kwargs.pop("task", None),
+        "return_timestamps": bool(kwargs.pop("timestamps", False) or kwargs.pop("return_timestamps", False)),
+    }
     generate_options = {"iteration": int(kwargs.pop("iteration", 1)), "automation": bool(kwargs.pop("automation", False))}
     io_encrypt = kwargs.pop("io_encrypt", None)
     cache_dir = check_and_assign_cache_dir(local_model_dir, cache_dir)
@@ -213,6 +265,14 @@ def infer(
             f"{clash} cannot be compiler options: infer sets them from its own options "
             "(--prompt_len, --ctx_len, --batch_size, --full_batch_size, --device_group, --num_cores, --mxfp6, --mxint8)."
         )
+    speech_class = None if gguf_file else _speech_class(model_name, cache_dir)
+    if audio_path or speech_class is not None:
+        if not audio_path:
+            raise ValueError(f"'{model_name}' is a speech model: pass a 16 kHz WAV file with --audio_path.")
+        if speech_class is None:
+            raise ValueError(f"--audio_path needs a speech model (Whisper, or Wav2Vec2-style CTC); '{model_name}' is not one.")
+        compile_options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, **compiler_options)
+        return run_speech(speech_class, model_name, audio_path, compile_options, generation_len, **speech_options)
     vision_language = _is_vision_language(model_name, gguf_file, cache_dir)
     if image_path or image_url:
         if vision_language:

@@ -39,6 +39,9 @@ def build_server(
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModelForCausalLM
+
+    if not gguf_file and _is_speech(model_name):
+        return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes)
     from QEfficient.generation.continuous_batching import ContinuousBatchingEngine
     from QEfficient.generation.exec_kv import open_session, right_padding
     from QEfficient.generation.text_generation import eos_token_ids
@@ -64,6 +67,35 @@ def build_server(
     app = create_app(runner, tokenizer, model.model_name, ctx_len, served_names=[model_name], api_key=api_key, **limits)
     app.state.qpc_path = qpc
     return app, runner
+
+
+def _is_speech(model_name: str) -> bool:
+    from QEfficient.cloud.infer import _is_speech as is_speech
+
+    return is_speech(model_name, None)
+
+
+class _NoRunner:
+    """A speech server has no engine thread to stop."""
+
+    def stop(self) -> None:
+        pass
+
+
+def build_speech_server(model_name: str, ctx_len: int, num_cores: int, api_key: str | None, max_body_bytes: int | None):
+    """(app, runner) for a Whisper model: POST /v1/audio/transcriptions."""
+    from QEfficient import QEFFAutoModelForSpeechSeq2Seq
+    from QEfficient.serving.speech_app import create_speech_app
+    from QEfficient.utils.tokenizer import load_hf_processor
+
+    model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(model_name)
+    model.compile(ctx_len=min(ctx_len, model.config.max_target_positions), num_cores=num_cores)
+    limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
+    app = create_speech_app(
+        model, load_hf_processor(model.local_model_dir), model.model_name, served_names=[model_name], api_key=api_key, **limits
+    )
+    app.state.qpc_path = model.qpc_path
+    return app, _NoRunner()
 
 
 def exposure_warning(host: str, api_key: str | None) -> str | None:

@@ -17,6 +17,7 @@ import onnx
 
 from QEfficient.compile.ort_cpu import build_artifact, decoder_specializations, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
+from QEfficient.export.graph_specs import INPUT_IDS, LOGITS, past_names
 
 _ONNX_KV_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16"}
 
@@ -33,8 +34,9 @@ def graph_geometry(onnx_path: Path) -> dict[str, Any]:
     model = onnx.load(str(onnx_path), load_external_data=False)
     inputs = {i.name: i for i in model.graph.input}
     outputs = {o.name: o for o in model.graph.output}
-    past = sorted((name for name in inputs if name.startswith("past_key.")), key=lambda n: int(n.split(".")[-1]))
-    if not past or "logits" not in outputs or "input_ids" not in inputs:
+    num_layers = sum(1 for name in inputs if name.startswith(past_names(1)[0][:-1]))  # "past_key."
+    past = past_names(num_layers)[0::2]
+    if not past or any(p not in inputs for p in past) or LOGITS not in outputs or INPUT_IDS not in inputs:
         raise ValueError(
             f"'{onnx_path}' is not a decoder graph exported by QEfficient (expected inputs input_ids, position_ids, "
             "past_key.N / past_value.N and an output logits). Export it with QEfficient.export(...) or "
@@ -49,7 +51,7 @@ def graph_geometry(onnx_path: Path) -> dict[str, Any]:
         "n_kv": _static_dim(key, 1, str(onnx_path)),
         "head_dim": _static_dim(key, 3, str(onnx_path)),
         "kv_dtype": _ONNX_KV_DTYPES[elem],
-        "vocab_size": _static_dim(outputs["logits"], 2, str(onnx_path)),
+        "vocab_size": _static_dim(outputs[LOGITS], 2, str(onnx_path)),
     }
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from QEfficient.export.graph_specs import decoder_specializations  # noqa: F401 - re-exported: callers import it from here
 from QEfficient.utils.cache import CacheEntryDamagedError, build_entry, hash_dict, is_complete, verify_entry
 from QEfficient.utils.memory import release_freed_memory
 
@@ -54,23 +55,6 @@ def warn_ignored_options(what: str, options: dict[str, Any]) -> None:
     names = sorted(k for k, v in options.items() if is_on(v))
     if names:
         warn_once(f"{what}{names}", f"{what} options {names} are for Cloud AI 100 and are ignored on ONNX Runtime.")
-
-
-def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int, full_batch_size: int | None = None) -> dict[str, Any]:
-    """QEfficient's specializations.json: prefill and decode shapes (continuous batching: prefill one
-    sequence at a time, decode all ``full_batch_size`` slots)."""
-    if full_batch_size is None:
-        specs = [{"name": "Prefill", "symbols": {"batch_size": str(batch_size), "seq_len": str(prefill_seq_len), "ctx_len": str(ctx_len)}}]
-        if prefill_seq_len != 1:
-            specs.append({"name": "Decode", "symbols": {"batch_size": str(batch_size), "seq_len": "1", "ctx_len": str(ctx_len)}})
-        return {"specializations": specs}
-    symbols = {"ctx_len": str(ctx_len), "full_batch_size": str(full_batch_size)}
-    return {
-        "specializations": [
-            {"name": "Prefill", "symbols": {"batch_size": "1", "seq_len": str(prefill_seq_len), **symbols}},
-            {"name": "Decode", "symbols": {"batch_size": str(full_batch_size), "seq_len": "1", **symbols}},
-        ]
-    }
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

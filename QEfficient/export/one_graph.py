@@ -20,10 +20,10 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
+from QEfficient.export.graph_specs import RETAINED_EMBEDS, VISION_EMBEDS
 from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
 
 VISION_PREFIX = "vision/"
-RETAINED_EMBEDS = "vision_embeds_RetainedState"
 
 
 def _prefixed_vision_branch(vision: onnx.GraphProto, outer_inputs: set[str]) -> tuple[onnx.GraphProto, list[TensorProto]]:
@@ -53,9 +53,9 @@ def combine_vision_language(vision_onnx: Path, language_onnx: Path, out_path: Pa
     vision_inputs = [i for i in vision.graph.input]
     then_branch, vision_weights = _prefixed_vision_branch(vision.graph, {i.name for i in vision_inputs})
 
-    embeds_type = next(i for i in lang.graph.input if i.name == "vision_embeds").type.tensor_type.elem_type
+    embeds_type = next(i for i in lang.graph.input if i.name == VISION_EMBEDS).type.tensor_type.elem_type
     passthrough = helper.make_graph(
-        [helper.make_node("Identity", ["vision_embeds"], ["vision/fed_back"])],
+        [helper.make_node("Identity", [VISION_EMBEDS], ["vision/fed_back"])],
         "fed_back_embeddings",
         [],
         [helper.make_tensor_value_info("vision/fed_back", embeds_type, None)],
@@ -69,7 +69,7 @@ def combine_vision_language(vision_onnx: Path, language_onnx: Path, out_path: Pa
     ]
     graph = lang.graph
     for node in graph.node:
-        node.input[:] = [RETAINED_EMBEDS if n == "vision_embeds" else n for n in node.input]
+        node.input[:] = [RETAINED_EMBEDS if n == VISION_EMBEDS else n for n in node.input]
     body = list(graph.node)
     del graph.node[:]
     graph.node.extend(gate + body)

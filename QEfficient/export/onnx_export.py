@@ -16,12 +16,22 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 import torch
 
+from QEfficient.export.graph_specs import (
+    IMAGE_IDX,
+    VISION_EMBEDS,
+    CTCGraphSpec,
+    DecoderGraphSpec,
+    EncoderGraphSpec,
+    ImageTextDecoderGraphSpec,
+    SpeechDecoderGraphSpec,
+    SpeechEncoderGraphSpec,
+    VisionGraphSpec,
+)
 from QEfficient.export.shape_folding import fold_reshape_shapes
 from QEfficient.utils.cache import build_entry, hash_dict, verify_entry
 from QEfficient.utils.extras import require_extra
@@ -35,53 +45,22 @@ GRAPH_VERSION = 7
 OPSET = 17
 
 
-@dataclass(frozen=True)
-class KVGraphIO:
-    """Names of the retained-state graph's inputs and outputs."""
-
-    num_layers: int
-
-    @property
-    def past_names(self) -> list[str]:
-        return [f"past_{kind}.{i}" for i in range(self.num_layers) for kind in ("key", "value")]
-
-    @property
-    def input_names(self) -> list[str]:
-        return ["input_ids", "position_ids", *self.past_names]
-
-    @property
-    def output_names(self) -> list[str]:
-        return ["logits", *[f"{n}_RetainedState" for n in self.past_names]]
-
-    def dynamic_axes(self) -> dict[str, dict[int, str]]:
-        axes = {
-            "input_ids": {0: "batch_size", 1: "seq_len"},
-            "position_ids": {0: "batch_size", 1: "seq_len"},
-            "logits": {0: "batch_size"},
-        }
-        for n in self.past_names:
-            axes[n] = {0: "batch_size", 2: "ctx_len"}
-            axes[f"{n}_RetainedState"] = {0: "batch_size", 2: "ctx_len"}
-        return axes
+# The decoder graph's names (kept under its former name for callers of this module).
+KVGraphIO = DecoderGraphSpec
 
 
 def example_inputs(qeff_module, kv_dtype: torch.dtype | None = None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
-    """Trace-time inputs; no dimension is 1, so no exporter specialises a dynamic axis on it."""
-    ids = torch.zeros(batch_size, seq_len, dtype=torch.int64)
-    pos = torch.arange(seq_len, dtype=torch.int64)[None].repeat(batch_size, 1)
-    pos[1, -1] = -1  # exercise the padding path while tracing
-    dtype = kv_dtype or next(qeff_module.parameters()).dtype
-    past = [torch.zeros(qeff_module.kv_shape(batch_size, ctx_len), dtype=dtype) for _ in range(2 * qeff_module.num_layers)]
-    return (ids, pos, *past)
+    """Trace-time inputs of the decoder graph (see DecoderGraphSpec.dummy_inputs)."""
+    return DecoderGraphSpec(qeff_module.num_layers).dummy_inputs(qeff_module, kv_dtype, batch_size, seq_len, ctx_len)
 
 
 def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = False, kv_dtype: torch.dtype | None = None) -> Path:
     """Export ``qeff_module`` (a QEffCausalLM) to ``out_dir/<model_name>.onnx``; returns the path."""
     if dynamo:
         require_extra("dynamo", "export(dynamo=True)")
-    io = KVGraphIO(qeff_module.num_layers)
+    io = DecoderGraphSpec(qeff_module.num_layers)
     onnx_path = out_dir / f"{model_name}.onnx"
-    args = example_inputs(qeff_module, kv_dtype)
+    args = io.dummy_inputs(qeff_module, kv_dtype)
     qeff_module.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
@@ -128,45 +107,61 @@ def torchscript_export(module, args: tuple, onnx_path: Path, input_names: list[s
 
 def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str) -> Path:
     """Export a QEffEncoder: inputs input_ids/attention_mask [batch, seq], one output, dynamic axes."""
-    ids = torch.zeros(2, 8, dtype=torch.int64)
-    mask = torch.ones(2, 8, dtype=torch.int64)
-    mask[1, 5:] = 0
+    args = EncoderGraphSpec.dummy_inputs()
     with torch.no_grad():
-        pooled = module.eval()(ids, mask).dim() == 2
-    axes = {
-        "input_ids": {0: "batch_size", 1: "seq_len"},
-        "attention_mask": {0: "batch_size", 1: "seq_len"},
-        output_name: {0: "batch_size"} if pooled else {0: "batch_size", 1: "seq_len"},
-    }
-    return torchscript_export(module, (ids, mask), out_dir / f"{model_name}.onnx", ["input_ids", "attention_mask"], [output_name], axes)
+        pooled = module.eval()(*args).dim() == 2
+    spec = EncoderGraphSpec(output_name, pooled)
+    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
 
 
 def export_vision_onnx(module, out_dir: Path, model_name: str, img_size: int) -> Path:
     """Export a QEffVisionEncoder: its adapter's vision inputs -> vision_embeds [num_images, tokens, hidden]."""
     example = module.adapter.vision_example(module.hf.config, img_size)
+    spec = VisionGraphSpec(tuple(example), module.adapter.vision_axes())
     return torchscript_export(
-        module, tuple(example.values()), out_dir / f"{model_name}.onnx", list(example), ["vision_embeds"], module.adapter.vision_axes()
+        module,
+        tuple(example.values()),
+        out_dir / f"{model_name}.onnx",
+        list(spec.input_names),
+        list(spec.output_names),
+        spec.dynamic_axes(),
     )
 
 
 def export_image_text_decoder_onnx(module, out_dir: Path, model_name: str, kv_dtype: torch.dtype | None = None) -> Path:
     """Export a QEffImageTextDecoder: the retained-state graph plus vision_embeds / image_idx (and
     the adapter's extra inputs) in, image_idx_output out."""
-    io = KVGraphIO(module.num_layers)
-    ids, pos, *past = example_inputs(module, kv_dtype)
+    extra = module.vision_adapter.decoder_example(2, 4)
+    spec = ImageTextDecoderGraphSpec(module.num_layers, tuple(extra))
+    ids, pos, *past = spec.dummy_inputs(module, kv_dtype)
     ids[:, 1] = module.image_token_id
-    extra = module.vision_adapter.decoder_example(*ids.shape)
-    args = (ids, pos, torch.zeros(2, 3, module.config.hidden_size), torch.zeros(2, 1, dtype=torch.int64), *extra.values(), *past)
-    axes = {
-        **io.dynamic_axes(),
-        **module.vision_adapter.decoder_axes(),
-        "vision_embeds": {0: "vision_batch", 1: "vision_size"},
-        "image_idx": {0: "batch_size"},
-        "image_idx_output": {0: "batch_size"},
-    }
-    inputs = ["input_ids", "position_ids", "vision_embeds", "image_idx", *extra, *io.past_names]
-    outputs = ["logits", "image_idx_output", *io.output_names[1:]]
-    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", inputs, outputs, axes)
+    dummies = {VISION_EMBEDS: torch.zeros(2, 3, module.config.hidden_size), IMAGE_IDX: torch.zeros(2, 1, dtype=torch.int64), **extra}
+    args = (ids, pos, *dummies.values(), *past)
+    axes = {**spec.dynamic_axes(), **module.vision_adapter.decoder_axes()}
+    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, axes)
+
+
+def export_speech_encoder_onnx(module, out_dir: Path, model_name: str) -> Path:
+    """Export a QEffWhisperEncoder: input_features -> cross_key.i / cross_value.i."""
+    spec = SpeechEncoderGraphSpec(module.num_layers)
+    args = spec.dummy_inputs(module.config)
+    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
+
+
+def export_speech_decoder_onnx(module, out_dir: Path, model_name: str, kv_dtype: torch.dtype | None = None) -> Path:
+    """Export a QEffWhisperDecoder: the retained-state decoder step reading the cross keys/values."""
+    spec = SpeechDecoderGraphSpec(module.num_layers)
+    args = spec.dummy_inputs(module, kv_dtype)
+    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
+
+
+def export_ctc_onnx(module, out_dir: Path, model_name: str) -> Path:
+    """Export a QEffCTC: input_values [batch, samples] -> logits [batch, frames, vocab]."""
+    spec = CTCGraphSpec()
+    args = spec.dummy_inputs()
+    return torchscript_export(
+        module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), list(spec.output_names), spec.dynamic_axes()
+    )
 
 
 class WeightsOffloadedError(RuntimeError):

@@ -8,26 +8,17 @@ from pathlib import Path
 import numpy as np
 from transformers import GenerationConfig
 
-from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
+from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation import TextGeneration, check_generation_len, eos_token_ids
-from QEfficient.runtime.ort_session import KVCacheSession
+from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
 
 
 def open_session(qpc_path: str | Path, num_cores: int | None = None) -> KVCacheSession:
     """An ONNX Runtime session over the artifact, sized as compiled (batch, ctx_len)."""
-    qconfig = read_artifact(Path(qpc_path))
-    return KVCacheSession(
-        Path(qpc_path) / ARTIFACT_GRAPH,
-        batch_size=qconfig["kv_shape"][0],  # the cache rows: batch_size, or full_batch_size with continuous batching
-        kv_shape=tuple(qconfig["kv_shape"]),
-        num_layers=qconfig["num_layers"],
-        vocab_size=qconfig["vocab_size"],
-        num_cores=num_cores or qconfig["num_cores"],
-        kv_dtype=qconfig["kv_dtype"],
-    )
+    return open_kv_session(qpc_path, num_cores)
 
 
 def load_prompts(prompt: list[str] | str | None, prompts_txt_file_path: str | None = None) -> list[str]:

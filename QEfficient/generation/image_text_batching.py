@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from QEfficient.export.graph_specs import ROPE_POSITION_IDS
 from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
 from QEfficient.generation.image_text_generation import ImagePrefill, join_embeddings, rope_positions
 from QEfficient.runtime.ort_session import KVCacheSession
@@ -44,4 +45,4 @@ class ImageTextBatchingEngine(ContinuousBatchingEngine):
 
     def _before_decode(self) -> None:
         if self.uses_rope:
-            self.session.bind_inputs(rope_position_ids=rope_positions(self.rope, self.positions[:, None], prefill=False))
+            self.session.bind_inputs(**{ROPE_POSITION_IDS: rope_positions(self.rope, self.positions[:, None], prefill=False)})

@@ -17,16 +17,19 @@ prompt itself rather than chained from the graph's ``image_idx_output``: chunks 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
+from QEfficient.export.graph_specs import IMAGE_IDX, RETAINED_EMBEDS, ROPE_POSITION_IDS, VISION_EMBEDS
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.text_generation import PromptTooLongError, TextGeneration, average_metrics, prefill
-from QEfficient.transform.vision_adapters import VisionLanguageAdapter
 
-RETAINED_EMBEDS = "vision_embeds_RetainedState"
+# A prompt's multimodal rotary positions [k, len] and decode offset, from its tokens and its own
+# vision units (generation/mrope.py); None where rotary positions are the cache positions.
+PromptRope = Callable[[list[int], dict[str, np.ndarray]], tuple[np.ndarray, int]]
 
 
 def longest_image_run(tokens: list[int], image_token_id: int) -> int:
@@ -65,7 +68,7 @@ class ImagePrefill:
     ``bind_outputs`` and ``run(ids, pos)``: a whole batch (KVCacheSession) or one cache row
     (``KVCacheSession.slot``, continuous batching)."""
 
-    adapter: VisionLanguageAdapter
+    adapter: Any  # the architecture's vision adapter (transform/vision_adapters): its host-side rules
     image_token_id: int
     hidden_size: int
     prefill_seq_len: int
@@ -88,7 +91,7 @@ class ImagePrefill:
 
     def decode_inputs(self, rows: int, vision: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(inputs, outputs) that mean "text only" for decode steps: one zero embedding keeps the input bound."""
-        inputs = {"vision_embeds": self.placeholder, "image_idx": np.zeros((rows, 1), np.int64)}
+        inputs = {VISION_EMBEDS: self.placeholder, IMAGE_IDX: np.zeros((rows, 1), np.int64)}
         if not self.one_graph:
             return inputs, {}
         return {**self.adapter.empty_vision_inputs(vision), **inputs}, {RETAINED_EMBEDS: np.zeros_like(self.placeholder)}
@@ -111,20 +114,20 @@ class ImagePrefill:
             start = [int(p[p >= 0][0]) if (p >= 0).any() else 0 for p in pos]
             idx = np.array([[first_row[r] + seen_before[r][s]] for r, s in enumerate(start)], dtype=np.int64)
             if rope is not None:
-                target.bind_inputs(rope_position_ids=rope_positions(rope, pos, prefill=True))
+                target.bind_inputs(**{ROPE_POSITION_IDS: rope_positions(rope, pos, prefill=True)})
             if not self.one_graph:
-                target.bind_inputs(vision_embeds=embeds, image_idx=idx)
+                target.bind_inputs(**{VISION_EMBEDS: embeds, IMAGE_IDX: idx})
             elif state["first"] and n_units and counts.sum():
                 # the graph's vision branch runs on this chunk; keep what it computed for the next ones
                 total = int(counts.sum())
                 shape = (1, total) if self.adapter.flat_embeddings else (n_units, total // n_units)
                 state["out"] = np.zeros((*shape, self.hidden_size), np.float32)
-                target.bind_inputs(**graph_vision, vision_embeds=self.placeholder, image_idx=idx)
+                target.bind_inputs(**graph_vision, **{VISION_EMBEDS: self.placeholder, IMAGE_IDX: idx})
                 target.bind_outputs(**{RETAINED_EMBEDS: state["out"]})
             else:
                 fed_back = self.placeholder if state["out"] is None else state["out"].copy()
                 state["out"] = np.zeros_like(fed_back)
-                target.bind_inputs(**empty, vision_embeds=fed_back, image_idx=idx)
+                target.bind_inputs(**empty, **{VISION_EMBEDS: fed_back, IMAGE_IDX: idx})
                 target.bind_outputs(**{RETAINED_EMBEDS: state["out"]})
             state["first"] = False
             return target.run(ids, pos)
@@ -140,24 +143,24 @@ class ImageTextGeneration(TextGeneration):
         tokenizer,
         eos_ids,
         prefiller: ImagePrefill,
-        vision_session: ort.InferenceSession | None = None,
-        hf_model=None,
+        vision_session=None,
+        rope: PromptRope | None = None,
         sampling=None,
     ):
         super().__init__(session, tokenizer, prefiller.prefill_seq_len, eos_ids, sampling)
         self.prefiller = prefiller
         self.vision_session = vision_session
-        self.hf_model = hf_model  # host-side position rules (Qwen2-VL's get_rope_index)
+        self.prompt_rope = rope  # host-side position rule (Qwen2-VL's get_rope_index)
         self._rows_vision: list[dict[str, np.ndarray]] = []  # each batch row's own vision units
         self._embeds: np.ndarray | None = None  # two graphs: the batch's image embeddings, [1, rows, hidden]
         self._rope: list[tuple[np.ndarray, int]] | None = None
 
     def _before_decode_step(self, position_ids: np.ndarray) -> None:
         if self._rope is not None:
-            self.session.bind_inputs(rope_position_ids=rope_positions(self._rope, position_ids, prefill=False))
+            self.session.bind_inputs(**{ROPE_POSITION_IDS: rope_positions(self._rope, position_ids, prefill=False)})
 
     def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:
-        self._rope = prompt_rope(self.prefiller.adapter, self.hf_model, token_lists, self._rows_vision)
+        self._rope = prompt_rope(self.prompt_rope, token_lists, self._rows_vision)
         logits = self.prefiller(self.session, token_lists, self._rows_vision, self._embeds, self._rope)
         inputs, outputs = self.prefiller.decode_inputs(self.batch_size, _concat_units(self._rows_vision))
         self.session.bind_inputs(**inputs)
@@ -229,11 +232,11 @@ def join_embeddings(parts: list[np.ndarray | None], hidden_size: int) -> np.ndar
     return np.concatenate(parts)[None] if parts else np.zeros((1, 1, hidden_size), np.float32)
 
 
-def prompt_rope(adapter, hf_model, token_lists, rows_vision) -> list[tuple[np.ndarray, int]] | None:
-    if hf_model is None:
+def prompt_rope(rope: PromptRope | None, token_lists, rows_vision) -> list[tuple[np.ndarray, int]] | None:
+    """Each prompt's rotary positions and decode offset; None where the model has no such rule."""
+    if rope is None:
         return None
-    rope = [adapter.prompt_positions(hf_model, t, v) for t, v in zip(token_lists, rows_vision)]
-    return None if rope[0] is None else rope
+    return [rope(t, v) for t, v in zip(token_lists, rows_vision)]
 
 
 def _concat_units(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

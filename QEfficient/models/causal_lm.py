@@ -5,22 +5,21 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 from transformers import PreTrainedModel
 
-from QEfficient.compile.ort_cpu import build_artifact, decoder_specializations, warn_ignored_options, warn_once
+from QEfficient.compile.ort_cpu import warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
-from QEfficient.export.onnx_export import WeightsOffloadedError, cached_export
-from QEfficient.generation.exec_kv import open_session
+from QEfficient.export.graph_specs import DecoderGraphSpec
+from QEfficient.export.onnx_export import WeightsOffloadedError
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
 from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
-from QEfficient.runtime.ort_session import KVCacheSession
+from QEfficient.models.base import QEFFBaseModel, check_positive
+from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
 from QEfficient.transform.static_kv import QEffCausalLM
-from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
 from QEfficient.utils.memory import release_freed_memory
 
 logger = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ _CPU_PENDING = {
 _QAIC_CONFIG_HONOURED = {"include_sampler", "max_top_k_ids", "return_pdfs", "include_guided_decoding"}
 
 
-class QEFFAutoModelForCausalLM:
+class QEFFAutoModelForCausalLM(QEFFBaseModel):
     """A transformers causal LM in retained-state form, exported to ONNX and run by ONNX Runtime.
 
     >>> model = QEFFAutoModelForCausalLM.from_pretrained("path/to/model")
@@ -59,24 +58,13 @@ class QEFFAutoModelForCausalLM:
         for key in sorted(set(qaic_config or {}) - _QAIC_CONFIG_HONOURED):
             warn_once(f"qaic_config:{key}", f"qaic_config['{key}'] targets Cloud AI 100 and is ignored on ONNX Runtime.")
         model.config.use_cache = True
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), transformers_class=name)
         self.model = QEffCausalLM(model.eval())
         self.continuous_batching = continuous_batching
         self.qaic_config = qaic_config
-        self.pretrained_model_name_or_path = kwargs.pop("pretrained_model_name_or_path", None)
-        self.hash_params: dict[str, Any] = {
-            "qeff_auto_class": type(self).__name__,
-            "config": model.config.to_diff_dict(),
-            "weights": None,  # fingerprinted lazily: only an export needs it
-            "transformers_class": name,
-        }
-        self.onnx_path: Path | None = None
-        self.qpc_path: Path | None = None
         self.qpc_session: KVCacheSession | None = None
-        self._session_key: tuple | None = None
-        self._num_cores = 16
         self._weights_offloaded = False
         self._source: tuple | None = None
-        self.local_model_dir: Path | None = None  # the folder with the tokenizer, when loaded from disk
 
     @classmethod
     def from_pretrained(
@@ -105,24 +93,17 @@ class QEFFAutoModelForCausalLM:
         return obj
 
     @property
-    def model_name(self) -> str:
-        if self.pretrained_model_name_or_path:
-            stem = Path(self.pretrained_model_name_or_path.rstrip("/")).name
-            return Path(stem).stem if stem.endswith(".gguf") else stem
-        return type(self.model.hf).__name__
-
-    @property
-    def model_architecture(self) -> str:
-        return (self.model.config.architectures or [type(self.model.hf).__name__])[0]
+    def hf_model(self) -> PreTrainedModel:
+        return self.model.hf
 
     @property
     def config(self):
         return self.model.config
 
     @property
-    def get_model_config(self) -> dict:
-        """The HF config as a dict (a property, as in QEfficient)."""
-        return self.model.config.__dict__
+    def model_name(self) -> str:
+        name = super().model_name
+        return Path(name).stem if name.endswith(".gguf") else name
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
         """Export the retained-state graph to ONNX (cached under QEFF_HOME); returns the .onnx path.
@@ -135,12 +116,10 @@ class QEFFAutoModelForCausalLM:
         offload = bool(kwargs.pop("offload_pt_weights", True))
         kv_dtype = _TORCH_KV_DTYPES[kwargs.pop("kv_cache_dtype", None) or _KV_DTYPES.get(self.model.lm_head.weight.dtype, "float32")]
         warn_ignored_options("export()", kwargs)
-        if self.hash_params["weights"] is None:
-            self.hash_params["weights"] = fingerprint_state_dict(self.model.hf.state_dict())
-        export_args = (self.model_name.replace("/", "_"), self.model_architecture, export_dir, qeff_home())
+        name = self.model_name.replace("/", "_")
         try:
-            self.onnx_path = cached_export(
-                self.model, self.hash_params, *export_args, dynamo=dynamo, weights_available=not self._weights_offloaded, kv_dtype=kv_dtype
+            self.onnx_path = self._export_graph(
+                self.model, name, export_dir, dynamo=dynamo, weights_available=not self._weights_offloaded, kv_dtype=kv_dtype
             )
         except WeightsOffloadedError as err:
             if self._source is None:
@@ -152,7 +131,7 @@ class QEFFAutoModelForCausalLM:
             model, _ = load_causal_lm(self._source[0], **self._source[1])
             self.model = QEffCausalLM(model)
             self._weights_offloaded = False
-            self.onnx_path = cached_export(self.model, self.hash_params, *export_args, dynamo=dynamo, kv_dtype=kv_dtype)
+            self.onnx_path = self._export_graph(self.model, name, export_dir, dynamo=dynamo, kv_dtype=kv_dtype)
         if offload and not self._weights_offloaded:
             self.model.hf.to("meta")  # frees the tensors; shapes and dtypes stay for compile()
             self._weights_offloaded = True
@@ -176,16 +155,14 @@ class QEFFAutoModelForCausalLM:
         **compiler_options,
     ) -> Path:
         """Export if needed, then build (or reuse) the artifact for the ONNX Runtime CPU backend."""
-        _check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
+        check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
         if self.continuous_batching:
             if full_batch_size is None:
                 raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")
-            _check_positive(full_batch_size=full_batch_size)
+            check_positive(full_batch_size=full_batch_size)
         if prefill_seq_len > ctx_len:
             raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
-        max_pos = getattr(self.config, "max_position_embeddings", None)
-        if max_pos and ctx_len > max_pos:
-            raise ValueError(f"ctx_len ({ctx_len}) exceeds the model's max_position_embeddings ({max_pos}).")
+        self._check_max_positions("ctx_len", ctx_len)
         for key, value in {
             "num_devices": num_devices > 1,
             "full_batch_size": full_batch_size is not None and not self.continuous_batching,
@@ -233,12 +210,12 @@ class QEFFAutoModelForCausalLM:
             "eos_token_id": self.model.hf.generation_config.eos_token_id,
             "local_model_dir": str(self.local_model_dir) if self.local_model_dir else None,
         }
-        self.qpc_path = build_artifact(
+        self.qpc_path = self._build_artifact(
             onnx_path,
-            Path(compile_dir) if compile_dir else onnx_path.parent,
+            compile_dir,
             manifest,
             params,
-            decoder_specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None),
+            DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None),
             rewrite=compress_matmul_weights if mxfp6_matmul else None,
         )
         self._num_cores = num_cores
@@ -275,11 +252,10 @@ class QEFFAutoModelForCausalLM:
             raise NotImplementedError("runtime_ai100=False (PyTorch generation) is not supported; use transformers' generate().")
         if self.qpc_path is None:
             raise TypeError("Please run compile() before generate().")
-        key = (str(self.qpc_path), self._num_cores)
-        if self._session_key != key:  # one session per artifact, reused across generate() calls
-            self.qpc_session = None  # release the previous one first: one copy of the weights at a time
-            self.qpc_session = open_session(self.qpc_path, self._num_cores)
-            self._session_key = key
+        self.qpc_session = None  # released first if the artifact changed: one copy of the weights at a time
+        self.qpc_session = self._session(
+            "kv", (str(self.qpc_path), self._num_cores), lambda: open_kv_session(self.qpc_path, self._num_cores)
+        )
         return cloud_ai_100_exec_kv(
             tokenizer,
             self.qpc_path,
@@ -293,12 +269,6 @@ class QEFFAutoModelForCausalLM:
             sampling=sampling,
             **kwargs,  # QEfficient's: sampling_params, include_sampler, iteration, automation, ...
         )
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 __all__ = ["QEFFAutoModelForCausalLM"]

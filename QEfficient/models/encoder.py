@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedModel
 
-from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, read_artifact, warn_ignored_options, warn_once
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.onnx_export import cached_export, export_encoder_onnx
+from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, EncoderGraphSpec
+from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.loading.hf_loader import ModelNotFoundError, resolve_model_path
-from QEfficient.runtime.ort_session import open_inference_session, session_options
+from QEfficient.models.base import QEFFBaseModel, check_positive
+from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.encoder import POOLING, PoolingFn, QEffEncoder, resolve_pooling
-from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
 
 logger = logging.getLogger(__name__)
 
@@ -30,27 +30,17 @@ def _as_numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
-class _QEFFEncoderBase:
+class _QEFFEncoderBase(QEFFBaseModel):
     _hf_auto = AutoModel
     _output_name = "output"
 
     def __init__(self, model: PreTrainedModel, pooling: str | PoolingFn | None = None, **kwargs) -> None:
+        pooling_name = pooling if isinstance(pooling, str) or pooling is None else f"{pooling.__module__}.{pooling.__qualname__}"
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), pooling=pooling_name)
         self.pooling_fn = resolve_pooling(pooling)
         self.pooling = pooling
         self.model = QEffEncoder(model.eval(), self.pooling_fn)
-        self.pretrained_model_name_or_path = kwargs.pop("pretrained_model_name_or_path", None)
-        self.onnx_path: Path | None = None
-        self.qpc_path: Path | None = None
-        self.qpc_session: ort.InferenceSession | None = None
-        self._session_key: tuple | None = None
-        self._num_cores = 16
-        self.local_model_dir: Path | None = None
-        self.hash_params: dict[str, Any] = {
-            "qeff_auto_class": type(self).__name__,
-            "config": model.config.to_diff_dict(),
-            "weights": None,
-            "pooling": pooling if isinstance(pooling, str) or pooling is None else f"{pooling.__module__}.{pooling.__qualname__}",
-        }
+        self.qpc_session: Any = None
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
@@ -71,34 +61,18 @@ class _QEFFEncoderBase:
         return obj
 
     @property
-    def model_name(self) -> str:
-        if self.pretrained_model_name_or_path:
-            return Path(self.pretrained_model_name_or_path.rstrip("/")).name
-        return type(self.model.hf).__name__
+    def hf_model(self) -> PreTrainedModel:
+        return self.model.hf
 
     @property
     def config(self):
         return self.model.config
 
-    @property
-    def get_model_config(self) -> dict:
-        """The HF config as a dict (a property, as in QEfficient)."""
-        return self.model.config.__dict__
-
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
         """Export to ONNX (cached under QEFF_HOME); returns the .onnx path."""
-        if self.hash_params["weights"] is None:
-            self.hash_params["weights"] = fingerprint_state_dict(self.model.hf.state_dict())
         name = self.model_name.replace("/", "_")
-        arch = (self.config.architectures or [type(self.model.hf).__name__])[0]
-        self.onnx_path = cached_export(
-            self.model,
-            self.hash_params,
-            name,
-            arch,
-            export_dir,
-            qeff_home(),
-            export_fn=lambda tmp: export_encoder_onnx(self.model, tmp, name, self._output_name),
+        self.onnx_path = self._export_graph(
+            self.model, name, export_dir, export_fn=lambda tmp: export_encoder_onnx(self.model, tmp, name, self._output_name)
         )
         return self.onnx_path
 
@@ -118,28 +92,18 @@ class _QEFFEncoderBase:
         lengths = sorted({seq_len} if isinstance(seq_len, int) else set(seq_len))
         if not lengths or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in lengths):
             raise ValueError(f"seq_len must be a positive integer or a list of them, got {seq_len!r}.")
-        max_pos = getattr(self.config, "max_position_embeddings", None)
-        if max_pos and lengths[-1] > max_pos:
-            raise ValueError(f"seq_len {lengths[-1]} exceeds the model's max_position_embeddings ({max_pos}).")
-        for name, value in {"batch_size": batch_size, "num_cores": num_cores}.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        self._check_max_positions("seq_len", lengths[-1])
+        check_positive(batch_size=batch_size, num_cores=num_cores)
         if num_devices > 1:
             warn_once("enc_num_devices", "num_devices > 1 has no meaning on the ONNX Runtime CPU backend; one session is used")
         warn_ignored_options("compile()", compiler_options)
         onnx_path = Path(onnx_path) if onnx_path else self.export()
-        kind = "SeqClassification" if self._output_name == "logits" else "Embedding"
-        specs = {
-            "specializations": [
-                {"name": f"{kind}_{i}" if len(lengths) > 1 else kind, "symbols": {"batch_size": str(batch_size), "seq_len": str(n)}}
-                for i, n in enumerate(lengths)
-            ]
-        }
+        specs = EncoderGraphSpec(self._output_name).specializations(lengths, batch_size)
         params = {"backend": "onnxruntime-cpu", "seq_len": lengths, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
         manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
-        self.qpc_path = build_artifact(
+        self.qpc_path = self._build_artifact(
             onnx_path,
-            Path(compile_dir) if compile_dir else onnx_path.parent,
+            compile_dir,
             manifest,
             params,
             specs,
@@ -148,15 +112,14 @@ class _QEFFEncoderBase:
         self._num_cores = num_cores
         return self.qpc_path
 
-    def _session(self) -> tuple[ort.InferenceSession, dict]:
+    def _encoder_session(self) -> tuple[Any, dict]:
         if self.qpc_path is None:
             raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
         qconfig = read_artifact(self.qpc_path)
-        key = (str(self.qpc_path), self._num_cores)
-        if self._session_key != key:
-            self.qpc_session = None
-            self.qpc_session = open_inference_session(self.qpc_path / ARTIFACT_GRAPH, session_options(self._num_cores))
-            self._session_key = key
+        self.qpc_session = None  # released first if the artifact changed
+        self.qpc_session = self._session(
+            "encoder", (str(self.qpc_path), self._num_cores), lambda: open_artifact_session(self.qpc_path, self._num_cores)
+        )
         return self.qpc_session, qconfig
 
     def generate(
@@ -177,15 +140,15 @@ class _QEFFEncoderBase:
         return {self._output_name: self._run(inputs, runtime_ai100).astype(out_dtype, copy=False)}
 
     def _run(self, inputs, runtime_ai100: bool) -> np.ndarray:
-        ids = _as_numpy(inputs["input_ids"]).astype(np.int64)
-        mask = _as_numpy(inputs["attention_mask"]).astype(np.int64) if "attention_mask" in inputs else np.ones_like(ids)
+        ids = _as_numpy(inputs[INPUT_IDS]).astype(np.int64)
+        mask = _as_numpy(inputs[ATTENTION_MASK]).astype(np.int64) if ATTENTION_MASK in inputs else np.ones_like(ids)
         if ids.ndim == 1:
             ids, mask = ids[None], mask[None]
         if not runtime_ai100:
             with torch.no_grad():
                 out = self.model(torch.from_numpy(ids), torch.from_numpy(mask))
             return out.numpy()
-        session, qconfig = self._session()
+        session, qconfig = self._encoder_session()
         lengths, batch = qconfig["compile_params"]["seq_len"], qconfig["compile_params"]["batch_size"]
         need = int(np.nonzero(mask.any(0))[0].max()) + 1 if mask.any() else 1  # last real column
         fit = next((n for n in lengths if n >= need), None)
@@ -207,7 +170,7 @@ class _QEFFEncoderBase:
                 fill = batch - real
                 chunk_ids = np.concatenate([chunk_ids, np.repeat(chunk_ids[-1:], fill, 0)])
                 chunk_mask = np.concatenate([chunk_mask, np.repeat(chunk_mask[-1:], fill, 0)])
-            out = session.run(None, {"input_ids": chunk_ids, "attention_mask": chunk_mask})[0]
+            out = session.run(None, {INPUT_IDS: chunk_ids, ATTENTION_MASK: chunk_mask})[0]
             outputs.append(out[:real])
         return np.concatenate(outputs)
 
@@ -238,8 +201,8 @@ class QEFFAutoModel(_QEFFEncoderBase):
             out = self.generate(enc, runtime_ai100=self.qpc_path is not None)["output"]
             if self.pooling_fn is None:  # pool here; the graph returns hidden states padded to a compiled length
                 mask = np.zeros(out.shape[:2], np.int64)
-                width = min(out.shape[1], enc["attention_mask"].shape[1])
-                mask[:, :width] = enc["attention_mask"][:, :width]
+                width = min(out.shape[1], enc[ATTENTION_MASK].shape[1])
+                mask[:, :width] = enc[ATTENTION_MASK][:, :width]
                 out = pooling(torch.from_numpy(out), torch.from_numpy(mask)).numpy()
             chunks.append(out)
         emb = np.concatenate(chunks)
@@ -252,7 +215,7 @@ class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):
     """Sequence classifiers (BERT, RoBERTa, DeBERTa-v2, ...); generate() returns {"logits": torch.Tensor}, as in QEfficient."""
 
     _hf_auto = AutoModelForSequenceClassification
-    _output_name = "logits"
+    _output_name = LOGITS
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100, **kwargs).items()}

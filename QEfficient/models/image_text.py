@@ -10,35 +10,36 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, PreTrainedModel
 
-from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, build_artifact, decoder_specializations, read_artifact, warn_ignored_options
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import compress_matmul_weights
+from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, DecoderGraphSpec, VisionGraphSpec
 from QEfficient.export.one_graph import combine_vision_language
-from QEfficient.export.onnx_export import cached_export, export_image_text_decoder_onnx, export_vision_onnx
+from QEfficient.export.onnx_export import export_image_text_decoder_onnx, export_vision_onnx
 from QEfficient.generation.continuous_batching import Request
-from QEfficient.generation.exec_kv import continuous_result, open_session, print_perf, right_padding
+from QEfficient.generation.exec_kv import continuous_result, print_perf, right_padding
 from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
 from QEfficient.generation.image_text_generation import ImagePrefill, ImageTextGeneration, prepare_images, prompt_rope
 from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.generation.mrope import MultimodalRope
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation import check_generation_len, eos_token_ids
 from QEfficient.generation.text_generation_inference import resolve_sampling
 from QEfficient.loading.hf_loader import resolve_model_path
-from QEfficient.runtime.ort_session import open_inference_session, session_options
+from QEfficient.models.base import QEFFBaseModel, check_positive
+from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
-from QEfficient.transform.vision_adapters import get_vision_adapter
-from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
+from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
 
 # qaic_config keys acted on: the sampler's (generate(sampling_params=...) samples on the host)
 _QAIC_CONFIG_HONOURED = {"include_sampler", "max_top_k_ids", "return_pdfs", "include_guided_decoding"}
 
 
-class QEFFAutoModelForImageTextToText:
+class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     """>>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/llava", kv_offload=True)
     >>> model.compile(prefill_seq_len=128, ctx_len=512, img_size=336)
     >>> model.generate(inputs=processor(images=image, text=prompt, return_tensors="pt"), generation_len=64)
@@ -46,18 +47,16 @@ class QEFFAutoModelForImageTextToText:
 
     def __init__(self, model: PreTrainedModel, kv_offload: bool = True, continuous_batching: bool = False, **kwargs) -> None:
         self.adapter = get_vision_adapter(model.config)
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
         self.continuous_batching = continuous_batching
         self.kv_offload = kv_offload
         self.hf = model.eval()
         self.vision_model = QEffVisionEncoder(self.hf, self.adapter)
         self.lang_model = QEffImageTextDecoder(self.hf, self.adapter)
-        self.pretrained_model_name_or_path = kwargs.pop("pretrained_model_name_or_path", None)
-        self.local_model_dir: Path | None = None
-        self.hash_params: dict[str, Any] = {"qeff_auto_class": type(self).__name__, "config": model.config.to_diff_dict(), "weights": None}
         self.qpc_paths: dict[str, Path] | Path | None = None
         self._sessions: tuple | None = None
-        self._num_cores = 16
         self.qaic_config: dict | None = kwargs.pop("qaic_config", None)
+        self.prompt_rope = _prompt_rope(self.adapter, model.config)
 
     @classmethod
     def from_pretrained(
@@ -88,12 +87,8 @@ class QEFFAutoModelForImageTextToText:
         return obj
 
     @property
-    def model_name(self) -> str:
-        return Path(self.pretrained_model_name_or_path.rstrip("/")).name if self.pretrained_model_name_or_path else type(self.hf).__name__
-
-    @property
-    def config(self):
-        return self.hf.config
+    def hf_model(self) -> PreTrainedModel:
+        return self.hf
 
     def export(self, export_dir: str | os.PathLike | None = None, img_size: int | None = None, **kwargs) -> list[Path] | Path:
         """Export the graphs (each cached): [vision, language] .onnx paths, or the one graph's path with kv_offload=False.
@@ -101,38 +96,29 @@ class QEFFAutoModelForImageTextToText:
         ``kv_cache_dtype="float16"`` exports the language graph with a half-width cache (mxint8_kv_cache)."""
         img_size = img_size or self.adapter.default_img_size(self.config)
         kv_dtype = kwargs.get("kv_cache_dtype") or "float32"
-        if self.hash_params["weights"] is None:
-            self.hash_params["weights"] = fingerprint_state_dict(self.hf.state_dict())
         name = self.model_name.replace("/", "_")
-        arch = (self.config.architectures or [type(self.hf).__name__])[0]
-        vision = cached_export(
+        vision = self._export_graph(
             self.vision_model,
-            {**self.hash_params, "graph": "vision", "img_size": img_size},
             f"{name}-vision",
-            arch,
             export_dir,
-            qeff_home(),
             export_fn=lambda tmp: export_vision_onnx(self.vision_model, tmp, f"{name}-vision", img_size),
+            hash_extra={"graph": "vision", "img_size": img_size},
         )
-        lang = cached_export(
+        lang = self._export_graph(
             self.lang_model,
-            {**self.hash_params, "graph": "language", "kv_dtype": kv_dtype},
             f"{name}-language",
-            arch,
             export_dir,
-            qeff_home(),
             export_fn=lambda tmp: export_image_text_decoder_onnx(self.lang_model, tmp, f"{name}-language", getattr(torch, kv_dtype)),
+            hash_extra={"graph": "language", "kv_dtype": kv_dtype},
         )
         self.onnx_path = [vision, lang]
         if not self.kv_offload:
-            self.onnx_path = cached_export(
+            self.onnx_path = self._export_graph(
                 self.lang_model,
-                {**self.hash_params, "graph": "one", "img_size": img_size, "kv_dtype": kv_dtype},
                 name,
-                arch,
                 export_dir,
-                qeff_home(),
                 export_fn=lambda tmp: combine_vision_language(vision, lang, tmp / f"{name}.onnx"),
+                hash_extra={"graph": "one", "img_size": img_size, "kv_dtype": kv_dtype},
             )
         return self.onnx_path
 
@@ -152,10 +138,14 @@ class QEFFAutoModelForImageTextToText:
         **compiler_options,
     ) -> dict[str, Path] | Path:
         """Build the artifacts: {"vision_qpc_path": ..., "lang_qpc_path": ...}, or one path with kv_offload=False."""
-        if prefill_seq_len > ctx_len or min(prefill_seq_len, ctx_len, batch_size, num_cores) < 1:
-            raise ValueError("prefill_seq_len, ctx_len, batch_size and num_cores must be positive, with prefill_seq_len <= ctx_len.")
-        if self.continuous_batching and (full_batch_size is None or full_batch_size < 1):
-            raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")
+        check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
+        if prefill_seq_len > ctx_len:
+            raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
+        self._check_max_positions("ctx_len", ctx_len, self.lang_model.config)
+        if self.continuous_batching:
+            if full_batch_size is None:
+                raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")
+            check_positive(full_batch_size=full_batch_size)
         if not self.continuous_batching and full_batch_size is not None:
             raise TypeError("full_batch_size is for continuous batching: load with from_pretrained(..., continuous_batching=True).")
         rows = full_batch_size if self.continuous_batching else batch_size
@@ -168,12 +158,12 @@ class QEFFAutoModelForImageTextToText:
         exported = self.export(img_size=img_size, kv_cache_dtype=kv_dtype)
         vision_onnx, lang_onnx = exported if self.kv_offload else (None, exported)
         _, n_kv, head_dim = self.lang_model.lm.adapter.kv_geometry(self.lang_model.config)
-        vision = vision_onnx and build_artifact(
+        vision = vision_onnx and self._build_artifact(
             vision_onnx,
-            Path(compile_dir) if compile_dir else vision_onnx.parent,
+            compile_dir,
             {"kind": "vision"},
             {"img_size": img_size, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
-            {"specializations": [{"name": "Vision", "symbols": {"batch_size": str(batch_size), "img_size": str(img_size)}}]},
+            VisionGraphSpec.specializations(img_size, batch_size),
             rewrite=rewrite,
         )
         manifest = {
@@ -186,9 +176,9 @@ class QEFFAutoModelForImageTextToText:
             "model_name": self.model_name,
             "eos_token_id": self.hf.generation_config.eos_token_id,
         }
-        lang = build_artifact(
+        lang = self._build_artifact(
             lang_onnx,
-            Path(compile_dir) if compile_dir else lang_onnx.parent,
+            compile_dir,
             manifest,
             {
                 "prefill_seq_len": prefill_seq_len,
@@ -199,11 +189,12 @@ class QEFFAutoModelForImageTextToText:
                 "mxfp6_matmul": mxfp6_matmul,
                 "mxint8_kv_cache": mxint8_kv_cache,
             },
-            decoder_specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size),
+            DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size),
             rewrite=rewrite,
         )
         self.qpc_paths = {"vision_qpc_path": vision, "lang_qpc_path": lang} if self.kv_offload else lang
         self.img_size, self._num_cores, self._sessions = img_size, num_cores, None
+        self._drop_sessions()
         return self.qpc_paths
 
     def generate(
@@ -242,16 +233,14 @@ class QEFFAutoModelForImageTextToText:
             tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
         if tokenizer is None:
             raise ValueError("Pass the tokenizer or the processor, to decode the output.")
-        ids = np.asarray(inputs["input_ids"])
-        mask = np.asarray(inputs["attention_mask"]) if "attention_mask" in inputs else np.ones_like(ids)
+        ids = np.asarray(inputs[INPUT_IDS])
+        mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
         vision_inputs = self.adapter.vision_inputs(inputs, self.img_size, self.config)
         token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
         lang_path = self.qpc_paths["lang_qpc_path"] if self.kv_offload else self.qpc_paths
         if self._sessions is None:
-            vision = self.kv_offload and open_inference_session(
-                self.qpc_paths["vision_qpc_path"] / ARTIFACT_GRAPH, session_options(self._num_cores, spin=False)
-            )
-            self._sessions = (open_session(lang_path, self._num_cores), vision or None)
+            vision = self.kv_offload and open_artifact_session(self.qpc_paths["vision_qpc_path"], self._num_cores, spin=False)
+            self._sessions = (open_kv_session(lang_path, self._num_cores), vision or None)
         qconfig = read_artifact(lang_path)
         tokenizer = right_padding(tokenizer)
         eos = eos_token_ids(tokenizer, self.hf.generation_config)
@@ -260,7 +249,7 @@ class QEFFAutoModelForImageTextToText:
             info = self._generate_continuous(token_lists, vision_inputs, tokenizer, eos, prefiller, generation_len, sampling)
         else:
             generator = ImageTextGeneration(
-                self._sessions[0], tokenizer, eos, prefiller, vision_session=self._sessions[1], hf_model=self.hf, sampling=sampling
+                self._sessions[0], tokenizer, eos, prefiller, vision_session=self._sessions[1], rope=self.prompt_rope, sampling=sampling
             )
             info = generator.generate_images(token_lists, vision_inputs, generation_len, streamer)
         if stream:
@@ -286,7 +275,7 @@ class QEFFAutoModelForImageTextToText:
         start = time.perf_counter()
         rows_vision, rows_embeds = prepare_images(prefiller, vision_session, token_lists, vision_inputs)
         vision_time = time.perf_counter() - start if vision_session is not None else None
-        rope = prompt_rope(self.adapter, self.hf, token_lists, rows_vision) or [None] * len(token_lists)
+        rope = prompt_rope(self.prompt_rope, token_lists, rows_vision) or [None] * len(token_lists)
         engine = ImageTextBatchingEngine(session, prefiller, eos, prefiller.pad_id)
         requests = [
             Request(tokens, generation_len or session.ctx_len, sampling or SamplingParams(), extra={"vision": v, "embeds": e, "rope": r})
@@ -296,3 +285,11 @@ class QEFFAutoModelForImageTextToText:
         info = continuous_result(requests, engine, start, time.perf_counter(), tokenizer, prefiller.pad_id)
         info.vision_time = vision_time
         return info
+
+
+def _prompt_rope(adapter: VisionLanguageAdapter, config) -> MultimodalRope | None:
+    """The host-side rotary rule of architectures that have one (their adapter says how positions are
+    made: Qwen2-VL's family), from the config alone, so generation keeps no PyTorch model."""
+    if type(adapter).prompt_positions is VisionLanguageAdapter.prompt_positions:
+        return None
+    return MultimodalRope(int(config.image_token_id), int(config.vision_config.spatial_merge_size))

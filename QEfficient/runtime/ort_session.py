@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
+from QEfficient.export.graph_specs import INPUT_IDS, LOGITS, POSITION_IDS, past_names, retained
+
 logger = logging.getLogger(__name__)
 
 FIRST_WINDOW = 128
@@ -69,6 +72,25 @@ def open_inference_session(
         ) from err
 
 
+def open_artifact_session(qpc_path: str | os.PathLike, num_cores: int, spin: bool = True) -> ort.InferenceSession:
+    """A plain session over a compiled artifact's graph (encoders, vision graphs)."""
+    return open_inference_session(Path(qpc_path) / ARTIFACT_GRAPH, session_options(num_cores, spin=spin))
+
+
+def open_kv_session(qpc_path: str | os.PathLike, num_cores: int | None = None) -> KVCacheSession:
+    """A KVCacheSession over a compiled decoder artifact, sized as compiled (batch, ctx_len)."""
+    qconfig = read_artifact(Path(qpc_path))
+    return KVCacheSession(
+        Path(qpc_path) / ARTIFACT_GRAPH,
+        batch_size=qconfig["kv_shape"][0],  # the cache rows: batch_size, or full_batch_size with continuous batching
+        kv_shape=tuple(qconfig["kv_shape"]),
+        num_layers=qconfig["num_layers"],
+        vocab_size=qconfig["vocab_size"],
+        num_cores=num_cores or qconfig["num_cores"],
+        kv_dtype=qconfig["kv_dtype"],
+    )
+
+
 def window_ladder(ctx_len: int) -> list[int]:
     rungs, w = [], FIRST_WINDOW
     while w < ctx_len:
@@ -107,7 +129,7 @@ class KVCacheSession:
         self.batch_size = batch_size
         self.ctx_len = kv_shape[2]
         self.kv_shape = tuple(kv_shape)
-        self.names = [f"past_{kind}.{i}" for i in range(num_layers) for kind in ("key", "value")]
+        self.names = past_names(num_layers)
         # One ctx_len-sized allocation per tensor; pages are only touched as the window reaches them.
         self.storage = [np.zeros(int(np.prod(kv_shape)), dtype=kv_dtype) for _ in self.names]
         self.ladder = window_ladder(self.ctx_len)
@@ -115,11 +137,11 @@ class KVCacheSession:
         self.kv: list[ort.OrtValue] = []  # the bound cache OrtValues, kept referenced while bound
         self.io = self.session.io_binding()
         self.logits = ort.OrtValue.ortvalue_from_shape_and_type([batch_size, 1, vocab_size], np.float32)
-        self.io.bind_ortvalue_output("logits", self.logits)
+        self.io.bind_ortvalue_output(LOGITS, self.logits)
         self._inputs: tuple[np.ndarray, np.ndarray] | None = None
         self.slot_io = self.session.io_binding()  # batch-1 runs on one row of the cache (continuous batching)
         self.slot_logits = ort.OrtValue.ortvalue_from_shape_and_type([1, 1, vocab_size], np.float32)
-        self.slot_io.bind_ortvalue_output("logits", self.slot_logits)
+        self.slot_io.bind_ortvalue_output(LOGITS, self.slot_logits)
         self._bound: dict[str, object] = {}  # further bound inputs/outputs: ORT uses them at run time, keep them alive
         self._bind_window(self.ladder[0])
 
@@ -141,7 +163,7 @@ class KVCacheSession:
         for name, flat in zip(self.names, self.storage):
             value = ort.OrtValue.ortvalue_from_numpy(flat[: b * h * window * d].reshape(b, h, window, d))
             self.io.bind_ortvalue_input(name, value)
-            self.io.bind_ortvalue_output(f"{name}_RetainedState", value)
+            self.io.bind_ortvalue_output(retained(name), value)
             self.kv.append(value)
 
     def reset(self) -> None:
@@ -175,8 +197,8 @@ class KVCacheSession:
     def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         """One step. input_ids/position_ids int64 [B,S]; returns a view of logits [B,V] (valid until the next run)."""
         ids, pos = self._prepare(input_ids, position_ids)
-        self.io.bind_cpu_input("input_ids", ids)
-        self.io.bind_cpu_input("position_ids", pos)
+        self.io.bind_cpu_input(INPUT_IDS, ids)
+        self.io.bind_cpu_input(POSITION_IDS, pos)
         self.session.run_with_iobinding(self.io)
         return self.logits.numpy()[:, 0]
 
@@ -192,9 +214,9 @@ class KVCacheSession:
         for name, flat in zip(self.names, self.storage):
             value = ort.OrtValue.ortvalue_from_numpy(flat[slot * size : (slot + 1) * size].reshape(1, h, self.window, d))
             self.slot_io.bind_ortvalue_input(name, value)
-            self.slot_io.bind_ortvalue_output(f"{name}_RetainedState", value)
-        self.slot_io.bind_cpu_input("input_ids", ids)
-        self.slot_io.bind_cpu_input("position_ids", pos)
+            self.slot_io.bind_ortvalue_output(retained(name), value)
+        self.slot_io.bind_cpu_input(INPUT_IDS, ids)
+        self.slot_io.bind_cpu_input(POSITION_IDS, pos)
         self.session.run_with_iobinding(self.slot_io)
         return self.slot_logits.numpy()[:, 0]
 

@@ -63,6 +63,25 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
+async def read_limited_body(request: Request, max_body_bytes: int) -> bytes:
+    """The body, read in pieces: one beyond ``max_body_bytes`` is refused before it is all in memory."""
+    too_large = APIError(
+        413,
+        f"The request body is larger than this server's limit of {max_body_bytes} bytes (--max_body_bytes).",
+        code="request_too_large",
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_body_bytes:
+        raise too_large
+    pieces, size = [], 0
+    async for piece in request.stream():
+        size += len(piece)
+        if size > max_body_bytes:
+            raise too_large
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
 def create_app(
     runner: EngineRunner,
     tokenizer,
@@ -109,22 +128,7 @@ def create_app(
         return {"object": "list", "data": [{"id": model_id, "object": "model", "created": 0, "owned_by": "qefficient"}]}
 
     async def read_body(request: Request) -> bytes:
-        """The body, read in pieces: one beyond ``max_body_bytes`` is refused before it is all in memory."""
-        too_large = APIError(
-            413,
-            f"The request body is larger than this server's limit of {max_body_bytes} bytes (--max_body_bytes).",
-            code="request_too_large",
-        )
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body_bytes:
-            raise too_large
-        pieces, size = [], 0
-        async for piece in request.stream():
-            size += len(piece)
-            if size > max_body_bytes:
-                raise too_large
-            pieces.append(piece)
-        return b"".join(pieces)
+        return await read_limited_body(request, max_body_bytes)
 
     @app.post("/v1/completions")
     async def completions(request: Request):

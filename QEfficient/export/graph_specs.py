@@ -1,0 +1,268 @@
+"""Graph specs: what each exported graph looks like from the outside.
+
+A spec owns a graph kind's input and output names, its dynamic axes, the dummy inputs the exporter
+traces with and the specializations (QEfficient's specializations.json) the compile step records.
+The exporter, the runtime and generation all take names from here, so a name is written once
+(Hugging Face optimum's ``OnnxConfig`` plays the same part). This module imports no torch at import
+time: runtime/ and generation/ read the names without it; only ``dummy_inputs`` needs torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+INPUT_IDS = "input_ids"
+POSITION_IDS = "position_ids"
+ATTENTION_MASK = "attention_mask"
+LOGITS = "logits"
+VISION_EMBEDS = "vision_embeds"
+IMAGE_IDX = "image_idx"
+IMAGE_IDX_OUTPUT = "image_idx_output"
+INPUT_FEATURES = "input_features"
+ROPE_POSITION_IDS = "rope_position_ids"
+RETAINED_SUFFIX = "_RetainedState"
+
+
+def retained(name: str) -> str:
+    """The output a runtime binds to the same buffer as input ``name`` (updated in place)."""
+    return name + RETAINED_SUFFIX
+
+
+RETAINED_EMBEDS = retained(VISION_EMBEDS)
+
+
+def past_names(num_layers: int, prefix: str = "past") -> list[str]:
+    """``past_key.0, past_value.0, past_key.1, ...``: the per-layer cache inputs, key before value."""
+    return [f"{prefix}_{kind}.{i}" for i in range(num_layers) for kind in ("key", "value")]
+
+
+def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int, full_batch_size: int | None = None) -> dict[str, Any]:
+    """QEfficient's specializations.json: prefill and decode shapes (continuous batching: prefill one
+    sequence at a time, decode all ``full_batch_size`` slots)."""
+    if full_batch_size is None:
+        specs = [{"name": "Prefill", "symbols": {"batch_size": str(batch_size), "seq_len": str(prefill_seq_len), "ctx_len": str(ctx_len)}}]
+        if prefill_seq_len != 1:
+            specs.append({"name": "Decode", "symbols": {"batch_size": str(batch_size), "seq_len": "1", "ctx_len": str(ctx_len)}})
+        return {"specializations": specs}
+    symbols = {"ctx_len": str(ctx_len), "full_batch_size": str(full_batch_size)}
+    return {
+        "specializations": [
+            {"name": "Prefill", "symbols": {"batch_size": "1", "seq_len": str(prefill_seq_len), **symbols}},
+            {"name": "Decode", "symbols": {"batch_size": str(full_batch_size), "seq_len": "1", **symbols}},
+        ]
+    }
+
+
+@dataclass(frozen=True)
+class DecoderGraphSpec:
+    """The retained-state decoder: ids and positions in, last-position logits and the updated cache out."""
+
+    num_layers: int
+
+    @property
+    def past_names(self) -> list[str]:
+        return past_names(self.num_layers)
+
+    @property
+    def retained_names(self) -> list[str]:
+        return [retained(n) for n in self.past_names]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [INPUT_IDS, POSITION_IDS, *self.past_names]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [LOGITS, *self.retained_names]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        axes = {
+            INPUT_IDS: {0: "batch_size", 1: "seq_len"},
+            POSITION_IDS: {0: "batch_size", 1: "seq_len"},
+            LOGITS: {0: "batch_size"},
+        }
+        for n in self.past_names:
+            axes[n] = {0: "batch_size", 2: "ctx_len"}
+            axes[retained(n)] = {0: "batch_size", 2: "ctx_len"}
+        return axes
+
+    def dummy_inputs(self, qeff_module, kv_dtype=None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
+        """Trace-time inputs; no dimension is 1, so no exporter specialises a dynamic axis on it."""
+        import torch
+
+        ids = torch.zeros(batch_size, seq_len, dtype=torch.int64)
+        pos = torch.arange(seq_len, dtype=torch.int64)[None].repeat(batch_size, 1)
+        pos[1, -1] = -1  # exercise the padding path while tracing
+        dtype = kv_dtype or next(qeff_module.parameters()).dtype
+        past = [torch.zeros(qeff_module.kv_shape(batch_size, ctx_len), dtype=dtype) for _ in range(2 * qeff_module.num_layers)]
+        return (ids, pos, *past)
+
+    specializations = staticmethod(decoder_specializations)
+
+
+@dataclass(frozen=True)
+class ImageTextDecoderGraphSpec(DecoderGraphSpec):
+    """The language graph of a vision-language model: the decoder's inputs plus the image embeddings,
+    the index of the first one a chunk uses, and the vision adapter's own extra inputs."""
+
+    extra_inputs: tuple[str, ...] = ()
+
+    @property
+    def input_names(self) -> list[str]:
+        return [INPUT_IDS, POSITION_IDS, VISION_EMBEDS, IMAGE_IDX, *self.extra_inputs, *self.past_names]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [LOGITS, IMAGE_IDX_OUTPUT, *self.retained_names]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {
+            **super().dynamic_axes(),
+            VISION_EMBEDS: {0: "vision_batch", 1: "vision_size"},
+            IMAGE_IDX: {0: "batch_size"},
+            IMAGE_IDX_OUTPUT: {0: "batch_size"},
+        }
+
+
+@dataclass(frozen=True)
+class EncoderGraphSpec:
+    """Encoders (embeddings, sequence classification): ids and mask in, one output."""
+
+    output_name: str
+    pooled: bool = False
+
+    input_names = (INPUT_IDS, ATTENTION_MASK)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [self.output_name]
+
+    @property
+    def kind(self) -> str:
+        return "SeqClassification" if self.output_name == LOGITS else "Embedding"
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {
+            INPUT_IDS: {0: "batch_size", 1: "seq_len"},
+            ATTENTION_MASK: {0: "batch_size", 1: "seq_len"},
+            self.output_name: {0: "batch_size"} if self.pooled else {0: "batch_size", 1: "seq_len"},
+        }
+
+    @staticmethod
+    def dummy_inputs() -> tuple:
+        import torch
+
+        ids = torch.zeros(2, 8, dtype=torch.int64)
+        mask = torch.ones(2, 8, dtype=torch.int64)
+        mask[1, 5:] = 0
+        return ids, mask
+
+    def specializations(self, lengths: list[int], batch_size: int) -> dict[str, Any]:
+        return {
+            "specializations": [
+                {
+                    "name": f"{self.kind}_{i}" if len(lengths) > 1 else self.kind,
+                    "symbols": {"batch_size": str(batch_size), "seq_len": str(n)},
+                }
+                for i, n in enumerate(lengths)
+            ]
+        }
+
+
+@dataclass(frozen=True)
+class VisionGraphSpec:
+    """A vision encoder: its adapter's inputs in (pixel_values, ...), ``vision_embeds`` out."""
+
+    input_names: tuple[str, ...]
+    axes: dict
+
+    output_names = (VISION_EMBEDS,)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return dict(self.axes)
+
+    @staticmethod
+    def specializations(img_size: int, batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "Vision", "symbols": {"batch_size": str(batch_size), "img_size": str(img_size)}}]}
+
+
+@dataclass(frozen=True)
+class SpeechEncoderGraphSpec:
+    """Whisper's encoder graph: log-mel features in, every decoder layer's cross-attention keys and
+    values out (computed once per audio, then bound to the decoder for the whole generation)."""
+
+    num_layers: int
+
+    input_names = (INPUT_FEATURES,)
+
+    @property
+    def output_names(self) -> list[str]:
+        return past_names(self.num_layers, "cross")
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {INPUT_FEATURES: {0: "batch_size"}, **{n: {0: "batch_size"} for n in self.output_names}}
+
+    @staticmethod
+    def dummy_inputs(config) -> tuple:
+        import torch
+
+        return (torch.zeros(2, config.num_mel_bins, 2 * config.max_source_positions),)
+
+    @staticmethod
+    def specializations(batch_size: int, num_mel_bins: int, feature_len: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "num_mel_bins": str(num_mel_bins), "feature_len": str(feature_len)}
+        return {"specializations": [{"name": "Encoder", "symbols": symbols}]}
+
+
+@dataclass(frozen=True)
+class SpeechDecoderGraphSpec(DecoderGraphSpec):
+    """Whisper's decoder step: the retained-state decoder plus the encoder's cross keys/values."""
+
+    @property
+    def cross_names(self) -> list[str]:
+        return past_names(self.num_layers, "cross")
+
+    @property
+    def input_names(self) -> list[str]:
+        return [INPUT_IDS, POSITION_IDS, *self.cross_names, *self.past_names]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {**super().dynamic_axes(), **{n: {0: "batch_size", 2: "encoder_ctx_len"} for n in self.cross_names}}
+
+    def dummy_inputs(self, qeff_module, kv_dtype=None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
+        import torch
+
+        ids, pos, *past = super().dummy_inputs(qeff_module, kv_dtype, batch_size, seq_len, ctx_len)
+        cross = [torch.zeros(qeff_module.kv_shape(batch_size, 6)) for _ in self.cross_names]
+        return (ids, pos, *cross, *past)
+
+
+INPUT_VALUES = "input_values"
+
+
+@dataclass(frozen=True)
+class CTCGraphSpec:
+    """CTC speech models: raw 16 kHz samples in, per-frame logits out."""
+
+    input_names = (INPUT_VALUES,)
+    output_names = (LOGITS,)
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        return {INPUT_VALUES: {0: "batch_size", 1: "seq_len"}, LOGITS: {0: "batch_size", 1: "frames"}}
+
+    @staticmethod
+    def dummy_inputs() -> tuple:
+        import torch
+
+        return (torch.randn(2, 16000, generator=torch.Generator().manual_seed(0)) * 0.1,)
+
+    @staticmethod
+    def specializations(lengths: list[int], batch_size: int) -> dict[str, Any]:
+        return {
+            "specializations": [
+                {"name": f"CTC_{i}" if len(lengths) > 1 else "CTC", "symbols": {"batch_size": str(batch_size), "seq_len": str(n)}}
+                for i, n in enumerate(lengths)
+            ]
+        }

@@ -1,0 +1,112 @@
+"""QEFFBaseModel: the lifecycle every model kind shares.
+
+load (transformers) -> hash (config + weights fingerprint) -> export (one cached ONNX entry per
+graph, see export/onnx_export.py) -> artifact (compile/ort_cpu.py) -> session (runtime/, one per
+artifact, reused across generate() calls). A model kind adds its graph specs (export/graph_specs.py),
+its compile arguments and its generation loop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import PreTrainedModel
+
+from QEfficient.compile.ort_cpu import build_artifact
+from QEfficient.export.onnx_export import cached_export
+from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
+
+
+def check_positive(**values: int) -> None:
+    """Every value a positive int (bools are not counts)."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+class QEFFBaseModel:
+    """Shared state and steps; subclasses set ``hf_model`` (the transformers model they wrap)."""
+
+    def __init__(self, model: PreTrainedModel, pretrained_model_name_or_path: str | None = None, **hash_extra: Any) -> None:
+        self.pretrained_model_name_or_path = pretrained_model_name_or_path
+        self.local_model_dir: Path | None = None  # the folder with the tokenizer/processor, when loaded from disk
+        self.hash_params: dict[str, Any] = {
+            "qeff_auto_class": type(self).__name__,
+            "config": model.config.to_diff_dict(),
+            "weights": None,  # fingerprinted lazily: only an export needs it
+            **hash_extra,
+        }
+        self.onnx_path: Any = None
+        self.qpc_path: Path | None = None
+        self._num_cores = 16
+        self._sessions_by_key: dict[str, tuple[tuple, Any]] = {}
+
+    @property
+    def hf_model(self) -> PreTrainedModel:
+        raise NotImplementedError
+
+    @property
+    def model_name(self) -> str:
+        if self.pretrained_model_name_or_path:
+            return Path(self.pretrained_model_name_or_path.rstrip("/")).name
+        return type(self.hf_model).__name__
+
+    @property
+    def model_architecture(self) -> str:
+        return (self.config.architectures or [type(self.hf_model).__name__])[0]
+
+    @property
+    def config(self):
+        return self.hf_model.config
+
+    @property
+    def get_model_config(self) -> dict:
+        """The HF config as a dict (a property, as in QEfficient)."""
+        return self.config.__dict__
+
+    def _check_max_positions(self, name: str, length: int, config=None) -> None:
+        """A compiled length the model's position table cannot reach is refused up front."""
+        max_pos = getattr(config or self.config, "max_position_embeddings", None)
+        if max_pos and length > max_pos:
+            raise ValueError(f"{name} ({length}) exceeds the model's max_position_embeddings ({max_pos}).")
+
+    def _fingerprint_weights(self) -> None:
+        if self.hash_params["weights"] is None:
+            self.hash_params["weights"] = fingerprint_state_dict(self.hf_model.state_dict())
+
+    def _export_graph(
+        self,
+        module,
+        name: str,
+        export_dir: str | os.PathLike | None,
+        export_fn: Callable[[Path], Path] | None = None,
+        hash_extra: dict | None = None,
+        **kwargs: Any,
+    ) -> Path:
+        """One graph through the export cache (hash: this model's params plus ``hash_extra``)."""
+        self._fingerprint_weights()
+        params = {**self.hash_params, **(hash_extra or {})}
+        return cached_export(module, params, name, self.model_architecture, export_dir, qeff_home(), export_fn=export_fn, **kwargs)
+
+    @staticmethod
+    def _build_artifact(onnx_path: Path, compile_dir, manifest: dict, params: dict, specializations: dict, rewrite=None) -> Path:
+        return build_artifact(
+            onnx_path, Path(compile_dir) if compile_dir else onnx_path.parent, manifest, params, specializations, rewrite=rewrite
+        )
+
+    def _session(self, role: str, key: tuple, open_fn: Callable[[], Any]) -> Any:
+        """The session for ``role`` opened by ``open_fn`` (runtime/), reused while ``key`` (artifact,
+        threads) stays the same; the previous one is dropped first, so one copy of the weights is held."""
+        held = self._sessions_by_key.get(role)
+        if held is not None and held[0] == key:
+            return held[1]
+        self._sessions_by_key.pop(role, None)
+        session = open_fn()
+        self._sessions_by_key[role] = (key, session)
+        return session
+
+    def _drop_sessions(self) -> None:
+        self._sessions_by_key.clear()

@@ -1,0 +1,154 @@
+"""QEFFAutoModelForCTC: Wav2Vec2, HuBERT, WavLM and Data2VecAudio with a CTC head, as one graph.
+
+Raw 16 kHz samples in, per-frame logits out; greedy CTC decoding (argmax, then the processor's
+``batch_decode``, which merges repeats and drops blanks) gives the text, as transformers' examples do.
+The graph's sample axis is dynamic, so audio runs at its own length: no padding changes the output.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoModelForCTC, PreTrainedModel
+
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.export.graph_specs import INPUT_VALUES, CTCGraphSpec
+from QEfficient.export.onnx_export import export_ctc_onnx
+from QEfficient.loading.hf_loader import ModelNotFoundError, resolve_model_path
+from QEfficient.models.base import QEFFBaseModel, check_positive
+from QEfficient.runtime.ort_session import open_artifact_session
+from QEfficient.transform.ctc import QEffCTC
+
+SAMPLING_RATE = 16000
+
+
+class QEFFAutoModelForCTC(QEFFBaseModel):
+    """>>> model = QEFFAutoModelForCTC.from_pretrained("path/to/wav2vec2-base-960h")
+    >>> model.compile(seq_len=480000)
+    >>> model.generate(processor, audio)  # ["A MAN SAID TO THE UNIVERSE ..."]
+    """
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        name = type(model).__name__
+        if not name.endswith("ForCTC"):
+            raise TypeError(f"{name} is not a CTC model (expected a *ForCTC class such as Wav2Vec2ForCTC).")
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
+        self.hf = model.eval()
+        self.model = QEffCTC(self.hf)
+        self.qpc_session = None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, pooling=None, *args, **kwargs) -> QEFFAutoModelForCTC:
+        """A local folder or a hub id in the local HF cache; ``pooling`` is accepted for QEfficient's
+        signature (a CTC model has nothing to pool); other keyword arguments go to transformers."""
+        if pooling is not None:
+            warn_ignored_options("from_pretrained()", {"pooling": pooling})
+        kwargs.pop("attn_implementation", None)
+        if kwargs.pop("continuous_batching", False):
+            raise NotImplementedError(f"Continuous batching is not supported for {cls.__name__} (nor in QEfficient); load it without.")
+        folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+        try:
+            AutoConfig.from_pretrained(folder)
+        except (OSError, ValueError) as err:
+            raise ModelNotFoundError(f"Could not read a transformers config from '{folder}': {err}") from err
+        kwargs.setdefault("dtype", torch.float32)
+        try:
+            model = AutoModelForCTC.from_pretrained(folder, *args, attn_implementation="eager", **kwargs)
+        except ValueError as err:
+            raise ValueError(f"QEFFAutoModelForCTC cannot load '{pretrained_model_name_or_path}': {err}") from err
+        obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+        obj.local_model_dir = folder
+        return obj
+
+    @property
+    def hf_model(self) -> PreTrainedModel:
+        return self.hf
+
+    def export(self, export_dir: str | os.PathLike | None = None, **kwargs):
+        """Export to ONNX (cached under QEFF_HOME); returns the .onnx path."""
+        warn_ignored_options("export()", kwargs)
+        name = self.model_name.replace("/", "_")
+        self.onnx_path = self._export_graph(self.model, name, export_dir, export_fn=lambda tmp: export_ctc_onnx(self.model, tmp, name))
+        return self.onnx_path
+
+    def compile(
+        self,
+        onnx_path: str | os.PathLike | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        seq_len: int | list[int] = 480000,
+        batch_size: int = 1,
+        num_devices: int = 1,
+        num_cores: int = 16,
+        mxfp6_matmul: bool = False,
+        **compiler_options,
+    ):
+        """Export if needed, then build the artifact. ``seq_len`` (samples; a list is QEfficient's form):
+        the longest audio accepted, 480000 = 30 s. Audio runs at its own length."""
+        lengths = sorted({seq_len} if isinstance(seq_len, int) else set(seq_len))
+        if not lengths or any(not isinstance(n, int) or isinstance(n, bool) or n < 400 for n in lengths):
+            raise ValueError(f"seq_len must be a number of samples (>= 400, 25 ms at 16 kHz) or a list of them, got {seq_len!r}.")
+        check_positive(batch_size=batch_size, num_cores=num_cores)
+        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1, "mxfp6_matmul": mxfp6_matmul})
+        onnx_path = onnx_path or self.export()
+        self.qpc_path = self._build_artifact(
+            onnx_path,
+            compile_dir,
+            {"model_name": self.model_name, "num_cores": num_cores},
+            {"backend": "onnxruntime-cpu", "seq_len": lengths, "batch_size": batch_size},
+            CTCGraphSpec.specializations(lengths, batch_size),
+        )
+        self._num_cores = num_cores
+        return self.qpc_path
+
+    def logits(self, inputs, runtime_ai100: bool = True) -> np.ndarray:
+        """Per-frame logits [N, frames, vocab] of ``inputs`` (a processor's output or input_values [N, samples])."""
+        values = inputs[INPUT_VALUES] if not isinstance(inputs, (np.ndarray, torch.Tensor, list)) else inputs
+        values = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+        values = np.ascontiguousarray(values[None] if values.ndim == 1 else values, dtype=np.float32)
+        if values.ndim != 2:
+            raise ValueError(f"input_values must be [batch, samples] of 16 kHz audio, got shape {list(values.shape)}.")
+        if not runtime_ai100:
+            with torch.no_grad():
+                return self.model(torch.from_numpy(values)).numpy()
+        if self.qpc_path is None:
+            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
+        params = read_artifact(self.qpc_path)["compile_params"]
+        longest, batch = max(params["seq_len"]), params["batch_size"]
+        if values.shape[1] > longest:
+            raise ValueError(
+                f"The audio has {values.shape[1]} samples but the model was compiled for at most {longest}: "
+                f"compile with seq_len >= {values.shape[1]} or cut the audio."
+            )
+        self.qpc_session = None  # released first if the artifact changed
+        self.qpc_session = self._session(
+            "ctc", (str(self.qpc_path), self._num_cores), lambda: open_artifact_session(self.qpc_path, self._num_cores)
+        )
+        outputs = []
+        for start in range(0, len(values), batch):
+            chunk = values[start : start + batch]
+            real = len(chunk)
+            if real < batch:  # pad with copies of the last row, dropped below
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, 0)])
+            outputs.append(self.qpc_session.run(None, {INPUT_VALUES: chunk})[0][:real])
+        return np.concatenate(outputs)
+
+    def generate(
+        self, processor, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, write_io: bool = False
+    ) -> list[str]:
+        """Greedy CTC transcriptions of ``inputs``: raw 16 kHz audio (an array, or a list of them) or a
+        processor's output."""
+        if write_io or (device_ids is not None and len(device_ids) > 1):
+            warn_ignored_options("generate()", {"write_io": write_io, "device_ids": device_ids})
+        if isinstance(inputs, list) or (isinstance(inputs, (np.ndarray, torch.Tensor)) and np.ndim(inputs) == 1):
+            audio = inputs if isinstance(inputs, list) else [inputs]
+            inputs = processor(
+                [np.asarray(a, dtype=np.float32) for a in audio], sampling_rate=SAMPLING_RATE, return_tensors="np", padding=True
+            )
+        ids = self.logits(inputs, runtime_ai100).argmax(-1)
+        return processor.batch_decode(ids)
+
+
+__all__ = ["QEFFAutoModelForCTC"]

@@ -1,0 +1,270 @@
+"""QEFFAutoModelForSpeechSeq2Seq: Whisper, as two graphs.
+
+* encoder graph: log-mel features -> every decoder layer's cross-attention keys/values, run once
+  per batch of audio;
+* decoder graph: one retained-state step (static self-attention cache, updated in place by the
+  runtime), reading the cross keys/values, which stay bound for the whole generation.
+
+Greedy decoding follows transformers' Whisper ``generate`` token for token: prompt (language, task,
+no-timestamps), language detection, suppressed tokens and timestamp rules
+(generation/speech_generation.py).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoModelForSpeechSeq2Seq, PreTrainedModel
+from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
+from QEfficient.compile.weight_compression import compress_matmul_weights
+from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_FEATURES, SpeechDecoderGraphSpec, SpeechEncoderGraphSpec
+from QEfficient.export.onnx_export import export_speech_decoder_onnx, export_speech_encoder_onnx
+from QEfficient.generation.exec_kv import print_perf
+from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.generation.speech_generation import SpeechSeq2SeqGeneration, WhisperDecoding
+from QEfficient.generation.text_generation import check_generation_len
+from QEfficient.loading.hf_loader import ModelNotFoundError, resolve_model_path
+from QEfficient.models.base import QEFFBaseModel, check_positive
+from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
+from QEfficient.transform.whisper import QEffWhisperDecoder, QEffWhisperEncoder
+
+
+class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
+    """>>> model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained("path/to/whisper-base")
+    >>> model.compile(ctx_len=150)
+    >>> inputs = processor(audio, sampling_rate=16000, return_tensors="pt")
+    >>> model.generate(inputs=inputs, generation_len=100, language="en").texts
+    """
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        name = type(model).__name__
+        if not name.endswith("ForConditionalGeneration") or getattr(model.config, "model_type", None) != "whisper":
+            raise TypeError(f"{name} is not a Whisper model (WhisperForConditionalGeneration); QEFFAutoModelForSpeechSeq2Seq runs Whisper.")
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
+        self.hf = model.eval()
+        self.encoder = QEffWhisperEncoder(self.hf)
+        self.decoder = QEffWhisperDecoder(self.hf)
+        self.qpc_paths: dict[str, Path] | None = None
+        self._processor = None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs) -> QEFFAutoModelForSpeechSeq2Seq:
+        """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
+        kwargs.pop("attn_implementation", None)  # the graphs are written out here, not by an attention backend
+        if kwargs.pop("continuous_batching", False):
+            raise NotImplementedError(f"Continuous batching is not supported for {cls.__name__} (nor in QEfficient); load it without.")
+        folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+        try:
+            AutoConfig.from_pretrained(folder)
+        except (OSError, ValueError) as err:
+            raise ModelNotFoundError(f"Could not read a transformers config from '{folder}': {err}") from err
+        kwargs.setdefault("dtype", torch.float32)
+        model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, *args, attn_implementation="eager", **kwargs)
+        obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+        obj.local_model_dir = folder
+        return obj
+
+    @property
+    def hf_model(self) -> PreTrainedModel:
+        return self.hf
+
+    def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> list[Path]:
+        """Export the encoder and decoder graphs (each cached); returns [encoder, decoder] .onnx paths."""
+        warn_ignored_options("export()", kwargs)
+        name = self.model_name.replace("/", "_")
+        encoder = self._export_graph(
+            self.encoder,
+            f"{name}-encoder",
+            export_dir,
+            export_fn=lambda tmp: export_speech_encoder_onnx(self.encoder, tmp, f"{name}-encoder"),
+            hash_extra={"graph": "speech-encoder"},
+        )
+        decoder = self._export_graph(
+            self.decoder,
+            f"{name}-decoder",
+            export_dir,
+            export_fn=lambda tmp: export_speech_decoder_onnx(self.decoder, tmp, f"{name}-decoder"),
+            hash_extra={"graph": "speech-decoder"},
+        )
+        self.onnx_path = [encoder, decoder]
+        return self.onnx_path
+
+    def compile(
+        self,
+        onnx_path: str | os.PathLike | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        prefill_seq_len: int = 1,
+        encoder_ctx_len: int | None = None,
+        ctx_len: int = 150,
+        full_batch_size: int | None = None,
+        kv_cache_batch_size: int | None = None,
+        batch_size: int = 1,
+        num_devices: int = 1,
+        num_cores: int = 16,
+        mxfp6_matmul: bool = False,
+        mxint8_kv_cache: bool = False,
+        num_speculative_tokens: int | None = None,
+        **compiler_options,
+    ) -> dict[str, Path]:
+        """Build the encoder and decoder artifacts: {"encoder_qpc_path": ..., "decoder_qpc_path": ...}.
+
+        ``ctx_len``: decoder cache slots (prompt + generated tokens), at most the model's
+        ``max_target_positions``. ``prefill_seq_len`` is accepted for QEfficient's signature: the
+        prompt is prefilled in one step whatever its length."""
+        check_positive(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
+        if ctx_len > self.config.max_target_positions:
+            raise ValueError(f"ctx_len ({ctx_len}) exceeds the model's max_target_positions ({self.config.max_target_positions}).")
+        source = self.config.max_source_positions
+        if encoder_ctx_len is not None and encoder_ctx_len != source:
+            raise ValueError(f"encoder_ctx_len must be the model's max_source_positions ({source}): Whisper's encoder reads 30 s windows.")
+        for key, value in {
+            "full_batch_size": full_batch_size,
+            "kv_cache_batch_size": kv_cache_batch_size,
+            "num_speculative_tokens": num_speculative_tokens,
+        }.items():
+            if value is not None:
+                warn_once(f"speech_{key}", f"{key} is not supported for Whisper on ONNX Runtime; it is ignored.")
+        warn_ignored_options(
+            "compile()",
+            {**compiler_options, "num_devices": num_devices > 1, "mxint8_kv_cache": mxint8_kv_cache},
+        )
+        if onnx_path is not None:
+            raise ValueError("QEFFAutoModelForSpeechSeq2Seq builds two graphs; call compile() without onnx_path (it exports them).")
+        encoder_onnx, decoder_onnx = self.export()
+        # as for causal LMs: MatMul weights in 8-bit blocks (MatMulNBits) for QEfficient's MXFP6 switch
+        rewrite = compress_matmul_weights if mxfp6_matmul else None
+        cfg = self.config
+        feature_len = 2 * source
+        encoder = self._build_artifact(
+            encoder_onnx,
+            compile_dir,
+            {"kind": "speech-encoder", "num_layers": cfg.decoder_layers},
+            {"backend": "onnxruntime-cpu", "batch_size": batch_size, "feature_len": feature_len, "mxfp6_matmul": mxfp6_matmul},
+            SpeechEncoderGraphSpec.specializations(batch_size, cfg.num_mel_bins, feature_len),
+            rewrite=rewrite,
+        )
+        manifest = {
+            "num_layers": cfg.decoder_layers,
+            "kv_shape": list(self.decoder.kv_shape(batch_size, ctx_len)),
+            "continuous_batching": False,
+            "kv_dtype": "float32",
+            "vocab_size": int(self.hf.proj_out.weight.shape[0]),
+            "num_cores": num_cores,
+            "model_name": self.model_name,
+            "encoder_ctx_len": source,
+        }
+        decoder = self._build_artifact(
+            decoder_onnx,
+            compile_dir,
+            manifest,
+            {
+                "backend": "onnxruntime-cpu",
+                "ctx_len": ctx_len,
+                "batch_size": batch_size,
+                "encoder_ctx_len": source,
+                "mxfp6_matmul": mxfp6_matmul,
+            },
+            SpeechDecoderGraphSpec.specializations(1, ctx_len, batch_size),
+            rewrite=rewrite,
+        )
+        self.qpc_paths = {"encoder_qpc_path": encoder, "decoder_qpc_path": decoder}
+        self.qpc_path = decoder
+        self._num_cores = num_cores
+        return self.qpc_paths
+
+    def generate(
+        self,
+        inputs,
+        generation_len: int | None = None,
+        streamer=None,
+        device_ids: list[int] | None = None,
+        write_io: bool = False,
+        *,
+        language: str | list[str] | None = None,
+        task: str | None = None,
+        return_timestamps: bool = False,
+        processor=None,
+        stream: bool = False,
+    ) -> CloudAI100ExecInfo:
+        """Greedy transcription of ``inputs`` (a WhisperProcessor's output, or its ``input_features``
+        [N, n_mels, 3000]). ``language`` (a code, name or ``<|xx|>``; one per audio or one for all),
+        ``task`` ("transcribe"/"translate") and ``return_timestamps`` as in transformers' Whisper.
+        ``generated_ids[i]``: batch i's sequences, prompt included, padded with the pad token."""
+        if self.qpc_paths is None:
+            raise TypeError("Please run compile() before generate().")
+        if write_io or streamer is not None or (device_ids is not None and len(device_ids) > 1):
+            warn_ignored_options("generate()", {"write_io": write_io, "streamer": streamer is not None, "device_ids": device_ids})
+        generation_len = check_generation_len(generation_len)
+        features = inputs[INPUT_FEATURES] if not isinstance(inputs, (np.ndarray, torch.Tensor)) else inputs
+        features = features.detach().cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
+        if features.ndim == 2:
+            features = features[None]
+        mels, window = self.config.num_mel_bins, 2 * self.config.max_source_positions
+        if features.ndim != 3 or features.shape[1] != mels or features.shape[2] < window:
+            raise ValueError(
+                f"input_features must be [batch, {mels}, frames >= {window}] (a WhisperProcessor's output for 16 kHz audio; "
+                f"longer audio: processor(audio, truncation=False, padding='longest', return_attention_mask=True)), "
+                f"got {list(features.shape)}."
+            )
+        num_frames = None
+        mask = None if isinstance(inputs, (np.ndarray, torch.Tensor)) else inputs.get(ATTENTION_MASK)
+        if features.shape[2] > window and mask is not None:  # long audio in a batch: each row's real frames
+            num_frames = np.asarray(mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else mask).sum(-1)
+        languages = language if isinstance(language, (list, tuple)) else [language] * len(features)
+        if len(languages) != len(features):
+            raise ValueError(f"Pass one language for all audio or one per audio: got {len(languages)} for {len(features)}.")
+        decoding = WhisperDecoding.from_generation_config(self.hf.generation_config, self.config)
+        language_ids = [None if lang is None else self._language_id(decoding, lang) for lang in languages]
+        encoder_path, decoder_path = self.qpc_paths["encoder_qpc_path"], self.qpc_paths["decoder_qpc_path"]
+        encoder = self._session(
+            "encoder", (str(encoder_path), self._num_cores), lambda: open_artifact_session(encoder_path, self._num_cores, spin=False)
+        )
+        decoder = self._session("decoder", (str(decoder_path), self._num_cores), lambda: open_kv_session(decoder_path, self._num_cores))
+        cross_names = SpeechEncoderGraphSpec(read_artifact(encoder_path)["num_layers"]).output_names
+        tokenizer = self._tokenizer(processor)
+        decode = (lambda ids: tokenizer.decode(ids, skip_special_tokens=True)) if tokenizer is not None else None
+        generator = SpeechSeq2SeqGeneration(encoder, decoder, decoding, cross_names)
+        info = generator.generate(features.astype(np.float32), generation_len, language_ids, task, return_timestamps, decode, num_frames)
+        if stream:
+            print_perf(info)
+        return info
+
+    def transcribe(self, audio: np.ndarray, processor, generation_len: int | None = None, **options) -> CloudAI100ExecInfo:
+        """One 16 kHz recording of any length (longer than 30 s: read window after window), through
+        ``processor``; ``options`` as for generate() (language, task, return_timestamps)."""
+        long_form = len(audio) > self.config.max_source_positions * 2 * processor.feature_extractor.hop_length
+        extra = dict(truncation=False, padding="longest", return_attention_mask=True) if long_form else {}
+        inputs = processor(audio, sampling_rate=16000, return_tensors="np", **extra)
+        return self.generate(inputs=inputs, generation_len=generation_len, processor=processor, **options)
+
+    @staticmethod
+    def _language_id(decoding: WhisperDecoding, language: str) -> int:
+        """transformers' rule: a ``<|xx|>`` token, a language name or a code."""
+        lang = language.lower()
+        token = lang if lang in decoding.lang_to_id else f"<|{TO_LANGUAGE_CODE.get(lang, lang)}|>"
+        if token not in decoding.lang_to_id:
+            if not decoding.lang_to_id:
+                raise ValueError(f"language={language!r}: this Whisper model is English-only; leave language unset.")
+            raise ValueError(f"Unsupported language {language!r}: use one of {sorted(t[2:-2] for t in decoding.lang_to_id)}.")
+        return decoding.lang_to_id[token]
+
+    def _tokenizer(self, processor):
+        if processor is not None:
+            return getattr(processor, "tokenizer", processor)
+        if self._processor is None and self.local_model_dir is not None:
+            from transformers import AutoTokenizer
+
+            try:
+                self._processor = AutoTokenizer.from_pretrained(self.local_model_dir)
+            except (OSError, ValueError):
+                return None
+        return self._processor
+
+
+__all__ = ["QEFFAutoModelForSpeechSeq2Seq"]

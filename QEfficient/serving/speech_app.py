@@ -1,0 +1,93 @@
+"""OpenAI-compatible transcription API for a speech model (Whisper).
+
+Routes: GET /health, GET /v1/models, POST /v1/audio/transcriptions (multipart form: ``file`` a 16 kHz
+WAV, optional ``model``, ``language``, ``response_format`` json or text). The form is parsed with the
+standard library's MIME parser (no multipart dependency); transcriptions run one at a time on a
+worker thread, so /health keeps answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.parser
+import email.policy
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from QEfficient.serving.app import BearerAuth, read_limited_body
+from QEfficient.serving.protocol import APIError
+from QEfficient.utils.audio import decode_wav
+
+DEFAULT_MAX_AUDIO_BYTES = 64 * 1024 * 1024  # 30 min of 16 kHz 16-bit mono
+_FORMATS = ("json", "text")
+
+
+def parse_form(content_type: str, body: bytes) -> dict[str, bytes]:
+    """A multipart/form-data body as {field name: bytes}."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise APIError(400, "Send the audio as multipart/form-data with a 'file' field (as OpenAI's client does).", param="file")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not message.is_multipart():
+        raise APIError(400, "The multipart body could not be read (check its boundary).", param="file")
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            fields[name] = part.get_payload(decode=True) or b""
+    return fields
+
+
+def create_speech_app(model, processor, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_AUDIO_BYTES):
+    """The app over a compiled QEFFAutoModelForSpeechSeq2Seq and its processor."""
+    app = FastAPI(title="QEfficient speech", version="1")
+    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    lock = asyncio.Lock()  # one transcription at a time: the sessions are not shared between threads
+    if api_key:
+        app.add_middleware(BearerAuth, api_key=api_key)
+
+    @app.exception_handler(APIError)
+    async def api_error(_, err: APIError):  # noqa: ANN001
+        return err.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_, err: StarletteHTTPException):  # noqa: ANN001
+        return APIError(err.status_code, str(err.detail), kind="invalid_request_error").response()
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "busy": lock.locked()}
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return {"object": "list", "data": [{"id": model_id, "object": "model", "created": 0, "owned_by": "qefficient"}]}
+
+    @app.post("/v1/audio/transcriptions")
+    async def transcriptions(request: Request):
+        body = await read_limited_body(request, max_body_bytes)
+        fields = parse_form(request.headers.get("content-type", ""), body)
+        if "file" not in fields:
+            raise APIError(400, "The form has no 'file' field: attach the audio as file=@speech.wav.", param="file")
+        text_field = {k: v.decode("utf-8", "replace").strip() for k, v in fields.items() if k != "file"}
+        if text_field.get("model") and text_field["model"] not in names:
+            raise APIError(404, f"The model '{text_field['model']}' does not exist; this server serves '{model_id}'.", param="model")
+        response_format = text_field.get("response_format") or "json"
+        if response_format not in _FORMATS:
+            raise APIError(400, f"response_format must be one of {list(_FORMATS)}, got '{response_format}'.", param="response_format")
+        try:
+            audio = decode_wav(fields["file"], name="file")
+        except ValueError as err:
+            raise APIError(400, str(err), param="file") from None
+        options = {"language": text_field.get("language") or None}
+        async with lock:
+            try:
+                info = await asyncio.to_thread(model.transcribe, audio, processor, None, **options)
+            except ValueError as err:
+                raise APIError(400, str(err)) from None
+        text = info.texts[0]
+        return PlainTextResponse(text) if response_format == "text" else {"text": text}
+
+    return app

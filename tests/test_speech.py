@@ -1,0 +1,202 @@
+"""QEFFAutoModelForSpeechSeq2Seq (Whisper): greedy tokens equal transformers' Whisper generate.
+
+Tiny random Whisper models (written as CTranslate2 folders and converted, so they carry Whisper's
+full generation config: languages, tasks, suppressed and timestamp tokens) carry the parity tests;
+the real Whisper base / tiny.en (scripts/fetch_whisper.sh) carry the end-to-end ones."""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+import pytest
+import torch
+from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+from QEfficient import QEFFAutoModelForSpeechSeq2Seq
+from QEfficient.loading.ctranslate2_whisper import convert_ctranslate2_whisper
+from tests.test_ctranslate2_whisper import DATA, _ct2_folder, _real_whisper, _tiny_whisper, read_wav
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper(tmp_path_factory):
+    """(folder, HF model, compiled QEFF model with batch_size=2) per kind."""
+    made = {}
+
+    def make(multilingual: bool):
+        if multilingual not in made:
+            tmp = tmp_path_factory.mktemp("whisper")
+            folder = convert_ctranslate2_whisper(_ct2_folder(tmp, _tiny_whisper(multilingual), multilingual), tmp / "hf")
+            hf = WhisperForConditionalGeneration.from_pretrained(folder).eval()
+            model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
+            model.compile(ctx_len=40, batch_size=2, num_cores=1)
+            made[multilingual] = folder, hf, model
+        return made[multilingual]
+
+    return make
+
+
+def _features(n: int, frames: int = 3000) -> torch.Tensor:
+    g = torch.Generator().manual_seed(3)
+    return torch.stack([torch.randn(80, frames, generator=g) * (0.5 + i) for i in range(n)])
+
+
+def _hf(hf, features, **kwargs) -> np.ndarray:
+    with torch.no_grad():
+        return hf.generate(features, **kwargs).numpy()
+
+
+MULTILINGUAL_CASES = [
+    dict(language="en"),
+    dict(language="german", return_timestamps=True),
+    dict(),  # language detected from the first step
+    dict(return_timestamps=True),
+    dict(language=["en", "fr", "<|de|>"], task="translate"),
+]
+
+
+@pytest.mark.parametrize("kwargs", MULTILINGUAL_CASES, ids=["en", "de-timestamps", "detect", "detect-timestamps", "per-row-translate"])
+def test_multilingual_greedy_equals_transformers(tiny_whisper, kwargs):
+    _, hf, model = tiny_whisper(True)
+    features = _features(3)  # 3 audios on batch_size=2: a full batch and a padded one
+    info = model.generate({"input_features": features}, generation_len=20, **kwargs)
+    ours = np.concatenate(info.generated_ids)
+    expected = _hf(hf, features, max_new_tokens=20, **kwargs)
+    assert ours.shape == expected.shape and (ours == expected).all()
+    assert len(info.texts) == 3
+
+
+@pytest.mark.parametrize("timestamps", [False, True])
+def test_english_only_greedy_equals_transformers(tiny_whisper, timestamps):
+    _, hf, model = tiny_whisper(False)
+    features = _features(2)
+    ours = np.concatenate(model.generate({"input_features": features}, generation_len=16, return_timestamps=timestamps).generated_ids)
+    expected = _hf(hf, features, max_new_tokens=16, return_timestamps=timestamps)
+    assert ours.tolist() == expected.tolist()
+
+
+def test_audio_longer_than_30_s_is_read_window_after_window(tiny_whisper):
+    _, hf, model = tiny_whisper(True)
+    features = _features(1, frames=4800)  # 48 s
+    ours = model.generate({"input_features": features}, generation_len=20, language="en", return_timestamps=True).generated_ids[0]
+    expected = _hf(hf, features, max_new_tokens=20, language="en", return_timestamps=True)
+    assert ours.tolist() == expected.tolist()
+
+
+def test_long_audios_of_different_lengths_in_one_batch(tiny_whisper):
+    folder, hf, model = tiny_whisper(True)
+    speech = read_wav(DATA / "speech16k.wav")
+    audios = [np.tile(speech, 5)[: 16000 * 35], np.tile(speech, 8)[: 16000 * 61]]
+    processor = WhisperProcessor.from_pretrained(folder)
+    inputs = processor(audios, sampling_rate=16000, return_tensors="pt", truncation=False, padding="longest", return_attention_mask=True)
+    kwargs = dict(language="en", return_timestamps=True)
+    ours = model.generate(inputs, generation_len=20, **kwargs).generated_ids[0]
+    expected = _hf(hf, inputs.input_features, attention_mask=inputs.attention_mask, max_new_tokens=20, **kwargs)
+    assert ours.tolist() == expected.tolist()
+
+
+def test_bad_inputs_say_what_to_do(tiny_whisper):
+    folder, hf, model = tiny_whisper(True)
+    from QEfficient import QEFFCommonLoader
+
+    assert QEFFCommonLoader.model_class(folder) is QEFFAutoModelForSpeechSeq2Seq
+    with pytest.raises(ValueError, match=r"input_features must be \[batch, 80, frames >= 3000\]"):
+        model.generate({"input_features": torch.zeros(1, 80, 100)}, generation_len=4)
+    with pytest.raises(ValueError, match="Unsupported language 'klingon'"):
+        model.generate({"input_features": _features(1)}, generation_len=4, language="klingon")
+    with pytest.raises(ValueError, match="needs ctx_len >= 43"):
+        model.generate({"input_features": _features(1)}, generation_len=40, language="en")
+    with pytest.raises(ValueError, match="max_target_positions"):
+        QEFFAutoModelForSpeechSeq2Seq(hf).compile(ctx_len=65)
+    with pytest.raises(TypeError, match="compile"):
+        QEFFAutoModelForSpeechSeq2Seq(hf).generate({"input_features": _features(1)})
+
+
+@pytest.mark.parametrize("name", ["whisper-base", "whisper-tiny.en"])
+def test_real_whisper_text_equals_transformers(name):
+    folder = _real_whisper(name)
+    processor = WhisperProcessor.from_pretrained(folder)
+    inputs = processor(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt")
+    hf = WhisperForConditionalGeneration.from_pretrained(folder).eval()
+    model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
+    model.compile(ctx_len=100)
+    kwargs = dict(language="en") if name == "whisper-base" else {}
+    texts = {}
+    for timestamps in (False, True):
+        info = model.generate(inputs=inputs, generation_len=60, processor=processor, return_timestamps=timestamps, **kwargs)
+        expected = _hf(hf, inputs.input_features, max_new_tokens=60, return_timestamps=timestamps, **kwargs)
+        assert info.generated_ids[0].tolist() == expected.tolist()
+        assert info.texts == processor.batch_decode(expected, skip_special_tokens=True)
+        texts[timestamps] = info.texts[0]
+    if name == "whisper-base":  # what the data README says transformers' Whisper base reads
+        assert texts[False] == " The Low World. The quick brown fox jump over the lazy dog. This is a test on speech recognition."
+
+
+def test_infer_audio_path_transcribes_like_transformers(tiny_whisper, tmp_path, capsys):
+    from QEfficient.cloud import infer
+
+    folder, hf, _ = tiny_whisper(True)
+    info = infer.main(model_name=str(folder), audio_path=str(DATA / "speech16k.wav"), ctx_len=40, generation_len=10, language="en")
+    features = WhisperProcessor.from_pretrained(folder)(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt")
+    assert info.generated_ids[0].tolist() == _hf(hf, features.input_features, max_new_tokens=10, language="en").tolist()
+    assert f"Transcription : {info.texts[0]}" in capsys.readouterr().out
+
+    slow = tmp_path / "8k.wav"
+    with wave.open(str(slow), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000), w.writeframes(np.zeros(800, "<i2").tobytes())
+    with pytest.raises(ValueError, match="sampled at 8000 Hz; the model needs 16000 Hz"):
+        infer.main(model_name=str(folder), audio_path=str(slow), ctx_len=40)
+    with pytest.raises(ValueError, match="is a speech model: pass a 16 kHz WAV file with --audio_path"):
+        infer.main(model_name=str(folder), ctx_len=40)
+
+
+def test_server_transcribes_uploads_like_transformers(tiny_whisper):
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from QEfficient.cloud.serve import build_server
+    from tests.test_server import free_port
+
+    folder, hf, _ = tiny_whisper(True)
+    app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=40, full_batch_size=1, num_cores=1)
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(f"{url}/health", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    try:
+        wav = (DATA / "speech16k.wav").read_bytes()
+        processor = WhisperProcessor.from_pretrained(folder)
+        features = processor(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt").input_features
+        expected = processor.batch_decode(_hf(hf, features, max_new_tokens=37, language="en"), skip_special_tokens=True)[0]
+
+        def post(files=None, **data) -> httpx.Response:
+            return httpx.post(
+                f"{url}/v1/audio/transcriptions", files=files or {"file": ("a.wav", wav, "audio/wav")}, data=data, timeout=120
+            )
+
+        r = post(language="en")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"text": expected}
+        r = post(language="en", response_format="text", model=str(folder))
+        assert r.status_code == 200 and r.text == expected
+        assert post(response_format="srt").status_code == 400
+        r = post(files={"file": ("a.mp3", b"ID3 not a wav", "audio/mpeg")})
+        assert r.status_code == 400 and "not a PCM WAV file" in r.json()["error"]["message"]
+        r = httpx.post(f"{url}/v1/audio/transcriptions", json={"file": "x"}, timeout=10)
+        assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]["message"]
+        assert post(model="other").status_code == 404
+        assert httpx.get(f"{url}/health", timeout=5).json()["status"] == "ok"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        runner.stop()
