@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+
 import torch
 
 
@@ -18,3 +23,35 @@ def real_tokens(row, pad_id: int, n_ref: int) -> list[int]:
     row = [int(t) for t in row]
     assert all(t == pad_id for t in row[n_ref:]), f"tokens after the reference's end: {row[n_ref:]}"
     return row[:n_ref]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_on_loopback(app, log_level: str = "error") -> Iterator[str]:
+    """A real uvicorn server for ``app`` on a free loopback port, in a thread; yields its base URL."""
+    import httpx
+    import uvicorn
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.get(f"{url}/health", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 import torch
-import uvicorn
 
 from QEfficient.cloud.serve import build_server
 from QEfficient.generation.continuous_batching import Request
-from tests.helpers import hf_greedy
+from tests.helpers import hf_greedy, serve_on_loopback
 
 PROMPTS = ["My name is", "The sun rises", "Once upon a time a robot", "What is the capital of France?", "Paris", "Numbers: 1 2"]
 CHAT_TEMPLATE = (
     "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<s>assistant:{% endif %}"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +29,8 @@ def server(tiny_model_dir):
     tok.chat_template = CHAT_TEMPLATE
     tok.save_pretrained(folder)
     app, runner = build_server(str(folder), None, prefill_seq_len=8, ctx_len=96, full_batch_size=3, num_cores=1, max_queue=32)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(f"{url}/health", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield url, runner, tok, AutoModelForCausalLM.from_pretrained(folder).eval()
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serve_on_loopback(app) as url:
+        yield url, runner, tok, AutoModelForCausalLM.from_pretrained(folder).eval()
     runner.stop()
 
 

@@ -4,15 +4,13 @@ tokenization kept off the event loop, unexpected errors as JSON; and the flags i
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 import pytest
-import uvicorn
 
 from QEfficient.cloud.serve import build_from_args, exposure_warning, parse_args
 from QEfficient.compile.ort_cpu import read_artifact
-from tests.test_server import free_port
+from tests.helpers import serve_on_loopback
 
 KEY = "sk-test-1234"
 AUTH = {"authorization": f"Bearer {KEY}"}
@@ -48,21 +46,9 @@ def guarded(tiny_model_dir):
     args = parse_args([*argv, "--api-key", KEY, "--max_body_bytes", str(LIMIT), "--mxfp6", "--mxint8_kv_cache"])
     app, runner = build_from_args(args)
     hold = TokenizerHold(app.state.tokenizer)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(f"{url}/health", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield url, app, hold
-    hold.release.set()
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serve_on_loopback(app, log_level="critical") as url:
+        yield url, app, hold
+        hold.release.set()
     runner.stop()
 
 

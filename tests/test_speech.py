@@ -151,52 +151,36 @@ def test_infer_audio_path_transcribes_like_transformers(tiny_whisper, tmp_path, 
 
 
 def test_server_transcribes_uploads_like_transformers(tiny_whisper):
-    import threading
-    import time
-
     import httpx
-    import uvicorn
 
     from QEfficient.cloud.serve import build_server
-    from tests.test_server import free_port
+    from tests.helpers import serve_on_loopback
 
     folder, hf, _ = tiny_whisper(True)
     app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=40, full_batch_size=1, num_cores=1)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(f"{url}/health", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
     try:
-        wav = (DATA / "speech16k.wav").read_bytes()
-        processor = WhisperProcessor.from_pretrained(folder)
-        features = processor(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt").input_features
-        expected = processor.batch_decode(_hf(hf, features, max_new_tokens=37, language="en"), skip_special_tokens=True)[0]
+        with serve_on_loopback(app) as url:
+            wav = (DATA / "speech16k.wav").read_bytes()
+            processor = WhisperProcessor.from_pretrained(folder)
+            features = processor(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt").input_features
+            expected = processor.batch_decode(_hf(hf, features, max_new_tokens=37, language="en"), skip_special_tokens=True)[0]
 
-        def post(files=None, **data) -> httpx.Response:
-            return httpx.post(
-                f"{url}/v1/audio/transcriptions", files=files or {"file": ("a.wav", wav, "audio/wav")}, data=data, timeout=120
-            )
+            def post(files=None, **data) -> httpx.Response:
+                return httpx.post(
+                    f"{url}/v1/audio/transcriptions", files=files or {"file": ("a.wav", wav, "audio/wav")}, data=data, timeout=120
+                )
 
-        r = post(language="en")
-        assert r.status_code == 200, r.text
-        assert r.json() == {"text": expected}
-        r = post(language="en", response_format="text", model=str(folder))
-        assert r.status_code == 200 and r.text == expected
-        assert post(response_format="srt").status_code == 400
-        r = post(files={"file": ("a.mp3", b"ID3 not a wav", "audio/mpeg")})
-        assert r.status_code == 400 and "not a PCM WAV file" in r.json()["error"]["message"]
-        r = httpx.post(f"{url}/v1/audio/transcriptions", json={"file": "x"}, timeout=10)
-        assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]["message"]
-        assert post(model="other").status_code == 404
-        assert httpx.get(f"{url}/health", timeout=5).json()["status"] == "ok"
+            r = post(language="en")
+            assert r.status_code == 200, r.text
+            assert r.json() == {"text": expected}
+            r = post(language="en", response_format="text", model=str(folder))
+            assert r.status_code == 200 and r.text == expected
+            assert post(response_format="srt").status_code == 400
+            r = post(files={"file": ("a.mp3", b"ID3 not a wav", "audio/mpeg")})
+            assert r.status_code == 400 and "not a PCM WAV file" in r.json()["error"]["message"]
+            r = httpx.post(f"{url}/v1/audio/transcriptions", json={"file": "x"}, timeout=10)
+            assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]["message"]
+            assert post(model="other").status_code == 404
+            assert httpx.get(f"{url}/health", timeout=5).json()["status"] == "ok"
     finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
         runner.stop()
