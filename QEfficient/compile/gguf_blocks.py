@@ -56,8 +56,42 @@ class QuantBlocks:
         return self.codes.shape
 
     @property
-    def layout(self) -> tuple[int, int]:
-        return (self.bits, self.block_size)
+    def default_zero_point(self) -> bool:
+        """Every zero point is MatMulNBits' default 2**(bits-1), so the graph can leave them out."""
+        return bool(np.all(self.zero_points == 1 << (self.bits - 1)))
+
+    @property
+    def layout(self) -> tuple[int, int, bool]:
+        return (self.bits, self.block_size, self.default_zero_point)
+
+    def centred(self) -> QuantBlocks:
+        """The same weights with every zero point at the default 2**(bits-1), when that is exact.
+
+        MatMulNBits runs fastest without a zero-point input (measured: 8-bit 1.7x, 4-bit 1.4x), and with
+        ``accuracy_level=4`` centred codes also keep the int8-activation error small. 8 bits: the
+        codes shift by ``128 - zp`` (integers, exact). 4 bits: ``s*(q - zp) + m = s*(q - 8) + (m + s*(8 - zp))``;
+        the new min is one float32 rounding, so the result is kept only if every one of the 16 codes
+        of every block de-quantizes to the same float32 as before; otherwise the blocks are returned
+        unchanged (explicit zero points, still exact)."""
+        if self.default_zero_point:
+            return self
+        n, k = self.codes.shape
+        z = self.zero_points.astype(np.int16)
+        if self.bits == 8:
+            codes = self.codes.reshape(n, -1, self.block_size).astype(np.int16) - z[..., None] + 128
+            if codes.min() < 0 or codes.max() > 255:
+                return self
+            return QuantBlocks(8, self.block_size, codes.astype(np.uint8).reshape(n, k), self.scales, np.full_like(self.zero_points, 128), self.mins)
+        if self.block_size != MIN_BLOCK:
+            return self
+        mins = self.mins if self.mins is not None else np.zeros_like(self.scales)
+        new_mins = mins + self.scales * (8 - z).astype(np.float32)
+        q = np.arange(16, dtype=np.float32)[:, None, None]
+        before = self.scales * (q - z.astype(np.float32)) + mins
+        after = self.scales * (q - np.float32(8)) + new_mins
+        if not np.array_equal(before, after):
+            return self
+        return QuantBlocks(4, self.block_size, self.codes, self.scales, np.full_like(self.zero_points, 8), new_mins)
 
     def rows(self, index: np.ndarray) -> QuantBlocks:
         """The same blocks with output rows taken in ``index`` order (a row permutation is exact)."""
@@ -69,6 +103,14 @@ class QuantBlocks:
             self.zero_points[index],
             None if self.mins is None else self.mins[index],
         )
+
+    def widened(self) -> QuantBlocks:
+        """4-bit blocks in 8-bit containers (codes ``q - zp + 128``, zero point 128): the same weights, exactly."""
+        if self.bits == 8:
+            return self
+        n, k = self.codes.shape
+        codes = self.codes.reshape(n, -1, self.block_size).astype(np.int16) - self.zero_points[..., None] + 128
+        return QuantBlocks(8, self.block_size, codes.astype(np.uint8).reshape(n, k), self.scales, np.full_like(self.zero_points, 128), self.mins)
 
     def packed_codes(self) -> np.ndarray:
         """MatMulNBits' B: (N, k_blocks, block_size * bits / 8) uint8, low bits first along K."""
