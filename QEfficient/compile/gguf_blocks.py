@@ -104,14 +104,6 @@ class QuantBlocks:
             None if self.mins is None else self.mins[index],
         )
 
-    def widened(self) -> QuantBlocks:
-        """4-bit blocks in 8-bit containers (codes ``q - zp + 128``, zero point 128): the same weights, exactly."""
-        if self.bits == 8:
-            return self
-        n, k = self.codes.shape
-        codes = self.codes.reshape(n, -1, self.block_size).astype(np.int16) - self.zero_points[..., None] + 128
-        return QuantBlocks(8, self.block_size, codes.astype(np.uint8).reshape(n, k), self.scales, np.full_like(self.zero_points, 128), self.mins)
-
     def packed_codes(self) -> np.ndarray:
         """MatMulNBits' B: (N, k_blocks, block_size * bits / 8) uint8, low bits first along K."""
         n, k = self.codes.shape

@@ -51,7 +51,6 @@ from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_extern
 logger = logging.getLogger(__name__)
 
 GGUF_ACCURACY_LEVEL = ACCURACY_LEVEL
-WIDEN_4BIT = False  # 4-bit blocks in 8-bit containers: twice the bytes, exact as well
 
 
 class GGUFWeightsError(ValueError):
@@ -96,7 +95,7 @@ class GGUFTensors:
     def blocks(self, name: str) -> QuantBlocks:
         t = self._tensors[name]
         b = unpack(np.asarray(t.data), t.tensor_type)
-        b = (b.widened() if WIDEN_4BIT else b).centred()
+        b = b.centred()
         return b.rows(self._perm[name]) if name in self._perm else b
 
     def match(self, rows: np.ndarray) -> list[str] | None:
@@ -124,8 +123,11 @@ def _row_permutation(path: Path, reader):
     heads); running it on an index column yields that permutation without copying its logic."""
     from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor, load_gguf_checkpoint, read_field
 
-    arch = read_field(reader, "general.architecture")[0]
-    processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=load_gguf_checkpoint(str(path))["config"])
+    try:
+        arch = read_field(reader, "general.architecture")[0]
+        processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=load_gguf_checkpoint(str(path))["config"])
+    except Exception:  # noqa: BLE001 - metadata transformers cannot parse: no permutation; the value match decides
+        return lambda name, n: None
 
     def permutation(name: str, n: int) -> np.ndarray | None:
         index = np.arange(n, dtype=np.float32).reshape(n, 1)
@@ -191,27 +193,27 @@ def _gather_block_quantized(b: _Builder, node, key: tuple[str, ...], blocks: Qua
     can share them; the (.., k_blocks, block) result is added its mins and reshaped to (.., K)."""
     v, k = blocks.shape
     kb = k // blocks.block_size
-    tag, out, idx = "+".join(key), node.output[0], node.input[1]
+    tag, out, idx, label = "+".join(key), node.output[0], node.input[1], node.name or node.output[0]
     inputs = [b.packed_codes(key, blocks), idx, b.constant(blocks.scales.reshape(v, kb, 1), f"gguf.{tag}.gather_scales")]
     if not blocks.default_zero_point:  # one value per (row, block): one byte for 4 bits as for 8
         inputs.append(b.constant(np.ascontiguousarray(blocks.zero_points.reshape(v, kb, 1)), f"gguf.{tag}.gather_zero_points"))
     attrs = {"bits": blocks.bits, "block_size": blocks.block_size, "gather_axis": 0, "quantize_axis": 2}
-    nodes = [helper.make_node("GatherBlockQuantized", inputs, [f"{out}_blocks"], name=f"{node.name}_gguf", domain="com.microsoft", **attrs)]
+    nodes = [helper.make_node("GatherBlockQuantized", inputs, [f"{out}_blocks"], name=f"{label}_gguf", domain="com.microsoft", **attrs)]
     rows = f"{out}_blocks"
     if blocks.mins is not None:
         if blocks.block_size != MIN_BLOCK:
             raise GGUFWeightsError("a format with mins must use blocks of 32")
         mins = b.constant(blocks.mins.reshape(v, kb, 1), f"gguf.{tag}.gather_mins")
         nodes += [
-            helper.make_node("Gather", [mins, idx], [f"{out}_mins"], name=f"{node.name}_gguf_mins", axis=0),
-            helper.make_node("Add", [rows, f"{out}_mins"], [f"{out}_rows"], name=f"{node.name}_gguf_add_mins"),
+            helper.make_node("Gather", [mins, idx], [f"{out}_mins"], name=f"{label}_gguf_mins", axis=0),
+            helper.make_node("Add", [rows, f"{out}_mins"], [f"{out}_rows"], name=f"{label}_gguf_add_mins"),
         ]
         rows = f"{out}_rows"
     last = b.constant(np.array([k], np.int64), f"gguf.{tag}.row_size")
     nodes += [
-        helper.make_node("Shape", [idx], [f"{out}_index_shape"], name=f"{node.name}_gguf_shape"),
-        helper.make_node("Concat", [f"{out}_index_shape", last], [f"{out}_shape"], name=f"{node.name}_gguf_concat", axis=0),
-        helper.make_node("Reshape", [rows, f"{out}_shape"], [out], name=f"{node.name}_gguf_reshape"),
+        helper.make_node("Shape", [idx], [f"{out}_index_shape"], name=f"{label}_gguf_shape"),
+        helper.make_node("Concat", [f"{out}_index_shape", last], [f"{out}_shape"], name=f"{label}_gguf_concat", axis=0),
+        helper.make_node("Reshape", [rows, f"{out}_shape"], [out], name=f"{label}_gguf_reshape"),
     ]
     return nodes
 
@@ -271,13 +273,14 @@ def apply_gguf_blocks(model: onnx.ModelProto, tensors: GGUFTensors) -> dict[str,
             by_layout[e[2].layout].append(e)
         for group in by_layout.values():
             first = group[0][0]
+            label = first.name or first.output[0]
             if len(group) == 1:
-                new += _matmul_nbits(b, x, group[0][1], group[0][2], first.output[0], blocksum, f"{first.name}_gguf")
+                new += _matmul_nbits(b, x, group[0][1], group[0][2], first.output[0], blocksum, f"{label}_gguf")
             else:
                 key = tuple(name for e in group for name in e[1])
                 merged = concat_rows([e[2] for e in group])
                 out = f"{first.output[0]}_gguf_merged"
-                new += _matmul_nbits(b, x, key, merged, out, blocksum, f"{first.name}_gguf_merged")
+                new += _matmul_nbits(b, x, key, merged, out, blocksum, f"{label}_gguf_merged")
                 sizes = b.constant(np.array([e[2].shape[0] for e in group], np.int64), f"{out}_split")
                 new.append(helper.make_node("Split", [out, sizes], [e[0].output[0] for e in group], axis=-1, name=f"{out}_split"))
             counts["matmulnbits"] += 1
