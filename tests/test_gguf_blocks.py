@@ -102,7 +102,8 @@ def test_merged_projections_and_quantized_tied_embedding(tmp_path, float_activat
     """q/k (Q4_1) merge into one MatMulNBits + Split; v (Q6_K, another layout) stays apart; the Q8_0
     table serves the Gather (GatherBlockQuantized) and the tied head (Gemm transB) from one copy."""
     vocab, hidden = 40, 256
-    q, k, v, table = (raw_blocks(t, r, hidden, seed=s) for t, r, s in [(QType.Q4_1, 32, 3), (QType.Q4_1, 16, 4), (QType.Q6_K, 16, 5), (QType.Q8_0, vocab, 6)])
+    specs = [(QType.Q4_1, 32, 3), (QType.Q4_1, 16, 4), (QType.Q6_K, 16, 5), (QType.Q8_0, vocab, 6)]
+    q, k, v, table = (raw_blocks(t, rows, hidden, seed=s) for t, rows, s in specs)
     tensors = {"q": (q, QType.Q4_1), "k": (k, QType.Q4_1), "v": (v, QType.Q6_K), "token_embd.weight": (table, QType.Q8_0)}
     write_gguf(tmp_path / "m.gguf", tensors)
     deq = {name: dequantize(raw, qt) for name, (raw, qt) in tensors.items()}
@@ -113,7 +114,10 @@ def test_merged_projections_and_quantized_tied_embedding(tmp_path, float_activat
         helper.make_node("MatMul", ["x", "wv"], ["yv"]),
         helper.make_node("Gemm", ["x", "table"], ["logits"], transB=1),
     ]
-    inputs = [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, None]), helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, hidden])]
+    inputs = [
+        helper.make_tensor_value_info("ids", TensorProto.INT64, [1, None]),
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, hidden]),
+    ]
     outputs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in ("h", "yq", "yk", "yv", "logits")]
     weights = {"table": deq["token_embd.weight"], "wq": deq["q"].T.copy(), "wk": deq["k"].T.copy(), "wv": deq["v"].T.copy()}
     model = graph(nodes, inputs, outputs, weights)

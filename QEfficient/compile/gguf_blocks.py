@@ -81,7 +81,8 @@ class QuantBlocks:
             codes = self.codes.reshape(n, -1, self.block_size).astype(np.int16) - z[..., None] + 128
             if codes.min() < 0 or codes.max() > 255:
                 return self
-            return QuantBlocks(8, self.block_size, codes.astype(np.uint8).reshape(n, k), self.scales, np.full_like(self.zero_points, 128), self.mins)
+            codes = codes.astype(np.uint8).reshape(n, k)
+            return QuantBlocks(8, self.block_size, codes, self.scales, np.full_like(self.zero_points, 128), self.mins)
         if self.block_size != MIN_BLOCK:
             return self
         mins = self.mins if self.mins is not None else np.zeros_like(self.scales)
