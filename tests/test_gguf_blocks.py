@@ -183,3 +183,49 @@ def test_compile_gguf_weights_needs_a_gguf_model(tiny_model_dir):
     model = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("llama"))
     with pytest.raises(ValueError, match="was not loaded from a .gguf file"):
         model.compile(prefill_seq_len=8, ctx_len=32, gguf_weights=True)
+
+
+def test_smollm2_q4_1_file_runs_on_its_own_blocks(tmp_path, monkeypatch):
+    """The real Q4_1 file (~30 s of conversion and export, unless test_smollm2 already made them).
+
+    With float32 activations the GGUF-blocks graph gives HF's greedy tokens on the de-quantized
+    weights and the float32 graph's logits; the default artifact (int8 activations, as llama.cpp)
+    is checked for its structure and its distance to float32 is printed."""
+    from transformers import AutoTokenizer
+
+    from QEfficient import QEFFAutoModelForCausalLM
+    from QEfficient.compile.gguf_weights import gguf_weights_rewrite
+    from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH
+    from QEfficient.loading.hf_loader import ModelNotFoundError, default_model_path
+    from QEfficient.runtime.ort_session import KVCacheSession
+    from tests.helpers import hf_greedy
+
+    try:
+        path = default_model_path()
+    except ModelNotFoundError as err:
+        pytest.skip(str(err))
+    model = QEFFAutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+    qpc = model.compile(prefill_seq_len=32, ctx_len=256, num_cores=2, gguf_weights=True, offload_pt_weights=False)
+    ops = collections.Counter(n.op_type for n in onnx.load(str(qpc / ARTIFACT_GRAPH), load_external_data=False).graph.node)
+    assert ops["MatMulNBits"] == 30 * 4 + 1 and ops["GatherBlockQuantized"] == 1  # q/k/v, o, gate/up, down per layer; head
+    tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ref = hf_greedy(model.model.hf, tokenizer, prompt, 16)
+    info = model.generate(tokenizer, [prompt], generation_len=16, stream=False)
+    ours = [int(t) for t in info.generated_ids[0][0]][: len(ref)]  # may run past HF's EOS: its numerics differ
+
+    monkeypatch.setattr(gguf_weights, "GGUF_ACCURACY_LEVEL", 0)
+    exact = gguf_weights_rewrite(model.onnx_path, tmp_path / "model.onnx", path)
+    kw = {"batch_size": 1, "kv_shape": (1, 3, 256, 64), "num_layers": 30, "vocab_size": 49152, "num_cores": 2}
+    sessions = [KVCacheSession(p, **kw) for p in (model.onnx_path, exact, qpc / ARTIFACT_GRAPH)]
+    ids = tokenizer(prompt)["input_ids"] + ref
+    delta = [0.0, 0.0]
+    for i, t in enumerate(ids[:-1]):
+        fp32, float_act, int8_act = (s.run(np.array([[t]]), np.array([[i]])).reshape(-1) for s in sessions)
+        delta = [max(delta[0], float(np.abs(float_act - fp32).max())), max(delta[1], float(np.abs(int8_act - fp32).max()))]
+        if i >= len(ids) - len(ref) - 1:
+            assert int(float_act.argmax()) == ids[i + 1]  # HF's greedy token
+    agree = next((i for i, (a, b) in enumerate(zip(ours, ref)) if a != b), len(ref))
+    print(f"logits max |delta| vs float32: {delta[0]:.2e} (float activations), {delta[1]:.2f} (int8); greedy = HF {agree}/{len(ref)}")
+    assert delta[0] < 1e-3
