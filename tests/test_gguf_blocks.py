@@ -99,7 +99,7 @@ def test_onnxruntime_weights_equal_gguf_bit_for_bit(tmp_path, qtype, float_activ
 
 
 def test_merged_projections_and_quantized_tied_embedding(tmp_path, float_activations):
-    """q/k (Q4_1) merge into one MatMulNBits + Split; v (Q6_K, another layout) stays apart; the Q8_0
+    """q/k (Q4_1) merge into one MatMulNBits (+ blocksum rows) + Split; v (Q6_K, another layout) stays apart; the Q8_0
     table serves the Gather (GatherBlockQuantized) and the tied head (Gemm transB) from one copy."""
     vocab, hidden = 40, 256
     specs = [(QType.Q4_1, 32, 3), (QType.Q4_1, 16, 4), (QType.Q6_K, 16, 5), (QType.Q8_0, vocab, 6)]
@@ -124,7 +124,7 @@ def test_merged_projections_and_quantized_tied_embedding(tmp_path, float_activat
     counts = apply_gguf_blocks(model, GGUFTensors(tmp_path / "m.gguf"))
     assert counts == {"weights": 4, "matmulnbits": 3, "left_float": 0, "embeddings": 1}
     ops = collections.Counter(node.op_type for node in model.graph.node)
-    assert ops["GatherBlockQuantized"] == 1 and ops["Split"] == 1 and ops["Gemm"] == 0
+    assert ops["GatherBlockQuantized"] == 1 and ops["Split"] == 2 and ops["Gemm"] == 0  # q|k, then blocksum
     assert sum(1 for i in model.graph.initializer if i.data_type == TensorProto.FLOAT and i.dims[-1] == hidden) == 0
     codes = [n.input[0] for n in model.graph.node if n.op_type == "GatherBlockQuantized"]
     assert codes[0] in {n.input[1] for n in model.graph.node if n.op_type == "MatMulNBits"}  # one copy of the table's codes

@@ -27,6 +27,11 @@ A K-quant's super-block only carries the two fp16 factors; its sub-blocks are or
 32 (16 for Q6_K) once ``d*sc_j`` and ``dmin*m_j`` are multiplied out, which is done in float32
 exactly as ``gguf.quants.dequantize`` does, so the products are the same floats. Codes of 5 and 6
 bits go into 8-bit containers (exact; ``MatMulNBits`` has no 5/6-bit layout).
+
+``QuantBlocks.centred()`` then moves every zero point to MatMulNBits' default (8 or 128), which
+lets the graph leave the zero-point input out (the faster kernel path): by shifting 8-bit codes,
+or, for 4-bit codes with zero point 0 (Q4_1, Q4_K), by folding ``8 * scale`` into the min, kept
+only where every code still de-quantizes to the same float32.
 """
 
 from __future__ import annotations
@@ -134,8 +139,8 @@ class QuantBlocks:
 
 def concat_rows(parts: list[QuantBlocks]) -> QuantBlocks:
     """Blocks of matrices with one layout stacked along N (q/k/v or gate/up merged into one MatMul)."""
-    if len({p.layout for p in parts}) != 1:
-        raise ValueError("only blocks of one layout can be merged")
+    if len({(p.bits, p.block_size) for p in parts}) != 1:
+        raise ValueError("only blocks of one bit width and block size can be merged")
     need_mins = any(p.mins is not None for p in parts)
 
     def mins(p: QuantBlocks) -> np.ndarray:  # a format without mins adds zeros: exact

@@ -10,8 +10,8 @@ unchanged (gguf_blocks.py gives the layout per format):
   of one layout are merged into one MatMulNBits followed by a ``Split`` (their blocks concatenated
   along N, which is exact);
 * formats with a min per block (Q4_1, Q5_1, Q4_K, Q5_K: ``w = d*q + m``) add the min term
-  ``y += blocksum(x) @ M``: ``blocksum(x)`` sums x over each block of 32 inputs (one small MatMul
-  with a 0/1 matrix, shared by all weights that read x), and ``M`` (K/32 x N) holds the mins. Since
+  ``y += blocksum(x) @ M``: ``blocksum(x)`` sums x over each block of 32 inputs (K/32 extra output
+  rows of the same MatMulNBits, with weights 1 on their block), and ``M`` (K/32 x N) holds the mins. Since
   ``sum_k x_k (d_b q_k + m_b) = sum_k x_k d_b q_k + sum_b m_b sum_{k in b} x_k``, this is the
   same product. For K-quants, the 6-bit sub-block scales and mins of each 256-value super-block
   are multiplied out into one scale and one min per 32 values, so MatMulNBits' blocks are
@@ -165,27 +165,51 @@ class _Builder:
         return self.shared[key]
 
 
-def _matmul_nbits(b: _Builder, x: str, key: tuple[str, ...], blocks: QuantBlocks, out: str, blocksum: str | None, name: str) -> list:
+def _block_summer(blocks: QuantBlocks) -> QuantBlocks:
+    """K/32 extra output rows of weight 1 over one block of 32 inputs and 0 elsewhere: ``blocksum(x)``
+    computed by the MatMulNBits itself, so from the same int8-rounded activations as the main product
+    (with ``accuracy_level=4``): the min term then completes an exact product of the GGUF weights with
+    those activations, as llama.cpp's Q8_1 block sums do."""
+    k = blocks.shape[1]
+    zero = 1 << (blocks.bits - 1)
+    ones = np.kron(np.eye(k // MIN_BLOCK, dtype=np.uint8), np.ones((1, MIN_BLOCK), np.uint8))
+    n_scales = k // blocks.block_size
+    return QuantBlocks(
+        blocks.bits,
+        blocks.block_size,
+        (ones + zero).astype(np.uint8),
+        np.ones((k // MIN_BLOCK, n_scales), np.float32),
+        np.full((k // MIN_BLOCK, n_scales), zero, np.uint8),
+        None,
+    )
+
+
+def _matmul_nbits(b: _Builder, x: str, key: tuple[str, ...], blocks: QuantBlocks, out: str, name: str) -> list:
+    """MatMulNBits over the blocks; with mins: N + K/32 outputs, the last K/32 being blocksum(x),
+    then ``y = y[:, :N] + blocksum(x) @ M``."""
     n, k = blocks.shape
     tag = "+".join(key)
+    if blocks.mins is not None:
+        mins = blocks.mins
+        blocks, key = concat_rows([blocks, _block_summer(blocks)]), (*key, "blocksum")
     inputs = [x, b.packed_codes(key, blocks), b.constant(blocks.scales, f"gguf.{tag}.scales")]
     if not blocks.default_zero_point:  # the kernel is faster without the input
         inputs.append(b.constant(blocks.packed_zero_points(), f"gguf.{tag}.zero_points"))
-    attrs = {"K": k, "N": n, "bits": blocks.bits, "block_size": blocks.block_size, "accuracy_level": GGUF_ACCURACY_LEVEL}
-    if blocks.mins is None:
+    attrs = {"K": k, "N": blocks.shape[0], "bits": blocks.bits, "block_size": blocks.block_size, "accuracy_level": GGUF_ACCURACY_LEVEL}
+    if blocks.shape[0] == n:
         return [helper.make_node("MatMulNBits", inputs, [out], name=name, domain="com.microsoft", **attrs)]
-    assert blocksum is not None
-    mins = b.constant(np.ascontiguousarray(blocks.mins.T), f"gguf.{tag}.mins")
+    sizes = b.constant(np.array([n, k // MIN_BLOCK], np.int64), f"gguf.{tag}.split_blocksum")
     return [
-        helper.make_node("MatMulNBits", inputs, [f"{out}_scaled"], name=name, domain="com.microsoft", **attrs),
-        helper.make_node("MatMul", [blocksum, mins], [f"{out}_mins"], name=f"{name}_mins"),
+        helper.make_node("MatMulNBits", inputs, [f"{out}_ext"], name=name, domain="com.microsoft", **attrs),
+        helper.make_node("Split", [f"{out}_ext", sizes], [f"{out}_scaled", f"{out}_blocksum"], axis=-1, name=f"{name}_split_blocksum"),
+        helper.make_node(
+            "MatMul",
+            [f"{out}_blocksum", b.constant(np.ascontiguousarray(mins.T), f"gguf.{tag}.mins")],
+            [f"{out}_mins"],
+            name=f"{name}_mins",
+        ),
         helper.make_node("Add", [f"{out}_scaled", f"{out}_mins"], [out], name=f"{name}_add_mins"),
     ]
-
-
-def _blocksum_matrix(k: int) -> np.ndarray:
-    """(K, K/32) of 0/1: x @ S sums x over each block of 32 inputs."""
-    return np.kron(np.eye(k // MIN_BLOCK, dtype=np.float32), np.ones((MIN_BLOCK, 1), np.float32))
 
 
 def _gather_block_quantized(b: _Builder, node, key: tuple[str, ...], blocks: QuantBlocks) -> list:
@@ -263,11 +287,6 @@ def apply_gguf_blocks(model: onnx.ModelProto, tensors: GGUFTensors) -> dict[str,
     counts = {"weights": 0, "matmulnbits": 0, "left_float": left, "embeddings": len(gathers)}
     for x, entries in matmuls.items():
         new: list = []
-        blocksum = None
-        if any(e[2].mins is not None for e in entries):
-            k = entries[0][2].shape[1]
-            blocksum = f"{x}_gguf_blocksum"
-            new.append(helper.make_node("MatMul", [x, b.constant(_blocksum_matrix(k), f"gguf.blocksum{k}")], [blocksum], name=blocksum))
         by_layout: dict[tuple, list] = defaultdict(list)
         for e in entries:
             by_layout[e[2].layout].append(e)
@@ -275,12 +294,12 @@ def apply_gguf_blocks(model: onnx.ModelProto, tensors: GGUFTensors) -> dict[str,
             first = group[0][0]
             label = first.name or first.output[0]
             if len(group) == 1:
-                new += _matmul_nbits(b, x, group[0][1], group[0][2], first.output[0], blocksum, f"{label}_gguf")
+                new += _matmul_nbits(b, x, group[0][1], group[0][2], first.output[0], f"{label}_gguf")
             else:
                 key = tuple(name for e in group for name in e[1])
                 merged = concat_rows([e[2] for e in group])
                 out = f"{first.output[0]}_gguf_merged"
-                new += _matmul_nbits(b, x, key, merged, out, blocksum, f"{label}_gguf_merged")
+                new += _matmul_nbits(b, x, key, merged, out, f"{label}_gguf_merged")
                 sizes = b.constant(np.array([e[2].shape[0] for e in group], np.int64), f"{out}_split")
                 new.append(helper.make_node("Split", [out, sizes], [e[0].output[0] for e in group], axis=-1, name=f"{out}_split"))
             counts["matmulnbits"] += 1
