@@ -165,6 +165,25 @@ def test_llama_rows_permuted_as_transformers_loads_them(tmp_path, float_activati
     assert np.array_equal(y, w.T)
 
 
+def test_weights_the_file_does_not_quantize_go_to_8_bit_with_mxfp6(tmp_path):
+    from QEfficient.compile.gguf_weights import gguf_weights_rewrite
+    from QEfficient.utils.onnx_files import save_with_external_weights
+
+    raw = raw_blocks(QType.Q4_0, 16, 256, seed=9)
+    write_gguf(tmp_path / "m.gguf", {"blk.0.ffn_up.weight": (raw, QType.Q4_0)})
+    other = np.random.default_rng(10).standard_normal((256, 8)).astype(np.float32)
+    model = graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("MatMul", ["x", "other"], ["z"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 256])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in ("y", "z")],
+        {"w": np.ascontiguousarray(dequantize(raw, QType.Q4_0).T), "other": other},
+    )
+    save_with_external_weights(model, tmp_path / "src.onnx")
+    out = gguf_weights_rewrite(tmp_path / "src.onnx", tmp_path / "dst.onnx", tmp_path / "m.gguf", mxfp6_matmul=True)
+    ops = collections.Counter(n.op_type for n in onnx.load(str(out)).graph.node)
+    assert ops == {"MatMulNBits": 2}
+
+
 def test_graph_not_from_this_file_is_refused(tmp_path):
     write_gguf(tmp_path / "m.gguf", {"t": (raw_blocks(QType.Q8_0, 8, 64, seed=8), QType.Q8_0)})
     model = graph(
