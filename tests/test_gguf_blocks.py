@@ -98,6 +98,25 @@ def test_onnxruntime_weights_equal_gguf_bit_for_bit(tmp_path, qtype, float_activ
     assert np.array_equal(y, ref.T)
 
 
+@pytest.mark.parametrize("qtype", FORMATS, ids=lambda q: q.name)
+def test_embedding_rows_equal_gguf_bit_for_bit(tmp_path, qtype):
+    vocab = 12
+    raw = raw_blocks(qtype, vocab, K, seed=11)
+    write_gguf(tmp_path / "m.gguf", {"token_embd.weight": (raw, qtype)})
+    table = dequantize(raw, qtype)
+    model = graph(
+        [helper.make_node("Gather", ["table", "ids"], ["h"], axis=0)],
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None, None])],
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, None)],
+        {"table": table},
+    )
+    assert apply_gguf_blocks(model, GGUFTensors(tmp_path / "m.gguf"))["embeddings"] == 1
+    assert "GatherBlockQuantized" in {n.op_type for n in model.graph.node}
+    ids = np.array([[5, 0, 11], [3, 3, 7]], np.int64)
+    (h,) = run(model, {"ids": ids})
+    assert np.array_equal(h, table[ids])
+
+
 def test_merged_projections_and_quantized_tied_embedding(tmp_path, float_activations):
     """q/k (Q4_1) merge into one MatMulNBits (+ blocksum rows) + Split; v (Q6_K, another layout) stays apart; the Q8_0
     table serves the Gather (GatherBlockQuantized) and the tied head (Gemm transB) from one copy."""

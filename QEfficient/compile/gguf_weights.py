@@ -94,8 +94,7 @@ class GGUFTensors:
 
     def blocks(self, name: str) -> QuantBlocks:
         t = self._tensors[name]
-        b = unpack(np.asarray(t.data), t.tensor_type)
-        b = b.centred()
+        b = unpack(np.asarray(t.data), t.tensor_type).centred()
         return b.rows(self._perm[name]) if name in self._perm else b
 
     def match(self, rows: np.ndarray) -> list[str] | None:
