@@ -1,11 +1,13 @@
 """SmolLM2-135M-Instruct side by side: HF eager (PyTorch), QEfficient fp32, QEfficient compressed
-(mxfp6_matmul -> 4-bit MatMulNBits), and llama.cpp on the Q4_1 GGUF when llama-cpp-python is installed.
+(mxfp6_matmul -> 8-bit MatMulNBits), QEfficient on the GGUF file's own Q4_1 blocks (gguf_weights),
+and llama.cpp on the Q4_1 GGUF when llama-cpp-python is installed.
 
-    .venv/bin/python benchmarks/bench_causal_lm.py [--threads 2] [--new-tokens 128] [--quick]
+    .venv/bin/python benchmarks/bench_causal_lm.py [--threads 2] [--new-tokens 128] [--quick] [--ours-only]
 
 One script; each measurement runs in a fresh worker process (so that memory figures are per engine
 and one engine's thread pools do not slow the next), one after another, never two at once. Prints a
-table (time to first token, decode tok/s, ratios, peak memory), perplexity on tests/data/perplexity.txt,
+table (time to first token, decode tok/s, ratios, peak memory), perplexity on the first PPL_TOKENS tokens of
+tests/data/perplexity.txt (the same tokens for every engine),
 decode tok/s against ctx_len and batch size, start-up times; writes JSON and a PNG plot to
 benchmarks/results/. Ratios matter, not absolute seconds: the machines are noisy.
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 TEXT = ROOT / "tests" / "data" / "perplexity.txt"
+PPL_TOKENS = 256  # = the compiled ctx_len: our graph holds that many positions
 SYSTEM = "You are a helpful assistant."
 USER = "Write a short story about a robot who learns to paint."
 
@@ -52,6 +55,13 @@ def _prompt_ids(tokenizer, batch: int):
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return prompt, tokenizer(prompt)["input_ids"]
+
+
+def _perplexity_ids(hf_dir: Path) -> list[int]:
+    """The tokens every engine's perplexity is computed on."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(hf_dir)(TEXT.read_text())["input_ids"][:PPL_TOKENS]
 
 
 def worker_hf(cfg: dict) -> dict:
@@ -118,6 +128,7 @@ def worker_qeff(cfg: dict) -> dict:
         num_cores=cfg["threads"],
         mxfp6_matmul=cfg["mxfp6"],
         mxint8_kv_cache=cfg.get("mxint8", False),
+        gguf_weights=cfg.get("gguf_weights", False),
     )
     compile_s = time.perf_counter() - t
     tok = AutoTokenizer.from_pretrained(model.local_model_dir)
@@ -148,7 +159,7 @@ def worker_qeff(cfg: dict) -> dict:
         "kv_mb": sum(buf.nbytes for buf in session.storage) / 2**20,
     }
     if cfg.get("ppl"):
-        result["perplexity"] = perplexity(session, tok(TEXT.read_text())["input_ids"][: min(cfg["ctx"], 512)])
+        result["perplexity"] = perplexity(session, cfg["ppl_ids"])
     return result
 
 
@@ -192,7 +203,7 @@ def worker_llamacpp(cfg: dict) -> dict:
     if cfg.get("ppl"):
         del llm
         llm = Llama(model_path=gguf, n_ctx=1024, n_threads=cfg["threads"], n_batch=512, verbose=False, logits_all=True)
-        text_ids = tok(TEXT.read_text())["input_ids"][:512]
+        text_ids = cfg["ppl_ids"]
         llm.eval(text_ids)
         scores = np.asarray(llm.scores[: len(text_ids) - 1], dtype=np.float64)
         top = scores.max(-1, keepdims=True)
@@ -225,6 +236,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="fewer tokens and no sweeps")
+    ap.add_argument("--ours-only", action="store_true", help="only QEfficient's rows (no HF, no llama.cpp, no sweeps)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -250,11 +262,12 @@ def main() -> None:
         "ctx": 256,
         "batch": 1,
         "mxfp6": False,
+        "ppl_ids": _perplexity_ids(hf_dir),
     }
     try:
         import llama_cpp  # noqa: F401
 
-        have_llamacpp = True
+        have_llamacpp = not args.ours_only
     except ImportError:
         have_llamacpp = False
 
@@ -266,11 +279,13 @@ def main() -> None:
     res["ours_mxfp6_cold"] = run_worker({**base, "engine": "qeff", "mxfp6": True, "repeats": 1})
     res["ours_mxfp6"] = run_worker({**base, "engine": "qeff", "mxfp6": True, "ppl": True})
     res["ours_fp32_kv16"] = run_worker({**base, "engine": "qeff", "mxint8": True, "ppl": True})
-    res["hf_eager"] = run_worker({**base, "engine": "hf"})
+    res["ours_gguf"] = run_worker({**base, "engine": "qeff", "gguf_weights": True, "ppl": True})
+    if not args.ours_only:
+        res["hf_eager"] = run_worker({**base, "engine": "hf"})
     if have_llamacpp:
         res["llamacpp_q4_1"] = run_worker({**base, "engine": "llamacpp", "ppl": True})
 
-    hf = res["hf_eager"]
+    hf = res.get("hf_eager")
     lc = res.get("llamacpp_q4_1")
     print(
         f"{'engine (batch 1)':22s}{'TTFT ms':>9s}{'decode tok/s':>14s}{'x HF':>7s}{'x llama.cpp':>13s}{'peak RSS MB':>13s}"
@@ -281,18 +296,18 @@ def main() -> None:
         ("ours_fp32", "QEfficient fp32"),
         ("ours_mxfp6", "QEfficient mxfp6"),
         ("ours_fp32_kv16", "QEfficient mxint8 KV"),
+        ("ours_gguf", "QEfficient gguf_weights"),
         ("llamacpp_q4_1", "llama.cpp Q4_1"),
     ]:
         r = res.get(key)
         if not r:
             continue
         vs_lc = f"{r['decode_tok_s'] / lc['decode_tok_s']:.2f}" if lc else "-"
+        vs_hf = f"{r['decode_tok_s'] / hf['decode_tok_s']:.2f}" if hf else "-"
         ppl = f"{r['perplexity']:.2f}" if "perplexity" in r else "-"
-        print(
-            f"{name:22s}{r['ttft_s'] * 1e3:9.1f}{r['decode_tok_s']:14.1f}{r['decode_tok_s'] / hf['decode_tok_s']:7.2f}{vs_lc:>13s}"
-            f"{r['peak_rss_mb']:13.0f}{ppl:>8s}{agree(hf['tokens'], r['tokens']):>9d}/{len(hf['tokens'])}"
-        )
-    for key in ("ours_fp32_cached", "ours_mxfp6", "ours_fp32_kv16"):
+        same = f"{agree(hf['tokens'], r['tokens']):>9d}/{len(hf['tokens'])}" if hf else f"{'-':>13s}"
+        print(f"{name:22s}{r['ttft_s'] * 1e3:9.1f}{r['decode_tok_s']:14.1f}{vs_hf:>7s}{vs_lc:>13s}{r['peak_rss_mb']:13.0f}{ppl:>8s}{same}")
+    for key in ("ours_fp32_cached", "ours_mxfp6", "ours_fp32_kv16", "ours_gguf"):
         r = res[key]
         print(
             f"{key}: artifact {r['artifact_mb']:.0f} MB + KV {r['kv_mb']:.1f} MB; "
@@ -305,7 +320,7 @@ def main() -> None:
     print(f"  cached compile {cached['compile_s']:.2f} s; mxfp6 compile (export cached) {mx['compile_s']:.1f} s;")
     print(f"  session creation fp32 {cached['session_s']:.1f} s, mxfp6 {mx['session_s']:.1f} s")
 
-    if not args.quick:
+    if not (args.quick or args.ours_only):
         res["ctx_sweep"] = {}
         for ctx in (256, 1024, 4096):
             for mx in (False, True):

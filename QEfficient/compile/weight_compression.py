@@ -112,10 +112,15 @@ def fuse_shared_input_matmuls(model: onnx.ModelProto) -> int:
 
 def compress_matmul_weights(src: Path, dst: Path) -> Path:
     """Write ``dst`` (+ ``dst.data``): the graph of ``src`` with every constant MatMul weight in MatMulNBits."""
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
     model = load_graph_and_weights(src)
     gemm_to_matmul(model)
+    return save_with_external_weights(quantize_remaining_matmuls(model), dst)
+
+
+def quantize_remaining_matmuls(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Merge shared-input MatMuls, then put every constant MatMul weight left in 8-bit MatMulNBits."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
     fuse_shared_input_matmuls(model)
     quantizer = MatMulNBitsQuantizer(model, bits=BITS, block_size=BLOCK_SIZE, is_symmetric=False, accuracy_level=ACCURACY_LEVEL)
     previous = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").level
@@ -130,7 +135,7 @@ def compress_matmul_weights(src: Path, dst: Path) -> Path:
     )
     if remaining:
         logger.warning("%d MatMul nodes with constant weights were left uncompressed", remaining)
-    return save_with_external_weights(out, dst)
+    return out
 
 
 def quantize_dynamic_int8(src: Path, dst: Path) -> Path:

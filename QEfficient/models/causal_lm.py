@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from pathlib import Path
 
 import torch
 from transformers import PreTrainedModel
 
+from QEfficient.compile.gguf_weights import gguf_weights_rewrite
 from QEfficient.compile.ort_cpu import warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import DecoderGraphSpec
@@ -152,9 +154,16 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         mxfp6_matmul: bool = False,
         mxint8_kv_cache: bool = False,
         offload_pt_weights: bool = True,
+        gguf_weights: bool = False,
         **compiler_options,
     ) -> Path:
-        """Export if needed, then build (or reuse) the artifact for the ONNX Runtime CPU backend."""
+        """Export if needed, then build (or reuse) the artifact for the ONNX Runtime CPU backend.
+
+        ``gguf_weights=True`` (a model loaded from a .gguf file) runs the MatMuls and the embedding
+        on the file's own quantized blocks, exactly (compile/gguf_weights.py); with
+        ``mxfp6_matmul=True`` too, weights the file does not quantize go to 8-bit.
+        """
+        gguf_path = self._gguf_path() if gguf_weights else None
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
         if self.continuous_batching:
             if full_batch_size is None:
@@ -197,6 +206,8 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             "mxint8_kv_cache": mxint8_kv_cache,
             "compiler_options": compiler_options,
         }
+        if gguf_path is not None:  # only then: existing artifacts keep their hashes
+            params["gguf_weights"] = str(gguf_path.resolve())
         manifest = {
             "num_layers": n_layers,
             "kv_shape": [full_batch_size if self.continuous_batching else batch_size, n_kv, ctx_len, head_dim],
@@ -216,10 +227,26 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             manifest,
             params,
             DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None),
-            rewrite=compress_matmul_weights if mxfp6_matmul else None,
+            rewrite=(
+                partial(gguf_weights_rewrite, gguf_path=gguf_path, mxfp6_matmul=mxfp6_matmul)
+                if gguf_path is not None
+                else compress_matmul_weights
+                if mxfp6_matmul
+                else None
+            ),
         )
         self._num_cores = num_cores
         return self.qpc_path
+
+    def _gguf_path(self) -> Path:
+        source = Path(self.pretrained_model_name_or_path or "")
+        if source.suffix != ".gguf" or not source.is_file():
+            raise ValueError(
+                "compile(gguf_weights=True) runs a GGUF file's own quantized blocks, but this model was not loaded from a "
+                f".gguf file ({self.pretrained_model_name_or_path!r}). Load it with from_pretrained('path/model.gguf') or "
+                "from_pretrained(folder, gguf_file=...), or use mxfp6_matmul=True for 8-bit weights."
+            )
+        return source
 
     def generate(
         self,
