@@ -17,7 +17,6 @@ class ArchAdapter:
     """
 
     model_type: str
-    hf_class: str  # the *ForCausalLM / *LMHeadModel class, for error messages and docs
 
     def kv_geometry(self, config) -> tuple[int, int, int]:
         """(num_layers, num_kv_heads, head_dim) of the cache."""
