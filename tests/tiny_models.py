@@ -159,6 +159,10 @@ _SWEEP_SHRINK: dict[str, object] = {
     "qk_nope_head_dim": 8,
     "qk_head_dim": 16,
     "v_head_dim": 16,
+    "index_head_dim": 16,
+    "index_n_heads": 2,
+    # partial rotary (codegen, gptj)
+    "rotary_dim": 8,
     # a sliding window shorter than the prompt, so that the window mask matters
     "sliding_window": 12,
     # special tokens of the local tokenizer
@@ -183,6 +187,8 @@ def sweep_config(model_type: str):
     kwargs.update(_per_layer_lists(defaults))
     if defaults.get("q_lora_rank") is not None:
         kwargs["q_lora_rank"] = 24
+    if "qk_rope_head_dim" in defaults:  # multi-latent attention: head_dim is the rotary part
+        kwargs["head_dim"] = kwargs["qk_rope_head_dim"]
     if defaults.get("sliding_window") is None:
         kwargs.pop("sliding_window", None)
     kwargs.update(SWEEP_OVERRIDES.get(model_type, {}))

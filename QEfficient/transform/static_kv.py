@@ -123,14 +123,25 @@ def attention_masks(config, position_ids: torch.Tensor, slots: torch.Tensor, upp
     return visibility_mask(position_ids, slots, sliding, upper)
 
 
+# Mixture-of-experts layers (those built with transformers' ``use_experts_implementation``) run
+# "batched_mm": each token gathers its top-k experts' stacked weights (``W[expert_ids]``) and
+# multiplies them in one batched matmul. No data-dependent loop over experts and no ``histc``
+# (which the default grouped path uses), so it exports; a decode step reads only the selected
+# experts' weights.
+EXPERTS_IMPLEMENTATION = "batched_mm"
+
+
 @contextlib.contextmanager
 def _attn_implementation(config, name: str) -> Iterator[None]:
     old = config._attn_implementation
+    old_experts = getattr(config, "_experts_implementation", None)
     config._attn_implementation = name
+    config._experts_implementation = EXPERTS_IMPLEMENTATION
     try:
         yield
     finally:
         config._attn_implementation = old
+        config._experts_implementation = old_experts
 
 
 class QEffCausalLM(nn.Module):
