@@ -88,9 +88,18 @@ class StaticKVCache:
         # The cache may be stored narrower than the compute dtype (compile(mxint8_kv_cache=True)):
         # new entries are rounded on the way in, the cache widened on the way out.
         stored = self.keys[layer_idx].dtype
-        self.keys[layer_idx] = self.keys[layer_idx].scatter(2, self._index("key", key), key.to(stored))
-        self.values[layer_idx] = self.values[layer_idx].scatter(2, self._index("value", value), value.to(stored))
-        return self.keys[layer_idx].to(key.dtype), self.values[layer_idx].to(value.dtype)
+        width = self.keys[layer_idx].shape[-1]
+        # Keys and values narrower than the cache (multi-latent attention's latent and rotary key
+        # share one width) are zero-padded on the way in and cut back on the way out.
+        key_in, value_in = (nn.functional.pad(t, (0, width - t.shape[-1])) if t.shape[-1] != width else t for t in (key, value))
+        self.keys[layer_idx] = self.keys[layer_idx].scatter(2, self._index("key", key_in), key_in.to(stored))
+        self.values[layer_idx] = self.values[layer_idx].scatter(2, self._index("value", value_in), value_in.to(stored))
+        keys, values = self.keys[layer_idx].to(key.dtype), self.values[layer_idx].to(value.dtype)
+        if key.shape[-1] != width:
+            keys = keys[..., : key.shape[-1]]
+        if value.shape[-1] != width:
+            values = values[..., : value.shape[-1]]
+        return keys, values
 
     def get_seq_length(self, layer_idx: int = 0) -> int:  # only used when position_ids is None
         return 0
