@@ -56,7 +56,16 @@ def static_kv_attention(
     if softcap:
         scores = torch.tanh(scores / softcap) * softcap
     scores = torch.where(attention_mask.unsqueeze(2), scores, torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores.float(), dim=-1).to(value.dtype)
+    sinks = kwargs.get("s_aux")
+    if sinks is None:
+        sinks = kwargs.get("sinks")
+    if sinks is not None:
+        # Attention sinks (GPT-OSS, Granite-SWA): one learned logit per head joins the softmax and
+        # takes its share of the probability mass, then is dropped.
+        sink = sinks.reshape(1, n_kv, n_heads // n_kv, 1, 1).expand(bsz, -1, -1, seq, 1).to(scores.dtype)
+        probs = torch.softmax(torch.cat([scores, sink], dim=-1).float(), dim=-1)[..., :-1].to(value.dtype)
+    else:
+        probs = torch.softmax(scores.float(), dim=-1).to(value.dtype)
     out = torch.matmul(probs, value.unsqueeze(2))  # B, Hkv, group, S, Dv
     out = out.reshape(bsz, n_heads, seq, value.shape[-1]).transpose(1, 2)
     return out, None

@@ -16,13 +16,16 @@ import os
 import warnings
 
 from QEfficient.transform.adapters.base import ArchAdapter
+from QEfficient.transform.adapters.falcon import FalconAdapter
 from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES, NOT_DECODER, PROVEN
 
 # Set to 1 to run a type the sweep recorded as failing (to check a fix); the sweep itself sets it.
 ALLOW_ANY_ARCHITECTURE_ENV = "QEFF_ALLOW_ANY_ARCHITECTURE"
 SWEEP_COMMAND = "PYTHONPATH=. python benchmarks/arch_sweep.py"
 
-_QUIRKS: list[ArchAdapter] = []
+_QUIRKS: list[ArchAdapter] = [
+    FalconAdapter("falcon"),
+]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}
 

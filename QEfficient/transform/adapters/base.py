@@ -27,7 +27,9 @@ class ArchAdapter:
             # kv_lora_rank latent, the value slot the rotary key; both are stored at the wider width.
             return n_layers, 1, max(config.kv_lora_rank, config.qk_rope_head_dim)
         n_heads = config.num_attention_heads
-        n_kv = getattr(config, "num_key_value_heads", None) or n_heads
+        n_kv = getattr(config, "num_key_value_heads", None) or getattr(config, "num_kv_heads", None)
+        if not n_kv:  # GPT-BigCode and Falcon's first layout name multi-query attention with a flag
+            n_kv = 1 if getattr(config, "multi_query", False) else n_heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_heads
         return n_layers, n_kv, head_dim
 
