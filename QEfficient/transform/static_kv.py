@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
 
+from QEfficient.transform import onnx_symbolics
 from QEfficient.transform.adapters import ArchAdapter, get_adapter
 
 STATIC_KV_ATTENTION = "qeff_static_kv"
@@ -72,6 +73,7 @@ def static_kv_attention(
 
 
 AttentionInterface.register(STATIC_KV_ATTENTION, static_kv_attention)
+onnx_symbolics.register()
 
 
 class StaticKVCache:
