@@ -165,6 +165,14 @@ _SWEEP_SHRINK: dict[str, object] = {
     "rotary_dim": 8,
     # a sliding window shorter than the prompt, so that the window mask matters
     "sliding_window": 12,
+    # per-layer inputs (Gemma 3n/4), sliding-window attention with its own head counts (Inkling)
+    "vocab_size_per_layer_input": VOCAB,
+    "hidden_size_per_layer_input": 16,
+    "swa_num_attention_heads": 4,
+    "swa_num_key_value_heads": 2,
+    "swa_head_dim": 16,
+    "unpadded_vocab_size": VOCAB,
+    "intermediate_size_mlp": 96,
     # special tokens of the local tokenizer
     "pad_token_id": PAD,
     "bos_token_id": BOS,
@@ -174,6 +182,15 @@ _SWEEP_SHRINK: dict[str, object] = {
 # model_type -> overrides applied after the generic shrink (what each type needs to build small).
 SWEEP_OVERRIDES: dict[str, dict] = {
     "gpt2": dict(n_inner=None),
+    "dbrx": dict(
+        attn_config=dict(kv_n_heads=2, rope_theta=10000.0, clip_qkv=8.0),
+        ffn_config=dict(ffn_hidden_size=96, moe_num_experts=4, moe_top_k=2),
+    ),
+    "llama4_text": dict(attention_chunk_size=12),  # shorter than the prompt: the chunk mask matters
+    "zaya": dict(num_experts_per_tok=1),  # the only routing it supports
+    "gemma3n_text": dict(num_kv_shared_layers=0),
+    "dots1": dict(n_shared_experts=1),
+    "lfm2_moe": dict(layer_types=["full_attention", "full_attention"], num_dense_layers=1),
 }
 
 
@@ -205,7 +222,8 @@ def _per_layer_lists(defaults: dict) -> dict:
     }
     if not lists:
         return {}
-    kinds = {k: list(dict.fromkeys(v)) for k, v in lists.items()}
+    sizes = {k: [_SWEEP_SHRINK[k]] for k in lists if k in _SWEEP_SHRINK}  # per-layer sizes (Gemma 3n)
+    kinds = {k: sizes.get(k) or list(dict.fromkeys(v)) for k, v in lists.items()}
     n_layers = max(2, *(len(k) for k in kinds.values()))
     out = {k: [ks[i % len(ks)] for i in range(n_layers)] for k, ks in kinds.items()}
     if n_layers != 2:

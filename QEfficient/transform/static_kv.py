@@ -119,8 +119,11 @@ class StaticKVCache:
         return [t for pair in zip(self.keys, self.values) for t in pair]
 
 
-def visibility_mask(position_ids: torch.Tensor, slots: torch.Tensor, sliding: int | None = None, upper=None) -> torch.Tensor:
-    """bool [B,1,S,len(slots)]: slot j is visible to the query at position p iff 0 <= j <= p (and j > p - sliding).
+def visibility_mask(
+    position_ids: torch.Tensor, slots: torch.Tensor, sliding: int | None = None, upper=None, chunk: int | None = None
+) -> torch.Tensor:
+    """bool [B,1,S,len(slots)]: slot j is visible to the query at position p iff 0 <= j <= p (and j > p - sliding,
+    and j in p's chunk of ``chunk`` positions for chunked attention).
 
     ``upper`` [B,S] replaces p as the last visible slot (bidirectional image blocks see to their end).
     """
@@ -129,6 +132,8 @@ def visibility_mask(position_ids: torch.Tensor, slots: torch.Tensor, sliding: in
     visible = slots <= (pos if upper is None else upper[:, :, None])
     if sliding is not None:
         visible = visible & (slots > pos - sliding)
+    if chunk is not None:
+        visible = visible & (torch.div(slots, chunk, rounding_mode="floor") == torch.div(pos, chunk, rounding_mode="floor"))
     return visible[:, None]
 
 
@@ -139,6 +144,9 @@ def attention_masks(config, position_ids: torch.Tensor, slots: torch.Tensor, upp
         masks = {"full_attention": visibility_mask(position_ids, slots, upper=upper)}
         if sliding is not None:
             masks["sliding_attention"] = visibility_mask(position_ids, slots, sliding, upper)
+        chunk = getattr(config, "attention_chunk_size", None)
+        if chunk is not None:  # Llama 4: attention within fixed chunks of positions
+            masks["chunked_attention"] = visibility_mask(position_ids, slots, upper=upper, chunk=chunk)
         return masks
     return visibility_mask(position_ids, slots, sliding, upper)
 
@@ -187,7 +195,9 @@ class QEffCausalLM(nn.Module):
         # A multimodal model passes its language model's parts explicitly (base, head, text config).
         self._config = config if config is not None else hf_model.config
         self.adapter = adapter or get_adapter(self._config)
-        self.base = base if base is not None else hf_model.base_model
+        if base is None:  # a head whose base_model_prefix does not name its decoder (Llama 4 text) is its own base_model
+            base = hf_model.base_model if hf_model.base_model is not hf_model else hf_model.model
+        self.base = base
         self.lm_head = lm_head if lm_head is not None else hf_model.get_output_embeddings()
 
     @property
