@@ -56,7 +56,10 @@ def static_kv_attention(
     softcap = kwargs.get("softcap")
     if softcap:
         scores = torch.tanh(scores / softcap) * softcap
-    scores = torch.where(attention_mask.unsqueeze(2), scores, torch.finfo(scores.dtype).min)
+    if attention_mask.dtype == torch.bool:
+        scores = torch.where(attention_mask.unsqueeze(2), scores, torch.finfo(scores.dtype).min)
+    else:
+        scores = scores + attention_mask.unsqueeze(2)
     sinks = kwargs.get("s_aux")
     if sinks is None:
         sinks = kwargs.get("sinks")
@@ -159,6 +162,13 @@ def attention_masks(config, position_ids: torch.Tensor, slots: torch.Tensor, upp
 EXPERTS_IMPLEMENTATION = "batched_mm"
 
 
+def additive(masks, dtype: torch.dtype):
+    """Boolean visibility masks as 0 (visible) / dtype-min (hidden) floats, for attention that adds the mask."""
+    if isinstance(masks, dict):
+        return {k: additive(v, dtype) for k, v in masks.items()}
+    return torch.where(masks, torch.zeros((), dtype=dtype), torch.tensor(torch.finfo(dtype).min, dtype=dtype))
+
+
 @contextlib.contextmanager
 def _attn_implementation(config, name: str) -> Iterator[None]:
     old = config._attn_implementation
@@ -233,6 +243,8 @@ class QEffCausalLM(nn.Module):
         """
         cache = StaticKVCache(past, position_ids)
         masks = attention_masks(self.config, position_ids, torch.arange(past[0].shape[2], device=position_ids.device), visible_upto)
+        if self.adapter.additive_mask:
+            masks = additive(masks, self.lm_head.weight.dtype)
         with _attn_implementation(self.config, STATIC_KV_ATTENTION):
             out = self.base(
                 input_ids=input_ids,

@@ -24,7 +24,8 @@ ALLOW_ANY_ARCHITECTURE_ENV = "QEFF_ALLOW_ANY_ARCHITECTURE"
 SWEEP_COMMAND = "PYTHONPATH=. python benchmarks/arch_sweep.py"
 
 _QUIRKS: list[ArchAdapter] = [
-    FalconAdapter("falcon"),
+    FalconAdapter("falcon", additive_mask=True),
+    ArchAdapter("xglm", additive_mask=True),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}

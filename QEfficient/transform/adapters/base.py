@@ -18,6 +18,9 @@ class ArchAdapter:
     """
 
     model_type: str
+    # The model's own eager attention adds the mask to the scores (Falcon, XGLM) instead of taking
+    # transformers' attention interface: it gets 0 / -large floats instead of booleans.
+    additive_mask: bool = False
 
     def kv_geometry(self, config) -> tuple[int, int, int]:
         """(num_layers, num_kv_heads, head_dim) of the cache."""
@@ -27,9 +30,9 @@ class ArchAdapter:
             # kv_lora_rank latent, the value slot the rotary key; both are stored at the wider width.
             return n_layers, 1, max(config.kv_lora_rank, config.qk_rope_head_dim)
         n_heads = config.num_attention_heads
-        n_kv = getattr(config, "num_key_value_heads", None) or getattr(config, "num_kv_heads", None)
-        if not n_kv:  # GPT-BigCode and Falcon's first layout name multi-query attention with a flag
-            n_kv = 1 if getattr(config, "multi_query", False) else n_heads
+        n_kv = getattr(config, "num_key_value_heads", None) or getattr(config, "num_kv_heads", None) or n_heads
+        if getattr(config, "multi_query", False):  # GPT-BigCode: one key/value head, whatever else the config says
+            n_kv = 1
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_heads
         return n_layers, n_kv, head_dim
 
