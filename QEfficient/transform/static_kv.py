@@ -162,10 +162,13 @@ def attention_masks(config, position_ids: torch.Tensor, slots: torch.Tensor, upp
 EXPERTS_IMPLEMENTATION = "batched_mm"
 
 
-def additive(masks, dtype: torch.dtype):
-    """Boolean visibility masks as 0 (visible) / dtype-min (hidden) floats, for attention that adds the mask."""
+def as_mask_kind(masks, kind: str, dtype: torch.dtype):
+    """Boolean visibility masks in the form a model's own attention expects: "additive" 0 (visible) /
+    dtype-min (hidden) floats, or "hidden" booleans (True where a slot is hidden)."""
     if isinstance(masks, dict):
-        return {k: additive(v, dtype) for k, v in masks.items()}
+        return {k: as_mask_kind(v, kind, dtype) for k, v in masks.items()}
+    if kind == "hidden":
+        return ~masks
     return torch.where(masks, torch.zeros((), dtype=dtype), torch.tensor(torch.finfo(dtype).min, dtype=dtype))
 
 
@@ -243,8 +246,8 @@ class QEffCausalLM(nn.Module):
         """
         cache = StaticKVCache(past, position_ids)
         masks = attention_masks(self.config, position_ids, torch.arange(past[0].shape[2], device=position_ids.device), visible_upto)
-        if self.adapter.additive_mask:
-            masks = additive(masks, self.lm_head.weight.dtype)
+        if self.adapter.mask_kind != "visible":
+            masks = as_mask_kind(masks, self.adapter.mask_kind, self.lm_head.weight.dtype)
         with _attn_implementation(self.config, STATIC_KV_ATTENTION):
             out = self.base(
                 input_ids=input_ids,

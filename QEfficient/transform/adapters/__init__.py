@@ -24,8 +24,9 @@ ALLOW_ANY_ARCHITECTURE_ENV = "QEFF_ALLOW_ANY_ARCHITECTURE"
 SWEEP_COMMAND = "PYTHONPATH=. python benchmarks/arch_sweep.py"
 
 _QUIRKS: list[ArchAdapter] = [
-    FalconAdapter("falcon", additive_mask=True),
-    ArchAdapter("xglm", additive_mask=True),
+    FalconAdapter("falcon", mask_kind="additive"),
+    ArchAdapter("xglm", mask_kind="additive"),
+    ArchAdapter("mpt", mask_kind="hidden"),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}

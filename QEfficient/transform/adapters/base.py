@@ -18,9 +18,9 @@ class ArchAdapter:
     """
 
     model_type: str
-    # The model's own eager attention adds the mask to the scores (Falcon, XGLM) instead of taking
-    # transformers' attention interface: it gets 0 / -large floats instead of booleans.
-    additive_mask: bool = False
+    # What the model's own eager attention expects when it does not take transformers' attention
+    # interface: "additive" 0 / -large floats (Falcon, XGLM), "hidden" True where a slot is hidden (MPT).
+    mask_kind: str = "visible"
 
     def kv_geometry(self, config) -> tuple[int, int, int]:
         """(num_layers, num_kv_heads, head_dim) of the cache."""
