@@ -31,6 +31,7 @@ from transformers import AttentionInterface, PreTrainedModel
 
 from QEfficient.transform import onnx_symbolics
 from QEfficient.transform.adapters import ArchAdapter, get_adapter
+from QEfficient.transform.moe import rewrite_moe_layers
 
 STATIC_KV_ATTENTION = "qeff_static_kv"
 
@@ -71,7 +72,8 @@ def static_kv_attention(
     else:
         probs = torch.softmax(scores.float(), dim=-1).to(value.dtype)
     out = torch.matmul(probs, value.unsqueeze(2))  # B, Hkv, group, S, Dv
-    out = out.reshape(bsz, n_heads, seq, value.shape[-1]).transpose(1, 2)
+    # contiguous like transformers' own attention functions: some models .view() the result
+    out = out.reshape(bsz, n_heads, seq, value.shape[-1]).transpose(1, 2).contiguous()
     return out, None
 
 
@@ -205,6 +207,7 @@ class QEffCausalLM(nn.Module):
     ) -> None:
         super().__init__()
         self.hf = hf_model
+        rewrite_moe_layers(hf_model)
         # A multimodal model passes its language model's parts explicitly (base, head, text config).
         self._config = config if config is not None else hf_model.config
         self.adapter = adapter or get_adapter(self._config)

@@ -29,12 +29,16 @@ class ArchAdapter:
             # Multi-latent attention caches its compressed latents, one "head": the key slot holds the
             # kv_lora_rank latent, the value slot the rotary key; both are stored at the wider width.
             return n_layers, 1, max(config.kv_lora_rank, config.qk_rope_head_dim)
+        try:
+            head_dim = getattr(config, "head_dim", None)
+        except RuntimeError:  # Gemma 4: head sizes vary by layer (AmbiguousGlobalPerLayerAttributeError); cache at the widest
+            layers = config.per_layer_config
+            return n_layers, max(c.num_key_value_heads for c in layers), max(c.head_dim for c in layers)
         n_heads = config.num_attention_heads
         n_kv = getattr(config, "num_key_value_heads", None) or getattr(config, "num_kv_heads", None) or n_heads
         if getattr(config, "multi_query", False):  # GPT-BigCode: one key/value head, whatever else the config says
             n_kv = 1
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_heads
-        return n_layers, n_kv, head_dim
+        return n_layers, n_kv, head_dim or config.hidden_size // n_heads
 
     def postprocess_logits(self, logits: torch.Tensor, config) -> torch.Tensor:
         """What *ForCausalLM heads do after ``lm_head``, by the config attribute that names it."""
