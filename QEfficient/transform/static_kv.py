@@ -31,7 +31,7 @@ from transformers import AttentionInterface, PreTrainedModel
 
 from QEfficient.transform import onnx_symbolics
 from QEfficient.transform.adapters import ArchAdapter, get_adapter
-from QEfficient.transform.moe import rewrite_moe_layers
+from QEfficient.transform.rewrites import apply_rewrites
 
 STATIC_KV_ATTENTION = "qeff_static_kv"
 
@@ -207,7 +207,7 @@ class QEffCausalLM(nn.Module):
     ) -> None:
         super().__init__()
         self.hf = hf_model
-        rewrite_moe_layers(hf_model)
+        apply_rewrites(hf_model)
         # A multimodal model passes its language model's parts explicitly (base, head, text config).
         self._config = config if config is not None else hf_model.config
         self.adapter = adapter or get_adapter(self._config)

@@ -27,6 +27,7 @@ _QUIRKS: list[ArchAdapter] = [
     FalconAdapter("falcon", mask_kind="additive"),
     ArchAdapter("xglm", mask_kind="additive"),
     ArchAdapter("mpt", mask_kind="hidden"),
+    ArchAdapter("bloom", mask_kind="additive"),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}

@@ -1,0 +1,62 @@
+"""Methods of transformers modules replaced (on the instance) where the original cannot be exported
+or assumes a cache that grows with the sequence.
+
+* Mixture-of-experts layers that transformers runs with a data-dependent loop over experts gather each
+  token's selected experts' weights (``W[expert_ids]``) and multiply them in one batched matmul: no
+  loop, no ``nonzero``, so the graph exports, and a decode step reads only the selected experts'
+  weights. (Layers built with transformers' ``use_experts_implementation`` need no rewrite: static_kv
+  selects their "batched_mm" implementation, the same computation.)
+* BLOOM builds its ALiBi bias from a 2-D padding mask; here it is built from the static cache's slots.
+"""
+
+from __future__ import annotations
+
+import types
+
+import torch
+from torch import nn
+
+
+def dbrx_experts_forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor) -> torch.Tensor:
+    """DbrxExperts: w1/v1/w2 stored as [E * ffn, H]; out = sum_k weight_k * (act(x w1_k^T) * (x v1_k^T)) w2_k."""
+    batch_size = hidden_states.shape[0]
+    x = hidden_states.reshape(-1, self.hidden_size)  # [T, H]
+    shape = (self.num_experts, self.ffn_hidden_size, self.hidden_size)
+    w1 = self.mlp.w1.view(shape)[top_k_index]  # [T, k, F, H]
+    v1 = self.mlp.v1.view(shape)[top_k_index]
+    w2 = self.mlp.w2.view(shape)[top_k_index]
+    xk = x[:, None, None, :]  # [T, 1, 1, H]
+    gate = torch.matmul(xk, w1.transpose(-1, -2))  # [T, k, 1, F]
+    up = torch.matmul(xk, v1.transpose(-1, -2))
+    down = torch.matmul(self.mlp.activation_fn(gate) * up, w2).squeeze(-2)  # [T, k, H]
+    out = (down * top_k_weights[..., None].to(down.dtype)).sum(dim=1)
+    return out.view(batch_size, -1, self.hidden_size)
+
+
+def bloom_build_alibi_tensor(self, attention_mask: torch.Tensor, num_heads: int, dtype: torch.dtype) -> torch.Tensor:
+    """[B * H, 1, T]: slope_h * slot. ALiBi is slope * (key position - query position); the query term is
+    constant along each softmax row, so slope * key slot gives the same probabilities (as HF's own
+    mask-free path does). Hidden slots are masked separately."""
+    from transformers.models.bloom.modeling_bloom import _get_alibi_slopes
+
+    batch_size, slots = attention_mask.shape[0], attention_mask.shape[-1]
+    slopes = _get_alibi_slopes(num_heads, attention_mask.device)
+    alibi = slopes[:, None, None] * torch.arange(slots, device=attention_mask.device)
+    return alibi.repeat(batch_size, 1, 1).to(dtype)
+
+
+# class name -> {method name: replacement}
+REWRITES = {
+    "DbrxExperts": {"forward": dbrx_experts_forward},
+    "BloomModel": {"build_alibi_tensor": bloom_build_alibi_tensor},
+}
+
+
+def apply_rewrites(model: nn.Module) -> int:
+    """Replace the methods listed in REWRITES on every matching module instance; returns how many modules."""
+    count = 0
+    for module in model.modules():
+        for name, method in REWRITES.get(type(module).__name__, {}).items():
+            setattr(module, name, types.MethodType(method, module))
+            count += 1
+    return count
