@@ -265,7 +265,7 @@ class QEffCausalLM(nn.Module):
         # Only the last real position of each row reaches the LM head: prefill cost stays O(1) in S.
         last = position_ids.argmax(dim=1)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        hidden_last = hidden[rows, last]  # [B, hidden]
+        hidden_last = self.adapter.head_input(self.hf, hidden[rows, last])  # [B, hidden]
         # A 2-D linear with a bias exports as Gemm(transB=1) over the weight itself: a tied embedding is
         # stored once (without a bias the exporter folds in a transposed copy), and ONNX Runtime's
         # Gemm over [V, H] rows measured 2.5x faster than MatMul over a [H, V] copy at batch 1.

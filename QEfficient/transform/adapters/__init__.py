@@ -17,6 +17,7 @@ import warnings
 
 from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
+from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
 from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES, NOT_DECODER, PROVEN
 
 # Set to 1 to run a type the sweep recorded as failing (to check a fix); the sweep itself sets it.
@@ -28,6 +29,8 @@ _QUIRKS: list[ArchAdapter] = [
     ArchAdapter("xglm", mask_kind="additive"),
     ArchAdapter("mpt", mask_kind="hidden"),
     ArchAdapter("bloom", mask_kind="additive"),
+    ArchAdapter("gpt_neox_japanese", mask_kind="additive"),
+    PredictionHeadAdapter("modernbert-decoder"),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}

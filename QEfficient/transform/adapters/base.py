@@ -40,6 +40,10 @@ class ArchAdapter:
             n_kv = 1
         return n_layers, n_kv, head_dim or config.hidden_size // n_heads
 
+    def head_input(self, hf_model, hidden: torch.Tensor) -> torch.Tensor:
+        """What the *ForCausalLM head computes from the last hidden state before the output embedding."""
+        return hidden
+
     def postprocess_logits(self, logits: torch.Tensor, config) -> torch.Tensor:
         """What *ForCausalLM heads do after ``lm_head``, by the config attribute that names it."""
         scale = getattr(config, "logit_scale", None)  # Cohere
