@@ -7,11 +7,18 @@ or assumes a cache that grows with the sequence.
   weights. (Layers built with transformers' ``use_experts_implementation`` need no rewrite: static_kv
   selects their "batched_mm" implementation, the same computation.)
 * BLOOM builds its ALiBi bias from a 2-D padding mask; here it is built from the static cache's slots.
+* Llama 4 and DeepSeek-V2 rotate queries and keys with complex numbers (``torch.polar``,
+  ``view_as_complex``), which ONNX cannot express: their rotary tables become (cos, sin) pairs and the
+  rotation is written out in real arithmetic (the module functions are swapped only while our forward runs).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import sys
 import types
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -45,11 +52,58 @@ def bloom_build_alibi_tensor(self, attention_mask: torch.Tensor, num_heads: int,
     return alibi.repeat(batch_size, 1, 1).to(dtype)
 
 
+def real_rotary_forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+    """The complex rotary table cis(position * inv_freq) * scaling as real (cos, sin) pairs [B, S, D/2, 2]."""
+    freqs = position_ids[..., None].float() * self.inv_freq.to(device=x.device, dtype=torch.float)
+    return torch.stack([freqs.cos(), freqs.sin()], dim=-1) * self.attention_scaling
+
+
+def _rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """(x[2i] + i x[2i+1]) * (cos + i sin), written back interleaved, as view_as_complex/view_as_real do."""
+    pairs = x.float().reshape(*x.shape[:-1], -1, 2)
+    real, imag = pairs[..., 0], pairs[..., 1]
+    return torch.stack([real * cos - imag * sin, real * sin + imag * cos], dim=-1).flatten(-2).type_as(x)
+
+
+def llama4_apply_rotary_emb(xq: torch.Tensor, xk: torch.Tensor, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    cos, sin = freqs[..., 0][:, :, None, :], freqs[..., 1][:, :, None, :]  # q/k are [B, S, H, D] here
+    return _rotate_pairs(xq, cos, sin), _rotate_pairs(xk, cos, sin)
+
+
+def deepseek_v2_apply_rotary_emb(xq: torch.Tensor, xk: torch.Tensor, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    cos, sin = freqs[..., 0].unsqueeze(1), freqs[..., 1].unsqueeze(1)  # q/k are [B, H, S, D] here
+    return _rotate_pairs(xq, cos, sin), _rotate_pairs(xk, cos, sin)
+
+
 # class name -> {method name: replacement}
 REWRITES = {
     "DbrxExperts": {"forward": dbrx_experts_forward},
     "BloomModel": {"build_alibi_tensor": bloom_build_alibi_tensor},
+    "Llama4TextRotaryEmbedding": {"forward": real_rotary_forward},
+    "DeepseekV2RotaryEmbedding": {"forward": real_rotary_forward},
 }
+
+# transformers module -> {function name: replacement}, swapped in while our forward runs
+FUNCTION_REWRITES = {
+    "transformers.models.llama4.modeling_llama4": {"apply_rotary_emb": llama4_apply_rotary_emb},
+    "transformers.models.deepseek_v2.modeling_deepseek_v2": {"apply_rotary_emb": deepseek_v2_apply_rotary_emb},
+}
+
+
+@contextlib.contextmanager
+def rewritten_functions(model: nn.Module) -> Iterator[None]:
+    """Swap the module functions listed for ``model``'s modeling module, and restore them after."""
+    name = type(model).__module__
+    replacements = FUNCTION_REWRITES.get(name, {})
+    module = sys.modules.get(name) or (importlib.import_module(name) if replacements else None)
+    originals = {fn: getattr(module, fn) for fn in replacements}
+    try:
+        for fn, replacement in replacements.items():
+            setattr(module, fn, replacement)
+        yield
+    finally:
+        for fn, original in originals.items():
+            setattr(module, fn, original)
 
 
 def apply_rewrites(model: nn.Module) -> int:

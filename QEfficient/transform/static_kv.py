@@ -31,7 +31,7 @@ from transformers import AttentionInterface, PreTrainedModel
 
 from QEfficient.transform import onnx_symbolics
 from QEfficient.transform.adapters import ArchAdapter, get_adapter
-from QEfficient.transform.rewrites import apply_rewrites
+from QEfficient.transform.rewrites import apply_rewrites, rewritten_functions
 
 STATIC_KV_ATTENTION = "qeff_static_kv"
 
@@ -251,7 +251,7 @@ class QEffCausalLM(nn.Module):
         masks = attention_masks(self.config, position_ids, torch.arange(past[0].shape[2], device=position_ids.device), visible_upto)
         if self.adapter.mask_kind != "visible":
             masks = as_mask_kind(masks, self.adapter.mask_kind, self.lm_head.weight.dtype)
-        with _attn_implementation(self.config, STATIC_KV_ATTENTION):
+        with _attn_implementation(self.config, STATIC_KV_ATTENTION), rewritten_functions(self.hf):
             out = self.base(
                 input_ids=input_ids,
                 inputs_embeds=inputs_embeds,
