@@ -120,6 +120,10 @@ class StaticKVCache:
     def get_seq_length(self, layer_idx: int = 0) -> int:  # only used when position_ids is None
         return 0
 
+    @property
+    def is_initialized(self) -> bool:  # the fixed-size tensors exist from the first step
+        return True
+
     def retained(self) -> list[torch.Tensor]:
         return [t for pair in zip(self.keys, self.values) for t in pair]
 
