@@ -21,6 +21,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -99,6 +100,7 @@ def short(err: BaseException) -> str:
     """The first informative line of an exception, for the table."""
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
     text = next((ln for ln in lines if "aten::" in ln or "Unsupported" in ln), lines[0] if lines else "")
+    text = re.sub(r"(/[^\s/]+)+/", ".../", text)  # temp-folder paths change every run
     return f"{type(err).__name__}: {text}"[:200].replace("|", "/")
 
 
