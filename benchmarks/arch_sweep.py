@@ -122,6 +122,20 @@ def time_limit(seconds: int):
         signal.signal(signal.SIGALRM, old)
 
 
+@contextlib.contextmanager
+def allow_any_architecture():
+    """The sweep tries every type, the known failures too; the setting is restored after."""
+    old = os.environ.get(ALLOW_ANY_ARCHITECTURE_ENV)
+    os.environ[ALLOW_ANY_ARCHITECTURE_ENV] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[ALLOW_ANY_ARCHITECTURE_ENV]
+        else:
+            os.environ[ALLOW_ANY_ARCHITECTURE_ENV] = old
+
+
 def tiny_model(config):
     """Seeded random weights, widened (as tests/tiny_models.py does) so greedy tokens are far from ties."""
     torch.manual_seed(1234)
@@ -185,8 +199,7 @@ def sweep_one(model_type: str) -> SweepResult:
     def result(status: str, reason: str = "", diff: float | None = None) -> SweepResult:
         return SweepResult(model_type, status, reason, round(time.perf_counter() - start, 1), diff)
 
-    os.environ[ALLOW_ANY_ARCHITECTURE_ENV] = "1"  # the sweep tries every type, the known failures too
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), allow_any_architecture():
         warnings.simplefilter("ignore")
         try:
             with time_limit(TIME_LIMIT_S):
