@@ -297,7 +297,7 @@ def write_doc(results: list[SweepResult], seconds: float, path: Path = DOC) -> N
         "",
         "| model_type | status | reason |",
         "|---|---|---|",
-        *[f"| {r.model_type} | {r.status} | {r.reason} |" for r in results],
+        *[f"| {r.model_type} | {r.status} | {r.reason.replace('|', chr(92) + '|')} |" for r in results],
         "",
     ]
     path.write_text("\n".join(lines))

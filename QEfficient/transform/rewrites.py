@@ -4,8 +4,9 @@ or assumes a cache that grows with the sequence.
 * Mixture-of-experts layers that transformers runs with a data-dependent loop over experts gather each
   token's selected experts' weights (``W[expert_ids]``) and multiply them in one batched matmul: no
   loop, no ``nonzero``, so the graph exports, and a decode step reads only the selected experts'
-  weights. (Layers built with transformers' ``use_experts_implementation`` need no rewrite: static_kv
-  selects their "batched_mm" implementation, the same computation.)
+  weights (DBRX, JetMoE's experts and its mixture of attention heads). Layers built with transformers'
+  ``use_experts_implementation`` need no rewrite: static_kv selects their "batched_mm" implementation,
+  the same computation.
 * BLOOM builds its ALiBi bias from a 2-D padding mask; here it is built from the static cache's slots.
 * Llama 4 and DeepSeek-V2 rotate queries and keys with complex numbers (``torch.polar``,
   ``view_as_complex``), which ONNX cannot express: their rotary tables become (cos, sin) pairs and the
@@ -38,6 +39,43 @@ def dbrx_experts_forward(self, hidden_states: torch.Tensor, top_k_index: torch.T
     down = torch.matmul(self.mlp.activation_fn(gate) * up, w2).squeeze(-2)  # [T, k, H]
     out = (down * top_k_weights[..., None].to(down.dtype)).sum(dim=1)
     return out.view(batch_size, -1, self.hidden_size)
+
+
+def _jetmoe_route(router, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """JetMoeTopKGating's decision without its sort/split bookkeeping: (expert ids [T,k], gates [T,k], logits)."""
+    logits = router.layer(x).float()
+    top_logits, top_index = logits.topk(router.top_k, dim=1)
+    return top_index, torch.softmax(top_logits, dim=1).type_as(x), logits
+
+
+def _experts_linear(weight: torch.Tensor, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x [T, k, In] through each token's selected experts of weight [E, Out, In] -> [T, k, Out]."""
+    return torch.matmul(x.unsqueeze(-2), weight[index].transpose(-1, -2)).squeeze(-2)
+
+
+def jetmoe_moe_forward(self, layer_input: torch.Tensor) -> torch.Tensor:
+    bsz, length, emb_size = layer_input.size()
+    x = layer_input.reshape(-1, emb_size)
+    index, gates, _ = _jetmoe_route(self.router, x)
+    hidden = _experts_linear(self.input_linear.weight, x[:, None, :].expand(-1, index.shape[1], -1), index)
+    gate, up = hidden.chunk(2, dim=-1)
+    out = _experts_linear(self.output_linear.weight, self.activation(gate) * up, index)  # [T, k, H]
+    return ((out * gates[..., None]).sum(dim=1).view(bsz, length, self.input_size)) + self.bias
+
+
+def jetmoe_moa_map(self, layer_input: torch.Tensor):
+    bsz, length, emb_size = layer_input.size()
+    x = layer_input.reshape(-1, emb_size)
+    index, gates, logits = _jetmoe_route(self.router, x)
+    queries = _experts_linear(self.input_linear.weight, x[:, None, :].expand(-1, self.top_k, -1), index)
+    return queries.view(bsz, length, self.top_k, -1), logits, (index, gates)
+
+
+def jetmoe_moa_reduce(self, layer_input: torch.Tensor, topo_info) -> torch.Tensor:
+    bsz, length, k, hidden_size = layer_input.size()
+    index, gates = topo_info
+    out = _experts_linear(self.output_linear.weight, layer_input.reshape(-1, k, hidden_size), index)
+    return (out * gates[..., None]).sum(dim=1).view(bsz, length, self.input_size) + self.bias
 
 
 def bloom_build_alibi_tensor(self, attention_mask: torch.Tensor, num_heads: int, dtype: torch.dtype) -> torch.Tensor:
@@ -78,6 +116,8 @@ def deepseek_v2_apply_rotary_emb(xq: torch.Tensor, xk: torch.Tensor, freqs: torc
 # class name -> {method name: replacement}
 REWRITES = {
     "DbrxExperts": {"forward": dbrx_experts_forward},
+    "JetMoeMoE": {"forward": jetmoe_moe_forward},
+    "JetMoeMoA": {"map": jetmoe_moa_map, "reduce": jetmoe_moa_reduce},
     "BloomModel": {"build_alibi_tensor": bloom_build_alibi_tensor},
     "Llama4TextRotaryEmbedding": {"forward": real_rotary_forward},
     "DeepseekV2RotaryEmbedding": {"forward": real_rotary_forward},
