@@ -56,3 +56,11 @@ class ArchAdapter:
         if cap:
             logits = torch.tanh(logits / cap) * cap
         return logits
+
+
+@dataclass(frozen=True)
+class CacheGeometryAdapter(ArchAdapter):
+    """Cache geometry only: for a language model inside a multimodal head that applies no logit transform."""
+
+    def postprocess_logits(self, logits: torch.Tensor, config) -> torch.Tensor:
+        return logits
