@@ -186,6 +186,7 @@ SWEEP_OVERRIDES: dict[str, dict] = {
         attn_config=dict(kv_n_heads=2, rope_theta=10000.0, clip_qkv=8.0),
         ffn_config=dict(ffn_hidden_size=96, moe_num_experts=4, moe_top_k=2),
     ),
+    "gpt_neo": dict(window_size=12),  # local layers: shorter than the prompt, so the window matters
     "llama4_text": dict(attention_chunk_size=12),  # shorter than the prompt: the chunk mask matters
     "zaya": dict(num_experts_per_tok=1),  # the only routing it supports
     "gemma3n_text": dict(num_kv_shared_layers=0),

@@ -8,6 +8,7 @@ or assumes a cache that grows with the sequence.
   ``use_experts_implementation`` need no rewrite: static_kv selects their "batched_mm" implementation,
   the same computation.
 * BLOOM builds its ALiBi bias from a 2-D padding mask; here it is built from the static cache's slots.
+* GPT-Neo's attention reads causality and its local window from a buffer sliced by cache length.
 * Llama 4 and DeepSeek-V2 rotate queries and keys with complex numbers (``torch.polar``,
   ``view_as_complex``), which ONNX cannot express: their rotary tables become (cos, sin) pairs and the
   rotation is written out in real arithmetic (the module functions are swapped only while our forward runs).
@@ -78,6 +79,21 @@ def jetmoe_moa_reduce(self, layer_input: torch.Tensor, topo_info) -> torch.Tenso
     return (out * gates[..., None]).sum(dim=1).view(bsz, length, self.input_size) + self.bias
 
 
+def gpt_neo_attn(self, query, key, value, attention_mask=None):
+    """GPTNeoSelfAttention._attn over the static cache. The original slices a causal buffer as if the queries
+    were the last keys; here visibility comes from the (additive) mask, and a local layer keeps the slots
+    within ``window_size`` of the query, whose position is its last visible slot."""
+    scores = torch.matmul(query.float(), key.float().transpose(-1, -2))  # GPT-Neo does not scale the scores
+    visible = attention_mask == 0
+    if self.attention_type == "local":
+        slots = torch.arange(key.shape[-2], device=key.device)
+        position = visible.sum(dim=-1, keepdim=True) - 1
+        visible = visible & (slots > position - self.config.window_size)
+    scores = torch.where(visible, scores, torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1).to(value.dtype)
+    return torch.matmul(probs, value), probs
+
+
 def bloom_build_alibi_tensor(self, attention_mask: torch.Tensor, num_heads: int, dtype: torch.dtype) -> torch.Tensor:
     """[B * H, 1, T]: slope_h * slot. ALiBi is slope * (key position - query position); the query term is
     constant along each softmax row, so slope * key slot gives the same probabilities (as HF's own
@@ -119,6 +135,7 @@ REWRITES = {
     "JetMoeMoE": {"forward": jetmoe_moe_forward},
     "JetMoeMoA": {"map": jetmoe_moa_map, "reduce": jetmoe_moa_reduce},
     "BloomModel": {"build_alibi_tensor": bloom_build_alibi_tensor},
+    "GPTNeoSelfAttention": {"_attn": gpt_neo_attn},
     "Llama4TextRotaryEmbedding": {"forward": real_rotary_forward},
     "DeepseekV2RotaryEmbedding": {"forward": real_rotary_forward},
 }

@@ -30,6 +30,7 @@ _QUIRKS: list[ArchAdapter] = [
     ArchAdapter("mpt", mask_kind="hidden"),
     ArchAdapter("bloom", mask_kind="additive"),
     ArchAdapter("gpt_neox_japanese", mask_kind="additive"),
+    ArchAdapter("gpt_neo", mask_kind="additive"),
     PredictionHeadAdapter("modernbert-decoder"),
 ]
 
