@@ -96,3 +96,139 @@ def save_tiny_model(model_type: str, folder: Path, tokenizer_dir: Path) -> Path:
     model.save_pretrained(folder)
     PreTrainedTokenizerFast.from_pretrained(tokenizer_dir).save_pretrained(folder)
     return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiny configs for every model type in transformers' causal-LM mapping (the architecture sweep).
+#
+# Each type's config class is built with its own defaults, shrunk by the generic table below (an
+# attribute is set only where the default config has it), then by the few per-type overrides
+# that the generic shrink cannot express (kept as data).
+# ---------------------------------------------------------------------------------------------
+
+_SWEEP_SHRINK: dict[str, object] = {
+    # sizes
+    "vocab_size": VOCAB,
+    "hidden_size": 64,
+    "d_model": 64,
+    "n_embd": 64,
+    "intermediate_size": 96,
+    "ffn_dim": 96,
+    "ffn_hidden_size": 96,
+    "decoder_ffn_dim": 96,
+    "num_hidden_layers": 2,
+    "n_layer": 2,
+    "n_layers": 2,
+    "num_layers": 2,
+    "decoder_layers": 2,
+    "num_attention_heads": 4,
+    "n_head": 4,
+    "n_heads": 4,
+    "num_heads": 4,
+    "decoder_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_kv_heads": 2,
+    "head_dim": 16,
+    "max_position_embeddings": 512,
+    "n_positions": 512,
+    "n_ctx": 512,
+    "max_seq_len": 512,
+    # mixture of experts: 4 experts, top-2, small experts
+    "num_experts": 4,
+    "num_local_experts": 4,
+    "n_routed_experts": 4,
+    "moe_num_experts": 4,
+    "num_experts_per_tok": 2,
+    "num_experts_per_token": 2,
+    "moe_topk": 2,
+    "moe_k": 2,
+    "moe_intermediate_size": 32,
+    "shared_expert_intermediate_size": 32,
+    "shared_intermediate_size": 32,
+    "shared_experts_intermediate_size": 32,
+    "expert_ffn_hidden_size": 32,
+    "dense_intermediate_size": 96,
+    "n_group": 1,
+    "num_expert_group": 1,
+    "topk_group": 1,
+    "first_k_dense_replace": 1,  # layer 0 dense, layer 1 MoE
+    "decoder_sparse_step": 1,
+    # multi-latent attention
+    "kv_lora_rank": 16,
+    "qk_rope_head_dim": 8,
+    "qk_nope_head_dim": 8,
+    "qk_head_dim": 16,
+    "v_head_dim": 16,
+    "index_head_dim": 16,
+    "index_n_heads": 2,
+    # partial rotary (codegen, gptj)
+    "rotary_dim": 8,
+    # a sliding window shorter than the prompt, so that the window mask matters
+    "sliding_window": 12,
+    # per-layer inputs (Gemma 3n/4), sliding-window attention with its own head counts (Inkling)
+    "vocab_size_per_layer_input": VOCAB,
+    "hidden_size_per_layer_input": 16,
+    "swa_num_attention_heads": 4,
+    "swa_num_key_value_heads": 2,
+    "swa_head_dim": 16,
+    "unpadded_vocab_size": VOCAB,
+    "intermediate_size_mlp": 96,
+    # special tokens of the local tokenizer
+    "pad_token_id": PAD,
+    "bos_token_id": BOS,
+    "eos_token_id": EOS,
+}
+
+# model_type -> overrides applied after the generic shrink (what each type needs to build small).
+SWEEP_OVERRIDES: dict[str, dict] = {
+    "gpt2": dict(n_inner=None),
+    "dbrx": dict(
+        attn_config=dict(kv_n_heads=2, rope_theta=10000.0, clip_qkv=8.0),
+        ffn_config=dict(ffn_hidden_size=96, moe_num_experts=4, moe_top_k=2),
+    ),
+    "gpt_neo": dict(window_size=12),  # local layers: shorter than the prompt, so the window matters
+    "llama4_text": dict(attention_chunk_size=12),  # shorter than the prompt: the chunk mask matters
+    "zaya": dict(num_experts_per_tok=1),  # the only routing it supports
+    "gemma3n_text": dict(num_kv_shared_layers=0),
+    "dots1": dict(n_shared_experts=1),
+    "lfm2_moe": dict(layer_types=["full_attention", "full_attention"], num_dense_layers=1),
+}
+
+
+def sweep_config(model_type: str):
+    """A tiny config of ``model_type`` built from its config class's defaults (raises if it cannot be built)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    config_class = CONFIG_MAPPING[model_type]
+    defaults = config_class().to_dict()
+    kwargs = {k: v for k, v in _SWEEP_SHRINK.items() if k in defaults}
+    kwargs.update(_per_layer_lists(defaults))
+    if defaults.get("q_lora_rank") is not None:
+        kwargs["q_lora_rank"] = 24
+    if "qk_rope_head_dim" in defaults:  # multi-latent attention: head_dim is the rotary part
+        kwargs["head_dim"] = kwargs["qk_rope_head_dim"]
+    if defaults.get("sliding_window") is None:
+        kwargs.pop("sliding_window", None)
+    kwargs.update(SWEEP_OVERRIDES.get(model_type, {}))
+    return config_class(**kwargs)
+
+
+def _per_layer_lists(defaults: dict) -> dict:
+    """Per-layer lists (layer_types, mlp_layer_types, ...) cut to one layer of each kind, two layers at least."""
+    n_default = next((defaults[k] for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers") if k in defaults), None)
+    lists = {
+        k: v
+        for k, v in defaults.items()
+        if isinstance(v, list) and n_default and len(v) == n_default and v and all(isinstance(x, (str, int, bool)) for x in v)
+    }
+    if not lists:
+        return {}
+    sizes = {k: [_SWEEP_SHRINK[k]] for k in lists if k in _SWEEP_SHRINK}  # per-layer sizes (Gemma 3n)
+    kinds = {k: sizes.get(k) or list(dict.fromkeys(v)) for k, v in lists.items()}
+    n_layers = max(2, *(len(k) for k in kinds.values()))
+    out = {k: [ks[i % len(ks)] for i in range(n_layers)] for k, ks in kinds.items()}
+    if n_layers != 2:
+        for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers"):
+            if k in defaults:
+                out[k] = n_layers
+    return out

@@ -62,7 +62,10 @@ def fold_reshape_shapes(model: onnx.ModelProto) -> int:
     """Make Reshape targets constant where symbolic shapes allow; returns how many were folded."""
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-    inferred_model = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    try:
+        inferred_model = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    except Exception:  # noqa: BLE001 - an optimisation: a graph the inference cannot follow stays as exported
+        return 0
     value_info = {vi.name: vi for vi in list(inferred_model.graph.value_info) + list(inferred_model.graph.input)}
     known = _scalar_symbols(inferred_model)
     folded = 0

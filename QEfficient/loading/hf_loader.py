@@ -16,7 +16,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-from QEfficient.transform.adapters import get_adapter
+from QEfficient.transform.adapters import check_architecture
 from QEfficient.utils.cache import build_entry, hash_dict, qeff_home
 from QEfficient.utils.extras import require_extra
 
@@ -74,7 +74,8 @@ def load_config(folder: Path, gguf_file: str | None = None, **kwargs) -> Pretrai
 
 
 def check_causal_lm_config(config: PretrainedConfig) -> None:
-    """Raise NotACausalLMError / UnsupportedArchitectureError before any weight is read."""
+    """Before any weight is read: NotACausalLMError, UnsupportedArchitectureError for a type the
+    architecture sweep recorded as failing, a warning for a type it has not proven."""
     heads = config.architectures or []
     is_causal_head = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in heads)
     if (heads and not is_causal_head) or config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
@@ -84,7 +85,7 @@ def check_causal_lm_config(config: PretrainedConfig) -> None:
             "QEFFAutoModelForCausalLM cannot run it. For encoders and embedding models use QEFFAutoModel; "
             "for image-text models use QEFFAutoModelForImageTextToText."
         )
-    get_adapter(config)
+    check_architecture(config)
 
 
 def _gguf_cache_entry(folder: Path, gguf_file: str) -> Path:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from QEfficient.transform.adapters import ArchAdapter
+from QEfficient.transform.adapters.base import CacheGeometryAdapter
 from QEfficient.transform.static_kv import QEffCausalLM
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
 
@@ -48,7 +48,7 @@ class QEffImageTextDecoder(nn.Module):
         self.vision_adapter = adapter or get_vision_adapter(hf_model.config)
         base, lm_head, text_config = self.vision_adapter.language(hf_model)
         # kv geometry only: the multimodal heads apply no logit post-processing of their own
-        arch = ArchAdapter(text_config.model_type, type(hf_model).__name__)
+        arch = CacheGeometryAdapter(text_config.model_type)
         self.lm = QEffCausalLM(hf_model, arch, base=base, lm_head=lm_head, config=text_config)
         self.image_token_id = self.vision_adapter.image_token_id(hf_model.config)
 

@@ -29,7 +29,9 @@ import torch
 from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
 
+from QEfficient.transform import onnx_symbolics
 from QEfficient.transform.adapters import ArchAdapter, get_adapter
+from QEfficient.transform.rewrites import apply_rewrites, rewritten_functions
 
 STATIC_KV_ATTENTION = "qeff_static_kv"
 
@@ -55,14 +57,28 @@ def static_kv_attention(
     softcap = kwargs.get("softcap")
     if softcap:
         scores = torch.tanh(scores / softcap) * softcap
-    scores = torch.where(attention_mask.unsqueeze(2), scores, torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores.float(), dim=-1).to(value.dtype)
+    if attention_mask.dtype == torch.bool:
+        scores = torch.where(attention_mask.unsqueeze(2), scores, torch.finfo(scores.dtype).min)
+    else:
+        scores = scores + attention_mask.unsqueeze(2)
+    sinks = kwargs.get("s_aux")
+    if sinks is None:
+        sinks = kwargs.get("sinks")
+    if sinks is not None:
+        # Attention sinks (GPT-OSS, Granite-SWA): one learned logit per head joins the softmax and
+        # takes its share of the probability mass, then is dropped.
+        sink = sinks.reshape(1, n_kv, n_heads // n_kv, 1, 1).expand(bsz, -1, -1, seq, 1).to(scores.dtype)
+        probs = torch.softmax(torch.cat([scores, sink], dim=-1).float(), dim=-1)[..., :-1].to(value.dtype)
+    else:
+        probs = torch.softmax(scores.float(), dim=-1).to(value.dtype)
     out = torch.matmul(probs, value.unsqueeze(2))  # B, Hkv, group, S, Dv
-    out = out.reshape(bsz, n_heads, seq, value.shape[-1]).transpose(1, 2)
+    # contiguous like transformers' own attention functions: some models .view() the result
+    out = out.reshape(bsz, n_heads, seq, value.shape[-1]).transpose(1, 2).contiguous()
     return out, None
 
 
 AttentionInterface.register(STATIC_KV_ATTENTION, static_kv_attention)
+onnx_symbolics.register()
 
 
 class StaticKVCache:
@@ -88,19 +104,35 @@ class StaticKVCache:
         # The cache may be stored narrower than the compute dtype (compile(mxint8_kv_cache=True)):
         # new entries are rounded on the way in, the cache widened on the way out.
         stored = self.keys[layer_idx].dtype
-        self.keys[layer_idx] = self.keys[layer_idx].scatter(2, self._index("key", key), key.to(stored))
-        self.values[layer_idx] = self.values[layer_idx].scatter(2, self._index("value", value), value.to(stored))
-        return self.keys[layer_idx].to(key.dtype), self.values[layer_idx].to(value.dtype)
+        width = self.keys[layer_idx].shape[-1]
+        # Keys and values narrower than the cache (multi-latent attention's latent and rotary key
+        # share one width) are zero-padded on the way in and cut back on the way out.
+        key_in, value_in = (nn.functional.pad(t, (0, width - t.shape[-1])) if t.shape[-1] != width else t for t in (key, value))
+        self.keys[layer_idx] = self.keys[layer_idx].scatter(2, self._index("key", key_in), key_in.to(stored))
+        self.values[layer_idx] = self.values[layer_idx].scatter(2, self._index("value", value_in), value_in.to(stored))
+        keys, values = self.keys[layer_idx].to(key.dtype), self.values[layer_idx].to(value.dtype)
+        if key.shape[-1] != width:
+            keys = keys[..., : key.shape[-1]]
+        if value.shape[-1] != width:
+            values = values[..., : value.shape[-1]]
+        return keys, values
 
     def get_seq_length(self, layer_idx: int = 0) -> int:  # only used when position_ids is None
         return 0
+
+    @property
+    def is_initialized(self) -> bool:  # the fixed-size tensors exist from the first step
+        return True
 
     def retained(self) -> list[torch.Tensor]:
         return [t for pair in zip(self.keys, self.values) for t in pair]
 
 
-def visibility_mask(position_ids: torch.Tensor, slots: torch.Tensor, sliding: int | None = None, upper=None) -> torch.Tensor:
-    """bool [B,1,S,len(slots)]: slot j is visible to the query at position p iff 0 <= j <= p (and j > p - sliding).
+def visibility_mask(
+    position_ids: torch.Tensor, slots: torch.Tensor, sliding: int | None = None, upper=None, chunk: int | None = None
+) -> torch.Tensor:
+    """bool [B,1,S,len(slots)]: slot j is visible to the query at position p iff 0 <= j <= p (and j > p - sliding,
+    and j in p's chunk of ``chunk`` positions for chunked attention).
 
     ``upper`` [B,S] replaces p as the last visible slot (bidirectional image blocks see to their end).
     """
@@ -109,6 +141,8 @@ def visibility_mask(position_ids: torch.Tensor, slots: torch.Tensor, sliding: in
     visible = slots <= (pos if upper is None else upper[:, :, None])
     if sliding is not None:
         visible = visible & (slots > pos - sliding)
+    if chunk is not None:
+        visible = visible & (torch.div(slots, chunk, rounding_mode="floor") == torch.div(pos, chunk, rounding_mode="floor"))
     return visible[:, None]
 
 
@@ -119,18 +153,42 @@ def attention_masks(config, position_ids: torch.Tensor, slots: torch.Tensor, upp
         masks = {"full_attention": visibility_mask(position_ids, slots, upper=upper)}
         if sliding is not None:
             masks["sliding_attention"] = visibility_mask(position_ids, slots, sliding, upper)
+        chunk = getattr(config, "attention_chunk_size", None)
+        if chunk is not None:  # Llama 4: attention within fixed chunks of positions
+            masks["chunked_attention"] = visibility_mask(position_ids, slots, upper=upper, chunk=chunk)
         return masks
     return visibility_mask(position_ids, slots, sliding, upper)
+
+
+# Mixture-of-experts layers (those built with transformers' ``use_experts_implementation``) run
+# "batched_mm": each token gathers its top-k experts' stacked weights (``W[expert_ids]``) and
+# multiplies them in one batched matmul. No data-dependent loop over experts and no ``histc``
+# (which the default grouped path uses), so it exports; a decode step reads only the selected
+# experts' weights.
+EXPERTS_IMPLEMENTATION = "batched_mm"
+
+
+def as_mask_kind(masks, kind: str, dtype: torch.dtype):
+    """Boolean visibility masks in the form a model's own attention expects: "additive" 0 (visible) /
+    dtype-min (hidden) floats, or "hidden" booleans (True where a slot is hidden)."""
+    if isinstance(masks, dict):
+        return {k: as_mask_kind(v, kind, dtype) for k, v in masks.items()}
+    if kind == "hidden":
+        return ~masks
+    return torch.where(masks, torch.zeros((), dtype=dtype), torch.tensor(torch.finfo(dtype).min, dtype=dtype))
 
 
 @contextlib.contextmanager
 def _attn_implementation(config, name: str) -> Iterator[None]:
     old = config._attn_implementation
+    old_experts = getattr(config, "_experts_implementation", None)
     config._attn_implementation = name
+    config._experts_implementation = EXPERTS_IMPLEMENTATION
     try:
         yield
     finally:
         config._attn_implementation = old
+        config._experts_implementation = old_experts
 
 
 class QEffCausalLM(nn.Module):
@@ -153,10 +211,13 @@ class QEffCausalLM(nn.Module):
     ) -> None:
         super().__init__()
         self.hf = hf_model
+        apply_rewrites(hf_model)
         # A multimodal model passes its language model's parts explicitly (base, head, text config).
         self._config = config if config is not None else hf_model.config
         self.adapter = adapter or get_adapter(self._config)
-        self.base = base if base is not None else hf_model.base_model
+        if base is None:  # a head whose base_model_prefix does not name its decoder (Llama 4 text) is its own base_model
+            base = hf_model.base_model if hf_model.base_model is not hf_model else hf_model.model
+        self.base = base
         self.lm_head = lm_head if lm_head is not None else hf_model.get_output_embeddings()
 
     @property
@@ -192,7 +253,9 @@ class QEffCausalLM(nn.Module):
         """
         cache = StaticKVCache(past, position_ids)
         masks = attention_masks(self.config, position_ids, torch.arange(past[0].shape[2], device=position_ids.device), visible_upto)
-        with _attn_implementation(self.config, STATIC_KV_ATTENTION):
+        if self.adapter.mask_kind != "visible":
+            masks = as_mask_kind(masks, self.adapter.mask_kind, self.lm_head.weight.dtype)
+        with _attn_implementation(self.config, STATIC_KV_ATTENTION), rewritten_functions(self.hf):
             out = self.base(
                 input_ids=input_ids,
                 inputs_embeds=inputs_embeds,
@@ -206,7 +269,7 @@ class QEffCausalLM(nn.Module):
         # Only the last real position of each row reaches the LM head: prefill cost stays O(1) in S.
         last = position_ids.argmax(dim=1)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        hidden_last = hidden[rows, last]  # [B, hidden]
+        hidden_last = self.adapter.head_input(self.hf, hidden[rows, last])  # [B, hidden]
         # A 2-D linear with a bias exports as Gemm(transB=1) over the weight itself: a tied embedding is
         # stored once (without a bias the exporter folds in a transposed copy), and ONNX Runtime's
         # Gemm over [V, H] rows measured 2.5x faster than MatMul over a [H, V] copy at batch 1.

@@ -1,50 +1,92 @@
-"""The table of supported decoder architectures, keyed by ``config.model_type``.
+"""Which decoder architectures run, and the few that need an adapter.
 
-Adding an architecture: one entry here (plus a small adapter module if its LM head does
-something beyond ``lm_head(hidden)``) and a parity test in tests/test_parity.py.
+What runs is decided by the architecture sweep (benchmarks/arch_sweep.py), not by hand: the
+registry it writes (sweep_status.py) lists the model types proven token-exact against HF and the
+ones known to fail, with the reason. Any other causal LM runs with the default adapter and a
+warning that says how to check it.
+
+The table below keeps only real quirks: what an architecture's ``*ForCausalLM`` head computes
+beyond ``lm_head(hidden)`` (the wrapper replaces that head), or a cache geometry that the config
+does not state in the usual names.
 """
 
 from __future__ import annotations
 
-from QEfficient.transform.adapters.base import ArchAdapter
-from QEfficient.transform.adapters.gemma2 import FinalSoftcapAdapter
-from QEfficient.transform.adapters.granite import GraniteAdapter
+import os
+import warnings
 
-_ADAPTERS = [
-    ArchAdapter("llama", "LlamaForCausalLM"),
-    ArchAdapter("mistral", "MistralForCausalLM"),
-    ArchAdapter("qwen2", "Qwen2ForCausalLM"),
-    ArchAdapter("qwen3", "Qwen3ForCausalLM"),
-    ArchAdapter("phi3", "Phi3ForCausalLM"),
-    ArchAdapter("gemma", "GemmaForCausalLM"),
-    FinalSoftcapAdapter("gemma2", "Gemma2ForCausalLM"),
-    FinalSoftcapAdapter("gemma3_text", "Gemma3ForCausalLM"),
-    GraniteAdapter("granite", "GraniteForCausalLM"),
-    ArchAdapter("olmo2", "Olmo2ForCausalLM"),
-    ArchAdapter("starcoder2", "Starcoder2ForCausalLM"),
-    ArchAdapter("gpt2", "GPT2LMHeadModel"),
+from QEfficient.transform.adapters.base import ArchAdapter
+from QEfficient.transform.adapters.falcon import FalconAdapter
+from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
+from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES, NOT_DECODER, PROVEN
+
+# Set to 1 to run a type the sweep recorded as failing (to check a fix); the sweep itself sets it.
+ALLOW_ANY_ARCHITECTURE_ENV = "QEFF_ALLOW_ANY_ARCHITECTURE"
+SWEEP_COMMAND = "PYTHONPATH=. python benchmarks/arch_sweep.py"
+
+_QUIRKS: list[ArchAdapter] = [
+    FalconAdapter("falcon", mask_kind="additive"),
+    ArchAdapter("xglm", mask_kind="additive"),
+    ArchAdapter("mpt", mask_kind="hidden"),
+    ArchAdapter("bloom", mask_kind="additive"),
+    ArchAdapter("gpt_neox_japanese", mask_kind="additive"),
+    ArchAdapter("gpt_neo", mask_kind="additive"),
+    PredictionHeadAdapter("modernbert-decoder"),
 ]
 
-ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _ADAPTERS}
+ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}
 
 
 class UnsupportedArchitectureError(ValueError):
     pass
 
 
+class UnprovenArchitectureWarning(UserWarning):
+    pass
+
+
 def supported_model_types() -> list[str]:
-    return sorted(ADAPTERS)
+    """The model types the sweep proved token-exact."""
+    return sorted(PROVEN)
 
 
 def get_adapter(config) -> ArchAdapter:
     model_type = getattr(config, "model_type", None)
-    if model_type not in ADAPTERS:
-        raise UnsupportedArchitectureError(
-            f"Architecture '{model_type}' ({', '.join(getattr(config, 'architectures', None) or [])}) is not "
-            f"supported by QEFFAutoModelForCausalLM yet. Supported model types: {', '.join(supported_model_types())}. "
-            "To add one, register an ArchAdapter in QEfficient/transform/adapters/__init__.py and add a parity test."
+    return ADAPTERS.get(model_type) or ArchAdapter(model_type)
+
+
+def check_architecture(config) -> None:
+    """Proven: nothing to say. Known to fail: an error with the recorded reason. Anything else: a warning."""
+    model_type = getattr(config, "model_type", None)
+    if model_type in PROVEN:
+        return
+    archs = ", ".join(getattr(config, "architectures", None) or []) or model_type
+    how = f"Check it with `{SWEEP_COMMAND} {model_type}` (docs/architectures.md lists every type)."
+    if model_type in KNOWN_FAILURES or model_type in NOT_DECODER:
+        reason = KNOWN_FAILURES.get(model_type) or f"not a decoder-only language model: {NOT_DECODER[model_type]}"
+        message = (
+            f"Architecture '{model_type}' ({archs}) is known not to run correctly with QEFFAutoModelForCausalLM: {reason}. "
+            f"{how} Set {ALLOW_ANY_ARCHITECTURE_ENV}=1 to try it anyway."
         )
-    return ADAPTERS[model_type]
+        if os.environ.get(ALLOW_ANY_ARCHITECTURE_ENV) != "1":
+            raise UnsupportedArchitectureError(message)
+        warnings.warn(message, UnprovenArchitectureWarning, stacklevel=3)
+        return
+    warnings.warn(
+        f"Architecture '{model_type}' ({archs}) has not been proven token-exact by the architecture sweep; it runs with "
+        f"the default adapter. {how}",
+        UnprovenArchitectureWarning,
+        stacklevel=3,
+    )
 
 
-__all__ = ["ADAPTERS", "ArchAdapter", "UnsupportedArchitectureError", "get_adapter", "supported_model_types"]
+__all__ = [
+    "ADAPTERS",
+    "ALLOW_ANY_ARCHITECTURE_ENV",
+    "ArchAdapter",
+    "UnprovenArchitectureWarning",
+    "UnsupportedArchitectureError",
+    "check_architecture",
+    "get_adapter",
+    "supported_model_types",
+]

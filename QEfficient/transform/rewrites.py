@@ -1,0 +1,173 @@
+"""Methods of transformers modules replaced (on the instance) where the original cannot be exported
+or assumes a cache that grows with the sequence.
+
+* Mixture-of-experts layers that transformers runs with a data-dependent loop over experts gather each
+  token's selected experts' weights (``W[expert_ids]``) and multiply them in one batched matmul: no
+  loop, no ``nonzero``, so the graph exports, and a decode step reads only the selected experts'
+  weights (DBRX, JetMoE's experts and its mixture of attention heads). Layers built with transformers'
+  ``use_experts_implementation`` need no rewrite: static_kv selects their "batched_mm" implementation,
+  the same computation.
+* BLOOM builds its ALiBi bias from a 2-D padding mask; here it is built from the static cache's slots.
+* GPT-Neo's attention reads causality and its local window from a buffer sliced by cache length.
+* Llama 4 and DeepSeek-V2 rotate queries and keys with complex numbers (``torch.polar``,
+  ``view_as_complex``), which ONNX cannot express: their rotary tables become (cos, sin) pairs and the
+  rotation is written out in real arithmetic (the module functions are swapped only while our forward runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+import types
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+
+def dbrx_experts_forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor) -> torch.Tensor:
+    """DbrxExperts: w1/v1/w2 stored as [E * ffn, H]; out = sum_k weight_k * (act(x w1_k^T) * (x v1_k^T)) w2_k."""
+    batch_size = hidden_states.shape[0]
+    x = hidden_states.reshape(-1, self.hidden_size)  # [T, H]
+    shape = (self.num_experts, self.ffn_hidden_size, self.hidden_size)
+    w1 = self.mlp.w1.view(shape)[top_k_index]  # [T, k, F, H]
+    v1 = self.mlp.v1.view(shape)[top_k_index]
+    w2 = self.mlp.w2.view(shape)[top_k_index]
+    xk = x[:, None, None, :]  # [T, 1, 1, H]
+    gate = torch.matmul(xk, w1.transpose(-1, -2))  # [T, k, 1, F]
+    up = torch.matmul(xk, v1.transpose(-1, -2))
+    down = torch.matmul(self.mlp.activation_fn(gate) * up, w2).squeeze(-2)  # [T, k, H]
+    out = (down * top_k_weights[..., None].to(down.dtype)).sum(dim=1)
+    return out.view(batch_size, -1, self.hidden_size)
+
+
+def _jetmoe_route(router, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """JetMoeTopKGating's decision without its sort/split bookkeeping: (expert ids [T,k], gates [T,k], logits)."""
+    logits = router.layer(x).float()
+    top_logits, top_index = logits.topk(router.top_k, dim=1)
+    return top_index, torch.softmax(top_logits, dim=1).type_as(x), logits
+
+
+def _experts_linear(weight: torch.Tensor, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x [T, k, In] through each token's selected experts of weight [E, Out, In] -> [T, k, Out]."""
+    return torch.matmul(x.unsqueeze(-2), weight[index].transpose(-1, -2)).squeeze(-2)
+
+
+def jetmoe_moe_forward(self, layer_input: torch.Tensor) -> torch.Tensor:
+    bsz, length, emb_size = layer_input.size()
+    x = layer_input.reshape(-1, emb_size)
+    index, gates, _ = _jetmoe_route(self.router, x)
+    hidden = _experts_linear(self.input_linear.weight, x[:, None, :].expand(-1, index.shape[1], -1), index)
+    gate, up = hidden.chunk(2, dim=-1)
+    out = _experts_linear(self.output_linear.weight, self.activation(gate) * up, index)  # [T, k, H]
+    return ((out * gates[..., None]).sum(dim=1).view(bsz, length, self.input_size)) + self.bias
+
+
+def jetmoe_moa_map(self, layer_input: torch.Tensor):
+    bsz, length, emb_size = layer_input.size()
+    x = layer_input.reshape(-1, emb_size)
+    index, gates, logits = _jetmoe_route(self.router, x)
+    queries = _experts_linear(self.input_linear.weight, x[:, None, :].expand(-1, self.top_k, -1), index)
+    return queries.view(bsz, length, self.top_k, -1), logits, (index, gates)
+
+
+def jetmoe_moa_reduce(self, layer_input: torch.Tensor, topo_info) -> torch.Tensor:
+    bsz, length, k, hidden_size = layer_input.size()
+    index, gates = topo_info
+    out = _experts_linear(self.output_linear.weight, layer_input.reshape(-1, k, hidden_size), index)
+    return (out * gates[..., None]).sum(dim=1).view(bsz, length, self.input_size) + self.bias
+
+
+def gpt_neo_attn(self, query, key, value, attention_mask=None):
+    """GPTNeoSelfAttention._attn over the static cache. The original slices a causal buffer as if the queries
+    were the last keys; here visibility comes from the (additive) mask, and a local layer keeps the slots
+    within ``window_size`` of the query, whose position is its last visible slot."""
+    scores = torch.matmul(query.float(), key.float().transpose(-1, -2))  # GPT-Neo does not scale the scores
+    visible = attention_mask == 0
+    if self.attention_type == "local":
+        slots = torch.arange(key.shape[-2], device=key.device)
+        position = visible.sum(dim=-1, keepdim=True) - 1
+        visible = visible & (slots > position - self.config.window_size)
+    scores = torch.where(visible, scores, torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1).to(value.dtype)
+    return torch.matmul(probs, value), probs
+
+
+def bloom_build_alibi_tensor(self, attention_mask: torch.Tensor, num_heads: int, dtype: torch.dtype) -> torch.Tensor:
+    """[B * H, 1, T]: slope_h * slot. ALiBi is slope * (key position - query position); the query term is
+    constant along each softmax row, so slope * key slot gives the same probabilities (as HF's own
+    mask-free path does). Hidden slots are masked separately."""
+    from transformers.models.bloom.modeling_bloom import _get_alibi_slopes
+
+    batch_size, slots = attention_mask.shape[0], attention_mask.shape[-1]
+    slopes = _get_alibi_slopes(num_heads, attention_mask.device)
+    alibi = slopes[:, None, None] * torch.arange(slots, device=attention_mask.device)
+    return alibi.repeat(batch_size, 1, 1).to(dtype)
+
+
+def real_rotary_forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+    """The complex rotary table cis(position * inv_freq) * scaling as real (cos, sin) pairs [B, S, D/2, 2]."""
+    freqs = position_ids[..., None].float() * self.inv_freq.to(device=x.device, dtype=torch.float)
+    return torch.stack([freqs.cos(), freqs.sin()], dim=-1) * self.attention_scaling
+
+
+def _rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """(x[2i] + i x[2i+1]) * (cos + i sin), written back interleaved, as view_as_complex/view_as_real do."""
+    pairs = x.float().reshape(*x.shape[:-1], -1, 2)
+    real, imag = pairs[..., 0], pairs[..., 1]
+    return torch.stack([real * cos - imag * sin, real * sin + imag * cos], dim=-1).flatten(-2).type_as(x)
+
+
+def llama4_apply_rotary_emb(xq: torch.Tensor, xk: torch.Tensor, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    cos, sin = freqs[..., 0][:, :, None, :], freqs[..., 1][:, :, None, :]  # q/k are [B, S, H, D] here
+    return _rotate_pairs(xq, cos, sin), _rotate_pairs(xk, cos, sin)
+
+
+def deepseek_v2_apply_rotary_emb(xq: torch.Tensor, xk: torch.Tensor, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    cos, sin = freqs[..., 0].unsqueeze(1), freqs[..., 1].unsqueeze(1)  # q/k are [B, H, S, D] here
+    return _rotate_pairs(xq, cos, sin), _rotate_pairs(xk, cos, sin)
+
+
+# class name -> {method name: replacement}
+REWRITES = {
+    "DbrxExperts": {"forward": dbrx_experts_forward},
+    "JetMoeMoE": {"forward": jetmoe_moe_forward},
+    "JetMoeMoA": {"map": jetmoe_moa_map, "reduce": jetmoe_moa_reduce},
+    "BloomModel": {"build_alibi_tensor": bloom_build_alibi_tensor},
+    "GPTNeoSelfAttention": {"_attn": gpt_neo_attn},
+    "Llama4TextRotaryEmbedding": {"forward": real_rotary_forward},
+    "DeepseekV2RotaryEmbedding": {"forward": real_rotary_forward},
+}
+
+# transformers module -> {function name: replacement}, swapped in while our forward runs
+FUNCTION_REWRITES = {
+    "transformers.models.llama4.modeling_llama4": {"apply_rotary_emb": llama4_apply_rotary_emb},
+    "transformers.models.deepseek_v2.modeling_deepseek_v2": {"apply_rotary_emb": deepseek_v2_apply_rotary_emb},
+}
+
+
+@contextlib.contextmanager
+def rewritten_functions(model: nn.Module) -> Iterator[None]:
+    """Swap the module functions listed for ``model``'s modeling module, and restore them after."""
+    name = type(model).__module__
+    replacements = FUNCTION_REWRITES.get(name, {})
+    module = sys.modules.get(name) or (importlib.import_module(name) if replacements else None)
+    originals = {fn: getattr(module, fn) for fn in replacements}
+    try:
+        for fn, replacement in replacements.items():
+            setattr(module, fn, replacement)
+        yield
+    finally:
+        for fn, original in originals.items():
+            setattr(module, fn, original)
+
+
+def apply_rewrites(model: nn.Module) -> int:
+    """Replace the methods listed in REWRITES on every matching module instance; returns how many modules."""
+    count = 0
+    for module in model.modules():
+        for name, method in REWRITES.get(type(module).__name__, {}).items():
+            setattr(module, name, types.MethodType(method, module))
+            count += 1
+    return count

@@ -1,0 +1,67 @@
+"""The architecture sweep in the test suite: every type it proved stays token-exact, and the
+registry that from_pretrained consults agrees with what the sweep finds.
+
+The parametrized sweep is marked ``sweep`` (CI runs it; ``-m "not sweep"`` skips it locally).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from transformers import AutoConfig
+
+from benchmarks.arch_sweep import causal_lm_types, not_decoder_reason, sweep_one
+from QEfficient.transform.adapters import (
+    ALLOW_ANY_ARCHITECTURE_ENV,
+    UnprovenArchitectureWarning,
+    UnsupportedArchitectureError,
+    check_architecture,
+)
+from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES, NOT_DECODER, PROVEN
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("model_type", sorted(PROVEN))
+def test_proven_type_stays_token_exact(model_type, monkeypatch):
+    monkeypatch.delenv(ALLOW_ANY_ARCHITECTURE_ENV, raising=False)
+    result = sweep_one(model_type)
+    assert result.status == "token-exact", f"{model_type}: {result.status}: {result.reason}"
+
+
+def test_registry_covers_only_types_in_the_mapping():
+    mapping = set(causal_lm_types())
+    assert PROVEN <= mapping and set(KNOWN_FAILURES) <= mapping and set(NOT_DECODER) <= mapping
+    assert not (PROVEN & set(KNOWN_FAILURES)) and not (PROVEN & set(NOT_DECODER))
+
+
+def test_proven_type_runs_silently():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_architecture(AutoConfig.for_model("llama"))
+
+
+@pytest.mark.skipif(not KNOWN_FAILURES, reason="the sweep recorded no failing type")
+def test_known_failure_raises_with_the_reason(monkeypatch):
+    monkeypatch.delenv(ALLOW_ANY_ARCHITECTURE_ENV, raising=False)
+    model_type, reason = sorted(KNOWN_FAILURES.items())[0]
+    config = AutoConfig.for_model(model_type)
+    with pytest.raises(UnsupportedArchitectureError, match="arch_sweep.py") as err:
+        check_architecture(config)
+    assert reason.split(":")[0] in str(err.value)
+    monkeypatch.setenv(ALLOW_ANY_ARCHITECTURE_ENV, "1")
+    with pytest.warns(UnprovenArchitectureWarning):
+        check_architecture(config)
+
+
+def test_unproven_type_warns_and_names_the_sweep_command():
+    config = AutoConfig.for_model("llama")
+    config.model_type = "my_new_llama"  # a type the sweep has never seen
+    with pytest.warns(UnprovenArchitectureWarning, match="benchmarks/arch_sweep.py my_new_llama"):
+        check_architecture(config)
+
+
+def test_encoders_and_multimodal_types_are_not_decoders():
+    assert "encoder" in not_decoder_reason("bert", AutoConfig.for_model("bert"))
+    assert "multimodal" in not_decoder_reason("gemma3", AutoConfig.for_model("gemma3"))
+    assert not_decoder_reason("llama", AutoConfig.for_model("llama")) is None
