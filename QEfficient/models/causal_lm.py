@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel
 
-from QEfficient.compile.gguf_weights import gguf_weights_rewrite
 from QEfficient.compile.ort_cpu import warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import DecoderGraphSpec
@@ -22,6 +21,7 @@ from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
 from QEfficient.models.base import QEFFBaseModel, check_positive
 from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
 from QEfficient.transform.static_kv import QEffCausalLM
+from QEfficient.utils.extras import require_extra
 from QEfficient.utils.memory import release_freed_memory
 
 logger = logging.getLogger(__name__)
@@ -227,16 +227,20 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             manifest,
             params,
             DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None),
-            rewrite=(
-                partial(gguf_weights_rewrite, gguf_path=gguf_path, mxfp6_matmul=mxfp6_matmul)
-                if gguf_path is not None
-                else compress_matmul_weights
-                if mxfp6_matmul
-                else None
-            ),
+            rewrite=self._weight_rewrite(gguf_path, mxfp6_matmul),
         )
         self._num_cores = num_cores
         return self.qpc_path
+
+    @staticmethod
+    def _weight_rewrite(gguf_path: Path | None, mxfp6_matmul: bool):
+        """The compile-time rewrite of the graph's weights: the GGUF file's own blocks, 8-bit blocks, or none."""
+        if gguf_path is None:
+            return compress_matmul_weights if mxfp6_matmul else None
+        require_extra("gguf", "compile(gguf_weights=True)")
+        from QEfficient.compile.gguf_weights import gguf_weights_rewrite  # needs the gguf package (an extra)
+
+        return partial(gguf_weights_rewrite, gguf_path=gguf_path, mxfp6_matmul=mxfp6_matmul)
 
     def _gguf_path(self) -> Path:
         source = Path(self.pretrained_model_name_or_path or "")
