@@ -28,8 +28,8 @@ from QEfficient.export.graph_specs import (
     DecoderGraphSpec,
     EncoderGraphSpec,
     ImageTextDecoderGraphSpec,
-    SpeechDecoderGraphSpec,
     SpeculativeDecoderGraphSpec,
+    SpeechDecoderGraphSpec,
     SpeechEncoderGraphSpec,
     VisionGraphSpec,
 )

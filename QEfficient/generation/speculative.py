@@ -172,7 +172,12 @@ class SpeculativeGeneration(TextGeneration):
             out[r, : len(tokens)] = tokens
         texts = [self.tokenizer.decode(t, skip_special_tokens=True) for t in outputs]
         # decode_steps counts generated tokens after the first, so decode_perf is tokens per second
-        timing = {"start": start, "first_token": first_token_time, "end": end, "decode_steps": sum(len(o) for o in outputs) // self.batch_size - 1}
+        timing = {
+            "start": start,
+            "first_token": first_token_time,
+            "end": end,
+            "decode_steps": sum(len(o) for o in outputs) // self.batch_size - 1,
+        }
         return texts, out, timing
 
     @property

@@ -135,7 +135,12 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         name = self.model_name.replace("/", "_")
         try:
             self.onnx_path = self._export_graph(
-                self.model, name, export_dir, dynamo=dynamo, weights_available=not self._weights_offloaded, **self._export_options(name, kv_dtype)
+                self.model,
+                name,
+                export_dir,
+                dynamo=dynamo,
+                weights_available=not self._weights_offloaded,
+                **self._export_options(name, kv_dtype),
             )
         except WeightsOffloadedError as err:
             if self._source is None:
