@@ -116,3 +116,18 @@ def test_speculative_errors(tiny_model_dir):
     assert rows(target.generate(tokenizer, PROMPTS[:2], generation_len=10, stream=False)) == rows(
         plain.generate(tokenizer, PROMPTS[:2], generation_len=10, stream=False)
     )
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "mistral"])
+def test_continuous_batching_prompt_lookup_equals_plain_greedy(tiny_model_dir, arch):
+    """Four prompts through two slots: each completion equals plain greedy decoding's."""
+    folder = tiny_model_dir(arch)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    plain = rows(compiled(folder, batch_size=2).generate(tokenizer, PROMPTS, generation_len=40, stream=False))
+    target = QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True, qaic_config=TARGET)
+    target.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_speculative_tokens=4)
+    info = target.generate(tokenizer, PROMPTS, generation_len=40, stream=False, prompt_lookup_num_tokens=4)
+    assert [np.trim_zeros(row, "b").tolist() for row in info.generated_ids] == [np.trim_zeros(np.array(p), "b").tolist() for p in plain]
+    assert info.speculative_stats["drafted"] > 0
+    if arch == "qwen2":
+        assert info.speculative_stats["accepted"] > 0

@@ -184,7 +184,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         8-bit MatMul weights as its draft (self-speculation: generate() then drafts with it).
         """
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
-        check_speculative_compile(self.is_speculative_target, num_speculative_tokens, speculative_draft)
+        check_speculative_compile(self.is_speculative_target, num_speculative_tokens, speculative_draft, self.continuous_batching)
         if self.continuous_batching:
             if full_batch_size is None:
                 raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")
@@ -297,11 +297,11 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         if self.qpc_path is None:
             raise TypeError("Please run compile() before generate().")
         self.qpc_session = None  # released first if the artifact changed: one copy of the weights at a time
+        if speculation or self.draft_qpc_path is not None:  # opens its own sessions
+            return speculative_generate(self, tokenizer, prompts, generation_len, stream, sampling, prompts_txt_file_path, **speculation)
         self.qpc_session = self._session(
             "kv", (str(self.qpc_path), self._num_cores), lambda: open_kv_session(self.qpc_path, self._num_cores)
         )
-        if speculation or self.draft_qpc_path is not None:
-            return speculative_generate(self, tokenizer, prompts, generation_len, stream, sampling, prompts_txt_file_path, **speculation)
         return cloud_ai_100_exec_kv(
             tokenizer,
             self.qpc_path,

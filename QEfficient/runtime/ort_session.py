@@ -77,8 +77,9 @@ def open_artifact_session(qpc_path: str | os.PathLike, num_cores: int, spin: boo
     return open_inference_session(Path(qpc_path) / ARTIFACT_GRAPH, session_options(num_cores, spin=spin))
 
 
-def open_kv_session(qpc_path: str | os.PathLike, num_cores: int | None = None) -> KVCacheSession:
-    """A KVCacheSession over a compiled decoder artifact, sized as compiled (batch, ctx_len)."""
+def open_kv_session(qpc_path: str | os.PathLike, num_cores: int | None = None, spin: bool = True) -> KVCacheSession:
+    """A KVCacheSession over a compiled decoder artifact, sized as compiled (batch, ctx_len); ``spin``
+    as in session_options (False for a session that takes turns with another, a speculative draft)."""
     qconfig = read_artifact(Path(qpc_path))
     # A speculative target graph returns logits for every chunk position (see AllLogitsKVSession).
     kind = AllLogitsKVSession if qconfig.get("speculative_model_type") == "target" else KVCacheSession
@@ -90,6 +91,7 @@ def open_kv_session(qpc_path: str | os.PathLike, num_cores: int | None = None) -
         vocab_size=qconfig["vocab_size"],
         num_cores=num_cores or qconfig["num_cores"],
         kv_dtype=qconfig["kv_dtype"],
+        spin=spin,
     )
 
 
@@ -126,8 +128,9 @@ class KVCacheSession:
         num_cores: int = 16,
         kv_dtype: str = "float32",
         providers: list[str] | None = None,
+        spin: bool = True,
     ) -> None:
-        self.session = open_inference_session(onnx_path, session_options(num_cores), providers)
+        self.session = open_inference_session(onnx_path, session_options(num_cores, spin), providers)
         self.batch_size = batch_size
         self.ctx_len = kv_shape[2]
         self.kv_shape = tuple(kv_shape)
