@@ -48,7 +48,10 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModelForCausalLM
+    from QEfficient.generation.exec_kv import right_padding
+    from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
     from QEfficient.loading.hf_loader import default_model_path
+    from QEfficient.runtime.ort_session import open_kv_session
 
     gguf = default_model_path()
     source = {"pretrained_model_name_or_path": str(gguf.parent), "gguf_file": gguf.name}
@@ -72,10 +75,20 @@ def main() -> None:
             out["tokens_per_verify"] = len(out["tokens"]) / max(1, stats["verify_steps"] // args.repeats + 1)
         return out
 
+    def measure_quiet(model, prompt: str) -> dict:
+        """Plain greedy over a session whose threads do not spin between runs (as speculation's sessions)."""
+        session = open_kv_session(model.qpc_path, args.threads, spin=False)
+        gen = TextGeneration(session, right_padding(tok), 32, eos_token_ids(tok, model.model.hf.generation_config))
+        gen.generate([prompt], generation_len=8, stream=False)
+        runs = [gen.generate([prompt], generation_len=args.new_tokens, stream=False) for _ in range(args.repeats)]
+        tokens = runs[-1].generated_ids[0][0].tolist()
+        return {"decode_tok_s": statistics.median(r.perf_metrics.decode_perf for r in runs), "tokens": tokens}
+
     results = {}
     for task, user in TASKS.items():
         prompt = chat_prompt(tok, user)
-        rows = {"plain fp32": measure(plain, prompt), "plain 8-bit": measure(plain8, prompt)}
+        rows = {"plain fp32": measure(plain, prompt), "plain fp32, no spin": measure_quiet(plain, prompt)}
+        rows["plain 8-bit"] = measure(plain8, prompt)
         rows[f"prompt lookup K={args.lookup_k}"] = measure(target, prompt, prompt_lookup_num_tokens=args.lookup_k)
         for k in args.draft_k:
             rows[f"self-spec 8-bit draft K={k}"] = measure(target, prompt, num_assistant_tokens=k)
