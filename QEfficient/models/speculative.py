@@ -90,9 +90,10 @@ def speculative_generate(
     if prompt_lookup_num_tokens is not None and assistant_model is not None:
         raise ValueError("Pass prompt_lookup_num_tokens or assistant_model, not both.")
     # A draft model's session and the target's take turns on the same cores: neither may spin while
-    # the other runs (measured on SmolLM2, 2 cores: self-speculation 2.7x faster without spinning).
-    spin = prompt_lookup_num_tokens is not None
-    session = model.qpc_session = _open(model, model.qpc_path, "kv", spin)
+    # the other runs (measured on SmolLM2, 2 cores: self-speculation 2.7x faster without spinning);
+    # prompt lookup's host work between runs is short, but its session does not spin either, so
+    # every speculative mode runs alike.
+    session = model.qpc_session = _open(model, model.qpc_path, "kv", spin=False)
     generation_len = check_generation_len(generation_len)
     budget = _compile_param(model.qpc_path, "num_speculative_tokens")
     prefill_len = _compile_param(model.qpc_path, "prefill_seq_len")
