@@ -165,3 +165,26 @@ def test_server_with_prompt_lookup_equals_transformers(tiny_model_dir):
         srv.should_exit = True
         thread.join(timeout=10)
         runner.stop()
+
+
+def test_engine_mixes_sampling_and_greedy_requests(tiny_model_dir):
+    """A sampling request takes plain steps beside speculating greedy ones (alone, too)."""
+    from QEfficient.generation.continuous_batching import Request
+    from QEfficient.generation.sampling import SamplingParams
+    from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
+
+    folder = tiny_model_dir("qwen2")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    target = QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True, qaic_config=TARGET)
+    target.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_speculative_tokens=4)
+    target.generate(tokenizer, PROMPTS[:1], generation_len=2, stream=False)  # opens the session
+    ids = [tokenizer(p)["input_ids"] for p in PROMPTS[:3]]
+    engine = SpeculativeBatchingEngine(target.qpc_session, 8, {2}, 0, 4)
+    sampled = Request(ids[2], 12, SamplingParams(temperature=0.9, seed=1))
+    greedy = [Request(t, 12) for t in ids[:2]]
+    engine.run_all([greedy[0], sampled, greedy[1]])
+    alone = Request(ids[2], 12, SamplingParams(temperature=0.9, seed=1))
+    engine.run_all([alone])
+    plain = rows(compiled(folder).generate(tokenizer, PROMPTS[:2], generation_len=12, stream=False))
+    assert [np.trim_zeros(np.array(r.output), "b").tolist() for r in greedy] == [np.trim_zeros(np.array(p), "b").tolist() for p in plain]
+    assert sampled.error is None and alone.error is None and len(sampled.output) == len(alone.output) == 12

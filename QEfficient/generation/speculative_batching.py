@@ -53,6 +53,7 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
             drafts = drafts[:, :k]
         else:
             k = 0
+            drafts = drafts[:, :0]
         ids = np.concatenate([self.last[:, None], drafts], axis=1)
         pos = self.positions[:, None] + np.arange(k + 1)
         pos[self.positions < 0] = -1  # idle slots: padding
