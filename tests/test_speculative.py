@@ -125,12 +125,20 @@ def test_continuous_batching_prompt_lookup_equals_plain_greedy(tiny_model_dir, a
     tokenizer = AutoTokenizer.from_pretrained(folder)
     plain = rows(compiled(folder, batch_size=2).generate(tokenizer, PROMPTS, generation_len=40, stream=False))
     target = QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True, qaic_config=TARGET)
-    target.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_speculative_tokens=4)
+    target.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_speculative_tokens=4, speculative_draft="mxfp6")
+    expected = [np.trim_zeros(np.array(p), "b").tolist() for p in plain]
     info = target.generate(tokenizer, PROMPTS, generation_len=40, stream=False, prompt_lookup_num_tokens=4)
-    assert [np.trim_zeros(row, "b").tolist() for row in info.generated_ids] == [np.trim_zeros(np.array(p), "b").tolist() for p in plain]
+    assert [np.trim_zeros(row, "b").tolist() for row in info.generated_ids] == expected
     assert info.speculative_stats["drafted"] > 0
     if arch == "qwen2":
         assert info.speculative_stats["accepted"] > 0
+    selfspec = target.generate(tokenizer, PROMPTS, generation_len=40, stream=False, num_assistant_tokens=3)  # the mxfp6 draft
+    assert [np.trim_zeros(row, "b").tolist() for row in selfspec.generated_ids] == expected
+    assert selfspec.speculative_stats["accepted"] > 0
+    other = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("llama"), continuous_batching=True)
+    other.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2)
+    assisted = target.generate(tokenizer, PROMPTS, generation_len=40, stream=False, assistant_model=other)
+    assert [np.trim_zeros(row, "b").tolist() for row in assisted.generated_ids] == expected
 
 
 def test_server_with_prompt_lookup_equals_transformers(tiny_model_dir):

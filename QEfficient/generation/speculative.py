@@ -73,6 +73,12 @@ class ModelDrafter:
         self._base = np.zeros(session.batch_size, dtype=np.int64)
         self._k = 0
 
+    def start_slot(self, slot: int, tokens: list[int]) -> None:
+        """One request's prompt into draft cache row ``slot`` (continuous batching; the other rows
+        may be mid-request, so the cache window is never reset here)."""
+        prefill(self.session.slot(slot).run, [tokens], 1, self.prefill_seq_len, self.session.ctx_len, self.pad_id)
+        self.fed[slot] = len(tokens)
+
     def start(self, token_lists: list[list[int]]) -> None:
         self.session.reset()
         prefill(self.session.run, token_lists, self.session.batch_size, self.prefill_seq_len, self.session.ctx_len, self.pad_id)

@@ -1,5 +1,5 @@
-"""Continuous batching with prompt-lookup speculation: every step verifies each busy slot's drafts
-(its pending token plus up to K looked-up tokens) in one run of the target graph.
+"""Continuous batching with speculation: every step verifies each busy slot's drafts (its pending
+token plus up to K tokens from prompt lookup or a draft model) in one run of the target graph.
 
 Greedy requests keep the drafts the target agrees with, so each one's tokens are plain greedy
 decoding's; a sampling request (or one with a repetition penalty) takes one token a step from the
@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from QEfficient.generation.continuous_batching import ContinuousBatchingEngine
-from QEfficient.generation.speculative import PromptLookupDrafter
+from QEfficient.generation.speculative import ModelDrafter, PromptLookupDrafter
 
 
 def greedy_request(request) -> bool:
@@ -22,13 +22,20 @@ def greedy_request(request) -> bool:
 
 
 class SpeculativeBatchingEngine(ContinuousBatchingEngine):
-    """A ContinuousBatchingEngine over a speculative target session (``run_all``), drafting by prompt lookup."""
+    """A ContinuousBatchingEngine over a speculative target session (``run_all``), drafting by prompt
+    lookup, or with ``drafter`` (a ModelDrafter over a draft session with the same slots)."""
 
-    def __init__(self, session, prefill_seq_len: int, eos_ids, pad_id: int, num_tokens: int, max_ngram_size: int = 2) -> None:
+    def __init__(self, session, prefill_seq_len: int, eos_ids, pad_id: int, num_tokens: int, max_ngram_size: int = 2, drafter=None) -> None:
         super().__init__(session, prefill_seq_len, eos_ids, pad_id)
-        self.drafter = PromptLookupDrafter(num_tokens, max_ngram_size)
+        self.drafter = drafter or PromptLookupDrafter(num_tokens, max_ngram_size)
         self.num_tokens = num_tokens
         self.stats = {"drafted": 0, "accepted": 0, "verify_steps": 0}
+
+    def _prefill_request(self, slot: int, request) -> np.ndarray:
+        logits = super()._prefill_request(slot, request)
+        if isinstance(self.drafter, ModelDrafter):
+            self.drafter.start_slot(slot, request.tokens)
+        return logits
 
     def step(self) -> None:
         self._admit()
@@ -51,6 +58,7 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
             drafts, counts = self.drafter.propose(history, greedy, k)
             k = int(counts.max())
             drafts = drafts[:, :k]
+            kept = np.full(rows, -1, dtype=np.int64)
         else:
             k = 0
             drafts = drafts[:, :0]
@@ -71,6 +79,8 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
             target = logits[slot].argmax(-1)
             match = drafts[slot] == target[:k]
             m = k if match.all() else int(match.argmin())
+            if k > 0:
+                kept[slot] = m
             self.stats["drafted"] += int(counts[slot])
             self.stats["accepted"] += min(m, int(counts[slot]))
             for i, token in enumerate([*drafts[slot, :m].tolist(), int(target[m])]):
@@ -78,6 +88,8 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
                 self._emit(slot, token, logits[slot, i])
                 if self.slots[slot] is not request:  # finished (EOS, length, cancelled)
                     break
+        if k > 0:
+            self.drafter.accepted(kept)
         self.decode_time += time.perf_counter() - start
 
     @property

@@ -184,7 +184,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         8-bit MatMul weights as its draft (self-speculation: generate() then drafts with it).
         """
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
-        check_speculative_compile(self.is_speculative_target, num_speculative_tokens, speculative_draft, self.continuous_batching)
+        check_speculative_compile(self.is_speculative_target, num_speculative_tokens, speculative_draft)
         if self.continuous_batching:
             if full_batch_size is None:
                 raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")
@@ -258,7 +258,9 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
                 compile_dir,
                 manifest,
                 {**params, "mxfp6_matmul": True},
-                DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size),
+                DecoderGraphSpec.specializations(
+                    prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None
+                ),
                 rewrite=compress_matmul_weights,
             )
         self._num_cores = num_cores

@@ -40,9 +40,7 @@ def check_speculative_type(qaic_config: dict | None) -> bool:
     return True
 
 
-def check_speculative_compile(
-    is_target: bool, num_speculative_tokens: int | None, speculative_draft: str | None, continuous_batching: bool = False
-) -> None:
+def check_speculative_compile(is_target: bool, num_speculative_tokens: int | None, speculative_draft: str | None) -> None:
     if not is_target:
         if num_speculative_tokens is not None or speculative_draft is not None:
             raise TypeError(
@@ -54,8 +52,6 @@ def check_speculative_compile(
         raise TypeError("A speculative target model needs compile(num_speculative_tokens=K): the tokens drafted per step.")
     if not isinstance(num_speculative_tokens, int) or isinstance(num_speculative_tokens, bool) or num_speculative_tokens < 1:
         raise ValueError(f"num_speculative_tokens must be a positive integer, got {num_speculative_tokens!r}.")
-    if speculative_draft is not None and continuous_batching:
-        raise TypeError("speculative_draft runs with static batching; with continuous batching, draft by prompt lookup.")
     if speculative_draft is not None and speculative_draft not in SPECULATIVE_DRAFTS:
         raise ValueError(f"speculative_draft must be one of {SPECULATIVE_DRAFTS} (or None), got {speculative_draft!r}.")
 
@@ -101,12 +97,11 @@ def speculative_generate(
     eos = eos_token_ids(tokenizer, model.model.hf.generation_config)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if model.continuous_batching:
-        if prompt_lookup_num_tokens is None:
-            raise SpeculativeUnsupportedError(
-                "With continuous batching, speculation drafts by prompt lookup: pass prompt_lookup_num_tokens=K."
-            )
-        k = _check_k("prompt_lookup_num_tokens", prompt_lookup_num_tokens, budget)
-        engine = SpeculativeBatchingEngine(session, prefill_len, eos, pad, k, max_matching_ngram_size or 2)
+        if prompt_lookup_num_tokens is not None:
+            k, drafter = _check_k("prompt_lookup_num_tokens", prompt_lookup_num_tokens, budget), None
+        else:
+            k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad)
+        engine = SpeculativeBatchingEngine(session, prefill_len, eos, pad, k, max_matching_ngram_size or 2, drafter=drafter)
         prompts = load_prompts(prompts, prompts_txt_file_path)
         requests = [
             Request(t, generation_len or session.ctx_len) for t in TextGeneration(session, tokenizer, prefill_len, eos).tokenize(prompts)
@@ -121,28 +116,34 @@ def speculative_generate(
         k = _check_k("prompt_lookup_num_tokens", prompt_lookup_num_tokens, budget)
         drafter = PromptLookupDrafter(k, max_matching_ngram_size or 2)
     else:
-        if assistant_model is not None:
-            if getattr(assistant_model, "qpc_path", None) is None:
-                raise TypeError("assistant_model must be a compiled QEFF model: call assistant_model.compile(...) first.")
-            draft_path = assistant_model.qpc_path
-            draft = _open(assistant_model, draft_path, "kv", spin=False)
-        elif model.draft_qpc_path is not None:
-            draft_path = model.draft_qpc_path
-            draft = _open(model, draft_path, "draft", spin=False)
-        else:
-            raise ValueError("Say how to draft: prompt_lookup_num_tokens=K, assistant_model=draft, or compile(speculative_draft='mxfp6').")
-        if draft.batch_size != session.batch_size or draft.ctx_len < session.ctx_len:
-            raise ValueError(
-                f"The draft artifact has batch size {draft.batch_size} and ctx_len {draft.ctx_len}; the target needs batch size "
-                f"{session.batch_size} and ctx_len >= {session.ctx_len}: compile the draft with those."
-            )
-        k = _check_k("num_assistant_tokens", num_assistant_tokens or budget, budget)
-        drafter = ModelDrafter(draft, _compile_param(draft_path, "prefill_seq_len"), k, pad)
+        k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad)
     generator = SpeculativeGeneration(session, tokenizer, prefill_len, eos, drafter, k)
     info = generator.generate(load_prompts(prompts, prompts_txt_file_path), generation_len=generation_len, stream=stream)
     info.speculative_stats = {**generator.stats, "acceptance_rate": generator.acceptance_rate, "num_speculative_tokens": k}
     print_perf(info)
     return info
+
+
+def _model_drafter(model, session, assistant_model, num_assistant_tokens: int | None, budget: int, pad: int):
+    """(K, ModelDrafter) over ``assistant_model``'s artifact, or the target's own compressed one."""
+    if assistant_model is not None:
+        if getattr(assistant_model, "qpc_path", None) is None:
+            raise TypeError("assistant_model must be a compiled QEFF model: call assistant_model.compile(...) first.")
+        draft_path = assistant_model.qpc_path
+        draft = _open(assistant_model, draft_path, "kv", spin=False)
+    elif model.draft_qpc_path is not None:
+        draft_path = model.draft_qpc_path
+        draft = _open(model, draft_path, "draft", spin=False)
+    else:
+        raise ValueError("Say how to draft: prompt_lookup_num_tokens=K, assistant_model=draft, or compile(speculative_draft='mxfp6').")
+    if draft.batch_size != session.batch_size or draft.ctx_len < session.ctx_len:
+        raise ValueError(
+            f"The draft artifact has batch size {draft.batch_size} and ctx_len {draft.ctx_len}; the target needs batch size "
+            f"{session.batch_size} and ctx_len >= {session.ctx_len}: compile the draft with those "
+            "(with continuous batching, the same full_batch_size)."
+        )
+    k = _check_k("num_assistant_tokens", num_assistant_tokens or budget, budget)
+    return k, ModelDrafter(draft, _compile_param(draft_path, "prefill_seq_len"), k, pad)
 
 
 def _open(model, qpc_path, role: str, spin: bool):
