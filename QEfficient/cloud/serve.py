@@ -33,9 +33,11 @@ def build_server(
     mxint8_kv_cache: bool = False,
     api_key: str | None = None,
     max_body_bytes: int | None = None,
+    prompt_lookup_num_tokens: int | None = None,
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
-    (``app.state.qpc_path``: the artifact it serves)."""
+    (``app.state.qpc_path``: the artifact it serves). ``prompt_lookup_num_tokens=K``: greedy requests
+    decode speculatively, verifying up to K prompt-lookup drafts a step (same tokens, fewer steps)."""
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModelForCausalLM
@@ -49,6 +51,10 @@ def build_server(
     from QEfficient.serving.runner import EngineRunner
 
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    speculative = {}
+    if prompt_lookup_num_tokens is not None:
+        kwargs["qaic_config"] = {"speculative_model_type": "target"}
+        speculative["num_speculative_tokens"] = prompt_lookup_num_tokens
     model = QEFFAutoModelForCausalLM.from_pretrained(model_name, continuous_batching=True, **kwargs)
     qpc = model.compile(
         prefill_seq_len=prefill_seq_len,
@@ -57,11 +63,17 @@ def build_server(
         num_cores=num_cores,
         mxfp6_matmul=mxfp6_matmul,
         mxint8_kv_cache=mxint8_kv_cache,
+        **speculative,
     )
     tokenizer = right_padding(AutoTokenizer.from_pretrained(model.local_model_dir))
     session = open_session(qpc, num_cores)
     eos = eos_token_ids(tokenizer, model.model.hf.generation_config)
-    engine = ContinuousBatchingEngine(session, prefill_seq_len, eos, tokenizer.pad_token_id or 0)
+    if prompt_lookup_num_tokens is None:
+        engine = ContinuousBatchingEngine(session, prefill_seq_len, eos, tokenizer.pad_token_id or 0)
+    else:
+        from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
+
+        engine = SpeculativeBatchingEngine(session, prefill_seq_len, eos, tokenizer.pad_token_id or 0, prompt_lookup_num_tokens)
     runner = EngineRunner(engine, max_queue=max_queue).start()
     limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
     app = create_app(runner, tokenizer, model.model_name, ctx_len, served_names=[model_name], api_key=api_key, **limits)
@@ -137,6 +149,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p, "api_key", default=os.environ.get(API_KEY_ENV), help=f"clients must send 'Authorization: Bearer KEY' (default: ${API_KEY_ENV})"
     )
     add_argument(p, "max_body_bytes", type=int, default=None, help="largest request body accepted (default 4 MiB); larger gets 413")
+    add_argument(
+        p,
+        "prompt_lookup_num_tokens",
+        type=int,
+        default=None,
+        help="speculative decoding: verify up to K prompt-lookup drafts per step (greedy requests; same tokens)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     if args.max_body_bytes is not None and args.max_body_bytes < 1:
@@ -160,6 +179,7 @@ def build_from_args(args: argparse.Namespace):
             mxint8_kv_cache=args.mxint8_kv_cache,
             api_key=args.api_key,
             max_body_bytes=args.max_body_bytes,
+            prompt_lookup_num_tokens=args.prompt_lookup_num_tokens,
         )
 
 

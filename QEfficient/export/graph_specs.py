@@ -102,6 +102,15 @@ class DecoderGraphSpec:
 
 
 @dataclass(frozen=True)
+class SpeculativeDecoderGraphSpec(DecoderGraphSpec):
+    """The speculative target decoder: as the decoder, with logits [B, S, V] for every position of
+    the chunk (a verify step scores K+1 positions at once)."""
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {**super().dynamic_axes(), LOGITS: {0: "batch_size", 1: "seq_len"}}
+
+
+@dataclass(frozen=True)
 class ImageTextDecoderGraphSpec(DecoderGraphSpec):
     """The language graph of a vision-language model: the decoder's inputs plus the image embeddings,
     the index of the first one a chunk uses, and the vision adapter's own extra inputs."""

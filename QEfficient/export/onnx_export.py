@@ -28,6 +28,7 @@ from QEfficient.export.graph_specs import (
     DecoderGraphSpec,
     EncoderGraphSpec,
     ImageTextDecoderGraphSpec,
+    SpeculativeDecoderGraphSpec,
     SpeechDecoderGraphSpec,
     SpeechEncoderGraphSpec,
     VisionGraphSpec,
@@ -103,6 +104,13 @@ def torchscript_export(module, args: tuple, onnx_path: Path, input_names: list[s
         )
     fold_shapes_and_store_weights_outside(onnx_path)
     return onnx_path
+
+
+def export_speculative_onnx(qeff_module, out_dir: Path, model_name: str, kv_dtype: torch.dtype | None = None) -> Path:
+    """Export a QEffSpeculativeCausalLM: the decoder graph with logits for every chunk position."""
+    spec = SpeculativeDecoderGraphSpec(qeff_module.num_layers)
+    args = spec.dummy_inputs(qeff_module, kv_dtype)
+    return torchscript_export(qeff_module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
 
 
 def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str) -> Path:

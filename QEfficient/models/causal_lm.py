@@ -13,13 +13,15 @@ from transformers import PreTrainedModel
 from QEfficient.compile.ort_cpu import warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import DecoderGraphSpec
-from QEfficient.export.onnx_export import WeightsOffloadedError
+from QEfficient.export.onnx_export import WeightsOffloadedError, export_speculative_onnx
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
 from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
 from QEfficient.models.base import QEFFBaseModel, check_positive
+from QEfficient.models.speculative import SPECULATIVE_KWARGS, check_speculative_compile, check_speculative_type, speculative_generate
 from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
+from QEfficient.transform.speculative import QEffSpeculativeCausalLM
 from QEfficient.transform.static_kv import QEffCausalLM
 from QEfficient.utils.extras import require_extra
 from QEfficient.utils.memory import release_freed_memory
@@ -38,7 +40,7 @@ _CPU_PENDING = {
 # qaic_config keys acted on here: the sampler ones (include_sampler + generate(sampling_params=...)
 # sample on the host; max_top_k_ids only caps top_k on the device) and guided decoding's switch,
 # which generate() refuses when it is on.
-_QAIC_CONFIG_HONOURED = {"include_sampler", "max_top_k_ids", "return_pdfs", "include_guided_decoding"}
+_QAIC_CONFIG_HONOURED = {"include_sampler", "max_top_k_ids", "return_pdfs", "include_guided_decoding", "speculative_model_type"}
 
 
 class QEFFAutoModelForCausalLM(QEFFBaseModel):
@@ -61,9 +63,11 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             warn_once(f"qaic_config:{key}", f"qaic_config['{key}'] targets Cloud AI 100 and is ignored on ONNX Runtime.")
         model.config.use_cache = True
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), transformers_class=name)
-        self.model = QEffCausalLM(model.eval())
-        self.continuous_batching = continuous_batching
         self.qaic_config = qaic_config
+        self.is_speculative_target = check_speculative_type(qaic_config)
+        self.model = self._wrap(model.eval())
+        self.continuous_batching = continuous_batching
+        self.draft_qpc_path: Path | None = None  # compile(speculative_draft=...): the compressed self-draft
         self.qpc_session: KVCacheSession | None = None
         self._weights_offloaded = False
         self._source: tuple | None = None
@@ -94,6 +98,18 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         obj._source = (pretrained_model_name_or_path, kwargs)  # to reload released weights for another export
         return obj
 
+    def _wrap(self, model: PreTrainedModel) -> QEffCausalLM:
+        return QEffSpeculativeCausalLM(model) if self.is_speculative_target else QEffCausalLM(model)
+
+    def _export_options(self, name: str, kv_dtype) -> dict:
+        """A speculative target exports its own graph (logits for every position), cached apart."""
+        if not self.is_speculative_target:
+            return {"kv_dtype": kv_dtype}
+        return {
+            "export_fn": lambda tmp: export_speculative_onnx(self.model, tmp, name, kv_dtype),
+            "hash_extra": {"speculative_model_type": "target", "kv_cache_dtype": str(kv_dtype)},
+        }
+
     @property
     def hf_model(self) -> PreTrainedModel:
         return self.model.hf
@@ -121,7 +137,12 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         name = self.model_name.replace("/", "_")
         try:
             self.onnx_path = self._export_graph(
-                self.model, name, export_dir, dynamo=dynamo, weights_available=not self._weights_offloaded, kv_dtype=kv_dtype
+                self.model,
+                name,
+                export_dir,
+                dynamo=dynamo,
+                weights_available=not self._weights_offloaded,
+                **self._export_options(name, kv_dtype),
             )
         except WeightsOffloadedError as err:
             if self._source is None:
@@ -131,9 +152,9 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
                 ) from None
             logger.info("Reloading the weights from %s for a new export", self._source[0])
             model, _ = load_causal_lm(self._source[0], **self._source[1])
-            self.model = QEffCausalLM(model)
+            self.model = self._wrap(model)
             self._weights_offloaded = False
-            self.onnx_path = self._export_graph(self.model, name, export_dir, dynamo=dynamo, kv_dtype=kv_dtype)
+            self.onnx_path = self._export_graph(self.model, name, export_dir, dynamo=dynamo, **self._export_options(name, kv_dtype))
         if offload and not self._weights_offloaded:
             self.model.hf.to("meta")  # frees the tensors; shapes and dtypes stay for compile()
             self._weights_offloaded = True
@@ -155,6 +176,8 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         mxint8_kv_cache: bool = False,
         offload_pt_weights: bool = True,
         gguf_weights: bool = False,
+        num_speculative_tokens: int | None = None,
+        speculative_draft: str | None = None,
         **compiler_options,
     ) -> Path:
         """Export if needed, then build (or reuse) the artifact for the ONNX Runtime CPU backend.
@@ -162,9 +185,14 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         ``gguf_weights=True`` (a model loaded from a .gguf file) runs the MatMuls and the embedding
         on the file's own quantized blocks, exactly (compile/gguf_weights.py); with
         ``mxfp6_matmul=True`` too, weights the file does not quantize go to 8-bit.
+
+        A speculative target (``qaic_config={"speculative_model_type": "target"}``) needs
+        ``num_speculative_tokens=K``; ``speculative_draft="mxfp6"`` also builds the same graph with
+        8-bit MatMul weights as its draft (self-speculation: generate() then drafts with it).
         """
         gguf_path = self._gguf_path() if gguf_weights else None
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
+        check_speculative_compile(self.is_speculative_target, num_speculative_tokens, speculative_draft)
         if self.continuous_batching:
             if full_batch_size is None:
                 raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")
@@ -208,6 +236,8 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         }
         if gguf_path is not None:  # only then: existing artifacts keep their hashes
             params["gguf_weights"] = str(gguf_path.resolve())
+        if self.is_speculative_target:
+            params["num_speculative_tokens"] = num_speculative_tokens
         manifest = {
             "num_layers": n_layers,
             "kv_shape": [full_batch_size if self.continuous_batching else batch_size, n_kv, ctx_len, head_dim],
@@ -221,6 +251,8 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             "eos_token_id": self.model.hf.generation_config.eos_token_id,
             "local_model_dir": str(self.local_model_dir) if self.local_model_dir else None,
         }
+        if self.is_speculative_target:
+            manifest |= {"speculative_model_type": "target", "num_speculative_tokens": num_speculative_tokens}
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,
@@ -229,6 +261,18 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None),
             rewrite=self._weight_rewrite(gguf_path, mxfp6_matmul),
         )
+        self.draft_qpc_path = None
+        if speculative_draft is not None:
+            self.draft_qpc_path = self._build_artifact(
+                onnx_path,
+                compile_dir,
+                manifest,
+                {**params, "mxfp6_matmul": True},
+                DecoderGraphSpec.specializations(
+                    prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None
+                ),
+                rewrite=compress_matmul_weights,
+            )
         self._num_cores = num_cores
         return self.qpc_path
 
@@ -275,6 +319,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         ``top_p`` and ``repetition_penalty`` applied as transformers does, reproducibly for a ``seed``.
         """
         sampling = SamplingParams(temperature, top_k, top_p, repetition_penalty, seed, do_sample)
+        speculation = {k: kwargs.pop(k) for k in SPECULATIVE_KWARGS if k in kwargs}
         if kwargs.pop("write_io", False):
             warn_once("write_io", "generate(write_io=True): dumping Cloud AI 100 input/output buffers is not supported; nothing written.")
         if kwargs.get("include_sampler") is None:
@@ -284,6 +329,8 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         if self.qpc_path is None:
             raise TypeError("Please run compile() before generate().")
         self.qpc_session = None  # released first if the artifact changed: one copy of the weights at a time
+        if speculation or self.draft_qpc_path is not None:  # opens its own sessions
+            return speculative_generate(self, tokenizer, prompts, generation_len, stream, sampling, prompts_txt_file_path, **speculation)
         self.qpc_session = self._session(
             "kv", (str(self.qpc_path), self._num_cores), lambda: open_kv_session(self.qpc_path, self._num_cores)
         )

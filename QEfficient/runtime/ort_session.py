@@ -77,10 +77,13 @@ def open_artifact_session(qpc_path: str | os.PathLike, num_cores: int, spin: boo
     return open_inference_session(Path(qpc_path) / ARTIFACT_GRAPH, session_options(num_cores, spin=spin))
 
 
-def open_kv_session(qpc_path: str | os.PathLike, num_cores: int | None = None) -> KVCacheSession:
-    """A KVCacheSession over a compiled decoder artifact, sized as compiled (batch, ctx_len)."""
+def open_kv_session(qpc_path: str | os.PathLike, num_cores: int | None = None, spin: bool = True) -> KVCacheSession:
+    """A KVCacheSession over a compiled decoder artifact, sized as compiled (batch, ctx_len); ``spin``
+    as in session_options (False for a session that takes turns with another, a speculative draft)."""
     qconfig = read_artifact(Path(qpc_path))
-    return KVCacheSession(
+    # A speculative target graph returns logits for every chunk position (see AllLogitsKVSession).
+    kind = AllLogitsKVSession if qconfig.get("speculative_model_type") == "target" else KVCacheSession
+    return kind(
         Path(qpc_path) / ARTIFACT_GRAPH,
         batch_size=qconfig["kv_shape"][0],  # the cache rows: batch_size, or full_batch_size with continuous batching
         kv_shape=tuple(qconfig["kv_shape"]),
@@ -88,6 +91,7 @@ def open_kv_session(qpc_path: str | os.PathLike, num_cores: int | None = None) -
         vocab_size=qconfig["vocab_size"],
         num_cores=num_cores or qconfig["num_cores"],
         kv_dtype=qconfig["kv_dtype"],
+        spin=spin,
     )
 
 
@@ -124,8 +128,9 @@ class KVCacheSession:
         num_cores: int = 16,
         kv_dtype: str = "float32",
         providers: list[str] | None = None,
+        spin: bool = True,
     ) -> None:
-        self.session = open_inference_session(onnx_path, session_options(num_cores), providers)
+        self.session = open_inference_session(onnx_path, session_options(num_cores, spin), providers)
         self.batch_size = batch_size
         self.ctx_len = kv_shape[2]
         self.kv_shape = tuple(kv_shape)
@@ -236,3 +241,40 @@ class SlotTarget:
 
     def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         return self.session.run_slot(self.index, input_ids, position_ids)
+
+
+class AllLogitsKVSession(KVCacheSession):
+    """A KVCacheSession over a speculative target graph, whose logits are [B, S, V]: ``run_all``
+    returns every position's logits (a verify step); ``run`` and ``run_slot`` keep the parent's
+    contract (each row's last real position), so plain generation runs on a target artifact too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._vocab = self.logits.shape()[-1]
+        self._logits_by_shape: dict[tuple[int, int], ort.OrtValue] = {}
+
+    def _logits_for(self, io: ort.IOBinding, rows: int, width: int) -> ort.OrtValue:
+        value = self._logits_by_shape.get((rows, width))
+        if value is None:
+            value = self._logits_by_shape[(rows, width)] = ort.OrtValue.ortvalue_from_shape_and_type([rows, width, self._vocab], np.float32)
+        io.bind_ortvalue_output(LOGITS, value)
+        return value
+
+    def run_all(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+        """One step; a view of logits [B, S, V] for every position (valid until the next run)."""
+        self.logits = self._logits_for(self.io, *np.shape(input_ids))
+        super().run(input_ids, position_ids)
+        return self.logits.numpy()
+
+    def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+        return last_real(self.run_all(input_ids, position_ids), position_ids)
+
+    def run_slot(self, slot: int, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+        self.slot_logits = self._logits_for(self.slot_io, *np.shape(input_ids))
+        super().run_slot(slot, input_ids, position_ids)
+        return last_real(self.slot_logits.numpy(), position_ids)
+
+
+def last_real(logits: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+    """[B, V]: each row's logits at its last real (largest) position, as the plain graph selects it."""
+    return logits[np.arange(logits.shape[0]), np.asarray(position_ids).argmax(axis=1)]

@@ -1,0 +1,97 @@
+"""Continuous batching with speculation: every step verifies each busy slot's drafts (its pending
+token plus up to K tokens from prompt lookup or a draft model) in one run of the target graph.
+
+Greedy requests keep the drafts the target agrees with, so each one's tokens are plain greedy
+decoding's; a sampling request (or one with a repetition penalty) takes one token a step from the
+first column, as in plain continuous batching. Rejected positions are simply overwritten later:
+positions drive the cache writes and a query never sees slots past its own position.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from QEfficient.generation.continuous_batching import ContinuousBatchingEngine
+from QEfficient.generation.speculative import ModelDrafter, PromptLookupDrafter
+
+
+def greedy_request(request) -> bool:
+    return not request.sampling.sampling and request.sampling.repetition_penalty in (None, 1.0)
+
+
+class SpeculativeBatchingEngine(ContinuousBatchingEngine):
+    """A ContinuousBatchingEngine over a speculative target session (``run_all``), drafting by prompt
+    lookup, or with ``drafter`` (a ModelDrafter over a draft session with the same slots)."""
+
+    def __init__(self, session, prefill_seq_len: int, eos_ids, pad_id: int, num_tokens: int, max_ngram_size: int = 2, drafter=None) -> None:
+        super().__init__(session, prefill_seq_len, eos_ids, pad_id)
+        self.drafter = drafter or PromptLookupDrafter(num_tokens, max_ngram_size)
+        self.num_tokens = num_tokens
+        self.stats = {"drafted": 0, "accepted": 0, "verify_steps": 0}
+
+    def _prefill_request(self, slot: int, request) -> np.ndarray:
+        logits = super()._prefill_request(slot, request)
+        if isinstance(self.drafter, ModelDrafter):
+            self.drafter.start_slot(slot, request.tokens)
+        return logits
+
+    def step(self) -> None:
+        self._admit()
+        for slot in self.busy_slots():
+            if self.slots[slot].cancelled.is_set():
+                self._finish(slot, "cancelled")
+        active_slots = self.busy_slots()
+        if not active_slots:
+            return
+        start = time.perf_counter()
+        rows = len(self.slots)
+        greedy = np.zeros(rows, dtype=bool)
+        greedy[[s for s in active_slots if greedy_request(self.slots[s])]] = True
+        # The verify chunk's last position must stay inside the cache.
+        k = int(min(self.num_tokens, self.session.ctx_len - 1 - self.positions[active_slots].max()))
+        drafts = np.zeros((rows, max(k, 0)), dtype=np.int64)
+        counts = np.zeros(rows, dtype=np.int64)
+        if k > 0 and greedy.any():
+            history = [self.slots[s].tokens + self.slots[s].output if greedy[s] else [] for s in range(rows)]
+            drafts, counts = self.drafter.propose(history, greedy, k)
+            k = int(counts.max())
+            drafts = drafts[:, :k]
+            kept = np.full(rows, -1, dtype=np.int64)
+        else:
+            k = 0
+            drafts = drafts[:, :0]
+        ids = np.concatenate([self.last[:, None], drafts], axis=1)
+        pos = self.positions[:, None] + np.arange(k + 1)
+        pos[self.positions < 0] = -1  # idle slots: padding
+        pos[~greedy, 1:] = -1  # sampling rows: one token, the rest padding
+        logits = self.session.run_all(ids, pos)
+        self.decode_steps += 1
+        self.stats["verify_steps"] += 1
+        for slot in active_slots:
+            request = self.slots[slot]
+            if not greedy[slot]:
+                token = int(self.choosers[slot](logits[slot, :1])[0])
+                self.positions[slot] += 1
+                self._emit(slot, token, logits[slot, 0])
+                continue
+            target = logits[slot].argmax(-1)
+            match = drafts[slot] == target[:k]
+            m = k if match.all() else int(match.argmin())
+            if k > 0:
+                kept[slot] = m
+            self.stats["drafted"] += int(counts[slot])
+            self.stats["accepted"] += min(m, int(counts[slot]))
+            for i, token in enumerate([*drafts[slot, :m].tolist(), int(target[m])]):
+                self.positions[slot] += 1
+                self._emit(slot, token, logits[slot, i])
+                if self.slots[slot] is not request:  # finished (EOS, length, cancelled)
+                    break
+        if k > 0:
+            self.drafter.accepted(kept)
+        self.decode_time += time.perf_counter() - start
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.stats["accepted"] / self.stats["drafted"] if self.stats["drafted"] else 0.0

@@ -1,0 +1,160 @@
+"""The model-level face of speculative decoding (see generation/speculative.py for the loop).
+
+Three ways to draft for a target compiled with ``qaic_config={"speculative_model_type": "target"}``
+and ``compile(num_speculative_tokens=K)``:
+
+* ``generate(..., prompt_lookup_num_tokens=K)``: n-gram lookup in the row's own tokens;
+* ``generate(..., assistant_model=draft, num_assistant_tokens=K)``: a compiled draft QEFF model;
+* ``compile(..., speculative_draft="mxfp6")``: the same graph with 8-bit MatMul weights drafts for
+  the fp32 one (self-speculation); generate() then uses it unless told otherwise.
+
+Greedy only: the output is plain greedy decoding's, token for token.
+"""
+
+from __future__ import annotations
+
+import time
+
+from QEfficient.generation.continuous_batching import Request
+from QEfficient.generation.exec_kv import continuous_result, load_prompts, print_perf, right_padding
+from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.generation.sampling import SamplingParams
+from QEfficient.generation.speculative import ModelDrafter, PromptLookupDrafter, SpeculativeGeneration, SpeculativeUnsupportedError
+from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
+from QEfficient.generation.text_generation import TextGeneration, check_generation_len, eos_token_ids
+from QEfficient.runtime.ort_session import open_kv_session
+
+SPECULATIVE_KWARGS = ("prompt_lookup_num_tokens", "max_matching_ngram_size", "assistant_model", "num_assistant_tokens")
+SPECULATIVE_DRAFTS = ("mxfp6",)
+
+
+def check_speculative_type(qaic_config: dict | None) -> bool:
+    """True for QEfficient's target form; other speculative kinds are refused with what to do."""
+    kind = (qaic_config or {}).get("speculative_model_type")
+    if kind is None:
+        return False
+    if kind != "target":
+        raise NotImplementedError(
+            f"qaic_config speculative_model_type={kind!r} is not supported; use 'target' (a draft-verified target model)."
+        )
+    return True
+
+
+def check_speculative_compile(is_target: bool, num_speculative_tokens: int | None, speculative_draft: str | None) -> None:
+    if not is_target:
+        if num_speculative_tokens is not None or speculative_draft is not None:
+            raise TypeError(
+                "num_speculative_tokens / speculative_draft need a speculative target: load the model with "
+                "from_pretrained(..., qaic_config={'speculative_model_type': 'target'})."
+            )
+        return
+    if num_speculative_tokens is None:
+        raise TypeError("A speculative target model needs compile(num_speculative_tokens=K): the tokens drafted per step.")
+    if not isinstance(num_speculative_tokens, int) or isinstance(num_speculative_tokens, bool) or num_speculative_tokens < 1:
+        raise ValueError(f"num_speculative_tokens must be a positive integer, got {num_speculative_tokens!r}.")
+    if speculative_draft is not None and speculative_draft not in SPECULATIVE_DRAFTS:
+        raise ValueError(f"speculative_draft must be one of {SPECULATIVE_DRAFTS} (or None), got {speculative_draft!r}.")
+
+
+def _compile_param(qpc_path, key: str):
+    from QEfficient.compile.ort_cpu import read_artifact
+
+    return read_artifact(qpc_path)["compile_params"].get(key)
+
+
+def speculative_generate(
+    model,
+    tokenizer,
+    prompts,
+    generation_len: int | None,
+    stream: bool,
+    sampling: SamplingParams,
+    prompts_txt_file_path: str | None = None,
+    prompt_lookup_num_tokens: int | None = None,
+    max_matching_ngram_size: int | None = None,
+    assistant_model=None,
+    num_assistant_tokens: int | None = None,
+) -> CloudAI100ExecInfo:
+    """Greedy speculative generation with ``model``'s target session (already open as model.qpc_session)."""
+    if not model.is_speculative_target:
+        raise SpeculativeUnsupportedError(
+            "Speculative decoding needs a target model: from_pretrained(..., qaic_config={'speculative_model_type': 'target'}) "
+            "and compile(num_speculative_tokens=K)."
+        )
+    if sampling.sampling or sampling.repetition_penalty not in (None, 1.0):
+        raise SpeculativeUnsupportedError("Speculative decoding here is greedy only: drop temperature/do_sample/repetition_penalty.")
+    if prompt_lookup_num_tokens is not None and assistant_model is not None:
+        raise ValueError("Pass prompt_lookup_num_tokens or assistant_model, not both.")
+    # A draft model's session and the target's take turns on the same cores: neither may spin while
+    # the other runs (measured on SmolLM2, 2 cores: self-speculation 2.7x faster without spinning);
+    # prompt lookup's host work between runs is short, but its session does not spin either, so
+    # every speculative mode runs alike.
+    session = model.qpc_session = _open(model, model.qpc_path, "kv", spin=False)
+    generation_len = check_generation_len(generation_len)
+    budget = _compile_param(model.qpc_path, "num_speculative_tokens")
+    prefill_len = _compile_param(model.qpc_path, "prefill_seq_len")
+    tokenizer = right_padding(tokenizer)
+    eos = eos_token_ids(tokenizer, model.model.hf.generation_config)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if model.continuous_batching:
+        if prompt_lookup_num_tokens is not None:
+            k, drafter = _check_k("prompt_lookup_num_tokens", prompt_lookup_num_tokens, budget), None
+        else:
+            k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad)
+        engine = SpeculativeBatchingEngine(session, prefill_len, eos, pad, k, max_matching_ngram_size or 2, drafter=drafter)
+        prompts = load_prompts(prompts, prompts_txt_file_path)
+        requests = [
+            Request(t, generation_len or session.ctx_len) for t in TextGeneration(session, tokenizer, prefill_len, eos).tokenize(prompts)
+        ]
+        start = time.perf_counter()
+        engine.run_all(requests)
+        info = continuous_result(requests, engine, start, time.perf_counter(), tokenizer, pad, prompts)
+        info.speculative_stats = {**engine.stats, "acceptance_rate": engine.acceptance_rate, "num_speculative_tokens": k}
+        print_perf(info)
+        return info
+    if prompt_lookup_num_tokens is not None:
+        k = _check_k("prompt_lookup_num_tokens", prompt_lookup_num_tokens, budget)
+        drafter = PromptLookupDrafter(k, max_matching_ngram_size or 2)
+    else:
+        k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad)
+    generator = SpeculativeGeneration(session, tokenizer, prefill_len, eos, drafter, k)
+    info = generator.generate(load_prompts(prompts, prompts_txt_file_path), generation_len=generation_len, stream=stream)
+    info.speculative_stats = {**generator.stats, "acceptance_rate": generator.acceptance_rate, "num_speculative_tokens": k}
+    print_perf(info)
+    return info
+
+
+def _model_drafter(model, session, assistant_model, num_assistant_tokens: int | None, budget: int, pad: int):
+    """(K, ModelDrafter) over ``assistant_model``'s artifact, or the target's own compressed one."""
+    if assistant_model is not None:
+        if getattr(assistant_model, "qpc_path", None) is None:
+            raise TypeError("assistant_model must be a compiled QEFF model: call assistant_model.compile(...) first.")
+        draft_path = assistant_model.qpc_path
+        draft = _open(assistant_model, draft_path, "kv", spin=False)
+    elif model.draft_qpc_path is not None:
+        draft_path = model.draft_qpc_path
+        draft = _open(model, draft_path, "draft", spin=False)
+    else:
+        raise ValueError("Say how to draft: prompt_lookup_num_tokens=K, assistant_model=draft, or compile(speculative_draft='mxfp6').")
+    if draft.batch_size != session.batch_size or draft.ctx_len < session.ctx_len:
+        raise ValueError(
+            f"The draft artifact has batch size {draft.batch_size} and ctx_len {draft.ctx_len}; the target needs batch size "
+            f"{session.batch_size} and ctx_len >= {session.ctx_len}: compile the draft with those "
+            "(with continuous batching, the same full_batch_size)."
+        )
+    k = _check_k("num_assistant_tokens", num_assistant_tokens or budget, budget)
+    return k, ModelDrafter(draft, _compile_param(draft_path, "prefill_seq_len"), k, pad)
+
+
+def _open(model, qpc_path, role: str, spin: bool):
+    """``model``'s session for ``role``, reused while the artifact, threads and spinning stay the same."""
+    cores = model._num_cores
+    return model._session(role, (str(qpc_path), cores, spin), lambda: open_kv_session(qpc_path, cores, spin=spin))
+
+
+def _check_k(name: str, value, budget: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    if value > budget:
+        raise ValueError(f"{name}={value} exceeds the num_speculative_tokens={budget} the target was compiled for.")
+    return value

@@ -1,0 +1,115 @@
+"""Speculative decoding on SmolLM2-135M-Instruct (the default GGUF): decode tok/s of plain greedy
+(fp32 and the 8-bit mxfp6 artifact), prompt lookup and self-speculation (the 8-bit artifact drafts
+for the fp32 target), on an input-grounded task (rewrite a given paragraph) and on free generation,
+with acceptance rates. Every speculative run is checked token for token against plain fp32 greedy.
+
+    .venv/bin/python benchmarks/bench_speculative.py [--threads 2] [--new-tokens 128] [--repeats 2]
+
+Ratios matter, not absolute figures: the machines are shared and noisy. Speculative sessions do not
+spin between runs (a draft and a target take turns on the same cores), so "x quiet" compares them
+with plain fp32 greedy on a non-spinning session; "x fp32" with the library's default (spinning). Writes
+benchmarks/results/speculative.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+PARAGRAPH = (
+    "The city council met on Tuesday evening to discuss the proposal for a new public library in the north district. "
+    "Supporters argued that the library would give children a safe place to study after school and would offer free "
+    "internet access to families who cannot afford it at home. Opponents worried about the cost of construction and "
+    "the yearly budget for staff and books, and asked whether the old library downtown could be repaired instead. "
+    "After two hours of debate, the council voted to fund a study of both options and to decide next spring."
+)
+TASKS = {
+    "rewrite": f"Rewrite the following paragraph, keeping its meaning and most of its words:\n\n{PARAGRAPH}",
+    "free": "Write a short story about a robot who learns to paint.",
+}
+
+
+def chat_prompt(tokenizer, user: str) -> str:
+    messages = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": user}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--lookup-k", type=int, default=8)
+    ap.add_argument("--draft-k", type=int, nargs="+", default=[3, 5])
+    args = ap.parse_args()
+
+    from transformers import AutoTokenizer
+
+    from QEfficient import QEFFAutoModelForCausalLM
+    from QEfficient.generation.exec_kv import right_padding
+    from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
+    from QEfficient.loading.hf_loader import default_model_path
+    from QEfficient.runtime.ort_session import open_kv_session
+
+    gguf = default_model_path()
+    source = {"pretrained_model_name_or_path": str(gguf.parent), "gguf_file": gguf.name}
+    compile_args = {"prefill_seq_len": 32, "ctx_len": 1024, "num_cores": args.threads}
+    budget = max(args.lookup_k, *args.draft_k)
+    plain = QEFFAutoModelForCausalLM.from_pretrained(**source)
+    plain.compile(**compile_args)
+    plain8 = QEFFAutoModelForCausalLM.from_pretrained(**source)
+    plain8.compile(**compile_args, mxfp6_matmul=True)
+    target = QEFFAutoModelForCausalLM.from_pretrained(**source, qaic_config={"speculative_model_type": "target"})
+    target.compile(**compile_args, num_speculative_tokens=budget, speculative_draft="mxfp6")
+    tok = AutoTokenizer.from_pretrained(plain.local_model_dir)
+
+    def measure(model, prompt: str, **kwargs) -> dict:
+        model.generate(tok, [prompt], generation_len=8, stream=False, **kwargs)  # warm-up
+        runs = [model.generate(tok, [prompt], generation_len=args.new_tokens, stream=False, **kwargs) for _ in range(args.repeats)]
+        out = {"decode_tok_s": statistics.median(r.perf_metrics.decode_perf for r in runs), "tokens": runs[-1].generated_ids[0][0].tolist()}
+        stats = getattr(runs[-1], "speculative_stats", None)
+        if stats:
+            out["acceptance_rate"] = stats["acceptance_rate"]
+            out["tokens_per_verify"] = len(out["tokens"]) / max(1, stats["verify_steps"] // args.repeats + 1)
+        return out
+
+    def measure_quiet(model, prompt: str) -> dict:
+        """Plain greedy over a session whose threads do not spin between runs (as speculation's sessions)."""
+        session = open_kv_session(model.qpc_path, args.threads, spin=False)
+        gen = TextGeneration(session, right_padding(tok), 32, eos_token_ids(tok, model.model.hf.generation_config))
+        gen.generate([prompt], generation_len=8, stream=False)
+        runs = [gen.generate([prompt], generation_len=args.new_tokens, stream=False) for _ in range(args.repeats)]
+        tokens = runs[-1].generated_ids[0][0].tolist()
+        return {"decode_tok_s": statistics.median(r.perf_metrics.decode_perf for r in runs), "tokens": tokens}
+
+    results = {}
+    for task, user in TASKS.items():
+        prompt = chat_prompt(tok, user)
+        rows = {"plain fp32": measure(plain, prompt), "plain fp32, no spin": measure_quiet(plain, prompt)}
+        rows["plain 8-bit"] = measure(plain8, prompt)
+        rows[f"prompt lookup K={args.lookup_k}"] = measure(target, prompt, prompt_lookup_num_tokens=args.lookup_k)
+        for k in args.draft_k:
+            rows[f"self-spec 8-bit draft K={k}"] = measure(target, prompt, num_assistant_tokens=k)
+        base = rows["plain fp32"]
+        print(f"\n== {task}: {len(tok(prompt)['input_ids'])} prompt tokens, {len(base['tokens'])} new tokens, {args.threads} threads")
+        print(f"{'engine':<28}{'decode tok/s':>14}{'x fp32':>8}{'x quiet':>9}{'accept':>8}{'exact':>7}")
+        for name, r in rows.items():
+            exact = r["tokens"] == base["tokens"] if name != "plain 8-bit" else None
+            r["speedup"] = r["decode_tok_s"] / base["decode_tok_s"]
+            # speculative sessions do not spin: "x quiet" compares them with plain fp32 run the same way
+            r["speedup_vs_no_spin"] = r["decode_tok_s"] / rows["plain fp32, no spin"]["decode_tok_s"]
+            r["exact_vs_fp32"] = exact
+            acc = f"{r['acceptance_rate']:.2f}" if "acceptance_rate" in r else "-"
+            exact_text = "-" if exact is None else str(exact)
+            print(f"{name:<28}{r['decode_tok_s']:>14.1f}{r['speedup']:>8.2f}{r['speedup_vs_no_spin']:>9.2f}{acc:>8}{exact_text:>7}")
+        results[task] = {name: {k: v for k, v in r.items() if k != "tokens"} for name, r in rows.items()}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "speculative.json").write_text(json.dumps({"threads": args.threads, "new_tokens": args.new_tokens, **results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

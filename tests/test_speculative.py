@@ -1,0 +1,198 @@
+"""Speculative decoding: the target graph's per-position logits, and exact greedy output with
+prompt lookup, a draft model and the compressed self-draft, on tiny random models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from QEfficient import QEFFAutoModelForCausalLM
+from QEfficient.generation.speculative import PromptLookupDrafter, SpeculativeUnsupportedError
+
+TARGET = {"speculative_model_type": "target"}
+PROMPTS = [
+    "hello world hello world hello world hello",
+    "the cat sat on the mat",
+    "one two three one two three one two three one two",
+    "a b c d e f g",
+]
+
+
+def rows(info) -> list[list[int]]:
+    """Generated ids row by row, across batches."""
+    return [row.tolist() for batch in info.generated_ids for row in batch]
+
+
+def compiled(folder, qaic_config=None, **compile_args):
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder, qaic_config=qaic_config)
+    model.compile(prefill_seq_len=8, ctx_len=64, **compile_args)
+    return model
+
+
+@pytest.fixture(scope="module")
+def draft(tiny_model_dir):
+    """A different tiny model as the draft: its tokens often disagree, so rejections happen."""
+    return compiled(tiny_model_dir("llama"), batch_size=2)
+
+
+@pytest.mark.parametrize("arch", ["mistral", "qwen2", "gemma2"])
+def test_speculative_output_equals_plain_greedy(tiny_model_dir, draft, arch):
+    folder = tiny_model_dir(arch)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    plain = rows(compiled(folder, batch_size=2).generate(tokenizer, PROMPTS, generation_len=40, stream=False))
+    target = compiled(folder, TARGET, batch_size=2, num_speculative_tokens=4, speculative_draft="mxfp6")
+
+    lookup = target.generate(tokenizer, PROMPTS, generation_len=40, stream=False, prompt_lookup_num_tokens=4)
+    assert rows(lookup) == plain
+    assert lookup.speculative_stats["drafted"] > 0
+    if arch == "qwen2":  # its greedy output repeats itself: lookup must get some drafts right
+        assert lookup.speculative_stats["accepted"] > 0
+    assisted = target.generate(tokenizer, PROMPTS, generation_len=40, stream=False, assistant_model=draft, num_assistant_tokens=3)
+    assert rows(assisted) == plain
+    assert assisted.speculative_stats["accepted"] < assisted.speculative_stats["drafted"]  # some rejected: rollback ran
+    selfspec = target.generate(tokenizer, PROMPTS, generation_len=40, stream=False)  # the mxfp6 self-draft
+    assert rows(selfspec) == plain
+    assert selfspec.speculative_stats["accepted"] > 0
+
+
+def test_generation_up_to_the_end_of_the_context(tiny_model_dir):
+    """Verify chunks are cut short near ctx_len; the output still equals plain decoding's."""
+    folder = tiny_model_dir("mistral")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    plain = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    plain.compile(prefill_seq_len=8, ctx_len=48)
+    target = QEFFAutoModelForCausalLM.from_pretrained(folder, qaic_config=TARGET)
+    target.compile(prefill_seq_len=8, ctx_len=48, num_speculative_tokens=5, speculative_draft="mxfp6")
+    expected = rows(plain.generate(tokenizer, PROMPTS[:2], stream=False))
+    assert rows(target.generate(tokenizer, PROMPTS[:2], stream=False, prompt_lookup_num_tokens=5)) == expected
+    assert rows(target.generate(tokenizer, PROMPTS[:2], stream=False)) == expected
+    assert rows(target.generate(tokenizer, PROMPTS[:2], stream=False, assistant_model=plain, num_assistant_tokens=5)) == expected
+
+
+def test_target_graph_scores_every_position(tiny_model_dir):
+    """Logits of every chunk position equal transformers' (prefill chunk, then a verify chunk)."""
+    folder = tiny_model_dir("gemma2")
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    target = compiled(folder, TARGET, num_speculative_tokens=3)
+    target.generate(AutoTokenizer.from_pretrained(folder), PROMPTS[:1], generation_len=1, stream=False)  # opens the session
+    session = target.qpc_session
+    ids = np.arange(3, 15, dtype=np.int64)[None]
+    session.reset()
+    first = session.run_all(ids[:, :8], np.arange(8)[None]).copy()
+    second = session.run_all(ids[:, 8:], np.arange(8, 12)[None]).copy()
+    with torch.no_grad():
+        expected = hf(torch.from_numpy(ids)).logits.numpy()
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), expected, atol=1e-4)
+
+
+def test_prompt_lookup_takes_the_earliest_match_of_the_longest_ngram():
+    drafter = PromptLookupDrafter(num_tokens=3)
+    drafts, counts = drafter.propose([[5, 6, 7, 8, 9, 5, 6, 1, 2, 5, 6], [1, 2, 3]], np.array([True, True]), 3)
+    assert drafts[0].tolist() == [7, 8, 9] and counts.tolist() == [3, 0]
+
+
+def test_speculative_errors(tiny_model_dir):
+    folder = tiny_model_dir("llama")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    with pytest.raises(TypeError, match="num_speculative_tokens"):
+        QEFFAutoModelForCausalLM.from_pretrained(folder, qaic_config=TARGET).compile(prefill_seq_len=8, ctx_len=32)
+    with pytest.raises(TypeError, match="speculative_model_type"):
+        QEFFAutoModelForCausalLM.from_pretrained(folder).compile(prefill_seq_len=8, ctx_len=32, num_speculative_tokens=3)
+    with pytest.raises(NotImplementedError, match="turbo"):
+        QEFFAutoModelForCausalLM.from_pretrained(folder, qaic_config={"speculative_model_type": "turbo"})
+    plain = compiled(folder)
+    with pytest.raises(SpeculativeUnsupportedError, match="target"):
+        plain.generate(tokenizer, PROMPTS[:1], stream=False, prompt_lookup_num_tokens=3)
+    target = compiled(folder, TARGET, num_speculative_tokens=2)
+    with pytest.raises(ValueError, match="exceeds"):
+        target.generate(tokenizer, PROMPTS[:1], stream=False, prompt_lookup_num_tokens=3)
+    with pytest.raises(SpeculativeUnsupportedError, match="greedy"):
+        target.generate(tokenizer, PROMPTS[:1], stream=False, prompt_lookup_num_tokens=2, temperature=0.7)
+    with pytest.raises(ValueError, match="batch size"):
+        target.generate(tokenizer, PROMPTS[:1], stream=False, assistant_model=compiled(folder, batch_size=2))
+    # plain generation on a target artifact is plain greedy
+    assert rows(target.generate(tokenizer, PROMPTS[:2], generation_len=10, stream=False)) == rows(
+        plain.generate(tokenizer, PROMPTS[:2], generation_len=10, stream=False)
+    )
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "mistral"])
+def test_continuous_batching_prompt_lookup_equals_plain_greedy(tiny_model_dir, arch):
+    """Four prompts through two slots: each completion equals plain greedy decoding's."""
+    folder = tiny_model_dir(arch)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    plain = rows(compiled(folder, batch_size=2).generate(tokenizer, PROMPTS, generation_len=40, stream=False))
+    target = QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True, qaic_config=TARGET)
+    target.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_speculative_tokens=4, speculative_draft="mxfp6")
+    expected = [np.trim_zeros(np.array(p), "b").tolist() for p in plain]
+    info = target.generate(tokenizer, PROMPTS, generation_len=40, stream=False, prompt_lookup_num_tokens=4)
+    assert [np.trim_zeros(row, "b").tolist() for row in info.generated_ids] == expected
+    assert info.speculative_stats["drafted"] > 0
+    if arch == "qwen2":
+        assert info.speculative_stats["accepted"] > 0
+    selfspec = target.generate(tokenizer, PROMPTS, generation_len=40, stream=False, num_assistant_tokens=3)  # the mxfp6 draft
+    assert [np.trim_zeros(row, "b").tolist() for row in selfspec.generated_ids] == expected
+    assert selfspec.speculative_stats["accepted"] > 0
+    other = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("llama"), continuous_batching=True)
+    other.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2)
+    assisted = target.generate(tokenizer, PROMPTS, generation_len=40, stream=False, assistant_model=other)
+    assert [np.trim_zeros(row, "b").tolist() for row in assisted.generated_ids] == expected
+
+
+def test_server_with_prompt_lookup_equals_transformers(tiny_model_dir):
+    """serve --prompt_lookup_num_tokens: concurrent greedy requests give transformers' greedy text."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import uvicorn
+
+    from QEfficient.cloud.serve import build_server
+    from tests.helpers import hf_greedy
+    from tests.test_server import complete, free_port
+
+    folder = tiny_model_dir("qwen2")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    app, runner = build_server(str(folder), None, 8, 96, 2, 1, prompt_lookup_num_tokens=4)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="error"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        while not srv.started:
+            thread.join(0.05)
+        url = f"http://127.0.0.1:{srv.config.port}"
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            bodies = list(pool.map(lambda p: complete(url, p, max_tokens=20), PROMPTS))
+        for prompt, body in zip(PROMPTS, bodies):
+            assert body["choices"][0]["text"] == tokenizer.decode(hf_greedy(hf, tokenizer, prompt, 20), skip_special_tokens=True)
+        assert complete(url, PROMPTS[0], max_tokens=8, temperature=0.8, seed=3)["choices"][0]["text"]  # sampling: plain steps
+        assert runner.engine.stats["accepted"] > 0
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        runner.stop()
+
+
+def test_engine_mixes_sampling_and_greedy_requests(tiny_model_dir):
+    """A sampling request takes plain steps beside speculating greedy ones (alone, too)."""
+    from QEfficient.generation.continuous_batching import Request
+    from QEfficient.generation.sampling import SamplingParams
+    from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
+
+    folder = tiny_model_dir("qwen2")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    target = QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True, qaic_config=TARGET)
+    target.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_speculative_tokens=4)
+    target.generate(tokenizer, PROMPTS[:1], generation_len=2, stream=False)  # opens the session
+    ids = [tokenizer(p)["input_ids"] for p in PROMPTS[:3]]
+    engine = SpeculativeBatchingEngine(target.qpc_session, 8, {2}, 0, 4)
+    sampled = Request(ids[2], 12, SamplingParams(temperature=0.9, seed=1))
+    greedy = [Request(t, 12) for t in ids[:2]]
+    engine.run_all([greedy[0], sampled, greedy[1]])
+    alone = Request(ids[2], 12, SamplingParams(temperature=0.9, seed=1))
+    engine.run_all([alone])
+    plain = rows(compiled(folder).generate(tokenizer, PROMPTS[:2], generation_len=12, stream=False))
+    assert [np.trim_zeros(np.array(r.output), "b").tolist() for r in greedy] == [np.trim_zeros(np.array(p), "b").tolist() for p in plain]
+    assert sampled.error is None and alone.error is None and len(sampled.output) == len(alone.output) == 12
