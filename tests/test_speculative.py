@@ -143,35 +143,25 @@ def test_continuous_batching_prompt_lookup_equals_plain_greedy(tiny_model_dir, a
 
 def test_server_with_prompt_lookup_equals_transformers(tiny_model_dir):
     """serve --prompt_lookup_num_tokens: concurrent greedy requests give transformers' greedy text."""
-    import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    import uvicorn
-
     from QEfficient.cloud.serve import build_server
-    from tests.helpers import hf_greedy
-    from tests.test_server import complete, free_port
+    from tests.helpers import hf_greedy, serve_on_loopback
+    from tests.test_server import complete
 
     folder = tiny_model_dir("qwen2")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     hf = AutoModelForCausalLM.from_pretrained(folder).eval()
     app, runner = build_server(str(folder), None, 8, 96, 2, 1, prompt_lookup_num_tokens=4)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="error"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
     try:
-        while not srv.started:
-            thread.join(0.05)
-        url = f"http://127.0.0.1:{srv.config.port}"
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            bodies = list(pool.map(lambda p: complete(url, p, max_tokens=20), PROMPTS))
-        for prompt, body in zip(PROMPTS, bodies):
-            assert body["choices"][0]["text"] == tokenizer.decode(hf_greedy(hf, tokenizer, prompt, 20), skip_special_tokens=True)
-        assert complete(url, PROMPTS[0], max_tokens=8, temperature=0.8, seed=3)["choices"][0]["text"]  # sampling: plain steps
-        assert runner.engine.stats["accepted"] > 0
+        with serve_on_loopback(app) as url:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                bodies = list(pool.map(lambda p: complete(url, p, max_tokens=20), PROMPTS))
+            for prompt, body in zip(PROMPTS, bodies):
+                assert body["choices"][0]["text"] == tokenizer.decode(hf_greedy(hf, tokenizer, prompt, 20), skip_special_tokens=True)
+            assert complete(url, PROMPTS[0], max_tokens=8, temperature=0.8, seed=3)["choices"][0]["text"]  # sampling: plain steps
+            assert runner.engine.stats["accepted"] > 0
     finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
         runner.stop()
 
 
