@@ -1,7 +1,7 @@
 """Run the image-text sweep (tests/image_text_sweep.py) and write docs/architectures_image_text.md.
 
-    PYTHONPATH=$PWD python scripts/image_text_sweep.py                 # every type, rewrites the table
-    PYTHONPATH=$PWD python scripts/image_text_sweep.py --types llava_next mistral3   # a few, printed only
+PYTHONPATH=$PWD python scripts/image_text_sweep.py                 # every type, rewrites the table
+PYTHONPATH=$PWD python scripts/image_text_sweep.py --types llava_next mistral3   # a few, printed only
 """
 
 from __future__ import annotations

@@ -310,3 +310,60 @@ def build_qwen2_5_vl(folder) -> Path:
     torch.manual_seed(0)
     _widen_and_save(Qwen2_5_VLForConditionalGeneration(config), folder)
     return folder
+
+
+# Prompts of the families added for the sweep (tests/image_text_sweep.py picks up build_<model_type> listed here).
+PROMPTS: dict[str, str] = {
+    "llava_next": "Look: <image> Describe the picture in a few words",
+}
+
+
+def build_llava_next(folder, *, granite: bool = False) -> Path:
+    """LLaVA-NeXT (Granite Vision's layout): CLIP tower at 28 px (patch 7, 16 tokens per tile + CLS dropped),
+    any-resolution tiling over grid pinpoints [[28, 56], [56, 28], [56, 56]]: an image becomes a base tile plus
+    1x2 / 2x1 / 2x2 tiles, unpadded to its aspect ratio, with an image_newline row per line of patches.
+    ``granite=True``: Granite Vision's variant, a Granite text model and features from two vision layers."""
+    from transformers import (
+        CLIPVisionConfig,
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        LlavaNextImageProcessorPil,
+        LlavaNextProcessor,
+    )
+
+    folder = Path(folder)
+    tok = build_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    tok.padding_side = "left"
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7, projection_dim=32
+    )
+    pinpoints = [[28, 56], [56, 28], [56, 56]]
+    if granite:
+        from transformers import GraniteConfig
+
+        text = GraniteConfig(**_TEXT, vocab_size=len(tok), embedding_multiplier=2.0, logits_scaling=2.0, residual_multiplier=0.5)
+    else:
+        text = LlamaConfig(**_TEXT, vocab_size=len(tok))
+    config = LlavaNextConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        image_grid_pinpoints=pinpoints,
+        vision_feature_layer=[-2, -1] if granite else -2,
+        vision_feature_select_strategy="default",
+    )
+    torch.manual_seed(0)
+    _widen_and_save(LlavaNextForConditionalGeneration(config), folder)
+    image_processor = LlavaNextImageProcessorPil(
+        size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}, image_grid_pinpoints=pinpoints
+    )
+    LlavaNextProcessor(
+        image_processor=image_processor,
+        tokenizer=tok,
+        patch_size=7,
+        vision_feature_select_strategy="default",
+        image_token="<image>",
+        num_additional_image_tokens=1,
+    ).save_pretrained(folder)
+    return folder
