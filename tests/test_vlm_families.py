@@ -16,6 +16,7 @@ from tests.image_text_sweep import hf_greedy, image
 FAMILIES = {
     "llava_next": vlm_fixtures.build_llava_next,
     "granite_vision": partial(vlm_fixtures.build_llava_next, granite=True),
+    "mistral3": vlm_fixtures.build_mistral3,
 }
 PROMPT_OF = {"granite_vision": "llava_next"}
 

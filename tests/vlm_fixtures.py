@@ -367,3 +367,55 @@ def build_llava_next(folder, *, granite: bool = False) -> Path:
         num_additional_image_tokens=1,
     ).save_pretrained(folder)
     return folder
+
+
+def pixtral_processor_class():
+    """PixtralProcessor without torchvision: its module imports one helper, ``get_resize_output_image_size``,
+    from the torchvision image processor's module; the PIL image processor's module defines the same function,
+    so it stands in for that module when torchvision is missing. Importing this registers the real class."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("torchvision") is None:
+        from transformers.models.pixtral import image_processing_pil_pixtral
+
+        sys.modules.setdefault("transformers.models.pixtral.image_processing_pixtral", image_processing_pil_pixtral)
+    from transformers.models.pixtral.processing_pixtral import PixtralProcessor
+
+    return PixtralProcessor
+
+
+class TinyPixtralProcessor(pixtral_processor_class()):
+    """PixtralProcessor under a name of its own: AutoProcessor resolves "PixtralProcessor" through transformers'
+    torchvision guard, a registered name reaches this class (as TinyQwen2VLProcessor)."""
+
+
+AutoProcessor.register("tiny_pixtral_processor", TinyPixtralProcessor, exist_ok=True)
+
+
+def build_mistral3(folder) -> Path:
+    """Mistral 3: Pixtral tower (patch 7, 2-D rotary, 2 layers), 2x2 patch merger, Mistral text model. The
+    processor resizes the longest edge to 56 px in multiples of 14 (patch x merge): (40, 50) -> 42x56 ->
+    3x4 = 12 image tokens, with an [IMG_BREAK] after each row and [IMG_END] last."""
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration, MistralConfig, PixtralImageProcessorPil, PixtralVisionConfig
+
+    folder = Path(folder)
+    tok = _tokenizer(["[IMG]", "[IMG_BREAK]", "[IMG_END]"])
+    vision = PixtralVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, head_dim=16, image_size=56, patch_size=7
+    )
+    config = Mistral3Config(
+        vision_config=vision,
+        text_config=MistralConfig(**_TEXT, vocab_size=len(tok), sliding_window=None),
+        image_token_index=tok.convert_tokens_to_ids("[IMG]"),
+        spatial_merge_size=2,
+        vision_feature_layer=-1,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Mistral3ForConditionalGeneration(config), folder)
+    image_processor = PixtralImageProcessorPil(size={"longest_edge": 56}, patch_size={"height": 7, "width": 7})
+    TinyPixtralProcessor(image_processor=image_processor, tokenizer=tok, patch_size=7, spatial_merge_size=2).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["mistral3"] = "Look: [IMG] Describe the picture in a few words"
