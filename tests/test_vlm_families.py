@@ -17,6 +17,7 @@ FAMILIES = {
     "llava_next": vlm_fixtures.build_llava_next,
     "granite_vision": partial(vlm_fixtures.build_llava_next, granite=True),
     "mistral3": vlm_fixtures.build_mistral3,
+    "paligemma": vlm_fixtures.build_paligemma,
 }
 PROMPT_OF = {"granite_vision": "llava_next"}
 

@@ -419,3 +419,30 @@ def build_mistral3(folder) -> Path:
 
 
 PROMPTS["mistral3"] = "Look: [IMG] Describe the picture in a few words"
+
+
+def build_paligemma(folder) -> Path:
+    """PaliGemma: SigLIP tower (28 px, patch 7 -> 16 image tokens), linear projector, Gemma text model. The
+    processor puts the 16 "<image>" tokens and BOS before the prompt and returns token_type_ids: the whole
+    prompt (image and text) attends both ways at prefill, the generated tokens causally."""
+    from transformers import GemmaConfig, PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor, SiglipImageProcessorPil
+
+    folder = Path(folder)
+    tok = _tokenizer(["<image>"], {"image_token": "<image>"})
+    vision = SiglipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7, projection_dim=64
+    )
+    text = GemmaConfig(**_TEXT, vocab_size=len(tok), head_dim=16, tie_word_embeddings=False)
+    config = PaliGemmaConfig(
+        vision_config=vision, text_config=text, image_token_index=tok.image_token_id, projection_dim=64, tie_word_embeddings=False
+    )
+    config.vision_config.projection_dim = 64
+    torch.manual_seed(0)
+    _widen_and_save(PaliGemmaForConditionalGeneration(config), folder)
+    image_processor = SiglipImageProcessorPil(size={"height": 28, "width": 28})
+    image_processor.image_seq_length = 16
+    PaliGemmaProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["paligemma"] = "<image>Describe the picture in a few words"
