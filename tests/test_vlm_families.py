@@ -18,6 +18,7 @@ FAMILIES = {
     "granite_vision": partial(vlm_fixtures.build_llava_next, granite=True),
     "mistral3": vlm_fixtures.build_mistral3,
     "paligemma": vlm_fixtures.build_paligemma,
+    "llava_onevision": vlm_fixtures.build_llava_onevision,
 }
 PROMPT_OF = {"granite_vision": "llava_next"}
 

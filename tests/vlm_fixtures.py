@@ -446,3 +446,57 @@ def build_paligemma(folder) -> Path:
 
 
 PROMPTS["paligemma"] = "<image>Describe the picture in a few words"
+
+
+class TinyLlavaOnevisionProcessor(_llava_onevision_processor := __import__(
+    "transformers.models.llava_onevision.processing_llava_onevision", fromlist=["LlavaOnevisionProcessor"]
+).LlavaOnevisionProcessor):
+    """LlavaOnevisionProcessor without its video processor (torchvision is not installed)."""
+
+    def __init__(
+        self, image_processor=None, tokenizer=None, num_image_tokens=None, vision_feature_select_strategy=None, chat_template=None, **kwargs
+    ):
+        super().__init__(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            num_image_tokens=num_image_tokens,
+            vision_feature_select_strategy=vision_feature_select_strategy,
+            chat_template=chat_template,
+            **kwargs,
+        )
+
+
+AutoProcessor.register("tiny_llava_onevision_processor", TinyLlavaOnevisionProcessor, exist_ok=True)
+
+
+def build_llava_onevision(folder) -> Path:
+    """LLaVA-OneVision: SigLIP tower at 28 px (patch 7, 16 tokens per tile, "full" features), Qwen2 text model,
+    tiling over [[28, 56], [56, 28], [56, 56]] as LLaVA-NeXT, anyres_max_9."""
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, LlavaOnevisionImageProcessorPil, Qwen2Config
+
+    folder = Path(folder)
+    tok = _tokenizer(["<image>", "<video>"], {"image_token": "<image>", "video_token": "<video>"})
+    vision = SiglipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7
+    )
+    pinpoints = [[28, 56], [56, 28], [56, 56]]
+    config = LlavaOnevisionConfig(
+        vision_config=vision,
+        text_config=Qwen2Config(**_TEXT, vocab_size=len(tok)),
+        image_token_id=tok.image_token_id,
+        video_token_id=tok.video_token_id,
+        image_grid_pinpoints=pinpoints,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="full",
+        vision_aspect_ratio="anyres_max_9",
+    )
+    torch.manual_seed(0)
+    _widen_and_save(LlavaOnevisionForConditionalGeneration(config), folder)
+    image_processor = LlavaOnevisionImageProcessorPil(size={"height": 28, "width": 28}, image_grid_pinpoints=pinpoints)
+    TinyLlavaOnevisionProcessor(
+        image_processor=image_processor, tokenizer=tok, num_image_tokens=16, vision_feature_select_strategy="full"
+    ).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["llava_onevision"] = "Look: <image> Describe the picture in a few words"

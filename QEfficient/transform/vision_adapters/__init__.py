@@ -14,6 +14,7 @@ from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics3Adapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
 from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
+from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
 from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
 from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
@@ -22,6 +23,7 @@ from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
 _ADAPTERS: list[VisionLanguageAdapter] = [
     LlavaAdapter("llava"),
     LlavaNextAdapter("llava_next"),
+    LlavaOnevisionAdapter("llava_onevision"),
     Mistral3Adapter("mistral3"),
     PaliGemmaAdapter("paligemma"),
     Gemma3Adapter("gemma3"),

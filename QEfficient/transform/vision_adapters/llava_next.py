@@ -48,32 +48,39 @@ class LlavaNextAdapter(LlavaAdapter):
         """Feature rows of one tile (the CLS row is kept with the "full" strategy)."""
         return self.tokens_per_unit(self.config)
 
-    def _num_tiles(self, image_size) -> int:
+    def _num_tiles(self, image_size, tiled: bool = True) -> int:
         from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
 
+        if not tiled:
+            return 1
         return image_size_to_num_patches(list(image_size), self.config.image_grid_pinpoints, self.config.vision_config.image_size)
 
-    def _layout(self, image_size, tiles: int) -> np.ndarray:
-        """HF's packing of one image's tile features, as row numbers (-1: image_newline)."""
+    def _pack(self, rows: torch.Tensor, image_size) -> torch.Tensor:
+        """HF's packing of one image's tile features [tiles, tokens, 1] (here: row numbers)."""
         from transformers.models.llava_next.modeling_llava_next import LlavaNextModel
 
-        rows = torch.arange(tiles * self._tile_tokens(), dtype=torch.float64).reshape(tiles, -1, 1)
+        newline = torch.tensor([-1.0], dtype=rows.dtype)
+        sizes = torch.as_tensor([list(image_size)])
         packed, _ = LlavaNextModel.pack_image_features(
-            SimpleNamespace(config=self.config),
-            [rows],
-            torch.as_tensor([list(image_size)]),
-            self.config.vision_feature_select_strategy,
-            image_newline=torch.tensor([-1.0], dtype=torch.float64),
+            SimpleNamespace(config=self.config), [rows], sizes, self.config.vision_feature_select_strategy, image_newline=newline
         )
-        return packed[0][:, 0].numpy().astype(np.int64)
+        return packed[0]
+
+    def _layout(self, image_size, tiles: int) -> np.ndarray:
+        """Rows of the image's tile features in HF's packed order (-1: image_newline)."""
+        rows = torch.arange(tiles * self._tile_tokens(), dtype=torch.float64).reshape(tiles, -1, 1)
+        return self._pack(rows, image_size)[:, 0].numpy().astype(np.int64)
 
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         pixels = np.asarray(inputs["pixel_values"], dtype=np.float32)
         sizes = np.asarray(inputs["image_sizes"]).reshape(-1, 2)
         if pixels.shape[-1] != img_size or pixels.shape[-2] != img_size:
             raise ValueError(f"Tiles are {pixels.shape[-2]}x{pixels.shape[-1]} but the vision graph was compiled for img_size={img_size}.")
-        pixels = pixels.reshape(len(sizes), -1, *pixels.shape[-3:]) if pixels.ndim == 5 else pixels[None]
-        tiles = [self._num_tiles(s) for s in sizes]
+        pixels = pixels.reshape(len(sizes), -1, *pixels.shape[-3:]) if pixels.ndim == 5 else pixels[:, None]
+        # several images in one prompt are not tiled (LLaVA-OneVision's batch_num_images)
+        per_prompt = np.asarray(inputs["batch_num_images"]).reshape(-1) if "batch_num_images" in inputs else np.ones(len(sizes), np.int64)
+        tiled = [n == 1 for n in per_prompt for _ in range(int(n))]
+        tiles = [self._num_tiles(s, t) for s, t in zip(sizes, tiled)]
         layouts = [self._layout(s, n) for s, n in zip(sizes, tiles)]
         return {
             "pixel_values": np.ascontiguousarray(np.concatenate([p[:n] for p, n in zip(pixels, tiles)] + [pixels[:0, 0]])),
