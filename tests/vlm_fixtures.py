@@ -448,9 +448,10 @@ def build_paligemma(folder) -> Path:
 PROMPTS["paligemma"] = "<image>Describe the picture in a few words"
 
 
-class TinyLlavaOnevisionProcessor(_llava_onevision_processor := __import__(
-    "transformers.models.llava_onevision.processing_llava_onevision", fromlist=["LlavaOnevisionProcessor"]
-).LlavaOnevisionProcessor):
+from transformers.models.llava_onevision.processing_llava_onevision import LlavaOnevisionProcessor  # noqa: E402
+
+
+class TinyLlavaOnevisionProcessor(LlavaOnevisionProcessor):
     """LlavaOnevisionProcessor without its video processor (torchvision is not installed)."""
 
     def __init__(
