@@ -19,6 +19,7 @@ FAMILIES = {
     "mistral3": vlm_fixtures.build_mistral3,
     "paligemma": vlm_fixtures.build_paligemma,
     "llava_onevision": vlm_fixtures.build_llava_onevision,
+    "internvl": vlm_fixtures.build_internvl,
 }
 PROMPT_OF = {"granite_vision": "llava_next"}
 

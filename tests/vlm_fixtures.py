@@ -501,3 +501,46 @@ def build_llava_onevision(folder) -> Path:
 
 
 PROMPTS["llava_onevision"] = "Look: <image> Describe the picture in a few words"
+
+
+from transformers.models.internvl.processing_internvl import InternVLProcessor  # noqa: E402
+
+
+class TinyInternVLProcessor(InternVLProcessor):
+    """InternVLProcessor without its video processor (torchvision is not installed)."""
+
+    def __init__(self, image_processor=None, tokenizer=None, image_seq_length: int = 256, chat_template=None, **kwargs):
+        super().__init__(image_processor, tokenizer, None, image_seq_length=image_seq_length, chat_template=chat_template, **kwargs)
+
+
+AutoProcessor.register("tiny_internvl_processor", TinyInternVLProcessor, exist_ok=True)
+
+
+def build_internvl(folder) -> Path:
+    """InternVL: InternViT tower (28 px tiles, patch 7, CLS dropped), pixel shuffle 0.5 -> 4 tokens per tile,
+    Qwen2 text model. The processor crops an image into up to 4 tiles plus a thumbnail; the prompt's
+    "<IMG_CONTEXT>" becomes "<img>" + 4 x tiles "<IMG_CONTEXT>" + "</img>"."""
+    from transformers import GotOcr2ImageProcessorPil, InternVLConfig, InternVLForConditionalGeneration, InternVLVisionConfig, Qwen2Config
+
+    folder = Path(folder)
+    named = {"start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"}
+    tok = _tokenizer(list(named.values()), named)
+    vision = InternVLVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=[28, 28], patch_size=[7, 7]
+    )
+    config = InternVLConfig(
+        vision_config=vision,
+        text_config=Qwen2Config(**_TEXT, vocab_size=len(tok)),
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
+        image_seq_length=4,
+        downsample_ratio=0.5,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(InternVLForConditionalGeneration(config), folder)
+    image_processor = GotOcr2ImageProcessorPil(size={"height": 28, "width": 28}, crop_to_patches=True, min_patches=1, max_patches=4)
+    TinyInternVLProcessor(image_processor=image_processor, tokenizer=tok, image_seq_length=4).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["internvl"] = "Look: <IMG_CONTEXT> Describe the picture in a few words"

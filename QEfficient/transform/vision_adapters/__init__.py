@@ -8,10 +8,14 @@ its text architecture must be in the decoder table (transform/adapters).
 
 from __future__ import annotations
 
+import warnings
+
+from QEfficient.transform.adapters import ADAPTERS as DECODER_ADAPTERS
 from QEfficient.transform.adapters import UnsupportedArchitectureError
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics3Adapter
+from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
 from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
@@ -24,6 +28,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     LlavaAdapter("llava"),
     LlavaNextAdapter("llava_next"),
     LlavaOnevisionAdapter("llava_onevision"),
+    InternVLAdapter("internvl"),
     Mistral3Adapter("mistral3"),
     PaliGemmaAdapter("paligemma"),
     Gemma3Adapter("gemma3"),
@@ -36,15 +41,53 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
 
 
+# Why some image-text types cannot run here, beyond "its text model is not in the decoder table".
+KNOWN_FAILURES: dict[str, str] = {
+    "mllama": "its text model interleaves cross-attention layers over the image (keys/values computed once and retained, "
+    "as Whisper's); the decoder path has no such layers yet",
+    "llama4": "its text model (llama4_text: chunked attention, MoE) is not in the decoder table yet",
+    "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
+    "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
+    "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
+    "florence2": "an encoder-decoder model, not a decoder-only language model with image tokens",
+    "t5gemma2": "an encoder-decoder model, not a decoder-only language model with image tokens",
+}
+
+SWEEP_HINT = "python scripts/image_text_sweep.py --types {t} (add a tiny build_{t} to tests/vlm_fixtures.py first)"
+
+
+def _llava_shaped(config) -> bool:
+    """A config that looks like Llava's (a vision tower's features picked by layer, an image token)."""
+    return all(hasattr(config, name) for name in ("vision_config", "text_config", "vision_feature_layer", "image_token_id"))
+
+
 def get_vision_adapter(config) -> VisionLanguageAdapter:
+    """The adapter of ``config.model_type``. A Llava-shaped type outside the table runs as Llava with a
+    warning (unproven); known failures and unsupported text models raise with the reason."""
     model_type = getattr(config, "model_type", None)
-    if model_type not in VISION_ADAPTERS:
-        raise UnsupportedArchitectureError(
-            f"'{model_type}' is not supported by QEFFAutoModelForImageTextToText; supported model types: "
-            f"{', '.join(sorted(VISION_ADAPTERS))}. To add one, register a VisionLanguageAdapter in "
-            "QEfficient/transform/vision_adapters/__init__.py."
+    if model_type in VISION_ADAPTERS:
+        return VISION_ADAPTERS[model_type].for_config(config)
+    supported = ", ".join(sorted(VISION_ADAPTERS))
+    text_type = getattr(getattr(config, "text_config", None), "model_type", None)
+    if model_type in KNOWN_FAILURES:
+        reason = KNOWN_FAILURES[model_type]
+    elif text_type is not None and text_type not in DECODER_ADAPTERS:
+        reason = f"its text model '{text_type}' is not in the decoder table (QEfficient/transform/adapters)"
+    elif _llava_shaped(config):
+        warnings.warn(
+            f"'{model_type}' is not proven token-exact by the image-text sweep; it runs as a Llava-shaped model "
+            f"(vision_tower -> multi_modal_projector -> language_model). Check it against transformers with "
+            f"{SWEEP_HINT.format(t=model_type)}, or compare generate() with transformers' generate on your model.",
+            stacklevel=3,
         )
-    return VISION_ADAPTERS[model_type].for_config(config)
+        return LlavaAdapter(model_type).for_config(config)
+    else:
+        reason = "it has no vision adapter"
+    raise UnsupportedArchitectureError(
+        f"'{model_type}' is not supported by QEFFAutoModelForImageTextToText: {reason}. Supported model types: {supported}. "
+        "To add one, register a VisionLanguageAdapter in QEfficient/transform/vision_adapters/__init__.py and prove it with "
+        f"{SWEEP_HINT.format(t=model_type)}."
+    )
 
 
-__all__ = ["VISION_ADAPTERS", "VisionLanguageAdapter", "get_vision_adapter"]
+__all__ = ["KNOWN_FAILURES", "VISION_ADAPTERS", "VisionLanguageAdapter", "get_vision_adapter"]
