@@ -20,6 +20,7 @@ FAMILIES = {
     "paligemma": vlm_fixtures.build_paligemma,
     "llava_onevision": vlm_fixtures.build_llava_onevision,
     "internvl": vlm_fixtures.build_internvl,
+    "vipllava": vlm_fixtures.build_vipllava,
 }
 PROMPT_OF = {"granite_vision": "llava_next"}
 

@@ -544,3 +544,58 @@ def build_internvl(folder) -> Path:
 
 
 PROMPTS["internvl"] = "Look: <IMG_CONTEXT> Describe the picture in a few words"
+
+
+def build_vipllava(folder) -> Path:
+    """VipLlava: Llava's layout with features from several CLIP layers (CLS dropped), layer-normed and
+    projected together; Llava's processor (16 image tokens per 28 px image)."""
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, LlavaProcessor, VipLlavaConfig, VipLlavaForConditionalGeneration
+
+    folder = Path(folder)
+    tok = build_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    tok.padding_side = "left"
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2, image_size=28, patch_size=7, projection_dim=32
+    )
+    config = VipLlavaConfig(
+        vision_config=vision,
+        text_config=LlamaConfig(**_TEXT, vocab_size=len(tok)),
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_layers=[-3, -2, -1],
+    )
+    torch.manual_seed(0)
+    _widen_and_save(VipLlavaForConditionalGeneration(config), folder)
+    LlavaProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}),
+        tokenizer=tok,
+        patch_size=7,
+        vision_feature_select_strategy="default",
+        image_token="<image>",
+        num_additional_image_tokens=1,
+    ).save_pretrained(folder)
+    return folder
+
+
+def build_shieldgemma2(folder) -> Path:
+    """ShieldGemma 2 (model_type shieldgemma2, run by Gemma3ForConditionalGeneration): the Gemma 3 tiny model and
+    processor under ShieldGemma2Config (its own processor wraps prompts in safety policies)."""
+    from transformers import ShieldGemma2Config
+
+    folder = build_gemma3(folder)
+    source = Gemma3Config.from_pretrained(folder)
+    config = ShieldGemma2Config(
+        text_config=source.text_config.to_dict(),
+        vision_config=source.vision_config.to_dict(),
+        mm_tokens_per_image=source.mm_tokens_per_image,
+        boi_token_index=source.boi_token_index,
+        eoi_token_index=source.eoi_token_index,
+        image_token_index=source.image_token_index,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Gemma3ForConditionalGeneration(config), folder)
+    return folder
+
+
+PROMPTS["vipllava"] = "Look: <image> Describe the picture in a few words"
+PROMPTS["shieldgemma2"] = "Look: <start_of_image> Describe the picture in a few words"
