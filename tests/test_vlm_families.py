@@ -21,6 +21,7 @@ FAMILIES = {
     "llava_onevision": vlm_fixtures.build_llava_onevision,
     "internvl": vlm_fixtures.build_internvl,
     "vipllava": vlm_fixtures.build_vipllava,
+    "lighton_ocr": vlm_fixtures.build_lighton_ocr,
 }
 PROMPT_OF = {"granite_vision": "llava_next"}
 

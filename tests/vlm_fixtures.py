@@ -599,3 +599,38 @@ def build_shieldgemma2(folder) -> Path:
 
 PROMPTS["vipllava"] = "Look: <image> Describe the picture in a few words"
 PROMPTS["shieldgemma2"] = "Look: <start_of_image> Describe the picture in a few words"
+
+
+def build_lighton_ocr(folder) -> Path:
+    """LightOnOCR: Mistral 3's tiny Pixtral tower and merger (patch 7, merge 2, longest edge 56 px), Qwen3 text model;
+    its processor repeats "[IMG]" (h/14 x w/14 per image, no row breaks)."""
+    from transformers import (
+        LightOnOcrConfig,
+        LightOnOcrForConditionalGeneration,
+        LightOnOcrProcessor,
+        PixtralImageProcessorPil,
+        PixtralVisionConfig,
+        Qwen3Config,
+    )
+
+    folder = Path(folder)
+    named = {"image_token": "[IMG]", "image_break_token": "[IMG_BREAK]", "image_end_token": "[IMG_END]"}
+    tok = _tokenizer(list(named.values()), named)
+    vision = PixtralVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, head_dim=16, image_size=56, patch_size=7
+    )
+    config = LightOnOcrConfig(
+        vision_config=vision,
+        text_config=Qwen3Config(**_TEXT, vocab_size=len(tok), head_dim=16),
+        image_token_id=tok.image_token_id,
+        spatial_merge_size=2,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(LightOnOcrForConditionalGeneration(config), folder)
+    image_processor = PixtralImageProcessorPil(size={"longest_edge": 56}, patch_size={"height": 7, "width": 7})
+    LightOnOcrProcessor(image_processor=image_processor, tokenizer=tok, patch_size=7, spatial_merge_size=2).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["lighton_ocr"] = "Look: [IMG] Describe the picture in a few words"

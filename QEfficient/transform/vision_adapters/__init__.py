@@ -16,6 +16,7 @@ from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
+from QEfficient.transform.vision_adapters.lighton_ocr import LightOnOcrAdapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
 from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
@@ -32,6 +33,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     InternVLAdapter("internvl"),
     VipLlavaAdapter("vipllava"),
     Mistral3Adapter("mistral3"),
+    LightOnOcrAdapter("lighton_ocr"),
     PaliGemmaAdapter("paligemma"),
     Gemma3Adapter("gemma3"),
     Qwen2VLAdapter("qwen2_vl"),

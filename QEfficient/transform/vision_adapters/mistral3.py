@@ -27,7 +27,7 @@ class Mistral3Adapter(VisionLanguageAdapter):
     config: Any = field(default=None, compare=False)
 
     def for_config(self, config) -> Mistral3Adapter:
-        if not isinstance(config.vision_feature_layer, int):
+        if not isinstance(getattr(config, "vision_feature_layer", -1), int):
             raise ValueError("Mistral 3 with several vision_feature_layer values is not supported (HF's projector norm expects one).")
         return dataclasses.replace(self, config=config)
 
@@ -52,8 +52,12 @@ class Mistral3Adapter(VisionLanguageAdapter):
             "vision_embeds": {1: "num_image_tokens"},
         }
 
+    def vision_modules(self, hf: nn.Module) -> tuple[nn.Module, nn.Module]:
+        """(Pixtral tower, projector with norm / patch_merger / linear_1 / act / linear_2)."""
+        return hf.model.vision_tower, hf.model.multi_modal_projector
+
     def image_features(self, hf: nn.Module, pixel_values, vision_position_ids, image_segment, merge) -> torch.Tensor:
-        tower, projector = hf.model.vision_tower, hf.model.multi_modal_projector
+        tower, projector = self.vision_modules(hf)
         weight = tower.patch_conv.weight
         x = tower.ln_pre((pixel_values.to(weight.dtype) @ weight.reshape(weight.shape[0], -1).T)[None])
         position_embeddings = tower.patch_positional_embedding(x, vision_position_ids)
@@ -64,7 +68,7 @@ class Mistral3Adapter(VisionLanguageAdapter):
             x = layer(x, mask, position_embeddings=position_embeddings)
             x = x[0] if isinstance(x, tuple) else x
             states.append(x)
-        features = projector.norm(states[hf.config.vision_feature_layer][0])
+        features = projector.norm(states[getattr(hf.config, "vision_feature_layer", -1)][0])
         grouped = features[merge].permute(0, 2, 1).reshape(merge.shape[0], -1)  # [M, d * m*m], unfold's order
         merged = projector.patch_merger.merging_layer(grouped)
         return projector.linear_2(projector.act(projector.linear_1(merged)))[None]
