@@ -22,6 +22,7 @@ FAMILIES = {
     "internvl": vlm_fixtures.build_internvl,
     "vipllava": vlm_fixtures.build_vipllava,
     "lighton_ocr": vlm_fixtures.build_lighton_ocr,
+    "qianfan_ocr": vlm_fixtures.build_qianfan_ocr,
 }
 PROMPT_OF = {"granite_vision": "llava_next"}
 

@@ -634,3 +634,37 @@ def build_lighton_ocr(folder) -> Path:
 
 
 PROMPTS["lighton_ocr"] = "Look: [IMG] Describe the picture in a few words"
+
+
+def build_qianfan_ocr(folder) -> Path:
+    """Qianfan-OCR: InternVL's layout (InternViT tiles, pixel shuffle 0.5 -> 4 tokens per 28 px tile) with a Qwen3 text model."""
+    from transformers import (
+        GotOcr2ImageProcessorPil,
+        QianfanOCRConfig,
+        QianfanOCRForConditionalGeneration,
+        QianfanOCRProcessor,
+        QianfanOCRVisionConfig,
+        Qwen3Config,
+    )
+
+    folder = Path(folder)
+    named = {"start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>"}
+    tok = _tokenizer(list(named.values()), named)
+    vision = QianfanOCRVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=[28, 28], patch_size=[7, 7]
+    )
+    config = QianfanOCRConfig(
+        vision_config=vision,
+        text_config=Qwen3Config(**_TEXT, vocab_size=len(tok), head_dim=16),
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
+        image_seq_length=4,
+        downsample_ratio=0.5,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(QianfanOCRForConditionalGeneration(config), folder)
+    image_processor = GotOcr2ImageProcessorPil(size={"height": 28, "width": 28}, crop_to_patches=True, min_patches=1, max_patches=4)
+    QianfanOCRProcessor(image_processor=image_processor, tokenizer=tok, image_seq_length=4).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["qianfan_ocr"] = "Look: <image> Describe the picture in a few words"

@@ -31,6 +31,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     LlavaNextAdapter("llava_next"),
     LlavaOnevisionAdapter("llava_onevision"),
     InternVLAdapter("internvl"),
+    InternVLAdapter("qianfan_ocr"),  # InternVL's layout, Qwen3 text model
     VipLlavaAdapter("vipllava"),
     Mistral3Adapter("mistral3"),
     LightOnOcrAdapter("lighton_ocr"),

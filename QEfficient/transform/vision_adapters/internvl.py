@@ -23,4 +23,5 @@ class InternVLAdapter(VisionLanguageAdapter):
         return int(side * side * config.downsample_ratio**2)
 
     def image_placeholder(self, processor) -> str:
-        return processor.image_token
+        # Qianfan-OCR's processor takes "<image>" and writes the context tokens itself
+        return getattr(processor, "image_placeholder_token", None) or processor.image_token
