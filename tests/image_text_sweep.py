@@ -101,7 +101,10 @@ def text_model_note(model_type: str) -> str:
 
 
 def hf_greedy(folder: Path, inputs, n: int) -> list[int]:
-    hf = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
+    hf, info = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32, output_loading_info=True)
+    if info["missing_keys"]:  # random weights on every load: no reference to match
+        raise RuntimeError(f"transformers leaves {len(info['missing_keys'])} weights uninitialised, e.g. {sorted(info['missing_keys'])[0]}")
+    hf.eval()
     with torch.no_grad():
         out = hf.generate(**inputs, do_sample=False, max_new_tokens=n, pad_token_id=0)
     return out[0, inputs["input_ids"].shape[1] :].tolist()

@@ -578,9 +578,9 @@ def build_vipllava(folder) -> Path:
 
 
 def build_shieldgemma2(folder) -> Path:
-    """ShieldGemma 2 (model_type shieldgemma2, run by Gemma3ForConditionalGeneration): the Gemma 3 tiny model and
+    """ShieldGemma 2 (model_type shieldgemma2, run by Gemma3ForConditionalGeneration): the Gemma 3 tiny model's shapes and
     processor under ShieldGemma2Config (its own processor wraps prompts in safety policies)."""
-    from transformers import ShieldGemma2Config
+    from transformers import ShieldGemma2Config, ShieldGemma2ForImageClassification
 
     folder = build_gemma3(folder)
     source = Gemma3Config.from_pretrained(folder)
@@ -593,7 +593,8 @@ def build_shieldgemma2(folder) -> Path:
         image_token_index=source.image_token_index,
     )
     torch.manual_seed(0)
-    _widen_and_save(Gemma3ForConditionalGeneration(config), folder)
+    # saved in the real checkpoints' layout (the classifier's), which transformers maps onto Gemma3ForConditionalGeneration
+    _widen_and_save(ShieldGemma2ForImageClassification(config), folder)
     return folder
 
 

@@ -50,8 +50,8 @@ VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _A
 KNOWN_FAILURES: dict[str, str] = {
     "mllama": "its text model interleaves cross-attention layers over the image (keys/values computed once and retained, "
     "as Whisper's); the decoder path has no such layers yet",
-    "shieldgemma2": "run by Gemma3ForConditionalGeneration under ShieldGemma2Config, the Gemma 3 adapter's tokens differ "
-    "from HF's on the tiny model (not investigated yet)",
+    "shieldgemma2": "transformers loads its checkpoints into Gemma3ForConditionalGeneration with the language model's "
+    "weights missing (randomly initialised), so there is nothing to match",
     "llama4": "its text model (llama4_text: chunked attention, MoE) is not in the decoder table yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
