@@ -23,6 +23,8 @@ FAMILIES = {
     "vipllava": vlm_fixtures.build_vipllava,
     "lighton_ocr": vlm_fixtures.build_lighton_ocr,
     "qianfan_ocr": vlm_fixtures.build_qianfan_ocr,
+    "deepseek_vl": vlm_fixtures.build_deepseek_vl,
+    "janus": vlm_fixtures.build_janus,
 }
 PROMPT_OF = {"granite_vision": "llava_next"}
 

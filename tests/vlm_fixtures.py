@@ -669,3 +669,68 @@ def build_qianfan_ocr(folder) -> Path:
 
 
 PROMPTS["qianfan_ocr"] = "Look: <image> Describe the picture in a few words"
+
+
+def build_deepseek_vl(folder) -> Path:
+    """DeepSeek-VL: SigLIP tower (28 px, patch 7 -> 16 tokens) and an MLP aligner, Llama text model; the processor
+    repeats "<image_placeholder>" 16 times."""
+    from transformers import DeepseekVLConfig, DeepseekVLForConditionalGeneration, DeepseekVLImageProcessorPil, DeepseekVLProcessor
+
+    folder = Path(folder)
+    tok = _tokenizer(["<image_placeholder>"], {"image_token": "<image_placeholder>"})
+    vision = SiglipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7
+    )
+    config = DeepseekVLConfig(
+        vision_config=vision.to_dict(),
+        text_config=LlamaConfig(**_TEXT, vocab_size=len(tok)).to_dict(),
+        image_token_id=tok.image_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(DeepseekVLForConditionalGeneration(config), folder)
+    image_processor = DeepseekVLImageProcessorPil(size={"height": 28, "width": 28})
+    DeepseekVLProcessor(image_processor=image_processor, tokenizer=tok, num_image_tokens=16).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["deepseek_vl"] = "Look: <image_placeholder> Describe the picture in a few words"
+
+
+def build_janus(folder) -> Path:
+    """Janus (understanding side): SigLIP-like tower (28 px, patch 7 -> 16 tokens) and an MLP aligner, Llama text model;
+    the image-generation VQ-VAE is shrunk and unused. The processor writes "<begin_of_image>" + 16 x "<image_placeholder>"
+    + "<end_of_image>" per "<image_placeholder>" in the prompt."""
+    from transformers import JanusConfig, JanusForConditionalGeneration, JanusImageProcessorPil, JanusProcessor
+
+    folder = Path(folder)
+    named = {"image_token": "<image_placeholder>", "boi_token": "<begin_of_image>", "eoi_token": "<end_of_image>"}
+    tok = _tokenizer(list(named.values()), named)
+    vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7, projection_dim=64, depth=2)
+    vision["num_image_tokens"] = 16
+    vq = dict(
+        embed_dim=8,
+        num_embeddings=32,
+        latent_channels=32,
+        base_channels=32,
+        channel_multiplier=[1, 1],
+        num_res_blocks=1,
+        num_patches=4,
+        projection_dim=64,
+        image_token_embed_dim=64,
+    )
+    config = JanusConfig(
+        text_config=LlamaConfig(**_TEXT, vocab_size=len(tok)).to_dict(),
+        vision_config=vision,
+        vq_config=vq,
+        image_token_id=tok.image_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(JanusForConditionalGeneration(config), folder)
+    image_processor = JanusImageProcessorPil(size={"height": 28, "width": 28})
+    JanusProcessor(image_processor=image_processor, tokenizer=tok, num_image_tokens=16).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["janus"] = "Look: <image_placeholder> Describe the picture in a few words"

@@ -13,6 +13,7 @@ import warnings
 from QEfficient.transform.adapters import ADAPTERS as DECODER_ADAPTERS
 from QEfficient.transform.adapters import UnsupportedArchitectureError
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
+from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
@@ -33,6 +34,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     InternVLAdapter("internvl"),
     InternVLAdapter("qianfan_ocr"),  # InternVL's layout, Qwen3 text model
     VipLlavaAdapter("vipllava"),
+    DeepseekVLAdapter("deepseek_vl"),
+    DeepseekVLAdapter("janus"),  # the same understanding path: tower -> aligner
     Mistral3Adapter("mistral3"),
     LightOnOcrAdapter("lighton_ocr"),
     PaliGemmaAdapter("paligemma"),
