@@ -80,7 +80,7 @@ def image(seed: int, size=(40, 50)) -> Image.Image:
 
 def _short(exc: BaseException) -> str:
     line = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {line[:160]}"
+    return f"{type(exc).__name__}: {line[:240]}"
 
 
 def text_model_note(model_type: str) -> str:

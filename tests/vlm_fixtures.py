@@ -734,3 +734,35 @@ def build_janus(folder) -> Path:
 
 
 PROMPTS["janus"] = "Look: <image_placeholder> Describe the picture in a few words"
+
+
+def build_aya_vision(folder) -> Path:
+    """Aya Vision: SigLIP tower (28 px tiles, patch 7), pixel-shuffle projector (downsample 2 -> 4 tokens per tile),
+    Cohere2 text model. The processor crops up to 4 tiles plus a thumbnail; "<image>" becomes
+    "<|START_OF_IMG|>" + per tile "TILE_i" + 4 x "<|IMG_PATCH|>" ... + "<|END_OF_IMG|>"."""
+    from transformers import AyaVisionConfig, AyaVisionForConditionalGeneration, AyaVisionProcessor, Cohere2Config, GotOcr2ImageProcessorPil
+
+    folder = Path(folder)
+    specials = ["<image>", "<|START_OF_IMG|>", "<|END_OF_IMG|>", "<|IMG_PATCH|>", "<|IMG_LINE_BREAK|>"]
+    tok = _tokenizer(specials, {"image_token": "<image>"})
+    vision = SiglipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7
+    )
+    text = Cohere2Config(**_TEXT, vocab_size=len(tok), sliding_window=8, layer_types=["sliding_attention", "full_attention"])
+    config = AyaVisionConfig(
+        vision_config=vision.to_dict(),
+        text_config=text.to_dict(),
+        downsample_factor=2,
+        image_token_index=tok.convert_tokens_to_ids("<|IMG_PATCH|>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(AyaVisionForConditionalGeneration(config), folder)
+    image_processor = GotOcr2ImageProcessorPil(size={"height": 28, "width": 28}, crop_to_patches=True, min_patches=1, max_patches=4)
+    AyaVisionProcessor(image_processor=image_processor, tokenizer=tok, patch_size=7, img_size=28, downsample_factor=2).save_pretrained(
+        folder
+    )
+    return folder
+
+
+PROMPTS["aya_vision"] = "Look: <image> Describe the picture in a few words"
