@@ -48,7 +48,8 @@ for _name, _builder in vars(vlm_fixtures).items():  # families added later: buil
 # Why a type without a builder has none yet, where it is something other than "not built yet".
 NOTES: dict[str, str] = {
     "video_llava": "its processor's video half needs torchvision (not installed)",
-    "llava_next_video": "its processor's video half needs torchvision (not installed)",
+    "llava_next_video": "runs images with LLaVA-NeXT's adapter, with a warning: unproven, its processor's video half needs "
+    "torchvision (not installed)",
     "instructblipvideo": "video only; its processor needs torchvision",
     "vision-encoder-decoder": "an encoder-decoder (no decoder-only language model): not this path",
     "pix2struct": "an encoder-decoder (T5-like): not this path",
@@ -59,8 +60,6 @@ NOTES: dict[str, str] = {
     "evolla": "protein-text model, no images",
     "diffusion_gemma": "block diffusion, not autoregressive greedy decoding",
     "pi0": "robot-action model (flow matching), not text generation",
-    "mllama": "cross-attention layers: needs retained cross keys/values in the decoder path (as Whisper)",
-    "llama4": "text model llama4_text (chunked attention + MoE) is not in the decoder table",
 }
 
 
@@ -113,10 +112,12 @@ def hf_greedy(folder: Path, inputs, n: int) -> list[int]:
 def check_type(model_type: str, workdir: Path | None = None, n: int = 10, chunk: int = 5) -> Result:
     """Build the tiny model of ``model_type`` and compare greedy tokens with HF in both layouts."""
     from QEfficient import QEFFAutoModelForImageTextToText
+    from QEfficient.transform.vision_adapters import KNOWN_FAILURES
 
     hf_class = MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES.get(model_type, "?")
     if model_type not in BUILDERS:
-        return Result(model_type, hf_class, "not-attempted", note=NOTES.get(model_type) or text_model_note(model_type))
+        note = NOTES.get(model_type) or KNOWN_FAILURES.get(model_type) or text_model_note(model_type)
+        return Result(model_type, hf_class, "not-attempted", note=note)
     builder, prompt = BUILDERS[model_type]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(workdir or tmp) / model_type

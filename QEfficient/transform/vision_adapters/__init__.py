@@ -57,12 +57,19 @@ KNOWN_FAILURES: dict[str, str] = {
     "as Whisper's); the decoder path has no such layers yet",
     "shieldgemma2": "transformers loads its checkpoints into Gemma3ForConditionalGeneration with the language model's "
     "weights missing (randomly initialised), so there is nothing to match",
+    "video_llava": "its images come as pixel_values_images (and its processor needs torchvision); no adapter yet",
+    "fast_vlm": "its FastViT tower is a timm model (a convolutional feature map, not Llava's tokens); no adapter yet",
     "llama4": "its text model (llama4_text: chunked attention, MoE) is not in the decoder table yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "florence2": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "t5gemma2": "an encoder-decoder model, not a decoder-only language model with image tokens",
+}
+
+# Types run by an adapter that the sweep cannot prove here (their processors need torchvision): they warn.
+UNPROVEN_ADAPTERS: dict[str, VisionLanguageAdapter] = {
+    "llava_next_video": LlavaNextAdapter("llava_next_video"),  # its images: LLaVA-NeXT's tiling
 }
 
 # Vision adapters that are ready but whose text model the decoder path cannot export yet: they run once
@@ -92,6 +99,14 @@ def get_vision_adapter(config) -> VisionLanguageAdapter:
         reason = f"its vision adapter is ready, but its text model '{waiting}' is not in the decoder table yet"
     elif text_type is not None and text_type not in DECODER_ADAPTERS:
         reason = f"its text model '{text_type}' is not in the decoder table (QEfficient/transform/adapters)"
+    elif model_type in UNPROVEN_ADAPTERS:
+        warnings.warn(
+            f"'{model_type}' is not proven token-exact by the image-text sweep (its processor needs torchvision here); it runs "
+            f"with the {type(UNPROVEN_ADAPTERS[model_type]).__name__}. Check it with {SWEEP_HINT.format(t=model_type)}, "
+            "or compare generate() with transformers' generate on your model.",
+            stacklevel=3,
+        )
+        return UNPROVEN_ADAPTERS[model_type].for_config(config)
     elif _llava_shaped(config):
         warnings.warn(
             f"'{model_type}' is not proven token-exact by the image-text sweep; it runs as a Llava-shaped model "
