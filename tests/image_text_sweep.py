@@ -51,13 +51,11 @@ NOTES: dict[str, str] = {
     "llava_next_video": "runs images with LLaVA-NeXT's adapter, with a warning: unproven, its processor's video half needs "
     "torchvision (not installed)",
     "instructblipvideo": "video only; its processor needs torchvision",
-    "vision-encoder-decoder": "an encoder-decoder (no decoder-only language model): not this path",
-    "pix2struct": "an encoder-decoder (T5-like): not this path",
-    "udop": "an encoder-decoder (T5-like): not this path",
-    "florence2": "an encoder-decoder (BART-like): not this path",
-    "t5gemma2": "an encoder-decoder: not this path",
     "kosmos-2.5": "an encoder-decoder-like layout with its own image-token scheme",
     "evolla": "protein-text model, no images",
+    "cohere2_vision": "its image processor has only a torchvision backend (not installed)",
+    "lfm2_vl": "its image processor has only a torchvision backend (not installed)",
+    "llama4": "its image processor has only a torchvision backend (not installed)",
     "diffusion_gemma": "block diffusion, not autoregressive greedy decoding",
     "pi0": "robot-action model (flow matching), not text generation",
 }
@@ -116,7 +114,7 @@ def check_type(model_type: str, workdir: Path | None = None, n: int = 10, chunk:
 
     hf_class = MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES.get(model_type, "?")
     if model_type not in BUILDERS:
-        note = NOTES.get(model_type) or KNOWN_FAILURES.get(model_type) or text_model_note(model_type)
+        note = "; ".join(filter(None, [NOTES.get(model_type), KNOWN_FAILURES.get(model_type) or text_model_note(model_type)]))
         return Result(model_type, hf_class, "not-attempted", note=note)
     builder, prompt = BUILDERS[model_type]
     with tempfile.TemporaryDirectory() as tmp:
