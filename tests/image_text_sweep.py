@@ -25,7 +25,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-from tests import vlm_fixtures
+from tests import vlm_family_fixtures, vlm_fixtures
 
 STATUSES = ("token-exact", "differs", "export-fails", "hf-fails", "no-local-processor", "not-attempted")
 
@@ -41,9 +41,8 @@ BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
         "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words",
     ),
 }
-for _name, _builder in vars(vlm_fixtures).items():  # families added later: build_<model_type> + PROMPTS
-    if _name.startswith("build_") and _name[6:] in getattr(vlm_fixtures, "PROMPTS", {}):
-        BUILDERS[_name[6:]] = (_builder, vlm_fixtures.PROMPTS[_name[6:]])
+for _type, _prompt in vlm_family_fixtures.PROMPTS.items():  # the families added with the sweep
+    BUILDERS[_type] = (getattr(vlm_family_fixtures, f"build_{_type}"), _prompt)
 
 # Why a type without a builder has none yet, where it is something other than "not built yet".
 NOTES: dict[str, str] = {

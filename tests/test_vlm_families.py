@@ -1,6 +1,6 @@
 """The families added by the image-text sweep, each in both layouts: greedy tokens equal HF ``generate``
 for one image with image tokens across prefill chunks, and for a batch of two images of different sizes
-(different tile grids / patch counts). Tiny random models from tests/vlm_fixtures.py."""
+(different tile grids / patch counts). Tiny random models from tests/vlm_family_fixtures.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from transformers import AutoProcessor
 
 from QEfficient import QEFFAutoModelForImageTextToText
-from tests import vlm_fixtures
+from tests import vlm_family_fixtures as vlm_fixtures
 from tests.image_text_sweep import hf_greedy, image
 
 FAMILIES = {
