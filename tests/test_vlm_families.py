@@ -25,6 +25,7 @@ FAMILIES = {
     "qianfan_ocr": vlm_fixtures.build_qianfan_ocr,
     "deepseek_vl": vlm_fixtures.build_deepseek_vl,
     "janus": vlm_fixtures.build_janus,
+    "idefics2": vlm_fixtures.build_idefics2,
 }
 PROMPT_OF = {"granite_vision": "llava_next"}
 

@@ -463,3 +463,32 @@ def build_aya_vision(folder) -> Path:
 
 
 PROMPTS["aya_vision"] = "Look: <image> Describe the picture in a few words"
+
+
+def build_idefics2(folder) -> Path:
+    """Idefics2: SigLIP-like tower (28 px, patch 7), a perceiver resampler to 8 latents per image, Mistral text model.
+    The processor resizes every image to 28x28 (shortest = longest edge) without splitting: full tiles, no padding;
+    "<image>" becomes "<fake_token_around_image>" + 8 x "<image>" + "<fake_token_around_image>"."""
+    from transformers import Idefics2Config, Idefics2ForConditionalGeneration, Idefics2ImageProcessorPil, Idefics2Processor, MistralConfig
+
+    folder = Path(folder)
+    tok = _tokenizer(["<fake_token_around_image>", "<image>", "<end_of_utterance>"])
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7)
+    perceiver = dict(
+        hidden_size=64, resampler_n_latents=8, resampler_depth=2, resampler_n_heads=2, resampler_head_dim=16, num_key_value_heads=1
+    )
+    config = Idefics2Config(
+        vision_config=vision,
+        perceiver_config=perceiver,
+        text_config=MistralConfig(**_TEXT, vocab_size=len(tok), sliding_window=None).to_dict(),
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Idefics2ForConditionalGeneration(config), folder)
+    image_processor = Idefics2ImageProcessorPil(size={"shortest_edge": 28, "longest_edge": 28}, do_image_splitting=False)
+    Idefics2Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=8).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["idefics2"] = "Look: <image> Describe the picture in a few words"

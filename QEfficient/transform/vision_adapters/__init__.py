@@ -16,7 +16,7 @@ from QEfficient.transform.vision_adapters.aya_vision import AyaVisionAdapter
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
-from QEfficient.transform.vision_adapters.idefics3 import Idefics3Adapter
+from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
 from QEfficient.transform.vision_adapters.lighton_ocr import LightOnOcrAdapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
@@ -37,6 +37,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     VipLlavaAdapter("vipllava"),
     DeepseekVLAdapter("deepseek_vl"),
     AyaVisionAdapter("aya_vision"),
+    Idefics2Adapter("idefics2"),
     DeepseekVLAdapter("janus"),  # the same understanding path: tower -> aligner
     Mistral3Adapter("mistral3"),
     LightOnOcrAdapter("lighton_ocr"),
