@@ -81,6 +81,9 @@ class ImagePrefill:
         return np.zeros((1, 1, self.hidden_size), np.float32)
 
     def chunking(self, token_lists: list[list[int]]) -> tuple[int, list[np.ndarray] | None]:
+        if self.adapter.bidirectional_prompt:  # one chunk holds every prompt (the graph's sequence axis is dynamic)
+            longest = max(len(t) for t in token_lists)
+            return -(-longest // self.prefill_seq_len) * self.prefill_seq_len, None
         if not self.adapter.bidirectional_images:
             return self.prefill_seq_len, None
         # A whole image block must be in one chunk: widen the chunk to hold the longest block

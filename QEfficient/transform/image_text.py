@@ -78,7 +78,11 @@ class QEffImageTextDecoder(nn.Module):
         index = torch.cumsum(is_image.to(torch.int64), dim=1) - 1 + image_idx
         index = index.clamp(min=0, max=rows.shape[0] - 1)
         merged = torch.where(is_image.unsqueeze(-1), rows[index], embeds)
-        upto = image_block_ends(is_image, position_ids) if self.vision_adapter.bidirectional_images else None
+        upto = None
+        if self.vision_adapter.bidirectional_images:
+            upto = image_block_ends(is_image, position_ids)
+        elif self.vision_adapter.bidirectional_prompt:  # a step sees its whole chunk (one token at decode: causal)
+            upto = position_ids.amax(dim=1, keepdim=True).expand_as(position_ids)
         kwargs = self.vision_adapter.language_kwargs(position_ids, *extra)
         logits, retained = self.lm.step(position_ids, list(past), inputs_embeds=merged, visible_upto=upto, **kwargs)
         next_idx = image_idx + is_image.sum(dim=1, keepdim=True)

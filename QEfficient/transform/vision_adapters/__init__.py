@@ -8,16 +8,40 @@ its text architecture must be in the decoder table (transform/adapters).
 
 from __future__ import annotations
 
+import warnings
+
+from QEfficient.transform.adapters import ADAPTERS as DECODER_ADAPTERS
 from QEfficient.transform.adapters import UnsupportedArchitectureError
+from QEfficient.transform.vision_adapters.aya_vision import AyaVisionAdapter
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
+from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
-from QEfficient.transform.vision_adapters.idefics3 import Idefics3Adapter
+from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
+from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
+from QEfficient.transform.vision_adapters.lighton_ocr import LightOnOcrAdapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
+from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
+from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
+from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
+from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
+from QEfficient.transform.vision_adapters.vipllava import VipLlavaAdapter
 
 _ADAPTERS: list[VisionLanguageAdapter] = [
     LlavaAdapter("llava"),
+    LlavaNextAdapter("llava_next"),
+    LlavaOnevisionAdapter("llava_onevision"),
+    InternVLAdapter("internvl"),
+    InternVLAdapter("qianfan_ocr"),  # InternVL's layout, Qwen3 text model
+    VipLlavaAdapter("vipllava"),
+    DeepseekVLAdapter("deepseek_vl"),
+    AyaVisionAdapter("aya_vision"),
+    Idefics2Adapter("idefics2"),
+    DeepseekVLAdapter("janus"),  # the same understanding path: tower -> aligner
+    Mistral3Adapter("mistral3"),
+    LightOnOcrAdapter("lighton_ocr"),
+    PaliGemmaAdapter("paligemma"),
     Gemma3Adapter("gemma3"),
     Qwen2VLAdapter("qwen2_vl"),
     Qwen2_5_VLAdapter("qwen2_5_vl"),
@@ -28,15 +52,77 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
 
 
+# Why some image-text types cannot run here, beyond "its text model is not in the decoder table".
+KNOWN_FAILURES: dict[str, str] = {
+    "mllama": "its text model interleaves cross-attention layers over the image (keys/values computed once and retained, "
+    "as Whisper's); the decoder path has no such layers yet",
+    "shieldgemma2": "transformers loads its checkpoints into Gemma3ForConditionalGeneration with the language model's "
+    "weights missing (randomly initialised), so there is nothing to match",
+    "video_llava": "its images come as pixel_values_images (and its processor needs torchvision); no adapter yet",
+    "fast_vlm": "its FastViT tower is a timm model (a convolutional feature map, not Llava's tokens); no adapter yet",
+    "llama4": "its text model (llama4_text: chunked attention, MoE) is not in the decoder table yet",
+    "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
+    "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
+    "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
+    "florence2": "an encoder-decoder model, not a decoder-only language model with image tokens",
+    "t5gemma2": "an encoder-decoder model, not a decoder-only language model with image tokens",
+}
+
+# Types run by an adapter that the sweep cannot prove here (their processors need torchvision): they warn.
+UNPROVEN_ADAPTERS: dict[str, VisionLanguageAdapter] = {
+    "llava_next_video": LlavaNextAdapter("llava_next_video"),  # its images: LLaVA-NeXT's tiling
+}
+
+# Vision adapters that are ready but whose text model the decoder path cannot export yet: they run once
+# that text type joins the decoder table (QEfficient/transform/adapters).
+WAITING_ON_DECODER: dict[str, str] = {"aya_vision": "cohere2"}
+
+SWEEP_HINT = "python scripts/image_text_sweep.py --types {t} (add a tiny build_{t} to tests/vlm_fixtures.py first)"
+
+
+def _llava_shaped(config) -> bool:
+    """A config that looks like Llava's (a vision tower's features picked by layer, an image token)."""
+    return all(hasattr(config, name) for name in ("vision_config", "text_config", "vision_feature_layer", "image_token_id"))
+
+
 def get_vision_adapter(config) -> VisionLanguageAdapter:
+    """The adapter of ``config.model_type``. A Llava-shaped type outside the table runs as Llava with a
+    warning (unproven); known failures and unsupported text models raise with the reason."""
     model_type = getattr(config, "model_type", None)
-    if model_type not in VISION_ADAPTERS:
-        raise UnsupportedArchitectureError(
-            f"'{model_type}' is not supported by QEFFAutoModelForImageTextToText; supported model types: "
-            f"{', '.join(sorted(VISION_ADAPTERS))}. To add one, register a VisionLanguageAdapter in "
-            "QEfficient/transform/vision_adapters/__init__.py."
+    waiting = WAITING_ON_DECODER.get(model_type)
+    if model_type in VISION_ADAPTERS and (waiting is None or waiting in DECODER_ADAPTERS):
+        return VISION_ADAPTERS[model_type].for_config(config)
+    supported = ", ".join(sorted(VISION_ADAPTERS))
+    text_type = getattr(getattr(config, "text_config", None), "model_type", None)
+    if model_type in KNOWN_FAILURES:
+        reason = KNOWN_FAILURES[model_type]
+    elif waiting is not None:
+        reason = f"its vision adapter is ready, but its text model '{waiting}' is not in the decoder table yet"
+    elif text_type is not None and text_type not in DECODER_ADAPTERS:
+        reason = f"its text model '{text_type}' is not in the decoder table (QEfficient/transform/adapters)"
+    elif model_type in UNPROVEN_ADAPTERS:
+        warnings.warn(
+            f"'{model_type}' is not proven token-exact by the image-text sweep (its processor needs torchvision here); it runs "
+            f"with the {type(UNPROVEN_ADAPTERS[model_type]).__name__}. Check it with {SWEEP_HINT.format(t=model_type)}, "
+            "or compare generate() with transformers' generate on your model.",
+            stacklevel=3,
         )
-    return VISION_ADAPTERS[model_type].for_config(config)
+        return UNPROVEN_ADAPTERS[model_type].for_config(config)
+    elif _llava_shaped(config):
+        warnings.warn(
+            f"'{model_type}' is not proven token-exact by the image-text sweep; it runs as a Llava-shaped model "
+            f"(vision_tower -> multi_modal_projector -> language_model). Check it against transformers with "
+            f"{SWEEP_HINT.format(t=model_type)}, or compare generate() with transformers' generate on your model.",
+            stacklevel=3,
+        )
+        return LlavaAdapter(model_type).for_config(config)
+    else:
+        reason = "it has no vision adapter"
+    raise UnsupportedArchitectureError(
+        f"'{model_type}' is not supported by QEFFAutoModelForImageTextToText: {reason}. Supported model types: {supported}. "
+        "To add one, register a VisionLanguageAdapter in QEfficient/transform/vision_adapters/__init__.py and prove it with "
+        f"{SWEEP_HINT.format(t=model_type)}."
+    )
 
 
-__all__ = ["VISION_ADAPTERS", "VisionLanguageAdapter", "get_vision_adapter"]
+__all__ = ["KNOWN_FAILURES", "VISION_ADAPTERS", "WAITING_ON_DECODER", "VisionLanguageAdapter", "get_vision_adapter"]

@@ -20,6 +20,9 @@ class VisionLanguageAdapter:
     # Image tokens of one image attend to each other both ways (Gemma3): a prefill chunk must
     # hold a whole image block, so the runtime starts a block on a chunk boundary.
     bidirectional_images: bool = False
+    # The whole prompt attends both ways at prefill, generated tokens causally (PaliGemma's prefix):
+    # a prompt is prefilled in one chunk.
+    bidirectional_prompt: bool = False
 
     def for_config(self, config) -> VisionLanguageAdapter:
         """The adapter with what it needs of one model's config (most need nothing)."""

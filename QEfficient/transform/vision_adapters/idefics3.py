@@ -35,6 +35,10 @@ class Idefics3Adapter(VisionLanguageAdapter):
         x = embeds.patch_embedding(pixel_values.to(tower.dtype)).flatten(2).transpose(1, 2)
         x = x + embeds.position_embedding(torch.arange(x.shape[1], device=x.device))
         hidden = tower.post_layernorm(tower.encoder(inputs_embeds=x, attention_mask=None).last_hidden_state)
+        return self.connect(hf, hidden)
+
+    def connect(self, hf: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        """The connector on full tiles' features (Idefics3: pixel shuffle and a projection)."""
         return hf.model.connector(hidden)
 
     def language(self, hf: nn.Module) -> tuple[nn.Module, nn.Module, Any]:
@@ -50,3 +54,15 @@ class Idefics3Adapter(VisionLanguageAdapter):
             if not real.all():
                 raise ValueError("Tiles with padding inside (pixel_attention_mask) are not supported: let the processor resize images.")
         return super().vision_inputs({"pixel_values": tiles}, img_size, config)
+
+
+@dataclass(frozen=True)
+class Idefics2Adapter(Idefics3Adapter):
+    """Idefics2: the same tower on full images, then a perceiver resampler to a fixed number of latents."""
+
+    def tokens_per_unit(self, config) -> int:
+        return int(config.perceiver_config.resampler_n_latents)
+
+    def connect(self, hf: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        every_patch = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
+        return hf.model.connector(hidden, attention_mask=every_patch)

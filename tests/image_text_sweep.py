@@ -1,0 +1,180 @@
+"""The image-text sweep: every model type in transformers' ``MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES``,
+a tiny random model where tests/vlm_fixtures.py can build one (weights and a processor made locally), and
+greedy tokens compared with HF ``generate`` in both layouts (``kv_offload=True`` / ``False``).
+
+Statuses: ``token-exact`` (both layouts equal HF), ``differs`` (a layout ran but its tokens differ),
+``export-fails`` (from_pretrained / export / compile / generate raised), ``hf-fails`` (HF itself cannot
+run the tiny model), ``no-local-processor`` (the processor needs something not installed here),
+``not-attempted`` (no tiny builder yet; the note says what stands in the way).
+
+Run it (and rewrite docs/architectures_image_text.md) with ``python scripts/image_text_sweep.py``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+from tests import vlm_family_fixtures, vlm_fixtures
+
+STATUSES = ("token-exact", "differs", "export-fails", "hf-fails", "no-local-processor", "not-attempted")
+
+# model_type -> (tiny builder, prompt with the image placeholder)
+BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "llava": (vlm_fixtures.build_llava, "Look: <image> Describe the picture in a few words"),
+    "gemma3": (vlm_fixtures.build_gemma3, "Look: <start_of_image> Describe the picture in a few words"),
+    "idefics3": (vlm_fixtures.build_idefics3, "Look: <image> Describe the picture in a few words"),
+    "smolvlm": (vlm_fixtures.build_smolvlm, "Look: <image> Describe the picture in a few words"),
+    "qwen2_vl": (vlm_fixtures.build_qwen2_vl, "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words"),
+    "qwen2_5_vl": (
+        vlm_fixtures.build_qwen2_5_vl,
+        "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words",
+    ),
+}
+for _type, _prompt in vlm_family_fixtures.PROMPTS.items():  # the families added with the sweep
+    BUILDERS[_type] = (getattr(vlm_family_fixtures, f"build_{_type}"), _prompt)
+
+# Why a type without a builder has none yet, where it is something other than "not built yet".
+NOTES: dict[str, str] = {
+    "video_llava": "its processor's video half needs torchvision (not installed)",
+    "llava_next_video": "runs images with LLaVA-NeXT's adapter, with a warning: unproven, its processor's video half needs "
+    "torchvision (not installed)",
+    "instructblipvideo": "video only; its processor needs torchvision",
+    "kosmos-2.5": "an encoder-decoder-like layout with its own image-token scheme",
+    "evolla": "protein-text model, no images",
+    "cohere2_vision": "its image processor has only a torchvision backend (not installed)",
+    "lfm2_vl": "its image processor has only a torchvision backend (not installed)",
+    "llama4": "its image processor has only a torchvision backend (not installed)",
+    "diffusion_gemma": "block diffusion, not autoregressive greedy decoding",
+    "pi0": "robot-action model (flow matching), not text generation",
+}
+
+
+@dataclass
+class Result:
+    model_type: str
+    hf_class: str
+    status: str
+    two_graphs: str = ""
+    one_graph: str = ""
+    note: str = ""
+
+
+def image(seed: int, size=(40, 50)) -> Image.Image:
+    return Image.fromarray((np.random.default_rng(seed).random((*size, 3)) * 255).astype(np.uint8))
+
+
+def _short(exc: BaseException) -> str:
+    line = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {line[:240]}"
+
+
+def text_model_note(model_type: str) -> str:
+    """What the decoder path says of this type's default text model (config only, no weights)."""
+    from QEfficient.transform.adapters import ADAPTERS
+
+    try:
+        config = CONFIG_MAPPING[model_type]()
+    except Exception as exc:  # noqa: BLE001 - some configs cannot be built without arguments
+        return f"default config does not build ({_short(exc)})"
+    text = getattr(config, "text_config", None)
+    text_type = getattr(text, "model_type", None)
+    if text_type is None:
+        return "no separate text_config"
+    if text_type not in ADAPTERS:
+        return f"text model '{text_type}' is not in the decoder table"
+    return f"text model '{text_type}' is supported; needs a vision adapter + tiny builder"
+
+
+def hf_greedy(folder: Path, inputs, n: int) -> list[int]:
+    hf, info = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32, output_loading_info=True)
+    if info["missing_keys"]:  # random weights on every load: no reference to match
+        raise RuntimeError(f"transformers leaves {len(info['missing_keys'])} weights uninitialised, e.g. {sorted(info['missing_keys'])[0]}")
+    hf.eval()
+    with torch.no_grad():
+        out = hf.generate(**inputs, do_sample=False, max_new_tokens=n, pad_token_id=0)
+    return out[0, inputs["input_ids"].shape[1] :].tolist()
+
+
+def check_type(model_type: str, workdir: Path | None = None, n: int = 10, chunk: int = 5) -> Result:
+    """Build the tiny model of ``model_type`` and compare greedy tokens with HF in both layouts."""
+    from QEfficient import QEFFAutoModelForImageTextToText
+    from QEfficient.transform.vision_adapters import KNOWN_FAILURES
+
+    hf_class = MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES.get(model_type, "?")
+    if model_type not in BUILDERS:
+        note = "; ".join(filter(None, [NOTES.get(model_type), KNOWN_FAILURES.get(model_type) or text_model_note(model_type)]))
+        return Result(model_type, hf_class, "not-attempted", note=note)
+    builder, prompt = BUILDERS[model_type]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(workdir or tmp) / model_type
+        try:
+            builder(folder)
+        except Exception as exc:  # noqa: BLE001 - HF cannot build the tiny model
+            return Result(model_type, hf_class, "hf-fails", note=f"building the tiny model: {_short(exc)}")
+        try:
+            processor = AutoProcessor.from_pretrained(folder)
+            inputs = processor(images=image(1), text=prompt, return_tensors="pt")
+        except Exception as exc:  # noqa: BLE001 - a processor that cannot be built or run here
+            return Result(model_type, hf_class, "no-local-processor", note=_short(exc))
+        try:
+            ref = hf_greedy(folder, inputs, n)
+        except Exception as exc:  # noqa: BLE001 - the sweep records every failure
+            return Result(model_type, hf_class, "hf-fails", note=_short(exc))
+        verdicts, notes = [], []
+        for kv_offload in (True, False):
+            try:
+                model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload)
+                model.compile(prefill_seq_len=chunk, ctx_len=max(96, 2 * inputs["input_ids"].shape[1] + n), num_cores=1)
+                got = model.generate(inputs=inputs, generation_len=n, stream=False).generated_ids[0][0][: len(ref)].tolist()
+                verdicts.append("exact" if got == ref else "differs")
+                if got != ref:
+                    notes.append(f"kv_offload={kv_offload}: {got} != HF {ref}")
+            except Exception as exc:  # noqa: BLE001
+                verdicts.append("fails")
+                notes.append(f"kv_offload={kv_offload}: {_short(exc)}")
+                traceback.print_exc()
+    if "fails" in verdicts:
+        status = "export-fails"
+    elif "differs" in verdicts:
+        status = "differs"
+    else:
+        status = "token-exact"
+    return Result(model_type, hf_class, status, verdicts[0], verdicts[1], "; ".join(notes))
+
+
+def table(results: list[Result]) -> str:
+    counts = {s: sum(r.status == s for r in results) for s in STATUSES}
+    ran = sum(r.status in ("token-exact", "differs", "export-fails") for r in results)
+    lines = [
+        "# Image-text architectures (the sweep)",
+        "",
+        "Written by `python scripts/image_text_sweep.py` (tests/image_text_sweep.py): every model type in transformers'",
+        "`MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES`, a tiny random model with a locally built processor, greedy",
+        "tokens of `QEFFAutoModelForImageTextToText` compared with HF `generate` in both layouts",
+        "(two graphs: `kv_offload=True`; one graph: `kv_offload=False`).",
+        "",
+        f"{len(results)} types; HF ran {ran} tiny models; token-exact in both layouts: {counts['token-exact']}. "
+        + ", ".join(f"{s}: {c}" for s, c in counts.items()),
+        "",
+        "| model_type | HF class | status | two graphs | one graph | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        note = r.note.replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {r.model_type} | {r.hf_class} | {r.status} | {r.two_graphs} | {r.one_graph} | {note} |")
+    return "\n".join(lines) + "\n"
+
+
+def all_types() -> list[str]:
+    return sorted(MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES)

@@ -1,0 +1,63 @@
+"""The image-text sweep (tests/image_text_sweep.py) as tests: the table in docs/architectures_image_text.md
+covers transformers' whole image-text mapping and agrees with the adapter table; every adapter is proven
+by a tiny model; unproven and unsupported types say so. The ``sweep`` part builds every tiny model and
+compares greedy tokens with HF in both layouts (about 10 s a type)."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+from transformers import LlavaConfig, MllamaConfig
+from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+from QEfficient.transform.adapters import ADAPTERS as DECODER_ADAPTERS
+from QEfficient.transform.adapters import UnsupportedArchitectureError
+from QEfficient.transform.vision_adapters import VISION_ADAPTERS, WAITING_ON_DECODER, get_vision_adapter
+from tests.image_text_sweep import BUILDERS, check_type
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "architectures_image_text.md"
+
+
+def doc_rows() -> dict[str, str]:
+    rows = re.findall(r"^\| ([\w.-]+) \| \S+ \| ([\w-]+) \|", DOC.read_text(), flags=re.M)
+    return dict(rows)
+
+
+def test_the_table_covers_the_mapping_and_the_adapters():
+    rows = doc_rows()
+    assert set(rows) == set(MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES)
+    exact = {t for t, status in rows.items() if status == "token-exact"}
+    runnable = {t for t in VISION_ADAPTERS if WAITING_ON_DECODER.get(t, "llama") in DECODER_ADAPTERS}
+    assert exact == runnable, "rerun: PYTHONPATH=$PWD python scripts/image_text_sweep.py"
+
+
+def test_every_adapter_has_a_tiny_model():
+    assert set(VISION_ADAPTERS) <= set(BUILDERS)
+
+
+def test_types_without_a_builder_get_a_reason_without_building_anything():
+    result = check_type("cohere2_vision")
+    assert result.status == "not-attempted" and "cohere2" in result.note
+
+
+def test_unsupported_and_unproven_types_say_why():
+    with pytest.raises(UnsupportedArchitectureError, match="cross-attention"):
+        get_vision_adapter(MllamaConfig())
+    config = LlavaConfig()
+    config.model_type = "llava_like_newcomer"  # Llava-shaped, not in the table
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        get_vision_adapter(config)
+    assert any("not proven" in str(w.message) and "image_text_sweep.py --types llava_like_newcomer" in str(w.message) for w in caught)
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("model_type", sorted(BUILDERS))
+def test_sweep_type_is_token_exact_in_both_layouts(model_type, tmp_path):
+    if WAITING_ON_DECODER.get(model_type, "llama") not in DECODER_ADAPTERS:
+        pytest.skip(f"text model {WAITING_ON_DECODER[model_type]} is not in the decoder table yet")
+    result = check_type(model_type, workdir=tmp_path)
+    assert result.status == "token-exact", result.note
