@@ -13,8 +13,8 @@ import pytest
 from transformers import LlavaConfig, MllamaConfig
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-from QEfficient.transform.adapters import ADAPTERS as DECODER_ADAPTERS
 from QEfficient.transform.adapters import UnsupportedArchitectureError
+from QEfficient.transform.adapters.sweep_status import PROVEN as PROVEN_DECODERS
 from QEfficient.transform.vision_adapters import VISION_ADAPTERS, WAITING_ON_DECODER, get_vision_adapter
 from tests.image_text_sweep import BUILDERS, check_type
 
@@ -30,7 +30,7 @@ def test_the_table_covers_the_mapping_and_the_adapters():
     rows = doc_rows()
     assert set(rows) == set(MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES)
     exact = {t for t, status in rows.items() if status == "token-exact"}
-    runnable = {t for t in VISION_ADAPTERS if WAITING_ON_DECODER.get(t, "llama") in DECODER_ADAPTERS}
+    runnable = {t for t in VISION_ADAPTERS if WAITING_ON_DECODER.get(t, "llama") in PROVEN_DECODERS}
     assert exact == runnable, "rerun: PYTHONPATH=$PWD python scripts/image_text_sweep.py"
 
 
@@ -57,7 +57,7 @@ def test_unsupported_and_unproven_types_say_why():
 @pytest.mark.sweep
 @pytest.mark.parametrize("model_type", sorted(BUILDERS))
 def test_sweep_type_is_token_exact_in_both_layouts(model_type, tmp_path):
-    if WAITING_ON_DECODER.get(model_type, "llama") not in DECODER_ADAPTERS:
+    if WAITING_ON_DECODER.get(model_type, "llama") not in PROVEN_DECODERS:
         pytest.skip(f"text model {WAITING_ON_DECODER[model_type]} is not in the decoder table yet")
     result = check_type(model_type, workdir=tmp_path)
     assert result.status == "token-exact", result.note

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import warnings
 
-from QEfficient.transform.adapters import ADAPTERS as DECODER_ADAPTERS
 from QEfficient.transform.adapters import UnsupportedArchitectureError
+from QEfficient.transform.adapters.sweep_status import PROVEN as PROVEN_DECODERS
 from QEfficient.transform.vision_adapters.aya_vision import AyaVisionAdapter
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter
@@ -90,7 +90,7 @@ def get_vision_adapter(config) -> VisionLanguageAdapter:
     warning (unproven); known failures and unsupported text models raise with the reason."""
     model_type = getattr(config, "model_type", None)
     waiting = WAITING_ON_DECODER.get(model_type)
-    if model_type in VISION_ADAPTERS and (waiting is None or waiting in DECODER_ADAPTERS):
+    if model_type in VISION_ADAPTERS and (waiting is None or waiting in PROVEN_DECODERS):
         return VISION_ADAPTERS[model_type].for_config(config)
     supported = ", ".join(sorted(VISION_ADAPTERS))
     text_type = getattr(getattr(config, "text_config", None), "model_type", None)
@@ -98,7 +98,7 @@ def get_vision_adapter(config) -> VisionLanguageAdapter:
         reason = KNOWN_FAILURES[model_type]
     elif waiting is not None:
         reason = f"its vision adapter is ready, but its text model '{waiting}' is not in the decoder table yet"
-    elif text_type is not None and text_type not in DECODER_ADAPTERS:
+    elif text_type is not None and text_type not in PROVEN_DECODERS:
         reason = f"its text model '{text_type}' is not in the decoder table (QEfficient/transform/adapters)"
     elif model_type in UNPROVEN_ADAPTERS:
         warnings.warn(
