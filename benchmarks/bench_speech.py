@@ -168,7 +168,8 @@ def main() -> None:
     for label, t in median.items():
         ratio = ["-" if fw[ct] is None else f"{fw[ct] / t:.2f}x" for ct in FW_TYPES]
         same = "=" if texts[label] == reference else "≠"
-        print(f"{label:38} {t:10.3f} {seconds / t:6.1f} {median['transformers eager fp32'] / t:14.1f}x {ratio[0]:>10} {ratio[1]:>10}  {same} {texts[label]!r}")
+        vs_hf = median["transformers eager fp32"] / t
+        print(f"{label:38} {t:10.3f} {seconds / t:6.1f} {vs_hf:14.1f}x {ratio[0]:>10} {ratio[1]:>10}  {same} {texts[label]!r}")
     distinct = sorted(set(texts.values()))
     print("transcripts: all equal" if len(distinct) == 1 else f"transcripts: {len(distinct)} different (= / ≠: as QEfficient fp32's)")
     for note in notes:
