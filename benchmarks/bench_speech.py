@@ -14,7 +14,7 @@ test recording, audio samples -> text (feature extraction included) for every en
   ``python -m venv fw && fw/bin/pip install faster-whisper==1.2.1``. Without it those rows are skipped.
 
 The engines take turns, one transcription each per round, so a busy machine slows them alike; the
-table gives the median over the rounds (after one warm-up each), the real-time factor (audio seconds
+table gives the median over the rounds (after one warm-up each) and the fastest, the real-time factor (audio seconds
 per second of compute), speed relative to faster-whisper (higher is faster) and each transcript.
 Ratios matter, not absolute seconds: the CPU model and load average are printed with them.
 """
@@ -162,14 +162,15 @@ def main() -> None:
 
     print(f"{Path(args.model).name}, {seconds:.1f} s of audio, {args.threads} threads, median of {args.runs} rounds")
     print(f"CPU: {cpu_model()}; shared machine, {load_before} before, {load()} after")
-    head = f"{'engine':38} {'s/transcr.':>10} {'RTF':>6} {'vs transformers':>15} {'vs fw fp32':>10} {'vs fw int8':>10}"
+    head = f"{'engine':38} {'s/transcr.':>10} {'(min)':>6} {'RTF':>6} {'vs transformers':>15} {'vs fw fp32':>10} {'vs fw int8':>10}"
     print(head + "  transcript")
     reference = texts["QEfficient fp32"]
     for label, t in median.items():
         ratio = ["-" if fw[ct] is None else f"{fw[ct] / t:.2f}x" for ct in FW_TYPES]
         same = "=" if texts[label] == reference else "≠"
         vs_hf = median["transformers eager fp32"] / t
-        print(f"{label:38} {t:10.3f} {seconds / t:6.1f} {vs_hf:14.1f}x {ratio[0]:>10} {ratio[1]:>10}  {same} {texts[label]!r}")
+        row = f"{label:38} {t:10.3f} {min(times[label]):6.3f} {seconds / t:6.1f} {vs_hf:14.1f}x {ratio[0]:>10} {ratio[1]:>10}"
+        print(f"{row}  {same} {texts[label]!r}")
     distinct = sorted(set(texts.values()))
     print("transcripts: all equal" if len(distinct) == 1 else f"transcripts: {len(distinct)} different (= / ≠: as QEfficient fp32's)")
     for note in notes:
