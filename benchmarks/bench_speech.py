@@ -1,42 +1,110 @@
-"""Whisper (real weights, scripts/fetch_whisper.sh): transformers eager vs QEfficient, real-time factor.
+"""Whisper (real weights, scripts/fetch_whisper.sh): transformers eager, QEfficient and faster-whisper, real-time factor.
 
-    .venv/bin/python benchmarks/bench_speech.py [--model DIR] [--threads 2] [--audio tests/data/speech16k.wav]
+    .venv/bin/python benchmarks/bench_speech.py [--model DIR] [--ct2-model DIR] [--threads 2] [--runs 5]
+        [--audio tests/data/speech16k.wav] [--faster-whisper-python /path/to/fw-venv/bin/python]
 
-Greedy transcription of the test recording with language="en": seconds per transcription (median
-of a few runs after a warm-up), the real-time factor (audio seconds per second of compute) and the
-transcript of each engine, for transformers' eager ``generate``, QEfficient float32 and QEfficient
-with ``mxfp6_matmul=True`` (MatMul weights in 8-bit blocks). Ratios matter, not absolute seconds.
+Greedy transcription (beam 1, no temperature fallback, no VAD, no timestamps, language="en") of the
+test recording, audio samples -> text (feature extraction included) for every engine:
+
+* transformers' eager ``generate``, float32;
+* QEfficient float32 and QEfficient with ``mxfp6_matmul=True`` (8-bit MatMul weights);
+* faster-whisper (CTranslate2) ``compute_type="float32"`` and ``"int8"``, on the CTranslate2 folder
+  the transformers one was converted from (the same weights), run by faster-whisper's own
+  interpreter in a subprocess (benchmarks/faster_whisper_peer.py): install it in its own venv,
+  ``python -m venv fw && fw/bin/pip install faster-whisper==1.2.1``. Without it those rows are skipped.
+
+The engines take turns, one transcription each per round, so a busy machine slows them alike; the
+table gives the median over the rounds (after one warm-up each) and the fastest, the real-time factor (audio seconds
+per second of compute), speed relative to faster-whisper (higher is faster) and each transcript.
+Ratios matter, not absolute seconds: the CPU model and load average are printed with them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PEER = Path(__file__).with_name("faster_whisper_peer.py")
+FW_TYPES = ("float32", "int8")
+PAUSE = 1.0  # seconds between two timed transcriptions
 
 
-def timed(fn, runs: int = 3) -> tuple[float, object]:
-    out = fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown CPU"
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    name = fields.get("Model name", "unknown CPU").strip()
+    family, model = fields.get("CPU family", "").strip(), fields.get("Model", "").strip()
+    return f"{name} (family {family}, model {model}), {os.cpu_count()} CPUs" if family else name
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+class FasterWhisperPeer:
+    """faster-whisper in its own interpreter, one transcription per request (timed over there)."""
+
+    def __init__(self, python: str, ct2_model: str, audio, threads: int) -> None:
+        import numpy as np
+
+        self._audio = tempfile.NamedTemporaryFile(suffix=".npy", delete=False)
+        np.save(self._audio, audio)
+        self._audio.close()
+        cmd = [python, str(PEER), "--model", ct2_model, "--audio", self._audio.name, "--threads", str(threads)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = self.proc.stdout.readline()
+        if not ready:
+            self.close()
+            raise RuntimeError(f"faster-whisper did not start ({' '.join(cmd)}): see its error above.")
+        self.version = json.loads(ready)["version"]
+
+    def run(self, compute_type: str) -> tuple[float, str]:
+        self.proc.stdin.write(json.dumps({"compute_type": compute_type}) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        return answer["seconds"], answer["text"]
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        os.unlink(self._audio.name)
+
+
+def timed(fn: Callable[[], str]) -> Callable[[], tuple[float, str]]:
+    def run() -> tuple[float, str]:
+        start = time.perf_counter()
+        text = fn()
+        return time.perf_counter() - start, text
+
+    return run
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default = Path(os.environ.get("QEFF_WHISPER_DIR", Path(sys.prefix) / "share" / "whisper")) / "whisper-base"
-    ap.add_argument("--model", default=str(default))
+    share = Path(os.environ.get("QEFF_WHISPER_DIR", Path(sys.prefix) / "share" / "whisper"))
+    ap.add_argument("--model", default=str(share / "whisper-base"), help="a transformers Whisper folder")
+    ap.add_argument("--ct2-model", help="the CTranslate2 folder it came from (default: ct2/<name> beside it)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=5, help="timed rounds (each engine once per round)")
     ap.add_argument("--audio", default=str(ROOT / "tests" / "data" / "speech16k.wav"))
+    ap.add_argument(
+        "--faster-whisper-python",
+        default=os.environ.get("FASTER_WHISPER_PYTHON"),
+        help="the interpreter of a venv with faster-whisper (default: $FASTER_WHISPER_PYTHON; none: rows skipped)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-speech-"))
     import torch
@@ -48,30 +116,65 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if not Path(args.model, "config.json").is_file():
         sys.exit(f"{args.model} is missing: run scripts/fetch_whisper.sh (or pass --model).")
+    ct2_model = args.ct2_model or str(Path(args.model).parent / "ct2" / Path(args.model).name)
     audio = read_wav(args.audio)
     seconds = len(audio) / 16000
     processor = WhisperProcessor.from_pretrained(args.model)
-    inputs = processor(audio, sampling_rate=16000, return_tensors="pt")
     hf = WhisperForConditionalGeneration.from_pretrained(args.model).eval()
 
-    def hf_run():
+    def hf_run() -> str:
         with torch.no_grad():
-            ids = hf.generate(inputs.input_features, language="en", max_new_tokens=100)
+            features = processor(audio, sampling_rate=16000, return_tensors="pt").input_features
+            ids = hf.generate(features, language="en", max_new_tokens=100)
         return processor.batch_decode(ids, skip_special_tokens=True)[0]
 
-    rows = [("transformers eager fp32", *timed(hf_run))]
+    engines: dict[str, Callable[[], tuple[float, str]]] = {"transformers eager fp32": timed(hf_run)}
     for label, mxfp6 in (("QEfficient fp32", False), ("QEfficient 8-bit (mxfp6_matmul)", True)):
         model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(args.model)
         model.compile(ctx_len=128, num_cores=args.threads, mxfp6_matmul=mxfp6)
+        engines[label] = timed(lambda m=model: m.transcribe(audio, processor, generation_len=100, language="en").texts[0])
+    notes, peer = [], None
+    if not args.faster_whisper_python:
+        notes.append("faster-whisper rows skipped: pass --faster-whisper-python (a venv with faster-whisper installed).")
+    elif not Path(ct2_model, "model.bin").is_file():
+        notes.append(f"faster-whisper rows skipped: no CTranslate2 model at {ct2_model} (pass --ct2-model).")
+    else:
+        peer = FasterWhisperPeer(args.faster_whisper_python, ct2_model, audio, args.threads)
+        for ct in FW_TYPES:
+            engines[f"faster-whisper {peer.version} {ct}"] = lambda ct=ct: peer.run(ct)
 
-        def run(m=model) -> str:
-            return m.generate(inputs=inputs, generation_len=100, processor=processor, language="en").texts[0]
+    load_before = load()
+    times: dict[str, list[float]] = {label: [] for label in engines}
+    texts: dict[str, str] = {}
+    try:
+        for label, run in engines.items():  # warm-up
+            texts[label] = run()[1]
+        for _ in range(args.runs):
+            for label, run in engines.items():
+                time.sleep(PAUSE)  # the previous engine's worker threads stop spinning (OpenMP, ORT) before this one starts
+                t, texts[label] = run()
+                times[label].append(t)
+    finally:
+        if peer is not None:
+            peer.close()
+    median = {label: statistics.median(ts) for label, ts in times.items()}
+    fw = {ct: next((median[k] for k in median if k.startswith("faster-whisper") and k.endswith(ct)), None) for ct in FW_TYPES}
 
-        rows.append((label, *timed(run)))
-    print(f"{Path(args.model).name}, {seconds:.1f} s of audio, {args.threads} threads")
-    print(f"{'engine':34} {'s/transcription':>16} {'RTF (x real time)':>18} {'vs transformers':>16}  transcript")
-    for label, t, text in rows:
-        print(f"{label:34} {t:16.3f} {seconds / t:18.1f} {rows[0][1] / t:15.1f}x  {text!r}")
+    print(f"{Path(args.model).name}, {seconds:.1f} s of audio, {args.threads} threads, median of {args.runs} rounds")
+    print(f"CPU: {cpu_model()}; shared machine, {load_before} before, {load()} after")
+    head = f"{'engine':38} {'s/transcr.':>10} {'(min)':>6} {'RTF':>6} {'vs transformers':>15} {'vs fw fp32':>10} {'vs fw int8':>10}"
+    print(head + "  transcript")
+    reference = texts["QEfficient fp32"]
+    for label, t in median.items():
+        ratio = ["-" if fw[ct] is None else f"{fw[ct] / t:.2f}x" for ct in FW_TYPES]
+        same = "=" if texts[label] == reference else "≠"
+        vs_hf = median["transformers eager fp32"] / t
+        row = f"{label:38} {t:10.3f} {min(times[label]):6.3f} {seconds / t:6.1f} {vs_hf:14.1f}x {ratio[0]:>10} {ratio[1]:>10}"
+        print(f"{row}  {same} {texts[label]!r}")
+    distinct = sorted(set(texts.values()))
+    print("transcripts: all equal" if len(distinct) == 1 else f"transcripts: {len(distinct)} different (= / ≠: as QEfficient fp32's)")
+    for note in notes:
+        print(note)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,13 @@ from __future__ import annotations
 import wave
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 from QEfficient import QEFFAutoModelForSpeechSeq2Seq
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH
 from QEfficient.loading.ctranslate2_whisper import convert_ctranslate2_whisper
 from tests.test_ctranslate2_whisper import DATA, _ct2_folder, _real_whisper, _tiny_whisper, read_wav
 
@@ -130,6 +132,11 @@ def test_real_whisper_text_equals_transformers(name):
         texts[timestamps] = info.texts[0]
     if name == "whisper-base":  # what the data README says transformers' Whisper base reads
         assert texts[False] == " The Low World. The quick brown fox jump over the lazy dog. This is a test on speech recognition."
+        # mxfp6_matmul: 8-bit decoder MatMuls, float32 encoder (8-bit encoder weights changed a phrase)
+        paths = model.compile(ctx_len=100, mxfp6_matmul=True)
+        ops = {role: {n.op_type for n in onnx.load(p / ARTIFACT_GRAPH, load_external_data=False).graph.node} for role, p in paths.items()}
+        assert "MatMulNBits" in ops["decoder_qpc_path"] and "MatMulNBits" not in ops["encoder_qpc_path"]
+        assert model.generate(inputs=inputs, generation_len=60, processor=processor, **kwargs).texts == [texts[False]]
 
 
 def test_infer_audio_path_transcribes_like_transformers(tiny_whisper, tmp_path, capsys):

@@ -137,7 +137,10 @@ class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
         if onnx_path is not None:
             raise ValueError("QEFFAutoModelForSpeechSeq2Seq builds two graphs; call compile() without onnx_path (it exports them).")
         encoder_onnx, decoder_onnx = self.export()
-        # as for causal LMs: MatMul weights in 8-bit blocks (MatMulNBits) for QEfficient's MXFP6 switch
+        # QEfficient's MXFP6 switch: the decoder's MatMul weights in 8-bit blocks (MatMulNBits), as for
+        # causal LMs. The encoder stays float32: it runs 1500 frames at once, bound by arithmetic, so
+        # 8-bit weights saved ~8 % of its time, while their error (5-7 % on the cross keys/values of
+        # Whisper base) changed a phrase of the test clip; the 8-bit decoder alone reads the float32 text.
         rewrite = compress_matmul_weights if mxfp6_matmul else None
         cfg = self.config
         feature_len = 2 * source
@@ -145,9 +148,8 @@ class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
             encoder_onnx,
             compile_dir,
             {"kind": "speech-encoder", "num_layers": cfg.decoder_layers},
-            {"backend": "onnxruntime-cpu", "batch_size": batch_size, "feature_len": feature_len, "mxfp6_matmul": mxfp6_matmul},
+            {"backend": "onnxruntime-cpu", "batch_size": batch_size, "feature_len": feature_len},
             SpeechEncoderGraphSpec.specializations(batch_size, cfg.num_mel_bins, feature_len),
-            rewrite=rewrite,
         )
         manifest = {
             "num_layers": cfg.decoder_layers,
