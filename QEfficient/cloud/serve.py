@@ -35,34 +35,12 @@ def build_server(
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
     (``app.state.qpc_path``: the artifact it serves)."""
-    from transformers import AutoTokenizer
+    from QEfficient.serving.artifact import compile_for_serving, open_app
 
-    from QEfficient import QEFFAutoModelForCausalLM
-    from QEfficient.generation.continuous_batching import ContinuousBatchingEngine
-    from QEfficient.generation.exec_kv import open_session, right_padding
-    from QEfficient.generation.text_generation import eos_token_ids
-    from QEfficient.serving.app import create_app
-    from QEfficient.serving.runner import EngineRunner
-
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    model = QEFFAutoModelForCausalLM.from_pretrained(model_name, continuous_batching=True, **kwargs)
-    qpc = model.compile(
-        prefill_seq_len=prefill_seq_len,
-        ctx_len=ctx_len,
-        full_batch_size=full_batch_size,
-        num_cores=num_cores,
-        mxfp6_matmul=mxfp6_matmul,
-        mxint8_kv_cache=mxint8_kv_cache,
+    artifact = compile_for_serving(
+        model_name, gguf_file, prefill_seq_len, ctx_len, full_batch_size, num_cores, mxfp6_matmul, mxint8_kv_cache
     )
-    tokenizer = right_padding(AutoTokenizer.from_pretrained(model.local_model_dir))
-    session = open_session(qpc, num_cores)
-    eos = eos_token_ids(tokenizer, model.model.hf.generation_config)
-    engine = ContinuousBatchingEngine(session, prefill_seq_len, eos, tokenizer.pad_token_id or 0)
-    runner = EngineRunner(engine, max_queue=max_queue).start()
-    limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
-    app = create_app(runner, tokenizer, model.model_name, ctx_len, served_names=[model_name], api_key=api_key, **limits)
-    app.state.qpc_path = qpc
-    return app, runner
+    return open_app(artifact, num_cores, max_queue, api_key, max_body_bytes)
 
 
 def exposure_warning(host: str, api_key: str | None) -> str | None:
@@ -104,6 +82,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p, "api_key", default=os.environ.get(API_KEY_ENV), help=f"clients must send 'Authorization: Bearer KEY' (default: ${API_KEY_ENV})"
     )
     add_argument(p, "max_body_bytes", type=int, default=None, help="largest request body accepted (default 4 MiB); larger gets 413")
+    ray = p.add_argument_group('Ray Serve (pip install "QEfficient[ray]")')
+    ray.add_argument("--ray", action="store_true", help="serve with Ray Serve: replicas, autoscaling, retries")
+    add_argument(ray, "ray_address", default=None, help="Ray cluster to join (default: start a local one)")
+    add_argument(ray, "num_replicas", type=int, default=1, help="engine replicas (the initial count when autoscaling)")
+    add_argument(ray, "cores_per_replica", type=int, default=1, help="CPUs (ONNX Runtime threads) of each replica")
+    add_argument(ray, "min_replicas", type=int, default=None, help="autoscale down to this many")
+    add_argument(ray, "max_replicas", type=int, default=None, help="autoscale up to this many")
+    add_argument(ray, "target_ongoing_requests", type=float, default=None, help="autoscaling target per replica (default: full_batch_size)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     if args.max_body_bytes is not None and args.max_body_bytes < 1:
@@ -133,6 +119,8 @@ def build_from_args(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    if args.ray:
+        return serve_on_ray(args)
     import uvicorn
 
     warning = exposure_warning(args.host, args.api_key)
@@ -146,6 +134,20 @@ def main(argv: list[str] | None = None) -> None:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
     finally:
         runner.stop()
+
+
+def serve_on_ray(args: argparse.Namespace) -> None:
+    try:
+        from QEfficient.distributed.ray_serve import run_cli
+    except ImportError as err:
+        fail(str(err))
+    warning = exposure_warning(args.host, args.api_key)
+    if warning:
+        print(f"[QEfficient] warning: {warning}", file=sys.stderr, flush=True)
+    try:
+        run_cli(args)
+    except (FileNotFoundError, ValueError, TypeError) as err:
+        fail(str(err))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,116 @@
+"""Ray Serve replicas and Ray Data batch jobs on one local Ray instance (2 CPUs) shared by the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+ray = pytest.importorskip("ray", reason='Ray is optional: pip install "QEfficient[ray]"')
+
+from QEfficient.serving.artifact import compile_for_serving, open_app  # noqa: E402
+
+PROMPTS = ["My name is", "The sun rises", "Once upon a time a robot", "What is the capital of France?", "Paris", "Numbers: 1 2"]
+API_KEY = "test-key"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def artifact(tiny_model_dir):
+    return compile_for_serving(str(tiny_model_dir("llama")), None, prefill_seq_len=8, ctx_len=96, full_batch_size=3, num_cores=1)
+
+
+@pytest.fixture(scope="module")
+def single(artifact):
+    """The single-process server's app over the same artifact, to compare answers with."""
+    from starlette.testclient import TestClient
+
+    app, runner = open_app(artifact, 1, max_queue=32, api_key=API_KEY, max_body_bytes=2048)
+    with TestClient(app) as client:
+        yield client
+    runner.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(ray_cluster, artifact):
+    """Two engine replicas of one core each behind the gateway, on real HTTP."""
+    from ray import serve
+
+    from QEfficient.distributed.ray_serve import APP_NAME, ReplicaOptions, build_application
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    options = ReplicaOptions(num_replicas=2, cores_per_replica=1, full_batch_size=3, max_queue=32, pin_cores=False)
+    serve.run(build_application(artifact, options, api_key=API_KEY, max_body_bytes=2048), name=APP_NAME, route_prefix="/")
+    yield f"http://127.0.0.1:{port}"
+    serve.delete(APP_NAME)
+
+
+def complete(url: str, prompt: str, max_tokens: int = 12, **extra) -> httpx.Response:
+    body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, **extra}
+    return httpx.post(f"{url}/v1/completions", json=body, headers=AUTH, timeout=120)
+
+
+def sse_events(response_lines) -> list[str]:
+    return [line[len("data: ") :] for line in response_lines if line.startswith("data: ")]
+
+
+def test_replicas_answer_as_the_single_process_server(deployment, single):
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda p: complete(deployment, p), PROMPTS * 2))
+    for prompt, answer in zip(PROMPTS * 2, answers):
+        expected = single.post("/v1/completions", json={"prompt": prompt, "max_tokens": 12, "temperature": 0}, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"] == expected.json()["choices"]
+        assert answer.json()["usage"] == expected.json()["usage"]
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0, "stream": True}
+    with httpx.stream("POST", f"{deployment}/v1/chat/completions", json=chat, headers=AUTH, timeout=60) as r:
+        events = sse_events(r.iter_lines())
+    reference = sse_events(single.post("/v1/chat/completions", json=chat, headers=AUTH).text.splitlines())
+    strip = lambda e: e if e == "[DONE]" else json.loads(e)["choices"]  # noqa: E731 (ids and timestamps differ)
+    assert [strip(e) for e in events] == [strip(e) for e in reference]
+
+
+@pytest.mark.parametrize(
+    "method, route, kwargs",
+    [
+        ("POST", "/v1/completions", {"json": {"prompt": "hi"}}),  # no key: 401
+        ("POST", "/v1/completions", {"json": {"prompt": "hi", "max_tokens": -1}, "headers": AUTH}),  # 400
+        ("POST", "/v1/completions", {"json": {"prompt": "x" * 4096}, "headers": AUTH}),  # 413
+        ("POST", "/v1/completions", {"content": b"{not json", "headers": AUTH}),
+        ("POST", "/v1/completions", {"json": {"prompt": "hi", "model": "nope"}, "headers": AUTH}),  # 404
+        ("GET", "/v1/nothing", {"headers": AUTH}),
+        ("GET", "/v1/models", {"headers": AUTH}),
+    ],
+)
+def test_auth_limits_and_errors_are_the_single_servers(deployment, single, method, route, kwargs):
+    ours = httpx.request(method, f"{deployment}{route}", timeout=60, **kwargs)
+    theirs = single.request(method, route, **kwargs)
+    assert (ours.status_code, ours.json()) == (theirs.status_code, theirs.json())
+    assert ours.headers.get("www-authenticate") == theirs.headers.get("www-authenticate")
+
+
+def test_health(deployment):
+    assert httpx.get(f"{deployment}/health", timeout=30).json()["status"] == "ok"
