@@ -114,3 +114,71 @@ def test_auth_limits_and_errors_are_the_single_servers(deployment, single, metho
 
 def test_health(deployment):
     assert httpx.get(f"{deployment}/health", timeout=30).json()["status"] == "ok"
+
+
+def engine_pids(count: int) -> set[int]:
+    from ray import serve
+
+    from QEfficient.distributed.ray_serve import APP_NAME
+
+    handle = serve.get_deployment_handle("QEffEngine", app_name=APP_NAME)
+    pids: set[int] = set()
+    for _ in range(50):
+        pids |= {handle.pid.remote().result(timeout_s=30) for _ in range(4)}
+        if len(pids) >= count:
+            break
+    return pids
+
+
+def running_replicas() -> int:
+    from ray import serve
+
+    from QEfficient.distributed.ray_serve import APP_NAME
+
+    states = serve.status().applications[APP_NAME].deployments["QEffEngine"].replica_states
+    return states.get("RUNNING", 0)
+
+
+def test_a_killed_replica_loses_no_request_and_is_replaced(deployment, single):
+    victim = sorted(engine_pids(2))[0]
+    prompts = PROMPTS * 5  # 30 requests of 60 tokens on 2 x 3 slots: the kill lands mid-load
+    expected = {
+        p: single.post("/v1/completions", json={"prompt": p, "max_tokens": 60, "temperature": 0}, headers=AUTH).json()["choices"][0]["text"]
+        for p in PROMPTS
+    }
+
+    def stream(prompt: str) -> list[str]:
+        body = {"prompt": prompt, "max_tokens": 60, "temperature": 0, "stream": True}
+        with httpx.stream("POST", f"{deployment}/v1/completions", json=body, headers=AUTH, timeout=120) as r:
+            lines = r.iter_lines()
+            first = next(line for line in lines if line.startswith("data: "))
+            started.append(1)
+            return [first[6:]] + sse_events(lines)
+
+    started: list[int] = []
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        streams = [pool.submit(stream, p) for p in PROMPTS[:4]]
+        answers = [pool.submit(lambda p: complete(deployment, p, 60), p) for p in prompts]
+        while len(started) < 4 and not all(f.done() for f in streams):
+            time.sleep(0.005)
+        os.kill(victim, signal.SIGKILL)
+        results = [f.result() for f in answers]
+        cut = 0
+        for f, prompt in zip(streams, PROMPTS[:4]):
+            events = f.result()
+            assert events[-1] == "[DONE]"
+            if "error" in json.loads(events[-2]):
+                cut += 1
+                assert json.loads(events[-2])["error"]["code"] == "replica_failed"
+            else:
+                assert "".join(json.loads(e)["choices"][0]["text"] for e in events[:-1]) == expected[prompt]
+    for prompt, answer in zip(prompts, results):
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["text"] == expected[prompt]
+    assert cut >= 1, "no stream was on the killed replica"
+    for _ in range(300):  # Ray Serve replaces the replica
+        if running_replicas() == 2 and victim not in engine_pids(2):
+            break
+        time.sleep(0.2)
+    assert running_replicas() == 2 and victim not in engine_pids(2)
+    assert complete(deployment, "Paris").status_code == 200
