@@ -116,15 +116,16 @@ def test_health(deployment):
     assert httpx.get(f"{deployment}/health", timeout=30).json()["status"] == "ok"
 
 
-def engine_pids(count: int) -> set[int]:
+def replica_pids(count: int) -> dict[str, int]:
+    """{replica id: pid} of the engine replicas, once ``count`` of them have answered."""
     from ray import serve
 
     from QEfficient.distributed.ray_serve import APP_NAME
 
     handle = serve.get_deployment_handle("QEffEngine", app_name=APP_NAME)
-    pids: set[int] = set()
+    pids: dict[str, int] = {}
     for _ in range(50):
-        pids |= {handle.pid.remote().result(timeout_s=30) for _ in range(4)}
+        pids.update(handle.identity.remote().result(timeout_s=30) for _ in range(4))
         if len(pids) >= count:
             break
     return pids
@@ -140,45 +141,28 @@ def running_replicas() -> int:
 
 
 def test_a_killed_replica_loses_no_request_and_is_replaced(deployment, single):
-    victim = sorted(engine_pids(2))[0]
+    pids = replica_pids(2)
     prompts = PROMPTS * 5  # 30 requests of 60 tokens on 2 x 3 slots: the kill lands mid-load
     expected = {
         p: single.post("/v1/completions", json={"prompt": p, "max_tokens": 60, "temperature": 0}, headers=AUTH).json()["choices"][0]["text"]
         for p in PROMPTS
     }
-
-    def stream(prompt: str) -> list[str]:
-        body = {"prompt": prompt, "max_tokens": 60, "temperature": 0, "stream": True}
-        with httpx.stream("POST", f"{deployment}/v1/completions", json=body, headers=AUTH, timeout=120) as r:
-            lines = r.iter_lines()
-            first = next(line for line in lines if line.startswith("data: "))
-            started.append(1)
-            return [first[6:]] + sse_events(lines)
-
-    started: list[int] = []
-    with ThreadPoolExecutor(max_workers=40) as pool:
-        streams = [pool.submit(stream, p) for p in PROMPTS[:4]]
+    body = {"prompt": PROMPTS[0], "max_tokens": 60, "temperature": 0, "stream": True}
+    with ThreadPoolExecutor(max_workers=30) as pool:
         answers = [pool.submit(lambda p: complete(deployment, p, 60), p) for p in prompts]
-        while len(started) < 4 and not all(f.done() for f in streams):
-            time.sleep(0.005)
-        os.kill(victim, signal.SIGKILL)
+        time.sleep(0.3)  # the replicas' queues fill: a stream opened now waits behind them
+        with httpx.stream("POST", f"{deployment}/v1/completions", json=body, headers=AUTH, timeout=120) as r:
+            victim = pids[r.headers["x-qeff-replica"]]
+            os.kill(victim, signal.SIGKILL)  # while this stream and the replica's queue are unfinished
+            events = sse_events(r.iter_lines())
         results = [f.result() for f in answers]
-        cut = 0
-        for f, prompt in zip(streams, PROMPTS[:4]):
-            events = f.result()
-            assert events[-1] == "[DONE]"
-            if "error" in json.loads(events[-2]):
-                cut += 1
-                assert json.loads(events[-2])["error"]["code"] == "replica_failed"
-            else:
-                assert "".join(json.loads(e)["choices"][0]["text"] for e in events[:-1]) == expected[prompt]
+    assert events[-1] == "[DONE]" and json.loads(events[-2])["error"]["code"] == "replica_failed", events[-3:]
     for prompt, answer in zip(prompts, results):
         assert answer.status_code == 200, answer.text
         assert answer.json()["choices"][0]["text"] == expected[prompt]
-    assert cut >= 1, "no stream was on the killed replica"
     for _ in range(300):  # Ray Serve replaces the replica
-        if running_replicas() == 2 and victim not in engine_pids(2):
+        if running_replicas() == 2 and victim not in replica_pids(2).values():
             break
         time.sleep(0.2)
-    assert running_replicas() == 2 and victim not in engine_pids(2)
+    assert running_replicas() == 2 and victim not in replica_pids(2).values()
     assert complete(deployment, "Paris").status_code == 200

@@ -39,6 +39,7 @@ from starlette.responses import Response, StreamingResponse  # noqa: E402
 logger = logging.getLogger(__name__)
 
 APP_NAME = "qefficient"
+REPLICA_HEADER = b"x-qeff-replica"
 # A replica that died mid-request is replaced within seconds; three more tries ride that out.
 REPLICA_FAILURES = (RayActorError, ActorUnavailableError)
 
@@ -105,6 +106,7 @@ class QEffEngine:
             rank = serve.get_replica_context().rank
             self.cores = pin_to_cores(getattr(rank, "local_rank", rank or 0), cores)
         self.app, self.runner = open_app(ServingArtifact(**artifact), cores, max_queue, api_key, max_body_bytes)
+        self.replica_id = serve.get_replica_context().replica_id.unique_id
 
     async def forward(self, meta: dict, body: bytes) -> AsyncIterator[dict]:
         """The app's ASGI messages for one request (``http.response.start``, then body pieces)."""
@@ -146,14 +148,17 @@ class QEffEngine:
                         yield messages.get_nowait()
                     return
                 message = getter.result()
+                if message["type"] == "http.response.start":  # which replica answered: for logs and the fault tests
+                    message["headers"] = [*message.get("headers", []), (REPLICA_HEADER, self.replica_id.encode())]
                 yield message
                 if message["type"] == "http.response.body" and not message.get("more_body", False):
                     return
         finally:
             gone.set()
 
-    def pid(self) -> int:
-        return os.getpid()
+    def identity(self) -> tuple[str, int]:
+        """(replica id, process id)."""
+        return self.replica_id, os.getpid()
 
     def check_health(self) -> None:
         """Ray Serve's health check: a replica whose engine thread stopped is replaced."""
