@@ -166,3 +166,72 @@ def test_a_killed_replica_loses_no_request_and_is_replaced(deployment, single):
         time.sleep(0.2)
     assert running_replicas() == 2 and victim not in replica_pids(2).values()
     assert complete(deployment, "Paris").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def prompts_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("batch") / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "prompt": p}) + "\n" for i, p in enumerate(PROMPTS * 2)))
+    return path
+
+
+def test_batch_generation_equals_generate_row_by_row_and_resumes(ray_cluster, tiny_model_dir, prompts_file, tmp_path):
+    from transformers import AutoTokenizer
+
+    from QEfficient import QEFFAutoModelForCausalLM
+    from QEfficient.distributed.ray_data import BatchJob, run_batch
+
+    folder = str(tiny_model_dir("llama"))
+    job = BatchJob(model_name=folder, generation_len=10, prefill_seq_len=8, ctx_len=64, batch_size=2, num_actors=2)
+    out = tmp_path / "out.jsonl"
+    assert run_batch(job, prompts_file, out) == 12
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=64, batch_size=1, num_cores=1)
+    tok = AutoTokenizer.from_pretrained(folder)
+    expected = [model.generate(tok, [p], generation_len=10, stream=False).texts[0] for p in PROMPTS]
+    assert [r["id"] for r in rows] == list(range(12))
+    assert [r["generated_text"] for r in rows] == expected * 2
+    # an interrupted run: 5 rows and a torn line are there; the rest is generated, nothing twice
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:5]) + lines[5][:7])
+    assert run_batch(job, prompts_file, out) == 7
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows
+    assert run_batch(job, prompts_file, out) == 0
+
+
+def test_batch_embeddings_to_parquet_equal_encode(ray_cluster, tmp_path, tokenizer_dir):
+    import numpy as np
+    import pyarrow.parquet as pq
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from QEfficient import QEFFAutoModel
+    from QEfficient.distributed.ray_data import BatchJob, run_batch
+
+    folder = tmp_path / "bert"
+    torch.manual_seed(7)
+    sizes = dict(vocab_size=320, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96)
+    config = AutoConfig.for_model("bert", max_position_embeddings=130, **sizes)
+    AutoModel.from_config(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+    source = tmp_path / "in.parquet"
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"prompt": PROMPTS}), source)
+    job = BatchJob(model_name=str(folder), task="embed", pooling="mean", seq_len=32, batch_size=2, num_actors=1)
+    assert run_batch(job, source, tmp_path / "out.parquet") == len(PROMPTS)
+    table = pq.read_table(tmp_path / "out.parquet")
+    model = QEFFAutoModel.from_pretrained(folder, pooling="mean")
+    model.compile(seq_len=32, batch_size=2, num_cores=1)
+    expected = model.encode(PROMPTS, AutoTokenizer.from_pretrained(folder), batch_size=2)
+    assert table.column("prompt").to_pylist() == PROMPTS
+    np.testing.assert_allclose(np.array(table.column("embedding").to_pylist()), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_cli_names_a_missing_input(tmp_path, capsys):
+    from QEfficient.cloud.batch import main
+
+    with pytest.raises(SystemExit):
+        main(["--model_name", str(tmp_path), "--input", str(tmp_path / "none.jsonl"), "--output", str(tmp_path / "o.jsonl")])
+    assert "does not exist" in capsys.readouterr().err
