@@ -110,7 +110,9 @@ def read_dataset(path: str | os.PathLike):
     ray = require_ray()
     if not Path(path).exists():
         raise FileNotFoundError(f"The input '{path}' does not exist.")
-    return ray.data.read_json(str(path), lines=True) if _format(path) == "jsonl" else ray.data.read_parquet(str(path))
+    # reads take no CPU slot: the model actors hold them all, and a read waiting for one would never run
+    io = {"ray_remote_args": {"num_cpus": 0}}
+    return ray.data.read_json(str(path), lines=True, **io) if _format(path) == "jsonl" else ray.data.read_parquet(str(path), **io)
 
 
 def _plain(value):
@@ -191,7 +193,7 @@ def run_batch(job: BatchJob, input_path: str | os.PathLike, output_path: str | o
         fn_constructor_kwargs={"job": asdict(job)},
         batch_size=job.batch_size,
         num_cpus=job.cores_per_actor,
-        concurrency=job.num_actors,
+        compute=ray.data.ActorPoolStrategy(size=job.num_actors),
         batch_format="numpy",
     )
     written = 0
