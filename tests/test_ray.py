@@ -65,7 +65,16 @@ def deployment(ray_cluster, artifact):
     options = ReplicaOptions(num_replicas=2, cores_per_replica=1, full_batch_size=3, max_queue=32, pin_cores=False)
     serve.run(build_application(artifact, options, api_key=API_KEY, max_body_bytes=2048), name=APP_NAME, route_prefix="/")
     yield f"http://127.0.0.1:{port}"
-    serve.delete(APP_NAME)
+    serve.shutdown()
+
+
+@pytest.fixture
+def free_cpus(ray_cluster):
+    """The batch jobs' actors need the CPUs the Serve replicas hold: stop Serve first (idempotent)."""
+    from ray import serve
+
+    serve.shutdown()
+    return ray_cluster
 
 
 def complete(url: str, prompt: str, max_tokens: int = 12, **extra) -> httpx.Response:
@@ -175,7 +184,7 @@ def prompts_file(tmp_path_factory):
     return path
 
 
-def test_batch_generation_equals_generate_row_by_row_and_resumes(ray_cluster, tiny_model_dir, prompts_file, tmp_path):
+def test_batch_generation_equals_generate_row_by_row_and_resumes(free_cpus, tiny_model_dir, prompts_file, tmp_path):
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModelForCausalLM
@@ -200,7 +209,7 @@ def test_batch_generation_equals_generate_row_by_row_and_resumes(ray_cluster, ti
     assert run_batch(job, prompts_file, out) == 0
 
 
-def test_batch_embeddings_to_parquet_equal_encode(ray_cluster, tmp_path, tokenizer_dir):
+def test_batch_embeddings_to_parquet_equal_encode(free_cpus, tmp_path, tokenizer_dir):
     import numpy as np
     import pyarrow.parquet as pq
     import torch
