@@ -64,7 +64,7 @@ def test_the_extras_table_matches_pyproject():
         assert names == {canonicalize_name(DISTRIBUTIONS.get(m, m)) for m in modules}, extra
     assert set(EXTRAS) <= set(declared)
     light = {canonicalize_name(r.name) for r in requirements()}
-    assert not light & {"fastapi", "uvicorn", "gguf", "pillow", "onnxscript", "matplotlib", "accelerate"}
+    assert not light & {"fastapi", "uvicorn", "gguf", "pillow", "onnxscript", "matplotlib", "accelerate", "ray"}
 
 
 # Run in a child process whose imports of the optional packages fail, as when they are not installed.

@@ -38,47 +38,22 @@ def build_server(
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
     (``app.state.qpc_path``: the artifact it serves). ``prompt_lookup_num_tokens=K``: greedy requests
     decode speculatively, verifying up to K prompt-lookup drafts a step (same tokens, fewer steps)."""
-    from transformers import AutoTokenizer
-
-    from QEfficient import QEFFAutoModelForCausalLM
-
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes)
-    from QEfficient.generation.continuous_batching import ContinuousBatchingEngine
-    from QEfficient.generation.exec_kv import open_session, right_padding
-    from QEfficient.generation.text_generation import eos_token_ids
-    from QEfficient.serving.app import create_app
-    from QEfficient.serving.runner import EngineRunner
+    from QEfficient.serving.artifact import compile_for_serving, open_app
 
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    speculative = {}
-    if prompt_lookup_num_tokens is not None:
-        kwargs["qaic_config"] = {"speculative_model_type": "target"}
-        speculative["num_speculative_tokens"] = prompt_lookup_num_tokens
-    model = QEFFAutoModelForCausalLM.from_pretrained(model_name, continuous_batching=True, **kwargs)
-    qpc = model.compile(
-        prefill_seq_len=prefill_seq_len,
-        ctx_len=ctx_len,
-        full_batch_size=full_batch_size,
-        num_cores=num_cores,
-        mxfp6_matmul=mxfp6_matmul,
-        mxint8_kv_cache=mxint8_kv_cache,
-        **speculative,
+    artifact = compile_for_serving(
+        model_name,
+        gguf_file,
+        prefill_seq_len,
+        ctx_len,
+        full_batch_size,
+        num_cores,
+        mxfp6_matmul,
+        mxint8_kv_cache,
+        prompt_lookup_num_tokens=prompt_lookup_num_tokens,
     )
-    tokenizer = right_padding(AutoTokenizer.from_pretrained(model.local_model_dir))
-    session = open_session(qpc, num_cores)
-    eos = eos_token_ids(tokenizer, model.model.hf.generation_config)
-    if prompt_lookup_num_tokens is None:
-        engine = ContinuousBatchingEngine(session, prefill_seq_len, eos, tokenizer.pad_token_id or 0)
-    else:
-        from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
-
-        engine = SpeculativeBatchingEngine(session, prefill_seq_len, eos, tokenizer.pad_token_id or 0, prompt_lookup_num_tokens)
-    runner = EngineRunner(engine, max_queue=max_queue).start()
-    limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
-    app = create_app(runner, tokenizer, model.model_name, ctx_len, served_names=[model_name], api_key=api_key, **limits)
-    app.state.qpc_path = qpc
-    return app, runner
+    return open_app(artifact, num_cores, max_queue, api_key, max_body_bytes)
 
 
 def _is_speech(model_name: str) -> bool:
@@ -156,6 +131,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="speculative decoding: verify up to K prompt-lookup drafts per step (greedy requests; same tokens)",
     )
+    ray = p.add_argument_group('Ray Serve (pip install "QEfficient[ray]")')
+    ray.add_argument("--ray", action="store_true", help="serve with Ray Serve: replicas, autoscaling, retries")
+    add_argument(ray, "ray_address", default=None, help="Ray cluster to join (default: start a local one)")
+    add_argument(ray, "num_replicas", type=int, default=1, help="engine replicas (the initial count when autoscaling)")
+    add_argument(ray, "cores_per_replica", type=int, default=1, help="CPUs (ONNX Runtime threads) of each replica")
+    add_argument(ray, "min_replicas", type=int, default=None, help="autoscale down to this many")
+    add_argument(ray, "max_replicas", type=int, default=None, help="autoscale up to this many")
+    add_argument(ray, "target_ongoing_requests", type=float, default=None, help="autoscaling target per replica (default: full_batch_size)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     if args.max_body_bytes is not None and args.max_body_bytes < 1:
@@ -190,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
         require_extra("serve", "python -m QEfficient.cloud.serve")
     except MissingExtraError as err:
         fail(str(err))
+    if args.ray:
+        return serve_on_ray(args)
     import uvicorn
 
     warning = exposure_warning(args.host, args.api_key)
@@ -203,6 +188,20 @@ def main(argv: list[str] | None = None) -> None:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
     finally:
         runner.stop()
+
+
+def serve_on_ray(args: argparse.Namespace) -> None:
+    try:
+        from QEfficient.distributed.ray_serve import run_cli
+    except ImportError as err:
+        fail(str(err))
+    warning = exposure_warning(args.host, args.api_key)
+    if warning:
+        print(f"[QEfficient] warning: {warning}", file=sys.stderr, flush=True)
+    try:
+        run_cli(args)
+    except (FileNotFoundError, ValueError, TypeError) as err:
+        fail(str(err))
 
 
 if __name__ == "__main__":

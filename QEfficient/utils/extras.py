@@ -18,9 +18,10 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "vision": ("PIL",),
     "dynamo": ("onnxscript",),
     "bench": ("matplotlib",),
+    "ray": ("ray", "ray.serve", "ray.data"),
 }
 # import name -> distribution name, where they differ
-DISTRIBUTIONS = {"PIL": "pillow"}
+DISTRIBUTIONS = {"PIL": "pillow", "ray.serve": "ray", "ray.data": "ray"}
 
 
 class MissingExtraError(ModuleNotFoundError):

@@ -1,0 +1,81 @@
+"""python -m QEfficient.cloud.batch: generation or embeddings over a JSONL/Parquet file on Ray Data.
+
+    python -m QEfficient.cloud.batch --model_name M --input prompts.jsonl --output out.jsonl
+        [--task generate|embed] [--input_column prompt] [--output_column NAME] [--generation_len 64]
+        [--prefill_seq_len 32] [--ctx_len 512] [--batch_size 4] [--seq_len 128] [--pooling mean]
+        [--num_actors 2] [--cores_per_actor 1] [--ray_address ADDR]
+
+Each output row is its input row plus the generated text (or the embedding). Run it again after an
+interruption and it goes on from the last row written. Needs Ray: pip install "QEfficient[ray]".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from QEfficient.cloud._cli import add_argument, fail, resolve_model_name, setup_logging, step
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m QEfficient.cloud.batch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_argument(p, "model_name", default=None)
+    add_argument(p, "input", required=True, help="JSONL file, or Parquet file or folder")
+    add_argument(p, "output", required=True, help="*.jsonl (appended) or *.parquet (a folder of parts)")
+    add_argument(p, "task", choices=("generate", "embed"), default="generate")
+    add_argument(p, "input_column", default="prompt")
+    add_argument(p, "output_column", default=None, help="default: generated_text or embedding")
+    add_argument(p, "generation_len", type=int, default=None)
+    add_argument(p, "prefill_seq_len", type=int, default=32)
+    add_argument(p, "ctx_len", type=int, default=512)
+    add_argument(p, "batch_size", type=int, default=4, help="rows per model call (the compiled batch size)")
+    add_argument(p, "seq_len", type=int, default=128, help="embed: the longest input in tokens")
+    add_argument(p, "pooling", default=None, help="embed: mean, cls, max (default: the model's sentence-transformers config)")
+    add_argument(p, "num_actors", type=int, default=1, help="compiled models working at once")
+    add_argument(p, "cores_per_actor", type=int, default=1)
+    add_argument(p, "ray_address", default=None, help="Ray cluster to join (default: start a local one)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        from QEfficient.distributed import require_ray
+        from QEfficient.distributed.ray_data import BatchJob, run_batch
+
+        ray = require_ray()
+    except ImportError as err:
+        fail(str(err))
+    if not Path(args.input).exists():
+        fail(f"The input '{args.input}' does not exist.")
+    model_name, _ = resolve_model_name(args.model_name, None)
+    try:
+        job = BatchJob(
+            model_name=model_name,
+            task=args.task,
+            input_column=args.input_column,
+            output_column=args.output_column,
+            generation_len=args.generation_len,
+            prefill_seq_len=args.prefill_seq_len,
+            ctx_len=args.ctx_len,
+            batch_size=args.batch_size,
+            seq_len=args.seq_len,
+            pooling=args.pooling,
+            num_actors=args.num_actors,
+            cores_per_actor=args.cores_per_actor,
+        )
+        ray.init(address=args.ray_address, ignore_reinit_error=True)
+        with step(f"{args.task} over {args.input} with {args.num_actors} x {model_name}"):
+            written = run_batch(job, args.input, args.output)
+    except (FileNotFoundError, ValueError, TypeError) as err:
+        fail(str(err))
+    print(f"[QEfficient] {written} rows written to {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

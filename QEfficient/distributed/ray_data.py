@@ -1,0 +1,207 @@
+"""Batch inference on Ray Data: generation or embeddings over a dataset, by a pool of compiled models.
+
+    from QEfficient.distributed.ray_data import BatchJob, run_batch
+    run_batch(BatchJob(model_name="path/to/model", task="generate", generation_len=64), "prompts.jsonl", "out.jsonl")
+
+The driver compiles the model once (cached under QEFF_HOME); each actor of the pool loads it and
+finds the artifact in the shared cache, then ``map_batches`` feeds it rows. Every output row is its
+input row with one more column: the generated text (``generate()``'s, greedy unless sampling is
+asked for) or the embedding (``QEFFAutoModel.encode``'s).
+
+Output is JSONL (one row a line, appended as batches finish) or Parquet (a folder of part files,
+each written whole). Row order is kept, so a job that stopped resumes where its output ends: the rows
+already written are checked against the input and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from QEfficient.distributed import require_ray
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("generate", "embed")
+
+
+@dataclass
+class BatchJob:
+    model_name: str
+    task: str = "generate"
+    input_column: str = "prompt"
+    output_column: str | None = None  # default: "generated_text" or "embedding"
+    generation_len: int | None = None
+    prefill_seq_len: int = 32
+    ctx_len: int = 512
+    batch_size: int = 4  # rows per call of a model (the compiled batch size)
+    seq_len: int = 128  # embeddings: the longest input, in tokens
+    pooling: str | None = None  # embeddings: default as sentence-transformers' config says
+    num_actors: int = 1
+    cores_per_actor: int = 1
+    temperature: float | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}.")
+        for name in ("batch_size", "num_actors", "cores_per_actor", "prefill_seq_len", "ctx_len", "seq_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        self.output_column = self.output_column or ("generated_text" if self.task == "generate" else "embedding")
+
+    def load(self):
+        """(compiled model, tokenizer): compiles on first use, finds the cached artifact afterwards."""
+        from transformers import AutoTokenizer
+
+        if self.task == "generate":
+            from QEfficient import QEFFAutoModelForCausalLM
+
+            model = QEFFAutoModelForCausalLM.from_pretrained(self.model_name)
+            model.compile(
+                prefill_seq_len=self.prefill_seq_len, ctx_len=self.ctx_len, batch_size=self.batch_size, num_cores=self.cores_per_actor
+            )
+        else:
+            from QEfficient import QEFFAutoModel
+
+            model = QEFFAutoModel.from_pretrained(self.model_name, pooling=self.pooling)
+            model.compile(seq_len=self.seq_len, batch_size=self.batch_size, num_cores=self.cores_per_actor)
+        return model, AutoTokenizer.from_pretrained(model.local_model_dir)
+
+
+class ModelActor:
+    """One compiled model in a Ray actor: ``__call__`` adds the output column to a batch of rows."""
+
+    def __init__(self, job: dict) -> None:
+        self.job = BatchJob(**job)
+        self.model, self.tokenizer = self.job.load()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        texts = [str(t) for t in batch[self.job.input_column]]
+        if self.job.task == "generate":
+            job = self.job
+            info = self.model.generate(
+                self.tokenizer, texts, generation_len=job.generation_len, stream=False, temperature=job.temperature, seed=job.seed
+            )
+            out = np.array(info.texts, dtype=object)
+        else:
+            out = self.model.encode(texts, self.tokenizer, batch_size=self.job.batch_size).astype(np.float32)
+        return {**batch, self.job.output_column: out}
+
+
+def _format(path: str | os.PathLike) -> str:
+    name = str(path).lower().rstrip("/")
+    if name.endswith((".jsonl", ".json")):
+        return "jsonl"
+    if name.endswith(".parquet") or Path(path).is_dir():
+        return "parquet"
+    raise ValueError(f"'{path}': name it *.jsonl or *.parquet (a Parquet file or folder).")
+
+
+def read_dataset(path: str | os.PathLike):
+    """A ray.data.Dataset over a JSONL file or a Parquet file/folder."""
+    ray = require_ray()
+    if not Path(path).exists():
+        raise FileNotFoundError(f"The input '{path}' does not exist.")
+    # reads take no CPU slot: the model actors hold them all, and a read waiting for one would never run
+    io = {"ray_remote_args": {"num_cpus": 0}}
+    return ray.data.read_json(str(path), lines=True, **io) if _format(path) == "jsonl" else ray.data.read_parquet(str(path), **io)
+
+
+def _plain(value):
+    """A JSON-writable value from what Ray Data hands back (numpy scalars and arrays)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class _Output:
+    """The output being written, and how many rows it already holds (the rows to skip on resume)."""
+
+    def __init__(self, path: str | os.PathLike, input_column: str) -> None:
+        self.path, self.kind, self.input_column = Path(path), _format(path), input_column
+        self.parts = 0
+
+    def written(self) -> list:
+        """The input column of every complete row already written (a torn last JSONL line is dropped)."""
+        if not self.path.exists():
+            return []
+        if self.kind == "jsonl":
+            data = self.path.read_bytes()
+            keep = data[: data.rfind(b"\n") + 1]  # a line cut by a crash is dropped and written again
+            if len(keep) != len(data):
+                self.path.write_bytes(keep)
+            return [json.loads(line)[self.input_column] for line in keep.splitlines() if line.strip()]
+        import pyarrow.parquet as pq
+
+        parts = sorted(self.path.glob("part-*.parquet"))
+        self.parts = len(parts)
+        return [v for p in parts for v in pq.read_table(p, columns=[self.input_column]).column(0).to_pylist()]
+
+    def write(self, batch: dict[str, np.ndarray]) -> None:
+        if self.kind == "jsonl":
+            columns = list(batch)
+            lines = [json.dumps({c: _plain(batch[c][i]) for c in columns}) + "\n" for i in range(len(batch[columns[0]]))]
+            with self.path.open("a") as f:
+                f.write("".join(lines))
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        table = pa.table({c: [_plain(v) for v in values] for c, values in batch.items()})
+        final = self.path / f"part-{self.parts:06d}.parquet"
+        tmp = final.with_suffix(".tmp")
+        pq.write_table(table, tmp)
+        tmp.rename(final)  # a part is there whole or not at all
+        self.parts += 1
+
+
+def run_batch(job: BatchJob, input_path: str | os.PathLike, output_path: str | os.PathLike, dataset=None) -> int:
+    """Run ``job`` over the input (or ``dataset``), appending to ``output_path``; returns the rows written now.
+
+    Rows already in the output (a previous run's) are checked against the input and skipped.
+    """
+    ray = require_ray()
+    ds = dataset if dataset is not None else read_dataset(input_path)
+    if job.input_column not in ds.columns():
+        raise ValueError(f"The input has no column '{job.input_column}' (it has {', '.join(ds.columns())}); pass --input_column.")
+    output = _Output(output_path, job.input_column)
+    done = output.written()
+    if done:
+        head = [row[job.input_column] for row in ds.take(len(done))]
+        if head != done:
+            raise ValueError(f"'{output_path}' holds rows of another input (or another order): remove it or pick another --output.")
+        total = ds.count()
+        if len(done) >= total:
+            logger.info("all %d rows are already in %s", total, output_path)
+            return 0
+        ds = ds.split_at_indices([len(done)])[1]
+    job.load()  # compile once, here: the actors then find the artifact in QEFF_HOME
+    ray.data.DataContext.get_current().execution_options.preserve_order = True  # output order = input order (resume)
+    results = ds.map_batches(
+        ModelActor,
+        fn_constructor_kwargs={"job": asdict(job)},
+        batch_size=job.batch_size,
+        num_cpus=job.cores_per_actor,
+        compute=ray.data.ActorPoolStrategy(size=job.num_actors),
+        batch_format="numpy",
+    )
+    written = 0
+    for batch in _batches(results, job.batch_size):
+        output.write(batch)
+        written += len(next(iter(batch.values())))
+    return written
+
+
+def _batches(ds, size: int) -> Iterator[dict[str, np.ndarray]]:
+    yield from ds.iter_batches(batch_size=size, batch_format="numpy")

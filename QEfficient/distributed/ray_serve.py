@@ -1,0 +1,327 @@
+"""The OpenAI server on Ray Serve: N engine replicas behind one gateway, with autoscaling and retries.
+
+Two deployments, the shape Ray Serve LLM uses too:
+
+- ``QEffEngine``: one continuous-batching engine per replica, each with ``cores_per_replica`` CPUs
+  (ONNX Runtime intra-op threads = those cores, and the process pinned to them), running the very
+  FastAPI app of ``QEfficient.serving.app`` in-process: auth, body limits, parsing and errors are
+  the single-process server's. Replicas open the artifact the driver compiled (shared QEFF_HOME).
+- ``QEffGateway``: the HTTP ingress. It forwards each request (method, path, headers, body) to an
+  engine replica through a deployment handle and relays the app's answer. A non-streaming answer
+  is relayed only when complete, so when a replica dies mid-request the gateway sends it again to
+  another replica and the client never sees the failure; a stream already under way cannot be
+  replayed, so it ends with an OpenAI error event and ``[DONE]``, never a silent truncation.
+
+Ray Serve replaces a dead replica (health checks call ``check_health``) and drains ongoing requests
+before stopping one (``graceful_shutdown_timeout_s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+
+from QEfficient.distributed import require_ray
+from QEfficient.serving.artifact import ServingArtifact, open_app
+from QEfficient.serving.protocol import APIError
+
+require_ray()
+
+from ray import serve  # noqa: E402
+from ray.exceptions import ActorUnavailableError, RayActorError  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import Response, StreamingResponse  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+APP_NAME = "qefficient"
+REPLICA_HEADER = b"x-qeff-replica"
+# A replica that died mid-request is replaced within seconds; three more tries ride that out.
+REPLICA_FAILURES = (RayActorError, ActorUnavailableError)
+
+
+@dataclass
+class ReplicaOptions:
+    """How many engine replicas, how big, and how Ray Serve scales them."""
+
+    num_replicas: int = 1
+    cores_per_replica: int = 1
+    min_replicas: int | None = None  # with max_replicas: autoscaling between the two
+    max_replicas: int | None = None
+    target_ongoing_requests: float | None = None  # default: the engine's slots (full_batch_size)
+    full_batch_size: int = 4
+    max_queue: int = 64
+    pin_cores: bool = True
+    retries: int = 3
+    graceful_shutdown_timeout_s: float = 60.0
+
+    def engine_config(self) -> dict:
+        """Keyword arguments for ``QEffEngine.options``."""
+        config: dict = {
+            "ray_actor_options": {"num_cpus": self.cores_per_replica},
+            # room for every slot and the app's own queue: a full replica answers 429 as the single
+            # server does, instead of requests waiting unseen in Ray's router
+            "max_ongoing_requests": self.full_batch_size + self.max_queue + 1,
+            "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
+            "health_check_period_s": 2.0,
+            "health_check_timeout_s": 30.0,
+        }
+        if (self.max_replicas is not None and self.max_replicas != self.num_replicas) or self.min_replicas is not None:
+            low = self.min_replicas if self.min_replicas is not None else self.num_replicas
+            high = self.max_replicas if self.max_replicas is not None else max(low, self.num_replicas)
+            if not 0 <= low <= high or high < 1:
+                raise ValueError(f"Replica bounds must satisfy 0 <= min_replicas <= max_replicas, 1 <= max_replicas; got {low}..{high}.")
+            config["autoscaling_config"] = {
+                "min_replicas": low,
+                "initial_replicas": min(max(self.num_replicas, low), high),
+                "max_replicas": high,
+                "target_ongoing_requests": self.target_ongoing_requests or self.full_batch_size,
+            }
+        else:
+            if self.num_replicas < 1:
+                raise ValueError(f"num_replicas must be at least 1, got {self.num_replicas}.")
+            config["num_replicas"] = self.num_replicas
+        return config
+
+
+def pin_to_cores(local_rank: int, count: int) -> list[int]:
+    """Pin this process to ``count`` of the cores it may use, the block for ``local_rank`` (wrapping)."""
+    cores = sorted(os.sched_getaffinity(0))
+    start = (local_rank * count) % len(cores)
+    chosen = [cores[(start + i) % len(cores)] for i in range(min(count, len(cores)))]
+    os.sched_setaffinity(0, chosen)
+    return chosen
+
+
+@serve.deployment(name="QEffEngine")
+class QEffEngine:
+    """One engine and its FastAPI app; ``forward`` runs a request through the app in-process."""
+
+    def __init__(self, artifact: dict, cores: int, max_queue: int, api_key: str | None, max_body_bytes: int | None, pin: bool) -> None:
+        if pin:
+            rank = serve.get_replica_context().rank
+            self.cores = pin_to_cores(getattr(rank, "local_rank", rank or 0), cores)
+        self.app, self.runner = open_app(ServingArtifact(**artifact), cores, max_queue, api_key, max_body_bytes)
+        self.replica_id = serve.get_replica_context().replica_id.unique_id
+
+    async def forward(self, meta: dict, body: bytes) -> AsyncIterator[dict]:
+        """The app's ASGI messages for one request (``http.response.start``, then body pieces)."""
+        messages: asyncio.Queue = asyncio.Queue()
+        gone = asyncio.Event()
+        delivered = False
+
+        async def receive() -> dict:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()  # the client's side went away (the gateway cancelled this generator)
+            return {"type": "http.disconnect"}
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "scheme": "http",
+            "method": meta["method"],
+            "path": meta["path"],
+            "raw_path": meta["path"].encode(),
+            "query_string": meta["query_string"],
+            "root_path": "",
+            "headers": meta["headers"],
+            "client": meta.get("client"),
+            "server": None,
+        }
+        task = asyncio.create_task(self.app(scope, receive, messages.put))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # the app answered its own errors
+        try:
+            while True:
+                getter = asyncio.ensure_future(messages.get())
+                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    while not messages.empty():
+                        yield messages.get_nowait()
+                    return
+                message = getter.result()
+                if message["type"] == "http.response.start":  # which replica answered: for logs and the fault tests
+                    message["headers"] = [*message.get("headers", []), (REPLICA_HEADER, self.replica_id.encode())]
+                yield message
+                if message["type"] == "http.response.body" and not message.get("more_body", False):
+                    return
+        finally:
+            gone.set()
+
+    def identity(self) -> tuple[str, int]:
+        """(replica id, process id)."""
+        return self.replica_id, os.getpid()
+
+    def check_health(self) -> None:
+        """Ray Serve's health check: a replica whose engine thread stopped is replaced."""
+        if not self.runner.alive:
+            raise RuntimeError("the generation engine thread has stopped")
+
+    def __del__(self) -> None:
+        runner = getattr(self, "runner", None)
+        if runner is not None:
+            runner.stop()
+
+
+def _headers(raw: list) -> list[tuple[bytes, bytes]]:
+    return [(bytes(k), bytes(v)) for k, v in raw]
+
+
+@serve.deployment(name="QEffGateway", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=4096)
+class QEffGateway:
+    """The HTTP ingress: forwards to an engine replica and retries when one dies mid-request."""
+
+    def __init__(self, engine, max_body_bytes: int, retries: int) -> None:
+        self.engine = engine.options(stream=True)
+        self.max_body_bytes, self.retries = max_body_bytes, retries
+
+    async def __call__(self, request: Request) -> Response:
+        # At most one byte past the limit travels on: the app then answers its own 413.
+        pieces, size = [], 0
+        async for piece in request.stream():
+            pieces.append(piece)
+            size += len(piece)
+            if size > self.max_body_bytes:
+                break
+        body = b"".join(pieces)[: self.max_body_bytes + 1]
+        meta = {
+            "method": request.method,
+            "path": request.url.path,
+            "query_string": request.url.query.encode(),
+            "headers": [(k, v) for k, v in request.headers.raw],
+            "client": list(request.client) if request.client else None,
+        }
+        failure: BaseException | None = None
+        for attempt in range(self.retries + 1):
+            replies = self.engine.forward.remote(meta, body)
+            try:
+                start = await replies.__anext__()
+                status, headers = start["status"], _headers(start.get("headers", []))
+                if dict(headers).get(b"content-type", b"").startswith(b"text/event-stream"):
+                    response = StreamingResponse(self._relay(replies), status_code=status)
+                    response.raw_headers = headers
+                    return response
+                content = b"".join([m.get("body", b"") async for m in replies])
+                response = Response(content, status_code=status)
+                response.raw_headers = headers
+                return response
+            except REPLICA_FAILURES as err:
+                failure = err
+                logger.warning("replica failed mid-request (try %d of %d): %s", attempt + 1, self.retries + 1, err)
+                await asyncio.sleep(0.2 * (attempt + 1))
+        return APIError(
+            503,
+            f"No replica could finish this request ({type(failure).__name__}); try again later.",
+            kind="server_error",
+            code="replica_unavailable",
+        ).response()
+
+    async def _relay(self, replies) -> AsyncIterator[bytes]:
+        """The stream's bytes; a replica lost mid-stream ends it with an error event, then [DONE]."""
+        try:
+            async for message in replies:
+                if message.get("body"):
+                    yield message["body"]
+        except REPLICA_FAILURES as err:
+            logger.warning("replica failed mid-stream: %s", err)
+            error = APIError(
+                503,
+                f"The replica serving this stream stopped ({type(err).__name__}); the answer is incomplete, send the request again.",
+                kind="server_error",
+                code="replica_failed",
+            )
+            yield f"data: {json.dumps(error.body())}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+        finally:
+            replies.cancel()
+
+
+def build_application(
+    artifact: ServingArtifact,
+    options: ReplicaOptions,
+    api_key: str | None = None,
+    max_body_bytes: int | None = None,
+):
+    """The Ray Serve application (gateway bound to the engine deployment), ready for ``serve.run``."""
+    from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES
+
+    limit = max_body_bytes or DEFAULT_MAX_BODY_BYTES
+    engine = QEffEngine.options(**options.engine_config()).bind(
+        asdict(artifact), options.cores_per_replica, options.max_queue, api_key, limit, options.pin_cores
+    )
+    return QEffGateway.bind(engine, limit, options.retries)
+
+
+def app_builder(args: dict):
+    """For ``serve run`` / ``serve deploy`` config files (``import_path: QEfficient.distributed.ray_serve:app_builder``).
+
+    ``args`` takes the CLI's option names (model_name, prefill_seq_len, ctx_len, full_batch_size,
+    num_replicas, cores_per_replica, min_replicas, max_replicas, target_ongoing_requests, max_queue,
+    api_key, max_body_bytes, ...). The model is compiled here, once, where the application is built;
+    the config's ``deployments:`` section may still override replica counts and autoscaling.
+    """
+    from QEfficient.cloud.serve import parse_args
+
+    argv = []
+    for key, value in args.items():
+        if value is True:
+            argv.append(f"--{key}")
+        elif value not in (False, None):
+            argv += [f"--{key}", str(value)]
+    return application_from_args(parse_args(["--ray", *argv]))
+
+
+def application_from_args(args):
+    """The application the CLI's parsed arguments describe (compiles the model first)."""
+    from QEfficient.cloud._cli import resolve_model_name
+    from QEfficient.serving.artifact import compile_for_serving
+
+    model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
+    artifact = compile_for_serving(
+        model_name,
+        gguf_file,
+        args.prefill_seq_len,
+        args.ctx_len,
+        args.full_batch_size,
+        args.cores_per_replica,
+        args.mxfp6_matmul,
+        args.mxint8_kv_cache,
+    )
+    options = ReplicaOptions(
+        num_replicas=args.num_replicas,
+        cores_per_replica=args.cores_per_replica,
+        min_replicas=args.min_replicas,
+        max_replicas=args.max_replicas,
+        target_ongoing_requests=args.target_ongoing_requests,
+        full_batch_size=args.full_batch_size,
+        max_queue=args.max_queue,
+    )
+    return build_application(artifact, options, args.api_key, args.max_body_bytes)
+
+
+def run_cli(args) -> None:
+    """``python -m QEfficient.cloud.serve --ray``: start (or join) Ray, deploy, serve until interrupted."""
+    import signal
+    import threading
+
+    ray = require_ray()
+    ray.init(address=args.ray_address, ignore_reinit_error=True)
+    serve.start(http_options={"host": args.host, "port": args.port})
+    serve.run(application_from_args(args), name=APP_NAME, route_prefix="/", blocking=False)
+    print(f"[QEfficient] serving on http://{args.host}:{args.port} with Ray Serve; Ctrl+C stops", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()  # replicas drain their ongoing requests first (graceful_shutdown_timeout_s)

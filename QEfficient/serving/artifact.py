@@ -1,0 +1,105 @@
+"""What a server needs to start from a compiled model, split from the compile itself.
+
+``compile_for_serving`` runs once (the CLI, or a Ray driver) and returns a small, picklable
+``ServingArtifact``; ``open_app`` turns it into a running engine and its FastAPI app. Ray Serve
+replicas call only ``open_app``, so they reuse the artifact from the shared QEFF_HOME instead of
+each exporting and compiling the model again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServingArtifact:
+    qpc_path: str  # the compiled artifact (graph + qconfig)
+    tokenizer_dir: str  # where the tokenizer (and its chat template) is saved
+    model_id: str  # the name /v1/models reports
+    served_names: tuple[str, ...]  # other names a request's ``model`` may use
+    eos_token_ids: tuple[int, ...]
+    prefill_seq_len: int
+    ctx_len: int
+    num_cores: int = 1
+    prompt_lookup_num_tokens: int | None = None  # speculative decoding with prompt-lookup drafts
+
+
+def compile_for_serving(
+    model_name: str,
+    gguf_file: str | None,
+    prefill_seq_len: int,
+    ctx_len: int,
+    full_batch_size: int,
+    num_cores: int,
+    mxfp6_matmul: bool = False,
+    mxint8_kv_cache: bool = False,
+    prompt_lookup_num_tokens: int | None = None,
+) -> ServingArtifact:
+    """Load, export and compile ``model_name`` for continuous batching (cached under QEFF_HOME)."""
+    from transformers import AutoTokenizer
+
+    from QEfficient import QEFFAutoModelForCausalLM
+    from QEfficient.generation.text_generation import eos_token_ids
+
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    speculative = {}
+    if prompt_lookup_num_tokens is not None:  # a target graph: logits for every position it verifies
+        kwargs["qaic_config"] = {"speculative_model_type": "target"}
+        speculative["num_speculative_tokens"] = prompt_lookup_num_tokens
+    model = QEFFAutoModelForCausalLM.from_pretrained(model_name, continuous_batching=True, **kwargs)
+    qpc = model.compile(
+        prefill_seq_len=prefill_seq_len,
+        ctx_len=ctx_len,
+        full_batch_size=full_batch_size,
+        num_cores=num_cores,
+        mxfp6_matmul=mxfp6_matmul,
+        mxint8_kv_cache=mxint8_kv_cache,
+        **speculative,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
+    eos = eos_token_ids(tokenizer, model.model.hf.generation_config)
+    return ServingArtifact(
+        qpc_path=str(qpc),
+        tokenizer_dir=str(model.local_model_dir),
+        model_id=model.model_name,
+        served_names=(model_name,),
+        eos_token_ids=tuple(sorted(eos)),
+        prefill_seq_len=prefill_seq_len,
+        ctx_len=ctx_len,
+        num_cores=num_cores,
+        prompt_lookup_num_tokens=prompt_lookup_num_tokens,
+    )
+
+
+def open_app(
+    artifact: ServingArtifact,
+    num_cores: int | None = None,
+    max_queue: int = 64,
+    api_key: str | None = None,
+    max_body_bytes: int | None = None,
+):
+    """(app, runner): an ONNX Runtime session with ``num_cores`` intra-op threads (default: as
+    compiled), the engine running on its thread, and the OpenAI app over it."""
+    from transformers import AutoTokenizer
+
+    from QEfficient.generation.continuous_batching import ContinuousBatchingEngine
+    from QEfficient.generation.exec_kv import open_session, right_padding
+    from QEfficient.serving.app import create_app
+    from QEfficient.serving.runner import EngineRunner
+
+    tokenizer = right_padding(AutoTokenizer.from_pretrained(artifact.tokenizer_dir))
+    session = open_session(artifact.qpc_path, num_cores or artifact.num_cores)
+    engine_args = (session, artifact.prefill_seq_len, set(artifact.eos_token_ids), tokenizer.pad_token_id or 0)
+    if artifact.prompt_lookup_num_tokens is None:
+        engine = ContinuousBatchingEngine(*engine_args)
+    else:
+        from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
+
+        engine = SpeculativeBatchingEngine(*engine_args, artifact.prompt_lookup_num_tokens)
+    runner = EngineRunner(engine, max_queue=max_queue).start()
+    limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
+    app = create_app(
+        runner, tokenizer, artifact.model_id, artifact.ctx_len, served_names=list(artifact.served_names), api_key=api_key, **limits
+    )
+    app.state.qpc_path = artifact.qpc_path
+    return app, runner

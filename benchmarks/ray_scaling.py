@@ -1,0 +1,86 @@
+"""Requests/s of Ray Serve replicas (1 core each) against one single-process server, on this machine.
+
+    PYTHONPATH=. python benchmarks/ray_scaling.py --model_name DIR [--requests 48] [--max_tokens 32]
+
+Every answer is checked against the single-process server's (greedy). The figures go to docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+PROMPTS = ["My name is", "The sun rises", "Once upon a time a robot", "What is the capital of France?", "Paris", "Numbers: 1 2"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load(url: str, n: int, max_tokens: int, concurrency: int) -> tuple[float, list[str]]:
+    def one(i: int) -> str:
+        body = {"prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": max_tokens, "temperature": 0}
+        r = httpx.post(f"{url}/v1/completions", json=body, timeout=600)
+        r.raise_for_status()
+        return r.json()["choices"][0]["text"]
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(concurrency)))  # warm-up
+        start = time.perf_counter()
+        texts = list(pool.map(one, range(n)))
+    return n / (time.perf_counter() - start), texts
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model_name", required=True)
+    p.add_argument("--requests", type=int, default=48)
+    p.add_argument("--max_tokens", type=int, default=32)
+    p.add_argument("--full_batch_size", type=int, default=4)
+    args = p.parse_args()
+    import uvicorn
+
+    from QEfficient.serving.artifact import compile_for_serving, open_app
+
+    fbs, n, mt = args.full_batch_size, args.requests, args.max_tokens
+    artifact = compile_for_serving(args.model_name, None, 32, 256, fbs, 1)
+    results = {}
+    app, runner = open_app(artifact, 2, max_queue=256)  # one server, 2 ORT threads
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    threading.Thread(target=server.run, daemon=True).start()
+    time.sleep(2)
+    results["1 server, 2 cores"], reference = load(f"http://127.0.0.1:{port}", n, mt, 2 * fbs)
+    server.should_exit = True
+    runner.stop()
+
+    import ray
+    from ray import serve
+
+    from QEfficient.distributed.ray_serve import APP_NAME, ReplicaOptions, build_application
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    for replicas in (1, 2):
+        options = ReplicaOptions(num_replicas=replicas, cores_per_replica=1, full_batch_size=fbs, max_queue=256)
+        serve.run(build_application(artifact, options), name=APP_NAME, route_prefix="/")
+        rate, texts = load(f"http://127.0.0.1:{port}", n, mt, replicas * fbs)
+        assert texts == reference, "a Ray answer differs from the single server's"
+        results[f"Ray, {replicas} replica(s) x 1 core"] = rate
+        serve.delete(APP_NAME)
+    serve.shutdown()
+    ray.shutdown()
+    for name, rate in results.items():
+        print(f"{name}: {rate:.2f} requests/s ({rate * mt:.0f} tokens/s)")
+
+
+if __name__ == "__main__":
+    main()

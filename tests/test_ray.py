@@ -1,0 +1,252 @@
+"""Ray Serve replicas and Ray Data batch jobs on one local Ray instance (2 CPUs) shared by the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+ray = pytest.importorskip("ray", reason='Ray is optional: pip install "QEfficient[ray]"')
+
+from QEfficient.serving.artifact import compile_for_serving, open_app  # noqa: E402
+
+PROMPTS = ["My name is", "The sun rises", "Once upon a time a robot", "What is the capital of France?", "Paris", "Numbers: 1 2"]
+API_KEY = "test-key"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def artifact(tiny_model_dir):
+    return compile_for_serving(str(tiny_model_dir("llama")), None, prefill_seq_len=8, ctx_len=96, full_batch_size=3, num_cores=1)
+
+
+@pytest.fixture(scope="module")
+def single(artifact):
+    """The single-process server's app over the same artifact, to compare answers with."""
+    from starlette.testclient import TestClient
+
+    app, runner = open_app(artifact, 1, max_queue=32, api_key=API_KEY, max_body_bytes=2048)
+    with TestClient(app) as client:
+        yield client
+    runner.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(ray_cluster, artifact):
+    """Two engine replicas of one core each behind the gateway, on real HTTP."""
+    from ray import serve
+
+    from QEfficient.distributed.ray_serve import APP_NAME, ReplicaOptions, build_application
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    options = ReplicaOptions(num_replicas=2, cores_per_replica=1, full_batch_size=3, max_queue=32, pin_cores=False)
+    serve.run(build_application(artifact, options, api_key=API_KEY, max_body_bytes=2048), name=APP_NAME, route_prefix="/")
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+
+
+@pytest.fixture
+def free_cpus(ray_cluster):
+    """The batch jobs' actors need the CPUs the Serve replicas hold: stop Serve first (idempotent)."""
+    from ray import serve
+
+    serve.shutdown()
+    return ray_cluster
+
+
+def complete(url: str, prompt: str, max_tokens: int = 12, **extra) -> httpx.Response:
+    body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, **extra}
+    return httpx.post(f"{url}/v1/completions", json=body, headers=AUTH, timeout=120)
+
+
+def sse_events(response_lines) -> list[str]:
+    return [line[len("data: ") :] for line in response_lines if line.startswith("data: ")]
+
+
+def test_replicas_answer_as_the_single_process_server(deployment, single):
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda p: complete(deployment, p), PROMPTS * 2))
+    for prompt, answer in zip(PROMPTS * 2, answers):
+        expected = single.post("/v1/completions", json={"prompt": prompt, "max_tokens": 12, "temperature": 0}, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"] == expected.json()["choices"]
+        assert answer.json()["usage"] == expected.json()["usage"]
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0, "stream": True}
+    with httpx.stream("POST", f"{deployment}/v1/chat/completions", json=chat, headers=AUTH, timeout=60) as r:
+        events = sse_events(r.iter_lines())
+    reference = sse_events(single.post("/v1/chat/completions", json=chat, headers=AUTH).text.splitlines())
+    strip = lambda e: e if e == "[DONE]" else json.loads(e)["choices"]  # noqa: E731 (ids and timestamps differ)
+    assert [strip(e) for e in events] == [strip(e) for e in reference]
+
+
+@pytest.mark.parametrize(
+    "method, route, kwargs",
+    [
+        ("POST", "/v1/completions", {"json": {"prompt": "hi"}}),  # no key: 401
+        ("POST", "/v1/completions", {"json": {"prompt": "hi", "max_tokens": -1}, "headers": AUTH}),  # 400
+        ("POST", "/v1/completions", {"json": {"prompt": "x" * 4096}, "headers": AUTH}),  # 413
+        ("POST", "/v1/completions", {"content": b"{not json", "headers": AUTH}),
+        ("POST", "/v1/completions", {"json": {"prompt": "hi", "model": "nope"}, "headers": AUTH}),  # 404
+        ("GET", "/v1/nothing", {"headers": AUTH}),
+        ("GET", "/v1/models", {"headers": AUTH}),
+    ],
+)
+def test_auth_limits_and_errors_are_the_single_servers(deployment, single, method, route, kwargs):
+    ours = httpx.request(method, f"{deployment}{route}", timeout=60, **kwargs)
+    theirs = single.request(method, route, **kwargs)
+    assert (ours.status_code, ours.json()) == (theirs.status_code, theirs.json())
+    assert ours.headers.get("www-authenticate") == theirs.headers.get("www-authenticate")
+
+
+def test_health(deployment):
+    assert httpx.get(f"{deployment}/health", timeout=30).json()["status"] == "ok"
+
+
+def replica_pids(count: int) -> dict[str, int]:
+    """{replica id: pid} of the engine replicas, once ``count`` of them have answered."""
+    from ray import serve
+
+    from QEfficient.distributed.ray_serve import APP_NAME
+
+    handle = serve.get_deployment_handle("QEffEngine", app_name=APP_NAME)
+    pids: dict[str, int] = {}
+    for _ in range(50):
+        pids.update(handle.identity.remote().result(timeout_s=30) for _ in range(4))
+        if len(pids) >= count:
+            break
+    return pids
+
+
+def running_replicas() -> int:
+    from ray import serve
+
+    from QEfficient.distributed.ray_serve import APP_NAME
+
+    states = serve.status().applications[APP_NAME].deployments["QEffEngine"].replica_states
+    return states.get("RUNNING", 0)
+
+
+def test_a_killed_replica_loses_no_request_and_is_replaced(deployment, single):
+    pids = replica_pids(2)
+    prompts = PROMPTS * 5  # 30 requests of 60 tokens on 2 x 3 slots: the kill lands mid-load
+    expected = {
+        p: single.post("/v1/completions", json={"prompt": p, "max_tokens": 60, "temperature": 0}, headers=AUTH).json()["choices"][0]["text"]
+        for p in PROMPTS
+    }
+    body = {"prompt": PROMPTS[0], "max_tokens": 60, "temperature": 0, "stream": True}
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        answers = [pool.submit(lambda p: complete(deployment, p, 60), p) for p in prompts]
+        time.sleep(0.3)  # the replicas' queues fill: a stream opened now waits behind them
+        with httpx.stream("POST", f"{deployment}/v1/completions", json=body, headers=AUTH, timeout=120) as r:
+            victim = pids[r.headers["x-qeff-replica"]]
+            os.kill(victim, signal.SIGKILL)  # while this stream and the replica's queue are unfinished
+            events = sse_events(r.iter_lines())
+        results = [f.result() for f in answers]
+    assert events[-1] == "[DONE]" and json.loads(events[-2])["error"]["code"] == "replica_failed", events[-3:]
+    for prompt, answer in zip(prompts, results):
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["text"] == expected[prompt]
+    def healed() -> bool:
+        pids_now = replica_pids(2)
+        return running_replicas() == 2 and len(pids_now) == 2 and victim not in pids_now.values()
+
+    streak = 0  # Serve's status can still count the dead replica for a moment: ask for 3 checks in a row
+    for _ in range(300):  # Ray Serve replaces the replica
+        streak = streak + 1 if healed() else 0
+        if streak == 3:
+            break
+        time.sleep(0.3)
+    assert streak == 3, "the deployment did not heal back to 2 replicas"
+    assert complete(deployment, "Paris").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def prompts_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("batch") / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "prompt": p}) + "\n" for i, p in enumerate(PROMPTS * 2)))
+    return path
+
+
+def test_batch_generation_equals_generate_row_by_row_and_resumes(free_cpus, tiny_model_dir, prompts_file, tmp_path):
+    from transformers import AutoTokenizer
+
+    from QEfficient import QEFFAutoModelForCausalLM
+    from QEfficient.distributed.ray_data import BatchJob, run_batch
+
+    folder = str(tiny_model_dir("llama"))
+    job = BatchJob(model_name=folder, generation_len=10, prefill_seq_len=8, ctx_len=64, batch_size=2, num_actors=2)
+    out = tmp_path / "out.jsonl"
+    assert run_batch(job, prompts_file, out) == 12
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=64, batch_size=1, num_cores=1)
+    tok = AutoTokenizer.from_pretrained(folder)
+    expected = [model.generate(tok, [p], generation_len=10, stream=False).texts[0] for p in PROMPTS]
+    assert [r["id"] for r in rows] == list(range(12))
+    assert [r["generated_text"] for r in rows] == expected * 2
+    # an interrupted run: 5 rows and a torn line are there; the rest is generated, nothing twice
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:5]) + lines[5][:7])
+    assert run_batch(job, prompts_file, out) == 7
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows
+    assert run_batch(job, prompts_file, out) == 0
+
+
+def test_batch_embeddings_to_parquet_equal_encode(free_cpus, tmp_path, tokenizer_dir):
+    import numpy as np
+    import pyarrow.parquet as pq
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from QEfficient import QEFFAutoModel
+    from QEfficient.distributed.ray_data import BatchJob, run_batch
+
+    folder = tmp_path / "bert"
+    torch.manual_seed(7)
+    sizes = dict(vocab_size=320, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96)
+    config = AutoConfig.for_model("bert", max_position_embeddings=130, **sizes)
+    AutoModel.from_config(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+    source = tmp_path / "in.parquet"
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"prompt": PROMPTS}), source)
+    job = BatchJob(model_name=str(folder), task="embed", pooling="mean", seq_len=32, batch_size=2, num_actors=1)
+    assert run_batch(job, source, tmp_path / "out.parquet") == len(PROMPTS)
+    table = pq.read_table(tmp_path / "out.parquet")
+    model = QEFFAutoModel.from_pretrained(folder, pooling="mean")
+    model.compile(seq_len=32, batch_size=2, num_cores=1)
+    expected = model.encode(PROMPTS, AutoTokenizer.from_pretrained(folder), batch_size=2)
+    assert table.column("prompt").to_pylist() == PROMPTS
+    np.testing.assert_allclose(np.array(table.column("embedding").to_pylist()), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_cli_names_a_missing_input(tmp_path, capsys):
+    from QEfficient.cloud.batch import main
+
+    with pytest.raises(SystemExit):
+        main(["--model_name", str(tmp_path), "--input", str(tmp_path / "none.jsonl"), "--output", str(tmp_path / "o.jsonl")])
+    assert "does not exist" in capsys.readouterr().err
