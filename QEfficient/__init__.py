@@ -1,5 +1,11 @@
-"""QEfficient: Hugging Face models exported to ONNX and run fast on ONNX Runtime, with Qualcomm QEfficient's API."""
+"""QEfficient: Hugging Face models exported to ONNX and run fast on ONNX Runtime, with Qualcomm QEfficient's API.
 
+The public names load on first use (PEP 562), so that the run-time stages (``QEfficient.runtime``,
+``QEfficient.generation``) and a server started on a compiled artifact do not import torch or
+transformers' modeling code just because the package was imported.
+"""
+
+import importlib
 import logging
 import sys
 import types
@@ -7,15 +13,30 @@ import types
 import QEfficient.compile
 import QEfficient.export
 from QEfficient._version import __version__
-from QEfficient.base.common import QEFFCommonLoader
-from QEfficient.compile.compile_helper import compile as _legacy_compile
-from QEfficient.exporter.export_hf_to_cloud_ai_100 import qualcomm_efficient_converter
-from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
-from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
-from QEfficient.models.ctc import QEFFAutoModelForCTC
-from QEfficient.models.encoder import QEFFAutoModel, QEFFAutoModelForSequenceClassification
-from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
-from QEfficient.models.speech_seq2seq import QEFFAutoModelForSpeechSeq2Seq
+
+# public name -> the module that defines it
+_LAZY = {
+    "QEFFAutoModel": "QEfficient.models.encoder",
+    "QEFFAutoModelForSequenceClassification": "QEfficient.models.encoder",
+    "QEFFAutoModelForCausalLM": "QEfficient.models.causal_lm",
+    "QEFFAutoModelForCTC": "QEfficient.models.ctc",
+    "QEFFAutoModelForImageTextToText": "QEfficient.models.image_text",
+    "QEFFAutoModelForSpeechSeq2Seq": "QEfficient.models.speech_seq2seq",
+    "QEFFCommonLoader": "QEfficient.base.common",
+    "cloud_ai_100_exec_kv": "QEfficient.generation.text_generation_inference",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # once loaded, a plain attribute
+        return value
+    raise AttributeError(f"module 'QEfficient' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 class _CallablePackage(types.ModuleType):
@@ -28,10 +49,14 @@ class _CallablePackage(types.ModuleType):
     """
 
     def __call__(self, *args, **kwargs):
-        return self.__dict__["_legacy_function"](*args, **kwargs)
+        module_name, function_name = self.__dict__["_legacy_function"]
+        return getattr(importlib.import_module(module_name), function_name)(*args, **kwargs)
 
 
-for _name, _function in (("export", qualcomm_efficient_converter), ("compile", _legacy_compile)):
+for _name, _function in (
+    ("export", ("QEfficient.exporter.export_hf_to_cloud_ai_100", "qualcomm_efficient_converter")),
+    ("compile", ("QEfficient.compile.compile_helper", "compile")),
+):
     _package = sys.modules[f"{__name__}.{_name}"]
     _package.__class__ = _CallablePackage
     _package._legacy_function = _function

@@ -122,3 +122,15 @@ def test_a_missing_extra_names_the_install_command(tiny_model_dir, tmp_path):
     for line, (feature, package, extra) in zip(lines, expected, strict=True):
         assert feature in line and f"'{package}', which is not installed" in line and f'pip install "QEfficient[{extra}]"' in line, line
     assert not list((tmp_path / "home").rglob("*.onnx")), "a failed export left a graph in the cache"
+
+
+def test_run_time_stages_import_without_torch():
+    """runtime/, generation/ and the HTTP app need no torch: the package's public names load lazily."""
+    modules = "QEfficient, QEfficient.runtime.ort_session, QEfficient.generation.exec_kv, QEfficient.generation.continuous_batching"
+    heavy = "('torch', 'transformers.modeling_utils')"
+    code = f"import sys, {modules}, QEfficient.serving.app; print(sorted(n for n in {heavy} if n in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+    assert out == "[]", out
+    from QEfficient import QEFFAutoModelForCausalLM  # the lazy names still import as before
+
+    assert QEFFAutoModelForCausalLM.__name__ == "QEFFAutoModelForCausalLM"
