@@ -73,6 +73,19 @@ def load_config(folder: Path, gguf_file: str | None = None, **kwargs) -> Pretrai
         ) from err
 
 
+def load_pretrained(auto_class, name_or_path: str | os.PathLike, *args, owner: str, **kwargs) -> tuple[PreTrainedModel, Path]:
+    """(model, folder): a local folder or a cached hub id through transformers' ``auto_class``, in float32
+    unless ``dtype`` says otherwise. An unreadable config is a ModelNotFoundError; a model the auto class
+    cannot load is a ValueError that names ``owner`` (the QEfficient class asked to load it)."""
+    folder, _ = resolve_model_path(name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+    load_config(folder)
+    kwargs.setdefault("dtype", torch.float32)
+    try:
+        return auto_class.from_pretrained(folder, *args, **kwargs), folder
+    except ValueError as err:
+        raise ValueError(f"{owner} cannot load '{name_or_path}': {err}") from err
+
+
 def check_causal_lm_config(config: PretrainedConfig) -> None:
     """Before any weight is read: NotACausalLMError, UnsupportedArchitectureError for a type the
     architecture sweep recorded as failing, a warning for a type it has not proven."""

@@ -11,12 +11,12 @@ import os
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForCTC, PreTrainedModel
+from transformers import AutoModelForCTC, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.export.graph_specs import INPUT_VALUES, CTCGraphSpec
 from QEfficient.export.onnx_export import export_ctc_onnx
-from QEfficient.loading.hf_loader import ModelNotFoundError, resolve_model_path
+from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel, check_positive
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.ctc import QEffCTC
@@ -48,16 +48,9 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         kwargs.pop("attn_implementation", None)
         if kwargs.pop("continuous_batching", False):
             raise NotImplementedError(f"Continuous batching is not supported for {cls.__name__} (nor in QEfficient); load it without.")
-        folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
-        try:
-            AutoConfig.from_pretrained(folder)
-        except (OSError, ValueError) as err:
-            raise ModelNotFoundError(f"Could not read a transformers config from '{folder}': {err}") from err
-        kwargs.setdefault("dtype", torch.float32)
-        try:
-            model = AutoModelForCTC.from_pretrained(folder, *args, attn_implementation="eager", **kwargs)
-        except ValueError as err:
-            raise ValueError(f"QEFFAutoModelForCTC cannot load '{pretrained_model_name_or_path}': {err}") from err
+        model, folder = load_pretrained(
+            AutoModelForCTC, pretrained_model_name_or_path, *args, owner=cls.__name__, attn_implementation="eager", **kwargs
+        )
         obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
         obj.local_model_dir = folder
         return obj

@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedModel
+from transformers import AutoModel, AutoModelForSequenceClassification, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, EncoderGraphSpec
 from QEfficient.export.onnx_export import export_encoder_onnx
-from QEfficient.loading.hf_loader import ModelNotFoundError, resolve_model_path
+from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel, check_positive
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.encoder import POOLING, PoolingFn, QEffEncoder, resolve_pooling
@@ -46,16 +46,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
         pooling = kwargs.pop("pooling", None)
-        folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
-        try:
-            AutoConfig.from_pretrained(folder)
-        except (OSError, ValueError) as err:
-            raise ModelNotFoundError(f"Could not read a transformers config from '{folder}': {err}") from err
-        kwargs.setdefault("dtype", torch.float32)
-        try:
-            model = cls._hf_auto.from_pretrained(folder, *args, **kwargs)
-        except ValueError as err:
-            raise ValueError(f"{cls.__name__} cannot load '{pretrained_model_name_or_path}': {err}") from err
+        model, folder = load_pretrained(cls._hf_auto, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
         obj = cls(model, pooling=pooling, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
         obj.local_model_dir = folder
         return obj

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForSpeechSeq2Seq, PreTrainedModel
+from transformers import AutoModelForSpeechSeq2Seq, PreTrainedModel
 from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
@@ -28,7 +28,7 @@ from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.speech_generation import SpeechSeq2SeqGeneration, WhisperDecoding
 from QEfficient.generation.text_generation import check_generation_len
-from QEfficient.loading.hf_loader import ModelNotFoundError, resolve_model_path
+from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel, check_positive
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.whisper import QEffWhisperDecoder, QEffWhisperEncoder
@@ -58,13 +58,9 @@ class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
         kwargs.pop("attn_implementation", None)  # the graphs are written out here, not by an attention backend
         if kwargs.pop("continuous_batching", False):
             raise NotImplementedError(f"Continuous batching is not supported for {cls.__name__} (nor in QEfficient); load it without.")
-        folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
-        try:
-            AutoConfig.from_pretrained(folder)
-        except (OSError, ValueError) as err:
-            raise ModelNotFoundError(f"Could not read a transformers config from '{folder}': {err}") from err
-        kwargs.setdefault("dtype", torch.float32)
-        model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, *args, attn_implementation="eager", **kwargs)
+        model, folder = load_pretrained(
+            AutoModelForSpeechSeq2Seq, pretrained_model_name_or_path, *args, owner=cls.__name__, attn_implementation="eager", **kwargs
+        )
         obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
         obj.local_model_dir = folder
         return obj
