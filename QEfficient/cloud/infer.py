@@ -273,22 +273,22 @@ def infer(
             raise ValueError(f"--audio_path needs a speech model (Whisper, or Wav2Vec2-style CTC); '{model_name}' is not one.")
         compile_options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, **compiler_options)
         return run_speech(speech_class, model_name, audio_path, compile_options, generation_len, **speech_options)
+    decoder_compile_options = dict(  # the causal-LM and image-text classes take the same compile() options
+        prefill_seq_len=prompt_len,
+        ctx_len=ctx_len,
+        batch_size=batch_size,
+        full_batch_size=full_batch_size,
+        num_devices=len(device_group) if device_group else 1,
+        num_cores=num_cores,
+        mxfp6_matmul=mxfp6,
+        mxint8_kv_cache=mxint8,
+        **compiler_options,
+    )
     vision_language = _is_vision_language(model_name, gguf_file, cache_dir)
     if image_path or image_url:
         if vision_language:
             image = load_image(image_path, image_url)
-            compile_options = dict(
-                prefill_seq_len=prompt_len,
-                ctx_len=ctx_len,
-                batch_size=batch_size,
-                full_batch_size=full_batch_size,
-                num_devices=len(device_group) if device_group else 1,
-                num_cores=num_cores,
-                mxfp6_matmul=mxfp6,
-                mxint8_kv_cache=mxint8,
-                **compiler_options,
-            )
-            return run_image_text(model_name, image, prompts, img_size, compile_options, generation_len)
+            return run_image_text(model_name, image, prompts, img_size, decoder_compile_options, generation_len)
         warnings.warn(f"'{model_name}' is not a vision-language model: the image arguments are skipped.", UserWarning, stacklevel=2)
     elif vision_language:
         raise ValueError(f"'{model_name}' is a vision-language model: pass an image with --image_path or --image_url.")
@@ -307,17 +307,7 @@ def infer(
     with step("Exporting to ONNX (cached)"):
         model.export(dynamo=dynamo)
     with step("Compiling for ONNX Runtime (cached)"):
-        qpc_path = model.compile(
-            prefill_seq_len=prompt_len,
-            ctx_len=ctx_len,
-            batch_size=batch_size,
-            full_batch_size=full_batch_size,
-            num_devices=len(device_group) if device_group else 1,
-            num_cores=num_cores,
-            mxfp6_matmul=mxfp6,
-            mxint8_kv_cache=mxint8,
-            **compiler_options,
-        )
+        qpc_path = model.compile(**decoder_compile_options)
     if io_encrypt:  # QEfficient stops after compiling here
         print(qpc_path)
         return None
