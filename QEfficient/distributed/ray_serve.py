@@ -294,6 +294,7 @@ def application_from_args(args):
         args.cores_per_replica,
         args.mxfp6_matmul,
         args.mxint8_kv_cache,
+        prompt_lookup_num_tokens=args.prompt_lookup_num_tokens,  # the replicas' engines speculate too
     )
     options = ReplicaOptions(
         num_replicas=args.num_replicas,

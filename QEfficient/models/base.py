@@ -17,6 +17,7 @@ from transformers import PreTrainedModel
 
 from QEfficient.compile.ort_cpu import build_artifact
 from QEfficient.export.onnx_export import cached_export
+from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
 
 
@@ -43,6 +44,20 @@ class QEFFBaseModel:
         self.qpc_path: Path | None = None
         self._num_cores = 16
         self._sessions_by_key: dict[str, tuple[tuple, Any]] = {}
+
+    @classmethod
+    def _from_hf(cls, auto_class, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """Load with transformers' eager attention (the graphs are written out here, not by an attention
+        backend) for a kind that has no continuous batching; remembers the folder for the processor."""
+        kwargs.pop("attn_implementation", None)
+        if kwargs.pop("continuous_batching", False):
+            raise NotImplementedError(f"Continuous batching is not supported for {cls.__name__} (nor in QEfficient); load it without.")
+        model, folder = load_pretrained(
+            auto_class, pretrained_model_name_or_path, *args, owner=cls.__name__, attn_implementation="eager", **kwargs
+        )
+        obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+        obj.local_model_dir = folder
+        return obj
 
     @property
     def hf_model(self) -> PreTrainedModel:

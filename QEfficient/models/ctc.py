@@ -16,7 +16,6 @@ from transformers import AutoModelForCTC, PreTrainedModel
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.export.graph_specs import INPUT_VALUES, CTCGraphSpec
 from QEfficient.export.onnx_export import export_ctc_onnx
-from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel, check_positive
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.ctc import QEffCTC
@@ -45,15 +44,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         signature (a CTC model has nothing to pool); other keyword arguments go to transformers."""
         if pooling is not None:
             warn_ignored_options("from_pretrained()", {"pooling": pooling})
-        kwargs.pop("attn_implementation", None)
-        if kwargs.pop("continuous_batching", False):
-            raise NotImplementedError(f"Continuous batching is not supported for {cls.__name__} (nor in QEfficient); load it without.")
-        model, folder = load_pretrained(
-            AutoModelForCTC, pretrained_model_name_or_path, *args, owner=cls.__name__, attn_implementation="eager", **kwargs
-        )
-        obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
-        obj.local_model_dir = folder
-        return obj
+        return cls._from_hf(AutoModelForCTC, pretrained_model_name_or_path, *args, **kwargs)
 
     @property
     def hf_model(self) -> PreTrainedModel:

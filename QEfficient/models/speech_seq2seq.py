@@ -28,7 +28,6 @@ from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.speech_generation import SpeechSeq2SeqGeneration, WhisperDecoding
 from QEfficient.generation.text_generation import check_generation_len
-from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel, check_positive
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.whisper import QEffWhisperDecoder, QEffWhisperEncoder
@@ -55,15 +54,7 @@ class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs) -> QEFFAutoModelForSpeechSeq2Seq:
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
-        kwargs.pop("attn_implementation", None)  # the graphs are written out here, not by an attention backend
-        if kwargs.pop("continuous_batching", False):
-            raise NotImplementedError(f"Continuous batching is not supported for {cls.__name__} (nor in QEfficient); load it without.")
-        model, folder = load_pretrained(
-            AutoModelForSpeechSeq2Seq, pretrained_model_name_or_path, *args, owner=cls.__name__, attn_implementation="eager", **kwargs
-        )
-        obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
-        obj.local_model_dir = folder
-        return obj
+        return cls._from_hf(AutoModelForSpeechSeq2Seq, pretrained_model_name_or_path, *args, **kwargs)
 
     @property
     def hf_model(self) -> PreTrainedModel:
