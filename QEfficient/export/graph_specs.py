@@ -9,7 +9,7 @@ time: runtime/ and generation/ read the names without it; only ``dummy_inputs`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 INPUT_IDS = "input_ids"
@@ -37,6 +37,12 @@ def past_names(num_layers: int, prefix: str = "past") -> list[str]:
     return [f"{prefix}_{kind}.{i}" for i in range(num_layers) for kind in ("key", "value")]
 
 
+def recurrent_state_names(num_layers: int) -> list[str]:
+    """``conv_state.0, ssm_state.0, conv_state.1, ...``: the per-layer states of recurrent (Mamba-style)
+    layers, numbered among those layers; retained in place like the KV cache."""
+    return [f"{kind}.{i}" for i in range(num_layers) for kind in ("conv_state", "ssm_state")]
+
+
 def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int, full_batch_size: int | None = None) -> dict[str, Any]:
     """QEfficient's specializations.json: prefill and decode shapes (continuous batching: prefill one
     sequence at a time, decode all ``full_batch_size`` slots)."""
@@ -56,13 +62,23 @@ def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int,
 
 @dataclass(frozen=True)
 class DecoderGraphSpec:
-    """The retained-state decoder: ids and positions in, last-position logits and the updated cache out."""
+    """The retained-state decoder: ids and positions in, last-position logits and the updated cache out.
+
+    ``num_layers`` counts the layers with a KV cache; ``num_state_layers`` the recurrent layers, whose
+    conv/SSM states follow the cache in the inputs and outputs (hybrid models have both).
+    """
 
     num_layers: int
+    num_state_layers: int = field(default=0, kw_only=True)  # keyword-only: subclasses add positional fields
+
+    @property
+    def state_names(self) -> list[str]:
+        return recurrent_state_names(self.num_state_layers)
 
     @property
     def past_names(self) -> list[str]:
-        return past_names(self.num_layers)
+        """Every retained input: the KV cache, then the recurrent states."""
+        return past_names(self.num_layers) + self.state_names
 
     @property
     def retained_names(self) -> list[str]:
@@ -82,9 +98,11 @@ class DecoderGraphSpec:
             POSITION_IDS: {0: "batch_size", 1: "seq_len"},
             LOGITS: {0: "batch_size"},
         }
-        for n in self.past_names:
+        for n in past_names(self.num_layers):
             axes[n] = {0: "batch_size", 2: "ctx_len"}
             axes[retained(n)] = {0: "batch_size", 2: "ctx_len"}
+        for n in self.state_names:
+            axes[n] = axes[retained(n)] = {0: "batch_size"}
         return axes
 
     def dummy_inputs(self, qeff_module, kv_dtype=None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
@@ -96,7 +114,9 @@ class DecoderGraphSpec:
         pos[1, -1] = -1  # exercise the padding path while tracing
         dtype = kv_dtype or next(qeff_module.parameters()).dtype
         past = [torch.zeros(qeff_module.kv_shape(batch_size, ctx_len), dtype=dtype) for _ in range(2 * qeff_module.num_layers)]
-        return (ids, pos, *past)
+        state_dtype = next(qeff_module.parameters()).dtype  # recurrent states stay in the compute dtype
+        states = [torch.zeros(batch_size, *shape, dtype=state_dtype) for shape in getattr(qeff_module, "state_shapes", [])]
+        return (ids, pos, *past, *states)
 
     specializations = staticmethod(decoder_specializations)
 

@@ -214,6 +214,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
                 f"Weights in {self.model.lm_head.weight.dtype} cannot run on the ONNX Runtime CPU backend; "
                 "load the model with dtype=torch.float32 (the default of from_pretrained)."
             )
+        state_dtype = kv_dtype  # recurrent states keep the compute dtype, whatever the KV cache is stored as
         if mxint8_kv_cache:
             # Cloud AI 100 stores the cache as MXINT8. ONNX Runtime's CPU kernels have no block-scaled
             # int8 attention, so the cache is stored as float16: half the bytes, the arithmetic
@@ -253,6 +254,10 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         }
         if self.is_speculative_target:
             manifest |= {"speculative_model_type": "target", "num_speculative_tokens": num_speculative_tokens}
+        if self.model.state_shapes:  # recurrent layers: their states' shapes, for the runtime to allocate
+            rows = manifest["kv_shape"][0]
+            names = DecoderGraphSpec(n_layers, num_state_layers=len(self.model.state_shapes) // 2).state_names
+            manifest |= {"states": {n: [rows, *shape] for n, shape in zip(names, self.model.state_shapes)}, "state_dtype": state_dtype}
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,

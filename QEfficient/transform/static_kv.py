@@ -31,6 +31,7 @@ from transformers import AttentionInterface, PreTrainedModel
 
 from QEfficient.transform import onnx_symbolics
 from QEfficient.transform.adapters import ArchAdapter, get_adapter
+from QEfficient.transform.recurrent_state import RecurrentStateCache, swapped_forwards
 from QEfficient.transform.rewrites import apply_rewrites, rewritten_functions
 
 STATIC_KV_ATTENTION = "qeff_static_kv"
@@ -219,10 +220,17 @@ class QEffCausalLM(nn.Module):
             base = hf_model.base_model if hf_model.base_model is not hf_model else hf_model.model
         self.base = base
         self.lm_head = lm_head if lm_head is not None else hf_model.get_output_embeddings()
+        # Recurrent (Mamba-style) layers of a state-space or hybrid model: their conv/SSM states follow the KV cache.
+        self.recurrent_layers = self.adapter.recurrent_layers(hf_model)
 
     @property
     def config(self):
         return self._config
+
+    @property
+    def state_shapes(self) -> list[tuple[int, ...]]:
+        """Per-row shapes of the recurrent states, in graph order (conv_state.0, ssm_state.0, conv_state.1, ...)."""
+        return [shape for layer in self.recurrent_layers for shape in (layer.conv_shape, layer.ssm_shape)]
 
     def kv_shape(self, batch_size: int, ctx_len: int) -> tuple[int, int, int, int]:
         _, n_kv, head_dim = self.adapter.kv_geometry(self.config)
@@ -251,11 +259,18 @@ class QEffCausalLM(nn.Module):
         ``rotary_position_ids``: what the model's rotary tables read, when they are not the cache
         positions (Qwen2-VL's [3,B,S] multimodal positions).
         """
-        cache = StaticKVCache(past, position_ids)
-        masks = attention_masks(self.config, position_ids, torch.arange(past[0].shape[2], device=position_ids.device), visible_upto)
-        if self.adapter.mask_kind != "visible":
-            masks = as_mask_kind(masks, self.adapter.mask_kind, self.lm_head.weight.dtype)
-        with _attn_implementation(self.config, STATIC_KV_ATTENTION), rewritten_functions(self.hf):
+        kv, states = past[: 2 * self.num_layers], past[2 * self.num_layers :]
+        cache, masks = None, None
+        if kv:
+            cache = StaticKVCache(kv, position_ids)
+            masks = attention_masks(self.config, position_ids, torch.arange(kv[0].shape[2], device=position_ids.device), visible_upto)
+            if self.adapter.mask_kind != "visible":
+                masks = as_mask_kind(masks, self.adapter.mask_kind, self.lm_head.weight.dtype)
+        mixers = {}
+        if self.recurrent_layers:
+            cache = RecurrentStateCache(cache, self.adapter.attention_layers(self.config), self.recurrent_layers, states, position_ids)
+            masks, mixers = self.adapter.recurrent_masks(masks), self.adapter.mixer_forwards
+        with _attn_implementation(self.config, STATIC_KV_ATTENTION), rewritten_functions(self.hf), swapped_forwards(self.hf, mixers):
             out = self.base(
                 input_ids=input_ids,
                 inputs_embeds=inputs_embeds,

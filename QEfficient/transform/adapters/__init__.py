@@ -17,6 +17,9 @@ import warnings
 
 from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
+from QEfficient.transform.adapters.mamba import MAMBA_MIXER
+from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
+from QEfficient.transform.adapters.recurrent import RecurrentAdapter
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
 from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES, NOT_DECODER, PROVEN
 
@@ -32,6 +35,13 @@ _QUIRKS: list[ArchAdapter] = [
     ArchAdapter("gpt_neox_japanese", mask_kind="additive"),
     ArchAdapter("gpt_neo", mask_kind="additive"),
     PredictionHeadAdapter("modernbert-decoder"),
+    # state-space and hybrid models: recurrent mixers whose conv/SSM states are retained like the KV cache
+    RecurrentAdapter("mamba", mixers={"MambaMixer": MAMBA_MIXER}),
+    RecurrentAdapter("falcon_mamba", mixers={"FalconMambaMixer": MAMBA_MIXER}),
+    RecurrentAdapter("jamba", mixers={"JambaMambaMixer": MAMBA_MIXER}),
+    RecurrentAdapter("mamba2", mixers={"Mamba2Mixer": MAMBA2_MIXER}),
+    RecurrentAdapter("bamba", mixers={"BambaMixer": MAMBA2_MIXER}),
+    RecurrentAdapter("granitemoehybrid", mixers={"GraniteMoeHybridMambaLayer": MAMBA2_MIXER}),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}

@@ -1,0 +1,177 @@
+"""Recurrent state (Mamba-style convolution and SSM states) as retained-state graph inputs/outputs.
+
+A recurrent layer carries two tensors from one step to the next, kept in place by the runtime like
+the KV cache: ``conv_state.i`` [B, conv_dim, kernel - 1], the last inputs of its causal depthwise
+convolution, and ``ssm_state.i`` [B, d_inner, d_state] (Mamba) or [B, heads, head_dim, d_state]
+(Mamba-2), the state of its selective scan. The graph contract:
+
+* a row whose chunk starts at position 0 starts a new sequence: its incoming states are taken as
+  zeros, so a slot reused by a new request (continuous batching) needs no reset by the runtime;
+* padding (``position_ids == -1``, right-padded chunks and idle rows) leaves both states unchanged:
+  the new conv state is gathered after each row's last real input, and the scan's step size ``dt``
+  is zero at padded positions (decay ``exp(0) = 1``, input ``dt * x = 0``);
+* the scan runs over the whole chunk at once, in closed form (no loop over the sequence, whose
+  length is a dynamic axis of the graph): position t sums the inputs s <= t weighted by
+  ``exp(A * sum(dt over (s, t]))``, the same segment sums as transformers' Mamba-2 reference path.
+  Its cost grows with the square of the chunk length, which is the prefill chunk, not the prompt.
+
+The mixer forwards that use these helpers live in transform/adapters/ (one file per family).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class RecurrentLayer:
+    """One layer's recurrent mixer: its layer index and the per-row shapes of its two states."""
+
+    index: int
+    conv_shape: tuple[int, ...]
+    ssm_shape: tuple[int, ...]
+
+
+def segment_sums(a: torch.Tensor) -> torch.Tensor:
+    """[..., S] -> [..., S(t), S(s)]: sum of a over (s, t] for s <= t, 0 above the diagonal.
+
+    Masked cumulative sums, not differences of one cumulative sum, so no cancellation error.
+    """
+    seq = a.shape[-1]
+    expanded = a[..., None].expand(*a.shape, seq)  # [..., t', s] = a[t']
+    lower = torch.ones(seq, seq, dtype=torch.bool, device=a.device).tril(-1)
+    return torch.cumsum(expanded.masked_fill(~lower, 0), dim=-2)
+
+
+def _causal(seq_like: torch.Tensor) -> torch.Tensor:
+    """bool [S(t), S(s)]: s <= t."""
+    seq = seq_like.shape[-1]
+    return torch.ones(seq, seq, dtype=torch.bool, device=seq_like.device).tril()
+
+
+def _causal_weights(a: torch.Tensor) -> torch.Tensor:
+    """exp(segment sums) on and below the diagonal, 0 above: [..., S(t), S(s)] decay from s to t."""
+    return torch.where(_causal(a), torch.exp(segment_sums(a)), torch.zeros((), dtype=a.dtype))
+
+
+def causal_conv(
+    x: torch.Tensor, state: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, n_real: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Depthwise causal convolution continuing from ``state``.
+
+    x [B, C, S], state [B, C, K-1], weight [C, K], n_real [B] real (leading) positions of each row.
+    Returns (out [B, C, S], new state [B, C, K-1]: the K-1 inputs up to each row's last real one).
+    """
+    full = torch.cat([state.to(x.dtype), x], dim=-1)
+    out = F.conv1d(full, weight[:, None, :], bias, groups=x.shape[1])
+    width = state.shape[-1]
+    index = (n_real[:, None, None] + torch.arange(width, device=x.device)).expand(x.shape[0], x.shape[1], width)
+    return out, torch.gather(full, 2, index)
+
+
+def selective_scan(
+    x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, state: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mamba's selective scan with a diagonal A [D, N], from ``state`` [B, D, N].
+
+    x, dt [B, D, S] (dt after softplus, 0 at padding); B, C [B, S, N]. h_t = exp(A dt_t) h_{t-1} + dt_t B_t x_t,
+    y_t = C_t . h_t. Returns (y [B, D, S] without the D skip, final state [B, D, N]).
+    """
+    # exp(A * sum of dt over (s, t]) for s <= t: [B, D, t, s, N] (A < 0, so every exponent is <= 0)
+    seg = segment_sums(dt)[..., None] * A[None, :, None, None, :]
+    decay = torch.where(_causal(dt)[..., None], torch.exp(seg), torch.zeros((), dtype=dt.dtype))
+    inputs = dt[..., None] * B.float()[:, None] * x.float()[..., None]  # [B, D, s, N]: (dt_s B_s) x_s, as transformers rounds it
+    from_start = torch.exp(torch.cumsum(dt, dim=-1)[..., None] * A[None, :, None, :])  # [B, D, t, N]: decay of the incoming state
+    # every position's state, then its output (the order of transformers' recurrence: state, then C)
+    states = (decay * inputs[:, :, None]).sum(dim=3) + from_start * state.float()[:, :, None]  # [B, D, t, N]
+    y = (states * C.float()[:, None]).sum(dim=-1)
+    final = states[:, :, -1]  # padding (dt = 0) after the last real position leaves the state as it was
+    return y, final
+
+
+def ssd_scan(
+    x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, state: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mamba-2's scan (scalar A per head) over one chunk, from ``state`` [B, H, P, N].
+
+    x [B, S, H, P]; dt [B, S, H] (after softplus and clamp, 0 at padding); A [H]; B, C [B, S, H, N]
+    (groups already repeated to heads). Returns (y [B, S, H, P] without the D skip, final state).
+    """
+    a = (dt * A[None, None, :]).permute(0, 2, 1)  # [B, H, S]
+    decay = _causal_weights(a)  # [B, H, t, s]
+    xdt = x.float() * dt[..., None].float()
+    scores = torch.einsum("bthn,bshn->bhts", C.float(), B.float()) * decay
+    y = torch.einsum("bhts,bshp->bthp", scores, xdt)
+    from_start = torch.exp(torch.cumsum(a, dim=-1))  # [B, H, t]
+    y = y + torch.einsum("bthn,bhpn->bthp", C.float(), state.float()) * from_start.permute(0, 2, 1)[..., None]
+    final = from_start[:, :, -1, None, None] * state.float() + torch.einsum("bshn,bhs,bshp->bhpn", B.float(), decay[:, :, -1], xdt)
+    return y, final
+
+
+class RecurrentStateCache:
+    """The cache handed to a hybrid model: attention layers go to the static KV cache (by their
+    position among the attention layers), recurrent layers read and write their states here."""
+
+    def __init__(
+        self,
+        kv_cache,
+        kv_layers: list[int],
+        layers: list[RecurrentLayer],
+        states: list[torch.Tensor],
+        position_ids: torch.Tensor,
+    ) -> None:
+        self.kv = kv_cache
+        self.kv_index = {layer: i for i, layer in enumerate(kv_layers)}
+        self.valid = position_ids >= 0  # [B, S]
+        self.n_real = self.valid.sum(dim=1)
+        fresh = position_ids[:, 0] == 0  # a chunk at position 0 starts a new sequence: no state carried in
+        self.order = [layer.index for layer in layers]
+        self.conv: dict[int, torch.Tensor] = {}
+        self.ssm: dict[int, torch.Tensor] = {}
+        for layer, conv, ssm in zip(layers, states[0::2], states[1::2]):
+            self.conv[layer.index] = torch.where(fresh.view(-1, *[1] * (conv.dim() - 1)), torch.zeros((), dtype=conv.dtype), conv)
+            self.ssm[layer.index] = torch.where(fresh.view(-1, *[1] * (ssm.dim() - 1)), torch.zeros((), dtype=ssm.dtype), ssm)
+
+    def step_mask(self, like: torch.Tensor) -> torch.Tensor:
+        """1 at real positions, 0 at padding, as ``like``'s dtype [B, S]."""
+        return self.valid.to(like.dtype)
+
+    def set_states(self, layer_idx: int, conv: torch.Tensor, ssm: torch.Tensor) -> None:
+        old_conv, old_ssm = self.conv[layer_idx], self.ssm[layer_idx]
+        self.conv[layer_idx], self.ssm[layer_idx] = conv.to(old_conv.dtype), ssm.to(old_ssm.dtype)
+
+    # the attention side: what transformers' attention layers call
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        return self.kv.update(key, value, self.kv_index[layer_idx])
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:  # only used when position_ids is None
+        return 0
+
+    @property
+    def is_initialized(self) -> bool:
+        return True
+
+    def retained(self) -> list[torch.Tensor]:
+        states = [t for i in self.order for t in (self.conv[i], self.ssm[i])]
+        return (self.kv.retained() if self.kv is not None else []) + states
+
+
+@contextlib.contextmanager
+def swapped_forwards(model: nn.Module, forwards: dict[str, Callable]) -> Iterator[None]:
+    """Run every module whose class name is in ``forwards`` with that forward, while the block runs
+    (the HF model itself stays untouched outside our own forward pass)."""
+    swapped = [m for m in model.modules() if type(m).__name__ in forwards]
+    try:
+        for module in swapped:
+            module.forward = types.MethodType(forwards[type(module).__name__], module)
+        yield
+    finally:
+        for module in swapped:
+            module.__dict__.pop("forward", None)
