@@ -19,8 +19,8 @@ from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
 from QEfficient.transform.adapters.mamba import MAMBA_MIXER
 from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
-from QEfficient.transform.adapters.recurrent import RecurrentAdapter
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
+from QEfficient.transform.adapters.recurrent import RecurrentAdapter
 from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES, NOT_DECODER, PROVEN
 
 # Set to 1 to run a type the sweep recorded as failing (to check a fix); the sweep itself sets it.

@@ -15,7 +15,8 @@ def mamba2_scan(self, hidden_states: torch.Tensor, cache) -> torch.Tensor:
     and the gate, with the layer's states carried in ``cache``."""
     bsz, seq, _ = hidden_states.shape
     gate, xbc, dt = self.in_proj(hidden_states).split([self.intermediate_size, self.conv_dim, self.num_heads], dim=-1)
-    xbc, conv_state = causal_conv(xbc.transpose(1, 2), cache.conv[self.layer_idx], self.conv1d.weight.squeeze(1), self.conv1d.bias, cache.n_real)
+    conv_weight = self.conv1d.weight.squeeze(1)
+    xbc, conv_state = causal_conv(xbc.transpose(1, 2), cache.conv[self.layer_idx], conv_weight, self.conv1d.bias, cache.n_real)
     groups = self.n_groups * self.ssm_state_size
     x, B, C = torch.split(self.act(xbc).transpose(1, 2), [self.intermediate_size, groups, groups], dim=-1)
     dt = torch.clamp(F.softplus(dt + self.dt_bias), self.time_step_limit[0], self.time_step_limit[1])
