@@ -17,6 +17,7 @@ import warnings
 
 from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
+from QEfficient.transform.adapters.hybrid_falcon_h1 import FALCON_H1_MIXER
 from QEfficient.transform.adapters.mamba import MAMBA_MIXER
 from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
@@ -42,6 +43,7 @@ _QUIRKS: list[ArchAdapter] = [
     RecurrentAdapter("mamba2", mixers={"Mamba2Mixer": MAMBA2_MIXER}),
     RecurrentAdapter("bamba", mixers={"BambaMixer": MAMBA2_MIXER}),
     RecurrentAdapter("granitemoehybrid", mixers={"GraniteMoeHybridMambaLayer": MAMBA2_MIXER}),
+    RecurrentAdapter("falcon_h1", mixers={"FalconH1Mixer": FALCON_H1_MIXER}),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}

@@ -10,11 +10,11 @@ from QEfficient.transform.adapters.recurrent import Mixer
 from QEfficient.transform.recurrent_state import causal_conv, ssd_scan
 
 
-def mamba2_scan(self, hidden_states: torch.Tensor, cache) -> torch.Tensor:
-    """in_proj -> conv -> SSD scan (+ D skip) of Mamba2Mixer's torch path: the gated-norm input [B, S, d_inner]
-    and the gate, with the layer's states carried in ``cache``."""
-    bsz, seq, _ = hidden_states.shape
-    gate, xbc, dt = self.in_proj(hidden_states).split([self.intermediate_size, self.conv_dim, self.num_heads], dim=-1)
+def mamba2_scan(self, projected: torch.Tensor, cache) -> tuple[torch.Tensor, torch.Tensor]:
+    """conv -> SSD scan (+ D skip) of Mamba2Mixer's torch path, from the in_proj output: the gated-norm input
+    [B, S, d_inner] and the gate, with the layer's states carried in ``cache``."""
+    bsz, seq, _ = projected.shape
+    gate, xbc, dt = projected.split([self.intermediate_size, self.conv_dim, self.num_heads], dim=-1)
     conv_weight = self.conv1d.weight.squeeze(1)
     xbc, conv_state = causal_conv(xbc.transpose(1, 2), cache.conv[self.layer_idx], conv_weight, self.conv1d.bias, cache.n_real)
     groups = self.n_groups * self.ssm_state_size
@@ -31,7 +31,7 @@ def mamba2_scan(self, hidden_states: torch.Tensor, cache) -> torch.Tensor:
 
 
 def mamba2_mixer_forward(self, hidden_states: torch.Tensor, cache=None, attention_mask=None, **kwargs) -> torch.Tensor:
-    y, gate = mamba2_scan(self, hidden_states, cache)
+    y, gate = mamba2_scan(self, self.in_proj(hidden_states), cache)
     return self.out_proj(self.norm(y, gate).to(hidden_states.dtype))
 
 
