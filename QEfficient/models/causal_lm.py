@@ -193,6 +193,11 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         gguf_path = self._gguf_path() if gguf_weights else None
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
         check_speculative_compile(self.is_speculative_target, num_speculative_tokens, speculative_draft)
+        if self.is_speculative_target and self.model.state_shapes:
+            raise ValueError(
+                f"{self.model_architecture} keeps recurrent (Mamba-style) state, which a rejected draft token cannot be taken back "
+                "from: speculative decoding needs a transformer target. Load it without qaic_config={'speculative_model_type': 'target'}."
+            )
         if self.continuous_batching:
             if full_batch_size is None:
                 raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")
