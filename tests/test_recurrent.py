@@ -64,22 +64,24 @@ def _zeros(q: QEffCausalLM, batch: int, ctx_len: int = 16) -> list[torch.Tensor]
         ("mamba2", 0, (192, 3), (8, 16, 16)),  # d_inner + 2 groups x d_state; heads x head_dim x d_state
         ("bamba", 1, (160, 3), (8, 16, 16)),  # one Mamba-2 layer and one attention layer
         ("falcon_h1", 2, (160, 3), (8, 16, 16)),  # attention and a mixer in every layer
+        ("lfm2", 1, (64, 2), None),  # a gated short convolution: a conv state, no SSM state
     ],
 )
 def test_states_are_graph_inputs_and_outputs(model_type, kv_layers, conv_shape, ssm_shape):
     q = QEffCausalLM(_tiny(model_type))
     n_state_layers = len(q.recurrent_layers)
     assert q.num_layers == kv_layers and n_state_layers >= 1
-    assert q.state_shapes[:2] == [conv_shape, ssm_shape]
+    first_layer = [conv_shape] if ssm_shape is None else [conv_shape, ssm_shape]
+    assert q.state_shapes[: len(first_layer)] == first_layer
     outputs = q(torch.tensor([[5, 6, 7]]), torch.tensor([[0, 1, 2]]), *_zeros(q, 1))
-    assert len(outputs) == 1 + 2 * kv_layers + 2 * n_state_layers
+    assert len(outputs) == 1 + 2 * kv_layers + len(q.state_shapes)
     assert [tuple(t.shape[1:]) for t in outputs[1 + 2 * kv_layers :]] == q.state_shapes
 
 
 def test_exported_graph_names_the_states(recurrent_dir):
     model = QEFFAutoModelForCausalLM.from_pretrained(recurrent_dir("bamba"))
     graph = onnx.load(model.export(), load_external_data=False).graph
-    states = recurrent_state_names(1)
+    states = recurrent_state_names([True])
     inputs, outputs = [i.name for i in graph.input], [o.name for o in graph.output]
     assert inputs[-2:] == states and outputs[-2:] == [retained(n) for n in states]
     assert inputs[2:4] == ["past_key.0", "past_value.0"]  # the attention layer's cache comes first

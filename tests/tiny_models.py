@@ -191,7 +191,10 @@ SWEEP_OVERRIDES: dict[str, dict] = {
     "zaya": dict(num_experts_per_tok=1),  # the only routing it supports
     "gemma3n_text": dict(num_kv_shared_layers=0),
     "dots1": dict(n_shared_experts=1),
-    "lfm2_moe": dict(layer_types=["full_attention", "full_attention"], num_dense_layers=1),
+    # a gated short convolution (conv state only), then attention
+    "lfm2": dict(layer_types=["conv", "full_attention"], num_hidden_layers=2),
+    "lfm2_moe": dict(layer_types=["conv", "full_attention"], num_dense_layers=1),
+    "lfm3": dict(layer_types=["conv", "full_attention"], num_hidden_layers=2),
     # state-space models: heads x head_dim must equal expand x hidden (2 x 64); small states
     "mamba2": dict(num_heads=8, head_dim=16, n_groups=2, state_size=16),
     # hybrids: one Mamba layer, then one attention layer
@@ -200,6 +203,7 @@ SWEEP_OVERRIDES: dict[str, dict] = {
     "jamba": dict(
         attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1, mamba_dt_rank=8, mamba_d_state=16
     ),
+    "nemotron_h": dict(mamba_num_heads=8, mamba_head_dim=16, n_groups=2, ssm_state_size=16),
     "falcon_h1": dict(mamba_d_ssm=128, mamba_n_heads=8, mamba_d_head=16, mamba_d_state=16),
 }
 

@@ -9,6 +9,7 @@ time: runtime/ and generation/ read the names without it; only ``dummy_inputs`` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,10 +38,12 @@ def past_names(num_layers: int, prefix: str = "past") -> list[str]:
     return [f"{prefix}_{kind}.{i}" for i in range(num_layers) for kind in ("key", "value")]
 
 
-def recurrent_state_names(num_layers: int) -> list[str]:
-    """``conv_state.0, ssm_state.0, conv_state.1, ...``: the per-layer states of recurrent (Mamba-style)
-    layers, numbered among those layers; retained in place like the KV cache."""
-    return [f"{kind}.{i}" for i in range(num_layers) for kind in ("conv_state", "ssm_state")]
+def recurrent_state_names(has_ssm: Sequence[bool]) -> list[str]:
+    """``conv_state.0, ssm_state.0, conv_state.1, ...``: the states of the recurrent layers (Mamba-style mixers,
+    numbered among those layers), retained in place like the KV cache. Every recurrent layer keeps a
+    convolution state; ``has_ssm[i]`` says whether layer i also keeps an SSM state (LFM2's short
+    convolutions do not)."""
+    return [name for i, ssm in enumerate(has_ssm) for name in (f"conv_state.{i}", f"ssm_state.{i}")[: 1 + bool(ssm)]]
 
 
 def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int, full_batch_size: int | None = None) -> dict[str, Any]:
@@ -64,16 +67,17 @@ def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int,
 class DecoderGraphSpec:
     """The retained-state decoder: ids and positions in, last-position logits and the updated cache out.
 
-    ``num_layers`` counts the layers with a KV cache; ``num_state_layers`` the recurrent layers, whose
-    conv/SSM states follow the cache in the inputs and outputs (hybrid models have both).
+    ``num_layers`` counts the layers with a KV cache; ``state_layers`` has one entry per recurrent layer
+    (whether it keeps an SSM state beside its conv state), whose states follow the cache in the inputs
+    and outputs (hybrid models have both).
     """
 
     num_layers: int
-    num_state_layers: int = field(default=0, kw_only=True)  # keyword-only: subclasses add positional fields
+    state_layers: tuple[bool, ...] = field(default=(), kw_only=True)  # keyword-only: subclasses add positional fields
 
     @property
     def state_names(self) -> list[str]:
-        return recurrent_state_names(self.num_state_layers)
+        return recurrent_state_names(self.state_layers)
 
     @property
     def past_names(self) -> list[str]:

@@ -52,7 +52,7 @@ KVGraphIO = DecoderGraphSpec
 
 def decoder_spec(qeff_module) -> DecoderGraphSpec:
     """The decoder graph of a QEffCausalLM: its KV layers and, for recurrent/hybrid models, its state layers."""
-    return DecoderGraphSpec(qeff_module.num_layers, num_state_layers=len(getattr(qeff_module, "state_shapes", ())) // 2)
+    return DecoderGraphSpec(qeff_module.num_layers, state_layers=tuple(getattr(qeff_module, "state_layers", ())))
 
 
 def example_inputs(qeff_module, kv_dtype: torch.dtype | None = None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:

@@ -261,7 +261,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             manifest |= {"speculative_model_type": "target", "num_speculative_tokens": num_speculative_tokens}
         if self.model.state_shapes:  # recurrent layers: their states' shapes, for the runtime to allocate
             rows = manifest["kv_shape"][0]
-            names = DecoderGraphSpec(n_layers, num_state_layers=len(self.model.state_shapes) // 2).state_names
+            names = DecoderGraphSpec(n_layers, state_layers=self.model.state_layers).state_names
             manifest |= {"states": {n: [rows, *shape] for n, shape in zip(names, self.model.state_shapes)}, "state_dtype": state_dtype}
         self.qpc_path = self._build_artifact(
             onnx_path,

@@ -32,11 +32,16 @@ from torch.nn import functional as F
 
 @dataclass(frozen=True)
 class RecurrentLayer:
-    """One layer's recurrent mixer: its layer index and the per-row shapes of its two states."""
+    """One layer's recurrent mixer: its layer index and the per-row shapes of its states (a short
+    convolution without a scan, LFM2's, has no SSM state)."""
 
     index: int
     conv_shape: tuple[int, ...]
-    ssm_shape: tuple[int, ...]
+    ssm_shape: tuple[int, ...] | None = None
+
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        return [self.conv_shape] if self.ssm_shape is None else [self.conv_shape, self.ssm_shape]
 
 
 def segment_sums(a: torch.Tensor) -> torch.Tensor:
@@ -115,6 +120,11 @@ def ssd_scan(
     return y, final
 
 
+def _restart(state: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+    """Zeros for the rows that start a new sequence (``fresh`` [B] bool), the incoming state for the others."""
+    return torch.where(fresh.view(-1, *[1] * (state.dim() - 1)), torch.zeros((), dtype=state.dtype), state)
+
+
 class RecurrentStateCache:
     """The cache handed to a hybrid model: attention layers go to the static KV cache (by their
     position among the attention layers), recurrent layers read and write their states here."""
@@ -135,17 +145,21 @@ class RecurrentStateCache:
         self.order = [layer.index for layer in layers]
         self.conv: dict[int, torch.Tensor] = {}
         self.ssm: dict[int, torch.Tensor] = {}
-        for layer, conv, ssm in zip(layers, states[0::2], states[1::2]):
-            self.conv[layer.index] = torch.where(fresh.view(-1, *[1] * (conv.dim() - 1)), torch.zeros((), dtype=conv.dtype), conv)
-            self.ssm[layer.index] = torch.where(fresh.view(-1, *[1] * (ssm.dim() - 1)), torch.zeros((), dtype=ssm.dtype), ssm)
+        self.has_ssm = {layer.index: layer.ssm_shape is not None for layer in layers}
+        incoming = iter(states)
+        for layer in layers:
+            self.conv[layer.index] = _restart(next(incoming), fresh)
+            if self.has_ssm[layer.index]:
+                self.ssm[layer.index] = _restart(next(incoming), fresh)
 
     def step_mask(self, like: torch.Tensor) -> torch.Tensor:
         """1 at real positions, 0 at padding, as ``like``'s dtype [B, S]."""
         return self.valid.to(like.dtype)
 
-    def set_states(self, layer_idx: int, conv: torch.Tensor, ssm: torch.Tensor) -> None:
-        old_conv, old_ssm = self.conv[layer_idx], self.ssm[layer_idx]
-        self.conv[layer_idx], self.ssm[layer_idx] = conv.to(old_conv.dtype), ssm.to(old_ssm.dtype)
+    def set_states(self, layer_idx: int, conv: torch.Tensor, ssm: torch.Tensor | None = None) -> None:
+        self.conv[layer_idx] = conv.to(self.conv[layer_idx].dtype)
+        if ssm is not None:
+            self.ssm[layer_idx] = ssm.to(self.ssm[layer_idx].dtype)
 
     # the attention side: what transformers' attention layers call
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
@@ -159,7 +173,7 @@ class RecurrentStateCache:
         return True
 
     def retained(self) -> list[torch.Tensor]:
-        states = [t for i in self.order for t in (self.conv[i], self.ssm[i])]
+        states = [t for i in self.order for t in ((self.conv[i], self.ssm[i]) if self.has_ssm[i] else (self.conv[i],))]
         return (self.kv.retained() if self.kv is not None else []) + states
 
 

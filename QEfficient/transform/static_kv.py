@@ -228,9 +228,14 @@ class QEffCausalLM(nn.Module):
         return self._config
 
     @property
+    def state_layers(self) -> tuple[bool, ...]:
+        """Per recurrent layer: whether it keeps an SSM state beside its conv state (the graph spec's ``state_layers``)."""
+        return tuple(layer.ssm_shape is not None for layer in self.recurrent_layers)
+
+    @property
     def state_shapes(self) -> list[tuple[int, ...]]:
         """Per-row shapes of the recurrent states, in graph order (conv_state.0, ssm_state.0, conv_state.1, ...)."""
-        return [shape for layer in self.recurrent_layers for shape in (layer.conv_shape, layer.ssm_shape)]
+        return [shape for layer in self.recurrent_layers for shape in layer.shapes]
 
     def kv_shape(self, batch_size: int, ctx_len: int) -> tuple[int, int, int, int]:
         _, n_kv, head_dim = self.adapter.kv_geometry(self.config)

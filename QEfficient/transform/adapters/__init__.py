@@ -18,6 +18,7 @@ import warnings
 from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
 from QEfficient.transform.adapters.hybrid_falcon_h1 import FALCON_H1_MIXER
+from QEfficient.transform.adapters.hybrid_lfm2 import SHORT_CONV_MIXER
 from QEfficient.transform.adapters.mamba import MAMBA_MIXER
 from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
@@ -44,6 +45,11 @@ _QUIRKS: list[ArchAdapter] = [
     RecurrentAdapter("bamba", mixers={"BambaMixer": MAMBA2_MIXER}),
     RecurrentAdapter("granitemoehybrid", mixers={"GraniteMoeHybridMambaLayer": MAMBA2_MIXER}),
     RecurrentAdapter("falcon_h1", mixers={"FalconH1Mixer": FALCON_H1_MIXER}),
+    RecurrentAdapter("nemotron_h", mixers={"NemotronHMamba2Mixer": MAMBA2_MIXER}),
+    RecurrentAdapter("zamba2", mixers={"Zamba2MambaMixer": MAMBA2_MIXER}),
+    RecurrentAdapter("lfm2", mixers={"Lfm2ShortConv": SHORT_CONV_MIXER}),
+    RecurrentAdapter("lfm2_moe", mixers={"Lfm2MoeShortConv": SHORT_CONV_MIXER}),
+    RecurrentAdapter("lfm3", mixers={"Lfm3ShortConv": SHORT_CONV_MIXER}),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}

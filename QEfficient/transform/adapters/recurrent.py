@@ -11,17 +11,19 @@ from torch import nn
 from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.recurrent_state import RecurrentLayer
 
-# layer kinds (config.layer_types / layers_block_type) without a KV cache
+# layer kinds (config.layer_types / layers_block_type): recurrent mixers, and those with a KV cache
+# (Falcon-H1's "hybrid" layers run attention and a mixer side by side; MLP/MoE-only layers have neither)
 STATE_ONLY_LAYER_KINDS = frozenset({"linear_attention", "mamba", "conv"})
+KV_LAYER_KINDS = frozenset({"attention", "full_attention", "sliding_attention", "hybrid"})
 
 
 @dataclass(frozen=True)
 class Mixer:
     """A recurrent mixer class: the forward that runs it on the retained states, and its per-row
-    (conv_state, ssm_state) shapes."""
+    (conv_state, ssm_state or None) shapes."""
 
     forward: Callable
-    state_shapes: Callable[[nn.Module], tuple[tuple[int, ...], tuple[int, ...]]]
+    state_shapes: Callable[[nn.Module], tuple[tuple[int, ...], tuple[int, ...] | None]]
 
 
 def layer_kinds(config) -> list[str]:
@@ -41,7 +43,7 @@ class RecurrentAdapter(ArchAdapter):
 
     def attention_layers(self, config) -> list[int]:
         """Indices of the layers with a KV cache, in the order of the cache inputs."""
-        return [i for i, kind in enumerate(layer_kinds(config)) if kind not in STATE_ONLY_LAYER_KINDS]
+        return [i for i, kind in enumerate(layer_kinds(config)) if kind in KV_LAYER_KINDS]
 
     def kv_geometry(self, config) -> tuple[int, int, int]:
         n_attention = len(self.attention_layers(config))
@@ -61,4 +63,4 @@ class RecurrentAdapter(ArchAdapter):
     @staticmethod
     def recurrent_masks(masks):
         """Recurrent layers take no attention mask (padding is handled in the state update)."""
-        return {**masks, "linear_attention": None} if isinstance(masks, dict) else masks
+        return {**masks, **dict.fromkeys(STATE_ONLY_LAYER_KINDS)} if isinstance(masks, dict) else masks
