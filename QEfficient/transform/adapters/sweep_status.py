@@ -75,6 +75,7 @@ PROVEN: frozenset[str] = frozenset(
         "laguna",
         "lfm2",
         "lfm2_moe",
+        "lfm3",
         "llama",
         "llama4_text",
         "mamba",
@@ -91,6 +92,7 @@ PROVEN: frozenset[str] = frozenset(
         "mpt",
         "nanochat",
         "nemotron",
+        "nemotron_h",
         "olmo",
         "olmo2",
         "olmo3",
@@ -114,6 +116,7 @@ PROVEN: frozenset[str] = frozenset(
         "vaultgemma",
         "xglm",
         "youtu",
+        "zamba2",
     }
 )
 
@@ -130,11 +133,9 @@ KNOWN_FAILURES: dict[str, str] = {
     "inkling_text": "export-fails: KeyError: 'linear_attention'",
     "kimi_linear": "export-fails: KeyError: 'linear_attention'",
     "lara_mini": "export-fails: KeyError: 'linear_attention'",
-    "lfm3": "export-fails: KeyError: 'conv'",
     "longcat_flash": "runtime-fails: InvalidGraph: [ONNXRuntimeError] : 10 : INVALID_GRAPH : Load model from .../model.onnx failed",
     "mimo_v2_flash": "runtime-fails: RuntimeError: Error in execution: Non-zero status code returned while running ScatterElements node. Name:'.../ScatterElements_1' Status Message: Indices vs updates dimensions dif",
     "minimax": "export-fails: ValueError: MiniMax uses cache of its own and is not compatible with `cache` of type <class 'QEfficient.transform.static_kv.StaticKVCache'>.",
-    "nemotron_h": "export-fails: AttributeError: 'StaticKVCache' object has no attribute 'get_conv_state'",
     "olmo_hybrid": "export-fails: KeyError: 'linear_attention'",
     "openai-gpt": "export-fails: RuntimeError: The size of tensor a (4) must match the size of tensor b (16) at non-singleton dimension 5",
     "qwen3_5_moe_text": "export-fails: KeyError: 'linear_attention'",
@@ -142,7 +143,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "qwen3_next": "export-fails: KeyError: 'linear_attention'",
     "rwkv": "export-fails: AttributeError: 'QEffCausalLM' object has no attribute 'num_layers'",
     "xlnet": "export-fails: ValueError: ctx_len (64) exceeds the model's max_position_embeddings (-1).",
-    "zamba2": "export-fails: KeyError: 'linear_attention'",
     "zaya": "export-fails: KeyError: 'hybrid'",
 }
 
