@@ -133,3 +133,17 @@ def test_speculative_target_is_refused_with_the_reason(recurrent_dir):
     model = QEFFAutoModelForCausalLM.from_pretrained(recurrent_dir("mamba2"), qaic_config={"speculative_model_type": "target"})
     with pytest.raises(ValueError, match="recurrent"):
         model.compile(prefill_seq_len=8, ctx_len=64, num_speculative_tokens=2, num_cores=1)
+
+
+@pytest.mark.parametrize("model_type", ["mamba2", "lfm2"])
+def test_legacy_compile_of_an_exported_graph_binds_the_states(recurrent_dir, tmp_path, model_type):
+    """QEfficient.compile(onnx_path=...) reads the states from the graph itself (no model at hand)."""
+    import QEfficient
+    from QEfficient.generation.exec_kv import cloud_ai_100_exec_kv
+
+    folder = recurrent_dir(model_type)
+    tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
+    onnx_path = QEFFAutoModelForCausalLM.from_pretrained(folder).export()
+    qpc = QEfficient.compile(onnx_path=onnx_path, qpc_path=tmp_path / "qpc", num_cores=1, prompt_len=8, ctx_len=64, mxfp6=False)
+    info = cloud_ai_100_exec_kv(tok, qpc, prompt=PROMPTS[1], generation_len=8, stream=False)
+    assert real_tokens(info.generated_ids[0][0], tok.pad_token_id, 8) == hf_greedy(hf, tok, PROMPTS[1], 8)

@@ -23,6 +23,8 @@ IMAGE_IDX_OUTPUT = "image_idx_output"
 INPUT_FEATURES = "input_features"
 ROPE_POSITION_IDS = "rope_position_ids"
 RETAINED_SUFFIX = "_RetainedState"
+CONV_STATE = "conv_state"
+SSM_STATE = "ssm_state"
 
 
 def retained(name: str) -> str:
@@ -43,7 +45,7 @@ def recurrent_state_names(has_ssm: Sequence[bool]) -> list[str]:
     numbered among those layers), retained in place like the KV cache. Every recurrent layer keeps a
     convolution state; ``has_ssm[i]`` says whether layer i also keeps an SSM state (LFM2's short
     convolutions do not)."""
-    return [name for i, ssm in enumerate(has_ssm) for name in (f"conv_state.{i}", f"ssm_state.{i}")[: 1 + bool(ssm)]]
+    return [name for i, ssm in enumerate(has_ssm) for name in (f"{CONV_STATE}.{i}", f"{SSM_STATE}.{i}")[: 1 + bool(ssm)]]
 
 
 def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int, full_batch_size: int | None = None) -> dict[str, Any]:
