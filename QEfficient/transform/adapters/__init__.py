@@ -17,12 +17,8 @@ import warnings
 
 from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
-from QEfficient.transform.adapters.hybrid_falcon_h1 import FALCON_H1_MIXER
-from QEfficient.transform.adapters.hybrid_lfm2 import SHORT_CONV_MIXER
-from QEfficient.transform.adapters.mamba import MAMBA_MIXER
-from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
-from QEfficient.transform.adapters.recurrent import RecurrentAdapter
+from QEfficient.transform.adapters.recurrent_models import RECURRENT_ADAPTERS
 from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES, NOT_DECODER, PROVEN
 
 # Set to 1 to run a type the sweep recorded as failing (to check a fix); the sweep itself sets it.
@@ -38,18 +34,7 @@ _QUIRKS: list[ArchAdapter] = [
     ArchAdapter("gpt_neo", mask_kind="additive"),
     PredictionHeadAdapter("modernbert-decoder"),
     # state-space and hybrid models: recurrent mixers whose conv/SSM states are retained like the KV cache
-    RecurrentAdapter("mamba", mixers={"MambaMixer": MAMBA_MIXER}),
-    RecurrentAdapter("falcon_mamba", mixers={"FalconMambaMixer": MAMBA_MIXER}),
-    RecurrentAdapter("jamba", mixers={"JambaMambaMixer": MAMBA_MIXER}),
-    RecurrentAdapter("mamba2", mixers={"Mamba2Mixer": MAMBA2_MIXER}),
-    RecurrentAdapter("bamba", mixers={"BambaMixer": MAMBA2_MIXER}),
-    RecurrentAdapter("granitemoehybrid", mixers={"GraniteMoeHybridMambaLayer": MAMBA2_MIXER}),
-    RecurrentAdapter("falcon_h1", mixers={"FalconH1Mixer": FALCON_H1_MIXER}),
-    RecurrentAdapter("nemotron_h", mixers={"NemotronHMamba2Mixer": MAMBA2_MIXER}),
-    RecurrentAdapter("zamba2", mixers={"Zamba2MambaMixer": MAMBA2_MIXER}),
-    RecurrentAdapter("lfm2", mixers={"Lfm2ShortConv": SHORT_CONV_MIXER}),
-    RecurrentAdapter("lfm2_moe", mixers={"Lfm2MoeShortConv": SHORT_CONV_MIXER}),
-    RecurrentAdapter("lfm3", mixers={"Lfm3ShortConv": SHORT_CONV_MIXER}),
+    *RECURRENT_ADAPTERS,
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}
