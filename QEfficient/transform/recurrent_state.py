@@ -120,6 +120,41 @@ def ssd_scan(
     return y, final
 
 
+# (I + L)^-1 of the delta rule's strictly lower triangular L as prod_j (I + (-L)^(2^j)): exact once 2^j
+# reaches the chunk length, so this many doublings serve chunks of up to 2^DELTA_RULE_DOUBLINGS positions.
+DELTA_RULE_DOUBLINGS = 8
+
+
+def gated_delta_rule(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor, state: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gated delta rule over one chunk, from ``state`` [B, H, Dk, Dv] (transformers' chunked form with
+    the whole input as one chunk): S_t = exp(g_t) S_{t-1} (I - beta_t k_t k_t^T) + beta_t v_t k_t^T, o_t = S_t^T q_t.
+
+    q, k [B, S, H, Dk] (normalised and scaled as the model does, heads already matched to v); v [B, S, H, Dv];
+    g (log decay), beta [B, S, H], both 0 at padding. Returns (o [B, S, H, Dv], final state).
+    """
+    q, k, v = (t.transpose(1, 2).float() for t in (q, k, v))  # [B, H, S, D]
+    g, beta = (t.transpose(1, 2).float() for t in (g, beta))  # [B, H, S]
+    causal = _causal(g)
+    decay = _causal_weights(g)  # [B, H, t, s]
+    k_beta, v_beta = k * beta[..., None], v * beta[..., None]
+    cum = torch.cumsum(g, dim=-1)
+    strictly_lower = causal & ~(causal & causal.transpose(0, 1))
+    power = -torch.where(strictly_lower, (k_beta @ k.transpose(-1, -2)) * decay, torch.zeros((), dtype=decay.dtype))
+    inverse = torch.where(causal & causal.transpose(0, 1), torch.ones((), dtype=decay.dtype), torch.zeros((), dtype=decay.dtype)) + power
+    for _ in range(DELTA_RULE_DOUBLINGS - 1):
+        power = power @ power
+        inverse = inverse + inverse @ power
+    new_values = inverse @ v_beta
+    k_cumdecay = inverse @ (k_beta * cum.exp()[..., None])
+    v_new = new_values - k_cumdecay @ state.float()
+    out = (q * cum.exp()[..., None]) @ state.float() + ((q @ k.transpose(-1, -2)) * decay) @ v_new
+    last = cum[..., -1:]
+    final = state.float() * last.exp()[..., None] + (k * (last - cum).exp()[..., None]).transpose(-1, -2) @ v_new
+    return out.transpose(1, 2), final
+
+
 def _restart(state: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
     """Zeros for the rows that start a new sequence (``fresh`` [B] bool), the incoming state for the others."""
     return torch.where(fresh.view(-1, *[1] * (state.dim() - 1)), torch.zeros((), dtype=state.dtype), state)

@@ -4,6 +4,7 @@ conv/SSM states (transform/recurrent_state.py)."""
 from __future__ import annotations
 
 from QEfficient.transform.adapters.hybrid_falcon_h1 import FALCON_H1_MIXER
+from QEfficient.transform.adapters.hybrid_gated_deltanet import QWEN3_NEXT_DELTANET
 from QEfficient.transform.adapters.hybrid_lfm2 import SHORT_CONV_MIXER
 from QEfficient.transform.adapters.mamba import MAMBA_MIXER
 from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
@@ -23,6 +24,7 @@ _MIXERS = {
     "lfm2": ("Lfm2ShortConv", SHORT_CONV_MIXER),
     "lfm2_moe": ("Lfm2MoeShortConv", SHORT_CONV_MIXER),
     "lfm3": ("Lfm3ShortConv", SHORT_CONV_MIXER),
+    "qwen3_next": ("Qwen3NextGatedDeltaNet", QWEN3_NEXT_DELTANET),
 }
 
 RECURRENT_ADAPTERS = [RecurrentAdapter(model_type, mixers={name: mixer}) for model_type, (name, mixer) in _MIXERS.items()]
