@@ -179,6 +179,9 @@ _SWEEP_SHRINK: dict[str, object] = {
     "eos_token_id": EOS,
 }
 
+# Gated DeltaNet layers: 4 value heads sharing 2 key heads, small heads
+_SMALL_DELTANET = dict(linear_num_value_heads=4, linear_num_key_heads=2, linear_key_head_dim=16, linear_value_head_dim=16)
+
 # model_type -> overrides applied after the generic shrink (what each type needs to build small).
 SWEEP_OVERRIDES: dict[str, dict] = {
     "gpt2": dict(n_inner=None),
@@ -204,7 +207,10 @@ SWEEP_OVERRIDES: dict[str, dict] = {
         attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1, mamba_dt_rank=8, mamba_d_state=16
     ),
     "nemotron_h": dict(mamba_num_heads=8, mamba_head_dim=16, n_groups=2, ssm_state_size=16),
-    "qwen3_next": dict(linear_num_value_heads=4, linear_num_key_heads=2, linear_key_head_dim=16, linear_value_head_dim=16),
+    "qwen3_next": _SMALL_DELTANET,
+    "qwen3_5_text": _SMALL_DELTANET,
+    "qwen3_5_moe_text": _SMALL_DELTANET,
+    "lara_mini": _SMALL_DELTANET,
     "falcon_h1": dict(mamba_d_ssm=128, mamba_n_heads=8, mamba_d_head=16, mamba_d_state=16),
 }
 

@@ -4,7 +4,7 @@ conv/SSM states (transform/recurrent_state.py)."""
 from __future__ import annotations
 
 from QEfficient.transform.adapters.hybrid_falcon_h1 import FALCON_H1_MIXER
-from QEfficient.transform.adapters.hybrid_gated_deltanet import QWEN3_NEXT_DELTANET
+from QEfficient.transform.adapters.hybrid_gated_deltanet import OLMO_HYBRID_DELTANET, QWEN3_5_DELTANET, QWEN3_NEXT_DELTANET
 from QEfficient.transform.adapters.hybrid_lfm2 import SHORT_CONV_MIXER
 from QEfficient.transform.adapters.mamba import MAMBA_MIXER
 from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
@@ -25,6 +25,10 @@ _MIXERS = {
     "lfm2_moe": ("Lfm2MoeShortConv", SHORT_CONV_MIXER),
     "lfm3": ("Lfm3ShortConv", SHORT_CONV_MIXER),
     "qwen3_next": ("Qwen3NextGatedDeltaNet", QWEN3_NEXT_DELTANET),
+    "qwen3_5_text": ("Qwen3_5GatedDeltaNet", QWEN3_5_DELTANET),
+    "qwen3_5_moe_text": ("Qwen3_5MoeGatedDeltaNet", QWEN3_5_DELTANET),
+    "lara_mini": ("LaraMiniGatedDeltaNet", QWEN3_5_DELTANET),
+    "olmo_hybrid": ("OlmoHybridGatedDeltaNet", OLMO_HYBRID_DELTANET),
 }
 
 RECURRENT_ADAPTERS = [RecurrentAdapter(model_type, mixers={name: mixer}) for model_type, (name, mixer) in _MIXERS.items()]
