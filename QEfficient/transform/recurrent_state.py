@@ -129,29 +129,40 @@ def gated_delta_rule(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor, state: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The gated delta rule over one chunk, from ``state`` [B, H, Dk, Dv] (transformers' chunked form with
-    the whole input as one chunk): S_t = exp(g_t) S_{t-1} (I - beta_t k_t k_t^T) + beta_t v_t k_t^T, o_t = S_t^T q_t.
+    the whole input as one chunk): S_t = diag(exp(g_t)) S_{t-1} - beta_t k_t (k_t^T S) + beta_t k_t v_t^T, o_t = S_t^T q_t.
 
     q, k [B, S, H, Dk] (normalised and scaled as the model does, heads already matched to v); v [B, S, H, Dv];
-    g (log decay), beta [B, S, H], both 0 at padding. Returns (o [B, S, H, Dv], final state).
+    beta [B, S, H]; g the log decay, [B, S, H] (one per head: Gated DeltaNet) or [B, S, H, Dk] (one per key
+    channel: Kimi delta attention); beta and g are 0 at padding. Returns (o [B, S, H, Dv], final state).
     """
     q, k, v = (t.transpose(1, 2).float() for t in (q, k, v))  # [B, H, S, D]
-    g, beta = (t.transpose(1, 2).float() for t in (g, beta))  # [B, H, S]
-    causal = _causal(g)
-    decay = _causal_weights(g)  # [B, H, t, s]
+    beta = beta.transpose(1, 2).float()
+    g = g.transpose(1, 2).float()  # [B, H, S] or [B, H, S, Dk]
+    per_channel = g.dim() == 4
+    gates = g if per_channel else g[..., None]  # [B, H, S, G], G = Dk or 1
+    causal = _causal(q.transpose(-1, -2))
+    diagonal = causal & causal.transpose(0, 1)
+    decay = _causal_weights(gates.transpose(-1, -2)).permute(0, 1, 3, 4, 2)  # [B, H, t, s, G]: exp(sum of g over (s, t])
     k_beta, v_beta = k * beta[..., None], v * beta[..., None]
-    cum = torch.cumsum(g, dim=-1)
-    strictly_lower = causal & ~(causal & causal.transpose(0, 1))
-    power = -torch.where(strictly_lower, (k_beta @ k.transpose(-1, -2)) * decay, torch.zeros((), dtype=decay.dtype))
-    inverse = torch.where(causal & causal.transpose(0, 1), torch.ones((), dtype=decay.dtype), torch.zeros((), dtype=decay.dtype)) + power
+
+    def pairs(left: torch.Tensor) -> torch.Tensor:  # [B, H, t, s]: sum_d left_t,d k_s,d decay_t,s,d
+        if per_channel:
+            return torch.einsum("bhtd,bhsd,bhtsd->bhts", left, k, decay)
+        return (left @ k.transpose(-1, -2)) * decay[..., 0]
+
+    zero = torch.zeros((), dtype=decay.dtype)
+    power = -torch.where(causal & ~diagonal, pairs(k_beta), zero)
+    inverse = torch.where(diagonal, torch.ones((), dtype=decay.dtype), zero) + power
     for _ in range(DELTA_RULE_DOUBLINGS - 1):
         power = power @ power
         inverse = inverse + inverse @ power
+    cum = torch.cumsum(gates, dim=2)  # [B, H, S, G]
     new_values = inverse @ v_beta
-    k_cumdecay = inverse @ (k_beta * cum.exp()[..., None])
+    k_cumdecay = inverse @ (k_beta * cum.exp())
     v_new = new_values - k_cumdecay @ state.float()
-    out = (q * cum.exp()[..., None]) @ state.float() + ((q @ k.transpose(-1, -2)) * decay) @ v_new
-    last = cum[..., -1:]
-    final = state.float() * last.exp()[..., None] + (k * (last - cum).exp()[..., None]).transpose(-1, -2) @ v_new
+    out = (q * cum.exp()) @ state.float() + torch.where(causal, pairs(q), zero) @ v_new
+    last = cum[:, :, -1:]  # [B, H, 1, G]
+    final = state.float() * last.exp().transpose(-1, -2) + (k * (last - cum).exp()).transpose(-1, -2) @ v_new
     return out.transpose(1, 2), final
 
 

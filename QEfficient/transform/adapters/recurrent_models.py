@@ -4,7 +4,12 @@ conv/SSM states (transform/recurrent_state.py)."""
 from __future__ import annotations
 
 from QEfficient.transform.adapters.hybrid_falcon_h1 import FALCON_H1_MIXER
-from QEfficient.transform.adapters.hybrid_gated_deltanet import OLMO_HYBRID_DELTANET, QWEN3_5_DELTANET, QWEN3_NEXT_DELTANET
+from QEfficient.transform.adapters.hybrid_gated_deltanet import (
+    KIMI_DELTA_ATTENTION,
+    OLMO_HYBRID_DELTANET,
+    QWEN3_5_DELTANET,
+    QWEN3_NEXT_DELTANET,
+)
 from QEfficient.transform.adapters.hybrid_lfm2 import SHORT_CONV_MIXER
 from QEfficient.transform.adapters.mamba import MAMBA_MIXER
 from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
@@ -29,6 +34,8 @@ _MIXERS = {
     "qwen3_5_moe_text": ("Qwen3_5MoeGatedDeltaNet", QWEN3_5_DELTANET),
     "lara_mini": ("LaraMiniGatedDeltaNet", QWEN3_5_DELTANET),
     "olmo_hybrid": ("OlmoHybridGatedDeltaNet", OLMO_HYBRID_DELTANET),
+    "kimi_linear": ("KimiLinearDeltaAttention", KIMI_DELTA_ATTENTION),
+    "bailing_hybrid": ("BailingHybridDeltaAttention", KIMI_DELTA_ATTENTION),
 }
 
 RECURRENT_ADAPTERS = [RecurrentAdapter(model_type, mixers={name: mixer}) for model_type, (name, mixer) in _MIXERS.items()]
