@@ -10,6 +10,7 @@ PROVEN: frozenset[str] = frozenset(
         "arcee",
         "aria_text",
         "axk1",
+        "bailing_hybrid",
         "bamba",
         "beam",
         "biogpt",
@@ -71,6 +72,7 @@ PROVEN: frozenset[str] = frozenset(
         "jais2",
         "jamba",
         "jetmoe",
+        "kimi_linear",
         "kolibri1",
         "laguna",
         "lara_mini",
@@ -128,7 +130,6 @@ PROVEN: frozenset[str] = frozenset(
 # runs but differs from HF, or fails to export or run: model_type -> what the sweep recorded
 KNOWN_FAILURES: dict[str, str] = {
     "afmoe": "differs: 1/8 tokens equal (first differing token 0), max |Δlogit| 2.7e+00",
-    "bailing_hybrid": "export-fails: KeyError: 'linear_attention'",
     "cpmant": "export-fails: RuntimeError: The expanded size of the tensor (36) must match the existing size (4) at non-singleton dimension 2.  Target sizes: [2, 4, 36, 16].  Tensor sizes: [2, 1, 4, 1]",
     "deepseek_v4": "export-fails: AttributeError: 'StaticKVCache' object has no attribute 'layers'",
     "doge": "export-fails: RuntimeError: The size of tensor a (2) must match the size of tensor b (4) at non-singleton dimension 1",
@@ -136,7 +137,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "inkling2_loop_text": "export-fails: AttributeError: 'StaticKVCache' object has no attribute 'get_mask_sizes'",
     "inkling2_text": "export-fails: AttributeError: 'StaticKVCache' object has no attribute 'get_mask_sizes'",
     "inkling_text": "export-fails: KeyError: 'linear_attention'",
-    "kimi_linear": "export-fails: KeyError: 'linear_attention'",
     "longcat_flash": "runtime-fails: InvalidGraph: [ONNXRuntimeError] : 10 : INVALID_GRAPH : Load model from .../model.onnx failed",
     "mimo_v2_flash": "runtime-fails: RuntimeError: Error in execution: Non-zero status code returned while running ScatterElements node. Name:'.../ScatterElements_1' Status Message: Indices vs updates dimensions dif",
     "minimax": "export-fails: ValueError: MiniMax uses cache of its own and is not compatible with `cache` of type <class 'QEfficient.transform.static_kv.StaticKVCache'>.",
