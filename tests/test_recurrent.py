@@ -65,6 +65,7 @@ def _zeros(q: QEffCausalLM, batch: int, ctx_len: int = 16) -> list[torch.Tensor]
         ("bamba", 1, (160, 3), (8, 16, 16)),  # one Mamba-2 layer and one attention layer
         ("falcon_h1", 2, (160, 3), (8, 16, 16)),  # attention and a mixer in every layer
         ("lfm2", 1, (64, 2), None),  # a gated short convolution: a conv state, no SSM state
+        ("qwen3_next", 1, (128, 3), (4, 16, 16)),  # Gated DeltaNet: q, k (2 heads), v (4 heads) convolved; v heads x Dk x Dv
     ],
 )
 def test_states_are_graph_inputs_and_outputs(model_type, kv_layers, conv_shape, ssm_shape):
@@ -87,16 +88,19 @@ def test_exported_graph_names_the_states(recurrent_dir):
     assert inputs[2:4] == ["past_key.0", "past_value.0"]  # the attention layer's cache comes first
 
 
-def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh():
-    q = QEffCausalLM(_tiny("mamba2")).eval()
+@pytest.mark.parametrize("model_type", ["mamba", "mamba2", "lfm2", "qwen3_next", "kimi_linear"])
+def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh(model_type):
+    q = QEffCausalLM(_tiny(model_type)).eval()
     gen = torch.Generator().manual_seed(0)
-    states = [torch.randn(2, *s, generator=gen) for s in q.state_shapes]
+    states = _zeros(q, 2)[: 2 * q.num_layers] + [torch.randn(2, *s, generator=gen) for s in q.state_shapes]
     with torch.no_grad():
         # row 0 all padding, row 1 two real tokens then padding
         _, *after = q(torch.tensor([[4, 4, 4], [5, 6, 4]]), torch.tensor([[-1, -1, -1], [3, 4, -1]]), *states)
         _, *two_only = q(torch.tensor([[5, 6]]), torch.tensor([[3, 4]]), *[s[1:] for s in states])
         fresh, *_ = q(torch.tensor([[5, 6]]), torch.tensor([[0, 1]]), *[s[1:] for s in states])
         zero, *_ = q(torch.tensor([[5, 6]]), torch.tensor([[0, 1]]), *_zeros(q, 1))
+    n_kv = 2 * q.num_layers  # hybrids: the KV cache comes first; compare the recurrent states
+    states, after, two_only = states[n_kv:], after[n_kv:], two_only[n_kv:]
     for before, now, alone in zip(states, after, two_only):
         assert torch.equal(now[0], before[0])  # an idle row keeps its state exactly
         # padding after real tokens changes nothing (up to the rounding of a batch-2 vs a batch-1 matmul)
@@ -147,3 +151,9 @@ def test_legacy_compile_of_an_exported_graph_binds_the_states(recurrent_dir, tmp
     qpc = QEfficient.compile(onnx_path=onnx_path, qpc_path=tmp_path / "qpc", num_cores=1, prompt_len=8, ctx_len=64, mxfp6=False)
     info = cloud_ai_100_exec_kv(tok, qpc, prompt=PROMPTS[1], generation_len=8, stream=False)
     assert real_tokens(info.generated_ids[0][0], tok.pad_token_id, 8) == hf_greedy(hf, tok, PROMPTS[1], 8)
+
+
+def test_delta_rule_chunk_longer_than_its_exact_limit_is_refused(recurrent_dir):
+    model = QEFFAutoModelForCausalLM.from_pretrained(recurrent_dir("qwen3_next"))
+    with pytest.raises(ValueError, match="prefill_seq_len <= 256"):
+        model.compile(prefill_seq_len=300, ctx_len=512, num_cores=1)

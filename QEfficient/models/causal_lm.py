@@ -193,6 +193,12 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         gguf_path = self._gguf_path() if gguf_weights else None
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
         check_speculative_compile(self.is_speculative_target, num_speculative_tokens, speculative_draft)
+        chunk_limits = [layer.max_chunk for layer in self.model.recurrent_layers if layer.max_chunk]
+        if chunk_limits and prefill_seq_len > min(chunk_limits):
+            raise ValueError(
+                f"prefill_seq_len ({prefill_seq_len}) exceeds {min(chunk_limits)}, the longest chunk this model's recurrent "
+                f"(delta rule) layers prefill exactly in one graph step: compile with prefill_seq_len <= {min(chunk_limits)}."
+            )
         if self.is_speculative_target and self.model.state_shapes:
             raise ValueError(
                 f"{self.model_architecture} keeps recurrent (Mamba-style) state, which a rejected draft token cannot be taken back "

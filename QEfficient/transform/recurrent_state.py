@@ -38,6 +38,7 @@ class RecurrentLayer:
     index: int
     conv_shape: tuple[int, ...]
     ssm_shape: tuple[int, ...] | None = None
+    max_chunk: int | None = None  # the longest chunk its scan is exact for (None: any)
 
     @property
     def shapes(self) -> list[tuple[int, ...]]:
@@ -123,6 +124,7 @@ def ssd_scan(
 # (I + L)^-1 of the delta rule's strictly lower triangular L as prod_j (I + (-L)^(2^j)): exact once 2^j
 # reaches the chunk length, so this many doublings serve chunks of up to 2^DELTA_RULE_DOUBLINGS positions.
 DELTA_RULE_DOUBLINGS = 8
+DELTA_RULE_MAX_CHUNK = 2**DELTA_RULE_DOUBLINGS
 
 
 def gated_delta_rule(

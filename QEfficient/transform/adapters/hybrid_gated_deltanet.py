@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from transformers.activations import ACT2FN
 
 from QEfficient.transform.adapters.recurrent import Mixer
-from QEfficient.transform.recurrent_state import causal_conv, gated_delta_rule
+from QEfficient.transform.recurrent_state import DELTA_RULE_MAX_CHUNK, causal_conv, gated_delta_rule
 
 
 def _l2norm(x: torch.Tensor) -> torch.Tensor:
@@ -94,7 +94,7 @@ def deltanet_state_shapes(mixer: nn.Module) -> tuple[tuple[int, ...], tuple[int,
     return (channels, kernel - 1), (mixer.num_v_heads, mixer.head_k_dim, mixer.head_v_dim)
 
 
-QWEN3_NEXT_DELTANET = Mixer(qwen3_next_forward, deltanet_state_shapes)
-QWEN3_5_DELTANET = Mixer(qwen3_5_forward, deltanet_state_shapes)
-OLMO_HYBRID_DELTANET = Mixer(olmo_hybrid_forward, deltanet_state_shapes)
-KIMI_DELTA_ATTENTION = Mixer(kimi_delta_forward, kimi_state_shapes)
+QWEN3_NEXT_DELTANET = Mixer(qwen3_next_forward, deltanet_state_shapes, DELTA_RULE_MAX_CHUNK)
+QWEN3_5_DELTANET = Mixer(qwen3_5_forward, deltanet_state_shapes, DELTA_RULE_MAX_CHUNK)
+OLMO_HYBRID_DELTANET = Mixer(olmo_hybrid_forward, deltanet_state_shapes, DELTA_RULE_MAX_CHUNK)
+KIMI_DELTA_ATTENTION = Mixer(kimi_delta_forward, kimi_state_shapes, DELTA_RULE_MAX_CHUNK)

@@ -24,6 +24,7 @@ class Mixer:
 
     forward: Callable
     state_shapes: Callable[[nn.Module], tuple[tuple[int, ...], tuple[int, ...] | None]]
+    max_chunk: int | None = None  # the longest prefill chunk the mixer's scan is exact for (None: any)
 
 
 def layer_kinds(config) -> list[str]:
@@ -54,7 +55,9 @@ class RecurrentAdapter(ArchAdapter):
 
     def recurrent_layers(self, hf_model) -> list[RecurrentLayer]:
         found = [
-            RecurrentLayer(module.layer_idx, *self.mixers[type(module).__name__].state_shapes(module))
+            RecurrentLayer(
+                module.layer_idx, *self.mixers[type(module).__name__].state_shapes(module), self.mixers[type(module).__name__].max_chunk
+            )
             for module in hf_model.modules()
             if type(module).__name__ in self.mixers
         ]
