@@ -212,6 +212,7 @@ SWEEP_OVERRIDES: dict[str, dict] = {
     "qwen3_5_moe_text": _SMALL_DELTANET,
     "lara_mini": _SMALL_DELTANET,
     "kimi_linear": dict(linear_num_heads=4, linear_head_dim=16),
+    "recurrent_gemma": dict(block_types=["recurrent", "attention"], lru_width=64),
     "falcon_h1": dict(mamba_d_ssm=128, mamba_n_heads=8, mamba_d_head=16, mamba_d_state=16),
 }
 

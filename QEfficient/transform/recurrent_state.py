@@ -62,7 +62,7 @@ def _causal(seq_like: torch.Tensor) -> torch.Tensor:
     return torch.ones(seq, seq, dtype=torch.bool, device=seq_like.device).tril()
 
 
-def _causal_weights(a: torch.Tensor) -> torch.Tensor:
+def causal_decay(a: torch.Tensor) -> torch.Tensor:
     """exp(segment sums) on and below the diagonal, 0 above: [..., S(t), S(s)] decay from s to t."""
     return torch.where(_causal(a), torch.exp(segment_sums(a)), torch.zeros((), dtype=a.dtype))
 
@@ -111,7 +111,7 @@ def ssd_scan(
     (groups already repeated to heads). Returns (y [B, S, H, P] without the D skip, final state).
     """
     a = (dt * A[None, None, :]).permute(0, 2, 1)  # [B, H, S]
-    decay = _causal_weights(a)  # [B, H, t, s]
+    decay = causal_decay(a)  # [B, H, t, s]
     xdt = x.float() * dt[..., None].float()
     scores = torch.einsum("bthn,bshn->bhts", C.float(), B.float()) * decay
     y = torch.einsum("bhts,bshp->bthp", scores, xdt)
@@ -144,7 +144,7 @@ def gated_delta_rule(
     gates = g if per_channel else g[..., None]  # [B, H, S, G], G = Dk or 1
     causal = _causal(q.transpose(-1, -2))
     diagonal = causal & causal.transpose(0, 1)
-    decay = _causal_weights(gates.transpose(-1, -2)).permute(0, 1, 3, 4, 2)  # [B, H, t, s, G]: exp(sum of g over (s, t])
+    decay = causal_decay(gates.transpose(-1, -2)).permute(0, 1, 3, 4, 2)  # [B, H, t, s, G]: exp(sum of g over (s, t])
     k_beta, v_beta = k * beta[..., None], v * beta[..., None]
 
     def pairs(left: torch.Tensor) -> torch.Tensor:  # [B, H, t, s]: sum_d left_t,d k_s,d decay_t,s,d
