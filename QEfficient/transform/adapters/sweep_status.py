@@ -113,6 +113,7 @@ PROVEN: frozenset[str] = frozenset(
         "qwen3_5_text",
         "qwen3_moe",
         "qwen3_next",
+        "recurrent_gemma",
         "sarvam_mla",
         "sarvam_moe",
         "seed_oss",
