@@ -88,7 +88,7 @@ def test_exported_graph_names_the_states(recurrent_dir):
     assert inputs[2:4] == ["past_key.0", "past_value.0"]  # the attention layer's cache comes first
 
 
-@pytest.mark.parametrize("model_type", ["mamba", "mamba2", "lfm2", "qwen3_next", "kimi_linear"])
+@pytest.mark.parametrize("model_type", ["mamba", "mamba2", "lfm2", "qwen3_next", "kimi_linear", "recurrent_gemma"])
 def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh(model_type):
     q = QEffCausalLM(_tiny(model_type)).eval()
     gen = torch.Generator().manual_seed(0)
