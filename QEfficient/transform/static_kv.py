@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
 
-from QEfficient.transform import onnx_symbolics
+from QEfficient.transform import moe_op, onnx_symbolics
 from QEfficient.transform.adapters import ArchAdapter, get_adapter
 from QEfficient.transform.rewrites import apply_rewrites, rewritten_functions
 
@@ -160,12 +160,11 @@ def attention_masks(config, position_ids: torch.Tensor, slots: torch.Tensor, upp
     return visibility_mask(position_ids, slots, sliding, upper)
 
 
-# Mixture-of-experts layers (those built with transformers' ``use_experts_implementation``) run
-# "batched_mm": each token gathers its top-k experts' stacked weights (``W[expert_ids]``) and
-# multiplies them in one batched matmul. No data-dependent loop over experts and no ``histc``
-# (which the default grouped path uses), so it exports; a decode step reads only the selected
-# experts' weights.
-EXPERTS_IMPLEMENTATION = "batched_mm"
+# Mixture-of-experts layers (those built with transformers' ``use_experts_implementation``) export
+# as ONNX Runtime's fused MoE node, which runs each token through its top-k experts only (moe_op.py);
+# layouts it cannot express run "batched_mm" (gather the selected experts' weights, one batched
+# matmul). Neither has a data-dependent loop over experts or ``histc``, so both export.
+EXPERTS_IMPLEMENTATION = moe_op.IMPLEMENTATION
 
 
 def as_mask_kind(masks, kind: str, dtype: torch.dtype):
