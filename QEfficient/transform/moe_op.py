@@ -98,7 +98,8 @@ def ort_moe_experts_forward(
         return reference
     weights = top_k_weights.to(hidden_states.dtype)
     total = weights.sum(dim=-1, keepdim=True)
-    scores = torch.full((hidden_states.shape[0], self.num_experts), _UNCHOSEN_SCORE, dtype=hidden_states.dtype)
+    # [T, E] built from a [T, 1] slice, so the token count stays a graph dimension (not a traced constant)
+    scores = torch.full_like(total, _UNCHOSEN_SCORE).expand(-1, self.num_experts)
     scores = scores.scatter(1, top_k_index, torch.log(weights / total))
     fc2 = self.down_proj.transpose(1, 2) if self.is_transposed else self.down_proj
     fc1_bias = _interleaved_gate_up_bias(self) if self.has_bias else None
