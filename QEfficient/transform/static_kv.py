@@ -57,10 +57,12 @@ def static_kv_attention(
     softcap = kwargs.get("softcap")
     if softcap:
         scores = torch.tanh(scores / softcap) * softcap
-    if attention_mask.dtype == torch.bool:
-        scores = torch.where(attention_mask.unsqueeze(2), scores, torch.finfo(scores.dtype).min)
+    # One mask for every head [B,1,S,T], or one per query head [B,H,S,T] (Doge's dynamic mask)
+    mask = attention_mask.unsqueeze(2) if attention_mask.shape[1] == 1 else attention_mask.reshape(bsz, n_kv, -1, *attention_mask.shape[2:])
+    if mask.dtype == torch.bool:
+        scores = torch.where(mask, scores, torch.finfo(scores.dtype).min)
     else:
-        scores = scores + attention_mask.unsqueeze(2)
+        scores = scores + mask
     sinks = kwargs.get("s_aux")
     if sinks is None:
         sinks = kwargs.get("sinks")
@@ -104,13 +106,19 @@ class StaticKVCache:
         # The cache may be stored narrower than the compute dtype (compile(mxint8_kv_cache=True)):
         # new entries are rounded on the way in, the cache widened on the way out.
         stored = self.keys[layer_idx].dtype
-        width = self.keys[layer_idx].shape[-1]
+        heads, width = self.keys[layer_idx].shape[1], self.keys[layer_idx].shape[-1]
         # Keys and values narrower than the cache (multi-latent attention's latent and rotary key
-        # share one width) are zero-padded on the way in and cut back on the way out.
-        key_in, value_in = (nn.functional.pad(t, (0, width - t.shape[-1])) if t.shape[-1] != width else t for t in (key, value))
+        # share one width), or with fewer heads (MiMo-V2-Flash's full-attention layers), are
+        # zero-padded on the way in and cut back on the way out.
+        key_in, value_in = (
+            nn.functional.pad(t, (0, width - t.shape[-1], 0, 0, 0, heads - t.shape[1])) if t.shape[-1] != width or t.shape[1] != heads else t
+            for t in (key, value)
+        )
         self.keys[layer_idx] = self.keys[layer_idx].scatter(2, self._index("key", key_in), key_in.to(stored))
         self.values[layer_idx] = self.values[layer_idx].scatter(2, self._index("value", value_in), value_in.to(stored))
         keys, values = self.keys[layer_idx].to(key.dtype), self.values[layer_idx].to(value.dtype)
+        if key.shape[1] != heads:
+            keys, values = keys[:, : key.shape[1]], values[:, : value.shape[1]]
         if key.shape[-1] != width:
             keys = keys[..., : key.shape[-1]]
         if value.shape[-1] != width:

@@ -17,6 +17,7 @@ import warnings
 
 from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
+from QEfficient.transform.adapters.mimo_v2_flash import SlidingLayersDoubleKVAdapter
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
 from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES, NOT_DECODER, PROVEN
 
@@ -32,6 +33,7 @@ _QUIRKS: list[ArchAdapter] = [
     ArchAdapter("gpt_neox_japanese", mask_kind="additive"),
     ArchAdapter("gpt_neo", mask_kind="additive"),
     PredictionHeadAdapter("modernbert-decoder"),
+    SlidingLayersDoubleKVAdapter("mimo_v2_flash"),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}
