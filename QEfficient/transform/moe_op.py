@@ -88,6 +88,32 @@ class _OrtMoE(torch.autograd.Function):
         return out.setType(hidden.type())
 
 
+def fused_moe(
+    reference: torch.Tensor,
+    hidden: torch.Tensor,
+    top_k_index: torch.Tensor,
+    weights: torch.Tensor,
+    fc1: torch.Tensor,
+    fc2: torch.Tensor,
+    fc1_bias: torch.Tensor | None = None,
+    fc2_bias: torch.Tensor | None = None,
+    *,
+    num_choices: int,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    limit: float | None = None,
+) -> torch.Tensor:
+    """sum_k weights[:, k] * expert_{top_k_index[:, k]}(hidden) as one MoE node over the fc1.shape[0]
+    experts; choices numbered past them (up to ``num_choices``) contribute nothing here."""
+    total = weights.sum(dim=-1, keepdim=True)
+    share = weights / torch.where(total > 0, total, torch.ones_like(total))
+    # [T, choices] built from a [T, 1] slice, so the token count stays a graph dimension (not a traced constant)
+    scores = torch.full_like(total, _UNCHOSEN_SCORE).expand(-1, num_choices).scatter(1, top_k_index, torch.log(share))
+    k = int(top_k_index.shape[-1])
+    mixed = _OrtMoE.apply(reference, hidden, scores[:, : fc1.shape[0]], fc1, fc1_bias, fc2, fc2_bias, k, alpha, beta, limit)
+    return mixed * total
+
+
 def ort_moe_experts_forward(
     self: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
 ) -> torch.Tensor:
@@ -96,17 +122,36 @@ def ort_moe_experts_forward(
     attrs = _swiglu_parameters(self)
     if attrs is None or not torch.jit.is_tracing():
         return reference
-    weights = top_k_weights.to(hidden_states.dtype)
-    total = weights.sum(dim=-1, keepdim=True)
-    # [T, E] built from a [T, 1] slice, so the token count stays a graph dimension (not a traced constant)
-    scores = torch.full_like(total, _UNCHOSEN_SCORE).expand(-1, self.num_experts)
-    scores = scores.scatter(1, top_k_index, torch.log(weights / total))
     fc2 = self.down_proj.transpose(1, 2) if self.is_transposed else self.down_proj
     fc1_bias = _interleaved_gate_up_bias(self) if self.has_bias else None
     fc2_bias = self.down_proj_bias if self.has_bias else None
-    k = int(top_k_index.shape[-1])
-    mixed = _OrtMoE.apply(reference, hidden_states, scores, _interleaved_gate_up(self), fc1_bias, fc2, fc2_bias, k, *attrs.values())
-    return mixed * total
+    weights = top_k_weights.to(hidden_states.dtype)
+    fc1 = _interleaved_gate_up(self)
+    return fused_moe(reference, hidden_states, top_k_index, weights, fc1, fc2, fc1_bias, fc2_bias, num_choices=self.num_experts, **attrs)
+
+
+def longcat_flash_experts_forward(
+    self: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+) -> torch.Tensor:
+    """LongcatFlashExperts: experts numbered past the routed ones are identity ("zero-computation")
+    experts. The routed ones run as one MoE node (gathered weights outside an export); the identity
+    choices add their weight times the input."""
+    n_routed = self.num_routed_experts
+    weights = top_k_weights.to(hidden_states.dtype)
+    routed = top_k_index < n_routed
+    identity = (weights * ~routed).sum(dim=-1, keepdim=True) * hidden_states
+    routed_weights = weights * routed
+    index = top_k_index.clamp(max=n_routed - 1).reshape(-1)
+    x = hidden_states.repeat_interleave(top_k_index.shape[-1], dim=0)
+    gate, up = torch.bmm(self.gate_up_proj[index], x[:, :, None]).squeeze(-1).chunk(2, dim=-1)
+    out = torch.bmm(self.down_proj[index], (self.act_fn(gate) * up)[:, :, None]).squeeze(-1)
+    reference = (out * routed_weights.reshape(-1, 1)).reshape(*top_k_index.shape, -1).sum(dim=1)
+    if torch.jit.is_tracing() and isinstance(self.act_fn, (SiLUActivation, nn.SiLU)):
+        gate_up = self.gate_up_proj[:n_routed]
+        fc1 = torch.stack(gate_up.chunk(2, dim=1), dim=2).reshape(gate_up.shape)
+        num_choices = self.total_experts
+        return fused_moe(reference, hidden_states, top_k_index, routed_weights, fc1, self.down_proj, num_choices=num_choices) + identity
+    return reference + identity
 
 
 ALL_EXPERTS_FUNCTIONS.register(IMPLEMENTATION, ort_moe_experts_forward)

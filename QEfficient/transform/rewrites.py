@@ -25,6 +25,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from QEfficient.transform.moe_op import longcat_flash_experts_forward
+
 
 def dbrx_experts_forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor) -> torch.Tensor:
     """DbrxExperts: w1/v1/w2 stored as [E * ffn, H]; out = sum_k weight_k * (act(x w1_k^T) * (x v1_k^T)) w2_k."""
@@ -134,6 +136,7 @@ REWRITES = {
     "DbrxExperts": {"forward": dbrx_experts_forward},
     "JetMoeMoE": {"forward": jetmoe_moe_forward},
     "JetMoeMoA": {"map": jetmoe_moa_map, "reduce": jetmoe_moa_reduce},
+    "LongcatFlashExperts": {"forward": longcat_flash_experts_forward},
     "BloomModel": {"build_alibi_tensor": bloom_build_alibi_tensor},
     "GPTNeoSelfAttention": {"_attn": gpt_neo_attn},
     "Llama4TextRotaryEmbedding": {"forward": real_rotary_forward},

@@ -83,6 +83,10 @@ AttentionInterface.register(STATIC_KV_ATTENTION, static_kv_attention)
 onnx_symbolics.register()
 
 
+def _pad_to(t: torch.Tensor, heads: int, width: int) -> torch.Tensor:
+    return nn.functional.pad(t, (0, width - t.shape[-1], 0, 0, 0, heads - t.shape[1]))
+
+
 class StaticKVCache:
     """Duck-typed transformers cache: scatter new entries into fixed tensors at ``position_ids``."""
 
@@ -110,10 +114,7 @@ class StaticKVCache:
         # Keys and values narrower than the cache (multi-latent attention's latent and rotary key
         # share one width), or with fewer heads (MiMo-V2-Flash's full-attention layers), are
         # zero-padded on the way in and cut back on the way out.
-        key_in, value_in = (
-            nn.functional.pad(t, (0, width - t.shape[-1], 0, 0, 0, heads - t.shape[1])) if t.shape[-1] != width or t.shape[1] != heads else t
-            for t in (key, value)
-        )
+        key_in, value_in = (t if t.shape[1] == heads and t.shape[-1] == width else _pad_to(t, heads, width) for t in (key, value))
         self.keys[layer_idx] = self.keys[layer_idx].scatter(2, self._index("key", key_in), key_in.to(stored))
         self.values[layer_idx] = self.values[layer_idx].scatter(2, self._index("value", value_in), value_in.to(stored))
         keys, values = self.keys[layer_idx].to(key.dtype), self.values[layer_idx].to(value.dtype)
