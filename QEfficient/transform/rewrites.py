@@ -25,6 +25,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from QEfficient.transform.adapters.openai_gpt import openai_gpt_model_forward
 from QEfficient.transform.moe_op import longcat_flash_experts_forward
 
 
@@ -137,6 +138,7 @@ REWRITES = {
     "JetMoeMoE": {"forward": jetmoe_moe_forward},
     "JetMoeMoA": {"map": jetmoe_moa_map, "reduce": jetmoe_moa_reduce},
     "LongcatFlashExperts": {"forward": longcat_flash_experts_forward},
+    "OpenAIGPTModel": {"forward": openai_gpt_model_forward},
     "BloomModel": {"build_alibi_tensor": bloom_build_alibi_tensor},
     "GPTNeoSelfAttention": {"_attn": gpt_neo_attn},
     "Llama4TextRotaryEmbedding": {"forward": real_rotary_forward},
