@@ -37,6 +37,7 @@ def _expert_weight_reads(graph: onnx.ModelProto) -> list[str]:
         ("mixtral", {"activation_alpha": 1.0, "activation_beta": 0.0}),  # softmax top-2, silu(gate) * up
         ("gpt_oss", {"activation_beta": 1.0, "swiglu_limit": 7.0}),  # clamped gate, (up + 1), biases, sinks
         ("longcat_flash", {"activation_alpha": 1.0}),  # identity ("zero-computation") experts beside routed ones
+        ("dbrx", {"activation_alpha": 1.0}),  # w1/v1/w2 stored as [experts * ffn, hidden]
     ],
 )
 def test_experts_run_as_one_moe_node_with_hf_logits(model_type, attrs):
