@@ -17,6 +17,7 @@ import warnings
 
 from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
+from QEfficient.transform.adapters.mimo_v2_flash import SlidingLayersDoubleKVAdapter
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
 from QEfficient.transform.adapters.recurrent_models import RECURRENT_ADAPTERS
 from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES, NOT_DECODER, PROVEN
@@ -35,6 +36,7 @@ _QUIRKS: list[ArchAdapter] = [
     PredictionHeadAdapter("modernbert-decoder"),
     # state-space and hybrid models: recurrent mixers whose conv/SSM states are retained like the KV cache
     *RECURRENT_ADAPTERS,
+    SlidingLayersDoubleKVAdapter("mimo_v2_flash"),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}
