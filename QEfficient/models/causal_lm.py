@@ -253,6 +253,8 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         }
         if self.is_speculative_target:
             manifest |= {"speculative_model_type": "target", "num_speculative_tokens": num_speculative_tokens}
+        manifest |= self._artifact_extra()
+        params |= self._artifact_extra()
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,
@@ -275,6 +277,10 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             )
         self._num_cores = num_cores
         return self.qpc_path
+
+    def _artifact_extra(self) -> dict:
+        """What a subclass's graph adds to the artifact's manifest and hash (LoRA: its adapter tables' shapes)."""
+        return {}
 
     @staticmethod
     def _weight_rewrite(gguf_path: Path | None, mxfp6_matmul: bool):
