@@ -72,7 +72,7 @@ def cloud_ai_100_exec_kv(
     qconfig = read_artifact(Path(qpc_path))
     lora = None
     if prompt_to_lora_id_mapping is not None and not is_lora_artifact(qconfig):
-        raise ValueError(f"prompt_to_lora_id_mapping needs a LoRA artifact (QEffAutoLoraModelForCausalLM); {qpc_path} has no adapter inputs.")
+        raise ValueError(f"prompt_to_lora_id_mapping needs a LoRA artifact (QEffAutoLoraModelForCausalLM); {qpc_path} has no adapters.")
     if is_lora_artifact(qconfig):
         ids = prompt_to_lora_id_mapping if prompt_to_lora_id_mapping is not None else [0] * len(prompts)
         if len(ids) != len(prompts):
@@ -95,7 +95,8 @@ def cloud_ai_100_exec_kv(
             lora,
         )
     elif lora is not None:
-        generator = LoraTextGeneration(session, right_padding(tokenizer), qconfig["compile_params"]["prefill_seq_len"], eos, sampling, *lora)
+        prefill_len = qconfig["compile_params"]["prefill_seq_len"]
+        generator = LoraTextGeneration(session, right_padding(tokenizer), prefill_len, eos, sampling, *lora)
         info = generator.generate(prompts, generation_len=generation_len, stream=stream)
     else:
         generator = TextGeneration(session, right_padding(tokenizer), qconfig["compile_params"]["prefill_seq_len"], eos, sampling)

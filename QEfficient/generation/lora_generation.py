@@ -32,7 +32,7 @@ def check_tables(qconfig: dict, tables: dict[str, np.ndarray] | None) -> dict[st
             tables[a] = np.zeros((layers, 1, fan_in, rank), np.float32)
             tables[b] = np.zeros((layers, 1, rank, fan_out), np.float32)
         return tables
-    for module, (layers, fan_in, fan_out) in shapes.items():
+    for module, (_, fan_in, fan_out) in shapes.items():
         a, b = lora_table_names(module)
         if a not in tables or b not in tables:
             raise ValueError(f"The adapter tables lack the '{module}' tables this artifact was compiled with.")

@@ -97,7 +97,7 @@ def read_lora_adapter(adapter: str | os.PathLike, name: str) -> LoraAdapter:
     for key, tensor in state.items():
         match = _KEY.match(key)
         if match is None:
-            raise NotImplementedError(f"Adapter '{adapter}' holds '{key}', which is not a LoRA matrix of a Linear layer; it is not supported.")
+            raise NotImplementedError(f"Adapter '{adapter}' holds '{key}', which is not a LoRA matrix of a Linear layer (not supported).")
         pairs.setdefault(match["path"], {})[match["kind"]] = tensor.float().numpy()
     out = LoraAdapter(name, str(adapter), config.base_model_name_or_path)
     for path, pair in sorted(pairs.items()):
@@ -105,7 +105,7 @@ def read_lora_adapter(adapter: str | os.PathLike, name: str) -> LoraAdapter:
             raise ValueError(f"Adapter '{adapter}' has lora_{'B' if 'A' in pair else 'A'} missing for {path}; the file is incomplete.")
         layer = layer_of(path)
         if layer is None:
-            raise NotImplementedError(f"Adapter '{adapter}' targets {path}, outside the decoder layers; only layers' Linears are supported.")
+            raise NotImplementedError(f"Adapter '{adapter}' targets {path}, outside the decoder layers; only their Linears are supported.")
         a, b = pair["A"], pair["B"]
         rank = a.shape[0]
         alpha = config.alpha_pattern.get(get_pattern_key(config.alpha_pattern.keys(), path), config.lora_alpha)

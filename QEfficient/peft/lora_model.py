@@ -58,7 +58,9 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
         self._tables: tuple[tuple, dict[str, np.ndarray]] | None = None
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | PreTrainedModel, continuous_batching: bool = False, **kwargs):
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike | PreTrainedModel, continuous_batching: bool = False, **kwargs
+    ) -> QEffAutoLoraModelForCausalLM:
         """The base model: a folder, a hub id in the local cache, a .gguf file, or a loaded transformers model."""
         if isinstance(pretrained_model_name_or_path, PreTrainedModel):
             model = pretrained_model_name_or_path
