@@ -57,9 +57,11 @@ def llama(tiny_model_dir, tmp_path_factory):
     adapters = {name: make_adapter(base, root / name, seed, **opts) for seed, (name, opts) in enumerate(ADAPTERS.items(), start=1)}
     tokenizer = AutoTokenizer.from_pretrained(base)
 
+    models = functools.cache(lambda name: hf_model(base, adapters.get(name)))
+
     @functools.cache
     def reference(name: str, prompt: str) -> list[int]:
-        return hf_greedy(hf_model(base, adapters.get(name)), tokenizer, prompt, GEN)
+        return hf_greedy(models(name), tokenizer, prompt, GEN)
 
     return base, adapters, reference
 
@@ -199,3 +201,44 @@ def test_bad_input_gets_clear_errors(llama, llama_static, tmp_path, monkeypatch)
     monkeypatch.setitem(__import__("sys").modules, "peft", None)
     with pytest.raises(MissingExtraError, match=r'pip install "QEfficient\[lora\]"'):
         QEffAutoLoraModelForCausalLM.from_pretrained(base)
+
+
+def test_server_serves_each_adapter_as_a_model(llama):
+    """serve --lora: /v1/models lists each adapter; a request's model picks it (as vLLM); unknown -> 404."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from QEfficient.cloud.serve import build_server
+    from tests.helpers import serve_on_loopback
+    from tests.test_server import complete
+
+    base, adapters, reference = llama
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    lora = {"qv": str(adapters["qv"]), "attn": str(adapters["attn"])}
+    app, runner = build_server(str(base), None, 8, 96, 2, 1, lora=lora)
+    try:
+        with serve_on_loopback(app) as url:
+            models = httpx.get(f"{url}/v1/models").json()["data"]
+            base_id = models[0]["id"]
+            assert [m["id"] for m in models] == [base_id, "qv", "attn"]
+            assert all(m["parent"] == base_id for m in models[1:])
+            jobs = [(p, name) for p in PROMPTS for name in ("qv", "attn", "base")]  # 12 requests, mixed, on 2 slots
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                bodies = list(pool.map(lambda j: complete(url, j[0], GEN, model=base_id if j[1] == "base" else j[1]), jobs))
+            for (prompt, name), body in zip(jobs, bodies):
+                assert body["choices"][0]["text"] == tokenizer.decode(reference(name, prompt), skip_special_tokens=True), name
+                assert body["model"] == (base_id if name == "base" else name)
+            r = httpx.post(f"{url}/v1/completions", json={"prompt": "hi", "model": "mlp"}, timeout=30)
+            assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    finally:
+        runner.stop()
+
+
+def test_serve_cli_lora_option():
+    from QEfficient.cloud.serve import parse_args
+
+    assert parse_args(["--lora", "a=/x/a", "b=/y/b"]).lora == {"a": "/x/a", "b": "/y/b"}
+    for bad in (["--lora", "a"], ["--lora", "a=/x", "a=/y"], ["--draft_model", "/d"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
