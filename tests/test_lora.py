@@ -140,6 +140,10 @@ def test_peft_model_from_adapter_folder_switches_without_export(llama):
         return model.generate(tokenizer, [prompt], generation_len=GEN, stream=False).generated_ids[0][0]
 
     assert real_tokens(tokens(), tokenizer.pad_token_id, GEN) == reference("qv", prompt)
+    # upstream QEfficient's transformers-like form: new token ids [batch, max_new_tokens]
+    hf_like = model.generate(**tokenizer(PROMPTS[:2], return_tensors="pt", padding=True), max_new_tokens=GEN)
+    for row, p in zip(hf_like, PROMPTS[:2]):
+        assert real_tokens(row, tokenizer.pad_token_id, GEN) == reference("qv", p)
     onnx, qpc = model.onnx_path, model.qpc_path
     with pytest.raises(ValueError, match="targets"):  # gate/up/down: the compiled graph has q/v tables only
         model.load_adapter(adapters["mlp"], "mlp")

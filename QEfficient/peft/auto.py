@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from transformers import PreTrainedModel
 
 from QEfficient.generation.metrics import CloudAI100ExecInfo
@@ -72,8 +73,17 @@ class QEffAutoPeftModelForCausalLM(QEffAutoLoraModelForCausalLM):
             self._active = None
         return super().unload_adapter(adapter_name)
 
-    def generate(self, tokenizer, prompts: list[str] | str | None = None, **kwargs) -> CloudAI100ExecInfo:
-        """Every prompt with the active adapter; arguments as QEFFAutoModelForCausalLM.generate."""
+    def generate(self, tokenizer=None, prompts: list[str] | str | None = None, **kwargs) -> CloudAI100ExecInfo | np.ndarray:
+        """Every prompt with the active adapter; arguments as QEFFAutoModelForCausalLM.generate.
+
+        Upstream QEfficient's transformers-like form works too: ``generate(**tokenizer(texts,
+        return_tensors="pt"), max_new_tokens=N)`` (or ``inputs=ids``) returns the new token ids
+        [batch, N] (greedy; the pad id after a row's end).
+        """
+        ids = kwargs.pop("inputs", None)
+        ids = kwargs.pop("input_ids", None) if ids is None else ids
+        if ids is not None:
+            return self._generate_ids(ids, tokenizer, **kwargs)
         if "prompt_to_adapter_mapping" in kwargs:
             raise TypeError("QEffAutoPeftModelForCausalLM runs its active adapter; use QEffAutoLoraModelForCausalLM for one per prompt.")
         count = 1 if isinstance(prompts, str) else len(prompts or [])
@@ -83,6 +93,38 @@ class QEffAutoPeftModelForCausalLM(QEffAutoLoraModelForCausalLM):
             count = len(load_prompts(None, kwargs["prompts_txt_file_path"]))
         mapping = [self._active or BASE_ADAPTER] * count
         return super().generate(tokenizer, prompts, prompt_to_adapter_mapping=mapping, **kwargs)
+
+    def _generate_ids(self, ids, tokenizer=None, attention_mask=None, max_new_tokens=None, generation_config=None, streamer=None):
+        from transformers import AutoTokenizer
+
+        from QEfficient.compile.ort_cpu import read_artifact
+        from QEfficient.generation.exec_kv import right_padding
+        from QEfficient.generation.lora_generation import LoraTextGeneration
+        from QEfficient.generation.text_generation import eos_token_ids
+        from QEfficient.runtime.ort_session import open_kv_session
+
+        if self.qpc_path is None:
+            raise TypeError("Please run compile() before generate().")
+        max_new_tokens = max_new_tokens or getattr(generation_config, "max_new_tokens", None)
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"generate(input_ids=...) needs max_new_tokens > 0, got {max_new_tokens!r}.")
+        ids = np.asarray(ids, dtype=np.int64).reshape(len(ids), -1)
+        mask = np.ones_like(ids, dtype=bool) if attention_mask is None else np.asarray(attention_mask).astype(bool)
+        token_lists = [row[keep].tolist() for row, keep in zip(ids, mask)]
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
+        session = self._session("kv", (str(self.qpc_path), self._num_cores), lambda: open_kv_session(self.qpc_path, self._num_cores))
+        rows = [self.active_adapter_to_id.get(self._active, 0)] * len(token_lists)
+        eos = eos_token_ids(tokenizer, self.model.hf.generation_config)
+        prefill_len = read_artifact(self.qpc_path)["compile_params"]["prefill_seq_len"]
+        gen = LoraTextGeneration(session, right_padding(tokenizer), prefill_len, eos, None, self.adapter_tables(), rows)
+        out = np.full((len(token_lists), max_new_tokens), gen.pad_id, dtype=np.int64)
+        for first in range(0, len(token_lists), gen.batch_size):
+            batch = token_lists[first : first + gen.batch_size]
+            padded = batch + [batch[-1]] * (gen.batch_size - len(batch))
+            _, new, _ = gen.generate_batch(None, max_new_tokens, streamer if gen.batch_size == 1 else None, padded, first)
+            out[first : first + len(batch), : new.shape[1]] = new[: len(batch), :max_new_tokens]
+        return out
 
 
 __all__ = ["QEffAutoPeftModelForCausalLM"]
