@@ -6,7 +6,8 @@ v_proj, made with peft), at batch 1 and in a batch of 4 with mixed adapters.
 
 Every configuration runs in the same process, interleaved round by round, and each figure is the
 median over rounds: ratios matter, not absolute figures (the machines are shared and noisy). The
-LoRA graph's "base" row is checked token for token against the plain graph. Writes
+LoRA graph's "base" row is checked token for token against the plain graph. Then paired single decode
+steps (the configurations taking turns step by step) give a second, less load-sensitive ratio. Writes
 benchmarks/results/lora.json.
 """
 
@@ -17,6 +18,7 @@ import json
 import os
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,12 +53,14 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=96)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rank", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=100, help="paired single decode steps per configuration")
     args = ap.parse_args()
 
     import numpy as np
     from transformers import AutoTokenizer
 
     from QEfficient import QEffAutoLoraModelForCausalLM, QEFFAutoModelForCausalLM
+    from QEfficient.export.graph_specs import LORA_IDS
     from QEfficient.generation.exec_kv import right_padding
     from QEfficient.generation.lora_generation import LoraTextGeneration
     from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
@@ -107,6 +111,33 @@ def main() -> None:
             tokens[name] = info.generated_ids[0][0].tolist()
     assert tokens["LoRA graph, base row, batch 1"] == tokens["no adapter (plain graph), batch 1"], "the base row must equal the plain graph"
 
+    # Paired decode steps: the configurations take turns step by step, so a change of load hits them
+    # alike; the median step time of each is compared with the plain graph's at the same batch.
+    def step(session, rows: int, table_rows: int | None = None, ids: list[int] | None = None):
+        feed = (np.full((rows, 1), 100, dtype=np.int64), np.full((rows, 1), 60, dtype=np.int64))
+        bound = None if ids is None else {**tables(table_rows), LORA_IDS: np.array(ids, dtype=np.int64)[:, None]}
+
+        def run() -> float:
+            if bound is not None:
+                session.bind_inputs(**bound)
+            start = time.perf_counter()
+            session.run(*feed)
+            return time.perf_counter() - start
+
+        return run
+
+    steppers = {
+        "no adapter (plain graph), batch 1": step(sessions["plain", 1], 1),
+        "1 adapter, batch 1": step(sessions["lora", 1], 1, 1, [1]),
+        "16 adapters loaded, batch 1": step(sessions["lora", 1], 1, 16, [11]),
+        "no adapter (plain graph), batch 4": step(sessions["plain", 4], 4),
+        "4 mixed adapters (of 16), batch 4": step(sessions["lora", 4], 4, 16, [2, 7, 11, 16]),
+    }
+    step_times: dict[str, list[float]] = {name: [] for name in steppers}
+    for _ in range(args.steps):
+        for name, run in steppers.items():
+            step_times[name].append(run())
+
     load = os.getloadavg()
     print(f"\n== SmolLM2-135M, {args.new_tokens} new tokens, {args.threads} threads, r={args.rank} on q_proj,v_proj, load {load[0]:.1f}")
     print(f"{'configuration':<38}{'decode tok/s':>14}{'x no adapter':>14}")
@@ -116,8 +147,15 @@ def main() -> None:
         median = statistics.median(values)
         results[name] = {"decode_tok_s": median, "vs_no_adapter": median / base, "rounds": values}
         print(f"{name:<38}{median:>14.1f}{median / base:>14.2f}")
+    print(f"\n{'paired decode steps':<38}{'median ms':>14}{'x no adapter':>14}")
+    paired = {}
+    for name, values in step_times.items():
+        base = statistics.median(step_times[f"no adapter (plain graph), batch {4 if 'batch 4' in name else 1}"])
+        median = statistics.median(values)
+        paired[name] = {"median_step_ms": 1000 * median, "speed_vs_no_adapter": base / median}
+        print(f"{name:<38}{1000 * median:>14.1f}{base / median:>14.2f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {"threads": args.threads, "new_tokens": args.new_tokens, "rank": args.rank, "loadavg": load, **results}
+    out = {"threads": args.threads, "new_tokens": args.new_tokens, "rank": args.rank, "loadavg": load, **results, "paired_steps": paired}
     (RESULTS / "lora.json").write_text(json.dumps(out, indent=1))
 
 
