@@ -158,6 +158,10 @@ def test_peft_model_from_adapter_folder_switches_without_export(llama):
     assert real_tokens(tokens(), tokenizer.pad_token_id, GEN) == ref
     model.disable_adapter()
     assert real_tokens(tokens(), tokenizer.pad_token_id, GEN) == reference("base", prompt)
+    assert model.unload_adapter("qv") and not model.unload_adapter("qv")
+    assert model.active_adapter_to_id == {"qv2": 1}  # the later adapters move up
+    model.set_adapter("qv2")
+    assert real_tokens(tokens(), tokenizer.pad_token_id, GEN) == ref
     assert (model.onnx_path, model.qpc_path) == (onnx, qpc)
 
 

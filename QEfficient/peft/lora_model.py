@@ -132,7 +132,9 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
         key = (tuple(self.adapters), self.lora_modules, self.max_lora_rank)
         if self._tables is None or self._tables[0] != key:
             shapes = table_shapes(self.model.hf, self.lora_modules)
-            self._tables = (key, stack_tables(list(self.adapters.values()), shapes, self.max_lora_rank))
+            tables = stack_tables(list(self.adapters.values()), shapes, self.max_lora_rank)
+            dtype = str(self.model.lm_head.weight.dtype).removeprefix("torch.")  # the graph's table inputs have the weights' dtype
+            self._tables = (key, {name: table.astype(dtype, copy=False) for name, table in tables.items()})
         return self._tables[1]
 
     def adapter_ids(self, mapping: list[str | None], count: int) -> list[int]:
