@@ -295,6 +295,9 @@ def application_from_args(args):
         args.mxfp6_matmul,
         args.mxint8_kv_cache,
         prompt_lookup_num_tokens=args.prompt_lookup_num_tokens,  # the replicas' engines speculate too
+        lora=getattr(args, "lora", None),
+        draft_model=getattr(args, "draft_model", None),
+        num_speculative_tokens=getattr(args, "num_speculative_tokens", None),
     )
     options = ReplicaOptions(
         num_replicas=args.num_replicas,

@@ -25,6 +25,12 @@ ROPE_POSITION_IDS = "rope_position_ids"
 RETAINED_SUFFIX = "_RetainedState"
 CONV_STATE = "conv_state"
 SSM_STATE = "ssm_state"
+LORA_IDS = "lora_ids"
+
+
+def lora_table_names(module: str) -> tuple[str, str]:
+    """The graph inputs holding every adapter's A and B matrices for target module ``module``."""
+    return f"lora_a.{module}", f"lora_b.{module}"
 
 
 def retained(name: str) -> str:
@@ -134,6 +140,38 @@ class SpeculativeDecoderGraphSpec(DecoderGraphSpec):
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         return {**super().dynamic_axes(), LOGITS: {0: "batch_size", 1: "seq_len"}}
+
+
+@dataclass(frozen=True)
+class LoraDecoderGraphSpec(DecoderGraphSpec):
+    """The decoder with LoRA adapters as inputs (transform/lora.py): each row's adapter id, and per
+    target module the stacked A [layers, adapters, in, rank] and B [layers, adapters, rank, out]
+    tables, the adapter count and rank being dynamic axes."""
+
+    modules: tuple[str, ...] = ()
+
+    @property
+    def table_names(self) -> list[str]:
+        names = [lora_table_names(m) for m in self.modules]
+        return [a for a, _ in names] + [b for _, b in names]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [INPUT_IDS, POSITION_IDS, LORA_IDS, *self.table_names, *self.past_names]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        axes = {**super().dynamic_axes(), LORA_IDS: {0: "batch_size"}}
+        for a, b in (lora_table_names(m) for m in self.modules):
+            axes[a] = {1: "num_adapters", 3: "lora_rank"}
+            axes[b] = {1: "num_adapters", 2: "lora_rank"}
+        return axes
+
+    def dummy_inputs(self, qeff_module, kv_dtype=None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
+        import torch
+
+        ids, pos, *past = super().dummy_inputs(qeff_module, kv_dtype, batch_size, seq_len, ctx_len)
+        lora_ids = torch.arange(batch_size, dtype=torch.int64)[:, None] % 3
+        return (ids, pos, lora_ids, *qeff_module.dummy_tables(num_adapters=3, rank=2), *past)
 
 
 @dataclass(frozen=True)

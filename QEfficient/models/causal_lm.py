@@ -269,6 +269,8 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             rows = manifest["kv_shape"][0]
             names = DecoderGraphSpec(n_layers, state_layers=self.model.state_layers).state_names
             manifest |= {"states": {n: [rows, *shape] for n, shape in zip(names, self.model.state_shapes)}, "state_dtype": state_dtype}
+        manifest |= self._artifact_extra()
+        params |= self._artifact_extra()
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,
@@ -291,6 +293,10 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             )
         self._num_cores = num_cores
         return self.qpc_path
+
+    def _artifact_extra(self) -> dict:
+        """What a subclass's graph adds to the artifact's manifest and hash (LoRA: its adapter tables' shapes)."""
+        return {}
 
     @staticmethod
     def _weight_rewrite(gguf_path: Path | None, mxfp6_matmul: bool):
