@@ -184,4 +184,4 @@ def test_gguf_weights_run_the_files_blocks_and_match_hf(gemma, tmp_path, monkeyp
     delta = max(float(np.abs(o - h).max()) for o, h in zip(ours, hf_logits[start:]))
     agree = next((i for i, (a, b) in enumerate(zip(int8_tokens, ref)) if a != b), len(ref))
     print(f"gguf_weights logits max |delta| vs HF: {delta:.2e} (float activations); int8 activations: greedy = HF {agree}/{len(ref)}")
-    assert delta <= 1e-3
+    assert delta <= 2e-4
