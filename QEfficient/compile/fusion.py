@@ -210,7 +210,10 @@ def _rotary_tables(g: _Graph, cos: str, sin: str, ctx_len: int) -> tuple[np.ndar
         order,
         "rotary_tables",
         [g.graph_inputs[POSITION_IDS]],
-        [helper.make_tensor_value_info(cos, onnx.TensorProto.FLOAT, None), helper.make_tensor_value_info(sin, onnx.TensorProto.FLOAT, None)],
+        [
+            helper.make_tensor_value_info(cos, onnx.TensorProto.FLOAT, None),
+            helper.make_tensor_value_info(sin, onnx.TensorProto.FLOAT, None),
+        ],
         [g.inits[i] for i in used if i in g.inits],
     )
     sub_model = helper.make_model(sub, opset_imports=g.model.opset_import)
@@ -298,7 +301,12 @@ def fuse_rotary(model: onnx.ModelProto, ctx_len: int) -> int:
             model.graph.node.append(helper.make_node("Max", [POSITION_IDS, zero.name], [positions], name="qeff_fusion/rotary_positions"))
         cos_t, sin_t = tables[(cos, sin)]
         rotary = helper.make_node(
-            "RotaryEmbedding", [x, positions, cos_t, sin_t], [add.output[0]], name=f"{add.name}/RotaryEmbedding", domain=MS_DOMAIN, interleaved=0
+            "RotaryEmbedding",
+            [x, positions, cos_t, sin_t],
+            [add.output[0]],
+            name=f"{add.name}/RotaryEmbedding",
+            domain=MS_DOMAIN,
+            interleaved=0,
         )
         for n in (*inner, add):
             model.graph.node.remove(n)
@@ -371,7 +379,9 @@ def fuse_attention(model: onnx.ModelProto) -> int:
         for n in nodes:
             if n.op_type != "Unsqueeze":
                 model.graph.node.remove(n)
-        model.graph.node.append(helper.make_node("Attention", [q, k, v, mask], [node.output[0]], name=f"{node.name}/Attention", scale=scale))
+        model.graph.node.append(
+            helper.make_node("Attention", [q, k, v, mask], [node.output[0]], name=f"{node.name}/Attention", scale=scale)
+        )
         fused += 1
     if fused:
         for o in model.opset_import:
