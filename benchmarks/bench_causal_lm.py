@@ -185,6 +185,7 @@ def worker_fusion_ab(cfg: dict) -> dict:
 
     from QEfficient import QEFFAutoModelForCausalLM
     from QEfficient.generation.exec_kv import open_session
+    from QEfficient.generation.perplexity import perplexity
     from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
 
     model = QEFFAutoModelForCausalLM.from_pretrained(cfg["gguf_dir"], gguf_file=cfg["gguf_file"])
@@ -207,6 +208,8 @@ def worker_fusion_ab(cfg: dict) -> dict:
             cpu_ms = (time.process_time() - cpu) * 1e3 / cfg["new_tokens"]
             out[fuse]["runs"].append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf, cpu_ms))
             out[fuse]["tokens"] = info.generated_ids[0][0].tolist()
+    for fuse, gen in gens.items():
+        out[fuse]["perplexity"] = perplexity(gen.session, cfg["ppl_ids"])
     for r in out.values():
         r["ttft_s"] = statistics.median(x[0] for x in r["runs"])
         r["decode_tok_s"] = statistics.median(x[1] for x in r["runs"])
@@ -218,7 +221,10 @@ def fusion_table(base: dict) -> dict:
     """Nodes per layer (after ONNX Runtime's optimizer) and decode tok/s, fused graph vs today's, fp32
     and mxfp6_matmul, side by side in one process each."""
     rows = {}
-    print(f"{'graph':26s}{'nodes/layer':>12s}{'decode tok/s':>14s}{'TTFT ms':>9s}{'x unfused':>11s}{'CPU ms/token':>14s}{'= tokens':>10s}")
+    print(
+        f"{'graph':26s}{'nodes/layer':>12s}{'decode tok/s':>14s}{'TTFT ms':>9s}{'x unfused':>11s}{'CPU ms/token':>14s}"
+        f"{'ppl':>8s}{'= tokens':>10s}"
+    )
     for weights, mx in (("fp32", False), ("mxfp6", True)):
         r = rows[weights] = run_worker({**base, "engine": "fusion_ab", "mxfp6": mx})
         if not r:
@@ -228,7 +234,7 @@ def fusion_table(base: dict) -> dict:
             ratio = x["decode_tok_s"] / plain["decode_tok_s"]
             same = agree(plain["tokens"], x["tokens"])
             figures = f"{x['nodes_per_layer']:12.1f}{x['decode_tok_s']:14.1f}{x['ttft_s'] * 1e3:9.1f}{ratio:11.2f}"
-            figures += f"{x['cpu_ms_per_token']:14.2f}"
+            figures += f"{x['cpu_ms_per_token']:14.2f}{x['perplexity']:8.2f}"
             print(f"{name:26s}{figures}{same:>6d}/{len(plain['tokens'])}")
     return rows
 
