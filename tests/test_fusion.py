@@ -51,6 +51,16 @@ def step_logits(qpc, ids: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
     return got
 
 
+def assert_logits_match_hf(folder, qpc, seed: int) -> None:
+    """Every step_logits result within 1e-4 of HF's full-sequence logits at that row and position."""
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    ids = np.random.default_rng(seed).integers(3, 300, size=(2, 24))
+    with torch.no_grad():
+        ref = hf(torch.tensor(ids)).logits.numpy()
+    for logits, row, pos in step_logits(qpc, ids):
+        assert np.abs(logits - ref[row, pos]).max() <= 1e-4, (row, pos)
+
+
 def compile_both(folder, **kwargs):
     model = QEFFAutoModelForCausalLM.from_pretrained(folder)
     plain = model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, offload_pt_weights=False, fuse=False, **kwargs)
@@ -65,12 +75,7 @@ def test_fused_graph_is_smaller_and_matches_hf(arch, tiny_model_dir):
     before, after = op_counts(plain), op_counts(fused)
     assert sum(after.values()) < sum(before.values()) / 3, (before, after)
     assert FUSED_OPS <= set(after), after
-    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
-    ids = np.random.default_rng(0).integers(3, 300, size=(2, 24))
-    with torch.no_grad():
-        ref = hf(torch.tensor(ids)).logits.numpy()
-    for logits, row, pos in step_logits(fused, ids):
-        assert np.abs(logits - ref[row, pos]).max() <= 1e-4, (row, pos)
+    assert_logits_match_hf(folder, fused, seed=0)
 
 
 @pytest.mark.parametrize("arch", FUSED_ARCHS)
@@ -104,12 +109,7 @@ def test_uncovered_architecture_keeps_todays_graph(tiny_model_dir):
     model, plain, fused = compile_both(folder)
     assert model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, offload_pt_weights=False) == plain
     assert "Attention" not in op_counts(fused)  # the softcapped scores are not the pattern
-    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
-    ids = np.random.default_rng(2).integers(3, 300, size=(2, 24))
-    with torch.no_grad():
-        ref = hf(torch.tensor(ids)).logits.numpy()
-    for logits, row, pos in step_logits(fused, ids):
-        assert np.abs(logits - ref[row, pos]).max() <= 1e-4, (row, pos)
+    assert_logits_match_hf(folder, fused, seed=2)
 
 
 def test_default_fuses_covered_architectures(tiny_model_dir):
