@@ -54,7 +54,7 @@ FUSION_VERSION = 1  # in the artifact hash: a change to the passes rebuilds fuse
 FUSED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 ATTENTION_OPSET = 23
 # Operators the rotary tables may be computed with: each output row depends on its own position only.
-_POSITIONWISE = {"Clip", "Unsqueeze", "Cast", "Mul", "Div", "Concat", "Cos", "Sin", "Transpose", "MatMul", "Identity"}
+_POSITIONWISE = {"Clip", "Unsqueeze", "Cast", "Mul", "Div", "Concat", "Cos", "Sin", "Transpose", "MatMul", "Identity", "Constant"}
 # Default-domain operators whose opset-17 and opset-23 definitions differ only by added types or
 # attributes with defaults that keep the opset-17 meaning: bumping the model to opset 23 for
 # ``Attention`` leaves them as they were. A graph with any other changed operator is not bumped.
@@ -335,8 +335,11 @@ def _match_attention(g: _Graph, reshape_out: onnx.NodeProto):
         return None
     q_reshape = g.parent(scores, 0, "Reshape")
     k_unsq = g.parent(scores, 1, "Unsqueeze")
-    if q_reshape is None or k_unsq is None:
+    out_shape = g.const(reshape_out.input[1])
+    if q_reshape is None or k_unsq is None or out_shape is None or out_shape.size != 4:
         return None
+    # A 5-D q that broadcasts against Unsqueeze(k, 2) = [B, Hkv, 1, T, D] pairs flattened query head h
+    # with KV head h // group whatever the reshape's target: the Attention operator's grouping.
     for u in (mask_unsq, k_unsq, v_unsq):
         axes = g.const(u.input[1]) if len(u.input) > 1 else None
         if axes is None or list(np.atleast_1d(axes)) != [2]:
