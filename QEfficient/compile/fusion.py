@@ -14,6 +14,7 @@ the ones that are not MatMuls. This pass, run once at compile time on the export
    own transformers fusion);
 4. q/k/v and gate/up MatMuls on one input -> one MatMul on concatenated weights + ``Split``
    (shared with ``mxfp6_matmul``, which then quantizes the merged weight: MatMulNBits along N);
+   the merged q/k/v output is reshaped to heads and transposed once, then split along the heads;
 5. rotary (``x*cos + rotate_half(x)*sin``) -> ``com.microsoft.RotaryEmbedding`` over cos/sin tables
    computed *by the graph's own subgraph* for positions ``0..ctx_len-1`` (so RoPE scaling variants
    come out exactly as exported), fired only when that subgraph reads nothing but ``position_ids``
@@ -48,7 +49,7 @@ from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_extern
 logger = logging.getLogger(__name__)
 
 MS_DOMAIN = "com.microsoft"
-FUSION_VERSION = 1  # in the artifact hash: a change to the passes rebuilds fused artifacts
+FUSION_VERSION = 2  # in the artifact hash: a change to the passes rebuilds fused artifacts
 # Architectures compile() fuses by default: tested token-exact (tests/test_fusion.py). Others fuse
 # only with compile(fuse=True), and then only the patterns recognised exactly.
 FUSED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
@@ -170,6 +171,46 @@ def fuse_skip_norms(model: onnx.ModelProto) -> int:
     FusionSkipLayerNormalization(wrapped, "SkipSimplifiedLayerNormalization", "SimplifiedLayerNormalization", shape_infer=False).apply()
     wrapped.topological_sort()
     return sum(1 for n in model.graph.node if n.op_type == "SkipSimplifiedLayerNormalization") - before
+
+
+def split_heads_once(model: onnx.ModelProto) -> int:
+    """Split([B,S,N]) -> per part Reshape([0,0,-1,D]) + Transpose(0,2,1,3), as after the q/k/v merge,
+    -> one Reshape + Transpose of the whole [B,S,N] and a Split of the heads axis. Returns the count."""
+    g = _Graph(model)
+    done = 0
+    for split in [n for n in model.graph.node if n.op_type == "Split"]:
+        sizes = g.const(split.input[1]) if len(split.input) > 1 else None
+        if sizes is None or _attr(split, "axis") != -1 or any(not g.only_consumer(o) for o in split.output):
+            continue
+        reshapes = [g.consumers[o][0] for o in split.output]
+        shapes = [g.const(r.input[1]) if r.op_type == "Reshape" and r.input[0] == o else None for r, o in zip(reshapes, split.output)]
+        if any(x is None or x.size != 4 or list(x[:3]) != [0, 0, -1] or x[3] != shapes[0][3] for x in shapes):
+            continue
+        head_dim = int(shapes[0][3])
+        if head_dim <= 0 or any(int(n) % head_dim for n in sizes) or any(_attr(r, "allowzero", 0) for r in reshapes):
+            continue
+        if any(not g.only_consumer(r.output[0]) for r in reshapes):
+            continue
+        transposes = [g.consumers[r.output[0]][0] for r in reshapes]
+        if any(t.op_type != "Transpose" or list(_attr(t, "perm", [])) != [0, 2, 1, 3] for t in transposes):
+            continue
+        base = split.name
+        shape = numpy_helper.from_array(np.array([0, 0, -1, head_dim], np.int64), f"{base}/heads_shape")
+        heads = numpy_helper.from_array((np.asarray(sizes, np.int64) // head_dim), f"{base}/heads_split")
+        model.graph.initializer.extend([shape, heads])
+        for n in (split, *reshapes, *transposes):
+            model.graph.node.remove(n)
+        model.graph.node.extend(
+            [
+                helper.make_node("Reshape", [split.input[0], shape.name], [f"{base}/heads"], name=f"{base}/heads_reshape"),
+                helper.make_node("Transpose", [f"{base}/heads"], [f"{base}/heads_t"], name=f"{base}/heads_transpose", perm=[0, 2, 1, 3]),
+                helper.make_node("Split", [f"{base}/heads_t", heads.name], [t.output[0] for t in transposes], name=f"{base}/heads", axis=1),
+            ]
+        )
+        done += 1
+    if done:
+        _topological_sort(model)
+    return done
 
 
 def _upstream(g: _Graph, name: str) -> tuple[list[onnx.NodeProto], set[str]] | None:
@@ -417,6 +458,7 @@ def fuse_decoder(model: onnx.ModelProto, ctx_len: int) -> Counter:
     fired["retained_cast"] = drop_retained_casts(model)
     fired["skip_norm"] = fuse_skip_norms(model)
     fired["merged_matmul"] = fuse_shared_input_matmuls(model)
+    fired["split_heads"] = split_heads_once(model)
     fired["rotary"] = fuse_rotary(model, ctx_len)
     _remove_unused(model)
     fired["attention"] = fuse_attention(model)
