@@ -241,8 +241,9 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         }
         if gguf_path is not None:  # only then: existing artifacts keep their hashes
             params["gguf_weights"] = str(gguf_path.resolve())
-        fuse = fuse_by_default(self.config) if fuse is None else fuse
-        if fuse and gguf_path is None:
+        if fuse and gguf_path is not None:
+            warn_once("fuse-gguf", "compile(fuse=True) does not fuse the gguf_weights=True graph yet; it keeps today's graph.")
+        if (fuse_by_default(self.config) if fuse is None else fuse) and gguf_path is None:
             params["fused_graph"] = FUSION_VERSION
         if self.is_speculative_target:
             params["num_speculative_tokens"] = num_speculative_tokens
