@@ -3,6 +3,7 @@
 and llama.cpp on the Q4_1 GGUF when llama-cpp-python is installed.
 
     .venv/bin/python benchmarks/bench_causal_lm.py [--threads 2] [--new-tokens 128] [--quick] [--ours-only]
+    .venv/bin/python benchmarks/bench_causal_lm.py --fusion   # fused graph vs today's: nodes/layer, tok/s
 
 One script; each measurement runs in a fresh worker process (so that memory figures are per engine
 and one engine's thread pools do not slow the next), one after another, never two at once. Prints a
