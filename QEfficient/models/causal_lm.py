@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel
 
+from QEfficient.compile.fusion import FUSION_VERSION, fuse_by_default, fused_decoder_rewrite
 from QEfficient.compile.ort_cpu import warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import DecoderGraphSpec
@@ -178,6 +179,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         gguf_weights: bool = False,
         num_speculative_tokens: int | None = None,
         speculative_draft: str | None = None,
+        fuse: bool | None = None,
         **compiler_options,
     ) -> Path:
         """Export if needed, then build (or reuse) the artifact for the ONNX Runtime CPU backend.
@@ -189,6 +191,9 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         A speculative target (``qaic_config={"speculative_model_type": "target"}``) needs
         ``num_speculative_tokens=K``; ``speculative_draft="mxfp6"`` also builds the same graph with
         8-bit MatMul weights as its draft (self-speculation: generate() then drafts with it).
+
+        ``fuse`` rewrites each layer into ONNX Runtime's fused operators (compile/fusion.py); None
+        (the default) fuses the architectures the fusion is tested on (FUSED_MODEL_TYPES).
         """
         gguf_path = self._gguf_path() if gguf_weights else None
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
@@ -248,6 +253,10 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         }
         if gguf_path is not None:  # only then: existing artifacts keep their hashes
             params["gguf_weights"] = str(gguf_path.resolve())
+        if fuse and gguf_path is not None:
+            warn_once("fuse-gguf", "compile(fuse=True) does not fuse the gguf_weights=True graph yet; it keeps today's graph.")
+        if (fuse_by_default(self.config) if fuse is None else fuse) and gguf_path is None:
+            params["fused_graph"] = FUSION_VERSION
         if self.is_speculative_target:
             params["num_speculative_tokens"] = num_speculative_tokens
         manifest = {
@@ -277,7 +286,11 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             manifest,
             params,
             DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None),
-            rewrite=self._weight_rewrite(gguf_path, mxfp6_matmul),
+            rewrite=(
+                partial(fused_decoder_rewrite, ctx_len=ctx_len, mxfp6_matmul=mxfp6_matmul)
+                if "fused_graph" in params
+                else self._weight_rewrite(gguf_path, mxfp6_matmul)
+            ),
         )
         self.draft_qpc_path = None
         if speculative_draft is not None:
