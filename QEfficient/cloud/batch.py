@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(err))
     if not Path(args.input).exists():
         fail(f"The input '{args.input}' does not exist.")
-    model_name, _ = resolve_model_name(args.model_name, None)
+    model_name, gguf_file = resolve_model_name(args.model_name, None)
+    if gguf_file:  # the default model: its .gguf file (from_pretrained loads one by path)
+        model_name = str(Path(model_name) / gguf_file)
     try:
         job = BatchJob(
             model_name=model_name,
