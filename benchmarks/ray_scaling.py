@@ -1,13 +1,16 @@
 """Requests/s of Ray Serve replicas (1 core each) against one single-process server, on this machine.
 
-    PYTHONPATH=. python benchmarks/ray_scaling.py --model_name DIR [--requests 48] [--max_tokens 32]
+    PYTHONPATH=. python benchmarks/ray_scaling.py [--model_name DIR] [--requests 48] [--max_tokens 32]
 
-Every answer is checked against the single-process server's (greedy). The figures go to docs/scaling.md.
+Without --model_name it serves the default model (SmolLM2-135M-Instruct's GGUF). Every answer is
+checked against the single-process server's (greedy); the load average is printed with the figures
+(they mean little on a busy machine). The figures go to docs/scaling.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import threading
 import time
@@ -40,17 +43,19 @@ def load(url: str, n: int, max_tokens: int, concurrency: int) -> tuple[float, li
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--model_name", required=True)
+    p.add_argument("--model_name", default=None, help="model folder (default: SmolLM2-135M-Instruct)")
     p.add_argument("--requests", type=int, default=48)
     p.add_argument("--max_tokens", type=int, default=32)
     p.add_argument("--full_batch_size", type=int, default=4)
     args = p.parse_args()
     import uvicorn
 
+    from QEfficient.cloud._cli import resolve_model_name
     from QEfficient.serving.artifact import compile_for_serving, open_app
 
     fbs, n, mt = args.full_batch_size, args.requests, args.max_tokens
-    artifact = compile_for_serving(args.model_name, None, 32, 256, fbs, 1)
+    artifact = compile_for_serving(*resolve_model_name(args.model_name, None), 32, 256, fbs, 1)
+    print(f"load average before: {os.getloadavg()}", flush=True)
     results = {}
     app, runner = open_app(artifact, 2, max_queue=256)  # one server, 2 ORT threads
     port = free_port()
@@ -78,8 +83,11 @@ def main() -> None:
         serve.delete(APP_NAME)
     serve.shutdown()
     ray.shutdown()
+    print(f"load average after: {os.getloadavg()}")
     for name, rate in results.items():
         print(f"{name}: {rate:.2f} requests/s ({rate * mt:.0f} tokens/s)")
+    one, two = results["Ray, 1 replica(s) x 1 core"], results["Ray, 2 replica(s) x 1 core"]
+    print(f"2 replicas / 1 replica: {two / one:.2f}x")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ Two deployments, the shape Ray Serve LLM uses too:
   the single-process server's. Replicas open the artifact the driver compiled: from the shared
   QEFF_HOME, or received through Ray's object store (``shipping``) where the nodes share no disk.
 - ``QEffGateway``: the HTTP ingress. It forwards each request (method, path, headers, body) to an
-  engine replica through a deployment handle and relays the app's answer. A non-streaming answer
-  is relayed only when complete, so when a replica dies mid-request the gateway sends it again to
-  another replica and the client never sees the failure; a stream already under way cannot be
-  replayed, so it ends with an OpenAI error event and ``[DONE]``, never a silent truncation.
+  engine replica through a deployment handle and relays the app's answer. A request that does not
+  ask for a stream takes one call (``answer``: the whole answer in one reply, so when a replica dies
+  mid-request the gateway sends it again to another replica and the client never sees the failure);
+  a stream takes a streaming call (``forward``), and one already under way cannot be replayed, so
+  it ends with an OpenAI error event and ``[DONE]``, never a silent truncation.
 
 Ray Serve replaces a dead replica (health checks call ``check_health``) and drains ongoing requests
 before stopping one (``graceful_shutdown_timeout_s``).
@@ -172,6 +173,10 @@ class QEffEngine:
         finally:
             gone.set()
 
+    async def answer(self, meta: dict, body: bytes) -> list[dict]:
+        """The app's whole answer to one request, in one reply (one round trip for the gateway)."""
+        return [message async for message in self.forward(meta, body)]
+
     def identity(self) -> tuple[str, int]:
         """(replica id, process id)."""
         return self.replica_id, os.getpid()
@@ -195,12 +200,23 @@ def _headers(raw: list) -> list[tuple[bytes, bytes]]:
     return [(bytes(k), bytes(v)) for k, v in raw]
 
 
+def _asks_for_stream(body: bytes) -> bool:
+    """Whether the body is a JSON object with ``"stream": true`` (anything else is answered whole)."""
+    if b'"stream"' not in body:
+        return False
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("stream") is True
+
+
 @serve.deployment(name="QEffGateway", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=4096)
 class QEffGateway:
     """The HTTP ingress: forwards to an engine replica and retries when one dies mid-request."""
 
     def __init__(self, engine, max_body_bytes: int, retries: int) -> None:
-        self.engine = engine.options(stream=True)
+        self.engine, self.streams = engine, engine.options(stream=True)
         self.max_body_bytes, self.retries = max_body_bytes, retries
 
     async def __call__(self, request: Request) -> Response:
@@ -220,9 +236,15 @@ class QEffGateway:
             "client": list(request.client) if request.client else None,
         }
         failure: BaseException | None = None
+        streaming = _asks_for_stream(body)
         for attempt in range(self.retries + 1):
-            replies = self.engine.forward.remote(meta, body)
             try:
+                if not streaming:  # whatever the app answers, it comes whole (an event stream too)
+                    start, *rest = await self.engine.answer.remote(meta, body)
+                    response = Response(b"".join(m.get("body", b"") for m in rest), status_code=start["status"])
+                    response.raw_headers = _headers(start.get("headers", []))
+                    return response
+                replies = self.streams.forward.remote(meta, body)
                 start = await replies.__anext__()
                 status, headers = start["status"], _headers(start.get("headers", []))
                 if dict(headers).get(b"content-type", b"").startswith(b"text/event-stream"):
