@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psutil
 
 PROMPTS = ["My name is", "The sun rises", "Once upon a time a robot", "What is the capital of France?", "Paris", "Numbers: 1 2"]
 
@@ -25,6 +26,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+ROLES = ("ProxyActor", "QEffGateway", "QEffEngine")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) so far of this process (the load generator, and the single
+    server when it runs here) and of the Ray Serve processes, by role."""
+    totals = {"this process": sum(psutil.Process().cpu_times()[:2])}
+    for proc in psutil.process_iter(["cmdline"]):
+        title = " ".join(proc.info["cmdline"] or [])
+        role = next((r for r in ROLES if title.startswith("ray::") and r in title), None)
+        if role:
+            try:
+                totals[role] = totals.get(role, 0.0) + sum(proc.cpu_times()[:2])
+            except psutil.Error:
+                pass
+    return totals
 
 
 def load(url: str, n: int, max_tokens: int, concurrency: int) -> tuple[float, list[str]]:
@@ -39,9 +58,12 @@ def load(url: str, n: int, max_tokens: int, concurrency: int) -> tuple[float, li
 
     with client, ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, range(concurrency)))  # warm-up
-        start = time.perf_counter()
+        before, start = cpu_seconds(), time.perf_counter()
         texts = list(pool.map(one, range(n)))
-    return n / (time.perf_counter() - start), texts
+        rate, after = n / (time.perf_counter() - start), cpu_seconds()
+    per_request = {role: 1000 * (after[role] - before.get(role, 0.0)) / n for role in after}
+    print("  CPU ms per request: " + ", ".join(f"{role} {ms:.1f}" for role, ms in per_request.items()), flush=True)
+    return rate, texts
 
 
 def main() -> None:
@@ -65,6 +87,7 @@ def main() -> None:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     threading.Thread(target=server.run, daemon=True).start()
     time.sleep(2)
+    print("1 server, 2 cores:")
     results["1 server, 2 cores"], reference = load(f"http://127.0.0.1:{port}", n, mt, 2 * fbs)
     server.should_exit = True
     runner.stop()
@@ -80,6 +103,7 @@ def main() -> None:
     for replicas in (1, 2):
         options = ReplicaOptions(num_replicas=replicas, cores_per_replica=1, full_batch_size=fbs, max_queue=256)
         serve.run(build_application(artifact, options), name=APP_NAME, route_prefix="/")
+        print(f"Ray, {replicas} replica(s) x 1 core:")
         rate, texts = load(f"http://127.0.0.1:{port}", n, mt, replicas * fbs)
         assert texts == reference, "a Ray answer differs from the single server's"
         results[f"Ray, {replicas} replica(s) x 1 core"] = rate
