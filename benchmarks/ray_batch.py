@@ -1,7 +1,7 @@
 """Ray Data batch generation against plain generate() over the same rows, one process per core.
 
     PYTHONPATH=. python benchmarks/ray_batch.py [--model_name DIR_OR_GGUF] [--rows 96] [--generation_len 32] \
-        [--workers 2] [--batch_size 4]
+        [--workers 2] [--batch_size 4] [--ray_first]
 
 Both sides run the same compiled artifact (batch_size rows per call, greedy, 1 ONNX Runtime thread
 per worker) over the same rows, split in ``workers`` shares:
@@ -49,6 +49,7 @@ def main() -> None:
     p.add_argument("--generation_len", type=int, default=32)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch_size", type=int, default=4)
+    p.add_argument("--ray_first", action="store_true", help="run the Ray job first")
     args = p.parse_args()
     from QEfficient.cloud._cli import resolve_model_name
     from QEfficient.distributed.ray_data import BatchJob, run_batch
@@ -69,28 +70,35 @@ def main() -> None:
     job.load()  # compile once: both sides then find the artifact in QEFF_HOME
     print(f"load average before: {os.getloadavg()}", flush=True)
 
-    # contiguous shares, as Ray Data hands out blocks; the concatenation is the rows in order
-    per = -(-len(rows) // args.workers)
-    shares = [rows[i * per : (i + 1) * per] for i in range(args.workers)]
-    work = [(model_name, share, args.generation_len, 32, 256, args.batch_size) for share in shares]
-    start = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        done = pool.map(plain_worker, work)
-    plain_wall = time.perf_counter() - start
-    expected = [t for texts, _ in done for t in texts]
-    plain_generate = max(seconds for _, seconds in done)
-
-    import ray
-
-    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
-    with tempfile.TemporaryDirectory() as work_dir:
-        source, out = Path(work_dir) / "in.jsonl", Path(work_dir) / "out.jsonl"
-        source.write_text("".join(json.dumps({"prompt": r}) + "\n" for r in rows))
+    def plain() -> tuple[float, list[str], float]:
+        # contiguous shares, as Ray Data hands out blocks; the concatenation is the rows in order
+        per = -(-len(rows) // args.workers)
+        work = [(model_name, rows[i * per : (i + 1) * per], args.generation_len, 32, 256, args.batch_size) for i in range(args.workers)]
         start = time.perf_counter()
-        run_batch(job, source, out)
-        ray_wall = time.perf_counter() - start
-        got = [json.loads(line)["generated_text"] for line in out.read_text().splitlines()]
-    ray.shutdown()
+        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+            done = pool.map(plain_worker, work)
+        return time.perf_counter() - start, [t for texts, _ in done for t in texts], max(seconds for _, seconds in done)
+
+    def on_ray() -> tuple[float, list[str]]:
+        import ray
+
+        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+        with tempfile.TemporaryDirectory() as work_dir:
+            source, out = Path(work_dir) / "in.jsonl", Path(work_dir) / "out.jsonl"
+            source.write_text("".join(json.dumps({"prompt": r}) + "\n" for r in rows))
+            start = time.perf_counter()
+            run_batch(job, source, out)
+            wall = time.perf_counter() - start
+            texts = [json.loads(line)["generated_text"] for line in out.read_text().splitlines()]
+        ray.shutdown()
+        return wall, texts
+
+    if args.ray_first:  # the other jobs on a shared machine change between the two runs: swap to see it
+        ray_wall, got = on_ray()
+        plain_wall, expected, plain_generate = plain()
+    else:
+        plain_wall, expected, plain_generate = plain()
+        ray_wall, got = on_ray()
     assert got == expected, "a Ray Data row differs from generate()'s"
     n = len(rows)
     print(f"load average after: {os.getloadavg()}")
