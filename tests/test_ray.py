@@ -255,7 +255,7 @@ def test_batch_generation_equals_generate_row_by_row_and_resumes(free_cpus, tiny
     # an interrupted run: 5 rows and a torn line are there; the rest is generated, nothing twice
     lines = out.read_text().splitlines(keepends=True)
     out.write_text("".join(lines[:5]) + lines[5][:7])
-    shipped = dataclasses.replace(job, ship_artifact="on")  # the actors receive it, and find it in place
+    shipped = dataclasses.replace(job, ship_artifact="on", num_actors=1)  # the actor receives it, and finds it in place
     assert run_batch(shipped, prompts_file, out) == 7
     assert [json.loads(line) for line in out.read_text().splitlines()] == rows
     assert run_batch(job, prompts_file, out) == 0
