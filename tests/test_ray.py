@@ -228,6 +228,20 @@ def test_a_killed_replica_loses_no_request_and_is_replaced(deployment, single):
     assert complete(deployment, "Paris").status_code == 200
 
 
+def test_a_damaged_shipment_is_refused_and_leaves_nothing_in_the_cache(ray_cluster, artifact, tmp_path, monkeypatch):
+    from QEfficient.distributed.shipping import receive, ship
+
+    qpc = shutil.copytree(artifact.qpc_path, tmp_path / "driver" / "qpc")
+    shipment = ship(qpc, artifact.tokenizer_dir)
+    shutil.rmtree(qpc)  # this "node" does not see the driver's copy
+    first = next(iter(shipment.artifact.digests))
+    damaged = dataclasses.replace(shipment.artifact, digests={**shipment.artifact.digests, first: "0" * 64})
+    monkeypatch.setenv("QEFF_HOME", str(tmp_path / "home"))
+    with pytest.raises(OSError, match="arrived damaged"):
+        receive(dataclasses.replace(shipment, artifact=damaged))
+    assert [p.name for p in (tmp_path / "home" / "shipped").iterdir() if p.is_dir()] == []
+
+
 @pytest.fixture(scope="module")
 def prompts_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("batch") / "prompts.jsonl"
