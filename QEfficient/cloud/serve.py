@@ -161,6 +161,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_argument(ray, "min_replicas", type=int, default=None, help="autoscale down to this many")
     add_argument(ray, "max_replicas", type=int, default=None, help="autoscale up to this many")
     add_argument(ray, "target_ongoing_requests", type=float, default=None, help="autoscaling target per replica (default: full_batch_size)")
+    add_argument(
+        ray,
+        "ship_artifact",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="send the compiled model to replicas through Ray's object store (auto: when the cluster has several nodes)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     if args.max_body_bytes is not None and args.max_body_bytes < 1:
