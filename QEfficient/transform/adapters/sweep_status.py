@@ -5,6 +5,7 @@
 # token-exact with HF (greedy tokens through chunked prefill and decode, logits within 1e-4)
 PROVEN: frozenset[str] = frozenset(
     {
+        "afmoe",
         "apertus",
         "apertus1p5_text",
         "arcee",
@@ -26,6 +27,7 @@ PROVEN: frozenset[str] = frozenset(
         "deepseek_v2",
         "deepseek_v3",
         "diffllama",
+        "doge",
         "dots1",
         "ernie4_5",
         "ernie4_5_moe",
@@ -81,9 +83,11 @@ PROVEN: frozenset[str] = frozenset(
         "lfm3",
         "llama",
         "llama4_text",
+        "longcat_flash",
         "mamba",
         "mamba2",
         "mellum",
+        "mimo_v2_flash",
         "minicpm3",
         "minimax_m2",
         "minimax_m3_vl_text",
@@ -101,6 +105,7 @@ PROVEN: frozenset[str] = frozenset(
         "olmo3",
         "olmo_hybrid",
         "olmoe",
+        "openai-gpt",
         "opt",
         "persimmon",
         "phi",
@@ -130,18 +135,13 @@ PROVEN: frozenset[str] = frozenset(
 
 # runs but differs from HF, or fails to export or run: model_type -> what the sweep recorded
 KNOWN_FAILURES: dict[str, str] = {
-    "afmoe": "differs: 1/8 tokens equal (first differing token 0), max |Δlogit| 2.7e+00",
     "cpmant": "export-fails: RuntimeError: The expanded size of the tensor (36) must match the existing size (4) at non-singleton dimension 2.  Target sizes: [2, 4, 36, 16].  Tensor sizes: [2, 1, 4, 1]",
     "deepseek_v4": "export-fails: AttributeError: 'StaticKVCache' object has no attribute 'layers'",
-    "doge": "export-fails: RuntimeError: The size of tensor a (2) must match the size of tensor b (4) at non-singleton dimension 1",
     "hy_v4": "export-fails: KeyError: 'indexed_attention'",
     "inkling2_loop_text": "export-fails: AttributeError: 'StaticKVCache' object has no attribute 'get_mask_sizes'",
     "inkling2_text": "export-fails: AttributeError: 'StaticKVCache' object has no attribute 'get_mask_sizes'",
     "inkling_text": "export-fails: KeyError: 'linear_attention'",
-    "longcat_flash": "runtime-fails: InvalidGraph: [ONNXRuntimeError] : 10 : INVALID_GRAPH : Load model from .../model.onnx failed",
-    "mimo_v2_flash": "runtime-fails: RuntimeError: Error in execution: Non-zero status code returned while running ScatterElements node. Name:'.../ScatterElements_1' Status Message: Indices vs updates dimensions dif",
     "minimax": "export-fails: ValueError: MiniMax uses cache of its own and is not compatible with `cache` of type <class 'QEfficient.transform.static_kv.StaticKVCache'>.",
-    "openai-gpt": "export-fails: RuntimeError: The size of tensor a (4) must match the size of tensor b (16) at non-singleton dimension 5",
     "rwkv": "export-fails: AttributeError: 'QEffCausalLM' object has no attribute 'num_layers'",
     "xlnet": "export-fails: ValueError: ctx_len (64) exceeds the model's max_position_embeddings (-1).",
     "zaya": "export-fails: KeyError: 'hybrid'",
