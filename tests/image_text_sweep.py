@@ -25,7 +25,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-from tests import vlm_family_fixtures, vlm_fixtures
+from tests import vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures
 
 STATUSES = ("token-exact", "differs", "export-fails", "hf-fails", "no-local-processor", "not-attempted")
 
@@ -41,8 +41,9 @@ BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
         "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words",
     ),
 }
-for _type, _prompt in vlm_family_fixtures.PROMPTS.items():  # the families added with the sweep
-    BUILDERS[_type] = (getattr(vlm_family_fixtures, f"build_{_type}"), _prompt)
+for _module in (vlm_family_fixtures, vlm_family_fixtures_more):  # the families added with the sweep
+    for _type, _prompt in _module.PROMPTS.items():
+        BUILDERS[_type] = (getattr(_module, f"build_{_type}"), _prompt)
 
 # Why a type without a builder has none yet, where it is something other than "not built yet".
 NOTES: dict[str, str] = {

@@ -26,6 +26,7 @@ from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
 from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
+from QEfficient.transform.vision_adapters.qwen3_vl import Qwen3VLAdapter
 from QEfficient.transform.vision_adapters.vipllava import VipLlavaAdapter
 
 _ADAPTERS: list[VisionLanguageAdapter] = [
@@ -45,6 +46,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Gemma3Adapter("gemma3"),
     Qwen2VLAdapter("qwen2_vl"),
     Qwen2_5_VLAdapter("qwen2_5_vl"),
+    Qwen3VLAdapter("qwen3_vl"),
+    Qwen3VLAdapter("qwen3_vl_moe"),
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
 ]

@@ -1,0 +1,59 @@
+"""More tiny random-weight vision-language families (Qwen3-VL dense and MoE, ...), built as
+tests/vlm_family_fixtures.py builds its own: the tiny BPE tokenizer plus each architecture's special
+tokens, seeded weights widened by 4.0, PIL image processors saved next to the model. ``PROMPTS`` gives
+each ``build_<model_type>``'s prompt with its image placeholder; tests/image_text_sweep.py picks both up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import Qwen2VLConfig
+
+from tests.vlm_fixtures import _widen_and_save, build_qwen2_vl
+
+PROMPTS: dict[str, str] = {}
+QWEN_PROMPT = "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words"
+
+
+def _qwen3_vl_config(folder: Path, moe: bool):
+    """Qwen2-VL's tiny tokenizer and processor; a 3-block vision tower (patch 7, merge 2) with a 4x4 learned
+    position table and DeepStack features from blocks 0 and 1; interleaved 3-D rotary in the text model."""
+    from transformers import Qwen3VLConfig, Qwen3VLMoeConfig
+
+    source = Qwen2VLConfig.from_pretrained(build_qwen2_vl(folder))
+    text = {k: v for k, v in source.text_config.to_dict().items() if k not in ("model_type", "architectures")}
+    text.update(head_dim=16, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True})
+    if moe:
+        text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, decoder_sparse_step=1)
+    vision = dict(
+        depth=3,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        patch_size=7,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        out_hidden_size=64,
+        num_position_embeddings=16,
+        deepstack_visual_indexes=[0, 1],
+    )
+    ids = {k: getattr(source, k) for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")}
+    return (Qwen3VLMoeConfig if moe else Qwen3VLConfig)(text_config=text, vision_config=vision, **ids)
+
+
+def build_qwen3_vl(folder, *, moe: bool = False) -> Path:
+    from transformers import Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration
+
+    folder = Path(folder)
+    config = _qwen3_vl_config(folder, moe)
+    torch.manual_seed(0)
+    _widen_and_save((Qwen3VLMoeForConditionalGeneration if moe else Qwen3VLForConditionalGeneration)(config), folder)
+    return folder
+
+
+def build_qwen3_vl_moe(folder) -> Path:
+    return build_qwen3_vl(folder, moe=True)
+
+
+PROMPTS["qwen3_vl"] = PROMPTS["qwen3_vl_moe"] = QWEN_PROMPT
