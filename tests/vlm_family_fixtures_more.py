@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import Qwen2VLConfig
+from transformers import AutoProcessor, Glm4vProcessor, Qwen2VLConfig
 
-from tests.vlm_fixtures import _widen_and_save, build_qwen2_vl
+from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, build_qwen2_vl
 
 PROMPTS: dict[str, str] = {}
 QWEN_PROMPT = "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words"
@@ -23,7 +23,9 @@ def _qwen3_vl_config(folder: Path, moe: bool):
 
     source = Qwen2VLConfig.from_pretrained(build_qwen2_vl(folder))
     text = {k: v for k, v in source.text_config.to_dict().items() if k not in ("model_type", "architectures")}
-    text.update(head_dim=16, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True})
+    text.update(
+        head_dim=16, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
+    )
     if moe:
         text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, decoder_sparse_step=1)
     vision = dict(
@@ -57,3 +59,63 @@ def build_qwen3_vl_moe(folder) -> Path:
 
 
 PROMPTS["qwen3_vl"] = PROMPTS["qwen3_vl_moe"] = QWEN_PROMPT
+
+
+class TinyGlm4vProcessor(Glm4vProcessor):
+    """Glm4vProcessor without the video processor, which needs torchvision (not installed here)."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+
+
+AutoProcessor.register("tiny_glm4v_processor", TinyGlm4vProcessor, exist_ok=True)
+
+
+def build_glm4v(folder) -> Path:
+    """GLM-4.1V: a 2-block vision tower (patch 7, merge 2) with a 4x4 learned position table resampled bicubically
+    to each image's grid, a 2x2 convolution downsample and a gated merger; GLM-4 text model with 3-D rotary over
+    half the head dimension."""
+    from transformers import Glm4vConfig, Glm4vForConditionalGeneration, Glm4vImageProcessorPil
+
+    folder = Path(folder)
+    tok = _tokenizer(
+        ["<|begin_of_image|>", "<|end_of_image|>", "<|image|>", "<|begin_of_video|>", "<|end_of_video|>", "<|video|>"],
+        {"image_token": "<|image|>", "video_token": "<|video|>"},
+    )
+    ids = tok.convert_tokens_to_ids
+    text = dict(
+        **_TEXT,
+        vocab_size=len(tok),
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2], "partial_rotary_factor": 0.5},
+    )
+    vision = dict(
+        depth=2,
+        hidden_size=32,
+        out_hidden_size=64,
+        intermediate_size=64,
+        num_heads=2,
+        patch_size=7,
+        image_size=28,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+    )
+    config = Glm4vConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids("<|image|>"),
+        video_token_id=ids("<|video|>"),
+        image_start_token_id=ids("<|begin_of_image|>"),
+        image_end_token_id=ids("<|end_of_image|>"),
+        video_start_token_id=ids("<|begin_of_video|>"),
+        video_end_token_id=ids("<|end_of_video|>"),
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Glm4vForConditionalGeneration(config), folder)
+    image_processor = Glm4vImageProcessorPil(
+        size={"shortest_edge": 14 * 14 * 4, "longest_edge": 14 * 14 * 16}, patch_size=7, temporal_patch_size=2, merge_size=2
+    )
+    TinyGlm4vProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["glm4v"] = "Look: <|begin_of_image|><|image|><|end_of_image|> Describe the picture in a few words"

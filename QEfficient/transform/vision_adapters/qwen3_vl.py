@@ -30,10 +30,10 @@ def _add_deepstack(hidden: torch.Tensor, visual_pos_masks: torch.Tensor, visual_
     return hidden + visual_embeds.to(hidden.dtype)
 
 
-class _TextModel(nn.Module):
+class OneMaskTextModel(nn.Module):
     """The text model as the static-KV path calls it: the per-layer-type masks given as the one tensor it
-    reads (its config lists layer types, all full attention, but its forward takes no mapping), and
-    DeepStack features added without boolean indexing."""
+    reads (its config lists layer types, all full attention, but its forward takes no mapping; Qwen3-VL,
+    GLM-4V), and DeepStack features, if any, added without boolean indexing."""
 
     def __init__(self, text_model: nn.Module) -> None:
         super().__init__()
@@ -45,6 +45,8 @@ class _TextModel(nn.Module):
     def forward(self, attention_mask=None, **kwargs):
         if isinstance(attention_mask, dict):
             attention_mask = attention_mask["full_attention"]
+        if "deepstack_visual_embeds" not in kwargs:
+            return self.text_model(attention_mask=attention_mask, **kwargs)
         self.text_model._deepstack_process = _add_deepstack  # on the instance, only while this runs
         try:
             return self.text_model(attention_mask=attention_mask, **kwargs)
@@ -56,7 +58,7 @@ class _TextModel(nn.Module):
 class Qwen3VLAdapter(Qwen2VLAdapter):
     def language(self, hf: nn.Module) -> tuple[nn.Module, nn.Module, Any]:
         base, head, text_config = super().language(hf)
-        return _TextModel(base), head, text_config
+        return OneMaskTextModel(base), head, text_config
 
     def embedding_width(self, config, hidden_size: int) -> int:
         return hidden_size * (1 + len(config.vision_config.deepstack_visual_indexes))
