@@ -53,7 +53,6 @@ NOTES: dict[str, str] = {
     "instructblipvideo": "video only; its processor needs torchvision",
     "kosmos-2.5": "an encoder-decoder-like layout with its own image-token scheme",
     "evolla": "protein-text model, no images",
-    "cohere2_vision": "its image processor has only a torchvision backend (not installed)",
     "lfm2_vl": "its image processor has only a torchvision backend (not installed)",
     "llama4": "its image processor has only a torchvision backend (not installed)",
     "diffusion_gemma": "block diffusion, not autoregressive greedy decoding",

@@ -119,3 +119,52 @@ def build_glm4v(folder) -> Path:
 
 
 PROMPTS["glm4v"] = "Look: <|begin_of_image|><|image|><|end_of_image|> Describe the picture in a few words"
+
+
+def build_cohere2_vision(folder) -> Path:
+    """Command A Vision: SigLIP tower (28 px tiles, patch 7), pixel-shuffle SwiGLU projector (downsample 2 -> 4
+    tokens per tile), Cohere2 text model. Its own image processor has only a torchvision backend (not installed):
+    the PIL tiler of GOT-OCR2 / Aya Vision (same kind of tiles: up to 4 of 28 px plus a thumbnail) stands in, so
+    the tiles differ from Cohere's canvas choice, not the model path. "<image>" becomes "<|START_OF_IMG|>" + per
+    tile 4 x "<|IMG_PATCH|>" + "<|IMG_LINE_BREAK|>" ... + "<|END_OF_IMG|>"."""
+    from transformers import (
+        Cohere2Config,
+        Cohere2VisionConfig,
+        Cohere2VisionForConditionalGeneration,
+        Cohere2VisionProcessor,
+        GotOcr2ImageProcessorPil,
+        SiglipVisionConfig,
+    )
+
+    folder = Path(folder)
+    specials = ["<image>", "<|START_OF_IMG|>", "<|END_OF_IMG|>", "<|IMG_PATCH|>", "<|IMG_LINE_BREAK|>"]
+    tok = _tokenizer(
+        specials,
+        {
+            "image_token": "<|IMG_PATCH|>",
+            "boi_token": "<|START_OF_IMG|>",
+            "eoi_token": "<|END_OF_IMG|>",
+            "img_line_break_token": "<|IMG_LINE_BREAK|>",
+        },
+    )
+    vision = SiglipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7
+    )
+    text = Cohere2Config(**_TEXT, vocab_size=len(tok), sliding_window=8, layer_types=["sliding_attention", "full_attention"])
+    config = Cohere2VisionConfig(
+        vision_config=vision.to_dict(),
+        text_config=text.to_dict(),
+        downsample_factor=2,
+        alignment_intermediate_size=64,
+        image_token_id=tok.convert_tokens_to_ids("<|IMG_PATCH|>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Cohere2VisionForConditionalGeneration(config), folder)
+    image_processor = GotOcr2ImageProcessorPil(size={"height": 28, "width": 28}, crop_to_patches=True, min_patches=1, max_patches=4)
+    image_processor.patch_size = 2  # image tokens per tile side, as Cohere's image processor states it
+    Cohere2VisionProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["cohere2_vision"] = "Look: <|IMG_PATCH|> Describe the picture in a few words"

@@ -39,6 +39,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     VipLlavaAdapter("vipllava"),
     DeepseekVLAdapter("deepseek_vl"),
     AyaVisionAdapter("aya_vision"),
+    AyaVisionAdapter("cohere2_vision"),  # Aya Vision's tiles and pixel-shuffle projector (a SwiGLU one)
     Idefics2Adapter("idefics2"),
     DeepseekVLAdapter("janus"),  # the same understanding path: tower -> aligner
     Mistral3Adapter("mistral3"),
