@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
-from transformers import AutoProcessor, Glm4vProcessor, Qwen2VLConfig
+from transformers import AutoProcessor, Glm4vProcessor, Llama4Processor, Qwen2VLConfig, SiglipImageProcessorPil
 
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, build_qwen2_vl
 
@@ -168,3 +169,104 @@ def build_cohere2_vision(folder) -> Path:
 
 
 PROMPTS["cohere2_vision"] = "Look: <|IMG_PATCH|> Describe the picture in a few words"
+
+
+class TinyLlama4ImageProcessor(SiglipImageProcessorPil):
+    """Llama 4's image processor has only a torchvision backend (not installed): this one resizes every image
+    to one tile (no tiling) and states the tile grid, 1x1, as Llama 4's does."""
+
+    def _preprocess(self, images, **kwargs):
+        out = super()._preprocess(images, **kwargs)
+        out["aspect_ratios"] = np.ones((len(out["pixel_values"]), 2), np.int64)
+        return out
+
+
+class TinyLlama4Processor(Llama4Processor):
+    """Llama4Processor with TinyLlama4ImageProcessor (saved as its own class, so found here by name)."""
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        from transformers import AutoTokenizer
+
+        return [
+            TinyLlama4ImageProcessor.from_pretrained(pretrained_model_name_or_path),
+            AutoTokenizer.from_pretrained(pretrained_model_name_or_path),
+        ]
+
+
+AutoProcessor.register("tiny_llama4_processor", TinyLlama4Processor, exist_ok=True)
+
+
+def build_llama4(folder) -> Path:
+    """Llama 4: a 2-layer vision tower (28 px tiles, patch 7, 2-D rotary), pixel shuffle 0.5 -> 4 tokens per tile,
+    linear projector; Llama 4 text model with chunked attention (chunks of 12), RoPE-free layers and a
+    mixture-of-experts layer. "<|image|>" becomes "<|image_start|><|image|>" + 4 x "<|patch|>" + "<|image_end|>"."""
+    from transformers import Llama4Config, Llama4ForConditionalGeneration
+
+    folder = Path(folder)
+    specials = ["<|image_start|>", "<|image_end|>", "<|image|>", "<|patch|>", "<|tile_x_separator|>", "<|tile_y_separator|>"]
+    tok = _tokenizer(specials)
+    ids = tok.convert_tokens_to_ids
+    text = dict(
+        **_TEXT,
+        vocab_size=len(tok),
+        head_dim=16,
+        attention_chunk_size=12,
+        num_local_experts=4,
+        num_experts_per_tok=1,
+        intermediate_size_mlp=96,
+        interleave_moe_layer_step=2,
+        no_rope_layers=[1, 0],
+    )
+    text["intermediate_size"] = 64
+    vision = dict(
+        hidden_size=32,
+        intermediate_size=128,  # the pixel-shuffled width (32 / 0.5^2), which its MLP takes
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=7,
+        vision_output_dim=64,
+        projector_input_dim=64,
+        projector_output_dim=64,
+        pixel_shuffle_ratio=0.5,
+    )
+    config = Llama4Config(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids("<|patch|>"),
+        boi_token_index=ids("<|image_start|>"),
+        eoi_token_index=ids("<|image_end|>"),
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Llama4ForConditionalGeneration(config), folder)
+    image_processor = TinyLlama4ImageProcessor(size={"height": 28, "width": 28})
+    TinyLlama4Processor(image_processor=image_processor, tokenizer=tok, patch_size=7).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["llama4"] = "Look: <|image|> Describe the picture in a few words"
+
+
+def llama4_greedy(folder: Path, inputs, n: int) -> list[int]:
+    """Greedy tokens of HF's Llama 4 without its ``generate``: transformers 5.24's
+    Llama4ForConditionalGeneration.forward fails at its return (it reads ``image_outputs`` from the text
+    model's output), so this does what that forward does before it, with HF's own modules: the image
+    features projected into the image-token embeddings, then the text model with its head; the whole
+    sequence again at each step (no cache)."""
+    from transformers import AutoModelForImageTextToText
+
+    hf = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
+    ids = inputs["input_ids"]
+    with torch.no_grad():
+        features = hf.get_image_features(inputs["pixel_values"], return_dict=True).last_hidden_state
+        image_rows = hf.multi_modal_projector(features.reshape(-1, features.shape[-1]))
+        out = []
+        for _ in range(n):
+            embeds = hf.get_input_embeddings()(ids)
+            is_image = (ids == hf.config.image_token_id).unsqueeze(-1).expand_as(embeds)
+            embeds = embeds.masked_scatter(is_image, image_rows)
+            logits = hf.language_model(inputs_embeds=embeds, attention_mask=torch.ones_like(ids)).logits
+            out.append(int(logits[0, -1].argmax()))
+            ids = torch.cat([ids, torch.tensor([[out[-1]]])], dim=1)
+    return out

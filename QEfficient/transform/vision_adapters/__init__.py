@@ -20,6 +20,7 @@ from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
 from QEfficient.transform.vision_adapters.lighton_ocr import LightOnOcrAdapter
+from QEfficient.transform.vision_adapters.llama4 import Llama4Adapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
 from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
@@ -51,6 +52,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Qwen3VLAdapter("qwen3_vl"),
     Qwen3VLAdapter("qwen3_vl_moe"),
     Glm4vAdapter("glm4v"),
+    Llama4Adapter("llama4"),
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
 ]
@@ -66,7 +68,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "weights missing (randomly initialised), so there is nothing to match",
     "video_llava": "its images come as pixel_values_images (and its processor needs torchvision); no adapter yet",
     "fast_vlm": "its FastViT tower is a timm model (a convolutional feature map, not Llava's tokens); no adapter yet",
-    "llama4": "its text model (llama4_text: chunked attention, MoE) is not in the decoder table yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
