@@ -54,6 +54,15 @@ REFERENCES: dict[str, tuple[Callable, str]] = {
     ),
 }
 
+# What a tiny model stands in for, where it is not the architecture's own processor or layout.
+CAVEATS: dict[str, str] = {
+    "cohere2_vision": "its image processor has only a torchvision backend (not installed): GOT-OCR2's PIL tiler stands in",
+    "llama4": "its image processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
+    "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
+    "text model with attention layers only: LFM2's short-convolution layers are refused with that reason (not in the "
+    "decoder path)",
+}
+
 # Why a type without a builder has none yet, where it is something other than "not built yet".
 NOTES: dict[str, str] = {
     "video_llava": "its processor's video half needs torchvision (not installed)",
@@ -62,7 +71,6 @@ NOTES: dict[str, str] = {
     "instructblipvideo": "video only; its processor needs torchvision",
     "kosmos-2.5": "an encoder-decoder-like layout with its own image-token scheme",
     "evolla": "protein-text model, no images",
-    "lfm2_vl": "its image processor has only a torchvision backend (not installed)",
     "diffusion_gemma": "block diffusion, not autoregressive greedy decoding",
     "pi0": "robot-action model (flow matching), not text generation",
 }
@@ -159,7 +167,9 @@ def check_type(model_type: str, workdir: Path | None = None, n: int = 10, chunk:
         status = "differs"
     else:
         status = "token-exact"
-    return Result(model_type, hf_class, status, verdicts[0], verdicts[1], "; ".join(filter(None, [reference_note, *notes])))
+    return Result(
+        model_type, hf_class, status, verdicts[0], verdicts[1], "; ".join(filter(None, [CAVEATS.get(model_type), reference_note, *notes]))
+    )
 
 
 def table(results: list[Result]) -> str:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoProcessor, Glm4vProcessor, Llama4Processor, Qwen2VLConfig, SiglipImageProcessorPil
+from PIL import Image
+from transformers import AutoProcessor, Glm4vProcessor, Lfm2VlProcessor, Llama4Processor, Qwen2VLConfig, SiglipImageProcessorPil
+from transformers.processing_utils import ImagesKwargs
 
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, build_qwen2_vl
 
@@ -270,3 +272,87 @@ def llama4_greedy(folder: Path, inputs, n: int) -> list[int]:
             out.append(int(logits[0, -1].argmax()))
             ids = torch.cat([ids, torch.tensor([[out[-1]]])], dim=1)
     return out
+
+
+class _Lfm2VlImagesKwargs(ImagesKwargs, total=False):
+    return_row_col_info: bool
+
+
+class TinyLfm2VlImageProcessor(SiglipImageProcessorPil):
+    """LFM2-VL's image processor has only a torchvision backend (not installed). This one keeps what the model
+    sees: each image resized (PIL) so its longest side is 42 px and both sides are multiples of 14 (patch 7 x
+    factor 2), cut into 7x7 patches [num_patches, 3 * 49], padded to 36 patches with a mask, its patch grid in
+    ``spatial_shapes``; no tiling (one tile per image)."""
+
+    tile_size, downsample_factor, encoder_patch_size, use_thumbnail, max_num_patches = 42, 2, 7, False, 36
+    valid_kwargs = _Lfm2VlImagesKwargs
+
+    def __call__(self, images, **kwargs):
+        return self.preprocess(images, **kwargs)
+
+    def preprocess(self, images, **kwargs):
+        from transformers import BatchFeature
+        from transformers.image_utils import make_flat_list_of_images
+
+        pixel_values, masks, shapes, sizes = [], [], [], []
+        for img in make_flat_list_of_images(images):
+            img = img if hasattr(img, "resize") else Image.fromarray(np.asarray(img))
+            scale = 42 / max(img.size)
+            w, h = (max(14, round(side * scale / 14) * 14) for side in img.size)
+            array = np.asarray(img.convert("RGB").resize((w, h), Image.BICUBIC), np.float32) / 255.0
+            array = (array - np.array(self.image_mean, np.float32)) / np.array(self.image_std, np.float32)
+            patches = array.reshape(h // 7, 7, w // 7, 7, 3).transpose(0, 2, 1, 3, 4).reshape(-1, 7 * 7 * 3)
+            mask = np.zeros(self.max_num_patches, np.int64)
+            mask[: len(patches)] = 1
+            pixel_values.append(np.pad(patches, ((0, self.max_num_patches - len(patches)), (0, 0))))
+            masks.append(mask)
+            shapes.append([h // 7, w // 7])
+            sizes.append([h, w])
+        data = {"pixel_values": np.stack(pixel_values), "pixel_attention_mask": np.stack(masks), "spatial_shapes": np.array(shapes)}
+        if kwargs.get("return_row_col_info"):
+            data.update(image_rows=[1] * len(sizes), image_cols=[1] * len(sizes), image_sizes=sizes)
+        return BatchFeature(data=data, tensor_type=kwargs.get("return_tensors"))
+
+
+class TinyLfm2VlProcessor(Lfm2VlProcessor):
+    """Lfm2VlProcessor with TinyLfm2VlImageProcessor (saved as its own class, so found here by name)."""
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        from transformers import AutoTokenizer
+
+        path = pretrained_model_name_or_path
+        return [TinyLfm2VlImageProcessor.from_pretrained(path), AutoTokenizer.from_pretrained(path)]
+
+
+AutoProcessor.register("tiny_lfm2_vl_processor", TinyLfm2VlProcessor, exist_ok=True)
+
+
+def build_lfm2_vl(folder, *, conv: bool = False) -> Path:
+    """LFM2-VL: a 2-layer SigLIP2 NaFlex tower (patch 7, a 4x4 position table resized to each image's grid),
+    pixel unshuffle 2, MLP projector; LFM2 text model with attention layers only (``conv=True``: a short-convolution
+    layer first, as real LFM2 models have, which the decoder path refuses).
+    "<image>" becomes "<|image_start|>" + (rows/2 x cols/2) x "<image>" + "<|image_end|>"."""
+    from transformers import Lfm2Config, Lfm2VlConfig, Lfm2VlForConditionalGeneration, Siglip2VisionConfig
+
+    folder = Path(folder)
+    tok = _tokenizer(["<image>", "<|image_start|>", "<|image_end|>", "<|img_thumbnail|>"], {"image_token": "<image>"})
+    vision = Siglip2VisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=7, num_patches=16
+    )
+    text = Lfm2Config(**_TEXT, vocab_size=len(tok), layer_types=["conv" if conv else "full_attention", "full_attention"])
+    config = Lfm2VlConfig(
+        vision_config=vision.to_dict(),
+        text_config=text.to_dict(),
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        projector_hidden_size=64,
+        downsample_factor=2,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Lfm2VlForConditionalGeneration(config), folder)
+    TinyLfm2VlProcessor(image_processor=TinyLfm2VlImageProcessor(), tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["lfm2_vl"] = "Look: <image> Describe the picture in a few words"

@@ -19,6 +19,7 @@ from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
+from QEfficient.transform.vision_adapters.lfm2_vl import Lfm2VlAdapter
 from QEfficient.transform.vision_adapters.lighton_ocr import LightOnOcrAdapter
 from QEfficient.transform.vision_adapters.llama4 import Llama4Adapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
@@ -53,6 +54,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Qwen3VLAdapter("qwen3_vl_moe"),
     Glm4vAdapter("glm4v"),
     Llama4Adapter("llama4"),
+    Lfm2VlAdapter("lfm2_vl"),
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
 ]
