@@ -97,7 +97,7 @@ def _short(exc: BaseException) -> str:
 
 def text_model_note(model_type: str) -> str:
     """What the decoder path says of this type's default text model (config only, no weights)."""
-    from QEfficient.transform.adapters import ADAPTERS
+    from QEfficient.transform.adapters.sweep_status import PROVEN
 
     try:
         config = CONFIG_MAPPING[model_type]()
@@ -107,9 +107,9 @@ def text_model_note(model_type: str) -> str:
     text_type = getattr(text, "model_type", None)
     if text_type is None:
         return "no separate text_config"
-    if text_type not in ADAPTERS:
-        return f"text model '{text_type}' is not in the decoder table"
-    return f"text model '{text_type}' is supported; needs a vision adapter + tiny builder"
+    if text_type not in PROVEN:
+        return f"text model '{text_type}' is not proven by the decoder sweep"
+    return f"text model '{text_type}' is proven by the decoder sweep; needs a vision adapter + tiny builder"
 
 
 def hf_greedy(folder: Path, inputs, n: int) -> list[int]:

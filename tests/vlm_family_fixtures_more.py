@@ -74,11 +74,12 @@ class TinyGlm4vProcessor(Glm4vProcessor):
 AutoProcessor.register("tiny_glm4v_processor", TinyGlm4vProcessor, exist_ok=True)
 
 
-def build_glm4v(folder) -> Path:
+def build_glm4v(folder, *, model_type: str = "glm4v") -> Path:
     """GLM-4.1V: a 2-block vision tower (patch 7, merge 2) with a 4x4 learned position table resampled bicubically
     to each image's grid, a 2x2 convolution downsample and a gated merger; GLM-4 text model with 3-D rotary over
-    half the head dimension."""
-    from transformers import Glm4vConfig, Glm4vForConditionalGeneration, Glm4vImageProcessorPil
+    half the head dimension. ``model_type``: the variants with the same tiny shapes, GLM-4.6V (glm46v, glmga),
+    GLM-4.5V (glm4v_moe: MoE text model) and GLM-OCR (glm_ocr: no position table, q/k norms in the tower)."""
+    from transformers import AutoConfig, AutoModelForImageTextToText, Glm4vImageProcessorPil
 
     folder = Path(folder)
     tok = _tokenizer(
@@ -91,6 +92,8 @@ def build_glm4v(folder) -> Path:
         vocab_size=len(tok),
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2], "partial_rotary_factor": 0.5},
     )
+    if model_type == "glm4v_moe":
+        text.update(n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, n_shared_experts=1, first_k_dense_replace=1)
     vision = dict(
         depth=2,
         hidden_size=32,
@@ -102,7 +105,8 @@ def build_glm4v(folder) -> Path:
         spatial_merge_size=2,
         temporal_patch_size=2,
     )
-    config = Glm4vConfig(
+    config = AutoConfig.for_model(
+        model_type,
         text_config=text,
         vision_config=vision,
         image_token_id=ids("<|image|>"),
@@ -113,7 +117,7 @@ def build_glm4v(folder) -> Path:
         video_end_token_id=ids("<|end_of_video|>"),
     )
     torch.manual_seed(0)
-    _widen_and_save(Glm4vForConditionalGeneration(config), folder)
+    _widen_and_save(AutoModelForImageTextToText.from_config(config), folder)
     image_processor = Glm4vImageProcessorPil(
         size={"shortest_edge": 14 * 14 * 4, "longest_edge": 14 * 14 * 16}, patch_size=7, temporal_patch_size=2, merge_size=2
     )
@@ -121,7 +125,25 @@ def build_glm4v(folder) -> Path:
     return folder
 
 
+def build_glm46v(folder) -> Path:
+    return build_glm4v(folder, model_type="glm46v")
+
+
+def build_glmga(folder) -> Path:
+    return build_glm4v(folder, model_type="glmga")
+
+
+def build_glm4v_moe(folder) -> Path:
+    return build_glm4v(folder, model_type="glm4v_moe")
+
+
+def build_glm_ocr(folder) -> Path:
+    return build_glm4v(folder, model_type="glm_ocr")
+
+
 PROMPTS["glm4v"] = "Look: <|begin_of_image|><|image|><|end_of_image|> Describe the picture in a few words"
+for _variant in ("glm46v", "glmga", "glm4v_moe", "glm_ocr"):
+    PROMPTS[_variant] = PROMPTS["glm4v"]
 
 
 def build_cohere2_vision(folder) -> Path:

@@ -53,6 +53,10 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Qwen3VLAdapter("qwen3_vl"),
     Qwen3VLAdapter("qwen3_vl_moe"),
     Glm4vAdapter("glm4v"),
+    Glm4vAdapter("glm46v"),
+    Glm4vAdapter("glmga"),  # GLM-4.6V under another name
+    Glm4vAdapter("glm4v_moe"),
+    Glm4vAdapter("glm_ocr", position_table=False),
     Llama4Adapter("llama4"),
     Lfm2VlAdapter("lfm2_vl"),
     Idefics3Adapter("idefics3"),

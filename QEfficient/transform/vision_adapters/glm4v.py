@@ -1,4 +1,4 @@
-"""GLM-4.1V / GLM-4.5V: Qwen2-VL's layout (any image size, 3-D rotary positions made on the host by the
+"""GLM-4.1V / GLM-4.5V / GLM-4.6V / GLM-OCR: Qwen2-VL's layout (any image size, 3-D rotary positions made on the host by the
 same rule) with RMS norms, a learned position table resampled bicubically to each image's grid, and a 2x2
 convolution plus a gated MLP as the merger.
 
@@ -31,6 +31,8 @@ def _sampling_points(grid: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Glm4vAdapter(Qwen2VLAdapter):
+    position_table: bool = True  # a learned position table sampled per patch (not GLM-OCR's)
+
     def image_placeholder(self, processor) -> str:
         return f"<|begin_of_image|>{processor.image_token}<|end_of_image|>"
 
@@ -40,22 +42,26 @@ class Glm4vAdapter(Qwen2VLAdapter):
 
     def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
         example = super().vision_example(config, img_size)
+        if not self.position_table:
+            return example
         grid = np.array([[1, 4, 4], [1, 2, 6]])
         points = _sampling_points(grid, example["vision_position_ids"].numpy())
         return {**example, "pos_grid": torch.as_tensor(points)}
 
     def vision_axes(self) -> dict[str, dict[int, str]]:
-        return {**super().vision_axes(), "pos_grid": {0: "num_patches"}}
+        return {**super().vision_axes(), **({"pos_grid": {0: "num_patches"}} if self.position_table else {})}
 
     def image_features(self, hf: nn.Module, pixel_values, vision_position_ids=None, image_segment=None, pos_grid=None) -> torch.Tensor:
         visual = hf.model.visual
-        x = visual.post_conv_layernorm(visual.patch_embed(pixel_values.to(visual.patch_embed.proj.weight.dtype)))
+        x = visual.patch_embed(pixel_values.to(visual.patch_embed.proj.weight.dtype))
         cos, sin = visual.rotary_pos_emb(x, vision_position_ids)
-        table = visual.embeddings.position_embedding.weight
-        side = int(table.shape[0] ** 0.5)
-        table_2d = table.view(side, side, -1).permute(2, 0, 1).unsqueeze(0).float()
-        sampled = F.grid_sample(table_2d, pos_grid[None, :, None, :], mode="bicubic", align_corners=False, padding_mode="border")
-        x = x + sampled[0, :, :, 0].permute(1, 0).to(x.dtype)
+        if self.position_table:  # GLM-OCR has neither the norm nor the table
+            x = visual.post_conv_layernorm(x)
+            table = visual.embeddings.position_embedding.weight
+            side = int(table.shape[0] ** 0.5)
+            table_2d = table.view(side, side, -1).permute(2, 0, 1).unsqueeze(0).float()
+            sampled = F.grid_sample(table_2d, pos_grid[None, :, None, :], mode="bicubic", align_corners=False, padding_mode="border")
+            x = x + sampled[0, :, :, 0].permute(1, 0).to(x.dtype)
         same_image = image_segment[:, None] == image_segment[None, :]
         for block in visual.blocks:
             x = _vision_block(block, x, cos, sin, same_image)
@@ -66,4 +72,6 @@ class Glm4vAdapter(Qwen2VLAdapter):
 
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         vision = super().vision_inputs(inputs, img_size, config)
+        if not self.position_table:
+            return vision
         return {**vision, "pos_grid": _sampling_points(vision["_grid_thw"], vision["vision_position_ids"])}
