@@ -19,17 +19,18 @@ PROMPTS: dict[str, str] = {}
 QWEN_PROMPT = "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words"
 
 
-def _qwen3_vl_config(folder: Path, moe: bool):
-    """Qwen2-VL's tiny tokenizer and processor; a 3-block vision tower (patch 7, merge 2) with a 4x4 learned
-    position table and DeepStack features from blocks 0 and 1; interleaved 3-D rotary in the text model."""
-    from transformers import Qwen3VLConfig, Qwen3VLMoeConfig
+def build_qwen3_vl(folder, *, model_type: str = "qwen3_vl") -> Path:
+    """Qwen3-VL: Qwen2-VL's tiny tokenizer and processor; a 3-block vision tower (patch 7, merge 2) with a 4x4
+    learned position table and DeepStack features from blocks 0 and 1; interleaved 3-D rotary in the text model.
+    ``model_type``: qwen3_vl_moe (MoE text model), cosmos3_omni (Qwen3-VL's parts under another name)."""
+    from transformers import AutoConfig, AutoModelForImageTextToText
 
+    folder = Path(folder)
     source = Qwen2VLConfig.from_pretrained(build_qwen2_vl(folder))
     text = {k: v for k, v in source.text_config.to_dict().items() if k not in ("model_type", "architectures")}
-    text.update(
-        head_dim=16, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
-    )
-    if moe:
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
+    text.update(head_dim=16, rope_parameters=rope)
+    if model_type == "qwen3_vl_moe":
         text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, decoder_sparse_step=1)
     vision = dict(
         depth=3,
@@ -44,24 +45,21 @@ def _qwen3_vl_config(folder: Path, moe: bool):
         deepstack_visual_indexes=[0, 1],
     )
     ids = {k: getattr(source, k) for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")}
-    return (Qwen3VLMoeConfig if moe else Qwen3VLConfig)(text_config=text, vision_config=vision, **ids)
-
-
-def build_qwen3_vl(folder, *, moe: bool = False) -> Path:
-    from transformers import Qwen3VLForConditionalGeneration, Qwen3VLMoeForConditionalGeneration
-
-    folder = Path(folder)
-    config = _qwen3_vl_config(folder, moe)
+    config = AutoConfig.for_model(model_type, text_config=text, vision_config=vision, **ids)
     torch.manual_seed(0)
-    _widen_and_save((Qwen3VLMoeForConditionalGeneration if moe else Qwen3VLForConditionalGeneration)(config), folder)
+    _widen_and_save(AutoModelForImageTextToText.from_config(config), folder)
     return folder
 
 
 def build_qwen3_vl_moe(folder) -> Path:
-    return build_qwen3_vl(folder, moe=True)
+    return build_qwen3_vl(folder, model_type="qwen3_vl_moe")
 
 
-PROMPTS["qwen3_vl"] = PROMPTS["qwen3_vl_moe"] = QWEN_PROMPT
+def build_cosmos3_omni(folder) -> Path:
+    return build_qwen3_vl(folder, model_type="cosmos3_omni")
+
+
+PROMPTS["qwen3_vl"] = PROMPTS["qwen3_vl_moe"] = PROMPTS["cosmos3_omni"] = QWEN_PROMPT
 
 
 class TinyGlm4vProcessor(Glm4vProcessor):

@@ -52,6 +52,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Qwen2_5_VLAdapter("qwen2_5_vl"),
     Qwen3VLAdapter("qwen3_vl"),
     Qwen3VLAdapter("qwen3_vl_moe"),
+    Qwen3VLAdapter("cosmos3_omni"),  # Qwen3-VL's vision tower and text model
     Glm4vAdapter("glm4v"),
     Glm4vAdapter("glm46v"),
     Glm4vAdapter("glmga"),  # GLM-4.6V under another name
