@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoProcessor, Glm4vProcessor, Lfm2VlProcessor, Llama4Processor, Qwen2VLConfig, SiglipImageProcessorPil
+from transformers import (
+    AutoProcessor,
+    Glm4vProcessor,
+    HyperCLOVAXVisionV2Processor,
+    Lfm2VlProcessor,
+    Llama4Processor,
+    Qwen2VLConfig,
+    SiglipImageProcessorPil,
+)
 from transformers.processing_utils import ImagesKwargs
 
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, build_qwen2_vl
@@ -376,3 +384,51 @@ def build_lfm2_vl(folder, *, conv: bool = False) -> Path:
 
 
 PROMPTS["lfm2_vl"] = "Look: <image> Describe the picture in a few words"
+
+
+class TinyHyperClovaXVisionProcessor(HyperCLOVAXVisionV2Processor):
+    """HyperCLOVAXVisionV2Processor without the video processor, which needs torchvision (not installed here)."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+
+
+AutoProcessor.register("tiny_hyperclovax_vision_processor", TinyHyperClovaXVisionProcessor, exist_ok=True)
+
+
+def build_hyperclovax_vision_v2(folder) -> Path:
+    """HyperCLOVA X SEED Vision v2: Qwen2-VL's tiny tokenizer and processor (the same image tokens), the tiny
+    Qwen2.5-VL vision tower (windows of 2x2 tokens in block 0), a linear projector, a HyperCLOVA X text model."""
+    from transformers import AutoConfig, AutoModelForImageTextToText, HyperCLOVAXConfig
+
+    folder = Path(folder)
+    source = Qwen2VLConfig.from_pretrained(build_qwen2_vl(folder))
+    vision = dict(
+        model_type="qwen2_5_vl_vision",
+        depth=2,
+        hidden_size=32,
+        out_hidden_size=48,
+        intermediate_size=64,
+        num_heads=2,
+        patch_size=7,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        window_size=28,
+        fullatt_block_indexes=[1],
+    )
+    text = HyperCLOVAXConfig(**_TEXT, vocab_size=source.text_config.vocab_size).to_dict()
+    config = AutoConfig.for_model(
+        "hyperclovax_vision_v2",
+        text_config=text,
+        vision_config=vision,
+        image_token_id=source.image_token_id,
+        video_token_id=source.video_token_id,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(AutoModelForImageTextToText.from_config(config), folder)
+    qwen = AutoProcessor.from_pretrained(folder)  # Qwen2-VL's; this model's processor gives no mm_token_type_ids
+    TinyHyperClovaXVisionProcessor(image_processor=qwen.image_processor, tokenizer=qwen.tokenizer).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["hyperclovax_vision_v2"] = QWEN_PROMPT

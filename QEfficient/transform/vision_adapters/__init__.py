@@ -17,6 +17,7 @@ from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
+from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXVisionAdapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
 from QEfficient.transform.vision_adapters.lfm2_vl import Lfm2VlAdapter
@@ -50,6 +51,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Gemma3Adapter("gemma3"),
     Qwen2VLAdapter("qwen2_vl"),
     Qwen2_5_VLAdapter("qwen2_5_vl"),
+    HyperClovaXVisionAdapter("hyperclovax_vision_v2"),
     Qwen3VLAdapter("qwen3_vl"),
     Qwen3VLAdapter("qwen3_vl_moe"),
     Qwen3VLAdapter("cosmos3_omni"),  # Qwen3-VL's vision tower and text model
