@@ -13,6 +13,7 @@ from PIL import Image
 from transformers import (
     AutoProcessor,
     Glm4vProcessor,
+    GotOcr2Processor,
     HyperCLOVAXVisionV2Processor,
     Lfm2VlProcessor,
     Llama4Processor,
@@ -432,3 +433,54 @@ def build_hyperclovax_vision_v2(folder) -> Path:
 
 
 PROMPTS["hyperclovax_vision_v2"] = QWEN_PROMPT
+
+
+class TinyGotOcr2Processor(GotOcr2Processor):
+    """GotOcr2Processor with the tiny model's 4 image tokens per image (a class default, not saved, in HF's)."""
+
+    num_image_tokens = 4
+
+
+AutoProcessor.register("tiny_got_ocr2_processor", TinyGotOcr2Processor, exist_ok=True)
+
+
+def build_got_ocr2(folder, *, model_type: str = "got_ocr2") -> Path:
+    """GOT-OCR 2.0: a 2-layer SAM-style tower (32 px, patch 4, windows of 4 patches in layer 0, global in layer 1),
+    two stride-2 convolutions -> 2x2 = 4 tokens per image, Qwen2 text model. The processor wraps the prompt's
+    "<imgpad>" as "<img>" + 4 x "<imgpad>" + "</img>". ``model_type="pp_chart2table"``: the same layout."""
+    from transformers import AutoConfig, AutoModelForImageTextToText, GotOcr2ImageProcessorPil, Qwen2Config
+
+    folder = Path(folder)
+    tok = _tokenizer(["<img>", "</img>", "<imgpad>"])
+    vision = dict(
+        hidden_size=32,
+        output_channels=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=4,
+        window_size=4,
+        global_attn_indexes=[1],
+        mlp_dim=64,
+    )
+    text = Qwen2Config(**_TEXT, vocab_size=len(tok)).to_dict()
+    config = AutoConfig.for_model(
+        model_type,
+        vision_config=vision,
+        text_config=text,
+        image_token_index=tok.convert_tokens_to_ids("<imgpad>"),
+        image_seq_length=4,
+        tie_word_embeddings=False,  # tied, the tiny model repeats its image token
+    )
+    torch.manual_seed(0)
+    _widen_and_save(AutoModelForImageTextToText.from_config(config), folder)
+    image_processor = GotOcr2ImageProcessorPil(size={"height": 32, "width": 32}, crop_to_patches=False)
+    TinyGotOcr2Processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+def build_pp_chart2table(folder) -> Path:
+    return build_got_ocr2(folder, model_type="pp_chart2table")
+
+
+PROMPTS["got_ocr2"] = PROMPTS["pp_chart2table"] = "Look: <imgpad> Describe the picture in a few words"

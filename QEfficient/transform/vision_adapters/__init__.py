@@ -17,6 +17,7 @@ from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
+from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
 from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXVisionAdapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
@@ -61,6 +62,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Glm4vAdapter("glm4v_moe"),
     Glm4vAdapter("glm_ocr", position_table=False),
     Llama4Adapter("llama4"),
+    GotOcr2Adapter("got_ocr2"),
+    GotOcr2Adapter("pp_chart2table"),  # GOT-OCR 2.0's layout
     Lfm2VlAdapter("lfm2_vl"),
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
