@@ -58,6 +58,7 @@ REFERENCES: dict[str, tuple[Callable, str]] = {
 CAVEATS: dict[str, str] = {
     "cohere2_vision": "its image processor has only a torchvision backend (not installed): GOT-OCR2's PIL tiler stands in",
     "llama4": "its image processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
+    "llava_next_video": "images only: its processor's video half needs torchvision (not installed)",
     "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
     "text model with attention layers only: LFM2's short-convolution layers are refused with that reason (not in the "
     "decoder path)",
@@ -66,8 +67,6 @@ CAVEATS: dict[str, str] = {
 # Why a type without a builder has none yet, where it is something other than "not built yet".
 NOTES: dict[str, str] = {
     "video_llava": "its processor's video half needs torchvision (not installed)",
-    "llava_next_video": "runs images with LLaVA-NeXT's adapter, with a warning: unproven, its processor's video half needs "
-    "torchvision (not installed)",
     "instructblipvideo": "video only; its processor needs torchvision",
     "kosmos-2.5": "an encoder-decoder-like layout with its own image-token scheme",
     "evolla": "protein-text model, no images",

@@ -17,6 +17,7 @@ from transformers import (
     HyperCLOVAXVisionV2Processor,
     Lfm2VlProcessor,
     Llama4Processor,
+    LlavaNextVideoProcessor,
     Qwen2VLConfig,
     SiglipImageProcessorPil,
 )
@@ -484,3 +485,72 @@ def build_pp_chart2table(folder) -> Path:
 
 
 PROMPTS["got_ocr2"] = PROMPTS["pp_chart2table"] = "Look: <imgpad> Describe the picture in a few words"
+
+
+class TinyLlavaNextVideoProcessor(LlavaNextVideoProcessor):
+    """LlavaNextVideoProcessor without the video processor, which needs torchvision (not installed here): images only."""
+
+    def __init__(
+        self,
+        image_processor=None,
+        tokenizer=None,
+        chat_template=None,
+        patch_size=None,
+        vision_feature_select_strategy=None,
+        num_additional_image_tokens=0,
+        **kwargs,
+    ):
+        from transformers.processing_utils import ProcessorMixin
+
+        # LlavaNextVideoProcessor.__init__ passes its sub-processors by position, video processor first
+        self.patch_size, self.vision_feature_select_strategy = patch_size, vision_feature_select_strategy
+        self.num_additional_image_tokens = num_additional_image_tokens
+        self.image_token, self.video_token = "<image>", "<video>"
+        self.image_token_id, self.video_token_id = tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        from transformers import AutoTokenizer, LlavaNextImageProcessorPil
+
+        path = pretrained_model_name_or_path
+        return [LlavaNextImageProcessorPil.from_pretrained(path), AutoTokenizer.from_pretrained(path)]
+
+
+AutoProcessor.register("tiny_llava_next_video_processor", TinyLlavaNextVideoProcessor, exist_ok=True)
+
+
+def build_llava_next_video(folder) -> Path:
+    """LLaVA-NeXT-Video, images only: LLaVA-NeXT's tiny model and any-resolution tiling (tests/vlm_family_fixtures.py)
+    as LlavaNextVideoForConditionalGeneration; its video half needs torchvision (not installed)."""
+    from transformers import LlavaNextConfig, LlavaNextVideoConfig, LlavaNextVideoForConditionalGeneration
+
+    from tests.vlm_family_fixtures import build_llava_next
+
+    folder = Path(folder)
+    source = LlavaNextConfig.from_pretrained(build_llava_next(folder))
+    old = AutoProcessor.from_pretrained(folder)
+    tok = old.tokenizer
+    tok.add_special_tokens({"additional_special_tokens": ["<image>", "<video>"]})
+    config = LlavaNextVideoConfig(
+        vision_config=source.vision_config.to_dict(),
+        text_config={**source.text_config.to_dict(), "vocab_size": len(tok)},
+        image_token_index=source.image_token_id,
+        video_token_index=tok.convert_tokens_to_ids("<video>"),
+        image_grid_pinpoints=source.image_grid_pinpoints,
+        vision_feature_layer=source.vision_feature_layer,
+        vision_feature_select_strategy=source.vision_feature_select_strategy,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(LlavaNextVideoForConditionalGeneration(config), folder)
+    TinyLlavaNextVideoProcessor(
+        image_processor=old.image_processor,
+        tokenizer=tok,
+        patch_size=old.patch_size,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    ).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["llava_next_video"] = "Look: <image> Describe the picture in a few words"

@@ -37,6 +37,7 @@ from QEfficient.transform.vision_adapters.vipllava import VipLlavaAdapter
 _ADAPTERS: list[VisionLanguageAdapter] = [
     LlavaAdapter("llava"),
     LlavaNextAdapter("llava_next"),
+    LlavaNextAdapter("llava_next_video"),  # images (its video half needs torchvision here)
     LlavaOnevisionAdapter("llava_onevision"),
     InternVLAdapter("internvl"),
     InternVLAdapter("qianfan_ocr"),  # InternVL's layout, Qwen3 text model
@@ -87,11 +88,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "t5gemma2": "an encoder-decoder model, not a decoder-only language model with image tokens",
 }
 
-# Types run by an adapter that the sweep cannot prove here (their processors need torchvision): they warn.
-UNPROVEN_ADAPTERS: dict[str, VisionLanguageAdapter] = {
-    "llava_next_video": LlavaNextAdapter("llava_next_video"),  # its images: LLaVA-NeXT's tiling
-}
-
 # Vision adapters that are ready but whose text model the decoder path cannot export yet: they run once
 # that text type joins the decoder table (QEfficient/transform/adapters).
 WAITING_ON_DECODER: dict[str, str] = {"aya_vision": "cohere2"}
@@ -119,14 +115,6 @@ def get_vision_adapter(config) -> VisionLanguageAdapter:
         reason = f"its vision adapter is ready, but its text model '{waiting}' is not in the decoder table yet"
     elif text_type is not None and text_type not in PROVEN_DECODERS:
         reason = f"its text model '{text_type}' is not in the decoder table (QEfficient/transform/adapters)"
-    elif model_type in UNPROVEN_ADAPTERS:
-        warnings.warn(
-            f"'{model_type}' is not proven token-exact by the image-text sweep (its processor needs torchvision here); it runs "
-            f"with the {type(UNPROVEN_ADAPTERS[model_type]).__name__}. Check it with {SWEEP_HINT.format(t=model_type)}, "
-            "or compare generate() with transformers' generate on your model.",
-            stacklevel=3,
-        )
-        return UNPROVEN_ADAPTERS[model_type].for_config(config)
     elif _llava_shaped(config):
         warnings.warn(
             f"'{model_type}' is not proven token-exact by the image-text sweep; it runs as a Llava-shaped model "
