@@ -43,7 +43,7 @@ BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
 }
 for _module in (vlm_family_fixtures, vlm_family_fixtures_more):  # the families added with the sweep
     for _type, _prompt in _module.PROMPTS.items():
-        BUILDERS[_type] = (getattr(_module, f"build_{_type}"), _prompt)
+        BUILDERS[_type] = (getattr(_module, f"build_{_type.replace('-', '_')}"), _prompt)
 
 # Greedy references other than HF ``generate``, where transformers' generate itself fails (the note says why).
 REFERENCES: dict[str, tuple[Callable, str]] = {

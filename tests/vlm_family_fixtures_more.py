@@ -554,3 +554,41 @@ def build_llava_next_video(folder) -> Path:
 
 
 PROMPTS["llava_next_video"] = "Look: <image> Describe the picture in a few words"
+
+
+def build_blip_2(folder) -> Path:
+    """BLIP-2: a 2-layer ViT (28 px, patch 7), a 2-layer Q-Former with 4 queries (cross-attention every layer),
+    a linear projection, OPT text model. The processor adds "<image>" to the tokenizer and prepends 4 of them."""
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessorPil, OPTConfig
+
+    folder = Path(folder)
+    processor = Blip2Processor(BlipImageProcessorPil(size={"height": 28, "width": 28}), _tokenizer([]), num_query_tokens=4)
+    tok = processor.tokenizer
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7)
+    qformer = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, encoder_hidden_size=32)
+    text = OPTConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        ffn_dim=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        word_embed_proj_dim=64,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    config = Blip2Config(
+        vision_config=vision,
+        qformer_config={**qformer, "cross_attention_frequency": 1},
+        text_config=text.to_dict(),
+        num_query_tokens=4,
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Blip2ForConditionalGeneration(config), folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+PROMPTS["blip-2"] = "Describe the picture in a few words"
