@@ -592,3 +592,30 @@ def build_blip_2(folder) -> Path:
 
 
 PROMPTS["blip-2"] = "Describe the picture in a few words"
+
+
+def build_instructblip(folder) -> Path:
+    """InstructBLIP: BLIP-2's tiny shapes; the Q-Former (vocabulary: the tiny tokenizer's) also reads the prompt."""
+    from transformers import BlipImageProcessorPil, InstructBlipConfig, InstructBlipForConditionalGeneration, InstructBlipProcessor
+
+    folder = Path(folder)
+    from transformers import Blip2Config
+
+    source = Blip2Config.from_pretrained(build_blip_2(folder))
+    processor = InstructBlipProcessor(
+        BlipImageProcessorPil(size={"height": 28, "width": 28}), _tokenizer([]), _tokenizer([]), num_query_tokens=4
+    )
+    config = InstructBlipConfig(
+        vision_config=source.vision_config.to_dict(),
+        qformer_config={**source.qformer_config.to_dict(), "vocab_size": len(processor.qformer_tokenizer)},
+        text_config=source.text_config.to_dict(),
+        num_query_tokens=4,
+        image_token_index=processor.tokenizer.convert_tokens_to_ids("<image>"),
+    )
+    torch.manual_seed(0)
+    _widen_and_save(InstructBlipForConditionalGeneration(config), folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+PROMPTS["instructblip"] = "Describe the picture in a few words"

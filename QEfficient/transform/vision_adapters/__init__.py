@@ -14,7 +14,7 @@ from QEfficient.transform.adapters import UnsupportedArchitectureError
 from QEfficient.transform.adapters.sweep_status import PROVEN as PROVEN_DECODERS
 from QEfficient.transform.vision_adapters.aya_vision import AyaVisionAdapter
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
-from QEfficient.transform.vision_adapters.blip_2 import Blip2Adapter
+from QEfficient.transform.vision_adapters.blip_2 import Blip2Adapter, InstructBlipAdapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
@@ -65,6 +65,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Glm4vAdapter("glm_ocr", position_table=False),
     Llama4Adapter("llama4"),
     Blip2Adapter("blip-2"),
+    InstructBlipAdapter("instructblip"),
     GotOcr2Adapter("got_ocr2"),
     GotOcr2Adapter("pp_chart2table"),  # GOT-OCR 2.0's layout
     Lfm2VlAdapter("lfm2_vl"),
