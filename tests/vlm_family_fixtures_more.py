@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 from transformers import (
+    AriaProcessor,
     AutoProcessor,
     Glm4vProcessor,
     GotOcr2Processor,
@@ -619,3 +620,47 @@ def build_instructblip(folder) -> Path:
 
 
 PROMPTS["instructblip"] = "Describe the picture in a few words"
+
+
+class TinyAriaProcessor(AriaProcessor):
+    """AriaProcessor at the tiny model's image size (HF's sets 980 px as a class default, not saved)."""
+
+    images_kwargs = {"max_image_size": 490, "min_image_size": 70, "split_image": False}
+
+
+AutoProcessor.register("tiny_aria_processor", TinyAriaProcessor, exist_ok=True)
+
+
+def build_aria(folder) -> Path:
+    """Aria: a 2-layer Idefics3-style tower (490 px, the processor's smallest size; patch 35 -> 196 patches), a
+    projector of 4 learned queries cross-attending to them, an Aria MoE text model (4 experts, top 2, 1 shared).
+    "<|img|>" becomes 4 x "<|img|>"."""
+    from transformers import AriaConfig, AriaForConditionalGeneration, AriaImageProcessorPil
+
+    folder = Path(folder)
+    tok = _tokenizer(["<|img|>"], {"image_token": "<|img|>"})
+    vision = dict(
+        model_type="idefics3_vision",
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=490,
+        patch_size=35,
+    )
+    text = dict(**_TEXT, vocab_size=len(tok), moe_num_experts=4, moe_topk=2, moe_num_shared_experts=1)
+    config = AriaConfig(
+        vision_config=vision,
+        text_config=text,
+        projector_patch_to_query_dict={196: 4},
+        image_token_index=tok.convert_tokens_to_ids("<|img|>"),
+        vision_feature_layer=-1,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(AriaForConditionalGeneration(config), folder)
+    image_processor = AriaImageProcessorPil(max_image_size=490, min_image_size=70)
+    TinyAriaProcessor(image_processor=image_processor, tokenizer=tok, size_conversion={490: 4}).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["aria"] = "Look: <|img|> Describe the picture in a few words"

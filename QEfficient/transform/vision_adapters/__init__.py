@@ -80,6 +80,8 @@ VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _A
 KNOWN_FAILURES: dict[str, str] = {
     "mllama": "its text model interleaves cross-attention layers over the image (keys/values computed once and retained, "
     "as Whisper's); the decoder path has no such layers yet",
+    "aria": "it pads each image into a square and its Idefics3 tower places the patches of the image part by bucketing "
+    "fractional coordinates (torch.bucketize under a patch mask), which does not export; no adapter yet",
     "shieldgemma2": "transformers loads its checkpoints into Gemma3ForConditionalGeneration with the language model's "
     "weights missing (randomly initialised), so there is nothing to match",
     "video_llava": "its images come as pixel_values_images (and its processor needs torchvision); no adapter yet",
