@@ -1,30 +1,28 @@
-"""More tiny random-weight vision-language families (Qwen3-VL dense and MoE, ...), built as
+"""More tiny random-weight vision-language families (Qwen3-VL, GLM-4V, Llama 4, LFM2-VL, BLIP-2, ...), built as
 tests/vlm_family_fixtures.py builds its own: the tiny BPE tokenizer plus each architecture's special
-tokens, seeded weights widened by 4.0, PIL image processors saved next to the model. ``PROMPTS`` gives
+tokens, seeded weights widened by 4.0, PIL image processors (tests/vlm_tiny_processors.py where HF's need
+torchvision) saved next to the model. ``PROMPTS`` gives
 each ``build_<model_type>``'s prompt with its image placeholder; tests/image_text_sweep.py picks both up."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
-from transformers import (
-    AriaProcessor,
-    AutoProcessor,
-    Glm4vProcessor,
-    GotOcr2Processor,
-    HyperCLOVAXVisionV2Processor,
-    Lfm2VlProcessor,
-    Llama4Processor,
-    LlavaNextVideoProcessor,
-    Qwen2VLConfig,
-    SiglipImageProcessorPil,
-)
-from transformers.processing_utils import ImagesKwargs
+from transformers import AutoProcessor, Qwen2VLConfig
 
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, build_qwen2_vl
+from tests.vlm_tiny_processors import (
+    TinyAriaProcessor,
+    TinyGlm4vProcessor,
+    TinyGotOcr2Processor,
+    TinyHyperClovaXVisionProcessor,
+    TinyLfm2VlImageProcessor,
+    TinyLfm2VlProcessor,
+    TinyLlama4ImageProcessor,
+    TinyLlama4Processor,
+    TinyLlavaNextVideoProcessor,
+)
 
 PROMPTS: dict[str, str] = {}
 QWEN_PROMPT = "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words"
@@ -71,16 +69,6 @@ def build_cosmos3_omni(folder) -> Path:
 
 
 PROMPTS["qwen3_vl"] = PROMPTS["qwen3_vl_moe"] = PROMPTS["cosmos3_omni"] = QWEN_PROMPT
-
-
-class TinyGlm4vProcessor(Glm4vProcessor):
-    """Glm4vProcessor without the video processor, which needs torchvision (not installed here)."""
-
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
-
-
-AutoProcessor.register("tiny_glm4v_processor", TinyGlm4vProcessor, exist_ok=True)
 
 
 def build_glm4v(folder, *, model_type: str = "glm4v") -> Path:
@@ -204,32 +192,6 @@ def build_cohere2_vision(folder) -> Path:
 PROMPTS["cohere2_vision"] = "Look: <|IMG_PATCH|> Describe the picture in a few words"
 
 
-class TinyLlama4ImageProcessor(SiglipImageProcessorPil):
-    """Llama 4's image processor has only a torchvision backend (not installed): this one resizes every image
-    to one tile (no tiling) and states the tile grid, 1x1, as Llama 4's does."""
-
-    def _preprocess(self, images, **kwargs):
-        out = super()._preprocess(images, **kwargs)
-        out["aspect_ratios"] = np.ones((len(out["pixel_values"]), 2), np.int64)
-        return out
-
-
-class TinyLlama4Processor(Llama4Processor):
-    """Llama4Processor with TinyLlama4ImageProcessor (saved as its own class, so found here by name)."""
-
-    @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        from transformers import AutoTokenizer
-
-        return [
-            TinyLlama4ImageProcessor.from_pretrained(pretrained_model_name_or_path),
-            AutoTokenizer.from_pretrained(pretrained_model_name_or_path),
-        ]
-
-
-AutoProcessor.register("tiny_llama4_processor", TinyLlama4Processor, exist_ok=True)
-
-
 def build_llama4(folder) -> Path:
     """Llama 4: a 2-layer vision tower (28 px tiles, patch 7, 2-D rotary), pixel shuffle 0.5 -> 4 tokens per tile,
     linear projector; Llama 4 text model with chunked attention (chunks of 12), RoPE-free layers and a
@@ -305,60 +267,6 @@ def llama4_greedy(folder: Path, inputs, n: int) -> list[int]:
     return out
 
 
-class _Lfm2VlImagesKwargs(ImagesKwargs, total=False):
-    return_row_col_info: bool
-
-
-class TinyLfm2VlImageProcessor(SiglipImageProcessorPil):
-    """LFM2-VL's image processor has only a torchvision backend (not installed). This one keeps what the model
-    sees: each image resized (PIL) so its longest side is 42 px and both sides are multiples of 14 (patch 7 x
-    factor 2), cut into 7x7 patches [num_patches, 3 * 49], padded to 36 patches with a mask, its patch grid in
-    ``spatial_shapes``; no tiling (one tile per image)."""
-
-    tile_size, downsample_factor, encoder_patch_size, use_thumbnail, max_num_patches = 42, 2, 7, False, 36
-    valid_kwargs = _Lfm2VlImagesKwargs
-
-    def __call__(self, images, **kwargs):
-        return self.preprocess(images, **kwargs)
-
-    def preprocess(self, images, **kwargs):
-        from transformers import BatchFeature
-        from transformers.image_utils import make_flat_list_of_images
-
-        pixel_values, masks, shapes, sizes = [], [], [], []
-        for img in make_flat_list_of_images(images):
-            img = img if hasattr(img, "resize") else Image.fromarray(np.asarray(img))
-            scale = 42 / max(img.size)
-            w, h = (max(14, round(side * scale / 14) * 14) for side in img.size)
-            array = np.asarray(img.convert("RGB").resize((w, h), Image.BICUBIC), np.float32) / 255.0
-            array = (array - np.array(self.image_mean, np.float32)) / np.array(self.image_std, np.float32)
-            patches = array.reshape(h // 7, 7, w // 7, 7, 3).transpose(0, 2, 1, 3, 4).reshape(-1, 7 * 7 * 3)
-            mask = np.zeros(self.max_num_patches, np.int64)
-            mask[: len(patches)] = 1
-            pixel_values.append(np.pad(patches, ((0, self.max_num_patches - len(patches)), (0, 0))))
-            masks.append(mask)
-            shapes.append([h // 7, w // 7])
-            sizes.append([h, w])
-        data = {"pixel_values": np.stack(pixel_values), "pixel_attention_mask": np.stack(masks), "spatial_shapes": np.array(shapes)}
-        if kwargs.get("return_row_col_info"):
-            data.update(image_rows=[1] * len(sizes), image_cols=[1] * len(sizes), image_sizes=sizes)
-        return BatchFeature(data=data, tensor_type=kwargs.get("return_tensors"))
-
-
-class TinyLfm2VlProcessor(Lfm2VlProcessor):
-    """Lfm2VlProcessor with TinyLfm2VlImageProcessor (saved as its own class, so found here by name)."""
-
-    @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        from transformers import AutoTokenizer
-
-        path = pretrained_model_name_or_path
-        return [TinyLfm2VlImageProcessor.from_pretrained(path), AutoTokenizer.from_pretrained(path)]
-
-
-AutoProcessor.register("tiny_lfm2_vl_processor", TinyLfm2VlProcessor, exist_ok=True)
-
-
 def build_lfm2_vl(folder, *, conv: bool = False) -> Path:
     """LFM2-VL: a 2-layer SigLIP2 NaFlex tower (patch 7, a 4x4 position table resized to each image's grid),
     pixel unshuffle 2, MLP projector; LFM2 text model with attention layers only (``conv=True``: a short-convolution
@@ -387,16 +295,6 @@ def build_lfm2_vl(folder, *, conv: bool = False) -> Path:
 
 
 PROMPTS["lfm2_vl"] = "Look: <image> Describe the picture in a few words"
-
-
-class TinyHyperClovaXVisionProcessor(HyperCLOVAXVisionV2Processor):
-    """HyperCLOVAXVisionV2Processor without the video processor, which needs torchvision (not installed here)."""
-
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
-
-
-AutoProcessor.register("tiny_hyperclovax_vision_processor", TinyHyperClovaXVisionProcessor, exist_ok=True)
 
 
 def build_hyperclovax_vision_v2(folder) -> Path:
@@ -435,15 +333,6 @@ def build_hyperclovax_vision_v2(folder) -> Path:
 
 
 PROMPTS["hyperclovax_vision_v2"] = QWEN_PROMPT
-
-
-class TinyGotOcr2Processor(GotOcr2Processor):
-    """GotOcr2Processor with the tiny model's 4 image tokens per image (a class default, not saved, in HF's)."""
-
-    num_image_tokens = 4
-
-
-AutoProcessor.register("tiny_got_ocr2_processor", TinyGotOcr2Processor, exist_ok=True)
 
 
 def build_got_ocr2(folder, *, model_type: str = "got_ocr2") -> Path:
@@ -486,39 +375,6 @@ def build_pp_chart2table(folder) -> Path:
 
 
 PROMPTS["got_ocr2"] = PROMPTS["pp_chart2table"] = "Look: <imgpad> Describe the picture in a few words"
-
-
-class TinyLlavaNextVideoProcessor(LlavaNextVideoProcessor):
-    """LlavaNextVideoProcessor without the video processor, which needs torchvision (not installed here): images only."""
-
-    def __init__(
-        self,
-        image_processor=None,
-        tokenizer=None,
-        chat_template=None,
-        patch_size=None,
-        vision_feature_select_strategy=None,
-        num_additional_image_tokens=0,
-        **kwargs,
-    ):
-        from transformers.processing_utils import ProcessorMixin
-
-        # LlavaNextVideoProcessor.__init__ passes its sub-processors by position, video processor first
-        self.patch_size, self.vision_feature_select_strategy = patch_size, vision_feature_select_strategy
-        self.num_additional_image_tokens = num_additional_image_tokens
-        self.image_token, self.video_token = "<image>", "<video>"
-        self.image_token_id, self.video_token_id = tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
-        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
-
-    @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        from transformers import AutoTokenizer, LlavaNextImageProcessorPil
-
-        path = pretrained_model_name_or_path
-        return [LlavaNextImageProcessorPil.from_pretrained(path), AutoTokenizer.from_pretrained(path)]
-
-
-AutoProcessor.register("tiny_llava_next_video_processor", TinyLlavaNextVideoProcessor, exist_ok=True)
 
 
 def build_llava_next_video(folder) -> Path:
@@ -620,15 +476,6 @@ def build_instructblip(folder) -> Path:
 
 
 PROMPTS["instructblip"] = "Describe the picture in a few words"
-
-
-class TinyAriaProcessor(AriaProcessor):
-    """AriaProcessor at the tiny model's image size (HF's sets 980 px as a class default, not saved)."""
-
-    images_kwargs = {"max_image_size": 490, "min_image_size": 70, "split_image": False}
-
-
-AutoProcessor.register("tiny_aria_processor", TinyAriaProcessor, exist_ok=True)
 
 
 def build_aria(folder) -> Path:
