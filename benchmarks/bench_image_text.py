@@ -188,7 +188,7 @@ def main() -> None:
         compile_s = time.perf_counter() - t
         runs = []
         for rep in range(args.repeats + 1):
-            info = model.generate(inputs=inputs, generation_len=args.tokens, stream=False)
+            info = model.generate(inputs=inputs, tokenizer=processor.tokenizer, generation_len=args.tokens, stream=False)
             if rep:
                 runs.append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf))
         ids = info.generated_ids[0][0].tolist()

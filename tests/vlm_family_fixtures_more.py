@@ -453,11 +453,15 @@ PROMPTS["blip-2"] = "Describe the picture in a few words"
 
 def build_instructblip(folder) -> Path:
     """InstructBLIP: BLIP-2's tiny shapes; the Q-Former (vocabulary: the tiny tokenizer's) also reads the prompt."""
-    from transformers import BlipImageProcessorPil, InstructBlipConfig, InstructBlipForConditionalGeneration, InstructBlipProcessor
+    from transformers import (
+        Blip2Config,
+        BlipImageProcessorPil,
+        InstructBlipConfig,
+        InstructBlipForConditionalGeneration,
+        InstructBlipProcessor,
+    )
 
     folder = Path(folder)
-    from transformers import Blip2Config
-
     source = Blip2Config.from_pretrained(build_blip_2(folder))
     processor = InstructBlipProcessor(
         BlipImageProcessorPil(size={"height": 28, "width": 28}), _tokenizer([]), _tokenizer([]), num_query_tokens=4

@@ -4,7 +4,6 @@ a HyperCLOVA X text model with ordinary 1-D rotary positions (no multimodal rota
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -15,20 +14,14 @@ from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 
 @dataclass(frozen=True)
 class HyperClovaXVisionAdapter(Qwen2_5_VLAdapter):
-    # the cache positions are the rotary positions
+    # the cache positions are the rotary positions: the language graph takes no 3-D positions
     prompt_positions = VisionLanguageAdapter.prompt_positions
+    decoder_example = VisionLanguageAdapter.decoder_example
+    decoder_axes = VisionLanguageAdapter.decoder_axes
+    language_kwargs = VisionLanguageAdapter.language_kwargs
 
     def vision_tower(self, hf: nn.Module) -> nn.Module:
         return hf.model.vision_model
 
     def image_features(self, hf: nn.Module, *vision_inputs: torch.Tensor) -> torch.Tensor:
         return hf.model.projector(super().image_features(hf, *vision_inputs))
-
-    def decoder_example(self, batch: int, seq: int) -> dict[str, torch.Tensor]:
-        return {}
-
-    def decoder_axes(self) -> dict[str, dict[int, str]]:
-        return {}
-
-    def language_kwargs(self, position_ids: torch.Tensor, *extra: torch.Tensor) -> dict[str, Any]:
-        return {}
