@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -126,7 +127,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--prefill_seq_len", type=int, default=128)
     args = ap.parse_args()
-    os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-vlm-"))
+    scratch = Path(tempfile.mkdtemp(prefix="qeff-bench-vlm-"))  # model, exports, artifacts: removed at the end
+    os.environ.setdefault("QEFF_HOME", str(scratch / "qeff_home"))
+    try:
+        run(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run(args, scratch: Path) -> None:
     import numpy as np
     import torch
     from PIL import Image
@@ -136,7 +145,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     build, prompt = SHAPES[args.shape]
-    folder = build(Path(tempfile.mkdtemp(prefix=f"{args.shape}-shaped-")))
+    folder = build(scratch / f"{args.shape}-shaped")
     processor = AutoProcessor.from_pretrained(folder)
     image = Image.fromarray((np.random.default_rng(0).random((480, 640, 3)) * 255).astype(np.uint8))
     images = [[image]] if args.shape == "smolvlm" else [image]
