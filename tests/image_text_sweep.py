@@ -45,6 +45,16 @@ for _module in (vlm_family_fixtures, vlm_family_fixtures_more):  # the families 
     for _type, _prompt in _module.PROMPTS.items():
         BUILDERS[_type] = (getattr(_module, f"build_{_type.replace('-', '_')}"), _prompt)
 
+# Types whose model path another swept type already runs (same adapter, same layers, another name): the
+# sweep script checks them, the CI's parity tests skip them to keep the suite short.
+SAME_PATH_AS: dict[str, str] = {
+    "cosmos3_omni": "qwen3_vl",
+    "glm46v": "glm4v",
+    "glmga": "glm4v",
+    "pp_chart2table": "got_ocr2",
+    "llava_next_video": "llava_next",
+}
+
 # Greedy references other than HF ``generate``, where transformers' generate itself fails (the note says why).
 REFERENCES: dict[str, tuple[Callable, str]] = {
     "llama4": (

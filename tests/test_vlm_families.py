@@ -31,8 +31,6 @@ FAMILIES = {
     "idefics2": vlm_fixtures.build_idefics2,
     # DeepStack rows and 3-D rotary positions of two images of different grids in one batch
     "qwen3_vl": vlm_family_fixtures_more.build_qwen3_vl,
-    # NaFlex grids of different sizes: one vision run, a different number of tokens per image
-    "lfm2_vl": vlm_family_fixtures_more.build_lfm2_vl,
 }
 PROMPT_OF = {"granite_vision": "llava_next"}
 PROMPTS = {**vlm_fixtures.PROMPTS, **vlm_family_fixtures_more.PROMPTS}
