@@ -193,8 +193,7 @@ def table(results: list[Result]) -> str:
         "(two graphs: `kv_offload=True`; one graph: `kv_offload=False`).",
         "",
         f"{len(results)} types; HF ran {ran} tiny models; token-exact in both layouts: {counts['token-exact']} "
-        f"({100 * counts['token-exact'] // max(ran, 1)} % of those HF ran). "
-        + ", ".join(f"{s}: {c}" for s, c in counts.items()),
+        f"({100 * counts['token-exact'] // max(ran, 1)} % of those HF ran). " + ", ".join(f"{s}: {c}" for s, c in counts.items()),
         "",
         "| model_type | HF class | status | two graphs | one graph | note |",
         "|---|---|---|---|---|---|",

@@ -22,6 +22,13 @@ from transformers import (
 from transformers.processing_utils import ImagesKwargs
 
 
+def _image_processor_and_tokenizer(image_processor_class, path) -> list:
+    """A processor's sub-processors when its image processor is a class of its own here (not found by name)."""
+    from transformers import AutoTokenizer
+
+    return [image_processor_class.from_pretrained(path), AutoTokenizer.from_pretrained(path)]
+
+
 class TinyGlm4vProcessor(Glm4vProcessor):
     """Glm4vProcessor without the video processor, which needs torchvision (not installed here)."""
 
@@ -47,12 +54,7 @@ class TinyLlama4Processor(Llama4Processor):
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        from transformers import AutoTokenizer
-
-        return [
-            TinyLlama4ImageProcessor.from_pretrained(pretrained_model_name_or_path),
-            AutoTokenizer.from_pretrained(pretrained_model_name_or_path),
-        ]
+        return _image_processor_and_tokenizer(TinyLlama4ImageProcessor, pretrained_model_name_or_path)
 
 
 AutoProcessor.register("tiny_llama4_processor", TinyLlama4Processor, exist_ok=True)
@@ -103,10 +105,7 @@ class TinyLfm2VlProcessor(Lfm2VlProcessor):
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        from transformers import AutoTokenizer
-
-        path = pretrained_model_name_or_path
-        return [TinyLfm2VlImageProcessor.from_pretrained(path), AutoTokenizer.from_pretrained(path)]
+        return _image_processor_and_tokenizer(TinyLfm2VlImageProcessor, pretrained_model_name_or_path)
 
 
 AutoProcessor.register("tiny_lfm2_vl_processor", TinyLfm2VlProcessor, exist_ok=True)
@@ -155,10 +154,9 @@ class TinyLlavaNextVideoProcessor(LlavaNextVideoProcessor):
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        from transformers import AutoTokenizer, LlavaNextImageProcessorPil
+        from transformers import LlavaNextImageProcessorPil
 
-        path = pretrained_model_name_or_path
-        return [LlavaNextImageProcessorPil.from_pretrained(path), AutoTokenizer.from_pretrained(path)]
+        return _image_processor_and_tokenizer(LlavaNextImageProcessorPil, pretrained_model_name_or_path)
 
 
 AutoProcessor.register("tiny_llava_next_video_processor", TinyLlavaNextVideoProcessor, exist_ok=True)
