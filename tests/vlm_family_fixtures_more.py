@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from transformers import AutoProcessor, Qwen2VLConfig
 
-from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, build_qwen2_vl
+from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, build_qwen2_5_vl, build_qwen2_vl
 from tests.vlm_tiny_processors import (
     TinyAriaProcessor,
     TinyGlm4vProcessor,
@@ -303,20 +303,8 @@ def build_hyperclovax_vision_v2(folder) -> Path:
     from transformers import AutoConfig, AutoModelForImageTextToText, HyperCLOVAXConfig
 
     folder = Path(folder)
-    source = Qwen2VLConfig.from_pretrained(build_qwen2_vl(folder))
-    vision = dict(
-        model_type="qwen2_5_vl_vision",
-        depth=2,
-        hidden_size=32,
-        out_hidden_size=48,
-        intermediate_size=64,
-        num_heads=2,
-        patch_size=7,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        window_size=28,
-        fullatt_block_indexes=[1],
-    )
+    source = AutoConfig.from_pretrained(build_qwen2_5_vl(folder))  # its tokenizer, processor and vision tower
+    vision = {**source.vision_config.to_dict(), "out_hidden_size": 48}  # the projector maps 48 -> the text width
     text = HyperCLOVAXConfig(**_TEXT, vocab_size=source.text_config.vocab_size).to_dict()
     config = AutoConfig.for_model(
         "hyperclovax_vision_v2",
