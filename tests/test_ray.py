@@ -169,7 +169,6 @@ def test_a_killed_replica_loses_no_request_and_is_replaced(deployment, single):
     for prompt, answer in zip(prompts, results):
         assert answer.status_code == 200, answer.text
         assert answer.json()["choices"][0]["text"] == expected[prompt]
-
     def healed() -> bool:
         pids_now = replica_pids(2)
         return running_replicas() == 2 and len(pids_now) == 2 and victim not in pids_now.values()
