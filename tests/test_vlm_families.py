@@ -10,7 +10,10 @@ import pytest
 from transformers import AutoProcessor
 
 from QEfficient import QEFFAutoModelForImageTextToText
+from QEfficient.transform.adapters import UnsupportedArchitectureError
+from QEfficient.transform.vision_adapters import get_vision_adapter
 from tests import vlm_family_fixtures as vlm_fixtures
+from tests import vlm_family_fixtures_more
 from tests.image_text_sweep import hf_greedy, image
 
 FAMILIES = {
@@ -26,14 +29,17 @@ FAMILIES = {
     "deepseek_vl": vlm_fixtures.build_deepseek_vl,
     "janus": vlm_fixtures.build_janus,
     "idefics2": vlm_fixtures.build_idefics2,
+    # DeepStack rows and 3-D rotary positions of two images of different grids in one batch
+    "qwen3_vl": vlm_family_fixtures_more.build_qwen3_vl,
 }
 PROMPT_OF = {"granite_vision": "llava_next"}
+PROMPTS = {**vlm_fixtures.PROMPTS, **vlm_family_fixtures_more.PROMPTS}
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
 def family(request, tmp_path_factory):
     folder = FAMILIES[request.param](tmp_path_factory.mktemp(request.param))
-    return folder, vlm_fixtures.PROMPTS[PROMPT_OF.get(request.param, request.param)]
+    return folder, PROMPTS[PROMPT_OF.get(request.param, request.param)]
 
 
 @pytest.mark.parametrize("kv_offload", [True, False], ids=["two_graphs", "one_graph"])
@@ -79,3 +85,11 @@ def test_mxfp6_matmul_keeps_the_greedy_tokens(tmp_path, arch):
     model.compile(prefill_seq_len=7, ctx_len=128, num_cores=1, mxfp6_matmul=True)
     ref = hf_greedy(folder, inputs, 6)
     assert model.generate(inputs=inputs, generation_len=6, stream=False).generated_ids[0][0][: len(ref)].tolist() == ref
+
+
+def test_lfm2_vl_with_short_convolution_layers_is_refused_with_the_reason():
+    from transformers import Lfm2VlConfig
+
+    config = Lfm2VlConfig(text_config={"model_type": "lfm2", "num_hidden_layers": 2, "layer_types": ["conv", "full_attention"]})
+    with pytest.raises(UnsupportedArchitectureError, match="short-convolution"):
+        get_vision_adapter(config)

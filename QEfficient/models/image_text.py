@@ -260,7 +260,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         return ImagePrefill(
             self.adapter,
             self.lang_model.image_token_id,
-            self.lang_model.config.hidden_size,
+            self.lang_model.embedding_width,
             qconfig["compile_params"]["prefill_seq_len"],
             qconfig["kv_shape"][2],
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,

@@ -51,6 +51,7 @@ class QEffImageTextDecoder(nn.Module):
         arch = CacheGeometryAdapter(text_config.model_type)
         self.lm = QEffCausalLM(hf_model, arch, base=base, lm_head=lm_head, config=text_config)
         self.image_token_id = self.vision_adapter.image_token_id(hf_model.config)
+        self.embedding_width = self.vision_adapter.embedding_width(hf_model.config, text_config.hidden_size)
 
     @property
     def config(self):
@@ -77,13 +78,14 @@ class QEffImageTextDecoder(nn.Module):
         # the k-th image token of a row takes image row image_idx + k
         index = torch.cumsum(is_image.to(torch.int64), dim=1) - 1 + image_idx
         index = index.clamp(min=0, max=rows.shape[0] - 1)
-        merged = torch.where(is_image.unsqueeze(-1), rows[index], embeds)
+        image_rows, image_kwargs = self.vision_adapter.image_token_rows(is_image, rows[index], embeds.shape[-1])
+        merged = torch.where(is_image.unsqueeze(-1), image_rows, embeds)
         upto = None
         if self.vision_adapter.bidirectional_images:
             upto = image_block_ends(is_image, position_ids)
         elif self.vision_adapter.bidirectional_prompt:  # a step sees its whole chunk (one token at decode: causal)
             upto = position_ids.amax(dim=1, keepdim=True).expand_as(position_ids)
-        kwargs = self.vision_adapter.language_kwargs(position_ids, *extra)
+        kwargs = {**self.vision_adapter.language_kwargs(position_ids, *extra), **image_kwargs}
         logits, retained = self.lm.step(position_ids, list(past), inputs_embeds=merged, visible_upto=upto, **kwargs)
         next_idx = image_idx + is_image.sum(dim=1, keepdim=True)
         return (logits, next_idx, *retained)

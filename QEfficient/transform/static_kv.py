@@ -265,6 +265,7 @@ class QEffCausalLM(nn.Module):
         inputs_embeds=None,
         visible_upto=None,
         rotary_position_ids=None,
+        **base_kwargs,
     ):
         """(logits [B,1,V] at each row's last real position, updated caches) for token ids or embeddings.
 
@@ -292,6 +293,7 @@ class QEffCausalLM(nn.Module):
                 position_ids=position_ids.clamp(min=0) if rotary_position_ids is None else rotary_position_ids,
                 cache=cache,
                 use_cache=True,
+                **base_kwargs,  # what a multimodal text model takes besides (Qwen3-VL's DeepStack features)
             )
         hidden = out.last_hidden_state
         # Only the last real position of each row reaches the LM head: prefill cost stays O(1) in S.

@@ -14,11 +14,17 @@ from QEfficient.transform.adapters import UnsupportedArchitectureError
 from QEfficient.transform.adapters.sweep_status import PROVEN as PROVEN_DECODERS
 from QEfficient.transform.vision_adapters.aya_vision import AyaVisionAdapter
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
+from QEfficient.transform.vision_adapters.blip_2 import Blip2Adapter, InstructBlipAdapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
+from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
+from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
+from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXVisionAdapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
+from QEfficient.transform.vision_adapters.lfm2_vl import Lfm2VlAdapter
 from QEfficient.transform.vision_adapters.lighton_ocr import LightOnOcrAdapter
+from QEfficient.transform.vision_adapters.llama4 import Llama4Adapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
 from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
@@ -26,17 +32,20 @@ from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
 from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
+from QEfficient.transform.vision_adapters.qwen3_vl import Qwen3VLAdapter
 from QEfficient.transform.vision_adapters.vipllava import VipLlavaAdapter
 
 _ADAPTERS: list[VisionLanguageAdapter] = [
     LlavaAdapter("llava"),
     LlavaNextAdapter("llava_next"),
+    LlavaNextAdapter("llava_next_video"),  # images (its video half needs torchvision here)
     LlavaOnevisionAdapter("llava_onevision"),
     InternVLAdapter("internvl"),
     InternVLAdapter("qianfan_ocr"),  # InternVL's layout, Qwen3 text model
     VipLlavaAdapter("vipllava"),
     DeepseekVLAdapter("deepseek_vl"),
     AyaVisionAdapter("aya_vision"),
+    AyaVisionAdapter("cohere2_vision"),  # Aya Vision's tiles and pixel-shuffle projector (a SwiGLU one)
     Idefics2Adapter("idefics2"),
     DeepseekVLAdapter("janus"),  # the same understanding path: tower -> aligner
     Mistral3Adapter("mistral3"),
@@ -45,6 +54,21 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Gemma3Adapter("gemma3"),
     Qwen2VLAdapter("qwen2_vl"),
     Qwen2_5_VLAdapter("qwen2_5_vl"),
+    HyperClovaXVisionAdapter("hyperclovax_vision_v2"),
+    Qwen3VLAdapter("qwen3_vl"),
+    Qwen3VLAdapter("qwen3_vl_moe"),
+    Qwen3VLAdapter("cosmos3_omni"),  # Qwen3-VL's vision tower and text model
+    Glm4vAdapter("glm4v"),
+    Glm4vAdapter("glm46v"),
+    Glm4vAdapter("glmga"),  # GLM-4.6V under another name
+    Glm4vAdapter("glm4v_moe"),
+    Glm4vAdapter("glm_ocr", position_table=False),
+    Llama4Adapter("llama4"),
+    Blip2Adapter("blip-2"),
+    InstructBlipAdapter("instructblip"),
+    GotOcr2Adapter("got_ocr2"),
+    GotOcr2Adapter("pp_chart2table"),  # GOT-OCR 2.0's layout
+    Lfm2VlAdapter("lfm2_vl"),
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
 ]
@@ -56,21 +80,17 @@ VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _A
 KNOWN_FAILURES: dict[str, str] = {
     "mllama": "its text model interleaves cross-attention layers over the image (keys/values computed once and retained, "
     "as Whisper's); the decoder path has no such layers yet",
+    "aria": "it pads each image into a square and its Idefics3 tower places the patches of the image part by bucketing "
+    "fractional coordinates (torch.bucketize under a patch mask), which does not export; no adapter yet",
     "shieldgemma2": "transformers loads its checkpoints into Gemma3ForConditionalGeneration with the language model's "
     "weights missing (randomly initialised), so there is nothing to match",
     "video_llava": "its images come as pixel_values_images (and its processor needs torchvision); no adapter yet",
     "fast_vlm": "its FastViT tower is a timm model (a convolutional feature map, not Llava's tokens); no adapter yet",
-    "llama4": "its text model (llama4_text: chunked attention, MoE) is not in the decoder table yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "florence2": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "t5gemma2": "an encoder-decoder model, not a decoder-only language model with image tokens",
-}
-
-# Types run by an adapter that the sweep cannot prove here (their processors need torchvision): they warn.
-UNPROVEN_ADAPTERS: dict[str, VisionLanguageAdapter] = {
-    "llava_next_video": LlavaNextAdapter("llava_next_video"),  # its images: LLaVA-NeXT's tiling
 }
 
 # Vision adapters that are ready but whose text model the decoder path cannot export yet: they run once
@@ -100,14 +120,6 @@ def get_vision_adapter(config) -> VisionLanguageAdapter:
         reason = f"its vision adapter is ready, but its text model '{waiting}' is not in the decoder table yet"
     elif text_type is not None and text_type not in PROVEN_DECODERS:
         reason = f"its text model '{text_type}' is not in the decoder table (QEfficient/transform/adapters)"
-    elif model_type in UNPROVEN_ADAPTERS:
-        warnings.warn(
-            f"'{model_type}' is not proven token-exact by the image-text sweep (its processor needs torchvision here); it runs "
-            f"with the {type(UNPROVEN_ADAPTERS[model_type]).__name__}. Check it with {SWEEP_HINT.format(t=model_type)}, "
-            "or compare generate() with transformers' generate on your model.",
-            stacklevel=3,
-        )
-        return UNPROVEN_ADAPTERS[model_type].for_config(config)
     elif _llava_shaped(config):
         warnings.warn(
             f"'{model_type}' is not proven token-exact by the image-text sweep; it runs as a Llava-shaped model "

@@ -63,6 +63,15 @@ class VisionLanguageAdapter:
         """Keyword arguments for the text model made from the extra decoder inputs."""
         return {}
 
+    def embedding_width(self, config, hidden_size: int) -> int:
+        """Width of a ``vision_embeds`` row: the text hidden size, wider where an image token carries more (DeepStack)."""
+        return hidden_size
+
+    def image_token_rows(self, is_image: torch.Tensor, rows: torch.Tensor, hidden: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Each position's input embedding from its ``vision_embeds`` row [B, S, width], and keyword arguments
+        for the text model made from the image tokens' rows (none by default)."""
+        return rows, {}
+
     # --- the host side ----------------------------------------------------------------------
     # the processor takes a batch's images nested per prompt ([[a], [b]]) rather than flat
     nested_images: bool = False

@@ -30,6 +30,9 @@ class Qwen2_5_VLAdapter(Qwen2VLAdapter):
         vc = config.vision_config
         return dataclasses.replace(self, spatial_merge_size=vc.spatial_merge_size, window_size=vc.window_size, patch_size=vc.patch_size)
 
+    def vision_tower(self, hf: nn.Module) -> nn.Module:
+        return hf.model.visual
+
     def vision_geometry_inputs(self, grid: np.ndarray) -> dict[str, np.ndarray]:
         from transformers.vision_utils import get_vision_window_index
 
@@ -61,7 +64,7 @@ class Qwen2_5_VLAdapter(Qwen2VLAdapter):
     def image_features(
         self, hf: nn.Module, pixel_values, vision_position_ids=None, image_segment=None, window_segment=None, window_reverse=None
     ) -> torch.Tensor:
-        visual = hf.model.visual
+        visual = self.vision_tower(hf)
         x = visual.patch_embed(pixel_values.to(visual.patch_embed.proj.weight.dtype))
         cos, sin = visual.rotary_pos_emb(x, vision_position_ids)
         same_image = image_segment[:, None] == image_segment[None, :]

@@ -28,6 +28,8 @@ def _vision_block(block: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: tor
     attn = block.attn
     n = x.shape[0]
     q, k, v = attn.qkv(block.norm1(x)).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    if hasattr(attn, "q_norm"):  # GLM-OCR normalises each head's queries and keys
+        q, k = attn.q_norm(q), attn.k_norm(k)
     q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
     q, k, v = (t.transpose(0, 1) for t in (q, k, v))  # [heads, N, d]
     scores = torch.matmul(q, k.transpose(-1, -2)) * attn.scaling
