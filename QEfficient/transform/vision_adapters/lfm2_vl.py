@@ -4,9 +4,9 @@ patches with a mask; the position table is resized to each grid inside the graph
 each giving (rows / factor) x (cols / factor) image tokens; the vision graph returns every unit's tokens
 in one row (their counts differ).
 
-LFM2's short-convolution layers (``layer_types`` "conv") keep a convolution state that the static-KV
-decoder path has no place for yet: a text model with them is refused with that reason (the decoder sweep
-proves lfm2 with attention layers only)."""
+LFM2's short-convolution layers (``layer_types`` "conv") keep a convolution state; the text-only decoder
+path retains such states (transform/recurrent_state.py) but the image-text graphs do not carry them yet,
+so a text model with them is refused with that reason."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ class Lfm2VlAdapter(VisionLanguageAdapter):
         if "conv" in (getattr(config.text_config, "layer_types", None) or []):
             raise UnsupportedArchitectureError(
                 f"'{self.model_type}': its LFM2 text model has short-convolution layers (layer_types 'conv'), whose "
-                "convolution state the static-KV decoder path does not keep yet; only LFM2 text models with attention "
-                "layers alone run."
+                "convolution state the image-text graphs do not carry yet (QEFFAutoModelForCausalLM runs LFM2 text "
+                "models with them); only LFM2 text models with attention layers alone run here."
             )
         return self
 
