@@ -260,6 +260,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             params,
             DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None),
             rewrite=self._weight_rewrite(gguf_path, mxfp6_matmul),
+            extra_files=self._save_runtime_tokenizer,
         )
         self.draft_qpc_path = None
         if speculative_draft is not None:
@@ -275,6 +276,28 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             )
         self._num_cores = num_cores
         return self.qpc_path
+
+    def _save_runtime_tokenizer(self, artifact_dir: Path) -> None:
+        """The tokenizer and EOS ids, into the artifact: generating from it then needs neither torch nor
+        the model's folder (QEfficient/runtime/tokenizer.py). A folder without a tokenizer saves none."""
+        from QEfficient.runtime.tokenizer import save_artifact_tokenizer
+        from QEfficient.utils.tokenizer import TokenizerNotFoundError, tokenizer_folder
+
+        try:
+            folder = tokenizer_folder(self.local_model_dir) if self.local_model_dir else None
+        except TokenizerNotFoundError:
+            folder = None
+        if folder is None:
+            logger.info("No tokenizer next to the model: the artifact holds none (pass one to generate()).")
+            return
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        except (OSError, ValueError) as err:  # generate() will say what is wrong when it loads one
+            logger.warning("The artifact holds no tokenizer: transformers could not load the one in %s (%s).", folder, err)
+            return
+        save_artifact_tokenizer(tokenizer, artifact_dir, self.model.hf.generation_config)
 
     @staticmethod
     def _weight_rewrite(gguf_path: Path | None, mxfp6_matmul: bool):
