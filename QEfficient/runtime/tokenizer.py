@@ -14,6 +14,7 @@ The chat template is rendered by transformers' own ``render_jinja_template`` (ji
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -25,6 +26,20 @@ from tokenizers import Tokenizer
 
 TOKENIZER_SUBDIR = "tokenizer"  # inside a compiled artifact
 RUNTIME_RECORD = "qeff_runtime.json"  # what generation needs besides the tokenizer: EOS ids
+# what a model folder's tokenizer and EOS ids are read from (tokenizer_digest)
+TOKENIZER_SOURCE_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "generation_config.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+)
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
 
@@ -302,6 +317,18 @@ def save_artifact_tokenizer(tokenizer: Any, artifact_dir: str | os.PathLike, gen
     if getattr(tokenizer, "backend_tokenizer", None) is None:
         return None
     return RuntimeTokenizer.from_hf(tokenizer, generation_config).save_pretrained(Path(artifact_dir) / TOKENIZER_SUBDIR)
+
+
+def tokenizer_digest(folder: str | os.PathLike) -> str:
+    """A short hash of the files a tokenizer and its EOS ids are read from: compile() puts it into the
+    artifact's hash, so a changed tokenizer or chat template gives a new artifact, never a stale one."""
+    folder = Path(folder)
+    names = (*TOKENIZER_SOURCE_FILES, *(f"additional_chat_templates/{p.name}" for p in sorted(folder.glob("additional_chat_templates/*"))))
+    digest = hashlib.sha256()
+    for name in names:
+        if (folder / name).is_file():
+            digest.update(name.encode() + b"\0" + hashlib.sha256((folder / name).read_bytes()).digest())
+    return digest.hexdigest()[:16]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
