@@ -292,7 +292,7 @@ def worker_ortgenai(cfg: dict) -> dict:
         while not gen.is_done():
             gen.generate_next_token()
         end = time.perf_counter()
-        out = list(gen.get_sequence(0))[len(prompt) :]
+        out = [int(t) for t in gen.get_sequence(0)][len(prompt) :]
         return first - start, (len(out) - 1) / (end - first), out
 
     run(4, ids)
@@ -482,6 +482,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="fewer tokens and no sweeps")
     ap.add_argument("--ours-only", action="store_true", help="only QEfficient's rows (no HF, no llama.cpp, no sweeps)")
+    ap.add_argument("--no-sweeps", action="store_true", help="the tables only: no ctx_len and batch sweeps")
     ap.add_argument(
         "--peers",
         default=os.environ.get("QEFF_PEERS_DIR"),
@@ -574,7 +575,7 @@ def main() -> None:
     print_runtime_and_peer_rows(peer_rows, res)
     res.update(peer_rows)
 
-    if not (args.quick or args.ours_only):
+    if not (args.quick or args.ours_only or args.no_sweeps):
         res["ctx_sweep"] = {}
         for ctx in (256, 1024, 4096):
             for mx in (False, True):
