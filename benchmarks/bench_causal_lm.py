@@ -272,6 +272,26 @@ def worker_qeff_artifact_long(cfg: dict) -> dict:
     return {"ttft_long_s": statistics.median(times)}
 
 
+def _measure_peer(run, cfg: dict) -> dict:
+    """A warm-up, then ``repeats`` timed runs of ``run(new_tokens, prompt_ids) -> (ttft_s, tok/s, tokens)``;
+    the LONG_PROMPT-token time to first token when the driver gave those ids."""
+    run(4, cfg["prompt_ids"])
+    runs = []
+    _peak_rss_reset()
+    for _ in range(cfg["repeats"]):
+        ttft, rate, out = run(cfg["new_tokens"], cfg["prompt_ids"])
+        runs.append((ttft, rate))
+    result = {
+        "ttft_s": statistics.median(r[0] for r in runs),
+        "decode_tok_s": statistics.median(r[1] for r in runs),
+        "peak_rss_mb": _peak_rss_mb(),
+        "tokens": out,
+    }
+    if cfg.get("long_prompt_ids"):
+        result["ttft_long_s"] = statistics.median(run(1, cfg["long_prompt_ids"])[0] for _ in range(cfg["repeats"]))
+    return result
+
+
 def worker_ortgenai(cfg: dict) -> dict:
     """ONNX Runtime GenAI (its own venv): the model builder's graph, the same prompt token ids, greedy."""
     import onnxruntime_genai as og
@@ -279,7 +299,6 @@ def worker_ortgenai(cfg: dict) -> dict:
     config = og.Config(cfg["model_dir"])
     config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": cfg["threads"]}}}}))
     model = og.Model(config)
-    ids = cfg["prompt_ids"]
 
     def run(n: int, prompt: list[int]) -> tuple[float, float, list[int]]:
         params = og.GeneratorParams(model)
@@ -295,20 +314,7 @@ def worker_ortgenai(cfg: dict) -> dict:
         out = [int(t) for t in gen.get_sequence(0)][len(prompt) :]
         return first - start, (len(out) - 1) / (end - first), out
 
-    run(4, ids)
-    runs = []
-    _peak_rss_reset()
-    for _ in range(cfg["repeats"]):
-        ttft, rate, out = run(cfg["new_tokens"], ids)
-        runs.append((ttft, rate))
-    result = {
-        "ttft_s": statistics.median(r[0] for r in runs),
-        "decode_tok_s": statistics.median(r[1] for r in runs),
-        "peak_rss_mb": _peak_rss_mb(),
-        "tokens": out,
-    }
-    if cfg.get("long_prompt_ids"):
-        result["ttft_long_s"] = statistics.median(run(1, cfg["long_prompt_ids"])[0] for _ in range(cfg["repeats"]))
+    result = _measure_peer(run, cfg)
     if cfg.get("ppl"):  # every position's logits of the text in one prefill
         text = cfg["ppl_ids"]
         params = og.GeneratorParams(model)
@@ -334,24 +340,10 @@ def worker_openvino(cfg: dict) -> dict:
         config = ov_genai.GenerationConfig(max_new_tokens=n, min_new_tokens=n, do_sample=False)
         ids = ov.Tensor(np.asarray([prompt], dtype=np.int64))
         out = pipe.generate(ov_genai.TokenizedInputs(ids, ov.Tensor(np.ones((1, len(prompt)), dtype=np.int64))), config)
-        metrics = out.perf_metrics
-        return metrics.get_ttft().mean / 1e3, 1e3 / metrics.get_tpot().mean, [int(t) for t in out.tokens[0]]
+        ttft, tpot = out.perf_metrics.get_ttft().mean, out.perf_metrics.get_tpot().mean  # ms
+        return ttft / 1e3, 1e3 / tpot if tpot > 0 else float("nan"), [int(t) for t in out.tokens[0]]
 
-    ids = cfg["prompt_ids"]
-    run(4, ids)
-    runs = []
-    _peak_rss_reset()
-    for _ in range(cfg["repeats"]):
-        ttft, rate, out = run(cfg["new_tokens"], ids)
-        runs.append((ttft, rate))
-    result = {
-        "ttft_s": statistics.median(r[0] for r in runs),
-        "decode_tok_s": statistics.median(r[1] for r in runs),
-        "peak_rss_mb": _peak_rss_mb(),
-        "tokens": out,
-    }
-    if cfg.get("long_prompt_ids"):
-        result["ttft_long_s"] = statistics.median(run(1, cfg["long_prompt_ids"])[0] for _ in range(cfg["repeats"]))
+    result = _measure_peer(run, cfg)
     if cfg.get("ppl"):
         del pipe
         request = ov.Core().compile_model(str(Path(cfg["model_dir"]) / "openvino_model.xml"), "CPU", props).create_infer_request()
