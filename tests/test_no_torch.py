@@ -96,6 +96,11 @@ def check_same_as_transformers(hf, tmp_path: Path) -> None:
         assert ours.apply_chat_template(CONVERSATIONS, tokenize=False) == hf.apply_chat_template(CONVERSATIONS, tokenize=False)
         assert ours(TEXTS)["input_ids"] == hf(TEXTS)["input_ids"]
         assert ours(TEXTS[0])["input_ids"] == hf(TEXTS[0])["input_ids"]
+        for side in ("right", "left"):
+            ours.padding_side = hf.padding_side = side
+            padded, expected = ours(TEXTS, padding=True, return_tensors="np"), hf(TEXTS, padding=True, return_tensors="np")
+            assert (padded["input_ids"] == expected["input_ids"]).all() and (padded["attention_mask"] == expected["attention_mask"]).all()
+        hf.padding_side = "right"
         ids = hf(" ".join(TEXTS))["input_ids"] + [hf.eos_token_id]
         for skip in (False, True):
             assert ours.decode(ids, skip_special_tokens=skip) == hf.decode(ids, skip_special_tokens=skip)
