@@ -334,7 +334,9 @@ def worker_openvino(cfg: dict) -> dict:
     import openvino_genai as ov_genai
 
     props = {"INFERENCE_NUM_THREADS": cfg["threads"], "INFERENCE_PRECISION_HINT": "f32"}
-    pipe = ov_genai.LLMPipeline(cfg["model_dir"], "CPU", **props)
+    scheduler = ov_genai.SchedulerConfig()
+    scheduler.enable_prefix_caching = False  # on by default: a repeated prompt would skip its prefill
+    pipe = ov_genai.LLMPipeline(cfg["model_dir"], "CPU", scheduler_config=scheduler, **props)
 
     def run(n: int, prompt: list[int]) -> tuple[float, float, list[int]]:
         config = ov_genai.GenerationConfig(max_new_tokens=n, min_new_tokens=n, do_sample=False)
