@@ -26,7 +26,17 @@ BUILDER="$("$PEERS/ortgenai/bin/python" -c 'import onnxruntime_genai, os; print(
 for p in int8 int4 fp32; do  # int8/int4: MatMulNBits, symmetric blocks of 32, accuracy level 4 (the builder's CPU defaults)
   (cd "$BUILDER" && "$PY" builder.py -i "$HF" -o "$PEERS/models/ortgenai-$p" -p "$p" -e cpu -c "$PEERS/models/cache_dir")
 done
-for wf in fp32 int8 int4; do  # int4: symmetric groups of 64 for every layer (NNCF keeps the embedding in 8 bits)
-  extra=(); [ "$wf" = int4 ] && extra=(--group-size 64 --ratio 1.0 --sym)
-  "$PEERS/ovexport/bin/optimum-cli" export openvino -m "$HF" --task text-generation-with-past --weight-format "$wf" "${extra[@]}" "$PEERS/models/openvino-$wf"
-done
+"$PEERS/ovexport/bin/optimum-cli" export openvino -m "$HF" --task text-generation-with-past --weight-format fp32 "$PEERS/models/openvino-fp32"
+# int8 / int4 by NNCF from the fp32 IR (what --weight-format does after tracing; tracing again took > 15 min on a busy machine)
+"$PEERS/ovexport/bin/python" - "$PEERS/models/openvino-fp32" <<'PYEOF'
+import shutil, sys
+from pathlib import Path
+import nncf, openvino as ov
+src = Path(sys.argv[1])
+for name, kwargs in (("int8", {"mode": nncf.CompressWeightsMode.INT8_ASYM}),
+                     ("int4", {"mode": nncf.CompressWeightsMode.INT4_SYM, "group_size": 64, "ratio": 1.0})):
+    dst = src.parent / f"openvino-{name}"
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("openvino_model.*"))
+    ov.save_model(nncf.compress_weights(ov.Core().read_model(src / "openvino_model.xml"), **kwargs), dst / "openvino_model.xml", compress_to_fp16=False)
+PYEOF
