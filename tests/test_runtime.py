@@ -5,11 +5,13 @@ prefix of slots the sequence has reached, and moves the rows when it grows."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnxruntime as ort
 
 from QEfficient import QEFFAutoModelForCausalLM
-from QEfficient.compile.ort_cpu import read_artifact
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
 from QEfficient.export.onnx_export import KVGraphIO
 from QEfficient.generation.exec_kv import open_session
 
@@ -20,7 +22,8 @@ def replay(folder, steps, *, prefill_seq_len: int, ctx_len: int, atol: float):
     qpc = model.compile(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=2, num_cores=1)
     qconfig = read_artifact(qpc)
     ours = open_session(qpc, num_cores=1)
-    plain = ort.InferenceSession(str(model.onnx_path), providers=["CPUExecutionProvider"])
+    # the artifact's own graph (fused or not), fed copies: only the cache handling differs
+    plain = ort.InferenceSession(str(Path(qpc) / ARTIFACT_GRAPH), providers=["CPUExecutionProvider"])
     names = KVGraphIO(qconfig["num_layers"]).past_names
     cache = [np.zeros(qconfig["kv_shape"], np.float32) for _ in names]
     windows = set()

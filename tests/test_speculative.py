@@ -141,8 +141,10 @@ def test_continuous_batching_prompt_lookup_equals_plain_greedy(tiny_model_dir, a
     assert [np.trim_zeros(row, "b").tolist() for row in assisted.generated_ids] == expected
 
 
-def test_server_with_prompt_lookup_equals_transformers(tiny_model_dir):
-    """serve --prompt_lookup_num_tokens: concurrent greedy requests give transformers' greedy text."""
+@pytest.mark.parametrize("drafting", ["prompt_lookup", "draft_model"])
+def test_server_with_prompt_lookup_equals_transformers(tiny_model_dir, drafting):
+    """serve --prompt_lookup_num_tokens K (or --draft_model M --num_speculative_tokens K): concurrent
+    greedy requests give transformers' greedy text."""
     from concurrent.futures import ThreadPoolExecutor
 
     from QEfficient.cloud.serve import build_server
@@ -152,7 +154,11 @@ def test_server_with_prompt_lookup_equals_transformers(tiny_model_dir):
     folder = tiny_model_dir("qwen2")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     hf = AutoModelForCausalLM.from_pretrained(folder).eval()
-    app, runner = build_server(str(folder), None, 8, 96, 2, 1, prompt_lookup_num_tokens=4)
+    if drafting == "prompt_lookup":
+        options = {"prompt_lookup_num_tokens": 4}
+    else:  # another tiny model (same vocabulary) drafts: it often disagrees, so rejections happen
+        options = {"draft_model": str(tiny_model_dir("llama")), "num_speculative_tokens": 3}
+    app, runner = build_server(str(folder), None, 8, 96, 2, 1, **options)
     try:
         with serve_on_loopback(app) as url:
             with ThreadPoolExecutor(max_workers=4) as pool:
@@ -160,7 +166,7 @@ def test_server_with_prompt_lookup_equals_transformers(tiny_model_dir):
             for prompt, body in zip(PROMPTS, bodies):
                 assert body["choices"][0]["text"] == tokenizer.decode(hf_greedy(hf, tokenizer, prompt, 20), skip_special_tokens=True)
             assert complete(url, PROMPTS[0], max_tokens=8, temperature=0.8, seed=3)["choices"][0]["text"]  # sampling: plain steps
-            assert runner.engine.stats["accepted"] > 0
+            assert runner.engine.stats["accepted" if drafting == "prompt_lookup" else "drafted"] > 0
     finally:
         runner.stop()
 

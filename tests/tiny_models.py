@@ -179,6 +179,9 @@ _SWEEP_SHRINK: dict[str, object] = {
     "eos_token_id": EOS,
 }
 
+# Gated DeltaNet layers: 4 value heads sharing 2 key heads, small heads
+_SMALL_DELTANET = dict(linear_num_value_heads=4, linear_num_key_heads=2, linear_key_head_dim=16, linear_value_head_dim=16)
+
 # model_type -> overrides applied after the generic shrink (what each type needs to build small).
 SWEEP_OVERRIDES: dict[str, dict] = {
     "gpt2": dict(n_inner=None),
@@ -191,7 +194,26 @@ SWEEP_OVERRIDES: dict[str, dict] = {
     "zaya": dict(num_experts_per_tok=1),  # the only routing it supports
     "gemma3n_text": dict(num_kv_shared_layers=0),
     "dots1": dict(n_shared_experts=1),
-    "lfm2_moe": dict(layer_types=["full_attention", "full_attention"], num_dense_layers=1),
+    # a gated short convolution (conv state only), then attention
+    "lfm2": dict(layer_types=["conv", "full_attention"], num_hidden_layers=2),
+    "lfm2_moe": dict(layer_types=["conv", "full_attention"], num_dense_layers=1),
+    "lfm3": dict(layer_types=["conv", "full_attention"], num_hidden_layers=2),
+    # state-space models: heads x head_dim must equal expand x hidden (2 x 64); small states
+    "mamba2": dict(num_heads=8, head_dim=16, n_groups=2, state_size=16),
+    # hybrids: one Mamba layer, then one attention layer
+    "bamba": dict(attn_layer_indices=[1], mamba_n_heads=8, mamba_d_head=16, mamba_d_state=16),
+    "granitemoehybrid": dict(layer_types=["mamba", "attention"], mamba_n_heads=8, mamba_d_head=16, mamba_d_state=16),
+    "jamba": dict(
+        attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1, mamba_dt_rank=8, mamba_d_state=16
+    ),
+    "nemotron_h": dict(mamba_num_heads=8, mamba_head_dim=16, n_groups=2, ssm_state_size=16),
+    "qwen3_next": _SMALL_DELTANET,
+    "qwen3_5_text": _SMALL_DELTANET,
+    "qwen3_5_moe_text": _SMALL_DELTANET,
+    "lara_mini": _SMALL_DELTANET,
+    "kimi_linear": dict(linear_num_heads=4, linear_head_dim=16),
+    "recurrent_gemma": dict(block_types=["recurrent", "attention"], lru_width=64),
+    "falcon_h1": dict(mamba_d_ssm=128, mamba_n_heads=8, mamba_d_head=16, mamba_d_state=16),
 }
 
 

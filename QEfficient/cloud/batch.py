@@ -3,7 +3,7 @@
     python -m QEfficient.cloud.batch --model_name M --input prompts.jsonl --output out.jsonl
         [--task generate|embed] [--input_column prompt] [--output_column NAME] [--generation_len 64]
         [--prefill_seq_len 32] [--ctx_len 512] [--batch_size 4] [--seq_len 128] [--pooling mean]
-        [--num_actors 2] [--cores_per_actor 1] [--ray_address ADDR]
+        [--num_actors 2] [--cores_per_actor 1] [--ray_address ADDR] [--ship_artifact auto|on|off]
 
 Each output row is its input row plus the generated text (or the embedding). Run it again after an
 interruption and it goes on from the last row written. Needs Ray: pip install "QEfficient[ray]".
@@ -37,6 +37,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_argument(p, "num_actors", type=int, default=1, help="compiled models working at once")
     add_argument(p, "cores_per_actor", type=int, default=1)
     add_argument(p, "ray_address", default=None, help="Ray cluster to join (default: start a local one)")
+    add_argument(
+        p,
+        "ship_artifact",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="generate: send the compiled model to the actors through Ray's object store (auto: when the cluster has several nodes)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -53,7 +60,9 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(err))
     if not Path(args.input).exists():
         fail(f"The input '{args.input}' does not exist.")
-    model_name, _ = resolve_model_name(args.model_name, None)
+    model_name, gguf_file = resolve_model_name(args.model_name, None)
+    if gguf_file:  # the default model: its .gguf file (from_pretrained loads one by path)
+        model_name = str(Path(model_name) / gguf_file)
     try:
         job = BatchJob(
             model_name=model_name,
@@ -68,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
             pooling=args.pooling,
             num_actors=args.num_actors,
             cores_per_actor=args.cores_per_actor,
+            ship_artifact=args.ship_artifact,
         )
         ray.init(address=args.ray_address, ignore_reinit_error=True)
         with step(f"{args.task} over {args.input} with {args.num_actors} x {model_name}"):

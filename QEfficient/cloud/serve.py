@@ -3,10 +3,13 @@
     python -m QEfficient.cloud.serve [--model_name M] [--gguf_file F] [--qpc_path ARTIFACT] [--host 127.0.0.1] [--port 8000]
         [--prefill_seq_len 32] [--ctx_len 512] [--full_batch_size 4] [--num_cores N] [--max_queue 64]
         [--mxfp6_matmul] [--mxint8_kv_cache] [--api-key KEY] [--max_body_bytes 4194304]
+        [--lora NAME=PATH [NAME=PATH ...]] [--prompt_lookup_num_tokens K | --draft_model PATH --num_speculative_tokens K]
 
 With no --model_name it serves the default model, SmolLM2-135M-Instruct. --qpc_path serves an artifact
 that compile() built with continuous batching, without loading torch or the model. --mxfp6 and --mxint8 are
 accepted for --mxfp6_matmul and --mxint8_kv_cache. The API key can also come from $QEFF_API_KEY.
+Each --lora adapter (a folder saved by peft) is a model id of its own in /v1/models; a request's
+"model" picks it, as vLLM does (pip install "QEfficient[lora]").
 """
 
 from __future__ import annotations
@@ -35,10 +38,15 @@ def build_server(
     api_key: str | None = None,
     max_body_bytes: int | None = None,
     prompt_lookup_num_tokens: int | None = None,
+    lora: dict[str, str] | None = None,
+    draft_model: str | None = None,
+    num_speculative_tokens: int | None = None,
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
     (``app.state.qpc_path``: the artifact it serves). ``prompt_lookup_num_tokens=K``: greedy requests
-    decode speculatively, verifying up to K prompt-lookup drafts a step (same tokens, fewer steps)."""
+    decode speculatively, verifying up to K prompt-lookup drafts a step (same tokens, fewer steps);
+    ``draft_model`` + ``num_speculative_tokens=K``: the same with a draft model's K tokens.
+    ``lora``: adapter name -> PEFT adapter folder, each served as its own model id."""
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes)
     from QEfficient.serving.artifact import compile_for_serving, open_app
@@ -53,6 +61,9 @@ def build_server(
         mxfp6_matmul,
         mxint8_kv_cache,
         prompt_lookup_num_tokens=prompt_lookup_num_tokens,
+        lora=lora,
+        draft_model=draft_model,
+        num_speculative_tokens=num_speculative_tokens,
     )
     return open_app(artifact, num_cores, max_queue, api_key, max_body_bytes)
 
@@ -138,6 +149,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="speculative decoding: verify up to K prompt-lookup drafts per step (greedy requests; same tokens)",
     )
+    add_argument(
+        p,
+        "lora",
+        nargs="+",
+        type=lora_module,
+        default=None,
+        metavar="NAME=PATH",
+        help="LoRA adapters (folders saved by peft), each served as the model id NAME",
+    )
+    add_argument(p, "draft_model", default=None, help="speculative decoding: a smaller model with the same tokenizer drafts")
+    add_argument(p, "num_speculative_tokens", type=int, default=None, help="tokens the --draft_model drafts per step (K)")
     ray = p.add_argument_group('Ray Serve (pip install "QEfficient[ray]")')
     ray.add_argument("--ray", action="store_true", help="serve with Ray Serve: replicas, autoscaling, retries")
     add_argument(ray, "ray_address", default=None, help="Ray cluster to join (default: start a local one)")
@@ -146,11 +168,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_argument(ray, "min_replicas", type=int, default=None, help="autoscale down to this many")
     add_argument(ray, "max_replicas", type=int, default=None, help="autoscale up to this many")
     add_argument(ray, "target_ongoing_requests", type=float, default=None, help="autoscaling target per replica (default: full_batch_size)")
+    add_argument(
+        ray,
+        "ship_artifact",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="send the compiled model to replicas through Ray's object store (auto: when the cluster has several nodes)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     if args.max_body_bytes is not None and args.max_body_bytes < 1:
         p.error("--max_body_bytes must be a positive number of bytes")
+    if (args.draft_model is None) != (args.num_speculative_tokens is None):
+        p.error("--draft_model and --num_speculative_tokens K go together")
+    if args.lora is not None:
+        names = [name for name, _ in args.lora]
+        if len(set(names)) != len(names):
+            p.error(f"--lora names must differ, got {names}")
+        args.lora = dict(args.lora)
     return args
+
+
+def lora_module(text: str) -> tuple[str, str]:
+    """``--lora NAME=PATH`` (vLLM's --lora-modules form)."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH (an adapter name and its folder), got '{text}'")
+    return name, path
 
 
 def build_from_args(args: argparse.Namespace):
@@ -177,6 +221,9 @@ def build_from_args(args: argparse.Namespace):
             api_key=args.api_key,
             max_body_bytes=args.max_body_bytes,
             prompt_lookup_num_tokens=args.prompt_lookup_num_tokens,
+            lora=args.lora,
+            draft_model=args.draft_model,
+            num_speculative_tokens=args.num_speculative_tokens,
         )
 
 

@@ -17,7 +17,7 @@ import onnx
 
 from QEfficient.compile.ort_cpu import build_artifact, decoder_specializations, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
-from QEfficient.export.graph_specs import INPUT_IDS, LOGITS, past_names
+from QEfficient.export.graph_specs import CONV_STATE, INPUT_IDS, LOGITS, SSM_STATE, past_names, recurrent_state_names
 
 _ONNX_KV_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16"}
 
@@ -36,12 +36,20 @@ def graph_geometry(onnx_path: Path) -> dict[str, Any]:
     outputs = {o.name: o for o in model.graph.output}
     num_layers = sum(1 for name in inputs if name.startswith(past_names(1)[0][:-1]))  # "past_key."
     past = past_names(num_layers)[0::2]
-    if not past or any(p not in inputs for p in past) or LOGITS not in outputs or INPUT_IDS not in inputs:
+    # recurrent (state-space, hybrid) layers: conv_state.i, and ssm_state.i where the layer has a scan
+    n_state_layers = sum(1 for name in inputs if name.startswith(f"{CONV_STATE}."))
+    states = recurrent_state_names([f"{SSM_STATE}.{i}" in inputs for i in range(n_state_layers)])
+    if not (past or states) or any(p not in inputs for p in past + states) or LOGITS not in outputs or INPUT_IDS not in inputs:
         raise ValueError(
             f"'{onnx_path}' is not a decoder graph exported by QEfficient (expected inputs input_ids, position_ids, "
             "past_key.N / past_value.N and an output logits). Export it with QEfficient.export(...) or "
             "`python -m QEfficient.cloud.export`."
         )
+    state_shapes = {name: [_static_dim(inputs[name], axis, str(onnx_path)) for axis in range(1, _rank(inputs[name]))] for name in states}
+    state_dtype = _ONNX_KV_DTYPES.get(inputs[states[0]].type.tensor_type.elem_type, "float32") if states else None
+    if not past:  # a pure state-space model: no KV cache
+        geometry = {"num_layers": 0, "n_kv": 1, "head_dim": 1, "kv_dtype": state_dtype, "state_dtype": state_dtype}
+        return {**geometry, "vocab_size": _static_dim(outputs[LOGITS], 2, str(onnx_path)), "state_shapes": state_shapes}
     key = inputs[past[0]]
     elem = key.type.tensor_type.elem_type
     if elem not in _ONNX_KV_DTYPES:
@@ -52,7 +60,13 @@ def graph_geometry(onnx_path: Path) -> dict[str, Any]:
         "head_dim": _static_dim(key, 3, str(onnx_path)),
         "kv_dtype": _ONNX_KV_DTYPES[elem],
         "vocab_size": _static_dim(outputs[LOGITS], 2, str(onnx_path)),
+        "state_shapes": state_shapes,
+        "state_dtype": state_dtype,
     }
+
+
+def _rank(value_info) -> int:
+    return len(value_info.type.tensor_type.shape.dim)
 
 
 def compile(  # noqa: A001 - QEfficient's public name
@@ -127,6 +141,8 @@ def compile(  # noqa: A001 - QEfficient's public name
         "eos_token_id": None,  # the tokenizer's, as QEfficient's legacy flow
         "local_model_dir": None,
     }
+    if geometry["state_shapes"]:  # recurrent states, one row per sequence like the cache
+        manifest |= {"states": {n: [rows, *shape] for n, shape in geometry["state_shapes"].items()}, "state_dtype": geometry["state_dtype"]}
     params = {
         "backend": "onnxruntime-cpu",
         "prefill_seq_len": prompt_len,

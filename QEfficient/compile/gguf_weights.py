@@ -80,7 +80,7 @@ class GGUFTensors:
         self._tensors = {t.name: t for t in self.reader.tensors}
         self._perm: dict[str, np.ndarray] = {}
         self.by_first_row: dict[tuple[int, bytes], list[_Tensor]] = defaultdict(list)
-        permute = _row_permutation(self.path, self.reader)
+        permute = _row_permutation(self.reader)
         for t in self.reader.tensors:
             if t.tensor_type not in SUPPORTED or len(t.data.shape) != 2:
                 continue
@@ -115,16 +115,26 @@ class GGUFTensors:
         return found
 
 
-def _row_permutation(path: Path, reader):
+def _row_permutation(reader):
     """name, rows -> the row order transformers gives the tensor when loading it (None: unchanged).
 
     transformers' tensor processor for the architecture permutes rows of some tensors (llama's q/k
-    heads); running it on an index column yields that permutation without copying its logic."""
-    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor, load_gguf_checkpoint, read_field
+    heads); running it on an index column yields that permutation without copying its logic. Its
+    config (head counts) comes from the ``{arch}.*`` fields through transformers' own key table:
+    ``load_gguf_checkpoint`` would parse the whole file again, vocabulary included (about as long as
+    the first parse: 15 s of CPU for Gemma-3's 262k tokens)."""
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor, _gguf_parse_value, read_field
 
     try:
         arch = read_field(reader, "general.architecture")[0]
-        processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=load_gguf_checkpoint(str(path))["config"])
+        renames, config = GGUF_CONFIG_MAPPING.get(arch, {}), {}
+        for key, field in reader.fields.items():
+            prefix, _, sub = key.partition(".")
+            if prefix == arch and renames.get(sub):
+                value = [_gguf_parse_value(field.parts[i], field.types) for i in field.data]
+                config[renames[sub]] = value[0] if len(value) == 1 else value
+        processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=config)
     except Exception:  # noqa: BLE001 - metadata transformers cannot parse: no permutation; the value match decides
         return lambda name, n: None
 

@@ -32,6 +32,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from QEfficient.compile.moe_quant import quantize_moe_nodes
 from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ def quantize_remaining_matmuls(model: onnx.ModelProto) -> onnx.ModelProto:
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     fuse_shared_input_matmuls(model)
+    quantize_moe_nodes(model, BLOCK_SIZE)  # mixture-of-experts layers: 8-bit experts in QMoE
     quantizer = MatMulNBitsQuantizer(model, bits=BITS, block_size=BLOCK_SIZE, is_symmetric=False, accuracy_level=ACCURACY_LEVEL)
     previous = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").level
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)  # one line per node

@@ -1,4 +1,5 @@
-"""Past one process: replicas on Ray Serve (``ray_serve``) and batch jobs on Ray Data (``ray_data``).
+"""Past one process: replicas on Ray Serve (``ray_serve``) and batch jobs on Ray Data (``ray_data``),
+with the compiled artifact shipped through Ray's object store to nodes that share no disk (``shipping``).
 
 Ray is optional: nothing here is imported by ``import QEfficient`` or by the single-process server,
 and the modules that need it say how to install it.

@@ -3,10 +3,13 @@
     from QEfficient.distributed.ray_data import BatchJob, run_batch
     run_batch(BatchJob(model_name="path/to/model", task="generate", generation_len=64), "prompts.jsonl", "out.jsonl")
 
-The driver compiles the model once (cached under QEFF_HOME); each actor of the pool loads it and
-finds the artifact in the shared cache, then ``map_batches`` feeds it rows. Every output row is its
-input row with one more column: the generated text (``generate()``'s, greedy unless sampling is
-asked for) or the embedding (``QEFFAutoModel.encode``'s).
+The driver compiles the model once (cached under QEFF_HOME), then ``map_batches`` feeds rows to a
+pool of actors. A generation actor opens only the compiled artifact and the tokenizer (no PyTorch
+model, no export check): from the shared QEFF_HOME, or received through Ray's object store
+(``ship_artifact``) where the nodes share no disk. An embedding actor loads the model from its
+folder, which every node must see. Every output row is its input row with one more column: the
+generated text (``generate()``'s, greedy unless sampling is asked for) or the embedding
+(``QEFFAutoModel.encode``'s).
 
 Output is JSONL (one row a line, appended as batches finish) or Parquet (a folder of part files,
 each written whole). Row order is kept, so a job that stopped resumes where its output ends: the rows
@@ -15,6 +18,8 @@ already written are checked against the input and skipped.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -25,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from QEfficient.distributed import require_ray
+from QEfficient.distributed.shipping import SHIP_MODES, Shipment, receive, ship, should_ship
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +53,13 @@ class BatchJob:
     cores_per_actor: int = 1
     temperature: float | None = None
     seed: int | None = None
+    ship_artifact: str = "auto"  # through Ray's object store: on, off, auto (when the cluster has several nodes)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}.")
+        if self.ship_artifact not in SHIP_MODES:
+            raise ValueError(f"ship_artifact must be one of {', '.join(SHIP_MODES)}, got {self.ship_artifact!r}.")
         for name in ("batch_size", "num_actors", "cores_per_actor", "prefill_seq_len", "ctx_len", "seq_len"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -77,19 +86,46 @@ class BatchJob:
 
 
 class ModelActor:
-    """One compiled model in a Ray actor: ``__call__`` adds the output column to a batch of rows."""
+    """One compiled model in a Ray actor: ``__call__`` adds the output column to a batch of rows.
 
-    def __init__(self, job: dict) -> None:
+    Generation runs the artifact the driver compiled (``artifact``: its qpc_path and tokenizer_dir,
+    or ``shipment`` to receive them) through the code ``generate()`` runs, on one session opened
+    once; embeddings load the model (``BatchJob.load``).
+    """
+
+    def __init__(self, job: dict, artifact: dict | None = None, shipment: Shipment | None = None) -> None:
         self.job = BatchJob(**job)
-        self.model, self.tokenizer = self.job.load()
+        if self.job.task == "embed":
+            self.model, self.tokenizer = self.job.load()
+            return
+        from transformers import AutoTokenizer
+
+        from QEfficient.generation.exec_kv import open_session
+
+        if shipment is not None:
+            qpc_path, tokenizer_dir = receive(shipment)
+        else:
+            qpc_path, tokenizer_dir = artifact["qpc_path"], artifact["tokenizer_dir"]
+        self.qpc_path, self.tokenizer = qpc_path, AutoTokenizer.from_pretrained(tokenizer_dir)
+        self.session = open_session(qpc_path, self.job.cores_per_actor)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         texts = [str(t) for t in batch[self.job.input_column]]
         if self.job.task == "generate":
+            from QEfficient.generation.exec_kv import cloud_ai_100_exec_kv
+            from QEfficient.generation.sampling import SamplingParams
+
             job = self.job
-            info = self.model.generate(
-                self.tokenizer, texts, generation_len=job.generation_len, stream=False, temperature=job.temperature, seed=job.seed
-            )
+            with contextlib.redirect_stdout(io.StringIO()):  # its per-call stats would flood the driver's console
+                info = cloud_ai_100_exec_kv(
+                    self.tokenizer,
+                    self.qpc_path,
+                    prompt=texts,
+                    generation_len=job.generation_len,
+                    stream=False,
+                    session=self.session,
+                    sampling=SamplingParams(temperature=job.temperature, seed=job.seed),
+                )
             out = np.array(info.texts, dtype=object)
         else:
             out = self.model.encode(texts, self.tokenizer, batch_size=self.job.batch_size).astype(np.float32)
@@ -186,11 +222,18 @@ def run_batch(job: BatchJob, input_path: str | os.PathLike, output_path: str | o
             logger.info("all %d rows are already in %s", total, output_path)
             return 0
         ds = ds.split_at_indices([len(done)])[1]
-    job.load()  # compile once, here: the actors then find the artifact in QEFF_HOME
+    model, _ = job.load()  # compile once, here: the actors open (or receive) the artifact
+    actor_args: dict = {"job": asdict(job)}
+    if job.task == "generate":
+        artifact = {"qpc_path": str(model.qpc_path), "tokenizer_dir": str(model.local_model_dir)}
+        actor_args |= {"artifact": artifact, "shipment": ship(**artifact) if should_ship(job.ship_artifact) else None}
+    elif job.ship_artifact == "on":
+        raise ValueError("ship_artifact=on is for task=generate; an embedding job needs the model folder on every node.")
+    del model  # the driver only writes rows from here on
     ray.data.DataContext.get_current().execution_options.preserve_order = True  # output order = input order (resume)
     results = ds.map_batches(
         ModelActor,
-        fn_constructor_kwargs={"job": asdict(job)},
+        fn_constructor_kwargs=actor_args,
         batch_size=job.batch_size,
         num_cpus=job.cores_per_actor,
         compute=ray.data.ActorPoolStrategy(size=job.num_actors),

@@ -5,12 +5,14 @@ Two deployments, the shape Ray Serve LLM uses too:
 - ``QEffEngine``: one continuous-batching engine per replica, each with ``cores_per_replica`` CPUs
   (ONNX Runtime intra-op threads = those cores, and the process pinned to them), running the very
   FastAPI app of ``QEfficient.serving.app`` in-process: auth, body limits, parsing and errors are
-  the single-process server's. Replicas open the artifact the driver compiled (shared QEFF_HOME).
+  the single-process server's. Replicas open the artifact the driver compiled: from the shared
+  QEFF_HOME, or received through Ray's object store (``shipping``) where the nodes share no disk.
 - ``QEffGateway``: the HTTP ingress. It forwards each request (method, path, headers, body) to an
-  engine replica through a deployment handle and relays the app's answer. A non-streaming answer
-  is relayed only when complete, so when a replica dies mid-request the gateway sends it again to
-  another replica and the client never sees the failure; a stream already under way cannot be
-  replayed, so it ends with an OpenAI error event and ``[DONE]``, never a silent truncation.
+  engine replica through a deployment handle and relays the app's answer. A request that does not
+  ask for a stream takes one call (``answer``: the whole answer in one reply, so when a replica dies
+  mid-request the gateway sends it again to another replica and the client never sees the failure);
+  a stream takes a streaming call (``forward``), and one already under way cannot be replayed, so
+  it ends with an OpenAI error event and ``[DONE]``, never a silent truncation.
 
 Ray Serve replaces a dead replica (health checks call ``check_health``) and drains ongoing requests
 before stopping one (``graceful_shutdown_timeout_s``).
@@ -26,6 +28,7 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 
 from QEfficient.distributed import require_ray
+from QEfficient.distributed.shipping import Shipment, receive
 from QEfficient.serving.artifact import ServingArtifact, open_app
 from QEfficient.serving.protocol import APIError
 
@@ -58,11 +61,12 @@ class ReplicaOptions:
     pin_cores: bool = True
     retries: int = 3
     graceful_shutdown_timeout_s: float = 60.0
+    runtime_env: dict | None = None  # the replicas' Ray runtime_env (e.g. env_vars: a node-local QEFF_HOME)
 
     def engine_config(self) -> dict:
         """Keyword arguments for ``QEffEngine.options``."""
         config: dict = {
-            "ray_actor_options": {"num_cpus": self.cores_per_replica},
+            "ray_actor_options": {"num_cpus": self.cores_per_replica, **({"runtime_env": self.runtime_env} if self.runtime_env else {})},
             # room for every slot and the app's own queue: a full replica answers 429 as the single
             # server does, instead of requests waiting unseen in Ray's router
             "max_ongoing_requests": self.full_batch_size + self.max_queue + 1,
@@ -101,7 +105,20 @@ def pin_to_cores(local_rank: int, count: int) -> list[int]:
 class QEffEngine:
     """One engine and its FastAPI app; ``forward`` runs a request through the app in-process."""
 
-    def __init__(self, artifact: dict, cores: int, max_queue: int, api_key: str | None, max_body_bytes: int | None, pin: bool) -> None:
+    def __init__(
+        self,
+        artifact: dict,
+        cores: int,
+        max_queue: int,
+        api_key: str | None,
+        max_body_bytes: int | None,
+        pin: bool,
+        shipment: Shipment | None = None,
+    ) -> None:
+        if shipment is not None:  # the nodes may share no disk: this node's copy, from the object store if need be
+            qpc_path, tokenizer_dir = receive(shipment)
+            artifact = {**artifact, "qpc_path": str(qpc_path), "tokenizer_dir": str(tokenizer_dir)}
+        self.qpc_path = artifact["qpc_path"]
         if pin:
             rank = serve.get_replica_context().rank
             self.cores = pin_to_cores(getattr(rank, "local_rank", rank or 0), cores)
@@ -156,9 +173,17 @@ class QEffEngine:
         finally:
             gone.set()
 
+    async def answer(self, meta: dict, body: bytes) -> list[dict]:
+        """The app's whole answer to one request, in one reply (one round trip for the gateway)."""
+        return [message async for message in self.forward(meta, body)]
+
     def identity(self) -> tuple[str, int]:
         """(replica id, process id)."""
         return self.replica_id, os.getpid()
+
+    def artifact_path(self) -> str:
+        """The artifact this replica runs (the shared one, or its own received copy)."""
+        return self.qpc_path
 
     def check_health(self) -> None:
         """Ray Serve's health check: a replica whose engine thread stopped is replaced."""
@@ -175,12 +200,23 @@ def _headers(raw: list) -> list[tuple[bytes, bytes]]:
     return [(bytes(k), bytes(v)) for k, v in raw]
 
 
+def _asks_for_stream(body: bytes) -> bool:
+    """Whether the body is a JSON object with ``"stream": true`` (anything else is answered whole)."""
+    if b'"stream"' not in body:
+        return False
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("stream") is True
+
+
 @serve.deployment(name="QEffGateway", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=4096)
 class QEffGateway:
     """The HTTP ingress: forwards to an engine replica and retries when one dies mid-request."""
 
     def __init__(self, engine, max_body_bytes: int, retries: int) -> None:
-        self.engine = engine.options(stream=True)
+        self.engine, self.streams = engine, engine.options(stream=True)
         self.max_body_bytes, self.retries = max_body_bytes, retries
 
     async def __call__(self, request: Request) -> Response:
@@ -200,9 +236,15 @@ class QEffGateway:
             "client": list(request.client) if request.client else None,
         }
         failure: BaseException | None = None
+        streaming = _asks_for_stream(body)
         for attempt in range(self.retries + 1):
-            replies = self.engine.forward.remote(meta, body)
             try:
+                if not streaming:  # whatever the app answers, it comes whole (an event stream too)
+                    start, *rest = await self.engine.answer.remote(meta, body)
+                    response = Response(b"".join(m.get("body", b"") for m in rest), status_code=start["status"])
+                    response.raw_headers = _headers(start.get("headers", []))
+                    return response
+                replies = self.streams.forward.remote(meta, body)
                 start = await replies.__anext__()
                 status, headers = start["status"], _headers(start.get("headers", []))
                 if dict(headers).get(b"content-type", b"").startswith(b"text/event-stream"):
@@ -249,13 +291,17 @@ def build_application(
     options: ReplicaOptions,
     api_key: str | None = None,
     max_body_bytes: int | None = None,
+    shipment: Shipment | None = None,
 ):
-    """The Ray Serve application (gateway bound to the engine deployment), ready for ``serve.run``."""
+    """The Ray Serve application (gateway bound to the engine deployment), ready for ``serve.run``.
+
+    ``shipment`` (``shipping.ship``): replicas take the artifact from Ray's object store where they do
+    not see the driver's copy; the shipping process must keep running while replicas start."""
     from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES
 
     limit = max_body_bytes or DEFAULT_MAX_BODY_BYTES
     engine = QEffEngine.options(**options.engine_config()).bind(
-        asdict(artifact), options.cores_per_replica, options.max_queue, api_key, limit, options.pin_cores
+        asdict(artifact), options.cores_per_replica, options.max_queue, api_key, limit, options.pin_cores, shipment
     )
     return QEffGateway.bind(engine, limit, options.retries)
 
@@ -267,8 +313,17 @@ def app_builder(args: dict):
     num_replicas, cores_per_replica, min_replicas, max_replicas, target_ongoing_requests, max_queue,
     api_key, max_body_bytes, ...). The model is compiled here, once, where the application is built;
     the config's ``deployments:`` section may still override replica counts and autoscaling.
+    ``serve deploy`` builds the application in a task that ends before replicas start, so nothing
+    is shipped through the object store here: the nodes need a shared QEFF_HOME.
     """
     from QEfficient.cloud.serve import parse_args
+
+    if args.get("ship_artifact", "off") not in ("off", None):
+        raise ValueError(
+            "ship_artifact is for `python -m QEfficient.cloud.serve --ray` (the driver keeps the shipped chunks alive); "
+            "a config file needs a QEFF_HOME shared by the nodes."
+        )
+    args = {**args, "ship_artifact": "off"}
 
     argv = []
     for key, value in args.items():
@@ -280,8 +335,10 @@ def app_builder(args: dict):
 
 
 def application_from_args(args):
-    """The application the CLI's parsed arguments describe (compiles the model first)."""
+    """The application the CLI's parsed arguments describe (compiles the model first, then ships
+    it into the object store when ``args.ship_artifact`` says so)."""
     from QEfficient.cloud._cli import resolve_model_name
+    from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.artifact import compile_for_serving
 
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
@@ -295,6 +352,9 @@ def application_from_args(args):
         args.mxfp6_matmul,
         args.mxint8_kv_cache,
         prompt_lookup_num_tokens=args.prompt_lookup_num_tokens,  # the replicas' engines speculate too
+        lora=getattr(args, "lora", None),
+        draft_model=getattr(args, "draft_model", None),
+        num_speculative_tokens=getattr(args, "num_speculative_tokens", None),
     )
     options = ReplicaOptions(
         num_replicas=args.num_replicas,
@@ -305,7 +365,8 @@ def application_from_args(args):
         full_batch_size=args.full_batch_size,
         max_queue=args.max_queue,
     )
-    return build_application(artifact, options, args.api_key, args.max_body_bytes)
+    shipment = ship(artifact.qpc_path, artifact.tokenizer_dir) if should_ship(args.ship_artifact) else None
+    return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
 
 
 def run_cli(args) -> None:

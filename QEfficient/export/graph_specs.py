@@ -9,7 +9,8 @@ time: runtime/ and generation/ read the names without it; only ``dummy_inputs`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 INPUT_IDS = "input_ids"
@@ -22,6 +23,14 @@ IMAGE_IDX_OUTPUT = "image_idx_output"
 INPUT_FEATURES = "input_features"
 ROPE_POSITION_IDS = "rope_position_ids"
 RETAINED_SUFFIX = "_RetainedState"
+CONV_STATE = "conv_state"
+SSM_STATE = "ssm_state"
+LORA_IDS = "lora_ids"
+
+
+def lora_table_names(module: str) -> tuple[str, str]:
+    """The graph inputs holding every adapter's A and B matrices for target module ``module``."""
+    return f"lora_a.{module}", f"lora_b.{module}"
 
 
 def retained(name: str) -> str:
@@ -35,6 +44,14 @@ RETAINED_EMBEDS = retained(VISION_EMBEDS)
 def past_names(num_layers: int, prefix: str = "past") -> list[str]:
     """``past_key.0, past_value.0, past_key.1, ...``: the per-layer cache inputs, key before value."""
     return [f"{prefix}_{kind}.{i}" for i in range(num_layers) for kind in ("key", "value")]
+
+
+def recurrent_state_names(has_ssm: Sequence[bool]) -> list[str]:
+    """``conv_state.0, ssm_state.0, conv_state.1, ...``: the states of the recurrent layers (Mamba-style mixers,
+    numbered among those layers), retained in place like the KV cache. Every recurrent layer keeps a
+    convolution state; ``has_ssm[i]`` says whether layer i also keeps an SSM state (LFM2's short
+    convolutions do not)."""
+    return [name for i, ssm in enumerate(has_ssm) for name in (f"{CONV_STATE}.{i}", f"{SSM_STATE}.{i}")[: 1 + bool(ssm)]]
 
 
 def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int, full_batch_size: int | None = None) -> dict[str, Any]:
@@ -56,13 +73,24 @@ def decoder_specializations(prefill_seq_len: int, ctx_len: int, batch_size: int,
 
 @dataclass(frozen=True)
 class DecoderGraphSpec:
-    """The retained-state decoder: ids and positions in, last-position logits and the updated cache out."""
+    """The retained-state decoder: ids and positions in, last-position logits and the updated cache out.
+
+    ``num_layers`` counts the layers with a KV cache; ``state_layers`` has one entry per recurrent layer
+    (whether it keeps an SSM state beside its conv state), whose states follow the cache in the inputs
+    and outputs (hybrid models have both).
+    """
 
     num_layers: int
+    state_layers: tuple[bool, ...] = field(default=(), kw_only=True)  # keyword-only: subclasses add positional fields
+
+    @property
+    def state_names(self) -> list[str]:
+        return recurrent_state_names(self.state_layers)
 
     @property
     def past_names(self) -> list[str]:
-        return past_names(self.num_layers)
+        """Every retained input: the KV cache, then the recurrent states."""
+        return past_names(self.num_layers) + self.state_names
 
     @property
     def retained_names(self) -> list[str]:
@@ -82,9 +110,11 @@ class DecoderGraphSpec:
             POSITION_IDS: {0: "batch_size", 1: "seq_len"},
             LOGITS: {0: "batch_size"},
         }
-        for n in self.past_names:
+        for n in past_names(self.num_layers):
             axes[n] = {0: "batch_size", 2: "ctx_len"}
             axes[retained(n)] = {0: "batch_size", 2: "ctx_len"}
+        for n in self.state_names:
+            axes[n] = axes[retained(n)] = {0: "batch_size"}
         return axes
 
     def dummy_inputs(self, qeff_module, kv_dtype=None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
@@ -96,7 +126,9 @@ class DecoderGraphSpec:
         pos[1, -1] = -1  # exercise the padding path while tracing
         dtype = kv_dtype or next(qeff_module.parameters()).dtype
         past = [torch.zeros(qeff_module.kv_shape(batch_size, ctx_len), dtype=dtype) for _ in range(2 * qeff_module.num_layers)]
-        return (ids, pos, *past)
+        state_dtype = next(qeff_module.parameters()).dtype  # recurrent states stay in the compute dtype
+        states = [torch.zeros(batch_size, *shape, dtype=state_dtype) for shape in getattr(qeff_module, "state_shapes", [])]
+        return (ids, pos, *past, *states)
 
     specializations = staticmethod(decoder_specializations)
 
@@ -108,6 +140,38 @@ class SpeculativeDecoderGraphSpec(DecoderGraphSpec):
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         return {**super().dynamic_axes(), LOGITS: {0: "batch_size", 1: "seq_len"}}
+
+
+@dataclass(frozen=True)
+class LoraDecoderGraphSpec(DecoderGraphSpec):
+    """The decoder with LoRA adapters as inputs (transform/lora.py): each row's adapter id, and per
+    target module the stacked A [layers, adapters, in, rank] and B [layers, adapters, rank, out]
+    tables, the adapter count and rank being dynamic axes."""
+
+    modules: tuple[str, ...] = ()
+
+    @property
+    def table_names(self) -> list[str]:
+        names = [lora_table_names(m) for m in self.modules]
+        return [a for a, _ in names] + [b for _, b in names]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [INPUT_IDS, POSITION_IDS, LORA_IDS, *self.table_names, *self.past_names]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        axes = {**super().dynamic_axes(), LORA_IDS: {0: "batch_size"}}
+        for a, b in (lora_table_names(m) for m in self.modules):
+            axes[a] = {1: "num_adapters", 3: "lora_rank"}
+            axes[b] = {1: "num_adapters", 2: "lora_rank"}
+        return axes
+
+    def dummy_inputs(self, qeff_module, kv_dtype=None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
+        import torch
+
+        ids, pos, *past = super().dummy_inputs(qeff_module, kv_dtype, batch_size, seq_len, ctx_len)
+        lora_ids = torch.arange(batch_size, dtype=torch.int64)[:, None] % 3
+        return (ids, pos, lora_ids, *qeff_module.dummy_tables(num_adapters=3, rank=2), *past)
 
 
 @dataclass(frozen=True)

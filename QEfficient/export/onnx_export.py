@@ -50,16 +50,21 @@ OPSET = 17
 KVGraphIO = DecoderGraphSpec
 
 
+def decoder_spec(qeff_module) -> DecoderGraphSpec:
+    """The decoder graph of a QEffCausalLM: its KV layers and, for recurrent/hybrid models, its state layers."""
+    return DecoderGraphSpec(qeff_module.num_layers, state_layers=tuple(getattr(qeff_module, "state_layers", ())))
+
+
 def example_inputs(qeff_module, kv_dtype: torch.dtype | None = None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
     """Trace-time inputs of the decoder graph (see DecoderGraphSpec.dummy_inputs)."""
-    return DecoderGraphSpec(qeff_module.num_layers).dummy_inputs(qeff_module, kv_dtype, batch_size, seq_len, ctx_len)
+    return decoder_spec(qeff_module).dummy_inputs(qeff_module, kv_dtype, batch_size, seq_len, ctx_len)
 
 
 def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = False, kv_dtype: torch.dtype | None = None) -> Path:
     """Export ``qeff_module`` (a QEffCausalLM) to ``out_dir/<model_name>.onnx``; returns the path."""
     if dynamo:
         require_extra("dynamo", "export(dynamo=True)")
-    io = DecoderGraphSpec(qeff_module.num_layers)
+    io = decoder_spec(qeff_module)
     onnx_path = out_dir / f"{model_name}.onnx"
     args = io.dummy_inputs(qeff_module, kv_dtype)
     qeff_module.eval()
@@ -69,7 +74,9 @@ def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = Fals
             batch = torch.export.Dim("batch_size", min=1)
             seq = torch.export.Dim("seq_len", min=1)
             ctx = torch.export.Dim("ctx_len", min=2)
-            shapes = ({0: batch, 1: seq}, {0: batch, 1: seq}, tuple({0: batch, 2: ctx} for _ in io.past_names))
+            axes = io.dynamic_axes()  # the KV cache has a ctx_len axis, recurrent states only a batch axis
+            retained_shapes = tuple({0: batch, 2: ctx} if 2 in axes[n] else {0: batch} for n in io.past_names)
+            shapes = ({0: batch, 1: seq}, {0: batch, 1: seq}, retained_shapes)
             torch.onnx.export(
                 qeff_module,
                 args,

@@ -10,6 +10,7 @@ from transformers import GenerationConfig
 
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
+from QEfficient.generation.lora_generation import LORA_ID, LoraBatchingEngine, LoraTextGeneration, check_tables, is_lora_artifact
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation import TextGeneration, check_generation_len, eos_token_ids
@@ -60,12 +61,23 @@ def cloud_ai_100_exec_kv(
     session: KVCacheSession | None = None,
     generation_config=None,
     sampling: SamplingParams | None = None,
+    lora_tables: dict | None = None,
+    prompt_to_lora_id_mapping: list[int] | None = None,
     **kwargs,
 ) -> CloudAI100ExecInfo:
     """Generation with an artifact built by ``compile()`` (greedy unless ``sampling`` says otherwise);
-    prints the performance stats."""
+    prints the performance stats. A LoRA artifact runs prompt i with adapter row
+    ``prompt_to_lora_id_mapping[i]`` of ``lora_tables`` (default: no adapter)."""
     prompts = load_prompts(prompt, prompts_txt_file_path)
     qconfig = read_artifact(Path(qpc_path))
+    lora = None
+    if prompt_to_lora_id_mapping is not None and not is_lora_artifact(qconfig):
+        raise ValueError(f"prompt_to_lora_id_mapping needs a LoRA artifact (QEffAutoLoraModelForCausalLM); {qpc_path} has no adapters.")
+    if is_lora_artifact(qconfig):
+        ids = prompt_to_lora_id_mapping if prompt_to_lora_id_mapping is not None else [0] * len(prompts)
+        if len(ids) != len(prompts):
+            raise ValueError(f"prompt_to_lora_id_mapping has {len(ids)} ids for {len(prompts)} prompts; give one per prompt.")
+        lora = (check_tables(qconfig, lora_tables), list(ids))
     session = session or open_session(qpc_path, num_cores)
     if generation_config is None and qconfig.get("eos_token_id") is not None:
         generation_config = GenerationConfig(eos_token_id=qconfig["eos_token_id"])  # as recorded at compile time
@@ -80,7 +92,12 @@ def cloud_ai_100_exec_kv(
             generation_len,
             stream,
             sampling or SamplingParams(),
+            lora,
         )
+    elif lora is not None:
+        prefill_len = qconfig["compile_params"]["prefill_seq_len"]
+        generator = LoraTextGeneration(session, right_padding(tokenizer), prefill_len, eos, sampling, *lora)
+        info = generator.generate(prompts, generation_len=generation_len, stream=stream)
     else:
         generator = TextGeneration(session, right_padding(tokenizer), qconfig["compile_params"]["prefill_seq_len"], eos, sampling)
         info = generator.generate(prompts, generation_len=generation_len, stream=stream)
@@ -89,13 +106,25 @@ def cloud_ai_100_exec_kv(
 
 
 def generate_continuous(
-    session, tokenizer, prefill_seq_len: int, eos, prompts: list[str], generation_len: int | None, stream: bool, sampling: SamplingParams
+    session,
+    tokenizer,
+    prefill_seq_len: int,
+    eos,
+    prompts: list[str],
+    generation_len: int | None,
+    stream: bool,
+    sampling: SamplingParams,
+    lora: tuple | None = None,
 ) -> CloudAI100ExecInfo:
-    """All prompts through the continuous-batching engine; results in prompt order (flat, as QEfficient)."""
+    """All prompts through the continuous-batching engine; results in prompt order (flat, as QEfficient).
+    ``lora``: (adapter tables, one adapter row per prompt) for a LoRA artifact."""
     generation_len = check_generation_len(generation_len)
     tokens = TextGeneration(session, tokenizer, prefill_seq_len, eos).tokenize(prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    engine = ContinuousBatchingEngine(session, prefill_seq_len, eos, pad)
+    if lora is None:
+        engine = ContinuousBatchingEngine(session, prefill_seq_len, eos, pad)
+    else:
+        engine = LoraBatchingEngine(session, prefill_seq_len, eos, pad, lora[0])
 
     def show(request: Request) -> None:  # streaming at request granularity: each completion as it finishes
         print(
@@ -104,6 +133,8 @@ def generate_continuous(
         )
 
     requests = [Request(t, generation_len or session.ctx_len, sampling, on_done=show if stream else None) for t in tokens]
+    for request, lora_id in zip(requests, lora[1] if lora is not None else []):
+        request.extra[LORA_ID] = int(lora_id)
     index = {id(r): i for i, r in enumerate(requests)}
     start = time.perf_counter()
     engine.run_all(requests)

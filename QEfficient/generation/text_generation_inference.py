@@ -136,10 +136,10 @@ def cloud_ai_100_exec_kv(
 
     ``iteration`` repeats the run (the last result is returned), ``automation`` prints ``input=`` /
     ``output=`` lines as QEfficient does. Other keywords (``num_cores``, ``session``,
-    ``generation_config``, ``sampling``) go to this package's exec_kv.
+    ``generation_config``, ``sampling``, ``lora_tables``) go to this package's exec_kv. A LoRA
+    artifact runs prompt i with row ``prompt_to_lora_id_mapping[i]`` of ``lora_tables`` (the adapter
+    tables of QEffAutoLoraModelForCausalLM.adapter_tables(); without them, every row is the base model).
     """
-    if prompt_to_lora_id_mapping is not None:
-        raise NotImplementedError("LoRA adapters (prompt_to_lora_id_mapping) are not supported by the ONNX Runtime backend.")
     if is_tlm:
         raise NotImplementedError("Speculative decoding (is_tlm) is not supported by the ONNX Runtime backend.")
     _warn_not_honoured(
@@ -151,7 +151,7 @@ def cloud_ai_100_exec_kv(
     )
     if enable_debug_logs:
         logging.getLogger("QEfficient").setLevel(logging.DEBUG)
-    unexpected = set(kwargs) - {"num_cores", "session", "generation_config", "sampling"}
+    unexpected = set(kwargs) - {"num_cores", "session", "generation_config", "sampling", "lora_tables"}
     if unexpected:
         raise TypeError(f"cloud_ai_100_exec_kv() got unexpected keyword arguments {sorted(unexpected)}.")
     kwargs["sampling"] = resolve_sampling(include_sampler, sampling_params, include_guided_decoding, kwargs.get("sampling"))
@@ -160,7 +160,15 @@ def cloud_ai_100_exec_kv(
         raise ValueError(f"iteration must be a positive integer, got {iteration!r}.")
     info = None
     for _ in range(iteration):
-        info = exec_kv.cloud_ai_100_exec_kv(tokenizer, qpc_path, prompt=prompts, generation_len=generation_len, stream=stream, **kwargs)
+        info = exec_kv.cloud_ai_100_exec_kv(
+            tokenizer,
+            qpc_path,
+            prompt=prompts,
+            generation_len=generation_len,
+            stream=stream,
+            prompt_to_lora_id_mapping=prompt_to_lora_id_mapping,
+            **kwargs,
+        )
         if automation:
             print("input=", prompts)
             print("output=", info.generated_texts)

@@ -107,22 +107,24 @@ def _gguf_cache_entry(folder: Path, gguf_file: str) -> Path:
     return qeff_home() / "gguf" / f"{Path(gguf_file).stem}-{key}"
 
 
-def _convert_gguf(folder: Path, gguf_file: str, **kwargs) -> Path:
+def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None = None, **kwargs) -> Path:
     """De-quantise a GGUF checkpoint once and keep it (weights + tokenizer) as a plain HF folder.
 
-    The folder is verified on every load and converted again when damaged (see utils/cache.py)."""
+    ``config``, when already read from the file, is passed on: each read of a GGUF's metadata parses its
+    whole vocabulary (15 s of CPU for Gemma-3's 262k tokens). The folder is verified on every load
+    and converted again when damaged (see utils/cache.py)."""
     entry = _gguf_cache_entry(folder, gguf_file)
 
     def convert(tmp: Path) -> None:
         logger.info("Converting %s to safetensors once (cached at %s)", gguf_file, entry)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32, **kwargs)
-        config = model.config
-        if hasattr(config, "quantization_config"):  # the GGUF marker blocks save_pretrained; weights are fp32 now
-            del config.quantization_config
-        plain = type(model)(config)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, config=config, dtype=torch.float32, **kwargs)
+        loaded = model.config
+        if hasattr(loaded, "quantization_config"):  # the GGUF marker blocks save_pretrained; weights are fp32 now
+            del loaded.quantization_config
+        plain = type(model)(loaded)
         plain.load_state_dict(model.state_dict())
         plain.generation_config = model.generation_config
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file, config=config)
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
@@ -144,7 +146,7 @@ def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None
         kwargs["dtype"] = kwargs.pop("torch_dtype")
     kwargs.setdefault("dtype", torch.float32)  # as QEfficient: bf16/fp16 checkpoints run in fp32
     if gguf_file:
-        folder = _convert_gguf(folder, gguf_file)
+        folder = _convert_gguf(folder, gguf_file, config)
     model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     return model.eval(), folder
 

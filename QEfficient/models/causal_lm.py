@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel
 
+from QEfficient.compile.fusion import FUSION_VERSION, fuse_by_default, fused_decoder_rewrite
 from QEfficient.compile.ort_cpu import warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import DecoderGraphSpec
@@ -179,6 +180,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         gguf_weights: bool = False,
         num_speculative_tokens: int | None = None,
         speculative_draft: str | None = None,
+        fuse: bool | None = None,
         **compiler_options,
     ) -> Path:
         """Export if needed, then build (or reuse) the artifact for the ONNX Runtime CPU backend.
@@ -190,10 +192,24 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         A speculative target (``qaic_config={"speculative_model_type": "target"}``) needs
         ``num_speculative_tokens=K``; ``speculative_draft="mxfp6"`` also builds the same graph with
         8-bit MatMul weights as its draft (self-speculation: generate() then drafts with it).
+
+        ``fuse`` rewrites each layer into ONNX Runtime's fused operators (compile/fusion.py); None
+        (the default) fuses the architectures the fusion is tested on (FUSED_MODEL_TYPES).
         """
         gguf_path = self._gguf_path() if gguf_weights else None
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
         check_speculative_compile(self.is_speculative_target, num_speculative_tokens, speculative_draft)
+        chunk_limits = [layer.max_chunk for layer in self.model.recurrent_layers if layer.max_chunk]
+        if chunk_limits and prefill_seq_len > min(chunk_limits):
+            raise ValueError(
+                f"prefill_seq_len ({prefill_seq_len}) exceeds {min(chunk_limits)}, the longest chunk this model's recurrent "
+                f"(delta rule) layers prefill exactly in one graph step: compile with prefill_seq_len <= {min(chunk_limits)}."
+            )
+        if self.is_speculative_target and self.model.state_shapes:
+            raise ValueError(
+                f"{self.model_architecture} keeps recurrent (Mamba-style) state, which a rejected draft token cannot be taken back "
+                "from: speculative decoding needs a transformer target. Load it without qaic_config={'speculative_model_type': 'target'}."
+            )
         if self.continuous_batching:
             if full_batch_size is None:
                 raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")
@@ -215,6 +231,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
                 f"Weights in {self.model.lm_head.weight.dtype} cannot run on the ONNX Runtime CPU backend; "
                 "load the model with dtype=torch.float32 (the default of from_pretrained)."
             )
+        state_dtype = kv_dtype  # recurrent states keep the compute dtype, whatever the KV cache is stored as
         if mxint8_kv_cache:
             # Cloud AI 100 stores the cache as MXINT8. ONNX Runtime's CPU kernels have no block-scaled
             # int8 attention, so the cache is stored as float16: half the bytes, the arithmetic
@@ -237,6 +254,10 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         }
         if gguf_path is not None:  # only then: existing artifacts keep their hashes
             params["gguf_weights"] = str(gguf_path.resolve())
+        if fuse and gguf_path is not None:
+            warn_once("fuse-gguf", "compile(fuse=True) does not fuse the gguf_weights=True graph yet; it keeps today's graph.")
+        if (fuse_by_default(self.config) if fuse is None else fuse) and gguf_path is None:
+            params["fused_graph"] = FUSION_VERSION
         if self.is_speculative_target:
             params["num_speculative_tokens"] = num_speculative_tokens
         if self._tokenizer_folder() is not None:  # the artifact holds the tokenizer: a changed one is a new artifact
@@ -256,13 +277,23 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         }
         if self.is_speculative_target:
             manifest |= {"speculative_model_type": "target", "num_speculative_tokens": num_speculative_tokens}
+        if self.model.state_shapes:  # recurrent layers: their states' shapes, for the runtime to allocate
+            rows = manifest["kv_shape"][0]
+            names = DecoderGraphSpec(n_layers, state_layers=self.model.state_layers).state_names
+            manifest |= {"states": {n: [rows, *shape] for n, shape in zip(names, self.model.state_shapes)}, "state_dtype": state_dtype}
+        manifest |= self._artifact_extra()
+        params |= self._artifact_extra()
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,
             manifest,
             params,
             DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None),
-            rewrite=self._weight_rewrite(gguf_path, mxfp6_matmul),
+            rewrite=(
+                partial(fused_decoder_rewrite, ctx_len=ctx_len, mxfp6_matmul=mxfp6_matmul)
+                if "fused_graph" in params
+                else self._weight_rewrite(gguf_path, mxfp6_matmul)
+            ),
             extra_files=self._save_runtime_tokenizer,
         )
         self.draft_qpc_path = None
@@ -279,6 +310,10 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             )
         self._num_cores = num_cores
         return self.qpc_path
+
+    def _artifact_extra(self) -> dict:
+        """What a subclass's graph adds to the artifact's manifest and hash (LoRA: its adapter tables' shapes)."""
+        return {}
 
     def _tokenizer_folder(self) -> Path | None:
         from QEfficient.utils.tokenizer import TokenizerNotFoundError, tokenizer_folder

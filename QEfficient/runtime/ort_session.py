@@ -92,6 +92,8 @@ def open_kv_session(qpc_path: str | os.PathLike, num_cores: int | None = None, s
         num_cores=num_cores or qconfig["num_cores"],
         kv_dtype=qconfig["kv_dtype"],
         spin=spin,
+        states=qconfig.get("states"),
+        state_dtype=qconfig.get("state_dtype", "float32"),
     )
 
 
@@ -129,6 +131,8 @@ class KVCacheSession:
         kv_dtype: str = "float32",
         providers: list[str] | None = None,
         spin: bool = True,
+        states: dict[str, list[int]] | None = None,
+        state_dtype: str = "float32",
     ) -> None:
         self.session = open_inference_session(onnx_path, session_options(num_cores, spin), providers)
         self.batch_size = batch_size
@@ -149,6 +153,15 @@ class KVCacheSession:
         self.slot_io.bind_ortvalue_output(LOGITS, self.slot_logits)
         self._bound: dict[str, object] = {}  # further bound inputs/outputs: ORT uses them at run time, keep them alive
         self._bind_window(self.ladder[0])
+        # Recurrent states (state-space and hybrid models), [rows, ...] each: like the cache, one buffer bound
+        # as input and *_RetainedState output; no window (their size does not grow with the sequence). The
+        # graph starts a row from zero state when its chunk starts at position 0, so nothing resets them here.
+        self.states = {name: np.zeros(shape, dtype=state_dtype) for name, shape in (states or {}).items()}
+        for name, array in self.states.items():
+            value = ort.OrtValue.ortvalue_from_numpy(array)
+            self.io.bind_ortvalue_input(name, value)
+            self.io.bind_ortvalue_output(retained(name), value)
+            self._bound[name] = value
 
     def cache_view(self, index: int) -> np.ndarray:
         """The current [B, H, W, D] contents of cache tensor ``index`` (a view, no copy)."""
@@ -220,6 +233,11 @@ class KVCacheSession:
             value = ort.OrtValue.ortvalue_from_numpy(flat[slot * size : (slot + 1) * size].reshape(1, h, self.window, d))
             self.slot_io.bind_ortvalue_input(name, value)
             self.slot_io.bind_ortvalue_output(retained(name), value)
+        for name, array in self.states.items():  # row ``slot`` of a [rows, ...] state is contiguous too
+            value = ort.OrtValue.ortvalue_from_numpy(array[slot : slot + 1])
+            self.slot_io.bind_ortvalue_input(name, value)
+            self.slot_io.bind_ortvalue_output(retained(name), value)
+            self._bound[f"slot:{name}"] = value
         self.slot_io.bind_cpu_input(INPUT_IDS, ids)
         self.slot_io.bind_cpu_input(POSITION_IDS, pos)
         self.session.run_with_iobinding(self.slot_io)

@@ -28,6 +28,7 @@ from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from QEfficient.generation.continuous_batching import Request as EngineRequest
+from QEfficient.generation.lora_generation import LORA_ID
 from QEfficient.serving.choices import ChoiceText, TokenText
 from QEfficient.serving.protocol import APIError, Call, RequestParser, parse_json
 from QEfficient.serving.runner import EngineRunner, QueueFullError
@@ -91,11 +92,14 @@ def create_app(
     served_names: list[str] | None = None,
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    adapters: list[str] | None = None,
 ) -> FastAPI:
-    """The app; ``served_names`` are other names a request's ``model`` may use (the id comes first)."""
+    """The app; ``served_names`` are other names a request's ``model`` may use (the id comes first).
+    ``adapters``: LoRA adapter names in table order (row i + 1), each a model id of its own (as vLLM)."""
     app = FastAPI(title="QEfficient", version="1")
     app.state.tokenizer, app.state.runner, app.state.model_id = tokenizer, runner, model_id
-    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    adapter_ids = {name: row for row, name in enumerate(adapters or [], start=1)}
+    names = [model_id] + [n for n in served_names or [] if n != model_id] + list(adapter_ids)
     parser = RequestParser(tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue)
     token_text = TokenText(tokenizer)
     if api_key:
@@ -125,7 +129,8 @@ def create_app(
 
     @app.get("/v1/models")
     async def models() -> dict:
-        return {"object": "list", "data": [{"id": model_id, "object": "model", "created": 0, "owned_by": "qefficient"}]}
+        base = {"id": model_id, "object": "model", "created": 0, "owned_by": "qefficient"}
+        return {"object": "list", "data": [base] + [{**base, "id": name, "parent": model_id} for name in adapter_ids]}
 
     async def read_body(request: Request) -> bytes:
         return await read_limited_body(request, max_body_bytes)
@@ -153,6 +158,7 @@ def create_app(
                 on_token=lambda r, t: loop.call_soon_threadsafe(events.put_nowait, (index, False, None)),
                 on_done=lambda r: loop.call_soon_threadsafe(events.put_nowait, (index, True, r.finish_reason)),
                 top_logprobs=job.top_logprobs,
+                extra={LORA_ID: adapter_ids[call.model]} if call.model in adapter_ids else {},
             )
 
         requests = [engine_request(i) for i in range(len(call.jobs))]
@@ -167,7 +173,7 @@ def create_app(
             "id": f"{'chatcmpl' if call.chat else 'cmpl'}-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion" if call.chat else "text_completion",
             "created": int(time.time()),
-            "model": model_id,
+            "model": call.model if call.model in adapter_ids else model_id,
         }
         if call.stream:
             return StreamingResponse(stream(call, requests, choices, events, head), media_type="text/event-stream")

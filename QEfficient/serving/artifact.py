@@ -25,6 +25,10 @@ class ServingArtifact:
     ctx_len: int
     num_cores: int = 1
     prompt_lookup_num_tokens: int | None = None  # speculative decoding with prompt-lookup drafts
+    lora_tables: str | None = None  # the LoRA adapter tables (.npz) of a LoRA artifact
+    lora_adapters: tuple[str, ...] = ()  # their names, in table order (row i + 1)
+    draft_qpc_path: str | None = None  # speculative decoding with a draft model's artifact
+    num_speculative_tokens: int | None = None  # the draft's tokens per step
 
 
 def compile_for_serving(
@@ -37,30 +41,63 @@ def compile_for_serving(
     mxfp6_matmul: bool = False,
     mxint8_kv_cache: bool = False,
     prompt_lookup_num_tokens: int | None = None,
+    lora: dict[str, str] | None = None,
+    draft_model: str | None = None,
+    num_speculative_tokens: int | None = None,
 ) -> ServingArtifact:
-    """Load, export and compile ``model_name`` for continuous batching (cached under QEFF_HOME)."""
+    """Load, export and compile ``model_name`` for continuous batching (cached under QEFF_HOME).
+
+    ``lora``: adapter name -> PEFT adapter folder, each served as a model id of its own.
+    ``draft_model`` with ``num_speculative_tokens=K``: greedy requests decode speculatively, a
+    smaller model (same tokenizer) drafting K tokens a step.
+    """
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModelForCausalLM
     from QEfficient.generation.text_generation import eos_token_ids
 
+    if lora and (prompt_lookup_num_tokens is not None or draft_model is not None):
+        raise ValueError("LoRA adapters (--lora) do not combine with speculative decoding yet; serve them without it.")
+    if prompt_lookup_num_tokens is not None and draft_model is not None:
+        raise ValueError("Use prompt lookup or a draft model for speculative decoding, not both.")
+    if (draft_model is None) != (num_speculative_tokens is None):
+        raise ValueError("A draft model needs num_speculative_tokens=K (and K needs a draft model; prompt lookup has its own option).")
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     speculative = {}
-    if prompt_lookup_num_tokens is not None:  # a target graph: logits for every position it verifies
+    budget = prompt_lookup_num_tokens if prompt_lookup_num_tokens is not None else num_speculative_tokens
+    if budget is not None:  # a target graph: logits for every position it verifies
         kwargs["qaic_config"] = {"speculative_model_type": "target"}
-        speculative["num_speculative_tokens"] = prompt_lookup_num_tokens
-    model = QEFFAutoModelForCausalLM.from_pretrained(model_name, continuous_batching=True, **kwargs)
-    qpc = model.compile(
+        speculative["num_speculative_tokens"] = budget
+    model_class = QEFFAutoModelForCausalLM
+    if lora:
+        from QEfficient.peft import QEffAutoLoraModelForCausalLM as model_class
+    model = model_class.from_pretrained(model_name, continuous_batching=True, **kwargs)
+    for name, path in (lora or {}).items():
+        if name in (model_name, model.model_name):
+            raise ValueError(f"The LoRA adapter name '{name}' is the base model's own name; give it another.")
+        model.load_adapter(path, name)
+    compile_options = dict(
         prefill_seq_len=prefill_seq_len,
         ctx_len=ctx_len,
         full_batch_size=full_batch_size,
         num_cores=num_cores,
         mxfp6_matmul=mxfp6_matmul,
         mxint8_kv_cache=mxint8_kv_cache,
-        **speculative,
     )
+    qpc = model.compile(**compile_options, **speculative)
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     eos = eos_token_ids(tokenizer, model.model.hf.generation_config)
+    extra = {}
+    if lora:
+        extra = {"lora_tables": str(_save_lora_tables(model, qpc)), "lora_adapters": tuple(model.adapters)}
+    if draft_model is not None:
+        draft = QEFFAutoModelForCausalLM.from_pretrained(draft_model, continuous_batching=True)
+        if int(draft.config.vocab_size) != int(model.config.vocab_size):
+            raise ValueError(
+                f"The draft model's vocabulary ({draft.config.vocab_size}) differs from the model's ({model.config.vocab_size}); "
+                "a draft must share the model's tokenizer."
+            )
+        extra = {"draft_qpc_path": str(draft.compile(**compile_options)), "num_speculative_tokens": num_speculative_tokens}
     return ServingArtifact(
         qpc_path=str(qpc),
         tokenizer_dir=str(qpc / TOKENIZER_SUBDIR) if has_runtime_tokenizer(qpc) else str(model.local_model_dir),
@@ -71,7 +108,19 @@ def compile_for_serving(
         ctx_len=ctx_len,
         num_cores=num_cores,
         prompt_lookup_num_tokens=prompt_lookup_num_tokens,
+        **extra,
     )
+
+
+def _save_lora_tables(model, qpc) -> Path:
+    """The adapter tables beside the artifact's cache, named by the artifact and the adapters' sources."""
+    from QEfficient.peft.adapters import save_tables
+    from QEfficient.utils.cache import hash_dict, qeff_home
+
+    key = hash_dict({"qpc": str(qpc), "adapters": [(n, str(Path(a.source).resolve())) for n, a in model.adapters.items()]})
+    folder = qeff_home() / "lora_tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_tables(model.adapter_tables(), folder / f"{key}.npz")
 
 
 def artifact_from_qpc(
@@ -125,7 +174,8 @@ def open_app(
     """(app, runner): an ONNX Runtime session with ``num_cores`` intra-op threads (default: as
     compiled), the engine running on its thread, and the OpenAI app over it."""
     from QEfficient.generation.continuous_batching import ContinuousBatchingEngine
-    from QEfficient.generation.exec_kv import open_session, right_padding
+    from QEfficient.generation.exec_kv import right_padding
+    from QEfficient.runtime.ort_session import open_kv_session
     from QEfficient.serving.app import create_app
     from QEfficient.serving.runner import EngineRunner
 
@@ -136,9 +186,16 @@ def open_app(
 
         tokenizer = AutoTokenizer.from_pretrained(artifact.tokenizer_dir)
     tokenizer = right_padding(tokenizer)
-    session = open_session(artifact.qpc_path, num_cores or artifact.num_cores)
+    # with a draft model the two sessions take turns on the same cores: neither spins (models/speculative.py)
+    session = open_kv_session(artifact.qpc_path, num_cores or artifact.num_cores, spin=artifact.draft_qpc_path is None)
     engine_args = (session, artifact.prefill_seq_len, set(artifact.eos_token_ids), tokenizer.pad_token_id or 0)
-    if artifact.prompt_lookup_num_tokens is None:
+    if artifact.lora_tables is not None:
+        from QEfficient.generation.lora_generation import LoraBatchingEngine, load_tables
+
+        engine = LoraBatchingEngine(*engine_args, load_tables(artifact.lora_tables))
+    elif artifact.draft_qpc_path is not None:
+        engine = _draft_engine(artifact, engine_args, num_cores or artifact.num_cores, tokenizer.pad_token_id or 0)
+    elif artifact.prompt_lookup_num_tokens is None:
         engine = ContinuousBatchingEngine(*engine_args)
     else:
         from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
@@ -147,7 +204,25 @@ def open_app(
     runner = EngineRunner(engine, max_queue=max_queue).start()
     limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
     app = create_app(
-        runner, tokenizer, artifact.model_id, artifact.ctx_len, served_names=list(artifact.served_names), api_key=api_key, **limits
+        runner,
+        tokenizer,
+        artifact.model_id,
+        artifact.ctx_len,
+        served_names=list(artifact.served_names),
+        api_key=api_key,
+        adapters=list(artifact.lora_adapters),
+        **limits,
     )
     app.state.qpc_path = artifact.qpc_path
     return app, runner
+
+
+def _draft_engine(artifact: ServingArtifact, engine_args: tuple, num_cores: int, pad: int):
+    """Speculative continuous batching with a draft model's artifact drafting K tokens a step."""
+    from QEfficient.generation.speculative import ModelDrafter
+    from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
+    from QEfficient.runtime.ort_session import open_kv_session
+
+    draft = open_kv_session(artifact.draft_qpc_path, num_cores, spin=False)
+    k = artifact.num_speculative_tokens
+    return SpeculativeBatchingEngine(*engine_args, k, drafter=ModelDrafter(draft, artifact.prefill_seq_len, k, pad))

@@ -58,6 +58,7 @@ class Call:
     chat: bool
     stream: bool = False
     include_usage: bool = False
+    model: str | None = None  # the served name the request asked for (a LoRA adapter picks its adapter)
 
 
 def _reject_constant(name: str) -> None:
@@ -218,7 +219,7 @@ class RequestParser:
             seed=None if seed is None else seed % 2**64,  # OpenAI's seeds are int64; numpy wants them non-negative
         )
         job = Job([], number(body, "max_tokens", int, 16, low=1), sampling, _stop_strings(body), top)
-        return Call([job], chat, stream, include_usage)
+        return Call([job], chat, stream, include_usage, body.get("model"))
 
     def _with_prompts(self, call: Call, prompts: list[tuple[list[int], str]]) -> Call:
         """The call with one job per tokenized prompt, each checked against the context."""

@@ -1,12 +1,12 @@
 """Methods of transformers modules replaced (on the instance) where the original cannot be exported
 or assumes a cache that grows with the sequence.
 
-* Mixture-of-experts layers that transformers runs with a data-dependent loop over experts gather each
-  token's selected experts' weights (``W[expert_ids]``) and multiply them in one batched matmul: no
-  loop, no ``nonzero``, so the graph exports, and a decode step reads only the selected experts'
-  weights (DBRX, JetMoE's experts and its mixture of attention heads). Layers built with transformers'
-  ``use_experts_implementation`` need no rewrite: static_kv selects their "batched_mm" implementation,
-  the same computation.
+* Mixture-of-experts layers that transformers runs with a data-dependent loop over experts: DBRX and
+  LongCat-Flash export as ONNX Runtime's fused MoE node (moe_op.py); JetMoE's experts and its mixture
+  of attention heads gather each token's selected experts' weights (``W[expert_ids]``) and multiply
+  them in one batched matmul. No loop, no ``nonzero``, so the graph exports, and a decode step reads
+  only the selected experts' weights. Layers built with transformers' ``use_experts_implementation``
+  need no rewrite: static_kv selects moe_op's implementation for them.
 * BLOOM builds its ALiBi bias from a 2-D padding mask; here it is built from the static cache's slots.
 * GPT-Neo's attention reads causality and its local window from a buffer sliced by cache length.
 * Llama 4 and DeepSeek-V2 rotate queries and keys with complex numbers (``torch.polar``,
@@ -24,6 +24,10 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
+from transformers.activations import SiLUActivation
+
+from QEfficient.transform.adapters.openai_gpt import openai_gpt_model_forward
+from QEfficient.transform.moe_op import fused_moe, longcat_flash_experts_forward
 
 
 def dbrx_experts_forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor) -> torch.Tensor:
@@ -39,6 +43,12 @@ def dbrx_experts_forward(self, hidden_states: torch.Tensor, top_k_index: torch.T
     up = torch.matmul(xk, v1.transpose(-1, -2))
     down = torch.matmul(self.mlp.activation_fn(gate) * up, w2).squeeze(-2)  # [T, k, H]
     out = (down * top_k_weights[..., None].to(down.dtype)).sum(dim=1)
+    if torch.jit.is_tracing() and isinstance(self.mlp.activation_fn, (SiLUActivation, nn.SiLU)):
+        # exported: one MoE node (moe_op.py), gate/up rows interleaved as ONNX Runtime reads them
+        fc1 = torch.stack((self.mlp.w1.view(shape), self.mlp.v1.view(shape)), dim=2).reshape(shape[0], 2 * shape[1], shape[2])
+        fc2 = self.mlp.w2.view(shape).transpose(1, 2)
+        weights = top_k_weights.to(x.dtype)
+        out = fused_moe(out, x, top_k_index, weights, fc1, fc2, num_choices=self.num_experts)
     return out.view(batch_size, -1, self.hidden_size)
 
 
@@ -134,6 +144,8 @@ REWRITES = {
     "DbrxExperts": {"forward": dbrx_experts_forward},
     "JetMoeMoE": {"forward": jetmoe_moe_forward},
     "JetMoeMoA": {"map": jetmoe_moa_map, "reduce": jetmoe_moa_reduce},
+    "LongcatFlashExperts": {"forward": longcat_flash_experts_forward},
+    "OpenAIGPTModel": {"forward": openai_gpt_model_forward},
     "BloomModel": {"build_alibi_tensor": bloom_build_alibi_tensor},
     "GPTNeoSelfAttention": {"_attn": gpt_neo_attn},
     "Llama4TextRotaryEmbedding": {"forward": real_rotary_forward},

@@ -29,8 +29,9 @@ import torch
 from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
 
-from QEfficient.transform import onnx_symbolics
+from QEfficient.transform import moe_op, onnx_symbolics
 from QEfficient.transform.adapters import ArchAdapter, get_adapter
+from QEfficient.transform.recurrent_state import RecurrentStateCache, swapped_forwards
 from QEfficient.transform.rewrites import apply_rewrites, rewritten_functions
 
 STATIC_KV_ATTENTION = "qeff_static_kv"
@@ -57,10 +58,12 @@ def static_kv_attention(
     softcap = kwargs.get("softcap")
     if softcap:
         scores = torch.tanh(scores / softcap) * softcap
-    if attention_mask.dtype == torch.bool:
-        scores = torch.where(attention_mask.unsqueeze(2), scores, torch.finfo(scores.dtype).min)
+    # One mask for every head [B,1,S,T], or one per query head [B,H,S,T] (Doge's dynamic mask)
+    mask = attention_mask.unsqueeze(2) if attention_mask.shape[1] == 1 else attention_mask.reshape(bsz, n_kv, -1, *attention_mask.shape[2:])
+    if mask.dtype == torch.bool:
+        scores = torch.where(mask, scores, torch.finfo(scores.dtype).min)
     else:
-        scores = scores + attention_mask.unsqueeze(2)
+        scores = scores + mask
     sinks = kwargs.get("s_aux")
     if sinks is None:
         sinks = kwargs.get("sinks")
@@ -79,6 +82,10 @@ def static_kv_attention(
 
 AttentionInterface.register(STATIC_KV_ATTENTION, static_kv_attention)
 onnx_symbolics.register()
+
+
+def _pad_to(t: torch.Tensor, heads: int, width: int) -> torch.Tensor:
+    return nn.functional.pad(t, (0, width - t.shape[-1], 0, 0, 0, heads - t.shape[1]))
 
 
 class StaticKVCache:
@@ -104,13 +111,16 @@ class StaticKVCache:
         # The cache may be stored narrower than the compute dtype (compile(mxint8_kv_cache=True)):
         # new entries are rounded on the way in, the cache widened on the way out.
         stored = self.keys[layer_idx].dtype
-        width = self.keys[layer_idx].shape[-1]
+        heads, width = self.keys[layer_idx].shape[1], self.keys[layer_idx].shape[-1]
         # Keys and values narrower than the cache (multi-latent attention's latent and rotary key
-        # share one width) are zero-padded on the way in and cut back on the way out.
-        key_in, value_in = (nn.functional.pad(t, (0, width - t.shape[-1])) if t.shape[-1] != width else t for t in (key, value))
+        # share one width), or with fewer heads (MiMo-V2-Flash's full-attention layers), are
+        # zero-padded on the way in and cut back on the way out.
+        key_in, value_in = (t if t.shape[1] == heads and t.shape[-1] == width else _pad_to(t, heads, width) for t in (key, value))
         self.keys[layer_idx] = self.keys[layer_idx].scatter(2, self._index("key", key_in), key_in.to(stored))
         self.values[layer_idx] = self.values[layer_idx].scatter(2, self._index("value", value_in), value_in.to(stored))
         keys, values = self.keys[layer_idx].to(key.dtype), self.values[layer_idx].to(value.dtype)
+        if key.shape[1] != heads:
+            keys, values = keys[:, : key.shape[1]], values[:, : value.shape[1]]
         if key.shape[-1] != width:
             keys = keys[..., : key.shape[-1]]
         if value.shape[-1] != width:
@@ -160,12 +170,11 @@ def attention_masks(config, position_ids: torch.Tensor, slots: torch.Tensor, upp
     return visibility_mask(position_ids, slots, sliding, upper)
 
 
-# Mixture-of-experts layers (those built with transformers' ``use_experts_implementation``) run
-# "batched_mm": each token gathers its top-k experts' stacked weights (``W[expert_ids]``) and
-# multiplies them in one batched matmul. No data-dependent loop over experts and no ``histc``
-# (which the default grouped path uses), so it exports; a decode step reads only the selected
-# experts' weights.
-EXPERTS_IMPLEMENTATION = "batched_mm"
+# Mixture-of-experts layers (those built with transformers' ``use_experts_implementation``) export
+# as ONNX Runtime's fused MoE node, which runs each token through its top-k experts only (moe_op.py);
+# layouts it cannot express run "batched_mm" (gather the selected experts' weights, one batched
+# matmul). Neither has a data-dependent loop over experts or ``histc``, so both export.
+EXPERTS_IMPLEMENTATION = moe_op.IMPLEMENTATION
 
 
 def as_mask_kind(masks, kind: str, dtype: torch.dtype):
@@ -219,10 +228,22 @@ class QEffCausalLM(nn.Module):
             base = hf_model.base_model if hf_model.base_model is not hf_model else hf_model.model
         self.base = base
         self.lm_head = lm_head if lm_head is not None else hf_model.get_output_embeddings()
+        # Recurrent (Mamba-style) layers of a state-space or hybrid model: their conv/SSM states follow the KV cache.
+        self.recurrent_layers = self.adapter.recurrent_layers(hf_model)
 
     @property
     def config(self):
         return self._config
+
+    @property
+    def state_layers(self) -> tuple[bool, ...]:
+        """Per recurrent layer: whether it keeps an SSM state beside its conv state (the graph spec's ``state_layers``)."""
+        return tuple(layer.ssm_shape is not None for layer in self.recurrent_layers)
+
+    @property
+    def state_shapes(self) -> list[tuple[int, ...]]:
+        """Per-row shapes of the recurrent states, in graph order (conv_state.0, ssm_state.0, conv_state.1, ...)."""
+        return [shape for layer in self.recurrent_layers for shape in layer.shapes]
 
     def kv_shape(self, batch_size: int, ctx_len: int) -> tuple[int, int, int, int]:
         _, n_kv, head_dim = self.adapter.kv_geometry(self.config)
@@ -251,11 +272,18 @@ class QEffCausalLM(nn.Module):
         ``rotary_position_ids``: what the model's rotary tables read, when they are not the cache
         positions (Qwen2-VL's [3,B,S] multimodal positions).
         """
-        cache = StaticKVCache(past, position_ids)
-        masks = attention_masks(self.config, position_ids, torch.arange(past[0].shape[2], device=position_ids.device), visible_upto)
-        if self.adapter.mask_kind != "visible":
-            masks = as_mask_kind(masks, self.adapter.mask_kind, self.lm_head.weight.dtype)
-        with _attn_implementation(self.config, STATIC_KV_ATTENTION), rewritten_functions(self.hf):
+        kv, states = past[: 2 * self.num_layers], past[2 * self.num_layers :]
+        cache, masks = None, None
+        if kv:
+            cache = StaticKVCache(kv, position_ids)
+            masks = attention_masks(self.config, position_ids, torch.arange(kv[0].shape[2], device=position_ids.device), visible_upto)
+            if self.adapter.mask_kind != "visible":
+                masks = as_mask_kind(masks, self.adapter.mask_kind, self.lm_head.weight.dtype)
+        mixers = {}
+        if self.recurrent_layers:
+            cache = RecurrentStateCache(cache, self.adapter.attention_layers(self.config), self.recurrent_layers, states, position_ids)
+            masks, mixers = self.adapter.recurrent_masks(masks), self.adapter.mixer_forwards
+        with _attn_implementation(self.config, STATIC_KV_ATTENTION), rewritten_functions(self.hf), swapped_forwards(self.hf, mixers):
             out = self.base(
                 input_ids=input_ids,
                 inputs_embeds=inputs_embeds,

@@ -19,6 +19,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "dynamo": ("onnxscript",),
     "bench": ("matplotlib",),
     "ray": ("ray", "ray.serve", "ray.data"),
+    "lora": ("peft",),
 }
 # import name -> distribution name, where they differ
 DISTRIBUTIONS = {"PIL": "pillow", "ray.serve": "ray", "ray.data": "ray"}

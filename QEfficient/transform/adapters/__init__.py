@@ -17,7 +17,9 @@ import warnings
 
 from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
+from QEfficient.transform.adapters.mimo_v2_flash import SlidingLayersDoubleKVAdapter
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
+from QEfficient.transform.adapters.recurrent_models import RECURRENT_ADAPTERS
 from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES, NOT_DECODER, PROVEN
 
 # Set to 1 to run a type the sweep recorded as failing (to check a fix); the sweep itself sets it.
@@ -32,6 +34,9 @@ _QUIRKS: list[ArchAdapter] = [
     ArchAdapter("gpt_neox_japanese", mask_kind="additive"),
     ArchAdapter("gpt_neo", mask_kind="additive"),
     PredictionHeadAdapter("modernbert-decoder"),
+    # state-space and hybrid models: recurrent mixers whose conv/SSM states are retained like the KV cache
+    *RECURRENT_ADAPTERS,
+    SlidingLayersDoubleKVAdapter("mimo_v2_flash"),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}

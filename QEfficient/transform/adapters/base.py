@@ -40,6 +40,10 @@ class ArchAdapter:
             n_kv = 1
         return n_layers, n_kv, head_dim or config.hidden_size // n_heads
 
+    def recurrent_layers(self, hf_model) -> list:
+        """Layers carrying recurrent state (see adapters/recurrent.py); a transformer has none."""
+        return []
+
     def head_input(self, hf_model, hidden: torch.Tensor) -> torch.Tensor:
         """What the *ForCausalLM head computes from the last hidden state before the output embedding."""
         return hidden

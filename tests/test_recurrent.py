@@ -1,0 +1,159 @@
+"""State-space (Mamba, Mamba-2) and hybrid models: conv/SSM states retained in the graph like the KV cache.
+
+Token parity of every proven type through chunked prefill and decode is the architecture sweep's
+job (tests/test_arch_sweep.py). Here: the graph contract (names, shapes, in-place outputs), padding
+and sequence starts, batches with different prompt lengths, and continuous batching reusing slots.
+"""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from QEfficient import QEFFAutoModelForCausalLM
+from QEfficient.export.graph_specs import recurrent_state_names, retained
+from QEfficient.transform.static_kv import QEffCausalLM
+from tests.helpers import hf_greedy, real_tokens
+from tests.tiny_models import sweep_config
+
+PROMPTS = [
+    "My name is",
+    "Once upon a time a robot learned to paint the sky blue and the grass green, then",
+    "The sun",
+    "What is the capital of France? The capital",
+    "Numbers: 1 2 3",
+]
+
+
+def _tiny(model_type: str):
+    torch.manual_seed(1234)
+    model = AutoModelForCausalLM.from_config(sweep_config(model_type), dtype=torch.float32)
+    with torch.no_grad():  # widened like the other tiny models, so greedy tokens are far from ties
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(4.0)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def recurrent_dir(tmp_path_factory, tokenizer_dir):
+    """Factory: model_type (from the sweep's tiny configs) -> folder with the model and the local tokenizer."""
+    made = {}
+
+    def make(model_type: str):
+        if model_type not in made:
+            folder = tmp_path_factory.mktemp(model_type)
+            _tiny(model_type).save_pretrained(folder)
+            AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+            made[model_type] = folder
+        return made[model_type]
+
+    return make
+
+
+def _zeros(q: QEffCausalLM, batch: int, ctx_len: int = 16) -> list[torch.Tensor]:
+    return [torch.zeros(q.kv_shape(batch, ctx_len)) for _ in range(2 * q.num_layers)] + [torch.zeros(batch, *s) for s in q.state_shapes]
+
+
+@pytest.mark.parametrize(
+    "model_type, kv_layers, conv_shape, ssm_shape",
+    [
+        ("mamba", 0, (96, 3), (96, 16)),  # d_inner x (kernel - 1); d_inner x d_state
+        ("mamba2", 0, (192, 3), (8, 16, 16)),  # d_inner + 2 groups x d_state; heads x head_dim x d_state
+        ("bamba", 1, (160, 3), (8, 16, 16)),  # one Mamba-2 layer and one attention layer
+        ("falcon_h1", 2, (160, 3), (8, 16, 16)),  # attention and a mixer in every layer
+        ("lfm2", 1, (64, 2), None),  # a gated short convolution: a conv state, no SSM state
+        ("qwen3_next", 1, (128, 3), (4, 16, 16)),  # Gated DeltaNet: q, k (2 heads), v (4 heads) convolved; v heads x Dk x Dv
+    ],
+)
+def test_states_are_graph_inputs_and_outputs(model_type, kv_layers, conv_shape, ssm_shape):
+    q = QEffCausalLM(_tiny(model_type))
+    n_state_layers = len(q.recurrent_layers)
+    assert q.num_layers == kv_layers and n_state_layers >= 1
+    first_layer = [conv_shape] if ssm_shape is None else [conv_shape, ssm_shape]
+    assert q.state_shapes[: len(first_layer)] == first_layer
+    outputs = q(torch.tensor([[5, 6, 7]]), torch.tensor([[0, 1, 2]]), *_zeros(q, 1))
+    assert len(outputs) == 1 + 2 * kv_layers + len(q.state_shapes)
+    assert [tuple(t.shape[1:]) for t in outputs[1 + 2 * kv_layers :]] == q.state_shapes
+
+
+def test_exported_graph_names_the_states(recurrent_dir):
+    model = QEFFAutoModelForCausalLM.from_pretrained(recurrent_dir("bamba"))
+    graph = onnx.load(model.export(), load_external_data=False).graph
+    states = recurrent_state_names([True])
+    inputs, outputs = [i.name for i in graph.input], [o.name for o in graph.output]
+    assert inputs[-2:] == states and outputs[-2:] == [retained(n) for n in states]
+    assert inputs[2:4] == ["past_key.0", "past_value.0"]  # the attention layer's cache comes first
+
+
+@pytest.mark.parametrize("model_type", ["mamba", "mamba2", "lfm2", "qwen3_next", "kimi_linear", "recurrent_gemma"])
+def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh(model_type):
+    q = QEffCausalLM(_tiny(model_type)).eval()
+    gen = torch.Generator().manual_seed(0)
+    states = _zeros(q, 2)[: 2 * q.num_layers] + [torch.randn(2, *s, generator=gen) for s in q.state_shapes]
+    with torch.no_grad():
+        # row 0 all padding, row 1 two real tokens then padding
+        _, *after = q(torch.tensor([[4, 4, 4], [5, 6, 4]]), torch.tensor([[-1, -1, -1], [3, 4, -1]]), *states)
+        _, *two_only = q(torch.tensor([[5, 6]]), torch.tensor([[3, 4]]), *[s[1:] for s in states])
+        fresh, *_ = q(torch.tensor([[5, 6]]), torch.tensor([[0, 1]]), *[s[1:] for s in states])
+        zero, *_ = q(torch.tensor([[5, 6]]), torch.tensor([[0, 1]]), *_zeros(q, 1))
+    n_kv = 2 * q.num_layers  # hybrids: the KV cache comes first; compare the recurrent states
+    states, after, two_only = states[n_kv:], after[n_kv:], two_only[n_kv:]
+    for before, now, alone in zip(states, after, two_only):
+        assert torch.equal(now[0], before[0])  # an idle row keeps its state exactly
+        # padding after real tokens changes nothing (up to the rounding of a batch-2 vs a batch-1 matmul)
+        torch.testing.assert_close(now[1], alone[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fresh, zero)  # a chunk at position 0 ignores whatever state the slot held
+
+
+@pytest.mark.parametrize("model_type", ["mamba", "jamba"])
+def test_batch_with_different_prompt_lengths_equals_each_alone(recurrent_dir, model_type):
+    folder = recurrent_dir(model_type)
+    tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=64, batch_size=2, num_cores=1)
+    prompts = PROMPTS[:2]  # 3 and 18 tokens: the short row is padding for two of the long row's chunks
+    info = model.generate(tok, prompts, generation_len=12, stream=False)
+    for prompt, row in zip(prompts, [r for batch in info.generated_ids for r in batch]):
+        ref = hf_greedy(hf, tok, prompt, 12)
+        assert real_tokens(row, tok.pad_token_id, len(ref)) == ref, prompt
+
+
+def test_continuous_batching_reuses_slots_with_fresh_state(recurrent_dir):
+    folder = recurrent_dir("granitemoehybrid")
+    tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True)
+    model.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_cores=1)
+    prompts = PROMPTS[:4]  # 4 prompts through 2 slots: each slot serves a second request
+    info = model.generate(tok, prompts, generation_len=8, stream=False)
+    for prompt, row in zip(prompts, info.generated_ids):
+        ref = hf_greedy(hf, tok, prompt, 8)
+        assert real_tokens(row, tok.pad_token_id, len(ref)) == ref, prompt
+
+
+def test_speculative_target_is_refused_with_the_reason(recurrent_dir):
+    model = QEFFAutoModelForCausalLM.from_pretrained(recurrent_dir("mamba2"), qaic_config={"speculative_model_type": "target"})
+    with pytest.raises(ValueError, match="recurrent"):
+        model.compile(prefill_seq_len=8, ctx_len=64, num_speculative_tokens=2, num_cores=1)
+
+
+@pytest.mark.parametrize("model_type", ["mamba2", "lfm2"])
+def test_legacy_compile_of_an_exported_graph_binds_the_states(recurrent_dir, tmp_path, model_type):
+    """QEfficient.compile(onnx_path=...) reads the states from the graph itself (no model at hand)."""
+    import QEfficient
+    from QEfficient.generation.exec_kv import cloud_ai_100_exec_kv
+
+    folder = recurrent_dir(model_type)
+    tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
+    onnx_path = QEFFAutoModelForCausalLM.from_pretrained(folder).export()
+    qpc = QEfficient.compile(onnx_path=onnx_path, qpc_path=tmp_path / "qpc", num_cores=1, prompt_len=8, ctx_len=64, mxfp6=False)
+    info = cloud_ai_100_exec_kv(tok, qpc, prompt=PROMPTS[1], generation_len=8, stream=False)
+    assert real_tokens(info.generated_ids[0][0], tok.pad_token_id, 8) == hf_greedy(hf, tok, PROMPTS[1], 8)
+
+
+def test_delta_rule_chunk_longer_than_its_exact_limit_is_refused(recurrent_dir):
+    model = QEFFAutoModelForCausalLM.from_pretrained(recurrent_dir("qwen3_next"))
+    with pytest.raises(ValueError, match="prefill_seq_len <= 256"):
+        model.compile(prefill_seq_len=300, ctx_len=512, num_cores=1)
