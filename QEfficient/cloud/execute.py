@@ -28,13 +28,15 @@ def execute(
     stream: bool = True,
     mxint8_kv_cache: bool = False,
 ):
-    """QEfficient's ``execute.main``: the tokenizer from ``local_model_dir`` or ``model_name`` (else the
-    folder recorded at compile time), then generation with the artifact at ``qpc_path``.
+    """QEfficient's ``execute.main``: the tokenizer saved in the artifact (when ``model_name`` is the
+    compiled model or not given: no torch is imported), else from ``local_model_dir``, ``model_name`` or the
+    folder recorded at compile time; then generation with the artifact at ``qpc_path``.
 
     ``full_batch_size`` and ``mxint8_kv_cache`` are fixed by the artifact; a value that disagrees warns.
     """
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
+    from QEfficient.runtime.tokenizer import has_runtime_tokenizer, load_tokenizer
     from QEfficient.utils.tokenizer import check_and_assign_cache_dir, load_hf_tokenizer
 
     if qpc_path is None:
@@ -46,10 +48,15 @@ def execute(
     if mxint8_kv_cache and qconfig.get("kv_dtype") != "float16":
         warnings.warn("mxint8_kv_cache is ignored: the artifact was compiled without it (compile decides).", stacklevel=2)
     cache_dir = check_and_assign_cache_dir(local_model_dir, cache_dir)
-    source = local_model_dir or model_name or qconfig.get("local_model_dir")
-    if not source:
-        raise ValueError("the artifact does not record where its tokenizer is; pass --model_name.")
-    tokenizer = load_hf_tokenizer(source, cache_dir=cache_dir)
+    source = local_model_dir or model_name
+    compiled_from = {qconfig.get(k) for k in ("model_name", "pretrained_model_name_or_path", "local_model_dir")} - {None}
+    if has_runtime_tokenizer(qpc_path) and (source is None or source in compiled_from):
+        tokenizer = load_tokenizer(qpc_path)  # saved by compile(): no torch, no transformers modeling code
+    else:
+        source = source or qconfig.get("local_model_dir")
+        if not source:
+            raise ValueError("the artifact does not record where its tokenizer is; pass --model_name.")
+        tokenizer = load_hf_tokenizer(source, cache_dir=cache_dir)
     return cloud_ai_100_exec_kv(
         tokenizer,
         qpc_path,

@@ -1,11 +1,12 @@
 """python -m QEfficient.cloud.serve: an OpenAI-compatible server with continuous batching.
 
-    python -m QEfficient.cloud.serve [--model_name M] [--gguf_file F] [--host 127.0.0.1] [--port 8000]
+    python -m QEfficient.cloud.serve [--model_name M] [--gguf_file F] [--qpc_path ARTIFACT] [--host 127.0.0.1] [--port 8000]
         [--prefill_seq_len 32] [--ctx_len 512] [--full_batch_size 4] [--num_cores N] [--max_queue 64]
         [--mxfp6_matmul] [--mxint8_kv_cache] [--api-key KEY] [--max_body_bytes 4194304]
         [--lora NAME=PATH [NAME=PATH ...]] [--prompt_lookup_num_tokens K | --draft_model PATH --num_speculative_tokens K]
 
-With no --model_name it serves the default model, SmolLM2-135M-Instruct. --mxfp6 and --mxint8 are
+With no --model_name it serves the default model, SmolLM2-135M-Instruct. --qpc_path serves an artifact
+that compile() built with continuous batching, without loading torch or the model. --mxfp6 and --mxint8 are
 accepted for --mxfp6_matmul and --mxint8_kv_cache. The API key can also come from $QEFF_API_KEY.
 Each --lora adapter (a folder saved by peft) is a model id of its own in /v1/models; a request's
 "model" picks it, as vLLM does (pip install "QEfficient[lora]").
@@ -118,6 +119,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_argument(p, "model_name", default=None)
     add_argument(p, "gguf_file", default=None)
+    add_argument(
+        p,
+        "qpc_path",
+        default=None,
+        help="serve an artifact compile() built (continuous batching): starts without torch or the model; its shapes win",
+    )
     add_argument(p, "host", default="127.0.0.1")
     add_argument(p, "port", type=int, default=8000)
     add_argument(p, "prefill_seq_len", type=int, default=32)
@@ -192,6 +199,13 @@ def lora_module(text: str) -> tuple[str, str]:
 
 def build_from_args(args: argparse.Namespace):
     """(app, runner) as the command line asks."""
+    if args.qpc_path:
+        from QEfficient.serving.artifact import artifact_from_qpc, open_app
+
+        with step(f"Opening the artifact {args.qpc_path}"):
+            names = (args.model_name,) if args.model_name else ()
+            artifact = artifact_from_qpc(args.qpc_path, names, args.num_cores, args.prompt_lookup_num_tokens)
+            return open_app(artifact, args.num_cores, args.max_queue, args.api_key, args.max_body_bytes)
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
     with step(f"Loading and compiling {model_name} for continuous batching ({args.full_batch_size} slots)"):
         return build_server(

@@ -71,11 +71,13 @@ def build_artifact(
     hash_params: dict[str, Any],
     specs: dict[str, Any],
     rewrite: Callable[[Path, Path], Path] | None = None,
+    extra_files: Callable[[Path], object] | None = None,
 ) -> Path:
     """Build (or reuse) the artifact directory; returns its path. A damaged artifact is rebuilt.
 
     ``rewrite(src, dst)``, when given, writes the graph the session will run (compressed,
-    fused, ...) instead of linking the exported one.
+    fused, ...) instead of linking the exported one. ``extra_files(dir)`` adds what the run-time
+    process needs besides the graph (the tokenizer), covered by the artifact's manifest.
     """
     onnx_path = Path(onnx_path)
     digest = hash_dict({"graph": str(onnx_path.resolve()), **hash_params, "specializations": specs})
@@ -92,6 +94,8 @@ def build_artifact(
                     _link_or_copy(data, tmp / data.name)
         (tmp / "specializations.json").write_text(json.dumps(specs, indent=1))
         (tmp / "qconfig.json").write_text(json.dumps({**manifest, "compile_params": hash_params}, indent=1, sort_keys=True, default=str))
+        if extra_files is not None:
+            extra_files(tmp)
 
     if build_entry(entry, build):
         logger.info("Reusing the compiled artifact at %s", entry)

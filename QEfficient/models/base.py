@@ -107,9 +107,17 @@ class QEFFBaseModel:
         return cached_export(module, params, name, self.model_architecture, export_dir, qeff_home(), export_fn=export_fn, **kwargs)
 
     @staticmethod
-    def _build_artifact(onnx_path: Path, compile_dir, manifest: dict, params: dict, specializations: dict, rewrite=None) -> Path:
+    def _build_artifact(
+        onnx_path: Path, compile_dir, manifest: dict, params: dict, specializations: dict, rewrite=None, extra_files=None
+    ) -> Path:
         return build_artifact(
-            onnx_path, Path(compile_dir) if compile_dir else onnx_path.parent, manifest, params, specializations, rewrite=rewrite
+            onnx_path,
+            Path(compile_dir) if compile_dir else onnx_path.parent,
+            manifest,
+            params,
+            specializations,
+            rewrite=rewrite,
+            extra_files=extra_files,
         )
 
     def _session(self, role: str, key: tuple, open_fn: Callable[[], Any]) -> Any:

@@ -22,6 +22,7 @@ from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
 from QEfficient.models.base import QEFFBaseModel, check_positive
 from QEfficient.models.speculative import SPECULATIVE_KWARGS, check_speculative_compile, check_speculative_type, speculative_generate
 from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
+from QEfficient.runtime.tokenizer import tokenizer_digest
 from QEfficient.transform.speculative import QEffSpeculativeCausalLM
 from QEfficient.transform.static_kv import QEffCausalLM
 from QEfficient.utils.extras import require_extra
@@ -259,6 +260,8 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             params["fused_graph"] = FUSION_VERSION
         if self.is_speculative_target:
             params["num_speculative_tokens"] = num_speculative_tokens
+        if self._tokenizer_folder() is not None:  # the artifact holds the tokenizer: a changed one is a new artifact
+            params["tokenizer"] = tokenizer_digest(self._tokenizer_folder())
         manifest = {
             "num_layers": n_layers,
             "kv_shape": [full_batch_size if self.continuous_batching else batch_size, n_kv, ctx_len, head_dim],
@@ -291,6 +294,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
                 if "fused_graph" in params
                 else self._weight_rewrite(gguf_path, mxfp6_matmul)
             ),
+            extra_files=self._save_runtime_tokenizer,
         )
         self.draft_qpc_path = None
         if speculative_draft is not None:
@@ -310,6 +314,32 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
     def _artifact_extra(self) -> dict:
         """What a subclass's graph adds to the artifact's manifest and hash (LoRA: its adapter tables' shapes)."""
         return {}
+
+    def _tokenizer_folder(self) -> Path | None:
+        from QEfficient.utils.tokenizer import TokenizerNotFoundError, tokenizer_folder
+
+        try:
+            return tokenizer_folder(self.local_model_dir) if self.local_model_dir else None
+        except TokenizerNotFoundError:
+            return None
+
+    def _save_runtime_tokenizer(self, artifact_dir: Path) -> None:
+        """The tokenizer and EOS ids, into the artifact: generating from it then needs neither torch nor
+        the model's folder (QEfficient/runtime/tokenizer.py). A folder without a tokenizer saves none."""
+        from QEfficient.runtime.tokenizer import save_artifact_tokenizer
+
+        folder = self._tokenizer_folder()
+        if folder is None:
+            logger.info("No tokenizer next to the model: the artifact holds none (pass one to generate()).")
+            return
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        except (OSError, ValueError) as err:  # generate() will say what is wrong when it loads one
+            logger.warning("The artifact holds no tokenizer: transformers could not load the one in %s (%s).", folder, err)
+            return
+        save_artifact_tokenizer(tokenizer, artifact_dir, self.model.hf.generation_config)
 
     @staticmethod
     def _weight_rewrite(gguf_path: Path | None, mxfp6_matmul: bool):

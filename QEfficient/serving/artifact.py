@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from QEfficient.runtime.tokenizer import TOKENIZER_SUBDIR, has_runtime_tokenizer, load_tokenizer
+
 
 @dataclass(frozen=True)
 class ServingArtifact:
@@ -98,7 +100,7 @@ def compile_for_serving(
         extra = {"draft_qpc_path": str(draft.compile(**compile_options)), "num_speculative_tokens": num_speculative_tokens}
     return ServingArtifact(
         qpc_path=str(qpc),
-        tokenizer_dir=str(model.local_model_dir),
+        tokenizer_dir=str(qpc / TOKENIZER_SUBDIR) if has_runtime_tokenizer(qpc) else str(model.local_model_dir),
         model_id=model.model_name,
         served_names=(model_name,),
         eos_token_ids=tuple(sorted(eos)),
@@ -121,6 +123,47 @@ def _save_lora_tables(model, qpc) -> Path:
     return save_tables(model.adapter_tables(), folder / f"{key}.npz")
 
 
+def artifact_from_qpc(
+    qpc_path: str, served_names: tuple[str, ...] = (), num_cores: int | None = None, prompt_lookup_num_tokens: int | None = None
+) -> ServingArtifact:
+    """A ``ServingArtifact`` for an artifact compile() already built (``serve --qpc_path``): everything is
+    read from the artifact, so the server starts without torch, transformers' model code or the model.
+
+    Raises ValueError when the artifact was not compiled for continuous batching or holds no tokenizer.
+    """
+    from QEfficient.compile.ort_cpu import read_artifact
+
+    qconfig = read_artifact(Path(qpc_path))
+    if not qconfig.get("continuous_batching"):
+        raise ValueError(
+            f"'{qpc_path}' was compiled without continuous batching; the server needs it. Compile with "
+            "from_pretrained(..., continuous_batching=True) and compile(full_batch_size=N), or serve --model_name."
+        )
+    if not has_runtime_tokenizer(qpc_path):
+        raise ValueError(f"'{qpc_path}' holds no tokenizer (it was compiled by an older version); compile it again or serve --model_name.")
+    tokenizer = load_tokenizer(qpc_path)
+    eos = qconfig.get("eos_token_id")
+    eos_ids = tokenizer.generation_eos_token_ids or ([eos] if isinstance(eos, int) else eos) or [tokenizer.eos_token_id]
+    params = qconfig["compile_params"]
+    if prompt_lookup_num_tokens is not None and params.get("num_speculative_tokens") != prompt_lookup_num_tokens:
+        raise ValueError(
+            f"--prompt_lookup_num_tokens {prompt_lookup_num_tokens} needs an artifact compiled with num_speculative_tokens="
+            f"{prompt_lookup_num_tokens}; this one has {params.get('num_speculative_tokens')}."
+        )
+    model_id = qconfig.get("model_name") or Path(qpc_path).name
+    return ServingArtifact(
+        qpc_path=str(qpc_path),
+        tokenizer_dir=str(Path(qpc_path) / TOKENIZER_SUBDIR),
+        model_id=model_id,
+        served_names=tuple(n for n in served_names if n and n != model_id),
+        eos_token_ids=tuple(sorted({int(i) for i in eos_ids if i is not None})),
+        prefill_seq_len=params["prefill_seq_len"],
+        ctx_len=params["ctx_len"],
+        num_cores=num_cores or qconfig.get("num_cores") or 1,
+        prompt_lookup_num_tokens=prompt_lookup_num_tokens,
+    )
+
+
 def open_app(
     artifact: ServingArtifact,
     num_cores: int | None = None,
@@ -130,15 +173,19 @@ def open_app(
 ):
     """(app, runner): an ONNX Runtime session with ``num_cores`` intra-op threads (default: as
     compiled), the engine running on its thread, and the OpenAI app over it."""
-    from transformers import AutoTokenizer
-
     from QEfficient.generation.continuous_batching import ContinuousBatchingEngine
     from QEfficient.generation.exec_kv import right_padding
     from QEfficient.runtime.ort_session import open_kv_session
     from QEfficient.serving.app import create_app
     from QEfficient.serving.runner import EngineRunner
 
-    tokenizer = right_padding(AutoTokenizer.from_pretrained(artifact.tokenizer_dir))
+    if Path(artifact.tokenizer_dir) == Path(artifact.qpc_path) / TOKENIZER_SUBDIR:
+        tokenizer = load_tokenizer(artifact.qpc_path)  # saved by compile(): no torch
+    else:  # an artifact compiled before tokenizers were saved in it
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(artifact.tokenizer_dir)
+    tokenizer = right_padding(tokenizer)
     # with a draft model the two sessions take turns on the same cores: neither spins (models/speculative.py)
     session = open_kv_session(artifact.qpc_path, num_cores or artifact.num_cores, spin=artifact.draft_qpc_path is None)
     engine_args = (session, artifact.prefill_seq_len, set(artifact.eos_token_ids), tokenizer.pad_token_id or 0)

@@ -1,0 +1,234 @@
+"""No torch at run time: generating from a compiled artifact, ``cloud.execute`` and ``serve --qpc_path``
+import neither torch nor transformers' model code, and give what today's path gives.
+
+Each run-time check is a real subprocess started with ``python -X importtime``, whose stderr lists
+every module the process imported; the run-time tokenizer is checked against transformers' own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import jinja2
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from QEfficient import QEFFAutoModelForCausalLM
+from QEfficient.runtime.tokenizer import RuntimeTokenizer, load_tokenizer, save_artifact_tokenizer
+from tests.helpers import free_port, hf_greedy
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTS = ["My name is", "The sun rises over the"]
+# bos/eos variables, add_generation_prompt, raise_exception, loop variables and tojson, as real templates use them
+TINY_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] not in ['system', 'user', 'assistant'] %}"
+    "{{ raise_exception('Unknown role: ' + m['role']) }}{% endif %}"
+    "{% if loop.first and m['role'] != 'system' %}<|system|>default{{ eos_token }}\n{% endif %}"
+    "<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
+    "{% if tools %}tools: {{ tools | tojson }}\n{% endif %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+CONVERSATIONS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Hi! Ça va? 🤖 <s> 2+2"},
+        {"role": "assistant", "content": "4."},
+        {"role": "user", "content": "  spaces  and\nnewlines "},
+    ],
+]
+TEXTS = ["Hello world", " leading space", "émoji 🤖 and </s> in text", "it 's a test , isn't it ?", ""]
+
+
+def heavy_imports(importtime_stderr: str) -> list[str]:
+    """torch and transformers' model packages among the modules ``python -X importtime`` reported."""
+    names = {line.rsplit("|", 1)[-1].strip() for line in importtime_stderr.splitlines() if line.startswith("import time:")}
+    return sorted(n for n in names if n.split(".")[0] == "torch" or n.startswith(("transformers.models.", "transformers.modeling_utils")))
+
+
+def run_python(*args: str, home: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QEFF_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir, tmp_path_factory):
+    """A tiny llama with a chat template, its transformers tokenizer and model."""
+    folder = tmp_path_factory.mktemp("no-torch-llama")
+    src = tiny_model_dir("llama")
+    for f in src.iterdir():
+        if f.is_file():
+            (folder / f.name).write_bytes(f.read_bytes())
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = TINY_TEMPLATE
+    tok.save_pretrained(folder)
+    return folder, AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def smollm2_tokenizer():
+    """SmolLM2-135M-Instruct's real tokenizer (the GGUF conversion the other SmolLM2 tests share)."""
+    from QEfficient.loading.hf_loader import ModelNotFoundError, _convert_gguf, default_model_path
+
+    try:
+        gguf = default_model_path()
+    except ModelNotFoundError as err:
+        pytest.skip(str(err))
+    return AutoTokenizer.from_pretrained(_convert_gguf(gguf.parent, gguf.name))
+
+
+def check_same_as_transformers(hf, tmp_path: Path) -> None:
+    save_artifact_tokenizer(hf, tmp_path)  # what compile() writes into the artifact
+    for ours in (load_tokenizer(tmp_path), RuntimeTokenizer.from_pretrained(hf.name_or_path)):
+        for conv in CONVERSATIONS:
+            for gen in (False, True):
+                expected = hf.apply_chat_template(conv, tokenize=False, add_generation_prompt=gen)
+                assert ours.apply_chat_template(conv, tokenize=False, add_generation_prompt=gen) == expected
+                assert (
+                    ours.apply_chat_template(conv, add_generation_prompt=gen)["input_ids"]
+                    == hf.apply_chat_template(conv, add_generation_prompt=gen)["input_ids"]
+                )
+        assert ours.apply_chat_template(CONVERSATIONS, tokenize=False) == hf.apply_chat_template(CONVERSATIONS, tokenize=False)
+        assert ours(TEXTS)["input_ids"] == hf(TEXTS)["input_ids"]
+        assert ours(TEXTS[0])["input_ids"] == hf(TEXTS[0])["input_ids"]
+        for side in ("right", "left"):
+            ours.padding_side = hf.padding_side = side
+            padded, expected = ours(TEXTS, padding=True, return_tensors="np"), hf(TEXTS, padding=True, return_tensors="np")
+            assert (padded["input_ids"] == expected["input_ids"]).all() and (padded["attention_mask"] == expected["attention_mask"]).all()
+        hf.padding_side = "right"
+        ids = hf(" ".join(TEXTS))["input_ids"] + [hf.eos_token_id]
+        for skip in (False, True):
+            assert ours.decode(ids, skip_special_tokens=skip) == hf.decode(ids, skip_special_tokens=skip)
+        assert ours.convert_ids_to_tokens(ids) == hf.convert_ids_to_tokens(ids)
+        assert (ours.eos_token_id, ours.pad_token_id, ours.bos_token_id) == (hf.eos_token_id, hf.pad_token_id, hf.bos_token_id)
+        assert ours.special_tokens_map == hf.special_tokens_map
+    # the artifact's folder is also a transformers tokenizer folder, with the same behaviour
+    again = AutoTokenizer.from_pretrained(tmp_path / "tokenizer")
+    assert again.apply_chat_template(CONVERSATIONS[1], tokenize=False) == hf.apply_chat_template(CONVERSATIONS[1], tokenize=False)
+    assert again(TEXTS)["input_ids"] == hf(TEXTS)["input_ids"]
+
+
+def test_tiny_tokenizer_equals_transformers(tiny, tmp_path):
+    folder, hf = tiny
+    check_same_as_transformers(hf, tmp_path)
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+    ours = load_tokenizer(tmp_path)
+    conv = CONVERSATIONS[0]
+    assert ours.apply_chat_template(conv, tools=tools, tokenize=False) == hf.apply_chat_template(conv, tools=tools, tokenize=False)
+    bad = [{"role": "robot", "content": "beep"}]
+    with pytest.raises(jinja2.TemplateError, match="Unknown role: robot") as ours_err:
+        ours.apply_chat_template(bad, tokenize=False)
+    with pytest.raises(jinja2.TemplateError) as hf_err:
+        hf.apply_chat_template(bad, tokenize=False)
+    assert str(ours_err.value) == str(hf_err.value)
+
+
+def test_smollm2_tokenizer_equals_transformers(smollm2_tokenizer, tmp_path):
+    check_same_as_transformers(smollm2_tokenizer, tmp_path)
+
+
+def test_generate_from_artifact_imports_no_torch(tiny, qeff_home):
+    folder, hf = tiny
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    qpc = model.compile(prefill_seq_len=8, ctx_len=64, batch_size=2, num_cores=1)
+    expected = model.generate(hf, PROMPTS, generation_len=10, stream=False)
+    code = (
+        "import json, sys\n"
+        "from QEfficient.runtime.tokenizer import load_tokenizer\n"
+        "from QEfficient.generation.text_generation_inference import TextGeneration, cloud_ai_100_exec_kv\n"
+        f"qpc = {str(qpc)!r}\n"
+        f"info = cloud_ai_100_exec_kv(load_tokenizer(qpc), qpc, prompt={PROMPTS!r}, generation_len=10, stream=False)\n"
+        f"again = TextGeneration(load_tokenizer(qpc), qpc).generate({PROMPTS!r}, generation_len=10, stream=False)\n"
+        "print('RESULT ' + json.dumps([info.generated_texts, again.generated_texts, [b.tolist() for b in info.generated_ids]]))\n"
+    )
+    res = run_python("-c", code, home=qeff_home)
+    assert res.returncode == 0, res.stderr[-3000:]
+    texts, texts_again, ids = json.loads(res.stdout.split("RESULT ", 1)[1])
+    assert heavy_imports(res.stderr) == []
+    assert texts == texts_again == expected.generated_texts
+    assert ids == [b.tolist() for b in expected.generated_ids]
+
+
+def test_execute_cli_imports_no_torch(tiny, qeff_home):
+    folder, hf = tiny
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    qpc = model.compile(prefill_seq_len=8, ctx_len=64, batch_size=1, num_cores=1)
+    (expected,) = model.generate(hf, PROMPTS[:1], generation_len=10, stream=False).generated_texts[0]
+    for extra in ([], ["--model_name", str(folder)]):  # the compiled model's own name also uses the artifact's tokenizer
+        res = run_python(
+            "-m",
+            "QEfficient.cloud.execute",
+            "--qpc_path",
+            str(qpc),
+            "--prompt",
+            PROMPTS[0],
+            "--generation_len",
+            "10",
+            *extra,
+            home=qeff_home,
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert heavy_imports(res.stderr) == []
+        assert f"Completion :\n{expected}\n" in res.stdout, res.stdout
+
+
+def test_serve_on_artifact_imports_no_torch(tiny, qeff_home, tmp_path):
+    folder, hf = tiny
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True)
+    qpc = model.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_cores=1)
+    hf_model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    port = free_port()
+    env = {**os.environ, "QEFF_HOME": str(qeff_home), "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "QEfficient.cloud.serve",
+        "--qpc_path",
+        str(qpc),
+        "--port",
+        str(port),
+        "--num_cores",
+        "1",
+    ]
+    log = tmp_path / "server.stderr"  # a file, not a pipe: nobody reads a pipe while the server runs, and a full one blocks it
+    with log.open("w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert proc.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.1)
+        body = {"prompt": PROMPTS[0], "max_tokens": 10, "temperature": 0}
+        out = httpx.post(f"{url}/v1/completions", json=body, timeout=60).json()
+        assert out["choices"][0]["text"] == hf.decode(hf_greedy(hf_model, hf, PROMPTS[0], 10), skip_special_tokens=True)
+        chat = {"messages": CONVERSATIONS[0], "max_tokens": 10, "temperature": 0}
+        answer = httpx.post(f"{url}/v1/chat/completions", json=chat, timeout=60).json()["choices"][0]["message"]["content"]
+        prompt = hf.apply_chat_template(CONVERSATIONS[0], tokenize=False, add_generation_prompt=True)
+        assert answer == hf.decode(hf_greedy(hf_model, hf, prompt, 10), skip_special_tokens=True)
+        assert httpx.get(f"{url}/v1/models").json()["data"][0]["id"] == model.model_name
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert heavy_imports(log.read_text()) == []
+
+
+def test_serve_on_artifact_errors_say_what_to_do(tiny, qeff_home):
+    from QEfficient.serving.artifact import artifact_from_qpc
+
+    folder, _ = tiny
+    qpc = QEFFAutoModelForCausalLM.from_pretrained(folder).compile(prefill_seq_len=8, ctx_len=64, num_cores=1)
+    with pytest.raises(ValueError, match="continuous batching"):
+        artifact_from_qpc(str(qpc))
+    with pytest.raises(FileNotFoundError, match="not a compiled QEfficient artifact"):
+        artifact_from_qpc(str(folder))
