@@ -30,7 +30,7 @@ import QEfficient.compile.gguf_weights as gguf_weights
 from QEfficient import QEFFAutoModelForCausalLM
 from QEfficient.compile.gguf_blocks import unpack
 from QEfficient.compile.gguf_weights import GGUFTensors, apply_gguf_blocks, gguf_weights_rewrite
-from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH
 from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
 from tests.helpers import hf_greedy, real_tokens
 from tests.test_gguf_blocks import graph, run, write_gguf
@@ -41,6 +41,7 @@ GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 FILE_TYPES = {QType.Q5_0, QType.Q8_0, QType.Q4_K, QType.Q6_K}  # the 2-D tensors' formats in this file
 NEW_TOKENS = 24
 LAYERS = 18
+CTX_LEN = 256
 
 
 def gemma_gguf() -> Path:
@@ -136,7 +137,7 @@ def test_embedding_rows_dequantize_like_gguf_bit_for_bit(reader, tmp_path):
 
 def test_greedy_tokens_and_logits_match_hf(gemma):
     model, tokenizer, prompt, ref, ids, hf_logits = gemma
-    qpc = model.compile(prefill_seq_len=32, ctx_len=256, num_cores=2)
+    qpc = model.compile(prefill_seq_len=32, ctx_len=CTX_LEN, num_cores=2)
     info = model.generate(tokenizer, [prompt], generation_len=NEW_TOKENS, stream=False)
     assert real_tokens(info.generated_ids[0][0], tokenizer.pad_token_id, len(ref)) == ref
 
@@ -148,14 +149,17 @@ def test_greedy_tokens_and_logits_match_hf(gemma):
 
 
 def test_gguf_weights_run_the_files_blocks_and_match_hf(gemma, tmp_path, monkeypatch):
-    """compile(gguf_weights=True): every MatMul and the tied embedding on the file's blocks. With float
-    activations the graph's weights are the de-quantized GGUF's, so it gives HF's greedy tokens on them
-    (exact by construction: checked); the default artifact (int8 activations, as llama.cpp) generates,
-    and its agreement with HF is printed."""
+    """The rewrite compile(gguf_weights=True) applies: every MatMul and the tied embedding on the file's
+    blocks. With float activations the graph's weights are the de-quantized GGUF's, so it gives HF's
+    greedy tokens on them (exact by construction: checked). The public compile() path with its default
+    int8 activations is exercised end to end on SmolLM2's file (tests/test_gguf_blocks.py); here one
+    rewrite of the 1 GB graph keeps the suite's time down."""
     model, tokenizer, prompt, ref, ids, hf_logits = gemma
-    path = gemma_gguf()
-    qpc = model.compile(prefill_seq_len=32, ctx_len=256, num_cores=2, gguf_weights=True)
-    g = onnx.load(str(qpc / ARTIFACT_GRAPH), load_external_data=False).graph
+    if model.onnx_path is None:
+        model.export()
+    monkeypatch.setattr(gguf_weights, "GGUF_ACCURACY_LEVEL", 0)
+    exact = gguf_weights_rewrite(model.onnx_path, tmp_path / ARTIFACT_GRAPH, gemma_gguf())
+    g = onnx.load(str(exact), load_external_data=False).graph
     ops = collections.Counter(n.op_type for n in g.node)
     assert ops["MatMulNBits"] == LAYERS * 4 + 1 and ops["GatherBlockQuantized"] == 1  # q/k/v, o, gate/up, down; head
     weights = {i.name for i in g.initializer}
@@ -164,24 +168,12 @@ def test_gguf_weights_run_the_files_blocks_and_match_hf(gemma, tmp_path, monkeyp
     (codes,) = [n.input[0] for n in g.node if n.op_type == "GatherBlockQuantized"]
     assert codes in {n.input[1] for n in g.node if n.op_type == "MatMulNBits"}  # the tied table: one quantized copy
 
-    info = model.generate(tokenizer, [prompt], generation_len=NEW_TOKENS, stream=False)
-    int8_tokens = [int(t) for t in info.generated_ids[0][0]][: len(ref)]
-
-    monkeypatch.setattr(gguf_weights, "GGUF_ACCURACY_LEVEL", 0)
-    exact = gguf_weights_rewrite(model.onnx_path, tmp_path / ARTIFACT_GRAPH, path)
-    qconfig = read_artifact(qpc)  # the same cache geometry as the artifact's
-    session = KVCacheSession(
-        exact,
-        batch_size=1,
-        kv_shape=tuple(qconfig["kv_shape"]),
-        num_layers=qconfig["num_layers"],
-        vocab_size=qconfig["vocab_size"],
-        num_cores=2,
-    )
+    config = model.config
+    kv_shape = (1, config.num_key_value_heads, CTX_LEN, config.head_dim)
+    session = KVCacheSession(exact, batch_size=1, kv_shape=kv_shape, num_layers=LAYERS, vocab_size=config.vocab_size, num_cores=2)
     start = len(ids) - len(ref) - 1
     ours = step_logits(session, ids[:-1], start)
     assert [int(o.argmax()) for o in ours] == ref  # HF's greedy tokens on the de-quantized file
     delta = max(float(np.abs(o - h).max()) for o, h in zip(ours, hf_logits[start:]))
-    agree = next((i for i, (a, b) in enumerate(zip(int8_tokens, ref)) if a != b), len(ref))
-    print(f"gguf_weights logits max |delta| vs HF: {delta:.2e} (float activations); int8 activations: greedy = HF {agree}/{len(ref)}")
+    print(f"gguf_weights logits max |delta| vs HF: {delta:.2e} (float activations)")
     assert delta <= 2e-4

@@ -44,6 +44,7 @@ from onnx import helper, numpy_helper
 
 from QEfficient.compile.weight_compression import fuse_shared_input_matmuls, gemm_to_matmul, quantize_remaining_matmuls
 from QEfficient.export.graph_specs import POSITION_IDS, RETAINED_SUFFIX
+from QEfficient.export.shape_folding import prune_dead_nodes
 from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
 
 logger = logging.getLogger(__name__)
@@ -431,19 +432,9 @@ def fuse_attention(model: onnx.ModelProto) -> int:
         for o in model.opset_import:
             if o.domain in ("", "ai.onnx"):
                 o.version = max(o.version, ATTENTION_OPSET)
-        _remove_unused(model)
+        prune_dead_nodes(model)
         _topological_sort(model)
     return fused
-
-
-def _remove_unused(model: onnx.ModelProto) -> None:
-    while True:
-        used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
-        dead = [n for n in model.graph.node if not any(o in used for o in n.output)]
-        if not dead:
-            return
-        for n in dead:
-            model.graph.node.remove(n)
 
 
 def _topological_sort(model: onnx.ModelProto) -> None:
@@ -460,8 +451,9 @@ def fuse_decoder(model: onnx.ModelProto, ctx_len: int) -> Counter:
     fired["merged_matmul"] = fuse_shared_input_matmuls(model)
     fired["split_heads"] = split_heads_once(model)
     fired["rotary"] = fuse_rotary(model, ctx_len)
-    _remove_unused(model)
+    prune_dead_nodes(model)
     fired["attention"] = fuse_attention(model)
+    prune_dead_nodes(model)  # and the initializers the replaced nodes read (ONNX Runtime warns about each)
     return fired
 
 

@@ -68,13 +68,15 @@ def fold_reshape_shapes(model: onnx.ModelProto) -> int:
         return 0
     value_info = {vi.name: vi for vi in list(inferred_model.graph.value_info) + list(inferred_model.graph.input)}
     known = _scalar_symbols(inferred_model)
+    vectors = _constant_ranks(inferred_model)
+    consumers = _consumers(model)
     folded = 0
     # Static dimensions read through Shape -> Gather become constants; ONNX Runtime folds what follows.
     for node in model.graph.node:
         if node.op_type in ("Gather", "Shape") and node.output[0] in known and all(isinstance(v, int) for v in known[node.output[0]]):
             if node.op_type == "Gather" and not any(a.name == "axis" and a.i != 0 for a in node.attribute):
                 values = known[node.output[0]]
-                scalar = not (node.input[1] in known and len(known[node.input[1]]) == 1 and _is_vector(inferred_model, node.input[1]))
+                scalar = not (node.input[1] in known and len(known[node.input[1]]) == 1 and vectors.get(node.input[1]) == 1)
                 array = np.array(values[0] if scalar else values, dtype=np.int64)
             elif node.op_type == "Shape":
                 array = np.array(known[node.output[0]], dtype=np.int64)
@@ -82,7 +84,8 @@ def fold_reshape_shapes(model: onnx.ModelProto) -> int:
                 continue
             name = f"{node.output[0]}_static"
             model.graph.initializer.append(numpy_helper.from_array(array, name))
-            _rename_input(model, node.output[0], name)
+            for consumer, i in consumers.get(node.output[0], ()):
+                consumer.input[i] = name
             folded += 1
     for node in model.graph.node:
         if node.op_type != "Reshape" or node.input[1] not in known:
@@ -110,35 +113,39 @@ def fold_reshape_shapes(model: onnx.ModelProto) -> int:
     return folded
 
 
-def _is_vector(model: onnx.ModelProto, name: str) -> bool:
+def _constant_ranks(model: onnx.ModelProto) -> dict[str, int]:
+    """Constant or initializer name -> its rank (one pass: a lookup per node would be quadratic)."""
+    ranks = {init.name: len(init.dims) for init in model.graph.initializer}
     for node in model.graph.node:
-        if name in node.output and node.op_type == "Constant":
-            return len(node.attribute[0].t.dims) == 1
-    for init in model.graph.initializer:
-        if init.name == name:
-            return len(init.dims) == 1
-    return False
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            ranks[node.output[0]] = len(node.attribute[0].t.dims)
+    return ranks
 
 
-def _rename_input(model: onnx.ModelProto, old: str, new: str) -> None:
+def _consumers(model: onnx.ModelProto) -> dict[str, list]:
+    """Value name -> [(node, input index)] reading it."""
+    readers: dict[str, list] = {}
     for node in model.graph.node:
         for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
+            readers.setdefault(name, []).append((node, i))
+    return readers
 
 
 def prune_dead_nodes(model: onnx.ModelProto) -> int:
+    """Drop nodes whose outputs nothing reads (until none is left) and the initializers no node reads.
+    Node order does not matter; each round rebuilds the node list once (per-node removal is quadratic)."""
     outputs = {o.name for o in model.graph.output}
     removed = 0
     while True:
         used = {i for n in model.graph.node for i in n.input} | outputs
-        dead = [n for n in model.graph.node if not any(o in used for o in n.output)]
-        if not dead:
+        keep = [n for n in model.graph.node if any(o in used for o in n.output)]
+        if len(keep) == len(model.graph.node):
             break
-        for n in dead:
-            model.graph.node.remove(n)
-        removed += len(dead)
+        removed += len(model.graph.node) - len(keep)
+        keep = [onnx.NodeProto.FromString(n.SerializeToString()) for n in keep]
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
     used = {i for n in model.graph.node for i in n.input}
-    for init in [i for i in model.graph.initializer if i.name not in used]:
+    for init in [i for i in model.graph.initializer if i.name not in used]:  # few: removed one by one
         model.graph.initializer.remove(init)
     return removed
