@@ -117,6 +117,22 @@ def worker_hf(cfg: dict) -> dict:
     }
 
 
+def _timed_generate(gen, prompt: str, cfg: dict) -> dict:
+    """A warm-up, then ``repeats`` timed generate() calls: median TTFT and decode rate, peak RSS, the tokens."""
+    gen.generate([prompt] * cfg["batch"], generation_len=4, stream=False)
+    runs = []
+    _peak_rss_reset()
+    for _ in range(cfg["repeats"]):
+        info = gen.generate([prompt] * cfg["batch"], generation_len=cfg["new_tokens"], stream=False)
+        runs.append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf))
+    return {
+        "ttft_s": statistics.median(r[0] for r in runs),
+        "decode_tok_s": statistics.median(r[1] for r in runs),
+        "peak_rss_mb": _peak_rss_mb(),
+        "tokens": info.generated_ids[0][0].tolist(),
+    }
+
+
 def worker_qeff(cfg: dict) -> dict:
     from transformers import AutoTokenizer
 
@@ -148,19 +164,10 @@ def worker_qeff(cfg: dict) -> dict:
     session_s = time.perf_counter() - t
     gen = TextGeneration(session, tok, 32, eos_token_ids(tok, model.model.hf.generation_config))
     gen.eos_ids = gen.eos_ids[:0]  # like HF's min_new_tokens: always generate new_tokens
-    gen.generate([prompt] * cfg["batch"], generation_len=4, stream=False)
-    runs = []
-    _peak_rss_reset()
-    for _ in range(cfg["repeats"]):
-        info = gen.generate([prompt] * cfg["batch"], generation_len=cfg["new_tokens"], stream=False)
-        runs.append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf))
     result = {
-        "ttft_s": statistics.median(r[0] for r in runs),
-        "decode_tok_s": statistics.median(r[1] for r in runs),
-        "peak_rss_mb": _peak_rss_mb(),
+        **_timed_generate(gen, prompt, cfg),
         "rss_before_session_mb": rss_before,
         "rss_libs_mb": rss_libs,
-        "tokens": info.generated_ids[0][0].tolist(),
         "load_s": load_s,
         "compile_s": compile_s,
         "session_s": session_s,
@@ -320,18 +327,9 @@ def worker_qeff_artifact(cfg: dict) -> dict:
     prompt, _ = _prompt_ids(tok, cfg["batch"])
     session = open_session(cfg["qpc"], cfg["threads"])
     gen = TextGeneration(session, tok, 32, set())  # no EOS: always new_tokens, like HF's min_new_tokens
-    gen.generate([prompt] * cfg["batch"], generation_len=4, stream=False)
-    runs = []
-    _peak_rss_reset()
-    for _ in range(cfg["repeats"]):
-        info = gen.generate([prompt] * cfg["batch"], generation_len=cfg["new_tokens"], stream=False)
-        runs.append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf))
     result = {
-        "ttft_s": statistics.median(r[0] for r in runs),
-        "decode_tok_s": statistics.median(r[1] for r in runs),
-        "peak_rss_mb": _peak_rss_mb(),
+        **_timed_generate(gen, prompt, cfg),
         "rss_libs_mb": rss_libs,
-        "tokens": info.generated_ids[0][0].tolist(),
         "torch_imported": "torch" in sys.modules,
         "hf_model_code_imported": any(m.startswith("transformers.models.") for m in sys.modules),
     }
