@@ -99,19 +99,13 @@ class ModelActor:
             self.model, self.tokenizer = self.job.load()
             return
         from QEfficient.generation.exec_kv import open_session
-        from QEfficient.runtime.tokenizer import has_runtime_tokenizer, load_tokenizer
+        from QEfficient.runtime.tokenizer import artifact_tokenizer
 
         if shipment is not None:
             qpc_path, tokenizer_dir = receive(shipment)
         else:
             qpc_path, tokenizer_dir = artifact["qpc_path"], artifact["tokenizer_dir"]
-        if has_runtime_tokenizer(qpc_path):  # saved in the artifact by compile(): no torch import in the actor
-            self.tokenizer = load_tokenizer(qpc_path)
-        else:
-            from transformers import AutoTokenizer
-
-            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-        self.qpc_path = qpc_path
+        self.qpc_path, self.tokenizer = qpc_path, artifact_tokenizer(qpc_path, tokenizer_dir)  # no torch import
         self.session = open_session(qpc_path, self.job.cores_per_actor)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

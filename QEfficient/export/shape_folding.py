@@ -142,8 +142,7 @@ def prune_dead_nodes(model: onnx.ModelProto) -> int:
         if len(keep) == len(model.graph.node):
             break
         removed += len(model.graph.node) - len(keep)
-        keep = [onnx.NodeProto.FromString(n.SerializeToString()) for n in keep]
-        del model.graph.node[:]
+        del model.graph.node[:]  # the kept messages stay valid after leaving the list
         model.graph.node.extend(keep)
     used = {i for n in model.graph.node for i in n.input}
     for init in [i for i in model.graph.initializer if i.name not in used]:  # few: removed one by one

@@ -311,6 +311,16 @@ def has_runtime_tokenizer(artifact_dir: str | os.PathLike) -> bool:
     return (Path(artifact_dir) / TOKENIZER_SUBDIR / "tokenizer.json").is_file()
 
 
+def artifact_tokenizer(artifact_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike) -> Any:
+    """The tokenizer compile() saved in the artifact (no torch); for an artifact compiled before tokenizers
+    were saved in it, transformers' tokenizer from ``tokenizer_dir``."""
+    if has_runtime_tokenizer(artifact_dir):
+        return load_tokenizer(artifact_dir)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tokenizer_dir)
+
+
 def save_artifact_tokenizer(tokenizer: Any, artifact_dir: str | os.PathLike, generation_config: Any = None) -> Path | None:
     """Save transformers' ``tokenizer`` into ``artifact_dir/tokenizer`` for the run-time process; returns
     the folder, or None for a tokenizer without a fast backend (the run time then needs transformers)."""
@@ -371,4 +381,4 @@ def _clean_up_tokenization(text: str) -> str:
     return PreTrainedTokenizerBase.clean_up_tokenization(None, text)
 
 
-__all__ = ["RuntimeTokenizer", "has_runtime_tokenizer", "load_tokenizer", "save_artifact_tokenizer"]
+__all__ = ["RuntimeTokenizer", "artifact_tokenizer", "has_runtime_tokenizer", "load_tokenizer", "save_artifact_tokenizer"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from QEfficient.runtime.tokenizer import TOKENIZER_SUBDIR, has_runtime_tokenizer, load_tokenizer
+from QEfficient.runtime.tokenizer import TOKENIZER_SUBDIR, artifact_tokenizer, has_runtime_tokenizer, load_tokenizer
 
 
 @dataclass(frozen=True)
@@ -179,13 +179,7 @@ def open_app(
     from QEfficient.serving.app import create_app
     from QEfficient.serving.runner import EngineRunner
 
-    if Path(artifact.tokenizer_dir) == Path(artifact.qpc_path) / TOKENIZER_SUBDIR:
-        tokenizer = load_tokenizer(artifact.qpc_path)  # saved by compile(): no torch
-    else:  # an artifact compiled before tokenizers were saved in it
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(artifact.tokenizer_dir)
-    tokenizer = right_padding(tokenizer)
+    tokenizer = right_padding(artifact_tokenizer(artifact.qpc_path, artifact.tokenizer_dir))
     # with a draft model the two sessions take turns on the same cores: neither spins (models/speculative.py)
     session = open_kv_session(artifact.qpc_path, num_cores or artifact.num_cores, spin=artifact.draft_qpc_path is None)
     engine_args = (session, artifact.prefill_seq_len, set(artifact.eos_token_ids), tokenizer.pad_token_id or 0)
