@@ -27,7 +27,11 @@ def _vision_block(block: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: tor
 
     attn = block.attn
     n = x.shape[0]
-    q, k, v = attn.qkv(block.norm1(x)).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    if hasattr(attn, "kv_dim"):  # EXAONE 4.5: grouped-query attention (fewer key/value heads)
+        q, k, v = (t.reshape(n, -1, attn.head_dim) for t in attn.qkv(block.norm1(x)).split([attn.q_dim, attn.kv_dim, attn.kv_dim], -1))
+        k, v = (t.repeat_interleave(attn.num_key_value_groups, dim=1) for t in (k, v))
+    else:
+        q, k, v = attn.qkv(block.norm1(x)).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
     if hasattr(attn, "q_norm"):  # GLM-OCR normalises each head's queries and keys
         q, k = attn.q_norm(q), attn.k_norm(k)
     q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)

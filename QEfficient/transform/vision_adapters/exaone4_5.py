@@ -1,0 +1,18 @@
+"""EXAONE 4.5: Qwen2.5-VL's vision tower (windowed attention, any image size) with grouped-query attention,
+and an EXAONE 4 text model with plain 1-D positions (no 3-D rotary): Qwen2.5-VL's vision graph and host side,
+the default language graph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
+from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
+
+
+@dataclass(frozen=True)
+class Exaone4_5Adapter(Qwen2_5_VLAdapter):
+    decoder_example = VisionLanguageAdapter.decoder_example
+    decoder_axes = VisionLanguageAdapter.decoder_axes
+    language_kwargs = VisionLanguageAdapter.language_kwargs
+    prompt_positions = VisionLanguageAdapter.prompt_positions

@@ -1,0 +1,82 @@
+"""Tiny random-weight image-text models for the sweep (model types apertus1p5 .. kosmos-2), built as
+tests/vlm_fixtures.py builds its own: the tiny BPE tokenizer plus each architecture's special tokens, seeded
+weights widened by 4.0, PIL image processors saved next to the model (a class of this module where HF's needs
+torchvision, registered on import). ``PROMPTS`` gives each ``build_<model_type>``'s prompt with its image
+placeholder; tests/image_text_sweep.py picks both up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, Qwen2VLProcessor
+
+from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
+
+PROMPTS: dict[str, str] = {}
+QWEN_PROMPT = "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words"
+
+
+def _qwen_tokenizer():
+    return _tokenizer(
+        ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
+        {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
+    )
+
+
+def _save(config, folder: Path) -> None:
+    torch.manual_seed(0)
+    _widen_and_save(AutoModelForImageTextToText.from_config(config), folder)
+
+
+class TinyExaone4_5Processor(Qwen2VLProcessor):
+    """EXAONE 4.5's processor (Qwen2-VL's without mm_token_type_ids: 1-D text positions) without the video
+    processor, which needs torchvision (not installed here)."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        out = super().__call__(*args, **kwargs)
+        out.pop("mm_token_type_ids", None)
+        return out
+
+
+AutoProcessor.register("tiny_exaone4_5_processor", TinyExaone4_5Processor, exist_ok=True)
+
+
+def _qwen_image_processor():
+    from transformers import Qwen2VLImageProcessorPil
+
+    return Qwen2VLImageProcessorPil(min_pixels=14 * 14 * 4, max_pixels=14 * 14 * 16, patch_size=7, temporal_patch_size=2, merge_size=2)
+
+
+def build_exaone4_5(folder) -> Path:
+    """EXAONE 4.5: Qwen2.5-VL's vision tower with grouped-query attention (2 heads, 1 key/value head; windows of
+    2x2 tokens in block 0), EXAONE 4 text model with 1-D positions; Qwen2-VL's tiny tokenizer and image processor."""
+    folder = Path(folder)
+    tok = _qwen_tokenizer()
+    ids = tok.convert_tokens_to_ids
+    vision = dict(
+        depth=2,
+        hidden_size=32,
+        out_hidden_size=64,
+        intermediate_size=64,
+        num_heads=2,
+        num_key_value_heads=1,
+        patch_size=7,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        window_size=28,
+        fullatt_block_indexes=[1],
+    )
+    text = dict(**_TEXT, vocab_size=len(tok), model_type="exaone4")
+    config = AutoConfig.for_model(
+        "exaone4_5", text_config=text, vision_config=vision, image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>")
+    )
+    _save(config, folder)
+    TinyExaone4_5Processor(image_processor=_qwen_image_processor(), tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["exaone4_5"] = QWEN_PROMPT
