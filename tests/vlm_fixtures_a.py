@@ -80,3 +80,52 @@ def build_exaone4_5(folder) -> Path:
 
 
 PROMPTS["exaone4_5"] = QWEN_PROMPT
+
+
+def build_deepseek_vl_hybrid(folder) -> Path:
+    """DeepSeek-VL hybrid: DeepSeek-VL's tiny SigLIP tower (28 px, patch 7 -> 16 tokens) plus a high-resolution
+    SAM-style tower (32 px, patch 4, windows of 4 patches in layer 0, global in layer 1) whose features two
+    stride-2 convolutions bring to the same 4x4 grid; the aligner joins both. Llama text model; the processor
+    repeats "<image_placeholder>" 16 times."""
+    from transformers import (
+        DeepseekVLHybridConfig,
+        DeepseekVLHybridForConditionalGeneration,
+        DeepseekVLHybridImageProcessorPil,
+        DeepseekVLHybridProcessor,
+        LlamaConfig,
+        SiglipVisionConfig,
+    )
+
+    folder = Path(folder)
+    tok = _tokenizer(["<image_placeholder>"], {"image_token": "<image_placeholder>"})
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7)
+    high_res = dict(
+        model_type="sam_vision_model",
+        hidden_size=32,
+        output_channels=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=4,
+        window_size=4,
+        global_attn_indexes=[1],
+        mlp_dim=64,
+    )
+    config = DeepseekVLHybridConfig(
+        vision_config=vision.to_dict(),
+        high_res_vision_config=high_res,
+        text_config=LlamaConfig(**_TEXT, vocab_size=len(tok)).to_dict(),
+        image_token_id=tok.image_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = DeepseekVLHybridForConditionalGeneration(config)
+    with torch.no_grad():
+        model.model.high_res_vision_alpha.fill_(0.5)  # starts at 0: the global-attention features would not count
+    _widen_and_save(model, folder)
+    image_processor = DeepseekVLHybridImageProcessorPil(size={"height": 28, "width": 28}, high_res_size={"height": 32, "width": 32})
+    DeepseekVLHybridProcessor(image_processor=image_processor, tokenizer=tok, num_image_tokens=16).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["deepseek_vl_hybrid"] = "Look: <image_placeholder> Describe the picture in a few words"
