@@ -129,3 +129,29 @@ def build_deepseek_vl_hybrid(folder) -> Path:
 
 
 PROMPTS["deepseek_vl_hybrid"] = "Look: <image_placeholder> Describe the picture in a few words"
+
+
+def build_cohere_compass(folder) -> Path:
+    """Cohere Compass (North Vision): Qwen3-VL's tiny vision tower (tests/vlm_family_fixtures_more.py: 3 blocks,
+    DeepStack features from blocks 0 and 1) and processor; a Cohere2-style text model (parallel attention and MLP,
+    LayerNorm) with a sliding-window layer and a full-attention layer, both with 3-D rotary (interleaved)."""
+    from tests.vlm_family_fixtures_more import build_qwen3_vl
+
+    folder = Path(folder)
+    source = AutoConfig.from_pretrained(build_qwen3_vl(folder))  # its tokenizer, processor and vision tower
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
+    text = dict(
+        **_TEXT,
+        vocab_size=source.text_config.vocab_size,
+        head_dim=16,
+        sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"],
+        rope_parameters={"sliding_attention": rope, "full_attention": rope},
+    )
+    ids = {k: getattr(source, k) for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")}
+    config = AutoConfig.for_model("cohere_compass", text_config=text, vision_config=source.vision_config.to_dict(), **ids)
+    _save(config, folder)
+    return folder
+
+
+PROMPTS["cohere_compass"] = QWEN_PROMPT

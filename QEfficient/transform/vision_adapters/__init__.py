@@ -74,6 +74,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
     Exaone4_5Adapter("exaone4_5"),
     DeepseekVLHybridAdapter("deepseek_vl_hybrid"),
+    Qwen3VLAdapter("cohere_compass"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}

@@ -35,15 +35,16 @@ class OneMaskTextModel(nn.Module):
     reads (its config lists layer types, all full attention, but its forward takes no mapping; Qwen3-VL,
     GLM-4V), and DeepStack features, if any, added without boolean indexing."""
 
-    def __init__(self, text_model: nn.Module) -> None:
+    def __init__(self, text_model: nn.Module, takes_mapping: bool = False) -> None:
         super().__init__()
         self.text_model = text_model
+        self.takes_mapping = takes_mapping  # its forward reads the per-layer-type masks (Cohere Compass: sliding layers)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.text_model.get_input_embeddings()
 
     def forward(self, attention_mask=None, **kwargs):
-        if isinstance(attention_mask, dict):
+        if isinstance(attention_mask, dict) and not self.takes_mapping:
             attention_mask = attention_mask["full_attention"]
         if "deepstack_visual_embeds" not in kwargs:
             return self.text_model(attention_mask=attention_mask, **kwargs)
@@ -58,7 +59,7 @@ class OneMaskTextModel(nn.Module):
 class Qwen3VLAdapter(Qwen2VLAdapter):
     def language(self, hf: nn.Module) -> tuple[nn.Module, nn.Module, Any]:
         base, head, text_config = super().language(hf)
-        return OneMaskTextModel(base), head, text_config
+        return OneMaskTextModel(base, takes_mapping="sliding_attention" in (getattr(text_config, "layer_types", None) or ())), head, text_config
 
     def embedding_width(self, config, hidden_size: int) -> int:
         return hidden_size * (1 + len(config.vision_config.deepstack_visual_indexes))
