@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, Qwen2VLProcessor
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, Cosmos3EdgeProcessor, Qwen2VLProcessor
 
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
 
@@ -43,6 +43,19 @@ class TinyExaone4_5Processor(Qwen2VLProcessor):
 
 
 AutoProcessor.register("tiny_exaone4_5_processor", TinyExaone4_5Processor, exist_ok=True)
+
+
+class TinyCosmos3EdgeProcessor(Cosmos3EdgeProcessor):
+    """Cosmos3EdgeProcessor without the video processor, which needs torchvision (not installed here), and with
+    mm_token_type_ids, which HF's generate requires for images (transformers 5.24's processor gives none)."""
+
+    return_mm_token_type_ids = True
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+
+
+AutoProcessor.register("tiny_cosmos3_edge_processor", TinyCosmos3EdgeProcessor, exist_ok=True)
 
 
 def _qwen_image_processor():
@@ -155,3 +168,51 @@ def build_cohere_compass(folder) -> Path:
 
 
 PROMPTS["cohere_compass"] = QWEN_PROMPT
+
+
+def build_fast_vlm(folder) -> Path:
+    """FastVLM: a FastViT-HD tower (a timm model: transformers wraps it with timm_wrapper), Llava's projector, Qwen2
+    text model. timm is not installed here, so HF itself cannot build it: the sweep records hf-fails."""
+    from transformers import Qwen2Config
+
+    folder = Path(folder)
+    tok = _tokenizer(["<image>"], {"image_token": "<image>"})
+    vision = {"model_type": "timm_wrapper", "architecture": "fastvit_mci3", "num_classes": 0}
+    text = Qwen2Config(**_TEXT, vocab_size=len(tok)).to_dict()
+    _save(AutoConfig.for_model("fast_vlm", text_config=text, vision_config=vision, image_token_id=tok.image_token_id), folder)
+    return folder
+
+
+PROMPTS["fast_vlm"] = "Look: <image> Describe the picture in a few words"
+
+
+def build_cosmos3_edge(folder) -> Path:
+    """Cosmos3 Edge: a 2-layer SigLIP2 tower on packed patches (patch 7, attention within each image) whose 4x4
+    learned position table is resized (bilinear, antialiased) to each image's grid, a 2x2 patch merger; a Llama-style
+    text model (ReLU^2 MLP) with Qwen3-VL's interleaved 3-D rotary. Qwen2-VL's tiny tokenizer; Cosmos3 Edge's PIL
+    image processor at 7 px patches (any size, 784..3136 pixels)."""
+    from transformers import Cosmos3EdgeImageProcessorPil
+
+    folder = Path(folder)
+    tok = _qwen_tokenizer()
+    ids = tok.convert_tokens_to_ids
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
+    text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, rope_parameters=rope, hidden_act="relu2")
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=7, num_patches=16)
+    config = AutoConfig.for_model(
+        "cosmos3_edge",
+        text_config=text,
+        vision_config=vision,
+        projector_hidden_size=64,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
+    _save(config, folder)
+    image_processor = Cosmos3EdgeImageProcessorPil(size={"shortest_edge": 14 * 14 * 4, "longest_edge": 14 * 14 * 16}, patch_size=7, merge_size=2)
+    TinyCosmos3EdgeProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["cosmos3_edge"] = QWEN_PROMPT

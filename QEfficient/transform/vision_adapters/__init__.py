@@ -15,6 +15,7 @@ from QEfficient.transform.adapters.sweep_status import PROVEN as PROVEN_DECODERS
 from QEfficient.transform.vision_adapters.aya_vision import AyaVisionAdapter
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.blip_2 import Blip2Adapter, InstructBlipAdapter
+from QEfficient.transform.vision_adapters.cosmos3_edge import Cosmos3EdgeAdapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter, DeepseekVLHybridAdapter
 from QEfficient.transform.vision_adapters.exaone4_5 import Exaone4_5Adapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
@@ -74,6 +75,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
     Exaone4_5Adapter("exaone4_5"),
     DeepseekVLHybridAdapter("deepseek_vl_hybrid"),
+    Cosmos3EdgeAdapter("cosmos3_edge"),
     Qwen3VLAdapter("cohere_compass"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
 ]
 
