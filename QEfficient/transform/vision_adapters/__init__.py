@@ -92,6 +92,12 @@ KNOWN_FAILURES: dict[str, str] = {
     "weights missing (randomly initialised), so there is nothing to match",
     "video_llava": "its images come as pixel_values_images (and its processor needs torchvision); no adapter yet",
     "fast_vlm": "its FastViT tower is a timm model (a convolutional feature map, not Llava's tokens); no adapter yet",
+    "blip": "its BERT-style text decoder reads the image through cross-attention in every layer, not through image "
+    "tokens in the prompt; the decoder path has no such layers",
+    "idefics": "its text model interleaves gated cross-attention layers over the image (as Mllama's); the decoder path "
+    "has no such layers yet",
+    "git": "its BERT-style text model runs the image embeddings and the text as one sequence (images attending each other "
+    "both ways, text causally) with its own position scheme; no adapter yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
