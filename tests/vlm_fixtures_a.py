@@ -6,12 +6,18 @@ placeholder; tests/image_text_sweep.py picks both up."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, Cosmos3EdgeProcessor, Qwen2VLProcessor
+import numpy as np
+from PIL import Image
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, Cosmos3EdgeProcessor, Kimi_K25Processor, Qwen2VLProcessor
+from transformers.image_processing_backends import PilBackend
 
+from tests.tiny_models import sweep_config
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
+from tests.vlm_tiny_processors import _image_processor_and_tokenizer
 
 PROMPTS: dict[str, str] = {}
 QWEN_PROMPT = "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words"
@@ -216,3 +222,86 @@ def build_cosmos3_edge(folder) -> Path:
 
 
 PROMPTS["cosmos3_edge"] = QWEN_PROMPT
+
+
+class TinyKimiK25ImageProcessor(PilBackend):
+    """Kimi K2.5's image processor has only a torchvision backend (not installed). This one does what it does, with
+    PIL: HF's ``navit_resize`` rule (bicubic, never upscaling, at most 8 patches a side), zero padding to multiples of
+    2 x 7 px, rescale and normalise, then 7x7 patches in raster order [num_patches, 3, 7, 7] and ``image_grid_thw``."""
+
+    patch_size, merge_size, max_patches, max_side = 7, 2, 64, 8
+    image_mean, image_std = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
+    model_input_names = ["pixel_values", "image_grid_thw"]
+
+    def __call__(self, images, **kwargs):
+        return self.preprocess(images, **kwargs)
+
+    def _navit_resize(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """HF's navit_resize (its module imports torchvision): the resized and the padded (height, width)."""
+        p, factor = self.patch_size, self.patch_size * self.merge_size
+        patches = max(1.0, height // p) * max(1.0, width // p)
+        scale = min(1.0, math.sqrt(self.max_patches / patches), self.max_side * p / height, self.max_side * p / width)
+        h = min(max(1, int(height * scale)), self.max_side * p)
+        w = min(max(1, int(width * scale)), self.max_side * p)
+        return (h, w), (h + (factor - h % factor) % factor, w + (factor - w % factor) % factor)
+
+    def preprocess(self, images, **kwargs):
+        from transformers import BatchFeature
+        from transformers.image_utils import make_flat_list_of_images
+
+        p = self.patch_size
+        patches, grids = [], []
+        for img in make_flat_list_of_images(images):
+            img = img if hasattr(img, "resize") else Image.fromarray(np.asarray(img))
+            (h, w), (pad_h, pad_w) = self._navit_resize(img.height, img.width)
+            array = np.zeros((pad_h, pad_w, 3), np.float32)
+            array[:h, :w] = np.asarray(img.convert("RGB").resize((w, h), Image.BICUBIC), np.float32)
+            array = (array / 255.0 - np.array(self.image_mean, np.float32)) / np.array(self.image_std, np.float32)
+            gh, gw = pad_h // p, pad_w // p
+            patches.append(array.reshape(gh, p, gw, p, 3).transpose(0, 2, 4, 1, 3).reshape(gh * gw, 3, p, p))
+            grids.append([1, gh, gw])
+        data = {"pixel_values": np.concatenate(patches), "image_grid_thw": np.array(grids, np.int64)}
+        return BatchFeature(data=data, tensor_type=kwargs.get("return_tensors"))
+
+
+class TinyKimiK25Processor(Kimi_K25Processor):
+    """Kimi_K25Processor with TinyKimiK25ImageProcessor and no video processor (torchvision), found here by name."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        return _image_processor_and_tokenizer(TinyKimiK25ImageProcessor, pretrained_model_name_or_path)
+
+
+AutoProcessor.register("tiny_kimi_k25_processor", TinyKimiK25Processor, exist_ok=True)
+
+
+def build_kimi_k25(folder) -> Path:
+    """Kimi K2.5: a 2-layer MoonViT tower (patch 7, 2-D rotary, a 4x4 position table resampled bicubically to each
+    image's grid), 2x2 patches merged by a LayerNorm + MLP projector; DeepSeek-V3 text model (multi-latent attention,
+    MoE; the decoder sweep's tiny shape). "<|media_pad|>" becomes one token per 2x2 patches."""
+    folder = Path(folder)
+    tok = _tokenizer(["<|media_begin|>", "<|media_content|>", "<|media_end|>", "<|media_pad|>"], {"image_token": "<|media_pad|>"})
+    text = {**sweep_config("deepseek_v3").to_dict(), "vocab_size": len(tok), "tie_word_embeddings": False}
+    vision = dict(
+        patch_size=7, pos_emb_height=4, pos_emb_width=4, num_attention_heads=2, num_hidden_layers=2, hidden_size=32, intermediate_size=64
+    )
+    ids = tok.convert_tokens_to_ids
+    config = AutoConfig.for_model(
+        "kimi_k25",
+        text_config=text,
+        vision_config=vision,
+        projection_hidden_size=32,
+        image_token_id=ids("<|media_pad|>"),
+        vision_start_token_id=ids("<|media_begin|>"),
+        vision_end_token_id=ids("<|media_end|>"),
+        tie_word_embeddings=False,
+    )
+    _save(config, folder)
+    TinyKimiK25Processor(image_processor=TinyKimiK25ImageProcessor(), tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["kimi_k25"] = "Look: <|media_pad|> Describe the picture in a few words"

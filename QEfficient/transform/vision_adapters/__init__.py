@@ -24,6 +24,7 @@ from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
 from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXVisionAdapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
+from QEfficient.transform.vision_adapters.kimi_k25 import KimiK25Adapter
 from QEfficient.transform.vision_adapters.lfm2_vl import Lfm2VlAdapter
 from QEfficient.transform.vision_adapters.lighton_ocr import LightOnOcrAdapter
 from QEfficient.transform.vision_adapters.llama4 import Llama4Adapter
@@ -76,7 +77,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Exaone4_5Adapter("exaone4_5"),
     DeepseekVLHybridAdapter("deepseek_vl_hybrid"),
     Cosmos3EdgeAdapter("cosmos3_edge"),
-    Qwen3VLAdapter("cohere_compass"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
+    Qwen3VLAdapter("cohere_compass"),
+    KimiK25Adapter("kimi_k25"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}

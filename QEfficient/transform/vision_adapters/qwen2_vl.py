@@ -30,6 +30,9 @@ def _vision_block(block: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: tor
     if hasattr(attn, "kv_dim"):  # EXAONE 4.5: grouped-query attention (fewer key/value heads)
         q, k, v = (t.reshape(n, -1, attn.head_dim) for t in attn.qkv(block.norm1(x)).split([attn.q_dim, attn.kv_dim, attn.kv_dim], -1))
         k, v = (t.repeat_interleave(attn.num_key_value_groups, dim=1) for t in (k, v))
+    elif hasattr(attn, "q_proj"):  # Kimi K2.5: separate projections
+        h = block.norm1(x)
+        q, k, v = (proj(h).reshape(n, attn.num_heads, -1) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
     else:
         q, k, v = attn.qkv(block.norm1(x)).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
     if hasattr(attn, "q_norm"):  # GLM-OCR normalises each head's queries and keys
