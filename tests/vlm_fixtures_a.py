@@ -12,7 +12,16 @@ from pathlib import Path
 import torch
 import numpy as np
 from PIL import Image
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, Cosmos3EdgeProcessor, Kimi_K25Processor, Qwen2VLProcessor
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    Cosmos3EdgeProcessor,
+    FuyuImageProcessorPil,
+    FuyuProcessor,
+    Kimi_K25Processor,
+    Qwen2VLProcessor,
+)
 from transformers.image_processing_backends import PilBackend
 
 from tests.tiny_models import sweep_config
@@ -305,3 +314,46 @@ def build_kimi_k25(folder) -> Path:
 
 
 PROMPTS["kimi_k25"] = "Look: <|media_pad|> Describe the picture in a few words"
+
+
+class TinyFuyuImageProcessor(FuyuImageProcessorPil):
+    """FuyuImageProcessorPil whose patchify_image takes the torch tensors FuyuProcessor hands it (transformers 5.24's
+    processor with the PIL backend fails on them: numpy's transpose on a tensor)."""
+
+    def patchify_image(self, image, patch_size=None):
+        return torch.from_numpy(super().patchify_image(np.asarray(image), patch_size=patch_size))
+
+
+class TinyFuyuProcessor(FuyuProcessor):
+    """FuyuProcessor with TinyFuyuImageProcessor (saved as its own class, so found here by name). Fuyu's sentencepiece
+    tokenizer starts every text with "▁", which FuyuProcessor strips off the image tokens' ids; the tiny BPE
+    tokenizer does not, so the image text starts with that token here."""
+
+    def replace_image_token(self, image_inputs: dict, image_idx: int, **kwargs) -> str:
+        return "▁" + super().replace_image_token(image_inputs, image_idx, **kwargs)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        return _image_processor_and_tokenizer(TinyFuyuImageProcessor, pretrained_model_name_or_path)
+
+
+AutoProcessor.register("tiny_fuyu_processor", TinyFuyuProcessor, exist_ok=True)
+
+
+def build_fuyu(folder) -> Path:
+    """Fuyu: no vision tower, each 7x7 patch of the (28 px, padded) image goes through one linear layer into the
+    Persimmon text model (the decoder sweep's tiny shape). The processor writes a row of "|SPEAKER|" image tokens per
+    patch row, each row ended by "|NEWLINE|", then "<s>", before the prompt."""
+    folder = Path(folder)
+    tok = _tokenizer(["|SPEAKER|", "|NEWLINE|", "▁"])
+    text = {**sweep_config("persimmon").to_dict(), "vocab_size": len(tok)}
+    config = AutoConfig.for_model(
+        "fuyu", text_config=text, image_size=28, patch_size=7, image_token_id=tok.convert_tokens_to_ids("|SPEAKER|"), tie_word_embeddings=False
+    )
+    _save(config, folder)
+    image_processor = TinyFuyuImageProcessor(size={"height": 28, "width": 28}, patch_size={"height": 7, "width": 7})
+    TinyFuyuProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["fuyu"] = "Describe the picture in a few words"

@@ -18,6 +18,7 @@ from QEfficient.transform.vision_adapters.blip_2 import Blip2Adapter, InstructBl
 from QEfficient.transform.vision_adapters.cosmos3_edge import Cosmos3EdgeAdapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter, DeepseekVLHybridAdapter
 from QEfficient.transform.vision_adapters.exaone4_5 import Exaone4_5Adapter
+from QEfficient.transform.vision_adapters.fuyu import FuyuAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
 from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
@@ -78,7 +79,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     DeepseekVLHybridAdapter("deepseek_vl_hybrid"),
     Cosmos3EdgeAdapter("cosmos3_edge"),
     Qwen3VLAdapter("cohere_compass"),
-    KimiK25Adapter("kimi_k25"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
+    KimiK25Adapter("kimi_k25"),
+    FuyuAdapter("fuyu"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
