@@ -357,3 +357,32 @@ def build_fuyu(folder) -> Path:
 
 
 PROMPTS["fuyu"] = "Describe the picture in a few words"
+
+
+def _vq_image_tokens(count: int) -> list[str]:
+    """Chameleon's names of the VQ codes' text tokens: "IMGIMG" + the code's digits as letters (0 -> A) + "Z"."""
+    return ["IMGIMG" + "".join(chr(ord("A") + int(d)) for d in str(i)) + "Z" for i in range(count)]
+
+
+def build_chameleon(folder) -> Path:
+    """Chameleon: images become discrete tokens: a VQ-VAE encoder (32 px, 3 downsamplings -> 4x4 = 16 codes of a
+    16-entry codebook), each code mapped to its text token ("IMGIMG..Z") and embedded by the text model's own table
+    (qk-norm Llama-style layers). "<image>" becomes "<racm3:break>" + 16 x "<image>" + "<eoss>"; the head never
+    predicts the image-code tokens (HF sets their logits to the dtype's minimum)."""
+    from transformers import ChameleonConfig, ChameleonImageProcessorPil, ChameleonProcessor
+
+    folder = Path(folder)
+    codes = _vq_image_tokens(16)
+    tok = _tokenizer(["<image>", "<racm3:break>", "<eoss>", *codes], {"image_token": "<image>", "boi_token": "<racm3:break>", "eoi_token": "<eoss>"})
+    vq = dict(
+        embed_dim=8, num_embeddings=16, latent_channels=8, resolution=32, base_channels=32, channel_multiplier=[1, 1, 1, 1], num_res_blocks=1
+    )
+    vocabulary_map = {name: tok.convert_tokens_to_ids(name) for name in ["<image>", *codes]}
+    config = ChameleonConfig(**_TEXT, vocab_size=len(tok), vq_config=vq, vocabulary_map=vocabulary_map, tie_word_embeddings=False)
+    _save(config, folder)
+    image_processor = ChameleonImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    ChameleonProcessor(image_processor=image_processor, tokenizer=tok, image_seq_length=16).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["chameleon"] = "Look: <image> Describe the picture in a few words"

@@ -15,6 +15,7 @@ from QEfficient.transform.adapters.sweep_status import PROVEN as PROVEN_DECODERS
 from QEfficient.transform.vision_adapters.aya_vision import AyaVisionAdapter
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.blip_2 import Blip2Adapter, InstructBlipAdapter
+from QEfficient.transform.vision_adapters.chameleon import ChameleonAdapter
 from QEfficient.transform.vision_adapters.cosmos3_edge import Cosmos3EdgeAdapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter, DeepseekVLHybridAdapter
 from QEfficient.transform.vision_adapters.exaone4_5 import Exaone4_5Adapter
@@ -80,7 +81,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Cosmos3EdgeAdapter("cosmos3_edge"),
     Qwen3VLAdapter("cohere_compass"),
     KimiK25Adapter("kimi_k25"),
-    FuyuAdapter("fuyu"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
+    FuyuAdapter("fuyu"),
+    ChameleonAdapter("chameleon"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
