@@ -66,8 +66,6 @@ REFERENCES: dict[str, tuple[Callable, str]] = {
 
 # What a tiny model stands in for, where it is not the architecture's own processor or layout.
 CAVEATS: dict[str, str] = {
-    "cohere_compass": "rotary in every layer: with full-attention layers without rotary (NoPE) the tiny model differs from HF "
-    "after 2 tokens in both layouts (the text model alone, in PyTorch, matches HF token by token; not yet found)",
     "cohere2_vision": "its image processor has only a torchvision backend (not installed): GOT-OCR2's PIL tiler stands in",
     "llama4": "its image processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
     "llava_next_video": "images only: its processor's video half needs torchvision (not installed)",

@@ -162,7 +162,7 @@ PROMPTS["deepseek_vl_hybrid"] = "Look: <image_placeholder> Describe the picture 
 def build_cohere_compass(folder) -> Path:
     """Cohere Compass (North Vision): Qwen3-VL's tiny vision tower (tests/vlm_family_fixtures_more.py: 3 blocks,
     DeepStack features from blocks 0 and 1) and processor; a Cohere2-style text model (parallel attention and MLP,
-    LayerNorm) with a sliding-window layer and a full-attention layer, both with 3-D rotary (interleaved)."""
+    LayerNorm) with a sliding-window layer (3-D rotary, interleaved) and a full-attention layer without rotary."""
     from tests.vlm_family_fixtures_more import build_qwen3_vl
 
     folder = Path(folder)
@@ -174,7 +174,7 @@ def build_cohere_compass(folder) -> Path:
         head_dim=16,
         sliding_window=8,
         layer_types=["sliding_attention", "full_attention"],
-        rope_parameters={"sliding_attention": rope, "full_attention": rope},
+        rope_parameters={"sliding_attention": rope, "full_attention": None},
     )
     ids = {k: getattr(source, k) for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")}
     config = AutoConfig.for_model("cohere_compass", text_config=text, vision_config=source.vision_config.to_dict(), **ids)
@@ -386,3 +386,43 @@ def build_chameleon(folder) -> Path:
 
 
 PROMPTS["chameleon"] = "Look: <image> Describe the picture in a few words"
+
+
+def build_emu3(folder) -> Path:
+    """Emu3: images become discrete tokens. A 3-D-convolution VQ-VAE encoder (the image repeated over 4 frames,
+    3 spatial downsamplings: 8 px per code, a 16-entry codebook), each row of codes followed by an end-of-line token,
+    embedded by the Llama-style text model's table. The processor resizes each image to multiples of 8 px (576..1024
+    pixels) and writes "<|image start|>{h}*{w}<|image token|>" + h*(w+1) x "<image>" + "<|extra_201|><|image end|>"."""
+    from transformers import Emu3Config, Emu3ImageProcessor, Emu3Processor
+
+    folder = Path(folder)
+    codes = [f"<|visual token{i:06d}|>" for i in range(16)]
+    named = {
+        "image_token": "<image>",
+        "boi_token": "<|image start|>",
+        "eoi_token": "<|image end|>",
+        "image_wrapper_token": "<|image token|>",
+        "eof_token": "<|extra_201|>",
+    }
+    tok = _tokenizer([*named.values(), "<|extra_200|>", *codes], named)
+    vq = dict(
+        codebook_size=16,
+        embed_dim=4,
+        latent_channels=4,
+        base_channels=32,
+        channel_multiplier=[1, 1, 1, 1],
+        num_res_blocks=1,
+        attn_resolutions=[],
+        hidden_size=32,
+        temporal_downsample_factor=4,
+    )
+    vocabulary_map = {name: tok.convert_tokens_to_ids(name) for name in ["<image>", "<|extra_200|>", *codes]}
+    text = dict(**_TEXT, vocab_size=len(tok))
+    config = Emu3Config(vq_config=vq, text_config=text, vocabulary_map=vocabulary_map, tie_word_embeddings=False)
+    _save(config, folder)
+    image_processor = Emu3ImageProcessor(min_pixels=24 * 24, max_pixels=32 * 32, spatial_factor=8)
+    Emu3Processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["emu3"] = "Look: <image> Describe the picture in a few words"
