@@ -13,6 +13,7 @@ import torch
 import numpy as np
 from PIL import Image
 from transformers import (
+    Apertus1p5Processor,
     AutoConfig,
     AutoModelForImageTextToText,
     AutoProcessor,
@@ -426,3 +427,97 @@ def build_emu3(folder) -> Path:
 
 
 PROMPTS["emu3"] = "Look: <image> Describe the picture in a few words"
+
+
+class TinyApertus1p5ImageProcessor(PilBackend):
+    """Apertus 1.5's image processor has only a torchvision backend (not installed). This one does what it does, with
+    PIL: Qwen2-VL's smart resize to multiples of the 8 px spatial factor (576..1024 pixels here), bicubic, rescale and
+    normalise to [-1, 1], pad the batch to its largest image (bottom/right zeros), true sizes in ``image_sizes``."""
+
+    spatial_factor, min_pixels, max_pixels = 8, 24 * 24, 32 * 32
+    model_input_names = ["pixel_values", "image_sizes"]
+
+    def __call__(self, images, **kwargs):
+        return self.preprocess(images, **kwargs)
+
+    def preprocess(self, images, **kwargs):
+        from transformers import BatchFeature
+        from transformers.image_utils import make_flat_list_of_images
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+        arrays = []
+        for img in make_flat_list_of_images(images):
+            img = img if hasattr(img, "resize") else Image.fromarray(np.asarray(img))
+            h, w = smart_resize(img.height, img.width, self.spatial_factor, self.min_pixels, self.max_pixels)
+            array = np.asarray(img.convert("RGB").resize((w, h), Image.BICUBIC), np.float32) / 127.5 - 1.0
+            arrays.append(array.transpose(2, 0, 1))
+        sizes = [a.shape[1:] for a in arrays]
+        high, wide = max(h for h, _ in sizes), max(w for _, w in sizes)
+        padded = np.stack([np.pad(a, ((0, 0), (0, high - a.shape[1]), (0, wide - a.shape[2]))) for a in arrays])
+        data = {"pixel_values": padded, "image_sizes": np.array(sizes, np.int64)}
+        return BatchFeature(data=data, tensor_type=kwargs.get("return_tensors"))
+
+
+class TinyApertus1p5Processor(Apertus1p5Processor):
+    """Apertus1p5Processor with TinyApertus1p5ImageProcessor (found here by name) and WavTokenizer's feature extractor."""
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        from transformers import AutoTokenizer, WavTokenizerFeatureExtractor
+
+        return [
+            TinyApertus1p5ImageProcessor.from_pretrained(pretrained_model_name_or_path),
+            WavTokenizerFeatureExtractor.from_pretrained(pretrained_model_name_or_path),
+            AutoTokenizer.from_pretrained(pretrained_model_name_or_path),
+        ]
+
+
+AutoProcessor.register("tiny_apertus1p5_processor", TinyApertus1p5Processor, exist_ok=True)
+
+
+def build_apertus1p5(folder) -> Path:
+    """Apertus 1.5: images become discrete tokens, as Emu3's: a Chameleon-style VQGAN encoder (3 downsamplings: 8 px
+    per code) with an inner-product codebook (16 entries), run on each image at its own size, codes offset into the
+    vocabulary after the tokenizer's, embedded by the Apertus text model's table (the decoder sweep's tiny shape).
+    The audio tokenizer (WavTokenizer's encoder) is shrunk and unused. "<image>" becomes
+    "<boi>{h}*{w}<img>" + rows of w x "<image>" joined by "<eol>" + "<eoi>"."""
+    from transformers import WavTokenizerFeatureExtractor
+
+    from tests.tiny_models import sweep_config
+
+    folder = Path(folder)
+    named = {
+        "image_token": "<image>",
+        "audio_token": "<audio>",
+        "boi_token": "<boi>",
+        "eoi_token": "<eoi>",
+        "image_wrapper_token": "<img>",
+        "eol_token": "<eol>",
+        "boa_token": "<boa>",
+        "eoa_token": "<eoa>",
+    }
+    tok = _tokenizer(list(named.values()), named)
+    codes = 16
+    text = {**sweep_config("apertus1p5_text").to_dict(), "vocab_size": len(tok) + 2 * codes}
+    vision = dict(
+        codebook_size=codes, embed_dim=8, latent_channels=8, base_channels=32, channel_multiplier=[1, 1, 1, 1], num_res_blocks=1, attn_resolutions=[], resolution=32
+    )
+    audio = dict(
+        model_type="wavtokenizer_encoder", num_filters=4, upsampling_ratios=[2, 2], hidden_size=16, codebook_size=codes, codebook_dim=16, num_lstm_layers=1
+    )
+    config = AutoConfig.for_model(
+        "apertus1p5",
+        text_config=text,
+        vision_config=vision,
+        audio_config=audio,
+        image_token_id=tok.image_token_id,
+        audio_token_id=tok.audio_token_id,
+        image_token_offset=len(tok),
+        audio_token_offset=len(tok) + codes,
+    )
+    _save(config, folder)
+    TinyApertus1p5Processor(TinyApertus1p5ImageProcessor(), WavTokenizerFeatureExtractor(), tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["apertus1p5"] = "Look: <image> Describe the picture in a few words"

@@ -18,7 +18,7 @@ from QEfficient.transform.vision_adapters.blip_2 import Blip2Adapter, InstructBl
 from QEfficient.transform.vision_adapters.chameleon import ChameleonAdapter
 from QEfficient.transform.vision_adapters.cosmos3_edge import Cosmos3EdgeAdapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter, DeepseekVLHybridAdapter
-from QEfficient.transform.vision_adapters.emu3 import Emu3Adapter
+from QEfficient.transform.vision_adapters.emu3 import Apertus1p5Adapter, Emu3Adapter
 from QEfficient.transform.vision_adapters.exaone4_5 import Exaone4_5Adapter
 from QEfficient.transform.vision_adapters.fuyu import FuyuAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
@@ -84,7 +84,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     KimiK25Adapter("kimi_k25"),
     FuyuAdapter("fuyu"),
     ChameleonAdapter("chameleon"),
-    Emu3Adapter("emu3"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
+    Emu3Adapter("emu3"),
+    Apertus1p5Adapter("apertus1p5"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
