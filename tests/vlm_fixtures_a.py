@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import torch
 import numpy as np
+import torch
 from PIL import Image
 from transformers import (
     Apertus1p5Processor,
@@ -127,7 +127,9 @@ def build_deepseek_vl_hybrid(folder) -> Path:
 
     folder = Path(folder)
     tok = _tokenizer(["<image_placeholder>"], {"image_token": "<image_placeholder>"})
-    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7)
+    vision = SiglipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7
+    )
     high_res = dict(
         model_type="sam_vision_model",
         hidden_size=32,
@@ -226,7 +228,9 @@ def build_cosmos3_edge(folder) -> Path:
         vision_end_token_id=ids("<|vision_end|>"),
     )
     _save(config, folder)
-    image_processor = Cosmos3EdgeImageProcessorPil(size={"shortest_edge": 14 * 14 * 4, "longest_edge": 14 * 14 * 16}, patch_size=7, merge_size=2)
+    image_processor = Cosmos3EdgeImageProcessorPil(
+        size={"shortest_edge": 14 * 14 * 4, "longest_edge": 14 * 14 * 16}, patch_size=7, merge_size=2
+    )
     TinyCosmos3EdgeProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
     return folder
 
@@ -349,7 +353,12 @@ def build_fuyu(folder) -> Path:
     tok = _tokenizer(["|SPEAKER|", "|NEWLINE|", "▁"])
     text = {**sweep_config("persimmon").to_dict(), "vocab_size": len(tok)}
     config = AutoConfig.for_model(
-        "fuyu", text_config=text, image_size=28, patch_size=7, image_token_id=tok.convert_tokens_to_ids("|SPEAKER|"), tie_word_embeddings=False
+        "fuyu",
+        text_config=text,
+        image_size=28,
+        patch_size=7,
+        image_token_id=tok.convert_tokens_to_ids("|SPEAKER|"),
+        tie_word_embeddings=False,
     )
     _save(config, folder)
     image_processor = TinyFuyuImageProcessor(size={"height": 28, "width": 28}, patch_size={"height": 7, "width": 7})
@@ -374,9 +383,17 @@ def build_chameleon(folder) -> Path:
 
     folder = Path(folder)
     codes = _vq_image_tokens(16)
-    tok = _tokenizer(["<image>", "<racm3:break>", "<eoss>", *codes], {"image_token": "<image>", "boi_token": "<racm3:break>", "eoi_token": "<eoss>"})
+    tok = _tokenizer(
+        ["<image>", "<racm3:break>", "<eoss>", *codes], {"image_token": "<image>", "boi_token": "<racm3:break>", "eoi_token": "<eoss>"}
+    )
     vq = dict(
-        embed_dim=8, num_embeddings=16, latent_channels=8, resolution=32, base_channels=32, channel_multiplier=[1, 1, 1, 1], num_res_blocks=1
+        embed_dim=8,
+        num_embeddings=16,
+        latent_channels=8,
+        resolution=32,
+        base_channels=32,
+        channel_multiplier=[1, 1, 1, 1],
+        num_res_blocks=1,
     )
     vocabulary_map = {name: tok.convert_tokens_to_ids(name) for name in ["<image>", *codes]}
     config = ChameleonConfig(**_TEXT, vocab_size=len(tok), vq_config=vq, vocabulary_map=vocabulary_map, tie_word_embeddings=False)
@@ -500,10 +517,23 @@ def build_apertus1p5(folder) -> Path:
     codes = 16
     text = {**sweep_config("apertus1p5_text").to_dict(), "vocab_size": len(tok) + 2 * codes}
     vision = dict(
-        codebook_size=codes, embed_dim=8, latent_channels=8, base_channels=32, channel_multiplier=[1, 1, 1, 1], num_res_blocks=1, attn_resolutions=[], resolution=32
+        codebook_size=codes,
+        embed_dim=8,
+        latent_channels=8,
+        base_channels=32,
+        channel_multiplier=[1, 1, 1, 1],
+        num_res_blocks=1,
+        attn_resolutions=[],
+        resolution=32,
     )
     audio = dict(
-        model_type="wavtokenizer_encoder", num_filters=4, upsampling_ratios=[2, 2], hidden_size=16, codebook_size=codes, codebook_dim=16, num_lstm_layers=1
+        model_type="wavtokenizer_encoder",
+        num_filters=4,
+        upsampling_ratios=[2, 2],
+        hidden_size=16,
+        codebook_size=codes,
+        codebook_dim=16,
+        num_lstm_layers=1,
     )
     config = AutoConfig.for_model(
         "apertus1p5",

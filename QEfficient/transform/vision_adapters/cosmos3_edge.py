@@ -51,7 +51,13 @@ class Cosmos3EdgeAdapter(Qwen2VLAdapter):
 
     def vision_axes(self) -> dict[str, dict[int, str]]:
         patches = {0: "num_patches"}
-        return {"pixel_values": patches, "image_segment": patches, "pos_rows": patches, "pos_cols": patches, "vision_embeds": {1: "num_image_tokens"}}
+        return {
+            "pixel_values": patches,
+            "image_segment": patches,
+            "pos_rows": patches,
+            "pos_cols": patches,
+            "vision_embeds": {1: "num_image_tokens"},
+        }
 
     def image_features(self, hf: nn.Module, pixel_values, image_segment=None, pos_rows=None, pos_cols=None) -> torch.Tensor:
         visual = hf.model.visual
@@ -65,7 +71,9 @@ class Cosmos3EdgeAdapter(Qwen2VLAdapter):
         for layer in visual.encoder.layers:
             attn = layer.self_attn
             h = layer.layer_norm1(x)
-            q, k, v = (proj(h).reshape(n, attn.num_heads, attn.head_dim).transpose(0, 1) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
+            q, k, v = (
+                proj(h).reshape(n, attn.num_heads, attn.head_dim).transpose(0, 1) for proj in (attn.q_proj, attn.k_proj, attn.v_proj)
+            )
             scores = torch.where(same_image, torch.matmul(q, k.transpose(-1, -2)) * attn.scale, torch.finfo(q.dtype).min)
             out = torch.matmul(torch.softmax(scores.float(), dim=-1).to(v.dtype), v).transpose(0, 1).reshape(n, -1)
             x = x + attn.out_proj(out)

@@ -70,7 +70,14 @@ class KimiK25Adapter(Qwen2VLAdapter):
         return {**dict.fromkeys(names, patches), "vision_embeds": {1: "num_image_tokens"}}
 
     def image_features(
-        self, hf: nn.Module, pixel_values, vision_position_ids=None, interp_indices=None, interp_weights=None, image_segment=None, block_order=None
+        self,
+        hf: nn.Module,
+        pixel_values,
+        vision_position_ids=None,
+        interp_indices=None,
+        interp_weights=None,
+        image_segment=None,
+        block_order=None,
     ) -> torch.Tensor:
         tower = hf.model.vision_tower
         embed = tower.patch_embed

@@ -59,7 +59,11 @@ class OneMaskTextModel(nn.Module):
 class Qwen3VLAdapter(Qwen2VLAdapter):
     def language(self, hf: nn.Module) -> tuple[nn.Module, nn.Module, Any]:
         base, head, text_config = super().language(hf)
-        return OneMaskTextModel(base, takes_mapping="sliding_attention" in (getattr(text_config, "layer_types", None) or ())), head, text_config
+        return (
+            OneMaskTextModel(base, takes_mapping="sliding_attention" in (getattr(text_config, "layer_types", None) or ())),
+            head,
+            text_config,
+        )
 
     def embedding_width(self, config, hidden_size: int) -> int:
         return hidden_size * (1 + len(config.vision_config.deepstack_visual_indexes))
