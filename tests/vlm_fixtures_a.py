@@ -551,3 +551,54 @@ def build_apertus1p5(folder) -> Path:
 
 
 PROMPTS["apertus1p5"] = "Look: <image> Describe the picture in a few words"
+
+
+def build_granite4_vision(folder) -> Path:
+    """Granite 4 Vision: LLaVA-NeXT's tiny tiling (tests/vlm_family_fixtures.py: 28 px tiles, patch 7, pinpoints
+    [[28, 56], [56, 28], [56, 56]]) with a 2-layer CLIP tower of width 64; no projector into the prompt: window
+    Q-Former projectors (downsample 1/2: 2x2 tokens per tile) read vision layers 1 and 2 and four spatial-offset
+    groups of the last layer, and each adds its features to the image tokens' hidden states before its own text
+    layer (DeepStack; the image tokens' input embeddings are zero). Granite text model with 6 layers."""
+    from transformers import CLIPVisionConfig, Granite4VisionConfig, GraniteConfig, LlavaNextImageProcessorPil
+    from transformers.models.granite4_vision import Granite4VisionProcessor
+
+    folder = Path(folder)
+    tok = _tokenizer(["<image>"], {"image_token": "<image>"})
+    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7)
+    text = {
+        **GraniteConfig(**_TEXT, vocab_size=len(tok), embedding_multiplier=2.0, residual_multiplier=0.5).to_dict(),
+        "num_hidden_layers": 6,
+    }
+    text.pop("model_type")
+    pinpoints = [[28, 56], [56, 28], [56, 56]]
+    config = Granite4VisionConfig(
+        vision_config=vision.to_dict(),
+        text_config=text,
+        qformer_config={"intermediate_size": 64},
+        image_token_id=tok.image_token_id,
+        image_grid_pinpoints=pinpoints,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+        downsample_rate="1/2",
+        deepstack_layer_map=[[1, 0], [2, 1]],
+        spatial_vision_layer=-1,
+        spatial_target_layers=[2, 3, 4, 5],
+        projector_dropout=0.0,
+        tie_word_embeddings=False,
+    )
+    _save(config, folder)
+    image_processor = LlavaNextImageProcessorPil(
+        size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}, image_grid_pinpoints=pinpoints
+    )
+    Granite4VisionProcessor(
+        image_processor=image_processor,
+        tokenizer=tok,
+        patch_size=7,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        downsample_rate="1/2",
+    ).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["granite4_vision"] = "Look: <image> Describe the picture in a few words"
