@@ -66,6 +66,8 @@ REFERENCES: dict[str, tuple[Callable, str]] = {
 
 # What a tiny model stands in for, where it is not the architecture's own processor or layout.
 CAVEATS: dict[str, str] = {
+    "granite_docling": "the processor's default coarse route; its fine route (fine_route=True, four times the tokens per "
+    "tile, chosen by the density router) is refused with that reason",
     "cohere2_vision": "its image processor has only a torchvision backend (not installed): GOT-OCR2's PIL tiler stands in",
     "llama4": "its image processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
     "llava_next_video": "images only: its processor's video half needs torchvision (not installed)",

@@ -602,3 +602,37 @@ def build_granite4_vision(folder) -> Path:
 
 
 PROMPTS["granite4_vision"] = "Look: <image> Describe the picture in a few words"
+
+
+def build_granite_docling(folder) -> Path:
+    """Granite Docling: Idefics3's tiles (the GOT-OCR2-style tiler: up to 4 tiles of 28 px plus a global one) through
+    a 2-layer SigLIP-style tower (patch 7), a coarse connector (pixel shuffle 2 -> 4 tokens per tile, fixed 2-D sine
+    positions) and DeepStack features of vision layer 0 added after text layer 0; Granite text model. The fine route
+    (the processor's ``fine_route=True``) is not used."""
+    from transformers import GraniteDoclingConfig, GraniteDoclingImageProcessorPil, GraniteDoclingProcessor, GraniteConfig
+
+    folder = Path(folder)
+    rows_cols = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
+    tok = _tokenizer(["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>", *rows_cols], {"image_token": "<image>"})
+    vision = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=7,
+        out_hidden_size=64,
+        scale_factor=2,
+        deepstack_visual_indexes=[0],
+        use_fine_route=False,
+    )
+    text = GraniteConfig(**_TEXT, vocab_size=len(tok), embedding_multiplier=2.0, residual_multiplier=0.5).to_dict()
+    text.pop("model_type")
+    config = GraniteDoclingConfig(text_config=text, vision_config=vision, image_token_id=tok.image_token_id, tie_word_embeddings=False)
+    _save(config, folder)
+    image_processor = GraniteDoclingImageProcessorPil(size={"height": 28, "width": 28}, max_patches=4)
+    GraniteDoclingProcessor(image_processor=image_processor, tokenizer=tok, image_seq_len=4).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["granite_docling"] = "Look: <image> Describe the picture in a few words"

@@ -25,6 +25,7 @@ from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
 from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
 from QEfficient.transform.vision_adapters.granite4_vision import Granite4VisionAdapter
+from QEfficient.transform.vision_adapters.granite_docling import GraniteDoclingAdapter
 from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXVisionAdapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
@@ -87,7 +88,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     ChameleonAdapter("chameleon"),
     Emu3Adapter("emu3"),
     Apertus1p5Adapter("apertus1p5"),
-    Granite4VisionAdapter("granite4_vision"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
+    Granite4VisionAdapter("granite4_vision"),
+    GraniteDoclingAdapter("granite_docling"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
