@@ -609,7 +609,7 @@ def build_granite_docling(folder) -> Path:
     a 2-layer SigLIP-style tower (patch 7), a coarse connector (pixel shuffle 2 -> 4 tokens per tile, fixed 2-D sine
     positions) and DeepStack features of vision layer 0 added after text layer 0; Granite text model. The fine route
     (the processor's ``fine_route=True``) is not used."""
-    from transformers import GraniteDoclingConfig, GraniteDoclingImageProcessorPil, GraniteDoclingProcessor, GraniteConfig
+    from transformers import GraniteConfig, GraniteDoclingConfig, GraniteDoclingImageProcessorPil, GraniteDoclingProcessor
 
     folder = Path(folder)
     rows_cols = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
