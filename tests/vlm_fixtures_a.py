@@ -636,3 +636,53 @@ def build_granite_docling(folder) -> Path:
 
 
 PROMPTS["granite_docling"] = "Look: <image> Describe the picture in a few words"
+
+
+def build_deepseek_ocr2(folder) -> Path:
+    """DeepSeek-OCR 2: a 2-layer SAM-style tower (192 px, patch 4, windows of 4 patches in layer 0, global in layer 1)
+    whose neck and two stride-2 convolutions give 12x12 = 144 features, then a 2-layer Qwen2-style encoder over them
+    and 144 learned queries (bidirectional over the image, causal over the queries: HF's query table for 144 patches);
+    the queries' outputs, a linear projector and a view separator give 145 image tokens per image (the global view
+    only: no local crops). DeepSeek-V2-style MoE text model with plain multi-head attention."""
+    from transformers import DeepseekOcr2Config, DeepseekOcr2ImageProcessorPil, DeepseekOcr2Processor
+
+    folder = Path(folder)
+    tok = _tokenizer(["<image>"], {"image_token": "<image>"})
+    sam = dict(
+        hidden_size=32,
+        output_channels=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=192,
+        patch_size=4,
+        window_size=4,
+        global_attn_indexes=[1],
+        mlp_dim=64,
+        downsample_channels=[32, 64],
+    )
+    encoder = dict(
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512
+    )
+    text = dict(
+        **_TEXT,
+        vocab_size=len(tok),
+        n_routed_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=32,
+        n_shared_experts=1,
+        mlp_layer_types=["dense", "sparse"],
+    )
+    text["num_key_value_heads"] = text["num_attention_heads"]
+    config = DeepseekOcr2Config(
+        vision_config={"sam_config": sam, "encoder_config": encoder},
+        text_config=text,
+        image_token_id=tok.image_token_id,
+        tie_word_embeddings=False,
+    )
+    _save(config, folder)
+    image_processor = DeepseekOcr2ImageProcessorPil(size={"height": 192, "width": 192}, crop_to_patches=False)
+    DeepseekOcr2Processor(image_processor=image_processor, tokenizer=tok, patch_size=4, downsample_ratio=4).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["deepseek_ocr2"] = "Look: <image> Describe the picture in a few words"

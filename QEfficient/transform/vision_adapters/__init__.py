@@ -17,6 +17,7 @@ from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.blip_2 import Blip2Adapter, InstructBlipAdapter
 from QEfficient.transform.vision_adapters.chameleon import ChameleonAdapter
 from QEfficient.transform.vision_adapters.cosmos3_edge import Cosmos3EdgeAdapter
+from QEfficient.transform.vision_adapters.deepseek_ocr2 import DeepseekOcr2Adapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter, DeepseekVLHybridAdapter
 from QEfficient.transform.vision_adapters.emu3 import Apertus1p5Adapter, Emu3Adapter
 from QEfficient.transform.vision_adapters.exaone4_5 import Exaone4_5Adapter
@@ -89,7 +90,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Emu3Adapter("emu3"),
     Apertus1p5Adapter("apertus1p5"),
     Granite4VisionAdapter("granite4_vision"),
-    GraniteDoclingAdapter("granite_docling"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
+    GraniteDoclingAdapter("granite_docling"),
+    DeepseekOcr2Adapter("deepseek_ocr2"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
