@@ -113,6 +113,18 @@ KNOWN_FAILURES: dict[str, str] = {
     "has no such layers yet",
     "git": "its BERT-style text model runs the image embeddings and the text as one sequence (images attending each other "
     "both ways, text causally) with its own position scheme; no adapter yet",
+    "inkling_mm_model": "its text model's hybrid layers (linear attention) fail in the decoder path (inkling_text in the "
+    "decoder table's known failures); no adapter yet",
+    "inkling2": "its text model's hybrid layers fail in the decoder path (inkling2_text in the decoder table's known "
+    "failures); no adapter yet",
+    "inkling2_loop": "its text model's hybrid layers fail in the decoder path (inkling2_loop_text in the decoder table's "
+    "known failures); no adapter yet",
+    "hy_v4_vl": "its text model (HY-V4's) has indexed sparse-attention layers, which fail in the decoder path (hy_v4 in "
+    "the decoder table's known failures); no adapter yet",
+    "glm5_next": "its text model mixes linear-attention layers (recurrent state, which the image-text graphs do not carry "
+    "yet) with indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
+    "dots3_note": "its text model has indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); "
+    "no adapter yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
