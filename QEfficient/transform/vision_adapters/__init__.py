@@ -125,6 +125,12 @@ KNOWN_FAILURES: dict[str, str] = {
     "yet) with indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
     "dots3_note": "its text model has indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); "
     "no adapter yet",
+    "kosmos-2": "its processor gives each image position its own token id (a range, with image_embeds_position_mask), "
+    "not one image token, and its text model derives positions from the token ids (fairseq style); no adapter yet",
+    "ernie4_5_vl_moe": "its MoE text model routes vision tokens, the image start/end tokens included "
+    "(moe_mm_token_type_ids), to their own experts; the language graph knows only the image tokens; no adapter yet",
+    "hunyuan_vl": "its multimodal rotary positions (image index, height, width axes) follow its own rule, which the "
+    "host-side rotary (Qwen2-VL's rule) does not compute yet; no adapter yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
