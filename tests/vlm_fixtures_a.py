@@ -574,7 +574,14 @@ def build_granite4_vision(folder) -> Path:
     config = Granite4VisionConfig(
         vision_config=vision.to_dict(),
         text_config=text,
-        qformer_config={"intermediate_size": 64},
+        qformer_config=dict(
+            num_hidden_layers=1,
+            intermediate_size=64,
+            vocab_size=32,
+            max_position_embeddings=64,
+            cross_attention_frequency=1,
+            use_qformer_text_input=False,
+        ),
         image_token_id=tok.image_token_id,
         image_grid_pinpoints=pinpoints,
         vision_feature_layer=-1,
