@@ -123,8 +123,7 @@ KNOWN_FAILURES: dict[str, str] = {
     "the decoder table's known failures); no adapter yet",
     "glm5_next": "its text model mixes linear-attention layers (recurrent state, which the image-text graphs do not carry "
     "yet) with indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
-    "dots3_note": "its text model has indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); "
-    "no adapter yet",
+    "dots3_note": "its text model has indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
     "kosmos-2": "its processor gives each image position its own token id (a range, with image_embeds_position_mask), "
     "not one image token, and its text model derives positions from the token ids (fairseq style); no adapter yet",
     "ernie4_5_vl_moe": "its MoE text model routes vision tokens, the image start/end tokens included "

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
+from QEfficient.transform.vision_adapters.qwen2_vl import PlainTextPositions
 
 
 @dataclass(frozen=True)
-class Exaone4_5Adapter(Qwen2_5_VLAdapter):
-    decoder_example = VisionLanguageAdapter.decoder_example
-    decoder_axes = VisionLanguageAdapter.decoder_axes
-    language_kwargs = VisionLanguageAdapter.language_kwargs
-    prompt_positions = VisionLanguageAdapter.prompt_positions
+class Exaone4_5Adapter(PlainTextPositions, Qwen2_5_VLAdapter):
+    """The tower's grouped-query attention is handled by the shared vision block (qwen2_vl._vision_block)."""

@@ -11,15 +11,11 @@ import torch
 from torch import nn
 
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
-from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
+from QEfficient.transform.vision_adapters.qwen2_vl import PlainTextPositions, Qwen2VLAdapter
 
 
 @dataclass(frozen=True)
-class FuyuAdapter(Qwen2VLAdapter):
-    decoder_example = VisionLanguageAdapter.decoder_example
-    decoder_axes = VisionLanguageAdapter.decoder_axes
-    language_kwargs = VisionLanguageAdapter.language_kwargs
-    prompt_positions = VisionLanguageAdapter.prompt_positions
+class FuyuAdapter(PlainTextPositions, Qwen2VLAdapter):
     graph_inputs = VisionLanguageAdapter.graph_inputs
 
     def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
-from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter, _vision_block
+from QEfficient.transform.vision_adapters.qwen2_vl import PlainTextPositions, Qwen2VLAdapter, _vision_block
 
 
 def _block_order(grid: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
@@ -31,13 +30,8 @@ def _block_order(grid: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class KimiK25Adapter(Qwen2VLAdapter):
+class KimiK25Adapter(PlainTextPositions, Qwen2VLAdapter):
     merge_kernel: tuple[int, int] = (2, 2)  # from the vision config (for_config): the host orders the blocks
-
-    decoder_example = VisionLanguageAdapter.decoder_example
-    decoder_axes = VisionLanguageAdapter.decoder_axes
-    language_kwargs = VisionLanguageAdapter.language_kwargs
-    prompt_positions = VisionLanguageAdapter.prompt_positions
 
     def for_config(self, config) -> KimiK25Adapter:
         return dataclasses.replace(self, merge_kernel=tuple(config.vision_config.merge_kernel_size))

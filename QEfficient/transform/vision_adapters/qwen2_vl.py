@@ -129,3 +129,13 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
         with torch.no_grad():
             positions, deltas = hf.model.get_rope_index(ids, token_types, image_grid_thw=grid, attention_mask=torch.ones_like(ids))
         return positions[:, 0].numpy().astype(np.int64), int(deltas.reshape(-1)[0])
+
+
+class PlainTextPositions:
+    """Mixin for an adapter with Qwen2-VL's vision side and a text model on plain 1-D positions (no multimodal
+    rotary): the default language graph and no host-side rotary rule."""
+
+    decoder_example = VisionLanguageAdapter.decoder_example
+    decoder_axes = VisionLanguageAdapter.decoder_axes
+    language_kwargs = VisionLanguageAdapter.language_kwargs
+    prompt_positions = VisionLanguageAdapter.prompt_positions
