@@ -267,10 +267,10 @@ def llama4_greedy(folder: Path, inputs, n: int) -> list[int]:
     return out
 
 
-def build_lfm2_vl(folder, *, conv: bool = False) -> Path:
+def build_lfm2_vl(folder) -> Path:
     """LFM2-VL: a 2-layer SigLIP2 NaFlex tower (patch 7, a 4x4 position table resized to each image's grid),
-    pixel unshuffle 2, MLP projector; LFM2 text model with attention layers only (``conv=True``: a short-convolution
-    layer first, as real LFM2 models have, which the decoder path refuses).
+    pixel unshuffle 2, MLP projector; LFM2 text model with a short-convolution layer (a retained conv state)
+    and an attention layer, as real LFM2 models interleave them.
     "<image>" becomes "<|image_start|>" + (rows/2 x cols/2) x "<image>" + "<|image_end|>"."""
     from transformers import Lfm2Config, Lfm2VlConfig, Lfm2VlForConditionalGeneration, Siglip2VisionConfig
 
@@ -279,7 +279,7 @@ def build_lfm2_vl(folder, *, conv: bool = False) -> Path:
     vision = Siglip2VisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=7, num_patches=16
     )
-    text = Lfm2Config(**_TEXT, vocab_size=len(tok), layer_types=["conv" if conv else "full_attention", "full_attention"])
+    text = Lfm2Config(**_TEXT, vocab_size=len(tok), layer_types=["conv", "full_attention"])
     config = Lfm2VlConfig(
         vision_config=vision.to_dict(),
         text_config=text.to_dict(),
