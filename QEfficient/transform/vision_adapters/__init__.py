@@ -32,6 +32,7 @@ from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
 from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
+from QEfficient.transform.vision_adapters.qwen3_5 import Qwen3_5Adapter
 from QEfficient.transform.vision_adapters.qwen3_vl import Qwen3VLAdapter
 from QEfficient.transform.vision_adapters.vipllava import VipLlavaAdapter
 
@@ -58,6 +59,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Qwen3VLAdapter("qwen3_vl"),
     Qwen3VLAdapter("qwen3_vl_moe"),
     Qwen3VLAdapter("cosmos3_omni"),  # Qwen3-VL's vision tower and text model
+    Qwen3_5Adapter("qwen3_5"),  # hybrid text models: Gated DeltaNet states in the language graph
+    Qwen3_5Adapter("qwen3_5_moe"),
     Glm4vAdapter("glm4v"),
     Glm4vAdapter("glm46v"),
     Glm4vAdapter("glmga"),  # GLM-4.6V under another name
