@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForImageTextToText, Qwen2VLConfig
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, Qwen2VLConfig
+from transformers.models.lfm3_vl.processing_lfm3_vl import Lfm3VlProcessor
 
 from tests.tiny_models import SWEEP_OVERRIDES
 from tests.vlm_family_fixtures_more import QWEN_PROMPT
@@ -58,3 +59,59 @@ def build_qwen3_5_moe(folder) -> Path:
 
 
 PROMPTS["qwen3_5"] = PROMPTS["qwen3_5_moe"] = QWEN_PROMPT
+
+
+class TinyLfm3VlProcessor(Lfm3VlProcessor):
+    """Lfm3VlProcessor without its video processor (Qwen3-VL's, which needs torchvision, not installed here);
+    registered by name, as TinyQwen2VLProcessor."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+
+
+AutoProcessor.register("tiny_lfm3_vl_processor", TinyLfm3VlProcessor, exist_ok=True)
+
+
+def build_lfm3_vl(folder) -> Path:
+    """LFM3-VL: Qwen2-VL's tiny tokenizer and PIL image processor (patch 7, merge 2); a 2-layer vision tower (a
+    gated 3x3 short convolution, then grouped-query attention with axial rotary), LayerNorm + MLP projector; an
+    LFM3 text model with a short-convolution layer and an attention layer."""
+    from transformers import Lfm3Config, Lfm3VlConfig, Lfm3VlForConditionalGeneration, Qwen2VLImageProcessorPil
+
+    folder = Path(folder)
+    build_qwen2_vl(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    vision = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        layer_types=["conv", "full_attention"],
+        patch_size=7,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        rope_parameters={"rope_type": "axial", "rope_theta": 10000.0},
+    )
+    text = Lfm3Config(**{**_TEXT, **SWEEP_OVERRIDES["lfm3"]}, vocab_size=len(tok))
+    ids = tok.convert_tokens_to_ids
+    config = Lfm3VlConfig(
+        vision_config=vision,
+        text_config=text.to_dict(),
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        projector_hidden_size=64,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Lfm3VlForConditionalGeneration(config), folder)
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=14 * 14 * 4, max_pixels=14 * 14 * 16, patch_size=7, temporal_patch_size=2, merge_size=2
+    )
+    TinyLfm3VlProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["lfm3_vl"] = QWEN_PROMPT

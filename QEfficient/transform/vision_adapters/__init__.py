@@ -23,6 +23,7 @@ from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXV
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
 from QEfficient.transform.vision_adapters.lfm2_vl import Lfm2VlAdapter
+from QEfficient.transform.vision_adapters.lfm3_vl import Lfm3VlAdapter
 from QEfficient.transform.vision_adapters.lighton_ocr import LightOnOcrAdapter
 from QEfficient.transform.vision_adapters.llama4 import Llama4Adapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
@@ -72,6 +73,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     GotOcr2Adapter("got_ocr2"),
     GotOcr2Adapter("pp_chart2table"),  # GOT-OCR 2.0's layout
     Lfm2VlAdapter("lfm2_vl"),
+    Lfm3VlAdapter("lfm3_vl"),
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
 ]
