@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, Qwen2VLConfig
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, ProcessorMixin, Qwen2VLConfig
 from transformers.models.lfm3_vl.processing_lfm3_vl import Lfm3VlProcessor
+from transformers.models.minicpmv4_6.processing_minicpmv4_6 import MiniCPMV4_6Processor
 
 from tests.tiny_models import SWEEP_OVERRIDES
 from tests.vlm_family_fixtures_more import QWEN_PROMPT
-from tests.vlm_fixtures import _TEXT, _widen_and_save, build_qwen2_vl
+from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, build_qwen2_vl
 
 PROMPTS: dict[str, str] = {}
 
@@ -115,3 +116,79 @@ def build_lfm3_vl(folder) -> Path:
 
 
 PROMPTS["lfm3_vl"] = QWEN_PROMPT
+
+
+_MINICPM_TOKENS = {
+    "image_token": "<|image_pad|>",
+    "video_token": "<|video_pad|>",
+    "image_start_token": "<image>",
+    "image_end_token": "</image>",
+    "slice_start_token": "<slice>",
+    "slice_end_token": "</slice>",
+    "image_id_start_token": "<image_id>",
+    "image_id_end_token": "</image_id>",
+}
+
+
+class TinyMiniCPMVProcessor(MiniCPMV4_6Processor):
+    """MiniCPMV4_6Processor without its video processor (torchvision, not installed here): its image half as is."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template, **kwargs)
+        self.slice_mode = self.image_processor.slice_mode
+        self.default_use_image_id = self.image_processor.use_image_id
+        self.image_token_divisor = 4 if self.image_processor.downsample_mode == "4x" else 16
+        for name in _MINICPM_TOKENS:
+            setattr(self, name, getattr(tokenizer, name))
+        self.image_token_id, self.video_token_id = tokenizer.image_token_id, tokenizer.video_token_id
+
+
+AutoProcessor.register("tiny_minicpmv_processor", TinyMiniCPMVProcessor, exist_ok=True)
+
+
+def build_minicpmv4_6(folder, *, model_type: str = "minicpmv4_6") -> Path:
+    """MiniCPM-V 4.6: a 2-layer SigLIP-style tower (patch 7, a 4x4 position table), the 2x2 window merger after
+    layer 0 ("16x"), a 2x2 merging MLP; a Qwen3.5 text model (a Gated DeltaNet layer, an attention layer). The PIL
+    processor slices an image larger than 28x28 px into a thumbnail plus slices, each its own unit.
+    ``model_type="minicpm_ocr"``: MiniCPM-OCR, the same layout in "4x" mode (no window merger)."""
+    from transformers import MiniCPMV4_6ImageProcessorPil
+
+    folder = Path(folder)
+    tok = _tokenizer(list(_MINICPM_TOKENS.values()), _MINICPM_TOKENS)
+    mode = "4x" if model_type == "minicpm_ocr" else "16x"
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}
+    text = dict(
+        **_TEXT,
+        **SWEEP_OVERRIDES["qwen3_5_text"],
+        model_type="qwen3_5_text",
+        vocab_size=len(tok),
+        head_dim=16,
+        rope_parameters=rope,
+        layer_types=["linear_attention", "full_attention"],
+    )
+    vision = dict(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7, insert_layer_id=0
+    )
+    ids = tok.convert_tokens_to_ids
+    config = AutoConfig.for_model(
+        model_type,
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids(_MINICPM_TOKENS["image_token"]),
+        video_token_id=ids(_MINICPM_TOKENS["video_token"]),
+        downsample_mode=mode,
+        insert_layer_id=0,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(AutoModelForImageTextToText.from_config(config), folder)
+    image_processor = MiniCPMV4_6ImageProcessorPil(scale_resolution=28, patch_size=7, max_slice_nums=4, downsample_mode=mode)
+    TinyMiniCPMVProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+def build_minicpm_ocr(folder) -> Path:
+    return build_minicpmv4_6(folder, model_type="minicpm_ocr")
+
+
+PROMPTS["minicpmv4_6"] = PROMPTS["minicpm_ocr"] = "Look: <|image_pad|> Describe the picture in a few words"

@@ -29,6 +29,7 @@ from QEfficient.transform.vision_adapters.llama4 import Llama4Adapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
 from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
+from QEfficient.transform.vision_adapters.minicpmv import MiniCPMVAdapter
 from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
 from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
@@ -74,6 +75,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     GotOcr2Adapter("pp_chart2table"),  # GOT-OCR 2.0's layout
     Lfm2VlAdapter("lfm2_vl"),
     Lfm3VlAdapter("lfm3_vl"),
+    MiniCPMVAdapter("minicpmv4_6"),  # a Qwen3.5 (hybrid) text model
+    MiniCPMVAdapter("minicpm_ocr"),  # MiniCPM-V 4.6's layout, "4x" tokens by default
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
 ]
