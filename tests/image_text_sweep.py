@@ -82,6 +82,8 @@ NOTES: dict[str, str] = {
     "evolla": "protein-text model, no images",
     "diffusion_gemma": "block diffusion, not autoregressive greedy decoding",
     "pi0": "robot-action model (flow matching), not text generation",
+    "minicpmv4_7": "MiniCPM-V 4.6's vision path (MiniCPMVAdapter) with 3-D rotary positions laid out over a canvas of "
+    "thumbnail and slice groups (MiniCPMV4_7Model.compute_3d_position_ids); no host-side rule for them yet",
 }
 
 
