@@ -54,6 +54,7 @@ SAME_PATH_AS: dict[str, str] = {
     "pp_chart2table": "got_ocr2",
     "llava_next_video": "llava_next",
     "qwen3_5_moe": "qwen3_5",  # the same adapter and Gated DeltaNet states; its MoE text layers: the decoder sweep
+    "minicpm_ocr": "minicpmv4_6",  # the same adapter in "4x" mode (the window merger skipped)
 }
 
 # Greedy references other than HF ``generate``, where transformers' generate itself fails (the note says why).
