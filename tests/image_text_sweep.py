@@ -73,6 +73,8 @@ CAVEATS: dict[str, str] = {
     "llava_next_video": "images only: its processor's video half needs torchvision (not installed)",
     "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
     "text model: a short-convolution layer (retained conv state) and an attention layer",
+    "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
+    "with HF's grid rule stands in",
 }
 
 # Why a type without a builder has none yet, where it is something other than "not built yet".

@@ -6,14 +6,28 @@ Each hybrid text model has one recurrent layer, then one attention layer. ``PROM
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, ProcessorMixin, Qwen2VLConfig
+from PIL import Image
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    BatchFeature,
+    ProcessorMixin,
+    Qwen2VLConfig,
+    SiglipImageProcessorPil,
+)
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.models.lfm3_vl.processing_lfm3_vl import Lfm3VlProcessor
 from transformers.models.minicpmv4_6.processing_minicpmv4_6 import MiniCPMV4_6Processor
+from transformers.models.nemotron_h_omni.processing_nemotron_h_omni import NemotronH_Omni_Reasoning_V3Processor
 
-from tests.tiny_models import SWEEP_OVERRIDES
+from tests.tiny_models import SWEEP_OVERRIDES, sweep_config
 from tests.vlm_family_fixtures_more import QWEN_PROMPT
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, build_qwen2_vl
 
@@ -192,3 +206,95 @@ def build_minicpm_ocr(folder) -> Path:
 
 
 PROMPTS["minicpmv4_6"] = PROMPTS["minicpm_ocr"] = "Look: <|image_pad|> Describe the picture in a few words"
+
+
+class TinyNemotronHOmniImageProcessor(SiglipImageProcessorPil):
+    """Nemotron-H Omni's image processor has only a torchvision backend (not installed). This one keeps what the model
+    sees: each image resized (PIL, bicubic) to its patch grid (HF's rule: about its own grid, within 16..64 patches of
+    7 px, both sides even), normalised with CLIP's statistics, cut into row-major channel-major patches."""
+
+    patch_size, downsample_ratio, min_num_patches, max_num_patches = 7, 0.5, 16, 64
+    image_mean, image_std = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+    def __call__(self, images, **kwargs):
+        return self.preprocess(images, **kwargs)
+
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        rows, cols = round(height / self.patch_size + 0.5), round(width / self.patch_size + 0.5)
+        factor = min(math.sqrt(self.max_num_patches / (rows * cols)), 1.0)
+        rows, cols = math.floor(factor * rows), math.floor(factor * cols)
+        if rows * cols < self.min_num_patches:
+            factor = math.sqrt(self.min_num_patches / (rows * cols))
+            rows, cols = math.ceil(factor * rows), math.ceil(factor * cols)
+        return rows + rows % 2, cols + cols % 2
+
+    def preprocess(self, images, **kwargs):
+        from transformers.image_utils import make_flat_list_of_images
+
+        patches, grids, p = [], [], self.patch_size
+        for img in make_flat_list_of_images(images):
+            img = img if hasattr(img, "resize") else Image.fromarray(np.asarray(img))
+            rows, cols = self.grid(img.height, img.width)
+            array = np.asarray(img.convert("RGB").resize((cols * p, rows * p), Image.BICUBIC), np.float32) / 255.0
+            array = ((array - np.array(self.image_mean, np.float32)) / np.array(self.image_std, np.float32)).transpose(2, 0, 1)
+            patches.append(array.reshape(3, rows, p, cols, p).transpose(1, 3, 0, 2, 4).reshape(rows * cols, 3 * p * p))
+            grids.append([rows, cols])
+        data = {"pixel_values": np.concatenate(patches), "image_grid_hw": np.array(grids, np.int64)}
+        return BatchFeature(data=data, tensor_type=kwargs.get("return_tensors"))
+
+
+class TinyNemotronHOmniProcessor(NemotronH_Omni_Reasoning_V3Processor):
+    """NemotronH_Omni_Reasoning_V3Processor with TinyNemotronHOmniImageProcessor and no video or audio processor."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        self.image_token, self.image_token_id = tokenizer.image_token, tokenizer.image_token_id
+        self.image_start_token, self.image_end_token = "<img>", "</img>"
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        return [
+            TinyNemotronHOmniImageProcessor.from_pretrained(pretrained_model_name_or_path),
+            AutoTokenizer.from_pretrained(pretrained_model_name_or_path),
+        ]
+
+
+AutoProcessor.register("tiny_nemotron_h_omni_processor", TinyNemotronHOmniProcessor, exist_ok=True)
+
+
+def build_nemotron_h_omni(folder) -> Path:
+    """Nemotron-H Omni (images): a 2-layer RADIO tower (patch 7, a 4x4 position table, 3 class + 2 register tokens),
+    2x2 pixel shuffle, MLP projector; the decoder sweep's tiny Nemotron-H text model (Mamba-2, MoE, attention and MLP
+    layers). "<image>" becomes "<img>" + (rows/2 x cols/2) x "<image>" + "</img>"."""
+    from transformers import NemotronH_Omni_Reasoning_V3, NemotronH_Omni_Reasoning_V3_Config
+
+    folder = Path(folder)
+    tok = _tokenizer(["<image>", "<img>", "</img>"], {"image_token": "<image>"})
+    text = sweep_config("nemotron_h").to_dict() | {"vocab_size": len(tok), "moe_shared_expert_intermediate_size": 32}
+    vision = dict(
+        model_type="radio",
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        mlp_ratio=2.0,
+        patch_size=7,
+        max_img_size=28,
+        num_cls_tokens=3,
+        num_registers=2,
+        summary_idxs=[0],
+        video_temporal_patch_size=2,
+    )
+    config = NemotronH_Omni_Reasoning_V3_Config(
+        vision_config=vision,
+        text_config=text,
+        vision_hidden_size=32,
+        projector_hidden_size=64,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+    )
+    torch.manual_seed(0)
+    _widen_and_save(NemotronH_Omni_Reasoning_V3(config), folder)
+    TinyNemotronHOmniProcessor(image_processor=TinyNemotronHOmniImageProcessor(), tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["nemotron_h_omni"] = "Look: <image> Describe the picture in a few words"

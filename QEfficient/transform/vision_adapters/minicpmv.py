@@ -38,26 +38,28 @@ def unit_segments(sizes: np.ndarray, per_cell: int = 1) -> np.ndarray:
     return np.repeat(np.arange(len(sizes)), sizes.prod(-1) // per_cell).astype(np.int64)
 
 
-def _attention(attn: nn.Module, x: torch.Tensor, visible: torch.Tensor | None) -> torch.Tensor:
-    """Bidirectional attention over x [..., N, E], where ``visible`` [N, N] (None: everything)."""
+def masked_attention(attn: nn.Module, x: torch.Tensor, visible: torch.Tensor | None) -> torch.Tensor:
+    """Bidirectional attention over x [..., N, E], where ``visible`` [N, N] (None: everything), with the q/k/v
+    projections of ``attn`` and its output projection (``out_proj``, or RADIO's ``o_proj``)."""
     shape = x.shape[:-1]
     q, k, v = (proj(x).view(*shape, -1, attn.head_dim).transpose(-2, -3) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
     scores = torch.matmul(q, k.transpose(-1, -2)) * attn.scaling
     if visible is not None:
         scores = torch.where(visible, scores, torch.finfo(scores.dtype).min)
     out = torch.matmul(torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype), v)
-    return attn.out_proj(out.transpose(-2, -3).reshape(*shape, -1))
+    out_proj = attn.out_proj if hasattr(attn, "out_proj") else attn.o_proj
+    return out_proj(out.transpose(-2, -3).reshape(*shape, -1))
 
 
 def _encoder_layer(layer: nn.Module, x: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
-    x = x + _attention(layer.self_attn, layer.layer_norm1(x), visible)
+    x = x + masked_attention(layer.self_attn, layer.layer_norm1(x), visible)
     return x + layer.mlp(layer.layer_norm2(x))
 
 
 def _window_merger(merger: nn.Module, x: torch.Tensor, window_index: torch.Tensor) -> torch.Tensor:
     """MiniCPMV4_6ViTWindowAttentionMerger: attention inside each 2x2 window, then each window's MLP token."""
     windows = x[window_index].reshape(-1, 4, x.shape[-1])
-    windows = windows + _attention(merger.self_attn, merger.layer_norm1(windows), None)
+    windows = windows + masked_attention(merger.self_attn, merger.layer_norm1(windows), None)
     flat = merger.linear_2(merger.act(merger.linear_1(merger.pre_norm(windows.flatten(1)))))
     return flat + windows.mean(dim=1)
 
