@@ -28,7 +28,7 @@ from transformers.models.minicpmv4_6.processing_minicpmv4_6 import MiniCPMV4_6Pr
 from transformers.models.nemotron_h_omni.processing_nemotron_h_omni import NemotronH_Omni_Reasoning_V3Processor
 
 from tests.tiny_models import SWEEP_OVERRIDES, sweep_config
-from tests.vlm_family_fixtures_more import QWEN_PROMPT
+from tests.vlm_family_fixtures_more import QWEN3_VL_VISION, QWEN_PROMPT
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, build_qwen2_vl
 
 PROMPTS: dict[str, str] = {}
@@ -51,19 +51,8 @@ def build_qwen3_5(folder, *, model_type: str = "qwen3_5") -> Path:
     )
     if model_type == "qwen3_5_moe":
         text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=32)
-    vision = dict(
-        depth=3,
-        hidden_size=32,
-        intermediate_size=64,
-        num_heads=2,
-        patch_size=7,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        out_hidden_size=_TEXT["hidden_size"],
-        num_position_embeddings=16,
-    )
     ids = {k: getattr(source, k) for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")}
-    config = AutoConfig.for_model(model_type, text_config=text, vision_config=vision, **ids)
+    config = AutoConfig.for_model(model_type, text_config=text, vision_config=QWEN3_VL_VISION, **ids)
     torch.manual_seed(0)
     _widen_and_save(AutoModelForImageTextToText.from_config(config), folder)
     return folder
@@ -122,10 +111,8 @@ def build_lfm3_vl(folder) -> Path:
     )
     torch.manual_seed(0)
     _widen_and_save(Lfm3VlForConditionalGeneration(config), folder)
-    image_processor = Qwen2VLImageProcessorPil(
-        min_pixels=14 * 14 * 4, max_pixels=14 * 14 * 16, patch_size=7, temporal_patch_size=2, merge_size=2
-    )
-    TinyLfm3VlProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    # Qwen2-VL's tiny image processor, saved by build_qwen2_vl
+    TinyLfm3VlProcessor(image_processor=Qwen2VLImageProcessorPil.from_pretrained(folder), tokenizer=tok).save_pretrained(folder)
     return folder
 
 
