@@ -5,7 +5,7 @@ each giving (rows / factor) x (cols / factor) image tokens; the vision graph ret
 in one row (their counts differ).
 
 LFM2's short-convolution layers (``layer_types`` "conv") keep a convolution state, which the language graph
-retains after the KV cache (transform/image_text.py); LFM3-VL (an LFM3 text model) runs the same way."""
+retains after the KV cache (transform/image_text.py), as for LFM3-VL's LFM3 text model."""
 
 from __future__ import annotations
 
