@@ -25,7 +25,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-from tests import vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures
+from tests import vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures, vlm_fixtures_b
 
 STATUSES = ("token-exact", "differs", "export-fails", "hf-fails", "no-local-processor", "not-attempted")
 
@@ -41,7 +41,7 @@ BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
         "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words",
     ),
 }
-for _module in (vlm_family_fixtures, vlm_family_fixtures_more):  # the families added with the sweep
+for _module in (vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures_b):  # the families added with the sweep
     for _type, _prompt in _module.PROMPTS.items():
         BUILDERS[_type] = (getattr(_module, f"build_{_type.replace('-', '_')}"), _prompt)
 
@@ -69,6 +69,7 @@ CAVEATS: dict[str, str] = {
     "cohere2_vision": "its image processor has only a torchvision backend (not installed): GOT-OCR2's PIL tiler stands in",
     "llama4": "its image processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
     "llava_next_video": "images only: its processor's video half needs torchvision (not installed)",
+    "video_llava": "images only: its processor's video half needs torchvision (not installed)",
     "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
     "text model with attention layers only: LFM2's short-convolution layers are refused with that reason (the "
     "image-text graphs carry no recurrent state yet)",
@@ -76,7 +77,6 @@ CAVEATS: dict[str, str] = {
 
 # Why a type without a builder has none yet, where it is something other than "not built yet".
 NOTES: dict[str, str] = {
-    "video_llava": "its processor's video half needs torchvision (not installed)",
     "instructblipvideo": "video only; its processor needs torchvision",
     "kosmos-2.5": "an encoder-decoder-like layout with its own image-token scheme",
     "evolla": "protein-text model, no images",

@@ -1,0 +1,57 @@
+"""Tiny random-weight vision-language models of the second half of the image-text mapping (Video-LLaVA, Ovis2,
+VideoLLaMA3, PaddleOCR-VL, ...), built as tests/vlm_family_fixtures.py builds its own: the tiny BPE tokenizer
+plus each architecture's special tokens, seeded weights widened by 4.0, PIL image processors, processors saved
+next to the model (classes defined here where HF's need torchvision, registered on import). ``PROMPTS`` gives
+each ``build_<model_type>``'s prompt with its image placeholder; tests/image_text_sweep.py picks both up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoProcessor, LlamaConfig, VideoLlavaProcessor
+from transformers.processing_utils import ProcessorMixin
+
+from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
+
+PROMPTS: dict[str, str] = {}
+_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)  # the towers' tiny shape
+
+
+class TinyVideoLlavaProcessor(VideoLlavaProcessor):
+    """VideoLlavaProcessor without the video processor, which needs torchvision (not installed): images only."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, patch_size=14, num_additional_image_tokens=1, **kwargs):
+        self.patch_size, self.num_additional_image_tokens = patch_size, num_additional_image_tokens
+        self.vision_feature_select_strategy = kwargs.get("vision_feature_select_strategy", "default")
+        self.image_token, self.video_token = "<image>", "<video>"
+        self.image_token_id, self.video_token_id = tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+
+AutoProcessor.register("tiny_video_llava_processor", TinyVideoLlavaProcessor, exist_ok=True)
+
+
+def build_video_llava(folder) -> Path:
+    """Video-LLaVA: a CLIP image tower (28 px, patch 7, CLS dropped: 16 tokens), Llava's projector, Llama text model;
+    images come as ``pixel_values_images``. Its processor without the video half (torchvision)."""
+    from transformers import CLIPVisionConfig, VideoLlavaConfig, VideoLlavaForConditionalGeneration, VideoLlavaImageProcessor
+
+    folder = Path(folder)
+    tok = _tokenizer(["<image>", "<video>"], {"image_token": "<image>", "video_token": "<video>"})
+    vision = CLIPVisionConfig(**_VISION, image_size=28, patch_size=7, projection_dim=32)
+    config = VideoLlavaConfig(
+        vision_config=vision.to_dict(),
+        text_config=LlamaConfig(**_TEXT, vocab_size=len(tok)).to_dict(),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        video_token_index=tok.convert_tokens_to_ids("<video>"),
+        vision_feature_layer=-2,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(VideoLlavaForConditionalGeneration(config), folder)
+    image_processor = VideoLlavaImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
+    TinyVideoLlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=7).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["video_llava"] = "Look: <image> Describe the picture in a few words"
