@@ -55,3 +55,32 @@ def build_video_llava(folder) -> Path:
 
 
 PROMPTS["video_llava"] = "Look: <image> Describe the picture in a few words"
+
+
+def build_ovis2(folder) -> Path:
+    """Ovis2: a 2-layer tower (28 px, patch 7, hidden_stride 2 -> 4 tokens per image) over a 64-entry visual vocabulary
+    (5 of them the wrapper tokens' embeddings), Qwen2 text model. "<image>" becomes "<IMG_START>" + 4 x "<IMG_ATOM>"
+    + "<IMG_GRID><IMG_END>" (one tile: the image processor's default, no cropping)."""
+    from transformers import Ovis2Config, Ovis2ForConditionalGeneration, Ovis2ImageProcessorPil, Ovis2Processor, Qwen2Config
+
+    folder = Path(folder)
+    indicators = ["<IMG_START>", "<IMG_GRID>", "<IMG_COL>", "<IMG_ROW>", "<IMG_END>"]
+    tok = _tokenizer(["<image>", "<IMG_ATOM>", *indicators], {"image_token": "<image>"})
+    vision = dict(**_VISION, image_size=28, patch_size=7, hidden_stride=2, vocab_size=64)
+    config = Ovis2Config(
+        vision_config=vision,
+        text_config=Qwen2Config(**_TEXT, vocab_size=len(tok)).to_dict(),
+        image_token_id=tok.convert_tokens_to_ids("<IMG_ATOM>"),
+        visual_indicator_token_ids=tok.convert_tokens_to_ids(indicators),
+        vocab_size=len(tok),
+        hidden_size=_TEXT["hidden_size"],
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Ovis2ForConditionalGeneration(config), folder)
+    image_processor = Ovis2ImageProcessorPil(size={"height": 28, "width": 28})
+    Ovis2Processor(image_processor=image_processor, tokenizer=tok, image_seq_length=4).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["ovis2"] = "Look: <image> Describe the picture in a few words"

@@ -29,6 +29,7 @@ from QEfficient.transform.vision_adapters.llava import LlavaAdapter
 from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
 from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
+from QEfficient.transform.vision_adapters.ovis2 import Ovis2Adapter
 from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
@@ -72,7 +73,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Lfm2VlAdapter("lfm2_vl"),
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
-    VideoLlavaAdapter("video_llava"),  # images only (its video half needs torchvision here)
+    VideoLlavaAdapter("video_llava"),
+    Ovis2Adapter("ovis2"),  # images only (its video half needs torchvision here)
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
