@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoProcessor, LlamaConfig, VideoLlavaProcessor
+from transformers import AutoProcessor, LlamaConfig, VideoLlama3Processor, VideoLlavaProcessor
 from transformers.processing_utils import ProcessorMixin
 
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
@@ -84,3 +84,39 @@ def build_ovis2(folder) -> Path:
 
 
 PROMPTS["ovis2"] = "Look: <image> Describe the picture in a few words"
+
+
+class TinyVideoLlama3Processor(VideoLlama3Processor):
+    """VideoLlama3Processor without the video processor, which needs torchvision (not installed): images only."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        self.image_token, self.video_token = tokenizer.image_token, tokenizer.video_token
+        self.image_token_id, self.video_token_id = tokenizer.convert_tokens_to_ids([self.image_token, self.video_token])
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+
+AutoProcessor.register("tiny_video_llama_3_processor", TinyVideoLlama3Processor, exist_ok=True)
+
+
+def build_video_llama_3(folder) -> Path:
+    """VideoLLaMA3: a 2-layer SigLIP-like tower over a Qwen2-VL-style patch grid (patch 7, 2-D rotary, attention within
+    each image, images unmerged: merge size 1), an MLP projector, Qwen2 text model with 1-D positions. Images of
+    any size: (40, 50) -> 42x49 px -> 6x7 = 42 tokens."""
+    from transformers import Qwen2Config, VideoLlama3Config, VideoLlama3ForConditionalGeneration, VideoLlama3ImageProcessorPil
+
+    folder = Path(folder)
+    tok = _tokenizer(["<|image_pad|>", "<|video_pad|>"], {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"})
+    config = VideoLlama3Config(
+        vision_config=dict(**_VISION, patch_size=7),
+        text_config=Qwen2Config(**_TEXT, vocab_size=len(tok)).to_dict(),
+        image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
+    )
+    torch.manual_seed(0)
+    _widen_and_save(VideoLlama3ForConditionalGeneration(config), folder)
+    image_processor = VideoLlama3ImageProcessorPil(patch_size=7, size={"shortest_edge": 7 * 7 * 4, "longest_edge": 7 * 7 * 64})
+    TinyVideoLlama3Processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["video_llama_3"] = "Look: <|image_pad|> Describe the picture in a few words"

@@ -34,6 +34,7 @@ from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
 from QEfficient.transform.vision_adapters.qwen3_vl import Qwen3VLAdapter
+from QEfficient.transform.vision_adapters.video_llama_3 import VideoLlama3Adapter
 from QEfficient.transform.vision_adapters.video_llava import VideoLlavaAdapter
 from QEfficient.transform.vision_adapters.vipllava import VipLlavaAdapter
 
@@ -74,7 +75,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
     VideoLlavaAdapter("video_llava"),
-    Ovis2Adapter("ovis2"),  # images only (its video half needs torchvision here)
+    Ovis2Adapter("ovis2"),
+    VideoLlama3Adapter("video_llama_3"),  # images only (its video half needs torchvision here)  # images only (its video half needs torchvision here)
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
