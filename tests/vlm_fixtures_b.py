@@ -120,3 +120,34 @@ def build_video_llama_3(folder) -> Path:
 
 
 PROMPTS["video_llama_3"] = "Look: <|image_pad|> Describe the picture in a few words"
+
+
+def build_paddleocr_vl(folder) -> Path:
+    """PaddleOCR-VL: a 2-layer SigLIP-like tower (patch 7, a 4x4 learned position table resampled bilinearly to each
+    image's grid, 2-D rotary, attention within each image), a projector merging 2x2 patches; ERNIE-4.5 text model with
+    Qwen2-VL's 3-D rotary. Images of any size: (40, 50) -> 42x56 px -> 6x8 patches -> 12 tokens."""
+    from transformers import PaddleOCRVLConfig, PaddleOCRVLForConditionalGeneration, PaddleOCRVLImageProcessorPil, PaddleOCRVLProcessor
+
+    folder = Path(folder)
+    tok = _tokenizer(["<|IMAGE_PLACEHOLDER|>", "<|IMAGE_START|>", "<|IMAGE_END|>"], {"image_token": "<|IMAGE_PLACEHOLDER|>"})
+    ids = tok.convert_tokens_to_ids
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
+    config = PaddleOCRVLConfig(
+        vision_config=dict(**_VISION, image_size=28, patch_size=7, spatial_merge_size=2),
+        text_config=dict(**_TEXT, vocab_size=len(tok), head_dim=16, rope_parameters=rope),
+        image_token_id=ids("<|IMAGE_PLACEHOLDER|>"),
+        video_token_id=ids("<|IMAGE_PLACEHOLDER|>"),
+        vision_start_token_id=ids("<|IMAGE_START|>"),
+        vision_end_token_id=ids("<|IMAGE_END|>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(PaddleOCRVLForConditionalGeneration(config), folder)
+    image_processor = PaddleOCRVLImageProcessorPil(
+        patch_size=7, merge_size=2, size={"shortest_edge": 14 * 14 * 4, "longest_edge": 14 * 14 * 16}
+    )
+    PaddleOCRVLProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["paddleocr_vl"] = "Look: <|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|> Describe the picture in a few words"

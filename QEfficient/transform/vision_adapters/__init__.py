@@ -30,6 +30,7 @@ from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
 from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
 from QEfficient.transform.vision_adapters.ovis2 import Ovis2Adapter
+from QEfficient.transform.vision_adapters.paddleocr_vl import PaddleOCRVLAdapter
 from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
@@ -76,7 +77,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
     VideoLlavaAdapter("video_llava"),
     Ovis2Adapter("ovis2"),
-    VideoLlama3Adapter("video_llama_3"),  # images only (its video half needs torchvision here)  # images only (its video half needs torchvision here)
+    VideoLlama3Adapter("video_llama_3"),
+    PaddleOCRVLAdapter("paddleocr_vl"),  # images only (its video half needs torchvision here)  # images only (its video half needs torchvision here)
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
