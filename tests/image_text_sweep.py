@@ -70,6 +70,7 @@ CAVEATS: dict[str, str] = {
     "llama4": "its image processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
     "llava_next_video": "images only: its processor's video half needs torchvision (not installed)",
     "video_llava": "images only: its processor's video half needs torchvision (not installed)",
+    "qwen2_5_omni_thinker": "images only: no audio, and its processor's video half needs torchvision (not installed)",
     "video_llama_3": "images only: its processor's video half needs torchvision (not installed)",
     "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
     "text model with attention layers only: LFM2's short-convolution layers are refused with that reason (the "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoProcessor, LlamaConfig, VideoLlama3Processor, VideoLlavaProcessor
+from transformers import AutoProcessor, LlamaConfig, Qwen2_5OmniProcessor, VideoLlama3Processor, VideoLlavaProcessor
 from transformers.processing_utils import ProcessorMixin
 
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
@@ -151,3 +151,76 @@ def build_paddleocr_vl(folder) -> Path:
 
 
 PROMPTS["paddleocr_vl"] = "Look: <|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|> Describe the picture in a few words"
+
+
+class TinyQwen2_5OmniProcessor(Qwen2_5OmniProcessor):
+    """Qwen2_5OmniProcessor with only the image processor and tokenizer: its video processor needs torchvision (not
+    installed), and no audio goes into the image-text sweep."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+        for name in ("image", "audio", "video"):
+            setattr(self, f"{name}_token", getattr(tokenizer, f"{name}_token"))
+            setattr(self, f"{name}_token_id", tokenizer.convert_tokens_to_ids(getattr(tokenizer, f"{name}_token")))
+        for name in ("vision_bos", "vision_eos", "audio_bos", "audio_eos"):
+            setattr(self, f"{name}_token", getattr(tokenizer, f"{name}_token"))
+
+
+AutoProcessor.register("tiny_qwen2_5_omni_processor", TinyQwen2_5OmniProcessor, exist_ok=True)
+
+_OMNI_TOKENS = {
+    "image_token": "<|IMAGE|>",
+    "audio_token": "<|AUDIO|>",
+    "video_token": "<|VIDEO|>",
+    "vision_bos_token": "<|vision_bos|>",
+    "vision_eos_token": "<|vision_eos|>",
+    "audio_bos_token": "<|audio_bos|>",
+    "audio_eos_token": "<|audio_eos|>",
+}
+
+
+def build_qwen2_5_omni_thinker(folder) -> Path:
+    """Qwen2.5-Omni's thinker (text out; no talker): Qwen2.5-VL's windowed vision tower (2 blocks, patch 7, merge 2,
+    windows of 14 px, block 1 full attention; separate q/k/v projections), a 1-layer audio tower (unused by images),
+    text model with Qwen2-VL's 3-D rotary. Qwen2-VL's image processor sizes: (40, 50) -> 12 tokens."""
+    from transformers import Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration, Qwen2VLImageProcessorPil
+
+    folder = Path(folder)
+    tok = _tokenizer(list(_OMNI_TOKENS.values()), _OMNI_TOKENS)
+    ids = tok.convert_tokens_to_ids
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
+    vision = dict(
+        depth=2,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        patch_size=7,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        window_size=28,
+        out_hidden_size=_TEXT["hidden_size"],
+        fullatt_block_indexes=[1],
+    )
+    audio = dict(num_mel_bins=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16, output_dim=64)
+    config = Qwen2_5OmniThinkerConfig(
+        text_config=dict(**_TEXT, vocab_size=len(tok), rope_parameters=rope),
+        vision_config=vision,
+        audio_config=audio,
+        image_token_index=ids("<|IMAGE|>"),
+        video_token_index=ids("<|VIDEO|>"),
+        audio_token_index=ids("<|AUDIO|>"),
+        audio_start_token_id=ids("<|audio_bos|>"),
+        audio_end_token_id=ids("<|audio_eos|>"),
+        vision_start_token_id=ids("<|vision_bos|>"),
+        vision_end_token_id=ids("<|vision_eos|>"),
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Qwen2_5OmniThinkerForConditionalGeneration(config), folder)
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=14 * 14 * 4, max_pixels=14 * 14 * 16, patch_size=7, temporal_patch_size=2, merge_size=2
+    )
+    TinyQwen2_5OmniProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["qwen2_5_omni_thinker"] = "Look: <|vision_bos|><|IMAGE|><|vision_eos|> Describe the picture in a few words"

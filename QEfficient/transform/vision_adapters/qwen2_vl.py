@@ -27,7 +27,11 @@ def _vision_block(block: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: tor
 
     attn = block.attn
     n = x.shape[0]
-    q, k, v = attn.qkv(block.norm1(x)).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    h = block.norm1(x)
+    if hasattr(attn, "qkv"):
+        q, k, v = attn.qkv(h).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    else:  # Qwen2.5-Omni projects them separately
+        q, k, v = (proj(h).reshape(n, attn.num_heads, -1) for proj in (attn.q, attn.k, attn.v))
     if hasattr(attn, "q_norm"):  # GLM-OCR normalises each head's queries and keys
         q, k = attn.q_norm(q), attn.k_norm(k)
     q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
