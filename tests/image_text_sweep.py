@@ -71,6 +71,7 @@ CAVEATS: dict[str, str] = {
     "llava_next_video": "images only: its processor's video half needs torchvision (not installed)",
     "video_llava": "images only: its processor's video half needs torchvision (not installed)",
     "qwen2_5_omni_thinker": "images only: no audio, and its processor's video half needs torchvision (not installed)",
+    "qwen3_omni_moe_thinker": "images only: no audio, and its processor's video half needs torchvision (not installed)",
     "video_llama_3": "images only: its processor's video half needs torchvision (not installed)",
     "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
     "text model with attention layers only: LFM2's short-convolution layers are refused with that reason (the "

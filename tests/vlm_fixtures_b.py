@@ -224,3 +224,51 @@ def build_qwen2_5_omni_thinker(folder) -> Path:
 
 
 PROMPTS["qwen2_5_omni_thinker"] = "Look: <|vision_bos|><|IMAGE|><|vision_eos|> Describe the picture in a few words"
+
+
+def build_qwen3_omni_moe_thinker(folder) -> Path:
+    """Qwen3-Omni-MoE's thinker (text out; no talker): Qwen3-VL's vision tower (3 blocks, patch 7, merge 2, a 4x4
+    position table, DeepStack features from blocks 0 and 1), a 1-layer audio tower (unused by images), MoE text model
+    with interleaved 3-D rotary. Qwen2.5-Omni's tiny processor (the same image processor and tokens)."""
+    from transformers import Qwen3OmniMoeThinkerConfig, Qwen3OmniMoeThinkerForConditionalGeneration
+
+    folder = Path(folder)
+    build_qwen2_5_omni_thinker(folder)  # the processor
+    tok = AutoProcessor.from_pretrained(folder).tokenizer
+    ids = tok.convert_tokens_to_ids
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
+    text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, rope_parameters=rope)
+    text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, decoder_sparse_step=1)
+    vision = dict(
+        depth=3,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        patch_size=7,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        out_hidden_size=_TEXT["hidden_size"],
+        num_position_embeddings=16,
+        deepstack_visual_indexes=[0, 1],
+    )
+    audio = dict(
+        num_mel_bins=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16, output_dim=64, downsample_hidden_size=8
+    )
+    config = Qwen3OmniMoeThinkerConfig(
+        text_config=text,
+        vision_config=vision,
+        audio_config=audio,
+        image_token_id=ids("<|IMAGE|>"),
+        video_token_id=ids("<|VIDEO|>"),
+        audio_token_id=ids("<|AUDIO|>"),
+        audio_start_token_id=ids("<|audio_bos|>"),
+        audio_end_token_id=ids("<|audio_eos|>"),
+        vision_start_token_id=ids("<|vision_bos|>"),
+        vision_end_token_id=ids("<|vision_eos|>"),
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Qwen3OmniMoeThinkerForConditionalGeneration(config), folder)
+    return folder
+
+
+PROMPTS["qwen3_omni_moe_thinker"] = PROMPTS["qwen2_5_omni_thinker"]
