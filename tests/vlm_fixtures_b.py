@@ -251,9 +251,8 @@ def build_qwen3_omni_moe_thinker(folder) -> Path:
         num_position_embeddings=16,
         deepstack_visual_indexes=[0, 1],
     )
-    audio = dict(
-        num_mel_bins=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16, output_dim=64, downsample_hidden_size=8
-    )
+    audio = dict(num_mel_bins=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16, output_dim=64)
+    audio.update(downsample_hidden_size=8)
     config = Qwen3OmniMoeThinkerConfig(
         text_config=text,
         vision_config=vision,

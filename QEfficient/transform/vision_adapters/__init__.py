@@ -78,10 +78,10 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
     VideoLlavaAdapter("video_llava"),
     Ovis2Adapter("ovis2"),
-    VideoLlama3Adapter("video_llama_3"),
+    VideoLlama3Adapter("video_llama_3"),  # images only (its video half needs torchvision here)
     PaddleOCRVLAdapter("paddleocr_vl"),
     Qwen2_5OmniThinkerAdapter("qwen2_5_omni_thinker"),  # images only (no audio, no video)
-    Qwen3OmniMoeThinkerAdapter("qwen3_omni_moe_thinker"),  # images only (no audio, no video)  # images only (its video half needs torchvision here)  # images only (its video half needs torchvision here)
+    Qwen3OmniMoeThinkerAdapter("qwen3_omni_moe_thinker"),  # images only (no audio, no video)
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}

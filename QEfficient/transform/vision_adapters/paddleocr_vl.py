@@ -60,7 +60,8 @@ class PaddleOCRVLAdapter(Qwen2VLAdapter):
             "image_segment": np.repeat(np.arange(2), grid.prod(-1)),
             "merge_order": _merge_order(grid, vc.spatial_merge_size),
         }
-        return {"pixel_values": torch.zeros(n, vc.num_channels, vc.patch_size, vc.patch_size), **{k: torch.as_tensor(v) for k, v in inputs.items()}}
+        pixels = torch.zeros(n, vc.num_channels, vc.patch_size, vc.patch_size)
+        return {"pixel_values": pixels, **{k: torch.as_tensor(v) for k, v in inputs.items()}}
 
     def vision_axes(self) -> dict[str, dict[int, str]]:
         patches = {0: "num_patches"}
