@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoProcessor, LlamaConfig, Qwen2_5OmniProcessor, VideoLlama3Processor, VideoLlavaProcessor
+from transformers import AutoProcessor, LlamaConfig, MiniMaxM3VLProcessor, Qwen2_5OmniProcessor, VideoLlama3Processor, VideoLlavaProcessor
 from transformers.processing_utils import ProcessorMixin
 
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
@@ -271,3 +271,57 @@ def build_qwen3_omni_moe_thinker(folder) -> Path:
 
 
 PROMPTS["qwen3_omni_moe_thinker"] = PROMPTS["qwen2_5_omni_thinker"]
+
+
+def _sweep_text(text_type: str, vocab_size: int) -> dict:
+    """The text model as the decoder sweep shrinks it (tests/tiny_models.py), at the tokenizer's vocabulary."""
+    from tests.tiny_models import sweep_config
+
+    text = sweep_config(text_type).to_dict()
+    text.update(vocab_size=vocab_size)
+    return {k: v for k, v in text.items() if k not in ("model_type", "architectures", "transformers_version")}
+
+
+class TinyMiniMaxM3VLProcessor(MiniMaxM3VLProcessor):
+    """MiniMaxM3VLProcessor without the video processor (torchvision, not installed): images only."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+        self.image_token, self.video_token = self.IMAGE_TOKEN, self.VIDEO_TOKEN
+        self.image_token_id, self.video_token_id = tokenizer.convert_tokens_to_ids([self.IMAGE_TOKEN, self.VIDEO_TOKEN])
+        self.vision_start_token_id = tokenizer.convert_tokens_to_ids(self.VISION_START_TOKEN)
+        self.vision_end_token_id = tokenizer.convert_tokens_to_ids(self.VISION_END_TOKEN)
+
+
+AutoProcessor.register("tiny_minimax_m3_vl_processor", TinyMiniMaxM3VLProcessor, exist_ok=True)
+
+
+def build_minimax_m3_vl(folder) -> Path:
+    """MiniMax-M3-VL: a 2-layer CLIP-like tower (Conv3d patch 7, temporal 2, partial 3-D rotary, attention within each
+    image), a projector that maps each patch and then fuses 2x2 of them; the MiniMax-M3 text model as the decoder sweep
+    shrinks it (its block-sparse indexer keeps every block of a short prompt). Its image processor is Qwen2-VL's with
+    other default sizes (a torchvision backend here): Qwen2-VL's PIL one with explicit sizes is the same algorithm."""
+    from transformers import MiniMaxM3SparseForConditionalGeneration, MiniMaxM3VLConfig, Qwen2VLImageProcessorPil
+
+    folder = Path(folder)
+    P = MiniMaxM3VLProcessor
+    tok = _tokenizer([P.IMAGE_TOKEN, P.VIDEO_TOKEN, P.VISION_START_TOKEN, P.VISION_END_TOKEN])
+    ids = tok.convert_tokens_to_ids
+    vision = dict(**_VISION, patch_size=7, temporal_patch_size=2, spatial_merge_size=2, image_size=56)
+    config = MiniMaxM3VLConfig(
+        vision_config=vision,
+        text_config=_sweep_text("minimax_m3_vl_text", len(tok)),
+        image_token_index=ids(P.IMAGE_TOKEN),
+        video_token_index=ids(P.VIDEO_TOKEN),
+        projector_hidden_size=48,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(MiniMaxM3SparseForConditionalGeneration(config), folder)
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=14 * 14 * 4, max_pixels=14 * 14 * 16, patch_size=7, temporal_patch_size=2, merge_size=2
+    )
+    TinyMiniMaxM3VLProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["minimax_m3_vl"] = f"Look: {MiniMaxM3VLProcessor.IMAGE_TOKEN} Describe the picture in a few words"

@@ -28,6 +28,7 @@ from QEfficient.transform.vision_adapters.llama4 import Llama4Adapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
 from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
+from QEfficient.transform.vision_adapters.minimax_m3_vl import MiniMaxM3VLAdapter
 from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
 from QEfficient.transform.vision_adapters.omni_thinker import Qwen2_5OmniThinkerAdapter, Qwen3OmniMoeThinkerAdapter
 from QEfficient.transform.vision_adapters.ovis2 import Ovis2Adapter
@@ -82,6 +83,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     PaddleOCRVLAdapter("paddleocr_vl"),
     Qwen2_5OmniThinkerAdapter("qwen2_5_omni_thinker"),  # images only (no audio, no video)
     Qwen3OmniMoeThinkerAdapter("qwen3_omni_moe_thinker"),  # images only (no audio, no video)
+    MiniMaxM3VLAdapter("minimax_m3_vl"),
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}

@@ -126,3 +126,13 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
         with torch.no_grad():
             positions, deltas = hf.model.get_rope_index(ids, token_types, image_grid_thw=grid, attention_mask=torch.ones_like(ids))
         return positions[:, 0].numpy().astype(np.int64), int(deltas.reshape(-1)[0])
+
+
+class CachePositionsRotary:
+    """For a Qwen2-VL-style adapter whose text model takes plain 1-D positions: the cache positions are the rotary
+    positions, so the language graph takes no 3-D positions and the host computes none (list it first among the bases)."""
+
+    prompt_positions = VisionLanguageAdapter.prompt_positions
+    decoder_example = VisionLanguageAdapter.decoder_example
+    decoder_axes = VisionLanguageAdapter.decoder_axes
+    language_kwargs = VisionLanguageAdapter.language_kwargs

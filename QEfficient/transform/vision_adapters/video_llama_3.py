@@ -10,17 +10,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
-from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
+from QEfficient.transform.vision_adapters.qwen2_vl import CachePositionsRotary, Qwen2VLAdapter
 
 
-def _siglip_rotary_block(layer: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, same_image: torch.Tensor) -> torch.Tensor:
+def _siglip_rotary_block(
+    layer: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, same_image: torch.Tensor, apply_rotary=None
+) -> torch.Tensor:
+    """A SigLIP/CLIP encoder layer (q/k/v/out projections) with 2-D rotary, attending within each image (a mask)."""
     from transformers.models.qwen2_vl.modeling_qwen2_vl import apply_rotary_pos_emb_vision
 
+    apply_rotary = apply_rotary or apply_rotary_pos_emb_vision
     attn, n = layer.self_attn, x.shape[0]
     h = layer.layer_norm1(x)
     q, k, v = (proj(h).reshape(n, attn.num_heads, attn.head_dim) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
-    q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
+    q, k = apply_rotary(q, k, cos, sin)
     q, k, v = (t.transpose(0, 1) for t in (q, k, v))  # [heads, N, d]
     scores = torch.matmul(q, k.transpose(-1, -2)) * attn.scaling
     scores = torch.where(same_image, scores, torch.finfo(scores.dtype).min)
@@ -30,7 +33,7 @@ def _siglip_rotary_block(layer: nn.Module, x: torch.Tensor, cos: torch.Tensor, s
 
 
 @dataclass(frozen=True)
-class VideoLlama3Adapter(Qwen2VLAdapter):
+class VideoLlama3Adapter(CachePositionsRotary, Qwen2VLAdapter):
     def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
         from transformers.vision_utils import get_vision_position_ids
 
@@ -68,9 +71,3 @@ class VideoLlama3Adapter(Qwen2VLAdapter):
             "_grid_thw": grid.numpy().astype(np.int64),
             "_tokens": grid.prod(-1).numpy().astype(np.int64),
         }
-
-    # the text model's positions are the cache positions (no 3-D rotary)
-    decoder_example = VisionLanguageAdapter.decoder_example
-    decoder_axes = VisionLanguageAdapter.decoder_axes
-    language_kwargs = VisionLanguageAdapter.language_kwargs
-    prompt_positions = VisionLanguageAdapter.prompt_positions
