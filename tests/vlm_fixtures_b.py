@@ -325,3 +325,50 @@ def build_minimax_m3_vl(folder) -> Path:
 
 
 PROMPTS["minimax_m3_vl"] = f"Look: {MiniMaxM3VLProcessor.IMAGE_TOKEN} Describe the picture in a few words"
+
+
+def build_mistral_large4(folder) -> Path:
+    """Mistral Large 4: Mistral 3's layout (the tiny Pixtral tower and processor of tests/vlm_family_fixtures.py) with
+    the Mistral Large 4 text model (DeepSeek-V3.2-style sparse attention: MLA plus a top-k token indexer) as the decoder
+    sweep shrinks it."""
+    from transformers import Mistral3Config, MistralLarge4Config, MistralLarge4ForConditionalGeneration
+
+    from tests.vlm_family_fixtures import build_mistral3
+
+    folder = build_mistral3(folder)
+    source = Mistral3Config.from_pretrained(folder)
+    text = _sweep_text("mistral_large4_text", source.text_config.vocab_size)
+    # two layers (a rotary one, a RoPE-free one; dense then sparse MLP), each computing its own keys; MLA: as many kv heads
+    two_layers = ("layer_types", "mlp_layer_types", "indexer_types", "no_rope_layers", "kv_source_layers")
+    text.update({k: text[k][:2] for k in two_layers}, num_hidden_layers=2, num_key_value_heads=text["num_attention_heads"])
+    config = MistralLarge4Config(
+        vision_config=source.vision_config.to_dict(),
+        text_config=text,
+        image_token_index=source.image_token_index,
+        spatial_merge_size=source.spatial_merge_size,
+        vision_feature_layer=source.vision_feature_layer,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(MistralLarge4ForConditionalGeneration(config), folder)
+    return folder
+
+
+def build_mistral4(folder) -> Path:
+    """Mistral 4 (model_type mistral4): transformers maps it to Mistral4ForCausalLM, a text-only model, in its image-text
+    table; the decoder sweep's tiny Mistral 4 with Mistral 3's tiny processor, so the sweep records what HF does with
+    an image."""
+    from transformers import Mistral4ForCausalLM
+
+    from tests.tiny_models import sweep_config
+    from tests.vlm_family_fixtures import build_mistral3
+
+    folder = build_mistral3(folder)  # the processor
+    vocab = AutoProcessor.from_pretrained(folder).tokenizer.__len__()
+    config = sweep_config("mistral4")
+    config.vocab_size = vocab
+    torch.manual_seed(0)
+    _widen_and_save(Mistral4ForCausalLM(config), folder)
+    return folder
+
+
+PROMPTS["mistral_large4"] = PROMPTS["mistral4"] = "Look: [IMG] Describe the picture in a few words"

@@ -55,6 +55,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Idefics2Adapter("idefics2"),
     DeepseekVLAdapter("janus"),  # the same understanding path: tower -> aligner
     Mistral3Adapter("mistral3"),
+    Mistral3Adapter("mistral_large4"),  # Mistral 3's layout, DeepSeek-V3.2-style text model
     LightOnOcrAdapter("lighton_ocr"),
     PaliGemmaAdapter("paligemma"),
     Gemma3Adapter("gemma3"),
@@ -98,6 +99,9 @@ KNOWN_FAILURES: dict[str, str] = {
     "shieldgemma2": "transformers loads its checkpoints into Gemma3ForConditionalGeneration with the language model's "
     "weights missing (randomly initialised), so there is nothing to match",
     "fast_vlm": "its FastViT tower is a timm model (a convolutional feature map, not Llava's tokens); no adapter yet",
+    "mistral_large4": "its text model's layers are DeepSeek-V3.2-style sparse attention ('indexed_attention': a top-k token "
+    "indexer with a key cache of its own), which the static-KV decoder path does not build yet (nor the decoder sweep's "
+    "deepseek_v32, glm_moe_dsa, hy_v4); its vision side is Mistral 3's adapter",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
@@ -107,7 +111,7 @@ KNOWN_FAILURES: dict[str, str] = {
 
 # Vision adapters that are ready but whose text model the decoder path cannot export yet: they run once
 # that text type joins the decoder table (QEfficient/transform/adapters).
-WAITING_ON_DECODER: dict[str, str] = {"aya_vision": "cohere2"}
+WAITING_ON_DECODER: dict[str, str] = {"aya_vision": "cohere2", "mistral_large4": "mistral_large4_text"}
 
 SWEEP_HINT = "python scripts/image_text_sweep.py --types {t} (add a tiny build_{t} to tests/vlm_fixtures.py first)"
 
