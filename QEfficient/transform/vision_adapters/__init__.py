@@ -12,6 +12,7 @@ import warnings
 
 from QEfficient.transform.adapters import UnsupportedArchitectureError
 from QEfficient.transform.adapters.sweep_status import PROVEN as PROVEN_DECODERS
+from QEfficient.transform.vision_adapters.aria import AriaAdapter
 from QEfficient.transform.vision_adapters.aya_vision import AyaVisionAdapter
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.blip_2 import Blip2Adapter, InstructBlipAdapter
@@ -85,6 +86,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Qwen2_5OmniThinkerAdapter("qwen2_5_omni_thinker"),  # images only (no audio, no video)
     Qwen3OmniMoeThinkerAdapter("qwen3_omni_moe_thinker"),  # images only (no audio, no video)
     MiniMaxM3VLAdapter("minimax_m3_vl"),
+    AriaAdapter("aria"),
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
@@ -94,8 +96,6 @@ VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _A
 KNOWN_FAILURES: dict[str, str] = {
     "mllama": "its text model interleaves cross-attention layers over the image (keys/values computed once and retained, "
     "as Whisper's); the decoder path has no such layers yet",
-    "aria": "it pads each image into a square and its Idefics3 tower places the patches of the image part by bucketing "
-    "fractional coordinates (torch.bucketize under a patch mask), which does not export; no adapter yet",
     "shieldgemma2": "transformers loads its checkpoints into Gemma3ForConditionalGeneration with the language model's "
     "weights missing (randomly initialised), so there is nothing to match",
     "fast_vlm": "its FastViT tower is a timm model (a convolutional feature map, not Llava's tokens); no adapter yet",
