@@ -72,6 +72,8 @@ CAVEATS: dict[str, str] = {
     "video_llava": "images only: its processor's video half needs torchvision (not installed)",
     "minimax_m3_vl": "its image processor has only a torchvision backend (not installed): Qwen2-VL's PIL one (the same "
     "algorithm, its sizes given) stands in; images only",
+    "perception_lm": "its Perception Encoder tower is a timm model (timm not installed): a CLIP tower stands in; its image "
+    "processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
     "qwen2_5_omni_thinker": "images only: no audio, and its processor's video half needs torchvision (not installed)",
     "qwen3_omni_moe_thinker": "images only: no audio, and its processor's video half needs torchvision (not installed)",
     "video_llama_3": "images only: its processor's video half needs torchvision (not installed)",

@@ -8,8 +8,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
-from transformers import AutoProcessor, LlamaConfig, MiniMaxM3VLProcessor, Qwen2_5OmniProcessor, VideoLlama3Processor, VideoLlavaProcessor
+from transformers import (
+    AutoProcessor,
+    LlamaConfig,
+    MiniMaxM3VLProcessor,
+    PerceptionLMProcessor,
+    Qwen2_5OmniProcessor,
+    SiglipImageProcessorPil,
+    VideoLlama3Processor,
+    VideoLlavaProcessor,
+)
 from transformers.processing_utils import ProcessorMixin
 
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
@@ -372,3 +382,60 @@ def build_mistral4(folder) -> Path:
 
 
 PROMPTS["mistral_large4"] = PROMPTS["mistral4"] = "Look: [IMG] Describe the picture in a few words"
+
+
+class TinyPerceptionLMImageProcessor(SiglipImageProcessorPil):
+    """PerceptionLM's image processor has only a torchvision backend (not installed): this one resizes every image to
+    one tile and gives pixel_values [images, tiles = 1, 3, H, W], as PerceptionLM's does without tiling."""
+
+    def _preprocess(self, images, **kwargs):
+        out = super()._preprocess(images, **kwargs)
+        out["pixel_values"] = [np.asarray(tile)[None] for tile in out["pixel_values"]]
+        return out
+
+
+class TinyPerceptionLMProcessor(PerceptionLMProcessor):
+    """PerceptionLMProcessor with TinyPerceptionLMImageProcessor and no video processor (torchvision)."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, patch_size=None, pooling_ratio=2, **kwargs):
+        self.patch_size, self.pooling_ratio = patch_size, pooling_ratio
+        self.image_token, self.video_token = tokenizer.image_token, tokenizer.video_token
+        self.image_token_id, self.video_token_id = tokenizer.convert_tokens_to_ids([self.image_token, self.video_token])
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        from transformers import AutoTokenizer
+
+        path = pretrained_model_name_or_path
+        return [TinyPerceptionLMImageProcessor.from_pretrained(path), AutoTokenizer.from_pretrained(path)]
+
+
+AutoProcessor.register("tiny_perception_lm_processor", TinyPerceptionLMProcessor, exist_ok=True)
+
+
+def build_perception_lm(folder) -> Path:
+    """PerceptionLM: its Perception Encoder tower is a timm model (timm is not installed): a 2-layer CLIP tower (28 px,
+    patch 7, CLS dropped) stands in, stating its width as timm's ``model_args["embed_dim"]`` for the projector; the
+    projector (MLP, then 2x2 average pooling: 4 tokens per tile) and the Llama text model are PerceptionLM's own."""
+    from transformers import CLIPVisionConfig, PerceptionLMConfig, PerceptionLMForConditionalGeneration
+
+    folder = Path(folder)
+    tok = _tokenizer(["<|image|>", "<|video|>"], {"image_token": "<|image|>", "video_token": "<|video|>"})
+    vision = CLIPVisionConfig(**_VISION, image_size=28, patch_size=7).to_dict()
+    vision["model_args"] = {"embed_dim": vision["hidden_size"]}
+    config = PerceptionLMConfig(
+        vision_config=vision,
+        text_config=LlamaConfig(**_TEXT, vocab_size=len(tok)).to_dict(),
+        image_token_id=tok.convert_tokens_to_ids("<|image|>"),
+        video_token_id=tok.convert_tokens_to_ids("<|video|>"),
+        projector_pooling_ratio=2,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(PerceptionLMForConditionalGeneration(config), folder)
+    image_processor = TinyPerceptionLMImageProcessor(size={"height": 28, "width": 28})
+    TinyPerceptionLMProcessor(image_processor=image_processor, tokenizer=tok, patch_size=7).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["perception_lm"] = "Look: <|image|> Describe the picture in a few words"

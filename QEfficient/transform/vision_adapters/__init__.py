@@ -35,6 +35,7 @@ from QEfficient.transform.vision_adapters.omni_thinker import Qwen2_5OmniThinker
 from QEfficient.transform.vision_adapters.ovis2 import Ovis2Adapter
 from QEfficient.transform.vision_adapters.paddleocr_vl import PaddleOCRVLAdapter
 from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
+from QEfficient.transform.vision_adapters.perception_lm import PerceptionLMAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
 from QEfficient.transform.vision_adapters.qwen3_vl import Qwen3VLAdapter
@@ -87,6 +88,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Qwen3OmniMoeThinkerAdapter("qwen3_omni_moe_thinker"),  # images only (no audio, no video)
     MiniMaxM3VLAdapter("minimax_m3_vl"),
     AriaAdapter("aria"),
+    PerceptionLMAdapter("perception_lm"),
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
