@@ -53,6 +53,8 @@ SAME_PATH_AS: dict[str, str] = {
     "glmga": "glm4v",
     "pp_chart2table": "got_ocr2",
     "llava_next_video": "llava_next",
+    "qwen3_omni_moe_thinker": "qwen3_vl_moe",  # Qwen3-VL's adapter, tower and MoE text model; its own placeholder
+    "video_llava": "llava",  # a CLIP tower and Llava's projector; its pixels under another name
 }
 
 # Greedy references other than HF ``generate``, where transformers' generate itself fails (the note says why).
