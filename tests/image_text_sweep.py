@@ -137,6 +137,8 @@ def hf_greedy(folder: Path, inputs, n: int) -> list[int]:
     hf.eval()
     with torch.no_grad():
         out = hf.generate(**inputs, do_sample=False, max_new_tokens=n, pad_token_id=0)
+    if hf.config.is_encoder_decoder:  # generate returns the decoder's tokens: its prompt, or the start token
+        return out[0, inputs["decoder_input_ids"].shape[1] if "decoder_input_ids" in inputs else 1 :].tolist()
     return out[0, inputs["input_ids"].shape[1] :].tolist()
 
 

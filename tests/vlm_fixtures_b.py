@@ -15,6 +15,7 @@ from transformers import (
     LlamaConfig,
     MiniMaxM3VLProcessor,
     PerceptionLMProcessor,
+    Pix2StructProcessor,
     Qwen2_5OmniProcessor,
     SiglipImageProcessorPil,
     VideoLlama3Processor,
@@ -439,3 +440,65 @@ def build_perception_lm(folder) -> Path:
 
 
 PROMPTS["perception_lm"] = "Look: <|image|> Describe the picture in a few words"
+
+
+# Encoder-decoder image-text models: QEFFAutoModelForImageTextToText refuses them (a decoder-only language model with
+# image tokens is what it runs); the builders let the sweep record whether HF runs them.
+
+
+def build_t5gemma2(folder) -> Path:
+    """T5Gemma 2: Gemma 3's tiny tower, projector and processor (tests/vlm_fixtures.py) in front of an encoder, and a
+    decoder, both Gemma-3-shaped (2 layers, sliding then full attention)."""
+    from transformers import Gemma3Config, T5Gemma2Config, T5Gemma2ForConditionalGeneration
+
+    from tests.vlm_fixtures import build_gemma3
+
+    folder = build_gemma3(folder)
+    source = Gemma3Config.from_pretrained(folder)
+    text = {k: v for k, v in source.text_config.to_dict().items() if k not in ("model_type", "architectures", "transformers_version")}
+    encoder = dict(
+        text_config=text,
+        vision_config=source.vision_config.to_dict(),
+        mm_tokens_per_image=source.mm_tokens_per_image,
+        boi_token_index=source.boi_token_index,
+        eoi_token_index=source.eoi_token_index,
+        image_token_index=source.image_token_index,
+    )
+    config = T5Gemma2Config(
+        encoder=encoder, decoder=dict(text), image_token_index=source.image_token_index, eoi_token_index=source.eoi_token_index
+    )
+    torch.manual_seed(0)
+    _widen_and_save(T5Gemma2ForConditionalGeneration(config), folder)
+    return folder
+
+
+class TinyPix2StructProcessor(Pix2StructProcessor):
+    """Pix2StructProcessor at the tiny model's 16 patches (HF's sets 2048 as a class default, not saved)."""
+
+    images_kwargs = {**Pix2StructProcessor.images_kwargs, "max_patches": 16}
+
+
+AutoProcessor.register("tiny_pix2struct_processor", TinyPix2StructProcessor, exist_ok=True)
+
+
+def build_pix2struct(folder) -> Path:
+    """Pix2Struct: a 2-layer patch-sequence encoder (up to 16 patches of 7 px, flattened by the PIL image processor; row and column tables of 32) and a
+    2-layer text decoder; the prompt is rendered onto the image as a header (its VQA mode)."""
+    from transformers import Pix2StructConfig, Pix2StructForConditionalGeneration, Pix2StructImageProcessorPil
+
+    folder = Path(folder)
+    tok = _tokenizer([])
+    shape = dict(hidden_size=64, d_ff=96, d_kv=16, num_heads=4, num_layers=2)
+    config = Pix2StructConfig(
+        vision_config=dict(**shape, patch_embed_hidden_size=7 * 7 * 3, seq_len=32),
+        text_config=dict(**shape, vocab_size=len(tok), decoder_start_token_id=0, pad_token_id=0, eos_token_id=2),
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Pix2StructForConditionalGeneration(config), folder)
+    image_processor = Pix2StructImageProcessorPil(patch_size={"height": 7, "width": 7}, max_patches=16, is_vqa=False)
+    TinyPix2StructProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["t5gemma2"] = "Look: <start_of_image> Describe the picture in a few words"
+PROMPTS["pix2struct"] = "Describe the picture in a few words"
