@@ -43,7 +43,7 @@ BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
 }
 for _module in (vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures_b):  # the families added with the sweep
     for _type, _prompt in _module.PROMPTS.items():
-        BUILDERS[_type] = (getattr(_module, f"build_{_type.replace('-', '_')}"), _prompt)
+        BUILDERS[_type] = (getattr(_module, f"build_{_type.replace('-', '_').replace('.', '_')}"), _prompt)
 
 # Types whose model path another swept type already runs (same adapter, same layers, another name): the
 # sweep script checks them, the CI's parity tests skip them to keep the suite short.
@@ -87,7 +87,6 @@ CAVEATS: dict[str, str] = {
 # Why a type without a builder has none yet, where it is something other than "not built yet".
 NOTES: dict[str, str] = {
     "instructblipvideo": "video only; its processor needs torchvision",
-    "kosmos-2.5": "an encoder-decoder-like layout with its own image-token scheme",
     "evolla": "protein-text model, no images",
     "diffusion_gemma": "block diffusion, not autoregressive greedy decoding",
     "pi0": "robot-action model (flow matching), not text generation",

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from transformers import (
     AutoProcessor,
+    Kosmos2_5Processor,
     LlamaConfig,
     MiniMaxM3VLProcessor,
     PerceptionLMProcessor,
@@ -502,3 +503,64 @@ def build_pix2struct(folder) -> Path:
 
 PROMPTS["t5gemma2"] = "Look: <start_of_image> Describe the picture in a few words"
 PROMPTS["pix2struct"] = "Describe the picture in a few words"
+
+
+def build_florence2(folder) -> Path:
+    """Florence-2: a 4-stage DaViT tower (64 px -> a 2x2 grid), its projector (the grid plus a pooled token, position
+    and temporal embeddings), a 2+2-layer BART encoder-decoder. The CLIP PIL image processor at 64 px."""
+    from transformers import CLIPImageProcessorPil, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
+
+    folder = Path(folder)
+    tok = _tokenizer(["<image>"], {"image_token": "<image>"})
+    vision = dict(
+        depths=[1, 1, 1, 1], embed_dim=[16, 32, 32, 64], num_heads=[1, 2, 2, 4], num_groups=[1, 2, 2, 4], window_size=2
+    )
+    vision.update(projection_dim=_TEXT["hidden_size"], drop_path_rate=0.0)
+    bart = dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4)
+    bart.update(encoder_ffn_dim=96, decoder_ffn_dim=96, vocab_size=len(tok), max_position_embeddings=512)
+    bart.update(pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=None)
+    config = Florence2Config(vision_config=vision, text_config=bart, image_token_id=tok.convert_tokens_to_ids("<image>"))
+    torch.manual_seed(0)
+    model = Florence2ForConditionalGeneration(config)
+    with torch.no_grad():
+        tokens = model.model.get_image_features(torch.zeros(1, 3, 64, 64)).pooler_output.shape[1]
+    _widen_and_save(model, folder)
+    image_processor = CLIPImageProcessorPil(size={"height": 64, "width": 64}, crop_size={"height": 64, "width": 64})
+    image_processor.image_seq_length = tokens
+    Florence2Processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["florence2"] = "Describe the picture in a few words"
+
+
+class TinyKosmos2_5Processor(Kosmos2_5Processor):
+    """Kosmos2_5Processor at the tiny model's 16 patches (HF's sets 4096 as a class default, not saved)."""
+
+    images_kwargs = {**Kosmos2_5Processor.images_kwargs, "max_patches": 16}
+
+
+AutoProcessor.register("tiny_kosmos2_5_processor", TinyKosmos2_5Processor, exist_ok=True)
+
+
+def build_kosmos_2_5(folder) -> Path:
+    """Kosmos-2.5: a 2-layer Pix2Struct-style patch encoder (up to 16 patches of 7 px), 4 latent queries resampling it,
+    a 2-layer text decoder that takes them at the positions of "<image>" + 4 x "<s>" + "</image>" (marked by the
+    processor's image_embeds_position_mask)."""
+    from transformers import Kosmos2_5Config, Kosmos2_5ForConditionalGeneration, Kosmos2_5ImageProcessorPil
+
+    folder = Path(folder)
+    tok = _tokenizer(["<image>", "</image>"], {"boi_token": "<image>", "eoi_token": "</image>", "image_token": "<s>"})
+    text = dict(embed_dim=64, layers=2, ffn_dim=96, attention_heads=4, vocab_size=len(tok), max_position_embeddings=512)
+    text.update(pad_token_id=0, bos_token_id=1, eos_token_id=2, dropout=0.0)
+    vision = dict(hidden_size=32, patch_embed_hidden_size=7 * 7 * 3, intermediate_size=64, head_dim=16, num_hidden_layers=2)
+    vision.update(num_attention_heads=2, max_num_patches=32)
+    config = Kosmos2_5Config(text_config=text, vision_config=vision, latent_query_num=4)
+    torch.manual_seed(0)
+    _widen_and_save(Kosmos2_5ForConditionalGeneration(config), folder)
+    image_processor = Kosmos2_5ImageProcessorPil(patch_size={"height": 7, "width": 7}, max_patches=16)
+    TinyKosmos2_5Processor(image_processor=image_processor, tokenizer=tok, num_image_tokens=4).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["kosmos-2.5"] = "Describe the picture in a few words"

@@ -101,6 +101,8 @@ KNOWN_FAILURES: dict[str, str] = {
     "shieldgemma2": "transformers loads its checkpoints into Gemma3ForConditionalGeneration with the language model's "
     "weights missing (randomly initialised), so there is nothing to match",
     "fast_vlm": "its FastViT tower is a timm model (a convolutional feature map, not Llava's tokens); no adapter yet",
+    "kosmos-2.5": "its text decoder (kosmos_2_5_text_model: the image's latent queries at the positions its processor "
+    "marks, sinusoidal positions) is not in the decoder table (QEfficient/transform/adapters)",
     "mistral4": "transformers maps it to Mistral4ForCausalLM, a text-only model that takes no image (Mistral 4 with images is "
     "a mistral3 checkpoint with a Mistral 4 text model)",
     "mistral_large4": "its text model's layers are DeepSeek-V3.2-style sparse attention ('indexed_attention': a top-k token "
