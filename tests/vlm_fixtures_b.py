@@ -483,8 +483,8 @@ AutoProcessor.register("tiny_pix2struct_processor", TinyPix2StructProcessor, exi
 
 
 def build_pix2struct(folder) -> Path:
-    """Pix2Struct: a 2-layer patch-sequence encoder (up to 16 patches of 7 px, flattened by the PIL image processor; row and column tables of 32) and a
-    2-layer text decoder; the prompt is rendered onto the image as a header (its VQA mode)."""
+    """Pix2Struct: a 2-layer patch-sequence encoder (up to 16 patches of 7 px, flattened by the PIL image processor;
+    row and column tables of 32) and a 2-layer text decoder; the prompt is rendered onto the image as a header."""
     from transformers import Pix2StructConfig, Pix2StructForConditionalGeneration, Pix2StructImageProcessorPil
 
     folder = Path(folder)
@@ -512,9 +512,7 @@ def build_florence2(folder) -> Path:
 
     folder = Path(folder)
     tok = _tokenizer(["<image>"], {"image_token": "<image>"})
-    vision = dict(
-        depths=[1, 1, 1, 1], embed_dim=[16, 32, 32, 64], num_heads=[1, 2, 2, 4], num_groups=[1, 2, 2, 4], window_size=2
-    )
+    vision = dict(depths=[1, 1, 1, 1], embed_dim=[16, 32, 32, 64], num_heads=[1, 2, 2, 4], num_groups=[1, 2, 2, 4], window_size=2)
     vision.update(projection_dim=_TEXT["hidden_size"], drop_path_rate=0.0)
     bart = dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4)
     bart.update(encoder_ffn_dim=96, decoder_ffn_dim=96, vocab_size=len(tok), max_position_embeddings=512)
