@@ -90,6 +90,17 @@ NOTES: dict[str, str] = {
     "evolla": "protein-text model, no images",
     "diffusion_gemma": "block diffusion, not autoregressive greedy decoding",
     "pi0": "robot-action model (flow matching), not text generation",
+    "udop": "its processor needs word boxes (LayoutLMv3's OCR through pytesseract, not installed, or boxes given)",
+    "molmo2": "its image processor has only a torchvision backend (not installed) and its multi-crop pooling indices "
+    "have no PIL stand-in here",
+    "muse_glimmer": "its image processor has only a torchvision backend (not installed); its tower is Kimi K2.5's MoonViT",
+    "muse_spark": "Muse Glimmer's image processor (torchvision only, not installed) and tower, plus an audio tower",
+    "step3p7": "its image processor has only a torchvision backend (not installed); DeepSeek-OCR 2's layout",
+    "unlimited_ocr": "its image processor is DeepSeek-OCR 2's torchvision one with changes (not installed); DeepSeek-OCR 2's "
+    "SAM + CLIP layout",
+    "qwen4_exp": "its text model (Gated DeltaNet and QSA-indexed attention layers, n-gram embeddings) does not build from "
+    "its default config at a tiny size (indexer sizes unset: the decoder sweep's hf-fails), and neither kind of layer "
+    "is in the static-KV path",
 }
 
 

@@ -19,6 +19,7 @@ from transformers import (
     Pix2StructProcessor,
     Qwen2_5OmniProcessor,
     SiglipImageProcessorPil,
+    TrOCRProcessor,
     VideoLlama3Processor,
     VideoLlavaProcessor,
 )
@@ -484,7 +485,7 @@ AutoProcessor.register("tiny_pix2struct_processor", TinyPix2StructProcessor, exi
 
 def build_pix2struct(folder) -> Path:
     """Pix2Struct: a 2-layer patch-sequence encoder (up to 16 patches of 7 px, flattened by the PIL image processor;
-    row and column tables of 32) and a 2-layer text decoder; the prompt is rendered onto the image as a header."""
+    row and column tables of 32) and a 2-layer text decoder that continues the prompt (its decoder_input_ids)."""
     from transformers import Pix2StructConfig, Pix2StructForConditionalGeneration, Pix2StructImageProcessorPil
 
     folder = Path(folder)
@@ -562,3 +563,39 @@ def build_kosmos_2_5(folder) -> Path:
 
 
 PROMPTS["kosmos-2.5"] = "Describe the picture in a few words"
+
+
+class TinyVisionEncoderDecoderProcessor(TrOCRProcessor):
+    """TrOCRProcessor that gives the text as the decoder's prompt (``decoder_input_ids``, as Donut's task prompts are
+    given) rather than as training labels."""
+
+    def __call__(self, images=None, text=None, **kwargs):
+        inputs = super().__call__(images=images, text=text, **kwargs)
+        if images is not None and text is not None:
+            inputs["decoder_input_ids"] = inputs.pop("labels")
+        return inputs
+
+
+AutoProcessor.register("tiny_vision_encoder_decoder_processor", TinyVisionEncoderDecoderProcessor, exist_ok=True)
+
+
+def build_vision_encoder_decoder(folder) -> Path:
+    """VisionEncoderDecoderModel: a 2-layer ViT encoder (28 px, patch 7) and a 2-layer GPT-2 decoder cross-attending
+    to it (TrOCR's / Donut's layout); ViT's PIL image processor."""
+    from transformers import GPT2Config, ViTConfig, ViTImageProcessorPil, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+
+    folder = Path(folder)
+    tok = _tokenizer([])
+    encoder = ViTConfig(**_VISION, image_size=28, patch_size=7)
+    decoder = GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=512, vocab_size=len(tok), add_cross_attention=True)
+    decoder.update(dict(bos_token_id=1, eos_token_id=2, pad_token_id=0, is_decoder=True))
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    config.update(dict(decoder_start_token_id=1, pad_token_id=0, eos_token_id=2))
+    torch.manual_seed(0)
+    _widen_and_save(VisionEncoderDecoderModel(config), folder)
+    image_processor = ViTImageProcessorPil(size={"height": 28, "width": 28})
+    TinyVisionEncoderDecoderProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["vision-encoder-decoder"] = "Describe the picture in a few words"
