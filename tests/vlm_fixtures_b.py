@@ -582,7 +582,7 @@ AutoProcessor.register("tiny_vision_encoder_decoder_processor", TinyVisionEncode
 def build_vision_encoder_decoder(folder) -> Path:
     """VisionEncoderDecoderModel: a 2-layer ViT encoder (28 px, patch 7) and a 2-layer GPT-2 decoder cross-attending
     to it (TrOCR's / Donut's layout); ViT's PIL image processor."""
-    from transformers import GPT2Config, ViTConfig, ViTImageProcessorPil, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+    from transformers import GPT2Config, VisionEncoderDecoderConfig, VisionEncoderDecoderModel, ViTConfig, ViTImageProcessorPil
 
     folder = Path(folder)
     tok = _tokenizer([])

@@ -113,8 +113,7 @@ KNOWN_FAILURES: dict[str, str] = {
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "florence2": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "t5gemma2": "an encoder-decoder model, not a decoder-only language model with image tokens",
-    "pp_formulanet": "an encoder-decoder model (a SLANeXt tower, an MBart decoder), not a decoder-only language model with "
-    "image tokens",
+    "pp_formulanet": "an encoder-decoder model (a SLANeXt tower, an MBart decoder), not a decoder-only language model with image tokens",
 }
 
 # Vision adapters that are ready but whose text model the decoder path cannot export yet: they run once
