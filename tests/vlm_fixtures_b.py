@@ -190,17 +190,37 @@ _OMNI_TOKENS = {
     "audio_bos_token": "<|audio_bos|>",
     "audio_eos_token": "<|audio_eos|>",
 }
+_OMNI_AUDIO = dict(num_mel_bins=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16, output_dim=64)
+
+
+def _omni_token_ids(tok) -> dict[str, int]:
+    """The omni thinkers' special token ids in their configs (image, video, audio and the vision/audio brackets)."""
+    ids = tok.convert_tokens_to_ids
+    names = {"image": "<|IMAGE|>", "video": "<|VIDEO|>", "audio": "<|AUDIO|>"}
+    brackets = {
+        "audio_start": "<|audio_bos|>",
+        "audio_end": "<|audio_eos|>",
+        "vision_start": "<|vision_bos|>",
+        "vision_end": "<|vision_eos|>",
+    }
+    return {f"{name}_token_id": ids(token) for name, token in {**names, **brackets}.items()}
+
+
+def _qwen2_vl_image_processor():
+    """Qwen2-VL's PIL image processor at the tiny models' sizes (patch 7, merge 2: 4 to 16 tokens an image)."""
+    from transformers import Qwen2VLImageProcessorPil
+
+    return Qwen2VLImageProcessorPil(min_pixels=14 * 14 * 4, max_pixels=14 * 14 * 16, patch_size=7, temporal_patch_size=2, merge_size=2)
 
 
 def build_qwen2_5_omni_thinker(folder) -> Path:
     """Qwen2.5-Omni's thinker (text out; no talker): Qwen2.5-VL's windowed vision tower (2 blocks, patch 7, merge 2,
     windows of 14 px, block 1 full attention; separate q/k/v projections), a 1-layer audio tower (unused by images),
     text model with Qwen2-VL's 3-D rotary. Qwen2-VL's image processor sizes: (40, 50) -> 12 tokens."""
-    from transformers import Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration, Qwen2VLImageProcessorPil
+    from transformers import Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration
 
     folder = Path(folder)
     tok = _tokenizer(list(_OMNI_TOKENS.values()), _OMNI_TOKENS)
-    ids = tok.convert_tokens_to_ids
     rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
     vision = dict(
         depth=2,
@@ -214,24 +234,16 @@ def build_qwen2_5_omni_thinker(folder) -> Path:
         out_hidden_size=_TEXT["hidden_size"],
         fullatt_block_indexes=[1],
     )
-    audio = dict(num_mel_bins=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16, output_dim=64)
+    audio = _OMNI_AUDIO
     config = Qwen2_5OmniThinkerConfig(
         text_config=dict(**_TEXT, vocab_size=len(tok), rope_parameters=rope),
         vision_config=vision,
         audio_config=audio,
-        image_token_index=ids("<|IMAGE|>"),
-        video_token_index=ids("<|VIDEO|>"),
-        audio_token_index=ids("<|AUDIO|>"),
-        audio_start_token_id=ids("<|audio_bos|>"),
-        audio_end_token_id=ids("<|audio_eos|>"),
-        vision_start_token_id=ids("<|vision_bos|>"),
-        vision_end_token_id=ids("<|vision_eos|>"),
+        **_omni_token_ids(tok),
     )
     torch.manual_seed(0)
     _widen_and_save(Qwen2_5OmniThinkerForConditionalGeneration(config), folder)
-    image_processor = Qwen2VLImageProcessorPil(
-        min_pixels=14 * 14 * 4, max_pixels=14 * 14 * 16, patch_size=7, temporal_patch_size=2, merge_size=2
-    )
+    image_processor = _qwen2_vl_image_processor()
     TinyQwen2_5OmniProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
     return folder
 
@@ -248,7 +260,6 @@ def build_qwen3_omni_moe_thinker(folder) -> Path:
     folder = Path(folder)
     build_qwen2_5_omni_thinker(folder)  # the processor
     tok = AutoProcessor.from_pretrained(folder).tokenizer
-    ids = tok.convert_tokens_to_ids
     rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
     text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, rope_parameters=rope)
     text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, decoder_sparse_step=1)
@@ -264,19 +275,12 @@ def build_qwen3_omni_moe_thinker(folder) -> Path:
         num_position_embeddings=16,
         deepstack_visual_indexes=[0, 1],
     )
-    audio = dict(num_mel_bins=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16, output_dim=64)
-    audio.update(downsample_hidden_size=8)
+    audio = dict(_OMNI_AUDIO, downsample_hidden_size=8)
     config = Qwen3OmniMoeThinkerConfig(
         text_config=text,
         vision_config=vision,
         audio_config=audio,
-        image_token_id=ids("<|IMAGE|>"),
-        video_token_id=ids("<|VIDEO|>"),
-        audio_token_id=ids("<|AUDIO|>"),
-        audio_start_token_id=ids("<|audio_bos|>"),
-        audio_end_token_id=ids("<|audio_eos|>"),
-        vision_start_token_id=ids("<|vision_bos|>"),
-        vision_end_token_id=ids("<|vision_eos|>"),
+        **_omni_token_ids(tok),
     )
     torch.manual_seed(0)
     _widen_and_save(Qwen3OmniMoeThinkerForConditionalGeneration(config), folder)
@@ -314,7 +318,7 @@ def build_minimax_m3_vl(folder) -> Path:
     image), a projector that maps each patch and then fuses 2x2 of them; the MiniMax-M3 text model as the decoder sweep
     shrinks it (its block-sparse indexer keeps every block of a short prompt). Its image processor is Qwen2-VL's with
     other default sizes (a torchvision backend here): Qwen2-VL's PIL one with explicit sizes is the same algorithm."""
-    from transformers import MiniMaxM3SparseForConditionalGeneration, MiniMaxM3VLConfig, Qwen2VLImageProcessorPil
+    from transformers import MiniMaxM3SparseForConditionalGeneration, MiniMaxM3VLConfig
 
     folder = Path(folder)
     P = MiniMaxM3VLProcessor
@@ -330,9 +334,7 @@ def build_minimax_m3_vl(folder) -> Path:
     )
     torch.manual_seed(0)
     _widen_and_save(MiniMaxM3SparseForConditionalGeneration(config), folder)
-    image_processor = Qwen2VLImageProcessorPil(
-        min_pixels=14 * 14 * 4, max_pixels=14 * 14 * 16, patch_size=7, temporal_patch_size=2, merge_size=2
-    )
+    image_processor = _qwen2_vl_image_processor()
     TinyMiniMaxM3VLProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
     return folder
 

@@ -22,6 +22,15 @@ from torch import nn
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 
 
+def within_images(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float, same_image: torch.Tensor) -> torch.Tensor:
+    """Attention of [N, heads, d] patches to the patches of their own image ([N, N] mask) -> [N, heads * d]."""
+    n = q.shape[0]
+    q, k, v = (t.transpose(0, 1) for t in (q, k, v))  # [heads, N, d]
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scaling
+    scores = torch.where(same_image, scores, torch.finfo(scores.dtype).min)
+    return torch.matmul(torch.softmax(scores.float(), dim=-1).to(v.dtype), v).transpose(0, 1).reshape(n, -1)
+
+
 def _vision_block(block: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, same_image: torch.Tensor) -> torch.Tensor:
     from transformers.models.qwen2_vl.modeling_qwen2_vl import apply_rotary_pos_emb_vision
 
@@ -35,11 +44,7 @@ def _vision_block(block: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: tor
     if hasattr(attn, "q_norm"):  # GLM-OCR normalises each head's queries and keys
         q, k = attn.q_norm(q), attn.k_norm(k)
     q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
-    q, k, v = (t.transpose(0, 1) for t in (q, k, v))  # [heads, N, d]
-    scores = torch.matmul(q, k.transpose(-1, -2)) * attn.scaling
-    scores = torch.where(same_image, scores, torch.finfo(scores.dtype).min)
-    out = torch.matmul(torch.softmax(scores.float(), dim=-1).to(v.dtype), v).transpose(0, 1).reshape(n, -1)
-    x = x + attn.proj(out)
+    x = x + attn.proj(within_images(q, k, v, attn.scaling, same_image))
     return x + block.mlp(block.norm2(x))
 
 

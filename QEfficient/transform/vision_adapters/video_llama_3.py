@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from QEfficient.transform.vision_adapters.qwen2_vl import CachePositionsRotary, Qwen2VLAdapter
+from QEfficient.transform.vision_adapters.qwen2_vl import CachePositionsRotary, Qwen2VLAdapter, within_images
 
 
 def _siglip_rotary_block(
@@ -24,11 +24,7 @@ def _siglip_rotary_block(
     h = layer.layer_norm1(x)
     q, k, v = (proj(h).reshape(n, attn.num_heads, attn.head_dim) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
     q, k = apply_rotary(q, k, cos, sin)
-    q, k, v = (t.transpose(0, 1) for t in (q, k, v))  # [heads, N, d]
-    scores = torch.matmul(q, k.transpose(-1, -2)) * attn.scaling
-    scores = torch.where(same_image, scores, torch.finfo(scores.dtype).min)
-    out = torch.matmul(torch.softmax(scores.float(), dim=-1).to(v.dtype), v).transpose(0, 1).reshape(n, -1)
-    x = x + attn.out_proj(out)
+    x = x + attn.out_proj(within_images(q, k, v, attn.scaling, same_image))
     return x + layer.mlp(layer.layer_norm2(x))
 
 
