@@ -252,34 +252,24 @@ PROMPTS["qwen2_5_omni_thinker"] = "Look: <|vision_bos|><|IMAGE|><|vision_eos|> D
 
 
 def build_qwen3_omni_moe_thinker(folder) -> Path:
-    """Qwen3-Omni-MoE's thinker (text out; no talker): Qwen3-VL's vision tower (3 blocks, patch 7, merge 2, a 4x4
-    position table, DeepStack features from blocks 0 and 1), a 1-layer audio tower (unused by images), MoE text model
-    with interleaved 3-D rotary. Qwen2.5-Omni's tiny processor (the same image processor and tokens)."""
-    from transformers import Qwen3OmniMoeThinkerConfig, Qwen3OmniMoeThinkerForConditionalGeneration
+    """Qwen3-Omni-MoE's thinker (text out; no talker): the tiny Qwen3-VL-MoE's vision tower (DeepStack) and MoE text
+    model with interleaved 3-D rotary (tests/vlm_family_fixtures_more.py), a 1-layer audio tower (unused by images);
+    Qwen2.5-Omni's tiny processor (the same image processor and tokens)."""
+    from transformers import AutoConfig, Qwen3OmniMoeThinkerConfig, Qwen3OmniMoeThinkerForConditionalGeneration
+
+    from tests.vlm_family_fixtures_more import build_qwen3_vl_moe
 
     folder = Path(folder)
+    source = AutoConfig.from_pretrained(build_qwen3_vl_moe(folder))
     build_qwen2_5_omni_thinker(folder)  # the processor
     tok = AutoProcessor.from_pretrained(folder).tokenizer
-    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
-    text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, rope_parameters=rope)
-    text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, decoder_sparse_step=1)
-    vision = dict(
-        depth=3,
-        hidden_size=32,
-        intermediate_size=64,
-        num_heads=2,
-        patch_size=7,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        out_hidden_size=_TEXT["hidden_size"],
-        num_position_embeddings=16,
-        deepstack_visual_indexes=[0, 1],
-    )
-    audio = dict(_OMNI_AUDIO, downsample_hidden_size=8)
+    unnamed = ("model_type", "architectures", "transformers_version")
+    text = {k: v for k, v in source.text_config.to_dict().items() if k not in unnamed}
+    text.update(vocab_size=len(tok))
     config = Qwen3OmniMoeThinkerConfig(
         text_config=text,
-        vision_config=vision,
-        audio_config=audio,
+        vision_config={k: v for k, v in source.vision_config.to_dict().items() if k not in unnamed},
+        audio_config=dict(_OMNI_AUDIO, downsample_hidden_size=8),
         **_omni_token_ids(tok),
     )
     torch.manual_seed(0)
