@@ -91,6 +91,7 @@ class QEffImageTextDecoder(nn.Module):
         is_image = input_ids == self.image_token_id
         # the image token may lie outside the text vocabulary (Gemma3): never look it up
         embeds = self.lm.base.get_input_embeddings()(torch.where(is_image, torch.zeros_like(input_ids), input_ids))
+        embeds = self.vision_adapter.text_embeddings(self.hf, input_ids, embeds)
         rows = vision_embeds.reshape(-1, vision_embeds.shape[-1]).to(embeds.dtype)  # every image of the batch, in order
         # the k-th image token of a row takes image row image_idx + k
         index = torch.cumsum(is_image.to(torch.int64), dim=1) - 1 + image_idx
