@@ -25,7 +25,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-from tests import vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures, vlm_fixtures_a
+from tests import vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures, vlm_fixtures_a, vlm_fixtures_b, vlm_fixtures_rec
 
 STATUSES = ("token-exact", "differs", "export-fails", "hf-fails", "no-local-processor", "not-attempted")
 
@@ -41,9 +41,10 @@ BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
         "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words",
     ),
 }
-for _module in (vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures_a):  # the families added with the sweep
+# the families added with the sweep
+for _module in (vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures_rec, vlm_fixtures_a, vlm_fixtures_b):
     for _type, _prompt in _module.PROMPTS.items():
-        BUILDERS[_type] = (getattr(_module, f"build_{_type.replace('-', '_')}"), _prompt)
+        BUILDERS[_type] = (getattr(_module, f"build_{_type.replace('-', '_').replace('.', '_')}"), _prompt)
 
 # Types whose model path another swept type already runs (same adapter, same layers, another name): the
 # sweep script checks them, the CI's parity tests skip them to keep the suite short.
@@ -53,6 +54,10 @@ SAME_PATH_AS: dict[str, str] = {
     "glmga": "glm4v",
     "pp_chart2table": "got_ocr2",
     "llava_next_video": "llava_next",
+    "qwen3_5_moe": "qwen3_5",  # the same adapter and Gated DeltaNet states; its MoE text layers: the decoder sweep
+    "minicpm_ocr": "minicpmv4_6",  # the same adapter in "4x" mode (the window merger skipped)
+    "qwen3_omni_moe_thinker": "qwen3_vl_moe",  # Qwen3-VL's adapter, tower and MoE text model; its own placeholder
+    "video_llava": "llava",  # a CLIP tower and Llava's projector; its pixels under another name
 }
 
 # Greedy references other than HF ``generate``, where transformers' generate itself fails (the note says why).
@@ -71,19 +76,39 @@ CAVEATS: dict[str, str] = {
     "cohere2_vision": "its image processor has only a torchvision backend (not installed): GOT-OCR2's PIL tiler stands in",
     "llama4": "its image processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
     "llava_next_video": "images only: its processor's video half needs torchvision (not installed)",
+    "video_llava": "images only: its processor's video half needs torchvision (not installed)",
+    "minimax_m3_vl": "its image processor has only a torchvision backend (not installed): Qwen2-VL's PIL one (the same "
+    "algorithm, its sizes given) stands in; images only",
+    "perception_lm": "its Perception Encoder tower is a timm model (timm not installed): a CLIP tower stands in; its image "
+    "processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
+    "qwen2_5_omni_thinker": "images only: no audio, and its processor's video half needs torchvision (not installed)",
+    "qwen3_omni_moe_thinker": "images only: no audio, and its processor's video half needs torchvision (not installed)",
+    "video_llama_3": "images only: its processor's video half needs torchvision (not installed)",
     "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
-    "text model with attention layers only: LFM2's short-convolution layers are refused with that reason (the "
-    "image-text graphs carry no recurrent state yet)",
+    "text model: a short-convolution layer (retained conv state) and an attention layer",
+    "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
+    "with HF's grid rule stands in",
 }
 
 # Why a type without a builder has none yet, where it is something other than "not built yet".
 NOTES: dict[str, str] = {
-    "video_llava": "its processor's video half needs torchvision (not installed)",
     "instructblipvideo": "video only; its processor needs torchvision",
-    "kosmos-2.5": "an encoder-decoder-like layout with its own image-token scheme",
     "evolla": "protein-text model, no images",
     "diffusion_gemma": "block diffusion, not autoregressive greedy decoding",
     "pi0": "robot-action model (flow matching), not text generation",
+    "minicpmv4_7": "MiniCPM-V 4.6's vision path (MiniCPMVAdapter) with 3-D rotary positions laid out over a canvas of "
+    "thumbnail and slice groups (MiniCPMV4_7Model.compute_3d_position_ids); no host-side rule for them yet",
+    "udop": "its processor needs word boxes (LayoutLMv3's OCR through pytesseract, not installed, or boxes given)",
+    "molmo2": "its image processor has only a torchvision backend (not installed) and its multi-crop pooling indices "
+    "have no PIL stand-in here",
+    "muse_glimmer": "its image processor has only a torchvision backend (not installed); its tower is Kimi K2.5's MoonViT",
+    "muse_spark": "Muse Glimmer's image processor (torchvision only, not installed) and tower, plus an audio tower",
+    "step3p7": "its image processor has only a torchvision backend (not installed); DeepSeek-OCR 2's layout",
+    "unlimited_ocr": "its image processor is DeepSeek-OCR 2's torchvision one with changes (not installed); DeepSeek-OCR 2's "
+    "SAM + CLIP layout",
+    "qwen4_exp": "its text model (Gated DeltaNet and QSA-indexed attention layers, n-gram embeddings) does not build from "
+    "its default config at a tiny size (indexer sizes unset: the decoder sweep's hf-fails), and neither kind of layer "
+    "is in the static-KV path",
 }
 
 
@@ -130,6 +155,8 @@ def hf_greedy(folder: Path, inputs, n: int) -> list[int]:
     hf.eval()
     with torch.no_grad():
         out = hf.generate(**inputs, do_sample=False, max_new_tokens=n, pad_token_id=0)
+    if hf.config.is_encoder_decoder:  # generate returns the decoder's tokens: its prompt, or the start token
+        return out[0, inputs["decoder_input_ids"].shape[1] if "decoder_input_ids" in inputs else 1 :].tolist()
     return out[0, inputs["input_ids"].shape[1] :].tolist()
 
 

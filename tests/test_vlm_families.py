@@ -10,8 +10,6 @@ import pytest
 from transformers import AutoProcessor
 
 from QEfficient import QEFFAutoModelForImageTextToText
-from QEfficient.transform.adapters import UnsupportedArchitectureError
-from QEfficient.transform.vision_adapters import get_vision_adapter
 from tests import vlm_family_fixtures as vlm_fixtures
 from tests import vlm_family_fixtures_more
 from tests.image_text_sweep import hf_greedy, image
@@ -85,11 +83,3 @@ def test_mxfp6_matmul_keeps_the_greedy_tokens(tmp_path, arch):
     model.compile(prefill_seq_len=7, ctx_len=128, num_cores=1, mxfp6_matmul=True)
     ref = hf_greedy(folder, inputs, 6)
     assert model.generate(inputs=inputs, generation_len=6, stream=False).generated_ids[0][0][: len(ref)].tolist() == ref
-
-
-def test_lfm2_vl_with_short_convolution_layers_is_refused_with_the_reason():
-    from transformers import Lfm2VlConfig
-
-    config = Lfm2VlConfig(text_config={"model_type": "lfm2", "num_hidden_layers": 2, "layer_types": ["conv", "full_attention"]})
-    with pytest.raises(UnsupportedArchitectureError, match="short-convolution"):
-        get_vision_adapter(config)

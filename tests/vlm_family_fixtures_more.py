@@ -26,6 +26,18 @@ from tests.vlm_tiny_processors import (
 
 PROMPTS: dict[str, str] = {}
 QWEN_PROMPT = "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words"
+# Qwen3-VL's tiny vision tower (also Qwen3.5's, which has no DeepStack): 3 blocks, patch 7, merge 2, a 4x4 position table
+QWEN3_VL_VISION = dict(
+    depth=3,
+    hidden_size=32,
+    intermediate_size=64,
+    num_heads=2,
+    patch_size=7,
+    spatial_merge_size=2,
+    temporal_patch_size=2,
+    out_hidden_size=64,
+    num_position_embeddings=16,
+)
 
 
 def build_qwen3_vl(folder, *, model_type: str = "qwen3_vl") -> Path:
@@ -41,18 +53,7 @@ def build_qwen3_vl(folder, *, model_type: str = "qwen3_vl") -> Path:
     text.update(head_dim=16, rope_parameters=rope)
     if model_type == "qwen3_vl_moe":
         text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, decoder_sparse_step=1)
-    vision = dict(
-        depth=3,
-        hidden_size=32,
-        intermediate_size=64,
-        num_heads=2,
-        patch_size=7,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        out_hidden_size=64,
-        num_position_embeddings=16,
-        deepstack_visual_indexes=[0, 1],
-    )
+    vision = dict(**QWEN3_VL_VISION, deepstack_visual_indexes=[0, 1])
     ids = {k: getattr(source, k) for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")}
     config = AutoConfig.for_model(model_type, text_config=text, vision_config=vision, **ids)
     torch.manual_seed(0)
@@ -267,10 +268,10 @@ def llama4_greedy(folder: Path, inputs, n: int) -> list[int]:
     return out
 
 
-def build_lfm2_vl(folder, *, conv: bool = False) -> Path:
+def build_lfm2_vl(folder) -> Path:
     """LFM2-VL: a 2-layer SigLIP2 NaFlex tower (patch 7, a 4x4 position table resized to each image's grid),
-    pixel unshuffle 2, MLP projector; LFM2 text model with attention layers only (``conv=True``: a short-convolution
-    layer first, as real LFM2 models have, which the decoder path refuses).
+    pixel unshuffle 2, MLP projector; LFM2 text model with a short-convolution layer (a retained conv state)
+    and an attention layer, as real LFM2 models interleave them.
     "<image>" becomes "<|image_start|>" + (rows/2 x cols/2) x "<image>" + "<|image_end|>"."""
     from transformers import Lfm2Config, Lfm2VlConfig, Lfm2VlForConditionalGeneration, Siglip2VisionConfig
 
@@ -279,7 +280,7 @@ def build_lfm2_vl(folder, *, conv: bool = False) -> Path:
     vision = Siglip2VisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=7, num_patches=16
     )
-    text = Lfm2Config(**_TEXT, vocab_size=len(tok), layer_types=["conv" if conv else "full_attention", "full_attention"])
+    text = Lfm2Config(**_TEXT, vocab_size=len(tok), layer_types=["conv", "full_attention"])
     config = Lfm2VlConfig(
         vision_config=vision.to_dict(),
         text_config=text.to_dict(),

@@ -147,7 +147,7 @@ def export_image_text_decoder_onnx(module, out_dir: Path, model_name: str, kv_dt
     """Export a QEffImageTextDecoder: the retained-state graph plus vision_embeds / image_idx (and
     the adapter's extra inputs) in, image_idx_output out."""
     extra = module.vision_adapter.decoder_example(2, 4)
-    spec = ImageTextDecoderGraphSpec(module.num_layers, tuple(extra))
+    spec = ImageTextDecoderGraphSpec(module.num_layers, tuple(extra), state_layers=module.state_layers)
     ids, pos, *past = spec.dummy_inputs(module, kv_dtype)
     ids[:, 1] = module.image_token_id
     dummies = {VISION_EMBEDS: torch.zeros(2, 3, module.embedding_width), IMAGE_IDX: torch.zeros(2, 1, dtype=torch.int64), **extra}

@@ -16,6 +16,7 @@ from typing import Any
 from transformers import PreTrainedModel
 
 from QEfficient.compile.ort_cpu import build_artifact
+from QEfficient.export.graph_specs import recurrent_state_names
 from QEfficient.export.onnx_export import cached_export
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
@@ -26,6 +27,25 @@ def check_positive(**values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def check_recurrent_chunk(lm, prefill_seq_len: int) -> None:
+    """Refuse a prefill chunk longer than the recurrent layers of ``lm`` (a QEffCausalLM) scan exactly in one step."""
+    limits = [layer.max_chunk for layer in lm.recurrent_layers if layer.max_chunk]
+    if limits and prefill_seq_len > min(limits):
+        raise ValueError(
+            f"prefill_seq_len ({prefill_seq_len}) exceeds {min(limits)}, the longest chunk this model's recurrent "
+            f"(delta rule) layers prefill exactly in one graph step: compile with prefill_seq_len <= {min(limits)}."
+        )
+
+
+def recurrent_state_manifest(lm, rows: int, state_dtype: str) -> dict[str, Any]:
+    """The manifest entries of the recurrent states of ``lm`` (a QEffCausalLM; none for a transformer): each
+    state's [rows, ...] shape, for the runtime to allocate and bind in place, and their dtype."""
+    if not lm.state_shapes:
+        return {}
+    names = recurrent_state_names(lm.state_layers)
+    return {"states": {n: [rows, *shape] for n, shape in zip(names, lm.state_shapes)}, "state_dtype": state_dtype}
 
 
 class QEFFBaseModel:

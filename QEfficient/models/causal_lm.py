@@ -19,7 +19,7 @@ from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
 from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
-from QEfficient.models.base import QEFFBaseModel, check_positive
+from QEfficient.models.base import QEFFBaseModel, check_positive, check_recurrent_chunk, recurrent_state_manifest
 from QEfficient.models.speculative import SPECULATIVE_KWARGS, check_speculative_compile, check_speculative_type, speculative_generate
 from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
 from QEfficient.runtime.tokenizer import tokenizer_digest
@@ -199,12 +199,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         gguf_path = self._gguf_path() if gguf_weights else None
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
         check_speculative_compile(self.is_speculative_target, num_speculative_tokens, speculative_draft)
-        chunk_limits = [layer.max_chunk for layer in self.model.recurrent_layers if layer.max_chunk]
-        if chunk_limits and prefill_seq_len > min(chunk_limits):
-            raise ValueError(
-                f"prefill_seq_len ({prefill_seq_len}) exceeds {min(chunk_limits)}, the longest chunk this model's recurrent "
-                f"(delta rule) layers prefill exactly in one graph step: compile with prefill_seq_len <= {min(chunk_limits)}."
-            )
+        check_recurrent_chunk(self.model, prefill_seq_len)
         if self.is_speculative_target and self.model.state_shapes:
             raise ValueError(
                 f"{self.model_architecture} keeps recurrent (Mamba-style) state, which a rejected draft token cannot be taken back "
@@ -277,10 +272,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         }
         if self.is_speculative_target:
             manifest |= {"speculative_model_type": "target", "num_speculative_tokens": num_speculative_tokens}
-        if self.model.state_shapes:  # recurrent layers: their states' shapes, for the runtime to allocate
-            rows = manifest["kv_shape"][0]
-            names = DecoderGraphSpec(n_layers, state_layers=self.model.state_layers).state_names
-            manifest |= {"states": {n: [rows, *shape] for n, shape in zip(names, self.model.state_shapes)}, "state_dtype": state_dtype}
+        manifest |= recurrent_state_manifest(self.model, manifest["kv_shape"][0], state_dtype)
         manifest |= self._artifact_extra()
         params |= self._artifact_extra()
         self.qpc_path = self._build_artifact(

@@ -30,7 +30,7 @@ from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation import check_generation_len, eos_token_ids
 from QEfficient.generation.text_generation_inference import resolve_sampling
 from QEfficient.loading.hf_loader import resolve_model_path
-from QEfficient.models.base import QEFFBaseModel, check_positive
+from QEfficient.models.base import QEFFBaseModel, check_positive, check_recurrent_chunk, recurrent_state_manifest
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
@@ -142,6 +142,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         if prefill_seq_len > ctx_len:
             raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
         self._check_max_positions("ctx_len", ctx_len, self.lang_model.config)
+        check_recurrent_chunk(self.lang_model.lm, prefill_seq_len)
         if self.continuous_batching:
             if full_batch_size is None:
                 raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")
@@ -175,6 +176,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             "num_cores": num_cores,
             "model_name": self.model_name,
             "eos_token_id": self.hf.generation_config.eos_token_id,
+            # a recurrent/hybrid text model's conv/SSM states, in the compute dtype whatever the cache is stored as
+            **recurrent_state_manifest(self.lang_model.lm, rows, str(self.lang_model.lm.lm_head.weight.dtype).removeprefix("torch.")),
         }
         lang = self._build_artifact(
             lang_onnx,

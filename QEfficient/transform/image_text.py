@@ -7,7 +7,9 @@ layout; export/one_graph.py joins the two for ``kv_offload=False``).
   position_ids it takes ``vision_embeds`` (every image of the batch, flattened to rows) and
   ``image_idx`` [B, 1], the row of the first image embedding this chunk uses for each sequence.
   Image-token positions take their embedding from ``vision_embeds``, so image tokens may span
-  prefill chunks; ``image_idx_output`` is where the next chunk starts.
+  prefill chunks; ``image_idx_output`` is where the next chunk starts. A recurrent or hybrid text model
+  (LFM2, Qwen3.5's Gated DeltaNet, Nemotron-H) carries its conv/SSM states after the KV cache, exactly as
+  the decoder graph does (transform/recurrent_state.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from QEfficient.transform.adapters.base import CacheGeometryAdapter
+from QEfficient.transform.adapters import get_adapter
+from QEfficient.transform.adapters.base import ArchAdapter, CacheGeometryAdapter
+from QEfficient.transform.adapters.recurrent import RecurrentAdapter
 from QEfficient.transform.static_kv import QEffCausalLM
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
 
@@ -41,15 +45,20 @@ def image_block_ends(is_image: torch.Tensor, position_ids: torch.Tensor) -> torc
     return torch.maximum(ends, position_ids)
 
 
+def text_adapter(text_config) -> ArchAdapter:
+    """The language model's adapter: its recurrent mixers where it has them (hybrid text models), else the
+    cache geometry only (the multimodal heads apply no logit post-processing of their own)."""
+    adapter = get_adapter(text_config)
+    return adapter if isinstance(adapter, RecurrentAdapter) else CacheGeometryAdapter(text_config.model_type)
+
+
 class QEffImageTextDecoder(nn.Module):
     def __init__(self, hf_model: PreTrainedModel, adapter: VisionLanguageAdapter | None = None) -> None:
         super().__init__()
         self.hf = hf_model
         self.vision_adapter = adapter or get_vision_adapter(hf_model.config)
         base, lm_head, text_config = self.vision_adapter.language(hf_model)
-        # kv geometry only: the multimodal heads apply no logit post-processing of their own
-        arch = CacheGeometryAdapter(text_config.model_type)
-        self.lm = QEffCausalLM(hf_model, arch, base=base, lm_head=lm_head, config=text_config)
+        self.lm = QEffCausalLM(hf_model, text_adapter(text_config), base=base, lm_head=lm_head, config=text_config)
         self.image_token_id = self.vision_adapter.image_token_id(hf_model.config)
         self.embedding_width = self.vision_adapter.embedding_width(hf_model.config, text_config.hidden_size)
 
@@ -65,6 +74,14 @@ class QEffImageTextDecoder(nn.Module):
         return self.lm.kv_shape(batch_size, ctx_len)
 
     @property
+    def state_layers(self) -> tuple[bool, ...]:
+        return self.lm.state_layers
+
+    @property
+    def state_shapes(self) -> list[tuple[int, ...]]:
+        return self.lm.state_shapes
+
+    @property
     def extra_input_names(self) -> list[str]:
         return list(self.vision_adapter.decoder_example(1, 1))
 
@@ -74,6 +91,7 @@ class QEffImageTextDecoder(nn.Module):
         is_image = input_ids == self.image_token_id
         # the image token may lie outside the text vocabulary (Gemma3): never look it up
         embeds = self.lm.base.get_input_embeddings()(torch.where(is_image, torch.zeros_like(input_ids), input_ids))
+        embeds = self.vision_adapter.text_embeddings(self.hf, input_ids, embeds)
         rows = vision_embeds.reshape(-1, vision_embeds.shape[-1]).to(embeds.dtype)  # every image of the batch, in order
         # the k-th image token of a row takes image row image_idx + k
         index = torch.cumsum(is_image.to(torch.int64), dim=1) - 1 + image_idx

@@ -12,6 +12,7 @@ import warnings
 
 from QEfficient.transform.adapters import UnsupportedArchitectureError
 from QEfficient.transform.adapters.sweep_status import PROVEN as PROVEN_DECODERS
+from QEfficient.transform.vision_adapters.aria import AriaAdapter
 from QEfficient.transform.vision_adapters.aya_vision import AyaVisionAdapter
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.blip_2 import Blip2Adapter, InstructBlipAdapter
@@ -32,16 +33,27 @@ from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefi
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
 from QEfficient.transform.vision_adapters.kimi_k25 import KimiK25Adapter
 from QEfficient.transform.vision_adapters.lfm2_vl import Lfm2VlAdapter
+from QEfficient.transform.vision_adapters.lfm3_vl import Lfm3VlAdapter
 from QEfficient.transform.vision_adapters.lighton_ocr import LightOnOcrAdapter
 from QEfficient.transform.vision_adapters.llama4 import Llama4Adapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
 from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
+from QEfficient.transform.vision_adapters.minicpmv import MiniCPMVAdapter
+from QEfficient.transform.vision_adapters.minimax_m3_vl import MiniMaxM3VLAdapter
 from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
+from QEfficient.transform.vision_adapters.nemotron_h_omni import NemotronHOmniAdapter
+from QEfficient.transform.vision_adapters.omni_thinker import Qwen2_5OmniThinkerAdapter, Qwen3OmniMoeThinkerAdapter
+from QEfficient.transform.vision_adapters.ovis2 import Ovis2Adapter
+from QEfficient.transform.vision_adapters.paddleocr_vl import PaddleOCRVLAdapter
 from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
+from QEfficient.transform.vision_adapters.perception_lm import PerceptionLMAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
+from QEfficient.transform.vision_adapters.qwen3_5 import Qwen3_5Adapter
 from QEfficient.transform.vision_adapters.qwen3_vl import Qwen3VLAdapter
+from QEfficient.transform.vision_adapters.video_llama_3 import VideoLlama3Adapter
+from QEfficient.transform.vision_adapters.video_llava import VideoLlavaAdapter
 from QEfficient.transform.vision_adapters.vipllava import VipLlavaAdapter
 
 _ADAPTERS: list[VisionLanguageAdapter] = [
@@ -58,6 +70,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Idefics2Adapter("idefics2"),
     DeepseekVLAdapter("janus"),  # the same understanding path: tower -> aligner
     Mistral3Adapter("mistral3"),
+    Mistral3Adapter("mistral_large4"),  # Mistral 3's layout, DeepSeek-V3.2-style text model
     LightOnOcrAdapter("lighton_ocr"),
     PaliGemmaAdapter("paligemma"),
     Gemma3Adapter("gemma3"),
@@ -67,6 +80,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Qwen3VLAdapter("qwen3_vl"),
     Qwen3VLAdapter("qwen3_vl_moe"),
     Qwen3VLAdapter("cosmos3_omni"),  # Qwen3-VL's vision tower and text model
+    Qwen3_5Adapter("qwen3_5"),  # hybrid text models: Gated DeltaNet states in the language graph
+    Qwen3_5Adapter("qwen3_5_moe"),
     Glm4vAdapter("glm4v"),
     Glm4vAdapter("glm46v"),
     Glm4vAdapter("glmga"),  # GLM-4.6V under another name
@@ -78,12 +93,25 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     GotOcr2Adapter("got_ocr2"),
     GotOcr2Adapter("pp_chart2table"),  # GOT-OCR 2.0's layout
     Lfm2VlAdapter("lfm2_vl"),
+    Lfm3VlAdapter("lfm3_vl"),
+    MiniCPMVAdapter("minicpmv4_6"),  # a Qwen3.5 (hybrid) text model
+    MiniCPMVAdapter("minicpm_ocr"),  # MiniCPM-V 4.6's layout, "4x" tokens by default
+    NemotronHOmniAdapter("nemotron_h_omni"),  # images; a Nemotron-H (hybrid Mamba-2) text model
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
+    VideoLlavaAdapter("video_llava"),
+    Ovis2Adapter("ovis2"),
+    VideoLlama3Adapter("video_llama_3"),  # images only (its video half needs torchvision here)
+    PaddleOCRVLAdapter("paddleocr_vl"),
+    Qwen2_5OmniThinkerAdapter("qwen2_5_omni_thinker"),  # images only (no audio, no video)
+    Qwen3OmniMoeThinkerAdapter("qwen3_omni_moe_thinker"),  # images only (no audio, no video)
+    MiniMaxM3VLAdapter("minimax_m3_vl"),
+    AriaAdapter("aria"),
+    PerceptionLMAdapter("perception_lm"),
     Exaone4_5Adapter("exaone4_5"),
     DeepseekVLHybridAdapter("deepseek_vl_hybrid"),
     Cosmos3EdgeAdapter("cosmos3_edge"),
-    Qwen3VLAdapter("cohere_compass"),
+    Qwen3VLAdapter("cohere_compass"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
     KimiK25Adapter("kimi_k25"),
     FuyuAdapter("fuyu"),
     ChameleonAdapter("chameleon"),
@@ -91,7 +119,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Apertus1p5Adapter("apertus1p5"),
     Granite4VisionAdapter("granite4_vision"),
     GraniteDoclingAdapter("granite_docling"),
-    DeepseekOcr2Adapter("deepseek_ocr2"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
+    DeepseekOcr2Adapter("deepseek_ocr2"),
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
@@ -101,12 +129,16 @@ VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _A
 KNOWN_FAILURES: dict[str, str] = {
     "mllama": "its text model interleaves cross-attention layers over the image (keys/values computed once and retained, "
     "as Whisper's); the decoder path has no such layers yet",
-    "aria": "it pads each image into a square and its Idefics3 tower places the patches of the image part by bucketing "
-    "fractional coordinates (torch.bucketize under a patch mask), which does not export; no adapter yet",
     "shieldgemma2": "transformers loads its checkpoints into Gemma3ForConditionalGeneration with the language model's "
     "weights missing (randomly initialised), so there is nothing to match",
-    "video_llava": "its images come as pixel_values_images (and its processor needs torchvision); no adapter yet",
     "fast_vlm": "its FastViT tower is a timm model (a convolutional feature map, not Llava's tokens); no adapter yet",
+    "kosmos-2.5": "its text decoder (kosmos_2_5_text_model: the image's latent queries at the positions its processor "
+    "marks, sinusoidal positions) is not in the decoder table (QEfficient/transform/adapters)",
+    "mistral4": "transformers maps it to Mistral4ForCausalLM, a text-only model that takes no image (Mistral 4 with images is "
+    "a mistral3 checkpoint with a Mistral 4 text model)",
+    "mistral_large4": "its text model's layers are DeepSeek-V3.2-style sparse attention ('indexed_attention': a top-k token "
+    "indexer with a key cache of its own), which the static-KV decoder path does not build yet (nor the decoder sweep's "
+    "deepseek_v32, glm_moe_dsa, hy_v4); its vision side is Mistral 3's adapter",
     "blip": "its BERT-style text decoder reads the image through cross-attention in every layer, not through image "
     "tokens in the prompt; the decoder path has no such layers",
     "idefics": "its text model interleaves gated cross-attention layers over the image (as Mllama's); the decoder path "
@@ -135,11 +167,12 @@ KNOWN_FAILURES: dict[str, str] = {
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "florence2": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "t5gemma2": "an encoder-decoder model, not a decoder-only language model with image tokens",
+    "pp_formulanet": "an encoder-decoder model (a SLANeXt tower, an MBart decoder), not a decoder-only language model with image tokens",
 }
 
 # Vision adapters that are ready but whose text model the decoder path cannot export yet: they run once
 # that text type joins the decoder table (QEfficient/transform/adapters).
-WAITING_ON_DECODER: dict[str, str] = {"aya_vision": "cohere2"}
+WAITING_ON_DECODER: dict[str, str] = {"aya_vision": "cohere2", "mistral_large4": "mistral_large4_text"}
 
 SWEEP_HINT = "python scripts/image_text_sweep.py --types {t} (add a tiny build_{t} to tests/vlm_fixtures.py first)"
 

@@ -63,6 +63,11 @@ class VisionLanguageAdapter:
         """Keyword arguments for the text model made from the extra decoder inputs."""
         return {}
 
+    def text_embeddings(self, hf: nn.Module, input_ids: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
+        """The input embeddings of the non-image tokens [B, S, hidden] (the text model's, unless the model gives
+        some special tokens embeddings of its own: Ovis2's visual indicators)."""
+        return embeds
+
     def embedding_width(self, config, hidden_size: int) -> int:
         """Width of a ``vision_embeds`` row: the text hidden size, wider where an image token carries more (DeepStack)."""
         return hidden_size

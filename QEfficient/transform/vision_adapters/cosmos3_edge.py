@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
+from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter, within_images
 
 
 def resize_weights(in_size: int, out_size: int) -> np.ndarray:
@@ -71,12 +71,8 @@ class Cosmos3EdgeAdapter(Qwen2VLAdapter):
         for layer in visual.encoder.layers:
             attn = layer.self_attn
             h = layer.layer_norm1(x)
-            q, k, v = (
-                proj(h).reshape(n, attn.num_heads, attn.head_dim).transpose(0, 1) for proj in (attn.q_proj, attn.k_proj, attn.v_proj)
-            )
-            scores = torch.where(same_image, torch.matmul(q, k.transpose(-1, -2)) * attn.scale, torch.finfo(q.dtype).min)
-            out = torch.matmul(torch.softmax(scores.float(), dim=-1).to(v.dtype), v).transpose(0, 1).reshape(n, -1)
-            x = x + attn.out_proj(out)
+            q, k, v = (proj(h).reshape(n, attn.num_heads, attn.head_dim) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
+            x = x + attn.out_proj(within_images(q, k, v, attn.scale, same_image))
             x = x + layer.mlp(layer.layer_norm2(x))
         return hf.model.projector(visual.post_layernorm(x)).unsqueeze(0)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
-from QEfficient.transform.vision_adapters.qwen2_vl import PlainTextPositions
+from QEfficient.transform.vision_adapters.qwen2_vl import CachePositionsRotary
 
 
 @dataclass(frozen=True)
-class Exaone4_5Adapter(PlainTextPositions, Qwen2_5_VLAdapter):
+class Exaone4_5Adapter(CachePositionsRotary, Qwen2_5_VLAdapter):
     """The tower's grouped-query attention is handled by the shared vision block (qwen2_vl._vision_block)."""

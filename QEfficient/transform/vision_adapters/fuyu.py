@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
-from QEfficient.transform.vision_adapters.qwen2_vl import PlainTextPositions, Qwen2VLAdapter
+from QEfficient.transform.vision_adapters.qwen2_vl import CachePositionsRotary, Qwen2VLAdapter
 
 
 @dataclass(frozen=True)
-class FuyuAdapter(PlainTextPositions, Qwen2VLAdapter):
+class FuyuAdapter(CachePositionsRotary, Qwen2VLAdapter):
     graph_inputs = VisionLanguageAdapter.graph_inputs
 
     def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from QEfficient.transform.vision_adapters.qwen2_vl import PlainTextPositions, Qwen2VLAdapter, _vision_block
+from QEfficient.transform.vision_adapters.qwen2_vl import CachePositionsRotary, Qwen2VLAdapter, _vision_block
 
 
 def _block_order(grid: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
@@ -30,7 +30,7 @@ def _block_order(grid: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class KimiK25Adapter(PlainTextPositions, Qwen2VLAdapter):
+class KimiK25Adapter(CachePositionsRotary, Qwen2VLAdapter):
     merge_kernel: tuple[int, int] = (2, 2)  # from the vision config (for_config): the host orders the blocks
 
     def for_config(self, config) -> KimiK25Adapter:

@@ -4,9 +4,8 @@ patches with a mask; the position table is resized to each grid inside the graph
 each giving (rows / factor) x (cols / factor) image tokens; the vision graph returns every unit's tokens
 in one row (their counts differ).
 
-LFM2's short-convolution layers (``layer_types`` "conv") keep a convolution state; the text-only decoder
-path retains such states (transform/recurrent_state.py) but the image-text graphs do not carry them yet,
-so a text model with them is refused with that reason."""
+LFM2's short-convolution layers (``layer_types`` "conv") keep a convolution state, which the language graph
+retains after the KV cache (transform/image_text.py), as for LFM3-VL's LFM3 text model."""
 
 from __future__ import annotations
 
@@ -22,17 +21,7 @@ from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 @dataclass(frozen=True)
 class Lfm2VlAdapter(VisionLanguageAdapter):
     flat_embeddings = True
-
-    def for_config(self, config) -> Lfm2VlAdapter:
-        from QEfficient.transform.adapters import UnsupportedArchitectureError
-
-        if "conv" in (getattr(config.text_config, "layer_types", None) or []):
-            raise UnsupportedArchitectureError(
-                f"'{self.model_type}': its LFM2 text model has short-convolution layers (layer_types 'conv'), whose "
-                "convolution state the image-text graphs do not carry yet (QEFFAutoModelForCausalLM runs LFM2 text "
-                "models with them); only LFM2 text models with attention layers alone run here."
-            )
-        return self
+    nested_images: bool = True  # the processor takes a batch's images per prompt
 
     def default_img_size(self, config) -> int:
         return 0  # any size: the processor chooses each image's grid

@@ -22,27 +22,33 @@ from torch import nn
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 
 
+def within_images(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float, same_image: torch.Tensor) -> torch.Tensor:
+    """Attention of [N, heads, d] patches to the patches of their own image ([N, N] mask) -> [N, heads * d]."""
+    n = q.shape[0]
+    q, k, v = (t.transpose(0, 1) for t in (q, k, v))  # [heads, N, d]
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scaling
+    scores = torch.where(same_image, scores, torch.finfo(scores.dtype).min)
+    return torch.matmul(torch.softmax(scores.float(), dim=-1).to(v.dtype), v).transpose(0, 1).reshape(n, -1)
+
+
 def _vision_block(block: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, same_image: torch.Tensor) -> torch.Tensor:
     from transformers.models.qwen2_vl.modeling_qwen2_vl import apply_rotary_pos_emb_vision
 
     attn = block.attn
     n = x.shape[0]
+    h = block.norm1(x)
     if hasattr(attn, "kv_dim"):  # EXAONE 4.5: grouped-query attention (fewer key/value heads)
-        q, k, v = (t.reshape(n, -1, attn.head_dim) for t in attn.qkv(block.norm1(x)).split([attn.q_dim, attn.kv_dim, attn.kv_dim], -1))
+        q, k, v = (t.reshape(n, -1, attn.head_dim) for t in attn.qkv(h).split([attn.q_dim, attn.kv_dim, attn.kv_dim], -1))
         k, v = (t.repeat_interleave(attn.num_key_value_groups, dim=1) for t in (k, v))
-    elif hasattr(attn, "q_proj"):  # Kimi K2.5: separate projections
-        h = block.norm1(x)
-        q, k, v = (proj(h).reshape(n, attn.num_heads, -1) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
-    else:
-        q, k, v = attn.qkv(block.norm1(x)).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    elif hasattr(attn, "qkv"):
+        q, k, v = attn.qkv(h).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    else:  # projected separately: Qwen2.5-Omni (q, k, v), Kimi K2.5 (q_proj, k_proj, v_proj)
+        projections = (attn.q, attn.k, attn.v) if hasattr(attn, "q") else (attn.q_proj, attn.k_proj, attn.v_proj)
+        q, k, v = (proj(h).reshape(n, attn.num_heads, -1) for proj in projections)
     if hasattr(attn, "q_norm"):  # GLM-OCR normalises each head's queries and keys
         q, k = attn.q_norm(q), attn.k_norm(k)
     q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
-    q, k, v = (t.transpose(0, 1) for t in (q, k, v))  # [heads, N, d]
-    scores = torch.matmul(q, k.transpose(-1, -2)) * attn.scaling
-    scores = torch.where(same_image, scores, torch.finfo(scores.dtype).min)
-    out = torch.matmul(torch.softmax(scores.float(), dim=-1).to(v.dtype), v).transpose(0, 1).reshape(n, -1)
-    x = x + attn.proj(out)
+    x = x + attn.proj(within_images(q, k, v, attn.scaling, same_image))
     return x + block.mlp(block.norm2(x))
 
 
@@ -131,11 +137,11 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
         return positions[:, 0].numpy().astype(np.int64), int(deltas.reshape(-1)[0])
 
 
-class PlainTextPositions:
-    """Mixin for an adapter with Qwen2-VL's vision side and a text model on plain 1-D positions (no multimodal
-    rotary): the default language graph and no host-side rotary rule."""
+class CachePositionsRotary:
+    """For a Qwen2-VL-style adapter whose text model takes plain 1-D positions: the cache positions are the rotary
+    positions, so the language graph takes no 3-D positions and the host computes none (list it first among the bases)."""
 
+    prompt_positions = VisionLanguageAdapter.prompt_positions
     decoder_example = VisionLanguageAdapter.decoder_example
     decoder_axes = VisionLanguageAdapter.decoder_axes
     language_kwargs = VisionLanguageAdapter.language_kwargs
-    prompt_positions = VisionLanguageAdapter.prompt_positions

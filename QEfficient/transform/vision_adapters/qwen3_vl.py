@@ -94,7 +94,7 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
         deepstack = []
         for i, block in enumerate(visual.blocks):
             x = _vision_block(block, x, cos, sin, same_image)
-            if i in visual.deepstack_visual_indexes:
+            if i in getattr(visual, "deepstack_visual_indexes", ()):  # Qwen3.5 has no DeepStack
                 deepstack.append(visual.deepstack_merger_list[visual.deepstack_visual_indexes.index(i)](x))
         return torch.cat([visual.merger(x), *deepstack], dim=-1).unsqueeze(0)
 
