@@ -25,7 +25,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-from tests import vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures
+from tests import vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures, vlm_fixtures_mllama
 
 STATUSES = ("token-exact", "differs", "export-fails", "hf-fails", "no-local-processor", "not-attempted")
 
@@ -41,7 +41,7 @@ BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
         "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words",
     ),
 }
-for _module in (vlm_family_fixtures, vlm_family_fixtures_more):  # the families added with the sweep
+for _module in (vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures_mllama):  # the families added with the sweep
     for _type, _prompt in _module.PROMPTS.items():
         BUILDERS[_type] = (getattr(_module, f"build_{_type.replace('-', '_')}"), _prompt)
 

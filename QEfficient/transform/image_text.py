@@ -16,7 +16,6 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from QEfficient.transform.adapters.base import CacheGeometryAdapter
 from QEfficient.transform.static_kv import QEffCausalLM
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
 
@@ -47,8 +46,7 @@ class QEffImageTextDecoder(nn.Module):
         self.hf = hf_model
         self.vision_adapter = adapter or get_vision_adapter(hf_model.config)
         base, lm_head, text_config = self.vision_adapter.language(hf_model)
-        # kv geometry only: the multimodal heads apply no logit post-processing of their own
-        arch = CacheGeometryAdapter(text_config.model_type)
+        arch = self.vision_adapter.cache_adapter(text_config)
         self.lm = QEffCausalLM(hf_model, arch, base=base, lm_head=lm_head, config=text_config)
         self.image_token_id = self.vision_adapter.image_token_id(hf_model.config)
         self.embedding_width = self.vision_adapter.embedding_width(hf_model.config, text_config.hidden_size)
@@ -72,6 +70,10 @@ class QEffImageTextDecoder(nn.Module):
         n_extra = len(self.extra_input_names)
         extra, past = rest[:n_extra], rest[n_extra:]
         is_image = input_ids == self.image_token_id
+        if self.vision_adapter.cross_attention:  # the image is read by cross-attention layers, not merged into embeddings
+            kwargs = self.vision_adapter.cross_attention_kwargs(vision_embeds, image_idx, is_image)
+            logits, retained = self.lm.step(position_ids, list(past), input_ids=input_ids, **kwargs)
+            return (logits, image_idx + is_image.sum(dim=1, keepdim=True), *retained)
         # the image token may lie outside the text vocabulary (Gemma3): never look it up
         embeds = self.lm.base.get_input_embeddings()(torch.where(is_image, torch.zeros_like(input_ids), input_ids))
         rows = vision_embeds.reshape(-1, vision_embeds.shape[-1]).to(embeds.dtype)  # every image of the batch, in order

@@ -29,6 +29,7 @@ from QEfficient.transform.vision_adapters.llava import LlavaAdapter
 from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
 from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
+from QEfficient.transform.vision_adapters.mllama import MllamaAdapter
 from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
@@ -64,6 +65,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Glm4vAdapter("glm4v_moe"),
     Glm4vAdapter("glm_ocr", position_table=False),
     Llama4Adapter("llama4"),
+    MllamaAdapter("mllama"),  # cross-attention layers over keys/values computed once per image
     Blip2Adapter("blip-2"),
     InstructBlipAdapter("instructblip"),
     GotOcr2Adapter("got_ocr2"),
@@ -78,8 +80,6 @@ VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _A
 
 # Why some image-text types cannot run here, beyond "its text model is not in the decoder table".
 KNOWN_FAILURES: dict[str, str] = {
-    "mllama": "its text model interleaves cross-attention layers over the image (keys/values computed once and retained, "
-    "as Whisper's); the decoder path has no such layers yet",
     "aria": "it pads each image into a square and its Idefics3 tower places the patches of the image part by bucketing "
     "fractional coordinates (torch.bucketize under a patch mask), which does not export; no adapter yet",
     "shieldgemma2": "transformers loads its checkpoints into Gemma3ForConditionalGeneration with the language model's "

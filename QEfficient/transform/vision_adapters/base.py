@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from QEfficient.transform.adapters.base import ArchAdapter, CacheGeometryAdapter
+
 
 @dataclass(frozen=True)
 class VisionLanguageAdapter:
@@ -23,6 +25,9 @@ class VisionLanguageAdapter:
     # The whole prompt attends both ways at prefill, generated tokens causally (PaliGemma's prefix):
     # a prompt is prefilled in one chunk.
     bidirectional_prompt: bool = False
+    # The text model reads the image through cross-attention layers (Mllama): a ``vision_embeds`` row per
+    # sequence stays bound for the whole generation, and image tokens keep their own embeddings.
+    cross_attention: bool = False
 
     def for_config(self, config) -> VisionLanguageAdapter:
         """The adapter with what it needs of one model's config (most need nothing)."""
@@ -47,6 +52,14 @@ class VisionLanguageAdapter:
     def language(self, hf: nn.Module) -> tuple[nn.Module, nn.Module, Any]:
         """(text base model, LM head, text config)."""
         return hf.model.language_model, hf.lm_head, hf.config.text_config
+
+    def cache_adapter(self, text_config) -> ArchAdapter:
+        """The KV cache's geometry (the multimodal heads apply no logit post-processing of their own)."""
+        return CacheGeometryAdapter(text_config.model_type)
+
+    def embeds_example(self, batch: int, width: int) -> torch.Tensor:
+        """Trace-time ``vision_embeds`` of the language graph for a batch of ``batch`` sequences."""
+        return torch.zeros(2, 3, width)
 
     def image_token_id(self, config) -> int:
         return int(config.image_token_id)
