@@ -28,11 +28,13 @@ class ImageTextBatchingEngine(ContinuousBatchingEngine):
         self.uses_rope = False
         self._decode_bound = False
         # cross-attention models: each cache row's image row, bound for decode
-        self.cross_rows = np.zeros((session.batch_size, 1, prefiller.hidden_size), np.float32) if prefiller.adapter.cross_attention else None
+        self.cross_rows = None
+        if prefiller.adapter.cross_attention:
+            self.cross_rows = np.zeros((session.batch_size, 1, prefiller.hidden_size), np.float32)
 
     def _prefill_request(self, slot: int, request: Request) -> np.ndarray:
         vision = request.extra["vision"]
-        if not self._decode_bound:  # decode runs on the whole-cache binding: text only, bound once
+        if not self._decode_bound and self.cross_rows is None:  # decode runs on the whole-cache binding: text only, bound once
             inputs, outputs = self.prefiller.decode_inputs(self.session.batch_size, vision)
             self.session.bind_inputs(**inputs)
             if outputs:

@@ -162,12 +162,13 @@ class MllamaAdapter(VisionLanguageAdapter):
         per_prompt = ((ids == config.image_token_id) & (mask > 0)).sum(axis=1)
         if (per_prompt != 1).any():
             raise ValueError(
-                f"Mllama takes one image per prompt (one {'<|image|>'} each); the prompts have {per_prompt.tolist()}: "
+                f"Mllama takes one image per prompt (one <|image|> each); the prompts have {per_prompt.tolist()}: "
                 "run prompts with several images, or none, with transformers' generate."
             )
         pixels = np.asarray(inputs["pixel_values"], dtype=np.float32)
         if pixels.shape[-1] != img_size or pixels.shape[-2] != img_size:
-            raise ValueError(f"pixel_values tiles are {pixels.shape[-2]}x{pixels.shape[-1]} but the vision graph was compiled for img_size={img_size}.")
+            size = f"{pixels.shape[-2]}x{pixels.shape[-1]}"
+            raise ValueError(f"pixel_values tiles are {size} but the vision graph was compiled for img_size={img_size}.")
         return {
             "pixel_values": np.ascontiguousarray(pixels.reshape(-1, *pixels.shape[2:])),
             "aspect_ratio_ids": np.asarray(inputs["aspect_ratio_ids"], dtype=np.int64).reshape(-1),
