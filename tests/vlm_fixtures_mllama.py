@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from transformers import AutoProcessor
 
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
 
@@ -54,3 +55,59 @@ def build_mllama(folder) -> Path:
 
 
 PROMPTS["mllama"] = "Look: <|image|> Describe the picture in a few words"  # the tokens before the image see no tile
+
+
+def build_gemma4(folder) -> Path:
+    """Gemma 4: a 2-layer vision tower (patch 4, 2-D positions, 1x1 pooling) whose processor resizes each image,
+    aspect ratio kept, to at most 70 patches (70 soft tokens) padded to 70; a 2-layer Gemma 4 text model with
+    per-layer inputs; "<|image|>" becomes "<boi>" + soft tokens + "<eoi>"."""
+    from transformers import Gemma4Config, Gemma4ForConditionalGeneration
+    from transformers.models.gemma4.image_processing_pil_gemma4 import Gemma4ImageProcessorPil
+
+    folder = Path(folder)
+    # audio tokens too: Gemma4Processor.validate_inputs refuses a tokenizer without them, even for images
+    named = {"image_token": "<|image|>", "boi_token": "<boi>", "eoi_token": "<eoi>", "audio_token": "<|audio|>", "boa_token": "<boa>", "eoa_token": "<eoa>"}
+    tok = _tokenizer(list(named.values()) + ["<|video|>"], named)
+    ids = tok.convert_tokens_to_ids
+    text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, sliding_window=8, hidden_size_per_layer_input=8)
+    text["vocab_size_per_layer_input"] = len(tok)
+    text["layer_types"] = ["sliding_attention", "full_attention"]
+    vision = dict(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, head_dim=16,
+        patch_size=4, pooling_kernel_size=3, position_embedding_size=64,
+    )
+    config = Gemma4Config(
+        text_config=text, vision_config=vision, audio_config=None, image_token_id=ids("<|image|>"), boi_token_id=ids("<boi>"),
+        eoi_token_id=ids("<eoi>"), video_token_id=ids("<|video|>"),
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Gemma4ForConditionalGeneration(config), folder)
+    image_processor = Gemma4ImageProcessorPil(patch_size=4, max_soft_tokens=70, pooling_kernel_size=3)
+    TinyGemma4Processor(image_processor=image_processor, tokenizer=tok, image_seq_length=70).save_pretrained(folder)
+    return folder
+
+
+def _gemma4_processor_class():
+    from transformers import ProcessorMixin
+    from transformers.models.gemma4.processing_gemma4 import Gemma4Processor
+
+    class TinyGemma4Processor(Gemma4Processor):
+        """Gemma4Processor without its video processor (torchvision) and audio feature extractor."""
+
+        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, image_seq_length: int = 280, **kwargs):
+            # Gemma4Processor.__init__ without the two missing parts (ProcessorMixin takes this signature's)
+            self.image_seq_length, self.audio_seq_length, self.audio_ms_per_token = image_seq_length, 750, 40
+            self.image_token_id, self.image_token = tokenizer.image_token_id, tokenizer.image_token
+            self.boi_token, self.eoi_token = tokenizer.boi_token, tokenizer.eoi_token
+            self.video_token = "<|video|>"
+            self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+            self.audio_token, self.boa_token, self.eoa_token = tokenizer.audio_token, tokenizer.boa_token, tokenizer.eoa_token
+            self.audio_token_id = tokenizer.audio_token_id
+            ProcessorMixin.__init__(self, image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+
+    return TinyGemma4Processor
+
+
+TinyGemma4Processor = _gemma4_processor_class()
+AutoProcessor.register("tiny_gemma4_processor", TinyGemma4Processor, exist_ok=True)
+PROMPTS["gemma4"] = "Look: <|image|> Describe the picture in a few words"

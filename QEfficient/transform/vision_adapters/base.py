@@ -76,6 +76,10 @@ class VisionLanguageAdapter:
         """Keyword arguments for the text model made from the extra decoder inputs."""
         return {}
 
+    def text_kwargs(self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor) -> dict[str, Any]:
+        """Keyword arguments for the text model made from the ids (Gemma 4's per-layer inputs); none by default."""
+        return {}
+
     def embedding_width(self, config, hidden_size: int) -> int:
         """Width of a ``vision_embeds`` row: the text hidden size, wider where an image token carries more (DeepStack)."""
         return hidden_size
