@@ -66,19 +66,32 @@ def build_gemma4(folder) -> Path:
 
     folder = Path(folder)
     # audio tokens too: Gemma4Processor.validate_inputs refuses a tokenizer without them, even for images
-    named = {"image_token": "<|image|>", "boi_token": "<boi>", "eoi_token": "<eoi>", "audio_token": "<|audio|>", "boa_token": "<boa>", "eoa_token": "<eoa>"}
+    named = {"image_token": "<|image|>", "boi_token": "<boi>", "eoi_token": "<eoi>"}
+    named.update(audio_token="<|audio|>", boa_token="<boa>", eoa_token="<eoa>")
     tok = _tokenizer(list(named.values()) + ["<|video|>"], named)
     ids = tok.convert_tokens_to_ids
     text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, sliding_window=8, hidden_size_per_layer_input=8)
     text["vocab_size_per_layer_input"] = len(tok)
     text["layer_types"] = ["sliding_attention", "full_attention"]
     vision = dict(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, head_dim=16,
-        patch_size=4, pooling_kernel_size=3, position_embedding_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=16,
+        patch_size=4,
+        pooling_kernel_size=3,
+        position_embedding_size=64,
     )
     config = Gemma4Config(
-        text_config=text, vision_config=vision, audio_config=None, image_token_id=ids("<|image|>"), boi_token_id=ids("<boi>"),
-        eoi_token_id=ids("<eoi>"), video_token_id=ids("<|video|>"),
+        text_config=text,
+        vision_config=vision,
+        audio_config=None,
+        image_token_id=ids("<|image|>"),
+        boi_token_id=ids("<boi>"),
+        eoi_token_id=ids("<eoi>"),
+        video_token_id=ids("<|video|>"),
     )
     torch.manual_seed(0)
     _widen_and_save(Gemma4ForConditionalGeneration(config), folder)
