@@ -124,3 +124,45 @@ def _gemma4_processor_class():
 TinyGemma4Processor = _gemma4_processor_class()
 AutoProcessor.register("tiny_gemma4_processor", TinyGemma4Processor, exist_ok=True)
 PROMPTS["gemma4"] = "Look: <|image|> Describe the picture in a few words"
+
+
+def build_gemma4_unified(folder) -> Path:
+    """Gemma 4 unified (encoder-free): raw 8 px patches (4 px patches merged 2x2) through LN -> Dense -> LN +
+    2-D position table -> LN -> projection, at most 70 per image; a 2-layer Gemma 4 unified text model.
+    Its image processor has only a torchvision backend: Gemma 4's PIL patcher at the merged patch size (8 px,
+    no further pooling) gives the same patches, positions and padding (patches_merge of k x k patches of p px
+    is the image cut into k*p px patches, in the same order)."""
+    from transformers import Gemma4UnifiedConfig, Gemma4UnifiedForConditionalGeneration
+    from transformers.models.gemma4.image_processing_pil_gemma4 import Gemma4ImageProcessorPil
+
+    folder = Path(folder)
+    named = {"image_token": "<|image|>", "boi_token": "<boi>", "eoi_token": "<eoi>"}
+    named.update(audio_token="<|audio|>", boa_token="<boa>", eoa_token="<eoa>")
+    tok = _tokenizer(list(named.values()) + ["<|video|>"], named)
+    ids = tok.convert_tokens_to_ids
+    # a window wider than an image's 70 tokens: HF lets an image block see itself whole even past the window
+    # (causal & window, or the same block), the language graph's mask does not yet (see the adapter)
+    text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, sliding_window=96, layer_types=["sliding_attention", "full_attention"])
+    vision = dict(patch_size=4, pooling_kernel_size=2, mm_embed_dim=64, mm_posemb_size=32, output_proj_dims=64)
+    config = Gemma4UnifiedConfig(
+        text_config=text,
+        vision_config=vision,
+        audio_config=None,
+        image_token_id=ids("<|image|>"),
+        boi_token_id=ids("<boi>"),
+        eoi_token_id=ids("<eoi>"),
+        video_token_id=ids("<|video|>"),
+    )
+    torch.manual_seed(0)
+    _widen_and_save(Gemma4UnifiedForConditionalGeneration(config), folder)
+    image_processor = Gemma4ImageProcessorPil(patch_size=8, max_soft_tokens=70, pooling_kernel_size=1)
+    TinyGemma4UnifiedProcessor(image_processor=image_processor, tokenizer=tok, image_seq_length=70).save_pretrained(folder)
+    return folder
+
+
+class TinyGemma4UnifiedProcessor(TinyGemma4Processor):
+    """Gemma4UnifiedProcessor's text and image behaviour (the same as Gemma 4's) under a name of its own."""
+
+
+AutoProcessor.register("tiny_gemma4_unified_processor", TinyGemma4UnifiedProcessor, exist_ok=True)
+PROMPTS["gemma4_unified"] = PROMPTS["gemma4"]

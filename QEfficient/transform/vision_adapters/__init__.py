@@ -17,7 +17,7 @@ from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.blip_2 import Blip2Adapter, InstructBlipAdapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
-from QEfficient.transform.vision_adapters.gemma4 import Gemma4Adapter
+from QEfficient.transform.vision_adapters.gemma4 import Gemma4Adapter, Gemma4UnifiedAdapter
 from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
 from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
 from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXVisionAdapter
@@ -55,6 +55,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     PaliGemmaAdapter("paligemma"),
     Gemma3Adapter("gemma3"),
     Gemma4Adapter("gemma4"),
+    Gemma4UnifiedAdapter("gemma4_unified"),  # encoder-free: merged raw patches, embedded
     Qwen2VLAdapter("qwen2_vl"),
     Qwen2_5_VLAdapter("qwen2_5_vl"),
     HyperClovaXVisionAdapter("hyperclovax_vision_v2"),
