@@ -83,6 +83,8 @@ VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _A
 
 # Why some image-text types cannot run here, beyond "its text model is not in the decoder table".
 KNOWN_FAILURES: dict[str, str] = {
+    "gemma3n": "its vision tower is a timm model (MobileNetV5 through TimmWrapperModel) and timm is not installed here, "
+    "so transformers itself cannot build it; no adapter yet",
     "aria": "it pads each image into a square and its Idefics3 tower places the patches of the image part by bucketing "
     "fractional coordinates (torch.bucketize under a patch mask), which does not export; no adapter yet",
     "shieldgemma2": "transformers loads its checkpoints into Gemma3ForConditionalGeneration with the language model's "
