@@ -4,7 +4,13 @@ so an image gives (real patches / k^2) soft tokens, one flat run of rows. The te
 looked up from the ids with image tokens read as padding (HF's rule), not from the merged embeddings.
 
 Gemma 4 unified has no tower: its processor merges k x k patches into one, and an embedder (norms, a dense
-layer, a 2-D position table, a projection) turns each real merged patch into one soft token."""
+layer, a 2-D position table, a projection) turns each real merged patch into one soft token.
+
+Where the config asks for it (``use_bidirectional_attention="vision"``), an image's tokens attend to each other
+both ways, as Gemma 3's. Known gap: HF lets a block see itself whole even where it is longer than a sliding
+layer's window (causal-and-window, or same block); the language graph's mask still cuts such a block at the
+window, so an image of more soft tokens than ``sliding_window`` would differ (the released windows, 512-1024,
+exceed the default 280 soft tokens)."""
 
 from __future__ import annotations
 
