@@ -57,47 +57,39 @@ def build_mllama(folder) -> Path:
 PROMPTS["mllama"] = "Look: <|image|> Describe the picture in a few words"  # the tokens before the image see no tile
 
 
+def _gemma4_tokenizer():
+    # audio tokens too: Gemma4Processor.validate_inputs refuses a tokenizer without them, even for images
+    named = {"image_token": "<|image|>", "boi_token": "<boi>", "eoi_token": "<eoi>"}
+    named.update(audio_token="<|audio|>", boa_token="<boa>", eoa_token="<eoa>")
+    return _tokenizer(list(named.values()) + ["<|video|>"], named)
+
+
+def _save_gemma4(folder, tok, config_class, model_class, processor_class, text: dict, vision: dict, image_processor) -> Path:
+    """The Gemma 4 family's config (no audio), seeded widened weights and processor (70 soft tokens at most)."""
+    folder = Path(folder)
+    ids = tok.convert_tokens_to_ids
+    specials = {f"{name}_token_id": ids(token) for name, token in [("image", "<|image|>"), ("boi", "<boi>"), ("eoi", "<eoi>")]}
+    config = config_class(text_config=text, vision_config=vision, audio_config=None, video_token_id=ids("<|video|>"), **specials)
+    torch.manual_seed(0)
+    _widen_and_save(model_class(config), folder)
+    processor_class(image_processor=image_processor, tokenizer=tok, image_seq_length=70).save_pretrained(folder)
+    return folder
+
+
 def build_gemma4(folder) -> Path:
-    """Gemma 4: a 2-layer vision tower (patch 4, 2-D positions, 1x1 pooling) whose processor resizes each image,
-    aspect ratio kept, to at most 70 patches (70 soft tokens) padded to 70; a 2-layer Gemma 4 text model with
+    """Gemma 4: a 2-layer vision tower (patch 4, 2-D positions, 3x3 pooling) whose processor resizes each image,
+    aspect ratio kept, to at most 630 patches (70 soft tokens) padded to 630; a 2-layer Gemma 4 text model with
     per-layer inputs; "<|image|>" becomes "<boi>" + soft tokens + "<eoi>"."""
     from transformers import Gemma4Config, Gemma4ForConditionalGeneration
     from transformers.models.gemma4.image_processing_pil_gemma4 import Gemma4ImageProcessorPil
 
-    folder = Path(folder)
-    # audio tokens too: Gemma4Processor.validate_inputs refuses a tokenizer without them, even for images
-    named = {"image_token": "<|image|>", "boi_token": "<boi>", "eoi_token": "<eoi>"}
-    named.update(audio_token="<|audio|>", boa_token="<boa>", eoa_token="<eoa>")
-    tok = _tokenizer(list(named.values()) + ["<|video|>"], named)
-    ids = tok.convert_tokens_to_ids
+    tok = _gemma4_tokenizer()
     text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, sliding_window=8, hidden_size_per_layer_input=8)
-    text["vocab_size_per_layer_input"] = len(tok)
-    text["layer_types"] = ["sliding_attention", "full_attention"]
-    vision = dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=16,
-        patch_size=4,
-        pooling_kernel_size=3,
-        position_embedding_size=64,
-    )
-    config = Gemma4Config(
-        text_config=text,
-        vision_config=vision,
-        audio_config=None,
-        image_token_id=ids("<|image|>"),
-        boi_token_id=ids("<boi>"),
-        eoi_token_id=ids("<eoi>"),
-        video_token_id=ids("<|video|>"),
-    )
-    torch.manual_seed(0)
-    _widen_and_save(Gemma4ForConditionalGeneration(config), folder)
+    text.update(vocab_size_per_layer_input=len(tok), layer_types=["sliding_attention", "full_attention"])
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2)
+    vision.update(head_dim=16, patch_size=4, pooling_kernel_size=3, position_embedding_size=64)
     image_processor = Gemma4ImageProcessorPil(patch_size=4, max_soft_tokens=70, pooling_kernel_size=3)
-    TinyGemma4Processor(image_processor=image_processor, tokenizer=tok, image_seq_length=70).save_pretrained(folder)
-    return folder
+    return _save_gemma4(folder, tok, Gemma4Config, Gemma4ForConditionalGeneration, TinyGemma4Processor, text, vision, image_processor)
 
 
 def _gemma4_processor_class():
@@ -135,29 +127,14 @@ def build_gemma4_unified(folder) -> Path:
     from transformers import Gemma4UnifiedConfig, Gemma4UnifiedForConditionalGeneration
     from transformers.models.gemma4.image_processing_pil_gemma4 import Gemma4ImageProcessorPil
 
-    folder = Path(folder)
-    named = {"image_token": "<|image|>", "boi_token": "<boi>", "eoi_token": "<eoi>"}
-    named.update(audio_token="<|audio|>", boa_token="<boa>", eoa_token="<eoa>")
-    tok = _tokenizer(list(named.values()) + ["<|video|>"], named)
-    ids = tok.convert_tokens_to_ids
+    tok = _gemma4_tokenizer()
     # a window wider than an image's 70 tokens: HF lets an image block see itself whole even past the window
     # (causal & window, or the same block), the language graph's mask does not yet (see the adapter)
     text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, sliding_window=96, layer_types=["sliding_attention", "full_attention"])
     vision = dict(patch_size=4, pooling_kernel_size=2, mm_embed_dim=64, mm_posemb_size=32, output_proj_dims=64)
-    config = Gemma4UnifiedConfig(
-        text_config=text,
-        vision_config=vision,
-        audio_config=None,
-        image_token_id=ids("<|image|>"),
-        boi_token_id=ids("<boi>"),
-        eoi_token_id=ids("<eoi>"),
-        video_token_id=ids("<|video|>"),
-    )
-    torch.manual_seed(0)
-    _widen_and_save(Gemma4UnifiedForConditionalGeneration(config), folder)
     image_processor = Gemma4ImageProcessorPil(patch_size=8, max_soft_tokens=70, pooling_kernel_size=1)
-    TinyGemma4UnifiedProcessor(image_processor=image_processor, tokenizer=tok, image_seq_length=70).save_pretrained(folder)
-    return folder
+    model_class = Gemma4UnifiedForConditionalGeneration
+    return _save_gemma4(folder, tok, Gemma4UnifiedConfig, model_class, TinyGemma4UnifiedProcessor, text, vision, image_processor)
 
 
 class TinyGemma4UnifiedProcessor(TinyGemma4Processor):
