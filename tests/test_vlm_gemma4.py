@@ -1,7 +1,6 @@
 """Gemma 4 image-text in both layouts: a batch of two images of different aspect ratios (different soft-token
-counts, padded patch lists), statically batched and continuously batched with more prompts than cache rows;
-Gemma 4 unified (encoder-free, image blocks attended both ways) statically batched. Greedy tokens equal HF
-``generate``; tiny models from tests/vlm_fixtures_mllama.py."""
+counts, padded patch lists), statically batched and continuously batched with more prompts than cache rows.
+Greedy tokens equal HF ``generate``; tiny model from tests/vlm_fixtures_mllama.py (Gemma 4 unified: the sweep)."""
 
 from __future__ import annotations
 
@@ -10,25 +9,20 @@ from transformers import AutoProcessor
 
 from QEfficient import QEFFAutoModelForImageTextToText
 from tests.image_text_sweep import hf_greedy, image
-from tests.vlm_fixtures_mllama import PROMPTS, build_gemma4, build_gemma4_unified
+from tests.vlm_fixtures_mllama import PROMPTS, build_gemma4
 
 IMAGES = [image(2, (30, 30)), image(3, (64, 20)), image(4, (50, 40))]
 TEXTS = [PROMPTS["gemma4"], PROMPTS["gemma4"].replace("Describe", "Name"), "<|image|> What is it?"]
 
 
-BUILDERS = {"gemma4": build_gemma4, "gemma4_unified": build_gemma4_unified}
-
-
-@pytest.fixture(scope="module", params=sorted(BUILDERS))
-def folder(request, tmp_path_factory):
-    return BUILDERS[request.param](tmp_path_factory.mktemp(request.param))
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return build_gemma4(tmp_path_factory.mktemp("gemma4"))
 
 
 @pytest.mark.parametrize("kv_offload", [True, False], ids=["two_graphs", "one_graph"])
 @pytest.mark.parametrize("continuous_batching", [False, True], ids=["static", "continuous"])
 def test_greedy_tokens_match_hf(folder, kv_offload, continuous_batching):
-    if continuous_batching and folder.name.startswith("gemma4_unified"):
-        pytest.skip("the continuous engine's path is the same for both; Gemma 4 runs it")
     processor = AutoProcessor.from_pretrained(folder)
     model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload, continuous_batching=continuous_batching)
     sizes = {"full_batch_size": 2} if continuous_batching else {"batch_size": 2}
