@@ -143,4 +143,3 @@ class TinyGemma4UnifiedProcessor(TinyGemma4Processor):
 
 AutoProcessor.register("tiny_gemma4_unified_processor", TinyGemma4UnifiedProcessor, exist_ok=True)
 PROMPTS["gemma4_unified"] = PROMPTS["gemma4"]
-
