@@ -70,7 +70,7 @@ CAVEATS: dict[str, str] = {
     "llama4": "its image processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
     "llava_next_video": "images only: its processor's video half needs torchvision (not installed)",
     "gemma4_unified": "its image processor has only a torchvision backend (not installed): Gemma 4's PIL patcher at the merged "
-    "patch size stands in (the same patches); sliding window wider than an image block (see the adapter)",
+    "patch size stands in (the same patches)",
     "mllama": "one image per prompt (the cross-attention keys/values are one row per sequence)",
     "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
     "text model with attention layers only: LFM2's short-convolution layers are refused with that reason (the "

@@ -128,9 +128,8 @@ def build_gemma4_unified(folder) -> Path:
     from transformers.models.gemma4.image_processing_pil_gemma4 import Gemma4ImageProcessorPil
 
     tok = _gemma4_tokenizer()
-    # a window wider than an image's 70 tokens: HF lets an image block see itself whole even past the window
-    # (causal & window, or the same block), the language graph's mask does not yet (see the adapter)
-    text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, sliding_window=96, layer_types=["sliding_attention", "full_attention"])
+    # a window of 8, far shorter than an image's block of up to 70 tokens, which still sees itself whole
+    text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, sliding_window=8, layer_types=["sliding_attention", "full_attention"])
     vision = dict(patch_size=4, pooling_kernel_size=2, mm_embed_dim=64, mm_posemb_size=32, output_proj_dims=64)
     image_processor = Gemma4ImageProcessorPil(patch_size=8, max_soft_tokens=70, pooling_kernel_size=1)
     model_class = Gemma4UnifiedForConditionalGeneration

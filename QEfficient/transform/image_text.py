@@ -30,14 +30,17 @@ class QEffVisionEncoder(nn.Module):
         return self.adapter.image_features(self.hf, *vision_inputs)
 
 
-def image_block_ends(is_image: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-    """[B,S]: for an image token, the position of the last token of its run of image tokens; for
-    any other token, its own position. The runtime keeps every run inside one chunk."""
+def image_blocks(is_image: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B,S], [B,S]): for an image token, the positions of the first and last tokens of its run of image
+    tokens; for any other token, its own position twice. The runtime keeps every run inside one chunk."""
     previous = nn.functional.pad(is_image, (1, 0))[:, :-1]
     block = torch.cumsum((is_image & ~previous).to(torch.int64), dim=1)
     same = (block[:, :, None] == block[:, None, :]) & is_image[:, :, None] & is_image[:, None, :]
-    ends = torch.where(same, position_ids[:, None, :], torch.full_like(position_ids[:, None, :], -1)).amax(dim=-1)
-    return torch.maximum(ends, position_ids)
+    others = position_ids[:, None, :]
+    ends = torch.where(same, others, torch.full_like(others, -1)).amax(dim=-1)
+    beyond = (position_ids.amax() + 1).expand_as(others)  # not an int64 extreme: the exporter passes fill values as floats
+    starts = torch.where(same, others, beyond).amin(dim=-1)
+    return torch.minimum(starts, position_ids), torch.maximum(ends, position_ids)
 
 
 class QEffImageTextDecoder(nn.Module):
@@ -82,13 +85,13 @@ class QEffImageTextDecoder(nn.Module):
         index = index.clamp(min=0, max=rows.shape[0] - 1)
         image_rows, image_kwargs = self.vision_adapter.image_token_rows(is_image, rows[index], embeds.shape[-1])
         merged = torch.where(is_image.unsqueeze(-1), image_rows, embeds)
-        upto = None
+        upto = start = None
         if self.vision_adapter.bidirectional_images:
-            upto = image_block_ends(is_image, position_ids)
+            start, upto = image_blocks(is_image, position_ids)
         elif self.vision_adapter.bidirectional_prompt:  # a step sees its whole chunk (one token at decode: causal)
             upto = position_ids.amax(dim=1, keepdim=True).expand_as(position_ids)
         kwargs = {**self.vision_adapter.language_kwargs(position_ids, *extra), **image_kwargs}
         kwargs.update(self.vision_adapter.text_kwargs(self.lm.base, input_ids, is_image))
-        logits, retained = self.lm.step(position_ids, list(past), inputs_embeds=merged, visible_upto=upto, **kwargs)
+        logits, retained = self.lm.step(position_ids, list(past), inputs_embeds=merged, visible_upto=upto, visible_from=start, **kwargs)
         next_idx = image_idx + is_image.sum(dim=1, keepdim=True)
         return (logits, next_idx, *retained)

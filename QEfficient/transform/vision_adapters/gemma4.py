@@ -7,10 +7,8 @@ Gemma 4 unified has no tower: its processor merges k x k patches into one, and a
 layer, a 2-D position table, a projection) turns each real merged patch into one soft token.
 
 Where the config asks for it (``use_bidirectional_attention="vision"``), an image's tokens attend to each other
-both ways, as Gemma 3's. Known gap: an image block longer than a sliding layer's window differs from HF (a tiny
-model with a window of 8 and 63-token blocks leaves HF's greedy path; neither the window-cut block used here
-nor "causal and in the window, or in the same block", HF's mask functions as read, matches it); the released
-windows (512-1024) exceed the default 280 soft tokens per image."""
+both ways, as Gemma 3's: the whole block, even where it is longer than a sliding layer's window (HF's rule:
+causal and in the window, or in the same block)."""
 
 from __future__ import annotations
 
