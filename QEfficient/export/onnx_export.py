@@ -150,7 +150,8 @@ def export_image_text_decoder_onnx(module, out_dir: Path, model_name: str, kv_dt
     spec = ImageTextDecoderGraphSpec(module.num_layers, tuple(extra), state_layers=module.state_layers)
     ids, pos, *past = spec.dummy_inputs(module, kv_dtype)
     ids[:, 1] = module.image_token_id
-    dummies = {VISION_EMBEDS: torch.zeros(2, 3, module.embedding_width), IMAGE_IDX: torch.zeros(2, 1, dtype=torch.int64), **extra}
+    embeds = module.vision_adapter.embeds_example(2, module.embedding_width)
+    dummies = {VISION_EMBEDS: embeds, IMAGE_IDX: torch.zeros(2, 1, dtype=torch.int64), **extra}
     args = (ids, pos, *dummies.values(), *past)
     axes = {**spec.dynamic_axes(), **module.vision_adapter.decoder_axes()}
     return torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, axes)
