@@ -34,7 +34,7 @@ from QEfficient.export.graph_specs import (
     VisionGraphSpec,
 )
 from QEfficient.export.shape_folding import fold_reshape_shapes
-from QEfficient.utils.cache import build_entry, hash_dict, verify_entry
+from QEfficient.utils.cache import build_entry, hash_dict, source_digest, verify_entry
 from QEfficient.utils.extras import require_extra
 from QEfficient.utils.memory import release_freed_memory
 from QEfficient.utils.onnx_files import save_with_external_weights
@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 # Bump when the exported graph changes for the same inputs (it invalidates every cached export).
 GRAPH_VERSION = 7
+# Stages that never change a graph or an artifact: their sources stay out of the cache key.
+_RUN_TIME_PACKAGES = ("runtime", "generation", "serving", "cloud", "distributed")
 OPSET = 17
 
 
@@ -213,6 +215,7 @@ def cached_export(
     params = {
         **hash_params,
         "graph_version": GRAPH_VERSION,
+        "code": source_digest(str(Path(__file__).resolve().parents[1]), _RUN_TIME_PACKAGES),
         "dynamo": dynamo,
         "opset": 18 if dynamo else OPSET,
         "torch": torch.__version__,
