@@ -298,15 +298,26 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         )
         self.draft_qpc_path = None
         if speculative_draft is not None:
+            # The draft is built like a plain compile of the same graph (fused when the target is), with
+            # 8-bit weights ("mxfp6") or the GGUF file's own blocks ("gguf"); "draft" keys its artifact.
+            draft_gguf = self._gguf_path() if speculative_draft == "gguf" else gguf_path
+            draft_params = {**params, "mxfp6_matmul": mxfp6_matmul or speculative_draft == "mxfp6", "draft": speculative_draft}
+            if draft_gguf is not None:
+                draft_params["gguf_weights"] = str(draft_gguf.resolve())
+                draft_params.pop("fused_graph", None)  # the gguf_weights graph is not fused yet
             self.draft_qpc_path = self._build_artifact(
                 onnx_path,
                 compile_dir,
                 manifest,
-                {**params, "mxfp6_matmul": True},
+                draft_params,
                 DecoderGraphSpec.specializations(
                     prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None
                 ),
-                rewrite=compress_matmul_weights,
+                rewrite=(
+                    partial(fused_decoder_rewrite, ctx_len=ctx_len, mxfp6_matmul=True)
+                    if "fused_graph" in draft_params
+                    else self._weight_rewrite(draft_gguf, draft_params["mxfp6_matmul"])
+                ),
             )
         self._num_cores = num_cores
         return self.qpc_path
