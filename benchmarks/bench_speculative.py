@@ -6,8 +6,8 @@ with acceptance rates. Every speculative run is checked token for token against 
     .venv/bin/python benchmarks/bench_speculative.py [--threads 2] [--new-tokens 128] [--repeats 2]
 
 Ratios matter, not absolute figures: the machines are shared and noisy. Speculative sessions spin
-within a run and stop when it returns (--spin run; a draft and a target take turns on the same
-cores); "x fp32" compares with plain fp32 greedy as the library runs it (spinning), "x nospin" with
+within a run and stop when it returns, or never on oversubscribed cores (--spin auto, the library's
+choice; run / off force one); "x fp32" compares with plain fp32 greedy as the library runs it (spinning), "x nospin" with
 plain fp32 on a session that never spins, and "cpu x" is plain fp32's CPU time per token over the
 row's (the ratio that load on shared cores distorts least). Writes benchmarks/results/speculative.json.
 """
@@ -52,7 +52,12 @@ def main() -> None:
     ap.add_argument("--draft", nargs="+", default=["mxfp6"], choices=["mxfp6", "gguf"], help="self-draft artifacts to measure")
     ap.add_argument("--schedule", nargs="+", default=["heuristic"], choices=["heuristic", "constant"])
     ap.add_argument("--min-ngram", type=int, default=2, help="prompt lookup's min_matching_ngram_size")
-    ap.add_argument("--spin", default="run", choices=["run", "off"], help="speculative sessions: spin within runs, or never")
+    ap.add_argument(
+        "--spin",
+        default="auto",
+        choices=["auto", "run", "off"],
+        help="speculative sessions: as the library picks, spin within runs, or never",
+    )
     ap.add_argument("--tasks", nargs="+", default=list(TASKS))
     args = ap.parse_args()
 
@@ -73,7 +78,7 @@ def main() -> None:
     plain.compile(**compile_args)
     plain8 = QEFFAutoModelForCausalLM.from_pretrained(**source)
     plain8.compile(**compile_args, mxfp6_matmul=True)
-    speculative.SESSION_SPIN = "run" if args.spin == "run" else False
+    speculative.SESSION_SPIN = {"auto": None, "run": "run", "off": False}[args.spin]
     targets = {}
     for draft in args.draft:
         targets[draft] = QEFFAutoModelForCausalLM.from_pretrained(**source, qaic_config={"speculative_model_type": "target"})
@@ -90,20 +95,23 @@ def main() -> None:
         info = generate()
         return info, cpu_seconds() - cpu, time.perf_counter() - wall
 
-    def summary(runs: list[tuple]) -> dict:
-        """Decode tok/s (median) and CPU ms per generated token over the whole generate (prefill included)."""
+    def summary(runs: list[tuple], first: tuple) -> dict:
+        """Decode tok/s (median) and decode CPU ms per token: each run's CPU time less a run that only
+        prefills (``first``, generation_len=1), over the tokens after the first."""
         tokens = runs[-1][0].generated_ids[0][0].tolist()
+        decode_cpu = [r[1] - first[1] for r in runs]
         return {
             "decode_tok_s": statistics.median(r[0].perf_metrics.decode_perf for r in runs),
-            "cpu_ms_per_token": 1e3 * sum(r[1] for r in runs) / (len(tokens) * len(runs)),
+            "cpu_ms_per_token": 1e3 * statistics.median(decode_cpu) / (len(tokens) - 1),
             "tokens": tokens,
         }
 
     def measure(model, prompt: str, **kwargs) -> dict:
         model.generate(tok, [prompt], generation_len=8, stream=False, **kwargs)  # warm-up
+        first = timed(lambda: model.generate(tok, [prompt], generation_len=1, stream=False, **kwargs))
         run = lambda: model.generate(tok, [prompt], generation_len=args.new_tokens, stream=False, **kwargs)  # noqa: E731
         runs = [timed(run) for _ in range(args.repeats)]
-        out = summary(runs)
+        out = summary(runs, first)
         runs = [r[0] for r in runs]
         stats = getattr(runs[-1], "speculative_stats", None)
         if stats:
@@ -116,7 +124,9 @@ def main() -> None:
         session = open_kv_session(model.qpc_path, args.threads, spin=False)
         gen = TextGeneration(session, right_padding(tok), 32, eos_token_ids(tok, model.model.hf.generation_config))
         gen.generate([prompt], generation_len=8, stream=False)
-        return summary([timed(lambda: gen.generate([prompt], generation_len=args.new_tokens, stream=False)) for _ in range(args.repeats)])
+        first = timed(lambda: gen.generate([prompt], generation_len=1, stream=False))
+        run = lambda: gen.generate([prompt], generation_len=args.new_tokens, stream=False)  # noqa: E731
+        return summary([timed(run) for _ in range(args.repeats)], first)
 
     results = {}
     for task in args.tasks:

@@ -199,6 +199,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         gguf_path = self._gguf_path() if gguf_weights else None
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
         check_speculative_compile(self.is_speculative_target, num_speculative_tokens, speculative_draft)
+        draft_gguf = self._gguf_path() if speculative_draft == "gguf" else gguf_path
         chunk_limits = [layer.max_chunk for layer in self.model.recurrent_layers if layer.max_chunk]
         if chunk_limits and prefill_seq_len > min(chunk_limits):
             raise ValueError(
@@ -300,7 +301,6 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         if speculative_draft is not None:
             # The draft is built like a plain compile of the same graph (fused when the target is), with
             # 8-bit weights ("mxfp6") or the GGUF file's own blocks ("gguf"); "draft" keys its artifact.
-            draft_gguf = self._gguf_path() if speculative_draft == "gguf" else gguf_path
             draft_params = {**params, "mxfp6_matmul": mxfp6_matmul or speculative_draft == "mxfp6", "draft": speculative_draft}
             if draft_gguf is not None:
                 draft_params["gguf_weights"] = str(draft_gguf.resolve())

@@ -13,6 +13,7 @@ Greedy only: the output is plain greedy decoding's, token for token.
 
 from __future__ import annotations
 
+import os
 import time
 
 from QEfficient.generation.continuous_batching import Request
@@ -22,7 +23,7 @@ from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.speculative import ModelDrafter, PromptLookupDrafter, SpeculativeGeneration, SpeculativeUnsupportedError
 from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
 from QEfficient.generation.text_generation import TextGeneration, check_generation_len, eos_token_ids
-from QEfficient.runtime.ort_session import SPIN_WITHIN_RUN, open_kv_session
+from QEfficient.runtime.ort_session import SPIN_WITHIN_RUN, available_cores, open_kv_session
 
 SPECULATIVE_KWARGS = (
     "prompt_lookup_num_tokens",
@@ -33,10 +34,23 @@ SPECULATIVE_KWARGS = (
     "num_assistant_tokens_schedule",
 )
 SPECULATIVE_DRAFTS = ("mxfp6", "gguf")
-# A draft model's session and the target's take turns on the same cores: neither may spin while the
-# other runs. Within a run they spin as a plain session does, and stop when it returns (see
-# docs/performance.md for the measurements); prompt lookup's session runs alike.
-SESSION_SPIN: bool | str = SPIN_WITHIN_RUN
+# None: speculative_spin() decides when a session opens; True / False / "run" force a policy.
+SESSION_SPIN: bool | str | None = None
+
+
+def speculative_spin() -> bool | str:
+    """How the target's and the draft's threads wait. The two sessions take turns on the same cores,
+    so neither may spin while the other runs: threads spin between a run's operators, as a plain
+    session's do, and stop when it returns ("run"). On oversubscribed cores (1-minute load average
+    above 1.5x the cores this process may use) spinning only takes time from the threads that have
+    work, so they do not spin at all (measured in docs/performance.md)."""
+    if SESSION_SPIN is not None:
+        return SESSION_SPIN
+    try:
+        busy = os.getloadavg()[0] > 1.5 * available_cores()
+    except (AttributeError, OSError):  # no load average on this platform
+        busy = False
+    return False if busy else SPIN_WITHIN_RUN
 
 
 def check_speculative_type(qaic_config: dict | None) -> bool:
@@ -104,7 +118,8 @@ def speculative_generate(
         raise SpeculativeUnsupportedError("Speculative decoding here is greedy only: drop temperature/do_sample/repetition_penalty.")
     if prompt_lookup_num_tokens is not None and assistant_model is not None:
         raise ValueError("Pass prompt_lookup_num_tokens or assistant_model, not both.")
-    session = model.qpc_session = _open(model, model.qpc_path, "kv", spin=SESSION_SPIN)
+    spin, schedule = speculative_spin(), num_assistant_tokens_schedule
+    session = model.qpc_session = _open(model, model.qpc_path, "kv", spin=spin)
     generation_len = check_generation_len(generation_len)
     budget = _compile_param(model.qpc_path, "num_speculative_tokens")
     prefill_len = _compile_param(model.qpc_path, "prefill_seq_len")
@@ -115,7 +130,7 @@ def speculative_generate(
         if prompt_lookup_num_tokens is not None:
             k, drafter = _check_k("prompt_lookup_num_tokens", prompt_lookup_num_tokens, budget), None
         else:
-            k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad, num_assistant_tokens_schedule)
+            k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad, schedule, spin)
         lookup = PromptLookupDrafter(k, max_matching_ngram_size or 2, min_matching_ngram_size)
         engine = SpeculativeBatchingEngine(session, prefill_len, eos, pad, k, drafter=drafter or lookup)
         prompts = load_prompts(prompts, prompts_txt_file_path)
@@ -132,7 +147,7 @@ def speculative_generate(
         k = _check_k("prompt_lookup_num_tokens", prompt_lookup_num_tokens, budget)
         drafter = PromptLookupDrafter(k, max_matching_ngram_size or 2, min_matching_ngram_size)
     else:
-        k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad, num_assistant_tokens_schedule)
+        k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad, schedule, spin)
     generator = SpeculativeGeneration(session, tokenizer, prefill_len, eos, drafter, k)
     info = generator.generate(load_prompts(prompts, prompts_txt_file_path), generation_len=generation_len, stream=stream)
     info.speculative_stats = {**generator.stats, "acceptance_rate": generator.acceptance_rate, "num_speculative_tokens": k}
@@ -140,16 +155,16 @@ def speculative_generate(
     return info
 
 
-def _model_drafter(model, session, assistant_model, num_assistant_tokens: int | None, budget: int, pad: int, schedule: str):
+def _model_drafter(model, session, assistant_model, num_assistant_tokens: int | None, budget: int, pad: int, schedule: str, spin):
     """(K, ModelDrafter) over ``assistant_model``'s artifact, or the target's own compressed one."""
     if assistant_model is not None:
         if getattr(assistant_model, "qpc_path", None) is None:
             raise TypeError("assistant_model must be a compiled QEFF model: call assistant_model.compile(...) first.")
         draft_path = assistant_model.qpc_path
-        draft = _open(assistant_model, draft_path, "kv", spin=SESSION_SPIN)
+        draft = _open(assistant_model, draft_path, "kv", spin=spin)
     elif model.draft_qpc_path is not None:
         draft_path = model.draft_qpc_path
-        draft = _open(model, draft_path, "draft", spin=SESSION_SPIN)
+        draft = _open(model, draft_path, "draft", spin=spin)
     else:
         raise ValueError("Say how to draft: prompt_lookup_num_tokens=K, assistant_model=draft, or compile(speculative_draft='mxfp6').")
     if draft.batch_size != session.batch_size or draft.ctx_len < session.ctx_len:
