@@ -13,7 +13,6 @@ Greedy only: the output is plain greedy decoding's, token for token.
 
 from __future__ import annotations
 
-import os
 import time
 
 from QEfficient.generation.continuous_batching import Request
@@ -23,7 +22,7 @@ from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.speculative import ModelDrafter, PromptLookupDrafter, SpeculativeGeneration, SpeculativeUnsupportedError
 from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
 from QEfficient.generation.text_generation import TextGeneration, check_generation_len, eos_token_ids
-from QEfficient.runtime.ort_session import SPIN_WITHIN_RUN, available_cores, open_kv_session
+from QEfficient.runtime.ort_session import open_kv_session, turn_taking_spin
 
 SPECULATIVE_KWARGS = (
     "prompt_lookup_num_tokens",
@@ -39,18 +38,8 @@ SESSION_SPIN: bool | str | None = None
 
 
 def speculative_spin() -> bool | str:
-    """How the target's and the draft's threads wait. The two sessions take turns on the same cores,
-    so neither may spin while the other runs: threads spin between a run's operators, as a plain
-    session's do, and stop when it returns ("run"). On oversubscribed cores (1-minute load average
-    above 1.5x the cores this process may use) spinning only takes time from the threads that have
-    work, so they do not spin at all (measured in docs/performance.md)."""
-    if SESSION_SPIN is not None:
-        return SESSION_SPIN
-    try:
-        busy = os.getloadavg()[0] > 1.5 * available_cores()
-    except (AttributeError, OSError):  # no load average on this platform
-        busy = False
-    return False if busy else SPIN_WITHIN_RUN
+    """SESSION_SPIN, or the runtime's choice for sessions that take turns (turn_taking_spin)."""
+    return turn_taking_spin() if SESSION_SPIN is None else SESSION_SPIN
 
 
 def check_speculative_type(qaic_config: dict | None) -> bool:

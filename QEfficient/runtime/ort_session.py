@@ -59,6 +59,19 @@ def session_options(num_cores: int, spin: bool | str = True) -> ort.SessionOptio
     return opts
 
 
+def turn_taking_spin() -> bool | str:
+    """``spin`` for sessions that take turns on the same cores (a speculative draft and its target):
+    neither may spin while the other runs, so threads spin between a run's operators, as a plain
+    session's do, and stop when it returns (SPIN_WITHIN_RUN). On oversubscribed cores (1-minute load
+    average above 1.5x the cores this process may use) spinning only takes time from threads that
+    have work, so they do not spin at all (measured in docs/performance.md)."""
+    try:
+        busy = os.getloadavg()[0] > 1.5 * available_cores()
+    except (AttributeError, OSError):  # no load average on this platform
+        busy = False
+    return False if busy else SPIN_WITHIN_RUN
+
+
 class GraphLoadError(OSError):
     """ONNX Runtime could not open a graph file (missing, truncated or not ONNX)."""
 
