@@ -217,3 +217,30 @@ def test_engine_mixes_sampling_and_greedy_requests(tiny_model_dir):
     plain = rows(compiled(folder).generate(tokenizer, PROMPTS[:2], generation_len=12, stream=False))
     assert [np.trim_zeros(np.array(r.output), "b").tolist() for r in greedy] == [np.trim_zeros(np.array(p), "b").tolist() for p in plain]
     assert sampled.error is None and alone.error is None and len(sampled.output) == len(alone.output) == 12
+
+
+def test_prompt_lookup_with_lora_adapters_equals_plain_lora_decoding(tiny_model_dir, tmp_path):
+    """A LoRA target (adapter tables as graph inputs, logits for every position) drafts by prompt
+    lookup; each row keeps its adapter's plain greedy tokens (tests/test_lora.py ties those to HF + PEFT)."""
+    from QEfficient import QEffAutoLoraModelForCausalLM
+    from tests.test_lora import ADAPTERS, make_adapter
+
+    base = tiny_model_dir("llama")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    adapters = {name: make_adapter(base, tmp_path / name, seed, **ADAPTERS[name]) for seed, name in enumerate(("qv", "mlp"), start=1)}
+    models = []
+    for qaic_config, extra in ((None, {}), (TARGET, {"num_speculative_tokens": 4})):
+        model = QEffAutoLoraModelForCausalLM.from_pretrained(base, qaic_config=qaic_config)
+        for name, path in adapters.items():
+            model.load_adapter(path, name)
+        model.compile(prefill_seq_len=8, ctx_len=64, batch_size=2, num_cores=1, **extra)
+        models.append(model)
+    mapping = ["qv", "base", "mlp", "qv"]
+    plain = rows(models[0].generate(tokenizer, PROMPTS, prompt_to_adapter_mapping=mapping, generation_len=20, stream=False))
+    lookup = models[1].generate(
+        tokenizer, PROMPTS, prompt_to_adapter_mapping=mapping, generation_len=20, stream=False, prompt_lookup_num_tokens=4
+    )
+    assert rows(lookup) == plain
+    assert lookup.speculative_stats["drafted"] > 0
+    with pytest.raises(NotImplementedError, match="prompt lookup"):
+        models[1].generate(tokenizer, PROMPTS[:2], stream=False, assistant_model=models[0])

@@ -406,6 +406,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             raise TypeError("Please run compile() before generate().")
         self.qpc_session = None  # released first if the artifact changed: one copy of the weights at a time
         if speculation or self.draft_qpc_path is not None:  # opens its own sessions
+            speculation |= {k: kwargs[k] for k in ("lora_tables", "prompt_to_lora_id_mapping") if kwargs.get(k) is not None}
             return speculative_generate(self, tokenizer, prompts, generation_len, stream, sampling, prompts_txt_file_path, **speculation)
         self.qpc_session = self._session(
             "kv", (str(self.qpc_path), self._num_cores), lambda: open_kv_session(self.qpc_path, self._num_cores)

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import time
 
+from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.generation.continuous_batching import Request
 from QEfficient.generation.exec_kv import continuous_result, load_prompts, print_perf, right_padding
+from QEfficient.generation.lora_generation import LoraSpeculativeGeneration, check_tables
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.speculative import ModelDrafter, PromptLookupDrafter, SpeculativeGeneration, SpeculativeUnsupportedError
@@ -71,8 +73,6 @@ def check_speculative_compile(is_target: bool, num_speculative_tokens: int | Non
 
 
 def _compile_param(qpc_path, key: str):
-    from QEfficient.compile.ort_cpu import read_artifact
-
     return read_artifact(qpc_path)["compile_params"].get(key)
 
 
@@ -90,6 +90,8 @@ def speculative_generate(
     num_assistant_tokens: int | None = None,
     min_matching_ngram_size: int = 2,
     num_assistant_tokens_schedule: str = "heuristic",
+    lora_tables: dict | None = None,
+    prompt_to_lora_id_mapping: list[int] | None = None,
 ) -> CloudAI100ExecInfo:
     """Greedy speculative generation with ``model``'s target session (already open as model.qpc_session).
 
@@ -97,7 +99,8 @@ def speculative_generate(
     ``min_matching_ngram_size`` tokens (default 2: single-token matches mostly draft wrong tokens);
     a draft model proposes ``num_assistant_tokens`` (default: the compiled num_speculative_tokens)
     per round, adapted by ``num_assistant_tokens_schedule`` ("heuristic", transformers' schedule:
-    +2 after a round that kept every draft, -1 otherwise; or "constant")."""
+    +2 after a round that kept every draft, -1 otherwise; or "constant"). A LoRA target (``lora_tables``)
+    runs prompt i with adapter row ``prompt_to_lora_id_mapping[i]``, drafting by prompt lookup."""
     if not model.is_speculative_target:
         raise SpeculativeUnsupportedError(
             "Speculative decoding needs a target model: from_pretrained(..., qaic_config={'speculative_model_type': 'target'}) "
@@ -115,6 +118,10 @@ def speculative_generate(
     tokenizer = right_padding(tokenizer)
     eos = eos_token_ids(tokenizer, model.model.hf.generation_config)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if lora_tables is not None and (model.continuous_batching or prompt_lookup_num_tokens is None):
+        raise NotImplementedError(
+            "With LoRA adapters, speculative decoding drafts by prompt lookup (prompt_lookup_num_tokens=K), in static batching."
+        )
     if model.continuous_batching:
         if prompt_lookup_num_tokens is not None:
             k, drafter = _check_k("prompt_lookup_num_tokens", prompt_lookup_num_tokens, budget), None
@@ -137,7 +144,14 @@ def speculative_generate(
         drafter = PromptLookupDrafter(k, max_matching_ngram_size or 2, min_matching_ngram_size)
     else:
         k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad, schedule, spin)
-    generator = SpeculativeGeneration(session, tokenizer, prefill_len, eos, drafter, k)
+    if lora_tables is not None:
+        tables = check_tables(read_artifact(model.qpc_path), lora_tables)
+        ids = prompt_to_lora_id_mapping
+        if ids is None:
+            ids = [0] * len(load_prompts(prompts, prompts_txt_file_path))
+        generator = LoraSpeculativeGeneration(session, tokenizer, prefill_len, eos, drafter, k, tables, ids)
+    else:
+        generator = SpeculativeGeneration(session, tokenizer, prefill_len, eos, drafter, k)
     info = generator.generate(load_prompts(prompts, prompts_txt_file_path), generation_len=generation_len, stream=stream)
     info.speculative_stats = {**generator.stats, "acceptance_rate": generator.acceptance_rate, "num_speculative_tokens": k}
     print_perf(info)
