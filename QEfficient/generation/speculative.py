@@ -84,11 +84,19 @@ class ModelDrafter:
     """A draft model's greedy tokens, from its own in-place cache (any artifact with the target's
     batch size and at least its ctx_len: a smaller model, or the same model's compressed artifact)."""
 
-    def __init__(self, session: KVCacheSession, prefill_seq_len: int, num_tokens: int, pad_id: int, schedule: str = "heuristic") -> None:
+    def __init__(
+        self,
+        session: KVCacheSession,
+        prefill_seq_len: int,
+        num_tokens: int,
+        pad_id: int,
+        schedule: str = "heuristic",
+        budget: int | None = None,
+    ) -> None:
         self.session = session
         self.prefill_seq_len = prefill_seq_len
         self.num_tokens = num_tokens
-        self.length = DraftLength(num_tokens, num_tokens, schedule)
+        self.length = DraftLength(num_tokens, budget or num_tokens, schedule)  # budget: the most a round may draft
         self.pad_id = pad_id
         self.fed = np.zeros(session.batch_size, dtype=np.int64)  # draft cache holds positions < fed
         self._base = np.zeros(session.batch_size, dtype=np.int64)

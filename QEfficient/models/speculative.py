@@ -98,8 +98,9 @@ def speculative_generate(
     Prompt lookup matches n-grams of ``max_matching_ngram_size`` (default 2) down to
     ``min_matching_ngram_size`` tokens (default 2: single-token matches mostly draft wrong tokens);
     a draft model proposes ``num_assistant_tokens`` (default: the compiled num_speculative_tokens)
-    per round, adapted by ``num_assistant_tokens_schedule`` ("heuristic", transformers' schedule:
-    +2 after a round that kept every draft, -1 otherwise; or "constant"). A LoRA target (``lora_tables``)
+    in its first round, then as ``num_assistant_tokens_schedule`` says ("heuristic", transformers'
+    schedule: +2 after a round that kept every draft, -1 otherwise, up to num_speculative_tokens;
+    or "constant"). A LoRA target (``lora_tables``)
     runs prompt i with adapter row ``prompt_to_lora_id_mapping[i]``, drafting by prompt lookup."""
     if not model.is_speculative_target:
         raise SpeculativeUnsupportedError(
@@ -177,7 +178,9 @@ def _model_drafter(model, session, assistant_model, num_assistant_tokens: int | 
             "(with continuous batching, the same full_batch_size)."
         )
     k = _check_k("num_assistant_tokens", num_assistant_tokens or budget, budget)
-    return k, ModelDrafter(draft, _compile_param(draft_path, "prefill_seq_len"), k, pad, schedule)
+    # the heuristic schedule starts at k and may grow up to the compiled budget; "constant" keeps k
+    cap = budget if schedule == "heuristic" else k
+    return cap, ModelDrafter(draft, _compile_param(draft_path, "prefill_seq_len"), k, pad, schedule, budget=cap)
 
 
 def _open(model, qpc_path, role: str, spin: bool | str):
