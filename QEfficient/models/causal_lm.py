@@ -199,7 +199,6 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         gguf_path = self._gguf_path() if gguf_weights else None
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
         check_speculative_compile(self.is_speculative_target, num_speculative_tokens, speculative_draft)
-        draft_gguf = self._gguf_path() if speculative_draft == "gguf" else gguf_path
         chunk_limits = [layer.max_chunk for layer in self.model.recurrent_layers if layer.max_chunk]
         if chunk_limits and prefill_seq_len > min(chunk_limits):
             raise ValueError(
@@ -218,6 +217,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         if prefill_seq_len > ctx_len:
             raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
         self._check_max_positions("ctx_len", ctx_len)
+        draft_gguf = self._gguf_path() if speculative_draft == "gguf" else gguf_path
         for key, value in {
             "num_devices": num_devices > 1,
             "full_batch_size": full_batch_size is not None and not self.continuous_batching,
