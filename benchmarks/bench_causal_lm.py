@@ -101,22 +101,31 @@ def worker_hf(cfg: dict) -> dict:
     }
 
 
-def _timed_generate(gen, prompt: str, cfg: dict) -> dict:
-    """A warm-up, then ``repeats`` timed generate() calls: median TTFT, decode rate and CPU ms per token
-    (as peers.measure_peer), peak RSS, the tokens."""
-    gen.generate([prompt] * cfg["batch"], generation_len=4, stream=False)
+def _timed_generate(gen, cfg: dict, prompt: str | None = None, ids: list[int] | None = None) -> dict:
+    """A warm-up, then ``repeats`` timed generations of ``prompt`` (or of the token ``ids``, as the peers
+    are given): median TTFT, decode rate and CPU ms per token (as peers.measure_peer), peak RSS, the tokens."""
+    from QEfficient.generation.text_generation import average_metrics
+
+    def once(n: int):
+        if ids is None:
+            info = gen.generate([prompt] * cfg["batch"], generation_len=n, stream=False)
+            return info.perf_metrics, info.generated_ids[0][0]
+        _, out, timing = gen.generate_batch([""] * cfg["batch"], n, token_lists=[ids] * cfg["batch"])
+        return average_metrics([timing]), out[0]
+
+    once(4)
     runs = []
     peak_rss_reset()
     for _ in range(cfg["repeats"]):
         cpu = time.process_time()
-        info = gen.generate([prompt] * cfg["batch"], generation_len=cfg["new_tokens"], stream=False)
-        runs.append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf, (time.process_time() - cpu) * 1e3 / cfg["new_tokens"]))
+        metrics, tokens = once(cfg["new_tokens"])
+        runs.append((metrics.prefill_time, metrics.decode_perf, (time.process_time() - cpu) * 1e3 / cfg["new_tokens"]))
     return {
         "ttft_s": statistics.median(r[0] for r in runs),
         "decode_tok_s": statistics.median(r[1] for r in runs),
         "cpu_ms_per_token": statistics.median(r[2] for r in runs),
         "peak_rss_mb": peak_rss_mb(),
-        "tokens": info.generated_ids[0][0].tolist(),
+        "tokens": [int(t) for t in tokens],
     }
 
 
@@ -152,7 +161,7 @@ def worker_qeff(cfg: dict) -> dict:
     gen = TextGeneration(session, tok, 32, eos_token_ids(tok, model.model.hf.generation_config))
     gen.eos_ids = gen.eos_ids[:0]  # like HF's min_new_tokens: always generate new_tokens
     result = {
-        **_timed_generate(gen, prompt, cfg),
+        **_timed_generate(gen, cfg, prompt),
         "rss_before_session_mb": rss_before,
         "rss_libs_mb": rss_libs,
         "load_s": load_s,
@@ -293,21 +302,21 @@ def worker_llamacpp(cfg: dict) -> dict:
 
 
 def worker_qeff_artifact(cfg: dict) -> dict:
-    """Our run time alone, from the artifact a qeff worker compiled: no torch, no transformers model code."""
+    """Our run time alone, from the artifact a qeff worker compiled: no torch, no transformers (given the
+    prompt's token ids, as the peers are: rendering a chat template imports transformers' renderer, ~26 MB)."""
     from QEfficient.generation.exec_kv import open_session
     from QEfficient.generation.perplexity import perplexity
     from QEfficient.generation.text_generation import TextGeneration
     from QEfficient.runtime.tokenizer import load_tokenizer
 
     rss_libs = rss_mb()
-    tok = load_tokenizer(cfg["qpc"])
-    prompt, _ = _prompt_ids(tok, cfg["batch"])
     session = open_session(cfg["qpc"], cfg["threads"])
-    gen = TextGeneration(session, tok, 32, set())  # no EOS: always new_tokens, like HF's min_new_tokens
+    gen = TextGeneration(session, load_tokenizer(cfg["qpc"]), 32, set())  # no EOS: always new_tokens, like HF's min_new_tokens
     result = {
-        **_timed_generate(gen, prompt, cfg),
+        **_timed_generate(gen, cfg, ids=cfg["prompt_ids"]),
         "rss_libs_mb": rss_libs,
         "torch_imported": "torch" in sys.modules,
+        "transformers_imported": "transformers" in sys.modules,
         "hf_model_code_imported": any(m.startswith("transformers.models.") for m in sys.modules),
     }
     if cfg.get("ppl"):
@@ -365,7 +374,9 @@ def runtime_and_peer_rows(args: argparse.Namespace, base: dict, res: dict) -> di
         short = res.get(f"ours_{key}") or res.get(f"ours_{key}_cached")
         if not short:
             continue
-        rows[f"ours_{key}_runtime"] = run_worker({**base, "engine": "qeff_artifact", "qpc": short["qpc"], "ppl": True})
+        rows[f"ours_{key}_runtime"] = run_worker(
+            {**base, "engine": "qeff_artifact", "qpc": short["qpc"], "prompt_ids": prompt_ids, "ppl": True}
+        )
         # TTFT at LONG_PROMPT tokens needs a longer ctx_len: compiled (cached after the first time) by a qeff worker
         long_art = run_worker({**base, **flags, "engine": "qeff", "ctx": 2 * LONG_PROMPT, "repeats": 1, "new_tokens": 4})
         if long_art and rows[f"ours_{key}_runtime"]:
