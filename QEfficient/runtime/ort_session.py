@@ -26,7 +26,7 @@ import onnxruntime as ort
 
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
 from QEfficient.export.graph_specs import INPUT_IDS, LOGITS, POSITION_IDS, past_names, retained
-from QEfficient.runtime.mapped_weights import release_mapped_pages
+from QEfficient.runtime.resident_memory import release_mapped_pages, return_freed_heap
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ def open_inference_session(
             f"If it was built by QEfficient, delete its folder (rm -rf '{path.parent}') and compile again."
         ) from err
     release_mapped_pages(path.parent / f"{path.name}.data")  # what building the session read in full
+    return_freed_heap()
     return session
 
 

@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from QEfficient.runtime.mapped_weights import release_mapped_pages
+from QEfficient.runtime.resident_memory import release_mapped_pages
 from QEfficient.utils.onnx_files import ALIGN_ABOVE, PAGE, load_graph_and_weights, save_with_external_weights
 
 
