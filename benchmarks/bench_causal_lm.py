@@ -2,7 +2,8 @@
 (mxfp6_matmul -> 8-bit MatMulNBits), QEfficient on the GGUF file's own Q4_1 blocks (gguf_weights),
 and llama.cpp on the Q4_1 GGUF when llama-cpp-python is installed; then our run time alone (each
 artifact in a process without torch, 32- and 512-token prompts) and, with --peers (or $QEFF_PEERS_DIR,
-made by benchmarks/setup_peers.sh), ONNX Runtime GenAI and OpenVINO GenAI from their own virtualenvs.
+made by benchmarks/setup_peers.sh), ONNX Runtime GenAI and OpenVINO GenAI from their own virtualenvs
+(their workers: benchmarks/peers.py).
 
     .venv/bin/python benchmarks/bench_causal_lm.py [--threads 2] [--new-tokens 128] [--quick] [--ours-only] [--gguf FILE]
     .venv/bin/python benchmarks/bench_causal_lm.py --fusion   # fused graph vs today's: nodes/layer, tok/s
