@@ -26,6 +26,7 @@ import onnxruntime as ort
 
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
 from QEfficient.export.graph_specs import INPUT_IDS, LOGITS, POSITION_IDS, past_names, retained
+from QEfficient.runtime.resident_memory import release_mapped_pages, return_freed_heap
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +85,15 @@ def open_inference_session(
     if not path.is_file():
         raise GraphLoadError(f"The ONNX graph {path} does not exist. Compile the model again (model.compile(...)).")
     try:
-        return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
     except Exception as err:  # ORT raises its own pybind types (InvalidProtobuf, Fail, NoSuchFile, ...)
         raise GraphLoadError(
             f"ONNX Runtime could not load {path}: the graph or its external weights are damaged or incomplete ({err}). "
             f"If it was built by QEfficient, delete its folder (rm -rf '{path.parent}') and compile again."
         ) from err
+    release_mapped_pages(path.parent / f"{path.name}.data")  # what building the session read in full
+    return_freed_heap()
+    return session
 
 
 def open_artifact_session(qpc_path: str | os.PathLike, num_cores: int, spin: bool = True) -> ort.InferenceSession:
