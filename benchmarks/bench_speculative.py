@@ -5,17 +5,21 @@ with acceptance rates. Every speculative run is checked token for token against 
 
     .venv/bin/python benchmarks/bench_speculative.py [--threads 2] [--new-tokens 128] [--repeats 2]
 
-Ratios matter, not absolute figures: the machines are shared and noisy. Speculative sessions do not
-spin between runs (a draft and a target take turns on the same cores), so "x quiet" compares them
-with plain fp32 greedy on a non-spinning session; "x fp32" with the library's default (spinning). Writes
-benchmarks/results/speculative.json.
+Ratios matter, not absolute figures: the machines are shared and noisy. Speculative sessions spin
+within a run and stop when it returns, or never on oversubscribed cores (--spin auto, the library's
+choice; run / off force one); "x fp32" compares with plain fp32 greedy as the library runs it (spinning), "x nospin" with
+plain fp32 on a session that never spins, and "cpu x" is plain fp32's CPU time per token over the
+row's (the ratio that load on shared cores distorts least). Writes benchmarks/results/speculative.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,11 +48,22 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--lookup-k", type=int, default=8)
-    ap.add_argument("--draft-k", type=int, nargs="+", default=[3, 5])
+    ap.add_argument("--draft-k", type=int, nargs="+", default=[8])
+    ap.add_argument("--draft", nargs="+", default=["mxfp6"], choices=["mxfp6", "gguf"], help="self-draft artifacts to measure")
+    ap.add_argument("--schedule", nargs="+", default=["heuristic"], choices=["heuristic", "constant"])
+    ap.add_argument("--min-ngram", type=int, default=2, help="prompt lookup's min_matching_ngram_size")
+    ap.add_argument(
+        "--spin",
+        default="auto",
+        choices=["auto", "run", "off"],
+        help="speculative sessions: as the library picks, spin within runs, or never",
+    )
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS))
     args = ap.parse_args()
 
     from transformers import AutoTokenizer
 
+    import QEfficient.models.speculative as speculative
     from QEfficient import QEFFAutoModelForCausalLM
     from QEfficient.generation.exec_kv import right_padding
     from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
@@ -63,18 +78,45 @@ def main() -> None:
     plain.compile(**compile_args)
     plain8 = QEFFAutoModelForCausalLM.from_pretrained(**source)
     plain8.compile(**compile_args, mxfp6_matmul=True)
-    target = QEFFAutoModelForCausalLM.from_pretrained(**source, qaic_config={"speculative_model_type": "target"})
-    target.compile(**compile_args, num_speculative_tokens=budget, speculative_draft="mxfp6")
+    speculative.SESSION_SPIN = {"auto": None, "run": "run", "off": False}[args.spin]
+    targets = {}
+    for draft in args.draft:
+        targets[draft] = QEFFAutoModelForCausalLM.from_pretrained(**source, qaic_config={"speculative_model_type": "target"})
+        targets[draft].compile(**compile_args, num_speculative_tokens=budget, speculative_draft=draft)
+    target = next(iter(targets.values()))
     tok = AutoTokenizer.from_pretrained(plain.local_model_dir)
+
+    def cpu_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def timed(generate) -> tuple:
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        info = generate()
+        return info, cpu_seconds() - cpu, time.perf_counter() - wall
+
+    def summary(runs: list[tuple], first: tuple) -> dict:
+        """Decode tok/s (median) and decode CPU ms per token: each run's CPU time less a run that only
+        prefills (``first``, generation_len=1), over the tokens after the first."""
+        tokens = runs[-1][0].generated_ids[0][0].tolist()
+        decode_cpu = [r[1] - first[1] for r in runs]
+        return {
+            "decode_tok_s": statistics.median(r[0].perf_metrics.decode_perf for r in runs),
+            "cpu_ms_per_token": 1e3 * statistics.median(decode_cpu) / (len(tokens) - 1),
+            "tokens": tokens,
+        }
 
     def measure(model, prompt: str, **kwargs) -> dict:
         model.generate(tok, [prompt], generation_len=8, stream=False, **kwargs)  # warm-up
-        runs = [model.generate(tok, [prompt], generation_len=args.new_tokens, stream=False, **kwargs) for _ in range(args.repeats)]
-        out = {"decode_tok_s": statistics.median(r.perf_metrics.decode_perf for r in runs), "tokens": runs[-1].generated_ids[0][0].tolist()}
+        first = timed(lambda: model.generate(tok, [prompt], generation_len=1, stream=False, **kwargs))
+        run = lambda: model.generate(tok, [prompt], generation_len=args.new_tokens, stream=False, **kwargs)  # noqa: E731
+        runs = [timed(run) for _ in range(args.repeats)]
+        out = summary(runs, first)
+        runs = [r[0] for r in runs]
         stats = getattr(runs[-1], "speculative_stats", None)
         if stats:
             out["acceptance_rate"] = stats["acceptance_rate"]
-            out["tokens_per_verify"] = len(out["tokens"]) / max(1, stats["verify_steps"] // args.repeats + 1)
+            out["tokens_per_verify"] = len(out["tokens"]) / max(1, stats["verify_steps"])  # stats of the last run
         return out
 
     def measure_quiet(model, prompt: str) -> dict:
@@ -82,33 +124,43 @@ def main() -> None:
         session = open_kv_session(model.qpc_path, args.threads, spin=False)
         gen = TextGeneration(session, right_padding(tok), 32, eos_token_ids(tok, model.model.hf.generation_config))
         gen.generate([prompt], generation_len=8, stream=False)
-        runs = [gen.generate([prompt], generation_len=args.new_tokens, stream=False) for _ in range(args.repeats)]
-        tokens = runs[-1].generated_ids[0][0].tolist()
-        return {"decode_tok_s": statistics.median(r.perf_metrics.decode_perf for r in runs), "tokens": tokens}
+        first = timed(lambda: gen.generate([prompt], generation_len=1, stream=False))
+        run = lambda: gen.generate([prompt], generation_len=args.new_tokens, stream=False)  # noqa: E731
+        return summary([timed(run) for _ in range(args.repeats)], first)
 
     results = {}
-    for task, user in TASKS.items():
-        prompt = chat_prompt(tok, user)
+    for task in args.tasks:
+        prompt = chat_prompt(tok, TASKS[task])
         rows = {"plain fp32": measure(plain, prompt), "plain fp32, no spin": measure_quiet(plain, prompt)}
         rows["plain 8-bit"] = measure(plain8, prompt)
-        rows[f"prompt lookup K={args.lookup_k}"] = measure(target, prompt, prompt_lookup_num_tokens=args.lookup_k)
-        for k in args.draft_k:
-            rows[f"self-spec 8-bit draft K={k}"] = measure(target, prompt, num_assistant_tokens=k)
+        lookup = {"prompt_lookup_num_tokens": args.lookup_k, "min_matching_ngram_size": args.min_ngram}
+        rows[f"prompt lookup K={args.lookup_k} n>={args.min_ngram}"] = measure(target, prompt, **lookup)
+        for draft, model in targets.items():
+            for k in args.draft_k:
+                for schedule in args.schedule:
+                    name = f"self-spec {draft} K={k} {schedule[:5]}"
+                    rows[name] = measure(model, prompt, num_assistant_tokens=k, num_assistant_tokens_schedule=schedule)
         base = rows["plain fp32"]
         print(f"\n== {task}: {len(tok(prompt)['input_ids'])} prompt tokens, {len(base['tokens'])} new tokens, {args.threads} threads")
-        print(f"{'engine':<28}{'decode tok/s':>14}{'x fp32':>8}{'x quiet':>9}{'accept':>8}{'exact':>7}")
+        print(f"{'engine':<34}{'decode tok/s':>13}{'x fp32':>8}{'x nospin':>9}{'cpu ms/tok':>11}{'cpu x':>7}{'accept':>8}{'exact':>7}")
         for name, r in rows.items():
             exact = r["tokens"] == base["tokens"] if name != "plain 8-bit" else None
             r["speedup"] = r["decode_tok_s"] / base["decode_tok_s"]
-            # speculative sessions do not spin: "x quiet" compares them with plain fp32 run the same way
             r["speedup_vs_no_spin"] = r["decode_tok_s"] / rows["plain fp32, no spin"]["decode_tok_s"]
+            r["cpu_speedup_vs_no_spin"] = rows["plain fp32, no spin"]["cpu_ms_per_token"] / r["cpu_ms_per_token"]
             r["exact_vs_fp32"] = exact
             acc = f"{r['acceptance_rate']:.2f}" if "acceptance_rate" in r else "-"
             exact_text = "-" if exact is None else str(exact)
-            print(f"{name:<28}{r['decode_tok_s']:>14.1f}{r['speedup']:>8.2f}{r['speedup_vs_no_spin']:>9.2f}{acc:>8}{exact_text:>7}")
+            print(
+                f"{name:<34}{r['decode_tok_s']:>13.1f}{r['speedup']:>8.2f}{r['speedup_vs_no_spin']:>9.2f}"
+                f"{r['cpu_ms_per_token']:>11.1f}{r['cpu_speedup_vs_no_spin']:>7.2f}{acc:>8}{exact_text:>7}"
+            )
         results[task] = {name: {k: v for k, v in r.items() if k != "tokens"} for name, r in rows.items()}
+    load = os.getloadavg()
+    print(f"\nload average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (1/5/15 min), {os.cpu_count()} cores; speculative spin={args.spin}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "speculative.json").write_text(json.dumps({"threads": args.threads, "new_tokens": args.new_tokens, **results}, indent=1))
+    meta = {"threads": args.threads, "new_tokens": args.new_tokens, "load_average": load, "spin": args.spin}
+    (RESULTS / "speculative.json").write_text(json.dumps({**meta, **results}, indent=1))
 
 
 if __name__ == "__main__":

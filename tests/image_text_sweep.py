@@ -25,7 +25,15 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-from tests import vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures, vlm_fixtures_a, vlm_fixtures_b, vlm_fixtures_rec
+from tests import (
+    vlm_family_fixtures,
+    vlm_family_fixtures_more,
+    vlm_fixtures,
+    vlm_fixtures_a,
+    vlm_fixtures_b,
+    vlm_fixtures_mllama,
+    vlm_fixtures_rec,
+)
 
 STATUSES = ("token-exact", "differs", "export-fails", "hf-fails", "no-local-processor", "not-attempted")
 
@@ -41,8 +49,8 @@ BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
         "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words",
     ),
 }
-# the families added with the sweep
-for _module in (vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures_rec, vlm_fixtures_a, vlm_fixtures_b):
+_FAMILY_MODULES = (vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures_rec, vlm_fixtures_a, vlm_fixtures_b, vlm_fixtures_mllama)
+for _module in _FAMILY_MODULES:  # the families added with the sweep
     for _type, _prompt in _module.PROMPTS.items():
         BUILDERS[_type] = (getattr(_module, f"build_{_type.replace('-', '_').replace('.', '_')}"), _prompt)
 
@@ -84,6 +92,9 @@ CAVEATS: dict[str, str] = {
     "qwen2_5_omni_thinker": "images only: no audio, and its processor's video half needs torchvision (not installed)",
     "qwen3_omni_moe_thinker": "images only: no audio, and its processor's video half needs torchvision (not installed)",
     "video_llama_3": "images only: its processor's video half needs torchvision (not installed)",
+    "gemma4_unified": "its image processor has only a torchvision backend (not installed): Gemma 4's PIL patcher at the merged "
+    "patch size stands in (the same patches)",
+    "mllama": "one image per prompt (the cross-attention keys/values are one row per sequence)",
     "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
     "text model: a short-convolution layer (retained conv state) and an attention layer",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "

@@ -43,7 +43,11 @@ def test_compressed_weights_keep_perplexity(arch, tmp_path, tokenizer_dir):
     n_layers = model.config.num_hidden_layers
     assert ops.count("MatMulNBits") >= 4 * n_layers + 1  # attention and MLP projections, and the LM head
     assert not [n for n in graph.graph.node if n.op_type in ("MatMul", "Gemm") and n.input[1] in weights]
-    assert artifact_bytes(packed) < artifact_bytes(fp32)  # tiny: the float32 embedding table dominates
+    assert artifact_bytes(packed) < artifact_bytes(fp32)
+    # both tie the head: the embedding reads the head's 8-bit blocks, no float32 table is left
+    assert "GatherBlockQuantized" in ops
+    table = [model.config.vocab_size, model.config.hidden_size]
+    assert not [i for i in graph.graph.initializer if i.data_type == onnx.TensorProto.FLOAT and list(i.dims) == table]
 
     ppl_fp32 = perplexity(open_session(fp32, 1), ids)
     ppl_packed = perplexity(open_session(packed, 1), ids)

@@ -9,7 +9,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from QEfficient import QEFFAutoModelForCausalLM
-from QEfficient.generation.speculative import PromptLookupDrafter, SpeculativeUnsupportedError
+from QEfficient.generation.speculative import DraftLength, PromptLookupDrafter, SpeculativeUnsupportedError
+from QEfficient.runtime.ort_session import SPIN_WITHIN_RUN, session_options
 
 TARGET = {"speculative_model_type": "target"}
 PROMPTS = [
@@ -68,6 +69,7 @@ def test_generation_up_to_the_end_of_the_context(tiny_model_dir):
     expected = rows(plain.generate(tokenizer, PROMPTS[:2], stream=False))
     assert rows(target.generate(tokenizer, PROMPTS[:2], stream=False, prompt_lookup_num_tokens=5)) == expected
     assert rows(target.generate(tokenizer, PROMPTS[:2], stream=False)) == expected
+    assert rows(target.generate(tokenizer, PROMPTS[:2], stream=False, num_assistant_tokens_schedule="constant")) == expected
     assert rows(target.generate(tokenizer, PROMPTS[:2], stream=False, assistant_model=plain, num_assistant_tokens=5)) == expected
 
 
@@ -91,6 +93,25 @@ def test_prompt_lookup_takes_the_earliest_match_of_the_longest_ngram():
     drafter = PromptLookupDrafter(num_tokens=3)
     drafts, counts = drafter.propose([[5, 6, 7, 8, 9, 5, 6, 1, 2, 5, 6], [1, 2, 3]], np.array([True, True]), 3)
     assert drafts[0].tolist() == [7, 8, 9] and counts.tolist() == [3, 0]
+    # min_ngram_size=2: a single-token match drafts nothing; a bigram match still does
+    lookup = PromptLookupDrafter(num_tokens=2, min_ngram_size=2)
+    _, counts = lookup.propose([[4, 1, 2, 3, 4], [1, 2, 3, 1, 2]], np.array([True, True]), 2)
+    assert counts.tolist() == [0, 2]
+
+
+def test_heuristic_draft_length_and_spinning_within_runs():
+    length = DraftLength(3, budget=8)
+    for kept, expected in [(3, 5), (5, 7), (7, 8), (8, 8), (2, 7), (0, 6)]:
+        length.update(np.array([kept, -1]), np.array([True, False]), length.k)
+        assert length.k == expected
+    fixed = DraftLength(3, budget=8, schedule="constant")
+    fixed.update(np.array([3]), np.array([True]), 3)
+    assert fixed.k == 3
+    with pytest.raises(ValueError, match="num_assistant_tokens_schedule"):
+        DraftLength(3, 8, schedule="dynamic")
+    opts = session_options(1, spin=SPIN_WITHIN_RUN)
+    assert opts.get_session_config_entry("session.force_spinning_stop") == "1"
+    assert session_options(1, spin=False).get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_speculative_errors(tiny_model_dir):
@@ -100,6 +121,10 @@ def test_speculative_errors(tiny_model_dir):
         QEFFAutoModelForCausalLM.from_pretrained(folder, qaic_config=TARGET).compile(prefill_seq_len=8, ctx_len=32)
     with pytest.raises(TypeError, match="speculative_model_type"):
         QEFFAutoModelForCausalLM.from_pretrained(folder).compile(prefill_seq_len=8, ctx_len=32, num_speculative_tokens=3)
+    with pytest.raises(ValueError, match="gguf"):  # the GGUF self-draft needs a model loaded from a .gguf file
+        QEFFAutoModelForCausalLM.from_pretrained(folder, qaic_config=TARGET).compile(
+            prefill_seq_len=8, ctx_len=32, num_speculative_tokens=3, speculative_draft="gguf"
+        )
     with pytest.raises(NotImplementedError, match="turbo"):
         QEFFAutoModelForCausalLM.from_pretrained(folder, qaic_config={"speculative_model_type": "turbo"})
     plain = compiled(folder)
@@ -192,3 +217,30 @@ def test_engine_mixes_sampling_and_greedy_requests(tiny_model_dir):
     plain = rows(compiled(folder).generate(tokenizer, PROMPTS[:2], generation_len=12, stream=False))
     assert [np.trim_zeros(np.array(r.output), "b").tolist() for r in greedy] == [np.trim_zeros(np.array(p), "b").tolist() for p in plain]
     assert sampled.error is None and alone.error is None and len(sampled.output) == len(alone.output) == 12
+
+
+def test_prompt_lookup_with_lora_adapters_equals_plain_lora_decoding(tiny_model_dir, tmp_path):
+    """A LoRA target (adapter tables as graph inputs, logits for every position) drafts by prompt
+    lookup; each row keeps its adapter's plain greedy tokens (tests/test_lora.py ties those to HF + PEFT)."""
+    from QEfficient import QEffAutoLoraModelForCausalLM
+    from tests.test_lora import ADAPTERS, make_adapter
+
+    base = tiny_model_dir("llama")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    adapters = {name: make_adapter(base, tmp_path / name, seed, **ADAPTERS[name]) for seed, name in enumerate(("qv", "mlp"), start=1)}
+    models = []
+    for qaic_config, extra in ((None, {}), (TARGET, {"num_speculative_tokens": 4})):
+        model = QEffAutoLoraModelForCausalLM.from_pretrained(base, qaic_config=qaic_config)
+        for name, path in adapters.items():
+            model.load_adapter(path, name)
+        model.compile(prefill_seq_len=8, ctx_len=64, batch_size=2, num_cores=1, **extra)
+        models.append(model)
+    mapping = ["qv", "base", "mlp", "qv"]
+    plain = rows(models[0].generate(tokenizer, PROMPTS, prompt_to_adapter_mapping=mapping, generation_len=20, stream=False))
+    lookup = models[1].generate(
+        tokenizer, PROMPTS, prompt_to_adapter_mapping=mapping, generation_len=20, stream=False, prompt_lookup_num_tokens=4
+    )
+    assert rows(lookup) == plain
+    assert lookup.speculative_stats["drafted"] > 0
+    with pytest.raises(NotImplementedError, match="prompt lookup"):
+        models[1].generate(tokenizer, PROMPTS[:2], stream=False, assistant_model=models[0])

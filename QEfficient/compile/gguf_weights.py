@@ -45,7 +45,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from QEfficient.compile.gguf_blocks import MIN_BLOCK, SUPPORTED, QuantBlocks, concat_rows, unpack
-from QEfficient.compile.weight_compression import ACCURACY_LEVEL, gemm_to_matmul, quantize_remaining_matmuls
+from QEfficient.compile.weight_compression import ACCURACY_LEVEL, gathered_blocks_to_rows, gemm_to_matmul, quantize_remaining_matmuls
 from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
 
 logger = logging.getLogger(__name__)
@@ -242,13 +242,7 @@ def _gather_block_quantized(b: _Builder, node, key: tuple[str, ...], blocks: Qua
             helper.make_node("Add", [rows, f"{out}_mins"], [f"{out}_rows"], name=f"{label}_gguf_add_mins"),
         ]
         rows = f"{out}_rows"
-    last = b.constant(np.array([k], np.int64), f"gguf.{tag}.row_size")
-    nodes += [
-        helper.make_node("Shape", [idx], [f"{out}_index_shape"], name=f"{label}_gguf_shape"),
-        helper.make_node("Concat", [f"{out}_index_shape", last], [f"{out}_shape"], name=f"{label}_gguf_concat", axis=0),
-        helper.make_node("Reshape", [rows, f"{out}_shape"], [out], name=f"{label}_gguf_reshape"),
-    ]
-    return nodes
+    return nodes + gathered_blocks_to_rows(rows, idx, out, f"{label}_gguf", b.constant(np.array([k], np.int64), f"gguf.{tag}.row_size"))
 
 
 def _used_names(graph: onnx.GraphProto) -> set[str]:

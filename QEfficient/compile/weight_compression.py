@@ -18,8 +18,11 @@ fp32 22.06; decode ms per token at batch 1, 2 threads):
 Before quantising, MatMuls that read the same activation (q/k/v, gate/up) are merged into one
 MatMul followed by a Split, so the kernel quantises that activation once and runs one call
 instead of three. The LM head is compressed too: the exported ``Gemm(h, W, transB=1)`` over the
-embedding matrix (tied or not) becomes ``MatMul(h, W^T)`` on a transposed copy. The embedding
-``Gather`` keeps its float32 table: it reads one row per token, memory but no bandwidth.
+embedding matrix (tied or not) becomes ``MatMul(h, W^T)`` on a transposed copy. A tied embedding
+table then leaves the graph: its ``Gather`` becomes ``com.microsoft.GatherBlockQuantized`` over
+the LM head's own 8-bit blocks (one initializer for both, as ONNX Runtime GenAI's builder does),
+so the artifact holds no float32 copy (SmolLM2: 113 MB less) and a session's resident table pages
+are 8-bit. An untied table stays float32 (one row read per token).
 """
 
 from __future__ import annotations
@@ -132,12 +135,80 @@ def quantize_remaining_matmuls(model: onnx.ModelProto) -> onnx.ModelProto:
     finally:
         logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(previous)
     out = quantizer.model.model
+    gather_from_quantized_head(out)
     remaining = sum(
         1 for n in out.graph.node if n.op_type == "MatMul" and any(i in {x.name for x in out.graph.initializer} for i in n.input)
     )
     if remaining:
         logger.warning("%d MatMul nodes with constant weights were left uncompressed", remaining)
     return out
+
+
+def gathered_blocks_to_rows(blocks: str, indices: str, out: str, label: str, row_size: str, k: int | None = None) -> list:
+    """Nodes reshaping a GatherBlockQuantized result (indices' shape, k_blocks, block) to (indices' shape,
+    K): ``row_size`` names a 1-element int64 initializer holding k_blocks*block; with ``k`` smaller than
+    that (K padded up to whole blocks) the padding is sliced off."""
+    padded = f"{out}_padded" if k is not None else out
+    nodes = [
+        helper.make_node("Shape", [indices], [f"{out}_index_shape"], name=f"{label}_shape"),
+        helper.make_node("Concat", [f"{out}_index_shape", row_size], [f"{out}_shape"], name=f"{label}_concat", axis=0),
+        helper.make_node("Reshape", [blocks, f"{out}_shape"], [padded], name=f"{label}_reshape"),
+    ]
+    if k is not None:
+        for name, value in (("start", 0), ("end", k), ("axis", -1)):
+            array = numpy_helper.from_array(np.array([value], np.int64))
+            nodes.append(helper.make_node("Constant", [], [f"{out}_{name}"], name=f"{label}_{name}", value=array))
+        slice_inputs = [padded, f"{out}_start", f"{out}_end", f"{out}_axis"]
+        nodes.append(helper.make_node("Slice", slice_inputs, [out], name=f"{label}_slice"))
+    return nodes
+
+
+def gather_from_quantized_head(model: onnx.ModelProto) -> int:
+    """Each ``Gather`` of a float table whose transpose the LM head's MatMulNBits holds (a tied
+    embedding) reads the head's blocks instead, through GatherBlockQuantized; the float table is
+    dropped when nothing else reads it. Returns the number of rewritten gathers."""
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    heads = {n.input[1]: n for n in graph.node if n.op_type == "MatMulNBits" and n.domain == "com.microsoft"}
+    rewritten = 0
+    for node in list(graph.node):
+        axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0)
+        head = heads.get(f"{node.input[0]}_KxN_Q{BITS}") if node.op_type == "Gather" and node.input[0] in inits else None
+        if head is None or axis != 0:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in head.attribute}
+        k, n, block = attrs["K"], attrs["N"], attrs["block_size"]
+        k_blocks = -(-k // block)
+        label, out = node.name or node.output[0], node.output[0]
+        per_block = [(head.input[2], f"{head.input[1]}_gather_scales")]
+        if len(head.input) > 3 and head.input[3]:
+            per_block.append((head.input[3], f"{head.input[1]}_gather_zero_points"))
+        for src, name in per_block:  # GatherBlockQuantized wants them shaped as the codes, one per block
+            graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(inits[src]).reshape(n, k_blocks, 1), name))
+        row_size = f"{head.input[1]}_row_size"
+        graph.initializer.append(numpy_helper.from_array(np.array([k_blocks * block], np.int64), row_size))
+        gather = helper.make_node(
+            "GatherBlockQuantized",
+            [head.input[1], node.input[1], *(name for _, name in per_block)],
+            [f"{out}_blocks"],
+            name=f"{label}_quantized",
+            domain="com.microsoft",
+            bits=attrs["bits"],
+            block_size=block,
+            gather_axis=0,
+            quantize_axis=2,
+        )
+        tail = gathered_blocks_to_rows(
+            f"{out}_blocks", node.input[1], out, f"{label}_quantized", row_size, k if k != k_blocks * block else None
+        )
+        at = list(graph.node).index(node)
+        graph.node.remove(node)
+        for offset, new in enumerate([gather, *tail]):
+            graph.node.insert(at + offset, new)
+        if not any(node.input[0] in n.input for n in graph.node):
+            graph.initializer.remove(inits[node.input[0]])
+        rewritten += 1
+    return rewritten
 
 
 def quantize_dynamic_int8(src: Path, dst: Path) -> Path:

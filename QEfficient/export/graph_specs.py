@@ -175,6 +175,11 @@ class LoraDecoderGraphSpec(DecoderGraphSpec):
 
 
 @dataclass(frozen=True)
+class SpeculativeLoraDecoderGraphSpec(LoraDecoderGraphSpec, SpeculativeDecoderGraphSpec):
+    """A speculative target with LoRA inputs: the LoRA decoder's inputs, logits for every position."""
+
+
+@dataclass(frozen=True)
 class ImageTextDecoderGraphSpec(DecoderGraphSpec):
     """The language graph of a vision-language model: the decoder's inputs plus the image embeddings,
     the index of the first one a chunk uses, and the vision adapter's own extra inputs."""

@@ -34,7 +34,7 @@ from QEfficient.export.graph_specs import (
     VisionGraphSpec,
 )
 from QEfficient.export.shape_folding import fold_reshape_shapes
-from QEfficient.utils.cache import build_entry, hash_dict, verify_entry
+from QEfficient.utils.cache import build_entry, hash_dict, source_digest, verify_entry
 from QEfficient.utils.extras import require_extra
 from QEfficient.utils.memory import release_freed_memory
 from QEfficient.utils.onnx_files import save_with_external_weights
@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 # Bump when the exported graph changes for the same inputs (it invalidates every cached export).
 GRAPH_VERSION = 7
+# Stages that never change a graph or an artifact: their sources stay out of the cache key.
+_RUN_TIME_PACKAGES = ("runtime", "generation", "serving", "cloud", "distributed")
 OPSET = 17
 
 
@@ -150,7 +152,8 @@ def export_image_text_decoder_onnx(module, out_dir: Path, model_name: str, kv_dt
     spec = ImageTextDecoderGraphSpec(module.num_layers, tuple(extra), state_layers=module.state_layers)
     ids, pos, *past = spec.dummy_inputs(module, kv_dtype)
     ids[:, 1] = module.image_token_id
-    dummies = {VISION_EMBEDS: torch.zeros(2, 3, module.embedding_width), IMAGE_IDX: torch.zeros(2, 1, dtype=torch.int64), **extra}
+    embeds = module.vision_adapter.embeds_example(2, module.embedding_width)
+    dummies = {VISION_EMBEDS: embeds, IMAGE_IDX: torch.zeros(2, 1, dtype=torch.int64), **extra}
     args = (ids, pos, *dummies.values(), *past)
     axes = {**spec.dynamic_axes(), **module.vision_adapter.decoder_axes()}
     return torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, axes)
@@ -212,6 +215,7 @@ def cached_export(
     params = {
         **hash_params,
         "graph_version": GRAPH_VERSION,
+        "code": source_digest(str(Path(__file__).resolve().parents[1]), _RUN_TIME_PACKAGES),
         "dynamo": dynamo,
         "opset": 18 if dynamo else OPSET,
         "torch": torch.__version__,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
-from transformers import GenerationConfig
 
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
@@ -80,7 +80,7 @@ def cloud_ai_100_exec_kv(
         lora = (check_tables(qconfig, lora_tables), list(ids))
     session = session or open_session(qpc_path, num_cores)
     if generation_config is None and qconfig.get("eos_token_id") is not None:
-        generation_config = GenerationConfig(eos_token_id=qconfig["eos_token_id"])  # as recorded at compile time
+        generation_config = SimpleNamespace(eos_token_id=qconfig["eos_token_id"])  # as recorded at compile time
     eos = eos_token_ids(tokenizer, generation_config)
     if qconfig.get("continuous_batching"):
         info = generate_continuous(

@@ -27,10 +27,14 @@ class ImageTextBatchingEngine(ContinuousBatchingEngine):
         self.rope: list[tuple[np.ndarray, int]] = [(np.zeros((3, 1), np.int64), 0)] * session.batch_size
         self.uses_rope = False
         self._decode_bound = False
+        # cross-attention models: each cache row's image row, bound for decode
+        self.cross_rows = None
+        if prefiller.adapter.cross_attention:
+            self.cross_rows = np.zeros((session.batch_size, 1, prefiller.hidden_size), np.float32)
 
     def _prefill_request(self, slot: int, request: Request) -> np.ndarray:
         vision = request.extra["vision"]
-        if not self._decode_bound:  # decode runs on the whole-cache binding: text only, bound once
+        if not self._decode_bound and self.cross_rows is None:  # decode runs on the whole-cache binding: text only, bound once
             inputs, outputs = self.prefiller.decode_inputs(self.session.batch_size, vision)
             self.session.bind_inputs(**inputs)
             if outputs:
@@ -39,6 +43,11 @@ class ImageTextBatchingEngine(ContinuousBatchingEngine):
         rope = request.extra.get("rope")
         embeds = join_embeddings([request.extra.get("embeds")], self.prefiller.hidden_size)
         logits = self.prefiller(self.session.slot(slot), [request.tokens], [vision], embeds, None if rope is None else [rope])
+        if self.cross_rows is not None:  # this row's image, for every later decode step
+            self.cross_rows[slot] = self.prefiller.cross_embeds.reshape(1, -1)
+            inputs, outputs = self.prefiller.decode_inputs(self.session.batch_size, vision, self.cross_rows)
+            self.session.bind_inputs(**inputs)
+            self.session.bind_outputs(**outputs)
         if rope is not None:
             self.rope[slot], self.uses_rope = rope, True
         return logits

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,8 @@ class ImagePrefill:
     ctx_len: int
     pad_id: int
     one_graph: bool
+    # cross-attention models: the image rows the last call's sequences used, kept bound for decode
+    cross_embeds: np.ndarray | None = field(default=None, init=False)
 
     @property
     def placeholder(self) -> np.ndarray:
@@ -92,12 +94,22 @@ class ImagePrefill:
         chunk = -(-max(longest, 1) // self.prefill_seq_len) * self.prefill_seq_len
         return chunk, [image_block_columns(t, self.image_token_id, chunk) for t in token_lists]
 
-    def decode_inputs(self, rows: int, vision: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """(inputs, outputs) that mean "text only" for decode steps: one zero embedding keeps the input bound."""
-        inputs = {VISION_EMBEDS: self.placeholder, IMAGE_IDX: np.zeros((rows, 1), np.int64)}
+    def decode_inputs(
+        self, rows: int, vision: dict[str, np.ndarray], cross_embeds: np.ndarray | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(inputs, outputs) that mean "text only" for decode steps: one zero embedding keeps the input bound.
+        Cross-attention models keep each sequence's image row (``cross_embeds``, by default the last call's)
+        bound instead, the image seen (``image_idx`` 1); with one graph it passes through in place."""
+        if self.adapter.cross_attention:
+            embeds = self.cross_embeds if cross_embeds is None else cross_embeds
+            inputs = {VISION_EMBEDS: embeds, IMAGE_IDX: np.ones((rows, 1), np.int64)}
+            outputs = {RETAINED_EMBEDS: embeds}
+        else:
+            inputs = {VISION_EMBEDS: self.placeholder, IMAGE_IDX: np.zeros((rows, 1), np.int64)}
+            outputs = {RETAINED_EMBEDS: np.zeros_like(self.placeholder)}
         if not self.one_graph:
             return inputs, {}
-        return {**self.adapter.empty_vision_inputs(vision), **inputs}, {RETAINED_EMBEDS: np.zeros_like(self.placeholder)}
+        return {**self.adapter.empty_vision_inputs(vision), **inputs}, outputs
 
     def __call__(self, target, token_lists, rows_vision, embeds, rope) -> np.ndarray:
         """Next-token logits of each row. ``rows_vision``: each row's own vision units; ``embeds``: the
@@ -115,7 +127,9 @@ class ImagePrefill:
 
         def run(ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
             start = [int(p[p >= 0][0]) if (p >= 0).any() else 0 for p in pos]
-            idx = np.array([[first_row[r] + seen_before[r][s]] for r, s in enumerate(start)], dtype=np.int64)
+            # cross-attention models: whether the sequence has seen its image; others: the row of the next image embedding
+            first = np.zeros_like(first_row) if self.adapter.cross_attention else first_row
+            idx = np.array([[first[r] + seen_before[r][s]] for r, s in enumerate(start)], dtype=np.int64)
             if rope is not None:
                 target.bind_inputs(**{ROPE_POSITION_IDS: rope_positions(rope, pos, prefill=True)})
             if not self.one_graph:
@@ -136,7 +150,9 @@ class ImagePrefill:
             return target.run(ids, pos)
 
         chunk, columns = self.chunking(token_lists)
-        return prefill(run, token_lists, len(token_lists), chunk, self.ctx_len, self.pad_id, columns)
+        logits = prefill(run, token_lists, len(token_lists), chunk, self.ctx_len, self.pad_id, columns)
+        self.cross_embeds = embeds if not self.one_graph else state["out"]
+        return logits
 
 
 class ImageTextGeneration(TextGeneration):

@@ -12,6 +12,7 @@ import numpy as np
 
 from QEfficient.export.graph_specs import LORA_IDS, lora_table_names
 from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
+from QEfficient.generation.speculative import SpeculativeGeneration
 from QEfficient.generation.text_generation import TextGeneration, prefill
 
 LORA_ID = "lora_id"  # Request.extra key: the request's row of the adapter tables (0: no adapter)
@@ -54,19 +55,34 @@ def check_ids(ids: list[int], tables: dict[str, np.ndarray]) -> np.ndarray:
     return ids
 
 
-class LoraTextGeneration(TextGeneration):
-    """TextGeneration whose prompt i runs with adapter row ``lora_ids[i]``."""
+class LoraRows:
+    """Mixed into a TextGeneration: prompt i runs with adapter row ``lora_ids[i]`` (the tables bound once)."""
 
-    def __init__(self, session, tokenizer, prefill_seq_len: int, eos_ids, sampling, tables: dict[str, np.ndarray], lora_ids) -> None:
-        super().__init__(session, tokenizer, prefill_seq_len, eos_ids, sampling)
+    def bind_lora(self, tables: dict[str, np.ndarray], lora_ids) -> None:
         self.lora_ids = check_ids(lora_ids, tables)
-        session.bind_inputs(**tables)
+        self.session.bind_inputs(**tables)
 
     def generate_batch(self, prompts, generation_len, streamer=None, token_lists=None, first_index: int = 0):
         ids = self.lora_ids[first_index : first_index + self.batch_size]
         ids = np.concatenate([ids, np.full(self.batch_size - len(ids), ids[-1] if len(ids) else 0, np.int64)])  # as the prompts are padded
         self.session.bind_inputs(**{LORA_IDS: ids[:, None]})
         return super().generate_batch(prompts, generation_len, streamer, token_lists, first_index)
+
+
+class LoraTextGeneration(LoraRows, TextGeneration):
+    """TextGeneration whose prompt i runs with adapter row ``lora_ids[i]``."""
+
+    def __init__(self, session, tokenizer, prefill_seq_len: int, eos_ids, sampling, tables: dict[str, np.ndarray], lora_ids) -> None:
+        super().__init__(session, tokenizer, prefill_seq_len, eos_ids, sampling)
+        self.bind_lora(tables, lora_ids)
+
+
+class LoraSpeculativeGeneration(LoraRows, SpeculativeGeneration):
+    """Speculative generation (prompt lookup) over a LoRA target graph, prompt i with adapter ``lora_ids[i]``."""
+
+    def __init__(self, session, tokenizer, prefill_seq_len: int, eos_ids, drafter, num_tokens: int, tables, lora_ids) -> None:
+        super().__init__(session, tokenizer, prefill_seq_len, eos_ids, drafter, num_tokens)
+        self.bind_lora(tables, lora_ids)
 
 
 class LoraBatchingEngine(ContinuousBatchingEngine):

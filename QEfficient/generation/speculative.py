@@ -28,11 +28,14 @@ class SpeculativeUnsupportedError(ValueError):
 
 class PromptLookupDrafter:
     """transformers' prompt lookup: the tokens that followed the latest n-gram's earliest earlier
-    occurrence in the row's own tokens (prompt and generated), longest n-gram first."""
+    occurrence in the row's own tokens (prompt and generated), longest n-gram first, down to
+    ``min_ngram_size`` (1 as in transformers; 2 skips single-token matches, which are mostly wrong
+    guesses that only lengthen the verify step)."""
 
-    def __init__(self, num_tokens: int, max_ngram_size: int = 2) -> None:
+    def __init__(self, num_tokens: int, max_ngram_size: int = 2, min_ngram_size: int = 1) -> None:
         self.num_tokens = num_tokens
         self.max_ngram_size = max_ngram_size
+        self.min_ngram_size = max(1, min(min_ngram_size, max_ngram_size))
 
     def start(self, token_lists: list[list[int]]) -> None:
         pass
@@ -48,7 +51,7 @@ class PromptLookupDrafter:
         return drafts, counts
 
     def _lookup(self, tokens: np.ndarray, k: int) -> np.ndarray:
-        for n in range(min(self.max_ngram_size, len(tokens) - 1), 0, -1):
+        for n in range(min(self.max_ngram_size, len(tokens) - 1), self.min_ngram_size - 1, -1):
             windows = np.lib.stride_tricks.sliding_window_view(tokens[:-1], n)
             hits = np.flatnonzero((windows == tokens[-n:]).all(axis=1))
             for start in hits + n:
@@ -60,14 +63,40 @@ class PromptLookupDrafter:
         pass
 
 
+class DraftLength:
+    """How many tokens a draft model proposes next: ``schedule="constant"`` keeps ``start``;
+    ``"heuristic"`` (transformers' num_assistant_tokens_schedule) adds 2 after a round whose drafts
+    were all kept and takes 1 off otherwise, within 1..``budget``."""
+
+    SCHEDULES = ("constant", "heuristic")
+
+    def __init__(self, start: int, budget: int, schedule: str = "heuristic") -> None:
+        if schedule not in self.SCHEDULES:
+            raise ValueError(f"num_assistant_tokens_schedule must be one of {self.SCHEDULES}, got {schedule!r}.")
+        self.k, self.budget, self.adaptive = min(start, budget), budget, schedule == "heuristic"
+
+    def update(self, kept: np.ndarray, active: np.ndarray, k: int) -> None:
+        if self.adaptive and k > 0 and active.any():
+            self.k = min(self.budget, self.k + 2) if bool((kept[active] >= k).all()) else max(1, self.k - 1)
+
+
 class ModelDrafter:
     """A draft model's greedy tokens, from its own in-place cache (any artifact with the target's
     batch size and at least its ctx_len: a smaller model, or the same model's compressed artifact)."""
 
-    def __init__(self, session: KVCacheSession, prefill_seq_len: int, num_tokens: int, pad_id: int) -> None:
+    def __init__(
+        self,
+        session: KVCacheSession,
+        prefill_seq_len: int,
+        num_tokens: int,
+        pad_id: int,
+        schedule: str = "heuristic",
+        budget: int | None = None,
+    ) -> None:
         self.session = session
         self.prefill_seq_len = prefill_seq_len
         self.num_tokens = num_tokens
+        self.length = DraftLength(num_tokens, budget or num_tokens, schedule)  # budget: the most a round may draft
         self.pad_id = pad_id
         self.fed = np.zeros(session.batch_size, dtype=np.int64)  # draft cache holds positions < fed
         self._base = np.zeros(session.batch_size, dtype=np.int64)
@@ -85,6 +114,7 @@ class ModelDrafter:
         self.fed[:] = [len(t) for t in token_lists]
 
     def propose(self, seqs: list[list[int]], active: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, self.length.k)
         rows = self.session.batch_size
         lengths = np.array([len(s) for s in seqs], dtype=np.int64)
         pending = [seqs[r][self.fed[r] :] if active[r] else [] for r in range(rows)]
@@ -106,6 +136,7 @@ class ModelDrafter:
     def accepted(self, kept: np.ndarray) -> None:
         # Draft i (1-based, i < k) was fed at position base + i - 1; the kept ones stay valid.
         self.fed = np.where(kept >= 0, self._base + np.minimum(kept, self._k - 1), self.fed)
+        self.length.update(kept, kept >= 0, self._k)
 
 
 class SpeculativeGeneration(TextGeneration):

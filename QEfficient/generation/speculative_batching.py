@@ -25,9 +25,19 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
     """A ContinuousBatchingEngine over a speculative target session (``run_all``), drafting by prompt
     lookup, or with ``drafter`` (a ModelDrafter over a draft session with the same slots)."""
 
-    def __init__(self, session, prefill_seq_len: int, eos_ids, pad_id: int, num_tokens: int, max_ngram_size: int = 2, drafter=None) -> None:
+    def __init__(
+        self,
+        session,
+        prefill_seq_len: int,
+        eos_ids,
+        pad_id: int,
+        num_tokens: int,
+        max_ngram_size: int = 2,
+        drafter=None,
+        min_ngram_size: int = 2,
+    ) -> None:
         super().__init__(session, prefill_seq_len, eos_ids, pad_id)
-        self.drafter = drafter or PromptLookupDrafter(num_tokens, max_ngram_size)
+        self.drafter = drafter or PromptLookupDrafter(num_tokens, max_ngram_size, min_ngram_size)
         self.num_tokens = num_tokens
         self.stats = {"drafted": 0, "accepted": 0, "verify_steps": 0}
 

@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterable
 
 import numpy as np
-from transformers import TextStreamer
 
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import SamplingParams, TokenChooser
@@ -148,6 +147,8 @@ class TextGeneration:
             streamer = None
             if stream and self.batch_size == 1:
                 print(f"\nPrompt : {batch[0]}\nCompletion :", flush=True)
+                from transformers import TextStreamer  # here: transformers' package costs ~26 MB of RSS to import
+
                 streamer = TextStreamer(self.tokenizer, skip_special_tokens=True)
             texts, ids, timing = self.generate_batch(batch, generation_len, streamer, first_index=first)
             all_texts.append(texts[:real])

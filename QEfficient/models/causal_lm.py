@@ -212,6 +212,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         if prefill_seq_len > ctx_len:
             raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
         self._check_max_positions("ctx_len", ctx_len)
+        draft_gguf = self._gguf_path() if speculative_draft == "gguf" else gguf_path
         for key, value in {
             "num_devices": num_devices > 1,
             "full_batch_size": full_batch_size is not None and not self.continuous_batching,
@@ -290,15 +291,25 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         )
         self.draft_qpc_path = None
         if speculative_draft is not None:
+            # The draft is built like a plain compile of the same graph (fused when the target is), with
+            # 8-bit weights ("mxfp6") or the GGUF file's own blocks ("gguf"); "draft" keys its artifact.
+            draft_params = {**params, "mxfp6_matmul": mxfp6_matmul or speculative_draft == "mxfp6", "draft": speculative_draft}
+            if draft_gguf is not None:
+                draft_params["gguf_weights"] = str(draft_gguf.resolve())
+                draft_params.pop("fused_graph", None)  # the gguf_weights graph is not fused yet
             self.draft_qpc_path = self._build_artifact(
                 onnx_path,
                 compile_dir,
                 manifest,
-                {**params, "mxfp6_matmul": True},
+                draft_params,
                 DecoderGraphSpec.specializations(
                     prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None
                 ),
-                rewrite=compress_matmul_weights,
+                rewrite=(
+                    partial(fused_decoder_rewrite, ctx_len=ctx_len, mxfp6_matmul=True)
+                    if "fused_graph" in draft_params
+                    else self._weight_rewrite(draft_gguf, draft_params["mxfp6_matmul"])
+                ),
             )
         self._num_cores = num_cores
         return self.qpc_path
@@ -387,6 +398,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             raise TypeError("Please run compile() before generate().")
         self.qpc_session = None  # released first if the artifact changed: one copy of the weights at a time
         if speculation or self.draft_qpc_path is not None:  # opens its own sessions
+            speculation |= {k: kwargs[k] for k in ("lora_tables", "prompt_to_lora_id_mapping") if kwargs.get(k) is not None}
             return speculative_generate(self, tokenizer, prompts, generation_len, stream, sampling, prompts_txt_file_path, **speculation)
         self.qpc_session = self._session(
             "kv", (str(self.qpc_path), self._num_cores), lambda: open_kv_session(self.qpc_path, self._num_cores)

@@ -15,17 +15,33 @@ from __future__ import annotations
 
 import time
 
+from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.generation.continuous_batching import Request
 from QEfficient.generation.exec_kv import continuous_result, load_prompts, print_perf, right_padding
+from QEfficient.generation.lora_generation import LoraSpeculativeGeneration, check_tables
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.speculative import ModelDrafter, PromptLookupDrafter, SpeculativeGeneration, SpeculativeUnsupportedError
 from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
 from QEfficient.generation.text_generation import TextGeneration, check_generation_len, eos_token_ids
-from QEfficient.runtime.ort_session import open_kv_session
+from QEfficient.runtime.ort_session import open_kv_session, turn_taking_spin
 
-SPECULATIVE_KWARGS = ("prompt_lookup_num_tokens", "max_matching_ngram_size", "assistant_model", "num_assistant_tokens")
-SPECULATIVE_DRAFTS = ("mxfp6",)
+SPECULATIVE_KWARGS = (
+    "prompt_lookup_num_tokens",
+    "max_matching_ngram_size",
+    "min_matching_ngram_size",
+    "assistant_model",
+    "num_assistant_tokens",
+    "num_assistant_tokens_schedule",
+)
+SPECULATIVE_DRAFTS = ("mxfp6", "gguf")
+# None: speculative_spin() decides when a session opens; True / False / "run" force a policy.
+SESSION_SPIN: bool | str | None = None
+
+
+def speculative_spin() -> bool | str:
+    """SESSION_SPIN, or the runtime's choice for sessions that take turns (turn_taking_spin)."""
+    return turn_taking_spin() if SESSION_SPIN is None else SESSION_SPIN
 
 
 def check_speculative_type(qaic_config: dict | None) -> bool:
@@ -57,8 +73,6 @@ def check_speculative_compile(is_target: bool, num_speculative_tokens: int | Non
 
 
 def _compile_param(qpc_path, key: str):
-    from QEfficient.compile.ort_cpu import read_artifact
-
     return read_artifact(qpc_path)["compile_params"].get(key)
 
 
@@ -74,8 +88,20 @@ def speculative_generate(
     max_matching_ngram_size: int | None = None,
     assistant_model=None,
     num_assistant_tokens: int | None = None,
+    min_matching_ngram_size: int = 2,
+    num_assistant_tokens_schedule: str = "heuristic",
+    lora_tables: dict | None = None,
+    prompt_to_lora_id_mapping: list[int] | None = None,
 ) -> CloudAI100ExecInfo:
-    """Greedy speculative generation with ``model``'s target session (already open as model.qpc_session)."""
+    """Greedy speculative generation with ``model``'s target session (already open as model.qpc_session).
+
+    Prompt lookup matches n-grams of ``max_matching_ngram_size`` (default 2) down to
+    ``min_matching_ngram_size`` tokens (default 2: single-token matches mostly draft wrong tokens);
+    a draft model proposes ``num_assistant_tokens`` (default: the compiled num_speculative_tokens)
+    in its first round, then as ``num_assistant_tokens_schedule`` says ("heuristic", transformers'
+    schedule: +2 after a round that kept every draft, -1 otherwise, up to num_speculative_tokens;
+    or "constant"). A LoRA target (``lora_tables``)
+    runs prompt i with adapter row ``prompt_to_lora_id_mapping[i]``, drafting by prompt lookup."""
     if not model.is_speculative_target:
         raise SpeculativeUnsupportedError(
             "Speculative decoding needs a target model: from_pretrained(..., qaic_config={'speculative_model_type': 'target'}) "
@@ -85,23 +111,25 @@ def speculative_generate(
         raise SpeculativeUnsupportedError("Speculative decoding here is greedy only: drop temperature/do_sample/repetition_penalty.")
     if prompt_lookup_num_tokens is not None and assistant_model is not None:
         raise ValueError("Pass prompt_lookup_num_tokens or assistant_model, not both.")
-    # A draft model's session and the target's take turns on the same cores: neither may spin while
-    # the other runs (measured on SmolLM2, 2 cores: self-speculation 2.7x faster without spinning);
-    # prompt lookup's host work between runs is short, but its session does not spin either, so
-    # every speculative mode runs alike.
-    session = model.qpc_session = _open(model, model.qpc_path, "kv", spin=False)
+    spin, schedule = speculative_spin(), num_assistant_tokens_schedule
+    session = model.qpc_session = _open(model, model.qpc_path, "kv", spin=spin)
     generation_len = check_generation_len(generation_len)
     budget = _compile_param(model.qpc_path, "num_speculative_tokens")
     prefill_len = _compile_param(model.qpc_path, "prefill_seq_len")
     tokenizer = right_padding(tokenizer)
     eos = eos_token_ids(tokenizer, model.model.hf.generation_config)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if lora_tables is not None and (model.continuous_batching or prompt_lookup_num_tokens is None):
+        raise NotImplementedError(
+            "With LoRA adapters, speculative decoding drafts by prompt lookup (prompt_lookup_num_tokens=K), in static batching."
+        )
     if model.continuous_batching:
         if prompt_lookup_num_tokens is not None:
             k, drafter = _check_k("prompt_lookup_num_tokens", prompt_lookup_num_tokens, budget), None
         else:
-            k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad)
-        engine = SpeculativeBatchingEngine(session, prefill_len, eos, pad, k, max_matching_ngram_size or 2, drafter=drafter)
+            k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad, schedule, spin)
+        lookup = PromptLookupDrafter(k, max_matching_ngram_size or 2, min_matching_ngram_size)
+        engine = SpeculativeBatchingEngine(session, prefill_len, eos, pad, k, drafter=drafter or lookup)
         prompts = load_prompts(prompts, prompts_txt_file_path)
         requests = [
             Request(t, generation_len or session.ctx_len) for t in TextGeneration(session, tokenizer, prefill_len, eos).tokenize(prompts)
@@ -114,26 +142,33 @@ def speculative_generate(
         return info
     if prompt_lookup_num_tokens is not None:
         k = _check_k("prompt_lookup_num_tokens", prompt_lookup_num_tokens, budget)
-        drafter = PromptLookupDrafter(k, max_matching_ngram_size or 2)
+        drafter = PromptLookupDrafter(k, max_matching_ngram_size or 2, min_matching_ngram_size)
     else:
-        k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad)
-    generator = SpeculativeGeneration(session, tokenizer, prefill_len, eos, drafter, k)
+        k, drafter = _model_drafter(model, session, assistant_model, num_assistant_tokens, budget, pad, schedule, spin)
+    if lora_tables is not None:
+        tables = check_tables(read_artifact(model.qpc_path), lora_tables)
+        ids = prompt_to_lora_id_mapping
+        if ids is None:
+            ids = [0] * len(load_prompts(prompts, prompts_txt_file_path))
+        generator = LoraSpeculativeGeneration(session, tokenizer, prefill_len, eos, drafter, k, tables, ids)
+    else:
+        generator = SpeculativeGeneration(session, tokenizer, prefill_len, eos, drafter, k)
     info = generator.generate(load_prompts(prompts, prompts_txt_file_path), generation_len=generation_len, stream=stream)
     info.speculative_stats = {**generator.stats, "acceptance_rate": generator.acceptance_rate, "num_speculative_tokens": k}
     print_perf(info)
     return info
 
 
-def _model_drafter(model, session, assistant_model, num_assistant_tokens: int | None, budget: int, pad: int):
+def _model_drafter(model, session, assistant_model, num_assistant_tokens: int | None, budget: int, pad: int, schedule: str, spin):
     """(K, ModelDrafter) over ``assistant_model``'s artifact, or the target's own compressed one."""
     if assistant_model is not None:
         if getattr(assistant_model, "qpc_path", None) is None:
             raise TypeError("assistant_model must be a compiled QEFF model: call assistant_model.compile(...) first.")
         draft_path = assistant_model.qpc_path
-        draft = _open(assistant_model, draft_path, "kv", spin=False)
+        draft = _open(assistant_model, draft_path, "kv", spin=spin)
     elif model.draft_qpc_path is not None:
         draft_path = model.draft_qpc_path
-        draft = _open(model, draft_path, "draft", spin=False)
+        draft = _open(model, draft_path, "draft", spin=spin)
     else:
         raise ValueError("Say how to draft: prompt_lookup_num_tokens=K, assistant_model=draft, or compile(speculative_draft='mxfp6').")
     if draft.batch_size != session.batch_size or draft.ctx_len < session.ctx_len:
@@ -143,10 +178,12 @@ def _model_drafter(model, session, assistant_model, num_assistant_tokens: int | 
             "(with continuous batching, the same full_batch_size)."
         )
     k = _check_k("num_assistant_tokens", num_assistant_tokens or budget, budget)
-    return k, ModelDrafter(draft, _compile_param(draft_path, "prefill_seq_len"), k, pad)
+    # the heuristic schedule starts at k and may grow up to the compiled budget; "constant" keeps k
+    cap = budget if schedule == "heuristic" else k
+    return cap, ModelDrafter(draft, _compile_param(draft_path, "prefill_seq_len"), k, pad, schedule, budget=cap)
 
 
-def _open(model, qpc_path, role: str, spin: bool):
+def _open(model, qpc_path, role: str, spin: bool | str):
     """``model``'s session for ``role``, reused while the artifact, threads and spinning stay the same."""
     cores = model._num_cores
     return model._session(role, (str(qpc_path), cores, spin), lambda: open_kv_session(qpc_path, cores, spin=spin))

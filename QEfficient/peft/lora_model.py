@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from transformers import PreTrainedModel
 
-from QEfficient.export.graph_specs import LoraDecoderGraphSpec
+from QEfficient.export.graph_specs import LoraDecoderGraphSpec, SpeculativeLoraDecoderGraphSpec
 from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
@@ -48,8 +48,8 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
     """
 
     def __init__(self, model: PreTrainedModel, continuous_batching: bool = False, qaic_config: dict | None = None, **kwargs) -> None:
-        if (qaic_config or {}).get("speculative_model_type"):
-            raise NotImplementedError(f"{type(self).__name__} does not combine with speculative decoding; load the model without it.")
+        # A speculative target ({"speculative_model_type": "target"}) drafts by prompt lookup only: a draft
+        # model would need the adapters too.
         require_extra("lora", type(self).__name__)
         super().__init__(model, continuous_batching=continuous_batching, qaic_config=qaic_config, **kwargs)
         self.adapters: dict[str, LoraAdapter] = {}  # in id order: the i-th is table row i + 1
@@ -157,13 +157,17 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
         def export(tmp: Path) -> Path:
             lora = QEffLoraCausalLM(self.model, modules)
             try:
-                spec = LoraDecoderGraphSpec(lora.num_layers, modules)
+                kind = SpeculativeLoraDecoderGraphSpec if self.is_speculative_target else LoraDecoderGraphSpec
+                spec = kind(lora.num_layers, modules)
                 args = spec.dummy_inputs(lora, kv_dtype)
                 return torchscript_export(lora, args, tmp / f"{name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
             finally:
                 lora.release()
 
-        return {"export_fn": export, "hash_extra": {"lora_target_modules": list(modules), "kv_cache_dtype": str(kv_dtype)}}
+        extra = {"lora_target_modules": list(modules), "kv_cache_dtype": str(kv_dtype)}
+        if self.is_speculative_target:  # only then: existing LoRA graphs keep their hashes
+            extra["speculative_model_type"] = "target"
+        return {"export_fn": export, "hash_extra": extra}
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
         """Export the graph for the loaded adapters' target modules (cached: the adapters' values are inputs)."""
@@ -173,6 +177,8 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
     def compile(self, onnx_path=None, compile_dir=None, *, max_lora_rank: int | None = None, **kwargs) -> Path:
         """As QEFFAutoModelForCausalLM.compile; ``max_lora_rank``: the largest adapter rank the artifact
         takes (default: the largest loaded), so adapters loaded later may have up to that rank."""
+        if kwargs.get("speculative_draft") is not None:
+            raise NotImplementedError("With LoRA adapters, speculative decoding drafts by prompt lookup only: drop speculative_draft.")
         modules = self._target_modules()
         largest = max(a.rank for a in self.adapters.values())
         if max_lora_rank is None:
@@ -197,8 +203,8 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
         all "base" when omitted); the other arguments as QEFFAutoModelForCausalLM.generate."""
         if self.qpc_path is None:
             raise TypeError("Please run compile() before generate().")
-        if any(k in kwargs for k in ("prompt_lookup_num_tokens", "assistant_model")):
-            raise NotImplementedError("Speculative decoding is not supported with LoRA adapters.")
+        if kwargs.get("assistant_model") is not None:
+            raise NotImplementedError("With LoRA adapters, speculative decoding drafts by prompt lookup only (prompt_lookup_num_tokens=K).")
         count = 1 if isinstance(prompts, str) else len(prompts or [])
         if kwargs.get("prompts_txt_file_path"):
             from QEfficient.generation.exec_kv import load_prompts

@@ -26,6 +26,7 @@ import onnxruntime as ort
 
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
 from QEfficient.export.graph_specs import INPUT_IDS, LOGITS, POSITION_IDS, past_names, retained
+from QEfficient.runtime.resident_memory import release_mapped_pages, return_freed_heap
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +40,37 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def session_options(num_cores: int, spin: bool = True) -> ort.SessionOptions:
+SPIN_WITHIN_RUN = "run"
+
+
+def session_options(num_cores: int, spin: bool | str = True) -> ort.SessionOptions:
     """``spin=False`` for a session that runs once and then waits (a vision encoder): its idle threads
-    must not spin on the cores the language session needs next."""
+    must not spin on the cores the language session needs next. ``spin="run"`` (SPIN_WITHIN_RUN):
+    threads spin between the operators of a run and stop when it returns, for sessions that take
+    turns (a speculative draft and its target)."""
     opts = ort.SessionOptions()
     if not spin:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    elif spin == SPIN_WITHIN_RUN:
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
     opts.intra_op_num_threads = max(1, min(int(num_cores), available_cores()))
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return opts
+
+
+def turn_taking_spin() -> bool | str:
+    """``spin`` for sessions that take turns on the same cores (a speculative draft and its target):
+    neither may spin while the other runs, so threads spin between a run's operators, as a plain
+    session's do, and stop when it returns (SPIN_WITHIN_RUN). On oversubscribed cores (1-minute load
+    average above 1.5x the cores this process may use) spinning only takes time from threads that
+    have work, so they do not spin at all (measured in docs/performance.md)."""
+    try:
+        busy = os.getloadavg()[0] > 1.5 * available_cores()
+    except (AttributeError, OSError):  # no load average on this platform
+        busy = False
+    return False if busy else SPIN_WITHIN_RUN
 
 
 class GraphLoadError(OSError):
@@ -64,12 +85,15 @@ def open_inference_session(
     if not path.is_file():
         raise GraphLoadError(f"The ONNX graph {path} does not exist. Compile the model again (model.compile(...)).")
     try:
-        return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
     except Exception as err:  # ORT raises its own pybind types (InvalidProtobuf, Fail, NoSuchFile, ...)
         raise GraphLoadError(
             f"ONNX Runtime could not load {path}: the graph or its external weights are damaged or incomplete ({err}). "
             f"If it was built by QEfficient, delete its folder (rm -rf '{path.parent}') and compile again."
         ) from err
+    release_mapped_pages(path.parent / f"{path.name}.data")  # what building the session read in full
+    return_freed_heap()
+    return session
 
 
 def open_artifact_session(qpc_path: str | os.PathLike, num_cores: int, spin: bool = True) -> ort.InferenceSession:
@@ -77,7 +101,7 @@ def open_artifact_session(qpc_path: str | os.PathLike, num_cores: int, spin: boo
     return open_inference_session(Path(qpc_path) / ARTIFACT_GRAPH, session_options(num_cores, spin=spin))
 
 
-def open_kv_session(qpc_path: str | os.PathLike, num_cores: int | None = None, spin: bool = True) -> KVCacheSession:
+def open_kv_session(qpc_path: str | os.PathLike, num_cores: int | None = None, spin: bool | str = True) -> KVCacheSession:
     """A KVCacheSession over a compiled decoder artifact, sized as compiled (batch, ctx_len); ``spin``
     as in session_options (False for a session that takes turns with another, a speculative draft)."""
     qconfig = read_artifact(Path(qpc_path))
@@ -130,7 +154,7 @@ class KVCacheSession:
         num_cores: int = 16,
         kv_dtype: str = "float32",
         providers: list[str] | None = None,
-        spin: bool = True,
+        spin: bool | str = True,
         states: dict[str, list[int]] | None = None,
         state_dtype: str = "float32",
     ) -> None:

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
+from QEfficient.runtime.resident_memory import return_freed_heap
+
 TOKENIZER_SUBDIR = "tokenizer"  # inside a compiled artifact
 RUNTIME_RECORD = "qeff_runtime.json"  # what generation needs besides the tokenizer: EOS ids
 # what a model folder's tokenizer and EOS ids are read from (tokenizer_digest)
@@ -85,8 +87,10 @@ class RuntimeTokenizer:
         config = _read_json(folder / "tokenizer_config.json")
         special = {**_read_json(folder / "special_tokens_map.json"), **config}
         record = _read_json(folder / RUNTIME_RECORD)
+        backend = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        return_freed_heap()  # parsing the JSON left ~half of what it allocated free in the heap
         return cls(
-            Tokenizer.from_file(str(folder / "tokenizer.json")),
+            backend,
             {name: _token_text(special.get(name)) for name in SPECIAL_TOKEN_NAMES},
             _read_chat_template(folder, config),
             bool(config.get("clean_up_tokenization_spaces", False)),

@@ -175,13 +175,14 @@ def open_app(
     compiled), the engine running on its thread, and the OpenAI app over it."""
     from QEfficient.generation.continuous_batching import ContinuousBatchingEngine
     from QEfficient.generation.exec_kv import right_padding
-    from QEfficient.runtime.ort_session import open_kv_session
+    from QEfficient.runtime.ort_session import open_kv_session, turn_taking_spin
     from QEfficient.serving.app import create_app
     from QEfficient.serving.runner import EngineRunner
 
     tokenizer = right_padding(artifact_tokenizer(artifact.qpc_path, artifact.tokenizer_dir))
-    # with a draft model the two sessions take turns on the same cores: neither spins (models/speculative.py)
-    session = open_kv_session(artifact.qpc_path, num_cores or artifact.num_cores, spin=artifact.draft_qpc_path is None)
+    # with a draft model the two sessions take turns on the same cores (turn_taking_spin)
+    spin = True if artifact.draft_qpc_path is None else turn_taking_spin()
+    session = open_kv_session(artifact.qpc_path, num_cores or artifact.num_cores, spin=spin)
     engine_args = (session, artifact.prefill_seq_len, set(artifact.eos_token_ids), tokenizer.pad_token_id or 0)
     if artifact.lora_tables is not None:
         from QEfficient.generation.lora_generation import LoraBatchingEngine, load_tables
@@ -215,8 +216,8 @@ def _draft_engine(artifact: ServingArtifact, engine_args: tuple, num_cores: int,
     """Speculative continuous batching with a draft model's artifact drafting K tokens a step."""
     from QEfficient.generation.speculative import ModelDrafter
     from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
-    from QEfficient.runtime.ort_session import open_kv_session
+    from QEfficient.runtime.ort_session import open_kv_session, turn_taking_spin
 
-    draft = open_kv_session(artifact.draft_qpc_path, num_cores, spin=False)
+    draft = open_kv_session(artifact.draft_qpc_path, num_cores, spin=turn_taking_spin())
     k = artifact.num_speculative_tokens
     return SpeculativeBatchingEngine(*engine_args, k, drafter=ModelDrafter(draft, artifact.prefill_seq_len, k, pad))

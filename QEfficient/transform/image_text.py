@@ -18,9 +18,6 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from QEfficient.transform.adapters import get_adapter
-from QEfficient.transform.adapters.base import ArchAdapter, CacheGeometryAdapter
-from QEfficient.transform.adapters.recurrent import RecurrentAdapter
 from QEfficient.transform.static_kv import QEffCausalLM
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
 
@@ -35,21 +32,17 @@ class QEffVisionEncoder(nn.Module):
         return self.adapter.image_features(self.hf, *vision_inputs)
 
 
-def image_block_ends(is_image: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-    """[B,S]: for an image token, the position of the last token of its run of image tokens; for
-    any other token, its own position. The runtime keeps every run inside one chunk."""
+def image_blocks(is_image: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B,S], [B,S]): for an image token, the positions of the first and last tokens of its run of image
+    tokens; for any other token, its own position twice. The runtime keeps every run inside one chunk."""
     previous = nn.functional.pad(is_image, (1, 0))[:, :-1]
     block = torch.cumsum((is_image & ~previous).to(torch.int64), dim=1)
     same = (block[:, :, None] == block[:, None, :]) & is_image[:, :, None] & is_image[:, None, :]
-    ends = torch.where(same, position_ids[:, None, :], torch.full_like(position_ids[:, None, :], -1)).amax(dim=-1)
-    return torch.maximum(ends, position_ids)
-
-
-def text_adapter(text_config) -> ArchAdapter:
-    """The language model's adapter: its recurrent mixers where it has them (hybrid text models), else the
-    cache geometry only (the multimodal heads apply no logit post-processing of their own)."""
-    adapter = get_adapter(text_config)
-    return adapter if isinstance(adapter, RecurrentAdapter) else CacheGeometryAdapter(text_config.model_type)
+    others = position_ids[:, None, :]
+    ends = torch.where(same, others, torch.full_like(others, -1)).amax(dim=-1)
+    beyond = (position_ids.amax() + 1).expand_as(others)  # not an int64 extreme: the exporter passes fill values as floats
+    starts = torch.where(same, others, beyond).amin(dim=-1)
+    return torch.minimum(starts, position_ids), torch.maximum(ends, position_ids)
 
 
 class QEffImageTextDecoder(nn.Module):
@@ -58,7 +51,8 @@ class QEffImageTextDecoder(nn.Module):
         self.hf = hf_model
         self.vision_adapter = adapter or get_vision_adapter(hf_model.config)
         base, lm_head, text_config = self.vision_adapter.language(hf_model)
-        self.lm = QEffCausalLM(hf_model, text_adapter(text_config), base=base, lm_head=lm_head, config=text_config)
+        arch = self.vision_adapter.cache_adapter(text_config)
+        self.lm = QEffCausalLM(hf_model, arch, base=base, lm_head=lm_head, config=text_config)
         self.image_token_id = self.vision_adapter.image_token_id(hf_model.config)
         self.embedding_width = self.vision_adapter.embedding_width(hf_model.config, text_config.hidden_size)
 
@@ -89,6 +83,10 @@ class QEffImageTextDecoder(nn.Module):
         n_extra = len(self.extra_input_names)
         extra, past = rest[:n_extra], rest[n_extra:]
         is_image = input_ids == self.image_token_id
+        if self.vision_adapter.cross_attention:  # the image is read by cross-attention layers, not merged into embeddings
+            kwargs = self.vision_adapter.cross_attention_kwargs(vision_embeds, image_idx, is_image)
+            logits, retained = self.lm.step(position_ids, list(past), input_ids=input_ids, **kwargs)
+            return (logits, image_idx + is_image.sum(dim=1, keepdim=True), *retained)
         # the image token may lie outside the text vocabulary (Gemma3): never look it up
         embeds = self.lm.base.get_input_embeddings()(torch.where(is_image, torch.zeros_like(input_ids), input_ids))
         embeds = self.vision_adapter.text_embeddings(self.hf, input_ids, embeds)
@@ -98,12 +96,13 @@ class QEffImageTextDecoder(nn.Module):
         index = index.clamp(min=0, max=rows.shape[0] - 1)
         image_rows, image_kwargs = self.vision_adapter.image_token_rows(is_image, rows[index], embeds.shape[-1])
         merged = torch.where(is_image.unsqueeze(-1), image_rows, embeds)
-        upto = None
+        upto = start = None
         if self.vision_adapter.bidirectional_images:
-            upto = image_block_ends(is_image, position_ids)
+            start, upto = image_blocks(is_image, position_ids)
         elif self.vision_adapter.bidirectional_prompt:  # a step sees its whole chunk (one token at decode: causal)
             upto = position_ids.amax(dim=1, keepdim=True).expand_as(position_ids)
         kwargs = {**self.vision_adapter.language_kwargs(position_ids, *extra), **image_kwargs}
-        logits, retained = self.lm.step(position_ids, list(past), inputs_embeds=merged, visible_upto=upto, **kwargs)
+        kwargs.update(self.vision_adapter.text_kwargs(self.lm.base, input_ids, is_image))
+        logits, retained = self.lm.step(position_ids, list(past), inputs_embeds=merged, visible_upto=upto, visible_from=start, **kwargs)
         next_idx = image_idx + is_image.sum(dim=1, keepdim=True)
         return (logits, next_idx, *retained)

@@ -139,35 +139,39 @@ class StaticKVCache:
 
 
 def visibility_mask(
-    position_ids: torch.Tensor, slots: torch.Tensor, sliding: int | None = None, upper=None, chunk: int | None = None
+    position_ids: torch.Tensor, slots: torch.Tensor, sliding: int | None = None, upper=None, chunk: int | None = None, lower=None
 ) -> torch.Tensor:
     """bool [B,1,S,len(slots)]: slot j is visible to the query at position p iff 0 <= j <= p (and j > p - sliding,
     and j in p's chunk of ``chunk`` positions for chunked attention).
 
-    ``upper`` [B,S] replaces p as the last visible slot (bidirectional image blocks see to their end).
+    ``upper`` [B,S] replaces p as the last visible slot (bidirectional image blocks see to their end); with
+    ``lower`` [B,S] too, a query sees its block [lower, upper] whole even past a sliding window (HF's rule:
+    causal and in the window, or in the same block).
     """
     slots = slots[None, None, :]
     pos = position_ids[:, :, None]
     visible = slots <= (pos if upper is None else upper[:, :, None])
     if sliding is not None:
         visible = visible & (slots > pos - sliding)
+        if lower is not None:
+            visible = visible | ((slots >= lower[:, :, None]) & (slots <= upper[:, :, None]))
     if chunk is not None:
         visible = visible & (torch.div(slots, chunk, rounding_mode="floor") == torch.div(pos, chunk, rounding_mode="floor"))
     return visible[:, None]
 
 
-def attention_masks(config, position_ids: torch.Tensor, slots: torch.Tensor, upper: torch.Tensor | None = None):
+def attention_masks(config, position_ids: torch.Tensor, slots: torch.Tensor, upper: torch.Tensor | None = None, lower=None):
     """The mask argument in the form the HF model expects: one tensor, or a per-layer-type dict."""
     sliding = getattr(config, "sliding_window", None)
     if isinstance(getattr(config, "layer_types", None), (list, tuple)):
         masks = {"full_attention": visibility_mask(position_ids, slots, upper=upper)}
         if sliding is not None:
-            masks["sliding_attention"] = visibility_mask(position_ids, slots, sliding, upper)
+            masks["sliding_attention"] = visibility_mask(position_ids, slots, sliding, upper, lower=lower)
         chunk = getattr(config, "attention_chunk_size", None)
         if chunk is not None:  # Llama 4: attention within fixed chunks of positions
             masks["chunked_attention"] = visibility_mask(position_ids, slots, upper=upper, chunk=chunk)
         return masks
-    return visibility_mask(position_ids, slots, sliding, upper)
+    return visibility_mask(position_ids, slots, sliding, upper, lower=lower)
 
 
 # Mixture-of-experts layers (those built with transformers' ``use_experts_implementation``) export
@@ -264,12 +268,14 @@ class QEffCausalLM(nn.Module):
         input_ids=None,
         inputs_embeds=None,
         visible_upto=None,
+        visible_from=None,
         rotary_position_ids=None,
         **base_kwargs,
     ):
         """(logits [B,1,V] at each row's last real position, updated caches) for token ids or embeddings.
 
-        ``visible_upto`` [B,S]: the last slot each query sees, when it is not its own position.
+        ``visible_upto`` [B,S]: the last slot each query sees, when it is not its own position; ``visible_from``
+        [B,S]: the first slot of the block (with ``visible_upto``) it sees whole, window or not.
         ``rotary_position_ids``: what the model's rotary tables read, when they are not the cache
         positions (Qwen2-VL's [3,B,S] multimodal positions).
         """
@@ -277,7 +283,8 @@ class QEffCausalLM(nn.Module):
         cache, masks = None, None
         if kv:
             cache = StaticKVCache(kv, position_ids)
-            masks = attention_masks(self.config, position_ids, torch.arange(kv[0].shape[2], device=position_ids.device), visible_upto)
+            slots = torch.arange(kv[0].shape[2], device=position_ids.device)
+            masks = attention_masks(self.config, position_ids, slots, visible_upto, visible_from)
             if self.adapter.mask_kind != "visible":
                 masks = as_mask_kind(masks, self.adapter.mask_kind, self.lm_head.weight.dtype)
         mixers = {}

@@ -11,6 +11,7 @@ one's build and reuse it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -43,6 +44,20 @@ def hash_dict(params: dict[str, Any], length: int = 16) -> str:
     """Stable short hash of a JSON-serialisable mapping."""
     blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+@functools.cache
+def source_digest(package_root: str, skip: tuple[str, ...] = ()) -> str:
+    """Hash of the Python sources under ``package_root`` (folders named in ``skip`` left out): in a cache
+    key, it makes a changed exporter or rewrite build new entries instead of reusing graphs it no longer
+    writes (GRAPH_VERSION alone relies on someone remembering to bump it)."""
+    root = Path(package_root)
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] not in skip:
+            h.update(rel.as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def fingerprint_state_dict(state_dict: dict[str, Any]) -> str:

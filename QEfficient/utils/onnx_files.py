@@ -2,24 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
+from onnx.external_data_helper import set_external_data
+
+# ONNX Runtime maps an external initializer from the file (instead of reading it into its own memory)
+# when its offset is a multiple of the page size; then pages of a table that are never read (embedding
+# rows no prompt uses) never become resident. Tensors of ALIGN_ABOVE bytes or more are page aligned,
+# as ONNX Runtime's own saver does (its align_threshold).
+PAGE = 4096
+ALIGN_ABOVE = 1 << 20
+EXTERNAL_ABOVE = 1024
+
+
+def _initializers(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """A graph's initializers and those of its subgraphs (If / Loop / Scan bodies)."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                yield from _initializers(sub)
 
 
 def save_with_external_weights(model: onnx.ModelProto, onnx_path: Path) -> Path:
-    """Save with the weights in ``<name>.onnx.data`` beside the graph: ONNX Runtime maps external
-    data from the file instead of copying it out of the protobuf, so a session holds one copy of the
-    weights; it also lifts protobuf's 2 GB limit."""
-    onnx.save_model(
-        model,
-        str(onnx_path),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=f"{onnx_path.name}.data",
-        size_threshold=1024,
-    )
-    (onnx_path.parent / f"{onnx_path.name}.data").chmod(0o644)  # onnx writes it private; the cache is readable
+    """Save with the weights in ``<name>.onnx.data`` beside the graph, the large ones page aligned:
+    ONNX Runtime maps those from the file instead of copying them out of the protobuf, so a session
+    holds one copy of the weights (of a table, only the pages it reads); it also lifts protobuf's 2 GB
+    limit. ``model``'s initializers are left pointing at the file."""
+    onnx_path = Path(onnx_path)
+    data = onnx_path.parent / f"{onnx_path.name}.data"
+    offset = 0
+    with open(data, "wb") as f:
+        for tensor in _initializers(model.graph):
+            if not tensor.HasField("raw_data") or len(tensor.raw_data) < EXTERNAL_ABOVE:
+                continue
+            if len(tensor.raw_data) >= ALIGN_ABOVE and offset % PAGE:
+                f.write(bytes(PAGE - offset % PAGE))
+                offset += PAGE - offset % PAGE
+            f.write(tensor.raw_data)
+            set_external_data(tensor, data.name, offset, len(tensor.raw_data))
+            offset += len(tensor.raw_data)
+            tensor.ClearField("raw_data")
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+    onnx.save_model(model, str(onnx_path))
+    data.chmod(0o644)  # the cache is readable by the group, like the graph
     return onnx_path
 
 

@@ -24,6 +24,7 @@ from QEfficient.transform.vision_adapters.emu3 import Apertus1p5Adapter, Emu3Ada
 from QEfficient.transform.vision_adapters.exaone4_5 import Exaone4_5Adapter
 from QEfficient.transform.vision_adapters.fuyu import FuyuAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
+from QEfficient.transform.vision_adapters.gemma4 import Gemma4Adapter, Gemma4UnifiedAdapter
 from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
 from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
 from QEfficient.transform.vision_adapters.granite4_vision import Granite4VisionAdapter
@@ -42,6 +43,7 @@ from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionA
 from QEfficient.transform.vision_adapters.minicpmv import MiniCPMVAdapter
 from QEfficient.transform.vision_adapters.minimax_m3_vl import MiniMaxM3VLAdapter
 from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
+from QEfficient.transform.vision_adapters.mllama import MllamaAdapter
 from QEfficient.transform.vision_adapters.nemotron_h_omni import NemotronHOmniAdapter
 from QEfficient.transform.vision_adapters.omni_thinker import Qwen2_5OmniThinkerAdapter, Qwen3OmniMoeThinkerAdapter
 from QEfficient.transform.vision_adapters.ovis2 import Ovis2Adapter
@@ -74,6 +76,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     LightOnOcrAdapter("lighton_ocr"),
     PaliGemmaAdapter("paligemma"),
     Gemma3Adapter("gemma3"),
+    Gemma4Adapter("gemma4"),
+    Gemma4UnifiedAdapter("gemma4_unified"),  # encoder-free: merged raw patches, embedded
     Qwen2VLAdapter("qwen2_vl"),
     Qwen2_5_VLAdapter("qwen2_5_vl"),
     HyperClovaXVisionAdapter("hyperclovax_vision_v2"),
@@ -88,6 +92,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Glm4vAdapter("glm4v_moe"),
     Glm4vAdapter("glm_ocr", position_table=False),
     Llama4Adapter("llama4"),
+    MllamaAdapter("mllama"),  # cross-attention layers over keys/values computed once per image
     Blip2Adapter("blip-2"),
     InstructBlipAdapter("instructblip"),
     GotOcr2Adapter("got_ocr2"),
@@ -127,8 +132,8 @@ VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _A
 
 # Why some image-text types cannot run here, beyond "its text model is not in the decoder table".
 KNOWN_FAILURES: dict[str, str] = {
-    "mllama": "its text model interleaves cross-attention layers over the image (keys/values computed once and retained, "
-    "as Whisper's); the decoder path has no such layers yet",
+    "gemma3n": "its vision tower is a timm model (MobileNetV5 through TimmWrapperModel) and timm is not installed here, "
+    "so transformers itself cannot build it; no adapter yet",
     "shieldgemma2": "transformers loads its checkpoints into Gemma3ForConditionalGeneration with the language model's "
     "weights missing (randomly initialised), so there is nothing to match",
     "fast_vlm": "its FastViT tower is a timm model (a convolutional feature map, not Llava's tokens); no adapter yet",

@@ -9,6 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from QEfficient.transform.adapters import get_adapter
+from QEfficient.transform.adapters.base import ArchAdapter, CacheGeometryAdapter
+from QEfficient.transform.adapters.recurrent import RecurrentAdapter
+
 
 @dataclass(frozen=True)
 class VisionLanguageAdapter:
@@ -23,6 +27,9 @@ class VisionLanguageAdapter:
     # The whole prompt attends both ways at prefill, generated tokens causally (PaliGemma's prefix):
     # a prompt is prefilled in one chunk.
     bidirectional_prompt: bool = False
+    # The text model reads the image through cross-attention layers (Mllama): a ``vision_embeds`` row per
+    # sequence stays bound for the whole generation, and image tokens keep their own embeddings.
+    cross_attention: bool = False
 
     def for_config(self, config) -> VisionLanguageAdapter:
         """The adapter with what it needs of one model's config (most need nothing)."""
@@ -48,6 +55,16 @@ class VisionLanguageAdapter:
         """(text base model, LM head, text config)."""
         return hf.model.language_model, hf.lm_head, hf.config.text_config
 
+    def cache_adapter(self, text_config) -> ArchAdapter:
+        """The language model's adapter: its recurrent mixers where it has them (hybrid text models), else the
+        KV cache's geometry only (the multimodal heads apply no logit post-processing of their own)."""
+        adapter = get_adapter(text_config)
+        return adapter if isinstance(adapter, RecurrentAdapter) else CacheGeometryAdapter(text_config.model_type)
+
+    def embeds_example(self, batch: int, width: int) -> torch.Tensor:
+        """Trace-time ``vision_embeds`` of the language graph for a batch of ``batch`` sequences."""
+        return torch.zeros(2, 3, width)
+
     def image_token_id(self, config) -> int:
         return int(config.image_token_id)
 
@@ -67,6 +84,10 @@ class VisionLanguageAdapter:
         """The input embeddings of the non-image tokens [B, S, hidden] (the text model's, unless the model gives
         some special tokens embeddings of its own: Ovis2's visual indicators)."""
         return embeds
+
+    def text_kwargs(self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor) -> dict[str, Any]:
+        """Keyword arguments for the text model made from the ids (Gemma 4's per-layer inputs); none by default."""
+        return {}
 
     def embedding_width(self, config, hidden_size: int) -> int:
         """Width of a ``vision_embeds`` row: the text hidden size, wider where an image token carries more (DeepStack)."""

@@ -1,0 +1,70 @@
+"""Weights mapped from the file: large initializers page aligned on disk (ONNX Runtime maps them
+instead of copying), and the pages a session's construction read dropped without losing a write."""
+
+from __future__ import annotations
+
+import mmap
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from QEfficient.runtime.resident_memory import release_mapped_pages
+from QEfficient.utils.onnx_files import ALIGN_ABOVE, PAGE, load_graph_and_weights, save_with_external_weights
+
+
+def _mapping_kb(path: Path, field: str) -> int:
+    """``field`` (Rss, Anonymous, ...) summed over this process's mappings of ``path``, in kB."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split(maxsplit=5)
+        if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+            inside = len(head) > 5 and head[5] == str(path.resolve())
+        elif inside and line.startswith(f"{field}:"):
+            total += int(line.split()[1])
+    return total
+
+
+def test_large_weights_are_page_aligned_and_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    small = rng.standard_normal((8, 100)).astype(np.float32)  # 3.2 kB (w: 2 kB): external, not aligned
+    large = rng.standard_normal((ALIGN_ABOVE // 4 // 64 + 1, 64)).astype(np.float32)  # just over 1 MB
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["rows"]), helper.make_node("MatMul", ["rows", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 8])],
+        [numpy_helper.from_array(large, "table"), numpy_helper.from_array(np.ascontiguousarray(small[:, :64].T), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.graph.initializer.insert(0, numpy_helper.from_array(small, "unused_first"))  # pushes the next offset off a page
+    save_with_external_weights(model, tmp_path / "m.onnx")
+
+    saved = onnx.load(str(tmp_path / "m.onnx"), load_external_data=False)
+    offsets = {t.name: int({e.key: e.value for e in t.external_data}.get("offset", 0)) for t in saved.graph.initializer}
+    assert offsets["unused_first"] == 0 and offsets["w"] % PAGE != 0 and offsets["table"] % PAGE == 0
+    back = {t.name: numpy_helper.to_array(t) for t in load_graph_and_weights(tmp_path / "m.onnx").graph.initializer}
+    np.testing.assert_array_equal(back["table"], large)
+    ids = np.array([0, 5, len(large) - 1])
+    y = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"ids": ids})[0]
+    np.testing.assert_allclose(y, large[ids] @ small[:, :64].T, rtol=1e-5)
+
+
+def test_released_pages_read_back_and_written_mappings_are_kept(tmp_path):
+    data = tmp_path / "w.onnx.data"
+    data.write_bytes(np.arange(64 * PAGE, dtype=np.uint8).tobytes())
+    with open(data, "rb") as f:
+        clean = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # private and writable, as ONNX Runtime maps
+        written = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    assert sum(clean[::PAGE]) + sum(written[::PAGE]) >= 0  # read every page of both
+    written[0] = 255  # one private (copy-on-write) page: this mapping must keep its pages
+    assert _mapping_kb(data, "Rss") >= 2 * 64 * PAGE // 1024
+
+    assert release_mapped_pages(data) == 64 * PAGE  # the clean mapping only
+    assert _mapping_kb(data, "Rss") < (64 + 8) * PAGE // 1024
+    assert written[0] == 255 and written[1:PAGE] == data.read_bytes()[1:PAGE]
+    assert clean[:] == data.read_bytes()  # dropped pages read back from the file
+    clean.close()
+    written.close()
