@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from peers import PEERS, peak_rss_mb, peak_rss_reset, peer_rows, rss_mb  # benchmarks/peers.py
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 TEXT = ROOT / "tests" / "data" / "perplexity.txt"
@@ -40,24 +42,6 @@ USER = "Write a short story about a robot who learns to paint."
 
 
 # ---------------------------------------------------------------- worker side (one engine per process)
-def _peak_rss_reset() -> None:
-    Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM, the peak resident set
-
-
-def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _prompt_ids(tokenizer, batch: int):
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
     if tokenizer.chat_template is None:  # a GGUF without one (Gemma-3-270M's): the same text, plain
@@ -95,7 +79,7 @@ def worker_hf(cfg: dict) -> dict:
     for rep in range(cfg["repeats"] + 1):
         stamp = Stamp()
         n = 4 if rep == 0 else cfg["new_tokens"]  # rep 0 warms up
-        _peak_rss_reset()
+        peak_rss_reset()
         start = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(
@@ -108,7 +92,7 @@ def worker_hf(cfg: dict) -> dict:
             )
         if rep:
             t = stamp.times
-            runs.append((t[0] - start, (len(t) - 1) / (t[-1] - t[0]), _peak_rss_mb()))
+            runs.append((t[0] - start, (len(t) - 1) / (t[-1] - t[0]), peak_rss_mb()))
     return {
         "ttft_s": statistics.median(r[0] for r in runs),
         "decode_tok_s": statistics.median(r[1] for r in runs),
@@ -121,14 +105,14 @@ def _timed_generate(gen, prompt: str, cfg: dict) -> dict:
     """A warm-up, then ``repeats`` timed generate() calls: median TTFT and decode rate, peak RSS, the tokens."""
     gen.generate([prompt] * cfg["batch"], generation_len=4, stream=False)
     runs = []
-    _peak_rss_reset()
+    peak_rss_reset()
     for _ in range(cfg["repeats"]):
         info = gen.generate([prompt] * cfg["batch"], generation_len=cfg["new_tokens"], stream=False)
         runs.append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf))
     return {
         "ttft_s": statistics.median(r[0] for r in runs),
         "decode_tok_s": statistics.median(r[1] for r in runs),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "tokens": info.generated_ids[0][0].tolist(),
     }
 
@@ -141,7 +125,7 @@ def worker_qeff(cfg: dict) -> dict:
     from QEfficient.generation.perplexity import perplexity
     from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
 
-    rss_libs = _rss_mb()  # interpreter, torch, transformers, onnxruntime: before any weight is read
+    rss_libs = rss_mb()  # interpreter, torch, transformers, onnxruntime: before any weight is read
     t = time.perf_counter()
     model = QEFFAutoModelForCausalLM.from_pretrained(cfg["gguf_dir"], gguf_file=cfg["gguf_file"])
     load_s = time.perf_counter() - t
@@ -158,7 +142,7 @@ def worker_qeff(cfg: dict) -> dict:
     compile_s = time.perf_counter() - t
     tok = AutoTokenizer.from_pretrained(model.local_model_dir)
     prompt, ids = _prompt_ids(tok, cfg["batch"])
-    rss_before = _rss_mb()
+    rss_before = rss_mb()
     t = time.perf_counter()
     session = open_session(qpc, cfg["threads"])
     session_s = time.perf_counter() - t
@@ -274,7 +258,7 @@ def worker_llamacpp(cfg: dict) -> dict:
     for rep in range(cfg["repeats"] + 1):
         llm.reset()
         n = 4 if rep == 0 else cfg["new_tokens"]
-        _peak_rss_reset()
+        peak_rss_reset()
         start = time.perf_counter()
         llm.eval(ids)
         nxt = next_token()
@@ -286,7 +270,7 @@ def worker_llamacpp(cfg: dict) -> dict:
             out.append(nxt)
         end = time.perf_counter()
         if rep:
-            runs.append((first - start, (n - 1) / (end - first), _peak_rss_mb()))
+            runs.append((first - start, (n - 1) / (end - first), peak_rss_mb()))
     result = {
         "ttft_s": statistics.median(r[0] for r in runs),
         "decode_tok_s": statistics.median(r[1] for r in runs),
@@ -305,16 +289,6 @@ def worker_llamacpp(cfg: dict) -> dict:
     return result
 
 
-def _log_softmax_ppl(logits, targets) -> float:
-    """exp(mean negative log-likelihood) of ``targets`` under ``logits`` (one row per target)."""
-    import numpy as np
-
-    scores = np.asarray(logits, dtype=np.float64)
-    top = scores.max(-1, keepdims=True)
-    logz = top[:, 0] + np.log(np.exp(scores - top).sum(-1))
-    return float(np.exp(np.mean(logz - scores[np.arange(len(scores)), targets])))
-
-
 def worker_qeff_artifact(cfg: dict) -> dict:
     """Our run time alone, from the artifact a qeff worker compiled: no torch, no transformers model code."""
     from QEfficient.generation.exec_kv import open_session
@@ -322,7 +296,7 @@ def worker_qeff_artifact(cfg: dict) -> dict:
     from QEfficient.generation.text_generation import TextGeneration
     from QEfficient.runtime.tokenizer import load_tokenizer
 
-    rss_libs = _rss_mb()
+    rss_libs = rss_mb()
     tok = load_tokenizer(cfg["qpc"])
     prompt, _ = _prompt_ids(tok, cfg["batch"])
     session = open_session(cfg["qpc"], cfg["threads"])
@@ -354,115 +328,12 @@ def worker_qeff_artifact_long(cfg: dict) -> dict:
     return {"ttft_long_s": statistics.median(times)}
 
 
-def _measure_peer(run, cfg: dict) -> dict:
-    """A warm-up, then ``repeats`` timed runs of ``run(new_tokens, prompt_ids) -> (ttft_s, tok/s, tokens)``;
-    the LONG_PROMPT-token time to first token when the driver gave those ids."""
-    run(4, cfg["prompt_ids"])
-    runs = []
-    _peak_rss_reset()
-    for _ in range(cfg["repeats"]):
-        ttft, rate, out = run(cfg["new_tokens"], cfg["prompt_ids"])
-        runs.append((ttft, rate))
-    result = {
-        "ttft_s": statistics.median(r[0] for r in runs),
-        "decode_tok_s": statistics.median(r[1] for r in runs),
-        "peak_rss_mb": _peak_rss_mb(),
-        "tokens": out,
-    }
-    if cfg.get("long_prompt_ids"):
-        result["ttft_long_s"] = statistics.median(run(1, cfg["long_prompt_ids"])[0] for _ in range(cfg["repeats"]))
-    return result
-
-
-def worker_ortgenai(cfg: dict) -> dict:
-    """ONNX Runtime GenAI (its own venv): the model builder's graph, the same prompt token ids, greedy."""
-    import onnxruntime_genai as og
-
-    config = og.Config(cfg["model_dir"])
-    config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": cfg["threads"]}}}}))
-    model = og.Model(config)
-
-    def run(n: int, prompt: list[int]) -> tuple[float, float, list[int]]:
-        params = og.GeneratorParams(model)
-        params.set_search_options(do_sample=False, max_length=len(prompt) + n, min_length=len(prompt) + n)
-        gen = og.Generator(model, params)
-        start = time.perf_counter()
-        gen.append_tokens(prompt)
-        gen.generate_next_token()  # the prompt's logits -> the first token
-        first = time.perf_counter()
-        while not gen.is_done():
-            gen.generate_next_token()
-        end = time.perf_counter()
-        out = [int(t) for t in gen.get_sequence(0)][len(prompt) :]
-        return first - start, (len(out) - 1) / (end - first), out
-
-    result = _measure_peer(run, cfg)
-    if cfg.get("ppl"):  # every position's logits of the text in one prefill
-        text = cfg["ppl_ids"]
-        params = og.GeneratorParams(model)
-        params.set_search_options(max_length=len(text) + 1)
-        gen = og.Generator(model, params)
-        gen.append_tokens(text)
-        logits = gen.get_output("logits").reshape(len(text), -1)
-        result["perplexity"] = _log_softmax_ppl(logits[:-1], text[1:])
-    return result
-
-
-def worker_openvino(cfg: dict) -> dict:
-    """OpenVINO GenAI (its own venv) on the optimum-intel export, the same prompt token ids, greedy; the
-    perplexity through the same IR with OpenVINO's runtime (LLMPipeline returns no logits)."""
-    import numpy as np
-    import openvino as ov
-    import openvino_genai as ov_genai
-
-    props = {"INFERENCE_NUM_THREADS": cfg["threads"], "INFERENCE_PRECISION_HINT": "f32"}
-    scheduler = ov_genai.SchedulerConfig()
-    scheduler.enable_prefix_caching = False  # on by default: a repeated prompt would skip its prefill
-    pipe = ov_genai.LLMPipeline(cfg["model_dir"], "CPU", scheduler_config=scheduler, **props)
-
-    def run(n: int, prompt: list[int]) -> tuple[float, float, list[int]]:
-        config = ov_genai.GenerationConfig(max_new_tokens=n, min_new_tokens=n, do_sample=False)
-        ids = ov.Tensor(np.asarray([prompt], dtype=np.int64))
-        out = pipe.generate(ov_genai.TokenizedInputs(ids, ov.Tensor(np.ones((1, len(prompt)), dtype=np.int64))), config)
-        ttft, tpot = out.perf_metrics.get_ttft().mean, out.perf_metrics.get_tpot().mean  # ms
-        return ttft / 1e3, 1e3 / tpot if tpot > 0 else float("nan"), [int(t) for t in out.tokens[0]]
-
-    result = _measure_peer(run, cfg)
-    if cfg.get("ppl"):
-        del pipe
-        request = ov.Core().compile_model(str(Path(cfg["model_dir"]) / "openvino_model.xml"), "CPU", props).create_infer_request()
-        text = np.asarray([cfg["ppl_ids"]], dtype=np.int64)
-        n = text.shape[1]
-        feeds = {
-            "input_ids": text,
-            "attention_mask": np.ones_like(text),
-            "position_ids": np.arange(n)[None],
-            "beam_idx": np.zeros(1, np.int32),
-        }
-        request.reset_state()
-        request.infer({k: v for k, v in feeds.items() if any(k in i.names for i in request.model_inputs)})
-        result["perplexity"] = _log_softmax_ppl(request.get_tensor("logits").data[0, :-1], cfg["ppl_ids"][1:])
-    return result
-
-
-# peer engine -> (its virtualenv under --peers, the model folder under --peers/models); see docs/performance.md
-PEERS = {
-    "ortgenai_fp32": ("ortgenai", "ortgenai-fp32", "ONNX Runtime GenAI fp32"),
-    "ortgenai_int8": ("ortgenai", "ortgenai-int8", "ONNX Runtime GenAI int8"),
-    "ortgenai_int4": ("ortgenai", "ortgenai-int4", "ONNX Runtime GenAI int4"),
-    "openvino_fp32": ("openvino", "openvino-fp32", "OpenVINO GenAI fp32"),
-    "openvino_int8": ("openvino", "openvino-int8", "OpenVINO GenAI int8"),
-    "openvino_int4": ("openvino", "openvino-int4", "OpenVINO GenAI int4"),
-}
-
 WORKERS = {
     "hf": worker_hf,
     "qeff": worker_qeff,
     "llamacpp": worker_llamacpp,
     "qeff_artifact": worker_qeff_artifact,
     "qeff_artifact_long": worker_qeff_artifact_long,
-    "ortgenai": worker_ortgenai,
-    "openvino": worker_openvino,
     "fusion_ab": worker_fusion_ab,
 }
 
@@ -475,17 +346,6 @@ def run_worker(cfg: dict) -> dict | None:
         if line.startswith("RESULT "):
             return json.loads(line[7:])
     print(f"worker {cfg['engine']} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
-    return None
-
-
-def run_peer_worker(cfg: dict, python: Path) -> dict | None:
-    """A worker under another interpreter (a peer engine's own virtualenv); this file imports only the
-    standard library at the top, so it runs there as it is."""
-    proc = subprocess.run([str(python), __file__, "--worker", json.dumps(cfg)], capture_output=True, text=True)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    print(f"worker {cfg['engine']} ({python}) failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
     return None
 
 
@@ -509,15 +369,7 @@ def runtime_and_peer_rows(args: argparse.Namespace, base: dict, res: dict) -> di
             r = run_worker({**base, "engine": "qeff_artifact_long", "qpc": long_art["qpc"], "long_prompt_ids": long_ids})
             rows[f"ours_{key}_runtime"]["ttft_long_s"] = r and r["ttft_long_s"]
     if args.peers:
-        peers = Path(args.peers)
-        for key, (venv, model, _) in PEERS.items():
-            python, folder = peers / venv / "bin" / "python", peers / "models" / model
-            if not (python.is_file() and folder.is_dir()):
-                print(f"(no {key}: {python} or {folder} is missing; see docs/performance.md)")
-                continue
-            engine = "ortgenai" if key.startswith("ortgenai") else "openvino"
-            cfg = {**base, "engine": engine, "model_dir": str(folder), "prompt_ids": prompt_ids, "long_prompt_ids": long_ids, "ppl": True}
-            rows[key] = run_peer_worker(cfg, python)
+        rows |= peer_rows(Path(args.peers), base, prompt_ids, long_ids)
     return rows
 
 
