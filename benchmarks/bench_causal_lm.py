@@ -102,16 +102,19 @@ def worker_hf(cfg: dict) -> dict:
 
 
 def _timed_generate(gen, prompt: str, cfg: dict) -> dict:
-    """A warm-up, then ``repeats`` timed generate() calls: median TTFT and decode rate, peak RSS, the tokens."""
+    """A warm-up, then ``repeats`` timed generate() calls: median TTFT, decode rate and CPU ms per token
+    (as peers.measure_peer), peak RSS, the tokens."""
     gen.generate([prompt] * cfg["batch"], generation_len=4, stream=False)
     runs = []
     peak_rss_reset()
     for _ in range(cfg["repeats"]):
+        cpu = time.process_time()
         info = gen.generate([prompt] * cfg["batch"], generation_len=cfg["new_tokens"], stream=False)
-        runs.append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf))
+        runs.append((info.perf_metrics.prefill_time, info.perf_metrics.decode_perf, (time.process_time() - cpu) * 1e3 / cfg["new_tokens"]))
     return {
         "ttft_s": statistics.median(r[0] for r in runs),
         "decode_tok_s": statistics.median(r[1] for r in runs),
+        "cpu_ms_per_token": statistics.median(r[2] for r in runs),
         "peak_rss_mb": peak_rss_mb(),
         "tokens": info.generated_ids[0][0].tolist(),
     }

@@ -46,17 +46,20 @@ def log_softmax_ppl(logits, targets) -> float:
 
 
 def measure_peer(run, cfg: dict) -> dict:
-    """A warm-up, then ``repeats`` timed runs of ``run(new_tokens, prompt_ids) -> (ttft_s, tok/s, tokens)``;
-    the LONG_PROMPT-token time to first token when the driver gave those ids."""
+    """A warm-up, then ``repeats`` timed runs of ``run(new_tokens, prompt_ids) -> (ttft_s, tok/s, tokens)``
+    (CPU ms per token: the process's CPU time over the run, prefill included, / new_tokens); the
+    LONG_PROMPT-token time to first token when the driver gave those ids."""
     run(4, cfg["prompt_ids"])
     runs = []
     peak_rss_reset()
     for _ in range(cfg["repeats"]):
+        cpu = time.process_time()
         ttft, rate, out = run(cfg["new_tokens"], cfg["prompt_ids"])
-        runs.append((ttft, rate))
+        runs.append((ttft, rate, (time.process_time() - cpu) * 1e3 / cfg["new_tokens"]))
     result = {
         "ttft_s": statistics.median(r[0] for r in runs),
         "decode_tok_s": statistics.median(r[1] for r in runs),
+        "cpu_ms_per_token": statistics.median(r[2] for r in runs),
         "peak_rss_mb": peak_rss_mb(),
         "tokens": out,
     }
