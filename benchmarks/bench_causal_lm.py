@@ -477,7 +477,7 @@ def main() -> None:
         "gguf_convert_s": convert_s,
     }
     print(f"{gguf.name}, {args.threads} threads, greedy, {new} new tokens, median of {args.repeats}\n")
-    if args.vs_llamacpp:
+    if args.vs_llamacpp is not None:
         print(f"CPU: {cpu_model()}; load average before: {os.getloadavg()}")
         res["vs_llamacpp"] = vs_llamacpp(base, Path(args.peers or ROOT / "peers"), args.vs_llamacpp)
         res["machine"] |= {"cpu": cpu_model(), "load_average_after": os.getloadavg()}
