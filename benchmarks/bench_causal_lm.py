@@ -372,7 +372,7 @@ def agree(a: list[int], b: list[int]) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
-def vs_llamacpp(base: dict, peers: Path, rounds: int) -> dict:
+def vs_llamacpp(base: dict, peers: Path, rounds: int, unfused: bool = True) -> dict:
     """GGUF-native 4-bit (``compile(gguf_weights=True)``, fused and unfused graph) against llama.cpp on the
     same GGUF file, each engine in its own process, in interleaved rounds (the order flips every round):
     decode tok/s, CPU ms per token, TTFT at the chat prompt and at LONG_PROMPT tokens, peak RSS,
@@ -383,7 +383,7 @@ def vs_llamacpp(base: dict, peers: Path, rounds: int) -> dict:
         return {}
     lc_cfg, lc_python = found
     arts = {}
-    for name, fuse in (("ours_gguf_fused", True), ("ours_gguf_unfused", False)):
+    for name, fuse in (("ours_gguf_fused", True), ("ours_gguf_unfused", False))[: 2 if unfused else 1]:
         flags = {"gguf_weights": True, "fuse": fuse, "repeats": 1, "new_tokens": 4}
         short, long = (run_worker({**base, **flags, "engine": "qeff", "ctx": ctx}) for ctx in (base["ctx"], 2 * LONG_PROMPT))
         if short and long:
@@ -442,6 +442,7 @@ def main() -> None:
         metavar="ROUNDS",
         help="only gguf_weights (fused, unfused) vs llama.cpp (--peers), ROUNDS interleaved rounds",
     )
+    ap.add_argument("--fused-only", action="store_true", help="--vs-llamacpp without the unfused gguf_weights graph")
     ap.add_argument("--fusion", action="store_true", help="only the fused-graph table: nodes per layer, decode tok/s fused vs unfused")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -479,7 +480,7 @@ def main() -> None:
     print(f"{gguf.name}, {args.threads} threads, greedy, {new} new tokens, median of {args.repeats}\n")
     if args.vs_llamacpp is not None:
         print(f"CPU: {cpu_model()}; load average before: {os.getloadavg()}")
-        res["vs_llamacpp"] = vs_llamacpp(base, Path(args.peers or ROOT / "peers"), args.vs_llamacpp)
+        res["vs_llamacpp"] = vs_llamacpp(base, Path(args.peers or ROOT / "peers"), args.vs_llamacpp, not args.fused_only)
         res["machine"] |= {"cpu": cpu_model(), "load_average_after": os.getloadavg()}
         print(f"load average after: {os.getloadavg()}")
         RESULTS.mkdir(parents=True, exist_ok=True)
