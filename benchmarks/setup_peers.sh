@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The peer engines of benchmarks/bench_causal_lm.py, each in its own virtualenv under $PEERS (default
 # ./peers), and their models built from the same SmolLM2 weights as ours (the GGUF file de-quantized
-# to safetensors by QEfficient). Then: QEFF_PEERS_DIR=$PEERS .venv/bin/python benchmarks/bench_causal_lm.py
+# to safetensors by QEfficient); llama.cpp runs the GGUF files themselves. Then:
+# QEFF_PEERS_DIR=$PEERS .venv/bin/python benchmarks/bench_causal_lm.py [--vs-llamacpp 2 [--gguf FILE]]
 #
 # ONNX Runtime GenAI's model builder and optimum-intel's exporter need torch and transformers; PyPI's
 # Linux torch is a multi-GB CUDA build, so they run with the project venv's CPU torch: the builder with
@@ -15,6 +16,10 @@ mkdir -p "$PEERS/models"
 HF="$(PYTHONPATH="$ROOT" "$PY" -c 'from QEfficient.loading.hf_loader import _convert_gguf, default_model_path as d; p = d(); print(_convert_gguf(p.parent, p.name))')"
 SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
+# llama.cpp: llama-cpp-python compiles it (~10 min on 2 cores). AVX2 build, not -DGGML_NATIVE: on
+# AVX-512 machines the native build crashed (docs/performance.md); GGML_NATIVE=OFF keeps it portable.
+python3 -m venv "$PEERS/llamacpp"
+CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" "$PEERS/llamacpp/bin/pip" install -q --no-cache-dir "llama-cpp-python==0.3.36"
 python3 -m venv "$PEERS/ortgenai" && "$PEERS/ortgenai/bin/pip" install -q onnxruntime-genai
 python3 -m venv "$PEERS/openvino" && "$PEERS/openvino/bin/pip" install -q openvino-genai
 python3 -m venv "$PEERS/ovexport"

@@ -226,13 +226,14 @@ def test_compile_gguf_weights_needs_a_gguf_model(tiny_model_dir):
 def test_smollm2_q4_1_file_runs_on_its_own_blocks(tmp_path, monkeypatch):
     """The real Q4_1 file (~30 s of conversion and export, unless test_smollm2 already made them).
 
-    With float32 activations the GGUF-blocks graph gives HF's greedy tokens on the de-quantized
-    weights and the float32 graph's logits; the default artifact (int8 activations, as llama.cpp)
-    is checked for its structure and its distance to float32 is printed."""
+    The artifact is the fused decoder graph (llama fuses by default) on the file's blocks. With float32
+    activations that graph gives HF's greedy tokens on the de-quantized weights and the float32 graph's
+    logits; the default artifact (int8 activations, as llama.cpp) is checked for its structure and its
+    distance to float32 is printed."""
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModelForCausalLM
-    from QEfficient.compile.gguf_weights import gguf_weights_rewrite
+    from QEfficient.compile.fusion import fused_decoder_rewrite
     from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH
     from QEfficient.loading.hf_loader import ModelNotFoundError, default_model_path
     from QEfficient.runtime.ort_session import KVCacheSession
@@ -246,6 +247,7 @@ def test_smollm2_q4_1_file_runs_on_its_own_blocks(tmp_path, monkeypatch):
     qpc = model.compile(prefill_seq_len=32, ctx_len=256, num_cores=2, gguf_weights=True, offload_pt_weights=False)
     ops = collections.Counter(n.op_type for n in onnx.load(str(qpc / ARTIFACT_GRAPH), load_external_data=False).graph.node)
     assert ops["MatMulNBits"] == 30 * 4 + 1 and ops["GatherBlockQuantized"] == 1  # q/k/v, o, gate/up, down per layer; head
+    assert ops["Attention"] == 30 and ops["RotaryEmbedding"] == 60  # fused
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -254,7 +256,7 @@ def test_smollm2_q4_1_file_runs_on_its_own_blocks(tmp_path, monkeypatch):
     ours = [int(t) for t in info.generated_ids[0][0]][: len(ref)]  # may run past HF's EOS: its numerics differ
 
     monkeypatch.setattr(gguf_weights, "GGUF_ACCURACY_LEVEL", 0)
-    exact = gguf_weights_rewrite(model.onnx_path, tmp_path / "model.onnx", path)
+    exact = fused_decoder_rewrite(model.onnx_path, tmp_path / "model.onnx", ctx_len=256, gguf_path=path)
     kw = {"batch_size": 1, "kv_shape": (1, 3, 256, 64), "num_layers": 30, "vocab_size": 49152, "num_cores": 2}
     sessions = [KVCacheSession(p, **kw) for p in (model.onnx_path, exact, qpc / ARTIFACT_GRAPH)]
     ids = tokenizer(prompt)["input_ids"] + ref

@@ -457,14 +457,19 @@ def fuse_decoder(model: onnx.ModelProto, ctx_len: int) -> Counter:
     return fired
 
 
-def fused_decoder_rewrite(src: Path, dst: Path, *, ctx_len: int, mxfp6_matmul: bool = False) -> Path:
+def fused_decoder_rewrite(src: Path, dst: Path, *, ctx_len: int, mxfp6_matmul: bool = False, gguf_path: str | Path | None = None) -> Path:
     """The ``rewrite`` of build_artifact for ``compile(fuse=True)``: write the fused graph (8-bit
-    MatMul weights too with ``mxfp6_matmul``) to ``dst`` (+ ``dst.data``)."""
+    MatMul weights too with ``mxfp6_matmul``; the GGUF file's own blocks with ``gguf_path``, as
+    ``compile(gguf_weights=True)``) to ``dst`` (+ ``dst.data``)."""
     with tempfile.TemporaryDirectory(prefix="qeff-fuse-", dir=Path(dst).parent) as tmp:
         model = optimize_offline(Path(src), Path(tmp))
     fired = fuse_decoder(model, ctx_len)
     logger.info("Fused decoder graph: %s", dict(fired))
-    if mxfp6_matmul:
+    if gguf_path is not None:  # after the merge: q/k/v and gate/up match the file's tensors stacked along N
+        from QEfficient.compile.gguf_weights import apply_gguf_file  # needs the gguf package (an extra)
+
+        model = apply_gguf_file(model, gguf_path, mxfp6_matmul)
+    elif mxfp6_matmul:
         gemm_to_matmul(model)
         model = quantize_remaining_matmuls(model)
     return save_with_external_weights(model, Path(dst))

@@ -327,12 +327,12 @@ def apply_gguf_blocks(model: onnx.ModelProto, tensors: GGUFTensors) -> dict[str,
     return counts
 
 
-def gguf_weights_rewrite(src: Path, dst: Path, gguf_path: str | Path, mxfp6_matmul: bool = False) -> Path:
-    """Write ``dst`` (+ ``dst.data``): ``src`` with the GGUF file's blocks in place of its float32
-    weights; with ``mxfp6_matmul`` the weights left over go to 8-bit MatMulNBits (weight_compression.py)."""
-    tensors = GGUFTensors(gguf_path)
-    model = load_graph_and_weights(Path(src))
-    counts = apply_gguf_blocks(model, tensors)
+def apply_gguf_file(model: onnx.ModelProto, gguf_path: str | Path, mxfp6_matmul: bool = False) -> onnx.ModelProto:
+    """``model`` with the GGUF file's blocks in place of its float32 weights (in place; returned);
+    with ``mxfp6_matmul`` the weights left over go to 8-bit MatMulNBits (weight_compression.py).
+    Also run on the fused graph (fusion.py), whose merged q/k/v and gate/up weights match the
+    file's tensors stacked along N."""
+    counts = apply_gguf_blocks(model, GGUFTensors(gguf_path))
     logger.info(
         "GGUF blocks: %d weights in %d MatMulNBits, %d embedding(s) in GatherBlockQuantized; %d MatMul weights left %s",
         counts["weights"],
@@ -341,6 +341,11 @@ def gguf_weights_rewrite(src: Path, dst: Path, gguf_path: str | Path, mxfp6_matm
         counts["left_float"],
         "for 8-bit" if mxfp6_matmul else "in float32",
     )
-    if mxfp6_matmul:
-        model = quantize_remaining_matmuls(model)
+    return quantize_remaining_matmuls(model) if mxfp6_matmul else model
+
+
+def gguf_weights_rewrite(src: Path, dst: Path, gguf_path: str | Path, mxfp6_matmul: bool = False) -> Path:
+    """Write ``dst`` (+ ``dst.data``): ``src`` with the GGUF file's blocks in place of its float32
+    weights (apply_gguf_file)."""
+    model = apply_gguf_file(load_graph_and_weights(Path(src)), gguf_path, mxfp6_matmul)
     return save_with_external_weights(model, Path(dst))

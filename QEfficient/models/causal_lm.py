@@ -250,9 +250,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         }
         if gguf_path is not None:  # only then: existing artifacts keep their hashes
             params["gguf_weights"] = str(gguf_path.resolve())
-        if fuse and gguf_path is not None:
-            warn_once("fuse-gguf", "compile(fuse=True) does not fuse the gguf_weights=True graph yet; it keeps today's graph.")
-        if (fuse_by_default(self.config) if fuse is None else fuse) and gguf_path is None:
+        if fuse_by_default(self.config) if fuse is None else fuse:
             params["fused_graph"] = FUSION_VERSION
         if self.is_speculative_target:
             params["num_speculative_tokens"] = num_speculative_tokens
@@ -283,7 +281,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             params,
             DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None),
             rewrite=(
-                partial(fused_decoder_rewrite, ctx_len=ctx_len, mxfp6_matmul=mxfp6_matmul)
+                partial(fused_decoder_rewrite, ctx_len=ctx_len, mxfp6_matmul=mxfp6_matmul, gguf_path=gguf_path)
                 if "fused_graph" in params
                 else self._weight_rewrite(gguf_path, mxfp6_matmul)
             ),
@@ -296,7 +294,6 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             draft_params = {**params, "mxfp6_matmul": mxfp6_matmul or speculative_draft == "mxfp6", "draft": speculative_draft}
             if draft_gguf is not None:
                 draft_params["gguf_weights"] = str(draft_gguf.resolve())
-                draft_params.pop("fused_graph", None)  # the gguf_weights graph is not fused yet
             self.draft_qpc_path = self._build_artifact(
                 onnx_path,
                 compile_dir,
@@ -306,7 +303,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
                     prefill_seq_len, ctx_len, batch_size, full_batch_size if self.continuous_batching else None
                 ),
                 rewrite=(
-                    partial(fused_decoder_rewrite, ctx_len=ctx_len, mxfp6_matmul=True)
+                    partial(fused_decoder_rewrite, ctx_len=ctx_len, mxfp6_matmul=True, gguf_path=draft_gguf)
                     if "fused_graph" in draft_params
                     else self._weight_rewrite(draft_gguf, draft_params["mxfp6_matmul"])
                 ),
@@ -349,7 +346,6 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         """The compile-time rewrite of the graph's weights: the GGUF file's own blocks, 8-bit blocks, or none."""
         if gguf_path is None:
             return compress_matmul_weights if mxfp6_matmul else None
-        require_extra("gguf", "compile(gguf_weights=True)")
         from QEfficient.compile.gguf_weights import gguf_weights_rewrite  # needs the gguf package (an extra)
 
         return partial(gguf_weights_rewrite, gguf_path=gguf_path, mxfp6_matmul=mxfp6_matmul)
@@ -362,6 +358,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
                 f".gguf file ({self.pretrained_model_name_or_path!r}). Load it with from_pretrained('path/model.gguf') or "
                 "from_pretrained(folder, gguf_file=...), or use mxfp6_matmul=True for 8-bit weights."
             )
+        require_extra("gguf", "compile(gguf_weights=True)")
         return source
 
     def generate(
