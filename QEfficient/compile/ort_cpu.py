@@ -26,7 +26,7 @@ from typing import Any
 
 from QEfficient.export.graph_specs import decoder_specializations  # noqa: F401 - re-exported: callers import it from here
 from QEfficient.utils.cache import CacheEntryDamagedError, build_entry, hash_dict, is_complete, verify_entry
-from QEfficient.utils.memory import release_freed_memory
+from QEfficient.utils.memory import folder_bytes, release_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def build_artifact(
     def build(tmp: Path) -> None:
         if rewrite is not None:
             rewrite(onnx_path, tmp / ARTIFACT_GRAPH)
-            release_freed_memory()
+            release_freed_memory(folder_bytes(onnx_path.parent))
         else:
             _link_or_copy(onnx_path, tmp / ARTIFACT_GRAPH)
             for data in onnx_path.parent.iterdir():  # external-data files keep their names (the graph refers to them)

@@ -36,7 +36,7 @@ from QEfficient.export.graph_specs import (
 from QEfficient.export.shape_folding import fold_reshape_shapes
 from QEfficient.utils.cache import build_entry, hash_dict, source_digest, verify_entry
 from QEfficient.utils.extras import require_extra
-from QEfficient.utils.memory import release_freed_memory
+from QEfficient.utils.memory import folder_bytes, release_freed_memory
 from QEfficient.utils.onnx_files import save_with_external_weights
 
 logger = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ def cached_export(
             export_fn(tmp)
         else:
             export_onnx(qeff_module, tmp, model_name, dynamo=dynamo, kv_dtype=kv_dtype)
-        release_freed_memory()
+        release_freed_memory(folder_bytes(tmp))
         (tmp / "hashed_export_params.json").write_text(json.dumps(params, indent=1, sort_keys=True, default=str))
         logger.info("Exported %s in %.1f s to %s", model_name, time.perf_counter() - start, onnx_path)
 

@@ -158,9 +158,10 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             self._weights_offloaded = False
             self.onnx_path = self._export_graph(self.model, name, export_dir, dynamo=dynamo, **self._export_options(name, kv_dtype))
         if offload and not self._weights_offloaded:
+            freed = sum(t.numel() * t.element_size() for t in self.model.hf.state_dict().values())
             self.model.hf.to("meta")  # frees the tensors; shapes and dtypes stay for compile()
             self._weights_offloaded = True
-            release_freed_memory()
+            release_freed_memory(freed)
         return self.onnx_path
 
     def compile(
