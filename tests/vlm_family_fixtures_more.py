@@ -26,6 +26,19 @@ from tests.vlm_tiny_processors import (
 
 PROMPTS: dict[str, str] = {}
 QWEN_PROMPT = "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words"
+# GOT-OCR2's tiny SAM-style tower (also DeepSeek-VL hybrid's high-resolution one): 32 px, patch 4, windows of
+# 4 patches in layer 0, global attention in layer 1
+TINY_SAM = dict(
+    hidden_size=32,
+    output_channels=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=32,
+    patch_size=4,
+    window_size=4,
+    global_attn_indexes=[1],
+    mlp_dim=64,
+)
 # Qwen3-VL's tiny vision tower (also Qwen3.5's, which has no DeepStack): 3 blocks, patch 7, merge 2, a 4x4 position table
 QWEN3_VL_VISION = dict(
     depth=3,
@@ -332,17 +345,7 @@ def build_got_ocr2(folder, *, model_type: str = "got_ocr2") -> Path:
 
     folder = Path(folder)
     tok = _tokenizer(["<img>", "</img>", "<imgpad>"])
-    vision = dict(
-        hidden_size=32,
-        output_channels=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=32,
-        patch_size=4,
-        window_size=4,
-        global_attn_indexes=[1],
-        mlp_dim=64,
-    )
+    vision = dict(TINY_SAM)
     text = Qwen2Config(**_TEXT, vocab_size=len(tok)).to_dict()
     config = AutoConfig.for_model(
         model_type,

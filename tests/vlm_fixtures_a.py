@@ -12,6 +12,7 @@ import torch
 from transformers import AutoConfig, AutoModelForImageTextToText
 
 from tests.tiny_models import sweep_config
+from tests.vlm_family_fixtures_more import TINY_SAM
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
 from tests.vlm_tiny_processors_a import (
     TinyApertus1p5ImageProcessor,
@@ -25,19 +26,6 @@ from tests.vlm_tiny_processors_a import (
 )
 
 PROMPTS: dict[str, str] = {}
-# A SAM-style tower as GOT-OCR2's tiny one (tests/vlm_family_fixtures_more.py): 32 px, patch 4, windows of 4 patches
-# in layer 0, global attention in layer 1
-_TINY_SAM = dict(
-    hidden_size=32,
-    output_channels=16,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    image_size=32,
-    patch_size=4,
-    window_size=4,
-    global_attn_indexes=[1],
-    mlp_dim=64,
-)
 QWEN_PROMPT = "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words"
 
 
@@ -109,7 +97,7 @@ def build_deepseek_vl_hybrid(folder) -> Path:
     vision = SiglipVisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7
     )
-    high_res = dict(model_type="sam_vision_model", **_TINY_SAM)
+    high_res = dict(model_type="sam_vision_model", **TINY_SAM)
     config = DeepseekVLHybridConfig(
         vision_config=vision.to_dict(),
         high_res_vision_config=high_res,
@@ -499,7 +487,7 @@ def build_deepseek_ocr2(folder) -> Path:
 
     folder = Path(folder)
     tok = _tokenizer(["<image>"], {"image_token": "<image>"})
-    sam = {**_TINY_SAM, "image_size": 192, "downsample_channels": [32, 64]}
+    sam = {**TINY_SAM, "image_size": 192, "downsample_channels": [32, 64]}
     encoder = dict(
         hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512
     )
