@@ -280,6 +280,22 @@ def build_llava(folder) -> Path:
     return folder
 
 
+# Qwen2.5-VL's tiny vision tower (also EXAONE 4.5's and the Qwen2.5-Omni thinker's): 2 blocks, patch 7, merge 2,
+# windows of 2x2 tokens (28 px) in block 0, whole images in block 1
+QWEN2_5_VL_VISION = dict(
+    depth=2,
+    hidden_size=32,
+    out_hidden_size=64,
+    intermediate_size=64,
+    num_heads=2,
+    patch_size=7,
+    spatial_merge_size=2,
+    temporal_patch_size=2,
+    window_size=28,
+    fullatt_block_indexes=[1],
+)
+
+
 def build_qwen2_5_vl(folder) -> Path:
     """Qwen2.5-VL: Qwen2-VL's text side and processor; the vision tower attends within 2x2-token windows
     (window_size 28 px) in block 0 and within whole images in block 1."""
@@ -287,18 +303,7 @@ def build_qwen2_5_vl(folder) -> Path:
 
     folder = build_qwen2_vl(folder)  # tokenizer and processor; the model is replaced
     source = Qwen2VLConfig.from_pretrained(folder)
-    vision = dict(
-        depth=2,
-        hidden_size=32,
-        out_hidden_size=64,
-        intermediate_size=64,
-        num_heads=2,
-        patch_size=7,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        window_size=28,
-        fullatt_block_indexes=[1],
-    )
+    vision = dict(QWEN2_5_VL_VISION)
     config = Qwen2_5_VLConfig(
         text_config=source.text_config.to_dict(),
         vision_config=vision,

@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoModelForImageTextToText
 
 from tests.tiny_models import sweep_config
 from tests.vlm_family_fixtures_more import TINY_SAM
-from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
+from tests.vlm_fixtures import _TEXT, QWEN2_5_VL_VISION, _tokenizer, _widen_and_save
 from tests.vlm_tiny_processors_a import (
     TinyApertus1p5ImageProcessor,
     TinyApertus1p5Processor,
@@ -53,19 +53,7 @@ def build_exaone4_5(folder) -> Path:
     folder = Path(folder)
     tok = _qwen_tokenizer()
     ids = tok.convert_tokens_to_ids
-    vision = dict(
-        depth=2,
-        hidden_size=32,
-        out_hidden_size=64,
-        intermediate_size=64,
-        num_heads=2,
-        num_key_value_heads=1,
-        patch_size=7,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        window_size=28,
-        fullatt_block_indexes=[1],
-    )
+    vision = dict(QWEN2_5_VL_VISION, num_key_value_heads=1)
     text = dict(**_TEXT, vocab_size=len(tok), model_type="exaone4")
     config = AutoConfig.for_model(
         "exaone4_5", text_config=text, vision_config=vision, image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>")

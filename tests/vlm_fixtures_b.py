@@ -25,7 +25,7 @@ from transformers import (
 )
 from transformers.processing_utils import ProcessorMixin
 
-from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
+from tests.vlm_fixtures import _TEXT, QWEN2_5_VL_VISION, _tokenizer, _widen_and_save
 
 PROMPTS: dict[str, str] = {}
 _VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)  # the towers' tiny shape
@@ -222,18 +222,7 @@ def build_qwen2_5_omni_thinker(folder) -> Path:
     folder = Path(folder)
     tok = _tokenizer(list(_OMNI_TOKENS.values()), _OMNI_TOKENS)
     rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
-    vision = dict(
-        depth=2,
-        hidden_size=32,
-        intermediate_size=64,
-        num_heads=2,
-        patch_size=7,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        window_size=28,
-        out_hidden_size=_TEXT["hidden_size"],
-        fullatt_block_indexes=[1],
-    )
+    vision = dict(QWEN2_5_VL_VISION, out_hidden_size=_TEXT["hidden_size"])
     audio = _OMNI_AUDIO
     config = Qwen2_5OmniThinkerConfig(
         text_config=dict(**_TEXT, vocab_size=len(tok), rope_parameters=rope),
