@@ -212,9 +212,11 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         device_ids=None,
         runtime_ai100: bool = True,
         stream: bool = True,
+        videos=None,
         **kwargs,
     ) -> CloudAI100ExecInfo:
-        """Greedy (or sampled) generation for processor outputs, or for ``processor`` + ``images`` + ``prompts``."""
+        """Greedy (or sampled) generation for processor outputs, or for ``processor`` + ``prompts`` + ``images`` and/or
+        ``videos`` (one per prompt; a video: its frames, as the processor takes them)."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         include_sampler = kwargs.pop("include_sampler", None)
@@ -226,9 +228,14 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             raise NotImplementedError("runtime_ai100=False (PyTorch generation) is not supported; use transformers' generate().")
         generation_len = check_generation_len(generation_len)
         if inputs is None:
-            if processor is None or images is None or prompts is None or len(images) != len(prompts):
-                raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (one image per prompt).")
-            inputs = processor(images=self.adapter.processor_images(images), text=list(prompts), return_tensors="np", padding=True)
+            media = {"images": images, "videos": videos}
+            given = [m for m in media.values() if m is not None]
+            if processor is None or prompts is None or not given or any(len(m) != len(prompts) for m in given):
+                raise ValueError("Pass inputs=processor(...) or processor=, prompts= and images= and/or videos= (one per prompt).")
+            if images is not None:
+                media["images"] = self.adapter.processor_images(images)
+            media = {name: list(m) for name, m in media.items() if m is not None}
+            inputs = processor(**media, text=list(prompts), return_tensors="np", padding=True)
         tokenizer = tokenizer or getattr(processor, "tokenizer", None)
         if tokenizer is None and self.local_model_dir is not None:
             from transformers import AutoTokenizer
@@ -239,7 +246,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         ids = np.asarray(inputs[INPUT_IDS])
         mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
         vision_inputs = self.adapter.vision_inputs(inputs, self.img_size, self.config)
-        token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
+        token_lists = [self.adapter.prompt_tokens([int(t) for t, m in zip(row, keep) if m]) for row, keep in zip(ids, mask)]
         lang_path = self.qpc_paths["lang_qpc_path"] if self.kv_offload else self.qpc_paths
         if self._sessions is None:
             vision = self.kv_offload and open_artifact_session(self.qpc_paths["vision_qpc_path"], self._num_cores, spin=False)

@@ -39,6 +39,7 @@ from QEfficient.transform.vision_adapters.lighton_ocr import LightOnOcrAdapter
 from QEfficient.transform.vision_adapters.llama4 import Llama4Adapter
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
 from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
+from QEfficient.transform.vision_adapters.llava_next_video import LlavaNextVideoAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
 from QEfficient.transform.vision_adapters.minicpmv import MiniCPMVAdapter
 from QEfficient.transform.vision_adapters.minimax_m3_vl import MiniMaxM3VLAdapter
@@ -61,7 +62,7 @@ from QEfficient.transform.vision_adapters.vipllava import VipLlavaAdapter
 _ADAPTERS: list[VisionLanguageAdapter] = [
     LlavaAdapter("llava"),
     LlavaNextAdapter("llava_next"),
-    LlavaNextAdapter("llava_next_video"),  # images (its video half needs torchvision here)
+    LlavaNextVideoAdapter("llava_next_video"),
     LlavaOnevisionAdapter("llava_onevision"),
     InternVLAdapter("internvl"),
     InternVLAdapter("qianfan_ocr"),  # InternVL's layout, Qwen3 text model

@@ -106,6 +106,11 @@ class VisionLanguageAdapter:
         """What a prompt writes where an image goes (the processor expands it to the image tokens)."""
         return processor.image_token
 
+    def prompt_tokens(self, tokens: list[int]) -> list[int]:
+        """A prompt's tokens as the language graph reads them: a model whose video tokens take rows of the same
+        vision graph reads them as image tokens (LLaVA-NeXT-Video)."""
+        return tokens
+
     def processor_images(self, images: list) -> list:
         """``images`` (one per prompt) in the form the processor takes for a batch."""
         return [[img] for img in images] if self.nested_images else list(images)

@@ -1,7 +1,8 @@
 """LLaVA-OneVision: LLaVA-NeXT's any-resolution tiling (SigLIP tower, Qwen2 text model) with a cap on the
 unpadded grid (``vision_aspect_ratio`` "anyres_max_N"): HF shrinks a larger grid by bilinear interpolation,
 which is not a gather; such images get a clear error (resize them smaller). Several images in one prompt
-are not tiled (HF's ``batch_num_images``)."""
+are not tiled (HF's ``batch_num_images``). Videos: each frame's projected rows shrunk to half the grid (rounded up)
+by bilinear interpolation, one image_newline row after the video's frames (llava_video.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,23 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
+from torch import nn
 
 from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
+from QEfficient.transform.vision_adapters.llava_video import LlavaVideoMixin
 
 
 @dataclass(frozen=True)
-class LlavaOnevisionAdapter(LlavaNextAdapter):
+class LlavaOnevisionAdapter(LlavaVideoMixin, LlavaNextAdapter):
+    video_newline = True
+
+    def video_rows(self, hf: nn.Module, selected: torch.Tensor, projected: torch.Tensor) -> torch.Tensor:
+        return hf.model.apply_pooling(projected)
+
+    def frame_tokens(self) -> int:
+        side = self.config.vision_config.image_size // self.config.vision_config.patch_size
+        return math.ceil(side / 2) ** 2
+
     def tokens_per_unit(self, config) -> int:
         side = config.vision_config.image_size // config.vision_config.patch_size
         return side * side - (1 if config.vision_feature_select_strategy == "default" else 0)  # SigLIP: no CLS position
