@@ -42,21 +42,14 @@ class LlavaVideoMixin:
 
     # --- the host side --------------------------------------------------------------------------
     def prompt_tokens(self, tokens: list[int]) -> list[int]:
-        video, image = int(self.config.video_token_id), int(self.config.image_token_id)
-        return [image if t == video else t for t in tokens]
+        return videos_read_as_images(tokens, self.config)
 
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         images = super().vision_inputs(inputs, img_size, config) if "pixel_values" in inputs else self._no_units(img_size)
         images["_video"] = np.zeros(len(images["_tokens"]), bool)
-        videos = _videos(inputs)
+        videos = processor_videos(inputs, img_size)
         if not videos:
             return images
-        for v in videos:
-            if v.shape[-1] != img_size or v.shape[-2] != img_size:
-                raise ValueError(
-                    f"Video frames are {v.shape[-2]}x{v.shape[-1]} but the vision graph was compiled for img_size={img_size}: "
-                    f"let the video processor resize and crop them to {img_size}."
-                )
         layouts = [self._video_layout(len(v)) for v in videos]
         units = {
             "pixel_values": np.concatenate([images["pixel_values"], *videos]).astype(np.float32),
@@ -65,7 +58,8 @@ class LlavaVideoMixin:
             "_gather": np.concatenate([images["_gather"], *layouts]).astype(np.int64),
             "_video": np.r_[images["_video"], np.ones(len(videos), bool)],
         }
-        return self.select_units(units, self._prompt_order(inputs, images["_tokens"], units["_tokens"][len(images["_tokens"]) :]))
+        order = prompt_order(inputs, self.config, images["_tokens"], units["_tokens"][len(images["_tokens"]) :])
+        return self.select_units(units, order)
 
     def _no_units(self, img_size: int) -> dict[str, np.ndarray]:
         none = np.zeros(0, np.int64)
@@ -74,20 +68,6 @@ class LlavaVideoMixin:
     def _video_layout(self, frames: int) -> np.ndarray:
         """Rows of one video's pooled frames in order (-1: image_newline)."""
         return np.r_[np.arange(frames * self.frame_tokens()), [-1] * self.video_newline].astype(np.int64)
-
-    def _prompt_order(self, inputs, image_tokens: np.ndarray, video_tokens: np.ndarray) -> np.ndarray:
-        """Images then videos, as units, reordered by where each one's tokens start in the prompts."""
-        ids = np.asarray(inputs["input_ids"]).reshape(-1)
-        starts = []
-        for token_id, counts, what in ((self.config.image_token_id, image_tokens, "image"), (self.config.video_token_id, video_tokens, "video")):
-            positions = np.flatnonzero(ids == int(token_id))
-            if len(positions) != counts.sum():
-                raise ValueError(
-                    f"The prompts hold {len(positions)} {what} tokens but the {what}s give {counts.tolist()}: "
-                    f"let the processor expand each {what} placeholder."
-                )
-            starts.append(positions[np.cumsum(counts) - counts])
-        return np.argsort(np.concatenate(starts), kind="stable")
 
     def select_units(self, vision: dict[str, np.ndarray], units: np.ndarray) -> dict[str, np.ndarray]:
         return {**super().select_units(vision, units), "_video": vision["_video"][units]}
@@ -105,12 +85,42 @@ class LlavaVideoMixin:
         return {"pixel_values": vision["pixel_values"], "gather": gather}
 
 
-def _videos(inputs) -> list[np.ndarray]:
-    """The processor's ``pixel_values_videos`` as one [frames, 3, H, W] array per video."""
-    if "pixel_values_videos" not in inputs or inputs["pixel_values_videos"] is None:
+def videos_read_as_images(tokens: list[int], config) -> list[int]:
+    """The prompt's video tokens turned into image tokens: the language graph gives both their vision row."""
+    video, image = int(config.video_token_id), int(config.image_token_id)
+    return [image if t == video else t for t in tokens]
+
+
+def processor_videos(inputs, img_size: int) -> list[np.ndarray]:
+    """The processor's ``pixel_values_videos`` as one [frames, 3, H, W] array per video; checks the frame size."""
+    videos = inputs["pixel_values_videos"] if "pixel_values_videos" in inputs else None
+    if videos is None:
         return []
-    videos = inputs["pixel_values_videos"]
     if isinstance(videos, (list, tuple)):
-        return [np.asarray(v, dtype=np.float32) for v in videos]
-    videos = np.asarray(videos, dtype=np.float32)
-    return list(videos) if videos.ndim == 5 else [videos]
+        videos = [np.asarray(v, dtype=np.float32) for v in videos]
+    else:
+        videos = np.asarray(videos, dtype=np.float32)
+        videos = list(videos) if videos.ndim == 5 else [videos]
+    for v in videos:
+        if v.shape[-1] != img_size or v.shape[-2] != img_size:
+            raise ValueError(
+                f"Video frames are {v.shape[-2]}x{v.shape[-1]} but the vision graph was compiled for img_size={img_size}: "
+                f"let the video processor resize and crop them to {img_size}."
+            )
+    return videos
+
+
+def prompt_order(inputs, config, image_tokens: np.ndarray, video_tokens: np.ndarray) -> np.ndarray:
+    """Units listed images first, then videos (``*_tokens``: each one's token count), reordered by where each
+    one's tokens start in the prompts (``inputs["input_ids"]``, read row after row)."""
+    ids = np.asarray(inputs["input_ids"]).reshape(-1)
+    starts = []
+    for token_id, counts, what in ((config.image_token_id, image_tokens, "image"), (config.video_token_id, video_tokens, "video")):
+        positions = np.flatnonzero(ids == int(token_id))
+        if len(positions) != counts.sum():
+            raise ValueError(
+                f"The prompts hold {len(positions)} {what} tokens but the {what}s give {counts.tolist()}: "
+                f"let the processor expand each {what} placeholder."
+            )
+        starts.append(positions[np.cumsum(counts) - counts])
+    return np.argsort(np.concatenate(starts), kind="stable")
