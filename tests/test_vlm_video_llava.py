@@ -1,0 +1,112 @@
+"""Video for the LLaVA family (LLaVA-NeXT-Video, LLaVA-OneVision, Video-LLaVA), in both layouts: greedy tokens equal
+HF ``generate`` for a batch of two videos, and for a prompt holding a video before an image (rows in prompt order).
+
+HF's video processors need torchvision (not installed), so the tiny processors get ``TinyVideoProcessor``: the same
+steps on PIL/numpy (resize, rescale, normalize, frames stacked), and the processor's own ``replace_video_token``
+expands each ``<video>`` placeholder. HF's model is the reference on the very same ``pixel_values_videos``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers.feature_extraction_utils import BatchFeature
+
+from QEfficient import QEFFAutoModelForImageTextToText
+from QEfficient.transform.vision_adapters import get_vision_adapter
+from tests.image_text_sweep import image
+from tests.vlm_family_fixtures import build_llava_onevision
+from tests.vlm_family_fixtures_more import build_llava_next_video
+from tests.vlm_fixtures_b import build_video_llava
+
+BUILDERS = {"llava_next_video": build_llava_next_video, "llava_onevision": build_llava_onevision, "video_llava": build_video_llava}
+SIDE = 28  # the tiny towers' image size
+NEW_TOKENS = 7
+
+
+class TinyVideoProcessor:
+    """A video processor's steps for square frames: each frame resized to ``size`` (bicubic), rescaled to [0, 1],
+    normalized with the image processor's mean and std, channels first; a batch of videos stacked."""
+
+    def __init__(self, size: int, mean, std) -> None:
+        self.size, self.mean, self.std = size, np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+    def __call__(self, videos, return_tensors=None, **kwargs) -> BatchFeature:
+        def frame(f: np.ndarray) -> np.ndarray:
+            f = np.asarray(Image.fromarray(f).resize((self.size, self.size), Image.BICUBIC), np.float32) / 255.0
+            return ((f - self.mean) / self.std).transpose(2, 0, 1)
+
+        pixels = np.stack([np.stack([frame(f) for f in video]) for video in videos])
+        return BatchFeature({"pixel_values_videos": pixels}, tensor_type=return_tensors)
+
+
+def video(seed: int, frames: int = 3) -> np.ndarray:
+    return (np.random.default_rng(seed).random((frames, SIDE, SIDE, 3)) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module", params=sorted(BUILDERS))
+def arch(request, tmp_path_factory):
+    folder = BUILDERS[request.param](tmp_path_factory.mktemp(request.param))
+    processor = AutoProcessor.from_pretrained(folder)
+    images = processor.image_processor
+    processor.video_processor = TinyVideoProcessor(SIDE, images.image_mean, images.image_std)
+    hf = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
+    return request.param, folder, processor, hf, {}
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["two_graphs", "one_graph"])
+def compiled(request, arch):
+    name, folder, processor, hf, refs = arch
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=request.param)
+    model.compile(prefill_seq_len=7, ctx_len=160, batch_size=2, num_cores=1)
+
+    def reference(key: tuple, **media) -> list[int]:
+        """HF's greedy tokens for one prompt, computed once for both layouts."""
+        if key not in refs:
+            inputs = processor(**media, return_tensors="pt")
+            with torch.no_grad():
+                out = hf.generate(**inputs, do_sample=False, max_new_tokens=NEW_TOKENS, pad_token_id=0)
+            refs[key] = out[0, inputs["input_ids"].shape[1] :].tolist()
+        return refs[key]
+
+    return model, processor, reference
+
+
+def test_a_batch_of_two_videos_matches_hf(compiled):
+    model, processor, reference = compiled
+    videos, prompt = [video(1), video(2)], "Look: <video> Describe the clip in a few words"
+    info = model.generate(processor=processor, videos=videos, prompts=[prompt, prompt], generation_len=NEW_TOKENS, stream=False)
+    refs = [reference(("one video", seed), videos=[v], text=[prompt]) for seed, v in enumerate(videos)]
+    assert refs[0] != refs[1]  # same words, different frames: the frames decide the tokens
+    for ref, row in zip(refs, info.generated_ids[0]):
+        assert row[: len(ref)].tolist() == ref
+
+
+def test_videos_and_images_in_prompt_order_match_hf(compiled):
+    # one batch: four frames before an image, then an image before four other frames; each row's video and image rows
+    # reach their tokens in prompt order, across rows too
+    model, processor, reference = compiled
+    texts = ["Look at <video> then <image> and say", "Look at <image> then <video> and tell"]
+    images, videos = [image(2, (30, 30)), image(3, (20, 40))], [video(7, 4), video(8, 4)]
+    inputs = processor(images=images, videos=videos, text=texts, return_tensors="pt", padding=True)
+    info = model.generate(inputs=inputs, processor=processor, generation_len=NEW_TOKENS, stream=False)
+    for img, clip, text, row in zip(images, videos, texts, info.generated_ids[0]):
+        ref = reference(("mixed", text), images=[img], videos=[clip], text=[text])
+        assert row[: len(ref)].tolist() == ref
+
+
+def test_bad_video_inputs_get_clear_errors(arch):
+    name, folder, processor, hf, _ = arch
+    adapter = get_vision_adapter(hf.config)
+    inputs = processor(videos=[video(1)], text=["Look: <video> here"], return_tensors="np")
+    with pytest.raises(ValueError, match="compiled for img_size=56"):
+        adapter.vision_inputs(inputs, 56, hf.config)
+    ids = inputs["input_ids"]
+    keep = np.ones(ids.shape[1], bool)
+    keep[np.flatnonzero(ids[0] == hf.config.video_token_id)[0]] = False
+    inputs["input_ids"] = ids[:, keep]  # one video token short: an error, never rows shifted onto the wrong tokens
+    with pytest.raises(ValueError, match="video tokens"):
+        adapter.vision_inputs(inputs, SIDE, hf.config)
