@@ -61,11 +61,11 @@ SAME_PATH_AS: dict[str, str] = {
     "glm46v": "glm4v",
     "glmga": "glm4v",
     "pp_chart2table": "got_ocr2",
-    "llava_next_video": "llava_next",
+    "llava_next_video": "llava_next",  # and its video path: tests/test_vlm_video_llava.py (images too)
     "qwen3_5_moe": "qwen3_5",  # the same adapter and Gated DeltaNet states; its MoE text layers: the decoder sweep
     "minicpm_ocr": "minicpmv4_6",  # the same adapter in "4x" mode (the window merger skipped)
     "qwen3_omni_moe_thinker": "qwen3_vl_moe",  # Qwen3-VL's adapter, tower and MoE text model; its own placeholder
-    "video_llava": "llava",  # a CLIP tower and Llava's projector; its pixels under another name
+    "video_llava": "llava",  # a CLIP tower and Llava's projector; with videos: tests/test_vlm_video_llava.py (images too)
 }
 
 # Greedy references other than HF ``generate``, where transformers' generate itself fails (the note says why).
@@ -77,14 +77,20 @@ REFERENCES: dict[str, tuple[Callable, str]] = {
     ),
 }
 
+VIDEO_NOTE = (
+    "video too: frames in, token-exact in both layouts in tests/test_vlm_video_llava.py (its video processor needs "
+    "torchvision, not installed: a PIL stand-in)"
+)
+
 # What a tiny model stands in for, where it is not the architecture's own processor or layout.
 CAVEATS: dict[str, str] = {
     "granite_docling": "the processor's default coarse route; its fine route (fine_route=True, four times the tokens per "
     "tile, chosen by the density router) is refused with that reason",
     "cohere2_vision": "its image processor has only a torchvision backend (not installed): GOT-OCR2's PIL tiler stands in",
     "llama4": "its image processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
-    "llava_next_video": "images only: its processor's video half needs torchvision (not installed)",
-    "video_llava": "images only: its processor's video half needs torchvision (not installed)",
+    "llava_onevision": VIDEO_NOTE,
+    "llava_next_video": VIDEO_NOTE,
+    "video_llava": VIDEO_NOTE,
     "minimax_m3_vl": "its image processor has only a torchvision backend (not installed): Qwen2-VL's PIL one (the same "
     "algorithm, its sizes given) stands in; images only",
     "perception_lm": "its Perception Encoder tower is a timm model (timm not installed): a CLIP tower stands in; its image "

@@ -370,8 +370,9 @@ PROMPTS["got_ocr2"] = PROMPTS["pp_chart2table"] = "Look: <imgpad> Describe the p
 
 
 def build_llava_next_video(folder) -> Path:
-    """LLaVA-NeXT-Video, images only: LLaVA-NeXT's tiny model and any-resolution tiling (tests/vlm_family_fixtures.py)
-    as LlavaNextVideoForConditionalGeneration; its video half needs torchvision (not installed)."""
+    """LLaVA-NeXT-Video: LLaVA-NeXT's tiny model and any-resolution tiling (tests/vlm_family_fixtures.py) as
+    LlavaNextVideoForConditionalGeneration; videos: 4 average-pooled tokens per frame (stride 2), their processor
+    half a stand-in (tests/test_vlm_video_llava.py: HF's video processor needs torchvision, not installed)."""
     from transformers import LlavaNextConfig, LlavaNextVideoConfig, LlavaNextVideoForConditionalGeneration
 
     from tests.vlm_family_fixtures import build_llava_next

@@ -32,7 +32,8 @@ _VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_at
 
 
 class TinyVideoLlavaProcessor(VideoLlavaProcessor):
-    """VideoLlavaProcessor without the video processor, which needs torchvision (not installed): images only."""
+    """VideoLlavaProcessor without the video processor, which needs torchvision (not installed); tests that pass videos
+    give it a stand-in (tests/test_vlm_video_llava.py)."""
 
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, patch_size=14, num_additional_image_tokens=1, **kwargs):
         self.patch_size, self.num_additional_image_tokens = patch_size, num_additional_image_tokens
@@ -47,7 +48,8 @@ AutoProcessor.register("tiny_video_llava_processor", TinyVideoLlavaProcessor, ex
 
 def build_video_llava(folder) -> Path:
     """Video-LLaVA: a CLIP image tower (28 px, patch 7, CLS dropped: 16 tokens), Llava's projector, Llama text model;
-    images come as ``pixel_values_images``. Its processor without the video half (torchvision)."""
+    images come as ``pixel_values_images``, video frames (a second CLIP tower, 17 tokens each) as ``pixel_values_videos``.
+    Its processor without the video half (torchvision)."""
     from transformers import CLIPVisionConfig, VideoLlavaConfig, VideoLlavaForConditionalGeneration, VideoLlavaImageProcessor
 
     folder = Path(folder)

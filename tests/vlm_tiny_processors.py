@@ -131,7 +131,8 @@ AutoProcessor.register("tiny_got_ocr2_processor", TinyGotOcr2Processor, exist_ok
 
 
 class TinyLlavaNextVideoProcessor(LlavaNextVideoProcessor):
-    """LlavaNextVideoProcessor without the video processor, which needs torchvision (not installed here): images only."""
+    """LlavaNextVideoProcessor without the video processor, which needs torchvision (not installed here); tests that
+    pass videos give it a stand-in (tests/test_vlm_video_llava.py)."""
 
     def __init__(
         self,
