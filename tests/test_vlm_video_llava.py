@@ -16,6 +16,8 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.feature_extraction_utils import BatchFeature
 
 from QEfficient import QEFFAutoModelForImageTextToText
+from QEfficient.export.onnx_export import export_vision_onnx
+from QEfficient.transform.image_text import QEffVisionEncoder
 from QEfficient.transform.vision_adapters import get_vision_adapter
 from tests.image_text_sweep import image
 from tests.vlm_family_fixtures import build_llava_onevision
@@ -110,3 +112,51 @@ def test_bad_video_inputs_get_clear_errors(arch):
     inputs["input_ids"] = ids[:, keep]  # one video token short: an error, never rows shifted onto the wrong tokens
     with pytest.raises(ValueError, match="video tokens"):
         adapter.vision_inputs(inputs, SIDE, hf.config)
+
+
+@pytest.fixture(scope="module")
+def three_videos(tmp_path_factory):
+    """LLaVA-NeXT-Video's tiny model, its processor, three videos, one prompt and HF's greedy tokens for each."""
+    folder = build_llava_next_video(tmp_path_factory.mktemp("cb"))
+    processor = AutoProcessor.from_pretrained(folder)
+    processor.video_processor = TinyVideoProcessor(SIDE, processor.image_processor.image_mean, processor.image_processor.image_std)
+    hf = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
+    videos, prompt = [video(1), video(2), video(3)], "Look: <video> Describe the clip in a few words"
+    refs = []
+    for clip in videos:
+        inputs = processor(videos=[clip], text=[prompt], return_tensors="pt")
+        with torch.no_grad():
+            out = hf.generate(**inputs, do_sample=False, max_new_tokens=NEW_TOKENS, pad_token_id=0)
+        refs.append(out[0, inputs["input_ids"].shape[1] :].tolist())
+    return folder, processor, videos, prompt, refs
+
+
+@pytest.mark.parametrize("kv_offload", [True, False], ids=["two_graphs", "one_graph"])
+def test_continuous_batching_of_videos_matches_hf(three_videos, kv_offload):
+    # three videos, two cache slots: the third waits for a free slot
+    folder, processor, videos, prompt, refs = three_videos
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload, continuous_batching=True)
+    model.compile(prefill_seq_len=7, ctx_len=96, full_batch_size=2, num_cores=1)
+    info = model.generate(processor=processor, videos=videos, prompts=[prompt] * 3, generation_len=NEW_TOKENS, stream=False)
+    for ref, row in zip(refs, info.generated_ids):
+        assert list(row[: len(ref)]) == ref
+
+
+def test_onevision_pools_an_odd_patch_grid_as_hf(tmp_path):
+    # a 5x5 patch grid shrinks to 3x3 (bilinear, a ratio that is not an integer): the vision graph's video rows
+    # equal HF's get_video_features
+    import onnxruntime as ort
+    from transformers import LlavaOnevisionConfig
+
+    config = LlavaOnevisionConfig.from_pretrained(build_llava_onevision(tmp_path / "ov"))
+    config.vision_config.image_size = 35
+    torch.manual_seed(0)
+    hf = AutoModelForImageTextToText.from_config(config).eval()
+    encoder = QEffVisionEncoder(hf)
+    frames = torch.randn(1, 3, 3, 35, 35)
+    with torch.no_grad():
+        ref = hf.model.get_video_features(frames, return_dict=True).pooler_output[0].numpy()
+    ids = np.r_[[5], [config.video_token_id] * len(ref), [6]][None]
+    vision = encoder.adapter.vision_inputs({"input_ids": ids, "pixel_values_videos": frames.numpy()}, 35, config)
+    session = ort.InferenceSession(str(export_vision_onnx(encoder, tmp_path, "vision", 35)))
+    np.testing.assert_allclose(session.run(None, encoder.adapter.graph_inputs(vision))[0][0], ref, atol=1e-5)
