@@ -234,7 +234,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         generation_len = check_generation_len(generation_len)
         if inputs is None:
             if processor is None or images is None or prompts is None or len(images) != len(prompts):
-                raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (an image, or a list of them, per prompt).")
+                raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (an image or a list per prompt).")
             inputs = processor(images=self.adapter.processor_images(images), text=list(prompts), return_tensors="np", padding=True)
         tokenizer = tokenizer or getattr(processor, "tokenizer", None)
         if tokenizer is None and self.local_model_dir is not None:

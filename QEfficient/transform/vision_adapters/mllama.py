@@ -154,7 +154,9 @@ class MllamaAdapter(VisionLanguageAdapter):
     def decoder_axes(self) -> dict[str, dict[int, str]]:
         return {"cross_attention_mask": {0: "batch_size", 1: "seq_len", 2: "max_num_images"}}
 
-    def cross_attention_kwargs(self, vision_embeds: torch.Tensor, is_image: torch.Tensor, cross_attention_mask: torch.Tensor) -> dict[str, Any]:
+    def cross_attention_kwargs(
+        self, vision_embeds: torch.Tensor, is_image: torch.Tensor, cross_attention_mask: torch.Tensor
+    ) -> dict[str, Any]:
         """The text model's cross-attention inputs: each sequence's image slots' keys/values, and HF's masks
         (_prepare_cross_attention_mask) from the host's per-token mask [B, S, images, tiles]."""
         batch, width = is_image.shape[0], vision_embeds.shape[-1]
@@ -163,7 +165,9 @@ class MllamaAdapter(VisionLanguageAdapter):
         kv = rows[..., :-1].reshape(batch, images, 2 * len(self.cross_layers), self.n_kv, self.positions, self.head_dim)
         kv = kv.permute(2, 0, 3, 1, 4, 5).reshape(2 * len(self.cross_layers), batch, self.n_kv, images * self.positions, self.head_dim)
         patches = self.positions // self.max_tiles
-        attends = cross_attention_mask[..., None].expand(*cross_attention_mask.shape, patches).reshape(batch, 1, -1, images * self.positions)
+        attends = (
+            cross_attention_mask[..., None].expand(*cross_attention_mask.shape, patches).reshape(batch, 1, -1, images * self.positions)
+        )
         seen = (cross_attention_mask > 0).flatten(2).any(dim=-1)[:, None, :, None]  # [B, 1, S, 1]
         # a token that sees no image attends every position of the prompt's real images (HF's zeroed mask row),
         # never a padding image slot
@@ -221,7 +225,10 @@ class MllamaAdapter(VisionLanguageAdapter):
     def prompt_cross_mask(self, tokens: list[int], vision: dict[str, np.ndarray], image_token_id: int) -> np.ndarray:
         """[len(tokens), images, tiles]: the image tiles each token attends, as HF's processor makes its
         cross_attention_mask (each token sees the images of the last run of ``<|image|>`` before it)."""
-        from transformers.models.mllama.processing_mllama import convert_sparse_cross_attention_mask_to_dense, get_cross_attention_token_mask
+        from transformers.models.mllama.processing_mllama import (
+            convert_sparse_cross_attention_mask_to_dense,
+            get_cross_attention_token_mask,
+        )
 
         spans = get_cross_attention_token_mask(tokens, image_token_id)
         tiles = vision["aspect_ratio_mask"].sum(axis=1)[: len(spans)].tolist()
