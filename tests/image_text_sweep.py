@@ -94,7 +94,7 @@ CAVEATS: dict[str, str] = {
     "video_llama_3": "images only: its processor's video half needs torchvision (not installed)",
     "gemma4_unified": "its image processor has only a torchvision backend (not installed): Gemma 4's PIL patcher at the merged "
     "patch size stands in (the same patches)",
-    "mllama": "one image per prompt (the cross-attention keys/values are one row per sequence)",
+    "mllama": "several images per prompt up to compile(max_num_images=N) (tests/test_vlm_mllama_multi.py)",
     "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
     "text model: a short-convolution layer (retained conv state) and an attention layer",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "

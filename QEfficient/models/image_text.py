@@ -135,10 +135,16 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         num_cores: int = 16,
         mxfp6_matmul: bool = False,
         mxint8_kv_cache: bool = False,
+        max_num_images: int = 1,
         **compiler_options,
     ) -> dict[str, Path] | Path:
-        """Build the artifacts: {"vision_qpc_path": ..., "lang_qpc_path": ...}, or one path with kv_offload=False."""
-        check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
+        """Build the artifacts: {"vision_qpc_path": ..., "lang_qpc_path": ...}, or one path with kv_offload=False.
+
+        ``max_num_images``: cross-attention models (Mllama): the most images one prompt may hold (each
+        sequence's retained image slots); other models take any number of images per prompt."""
+        check_positive(
+            prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, max_num_images=max_num_images
+        )
         if prefill_seq_len > ctx_len:
             raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
         self._check_max_positions("ctx_len", ctx_len, self.lang_model.config)
@@ -191,6 +197,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                 "img_size": img_size,
                 "mxfp6_matmul": mxfp6_matmul,
                 "mxint8_kv_cache": mxint8_kv_cache,
+                **({"max_num_images": max_num_images} if self.adapter.cross_attention else {}),
             },
             DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size),
             rewrite=rewrite,
@@ -227,7 +234,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         generation_len = check_generation_len(generation_len)
         if inputs is None:
             if processor is None or images is None or prompts is None or len(images) != len(prompts):
-                raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (one image per prompt).")
+                raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (an image or a list per prompt).")
             inputs = processor(images=self.adapter.processor_images(images), text=list(prompts), return_tensors="np", padding=True)
         tokenizer = tokenizer or getattr(processor, "tokenizer", None)
         if tokenizer is None and self.local_model_dir is not None:
@@ -268,6 +275,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             qconfig["kv_shape"][2],
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
             one_graph=not self.kv_offload,
+            max_images=qconfig["compile_params"].get("max_num_images", 1),
         )
 
     def _generate_continuous(

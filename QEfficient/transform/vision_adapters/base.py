@@ -27,8 +27,8 @@ class VisionLanguageAdapter:
     # The whole prompt attends both ways at prefill, generated tokens causally (PaliGemma's prefix):
     # a prompt is prefilled in one chunk.
     bidirectional_prompt: bool = False
-    # The text model reads the image through cross-attention layers (Mllama): a ``vision_embeds`` row per
-    # sequence stays bound for the whole generation, and image tokens keep their own embeddings.
+    # The text model reads the images through cross-attention layers (Mllama): each sequence's ``vision_embeds``
+    # image slots stay bound for the whole generation, and image tokens keep their own embeddings.
     cross_attention: bool = False
 
     def for_config(self, config) -> VisionLanguageAdapter:
