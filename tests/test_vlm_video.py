@@ -115,10 +115,22 @@ def test_host_rotary_positions_equal_get_rope_index(family):
         assert our_delta == int(delta.reshape(-1)[0])
 
 
-def test_a_video_with_more_tokens_than_its_frames_is_refused(family):
+@pytest.mark.parametrize("family", ["qwen3_vl"], indirect=True)
+@pytest.mark.parametrize("kv_offload", [True, False], ids=["two_graphs", "one_graph"])
+def test_continuous_batching_with_videos_matches_hf(family, kv_offload):
+    arch, folder, processor, _, refs = family
+    prompts, images, videos = requests(arch)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload, continuous_batching=True)
+    model.compile(prefill_seq_len=8, ctx_len=96, full_batch_size=2, num_cores=1)
+    info = model.generate(processor=processor, prompts=prompts, images=images, videos=videos, generation_len=NEW_TOKENS, stream=False)
+    assert len(info.generated_ids) == len(refs)
+    for row, ref in zip(info.generated_ids, refs):
+        assert np.asarray(row).reshape(-1)[: len(ref)].tolist() == ref
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl"], indirect=True)
+def test_a_prompt_with_more_video_tokens_than_videos_is_refused(family):
     arch, folder, processor, hf, _ = family
-    if arch != "qwen2_vl":
-        pytest.skip("one architecture is enough for the host-side check")
     adapter = get_vision_adapter(hf.config)
     text, _, videos = next(per_prompt(*requests(arch)))
     inputs = dict(processor(text=[text], videos=videos, return_tensors="np"))
@@ -126,3 +138,12 @@ def test_a_video_with_more_tokens_than_its_frames_is_refused(family):
     inputs["attention_mask"] = np.ones_like(inputs["input_ids"])
     with pytest.raises(ValueError, match="more video tokens than the videos give"):
         adapter.vision_inputs(inputs, 0, hf.config)
+
+
+def test_video_for_a_model_without_video_support_is_refused(tmp_path):
+    from tests.vlm_fixtures import build_llava
+
+    model = QEFFAutoModelForImageTextToText.from_pretrained(build_llava(tmp_path / "llava"), kv_offload=True)
+    inputs = {"input_ids": np.ones((1, 4), np.int64), "pixel_values_videos": np.zeros((8, 3), np.float32)}
+    with pytest.raises(NotImplementedError, match="Video input is not supported for llava"):
+        model.generate(inputs=inputs, generation_len=2, stream=False)

@@ -219,6 +219,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
 
         Video (the Qwen-VL family): ``inputs=processor(videos=..., text=...)``, or ``videos=`` (each a list of
         frames) with ``processor`` and ``prompts``; images and videos may share a batch and a prompt."""
+        if not self.adapter.takes_videos and (videos is not None or (inputs is not None and inputs.get("pixel_values_videos") is not None)):
+            raise NotImplementedError(f"Video input is not supported for {self.config.model_type} yet: pass images.")
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         include_sampler = kwargs.pop("include_sampler", None)
@@ -231,8 +233,6 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         generation_len = check_generation_len(generation_len)
         if inputs is None:
             inputs = self._process(processor, images, videos, prompts)
-        if inputs.get("pixel_values_videos") is not None and not self.adapter.takes_videos:
-            raise NotImplementedError(f"Video input is not supported for {self.config.model_type} yet: pass images.")
         tokenizer = tokenizer or getattr(processor, "tokenizer", None)
         if tokenizer is None and self.local_model_dir is not None:
             from transformers import AutoTokenizer
