@@ -22,7 +22,7 @@ class MultimodalRope:
     spatial_merge_size: int
 
     def __call__(self, tokens: list[int], vision: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
-        """[3, len(tokens)] positions of one prompt whose images have grids ``vision["_grid_thw"]``, and its decode offset."""
+        """[3, len(tokens)] positions of one prompt whose vision units (images, videos) are ``vision``, and its decode offset."""
         is_image = np.equal(tokens, self.image_token_id)
         edges = np.flatnonzero(np.diff(np.r_[-1, is_image.astype(np.int8), -1]) != 0)  # starts of runs, then the end
         grids = np.asarray(vision.get("_grid_thw", np.zeros((0, 3), np.int64))).reshape(-1, 3)
