@@ -219,9 +219,15 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         device_ids=None,
         runtime_ai100: bool = True,
         stream: bool = True,
+        videos=None,
         **kwargs,
     ) -> CloudAI100ExecInfo:
-        """Greedy (or sampled) generation for processor outputs, or for ``processor`` + ``images`` + ``prompts``."""
+        """Greedy (or sampled) generation for processor outputs, or for ``processor`` + ``images`` + ``prompts``.
+
+        Video (the Qwen-VL family): ``inputs=processor(videos=..., text=...)``, or ``videos=`` (each a list of
+        frames) with ``processor`` and ``prompts``; images and videos may share a batch and a prompt."""
+        if not self.adapter.takes_videos and (videos is not None or (inputs is not None and inputs.get("pixel_values_videos") is not None)):
+            raise NotImplementedError(f"Video input is not supported for {self.config.model_type} yet: pass images.")
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         include_sampler = kwargs.pop("include_sampler", None)
@@ -233,9 +239,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             raise NotImplementedError("runtime_ai100=False (PyTorch generation) is not supported; use transformers' generate().")
         generation_len = check_generation_len(generation_len)
         if inputs is None:
-            if processor is None or images is None or prompts is None or len(images) != len(prompts):
-                raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (an image or a list per prompt).")
-            inputs = processor(images=self.adapter.processor_images(images), text=list(prompts), return_tensors="np", padding=True)
+            inputs = self._process(processor, images, videos, prompts)
         tokenizer = tokenizer or getattr(processor, "tokenizer", None)
         if tokenizer is None and self.local_model_dir is not None:
             from transformers import AutoTokenizer
@@ -243,7 +247,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
         if tokenizer is None:
             raise ValueError("Pass the tokenizer or the processor, to decode the output.")
-        ids = np.asarray(inputs[INPUT_IDS])
+        ids = self.adapter.prompt_ids(np.asarray(inputs[INPUT_IDS]), self.config)
         mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
         vision_inputs = self.adapter.vision_inputs(inputs, self.img_size, self.config)
         token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
@@ -265,6 +269,19 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         if stream:
             print_perf(info)
         return info
+
+    def _process(self, processor, images, videos, prompts):
+        """The processor's outputs for ``prompts`` with their images (one per prompt) and/or videos (frame lists)."""
+        if videos is None:
+            if processor is None or images is None or prompts is None or len(images) != len(prompts):
+                raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (an image or a list per prompt).")
+            return processor(images=self.adapter.processor_images(images), text=list(prompts), return_tensors="np", padding=True)
+        if processor is None or prompts is None:
+            raise ValueError("Pass inputs=processor(...) or processor=, prompts= and videos= (and images=), one per placeholder.")
+        media = {"videos": list(videos)}
+        if images is not None:
+            media["images"] = self.adapter.processor_images(images)
+        return processor(**media, text=list(prompts), return_tensors="np", padding=True)
 
     def _prefiller(self, qconfig: dict, tokenizer) -> ImagePrefill:
         return ImagePrefill(

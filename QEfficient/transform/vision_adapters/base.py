@@ -102,6 +102,12 @@ class VisionLanguageAdapter:
     # the processor takes a batch's images nested per prompt ([[a], [b]]) rather than flat
     nested_images: bool = False
 
+    takes_videos = False  # video frames in (``pixel_values_videos``): the Qwen-VL family
+
+    def prompt_ids(self, ids: np.ndarray, config) -> np.ndarray:
+        """The prompt ids the language graph reads (Qwen-VL: video tokens as image tokens); unchanged by default."""
+        return ids
+
     def image_placeholder(self, processor) -> str:
         """What a prompt writes where an image goes (the processor expands it to the image tokens)."""
         return processor.image_token
