@@ -100,7 +100,7 @@ CAVEATS: dict[str, str] = {
     "video_llama_3": "images only: its processor's video half needs torchvision (not installed)",
     "gemma4_unified": "its image processor has only a torchvision backend (not installed): Gemma 4's PIL patcher at the merged "
     "patch size stands in (the same patches)",
-    "mllama": "one image per prompt (the cross-attention keys/values are one row per sequence)",
+    "mllama": "several images per prompt up to compile(max_num_images=N) (tests/test_vlm_mllama_multi.py)",
     "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
     "text model: a short-convolution layer (retained conv state) and an attention layer",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
@@ -236,7 +236,8 @@ def table(results: list[Result]) -> str:
         "Written by `python scripts/image_text_sweep.py` (tests/image_text_sweep.py): every model type in transformers'",
         "`MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES`, a tiny random model with a locally built processor, greedy",
         "tokens of `QEFFAutoModelForImageTextToText` compared with HF `generate` in both layouts",
-        "(two graphs: `kv_offload=True`; one graph: `kv_offload=False`).",
+        "(two graphs: `kv_offload=True`; one graph: `kv_offload=False`). Continuous batching and `mxfp6_matmul` of the",
+        'families of issue 16: docs/performance.md, "Named image-text families" (tests/test_vlm_named_families.py).',
         "",
         f"{len(results)} types; HF ran {ran} tiny models; token-exact in both layouts: {counts['token-exact']} "
         f"({100 * counts['token-exact'] // max(ran, 1)} % of those HF ran). " + ", ".join(f"{s}: {c}" for s, c in counts.items()),

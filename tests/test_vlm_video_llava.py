@@ -37,8 +37,9 @@ class TinyVideoProcessor:
         self.size, self.mean, self.std = size, np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
     def __call__(self, videos, return_tensors=None, **kwargs) -> BatchFeature:
-        def frame(f: np.ndarray) -> np.ndarray:
-            f = np.asarray(Image.fromarray(f).resize((self.size, self.size), Image.BICUBIC), np.float32) / 255.0
+        def frame(f) -> np.ndarray:  # a PIL image or an [H, W, 3] uint8 array
+            f = f if isinstance(f, Image.Image) else Image.fromarray(f)
+            f = np.asarray(f.convert("RGB").resize((self.size, self.size), Image.BICUBIC), np.float32) / 255.0
             return ((f - self.mean) / self.std).transpose(2, 0, 1)
 
         pixels = np.stack([np.stack([frame(f) for f in video]) for video in videos])

@@ -27,8 +27,8 @@ class VisionLanguageAdapter:
     # The whole prompt attends both ways at prefill, generated tokens causally (PaliGemma's prefix):
     # a prompt is prefilled in one chunk.
     bidirectional_prompt: bool = False
-    # The text model reads the image through cross-attention layers (Mllama): a ``vision_embeds`` row per
-    # sequence stays bound for the whole generation, and image tokens keep their own embeddings.
+    # The text model reads the images through cross-attention layers (Mllama): each sequence's ``vision_embeds``
+    # image slots stay bound for the whole generation, and image tokens keep their own embeddings.
     cross_attention: bool = False
 
     def for_config(self, config) -> VisionLanguageAdapter:
@@ -102,14 +102,15 @@ class VisionLanguageAdapter:
     # the processor takes a batch's images nested per prompt ([[a], [b]]) rather than flat
     nested_images: bool = False
 
+    takes_videos = False  # video frames in (``pixel_values_videos``): the Qwen-VL and LLaVA families
+
+    def prompt_ids(self, ids: np.ndarray, config) -> np.ndarray:
+        """The prompt ids the language graph reads (Qwen-VL: video tokens as image tokens); unchanged by default."""
+        return ids
+
     def image_placeholder(self, processor) -> str:
         """What a prompt writes where an image goes (the processor expands it to the image tokens)."""
         return processor.image_token
-
-    def prompt_tokens(self, tokens: list[int]) -> list[int]:
-        """A prompt's tokens as the language graph reads them: a model whose video tokens take rows of the same
-        vision graph reads them as image tokens (LLaVA-NeXT-Video)."""
-        return tokens
 
     def processor_images(self, images: list) -> list:
         """``images`` (one per prompt) in the form the processor takes for a batch."""

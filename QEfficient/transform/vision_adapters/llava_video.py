@@ -5,7 +5,7 @@ tokens (``video_token_id``) take those rows in order, as HF's ``get_video_featur
 One vision graph serves images and videos: the host stacks image tiles and video frames into ``pixel_values`` in
 prompt order (a video is one unit, its frames its tiles), the graph computes both the image rows and the pooled
 rows of every tile/frame, and ``gather`` picks each image or video token's row. The language graph reads video
-tokens as image tokens (``prompt_tokens``): their embedding is replaced by their row either way.
+tokens as image tokens (``prompt_ids``): their embedding is replaced by their row either way.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from QEfficient.transform.vision_adapters.llava import selected_features
 class LlavaVideoMixin:
     """Video on a ``LlavaNextAdapter``: mixed in before it."""
 
+    takes_videos = True
     video_newline = False  # LLaVA-OneVision ends each video with one image_newline row
 
     def video_rows(self, hf: nn.Module, selected: torch.Tensor, projected: torch.Tensor) -> torch.Tensor:
@@ -41,8 +42,8 @@ class LlavaVideoMixin:
         return rows[gather].unsqueeze(0)
 
     # --- the host side --------------------------------------------------------------------------
-    def prompt_tokens(self, tokens: list[int]) -> list[int]:
-        return videos_read_as_images(tokens, self.config)
+    def prompt_ids(self, ids: np.ndarray, config) -> np.ndarray:
+        return videos_read_as_images(ids, config)
 
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         images = super().vision_inputs(inputs, img_size, config) if "pixel_values" in inputs else self._no_units(img_size)
@@ -85,10 +86,9 @@ class LlavaVideoMixin:
         return {"pixel_values": vision["pixel_values"], "gather": gather}
 
 
-def videos_read_as_images(tokens: list[int], config) -> list[int]:
-    """The prompt's video tokens turned into image tokens: the language graph gives both their vision row."""
-    video, image = int(config.video_token_id), int(config.image_token_id)
-    return [image if t == video else t for t in tokens]
+def videos_read_as_images(ids: np.ndarray, config) -> np.ndarray:
+    """The prompt ids with video tokens turned into image tokens: the language graph gives both their vision row."""
+    return np.where(ids == config.video_token_id, config.image_token_id, ids)
 
 
 def processor_videos(inputs, img_size: int) -> list[np.ndarray]:

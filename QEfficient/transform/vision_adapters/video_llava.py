@@ -26,6 +26,7 @@ _PIXELS = {False: "pixel_values", True: "pixel_values_videos"}  # graph input of
 @dataclass(frozen=True)
 class VideoLlavaAdapter(LlavaAdapter):
     flat_embeddings = True
+    takes_videos = True
     config: Any = field(default=None, compare=False)  # the model config (for_config): token ids, tower shape
 
     def for_config(self, config) -> VideoLlavaAdapter:
@@ -55,8 +56,8 @@ class VideoLlavaAdapter(LlavaAdapter):
         side = self.config.vision_config.image_size // self.config.vision_config.patch_size
         return side * side + 1  # get_video_features keeps the CLS position
 
-    def prompt_tokens(self, tokens: list[int]) -> list[int]:
-        return videos_read_as_images(tokens, self.config)
+    def prompt_ids(self, ids: np.ndarray, config) -> np.ndarray:
+        return videos_read_as_images(ids, config)
 
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         pixels = inputs["pixel_values_images"] if "pixel_values_images" in inputs else inputs.get("pixel_values")
