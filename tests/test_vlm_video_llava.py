@@ -46,6 +46,13 @@ class TinyVideoProcessor:
         return BatchFeature({"pixel_values_videos": pixels}, tensor_type=return_tensors)
 
 
+def hf_tokens(hf, inputs) -> list[int]:
+    """HF generate's greedy new tokens for one prompt."""
+    with torch.no_grad():
+        out = hf.generate(**inputs, do_sample=False, max_new_tokens=NEW_TOKENS, pad_token_id=0)
+    return out[0, inputs["input_ids"].shape[1] :].tolist()
+
+
 def video(seed: int, frames: int = 3) -> np.ndarray:
     return (np.random.default_rng(seed).random((frames, SIDE, SIDE, 3)) * 255).astype(np.uint8)
 
@@ -69,10 +76,7 @@ def compiled(request, arch):
     def reference(key: tuple, **media) -> list[int]:
         """HF's greedy tokens for one prompt, computed once for both layouts."""
         if key not in refs:
-            inputs = processor(**media, return_tensors="pt")
-            with torch.no_grad():
-                out = hf.generate(**inputs, do_sample=False, max_new_tokens=NEW_TOKENS, pad_token_id=0)
-            refs[key] = out[0, inputs["input_ids"].shape[1] :].tolist()
+            refs[key] = hf_tokens(hf, processor(**media, return_tensors="pt"))
         return refs[key]
 
     return model, processor, reference
@@ -123,12 +127,7 @@ def three_videos(tmp_path_factory):
     processor.video_processor = TinyVideoProcessor(SIDE, processor.image_processor.image_mean, processor.image_processor.image_std)
     hf = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
     videos, prompt = [video(1), video(2), video(3)], "Look: <video> Describe the clip in a few words"
-    refs = []
-    for clip in videos:
-        inputs = processor(videos=[clip], text=[prompt], return_tensors="pt")
-        with torch.no_grad():
-            out = hf.generate(**inputs, do_sample=False, max_new_tokens=NEW_TOKENS, pad_token_id=0)
-        refs.append(out[0, inputs["input_ids"].shape[1] :].tolist())
+    refs = [hf_tokens(hf, processor(videos=[clip], text=[prompt], return_tensors="pt")) for clip in videos]
     return folder, processor, videos, prompt, refs
 
 
