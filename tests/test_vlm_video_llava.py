@@ -1,9 +1,12 @@
 """Video for the LLaVA family (LLaVA-NeXT-Video, LLaVA-OneVision, Video-LLaVA), in both layouts: greedy tokens equal
-HF ``generate`` for a batch of two videos, and for a prompt holding a video before an image (rows in prompt order).
+HF ``generate`` for a batch of two videos, and for a batch of two prompts holding a video and an image in either order
+(rows in prompt order, video tokens across prefill chunks); continuous batching of videos (LLaVA-NeXT-Video);
+OneVision's bilinear frame pooling on an odd patch grid; clear errors for wrong frame sizes and token counts.
 
 HF's video processors need torchvision (not installed), so the tiny processors get ``TinyVideoProcessor``: the same
-steps on PIL/numpy (resize, rescale, normalize, frames stacked), and the processor's own ``replace_video_token``
-expands each ``<video>`` placeholder. HF's model is the reference on the very same ``pixel_values_videos``.
+steps on PIL/numpy (resize, rescale, normalize, frames stacked; square frames, where HF's shortest-edge resize and
+center crop reduce to one resize), and the processor's own ``replace_video_token`` expands each ``<video>``
+placeholder. HF's model is the reference on the very same ``pixel_values_videos``.
 """
 
 from __future__ import annotations
