@@ -95,7 +95,8 @@ CAVEATS: dict[str, str] = {
     "gemma4_unified": "its image processor has only a torchvision backend (not installed): Gemma 4's PIL patcher at the merged "
     "patch size stands in (the same patches)",
     "mllama": "one image per prompt (the cross-attention keys/values are one row per sequence)",
-    "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
+    "lfm2_vl": "its image processor has only a torchvision backend (not installed): a stand-in that does what HF's does "
+    "(torchvision's kernels written in torch); multi-tile proven (tiles + thumbnail, tests/test_vlm_multitile.py); "
     "text model: a short-convolution layer (retained conv state) and an attention layer",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",

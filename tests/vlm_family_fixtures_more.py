@@ -17,12 +17,11 @@ from tests.vlm_tiny_processors import (
     TinyGlm4vProcessor,
     TinyGotOcr2Processor,
     TinyHyperClovaXVisionProcessor,
-    TinyLfm2VlImageProcessor,
-    TinyLfm2VlProcessor,
     TinyLlama4ImageProcessor,
     TinyLlama4Processor,
     TinyLlavaNextVideoProcessor,
 )
+from tests.vlm_tiny_processors_tiles import TinyLfm2VlImageProcessor, TinyLfm2VlProcessor
 
 PROMPTS: dict[str, str] = {}
 QWEN_PROMPT = "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words"
@@ -284,12 +283,15 @@ def llama4_greedy(folder: Path, inputs, n: int) -> list[int]:
 def build_lfm2_vl(folder) -> Path:
     """LFM2-VL: a 2-layer SigLIP2 NaFlex tower (patch 7, a 4x4 position table resized to each image's grid),
     pixel unshuffle 2, MLP projector; LFM2 text model with a short-convolution layer (a retained conv state)
-    and an attention layer, as real LFM2 models interleave them.
-    "<image>" becomes "<|image_start|>" + (rows/2 x cols/2) x "<image>" + "<|image_end|>"."""
+    and an attention layer, as real LFM2 models interleave them. Its processor (tests/vlm_tiny_processors_tiles.py)
+    tiles as HF's does: "<image>" becomes "<|image_start|>" + (rows/2 x cols/2) x "<image>" + "<|image_end|>" for a
+    small image; for a large one, per 28 px tile "<|img_row_R_col_C|>" + 4 x "<image>", then "<|img_thumbnail|>" and
+    the thumbnail's tokens."""
     from transformers import Lfm2Config, Lfm2VlConfig, Lfm2VlForConditionalGeneration, Siglip2VisionConfig
 
     folder = Path(folder)
-    tok = _tokenizer(["<image>", "<|image_start|>", "<|image_end|>", "<|img_thumbnail|>"], {"image_token": "<image>"})
+    grid = [f"<|img_row_{r}_col_{c}|>" for r in range(1, 7) for c in range(1, 7) if r * c <= TinyLfm2VlImageProcessor.max_tiles]
+    tok = _tokenizer(["<image>", "<|image_start|>", "<|image_end|>", "<|img_thumbnail|>", *grid], {"image_token": "<image>"})
     vision = Siglip2VisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=7, num_patches=16
     )

@@ -1,0 +1,44 @@
+"""Large images that the architecture's own image processor cuts into several tiles plus a global view, in both
+layouts: greedy tokens equal HF's. The processors are tests/vlm_tiny_processors_tiles.py's, which do what
+transformers' torchvision-only ones do (the same tiles, pixels and prompt tokens); the tiny models are
+tests/vlm_family_fixtures_more.py's. Each image is passed as processor outputs (torch tensors) and as images with
+``processor=`` (the processor's numpy outputs)."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import AutoProcessor
+
+from QEfficient import QEFFAutoModelForImageTextToText
+from tests.image_text_sweep import hf_greedy, image
+from tests.vlm_family_fixtures_more import PROMPTS, build_lfm2_vl
+
+# model_type -> (builder, image (height, width), tokens its prompt must hold: the tiles' marks and the global view's)
+FAMILIES = {
+    # 2 rows x 3 columns of 28 px tiles and a 28x42 thumbnail
+    "lfm2_vl": (build_lfm2_vl, (60, 100), ["<|img_row_2_col_3|>", "<|img_thumbnail|>"]),
+}
+N = 6
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def family(request, tmp_path_factory):
+    """(folder, processor, image, prompt, the processor's tensors, HF's greedy tokens) of one type."""
+    build, size, marks = FAMILIES[request.param]
+    folder = build(tmp_path_factory.mktemp(request.param))
+    processor = AutoProcessor.from_pretrained(folder)
+    img, prompt = image(11, size), PROMPTS[request.param]
+    inputs = processor(images=[[img]], text=[prompt], return_tensors="pt")
+    tokens = processor.tokenizer.convert_ids_to_tokens(inputs["input_ids"][0])
+    assert all(mark in tokens for mark in marks), tokens  # the image was tiled
+    return folder, processor, img, prompt, inputs, hf_greedy(folder, inputs, N)
+
+
+@pytest.mark.parametrize("kv_offload", [True, False], ids=["two_graphs", "one_graph"])
+def test_tiles_and_global_view_match_hf(family, kv_offload):
+    folder, processor, img, prompt, inputs, ref = family
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload)
+    model.compile(prefill_seq_len=16, ctx_len=128, num_cores=1)
+    from_tensors = model.generate(inputs=inputs, generation_len=N, stream=False).generated_ids[0][0][:N].tolist()
+    from_images = model.generate(processor=processor, images=[img], prompts=[prompt], generation_len=N, stream=False)
+    assert [from_tensors, from_images.generated_ids[0][0][:N].tolist()] == [ref, ref]
