@@ -78,10 +78,14 @@ REFERENCES: dict[str, tuple[Callable, str]] = {
 }
 
 # What a tiny model stands in for, where it is not the architecture's own processor or layout.
+_TILING_STAND_IN = (
+    "its image processor has only a torchvision backend (not installed): a stand-in that does what HF's does (torchvision's "
+    "kernels written in torch); multi-tile proven (tests/test_vlm_multitile.py)"
+)
 CAVEATS: dict[str, str] = {
     "granite_docling": "the processor's default coarse route; its fine route (fine_route=True, four times the tokens per "
     "tile, chosen by the density router) is refused with that reason",
-    "cohere2_vision": "its image processor has only a torchvision backend (not installed): GOT-OCR2's PIL tiler stands in",
+    "cohere2_vision": f"{_TILING_STAND_IN}: tiles + thumbnail",
     "llama4": "its image processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
     "llava_next_video": "images only: its processor's video half needs torchvision (not installed)",
     "video_llava": "images only: its processor's video half needs torchvision (not installed)",
@@ -95,9 +99,7 @@ CAVEATS: dict[str, str] = {
     "gemma4_unified": "its image processor has only a torchvision backend (not installed): Gemma 4's PIL patcher at the merged "
     "patch size stands in (the same patches)",
     "mllama": "one image per prompt (the cross-attention keys/values are one row per sequence)",
-    "lfm2_vl": "its image processor has only a torchvision backend (not installed): a stand-in that does what HF's does "
-    "(torchvision's kernels written in torch); multi-tile proven (tiles + thumbnail, tests/test_vlm_multitile.py); "
-    "text model: a short-convolution layer (retained conv state) and an attention layer",
+    "lfm2_vl": f"{_TILING_STAND_IN}: tiles + thumbnail; text model: a short-convolution layer (retained conv state) and an attention layer",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",
 }

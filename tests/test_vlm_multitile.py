@@ -11,10 +11,12 @@ from transformers import AutoProcessor
 
 from QEfficient import QEFFAutoModelForImageTextToText
 from tests.image_text_sweep import hf_greedy, image
-from tests.vlm_family_fixtures_more import PROMPTS, build_lfm2_vl
+from tests.vlm_family_fixtures_more import PROMPTS, build_cohere2_vision, build_lfm2_vl
 
-# model_type -> (builder, image (height, width), tokens its prompt must hold: the tiles' marks and the global view's)
+# model_type -> (builder, image (height, width), marks of the tiles and the global view its prompt holds, each as often)
 FAMILIES = {
+    # 2 x 2 tiles of 28 px and a thumbnail, each 4 x "<|IMG_PATCH|>" and a line break
+    "cohere2_vision": (build_cohere2_vision, (60, 64), ["<|IMG_LINE_BREAK|>"] * 5),
     # 2 rows x 3 columns of 28 px tiles and a 28x42 thumbnail
     "lfm2_vl": (build_lfm2_vl, (60, 100), ["<|img_row_2_col_3|>", "<|img_thumbnail|>"]),
 }
@@ -30,7 +32,7 @@ def family(request, tmp_path_factory):
     img, prompt = image(11, size), PROMPTS[request.param]
     inputs = processor(images=[[img]], text=[prompt], return_tensors="pt")
     tokens = processor.tokenizer.convert_ids_to_tokens(inputs["input_ids"][0])
-    assert all(mark in tokens for mark in marks), tokens  # the image was tiled
+    assert all(tokens.count(mark) == marks.count(mark) for mark in marks), tokens  # the image was tiled so
     return folder, processor, img, prompt, inputs, hf_greedy(folder, inputs, N)
 
 

@@ -21,7 +21,12 @@ from tests.vlm_tiny_processors import (
     TinyLlama4Processor,
     TinyLlavaNextVideoProcessor,
 )
-from tests.vlm_tiny_processors_tiles import TinyLfm2VlImageProcessor, TinyLfm2VlProcessor
+from tests.vlm_tiny_processors_tiles import (
+    TinyCohere2VisionImageProcessor,
+    TinyCohere2VisionProcessor,
+    TinyLfm2VlImageProcessor,
+    TinyLfm2VlProcessor,
+)
 
 PROMPTS: dict[str, str] = {}
 QWEN_PROMPT = "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words"
@@ -158,16 +163,13 @@ for _variant in ("glm46v", "glmga", "glm4v_moe", "glm_ocr"):
 
 def build_cohere2_vision(folder) -> Path:
     """Command A Vision: SigLIP tower (28 px tiles, patch 7), pixel-shuffle SwiGLU projector (downsample 2 -> 4
-    tokens per tile), Cohere2 text model. Its own image processor has only a torchvision backend (not installed):
-    the PIL tiler of GOT-OCR2 / Aya Vision (same kind of tiles: up to 4 of 28 px plus a thumbnail) stands in, so
-    the tiles differ from Cohere's canvas choice, not the model path. "<image>" becomes "<|START_OF_IMG|>" + per
-    tile 4 x "<|IMG_PATCH|>" + "<|IMG_LINE_BREAK|>" ... + "<|END_OF_IMG|>"."""
+    tokens per tile), Cohere2 text model. Its image processor (tests/vlm_tiny_processors_tiles.py) tiles as HF's
+    does: up to 4 tiles of 28 px on Cohere's canvas plus a thumbnail. "<|IMG_PATCH|>" becomes "<|START_OF_IMG|>" +
+    per tile 4 x "<|IMG_PATCH|>" + "<|IMG_LINE_BREAK|>" ... + "<|END_OF_IMG|>"."""
     from transformers import (
         Cohere2Config,
         Cohere2VisionConfig,
         Cohere2VisionForConditionalGeneration,
-        Cohere2VisionProcessor,
-        GotOcr2ImageProcessorPil,
         SiglipVisionConfig,
     )
 
@@ -196,9 +198,7 @@ def build_cohere2_vision(folder) -> Path:
     )
     torch.manual_seed(0)
     _widen_and_save(Cohere2VisionForConditionalGeneration(config), folder)
-    image_processor = GotOcr2ImageProcessorPil(size={"height": 28, "width": 28}, crop_to_patches=True, min_patches=1, max_patches=4)
-    image_processor.patch_size = 2  # image tokens per tile side, as Cohere's image processor states it
-    Cohere2VisionProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    TinyCohere2VisionProcessor(image_processor=TinyCohere2VisionImageProcessor(), tokenizer=tok).save_pretrained(folder)
     return folder
 
 

@@ -11,10 +11,18 @@ from __future__ import annotations
 import math
 import platform
 
+import numpy as np
 import torch
-from transformers import AutoProcessor, BatchFeature, Lfm2VlProcessor
+from transformers import AutoProcessor, BatchFeature, Cohere2VisionProcessor, Lfm2VlProcessor
 from transformers.image_processing_backends import TorchvisionBackend
-from transformers.image_utils import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, PILImageResampling, SizeDict
+from transformers.image_utils import (
+    IMAGENET_STANDARD_MEAN,
+    IMAGENET_STANDARD_STD,
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    PILImageResampling,
+    SizeDict,
+)
 from transformers.processing_utils import ImagesKwargs
 
 from tests.vlm_tiny_processors import _image_processor_and_tokenizer
@@ -183,3 +191,61 @@ class TinyLfm2VlProcessor(Lfm2VlProcessor):
 
 
 AutoProcessor.register("tiny_lfm2_vl_processor", TinyLfm2VlProcessor, exist_ok=True)
+
+
+# --- Command A Vision (cohere2_vision) -------------------------------------------------------------------------------
+class _Cohere2VisionImagesKwargs(ImagesKwargs, total=False):
+    crop_to_patches: bool
+    min_patches: int
+    max_patches: int
+
+
+def _cohere2_canvas(height: int, width: int, tile: int, max_tiles: int) -> tuple[int, int]:
+    """(columns, rows): the grid needing the least upscaling to cover the image, or else the least downscaling
+    (HF's get_optimal_tiled_canvas; the smallest grid first among equals)."""
+    grids = sorted(
+        ((w, h) for w in range(1, max_tiles + 1) for h in range(1, max_tiles + 1) if w * h <= max_tiles), key=lambda g: g[0] * g[1]
+    )
+    scales = np.min(np.array(grids) * tile / np.stack([width, height]), axis=-1, keepdims=True)
+    if np.all(scales < 1):
+        return grids[int(np.argmax(scales))]
+    return grids[int(np.argmin(np.where(scales < 1.0, 10e9, scales)))]
+
+
+class TinyCohere2VisionImageProcessor(_TorchvisionOnCpu):
+    """Cohere2VisionImageProcessor: the image resized (bicubic) to the best canvas of ``size`` tiles (up to
+    ``max_patches``), cut row-major, plus a thumbnail of the whole image when there are several; CLIP mean/std.
+    ``patch_size``: image tokens per tile side, which the processor reads."""
+
+    resample, size, do_resize, do_convert_rgb = PILImageResampling.BICUBIC, {"height": 28, "width": 28}, True, True
+    do_rescale, rescale_factor, do_normalize = True, 1 / 255, True
+    image_mean, image_std = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+    crop_to_patches, min_patches, max_patches, patch_size = True, 1, 4, 2
+    valid_kwargs = _Cohere2VisionImagesKwargs
+
+    def _preprocess(self, images: list[torch.Tensor], **kw) -> BatchFeature:
+        size, resample = kw["size"], kw["resample"]
+        units, num_patches = [], []
+        for image in images:
+            tiles = [image]
+            if kw["crop_to_patches"]:
+                cols, rows = _cohere2_canvas(*image.shape[-2:], size.height, kw["max_patches"])
+                canvas = self.resize(image, SizeDict(height=size.height * rows, width=size.width * cols), resample)
+                tiles = _split_to_tiles(canvas, rows, cols)
+                tiles += [self.resize(image, size, resample)] if len(tiles) != 1 else []
+            units += [self.resize(tile, size, resample) for tile in tiles]
+            num_patches.append(len(tiles))
+        pixels = [self.normalized(unit, kw) for unit in units]
+        return BatchFeature(data={"pixel_values": pixels, "num_patches": num_patches}, tensor_type=kw["return_tensors"])
+
+
+class TinyCohere2VisionProcessor(Cohere2VisionProcessor):
+    """Cohere2VisionProcessor (its own prompt: per tile "<|IMG_PATCH|>" x patch_size^2 and "<|IMG_LINE_BREAK|>") with
+    TinyCohere2VisionImageProcessor, found here by name."""
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        return _image_processor_and_tokenizer(TinyCohere2VisionImageProcessor, pretrained_model_name_or_path)
+
+
+AutoProcessor.register("tiny_cohere2_vision_processor", TinyCohere2VisionProcessor, exist_ok=True)
