@@ -86,7 +86,7 @@ CAVEATS: dict[str, str] = {
     "granite_docling": "the processor's default coarse route; its fine route (fine_route=True, four times the tokens per "
     "tile, chosen by the density router) is refused with that reason",
     "cohere2_vision": f"{_TILING_STAND_IN}: tiles + thumbnail",
-    "llama4": "its image processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
+    "llama4": f"{_TILING_STAND_IN}: tiles with their separators + the global tile",
     "llava_next_video": "images only: its processor's video half needs torchvision (not installed)",
     "video_llava": "images only: its processor's video half needs torchvision (not installed)",
     "minimax_m3_vl": "its image processor has only a torchvision backend (not installed): Qwen2-VL's PIL one (the same "

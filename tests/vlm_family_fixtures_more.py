@@ -17,8 +17,6 @@ from tests.vlm_tiny_processors import (
     TinyGlm4vProcessor,
     TinyGotOcr2Processor,
     TinyHyperClovaXVisionProcessor,
-    TinyLlama4ImageProcessor,
-    TinyLlama4Processor,
     TinyLlavaNextVideoProcessor,
 )
 from tests.vlm_tiny_processors_tiles import (
@@ -26,6 +24,8 @@ from tests.vlm_tiny_processors_tiles import (
     TinyCohere2VisionProcessor,
     TinyLfm2VlImageProcessor,
     TinyLfm2VlProcessor,
+    TinyLlama4ImageProcessor,
+    TinyLlama4Processor,
 )
 
 PROMPTS: dict[str, str] = {}
@@ -208,7 +208,10 @@ PROMPTS["cohere2_vision"] = "Look: <|IMG_PATCH|> Describe the picture in a few w
 def build_llama4(folder) -> Path:
     """Llama 4: a 2-layer vision tower (28 px tiles, patch 7, 2-D rotary), pixel shuffle 0.5 -> 4 tokens per tile,
     linear projector; Llama 4 text model with chunked attention (chunks of 12), RoPE-free layers and a
-    mixture-of-experts layer. "<|image|>" becomes "<|image_start|><|image|>" + 4 x "<|patch|>" + "<|image_end|>"."""
+    mixture-of-experts layer. Its image processor (tests/vlm_tiny_processors_tiles.py) tiles as HF's does: "<|image|>"
+    becomes "<|image_start|>", for several tiles each tile's 4 x "<|patch|>" with "<|tile_x_separator|>" between
+    columns and "<|tile_y_separator|>" after each row, then "<|image|>" + the global tile's 4 x "<|patch|>" +
+    "<|image_end|>"."""
     from transformers import Llama4Config, Llama4ForConditionalGeneration
 
     folder = Path(folder)
@@ -248,8 +251,7 @@ def build_llama4(folder) -> Path:
     )
     torch.manual_seed(0)
     _widen_and_save(Llama4ForConditionalGeneration(config), folder)
-    image_processor = TinyLlama4ImageProcessor(size={"height": 28, "width": 28})
-    TinyLlama4Processor(image_processor=image_processor, tokenizer=tok, patch_size=7).save_pretrained(folder)
+    TinyLlama4Processor(image_processor=TinyLlama4ImageProcessor(), tokenizer=tok, patch_size=7).save_pretrained(folder)
     return folder
 
 
@@ -267,7 +269,8 @@ def llama4_greedy(folder: Path, inputs, n: int) -> list[int]:
     hf = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
     ids = inputs["input_ids"]
     with torch.no_grad():
-        features = hf.get_image_features(inputs["pixel_values"], return_dict=True).last_hidden_state
+        pixels = inputs["pixel_values"].to(hf.dtype)  # HF's processor gives bfloat16 pixels
+        features = hf.get_image_features(pixels, return_dict=True).last_hidden_state
         image_rows = hf.multi_modal_projector(features.reshape(-1, features.shape[-1]))
         out = []
         for _ in range(n):

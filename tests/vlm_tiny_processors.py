@@ -1,21 +1,19 @@
 """Processors for the tiny models of tests/vlm_family_fixtures_more.py where transformers' own cannot run
-here: image processors with only a torchvision backend (not installed), video processors (torchvision),
-class defaults that are not saved with the processor (HF's sizes for real checkpoints). Each stands in
+here: video processors (torchvision, not installed), class defaults that are not saved with the processor
+(HF's sizes for real checkpoints); the tiling image processors with only a torchvision backend are in
+tests/vlm_tiny_processors_tiles.py. Each stands in
 for the host side only; the model path is the architecture's own. Importing this registers them, so
 ``AutoProcessor.from_pretrained(folder)`` finds them by the class name saved in the folder."""
 
 from __future__ import annotations
 
-import numpy as np
 from transformers import (
     AriaProcessor,
     AutoProcessor,
     Glm4vProcessor,
     GotOcr2Processor,
     HyperCLOVAXVisionV2Processor,
-    Llama4Processor,
     LlavaNextVideoProcessor,
-    SiglipImageProcessorPil,
 )
 
 
@@ -34,27 +32,6 @@ class TinyGlm4vProcessor(Glm4vProcessor):
 
 
 AutoProcessor.register("tiny_glm4v_processor", TinyGlm4vProcessor, exist_ok=True)
-
-
-class TinyLlama4ImageProcessor(SiglipImageProcessorPil):
-    """Llama 4's image processor has only a torchvision backend (not installed): this one resizes every image
-    to one tile (no tiling) and states the tile grid, 1x1, as Llama 4's does."""
-
-    def _preprocess(self, images, **kwargs):
-        out = super()._preprocess(images, **kwargs)
-        out["aspect_ratios"] = np.ones((len(out["pixel_values"]), 2), np.int64)
-        return out
-
-
-class TinyLlama4Processor(Llama4Processor):
-    """Llama4Processor with TinyLlama4ImageProcessor (saved as its own class, so found here by name)."""
-
-    @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        return _image_processor_and_tokenizer(TinyLlama4ImageProcessor, pretrained_model_name_or_path)
-
-
-AutoProcessor.register("tiny_llama4_processor", TinyLlama4Processor, exist_ok=True)
 
 
 class TinyHyperClovaXVisionProcessor(HyperCLOVAXVisionV2Processor):

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import platform
+from collections import defaultdict
 
 import numpy as np
 import torch
-from transformers import AutoProcessor, BatchFeature, Cohere2VisionProcessor, Lfm2VlProcessor
+from transformers import AutoProcessor, BatchFeature, Cohere2VisionProcessor, Lfm2VlProcessor, Llama4Processor
 from transformers.image_processing_backends import TorchvisionBackend
 from transformers.image_utils import (
     IMAGENET_STANDARD_MEAN,
@@ -249,3 +250,100 @@ class TinyCohere2VisionProcessor(Cohere2VisionProcessor):
 
 
 AutoProcessor.register("tiny_cohere2_vision_processor", TinyCohere2VisionProcessor, exist_ok=True)
+
+
+# --- Llama 4 ---------------------------------------------------------------------------------------------------------
+class _Llama4ImagesKwargs(ImagesKwargs, total=False):
+    max_patches: int
+    resize_to_max_canvas: bool
+
+
+def _llama4_resolutions(max_tiles: int, tile: int) -> torch.Tensor:
+    """Every (height, width) canvas of up to ``max_tiles`` tiles, in HF's order (find_supported_resolutions)."""
+    by_ratio = defaultdict(list)
+    for count in range(max_tiles, 0, -1):
+        for rows in sorted(d for d in range(1, count + 1) if count % d == 0):
+            by_ratio[rows / (count // rows)].append((rows, count // rows))
+    return torch.tensor([(rows * tile, cols * tile) for grids in by_ratio.values() for rows, cols in grids])
+
+
+def _llama4_best_fit(height: int, width: int, canvases: torch.Tensor, to_max_canvas: bool) -> torch.Tensor:
+    """The canvas needing the least upscaling (or else the least downscaling), the smallest area among equals (HF's
+    get_best_fit, in the same float32 tensor arithmetic)."""
+    scales = torch.minimum(canvases[:, 1] / width, canvases[:, 0] / height)
+    up = scales[scales >= 1]
+    chosen = (up.max() if to_max_canvas else up.min()) if len(up) else scales[scales < 1].max()
+    fits = canvases[scales == chosen]
+    return fits[torch.argmin(fits[:, 0] * fits[:, 1])]
+
+
+def _llama4_fit_size(height: int, width: int, target_height, target_width) -> tuple[int, int]:
+    """The largest size of the image's aspect inside the target (HF's get_max_res_without_distortion, whose targets
+    may be 0-d tensors: the same arithmetic)."""
+    scale_w, scale_h = target_width / width, target_height / height
+    if scale_w < scale_h:
+        return int(min(math.floor(height * scale_w), target_height)), int(target_width)
+    return int(target_height), int(min(math.floor(width * scale_h), target_width))
+
+
+class TinyLlama4ImageProcessor(_TorchvisionOnCpu):
+    """Llama4ImageProcessor: the image resized (bilinear, aspect kept, never upscaled past one tile) into the best
+    canvas of ``size`` tiles (up to ``max_patches``), zero-padded to it, rescaled and normalised in bfloat16 (as HF
+    does), cut row-major; with several tiles, the whole image resized to one tile follows as the global tile.
+    ``aspect_ratios``: each image's (rows, columns), which the processor writes as tile separators."""
+
+    resample, size, do_resize, do_rescale, rescale_factor, do_normalize = (
+        PILImageResampling.BILINEAR,
+        {"height": 28, "width": 28},
+        True,
+        True,
+        1 / 255,
+        True,
+    )
+    image_mean, image_std, do_convert_rgb, max_patches, resize_to_max_canvas = [0.5] * 3, [0.5] * 3, True, 16, False
+    valid_kwargs = _Llama4ImagesKwargs
+
+    def rescale_and_normalize(self, images, do_rescale, rescale_factor, do_normalize, image_mean, image_std):
+        # HF's override: in bfloat16, as the original implementation
+        if do_rescale and do_normalize:
+            return self.normalize(images.to(dtype=torch.bfloat16) * rescale_factor, image_mean, image_std)
+        if do_rescale:
+            return images * rescale_factor
+        return self.normalize(images, image_mean, image_std) if do_normalize else images
+
+    def _preprocess(self, images: list[torch.Tensor], **kw) -> BatchFeature:
+        size = kw["size"]
+        canvases = _llama4_resolutions(kw["max_patches"], size.height)
+        pixels, ratios = [], []
+        for image in images:
+            height, width = image.shape[-2:]
+            target = _llama4_best_fit(height, width, canvases, kw["resize_to_max_canvas"])
+            limit = target if kw["resize_to_max_canvas"] else [min(max(side, size.height), t) for side, t in zip((height, width), target)]
+            new_h, new_w = _llama4_fit_size(height, width, *limit)
+            canvas_h, canvas_w = int(target[0]), int(target[1])
+            resized = self.resize(image, SizeDict(height=max(new_h, 1), width=max(new_w, 1)), kw["resample"])
+            canvas = torch.nn.functional.pad(resized, (0, canvas_w - resized.shape[-1], 0, canvas_h - resized.shape[-2]))
+            rows, cols = canvas_h // size.height, canvas_w // size.width
+            tiles = _split_to_tiles(self.rescale_and_normalize(canvas, *_norm_args(kw)), rows, cols)
+            if rows * cols > 1:
+                tiles.append(self.rescale_and_normalize(self.resize(image, size, kw["resample"]), *_norm_args(kw)))
+            pixels.append(torch.stack(tiles))
+            ratios.append(torch.tensor([rows, cols]))
+        data = {"pixel_values": torch.cat(pixels) if kw["return_tensors"] else pixels, "aspect_ratios": ratios}
+        return BatchFeature(data=data, tensor_type=kw["return_tensors"])
+
+
+def _norm_args(kw: dict) -> tuple:
+    return kw["do_rescale"], kw["rescale_factor"], kw["do_normalize"], kw["image_mean"], kw["image_std"]
+
+
+class TinyLlama4Processor(Llama4Processor):
+    """Llama4Processor (its own prompt: the tiles' "<|patch|>" runs with "<|tile_x_separator|>" between columns and
+    "<|tile_y_separator|>" after each row, then "<|image|>" and the global tile's) with TinyLlama4ImageProcessor."""
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        return _image_processor_and_tokenizer(TinyLlama4ImageProcessor, pretrained_model_name_or_path)
+
+
+AutoProcessor.register("tiny_llama4_processor", TinyLlama4Processor, exist_ok=True)

@@ -101,6 +101,8 @@ class VisionLanguageAdapter:
     # --- the host side ----------------------------------------------------------------------
     # the processor takes a batch's images nested per prompt ([[a], [b]]) rather than flat
     nested_images: bool = False
+    # what generate(processor=...) asks the processor for: numpy, unless the processor gives dtypes numpy lacks
+    processor_tensors = "np"
 
     def image_placeholder(self, processor) -> str:
         """What a prompt writes where an image goes (the processor expands it to the image tokens)."""
