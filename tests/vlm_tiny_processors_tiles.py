@@ -81,6 +81,19 @@ def _split_to_tiles(image: torch.Tensor, rows: int, cols: int) -> list[torch.Ten
     return [image[:, r * tile_h : (r + 1) * tile_h, c * tile_w : (c + 1) * tile_w] for r in range(rows) for c in range(cols)]
 
 
+def _tiny_processor(base: type, image_processor_class: type, model_type: str) -> type:
+    """``Tiny<base>``: HF's processor class (its own prompt expansion) that loads ``image_processor_class`` from a
+    folder (not found by name there), registered under the class name the folder saves."""
+
+    def arguments(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        return _image_processor_and_tokenizer(image_processor_class, pretrained_model_name_or_path)
+
+    doc = f"{base.__name__} with {image_processor_class.__name__}."
+    cls = type(f"Tiny{base.__name__}", (base,), {"__doc__": doc, "_get_arguments_from_pretrained": classmethod(arguments)})
+    AutoProcessor.register(f"tiny_{model_type}_processor", cls, exist_ok=True)
+    return cls
+
+
 # --- LFM2-VL ---------------------------------------------------------------------------------------------------------
 class _Lfm2VlImagesKwargs(ImagesKwargs, total=False):
     downsample_factor: int
@@ -182,16 +195,8 @@ class TinyLfm2VlImageProcessor(_TorchvisionOnCpu):
         return BatchFeature(data=data, tensor_type=kw["return_tensors"])
 
 
-class TinyLfm2VlProcessor(Lfm2VlProcessor):
-    """Lfm2VlProcessor (its own prompt expansion: per tile "<|img_row_R_col_C|>" and its tokens, then
-    "<|img_thumbnail|>" and the thumbnail's) with TinyLfm2VlImageProcessor, found here by name."""
-
-    @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        return _image_processor_and_tokenizer(TinyLfm2VlImageProcessor, pretrained_model_name_or_path)
-
-
-AutoProcessor.register("tiny_lfm2_vl_processor", TinyLfm2VlProcessor, exist_ok=True)
+# its prompt: per tile "<|img_row_R_col_C|>" and the tile's tokens, then "<|img_thumbnail|>" and the thumbnail's
+TinyLfm2VlProcessor = _tiny_processor(Lfm2VlProcessor, TinyLfm2VlImageProcessor, "lfm2_vl")
 
 
 # --- Command A Vision (cohere2_vision) -------------------------------------------------------------------------------
@@ -240,16 +245,8 @@ class TinyCohere2VisionImageProcessor(_TorchvisionOnCpu):
         return BatchFeature(data={"pixel_values": pixels, "num_patches": num_patches}, tensor_type=kw["return_tensors"])
 
 
-class TinyCohere2VisionProcessor(Cohere2VisionProcessor):
-    """Cohere2VisionProcessor (its own prompt: per tile "<|IMG_PATCH|>" x patch_size^2 and "<|IMG_LINE_BREAK|>") with
-    TinyCohere2VisionImageProcessor, found here by name."""
-
-    @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        return _image_processor_and_tokenizer(TinyCohere2VisionImageProcessor, pretrained_model_name_or_path)
-
-
-AutoProcessor.register("tiny_cohere2_vision_processor", TinyCohere2VisionProcessor, exist_ok=True)
+# its prompt: per tile (and thumbnail) "<|IMG_PATCH|>" x patch_size^2 and "<|IMG_LINE_BREAK|>"
+TinyCohere2VisionProcessor = _tiny_processor(Cohere2VisionProcessor, TinyCohere2VisionImageProcessor, "cohere2_vision")
 
 
 # --- Llama 4 ---------------------------------------------------------------------------------------------------------
@@ -337,13 +334,6 @@ def _norm_args(kw: dict) -> tuple:
     return kw["do_rescale"], kw["rescale_factor"], kw["do_normalize"], kw["image_mean"], kw["image_std"]
 
 
-class TinyLlama4Processor(Llama4Processor):
-    """Llama4Processor (its own prompt: the tiles' "<|patch|>" runs with "<|tile_x_separator|>" between columns and
-    "<|tile_y_separator|>" after each row, then "<|image|>" and the global tile's) with TinyLlama4ImageProcessor."""
-
-    @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        return _image_processor_and_tokenizer(TinyLlama4ImageProcessor, pretrained_model_name_or_path)
-
-
-AutoProcessor.register("tiny_llama4_processor", TinyLlama4Processor, exist_ok=True)
+# its prompt: the tiles' "<|patch|>" runs, "<|tile_x_separator|>" between columns and "<|tile_y_separator|>" after each
+# row, then "<|image|>" and the global tile's
+TinyLlama4Processor = _tiny_processor(Llama4Processor, TinyLlama4ImageProcessor, "llama4")
