@@ -1,8 +1,8 @@
 """Large images that the architecture's own image processor cuts into several tiles plus a global view, in both
 layouts: greedy tokens equal HF's. The processors are tests/vlm_tiny_processors_tiles.py's, which do what
 transformers' torchvision-only ones do (the same tiles, pixels and prompt tokens); the tiny models are
-tests/vlm_family_fixtures_more.py's. Each image is passed as processor outputs (torch tensors) and as images with
-``processor=`` (the processor's numpy outputs)."""
+tests/vlm_family_fixtures_more.py's. Each image is passed as processor outputs (torch tensors) and as an image with
+``processor=`` (the outputs generate asks the processor for)."""
 
 from __future__ import annotations
 

@@ -289,15 +289,9 @@ class TinyLlama4ImageProcessor(_TorchvisionOnCpu):
     does), cut row-major; with several tiles, the whole image resized to one tile follows as the global tile.
     ``aspect_ratios``: each image's (rows, columns), which the processor writes as tile separators."""
 
-    resample, size, do_resize, do_rescale, rescale_factor, do_normalize = (
-        PILImageResampling.BILINEAR,
-        {"height": 28, "width": 28},
-        True,
-        True,
-        1 / 255,
-        True,
-    )
-    image_mean, image_std, do_convert_rgb, max_patches, resize_to_max_canvas = [0.5] * 3, [0.5] * 3, True, 16, False
+    resample, size, do_resize, do_convert_rgb = PILImageResampling.BILINEAR, {"height": 28, "width": 28}, True, True
+    do_rescale, rescale_factor, do_normalize = True, 1 / 255, True
+    image_mean, image_std, max_patches, resize_to_max_canvas = [0.5] * 3, [0.5] * 3, 16, False
     valid_kwargs = _Llama4ImagesKwargs
 
     def rescale_and_normalize(self, images, do_rescale, rescale_factor, do_normalize, image_mean, image_std):
@@ -321,17 +315,13 @@ class TinyLlama4ImageProcessor(_TorchvisionOnCpu):
             resized = self.resize(image, SizeDict(height=max(new_h, 1), width=max(new_w, 1)), kw["resample"])
             canvas = torch.nn.functional.pad(resized, (0, canvas_w - resized.shape[-1], 0, canvas_h - resized.shape[-2]))
             rows, cols = canvas_h // size.height, canvas_w // size.width
-            tiles = _split_to_tiles(self.rescale_and_normalize(canvas, *_norm_args(kw)), rows, cols)
+            tiles = _split_to_tiles(self.normalized(canvas, kw), rows, cols)
             if rows * cols > 1:
-                tiles.append(self.rescale_and_normalize(self.resize(image, size, kw["resample"]), *_norm_args(kw)))
+                tiles.append(self.normalized(self.resize(image, size, kw["resample"]), kw))
             pixels.append(torch.stack(tiles))
             ratios.append(torch.tensor([rows, cols]))
         data = {"pixel_values": torch.cat(pixels) if kw["return_tensors"] else pixels, "aspect_ratios": ratios}
         return BatchFeature(data=data, tensor_type=kw["return_tensors"])
-
-
-def _norm_args(kw: dict) -> tuple:
-    return kw["do_rescale"], kw["rescale_factor"], kw["do_normalize"], kw["image_mean"], kw["image_std"]
 
 
 # its prompt: the tiles' "<|patch|>" runs, "<|tile_x_separator|>" between columns and "<|tile_y_separator|>" after each
