@@ -83,11 +83,15 @@ VIDEO_NOTE = (
 )
 
 # What a tiny model stands in for, where it is not the architecture's own processor or layout.
+_TILING_STAND_IN = (
+    "its image processor has only a torchvision backend (not installed): a stand-in that does what HF's does (torchvision's "
+    "kernels written in torch); multi-tile proven (tests/test_vlm_multitile.py)"
+)
 CAVEATS: dict[str, str] = {
     "granite_docling": "the processor's default coarse route; its fine route (fine_route=True, four times the tokens per "
     "tile, chosen by the density router) is refused with that reason",
-    "cohere2_vision": "its image processor has only a torchvision backend (not installed): GOT-OCR2's PIL tiler stands in",
-    "llama4": "its image processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
+    "cohere2_vision": f"{_TILING_STAND_IN}: tiles + thumbnail",
+    "llama4": f"{_TILING_STAND_IN}: tiles with their separators + the global tile",
     "llava_onevision": VIDEO_NOTE,
     "llava_next_video": VIDEO_NOTE,
     "video_llava": VIDEO_NOTE,
@@ -101,8 +105,7 @@ CAVEATS: dict[str, str] = {
     "gemma4_unified": "its image processor has only a torchvision backend (not installed): Gemma 4's PIL patcher at the merged "
     "patch size stands in (the same patches)",
     "mllama": "several images per prompt up to compile(max_num_images=N) (tests/test_vlm_mllama_multi.py)",
-    "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
-    "text model: a short-convolution layer (retained conv state) and an attention layer",
+    "lfm2_vl": f"{_TILING_STAND_IN}: tiles + thumbnail; text model: a short-convolution layer (retained conv state) and an attention layer",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",
 }

@@ -275,13 +275,18 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         if videos is None:
             if processor is None or images is None or prompts is None or len(images) != len(prompts):
                 raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (an image or a list per prompt).")
-            return processor(images=self.adapter.processor_images(images), text=list(prompts), return_tensors="np", padding=True)
+            return processor(
+                images=self.adapter.processor_images(images),
+                text=list(prompts),
+                return_tensors=self.adapter.processor_tensors,
+                padding=True,
+            )
         if processor is None or prompts is None:
             raise ValueError("Pass inputs=processor(...) or processor=, prompts= and videos= (and images=), one per placeholder.")
         media = {"videos": list(videos)}
         if images is not None:
             media["images"] = self.adapter.processor_images(images)
-        return processor(**media, text=list(prompts), return_tensors="np", padding=True)
+        return processor(**media, text=list(prompts), return_tensors=self.adapter.processor_tensors, padding=True)
 
     def _prefiller(self, qconfig: dict, tokenizer) -> ImagePrefill:
         return ImagePrefill(

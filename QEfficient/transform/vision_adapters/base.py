@@ -101,6 +101,8 @@ class VisionLanguageAdapter:
     # --- the host side ----------------------------------------------------------------------
     # the processor takes a batch's images nested per prompt ([[a], [b]]) rather than flat
     nested_images: bool = False
+    # what generate(processor=...) asks the processor for: numpy, unless the processor gives dtypes numpy lacks
+    processor_tensors = "np"
 
     takes_videos = False  # video frames in (``pixel_values_videos``): the Qwen-VL and LLaVA families
 
