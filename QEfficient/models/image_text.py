@@ -23,7 +23,7 @@ from QEfficient.export.onnx_export import export_image_text_decoder_onnx, export
 from QEfficient.generation.continuous_batching import Request
 from QEfficient.generation.exec_kv import continuous_result, print_perf, right_padding
 from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
-from QEfficient.generation.image_text_generation import ImagePrefill, ImageTextGeneration, prepare_images, prompt_rope
+from QEfficient.generation.image_text_generation import ImagePrefill, ImageTextGeneration, PromptRope, prepare_images, prompt_rope
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.mrope import MultimodalRope
 from QEfficient.generation.sampling import SamplingParams
@@ -290,9 +290,11 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         return info
 
 
-def _prompt_rope(adapter: VisionLanguageAdapter, config) -> MultimodalRope | None:
+def _prompt_rope(adapter: VisionLanguageAdapter, config) -> PromptRope | None:
     """The host-side rotary rule of architectures that have one (their adapter says how positions are
     made: Qwen2-VL's family), from the config alone, so generation keeps no PyTorch model."""
+    if (own := adapter.host_rope(config)) is not None:
+        return own
     if type(adapter).prompt_positions is VisionLanguageAdapter.prompt_positions:
         return None
     return MultimodalRope(int(config.image_token_id), int(config.vision_config.spatial_merge_size))

@@ -41,6 +41,7 @@ from QEfficient.transform.vision_adapters.llava import LlavaAdapter
 from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
 from QEfficient.transform.vision_adapters.minicpmv import MiniCPMVAdapter
+from QEfficient.transform.vision_adapters.minicpmv4_7 import MiniCPMV4_7Adapter
 from QEfficient.transform.vision_adapters.minimax_m3_vl import MiniMaxM3VLAdapter
 from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
 from QEfficient.transform.vision_adapters.mllama import MllamaAdapter
@@ -101,6 +102,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Lfm3VlAdapter("lfm3_vl"),
     MiniCPMVAdapter("minicpmv4_6"),  # a Qwen3.5 (hybrid) text model
     MiniCPMVAdapter("minicpm_ocr"),  # MiniCPM-V 4.6's layout, "4x" tokens by default
+    MiniCPMV4_7Adapter("minicpmv4_7"),  # MiniCPM-V 4.6's layout, canvas 3-D rotary positions
     NemotronHOmniAdapter("nemotron_h_omni"),  # images; a Nemotron-H (hybrid Mamba-2) text model
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name

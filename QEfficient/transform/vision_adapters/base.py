@@ -138,6 +138,11 @@ class VisionLanguageAdapter:
         of decode positions from cache positions; None where rotary positions are the cache positions."""
         return None
 
+    def host_rope(self, config) -> Any:
+        """A rotary rule of the architecture's own for generation: numpy only, ``(tokens, vision) -> (positions
+        [k, len], decode offset)``; None where it has none or follows Qwen2-VL's (``prompt_positions``)."""
+        return None
+
     def graph_inputs(self, vision: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {name: value for name, value in vision.items() if not name.startswith("_")}
 

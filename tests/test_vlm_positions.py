@@ -1,0 +1,63 @@
+"""Host-side position rules of vision adapters (numpy) against HF's own (torch), on prompts the real processors
+make: several images per prompt, several sizes, slices in rows and columns. No model is built."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import MiniCPMV4_6ImageProcessorPil, MiniCPMV4_7Config
+from transformers.models.minicpmv4_7.modeling_minicpmv4_7 import MiniCPMV4_7Model
+
+from QEfficient.transform.vision_adapters.minicpmv4_7 import MiniCPMV4_7Adapter, torch_linspace_rounded
+from tests.vlm_fixtures import _tokenizer
+from tests.vlm_fixtures_positions import TinyMiniCPMV4_7Processor
+from tests.vlm_fixtures_rec import _MINICPM_TOKENS
+
+
+def test_linspace_rounds_as_torch():
+    for end in range(0, 40):
+        for steps in range(1, 25):
+            expected = torch.linspace(0, end, steps).round().long().numpy()
+            np.testing.assert_array_equal(torch_linspace_rounded(end, steps), expected, err_msg=f"{end=} {steps=}")
+
+
+class _HFCanvasRule:
+    """HF's ``MiniCPMV4_7Model.get_rope_index`` with only the config it reads (no weights)."""
+
+    _frame_end_idx = staticmethod(MiniCPMV4_7Model._frame_end_idx)
+    _group_visual_frames = MiniCPMV4_7Model._group_visual_frames
+    get_vision_position_ids = MiniCPMV4_7Model.get_vision_position_ids
+    get_rope_index = MiniCPMV4_7Model.get_rope_index
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+
+@pytest.mark.parametrize("mode", ["16x", "4x"])
+def test_minicpmv4_7_canvas_positions_match_hf(mode):
+    tok = _tokenizer(list(_MINICPM_TOKENS.values()), _MINICPM_TOKENS)
+    ids = tok.convert_tokens_to_ids
+    markers = {"image_start_id": "<image>", "image_end_id": "</image>", "slice_start_id": "<slice>", "slice_end_id": "</slice>"}
+    config = MiniCPMV4_7Config(
+        image_token_id=ids("<|image_pad|>"), downsample_mode=mode, newline_id=ids("Ċ"), **{k: ids(v) for k, v in markers.items()}
+    )
+    rule = MiniCPMV4_7Adapter("minicpmv4_7").host_rope(config)
+    image_processor = MiniCPMV4_6ImageProcessorPil(scale_resolution=56, patch_size=7, max_slice_nums=6, downsample_mode=mode)
+    processor = TinyMiniCPMV4_7Processor(image_processor=image_processor, tokenizer=tok)
+    rng = np.random.default_rng(0)
+    sizes = [(40, 50), (120, 50), (50, 160), (30, 30), (90, 200), (170, 110)]
+    prompts = [
+        ("a <|image_pad|> b", [0]),
+        ("<|image_pad|><|image_pad|> two", [1, 2]),
+        ("x <|image_pad|> y z <|image_pad|> w <|image_pad|>", [3, 4, 5]),
+    ]
+    for text, which in prompts:
+        images = [(rng.random((*sizes[i], 3)) * 255).astype(np.uint8) for i in which]
+        inputs = processor(images=images, text=text, return_tensors="pt")
+        expected, delta = _HFCanvasRule(config).get_rope_index(
+            inputs["input_ids"], mm_token_type_ids=inputs["mm_token_type_ids"], target_sizes=inputs["target_sizes"]
+        )
+        got, got_delta = rule(inputs["input_ids"][0].tolist(), {"_target_sizes": inputs["target_sizes"].numpy()})
+        np.testing.assert_array_equal(got, expected[:, 0].numpy(), err_msg=text)
+        assert got_delta == int(delta[0, 0])

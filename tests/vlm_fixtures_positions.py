@@ -1,0 +1,52 @@
+"""Tiny random-weight vision-language models whose positions follow a rule of their own (MiniCPM-V 4.7's canvas
+3-D rotary, ...), built as tests/vlm_fixtures_rec.py builds its own: the tiny BPE tokenizer plus each
+architecture's special tokens, seeded weights widened by 4.0, PIL image processors saved next to the model.
+``PROMPTS`` gives each ``build_<model_type>``'s prompt with its image placeholder; tests/image_text_sweep.py
+picks both up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import AutoProcessor, AutoTokenizer, MiniCPMV4_6ImageProcessorPil
+from transformers.models.minicpmv4_7.processing_minicpmv4_7 import MiniCPMV4_7Processor
+from transformers.processing_utils import ProcessorMixin
+
+from tests.vlm_fixtures_rec import _MINICPM_TOKENS, build_minicpmv4_6
+
+PROMPTS: dict[str, str] = {}
+
+
+class TinyMiniCPMV4_7Processor(MiniCPMV4_7Processor):
+    """MiniCPMV4_7Processor without its video processor (torchvision, not installed here): its image half as is."""
+
+    video_slice_mode = False
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template, **kwargs)
+        self.slice_mode = self.image_processor.slice_mode
+        self.default_use_image_id = self.image_processor.use_image_id
+        self.image_token_divisor = 4 if self.image_processor.downsample_mode == "4x" else 16
+        for name in _MINICPM_TOKENS:
+            setattr(self, name, getattr(tokenizer, name))
+        self.image_token_id, self.video_token_id = tokenizer.image_token_id, tokenizer.video_token_id
+
+
+AutoProcessor.register("tiny_minicpmv4_7_processor", TinyMiniCPMV4_7Processor, exist_ok=True)
+
+
+def build_minicpmv4_7(folder) -> Path:
+    """MiniCPM-V 4.7: MiniCPM-V 4.6's tiny model ("16x", a Qwen3.5 text model) with interleaved 3-D rotary on
+    half of each head and the canvas markers' ids; the PIL processor slices the sweep's 40x50 image into a
+    thumbnail plus a grid of slices, so the canvas rule sees rows of slices and their newlines."""
+    folder = Path(folder)
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5, "mrope_section": [2, 1, 1]}
+    markers = {"image_start_id": "<image>", "image_end_id": "</image>", "slice_start_id": "<slice>", "slice_end_id": "</slice>"}
+    build_minicpmv4_6(folder, model_type="minicpmv4_7", rope=rope, newline_id="Ċ", **markers)  # "Ċ": the byte-level "\n"
+    tok = AutoTokenizer.from_pretrained(folder)
+    image_processor = MiniCPMV4_6ImageProcessorPil.from_pretrained(folder)
+    TinyMiniCPMV4_7Processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["minicpmv4_7"] = "Look: <|image_pad|> Describe the picture in a few words"
