@@ -61,3 +61,37 @@ def test_minicpmv4_7_canvas_positions_match_hf(mode):
         got, got_delta = rule(inputs["input_ids"][0].tolist(), {"_target_sizes": inputs["target_sizes"].numpy()})
         np.testing.assert_array_equal(got, expected[:, 0].numpy(), err_msg=text)
         assert got_delta == int(delta[0, 0])
+
+
+def test_hunyuan_vl_image_grid_positions_match_hf():
+    from transformers import HunYuanVLConfig, HunYuanVLImageProcessorPil, HunYuanVLProcessor
+    from transformers.models.hunyuan_vl.modeling_hunyuan_vl import HunYuanVLModel
+
+    from QEfficient.transform.vision_adapters.hunyuan_vl import HunYuanVLAdapter
+    from tests.vlm_fixtures_positions import _HUNYUAN_TOKENS
+
+    class HFRule:
+        get_vision_position_ids = HunYuanVLModel.get_vision_position_ids
+        get_rope_index = HunYuanVLModel.get_rope_index
+
+        def __init__(self, config) -> None:
+            self.config = config
+
+    tok = _tokenizer(list(_HUNYUAN_TOKENS.values()), _HUNYUAN_TOKENS)
+    text = {"head_dim": 16, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 2, 2]}}
+    config = HunYuanVLConfig(text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"))
+    rule = HunYuanVLAdapter("hunyuan_vl").for_config(config).host_rope(config)
+    processor = HunYuanVLProcessor(
+        image_processor=HunYuanVLImageProcessorPil(patch_size=7, merge_size=2, min_pixels=28 * 28, max_pixels=100 * 100), tokenizer=tok
+    )
+    rng = np.random.default_rng(0)
+    image = "<img_start><image><img_end>"
+    for text, sizes in [(f"a {image} b", [(40, 50)]), (f"{image} x {image}{image} y", [(30, 90), (60, 40), (28, 28)])]:
+        images = [(rng.random((*size, 3)) * 255).astype(np.uint8) for size in sizes]
+        inputs = processor(images=images, text=text, return_tensors="pt")
+        expected, delta = HFRule(config).get_rope_index(
+            inputs["input_ids"], mm_token_type_ids=inputs["mm_token_type_ids"], image_grid_thw=inputs["image_grid_thw"]
+        )
+        got, got_delta = rule(inputs["input_ids"][0].tolist(), {"_grid_thw": inputs["image_grid_thw"].numpy()})
+        np.testing.assert_array_equal(got, expected[:, 0].numpy(), err_msg=text)
+        assert got_delta == int(delta[0, 0])

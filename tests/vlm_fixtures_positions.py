@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from transformers import AutoProcessor, AutoTokenizer, MiniCPMV4_6ImageProcessorPil
 from transformers.models.minicpmv4_7.processing_minicpmv4_7 import MiniCPMV4_7Processor
 from transformers.processing_utils import ProcessorMixin
 
+from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
 from tests.vlm_fixtures_rec import _MINICPM_TOKENS, build_minicpmv4_6
 
 PROMPTS: dict[str, str] = {}
@@ -50,3 +52,41 @@ def build_minicpmv4_7(folder) -> Path:
 
 
 PROMPTS["minicpmv4_7"] = "Look: <|image_pad|> Describe the picture in a few words"
+
+
+_HUNYUAN_TOKENS = {"image_token": "<image>", "image_start_token": "<img_start>", "image_end_token": "<img_end>"}
+
+
+def build_hunyuan_vl(folder) -> Path:
+    """HunYuanVL (HunyuanOCR): a 2-layer ViT (patch 7, a 4x4 learned position table resized bilinearly to each
+    image's grid), the patch merger (a 2x2 convolution, a newline column, begin/end rows) and a HunYuan dense text
+    model whose rotary positions have four axes (text, width, height, image index), half-head sections of 2."""
+    from transformers import HunYuanVLConfig, HunYuanVLForConditionalGeneration, HunYuanVLImageProcessorPil, HunYuanVLProcessor
+
+    folder = Path(folder)
+    tok = _tokenizer(list(_HUNYUAN_TOKENS.values()), _HUNYUAN_TOKENS)
+    ids = tok.convert_tokens_to_ids
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 2, 2]}
+    text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, rope_parameters=rope)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=7, max_image_size=28)
+    config = HunYuanVLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids("<image>"),
+        im_start_id=ids("<img_start>"),
+        im_end_id=ids("<img_end>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = HunYuanVLForConditionalGeneration(config)
+    with torch.no_grad():  # sharper attention (queries and keys are normalised after the rotary) and logits
+        for name, weight in model.model.language_model.named_parameters():
+            if name.endswith("norm.weight"):
+                weight.mul_(3.0)
+    _widen_and_save(model, folder)
+    image_processor = HunYuanVLImageProcessorPil(patch_size=7, merge_size=2, min_pixels=28 * 28, max_pixels=56 * 70)
+    HunYuanVLProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["hunyuan_vl"] = "Look: <img_start><image><img_end> Describe the picture in a few words"

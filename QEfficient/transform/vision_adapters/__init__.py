@@ -29,6 +29,7 @@ from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
 from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
 from QEfficient.transform.vision_adapters.granite4_vision import Granite4VisionAdapter
 from QEfficient.transform.vision_adapters.granite_docling import GraniteDoclingAdapter
+from QEfficient.transform.vision_adapters.hunyuan_vl import HunYuanVLAdapter
 from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXVisionAdapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
@@ -103,6 +104,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     MiniCPMVAdapter("minicpmv4_6"),  # a Qwen3.5 (hybrid) text model
     MiniCPMVAdapter("minicpm_ocr"),  # MiniCPM-V 4.6's layout, "4x" tokens by default
     MiniCPMV4_7Adapter("minicpmv4_7"),  # MiniCPM-V 4.6's layout, canvas 3-D rotary positions
+    HunYuanVLAdapter("hunyuan_vl"),  # rotary axes (width, height, image index) over each image's grid
     NemotronHOmniAdapter("nemotron_h_omni"),  # images; a Nemotron-H (hybrid Mamba-2) text model
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
@@ -167,8 +169,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "not one image token, and its text model derives positions from the token ids (fairseq style); no adapter yet",
     "ernie4_5_vl_moe": "its MoE text model routes vision tokens, the image start/end tokens included "
     "(moe_mm_token_type_ids), to their own experts; the language graph knows only the image tokens; no adapter yet",
-    "hunyuan_vl": "its multimodal rotary positions (image index, height, width axes) follow its own rule, which the "
-    "host-side rotary (Qwen2-VL's rule) does not compute yet; no adapter yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
