@@ -90,3 +90,51 @@ def build_hunyuan_vl(folder) -> Path:
 
 
 PROMPTS["hunyuan_vl"] = "Look: <img_start><image><img_end> Describe the picture in a few words"
+
+
+def build_kosmos_2(folder) -> Path:
+    """Kosmos-2: a 2-layer CLIP-style tower (28 px, patch 7), the image-to-text projection (64 latent queries reading
+    the tower's features by cross-attention), a 2-layer Kosmos-2 text model (sinusoidal positions counted from the
+    padding id, as fairseq). The processor puts "<image>", 64 image positions (ids unk+1 .. unk+64, marked by
+    ``image_embeds_position_mask``) and "</image>" before the prompt; it adds its tag and patch-index tokens to the
+    tokenizer."""
+    from transformers import CLIPImageProcessorPil, Kosmos2Config, Kosmos2ForConditionalGeneration, Kosmos2Processor
+
+    folder = Path(folder)
+    tok = _tokenizer([])
+    tok.unk_token = "</s>"  # the image positions take ids unk+1 ..: ordinary text tokens (3 ..), as XLM-R's 4 ..
+    processor = Kosmos2Processor(CLIPImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}), tok)
+    tok = processor.tokenizer
+    text = dict(
+        vocab_size=len(tok),
+        embed_dim=64,
+        layers=2,
+        ffn_dim=96,
+        attention_heads=4,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        tie_word_embeddings=False,  # tied, a residual stream led by the scaled token embedding predicts that token again
+    )
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7)
+    config = Kosmos2Config(text_config=text, vision_config=vision, latent_query_num=64, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    model = Kosmos2ForConditionalGeneration(config)
+    with torch.no_grad():  # without these the tiny model repeats one token whatever the image and the context
+        projection = model.image_to_text_projection
+        projection.dense.weight.mul_(10.0)  # the tower's features are normalised to unit length
+        projection.latent_query.mul_(0.1)  # so that they, not the latent queries, lead the image embeddings
+        projection.x_attn.out_proj.weight.mul_(3.0)
+        text_model = model.text_model.model
+        text_model.embed_tokens.weight.mul_(0.3)  # scaled by sqrt(embed_dim), the token embedding led the residual stream
+        text_model.layer_norm.weight.mul_(3.0)
+        for layer in text_model.layers:  # sharper attention
+            layer.self_attn.q_proj.weight.mul_(3.0)
+            layer.self_attn.k_proj.weight.mul_(3.0)
+    _widen_and_save(model, folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+PROMPTS["kosmos-2"] = "Describe the picture in a few words"

@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoModelForImageTextToText, PreTrainedMode
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import compress_matmul_weights
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, DecoderGraphSpec, VisionGraphSpec
+from QEfficient.export.graph_specs import ATTENTION_MASK, DecoderGraphSpec, VisionGraphSpec
 from QEfficient.export.one_graph import combine_vision_language
 from QEfficient.export.onnx_export import export_image_text_decoder_onnx, export_vision_onnx
 from QEfficient.generation.continuous_batching import Request
@@ -236,7 +236,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
         if tokenizer is None:
             raise ValueError("Pass the tokenizer or the processor, to decode the output.")
-        ids = np.asarray(inputs[INPUT_IDS])
+        ids = self.adapter.prompt_ids(inputs)
         mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
         vision_inputs = self.adapter.vision_inputs(inputs, self.img_size, self.config)
         token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]

@@ -34,6 +34,7 @@ from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXV
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
 from QEfficient.transform.vision_adapters.kimi_k25 import KimiK25Adapter
+from QEfficient.transform.vision_adapters.kosmos2 import Kosmos2Adapter
 from QEfficient.transform.vision_adapters.lfm2_vl import Lfm2VlAdapter
 from QEfficient.transform.vision_adapters.lfm3_vl import Lfm3VlAdapter
 from QEfficient.transform.vision_adapters.lighton_ocr import LightOnOcrAdapter
@@ -105,6 +106,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     MiniCPMVAdapter("minicpm_ocr"),  # MiniCPM-V 4.6's layout, "4x" tokens by default
     MiniCPMV4_7Adapter("minicpmv4_7"),  # MiniCPM-V 4.6's layout, canvas 3-D rotary positions
     HunYuanVLAdapter("hunyuan_vl"),  # rotary axes (width, height, image index) over each image's grid
+    Kosmos2Adapter("kosmos-2"),  # image positions given by a mask; fairseq-style sinusoidal positions
     NemotronHOmniAdapter("nemotron_h_omni"),  # images; a Nemotron-H (hybrid Mamba-2) text model
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
@@ -165,8 +167,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "glm5_next": "its text model mixes linear-attention layers (recurrent state, which the image-text graphs do not carry "
     "yet) with indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
     "dots3_note": "its text model has indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
-    "kosmos-2": "its processor gives each image position its own token id (a range, with image_embeds_position_mask), "
-    "not one image token, and its text model derives positions from the token ids (fairseq style); no adapter yet",
     "ernie4_5_vl_moe": "its MoE text model routes vision tokens, the image start/end tokens included "
     "(moe_mm_token_type_ids), to their own experts; the language graph knows only the image tokens; no adapter yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",

@@ -102,6 +102,11 @@ class VisionLanguageAdapter:
     # the processor takes a batch's images nested per prompt ([[a], [b]]) rather than flat
     nested_images: bool = False
 
+    def prompt_ids(self, inputs) -> np.ndarray:
+        """The processor's token ids as the language graph reads them: image positions hold ``image_token_id``
+        (Kosmos-2's processor marks them with a mask instead)."""
+        return np.asarray(inputs["input_ids"])
+
     def image_placeholder(self, processor) -> str:
         """What a prompt writes where an image goes (the processor expands it to the image tokens)."""
         return processor.image_token
