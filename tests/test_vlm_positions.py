@@ -22,6 +22,20 @@ def test_linspace_rounds_as_torch():
             np.testing.assert_array_equal(torch_linspace_rounded(end, steps), expected, err_msg=f"{end=} {steps=}")
 
 
+def assert_rule_matches_hf(rule, hf_rule, processor, prompts: list[tuple[str, list[tuple[int, int]]]], grids: str, vision_key: str) -> None:
+    """For each (prompt, image sizes): the host rule's positions and decode offset equal HF's ``get_rope_index``."""
+    rng = np.random.default_rng(0)
+    for text, sizes in prompts:
+        images = [(rng.random((*size, 3)) * 255).astype(np.uint8) for size in sizes]
+        inputs = processor(images=images, text=text, return_tensors="pt")
+        expected, delta = hf_rule.get_rope_index(
+            inputs["input_ids"], mm_token_type_ids=inputs["mm_token_type_ids"], **{grids: inputs[grids]}
+        )
+        got, got_delta = rule(inputs["input_ids"][0].tolist(), {vision_key: inputs[grids].numpy()})
+        np.testing.assert_array_equal(got, expected[:, 0].numpy(), err_msg=text)
+        assert got_delta == int(delta[0, 0])
+
+
 class _HFCanvasRule:
     """HF's ``MiniCPMV4_7Model.get_rope_index`` with only the config it reads (no weights)."""
 
@@ -45,22 +59,12 @@ def test_minicpmv4_7_canvas_positions_match_hf(mode):
     rule = MiniCPMV4_7Adapter("minicpmv4_7").host_rope(config)
     image_processor = MiniCPMV4_6ImageProcessorPil(scale_resolution=56, patch_size=7, max_slice_nums=6, downsample_mode=mode)
     processor = TinyMiniCPMV4_7Processor(image_processor=image_processor, tokenizer=tok)
-    rng = np.random.default_rng(0)
-    sizes = [(40, 50), (120, 50), (50, 160), (30, 30), (90, 200), (170, 110)]
     prompts = [
-        ("a <|image_pad|> b", [0]),
-        ("<|image_pad|><|image_pad|> two", [1, 2]),
-        ("x <|image_pad|> y z <|image_pad|> w <|image_pad|>", [3, 4, 5]),
+        ("a <|image_pad|> b", [(40, 50)]),
+        ("<|image_pad|><|image_pad|> two", [(120, 50), (50, 160)]),
+        ("x <|image_pad|> y z <|image_pad|> w <|image_pad|>", [(30, 30), (90, 200), (170, 110)]),
     ]
-    for text, which in prompts:
-        images = [(rng.random((*sizes[i], 3)) * 255).astype(np.uint8) for i in which]
-        inputs = processor(images=images, text=text, return_tensors="pt")
-        expected, delta = _HFCanvasRule(config).get_rope_index(
-            inputs["input_ids"], mm_token_type_ids=inputs["mm_token_type_ids"], target_sizes=inputs["target_sizes"]
-        )
-        got, got_delta = rule(inputs["input_ids"][0].tolist(), {"_target_sizes": inputs["target_sizes"].numpy()})
-        np.testing.assert_array_equal(got, expected[:, 0].numpy(), err_msg=text)
-        assert got_delta == int(delta[0, 0])
+    assert_rule_matches_hf(rule, _HFCanvasRule(config), processor, prompts, "target_sizes", "_target_sizes")
 
 
 def test_hunyuan_vl_image_grid_positions_match_hf():
@@ -84,14 +88,6 @@ def test_hunyuan_vl_image_grid_positions_match_hf():
     processor = HunYuanVLProcessor(
         image_processor=HunYuanVLImageProcessorPil(patch_size=7, merge_size=2, min_pixels=28 * 28, max_pixels=100 * 100), tokenizer=tok
     )
-    rng = np.random.default_rng(0)
     image = "<img_start><image><img_end>"
-    for text, sizes in [(f"a {image} b", [(40, 50)]), (f"{image} x {image}{image} y", [(30, 90), (60, 40), (28, 28)])]:
-        images = [(rng.random((*size, 3)) * 255).astype(np.uint8) for size in sizes]
-        inputs = processor(images=images, text=text, return_tensors="pt")
-        expected, delta = HFRule(config).get_rope_index(
-            inputs["input_ids"], mm_token_type_ids=inputs["mm_token_type_ids"], image_grid_thw=inputs["image_grid_thw"]
-        )
-        got, got_delta = rule(inputs["input_ids"][0].tolist(), {"_grid_thw": inputs["image_grid_thw"].numpy()})
-        np.testing.assert_array_equal(got, expected[:, 0].numpy(), err_msg=text)
-        assert got_delta == int(delta[0, 0])
+    prompts = [(f"a {image} b", [(40, 50)]), (f"{image} x {image}{image} y", [(30, 90), (60, 40), (28, 28)])]
+    assert_rule_matches_hf(rule, HFRule(config), processor, prompts, "image_grid_thw", "_grid_thw")

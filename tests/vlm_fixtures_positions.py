@@ -11,10 +11,9 @@ from pathlib import Path
 import torch
 from transformers import AutoProcessor, AutoTokenizer, MiniCPMV4_6ImageProcessorPil
 from transformers.models.minicpmv4_7.processing_minicpmv4_7 import MiniCPMV4_7Processor
-from transformers.processing_utils import ProcessorMixin
 
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
-from tests.vlm_fixtures_rec import _MINICPM_TOKENS, build_minicpmv4_6
+from tests.vlm_fixtures_rec import TinyMiniCPMVProcessor, build_minicpmv4_6
 
 PROMPTS: dict[str, str] = {}
 
@@ -23,15 +22,7 @@ class TinyMiniCPMV4_7Processor(MiniCPMV4_7Processor):
     """MiniCPMV4_7Processor without its video processor (torchvision, not installed here): its image half as is."""
 
     video_slice_mode = False
-
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template, **kwargs)
-        self.slice_mode = self.image_processor.slice_mode
-        self.default_use_image_id = self.image_processor.use_image_id
-        self.image_token_divisor = 4 if self.image_processor.downsample_mode == "4x" else 16
-        for name in _MINICPM_TOKENS:
-            setattr(self, name, getattr(tokenizer, name))
-        self.image_token_id, self.video_token_id = tokenizer.image_token_id, tokenizer.video_token_id
+    __init__ = TinyMiniCPMVProcessor.__init__
 
 
 AutoProcessor.register("tiny_minicpmv4_7_processor", TinyMiniCPMV4_7Processor, exist_ok=True)
