@@ -95,6 +95,8 @@ CAVEATS: dict[str, str] = {
     "qwen3_omni_moe_thinker": "images only: no audio, and its processor's video half needs torchvision (not installed)",
     "video_llama_3": "images only: its processor's video half needs torchvision (not installed)",
     "minicpmv4_7": "images only: its processor's video half needs torchvision (not installed)",
+    "hunyuan_vl": "the image-index rotary axis counts a prompt's own images (HF's get_rope_index counts on across the "
+    "prompts of a batch, so HF's batched generate differs from its one-prompt generate)",
     "gemma4_unified": "its image processor has only a torchvision backend (not installed): Gemma 4's PIL patcher at the merged "
     "patch size stands in (the same patches)",
     "mllama": "one image per prompt (the cross-attention keys/values are one row per sequence)",
