@@ -80,11 +80,15 @@ REFERENCES: dict[str, tuple[Callable, str]] = {
 }
 
 # What a tiny model stands in for, where it is not the architecture's own processor or layout.
+_TILING_STAND_IN = (
+    "its image processor has only a torchvision backend (not installed): a stand-in that does what HF's does (torchvision's "
+    "kernels written in torch); multi-tile proven (tests/test_vlm_multitile.py)"
+)
 CAVEATS: dict[str, str] = {
     "granite_docling": "the processor's default coarse route; its fine route (fine_route=True, four times the tokens per "
     "tile, chosen by the density router) is refused with that reason",
-    "cohere2_vision": "its image processor has only a torchvision backend (not installed): GOT-OCR2's PIL tiler stands in",
-    "llama4": "its image processor has only a torchvision backend (not installed): a PIL one-tile processor stands in",
+    "cohere2_vision": f"{_TILING_STAND_IN}: tiles + thumbnail",
+    "llama4": f"{_TILING_STAND_IN}: tiles with their separators + the global tile",
     "llava_next_video": "images only: its processor's video half needs torchvision (not installed)",
     "video_llava": "images only: its processor's video half needs torchvision (not installed)",
     "minimax_m3_vl": "its image processor has only a torchvision backend (not installed): Qwen2-VL's PIL one (the same "
@@ -99,9 +103,8 @@ CAVEATS: dict[str, str] = {
     "prompts of a batch, so HF's batched generate differs from its one-prompt generate)",
     "gemma4_unified": "its image processor has only a torchvision backend (not installed): Gemma 4's PIL patcher at the merged "
     "patch size stands in (the same patches)",
-    "mllama": "one image per prompt (the cross-attention keys/values are one row per sequence)",
-    "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
-    "text model: a short-convolution layer (retained conv state) and an attention layer",
+    "mllama": "several images per prompt up to compile(max_num_images=N) (tests/test_vlm_mllama_multi.py)",
+    "lfm2_vl": f"{_TILING_STAND_IN}: tiles + thumbnail; text model: a short-convolution layer (retained conv state) and an attention layer",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",
 }
@@ -233,7 +236,8 @@ def table(results: list[Result]) -> str:
         "Written by `python scripts/image_text_sweep.py` (tests/image_text_sweep.py): every model type in transformers'",
         "`MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES`, a tiny random model with a locally built processor, greedy",
         "tokens of `QEFFAutoModelForImageTextToText` compared with HF `generate` in both layouts",
-        "(two graphs: `kv_offload=True`; one graph: `kv_offload=False`).",
+        "(two graphs: `kv_offload=True`; one graph: `kv_offload=False`). Continuous batching and `mxfp6_matmul` of the",
+        'families of issue 16: docs/performance.md, "Named image-text families" (tests/test_vlm_named_families.py).',
         "",
         f"{len(results)} types; HF ran {ran} tiny models; token-exact in both layouts: {counts['token-exact']} "
         f"({100 * counts['token-exact'] // max(ran, 1)} % of those HF ran). " + ", ".join(f"{s}: {c}" for s, c in counts.items()),

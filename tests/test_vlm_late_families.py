@@ -1,7 +1,7 @@
 """Mllama (cross-attention over keys/values computed once per image) and Gemma 4 (padded patch lists, per-layer
 inputs) in both layouts: a batch of two images of different tile grids / soft-token counts (Mllama: one with a
 padding tile; Gemma 4: different aspect ratios), continuous batching with more prompts than cache rows, and
-Mllama's one-image-per-prompt rule. Greedy tokens equal HF ``generate``; tiny models from
+Mllama's rule that a prompt has an image (several: tests/test_vlm_mllama_multi.py). Greedy tokens equal HF ``generate``; tiny models from
 tests/vlm_fixtures_mllama.py (Gemma 4 unified: the sweep)."""
 
 from __future__ import annotations
@@ -45,10 +45,14 @@ def test_greedy_tokens_match_hf(family, kv_offload, continuous_batching):
     assert [list(row[:6]) for row in rows] == refs
 
 
-def test_a_mllama_prompt_needs_exactly_one_image(tmp_path):
+def test_a_mllama_prompt_needs_an_image(tmp_path):
     folder = build_mllama(tmp_path / "mllama")
     processor = AutoProcessor.from_pretrained(folder)
     config = AutoConfig.from_pretrained(folder)
-    inputs = processor(images=[[IMAGES[0], IMAGES[1]]], text=["<|image|><|image|> Two pictures"], return_tensors="np")
-    with pytest.raises(ValueError, match="one image per prompt"):  # what generate() checks before any graph runs
+    inputs = processor(
+        images=[[IMAGES[0]], [IMAGES[1]]], text=["<|image|> A picture", "<|image|> Another"], return_tensors="np", padding=True
+    )
+    ids = inputs["input_ids"]
+    ids[1][ids[1] == config.image_token_id] = processor.tokenizer.convert_tokens_to_ids("<|python_tag|>")  # no <|image|> left
+    with pytest.raises(ValueError, match="at least one image per prompt"):  # what generate() checks before any graph runs
         get_vision_adapter(config).vision_inputs(inputs, config.vision_config.image_size, config)

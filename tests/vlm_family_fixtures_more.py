@@ -17,11 +17,15 @@ from tests.vlm_tiny_processors import (
     TinyGlm4vProcessor,
     TinyGotOcr2Processor,
     TinyHyperClovaXVisionProcessor,
+    TinyLlavaNextVideoProcessor,
+)
+from tests.vlm_tiny_processors_tiles import (
+    TinyCohere2VisionImageProcessor,
+    TinyCohere2VisionProcessor,
     TinyLfm2VlImageProcessor,
     TinyLfm2VlProcessor,
     TinyLlama4ImageProcessor,
     TinyLlama4Processor,
-    TinyLlavaNextVideoProcessor,
 )
 
 PROMPTS: dict[str, str] = {}
@@ -159,16 +163,13 @@ for _variant in ("glm46v", "glmga", "glm4v_moe", "glm_ocr"):
 
 def build_cohere2_vision(folder) -> Path:
     """Command A Vision: SigLIP tower (28 px tiles, patch 7), pixel-shuffle SwiGLU projector (downsample 2 -> 4
-    tokens per tile), Cohere2 text model. Its own image processor has only a torchvision backend (not installed):
-    the PIL tiler of GOT-OCR2 / Aya Vision (same kind of tiles: up to 4 of 28 px plus a thumbnail) stands in, so
-    the tiles differ from Cohere's canvas choice, not the model path. "<image>" becomes "<|START_OF_IMG|>" + per
-    tile 4 x "<|IMG_PATCH|>" + "<|IMG_LINE_BREAK|>" ... + "<|END_OF_IMG|>"."""
+    tokens per tile), Cohere2 text model. Its image processor (tests/vlm_tiny_processors_tiles.py) tiles as HF's
+    does: up to 4 tiles of 28 px on Cohere's canvas plus a thumbnail. "<|IMG_PATCH|>" becomes "<|START_OF_IMG|>" +
+    per tile 4 x "<|IMG_PATCH|>" + "<|IMG_LINE_BREAK|>" ... + "<|END_OF_IMG|>"."""
     from transformers import (
         Cohere2Config,
         Cohere2VisionConfig,
         Cohere2VisionForConditionalGeneration,
-        Cohere2VisionProcessor,
-        GotOcr2ImageProcessorPil,
         SiglipVisionConfig,
     )
 
@@ -197,9 +198,7 @@ def build_cohere2_vision(folder) -> Path:
     )
     torch.manual_seed(0)
     _widen_and_save(Cohere2VisionForConditionalGeneration(config), folder)
-    image_processor = GotOcr2ImageProcessorPil(size={"height": 28, "width": 28}, crop_to_patches=True, min_patches=1, max_patches=4)
-    image_processor.patch_size = 2  # image tokens per tile side, as Cohere's image processor states it
-    Cohere2VisionProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    TinyCohere2VisionProcessor(image_processor=TinyCohere2VisionImageProcessor(), tokenizer=tok).save_pretrained(folder)
     return folder
 
 
@@ -209,7 +208,10 @@ PROMPTS["cohere2_vision"] = "Look: <|IMG_PATCH|> Describe the picture in a few w
 def build_llama4(folder) -> Path:
     """Llama 4: a 2-layer vision tower (28 px tiles, patch 7, 2-D rotary), pixel shuffle 0.5 -> 4 tokens per tile,
     linear projector; Llama 4 text model with chunked attention (chunks of 12), RoPE-free layers and a
-    mixture-of-experts layer. "<|image|>" becomes "<|image_start|><|image|>" + 4 x "<|patch|>" + "<|image_end|>"."""
+    mixture-of-experts layer. Its image processor (tests/vlm_tiny_processors_tiles.py) tiles as HF's does: "<|image|>"
+    becomes "<|image_start|>", for several tiles each tile's 4 x "<|patch|>" with "<|tile_x_separator|>" between
+    columns and "<|tile_y_separator|>" after each row, then "<|image|>" + the global tile's 4 x "<|patch|>" +
+    "<|image_end|>"."""
     from transformers import Llama4Config, Llama4ForConditionalGeneration
 
     folder = Path(folder)
@@ -249,8 +251,7 @@ def build_llama4(folder) -> Path:
     )
     torch.manual_seed(0)
     _widen_and_save(Llama4ForConditionalGeneration(config), folder)
-    image_processor = TinyLlama4ImageProcessor(size={"height": 28, "width": 28})
-    TinyLlama4Processor(image_processor=image_processor, tokenizer=tok, patch_size=7).save_pretrained(folder)
+    TinyLlama4Processor(image_processor=TinyLlama4ImageProcessor(), tokenizer=tok, patch_size=7).save_pretrained(folder)
     return folder
 
 
@@ -268,7 +269,8 @@ def llama4_greedy(folder: Path, inputs, n: int) -> list[int]:
     hf = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
     ids = inputs["input_ids"]
     with torch.no_grad():
-        features = hf.get_image_features(inputs["pixel_values"], return_dict=True).last_hidden_state
+        pixels = inputs["pixel_values"].to(hf.dtype)  # HF's processor gives bfloat16 pixels
+        features = hf.get_image_features(pixels, return_dict=True).last_hidden_state
         image_rows = hf.multi_modal_projector(features.reshape(-1, features.shape[-1]))
         out = []
         for _ in range(n):
@@ -284,12 +286,15 @@ def llama4_greedy(folder: Path, inputs, n: int) -> list[int]:
 def build_lfm2_vl(folder) -> Path:
     """LFM2-VL: a 2-layer SigLIP2 NaFlex tower (patch 7, a 4x4 position table resized to each image's grid),
     pixel unshuffle 2, MLP projector; LFM2 text model with a short-convolution layer (a retained conv state)
-    and an attention layer, as real LFM2 models interleave them.
-    "<image>" becomes "<|image_start|>" + (rows/2 x cols/2) x "<image>" + "<|image_end|>"."""
+    and an attention layer, as real LFM2 models interleave them. Its processor (tests/vlm_tiny_processors_tiles.py)
+    tiles as HF's does: "<image>" becomes "<|image_start|>" + (rows/2 x cols/2) x "<image>" + "<|image_end|>" for a
+    small image; for a large one, per 28 px tile "<|img_row_R_col_C|>" + 4 x "<image>", then "<|img_thumbnail|>" and
+    the thumbnail's tokens."""
     from transformers import Lfm2Config, Lfm2VlConfig, Lfm2VlForConditionalGeneration, Siglip2VisionConfig
 
     folder = Path(folder)
-    tok = _tokenizer(["<image>", "<|image_start|>", "<|image_end|>", "<|img_thumbnail|>"], {"image_token": "<image>"})
+    grid = [f"<|img_row_{r}_col_{c}|>" for r in range(1, 7) for c in range(1, 7) if r * c <= TinyLfm2VlImageProcessor.max_tiles]
+    tok = _tokenizer(["<image>", "<|image_start|>", "<|image_end|>", "<|img_thumbnail|>", *grid], {"image_token": "<image>"})
     vision = Siglip2VisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=7, num_patches=16
     )

@@ -22,6 +22,7 @@ IMAGE_IDX = "image_idx"
 IMAGE_IDX_OUTPUT = "image_idx_output"
 INPUT_FEATURES = "input_features"
 ROPE_POSITION_IDS = "rope_position_ids"
+CROSS_ATTENTION_MASK = "cross_attention_mask"  # Mllama: the image tiles each token attends [B, S, images, tiles]
 RETAINED_SUFFIX = "_RetainedState"
 CONV_STATE = "conv_state"
 SSM_STATE = "ssm_state"

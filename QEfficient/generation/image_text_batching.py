@@ -27,10 +27,11 @@ class ImageTextBatchingEngine(ContinuousBatchingEngine):
         self.rope: list[tuple[np.ndarray, int]] = [(np.zeros((3, 1), np.int64), 0)] * session.batch_size
         self.uses_rope = False
         self._decode_bound = False
-        # cross-attention models: each cache row's image row, bound for decode
-        self.cross_rows = None
+        # cross-attention models: each cache row's image slots and decode mask, bound for decode
+        self.cross_rows = self.cross_masks = None
         if prefiller.adapter.cross_attention:
-            self.cross_rows = np.zeros((session.batch_size, 1, prefiller.hidden_size), np.float32)
+            self.cross_rows = np.zeros((session.batch_size, prefiller.max_images, prefiller.hidden_size), np.float32)
+            self.cross_masks = np.zeros((session.batch_size, 1, prefiller.max_images, prefiller.adapter.max_tiles), np.int64)
 
     def _prefill_request(self, slot: int, request: Request) -> np.ndarray:
         vision = request.extra["vision"]
@@ -43,9 +44,10 @@ class ImageTextBatchingEngine(ContinuousBatchingEngine):
         rope = request.extra.get("rope")
         embeds = join_embeddings([request.extra.get("embeds")], self.prefiller.hidden_size)
         logits = self.prefiller(self.session.slot(slot), [request.tokens], [vision], embeds, None if rope is None else [rope])
-        if self.cross_rows is not None:  # this row's image, for every later decode step
-            self.cross_rows[slot] = self.prefiller.cross_embeds.reshape(1, -1)
-            inputs, outputs = self.prefiller.decode_inputs(self.session.batch_size, vision, self.cross_rows)
+        if self.cross_rows is not None:  # this row's images, for every later decode step
+            self.cross_rows[slot] = self.prefiller.cross_embeds.reshape(self.cross_rows.shape[1:])
+            self.cross_masks[slot] = self.prefiller.cross_mask[0]
+            inputs, outputs = self.prefiller.decode_inputs(self.session.batch_size, vision, self.cross_rows, self.cross_masks)
             self.session.bind_inputs(**inputs)
             self.session.bind_outputs(**outputs)
         if rope is not None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from QEfficient.export.graph_specs import IMAGE_IDX, RETAINED_EMBEDS, ROPE_POSITION_IDS, VISION_EMBEDS
+from QEfficient.export.graph_specs import CROSS_ATTENTION_MASK, IMAGE_IDX, RETAINED_EMBEDS, ROPE_POSITION_IDS, VISION_EMBEDS
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.text_generation import PromptTooLongError, TextGeneration, average_metrics, prefill
 
@@ -75,8 +75,11 @@ class ImagePrefill:
     ctx_len: int
     pad_id: int
     one_graph: bool
-    # cross-attention models: the image rows the last call's sequences used, kept bound for decode
+    max_images: int = 1  # cross-attention models: image slots per sequence (compile(max_num_images=...))
+    # cross-attention models: the image rows the last call's sequences used, and the tiles their decode
+    # steps attend (each prompt's last mask row, as HF generate repeats it), kept bound for decode
     cross_embeds: np.ndarray | None = field(default=None, init=False)
+    cross_mask: np.ndarray | None = field(default=None, init=False)
 
     @property
     def placeholder(self) -> np.ndarray:
@@ -95,14 +98,15 @@ class ImagePrefill:
         return chunk, [image_block_columns(t, self.image_token_id, chunk) for t in token_lists]
 
     def decode_inputs(
-        self, rows: int, vision: dict[str, np.ndarray], cross_embeds: np.ndarray | None = None
+        self, rows: int, vision: dict[str, np.ndarray], cross_embeds: np.ndarray | None = None, cross_mask: np.ndarray | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(inputs, outputs) that mean "text only" for decode steps: one zero embedding keeps the input bound.
-        Cross-attention models keep each sequence's image row (``cross_embeds``, by default the last call's)
-        bound instead, the image seen (``image_idx`` 1); with one graph it passes through in place."""
+        Cross-attention models keep each sequence's image rows and decode mask (``cross_embeds``,
+        ``cross_mask``, by default the last call's) bound instead; with one graph the rows pass through in place."""
         if self.adapter.cross_attention:
             embeds = self.cross_embeds if cross_embeds is None else cross_embeds
-            inputs = {VISION_EMBEDS: embeds, IMAGE_IDX: np.ones((rows, 1), np.int64)}
+            mask = self.cross_mask if cross_mask is None else cross_mask
+            inputs = {VISION_EMBEDS: embeds, IMAGE_IDX: np.ones((rows, 1), np.int64), CROSS_ATTENTION_MASK: mask}
             outputs = {RETAINED_EMBEDS: embeds}
         else:
             inputs = {VISION_EMBEDS: self.placeholder, IMAGE_IDX: np.zeros((rows, 1), np.int64)}
@@ -124,9 +128,16 @@ class ImagePrefill:
         graph_vision = self.adapter.graph_inputs(vision) if self.one_graph and n_units else {}
         empty = self.adapter.empty_vision_inputs(vision) if self.one_graph else {}
         state = {"first": True, "out": None}
+        cross_masks = None
+        if self.adapter.cross_attention:  # HF's per-token image tiles of each prompt [len, images, tiles]
+            cross_masks = [self.adapter.prompt_cross_mask(t, v, self.image_token_id) for t, v in zip(token_lists, rows_vision)]
+            self.cross_mask = np.stack([m[-1:] for m in cross_masks])
 
         def run(ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
             start = [int(p[p >= 0][0]) if (p >= 0).any() else 0 for p in pos]
+            if cross_masks is not None:
+                chunk_mask = np.stack([np.where((p >= 0)[:, None, None], m[np.maximum(p, 0)], 0) for p, m in zip(pos, cross_masks)])
+                target.bind_inputs(**{CROSS_ATTENTION_MASK: chunk_mask})
             # cross-attention models: whether the sequence has seen its image; others: the row of the next image embedding
             first = np.zeros_like(first_row) if self.adapter.cross_attention else first_row
             idx = np.array([[first[r] + seen_before[r][s]] for r, s in enumerate(start)], dtype=np.int64)
@@ -138,6 +149,7 @@ class ImagePrefill:
                 # the graph's vision branch runs on this chunk; keep what it computed for the next ones
                 total = int(counts.sum())
                 shape = (1, total) if self.adapter.flat_embeddings else (n_units, total // n_units)
+                shape = (n_units, 1) if self.adapter.cross_attention else shape  # one row per image slot
                 state["out"] = np.zeros((*shape, self.hidden_size), np.float32)
                 target.bind_inputs(**graph_vision, **{VISION_EMBEDS: self.placeholder, IMAGE_IDX: idx})
                 target.bind_outputs(**{RETAINED_EMBEDS: state["out"]})
@@ -229,8 +241,11 @@ def prepare_images(
         )
     row_units = np.r_[0, np.searchsorted(unit_end, np.cumsum(image_tokens), side="right")]  # units used up to each row's end
     rows_vision = [adapter.select_units(vision_inputs, np.arange(row_units[r], row_units[r + 1])) for r in range(len(token_lists))]
+    padded_vision = rows_vision
+    if adapter.cross_attention:  # checked before any graph runs
+        padded_vision = [adapter.pad_image_slots(v, prefiller.max_images, r) for r, v in enumerate(rows_vision)]
     if vision_session is None:
-        return rows_vision, [None] * len(token_lists)
+        return padded_vision, [None] * len(token_lists)
     embeds_rows = np.zeros((0, prefiller.hidden_size), np.float32)
     if len(unit_tokens):
         # units of different sizes (Qwen2-VL's images) run one at a time: their attention then costs
@@ -242,7 +257,10 @@ def prepare_images(
             outputs.append(embeds.reshape(-1, embeds.shape[-1]))
         embeds_rows = np.concatenate(outputs)
     token_start = np.r_[0, np.cumsum(image_tokens)]
-    return rows_vision, [embeds_rows[token_start[r] : token_start[r + 1]] for r in range(len(token_lists))]
+    rows_embeds = [embeds_rows[token_start[r] : token_start[r + 1]] for r in range(len(token_lists))]
+    if adapter.cross_attention:  # every sequence holds max_images image slots; a padding slot's row is zeros
+        rows_embeds = [np.pad(e, ((0, prefiller.max_images - len(e)), (0, 0))) for e in rows_embeds]
+    return padded_vision, rows_embeds
 
 
 def join_embeddings(parts: list[np.ndarray | None], hidden_size: int) -> np.ndarray:

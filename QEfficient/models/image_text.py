@@ -135,10 +135,16 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         num_cores: int = 16,
         mxfp6_matmul: bool = False,
         mxint8_kv_cache: bool = False,
+        max_num_images: int = 1,
         **compiler_options,
     ) -> dict[str, Path] | Path:
-        """Build the artifacts: {"vision_qpc_path": ..., "lang_qpc_path": ...}, or one path with kv_offload=False."""
-        check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
+        """Build the artifacts: {"vision_qpc_path": ..., "lang_qpc_path": ...}, or one path with kv_offload=False.
+
+        ``max_num_images``: cross-attention models (Mllama): the most images one prompt may hold (each
+        sequence's retained image slots); other models take any number of images per prompt."""
+        check_positive(
+            prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, max_num_images=max_num_images
+        )
         if prefill_seq_len > ctx_len:
             raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
         self._check_max_positions("ctx_len", ctx_len, self.lang_model.config)
@@ -191,6 +197,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                 "img_size": img_size,
                 "mxfp6_matmul": mxfp6_matmul,
                 "mxint8_kv_cache": mxint8_kv_cache,
+                **({"max_num_images": max_num_images} if self.adapter.cross_attention else {}),
             },
             DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size),
             rewrite=rewrite,
@@ -212,9 +219,15 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         device_ids=None,
         runtime_ai100: bool = True,
         stream: bool = True,
+        videos=None,
         **kwargs,
     ) -> CloudAI100ExecInfo:
-        """Greedy (or sampled) generation for processor outputs, or for ``processor`` + ``images`` + ``prompts``."""
+        """Greedy (or sampled) generation for processor outputs, or for ``processor`` + ``images`` + ``prompts``.
+
+        Video (the Qwen-VL family): ``inputs=processor(videos=..., text=...)``, or ``videos=`` (each a list of
+        frames) with ``processor`` and ``prompts``; images and videos may share a batch and a prompt."""
+        if not self.adapter.takes_videos and (videos is not None or (inputs is not None and inputs.get("pixel_values_videos") is not None)):
+            raise NotImplementedError(f"Video input is not supported for {self.config.model_type} yet: pass images.")
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         include_sampler = kwargs.pop("include_sampler", None)
@@ -226,9 +239,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             raise NotImplementedError("runtime_ai100=False (PyTorch generation) is not supported; use transformers' generate().")
         generation_len = check_generation_len(generation_len)
         if inputs is None:
-            if processor is None or images is None or prompts is None or len(images) != len(prompts):
-                raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (one image per prompt).")
-            inputs = processor(images=self.adapter.processor_images(images), text=list(prompts), return_tensors="np", padding=True)
+            inputs = self._process(processor, images, videos, prompts)
         tokenizer = tokenizer or getattr(processor, "tokenizer", None)
         if tokenizer is None and self.local_model_dir is not None:
             from transformers import AutoTokenizer
@@ -236,7 +247,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
         if tokenizer is None:
             raise ValueError("Pass the tokenizer or the processor, to decode the output.")
-        ids = self.adapter.prompt_ids(inputs)
+        ids = self.adapter.prompt_ids(inputs, self.config)
         mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
         vision_inputs = self.adapter.vision_inputs(inputs, self.img_size, self.config)
         token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
@@ -259,6 +270,24 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             print_perf(info)
         return info
 
+    def _process(self, processor, images, videos, prompts):
+        """The processor's outputs for ``prompts`` with their images (one per prompt) and/or videos (frame lists)."""
+        if videos is None:
+            if processor is None or images is None or prompts is None or len(images) != len(prompts):
+                raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (an image or a list per prompt).")
+            return processor(
+                images=self.adapter.processor_images(images),
+                text=list(prompts),
+                return_tensors=self.adapter.processor_tensors,
+                padding=True,
+            )
+        if processor is None or prompts is None:
+            raise ValueError("Pass inputs=processor(...) or processor=, prompts= and videos= (and images=), one per placeholder.")
+        media = {"videos": list(videos)}
+        if images is not None:
+            media["images"] = self.adapter.processor_images(images)
+        return processor(**media, text=list(prompts), return_tensors=self.adapter.processor_tensors, padding=True)
+
     def _prefiller(self, qconfig: dict, tokenizer) -> ImagePrefill:
         return ImagePrefill(
             self.adapter,
@@ -268,6 +297,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             qconfig["kv_shape"][2],
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
             one_graph=not self.kv_offload,
+            max_images=qconfig["compile_params"].get("max_num_images", 1),
         )
 
     def _generate_continuous(

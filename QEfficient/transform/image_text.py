@@ -84,7 +84,7 @@ class QEffImageTextDecoder(nn.Module):
         extra, past = rest[:n_extra], rest[n_extra:]
         is_image = input_ids == self.image_token_id
         if self.vision_adapter.cross_attention:  # the image is read by cross-attention layers, not merged into embeddings
-            kwargs = self.vision_adapter.cross_attention_kwargs(vision_embeds, image_idx, is_image)
+            kwargs = self.vision_adapter.cross_attention_kwargs(vision_embeds, is_image, *extra)
             logits, retained = self.lm.step(position_ids, list(past), input_ids=input_ids, **kwargs)
             return (logits, image_idx + is_image.sum(dim=1, keepdim=True), *retained)
         # the image token may lie outside the text vocabulary (Gemma3): never look it up

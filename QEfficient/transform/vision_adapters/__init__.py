@@ -81,11 +81,11 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Gemma3Adapter("gemma3"),
     Gemma4Adapter("gemma4"),
     Gemma4UnifiedAdapter("gemma4_unified"),  # encoder-free: merged raw patches, embedded
-    Qwen2VLAdapter("qwen2_vl"),
-    Qwen2_5_VLAdapter("qwen2_5_vl"),
+    Qwen2VLAdapter("qwen2_vl", takes_videos=True),
+    Qwen2_5_VLAdapter("qwen2_5_vl", takes_videos=True),
     HyperClovaXVisionAdapter("hyperclovax_vision_v2"),
-    Qwen3VLAdapter("qwen3_vl"),
-    Qwen3VLAdapter("qwen3_vl_moe"),
+    Qwen3VLAdapter("qwen3_vl", takes_videos=True),
+    Qwen3VLAdapter("qwen3_vl_moe", takes_videos=True),
     Qwen3VLAdapter("cosmos3_omni"),  # Qwen3-VL's vision tower and text model
     Qwen3_5Adapter("qwen3_5"),  # hybrid text models: Gated DeltaNet states in the language graph
     Qwen3_5Adapter("qwen3_5_moe"),

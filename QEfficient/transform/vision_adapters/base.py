@@ -27,8 +27,8 @@ class VisionLanguageAdapter:
     # The whole prompt attends both ways at prefill, generated tokens causally (PaliGemma's prefix):
     # a prompt is prefilled in one chunk.
     bidirectional_prompt: bool = False
-    # The text model reads the image through cross-attention layers (Mllama): a ``vision_embeds`` row per
-    # sequence stays bound for the whole generation, and image tokens keep their own embeddings.
+    # The text model reads the images through cross-attention layers (Mllama): each sequence's ``vision_embeds``
+    # image slots stay bound for the whole generation, and image tokens keep their own embeddings.
     cross_attention: bool = False
 
     def for_config(self, config) -> VisionLanguageAdapter:
@@ -101,10 +101,14 @@ class VisionLanguageAdapter:
     # --- the host side ----------------------------------------------------------------------
     # the processor takes a batch's images nested per prompt ([[a], [b]]) rather than flat
     nested_images: bool = False
+    # what generate(processor=...) asks the processor for: numpy, unless the processor gives dtypes numpy lacks
+    processor_tensors = "np"
 
-    def prompt_ids(self, inputs) -> np.ndarray:
-        """The processor's token ids as the language graph reads them: image positions hold ``image_token_id``
-        (Kosmos-2's processor marks them with a mask instead)."""
+    takes_videos = False  # video frames in (``pixel_values_videos``): the Qwen-VL family
+
+    def prompt_ids(self, inputs, config) -> np.ndarray:
+        """The prompt ids the language graph reads, from the processor's outputs: its ``input_ids`` by default
+        (Qwen-VL: video tokens as image tokens; Kosmos-2: the positions its mask marks as image tokens)."""
         return np.asarray(inputs["input_ids"])
 
     def image_placeholder(self, processor) -> str:

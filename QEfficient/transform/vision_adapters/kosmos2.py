@@ -41,12 +41,11 @@ class GivenMaskTextModel(nn.Module):
 
 @dataclass(frozen=True)
 class Kosmos2Adapter(VisionLanguageAdapter):
-    image_id: int = -1  # the language graph's image token: text_config.vocab_size, outside the vocabulary
     position_offset: int = 0  # sinusoidal table row of cache position 0: padding id + 1
 
     def for_config(self, config) -> Kosmos2Adapter:
         text = config.text_config
-        return dataclasses.replace(self, image_id=int(text.vocab_size), position_offset=int(text.pad_token_id) + 1)
+        return dataclasses.replace(self, position_offset=int(text.pad_token_id) + 1)
 
     def image_features(self, hf: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
         return hf.get_image_features(pixel_values, return_dict=True).pooler_output
@@ -55,7 +54,7 @@ class Kosmos2Adapter(VisionLanguageAdapter):
         return GivenMaskTextModel(hf.text_model.model), hf.text_model.lm_head, hf.config.text_config
 
     def image_token_id(self, config) -> int:
-        return int(config.text_config.vocab_size)
+        return int(config.text_config.vocab_size)  # outside the vocabulary: the language graph never looks it up
 
     def language_kwargs(self, position_ids: torch.Tensor, *extra: torch.Tensor) -> dict[str, Any]:
         # the sinusoidal table's rows: fairseq's positions start after the padding id
@@ -67,8 +66,8 @@ class Kosmos2Adapter(VisionLanguageAdapter):
     def tokens_per_unit(self, config) -> int:
         return int(config.latent_query_num)
 
-    def prompt_ids(self, inputs) -> np.ndarray:
+    def prompt_ids(self, inputs, config) -> np.ndarray:
         ids = np.asarray(inputs["input_ids"])
         if "image_embeds_position_mask" not in inputs:
             return ids
-        return np.where(np.asarray(inputs["image_embeds_position_mask"]).astype(bool), self.image_id, ids)
+        return np.where(np.asarray(inputs["image_embeds_position_mask"]).astype(bool), self.image_token_id(config), ids)

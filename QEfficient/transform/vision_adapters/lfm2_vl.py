@@ -1,8 +1,9 @@
 """LFM2-VL: a SigLIP2 NaFlex tower (each image, or tile, at its own patch grid, padded to a fixed number of
 patches with a mask; the position table is resized to each grid inside the graph), pixel unshuffle by
-``downsample_factor`` and an MLP projector; an LFM2 text model. Units are the processor's images/tiles,
-each giving (rows / factor) x (cols / factor) image tokens; the vision graph returns every unit's tokens
-in one row (their counts differ).
+``downsample_factor`` and an MLP projector; an LFM2 text model. Units are the processor's images/tiles
+(a large image: its grid of tiles, row-major, then its thumbnail at another grid), each giving
+(rows / factor) x (cols / factor) image tokens; the vision graph returns every unit's tokens in one row
+(their counts differ).
 
 LFM2's short-convolution layers (``layer_types`` "conv") keep a convolution state, which the language graph
 retains after the KV cache (transform/image_text.py), as for LFM3-VL's LFM3 text model."""

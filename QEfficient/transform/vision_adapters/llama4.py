@@ -1,7 +1,12 @@
 """Llama 4: tiles through a ViT with 2-D rotary positions (complex numbers in HF, which ONNX cannot
 express: rewritten here in real arithmetic while the vision graph is traced), a pixel-shuffle MLP and a
 linear projector; the Llama 4 text model (chunked attention, MoE) sits in ``language_model`` with its
-own head. Units are tiles, each giving (tile / patch * shuffle ratio)^2 image tokens."""
+own head. Units are tiles, each giving (tile / patch * shuffle ratio)^2 image tokens: a large image's
+tiles row-major, then its global tile (the processor writes ``<|tile_x_separator|>`` / ``<|tile_y_separator|>``
+and ``<|image|>`` between their runs of image tokens: text tokens, embedded as such).
+
+HF's processor rescales and normalises in bfloat16 and returns bfloat16 pixels, which numpy cannot hold: the
+processor is asked for torch tensors, and the pixels are widened to float32 (exactly) on the host."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,6 +50,14 @@ class Llama4Adapter(VisionLanguageAdapter):
         with _real_rotary(hf.vision_model):
             features = hf.get_image_features(pixel_values, return_dict=True).last_hidden_state
         return hf.multi_modal_projector(features)
+
+    processor_tensors = "pt"
+
+    def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
+        pixels = inputs["pixel_values"]
+        if isinstance(pixels, torch.Tensor):
+            pixels = pixels.float().numpy()
+        return super().vision_inputs({**inputs, "pixel_values": pixels}, img_size, config)
 
     def language(self, hf: nn.Module) -> tuple[nn.Module, nn.Module, Any]:
         return hf.language_model.model, hf.language_model.lm_head, hf.config.text_config

@@ -33,6 +33,12 @@ class Qwen2_5_VLAdapter(Qwen2VLAdapter):
     def vision_tower(self, hf: nn.Module) -> nn.Module:
         return hf.model.visual
 
+    def video_time_intervals(self, inputs, config, videos: int) -> np.ndarray:
+        """HF's rule: ``tokens_per_second`` x each video's ``second_per_grid_ts`` (1 when the processor gives none), in float32."""
+        seconds = inputs.get("second_per_grid_ts")
+        seconds = np.ones(videos, np.float32) if seconds is None else np.asarray(seconds, np.float32).reshape(-1)
+        return np.float32(config.vision_config.tokens_per_second) * seconds
+
     def vision_geometry_inputs(self, grid: np.ndarray) -> dict[str, np.ndarray]:
         from transformers.vision_utils import get_vision_window_index
 

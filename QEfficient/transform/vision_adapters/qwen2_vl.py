@@ -8,6 +8,12 @@ the vision tower, 3-D (temporal, height, width) rotary positions in the language
 * Language graph: ``rope_position_ids`` [3, B, S] besides the cache positions. The host computes them
   with the model's own ``get_rope_index``; a decode step's are its cache position plus the prompt's
   offset (``rope_deltas``), as in HF's generate.
+* Videos (``takes_videos``): ``pixel_values_videos`` / ``video_grid_thw`` go through the same tower as
+  units of t frame groups, each group attending within itself (HF's per-frame ``cu_seqlens``). Images and
+  videos become one stream of units in prompt order, and the language graph reads video tokens as image
+  tokens (both are placeholders replaced by their unit's embeddings); each unit keeps what the rotary
+  rule needs of it: its temporal spacing (Qwen2.5-VL) and how many token runs it spans (Qwen3-VL's
+  per-frame timestamps).
 """
 
 from __future__ import annotations
@@ -52,10 +58,27 @@ def _vision_block(block: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: tor
     return x + block.mlp(block.norm2(x))
 
 
+def vision_unit_order(kinds: np.ndarray, tokens: dict[int, np.ndarray]) -> list[tuple[int, int]]:
+    """(kind, index) of each vision unit in prompt order, from the kinds (1 image, 2 video) of the prompts'
+    vision tokens in order and each unit's token count per kind (a unit's tokens may be split by text)."""
+    order, pending, taken = [], {1: 0, 2: 0}, {1: 0, 2: 0}
+    for kind in kinds.tolist():
+        if pending[kind] == 0:
+            if taken[kind] >= len(tokens[kind]):
+                name = "image" if kind == 1 else "video"
+                raise ValueError(f"The prompts hold more {name} tokens than the {name}s give: one {name} per placeholder.")
+            order.append((kind, taken[kind]))
+            pending[kind], taken[kind] = int(tokens[kind][taken[kind]]), taken[kind] + 1
+        pending[kind] -= 1
+    return order
+
+
 @dataclass(frozen=True)
 class Qwen2VLAdapter(VisionLanguageAdapter):
     flat_embeddings = True
     vision_per_unit = True
+    takes_videos: bool = False  # pixel_values_videos in (the types proven in tests/test_vlm_video.py)
+    video_runs_per_frame = False  # a video's frame groups are separate token runs (Qwen3-VL's timestamps)
 
     def default_img_size(self, config) -> int:
         return 0  # any size: the processor chooses each image's grid
@@ -108,19 +131,67 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         from transformers.vision_utils import get_vision_position_ids
 
-        grid = torch.as_tensor(np.asarray(inputs["image_grid_thw"]))
+        pixels, grid, interval, runs = self._units(inputs, config)
+        grid = torch.as_tensor(grid)
         merge = config.vision_config.spatial_merge_size
         return {
-            "pixel_values": np.ascontiguousarray(np.asarray(inputs["pixel_values"], dtype=np.float32)),
+            "pixel_values": np.ascontiguousarray(pixels),
             "vision_position_ids": get_vision_position_ids(grid, merge).numpy().astype(np.int64),
             "_grid_thw": grid.numpy().astype(np.int64),
             "_tokens": (grid.prod(-1) // merge**2).numpy().astype(np.int64),
+            "_time_interval": interval,
+            "_runs": runs,
         }
 
+    def video_time_intervals(self, inputs, config, videos: int) -> np.ndarray:
+        """Temporal rotary step between a video's frame groups (HF's ``time_interval``): 1 (Qwen2-VL, Qwen3-VL)."""
+        return np.ones(videos, np.float32)
+
+    def _units(self, inputs, config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Patches, grids, temporal steps and token runs of the images and videos, in prompt order."""
+
+        def part(pixels, grid) -> tuple[np.ndarray, np.ndarray]:
+            grid = np.zeros((0, 3), np.int64) if grid is None else np.asarray(grid, np.int64).reshape(-1, 3)
+            return np.zeros((0, 0), np.float32) if pixels is None else np.asarray(pixels, np.float32), grid
+
+        pixels, grid = part(inputs.get("pixel_values"), inputs.get("image_grid_thw"))
+        videos = inputs.get("pixel_values_videos")
+        if videos is None:
+            return pixels, grid, np.ones(len(grid), np.float32), np.ones(len(grid), np.int64)
+        if not self.takes_videos:
+            raise NotImplementedError(f"Video input is not supported for {self.model_type} yet: pass images.")
+        video_pixels, video_grid = part(videos, inputs.get("video_grid_thw"))
+        merge = config.vision_config.spatial_merge_size
+        ids = np.asarray(inputs["input_ids"])
+        mask = np.asarray(inputs["attention_mask"]).astype(bool) if "attention_mask" in inputs else np.ones(ids.shape, bool)
+        ids = ids[mask]  # row after row, padding dropped
+        kinds = np.where(ids == config.image_token_id, 1, np.where(ids == config.video_token_id, 2, 0))
+        tokens = {1: grid.prod(-1) // merge**2, 2: video_grid.prod(-1) // merge**2}
+        order = vision_unit_order(kinds[kinds > 0], tokens)
+        per_patch = video_pixels.shape[-1]
+        starts = {1: np.r_[0, np.cumsum(grid.prod(-1))], 2: np.r_[0, np.cumsum(video_grid.prod(-1))]}
+        sources = {1: (pixels.reshape(-1, per_patch), grid), 2: (video_pixels, video_grid)}
+        interval = {1: np.ones(len(grid), np.float32), 2: self.video_time_intervals(inputs, config, len(video_grid))}
+        runs = {1: np.ones(len(grid), np.int64), 2: video_grid[:, 0] if self.video_runs_per_frame else np.ones(len(video_grid), np.int64)}
+        return (
+            np.concatenate([sources[k][0][starts[k][u] : starts[k][u + 1]] for k, u in order] + [np.zeros((0, per_patch), np.float32)]),
+            np.array([sources[k][1][u] for k, u in order], np.int64).reshape(-1, 3),
+            np.array([interval[k][u] for k, u in order], np.float32),
+            np.array([runs[k][u] for k, u in order], np.int64),
+        )
+
+    def prompt_ids(self, inputs, config) -> np.ndarray:
+        """Video tokens read as image tokens: both are placeholders of their unit's embeddings."""
+        ids = super().prompt_ids(inputs, config)
+        if not self.takes_videos:
+            return ids
+        return np.where(ids == config.video_token_id, config.image_token_id, ids)
+
     def graph_inputs(self, vision: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # which image each patch belongs to, numbered within the images at hand
-        patches = vision["_grid_thw"].prod(-1)
-        segment = np.repeat(np.arange(len(patches)), patches).astype(np.int64)
+        # which frame group each patch belongs to (an image is one), numbered within the units at hand
+        grid = vision["_grid_thw"]
+        frames = np.repeat(grid[:, 1] * grid[:, 2], grid[:, 0])
+        segment = np.repeat(np.arange(len(frames)), frames).astype(np.int64)
         return {**{k: v for k, v in vision.items() if not k.startswith("_")}, "image_segment": segment}
 
     def select_units(self, vision: dict[str, np.ndarray], units: np.ndarray) -> dict[str, np.ndarray]:

@@ -57,6 +57,8 @@ class OneMaskTextModel(nn.Module):
 
 @dataclass(frozen=True)
 class Qwen3VLAdapter(Qwen2VLAdapter):
+    video_runs_per_frame = True  # "<t seconds><|vision_start|>frame group<|vision_end|>" per frame group
+
     def language(self, hf: nn.Module) -> tuple[nn.Module, nn.Module, Any]:
         base, head, text_config = super().language(hf)
         return (
