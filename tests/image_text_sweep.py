@@ -32,6 +32,7 @@ from tests import (
     vlm_fixtures_a,
     vlm_fixtures_b,
     vlm_fixtures_mllama,
+    vlm_fixtures_positions,
     vlm_fixtures_rec,
 )
 
@@ -50,6 +51,7 @@ BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
     ),
 }
 _FAMILY_MODULES = (vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures_rec, vlm_fixtures_a, vlm_fixtures_b, vlm_fixtures_mllama)
+_FAMILY_MODULES += (vlm_fixtures_positions,)  # models whose positions follow a rule of their own
 for _module in _FAMILY_MODULES:  # the families added with the sweep
     for _type, _prompt in _module.PROMPTS.items():
         BUILDERS[_type] = (getattr(_module, f"build_{_type.replace('-', '_').replace('.', '_')}"), _prompt)
@@ -102,6 +104,9 @@ CAVEATS: dict[str, str] = {
     "qwen2_5_omni_thinker": "images only: no audio, and its processor's video half needs torchvision (not installed)",
     "qwen3_omni_moe_thinker": "images only: no audio, and its processor's video half needs torchvision (not installed)",
     "video_llama_3": "images only: its processor's video half needs torchvision (not installed)",
+    "minicpmv4_7": "images only: its processor's video half needs torchvision (not installed)",
+    "hunyuan_vl": "the image-index rotary axis counts a prompt's own images (HF's get_rope_index counts on across the "
+    "prompts of a batch, so HF's batched generate differs from its one-prompt generate)",
     "gemma4_unified": "its image processor has only a torchvision backend (not installed): Gemma 4's PIL patcher at the merged "
     "patch size stands in (the same patches)",
     "mllama": "several images per prompt up to compile(max_num_images=N) (tests/test_vlm_mllama_multi.py)",
@@ -116,8 +121,6 @@ NOTES: dict[str, str] = {
     "evolla": "protein-text model, no images",
     "diffusion_gemma": "block diffusion, not autoregressive greedy decoding",
     "pi0": "robot-action model (flow matching), not text generation",
-    "minicpmv4_7": "MiniCPM-V 4.6's vision path (MiniCPMVAdapter) with 3-D rotary positions laid out over a canvas of "
-    "thumbnail and slice groups (MiniCPMV4_7Model.compute_3d_position_ids); no host-side rule for them yet",
     "udop": "its processor needs word boxes (LayoutLMv3's OCR through pytesseract, not installed, or boxes given)",
     "molmo2": "its image processor has only a torchvision backend (not installed) and its multi-crop pooling indices "
     "have no PIL stand-in here",

@@ -109,7 +109,7 @@ def test_host_rotary_positions_equal_get_rope_index(family):
         with torch.no_grad():
             expected, delta = hf.model.get_rope_index(inputs["input_ids"], inputs["mm_token_type_ids"], **kwargs)
         vision = adapter.vision_inputs(inputs, 0, hf.config)
-        tokens = adapter.prompt_ids(inputs["input_ids"].numpy(), hf.config)[0].tolist()
+        tokens = adapter.prompt_ids(inputs, hf.config)[0].tolist()
         ours, our_delta = MultimodalRope(hf.config.image_token_id, hf.config.vision_config.spatial_merge_size)(tokens, vision)
         np.testing.assert_array_equal(ours, expected[:, 0].numpy())
         assert our_delta == int(delta.reshape(-1)[0])

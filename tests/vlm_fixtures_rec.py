@@ -147,17 +147,18 @@ class TinyMiniCPMVProcessor(MiniCPMV4_6Processor):
 AutoProcessor.register("tiny_minicpmv_processor", TinyMiniCPMVProcessor, exist_ok=True)
 
 
-def build_minicpmv4_6(folder, *, model_type: str = "minicpmv4_6") -> Path:
+def build_minicpmv4_6(folder, *, model_type: str = "minicpmv4_6", rope: dict | None = None, **config_extra) -> Path:
     """MiniCPM-V 4.6: a 2-layer SigLIP-style tower (patch 7, a 4x4 position table), the 2x2 window merger after
     layer 0 ("16x"), a 2x2 merging MLP; a Qwen3.5 text model (a Gated DeltaNet layer, an attention layer). The PIL
     processor slices an image larger than 28x28 px into a thumbnail plus slices, each its own unit.
-    ``model_type="minicpm_ocr"``: MiniCPM-OCR, the same layout in "4x" mode (no window merger)."""
+    ``model_type="minicpm_ocr"``: MiniCPM-OCR, the same layout in "4x" mode (no window merger). ``rope`` and
+    ``config_extra``: the text model's rotary parameters and more config fields (MiniCPM-V 4.7's)."""
     from transformers import MiniCPMV4_6ImageProcessorPil
 
     folder = Path(folder)
     tok = _tokenizer(list(_MINICPM_TOKENS.values()), _MINICPM_TOKENS)
     mode = "4x" if model_type == "minicpm_ocr" else "16x"
-    rope = {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}
+    rope = rope or {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}
     text = dict(
         **_TEXT,
         **SWEEP_OVERRIDES["qwen3_5_text"],
@@ -180,6 +181,7 @@ def build_minicpmv4_6(folder, *, model_type: str = "minicpmv4_6") -> Path:
         downsample_mode=mode,
         insert_layer_id=0,
         tie_word_embeddings=False,
+        **{k: ids(v) for k, v in config_extra.items()},  # token ids, by token
     )
     torch.manual_seed(0)
     _widen_and_save(AutoModelForImageTextToText.from_config(config), folder)

@@ -53,9 +53,9 @@ def image_block_columns(tokens: list[int], image_token_id: int, chunk: int) -> n
 
 
 def rope_positions(rope: list[tuple[np.ndarray, int]], pos: np.ndarray, prefill: bool) -> np.ndarray:
-    """[3, B, S] multimodal rotary positions: a prompt's own table at prefill, the cache position plus
-    the prompt's offset after it (HF generate's rule); 0 for padding."""
-    out = np.zeros((3, *pos.shape), np.int64)
+    """[axes, B, S] multimodal rotary positions (3 axes for Qwen2-VL): a prompt's own table at prefill, the cache
+    position plus the prompt's offset after it (HF generate's rule); 0 for padding."""
+    out = np.zeros((max(table.shape[0] for table, _ in rope), *pos.shape), np.int64)
     for r, (table, delta) in enumerate(rope):
         real = pos[r] >= 0
         out[:, r, real] = table[:, pos[r, real]] if prefill else pos[r, real] + delta

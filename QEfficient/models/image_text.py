@@ -17,13 +17,13 @@ from transformers import AutoConfig, AutoModelForImageTextToText, PreTrainedMode
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import compress_matmul_weights
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, DecoderGraphSpec, VisionGraphSpec
+from QEfficient.export.graph_specs import ATTENTION_MASK, DecoderGraphSpec, VisionGraphSpec
 from QEfficient.export.one_graph import combine_vision_language
 from QEfficient.export.onnx_export import export_image_text_decoder_onnx, export_vision_onnx
 from QEfficient.generation.continuous_batching import Request
 from QEfficient.generation.exec_kv import continuous_result, print_perf, right_padding
 from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
-from QEfficient.generation.image_text_generation import ImagePrefill, ImageTextGeneration, prepare_images, prompt_rope
+from QEfficient.generation.image_text_generation import ImagePrefill, ImageTextGeneration, PromptRope, prepare_images, prompt_rope
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.mrope import MultimodalRope
 from QEfficient.generation.sampling import SamplingParams
@@ -247,7 +247,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
         if tokenizer is None:
             raise ValueError("Pass the tokenizer or the processor, to decode the output.")
-        ids = self.adapter.prompt_ids(np.asarray(inputs[INPUT_IDS]), self.config)
+        ids = self.adapter.prompt_ids(inputs, self.config)
         mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
         vision_inputs = self.adapter.vision_inputs(inputs, self.img_size, self.config)
         token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
@@ -320,9 +320,11 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         return info
 
 
-def _prompt_rope(adapter: VisionLanguageAdapter, config) -> MultimodalRope | None:
+def _prompt_rope(adapter: VisionLanguageAdapter, config) -> PromptRope | None:
     """The host-side rotary rule of architectures that have one (their adapter says how positions are
     made: Qwen2-VL's family), from the config alone, so generation keeps no PyTorch model."""
+    if (own := adapter.host_rope(config)) is not None:
+        return own
     if type(adapter).prompt_positions is VisionLanguageAdapter.prompt_positions:
         return None
     return MultimodalRope(int(config.image_token_id), int(config.vision_config.spatial_merge_size))

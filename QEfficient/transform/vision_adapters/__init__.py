@@ -29,10 +29,12 @@ from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
 from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
 from QEfficient.transform.vision_adapters.granite4_vision import Granite4VisionAdapter
 from QEfficient.transform.vision_adapters.granite_docling import GraniteDoclingAdapter
+from QEfficient.transform.vision_adapters.hunyuan_vl import HunYuanVLAdapter
 from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXVisionAdapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
 from QEfficient.transform.vision_adapters.kimi_k25 import KimiK25Adapter
+from QEfficient.transform.vision_adapters.kosmos2 import Kosmos2Adapter
 from QEfficient.transform.vision_adapters.lfm2_vl import Lfm2VlAdapter
 from QEfficient.transform.vision_adapters.lfm3_vl import Lfm3VlAdapter
 from QEfficient.transform.vision_adapters.lighton_ocr import LightOnOcrAdapter
@@ -42,6 +44,7 @@ from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_next_video import LlavaNextVideoAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
 from QEfficient.transform.vision_adapters.minicpmv import MiniCPMVAdapter
+from QEfficient.transform.vision_adapters.minicpmv4_7 import MiniCPMV4_7Adapter
 from QEfficient.transform.vision_adapters.minimax_m3_vl import MiniMaxM3VLAdapter
 from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
 from QEfficient.transform.vision_adapters.mllama import MllamaAdapter
@@ -102,6 +105,9 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Lfm3VlAdapter("lfm3_vl"),
     MiniCPMVAdapter("minicpmv4_6"),  # a Qwen3.5 (hybrid) text model
     MiniCPMVAdapter("minicpm_ocr"),  # MiniCPM-V 4.6's layout, "4x" tokens by default
+    MiniCPMV4_7Adapter("minicpmv4_7"),  # MiniCPM-V 4.6's layout, canvas 3-D rotary positions
+    HunYuanVLAdapter("hunyuan_vl"),  # rotary axes (width, height, image index) over each image's grid
+    Kosmos2Adapter("kosmos-2"),  # image positions given by a mask; fairseq-style sinusoidal positions
     NemotronHOmniAdapter("nemotron_h_omni"),  # images; a Nemotron-H (hybrid Mamba-2) text model
     Idefics3Adapter("idefics3"),
     Idefics3Adapter("smolvlm"),  # SmolVLM2: the Idefics3 layout under its own name
@@ -162,12 +168,8 @@ KNOWN_FAILURES: dict[str, str] = {
     "glm5_next": "its text model mixes linear-attention layers (recurrent state, which the image-text graphs do not carry "
     "yet) with indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
     "dots3_note": "its text model has indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
-    "kosmos-2": "its processor gives each image position its own token id (a range, with image_embeds_position_mask), "
-    "not one image token, and its text model derives positions from the token ids (fairseq style); no adapter yet",
     "ernie4_5_vl_moe": "its MoE text model routes vision tokens, the image start/end tokens included "
     "(moe_mm_token_type_ids), to their own experts; the language graph knows only the image tokens; no adapter yet",
-    "hunyuan_vl": "its multimodal rotary positions (image index, height, width axes) follow its own rule, which the "
-    "host-side rotary (Qwen2-VL's rule) does not compute yet; no adapter yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",

@@ -106,9 +106,10 @@ class VisionLanguageAdapter:
 
     takes_videos = False  # video frames in (``pixel_values_videos``): the Qwen-VL and LLaVA families
 
-    def prompt_ids(self, ids: np.ndarray, config) -> np.ndarray:
-        """The prompt ids the language graph reads (Qwen-VL: video tokens as image tokens); unchanged by default."""
-        return ids
+    def prompt_ids(self, inputs, config) -> np.ndarray:
+        """The prompt ids the language graph reads, from the processor's outputs: its ``input_ids`` by default
+        (Qwen-VL: video tokens as image tokens; Kosmos-2: the positions its mask marks as image tokens)."""
+        return np.asarray(inputs["input_ids"])
 
     def image_placeholder(self, processor) -> str:
         """What a prompt writes where an image goes (the processor expands it to the image tokens)."""
@@ -144,6 +145,11 @@ class VisionLanguageAdapter:
     def prompt_positions(self, hf: nn.Module, tokens: list[int], vision: dict[str, np.ndarray]) -> tuple[np.ndarray, int] | None:
         """Rotary positions [k, len(tokens)] of one prompt whose own units are ``vision``, and the offset
         of decode positions from cache positions; None where rotary positions are the cache positions."""
+        return None
+
+    def host_rope(self, config) -> Any:
+        """A rotary rule of the architecture's own for generation: numpy only, ``(tokens, vision) -> (positions
+        [k, len], decode offset)``; None where it has none or follows Qwen2-VL's (``prompt_positions``)."""
         return None
 
     def graph_inputs(self, vision: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

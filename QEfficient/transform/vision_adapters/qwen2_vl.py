@@ -180,8 +180,9 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
             np.array([runs[k][u] for k, u in order], np.int64),
         )
 
-    def prompt_ids(self, ids: np.ndarray, config) -> np.ndarray:
+    def prompt_ids(self, inputs, config) -> np.ndarray:
         """Video tokens read as image tokens: both are placeholders of their unit's embeddings."""
+        ids = super().prompt_ids(inputs, config)
         if not self.takes_videos:
             return ids
         return np.where(ids == config.video_token_id, config.image_token_id, ids)
