@@ -108,8 +108,12 @@ class VisionLanguageAdapter:
 
     def prompt_ids(self, inputs, config) -> np.ndarray:
         """The prompt ids the language graph reads, from the processor's outputs: its ``input_ids`` by default
-        (Qwen-VL: video tokens as image tokens; Kosmos-2: the positions its mask marks as image tokens)."""
-        return np.asarray(inputs["input_ids"])
+        (Kosmos-2: the positions its mask marks as image tokens). Video tokens read as image tokens: both are
+        placeholders of their unit's embeddings, which the language graph puts at image-token positions."""
+        ids = np.asarray(inputs["input_ids"])
+        if not self.takes_videos:
+            return ids
+        return np.where(ids == config.video_token_id, config.image_token_id, ids)
 
     def image_placeholder(self, processor) -> str:
         """What a prompt writes where an image goes (the processor expands it to the image tokens)."""

@@ -42,9 +42,6 @@ class LlavaVideoMixin:
         return rows[gather].unsqueeze(0)
 
     # --- the host side --------------------------------------------------------------------------
-    def prompt_ids(self, ids: np.ndarray, config) -> np.ndarray:
-        return videos_read_as_images(ids, config)
-
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         images = super().vision_inputs(inputs, img_size, config) if "pixel_values" in inputs else self._no_units(img_size)
         images["_video"] = np.zeros(len(images["_tokens"]), bool)
@@ -84,11 +81,6 @@ class LlavaVideoMixin:
         local = vision["_gather"]
         gather = np.where(local < 0, newline, local + np.repeat(base, vision["_tokens"])).astype(np.int64)
         return {"pixel_values": vision["pixel_values"], "gather": gather}
-
-
-def videos_read_as_images(ids: np.ndarray, config) -> np.ndarray:
-    """The prompt ids with video tokens turned into image tokens: the language graph gives both their vision row."""
-    return np.where(ids == config.video_token_id, config.image_token_id, ids)
 
 
 def processor_videos(inputs, img_size: int) -> list[np.ndarray]:

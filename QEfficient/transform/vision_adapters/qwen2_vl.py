@@ -180,13 +180,6 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
             np.array([runs[k][u] for k, u in order], np.int64),
         )
 
-    def prompt_ids(self, inputs, config) -> np.ndarray:
-        """Video tokens read as image tokens: both are placeholders of their unit's embeddings."""
-        ids = super().prompt_ids(inputs, config)
-        if not self.takes_videos:
-            return ids
-        return np.where(ids == config.video_token_id, config.image_token_id, ids)
-
     def graph_inputs(self, vision: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # which frame group each patch belongs to (an image is one), numbered within the units at hand
         grid = vision["_grid_thw"]

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from QEfficient.transform.vision_adapters.llava import LlavaAdapter
-from QEfficient.transform.vision_adapters.llava_video import processor_videos, prompt_order, videos_read_as_images
+from QEfficient.transform.vision_adapters.llava_video import processor_videos, prompt_order
 
 _PIXELS = {False: "pixel_values", True: "pixel_values_videos"}  # graph input of an image unit / a video unit
 
@@ -55,9 +55,6 @@ class VideoLlavaAdapter(LlavaAdapter):
     def _frame_tokens(self) -> int:
         side = self.config.vision_config.image_size // self.config.vision_config.patch_size
         return side * side + 1  # get_video_features keeps the CLS position
-
-    def prompt_ids(self, ids: np.ndarray, config) -> np.ndarray:
-        return videos_read_as_images(ids, config)
 
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         pixels = inputs["pixel_values_images"] if "pixel_values_images" in inputs else inputs.get("pixel_values")
