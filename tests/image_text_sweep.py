@@ -31,6 +31,7 @@ from tests import (
     vlm_fixtures,
     vlm_fixtures_a,
     vlm_fixtures_b,
+    vlm_fixtures_late,
     vlm_fixtures_mllama,
     vlm_fixtures_rec,
 )
@@ -49,7 +50,15 @@ BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
         "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words",
     ),
 }
-_FAMILY_MODULES = (vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures_rec, vlm_fixtures_a, vlm_fixtures_b, vlm_fixtures_mllama)
+_FAMILY_MODULES = (
+    vlm_family_fixtures,
+    vlm_family_fixtures_more,
+    vlm_fixtures_rec,
+    vlm_fixtures_a,
+    vlm_fixtures_b,
+    vlm_fixtures_mllama,
+    vlm_fixtures_late,
+)
 for _module in _FAMILY_MODULES:  # the families added with the sweep
     for _type, _prompt in _module.PROMPTS.items():
         BUILDERS[_type] = (getattr(_module, f"build_{_type.replace('-', '_').replace('.', '_')}"), _prompt)
@@ -97,6 +106,9 @@ CAVEATS: dict[str, str] = {
     "mllama": "one image per prompt (the cross-attention keys/values are one row per sequence)",
     "lfm2_vl": "its image processor has only a torchvision backend (not installed): a PIL one-tile NaFlex patcher stands in; "
     "text model: a short-convolution layer (retained conv state) and an attention layer",
+    "step3p7": "the global view only (local crops refused, as DeepSeek-OCR 2's); its image processor has only a "
+    "torchvision backend (not installed): a stand-in with HF's size plan and torch's antialiased resize; its text model "
+    "(step3p5: not a causal-LM class in transformers, so not in the decoder sweep) is proven here",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",
 }
@@ -114,7 +126,6 @@ NOTES: dict[str, str] = {
     "have no PIL stand-in here",
     "muse_glimmer": "its image processor has only a torchvision backend (not installed); its tower is Kimi K2.5's MoonViT",
     "muse_spark": "Muse Glimmer's image processor (torchvision only, not installed) and tower, plus an audio tower",
-    "step3p7": "its image processor has only a torchvision backend (not installed); DeepSeek-OCR 2's layout",
     "unlimited_ocr": "its image processor is DeepSeek-OCR 2's torchvision one with changes (not installed); DeepSeek-OCR 2's "
     "SAM + CLIP layout",
     "qwen4_exp": "its text model (Gated DeltaNet and QSA-indexed attention layers, n-gram embeddings) does not build from "

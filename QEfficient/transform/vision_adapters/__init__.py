@@ -54,6 +54,7 @@ from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
 from QEfficient.transform.vision_adapters.qwen3_5 import Qwen3_5Adapter
 from QEfficient.transform.vision_adapters.qwen3_vl import Qwen3VLAdapter
+from QEfficient.transform.vision_adapters.step3p7 import Step3p7Adapter
 from QEfficient.transform.vision_adapters.video_llama_3 import VideoLlama3Adapter
 from QEfficient.transform.vision_adapters.video_llava import VideoLlavaAdapter
 from QEfficient.transform.vision_adapters.vipllava import VipLlavaAdapter
@@ -125,6 +126,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Granite4VisionAdapter("granite4_vision"),
     GraniteDoclingAdapter("granite_docling"),
     DeepseekOcr2Adapter("deepseek_ocr2"),
+    Step3p7Adapter("step3p7"),  # the global view, as DeepSeek-OCR 2's
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}

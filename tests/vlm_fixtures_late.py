@@ -1,0 +1,52 @@
+"""Tiny random-weight image-text models for the sweep (step3p7, unlimited_ocr, muse_glimmer, idefics, ...), built as
+tests/vlm_fixtures.py builds its own: the tiny BPE tokenizer plus each architecture's special tokens, seeded weights
+widened by 4.0, image processors saved next to the model (tests/vlm_tiny_processors_late.py where HF's needs
+torchvision). ``PROMPTS`` gives each ``build_<model_type>``'s prompt with its image placeholder;
+tests/image_text_sweep.py picks both up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import AutoConfig
+
+from tests.vlm_fixtures import _TEXT, _tokenizer
+from tests.vlm_fixtures_a import _save
+from tests.vlm_tiny_processors_late import TinyStep3p7ImageProcessor, TinyStep3p7Processor
+
+PROMPTS: dict[str, str] = {}
+
+
+def build_step3p7(folder) -> Path:
+    """Step-3.7: a 2-layer ViT (64 px, patch 4: a 16x16 grid, 2-D axial rotary, layer scale), two stride-2
+    convolutions (4x4 = 16 image tokens), a linear projector; Step-3.5 text model: a sliding-window layer with 2
+    heads (window 8) and a full one with 4, per-head output gates, partial rotary on the sliding layer, a dense MLP
+    then a MoE one (4 experts, top 2, a shared expert)."""
+    folder = Path(folder)
+    specials = ["<im_patch>", "<im_start>", "<im_end>", "<patch_start>", "<patch_end>", "<patch_newline>"]
+    tok = _tokenizer(specials, {"image_token": "<im_patch>"})
+    text = dict(
+        **_TEXT,
+        vocab_size=len(tok),
+        head_dim=16,
+        layer_types=["sliding_attention", "full_attention"],
+        mlp_layer_types=["dense", "sparse"],
+        sliding_window=8,
+        num_sliding_attention_heads=2,
+        partial_rotary_factors=[0.5, 1.0],
+        rope_theta=[10000.0, 5000.0],
+        n_routed_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=32,
+        share_expert_dim=32,
+    )
+    vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=64, patch_size=4, mlp_ratio=2.0)
+    config = AutoConfig.for_model(
+        "step3p7", text_config=text, vision_config=vision, image_token_id=tok.convert_tokens_to_ids("<im_patch>"), tie_word_embeddings=False
+    )
+    _save(config, folder)
+    TinyStep3p7Processor(image_processor=TinyStep3p7ImageProcessor(), tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["step3p7"] = "Look: <im_patch> Describe the picture in a few words"

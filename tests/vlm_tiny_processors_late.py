@@ -1,0 +1,77 @@
+"""Processors for the tiny models of tests/vlm_fixtures_late.py whose image processors have only a torchvision
+backend (not installed here): stand-ins that do the same steps (torch's antialiased resize on uint8 images, as
+torchvision's; then rescale and normalise). Each stands in for the host side only; the model path is the
+architecture's own. Importing this registers them, so ``AutoProcessor.from_pretrained(folder)`` finds them by the
+class name saved in the folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import AutoProcessor, BatchFeature, Step3p7Processor
+from transformers.image_processing_backends import PilBackend
+from transformers.image_utils import make_flat_list_of_images
+from transformers.models.step3p7.image_processing_step3p7 import Step3p7ImageProcessor
+
+from tests.vlm_tiny_processors import _image_processor_and_tokenizer
+
+
+def _uint8_chw(img) -> torch.Tensor:
+    """An image as torchvision's backend holds it: uint8 [3, H, W]."""
+    return torch.from_numpy(np.array(img.convert("RGB") if hasattr(img, "convert") else img, np.uint8)).permute(2, 0, 1)
+
+
+def _resize(img: torch.Tensor, height: int, width: int, mode: str) -> torch.Tensor:
+    """torchvision's resize of a uint8 [3, H, W] image (antialiased)."""
+    if img.shape[-2:] == (height, width):
+        return img
+    return torch.nn.functional.interpolate(img[None], size=(height, width), mode=mode, antialias=True)[0]
+
+
+class TinyStep3p7ImageProcessor(PilBackend):
+    """Step-3.7's image processor (torchvision only) for images its global view covers: the size plan of HF's
+    ``_plan_patches`` (square padding of extreme aspects, the max_image_size cap), bilinear resize to the planned size
+    then to the square global view, rescale and CLIP-normalise. Local crops (an image longer than ``size`` or
+    elongated past 1.5:1) are refused: DeepSeek-OCR 2's adapter does not take them."""
+
+    size = {"height": 64, "width": 64}
+    patch_size, max_image_size, vision_patch_size, downsampler_stride = 32, 3024, 4, 4
+    image_mean, image_std = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+    model_input_names = ["pixel_values", "num_local_patches"]
+
+    def __call__(self, images, **kwargs):
+        return self.preprocess(images, **kwargs)
+
+    def preprocess(self, images, **kwargs):
+        side = self.size["height"]
+        views = []
+        for img in make_flat_list_of_images(images):
+            img = _uint8_chw(img)
+            height, width = img.shape[-2:]
+            plan = self._plan_patches(int(width), int(height), side, self.patch_size)
+            (global_w, global_h), window, needs_square_pad = plan[0], plan[2], plan[5]
+            if window:
+                raise ValueError(f"a {width}x{height} image gets Step-3.7's local crops, which this stand-in does not make")
+            if needs_square_pad:
+                square = torch.zeros(3, max(height, width), max(height, width), dtype=img.dtype)
+                square[:, :height, :width] = img
+                img = square
+            views.append(_resize(_resize(img, global_h, global_w, "bilinear"), side, side, "bilinear"))
+        pixels = torch.stack(views).float() / 255.0
+        mean, std = torch.tensor(self.image_mean)[:, None, None], torch.tensor(self.image_std)[:, None, None]
+        data = {"pixel_values": ((pixels - mean) / std).numpy(), "num_local_patches": [0] * len(views)}
+        return BatchFeature(data=data, tensor_type=kwargs.get("return_tensors"))
+
+    _plan_patches = Step3p7ImageProcessor._plan_patches  # HF's plan (no torchvision in it)
+    _is_extreme_aspect = staticmethod(Step3p7ImageProcessor._is_extreme_aspect)
+
+
+class TinyStep3p7Processor(Step3p7Processor):
+    """Step3p7Processor with TinyStep3p7ImageProcessor (found here by name)."""
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        return _image_processor_and_tokenizer(TinyStep3p7ImageProcessor, pretrained_model_name_or_path)
+
+
+AutoProcessor.register("tiny_step3p7_processor", TinyStep3p7Processor, exist_ok=True)
