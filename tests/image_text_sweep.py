@@ -109,6 +109,8 @@ CAVEATS: dict[str, str] = {
     "step3p7": "the global view only (local crops refused, as DeepSeek-OCR 2's); its image processor has only a "
     "torchvision backend (not installed): a stand-in with HF's size plan and torch's antialiased resize; its text model "
     "(step3p5: not a causal-LM class in transformers, so not in the decoder sweep) is proven here",
+    "muse_glimmer": "images only; its image processor has only a torchvision backend (not installed): a PIL stand-in with "
+    "HF's grid rule and Lanczos resize",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",
 }
@@ -124,7 +126,6 @@ NOTES: dict[str, str] = {
     "udop": "its processor needs word boxes (LayoutLMv3's OCR through pytesseract, not installed, or boxes given)",
     "molmo2": "its image processor has only a torchvision backend (not installed) and its multi-crop pooling indices "
     "have no PIL stand-in here",
-    "muse_glimmer": "its image processor has only a torchvision backend (not installed); its tower is Kimi K2.5's MoonViT",
     "muse_spark": "Muse Glimmer's image processor (torchvision only, not installed) and tower, plus an audio tower",
     "unlimited_ocr": "its image processor is DeepSeek-OCR 2's torchvision one with changes (not installed); DeepSeek-OCR 2's "
     "SAM + CLIP layout",

@@ -12,7 +12,12 @@ from transformers import AutoConfig
 
 from tests.vlm_fixtures import _TEXT, _tokenizer
 from tests.vlm_fixtures_a import _save
-from tests.vlm_tiny_processors_late import TinyStep3p7ImageProcessor, TinyStep3p7Processor
+from tests.vlm_tiny_processors_late import (
+    TinyMuseGlimmerImageProcessor,
+    TinyMuseGlimmerProcessor,
+    TinyStep3p7ImageProcessor,
+    TinyStep3p7Processor,
+)
 
 PROMPTS: dict[str, str] = {}
 
@@ -50,3 +55,34 @@ def build_step3p7(folder) -> Path:
 
 
 PROMPTS["step3p7"] = "Look: <im_patch> Describe the picture in a few words"
+
+
+def build_muse_glimmer(folder) -> Path:
+    """Muse Glimmer: a 2-layer ViT (patch 7, two temporal slots, 2-D axial rotary, a 4x4 position table resampled
+    bilinearly to each image's grid; layer 0 attends within windows of 4x4 patches, layer 1 within the image), 2x2
+    patches folded into channels, an MLP adapter, a projection and a scaleless norm. Text model: a sliding-window
+    layer (window 8) and a NoPE full one, gated attention, logits scaled and soft-capped. At most 16 image tokens."""
+    folder = Path(folder)
+    specials = ["<|patch|>", "<|image_start|>", "<|image_end|>", "<|video|>", "<|vid_frame_separator|>", "<|vid_start|>", "<|vid_end|>"]
+    tok = _tokenizer(specials, {"image_token": "<|patch|>"})
+    ids = tok.convert_tokens_to_ids
+    text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, sliding_window=8)
+    vision = dict(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=7, pos_emb_height=4, pos_emb_width=4
+    )
+    config = AutoConfig.for_model(
+        "muse_glimmer",
+        text_config=text,
+        vision_config=vision,
+        out_hidden_size=4 * 32,
+        projector_hidden_size=64,
+        image_token_id=ids("<|patch|>"),
+        video_token_id=ids("<|video|>"),
+        tie_word_embeddings=False,
+    )
+    _save(config, folder)
+    TinyMuseGlimmerProcessor(image_processor=TinyMuseGlimmerImageProcessor(), tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["muse_glimmer"] = "Look: <|patch|> Describe the picture in a few words"

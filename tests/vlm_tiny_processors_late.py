@@ -6,12 +6,16 @@ class name saved in the folder."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
-from transformers import AutoProcessor, BatchFeature, Step3p7Processor
+from PIL import Image
+from transformers import AutoProcessor, BatchFeature, MuseGlimmerProcessor, Step3p7Processor
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import make_flat_list_of_images
 from transformers.models.step3p7.image_processing_step3p7 import Step3p7ImageProcessor
+from transformers.processing_utils import ProcessorMixin
 
 from tests.vlm_tiny_processors import _image_processor_and_tokenizer
 
@@ -75,3 +79,63 @@ class TinyStep3p7Processor(Step3p7Processor):
 
 
 AutoProcessor.register("tiny_step3p7_processor", TinyStep3p7Processor, exist_ok=True)
+
+
+def _muse_glimmer_grid(height: int, width: int, unit: int, max_tokens: int) -> tuple[int, int]:
+    """HF's muse_glimmer ``smart_resize`` (its module imports torchvision): the merged-token grid closest to the image's
+    aspect ratio under the token cap, as a (height, width) in pixels."""
+    ideal_h, ideal_w = height / unit, width / unit
+    ratio = ideal_w / ideal_h if ideal_h > 0 else 1.0
+    if ideal_h * ideal_w > max_tokens:
+        ideal_h = (max_tokens / ratio) ** 0.5
+        ideal_w = ideal_h * ratio
+    pairs = {(h, w) for h in (math.floor(ideal_h), math.ceil(ideal_h)) for w in (math.floor(ideal_w), math.ceil(ideal_w))}
+    pairs = [(h, w) for h, w in pairs if h >= 1 and w >= 1 and h * w <= max_tokens]
+    pairs = pairs or [(max(1, round(ideal_h)), max(1, round(ideal_w)))]
+    grid_h, grid_w = min(pairs, key=lambda grid: abs(grid[0] / grid[1] - height / width))
+    return grid_h * unit, grid_w * unit
+
+
+class TinyMuseGlimmerImageProcessor(PilBackend):
+    """Muse Glimmer's image processor (torchvision only): HF's grid rule (merged tokens closest to the aspect ratio,
+    at most ``max_image_tokens``), Lanczos resize (PIL's, which torchvision's CPU Lanczos follows), rescale and
+    normalise to [-1, 1], then each patch flattened and repeated over the 2 temporal slots [N, 2 * 3 * p * p]."""
+
+    patch_size, temporal_patch_size, merge_size, max_image_tokens = 7, 2, 2, 16
+    image_mean, image_std = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
+    model_input_names = ["pixel_values", "image_grid_thw"]
+
+    def __call__(self, images, **kwargs):
+        return self.preprocess(images, **kwargs)
+
+    def preprocess(self, images, **kwargs):
+        p, t = self.patch_size, self.temporal_patch_size
+        patches, grids = [], []
+        for img in make_flat_list_of_images(images):
+            img = img if hasattr(img, "resize") else Image.fromarray(np.asarray(img))
+            h, w = _muse_glimmer_grid(img.height, img.width, p * self.merge_size, self.max_image_tokens)
+            array = np.asarray(img.convert("RGB").resize((w, h), Image.LANCZOS), np.float32) / 255.0
+            array = ((array - np.array(self.image_mean, np.float32)) / np.array(self.image_std, np.float32)).transpose(2, 0, 1)
+            gh, gw = h // p, w // p
+            grid = array.reshape(3, gh, p, gw, p).transpose(1, 3, 0, 2, 4).reshape(gh * gw, 1, 3 * p * p)
+            patches.append(np.repeat(grid, t, axis=1).reshape(gh * gw, t * 3 * p * p))
+            grids.append([1, gh, gw])
+        data = {"pixel_values": np.concatenate(patches), "image_grid_thw": np.array(grids, np.int64)}
+        return BatchFeature(data=data, tensor_type=kwargs.get("return_tensors"))
+
+
+class TinyMuseGlimmerProcessor(MuseGlimmerProcessor):
+    """MuseGlimmerProcessor with TinyMuseGlimmerImageProcessor and no video processor (torchvision): its image
+    tokens, set as HF's __init__ sets them (which hands the mixin a video processor)."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        self.image_token, self.image_start_token, self.image_end_token = "<|patch|>", "<|image_start|>", "<|image_end|>"
+        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+        ProcessorMixin.__init__(self, image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        return _image_processor_and_tokenizer(TinyMuseGlimmerImageProcessor, pretrained_model_name_or_path)
+
+
+AutoProcessor.register("tiny_muse_glimmer_processor", TinyMuseGlimmerProcessor, exist_ok=True)

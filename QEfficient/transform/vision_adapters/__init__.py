@@ -44,6 +44,7 @@ from QEfficient.transform.vision_adapters.minicpmv import MiniCPMVAdapter
 from QEfficient.transform.vision_adapters.minimax_m3_vl import MiniMaxM3VLAdapter
 from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
 from QEfficient.transform.vision_adapters.mllama import MllamaAdapter
+from QEfficient.transform.vision_adapters.muse_glimmer import MuseGlimmerAdapter
 from QEfficient.transform.vision_adapters.nemotron_h_omni import NemotronHOmniAdapter
 from QEfficient.transform.vision_adapters.omni_thinker import Qwen2_5OmniThinkerAdapter, Qwen3OmniMoeThinkerAdapter
 from QEfficient.transform.vision_adapters.ovis2 import Ovis2Adapter
@@ -126,7 +127,8 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Granite4VisionAdapter("granite4_vision"),
     GraniteDoclingAdapter("granite_docling"),
     DeepseekOcr2Adapter("deepseek_ocr2"),
-    Step3p7Adapter("step3p7"),  # the global view, as DeepSeek-OCR 2's
+    Step3p7Adapter("step3p7"),
+    MuseGlimmerAdapter("muse_glimmer"),  # Kimi K2.5's host side, Qwen2.5-VL's windows  # the global view, as DeepSeek-OCR 2's
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
