@@ -111,6 +111,7 @@ CAVEATS: dict[str, str] = {
     "(step3p5: not a causal-LM class in transformers, so not in the decoder sweep) is proven here",
     "muse_glimmer": "images only; its image processor has only a torchvision backend (not installed): a PIL stand-in with "
     "HF's grid rule and Lanczos resize",
+    "muse_spark": "images only (its audio tower is left out of image prompts); Muse Glimmer's PIL processor stand-in",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",
 }
@@ -126,7 +127,6 @@ NOTES: dict[str, str] = {
     "udop": "its processor needs word boxes (LayoutLMv3's OCR through pytesseract, not installed, or boxes given)",
     "molmo2": "its image processor has only a torchvision backend (not installed) and its multi-crop pooling indices "
     "have no PIL stand-in here",
-    "muse_spark": "Muse Glimmer's image processor (torchvision only, not installed) and tower, plus an audio tower",
     "unlimited_ocr": "its image processor is DeepSeek-OCR 2's torchvision one with changes (not installed); DeepSeek-OCR 2's "
     "SAM + CLIP layout",
     "qwen4_exp": "its text model (Gated DeltaNet and QSA-indexed attention layers, n-gram embeddings) does not build from "

@@ -15,6 +15,7 @@ from tests.vlm_fixtures_a import _save
 from tests.vlm_tiny_processors_late import (
     TinyMuseGlimmerImageProcessor,
     TinyMuseGlimmerProcessor,
+    TinyMuseSparkProcessor,
     TinyStep3p7ImageProcessor,
     TinyStep3p7Processor,
 )
@@ -57,32 +58,49 @@ def build_step3p7(folder) -> Path:
 PROMPTS["step3p7"] = "Look: <im_patch> Describe the picture in a few words"
 
 
-def build_muse_glimmer(folder) -> Path:
-    """Muse Glimmer: a 2-layer ViT (patch 7, two temporal slots, 2-D axial rotary, a 4x4 position table resampled
-    bilinearly to each image's grid; layer 0 attends within windows of 4x4 patches, layer 1 within the image), 2x2
-    patches folded into channels, an MLP adapter, a projection and a scaleless norm. Text model: a sliding-window
-    layer (window 8) and a NoPE full one, gated attention, logits scaled and soft-capped. At most 16 image tokens."""
-    folder = Path(folder)
-    specials = ["<|patch|>", "<|image_start|>", "<|image_end|>", "<|video|>", "<|vid_frame_separator|>", "<|vid_start|>", "<|vid_end|>"]
-    tok = _tokenizer(specials, {"image_token": "<|patch|>"})
+_MUSE_TOKENS = ["<|patch|>", "<|image_start|>", "<|image_end|>", "<|video|>", "<|vid_frame_separator|>", "<|vid_start|>", "<|vid_end|>"]
+_MUSE_VISION = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=7, pos_emb_height=4, pos_emb_width=4
+)
+
+
+def _save_muse(model_type: str, folder: Path, text: dict, processor_class, **extra) -> Path:
+    tok = _tokenizer(_MUSE_TOKENS, {"image_token": "<|patch|>"})
     ids = tok.convert_tokens_to_ids
-    text = dict(**_TEXT, vocab_size=len(tok), head_dim=16, sliding_window=8)
-    vision = dict(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=7, pos_emb_height=4, pos_emb_width=4
-    )
     config = AutoConfig.for_model(
-        "muse_glimmer",
-        text_config=text,
-        vision_config=vision,
+        model_type,
+        text_config=dict(**_TEXT, vocab_size=len(tok), head_dim=16, sliding_window=8, **text),
+        vision_config=_MUSE_VISION,
         out_hidden_size=4 * 32,
         projector_hidden_size=64,
         image_token_id=ids("<|patch|>"),
         video_token_id=ids("<|video|>"),
         tie_word_embeddings=False,
+        **extra,
     )
     _save(config, folder)
-    TinyMuseGlimmerProcessor(image_processor=TinyMuseGlimmerImageProcessor(), tokenizer=tok).save_pretrained(folder)
+    processor_class(image_processor=TinyMuseGlimmerImageProcessor(), tokenizer=tok).save_pretrained(folder)
     return folder
 
 
+def build_muse_glimmer(folder) -> Path:
+    """Muse Glimmer: a 2-layer ViT (patch 7, two temporal slots, 2-D axial rotary, a 4x4 position table resampled
+    bilinearly to each image's grid; layer 0 attends within windows of 4x4 patches, layer 1 within the image), 2x2
+    patches folded into channels, an MLP adapter, a projection and a scaleless norm. Text model: a sliding-window
+    layer (window 8) and a NoPE full one, gated attention, logits scaled and soft-capped. At most 16 image tokens."""
+    return _save_muse("muse_glimmer", Path(folder), {}, TinyMuseGlimmerProcessor)
+
+
 PROMPTS["muse_glimmer"] = "Look: <|patch|> Describe the picture in a few words"
+
+
+def build_muse_spark(folder) -> Path:
+    """Muse Spark, images only: Muse Glimmer's tower, adapter and processor (its audio tower is built, a tiny one, and
+    left out of image prompts); text model as Muse Glimmer's with MoE layers (4 experts, top 2, a projection into
+    and out of the experts, a norm after each expert) and residual gates."""
+    text = dict(moe_intermediate_size=32, num_local_experts=4, num_experts_per_tok=2, moe_hidden_size=32)
+    audio = dict(patch_sizes=[4, 2], hidden_sizes=[16, 32], depths=[1, 1], num_hidden_layers=2, out_hidden_size=64)
+    return _save_muse("muse_spark", Path(folder), text, TinyMuseSparkProcessor, audio_config=audio)
+
+
+PROMPTS["muse_spark"] = "Look: <|patch|> Describe the picture in a few words"

@@ -139,3 +139,10 @@ class TinyMuseGlimmerProcessor(MuseGlimmerProcessor):
 
 
 AutoProcessor.register("tiny_muse_glimmer_processor", TinyMuseGlimmerProcessor, exist_ok=True)
+
+
+class TinyMuseSparkProcessor(TinyMuseGlimmerProcessor):
+    """Muse Spark's processor for image prompts: Muse Glimmer's image path and tokens (no audio feature extractor)."""
+
+
+AutoProcessor.register("tiny_muse_spark_processor", TinyMuseSparkProcessor, exist_ok=True)

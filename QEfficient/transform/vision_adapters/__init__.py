@@ -127,8 +127,9 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Granite4VisionAdapter("granite4_vision"),
     GraniteDoclingAdapter("granite_docling"),
     DeepseekOcr2Adapter("deepseek_ocr2"),
-    Step3p7Adapter("step3p7"),
-    MuseGlimmerAdapter("muse_glimmer"),  # Kimi K2.5's host side, Qwen2.5-VL's windows  # the global view, as DeepSeek-OCR 2's
+    Step3p7Adapter("step3p7"),  # the global view, as DeepSeek-OCR 2's
+    MuseGlimmerAdapter("muse_glimmer"),  # Kimi K2.5's host side, Qwen2.5-VL's windows
+    MuseGlimmerAdapter("muse_spark"),  # images only: Muse Glimmer's tower; a MoE text model
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
