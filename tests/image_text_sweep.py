@@ -112,6 +112,8 @@ CAVEATS: dict[str, str] = {
     "muse_glimmer": "images only; its image processor has only a torchvision backend (not installed): a PIL stand-in with "
     "HF's grid rule and Lanczos resize",
     "muse_spark": "images only (its audio tower is left out of image prompts); Muse Glimmer's PIL processor stand-in",
+    "idefics": "one image per prompt (the cross keys/values are one row per sequence); IdeficsConfig names no image "
+    "token: the tiny config carries image_token_id (a real checkpoint without it is refused, saying how to set it)",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",
 }

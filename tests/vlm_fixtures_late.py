@@ -104,3 +104,35 @@ def build_muse_spark(folder) -> Path:
 
 
 PROMPTS["muse_spark"] = "Look: <|patch|> Describe the picture in a few words"
+
+
+def build_idefics(folder) -> Path:
+    """IDEFICS: a 2-layer CLIP-style tower (28 px, patch 7), a 1-layer Perceiver resampler to 4 latents, a gated
+    cross-attention block (query/key norms, vector gates) before each of the 2 decoder layers; "<image>" and
+    "<fake_token_around_image>" are the decoupled embedding's and head's additional tokens, as in IDEFICS' tokenizer."""
+    from transformers import IdeficsConfig, IdeficsImageProcessorPil, IdeficsProcessor
+
+    folder = Path(folder)
+    tok = _tokenizer(["<fake_token_around_image>", "<image>"], {"image_token": "<image>"})
+    text = {k: v for k, v in _TEXT.items() if k != "num_key_value_heads"}
+    vision = dict(embed_dim=32, image_size=28, patch_size=7, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    perceiver = dict(use_resampler=True, resampler_n_latents=4, resampler_depth=1, resampler_n_heads=2, resampler_head_dim=16)
+    config = IdeficsConfig(
+        **text,
+        vocab_size=len(tok) - 2,
+        additional_vocab_size=2,
+        use_resampler=True,
+        perceiver_config=perceiver,
+        vision_config=vision,
+        qk_layer_norms=True,
+        alpha_type="vector",
+        alpha_initializer="normal",
+        alphas_initializer_range=0.5,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+    )
+    _save(config, folder)
+    IdeficsProcessor(image_processor=IdeficsImageProcessorPil(image_size=28), tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["idefics"] = "Describe the picture in a few words"  # the processor puts the image before the text

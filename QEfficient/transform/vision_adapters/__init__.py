@@ -30,6 +30,7 @@ from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
 from QEfficient.transform.vision_adapters.granite4_vision import Granite4VisionAdapter
 from QEfficient.transform.vision_adapters.granite_docling import GraniteDoclingAdapter
 from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXVisionAdapter
+from QEfficient.transform.vision_adapters.idefics import IdeficsAdapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
 from QEfficient.transform.vision_adapters.kimi_k25 import KimiK25Adapter
@@ -130,6 +131,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Step3p7Adapter("step3p7"),  # the global view, as DeepSeek-OCR 2's
     MuseGlimmerAdapter("muse_glimmer"),  # Kimi K2.5's host side, Qwen2.5-VL's windows
     MuseGlimmerAdapter("muse_spark"),  # images only: Muse Glimmer's tower; a MoE text model
+    IdeficsAdapter("idefics"),  # gated cross-attention blocks over keys/values computed once per image (as Mllama's)
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
@@ -151,8 +153,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "deepseek_v32, glm_moe_dsa, hy_v4); its vision side is Mistral 3's adapter",
     "blip": "its BERT-style text decoder reads the image through cross-attention in every layer, not through image "
     "tokens in the prompt; the decoder path has no such layers",
-    "idefics": "its text model interleaves gated cross-attention layers over the image (as Mllama's); the decoder path "
-    "has no such layers yet",
     "git": "its BERT-style text model runs the image embeddings and the text as one sequence (images attending each other "
     "both ways, text causally) with its own position scheme; no adapter yet",
     "inkling_mm_model": "its text model's hybrid layers (linear attention) fail in the decoder path (inkling_text in the "
