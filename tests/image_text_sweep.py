@@ -114,6 +114,9 @@ CAVEATS: dict[str, str] = {
     "muse_spark": "images only (its audio tower is left out of image prompts); Muse Glimmer's PIL processor stand-in",
     "idefics": "one image per prompt (the cross keys/values are one row per sequence); IdeficsConfig names no image "
     "token: the tiny config carries image_token_id (a real checkpoint without it is refused, saying how to set it)",
+    "unlimited_ocr": "the global view only (local crops refused, as DeepSeek-OCR 2's); its image processor has only a "
+    "torchvision backend (not installed): a stand-in with torch's antialiased resize and HF's square padding; reference "
+    "sliding-window attention checked past its window (4 here: the tokens differ with a plain window or full attention)",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",
 }
@@ -129,8 +132,6 @@ NOTES: dict[str, str] = {
     "udop": "its processor needs word boxes (LayoutLMv3's OCR through pytesseract, not installed, or boxes given)",
     "molmo2": "its image processor has only a torchvision backend (not installed) and its multi-crop pooling indices "
     "have no PIL stand-in here",
-    "unlimited_ocr": "its image processor is DeepSeek-OCR 2's torchvision one with changes (not installed); DeepSeek-OCR 2's "
-    "SAM + CLIP layout",
     "qwen4_exp": "its text model (Gated DeltaNet and QSA-indexed attention layers, n-gram embeddings) does not build from "
     "its default config at a tiny size (indexer sizes unset: the decoder sweep's hf-fails), and neither kind of layer "
     "is in the static-KV path",

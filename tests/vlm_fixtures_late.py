@@ -10,6 +10,7 @@ from pathlib import Path
 
 from transformers import AutoConfig
 
+from tests.vlm_family_fixtures_more import TINY_SAM
 from tests.vlm_fixtures import _TEXT, _tokenizer
 from tests.vlm_fixtures_a import _save
 from tests.vlm_tiny_processors_late import (
@@ -18,6 +19,8 @@ from tests.vlm_tiny_processors_late import (
     TinyMuseSparkProcessor,
     TinyStep3p7ImageProcessor,
     TinyStep3p7Processor,
+    TinyUnlimitedOcrImageProcessor,
+    TinyUnlimitedOcrProcessor,
 )
 
 PROMPTS: dict[str, str] = {}
@@ -136,3 +139,41 @@ def build_idefics(folder) -> Path:
 
 
 PROMPTS["idefics"] = "Describe the picture in a few words"  # the processor puts the image before the text
+
+
+def build_unlimited_ocr(folder) -> Path:
+    """Unlimited OCR: a 2-layer SAM-style tower (64 px, patch 4) whose neck and two stride-2 convolutions give a 4x4
+    map, the patch grid of a 2-layer CLIP-style encoder (its 4x4 position table); both concatenated, projected, a
+    newline after each row and a view separator: 21 image tokens. DeepSeek-V2-style MoE text model (multi-head
+    attention): a reference sliding-window layer (window 4: the whole prompt, then the last 4 tokens) and a full one."""
+    folder = Path(folder)
+    tok = _tokenizer(["<image>"], {"image_token": "<image>"})
+    sam = {**TINY_SAM, "image_size": 64, "downsample_channels": [32, 48]}
+    encoder = dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7)
+    text = dict(
+        **_TEXT,
+        vocab_size=len(tok),
+        n_routed_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=32,
+        n_shared_experts=1,
+        mlp_layer_types=["dense", "sparse"],
+        layer_types=["reference_sliding_attention", "full_attention"],
+        sliding_window=4,
+    )
+    text["num_key_value_heads"] = text["num_attention_heads"]
+    config = AutoConfig.for_model(
+        "unlimited_ocr",
+        vision_config={"sam_config": sam, "encoder_config": encoder},
+        text_config=text,
+        image_token_id=tok.image_token_id,
+        tie_word_embeddings=False,
+    )
+    _save(config, folder)
+    TinyUnlimitedOcrProcessor(
+        image_processor=TinyUnlimitedOcrImageProcessor(), tokenizer=tok, patch_size=4, downsample_ratio=4
+    ).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["unlimited_ocr"] = "Look: <image> Describe the picture in a few words"

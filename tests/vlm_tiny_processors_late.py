@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoProcessor, BatchFeature, MuseGlimmerProcessor, Step3p7Processor
+from transformers import AutoProcessor, BatchFeature, MuseGlimmerProcessor, Step3p7Processor, UnlimitedOcrProcessor
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import make_flat_list_of_images
 from transformers.models.step3p7.image_processing_step3p7 import Step3p7ImageProcessor
@@ -146,3 +146,49 @@ class TinyMuseSparkProcessor(TinyMuseGlimmerProcessor):
 
 
 AutoProcessor.register("tiny_muse_spark_processor", TinyMuseSparkProcessor, exist_ok=True)
+
+
+class TinyUnlimitedOcrImageProcessor(PilBackend):
+    """Unlimited OCR's image processor (torchvision only), its global view: bicubic resize of the longer side to
+    ``size`` (torch's antialiased resize of the uint8 image, as torchvision's), centred on a square of the background
+    colour, rescale and normalise to [-1, 1]. Images longer than ``tile_size`` get local crops there: refused here."""
+
+    size = {"height": 64, "width": 64}
+    tile_size, background_color = 640, [127, 127, 127]
+    image_mean, image_std = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
+    model_input_names = ["pixel_values", "num_local_patches", "patches_grid"]
+
+    def __call__(self, images, **kwargs):
+        return self.preprocess(images, **kwargs)
+
+    def preprocess(self, images, **kwargs):
+        side = max(self.size["height"], self.size["width"])
+        views = []
+        for img in make_flat_list_of_images(images):
+            img = _uint8_chw(img)
+            height, width = (int(v) for v in img.shape[-2:])
+            if max(height, width) > self.tile_size:
+                raise ValueError(f"a {width}x{height} image gets Unlimited OCR's local crops, which this stand-in does not make")
+            scale = side / max(height, width)
+            img = _resize(img, round(height * scale), round(width * scale), "bicubic")
+            square = torch.tensor(self.background_color, dtype=torch.uint8)[:, None, None].repeat(1, side, side)
+            top, left = (side - img.shape[1]) // 2, (side - img.shape[2]) // 2
+            square[:, top : top + img.shape[1], left : left + img.shape[2]] = img
+            views.append(square)
+        pixels = torch.stack(views).float() / 255.0
+        mean, std = torch.tensor(self.image_mean)[:, None, None], torch.tensor(self.image_std)[:, None, None]
+        data = {"pixel_values": ((pixels - mean) / std).numpy()}
+        out = BatchFeature(data=data, tensor_type=kwargs.get("return_tensors"))
+        out["num_local_patches"], out["patches_grid"] = [0] * len(views), [[1, 1]] * len(views)
+        return out
+
+
+class TinyUnlimitedOcrProcessor(UnlimitedOcrProcessor):
+    """UnlimitedOcrProcessor with TinyUnlimitedOcrImageProcessor (found here by name)."""
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        return _image_processor_and_tokenizer(TinyUnlimitedOcrImageProcessor, pretrained_model_name_or_path)
+
+
+AutoProcessor.register("tiny_unlimited_ocr_processor", TinyUnlimitedOcrProcessor, exist_ok=True)

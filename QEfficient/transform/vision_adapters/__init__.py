@@ -57,6 +57,7 @@ from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
 from QEfficient.transform.vision_adapters.qwen3_5 import Qwen3_5Adapter
 from QEfficient.transform.vision_adapters.qwen3_vl import Qwen3VLAdapter
 from QEfficient.transform.vision_adapters.step3p7 import Step3p7Adapter
+from QEfficient.transform.vision_adapters.unlimited_ocr import UnlimitedOcrAdapter
 from QEfficient.transform.vision_adapters.video_llama_3 import VideoLlama3Adapter
 from QEfficient.transform.vision_adapters.video_llava import VideoLlavaAdapter
 from QEfficient.transform.vision_adapters.vipllava import VipLlavaAdapter
@@ -129,6 +130,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     GraniteDoclingAdapter("granite_docling"),
     DeepseekOcr2Adapter("deepseek_ocr2"),
     Step3p7Adapter("step3p7"),  # the global view, as DeepSeek-OCR 2's
+    UnlimitedOcrAdapter("unlimited_ocr"),  # DeepSeek-OCR's tower; reference sliding-window attention
     MuseGlimmerAdapter("muse_glimmer"),  # Kimi K2.5's host side, Qwen2.5-VL's windows
     MuseGlimmerAdapter("muse_spark"),  # images only: Muse Glimmer's tower; a MoE text model
     IdeficsAdapter("idefics"),  # gated cross-attention blocks over keys/values computed once per image (as Mllama's)
