@@ -116,7 +116,10 @@ CAVEATS: dict[str, str] = {
     "token: the tiny config carries image_token_id (a real checkpoint without it is refused, saying how to set it)",
     "unlimited_ocr": "the global view only (local crops refused, as DeepSeek-OCR 2's); its image processor has only a "
     "torchvision backend (not installed): a stand-in with torch's antialiased resize and HF's square padding; reference "
-    "sliding-window attention checked past its window (4 here: the tokens differ with a plain window or full attention)",
+    "sliding-window attention checked past its window (2 here: the tokens differ with a plain window or full attention)",
+    "molmo2": "images, one per prompt (HF makes every image token of a prompt one bidirectional block; here each image is "
+    "its own); its image processor's resize and normalise need torchvision (not installed): HF's processor with those "
+    "two calls done by torch; the config names no '<im_col>' id: the tiny one carries image_col_id",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",
 }
@@ -130,8 +133,6 @@ NOTES: dict[str, str] = {
     "minicpmv4_7": "MiniCPM-V 4.6's vision path (MiniCPMVAdapter) with 3-D rotary positions laid out over a canvas of "
     "thumbnail and slice groups (MiniCPMV4_7Model.compute_3d_position_ids); no host-side rule for them yet",
     "udop": "its processor needs word boxes (LayoutLMv3's OCR through pytesseract, not installed, or boxes given)",
-    "molmo2": "its image processor has only a torchvision backend (not installed) and its multi-crop pooling indices "
-    "have no PIL stand-in here",
     "qwen4_exp": "its text model (Gated DeltaNet and QSA-indexed attention layers, n-gram embeddings) does not build from "
     "its default config at a tiny size (indexer sizes unset: the decoder sweep's hf-fails), and neither kind of layer "
     "is in the static-KV path",

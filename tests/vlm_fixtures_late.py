@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import AutoConfig
+import torch
+from transformers import AutoConfig, AutoModelForImageTextToText
 
 from tests.vlm_family_fixtures_more import TINY_SAM
-from tests.vlm_fixtures import _TEXT, _tokenizer
+from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save
 from tests.vlm_fixtures_a import _save
 from tests.vlm_tiny_processors_late import (
+    TinyMolmo2ImageProcessor,
+    TinyMolmo2Processor,
     TinyMuseGlimmerImageProcessor,
     TinyMuseGlimmerProcessor,
     TinyMuseSparkProcessor,
@@ -145,10 +148,11 @@ def build_unlimited_ocr(folder) -> Path:
     """Unlimited OCR: a 2-layer SAM-style tower (64 px, patch 4) whose neck and two stride-2 convolutions give a 4x4
     map, the patch grid of a 2-layer CLIP-style encoder (its 4x4 position table); both concatenated, projected, a
     newline after each row and a view separator: 21 image tokens. DeepSeek-V2-style MoE text model (multi-head
-    attention): a reference sliding-window layer (window 4: the whole prompt, then the last 4 tokens) and a full one."""
+    attention): a reference sliding-window layer (window 2: the whole prompt, then the last 2 tokens) and a full one."""
     folder = Path(folder)
     tok = _tokenizer(["<image>"], {"image_token": "<image>"})
-    sam = {**TINY_SAM, "image_size": 64, "downsample_channels": [32, 48]}
+    # SAM's weights start at std 1e-10 (its initializer_range): at 0.02 its features depend on the image
+    sam = {**TINY_SAM, "image_size": 64, "downsample_channels": [32, 48], "initializer_range": 0.02}
     encoder = dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7)
     text = dict(
         **_TEXT,
@@ -159,7 +163,7 @@ def build_unlimited_ocr(folder) -> Path:
         n_shared_experts=1,
         mlp_layer_types=["dense", "sparse"],
         layer_types=["reference_sliding_attention", "full_attention"],
-        sliding_window=4,
+        sliding_window=2,
     )
     text["num_key_value_heads"] = text["num_attention_heads"]
     config = AutoConfig.for_model(
@@ -177,3 +181,73 @@ def build_unlimited_ocr(folder) -> Path:
 
 
 PROMPTS["unlimited_ocr"] = "Look: <image> Describe the picture in a few words"
+
+
+_MOLMO2_TOKENS = [
+    "<|image|>",
+    "<im_patch>",
+    "<im_col>",
+    "<im_start>",
+    "<low_res_im_start>",
+    "<frame_start>",
+    "<im_end>",
+    "<frame_end>",
+    "<im_low>",
+    "<|video|>",
+]
+
+
+def build_molmo2(folder) -> Path:
+    """Molmo 2: a 3-layer ViT on 28 px crops (patch 7: 16 patches, a position table each), a low-resolution view and
+    up to 2 overlapping crops; features of its first and last layers pooled 2x2 by an attention layer, a SwiGLU
+    projector, added to the "<im_patch>" embeddings; the image's tokens attend both ways at prefill. Text model
+    with query/key norms; its special tokens are the embedding's additional rows, as in Molmo 2's tokenizer."""
+    from transformers import Molmo2Config
+
+    folder = Path(folder)
+    tok = _tokenizer(_MOLMO2_TOKENS, {"image_token": "<|image|>", "video_token": "<|video|>"})
+    ids = tok.convert_tokens_to_ids
+    text = dict(**_TEXT, head_dim=16, vocab_size=len(tok) - len(_MOLMO2_TOKENS), additional_vocab_size=len(_MOLMO2_TOKENS))
+    vision = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=16,
+        image_size=[28, 28],
+        patch_size=7,
+    )
+    adapter = dict(
+        vision_feature_layer=[-1, 0],
+        hidden_size=32,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=16,
+        intermediate_size=64,
+        text_hidden_size=64,
+    )
+    config = Molmo2Config(
+        text_config=text,
+        vision_config=vision,
+        adapter_config=adapter,
+        image_start_token_id=ids("<im_start>"),
+        low_res_image_start_token_id=ids("<low_res_im_start>"),
+        image_end_token_id=ids("<im_end>"),
+        image_patch_id=ids("<im_patch>"),
+        frame_start_token_id=ids("<frame_start>"),
+        frame_end_token_id=ids("<frame_end>"),
+        image_col_id=ids("<im_col>"),
+    )
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_config(config)
+    with torch.no_grad():  # the SwiGLU projector squares small random activations: widen it so images matter
+        for weight in model.model.multi_modal_projector.parameters():
+            weight.mul_(2.0)
+    _widen_and_save(model, folder)
+    image_processor = TinyMolmo2ImageProcessor(size={"height": 28, "width": 28}, patch_size=7, max_crops=2, overlap_margins=[1, 1])
+    TinyMolmo2Processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["molmo2"] = "Look: <|image|> Describe the picture in a few words"

@@ -11,9 +11,10 @@ import math
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoProcessor, BatchFeature, MuseGlimmerProcessor, Step3p7Processor, UnlimitedOcrProcessor
+from transformers import AutoProcessor, BatchFeature, Molmo2Processor, MuseGlimmerProcessor, Step3p7Processor, UnlimitedOcrProcessor
 from transformers.image_processing_backends import PilBackend
-from transformers.image_utils import make_flat_list_of_images
+from transformers.image_utils import PILImageResampling, make_flat_list_of_images
+from transformers.models.molmo2.image_processing_molmo2 import Molmo2ImageProcessor
 from transformers.models.step3p7.image_processing_step3p7 import Step3p7ImageProcessor
 from transformers.processing_utils import ProcessorMixin
 
@@ -192,3 +193,44 @@ class TinyUnlimitedOcrProcessor(UnlimitedOcrProcessor):
 
 
 AutoProcessor.register("tiny_unlimited_ocr_processor", TinyUnlimitedOcrProcessor, exist_ok=True)
+
+
+_RESAMPLE_MODES = {PILImageResampling.BILINEAR: "bilinear", PILImageResampling.BICUBIC: "bicubic"}
+
+
+class TinyMolmo2ImageProcessor(Molmo2ImageProcessor):
+    """Molmo 2's image processor (HF's own crops, patches and pooling indices) with its two torchvision calls done
+    by torch: the resize (a float tensor, antialias as asked: torchvision's tensor resize is this interpolation)
+    and the normalisation."""
+
+    def resize(self, image, size, resample=None, antialias=True, **kwargs):
+        mode = _RESAMPLE_MODES[PILImageResampling(PILImageResampling.BILINEAR if resample is None else resample)]
+        batch = image if image.dim() == 4 else image[None]
+        out = torch.nn.functional.interpolate(batch, size=(size.height, size.width), mode=mode, align_corners=False, antialias=antialias)
+        return out if image.dim() == 4 else out[0]
+
+    def normalize(self, image, mean, std, inplace=False, **kwargs):
+        mean, std = (torch.as_tensor(v, dtype=image.dtype).reshape(-1, 1, 1) for v in (mean, std))
+        return (image - mean) / std
+
+
+class TinyMolmo2Processor(Molmo2Processor):
+    """Molmo2Processor with TinyMolmo2ImageProcessor and no video processor (torchvision): its image settings and
+    tokens, set as HF's __init__ sets them (which hands the mixin a video processor)."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        self.image_use_col_tokens, self.use_single_crop_col_tokens, self.use_single_crop_start_token = True, None, True
+        self.video_use_col_tokens, self.use_frame_special_tokens = False, True
+        self.image_token, self.video_token = tokenizer.image_token, tokenizer.video_token
+        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+        names = ["<im_patch>", "<im_col>", "<im_start>", "<low_res_im_start>", "<frame_start>", "<im_end>", "<frame_end>", "<im_low>"]
+        self.image_token_ids = tokenizer.convert_tokens_to_ids(names)
+        ProcessorMixin.__init__(self, image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        return _image_processor_and_tokenizer(TinyMolmo2ImageProcessor, pretrained_model_name_or_path)
+
+
+AutoProcessor.register("tiny_molmo2_processor", TinyMolmo2Processor, exist_ok=True)

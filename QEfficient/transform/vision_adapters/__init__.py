@@ -45,6 +45,7 @@ from QEfficient.transform.vision_adapters.minicpmv import MiniCPMVAdapter
 from QEfficient.transform.vision_adapters.minimax_m3_vl import MiniMaxM3VLAdapter
 from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
 from QEfficient.transform.vision_adapters.mllama import MllamaAdapter
+from QEfficient.transform.vision_adapters.molmo2 import Molmo2Adapter
 from QEfficient.transform.vision_adapters.muse_glimmer import MuseGlimmerAdapter
 from QEfficient.transform.vision_adapters.nemotron_h_omni import NemotronHOmniAdapter
 from QEfficient.transform.vision_adapters.omni_thinker import Qwen2_5OmniThinkerAdapter, Qwen3OmniMoeThinkerAdapter
@@ -133,6 +134,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     UnlimitedOcrAdapter("unlimited_ocr"),  # DeepSeek-OCR's tower; reference sliding-window attention
     MuseGlimmerAdapter("muse_glimmer"),  # Kimi K2.5's host side, Qwen2.5-VL's windows
     MuseGlimmerAdapter("muse_spark"),  # images only: Muse Glimmer's tower; a MoE text model
+    Molmo2Adapter("molmo2"),  # pooled crops added to the patch tokens; image blocks attend both ways
     IdeficsAdapter("idefics"),  # gated cross-attention blocks over keys/values computed once per image (as Mllama's)
 ]
 

@@ -30,6 +30,9 @@ class VisionLanguageAdapter:
     # The text model reads the image through cross-attention layers (Mllama): a ``vision_embeds`` row per
     # sequence stays bound for the whole generation, and image tokens keep their own embeddings.
     cross_attention: bool = False
+    # Tokens of a bidirectional image block besides the image tokens (Molmo 2: the image's start, row and end
+    # tokens), set by for_config; a block is a run of image tokens and these.
+    block_token_ids: tuple[int, ...] = ()
 
     def for_config(self, config) -> VisionLanguageAdapter:
         """The adapter with what it needs of one model's config (most need nothing)."""
