@@ -228,7 +228,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         if inputs is None:
             if processor is None or images is None or prompts is None or len(images) != len(prompts):
                 raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (one image per prompt).")
-            inputs = processor(images=self.adapter.processor_images(images), text=list(prompts), return_tensors="np", padding=True)
+            tensors = self.adapter.processor_tensors
+            inputs = processor(images=self.adapter.processor_images(images), text=list(prompts), return_tensors=tensors, padding=True)
         tokenizer = tokenizer or getattr(processor, "tokenizer", None)
         if tokenizer is None and self.local_model_dir is not None:
             from transformers import AutoTokenizer

@@ -104,6 +104,7 @@ class VisionLanguageAdapter:
     # --- the host side ----------------------------------------------------------------------
     # the processor takes a batch's images nested per prompt ([[a], [b]]) rather than flat
     nested_images: bool = False
+    processor_tensors = "np"  # what generate() asks the processor for (IDEFICS' makes only "pt")
 
     def image_placeholder(self, processor) -> str:
         """What a prompt writes where an image goes (the processor expands it to the image tokens)."""

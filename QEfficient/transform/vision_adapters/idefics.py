@@ -70,6 +70,7 @@ def _head(lm_head: nn.Module) -> nn.Linear:
 class IdeficsAdapter(MllamaAdapter):
     nested_images: bool = False
     n_cross: int = 0
+    processor_tensors = "pt"  # IdeficsProcessor builds its batch with torch only
 
     def for_config(self, config) -> IdeficsAdapter:
         vision = config.vision_config
