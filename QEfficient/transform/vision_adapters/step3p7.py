@@ -16,6 +16,11 @@ from QEfficient.transform.vision_adapters.deepseek_ocr2 import DeepseekOcr2Adapt
 
 @dataclass(frozen=True)
 class Step3p7Adapter(DeepseekOcr2Adapter):
+    local_crops_refusal = (
+        "Step-3.7's local crops are not supported: give images its global view covers (its processor crops an image "
+        "longer than its size, or one longer than 1.5:1)."
+    )
+
     def default_img_size(self, config) -> int:
         return int(config.vision_config.image_size)
 

@@ -40,6 +40,7 @@ class _ReferenceSlidingText(nn.Module):
 
 @dataclass(frozen=True)
 class UnlimitedOcrAdapter(DeepseekOcr2Adapter):
+    local_crops_refusal = "Unlimited OCR's local crops are not supported: call the processor with crop_to_patches=False."
     reference_prompt: bool = True  # models/image_text.py: the positions input carries the prompt length
 
     def _grid(self, config) -> int:
