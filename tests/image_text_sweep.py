@@ -31,6 +31,7 @@ from tests import (
     vlm_fixtures,
     vlm_fixtures_a,
     vlm_fixtures_b,
+    vlm_fixtures_late,
     vlm_fixtures_mllama,
     vlm_fixtures_positions,
     vlm_fixtures_rec,
@@ -50,8 +51,16 @@ BUILDERS: dict[str, tuple[Callable[[Path], Path], str]] = {
         "Look: <|vision_start|><|image_pad|><|vision_end|> Describe the picture in a few words",
     ),
 }
-_FAMILY_MODULES = (vlm_family_fixtures, vlm_family_fixtures_more, vlm_fixtures_rec, vlm_fixtures_a, vlm_fixtures_b, vlm_fixtures_mllama)
-_FAMILY_MODULES += (vlm_fixtures_positions,)  # models whose positions follow a rule of their own
+_FAMILY_MODULES = (
+    vlm_family_fixtures,
+    vlm_family_fixtures_more,
+    vlm_fixtures_rec,
+    vlm_fixtures_a,
+    vlm_fixtures_b,
+    vlm_fixtures_mllama,
+    vlm_fixtures_late,
+    vlm_fixtures_positions,  # models whose positions follow a rule of their own
+)
 for _module in _FAMILY_MODULES:  # the families added with the sweep
     for _type, _prompt in _module.PROMPTS.items():
         BUILDERS[_type] = (getattr(_module, f"build_{_type.replace('-', '_').replace('.', '_')}"), _prompt)
@@ -111,6 +120,20 @@ CAVEATS: dict[str, str] = {
     "patch size stands in (the same patches)",
     "mllama": "several images per prompt up to compile(max_num_images=N) (tests/test_vlm_mllama_multi.py)",
     "lfm2_vl": f"{_TILING_STAND_IN}: tiles + thumbnail; text model: a short-convolution layer (retained conv state) and an attention layer",
+    "step3p7": "the global view only (local crops refused, as DeepSeek-OCR 2's); its image processor has only a "
+    "torchvision backend (not installed): a stand-in with HF's size plan and torch's antialiased resize; its text model "
+    "(step3p5: not a causal-LM class in transformers, so not in the decoder sweep) is proven here",
+    "muse_glimmer": "images only; its image processor has only a torchvision backend (not installed): a PIL stand-in with "
+    "HF's grid rule and Lanczos resize",
+    "muse_spark": "images only (its audio tower is left out of image prompts); Muse Glimmer's PIL processor stand-in",
+    "idefics": "one image per prompt (the cross keys/values are one row per sequence); IdeficsConfig names no image "
+    "token: the tiny config carries image_token_id (a real checkpoint without it is refused, saying how to set it)",
+    "unlimited_ocr": "the global view only (local crops refused, as DeepSeek-OCR 2's); its image processor has only a "
+    "torchvision backend (not installed): a stand-in with torch's antialiased resize and HF's square padding; reference "
+    "sliding-window attention checked past its window (2 here: the tokens differ with a plain window or full attention)",
+    "molmo2": "images, one per prompt (HF makes every image token of a prompt one bidirectional block; here each image is "
+    "its own); its image processor's resize and normalise need torchvision (not installed): HF's processor with those "
+    "two calls done by torch; the config names no '<im_col>' id: the tiny one carries image_col_id",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",
 }
@@ -122,13 +145,6 @@ NOTES: dict[str, str] = {
     "diffusion_gemma": "block diffusion, not autoregressive greedy decoding",
     "pi0": "robot-action model (flow matching), not text generation",
     "udop": "its processor needs word boxes (LayoutLMv3's OCR through pytesseract, not installed, or boxes given)",
-    "molmo2": "its image processor has only a torchvision backend (not installed) and its multi-crop pooling indices "
-    "have no PIL stand-in here",
-    "muse_glimmer": "its image processor has only a torchvision backend (not installed); its tower is Kimi K2.5's MoonViT",
-    "muse_spark": "Muse Glimmer's image processor (torchvision only, not installed) and tower, plus an audio tower",
-    "step3p7": "its image processor has only a torchvision backend (not installed); DeepSeek-OCR 2's layout",
-    "unlimited_ocr": "its image processor is DeepSeek-OCR 2's torchvision one with changes (not installed); DeepSeek-OCR 2's "
-    "SAM + CLIP layout",
     "qwen4_exp": "its text model (Gated DeltaNet and QSA-indexed attention layers, n-gram embeddings) does not build from "
     "its default config at a tiny size (indexer sizes unset: the decoder sweep's hf-fails), and neither kind of layer "
     "is in the static-KV path",

@@ -39,7 +39,7 @@ def test_every_adapter_has_a_tiny_model():
 
 
 def test_types_without_a_builder_get_a_reason_without_building_anything():
-    result = check_type("idefics")
+    result = check_type("blip")
     assert result.status == "not-attempted" and "cross-attention" in result.note
 
 
@@ -63,3 +63,25 @@ def test_sweep_type_is_token_exact_in_both_layouts(model_type, tmp_path):
         pytest.skip(f"text model {WAITING_ON_DECODER[model_type]} is not in the decoder table yet")
     result = check_type(model_type, workdir=tmp_path)
     assert result.status == "token-exact", result.note
+
+
+# the host-side rules these types added (each row's prompt length in the positions input: Unlimited OCR's reference
+# sliding window; image blocks with their special tokens: Molmo 2) under continuous batching, rows of other lengths
+@pytest.mark.parametrize("model_type", ["unlimited_ocr", "molmo2"])
+def test_continuous_batching_keeps_the_host_rules(model_type, tmp_path):
+    from transformers import AutoProcessor
+
+    from QEfficient import QEFFAutoModelForImageTextToText
+    from tests.image_text_sweep import hf_greedy, image
+
+    build, prompt = BUILDERS[model_type]
+    folder = build(tmp_path / model_type)
+    processor = AutoProcessor.from_pretrained(folder)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=False, continuous_batching=True)
+    model.compile(prefill_seq_len=7, ctx_len=160, full_batch_size=2, num_cores=1)
+    images = [image(2, (30, 30)), image(3, (40, 50)), image(4, (50, 40))]
+    prompts = [prompt, prompt.replace("Describe", "Name"), prompt.replace("a few", "many")]
+    info = model.generate(processor=processor, images=images, prompts=prompts, generation_len=7, stream=False)
+    for img, text, row in zip(images, prompts, info.generated_ids):
+        ref = hf_greedy(folder, processor(images=[img], text=[text], return_tensors="pt"), 7)
+        assert row[: len(ref)].tolist() == ref

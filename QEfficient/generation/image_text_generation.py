@@ -32,19 +32,20 @@ from QEfficient.generation.text_generation import PromptTooLongError, TextGenera
 PromptRope = Callable[[list[int], dict[str, np.ndarray]], tuple[np.ndarray, int]]
 
 
-def longest_image_run(tokens: list[int], image_token_id: int) -> int:
-    edges = np.diff(np.r_[0, np.equal(tokens, image_token_id).astype(np.int8), 0])
+def longest_image_run(tokens: list[int], image_token_id: int | list[int]) -> int:
+    edges = np.diff(np.r_[0, np.isin(tokens, image_token_id).astype(np.int8), 0])
     return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max(initial=0))
 
 
-def image_block_columns(tokens: list[int], image_token_id: int, chunk: int) -> np.ndarray:
-    """Chunk-grid columns that keep each run of image tokens inside one chunk (a run that would
-    cross a chunk boundary starts the next chunk instead)."""
+def image_block_columns(tokens: list[int], image_token_id: int | list[int], chunk: int) -> np.ndarray:
+    """Chunk-grid columns that keep each run of image tokens (``image_token_id``: one id or the ids of a
+    block) inside one chunk (a run that would cross a chunk boundary starts the next chunk instead)."""
     cols = np.empty(len(tokens), dtype=np.int64)
+    marks = np.isin(tokens, image_token_id)
     col, i = 0, 0
     while i < len(tokens):
-        if tokens[i] == image_token_id and (i == 0 or tokens[i - 1] != image_token_id):
-            run = next((j for j in range(i, len(tokens)) if tokens[j] != image_token_id), len(tokens)) - i
+        if marks[i] and (i == 0 or not marks[i - 1]):
+            run = next((j for j in range(i, len(tokens)) if not marks[j]), len(tokens)) - i
             if col % chunk + run > chunk:
                 col = -(-col // chunk) * chunk
         cols[i] = col
@@ -93,9 +94,10 @@ class ImagePrefill:
             return self.prefill_seq_len, None
         # A whole image block must be in one chunk: widen the chunk to hold the longest block
         # (the ONNX graph's sequence axis is dynamic), and start blocks on chunk boundaries.
-        longest = max(longest_image_run(t, self.image_token_id) for t in token_lists)
+        block = [self.image_token_id, *self.adapter.block_token_ids]
+        longest = max(longest_image_run(t, block) for t in token_lists)
         chunk = -(-max(longest, 1) // self.prefill_seq_len) * self.prefill_seq_len
-        return chunk, [image_block_columns(t, self.image_token_id, chunk) for t in token_lists]
+        return chunk, [image_block_columns(t, block, chunk) for t in token_lists]
 
     def decode_inputs(
         self, rows: int, vision: dict[str, np.ndarray], cross_embeds: np.ndarray | None = None, cross_mask: np.ndarray | None = None

@@ -44,3 +44,15 @@ class MultimodalRope:
             current += max(h, w)
         positions = np.concatenate(parts, axis=1).astype(np.int64)
         return positions, int(positions.max()) + 1 - len(tokens)
+
+
+@dataclass(frozen=True)
+class PromptLengthRope:
+    """Not a rotary rule: the channel carries each position minus its prompt's length, at prefill (the table) and at
+    decode (the offset) alike, so the language graph knows every row's prompt length (position - value). Reference
+    sliding-window attention (Unlimited OCR) keeps the whole prompt visible past the window; the text model's own
+    rotary reads the cache positions."""
+
+    def __call__(self, tokens: list[int], vision: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
+        n = len(tokens)
+        return np.broadcast_to(np.arange(n, dtype=np.int64) - n, (3, n)).copy(), -n

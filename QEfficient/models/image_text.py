@@ -25,7 +25,7 @@ from QEfficient.generation.exec_kv import continuous_result, print_perf, right_p
 from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
 from QEfficient.generation.image_text_generation import ImagePrefill, ImageTextGeneration, PromptRope, prepare_images, prompt_rope
 from QEfficient.generation.metrics import CloudAI100ExecInfo
-from QEfficient.generation.mrope import MultimodalRope
+from QEfficient.generation.mrope import MultimodalRope, PromptLengthRope
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation import check_generation_len, eos_token_ids
 from QEfficient.generation.text_generation_inference import resolve_sampling
@@ -325,6 +325,8 @@ def _prompt_rope(adapter: VisionLanguageAdapter, config) -> PromptRope | None:
     made: Qwen2-VL's family), from the config alone, so generation keeps no PyTorch model."""
     if (own := adapter.host_rope(config)) is not None:
         return own
+    if getattr(adapter, "reference_prompt", False):  # the channel carries each row's prompt length instead
+        return PromptLengthRope()
     if type(adapter).prompt_positions is VisionLanguageAdapter.prompt_positions:
         return None
     return MultimodalRope(int(config.image_token_id), int(config.vision_config.spatial_merge_size))

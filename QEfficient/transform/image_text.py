@@ -98,7 +98,10 @@ class QEffImageTextDecoder(nn.Module):
         merged = torch.where(is_image.unsqueeze(-1), image_rows, embeds)
         upto = start = None
         if self.vision_adapter.bidirectional_images:
-            start, upto = image_blocks(is_image, position_ids)
+            in_block = is_image
+            for token in self.vision_adapter.block_token_ids:
+                in_block = in_block | (input_ids == token)
+            start, upto = image_blocks(in_block, position_ids)
         elif self.vision_adapter.bidirectional_prompt:  # a step sees its whole chunk (one token at decode: causal)
             upto = position_ids.amax(dim=1, keepdim=True).expand_as(position_ids)
         kwargs = {**self.vision_adapter.language_kwargs(position_ids, *extra), **image_kwargs}

@@ -130,6 +130,29 @@ def ort_moe_experts_forward(
     return fused_moe(reference, hidden_states, top_k_index, weights, fc1, fc2, fc1_bias, fc2_bias, num_choices=self.num_experts, **attrs)
 
 
+def _gathered_experts(self: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, weights: torch.Tensor, gate) -> torch.Tensor:
+    """Each token through its top-k experts by gathering their weights (``gate_up_proj`` [E, 2 * inter, hidden],
+    ``down_proj`` [E, hidden, inter]): one batched matmul each, no loop over experts."""
+    index = top_k_index.reshape(-1)
+    x = hidden_states.repeat_interleave(top_k_index.shape[-1], dim=0)
+    gate_up = torch.bmm(self.gate_up_proj[index], x[:, :, None]).squeeze(-1)
+    out = torch.bmm(self.down_proj[index], gate(self, gate_up)[:, :, None]).squeeze(-1)
+    return (out * weights.reshape(-1, 1).to(out.dtype)).reshape(*top_k_index.shape, -1).sum(dim=1)
+
+
+def step3p7_experts_forward(
+    self: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+) -> torch.Tensor:
+    """Step3p7Experts (a loop over the hit experts in transformers): gathered experts with its own gate (a clamp
+    after the activation); one MoE node when exported without a clamp, whose SwiGLU is then the same."""
+    reference = _gathered_experts(self, hidden_states, top_k_index, top_k_weights, type(self)._apply_gate)
+    if torch.jit.is_tracing() and self.limit == float("inf") and isinstance(self.act_fn, (SiLUActivation, nn.SiLU)):
+        fc1 = torch.stack(self.gate_up_proj.chunk(2, dim=1), dim=2).reshape(self.gate_up_proj.shape)
+        weights = top_k_weights.to(hidden_states.dtype)
+        return fused_moe(reference, hidden_states, top_k_index, weights, fc1, self.down_proj, num_choices=self.num_experts)
+    return reference
+
+
 def longcat_flash_experts_forward(
     self: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
 ) -> torch.Tensor:
@@ -141,11 +164,7 @@ def longcat_flash_experts_forward(
     routed = top_k_index < n_routed
     identity = (weights * ~routed).sum(dim=-1, keepdim=True) * hidden_states
     routed_weights = weights * routed
-    index = top_k_index.clamp(max=n_routed - 1).reshape(-1)
-    x = hidden_states.repeat_interleave(top_k_index.shape[-1], dim=0)
-    gate, up = torch.bmm(self.gate_up_proj[index], x[:, :, None]).squeeze(-1).chunk(2, dim=-1)
-    out = torch.bmm(self.down_proj[index], (self.act_fn(gate) * up)[:, :, None]).squeeze(-1)
-    reference = (out * routed_weights.reshape(-1, 1)).reshape(*top_k_index.shape, -1).sum(dim=1)
+    reference = _gathered_experts(self, hidden_states, top_k_index.clamp(max=n_routed - 1), routed_weights, _default_apply_gate)
     if torch.jit.is_tracing() and isinstance(self.act_fn, (SiLUActivation, nn.SiLU)):
         gate_up = self.gate_up_proj[:n_routed]
         fc1 = torch.stack(gate_up.chunk(2, dim=1), dim=2).reshape(gate_up.shape)

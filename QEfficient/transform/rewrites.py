@@ -27,7 +27,7 @@ from torch import nn
 from transformers.activations import SiLUActivation
 
 from QEfficient.transform.adapters.openai_gpt import openai_gpt_model_forward
-from QEfficient.transform.moe_op import fused_moe, longcat_flash_experts_forward
+from QEfficient.transform.moe_op import fused_moe, longcat_flash_experts_forward, step3p7_experts_forward
 
 
 def dbrx_experts_forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor) -> torch.Tensor:
@@ -145,6 +145,7 @@ REWRITES = {
     "JetMoeMoE": {"forward": jetmoe_moe_forward},
     "JetMoeMoA": {"map": jetmoe_moa_map, "reduce": jetmoe_moa_reduce},
     "LongcatFlashExperts": {"forward": longcat_flash_experts_forward},
+    "Step3p7Experts": {"forward": step3p7_experts_forward},
     "OpenAIGPTModel": {"forward": openai_gpt_model_forward},
     "BloomModel": {"build_alibi_tensor": bloom_build_alibi_tensor},
     "GPTNeoSelfAttention": {"_attn": gpt_neo_attn},

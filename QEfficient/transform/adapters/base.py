@@ -31,10 +31,10 @@ class ArchAdapter:
             return n_layers, 1, max(config.kv_lora_rank, config.qk_rope_head_dim)
         try:
             head_dim = getattr(config, "head_dim", None)
-        except RuntimeError:  # Gemma 4: head sizes vary by layer (AmbiguousGlobalPerLayerAttributeError); cache at the widest
-            layers = config.per_layer_config
+            n_heads = config.num_attention_heads
+        except RuntimeError:  # Gemma 4, Step-3.5: head sizes or counts vary by layer (AmbiguousGlobalPerLayerAttributeError)
+            layers = config.per_layer_config  # cache at the widest
             return n_layers, max(c.num_key_value_heads for c in layers), max(c.head_dim for c in layers)
-        n_heads = config.num_attention_heads
         n_kv = getattr(config, "num_key_value_heads", None) or getattr(config, "num_kv_heads", None) or n_heads
         if getattr(config, "multi_query", False):  # GPT-BigCode: one key/value head, whatever else the config says
             n_kv = 1

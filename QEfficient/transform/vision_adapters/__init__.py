@@ -31,6 +31,7 @@ from QEfficient.transform.vision_adapters.granite4_vision import Granite4VisionA
 from QEfficient.transform.vision_adapters.granite_docling import GraniteDoclingAdapter
 from QEfficient.transform.vision_adapters.hunyuan_vl import HunYuanVLAdapter
 from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXVisionAdapter
+from QEfficient.transform.vision_adapters.idefics import IdeficsAdapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
 from QEfficient.transform.vision_adapters.kimi_k25 import KimiK25Adapter
@@ -48,6 +49,8 @@ from QEfficient.transform.vision_adapters.minicpmv4_7 import MiniCPMV4_7Adapter
 from QEfficient.transform.vision_adapters.minimax_m3_vl import MiniMaxM3VLAdapter
 from QEfficient.transform.vision_adapters.mistral3 import Mistral3Adapter
 from QEfficient.transform.vision_adapters.mllama import MllamaAdapter
+from QEfficient.transform.vision_adapters.molmo2 import Molmo2Adapter
+from QEfficient.transform.vision_adapters.muse_glimmer import MuseGlimmerAdapter
 from QEfficient.transform.vision_adapters.nemotron_h_omni import NemotronHOmniAdapter
 from QEfficient.transform.vision_adapters.omni_thinker import Qwen2_5OmniThinkerAdapter, Qwen3OmniMoeThinkerAdapter
 from QEfficient.transform.vision_adapters.ovis2 import Ovis2Adapter
@@ -58,6 +61,8 @@ from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
 from QEfficient.transform.vision_adapters.qwen3_5 import Qwen3_5Adapter
 from QEfficient.transform.vision_adapters.qwen3_vl import Qwen3VLAdapter
+from QEfficient.transform.vision_adapters.step3p7 import Step3p7Adapter
+from QEfficient.transform.vision_adapters.unlimited_ocr import UnlimitedOcrAdapter
 from QEfficient.transform.vision_adapters.video_llama_3 import VideoLlama3Adapter
 from QEfficient.transform.vision_adapters.video_llava import VideoLlavaAdapter
 from QEfficient.transform.vision_adapters.vipllava import VipLlavaAdapter
@@ -132,6 +137,12 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Granite4VisionAdapter("granite4_vision"),
     GraniteDoclingAdapter("granite_docling"),
     DeepseekOcr2Adapter("deepseek_ocr2"),
+    Step3p7Adapter("step3p7"),  # the global view, as DeepSeek-OCR 2's
+    UnlimitedOcrAdapter("unlimited_ocr"),  # DeepSeek-OCR's tower; reference sliding-window attention
+    MuseGlimmerAdapter("muse_glimmer"),  # Kimi K2.5's host side, Qwen2.5-VL's windows
+    MuseGlimmerAdapter("muse_spark"),  # images only: Muse Glimmer's tower; a MoE text model
+    Molmo2Adapter("molmo2"),  # pooled crops added to the patch tokens; image blocks attend both ways
+    IdeficsAdapter("idefics"),  # gated cross-attention blocks over keys/values computed once per image (as Mllama's)
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
@@ -153,8 +164,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "deepseek_v32, glm_moe_dsa, hy_v4); its vision side is Mistral 3's adapter",
     "blip": "its BERT-style text decoder reads the image through cross-attention in every layer, not through image "
     "tokens in the prompt; the decoder path has no such layers",
-    "idefics": "its text model interleaves gated cross-attention layers over the image (as Mllama's); the decoder path "
-    "has no such layers yet",
     "git": "its BERT-style text model runs the image embeddings and the text as one sequence (images attending each other "
     "both ways, text causally) with its own position scheme; no adapter yet",
     "inkling_mm_model": "its text model's hybrid layers (linear attention) fail in the decoder path (inkling_text in the "

@@ -30,6 +30,9 @@ class VisionLanguageAdapter:
     # The text model reads the images through cross-attention layers (Mllama): each sequence's ``vision_embeds``
     # image slots stay bound for the whole generation, and image tokens keep their own embeddings.
     cross_attention: bool = False
+    # Tokens of a bidirectional image block besides the image tokens (Molmo 2: the image's start, row and end
+    # tokens), set by for_config; a block is a run of image tokens and these.
+    block_token_ids: tuple[int, ...] = ()
 
     def for_config(self, config) -> VisionLanguageAdapter:
         """The adapter with what it needs of one model's config (most need nothing)."""
@@ -102,6 +105,7 @@ class VisionLanguageAdapter:
     # the processor takes a batch's images nested per prompt ([[a], [b]]) rather than flat
     nested_images: bool = False
     # what generate(processor=...) asks the processor for: numpy, unless the processor gives dtypes numpy lacks
+    # (Llama 4's bfloat16 pixels; IDEFICS' processor makes only torch tensors)
     processor_tensors = "np"
 
     takes_videos = False  # video frames in (``pixel_values_videos``): the Qwen-VL and LLaVA families

@@ -23,6 +23,8 @@ def _num_features(config) -> int:
 
 @dataclass(frozen=True)
 class DeepseekOcr2Adapter(VisionLanguageAdapter):
+    local_crops_refusal = "DeepSeek-OCR 2's local crops are not supported: call the processor with crop_to_patches=False."
+
     def default_img_size(self, config) -> int:
         return int(config.vision_config.sam_config.image_size)
 
@@ -50,5 +52,5 @@ class DeepseekOcr2Adapter(VisionLanguageAdapter):
 
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         if "pixel_values_local" in inputs or np.asarray(inputs.get("num_local_patches", [0])).any():
-            raise ValueError("DeepSeek-OCR 2's local crops are not supported: call the processor with crop_to_patches=False.")
+            raise ValueError(self.local_crops_refusal)
         return super().vision_inputs(inputs, img_size, config)
