@@ -1,10 +1,12 @@
 """IDEFICS (Flamingo-style): gated cross-attention blocks, one before every ``cross_layer_interval``-th decoder
 layer, read the image (a CLIP tower's states, resampled by a Perceiver to fixed latents where the config says so).
 Mllama's cross-attention support: the vision graph computes every cross block's keys and values (and key norm) once
-per image, one ``vision_embeds`` row per image; the language graph runs the blocks over that row at every prefill
-chunk and decode step. A token before the image sees no image (HF zeroes its cross-attention output); at or after
-it, the image, as decode does. The decoupled embedding and head (extra tokens beside the vocabulary) run as one
-table and one head."""
+per image, one ``vision_embeds`` row per image; the language graph runs the blocks over a sequence's image slots
+(``compile(max_num_images=N)``) at every prefill chunk and decode step. Which image a token attends is HF's
+``image_attention_mask`` (one tile per image), made on the host: the last image before the token, none after an
+end-of-sequence token until the next image; a token that sees no image gets a zero cross-attention output (HF's
+``cross_attention_gate``); decode repeats the prompt's last row. The decoupled embedding and head (extra tokens
+beside the vocabulary) run as one table and one head."""
 
 from __future__ import annotations
 
@@ -20,21 +22,25 @@ from QEfficient.transform.adapters.base import CacheGeometryAdapter
 from QEfficient.transform.vision_adapters.mllama import MllamaAdapter
 
 
-def _gated_cross_block(block: nn.Module, hidden: torch.Tensor, key: torch.Tensor, value: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-    """IdeficsGatedCrossAttentionLayer over retained keys/values [B, heads, L, hd]; ``seen`` [B, S, 1]: the token sees the image."""
+def _gated_cross_block(
+    block: nn.Module, hidden: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor, seen: torch.Tensor
+) -> torch.Tensor:
+    """IdeficsGatedCrossAttentionLayer over retained keys/values [B, heads, images x L, hd]; ``mask`` [B, 1, S, images x L]
+    (additive), ``seen`` [B, S, 1]: the token sees an image."""
     attn = block.cross_attn
     bsz, seq, _ = hidden.shape
     query = attn.q_proj(block.input_layernorm(hidden)).view(bsz, seq, attn.num_heads, attn.head_dim).transpose(1, 2)
     if attn.qk_layer_norms:
         query = attn.q_layer_norm(query)
-    weights = torch.softmax(torch.matmul(query, key.transpose(-1, -2)) * attn.scaling, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = torch.softmax(torch.matmul(query, key.transpose(-1, -2)) * attn.scaling + mask, dim=-1, dtype=torch.float32).to(query.dtype)
     out = attn.o_proj(torch.matmul(weights, value).transpose(1, 2).reshape(bsz, seq, -1)) * seen
     hidden = hidden + block.act_cross_attn(block.alpha_cross_attn) * out
     return hidden + block.act_dense(block.alpha_dense) * block.mlp(block.post_attention_layernorm(hidden))
 
 
 class _IdeficsText(nn.Module):
-    """IdeficsModel's text half with the image's retained cross keys/values (``cross_kv``) and ``seen`` [B, S, 1]."""
+    """IdeficsModel's text half with the images' retained cross keys/values (``cross_kv``), the additive image mask
+    and ``seen`` [B, S, 1]."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -46,13 +52,13 @@ class _IdeficsText(nn.Module):
     def get_input_embeddings(self) -> nn.Module:
         return self.table
 
-    def forward(self, input_ids=None, inputs_embeds=None, attention_mask=None, position_ids=None, cache=None, cross_kv=(), seen=None, **_):
+    def forward(self, input_ids=None, inputs_embeds=None, attention_mask=None, position_ids=None, cache=None, cross_kv=(), image_mask=None, seen=None, **_):
         hidden = self.table(input_ids) if inputs_embeds is None else inputs_embeds
         interval = self.model.cross_layer_interval
         for i, layer in enumerate(self.model.layers):
             if i % interval == 0:
                 j = i // interval
-                hidden = _gated_cross_block(self.model.gated_cross_attn_layers[j], hidden, cross_kv[2 * j], cross_kv[2 * j + 1], seen)
+                hidden = _gated_cross_block(self.model.gated_cross_attn_layers[j], hidden, cross_kv[2 * j], cross_kv[2 * j + 1], image_mask, seen)
             hidden = layer(hidden, attention_mask=attention_mask, position_ids=position_ids, cache=cache)
         return BaseModelOutputWithPast(last_hidden_state=self.model.norm(hidden))
 
@@ -70,6 +76,7 @@ def _head(lm_head: nn.Module) -> nn.Linear:
 class IdeficsAdapter(MllamaAdapter):
     nested_images: bool = False
     n_cross: int = 0
+    eod_token_id: int = -1  # HF's processor: a token after the end of a sequence sees no image until the next one
     processor_tensors = "pt"  # IdeficsProcessor builds its batch with torch only
 
     def for_config(self, config) -> IdeficsAdapter:
@@ -81,6 +88,8 @@ class IdeficsAdapter(MllamaAdapter):
             n_kv=config.num_attention_heads,
             head_dim=config.hidden_size // config.num_attention_heads,
             positions=config.perceiver_config.resampler_n_latents if config.use_resampler else patches,
+            max_tiles=1,  # an image is one unit (the host's mask is [S, images, 1])
+            eod_token_id=eos if isinstance(eos := config.eos_token_id, int) else -1,
         )
 
     # --- the vision graph: every cross block's keys/values of the image, one row per image ------------
@@ -114,11 +123,21 @@ class IdeficsAdapter(MllamaAdapter):
     def cache_adapter(self, text_config) -> CacheGeometryAdapter:
         return CacheGeometryAdapter(text_config.model_type)
 
-    def cross_attention_kwargs(self, vision_embeds: torch.Tensor, image_idx: torch.Tensor, is_image: torch.Tensor) -> dict[str, Any]:
-        rows = vision_embeds.reshape(-1, vision_embeds.shape[-1])
-        kv = rows.reshape(rows.shape[0], 2 * self.n_cross, self.n_kv, self.positions, self.head_dim)
-        seen = (image_idx + torch.cumsum(is_image.to(torch.int64), dim=1)) > 0
-        return {"cross_kv": kv.unbind(1), "seen": seen[:, :, None].to(rows.dtype)}
+    def cross_attention_kwargs(
+        self, vision_embeds: torch.Tensor, is_image: torch.Tensor, cross_attention_mask: torch.Tensor
+    ) -> dict[str, Any]:
+        """Each sequence's image slots' keys/values, and HF's masks from the host's per-token mask [B, S, images, 1]."""
+        batch, width = is_image.shape[0], vision_embeds.shape[-1]
+        rows = vision_embeds.reshape(batch, -1, width)  # [B, images, width]
+        images = rows.shape[1]
+        kv = rows.reshape(batch, images, 2 * self.n_cross, self.n_kv, self.positions, self.head_dim)
+        kv = kv.permute(2, 0, 3, 1, 4, 5).reshape(2 * self.n_cross, batch, self.n_kv, images * self.positions, self.head_dim)
+        attends = cross_attention_mask.flatten(2) > 0  # [B, S, images]
+        attends = attends[..., None].expand(*attends.shape, self.positions).reshape(batch, 1, -1, images * self.positions)
+        minimum = torch.tensor(torch.finfo(rows.dtype).min, dtype=rows.dtype)
+        zero = torch.zeros((), dtype=rows.dtype)
+        seen = (cross_attention_mask > 0).flatten(2).any(dim=-1)[..., None].to(rows.dtype)  # HF's cross_attention_gate
+        return {"cross_kv": kv.unbind(0), "image_mask": torch.where(attends, zero, minimum), "seen": seen}
 
     def image_token_id(self, config) -> int:
         token = getattr(config, "image_token_id", None)
@@ -133,19 +152,26 @@ class IdeficsAdapter(MllamaAdapter):
     def image_placeholder(self, processor) -> str:
         return ""  # the processor puts each prompt's image before its text
 
+    def processor_images(self, images: list) -> list:
+        """One image per prompt (the processor puts it before the text), or a list per prompt (HF puts them after it)."""
+        nested = any(isinstance(img, (list, tuple)) for img in images)
+        return [list(img) if isinstance(img, (list, tuple)) else [img] for img in images] if nested else list(images)
+
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
-        ids = np.asarray(inputs["input_ids"])
-        mask = np.asarray(inputs["attention_mask"]) if "attention_mask" in inputs else np.ones_like(ids)
-        per_prompt = ((ids == self.image_token_id(config)) & (mask > 0)).sum(axis=1)
-        if (per_prompt != 1).any():
-            raise ValueError(
-                f"IDEFICS here takes one image per prompt; the prompts have {per_prompt.tolist()}: run prompts with several "
-                "images, or none, with transformers' generate."
-            )
-        pixels = np.asarray(inputs["pixel_values"], dtype=np.float32)
-        pixels = pixels.reshape(-1, *pixels.shape[-3:])
-        if pixels.shape[-1] != img_size or pixels.shape[-2] != img_size:
-            raise ValueError(
-                f"pixel_values are {pixels.shape[-2]}x{pixels.shape[-1]} but the vision graph was compiled for img_size={img_size}."
-            )
+        pixels, keep = self.prompt_images(inputs, img_size, config)  # pixels [prompts, images, 3, H, W]
+        pixels = pixels.reshape(-1, *pixels.shape[-3:])[keep]
         return {"pixel_values": np.ascontiguousarray(pixels), "_tokens": np.ones(len(pixels), np.int64)}
+
+    def prompt_cross_mask(self, tokens: list[int], vision: dict[str, np.ndarray], image_token_id: int) -> np.ndarray:
+        """[len(tokens), images, 1]: the image each token attends, as HF's processor makes image_attention_mask
+        (image_attention_mask_for_packed_input_ids): the last image at or before it, none after an end-of-sequence
+        token until the next image."""
+        out = np.zeros((len(tokens), len(vision["_tokens"]), 1), np.int64)
+        image, after_eod = -1, False
+        for pos, token in enumerate(tokens):
+            if token == image_token_id:
+                image, after_eod = image + 1, False
+            if 0 <= image < out.shape[1] and not after_eod:
+                out[pos, image, 0] = 1
+            after_eod = after_eod or token == self.eod_token_id
+        return out

@@ -186,26 +186,30 @@ class MllamaAdapter(VisionLanguageAdapter):
         return [list(img) if isinstance(img, (list, tuple)) else [img] for img in images]
 
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
-        ids = np.asarray(inputs["input_ids"])
-        mask = np.asarray(inputs["attention_mask"]) if "attention_mask" in inputs else np.ones_like(ids)
-        per_prompt = ((ids == config.image_token_id) & (mask > 0)).sum(axis=1)
-        if (per_prompt == 0).any():
-            raise ValueError(
-                f"Mllama takes at least one image per prompt (an <|image|> each); the prompts have {per_prompt.tolist()}: "
-                "run text-only prompts with transformers' generate."
-            )
-        pixels = np.asarray(inputs["pixel_values"], dtype=np.float32)  # [prompts, images, tiles, 3, H, W]
-        if pixels.shape[-1] != img_size or pixels.shape[-2] != img_size:
-            size = f"{pixels.shape[-2]}x{pixels.shape[-1]}"
-            raise ValueError(f"pixel_values tiles are {size} but the vision graph was compiled for img_size={img_size}.")
-        # each prompt's own images, without the processor's padding image slots (a prompt with fewer images)
-        keep = (np.arange(pixels.shape[1])[None, :] < per_prompt[:, None]).reshape(-1)
+        pixels, keep = self.prompt_images(inputs, img_size, config)  # pixels [prompts, images, tiles, 3, H, W]
         return {
             "pixel_values": np.ascontiguousarray(pixels.reshape(-1, *pixels.shape[2:])[keep]),
             "aspect_ratio_ids": np.asarray(inputs["aspect_ratio_ids"], dtype=np.int64).reshape(-1)[keep],
             "aspect_ratio_mask": np.asarray(inputs["aspect_ratio_mask"], dtype=np.int64).reshape(-1, pixels.shape[2])[keep],
             "_tokens": np.ones(int(keep.sum()), np.int64),
         }
+
+    def prompt_images(self, inputs, img_size: int, config) -> tuple[np.ndarray, np.ndarray]:
+        """The processor's pixel_values [prompts, images, ...] and which of its (prompt, image) slots hold a
+        prompt's own image, not the processor's padding of a prompt with fewer images; checks both."""
+        ids = np.asarray(inputs["input_ids"])
+        mask = np.asarray(inputs["attention_mask"]) if "attention_mask" in inputs else np.ones_like(ids)
+        per_prompt = ((ids == self.image_token_id(config)) & (mask > 0)).sum(axis=1)
+        if (per_prompt == 0).any():
+            raise ValueError(
+                f"{type(self).__name__[: -len('Adapter')]} takes at least one image per prompt (an image token each); the "
+                f"prompts have {per_prompt.tolist()}: run text-only prompts with transformers' generate."
+            )
+        pixels = np.asarray(inputs["pixel_values"], dtype=np.float32)
+        if pixels.shape[-1] != img_size or pixels.shape[-2] != img_size:
+            size = f"{pixels.shape[-2]}x{pixels.shape[-1]}"
+            raise ValueError(f"pixel_values are {size} but the vision graph was compiled for img_size={img_size}.")
+        return pixels, (np.arange(pixels.shape[1])[None, :] < per_prompt[:, None]).reshape(-1)
 
     def pad_image_slots(self, vision: dict[str, np.ndarray], max_images: int, prompt: int) -> dict[str, np.ndarray]:
         """One prompt's vision units padded to ``max_images`` slots: a padding slot is HF's padding image
@@ -217,9 +221,9 @@ class MllamaAdapter(VisionLanguageAdapter):
                 f"compile(max_num_images={count}) or more, or split the prompt."
             )
         extra = max_images - count
-        first_tile = np.eye(1, vision["aspect_ratio_mask"].shape[1], dtype=np.int64).repeat(extra, axis=0)
         padding = {name: np.zeros((extra, *value.shape[1:]), value.dtype) for name, value in vision.items()}
-        padding["aspect_ratio_mask"] = first_tile
+        if "aspect_ratio_mask" in vision:
+            padding["aspect_ratio_mask"] = np.eye(1, vision["aspect_ratio_mask"].shape[1], dtype=np.int64).repeat(extra, axis=0)
         return {name: np.concatenate([value, padding[name]]) for name, value in vision.items()}
 
     def prompt_cross_mask(self, tokens: list[int], vision: dict[str, np.ndarray], image_token_id: int) -> np.ndarray:
