@@ -52,13 +52,26 @@ class _IdeficsText(nn.Module):
     def get_input_embeddings(self) -> nn.Module:
         return self.table
 
-    def forward(self, input_ids=None, inputs_embeds=None, attention_mask=None, position_ids=None, cache=None, cross_kv=(), image_mask=None, seen=None, **_):
+    def forward(
+        self,
+        input_ids=None,
+        inputs_embeds=None,
+        attention_mask=None,
+        position_ids=None,
+        cache=None,
+        cross_kv=(),
+        image_mask=None,
+        seen=None,
+        **_,
+    ):
         hidden = self.table(input_ids) if inputs_embeds is None else inputs_embeds
         interval = self.model.cross_layer_interval
         for i, layer in enumerate(self.model.layers):
             if i % interval == 0:
                 j = i // interval
-                hidden = _gated_cross_block(self.model.gated_cross_attn_layers[j], hidden, cross_kv[2 * j], cross_kv[2 * j + 1], image_mask, seen)
+                hidden = _gated_cross_block(
+                    self.model.gated_cross_attn_layers[j], hidden, cross_kv[2 * j], cross_kv[2 * j + 1], image_mask, seen
+                )
             hidden = layer(hidden, attention_mask=attention_mask, position_ids=position_ids, cache=cache)
         return BaseModelOutputWithPast(last_hidden_state=self.model.norm(hidden))
 
