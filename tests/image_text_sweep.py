@@ -126,7 +126,8 @@ CAVEATS: dict[str, str] = {
     "muse_glimmer": "images only; its image processor has only a torchvision backend (not installed): a PIL stand-in with "
     "HF's grid rule and Lanczos resize",
     "muse_spark": "images only (its audio tower is left out of image prompts); Muse Glimmer's PIL processor stand-in",
-    "idefics": "one image per prompt (the cross keys/values are one row per sequence); IdeficsConfig names no image "
+    "idefics": "several images per prompt up to compile(max_num_images=N), interleaved with text "
+    "(tests/test_vlm_idefics_multi.py); IdeficsConfig names no image "
     "token: the tiny config carries image_token_id (a real checkpoint without it is refused, saying how to set it)",
     "unlimited_ocr": "the global view only (local crops refused, as DeepSeek-OCR 2's); its image processor has only a "
     "torchvision backend (not installed): a stand-in with torch's antialiased resize and HF's square padding; reference "

@@ -140,7 +140,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     ) -> dict[str, Path] | Path:
         """Build the artifacts: {"vision_qpc_path": ..., "lang_qpc_path": ...}, or one path with kv_offload=False.
 
-        ``max_num_images``: cross-attention models (Mllama): the most images one prompt may hold (each
+        ``max_num_images``: cross-attention models (Mllama, IDEFICS): the most images one prompt may hold (each
         sequence's retained image slots); other models take any number of images per prompt."""
         check_positive(
             prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, max_num_images=max_num_images
