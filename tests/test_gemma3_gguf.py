@@ -21,7 +21,6 @@ import onnx
 import pytest
 import torch
 from gguf import GGMLQuantizationType as QType
-from gguf import GGUFReader
 from gguf.quants import dequantize
 from onnx import TensorProto, helper
 from transformers import AutoTokenizer
@@ -29,9 +28,10 @@ from transformers import AutoTokenizer
 import QEfficient.compile.gguf_weights as gguf_weights
 from QEfficient import QEFFAutoModelForCausalLM
 from QEfficient.compile.gguf_blocks import unpack
+from QEfficient.compile.gguf_file import GGUFFile
 from QEfficient.compile.gguf_weights import GGUFTensors, apply_gguf_blocks, gguf_weights_rewrite
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH
-from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
+from QEfficient.runtime.ort_session import KVCacheSession
 from tests.helpers import hf_greedy, real_tokens
 from tests.test_gguf_blocks import graph, run, write_gguf
 
@@ -58,8 +58,10 @@ def chat(user: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def reader() -> GGUFReader:
-    return GGUFReader(str(gemma_gguf()))
+def gguf_file() -> GGUFFile:
+    """The file's tensor table (QEfficient's reader: gguf's GGUFReader walks the 262k-token vocabulary
+    element by element, seconds of CPU; tests/test_gguf_blocks.py checks the two agree)."""
+    return GGUFFile(gemma_gguf())
 
 
 @pytest.fixture(scope="module")
@@ -77,29 +79,27 @@ def gemma():
 
 
 def step_logits(session, ids: list[int], start: int) -> list[np.ndarray]:
-    """Logits after each of ids[start:], the cache filled one token at a time from position 0."""
-    out = []
-    for i, t in enumerate(ids):
-        logits = session.run(np.array([[t]]), np.array([[i]])).reshape(-1)
-        if i >= start:
-            out.append(logits.copy())
+    """Logits after each of ids[start:]: ids[: start + 1] in one prefill chunk, then one token at a time."""
+    out = [session.run(np.array([ids[: start + 1]]), np.arange(start + 1)[None]).reshape(-1).copy()]
+    for i in range(start + 1, len(ids)):
+        out.append(session.run(np.array([[ids[i]]]), np.array([[i]])).reshape(-1).copy())
     return out
 
 
-def test_file_holds_the_expected_formats(reader):
-    types = {QType(t.tensor_type) for t in reader.tensors if len(t.shape) == 2}
+def test_file_holds_the_expected_formats(gguf_file):
+    types = {t.qtype for t in gguf_file.tensors.values() if len(t.shape) == 2}
     assert types == FILE_TYPES, sorted(t.name for t in types)
-    assert {t.name for t in reader.tensors if t.name.startswith("output.")} == set()  # tied LM head
+    assert {name for name in gguf_file.tensors if name.startswith("output.")} == set()  # tied LM head
 
 
 @pytest.mark.parametrize("qtype", sorted(FILE_TYPES), ids=lambda q: q.name)
-def test_real_tensors_dequantize_like_gguf_bit_for_bit(reader, tmp_path, monkeypatch, qtype):
+def test_real_tensors_dequantize_like_gguf_bit_for_bit(gguf_file, tmp_path, monkeypatch, qtype):
     """Per format in the file, its first real tensor: our unpacked blocks, and the weights ONNX Runtime
     de-quantizes from them (the real rewrite on a one-MatMul graph, run on the identity), equal
     ``gguf.quants.dequantize`` bit for bit. The Q8_0 embedding table is checked by rows, through
     GatherBlockQuantized."""
     monkeypatch.setattr(gguf_weights, "GGUF_ACCURACY_LEVEL", 0)  # float activations: the identity stays exact
-    tensor = next(t for t in reader.tensors if t.tensor_type == qtype and t.name.startswith("blk."))
+    tensor = next(t for t in gguf_file.tensors.values() if t.qtype == qtype and t.name.startswith("blk."))
     raw = np.asarray(tensor.data)
     ref = dequantize(raw, qtype)
     blocks = unpack(raw, qtype)
@@ -118,11 +118,11 @@ def test_real_tensors_dequantize_like_gguf_bit_for_bit(reader, tmp_path, monkeyp
     assert np.array_equal(y, ref.T)
 
 
-def test_embedding_rows_dequantize_like_gguf_bit_for_bit(reader, tmp_path):
-    table = next(t for t in reader.tensors if t.name == "token_embd.weight")
+def test_embedding_rows_dequantize_like_gguf_bit_for_bit(gguf_file, tmp_path):
+    table = gguf_file.tensors["token_embd.weight"]
     raw = np.asarray(table.data)[:4096]  # the first 4096 of 262144 rows
-    ref = dequantize(raw, QType(table.tensor_type))
-    write_gguf(tmp_path / "m.gguf", {"token_embd.weight": (raw, QType(table.tensor_type))})
+    ref = dequantize(raw, table.qtype)
+    write_gguf(tmp_path / "m.gguf", {"token_embd.weight": (raw, table.qtype)})
     model = graph(
         [helper.make_node("Gather", ["table", "ids"], ["h"], axis=0)],
         [helper.make_tensor_value_info("ids", TensorProto.INT64, [None, None])],
@@ -137,12 +137,12 @@ def test_embedding_rows_dequantize_like_gguf_bit_for_bit(reader, tmp_path):
 
 def test_greedy_tokens_and_logits_match_hf(gemma):
     model, tokenizer, prompt, ref, ids, hf_logits = gemma
-    qpc = model.compile(prefill_seq_len=32, ctx_len=CTX_LEN, num_cores=2)
+    model.compile(prefill_seq_len=32, ctx_len=CTX_LEN, num_cores=2)
     info = model.generate(tokenizer, [prompt], generation_len=NEW_TOKENS, stream=False)
     assert real_tokens(info.generated_ids[0][0], tokenizer.pad_token_id, len(ref)) == ref
 
     start = len(ids) - len(ref) - 1  # the last prompt position, then each generated token's
-    ours = step_logits(open_kv_session(qpc, num_cores=2), ids[:-1], start)
+    ours = step_logits(model.qpc_session, ids[:-1], start)  # generate()'s session: the artifact's graph, opened once
     delta = max(float(np.abs(o - h).max()) for o, h in zip(ours, hf_logits[start:]))
     print(f"fp32 logits max |delta| vs HF: {delta:.2e}")
     assert delta <= 2e-4  # 18 layers, logits up to about 30, a 262k vocabulary: float32 rounding
