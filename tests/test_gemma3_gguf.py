@@ -32,7 +32,7 @@ from QEfficient.compile.gguf_file import GGUFFile
 from QEfficient.compile.gguf_weights import GGUFTensors, apply_gguf_blocks, gguf_weights_rewrite
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH
 from QEfficient.runtime.ort_session import KVCacheSession
-from tests.helpers import hf_greedy, real_tokens
+from tests.helpers import real_tokens
 from tests.test_gguf_blocks import graph, run, write_gguf
 
 pytestmark = pytest.mark.gemma
@@ -66,16 +66,37 @@ def gguf_file() -> GGUFFile:
 
 @pytest.fixture(scope="module")
 def gemma():
-    """The model, its tokenizer, a chat prompt, HF's greedy tokens and HF's logits along them."""
+    """The model (its HF module is the reference: one copy of the weights), its tokenizer (from the
+    converted folder: no second parse of the GGUF), a chat prompt, HF's greedy tokens and the logits
+    HF chose each of them from (one generate() call)."""
     path = gemma_gguf()
     model = QEFFAutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     prompt = chat("Write a short poem about the sea.")
-    ref = hf_greedy(model.model.hf, tokenizer, prompt, NEW_TOKENS)
-    ids = tokenizer(prompt)["input_ids"] + ref
+    enc = tokenizer(prompt, return_tensors="pt")
     with torch.no_grad():
-        logits = model.model.hf(torch.tensor([ids])).logits[0].numpy()  # one forward: every position's logits
-    return model, tokenizer, prompt, ref, ids, logits
+        out = model.model.hf.generate(
+            **enc,
+            do_sample=False,
+            max_new_tokens=NEW_TOKENS,
+            pad_token_id=tokenizer.pad_token_id,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
+    ref = out.sequences[0, enc["input_ids"].shape[1] :].tolist()
+    logits = torch.cat(out.logits).numpy()  # row k: after the prompt and ref[:k]
+    assert len(ref) == len(logits) == NEW_TOKENS
+    return model, tokenizer, prompt, ref, tokenizer(prompt)["input_ids"] + ref, logits
+
+
+def row_logits(session: KVCacheSession, ids: list[int], start: int) -> np.ndarray:
+    """Logits after each of ids[start:] in one run of a batch: row r holds ids[: start + 1 + r], right-padded
+    (position -1). The float-activation MatMulNBits kernels take seconds per decode step on this graph."""
+    rows, width = len(ids) - start, len(ids)
+    tokens, positions = np.zeros((rows, width), np.int64), np.full((rows, width), -1, np.int64)
+    for r in range(rows):
+        tokens[r, : start + 1 + r], positions[r, : start + 1 + r] = ids[: start + 1 + r], np.arange(start + 1 + r)
+    return session.run(tokens, positions).copy()
 
 
 def step_logits(session, ids: list[int], start: int) -> list[np.ndarray]:
@@ -143,7 +164,7 @@ def test_greedy_tokens_and_logits_match_hf(gemma):
 
     start = len(ids) - len(ref) - 1  # the last prompt position, then each generated token's
     ours = step_logits(model.qpc_session, ids[:-1], start)  # generate()'s session: the artifact's graph, opened once
-    delta = max(float(np.abs(o - h).max()) for o, h in zip(ours, hf_logits[start:]))
+    delta = max(float(np.abs(o - h).max()) for o, h in zip(ours, hf_logits, strict=True))
     print(f"fp32 logits max |delta| vs HF: {delta:.2e}")
     assert delta <= 2e-4  # 18 layers, logits up to about 30, a 262k vocabulary: float32 rounding
 
@@ -168,12 +189,11 @@ def test_gguf_weights_run_the_files_blocks_and_match_hf(gemma, tmp_path, monkeyp
     (codes,) = [n.input[0] for n in g.node if n.op_type == "GatherBlockQuantized"]
     assert codes in {n.input[1] for n in g.node if n.op_type == "MatMulNBits"}  # the tied table: one quantized copy
 
-    config = model.config
-    kv_shape = (1, config.num_key_value_heads, CTX_LEN, config.head_dim)
-    session = KVCacheSession(exact, batch_size=1, kv_shape=kv_shape, num_layers=LAYERS, vocab_size=config.vocab_size, num_cores=2)
-    start = len(ids) - len(ref) - 1
-    ours = step_logits(session, ids[:-1], start)
+    config, rows = model.config, len(ref)
+    kv_shape = (rows, config.num_key_value_heads, CTX_LEN, config.head_dim)
+    session = KVCacheSession(exact, batch_size=rows, kv_shape=kv_shape, num_layers=LAYERS, vocab_size=config.vocab_size, num_cores=2)
+    ours = row_logits(session, ids[:-1], len(ids) - len(ref) - 1)
     assert [int(o.argmax()) for o in ours] == ref  # HF's greedy tokens on the de-quantized file
-    delta = max(float(np.abs(o - h).max()) for o, h in zip(ours, hf_logits[start:]))
+    delta = max(float(np.abs(o - h).max()) for o, h in zip(ours, hf_logits, strict=True))
     print(f"gguf_weights logits max |delta| vs HF: {delta:.2e} (float activations)")
     assert delta <= 2e-4
