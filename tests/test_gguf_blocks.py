@@ -42,8 +42,11 @@ def raw_blocks(qtype: QType, rows: int, cols: int, seed: int) -> np.ndarray:
     return raw.reshape(rows, -1)
 
 
-def write_gguf(path, tensors: dict[str, tuple[np.ndarray, QType]]) -> None:
-    writer = GGUFWriter(str(path), "qeff-test")
+def write_gguf(path, tensors: dict[str, tuple[np.ndarray, QType]], arch: str = "qeff-test", add_fields=None) -> None:
+    """A GGUF file of ``tensors`` (raw bytes and format); ``add_fields(writer)`` adds metadata."""
+    writer = GGUFWriter(str(path), arch)
+    if add_fields is not None:
+        add_fields(writer)
     for name, (raw, qtype) in tensors.items():
         writer.add_tensor(name, raw, raw_dtype=qtype)
     writer.write_header_to_file()
@@ -280,29 +283,24 @@ def test_gguf_file_reads_what_gguf_reader_reads(tmp_path):
 
     from QEfficient.compile.gguf_file import GGUFFile
 
-    writer = GGUFWriter(str(tmp_path / "m.gguf"), "llama")
-    writer.add_custom_alignment(64)
-    writer.add_head_count(4)
-    writer.add_layer_norm_rms_eps(1e-6)
-    writer.add_bool("qeff.flag", True)
-    writer.add_array("qeff.sections", [11, 22, 33])
-    writer.add_array("qeff.one", [7])
-    writer.add_token_list(["<s>", "é", "tok"] * 50)
-    writer.add_token_scores([0.5, -1.0, 2.0] * 50)
-    writer.add_key_value("qeff.nested", [[1, 2], [3]], GGUFValueType.ARRAY, sub_type=GGUFValueType.ARRAY)
+    def add_fields(writer: GGUFWriter) -> None:
+        writer.add_custom_alignment(64)
+        writer.add_head_count(4)
+        writer.add_layer_norm_rms_eps(1e-6)
+        writer.add_bool("qeff.flag", True)
+        writer.add_array("qeff.sections", [11, 22, 33])
+        writer.add_array("qeff.one", [7])
+        writer.add_token_list(["<s>", "é", "tok"] * 50)
+        writer.add_token_scores([0.5, -1.0, 2.0] * 50)
+        writer.add_key_value("qeff.nested", [[1, 2], [3]], GGUFValueType.ARRAY, sub_type=GGUFValueType.ARRAY)
+
     tensors = {
         "norm": (np.arange(7, dtype=np.float32), None),
         "q6": (raw_blocks(QType.Q6_K, 3, K, seed=12), QType.Q6_K),
         "q5": (raw_blocks(QType.Q5_0, 5, 64, seed=13), QType.Q5_0),
         "experts": (quantize(np.ones((2, 3, 64), np.float32), QType.Q8_0), QType.Q8_0),
     }
-    for name, (raw, qtype) in tensors.items():
-        writer.add_tensor(name, raw, raw_dtype=qtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-
+    write_gguf(tmp_path / "m.gguf", tensors, "llama", add_fields)
     ours, reference = GGUFFile(tmp_path / "m.gguf"), GGUFReader(str(tmp_path / "m.gguf"))
     expected = {}
     for key, field in reference.fields.items():
