@@ -42,8 +42,11 @@ def raw_blocks(qtype: QType, rows: int, cols: int, seed: int) -> np.ndarray:
     return raw.reshape(rows, -1)
 
 
-def write_gguf(path, tensors: dict[str, tuple[np.ndarray, QType]]) -> None:
-    writer = GGUFWriter(str(path), "qeff-test")
+def write_gguf(path, tensors: dict[str, tuple[np.ndarray, QType]], arch: str = "qeff-test", add_fields=None) -> None:
+    """A GGUF file of ``tensors`` (raw bytes and format); ``add_fields(writer)`` adds metadata."""
+    writer = GGUFWriter(str(path), arch)
+    if add_fields is not None:
+        add_fields(writer)
     for name, (raw, qtype) in tensors.items():
         writer.add_tensor(name, raw, raw_dtype=qtype)
     writer.write_header_to_file()
@@ -269,3 +272,59 @@ def test_smollm2_q4_1_file_runs_on_its_own_blocks(tmp_path, monkeypatch):
     agree = next((i for i, (a, b) in enumerate(zip(ours, ref)) if a != b), len(ref))
     print(f"logits max |delta| vs float32: {delta[0]:.2e} (float activations), {delta[1]:.2f} (int8); greedy = HF {agree}/{len(ref)}")
     assert delta[0] < 1e-3
+
+
+def test_gguf_file_reads_what_gguf_reader_reads(tmp_path):
+    """QEfficient's GGUF reader (it steps over string arrays instead of walking them as gguf's GGUFReader
+    does): the same metadata (string arrays left out), tensor formats, shapes and bytes, with a custom
+    alignment, 1-, 2- and 3-D tensors; a file that is not GGUF, or is cut short, is refused."""
+    from gguf import GGUFReader, GGUFValueType
+    from transformers.integrations.ggml import _gguf_parse_value
+
+    from QEfficient.compile.gguf_file import GGUFFile
+
+    def add_fields(writer: GGUFWriter) -> None:
+        writer.add_custom_alignment(64)
+        writer.add_head_count(4)
+        writer.add_layer_norm_rms_eps(1e-6)
+        writer.add_bool("qeff.flag", True)
+        writer.add_array("qeff.sections", [11, 22, 33])
+        writer.add_array("qeff.one", [7])
+        writer.add_token_list(["<s>", "é", "tok"] * 50)
+        writer.add_token_scores([0.5, -1.0, 2.0] * 50)
+        writer.add_key_value("qeff.nested", [[1, 2], [3]], GGUFValueType.ARRAY, sub_type=GGUFValueType.ARRAY)
+
+    tensors = {
+        "norm": (np.arange(7, dtype=np.float32), None),
+        "q6": (raw_blocks(QType.Q6_K, 3, K, seed=12), QType.Q6_K),
+        "q5": (raw_blocks(QType.Q5_0, 5, 64, seed=13), QType.Q5_0),
+        "experts": (quantize(np.ones((2, 3, 64), np.float32), QType.Q8_0), QType.Q8_0),
+    }
+    write_gguf(tmp_path / "m.gguf", tensors, "llama", add_fields)
+    ours, reference = GGUFFile(tmp_path / "m.gguf"), GGUFReader(str(tmp_path / "m.gguf"))
+    expected = {}
+    for key, field in reference.fields.items():
+        if (
+            key.startswith("GGUF.")
+            or key == "qeff.nested"
+            or field.types[-1] == GGUFValueType.STRING
+            and field.types[0] == GGUFValueType.ARRAY
+        ):
+            continue
+        values = [_gguf_parse_value(field.parts[i], field.types) for i in field.data]
+        expected[key] = values if field.types[0] == GGUFValueType.ARRAY else values[0]
+    expected["qeff.nested"] = [[1, 2], [3]]  # transformers cannot parse GGUFReader's (flattened) nested arrays
+    assert ours.metadata == expected and ours.metadata["general.alignment"] == 64
+    assert list(ours.tensors) == [t.name for t in reference.tensors]
+    for t in reference.tensors:
+        mine = ours.tensors[t.name]
+        assert mine.qtype == t.tensor_type and mine.shape == tuple(reversed(t.shape.tolist()))
+        assert np.array_equal(mine.data, np.asarray(t.data).view(np.uint8).reshape(mine.data.shape))
+    assert mine.data.shape == (2, 3, 68)  # Q8_0: 2 blocks of 34 bytes per row
+
+    (tmp_path / "short.gguf").write_bytes((tmp_path / "m.gguf").read_bytes()[:-100])
+    with pytest.raises(ValueError, match="truncated"):
+        GGUFFile(tmp_path / "short.gguf")
+    (tmp_path / "not.gguf").write_bytes(b"PK\x03\x04" + bytes(40))
+    with pytest.raises(ValueError, match="not a GGUF file"):
+        GGUFFile(tmp_path / "not.gguf")

@@ -45,6 +45,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from QEfficient.compile.gguf_blocks import MIN_BLOCK, SUPPORTED, QuantBlocks, concat_rows, unpack
+from QEfficient.compile.gguf_file import GGUFFile
 from QEfficient.compile.weight_compression import ACCURACY_LEVEL, gathered_blocks_to_rows, gemm_to_matmul, quantize_remaining_matmuls
 from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
 
@@ -72,29 +73,27 @@ class GGUFTensors:
     """The quantized 2-D tensors of a GGUF file, indexed by the values they de-quantize to."""
 
     def __init__(self, gguf_path: str | Path) -> None:
-        from gguf import GGUFReader
         from gguf.quants import dequantize
 
         self.path = Path(gguf_path)
-        self.reader = GGUFReader(str(self.path))
-        self._tensors = {t.name: t for t in self.reader.tensors}
+        self.file = GGUFFile(self.path)
         self._perm: dict[str, np.ndarray] = {}
         self.by_first_row: dict[tuple[int, bytes], list[_Tensor]] = defaultdict(list)
-        permute = _row_permutation(self.reader)
-        for t in self.reader.tensors:
-            if t.tensor_type not in SUPPORTED or len(t.data.shape) != 2:
+        permute = _row_permutation(self.file.metadata)
+        for t in self.file.tensors.values():
+            if t.qtype not in SUPPORTED or len(t.shape) != 2:
                 continue
-            n = t.data.shape[0]
+            n = t.shape[0]
             perm = permute(t.name, n)
-            w = dequantize(t.data, t.tensor_type)
+            w = dequantize(t.data, t.qtype)
             if perm is not None:
                 w = w[perm]
                 self._perm[t.name] = perm
             self.by_first_row[(w.shape[1], _digest(w[0]))].append(_Tensor(t.name, n, _digest(w)))
 
     def blocks(self, name: str) -> QuantBlocks:
-        t = self._tensors[name]
-        b = unpack(np.asarray(t.data), t.tensor_type).centred()
+        t = self.file.tensors[name]
+        b = unpack(t.data, t.qtype).centred()
         return b.rows(self._perm[name]) if name in self._perm else b
 
     def match(self, rows: np.ndarray) -> list[str] | None:
@@ -115,25 +114,23 @@ class GGUFTensors:
         return found
 
 
-def _row_permutation(reader):
+def _row_permutation(metadata: dict):
     """name, rows -> the row order transformers gives the tensor when loading it (None: unchanged).
 
     transformers' tensor processor for the architecture permutes rows of some tensors (llama's q/k
     heads); running it on an index column yields that permutation without copying its logic. Its
     config (head counts) comes from the ``{arch}.*`` fields through transformers' own key table:
-    ``load_gguf_checkpoint`` would parse the whole file again, vocabulary included (about as long as
-    the first parse: 15 s of CPU for Gemma-3's 262k tokens)."""
+    ``load_gguf_checkpoint`` would parse the whole file again, vocabulary included."""
     from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
-    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor, _gguf_parse_value, read_field
+    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor
 
     try:
-        arch = read_field(reader, "general.architecture")[0]
+        arch = metadata["general.architecture"]
         renames, config = GGUF_CONFIG_MAPPING.get(arch, {}), {}
-        for key, field in reader.fields.items():
+        for key, value in metadata.items():
             prefix, _, sub = key.partition(".")
             if prefix == arch and renames.get(sub):
-                value = [_gguf_parse_value(field.parts[i], field.types) for i in field.data]
-                config[renames[sub]] = value[0] if len(value) == 1 else value
+                config[renames[sub]] = value[0] if isinstance(value, list) and len(value) == 1 else value
         processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=config)
     except Exception:  # noqa: BLE001 - metadata transformers cannot parse: no permutation; the value match decides
         return lambda name, n: None

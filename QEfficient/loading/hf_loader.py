@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Pretra
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from QEfficient.transform.adapters import check_architecture
-from QEfficient.utils.cache import build_entry, hash_dict, qeff_home
+from QEfficient.utils.cache import build_entry, hash_dict, qeff_home, verify_entry
 from QEfficient.utils.extras import require_extra
 
 logger = logging.getLogger(__name__)
@@ -102,22 +102,42 @@ def check_causal_lm_config(config: PretrainedConfig) -> None:
 
 
 def _gguf_cache_entry(folder: Path, gguf_file: str) -> Path:
+    """Keyed by the file (path, size and mtime, as make does) and by the libraries that convert it:
+    transformers de-quantizes the weights (with gguf's kernels) and builds the tokenizer."""
+    from importlib.metadata import version
+
     st = (folder / gguf_file).stat()
-    key = hash_dict({"file": str((folder / gguf_file).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    key = hash_dict(
+        {
+            "file": str((folder / gguf_file).resolve()),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "transformers": version("transformers"),
+            "gguf": version("gguf"),
+        }
+    )
     return qeff_home() / "gguf" / f"{Path(gguf_file).stem}-{key}"
 
 
-def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None = None, **kwargs) -> Path:
+def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None = None) -> Path:
     """De-quantise a GGUF checkpoint once and keep it (weights + tokenizer) as a plain HF folder.
 
-    ``config``, when already read from the file, is passed on: each read of a GGUF's metadata parses its
-    whole vocabulary (15 s of CPU for Gemma-3's 262k tokens). The folder is verified on every load
-    and converted again when damaged (see utils/cache.py)."""
+    Each read of a GGUF's metadata by transformers parses its whole vocabulary (seconds of CPU for
+    Gemma-3's 262k tokens), so an intact conversion is used without reading the file: its config.json
+    is checked instead. Otherwise the file's config (``config``, when the caller already read it) is
+    checked (a causal LM of a supported architecture) before anything is converted. The folder is
+    verified on every load and converted again when damaged (see utils/cache.py)."""
     entry = _gguf_cache_entry(folder, gguf_file)
+    if verify_entry(entry) is None:
+        check_causal_lm_config(load_config(entry))
+        return entry
+    if config is None:
+        config = load_config(folder, gguf_file)
+    check_causal_lm_config(config)
 
     def convert(tmp: Path) -> None:
         logger.info("Converting %s to safetensors once (cached at %s)", gguf_file, entry)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, config=config, dtype=torch.float32, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, config=config, dtype=torch.float32)
         loaded = model.config
         if hasattr(loaded, "quantization_config"):  # the GGUF marker blocks save_pretrained; weights are fp32 now
             del loaded.quantization_config
@@ -140,13 +160,12 @@ def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None
         raise ModelNotFoundError(f"GGUF file '{gguf_file}' not found in '{folder}'.")
     if gguf_file:
         require_extra("gguf", "Loading a GGUF checkpoint")
-    config = load_config(folder, gguf_file)
-    check_causal_lm_config(config)
+        folder = _convert_gguf(folder, gguf_file)  # checks the config first
+    else:
+        check_causal_lm_config(load_config(folder))
     if "torch_dtype" in kwargs:
         kwargs["dtype"] = kwargs.pop("torch_dtype")
     kwargs.setdefault("dtype", torch.float32)  # as QEfficient: bf16/fp16 checkpoints run in fp32
-    if gguf_file:
-        folder = _convert_gguf(folder, gguf_file, config)
     model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     return model.eval(), folder
 
