@@ -50,7 +50,7 @@ from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_extern
 logger = logging.getLogger(__name__)
 
 MS_DOMAIN = "com.microsoft"
-FUSION_VERSION = 2  # in the artifact hash: a change to the passes rebuilds fused artifacts
+FUSION_VERSION = 3  # in the artifact hash: a change to the passes rebuilds fused artifacts
 # Architectures compile() fuses by default: tested token-exact (tests/test_fusion.py). Others fuse
 # only with compile(fuse=True), and then only the patterns recognised exactly.
 FUSED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
@@ -359,6 +359,159 @@ def fuse_rotary(model: onnx.ModelProto, ctx_len: int) -> int:
     return fused
 
 
+def fold_split_biases(model: onnx.ModelProto) -> int:
+    """Split on the last axis whose every part gets its own constant bias (Qwen2's q/k/v) -> one Add of
+    the concatenated bias before the Split (the same sums), so split_heads_once matches. Returns the count."""
+    g = _Graph(model)
+    done = 0
+    for split in [n for n in model.graph.node if n.op_type == "Split"]:
+        sizes = g.const(split.input[1]) if len(split.input) > 1 else None
+        if sizes is None or _attr(split, "axis") != -1 or any(not g.only_consumer(o) for o in split.output):
+            continue
+        adds = [g.consumers[o][0] for o in split.output]
+        biases = [
+            g.const(a.input[1 - list(a.input).index(o)]) if a.op_type == "Add" and o in a.input else None
+            for a, o in zip(adds, split.output)
+        ]
+        if any(b is None or b.shape != (int(n),) for b, n in zip(biases, sizes)) or len({b.dtype for b in biases}) != 1:
+            continue
+        bias = numpy_helper.from_array(np.concatenate(biases), f"{split.name}/bias")
+        model.graph.initializer.append(bias)
+        biased = f"{split.name}/biased"
+        model.graph.node.append(helper.make_node("Add", [split.input[0], bias.name], [biased], name=f"{split.name}/bias_add"))
+        split.input[0] = biased
+        for i, a in enumerate(adds):
+            split.output[i] = a.output[0]
+            model.graph.node.remove(a)
+        done += 1
+    if done:
+        _topological_sort(model)
+    return done
+
+
+def _rotated_for_attention_only(g: _Graph, q: str, k: str) -> bool:
+    """``q`` is read only as one Attention's query and ``k`` only by the cache scatter whose result is that
+    Attention's key (and by Shape): a permutation of the head dimension shared by both leaves every score
+    unchanged."""
+    readers = [n for n in g.consumers.get(k, []) if n.op_type != "Shape"]
+    if not g.only_consumer(q) or len(readers) != 1 or k in g.graph_outputs:
+        return False
+    attention, scatter = g.consumers[q][0], readers[0]
+    if attention.op_type != "Attention" or list(attention.input).index(q) != 0 or scatter.op_type != "ScatterElements":
+        return False
+    if list(scatter.input).index(k) != 2 or scatter.input[0] not in g.graph_inputs or attention.input[1] != scatter.output[0]:
+        return False
+    return [n.name for n in g.consumers.get(scatter.output[0], [])] == [attention.name]
+
+
+def merge_qk_rotary(model: onnx.ModelProto, max_table_bytes: int = 32 << 20) -> int:
+    """The two RotaryEmbedding nodes of q and k (after split_heads_once) -> one, on the merged q/k/v
+    projection before it is split into heads. The merged weight's columns are reordered so that q and
+    k come first with each head's halves interleaved (d, d + D/2 adjacent), v last: one
+    ``interleaved`` RotaryEmbedding with ``rotary_embedding_dim`` covering q and k then computes
+    exactly the per-head rotate_half rotation and leaves v as it is. q and k stay in that
+    interleaved order (in the cache too): they only meet in q.k, which the shared order does not
+    change. Its cos/sin tables are the per-head ones tiled over the q and k heads (skipped past
+    ``max_table_bytes``). Returns the count."""
+    g = _Graph(model)
+    done, tables = 0, {}
+    for split in [n for n in model.graph.node if n.op_type == "Split"]:
+        sizes = g.const(split.input[1]) if len(split.input) > 1 else None
+        transpose = g.parent(split, 0, "Transpose")
+        reshape = transpose and g.parent(transpose, 0, "Reshape")
+        shape = reshape and g.const(reshape.input[1])
+        if sizes is None or _attr(split, "axis") != 1 or shape is None or list(_attr(transpose, "perm", [])) != [0, 2, 1, 3]:
+            continue
+        if (
+            shape.size != 4
+            or list(shape[:3]) != [0, 0, -1]
+            or not g.only_consumer(transpose.output[0])
+            or not g.only_consumer(reshape.output[0])
+        ):
+            continue
+        head_dim = int(shape[3])
+        add = g.parent(reshape, 0, "Add")
+        matmul = g.parent(add or reshape, 0, "MatMul")
+        weight = matmul and g.const(matmul.input[1])
+        bias = add and g.const(add.input[1])
+        if (
+            weight is None
+            or weight.ndim != 2
+            or len(g.consumers[matmul.input[1]]) != 1
+            or (add and (bias is None or bias.shape != weight.shape[1:]))
+        ):
+            continue
+        rotaries = [g.consumers[o][0] if g.only_consumer(o) else None for o in split.output]
+        rotaries = [r if r is not None and r.op_type == "RotaryEmbedding" and r.domain == MS_DOMAIN else None for r in rotaries]
+        found = [r for r in rotaries if r is not None]
+        if len(found) != 2 or len({tuple(r.input[1:]) for r in found}) != 1 or head_dim % 2:
+            continue
+        if any(
+            _attr(r, "interleaved", 0) or _attr(r, "num_heads", 0) or _attr(r, "rotary_embedding_dim", 0) or _attr(r, "scale", 1.0) != 1.0
+            for r in found
+        ):
+            continue
+        cos, sin = g.const(found[0].input[2]), g.const(found[0].input[3])
+        q_part = [r.output[0] for r in found if g.consumers.get(r.output[0]) and g.consumers[r.output[0]][0].op_type == "Attention"]
+        k_part = [r.output[0] for r in found if r.output[0] not in q_part]
+        if cos is None or sin is None or cos.shape != (cos.shape[0], head_dim // 2) or len(q_part) != 1 or len(k_part) != 1:
+            continue
+        rot_heads = sum(int(n) for n, r in zip(sizes, rotaries) if r is not None)
+        if 2 * cos.nbytes * rot_heads > max_table_bytes or not _rotated_for_attention_only(g, q_part[0], k_part[0]):
+            continue
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+        order = [i for i, r in enumerate(rotaries) if r is not None] + [i for i, r in enumerate(rotaries) if r is None]
+        half = np.arange(head_dim // 2)
+        cols = []
+        for i in order:
+            for h in range(starts[i], starts[i] + int(sizes[i])):
+                base = h * head_dim
+                cols.append(
+                    np.stack([base + half, base + head_dim // 2 + half], -1).reshape(-1)
+                    if rotaries[i] is not None
+                    else base + np.arange(head_dim)
+                )
+        perm = np.concatenate(cols)
+        base = split.name
+        news = [
+            numpy_helper.from_array(np.ascontiguousarray(weight[:, perm]), f"{base}/qk_rotary_weight"),
+            numpy_helper.from_array(np.array([sizes[i] for i in order], np.int64), f"{base}/qk_rotary_split"),
+        ]
+        key = (*found[0].input[2:4], rot_heads)
+        if key not in tables:  # one tiled pair per rotary table and head count, shared by the layers
+            tables[key] = (f"qeff_fusion/qk_rotary_cos_{len(tables)}", f"qeff_fusion/qk_rotary_sin_{len(tables)}")
+            model.graph.initializer.extend(numpy_helper.from_array(np.tile(t, (1, rot_heads)), n) for t, n in zip((cos, sin), tables[key]))
+        if add is not None:
+            news.append(numpy_helper.from_array(np.ascontiguousarray(bias[perm]), f"{base}/qk_rotary_bias"))
+            add.input[1] = news[-1].name
+        model.graph.initializer.extend(news)
+        matmul.input[1] = news[0].name
+        merged = reshape.input[0]
+        reshape.input[0] = f"{base}/qk_rotary"
+        model.graph.node.append(
+            helper.make_node(
+                "RotaryEmbedding",
+                [merged, found[0].input[1], *tables[key]],
+                [reshape.input[0]],
+                name=f"{base}/qk_rotary",
+                domain=MS_DOMAIN,
+                interleaved=1,
+                num_heads=1,
+                rotary_embedding_dim=rot_heads * head_dim,
+            )
+        )
+        outputs = [rotaries[i].output[0] if rotaries[i] is not None else split.output[i] for i in order]
+        del split.output[:]
+        split.output.extend(outputs)
+        split.input[1] = news[1].name
+        for r in found:
+            model.graph.node.remove(r)
+        done += 1
+    if done:
+        _topological_sort(model)
+    return done
+
+
 def _match_attention(g: _Graph, reshape_out: onnx.NodeProto):
     """Reshape(MatMul(Softmax(Where(Unsqueeze(mask, 2), FusedMatMul(Reshape(q), Unsqueeze(k, 2)), min)),
     Unsqueeze(v, 2))) -> (q, k, v, mask, scale, nodes) or None; q [B,Hq,S,D], k/v [B,Hkv,T,D]."""
@@ -443,16 +596,21 @@ def _topological_sort(model: onnx.ModelProto) -> None:
     OnnxModel(model).topological_sort()
 
 
-def fuse_decoder(model: onnx.ModelProto, ctx_len: int) -> Counter:
-    """Apply the fusions to an ONNX Runtime-optimized decoder graph in place; returns what fired."""
+def fuse_decoder(model: onnx.ModelProto, ctx_len: int, reorder_weights: bool = True) -> Counter:
+    """Apply the fusions to an ONNX Runtime-optimized decoder graph in place; returns what fired.
+    ``reorder_weights=False`` keeps the merged q/k/v columns in the model's order (the GGUF blocks
+    are matched against it afterwards), so q and k keep a rotary node each."""
     fired = Counter()
     fired["retained_cast"] = drop_retained_casts(model)
     fired["skip_norm"] = fuse_skip_norms(model)
     fired["merged_matmul"] = fuse_shared_input_matmuls(model)
+    fired["split_bias"] = fold_split_biases(model)
     fired["split_heads"] = split_heads_once(model)
     fired["rotary"] = fuse_rotary(model, ctx_len)
     prune_dead_nodes(model)
     fired["attention"] = fuse_attention(model)
+    if reorder_weights:
+        fired["qk_rotary"] = merge_qk_rotary(model)
     prune_dead_nodes(model)  # and the initializers the replaced nodes read (ONNX Runtime warns about each)
     return fired
 
@@ -463,7 +621,7 @@ def fused_decoder_rewrite(src: Path, dst: Path, *, ctx_len: int, mxfp6_matmul: b
     ``compile(gguf_weights=True)``) to ``dst`` (+ ``dst.data``)."""
     with tempfile.TemporaryDirectory(prefix="qeff-fuse-", dir=Path(dst).parent) as tmp:
         model = optimize_offline(Path(src), Path(tmp))
-    fired = fuse_decoder(model, ctx_len)
+    fired = fuse_decoder(model, ctx_len, reorder_weights=gguf_path is None)
     logger.info("Fused decoder graph: %s", dict(fired))
     if gguf_path is not None:  # after the merge: q/k/v and gate/up match the file's tensors stacked along N
         from QEfficient.compile.gguf_weights import apply_gguf_file  # needs the gguf package (an extra)
