@@ -609,6 +609,10 @@ def fuse_decoder(model: onnx.ModelProto, ctx_len: int, reorder_weights: bool = T
     fired["rotary"] = fuse_rotary(model, ctx_len)
     prune_dead_nodes(model)
     fired["attention"] = fuse_attention(model)
+    from QEfficient.compile.fusion_gqa import fuse_group_query_attention  # builds on this module's passes
+
+    fired["group_query_attention"] = fuse_group_query_attention(model, reorder_weights)
+    prune_dead_nodes(model)
     if reorder_weights:
         fired["qk_rotary"] = merge_qk_rotary(model)
     prune_dead_nodes(model)  # and the initializers the replaced nodes read (ONNX Runtime warns about each)

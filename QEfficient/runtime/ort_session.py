@@ -218,6 +218,7 @@ class KVCacheSession:
         pos = np.ascontiguousarray(position_ids, dtype=np.int64)
         # Padding writes to the window's last slot; keep that slot clear of this step's real tokens.
         need = int(pos.max()) + 1 + int(bool((pos < 0).any()))
+        need = max(need, pos.shape[1])  # a fused graph's GroupQueryAttention writes a chunk-sized present buffer
         if need > self.window and self.window < self.ctx_len:
             self._bind_window(next((w for w in self.ladder if w >= need), self.ctx_len), keep=True)
         self._inputs = (ids, pos)  # keep the arrays alive while ORT reads them
