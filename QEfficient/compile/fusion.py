@@ -14,21 +14,27 @@ the ones that are not MatMuls. This pass, run once at compile time on the export
    own transformers fusion);
 4. q/k/v and gate/up MatMuls on one input -> one MatMul on concatenated weights + ``Split``
    (shared with ``mxfp6_matmul``, which then quantizes the merged weight: MatMulNBits along N);
-   the merged q/k/v output is reshaped to heads and transposed once, then split along the heads;
+   Qwen2's q/k/v biases become one Add before the split; the merged q/k/v output is reshaped to
+   heads and transposed once, then split along the heads;
 5. rotary (``x*cos + rotate_half(x)*sin``) -> ``com.microsoft.RotaryEmbedding`` over cos/sin tables
    computed *by the graph's own subgraph* for positions ``0..ctx_len-1`` (so RoPE scaling variants
    come out exactly as exported), fired only when that subgraph reads nothing but ``position_ids``
    through position-wise operators;
 6. attention (grouped-query scores, boolean visibility mask, softmax, weighted sum over the
    static cache) -> the ONNX ``Attention`` operator (opset 23), fired only when the graph's
-   other operators mean the same at opset 23.
+   other operators mean the same at opset 23;
+7. where the mask is the plain causal one and the cache float32, the whole attention block
+   (heads split, both rotaries, the two scatters, ``Attention``, the transpose back) ->
+   ``com.microsoft.GroupQueryAttention`` on the packed projection (fusion_gqa.py), in place on
+   the same cache buffer; elsewhere (sliding windows, Qwen3's q/k norms) q and k share one
+   ``RotaryEmbedding`` on the merged projection instead (merge_qk_rotary).
 
 Each pattern is matched exactly and left alone otherwise, so a layer of an architecture it does
-not recognise keeps its graph. What attention keeps: the cache is still written by the graph's
-own scatter at ``position_ids`` (in place), ``Attention`` reads the window of slots the runtime
-binds (cost follows the real length), the mask still comes from ``position_ids`` (padding, sliding
-windows), the LM head still sees only the last position, and prefill and decode share one graph.
-Why not ``com.microsoft.GroupQueryAttention``: see docs/performance.md ("Fused decoder graph").
+not recognise keeps its graph. What attention keeps: the cache is written in place at
+``position_ids`` (rows right-padded, as the runtime builds them), attention reads the window of
+slots the runtime binds (cost follows the real length), the mask still comes from
+``position_ids`` where Attention stays (padding, sliding windows), the LM head still sees only the
+last position, and prefill and decode share one graph.
 """
 
 from __future__ import annotations
