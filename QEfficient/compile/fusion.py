@@ -27,7 +27,7 @@ the ones that are not MatMuls. This pass, run once at compile time on the export
    (heads split, both rotaries, the two scatters, ``Attention``, the transpose back) ->
    ``com.microsoft.GroupQueryAttention`` on the packed projection (fusion_gqa.py), in place on
    the same cache buffer; elsewhere (sliding windows, Qwen3's q/k norms) q and k share one
-   ``RotaryEmbedding`` on the merged projection instead (merge_qk_rotary).
+   ``RotaryEmbedding`` on the merged projection instead (fusion_gqa.merge_qk_rotary).
 
 Each pattern is matched exactly and left alone otherwise, so a layer of an architecture it does
 not recognise keeps its graph. What attention keeps: the cache is written in place at
@@ -180,15 +180,20 @@ def fuse_skip_norms(model: onnx.ModelProto) -> int:
     return sum(1 for n in model.graph.node if n.op_type == "SkipSimplifiedLayerNormalization") - before
 
 
+def _last_axis_splits(g: _Graph):
+    """(Split, its constant sizes) for each Split on the last axis whose every output has one reader."""
+    for split in [n for n in g.model.graph.node if n.op_type == "Split"]:
+        sizes = g.const(split.input[1]) if len(split.input) > 1 else None
+        if sizes is not None and _attr(split, "axis") == -1 and all(g.only_consumer(o) for o in split.output):
+            yield split, sizes
+
+
 def split_heads_once(model: onnx.ModelProto) -> int:
     """Split([B,S,N]) -> per part Reshape([0,0,-1,D]) + Transpose(0,2,1,3), as after the q/k/v merge,
     -> one Reshape + Transpose of the whole [B,S,N] and a Split of the heads axis. Returns the count."""
     g = _Graph(model)
     done = 0
-    for split in [n for n in model.graph.node if n.op_type == "Split"]:
-        sizes = g.const(split.input[1]) if len(split.input) > 1 else None
-        if sizes is None or _attr(split, "axis") != -1 or any(not g.only_consumer(o) for o in split.output):
-            continue
+    for split, sizes in _last_axis_splits(g):
         reshapes = [g.consumers[o][0] for o in split.output]
         shapes = [g.const(r.input[1]) if r.op_type == "Reshape" and r.input[0] == o else None for r, o in zip(reshapes, split.output)]
         if any(x is None or x.size != 4 or list(x[:3]) != [0, 0, -1] or x[3] != shapes[0][3] for x in shapes):
@@ -241,10 +246,28 @@ def _upstream(g: _Graph, name: str) -> tuple[list[onnx.NodeProto], set[str]] | N
     return nodes, inputs
 
 
+def subgraph_session(g: _Graph, nodes, inputs: list[str], outputs: list[tuple[str, int]]):
+    """An ONNX Runtime session over ``nodes`` of the graph (in graph order) alone: the given graph inputs
+    in, the named tensors (name, element type) out; how compile-time passes evaluate a subgraph."""
+    import onnxruntime as ort
+
+    order = [n for n in g.model.graph.node if any(n is m for m in nodes)]
+    used = {i for n in order for i in n.input}
+    sub = helper.make_graph(
+        order,
+        "subgraph",
+        [g.graph_inputs[i] for i in inputs],
+        [helper.make_tensor_value_info(name, elem_type, None) for name, elem_type in outputs],
+        [g.inits[i] for i in used if i in g.inits],
+    )
+    sub_model = helper.make_model(sub, opset_imports=g.model.opset_import)
+    sub_model.ir_version = g.model.ir_version
+    return ort.InferenceSession(sub_model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
 def _rotary_tables(g: _Graph, cos: str, sin: str, ctx_len: int) -> tuple[np.ndarray, np.ndarray] | None:
     """cos/sin [ctx_len, D/2] for positions 0..ctx_len-1, computed by the graph's own subgraph, or None
     when that subgraph is not a position-wise function of position_ids alone (or not rotate_half form)."""
-    import onnxruntime as ort
 
     found = [_upstream(g, cos), _upstream(g, sin)]
     if any(f is None for f in found):
@@ -252,21 +275,7 @@ def _rotary_tables(g: _Graph, cos: str, sin: str, ctx_len: int) -> tuple[np.ndar
     nodes = {id(n): n for f in found for n in f[0]}.values()
     if {i for f in found for i in f[1]} != {POSITION_IDS} or any(n.op_type not in _POSITIONWISE for n in nodes):
         return None
-    order = [n for n in g.model.graph.node if any(n is m for m in nodes)]
-    used = {i for n in order for i in n.input}
-    sub = helper.make_graph(
-        order,
-        "rotary_tables",
-        [g.graph_inputs[POSITION_IDS]],
-        [
-            helper.make_tensor_value_info(cos, onnx.TensorProto.FLOAT, None),
-            helper.make_tensor_value_info(sin, onnx.TensorProto.FLOAT, None),
-        ],
-        [g.inits[i] for i in used if i in g.inits],
-    )
-    sub_model = helper.make_model(sub, opset_imports=g.model.opset_import)
-    sub_model.ir_version = g.model.ir_version
-    session = ort.InferenceSession(sub_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = subgraph_session(g, nodes, [POSITION_IDS], [(cos, onnx.TensorProto.FLOAT), (sin, onnx.TensorProto.FLOAT)])
     positions = np.arange(ctx_len, dtype=np.int64)[None]
     cos_t, sin_t = session.run(None, {POSITION_IDS: positions})
     if cos_t.ndim != 3 or cos_t.shape[:2] != (1, ctx_len) or cos_t.shape != sin_t.shape or cos_t.shape[-1] % 2:
@@ -370,10 +379,7 @@ def fold_split_biases(model: onnx.ModelProto) -> int:
     the concatenated bias before the Split (the same sums), so split_heads_once matches. Returns the count."""
     g = _Graph(model)
     done = 0
-    for split in [n for n in model.graph.node if n.op_type == "Split"]:
-        sizes = g.const(split.input[1]) if len(split.input) > 1 else None
-        if sizes is None or _attr(split, "axis") != -1 or any(not g.only_consumer(o) for o in split.output):
-            continue
+    for split, sizes in _last_axis_splits(g):
         adds = [g.consumers[o][0] for o in split.output]
         biases = [
             g.const(a.input[1 - list(a.input).index(o)]) if a.op_type == "Add" and o in a.input else None
@@ -389,129 +395,6 @@ def fold_split_biases(model: onnx.ModelProto) -> int:
         for i, a in enumerate(adds):
             split.output[i] = a.output[0]
             model.graph.node.remove(a)
-        done += 1
-    if done:
-        _topological_sort(model)
-    return done
-
-
-def _rotated_for_attention_only(g: _Graph, q: str, k: str) -> bool:
-    """``q`` is read only as one Attention's query and ``k`` only by the cache scatter whose result is that
-    Attention's key (and by Shape): a permutation of the head dimension shared by both leaves every score
-    unchanged."""
-    readers = [n for n in g.consumers.get(k, []) if n.op_type != "Shape"]
-    if not g.only_consumer(q) or len(readers) != 1 or k in g.graph_outputs:
-        return False
-    attention, scatter = g.consumers[q][0], readers[0]
-    if attention.op_type != "Attention" or list(attention.input).index(q) != 0 or scatter.op_type != "ScatterElements":
-        return False
-    if list(scatter.input).index(k) != 2 or scatter.input[0] not in g.graph_inputs or attention.input[1] != scatter.output[0]:
-        return False
-    return [n.name for n in g.consumers.get(scatter.output[0], [])] == [attention.name]
-
-
-def merge_qk_rotary(model: onnx.ModelProto, max_table_bytes: int = 32 << 20) -> int:
-    """The two RotaryEmbedding nodes of q and k (after split_heads_once) -> one, on the merged q/k/v
-    projection before it is split into heads. The merged weight's columns are reordered so that q and
-    k come first with each head's halves interleaved (d, d + D/2 adjacent), v last: one
-    ``interleaved`` RotaryEmbedding with ``rotary_embedding_dim`` covering q and k then computes
-    exactly the per-head rotate_half rotation and leaves v as it is. q and k stay in that
-    interleaved order (in the cache too): they only meet in q.k, which the shared order does not
-    change. Its cos/sin tables are the per-head ones tiled over the q and k heads (skipped past
-    ``max_table_bytes``). Returns the count."""
-    g = _Graph(model)
-    done, tables = 0, {}
-    for split in [n for n in model.graph.node if n.op_type == "Split"]:
-        sizes = g.const(split.input[1]) if len(split.input) > 1 else None
-        transpose = g.parent(split, 0, "Transpose")
-        reshape = transpose and g.parent(transpose, 0, "Reshape")
-        shape = reshape and g.const(reshape.input[1])
-        if sizes is None or _attr(split, "axis") != 1 or shape is None or list(_attr(transpose, "perm", [])) != [0, 2, 1, 3]:
-            continue
-        if (
-            shape.size != 4
-            or list(shape[:3]) != [0, 0, -1]
-            or not g.only_consumer(transpose.output[0])
-            or not g.only_consumer(reshape.output[0])
-        ):
-            continue
-        head_dim = int(shape[3])
-        add = g.parent(reshape, 0, "Add")
-        matmul = g.parent(add or reshape, 0, "MatMul")
-        weight = matmul and g.const(matmul.input[1])
-        bias = add and g.const(add.input[1])
-        if (
-            weight is None
-            or weight.ndim != 2
-            or len(g.consumers[matmul.input[1]]) != 1
-            or (add and (bias is None or bias.shape != weight.shape[1:]))
-        ):
-            continue
-        rotaries = [g.consumers[o][0] if g.only_consumer(o) else None for o in split.output]
-        rotaries = [r if r is not None and r.op_type == "RotaryEmbedding" and r.domain == MS_DOMAIN else None for r in rotaries]
-        found = [r for r in rotaries if r is not None]
-        if len(found) != 2 or len({tuple(r.input[1:]) for r in found}) != 1 or head_dim % 2:
-            continue
-        if any(
-            _attr(r, "interleaved", 0) or _attr(r, "num_heads", 0) or _attr(r, "rotary_embedding_dim", 0) or _attr(r, "scale", 1.0) != 1.0
-            for r in found
-        ):
-            continue
-        cos, sin = g.const(found[0].input[2]), g.const(found[0].input[3])
-        q_part = [r.output[0] for r in found if g.consumers.get(r.output[0]) and g.consumers[r.output[0]][0].op_type == "Attention"]
-        k_part = [r.output[0] for r in found if r.output[0] not in q_part]
-        if cos is None or sin is None or cos.shape != (cos.shape[0], head_dim // 2) or len(q_part) != 1 or len(k_part) != 1:
-            continue
-        rot_heads = sum(int(n) for n, r in zip(sizes, rotaries) if r is not None)
-        if 2 * cos.nbytes * rot_heads > max_table_bytes or not _rotated_for_attention_only(g, q_part[0], k_part[0]):
-            continue
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
-        order = [i for i, r in enumerate(rotaries) if r is not None] + [i for i, r in enumerate(rotaries) if r is None]
-        half = np.arange(head_dim // 2)
-        cols = []
-        for i in order:
-            for h in range(starts[i], starts[i] + int(sizes[i])):
-                base = h * head_dim
-                cols.append(
-                    np.stack([base + half, base + head_dim // 2 + half], -1).reshape(-1)
-                    if rotaries[i] is not None
-                    else base + np.arange(head_dim)
-                )
-        perm = np.concatenate(cols)
-        base = split.name
-        news = [
-            numpy_helper.from_array(np.ascontiguousarray(weight[:, perm]), f"{base}/qk_rotary_weight"),
-            numpy_helper.from_array(np.array([sizes[i] for i in order], np.int64), f"{base}/qk_rotary_split"),
-        ]
-        key = (*found[0].input[2:4], rot_heads)
-        if key not in tables:  # one tiled pair per rotary table and head count, shared by the layers
-            tables[key] = (f"qeff_fusion/qk_rotary_cos_{len(tables)}", f"qeff_fusion/qk_rotary_sin_{len(tables)}")
-            model.graph.initializer.extend(numpy_helper.from_array(np.tile(t, (1, rot_heads)), n) for t, n in zip((cos, sin), tables[key]))
-        if add is not None:
-            news.append(numpy_helper.from_array(np.ascontiguousarray(bias[perm]), f"{base}/qk_rotary_bias"))
-            add.input[1] = news[-1].name
-        model.graph.initializer.extend(news)
-        matmul.input[1] = news[0].name
-        merged = reshape.input[0]
-        reshape.input[0] = f"{base}/qk_rotary"
-        model.graph.node.append(
-            helper.make_node(
-                "RotaryEmbedding",
-                [merged, found[0].input[1], *tables[key]],
-                [reshape.input[0]],
-                name=f"{base}/qk_rotary",
-                domain=MS_DOMAIN,
-                interleaved=1,
-                num_heads=1,
-                rotary_embedding_dim=rot_heads * head_dim,
-            )
-        )
-        outputs = [rotaries[i].output[0] if rotaries[i] is not None else split.output[i] for i in order]
-        del split.output[:]
-        split.output.extend(outputs)
-        split.input[1] = news[1].name
-        for r in found:
-            model.graph.node.remove(r)
         done += 1
     if done:
         _topological_sort(model)
@@ -615,7 +498,7 @@ def fuse_decoder(model: onnx.ModelProto, ctx_len: int, reorder_weights: bool = T
     fired["rotary"] = fuse_rotary(model, ctx_len)
     prune_dead_nodes(model)
     fired["attention"] = fuse_attention(model)
-    from QEfficient.compile.fusion_gqa import fuse_group_query_attention  # builds on this module's passes
+    from QEfficient.compile.fusion_gqa import fuse_group_query_attention, merge_qk_rotary  # build on this module
 
     fired["group_query_attention"] = fuse_group_query_attention(model, reorder_weights)
     prune_dead_nodes(model)

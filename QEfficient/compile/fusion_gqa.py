@@ -1,4 +1,6 @@
-"""``compile(fuse=True)``, last step: a layer's attention block -> one ``com.microsoft.GroupQueryAttention``.
+"""``compile(fuse=True)``, last steps: a layer's attention block -> one ``com.microsoft.GroupQueryAttention``
+(fuse_group_query_attention), or, where that does not match, q and k rotated by one RotaryEmbedding
+(merge_qk_rotary).
 
 After fusion.py's passes a layer's attention is: the merged q/k/v projection, Reshape + Transpose
 to heads, Split, a RotaryEmbedding each for q and k, two cache ScatterElements at ``position_ids``,
@@ -26,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from QEfficient.compile.fusion import MS_DOMAIN, _attr, _Graph, _topological_sort, _upstream
+from QEfficient.compile.fusion import MS_DOMAIN, _attr, _Graph, _topological_sort, _upstream, subgraph_session
 from QEfficient.export.graph_specs import POSITION_IDS
 
 _PREFIX = "qeff_fusion/gqa"
@@ -38,8 +40,6 @@ _WINDOW = 16  # slots of the cache inputs in the probes
 def _evaluate(g: _Graph, name: str, elem_type: int, positions: np.ndarray) -> np.ndarray | None:
     """The value of tensor ``name`` for ``positions``, by its own subgraph, with the cache inputs it reads
     (for their shape) ``_WINDOW`` slots long; None when it reads other graph inputs or does not run alone."""
-    import onnxruntime as ort
-
     found = _upstream(g, name)
     if found is None:
         return None
@@ -54,20 +54,8 @@ def _evaluate(g: _Graph, name: str, elem_type: int, positions: np.ndarray) -> np
             feeds[i] = np.zeros([positions.shape[0], dims[1] or 1, _WINDOW, dims[3] or 1], dtype)
         else:
             return None
-    order = [n for n in g.model.graph.node if any(n is m for m in nodes)]
-    used = {i for n in order for i in n.input}
-    sub = helper.make_graph(
-        order,
-        "probe",
-        [g.graph_inputs[i] for i in sorted(inputs)],
-        [helper.make_tensor_value_info(name, elem_type, None)],
-        [g.inits[i] for i in used if i in g.inits],
-    )
-    sub_model = helper.make_model(sub, opset_imports=g.model.opset_import)
-    sub_model.ir_version = g.model.ir_version
     try:
-        session = ort.InferenceSession(sub_model.SerializeToString(), providers=["CPUExecutionProvider"])
-        return session.run(None, feeds)[0]
+        return subgraph_session(g, nodes, sorted(inputs), [(name, elem_type)]).run(None, feeds)[0]
     except Exception:  # noqa: BLE001 - a subgraph that does not run on its own is simply not matched
         return None
 
@@ -314,3 +302,126 @@ def fuse_group_query_attention(model: onnx.ModelProto, reorder_weights: bool = T
     if fused:
         _topological_sort(model)
     return fused
+
+
+def _rotated_for_attention_only(g: _Graph, q: str, k: str) -> bool:
+    """``q`` is read only as one Attention's query and ``k`` only by the cache scatter whose result is that
+    Attention's key (and by Shape): a permutation of the head dimension shared by both leaves every score
+    unchanged."""
+    readers = [n for n in g.consumers.get(k, []) if n.op_type != "Shape"]
+    if not g.only_consumer(q) or len(readers) != 1 or k in g.graph_outputs:
+        return False
+    attention, scatter = g.consumers[q][0], readers[0]
+    if attention.op_type != "Attention" or list(attention.input).index(q) != 0 or scatter.op_type != "ScatterElements":
+        return False
+    if list(scatter.input).index(k) != 2 or scatter.input[0] not in g.graph_inputs or attention.input[1] != scatter.output[0]:
+        return False
+    return [n.name for n in g.consumers.get(scatter.output[0], [])] == [attention.name]
+
+
+def merge_qk_rotary(model: onnx.ModelProto, max_table_bytes: int = 32 << 20) -> int:
+    """The two RotaryEmbedding nodes of q and k (after split_heads_once) -> one, on the merged q/k/v
+    projection before it is split into heads. The merged weight's columns are reordered so that q and
+    k come first with each head's halves interleaved (d, d + D/2 adjacent), v last: one
+    ``interleaved`` RotaryEmbedding with ``rotary_embedding_dim`` covering q and k then computes
+    exactly the per-head rotate_half rotation and leaves v as it is. q and k stay in that
+    interleaved order (in the cache too): they only meet in q.k, which the shared order does not
+    change. Its cos/sin tables are the per-head ones tiled over the q and k heads (skipped past
+    ``max_table_bytes``). Returns the count."""
+    g = _Graph(model)
+    done, tables = 0, {}
+    for split in [n for n in model.graph.node if n.op_type == "Split"]:
+        sizes = g.const(split.input[1]) if len(split.input) > 1 else None
+        transpose = g.parent(split, 0, "Transpose")
+        reshape = transpose and g.parent(transpose, 0, "Reshape")
+        shape = reshape and g.const(reshape.input[1])
+        if sizes is None or _attr(split, "axis") != 1 or shape is None or list(_attr(transpose, "perm", [])) != [0, 2, 1, 3]:
+            continue
+        if (
+            shape.size != 4
+            or list(shape[:3]) != [0, 0, -1]
+            or not g.only_consumer(transpose.output[0])
+            or not g.only_consumer(reshape.output[0])
+        ):
+            continue
+        head_dim = int(shape[3])
+        add = g.parent(reshape, 0, "Add")
+        matmul = g.parent(add or reshape, 0, "MatMul")
+        weight = matmul and g.const(matmul.input[1])
+        bias = add and g.const(add.input[1])
+        if (
+            weight is None
+            or weight.ndim != 2
+            or len(g.consumers[matmul.input[1]]) != 1
+            or (add and (bias is None or bias.shape != weight.shape[1:]))
+        ):
+            continue
+        rotaries = [g.consumers[o][0] if g.only_consumer(o) else None for o in split.output]
+        rotaries = [r if r is not None and r.op_type == "RotaryEmbedding" and r.domain == MS_DOMAIN else None for r in rotaries]
+        found = [r for r in rotaries if r is not None]
+        if len(found) != 2 or len({tuple(r.input[1:]) for r in found}) != 1 or head_dim % 2:
+            continue
+        if any(
+            _attr(r, "interleaved", 0) or _attr(r, "num_heads", 0) or _attr(r, "rotary_embedding_dim", 0) or _attr(r, "scale", 1.0) != 1.0
+            for r in found
+        ):
+            continue
+        cos, sin = g.const(found[0].input[2]), g.const(found[0].input[3])
+        q_part = [r.output[0] for r in found if g.consumers.get(r.output[0]) and g.consumers[r.output[0]][0].op_type == "Attention"]
+        k_part = [r.output[0] for r in found if r.output[0] not in q_part]
+        if cos is None or sin is None or cos.shape != (cos.shape[0], head_dim // 2) or len(q_part) != 1 or len(k_part) != 1:
+            continue
+        rot_heads = sum(int(n) for n, r in zip(sizes, rotaries) if r is not None)
+        if 2 * cos.nbytes * rot_heads > max_table_bytes or not _rotated_for_attention_only(g, q_part[0], k_part[0]):
+            continue
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+        order = [i for i, r in enumerate(rotaries) if r is not None] + [i for i, r in enumerate(rotaries) if r is None]
+        half = np.arange(head_dim // 2)
+        cols = []
+        for i in order:
+            for h in range(starts[i], starts[i] + int(sizes[i])):
+                base = h * head_dim
+                cols.append(
+                    np.stack([base + half, base + head_dim // 2 + half], -1).reshape(-1)
+                    if rotaries[i] is not None
+                    else base + np.arange(head_dim)
+                )
+        perm = np.concatenate(cols)
+        base = split.name
+        news = [
+            numpy_helper.from_array(np.ascontiguousarray(weight[:, perm]), f"{base}/qk_rotary_weight"),
+            numpy_helper.from_array(np.array([sizes[i] for i in order], np.int64), f"{base}/qk_rotary_split"),
+        ]
+        key = (*found[0].input[2:4], rot_heads)
+        if key not in tables:  # one tiled pair per rotary table and head count, shared by the layers
+            tables[key] = (f"qeff_fusion/qk_rotary_cos_{len(tables)}", f"qeff_fusion/qk_rotary_sin_{len(tables)}")
+            model.graph.initializer.extend(numpy_helper.from_array(np.tile(t, (1, rot_heads)), n) for t, n in zip((cos, sin), tables[key]))
+        if add is not None:
+            news.append(numpy_helper.from_array(np.ascontiguousarray(bias[perm]), f"{base}/qk_rotary_bias"))
+            add.input[1] = news[-1].name
+        model.graph.initializer.extend(news)
+        matmul.input[1] = news[0].name
+        merged = reshape.input[0]
+        reshape.input[0] = f"{base}/qk_rotary"
+        model.graph.node.append(
+            helper.make_node(
+                "RotaryEmbedding",
+                [merged, found[0].input[1], *tables[key]],
+                [reshape.input[0]],
+                name=f"{base}/qk_rotary",
+                domain=MS_DOMAIN,
+                interleaved=1,
+                num_heads=1,
+                rotary_embedding_dim=rot_heads * head_dim,
+            )
+        )
+        outputs = [rotaries[i].output[0] if rotaries[i] is not None else split.output[i] for i in order]
+        del split.output[:]
+        split.output.extend(outputs)
+        split.input[1] = news[1].name
+        for r in found:
+            model.graph.node.remove(r)
+        done += 1
+    if done:
+        _topological_sort(model)
+    return done
