@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from QEfficient import QEFFAutoModelForCausalLM
 from QEfficient.runtime.ort_session import open_kv_session
@@ -126,3 +126,20 @@ def test_uncovered_architecture_keeps_todays_graph(tiny_model_dir):
 def test_default_fuses_covered_architectures(tiny_model_dir):
     model = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("llama"))
     assert FUSED_OPS <= set(op_counts(model.compile(prefill_seq_len=8, ctx_len=CTX, num_cores=2)))
+
+
+def test_sliding_window_longer_than_a_probe_keeps_attention(tiny_model_dir, tmp_path):
+    """A sliding window that only shows past position 40 (of ctx_len 64): the mask is probed over the whole
+    window, so GroupQueryAttention (plain causal) does not replace it, and the graph stays exact."""
+    import shutil
+
+    folder = tmp_path / "mistral_w40"
+    shutil.copytree(tiny_model_dir("mistral"), folder)
+    config = AutoConfig.from_pretrained(folder)
+    config.sliding_window = 40
+    config.save_pretrained(folder)
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    fused = model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, fuse=True)
+    ops = op_counts(fused)
+    assert "GroupQueryAttention" not in ops and "Attention" in ops, ops
+    assert_logits_match_hf(folder, fused, seed=3)

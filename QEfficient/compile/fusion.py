@@ -500,7 +500,7 @@ def fuse_decoder(model: onnx.ModelProto, ctx_len: int, reorder_weights: bool = T
     fired["attention"] = fuse_attention(model)
     from QEfficient.compile.fusion_gqa import fuse_group_query_attention, merge_qk_rotary  # build on this module
 
-    fired["group_query_attention"] = fuse_group_query_attention(model, reorder_weights)
+    fired["group_query_attention"] = fuse_group_query_attention(model, ctx_len, reorder_weights)
     prune_dead_nodes(model)
     if reorder_weights:
         fired["qk_rotary"] = merge_qk_rotary(model)

@@ -34,12 +34,9 @@ from QEfficient.export.graph_specs import POSITION_IDS
 _PREFIX = "qeff_fusion/gqa"
 
 
-_WINDOW = 16  # slots of the cache inputs in the probes
-
-
-def _evaluate(g: _Graph, name: str, elem_type: int, positions: np.ndarray) -> np.ndarray | None:
+def _evaluate(g: _Graph, name: str, elem_type: int, positions: np.ndarray, window: int) -> np.ndarray | None:
     """The value of tensor ``name`` for ``positions``, by its own subgraph, with the cache inputs it reads
-    (for their shape) ``_WINDOW`` slots long; None when it reads other graph inputs or does not run alone."""
+    (for their shape) ``window`` slots long; None when it reads other graph inputs or does not run alone."""
     found = _upstream(g, name)
     if found is None:
         return None
@@ -51,7 +48,7 @@ def _evaluate(g: _Graph, name: str, elem_type: int, positions: np.ndarray) -> np
             feeds[i] = positions
         elif len(dims) == 4:  # a cache input, read for its window length
             dtype = helper.tensor_dtype_to_np_dtype(g.graph_inputs[i].type.tensor_type.elem_type)
-            feeds[i] = np.zeros([positions.shape[0], dims[1] or 1, _WINDOW, dims[3] or 1], dtype)
+            feeds[i] = np.zeros([positions.shape[0], dims[1] or 1, window, dims[3] or 1], dtype)
         else:
             return None
     try:
@@ -60,41 +57,50 @@ def _evaluate(g: _Graph, name: str, elem_type: int, positions: np.ndarray) -> np
         return None
 
 
-def _probes(g: _Graph) -> list[np.ndarray]:
-    """Position batches (right padding, idle rows, rows at different positions) of the graph's batch size."""
+def _probes(g: _Graph, window: int) -> list[np.ndarray]:
+    """Position batches (right padding, idle rows, rows at different positions, the last slots of the full
+    window, so that a sliding or chunked window shorter than ctx_len shows) of the graph's batch size."""
     dim = g.graph_inputs[POSITION_IDS].type.tensor_type.shape.dim[0]
     batch = dim.dim_value if dim.HasField("dim_value") else 2
-    rows = [[3, 4, 5, 6], [0, 1, -1, -1], [-1, -1, -1, -1], [9, 10, 11, 12], [14, -1, -1, -1]]
+    last, mid = window - 4, window // 2
+    rows = [
+        [last, last + 1, last + 2, last + 3],
+        [0, 1, -1, -1],
+        [-1, -1, -1, -1],
+        [mid, mid + 1, -1, -1],
+        [3, 4, 5, 6],
+        [window - 1, -1, -1, -1],
+    ]
     return [np.array([rows[(start + b) % len(rows)] for b in range(batch)], np.int64) for start in range(0, len(rows), batch)]
 
 
-def _is_causal_mask(g: _Graph, mask: str) -> bool:
-    for pos in _probes(g):
-        got = _evaluate(g, mask, onnx.TensorProto.BOOL, pos)
-        want = np.arange(_WINDOW)[None, None, None, :] <= pos[:, None, :, None]
+def _is_causal_mask(g: _Graph, mask: str, window: int) -> bool:
+    for pos in _probes(g, window):
+        got = _evaluate(g, mask, onnx.TensorProto.BOOL, pos, window)
+        want = np.arange(window)[None, None, None, :] <= pos[:, None, :, None]
         if got is None or got.dtype != np.bool_ or got.shape != want.shape or not np.array_equal(got, want):
             return False
     return True
 
 
-def _is_position_index(g: _Graph, index: str) -> bool:
+def _is_position_index(g: _Graph, index: str, window: int) -> bool:
     """The scatter index is Expand(X, Shape(...)) with X [B, 1, S, 1] equal to the positions (padding aside)."""
     expand = g.producer.get(index)
     if expand is None or expand.op_type != "Expand":
         return False
-    for pos in _probes(g):
-        got = _evaluate(g, expand.input[0], onnx.TensorProto.INT64, pos)
+    for pos in _probes(g, window):
+        got = _evaluate(g, expand.input[0], onnx.TensorProto.INT64, pos, window)
         if got is None or got.shape != (pos.shape[0], 1, pos.shape[1], 1) or not np.array_equal(got[:, 0, :, 0][pos >= 0], pos[pos >= 0]):
             return False
     return True
 
 
-def _checked(g: _Graph, cache: dict, check, name: str) -> bool:
-    """``check(g, name)``, once per mask and once per unexpanded index (the layers share them)."""
+def _checked(g: _Graph, cache: dict, check, name: str, window: int) -> bool:
+    """``check(g, name, window)``, once per mask and once per unexpanded index (the layers share them)."""
     expand = g.producer.get(name)
     key = (check, expand.input[0] if check is _is_position_index and expand is not None and expand.op_type == "Expand" else name)
     if key not in cache:
-        cache[key] = check(g, name)
+        cache[key] = check(g, name, window)
     return cache[key]
 
 
@@ -245,8 +251,11 @@ def _qkv_input(model: onnx.ModelProto, g: _Graph, m: dict, reorder_weights: bool
     return names
 
 
-def fuse_group_query_attention(model: onnx.ModelProto, reorder_weights: bool = True) -> int:
-    """Each matched layer's attention block -> GroupQueryAttention (module docstring); returns the count."""
+def fuse_group_query_attention(model: onnx.ModelProto, ctx_len: int, reorder_weights: bool = True) -> int:
+    """Each matched layer's attention block -> GroupQueryAttention (module docstring); returns the count.
+    The mask and scatter index are probed over a full ``ctx_len`` window."""
+    if ctx_len < 8:  # too short for the probes
+        return 0
     _own_index_shapes(model)
     g = _Graph(model)
     matches = [m for m in (_match_layer(g, n) for n in model.graph.node if n.op_type == "Attention") if m is not None]
@@ -257,8 +266,8 @@ def fuse_group_query_attention(model: onnx.ModelProto, reorder_weights: bool = T
         attention, k_scatter = m["attention"], m["k_scatter"]
         past = k_scatter.input[0]
         if not (
-            _checked(g, checked, _is_causal_mask, attention.input[3])
-            and all(_checked(g, checked, _is_position_index, s.input[1]) for s in (k_scatter, m["v_scatter"]))
+            _checked(g, checked, _is_causal_mask, attention.input[3], ctx_len)
+            and all(_checked(g, checked, _is_position_index, s.input[1], ctx_len) for s in (k_scatter, m["v_scatter"]))
         ):
             continue
         if lengths is None:
