@@ -13,8 +13,8 @@ and partly padded speculative rows the graph already serves: the row's valid tok
 ``P .. P+Q-1`` where ``P`` is its first position, which is where the scatter put them, as long as a
 row's positions are consecutive and its padding (-1) comes after them, which is how every
 generation path builds them. Padding is no longer written at all (the scatter parked it in the
-window's last slot, masked). The session keeps the window at least a chunk wide (GQA's present
-buffer must hold ``sequence_length``).
+window's last slot, masked). GQA writes a row's chunk, padding included, at the row's first
+position and checks that it fits: the session binds enough slots (runtime/ort_session.py).
 
 Fired only on an exact match: the mask is verified numerically to be "key slot t visible iff
 t <= position", the scatter index to be the positions, the rotary to be the non-interleaved one;
@@ -200,12 +200,17 @@ def _own_index_shapes(model: onnx.ModelProto) -> None:
         scatter.input[1] = name
 
 
-def _lengths(model: onnx.ModelProto, positions: str, past: str) -> tuple[str, str, str]:
-    """seqlens_k (last position, 0 for an idle row), query_seqlens (valid tokens) and the window length as
-    GroupQueryAttention wants them (int32), computed once from ``position_ids``."""
+def _lengths(model: onnx.ModelProto, positions: str) -> tuple[str, str, str]:
+    """seqlens_k (last position, 0 for an idle row), query_seqlens (valid tokens) and total_sequence_length
+    (the longest row or the chunk, within the rotary tables' ctx_len rows even when the bound window is
+    longer) as GroupQueryAttention wants them (int32), computed once from ``position_ids``."""
     p = _PREFIX
     model.graph.initializer.extend(
-        [numpy_helper.from_array(np.array(0, np.int64), f"{p}/zero"), numpy_helper.from_array(np.array([1], np.int64), f"{p}/axis1")]
+        [
+            numpy_helper.from_array(np.array(0, np.int64), f"{p}/zero"),
+            numpy_helper.from_array(np.array(1, np.int64), f"{p}/one"),
+            numpy_helper.from_array(np.array([1], np.int64), f"{p}/axis1"),
+        ]
     )
     steps = [
         ("ReduceMax", [positions, f"{p}/axis1"], "last", {"keepdims": 0}),
@@ -213,12 +218,15 @@ def _lengths(model: onnx.ModelProto, positions: str, past: str) -> tuple[str, st
         ("GreaterOrEqual", [POSITION_IDS, f"{p}/zero"], "valid", {}),
         ("Cast", [f"{p}/valid"], "valid_i32", {"to": onnx.TensorProto.INT32}),
         ("ReduceSum", [f"{p}/valid_i32", f"{p}/axis1"], "query_seqlens", {"keepdims": 0}),
-        ("Shape", [past], "window_1", {"start": 2, "end": 3}),
-        ("Squeeze", [f"{p}/window_1"], "window_i64", {}),
-        ("Cast", [f"{p}/window_i64"], "window", {"to": onnx.TensorProto.INT32}),
+        ("ReduceMax", [f"{p}/last"], "longest_last", {"keepdims": 0}),
+        ("Add", [f"{p}/longest_last", f"{p}/one"], "longest", {}),
+        ("Shape", [POSITION_IDS], "chunk_1", {"start": 1, "end": 2}),
+        ("Squeeze", [f"{p}/chunk_1"], "chunk", {}),
+        ("Max", [f"{p}/longest", f"{p}/chunk"], "total_i64", {}),
+        ("Cast", [f"{p}/total_i64"], "total", {"to": onnx.TensorProto.INT32}),
     ]
     model.graph.node.extend(helper.make_node(op, inputs, [f"{p}/{out}"], name=f"{p}/{out}", **attrs) for op, inputs, out, attrs in steps)
-    return f"{p}/seqlens_k", f"{p}/query_seqlens", f"{p}/window"
+    return f"{p}/seqlens_k", f"{p}/query_seqlens", f"{p}/total"
 
 
 def _qkv_input(model: onnx.ModelProto, g: _Graph, m: dict, reorder_weights: bool) -> list[str]:
@@ -271,9 +279,9 @@ def fuse_group_query_attention(model: onnx.ModelProto, ctx_len: int, reorder_wei
         ):
             continue
         if lengths is None:
-            lengths = _lengths(model, m["q_rot"].input[1], past)
+            lengths = _lengths(model, m["q_rot"].input[1])
         qkv = _qkv_input(model, g, m, reorder_weights)
-        seqlens_k, query_seqlens, window = lengths
+        seqlens_k, query_seqlens, total = lengths
         cos, sin = m["q_rot"].input[2:4]
         model.graph.node.append(
             helper.make_node(
@@ -283,7 +291,7 @@ def fuse_group_query_attention(model: onnx.ModelProto, ctx_len: int, reorder_wei
                     past,
                     m["v_scatter"].input[0],
                     seqlens_k,
-                    window,
+                    total,
                     cos,
                     sin,
                     m["q_rot"].input[1],
