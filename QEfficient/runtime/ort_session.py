@@ -195,7 +195,7 @@ class KVCacheSession:
     def _bind_window(self, window: int, keep: bool = False) -> None:
         b, h, _, d = self.kv_shape
         old = self.window
-        if b * h * window * d > self.storage[0].size:  # past ctx_len (see _prepare): larger buffers
+        if self.storage and b * h * window * d > self.storage[0].size:  # past ctx_len (see _prepare): larger buffers
             grown = [np.zeros(b * h * window * d, dtype=flat.dtype) for flat in self.storage]
             for flat, new in zip(self.storage, grown) if keep and old else ():
                 new.reshape(b * h, window * d)[:, : old * d] = flat[: b * h * old * d].reshape(b * h, old * d)
