@@ -12,15 +12,22 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from QEfficient import QEFFAutoModelForCausalLM
 from QEfficient.runtime.ort_session import open_kv_session
 from tests.helpers import hf_greedy, real_tokens
 
 FUSED_ARCHS = ["llama", "mistral", "qwen2", "qwen3"]
-FUSED_OPS = {"SkipSimplifiedLayerNormalization", "RotaryEmbedding", "Attention"}
+FUSED_OPS = {"SkipSimplifiedLayerNormalization", "GroupQueryAttention"}
+# Mistral's sliding-window mask and Qwen3's per-head q/k norms (between the head split and the rotary)
+# are not GroupQueryAttention's pattern: their layers keep ONNX Attention.
+ATTENTION_OPS = {"SkipSimplifiedLayerNormalization", "RotaryEmbedding", "Attention"}
 CTX = 64
+
+
+def fused_ops(arch: str) -> set[str]:
+    return ATTENTION_OPS if arch in ("mistral", "qwen3") else FUSED_OPS
 
 
 def op_counts(qpc) -> collections.Counter:
@@ -74,7 +81,11 @@ def test_fused_graph_is_smaller_and_matches_hf(arch, tiny_model_dir):
     _, plain, fused = compile_both(folder)
     before, after = op_counts(plain), op_counts(fused)
     assert sum(after.values()) < sum(before.values()) / 3, (before, after)
-    assert FUSED_OPS <= set(after), after
+    assert fused_ops(arch) <= set(after), after
+    if arch == "llama":  # per layer: q/k/v, o, gate/up, down MatMuls, GQA, 2 skip norms, Split, SiLU, Mul; 27 shared
+        assert sum(after.values()) == 10 * 2 + 27 and not {"Attention", "RotaryEmbedding", "ScatterElements", "Transpose"} & set(after), (
+            after
+        )
     assert_logits_match_hf(folder, fused, seed=0)
 
 
@@ -84,7 +95,7 @@ def test_fused_generation_matches_hf(arch, tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = QEFFAutoModelForCausalLM.from_pretrained(folder)
     qpc = model.compile(prefill_seq_len=8, ctx_len=96, batch_size=2, num_cores=2, fuse=True)
-    assert FUSED_OPS <= set(op_counts(qpc))
+    assert fused_ops(arch) <= set(op_counts(qpc))
     prompts = ["Once upon a time a robot learned to paint the sky blue and the grass green, then", "My name is"]
     info = model.generate(tokenizer, prompts, generation_len=20, stream=False)
     hf = AutoModelForCausalLM.from_pretrained(folder).eval()
@@ -115,3 +126,39 @@ def test_uncovered_architecture_keeps_todays_graph(tiny_model_dir):
 def test_default_fuses_covered_architectures(tiny_model_dir):
     model = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("llama"))
     assert FUSED_OPS <= set(op_counts(model.compile(prefill_seq_len=8, ctx_len=CTX, num_cores=2)))
+
+
+def test_sliding_window_longer_than_a_probe_keeps_attention(tiny_model_dir, tmp_path):
+    """A sliding window that only shows past position 40 (of ctx_len 64): the mask is probed over the whole
+    window, so GroupQueryAttention (plain causal) does not replace it, and the graph stays exact."""
+    import shutil
+
+    folder = tmp_path / "mistral_w40"
+    shutil.copytree(tiny_model_dir("mistral"), folder)
+    config = AutoConfig.from_pretrained(folder)
+    config.sliding_window = 40
+    config.save_pretrained(folder)
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    fused = model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, fuse=True)
+    ops = op_counts(fused)
+    assert "GroupQueryAttention" not in ops and "Attention" in ops, ops
+    assert_logits_match_hf(folder, fused, seed=3)
+
+
+def test_chunk_past_the_end_of_the_context(tiny_model_dir):
+    """GroupQueryAttention places a row's chunk, padding included, at its first position: a 4-wide chunk at
+    positions 62-63 of ctx_len 64 needs 66 slots. The session binds them (past ctx_len) and stays exact."""
+    folder = tiny_model_dir("llama")
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    qpc = model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, fuse=True)
+    assert "GroupQueryAttention" in op_counts(qpc)
+    ids = np.random.default_rng(4).integers(3, 300, size=(2, CTX))
+    session = open_kv_session(qpc, 2)
+    for start, stop in [(s, s + 8) for s in range(0, 56, 8)] + [(56, 62)]:
+        session.run(ids[:, start:stop], np.tile(np.arange(start, stop), (2, 1)))
+    logits = session.run(np.pad(ids[:, 62:], ((0, 0), (0, 2))), np.array([[62, 63, -1, -1], [62, -1, -1, -1]]))
+    assert session.window == CTX + 2
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        ref = hf(torch.tensor(ids)).logits.numpy()
+    assert np.abs(logits[0] - ref[0, 63]).max() <= 1e-4 and np.abs(logits[1] - ref[1, 62]).max() <= 1e-4

@@ -250,7 +250,7 @@ def test_smollm2_q4_1_file_runs_on_its_own_blocks(tmp_path, monkeypatch):
     qpc = model.compile(prefill_seq_len=32, ctx_len=256, num_cores=2, gguf_weights=True, offload_pt_weights=False)
     ops = collections.Counter(n.op_type for n in onnx.load(str(qpc / ARTIFACT_GRAPH), load_external_data=False).graph.node)
     assert ops["MatMulNBits"] == 30 * 4 + 1 and ops["GatherBlockQuantized"] == 1  # q/k/v, o, gate/up, down per layer; head
-    assert ops["Attention"] == 30 and ops["RotaryEmbedding"] == 60  # fused
+    assert ops["GroupQueryAttention"] == 30 and not ops["Attention"]  # fused
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -14,21 +14,27 @@ the ones that are not MatMuls. This pass, run once at compile time on the export
    own transformers fusion);
 4. q/k/v and gate/up MatMuls on one input -> one MatMul on concatenated weights + ``Split``
    (shared with ``mxfp6_matmul``, which then quantizes the merged weight: MatMulNBits along N);
-   the merged q/k/v output is reshaped to heads and transposed once, then split along the heads;
+   Qwen2's q/k/v biases become one Add before the split; the merged q/k/v output is reshaped to
+   heads and transposed once, then split along the heads;
 5. rotary (``x*cos + rotate_half(x)*sin``) -> ``com.microsoft.RotaryEmbedding`` over cos/sin tables
    computed *by the graph's own subgraph* for positions ``0..ctx_len-1`` (so RoPE scaling variants
    come out exactly as exported), fired only when that subgraph reads nothing but ``position_ids``
    through position-wise operators;
 6. attention (grouped-query scores, boolean visibility mask, softmax, weighted sum over the
    static cache) -> the ONNX ``Attention`` operator (opset 23), fired only when the graph's
-   other operators mean the same at opset 23.
+   other operators mean the same at opset 23;
+7. where the mask is the plain causal one and the cache float32, the whole attention block
+   (heads split, both rotaries, the two scatters, ``Attention``, the transpose back) ->
+   ``com.microsoft.GroupQueryAttention`` on the packed projection (fusion_gqa.py), in place on
+   the same cache buffer; elsewhere (sliding windows, Qwen3's q/k norms) q and k share one
+   ``RotaryEmbedding`` on the merged projection instead (fusion_gqa.merge_qk_rotary).
 
 Each pattern is matched exactly and left alone otherwise, so a layer of an architecture it does
-not recognise keeps its graph. What attention keeps: the cache is still written by the graph's
-own scatter at ``position_ids`` (in place), ``Attention`` reads the window of slots the runtime
-binds (cost follows the real length), the mask still comes from ``position_ids`` (padding, sliding
-windows), the LM head still sees only the last position, and prefill and decode share one graph.
-Why not ``com.microsoft.GroupQueryAttention``: see docs/performance.md ("Fused decoder graph").
+not recognise keeps its graph. What attention keeps: the cache is written in place at
+``position_ids`` (rows right-padded, as the runtime builds them), attention reads the window of
+slots the runtime binds (cost follows the real length), the mask still comes from
+``position_ids`` where Attention stays (padding, sliding windows), the LM head still sees only the
+last position, and prefill and decode share one graph.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_extern
 logger = logging.getLogger(__name__)
 
 MS_DOMAIN = "com.microsoft"
-FUSION_VERSION = 2  # in the artifact hash: a change to the passes rebuilds fused artifacts
+FUSION_VERSION = 3  # in the artifact hash: a change to the passes rebuilds fused artifacts
 # Architectures compile() fuses by default: tested token-exact (tests/test_fusion.py). Others fuse
 # only with compile(fuse=True), and then only the patterns recognised exactly.
 FUSED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
@@ -174,15 +180,20 @@ def fuse_skip_norms(model: onnx.ModelProto) -> int:
     return sum(1 for n in model.graph.node if n.op_type == "SkipSimplifiedLayerNormalization") - before
 
 
+def _last_axis_splits(g: _Graph):
+    """(Split, its constant sizes) for each Split on the last axis whose every output has one reader."""
+    for split in [n for n in g.model.graph.node if n.op_type == "Split"]:
+        sizes = g.const(split.input[1]) if len(split.input) > 1 else None
+        if sizes is not None and _attr(split, "axis") == -1 and all(g.only_consumer(o) for o in split.output):
+            yield split, sizes
+
+
 def split_heads_once(model: onnx.ModelProto) -> int:
     """Split([B,S,N]) -> per part Reshape([0,0,-1,D]) + Transpose(0,2,1,3), as after the q/k/v merge,
     -> one Reshape + Transpose of the whole [B,S,N] and a Split of the heads axis. Returns the count."""
     g = _Graph(model)
     done = 0
-    for split in [n for n in model.graph.node if n.op_type == "Split"]:
-        sizes = g.const(split.input[1]) if len(split.input) > 1 else None
-        if sizes is None or _attr(split, "axis") != -1 or any(not g.only_consumer(o) for o in split.output):
-            continue
+    for split, sizes in _last_axis_splits(g):
         reshapes = [g.consumers[o][0] for o in split.output]
         shapes = [g.const(r.input[1]) if r.op_type == "Reshape" and r.input[0] == o else None for r, o in zip(reshapes, split.output)]
         if any(x is None or x.size != 4 or list(x[:3]) != [0, 0, -1] or x[3] != shapes[0][3] for x in shapes):
@@ -235,10 +246,28 @@ def _upstream(g: _Graph, name: str) -> tuple[list[onnx.NodeProto], set[str]] | N
     return nodes, inputs
 
 
+def subgraph_session(g: _Graph, nodes, inputs: list[str], outputs: list[tuple[str, int]]):
+    """An ONNX Runtime session over ``nodes`` of the graph (in graph order) alone: the given graph inputs
+    in, the named tensors (name, element type) out; how compile-time passes evaluate a subgraph."""
+    import onnxruntime as ort
+
+    order = [n for n in g.model.graph.node if any(n is m for m in nodes)]
+    used = {i for n in order for i in n.input}
+    sub = helper.make_graph(
+        order,
+        "subgraph",
+        [g.graph_inputs[i] for i in inputs],
+        [helper.make_tensor_value_info(name, elem_type, None) for name, elem_type in outputs],
+        [g.inits[i] for i in used if i in g.inits],
+    )
+    sub_model = helper.make_model(sub, opset_imports=g.model.opset_import)
+    sub_model.ir_version = g.model.ir_version
+    return ort.InferenceSession(sub_model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
 def _rotary_tables(g: _Graph, cos: str, sin: str, ctx_len: int) -> tuple[np.ndarray, np.ndarray] | None:
     """cos/sin [ctx_len, D/2] for positions 0..ctx_len-1, computed by the graph's own subgraph, or None
     when that subgraph is not a position-wise function of position_ids alone (or not rotate_half form)."""
-    import onnxruntime as ort
 
     found = [_upstream(g, cos), _upstream(g, sin)]
     if any(f is None for f in found):
@@ -246,21 +275,7 @@ def _rotary_tables(g: _Graph, cos: str, sin: str, ctx_len: int) -> tuple[np.ndar
     nodes = {id(n): n for f in found for n in f[0]}.values()
     if {i for f in found for i in f[1]} != {POSITION_IDS} or any(n.op_type not in _POSITIONWISE for n in nodes):
         return None
-    order = [n for n in g.model.graph.node if any(n is m for m in nodes)]
-    used = {i for n in order for i in n.input}
-    sub = helper.make_graph(
-        order,
-        "rotary_tables",
-        [g.graph_inputs[POSITION_IDS]],
-        [
-            helper.make_tensor_value_info(cos, onnx.TensorProto.FLOAT, None),
-            helper.make_tensor_value_info(sin, onnx.TensorProto.FLOAT, None),
-        ],
-        [g.inits[i] for i in used if i in g.inits],
-    )
-    sub_model = helper.make_model(sub, opset_imports=g.model.opset_import)
-    sub_model.ir_version = g.model.ir_version
-    session = ort.InferenceSession(sub_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = subgraph_session(g, nodes, [POSITION_IDS], [(cos, onnx.TensorProto.FLOAT), (sin, onnx.TensorProto.FLOAT)])
     positions = np.arange(ctx_len, dtype=np.int64)[None]
     cos_t, sin_t = session.run(None, {POSITION_IDS: positions})
     if cos_t.ndim != 3 or cos_t.shape[:2] != (1, ctx_len) or cos_t.shape != sin_t.shape or cos_t.shape[-1] % 2:
@@ -359,6 +374,33 @@ def fuse_rotary(model: onnx.ModelProto, ctx_len: int) -> int:
     return fused
 
 
+def fold_split_biases(model: onnx.ModelProto) -> int:
+    """Split on the last axis whose every part gets its own constant bias (Qwen2's q/k/v) -> one Add of
+    the concatenated bias before the Split (the same sums), so split_heads_once matches. Returns the count."""
+    g = _Graph(model)
+    done = 0
+    for split, sizes in _last_axis_splits(g):
+        adds = [g.consumers[o][0] for o in split.output]
+        biases = [
+            g.const(a.input[1 - list(a.input).index(o)]) if a.op_type == "Add" and o in a.input else None
+            for a, o in zip(adds, split.output)
+        ]
+        if any(b is None or b.shape != (int(n),) for b, n in zip(biases, sizes)) or len({b.dtype for b in biases}) != 1:
+            continue
+        bias = numpy_helper.from_array(np.concatenate(biases), f"{split.name}/bias")
+        model.graph.initializer.append(bias)
+        biased = f"{split.name}/biased"
+        model.graph.node.append(helper.make_node("Add", [split.input[0], bias.name], [biased], name=f"{split.name}/bias_add"))
+        split.input[0] = biased
+        for i, a in enumerate(adds):
+            split.output[i] = a.output[0]
+            model.graph.node.remove(a)
+        done += 1
+    if done:
+        _topological_sort(model)
+    return done
+
+
 def _match_attention(g: _Graph, reshape_out: onnx.NodeProto):
     """Reshape(MatMul(Softmax(Where(Unsqueeze(mask, 2), FusedMatMul(Reshape(q), Unsqueeze(k, 2)), min)),
     Unsqueeze(v, 2))) -> (q, k, v, mask, scale, nodes) or None; q [B,Hq,S,D], k/v [B,Hkv,T,D]."""
@@ -443,16 +485,25 @@ def _topological_sort(model: onnx.ModelProto) -> None:
     OnnxModel(model).topological_sort()
 
 
-def fuse_decoder(model: onnx.ModelProto, ctx_len: int) -> Counter:
-    """Apply the fusions to an ONNX Runtime-optimized decoder graph in place; returns what fired."""
+def fuse_decoder(model: onnx.ModelProto, ctx_len: int, reorder_weights: bool = True) -> Counter:
+    """Apply the fusions to an ONNX Runtime-optimized decoder graph in place; returns what fired.
+    ``reorder_weights=False`` keeps the merged q/k/v columns in the model's order (the GGUF blocks
+    are matched against it afterwards), so q and k keep a rotary node each."""
     fired = Counter()
     fired["retained_cast"] = drop_retained_casts(model)
     fired["skip_norm"] = fuse_skip_norms(model)
     fired["merged_matmul"] = fuse_shared_input_matmuls(model)
+    fired["split_bias"] = fold_split_biases(model)
     fired["split_heads"] = split_heads_once(model)
     fired["rotary"] = fuse_rotary(model, ctx_len)
     prune_dead_nodes(model)
     fired["attention"] = fuse_attention(model)
+    from QEfficient.compile.fusion_gqa import fuse_group_query_attention, merge_qk_rotary  # build on this module
+
+    fired["group_query_attention"] = fuse_group_query_attention(model, ctx_len, reorder_weights)
+    prune_dead_nodes(model)
+    if reorder_weights:
+        fired["qk_rotary"] = merge_qk_rotary(model)
     prune_dead_nodes(model)  # and the initializers the replaced nodes read (ONNX Runtime warns about each)
     return fired
 
@@ -463,7 +514,7 @@ def fused_decoder_rewrite(src: Path, dst: Path, *, ctx_len: int, mxfp6_matmul: b
     ``compile(gguf_weights=True)``) to ``dst`` (+ ``dst.data``)."""
     with tempfile.TemporaryDirectory(prefix="qeff-fuse-", dir=Path(dst).parent) as tmp:
         model = optimize_offline(Path(src), Path(tmp))
-    fired = fuse_decoder(model, ctx_len)
+    fired = fuse_decoder(model, ctx_len, reorder_weights=gguf_path is None)
     logger.info("Fused decoder graph: %s", dict(fired))
     if gguf_path is not None:  # after the merge: q/k/v and gate/up match the file's tensors stacked along N
         from QEfficient.compile.gguf_weights import apply_gguf_file  # needs the gguf package (an extra)

@@ -194,8 +194,13 @@ class KVCacheSession:
 
     def _bind_window(self, window: int, keep: bool = False) -> None:
         b, h, _, d = self.kv_shape
-        if keep and self.window:
-            old = self.window
+        old = self.window
+        if self.storage and b * h * window * d > self.storage[0].size:  # past ctx_len (see _prepare): larger buffers
+            grown = [np.zeros(b * h * window * d, dtype=flat.dtype) for flat in self.storage]
+            for flat, new in zip(self.storage, grown) if keep and old else ():
+                new.reshape(b * h, window * d)[:, : old * d] = flat[: b * h * old * d].reshape(b * h, old * d)
+            self.storage = grown
+        elif keep and old:
             for flat in self.storage:  # re-lay each [b, h] row from stride `old` to `window`, last row first
                 rows = flat[: b * h * old * d].reshape(b * h, old * d)
                 for r in range(b * h - 1, 0, -1):
@@ -218,8 +223,13 @@ class KVCacheSession:
         pos = np.ascontiguousarray(position_ids, dtype=np.int64)
         # Padding writes to the window's last slot; keep that slot clear of this step's real tokens.
         need = int(pos.max()) + 1 + int(bool((pos < 0).any()))
-        if need > self.window and self.window < self.ctx_len:
-            self._bind_window(next((w for w in self.ladder if w >= need), self.ctx_len), keep=True)
+        # A fused graph's GroupQueryAttention places each row's chunk, padding included, at the row's first
+        # position (1 for an idle row): that must fit too, even past ctx_len at the end of the context.
+        valid = pos >= 0
+        first = np.where(valid.any(1), np.where(valid, pos, np.iinfo(np.int64).max).min(1), 1)
+        need = max(need, int(first.max()) + pos.shape[1])
+        if need > self.window:
+            self._bind_window(next((w for w in self.ladder if w >= need), need), keep=True)
         self._inputs = (ids, pos)  # keep the arrays alive while ORT reads them
         return ids, pos
 
