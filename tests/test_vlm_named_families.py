@@ -4,7 +4,7 @@ third waits for a free row).
 
 * fp32, continuous batching: greedy tokens equal HF ``generate`` (Llama 4: HF's modules, its generate fails).
 * ``mxfp6_matmul=True`` (8-bit MatMulNBits blocks, an approximation), continuous batching: each prompt's
-  first-token logits within ``MXFP6_LOGITS_ATOL`` (0.1; Gemma 4: 0.6) of the fp32 run's. Where the tiny random model keeps HF's
+  first-token logits within ``MXFP6_LOGITS_ATOL`` (0.1; Gemma 4: 0.6; LFM2-VL: 0.25) of the fp32 run's. Where the tiny random model keeps HF's
   greedy path under it (``MXFP6_KEEPS_HF``), the tokens equal HF's; elsewhere a near-tie in the random logits
   flips a token after a few steps, so the tokens must equal those of the same 8-bit weights in a static batch
   (one artifact semantics, whatever the batching).
@@ -50,11 +50,12 @@ FAMILIES = {
     },
 }
 # Families whose tiny model keeps HF's greedy tokens with 8-bit weights, in both layouts, on these prompts
-MXFP6_KEEPS_HF = {"llava_next", "granite_vision", "mistral3", "paligemma", "gemma4", "glm4v", "cohere2_vision"}
+MXFP6_KEEPS_HF = {"llava_next", "granite_vision", "mistral3", "paligemma", "gemma4", "glm4v"}
 # Largest first-token logit difference allowed between 8-bit and fp32 weights. The tiny models' logits reach
 # 1.6-2.7 in magnitude; 8-bit weights move them by 0.02-0.08, Gemma 4's by 0.24-0.51: HF's own Gemma 4 with
 # its text weights rounded the same way in PyTorch moves by 0.30-0.57, so that tiny model is this sensitive.
-MXFP6_LOGITS_ATOL = {"gemma4": 0.6}
+# LFM2-VL's multi-tile images (6 tiles + a thumbnail here) put ~7x the image tokens before the text: up to 0.16.
+MXFP6_LOGITS_ATOL = {"gemma4": 0.6, "lfm2_vl": 0.25}
 MXFP6_LOGITS_ATOL_DEFAULT = 0.1
 IMAGES = [image(2, (30, 30)), image(3, (64, 20)), image(4, (50, 40))]
 N_TOKENS = 6
