@@ -280,11 +280,13 @@ def worker_qeff_artifact(cfg: dict) -> dict:
 
 def worker_qeff_artifact_long(cfg: dict) -> dict:
     """Time to first token for the LONG_PROMPT-token prompt (the same ids as the peers), from an artifact."""
+    from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.generation.exec_kv import open_session
     from QEfficient.generation.text_generation import TextGeneration
     from QEfficient.runtime.tokenizer import load_tokenizer
 
-    gen = TextGeneration(open_session(cfg["qpc"], cfg["threads"]), load_tokenizer(cfg["qpc"]), 32, set())
+    chunk = read_artifact(Path(cfg["qpc"]))["compile_params"]["prefill_seq_len"]  # the chunk it was compiled for
+    gen = TextGeneration(open_session(cfg["qpc"], cfg["threads"]), load_tokenizer(cfg["qpc"]), chunk, set())
     ids = cfg["long_prompt_ids"]
     gen.generate_batch([""], 1, token_lists=[ids])
     times = []
