@@ -4,10 +4,10 @@ third waits for a free row).
 
 * fp32, continuous batching: greedy tokens equal HF ``generate`` (Llama 4: HF's modules, its generate fails).
 * ``mxfp6_matmul=True`` (8-bit MatMulNBits blocks, an approximation), continuous batching: each prompt's
-  first-token logits within ``MXFP6_LOGITS_ATOL`` (0.1; Gemma 4: 0.6; LFM2-VL: 0.25) of the fp32 run's. Where the tiny random model keeps HF's
-  greedy path under it (``MXFP6_KEEPS_HF``), the tokens equal HF's; elsewhere a near-tie in the random logits
-  flips a token after a few steps, so the tokens must equal those of the same 8-bit weights in a static batch
-  (one artifact semantics, whatever the batching).
+  first-token logits within ``MXFP6_LOGITS_ATOL`` (0.1; Gemma 4: 0.6; LFM2-VL: 0.25) of the fp32 run's.
+  Where the tiny random model keeps HF's greedy path under it (``MXFP6_KEEPS_HF``), the tokens equal HF's;
+  elsewhere a near-tie in the random logits flips a token after a few steps, so the tokens must equal those
+  of the same 8-bit weights in a static batch (one artifact semantics, whatever the batching).
 
 Tiny models: the sweep's builders (tests/image_text_sweep.py ``BUILDERS``). Gemma 3n is not here: HF cannot
 build it without timm.
