@@ -18,16 +18,15 @@ from QEfficient import QEFFAutoModelForCausalLM
 from QEfficient.runtime.ort_session import open_kv_session
 from tests.helpers import hf_greedy, real_tokens
 
-FUSED_ARCHS = ["llama", "mistral", "qwen2", "qwen3"]
+# mistral: a sliding window shorter than the prompts; qwen3: per-head q/k norms between the head split and
+# the rotary; gemma3_text: both, sliding layers alternating with global ones, two rotary bases.
+FUSED_ARCHS = ["llama", "mistral", "qwen2", "qwen3", "gemma3_text"]
 FUSED_OPS = {"SkipSimplifiedLayerNormalization", "GroupQueryAttention"}
-# Mistral's sliding-window mask and Qwen3's per-head q/k norms (between the head split and the rotary)
-# are not GroupQueryAttention's pattern: their layers keep ONNX Attention.
-ATTENTION_OPS = {"SkipSimplifiedLayerNormalization", "RotaryEmbedding", "Attention"}
 CTX = 64
 
 
 def fused_ops(arch: str) -> set[str]:
-    return ATTENTION_OPS if arch in ("mistral", "qwen3") else FUSED_OPS
+    return FUSED_OPS
 
 
 def op_counts(qpc) -> collections.Counter:
@@ -128,21 +127,59 @@ def test_default_fuses_covered_architectures(tiny_model_dir):
     assert FUSED_OPS <= set(op_counts(model.compile(prefill_seq_len=8, ctx_len=CTX, num_cores=2)))
 
 
-def test_sliding_window_longer_than_a_probe_keeps_attention(tiny_model_dir, tmp_path):
-    """A sliding window that only shows past position 40 (of ctx_len 64): the mask is probed over the whole
-    window, so GroupQueryAttention (plain causal) does not replace it, and the graph stays exact."""
+def with_config(tiny_model_dir, tmp_path, arch: str, **changes) -> Path:
+    """A copy of the tiny ``arch`` model with ``changes`` to its config (weights unchanged)."""
     import shutil
 
-    folder = tmp_path / "mistral_w40"
-    shutil.copytree(tiny_model_dir("mistral"), folder)
+    folder = tmp_path / f"{arch}_changed"
+    shutil.copytree(tiny_model_dir(arch), folder)
     config = AutoConfig.from_pretrained(folder)
-    config.sliding_window = 40
+    for key, value in changes.items():
+        setattr(config, key, value)
     config.save_pretrained(folder)
+    return folder
+
+
+def gqa_windows(qpc) -> list[int]:
+    graph = onnx.load(str(Path(qpc) / "model.onnx"), load_external_data=False).graph
+    return [a.i for n in graph.node if n.op_type == "GroupQueryAttention" for a in n.attribute if a.name == "local_window_size"]
+
+
+def test_sliding_window_longer_than_a_probe(tiny_model_dir, tmp_path):
+    """A sliding window that only shows past position 40 (of ctx_len 64): the mask is probed over the whole
+    window, so GroupQueryAttention gets it (local_window_size 40), and the graph stays exact."""
+    folder = with_config(tiny_model_dir, tmp_path, "mistral", sliding_window=40)
     model = QEFFAutoModelForCausalLM.from_pretrained(folder)
     fused = model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, fuse=True)
+    assert gqa_windows(fused) == [40, 40]
+    ids = np.random.default_rng(3).integers(3, 300, size=(2, CTX))
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        ref = hf(torch.tensor(ids)).logits.numpy()
+    session = open_kv_session(fused, 2)
+    for start in range(0, CTX, 8):  # positions up to 63: 23 past the window
+        logits = session.run(ids[:, start : start + 8], np.tile(np.arange(start, start + 8), (2, 1)))
+        assert np.abs(logits - ref[:, start + 7]).max() <= 1e-4, start
+
+
+def test_window_masks_per_layer(tiny_model_dir):
+    """gemma3_text alternates sliding (12) and global layers: each layer's own mask sets its window; its
+    tanh-approximated GELU is one FastGelu per layer."""
+    model = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("gemma3_text"))
+    fused = model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, fuse=True)
+    assert gqa_windows(fused) == [12, -1, 12, -1]
+    assert op_counts(fused)["FastGelu"] == 4
+
+
+def test_head_dim_the_kernel_refuses_keeps_attention(tiny_model_dir, tmp_path):
+    """GroupQueryAttention wants head_dim % 16 == 0: qwen3 with head_dim 24 keeps ONNX Attention, exact."""
+    folder = with_config(tiny_model_dir, tmp_path, "qwen3", head_dim=24)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder)).save_pretrained(folder)  # weights of that shape
+    model, _, fused = compile_both(folder)
     ops = op_counts(fused)
     assert "GroupQueryAttention" not in ops and "Attention" in ops, ops
-    assert_logits_match_hf(folder, fused, seed=3)
+    assert_logits_match_hf(folder, fused, seed=5)
 
 
 def test_chunk_past_the_end_of_the_context(tiny_model_dir):

@@ -43,7 +43,7 @@ TINY_CONFIGS: dict[str, dict] = {
     "llama": dict(tie_word_embeddings=True),
     "mistral": dict(sliding_window=12),  # shorter than the test prompts: the window mask matters
     "qwen2": dict(),
-    "qwen3": dict(head_dim=24),  # head_dim != hidden/heads, q/k norms
+    "qwen3": dict(head_dim=32),  # head_dim != hidden/heads, q/k norms (a multiple of 16: GroupQueryAttention's)
     "phi3": dict(),  # fused qkv and gate_up projections
     "gemma": dict(head_dim=16),  # sqrt(hidden) embedding scale, (1 + w) norms, tied head
     # attention and final-logit softcaps, sliding layers alternating with global ones

@@ -10,8 +10,8 @@ the ones that are not MatMuls. This pass, run once at compile time on the export
 2. drops the no-op ``Cast`` between each cache ``ScatterElements`` and its ``*_RetainedState``
    output: the scatter then writes the output buffer itself, which the runtime binds to the same
    memory as the ``past_*`` input, so the update is in place instead of scatter-into-a-copy + copy;
-3. residual ``Add`` + RMSNorm -> ``com.microsoft.SkipSimplifiedLayerNormalization`` (onnxruntime's
-   own transformers fusion);
+3. residual ``Add`` + RMSNorm -> ``com.microsoft.SkipSimplifiedLayerNormalization``, and GELU's tanh
+   approximation -> ``com.microsoft.FastGelu`` (onnxruntime's own transformers fusions);
 4. q/k/v and gate/up MatMuls on one input -> one MatMul on concatenated weights + ``Split``
    (shared with ``mxfp6_matmul``, which then quantizes the merged weight: MatMulNBits along N);
    Qwen2's q/k/v biases become one Add before the split; the merged q/k/v output is reshaped to
@@ -23,11 +23,12 @@ the ones that are not MatMuls. This pass, run once at compile time on the export
 6. attention (grouped-query scores, boolean visibility mask, softmax, weighted sum over the
    static cache) -> the ONNX ``Attention`` operator (opset 23), fired only when the graph's
    other operators mean the same at opset 23;
-7. where the mask is the plain causal one and the cache float32, the whole attention block
-   (heads split, both rotaries, the two scatters, ``Attention``, the transpose back) ->
-   ``com.microsoft.GroupQueryAttention`` on the packed projection (fusion_gqa.py), in place on
-   the same cache buffer; elsewhere (sliding windows, Qwen3's q/k norms) q and k share one
-   ``RotaryEmbedding`` on the merged projection instead (fusion_gqa.merge_qk_rotary).
+7. where the mask is causal (with or without a sliding window) and the cache float32, the whole
+   attention block (heads split, both rotaries, the two scatters, ``Attention``, the transpose
+   back) -> ``com.microsoft.GroupQueryAttention`` on the packed projection, or on separate q/k/v
+   where per-head norms sit before the rotary (fusion_gqa.py), in place on the same cache buffer;
+   elsewhere q and k share one ``RotaryEmbedding`` on the merged projection instead
+   (fusion_gqa.merge_qk_rotary).
 
 Each pattern is matched exactly and left alone otherwise, so a layer of an architecture it does
 not recognise keeps its graph. What attention keeps: the cache is written in place at
@@ -56,10 +57,10 @@ from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_extern
 logger = logging.getLogger(__name__)
 
 MS_DOMAIN = "com.microsoft"
-FUSION_VERSION = 3  # in the artifact hash: a change to the passes rebuilds fused artifacts
+FUSION_VERSION = 4  # in the artifact hash: a change to the passes rebuilds fused artifacts
 # Architectures compile() fuses by default: tested token-exact (tests/test_fusion.py). Others fuse
 # only with compile(fuse=True), and then only the patterns recognised exactly.
-FUSED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+FUSED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma3_text"})
 ATTENTION_OPSET = 23
 # Operators the rotary tables may be computed with: each output row depends on its own position only.
 _POSITIONWISE = {"Clip", "Unsqueeze", "Cast", "Mul", "Div", "Concat", "Cos", "Sin", "Transpose", "MatMul", "Identity", "Constant"}
@@ -178,6 +179,18 @@ def fuse_skip_norms(model: onnx.ModelProto) -> int:
     FusionSkipLayerNormalization(wrapped, "SkipSimplifiedLayerNormalization", "SimplifiedLayerNormalization", shape_infer=False).apply()
     wrapped.topological_sort()
     return sum(1 for n in model.graph.node if n.op_type == "SkipSimplifiedLayerNormalization") - before
+
+
+def fuse_fast_gelu(model: onnx.ModelProto) -> int:
+    """GELU's tanh approximation spelled out (Gemma's ``gelu_pytorch_tanh``: 8 elementwise nodes) ->
+    ``com.microsoft.FastGelu`` (onnxruntime's fusion). Returns the count."""
+    from onnxruntime.transformers.fusion_fastgelu import FusionFastGelu
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    wrapped = OnnxModel(model)
+    FusionFastGelu(wrapped).apply()
+    wrapped.topological_sort()
+    return sum(1 for n in model.graph.node if n.op_type == "FastGelu")
 
 
 def _last_axis_splits(g: _Graph):
@@ -492,6 +505,7 @@ def fuse_decoder(model: onnx.ModelProto, ctx_len: int, reorder_weights: bool = T
     fired = Counter()
     fired["retained_cast"] = drop_retained_casts(model)
     fired["skip_norm"] = fuse_skip_norms(model)
+    fired["fast_gelu"] = fuse_fast_gelu(model)
     fired["merged_matmul"] = fuse_shared_input_matmuls(model)
     fired["split_bias"] = fold_split_biases(model)
     fired["split_heads"] = split_heads_once(model)

@@ -16,10 +16,15 @@ generation path builds them. Padding is no longer written at all (the scatter pa
 window's last slot, masked). GQA writes a row's chunk, padding included, at the row's first
 position and checks that it fits: the session binds enough slots (runtime/ort_session.py).
 
-Fired only on an exact match: the mask is verified numerically to be "key slot t visible iff
-t <= position", the scatter index to be the positions, the rotary to be the non-interleaved one;
-anything else (sliding windows, soft-capping, Qwen3's per-head norms, a float16 cache) keeps the
-``Attention`` graph.
+Per-head q/k norms between the head split and the rotary (Qwen3, Gemma 3) stay RMS norms over the
+last axis, moved to the sequence-major layout GroupQueryAttention reads (``_sequence_major``); q, k
+and v are then its three separate inputs. A sliding window (key slot t visible iff
+``position - W < t <= position``) becomes ``local_window_size = W``: W slots with the query's own, as
+ONNX Runtime 1.32's CPU kernel counts them (tests/test_fusion.py checks it against HF past the window).
+
+Fired only on an exact match: the mask is verified numerically to be causal, windowed or not, the
+scatter index to be the positions, the rotary to be the non-interleaved one; anything else
+(soft-capping, a float16 cache) keeps the ``Attention`` graph.
 """
 
 from __future__ import annotations
@@ -74,13 +79,22 @@ def _probes(g: _Graph, window: int) -> list[np.ndarray]:
     return [np.array([rows[(start + b) % len(rows)] for b in range(batch)], np.int64) for start in range(0, len(rows), batch)]
 
 
-def _is_causal_mask(g: _Graph, mask: str, window: int) -> bool:
-    for pos in _probes(g, window):
-        got = _evaluate(g, mask, onnx.TensorProto.BOOL, pos, window)
-        want = np.arange(window)[None, None, None, :] <= pos[:, None, :, None]
-        if got is None or got.dtype != np.bool_ or got.shape != want.shape or not np.array_equal(got, want):
-            return False
-    return True
+def _causal_window(g: _Graph, mask: str, window: int) -> int | None:
+    """0 when the mask is "key slot t visible iff t <= position", W when it is that within a sliding
+    window of W slots (``position - W < t``), None when it is neither."""
+    probes = _probes(g, window)
+    masks = [_evaluate(g, mask, onnx.TensorProto.BOOL, pos, window) for pos in probes]
+    if any(m is None or m.dtype != np.bool_ or m.shape != (pos.shape[0], 1, pos.shape[1], window) for m, pos in zip(masks, probes)):
+        return None
+    counts = {
+        int(m[b, 0, s].sum()) for m, pos in zip(masks, probes) for b, s in zip(*np.nonzero(pos >= 0)) if m[b, 0, s].sum() < pos[b, s] + 1
+    }
+    slots = len(counts) == 1 and counts.pop()
+    for m, pos in zip(masks, probes):
+        t, p = np.arange(window)[None, None, None, :], pos[:, None, :, None]
+        if not np.array_equal(m, (t <= p) & (t > p - slots) if slots else t <= p):
+            return None
+    return int(slots)
 
 
 def _is_position_index(g: _Graph, index: str, window: int) -> bool:
@@ -95,13 +109,81 @@ def _is_position_index(g: _Graph, index: str, window: int) -> bool:
     return True
 
 
-def _checked(g: _Graph, cache: dict, check, name: str, window: int) -> bool:
+def _checked(g: _Graph, cache: dict, check, name: str, window: int):
     """``check(g, name, window)``, once per mask and once per unexpanded index (the layers share them)."""
     expand = g.producer.get(name)
     key = (check, expand.input[0] if check is _is_position_index and expand is not None and expand.op_type == "Expand" else name)
     if key not in cache:
         cache[key] = check(g, name, window)
     return cache[key]
+
+
+def _norm_chain(g: _Graph, name: str) -> tuple[list[onnx.NodeProto], str]:
+    """The RMS norms over the last axis computing ``name``, first to last, each read only by the next (or by
+    the rotary), and the tensor the first one reads: a per-head norm works the same in either layout."""
+    chain = []
+    node = g.producer.get(name)
+    while (
+        node is not None
+        and node.op_type == "SimplifiedLayerNormalization"
+        and _attr(node, "axis", -1) in (-1, 3)
+        and g.only_consumer(node.output[0])
+        and not any(g.consumers.get(o) for o in node.output[1:])
+    ):
+        chain.insert(0, node)
+        name = node.input[0]
+        node = g.producer.get(name)
+    return chain, name
+
+
+def _sequence_major(g: _Graph, name: str) -> dict | None:
+    """How to read the [B, N, S, D] head tensor ``name`` (a q, k or v part, maybe after per-head norms) as the
+    [B, S, N*D] input GroupQueryAttention wants: either the [B, S, N, D] tensor before its Transpose, or a
+    Split of the heads axis (split_heads_once) redone on the sequence-major tensor before that Split's
+    Transpose. None when it is neither."""
+    chain, src = _norm_chain(g, name)
+    node = g.producer.get(src)
+    if node is not None and node.op_type == "Transpose" and list(_attr(node, "perm", [])) == [0, 2, 1, 3]:
+        _, before = _norm_chain(g, node.input[0])  # norms before the Transpose already read [B, S, N, D]
+        reshape = g.producer.get(before)
+        shape = g.const(reshape.input[1]) if reshape is not None and reshape.op_type == "Reshape" else None
+        if shape is None or shape.size != 4 or list(shape[:2]) != [0, 0] or shape[3] <= 0:
+            return None
+        heads, head_dim = int(shape[2]), int(shape[3])
+        split = g.producer.get(reshape.input[0])
+        sizes = g.const(split.input[1]) if split is not None and split.op_type == "Split" and len(split.input) > 1 else None
+        if heads <= 0 and sizes is not None and _attr(split, "axis") in (-1, 2):
+            heads = int(sizes[list(split.output).index(reshape.input[0])]) // head_dim
+        return {"chain": chain, "source": node.input[0], "heads": heads, "head_dim": head_dim} if heads > 0 else None
+    found = _head_split(g, node)
+    if found is None:
+        return None
+    _, sizes, head_dim = found
+    index = list(node.output).index(src)
+    return {"chain": chain, "heads_split": node, "index": index, "heads": int(sizes[index]), "head_dim": head_dim}
+
+
+def _head_split(g: _Graph, split: onnx.NodeProto | None) -> tuple[onnx.NodeProto, np.ndarray, int] | None:
+    """split_heads_once's Split of the heads axis: (its Reshape to [B, S, N, D], the head counts, D), or None."""
+    if split is None or split.op_type != "Split" or _attr(split, "axis") != 1 or len(split.input) < 2:
+        return None
+    sizes = g.const(split.input[1])
+    transpose = g.parent(split, 0, "Transpose")
+    reshape = transpose and g.parent(transpose, 0, "Reshape")
+    shape = reshape and g.const(reshape.input[1])
+    if sizes is None or shape is None or shape.size != 4 or list(shape[:3]) != [0, 0, -1]:
+        return None
+    return (reshape, sizes, int(shape[3])) if list(_attr(transpose, "perm", [])) == [0, 2, 1, 3] else None
+
+
+def _packed_heads(g: _Graph, parts: list[str]) -> dict | None:
+    """q, k and v read straight from one head Split (split_heads_once) of the merged projection: its nodes."""
+    split = g.producer.get(parts[0])
+    found = _head_split(g, split)
+    if found is None or sorted(split.output) != sorted(parts):
+        return None
+    reshape, sizes, head_dim = found
+    return {"split": split, "reshape": reshape, "heads": dict(zip(split.output, (int(n) for n in sizes))), "head_dim": head_dim}
 
 
 def _match_layer(g: _Graph, attention: onnx.NodeProto):
@@ -120,22 +202,18 @@ def _match_layer(g: _Graph, attention: onnx.NodeProto):
         return None
     if any(a.name != "interleaved" or _attr(r, "interleaved") for r in (q_rot, k_rot) for a in r.attribute):
         return None
-    split = g.producer.get(q_rot.input[0])
+    if not g.only_consumer(q_rot.output[0]):
+        return None
     parts = [q_rot.input[0], k_rot.input[0], v_scatter.input[2]]
-    if split is None or split.op_type != "Split" or sorted(split.output) != sorted(parts) or _attr(split, "axis") != 1:
-        return None
-    sizes = g.const(split.input[1]) if len(split.input) > 1 else None
-    transpose = g.parent(split, 0, "Transpose")
-    reshape = transpose and g.parent(transpose, 0, "Reshape")
-    shape = reshape and g.const(reshape.input[1])
-    if (
-        sizes is None
-        or shape is None
-        or shape.size != 4
-        or list(shape[:3]) != [0, 0, -1]
-        or list(_attr(transpose, "perm", [])) != [0, 2, 1, 3]
-    ):
-        return None
+    packed = _packed_heads(g, parts)
+    if packed is not None:
+        heads = [packed["heads"][p] for p in parts]
+        head_dim = packed["head_dim"]
+    else:  # per-head norms in between, or one Reshape + Transpose per part
+        plans = [_sequence_major(g, p) for p in parts]
+        if any(p is None for p in plans) or len({p["head_dim"] for p in plans}) != 1:
+            return None
+        heads, head_dim = [p["heads"] for p in plans], plans[0]["head_dim"]
     out_t = g.consumers.get(attention.output[0], [])
     out_r = g.consumers.get(out_t[0].output[0], []) if len(out_t) == 1 else []
     if (
@@ -146,14 +224,7 @@ def _match_layer(g: _Graph, attention: onnx.NodeProto):
     ):
         return None
     out_shape = g.const(out_r[0].input[1])
-    heads = dict(zip(split.output, (int(n) for n in sizes)))
-    head_dim = int(shape[3])
-    if (
-        out_shape is None
-        or out_shape.size != 3
-        or list(out_shape[:2]) != [0, 0]
-        or int(out_shape[2]) not in (-1, heads[parts[0]] * head_dim)
-    ):
+    if out_shape is None or out_shape.size != 3 or list(out_shape[:2]) != [0, 0] or int(out_shape[2]) not in (-1, heads[0] * head_dim):
         return None
     past_k, past_v = k_scatter.input[0], v_scatter.input[0]
     if past_k not in g.graph_inputs or past_v not in g.graph_inputs:
@@ -164,21 +235,27 @@ def _match_layer(g: _Graph, attention: onnx.NodeProto):
         attention.name
     ]:
         return None
-    if g.graph_inputs[past_k].type.tensor_type.elem_type != onnx.TensorProto.FLOAT or heads[parts[1]] != heads[parts[2]]:
+    if g.graph_inputs[past_k].type.tensor_type.elem_type != onnx.TensorProto.FLOAT or heads[1] != heads[2]:
         return None
-    return {
+    if head_dim % 16:  # the kernel's requirement (ONNX Runtime 1.32)
+        return None
+    match = {
         "attention": attention,
         "q_rot": q_rot,
         "k_scatter": k_scatter,
         "v_scatter": v_scatter,
-        "split": split,
-        "reshape": reshape,
         "out": out_r[0],
         "out_transpose": out_t[0],
         "parts": parts,
-        "heads": heads,
+        "num_heads": heads[0],
+        "kv_num_heads": heads[1],
         "head_dim": head_dim,
     }
+    if packed is not None:
+        match.update(split=packed["split"], reshape=packed["reshape"], heads=packed["heads"])
+    else:
+        match["plans"] = plans
+    return match
 
 
 def _own_index_shapes(model: onnx.ModelProto) -> None:
@@ -259,6 +336,36 @@ def _qkv_input(model: onnx.ModelProto, g: _Graph, m: dict, reorder_weights: bool
     return names
 
 
+def _separate_inputs(model: onnx.ModelProto, g: _Graph, m: dict, head_splits: dict[str, list[str]]) -> list[str]:
+    """GroupQueryAttention's query, key and value as three [B, S, N*D] inputs, for a layer matched through
+    ``_sequence_major``: each part's per-head norms re-pointed at the sequence-major tensor (a head Split
+    redone along the sequence-major heads axis, once per Split, in ``head_splits``), then flattened."""
+    flat = numpy_helper.from_array(np.array([0, 0, -1], np.int64), f"{_PREFIX}/flat_heads")
+    if flat.name not in {i.name for i in model.graph.initializer}:
+        model.graph.initializer.append(flat)
+    names = []
+    for part, plan in zip("qkv", m["plans"]):
+        source = plan.get("source")
+        if source is None:  # a part of split_heads_once's Split: split [B, S, N, D] along N instead
+            split = plan["heads_split"]
+            if split.name not in head_splits:
+                head_splits[split.name] = [f"{o}/sequence_major" for o in split.output]
+                transpose = g.producer[split.input[0]]
+                model.graph.node.append(
+                    helper.make_node(
+                        "Split", [transpose.input[0], split.input[1]], head_splits[split.name], axis=2, name=f"{split.name}/sequence_major"
+                    )
+                )
+            source = head_splits[split.name][plan["index"]]
+        if plan["chain"]:
+            plan["chain"][0].input[0] = source
+            source = plan["chain"][-1].output[0]
+        name = f"{m['attention'].name}/gqa_{part}"
+        model.graph.node.append(helper.make_node("Reshape", [source, flat.name], [name], name=name))
+        names.append(name)
+    return names
+
+
 def fuse_group_query_attention(model: onnx.ModelProto, ctx_len: int, reorder_weights: bool = True) -> int:
     """Each matched layer's attention block -> GroupQueryAttention (module docstring); returns the count.
     The mask and scatter index are probed over a full ``ctx_len`` window."""
@@ -267,20 +374,22 @@ def fuse_group_query_attention(model: onnx.ModelProto, ctx_len: int, reorder_wei
     _own_index_shapes(model)
     g = _Graph(model)
     matches = [m for m in (_match_layer(g, n) for n in model.graph.node if n.op_type == "Attention") if m is not None]
-    checked: dict[tuple[object, str], bool] = {}
+    checked: dict[tuple[object, str], object] = {}
+    head_splits: dict[str, list[str]] = {}
     lengths = None
     fused = 0
     for m in matches:
         attention, k_scatter = m["attention"], m["k_scatter"]
         past = k_scatter.input[0]
         if not (
-            _checked(g, checked, _is_causal_mask, attention.input[3], ctx_len)
+            _checked(g, checked, _causal_window, attention.input[3], ctx_len) is not None
             and all(_checked(g, checked, _is_position_index, s.input[1], ctx_len) for s in (k_scatter, m["v_scatter"]))
         ):
             continue
         if lengths is None:
             lengths = _lengths(model, m["q_rot"].input[1])
-        qkv = _qkv_input(model, g, m, reorder_weights)
+        slots = _checked(g, checked, _causal_window, attention.input[3], ctx_len)
+        qkv = _qkv_input(model, g, m, reorder_weights) if "plans" not in m else _separate_inputs(model, g, m, head_splits)
         seqlens_k, query_seqlens, total = lengths
         cos, sin = m["q_rot"].input[2:4]
         model.graph.node.append(
@@ -306,11 +415,12 @@ def fuse_group_query_attention(model: onnx.ModelProto, ctx_len: int, reorder_wei
                 [m["out"].output[0], k_scatter.output[0], m["v_scatter"].output[0]],
                 name=f"{attention.name}/GroupQueryAttention",
                 domain=MS_DOMAIN,
-                num_heads=m["heads"][m["parts"][0]],
-                kv_num_heads=m["heads"][m["parts"][1]],
+                num_heads=m["num_heads"],
+                kv_num_heads=m["kv_num_heads"],
                 scale=float(_attr(attention, "scale", 1.0 / np.sqrt(m["head_dim"]))),
                 do_rotary=1,
                 rotary_interleaved=0,
+                local_window_size=slots if slots else -1,
             )
         )
         for n in (attention, m["out_transpose"], m["out"], k_scatter, m["v_scatter"]):
