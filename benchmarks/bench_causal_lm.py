@@ -410,7 +410,8 @@ def vs_llamacpp(base: dict, peers: Path, rounds: int, unfused: bool = True) -> d
     arts = {}
     for name, fuse in (("ours_gguf_fused", True), ("ours_gguf_unfused", False))[: 2 if unfused else 1]:
         flags = {"gguf_weights": True, "fuse": fuse, "repeats": 1, "new_tokens": 4}
-        short, long = (run_worker({**base, **flags, "engine": "qeff", "ctx": ctx}) for ctx in (base["ctx"], 2 * LONG_PROMPT))
+        short = run_worker({**base, **flags, "engine": "qeff"})
+        long = short and run_worker({**base, **flags, "engine": "qeff", "ctx": 2 * LONG_PROMPT, "prefill_seq_len": LONG_PREFILL_CHUNK})
         if short and long:
             arts[name] = (short["qpc"], long["qpc"], optimized_node_count(Path(short["qpc"]), base["threads"]))
     runs: dict = {name: [] for name in (*arts, "llamacpp")}
@@ -422,7 +423,7 @@ def vs_llamacpp(base: dict, peers: Path, rounds: int, unfused: bool = True) -> d
                 row = run_peer_worker({**lc_cfg, **ppl, "prompt_ids": prompt_ids, "long_prompt_ids": long_ids}, lc_python)
             else:
                 short, long, nodes = arts[name]
-                row = run_worker({**base, **ppl, "engine": "qeff_artifact", "qpc": short})
+                row = run_worker({**base, **ppl, "engine": "qeff_artifact", "qpc": short, "prompt_ids": prompt_ids})
                 row_long = row and run_worker({**base, "engine": "qeff_artifact_long", "qpc": long, "long_prompt_ids": long_ids})
                 if row:
                     row |= {"ttft_long_s": row_long and row_long["ttft_long_s"], "graph_nodes": nodes}
