@@ -1,7 +1,7 @@
 """compile(fuse=...): the fused decoder graph (compile/fusion.py) has fewer nodes, its logits match HF
 to float tolerance through prefill chunks, padding, decode and idle rows, and its greedy generation
-is token for token HF's; the mxfp6_matmul path still quantizes the merged weights; an architecture
-outside FUSED_MODEL_TYPES keeps today's graph by default."""
+is token for token HF's; the mxfp6_matmul path still quantizes the merged weights; compile() fuses the
+types the sweep proved by default, and keeps today's graph for others."""
 
 from __future__ import annotations
 
@@ -112,14 +112,22 @@ def test_fused_mxfp6_quantizes_merged_weights(tiny_model_dir):
         assert np.abs(a - b).max() <= 1e-3 and a.argmax() == b.argmax()
 
 
-def test_uncovered_architecture_keeps_todays_graph(tiny_model_dir):
-    """gemma2 (attention softcap) is outside FUSED_MODEL_TYPES: the default compile is today's graph;
-    fuse=True fires only on what it recognises, and stays exact."""
+def test_softcapped_attention_stays_spelled_out(tiny_model_dir):
+    """gemma2 (attention softcap): fused by default (a proven type), the rest of the layer fused, the
+    softcapped scores are not the Attention pattern and stay as they are; exact."""
     folder = tiny_model_dir("gemma2")
     model, plain, fused = compile_both(folder)
-    assert model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, offload_pt_weights=False) == plain
-    assert "Attention" not in op_counts(fused)  # the softcapped scores are not the pattern
+    assert model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, offload_pt_weights=False) == fused
+    assert "Attention" not in op_counts(fused) and "SkipSimplifiedLayerNormalization" in op_counts(fused)
     assert_logits_match_hf(folder, fused, seed=2)
+
+
+def test_unproven_type_keeps_todays_graph_by_default(tiny_model_dir, monkeypatch):
+    from QEfficient.transform.adapters import sweep_status
+
+    monkeypatch.setattr(sweep_status, "PROVEN", sweep_status.PROVEN - {"gemma2"})
+    model, plain, _ = compile_both(tiny_model_dir("gemma2"))
+    assert model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, offload_pt_weights=False) == plain
 
 
 def test_default_fuses_covered_architectures(tiny_model_dir):

@@ -58,9 +58,6 @@ logger = logging.getLogger(__name__)
 
 MS_DOMAIN = "com.microsoft"
 FUSION_VERSION = 4  # in the artifact hash: a change to the passes rebuilds fused artifacts
-# Architectures compile() fuses by default: tested token-exact (tests/test_fusion.py). Others fuse
-# only with compile(fuse=True), and then only the patterns recognised exactly.
-FUSED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma3_text"})
 ATTENTION_OPSET = 23
 # Operators the rotary tables may be computed with: each output row depends on its own position only.
 _POSITIONWISE = {"Clip", "Unsqueeze", "Cast", "Mul", "Div", "Concat", "Cos", "Sin", "Transpose", "MatMul", "Identity", "Constant"}
@@ -91,8 +88,12 @@ _SAME_MEANING_AT_23 = {
 
 
 def fuse_by_default(config) -> bool:
-    """compile()'s default for ``fuse``: on for the architectures in FUSED_MODEL_TYPES."""
-    return getattr(config, "model_type", None) in FUSED_MODEL_TYPES
+    """compile()'s default for ``fuse``: on for every type the architecture sweep proved. The sweep's
+    compile is this default, so what it proves token-exact is the fused graph; each pattern fires only
+    where it is recognised exactly and the rest of a layer keeps its graph."""
+    from QEfficient.transform.adapters.sweep_status import PROVEN
+
+    return getattr(config, "model_type", None) in PROVEN
 
 
 def _attr(node: onnx.NodeProto, name: str, default=None):
@@ -504,13 +505,15 @@ def fuse_decoder(model: onnx.ModelProto, ctx_len: int, reorder_weights: bool = T
     are matched against it afterwards), so q and k keep a rotary node each."""
     fired = Counter()
     fired["retained_cast"] = drop_retained_casts(model)
-    fired["skip_norm"] = fuse_skip_norms(model)
-    fired["fast_gelu"] = fuse_fast_gelu(model)
     fired["merged_matmul"] = fuse_shared_input_matmuls(model)
     fired["split_bias"] = fold_split_biases(model)
     fired["split_heads"] = split_heads_once(model)
     fired["rotary"] = fuse_rotary(model, ctx_len)
     prune_dead_nodes(model)
+    # After the rotary: its `x*cos + rotate_half(x)*sin` Add followed by a per-head norm (HunYuan's q/k
+    # norms after the rotary) would otherwise be taken for a residual Add, on a 4-D tensor the kernel refuses.
+    fired["skip_norm"] = fuse_skip_norms(model)
+    fired["fast_gelu"] = fuse_fast_gelu(model)
     fired["attention"] = fuse_attention(model)
     from QEfficient.compile.fusion_gqa import fuse_group_query_attention, merge_qk_rotary  # build on this module
 

@@ -265,15 +265,12 @@ def _own_index_shapes(model: onnx.ModelProto) -> None:
     for scatter in [n for n in model.graph.node if n.op_type == "ScatterElements"]:
         expand = g.parent(scatter, 1, "Expand")
         shape = expand and g.parent(expand, 1, "Shape")
-        if shape is None or shape.input[0] == scatter.input[2] or len(shape.attribute):
+        if shape is None or shape.input[0] == scatter.input[2]:
             continue
         name = f"{scatter.name}/index"
-        model.graph.node.extend(
-            [
-                helper.make_node("Shape", [scatter.input[2]], [f"{name}_shape"], name=f"{name}_shape"),
-                helper.make_node("Expand", [expand.input[0], f"{name}_shape"], [name], name=name),
-            ]
-        )
+        own_shape = helper.make_node("Shape", [scatter.input[2]], [f"{name}_shape"], name=f"{name}_shape")
+        own_shape.attribute.extend(shape.attribute)  # start/end as the shared one had them
+        model.graph.node.extend([own_shape, helper.make_node("Expand", [expand.input[0], f"{name}_shape"], [name], name=name)])
         scatter.input[1] = name
 
 
@@ -338,7 +335,7 @@ def _qkv_input(model: onnx.ModelProto, g: _Graph, m: dict, reorder_weights: bool
 
 def _separate_inputs(model: onnx.ModelProto, g: _Graph, m: dict, head_splits: dict[str, list[str]]) -> list[str]:
     """GroupQueryAttention's query, key and value as three [B, S, N*D] inputs, for a layer matched through
-    ``_sequence_major``: each part's per-head norms re-pointed at the sequence-major tensor (a head Split
+    ``_sequence_major``: each part's per-head norms applied again to the sequence-major tensor (a head Split
     redone along the sequence-major heads axis, once per Split, in ``head_splits``), then flattened."""
     flat = numpy_helper.from_array(np.array([0, 0, -1], np.int64), f"{_PREFIX}/flat_heads")
     if flat.name not in {i.name for i in model.graph.initializer}:
@@ -357,9 +354,14 @@ def _separate_inputs(model: onnx.ModelProto, g: _Graph, m: dict, head_splits: di
                     )
                 )
             source = head_splits[split.name][plan["index"]]
-        if plan["chain"]:
-            plan["chain"][0].input[0] = source
-            source = plan["chain"][-1].output[0]
+        for norm in plan["chain"]:  # copies: the originals may still be read in their own layout (by a Shape)
+            copy = onnx.NodeProto()
+            copy.CopyFrom(norm)
+            copy.name = f"{norm.name}/sequence_major"
+            copy.input[0] = source
+            del copy.output[1:]
+            copy.output[0] = source = f"{norm.output[0]}/sequence_major"
+            model.graph.node.append(copy)
         name = f"{m['attention'].name}/gqa_{part}"
         model.graph.node.append(helper.make_node("Reshape", [source, flat.name], [name], name=name))
         names.append(name)

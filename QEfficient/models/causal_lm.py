@@ -195,7 +195,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         8-bit MatMul weights as its draft (self-speculation: generate() then drafts with it).
 
         ``fuse`` rewrites each layer into ONNX Runtime's fused operators (compile/fusion.py); None
-        (the default) fuses the architectures the fusion is tested on (FUSED_MODEL_TYPES).
+        (the default) fuses every architecture the sweep proved (docs/architectures.md).
         """
         gguf_path = self._gguf_path() if gguf_weights else None
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
