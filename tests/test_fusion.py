@@ -25,10 +25,6 @@ FUSED_OPS = {"SkipSimplifiedLayerNormalization", "GroupQueryAttention"}
 CTX = 64
 
 
-def fused_ops(arch: str) -> set[str]:
-    return FUSED_OPS
-
-
 def op_counts(qpc) -> collections.Counter:
     graph = onnx.load(str(Path(qpc) / "model.onnx"), load_external_data=False).graph
     return collections.Counter(n.op_type for n in graph.node)
@@ -80,7 +76,7 @@ def test_fused_graph_is_smaller_and_matches_hf(arch, tiny_model_dir):
     _, plain, fused = compile_both(folder)
     before, after = op_counts(plain), op_counts(fused)
     assert sum(after.values()) < sum(before.values()) / 3, (before, after)
-    assert fused_ops(arch) <= set(after), after
+    assert FUSED_OPS <= set(after), after
     if arch == "llama":  # per layer: q/k/v, o, gate/up, down MatMuls, GQA, 2 skip norms, Split, SiLU, Mul; 27 shared
         assert sum(after.values()) == 10 * 2 + 27 and not {"Attention", "RotaryEmbedding", "ScatterElements", "Transpose"} & set(after), (
             after
@@ -94,7 +90,7 @@ def test_fused_generation_matches_hf(arch, tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = QEFFAutoModelForCausalLM.from_pretrained(folder)
     qpc = model.compile(prefill_seq_len=8, ctx_len=96, batch_size=2, num_cores=2, fuse=True)
-    assert fused_ops(arch) <= set(op_counts(qpc))
+    assert FUSED_OPS <= set(op_counts(qpc))
     prompts = ["Once upon a time a robot learned to paint the sky blue and the grass green, then", "My name is"]
     info = model.generate(tokenizer, prompts, generation_len=20, stream=False)
     hf = AutoModelForCausalLM.from_pretrained(folder).eval()
@@ -184,7 +180,7 @@ def test_head_dim_the_kernel_refuses_keeps_attention(tiny_model_dir, tmp_path):
     folder = with_config(tiny_model_dir, tmp_path, "qwen3", head_dim=24)
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder)).save_pretrained(folder)  # weights of that shape
-    model, _, fused = compile_both(folder)
+    _, _, fused = compile_both(folder)
     ops = op_counts(fused)
     assert "GroupQueryAttention" not in ops and "Attention" in ops, ops
     assert_logits_match_hf(folder, fused, seed=5)

@@ -383,14 +383,11 @@ def fuse_group_query_attention(model: onnx.ModelProto, ctx_len: int, reorder_wei
     for m in matches:
         attention, k_scatter = m["attention"], m["k_scatter"]
         past = k_scatter.input[0]
-        if not (
-            _checked(g, checked, _causal_window, attention.input[3], ctx_len) is not None
-            and all(_checked(g, checked, _is_position_index, s.input[1], ctx_len) for s in (k_scatter, m["v_scatter"]))
-        ):
+        slots = _checked(g, checked, _causal_window, attention.input[3], ctx_len)  # 0: no window
+        if slots is None or not all(_checked(g, checked, _is_position_index, s.input[1], ctx_len) for s in (k_scatter, m["v_scatter"])):
             continue
         if lengths is None:
             lengths = _lengths(model, m["q_rot"].input[1])
-        slots = _checked(g, checked, _causal_window, attention.input[3], ctx_len)
         qkv = _qkv_input(model, g, m, reorder_weights) if "plans" not in m else _separate_inputs(model, g, m, head_splits)
         seqlens_k, query_seqlens, total = lengths
         cos, sin = m["q_rot"].input[2:4]
