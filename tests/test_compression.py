@@ -58,6 +58,26 @@ def test_compressed_weights_keep_perplexity(arch, tmp_path, tokenizer_dir):
     assert info.generated_ids[0].shape == (1, 8)
 
 
+def test_weight_format_is_in_the_artifact_key(tiny_model_dir, monkeypatch):
+    """An mxfp6 artifact built with another block format is not reused: the format is in its hash."""
+    import json
+
+    from QEfficient.compile import weight_compression
+
+    model = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("llama"))
+    now = model.compile(prefill_seq_len=8, ctx_len=32, num_cores=1, mxfp6_matmul=True)
+    blocks = {
+        a.i
+        for n in onnx.load(str(now / ARTIFACT_GRAPH), load_external_data=False).graph.node
+        for a in n.attribute
+        if a.name == "block_size"
+    }
+    assert blocks == {weight_compression.BLOCK_SIZE}
+    assert json.loads((now / "qconfig.json").read_text())["compile_params"]["weight_format"] == weight_compression.WEIGHT_FORMAT
+    monkeypatch.setattr(weight_compression, "WEIGHT_FORMAT", "an older format")
+    assert model.compile(prefill_seq_len=8, ctx_len=32, num_cores=1, mxfp6_matmul=True) != now
+
+
 def test_weights_are_released_after_export(tiny_model_dir):
     model = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("qwen2"))
     model.compile(prefill_seq_len=8, ctx_len=32)

@@ -248,9 +248,12 @@ def test_smollm2_q4_1_file_runs_on_its_own_blocks(tmp_path, monkeypatch):
         pytest.skip(str(err))
     model = QEFFAutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
     qpc = model.compile(prefill_seq_len=32, ctx_len=256, num_cores=2, gguf_weights=True, offload_pt_weights=False)
-    ops = collections.Counter(n.op_type for n in onnx.load(str(qpc / ARTIFACT_GRAPH), load_external_data=False).graph.node)
+    nodes = onnx.load(str(qpc / ARTIFACT_GRAPH), load_external_data=False).graph.node
+    ops = collections.Counter(n.op_type for n in nodes)
     assert ops["MatMulNBits"] == 30 * 4 + 1 and ops["GatherBlockQuantized"] == 1  # q/k/v, o, gate/up, down per layer; head
     assert ops["GroupQueryAttention"] == 30 and not ops["Attention"]  # fused
+    # its packed input: the file's q, k, v tensors stacked in that order (whole parts move; no Split of heads)
+    assert all(n.input[1] == n.input[2] == "" for n in nodes if n.op_type == "GroupQueryAttention")
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

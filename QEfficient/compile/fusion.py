@@ -57,7 +57,7 @@ from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_extern
 logger = logging.getLogger(__name__)
 
 MS_DOMAIN = "com.microsoft"
-FUSION_VERSION = 4  # in the artifact hash: a change to the passes rebuilds fused artifacts
+FUSION_VERSION = 5  # in the artifact hash: a change to the passes rebuilds fused artifacts
 ATTENTION_OPSET = 23
 # Operators the rotary tables may be computed with: each output row depends on its own position only.
 _POSITIONWISE = {"Clip", "Unsqueeze", "Cast", "Mul", "Div", "Concat", "Cos", "Sin", "Transpose", "MatMul", "Identity", "Constant"}
@@ -501,8 +501,10 @@ def _topological_sort(model: onnx.ModelProto) -> None:
 
 def fuse_decoder(model: onnx.ModelProto, ctx_len: int, reorder_weights: bool = True) -> Counter:
     """Apply the fusions to an ONNX Runtime-optimized decoder graph in place; returns what fired.
-    ``reorder_weights=False`` keeps the merged q/k/v columns in the model's order (the GGUF blocks
-    are matched against it afterwards), so q and k keep a rotary node each."""
+    ``reorder_weights=False`` keeps the rows of each projection in the model's order (the GGUF blocks
+    are matched against them afterwards), so q and k keep a rotary node each where GroupQueryAttention
+    does not fire. Whole q/k/v parts are still reordered for GroupQueryAttention's packed input: the
+    GGUF match accepts tensors stacked in any order."""
     fired = Counter()
     fired["retained_cast"] = drop_retained_casts(model)
     fired["merged_matmul"] = fuse_shared_input_matmuls(model)
@@ -517,7 +519,7 @@ def fuse_decoder(model: onnx.ModelProto, ctx_len: int, reorder_weights: bool = T
     fired["attention"] = fuse_attention(model)
     from QEfficient.compile.fusion_gqa import fuse_group_query_attention, merge_qk_rotary  # build on this module
 
-    fired["group_query_attention"] = fuse_group_query_attention(model, ctx_len, reorder_weights)
+    fired["group_query_attention"] = fuse_group_query_attention(model, ctx_len)
     prune_dead_nodes(model)
     if reorder_weights:
         fired["qk_rotary"] = merge_qk_rotary(model)

@@ -303,9 +303,10 @@ def _lengths(model: onnx.ModelProto, positions: str) -> tuple[str, str, str]:
     return f"{p}/seqlens_k", f"{p}/query_seqlens", f"{p}/total"
 
 
-def _qkv_input(model: onnx.ModelProto, g: _Graph, m: dict, reorder_weights: bool) -> list[str]:
+def _qkv_input(model: onnx.ModelProto, g: _Graph, m: dict) -> list[str]:
     """GroupQueryAttention's query/key/value inputs: the projection with its columns reordered to q, k, v
-    (one packed input), or, when its weights must keep their order, a Split of it."""
+    (one packed input; whole parts move, so a GGUF file's tensors still match them), or, when the
+    weight is not the projection's own constant, a Split of it."""
     split, heads, d = m["split"], m["heads"], m["head_dim"]
     merged = m["reshape"].input[0]
     starts = dict(zip(split.output, np.cumsum([0] + [heads[o] for o in split.output])[:-1] * d))
@@ -314,7 +315,7 @@ def _qkv_input(model: onnx.ModelProto, g: _Graph, m: dict, reorder_weights: bool
     weight = g.const(matmul.input[1]) if matmul is not None else None
     bias = g.const(add.input[1]) if add is not None else None
     own_weight = weight is not None and weight.ndim == 2 and len(g.consumers[matmul.input[1]]) == 1
-    if reorder_weights and own_weight and (add is None or (bias is not None and bias.shape == weight.shape[1:])):
+    if own_weight and (add is None or (bias is not None and bias.shape == weight.shape[1:])):
         perm = np.concatenate([np.arange(starts[o], starts[o] + heads[o] * d) for o in m["parts"]])
         name = f"{m['split'].name}/qkv_weight"
         model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(weight[:, perm]), name))
@@ -368,7 +369,7 @@ def _separate_inputs(model: onnx.ModelProto, g: _Graph, m: dict, head_splits: di
     return names
 
 
-def fuse_group_query_attention(model: onnx.ModelProto, ctx_len: int, reorder_weights: bool = True) -> int:
+def fuse_group_query_attention(model: onnx.ModelProto, ctx_len: int) -> int:
     """Each matched layer's attention block -> GroupQueryAttention (module docstring); returns the count.
     The mask and scatter index are probed over a full ``ctx_len`` window."""
     if ctx_len < 8:  # too short for the probes
@@ -388,7 +389,7 @@ def fuse_group_query_attention(model: onnx.ModelProto, ctx_len: int, reorder_wei
             continue
         if lengths is None:
             lengths = _lengths(model, m["q_rot"].input[1])
-        qkv = _qkv_input(model, g, m, reorder_weights) if "plans" not in m else _separate_inputs(model, g, m, head_splits)
+        qkv = _qkv_input(model, g, m) if "plans" not in m else _separate_inputs(model, g, m, head_splits)
         seqlens_k, query_seqlens, total = lengths
         cos, sin = m["q_rot"].input[2:4]
         model.graph.node.append(

@@ -80,6 +80,10 @@ def build_artifact(
     process needs besides the graph (the tokenizer), covered by the artifact's manifest.
     """
     onnx_path = Path(onnx_path)
+    if hash_params.get("mxfp6_matmul"):
+        from QEfficient.compile.weight_compression import WEIGHT_FORMAT  # imports onnx: not at run time
+
+        hash_params = {**hash_params, "weight_format": WEIGHT_FORMAT}
     digest = hash_dict({"graph": str(onnx_path.resolve()), **hash_params, "specializations": specs})
     entry = Path(compile_dir) / f"qpc-{digest}"
 

@@ -2,18 +2,19 @@
 
 On Cloud AI 100, ``mxfp6_matmul`` stores MatMul weights in MXFP6, a microscaling format (blocks
 of values sharing one scale). ONNX Runtime's CPU provider has no 6-bit kernel; its native block
-format is ``com.microsoft.MatMulNBits`` (2, 4 or 8 bits). We use **8 bits, blocks of 128 along K,
+format is ``com.microsoft.MatMulNBits`` (2, 4 or 8 bits). We use **8 bits, blocks of 64 along K,
 asymmetric (a scale and a zero point per block), ``accuracy_level=4``** (the kernel quantises the
-activations to int8 and runs int8 dot products), quantised by ONNX Runtime's own
-``MatMulNBitsQuantizer``. Measured on SmolLM2-135M (perplexity on tests/data/perplexity.txt,
-fp32 22.06; decode ms per token at batch 1, 2 threads):
+activations to int8, per block, and runs int8 dot products), quantised by ONNX Runtime's own
+``MatMulNBitsQuantizer``. Measured on SmolLM2-135M (docs/performance.md):
 
-* 8 bits keeps the flag's promise of "smaller and faster, same answers": perplexity 21.97 with
-  blocks of 128 (22.19 with 32). 4 bits measured 25.2 (+14 %), outside the 3 % bound: SmolLM2's
-  weights are already a 4-bit grid with a float offset per block (GGUF Q4_1), which integer zero
-  points cannot reproduce; float zero points would, but take a kernel path 10x slower.
-* blocks of 128 ran 8 % faster than blocks of 32 (fewer scales to read and apply) at no cost in
-  perplexity; 256 was slower again (576-wide rows pad to 768).
+* 8 bits keeps the flag's promise of "smaller and faster, same answers". 4 bits measured
+  perplexity +14 %: SmolLM2's weights are already a 4-bit grid with a float offset per block (GGUF
+  Q4_1), which integer zero points cannot reproduce; float zero points would, but take a kernel
+  path 10x slower.
+* Blocks of 64 rather than 128: the activations are rounded to int8 per block, so a block that
+  holds one large activation loses the others' precision; over 13 windows of 256 tokens, perplexity
+  moved +0.7 % from fp32 with 64 against +1.3 % with 128, at the same decode speed (576-wide
+  rows also split into 64s without the padding 128 needs). 32 was slower again.
 
 Before quantising, MatMuls that read the same activation (q/k/v, gate/up) are merged into one
 MatMul followed by a Split, so the kernel quantises that activation once and runs one call
@@ -41,8 +42,10 @@ from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_extern
 logger = logging.getLogger(__name__)
 
 BITS = 8
-BLOCK_SIZE = 128
+BLOCK_SIZE = 64
 ACCURACY_LEVEL = 4
+# in the artifact hash of every mxfp6_matmul artifact: a change to the format rebuilds them
+WEIGHT_FORMAT = f"matmulnbits-{BITS}bit-asymmetric-block{BLOCK_SIZE}-accuracy{ACCURACY_LEVEL}"
 
 
 def gemm_to_matmul(model: onnx.ModelProto) -> int:
