@@ -29,9 +29,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
-from peers import PEERS, peak_rss_mb, peak_rss_reset, peer_config, peer_rows, rss_mb, run_peer_worker  # benchmarks/peers.py
+from engine_rounds import interleaved_rounds, median_row, paired_ratios, ratio_text  # benchmarks/engine_rounds.py
+from peers import PEERS, peak_rss_mb, peak_rss_reset, peer_config, rss_mb, run_peer_worker  # benchmarks/peers.py
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -324,18 +326,16 @@ def _driver_prompt_ids(base: dict) -> tuple[list[int], list[int]]:
     return _prompt_ids(tok, 1)[1], (tok(TEXT.read_text() * 3)["input_ids"])[:LONG_PROMPT]
 
 
-def runtime_and_peer_rows(args: argparse.Namespace, base: dict, res: dict) -> dict:
+def runtime_and_peer_rows(args: argparse.Namespace, base: dict, res: dict) -> dict[str, list[dict | None]]:
     """Issue 12's rows: our run time alone (the artifact, no torch; 32- and 512-token prompts) and the
-    peer engines found under ``--peers`` (a virtualenv and a model folder each), one process each."""
+    peer engines found under ``--peers`` (a virtualenv and a model folder each), one process each, in
+    ``--rounds`` interleaved rounds (engine_rounds.py); perplexity in the first round only."""
     prompt_ids, long_ids = _driver_prompt_ids(base)
-    rows: dict = {}
+    engines: dict = {}
     for key, flags in (("fp32", {}), ("mxfp6", {"mxfp6": True}), ("gguf", {"gguf_weights": True})):
         short = res.get(f"ours_{key}") or res.get(f"ours_{key}_cached")
         if not short:
             continue
-        rows[f"ours_{key}_runtime"] = run_worker(
-            {**base, "engine": "qeff_artifact", "qpc": short["qpc"], "prompt_ids": prompt_ids, "ppl": True}
-        )
         # TTFT at LONG_PROMPT tokens needs a longer ctx_len: compiled (cached after the first time) by a qeff worker
         # chunks of LONG_PREFILL_CHUNK, as the peers prefill a long prompt in large pieces (one graph: decode is unchanged)
         long_art = run_worker(
@@ -349,15 +349,27 @@ def runtime_and_peer_rows(args: argparse.Namespace, base: dict, res: dict) -> di
                 "new_tokens": 4,
             }
         )
-        if long_art and rows[f"ours_{key}_runtime"]:
-            r = run_worker({**base, "engine": "qeff_artifact_long", "qpc": long_art["qpc"], "long_prompt_ids": long_ids})
-            rows[f"ours_{key}_runtime"]["ttft_long_s"] = r and r["ttft_long_s"]
-    if args.peers:
-        rows |= peer_rows(Path(args.peers), base, prompt_ids, long_ids)
-    return rows
+        engines[f"ours_{key}_runtime"] = partial(_artifact_row, base, short["qpc"], long_art and long_art["qpc"], prompt_ids, long_ids)
+    for key in PEERS if args.peers else ():
+        found = peer_config(Path(args.peers), key, base)
+        if found:
+            cfg, python = found
+            cfg = {**cfg, "prompt_ids": prompt_ids, "long_prompt_ids": long_ids}
+            engines[key] = lambda r, cfg=cfg, python=python: run_peer_worker({**cfg, "ppl": r == 0}, python)
+    return interleaved_rounds(engines, args.rounds)
 
 
-def print_runtime_and_peer_rows(rows: dict, res: dict) -> None:
+def _artifact_row(base: dict, qpc: str, long_qpc: str | None, prompt_ids: list[int], long_ids: list[int], r: int) -> dict | None:
+    """Round r of one of our artifacts: the chat prompt from ``qpc``, the long prompt's TTFT from ``long_qpc``."""
+    row = run_worker({**base, "engine": "qeff_artifact", "qpc": qpc, "prompt_ids": prompt_ids, "ppl": r == 0})
+    if row and long_qpc:
+        long = run_worker({**base, "engine": "qeff_artifact_long", "qpc": long_qpc, "long_prompt_ids": long_ids})
+        row["ttft_long_s"] = long and long["ttft_long_s"]
+    return row
+
+
+def print_runtime_and_peer_rows(runs: dict[str, list[dict | None]], res: dict) -> None:
+    """Medians over the rounds; the ratio columns are paired within each round: median (range)."""
     hf = res.get("hf_eager")
     names = {
         "ours_fp32_runtime": "QEfficient fp32 (artifact)",
@@ -365,23 +377,24 @@ def print_runtime_and_peer_rows(rows: dict, res: dict) -> None:
         "ours_gguf_runtime": "QEfficient gguf_weights (art.)",
         **{k: v[2] for k, v in PEERS.items()},
     }
-    int8, lc = rows.get("ortgenai_int8"), rows.get("llamacpp")
+    rounds = max((len(v) for v in runs.values()), default=0)
+    print(f"\nrun time only, {rounds} interleaved round(s): medians; ratios paired within a round, median (range)")
     print(
-        f"\n{'engine (run time only)':31s}{'TTFT ms':>9s}{f'@{LONG_PROMPT}':>8s}{'decode tok/s':>14s}{'x ORT GenAI int8':>18s}"
-        f"{'x llama.cpp':>13s}{'peak RSS MB':>13s}{'ppl':>8s}{'= HF tokens':>13s}{'torch':>7s}"
+        f"{'engine':31s}{'TTFT ms':>9s}{f'@{LONG_PROMPT}':>8s}{'decode tok/s':>14s}{'x ORT GenAI int8':>19s}"
+        f"{'x llama.cpp':>19s}{'peak RSS MB':>13s}{'ppl':>8s}{'= HF tokens':>13s}{'torch':>7s}"
     )
     for key, name in names.items():
-        r = rows.get(key)
+        r = median_row(runs.get(key, []))
         if not r:
             continue
         long = f"{r['ttft_long_s'] * 1e3:8.0f}" if r.get("ttft_long_s") else f"{'-':>8s}"
-        vs = f"{r['decode_tok_s'] / int8['decode_tok_s']:.2f}" if int8 else "-"
-        vs_lc = f"{r['decode_tok_s'] / lc['decode_tok_s']:.2f}" if lc else "-"
+        vs = ratio_text(paired_ratios(runs[key], runs.get("ortgenai_int8", [])))
+        vs_lc = ratio_text(paired_ratios(runs[key], runs.get("llamacpp", [])))
         ppl = f"{r['perplexity']:.2f}" if "perplexity" in r else "-"
-        same = f"{agree(hf['tokens'], r['tokens']):>9d}/{len(hf['tokens'])}" if hf else f"{'-':>13s}"
+        same = f"{agree(hf['tokens'], r['tokens']):>9d}/{len(hf['tokens'])}" if hf and "tokens" in r else f"{'-':>13s}"
         torch = "yes" if r.get("torch_imported") else ("no" if "torch_imported" in r else "-")
         print(
-            f"{name:31s}{r['ttft_s'] * 1e3:9.1f}{long}{r['decode_tok_s']:14.1f}{vs:>18s}{vs_lc:>13s}"
+            f"{name:31s}{r['ttft_s'] * 1e3:9.1f}{long}{r['decode_tok_s']:14.1f}{vs:>19s}{vs_lc:>19s}"
             f"{r['peak_rss_mb']:13.0f}{ppl:>8s}{same}{torch:>7s}"
         )
 
@@ -453,6 +466,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="interleaved rounds of the run-time and peer table (ratios paired within a round)"
+    )
     ap.add_argument("--quick", action="store_true", help="fewer tokens and no sweeps")
     ap.add_argument("--ours-only", action="store_true", help="only QEfficient's rows (no HF, no llama.cpp, no sweeps)")
     ap.add_argument("--no-sweeps", action="store_true", help="the tables only: no ctx_len and batch sweeps")
@@ -503,19 +519,20 @@ def main() -> None:
         "new_tokens": new,
         "gguf_convert_s": convert_s,
     }
-    print(f"{gguf.name}, {args.threads} threads, greedy, {new} new tokens, median of {args.repeats}\n")
+    res["machine"]["cpu"] = cpu_model()
+    print(f"{gguf.name}, {args.threads} threads, greedy, {new} new tokens, median of {args.repeats}; CPU: {cpu_model()}\n")
     if args.vs_llamacpp is not None:
-        print(f"CPU: {cpu_model()}; load average before: {os.getloadavg()}")
+        print(f"load average before: {os.getloadavg()}")
         res["vs_llamacpp"] = vs_llamacpp(base, Path(args.peers or ROOT / "peers"), args.vs_llamacpp, not args.fused_only)
-        res["machine"] |= {"cpu": cpu_model(), "load_average_after": os.getloadavg()}
+        res["machine"]["load_average_after"] = os.getloadavg()
         print(f"load average after: {os.getloadavg()}")
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"causal_lm_vs_llamacpp_{gguf.stem}.json").write_text(json.dumps(res, indent=1))
         return
     if args.fusion:
-        print(f"CPU: {cpu_model()}; load average before: {os.getloadavg()}")
+        print(f"load average before: {os.getloadavg()}")
         res["fusion"] = fusion_table(base)
-        res["machine"] |= {"cpu": cpu_model(), "load_average_after": os.getloadavg()}
+        res["machine"]["load_average_after"] = os.getloadavg()
         print(f"load average after: {os.getloadavg()}")
         RESULTS.mkdir(parents=True, exist_ok=True)
         for pair in res["fusion"].values():
@@ -562,9 +579,10 @@ def main() -> None:
     print(f"  cached compile {cached['compile_s']:.2f} s; mxfp6 compile (export cached) {mx['compile_s']:.1f} s;")
     print(f"  session creation fp32 {cached['session_s']:.1f} s, mxfp6 {mx['session_s']:.1f} s")
 
-    peer_rows = runtime_and_peer_rows(args, base, res)
-    print_runtime_and_peer_rows(peer_rows, res)
-    res.update(peer_rows)
+    runs = runtime_and_peer_rows(args, base, res)
+    print_runtime_and_peer_rows(runs, res)
+    res.update({key: median_row(rows) for key, rows in runs.items()})
+    res["engine_rounds"] = {key: [r and {k: v for k, v in r.items() if k != "tokens"} for r in rows] for key, rows in runs.items()}
 
     if not (args.quick or args.ours_only or args.no_sweeps):
         res["ctx_sweep"] = {}

@@ -223,17 +223,6 @@ def peer_config(peers: Path, key: str, base: dict) -> tuple[dict, Path] | None:
     return {**base, "engine": engine, "model_dir": str(folder), "gguf": str(folder)}, python
 
 
-def peer_rows(peers: Path, base: dict, prompt_ids: list[int], long_ids: list[int], keys=None) -> dict:
-    """One row per peer found under ``peers`` (``keys``, default all), one process each."""
-    rows: dict = {}
-    for key in keys or PEERS:
-        found = peer_config(peers, key, base)
-        if found:
-            cfg, python = found
-            rows[key] = run_peer_worker({**cfg, "prompt_ids": prompt_ids, "long_prompt_ids": long_ids, "ppl": True}, python)
-    return rows
-
-
 WORKERS = {"ortgenai": worker_ortgenai, "openvino": worker_openvino, "llamacpp": worker_llamacpp}
 
 if __name__ == "__main__":
