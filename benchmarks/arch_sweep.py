@@ -10,7 +10,8 @@ For each model type in transformers' ``MODEL_FOR_CAUSAL_LM_MAPPING_NAMES``: a ti
 (tests/tiny_models.py ``sweep_config``), HF's own greedy ``generate`` as the reference (if HF cannot run
 it: "hf-fails"), then the pipeline as a user runs it (QEFFAutoModelForCausalLM -> compile -> an ONNX
 Runtime session): a prompt prefilled in chunks (the last one right-padded), then greedy decode steps.
-"token-exact" means every greedy token equals HF's and every step's logits are within ``LOGITS_ATOL``.
+"token-exact" means every greedy token equals HF's and every step's logits are within ``LOGITS_ATOL`` of
+HF's, plus HF's own float32 error where a float64 run of the same weights shows one (``float64_logits``).
 
 The registry written from a full run (QEfficient/transform/adapters/sweep_status.py) is what
 ``from_pretrained`` consults: proven types run, known failures raise with the recorded reason.
@@ -176,6 +177,19 @@ def hf_reference(model, ids: torch.Tensor) -> tuple[list[int], np.ndarray]:
     return tokens, logits
 
 
+def float64_logits(config, ids: torch.Tensor, tokens: list[int]) -> np.ndarray | None:
+    """HF on the same tiny weights in float64, fed the prompt and HF's greedy ``tokens`` in one forward: each
+    step's logits [NEW_TOKENS, V], a reference for HF's own float32 rounding; None when HF cannot run it."""
+    try:
+        model = tiny_model(config).double()
+        sequence = torch.cat([ids, torch.tensor([tokens[:-1]], dtype=ids.dtype)], dim=1)
+        with torch.no_grad():
+            logits = model(sequence, attention_mask=torch.ones_like(sequence)).logits[0, ids.shape[1] - 1 :]
+        return logits.double().numpy()
+    except Exception:  # noqa: BLE001 - a type HF cannot run in float64: no allowance
+        return None
+
+
 def ort_greedy(qpc_path: Path, ids: np.ndarray) -> tuple[list[int], np.ndarray]:
     """Chunked prefill (right-padded last chunk), then greedy decode, on ONNX Runtime."""
     session = open_session(qpc_path, 1)
@@ -244,6 +258,13 @@ def sweep_one(model_type: str) -> SweepResult:
     same = sum(a == b for a, b in zip(tokens, ref_tokens))
     if tokens == ref_tokens and diff <= LOGITS_ATOL:
         return result("token-exact", f"max |Δlogit| {diff:.1e}", diff)
+    if tokens == ref_tokens:  # the reference's own float32 rounding counts too (recurrent scans, CPU-dependent)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), allow_any_architecture():
+            warnings.simplefilter("ignore")
+            exact = float64_logits(config, ids, ref_tokens)
+        hf_error = float(np.abs(ref_logits - exact).max()) if exact is not None else 0.0
+        if diff <= LOGITS_ATOL + hf_error:
+            return result("token-exact", f"max |Δlogit| {diff:.1e} (HF float32 itself {hf_error:.1e} from float64)", diff)
     first = next((i for i, (a, b) in enumerate(zip(tokens, ref_tokens)) if a != b), None)
     where = f"first differing token {first}" if first is not None else "tokens equal"
     return result("differs", f"{same}/{NEW_TOKENS} tokens equal ({where}), max |Δlogit| {diff:.1e}", diff)
@@ -258,7 +279,7 @@ def write_registry(results: list[SweepResult], path: Path = REGISTRY) -> None:
         "",
         "# ruff: noqa: E501",
         "",
-        "# token-exact with HF (greedy tokens through chunked prefill and decode, logits within 1e-4)",
+        "# token-exact with HF (greedy tokens through chunked prefill and decode, logits within 1e-4 + HF's own float32 error)",
         "PROVEN: frozenset[str] = frozenset(",
         "    {",
         *[f"        {json.dumps(t)}," for t in proven],
@@ -290,7 +311,8 @@ def write_doc(results: list[SweepResult], seconds: float, path: Path = DOC) -> N
         "transformers' `MODEL_FOR_CAUSAL_LM_MAPPING_NAMES` gets a tiny random-weight model (2 layers, hidden 64,",
         "4 experts where it has experts; `sweep_config` in tests/tiny_models.py). HF's greedy `generate` is the",
         f"reference; the pipeline prefills a {PROMPT_LEN}-token prompt in chunks of {CHUNK} on ONNX Runtime and decodes",
-        f"{NEW_TOKENS} tokens. **token-exact**: every token equals HF's and every step's logits are within {LOGITS_ATOL:g}.",
+        f"{NEW_TOKENS} tokens. **token-exact**: every token equals HF's and every step's logits are within {LOGITS_ATOL:g}",
+        "of HF's, plus HF's own float32 error where a float64 run of the same weights shows one (recurrent scans).",
         "The graph is the fused decoder graph (`compile(fuse=True)`), which compile() then uses by default for",
         "every token-exact type.",
         "",

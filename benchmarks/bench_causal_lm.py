@@ -420,36 +420,35 @@ def vs_llamacpp(base: dict, peers: Path, rounds: int, unfused: bool = True) -> d
     if found is None:
         return {}
     lc_cfg, lc_python = found
-    arts = {}
+    lc_cfg = {**lc_cfg, "prompt_ids": prompt_ids, "long_prompt_ids": long_ids}
+    engines: dict = {}
+    nodes: dict = {}
     for name, fuse in (("ours_gguf_fused", True), ("ours_gguf_unfused", False))[: 2 if unfused else 1]:
         flags = {"gguf_weights": True, "fuse": fuse, "repeats": 1, "new_tokens": 4}
         short = run_worker({**base, **flags, "engine": "qeff"})
         long = short and run_worker({**base, **flags, "engine": "qeff", "ctx": 2 * LONG_PROMPT, "prefill_seq_len": LONG_PREFILL_CHUNK})
         if short and long:
-            arts[name] = (short["qpc"], long["qpc"], optimized_node_count(Path(short["qpc"]), base["threads"]))
-    runs: dict = {name: [] for name in (*arts, "llamacpp")}
-    for r in range(rounds):
-        order = [*arts, "llamacpp"]
-        for name in order if r % 2 == 0 else order[::-1]:
-            ppl = {"ppl": r == 0}
-            if name == "llamacpp":
-                row = run_peer_worker({**lc_cfg, **ppl, "prompt_ids": prompt_ids, "long_prompt_ids": long_ids}, lc_python)
-            else:
-                short, long, nodes = arts[name]
-                row = run_worker({**base, **ppl, "engine": "qeff_artifact", "qpc": short, "prompt_ids": prompt_ids})
-                row_long = row and run_worker({**base, "engine": "qeff_artifact_long", "qpc": long, "long_prompt_ids": long_ids})
-                if row:
-                    row |= {"ttft_long_s": row_long and row_long["ttft_long_s"], "graph_nodes": nodes}
-            if row:
-                row.pop("tokens", None)
-                runs[name].append(row | {"load_average": os.getloadavg()[0]})
+            nodes[name] = optimized_node_count(Path(short["qpc"]), base["threads"])
+            engines[name] = partial(_artifact_row, base, short["qpc"], long["qpc"], prompt_ids, long_ids)
+    engines["llamacpp"] = lambda r: run_peer_worker({**lc_cfg, "ppl": r == 0}, lc_python)
+
+    def with_load(run):  # each row notes the load average it ran under
+        def timed(r: int) -> dict | None:
+            row = run(r)
+            return row and {k: v for k, v in row.items() if k != "tokens"} | {"load_average": os.getloadavg()[0]}
+
+        return timed
+
+    runs = interleaved_rounds({name: with_load(run) for name, run in engines.items()}, rounds)
     print(
         f"\n{'engine (round)':24s}{'decode tok/s':>13s}{'x llama.cpp':>12s}{'CPU ms/tok':>11s}{'x (CPU)':>8s}{'TTFT ms':>9s}"
         f"{f'@{LONG_PROMPT}':>7s}{'peak RSS MB':>12s}{'ppl':>8s}{'load':>6s}"
     )
     for name, rows in runs.items():
         for r, row in enumerate(rows):
-            lc = runs["llamacpp"][r] if r < len(runs["llamacpp"]) else None
+            if not row:
+                continue
+            lc = runs["llamacpp"][r]
             x = f"{row['decode_tok_s'] / lc['decode_tok_s']:.2f}" if lc else "-"
             x_cpu = f"{lc['cpu_ms_per_token'] / row['cpu_ms_per_token']:.2f}" if lc else "-"
             ppl = f"{row['perplexity']:.3f}" if "perplexity" in row else "-"
@@ -458,7 +457,7 @@ def vs_llamacpp(base: dict, peers: Path, rounds: int, unfused: bool = True) -> d
                 f"{f'{name} ({r + 1})':24s}{row['decode_tok_s']:13.1f}{x:>12s}{row['cpu_ms_per_token']:11.2f}{x_cpu:>8s}"
                 f"{row['ttft_s'] * 1e3:9.1f}{long}{row['peak_rss_mb']:12.0f}{ppl:>8s}{row['load_average']:6.1f}"
             )
-    return {"runs": runs, "graph_nodes": {name: a[2] for name, a in arts.items()}}
+    return {"runs": runs, "graph_nodes": nodes}
 
 
 def main() -> None:
@@ -488,6 +487,8 @@ def main() -> None:
     ap.add_argument("--fusion", action="store_true", help="only the fused-graph table: nodes per layer, decode tok/s fused vs unfused")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.worker:
         cfg = json.loads(args.worker)
         print("RESULT " + json.dumps(WORKERS[cfg["engine"]](cfg)), flush=True)

@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 from transformers import AutoConfig
 
-from benchmarks.arch_sweep import causal_lm_types, not_decoder_reason, sweep_one
+from benchmarks.arch_sweep import (
+    NEW_TOKENS,
+    causal_lm_types,
+    float64_logits,
+    hf_reference,
+    not_decoder_reason,
+    prompt_ids,
+    sweep_one,
+    tiny_model,
+)
 from QEfficient.transform.adapters import (
     ALLOW_ANY_ARCHITECTURE_ENV,
     UnprovenArchitectureWarning,
@@ -27,6 +37,18 @@ def test_proven_type_stays_token_exact(model_type, monkeypatch):
     monkeypatch.delenv(ALLOW_ANY_ARCHITECTURE_ENV, raising=False)
     result = sweep_one(model_type)
     assert result.status == "token-exact", f"{model_type}: {result.status}: {result.reason}"
+
+
+def test_float64_reference_follows_hf_greedy_steps():
+    """The allowance for HF's own float32 rounding: a float64 run of the same weights along HF's tokens."""
+    from tests.tiny_models import sweep_config
+
+    config = sweep_config("llama")
+    ids = prompt_ids()
+    tokens, logits = hf_reference(tiny_model(config), ids)
+    exact = float64_logits(config, ids, tokens)
+    assert exact.shape == logits.shape == (NEW_TOKENS, logits.shape[1])
+    assert np.abs(exact - logits).max() < 1e-4  # a transformer's float32 rounding is far below the tolerance
 
 
 def test_registry_covers_only_types_in_the_mapping():
