@@ -51,6 +51,15 @@ def tiny_model_dir(tmp_path_factory, tokenizer_dir):
 __all__ = ["TINY_CONFIGS"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist (``-n 2 --dist loadgroup``, pyproject.toml) each module's tests stay on one
+    worker, so a module's fixtures (an exported model, a server) are built once; the sweeps' types are
+    independent and spread over both workers."""
+    for item in items:
+        if item.get_closest_marker("sweep") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def pytest_sessionfinish(session, exitstatus):
     """The run's private QEFF_HOME holds exported models (about 1 GB with SmolLM2): remove it."""
     import shutil

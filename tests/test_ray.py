@@ -270,12 +270,14 @@ def test_batch_generation_equals_generate_row_by_row_and_resumes(free_cpus, tiny
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModelForCausalLM
-    from QEfficient.distributed.ray_data import BatchJob, run_batch
+    from QEfficient.distributed.ray_data import BatchJob, read_dataset, run_batch
 
     folder = str(tiny_model_dir("llama"))
     job = BatchJob(model_name=folder, generation_len=10, prefill_seq_len=8, ctx_len=64, batch_size=2, num_actors=2)
     out = tmp_path / "out.jsonl"
-    assert run_batch(job, prompts_file, out) == 12
+    dataset = read_dataset(prompts_file)
+    assert run_batch(job, prompts_file, out, dataset=dataset) == 12
+    assert dataset.context.execution_options.preserve_order  # set where Ray reads it: the dataset binds its own context
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     model = QEFFAutoModelForCausalLM.from_pretrained(folder)
     model.compile(prefill_seq_len=8, ctx_len=64, batch_size=1, num_cores=1)

@@ -229,7 +229,8 @@ def run_batch(job: BatchJob, input_path: str | os.PathLike, output_path: str | o
     elif job.ship_artifact == "on":
         raise ValueError("ship_artifact=on is for task=generate; an embedding job needs the model folder on every node.")
     del model  # the driver only writes rows from here on
-    ray.data.DataContext.get_current().execution_options.preserve_order = True  # output order = input order (resume)
+    # output order = input order (resume); on the dataset's own context: a Dataset binds a copy when it is created
+    ds.context.execution_options.preserve_order = True
     results = ds.map_batches(
         ModelActor,
         fn_constructor_kwargs=actor_args,
