@@ -353,9 +353,7 @@ def runtime_and_peer_rows(args: argparse.Namespace, base: dict, res: dict) -> di
     for key in PEERS if args.peers else ():
         found = peer_config(Path(args.peers), key, base)
         if found:
-            cfg, python = found
-            cfg = {**cfg, "prompt_ids": prompt_ids, "long_prompt_ids": long_ids}
-            engines[key] = lambda r, cfg=cfg, python=python: run_peer_worker({**cfg, "ppl": r == 0}, python)
+            engines[key] = partial(_peer_row, *found, prompt_ids, long_ids)
     return interleaved_rounds(engines, args.rounds)
 
 
@@ -366,6 +364,11 @@ def _artifact_row(base: dict, qpc: str, long_qpc: str | None, prompt_ids: list[i
         long = run_worker({**base, "engine": "qeff_artifact_long", "qpc": long_qpc, "long_prompt_ids": long_ids})
         row["ttft_long_s"] = long and long["ttft_long_s"]
     return row
+
+
+def _peer_row(cfg: dict, python: Path, prompt_ids: list[int], long_ids: list[int], r: int) -> dict | None:
+    """Round r of a peer engine (its own interpreter): both prompts, perplexity in the first round."""
+    return run_peer_worker({**cfg, "prompt_ids": prompt_ids, "long_prompt_ids": long_ids, "ppl": r == 0}, python)
 
 
 def print_runtime_and_peer_rows(runs: dict[str, list[dict | None]], res: dict) -> None:
@@ -419,8 +422,6 @@ def vs_llamacpp(base: dict, peers: Path, rounds: int, unfused: bool = True) -> d
     found = peer_config(peers, "llamacpp", base)
     if found is None:
         return {}
-    lc_cfg, lc_python = found
-    lc_cfg = {**lc_cfg, "prompt_ids": prompt_ids, "long_prompt_ids": long_ids}
     engines: dict = {}
     nodes: dict = {}
     for name, fuse in (("ours_gguf_fused", True), ("ours_gguf_unfused", False))[: 2 if unfused else 1]:
@@ -430,7 +431,7 @@ def vs_llamacpp(base: dict, peers: Path, rounds: int, unfused: bool = True) -> d
         if short and long:
             nodes[name] = optimized_node_count(Path(short["qpc"]), base["threads"])
             engines[name] = partial(_artifact_row, base, short["qpc"], long["qpc"], prompt_ids, long_ids)
-    engines["llamacpp"] = lambda r: run_peer_worker({**lc_cfg, "ppl": r == 0}, lc_python)
+    engines["llamacpp"] = partial(_peer_row, *found, prompt_ids, long_ids)
 
     def with_load(run):  # each row notes the load average it ran under
         def timed(r: int) -> dict | None:
