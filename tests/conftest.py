@@ -51,13 +51,29 @@ def tiny_model_dir(tmp_path_factory, tokenizer_dir):
 __all__ = ["TINY_CONFIGS"]
 
 
-def pytest_collection_modifyitems(config, items):
-    """With pytest-xdist (``-n 2 --dist loadgroup``, pyproject.toml) each module's tests stay on one
-    worker, so a module's fixtures (an exported model, a server) are built once; the sweeps' types are
-    independent and spread over both workers."""
-    for item in items:
-        if item.get_closest_marker("sweep") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+# Test modules whose cases are independent of each other (no module fixture worth sharing).
+SPREAD_MODULES = ("tests/test_arch_sweep.py", "tests/test_image_text_sweep.py")
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown when xdist is not loaded (-p no:xdist)
+def pytest_xdist_make_scheduler(config, log):
+    """With ``-n 2 --dist loadscope`` (pyproject.toml) each test module runs on one worker, so its module
+    fixtures (an exported model, a converted GGUF file, a server) are built once; the sweeps' cases are
+    independent, so each is a unit of its own and they fill in wherever a worker is free.
+
+    (Grouping by ``xdist_group`` marks does not work with pytest 9.2: pytest-xdist 3.8 renames tests
+    through ``item._nodeid``, which pytest 9.2 no longer reads, so a module's tests were split over both
+    workers and its fixtures built twice.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if module in SPREAD_MODULES else module
+
+    return ModuleScheduling(config, log)
 
 
 def pytest_sessionfinish(session, exitstatus):
