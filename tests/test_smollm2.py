@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import onnx
 import pytest
 from transformers import AutoTokenizer
 
 from QEfficient import QEFFAutoModelForCausalLM
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH
 from QEfficient.loading.hf_loader import ModelNotFoundError, default_model_path
+from QEfficient.runtime.ort_session import open_kv_session
 from tests.helpers import hf_greedy, real_tokens
 
 
@@ -40,3 +46,37 @@ def test_capital_of_france(smollm2):
     model, tokenizer = smollm2
     info = model.generate(tokenizer, [chat(tokenizer, "What is the capital of France?")], generation_len=32, stream=False)
     assert "Paris" in info.generated_texts[0][0]
+
+
+def prefill_then_decode(qpc, ids: list[int], prefill: int) -> tuple[np.ndarray, np.ndarray]:
+    """Log-probabilities [len(ids) - prefill, V] of each token after the first ``prefill``: those fed
+    as one prefill chunk, the rest one by one."""
+    session = open_kv_session(qpc, 2)
+    session.reset()
+    logits = [session.run(np.array([ids[:prefill]]), np.arange(prefill)[None])[0].reshape(-1).copy()]  # a reused buffer
+    for i in range(prefill, len(ids) - 1):
+        logits.append(session.run(np.array([[ids[i]]]), np.array([[i]]))[0].reshape(-1).copy())
+    x = np.array(logits, dtype=np.float64)
+    x -= x.max(1, keepdims=True)
+    return x - np.log(np.exp(x).sum(1, keepdims=True)), np.array(ids[prefill:])
+
+
+def test_mxfp6_prefill_keeps_the_float32_predictions(smollm2):
+    """compile(mxfp6_matmul=True), fused: q/k/v and gate/up run as int8 GEMMs whose activations share one
+    scale per prefill chunk, smoothed per channel (compile/smooth_int8.py); the tokens after a 128-token
+    prompt get float32's top prediction and perplexity, about."""
+    model, tokenizer = smollm2
+    fp32 = model.qpc_path
+    try:
+        packed = model.compile(prefill_seq_len=128, ctx_len=256, num_cores=2, mxfp6_matmul=True)
+    finally:
+        model.compile(prefill_seq_len=32, ctx_len=256, num_cores=2, offload_pt_weights=False)  # the module's artifact again
+    graph = onnx.load(str(packed / ARTIFACT_GRAPH), load_external_data=False).graph
+    assert sum(n.op_type == "DynamicQuantizeMatMul" for n in graph.node) == 2 * model.config.num_hidden_layers
+    ids = tokenizer((Path(__file__).parent / "data" / "perplexity.txt").read_text())["input_ids"][:256]
+    (exact, targets), (int8, _) = (prefill_then_decode(q, ids, 128) for q in (fp32, packed))
+    agree = (exact.argmax(1) == int8.argmax(1)).mean()
+    ppl_exact, ppl_int8 = (np.exp(-lp[np.arange(len(targets)), targets].mean()) for lp in (exact, int8))
+    kl = (np.exp(exact) * (exact - int8)).sum(1).mean()
+    # between the figures measured with and without the smoothing (docs/performance.md, "int8 GEMMs after the normalizations")
+    assert agree >= 0.93 and abs(ppl_int8 / ppl_exact - 1) <= 0.02 and kl <= 0.015, (agree, ppl_exact, ppl_int8, kl)

@@ -540,6 +540,10 @@ def fused_decoder_rewrite(src: Path, dst: Path, *, ctx_len: int, mxfp6_matmul: b
 
         model = apply_gguf_file(model, gguf_path, mxfp6_matmul)
     elif mxfp6_matmul:
+        from QEfficient.compile.smooth_int8 import smoothed_int8_projections
+
         gemm_to_matmul(model)
+        model, converted = smoothed_int8_projections(model, ctx_len, Path(dst).parent)
+        logger.info("%d MatMuls after normalizations in int8 GEMMs", converted)
         model = quantize_remaining_matmuls(model)
     return save_with_external_weights(model, Path(dst))

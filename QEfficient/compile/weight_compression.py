@@ -24,6 +24,9 @@ table then leaves the graph: its ``Gather`` becomes ``com.microsoft.GatherBlockQ
 the LM head's own 8-bit blocks (one initializer for both, as ONNX Runtime GenAI's builder does),
 so the artifact holds no float32 copy (SmolLM2: 113 MB less) and a session's resident table pages
 are 8-bit. An untied table stays float32 (one row read per token).
+
+On a fused decoder (fusion.py), smooth_int8.py first turns the projections that read a normalization
+(q/k/v, gate/up) into int8 GEMMs, which prefill faster; what is left comes here.
 """
 
 from __future__ import annotations

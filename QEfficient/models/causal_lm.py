@@ -12,6 +12,7 @@ from transformers import PreTrainedModel
 
 from QEfficient.compile.fusion import FUSION_VERSION, fuse_by_default, fused_decoder_rewrite
 from QEfficient.compile.ort_cpu import warn_ignored_options, warn_once
+from QEfficient.compile.smooth_int8 import INT8_PROJECTIONS
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import DecoderGraphSpec
 from QEfficient.export.onnx_export import WeightsOffloadedError, export_speculative_onnx
@@ -253,6 +254,8 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             params["gguf_weights"] = str(gguf_path.resolve())
         if fuse_by_default(self.config) if fuse is None else fuse:
             params["fused_graph"] = FUSION_VERSION
+            if mxfp6_matmul and gguf_path is None:
+                params["int8_projections"] = INT8_PROJECTIONS
         if self.is_speculative_target:
             params["num_speculative_tokens"] = num_speculative_tokens
         if self._tokenizer_folder() is not None:  # the artifact holds the tokenizer: a changed one is a new artifact
@@ -295,6 +298,9 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             draft_params = {**params, "mxfp6_matmul": mxfp6_matmul or speculative_draft == "mxfp6", "draft": speculative_draft}
             if draft_gguf is not None:
                 draft_params["gguf_weights"] = str(draft_gguf.resolve())
+                draft_params.pop("int8_projections", None)
+            elif "fused_graph" in draft_params:
+                draft_params["int8_projections"] = INT8_PROJECTIONS
             self.draft_qpc_path = self._build_artifact(
                 onnx_path,
                 compile_dir,

@@ -1,0 +1,180 @@
+"""``mxfp6_matmul=True`` on a fused decoder: the projections that read a normalization run as int8 GEMMs.
+
+MatMulNBits (8-bit blocks of 64, weight_compression.py) reads few bytes per token, but over the
+rows of a prefill chunk its kernel is no faster than float32 ``MatMul``. ONNX Runtime's
+``com.microsoft.DynamicQuantizeMatMul`` (int8 weights with one scale per output column, the
+activations quantised to uint8 with one scale per tensor) runs as an int8 GEMM (VNNI, AMX): several
+times faster over many rows, as fast at one row.
+
+One activation scale per tensor is only as good as the tensor is even, and a decoder's normalized
+hidden states are not: a few channels carry values tens of times larger than the rest (the first
+position of a prompt most of all), so quantised as they are, every other channel loses its
+precision. As SmoothQuant (Xiao et al., 2023) does, each channel j is divided by
+``s_j = max|x_j|^ALPHA / max|W_j|^(1 - ALPHA)``, folded into the normalization's gain (and bias), and
+multiplied into row j of the weight: exact in float, and both sides then quantise well. ``max|x_j|``
+comes from one run of the fused float32 graph over seeded random tokens: the outlier channels
+belong to the model, not to the text (calibrating on prose, on markdown or on random tokens gave
+the same quality; docs/performance.md).
+
+Converted: every MatMul reading a normalization whose output only constant-weight MatMuls read
+(per decoder layer, the merged q/k/v and gate/up). The others stay in MatMulNBits, whose kernel
+quantises activations per block of 64 within each row: the MLP's gated product has outliers that
+belong to single tokens, which no per-channel factor evens out (smoothed the same way, through the
+columns of ``up``, its predictions moved several times further from float32: docs/performance.md),
+and the attention output has no gain to fold a factor into; so does the LM head (a tied embedding
+reads its blocks). Where the calibration run fails, nothing is converted.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from QEfficient.export.graph_specs import INPUT_IDS, POSITION_IDS
+from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
+
+logger = logging.getLogger(__name__)
+
+ALPHA = 0.7
+CALIBRATION_TOKENS = 256
+CALIBRATION_SEED = 0
+# in the hash of a fused mxfp6_matmul artifact: a change here rebuilds them
+INT8_PROJECTIONS = f"dynamic-int8-per-column-smoothquant-alpha{ALPHA}-random{CALIBRATION_TOKENS}-seed{CALIBRATION_SEED}"
+# normalization -> the inputs scaled by 1/s: its gain, and its bias where it has one (normalized output: 0)
+SCALED_INPUTS = {
+    "SimplifiedLayerNormalization": (1,),
+    "SkipSimplifiedLayerNormalization": (2,),
+    "LayerNormalization": (1, 2),
+    "SkipLayerNormalization": (2, 3),
+}
+
+
+def _smoothable(model: onnx.ModelProto) -> dict[str, tuple[int, list[int]]]:
+    """Normalized output -> (index of the normalization, indices of the MatMuls reading it) in
+    ``model.graph.node``, where every reader is a MatMul with its own float32 2-D constant weight,
+    and the gain (and bias) are constants."""
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    readers: dict[str, list[int]] = defaultdict(list)
+    for index, node in enumerate(graph.node):
+        for name in node.input:
+            readers[name].append(index)
+    outputs = {o.name for o in graph.output}
+
+    def convertible(node: onnx.NodeProto, source: str) -> bool:
+        weight = inits.get(node.input[1]) if node.op_type == "MatMul" and node.input[0] == source else None
+        return (
+            weight is not None and len(weight.dims) == 2 and weight.data_type == onnx.TensorProto.FLOAT and len(readers[node.input[1]]) == 1
+        )
+
+    found = {}
+    for index, norm in enumerate(graph.node):
+        scaled = SCALED_INPUTS.get(norm.op_type)
+        if scaled is None or not norm.output or norm.output[0] in outputs:
+            continue
+        params = [norm.input[i] for i in scaled if i < len(norm.input) and norm.input[i]]
+        matmuls = readers[norm.output[0]]
+        if params and all(p in inits for p in params) and matmuls and all(convertible(graph.node[m], norm.output[0]) for m in matmuls):
+            found[norm.output[0]] = (index, matmuls)
+    return found
+
+
+def _calibration_feeds(graph: onnx.GraphProto, tokens: int) -> dict[str, np.ndarray] | None:
+    """Seeded random token ids (within the embedding table's rows) at positions 0..tokens-1, zeros for
+    every other input (an empty cache); None where the table is not found."""
+    inits = {i.name: i for i in graph.initializer}
+    vocab = next(
+        (inits[n.input[0]].dims[0] for n in graph.node if n.op_type == "Gather" and n.input[1] == INPUT_IDS and n.input[0] in inits),
+        None,
+    )
+    if vocab is None:
+        return None
+    ids = np.random.default_rng(CALIBRATION_SEED).integers(0, vocab, (1, tokens), dtype=np.int64)
+    feeds = {}
+    for value in graph.input:
+        t = value.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else 1 for d in t.shape.dim]
+        if value.name == INPUT_IDS:
+            feeds[value.name] = np.repeat(ids, shape[0], axis=0)
+        elif value.name == POSITION_IDS:
+            feeds[value.name] = np.repeat(np.arange(tokens, dtype=np.int64)[None], shape[0], axis=0)
+        else:
+            feeds[value.name] = np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(t.elem_type))
+    return feeds
+
+
+def _activation_maxima(
+    model: onnx.ModelProto, names: list[str], ctx_len: int, workdir: Path
+) -> tuple[onnx.ModelProto, dict[str, np.ndarray] | None]:
+    """Per-channel max |x| of the named tensors over one prefill of random tokens, by ONNX Runtime on
+    the float32 graph (saved to ``workdir`` and read back: the model returned holds its weights again)."""
+    import onnxruntime as ort
+
+    feeds = _calibration_feeds(model.graph, min(CALIBRATION_TOKENS, ctx_len))
+    if feeds is None:
+        return model, None
+    base_outputs = len(model.graph.output)
+    model.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names)
+    with tempfile.TemporaryDirectory(prefix="qeff-calibrate-", dir=workdir) as tmp:
+        path = save_with_external_weights(model, Path(tmp) / "calibrate.onnx")
+        try:
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the graph as it will be quantized
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            values = session.run(names, feeds)
+            del session
+            maxima = {n: np.abs(v.reshape(-1, v.shape[-1])).max(axis=0) for n, v in zip(names, values)}
+        except Exception as e:  # noqa: BLE001 - any failure keeps today's MatMulNBits everywhere
+            logger.warning("int8 GEMMs after normalizations skipped: the calibration run failed (%s)", e)
+            maxima = None
+        model = load_graph_and_weights(path)
+    del model.graph.output[base_outputs:]
+    return model, maxima
+
+
+def smoothed_int8_projections(model: onnx.ModelProto, ctx_len: int, workdir: Path) -> tuple[onnx.ModelProto, int]:
+    """Rewrite the MatMuls after normalizations into DynamicQuantizeMatMul over smoothed int8 weights
+    (module docstring); returns the model (read back after calibration) and the count converted."""
+    found = _smoothable(model)
+    if not found:
+        return model, 0
+    model, maxima = _activation_maxima(model, sorted(found), ctx_len, workdir)
+    if maxima is None:
+        return model, 0
+    graph = model.graph  # read back: the same nodes in the same order
+    inits = {i.name: i for i in graph.initializer}
+    converted = 0
+    for out, (norm_index, matmul_indices) in found.items():
+        norm, matmuls = graph.node[norm_index], [graph.node[i] for i in matmul_indices]
+        weights = [numpy_helper.to_array(inits[m.input[1]]) for m in matmuls]
+        weight_max = np.max([np.abs(w).max(axis=1) for w in weights], axis=0)
+        scale = np.maximum(maxima[out], 1e-5) ** ALPHA / np.maximum(weight_max, 1e-5) ** (1 - ALPHA)
+        for i in SCALED_INPUTS[norm.op_type]:
+            if i < len(norm.input) and norm.input[i]:  # a copy of its own: equal gains may share one initializer
+                smoothed = (numpy_helper.to_array(inits[norm.input[i]]) / scale).astype(np.float32)
+                graph.initializer.append(numpy_helper.from_array(smoothed, f"{out}_smoothed_{i}"))
+                norm.input[i] = f"{out}_smoothed_{i}"
+        for node, weight in zip(matmuls, weights):
+            smoothed = weight * scale[:, None]
+            column_scale = np.abs(smoothed).max(axis=0) / 127.0
+            column_scale[column_scale == 0] = 1.0
+            codes = np.clip(np.rint(smoothed / column_scale), -127, 127).astype(np.int8)
+            codes_name, scale_name = f"{node.input[1]}_int8", f"{node.input[1]}_int8_scale"
+            graph.initializer.extend(
+                [numpy_helper.from_array(codes, codes_name), numpy_helper.from_array(column_scale.astype(np.float32), scale_name)]
+            )
+            inputs = [node.input[0], codes_name, scale_name]
+            node.CopyFrom(
+                helper.make_node("DynamicQuantizeMatMul", inputs, list(node.output), name=f"{node.name}_int8", domain="com.microsoft")
+            )
+            converted += 1
+    read = {name for node in graph.node for name in node.input}
+    for unread in [i for i in graph.initializer if i.name not in read]:  # replaced weights, gains now copied
+        graph.initializer.remove(unread)
+    return model, converted
