@@ -99,10 +99,11 @@ def test_fused_generation_matches_hf(arch, tiny_model_dir):
         assert real_tokens(row, tokenizer.pad_token_id, len(ref)) == ref, prompt
 
 
-def test_fused_mxfp6_runs_normalized_projections_in_int8(tiny_model_dir):
+@pytest.mark.parametrize("arch", FUSED_ARCHS)
+def test_fused_mxfp6_runs_normalized_projections_in_int8(arch, tiny_model_dir):
     """The merged q/k/v and gate/up (they read a normalization) run as int8 GEMMs over smoothed weights
     (compile/smooth_int8.py); o, down and the head stay in MatMulNBits as in the plain graph."""
-    model, plain, fused = compile_both(tiny_model_dir("llama"), mxfp6_matmul=True)
+    model, plain, fused = compile_both(tiny_model_dir(arch), mxfp6_matmul=True)
     after, layers = op_counts(fused), model.config.num_hidden_layers
     assert FUSED_OPS <= set(after) and not after["MatMul"], after
     assert after["DynamicQuantizeMatMul"] == 2 * layers, after
@@ -115,6 +116,19 @@ def test_fused_mxfp6_runs_normalized_projections_in_int8(tiny_model_dir):
     ]
     blocks_error, int8_error = np.mean(errors, axis=0)
     assert int8_error <= 1.5 * blocks_error, errors  # as far from float32 as MatMulNBits everywhere, about
+
+
+def test_failed_calibration_keeps_matmulnbits_everywhere(tiny_model_dir, monkeypatch, caplog):
+    """When the calibration run of the float32 graph fails, the artifact is the MatMulNBits one, with a warning."""
+    from QEfficient.compile import smooth_int8
+
+    monkeypatch.setattr(smooth_int8, "_calibration_feeds", lambda graph, tokens: {"input_ids": np.zeros((1, 2, 3), np.int64)})
+    model = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("llama"))
+    with caplog.at_level("WARNING", logger="QEfficient.compile.smooth_int8"):
+        qpc = model.compile(prefill_seq_len=8, ctx_len=48, num_cores=1, mxfp6_matmul=True, fuse=True)
+    ops = op_counts(qpc)
+    assert not ops["DynamicQuantizeMatMul"] and ops["MatMulNBits"] == 4 * model.config.num_hidden_layers + 1, ops
+    assert "calibration run failed" in caplog.text
 
 
 def test_softcapped_attention_stays_spelled_out(tiny_model_dir):
