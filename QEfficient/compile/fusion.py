@@ -49,6 +49,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from QEfficient.compile.smooth_int8 import smoothed_int8_projections
 from QEfficient.compile.weight_compression import fuse_shared_input_matmuls, gemm_to_matmul, quantize_remaining_matmuls
 from QEfficient.export.graph_specs import POSITION_IDS, RETAINED_SUFFIX
 from QEfficient.export.shape_folding import prune_dead_nodes
@@ -540,8 +541,6 @@ def fused_decoder_rewrite(src: Path, dst: Path, *, ctx_len: int, mxfp6_matmul: b
 
         model = apply_gguf_file(model, gguf_path, mxfp6_matmul)
     elif mxfp6_matmul:
-        from QEfficient.compile.smooth_int8 import smoothed_int8_projections
-
         gemm_to_matmul(model)
         model, converted = smoothed_int8_projections(model, ctx_len, Path(dst).parent)
         logger.info("%d MatMuls after normalizations in int8 GEMMs", converted)
