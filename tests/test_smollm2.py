@@ -62,8 +62,8 @@ def prefill_then_decode(qpc, ids: list[int], prefill: int) -> tuple[np.ndarray, 
 
 
 def test_mxfp6_prefill_keeps_the_float32_predictions(smollm2):
-    """compile(mxfp6_matmul=True), fused: q/k/v and gate/up run as int8 GEMMs whose activations share one
-    scale per prefill chunk, smoothed per channel (compile/smooth_int8.py); the tokens after a 128-token
+    """compile(mxfp6_matmul=True), fused: q/k/v, gate/up (smoothed per channel) and o run as int8 GEMMs whose
+    activations share one scale per prefill chunk (compile/smooth_int8.py); the tokens after a 128-token
     prompt get float32's top prediction and perplexity, about."""
     model, tokenizer = smollm2
     fp32 = model.qpc_path
@@ -72,7 +72,7 @@ def test_mxfp6_prefill_keeps_the_float32_predictions(smollm2):
     finally:
         model.compile(prefill_seq_len=32, ctx_len=256, num_cores=2, offload_pt_weights=False)  # the module's artifact again
     graph = onnx.load(str(packed / ARTIFACT_GRAPH), load_external_data=False).graph
-    assert sum(n.op_type == "DynamicQuantizeMatMul" for n in graph.node) == 2 * model.config.num_hidden_layers
+    assert sum(n.op_type == "DynamicQuantizeMatMul" for n in graph.node) == 3 * model.config.num_hidden_layers  # q/k/v, gate/up, o
     ids = tokenizer((Path(__file__).parent / "data" / "perplexity.txt").read_text())["input_ids"][:256]
     (exact, targets), (int8, _) = (prefill_then_decode(q, ids, 128) for q in (fp32, packed))
     agree = (exact.argmax(1) == int8.argmax(1)).mean()

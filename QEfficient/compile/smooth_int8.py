@@ -1,4 +1,4 @@
-"""``mxfp6_matmul=True`` on a fused decoder: the projections that read a normalization run as int8 GEMMs.
+"""``mxfp6_matmul=True`` on a fused decoder: the projections after normalizations and attention run as int8 GEMMs.
 
 MatMulNBits (8-bit blocks of 64, weight_compression.py) reads few bytes per token, but over the
 rows of a prefill chunk its kernel is no faster than float32 ``MatMul``. ONNX Runtime's
@@ -17,12 +17,13 @@ belong to the model, not to the text (calibrating on prose, on markdown or on ra
 the same quality; docs/performance.md).
 
 Converted: every MatMul reading a normalization whose output only constant-weight MatMuls read
-(per decoder layer, the merged q/k/v and gate/up). The others stay in MatMulNBits, whose kernel
-quantises activations per block of 64 within each row: the MLP's gated product has outliers that
-belong to single tokens, which no per-channel factor evens out (smoothed the same way, through the
-columns of ``up``, its predictions moved several times further from float32: docs/performance.md),
-and the attention output has no gain to fold a factor into; so does the LM head (a tied embedding
-reads its blocks). Where the calibration run fails, nothing is converted.
+(per decoder layer, the merged q/k/v and gate/up), and, without smoothing, every one reading a
+``GroupQueryAttention`` output (o_proj: a weighted mean of value rows, even enough as it is). The
+MLP's down projection stays in MatMulNBits, whose kernel quantises activations per block of 64
+within each row: its input has outliers that belong to single tokens, which no per-channel factor
+evens out (smoothed through the columns of ``up``, its predictions moved several times further from
+float32: docs/performance.md); so does the LM head (a tied embedding reads its blocks). Where the
+calibration run fails, nothing is converted.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ ALPHA = 0.7
 CALIBRATION_TOKENS = 256
 CALIBRATION_SEED = 0
 # in the hash of a fused mxfp6_matmul artifact: a change here rebuilds them
-INT8_PROJECTIONS = f"dynamic-int8-per-column-smoothquant-alpha{ALPHA}-random{CALIBRATION_TOKENS}-seed{CALIBRATION_SEED}"
+INT8_PROJECTIONS = f"dynamic-int8-per-column-smoothquant-alpha{ALPHA}-random{CALIBRATION_TOKENS}-seed{CALIBRATION_SEED}+attention-out"
 # normalization -> the inputs scaled by 1/s: its gain, and its bias where it has one (normalized output: 0)
 SCALED_INPUTS = {
     "SimplifiedLayerNormalization": (1,),
@@ -53,6 +54,7 @@ SCALED_INPUTS = {
     "LayerNormalization": (1, 2),
     "SkipLayerNormalization": (2, 3),
 }
+ATTENTION_OPS = frozenset({"GroupQueryAttention"})  # outputs quantised per tensor without smoothing
 
 
 def _smoothable(model: onnx.ModelProto) -> dict[str, tuple[int, list[int]]]:
@@ -138,9 +140,40 @@ def _activation_maxima(
     return model, maxima
 
 
+def _int8_matmul(graph: onnx.GraphProto, node: onnx.NodeProto, weight: np.ndarray) -> None:
+    """Make ``node`` a DynamicQuantizeMatMul over ``weight`` in int8, one scale per output column."""
+    column_scale = np.abs(weight).max(axis=0) / 127.0
+    column_scale[column_scale == 0] = 1.0
+    codes = np.clip(np.rint(weight / column_scale), -127, 127).astype(np.int8)
+    codes_name, scale_name = f"{node.input[1]}_int8", f"{node.input[1]}_int8_scale"
+    graph.initializer.extend(
+        [numpy_helper.from_array(codes, codes_name), numpy_helper.from_array(column_scale.astype(np.float32), scale_name)]
+    )
+    inputs = [node.input[0], codes_name, scale_name]
+    node.CopyFrom(helper.make_node("DynamicQuantizeMatMul", inputs, list(node.output), name=f"{node.name}_int8", domain="com.microsoft"))
+
+
+def _attention_readers(model: onnx.ModelProto) -> list[int]:
+    """Indices of the MatMuls with a float32 2-D constant weight of their own that read an attention output."""
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    attention_outputs = {n.output[0] for n in graph.node if n.op_type in ATTENTION_OPS and n.output}
+    uses: dict[str, int] = defaultdict(int)
+    for node in graph.node:
+        for name in node.input:
+            uses[name] += 1
+    found = []
+    for index, node in enumerate(graph.node):
+        weight = inits.get(node.input[1]) if node.op_type == "MatMul" and node.input[0] in attention_outputs else None
+        if weight is not None and len(weight.dims) == 2 and weight.data_type == onnx.TensorProto.FLOAT and uses[node.input[1]] == 1:
+            found.append(index)
+    return found
+
+
 def smoothed_int8_projections(model: onnx.ModelProto, ctx_len: int, workdir: Path) -> tuple[onnx.ModelProto, int]:
-    """Rewrite the MatMuls after normalizations into DynamicQuantizeMatMul over smoothed int8 weights
-    (module docstring); returns the model (read back after calibration) and the count converted."""
+    """Rewrite the MatMuls after normalizations (smoothed) and attention outputs into DynamicQuantizeMatMul
+    over int8 weights (module docstring); returns the model (read back after calibration) and the count
+    converted."""
     found = _smoothable(model)
     if not found:
         return model, 0
@@ -161,19 +194,12 @@ def smoothed_int8_projections(model: onnx.ModelProto, ctx_len: int, workdir: Pat
                 graph.initializer.append(numpy_helper.from_array(smoothed, f"{out}_smoothed_{i}"))
                 norm.input[i] = f"{out}_smoothed_{i}"
         for node, weight in zip(matmuls, weights):
-            smoothed = weight * scale[:, None]
-            column_scale = np.abs(smoothed).max(axis=0) / 127.0
-            column_scale[column_scale == 0] = 1.0
-            codes = np.clip(np.rint(smoothed / column_scale), -127, 127).astype(np.int8)
-            codes_name, scale_name = f"{node.input[1]}_int8", f"{node.input[1]}_int8_scale"
-            graph.initializer.extend(
-                [numpy_helper.from_array(codes, codes_name), numpy_helper.from_array(column_scale.astype(np.float32), scale_name)]
-            )
-            inputs = [node.input[0], codes_name, scale_name]
-            node.CopyFrom(
-                helper.make_node("DynamicQuantizeMatMul", inputs, list(node.output), name=f"{node.name}_int8", domain="com.microsoft")
-            )
+            _int8_matmul(graph, node, weight * scale[:, None])
             converted += 1
+    for index in _attention_readers(model):
+        node = graph.node[index]
+        _int8_matmul(graph, node, numpy_helper.to_array(inits[node.input[1]]))
+        converted += 1
     read = {name for node in graph.node for name in node.input}
     for unread in [i for i in graph.initializer if i.name not in read]:  # replaced weights, gains now copied
         graph.initializer.remove(unread)

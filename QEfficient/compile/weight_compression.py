@@ -26,7 +26,7 @@ so the artifact holds no float32 copy (SmolLM2: 113 MB less) and a session's res
 are 8-bit. An untied table stays float32 (one row read per token).
 
 On a fused decoder (fusion.py), smooth_int8.py first turns the projections that read a normalization
-(q/k/v, gate/up) into int8 GEMMs, which prefill faster; what is left comes here.
+or the attention (q/k/v, gate/up, o) into int8 GEMMs, which prefill faster; what is left comes here.
 """
 
 from __future__ import annotations
