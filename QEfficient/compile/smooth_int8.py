@@ -57,10 +57,11 @@ SCALED_INPUTS = {
 ATTENTION_OPS = frozenset({"GroupQueryAttention"})  # outputs quantised per tensor without smoothing
 
 
-def _smoothable(model: onnx.ModelProto) -> dict[str, tuple[int, list[int]]]:
-    """Normalized output -> (index of the normalization, indices of the MatMuls reading it) in
-    ``model.graph.node``, where every reader is a MatMul with its own float32 2-D constant weight,
-    and the gain (and bias) are constants."""
+def _candidates(model: onnx.ModelProto) -> tuple[dict[str, tuple[int, list[int]]], list[int]]:
+    """What is converted, as indices into ``model.graph.node``: normalized output -> (the normalization,
+    the MatMuls reading it), where every reader is a convertible MatMul and the gain (and bias) are
+    constants; and the convertible MatMuls reading an attention output. Convertible: a MatMul with its
+    own float32 2-D constant weight."""
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     readers: dict[str, list[int]] = defaultdict(list)
@@ -75,16 +76,21 @@ def _smoothable(model: onnx.ModelProto) -> dict[str, tuple[int, list[int]]]:
             weight is not None and len(weight.dims) == 2 and weight.data_type == onnx.TensorProto.FLOAT and len(readers[node.input[1]]) == 1
         )
 
-    found = {}
-    for index, norm in enumerate(graph.node):
-        scaled = SCALED_INPUTS.get(norm.op_type)
-        if scaled is None or not norm.output or norm.output[0] in outputs:
+    normalized, after_attention = {}, []
+    for index, node in enumerate(graph.node):
+        if not node.output or node.output[0] in outputs:
             continue
-        params = [norm.input[i] for i in scaled if i < len(norm.input) and norm.input[i]]
-        matmuls = readers[norm.output[0]]
-        if params and all(p in inits for p in params) and matmuls and all(convertible(graph.node[m], norm.output[0]) for m in matmuls):
-            found[norm.output[0]] = (index, matmuls)
-    return found
+        source = node.output[0]
+        if node.op_type in ATTENTION_OPS:
+            after_attention += [m for m in readers[source] if convertible(graph.node[m], source)]
+        scaled = SCALED_INPUTS.get(node.op_type)
+        if scaled is None:
+            continue
+        params = [node.input[i] for i in scaled if i < len(node.input) and node.input[i]]
+        matmuls = readers[source]
+        if params and all(p in inits for p in params) and matmuls and all(convertible(graph.node[m], source) for m in matmuls):
+            normalized[source] = (index, matmuls)
+    return normalized, after_attention
 
 
 def _calibration_feeds(graph: onnx.GraphProto, tokens: int) -> dict[str, np.ndarray] | None:
@@ -153,28 +159,11 @@ def _int8_matmul(graph: onnx.GraphProto, node: onnx.NodeProto, weight: np.ndarra
     node.CopyFrom(helper.make_node("DynamicQuantizeMatMul", inputs, list(node.output), name=f"{node.name}_int8", domain="com.microsoft"))
 
 
-def _attention_readers(model: onnx.ModelProto) -> list[int]:
-    """Indices of the MatMuls with a float32 2-D constant weight of their own that read an attention output."""
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    attention_outputs = {n.output[0] for n in graph.node if n.op_type in ATTENTION_OPS and n.output}
-    uses: dict[str, int] = defaultdict(int)
-    for node in graph.node:
-        for name in node.input:
-            uses[name] += 1
-    found = []
-    for index, node in enumerate(graph.node):
-        weight = inits.get(node.input[1]) if node.op_type == "MatMul" and node.input[0] in attention_outputs else None
-        if weight is not None and len(weight.dims) == 2 and weight.data_type == onnx.TensorProto.FLOAT and uses[node.input[1]] == 1:
-            found.append(index)
-    return found
-
-
 def smoothed_int8_projections(model: onnx.ModelProto, ctx_len: int, workdir: Path) -> tuple[onnx.ModelProto, int]:
     """Rewrite the MatMuls after normalizations (smoothed) and attention outputs into DynamicQuantizeMatMul
     over int8 weights (module docstring); returns the model (read back after calibration) and the count
     converted."""
-    found = _smoothable(model)
+    found, after_attention = _candidates(model)
     if not found:
         return model, 0
     model, maxima = _activation_maxima(model, sorted(found), ctx_len, workdir)
@@ -196,7 +185,7 @@ def smoothed_int8_projections(model: onnx.ModelProto, ctx_len: int, workdir: Pat
         for node, weight in zip(matmuls, weights):
             _int8_matmul(graph, node, weight * scale[:, None])
             converted += 1
-    for index in _attention_readers(model):
+    for index in after_attention:
         node = graph.node[index]
         _int8_matmul(graph, node, numpy_helper.to_array(inits[node.input[1]]))
         converted += 1
