@@ -32,6 +32,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from causal_lm_sweeps import plot, sweeps  # benchmarks/causal_lm_sweeps.py
 from engine_rounds import interleaved_rounds, median_row, paired_ratios, ratio_text  # benchmarks/engine_rounds.py
 from peers import PEERS, peak_rss_mb, peak_rss_reset, peer_config, rss_mb, run_peer_worker  # benchmarks/peers.py
 
@@ -587,23 +588,8 @@ def main() -> None:
     res["engine_rounds"] = {key: [r and {k: v for k, v in r.items() if k != "tokens"} for r in rows] for key, rows in runs.items()}
 
     if not (args.quick or args.ours_only or args.no_sweeps):
-        res["ctx_sweep"] = {}
-        for ctx in (256, 1024, 4096):
-            for mx in (False, True):
-                r = run_worker({**base, "engine": "qeff", "ctx": ctx, "mxfp6": mx, "repeats": 2})
-                res["ctx_sweep"][f"{'mxfp6' if mx else 'fp32'}@{ctx}"] = r and r["decode_tok_s"]
-        print("\ndecode tok/s by ctx_len (same 32-token prompt): " + json.dumps({k: round(v, 1) for k, v in res["ctx_sweep"].items()}))
-        res["batch_sweep"] = {}
-        for batch in (1, 2, 4):
-            for key, cfg in [
-                ("hf", {"engine": "hf"}),
-                ("fp32", {"engine": "qeff"}),
-                ("mxfp6", {"engine": "qeff", "mxfp6": True}),
-            ]:
-                r = run_worker({**base, **cfg, "batch": batch, "repeats": 2})
-                res["batch_sweep"][f"{key}@{batch}"] = r and r["decode_tok_s"] * batch
-        print("aggregate decode tok/s by batch: " + json.dumps({k: round(v, 1) for k, v in res["batch_sweep"].items()}))
-        plot(res)
+        sweeps(base, res, run_worker)
+        plot(res, RESULTS)
     RESULTS.mkdir(parents=True, exist_ok=True)
     for r in res.values():
         if isinstance(r, dict):
@@ -611,39 +597,6 @@ def main() -> None:
     out = RESULTS / (f"causal_lm_{gguf.stem}.json" if args.gguf else "causal_lm.json")
     out.write_text(json.dumps(res, indent=1))
     print(f"\nwrote {out}; load average {os.getloadavg()}")
-
-
-def plot(res: dict) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import matplotlib.ticker
-    except ImportError:
-        print("(pip install matplotlib for the PNG plot)")
-        return
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    ctxs = [256, 1024, 4096]
-    for kind in ("fp32", "mxfp6"):
-        a.plot(ctxs, [res["ctx_sweep"][f"{kind}@{c}"] for c in ctxs], marker="o", label=f"QEfficient {kind}")
-    a.axhline(res["hf_eager"]["decode_tok_s"], color="gray", ls="--", label="HF eager (ctx 256)")
-    if res.get("llamacpp"):
-        a.axhline(res["llamacpp"]["decode_tok_s"], color="black", ls=":", label="llama.cpp (the GGUF file)")
-    a.set(xscale="log", xlabel="ctx_len (compiled)", ylabel="decode tok/s (batch 1)", title="Decode speed vs context length")
-    a.set_xticks(ctxs, [str(c) for c in ctxs])
-    a.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    a.legend()
-    batches = [1, 2, 4]
-    for key, name in (("hf", "HF eager"), ("fp32", "QEfficient fp32"), ("mxfp6", "QEfficient mxfp6")):
-        b.plot(batches, [res["batch_sweep"][f"{key}@{n}"] for n in batches], marker="o", label=name)
-    b.set(xlabel="batch size", ylabel="aggregate decode tok/s", title="Decode throughput vs batch size")
-    b.set_xticks(batches)
-    b.legend()
-    fig.tight_layout()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    fig.savefig(RESULTS / "causal_lm.png", dpi=110)
-    print(f"wrote {RESULTS / 'causal_lm.png'}")
 
 
 if __name__ == "__main__":
