@@ -99,16 +99,15 @@ def test_fused_generation_matches_hf(arch, tiny_model_dir):
         assert real_tokens(row, tokenizer.pad_token_id, len(ref)) == ref, prompt
 
 
-@pytest.mark.parametrize("arch", FUSED_ARCHS)
-def test_fused_mxfp6_runs_normalized_projections_in_int8(arch, tiny_model_dir):
-    """The merged q/k/v and gate/up (they read a normalization, smoothed) and o (it reads the attention)
-    run as int8 GEMMs (compile/smooth_int8.py); down and the head stay in MatMulNBits as in the plain graph."""
-    model, plain, fused = compile_both(tiny_model_dir(arch), mxfp6_matmul=True)
+def assert_int8_projections(folder, per_layer: int, **kwargs) -> collections.Counter:
+    """With mxfp6_matmul, the fused graph runs ``per_layer`` int8 GEMMs a layer (compile/smooth_int8.py) and
+    MatMulNBits for the rest of the plain graph's MatMulNBits, with logits about as far from float32 (the
+    same options without mxfp6_matmul) as MatMulNBits everywhere. Returns the fused graph's op counts."""
+    model, plain, fused = compile_both(folder, mxfp6_matmul=True, **kwargs)
     after, layers = op_counts(fused), model.config.num_hidden_layers
-    assert FUSED_OPS <= set(after) and not after["MatMul"], after
-    assert after["DynamicQuantizeMatMul"] == 3 * layers, after  # q/k/v, gate/up, o
+    assert after["DynamicQuantizeMatMul"] == per_layer * layers, after
     assert after["MatMulNBits"] + after["DynamicQuantizeMatMul"] == op_counts(plain)["MatMulNBits"], after
-    fp32 = model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, offload_pt_weights=False, fuse=True)
+    fp32 = model.compile(prefill_seq_len=8, ctx_len=CTX, batch_size=2, num_cores=2, offload_pt_weights=False, fuse=True, **kwargs)
     ids = np.random.default_rng(1).integers(3, 300, size=(2, 24))
     errors = [
         (np.abs(exact - blocks).max(), np.abs(exact - int8).max())
@@ -116,6 +115,25 @@ def test_fused_mxfp6_runs_normalized_projections_in_int8(arch, tiny_model_dir):
     ]
     blocks_error, int8_error = np.mean(errors, axis=0)
     assert int8_error <= 1.5 * blocks_error, errors  # as far from float32 as MatMulNBits everywhere, about
+    return after
+
+
+@pytest.mark.parametrize("arch", FUSED_ARCHS)
+def test_fused_mxfp6_runs_normalized_projections_in_int8(arch, tiny_model_dir):
+    """The merged q/k/v and gate/up (they read a normalization, smoothed) and o (it reads the attention)
+    run as int8 GEMMs; down and the head stay in MatMulNBits as in the plain graph."""
+    after = assert_int8_projections(tiny_model_dir(arch), 3)
+    assert FUSED_OPS <= set(after) and not after["MatMul"], after
+
+
+@pytest.mark.parametrize("arch, options", [("llama", {"mxint8_kv_cache": True}), ("gemma2", {})])
+def test_int8_projections_where_attention_stays_spelled_out(arch, options, tiny_model_dir, caplog):
+    """A float16 cache (mxint8_kv_cache) or soft-capped scores (gemma2) keep the Attention graph, which
+    writes the cache in place: calibrated on a cache of its own length, q/k/v and gate/up still run as
+    int8 GEMMs (o reads no GroupQueryAttention and stays in MatMulNBits)."""
+    with caplog.at_level("WARNING", logger="QEfficient.compile.smooth_int8"):
+        after = assert_int8_projections(tiny_model_dir(arch), 2, **options)
+    assert "GroupQueryAttention" not in after and "calibration run failed" not in caplog.text
 
 
 def test_failed_calibration_keeps_matmulnbits_everywhere(tiny_model_dir, monkeypatch, caplog):

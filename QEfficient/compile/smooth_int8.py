@@ -24,6 +24,11 @@ within each row: its input has outliers that belong to single tokens, which no p
 evens out (smoothed through the columns of ``up``, its predictions moved several times further from
 float32: docs/performance.md); so does the LM head (a tied embedding reads its blocks). Where the
 calibration run fails, nothing is converted.
+
+The calibration graph writes its cache in place where attention is not one GroupQueryAttention (a
+float16 cache, soft-capped scores), so it is fed a cache of as many slots as it has tokens. One
+activation scale serves every row of a run: what else is in a batch (or a prefill chunk's padding)
+moves a row's rounding, by quantisation noise (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from QEfficient.export.graph_specs import INPUT_IDS, POSITION_IDS
+from QEfficient.export.graph_specs import CTX_LEN_AXIS, INPUT_IDS, POSITION_IDS
 from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
 
 logger = logging.getLogger(__name__)
@@ -46,7 +51,10 @@ ALPHA = 0.7
 CALIBRATION_TOKENS = 256
 CALIBRATION_SEED = 0
 # in the hash of a fused mxfp6_matmul artifact: a change here rebuilds them
-INT8_PROJECTIONS = f"dynamic-int8-per-column-smoothquant-alpha{ALPHA}-random{CALIBRATION_TOKENS}-seed{CALIBRATION_SEED}+attention-out"
+INT8_PROJECTIONS = (
+    f"dynamic-int8-per-column-smoothquant-alpha{ALPHA}-random{CALIBRATION_TOKENS}-seed{CALIBRATION_SEED}+attention-out"
+    f"+cache-of-{CALIBRATION_TOKENS}-slots"
+)
 # normalization -> the inputs scaled by 1/s: its gain, and its bias where it has one (normalized output: 0)
 SCALED_INPUTS = {
     "SimplifiedLayerNormalization": (1,),
@@ -95,7 +103,8 @@ def _candidates(model: onnx.ModelProto) -> tuple[dict[str, tuple[int, list[int]]
 
 def _calibration_feeds(graph: onnx.GraphProto, tokens: int) -> dict[str, np.ndarray] | None:
     """Seeded random token ids (within the embedding table's rows) at positions 0..tokens-1, zeros for
-    every other input (an empty cache); None where the table is not found."""
+    every other input: an empty cache of ``tokens`` slots (the graph writes them in place where attention
+    is not one GroupQueryAttention), other symbolic dimensions 1. None where the table is not found."""
     inits = {i.name: i for i in graph.initializer}
     vocab = next(
         (inits[n.input[0]].dims[0] for n in graph.node if n.op_type == "Gather" and n.input[1] == INPUT_IDS and n.input[0] in inits),
@@ -107,7 +116,7 @@ def _calibration_feeds(graph: onnx.GraphProto, tokens: int) -> dict[str, np.ndar
     feeds = {}
     for value in graph.input:
         t = value.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") else 1 for d in t.shape.dim]
+        shape = [d.dim_value if d.HasField("dim_value") else tokens if d.dim_param == CTX_LEN_AXIS else 1 for d in t.shape.dim]
         if value.name == INPUT_IDS:
             feeds[value.name] = np.repeat(ids, shape[0], axis=0)
         elif value.name == POSITION_IDS:

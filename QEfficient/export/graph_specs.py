@@ -27,6 +27,7 @@ RETAINED_SUFFIX = "_RetainedState"
 CONV_STATE = "conv_state"
 SSM_STATE = "ssm_state"
 LORA_IDS = "lora_ids"
+CTX_LEN_AXIS = "ctx_len"  # the symbolic length of the KV cache inputs and outputs (axis 2)
 
 
 def lora_table_names(module: str) -> tuple[str, str]:
@@ -112,8 +113,8 @@ class DecoderGraphSpec:
             LOGITS: {0: "batch_size"},
         }
         for n in past_names(self.num_layers):
-            axes[n] = {0: "batch_size", 2: "ctx_len"}
-            axes[retained(n)] = {0: "batch_size", 2: "ctx_len"}
+            axes[n] = {0: "batch_size", 2: CTX_LEN_AXIS}
+            axes[retained(n)] = {0: "batch_size", 2: CTX_LEN_AXIS}
         for n in self.state_names:
             axes[n] = axes[retained(n)] = {0: "batch_size"}
         return axes

@@ -22,6 +22,7 @@ import onnx
 import torch
 
 from QEfficient.export.graph_specs import (
+    CTX_LEN_AXIS,
     IMAGE_IDX,
     VISION_EMBEDS,
     CTCGraphSpec,
@@ -75,7 +76,7 @@ def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = Fals
         if dynamo:
             batch = torch.export.Dim("batch_size", min=1)
             seq = torch.export.Dim("seq_len", min=1)
-            ctx = torch.export.Dim("ctx_len", min=2)
+            ctx = torch.export.Dim(CTX_LEN_AXIS, min=2)
             axes = io.dynamic_axes()  # the KV cache has a ctx_len axis, recurrent states only a batch axis
             retained_shapes = tuple({0: batch, 2: ctx} if 2 in axes[n] else {0: batch} for n in io.past_names)
             shapes = ({0: batch, 1: seq}, {0: batch, 1: seq}, retained_shapes)
