@@ -136,6 +136,22 @@ def test_int8_projections_where_attention_stays_spelled_out(arch, options, tiny_
     assert "GroupQueryAttention" not in after and "calibration run failed" not in caplog.text
 
 
+@pytest.mark.parametrize("arch", ["llama", "gemma3_text"])
+def test_float16_cache_attention_reads_only_the_positions_it_needs(arch, tiny_model_dir):
+    """mxint8_kv_cache keeps the Attention graph; its keys, values (before their widening Cast) and mask
+    are sliced at max(position_ids) + 1 (compile/attention_window.py), and its logits stay the plain
+    graph's through prefill chunks, padding, decode and idle rows (gemma3_text: sliding and global layers)."""
+    model, plain, fused = compile_both(tiny_model_dir(arch), mxint8_kv_cache=True)
+    graph = onnx.load(str(Path(fused) / "model.onnx"), load_external_data=False).graph
+    layers = model.config.num_hidden_layers
+    slices = [n for n in graph.node if n.op_type == "Slice" and n.name.startswith("qeff_fusion/window")]
+    attention = [n for n in graph.node if n.op_type == "Attention"]
+    assert len(attention) == layers and len(slices) == 2 * layers + len({n.input[3] for n in attention}), len(slices)
+    ids = np.random.default_rng(3).integers(3, 300, size=(2, 24))
+    for (ours, row, pos), (ref, *_) in zip(step_logits(fused, ids), step_logits(plain, ids)):
+        assert np.abs(ours - ref).max() <= 1e-4, (row, pos)
+
+
 def test_failed_calibration_keeps_matmulnbits_everywhere(tiny_model_dir, monkeypatch, caplog):
     """When the calibration run of the float32 graph fails, the artifact is the MatMulNBits one, with a warning."""
     from QEfficient.compile import smooth_int8

@@ -29,6 +29,8 @@ the ones that are not MatMuls. This pass, run once at compile time on the export
    where per-head norms sit before the rotary (fusion_gqa.py), in place on the same cache buffer;
    elsewhere q and k share one ``RotaryEmbedding`` on the merged projection instead
    (fusion_gqa.merge_qk_rotary).
+8. an ``Attention`` that stays (a float16 cache; a layer GroupQueryAttention does not match) reads
+   the cache slots and the mask only up to ``max(position_ids) + 1`` (attention_window.py).
 
 Each pattern is matched exactly and left alone otherwise, so a layer of an architecture it does
 not recognise keeps its graph. What attention keeps: the cache is written in place at
@@ -49,6 +51,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from QEfficient.compile.attention_window import slice_attention_to_positions
 from QEfficient.compile.smooth_int8 import smoothed_int8_projections
 from QEfficient.compile.weight_compression import fuse_shared_input_matmuls, gemm_to_matmul, quantize_remaining_matmuls
 from QEfficient.export.graph_specs import POSITION_IDS, RETAINED_SUFFIX
@@ -58,7 +61,7 @@ from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_extern
 logger = logging.getLogger(__name__)
 
 MS_DOMAIN = "com.microsoft"
-FUSION_VERSION = 5  # in the artifact hash: a change to the passes rebuilds fused artifacts
+FUSION_VERSION = 6  # in the artifact hash: a change to the passes rebuilds fused artifacts
 ATTENTION_OPSET = 23
 # Operators the rotary tables may be computed with: each output row depends on its own position only.
 _POSITIONWISE = {"Clip", "Unsqueeze", "Cast", "Mul", "Div", "Concat", "Cos", "Sin", "Transpose", "MatMul", "Identity", "Constant"}
@@ -521,6 +524,7 @@ def fuse_decoder(model: onnx.ModelProto, ctx_len: int, reorder_weights: bool = T
     from QEfficient.compile.fusion_gqa import fuse_group_query_attention, merge_qk_rotary  # build on this module
 
     fired["group_query_attention"] = fuse_group_query_attention(model, ctx_len)
+    fired["attention_window"] = slice_attention_to_positions(model)  # the Attention nodes left
     prune_dead_nodes(model)
     if reorder_weights:
         fired["qk_rotary"] = merge_qk_rotary(model)
