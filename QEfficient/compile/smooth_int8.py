@@ -165,7 +165,8 @@ def _int8_matmul(graph: onnx.GraphProto, node: onnx.NodeProto, weight: np.ndarra
         [numpy_helper.from_array(codes, codes_name), numpy_helper.from_array(column_scale.astype(np.float32), scale_name)]
     )
     inputs = [node.input[0], codes_name, scale_name]
-    node.CopyFrom(helper.make_node("DynamicQuantizeMatMul", inputs, list(node.output), name=f"{node.name}_int8", domain="com.microsoft"))
+    name = f"{node.name or node.output[0]}_int8"  # unnamed nodes too: names must be unique
+    node.CopyFrom(helper.make_node("DynamicQuantizeMatMul", inputs, list(node.output), name=name, domain="com.microsoft"))
 
 
 def smoothed_int8_projections(model: onnx.ModelProto, ctx_len: int, workdir: Path) -> tuple[onnx.ModelProto, int]:
