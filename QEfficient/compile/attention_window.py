@@ -64,9 +64,8 @@ def slice_attention_to_positions(model: onnx.ModelProto) -> int:
 
     # the length: max(position_ids) + 1, at least 1 (a step with every row idle), as a 1-D int64
     length = f"{_PREFIX}/length"
-    constants = {"zero": np.array([0], np.int64), "one": np.array(1, np.int64), "slot_axis": np.array([_SLOT_AXIS], np.int64)}
-    constants["last_axis"] = np.array([-1], np.int64)
-    graph.initializer.extend(numpy_helper.from_array(v, f"{_PREFIX}/{k}") for k, v in constants.items())
+    constants = {"zero": [0], "one": 1, "slot_axis": [_SLOT_AXIS], "last_axis": [-1]}
+    graph.initializer.extend(numpy_helper.from_array(np.array(v, np.int64), f"{_PREFIX}/{k}") for k, v in constants.items())
     new = [
         helper.make_node("ReduceMax", [POSITION_IDS], [f"{_PREFIX}/max_position"], name=f"{_PREFIX}/max_position", keepdims=0),
         helper.make_node("Add", [f"{_PREFIX}/max_position", f"{_PREFIX}/one"], [f"{_PREFIX}/after_last"], name=f"{_PREFIX}/after_last"),
