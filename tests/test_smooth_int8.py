@@ -100,3 +100,20 @@ def test_int8_projections_stay_close_and_leave_the_rest(tmp_path):
     for name in ("sum", "y3", "kept"):  # not converted: bit for bit
         np.testing.assert_array_equal(after[name], before[name], err_msg=name)
     assert list(tmp_path.iterdir()) == []  # the calibration's temporary files are gone
+
+
+def test_a_calibration_that_cannot_start_converts_nothing(tmp_path, caplog):
+    """An input the calibration feeds cannot fill (here of no element type) skips the int8 GEMMs with a
+    warning; the compile goes on with the graph as it was."""
+    model = _graph()
+    model.graph.input.append(helper.make_tensor_value_info("unfillable", TensorProto.UNDEFINED, [1]))
+    before = [(n.op_type, list(n.input)) for n in model.graph.node]
+    with caplog.at_level("WARNING", logger=smooth_int8.__name__):
+        kept, converted = smooth_int8.smoothed_int8_projections(model, ctx_len=64, workdir=tmp_path)
+    assert converted == 0
+    assert [(n.op_type, list(n.input)) for n in kept.graph.node] == before
+    assert [o.name for o in kept.graph.output] == [o.name for o in _graph().graph.output]
+    assert {i.name for i in kept.graph.initializer} == {i.name for i in _graph().graph.initializer}
+    assert all(i.HasField("raw_data") or i.float_data for i in kept.graph.initializer)  # weights read back
+    assert "calibration run failed" in caplog.text
+    assert list(tmp_path.iterdir()) == []

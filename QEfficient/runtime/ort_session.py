@@ -26,6 +26,7 @@ import onnxruntime as ort
 
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
 from QEfficient.export.graph_specs import INPUT_IDS, LOGITS, POSITION_IDS, past_names, retained
+from QEfficient.runtime.cpu_features import X64_QUANT_PRECISION, int8_pair_sums_saturate
 from QEfficient.runtime.resident_memory import release_mapped_pages, return_freed_heap
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ def session_options(num_cores: int, spin: bool | str = True) -> ort.SessionOptio
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if int8_pair_sums_saturate():  # int8 GEMMs by ONNX Runtime's exact uint8 kernel (cpu_features.py)
+        opts.add_session_config_entry(X64_QUANT_PRECISION, "1")
     return opts
 
 
