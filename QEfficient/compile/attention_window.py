@@ -1,6 +1,6 @@
-"""``compile(fuse=True)``: an ``Attention`` node the fusions leave (a float16 cache, which
-GroupQueryAttention cannot take with float32 queries; a layer it does not match) reads the static cache
-only up to the highest position of the step.
+"""``compile(fuse=True)``: an ``Attention`` node the fusions leave (a float16 cache, which ONNX Runtime
+1.32's GroupQueryAttention runs slower than this graph, docs/performance.md; a layer it does not match)
+reads the static cache only up to the highest position of the step.
 
 The static cache holds slot t for position t (padding is parked in the last slot, masked), and a query
 at position p sees no slot past p, so every slot from ``max(position_ids) + 1`` on is masked for every

@@ -24,7 +24,8 @@ ONNX Runtime 1.32's CPU kernel counts them (tests/test_fusion.py checks it again
 
 Fired only on an exact match: the mask is verified numerically to be causal, windowed or not, the
 scatter index to be the positions, the rotary to be the non-interleaved one; anything else
-(soft-capping, a float16 cache) keeps the ``Attention`` graph.
+(soft-capping, a float16 cache: its kernel widens and narrows the whole bound window each call, slower
+than the ``Attention`` graph, docs/performance.md) keeps the ``Attention`` graph.
 """
 
 from __future__ import annotations
