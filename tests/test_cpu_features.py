@@ -1,6 +1,6 @@
 """runtime/cpu_features.py: the int8 GEMMs of every session are exact on this CPU, whatever its kernel.
 
-The graph below is built to make VPMADDUBSW clip (activations at a zero point of about 200, weights
+The graph below is built to make VPMADDUBSW clip (activations at a zero point of 237, weights
 of +-127 in neighbouring pairs): on an x86 CPU without VNNI only the session entry the runtime sets
 keeps it exact; on this one the entry, forced, must change nothing."""
 
@@ -14,6 +14,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from QEfficient.runtime import cpu_features
 from QEfficient.runtime.cpu_features import X64_QUANT_PRECISION, has_exact_int8_sums, int8_pair_sums_saturate
 from QEfficient.runtime.ort_session import session_options
 
@@ -29,6 +30,8 @@ K, N = 64, 16
         ("Core i7-12700 (Alder Lake)", "avx2 sha_ni avx_vnni serialize", True),
         ("Xeon Platinum 8480+ (Sapphire Rapids)", "avx512_vnni avx512_bf16 amx_bf16 avx512_fp16 amx_tile amx_int8", True),
         ("macOS leaf7_features", "RDWRFSGS TSC_THREAD_OFFSET BMI1 AVX2 SMEP BMI2 AVX512F AVX512VNNI", True),
+        ("Xeon Phi 7295 (Knights Mill: 4VNNIW is not VNNI)", "avx2 avx512f avx512_4vnniw avx512_4fmaps", False),
+        ("numpy's dispatch table (Windows)", "SSE42 AVX2 FMA3 AVX512F AVX512VNNI AVX512_ICL", True),
     ],
 )
 def test_exact_int8_sums_are_named_by_the_cpu_features(cpu, flags, exact):
@@ -49,9 +52,32 @@ def test_sessions_set_the_entry_exactly_where_this_cpu_lacks_vnni():
             options.get_session_config_entry(X64_QUANT_PRECISION)
 
 
+@pytest.mark.parametrize(
+    "machine, flags, entry",
+    [
+        ("arm64", None, False),
+        ("aarch64", "fp asimd", False),
+        ("x86_64", "avx2 fma", True),
+        ("AMD64", None, True),
+        ("x86_64", "avx2 avx_vnni", False),
+    ],
+)
+def test_the_entry_follows_the_cpu(machine, flags, entry, monkeypatch):
+    """Set on x86 without VNNI or AMX, or whose features cannot be read; never elsewhere."""
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    monkeypatch.setattr(cpu_features, "_cpu_flags", lambda: flags)
+    assert cpu_features.int8_pair_sums_saturate() is entry
+    options = session_options(1)
+    if entry:
+        assert options.get_session_config_entry(X64_QUANT_PRECISION) == "1"
+    else:
+        with pytest.raises(RuntimeError):
+            options.get_session_config_entry(X64_QUANT_PRECISION)
+
+
 def _clipping_graph() -> tuple[bytes, np.ndarray, np.ndarray, np.float32]:
     """A DynamicQuantizeMatMul whose weight pairs are +-127 side by side, and activations whose one
-    large negative value puts the zero point near 200 (every other value lands near it)."""
+    large negative value puts the zero point at 237 (every other value lands at or above it)."""
     rng = np.random.default_rng(0)
     codes = np.repeat(rng.choice([-127, 127], size=(K // 2, N)), 2, axis=0).astype(np.int8)
     scale = np.float32(0.01)

@@ -133,24 +133,28 @@ def _activation_maxima(
     the float32 graph (saved to ``workdir`` and read back: the model returned holds its weights again)."""
     import onnxruntime as ort
 
+    try:  # an input the feeds cannot fill is a failed calibration too, not a failed compile
+        feeds = _calibration_feeds(model.graph, min(CALIBRATION_TOKENS, ctx_len))
+    except Exception as e:  # noqa: BLE001 - any failure keeps today's MatMulNBits everywhere
+        logger.warning("int8 GEMMs after normalizations skipped: the calibration inputs could not be built (%r)", e)
+        return model, None
+    if feeds is None:
+        logger.warning("int8 GEMMs after normalizations skipped: no embedding table reads %s", INPUT_IDS)
+        return model, None
     base_outputs = len(model.graph.output)
     model.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names)
     maxima = None
     with tempfile.TemporaryDirectory(prefix="qeff-calibrate-", dir=workdir) as tmp:
         path = save_with_external_weights(model, Path(tmp) / "calibrate.onnx")
-        try:  # building the feeds too: an input they cannot fill is a failed calibration, not a failed compile
-            feeds = _calibration_feeds(model.graph, min(CALIBRATION_TOKENS, ctx_len))
-            if feeds is None:
-                logger.warning("int8 GEMMs after normalizations skipped: no embedding table reads %s", INPUT_IDS)
-            else:
-                options = ort.SessionOptions()
-                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the graph as it will be quantized
-                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                values = session.run(names, feeds)
-                del session
-                maxima = {n: np.abs(v.reshape(-1, v.shape[-1])).max(axis=0) for n, v in zip(names, values)}
+        try:
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the graph as it will be quantized
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            values = session.run(names, feeds)
+            del session
+            maxima = {n: np.abs(v.reshape(-1, v.shape[-1])).max(axis=0) for n, v in zip(names, values)}
         except Exception as e:  # noqa: BLE001 - any failure keeps today's MatMulNBits everywhere
-            logger.warning("int8 GEMMs after normalizations skipped: the calibration run failed (%s)", e)
+            logger.warning("int8 GEMMs after normalizations skipped: the calibration run failed (%r)", e)
         model = load_graph_and_weights(path)
     del model.graph.output[base_outputs:]
     return model, maxima

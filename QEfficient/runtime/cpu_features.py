@@ -11,8 +11,9 @@ frequent, not a corner case (docs/performance.md measures what it would do). VNN
 ONNX Runtime's own remedy is the session entry ``session.x64quantprecision``: at session creation
 the int8 weights become uint8 around 128 and the uint8 x uint8 kernel, which widens before
 multiplying, runs them exactly. Where VNNI is present it would only be slower (the results are the
-same), so it is set where this module finds no VNNI or AMX: on x86 CPUs it cannot read the
-features of, too (exact first).
+same), so it is set where this module finds no VNNI or AMX. The features come from ``/proc/cpuinfo``
+(Linux), ``sysctl`` (macOS), else numpy's CPU dispatch table, which knows AVX-512 VNNI but not
+AVX-VNNI; an x86 CPU whose features cannot be read gets the entry (exact first).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from __future__ import annotations
 import functools
 import platform
 import subprocess
+import sys
 
 X64_QUANT_PRECISION = "session.x64quantprecision"  # ONNX Runtime's kOrtSessionOptionsAvx2PrecisionMode
 _X86 = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
-# Linux /proc/cpuinfo spells them avx512_vnni, avx_vnni, amx_int8; macOS sysctl AVX512VNNI
+# Linux /proc/cpuinfo spells them avx512_vnni, avx_vnni, amx_int8; macOS sysctl and numpy AVX512VNNI
 _EXACT_INT8_FEATURES = frozenset({"avx512vnni", "avxvnni", "amxint8"})
 
 
@@ -36,16 +38,36 @@ def has_exact_int8_sums(cpu_flags: str) -> bool:
 @functools.cache
 def _cpu_flags() -> str | None:
     """This CPU's feature names, or None where the platform does not say."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+                found = next((line.partition(":")[2] for line in cpuinfo if line.startswith("flags")), None)
+            if found is not None:
+                return found
+        except OSError:
+            pass
+    elif sys.platform == "darwin":
+        try:
+            found = subprocess.run(
+                ["/usr/sbin/sysctl", "-n", "machdep.cpu.leaf7_features"], capture_output=True, text=True, timeout=5, check=False
+            )
+            if found.returncode == 0:
+                return found.stdout
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return _numpy_cpu_flags()
+
+
+def _numpy_cpu_flags() -> str | None:
+    """The features numpy detected for its own dispatch (Windows has no file to read them from)."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
-            return next((line.partition(":")[2] for line in cpuinfo if line.startswith("flags")), None)
-    except OSError:
-        pass
-    try:  # macOS
-        found = subprocess.run(["sysctl", "-n", "machdep.cpu.leaf7_features"], capture_output=True, text=True, timeout=5)
-        return found.stdout if found.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        try:  # numpy 1.x
+            from numpy.core._multiarray_umath import __cpu_features__
+        except ImportError:
+            return None
+    return " ".join(name for name, present in __cpu_features__.items() if present)
 
 
 def int8_pair_sums_saturate() -> bool:
