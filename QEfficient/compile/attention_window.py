@@ -88,7 +88,7 @@ def slice_attention_to_positions(model: onnx.ModelProto) -> int:
                 node.input[index] = sliced(cache, "slot_axis")
         node.input[3] = sliced(node.input[3], "last_axis")  # the mask's key axis; one slice per mask shared by layers
     graph.node.extend(new)
-    from onnxruntime.transformers.onnx_model import OnnxModel
+    from QEfficient.compile.fusion import _topological_sort  # fusion.py imports this module
 
-    OnnxModel(model).topological_sort()
+    _topological_sort(model)
     return len(targets)
