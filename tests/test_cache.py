@@ -11,16 +11,20 @@ import subprocess
 import sys
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import gguf
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from QEfficient import QEFFAutoModelForCausalLM
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.export.onnx_export import WeightsOffloadedError
+from QEfficient.loading.hf_loader import _convert_gguf, _one_gguf_reader
 from QEfficient.runtime.ort_session import GraphLoadError, open_inference_session, session_options
 from QEfficient.utils.cache import COMPLETE_MARKER, MANIFEST, CacheEntryDamagedError, build_entry, verify_entry
 
@@ -211,8 +215,9 @@ def test_fast_path_trusts_size_and_mtime_full_mode_hashes(tmp_path, monkeypatch)
 # --- item 10: the GGUF conversion cache ---------------------------------------------------------
 
 
-def write_tiny_gguf(hf_folder: Path, path: Path) -> Path:
-    """A float32 GGUF of the tiny Llama with its byte-level BPE tokenizer, as llama.cpp lays it out."""
+def write_tiny_gguf(hf_folder: Path, path: Path, tied: bool = False) -> Path:
+    """A float32 GGUF of the tiny Llama with its byte-level BPE tokenizer, as llama.cpp lays it out
+    (``tied``: without ``output.weight``, so the embedding table is the LM head too)."""
     hf = AutoModelForCausalLM.from_pretrained(hf_folder)
     cfg = hf.config
     vocab = json.loads(AutoTokenizer.from_pretrained(hf_folder).backend_tokenizer.to_str())["model"]
@@ -236,6 +241,8 @@ def write_tiny_gguf(hf_folder: Path, path: Path) -> Path:
     writer.add_pad_token_id(0)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
     for name, tensor in hf.state_dict().items():
+        if tied and name == "lm_head.weight":
+            continue
         array = tensor.detach().float().numpy()
         heads = {"q_proj": cfg.num_attention_heads, "k_proj": cfg.num_key_value_heads}.get(name.split(".")[-2])
         if heads:  # llama.cpp's rotary layout for q and k; transformers undoes it on load
@@ -266,6 +273,47 @@ def test_damaged_gguf_conversion_is_converted_again(llama, home, tmp_path, how):
     assert again.local_model_dir == converted and verify_entry(converted) is None
     assert again.onnx_path == model.onnx_path  # the same weights again: the export is reused
     assert completion(again, tokenizer) == reference
+
+
+def test_gguf_conversion_parses_the_file_once_and_keeps_transformers_weights(llama, home, tmp_path, monkeypatch):
+    """transformers opens a GGUF three times per conversion (the config, the weights, the tokenizer's
+    config); the conversion gives them one reader, so the file is parsed once. The weights written are
+    the ones transformers loads from the file, the tied LM head is not written twice, and ``gguf.GGUFReader``
+    is gguf's own class again afterwards."""
+    folder, _ = llama
+    path = write_tiny_gguf(folder, tmp_path / "tiny.gguf", tied=True)
+    reader_class, parsed = gguf.GGUFReader, []
+    parse = reader_class.__init__
+
+    def counted(self, file, *args, **kwargs):
+        parsed.append(Path(file).name)
+        parse(self, file, *args, **kwargs)
+
+    monkeypatch.setattr(reader_class, "__init__", counted)
+    converted = _convert_gguf(tmp_path, path.name)
+    assert parsed == [path.name] and gguf.GGUFReader is reader_class
+
+    ref = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name)
+    assert ref.config.tie_word_embeddings
+    ref = ref.state_dict()
+    written = load_file(converted / "model.safetensors")
+    assert set(written) == set(ref) - {"lm_head.weight"}  # the embedding table serves both
+    assert all(torch.equal(written[name], ref[name]) for name in written)
+
+
+def test_the_shared_gguf_reader_serves_one_path_on_one_thread(llama, tmp_path):
+    folder, _ = llama
+    path = write_tiny_gguf(folder, tmp_path / "tiny.gguf")
+    other = write_tiny_gguf(folder, tmp_path / "other.gguf")
+    reader_class = gguf.GGUFReader
+    with _one_gguf_reader(path):
+        first = gguf.GGUFReader(str(path))
+        assert gguf.GGUFReader(path) is first and isinstance(first, reader_class)
+        assert gguf.GGUFReader(other) is not gguf.GGUFReader(other)  # another file: a reader per call
+        assert gguf.GGUFReader(path, "c") is not first  # other arguments: a reader of its own
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(gguf.GGUFReader, path).result() is not first  # another thread: its own
+    assert gguf.GGUFReader is reader_class
 
 
 # --- item 11: one build per entry across processes ----------------------------------------------

@@ -8,12 +8,16 @@ QEFF_HOME/gguf so later loads take a second or two.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers.initialization import no_init_weights
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from QEfficient.transform.adapters import check_architecture
@@ -131,9 +135,6 @@ def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None 
     if verify_entry(entry) is None:
         check_causal_lm_config(load_config(entry))
         return entry
-    if config is None:
-        config = load_config(folder, gguf_file)
-    check_causal_lm_config(config)
 
     def convert(tmp: Path) -> None:
         logger.info("Converting %s to safetensors once (cached at %s)", gguf_file, entry)
@@ -141,15 +142,52 @@ def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None 
         loaded = model.config
         if hasattr(loaded, "quantization_config"):  # the GGUF marker blocks save_pretrained; weights are fp32 now
             del loaded.quantization_config
-        plain = type(model)(loaded)
+        with no_init_weights():  # every weight is loaded next: a random initialisation is wasted time
+            plain = type(model)(loaded)
+        plain.tie_weights()  # what the skipped initialisation also does
         plain.load_state_dict(model.state_dict())
         plain.generation_config = model.generation_config
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file, config=config)
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
-    build_entry(entry, convert)
+    with _one_gguf_reader(folder / gguf_file):
+        if config is None:
+            config = load_config(folder, gguf_file)
+        check_causal_lm_config(config)
+        build_entry(entry, convert)
     return entry
+
+
+_READER_SWAP = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_gguf_reader(path: Path) -> Iterator[None]:
+    """Within the block, this thread's ``gguf.GGUFReader(path)`` calls share one reader.
+
+    transformers (5.x) opens a fresh reader for the config, for the weights and for the tokenizer's
+    config, and each one walks every value of the vocabulary arrays (most of a conversion's time for
+    Gemma-3's 262k tokens: docs/performance.md). A reader only reads (a memory map), so sharing it changes
+    nothing in the result. Other paths, other arguments and other threads get a reader of their own."""
+    import gguf
+
+    target, owner, shared = os.path.realpath(path), threading.get_ident(), []
+    with _READER_SWAP:
+        original = gguf.GGUFReader
+
+        def reader(file: str | os.PathLike, *args, **kwargs):
+            if args or kwargs or threading.get_ident() != owner or os.path.realpath(file) != target:
+                return original(file, *args, **kwargs)
+            if not shared:
+                shared.append(original(file))
+            return shared[0]
+
+        gguf.GGUFReader = reader
+        try:
+            yield
+        finally:
+            gguf.GGUFReader = original
 
 
 def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None, **kwargs) -> tuple[PreTrainedModel, Path]:
