@@ -25,7 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from QEfficient import QEFFAutoModelForCausalLM
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.export.onnx_export import WeightsOffloadedError
-from QEfficient.loading.hf_loader import _convert_gguf, _one_gguf_reader
+from QEfficient.loading.hf_loader import _convert_gguf, _gguf_parsed_once
 from QEfficient.runtime.ort_session import GraphLoadError, open_inference_session, session_options
 from QEfficient.utils.cache import COMPLETE_MARKER, MANIFEST, CacheEntryDamagedError, build_entry, verify_entry
 
@@ -278,21 +278,27 @@ def test_damaged_gguf_conversion_is_converted_again(llama, home, tmp_path, how):
 
 def test_gguf_conversion_parses_the_file_once_and_keeps_transformers_weights(llama, home, tmp_path, monkeypatch):
     """transformers opens a GGUF several times per conversion (the config, the weights, the tokenizer's
-    config: four readers for this file); the conversion gives them one reader, so the file is parsed once. The weights written are
-    the ones transformers loads from the file, the tied LM head is not written twice, and ``gguf.GGUFReader``
-    is gguf's own class again afterwards."""
+    config: four readers for this file) and builds gguf's table of tensor names once per submodule; the
+    conversion gives them one reader and one table. The weights written are the ones transformers loads
+    from the file, the tied LM head is not written twice, and gguf's own functions are back afterwards."""
     folder, _ = llama
     path = write_tiny_gguf(folder, tmp_path / "tiny.gguf", tied=True)
-    reader_class, parsed = gguf.GGUFReader, []
-    parse = reader_class.__init__
+    reader_class, name_map, parsed, tables = gguf.GGUFReader, gguf.get_tensor_name_map, [], []
+    parse, build_table = reader_class.__init__, gguf.TensorNameMap.__init__
 
     def counted(self, file, *args, **kwargs):
         parsed.append(Path(file).name)
         parse(self, file, *args, **kwargs)
 
+    def counted_table(self, arch, n_blocks):
+        tables.append((arch, n_blocks))
+        build_table(self, arch, n_blocks)
+
     monkeypatch.setattr(reader_class, "__init__", counted)
+    monkeypatch.setattr(gguf.TensorNameMap, "__init__", counted_table)
     converted = _convert_gguf(tmp_path, path.name)
     assert parsed == [path.name] and gguf.GGUFReader is reader_class
+    assert len(tables) == 1 and gguf.get_tensor_name_map is name_map
 
     ref = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name)
     assert ref.config.tie_word_embeddings
@@ -302,19 +308,22 @@ def test_gguf_conversion_parses_the_file_once_and_keeps_transformers_weights(lla
     assert all(torch.equal(written[name], ref[name]) for name in written)
 
 
-def test_the_shared_gguf_reader_serves_one_path_on_one_thread(llama, tmp_path):
+def test_the_shared_gguf_parse_serves_one_path_on_one_thread(llama, tmp_path):
     folder, _ = llama
     path = write_tiny_gguf(folder, tmp_path / "tiny.gguf")
     other = shutil.copyfile(path, tmp_path / "other.gguf")
-    reader_class = gguf.GGUFReader
-    with _one_gguf_reader(path):
+    reader_class, name_map, llama_arch = gguf.GGUFReader, gguf.get_tensor_name_map, gguf.MODEL_ARCH.LLAMA
+    with _gguf_parsed_once(path), ThreadPoolExecutor(1) as pool:
         first = gguf.GGUFReader(str(path))
         assert gguf.GGUFReader(path) is first and isinstance(first, reader_class)
         assert gguf.GGUFReader(other) is not gguf.GGUFReader(other)  # another file: a reader per call
         assert gguf.GGUFReader(path, "c") is not first  # other arguments: a reader of its own
-        with ThreadPoolExecutor(1) as pool:
-            assert pool.submit(gguf.GGUFReader, path).result() is not first  # another thread: its own
-    assert gguf.GGUFReader is reader_class
+        assert pool.submit(gguf.GGUFReader, path).result() is not first  # another thread: its own
+        table = gguf.get_tensor_name_map(llama_arch, 2)
+        assert gguf.get_tensor_name_map(llama_arch, 2) is table and isinstance(table, gguf.TensorNameMap)
+        assert gguf.get_tensor_name_map(llama_arch, 3) is not table  # other blocks: a table of their own
+        assert pool.submit(gguf.get_tensor_name_map, llama_arch, 2).result() is not table
+    assert gguf.GGUFReader is reader_class and gguf.get_tensor_name_map is name_map
 
 
 # --- item 11: one build per entry across processes ----------------------------------------------

@@ -151,7 +151,7 @@ def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None 
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
-    with _one_gguf_reader(folder / gguf_file):
+    with _gguf_parsed_once(folder / gguf_file):
         if config is None:
             config = load_config(folder, gguf_file)
         check_causal_lm_config(config)
@@ -159,35 +159,44 @@ def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None 
     return entry
 
 
-_READER_SWAP = threading.Lock()
+_GGUF_SWAP = threading.Lock()
 
 
 @contextlib.contextmanager
-def _one_gguf_reader(path: Path) -> Iterator[None]:
-    """Within the block, this thread's ``gguf.GGUFReader(path)`` calls share one reader.
+def _gguf_parsed_once(path: Path) -> Iterator[None]:
+    """Within the block, this thread's reads of the GGUF file ``path`` share one parse.
 
-    transformers (5.x) opens a fresh reader for the config, for the weights and for the tokenizer's
-    config, and each one walks every value of the vocabulary arrays (most of a conversion's time for
-    Gemma-3's 262k tokens: docs/performance.md). A reader only reads (a memory map), so sharing it changes
-    nothing in the result. Other paths, other arguments and other threads get a reader of their own."""
+    transformers (5.x) opens a fresh ``gguf.GGUFReader`` for the config, for the weights and for the
+    tokenizer's config, and each one walks every value of the vocabulary arrays (most of a conversion's
+    time for Gemma-3's 262k tokens); and it builds gguf's table of tensor names (``get_tensor_name_map``:
+    every name of every layer) again for each of the model's submodules, hundreds of times
+    (docs/performance.md). A reader only reads a memory map and the tables are only looked up, so sharing
+    them changes nothing in the result. Other paths, other arguments and other threads get their own."""
     import gguf
 
-    target, owner, shared = os.path.realpath(path), threading.get_ident(), []
-    with _READER_SWAP:
-        original = gguf.GGUFReader
+    target, owner, readers, name_maps = os.path.realpath(path), threading.get_ident(), [], {}
+    with _GGUF_SWAP:
+        original_reader, original_name_map = gguf.GGUFReader, gguf.get_tensor_name_map
 
         def reader(file: str | os.PathLike, *args, **kwargs):
             if args or kwargs or threading.get_ident() != owner or os.path.realpath(file) != target:
-                return original(file, *args, **kwargs)
-            if not shared:
-                shared.append(original(file))
-            return shared[0]
+                return original_reader(file, *args, **kwargs)
+            if not readers:
+                readers.append(original_reader(file))
+            return readers[0]
 
-        gguf.GGUFReader = reader
+        def name_map(arch, n_blocks):
+            if threading.get_ident() != owner:
+                return original_name_map(arch, n_blocks)
+            if (arch, n_blocks) not in name_maps:
+                name_maps[arch, n_blocks] = original_name_map(arch, n_blocks)
+            return name_maps[arch, n_blocks]
+
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map
         try:
             yield
         finally:
-            gguf.GGUFReader = original
+            gguf.GGUFReader, gguf.get_tensor_name_map = original_reader, original_name_map
 
 
 def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None, **kwargs) -> tuple[PreTrainedModel, Path]:
