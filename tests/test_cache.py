@@ -316,6 +316,11 @@ def test_the_shared_gguf_parse_serves_one_path_on_one_thread(llama, tmp_path):
     with _gguf_parsed_once(path), ThreadPoolExecutor(1) as pool:
         first = gguf.GGUFReader(str(path))
         assert gguf.GGUFReader(path) is first and isinstance(first, reader_class)
+        own = reader_class(path)  # gguf's own reader reads the same values and tensors
+        assert list(first.fields) == list(own.fields) and [t.name for t in first.tensors] == [t.name for t in own.tensors]
+        for mine, theirs in zip(first.fields.values(), own.fields.values()):
+            assert mine.data == theirs.data and all(map(np.array_equal, mine.parts, theirs.parts))
+        assert all(np.array_equal(mine.data, theirs.data) for mine, theirs in zip(first.tensors, own.tensors))
         assert gguf.GGUFReader(other) is not gguf.GGUFReader(other)  # another file: a reader per call
         assert gguf.GGUFReader(path, "c") is not first  # other arguments: a reader of its own
         assert pool.submit(gguf.GGUFReader, path).result() is not first  # another thread: its own

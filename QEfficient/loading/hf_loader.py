@@ -173,16 +173,30 @@ def _gguf_parsed_once(path: Path) -> Iterator[None]:
     (docs/performance.md). A reader only reads a memory map and the tables are only looked up, so sharing
     them changes nothing in the result. Other paths, other arguments and other threads get their own."""
     import gguf
+    import numpy as np
 
     target, owner, readers, name_maps = os.path.realpath(path), threading.get_ident(), [], {}
     with _GGUF_SWAP:
         original_reader, original_name_map = gguf.GGUFReader, gguf.get_tensor_name_map
 
+        class PlainViewReader(original_reader):
+            """gguf's reader over a plain ndarray view of its memory map: every field value is a slice of
+            ``data``, and ``np.memmap`` runs Python code for each slice, a large part of the reader's time
+            (and of transformers' parse of the fields) for a large vocabulary. The bytes are the same."""
+
+            @property
+            def data(self) -> np.ndarray:
+                return self._plain_data
+
+            @data.setter
+            def data(self, mapped: np.ndarray) -> None:
+                self._plain_data = mapped.view(np.ndarray)
+
         def reader(file: str | os.PathLike, *args, **kwargs):
             if args or kwargs or threading.get_ident() != owner or os.path.realpath(file) != target:
                 return original_reader(file, *args, **kwargs)
             if not readers:
-                readers.append(original_reader(file))
+                readers.append(PlainViewReader(file))
             return readers[0]
 
         def name_map(arch, n_blocks):
