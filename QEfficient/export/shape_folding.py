@@ -32,10 +32,14 @@ def _dims(value_info: dict, name: str) -> list | None:
     ]
 
 
+_INDEX_TYPES = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+
+
 def _scalar_symbols(model: onnx.ModelProto) -> dict[str, list]:
     """Value name -> the list of (symbolic or int) numbers it holds, for shape arithmetic we can follow."""
     inferred = {vi.name: vi for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)}
-    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    # shape arithmetic reads integer scalars and vectors only; the weights are not copied
+    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer if i.data_type in _INDEX_TYPES and len(i.dims) <= 1}
     known: dict[str, list] = {}
     for node in model.graph.node:
         if node.op_type == "Constant":
@@ -62,9 +66,14 @@ def fold_reshape_shapes(model: onnx.ModelProto) -> int:
     """Make Reshape targets constant where symbolic shapes allow; returns how many were folded."""
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-    try:
-        inferred_model = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
-    except Exception:  # noqa: BLE001 - an optimisation: a graph the inference cannot follow stays as exported
+    inferred_model = None
+    for source in (_without_weights, lambda m: m):  # the inference copies its input: first without the weights
+        try:
+            inferred_model = SymbolicShapeInference.infer_shapes(source(model), auto_merge=True)
+            break
+        except Exception:  # noqa: BLE001, PERF203 - an optimisation: a graph the inference cannot follow stays as exported
+            continue
+    if inferred_model is None:
         return 0
     value_info = {vi.name: vi for vi in list(inferred_model.graph.value_info) + list(inferred_model.graph.input)}
     known = _scalar_symbols(inferred_model)
@@ -111,6 +120,30 @@ def fold_reshape_shapes(model: onnx.ModelProto) -> int:
     removed = prune_dead_nodes(model)
     logger.info("Folded %d Reshape shapes, removed %d nodes", folded, removed)
     return folded
+
+
+# inputs whose values shape inference never reads: the weights of products and of embedding lookups
+_WEIGHT_INPUTS = {("MatMul", 1), ("MatMul", 0), ("Gemm", 1), ("Gemm", 0), ("Gather", 0)}
+
+
+def _without_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose floating-point initializers read only as weights (``_WEIGHT_INPUTS``)
+    have their shapes and types but no bytes: what shape inference needs, without a copy of the weights
+    (integers stay: they may be shapes)."""
+    light = onnx.ModelProto(ir_version=model.ir_version, producer_name=model.producer_name)
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    graph, consumers = light.graph, _consumers(model)
+    graph.name = model.graph.name
+    for field in ("node", "input", "output", "value_info"):
+        getattr(graph, field).extend(getattr(model.graph, field))
+    for init in model.graph.initializer:
+        reads = consumers.get(init.name, ())
+        if init.data_type not in _INDEX_TYPES and reads and all((node.op_type, i) in _WEIGHT_INPUTS for node, i in reads):
+            graph.initializer.append(onnx.TensorProto(name=init.name, data_type=init.data_type, dims=init.dims))
+        else:
+            graph.initializer.append(init)
+    return light
 
 
 def _constant_ranks(model: onnx.ModelProto) -> dict[str, int]:

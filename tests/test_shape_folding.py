@@ -1,0 +1,65 @@
+"""Shape folding after the export (QEfficient/export/shape_folding.py), on a tiny Llama's raw TorchScript
+export: which Reshape targets become constants, and that finding them does not copy the weights."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+from QEfficient import QEFFAutoModelForCausalLM
+from QEfficient.export import onnx_export, shape_folding
+from QEfficient.export.shape_folding import fold_reshape_shapes
+
+
+@pytest.fixture(scope="module")
+def raw_export(tiny_model_dir, tmp_path_factory) -> onnx.ModelProto:
+    """The graph as torch.onnx.export writes it, before folding (weights inside the protobuf)."""
+    folder, out = tiny_model_dir("llama"), tmp_path_factory.mktemp("raw-export")
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onnx_export, "fold_shapes_and_store_weights_outside", lambda path: None)
+        path = onnx_export.export_onnx(model.model, out, "llama")
+    return onnx.load(str(path))
+
+
+def weight_bytes(model: onnx.ModelProto) -> int:
+    readers = {name for node in model.graph.node if node.op_type in ("MatMul", "Gemm", "Gather") for name in node.input}
+    return sum(len(init.raw_data) for init in model.graph.initializer if init.name in readers)
+
+
+def fold(raw: onnx.ModelProto) -> tuple[int, bytes]:
+    model = onnx.ModelProto()
+    model.CopyFrom(raw)
+    folded = fold_reshape_shapes(model)
+    return folded, model.SerializeToString(deterministic=True)
+
+
+def test_reshape_targets_fold_without_copying_the_weights(raw_export, monkeypatch):
+    """Shape inference copies the model it is given; it gets one without the weights' bytes (the
+    product and lookup weights keep their shapes), and the folded graph is the one inference over the
+    whole model gives."""
+    assert weight_bytes(raw_export) > 100_000
+    seen, infer = [], SymbolicShapeInference.infer_shapes
+
+    def spy(model, *args, **kwargs):
+        seen.append(model)
+        return infer(model, *args, **kwargs)
+
+    monkeypatch.setattr(SymbolicShapeInference, "infer_shapes", spy)
+    folded, graph = fold(raw_export)
+    assert folded > 10 and len(seen) == 1 and weight_bytes(seen[0]) == 0
+    assert {i.name: list(i.dims) for i in seen[0].graph.initializer} == {i.name: list(i.dims) for i in raw_export.graph.initializer}
+
+    monkeypatch.setattr(shape_folding, "_without_weights", lambda model: model)  # inference over the whole model
+    assert fold(raw_export) == (folded, graph)
+
+
+def test_a_graph_the_light_inference_cannot_follow_is_inferred_whole(raw_export, monkeypatch):
+    expected = fold(raw_export)
+
+    def unreadable(model):
+        raise ValueError("a weight whose values shape inference reads")
+
+    monkeypatch.setattr(shape_folding, "_without_weights", unreadable)
+    assert fold(raw_export) == expected
