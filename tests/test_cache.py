@@ -308,6 +308,20 @@ def test_gguf_conversion_parses_the_file_once_and_keeps_transformers_weights(lla
     assert all(torch.equal(written[name], ref[name]) for name in written)
 
 
+def test_a_gguf_conversion_gives_the_heap_it_freed_back(llama, home, tmp_path, monkeypatch):
+    """The conversion holds the model twice (as transformers loads it and as it is saved); once it is
+    written, glibc is asked to return the freed arenas (only then: a cached conversion frees nothing)."""
+    from QEfficient.loading import hf_loader
+
+    folder, _ = llama
+    path = write_tiny_gguf(folder, tmp_path / "tiny.gguf")
+    released = []
+    monkeypatch.setattr(hf_loader, "release_freed_memory", released.append)
+    converted = _convert_gguf(tmp_path, path.name)
+    assert released == [sum(f.stat().st_size for f in converted.iterdir() if f.is_file())] and released[0] > 0
+    assert _convert_gguf(tmp_path, path.name) == converted and len(released) == 1
+
+
 def test_the_shared_gguf_parse_serves_one_path_on_one_thread(llama, tmp_path):
     folder, _ = llama
     path = write_tiny_gguf(folder, tmp_path / "tiny.gguf")
@@ -316,6 +330,8 @@ def test_the_shared_gguf_parse_serves_one_path_on_one_thread(llama, tmp_path):
     with _gguf_parsed_once(path), ThreadPoolExecutor(1) as pool:
         first = gguf.GGUFReader(str(path))
         assert gguf.GGUFReader(path) is first and isinstance(first, reader_class)
+        assert type(first.data) is np.ndarray and type(first.tensors[0].data) is np.ndarray  # not np.memmap
+        assert pool.submit(lambda: gguf.GGUFReader(path=path)).result() is not first  # gguf's keyword
         own = reader_class(path)  # gguf's own reader reads the same values and tensors
         assert list(first.fields) == list(own.fields) and [t.name for t in first.tensors] == [t.name for t in own.tensors]
         for mine, theirs in zip(first.fields.values(), own.fields.values()):

@@ -3,8 +3,10 @@ export: which Reshape targets become constants, and that finding them does not c
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 import pytest
+from onnx import helper, numpy_helper
 from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
 from QEfficient import QEFFAutoModelForCausalLM
@@ -24,8 +26,9 @@ def raw_export(tiny_model_dir, tmp_path_factory) -> onnx.ModelProto:
 
 
 def weight_bytes(model: onnx.ModelProto) -> int:
-    readers = {name for node in model.graph.node if node.op_type in ("MatMul", "Gemm", "Gather") for name in node.input}
-    return sum(len(init.raw_data) for init in model.graph.initializer if init.name in readers)
+    """Bytes of the initializers read as product weights or lookup tables (a Gather's indices are not)."""
+    weights = {n.input[i] for n in model.graph.node for i in (0, 1) if n.op_type in ("MatMul", "Gemm") or (n.op_type, i) == ("Gather", 0)}
+    return sum(len(init.raw_data) for init in model.graph.initializer if init.name in weights)
 
 
 def fold(raw: onnx.ModelProto) -> tuple[int, bytes]:
@@ -63,3 +66,25 @@ def test_a_graph_the_light_inference_cannot_follow_is_inferred_whole(raw_export,
 
     monkeypatch.setattr(shape_folding, "_without_weights", unreadable)
     assert fold(raw_export) == expected
+
+
+def test_an_incomplete_inference_leaves_no_files_behind(tmp_path, monkeypatch):
+    """ONNX Runtime saves a graph it cannot infer every shape of as sym_shape_infer_temp.onnx in the
+    working directory before it raises; the fold removes what that call wrote and leaves the graph alone."""
+    weight = numpy_helper.from_array(np.ones((64, 64), np.float32), "weight")
+    nodes = [helper.make_node("MatMul", ["x", "weight"], ["h"]), helper.make_node("Mystery", ["h"], ["y"], domain="qeff.test")]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 64])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("qeff.test", 1)])
+    before = model.SerializeToString()
+    monkeypatch.chdir(tmp_path)
+    assert fold_reshape_shapes(model) == 0 and model.SerializeToString() == before
+    assert list(tmp_path.iterdir()) == []
+
+    (tmp_path / "sym_shape_infer_temp.onnx").write_bytes(b"a file of the user's")  # not ours to remove
+    assert fold_reshape_shapes(model) == 0 and (tmp_path / "sym_shape_infer_temp.onnx").exists()

@@ -13,7 +13,9 @@ shape computation then has no consumer left and is dropped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -64,15 +66,16 @@ def _scalar_symbols(model: onnx.ModelProto) -> dict[str, list]:
 
 def fold_reshape_shapes(model: onnx.ModelProto) -> int:
     """Make Reshape targets constant where symbolic shapes allow; returns how many were folded."""
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-    inferred_model = None
-    for source in (_without_weights, lambda m: m):  # the inference copies its input: first without the weights
+    # an optimisation: a graph the inference cannot follow stays as exported
+    try:
+        inferred_model = _infer_shapes(_without_weights(model))  # the inference copies its input
+    except ValueError:  # it read a weight's values after all: infer over the whole graph
         try:
-            inferred_model = SymbolicShapeInference.infer_shapes(source(model), auto_merge=True)
-            break
-        except Exception:  # noqa: BLE001, PERF203 - an optimisation: a graph the inference cannot follow stays as exported
-            continue
+            inferred_model = _infer_shapes(model)
+        except Exception:  # noqa: BLE001
+            return 0
+    except Exception:  # noqa: BLE001
+        return 0
     if inferred_model is None:
         return 0
     value_info = {vi.name: vi for vi in list(inferred_model.graph.value_info) + list(inferred_model.graph.input)}
@@ -122,14 +125,36 @@ def fold_reshape_shapes(model: onnx.ModelProto) -> int:
     return folded
 
 
+_INCOMPLETE_INFERENCE_FILE = Path("sym_shape_infer_temp.onnx")
+
+
+def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """ONNX Runtime's symbolic shape inference. Where it cannot infer every shape it raises, after saving
+    the model as ``sym_shape_infer_temp.onnx`` (and an external data file) in the working directory:
+    those files, when this call wrote them, are removed."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    stray, existed = _INCOMPLETE_INFERENCE_FILE, _INCOMPLETE_INFERENCE_FILE.exists()
+    try:
+        return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    finally:
+        if not existed and stray.is_file():
+            with contextlib.suppress(Exception):  # its weights' files first; then the graph itself
+                saved = onnx.load(str(stray), load_external_data=False)
+                for location in {e.value for t in saved.graph.initializer for e in t.external_data if e.key == "location"}:
+                    (stray.parent / location).unlink(missing_ok=True)
+            stray.unlink(missing_ok=True)
+
+
 # inputs whose values shape inference never reads: the weights of products and of embedding lookups
 _WEIGHT_INPUTS = {("MatMul", 1), ("MatMul", 0), ("Gemm", 1), ("Gemm", 0), ("Gather", 0)}
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
 
 
 def _without_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``model`` whose floating-point initializers read only as weights (``_WEIGHT_INPUTS``)
     have their shapes and types but no bytes: what shape inference needs, without a copy of the weights
-    (integers stay: they may be shapes)."""
+    (reading such a stub's values raises ValueError)."""
     light = onnx.ModelProto(ir_version=model.ir_version, producer_name=model.producer_name)
     light.opset_import.extend(model.opset_import)
     light.functions.extend(model.functions)
@@ -139,7 +164,7 @@ def _without_weights(model: onnx.ModelProto) -> onnx.ModelProto:
         getattr(graph, field).extend(getattr(model.graph, field))
     for init in model.graph.initializer:
         reads = consumers.get(init.name, ())
-        if init.data_type not in _INDEX_TYPES and reads and all((node.op_type, i) in _WEIGHT_INPUTS for node, i in reads):
+        if init.data_type in _FLOAT_TYPES and reads and all((node.op_type, i) in _WEIGHT_INPUTS for node, i in reads):
             graph.initializer.append(onnx.TensorProto(name=init.name, data_type=init.data_type, dims=init.dims))
         else:
             graph.initializer.append(init)

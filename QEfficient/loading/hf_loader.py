@@ -23,6 +23,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 from QEfficient.transform.adapters import check_architecture
 from QEfficient.utils.cache import build_entry, hash_dict, qeff_home, verify_entry
 from QEfficient.utils.extras import require_extra
+from QEfficient.utils.memory import folder_bytes, release_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +156,9 @@ def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None 
         if config is None:
             config = load_config(folder, gguf_file)
         check_causal_lm_config(config)
-        build_entry(entry, convert)
+        reused = build_entry(entry, convert)
+    if not reused:  # the conversion held the model twice: give the freed heap back before the export
+        release_freed_memory(folder_bytes(entry))
     return entry
 
 
@@ -192,11 +195,11 @@ def _gguf_parsed_once(path: Path) -> Iterator[None]:
             def data(self, mapped: np.ndarray) -> None:
                 self._plain_data = mapped.view(np.ndarray)
 
-        def reader(file: str | os.PathLike, *args, **kwargs):
-            if args or kwargs or threading.get_ident() != owner or os.path.realpath(file) != target:
-                return original_reader(file, *args, **kwargs)
+        def reader(path: str | os.PathLike, *args, **kwargs):  # gguf's own parameter names
+            if args or kwargs or threading.get_ident() != owner or os.path.realpath(path) != target:
+                return original_reader(path, *args, **kwargs)
             if not readers:
-                readers.append(PlainViewReader(file))
+                readers.append(PlainViewReader(path))
             return readers[0]
 
         def name_map(arch, n_blocks):
