@@ -28,6 +28,7 @@ from QEfficient.export.onnx_export import WeightsOffloadedError
 from QEfficient.loading.hf_loader import _convert_gguf, _gguf_parsed_once
 from QEfficient.runtime.ort_session import GraphLoadError, open_inference_session, session_options
 from QEfficient.utils.cache import COMPLETE_MARKER, MANIFEST, CacheEntryDamagedError, build_entry, verify_entry
+from QEfficient.utils.memory import folder_bytes
 
 PROMPT = "My name is"
 
@@ -318,7 +319,7 @@ def test_a_gguf_conversion_gives_the_heap_it_freed_back(llama, home, tmp_path, m
     released = []
     monkeypatch.setattr(hf_loader, "release_freed_memory", released.append)
     converted = _convert_gguf(tmp_path, path.name)
-    assert released == [sum(f.stat().st_size for f in converted.iterdir() if f.is_file())] and released[0] > 0
+    assert released == [folder_bytes(converted)] and released[0] > 0
     assert _convert_gguf(tmp_path, path.name) == converted and len(released) == 1
 
 
