@@ -3,12 +3,16 @@ instead of copying), and the pages a session's construction read dropped without
 
 from __future__ import annotations
 
+import ctypes
 import mmap
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from QEfficient.runtime.resident_memory import release_mapped_pages
@@ -25,6 +29,61 @@ def _mapping_kb(path: Path, field: str) -> int:
         elif inside and line.startswith(f"{field}:"):
             total += int(line.split()[1])
     return total
+
+
+def _cached_pages(path: Path, offset: int, length: int) -> int:
+    """How many pages of ``path`` in [offset, offset + length) the page cache holds (mincore(2))."""
+    with open(path, "rb") as f:
+        view = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # nothing is read: mincore faults nothing in
+    try:
+        start = ctypes.c_char.from_buffer(view)
+        resident = (ctypes.c_ubyte * -(-length // PAGE))()
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+        assert libc.mincore(ctypes.addressof(start) + offset, length, resident) == 0, ctypes.get_errno()
+        del start
+        return sum(page & 1 for page in resident)
+    finally:
+        view.close()
+
+
+def _page_cache_can_drop(folder: Path) -> bool:
+    """Whether this file system drops a written file's pages when asked (tmpfs keeps them)."""
+    probe = folder / "probe"
+    with open(probe, "wb") as f:
+        f.write(bytes(16 * PAGE))
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    return _cached_pages(probe, 0, 16 * PAGE) == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the page cache calls are Linux's")
+def test_saved_gather_tables_leave_the_page_cache(tmp_path):
+    """A table a Gather reads rows of is written out and dropped from the page cache when saved (freshly
+    written pages sit in large folios, and a mapping of one maps all of it); other weights stay cached."""
+    if not _page_cache_can_drop(tmp_path):
+        pytest.skip("this file system keeps a file's pages in memory")
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((ALIGN_ABOVE // 4 // 64 * 2, 64)).astype(np.float32)  # 2 MB, rows of 64
+    w = rng.standard_normal((64, ALIGN_ABOVE // 4 // 64 * 2)).astype(np.float32)  # 2 MB, read in full
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["rows"]), helper.make_node("MatMul", ["rows", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, w.shape[1]])],
+        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(w, "w")],
+    )
+    save_with_external_weights(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+
+    saved = onnx.load(str(tmp_path / "m.onnx"), load_external_data=False)
+    spans = {t.name: [int({e.key: e.value for e in t.external_data}[k]) for k in ("offset", "length")] for t in saved.graph.initializer}
+    data = tmp_path / "m.onnx.data"
+    assert _cached_pages(data, *spans["table"]) == 0
+    assert _cached_pages(data, *spans["w"]) == spans["w"][1] // PAGE  # written, still cached
+    ids = np.array([1, 700, len(table) - 1])
+    y = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"ids": ids})[0]
+    np.testing.assert_allclose(y, table[ids] @ w, rtol=1e-4)
 
 
 def test_large_weights_are_page_aligned_and_round_trip(tmp_path):

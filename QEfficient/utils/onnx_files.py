@@ -8,6 +8,8 @@ from pathlib import Path
 import onnx
 from onnx.external_data_helper import set_external_data
 
+from QEfficient.utils.memory import evict_from_page_cache
+
 # ONNX Runtime maps an external initializer from the file (instead of reading it into its own memory)
 # when its offset is a multiple of the page size; then pages of a table that are never read (embedding
 # rows no prompt uses) never become resident. Tensors of ALIGN_ABOVE bytes or more are page aligned,
@@ -15,24 +17,43 @@ from onnx.external_data_helper import set_external_data
 PAGE = 4096
 ALIGN_ABOVE = 1 << 20
 EXTERNAL_ABOVE = 1024
+# Inputs a kernel reads a few rows of per run (embedding tables): the saved file's cached pages of
+# these are dropped (see evict_from_page_cache).
+ROW_READ_INPUTS = {"Gather": (0,), "GatherBlockQuantized": (0, 2, 3)}
 
 
 def _initializers(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     """A graph's initializers and those of its subgraphs (If / Loop / Scan bodies)."""
     yield from graph.initializer
     for node in graph.node:
-        for attr in node.attribute:
-            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
-                yield from _initializers(sub)
+        for sub in _subgraphs(node):
+            yield from _initializers(sub)
+
+
+def _subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    for attr in node.attribute:
+        yield from [attr.g] if attr.HasField("g") else list(attr.graphs)
+
+
+def _row_read_names(graph: onnx.GraphProto) -> set[str]:
+    """Names of the tensors some ``Gather``-like node of ``graph`` (or of a subgraph) reads rows of."""
+    names: set[str] = set()
+    for node in graph.node:
+        names.update(node.input[i] for i in ROW_READ_INPUTS.get(node.op_type, ()) if i < len(node.input))
+        for sub in _subgraphs(node):
+            names |= _row_read_names(sub)
+    return names
 
 
 def save_with_external_weights(model: onnx.ModelProto, onnx_path: Path) -> Path:
     """Save with the weights in ``<name>.onnx.data`` beside the graph, the large ones page aligned:
     ONNX Runtime maps those from the file instead of copying them out of the protobuf, so a session
     holds one copy of the weights (of a table, only the pages it reads); it also lifts protobuf's 2 GB
-    limit. ``model``'s initializers are left pointing at the file."""
+    limit. ``model``'s initializers are left pointing at the file. The cached pages of the aligned
+    tables a ``Gather`` reads rows of are written out and dropped (evict_from_page_cache)."""
     onnx_path = Path(onnx_path)
     data = onnx_path.parent / f"{onnx_path.name}.data"
+    row_read, tables = _row_read_names(model.graph), []
     offset = 0
     with open(data, "wb") as f:
         for tensor in _initializers(model.graph):
@@ -42,10 +63,13 @@ def save_with_external_weights(model: onnx.ModelProto, onnx_path: Path) -> Path:
                 f.write(bytes(PAGE - offset % PAGE))
                 offset += PAGE - offset % PAGE
             f.write(tensor.raw_data)
+            if tensor.name in row_read and len(tensor.raw_data) >= ALIGN_ABOVE:
+                tables.append((offset, len(tensor.raw_data)))
             set_external_data(tensor, data.name, offset, len(tensor.raw_data))
             offset += len(tensor.raw_data)
             tensor.ClearField("raw_data")
             tensor.data_location = onnx.TensorProto.EXTERNAL
+    evict_from_page_cache(data, tables)
     onnx.save_model(model, str(onnx_path))
     data.chmod(0o644)  # the cache is readable by the group, like the graph
     return onnx_path
