@@ -40,7 +40,8 @@ class TokenChooser:
 
     def __init__(self, params: SamplingParams, batch_size: int, vocab_size: int) -> None:
         self.params = params
-        self.rng = np.random.default_rng(params.seed)
+        # greedy needs no generator (numpy.random and the hashlib it imports: ~7 MB of a run-time process)
+        self.rng = np.random.default_rng(params.seed) if params.sampling else None
         penalty = params.repetition_penalty
         self.seen = np.zeros((batch_size, vocab_size), dtype=bool) if penalty and penalty != 1.0 else None
 

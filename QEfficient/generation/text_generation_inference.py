@@ -8,16 +8,15 @@ per parameter) is mapped onto the host-side sampler (sampling.py); values it can
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from transformers import GenerationConfig
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_once
 from QEfficient.generation import exec_kv
@@ -76,6 +75,8 @@ def sampling_from_qaic_params(sampling_params: dict[str, Any]) -> SamplingParams
             )
     seed = None
     if sampling_params.get("random_numbers") is not None:
+        import hashlib  # here only: it loads OpenSSL's libcrypto, which a run-time process otherwise never needs
+
         digest = hashlib.blake2b(np.ascontiguousarray(np.asarray(sampling_params["random_numbers"])).tobytes(), digest_size=8)
         seed = int.from_bytes(digest.digest(), "little")
     top_k = one_value("top_ks")
@@ -223,7 +224,7 @@ class TextGeneration:
 
     def _generator(self) -> _SessionGeneration:
         recorded = self.qconfig.get("eos_token_id")  # as recorded at compile time
-        eos = eos_token_ids(self._tokenizer, GenerationConfig(eos_token_id=recorded) if recorded is not None else None)
+        eos = eos_token_ids(self._tokenizer, SimpleNamespace(eos_token_id=recorded) if recorded is not None else None)
         prefill_seq_len = self.qconfig["compile_params"]["prefill_seq_len"]
         return _SessionGeneration(self._session, self._tokenizer, prefill_seq_len, eos, self._sampling)
 

@@ -14,7 +14,6 @@ The chat template is rendered by transformers' own ``render_jinja_template`` (ji
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -338,6 +337,8 @@ def tokenizer_digest(folder: str | os.PathLike) -> str:
     artifact's hash, so a changed tokenizer or chat template gives a new artifact, never a stale one."""
     folder = Path(folder)
     names = (*TOKENIZER_SOURCE_FILES, *(f"additional_chat_templates/{p.name}" for p in sorted(folder.glob("additional_chat_templates/*"))))
+    import hashlib  # not at import: OpenSSL's libcrypto costs a run-time process ~2 MB it never uses
+
     digest = hashlib.sha256()
     for name in names:
         if (folder / name).is_file():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -40,10 +39,18 @@ def qeff_home() -> Path:
     return base / "qeff_models"
 
 
+def _hasher(name: str, **kwargs: Any) -> Any:
+    """``hashlib.new(name)``, imported at first use: hashlib loads OpenSSL's libcrypto (~4 MB resident), which
+    a run-time process that only reads entries it can trust by size and mtime never needs."""
+    import hashlib
+
+    return hashlib.new(name, **kwargs)
+
+
 def hash_dict(params: dict[str, Any], length: int = 16) -> str:
     """Stable short hash of a JSON-serialisable mapping."""
     blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+    return _hasher("sha256", data=blob.encode()).hexdigest()[:length]
 
 
 @functools.cache
@@ -52,7 +59,7 @@ def source_digest(package_root: str, skip: tuple[str, ...] = ()) -> str:
     key, it makes a changed exporter or rewrite build new entries instead of reusing graphs it no longer
     writes (GRAPH_VERSION alone relies on someone remembering to bump it)."""
     root = Path(package_root)
-    h = hashlib.sha256()
+    h = _hasher("sha256")
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root)
         if rel.parts[0] not in skip:
@@ -66,7 +73,7 @@ def fingerprint_state_dict(state_dict: dict[str, Any]) -> str:
     Hashing the full bytes costs about a second per GB; it is what makes the export cache safe
     for two models that share a config but not their weights.
     """
-    h = hashlib.blake2b(digest_size=16)
+    h = _hasher("blake2b", digest_size=16)
     seen: dict[int, str] = {}
     for name in sorted(state_dict):
         t = state_dict[name]
@@ -137,7 +144,7 @@ def file_digest(path: Path, memo: bool = True) -> str:
     if memo and key in _digests:
         return _digests[key]
     settled = st.st_mtime_ns + RACY_NS <= time.time_ns()
-    h, buf = hashlib.sha256(), bytearray(1 << 20)
+    h, buf = _hasher("sha256"), bytearray(1 << 20)
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
         while n := f.readinto(buf):
