@@ -341,6 +341,15 @@ def test_the_shared_gguf_parse_serves_one_path_on_one_thread(llama, tmp_path):
         assert gguf.GGUFReader(other) is not gguf.GGUFReader(other)  # another file: a reader per call
         assert gguf.GGUFReader(path, "c") is not first  # other arguments: a reader of its own
         assert pool.submit(gguf.GGUFReader, path).result() is not first  # another thread: its own
+        # still a class for everyone: checks and subclasses made during the block work as with gguf's own
+        assert pool.submit(lambda: isinstance(gguf.GGUFReader(other), gguf.GGUFReader)).result()
+        assert isinstance(own, gguf.GGUFReader) and issubclass(reader_class, gguf.GGUFReader)
+
+        class Sub(gguf.GGUFReader):
+            pass
+
+        sub = Sub(path)
+        assert type(sub) is Sub and sub is not first and [t.name for t in sub.tensors] == [t.name for t in own.tensors]
         table = gguf.get_tensor_name_map(llama_arch, 2)
         assert gguf.get_tensor_name_map(llama_arch, 2) is table and isinstance(table, gguf.TensorNameMap)
         assert gguf.get_tensor_name_map(llama_arch, 3) is not table  # other blocks: a table of their own

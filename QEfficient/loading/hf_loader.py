@@ -195,12 +195,27 @@ def _gguf_parsed_once(path: Path) -> Iterator[None]:
             def data(self, mapped: np.ndarray) -> None:
                 self._plain_data = mapped.view(np.ndarray)
 
-        def reader(path: str | os.PathLike, *args, **kwargs):  # gguf's own parameter names
-            if args or kwargs or threading.get_ident() != owner or os.path.realpath(path) != target:
-                return original_reader(path, *args, **kwargs)
-            if not readers:
-                readers.append(PlainViewReader(path))
-            return readers[0]
+        class SameChecks(type):
+            """isinstance and issubclass against the stand-in answer as against gguf's own class."""
+
+            def __instancecheck__(cls, obj: object) -> bool:
+                return isinstance(obj, original_reader)
+
+            def __subclasscheck__(cls, sub: type) -> bool:
+                return issubclass(sub, original_reader)
+
+        class SharedReader(original_reader, metaclass=SameChecks):
+            """Stands in for ``gguf.GGUFReader`` within the block, for every thread: a class, so code on
+            other threads that checks or subclasses it still can."""
+
+            def __new__(cls, path: str | os.PathLike, *args, **kwargs):  # gguf's own parameter names
+                if cls is not SharedReader:  # a subclass someone made of gguf.GGUFReader: built as usual
+                    return super().__new__(cls)
+                if args or kwargs or threading.get_ident() != owner or os.path.realpath(path) != target:
+                    return original_reader(path, *args, **kwargs)
+                if not readers:
+                    readers.append(PlainViewReader(path))
+                return readers[0]  # not a SharedReader: Python does not run __init__ on it again
 
         def name_map(arch, n_blocks):
             if threading.get_ident() != owner:
@@ -209,7 +224,7 @@ def _gguf_parsed_once(path: Path) -> Iterator[None]:
                 name_maps[arch, n_blocks] = original_name_map(arch, n_blocks)
             return name_maps[arch, n_blocks]
 
-        gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map
+        gguf.GGUFReader, gguf.get_tensor_name_map = SharedReader, name_map
         try:
             yield
         finally:
