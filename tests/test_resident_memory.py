@@ -127,3 +127,33 @@ def test_released_pages_read_back_and_written_mappings_are_kept(tmp_path):
     assert clean[:] == data.read_bytes()  # dropped pages read back from the file
     clean.close()
     written.close()
+
+
+def test_subgraph_weights_are_read_back(tmp_path):
+    """save_with_external_weights moves the initializers of If / Loop bodies out as well; reading back restores them."""
+    rng = np.random.default_rng(0)
+    w_then, w_else = (rng.standard_normal((8, 64)).astype(np.float32) for _ in range(2))  # 2 kB each: external
+
+    def branch(name: str, w: np.ndarray) -> onnx.GraphProto:
+        return helper.make_graph(
+            [helper.make_node("MatMul", ["x", f"{name}_w"], [f"{name}_y"])],
+            name,
+            [],
+            [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, [None, 64])],
+            [numpy_helper.from_array(w, f"{name}_w")],
+        )
+
+    graph = helper.make_graph(
+        [helper.make_node("If", ["flag"], ["y"], then_branch=branch("then", w_then), else_branch=branch("else", w_else))],
+        "g",
+        [helper.make_tensor_value_info("flag", TensorProto.BOOL, []), helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 64])],
+    )
+    save_with_external_weights(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    back = load_graph_and_weights(tmp_path / "m.onnx")
+    onnx.save(back, str(tmp_path / "inline.onnx"))  # everything inline again: the file alone must run
+    (tmp_path / "m.onnx.data").unlink()
+    session = ort.InferenceSession(str(tmp_path / "inline.onnx"), providers=["CPUExecutionProvider"])
+    x = rng.standard_normal((3, 8)).astype(np.float32)
+    for flag, w in ((True, w_then), (False, w_else)):
+        np.testing.assert_allclose(session.run(None, {"flag": np.array(flag), "x": x})[0], x @ w, rtol=1e-5)

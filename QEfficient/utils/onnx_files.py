@@ -79,7 +79,7 @@ def load_graph_and_weights(path: Path) -> onnx.ModelProto:
     """onnx.load, reading external data ourselves: the export's weight file is hard-linked into
     every uncompressed artifact, and onnx refuses to read a file with several links."""
     model = onnx.load(str(path), load_external_data=False)
-    for tensor in model.graph.initializer:
+    for tensor in _initializers(model.graph):  # subgraphs' too: save_with_external_weights moves them out as well
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         info = {e.key: e.value for e in tensor.external_data}
