@@ -36,12 +36,11 @@ def _cached_pages(path: Path, offset: int, length: int) -> int:
     with open(path, "rb") as f:
         view = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # nothing is read: mincore faults nothing in
     try:
-        start = ctypes.c_char.from_buffer(view)
+        start = ctypes.addressof(ctypes.c_char.from_buffer(view))  # the buffer export ends with the temporary
         resident = (ctypes.c_ubyte * -(-length // PAGE))()
         libc = ctypes.CDLL(None, use_errno=True)
         libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-        assert libc.mincore(ctypes.addressof(start) + offset, length, resident) == 0, ctypes.get_errno()
-        del start
+        assert libc.mincore(start + offset, length, resident) == 0, ctypes.get_errno()
         return sum(page & 1 for page in resident)
     finally:
         view.close()
