@@ -243,12 +243,16 @@ def _per_layer_lists(defaults: dict) -> dict:
         for k, v in defaults.items()
         if isinstance(v, list) and n_default and len(v) == n_default and v and all(isinstance(x, (str, int, bool)) for x in v)
     }
+    # a list of layer indices (Llama 4's moe_layers: every layer) names layers, not kinds: it is rebuilt below
+    indices = {k for k, v in lists.items() if v == list(range(n_default))}
+    lists = {k: v for k, v in lists.items() if k not in indices}
     if not lists:
         return {}
     sizes = {k: [_SWEEP_SHRINK[k]] for k in lists if k in _SWEEP_SHRINK}  # per-layer sizes (Gemma 3n)
     kinds = {k: sizes.get(k) or list(dict.fromkeys(v)) for k, v in lists.items()}
     n_layers = max(2, *(len(k) for k in kinds.values()))
     out = {k: [ks[i % len(ks)] for i in range(n_layers)] for k, ks in kinds.items()}
+    out.update({k: list(range(n_layers)) for k in indices})
     if n_layers != 2:
         for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers"):
             if k in defaults:
