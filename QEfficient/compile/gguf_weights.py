@@ -62,15 +62,23 @@ class GGUFWeightsError(ValueError):
 class _Tensor:
     name: str
     rows: int
-    digest: bytes  # of the (rows, K) float32 matrix as transformers loads it
 
 
 def _digest(a: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(a).data, digest_size=16).digest()
 
 
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """float32 arrays equal bit for bit (-0.0 is not 0.0); either may be a strided view."""
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
 class GGUFTensors:
-    """The quantized 2-D tensors of a GGUF file, indexed by the values they de-quantize to."""
+    """The quantized 2-D tensors of a GGUF file, indexed by the values they de-quantize to.
+
+    The index holds one de-quantized row per tensor (its first, after transformers' permutation);
+    a candidate is de-quantized whole only when a graph weight starts with that row, and compared
+    bit for bit, so building the index costs next to nothing and no full matrix is hashed."""
 
     def __init__(self, gguf_path: str | Path) -> None:
         from gguf.quants import dequantize
@@ -85,11 +93,19 @@ class GGUFTensors:
                 continue
             n = t.shape[0]
             perm = permute(t.name, n)
-            w = dequantize(t.data, t.qtype)
             if perm is not None:
-                w = w[perm]
                 self._perm[t.name] = perm
-            self.by_first_row[(w.shape[1], _digest(w[0]))].append(_Tensor(t.name, n, _digest(w)))
+            first = 0 if perm is None else int(perm[0])
+            row = dequantize(t.data[first : first + 1], t.qtype)[0]
+            self.by_first_row[(row.shape[0], _digest(row))].append(_Tensor(t.name, n))
+
+    def dequantize(self, name: str) -> np.ndarray:
+        """The tensor as transformers loads it: ``gguf.quants.dequantize``, rows permuted as it does."""
+        from gguf.quants import dequantize
+
+        t = self.file.tensors[name]
+        w = dequantize(t.data, t.qtype)
+        return w[self._perm[name]] if name in self._perm else w
 
     def blocks(self, name: str) -> QuantBlocks:
         t = self.file.tensors[name]
@@ -97,15 +113,15 @@ class GGUFTensors:
         return b.rows(self._perm[name]) if name in self._perm else b
 
     def match(self, rows: np.ndarray) -> list[str] | None:
-        """The tensors whose de-quantized rows, stacked, equal ``rows`` (N, K) bit for bit; else None."""
-        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        """The tensors whose de-quantized rows, stacked, equal ``rows`` (N, K; a view is fine) bit for bit; else None."""
+        rows = rows if rows.dtype == np.float32 else rows.astype(np.float32)
         n, k = rows.shape
         found: list[str] = []
         start = 0
         while start < n:
             for cand in self.by_first_row.get((k, _digest(rows[start])), []):
                 stop = start + cand.rows
-                if stop <= n and _digest(rows[start:stop]) == cand.digest:
+                if stop <= n and _same_bits(rows[start:stop], self.dequantize(cand.name)):
                     found.append(cand.name)
                     start = stop
                     break
