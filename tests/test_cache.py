@@ -25,7 +25,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from QEfficient import QEFFAutoModelForCausalLM
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.export.onnx_export import WeightsOffloadedError
-from QEfficient.loading.hf_loader import _convert_gguf, _gguf_parsed_once
+from QEfficient.loading.gguf_shared import gguf_parsed_once
+from QEfficient.loading.hf_loader import _convert_gguf
 from QEfficient.runtime.ort_session import GraphLoadError, open_inference_session, session_options
 from QEfficient.utils.cache import COMPLETE_MARKER, MANIFEST, CacheEntryDamagedError, build_entry, verify_entry
 from QEfficient.utils.memory import folder_bytes
@@ -323,20 +324,73 @@ def test_a_gguf_conversion_gives_the_heap_it_freed_back(llama, home, tmp_path, m
     assert _convert_gguf(tmp_path, path.name) == converted and len(released) == 1
 
 
+def assert_same_fields(mine, theirs) -> None:
+    """Two readers' fields: the same names, types, data indices and parts (dtype, byte order, shape, bytes)."""
+    assert list(mine.fields) == list(theirs.fields)
+    for a, b in zip(mine.fields.values(), theirs.fields.values()):
+        assert (a.name, a.offset, a.types, a.data, len(a.parts)) == (b.name, b.offset, b.types, b.data, len(b.parts)), a.name
+        for x, y in zip(a.parts, b.parts):
+            assert type(x) is np.ndarray and x.dtype == y.dtype and x.dtype.str == y.dtype.str and x.shape == y.shape
+            assert x.tobytes() == y.tobytes()
+
+
+@pytest.mark.parametrize("endian", [gguf.GGUFEndian.LITTLE, gguf.GGUFEndian.BIG])
+def test_the_shared_gguf_parse_reads_every_kind_of_array_as_gguf_does(tmp_path, endian):
+    """The shared reader builds arrays of scalars and of strings in bulk: the fields equal gguf's own
+    reader's for each element type, empty and nested arrays, in either byte order."""
+    path = tmp_path / "kinds.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama", endianess=endian)
+    writer.add_array("t.strings", ["a", "", "ü-ünïcode", "x" * 300])
+    writer.add_array("t.ints", [1, -2, 3])
+    writer.add_array("t.floats", [1.5, -2.25])
+    writer.add_array("t.bools", [True, False])
+    writer.add_array("t.empty", [])
+    writer.add_array("t.nested", [[1, 2], [3]])
+    writer.add_uint64("t.scalar", 7)
+    writer.add_string("t.string", "after the arrays")
+    writer.add_tensor("w", np.arange(8, dtype=np.float32).reshape(2, 4))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    def values(reader) -> dict:
+        """What transformers parses of each field (it refuses nested arrays: the error's text stands in)."""
+        out = {}
+        for key, field in reader.fields.items():
+            try:
+                out[key] = [gguf_utils._gguf_parse_value(field.parts[i], field.types) for i in field.data]
+            except ValueError as err:
+                out[key] = str(err)
+        return out
+
+    reader_class, parse = gguf.GGUFReader, gguf_utils._gguf_parse_value
+    own = reader_class(path)
+    expected = values(own)
+    assert "too many values" in expected["t.nested"]
+    with gguf_parsed_once(path):
+        shared = gguf.GGUFReader(path)
+        assert values(shared) == values(shared) == expected  # from the elements parsed in bulk, then from the memo
+    assert gguf_utils._gguf_parse_value is parse
+    assert_same_fields(shared, own)
+    assert shared.fields["t.strings"].contents() == own.fields["t.strings"].contents() == ["a", "", "ü-ünïcode", "x" * 300]
+    assert np.array_equal(shared.tensors[0].data, own.tensors[0].data)
+
+
 def test_the_shared_gguf_parse_serves_one_path_on_one_thread(llama, tmp_path):
     folder, _ = llama
     path = write_tiny_gguf(folder, tmp_path / "tiny.gguf")
     other = shutil.copyfile(path, tmp_path / "other.gguf")
     reader_class, name_map, llama_arch = gguf.GGUFReader, gguf.get_tensor_name_map, gguf.MODEL_ARCH.LLAMA
-    with _gguf_parsed_once(path), ThreadPoolExecutor(1) as pool:
+    with gguf_parsed_once(path), ThreadPoolExecutor(1) as pool:
         first = gguf.GGUFReader(str(path))
         assert gguf.GGUFReader(path) is first and isinstance(first, reader_class)
         assert type(first.data) is np.ndarray and type(first.tensors[0].data) is np.ndarray  # not np.memmap
         assert pool.submit(lambda: gguf.GGUFReader(path=path)).result() is not first  # gguf's keyword
         own = reader_class(path)  # gguf's own reader reads the same values and tensors
         assert list(first.fields) == list(own.fields) and [t.name for t in first.tensors] == [t.name for t in own.tensors]
-        for mine, theirs in zip(first.fields.values(), own.fields.values()):
-            assert mine.data == theirs.data and all(map(np.array_equal, mine.parts, theirs.parts))
+        assert_same_fields(first, own)
         assert all(np.array_equal(mine.data, theirs.data) for mine, theirs in zip(first.tensors, own.tensors))
         assert gguf.GGUFReader(other) is not gguf.GGUFReader(other)  # another file: a reader per call
         assert gguf.GGUFReader(path, "c") is not first  # other arguments: a reader of its own

@@ -2,17 +2,14 @@
 
 A name is, in order: a local folder, a local ``.gguf`` file, or a hub id already present in the
 local Hugging Face cache (nothing is downloaded). GGUF checkpoints are de-quantised by
-transformers (about 20 s for SmolLM2); the result is saved once as safetensors under
+transformers (seconds: about 5 for SmolLM2, 15 for Gemma-3-270M); the result is saved once as safetensors under
 QEFF_HOME/gguf so later loads take a second or two.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -20,6 +17,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Pretra
 from transformers.initialization import no_init_weights
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+from QEfficient.loading.gguf_shared import gguf_parsed_once
 from QEfficient.transform.adapters import check_architecture
 from QEfficient.utils.cache import build_entry, hash_dict, qeff_home, verify_entry
 from QEfficient.utils.extras import require_extra
@@ -152,7 +150,7 @@ def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None 
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
-    with _gguf_parsed_once(folder / gguf_file):
+    with gguf_parsed_once(folder / gguf_file):
         if config is None:
             config = load_config(folder, gguf_file)
         check_causal_lm_config(config)
@@ -160,75 +158,6 @@ def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None 
     if not reused:  # the conversion held the model twice: give the freed heap back before the export
         release_freed_memory(folder_bytes(entry))
     return entry
-
-
-_GGUF_SWAP = threading.Lock()
-
-
-@contextlib.contextmanager
-def _gguf_parsed_once(path: Path) -> Iterator[None]:
-    """Within the block, this thread's reads of the GGUF file ``path`` share one parse.
-
-    transformers (5.x) opens a fresh ``gguf.GGUFReader`` for the config, for the weights and for the
-    tokenizer's config, and each one walks every value of the vocabulary arrays (most of a conversion's
-    time for Gemma-3's 262k tokens); and it builds gguf's table of tensor names (``get_tensor_name_map``:
-    every name of every layer) again for each of the model's submodules, hundreds of times
-    (docs/performance.md). A reader only reads a memory map and the tables are only looked up, so sharing
-    them changes nothing in the result. Other paths, other arguments and other threads get their own."""
-    import gguf
-    import numpy as np
-
-    target, owner, readers, name_maps = os.path.realpath(path), threading.get_ident(), [], {}
-    with _GGUF_SWAP:
-        original_reader, original_name_map = gguf.GGUFReader, gguf.get_tensor_name_map
-
-        class PlainViewReader(original_reader):
-            """gguf's reader over a plain ndarray view of its memory map: every field value is a slice of
-            ``data``, and ``np.memmap`` runs Python code for each slice, a large part of the reader's time
-            (and of transformers' parse of the fields) for a large vocabulary. The bytes are the same."""
-
-            @property
-            def data(self) -> np.ndarray:
-                return self._plain_data
-
-            @data.setter
-            def data(self, mapped: np.ndarray) -> None:
-                self._plain_data = mapped.view(np.ndarray)
-
-        class SameChecks(type):
-            """isinstance and issubclass against the stand-in answer as against gguf's own class."""
-
-            def __instancecheck__(cls, obj: object) -> bool:
-                return isinstance(obj, original_reader)
-
-            def __subclasscheck__(cls, sub: type) -> bool:
-                return issubclass(sub, original_reader)
-
-        class SharedReader(original_reader, metaclass=SameChecks):
-            """Stands in for ``gguf.GGUFReader`` within the block, for every thread: a class, so code on
-            other threads that checks or subclasses it still can."""
-
-            def __new__(cls, path: str | os.PathLike, *args, **kwargs):  # gguf's own parameter names
-                if cls is not SharedReader:  # a subclass someone made of gguf.GGUFReader: built as usual
-                    return super().__new__(cls)
-                if args or kwargs or threading.get_ident() != owner or os.path.realpath(path) != target:
-                    return original_reader(path, *args, **kwargs)
-                if not readers:
-                    readers.append(PlainViewReader(path))
-                return readers[0]  # not a SharedReader: Python does not run __init__ on it again
-
-        def name_map(arch, n_blocks):
-            if threading.get_ident() != owner:
-                return original_name_map(arch, n_blocks)
-            if (arch, n_blocks) not in name_maps:
-                name_maps[arch, n_blocks] = original_name_map(arch, n_blocks)
-            return name_maps[arch, n_blocks]
-
-        gguf.GGUFReader, gguf.get_tensor_name_map = SharedReader, name_map
-        try:
-            yield
-        finally:
-            gguf.GGUFReader, gguf.get_tensor_name_map = original_reader, original_name_map
 
 
 def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None, **kwargs) -> tuple[PreTrainedModel, Path]:
