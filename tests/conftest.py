@@ -53,12 +53,16 @@ __all__ = ["TINY_CONFIGS"]
 
 # Test modules whose cases are independent of each other (no module fixture worth sharing).
 SPREAD_MODULES = ("tests/test_arch_sweep.py", "tests/test_image_text_sweep.py")
+# Modules that convert (and export) the real SmolLM2 file: one worker runs them all, so its QEFF_HOME
+# keeps one conversion and one export for all of them.
+SMOLLM2_MODULES = ("tests/test_gguf_blocks.py", "tests/test_no_torch.py", "tests/test_smollm2.py")
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown when xdist is not loaded (-p no:xdist)
 def pytest_xdist_make_scheduler(config, log):
     """With ``-n 2 --dist loadscope`` (pyproject.toml) each test module runs on one worker, so its module
-    fixtures (an exported model, a converted GGUF file, a server) are built once; the sweeps' cases are
+    fixtures (an exported model, a converted GGUF file, a server) are built once, and the modules of the
+    real SmolLM2 file share one worker (and so its cached conversion); the sweeps' cases are
     independent, so each is a unit of its own and they fill in wherever a worker is free.
 
     (Grouping by ``xdist_group`` marks does not work with pytest 9.2: pytest-xdist 3.8 renames tests
@@ -71,6 +75,8 @@ def pytest_xdist_make_scheduler(config, log):
     class ModuleScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
+            if module in SMOLLM2_MODULES:
+                return "real SmolLM2"
             return nodeid if module in SPREAD_MODULES else module
 
     return ModuleScheduling(config, log)

@@ -25,6 +25,17 @@ def real_tokens(row, pad_id: int, n_ref: int) -> list[int]:
     return row[:n_ref]
 
 
+def step_logits(session, ids: list[int], start: int) -> list:
+    """Logits after each of ids[start:] from a KVCacheSession: ids[: start + 1] in one prefill chunk, then
+    one token at a time."""
+    import numpy as np
+
+    out = [session.run(np.array([ids[: start + 1]]), np.arange(start + 1)[None]).reshape(-1).copy()]
+    for i in range(start + 1, len(ids)):
+        out.append(session.run(np.array([[ids[i]]]), np.array([[i]])).reshape(-1).copy())
+    return out
+
+
 def free_port() -> int:
     import socket
 

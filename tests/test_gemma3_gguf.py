@@ -32,7 +32,7 @@ from QEfficient.compile.gguf_file import GGUFFile
 from QEfficient.compile.gguf_weights import GGUFTensors, apply_gguf_blocks, gguf_weights_rewrite
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH
 from QEfficient.runtime.ort_session import KVCacheSession
-from tests.helpers import real_tokens
+from tests.helpers import real_tokens, step_logits
 from tests.test_gguf_blocks import graph, run, write_gguf
 
 pytestmark = pytest.mark.gemma
@@ -97,14 +97,6 @@ def row_logits(session: KVCacheSession, ids: list[int], start: int) -> np.ndarra
     for r in range(rows):
         tokens[r, : start + 1 + r], positions[r, : start + 1 + r] = ids[: start + 1 + r], np.arange(start + 1 + r)
     return session.run(tokens, positions).copy()
-
-
-def step_logits(session, ids: list[int], start: int) -> list[np.ndarray]:
-    """Logits after each of ids[start:]: ids[: start + 1] in one prefill chunk, then one token at a time."""
-    out = [session.run(np.array([ids[: start + 1]]), np.arange(start + 1)[None]).reshape(-1).copy()]
-    for i in range(start + 1, len(ids)):
-        out.append(session.run(np.array([[ids[i]]]), np.array([[i]])).reshape(-1).copy())
-    return out
 
 
 def test_file_holds_the_expected_formats(gguf_file):

@@ -240,7 +240,7 @@ def test_smollm2_q4_1_file_runs_on_its_own_blocks(tmp_path, monkeypatch):
     from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH
     from QEfficient.loading.hf_loader import ModelNotFoundError, default_model_path
     from QEfficient.runtime.ort_session import KVCacheSession
-    from tests.helpers import hf_greedy
+    from tests.helpers import hf_greedy, step_logits
 
     try:
         path = default_model_path()
@@ -266,12 +266,10 @@ def test_smollm2_q4_1_file_runs_on_its_own_blocks(tmp_path, monkeypatch):
     kw = {"batch_size": 1, "kv_shape": (1, 3, 256, 64), "num_layers": 30, "vocab_size": 49152, "num_cores": 2}
     sessions = [KVCacheSession(p, **kw) for p in (model.onnx_path, exact, qpc / ARTIFACT_GRAPH)]
     ids = tokenizer(prompt)["input_ids"] + ref
-    delta = [0.0, 0.0]
-    for i, t in enumerate(ids[:-1]):
-        fp32, float_act, int8_act = (s.run(np.array([[t]]), np.array([[i]])).reshape(-1) for s in sessions)
-        delta = [max(delta[0], float(np.abs(float_act - fp32).max())), max(delta[1], float(np.abs(int8_act - fp32).max()))]
-        if i >= len(ids) - len(ref) - 1:
-            assert int(float_act.argmax()) == ids[i + 1]  # HF's greedy token
+    start = len(ids) - len(ref) - 1  # the prompt in one chunk, then HF's tokens one at a time
+    fp32, float_act, int8_act = (step_logits(s, ids[:-1], start) for s in sessions)
+    assert [int(a.argmax()) for a in float_act] == ref  # HF's greedy tokens
+    delta = [max(float(np.abs(a - f).max()) for a, f in zip(act, fp32, strict=True)) for act in (float_act, int8_act)]
     agree = next((i for i, (a, b) in enumerate(zip(ours, ref)) if a != b), len(ref))
     print(f"logits max |delta| vs float32: {delta[0]:.2e} (float activations), {delta[1]:.2f} (int8); greedy = HF {agree}/{len(ref)}")
     assert delta[0] < 1e-3
