@@ -3,6 +3,9 @@ export: which Reshape targets become constants, and that finding them does not c
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -88,3 +91,56 @@ def test_an_incomplete_inference_leaves_no_files_behind(tmp_path, monkeypatch):
 
     (tmp_path / "sym_shape_infer_temp.onnx").write_bytes(b"a file of the user's")  # not ours to remove
     assert fold_reshape_shapes(model) == 0 and (tmp_path / "sym_shape_infer_temp.onnx").exists()
+
+
+def test_the_export_skips_torchs_whole_graph_shape_pass_and_gives_the_same_graph(tiny_model_dir, tmp_path, monkeypatch):
+    """torch.onnx's whole-graph shape pass (it copies every weight a node reads) does not run during our
+    exports and is torch's own again afterwards; the exported nodes, initializers and output types equal
+    those of an export with the pass (a MoE model's outputs get concrete dims where the pass left symbols)."""
+    import collections
+
+    import torch
+
+    name = onnx_export._GRAPH_SHAPE_PASS
+    original, calls = getattr(torch._C, name), collections.Counter()
+
+    def counted(*args, **kwargs):
+        calls["pass"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch._C, name, counted)
+
+    def folder(label: str) -> Path:
+        (tmp_path / label).mkdir()
+        return tmp_path / label
+
+    from transformers import AutoModelForCausalLM
+
+    from tests.tiny_models import sweep_config
+
+    torch.manual_seed(0)
+    models = {
+        "llama": QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("llama")).model,
+        "mixtral": QEFFAutoModelForCausalLM(AutoModelForCausalLM.from_config(sweep_config("mixtral"))).model,
+    }
+    with monkeypatch.context() as patch:  # the reference: torch's exporter as it comes
+        patch.setattr(onnx_export, "_without_graph_shape_pass", contextlib.nullcontext)
+        reference = {t: onnx_export.export_onnx(m, folder(f"{t}-with-pass"), t) for t, m in models.items()}
+    assert calls["pass"] == 2 * len(models)
+    calls.clear()
+    skipped = {t: onnx_export.export_onnx(m, folder(t), t) for t, m in models.items()}
+    assert not calls and getattr(torch._C, name) is counted  # skipped during the exports only
+
+    def dims(value) -> list:
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+    for model_type in models:
+        graph, ref = (onnx.load(str(p[model_type]), load_external_data=False).graph for p in (skipped, reference))
+        layout = [[(n.op_type, len(n.input), len(n.output)) for n in g.node] for g in (graph, ref)]
+        assert layout[0] == layout[1]
+        assert sorted((i.name, i.data_type, tuple(i.dims)) for i in graph.initializer) == sorted(
+            (i.name, i.data_type, tuple(i.dims)) for i in ref.initializer
+        )
+        for mine, theirs in zip(graph.output, ref.output, strict=True):
+            assert mine.name == theirs.name and mine.type.tensor_type.elem_type == theirs.type.tensor_type.elem_type
+            assert all(a == b or isinstance(b, str) for a, b in zip(dims(mine), dims(theirs), strict=True)), model_type
