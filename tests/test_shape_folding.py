@@ -144,3 +144,22 @@ def test_the_export_skips_torchs_whole_graph_shape_pass_and_gives_the_same_graph
         for mine, theirs in zip(graph.output, ref.output, strict=True):
             assert mine.name == theirs.name and mine.type.tensor_type.elem_type == theirs.type.tensor_type.elem_type
             assert all(a == b or isinstance(b, str) for a, b in zip(dims(mine), dims(theirs), strict=True)), model_type
+
+
+def test_exports_on_two_threads_take_turns(tiny_model_dir, tmp_path):
+    """torch.onnx refuses a second export while one is under way (it keeps the export's state in globals):
+    two threads compiling at once each get their graph, the same as alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    models = {t: QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir(t)).model for t in ("llama", "qwen2")}
+
+    def export(model_type: str, label: str) -> onnx.GraphProto:
+        (tmp_path / label).mkdir()
+        path = onnx_export.export_onnx(models[model_type], tmp_path / label, model_type)
+        return onnx.load(str(path), load_external_data=False).graph
+
+    with ThreadPoolExecutor(2) as pool:
+        together = dict(zip(models, pool.map(lambda t: export(t, f"{t}-together"), models)))
+    for model_type, graph in together.items():
+        alone = export(model_type, f"{model_type}-alone")
+        assert [(n.op_type, len(n.input)) for n in graph.node] == [(n.op_type, len(n.input)) for n in alone.node]

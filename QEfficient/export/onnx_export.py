@@ -49,6 +49,9 @@ GRAPH_VERSION = 7
 # Stages that never change a graph or an artifact: their sources stay out of the cache key.
 _RUN_TIME_PACKAGES = ("runtime", "generation", "serving", "cloud", "distributed")
 OPSET = 17
+# torch.onnx keeps the state of an export in module globals (it asserts that no other export is under
+# way), so exports from several threads take turns.
+_EXPORT_LOCK = threading.Lock()
 
 
 # The decoder graph's names (kept under its former name for callers of this module).
@@ -73,28 +76,28 @@ def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = Fals
     onnx_path = out_dir / f"{model_name}.onnx"
     args = io.dummy_inputs(qeff_module, kv_dtype)
     qeff_module.eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-        if dynamo:
-            batch = torch.export.Dim("batch_size", min=1)
-            seq = torch.export.Dim("seq_len", min=1)
-            ctx = torch.export.Dim(CTX_LEN_AXIS, min=2)
-            axes = io.dynamic_axes()  # the KV cache has a ctx_len axis, recurrent states only a batch axis
-            retained_shapes = tuple({0: batch, 2: ctx} if 2 in axes[n] else {0: batch} for n in io.past_names)
-            shapes = ({0: batch, 1: seq}, {0: batch, 1: seq}, retained_shapes)
-            torch.onnx.export(
-                qeff_module,
-                args,
-                str(onnx_path),
-                input_names=io.input_names,
-                output_names=io.output_names,
-                dynamic_shapes=shapes,
-                dynamo=True,
-                opset_version=18,
-                external_data=True,
-            )
-        else:
-            torchscript_export(qeff_module, args, onnx_path, io.input_names, io.output_names, io.dynamic_axes())
+    if not dynamo:
+        torchscript_export(qeff_module, args, onnx_path, io.input_names, io.output_names, io.dynamic_axes())
+        return onnx_path
+    batch = torch.export.Dim("batch_size", min=1)
+    seq = torch.export.Dim("seq_len", min=1)
+    ctx = torch.export.Dim(CTX_LEN_AXIS, min=2)
+    axes = io.dynamic_axes()  # the KV cache has a ctx_len axis, recurrent states only a batch axis
+    retained_shapes = tuple({0: batch, 2: ctx} if 2 in axes[n] else {0: batch} for n in io.past_names)
+    shapes = ({0: batch, 1: seq}, {0: batch, 1: seq}, retained_shapes)
+    with _EXPORT_LOCK, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the dynamo exporter's warnings
+        torch.onnx.export(
+            qeff_module,
+            args,
+            str(onnx_path),
+            input_names=io.input_names,
+            output_names=io.output_names,
+            dynamic_shapes=shapes,
+            dynamo=True,
+            opset_version=18,
+            external_data=True,
+        )
     return onnx_path
 
 
@@ -134,7 +137,7 @@ def _without_graph_shape_pass() -> Iterator[None]:
 def torchscript_export(module, args: tuple, onnx_path: Path, input_names: list[str], output_names: list[str], axes: dict) -> Path:
     """The TorchScript exporter with dynamic axes, then shape folding and external weights."""
     module.eval()
-    with torch.no_grad(), warnings.catch_warnings(), _without_graph_shape_pass():
+    with _EXPORT_LOCK, torch.no_grad(), warnings.catch_warnings(), _without_graph_shape_pass():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer warnings
         torch.onnx.export(
             module,
