@@ -102,36 +102,25 @@ def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = Fals
 
 
 _GRAPH_SHAPE_PASS = "_jit_pass_onnx_graph_shape_type_inference"
-_graph_shape_pass_lock = threading.Lock()
-_graph_shape_pass_saved: dict[str, Callable] = {}  # torch's pass, while an export skips it
-_graph_shape_pass_users = 0
 
 
 @contextlib.contextmanager
 def _without_graph_shape_pass() -> Iterator[None]:
-    """The TorchScript exporter without its whole-graph shape and type pass.
+    """The TorchScript exporter without its whole-graph shape and type pass (entered under _EXPORT_LOCK).
 
     That pass (run twice per export) copies every weight a node reads into a protobuf to infer the
     node's output, seconds per GB of weights (docs/performance.md); the shapes it would record are
     not kept (shape folding infers its own), the per-node inference during conversion still runs, and
-    the exported nodes are the same. Counted, so that nested uses restore torch's pass once, when the
-    outermost ends."""
-    global _graph_shape_pass_users
-    if not hasattr(torch._C, _GRAPH_SHAPE_PASS):  # another torch: nothing to skip
+    the exported nodes are the same."""
+    original = getattr(torch._C, _GRAPH_SHAPE_PASS, None)
+    if original is None:  # another torch: nothing to skip
         yield
         return
-    with _graph_shape_pass_lock:
-        if _graph_shape_pass_users == 0:
-            _graph_shape_pass_saved[_GRAPH_SHAPE_PASS] = getattr(torch._C, _GRAPH_SHAPE_PASS)
-            setattr(torch._C, _GRAPH_SHAPE_PASS, lambda *args, **kwargs: None)
-        _graph_shape_pass_users += 1
+    setattr(torch._C, _GRAPH_SHAPE_PASS, lambda *args, **kwargs: None)
     try:
         yield
     finally:
-        with _graph_shape_pass_lock:
-            _graph_shape_pass_users -= 1
-            if _graph_shape_pass_users == 0:
-                setattr(torch._C, _GRAPH_SHAPE_PASS, _graph_shape_pass_saved.pop(_GRAPH_SHAPE_PASS))
+        setattr(torch._C, _GRAPH_SHAPE_PASS, original)
 
 
 def torchscript_export(module, args: tuple, onnx_path: Path, input_names: list[str], output_names: list[str], axes: dict) -> Path:
