@@ -512,3 +512,25 @@ def test_empty_prompt_index_in_a_batch_of_two(llama, home):
     model.compile(prefill_seq_len=8, ctx_len=32, batch_size=2, num_cores=1)
     with pytest.raises(ValueError, match=r"^Prompt 2 is empty"):
         model.generate(tokenizer, ["Hi", "My", ""], generation_len=2, stream=False)
+
+
+def test_weight_fingerprint_sees_every_byte_name_dtype_and_shape():
+    """The export cache's weight key: equal weights give one key whatever holds them; any change gives another."""
+    from QEfficient.utils.cache import fingerprint_state_dict
+
+    w = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    base = {"a": w, "b": torch.ones(5, dtype=torch.bfloat16)}
+    key = fingerprint_state_dict(base)
+    assert len(key) == 32 and fingerprint_state_dict({"b": base["b"].clone(), "a": w.clone()}) == key
+    assert fingerprint_state_dict({**base, "a": w.t().contiguous().t()}) == key  # non-contiguous: same values
+    flipped = w.clone()
+    flipped.view(-1).view(torch.uint8)[17] ^= 1  # one bit
+    others = [
+        {**base, "a": flipped},
+        {"A": w, "b": base["b"]},
+        {**base, "a": w.to(torch.float64)},
+        {**base, "a": w.reshape(4, 3)},
+        {**base, "c": w},  # a tied alias counts too
+    ]
+    keys = {fingerprint_state_dict(d) for d in others}
+    assert len(keys) == len(others) and key not in keys

@@ -133,6 +133,24 @@ def test_tiny_tokenizer_equals_transformers(tiny, tmp_path):
     assert str(ours_err.value) == str(hf_err.value)
 
 
+def test_saving_leaves_the_callers_tokenizer_as_it_was(tiny, tmp_path):
+    """The artifact's tokenizer.json never pads or truncates; saving it never changes the tokenizer it came
+    from (without padding or truncation set, it is saved straight from transformers' backend, uncopied)."""
+    folder, _ = tiny
+    hf = AutoTokenizer.from_pretrained(folder)
+    plain = json.loads(hf.backend_tokenizer.to_str())
+
+    def saved(name: str) -> dict:
+        save_artifact_tokenizer(hf, tmp_path / name)
+        return json.loads((tmp_path / name / "tokenizer" / "tokenizer.json").read_text())
+
+    assert saved("plain") == plain == json.loads(hf.backend_tokenizer.to_str())
+    hf.backend_tokenizer.enable_truncation(3)
+    hf.backend_tokenizer.enable_padding(length=9)
+    assert saved("set") == plain
+    assert hf.backend_tokenizer.truncation["max_length"] == 3 and hf.backend_tokenizer.padding["length"] == 9
+
+
 def test_smollm2_tokenizer_equals_transformers(smollm2_tokenizer, tmp_path):
     check_same_as_transformers(smollm2_tokenizer, tmp_path)
 

@@ -52,6 +52,7 @@ from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_extern
 logger = logging.getLogger(__name__)
 
 GGUF_ACCURACY_LEVEL = ACCURACY_LEVEL
+RECENT_TENSORS = 4  # unpacked tensors GGUFTensors keeps for the rewrite after their match
 
 
 class GGUFWeightsError(ValueError):
@@ -86,6 +87,7 @@ class GGUFTensors:
         self.path = Path(gguf_path)
         self.file = GGUFFile(self.path)
         self._perm: dict[str, np.ndarray] = {}
+        self._recent: dict[str, QuantBlocks] = {}
         self.by_first_row: dict[tuple[int, bytes], list[_Tensor]] = defaultdict(list)
         permute = _row_permutation(self.file.metadata)
         for t in self.file.tensors.values():
@@ -99,17 +101,24 @@ class GGUFTensors:
             row = dequantize(t.data[first : first + 1], t.qtype)[0]
             self.by_first_row[(row.shape[0], _digest(row))].append(_Tensor(t.name, n))
 
-    def dequantize(self, name: str) -> np.ndarray:
-        """The tensor as transformers loads it: ``gguf.quants.dequantize``, rows permuted as it does."""
-        from gguf.quants import dequantize
+    def _unpacked(self, name: str) -> QuantBlocks:
+        """The tensor's blocks, unpacked once for its match and its rewrite (the last few tensors are kept:
+        q/k/v are matched one after another, then rewritten together; a tied table is matched twice)."""
+        if name not in self._recent:
+            t = self.file.tensors[name]
+            self._recent[name] = unpack(t.data, t.qtype)
+            while len(self._recent) > RECENT_TENSORS:
+                self._recent.pop(next(iter(self._recent)))
+        return self._recent[name]
 
-        t = self.file.tensors[name]
-        w = dequantize(t.data, t.qtype)
+    def dequantize(self, name: str) -> np.ndarray:
+        """The tensor as transformers loads it: ``gguf.quants.dequantize`` (which the unpacked blocks equal
+        bit for bit, tests/test_gguf_blocks.py, in less time), rows permuted as transformers does."""
+        w = self._unpacked(name).dequantize()
         return w[self._perm[name]] if name in self._perm else w
 
     def blocks(self, name: str) -> QuantBlocks:
-        t = self.file.tensors[name]
-        b = unpack(t.data, t.qtype).centred()
+        b = self._unpacked(name).centred()
         return b.rows(self._perm[name]) if name in self._perm else b
 
     def match(self, rows: np.ndarray) -> list[str] | None:

@@ -114,9 +114,10 @@ class RuntimeTokenizer:
         return folder
 
     @classmethod
-    def from_hf(cls, tokenizer: Any, generation_config: Any = None) -> RuntimeTokenizer:
+    def from_hf(cls, tokenizer: Any, generation_config: Any = None, copy_backend: bool = True) -> RuntimeTokenizer:
         """The tokenizer transformers built (compile time), as a run-time tokenizer: same backend state,
-        special tokens, chat template and decode option; EOS ids from ``generation_config`` when given."""
+        special tokens, chat template and decode option; EOS ids from ``generation_config`` when given.
+        ``copy_backend=False`` shares transformers' backend (its padding and truncation are cleared)."""
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is None:
             raise TypeError(f"{type(tokenizer).__name__} has no fast (tokenizers) backend; the run-time tokenizer needs one.")
@@ -126,7 +127,7 @@ class RuntimeTokenizer:
         eos = getattr(generation_config, "eos_token_id", None)
         eos_ids = None if eos is None else ([int(eos)] if isinstance(eos, int) else [int(i) for i in eos])
         return cls(
-            Tokenizer.from_str(backend.to_str()),
+            Tokenizer.from_str(backend.to_str()) if copy_backend else backend,
             dict(tokenizer.special_tokens_map),
             getattr(tokenizer, "chat_template", None),
             clean_up,
@@ -327,9 +328,14 @@ def artifact_tokenizer(artifact_dir: str | os.PathLike, tokenizer_dir: str | os.
 def save_artifact_tokenizer(tokenizer: Any, artifact_dir: str | os.PathLike, generation_config: Any = None) -> Path | None:
     """Save transformers' ``tokenizer`` into ``artifact_dir/tokenizer`` for the run-time process; returns
     the folder, or None for a tokenizer without a fast backend (the run time then needs transformers)."""
-    if getattr(tokenizer, "backend_tokenizer", None) is None:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
         return None
-    return RuntimeTokenizer.from_hf(tokenizer, generation_config).save_pretrained(Path(artifact_dir) / TOKENIZER_SUBDIR)
+    # The copy from_hf makes (through the backend's JSON: seconds for a 262k vocabulary) keeps the caller's
+    # tokenizer as it was when padding or truncation is cleared; with neither set there is nothing to clear.
+    copy = backend.padding is not None or backend.truncation is not None
+    runtime = RuntimeTokenizer.from_hf(tokenizer, generation_config, copy_backend=copy)
+    return runtime.save_pretrained(Path(artifact_dir) / TOKENIZER_SUBDIR)
 
 
 def tokenizer_digest(folder: str | os.PathLike) -> str:

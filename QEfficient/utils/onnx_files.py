@@ -57,16 +57,20 @@ def save_with_external_weights(model: onnx.ModelProto, onnx_path: Path) -> Path:
     offset = 0
     with open(data, "wb") as f:
         for tensor in _initializers(model.graph):
-            if not tensor.HasField("raw_data") or len(tensor.raw_data) < EXTERNAL_ABOVE:
+            # each read of a protobuf bytes field copies it (upb): read it once
+            raw = tensor.raw_data if tensor.HasField("raw_data") else b""
+            size = len(raw)
+            if size < EXTERNAL_ABOVE:
                 continue
-            if len(tensor.raw_data) >= ALIGN_ABOVE and offset % PAGE:
+            if size >= ALIGN_ABOVE and offset % PAGE:
                 f.write(bytes(PAGE - offset % PAGE))
                 offset += PAGE - offset % PAGE
-            f.write(tensor.raw_data)
-            if tensor.name in row_read and len(tensor.raw_data) >= ALIGN_ABOVE:
-                tables.append((offset, len(tensor.raw_data)))
-            set_external_data(tensor, data.name, offset, len(tensor.raw_data))
-            offset += len(tensor.raw_data)
+            f.write(raw)
+            del raw
+            if tensor.name in row_read and size >= ALIGN_ABOVE:
+                tables.append((offset, size))
+            set_external_data(tensor, data.name, offset, size)
+            offset += size
             tensor.ClearField("raw_data")
             tensor.data_location = onnx.TensorProto.EXTERNAL
     evict_from_page_cache(data, tables)
