@@ -23,7 +23,8 @@ def raw_export(tiny_model_dir, tmp_path_factory) -> onnx.ModelProto:
     folder, out = tiny_model_dir("llama"), tmp_path_factory.mktemp("raw-export")
     model = QEFFAutoModelForCausalLM.from_pretrained(folder)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(onnx_export, "fold_shapes_and_store_weights_outside", lambda path: None)
+        patch.setattr(onnx_export, "_weights_kept_out", lambda weights: contextlib.nullcontext())  # torch serializes them
+        patch.setattr(onnx_export, "fold_shapes_and_store_weights_outside", lambda path, weights: None)
         path = onnx_export.export_onnx(model.model, out, "llama")
     return onnx.load(str(path))
 
@@ -163,3 +164,88 @@ def test_exports_on_two_threads_take_turns(tiny_model_dir, tmp_path):
     for model_type, graph in together.items():
         alone = export(model_type, f"{model_type}-alone")
         assert [(n.op_type, len(n.input)) for n in graph.node] == [(n.op_type, len(n.input)) for n in alone.node]
+
+
+def test_torch_writes_the_graph_without_the_weights_and_the_export_is_the_same(tiny_model_dir, tmp_path, monkeypatch):
+    """The weights never go through torch's protobuf (its serialized copies made the export's peak several
+    times the weights): torch writes a graph that names them as inputs, and they are written from torch's
+    memory; the exported graph and weights equal those of an export where torch serializes them (llama:
+    tied embedding and LM head; gemma3_text: norms and rotary tables read as values)."""
+    from transformers import AutoModelForCausalLM
+
+    from QEfficient.utils.onnx_files import load_graph_and_weights
+    from tests.tiny_models import sweep_config
+
+    written = []
+    real_fold = onnx_export.fold_shapes_and_store_weights_outside
+
+    def spy(path, weights=None):
+        written.append(path.stat().st_size)
+        return real_fold(path, weights)
+
+    monkeypatch.setattr(onnx_export, "fold_shapes_and_store_weights_outside", spy)
+
+    def canon(path: Path) -> tuple:
+        model = load_graph_and_weights(path)
+        weights = {i.name: (i.data_type, tuple(i.dims), numpy_helper.to_array(i).tobytes()) for i in model.graph.initializer}
+        nodes = sorted((n.op_type, tuple(n.input), tuple(n.output), n.SerializeToString()) for n in model.graph.node)
+        return weights, nodes, [i.SerializeToString() for i in model.graph.input], [o.SerializeToString() for o in model.graph.output]
+
+    import torch
+
+    torch.manual_seed(0)
+    models = {
+        "llama": QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("llama")).model,
+        "gemma3_text": QEFFAutoModelForCausalLM(AutoModelForCausalLM.from_config(sweep_config("gemma3_text"))).model,
+    }
+    for model_type, module in models.items():
+        weight_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
+        (tmp_path / model_type).mkdir()
+        (tmp_path / f"{model_type}-serialized").mkdir()
+        ours = onnx_export.export_onnx(module, tmp_path / model_type, model_type)
+        with monkeypatch.context() as patch:
+            patch.setattr(onnx_export, "_weights_kept_out", lambda weights: contextlib.nullcontext())
+            reference = onnx_export.export_onnx(module, tmp_path / f"{model_type}-serialized", model_type)
+        graph_alone, with_weights = written[-2:]  # the sizes of torch's files
+        assert with_weights - graph_alone > 0.9 * weight_bytes, (graph_alone, with_weights, weight_bytes)
+        assert canon(ours) == canon(reference), model_type
+
+
+def test_weights_of_every_type_are_written_from_torchs_memory(tmp_path):
+    """fold_shapes_and_store_weights_outside on a graph whose weights are inputs: each becomes an
+    initializer with its values, large ones in the external file, small ones inline; bfloat16 too."""
+    import torch
+
+    from QEfficient.utils.onnx_files import load_graph_and_weights
+
+    weights = {
+        "big": torch.randn(64, 64),
+        "half": torch.randn(300, 8).to(torch.float16),
+        "brain": torch.randn(16, 40).to(torch.bfloat16),
+        "steps": torch.arange(5),
+        "mask": torch.rand(4, 4) > 0.5,
+    }
+    types = {"big": onnx.TensorProto.FLOAT, "half": onnx.TensorProto.FLOAT16, "brain": onnx.TensorProto.BFLOAT16}
+    types |= {"steps": onnx.TensorProto.INT64, "mask": onnx.TensorProto.BOOL}
+    nodes = [helper.make_node("Identity", [name], [f"{name}_out"]) for name in weights]
+    nodes.append(helper.make_node("MatMul", ["x", "big"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 64])]
+        + [helper.make_tensor_value_info(n, types[n], list(t.shape)) for n, t in weights.items()],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)]
+        + [helper.make_tensor_value_info(f"{n}_out", types[n], None) for n in weights],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx_export.fold_shapes_and_store_weights_outside(path, weights)
+    saved = onnx.load(str(path), load_external_data=False).graph
+    assert [i.name for i in saved.input] == ["x"]
+    external = {i.name for i in saved.initializer if i.data_location == onnx.TensorProto.EXTERNAL}
+    assert external == {"big", "half", "brain"}  # 1 KiB or more
+    values = {i.name: numpy_helper.to_array(i) for i in load_graph_and_weights(path).graph.initializer}
+    for name, tensor in weights.items():
+        expected = tensor.float().numpy() if tensor.dtype == torch.bfloat16 else tensor.numpy()
+        got = values[name].astype(np.float32) if tensor.dtype == torch.bfloat16 else values[name]
+        assert got.dtype == expected.dtype and np.array_equal(got, expected), name

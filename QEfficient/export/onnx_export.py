@@ -36,11 +36,11 @@ from QEfficient.export.graph_specs import (
     SpeechEncoderGraphSpec,
     VisionGraphSpec,
 )
-from QEfficient.export.shape_folding import fold_reshape_shapes
+from QEfficient.export.shape_folding import fold_reshape_shapes, read_only_as_weights
 from QEfficient.utils.cache import build_entry, hash_dict, source_digest, verify_entry
 from QEfficient.utils.extras import require_extra
 from QEfficient.utils.memory import folder_bytes, release_freed_memory
-from QEfficient.utils.onnx_files import save_with_external_weights
+from QEfficient.utils.onnx_files import save_with_external_weights, weight_stub
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +123,39 @@ def _without_graph_shape_pass() -> Iterator[None]:
         setattr(torch._C, _GRAPH_SHAPE_PASS, original)
 
 
+_DEDUPLICATE_PASS = "_jit_pass_onnx_deduplicate_initializers"
+
+
+@contextlib.contextmanager
+def _weights_kept_out(weights: dict[str, torch.Tensor]) -> Iterator[None]:
+    """The TorchScript exporter writing its graph without the weights (entered under _EXPORT_LOCK).
+
+    Its last pass before serializing deduplicates the weights (tied ones become one); the weights it
+    returns are put into ``weights`` and the exporter gets none, so the graph it writes names them as
+    inputs, and fold_shapes_and_store_weights_outside writes them from torch's memory. Serialized, they
+    would be copied three to four times over (torch's protobuf, its bytes, torch's own parse of them,
+    onnx.load): a transient peak of several times the weights."""
+    original = getattr(torch._C, _DEDUPLICATE_PASS, None)
+    if original is None:  # another torch: the weights stay in the protobuf
+        yield
+        return
+
+    def capture(*args, **kwargs):
+        weights.update(original(*args, **kwargs))
+        return {}
+
+    setattr(torch._C, _DEDUPLICATE_PASS, capture)
+    try:
+        yield
+    finally:
+        setattr(torch._C, _DEDUPLICATE_PASS, original)
+
+
 def torchscript_export(module, args: tuple, onnx_path: Path, input_names: list[str], output_names: list[str], axes: dict) -> Path:
     """The TorchScript exporter with dynamic axes, then shape folding and external weights."""
     module.eval()
-    with _EXPORT_LOCK, torch.no_grad(), warnings.catch_warnings(), _without_graph_shape_pass():
+    weights: dict[str, torch.Tensor] = {}
+    with _EXPORT_LOCK, torch.no_grad(), warnings.catch_warnings(), _without_graph_shape_pass(), _weights_kept_out(weights):
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer warnings
         torch.onnx.export(
             module,
@@ -139,7 +168,7 @@ def torchscript_export(module, args: tuple, onnx_path: Path, input_names: list[s
             dynamo=False,
             do_constant_folding=True,
         )
-    fold_shapes_and_store_weights_outside(onnx_path)
+    fold_shapes_and_store_weights_outside(onnx_path, weights)
     return onnx_path
 
 
@@ -214,12 +243,38 @@ class WeightsOffloadedError(RuntimeError):
     pass
 
 
-def fold_shapes_and_store_weights_outside(onnx_path: Path) -> None:
+def fold_shapes_and_store_weights_outside(onnx_path: Path, weights: dict[str, torch.Tensor] | None = None) -> None:
     """Fold the traced shape arithmetic (see shape_folding.py), and keep the weights in
-    ``<name>.onnx.data`` beside the graph (see save_with_external_weights)."""
+    ``<name>.onnx.data`` beside the graph (see save_with_external_weights). ``weights``: the ones the
+    exporter left out of the graph (_weights_kept_out), which name them as inputs; they become
+    initializers again, written from these tensors' memory."""
     model = onnx.load(str(onnx_path))
-    fold_reshape_shapes(model)
-    save_with_external_weights(model, onnx_path)
+    arrays = {name: _as_numpy(t) for name, t in (weights or {}).items()}
+    if arrays:
+        inputs = [i for i in model.graph.input if i.name not in arrays]
+        del model.graph.input[:]
+        model.graph.input.extend(inputs)
+        types = {name: _onnx_type(t.dtype) for name, t in weights.items()}
+        stubs = read_only_as_weights(model, types)  # what shape inference never reads; the rest with its bytes
+        for name, array in arrays.items():
+            tensor = weight_stub(name, array, types[name])
+            if name not in stubs:
+                tensor.raw_data = array.tobytes()
+            model.graph.initializer.append(tensor)
+    fold_reshape_shapes(model, arrays)
+    save_with_external_weights(model, onnx_path, arrays)
+
+
+def _as_numpy(tensor: torch.Tensor):
+    """The tensor's bytes as a numpy array without a copy where it is contiguous (bfloat16 as uint16)."""
+    t = tensor.detach().contiguous()
+    return (t.view(torch.uint16) if t.dtype == torch.bfloat16 else t).numpy()
+
+
+def _onnx_type(dtype: torch.dtype) -> int:
+    if dtype == torch.bfloat16:
+        return onnx.TensorProto.BFLOAT16
+    return onnx.helper.np_dtype_to_tensor_dtype(torch.empty((), dtype=dtype).numpy().dtype)
 
 
 def cached_export(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -64,14 +65,15 @@ def _scalar_symbols(model: onnx.ModelProto) -> dict[str, list]:
     return known
 
 
-def fold_reshape_shapes(model: onnx.ModelProto) -> int:
-    """Make Reshape targets constant where symbolic shapes allow; returns how many were folded."""
+def fold_reshape_shapes(model: onnx.ModelProto, values: Mapping[str, np.ndarray] | None = None) -> int:
+    """Make Reshape targets constant where symbolic shapes allow; returns how many were folded.
+    ``values``: the bytes of the initializers ``model`` holds as stubs (shape and type only)."""
     # an optimisation: a graph the inference cannot follow stays as exported
     try:
         inferred_model = _infer_shapes(_without_weights(model))  # the inference copies its input
     except ValueError:  # it read a weight's values after all: infer over the whole graph
         try:
-            inferred_model = _infer_shapes(model)
+            inferred_model = _infer_shapes(_with_values(model, values) if values else model)
         except Exception:  # noqa: BLE001
             return 0
     except Exception:  # noqa: BLE001
@@ -158,17 +160,38 @@ def _without_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     light = onnx.ModelProto(ir_version=model.ir_version, producer_name=model.producer_name)
     light.opset_import.extend(model.opset_import)
     light.functions.extend(model.functions)
-    graph, consumers = light.graph, _consumers(model)
+    graph = light.graph
     graph.name = model.graph.name
     for field in ("node", "input", "output", "value_info"):
         getattr(graph, field).extend(getattr(model.graph, field))
+    weights = read_only_as_weights(model, {init.name: init.data_type for init in model.graph.initializer})
     for init in model.graph.initializer:
-        reads = consumers.get(init.name, ())
-        if init.data_type in _FLOAT_TYPES and reads and all((node.op_type, i) in _WEIGHT_INPUTS for node, i in reads):
+        if init.name in weights:
             graph.initializer.append(onnx.TensorProto(name=init.name, data_type=init.data_type, dims=init.dims))
         else:
             graph.initializer.append(init)
     return light
+
+
+def read_only_as_weights(model: onnx.ModelProto, types: Mapping[str, int]) -> set[str]:
+    """Of ``types`` (value name -> ONNX element type), the floating-point values every node of ``model``
+    reads only as a weight (``_WEIGHT_INPUTS``): shape inference never reads their values."""
+    consumers = _consumers(model)
+    return {
+        name
+        for name, data_type in types.items()
+        if data_type in _FLOAT_TYPES and consumers.get(name) and all((node.op_type, i) in _WEIGHT_INPUTS for node, i in consumers[name])
+    }
+
+
+def _with_values(model: onnx.ModelProto, values: Mapping[str, np.ndarray]) -> onnx.ModelProto:
+    """A copy of ``model`` whose stub initializers hold their bytes."""
+    full = onnx.ModelProto()
+    full.CopyFrom(model)
+    for init in full.graph.initializer:
+        if init.name in values and not init.HasField("raw_data"):
+            init.raw_data = values[init.name].tobytes()
+    return full
 
 
 def _constant_ranks(model: onnx.ModelProto) -> dict[str, int]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import numpy as np
 import onnx
-from onnx.external_data_helper import set_external_data
 
 from QEfficient.utils.memory import evict_from_page_cache
 
@@ -45,22 +45,35 @@ def _row_read_names(graph: onnx.GraphProto) -> set[str]:
     return names
 
 
-def save_with_external_weights(model: onnx.ModelProto, onnx_path: Path) -> Path:
+def weight_stub(name: str, array: np.ndarray, data_type: int) -> onnx.TensorProto:
+    """An initializer with ``array``'s name, shape and type but not its bytes: save_with_external_weights
+    writes them from the array (given in its ``arrays``), so the protobuf never holds a copy."""
+    return onnx.TensorProto(name=name, data_type=data_type, dims=array.shape)
+
+
+def save_with_external_weights(model: onnx.ModelProto, onnx_path: Path, arrays: Mapping[str, np.ndarray] | None = None) -> Path:
     """Save with the weights in ``<name>.onnx.data`` beside the graph, the large ones page aligned:
     ONNX Runtime maps those from the file instead of copying them out of the protobuf, so a session
     holds one copy of the weights (of a table, only the pages it reads); it also lifts protobuf's 2 GB
     limit. ``model``'s initializers are left pointing at the file. The cached pages of the aligned
-    tables a ``Gather`` reads rows of are written out and dropped (evict_from_page_cache)."""
+    tables a ``Gather`` reads rows of are written out and dropped (evict_from_page_cache).
+    ``arrays``: the bytes of the initializers that are stubs (weight_stub), by name."""
     onnx_path = Path(onnx_path)
+    arrays = arrays or {}
     data = onnx_path.parent / f"{onnx_path.name}.data"
     row_read, tables = _row_read_names(model.graph), []
     offset = 0
     with open(data, "wb") as f:
         for tensor in _initializers(model.graph):
-            # each read of a protobuf bytes field copies it (upb): read it once
-            raw = tensor.raw_data if tensor.HasField("raw_data") else b""
+            stub = tensor.name in arrays and not tensor.HasField("raw_data") and tensor.data_location != onnx.TensorProto.EXTERNAL
+            if stub:
+                raw = memoryview(arrays[tensor.name].reshape(-1).view(np.uint8))
+            else:  # each read of a protobuf bytes field copies it (upb): read it once
+                raw = tensor.raw_data if tensor.HasField("raw_data") else b""
             size = len(raw)
             if size < EXTERNAL_ABOVE:
+                if stub:
+                    tensor.raw_data = bytes(raw)
                 continue
             if size >= ALIGN_ABOVE and offset % PAGE:
                 f.write(bytes(PAGE - offset % PAGE))
@@ -69,14 +82,23 @@ def save_with_external_weights(model: onnx.ModelProto, onnx_path: Path) -> Path:
             del raw
             if tensor.name in row_read and size >= ALIGN_ABOVE:
                 tables.append((offset, size))
-            set_external_data(tensor, data.name, offset, size)
+            _point_at(tensor, data.name, offset, size)
             offset += size
-            tensor.ClearField("raw_data")
-            tensor.data_location = onnx.TensorProto.EXTERNAL
     evict_from_page_cache(data, tables)
     onnx.save_model(model, str(onnx_path))
     data.chmod(0o644)  # the cache is readable by the group, like the graph
     return onnx_path
+
+
+def _point_at(tensor: onnx.TensorProto, location: str, offset: int, size: int) -> None:
+    """Make ``tensor`` read its bytes from ``location`` (what onnx's set_external_data records; that one
+    refuses a stub, which has no bytes to move)."""
+    tensor.ClearField("raw_data")
+    del tensor.external_data[:]
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(size))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    tensor.data_location = onnx.TensorProto.EXTERNAL
 
 
 def load_graph_and_weights(path: Path) -> onnx.ModelProto:
