@@ -254,7 +254,7 @@ def fold_shapes_and_store_weights_outside(onnx_path: Path, weights: dict[str, to
         inputs = [i for i in model.graph.input if i.name not in arrays]
         del model.graph.input[:]
         model.graph.input.extend(inputs)
-        types = {name: _onnx_type(t.dtype) for name, t in weights.items()}
+        types = {name: _onnx_type(weights[name], array) for name, array in arrays.items()}
         stubs = read_only_as_weights(model, types)  # what shape inference never reads; the rest with its bytes
         for name, array in arrays.items():
             tensor = weight_stub(name, array, types[name])
@@ -271,10 +271,9 @@ def _as_numpy(tensor: torch.Tensor):
     return (t.view(torch.uint16) if t.dtype == torch.bfloat16 else t).numpy()
 
 
-def _onnx_type(dtype: torch.dtype) -> int:
-    if dtype == torch.bfloat16:
-        return onnx.TensorProto.BFLOAT16
-    return onnx.helper.np_dtype_to_tensor_dtype(torch.empty((), dtype=dtype).numpy().dtype)
+def _onnx_type(tensor: torch.Tensor, array) -> int:
+    """The ONNX element type of ``tensor``, given its ``_as_numpy`` array."""
+    return onnx.TensorProto.BFLOAT16 if tensor.dtype == torch.bfloat16 else onnx.helper.np_dtype_to_tensor_dtype(array.dtype)
 
 
 def cached_export(
