@@ -120,9 +120,11 @@ def test_embedding_rows_equal_gguf_bit_for_bit(tmp_path, qtype):
     assert np.array_equal(h, table[ids])
 
 
-def test_merged_projections_and_quantized_tied_embedding(tmp_path, float_activations):
+@pytest.mark.parametrize("bias", ["none", "zero", "nonzero"])
+def test_merged_projections_and_quantized_tied_embedding(tmp_path, float_activations, bias):
     """q/k (Q4_1) merge into one MatMulNBits (+ blocksum rows) + Split; v (Q6_K, another layout) stays apart; the Q8_0
-    table serves the Gather (GatherBlockQuantized) and the tied head (Gemm transB) from one copy."""
+    table serves the Gather (GatherBlockQuantized) and the tied head (Gemm transB, as exported: with a zero bias;
+    a bias that is not zero stays as an Add) from one copy."""
     vocab, hidden = 40, 256
     specs = [(QType.Q4_1, 32, 3), (QType.Q4_1, 16, 4), (QType.Q6_K, 16, 5), (QType.Q8_0, vocab, 6)]
     q, k, v, table = (raw_blocks(t, rows, hidden, seed=s) for t, rows, s in specs)
@@ -134,7 +136,7 @@ def test_merged_projections_and_quantized_tied_embedding(tmp_path, float_activat
         helper.make_node("MatMul", ["x", "wq"], ["yq"]),
         helper.make_node("MatMul", ["x", "wk"], ["yk"]),
         helper.make_node("MatMul", ["x", "wv"], ["yv"]),
-        helper.make_node("Gemm", ["x", "table"], ["logits"], transB=1),
+        helper.make_node("Gemm", ["x", "table"] + ([] if bias == "none" else ["bias"]), ["logits"], transB=1),
     ]
     inputs = [
         helper.make_tensor_value_info("ids", TensorProto.INT64, [1, None]),
@@ -142,19 +144,24 @@ def test_merged_projections_and_quantized_tied_embedding(tmp_path, float_activat
     ]
     outputs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in ("h", "yq", "yk", "yv", "logits")]
     weights = {"table": deq["token_embd.weight"], "wq": deq["q"].T.copy(), "wk": deq["k"].T.copy(), "wv": deq["v"].T.copy()}
+    bias_values = np.arange(vocab, dtype=np.float32) if bias == "nonzero" else np.zeros(vocab, np.float32)
+    if bias != "none":
+        weights["bias"] = bias_values
     model = graph(nodes, inputs, outputs, weights)
     counts = apply_gguf_blocks(model, GGUFTensors(tmp_path / "m.gguf"))
     assert counts == {"weights": 4, "matmulnbits": 3, "left_float": 0, "embeddings": 1}
     ops = collections.Counter(node.op_type for node in model.graph.node)
     assert ops["GatherBlockQuantized"] == 1 and ops["Split"] == 2 and ops["Gemm"] == 0  # q|k, then blocksum
+    assert ops["Add"] == 1 + (bias == "nonzero")  # the Q4_1 min term, then a bias that is not zero
     assert sum(1 for i in model.graph.initializer if i.data_type == TensorProto.FLOAT and i.dims[-1] == hidden) == 0
     codes = [n.input[0] for n in model.graph.node if n.op_type == "GatherBlockQuantized"]
     assert codes[0] in {n.input[1] for n in model.graph.node if n.op_type == "MatMulNBits"}  # one copy of the table's codes
     ids = np.array([[3, 0, 39, 7]], np.int64)
     h, yq, yk, yv, logits = run(model, {"ids": ids, "x": np.eye(hidden, dtype=np.float32)})
     assert np.array_equal(h, deq["token_embd.weight"][ids])
-    for y, name in [(yq, "q"), (yk, "k"), (yv, "v"), (logits, "token_embd.weight")]:
+    for y, name in [(yq, "q"), (yk, "k"), (yv, "v")]:
         assert np.array_equal(y, deq[name].T), name
+    assert np.array_equal(logits, deq["token_embd.weight"].T + bias_values)
 
 
 def test_llama_rows_permuted_as_transformers_loads_them(tmp_path, float_activations):

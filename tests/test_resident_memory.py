@@ -16,7 +16,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from QEfficient.runtime.resident_memory import release_mapped_pages
-from QEfficient.utils.onnx_files import ALIGN_ABOVE, PAGE, load_graph_and_weights, save_with_external_weights
+from QEfficient.utils.onnx_files import (
+    ALIGN_ABOVE,
+    PAGE,
+    load_graph_and_weights,
+    save_copy_with_external_weights,
+    save_with_external_weights,
+)
 
 
 def _mapping_kb(path: Path, field: str) -> int:
@@ -156,3 +162,48 @@ def test_subgraph_weights_are_read_back(tmp_path):
     x = rng.standard_normal((3, 8)).astype(np.float32)
     for flag, w in ((True, w_then), (False, w_else)):
         np.testing.assert_allclose(session.run(None, {"flag": np.array(flag), "x": x})[0], x @ w, rtol=1e-5)
+
+
+def test_a_saved_copy_leaves_the_model_as_it_was_and_equals_a_save(tmp_path):
+    """save_copy_with_external_weights (calibration saves the graph it goes on rewriting): the model keeps
+    its bytes, and the files are those save_with_external_weights writes from a full copy."""
+    rng = np.random.default_rng(0)
+    large = rng.standard_normal((ALIGN_ABOVE // 4 // 64 + 1, 64)).astype(np.float32)
+    small = rng.standard_normal((8, 64)).astype(np.float32)
+    then = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "then_w"], ["then_y"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("then_y", TensorProto.FLOAT, [None, 64])],
+        [numpy_helper.from_array(small, "then_w")],  # a subgraph's weight: moved out of the copy too
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["table", "ids"], ["rows"]),
+            helper.make_node("MatMul", ["x", "w"], ["xw"]),
+            helper.make_node("If", ["flag"], ["y"], then_branch=then, else_branch=then),
+        ],
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None]), helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+        [helper.make_tensor_value_info("rows", TensorProto.FLOAT, [None, 64]), helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [
+            numpy_helper.from_array(large, "table"),
+            numpy_helper.from_array(small, "w"),
+            helper.make_tensor("flag", TensorProto.BOOL, [], [True]),  # a typed field, not raw_data
+            helper.make_tensor("steps", TensorProto.INT64, [300], list(range(300))),
+        ],
+        doc_string="a graph",
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="test")
+    onnx.helper.set_model_props(model, {"key": "value"})
+    before = model.SerializeToString()
+
+    (tmp_path / "copy").mkdir()
+    save_copy_with_external_weights(model, tmp_path / "copy" / "m.onnx")
+    assert model.SerializeToString() == before
+    full = onnx.ModelProto()
+    full.CopyFrom(model)
+    (tmp_path / "full").mkdir()
+    save_with_external_weights(full, tmp_path / "full" / "m.onnx")
+    for name in ("m.onnx", "m.onnx.data"):
+        assert (tmp_path / "copy" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name

@@ -150,6 +150,8 @@ def optimize_offline(src: Path, workdir: Path) -> onnx.ModelProto:
     opts.optimized_model_filepath = str(out)
     opts.add_session_config_entry("session.optimized_model_external_initializers_file_name", out.name + ".data")
     opts.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+    # Opened only to write the optimized file: packing the weights for later runs would copy them all.
+    opts.add_session_config_entry("session.disable_prepacking", "1")
     ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
     return load_graph_and_weights(out)
 

@@ -168,7 +168,7 @@ def _nibbles(qs: np.ndarray) -> np.ndarray:
 
 
 def _q8_0(b):  # d(2) qs(32 x int8)
-    codes = (b[..., 2:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
+    codes = b[..., 2:] ^ np.uint8(0x80)  # int8 q + 128 as uint8, without int16 copies of a whole table
     return 8, 32, codes, _f16(b[..., 0:2]), 128, None
 
 

@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 GGUF_ACCURACY_LEVEL = ACCURACY_LEVEL
 RECENT_TENSORS = 4  # unpacked tensors GGUFTensors keeps for the rewrite after their match
+COMPARE_BYTES = 16 << 20  # float32 rows de-quantized at a time to match a graph weight
 
 
 class GGUFWeightsError(ValueError):
@@ -111,11 +112,20 @@ class GGUFTensors:
                 self._recent.pop(next(iter(self._recent)))
         return self._recent[name]
 
-    def dequantize(self, name: str) -> np.ndarray:
-        """The tensor as transformers loads it: ``gguf.quants.dequantize`` (which the unpacked blocks equal
-        bit for bit, tests/test_gguf_blocks.py, in less time), rows permuted as transformers does."""
-        w = self._unpacked(name).dequantize()
-        return w[self._perm[name]] if name in self._perm else w
+    def equals(self, name: str, rows: np.ndarray) -> bool:
+        """``rows`` are the tensor as transformers loads it (``gguf.quants.dequantize``, which the unpacked
+        blocks equal bit for bit, tests/test_gguf_blocks.py; rows permuted as transformers does), bit for
+        bit. De-quantized a slice of rows at a time: a whole embedding table would be one more float32 copy."""
+        blocks = self._unpacked(name)
+        if rows.shape != blocks.shape:
+            return False
+        perm = self._perm.get(name)
+        step = max(1, COMPARE_BYTES // (4 * rows.shape[1]))
+        for start in range(0, rows.shape[0], step):
+            index = slice(start, start + step) if perm is None else perm[start : start + step]
+            if not _same_bits(rows[start : start + step], blocks.rows(index).dequantize()):
+                return False
+        return True
 
     def blocks(self, name: str) -> QuantBlocks:
         b = self._unpacked(name).centred()
@@ -130,7 +140,7 @@ class GGUFTensors:
         while start < n:
             for cand in self.by_first_row.get((k, _digest(rows[start])), []):
                 stop = start + cand.rows
-                if stop <= n and _same_bits(rows[start:stop], self.dequantize(cand.name)):
+                if stop <= n and self.equals(cand.name, rows[start:stop]):
                     found.append(cand.name)
                     start = stop
                     break
@@ -277,16 +287,35 @@ def _used_names(graph: onnx.GraphProto) -> set[str]:
     return used
 
 
+def _plain_gemm(node: onnx.NodeProto, inits: dict) -> bool:
+    """``Gemm(x, W, transB=1)`` over a 2-D constant W, without a bias or with a zero one: x @ W^T and
+    nothing else (the exported LM head)."""
+    if node.op_type != "Gemm" or node.input[1] not in inits or len(inits[node.input[1]].dims) != 2:
+        return False
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if attrs.get("transB", 0) != 1 or attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0:
+        return False
+    bias = node.input[2] if len(node.input) > 2 else ""
+    return not bias or (bias in inits and not np.any(numpy_helper.to_array(inits[bias])))
+
+
 def apply_gguf_blocks(model: onnx.ModelProto, tensors: GGUFTensors) -> dict[str, int]:
     """Rewrite ``model`` in place; returns counts: weights replaced, MatMulNBits nodes, weights left."""
-    gemm_to_matmul(model)
+    inits = {i.name: i for i in model.graph.initializer}
+    gemms = {}  # output -> source tensors: Gemm(x, W, transB=1) read as MatMulNBits, without a transposed copy of W
+    for node in model.graph.node:
+        if _plain_gemm(node, inits) and (found := tensors.match(numpy_helper.to_array(inits[node.input[1]]))):
+            gemms[node.output[0]] = found
+    gemm_to_matmul(model, skip=gemms)
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     matmuls: dict[str, list] = defaultdict(list)  # activation -> [(node, source tensors, blocks)]
     gathers = []
     left = 0
     for node in graph.node:
-        if node.op_type == "MatMul" and node.input[1] in inits and len(inits[node.input[1]].dims) == 2:
+        if node.op_type == "Gemm" and node.output[0] in gemms:
+            found = gemms[node.output[0]]
+        elif node.op_type == "MatMul" and node.input[1] in inits and len(inits[node.input[1]].dims) == 2:
             found = tensors.match(numpy_helper.to_array(inits[node.input[1]]).T)
         elif node.op_type == "Gather" and node.input[0] in inits and len(inits[node.input[0]].dims) == 2:
             if any(a.name == "axis" and a.i != 0 for a in node.attribute):
@@ -296,10 +325,10 @@ def apply_gguf_blocks(model: onnx.ModelProto, tensors: GGUFTensors) -> dict[str,
             continue
         parts = [tensors.blocks(name) for name in found] if found else []
         if not parts or len({p.layout for p in parts}) != 1:
-            left += node.op_type == "MatMul"
+            left += node.op_type != "Gather"
             continue
         entry = (node, tuple(found), concat_rows(parts) if len(parts) > 1 else parts[0])
-        (matmuls[node.input[0]] if node.op_type == "MatMul" else gathers).append(entry)
+        (gathers if node.op_type == "Gather" else matmuls[node.input[0]]).append(entry)
     if not matmuls and not gathers:
         raise GGUFWeightsError(
             f"No weight of this graph equals a quantized tensor of '{tensors.path}': gguf_weights=True needs the model "
@@ -341,9 +370,8 @@ def apply_gguf_blocks(model: onnx.ModelProto, tensors: GGUFTensors) -> dict[str,
     for i, node in enumerate(nodes):
         graph.node.extend(replace.get(i, [node]))
     used = _used_names(graph)
-    kept = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    for unused in [i for i in graph.initializer if i.name not in used]:  # in place: extend() would copy the rest
+        graph.initializer.remove(unused)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return counts

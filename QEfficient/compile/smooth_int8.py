@@ -43,7 +43,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from QEfficient.export.graph_specs import CTX_LEN_AXIS, INPUT_IDS, POSITION_IDS
-from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
+from QEfficient.utils.onnx_files import save_copy_with_external_weights
 
 logger = logging.getLogger(__name__)
 
@@ -126,38 +126,36 @@ def _calibration_feeds(graph: onnx.GraphProto, tokens: int) -> dict[str, np.ndar
     return feeds
 
 
-def _activation_maxima(
-    model: onnx.ModelProto, names: list[str], ctx_len: int, workdir: Path
-) -> tuple[onnx.ModelProto, dict[str, np.ndarray] | None]:
+def _activation_maxima(model: onnx.ModelProto, names: list[str], ctx_len: int, workdir: Path) -> dict[str, np.ndarray] | None:
     """Per-channel max |x| of the named tensors over one prefill of random tokens, by ONNX Runtime on
-    the float32 graph (saved to ``workdir`` and read back: the model returned holds its weights again)."""
+    the float32 graph (a copy saved to ``workdir``; ``model`` is left as it was)."""
     import onnxruntime as ort
 
     try:  # an input the feeds cannot fill is a failed calibration too, not a failed compile
         feeds = _calibration_feeds(model.graph, min(CALIBRATION_TOKENS, ctx_len))
     except Exception as e:  # noqa: BLE001 - any failure keeps today's MatMulNBits everywhere
         logger.warning("int8 GEMMs after normalizations skipped: the calibration inputs could not be built (%r)", e)
-        return model, None
+        return None
     if feeds is None:
         logger.warning("int8 GEMMs after normalizations skipped: no embedding table reads %s", INPUT_IDS)
-        return model, None
+        return None
     base_outputs = len(model.graph.output)
     model.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names)
     maxima = None
     with tempfile.TemporaryDirectory(prefix="qeff-calibrate-", dir=workdir) as tmp:
-        path = save_with_external_weights(model, Path(tmp) / "calibrate.onnx")
+        path = save_copy_with_external_weights(model, Path(tmp) / "calibrate.onnx")
         try:
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the graph as it will be quantized
+            options.add_session_config_entry("session.disable_prepacking", "1")  # one run: packed weights would be a copy
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             values = session.run(names, feeds)
             del session
             maxima = {n: np.abs(v.reshape(-1, v.shape[-1])).max(axis=0) for n, v in zip(names, values)}
         except Exception as e:  # noqa: BLE001 - any failure keeps today's MatMulNBits everywhere
             logger.warning("int8 GEMMs after normalizations skipped: the calibration run failed (%r)", e)
-        model = load_graph_and_weights(path)
     del model.graph.output[base_outputs:]
-    return model, maxima
+    return maxima
 
 
 def _int8_matmul(graph: onnx.GraphProto, node: onnx.NodeProto, weight: np.ndarray) -> None:
@@ -176,15 +174,14 @@ def _int8_matmul(graph: onnx.GraphProto, node: onnx.NodeProto, weight: np.ndarra
 
 def smoothed_int8_projections(model: onnx.ModelProto, ctx_len: int, workdir: Path) -> tuple[onnx.ModelProto, int]:
     """Rewrite the MatMuls after normalizations (smoothed) and attention outputs into DynamicQuantizeMatMul
-    over int8 weights (module docstring); returns the model (read back after calibration) and the count
-    converted."""
+    over int8 weights (module docstring); returns the model (rewritten in place) and the count converted."""
     found, after_attention = _candidates(model)
     if not found:
         return model, 0
-    model, maxima = _activation_maxima(model, sorted(found), ctx_len, workdir)
+    maxima = _activation_maxima(model, sorted(found), ctx_len, workdir)
     if maxima is None:
         return model, 0
-    graph = model.graph  # read back: the same nodes in the same order
+    graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     converted = 0
     for out, (norm_index, matmul_indices) in found.items():

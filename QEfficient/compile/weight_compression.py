@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -51,22 +52,29 @@ ACCURACY_LEVEL = 4
 WEIGHT_FORMAT = f"matmulnbits-{BITS}bit-asymmetric-block{BLOCK_SIZE}-accuracy{ACCURACY_LEVEL}"
 
 
-def gemm_to_matmul(model: onnx.ModelProto) -> int:
-    """Rewrite Gemm(A, W, C, transB=1) with a constant W as MatMul(A, W^T) (+ Add C); returns the count."""
+def gemm_to_matmul(model: onnx.ModelProto, skip: Collection[str] = ()) -> int:
+    """Rewrite Gemm(A, W, C, transB=1) with a constant W as MatMul(A, W^T) (+ Add C); returns the count.
+    Gemms whose output is in ``skip`` stay."""
     inits = {i.name: i for i in model.graph.initializer}
     nodes = list(model.graph.node)
     rewritten = 0
     for node in nodes:
-        if node.op_type != "Gemm" or node.input[1] not in inits:
+        if node.op_type != "Gemm" or node.input[1] not in inits or node.output[0] in skip:
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
             continue
         weight = numpy_helper.to_array(inits[node.input[1]])
         if attrs.get("transB", 0):
-            weight = weight.T
+            weight = np.ascontiguousarray(weight.T)
         w_name = f"{node.input[1]}_KxN"
-        model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(weight), w_name))
+        # One transient copy at a time (an LM head can be most of the model): the array, its bytes, protobuf's.
+        transposed = onnx.TensorProto(name=w_name, data_type=helper.np_dtype_to_tensor_dtype(weight.dtype), dims=weight.shape)
+        raw = weight.tobytes()
+        del weight
+        transposed.raw_data = raw
+        del raw
+        model.graph.initializer.append(transposed)
         bias = numpy_helper.to_array(inits[node.input[2]]) if len(node.input) > 2 and node.input[2] in inits else None
         has_bias = len(node.input) > 2 and node.input[2] and (bias is None or np.any(bias))
         mm_out = f"{node.output[0]}_matmul" if has_bias else node.output[0]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from google.protobuf.message import Message
 
 from QEfficient.utils.memory import evict_from_page_cache
 
@@ -88,6 +89,49 @@ def save_with_external_weights(model: onnx.ModelProto, onnx_path: Path, arrays: 
     onnx.save_model(model, str(onnx_path))
     data.chmod(0o644)  # the cache is readable by the group, like the graph
     return onnx_path
+
+
+class _RawBytesOf(Mapping):
+    """The bytes of a graph's ``raw_data`` initializers by name, read one at a time when asked for
+    (each read is a copy, freed once written)."""
+
+    def __init__(self, initializers: Iterator[onnx.TensorProto]):
+        self._tensors = {t.name: t for t in initializers if t.HasField("raw_data")}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return np.frombuffer(self._tensors[name].raw_data, np.uint8)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+
+def save_copy_with_external_weights(model: onnx.ModelProto, onnx_path: Path) -> Path:
+    """save_with_external_weights for a model that stays as it is (its weights in its protobuf).
+    Copying the model would copy every weight, and protobuf keeps the bytes of a cleared field
+    until the whole message is freed; so the copy is a shell whose top-level initializers are stubs,
+    each written from the model's bytes on its own."""
+    shell = onnx.ModelProto()
+    _copy_fields(model, shell, skip="graph")
+    _copy_fields(model.graph, shell.graph, skip="initializer")
+    for tensor in model.graph.initializer:
+        _copy_fields(tensor, shell.graph.initializer.add(), skip="raw_data")
+    return save_with_external_weights(shell, onnx_path, _RawBytesOf(model.graph.initializer))
+
+
+def _copy_fields(source: Message, target: Message, skip: str) -> None:
+    """Every field set in ``source`` but ``skip``, into ``target``."""
+    for field, value in source.ListFields():
+        if field.name == skip:
+            continue
+        if isinstance(value, Message):
+            getattr(target, field.name).CopyFrom(value)
+        elif isinstance(value, (str, bytes, int, float)):
+            setattr(target, field.name, value)
+        else:  # a repeated field
+            getattr(target, field.name).extend(value)
 
 
 def _point_at(tensor: onnx.TensorProto, location: str, offset: int, size: int) -> None:
