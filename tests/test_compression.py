@@ -112,3 +112,38 @@ def test_mxint8_kv_cache_halves_the_cache_and_keeps_tokens(tiny_model_dir):
     assert sum(b.nbytes for b in sessions[1].storage) * 2 == sum(b.nbytes for b in sessions[0].storage)
     out = model.generate(tokenizer, prompts, generation_len=20, stream=False)
     assert [r.tolist() for r in out.generated_ids[0]] == [r.tolist() for r in ref.generated_ids[0]]
+
+
+@pytest.mark.parametrize("k", [64, 100])  # whole blocks; a last block padded
+def test_lm_head_quantized_from_its_rows_equals_the_transposed_route(k, monkeypatch):
+    """quantize_lm_heads gives the LM head's Gemm(h, W, transB=1) the same MatMulNBits (names, blocks, scales,
+    zero points) as gemm_to_matmul + ONNX Runtime's MatMulNBitsQuantizer, without a transposed copy of W; a few
+    rows of W at a time give the blocks of the whole."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from QEfficient.compile import weight_compression as wc
+
+    vocab = 300
+    w = np.random.default_rng(0).standard_normal((vocab, k)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["h", "table", "zero"], ["logits"], name="/Gemm", transB=1)],
+        "g",
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, k])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, vocab])],
+        [numpy_helper.from_array(w, "table"), numpy_helper.from_array(np.zeros(vocab, np.float32), "zero")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    reference = onnx.ModelProto()
+    reference.CopyFrom(model)
+    wc.gemm_to_matmul(reference)
+    reference = wc.quantize_remaining_matmuls(reference)
+
+    monkeypatch.setattr(wc, "QUANTIZE_BYTES", 7 * 4 * k)  # 7 rows at a time
+    assert wc.quantize_lm_heads(model) == 1
+    model = wc.quantize_remaining_matmuls(model)
+    ours, theirs = ([n for n in m.graph.node if n.op_type != "Constant"] for m in (model, reference))
+    assert [n.SerializeToString() for n in ours] == [n.SerializeToString() for n in theirs]
+    read = {name for n in ours for name in n.input}
+    values = [{i.name: i.SerializeToString() for i in m.graph.initializer if i.name in read} for m in (model, reference)]
+    assert values[0] == values[1] and len(values[0]) == 3  # table_KxN_Q8, _scales, _zero_points

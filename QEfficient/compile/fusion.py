@@ -53,7 +53,13 @@ from onnx import helper, numpy_helper
 
 from QEfficient.compile.attention_window import slice_attention_to_positions
 from QEfficient.compile.smooth_int8 import smoothed_int8_projections
-from QEfficient.compile.weight_compression import fuse_shared_input_matmuls, gemm_to_matmul, quantize_remaining_matmuls
+from QEfficient.compile.weight_compression import (
+    fuse_shared_input_matmuls,
+    gemm_to_matmul,
+    lm_heads,
+    quantize_lm_heads,
+    quantize_remaining_matmuls,
+)
 from QEfficient.export.graph_specs import POSITION_IDS, RETAINED_SUFFIX
 from QEfficient.export.shape_folding import prune_dead_nodes
 from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
@@ -547,8 +553,9 @@ def fused_decoder_rewrite(src: Path, dst: Path, *, ctx_len: int, mxfp6_matmul: b
 
         model = apply_gguf_file(model, gguf_path, mxfp6_matmul)
     elif mxfp6_matmul:
-        gemm_to_matmul(model)
+        gemm_to_matmul(model, skip=lm_heads(model))
         model, converted = smoothed_int8_projections(model, ctx_len, Path(dst).parent)
         logger.info("%d MatMuls after normalizations in int8 GEMMs", converted)
+        quantize_lm_heads(model)  # after the calibration run: ONNX Runtime runs a float Gemm without a copy of W
         model = quantize_remaining_matmuls(model)
     return save_with_external_weights(model, Path(dst))

@@ -46,7 +46,13 @@ from onnx import helper, numpy_helper
 
 from QEfficient.compile.gguf_blocks import MIN_BLOCK, SUPPORTED, QuantBlocks, concat_rows, unpack
 from QEfficient.compile.gguf_file import GGUFFile
-from QEfficient.compile.weight_compression import ACCURACY_LEVEL, gathered_blocks_to_rows, gemm_to_matmul, quantize_remaining_matmuls
+from QEfficient.compile.weight_compression import (
+    ACCURACY_LEVEL,
+    gathered_blocks_to_rows,
+    gemm_to_matmul,
+    plain_gemm,
+    quantize_remaining_matmuls,
+)
 from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
 
 logger = logging.getLogger(__name__)
@@ -287,24 +293,12 @@ def _used_names(graph: onnx.GraphProto) -> set[str]:
     return used
 
 
-def _plain_gemm(node: onnx.NodeProto, inits: dict) -> bool:
-    """``Gemm(x, W, transB=1)`` over a 2-D constant W, without a bias or with a zero one: x @ W^T and
-    nothing else (the exported LM head)."""
-    if node.op_type != "Gemm" or node.input[1] not in inits or len(inits[node.input[1]].dims) != 2:
-        return False
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    if attrs.get("transB", 0) != 1 or attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0:
-        return False
-    bias = node.input[2] if len(node.input) > 2 else ""
-    return not bias or (bias in inits and not np.any(numpy_helper.to_array(inits[bias])))
-
-
 def apply_gguf_blocks(model: onnx.ModelProto, tensors: GGUFTensors) -> dict[str, int]:
     """Rewrite ``model`` in place; returns counts: weights replaced, MatMulNBits nodes, weights left."""
     inits = {i.name: i for i in model.graph.initializer}
     gemms = {}  # output -> source tensors: Gemm(x, W, transB=1) read as MatMulNBits, without a transposed copy of W
     for node in model.graph.node:
-        if _plain_gemm(node, inits) and (found := tensors.match(numpy_helper.to_array(inits[node.input[1]]))):
+        if plain_gemm(node, inits) and (found := tensors.match(numpy_helper.to_array(inits[node.input[1]]))):
             gemms[node.output[0]] = found
     gemm_to_matmul(model, skip=gemms)
     graph = model.graph

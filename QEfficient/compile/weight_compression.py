@@ -19,7 +19,8 @@ activations to int8, per block, and runs int8 dot products), quantised by ONNX R
 Before quantising, MatMuls that read the same activation (q/k/v, gate/up) are merged into one
 MatMul followed by a Split, so the kernel quantises that activation once and runs one call
 instead of three. The LM head is compressed too: the exported ``Gemm(h, W, transB=1)`` over the
-embedding matrix (tied or not) becomes ``MatMul(h, W^T)`` on a transposed copy. A tied embedding
+embedding matrix (tied or not) gets the blocks the quantizer makes of ``W^T``, quantized from W's rows
+a slice at a time (quantize_lm_heads: no transposed float32 copy of the largest weight). A tied embedding
 table then leaves the graph: its ``Gather`` becomes ``com.microsoft.GatherBlockQuantized`` over
 the LM head's own 8-bit blocks (one initializer for both, as ONNX Runtime GenAI's builder does),
 so the artifact holds no float32 copy (SmolLM2: 113 MB less) and a session's resident table pages
@@ -50,6 +51,70 @@ BLOCK_SIZE = 64
 ACCURACY_LEVEL = 4
 # in the artifact hash of every mxfp6_matmul artifact: a change to the format rebuilds them
 WEIGHT_FORMAT = f"matmulnbits-{BITS}bit-asymmetric-block{BLOCK_SIZE}-accuracy{ACCURACY_LEVEL}"
+# float32 rows of an LM head quantized at a time (quantize_lm_heads)
+QUANTIZE_BYTES = 16 << 20
+
+
+def plain_gemm(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool:
+    """``Gemm(x, W, transB=1)`` over a 2-D constant W, without a bias or with a zero one: x @ W^T and
+    nothing else (the exported LM head)."""
+    if node.op_type != "Gemm" or node.input[1] not in inits or len(inits[node.input[1]].dims) != 2:
+        return False
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if attrs.get("transB", 0) != 1 or attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0:
+        return False
+    bias = node.input[2] if len(node.input) > 2 else ""
+    return not bias or (bias in inits and not np.any(numpy_helper.to_array(inits[bias])))
+
+
+def lm_heads(model: onnx.ModelProto) -> set[str]:
+    """Outputs of the Gemms quantize_lm_heads rewrites: plain_gemm over a float32 W."""
+    inits = {i.name: i for i in model.graph.initializer}
+    return {n.output[0] for n in model.graph.node if plain_gemm(n, inits) and inits[n.input[1]].data_type == onnx.TensorProto.FLOAT}
+
+
+def quantize_lm_heads(model: onnx.ModelProto) -> int:
+    """Each plain_gemm over a float32 W (the LM head) -> the MatMulNBits that gemm_to_matmul and then
+    MatMulNBitsQuantizer make of it (same names, same blocks), without the transposed float32 copy of W
+    they go through: ONNX Runtime's 8-bit quantizer runs on a slice of W's rows at a time (each output
+    row is quantized on its own). Returns the count."""
+    from onnxruntime.capi._pybind_state import quantize_matmul_8bits  # what MatMulNBitsQuantizer calls
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    heads = lm_heads(model)
+    done = 0
+    for node in list(graph.node):
+        if node.op_type != "Gemm" or node.output[0] not in heads:
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]])
+        n, k = w.shape
+        k_blocks = -(-k // BLOCK_SIZE)
+        codes = np.zeros((n, k_blocks, BLOCK_SIZE), np.uint8)
+        scales = np.zeros((n, k_blocks), np.float32)
+        zero_points = np.zeros((n, k_blocks), np.uint8)
+        step = max(1, QUANTIZE_BYTES // (4 * k))
+        for start in range(0, n, step):
+            rows = slice(start, min(start + step, n))
+            part = np.zeros((k_blocks * BLOCK_SIZE, rows.stop - start), np.float32)  # (K, N) padded as the quantizer pads
+            part[:k] = w[rows].T
+            quantize_matmul_8bits(codes[rows], part, scales[rows], zero_points[rows], BLOCK_SIZE, part.shape[1], k, False)
+        del w
+        name = f"{node.input[1]}_KxN"
+        tensors = [(codes, f"{name}_Q{BITS}"), (scales, f"{name}_scales"), (zero_points, f"{name}_zero_points")]
+        graph.initializer.extend(numpy_helper.from_array(array, label) for array, label in tensors)
+        attrs = {"K": k, "N": n, "bits": BITS, "block_size": BLOCK_SIZE, "accuracy_level": ACCURACY_LEVEL}
+        label = f"{node.name}_MatMul_Q{BITS}" if node.name else ""
+        head = helper.make_node(
+            "MatMulNBits", [node.input[0], *(t for _, t in tensors)], [node.output[0]], name=label, domain="com.microsoft", **attrs
+        )
+        at = list(graph.node).index(node)
+        graph.node.remove(node)
+        graph.node.insert(at, head)
+        done += 1
+    if done and not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return done
 
 
 def gemm_to_matmul(model: onnx.ModelProto, skip: Collection[str] = ()) -> int:
@@ -131,6 +196,7 @@ def fuse_shared_input_matmuls(model: onnx.ModelProto) -> int:
 def compress_matmul_weights(src: Path, dst: Path) -> Path:
     """Write ``dst`` (+ ``dst.data``): the graph of ``src`` with every constant MatMul weight in MatMulNBits."""
     model = load_graph_and_weights(src)
+    quantize_lm_heads(model)
     gemm_to_matmul(model)
     return save_with_external_weights(quantize_remaining_matmuls(model), dst)
 
