@@ -333,20 +333,13 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
     def _save_runtime_tokenizer(self, artifact_dir: Path) -> None:
         """The tokenizer and EOS ids, into the artifact: generating from it then needs neither torch nor
         the model's folder (QEfficient/runtime/tokenizer.py). A folder without a tokenizer saves none."""
-        from QEfficient.runtime.tokenizer import save_artifact_tokenizer
+        from QEfficient.models.artifact_tokenizer import copy_runtime_tokenizer
 
         folder = self._tokenizer_folder()
         if folder is None:
             logger.info("No tokenizer next to the model: the artifact holds none (pass one to generate()).")
             return
-        from transformers import AutoTokenizer
-
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(folder)
-        except (OSError, ValueError) as err:  # generate() will say what is wrong when it loads one
-            logger.warning("The artifact holds no tokenizer: transformers could not load the one in %s (%s).", folder, err)
-            return
-        save_artifact_tokenizer(tokenizer, artifact_dir, self.model.hf.generation_config)
+        copy_runtime_tokenizer(folder, self.model.hf.generation_config, artifact_dir)
 
     @staticmethod
     def _weight_rewrite(gguf_path: Path | None, mxfp6_matmul: bool):

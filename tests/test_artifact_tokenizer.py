@@ -1,0 +1,39 @@
+"""The run-time tokenizer of an artifact is built once per tokenizer folder (models/artifact_tokenizer.py)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import transformers
+from transformers import AutoTokenizer
+
+from QEfficient import QEFFAutoModelForCausalLM
+from QEfficient.runtime.tokenizer import TOKENIZER_SUBDIR, load_tokenizer
+
+
+def test_a_second_compile_reuses_the_run_time_tokenizer(tiny_model_dir, tmp_path, monkeypatch):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir("llama"), folder)
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    first = Path(model.compile(prefill_seq_len=8, ctx_len=32))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("transformers loaded the tokenizer again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(transformers.AutoTokenizer, "from_pretrained", refuse)
+        second = Path(model.compile(prefill_seq_len=8, ctx_len=64))
+    assert second != first
+    names = sorted(p.name for p in (first / TOKENIZER_SUBDIR).iterdir())
+    assert names == sorted(p.name for p in (second / TOKENIZER_SUBDIR).iterdir()) and "tokenizer.json" in names
+    for name in names:
+        assert (second / TOKENIZER_SUBDIR / name).read_bytes() == (first / TOKENIZER_SUBDIR / name).read_bytes()
+
+    template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = template  # another tokenizer: another artifact, its tokenizer built again
+    tokenizer.save_pretrained(folder)
+    third = Path(model.compile(prefill_seq_len=8, ctx_len=64))
+    assert third != second and load_tokenizer(third).chat_template == template
+    assert load_tokenizer(second).chat_template != template
