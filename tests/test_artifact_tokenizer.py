@@ -37,3 +37,8 @@ def test_a_second_compile_reuses_the_run_time_tokenizer(tiny_model_dir, tmp_path
     third = Path(model.compile(prefill_seq_len=8, ctx_len=64))
     assert third != second and load_tokenizer(third).chat_template == template
     assert load_tokenizer(second).chat_template != template
+
+    model.model.hf.generation_config.eos_token_id = [1, 2]  # other EOS ids: built again, with them
+    fourth = Path(model.compile(prefill_seq_len=8, ctx_len=128))
+    assert load_tokenizer(fourth).generation_eos_token_ids == [1, 2]
+    assert load_tokenizer(third).generation_eos_token_ids != [1, 2]

@@ -114,11 +114,12 @@ def test_mxint8_kv_cache_halves_the_cache_and_keeps_tokens(tiny_model_dir):
     assert [r.tolist() for r in out.generated_ids[0]] == [r.tolist() for r in ref.generated_ids[0]]
 
 
+@pytest.mark.parametrize("head", ["named, zero bias", "unnamed, no bias"])
 @pytest.mark.parametrize("k", [64, 100])  # whole blocks; a last block padded
-def test_lm_head_quantized_from_its_rows_equals_the_transposed_route(k, monkeypatch):
+def test_lm_head_quantized_from_its_rows_equals_the_transposed_route(k, head, monkeypatch):
     """quantize_lm_heads gives the LM head's Gemm(h, W, transB=1) the same MatMulNBits (names, blocks, scales,
     zero points) as gemm_to_matmul + ONNX Runtime's MatMulNBitsQuantizer, without a transposed copy of W; a few
-    rows of W at a time give the blocks of the whole."""
+    rows of W at a time give the blocks of the whole; the tied embedding's Gather reads them the same way."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
@@ -126,11 +127,18 @@ def test_lm_head_quantized_from_its_rows_equals_the_transposed_route(k, monkeypa
 
     vocab = 300
     w = np.random.default_rng(0).standard_normal((vocab, k)).astype(np.float32)
+    named = head.startswith("named")
+    gemm = helper.make_node(
+        "Gemm", ["h", "table", "zero"] if named else ["h", "table"], ["logits"], name="/Gemm" if named else "", transB=1
+    )
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["h", "table", "zero"], ["logits"], name="/Gemm", transB=1)],
+        [helper.make_node("Gather", ["table", "ids"], ["rows"], name="/Gather"), gemm],
         "g",
-        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, k])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, vocab])],
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, None]), helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, k])],
+        [
+            helper.make_tensor_value_info("rows", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, vocab]),
+        ],
         [numpy_helper.from_array(w, "table"), numpy_helper.from_array(np.zeros(vocab, np.float32), "zero")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -144,6 +152,7 @@ def test_lm_head_quantized_from_its_rows_equals_the_transposed_route(k, monkeypa
     model = wc.quantize_remaining_matmuls(model)
     ours, theirs = ([n for n in m.graph.node if n.op_type != "Constant"] for m in (model, reference))
     assert [n.SerializeToString() for n in ours] == [n.SerializeToString() for n in theirs]
+    assert {n.op_type for n in ours} >= {"MatMulNBits", "GatherBlockQuantized"}
     read = {name for n in ours for name in n.input}
     values = [{i.name: i.SerializeToString() for i in m.graph.initializer if i.name in read} for m in (model, reference)]
-    assert values[0] == values[1] and len(values[0]) == 3  # table_KxN_Q8, _scales, _zero_points
+    assert values[0] == values[1] and "table_KxN_Q8" in values[0] and "table" not in values[0]

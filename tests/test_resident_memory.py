@@ -164,7 +164,7 @@ def test_subgraph_weights_are_read_back(tmp_path):
         np.testing.assert_allclose(session.run(None, {"flag": np.array(flag), "x": x})[0], x @ w, rtol=1e-5)
 
 
-def test_a_saved_copy_leaves_the_model_as_it_was_and_equals_a_save(tmp_path):
+def test_a_saved_copy_leaves_the_model_as_it_was_and_equals_a_save(tmp_path, monkeypatch):
     """save_copy_with_external_weights (calibration saves the graph it goes on rewriting): the model keeps
     its bytes, and the files are those save_with_external_weights writes from a full copy."""
     rng = np.random.default_rng(0)
@@ -199,7 +199,13 @@ def test_a_saved_copy_leaves_the_model_as_it_was_and_equals_a_save(tmp_path):
     before = model.SerializeToString()
 
     (tmp_path / "copy").mkdir()
+    from QEfficient.utils import onnx_files
+
+    reads = []
+    read = onnx_files._RawBytesOf.__getitem__
+    monkeypatch.setattr(onnx_files._RawBytesOf, "__getitem__", lambda self, name: reads.append(name) or read(self, name))
     save_copy_with_external_weights(model, tmp_path / "copy" / "m.onnx")
+    assert sorted(reads) == ["table", "w"]  # each weight's bytes read (copied out of protobuf) once
     assert model.SerializeToString() == before
     full = onnx.ModelProto()
     full.CopyFrom(model)

@@ -299,7 +299,8 @@ def apply_gguf_blocks(model: onnx.ModelProto, tensors: GGUFTensors) -> dict[str,
     gemms = {}  # output -> source tensors: Gemm(x, W, transB=1) read as MatMulNBits, without a transposed copy of W
     for node in model.graph.node:
         if plain_gemm(node, inits) and (found := tensors.match(numpy_helper.to_array(inits[node.input[1]]))):
-            gemms[node.output[0]] = found
+            if len(found) == 1 or len({tensors.blocks(name).layout for name in found}) == 1:  # else: left as MatMul, below
+                gemms[node.output[0]] = found
     gemm_to_matmul(model, skip=gemms)
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}

@@ -139,11 +139,14 @@ def _activation_maxima(model: onnx.ModelProto, names: list[str], ctx_len: int, w
     if feeds is None:
         logger.warning("int8 GEMMs after normalizations skipped: no embedding table reads %s", INPUT_IDS)
         return None
-    base_outputs = len(model.graph.output)
-    model.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names)
     maxima = None
     with tempfile.TemporaryDirectory(prefix="qeff-calibrate-", dir=workdir) as tmp:
-        path = save_copy_with_external_weights(model, Path(tmp) / "calibrate.onnx")
+        base_outputs = len(model.graph.output)
+        model.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names)
+        try:
+            path = save_copy_with_external_weights(model, Path(tmp) / "calibrate.onnx")
+        finally:  # only the saved copy has them
+            del model.graph.output[base_outputs:]
         try:
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the graph as it will be quantized
@@ -154,7 +157,6 @@ def _activation_maxima(model: onnx.ModelProto, names: list[str], ctx_len: int, w
             maxima = {n: np.abs(v.reshape(-1, v.shape[-1])).max(axis=0) for n, v in zip(names, values)}
         except Exception as e:  # noqa: BLE001 - any failure keeps today's MatMulNBits everywhere
             logger.warning("int8 GEMMs after normalizations skipped: the calibration run failed (%r)", e)
-    del model.graph.output[base_outputs:]
     return maxima
 
 

@@ -68,7 +68,9 @@ def plain_gemm(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool
 
 
 def lm_heads(model: onnx.ModelProto) -> set[str]:
-    """Outputs of the Gemms quantize_lm_heads rewrites: plain_gemm over a float32 W."""
+    """Outputs of the Gemms quantize_lm_heads rewrites: plain_gemm over a float32 W (8-bit blocks only)."""
+    if BITS != 8:
+        return set()
     inits = {i.name: i for i in model.graph.initializer}
     return {n.output[0] for n in model.graph.node if plain_gemm(n, inits) and inits[n.input[1]].data_type == onnx.TensorProto.FLOAT}
 
@@ -78,8 +80,10 @@ def quantize_lm_heads(model: onnx.ModelProto) -> int:
     MatMulNBitsQuantizer make of it (same names, same blocks), without the transposed float32 copy of W
     they go through: ONNX Runtime's 8-bit quantizer runs on a slice of W's rows at a time (each output
     row is quantized on its own). Returns the count."""
-    from onnxruntime.capi._pybind_state import quantize_matmul_8bits  # what MatMulNBitsQuantizer calls
-
+    try:
+        from onnxruntime.capi._pybind_state import quantize_matmul_8bits  # what MatMulNBitsQuantizer calls
+    except ImportError:  # another ONNX Runtime build: the heads take gemm_to_matmul's route
+        return 0
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     heads = lm_heads(model)
@@ -104,7 +108,7 @@ def quantize_lm_heads(model: onnx.ModelProto) -> int:
         tensors = [(codes, f"{name}_Q{BITS}"), (scales, f"{name}_scales"), (zero_points, f"{name}_zero_points")]
         graph.initializer.extend(numpy_helper.from_array(array, label) for array, label in tensors)
         attrs = {"K": k, "N": n, "bits": BITS, "block_size": BLOCK_SIZE, "accuracy_level": ACCURACY_LEVEL}
-        label = f"{node.name}_MatMul_Q{BITS}" if node.name else ""
+        label = f"{node.name}_MatMul_Q{BITS}"  # gemm_to_matmul's MatMul name, then the quantizer's suffix
         head = helper.make_node(
             "MatMulNBits", [node.input[0], *(t for _, t in tensors)], [node.output[0]], name=label, domain="com.microsoft", **attrs
         )

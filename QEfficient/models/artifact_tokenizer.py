@@ -41,6 +41,11 @@ def runtime_tokenizer_key(folder: Path, generation_config: Any) -> str:
     )
 
 
+class _NoRuntimeTokenizer(Exception):
+    """Raised inside a build so that nothing is cached: whether transformers can load a fast tokenizer may
+    change with packages the key does not cover (sentencepiece, tiktoken)."""
+
+
 def copy_runtime_tokenizer(folder: Path, generation_config: Any, artifact_dir: Path) -> bool:
     """Put the run-time tokenizer of ``folder`` into ``artifact_dir`` (runtime/tokenizer.py's folder),
     building it first if no compile has; False when there is none to put (no fast tokenizer, or one
@@ -51,17 +56,19 @@ def copy_runtime_tokenizer(folder: Path, generation_config: Any, artifact_dir: P
     def build(tmp: Path) -> None:
         from transformers import AutoTokenizer
 
-        runtime_tokenizer.save_artifact_tokenizer(AutoTokenizer.from_pretrained(folder), tmp, generation_config)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        except (OSError, ValueError) as err:  # generate() will say what is wrong when it loads one
+            logger.warning("The artifact holds no tokenizer: transformers could not load the one in %s (%s).", folder, err)
+            raise _NoRuntimeTokenizer from err
+        if runtime_tokenizer.save_artifact_tokenizer(tokenizer, tmp, generation_config) is None:
+            logger.info("The artifact holds no tokenizer: %s has no fast tokenizer (the run time needs transformers).", folder)
+            raise _NoRuntimeTokenizer
 
     try:
-        reused = build_entry(entry, build)
-    except (OSError, ValueError) as err:  # generate() will say what is wrong when it loads one
-        logger.warning("The artifact holds no tokenizer: transformers could not load the one in %s (%s).", folder, err)
+        if build_entry(entry, build):
+            logger.info("Run-time tokenizer reused from %s", entry)
+    except _NoRuntimeTokenizer:
         return False
-    if reused:
-        logger.info("Run-time tokenizer reused from %s", entry)
-    source = entry / runtime_tokenizer.TOKENIZER_SUBDIR
-    if not source.is_dir():  # a tokenizer without a fast backend: the run time needs transformers
-        return False
-    shutil.copytree(source, Path(artifact_dir) / runtime_tokenizer.TOKENIZER_SUBDIR)
+    shutil.copytree(entry / runtime_tokenizer.TOKENIZER_SUBDIR, Path(artifact_dir) / runtime_tokenizer.TOKENIZER_SUBDIR)
     return True

@@ -101,6 +101,9 @@ class _RawBytesOf(Mapping):
     def __getitem__(self, name: str) -> np.ndarray:
         return np.frombuffer(self._tensors[name].raw_data, np.uint8)
 
+    def __contains__(self, name: object) -> bool:  # Mapping's would read (copy) the bytes
+        return name in self._tensors
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._tensors)
 
