@@ -26,6 +26,7 @@ OTHER_SOURCES = ("config.json", "spiece.model", "sentencepiece.bpe.model", "tekk
 
 
 def runtime_tokenizer_key(folder: Path, generation_config: Any) -> str:
+    """The cache key of ``folder``'s run-time tokenizer (module docstring: what it covers)."""
     import tokenizers
     import transformers
 
