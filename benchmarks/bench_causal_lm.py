@@ -120,6 +120,7 @@ def _timed_generate(gen, cfg: dict, prompt: str | None = None, ids: list[int] | 
 
     once(4)
     runs = []
+    load_peak = peak_rss_mb()  # loading the session and tokenizer, and the warm-up
     peak_rss_reset()
     for _ in range(cfg["repeats"]):
         cpu = time.process_time()
@@ -130,6 +131,7 @@ def _timed_generate(gen, cfg: dict, prompt: str | None = None, ids: list[int] | 
         "decode_tok_s": statistics.median(r[1] for r in runs),
         "cpu_ms_per_token": statistics.median(r[2] for r in runs),
         "peak_rss_mb": peak_rss_mb(),
+        "load_peak_rss_mb": load_peak,
         "tokens": [int(t) for t in tokens],
     }
 
@@ -267,8 +269,9 @@ def worker_qeff_artifact(cfg: dict) -> dict:
     from QEfficient.runtime.tokenizer import load_tokenizer
 
     rss_libs = rss_mb()
+    tokenizer = load_tokenizer(cfg["qpc"])  # first, as cloud.execute and the server do
     session = open_session(cfg["qpc"], cfg["threads"])
-    gen = TextGeneration(session, load_tokenizer(cfg["qpc"]), 32, set())  # no EOS: always new_tokens, like HF's min_new_tokens
+    gen = TextGeneration(session, tokenizer, 32, set())  # no EOS: always new_tokens, like HF's min_new_tokens
     result = {
         **_timed_generate(gen, cfg, ids=cfg["prompt_ids"]),
         "rss_libs_mb": rss_libs,
@@ -385,7 +388,7 @@ def print_runtime_and_peer_rows(runs: dict[str, list[dict | None]], res: dict) -
     print(f"\nrun time only, {rounds} interleaved round(s): medians; ratios paired within a round, median (range)")
     print(
         f"{'engine':31s}{'TTFT ms':>9s}{f'@{LONG_PROMPT}':>8s}{'decode tok/s':>14s}{'x ORT GenAI int8':>19s}"
-        f"{'x llama.cpp':>19s}{'peak RSS MB':>13s}{'ppl':>8s}{'= HF tokens':>13s}{'torch':>7s}"
+        f"{'x llama.cpp':>19s}{'peak RSS MB':>13s}{'peak at start':>15s}{'ppl':>8s}{'= HF tokens':>13s}{'torch':>7s}"
     )
     for key, name in names.items():
         r = median_row(runs.get(key, []))
@@ -397,9 +400,10 @@ def print_runtime_and_peer_rows(runs: dict[str, list[dict | None]], res: dict) -
         ppl = f"{r['perplexity']:.2f}" if "perplexity" in r else "-"
         same = f"{agree(hf['tokens'], r['tokens']):>9d}/{len(hf['tokens'])}" if hf and "tokens" in r else f"{'-':>13s}"
         torch = "yes" if r.get("torch_imported") else ("no" if "torch_imported" in r else "-")
+        start = f"{r['load_peak_rss_mb']:15.0f}" if r.get("load_peak_rss_mb") else f"{'-':>15s}"
         print(
             f"{name:31s}{r['ttft_s'] * 1e3:9.1f}{long}{r['decode_tok_s']:14.1f}{vs:>19s}{vs_lc:>19s}"
-            f"{r['peak_rss_mb']:13.0f}{ppl:>8s}{same}{torch:>7s}"
+            f"{r['peak_rss_mb']:13.0f}{start}{ppl:>8s}{same}{torch:>7s}"
         )
 
 
@@ -417,8 +421,9 @@ def agree(a: list[int], b: list[int]) -> int:
 def vs_llamacpp(base: dict, peers: Path, rounds: int, unfused: bool = True) -> dict:
     """GGUF-native 4-bit (``compile(gguf_weights=True)``, fused and unfused graph) against llama.cpp on the
     same GGUF file, each engine in its own process, in interleaved rounds (the order flips every round):
-    decode tok/s, CPU ms per token, TTFT at the chat prompt and at LONG_PROMPT tokens, peak RSS,
-    perplexity on the same tokens (first round). Our rows run from the artifact alone (no torch)."""
+    decode tok/s, CPU ms per token, TTFT at the chat prompt and at LONG_PROMPT tokens, peak RSS while
+    generating and at start (loading, warm-up), perplexity on the same tokens (first round). Our rows run
+    from the artifact alone (no torch)."""
     prompt_ids, long_ids = _driver_prompt_ids(base)
     found = peer_config(peers, "llamacpp", base)
     if found is None:
@@ -444,7 +449,7 @@ def vs_llamacpp(base: dict, peers: Path, rounds: int, unfused: bool = True) -> d
     runs = interleaved_rounds({name: with_load(run) for name, run in engines.items()}, rounds)
     print(
         f"\n{'engine (round)':24s}{'decode tok/s':>13s}{'x llama.cpp':>12s}{'CPU ms/tok':>11s}{'x (CPU)':>8s}{'TTFT ms':>9s}"
-        f"{f'@{LONG_PROMPT}':>7s}{'peak RSS MB':>12s}{'ppl':>8s}{'load':>6s}"
+        f"{f'@{LONG_PROMPT}':>7s}{'peak RSS MB':>12s}{'peak at start':>14s}{'ppl':>8s}{'load':>6s}"
     )
     for name, rows in runs.items():
         for r, row in enumerate(rows):
@@ -455,9 +460,10 @@ def vs_llamacpp(base: dict, peers: Path, rounds: int, unfused: bool = True) -> d
             x_cpu = f"{lc['cpu_ms_per_token'] / row['cpu_ms_per_token']:.2f}" if lc else "-"
             ppl = f"{row['perplexity']:.3f}" if "perplexity" in row else "-"
             long = f"{row['ttft_long_s'] * 1e3:7.0f}" if row.get("ttft_long_s") else f"{'-':>7s}"
+            start = f"{row['load_peak_rss_mb']:14.0f}" if row.get("load_peak_rss_mb") else f"{'-':>14s}"
             print(
                 f"{f'{name} ({r + 1})':24s}{row['decode_tok_s']:13.1f}{x:>12s}{row['cpu_ms_per_token']:11.2f}{x_cpu:>8s}"
-                f"{row['ttft_s'] * 1e3:9.1f}{long}{row['peak_rss_mb']:12.0f}{ppl:>8s}{row['load_average']:6.1f}"
+                f"{row['ttft_s'] * 1e3:9.1f}{long}{row['peak_rss_mb']:12.0f}{start}{ppl:>8s}{row['load_average']:6.1f}"
             )
     return {"runs": runs, "graph_nodes": nodes}
 

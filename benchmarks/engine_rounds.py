@@ -28,8 +28,9 @@ def interleaved_rounds(engines: dict[str, Callable[[int], dict | None]], rounds:
 
 
 def median_row(rows: list[dict | None]) -> dict | None:
-    """One engine's figures over its rounds: the median of each timing, the largest peak RSS, and the
-    rest (perplexity, tokens, flags) from the first round that has them. None if every round failed."""
+    """One engine's figures over its rounds: the median of each timing, the largest peak RSS (while
+    generating, and while loading), and the rest (perplexity, tokens, flags) from the first round that
+    has them. None if every round failed."""
     ok = [r for r in rows if r]
     if not ok:
         return None
@@ -41,8 +42,9 @@ def median_row(rows: list[dict | None]) -> dict | None:
         values = [r[key] for r in ok if r.get(key)]
         if values:
             out[key] = statistics.median(values)
-    if all("peak_rss_mb" in r for r in ok):
-        out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in ok)
+    for key in ("peak_rss_mb", "load_peak_rss_mb"):
+        if all(key in r for r in ok):
+            out[key] = max(r[key] for r in ok)
     out["rounds"] = len(ok)
     return out
 

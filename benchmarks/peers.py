@@ -51,6 +51,7 @@ def measure_peer(run, cfg: dict) -> dict:
     LONG_PROMPT-token time to first token when the driver gave those ids."""
     run(4, cfg["prompt_ids"])
     runs = []
+    load_peak = peak_rss_mb()  # loading the model and tokenizer, and the warm-up
     peak_rss_reset()
     for _ in range(cfg["repeats"]):
         cpu = time.process_time()
@@ -61,6 +62,7 @@ def measure_peer(run, cfg: dict) -> dict:
         "decode_tok_s": statistics.median(r[1] for r in runs),
         "cpu_ms_per_token": statistics.median(r[2] for r in runs),
         "peak_rss_mb": peak_rss_mb(),
+        "load_peak_rss_mb": load_peak,
         "tokens": out,
     }
     if cfg.get("long_prompt_ids"):

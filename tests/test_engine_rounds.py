@@ -25,14 +25,15 @@ def test_rounds_flip_the_order_and_keep_failed_runs_in_place():
 
 def test_median_row_and_ratio_text():
     rows = [
-        {"decode_tok_s": 90.0, "ttft_s": 0.05, "peak_rss_mb": 260, "perplexity": 21.9},
+        {"decode_tok_s": 90.0, "ttft_s": 0.05, "peak_rss_mb": 260, "load_peak_rss_mb": 300, "perplexity": 21.9},
         None,
-        {"decode_tok_s": 100.0, "ttft_s": 0.04, "peak_rss_mb": 262},
-        {"decode_tok_s": 120.0, "ttft_s": 0.07, "peak_rss_mb": 261},
+        {"decode_tok_s": 100.0, "ttft_s": 0.04, "peak_rss_mb": 262, "load_peak_rss_mb": 290},
+        {"decode_tok_s": 120.0, "ttft_s": 0.07, "peak_rss_mb": 261, "load_peak_rss_mb": 295},
     ]
     row = median_row(rows)
     assert row["decode_tok_s"] == 100.0 and row["ttft_s"] == 0.05
-    assert row["peak_rss_mb"] == 262 and row["perplexity"] == 21.9 and row["rounds"] == 3
+    assert row["peak_rss_mb"] == 262 and row["load_peak_rss_mb"] == 300
+    assert row["perplexity"] == 21.9 and row["rounds"] == 3
     assert median_row([None, None]) is None
     assert ratio_text([]) == "-"
     assert ratio_text([1.04]) == "1.04"

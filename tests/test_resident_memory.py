@@ -7,6 +7,8 @@ import ctypes
 import mmap
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from QEfficient.runtime.resident_memory import release_mapped_pages
+from QEfficient.runtime.ort_session import open_inference_session, session_options
+from QEfficient.runtime.resident_memory import reclaiming_mapped_pages, release_mapped_pages
 from QEfficient.utils.onnx_files import (
     ALIGN_ABOVE,
     PAGE,
@@ -63,23 +66,31 @@ def _page_cache_can_drop(folder: Path) -> bool:
     return _cached_pages(probe, 0, 16 * PAGE) == 0
 
 
+def _save_gather_matmul(path: Path, megabytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A graph ``y = table[ids] @ w`` saved with external weights: a table read by rows and a weight read in
+    full (pre-packed), ``megabytes`` each; returns (table, w)."""
+    rng = np.random.default_rng(0)
+    rows = ALIGN_ABOVE // 4 // 64 * megabytes
+    table = rng.standard_normal((rows, 64)).astype(np.float32)
+    w = rng.standard_normal((64, rows)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["rows"]), helper.make_node("MatMul", ["rows", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, rows])],
+        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(w, "w")],
+    )
+    save_with_external_weights(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return table, w
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the page cache calls are Linux's")
 def test_saved_gather_tables_leave_the_page_cache(tmp_path):
     """A table a Gather reads rows of is written out and dropped from the page cache when saved (freshly
     written pages sit in large folios, and a mapping of one maps all of it); other weights stay cached."""
     if not _page_cache_can_drop(tmp_path):
         pytest.skip("this file system keeps a file's pages in memory")
-    rng = np.random.default_rng(0)
-    table = rng.standard_normal((ALIGN_ABOVE // 4 // 64 * 2, 64)).astype(np.float32)  # 2 MB, rows of 64
-    w = rng.standard_normal((64, ALIGN_ABOVE // 4 // 64 * 2)).astype(np.float32)  # 2 MB, read in full
-    graph = helper.make_graph(
-        [helper.make_node("Gather", ["table", "ids"], ["rows"]), helper.make_node("MatMul", ["rows", "w"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, w.shape[1]])],
-        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(w, "w")],
-    )
-    save_with_external_weights(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    table, w = _save_gather_matmul(tmp_path / "m.onnx", megabytes=2)
 
     saved = onnx.load(str(tmp_path / "m.onnx"), load_external_data=False)
     spans = {t.name: [int({e.key: e.value for e in t.external_data}[k]) for k in ("offset", "length")] for t in saved.graph.initializer}
@@ -132,6 +143,46 @@ def test_released_pages_read_back_and_written_mappings_are_kept(tmp_path):
     assert clean[:] == data.read_bytes()  # dropped pages read back from the file
     clean.close()
     written.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc are Linux's")
+def test_pages_reclaimed_while_a_block_runs_read_back_and_keep_writes(tmp_path):
+    """reclaiming_mapped_pages: a thread reclaims the mapped pages while the block runs (a session's build);
+    what was read reads back from the file, and a written (copy-on-write) page keeps its write."""
+    data, other = tmp_path / "w.onnx.data", tmp_path / "other.onnx.data"
+    for path in (data, other):  # two files: a page mapped twice is not reclaimed
+        path.write_bytes(np.arange(64 * PAGE, dtype=np.uint8).tobytes())
+    with open(data, "rb") as f:
+        clean = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # private and writable, as ONNX Runtime maps
+    with open(other, "rb") as f:
+        written = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    assert sum(clean[::PAGE]) + sum(written[::PAGE]) >= 0  # read every page of both
+    written[0] = 255
+    drops = _page_cache_can_drop(tmp_path)
+    for path in (data, other):
+        with reclaiming_mapped_pages(path, interval_s=0.001) as advised:
+            deadline = time.monotonic() + 5
+            while advised[0] < 2 * 64 * PAGE and time.monotonic() < deadline:
+                time.sleep(0.005)
+        assert not any(t.name == "qeff-reclaim-pages" for t in threading.enumerate())
+    if advised[0] and drops:  # a kernel with MADV_PAGEOUT, a file system whose pages can leave memory
+        assert _mapping_kb(data, "Rss") < 8 * PAGE // 1024
+    assert written[0] == 255 and written[1:] == other.read_bytes()[1:]
+    assert clean[:] == data.read_bytes()
+    clean.close()
+    written.close()
+
+
+def test_a_session_built_while_its_pages_are_reclaimed_computes_the_same(tmp_path):
+    """open_inference_session reclaims the weight file's pages while ONNX Runtime builds the session (it
+    reads them to pre-pack the MatMul weight and the Gather table's neighbour); the outputs are a plain
+    session's, and the thread is gone afterwards."""
+    table, _ = _save_gather_matmul(tmp_path / "m.onnx", megabytes=4)
+    ids = np.array([0, 9, len(table) - 1])
+    ours = open_inference_session(tmp_path / "m.onnx", session_options(1)).run(None, {"ids": ids})[0]
+    plain = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"ids": ids})[0]
+    np.testing.assert_array_equal(ours, plain)
+    assert not any(t.name == "qeff-reclaim-pages" for t in threading.enumerate())
 
 
 def test_subgraph_weights_are_read_back(tmp_path):

@@ -27,7 +27,7 @@ import onnxruntime as ort
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
 from QEfficient.export.graph_specs import INPUT_IDS, LOGITS, POSITION_IDS, past_names, retained
 from QEfficient.runtime.cpu_features import X64_QUANT_PRECISION, int8_pair_sums_saturate
-from QEfficient.runtime.resident_memory import release_mapped_pages, return_freed_heap
+from QEfficient.runtime.resident_memory import reclaiming_mapped_pages, release_mapped_pages, return_freed_heap
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +87,16 @@ def open_inference_session(
     path = Path(onnx_path)
     if not path.is_file():
         raise GraphLoadError(f"The ONNX graph {path} does not exist. Compile the model again (model.compile(...)).")
+    data_file = path.parent / f"{path.name}.data"
     try:
-        session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        with reclaiming_mapped_pages(data_file):  # what pre-packing reads, while it reads it
+            session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
     except Exception as err:  # ORT raises its own pybind types (InvalidProtobuf, Fail, NoSuchFile, ...)
         raise GraphLoadError(
             f"ONNX Runtime could not load {path}: the graph or its external weights are damaged or incomplete ({err}). "
             f"If it was built by QEfficient, delete its folder (rm -rf '{path.parent}') and compile again."
         ) from err
-    release_mapped_pages(path.parent / f"{path.name}.data")  # what building the session read in full
+    release_mapped_pages(data_file)  # what is left: a tied LM head's codes stay mapped for the embedding
     return_freed_heap()
     return session
 

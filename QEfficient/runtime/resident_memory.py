@@ -6,8 +6,16 @@ Building the session reads some of them in full (pre-packing a tied LM head's we
 embedding ``Gather`` also reads), and those pages stay resident although afterwards only a few rows
 of the table are read per token. ``madvise(MADV_DONTNEED)`` on the mappings of that file
 drops them; a page read later is mapped again from the page cache. Only mappings without a single
-written (anonymous, copy-on-write) page are advised, so nothing written is ever dropped. Figures
-in docs/performance.md.
+written (anonymous, copy-on-write) page are advised, so nothing written is ever dropped.
+
+That comes after the build; the peak comes during it. Pre-packing reads each weight from its
+mapping, and ONNX Runtime unmaps the sources only once the whole session is built, so the pages read
+pile up on top of the packed copies: a quantized artifact's peak is its session's build. The build
+runs in C++ with the GIL released, so a thread reclaims those pages meanwhile, every few
+milliseconds, with ``MADV_PAGEOUT``. Unlike ``MADV_DONTNEED`` it never discards data (a written page
+goes to swap or stays), which matters here: ONNX Runtime may unmap a range, and the heap reuse it,
+between the thread's read of ``/proc/self/maps`` and its call. The clean pages leave the page cache
+too, so a later read comes from the disk. Figures in docs/performance.md.
 
 Loading frees memory too (parsing ``tokenizer.json``, the initializers a session copied and
 pre-packed), which glibc keeps in its heap; ``malloc_trim`` hands the free pages back (SmolLM2's
@@ -16,14 +24,20 @@ tokenizer: 14 MB).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import errno
 import logging
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 MADV_DONTNEED = 4  # Linux
+MADV_PAGEOUT = 21  # Linux 5.4+
+RECLAIM_INTERVAL_S = 0.005
 
 
 def _mappings(smaps: list[str]) -> list[tuple[str, str, int]]:
@@ -60,6 +74,57 @@ def release_mapped_pages(data_file: str | Path) -> int:
         else:
             logger.debug("madvise(%s) failed: errno %d", addresses, ctypes.get_errno())
     return advised
+
+
+def _mapped_ranges(target: str) -> list[tuple[int, int]]:
+    """(start, end) of this process's mappings of the file ``target`` (/proc/self/maps: no per-page
+    counts to gather, so cheaper than smaps)."""
+    ranges = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            if len(fields) > 5 and fields[5].rstrip("\n") == target:
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                ranges.append((start, end))
+    return ranges
+
+
+def _reclaim_until(target: str, stop: threading.Event, interval_s: float, advised: list[int]) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    while not stop.wait(interval_s):
+        try:
+            ranges = _mapped_ranges(target)
+        except OSError:
+            return
+        for start, end in ranges:
+            if libc.madvise(start, end - start, MADV_PAGEOUT) == 0:
+                advised[0] += end - start
+            elif ctypes.get_errno() == errno.EINVAL:  # a kernel before 5.4
+                return
+            # ENOMEM: unmapped since /proc/self/maps was read
+
+
+@contextlib.contextmanager
+def reclaiming_mapped_pages(data_file: str | Path, interval_s: float = RECLAIM_INTERVAL_S) -> Iterator[list[int]]:
+    """While the block runs (building an ONNX Runtime session), reclaim the resident pages of this
+    process's mappings of ``data_file`` every ``interval_s`` (module docstring: why, and why
+    ``MADV_PAGEOUT``). Yields a one-item list that ends up holding the bytes advised, summed over passes
+    (0 off Linux)."""
+    advised = [0]
+    if not sys.platform.startswith("linux") or not Path(data_file).is_file():
+        yield advised
+        return
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_reclaim_until, args=(str(Path(data_file).resolve()), stop, interval_s, advised), name="qeff-reclaim-pages", daemon=True
+    )
+    thread.start()
+    try:
+        yield advised
+    finally:
+        stop.set()
+        thread.join()
 
 
 def return_freed_heap() -> None:
