@@ -95,7 +95,7 @@ def _reclaim_until(target: str, stop: threading.Event, interval_s: float, advise
     while not stop.wait(interval_s):
         try:
             ranges = _mapped_ranges(target)
-        except OSError:
+        except (OSError, ValueError):  # no /proc, or a line this parser does not know: leave it to the step after
             return
         for start, end in ranges:
             if libc.madvise(start, end - start, MADV_PAGEOUT) == 0:
