@@ -17,6 +17,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from QEfficient.runtime import resident_memory
 from QEfficient.runtime.ort_session import open_inference_session, session_options
 from QEfficient.runtime.resident_memory import reclaiming_mapped_pages, release_mapped_pages
 from QEfficient.utils.onnx_files import (
@@ -146,7 +147,7 @@ def test_released_pages_read_back_and_written_mappings_are_kept(tmp_path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc are Linux's")
-def test_pages_reclaimed_while_a_block_runs_read_back_and_keep_writes(tmp_path):
+def test_pages_reclaimed_while_a_block_runs_read_back_and_keep_writes(tmp_path, monkeypatch):
     """reclaiming_mapped_pages: a thread reclaims the mapped pages while the block runs (a session's build);
     what was read reads back from the file, and a written (copy-on-write) page keeps its write."""
     data, other = tmp_path / "w.onnx.data", tmp_path / "other.onnx.data"
@@ -159,6 +160,7 @@ def test_pages_reclaimed_while_a_block_runs_read_back_and_keep_writes(tmp_path):
     assert sum(clean[::PAGE]) + sum(written[::PAGE]) >= 0  # read every page of both
     written[0] = 255
     drops = _page_cache_can_drop(tmp_path)
+    monkeypatch.setattr(resident_memory, "RECLAIM_ABOVE", 0)  # a small file, to keep the test quick
     for path in (data, other):
         with reclaiming_mapped_pages(path, interval_s=0.001) as advised:
             deadline = time.monotonic() + 5
@@ -173,13 +175,20 @@ def test_pages_reclaimed_while_a_block_runs_read_back_and_keep_writes(tmp_path):
     written.close()
 
 
-def test_a_session_built_while_its_pages_are_reclaimed_computes_the_same(tmp_path):
+def test_a_session_built_while_its_pages_are_reclaimed_computes_the_same(tmp_path, monkeypatch):
     """open_inference_session reclaims the weight file's pages while ONNX Runtime builds the session (it
     reads them to pre-pack the MatMul weight and the Gather table's neighbour); the outputs are a plain
-    session's, and the thread is gone afterwards."""
+    session's, and the thread is gone afterwards. Files under RECLAIM_ABOVE are left alone."""
     table, _ = _save_gather_matmul(tmp_path / "m.onnx", megabytes=4)
     ids = np.array([0, 9, len(table) - 1])
+    passes = []
+    reclaim = resident_memory._reclaim_until
+    monkeypatch.setattr(resident_memory, "_reclaim_until", lambda *args: passes.append(args[0]) or reclaim(*args))
+    open_inference_session(tmp_path / "m.onnx", session_options(1))
+    assert passes == []  # 8 MB: under RECLAIM_ABOVE
+    monkeypatch.setattr(resident_memory, "RECLAIM_ABOVE", 1 << 20)
     ours = open_inference_session(tmp_path / "m.onnx", session_options(1)).run(None, {"ids": ids})[0]
+    assert passes == [str((tmp_path / "m.onnx.data").resolve())] or not sys.platform.startswith("linux")
     plain = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"ids": ids})[0]
     np.testing.assert_array_equal(ours, plain)
     assert not any(t.name == "qeff-reclaim-pages" for t in threading.enumerate())

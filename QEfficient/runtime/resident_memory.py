@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 MADV_DONTNEED = 4  # Linux
 MADV_PAGEOUT = 21  # Linux 5.4+
 RECLAIM_INTERVAL_S = 0.005
+# Smaller weight files are not worth it: the pages reclaimed leave the page cache, so the build reads them again.
+RECLAIM_ABOVE = 16 << 20
 
 
 def _mappings(smaps: list[str]) -> list[tuple[str, str, int]]:
@@ -110,14 +112,15 @@ def reclaiming_mapped_pages(data_file: str | Path, interval_s: float = RECLAIM_I
     """While the block runs (building an ONNX Runtime session), reclaim the resident pages of this
     process's mappings of ``data_file`` every ``interval_s`` (module docstring: why, and why
     ``MADV_PAGEOUT``). Yields a one-item list that ends up holding the bytes advised, summed over passes
-    (0 off Linux)."""
+    (0 off Linux, and for a file under RECLAIM_ABOVE bytes)."""
     advised = [0]
-    if not sys.platform.startswith("linux") or not Path(data_file).is_file():
+    data_file = Path(data_file)
+    if not sys.platform.startswith("linux") or not data_file.is_file() or data_file.stat().st_size < RECLAIM_ABOVE:
         yield advised
         return
     stop = threading.Event()
     thread = threading.Thread(
-        target=_reclaim_until, args=(str(Path(data_file).resolve()), stop, interval_s, advised), name="qeff-reclaim-pages", daemon=True
+        target=_reclaim_until, args=(str(data_file.resolve()), stop, interval_s, advised), name="qeff-reclaim-pages", daemon=True
     )
     thread.start()
     try:
