@@ -43,7 +43,7 @@ RECLAIM_ABOVE = 16 << 20
 
 
 def _mappings(smaps: list[str]) -> list[tuple[str, str, int]]:
-    """(address range, path, anonymous kB) of each mapping in /proc/self/smaps."""
+    """(address range, path, anonymous kB) of each mapping in /proc/self/smaps (or /proc/self/maps: 0 kB)."""
     out: list[tuple[str, str, int]] = []
     for line in smaps:
         fields = line.split(maxsplit=5)  # a mapping's header: address perms offset dev inode [path]
@@ -62,45 +62,38 @@ def release_mapped_pages(data_file: str | Path) -> int:
     target = str(Path(data_file).resolve())
     try:
         smaps = Path("/proc/self/smaps").read_text().splitlines()
-        libc = ctypes.CDLL(None, use_errno=True)
+        madvise = _madvise()
     except OSError:
         return 0
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     advised = 0
     for addresses, path, anonymous_kb in _mappings(smaps):
         if path != target or anonymous_kb:
             continue
         start, end = (int(x, 16) for x in addresses.split("-"))
-        if libc.madvise(start, end - start, MADV_DONTNEED) == 0:
+        if madvise(start, end - start, MADV_DONTNEED) == 0:
             advised += end - start
         else:
             logger.debug("madvise(%s) failed: errno %d", addresses, ctypes.get_errno())
     return advised
 
 
-def _mapped_ranges(target: str) -> list[tuple[int, int]]:
-    """(start, end) of this process's mappings of the file ``target`` (/proc/self/maps: no per-page
-    counts to gather, so cheaper than smaps)."""
-    ranges = []
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            fields = line.split(maxsplit=5)
-            if len(fields) > 5 and fields[5].rstrip("\n") == target:
-                start, end = (int(x, 16) for x in fields[0].split("-"))
-                ranges.append((start, end))
-    return ranges
+def _madvise():
+    """libc's madvise(addr, length, advice), errno kept for ctypes.get_errno()."""
+    madvise = ctypes.CDLL(None, use_errno=True).madvise
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return madvise
 
 
 def _reclaim_until(target: str, stop: threading.Event, interval_s: float, advised: list[int]) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise = _madvise()
     while not stop.wait(interval_s):
-        try:
-            ranges = _mapped_ranges(target)
+        try:  # /proc/self/maps: the headers of smaps without the per-page counts, so cheaper to read
+            ranges = [addresses for addresses, path, _ in _mappings(Path("/proc/self/maps").read_text().splitlines()) if path == target]
         except (OSError, ValueError):  # no /proc, or a line this parser does not know: leave it to the step after
             return
-        for start, end in ranges:
-            if libc.madvise(start, end - start, MADV_PAGEOUT) == 0:
+        for addresses in ranges:
+            start, end = (int(x, 16) for x in addresses.split("-"))
+            if madvise(start, end - start, MADV_PAGEOUT) == 0:
                 advised[0] += end - start
             elif ctypes.get_errno() == errno.EINVAL:  # a kernel before 5.4
                 return
