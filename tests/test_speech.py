@@ -6,6 +6,7 @@ the real Whisper base / tiny.en (scripts/fetch_whisper.sh) carry the end-to-end 
 
 from __future__ import annotations
 
+import difflib
 import wave
 
 import numpy as np
@@ -123,20 +124,39 @@ def test_real_whisper_text_equals_transformers(name):
     model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
     model.compile(ctx_len=100)
     kwargs = dict(language="en") if name == "whisper-base" else {}
-    texts = {}
+    texts, ids = {}, {}
     for timestamps in (False, True):
         info = model.generate(inputs=inputs, generation_len=60, processor=processor, return_timestamps=timestamps, **kwargs)
         expected = _hf(hf, inputs.input_features, max_new_tokens=60, return_timestamps=timestamps, **kwargs)
         assert info.generated_ids[0].tolist() == expected.tolist()
         assert info.texts == processor.batch_decode(expected, skip_special_tokens=True)
-        texts[timestamps] = info.texts[0]
+        texts[timestamps], ids[timestamps] = info.texts[0], info.generated_ids[0][0].tolist()
     if name == "whisper-base":  # what the data README says transformers' Whisper base reads
         assert texts[False] == " The Low World. The quick brown fox jump over the lazy dog. This is a test on speech recognition."
         # mxfp6_matmul: 8-bit decoder MatMuls, float32 encoder (8-bit encoder weights changed a phrase)
         paths = model.compile(ctx_len=100, mxfp6_matmul=True)
         ops = {role: {n.op_type for n in onnx.load(p / ARTIFACT_GRAPH, load_external_data=False).graph.node} for role, p in paths.items()}
         assert "MatMulNBits" in ops["decoder_qpc_path"] and "MatMulNBits" not in ops["encoder_qpc_path"]
-        assert model.generate(inputs=inputs, generation_len=60, processor=processor, **kwargs).texts == [texts[False]]
+        eight_bit = model.generate(inputs=inputs, generation_len=60, processor=processor, **kwargs)
+        _assert_differs_only_at_a_near_tie(hf, processor, inputs.input_features, ids[False], eight_bit.generated_ids[0][0].tolist())
+        assert difflib.SequenceMatcher(None, eight_bit.texts[0], texts[False]).ratio() > 0.85, eight_bit.texts
+
+
+def _assert_differs_only_at_a_near_tie(hf, processor, features, reference: list[int], tokens: list[int]) -> None:
+    """8-bit weights change the numbers, so eventually a token, as any quantization does; where they do
+    first, float32 transformers must itself have been torn between the two tokens (log-probabilities
+    within 0.25). The speech sample has such a step: after "fox jump", " over" -1.24 against "," -1.32,
+    and which one an 8-bit run takes depends on the CPU's int8 kernel (VNNI or AVX2)."""
+    first = next((i for i, (a, b) in enumerate(zip(reference, tokens)) if a != b), None)
+    if first is None:
+        assert tokens == reference
+        return
+    assert first >= 5, (first, tokens)
+    prompt = processor.tokenizer.convert_tokens_to_ids(["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"])
+    with torch.no_grad():
+        logits = hf(input_features=features, decoder_input_ids=torch.tensor([prompt + reference[:first]])).logits[0, -1]
+    log_probs = torch.log_softmax(logits, -1)
+    assert log_probs[reference[first]] - log_probs[tokens[first]] < 0.25, processor.decode(reference[: first + 1])
 
 
 def test_infer_audio_path_transcribes_like_transformers(tiny_whisper, tmp_path, capsys):
