@@ -14,12 +14,28 @@ os.environ["QEFF_HOME"] = _QEFF_HOME
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+def torch_threads() -> int:
+    """2, or under pytest-xdist each worker's share of the cores: with ``-n 2`` on 2 cores, two workers of
+    2 threads each oversubscribe them and torch's idle threads spin (README, "Set up on a fresh machine")."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2:
+        return 2
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // workers)
+
+
+# torch reads it when imported, here and in the subprocesses a test starts (the CLI, a second process);
+# only in a worker: the workers inherit the controller's environment
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(torch_threads())
+
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from tests.tiny_models import TINY_CONFIGS, build_tokenizer, save_tiny_model  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(torch_threads())
 transformers.logging.set_verbosity_error()
 
 

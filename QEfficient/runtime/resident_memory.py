@@ -42,15 +42,34 @@ RECLAIM_INTERVAL_S = 0.005
 RECLAIM_ABOVE = 16 << 20
 
 
-def _mappings(smaps: list[str]) -> list[tuple[str, str, int]]:
-    """(address range, path, anonymous kB) of each mapping in /proc/self/smaps (or /proc/self/maps: 0 kB)."""
-    out: list[tuple[str, str, int]] = []
-    for line in smaps:
-        fields = line.split(maxsplit=5)  # a mapping's header: address perms offset dev inode [path]
-        if len(fields) >= 5 and "-" in fields[0] and not fields[0].endswith(":"):
-            out.append((fields[0], fields[5] if len(fields) > 5 else "", 0))
-        elif line.startswith("Anonymous:") and out:
-            out[-1] = (*out[-1][:2], int(line.split()[1]))
+def _mappings(maps: list[str]) -> list[tuple[str, str]]:
+    """(address range, path) of each mapping in /proc/self/maps."""
+    out: list[tuple[str, str]] = []
+    for line in maps:
+        fields = line.split(maxsplit=5)  # address perms offset dev inode [path]
+        if len(fields) >= 5 and "-" in fields[0]:
+            out.append((fields[0], fields[5] if len(fields) > 5 else ""))
+    return out
+
+
+def _anonymous_kb_of(smaps: list[str], target: str) -> list[tuple[str, int]]:
+    """(address range, anonymous kB) of each mapping of ``target`` in /proc/self/smaps. Only the headers
+    that end with the path are split: with torch loaded the file has some 10,000 lines."""
+    out: list[tuple[str, int]] = []
+    for i, line in enumerate(smaps):
+        if not line.endswith(target):
+            continue
+        fields = line.split(maxsplit=5)
+        if len(fields) < 6 or fields[5] != target or "-" not in fields[0]:
+            continue
+        anonymous_kb = 0
+        for field in smaps[i + 1 :]:
+            if field.startswith("Anonymous:"):
+                anonymous_kb = int(field.split()[1])
+                break
+            if not field.partition(" ")[0].endswith(":"):  # the next mapping's header
+                break
+        out.append((fields[0], anonymous_kb))
     return out
 
 
@@ -61,13 +80,17 @@ def release_mapped_pages(data_file: str | Path) -> int:
         return 0
     target = str(Path(data_file).resolve())
     try:
+        # /proc/self/maps first: smaps costs tens of milliseconds in a process with torch loaded, and
+        # many sessions (weights inside the .onnx) map nothing of the file
+        if not any(path == target for _, path in _mappings(Path("/proc/self/maps").read_text().splitlines())):
+            return 0
         smaps = Path("/proc/self/smaps").read_text().splitlines()
         madvise = _madvise()
     except OSError:
         return 0
     advised = 0
-    for addresses, path, anonymous_kb in _mappings(smaps):
-        if path != target or anonymous_kb:
+    for addresses, anonymous_kb in _anonymous_kb_of(smaps, target):
+        if anonymous_kb:
             continue
         start, end = (int(x, 16) for x in addresses.split("-"))
         if madvise(start, end - start, MADV_DONTNEED) == 0:
@@ -88,7 +111,7 @@ def _reclaim_until(target: str, stop: threading.Event, interval_s: float, advise
     madvise = _madvise()
     while not stop.wait(interval_s):
         try:  # /proc/self/maps: the headers of smaps without the per-page counts, so cheaper to read
-            ranges = [addresses for addresses, path, _ in _mappings(Path("/proc/self/maps").read_text().splitlines()) if path == target]
+            ranges = [addresses for addresses, path in _mappings(Path("/proc/self/maps").read_text().splitlines()) if path == target]
         except (OSError, ValueError):  # no /proc, or a line this parser does not know: leave it to the step after
             return
         for addresses in ranges:
