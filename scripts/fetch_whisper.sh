@@ -53,8 +53,18 @@ EOF
     done
 fi
 
+missing=()
 for name in whisper-base whisper-tiny.en; do
-    done_marker "$DEST/$name" ||
-        PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m QEfficient.loading.ctranslate2_whisper "$DEST/ct2/$name" "$DEST/$name" >/dev/null
+    done_marker "$DEST/$name" || missing+=("$name")
 done
+# both in one process: importing torch and transformers is most of a conversion's time
+if [ ${#missing[@]} -gt 0 ]; then
+    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" - "$DEST" "${missing[@]}" <<'EOF'
+import sys
+from QEfficient.loading.ctranslate2_whisper import convert_ctranslate2_whisper
+dest = sys.argv[1]
+for name in sys.argv[2:]:
+    convert_ctranslate2_whisper(f"{dest}/ct2/{name}", f"{dest}/{name}")
+EOF
+fi
 echo "Whisper models ready: $DEST/whisper-base, $DEST/whisper-tiny.en"
