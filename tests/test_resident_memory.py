@@ -165,8 +165,8 @@ def test_pages_reclaimed_while_a_block_runs_read_back_and_keep_writes(tmp_path, 
     for path in (data, other):
         with reclaiming_mapped_pages(path, interval_s=0.001) as advised:
             deadline = time.monotonic() + 5
-            # two passes at least; and for the clean file, passes until its pages are gone: a page faulted in on
-            # another core can wait in that core's LRU batch, where MADV_PAGEOUT cannot take it yet
+            # two passes at least; and for the clean file, passes until its pages are gone: MADV_PAGEOUT skips a
+            # page it cannot take yet (under writeback, or in another core's LRU batch)
             while time.monotonic() < deadline and (
                 advised[0] < 2 * 64 * PAGE or (path == data and drops and _mapping_kb(data, "Rss") >= 8 * PAGE // 1024)
             ):
