@@ -18,11 +18,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def torch_threads() -> int:
     """2, or under pytest-xdist each worker's share of the cores: with ``-n 2`` on 2 cores, two workers of
     2 threads each oversubscribe them and torch's idle threads spin (README, "Set up on a fresh machine")."""
+    from QEfficient.runtime.ort_session import available_cores  # imports no torch
+
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers < 2:
-        return 2
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // workers)
+    return 2 if workers < 2 else max(1, available_cores() // workers)
 
 
 # torch reads it when imported, here and in the subprocesses a test starts (the CLI, a second process);
