@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -256,3 +257,18 @@ def test_serve_on_artifact_errors_say_what_to_do(tiny, qeff_home):
         artifact_from_qpc(str(qpc))
     with pytest.raises(FileNotFoundError, match="not a compiled QEfficient artifact"):
         artifact_from_qpc(str(folder))
+
+
+MISSING_MODEL_CLIS = [
+    ["QEfficient.cloud.infer", "--model_name"],
+    ["QEfficient.cloud.export", "--model-name"],
+    ["QEfficient.cloud.serve", "--model_name"],
+]
+
+
+@pytest.mark.parametrize("cli", MISSING_MODEL_CLIS, ids=lambda cli: cli[0].rsplit(".", 1)[-1])
+def test_a_missing_model_is_named_before_torch_loads(cli, qeff_home, tmp_path):
+    """A mistyped model name fails in a second, not after the seconds torch and transformers' modeling take to import."""
+    res = run_python("-m", *cli, str(tmp_path / "missing"), home=qeff_home)
+    assert res.returncode == 2 and re.search(r"error: Model .*missing' was not found", res.stderr), res.stderr[-2000:]
+    assert heavy_imports(res.stderr) == []

@@ -153,7 +153,10 @@ def test_pages_reclaimed_while_a_block_runs_read_back_and_keep_writes(tmp_path, 
     what was read reads back from the file, and a written (copy-on-write) page keeps its write."""
     data, other = tmp_path / "w.onnx.data", tmp_path / "other.onnx.data"
     for path in (data, other):  # two files: a page mapped twice is not reclaimed
-        path.write_bytes(np.arange(64 * PAGE, dtype=np.uint8).tobytes())
+        with open(path, "wb") as f:
+            f.write(np.arange(64 * PAGE, dtype=np.uint8).tobytes())
+            f.flush()
+            os.fsync(f.fileno())  # clean pages: MADV_PAGEOUT leaves a dirty file page to the flusher (seconds, under load)
     with open(data, "rb") as f:
         clean = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # private and writable, as ONNX Runtime maps
     with open(other, "rb") as f:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from QEfficient.loading.hf_loader import resolve_model_path
+from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
 from QEfficient.models.ctc import QEFFAutoModelForCTC
 from QEfficient.models.image_text import QEFFAutoModelForImageTextToText

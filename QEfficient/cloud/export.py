@@ -32,11 +32,12 @@ def export(
     """QEfficient's ``export.main``; returns the .onnx path. ``mxint8_kv_cache`` exports a float16 KV cache
     (QEfficient writes a custom-IO file for it instead); ``full_batch_size`` needs nothing at export here
     (one graph serves continuous batching)."""
-    from QEfficient import QEFFAutoModelForCausalLM
     from QEfficient.utils.tokenizer import check_and_assign_cache_dir
 
     cache_dir = check_and_assign_cache_dir(local_model_dir, cache_dir)
-    model_name, gguf_file = resolve_model_name(local_model_dir or model_name, gguf_file)
+    model_name, gguf_file = resolve_model_name(local_model_dir or model_name, gguf_file, cache_dir)
+    from QEfficient import QEFFAutoModelForCausalLM
+
     with step(f"Loading {model_name}"):
         kwargs = {k: v for k, v in {"gguf_file": gguf_file, "cache_dir": cache_dir}.items() if v}
         model = QEFFAutoModelForCausalLM.from_pretrained(model_name, **kwargs)

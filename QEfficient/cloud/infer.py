@@ -228,7 +228,6 @@ def infer(
     ``image_path`` / ``image_url`` / ``img_size`` run a vision-language model; ``iteration`` and
     ``automation`` are passed to generate(); ``io_encrypt`` stops after compiling, as in QEfficient.
     """
-    from QEfficient import QEFFAutoModelForCausalLM
     from QEfficient.generation.exec_kv import load_prompts
     from QEfficient.utils.tokenizer import check_and_assign_cache_dir, load_hf_tokenizer, tokenizer_folder
 
@@ -247,7 +246,7 @@ def infer(
     io_encrypt = kwargs.pop("io_encrypt", None)
     cache_dir = check_and_assign_cache_dir(local_model_dir, cache_dir)
     use_default = not (model_name or local_model_dir)
-    model_name, gguf_file = resolve_model_name(local_model_dir or model_name, gguf_file)
+    model_name, gguf_file = resolve_model_name(local_model_dir or model_name, gguf_file, cache_dir)
     prompts = load_prompts(prompt if prompt is not None or prompts_txt_file_path else "My name is", prompts_txt_file_path)
 
     compiler_options = {
@@ -295,6 +294,8 @@ def infer(
 
     if not gguf_file:
         tokenizer_folder(model_name, cache_dir)  # a missing tokenizer fails now, not after the export
+    from QEfficient import QEFFAutoModelForCausalLM
+
     with step(f"Loading {model_name}{' / ' + gguf_file if gguf_file else ''}"):
         load_kwargs = {"gguf_file": gguf_file, "cache_dir": cache_dir, "trust_remote_code": trust_remote_code or None}
         model = QEFFAutoModelForCausalLM.from_pretrained(

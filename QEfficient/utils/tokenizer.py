@@ -31,7 +31,7 @@ class TokenizerNotFoundError(FileNotFoundError):
 
 def tokenizer_folder(pretrained_model_name_or_path: str | os.PathLike, cache_dir: str | None = None) -> Path:
     """The folder holding the model's tokenizer; raises TokenizerNotFoundError naming what is missing."""
-    from QEfficient.loading.hf_loader import resolve_model_path  # utils sit below loading: import on use
+    from QEfficient.loading.model_path import resolve_model_path  # utils sit below loading: import on use
 
     folder, _ = resolve_model_path(pretrained_model_name_or_path, cache_dir)
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
@@ -78,7 +78,7 @@ def load_hf_processor(
     """The model's processor (vision-language models), from a local folder or the local HF cache."""
     from transformers import AutoProcessor
 
-    from QEfficient.loading.hf_loader import resolve_model_path
+    from QEfficient.loading.model_path import resolve_model_path
 
     folder, _ = resolve_model_path(pretrained_model_name_or_path, cache_dir)
     return AutoProcessor.from_pretrained(folder, **kwargs)
