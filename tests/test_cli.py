@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "QEFF_HOME": str(home)}
@@ -86,3 +88,12 @@ def test_infer_with_full_batch_size_runs_continuous_batching(tiny_model_dir, qef
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("Completion :") == 4 and "Performance Stats" in res.stdout
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_the_export(tiny_model_dir, tmp_path, monkeypatch):
+    from QEfficient.cloud.infer import main
+
+    monkeypatch.setenv("QEFF_HOME", str(tmp_path))
+    with pytest.raises(ValueError, match=r"prompt_len \(64\) must not exceed ctx_len \(32\): raise --ctx_len"):
+        main(model_name=str(tiny_model_dir("llama")), prompt_len=64, ctx_len=32, num_cores=1)
+    assert not list(tmp_path.rglob("*.onnx"))  # refused before anything was loaded or exported

@@ -272,3 +272,20 @@ def test_a_missing_model_is_named_before_torch_loads(cli, qeff_home, tmp_path):
     res = run_python("-m", *cli, str(tmp_path / "missing"), home=qeff_home)
     assert res.returncode == 2 and re.search(r"error: Model .*missing' was not found", res.stderr), res.stderr[-2000:]
     assert heavy_imports(res.stderr) == []
+
+
+@pytest.mark.parametrize(
+    "cli, option, message",
+    [
+        pytest.param("infer", ["--ctx_len", "0"], "ctx_len must be a positive integer, got 0", id="infer-ctx_len"),
+        pytest.param("infer", ["--generation_len", "-3"], "generation_len must be a positive whole number", id="infer-generation_len"),
+        pytest.param("infer", ["--full_batch_size", "0"], "full_batch_size must be a positive integer, got 0", id="infer-full_batch_size"),
+        pytest.param("serve", ["--prefill_seq_len", "0"], "prefill_seq_len must be a positive integer, got 0", id="serve-prefill_seq_len"),
+    ],
+)
+def test_a_bad_number_is_refused_before_torch_loads(tiny, qeff_home, cli, option, message):
+    """Not after the model is loaded, exported and compiled (minutes for a real model on a cold cache)."""
+    folder, _ = tiny
+    res = run_python("-m", f"QEfficient.cloud.{cli}", "--model_name", str(folder), *option, home=qeff_home)
+    assert res.returncode == 2 and f"error: {message}" in res.stderr, res.stderr[-2000:]
+    assert heavy_imports(res.stderr) == []

@@ -156,7 +156,7 @@ def test_pages_reclaimed_while_a_block_runs_read_back_and_keep_writes(tmp_path, 
         with open(path, "wb") as f:
             f.write(np.arange(64 * PAGE, dtype=np.uint8).tobytes())
             f.flush()
-            os.fsync(f.fileno())  # clean pages: MADV_PAGEOUT leaves a dirty file page to the flusher (seconds, under load)
+            os.fsync(f.fileno())  # clean pages: reclaiming them never waits on a writeback behind other tests' I/O
     with open(data, "rb") as f:
         clean = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # private and writable, as ONNX Runtime maps
     with open(other, "rb") as f:

@@ -229,6 +229,8 @@ def infer(
     ``automation`` are passed to generate(); ``io_encrypt`` stops after compiling, as in QEfficient.
     """
     from QEfficient.generation.exec_kv import load_prompts
+    from QEfficient.generation.text_generation import check_generation_len
+    from QEfficient.utils.checks import check_positive
     from QEfficient.utils.tokenizer import check_and_assign_cache_dir, load_hf_tokenizer, tokenizer_folder
 
     # QEfficient's other spellings of the same options, given as keywords
@@ -247,6 +249,11 @@ def infer(
     cache_dir = check_and_assign_cache_dir(local_model_dir, cache_dir)
     use_default = not (model_name or local_model_dir)
     model_name, gguf_file = resolve_model_name(local_model_dir or model_name, gguf_file, cache_dir)
+    # bad numbers fail now, not after the model is loaded, exported and compiled
+    check_positive(prompt_len=prompt_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
+    if full_batch_size is not None:
+        check_positive(full_batch_size=full_batch_size)
+    generation_len = check_generation_len(generation_len)
     prompts = load_prompts(prompt if prompt is not None or prompts_txt_file_path else "My name is", prompts_txt_file_path)
 
     compiler_options = {
@@ -272,6 +279,8 @@ def infer(
             raise ValueError(f"--audio_path needs a speech model (Whisper, or Wav2Vec2-style CTC); '{model_name}' is not one.")
         compile_options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, **compiler_options)
         return run_speech(speech_class, model_name, audio_path, compile_options, generation_len, **speech_options)
+    if prompt_len > ctx_len:  # a decoder's check (a speech model takes no prompt_len)
+        raise ValueError(f"prompt_len ({prompt_len}) must not exceed ctx_len ({ctx_len}): raise --ctx_len or lower --prompt_len.")
     decoder_compile_options = dict(  # the causal-LM and image-text classes take the same compile() options
         prefill_seq_len=prompt_len,
         ctx_len=ctx_len,

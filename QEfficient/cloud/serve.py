@@ -20,6 +20,7 @@ import os
 import sys
 
 from QEfficient.cloud._cli import add_argument, fail, resolve_model_name, setup_logging, step
+from QEfficient.utils.checks import check_positive
 from QEfficient.utils.extras import MissingExtraError, require_extra
 
 API_KEY_ENV = "QEFF_API_KEY"
@@ -207,6 +208,10 @@ def build_from_args(args: argparse.Namespace):
             artifact = artifact_from_qpc(args.qpc_path, names, args.num_cores, args.prompt_lookup_num_tokens)
             return open_app(artifact, args.num_cores, args.max_queue, args.api_key, args.max_body_bytes)
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
+    # bad numbers fail now, not after the model is loaded, exported and compiled
+    check_positive(
+        prefill_seq_len=args.prefill_seq_len, ctx_len=args.ctx_len, full_batch_size=args.full_batch_size, num_cores=args.num_cores
+    )
     with step(f"Loading and compiling {model_name} for continuous batching ({args.full_batch_size} slots)"):
         return build_server(
             model_name,

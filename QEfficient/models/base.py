@@ -22,13 +22,6 @@ from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
 
 
-def check_positive(**values: int) -> None:
-    """Every value a positive int (bools are not counts)."""
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-
 def check_recurrent_chunk(lm, prefill_seq_len: int) -> None:
     """Refuse a prefill chunk longer than the recurrent layers of ``lm`` (a QEffCausalLM) scan exactly in one step."""
     limits = [layer.max_chunk for layer in lm.recurrent_layers if layer.max_chunk]

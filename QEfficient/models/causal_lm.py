@@ -20,12 +20,13 @@ from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
 from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
-from QEfficient.models.base import QEFFBaseModel, check_positive, check_recurrent_chunk, recurrent_state_manifest
+from QEfficient.models.base import QEFFBaseModel, check_recurrent_chunk, recurrent_state_manifest
 from QEfficient.models.speculative import SPECULATIVE_KWARGS, check_speculative_compile, check_speculative_type, speculative_generate
 from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
 from QEfficient.runtime.tokenizer import tokenizer_digest
 from QEfficient.transform.speculative import QEffSpeculativeCausalLM
 from QEfficient.transform.static_kv import QEffCausalLM
+from QEfficient.utils.checks import check_positive
 from QEfficient.utils.extras import require_extra
 from QEfficient.utils.memory import release_freed_memory
 

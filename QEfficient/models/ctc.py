@@ -16,9 +16,10 @@ from transformers import AutoModelForCTC, PreTrainedModel
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.export.graph_specs import INPUT_VALUES, CTCGraphSpec
 from QEfficient.export.onnx_export import export_ctc_onnx
-from QEfficient.models.base import QEFFBaseModel, check_positive
+from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.ctc import QEffCTC
+from QEfficient.utils.checks import check_positive
 
 SAMPLING_RATE = 16000
 

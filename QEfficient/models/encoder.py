@@ -17,9 +17,10 @@ from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, EncoderGraphSpec
 from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.loading.hf_loader import load_pretrained
-from QEfficient.models.base import QEFFBaseModel, check_positive
+from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.encoder import POOLING, PoolingFn, QEffEncoder, resolve_pooling
+from QEfficient.utils.checks import check_positive
 
 logger = logging.getLogger(__name__)
 
