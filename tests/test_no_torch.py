@@ -263,15 +263,19 @@ MISSING_MODEL_CLIS = [
     ["QEfficient.cloud.infer", "--model_name"],
     ["QEfficient.cloud.export", "--model-name"],
     ["QEfficient.cloud.serve", "--model_name"],
+    ["QEfficient.cloud.batch", "--model_name"],  # before Ray, too
 ]
 
 
 @pytest.mark.parametrize("cli", MISSING_MODEL_CLIS, ids=lambda cli: cli[0].rsplit(".", 1)[-1])
 def test_a_missing_model_is_named_before_torch_loads(cli, qeff_home, tmp_path):
     """A mistyped model name fails in a second, not after the seconds torch and transformers' modeling take to import."""
-    res = run_python("-m", *cli, str(tmp_path / "missing"), home=qeff_home)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "Hi"}\n')
+    batch_io = ["--input", str(prompts), "--output", str(tmp_path / "out.jsonl")] if cli[0].endswith(".batch") else []
+    res = run_python("-m", *cli, str(tmp_path / "missing"), *batch_io, home=qeff_home)
     assert res.returncode == 2 and re.search(r"error: Model .*missing' was not found", res.stderr), res.stderr[-2000:]
-    assert heavy_imports(res.stderr) == []
+    assert heavy_imports(res.stderr) == [] and "ray" not in imported(res.stderr)
 
 
 @pytest.mark.parametrize(
@@ -281,11 +285,16 @@ def test_a_missing_model_is_named_before_torch_loads(cli, qeff_home, tmp_path):
         pytest.param("infer", ["--generation_len", "-3"], "generation_len must be a positive whole number", id="infer-generation_len"),
         pytest.param("infer", ["--full_batch_size", "0"], "full_batch_size must be a positive integer, got 0", id="infer-full_batch_size"),
         pytest.param("serve", ["--prefill_seq_len", "0"], "prefill_seq_len must be a positive integer, got 0", id="serve-prefill_seq_len"),
+        pytest.param("batch", ["--num_actors", "0"], "num_actors must be a positive integer, got 0", id="batch-num_actors"),
     ],
 )
 def test_a_bad_number_is_refused_before_torch_loads(tiny, qeff_home, cli, option, message):
     """Not after the model is loaded, exported and compiled (minutes for a real model on a cold cache)."""
     folder, _ = tiny
+    if cli == "batch":
+        prompts = folder.parent / "prompts.jsonl"
+        prompts.write_text('{"prompt": "Hi"}\n')
+        option = [*option, "--input", str(prompts), "--output", str(folder.parent / "out.jsonl")]
     res = run_python("-m", f"QEfficient.cloud.{cli}", "--model_name", str(folder), *option, home=qeff_home)
     assert res.returncode == 2 and f"error: {message}" in res.stderr, res.stderr[-2000:]
-    assert heavy_imports(res.stderr) == []
+    assert heavy_imports(res.stderr) == [] and "ray" not in imported(res.stderr)

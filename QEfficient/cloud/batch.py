@@ -51,18 +51,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging(args.verbose)
-    try:
-        from QEfficient.distributed import require_ray
-        from QEfficient.distributed.ray_data import BatchJob, run_batch
-
-        ray = require_ray()
-    except ImportError as err:
-        fail(str(err))
+    # what the user can get wrong is checked before Ray (and torch) import: seconds, not a stack trace later
     if not Path(args.input).exists():
         fail(f"The input '{args.input}' does not exist.")
-    model_name, gguf_file = resolve_model_name(args.model_name, None)
+    try:
+        model_name, gguf_file = resolve_model_name(args.model_name, None)
+    except FileNotFoundError as err:
+        fail(str(err))
     if gguf_file:  # the default model: its .gguf file (from_pretrained loads one by path)
         model_name = str(Path(model_name) / gguf_file)
+    from QEfficient.distributed.ray_data import BatchJob, run_batch
+
     try:
         job = BatchJob(
             model_name=model_name,
@@ -79,6 +78,15 @@ def main(argv: list[str] | None = None) -> None:
             cores_per_actor=args.cores_per_actor,
             ship_artifact=args.ship_artifact,
         )
+    except ValueError as err:
+        fail(str(err))
+    try:
+        from QEfficient.distributed import require_ray
+
+        ray = require_ray()
+    except ImportError as err:
+        fail(str(err))
+    try:
         ray.init(address=args.ray_address, ignore_reinit_error=True)
         with step(f"{args.task} over {args.input} with {args.num_actors} x {model_name}"):
             written = run_batch(job, args.input, args.output)

@@ -18,6 +18,7 @@ import onnx
 from QEfficient.compile.ort_cpu import build_artifact, decoder_specializations, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import CONV_STATE, INPUT_IDS, LOGITS, SSM_STATE, past_names, recurrent_state_names
+from QEfficient.utils.checks import check_positive
 
 _ONNX_KV_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16"}
 
@@ -99,9 +100,7 @@ def compile(  # noqa: A001 - QEfficient's public name
         raise FileNotFoundError(f"ONNX file '{onnx_path}' does not exist; export the model first (QEfficient.export or cloud.export).")
     if full_batch_size and batch_size != 1:
         raise ValueError("Only either batch_size or full_batch_size should be greater than one")
-    for name, value in {"num_cores": num_cores, "batch_size": batch_size, "prompt_len": prompt_len, "ctx_len": ctx_len}.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    check_positive(num_cores=num_cores, batch_size=batch_size, prompt_len=prompt_len, ctx_len=ctx_len)
     if prompt_len > ctx_len:
         raise ValueError(f"prompt_len ({prompt_len}) must not exceed ctx_len ({ctx_len}).")
     geometry = graph_geometry(onnx_path)

@@ -31,6 +31,7 @@ import numpy as np
 
 from QEfficient.distributed import require_ray
 from QEfficient.distributed.shipping import SHIP_MODES, Shipment, receive, ship, should_ship
+from QEfficient.utils.checks import check_positive
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +61,10 @@ class BatchJob:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}.")
         if self.ship_artifact not in SHIP_MODES:
             raise ValueError(f"ship_artifact must be one of {', '.join(SHIP_MODES)}, got {self.ship_artifact!r}.")
-        for name in ("batch_size", "num_actors", "cores_per_actor", "prefill_seq_len", "ctx_len", "seq_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        names = ("batch_size", "num_actors", "cores_per_actor", "prefill_seq_len", "ctx_len", "seq_len")
+        check_positive(**{name: getattr(self, name) for name in names})
+        if self.generation_len is not None:
+            check_positive(generation_len=self.generation_len)
         self.output_column = self.output_column or ("generated_text" if self.task == "generate" else "embedding")
 
     def load(self):

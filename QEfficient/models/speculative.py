@@ -25,6 +25,7 @@ from QEfficient.generation.speculative import ModelDrafter, PromptLookupDrafter,
 from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
 from QEfficient.generation.text_generation import TextGeneration, check_generation_len, eos_token_ids
 from QEfficient.runtime.ort_session import open_kv_session, turn_taking_spin
+from QEfficient.utils.checks import check_positive
 
 SPECULATIVE_KWARGS = (
     "prompt_lookup_num_tokens",
@@ -66,8 +67,7 @@ def check_speculative_compile(is_target: bool, num_speculative_tokens: int | Non
         return
     if num_speculative_tokens is None:
         raise TypeError("A speculative target model needs compile(num_speculative_tokens=K): the tokens drafted per step.")
-    if not isinstance(num_speculative_tokens, int) or isinstance(num_speculative_tokens, bool) or num_speculative_tokens < 1:
-        raise ValueError(f"num_speculative_tokens must be a positive integer, got {num_speculative_tokens!r}.")
+    check_positive(num_speculative_tokens=num_speculative_tokens)
     if speculative_draft is not None and speculative_draft not in SPECULATIVE_DRAFTS:
         raise ValueError(f"speculative_draft must be one of {SPECULATIVE_DRAFTS} (or None), got {speculative_draft!r}.")
 
@@ -190,8 +190,7 @@ def _open(model, qpc_path, role: str, spin: bool | str):
 
 
 def _check_k(name: str, value, budget: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    check_positive(**{name: value})
     if value > budget:
         raise ValueError(f"{name}={value} exceeds the num_speculative_tokens={budget} the target was compiled for.")
     return value
