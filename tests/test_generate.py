@@ -138,6 +138,23 @@ def test_prompt_longer_than_context_is_a_clear_error(llama):
     assert isinstance(PromptTooLongError("x"), ValueError)
 
 
+def test_every_prompt_is_checked_before_the_first_is_generated(llama, capsys, caplog):
+    """A bad prompt last in the list fails before any output (no work lost to it); generation_len beyond
+    what ctx_len leaves is capped with a warning, as QEfficient does."""
+    folder, tokenizer, _ = llama
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=16, num_cores=1)
+    with pytest.raises(PromptTooLongError, match="Prompt 2 has 17 tokens"):
+        model.generate(tokenizer, ["hi", "hello", token_prompt(tokenizer, 17)], stream=True)
+    with pytest.raises(TypeError, match="Prompt 1 is a bytes, not a string"):
+        model.generate(tokenizer, ["hi", b"hello"], stream=True)
+    assert "Prompt :" not in capsys.readouterr().out
+    with caplog.at_level("WARNING", logger="QEfficient.generation.text_generation"):
+        info = model.generate(tokenizer, [token_prompt(tokenizer, 10)], generation_len=100, stream=False)
+    assert "generation_len=100 is more than ctx_len=16 leaves" in caplog.text
+    assert info.generated_ids[0].shape[-1] <= 7
+
+
 def test_generate_before_compile(llama):
     folder, tokenizer, _ = llama
     with pytest.raises(TypeError, match="compile"):

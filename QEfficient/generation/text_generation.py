@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import numbers
 import time
 from collections.abc import Iterable
@@ -11,6 +12,8 @@ import numpy as np
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import SamplingParams, TokenChooser
 from QEfficient.runtime.ort_session import KVCacheSession
+
+logger = logging.getLogger(__name__)
 
 
 class PromptTooLongError(ValueError):
@@ -62,6 +65,9 @@ class TextGeneration:
 
     def tokenize(self, prompts: list[str], first_index: int = 0) -> list[list[int]]:
         """Token ids of each prompt; errors name a prompt by its index in the caller's list (``first_index`` + i)."""
+        for i, prompt in enumerate(prompts, start=first_index):
+            if not isinstance(prompt, str):
+                raise TypeError(f"Prompt {i} is a {type(prompt).__name__}, not a string: pass prompts as text ({prompt!r:.60}).")
         token_lists = self.tokenizer(list(prompts))["input_ids"]
         for i, tokens in enumerate(token_lists, start=first_index):
             if not tokens:
@@ -139,18 +145,31 @@ class TextGeneration:
         if not prompts:
             raise ValueError("No prompts given: pass at least one prompt string.")
         generation_len = check_generation_len(generation_len)
+        # every prompt checked before the first is generated: a bad one at the end wastes no work
+        token_lists = self.tokenize(prompts)
+        room = self.ctx_len - max(len(t) for t in token_lists) + 1
+        if generation_len is not None and generation_len > room:
+            logger.warning(
+                "generation_len=%d is more than ctx_len=%d leaves after the longest prompt (%d tokens): generation stops "
+                "at ctx_len. Compile with a larger ctx_len for longer outputs.",
+                generation_len,
+                self.ctx_len,
+                room,
+            )
         all_texts, all_ids, timings = [], [], []
         for first in range(0, len(prompts), self.batch_size):
             batch = prompts[first : first + self.batch_size]
             real = len(batch)
             batch = batch + [batch[-1]] * (self.batch_size - real)  # a short last batch is padded, then trimmed
+            tokens = token_lists[first : first + self.batch_size]
+            tokens = tokens + [tokens[-1]] * (self.batch_size - real)
             streamer = None
             if stream and self.batch_size == 1:
                 print(f"\nPrompt : {batch[0]}\nCompletion :", flush=True)
                 from transformers import TextStreamer  # here: transformers' package costs ~26 MB of RSS to import
 
                 streamer = TextStreamer(self.tokenizer, skip_special_tokens=True)
-            texts, ids, timing = self.generate_batch(batch, generation_len, streamer, first_index=first)
+            texts, ids, timing = self.generate_batch(batch, generation_len, streamer, token_lists=tokens, first_index=first)
             all_texts.append(texts[:real])
             all_ids.append(ids[:real])
             timings.append(timing)
