@@ -173,6 +173,15 @@ def test_minilm_encode_matches_sentence_transformers(minilm):
     assert emb.shape == (9, 384)
     np.testing.assert_allclose(emb, ref, atol=1e-4, rtol=0)
     assert np.dot(emb[0], emb[3]) > 0.9999  # the same sentence in another batch
+    for bad, error, message in [
+        ([], ValueError, "non-empty list of strings"),
+        (None, ValueError, "non-empty list of strings"),
+        (["a", b"b"], TypeError, "Sentence 1 is a bytes, not a string"),
+    ]:
+        with pytest.raises(error, match=message):
+            model.encode(bad, tok)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        model.encode(SENTENCES, tok, batch_size=0)
 
 
 def test_seed_example_runs_as_written(minilm):

@@ -185,6 +185,12 @@ class QEFFAutoModel(_QEFFEncoderBase):
         """Sentence embeddings as sentence-transformers computes them: the model's pooling, then L2 norm."""
         if isinstance(sentences, str):
             sentences = [sentences]
+        if not isinstance(sentences, (list, tuple)) or not sentences:
+            raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
+        for i, sentence in enumerate(sentences):
+            if not isinstance(sentence, str):
+                raise TypeError(f"Sentence {i} is a {type(sentence).__name__}, not a string: pass text ({sentence!r:.60}).")
+        check_positive(batch_size=batch_size)
         pooling = self.pooling_fn or POOLING[sentence_transformers_pooling(self.local_model_dir)]
         max_len = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"]) if self.qpc_path else None
         chunks = []
