@@ -71,12 +71,15 @@ def measure_peer(run, cfg: dict) -> dict:
 
 
 def worker_ortgenai(cfg: dict) -> dict:
-    """ONNX Runtime GenAI (its own venv): the model builder's graph, the same prompt token ids, greedy."""
+    """ONNX Runtime GenAI (its own venv): the model builder's graph, the same prompt token ids, greedy; the
+    output decoded to text by its tokenizer, as a user's script does (every other engine holds one: ours and
+    OpenVINO's pipeline load theirs, llama.cpp reads its vocabulary from the GGUF)."""
     import onnxruntime_genai as og
 
     config = og.Config(cfg["model_dir"])
     config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": cfg["threads"]}}}}))
     model = og.Model(config)
+    tokenizer = og.Tokenizer(model)
 
     def run(n: int, prompt: list[int]) -> tuple[float, float, list[int]]:
         params = og.GeneratorParams(model)
@@ -90,6 +93,7 @@ def worker_ortgenai(cfg: dict) -> dict:
             gen.generate_next_token()
         end = time.perf_counter()
         out = [int(t) for t in gen.get_sequence(0)][len(prompt) :]
+        tokenizer.decode(out)  # after the clock, as ours decodes its texts
         return first - start, (len(out) - 1) / (end - first), out
 
     result = measure_peer(run, cfg)
