@@ -113,6 +113,10 @@ def test_bad_inputs_say_what_to_do(tiny_whisper):
         QEFFAutoModelForSpeechSeq2Seq(hf).compile(ctx_len=65)
     with pytest.raises(TypeError, match="compile"):
         QEFFAutoModelForSpeechSeq2Seq(hf).generate({"input_features": _features(1)})
+    processor = WhisperProcessor.from_pretrained(folder)
+    for audio in (np.zeros((16000, 2), np.float32), np.zeros(0, np.float32)):  # stereo, empty
+        with pytest.raises(ValueError, match="one mono 16 kHz recording"):
+            model.transcribe(audio, processor)
 
 
 @pytest.mark.parametrize("name", ["whisper-base", "whisper-tiny.en"])

@@ -228,6 +228,13 @@ class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
     def transcribe(self, audio: np.ndarray, processor, generation_len: int | None = None, **options) -> CloudAI100ExecInfo:
         """One 16 kHz recording of any length (longer than 30 s: read window after window), through
         ``processor``; ``options`` as for generate() (language, task, return_timestamps)."""
+        audio = np.asarray(audio)
+        if audio.ndim != 1 or audio.size == 0:
+            raise ValueError(
+                f"audio must be one mono 16 kHz recording, a non-empty 1-D array; got shape {list(audio.shape)} "
+                "(average the channels of a stereo file: audio.mean(axis=-1 or 0); for several recordings call generate() "
+                "with the processor's output)."
+            )
         long_form = len(audio) > self.config.max_source_positions * 2 * processor.feature_extractor.hop_length
         extra = dict(truncation=False, padding="longest", return_attention_mask=True) if long_form else {}
         inputs = processor(audio, sampling_rate=16000, return_tensors="np", **extra)
