@@ -229,8 +229,7 @@ def infer(
     ``automation`` are passed to generate(); ``io_encrypt`` stops after compiling, as in QEfficient.
     """
     from QEfficient.generation.exec_kv import load_prompts
-    from QEfficient.generation.text_generation import check_generation_len
-    from QEfficient.utils.checks import check_positive
+    from QEfficient.utils.checks import check_generation_len, check_positive
     from QEfficient.utils.tokenizer import check_and_assign_cache_dir, load_hf_tokenizer, tokenizer_folder
 
     # QEfficient's other spellings of the same options, given as keywords

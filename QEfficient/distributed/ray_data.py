@@ -31,7 +31,7 @@ import numpy as np
 
 from QEfficient.distributed import require_ray
 from QEfficient.distributed.shipping import SHIP_MODES, Shipment, receive, ship, should_ship
-from QEfficient.utils.checks import check_positive
+from QEfficient.utils.checks import check_generation_len, check_positive
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +63,7 @@ class BatchJob:
             raise ValueError(f"ship_artifact must be one of {', '.join(SHIP_MODES)}, got {self.ship_artifact!r}.")
         names = ("batch_size", "num_actors", "cores_per_actor", "prefill_seq_len", "ctx_len", "seq_len")
         check_positive(**{name: getattr(self, name) for name in names})
-        if self.generation_len is not None:
-            check_positive(generation_len=self.generation_len)
+        self.generation_len = check_generation_len(self.generation_len)
         self.output_column = self.output_column or ("generated_text" if self.task == "generate" else "embedding")
 
     def load(self):

@@ -13,8 +13,9 @@ from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, 
 from QEfficient.generation.lora_generation import LORA_ID, LoraBatchingEngine, LoraTextGeneration, check_tables, is_lora_artifact
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import SamplingParams
-from QEfficient.generation.text_generation import TextGeneration, check_generation_len, eos_token_ids
+from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
 from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
+from QEfficient.utils.checks import check_generation_len
 
 
 def open_session(qpc_path: str | Path, num_cores: int | None = None) -> KVCacheSession:

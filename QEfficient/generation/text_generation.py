@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import numbers
 import time
 from collections.abc import Iterable
 
@@ -12,6 +11,7 @@ import numpy as np
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import SamplingParams, TokenChooser
 from QEfficient.runtime.ort_session import KVCacheSession
+from QEfficient.utils.checks import check_generation_len
 
 logger = logging.getLogger(__name__)
 
@@ -28,18 +28,6 @@ def eos_token_ids(tokenizer, generation_config=None) -> set[int]:
     if source is None:
         return set()
     return {int(source)} if isinstance(source, int) else {int(i) for i in source}
-
-
-def check_generation_len(generation_len) -> int | None:
-    """None (generate up to ctx_len), or a positive whole number of tokens as an int."""
-    if generation_len is None:
-        return None
-    whole = isinstance(generation_len, numbers.Integral) or (isinstance(generation_len, float) and generation_len.is_integer())
-    if isinstance(generation_len, bool) or not whole or generation_len <= 0:
-        raise ValueError(
-            f"generation_len must be a positive whole number of tokens (or None to generate up to ctx_len), got {generation_len!r}."
-        )
-    return int(generation_len)
 
 
 class TextGeneration:

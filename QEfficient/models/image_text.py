@@ -27,14 +27,14 @@ from QEfficient.generation.image_text_generation import ImagePrefill, ImageTextG
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.mrope import MultimodalRope, PromptLengthRope
 from QEfficient.generation.sampling import SamplingParams
-from QEfficient.generation.text_generation import check_generation_len, eos_token_ids
+from QEfficient.generation.text_generation import eos_token_ids
 from QEfficient.generation.text_generation_inference import resolve_sampling
 from QEfficient.loading.hf_loader import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel, check_recurrent_chunk, recurrent_state_manifest
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
-from QEfficient.utils.checks import check_positive
+from QEfficient.utils.checks import check_generation_len, check_positive
 
 # qaic_config keys acted on: the sampler's (generate(sampling_params=...) samples on the host)
 _QAIC_CONFIG_HONOURED = {"include_sampler", "max_top_k_ids", "return_pdfs", "include_guided_decoding"}

@@ -23,9 +23,9 @@ from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.speculative import ModelDrafter, PromptLookupDrafter, SpeculativeGeneration, SpeculativeUnsupportedError
 from QEfficient.generation.speculative_batching import SpeculativeBatchingEngine
-from QEfficient.generation.text_generation import TextGeneration, check_generation_len, eos_token_ids
+from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
 from QEfficient.runtime.ort_session import open_kv_session, turn_taking_spin
-from QEfficient.utils.checks import check_positive
+from QEfficient.utils.checks import check_generation_len, check_positive
 
 SPECULATIVE_KWARGS = (
     "prompt_lookup_num_tokens",

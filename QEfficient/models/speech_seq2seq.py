@@ -27,11 +27,10 @@ from QEfficient.export.onnx_export import export_speech_decoder_onnx, export_spe
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.speech_generation import SpeechSeq2SeqGeneration, WhisperDecoding
-from QEfficient.generation.text_generation import check_generation_len
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.whisper import QEffWhisperDecoder, QEffWhisperEncoder
-from QEfficient.utils.checks import check_positive
+from QEfficient.utils.checks import check_generation_len, check_positive
 
 
 class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):

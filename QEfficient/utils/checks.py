@@ -3,9 +3,23 @@ line refuses a bad option before it loads torch and transformers."""
 
 from __future__ import annotations
 
+import numbers
+
 
 def check_positive(**values: int) -> None:
     """Every value a positive int (bools are not counts)."""
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def check_generation_len(generation_len) -> int | None:
+    """None (generate up to ctx_len), or a positive whole number of tokens as an int."""
+    if generation_len is None:
+        return None
+    whole = isinstance(generation_len, numbers.Integral) or (isinstance(generation_len, float) and generation_len.is_integer())
+    if isinstance(generation_len, bool) or not whole or generation_len <= 0:
+        raise ValueError(
+            f"generation_len must be a positive whole number of tokens (or None to generate up to ctx_len), got {generation_len!r}."
+        )
+    return int(generation_len)
