@@ -11,7 +11,7 @@ import numpy as np
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import SamplingParams, TokenChooser
 from QEfficient.runtime.ort_session import KVCacheSession
-from QEfficient.utils.checks import check_generation_len
+from QEfficient.utils.checks import check_generation_len, check_strings
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +53,7 @@ class TextGeneration:
 
     def tokenize(self, prompts: list[str], first_index: int = 0) -> list[list[int]]:
         """Token ids of each prompt; errors name a prompt by its index in the caller's list (``first_index`` + i)."""
-        for i, prompt in enumerate(prompts, start=first_index):
-            if not isinstance(prompt, str):
-                raise TypeError(f"Prompt {i} is a {type(prompt).__name__}, not a string: pass prompts as text ({prompt!r:.60}).")
+        check_strings("Prompt", prompts, first_index)
         token_lists = self.tokenizer(list(prompts))["input_ids"]
         for i, tokens in enumerate(token_lists, start=first_index):
             if not tokens:

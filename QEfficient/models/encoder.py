@@ -20,7 +20,7 @@ from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.encoder import POOLING, PoolingFn, QEffEncoder, resolve_pooling
-from QEfficient.utils.checks import check_positive
+from QEfficient.utils.checks import check_positive, check_strings
 
 logger = logging.getLogger(__name__)
 
@@ -187,9 +187,7 @@ class QEFFAutoModel(_QEFFEncoderBase):
             sentences = [sentences]
         if not isinstance(sentences, (list, tuple)) or not sentences:
             raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
-        for i, sentence in enumerate(sentences):
-            if not isinstance(sentence, str):
-                raise TypeError(f"Sentence {i} is a {type(sentence).__name__}, not a string: pass text ({sentence!r:.60}).")
+        check_strings("Sentence", sentences)
         check_positive(batch_size=batch_size)
         pooling = self.pooling_fn or POOLING[sentence_transformers_pooling(self.local_model_dir)]
         max_len = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"]) if self.qpc_path else None

@@ -23,3 +23,10 @@ def check_generation_len(generation_len) -> int | None:
             f"generation_len must be a positive whole number of tokens (or None to generate up to ctx_len), got {generation_len!r}."
         )
     return int(generation_len)
+
+
+def check_strings(label: str, items, first_index: int = 0) -> None:
+    """Every item a str; the first that is not is named by ``label`` and its index (from ``first_index``)."""
+    for i, item in enumerate(items, start=first_index):
+        if not isinstance(item, str):
+            raise TypeError(f"{label} {i} is a {type(item).__name__}, not a string: pass text ({item!r:.60}).")
