@@ -69,6 +69,9 @@ NOT_DECODER_REASONS = {
     "musicgen": "audio generation model (text encoder + audio codebooks)",
     "musicgen_melody": "audio generation model (text encoder + audio codebooks)",
     "moshi": "speech-text model with an audio depth decoder",
+    # HF's generate re-reads the whole text at every step with every token seeing every other (perm_mask):
+    # no causal cache can give its logits
+    "xlnet": "permutation language model: each step re-reads the whole text bidirectionally",
 }
 
 

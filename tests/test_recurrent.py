@@ -66,6 +66,7 @@ def _zeros(q: QEffCausalLM, batch: int, ctx_len: int = 16) -> list[torch.Tensor]
         ("falcon_h1", 2, (160, 3), (8, 16, 16)),  # attention and a mixer in every layer
         ("lfm2", 1, (64, 2), None),  # a gated short convolution: a conv state, no SSM state
         ("qwen3_next", 1, (128, 3), (4, 16, 16)),  # Gated DeltaNet: q, k (2 heads), v (4 heads) convolved; v heads x Dk x Dv
+        ("rwkv", 0, (2, 64), (3, 64)),  # RWKV: the two token-shifted inputs; the WKV numerator, denominator, exponent
     ],
 )
 def test_states_are_graph_inputs_and_outputs(model_type, kv_layers, conv_shape, ssm_shape):
@@ -88,11 +89,12 @@ def test_exported_graph_names_the_states(recurrent_dir):
     assert inputs[2:4] == ["past_key.0", "past_value.0"]  # the attention layer's cache comes first
 
 
-@pytest.mark.parametrize("model_type", ["mamba", "mamba2", "lfm2", "qwen3_next", "kimi_linear", "recurrent_gemma"])
+@pytest.mark.parametrize("model_type", ["mamba", "mamba2", "lfm2", "qwen3_next", "kimi_linear", "recurrent_gemma", "rwkv"])
 def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh(model_type):
     q = QEffCausalLM(_tiny(model_type)).eval()
     gen = torch.Generator().manual_seed(0)
-    states = _zeros(q, 2)[: 2 * q.num_layers] + [torch.randn(2, *s, generator=gen) for s in q.state_shapes]
+    # RWKV's denominator is a sum of exponentials: a state it can reach is positive
+    states = _zeros(q, 2)[: 2 * q.num_layers] + [torch.randn(2, *s, generator=gen).abs() for s in q.state_shapes]
     with torch.no_grad():
         # row 0 all padding, row 1 two real tokens then padding
         _, *after = q(torch.tensor([[4, 4, 4], [5, 6, 4]]), torch.tensor([[-1, -1, -1], [3, 4, -1]]), *states)
@@ -108,7 +110,7 @@ def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh(model_t
     torch.testing.assert_close(fresh, zero)  # a chunk at position 0 ignores whatever state the slot held
 
 
-@pytest.mark.parametrize("model_type", ["mamba", "jamba"])
+@pytest.mark.parametrize("model_type", ["mamba", "jamba", "rwkv"])
 def test_batch_with_different_prompt_lengths_equals_each_alone(recurrent_dir, model_type):
     folder = recurrent_dir(model_type)
     tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
@@ -121,8 +123,9 @@ def test_batch_with_different_prompt_lengths_equals_each_alone(recurrent_dir, mo
         assert real_tokens(row, tok.pad_token_id, len(ref)) == ref, prompt
 
 
-def test_continuous_batching_reuses_slots_with_fresh_state(recurrent_dir):
-    folder = recurrent_dir("granitemoehybrid")
+@pytest.mark.parametrize("model_type", ["granitemoehybrid", "rwkv"])
+def test_continuous_batching_reuses_slots_with_fresh_state(recurrent_dir, model_type):
+    folder = recurrent_dir(model_type)
     tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
     model = QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True)
     model.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_cores=1)
@@ -157,3 +160,20 @@ def test_delta_rule_chunk_longer_than_its_exact_limit_is_refused(recurrent_dir):
     model = QEFFAutoModelForCausalLM.from_pretrained(recurrent_dir("qwen3_next"))
     with pytest.raises(ValueError, match="prefill_seq_len <= 256"):
         model.compile(prefill_seq_len=300, ctx_len=512, num_cores=1)
+
+
+@pytest.mark.parametrize("prefill_seq_len", [8, 32])
+def test_rwkv_halving_blocks_follow_hf(tmp_path, tokenizer_dir, prefill_seq_len):
+    """RWKV halves the hidden state every ``rescale_every`` blocks and divides the blocks' output weights to
+    match (transformers does it at its first inference call, and so does the export)."""
+    config = sweep_config("rwkv")
+    config.num_hidden_layers, config.rescale_every = 3, 1
+    torch.manual_seed(7)
+    AutoModelForCausalLM.from_config(config, dtype=torch.float32).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp_path)
+    tok, hf = AutoTokenizer.from_pretrained(tmp_path), AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    model = QEFFAutoModelForCausalLM.from_pretrained(tmp_path)
+    model.compile(prefill_seq_len=prefill_seq_len, ctx_len=64, num_cores=1)
+    info = model.generate(tok, [PROMPTS[1]], generation_len=10, stream=False)
+    ref = hf_greedy(hf, tok, PROMPTS[1], 10)
+    assert real_tokens(info.generated_ids[0][0], tok.pad_token_id, len(ref)) == ref

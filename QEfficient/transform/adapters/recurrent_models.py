@@ -15,6 +15,7 @@ from QEfficient.transform.adapters.hybrid_recurrent_gemma import RG_LRU_BLOCK, R
 from QEfficient.transform.adapters.mamba import MAMBA_MIXER
 from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
 from QEfficient.transform.adapters.recurrent import RecurrentAdapter
+from QEfficient.transform.adapters.rwkv import RWKV_BLOCK, RwkvAdapter
 
 # model_type -> (mixer class name, Mixer)
 _MIXERS = {
@@ -40,5 +41,6 @@ _MIXERS = {
 }
 
 RECURRENT_ADAPTERS = [RecurrentAdapter(model_type, mixers={name: mixer}) for model_type, (name, mixer) in _MIXERS.items()] + [
-    RecurrentGemmaAdapter("recurrent_gemma", mixers={"RecurrentGemmaRecurrentBlock": RG_LRU_BLOCK})
+    RecurrentGemmaAdapter("recurrent_gemma", mixers={"RecurrentGemmaRecurrentBlock": RG_LRU_BLOCK}),
+    RwkvAdapter("rwkv", mixers={"RwkvBlock": RWKV_BLOCK}),
 ]

@@ -119,6 +119,7 @@ PROVEN: frozenset[str] = frozenset(
         "qwen3_moe",
         "qwen3_next",
         "recurrent_gemma",
+        "rwkv",
         "sarvam_mla",
         "sarvam_moe",
         "seed_oss",
@@ -142,8 +143,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "inkling2_text": "export-fails: AttributeError: 'StaticKVCache' object has no attribute 'get_mask_sizes'",
     "inkling_text": "export-fails: KeyError: 'linear_attention'",
     "minimax": "export-fails: ValueError: MiniMax uses cache of its own and is not compatible with `cache` of type <class 'QEfficient.transform.static_kv.StaticKVCache'>.",
-    "rwkv": "export-fails: AttributeError: 'QEffCausalLM' object has no attribute 'num_layers'",
-    "xlnet": "export-fails: ValueError: ctx_len (64) exceeds the model's max_position_embeddings (-1).",
     "zaya": "export-fails: KeyError: 'hybrid'",
 }
 
@@ -197,5 +196,6 @@ NOT_DECODER: dict[str, str] = {
     "xlm": "encoder (masked LM) with a causal head",
     "xlm-roberta": "encoder (masked LM) with a causal head",
     "xlm-roberta-xl": "encoder (masked LM) with a causal head",
+    "xlnet": "permutation language model: each step re-reads the whole text bidirectionally",
     "xmod": "encoder (masked LM) with a causal head",
 }
