@@ -214,6 +214,10 @@ SWEEP_OVERRIDES: dict[str, dict] = {
     "kimi_linear": dict(linear_num_heads=4, linear_head_dim=16),
     "recurrent_gemma": dict(block_types=["recurrent", "attention"], lru_width=64),
     "falcon_h1": dict(mamba_d_ssm=128, mamba_n_heads=8, mamba_d_head=16, mamba_d_state=16),
+    # multi-latent attention with a sparse-attention indexer: a key/value head per query head, as in the real models
+    "deepseek_v32": dict(num_key_value_heads=4),
+    "glm_moe_dsa": dict(num_key_value_heads=4),
+    "axk2": dict(num_key_value_heads=4),
 }
 
 

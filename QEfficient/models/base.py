@@ -32,6 +32,13 @@ def check_recurrent_chunk(lm, prefill_seq_len: int) -> None:
         )
 
 
+def check_context_limit(lm, ctx_len: int) -> None:
+    """Refuse a ``ctx_len`` past the longest context the graph of ``lm`` (a QEffCausalLM) reproduces its model at."""
+    limit = lm.adapter.context_limit(lm.config)
+    if limit and ctx_len > limit[0]:
+        raise ValueError(f"ctx_len ({ctx_len}) exceeds {limit[0]}: {limit[1]}. Compile with ctx_len <= {limit[0]}.")
+
+
 def recurrent_state_manifest(lm, rows: int, state_dtype: str) -> dict[str, Any]:
     """The manifest entries of the recurrent states of ``lm`` (a QEffCausalLM; none for a transformer): each
     state's [rows, ...] shape, for the runtime to allocate and bind in place, and their dtype."""

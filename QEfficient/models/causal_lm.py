@@ -20,7 +20,7 @@ from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
 from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
-from QEfficient.models.base import QEFFBaseModel, check_recurrent_chunk, recurrent_state_manifest
+from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk, recurrent_state_manifest
 from QEfficient.models.speculative import SPECULATIVE_KWARGS, check_speculative_compile, check_speculative_type, speculative_generate
 from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
 from QEfficient.runtime.tokenizer import tokenizer_digest
@@ -215,6 +215,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         if prefill_seq_len > ctx_len:
             raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
         self._check_max_positions("ctx_len", ctx_len)
+        check_context_limit(self.model, ctx_len)
         draft_gguf = self._gguf_path() if speculative_draft == "gguf" else gguf_path
         for key, value in {
             "num_devices": num_devices > 1,

@@ -30,7 +30,7 @@ from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation import eos_token_ids
 from QEfficient.generation.text_generation_inference import resolve_sampling
 from QEfficient.loading.hf_loader import resolve_model_path
-from QEfficient.models.base import QEFFBaseModel, check_recurrent_chunk, recurrent_state_manifest
+from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk, recurrent_state_manifest
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
@@ -150,6 +150,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
         self._check_max_positions("ctx_len", ctx_len, self.lang_model.config)
         check_recurrent_chunk(self.lang_model.lm, prefill_seq_len)
+        check_context_limit(self.lang_model.lm, ctx_len)
         if self.continuous_batching:
             if full_batch_size is None:
                 raise TypeError("continuous_batching=True needs compile(full_batch_size=N): the number of KV-cache slots.")

@@ -170,6 +170,8 @@ def attention_masks(config, position_ids: torch.Tensor, slots: torch.Tensor, upp
         chunk = getattr(config, "attention_chunk_size", None)
         if chunk is not None:  # Llama 4: attention within fixed chunks of positions
             masks["chunked_attention"] = visibility_mask(position_ids, slots, upper=upper, chunk=chunk)
+        if "indexed_attention" in config.layer_types:  # sparse attention: the indexer narrows the causal mask itself
+            masks["indexed_attention"] = masks["full_attention"]
         return masks
     return visibility_mask(position_ids, slots, sliding, upper, lower=lower)
 
@@ -287,11 +289,11 @@ class QEffCausalLM(nn.Module):
             masks = attention_masks(self.config, position_ids, slots, visible_upto, visible_from)
             if self.adapter.mask_kind != "visible":
                 masks = as_mask_kind(masks, self.adapter.mask_kind, self.lm_head.weight.dtype)
-        mixers = {}
         if self.recurrent_layers:
             cache = RecurrentStateCache(cache, self.adapter.attention_layers(self.config), self.recurrent_layers, states, position_ids)
-            masks, mixers = self.adapter.recurrent_masks(masks), self.adapter.mixer_forwards
-        with _attn_implementation(self.config, STATIC_KV_ATTENTION), rewritten_functions(self.hf), swapped_forwards(self.hf, mixers):
+            masks = self.adapter.recurrent_masks(masks)
+        forwards = self.adapter.module_forwards
+        with _attn_implementation(self.config, STATIC_KV_ATTENTION), rewritten_functions(self.hf), swapped_forwards(self.hf, forwards):
             out = self.base(
                 input_ids=input_ids,
                 inputs_embeds=inputs_embeds,

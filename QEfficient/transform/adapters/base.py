@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +44,15 @@ class ArchAdapter:
     def recurrent_layers(self, hf_model) -> list:
         """Layers carrying recurrent state (see adapters/recurrent.py); a transformer has none."""
         return []
+
+    @property
+    def module_forwards(self) -> dict[str, Callable]:
+        """Module class name -> the forward that replaces its own while the graph is traced (none by default)."""
+        return {}
+
+    def context_limit(self, config) -> tuple[int, str] | None:
+        """The longest ``ctx_len`` this graph reproduces the model at, and why, when there is such a limit."""
+        return None
 
     def head_input(self, hf_model, hidden: torch.Tensor) -> torch.Tensor:
         """What the *ForCausalLM head computes from the last hidden state before the output embedding."""

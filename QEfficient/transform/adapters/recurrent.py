@@ -39,7 +39,7 @@ class RecurrentAdapter(ArchAdapter):
     mixers: dict[str, Mixer] = field(default_factory=dict)  # mixer class name -> Mixer
 
     @property
-    def mixer_forwards(self) -> dict[str, Callable]:
+    def module_forwards(self) -> dict[str, Callable]:
         return {name: mixer.forward for name, mixer in self.mixers.items()}
 
     def attention_layers(self, config) -> list[int]:

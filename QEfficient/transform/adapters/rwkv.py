@@ -113,8 +113,8 @@ class RwkvAdapter(RecurrentAdapter):
     transformers' state list rather than the cache."""
 
     @property
-    def mixer_forwards(self) -> dict[str, Callable]:
-        return {**super().mixer_forwards, "RwkvModel": rwkv_model_forward}
+    def module_forwards(self) -> dict[str, Callable]:
+        return {**super().module_forwards, "RwkvModel": rwkv_model_forward}
 
     def recurrent_layers(self, hf_model):
         base = hf_model.base_model
