@@ -16,6 +16,7 @@ from QEfficient.transform.adapters.mamba import MAMBA_MIXER
 from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
 from QEfficient.transform.adapters.recurrent import RecurrentAdapter
 from QEfficient.transform.adapters.rwkv import RWKV_BLOCK, RwkvAdapter
+from QEfficient.transform.adapters.zaya import CCA_PROJECTION, ZayaAdapter
 
 # model_type -> (mixer class name, Mixer)
 _MIXERS = {
@@ -43,4 +44,5 @@ _MIXERS = {
 RECURRENT_ADAPTERS = [RecurrentAdapter(model_type, mixers={name: mixer}) for model_type, (name, mixer) in _MIXERS.items()] + [
     RecurrentGemmaAdapter("recurrent_gemma", mixers={"RecurrentGemmaRecurrentBlock": RG_LRU_BLOCK}),
     RwkvAdapter("rwkv", mixers={"RwkvBlock": RWKV_BLOCK}),
+    ZayaAdapter("zaya", mixers={"ZayaCCAProjection": CCA_PROJECTION}),
 ]
