@@ -11,6 +11,7 @@ from QEfficient.transform.adapters.hybrid_gated_deltanet import (
     QWEN3_NEXT_DELTANET,
 )
 from QEfficient.transform.adapters.hybrid_lfm2 import SHORT_CONV_MIXER
+from QEfficient.transform.adapters.hybrid_minimax import LIGHTNING_ATTENTION, MiniMaxAdapter
 from QEfficient.transform.adapters.hybrid_recurrent_gemma import RG_LRU_BLOCK, RecurrentGemmaAdapter
 from QEfficient.transform.adapters.mamba import MAMBA_MIXER
 from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
@@ -43,4 +44,5 @@ _MIXERS = {
 RECURRENT_ADAPTERS = [RecurrentAdapter(model_type, mixers={name: mixer}) for model_type, (name, mixer) in _MIXERS.items()] + [
     RecurrentGemmaAdapter("recurrent_gemma", mixers={"RecurrentGemmaRecurrentBlock": RG_LRU_BLOCK}),
     RwkvAdapter("rwkv", mixers={"RwkvBlock": RWKV_BLOCK}),
+    MiniMaxAdapter("minimax", mixers={"MiniMaxLightningAttention": LIGHTNING_ATTENTION}),
 ]
