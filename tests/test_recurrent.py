@@ -66,6 +66,7 @@ def _zeros(q: QEffCausalLM, batch: int, ctx_len: int = 16) -> list[torch.Tensor]
         ("falcon_h1", 2, (160, 3), (8, 16, 16)),  # attention and a mixer in every layer
         ("lfm2", 1, (64, 2), None),  # a gated short convolution: a conv state, no SSM state
         ("qwen3_next", 1, (128, 3), (4, 16, 16)),  # Gated DeltaNet: q, k (2 heads), v (4 heads) convolved; v heads x Dk x Dv
+        ("minimax", 1, (4, 16, 16), None),  # lightning attention: one heads x head_dim x head_dim state, no convolution
         ("rwkv", 0, (2, 64), (3, 64)),  # RWKV: the two token-shifted inputs; the WKV numerator, denominator, exponent
         ("zaya", 2, (96, 2), (16,)),  # ZAYA's CCA: q (4 heads) and k (2 heads) x two conv steps; half a value head per kv head
     ],
@@ -90,7 +91,9 @@ def test_exported_graph_names_the_states(recurrent_dir):
     assert inputs[2:4] == ["past_key.0", "past_value.0"]  # the attention layer's cache comes first
 
 
-@pytest.mark.parametrize("model_type", ["mamba", "mamba2", "lfm2", "qwen3_next", "kimi_linear", "recurrent_gemma", "rwkv", "zaya"])
+@pytest.mark.parametrize(
+    "model_type", ["mamba", "mamba2", "lfm2", "qwen3_next", "kimi_linear", "recurrent_gemma", "rwkv", "zaya", "minimax"]
+)
 def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh(model_type):
     q = QEffCausalLM(_tiny(model_type)).eval()
     gen = torch.Generator().manual_seed(0)
@@ -111,7 +114,7 @@ def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh(model_t
     torch.testing.assert_close(fresh, zero)  # a chunk at position 0 ignores whatever state the slot held
 
 
-@pytest.mark.parametrize("model_type", ["mamba", "jamba", "rwkv", "zaya"])
+@pytest.mark.parametrize("model_type", ["mamba", "jamba", "rwkv", "zaya", "minimax"])
 def test_batch_with_different_prompt_lengths_equals_each_alone(recurrent_dir, model_type):
     folder = recurrent_dir(model_type)
     tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
@@ -124,7 +127,7 @@ def test_batch_with_different_prompt_lengths_equals_each_alone(recurrent_dir, mo
         assert real_tokens(row, tok.pad_token_id, len(ref)) == ref, prompt
 
 
-@pytest.mark.parametrize("model_type", ["granitemoehybrid", "rwkv", "zaya"])
+@pytest.mark.parametrize("model_type", ["granitemoehybrid", "rwkv", "zaya", "minimax"])
 def test_continuous_batching_reuses_slots_with_fresh_state(recurrent_dir, model_type):
     folder = recurrent_dir(model_type)
     tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()

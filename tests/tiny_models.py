@@ -212,6 +212,9 @@ SWEEP_OVERRIDES: dict[str, dict] = {
     "qwen3_5_moe_text": _SMALL_DELTANET,
     "lara_mini": _SMALL_DELTANET,
     "kimi_linear": dict(linear_num_heads=4, linear_head_dim=16),
+    # lightning attention first (layer 0: the steepest decays), then softmax attention, as MiniMax-Text-01 orders
+    # them; blocks of 8 so transformers' prefill spans several blocks, the last one partial
+    "minimax": dict(layer_types=["linear_attention", "full_attention"], block_size=8),
     "recurrent_gemma": dict(block_types=["recurrent", "attention"], lru_width=64),
     "falcon_h1": dict(mamba_d_ssm=128, mamba_n_heads=8, mamba_d_head=16, mamba_d_state=16),
     # multi-latent attention with a sparse-attention indexer: a key/value head per query head, as in the real models

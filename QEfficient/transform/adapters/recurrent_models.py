@@ -11,6 +11,7 @@ from QEfficient.transform.adapters.hybrid_gated_deltanet import (
     QWEN3_NEXT_DELTANET,
 )
 from QEfficient.transform.adapters.hybrid_lfm2 import SHORT_CONV_MIXER
+from QEfficient.transform.adapters.hybrid_minimax import LIGHTNING_ATTENTION, MiniMaxAdapter
 from QEfficient.transform.adapters.hybrid_recurrent_gemma import RG_LRU_BLOCK, RecurrentGemmaAdapter
 from QEfficient.transform.adapters.mamba import MAMBA_MIXER
 from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
@@ -45,4 +46,5 @@ RECURRENT_ADAPTERS = [RecurrentAdapter(model_type, mixers={name: mixer}) for mod
     RecurrentGemmaAdapter("recurrent_gemma", mixers={"RecurrentGemmaRecurrentBlock": RG_LRU_BLOCK}),
     RwkvAdapter("rwkv", mixers={"RwkvBlock": RWKV_BLOCK}),
     ZayaAdapter("zaya", mixers={"ZayaCCAProjection": CCA_PROJECTION}),
+    MiniMaxAdapter("minimax", mixers={"MiniMaxLightningAttention": LIGHTNING_ATTENTION}),
 ]
