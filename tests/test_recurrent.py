@@ -89,7 +89,9 @@ def test_exported_graph_names_the_states(recurrent_dir):
     assert inputs[2:4] == ["past_key.0", "past_value.0"]  # the attention layer's cache comes first
 
 
-@pytest.mark.parametrize("model_type", ["mamba", "mamba2", "lfm2", "qwen3_next", "kimi_linear", "recurrent_gemma", "rwkv"])
+@pytest.mark.parametrize(
+    "model_type", ["mamba", "mamba2", "lfm2", "qwen3_next", "kimi_linear", "recurrent_gemma", "rwkv", "inkling_text", "inkling2_loop_text"]
+)
 def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh(model_type):
     q = QEffCausalLM(_tiny(model_type)).eval()
     gen = torch.Generator().manual_seed(0)
@@ -110,7 +112,7 @@ def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh(model_t
     torch.testing.assert_close(fresh, zero)  # a chunk at position 0 ignores whatever state the slot held
 
 
-@pytest.mark.parametrize("model_type", ["mamba", "jamba", "rwkv"])
+@pytest.mark.parametrize("model_type", ["mamba", "jamba", "rwkv", "inkling2_text"])
 def test_batch_with_different_prompt_lengths_equals_each_alone(recurrent_dir, model_type):
     folder = recurrent_dir(model_type)
     tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
@@ -123,7 +125,7 @@ def test_batch_with_different_prompt_lengths_equals_each_alone(recurrent_dir, mo
         assert real_tokens(row, tok.pad_token_id, len(ref)) == ref, prompt
 
 
-@pytest.mark.parametrize("model_type", ["granitemoehybrid", "rwkv"])
+@pytest.mark.parametrize("model_type", ["granitemoehybrid", "rwkv", "inkling_text"])
 def test_continuous_batching_reuses_slots_with_fresh_state(recurrent_dir, model_type):
     folder = recurrent_dir(model_type)
     tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
