@@ -92,7 +92,20 @@ def test_exported_graph_names_the_states(recurrent_dir):
 
 
 @pytest.mark.parametrize(
-    "model_type", ["mamba", "mamba2", "lfm2", "qwen3_next", "kimi_linear", "recurrent_gemma", "rwkv", "zaya", "minimax"]
+    "model_type",
+    [
+        "mamba",
+        "mamba2",
+        "lfm2",
+        "qwen3_next",
+        "kimi_linear",
+        "recurrent_gemma",
+        "rwkv",
+        "zaya",
+        "minimax",
+        "inkling_text",
+        "inkling2_loop_text",
+    ],
 )
 def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh(model_type):
     q = QEffCausalLM(_tiny(model_type)).eval()
@@ -114,7 +127,7 @@ def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh(model_t
     torch.testing.assert_close(fresh, zero)  # a chunk at position 0 ignores whatever state the slot held
 
 
-@pytest.mark.parametrize("model_type", ["mamba", "jamba", "rwkv", "zaya", "minimax"])
+@pytest.mark.parametrize("model_type", ["mamba", "jamba", "rwkv", "zaya", "minimax", "inkling2_text"])
 def test_batch_with_different_prompt_lengths_equals_each_alone(recurrent_dir, model_type):
     folder = recurrent_dir(model_type)
     tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
@@ -127,7 +140,7 @@ def test_batch_with_different_prompt_lengths_equals_each_alone(recurrent_dir, mo
         assert real_tokens(row, tok.pad_token_id, len(ref)) == ref, prompt
 
 
-@pytest.mark.parametrize("model_type", ["granitemoehybrid", "rwkv", "zaya", "minimax"])
+@pytest.mark.parametrize("model_type", ["granitemoehybrid", "rwkv", "zaya", "minimax", "inkling_text"])
 def test_continuous_batching_reuses_slots_with_fresh_state(recurrent_dir, model_type):
     folder = recurrent_dir(model_type)
     tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()

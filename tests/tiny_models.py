@@ -183,6 +183,15 @@ _SWEEP_SHRINK: dict[str, object] = {
 _SMALL_DELTANET = dict(linear_num_value_heads=4, linear_num_key_heads=2, linear_key_head_dim=16, linear_value_head_dim=16)
 
 # model_type -> overrides applied after the generic shrink (what each type needs to build small).
+_INKLING = dict(
+    sliding_window_size=12,
+    rel_extent=10,
+    log_scaling_n_floor=4,
+    swa_num_attention_heads=8,
+    swa_num_key_value_heads=4,
+    swa_head_dim=8,
+)
+
 SWEEP_OVERRIDES: dict[str, dict] = {
     "gpt2": dict(n_inner=None),
     "dbrx": dict(
@@ -221,6 +230,21 @@ SWEEP_OVERRIDES: dict[str, dict] = {
     "deepseek_v32": dict(num_key_value_heads=4),
     "glm_moe_dsa": dict(num_key_value_heads=4),
     "axk2": dict(num_key_value_heads=4),
+    # Inkling: the sliding window, the relative-bias extent and the log scaling all act within the 29 tokens, and
+    # the sliding layers' heads differ from the full layers' (the cache pads the narrower)
+    "inkling_text": dict(_INKLING, mlp_layer_types=["dense", "sparse"]),
+    "inkling2_text": dict(_INKLING, num_hidden_layers=4, layer_types=["hybrid_sliding", "hybrid"] * 2, n_layers_per_attn_res_block=2),
+    # layers 2-3 (one sliding, one full) run three passes, each with its own KV cache and conv states
+    "inkling2_loop_text": dict(
+        _INKLING,
+        num_hidden_layers=6,
+        layer_types=["hybrid_sliding", "hybrid"] * 3,
+        n_layers_per_attn_res_block=2,
+        loop_layer_index_start=2,
+        loop_layer_index_end=4,
+        loop_num_passes=3,
+        loop_gate_rank=16,
+    ),
 }
 
 

@@ -17,6 +17,7 @@ import warnings
 
 from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
+from QEfficient.transform.adapters.inkling import INKLING_ADAPTERS
 from QEfficient.transform.adapters.mimo_v2_flash import SlidingLayersDoubleKVAdapter
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
 from QEfficient.transform.adapters.recurrent_models import RECURRENT_ADAPTERS
@@ -43,6 +44,8 @@ _QUIRKS: list[ArchAdapter] = [
     SparseAttentionAdapter("glm_moe_dsa", indexer_class="GlmMoeDsaIndexer"),
     SparseAttentionAdapter("axk2", indexer_class="AXK2Indexer"),
     SparseAttentionAdapter("hy_v4", indexer_class="HYV4Indexer"),
+    # attention with short convolutions (retained conv states), relative position biases, looped layers
+    *INKLING_ADAPTERS,
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}
