@@ -218,6 +218,11 @@ SWEEP_OVERRIDES: dict[str, dict] = {
     "deepseek_v32": dict(num_key_value_heads=4),
     "glm_moe_dsa": dict(num_key_value_heads=4),
     "axk2": dict(num_key_value_heads=4),
+    # compressed windows short enough to close inside the prompt, an indexer that must choose among them (with
+    # 2 indexer heads many scores are an exact 0, all heads' ReLU cut, and PyTorch and ONNX Runtime break such ties apart)
+    "deepseek_v4": dict(
+        compress_rates={"compressed_sparse_attention": 4, "heavily_compressed_attention": 8}, index_topk=2, index_n_heads=16
+    ),
 }
 
 
