@@ -245,6 +245,11 @@ SWEEP_OVERRIDES: dict[str, dict] = {
         loop_num_passes=3,
         loop_gate_rank=16,
     ),
+    # compressed windows short enough to close inside the prompt, an indexer that must choose among them (with
+    # 2 indexer heads many scores are an exact 0, all heads' ReLU cut, and PyTorch and ONNX Runtime break such ties apart)
+    "deepseek_v4": dict(
+        compress_rates={"compressed_sparse_attention": 4, "heavily_compressed_attention": 8}, index_topk=2, index_n_heads=16
+    ),
 }
 
 

@@ -16,6 +16,7 @@ import os
 import warnings
 
 from QEfficient.transform.adapters.base import ArchAdapter
+from QEfficient.transform.adapters.deepseek_v4 import DeepseekV4Adapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
 from QEfficient.transform.adapters.inkling import INKLING_ADAPTERS
 from QEfficient.transform.adapters.mimo_v2_flash import SlidingLayersDoubleKVAdapter
@@ -46,6 +47,8 @@ _QUIRKS: list[ArchAdapter] = [
     SparseAttentionAdapter("hy_v4", indexer_class="HYV4Indexer"),
     # attention with short convolutions (retained conv states), relative position biases, looped layers
     *INKLING_ADAPTERS,
+    # compressed attention: compressor projections kept per token beside the key=value vector
+    DeepseekV4Adapter("deepseek_v4"),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}
