@@ -20,7 +20,7 @@ from QEfficient.transform.adapters.falcon import FalconAdapter
 from QEfficient.transform.adapters.mimo_v2_flash import SlidingLayersDoubleKVAdapter
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
 from QEfficient.transform.adapters.recurrent_models import RECURRENT_ADAPTERS
-from QEfficient.transform.adapters.sparse_attention import SparseAttentionAdapter
+from QEfficient.transform.adapters.sparse_attention import PerLayerMLASparseAttentionAdapter, SparseAttentionAdapter
 from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES, NOT_DECODER, PROVEN
 
 # Set to 1 to run a type the sweep recorded as failing (to check a fix); the sweep itself sets it.
@@ -43,6 +43,7 @@ _QUIRKS: list[ArchAdapter] = [
     SparseAttentionAdapter("glm_moe_dsa", indexer_class="GlmMoeDsaIndexer"),
     SparseAttentionAdapter("axk2", indexer_class="AXK2Indexer"),
     SparseAttentionAdapter("hy_v4", indexer_class="HYV4Indexer"),
+    PerLayerMLASparseAttentionAdapter("dots3_note_text", indexer_class="Dots3NoteTextIndexer"),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}
