@@ -16,6 +16,7 @@ from QEfficient.transform.adapters.mamba import MAMBA_MIXER
 from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
 from QEfficient.transform.adapters.recurrent import RecurrentAdapter
 from QEfficient.transform.adapters.rwkv import RWKV_BLOCK, RwkvAdapter
+from QEfficient.transform.adapters.zamba import ZAMBA_MIXER
 
 # model_type -> (mixer class name, Mixer)
 _MIXERS = {
@@ -26,6 +27,7 @@ _MIXERS = {
     "bamba": ("BambaMixer", MAMBA2_MIXER),
     "granitemoehybrid": ("GraniteMoeHybridMambaLayer", MAMBA2_MIXER),
     "nemotron_h": ("NemotronHMamba2Mixer", MAMBA2_MIXER),
+    "zamba": ("ZambaMambaMixer", ZAMBA_MIXER),
     "zamba2": ("Zamba2MambaMixer", MAMBA2_MIXER),
     "falcon_h1": ("FalconH1Mixer", FALCON_H1_MIXER),
     "lfm2": ("Lfm2ShortConv", SHORT_CONV_MIXER),
