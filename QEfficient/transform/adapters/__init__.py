@@ -16,6 +16,7 @@ import os
 import warnings
 
 from QEfficient.transform.adapters.base import ArchAdapter
+from QEfficient.transform.adapters.dory import DoryAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
 from QEfficient.transform.adapters.mimo_v2_flash import SlidingLayersDoubleKVAdapter
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
@@ -35,6 +36,7 @@ _QUIRKS: list[ArchAdapter] = [
     ArchAdapter("gpt_neox_japanese", mask_kind="additive"),
     ArchAdapter("gpt_neo", mask_kind="additive"),
     PredictionHeadAdapter("modernbert-decoder"),
+    DoryAdapter("dory"),  # a looped middle section with a KV cache per loop, a per-token logit scale
     # state-space and hybrid models: recurrent mixers whose conv/SSM states are retained like the KV cache
     *RECURRENT_ADAPTERS,
     SlidingLayersDoubleKVAdapter("mimo_v2_flash"),
