@@ -14,6 +14,7 @@ from QEfficient.transform.adapters.hybrid_lfm2 import SHORT_CONV_MIXER
 from QEfficient.transform.adapters.hybrid_recurrent_gemma import RG_LRU_BLOCK, RecurrentGemmaAdapter
 from QEfficient.transform.adapters.mamba import MAMBA_MIXER
 from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
+from QEfficient.transform.adapters.qwen4_exp import Qwen4ExpAdapter
 from QEfficient.transform.adapters.recurrent import RecurrentAdapter
 from QEfficient.transform.adapters.rwkv import RWKV_BLOCK, RwkvAdapter
 from QEfficient.transform.adapters.zamba import ZAMBA_MIXER
@@ -45,4 +46,5 @@ _MIXERS = {
 RECURRENT_ADAPTERS = [RecurrentAdapter(model_type, mixers={name: mixer}) for model_type, (name, mixer) in _MIXERS.items()] + [
     RecurrentGemmaAdapter("recurrent_gemma", mixers={"RecurrentGemmaRecurrentBlock": RG_LRU_BLOCK}),
     RwkvAdapter("rwkv", mixers={"RwkvBlock": RWKV_BLOCK}),
+    Qwen4ExpAdapter("qwen4_exp_text", mixers={"Qwen4ExpTextGatedDeltaNet": QWEN3_5_DELTANET}),
 ]
