@@ -250,6 +250,57 @@ SWEEP_OVERRIDES: dict[str, dict] = {
     "deepseek_v4": dict(
         compress_rates={"compressed_sparse_attention": 4, "heavily_compressed_attention": 8}, index_topk=2, index_n_heads=16
     ),
+    # NoPE full-attention layers beside rotary sliding ones: rotary parameters are per layer type (None = NoPE)
+    "cohere_compass_text": dict(
+        layer_types=["sliding_attention", "full_attention"],
+        rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}, "full_attention": None},
+        logit_scale=0.5,
+    ),
+    # one shared transformer block tied across two hybrid layers (one alone has nothing to tie to)
+    "zamba": dict(num_hidden_layers=4, layers_block_type=["mamba", "hybrid", "mamba", "hybrid"]),
+    # the mLSTM rounds its q/k width up to a multiple of 64: hidden * qk_dim_factor must be one (as in xLSTM-7B)
+    "xlstm": dict(hidden_size=128),
+    # input layer, two looped recurrent layers (run twice, a KV cache per loop), output layer
+    "dory": dict(
+        num_hidden_layers=4,
+        layer_types=["sliding_attention", "sliding_attention", "full_attention", "full_attention"],
+        n_input_layers=1,
+        n_recurrent_layers=2,
+        n_output_layers=1,
+    ),
+    # Gated DeltaNet layers, then an attention layer whose QSA indexer picks key blocks: a budget of the whole
+    # context (it selects every key, as the released model does up to its budget), four residual streams
+    "qwen4_exp_text": dict(
+        **_SMALL_DELTANET,
+        indexer_n_heads=2,
+        indexer_kv_heads=1,
+        indexer_head_dim=16,
+        indexer_budget=64,
+        indexer_compress_ratio=4,
+        hc_lowrank=16,
+    ),
+    # Byte Latent Transformer: an entropy patcher (a small byte LM), a local encoder whose patch queries
+    # cross-attend to bytes, a global transformer over patches, a local decoder cross-attending back
+    "blt": dict(
+        encoder_hash_byte_group_vocab=1000,
+        patcher_config=dict(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96),
+        encoder_config=dict(vocab_size=VOCAB, hidden_size=32, hidden_size_global=64, num_attention_heads=4, intermediate_size=96),
+        decoder_config=dict(
+            vocab_size=VOCAB, hidden_size=32, hidden_size_global=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96
+        ),
+        global_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96),
+    ),
+    # multi-latent attention (a key/value head per query head) with DSA layers and sliding-window MLA layers
+    "dots3_note_text": dict(
+        num_key_value_heads=4,
+        swa_num_attention_heads=4,
+        swa_num_key_value_heads=4,
+        swa_q_lora_rank=24,
+        swa_kv_lora_rank=32,  # wider than the DSA layers' latent, as released
+        swa_head_dim=16,
+        swa_qk_nope_head_dim=8,
+        swa_v_head_dim=16,
+    ),
 }
 
 

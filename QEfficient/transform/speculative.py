@@ -46,5 +46,5 @@ class QEffSpeculativeCausalLM(QEffCausalLM):
         bias = self.lm_head.bias if self.lm_head.bias is not None else torch.zeros(weight.shape[0], dtype=weight.dtype)
         # 2-D, with a bias: exported as Gemm over the (possibly tied) weight itself, stored once (see static_kv.py).
         logits = nn.functional.linear(hidden.reshape(bsz * seq, width), weight, bias)
-        logits = self.adapter.postprocess_logits(logits, self.config)
+        logits = self.adapter.postprocess_logits(self.adapter.head_output(self.hf, logits), self.config)
         return (logits.float().reshape(bsz, seq, -1), *retained)

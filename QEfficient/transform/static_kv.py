@@ -315,5 +315,5 @@ class QEffCausalLM(nn.Module):
         weight = self.lm_head.weight
         bias = self.lm_head.bias if self.lm_head.bias is not None else torch.zeros(weight.shape[0], dtype=weight.dtype)
         logits = nn.functional.linear(hidden_last, weight, bias)
-        logits = self.adapter.postprocess_logits(logits, self.config)
+        logits = self.adapter.postprocess_logits(self.adapter.head_output(self.hf, logits), self.config)
         return logits.float().unsqueeze(1), cache.retained()

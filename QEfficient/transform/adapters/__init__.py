@@ -17,12 +17,13 @@ import warnings
 
 from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.deepseek_v4 import DeepseekV4Adapter
+from QEfficient.transform.adapters.dory import DoryAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
 from QEfficient.transform.adapters.inkling import INKLING_ADAPTERS
 from QEfficient.transform.adapters.mimo_v2_flash import SlidingLayersDoubleKVAdapter
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
 from QEfficient.transform.adapters.recurrent_models import RECURRENT_ADAPTERS
-from QEfficient.transform.adapters.sparse_attention import SparseAttentionAdapter
+from QEfficient.transform.adapters.sparse_attention import PerLayerMLASparseAttentionAdapter, SparseAttentionAdapter
 from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES, NOT_DECODER, PROVEN
 
 # Set to 1 to run a type the sweep recorded as failing (to check a fix); the sweep itself sets it.
@@ -37,6 +38,7 @@ _QUIRKS: list[ArchAdapter] = [
     ArchAdapter("gpt_neox_japanese", mask_kind="additive"),
     ArchAdapter("gpt_neo", mask_kind="additive"),
     PredictionHeadAdapter("modernbert-decoder"),
+    DoryAdapter("dory"),  # a looped middle section with a KV cache per loop, a per-token logit scale
     # state-space and hybrid models: recurrent mixers whose conv/SSM states are retained like the KV cache
     *RECURRENT_ADAPTERS,
     SlidingLayersDoubleKVAdapter("mimo_v2_flash"),
@@ -49,6 +51,7 @@ _QUIRKS: list[ArchAdapter] = [
     *INKLING_ADAPTERS,
     # compressed attention: compressor projections kept per token beside the key=value vector
     DeepseekV4Adapter("deepseek_v4"),
+    PerLayerMLASparseAttentionAdapter("dots3_note_text", indexer_class="Dots3NoteTextIndexer"),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}

@@ -58,6 +58,11 @@ class ArchAdapter:
         """What the *ForCausalLM head computes from the last hidden state before the output embedding."""
         return hidden
 
+    def head_output(self, hf_model, logits: torch.Tensor) -> torch.Tensor:
+        """What the head computes after the output embedding from parameters of its own (Dory's per-token
+        logit scale); transforms that the config names go in ``postprocess_logits``."""
+        return logits
+
     def postprocess_logits(self, logits: torch.Tensor, config) -> torch.Tensor:
         """What *ForCausalLM heads do after ``lm_head``, by the config attribute that names it."""
         scale = getattr(config, "logit_scale", None)  # Cohere

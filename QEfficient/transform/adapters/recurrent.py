@@ -12,9 +12,10 @@ from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.recurrent_state import RecurrentLayer
 
 # layer kinds (config.layer_types / layers_block_type): recurrent mixers, and those with a KV cache
-# (Falcon-H1's "hybrid" layers run attention and a mixer side by side; MLP/MoE-only layers have neither)
+# (Falcon-H1's "hybrid" layers run attention and a mixer side by side; MLP/MoE-only layers have neither;
+# Qwen4-Exp's "indexed_attention" is attention with a sparse-attention indexer)
 STATE_ONLY_LAYER_KINDS = frozenset({"linear_attention", "mamba", "conv"})
-KV_LAYER_KINDS = frozenset({"attention", "full_attention", "sliding_attention", "hybrid"})
+KV_LAYER_KINDS = frozenset({"attention", "full_attention", "sliding_attention", "hybrid", "indexed_attention"})
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,10 @@ from QEfficient.transform.adapters.hybrid_minimax import LIGHTNING_ATTENTION, Mi
 from QEfficient.transform.adapters.hybrid_recurrent_gemma import RG_LRU_BLOCK, RecurrentGemmaAdapter
 from QEfficient.transform.adapters.mamba import MAMBA_MIXER
 from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
+from QEfficient.transform.adapters.qwen4_exp import Qwen4ExpAdapter
 from QEfficient.transform.adapters.recurrent import RecurrentAdapter
 from QEfficient.transform.adapters.rwkv import RWKV_BLOCK, RwkvAdapter
+from QEfficient.transform.adapters.zamba import ZAMBA_MIXER
 from QEfficient.transform.adapters.zaya import CCA_PROJECTION, ZayaAdapter
 
 # model_type -> (mixer class name, Mixer)
@@ -28,6 +30,7 @@ _MIXERS = {
     "bamba": ("BambaMixer", MAMBA2_MIXER),
     "granitemoehybrid": ("GraniteMoeHybridMambaLayer", MAMBA2_MIXER),
     "nemotron_h": ("NemotronHMamba2Mixer", MAMBA2_MIXER),
+    "zamba": ("ZambaMambaMixer", ZAMBA_MIXER),
     "zamba2": ("Zamba2MambaMixer", MAMBA2_MIXER),
     "falcon_h1": ("FalconH1Mixer", FALCON_H1_MIXER),
     "lfm2": ("Lfm2ShortConv", SHORT_CONV_MIXER),
@@ -47,4 +50,5 @@ RECURRENT_ADAPTERS = [RecurrentAdapter(model_type, mixers={name: mixer}) for mod
     RwkvAdapter("rwkv", mixers={"RwkvBlock": RWKV_BLOCK}),
     ZayaAdapter("zaya", mixers={"ZayaCCAProjection": CCA_PROJECTION}),
     MiniMaxAdapter("minimax", mixers={"MiniMaxLightningAttention": LIGHTNING_ATTENTION}),
+    Qwen4ExpAdapter("qwen4_exp_text", mixers={"Qwen4ExpTextGatedDeltaNet": QWEN3_5_DELTANET}),
 ]

@@ -33,3 +33,14 @@ class SparseAttentionAdapter(ArchAdapter):
             f"past index_topk ({config.index_topk}) keys this model's sparse attention (DSA) attends to the keys its "
             "indexer selects, which the graph does not compute yet"
         )
+
+
+@dataclass(frozen=True)
+class PerLayerMLASparseAttentionAdapter(SparseAttentionAdapter):
+    """DSA layers beside sliding-window MLA layers with their own latent widths (Dots 3 Note: a 1024-wide latent
+    in its sliding layers, 512 in its DSA layers): the cache is stored at the widest, narrower layers are padded."""
+
+    def kv_geometry(self, config) -> tuple[int, int, int]:
+        # the latent (key slot) and rotary key (value slot) share one "head", as in ArchAdapter's MLA branch
+        width = max(max(layer.kv_lora_rank, layer.qk_rope_head_dim) for layer in config.per_layer_config)
+        return config.num_hidden_layers, 1, width
