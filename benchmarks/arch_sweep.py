@@ -72,6 +72,11 @@ NOT_DECODER_REASONS = {
     # HF's generate re-reads the whole text at every step with every token seeing every other (perm_mask):
     # no causal cache can give its logits
     "xlnet": "permutation language model: each step re-reads the whole text bidirectionally",
+    # its context mask is all ones: a prompt given in one call is read bidirectionally, and generate re-reads it all
+    "cpmant": "prefix language model: the prompt is attended bidirectionally",
+    # forward() raises without a target model's hidden states and KV cache (shared_kv_states)
+    "gemma4_assistant": "multi-token-prediction draft head: reads a Gemma 4 target's hidden states and KV cache",
+    "gemma4_unified_assistant": "multi-token-prediction draft head: reads a Gemma 4 target's hidden states and KV cache",
 }
 
 
@@ -226,6 +231,8 @@ def sweep_one(model_type: str) -> SweepResult:
         warnings.simplefilter("ignore")
         try:
             with time_limit(TIME_LIMIT_S):
+                if model_type in NOT_DECODER_REASONS:  # some of these have no standalone tiny config at all
+                    return result("not-decoder", NOT_DECODER_REASONS[model_type])
                 config = sweep_config(model_type)
                 reason = not_decoder_reason(model_type, config)
                 if reason:
