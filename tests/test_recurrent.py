@@ -69,6 +69,7 @@ def _zeros(q: QEffCausalLM, batch: int, ctx_len: int = 16) -> list[torch.Tensor]
         ("minimax", 1, (4, 16, 16), None),  # lightning attention: one heads x head_dim x head_dim state, no convolution
         ("rwkv", 0, (2, 64), (3, 64)),  # RWKV: the two token-shifted inputs; the WKV numerator, denominator, exponent
         ("zaya", 2, (96, 2), (16,)),  # ZAYA's CCA: q (4 heads) and k (2 heads) x two conv steps; half a value head per kv head
+        ("xlstm", 0, (4, 17), (4, 16, 32)),  # mLSTM: n with m packed as its last column (4 heads x 16 + 1); C, heads x Dqk x Dv
     ],
 )
 def test_states_are_graph_inputs_and_outputs(model_type, kv_layers, conv_shape, ssm_shape):
@@ -105,6 +106,7 @@ def test_exported_graph_names_the_states(recurrent_dir):
         "minimax",
         "inkling_text",
         "inkling2_loop_text",
+        "xlstm",
     ],
 )
 def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh(model_type):
@@ -127,7 +129,7 @@ def test_padding_leaves_states_unchanged_and_position_zero_starts_afresh(model_t
     torch.testing.assert_close(fresh, zero)  # a chunk at position 0 ignores whatever state the slot held
 
 
-@pytest.mark.parametrize("model_type", ["mamba", "jamba", "rwkv", "zaya", "minimax", "inkling2_text"])
+@pytest.mark.parametrize("model_type", ["mamba", "jamba", "rwkv", "zaya", "minimax", "inkling2_text", "xlstm"])
 def test_batch_with_different_prompt_lengths_equals_each_alone(recurrent_dir, model_type):
     folder = recurrent_dir(model_type)
     tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
@@ -140,7 +142,7 @@ def test_batch_with_different_prompt_lengths_equals_each_alone(recurrent_dir, mo
         assert real_tokens(row, tok.pad_token_id, len(ref)) == ref, prompt
 
 
-@pytest.mark.parametrize("model_type", ["granitemoehybrid", "rwkv", "zaya", "minimax", "inkling_text"])
+@pytest.mark.parametrize("model_type", ["granitemoehybrid", "rwkv", "zaya", "minimax", "inkling_text", "xlstm"])
 def test_continuous_batching_reuses_slots_with_fresh_state(recurrent_dir, model_type):
     folder = recurrent_dir(model_type)
     tok, hf = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder).eval()
@@ -194,3 +196,33 @@ def test_rwkv_halving_blocks_follow_hf(tmp_path, tokenizer_dir, prefill_seq_len)
     info = model.generate(tok, [PROMPTS[1]], generation_len=10, stream=False)
     ref = hf_greedy(hf, tok, PROMPTS[1], 10)
     assert real_tokens(info.generated_ids[0][0], tok.pad_token_id, len(ref)) == ref
+
+
+@pytest.mark.parametrize("seq", [21, 96])
+def test_mlstm_chunk_equals_transformers_recurrence(seq):
+    """xLSTM's closed form over a chunk against transformers' step-by-step recurrence (which its inference path
+    runs for a prompt's tail and in decode) and its chunkwise kernel (whole 64-position chunks of a prompt), from a
+    carried state: outputs and the final (C, n, m); right padding leaves the state as the real prefix left it."""
+    from transformers.models.xlstm import modeling_xlstm as xlstm
+
+    from QEfficient.transform.adapters.xlstm import mlstm_chunk
+
+    gen = torch.Generator().manual_seed(0)
+    b, h, dk, dv = 2, 4, 16, 32
+    q, k, v = (torch.randn(b, h, seq, d, generator=gen) for d in (dk, dk, dv))
+    igate = xlstm.soft_cap(torch.randn(b, h, seq, generator=gen) * 6 - 4, 15.0)
+    fgate = xlstm.soft_cap(torch.randn(b, h, seq, generator=gen) * 4 + 3, 15.0)
+    c0, n0, m0 = torch.randn(b, h, dk, dv, generator=gen), torch.randn(b, h, dk, generator=gen), torch.randn(b, h, 1, generator=gen)
+    valid = torch.ones(b, seq, dtype=torch.bool)
+    valid[1, 5:] = False  # row 1: five real positions, then padding
+    out, (c, n, m) = mlstm_chunk(q, k, v, igate, fgate, (c0, n0, m0[..., 0]), valid, 1e-6)
+    for row, length in ((0, seq), (1, 5)):
+        args = [t[row : row + 1, :, :length] for t in (q, k, v, igate, fgate)] + [t[row : row + 1] for t in (c0, n0, m0)]
+        refs = [xlstm.mlstm_recurrent_sequence_native(*args, return_last_states=True, eps=1e-6)]
+        if length % 16 == 0:
+            refs.append(xlstm.mlstm_chunkwise_native_autograd(*args, return_last_states=True, eps=1e-6, chunk_size=16))
+        for ref_out, (ref_c, ref_n, ref_m) in refs:
+            torch.testing.assert_close(out[row : row + 1, :, :length], ref_out, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(c[row : row + 1], ref_c, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(n[row : row + 1], ref_n, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(m[row : row + 1], ref_m[..., 0], rtol=1e-6, atol=1e-6)

@@ -18,6 +18,7 @@ from QEfficient.transform.adapters.mamba2 import MAMBA2_MIXER
 from QEfficient.transform.adapters.qwen4_exp import Qwen4ExpAdapter
 from QEfficient.transform.adapters.recurrent import RecurrentAdapter
 from QEfficient.transform.adapters.rwkv import RWKV_BLOCK, RwkvAdapter
+from QEfficient.transform.adapters.xlstm import MLSTM_LAYER, XLSTMAdapter
 from QEfficient.transform.adapters.zamba import ZAMBA_MIXER
 from QEfficient.transform.adapters.zaya import CCA_PROJECTION, ZayaAdapter
 
@@ -48,6 +49,7 @@ _MIXERS = {
 RECURRENT_ADAPTERS = [RecurrentAdapter(model_type, mixers={name: mixer}) for model_type, (name, mixer) in _MIXERS.items()] + [
     RecurrentGemmaAdapter("recurrent_gemma", mixers={"RecurrentGemmaRecurrentBlock": RG_LRU_BLOCK}),
     RwkvAdapter("rwkv", mixers={"RwkvBlock": RWKV_BLOCK}),
+    XLSTMAdapter("xlstm", mixers={"xLSTMLayer": MLSTM_LAYER}),
     ZayaAdapter("zaya", mixers={"ZayaCCAProjection": CCA_PROJECTION}),
     MiniMaxAdapter("minimax", mixers={"MiniMaxLightningAttention": LIGHTNING_ATTENTION}),
     Qwen4ExpAdapter("qwen4_exp_text", mixers={"Qwen4ExpTextGatedDeltaNet": QWEN3_5_DELTANET}),
