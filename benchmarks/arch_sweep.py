@@ -330,10 +330,14 @@ def write_doc(results: list[SweepResult], seconds: float, path: Path = DOC) -> N
         "reason below, and runs any other type with a warning. Check one yourself with",
         "`PYTHONPATH=. python benchmarks/arch_sweep.py <model_type>`.",
         "",
-        "Limits of token-exact types: the sparse-attention (DSA) types deepseek_v32, glm_moe_dsa, axk2 and hy_v4 are",
-        "exact while the context holds no more keys than their indexer selects (`index_topk`, 2048 in the released",
-        "models), where the indexer selects every key; `compile` refuses a longer `ctx_len`",
-        "(QEfficient/transform/adapters/sparse_attention.py).",
+        "Limits of token-exact types:",
+        "- the sparse-attention (DSA) types deepseek_v32, glm_moe_dsa, axk2, hy_v4 and dots3_note_text are exact while the",
+        "  context holds no more keys than their indexer selects (`index_topk`, 2048 in the released models), where the",
+        "  indexer selects every key; `compile` refuses a longer `ctx_len` (QEfficient/transform/adapters/sparse_attention.py).",
+        "  qwen4_exp_text likewise up to `indexer_budget + indexer_compress_ratio - 1` keys, and its per-layer embeddings",
+        "  (`ple_layer_ids`) refuse to export.",
+        "- deepseek_v4 runs its compressor and indexer in full (no limit); each cached token also keeps its compressor",
+        "  projections, so its cache is 6x a plain shared key=value cache (adapters/deepseek_v4.py).",
         "",
         f"transformers {transformers.__version__}: {len(results)} types in the mapping, {decoders} decoder-only, "
         f"{hf_runs} of them run in HF with the tiny config, **{counts['token-exact']} token-exact**, "

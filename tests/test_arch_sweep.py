@@ -76,6 +76,12 @@ def test_known_failure_raises_with_the_reason(monkeypatch):
         check_architecture(config)
 
 
+def test_type_that_is_not_a_decoder_is_refused_with_the_reason(monkeypatch):
+    monkeypatch.delenv(ALLOW_ANY_ARCHITECTURE_ENV, raising=False)
+    with pytest.raises(UnsupportedArchitectureError, match="not a decoder-only language model: permutation language model"):
+        check_architecture(AutoConfig.for_model("xlnet"))
+
+
 def test_unproven_type_warns_and_names_the_sweep_command():
     config = AutoConfig.for_model("llama")
     config.model_type = "my_new_llama"  # a type the sweep has never seen

@@ -11,14 +11,12 @@ import torch
 from benchmarks.arch_sweep import tiny_model
 from QEfficient import QEFFAutoModelForCausalLM
 from QEfficient.generation.exec_kv import open_session
-from QEfficient.transform.adapters import ALLOW_ANY_ARCHITECTURE_ENV
 from tests.tiny_models import sweep_config
 
 CHUNK = 8
 
 
-def test_padded_batched_restarted_steps_equal_hf(monkeypatch):
-    monkeypatch.setenv(ALLOW_ANY_ARCHITECTURE_ENV, "1")  # until the sweep records the type as proven
+def test_padded_batched_restarted_steps_equal_hf():
     config = sweep_config("deepseek_v4")
     model = tiny_model(config)
     g = torch.Generator().manual_seed(5)
@@ -48,9 +46,8 @@ def test_padded_batched_restarted_steps_equal_hf(monkeypatch):
     assert worst < 1e-4
 
 
-def test_context_shorter_than_a_window_equals_hf(monkeypatch):
+def test_context_shorter_than_a_window_equals_hf():
     """ctx_len below the HCA rate (the real model's 128): no window ever closes, the graph still runs."""
-    monkeypatch.setenv(ALLOW_ANY_ARCHITECTURE_ENV, "1")
     config = sweep_config("deepseek_v4")
     model = tiny_model(config)
     seq = torch.randint(3, config.vocab_size, (7,), generator=torch.Generator().manual_seed(1))

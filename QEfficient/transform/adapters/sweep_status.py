@@ -142,6 +142,7 @@ PROVEN: frozenset[str] = frozenset(
         "starcoder2",
         "vaultgemma",
         "xglm",
+        "xlstm",
         "youtu",
         "zamba",
         "zamba2",
@@ -151,7 +152,6 @@ PROVEN: frozenset[str] = frozenset(
 
 # runs but differs from HF, or fails to export or run: model_type -> what the sweep recorded
 KNOWN_FAILURES: dict[str, str] = {
-    "xlstm": "export-fails: AttributeError: 'QEffCausalLM' object has no attribute 'num_layers'",
 }
 
 # in the causal-LM mapping but not decoder-only language models
