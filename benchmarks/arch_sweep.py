@@ -280,6 +280,14 @@ def sweep_one(model_type: str) -> SweepResult:
     return result("differs", f"{same}/{NEW_TOKENS} tokens equal ({where}), max |Δlogit| {diff:.1e}", diff)
 
 
+def _dict_lines(name: str, entries: dict[str, str]) -> list[str]:
+    """``name: dict[str, str] = {...}`` as ruff formats it (an empty one on one line)."""
+    if not entries:
+        return [f"{name}: dict[str, str] = {{}}"]
+    items = [f"    {json.dumps(t)}: {json.dumps(reason, ensure_ascii=False)}," for t, reason in sorted(entries.items())]
+    return [f"{name}: dict[str, str] = {{", *items, "}"]
+
+
 def write_registry(results: list[SweepResult], path: Path = REGISTRY) -> None:
     proven = sorted(r.model_type for r in results if r.status == "token-exact")
     failing = {r.model_type: f"{r.status}: {r.reason}" for r in results if r.status in ("differs", "export-fails", "runtime-fails")}
@@ -297,14 +305,10 @@ def write_registry(results: list[SweepResult], path: Path = REGISTRY) -> None:
         ")",
         "",
         "# runs but differs from HF, or fails to export or run: model_type -> what the sweep recorded",
-        "KNOWN_FAILURES: dict[str, str] = {",
-        *[f"    {json.dumps(t)}: {json.dumps(reason, ensure_ascii=False)}," for t, reason in sorted(failing.items())],
-        "}",
+        *_dict_lines("KNOWN_FAILURES", failing),
         "",
         "# in the causal-LM mapping but not decoder-only language models",
-        "NOT_DECODER: dict[str, str] = {",
-        *[f"    {json.dumps(t)}: {json.dumps(reason, ensure_ascii=False)}," for t, reason in sorted(not_decoder.items())],
-        "}",
+        *_dict_lines("NOT_DECODER", not_decoder),
         "",
     ]
     path.write_text("\n".join(lines))
