@@ -159,9 +159,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "marks, sinusoidal positions) is not in the decoder table (QEfficient/transform/adapters)",
     "mistral4": "transformers maps it to Mistral4ForCausalLM, a text-only model that takes no image (Mistral 4 with images is "
     "a mistral3 checkpoint with a Mistral 4 text model)",
-    "mistral_large4": "its text model's layers are DeepSeek-V3.2-style sparse attention ('indexed_attention': a top-k token "
-    "indexer with a key cache of its own), which the static-KV decoder path does not build yet (nor the decoder sweep's "
-    "deepseek_v32, glm_moe_dsa, hy_v4); its vision side is Mistral 3's adapter",
     "blip": "its BERT-style text decoder reads the image through cross-attention in every layer, not through image "
     "tokens in the prompt; the decoder path has no such layers",
     "git": "its BERT-style text model runs the image embeddings and the text as one sequence (images attending each other "
@@ -189,7 +186,7 @@ KNOWN_FAILURES: dict[str, str] = {
 
 # Vision adapters that are ready but whose text model the decoder path cannot export yet: they run once
 # that text type joins the decoder table (QEfficient/transform/adapters).
-WAITING_ON_DECODER: dict[str, str] = {"aya_vision": "cohere2", "mistral_large4": "mistral_large4_text"}
+WAITING_ON_DECODER: dict[str, str] = {"aya_vision": "cohere2"}
 
 SWEEP_HINT = "python scripts/image_text_sweep.py --types {t} (add a tiny build_{t} to tests/vlm_fixtures.py first)"
 
