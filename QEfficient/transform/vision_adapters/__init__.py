@@ -20,6 +20,7 @@ from QEfficient.transform.vision_adapters.chameleon import ChameleonAdapter
 from QEfficient.transform.vision_adapters.cosmos3_edge import Cosmos3EdgeAdapter
 from QEfficient.transform.vision_adapters.deepseek_ocr2 import DeepseekOcr2Adapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter, DeepseekVLHybridAdapter
+from QEfficient.transform.vision_adapters.dots3_note import Dots3NoteAdapter
 from QEfficient.transform.vision_adapters.emu3 import Apertus1p5Adapter, Emu3Adapter
 from QEfficient.transform.vision_adapters.exaone4_5 import Exaone4_5Adapter
 from QEfficient.transform.vision_adapters.fuyu import FuyuAdapter
@@ -123,6 +124,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Qwen2_5OmniThinkerAdapter("qwen2_5_omni_thinker"),  # images only (no audio, no video)
     Qwen3OmniMoeThinkerAdapter("qwen3_omni_moe_thinker"),  # images only (no audio, no video)
     MiniMaxM3VLAdapter("minimax_m3_vl"),
+    Dots3NoteAdapter("dots3_note"),  # images only; Qwen2-VL's layout, a sparse-attention (DSA) text model
     AriaAdapter("aria"),
     PerceptionLMAdapter("perception_lm"),
     Exaone4_5Adapter("exaone4_5"),
@@ -173,7 +175,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "the decoder table's known failures); no adapter yet",
     "glm5_next": "its text model mixes linear-attention layers (recurrent state, which the image-text graphs do not carry "
     "yet) with indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
-    "dots3_note": "its text model has indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
     "ernie4_5_vl_moe": "its MoE text model routes vision tokens, the image start/end tokens included "
     "(moe_mm_token_type_ids), to their own experts; the language graph knows only the image tokens; no adapter yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
