@@ -171,8 +171,11 @@ KNOWN_FAILURES: dict[str, str] = {
     "failures); no adapter yet",
     "inkling2_loop": "its text model's hybrid layers fail in the decoder path (inkling2_loop_text in the decoder table's "
     "known failures); no adapter yet",
-    "hy_v4_vl": "its text model (HY-V4's) has indexed sparse-attention layers, which fail in the decoder path (hy_v4 in "
-    "the decoder table's known failures); no adapter yet",
+    "hy_v4_vl": "no adapter yet. Its text model is its own type (hy_v4_vl_text: HY-V4's hyper-connected DSA layers, which "
+    "run in the decoder path as hy_v4, but with 3-D multimodal rotary positions and an indexer class of its own, "
+    "HYV4VLIndexer, called as HY-V4's), not in the decoder table; what is missing is a vision adapter (a HunYuanVL-style "
+    "tower with its own position-table resampling and patch merger), its rotary rule (HYV4VLModel.get_rope_index: "
+    "per-image blocks of positions, newline tokens), and a tiny builder and processor (its video processor needs torchvision)",
     "glm5_next": "its text model mixes linear-attention layers (recurrent state, which the image-text graphs do not carry "
     "yet) with indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
     "ernie4_5_vl_moe": "its MoE text model routes vision tokens, the image start/end tokens included "
