@@ -151,7 +151,8 @@ PROVEN: frozenset[str] = frozenset(
 )
 
 # runs but differs from HF, or fails to export or run: model_type -> what the sweep recorded
-KNOWN_FAILURES: dict[str, str] = {}
+KNOWN_FAILURES: dict[str, str] = {
+}
 
 # in the causal-LM mapping but not decoder-only language models
 NOT_DECODER: dict[str, str] = {
