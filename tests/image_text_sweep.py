@@ -31,6 +31,7 @@ from tests import (
     vlm_fixtures,
     vlm_fixtures_a,
     vlm_fixtures_b,
+    vlm_fixtures_dsa,
     vlm_fixtures_late,
     vlm_fixtures_mllama,
     vlm_fixtures_positions,
@@ -58,6 +59,7 @@ _FAMILY_MODULES = (
     vlm_fixtures_a,
     vlm_fixtures_b,
     vlm_fixtures_mllama,
+    vlm_fixtures_dsa,
     vlm_fixtures_late,
     vlm_fixtures_positions,  # models whose positions follow a rule of their own
 )

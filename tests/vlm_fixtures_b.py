@@ -334,9 +334,18 @@ def build_mistral_large4(folder) -> Path:
     folder = build_mistral3(folder)
     source = Mistral3Config.from_pretrained(folder)
     text = _sweep_text("mistral_large4_text", source.text_config.vocab_size)
-    # two layers (a rotary one, a RoPE-free one; dense then sparse MLP), each computing its own keys; MLA: as many kv heads
-    two_layers = ("layer_types", "mlp_layer_types", "indexer_types", "no_rope_layers", "kv_source_layers")
-    text.update({k: text[k][:2] for k in two_layers}, num_hidden_layers=2, num_key_value_heads=text["num_attention_heads"])
+    # four layers: rotary, NoPE, rotary, NoPE (dense MLP, then sparse); the last two reuse the first two's latent KV
+    # (KV sharing, an option of the real config) and the second and fourth reuse the previous layer's top-k ("shared"
+    # indexer layers); MLA: as many kv heads as heads
+    text.update(
+        num_hidden_layers=4,
+        num_key_value_heads=text["num_attention_heads"],
+        layer_types=["indexed_attention"] * 4,
+        mlp_layer_types=["dense", "sparse", "sparse", "sparse"],
+        indexer_types=["full", "shared", "full", "shared"],
+        no_rope_layers=[1, 0, 1, 0],
+        kv_source_layers=[0, 1, 0, 1],
+    )
     config = MistralLarge4Config(
         vision_config=source.vision_config.to_dict(),
         text_config=text,

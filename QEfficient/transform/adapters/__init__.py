@@ -21,6 +21,7 @@ from QEfficient.transform.adapters.dory import DoryAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
 from QEfficient.transform.adapters.inkling import INKLING_ADAPTERS
 from QEfficient.transform.adapters.mimo_v2_flash import SlidingLayersDoubleKVAdapter
+from QEfficient.transform.adapters.mistral_large4 import MistralLarge4Adapter
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
 from QEfficient.transform.adapters.recurrent_models import RECURRENT_ADAPTERS
 from QEfficient.transform.adapters.sparse_attention import PerLayerMLASparseAttentionAdapter, SparseAttentionAdapter
@@ -52,6 +53,8 @@ _QUIRKS: list[ArchAdapter] = [
     # compressed attention: compressor projections kept per token beside the key=value vector
     DeepseekV4Adapter("deepseek_v4"),
     PerLayerMLASparseAttentionAdapter("dots3_note_text", indexer_class="Dots3NoteTextIndexer"),
+    # Mistral Large 4's text model (no causal-LM class: proven by the image-text sweep through mistral_large4)
+    MistralLarge4Adapter("mistral_large4_text", indexer_class="MistralLarge4TextIndexer"),
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}

@@ -20,6 +20,7 @@ from QEfficient.transform.vision_adapters.chameleon import ChameleonAdapter
 from QEfficient.transform.vision_adapters.cosmos3_edge import Cosmos3EdgeAdapter
 from QEfficient.transform.vision_adapters.deepseek_ocr2 import DeepseekOcr2Adapter
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter, DeepseekVLHybridAdapter
+from QEfficient.transform.vision_adapters.dots3_note import Dots3NoteAdapter
 from QEfficient.transform.vision_adapters.emu3 import Apertus1p5Adapter, Emu3Adapter
 from QEfficient.transform.vision_adapters.exaone4_5 import Exaone4_5Adapter
 from QEfficient.transform.vision_adapters.fuyu import FuyuAdapter
@@ -123,6 +124,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Qwen2_5OmniThinkerAdapter("qwen2_5_omni_thinker"),  # images only (no audio, no video)
     Qwen3OmniMoeThinkerAdapter("qwen3_omni_moe_thinker"),  # images only (no audio, no video)
     MiniMaxM3VLAdapter("minimax_m3_vl"),
+    Dots3NoteAdapter("dots3_note"),  # images only; Qwen2-VL's layout, a sparse-attention (DSA) text model
     AriaAdapter("aria"),
     PerceptionLMAdapter("perception_lm"),
     Exaone4_5Adapter("exaone4_5"),
@@ -159,9 +161,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "marks, sinusoidal positions) is not in the decoder table (QEfficient/transform/adapters)",
     "mistral4": "transformers maps it to Mistral4ForCausalLM, a text-only model that takes no image (Mistral 4 with images is "
     "a mistral3 checkpoint with a Mistral 4 text model)",
-    "mistral_large4": "its text model's layers are DeepSeek-V3.2-style sparse attention ('indexed_attention': a top-k token "
-    "indexer with a key cache of its own), which the static-KV decoder path does not build yet (nor the decoder sweep's "
-    "deepseek_v32, glm_moe_dsa, hy_v4); its vision side is Mistral 3's adapter",
     "blip": "its BERT-style text decoder reads the image through cross-attention in every layer, not through image "
     "tokens in the prompt; the decoder path has no such layers",
     "git": "its BERT-style text model runs the image embeddings and the text as one sequence (images attending each other "
@@ -172,11 +171,13 @@ KNOWN_FAILURES: dict[str, str] = {
     "failures); no adapter yet",
     "inkling2_loop": "its text model's hybrid layers fail in the decoder path (inkling2_loop_text in the decoder table's "
     "known failures); no adapter yet",
-    "hy_v4_vl": "its text model (HY-V4's) has indexed sparse-attention layers, which fail in the decoder path (hy_v4 in "
-    "the decoder table's known failures); no adapter yet",
+    "hy_v4_vl": "no adapter yet. Its text model is its own type (hy_v4_vl_text: HY-V4's hyper-connected DSA layers, which "
+    "run in the decoder path as hy_v4, but with 3-D multimodal rotary positions and an indexer class of its own, "
+    "HYV4VLIndexer, called as HY-V4's), not in the decoder table; what is missing is a vision adapter (a HunYuanVL-style "
+    "tower with its own position-table resampling and patch merger), its rotary rule (HYV4VLModel.get_rope_index: "
+    "per-image blocks of positions, newline tokens), and a tiny builder and processor (its video processor needs torchvision)",
     "glm5_next": "its text model mixes linear-attention layers (recurrent state, which the image-text graphs do not carry "
     "yet) with indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
-    "dots3_note": "its text model has indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
     "ernie4_5_vl_moe": "its MoE text model routes vision tokens, the image start/end tokens included "
     "(moe_mm_token_type_ids), to their own experts; the language graph knows only the image tokens; no adapter yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
@@ -189,7 +190,7 @@ KNOWN_FAILURES: dict[str, str] = {
 
 # Vision adapters that are ready but whose text model the decoder path cannot export yet: they run once
 # that text type joins the decoder table (QEfficient/transform/adapters).
-WAITING_ON_DECODER: dict[str, str] = {"aya_vision": "cohere2", "mistral_large4": "mistral_large4_text"}
+WAITING_ON_DECODER: dict[str, str] = {"aya_vision": "cohere2"}
 
 SWEEP_HINT = "python scripts/image_text_sweep.py --types {t} (add a tiny build_{t} to tests/vlm_fixtures.py first)"
 

@@ -12,6 +12,7 @@ from torch import nn
 from QEfficient.transform.adapters import get_adapter
 from QEfficient.transform.adapters.base import ArchAdapter, CacheGeometryAdapter
 from QEfficient.transform.adapters.recurrent import RecurrentAdapter
+from QEfficient.transform.adapters.sparse_attention import SparseAttentionAdapter
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,15 @@ class VisionLanguageAdapter:
         return hf.model.language_model, hf.lm_head, hf.config.text_config
 
     def cache_adapter(self, text_config) -> ArchAdapter:
-        """The language model's adapter: its recurrent mixers where it has them (hybrid text models), else the
-        KV cache's geometry only (the multimodal heads apply no logit post-processing of their own)."""
+        """The language model's adapter: its recurrent mixers where it has them (hybrid text models), its sparse
+        attention's indexer forward and context limit (DSA text models), else the KV cache's geometry only (the
+        multimodal heads apply no logit post-processing of their own). The text adapter kept whole also post-processes
+        logits by the text config's names: of the DSA text configs only Mistral Large 4's names one (a soft cap), which
+        its multimodal head applies too."""
         adapter = get_adapter(text_config)
-        return adapter if isinstance(adapter, RecurrentAdapter) else CacheGeometryAdapter(text_config.model_type)
+        if isinstance(adapter, (RecurrentAdapter, SparseAttentionAdapter)):
+            return adapter
+        return CacheGeometryAdapter(text_config.model_type)
 
     def embeds_example(self, batch: int, width: int) -> torch.Tensor:
         """Trace-time ``vision_embeds`` of the language graph for a batch of ``batch`` sequences."""
