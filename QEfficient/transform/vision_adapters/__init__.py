@@ -95,6 +95,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Qwen3VLAdapter("cosmos3_omni"),  # Qwen3-VL's vision tower and text model
     Qwen3_5Adapter("qwen3_5"),  # hybrid text models: Gated DeltaNet states in the language graph
     Qwen3_5Adapter("qwen3_5_moe"),
+    Qwen3_5Adapter("qwen4_exp"),  # Qwen3.5's layout; a Gated DeltaNet + QSA-indexed text model (hyper-connections)
     Glm4vAdapter("glm4v"),
     Glm4vAdapter("glm46v"),
     Glm4vAdapter("glmga"),  # GLM-4.6V under another name
