@@ -137,6 +137,9 @@ CAVEATS: dict[str, str] = {
     "molmo2": "images, one per prompt (HF makes every image token of a prompt one bidirectional block; here each image is "
     "its own); its image processor's resize and normalise need torchvision (not installed): HF's processor with those "
     "two calls done by torch; the config names no '<im_col>' id: the tiny one carries image_col_id",
+    "glm5_next": "images only: its processor's video half needs torchvision (not installed); ctx_len up to index_topk + "
+    "index_kpool - 1 (the pooled DSA indexer's limit; 131 here); its text model (glm5_next_text: no causal-LM class in "
+    "transformers, so not in the decoder sweep) is proven here",
     "qwen4_exp": "ctx_len up to indexer_budget + indexer_compress_ratio - 1 (the text model's QSA limit, as the decoder "
     "sweep's qwen4_exp_text; 131 here); Per-Layer Embeddings (ple_layer_ids) refused",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "

@@ -26,6 +26,7 @@ from QEfficient.transform.vision_adapters.fuyu import FuyuAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.gemma4 import Gemma4Adapter, Gemma4UnifiedAdapter
 from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
+from QEfficient.transform.vision_adapters.glm5_next import Glm5NextAdapter
 from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
 from QEfficient.transform.vision_adapters.granite4_vision import Granite4VisionAdapter
 from QEfficient.transform.vision_adapters.granite_docling import GraniteDoclingAdapter
@@ -101,6 +102,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Glm4vAdapter("glmga"),  # GLM-4.6V under another name
     Glm4vAdapter("glm4v_moe"),
     Glm4vAdapter("glm_ocr", position_table=False),
+    Glm5NextAdapter("glm5_next"),  # GLM-OCR's tower; a Kimi delta attention + pooled DSA text model
     Llama4Adapter("llama4"),
     MllamaAdapter("mllama"),  # cross-attention layers over keys/values computed once per image
     Blip2Adapter("blip-2"),
@@ -175,8 +177,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "known failures); no adapter yet",
     "hy_v4_vl": "its text model (HY-V4's) has indexed sparse-attention layers, which fail in the decoder path (hy_v4 in "
     "the decoder table's known failures); no adapter yet",
-    "glm5_next": "its text model mixes linear-attention layers (recurrent state, which the image-text graphs do not carry "
-    "yet) with indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
     "dots3_note": "its text model has indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
     "ernie4_5_vl_moe": "its MoE text model routes vision tokens, the image start/end tokens included "
     "(moe_mm_token_type_ids), to their own experts; the language graph knows only the image tokens; no adapter yet",
