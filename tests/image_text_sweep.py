@@ -32,6 +32,7 @@ from tests import (
     vlm_fixtures_a,
     vlm_fixtures_b,
     vlm_fixtures_dsa,
+    vlm_fixtures_hybrid,
     vlm_fixtures_late,
     vlm_fixtures_mllama,
     vlm_fixtures_positions,
@@ -62,6 +63,7 @@ _FAMILY_MODULES = (
     vlm_fixtures_dsa,
     vlm_fixtures_late,
     vlm_fixtures_positions,  # models whose positions follow a rule of their own
+    vlm_fixtures_hybrid,  # recurrent layers beside indexed sparse attention
 )
 for _module in _FAMILY_MODULES:  # the families added with the sweep
     for _type, _prompt in _module.PROMPTS.items():
@@ -137,6 +139,11 @@ CAVEATS: dict[str, str] = {
     "molmo2": "images, one per prompt (HF makes every image token of a prompt one bidirectional block; here each image is "
     "its own); its image processor's resize and normalise need torchvision (not installed): HF's processor with those "
     "two calls done by torch; the config names no '<im_col>' id: the tiny one carries image_col_id",
+    "glm5_next": "images only: its processor's video half needs torchvision (not installed); ctx_len up to index_topk + "
+    "index_kpool - 1 (the pooled DSA indexer's limit; 131 here); its text model (glm5_next_text: no causal-LM class in "
+    "transformers, so not in the decoder sweep) is proven here",
+    "qwen4_exp": "ctx_len up to indexer_budget + indexer_compress_ratio - 1 (the text model's QSA limit, as the decoder "
+    "sweep's qwen4_exp_text; 131 here); Per-Layer Embeddings (ple_layer_ids) refused",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",
 }
@@ -148,9 +155,6 @@ NOTES: dict[str, str] = {
     "diffusion_gemma": "block diffusion, not autoregressive greedy decoding",
     "pi0": "robot-action model (flow matching), not text generation",
     "udop": "its processor needs word boxes (LayoutLMv3's OCR through pytesseract, not installed, or boxes given)",
-    "qwen4_exp": "its text model (Gated DeltaNet and QSA-indexed attention layers, n-gram embeddings) does not build from "
-    "its default config at a tiny size (indexer sizes unset: the decoder sweep's hf-fails), and neither kind of layer "
-    "is in the static-KV path",
 }
 
 

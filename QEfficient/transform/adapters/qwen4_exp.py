@@ -46,11 +46,14 @@ def qwen4_exp_text_forward(
     self, input_ids=None, attention_mask=None, position_ids=None, cache=None, inputs_embeds=None, use_cache=None, **kwargs
 ) -> MoeModelOutputWithPast:
     """Qwen4ExpTextModel.forward on the static cache: ``attention_mask`` is the per-layer-type mask dict,
-    ``position_ids`` [B, S] the text positions (the three rotary axes are equal for text)."""
+    ``position_ids`` [B, S] the text positions (the three rotary axes are equal for text), or [3, B, S] the
+    image-text graph's 3-D rotary positions (the masks come from the cache positions, as HF's text axis)."""
     if self.config.ple_layer_ids:
         raise NotImplementedError("Qwen4-Exp Per-Layer Embeddings (ple_layer_ids) are not supported yet")
     hidden_states = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
-    position_embeddings = self.rotary_emb(hidden_states, position_ids[None].expand(3, -1, -1))
+    if position_ids.ndim == 2:
+        position_ids = position_ids[None].expand(3, -1, -1)
+    position_embeddings = self.rotary_emb(hidden_states, position_ids)
     hidden_states = hidden_states.repeat(1, 1, self.config.hc_count)  # hc_count residual streams
     for decoder_layer in self.layers[: self.config.num_hidden_layers]:
         hidden_states = decoder_layer(

@@ -3,6 +3,7 @@ conv/SSM states (transform/recurrent_state.py)."""
 
 from __future__ import annotations
 
+from QEfficient.transform.adapters.glm5_next import Glm5NextAdapter
 from QEfficient.transform.adapters.hybrid_falcon_h1 import FALCON_H1_MIXER
 from QEfficient.transform.adapters.hybrid_gated_deltanet import (
     KIMI_DELTA_ATTENTION,
@@ -53,4 +54,6 @@ RECURRENT_ADAPTERS = [RecurrentAdapter(model_type, mixers={name: mixer}) for mod
     ZayaAdapter("zaya", mixers={"ZayaCCAProjection": CCA_PROJECTION}),
     MiniMaxAdapter("minimax", mixers={"MiniMaxLightningAttention": LIGHTNING_ATTENTION}),
     Qwen4ExpAdapter("qwen4_exp_text", mixers={"Qwen4ExpTextGatedDeltaNet": QWEN3_5_DELTANET}),
+    # GLM-5.3-Flash's text model (no causal-LM class in transformers: proven by the image-text sweep's glm5_next)
+    Glm5NextAdapter("glm5_next_text", mixers={"Glm5NextTextLinearAttention": KIMI_DELTA_ATTENTION}),
 ]

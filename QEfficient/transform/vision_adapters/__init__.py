@@ -27,6 +27,7 @@ from QEfficient.transform.vision_adapters.fuyu import FuyuAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.gemma4 import Gemma4Adapter, Gemma4UnifiedAdapter
 from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
+from QEfficient.transform.vision_adapters.glm5_next import Glm5NextAdapter
 from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
 from QEfficient.transform.vision_adapters.granite4_vision import Granite4VisionAdapter
 from QEfficient.transform.vision_adapters.granite_docling import GraniteDoclingAdapter
@@ -96,11 +97,13 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Qwen3VLAdapter("cosmos3_omni"),  # Qwen3-VL's vision tower and text model
     Qwen3_5Adapter("qwen3_5"),  # hybrid text models: Gated DeltaNet states in the language graph
     Qwen3_5Adapter("qwen3_5_moe"),
+    Qwen3_5Adapter("qwen4_exp"),  # Qwen3.5's layout; a Gated DeltaNet + QSA-indexed text model (hyper-connections)
     Glm4vAdapter("glm4v"),
     Glm4vAdapter("glm46v"),
     Glm4vAdapter("glmga"),  # GLM-4.6V under another name
     Glm4vAdapter("glm4v_moe"),
     Glm4vAdapter("glm_ocr", position_table=False),
+    Glm5NextAdapter("glm5_next"),  # GLM-OCR's tower; a Kimi delta attention + pooled DSA text model
     Llama4Adapter("llama4"),
     MllamaAdapter("mllama"),  # cross-attention layers over keys/values computed once per image
     Blip2Adapter("blip-2"),
@@ -176,8 +179,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "HYV4VLIndexer, called as HY-V4's), not in the decoder table; what is missing is a vision adapter (a HunYuanVL-style "
     "tower with its own position-table resampling and patch merger), its rotary rule (HYV4VLModel.get_rope_index: "
     "per-image blocks of positions, newline tokens), and a tiny builder and processor (its video processor needs torchvision)",
-    "glm5_next": "its text model mixes linear-attention layers (recurrent state, which the image-text graphs do not carry "
-    "yet) with indexed sparse-attention layers (a known failure of the decoder path, as hy_v4); no adapter yet",
     "ernie4_5_vl_moe": "its MoE text model routes vision tokens, the image start/end tokens included "
     "(moe_mm_token_type_ids), to their own experts; the language graph knows only the image tokens; no adapter yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
