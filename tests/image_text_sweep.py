@@ -32,6 +32,7 @@ from tests import (
     vlm_fixtures_a,
     vlm_fixtures_b,
     vlm_fixtures_dsa,
+    vlm_fixtures_inkling,
     vlm_fixtures_late,
     vlm_fixtures_mllama,
     vlm_fixtures_positions,
@@ -62,6 +63,7 @@ _FAMILY_MODULES = (
     vlm_fixtures_dsa,
     vlm_fixtures_late,
     vlm_fixtures_positions,  # models whose positions follow a rule of their own
+    vlm_fixtures_inkling,
 )
 for _module in _FAMILY_MODULES:  # the families added with the sweep
     for _type, _prompt in _module.PROMPTS.items():
@@ -137,6 +139,11 @@ CAVEATS: dict[str, str] = {
     "molmo2": "images, one per prompt (HF makes every image token of a prompt one bidirectional block; here each image is "
     "its own); its image processor's resize and normalise need torchvision (not installed): HF's processor with those "
     "two calls done by torch; the config names no '<im_col>' id: the tiny one carries image_col_id",
+    "inkling_mm_model": "images only (its audio tower is left out of image prompts); its image processor has only a "
+    "torchvision backend (not installed): a PIL stand-in with HF's patch cut (no rescale_image_frac resize)",
+    "inkling2": "its image processor has only a torchvision backend (not installed): a PIL stand-in (HF's -1 padding to "
+    "whole tokens, one block per token)",
+    "inkling2_loop": "Inkling 2's tower and PIL processor stand-in; its loop passes have KV caches and conv states of their own",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",
 }
