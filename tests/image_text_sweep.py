@@ -33,6 +33,7 @@ from tests import (
     vlm_fixtures_b,
     vlm_fixtures_dsa,
     vlm_fixtures_hybrid,
+    vlm_fixtures_inkling,
     vlm_fixtures_late,
     vlm_fixtures_mllama,
     vlm_fixtures_positions,
@@ -64,6 +65,7 @@ _FAMILY_MODULES = (
     vlm_fixtures_late,
     vlm_fixtures_positions,  # models whose positions follow a rule of their own
     vlm_fixtures_hybrid,  # recurrent layers beside indexed sparse attention
+    vlm_fixtures_inkling,
 )
 for _module in _FAMILY_MODULES:  # the families added with the sweep
     for _type, _prompt in _module.PROMPTS.items():
@@ -144,6 +146,11 @@ CAVEATS: dict[str, str] = {
     "transformers, so not in the decoder sweep) is proven here",
     "qwen4_exp": "ctx_len up to indexer_budget + indexer_compress_ratio - 1 (the text model's QSA limit, as the decoder "
     "sweep's qwen4_exp_text; 131 here); Per-Layer Embeddings (ple_layer_ids) refused",
+    "inkling_mm_model": "images only (its audio tower is left out of image prompts); its image processor has only a "
+    "torchvision backend (not installed): a PIL stand-in with HF's patch cut (no rescale_image_frac resize)",
+    "inkling2": "its image processor has only a torchvision backend (not installed): a PIL stand-in (HF's -1 padding to "
+    "whole tokens, one block per token)",
+    "inkling2_loop": "Inkling 2's tower and PIL processor stand-in; its loop passes have KV caches and conv states of their own",
     "nemotron_h_omni": "images only; its image processor has only a torchvision backend (not installed): a PIL patcher "
     "with HF's grid rule stands in",
 }

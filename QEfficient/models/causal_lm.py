@@ -267,7 +267,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             "kv_shape": [full_batch_size if self.continuous_batching else batch_size, n_kv, ctx_len, head_dim],
             "continuous_batching": self.continuous_batching,
             "kv_dtype": kv_dtype,
-            "vocab_size": int(self.model.lm_head.weight.shape[0]),
+            "vocab_size": self.model.vocab_size,
             "num_cores": num_cores,
             "model_name": self.model_name,
             "architecture": self.model_architecture,

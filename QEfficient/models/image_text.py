@@ -180,7 +180,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             "kv_shape": [rows, n_kv, ctx_len, head_dim],
             "continuous_batching": self.continuous_batching,
             "kv_dtype": kv_dtype,
-            "vocab_size": int(self.lang_model.lm.lm_head.weight.shape[0]),
+            "vocab_size": self.lang_model.lm.vocab_size,
             "num_cores": num_cores,
             "model_name": self.model_name,
             "eos_token_id": self.hf.generation_config.eos_token_id,

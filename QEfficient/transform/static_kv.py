@@ -259,6 +259,13 @@ class QEffCausalLM(nn.Module):
     def num_layers(self) -> int:
         return self.adapter.kv_geometry(self.config)[0]
 
+    @property
+    def vocab_size(self) -> int:
+        """Width of the graph's logits: the LM head's rows, less any the adapter's post-processing drops (Inkling's
+        head is padded past its checkpoint's vocabulary and HF slices the logits)."""
+        rows = self.lm_head.weight.shape[0]
+        return int(self.adapter.postprocess_logits(torch.zeros(1, rows), self.config).shape[-1])
+
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, *past: torch.Tensor):
         logits, retained = self.step(position_ids, list(past), input_ids=input_ids)
         return (logits, *retained)

@@ -223,7 +223,7 @@ class InklingAdapter(RecurrentAdapter):
         return _total_layers(config), n_kv, max(config.head_dim, config.swa_head_dim)
 
     def recurrent_layers(self, hf_model) -> list[RecurrentLayer]:
-        config = hf_model.config
+        config = hf_model.config.get_text_config()  # a multimodal model's text config holds the loop's layout
         loop = range(getattr(config, "loop_layer_index_start", 0), getattr(config, "loop_layer_index_end", 0))
         passes = getattr(config, "loop_num_passes", 1)
         found = []
@@ -241,7 +241,8 @@ class InklingAdapter(RecurrentAdapter):
         return sorted(found, key=lambda layer: layer.index)
 
     def head_input(self, hf_model, hidden: torch.Tensor) -> torch.Tensor:
-        multiplier = getattr(hf_model.config, "logits_mup_width_multiplier", None)  # Inkling's muP output scale
+        # Inkling's muP output scale (in the text config of the image-text model)
+        multiplier = getattr(hf_model.config.get_text_config(), "logits_mup_width_multiplier", None)
         return hidden / multiplier if self.prefix == "Inkling" and multiplier else hidden
 
     def postprocess_logits(self, logits: torch.Tensor, config) -> torch.Tensor:

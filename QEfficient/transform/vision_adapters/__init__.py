@@ -35,6 +35,7 @@ from QEfficient.transform.vision_adapters.hunyuan_vl import HunYuanVLAdapter
 from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXVisionAdapter
 from QEfficient.transform.vision_adapters.idefics import IdeficsAdapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
+from QEfficient.transform.vision_adapters.inkling import Inkling2VLAdapter, InklingVLAdapter
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
 from QEfficient.transform.vision_adapters.kimi_k25 import KimiK25Adapter
 from QEfficient.transform.vision_adapters.kosmos2 import Kosmos2Adapter
@@ -147,6 +148,9 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     MuseGlimmerAdapter("muse_glimmer"),  # Kimi K2.5's host side, Qwen2.5-VL's windows
     MuseGlimmerAdapter("muse_spark"),  # images only: Muse Glimmer's tower; a MoE text model
     Molmo2Adapter("molmo2"),  # pooled crops added to the patch tokens; image blocks attend both ways
+    InklingVLAdapter("inkling_mm_model"),  # images only: each patch alone becomes one token
+    Inkling2VLAdapter("inkling2"),  # a ViT with a class token per image; its text model's conv states retained
+    Inkling2VLAdapter("inkling2_loop"),  # Inkling 2's tower; its loop passes have cache layers of their own
     IdeficsAdapter("idefics"),  # gated cross-attention blocks over keys/values computed once per image (as Mllama's)
 ]
 
@@ -168,12 +172,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "tokens in the prompt; the decoder path has no such layers",
     "git": "its BERT-style text model runs the image embeddings and the text as one sequence (images attending each other "
     "both ways, text causally) with its own position scheme; no adapter yet",
-    "inkling_mm_model": "its text model's hybrid layers (linear attention) fail in the decoder path (inkling_text in the "
-    "decoder table's known failures); no adapter yet",
-    "inkling2": "its text model's hybrid layers fail in the decoder path (inkling2_text in the decoder table's known "
-    "failures); no adapter yet",
-    "inkling2_loop": "its text model's hybrid layers fail in the decoder path (inkling2_loop_text in the decoder table's "
-    "known failures); no adapter yet",
     "hy_v4_vl": "no adapter yet. Its text model is its own type (hy_v4_vl_text: HY-V4's hyper-connected DSA layers, which "
     "run in the decoder path as hy_v4, but with 3-D multimodal rotary positions and an indexer class of its own, "
     "HYV4VLIndexer, called as HY-V4's), not in the decoder table; what is missing is a vision adapter (a HunYuanVL-style "
