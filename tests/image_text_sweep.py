@@ -32,6 +32,7 @@ from tests import (
     vlm_fixtures_a,
     vlm_fixtures_b,
     vlm_fixtures_dsa,
+    vlm_fixtures_ernie,
     vlm_fixtures_hybrid,
     vlm_fixtures_inkling,
     vlm_fixtures_late,
@@ -66,6 +67,7 @@ _FAMILY_MODULES = (
     vlm_fixtures_positions,  # models whose positions follow a rule of their own
     vlm_fixtures_hybrid,  # recurrent layers beside indexed sparse attention
     vlm_fixtures_inkling,
+    vlm_fixtures_ernie,  # modality-isolated MoE experts
 )
 for _module in _FAMILY_MODULES:  # the families added with the sweep
     for _type, _prompt in _module.PROMPTS.items():
@@ -120,6 +122,9 @@ CAVEATS: dict[str, str] = {
     "qwen3_omni_moe_thinker": "images only: no audio, and its processor's video half needs torchvision (not installed)",
     "video_llama_3": "images only: its processor's video half needs torchvision (not installed)",
     "minicpmv4_7": "images only: its processor's video half needs torchvision (not installed)",
+    "ernie4_5_vl_moe": "images only: its processor's video half needs torchvision (not installed); the vision experts' rows "
+    "(image tokens and their start/end tokens) are read from the ids, so a generated start/end token goes to the vision "
+    "experts where HF's generate sends every generated token to the text experts",
     "hunyuan_vl": "the image-index rotary axis counts a prompt's own images (HF's get_rope_index counts on across the "
     "prompts of a batch, so HF's batched generate differs from its one-prompt generate)",
     "gemma4_unified": "its image processor has only a torchvision backend (not installed): Gemma 4's PIL patcher at the merged "

@@ -22,6 +22,7 @@ from QEfficient.transform.vision_adapters.deepseek_ocr2 import DeepseekOcr2Adapt
 from QEfficient.transform.vision_adapters.deepseek_vl import DeepseekVLAdapter, DeepseekVLHybridAdapter
 from QEfficient.transform.vision_adapters.dots3_note import Dots3NoteAdapter
 from QEfficient.transform.vision_adapters.emu3 import Apertus1p5Adapter, Emu3Adapter
+from QEfficient.transform.vision_adapters.ernie4_5_vl_moe import Ernie4_5_VLMoeAdapter
 from QEfficient.transform.vision_adapters.exaone4_5 import Exaone4_5Adapter
 from QEfficient.transform.vision_adapters.fuyu import FuyuAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
@@ -125,6 +126,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Ovis2Adapter("ovis2"),
     VideoLlama3Adapter("video_llama_3"),  # images only (its video half needs torchvision here)
     PaddleOCRVLAdapter("paddleocr_vl"),
+    Ernie4_5_VLMoeAdapter("ernie4_5_vl_moe"),  # Qwen2-VL's host side; text and vision experts picked per token
     Qwen2_5OmniThinkerAdapter("qwen2_5_omni_thinker"),  # images only (no audio, no video)
     Qwen3OmniMoeThinkerAdapter("qwen3_omni_moe_thinker"),  # images only (no audio, no video)
     MiniMaxM3VLAdapter("minimax_m3_vl"),
@@ -177,8 +179,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "HYV4VLIndexer, called as HY-V4's), not in the decoder table; what is missing is a vision adapter (a HunYuanVL-style "
     "tower with its own position-table resampling and patch merger), its rotary rule (HYV4VLModel.get_rope_index: "
     "per-image blocks of positions, newline tokens), and a tiny builder and processor (its video processor needs torchvision)",
-    "ernie4_5_vl_moe": "its MoE text model routes vision tokens, the image start/end tokens included "
-    "(moe_mm_token_type_ids), to their own experts; the language graph knows only the image tokens; no adapter yet",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
