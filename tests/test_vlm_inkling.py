@@ -39,13 +39,11 @@ def test_a_batch_of_prompts_of_different_lengths_matches_hf(built):
         assert row[: len(ref)].tolist() == ref
 
 
-def test_continuous_batching_reuses_slots_with_their_conv_states(built):
-    # one graph; three prompts, two slots: the third reuses a slot whose conv states another request left behind
-    model_type, folder = built
-    if model_type == "inkling2_loop":
-        pytest.skip("Inkling 2's path; the loop passes are covered by the batch test")
+def _continuous_batching_matches_hf(model_type: str, folder, kv_offload: bool) -> None:
+    # three prompts, two slots: the third reuses a slot whose conv states (in Inkling 2 Loop also its loop passes'
+    # KV caches and conv states) another request left behind
     processor = AutoProcessor.from_pretrained(folder)
-    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=False, continuous_batching=True)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload, continuous_batching=True)
     model.compile(prefill_seq_len=5, ctx_len=128, full_batch_size=2, num_cores=1)
     prompt = PROMPTS[model_type]
     images = [image(2, (30, 30)), image(3, (44, 21)), image(4, (20, 35))]
@@ -54,6 +52,15 @@ def test_continuous_batching_reuses_slots_with_their_conv_states(built):
     for img, text, row in zip(images, prompts, info.generated_ids):
         ref = _reference(folder, processor, img, text, 6)
         assert row[: len(ref)].tolist() == ref
+
+
+def test_continuous_batching_reuses_slots_with_their_conv_states(built):
+    _continuous_batching_matches_hf(*built, kv_offload=False)
+
+
+def test_continuous_batching_of_the_loop_model_in_two_graphs(tmp_path):
+    # the one-graph case of every type is above; two graphs for the type whose text model differs (the loop passes)
+    _continuous_batching_matches_hf("inkling2_loop", vlm_fixtures_inkling.build_inkling2_loop(tmp_path / "loop"), kv_offload=True)
 
 
 @pytest.mark.parametrize("kv_offload", [True, False])
