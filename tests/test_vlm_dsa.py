@@ -1,6 +1,7 @@
 """Image-text models with a sparse-attention (DSA) text model, exact while the indexer selects every key (up to
 index_topk): Mistral Large 4 (tiny: rotary and NoPE layers, KV sharing, shared indexer layers) and Dots 3 Note (a
-tower with routed-expert blocks; DSA beside sliding-window MLA layers). A batch of two prompts of different lengths
+tower with routed-expert blocks; DSA beside sliding-window MLA layers) and HY-V4-VL (hyper-connected DSA layers, 3-D
+rotary positions with a newline column per image row). A batch of two prompts of different lengths
 and images of different sizes, prefilled in chunks, equals HF's one-prompt generate in both layouts; a ctx_len past
 index_topk is refused with the reason."""
 
@@ -14,13 +15,13 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from QEfficient import QEFFAutoModelForImageTextToText
 from tests.vlm_fixtures_b import build_mistral_large4
-from tests.vlm_fixtures_dsa import build_dots3_note
+from tests.vlm_fixtures_dsa import build_dots3_note, build_hy_v4_vl
 
 N = 8
 
 
-BUILDERS = {"mistral_large4": build_mistral_large4, "dots3_note": build_dots3_note}
-PLACEHOLDERS = {"mistral_large4": "[IMG]", "dots3_note": "<|img|><|imgpad|><|endofimg|>"}
+BUILDERS = {"mistral_large4": build_mistral_large4, "dots3_note": build_dots3_note, "hy_v4_vl": build_hy_v4_vl}
+PLACEHOLDERS = {"mistral_large4": "[IMG]", "dots3_note": "<|img|><|imgpad|><|endofimg|>", "hy_v4_vl": "<|image_pad|>"}
 
 
 @pytest.fixture(scope="module", params=sorted(BUILDERS))
@@ -61,3 +62,23 @@ def test_context_past_index_topk_is_refused(tiny):
     model.lang_model.config.index_topk = 32  # the tiny models' own (2048) is past its max_position_embeddings
     with pytest.raises(ValueError, match=r"ctx_len \(64\) exceeds 32: past index_topk .* ctx_len <= 32"):
         model.compile(prefill_seq_len=4, ctx_len=64, num_cores=1)
+
+
+def test_hy_v4_vl_image_embeddings_equal_hf(tmp_path):
+    """The vision graph's computation (position-table taps made on the host with HF's shifted scale factor, the merger
+    as linears over 2x2 blocks, newline rows) equals HF's image features for several grids at once: the greedy tokens
+    of the tiny model alone would not tell a slightly different resampling apart."""
+    from QEfficient.transform.vision_adapters import get_vision_adapter
+
+    folder = build_hy_v4_vl(tmp_path)
+    processor = AutoProcessor.from_pretrained(folder)
+    hf = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
+    images = [image(1, (40, 50)), image(2, (70, 20)), image(3, (30, 60))]
+    inputs = processor(images=images, text="a <|image_pad|> b <|image_pad|> c <|image_pad|>", return_tensors="pt")
+    adapter = get_vision_adapter(hf.config)
+    vision = adapter.vision_inputs({k: v.numpy() for k, v in inputs.items()}, 0, hf.config)
+    graph = {k: torch.from_numpy(v) for k, v in adapter.graph_inputs(vision).items()}
+    with torch.no_grad():
+        ours = adapter.image_features(hf, **graph)[0]
+        features = hf.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"], return_dict=True)
+    torch.testing.assert_close(ours, torch.cat(features.pooler_output), rtol=0, atol=1e-5)

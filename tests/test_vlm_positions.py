@@ -91,3 +91,29 @@ def test_hunyuan_vl_image_grid_positions_match_hf():
     image = "<img_start><image><img_end>"
     prompts = [(f"a {image} b", [(40, 50)]), (f"{image} x {image}{image} y", [(30, 90), (60, 40), (28, 28)])]
     assert_rule_matches_hf(rule, HFRule(config), processor, prompts, "image_grid_thw", "_grid_thw")
+
+
+def test_hy_v4_vl_newline_grid_positions_match_hf():
+    from transformers import HYV4VLConfig, HYV4VLImageProcessorPil
+    from transformers.models.hy_v4_vl.modeling_hy_v4_vl import HYV4VLModel
+
+    from QEfficient.transform.vision_adapters.hy_v4_vl import HYV4VLAdapter
+    from tests.vlm_fixtures_dsa import TinyHYV4VLProcessor
+
+    class HFRule:
+        get_vision_position_ids = HYV4VLModel.get_vision_position_ids
+        get_rope_index = HYV4VLModel.get_rope_index
+
+        def __init__(self, config) -> None:
+            self.config = config
+
+    tok = _tokenizer(["<|image_pad|>", "<|video_pad|>"])
+    text = {"qk_rope_head_dim": 8, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1]}}
+    config = HYV4VLConfig(text_config=text, image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"))
+    rule = HYV4VLAdapter("hy_v4_vl").for_config(config).host_rope(config)
+    image_processor = HYV4VLImageProcessorPil(patch_size=7, merge_size=2, min_pixels=28 * 28, max_pixels=100 * 100)
+    processor = TinyHYV4VLProcessor(image_processor=image_processor, tokenizer=tok)
+    image = "<|image_pad|>"
+    # grids taller than wide (rows past the newline column) and wider: where the text resumes depends on both
+    prompts = [(f"a {image} b", [(40, 50)]), (f"{image} x {image} y {image}", [(90, 30), (40, 60), (28, 28)])]
+    assert_rule_matches_hf(rule, HFRule(config), processor, prompts, "image_grid_thw", "_grid_thw")

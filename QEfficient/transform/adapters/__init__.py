@@ -48,6 +48,8 @@ _QUIRKS: list[ArchAdapter] = [
     SparseAttentionAdapter("glm_moe_dsa", indexer_class="GlmMoeDsaIndexer"),
     SparseAttentionAdapter("axk2", indexer_class="AXK2Indexer"),
     SparseAttentionAdapter("hy_v4", indexer_class="HYV4Indexer"),
+    # HY-V4-VL's text model (no causal-LM class: proven by the image-text sweep through hy_v4_vl)
+    SparseAttentionAdapter("hy_v4_vl_text", indexer_class="HYV4VLIndexer"),
     # attention with short convolutions (retained conv states), relative position biases, looped layers
     *INKLING_ADAPTERS,
     # compressed attention: compressor projections kept per token beside the key=value vector

@@ -33,6 +33,7 @@ from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
 from QEfficient.transform.vision_adapters.granite4_vision import Granite4VisionAdapter
 from QEfficient.transform.vision_adapters.granite_docling import GraniteDoclingAdapter
 from QEfficient.transform.vision_adapters.hunyuan_vl import HunYuanVLAdapter
+from QEfficient.transform.vision_adapters.hy_v4_vl import HYV4VLAdapter
 from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXVisionAdapter
 from QEfficient.transform.vision_adapters.idefics import IdeficsAdapter
 from QEfficient.transform.vision_adapters.idefics3 import Idefics2Adapter, Idefics3Adapter
@@ -118,6 +119,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     MiniCPMVAdapter("minicpm_ocr"),  # MiniCPM-V 4.6's layout, "4x" tokens by default
     MiniCPMV4_7Adapter("minicpmv4_7"),  # MiniCPM-V 4.6's layout, canvas 3-D rotary positions
     HunYuanVLAdapter("hunyuan_vl"),  # rotary axes (width, height, image index) over each image's grid
+    HYV4VLAdapter("hy_v4_vl"),  # images only; HunYuanVL's tower, HY-V4's DSA text model with 3-D rotary
     Kosmos2Adapter("kosmos-2"),  # image positions given by a mask; fairseq-style sinusoidal positions
     NemotronHOmniAdapter("nemotron_h_omni"),  # images; a Nemotron-H (hybrid Mamba-2) text model
     Idefics3Adapter("idefics3"),
@@ -174,11 +176,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "tokens in the prompt; the decoder path has no such layers",
     "git": "its BERT-style text model runs the image embeddings and the text as one sequence (images attending each other "
     "both ways, text causally) with its own position scheme; no adapter yet",
-    "hy_v4_vl": "no adapter yet. Its text model is its own type (hy_v4_vl_text: HY-V4's hyper-connected DSA layers, which "
-    "run in the decoder path as hy_v4, but with 3-D multimodal rotary positions and an indexer class of its own, "
-    "HYV4VLIndexer, called as HY-V4's), not in the decoder table; what is missing is a vision adapter (a HunYuanVL-style "
-    "tower with its own position-table resampling and patch merger), its rotary rule (HYV4VLModel.get_rope_index: "
-    "per-image blocks of positions, newline tokens), and a tiny builder and processor (its video processor needs torchvision)",
     "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
