@@ -161,6 +161,20 @@ def test_common_loader_picks_the_class_from_the_config(llama, llava, tmp_path):
         QEfficient.QEFFCommonLoader()
 
 
+def test_models_load_without_hub_kernels(llama, llava, tmp_path, monkeypatch):
+    """transformers 5.25 swaps layers for kernels fetched from the hub unless from_pretrained is told not to:
+    every model kind loads transformers' own forwards (what the export traces), even with hub kernels enabled."""
+    monkeypatch.setenv("USE_HUB_KERNELS", "YES")
+    bert = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    AutoModel.from_config(bert).save_pretrained(tmp_path / "bert")
+    for model in (
+        QEFFAutoModelForCausalLM.from_pretrained(llama),
+        QEfficient.QEFFAutoModelForImageTextToText.from_pretrained(llava),
+        QEFFAutoModel.from_pretrained(tmp_path / "bert"),
+    ):
+        assert model.hf_model.use_kernels is False, type(model).__name__
+
+
 def test_infer_and_execute_main_with_keywords(llama, legacy, capsys):
     prompt = "My name is"
     info = infer.main(

@@ -41,13 +41,25 @@ def load_config(folder: Path, gguf_file: str | None = None, **kwargs) -> Pretrai
         ) from err
 
 
+def with_load_defaults(kwargs: dict) -> dict:
+    """``kwargs`` for a transformers ``from_pretrained``, with the library's defaults where the caller set none:
+    float32 (as QEfficient: bf16/fp16 checkpoints run in fp32; ``torch_dtype`` is read as ``dtype``) and no hub
+    kernels. transformers 5.25 swaps some layers for kernels fetched from the hub unless told not to: the export
+    traces transformers' own forwards, and nothing is downloaded at load time."""
+    if "torch_dtype" in kwargs:
+        kwargs["dtype"] = kwargs.pop("torch_dtype")
+    kwargs.setdefault("dtype", torch.float32)
+    kwargs.setdefault("use_kernels", False)
+    return kwargs
+
+
 def load_pretrained(auto_class, name_or_path: str | os.PathLike, *args, owner: str, **kwargs) -> tuple[PreTrainedModel, Path]:
     """(model, folder): a local folder or a cached hub id through transformers' ``auto_class``, in float32
     unless ``dtype`` says otherwise. An unreadable config is a ModelNotFoundError; a model the auto class
     cannot load is a ValueError that names ``owner`` (the QEfficient class asked to load it)."""
     folder, _ = resolve_model_path(name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
     load_config(folder)
-    kwargs.setdefault("dtype", torch.float32)
+    with_load_defaults(kwargs)
     try:
         return auto_class.from_pretrained(folder, *args, **kwargs), folder
     except ValueError as err:
@@ -102,7 +114,7 @@ def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None 
 
     def convert(tmp: Path) -> None:
         logger.info("Converting %s to safetensors once (cached at %s)", gguf_file, entry)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, config=config, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, config=config, **with_load_defaults({}))
         loaded = model.config
         if hasattr(loaded, "quantization_config"):  # the GGUF marker blocks save_pretrained; weights are fp32 now
             del loaded.quantization_config
@@ -136,10 +148,7 @@ def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None
         folder = _convert_gguf(folder, gguf_file)  # checks the config first
     else:
         check_causal_lm_config(load_config(folder))
-    if "torch_dtype" in kwargs:
-        kwargs["dtype"] = kwargs.pop("torch_dtype")
-    kwargs.setdefault("dtype", torch.float32)  # as QEfficient: bf16/fp16 checkpoints run in fp32
-    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(folder, **with_load_defaults(kwargs))
     return model.eval(), folder
 
 

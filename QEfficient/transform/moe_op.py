@@ -158,7 +158,10 @@ def longcat_flash_experts_forward(
 ) -> torch.Tensor:
     """LongcatFlashExperts: experts numbered past the routed ones are identity ("zero-computation")
     experts. The routed ones run as one MoE node (gathered weights outside an export); the identity
-    choices add their weight times the input."""
+    choices add their weight times the input. From transformers 5.25 the MoE block adds the identity choices
+    itself and this class is a plain experts module."""
+    if not hasattr(self, "num_routed_experts"):
+        return ort_moe_experts_forward(self, hidden_states, top_k_index, top_k_weights)
     n_routed = self.num_routed_experts
     weights = top_k_weights.to(hidden_states.dtype)
     routed = top_k_index < n_routed
