@@ -13,6 +13,9 @@ _QEFF_HOME = tempfile.mkdtemp(prefix="qeff-test-home-")
 os.environ["QEFF_HOME"] = _QEFF_HOME
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The tests' transformers references run transformers' own forwards: from 5.25 its from_pretrained swaps in kernels
+# from the hub unless told not to
+os.environ.setdefault("USE_HUB_KERNELS", "NO")
 
 
 def torch_threads() -> int:

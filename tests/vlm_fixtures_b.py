@@ -26,6 +26,7 @@ from transformers import (
 from transformers.processing_utils import ProcessorMixin
 
 from tests.vlm_fixtures import _TEXT, QWEN2_5_VL_VISION, _tokenizer, _widen_and_save
+from tests.vlm_tiny_processors import SubprocessorsFromArguments
 
 PROMPTS: dict[str, str] = {}
 _VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)  # the towers' tiny shape
@@ -389,7 +390,7 @@ class TinyPerceptionLMImageProcessor(SiglipImageProcessorPil):
         return out
 
 
-class TinyPerceptionLMProcessor(PerceptionLMProcessor):
+class TinyPerceptionLMProcessor(SubprocessorsFromArguments, PerceptionLMProcessor):
     """PerceptionLMProcessor with TinyPerceptionLMImageProcessor and no video processor (torchvision)."""
 
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, patch_size=None, pooling_ratio=2, **kwargs):

@@ -34,6 +34,12 @@ class TinyErnie4_5_VLMoeProcessor(Ernie4_5_VLMoeProcessor):
             setattr(self, name, getattr(tokenizer, name))
             setattr(self, f"{name}_id", tokenizer.convert_tokens_to_ids(getattr(tokenizer, name)))
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        if hasattr(ProcessorMixin, "_resolve_subprocessors"):  # transformers 5.25's loads a video processor unless given one
+            kwargs.setdefault("video_processor", None)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
         # HF's copies the video processor's font, and there is no video processor here
         return ProcessorMixin.save_pretrained(self, save_directory, push_to_hub, **kwargs)

@@ -30,6 +30,7 @@ from transformers.models.nemotron_h_omni.processing_nemotron_h_omni import Nemot
 from tests.tiny_models import SWEEP_OVERRIDES, sweep_config
 from tests.vlm_family_fixtures_more import QWEN3_VL_VISION, QWEN_PROMPT
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, build_qwen2_vl
+from tests.vlm_tiny_processors import SubprocessorsFromArguments
 
 PROMPTS: dict[str, str] = {}
 
@@ -232,7 +233,7 @@ class TinyNemotronHOmniImageProcessor(SiglipImageProcessorPil):
         return BatchFeature(data=data, tensor_type=kwargs.get("return_tensors"))
 
 
-class TinyNemotronHOmniProcessor(NemotronH_Omni_Reasoning_V3Processor):
+class TinyNemotronHOmniProcessor(SubprocessorsFromArguments, NemotronH_Omni_Reasoning_V3Processor):
     """NemotronH_Omni_Reasoning_V3Processor with TinyNemotronHOmniImageProcessor and no video or audio processor."""
 
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):

@@ -17,6 +17,18 @@ from transformers import (
 )
 
 
+class SubprocessorsFromArguments:
+    """For a tiny processor whose ``_get_arguments_from_pretrained`` loads its parts: transformers 5.25 loads a
+    processor's parts in ``_resolve_subprocessors`` instead (5.24 has no such method), which takes parts given as
+    keywords."""
+
+    @classmethod
+    def _resolve_subprocessors(cls, pretrained_model_name_or_path, processor_dict, **kwargs):
+        parts = cls._get_arguments_from_pretrained(pretrained_model_name_or_path, processor_dict)
+        loaded = dict(zip(cls.get_attributes(), parts))
+        return super()._resolve_subprocessors(pretrained_model_name_or_path, processor_dict, **{**loaded, **kwargs})
+
+
 def _image_processor_and_tokenizer(image_processor_class, path) -> list:
     """A processor's sub-processors when its image processor is a class of its own here (not found by name)."""
     from transformers import AutoTokenizer
@@ -53,7 +65,7 @@ class TinyGotOcr2Processor(GotOcr2Processor):
 AutoProcessor.register("tiny_got_ocr2_processor", TinyGotOcr2Processor, exist_ok=True)
 
 
-class TinyLlavaNextVideoProcessor(LlavaNextVideoProcessor):
+class TinyLlavaNextVideoProcessor(SubprocessorsFromArguments, LlavaNextVideoProcessor):
     """LlavaNextVideoProcessor without the video processor, which needs torchvision (not installed here); tests that
     pass videos give it a stand-in (tests/test_vlm_video_llava.py)."""
 

@@ -22,7 +22,7 @@ from transformers import (
 )
 from transformers.image_processing_backends import PilBackend
 
-from tests.vlm_tiny_processors import _image_processor_and_tokenizer
+from tests.vlm_tiny_processors import SubprocessorsFromArguments, _image_processor_and_tokenizer
 
 
 class TinyExaone4_5Processor(Qwen2VLProcessor):
@@ -94,7 +94,7 @@ class TinyKimiK25ImageProcessor(PilBackend):
         return BatchFeature(data=data, tensor_type=kwargs.get("return_tensors"))
 
 
-class TinyKimiK25Processor(Kimi_K25Processor):
+class TinyKimiK25Processor(SubprocessorsFromArguments, Kimi_K25Processor):
     """Kimi_K25Processor with TinyKimiK25ImageProcessor and no video processor (torchvision), found here by name."""
 
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
@@ -116,7 +116,7 @@ class TinyFuyuImageProcessor(FuyuImageProcessorPil):
         return torch.from_numpy(super().patchify_image(np.asarray(image), patch_size=patch_size))
 
 
-class TinyFuyuProcessor(FuyuProcessor):
+class TinyFuyuProcessor(SubprocessorsFromArguments, FuyuProcessor):
     """FuyuProcessor with TinyFuyuImageProcessor (saved as its own class, so found here by name). Fuyu's sentencepiece
     tokenizer starts every text with "▁", which FuyuProcessor strips off the image tokens' ids; the tiny BPE
     tokenizer does not, so the image text starts with that token here."""
@@ -161,7 +161,7 @@ class TinyApertus1p5ImageProcessor(PilBackend):
         return BatchFeature(data=data, tensor_type=kwargs.get("return_tensors"))
 
 
-class TinyApertus1p5Processor(Apertus1p5Processor):
+class TinyApertus1p5Processor(SubprocessorsFromArguments, Apertus1p5Processor):
     """Apertus1p5Processor with TinyApertus1p5ImageProcessor (found here by name) and WavTokenizer's feature extractor."""
 
     @classmethod

@@ -14,6 +14,8 @@ from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, make_flat_list_of_images
 from transformers.models.inkling.feature_extraction_inkling import InklingFeatureExtractor
 
+from tests.vlm_tiny_processors import SubprocessorsFromArguments
+
 
 def _rgb_float(img) -> np.ndarray:
     """[3, H, W] float32 on the 0-255 scale. Inkling 2 composites transparency onto an 8-pixel checkerboard."""
@@ -67,7 +69,7 @@ class TinyInklingImageProcessor(PilBackend):
         return BatchFeature(data={"pixel_values": pixels, "num_patches": np.array(counts)}, tensor_type=kwargs.get("return_tensors"))
 
 
-class TinyInklingProcessor(InklingProcessor):
+class TinyInklingProcessor(SubprocessorsFromArguments, InklingProcessor):
     """InklingProcessor with TinyInklingImageProcessor (found here by name)."""
 
     @classmethod
@@ -105,7 +107,7 @@ class TinyInkling2ImageProcessor(PilBackend):
         return BatchFeature(data=data, tensor_type=kwargs.get("return_tensors"))
 
 
-class TinyInkling2Processor(Inkling2Processor):
+class TinyInkling2Processor(SubprocessorsFromArguments, Inkling2Processor):
     """Inkling2Processor with TinyInkling2ImageProcessor (found here by name)."""
 
     @classmethod

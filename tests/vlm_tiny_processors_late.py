@@ -18,7 +18,7 @@ from transformers.models.molmo2.image_processing_molmo2 import Molmo2ImageProces
 from transformers.models.step3p7.image_processing_step3p7 import Step3p7ImageProcessor
 from transformers.processing_utils import ProcessorMixin
 
-from tests.vlm_tiny_processors import _image_processor_and_tokenizer
+from tests.vlm_tiny_processors import SubprocessorsFromArguments, _image_processor_and_tokenizer
 
 
 def _uint8_chw(img) -> torch.Tensor:
@@ -71,7 +71,7 @@ class TinyStep3p7ImageProcessor(PilBackend):
     _is_extreme_aspect = staticmethod(Step3p7ImageProcessor._is_extreme_aspect)
 
 
-class TinyStep3p7Processor(Step3p7Processor):
+class TinyStep3p7Processor(SubprocessorsFromArguments, Step3p7Processor):
     """Step3p7Processor with TinyStep3p7ImageProcessor (found here by name)."""
 
     @classmethod
@@ -125,7 +125,7 @@ class TinyMuseGlimmerImageProcessor(PilBackend):
         return BatchFeature(data=data, tensor_type=kwargs.get("return_tensors"))
 
 
-class TinyMuseGlimmerProcessor(MuseGlimmerProcessor):
+class TinyMuseGlimmerProcessor(SubprocessorsFromArguments, MuseGlimmerProcessor):
     """MuseGlimmerProcessor with TinyMuseGlimmerImageProcessor and no video processor (torchvision): its image
     tokens, set as HF's __init__ sets them (which hands the mixin a video processor)."""
 
@@ -184,7 +184,7 @@ class TinyUnlimitedOcrImageProcessor(PilBackend):
         return out
 
 
-class TinyUnlimitedOcrProcessor(UnlimitedOcrProcessor):
+class TinyUnlimitedOcrProcessor(SubprocessorsFromArguments, UnlimitedOcrProcessor):
     """UnlimitedOcrProcessor with TinyUnlimitedOcrImageProcessor (found here by name)."""
 
     @classmethod
@@ -214,7 +214,7 @@ class TinyMolmo2ImageProcessor(Molmo2ImageProcessor):
         return (image - mean) / std
 
 
-class TinyMolmo2Processor(Molmo2Processor):
+class TinyMolmo2Processor(SubprocessorsFromArguments, Molmo2Processor):
     """Molmo2Processor with TinyMolmo2ImageProcessor and no video processor (torchvision): its image settings and
     tokens, set as HF's __init__ sets them (which hands the mixin a video processor)."""
 

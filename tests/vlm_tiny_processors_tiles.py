@@ -26,7 +26,7 @@ from transformers.image_utils import (
 )
 from transformers.processing_utils import ImagesKwargs
 
-from tests.vlm_tiny_processors import _image_processor_and_tokenizer
+from tests.vlm_tiny_processors import SubprocessorsFromArguments, _image_processor_and_tokenizer
 
 _MODES = {PILImageResampling.BILINEAR: "bilinear", PILImageResampling.BICUBIC: "bicubic"}
 
@@ -89,7 +89,8 @@ def _tiny_processor(base: type, image_processor_class: type, model_type: str) ->
         return _image_processor_and_tokenizer(image_processor_class, pretrained_model_name_or_path)
 
     doc = f"{base.__name__} with {image_processor_class.__name__}."
-    cls = type(f"Tiny{base.__name__}", (base,), {"__doc__": doc, "_get_arguments_from_pretrained": classmethod(arguments)})
+    body = {"__doc__": doc, "_get_arguments_from_pretrained": classmethod(arguments)}
+    cls = type(f"Tiny{base.__name__}", (SubprocessorsFromArguments, base), body)
     AutoProcessor.register(f"tiny_{model_type}_processor", cls, exist_ok=True)
     return cls
 

@@ -4,8 +4,9 @@ layer over each token's 2x2 patches (the processor's pooling indices), projected
 ``<im_patch>`` tokens' embeddings. At prefill an image's tokens (its start, patch, row and end tokens) attend to each
 other both ways: a bidirectional block (its special tokens are ``block_token_ids``).
 
-The host hands each image's pooling indices into its own crops (the processor numbers them across the batch) with
-the tokens that pool no patch dropped, as HF drops them; the graph adds the image token's embedding to each row."""
+The host hands each image's pooling indices into its own crops (as transformers 5.25's processor numbers them;
+5.24's numbers them across the batch) with the tokens that pool no patch dropped, as HF drops them; the graph adds
+the image token's embedding to each row."""
 
 from __future__ import annotations
 
@@ -85,9 +86,12 @@ class Molmo2Adapter(VisionLanguageAdapter):
         pooling = np.asarray(inputs["image_token_pooling"], np.int64)
         grids = np.asarray(inputs["image_grids"], np.int64).reshape(-1, 4)
         tokens = grids[:, 0] * grids[:, 1] + grids[:, 2] * grids[:, 3]
-        # each image's rows, its indices into its own crops (the processor offsets them across the batch)
+        # each image's rows, its indices into its own crops: transformers 5.24's processor numbers them across the
+        # batch (each image's at or after its first patch), 5.25's from each image's own first patch
         first_patch = np.repeat((np.cumsum(crops) - crops) * self.patches_per_crop, tokens)
-        local = np.where(pooling >= 0, pooling - first_patch[:, None], -1)
+        valid = pooling >= 0
+        across_batch = (np.where(valid, pooling, np.iinfo(np.int64).max).min(-1) >= first_patch).all()
+        local = np.where(valid, pooling - (first_patch[:, None] if across_batch else 0), -1)
         if not (local >= 0).any(-1).all():  # HF drops such tokens; the processor makes none
             raise ValueError("Molmo 2: an image token pools no patch; run this image with transformers' generate.")
         return {
