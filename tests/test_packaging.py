@@ -8,17 +8,18 @@ import os
 import subprocess
 import sys
 import textwrap
+import tomllib
+from importlib.metadata import metadata
 from pathlib import Path
 
-import pytest
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from QEfficient._version import __version__
 from QEfficient.utils.extras import DISTRIBUTIONS, EXTRAS
 
 ROOT = Path(__file__).resolve().parents[1]
-tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
@@ -55,6 +56,18 @@ def test_dependencies_are_ranges_and_the_pins_fall_inside_them():
                 assert version is not None, f"{req.name} is installed by setup.sh but not pinned in constraints.txt"
             if version is not None:
                 assert req.specifier.contains(version, prereleases=True), f"constraints.txt pins {req.name}=={version} outside {req}"
+
+
+def test_every_python_pip_accepts_can_install_the_core_dependencies():
+    """The lowest Python that requires-python admits must be one every core dependency supports, at the version CI
+    pins (for transformers, its lower bound): transformers 5.21 and later need 3.11, and under a 3.10 floor pip
+    on 3.10 failed on transformers instead of naming the Python to use."""
+    floor = SpecifierSet(PROJECT["requires-python"])
+    lowest = next(f"3.{minor}.0" for minor in range(8, 20) if floor.contains(f"3.{minor}.0"))
+    for req in requirements(None):
+        needs = metadata(req.name).get("Requires-Python")
+        admitted = f"requires-python {PROJECT['requires-python']} admits {lowest}"
+        assert needs is None or SpecifierSet(needs).contains(lowest), f"{req.name} needs Python {needs}; {admitted}"
 
 
 def test_the_extras_table_matches_pyproject():
