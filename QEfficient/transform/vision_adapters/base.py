@@ -15,6 +15,20 @@ from QEfficient.transform.adapters.recurrent import RecurrentAdapter
 from QEfficient.transform.adapters.sparse_attention import SparseAttentionAdapter
 
 
+def two_image_patch_example(channels: int, patch_size: int, merge: int) -> dict[str, torch.Tensor]:
+    """The export example of a tower fed the flattened patches of several images: two images of different grids,
+    their position ids (transformers' ``get_vision_position_ids`` at spatial merge ``merge``) and each patch's image."""
+    from transformers.vision_utils import get_vision_position_ids
+
+    grid = torch.tensor([[1, 4, 4], [1, 2, 6]])
+    n = int(grid.prod(-1).sum())
+    return {
+        "pixel_values": torch.zeros(n, channels * patch_size**2),
+        "vision_position_ids": get_vision_position_ids(grid, merge),
+        "image_segment": torch.repeat_interleave(torch.arange(2), grid.prod(-1)),
+    }
+
+
 @dataclass(frozen=True)
 class VisionLanguageAdapter:
     """Per-architecture facts; the defaults fit models laid out like Llava

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from QEfficient.transform.vision_adapters.base import two_image_patch_example
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter, _vision_block
 
 
@@ -53,16 +54,8 @@ class Ernie4_5_VLMoeAdapter(Qwen2VLAdapter):
         return dataclasses.replace(self, vision_expert_ids=tuple(int(getattr(config, n)) for n in names))
 
     def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
-        from transformers.vision_utils import get_vision_position_ids
-
         vc = config.vision_config
-        grid = torch.tensor([[1, 4, 4], [1, 2, 6]])  # two images of different grids
-        n = int(grid.prod(-1).sum())
-        return {
-            "pixel_values": torch.zeros(n, vc.in_channels * vc.patch_size**2),
-            "vision_position_ids": get_vision_position_ids(grid, vc.spatial_merge_size),
-            "image_segment": torch.repeat_interleave(torch.arange(2), grid.prod(-1)),
-        }
+        return two_image_patch_example(vc.in_channels, vc.patch_size, vc.spatial_merge_size)
 
     def image_placeholder(self, processor) -> str:
         return f"{processor.image_start_token}{processor.image_token}{processor.image_end_token}"

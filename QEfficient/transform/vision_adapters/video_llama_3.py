@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from QEfficient.transform.vision_adapters.base import two_image_patch_example
 from QEfficient.transform.vision_adapters.qwen2_vl import CachePositionsRotary, Qwen2VLAdapter, within_images
 
 
@@ -31,16 +32,8 @@ def _siglip_rotary_block(
 @dataclass(frozen=True)
 class VideoLlama3Adapter(CachePositionsRotary, Qwen2VLAdapter):
     def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
-        from transformers.vision_utils import get_vision_position_ids
-
         vc = config.vision_config
-        grid = torch.tensor([[1, 4, 4], [1, 2, 6]])  # two images of different grids
-        n = int(grid.prod(-1).sum())
-        return {
-            "pixel_values": torch.zeros(n, vc.num_channels * vc.patch_size**2),
-            "vision_position_ids": get_vision_position_ids(grid, 1),
-            "image_segment": torch.repeat_interleave(torch.arange(2), grid.prod(-1)),
-        }
+        return two_image_patch_example(vc.num_channels, vc.patch_size, 1)
 
     def image_placeholder(self, processor) -> str:
         return processor.image_token
