@@ -149,8 +149,8 @@ CAVEATS: dict[str, str] = {
     "glm5_next": "images only: its processor's video half needs torchvision (not installed); ctx_len up to index_topk + "
     "index_kpool - 1 (the pooled DSA indexer's limit; 131 here); its text model (glm5_next_text: no causal-LM class in "
     "transformers, so not in the decoder sweep) is proven here",
-    "hy_v4_vl": "images only: its processor's video half needs torchvision (not installed); ctx_len up to index_topk (the "
-    "DSA limit, as hy_v4's); its text model (hy_v4_vl_text: no causal-LM class in transformers, so not in the decoder "
+    "hy_v4_vl": "images only: its processor's video half needs torchvision (not installed); its DSA indexer chooses 8 keys "
+    "in the graph (any ctx_len, as hy_v4's); its text model (hy_v4_vl_text: no causal-LM class in transformers, so not in the decoder "
     "sweep) is proven here",
     "qwen4_exp": "ctx_len up to indexer_budget + indexer_compress_ratio - 1 (the text model's QSA limit, as the decoder "
     "sweep's qwen4_exp_text; 131 here); Per-Layer Embeddings (ple_layer_ids) refused",

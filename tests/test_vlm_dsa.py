@@ -1,9 +1,9 @@
-"""Image-text models with a sparse-attention (DSA) text model, exact while the indexer selects every key (up to
-index_topk): Mistral Large 4 (tiny: rotary and NoPE layers, KV sharing, shared indexer layers) and Dots 3 Note (a
-tower with routed-expert blocks; DSA beside sliding-window MLA layers) and HY-V4-VL (hyper-connected DSA layers, 3-D
-rotary positions with a newline column per image row). A batch of two prompts of different lengths
-and images of different sizes, prefilled in chunks, equals HF's one-prompt generate in both layouts; a ctx_len past
-index_topk is refused with the reason."""
+"""Image-text models with a sparse-attention (DSA) text model: Dots 3 Note (a tower with routed-expert blocks; DSA
+beside sliding-window MLA layers) and HY-V4-VL (hyper-connected DSA layers, 3-D rotary positions with a newline column
+per image row), whose indexers choose 8 keys in the graph (tests/tiny_models.py), and Mistral Large 4 (tiny: rotary
+and NoPE layers, KV sharing, shared indexer layers), exact while its indexer selects every key (up to index_topk).
+A batch of two prompts of different lengths and images of different sizes, prefilled in chunks, equals HF's
+one-prompt generate in both layouts; Mistral Large 4 refuses a ctx_len past index_topk with the reason."""
 
 from __future__ import annotations
 
@@ -56,9 +56,8 @@ def test_a_batch_of_two_equals_hf(tiny, kv_offload):
         assert row[: len(ref)].tolist() == ref
 
 
-def test_context_past_index_topk_is_refused(tiny):
-    model_type, folder = tiny
-    model = QEFFAutoModelForImageTextToText.from_pretrained(folder)
+def test_mistral_large4_context_past_index_topk_is_refused(tmp_path):
+    model = QEFFAutoModelForImageTextToText.from_pretrained(build_mistral_large4(tmp_path))
     model.lang_model.config.index_topk = 32  # the tiny models' own (2048) is past its max_position_embeddings
     with pytest.raises(ValueError, match=r"ctx_len \(64\) exceeds 32: past index_topk .* ctx_len <= 32"):
         model.compile(prefill_seq_len=4, ctx_len=64, num_cores=1)

@@ -3,7 +3,8 @@
 (Kimi delta attention + pooled DSA; tests/vlm_fixtures_hybrid.py). Three prompts of different lengths with images
 of different sizes go through two slots, so the third reuses a slot whose KV cache, indexer keys and (for the
 hybrids) recurrent states another request left behind; greedy tokens equal HF's one-prompt ``generate`` in both
-layouts. ctx_len 96 stays inside every type's context limit (131 for the hybrids: tests/vlm_fixtures_hybrid.py)."""
+layouts. Dots 3 Note's indexer chooses 8 keys in the graph; ctx_len 96 stays inside the other types' context limits
+(131 for the hybrids: tests/vlm_fixtures_hybrid.py)."""
 
 from __future__ import annotations
 

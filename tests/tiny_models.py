@@ -180,6 +180,7 @@ _SWEEP_SHRINK: dict[str, object] = {
 }
 
 # Gated DeltaNet layers: 4 value heads sharing 2 key heads, small heads
+_DSA = dict(index_topk=8, index_n_heads=16)
 _SMALL_DELTANET = dict(linear_num_value_heads=4, linear_num_key_heads=2, linear_key_head_dim=16, linear_value_head_dim=16)
 
 # model_type -> overrides applied after the generic shrink (what each type needs to build small).
@@ -226,10 +227,12 @@ SWEEP_OVERRIDES: dict[str, dict] = {
     "minimax": dict(layer_types=["linear_attention", "full_attention"], block_size=8),
     "recurrent_gemma": dict(block_types=["recurrent", "attention"], lru_width=64),
     "falcon_h1": dict(mamba_d_ssm=128, mamba_n_heads=8, mamba_d_head=16, mamba_d_state=16),
-    # multi-latent attention with a sparse-attention indexer: a key/value head per query head, as in the real models
-    "deepseek_v32": dict(num_key_value_heads=4),
-    "glm_moe_dsa": dict(num_key_value_heads=4),
-    "axk2": dict(num_key_value_heads=4),
+    # multi-latent attention with a sparse-attention indexer: a key/value head per query head, as in the real models;
+    # the indexer chooses 8 of the up to 29 keys (16 indexer heads: with 2 many scores are an exact 0, see deepseek_v4)
+    "deepseek_v32": dict(num_key_value_heads=4, **_DSA),
+    "glm_moe_dsa": dict(num_key_value_heads=4, **_DSA),
+    "axk2": dict(num_key_value_heads=4, **_DSA),
+    "hy_v4": _DSA,
     # Inkling: the sliding window, the relative-bias extent and the log scaling all act within the 29 tokens, and
     # the sliding layers' heads differ from the full layers' (the cache pads the narrower)
     "inkling_text": dict(_INKLING, mlp_layer_types=["dense", "sparse"]),
@@ -292,9 +295,10 @@ SWEEP_OVERRIDES: dict[str, dict] = {
         global_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96),
     ),
     # HY-V4's DSA layers with 3-D multimodal rotary: the (time, height, width) sections cover the 4 rotary pairs
-    "hy_v4_vl_text": dict(rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1]}),
+    "hy_v4_vl_text": dict(_DSA, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1]}),
     # multi-latent attention (a key/value head per query head) with DSA layers and sliding-window MLA layers
     "dots3_note_text": dict(
+        _DSA,
         num_key_value_heads=4,
         swa_num_attention_heads=4,
         swa_num_key_value_heads=4,

@@ -64,6 +64,11 @@ def static_kv_attention(
         scores = torch.where(mask, scores, torch.finfo(scores.dtype).min)
     else:
         scores = scores + mask
+    indices = kwargs.get("indices")
+    if indices is not None:  # sparse attention (DSA): each query sees the keys its indexer selected [B, S, k], if visible
+        selected = torch.zeros(scores.shape[0], *scores.shape[-2:], dtype=torch.bool, device=scores.device)
+        selected = selected.scatter(-1, indices.long(), torch.ones_like(indices, dtype=torch.bool))
+        scores = torch.where(selected[:, None, None], scores, torch.finfo(scores.dtype).min)
     sinks = kwargs.get("s_aux")
     if sinks is None:
         sinks = kwargs.get("sinks")
@@ -99,6 +104,7 @@ class StaticKVCache:
         # lands there (writes happen before reads in every step).
         self.slots = torch.where(position_ids < 0, ctx_len - 1, position_ids)
         self._indices: dict[str, torch.Tensor] = {}
+        self._value_rows: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     def _index(self, role: str, like: torch.Tensor) -> torch.Tensor:
         # Every layer writes the same slots with the same shapes: build the scatter index once
@@ -116,6 +122,7 @@ class StaticKVCache:
         # share one width), or with fewer heads (MiMo-V2-Flash's full-attention layers), are
         # zero-padded on the way in and cut back on the way out.
         key_in, value_in = (t if t.shape[1] == heads and t.shape[-1] == width else _pad_to(t, heads, width) for t in (key, value))
+        self._value_rows[layer_idx] = (self.values[layer_idx], value, value_in)  # what update_indexer writes beside
         self.keys[layer_idx] = self.keys[layer_idx].scatter(2, self._index("key", key_in), key_in.to(stored))
         self.values[layer_idx] = self.values[layer_idx].scatter(2, self._index("value", value_in), value_in.to(stored))
         keys, values = self.keys[layer_idx].to(key.dtype), self.values[layer_idx].to(value.dtype)
@@ -126,6 +133,18 @@ class StaticKVCache:
         if value.shape[-1] != width:
             values = values[..., : value.shape[-1]]
         return keys, values
+
+    def update_indexer(self, index_keys: torch.Tensor, layer_idx: int) -> torch.Tensor:
+        """Sparse attention's (DSA) indexer keys [B, S, D] for the positions ``update`` just wrote, stored in the
+        multi-latent value slot past its rotary key (adapters/sparse_attention.py widens the cache where they do not
+        fit); returns every slot's [B, T, D]. The value rows are written again from the cache as it came in, so
+        the retained cache is one scatter of the whole row."""
+        past, value, value_in = self._value_rows.pop(layer_idx)
+        used, width = value.shape[-1], value_in.shape[-1]
+        row = torch.cat([value_in[..., :used], index_keys.unsqueeze(1).to(value_in.dtype)], dim=-1)
+        row = nn.functional.pad(row, (0, width - row.shape[-1]))
+        self.values[layer_idx] = past.scatter(2, self._index("value", row), row.to(past.dtype))
+        return self.values[layer_idx][:, 0, :, used : used + index_keys.shape[-1]].to(index_keys.dtype)
 
     def get_seq_length(self, layer_idx: int = 0) -> int:  # only used when position_ids is None
         return 0

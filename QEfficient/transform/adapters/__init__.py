@@ -43,7 +43,7 @@ _QUIRKS: list[ArchAdapter] = [
     # state-space and hybrid models: recurrent mixers whose conv/SSM states are retained like the KV cache
     *RECURRENT_ADAPTERS,
     SlidingLayersDoubleKVAdapter("mimo_v2_flash"),
-    # sparse attention (DSA): exact up to index_topk keys
+    # sparse attention (DSA): the indexer chooses keys in the graph
     SparseAttentionAdapter("deepseek_v32", indexer_class="DeepseekV32Indexer"),
     SparseAttentionAdapter("glm_moe_dsa", indexer_class="GlmMoeDsaIndexer"),
     SparseAttentionAdapter("axk2", indexer_class="AXK2Indexer"),

@@ -4,8 +4,10 @@ in transformers, so it is proven through its image-text model (mistral_large4) i
 
 Two forwards are swapped while the graph is traced:
 
-* the indexer, as for every DSA model (adapters/sparse_attention.py), selects every key while the context holds no
-  more than ``index_topk`` of them; Mistral Large 4's indexer takes no query latent, so the mask is its third argument;
+* the indexer selects every key, which is transformers' selection while the context holds no more than
+  ``index_topk`` keys (compile refuses a longer ``ctx_len``). The other DSA models run their indexer in the graph
+  (adapters/sparse_attention.py); here the NoPE layers' value slot holds the whole latent, which leaves no room
+  for the indexer's keys, and KV-shared layers keep no cache of their own;
 * a NoPE layer's attention: HF's forward splits off a zero-width rotary part (``qk_rope_head_dim`` is 0 there) and
   views it as [B, 1, S, 0]; ONNX's Reshape reads that 0 as "keep this axis", so the exported graph fails. Here a NoPE
   layer runs the same computation without the zero-width tensors; a rotary layer runs HF's own forward.
@@ -19,12 +21,15 @@ from dataclasses import dataclass
 import torch
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from QEfficient.transform.adapters.sparse_attention import SparseAttentionAdapter, every_key
+from QEfficient.transform.adapters.base import ArchAdapter
+from QEfficient.transform.adapters.sparse_attention import SparseAttentionAdapter
 
 
-def every_key_without_q_resid(self, hidden_states: torch.Tensor, position_embeddings, attention_mask: torch.Tensor, *args, **kwargs):
-    """``every_key`` for an indexer called as (hidden_states, position_embeddings, attention_mask, position_ids)."""
-    return every_key(self, hidden_states, None, position_embeddings, attention_mask)
+def every_key(self, hidden_states: torch.Tensor, position_embeddings, attention_mask: torch.Tensor, *args, **kwargs):
+    """The indexer's top-k indices [B, S, T] (int32) while T <= index_topk: every key slot. Mistral Large 4's
+    indexer is called as (hidden_states, position_embeddings, attention_mask, position_ids): no query latent."""
+    bsz, seq, slots = attention_mask.shape
+    return torch.arange(slots, dtype=torch.int32, device=attention_mask.device).expand(bsz, seq, slots)
 
 
 def attention_forward(
@@ -71,4 +76,13 @@ def attention_forward(
 class MistralLarge4Adapter(SparseAttentionAdapter):
     @property
     def module_forwards(self) -> dict[str, Callable]:
-        return {self.indexer_class: every_key_without_q_resid, "MistralLarge4TextAttention": attention_forward}
+        return {self.indexer_class: every_key, "MistralLarge4TextAttention": attention_forward}
+
+    def kv_geometry(self, config) -> tuple[int, int, int]:  # no indexer keys in the cache
+        return ArchAdapter.kv_geometry(self, config)
+
+    def context_limit(self, config) -> tuple[int, str]:
+        return config.index_topk, (
+            f"past index_topk ({config.index_topk}) keys this model's sparse attention (DSA) attends to the keys its "
+            "indexer selects, which the graph does not compute yet for Mistral Large 4"
+        )

@@ -1,12 +1,26 @@
-"""DeepSeek Sparse Attention (DSA: DeepSeek-V3.2, GLM-MoE-DSA, A.X K2, HY-V4): a small indexer scores the keys
-and each query attends to its ``index_topk`` best only. transformers takes the top min(index_topk, keys), so
-while a context holds no more than ``index_topk`` keys the indexer selects all of them and attention is the
-causal attention the mask already gives. The graph runs the indexer as that selection (its projections and
-scores leave the graph), and compile refuses a ``ctx_len`` past ``index_topk``, where it would start to choose."""
+"""DeepSeek Sparse Attention (DSA: DeepSeek-V3.2, GLM-MoE-DSA, A.X K2, HY-V4, Dots 3 Note): a small indexer scores
+the keys and each query attends to its ``index_topk`` best only.
+
+The indexer runs as transformers writes it, with two changes the static graph needs:
+
+* its keys live in the cache: ``StaticKVCache.update_indexer`` stores them in the multi-latent value slot past the
+  rotary key (the cache is widened where ``qk_rope_head_dim + index_head_dim`` exceeds the latent's width), so
+  every slot's key is there for later steps, whatever the chunking;
+* its top-k has a fixed width. transformers takes the top ``min(index_topk, T)`` of the scores over the ``T``
+  slots, a ``k`` the tracer would bake in at the example's cache length. Here the scores get ``index_topk`` more
+  columns that are never chosen for real (-inf), the top ``index_topk`` is taken, and a pick scored -inf becomes
+  slot 0. That is transformers' selection: a query that sees at least ``index_topk`` keys has that many finite
+  scores; one that sees fewer has them all picked, slot 0 among them, and the slots it does not see (past the
+  sequence's end, like the padding columns) are hidden from its attention anyway.
+
+The attention then sees, per query, the visible keys among the selected ones (``static_kv_attention``'s
+``indices``). No context limit: past ``index_topk`` keys the indexer chooses, as in transformers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -14,10 +28,29 @@ import torch
 from QEfficient.transform.adapters.base import ArchAdapter
 
 
-def every_key(self, hidden_states: torch.Tensor, q_resid, position_embeddings, attention_mask: torch.Tensor, *args, **kwargs):
-    """The indexer's top-k indices [B, S, T] (int32) while T <= index_topk: every key slot."""
-    bsz, seq, slots = attention_mask.shape
-    return torch.arange(slots, dtype=torch.int32, device=attention_mask.device).expand(bsz, seq, slots)
+@contextlib.contextmanager
+def _topk_of_width(width: int) -> Iterator[None]:
+    """``Tensor.topk`` over the last axis at exactly ``width`` picks, all of them existing slots (module docstring)."""
+    original = torch.Tensor.topk
+
+    def topk(scores: torch.Tensor, k: int, dim: int = -1, *args, **kwargs):
+        padding = torch.full_like(scores[..., :1], float("-inf")).expand(*scores.shape[:-1], width)
+        values, picks = original(torch.cat([scores, padding], dim=-1), width, dim=-1)
+        # A pick scored -inf means the query sees fewer than `width` keys, all of them picked, slot 0 among them
+        # (or none, a padding row): slot 0 stands in for it, an index that exists whatever the cache length.
+        return torch.return_types.topk((values, torch.where(values > float("-inf"), picks, torch.zeros_like(picks))))
+
+    torch.Tensor.topk = topk
+    try:
+        yield
+    finally:
+        torch.Tensor.topk = original
+
+
+def indexer_forward(self, *args, **kwargs) -> torch.Tensor:
+    """The indexer's own forward (its keys cached by ``cache.update_indexer``) with a fixed-width top-k."""
+    with _topk_of_width(self.index_topk):
+        return type(self).forward(self, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -26,13 +59,12 @@ class SparseAttentionAdapter(ArchAdapter):
 
     @property
     def module_forwards(self) -> dict[str, Callable]:
-        return {self.indexer_class: every_key}
+        return {self.indexer_class: indexer_forward}
 
-    def context_limit(self, config) -> tuple[int, str]:
-        return config.index_topk, (
-            f"past index_topk ({config.index_topk}) keys this model's sparse attention (DSA) attends to the keys its "
-            "indexer selects, which the graph does not compute yet"
-        )
+    def kv_geometry(self, config) -> tuple[int, int, int]:
+        layers, heads, width = super().kv_geometry(config)
+        # the value slot holds the rotary key, then the indexer's key
+        return layers, heads, max(width, config.qk_rope_head_dim + config.index_head_dim)
 
 
 @dataclass(frozen=True)
@@ -41,6 +73,7 @@ class PerLayerMLASparseAttentionAdapter(SparseAttentionAdapter):
     in its sliding layers, 512 in its DSA layers): the cache is stored at the widest, narrower layers are padded."""
 
     def kv_geometry(self, config) -> tuple[int, int, int]:
-        # the latent (key slot) and rotary key (value slot) share one "head", as in ArchAdapter's MLA branch
-        width = max(max(layer.kv_lora_rank, layer.qk_rope_head_dim) for layer in config.per_layer_config)
+        # the latent (key slot) and rotary key (value slot, then the indexer's key) share one "head", as in
+        # ArchAdapter's MLA branch
+        width = max(max(layer.kv_lora_rank, layer.qk_rope_head_dim + layer.index_head_dim) for layer in config.per_layer_config)
         return config.num_hidden_layers, 1, width

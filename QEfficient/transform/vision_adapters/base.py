@@ -75,7 +75,7 @@ class VisionLanguageAdapter:
 
     def cache_adapter(self, text_config) -> ArchAdapter:
         """The language model's adapter: its recurrent mixers where it has them (hybrid text models), its sparse
-        attention's indexer forward and context limit (DSA text models), else the KV cache's geometry only (the
+        attention's indexer forward and cache width (DSA text models), else the KV cache's geometry only (the
         multimodal heads apply no logit post-processing of their own). The text adapter kept whole also post-processes
         logits by the text config's names: of the DSA text configs only Mistral Large 4's names one (a soft cap), which
         its multimodal head applies too."""

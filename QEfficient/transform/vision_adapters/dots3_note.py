@@ -1,7 +1,7 @@
 """Dots 3 Note (images only: no audio, no video): Qwen2-VL's layout (any image size, patches and their 2-D grid positions
 made on the host, attention within each image) with GLM-OCR's q/k-normed vision heads, routed-expert MLPs in its
 deeper vision blocks, an RMS norm and Qwen2-VL's 2x2 merger; its text model takes plain 1-D positions (the cache's)
-and is DeepSeek sparse attention (adapters/sparse_attention.py, exact up to ``index_topk`` keys).
+and is DeepSeek sparse attention (adapters/sparse_attention.py: its indexer runs in the graph).
 
 The tower's expert layers run the same experts implementation as the language graph's (moe_op.py): HF's default
 loops over the experts a batch happens to hit, which a trace would freeze to the example image's choice.

@@ -2,7 +2,7 @@
 each image, a learned position table resampled to each grid, here with PyTorch's ``scale_factor`` of
 ``(size + 0.1) / edge``, which shifts the sampling grid), a patch merger (a 2x2 convolution, a 1x1 one straight to
 the text width, a learned newline token after each row of merged tokens; no MLP, no begin/end rows) and HY-V4's
-hyper-connected DSA text model (adapters/sparse_attention.py: exact up to ``index_topk`` keys) with 3-D interleaved
+hyper-connected DSA text model (adapters/sparse_attention.py: its indexer runs in the graph) with 3-D interleaved
 rotary positions.
 
 Its rotary rule (HF's ``HYV4VLModel.get_rope_index``): text counts up by one on all three axes; an image of h x w
