@@ -146,8 +146,9 @@ CAVEATS: dict[str, str] = {
     "molmo2": "images, one per prompt (HF makes every image token of a prompt one bidirectional block; here each image is "
     "its own); its image processor's resize and normalise need torchvision (not installed): HF's processor with those "
     "two calls done by torch; the config names no '<im_col>' id: the tiny one carries image_col_id",
-    "glm5_next": "images only: its processor's video half needs torchvision (not installed); ctx_len up to index_topk + "
-    "index_kpool - 1 (the pooled DSA indexer's limit; 131 here); its text model (glm5_next_text: no causal-LM class in "
+    "glm5_next": "images only: its processor's video half needs torchvision (not installed); its pooled DSA indexer "
+    "chooses 2 pools of 4 keys and the tail in the graph (any ctx_len), a shared layer reusing the choice; "
+    "its text model (glm5_next_text: no causal-LM class in "
     "transformers, so not in the decoder sweep) is proven here",
     "hy_v4_vl": "images only: its processor's video half needs torchvision (not installed); its DSA indexer chooses 8 keys "
     "in the graph (any ctx_len, as hy_v4's); its text model (hy_v4_vl_text: no causal-LM class in transformers, so not in the decoder "

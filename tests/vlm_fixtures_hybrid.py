@@ -64,19 +64,20 @@ AutoProcessor.register("tiny_glm5_next_processor", TinyGlm5NextProcessor, exist_
 
 def build_glm5_next(folder) -> Path:
     """GLM-5.3-Flash: GLM-OCR's tiny tower (2 blocks, patch 7, merge 2, no position table) with clamped SwiGLU MLPs
-    and merger; a Kimi delta attention layer then a NoPE multi-latent attention layer with the pooled DSA indexer
-    (pools of 4, top 128 keys: ctx_len up to 131), 4 hyper-connection streams, a dense then a MoE feed-forward
-    (4 experts, top 2). GLM-5.3-Flash's PIL image processor, sized for 4 to 16 image tokens."""
+    and merger; a Kimi delta attention layer then two NoPE multi-latent attention layers, the first with the pooled
+    DSA indexer (pools of 4, the top 8 keys: 2 pools and the tail; 16 indexer heads, as adapters/sparse_attention.py's
+    tests), the second reusing its selection; 4 hyper-connection streams, a dense then MoE feed-forwards (4 experts,
+    top 2). GLM-5.3-Flash's PIL image processor, sized for 4 to 16 image tokens."""
     folder = Path(folder)
     names = ["<|begin_of_image|>", "<|end_of_image|>", "<|image|>", "<|begin_of_video|>", "<|end_of_video|>", "<|video|>"]
     tok = _tokenizer(names, {"image_token": "<|image|>", "video_token": "<|video|>"})
     ids = tok.convert_tokens_to_ids
     text = dict(
-        **{**_TEXT, "num_key_value_heads": 4},  # MLA: as many key/value heads as query heads
+        **{**_TEXT, "num_key_value_heads": 4, "num_hidden_layers": 3},  # MLA: as many key/value heads as query heads
         vocab_size=len(tok),
-        layer_types=["linear_attention", "indexed_attention"],
-        mlp_layer_types=["dense", "sparse"],
-        indexer_types=["full", "full"],
+        layer_types=["linear_attention", "indexed_attention", "indexed_attention"],
+        mlp_layer_types=["dense", "sparse", "sparse"],
+        indexer_types=["full", "full", "shared"],  # the last layer reuses the one before's selection
         q_lora_rank=24,
         kv_lora_rank=16,
         qk_nope_head_dim=16,
@@ -86,10 +87,10 @@ def build_glm5_next(folder) -> Path:
         n_shared_experts=1,
         num_experts_per_tok=2,
         moe_intermediate_size=32,
-        index_topk=128,
+        index_topk=8,
         index_kpool=4,
         index_head_dim=16,
-        index_n_heads=2,
+        index_n_heads=16,
         linear_num_heads=2,
         linear_head_dim=16,
     )

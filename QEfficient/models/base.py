@@ -35,6 +35,8 @@ def check_recurrent_chunk(lm, prefill_seq_len: int) -> None:
 def check_context_limit(lm, ctx_len: int) -> None:
     """Refuse a ``ctx_len`` past the longest context the graph of ``lm`` (a QEffCausalLM) reproduces its model at."""
     limit = lm.adapter.context_limit(lm.config)
+    if limit and limit[0] == 0:  # a configuration the graph does not reproduce at any length
+        raise ValueError(f"This model's configuration is not supported: {limit[1]}.")
     if limit and ctx_len > limit[0]:
         raise ValueError(f"ctx_len ({ctx_len}) exceeds {limit[0]}: {limit[1]}. Compile with ctx_len <= {limit[0]}.")
 
