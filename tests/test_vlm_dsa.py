@@ -1,9 +1,9 @@
-"""Image-text models with a sparse-attention (DSA) text model: Dots 3 Note (a tower with routed-expert blocks; DSA
-beside sliding-window MLA layers) and HY-V4-VL (hyper-connected DSA layers, 3-D rotary positions with a newline column
-per image row), whose indexers choose 8 keys in the graph (tests/tiny_models.py), and Mistral Large 4 (tiny: rotary
-and NoPE layers, KV sharing, shared indexer layers), exact while its indexer selects every key (up to index_topk).
-A batch of two prompts of different lengths and images of different sizes, prefilled in chunks, equals HF's
-one-prompt generate in both layouts; Mistral Large 4 refuses a ctx_len past index_topk with the reason."""
+"""Image-text models with a sparse-attention (DSA) text model, whose indexers choose 8 keys in the graph
+(tests/tiny_models.py): Dots 3 Note (a tower with routed-expert blocks; DSA beside sliding-window MLA layers), HY-V4-VL
+(hyper-connected DSA layers, 3-D rotary positions with a newline column per image row) and Mistral Large 4 (tiny:
+rotary and NoPE layers, KV sharing with a layer that runs its own indexer, shared indexer layers). A batch of two
+prompts of different lengths and images of different sizes, prefilled in chunks, equals HF's one-prompt generate in
+both layouts. The tiny Mistral Large 4 also generates its own image token, which HF embeds as text."""
 
 from __future__ import annotations
 
@@ -56,11 +56,19 @@ def test_a_batch_of_two_equals_hf(tiny, kv_offload):
         assert row[: len(ref)].tolist() == ref
 
 
-def test_mistral_large4_context_past_index_topk_is_refused(tmp_path):
-    model = QEFFAutoModelForImageTextToText.from_pretrained(build_mistral_large4(tmp_path))
-    model.lang_model.config.index_topk = 32  # the tiny models' own (2048) is past its max_position_embeddings
-    with pytest.raises(ValueError, match=r"ctx_len \(64\) exceeds 32: past index_topk .* ctx_len <= 32"):
-        model.compile(prefill_seq_len=4, ctx_len=64, num_cores=1)
+@pytest.mark.parametrize("kv_offload", [True, False])
+def test_a_generated_image_token_is_embedded_as_text(tmp_path, kv_offload):
+    """HF embeds an image token the model generates with the text embedding (no image is given at decode); the graph
+    used to take it for an image placeholder."""
+    folder = build_mistral_large4(tmp_path)
+    processor = AutoProcessor.from_pretrained(folder)
+    img, prompt = image(2, (30, 30)), f"Look: {PLACEHOLDERS['mistral_large4']} Describe the picture in a few words"
+    ref = hf_greedy(folder, processor, img, prompt)
+    assert processor.tokenizer.convert_tokens_to_ids("[IMG]") in ref[1:]
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload)
+    model.compile(prefill_seq_len=4, ctx_len=64, num_cores=1)
+    info = model.generate(processor=processor, images=[img], prompts=[prompt], generation_len=N, stream=False)
+    assert info.generated_ids[0][0][: len(ref)].tolist() == ref
 
 
 def test_hy_v4_vl_image_embeddings_equal_hf(tmp_path):

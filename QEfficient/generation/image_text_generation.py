@@ -111,7 +111,8 @@ class ImagePrefill:
             inputs = {VISION_EMBEDS: embeds, IMAGE_IDX: np.ones((rows, 1), np.int64), CROSS_ATTENTION_MASK: mask}
             outputs = {RETAINED_EMBEDS: embeds}
         else:
-            inputs = {VISION_EMBEDS: self.placeholder, IMAGE_IDX: np.zeros((rows, 1), np.int64)}
+            # image_idx past the one placeholder row: an image token the model generates is embedded as text
+            inputs = {VISION_EMBEDS: self.placeholder, IMAGE_IDX: np.ones((rows, 1), np.int64)}
             outputs = {RETAINED_EMBEDS: np.zeros_like(self.placeholder)}
         if not self.one_graph:
             return inputs, {}

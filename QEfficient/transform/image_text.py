@@ -87,15 +87,17 @@ class QEffImageTextDecoder(nn.Module):
             kwargs = self.vision_adapter.cross_attention_kwargs(vision_embeds, is_image, *extra)
             logits, retained = self.lm.step(position_ids, list(past), input_ids=input_ids, **kwargs)
             return (logits, image_idx + is_image.sum(dim=1, keepdim=True), *retained)
-        # the image token may lie outside the text vocabulary (Gemma3): never look it up
-        embeds = self.lm.base.get_input_embeddings()(torch.where(is_image, torch.zeros_like(input_ids), input_ids))
-        embeds = self.vision_adapter.text_embeddings(self.hf, input_ids, embeds)
-        rows = vision_embeds.reshape(-1, vision_embeds.shape[-1]).to(embeds.dtype)  # every image of the batch, in order
-        # the k-th image token of a row takes image row image_idx + k
+        rows = vision_embeds.reshape(-1, vision_embeds.shape[-1])  # every image of the batch, in order
+        # the k-th image token of a row takes image row image_idx + k; one past the rows given is text, as HF embeds an
+        # image token the model generates (decode binds one placeholder row and image_idx 1)
         index = torch.cumsum(is_image.to(torch.int64), dim=1) - 1 + image_idx
+        takes_row = is_image & (index < rows.shape[0])
+        # a prompt's image token may lie outside the text vocabulary (Gemma3): never look it up
+        embeds = self.lm.base.get_input_embeddings()(torch.where(takes_row, torch.zeros_like(input_ids), input_ids))
+        embeds = self.vision_adapter.text_embeddings(self.hf, input_ids, embeds)
         index = index.clamp(min=0, max=rows.shape[0] - 1)
-        image_rows, image_kwargs = self.vision_adapter.image_token_rows(is_image, rows[index], embeds.shape[-1])
-        merged = torch.where(is_image.unsqueeze(-1), image_rows, embeds)
+        image_rows, image_kwargs = self.vision_adapter.image_token_rows(takes_row, rows[index].to(embeds.dtype), embeds.shape[-1])
+        merged = torch.where(takes_row.unsqueeze(-1), image_rows, embeds)
         upto = start = None
         if self.vision_adapter.bidirectional_images:
             in_block = is_image

@@ -138,11 +138,16 @@ class StaticKVCache:
         """Sparse attention's (DSA) indexer keys [B, S, D] for the positions ``update`` just wrote, stored in the
         multi-latent value slot past its rotary key (adapters/sparse_attention.py widens the cache where they do not
         fit); returns every slot's [B, T, D]. The value rows are written again from the cache as it came in, so
-        the retained cache is one scatter of the whole row."""
-        past, value, value_in = self._value_rows.pop(layer_idx)
-        used, width = value.shape[-1], value_in.shape[-1]
-        row = torch.cat([value_in[..., :used], index_keys.unsqueeze(1).to(value_in.dtype)], dim=-1)
-        row = nn.functional.pad(row, (0, width - row.shape[-1]))
+        the retained cache is one scatter of the whole row. A layer that reads another layer's cache (KV sharing)
+        but runs its own indexer keeps the keys in its own, otherwise unused, value slot."""
+        pending = self._value_rows.pop(layer_idx, None)
+        if pending is None:
+            past, used, row = self.values[layer_idx], 0, index_keys.unsqueeze(1)
+        else:
+            past, value, value_in = pending
+            used = value.shape[-1]
+            row = torch.cat([value_in[..., :used], index_keys.unsqueeze(1).to(value_in.dtype)], dim=-1)
+        row = _pad_to(row, past.shape[1], past.shape[-1])
         self.values[layer_idx] = past.scatter(2, self._index("value", row), row.to(past.dtype))
         return self.values[layer_idx][:, 0, :, used : used + index_keys.shape[-1]].to(index_keys.dtype)
 

@@ -1,4 +1,4 @@
-"""DeepSeek Sparse Attention (DSA: DeepSeek-V3.2, GLM-MoE-DSA, A.X K2, HY-V4, Dots 3 Note): a small indexer scores
+"""DeepSeek Sparse Attention (DSA: DeepSeek-V3.2, GLM-MoE-DSA, A.X K2, HY-V4, Dots 3 Note, Mistral Large 4): an indexer scores
 the keys and each query attends to its ``index_topk`` best only.
 
 The indexer runs as transformers writes it, with two changes the static graph needs:
