@@ -334,7 +334,7 @@ def write_doc(results: list[SweepResult], seconds: float, path: Path = DOC) -> N
         "reason below, and runs any other type with a warning. Check one yourself with",
         "`PYTHONPATH=. python benchmarks/arch_sweep.py <model_type>`.",
         "",
-        "Limits of token-exact types:",
+        "Limits and notes of token-exact types:",
         "- the sparse-attention (DSA) types deepseek_v32, glm_moe_dsa, axk2, hy_v4 and dots3_note_text run their indexer",
         "  in the graph, at any context length: the tiny models' indexers choose 8 of up to 29 keys (index_topk 8, 2048 in",
         "  the released models); the indexer's keys share the cache's value slot with the rotary key",

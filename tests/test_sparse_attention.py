@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from QEfficient import QEFFAutoModelForCausalLM
+from QEfficient.transform.adapters.sparse_attention import _TopkOfWidth
 from tests.helpers import hf_greedy, real_tokens
 from tests.tiny_models import sweep_config
 
@@ -69,3 +70,13 @@ def test_continuous_batching_past_index_topk_equals_hf(dsa_dir, references):
     info = model.generate(tok, prompts, generation_len=N_NEW, stream=False)
     for row, ref in zip(info.generated_ids, references + references[::-1]):
         assert real_tokens(row, tok.pad_token_id, len(ref)) == ref
+
+
+@pytest.mark.parametrize("topk", [torch.Tensor.topk, torch.topk], ids=["method", "function"])
+def test_the_top_k_keeps_its_width_whatever_the_number_of_keys(topk):
+    """transformers' indexers take topk(min(index_topk, keys)); while an indexer runs, either spelling picks exactly
+    index_topk, and a pick past the keys a query sees becomes slot 0."""
+    scores = torch.tensor([[[0.5, float("-inf"), 0.2]]])  # one query sees slots 0 and 2
+    with _TopkOfWidth(4):
+        values, picks = topk(scores, min(4, scores.shape[-1]), dim=-1)
+    assert picks.tolist() == [[[0, 2, 0, 0]]] and torch.equal(values[..., :2], scores[..., [0, 2]])

@@ -3,9 +3,8 @@
 (Kimi delta attention + pooled DSA; tests/vlm_fixtures_hybrid.py). Three prompts of different lengths with images
 of different sizes go through two slots, so the third reuses a slot whose KV cache, indexer keys and (for the
 hybrids) recurrent states another request left behind; greedy tokens equal HF's one-prompt ``generate`` in both
-layouts. The DSA indexers of Dots 3 Note and GLM-5.3-Flash choose their keys in the graph (8: 2 pools and the
-tail for GLM-5.3-Flash); ctx_len 96 stays inside the others' context limits (131 for Qwen4-Exp:
-tests/vlm_fixtures_hybrid.py)."""
+layouts. The DSA indexers of Mistral Large 4, Dots 3 Note and GLM-5.3-Flash choose 8 keys in the graph (2 pools of
+4 and the tail for GLM-5.3-Flash); ctx_len 96 stays inside Qwen4-Exp's context limit (131: tests/vlm_fixtures_hybrid.py)."""
 
 from __future__ import annotations
 
@@ -50,5 +49,6 @@ def test_continuous_batching_reuses_slots_and_matches_hf(built, kv_offload):
 def test_glm5_next_without_the_tail_pool_is_refused(tmp_path):
     model = QEFFAutoModelForImageTextToText.from_pretrained(vlm_fixtures_hybrid.build_glm5_next(tmp_path))
     model.lang_model.config.index_kpool_always_select_tail = False
-    with pytest.raises(ValueError, match=r"not supported: index_kpool_always_select_tail=False \(the indexer leaves out"):
+    reason = r"not supported: index_kpool_always_select_tail=False \(the indexer leaves out each query's incomplete pool\)\.$"
+    with pytest.raises(ValueError, match=reason):
         model.compile(prefill_seq_len=5, ctx_len=96, num_cores=1)

@@ -179,8 +179,10 @@ _SWEEP_SHRINK: dict[str, object] = {
     "eos_token_id": EOS,
 }
 
-# Gated DeltaNet layers: 4 value heads sharing 2 key heads, small heads
+# Sparse attention (DSA): the indexer chooses 8 keys (of up to 29 in the sweep); 16 indexer heads, since with 2 many
+# scores are an exact 0 (every head's ReLU cut) and PyTorch and ONNX Runtime break such ties apart
 _DSA = dict(index_topk=8, index_n_heads=16)
+# Gated DeltaNet layers: 4 value heads sharing 2 key heads, small heads
 _SMALL_DELTANET = dict(linear_num_value_heads=4, linear_num_key_heads=2, linear_key_head_dim=16, linear_value_head_dim=16)
 
 # model_type -> overrides applied after the generic shrink (what each type needs to build small).
@@ -227,8 +229,7 @@ SWEEP_OVERRIDES: dict[str, dict] = {
     "minimax": dict(layer_types=["linear_attention", "full_attention"], block_size=8),
     "recurrent_gemma": dict(block_types=["recurrent", "attention"], lru_width=64),
     "falcon_h1": dict(mamba_d_ssm=128, mamba_n_heads=8, mamba_d_head=16, mamba_d_state=16),
-    # multi-latent attention with a sparse-attention indexer: a key/value head per query head, as in the real models;
-    # the indexer chooses 8 of the up to 29 keys (16 indexer heads: with 2 many scores are an exact 0, see deepseek_v4)
+    # multi-latent attention with a sparse-attention indexer (_DSA): a key/value head per query head, as in the real models
     "deepseek_v32": dict(num_key_value_heads=4, **_DSA),
     "glm_moe_dsa": dict(num_key_value_heads=4, **_DSA),
     "axk2": dict(num_key_value_heads=4, **_DSA),

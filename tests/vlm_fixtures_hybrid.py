@@ -65,8 +65,8 @@ AutoProcessor.register("tiny_glm5_next_processor", TinyGlm5NextProcessor, exist_
 def build_glm5_next(folder) -> Path:
     """GLM-5.3-Flash: GLM-OCR's tiny tower (2 blocks, patch 7, merge 2, no position table) with clamped SwiGLU MLPs
     and merger; a Kimi delta attention layer then two NoPE multi-latent attention layers, the first with the pooled
-    DSA indexer (pools of 4, the top 8 keys: 2 pools and the tail; 16 indexer heads, as adapters/sparse_attention.py's
-    tests), the second reusing its selection; 4 hyper-connection streams, a dense then MoE feed-forwards (4 experts,
+    DSA indexer (pools of 4, the top 8 keys: 2 pools and the tail; 16 indexer heads, as tests/tiny_models.py's
+    _DSA), the second reusing its selection; 4 hyper-connection streams, a dense then MoE feed-forwards (4 experts,
     top 2). GLM-5.3-Flash's PIL image processor, sized for 4 to 16 image tokens."""
     folder = Path(folder)
     names = ["<|begin_of_image|>", "<|end_of_image|>", "<|image|>", "<|begin_of_video|>", "<|end_of_video|>", "<|video|>"]

@@ -54,6 +54,7 @@ class QEffImageTextDecoder(nn.Module):
         arch = self.vision_adapter.cache_adapter(text_config)
         self.lm = QEffCausalLM(hf_model, arch, base=base, lm_head=lm_head, config=text_config)
         self.image_token_id = self.vision_adapter.image_token_id(hf_model.config)
+        self.image_token_text_id = self.vision_adapter.image_token_text_id(hf_model.config)
         self.embedding_width = self.vision_adapter.embedding_width(hf_model.config, text_config.hidden_size)
 
     @property
@@ -93,7 +94,10 @@ class QEffImageTextDecoder(nn.Module):
         index = torch.cumsum(is_image.to(torch.int64), dim=1) - 1 + image_idx
         takes_row = is_image & (index < rows.shape[0])
         # a prompt's image token may lie outside the text vocabulary (Gemma3): never look it up
-        embeds = self.lm.base.get_input_embeddings()(torch.where(takes_row, torch.zeros_like(input_ids), input_ids))
+        text_ids = torch.where(takes_row, torch.zeros_like(input_ids), input_ids)
+        if self.image_token_text_id is not None:
+            text_ids = torch.where(is_image & ~takes_row, torch.full_like(input_ids, self.image_token_text_id), text_ids)
+        embeds = self.lm.base.get_input_embeddings()(text_ids)
         embeds = self.vision_adapter.text_embeddings(self.hf, input_ids, embeds)
         index = index.clamp(min=0, max=rows.shape[0] - 1)
         image_rows, image_kwargs = self.vision_adapter.image_token_rows(takes_row, rows[index].to(embeds.dtype), embeds.shape[-1])
@@ -107,7 +111,7 @@ class QEffImageTextDecoder(nn.Module):
         elif self.vision_adapter.bidirectional_prompt:  # a step sees its whole chunk (one token at decode: causal)
             upto = position_ids.amax(dim=1, keepdim=True).expand_as(position_ids)
         kwargs = {**self.vision_adapter.language_kwargs(position_ids, *extra), **image_kwargs}
-        kwargs.update(self.vision_adapter.text_kwargs(self.lm.base, input_ids, is_image))
+        kwargs.update(self.vision_adapter.text_kwargs(self.lm.base, input_ids, is_image, takes_row))
         logits, retained = self.lm.step(position_ids, list(past), inputs_embeds=merged, visible_upto=upto, visible_from=start, **kwargs)
         next_idx = image_idx + is_image.sum(dim=1, keepdim=True)
         return (logits, next_idx, *retained)

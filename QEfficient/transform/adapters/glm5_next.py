@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
@@ -41,10 +40,10 @@ def _pooled_selection(indexer, state: torch.Tensor, hidden_states, q_resid, visi
     slots, dim, pool = state.shape[1], indexer.head_dim, indexer.index_kpool
     # Pools of `pool` slots from slot 0; one pool of zeros is appended first, so that a cache shorter than a pool
     # still has one (never selectable), and the partial pool at the end is dropped (never selectable either).
-    state = nn.functional.pad(state, (0, 0, 0, pool))
+    state = F.pad(state, (0, 0, 0, pool))
     usable = (state.shape[1] // pool) * pool
     grouped = state[:, :usable].reshape(batch, -1, pool, 2 * dim)
-    keys, gates = grouped[..., :dim], grouped[..., dim:]
+    keys, gates = grouped[..., :dim], grouped[..., dim:]  # stored as the cache is (float16 with mxint8_kv_cache)
     probabilities = (gates.float() + indexer.index_kpool_compress_ape.float()).softmax(dim=2).to(keys.dtype)
     pool_keys = (probabilities * keys).sum(dim=2)  # [B, P, D]
 
@@ -75,7 +74,7 @@ def attention_forward(self, hidden_states: torch.Tensor, attention_mask: torch.T
     """Glm5NextTextAttention.forward over the static cache (module docstring). The config requires NoPE
     (qk_rope_head_dim 0): the rotary key is empty, and a zero-width tensor does not survive ONNX (Reshape reads a 0
     as "copy this dimension"), so the latent alone is the key slot's, expanded into keys (k_nope) and values; the
-    value slot holds the indexer's state (the latent again in a layer without an indexer: nothing reads it).
+    value slot holds the indexer's state (one column in a layer without an indexer: nothing reads it).
     ``prev_topk_indices`` carries the selection [B, S, T] (bool) from a full layer to the shared one after it."""
     bsz, seq = hidden_states.shape[:-1]
     q_resid = self.q_a_layernorm(self.q_a_proj(hidden_states))
@@ -85,8 +84,8 @@ def attention_forward(self, hidden_states: torch.Tensor, attention_mask: torch.T
     if self.indexer is not None:
         latent, state = cache.update(latent, _indexer_state(self.indexer, hidden_states), self.layer_idx)
         selected = _pooled_selection(self.indexer, state[:, 0], hidden_states, q_resid, attention_mask)
-    else:
-        latent, _ = cache.update(latent, latent, self.layer_idx)
+    else:  # the static cache wants a value: one column, which nothing reads back
+        latent, _ = cache.update(latent, latent[..., :1], self.layer_idx)
         selected = prev_topk_indices
     kv = self.kv_b_proj(latent).view(bsz, latent.shape[2], -1, self.qk_nope_head_dim + self.v_head_dim).transpose(1, 2)
     key_states, value_states = torch.split(kv, [self.qk_nope_head_dim, self.v_head_dim], dim=-1)
@@ -112,5 +111,5 @@ class Glm5NextAdapter(RecurrentAdapter):
         if not config.index_kpool_always_select_tail:
             # without the tail a query sees nothing until its first pool is complete, which HF's eager softmax turns
             # into a uniform average over every slot
-            return 0, "index_kpool_always_select_tail=False (the indexer leaves out each query's incomplete pool) is not supported"
+            return 0, "index_kpool_always_select_tail=False (the indexer leaves out each query's incomplete pool)"
         return None

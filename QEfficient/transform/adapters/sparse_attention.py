@@ -19,37 +19,41 @@ The attention then sees, per query, the visible keys among the selected ones (``
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from QEfficient.transform.adapters.base import ArchAdapter
 
 
-@contextlib.contextmanager
-def _topk_of_width(width: int) -> Iterator[None]:
-    """``Tensor.topk`` over the last axis at exactly ``width`` picks, all of them existing slots (module docstring)."""
-    original = torch.Tensor.topk
+class _TopkOfWidth(TorchFunctionMode):
+    """``topk`` over the last axis at exactly ``width`` picks, all of them existing slots (module docstring); both
+    ``torch.topk`` and ``Tensor.topk``, on this thread only, while the mode is entered."""
 
-    def topk(scores: torch.Tensor, k: int, dim: int = -1, *args, **kwargs):
-        padding = torch.full_like(scores[..., :1], float("-inf")).expand(*scores.shape[:-1], width)
-        values, picks = original(torch.cat([scores, padding], dim=-1), width, dim=-1)
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.width = width
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in (torch.topk, torch.Tensor.topk):
+            return func(*args, **kwargs)
+        scores = args[0]
+        dim = kwargs.get("dim", args[2] if len(args) > 2 else -1)
+        if dim not in (-1, scores.dim() - 1):
+            raise NotImplementedError(f"an indexer's top-k over axis {dim}: only the last axis (the keys) is supported")
+        padding = torch.full_like(scores[..., :1], float("-inf")).expand(*scores.shape[:-1], self.width)
+        values, picks = torch.topk(torch.cat([scores, padding], dim=-1), self.width, dim=-1)
         # A pick scored -inf means the query sees fewer than `width` keys, all of them picked, slot 0 among them
         # (or none, a padding row): slot 0 stands in for it, an index that exists whatever the cache length.
         return torch.return_types.topk((values, torch.where(values > float("-inf"), picks, torch.zeros_like(picks))))
 
-    torch.Tensor.topk = topk
-    try:
-        yield
-    finally:
-        torch.Tensor.topk = original
-
 
 def indexer_forward(self, *args, **kwargs) -> torch.Tensor:
     """The indexer's own forward (its keys cached by ``cache.update_indexer``) with a fixed-width top-k."""
-    with _topk_of_width(self.index_topk):
+    with _TopkOfWidth(self.index_topk):
         return type(self).forward(self, *args, **kwargs)
 
 

@@ -108,9 +108,15 @@ class VisionLanguageAdapter:
         some special tokens embeddings of its own: Ovis2's visual indicators)."""
         return embeds
 
-    def text_kwargs(self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor) -> dict[str, Any]:
-        """Keyword arguments for the text model made from the ids (Gemma 4's per-layer inputs); none by default."""
+    def text_kwargs(self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor, takes_row: torch.Tensor) -> dict[str, Any]:
+        """Keyword arguments for the text model made from the ids (Gemma 4's per-layer inputs); none by default.
+        ``is_image``: every image token; ``takes_row``: those that take an image row (not one the model generated)."""
         return {}
+
+    def image_token_text_id(self, config) -> int | None:
+        """The id whose text embedding HF gives an image token that takes no image row (one the model generates:
+        HF runs decode without images); None: the token's own."""
+        return None
 
     def embedding_width(self, config, hidden_size: int) -> int:
         """Width of a ``vision_embeds`` row: the text hidden size, wider where an image token carries more (DeepStack)."""

@@ -81,8 +81,8 @@ class Ernie4_5_VLMoeAdapter(Qwen2VLAdapter):
                 layer.mlp.forward = types.MethodType(_modality_moe_forward, layer.mlp)
         return text, hf.lm_head, hf.config.text_config
 
-    def text_kwargs(self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor) -> dict[str, Any]:
-        vision = is_image
+    def text_kwargs(self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor, takes_row: torch.Tensor) -> dict[str, Any]:
+        vision = takes_row  # HF's decode gives no modality ids: a generated image token goes to the text experts
         for token in self.vision_expert_ids:
             vision = vision | (input_ids == token)
         return {"moe_mm_token_type_ids": vision.to(torch.int64)}

@@ -36,6 +36,9 @@ class KimiK25Adapter(CachePositionsRotary, Qwen2VLAdapter):
     def for_config(self, config) -> KimiK25Adapter:
         return dataclasses.replace(self, merge_kernel=tuple(config.vision_config.merge_kernel_size))
 
+    def image_token_text_id(self, config) -> int | None:
+        return 0  # HF embeds every multimodal token as id 0
+
     def _vision(self, grid: torch.Tensor, config) -> dict[str, np.ndarray]:
         from transformers.vision_utils import get_vision_interpolation_indices_and_weights, get_vision_position_ids
 
