@@ -3,7 +3,7 @@
 (hyper-connected DSA layers, 3-D rotary positions with a newline column per image row) and Mistral Large 4 (tiny:
 rotary and NoPE layers, KV sharing with a layer that runs its own indexer, shared indexer layers). A batch of two
 prompts of different lengths and images of different sizes, prefilled in chunks, equals HF's one-prompt generate in
-both layouts. The tiny Mistral Large 4 also generates its own image token, which HF embeds as text."""
+both layouts."""
 
 from __future__ import annotations
 
@@ -54,21 +54,6 @@ def test_a_batch_of_two_equals_hf(tiny, kv_offload):
     for img, prompt, row in zip(images, prompts, info.generated_ids[0]):
         ref = hf_greedy(folder, processor, img, prompt)
         assert row[: len(ref)].tolist() == ref
-
-
-@pytest.mark.parametrize("kv_offload", [True, False])
-def test_a_generated_image_token_is_embedded_as_text(tmp_path, kv_offload):
-    """HF embeds an image token the model generates with the text embedding (no image is given at decode); the graph
-    used to take it for an image placeholder."""
-    folder = build_mistral_large4(tmp_path)
-    processor = AutoProcessor.from_pretrained(folder)
-    img, prompt = image(2, (30, 30)), f"Look: {PLACEHOLDERS['mistral_large4']} Describe the picture in a few words"
-    ref = hf_greedy(folder, processor, img, prompt)
-    assert processor.tokenizer.convert_tokens_to_ids("[IMG]") in ref[1:]
-    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload)
-    model.compile(prefill_seq_len=4, ctx_len=64, num_cores=1)
-    info = model.generate(processor=processor, images=[img], prompts=[prompt], generation_len=N, stream=False)
-    assert info.generated_ids[0][0][: len(ref)].tolist() == ref
 
 
 def test_hy_v4_vl_image_embeddings_equal_hf(tmp_path):
