@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from QEfficient.transform.adapters.base import ArchAdapter
+from QEfficient.transform.adapters.sparse_attention import fixed_width_topk
 
 HCA, CSA = "heavily_compressed_attention", "compressed_sparse_attention"
 
@@ -85,9 +86,9 @@ def _indexer_selection(indexer, stored_kv, stored_gate, hidden_states, q_residua
     # transformers takes the top min(index_topk, W) and drops picks that are not closed: the same as the
     # top index_topk of the closed keys padded with index_topk never-picked-for-real columns (static k)
     k = indexer.index_topk
-    scores = torch.cat([scores, torch.full_like(scores[..., :1], float("-inf")).expand(-1, -1, k)], dim=-1)
-    top = scores.topk(k, dim=-1).indices
-    picked = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device).scatter(-1, top, torch.ones_like(top, dtype=torch.bool))
+    top = fixed_width_topk(scores, k).indices
+    picked = torch.zeros((*scores.shape[:-1], scores.shape[-1] + k), dtype=torch.bool, device=scores.device)
+    picked = picked.scatter(-1, top, torch.ones_like(top, dtype=torch.bool))
     return picked[..., : closed.shape[-1]] & closed
 
 

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from QEfficient.transform.adapters.recurrent import RecurrentAdapter
+from QEfficient.transform.adapters.sparse_attention import fixed_width_topk
 
 
 def _indexer_state(indexer, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -57,12 +58,11 @@ def _pooled_selection(indexer, state: torch.Tensor, hidden_states, q_resid, visi
     ends = (torch.arange(pool_scores.shape[-1], device=count.device) + 1) * pool
     selectable = ends[None, None, :] <= count
     pool_scores = pool_scores.masked_fill(~selectable, float("-inf"))
-    # top k of the selectable pools, at a fixed width: k never-chosen columns appended (as adapters/sparse_attention.py)
+    # the top k selectable pools (fewer when fewer are selectable)
     k = indexer.index_topk // pool
-    padded = torch.cat([pool_scores, torch.full_like(pool_scores[..., :1], float("-inf")).expand(-1, -1, k)], dim=-1)
-    values, top = padded.topk(k, dim=-1)
-    picked = torch.zeros(padded.shape, dtype=torch.bool, device=padded.device).scatter(-1, top, values > float("-inf"))
-    picked = picked[..., : pool_scores.shape[-1]]
+    values, top = fixed_width_topk(pool_scores, k)
+    picked = torch.zeros((batch, seq, pool_scores.shape[-1] + k), dtype=torch.bool, device=top.device)
+    picked = picked.scatter(-1, top, values > float("-inf"))[..., : pool_scores.shape[-1]]
     from_pools = picked[..., None].expand(-1, -1, -1, pool).reshape(batch, seq, -1)[..., :slots]
     # the incomplete tail: the slots after the query's last complete pool, up to its own
     slot = torch.arange(slots, device=count.device)[None, None, :]

@@ -28,6 +28,13 @@ from torch.overrides import TorchFunctionMode
 from QEfficient.transform.adapters.base import ArchAdapter
 
 
+def fixed_width_topk(scores: torch.Tensor, width: int) -> torch.return_types.topk:
+    """The top ``width`` of ``scores`` over the last axis, however many columns it has (a static ``k`` for the graph):
+    ``width`` columns of -inf are appended first, so a pick scored -inf may lie past the real columns."""
+    padding = torch.full_like(scores[..., :1], float("-inf")).expand(*scores.shape[:-1], width)
+    return torch.topk(torch.cat([scores, padding], dim=-1), width, dim=-1)
+
+
 class _TopkOfWidth(TorchFunctionMode):
     """``topk`` over the last axis at exactly ``width`` picks, all of them existing slots (module docstring); both
     ``torch.topk`` and ``Tensor.topk``, on this thread only, while the mode is entered."""
@@ -44,8 +51,7 @@ class _TopkOfWidth(TorchFunctionMode):
         dim = kwargs.get("dim", args[2] if len(args) > 2 else -1)
         if dim not in (-1, scores.dim() - 1):
             raise NotImplementedError(f"an indexer's top-k over axis {dim}: only the last axis (the keys) is supported")
-        padding = torch.full_like(scores[..., :1], float("-inf")).expand(*scores.shape[:-1], self.width)
-        values, picks = torch.topk(torch.cat([scores, padding], dim=-1), self.width, dim=-1)
+        values, picks = fixed_width_topk(scores, self.width)
         # A pick scored -inf means the query sees fewer than `width` keys, all of them picked, slot 0 among them
         # (or none, a padding row): slot 0 stands in for it, an index that exists whatever the cache length.
         return torch.return_types.topk((values, torch.where(values > float("-inf"), picks, torch.zeros_like(picks))))
