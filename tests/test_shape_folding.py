@@ -13,7 +13,7 @@ from onnx import helper, numpy_helper
 from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
 from QEfficient import QEFFAutoModelForCausalLM
-from QEfficient.export import onnx_export, shape_folding
+from QEfficient.export import onnx_export, shape_folding, symbolic_shapes
 from QEfficient.export.shape_folding import fold_reshape_shapes
 
 
@@ -47,13 +47,13 @@ def test_reshape_targets_fold_without_copying_the_weights(raw_export, monkeypatc
     product and lookup weights keep their shapes), and the folded graph is the one inference over the
     whole model gives."""
     assert weight_bytes(raw_export) > 100_000
-    seen, infer = [], SymbolicShapeInference.infer_shapes
+    seen, infer = [], symbolic_shapes.infer_symbolic_shapes
 
-    def spy(model, *args, **kwargs):
+    def spy(model):
         seen.append(model)
-        return infer(model, *args, **kwargs)
+        return infer(model)
 
-    monkeypatch.setattr(SymbolicShapeInference, "infer_shapes", spy)
+    monkeypatch.setattr(symbolic_shapes, "infer_symbolic_shapes", spy)
     folded, graph = fold(raw_export)
     assert folded > 10 and len(seen) == 1 and weight_bytes(seen[0]) == 0
     assert {i.name: list(i.dims) for i in seen[0].graph.initializer} == {i.name: list(i.dims) for i in raw_export.graph.initializer}
@@ -70,6 +70,67 @@ def test_a_graph_the_light_inference_cannot_follow_is_inferred_whole(raw_export,
 
     monkeypatch.setattr(shape_folding, "_without_weights", unreadable)
     assert fold(raw_export) == expected
+
+
+def repeat_interleave_graph() -> onnx.ModelProto:
+    """What torch exports for ``repeat_interleave`` by a count read from shapes (grouped KV heads, a MoE's
+    tokens per expert): the repeats as a OneHot, a Tile, and a Flatten after it."""
+    import io
+
+    import torch
+
+    class Repeat(torch.nn.Module):
+        def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+            k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+            return (q * k).flatten(1).reshape(q.shape[0], -1, 3)
+
+    buffer = io.BytesIO()
+    args = (torch.randn(2, 6, 5), torch.randn(2, 3, 5))
+    axes = {"q": {0: "batch"}, "k": {0: "batch"}}
+    torch.onnx.export(Repeat(), args, buffer, dynamo=False, input_names=["q", "k"], output_names=["y"], dynamic_axes=axes)
+    model = onnx.load_from_string(buffer.getvalue())
+    assert {"OneHot", "Tile", "Flatten"} <= {n.op_type for n in model.graph.node}
+    return model
+
+
+def test_repeats_and_flatten_are_inferred_in_one_pass(monkeypatch):
+    """ONNX Runtime's own inference invents symbols for the Tile and the Flatten and starts the graph over
+    at each merge they need; ours computes both shapes in a single pass."""
+    passes, one_pass = [], SymbolicShapeInference._infer_impl
+
+    def counted(self):
+        passes.append(type(self).__name__)
+        return one_pass(self)
+
+    monkeypatch.setattr(SymbolicShapeInference, "_infer_impl", counted)
+    model = repeat_interleave_graph()
+
+    def output_dims(inferred: onnx.ModelProto, op_type: str) -> list:
+        name = next(n.output[0] for n in inferred.graph.node if n.op_type == op_type)
+        dims = next(v.type.tensor_type.shape.dim for v in inferred.graph.value_info if v.name == name)
+        return [d.dim_param or d.dim_value for d in dims]
+
+    theirs = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    assert len(passes) > 1 and all(str(d).startswith("Tile") for d in output_dims(theirs, "Tile")[1:3])
+    passes.clear()
+    ours = symbolic_shapes.infer_symbolic_shapes(model)
+    assert len(passes) == 1
+    assert output_dims(ours, "Tile") == ["batch", 3, 2, 5] and output_dims(ours, "Flatten") == ["batch", 30]
+
+
+def test_a_graph_folded_with_the_repeats_known_computes_the_same():
+    import onnxruntime as ort
+
+    model = repeat_interleave_graph()
+    folded = onnx.ModelProto()
+    folded.CopyFrom(model)
+    assert fold_reshape_shapes(folded) > 0
+    runs = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]) for m in (model, folded)]
+    rng = np.random.default_rng(0)
+    for batch in (1, 3):
+        feeds = {"q": rng.standard_normal((batch, 6, 5), dtype=np.float32), "k": rng.standard_normal((batch, 3, 5), dtype=np.float32)}
+        expected, got = (run.run(None, feeds)[0] for run in runs)
+        assert got.shape == (batch, 10, 3) and np.array_equal(got, expected)
 
 
 def test_an_incomplete_inference_leaves_no_files_behind(tmp_path, monkeypatch):

@@ -131,14 +131,14 @@ _INCOMPLETE_INFERENCE_FILE = Path("sym_shape_infer_temp.onnx")
 
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto | None:
-    """ONNX Runtime's symbolic shape inference. Where it cannot infer every shape it raises, after saving
+    """ONNX Runtime's symbolic shape inference (``symbolic_shapes``). Where it cannot infer every shape it raises, after saving
     the model as ``sym_shape_infer_temp.onnx`` (and an external data file) in the working directory:
     those files, when this call wrote them, are removed."""
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    from QEfficient.export.symbolic_shapes import infer_symbolic_shapes
 
     stray, existed = _INCOMPLETE_INFERENCE_FILE, _INCOMPLETE_INFERENCE_FILE.exists()
     try:
-        return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+        return infer_symbolic_shapes(model)
     finally:
         if not existed and stray.is_file():
             with contextlib.suppress(Exception):  # its weights' files first; then the graph itself
