@@ -343,6 +343,11 @@ def write_doc(results: list[SweepResult], seconds: float, path: Path = DOC) -> N
         "  `ctx_len`; its per-layer embeddings (`ple_layer_ids`) refuse to export.",
         "- deepseek_v4 runs its compressor and indexer in full (no limit); each cached token also keeps its compressor",
         "  projections, so its cache is 6x a plain shared key=value cache (adapters/deepseek_v4.py).",
+        "- transformers 5.25's new decoder types, swept with 5.25 installed (CI installs 5.24, which lacks them; they are",
+        "  `PROVEN_WITH_NEWER_TRANSFORMERS` in QEfficient/transform/adapters/__init__.py and their sweep cases skip under",
+        "  5.24): ergo 2.4e-6 (its norms call `F.rms_norm` with shapes read from tensors, which the exporter refuses:",
+        "  adapters/ergo.py), minicpm5_moe 1.7e-6, param2moe 1.3e-6 (max \\|Δlogit\\|), all token-exact. kolibri1_1's tiny",
+        "  config fails transformers' own validation.",
         "",
         f"transformers {transformers.__version__}: {len(results)} types in the mapping, {decoders} decoder-only, "
         f"{hf_runs} of them run in HF with the tiny config, **{counts['token-exact']} token-exact**, "

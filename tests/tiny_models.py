@@ -206,6 +206,7 @@ SWEEP_OVERRIDES: dict[str, dict] = {
     "zaya": dict(num_experts_per_tok=1),  # the only routing it supports
     "gemma3n_text": dict(num_kv_shared_layers=0),
     "dots1": dict(n_shared_experts=1),
+    "ergo": dict(global_attention_scale=1.5),  # the full-attention layers' query/key scale (unset by default)
     # a gated short convolution (conv state only), then attention
     "lfm2": dict(layer_types=["conv", "full_attention"], num_hidden_layers=2),
     "lfm2_moe": dict(layer_types=["conv", "full_attention"], num_dense_layers=1),

@@ -18,6 +18,7 @@ import warnings
 from QEfficient.transform.adapters.base import ArchAdapter
 from QEfficient.transform.adapters.deepseek_v4 import DeepseekV4Adapter
 from QEfficient.transform.adapters.dory import DoryAdapter
+from QEfficient.transform.adapters.ergo import ErgoAdapter
 from QEfficient.transform.adapters.falcon import FalconAdapter
 from QEfficient.transform.adapters.inkling import INKLING_ADAPTERS
 from QEfficient.transform.adapters.mimo_v2_flash import SlidingLayersDoubleKVAdapter
@@ -57,9 +58,14 @@ _QUIRKS: list[ArchAdapter] = [
     PerLayerMLASparseAttentionAdapter("dots3_note_text", indexer_class="Dots3NoteTextIndexer"),
     # Mistral Large 4's text model (no causal-LM class: proven by the image-text sweep through mistral_large4)
     MistralLarge4Adapter("mistral_large4_text", indexer_class="MistralLarge4TextIndexer"),
+    ErgoAdapter("ergo"),  # per-expert output norms over a width read from the traced tensor
 ]
 
 ADAPTERS: dict[str, ArchAdapter] = {a.model_type: a for a in _QUIRKS}
+
+# Proven token-exact by the sweep under a newer transformers than the one CI installs (constraints.txt), which
+# lacks them: model_type -> the release. The registry above is written by the sweep under CI's release.
+PROVEN_WITH_NEWER_TRANSFORMERS: dict[str, str] = {"ergo": "5.25.0", "minicpm5_moe": "5.25.0", "param2moe": "5.25.0"}
 
 
 class UnsupportedArchitectureError(ValueError):
@@ -83,7 +89,7 @@ def get_adapter(config) -> ArchAdapter:
 def check_architecture(config) -> None:
     """Proven: nothing to say. Known to fail: an error with the recorded reason. Anything else: a warning."""
     model_type = getattr(config, "model_type", None)
-    if model_type in PROVEN:
+    if model_type in PROVEN or model_type in PROVEN_WITH_NEWER_TRANSFORMERS:
         return
     archs = ", ".join(getattr(config, "architectures", None) or []) or model_type
     how = f"Check it with `{SWEEP_COMMAND} {model_type}` (docs/architectures.md lists every type)."
@@ -108,6 +114,7 @@ def check_architecture(config) -> None:
 __all__ = [
     "ADAPTERS",
     "ALLOW_ANY_ARCHITECTURE_ENV",
+    "PROVEN_WITH_NEWER_TRANSFORMERS",
     "ArchAdapter",
     "UnprovenArchitectureWarning",
     "UnsupportedArchitectureError",
