@@ -170,6 +170,7 @@ NOTES: dict[str, str] = {
     "evolla": "protein-text model, no images",
     "diffusion_gemma": "block diffusion, not autoregressive greedy decoding",
     "pi0": "robot-action model (flow matching), not text generation",
+    "pi05": "robot-action model (flow matching), not text generation",
     "udop": "its processor needs word boxes (LayoutLMv3's OCR through pytesseract, not installed, or boxes given)",
 }
 
@@ -283,6 +284,11 @@ def table(results: list[Result]) -> str:
         "tokens of `QEFFAutoModelForImageTextToText` compared with HF `generate` in both layouts",
         "(two graphs: `kv_offload=True`; one graph: `kv_offload=False`). Continuous batching and `mxfp6_matmul` of the",
         'families of issue 16: docs/performance.md, "Named image-text families" (tests/test_vlm_named_families.py).',
+        "",
+        "transformers 5.25 adds three types, which this table (written under CI's 5.24) cannot list: llava_onevision1_5 is",
+        "token-exact in both layouts with 5.25 installed (`NEWER_TRANSFORMERS` in QEfficient/transform/vision_adapters/__init__.py;",
+        "adapter vision_adapters/llava_onevision1_5.py; its image features equal HF's within 5e-7 for two images of different",
+        "grids, tests/test_vlm_newer_transformers.py); ovis2_5 is not attempted yet; pi05 is a robot-action model.",
         "",
         f"{len(results)} types; HF ran {ran} tiny models; token-exact in both layouts: {counts['token-exact']} "
         f"({100 * counts['token-exact'] // max(ran, 1)} % of those HF ran). " + ", ".join(f"{s}: {c}" for s, c in counts.items()),

@@ -66,6 +66,29 @@ def build_exaone4_5(folder) -> Path:
 PROMPTS["exaone4_5"] = QWEN_PROMPT
 
 
+def build_llava_onevision1_5(folder) -> Path:
+    """LLaVA-OneVision-1.5 (transformers 5.25): a RICE tower (Qwen2.5-VL's tiny sizes, Conv2d patches without
+    temporal pairs, a class token per image), a Qwen3 text model; EXAONE 4.5's processor, as HF's mapping has it."""
+    from transformers import Qwen2VLImageProcessorPil
+
+    folder = Path(folder)
+    tok = _qwen_tokenizer()
+    ids = tok.convert_tokens_to_ids
+    dropped = ("temporal_patch_size", "window_size", "fullatt_block_indexes")  # Qwen2.5-VL's, not RICE's
+    vision = {k: v for k, v in QWEN2_5_VL_VISION.items() if k not in dropped}
+    text = dict(**_TEXT, vocab_size=len(tok), model_type="qwen3")
+    tokens = dict(image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"))
+    config = AutoConfig.for_model("llava_onevision1_5", text_config=text, vision_config=vision, **tokens)
+    _save(config, folder)
+    pixels = dict(min_pixels=14 * 14 * 4, max_pixels=14 * 14 * 16)
+    image_processor = Qwen2VLImageProcessorPil(**pixels, patch_size=7, temporal_patch_size=1, merge_size=2)
+    TinyExaone4_5Processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["llava_onevision1_5"] = QWEN_PROMPT
+
+
 def build_deepseek_vl_hybrid(folder) -> Path:
     """DeepSeek-VL hybrid: DeepSeek-VL's tiny SigLIP tower (28 px, patch 7 -> 16 tokens) plus a high-resolution
     SAM-style tower (32 px, patch 4, windows of 4 patches in layer 0, global in layer 1) whose features two

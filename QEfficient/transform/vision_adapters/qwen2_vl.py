@@ -85,7 +85,7 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
 
     def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
         vc = config.vision_config
-        per_patch = vc.in_channels * vc.temporal_patch_size * vc.patch_size**2
+        per_patch = vc.in_channels * getattr(vc, "temporal_patch_size", 1) * vc.patch_size**2  # LLaVA-OneVision-1.5: no pairs
         grid = torch.tensor([[1, 4, 4], [1, 2, 6]])  # two images of different grids
         from transformers.vision_utils import get_vision_position_ids
 
