@@ -89,6 +89,33 @@ def build_llava_onevision1_5(folder) -> Path:
 PROMPTS["llava_onevision1_5"] = QWEN_PROMPT
 
 
+def build_ovis2_5(folder) -> Path:
+    """Ovis2.5 (transformers 5.25): a 2-layer tower (patch 7, a 8x8 position table, windows of 2x2 merged tokens in
+    layer 0, whole images in layer 1) and a visual vocabulary of 60 (+4 indicators), a Qwen3 text model; its PIL
+    image processor, its processor without the video half (torchvision)."""
+    from transformers.models.ovis2_5 import Ovis2_5ImageProcessorPil
+
+    from tests.vlm_tiny_processors_a import tiny_ovis2_5_processor
+
+    folder = Path(folder)
+    names = {"image_token": "<ovis_image>", "video_token": "<ovis_video>", "image_start_token": "<ovis_image_start>"}
+    names.update(image_end_token="<ovis_image_end>", video_start_token="<ovis_video_start>", video_end_token="<ovis_video_end>")
+    tok = _tokenizer(list(names.values()), names)
+    ids = tok.convert_tokens_to_ids
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=7, image_size=56)
+    vision.update(window_size=28, spatial_merge_size=2, layer_types=["window_attention", "full_attention"], vocab_size=64)
+    tokens = {f"{k[:-6]}_token_id": ids(v) for k, v in names.items()}  # image_token -> image_token_id, ...
+    text = dict(**_TEXT, vocab_size=len(tok), model_type="qwen3")
+    _save(AutoConfig.for_model("ovis2_5", text_config=text, vision_config=vision, **tokens), folder)
+    size = {"shortest_edge": 14 * 14 * 4, "longest_edge": 14 * 14 * 16}
+    image_processor = Ovis2_5ImageProcessorPil(size=size, patch_size=7, temporal_patch_size=1, merge_size=2)
+    tiny_ovis2_5_processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["ovis2_5"] = "Look: <ovis_image> Describe the picture in a few words"
+
+
 def build_deepseek_vl_hybrid(folder) -> Path:
     """DeepSeek-VL hybrid: DeepSeek-VL's tiny SigLIP tower (28 px, patch 7 -> 16 tokens) plus a high-resolution
     SAM-style tower (32 px, patch 4, windows of 4 patches in layer 0, global in layer 1) whose features two

@@ -41,6 +41,19 @@ class TinyExaone4_5Processor(Qwen2VLProcessor):
 AutoProcessor.register("tiny_exaone4_5_processor", TinyExaone4_5Processor, exist_ok=True)
 
 
+def tiny_ovis2_5_processor(**parts):
+    """Ovis2.5's processor without the video processor, which needs torchvision (not installed here). Made on first
+    use: transformers before 5.25 has no Ovis2.5."""
+    from transformers.models.ovis2_5 import Ovis2_5Processor
+
+    class TinyOvis2_5Processor(Ovis2_5Processor):
+        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+            super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+
+    AutoProcessor.register("tiny_ovis2_5_processor", TinyOvis2_5Processor, exist_ok=True)
+    return TinyOvis2_5Processor(**parts)
+
+
 class TinyCosmos3EdgeProcessor(Cosmos3EdgeProcessor):
     """Cosmos3EdgeProcessor without the video processor, which needs torchvision (not installed here), and with
     mm_token_type_ids, which HF's generate requires for images (transformers 5.24's processor gives none)."""

@@ -60,6 +60,7 @@ from QEfficient.transform.vision_adapters.muse_glimmer import MuseGlimmerAdapter
 from QEfficient.transform.vision_adapters.nemotron_h_omni import NemotronHOmniAdapter
 from QEfficient.transform.vision_adapters.omni_thinker import Qwen2_5OmniThinkerAdapter, Qwen3OmniMoeThinkerAdapter
 from QEfficient.transform.vision_adapters.ovis2 import Ovis2Adapter
+from QEfficient.transform.vision_adapters.ovis2_5 import Ovis2_5Adapter
 from QEfficient.transform.vision_adapters.paddleocr_vl import PaddleOCRVLAdapter
 from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
 from QEfficient.transform.vision_adapters.perception_lm import PerceptionLMAdapter
@@ -138,6 +139,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     PerceptionLMAdapter("perception_lm"),
     Exaone4_5Adapter("exaone4_5"),
     LlavaOnevision1_5Adapter("llava_onevision1_5"),  # transformers 5.25: a RICE tower with class tokens, Qwen3 text
+    Ovis2_5Adapter("ovis2_5"),  # transformers 5.25: windows of merged tokens, a visual vocabulary, Qwen3 text
     DeepseekVLHybridAdapter("deepseek_vl_hybrid"),
     Cosmos3EdgeAdapter("cosmos3_edge"),
     Qwen3VLAdapter("cohere_compass"),  # Qwen3-VL's tower and DeepStack, a Cohere2-style text model
@@ -192,7 +194,7 @@ WAITING_ON_DECODER: dict[str, str] = {"aya_vision": "cohere2"}
 
 # Adapters of types that a transformers release newer than CI's adds (constraints.txt), proven token-exact by the
 # sweep with that release installed: model_type -> the release. The table in docs/ is written under CI's release.
-NEWER_TRANSFORMERS: dict[str, str] = {"llava_onevision1_5": "5.25.0"}
+NEWER_TRANSFORMERS: dict[str, str] = {"llava_onevision1_5": "5.25.0", "ovis2_5": "5.25.0"}
 
 SWEEP_HINT = "python scripts/image_text_sweep.py --types {t} (add a tiny build_{t} to tests/vlm_fixtures.py first)"
 

@@ -21,6 +21,7 @@ from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter, _visio
 
 @dataclass(frozen=True)
 class Qwen2_5_VLAdapter(Qwen2VLAdapter):
+    per_patch_inputs = ("pixel_values", "vision_position_ids", "image_segment")  # reordered by window (graph_inputs)
     # from the vision config (for_config): the host computes the windows
     spatial_merge_size: int = 2
     window_size: int = 112
@@ -84,7 +85,7 @@ class Qwen2_5_VLAdapter(Qwen2VLAdapter):
         geometry = self.vision_geometry_inputs(vision["_grid_thw"])
         unit = self.spatial_merge_size**2
         # reorder patches by window, in groups of the merge unit (a merged token's patches stay together)
-        for name in ("pixel_values", "vision_position_ids", "image_segment"):
+        for name in self.per_patch_inputs:
             value = inputs[name]
             inputs[name] = np.ascontiguousarray(
                 value.reshape(len(value) // unit, unit, *value.shape[1:])[geometry["_order"]].reshape(value.shape)
