@@ -292,6 +292,12 @@ def table(results: list[Result]) -> str:
         "as Ovis2: a generated image start or end token takes the visual indicator embedding (HF's decode, the text one).",
         "pi05 is a robot-action model.",
         "",
+        "Prompts without an image (checked once, 2026-12-03, both layouts against HF `generate`; tests/test_vlm_text_only.py",
+        "keeps qwen2_vl's): equal to HF for cosmos3_edge, dots3_note, ernie4_5_vl_moe, exaone4_5, glm46v, glm4v, glm4v_moe,",
+        "glm5_next, glm_ocr, glmga, hyperclovax_vision_v2, lfm3_vl, llava_next_video, llava_onevision, qwen2_5_omni_thinker,",
+        "qwen2_5_vl, qwen2_vl and video_llava, and ovis2_5 with transformers 5.25. The other types need an image in each call",
+        "here: generate() says so and points to transformers for text-only prompts.",
+        "",
         f"{len(results)} types; HF ran {ran} tiny models; token-exact in both layouts: {counts['token-exact']} "
         f"({100 * counts['token-exact'] // max(ran, 1)} % of those HF ran). " + ", ".join(f"{s}: {c}" for s, c in counts.items()),
         "",

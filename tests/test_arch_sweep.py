@@ -66,6 +66,28 @@ def test_types_proven_with_a_newer_transformers_are_not_in_the_registry():
             check_architecture(config)
 
 
+def test_ergos_norms_equal_torchs_rms_norm():
+    """adapters/ergo.py restates Ergo's norms (transformers 5.25) without ``F.rms_norm``, which HF calls; checked
+    here against ``F.rms_norm`` as HF calls it, in float32 and for a bfloat16 input (float32 inside, cast back)."""
+    from types import SimpleNamespace
+
+    import torch
+    import torch.nn.functional as F
+
+    from QEfficient.transform.adapters.ergo import expert_norm_forward, rms_norm_forward
+
+    torch.manual_seed(0)
+    norm, experts = SimpleNamespace(weight=torch.randn(16), eps=1e-12), SimpleNamespace(weight=torch.randn(4, 16), eps=1e-12)
+    ids = torch.tensor([0, 3, 1, 1, 2, 0])
+    for x in (torch.randn(6, 16) * 3, (torch.randn(6, 16) * 3).bfloat16()):
+        ref = F.rms_norm(x.float(), norm.weight.shape, norm.weight.float(), norm.eps).to(x.dtype)
+        ours = rms_norm_forward(norm, x)
+        assert ours.dtype == x.dtype and torch.allclose(ours.float(), ref.float(), atol=1e-5)
+        ref = (F.rms_norm(x.float(), (16,), eps=experts.eps) * experts.weight[ids]).to(x.dtype)
+        ours = expert_norm_forward(experts, x, ids)
+        assert ours.dtype == x.dtype and torch.allclose(ours.float(), ref.float(), atol=1e-5)
+
+
 def test_float64_reference_follows_hf_greedy_steps():
     """The allowance for HF's own float32 rounding: a float64 run of the same weights along HF's tokens."""
     from tests.tiny_models import sweep_config

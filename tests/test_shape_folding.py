@@ -73,29 +73,37 @@ def test_a_graph_the_light_inference_cannot_follow_is_inferred_whole(raw_export,
 
 
 def repeat_interleave_graph() -> onnx.ModelProto:
-    """What torch exports for ``repeat_interleave`` by a count read from shapes (grouped KV heads, a MoE's
-    tokens per expert): the repeats as a OneHot, a Tile, and a Flatten after it."""
+    """What torch exports for ``repeat_interleave`` by a count read from shapes: the repeats as a OneHot, then a
+    Tile, and a Reshape after it (3-D input: grouped KV heads) or a Flatten (2-D input: a MoE's tokens)."""
     import io
 
     import torch
 
     class Repeat(torch.nn.Module):
         def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-            k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
-            return (q * k).flatten(1).reshape(q.shape[0], -1, 3)
+            n = q.shape[1] // k.shape[1]
+            tokens = (q * k.repeat_interleave(n, dim=1)).reshape(-1, q.shape[-1])
+            return tokens.repeat_interleave(n, dim=0)
 
     buffer = io.BytesIO()
     args = (torch.randn(2, 6, 5), torch.randn(2, 3, 5))
     axes = {"q": {0: "batch"}, "k": {0: "batch"}}
     torch.onnx.export(Repeat(), args, buffer, dynamo=False, input_names=["q", "k"], output_names=["y"], dynamic_axes=axes)
     model = onnx.load_from_string(buffer.getvalue())
-    assert {"OneHot", "Tile", "Flatten"} <= {n.op_type for n in model.graph.node}
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("OneHot") == ops.count("Tile") == 2 and ops.count("Flatten") == 1
     return model
 
 
+def output_dims(inferred: onnx.ModelProto, op_type: str) -> list[list]:
+    """The inferred dims of each ``op_type`` node's output, in graph order."""
+    dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in inferred.graph.value_info}
+    return [dims[n.output[0]] for n in inferred.graph.node if n.op_type == op_type]
+
+
 def test_repeats_and_flatten_are_inferred_in_one_pass(monkeypatch):
-    """ONNX Runtime's own inference invents symbols for the Tile and the Flatten and starts the graph over
-    at each merge they need; ours computes both shapes in a single pass."""
+    """ONNX Runtime's own inference invents symbols for the Tiles and starts the graph over at each merge they
+    need; ours computes every shape in a single pass."""
     passes, one_pass = [], SymbolicShapeInference._infer_impl
 
     def counted(self):
@@ -104,18 +112,13 @@ def test_repeats_and_flatten_are_inferred_in_one_pass(monkeypatch):
 
     monkeypatch.setattr(SymbolicShapeInference, "_infer_impl", counted)
     model = repeat_interleave_graph()
-
-    def output_dims(inferred: onnx.ModelProto, op_type: str) -> list:
-        name = next(n.output[0] for n in inferred.graph.node if n.op_type == op_type)
-        dims = next(v.type.tensor_type.shape.dim for v in inferred.graph.value_info if v.name == name)
-        return [d.dim_param or d.dim_value for d in dims]
-
     theirs = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
-    assert len(passes) > 1 and all(str(d).startswith("Tile") for d in output_dims(theirs, "Tile")[1:3])
+    assert len(passes) > 1 and any(str(d).startswith("Tile") for dims in output_dims(theirs, "Tile") for d in dims)
     passes.clear()
     ours = symbolic_shapes.infer_symbolic_shapes(model)
     assert len(passes) == 1
-    assert output_dims(ours, "Tile") == ["batch", 3, 2, 5] and output_dims(ours, "Flatten") == ["batch", 30]
+    assert output_dims(ours, "Tile") == [["batch", 3, 2, 5], ["6*batch", 2, 5]]
+    assert output_dims(ours, "Flatten") == [["12*batch", 5]]
 
 
 def test_a_graph_folded_with_the_repeats_known_computes_the_same():
@@ -130,7 +133,51 @@ def test_a_graph_folded_with_the_repeats_known_computes_the_same():
     for batch in (1, 3):
         feeds = {"q": rng.standard_normal((batch, 6, 5), dtype=np.float32), "k": rng.standard_normal((batch, 3, 5), dtype=np.float32)}
         expected, got = (run.run(None, feeds)[0] for run in runs)
-        assert got.shape == (batch, 10, 3) and np.array_equal(got, expected)
+        assert got.shape == (12 * batch, 5) and np.array_equal(got, expected)
+
+
+# (index, depth as a graph computes it, axis): OneHot forms beside torch's repeat count
+ONE_HOT_CASES = {
+    "negative index": ([-1], "constant [1]", -1),
+    "scalar depth": ([0], "constant scalar", -1),
+    "along axis 0": ([1], "constant [1]", 0),
+    "depth read from a dynamic dim": ([0], "shape of x", -1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ONE_HOT_CASES))
+def test_one_hot_shapes_and_values_match_what_onnx_runtime_computes(case):
+    """A OneHot whose rows become a Tile's repeats: every dim the inference states, and the repeats it knows, are
+    what ONNX Runtime computes (a dynamic depth stays a symbol)."""
+    import onnxruntime as ort
+
+    index, depth_kind, axis = ONE_HOT_CASES[case]
+    const = lambda name, value: helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(value, np.int64)))  # noqa: E731
+    nodes = [const("index", index), const("values", [1, 2]), const("flat", [-1])]
+    if depth_kind == "shape of x":
+        nodes += [
+            helper.make_node("Shape", ["x"], ["x_shape"]),
+            const("axis1", [1]),
+            helper.make_node("Gather", ["x_shape", "axis1"], ["depth"]),
+        ]
+    else:
+        nodes.append(const("depth", [3] if depth_kind == "constant [1]" else 3))
+    nodes += [
+        helper.make_node("OneHot", ["index", "depth", "values"], ["hot"], axis=axis),
+        helper.make_node("Reshape", ["hot", "flat"], ["repeats"]),
+        helper.make_node("Tile", ["x", "repeats"], ["y"]),
+    ]
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 3, 2])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    inferred = symbolic_shapes.infer_symbolic_shapes(model)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    actual = session.run(None, {"x": np.zeros((4, 3, 2), np.float32)})[0].shape
+    dims = next([d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in inferred.graph.output)
+    assert len(dims) == len(actual)
+    assert all(d == a for d, a in zip(dims, actual) if isinstance(d, int))
+    if depth_kind != "shape of x":  # the repeats are known: only the batch stays a symbol
+        assert [d for d in dims if not isinstance(d, int)] and all(isinstance(d, int) for d in dims[1:])
 
 
 def test_an_incomplete_inference_leaves_no_files_behind(tmp_path, monkeypatch):

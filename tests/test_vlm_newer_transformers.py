@@ -11,7 +11,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_
 from QEfficient.transform.vision_adapters import NEWER_TRANSFORMERS, get_vision_adapter
 
 
-@pytest.mark.parametrize("model_type", ["llava_onevision1_5", "ovis2_5"])
+@pytest.mark.parametrize("model_type", sorted(NEWER_TRANSFORMERS))
 def test_image_features_equal_hfs_for_two_images_of_different_grids(model_type, tmp_path):
     """What the vision graph computes, in PyTorch, against HF's ``get_image_features``. LLaVA-OneVision-1.5: the
     class tokens follow the patches here (HF prepends one to each image). Ovis2.5: the patches in window order (the

@@ -4,11 +4,13 @@ Where the tool meets an output dimension it cannot compute, it invents a symbol,
 meet in a broadcast it records a merge and starts the whole graph over. Two operators send it there in
 every model that calls ``repeat_interleave`` (grouped KV heads in some attentions, the tokens of a
 mixture of experts): torch exports the repeats as a ``OneHot`` whose values the tool does not compute,
-so the ``Tile`` after it gets a fresh symbol per dimension, and the ``Flatten`` after that another. A
+so the ``Tile`` after it gets a fresh symbol per dimension, and so does the ``Flatten`` that follows a
+2-D input's ``Tile`` (a MoE's tokens; higher ranks end in a Reshape). A
 deep MoE graph then takes a pass over the whole graph per such node: most of its export time.
 
-``OneHot`` here gets its values when its inputs' values are known and only Reshapes (and Shapes) read it; ``Flatten``
-gets the products of its input's dimensions. The shapes inferred are the tool's own otherwise.
+``OneHot`` here gets its depth from a 1-element tensor, and its values when its inputs' values are known and only
+Reshapes (and Shapes) read it; ``Flatten`` gets the products of its input's dimensions. The shapes inferred are the
+tool's own otherwise.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from onnxruntime.tools import symbolic_shape_infer as ort_infer
 
 
 class _Inference(ort_infer.SymbolicShapeInference):
+    """The tool with its ``OneHot`` rule widened (a depth given as a 1-element tensor, values computed) and a
+    ``Flatten`` rule. Subgraphs (If, Loop, Scan bodies) are inferred by the tool's own class."""
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.dispatcher_["OneHot"] = self._infer_one_hot_values
+        self.dispatcher_["OneHot"] = self._infer_one_hot
         self.dispatcher_["Flatten"] = self._infer_flatten
         self._consumers: dict[str, set[str]] | None = None
 
@@ -35,20 +40,21 @@ class _Inference(ort_infer.SymbolicShapeInference):
                     self._consumers.setdefault(i, set()).add(node.op_type)
         return self._consumers.get(name, set())
 
-    def _infer_one_hot_values(self, node: onnx.NodeProto) -> None:
-        """One index, one-hot along the last axis: the row of ``depth`` values a repeat count makes.
-        Stored flat, as the Reshape to 1-D that reads it will have it."""
-        axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
-        indices, depth, values = (self._try_get_value(node, i) for i in range(3))
-        rank = self._get_shape_rank(node, 0) + 1
-        axis += rank if axis < 0 else 0
-        if depth is None:
-            self._set_shape(node, self._new_symbolic_shape(rank, node))
+    def _infer_one_hot(self, node: onnx.NodeProto) -> None:
+        """The tool's rule takes a scalar depth only (torch passes a 1-element tensor, which got a fresh symbol).
+        With one index (the row of ``depth`` values a repeat count makes; every other dim is 1, whatever the axis),
+        the values are stored flat, as the Reshape to 1-D that reads them will have them."""
+        depth = self._try_get_value(node, 1)
+        depth = None if depth is None else np.ravel(np.asarray(depth, dtype=object))
+        if depth is None or depth.size != 1 or not ort_infer.is_literal(depth[0]):
+            super()._infer_OneHot(node)
             return
-        depth = int(np.ravel(np.asarray(depth))[0])
+        depth = int(depth[0])
         shape = self._get_sympy_shape(node, 0)
-        self._set_shape(node, [*shape[:axis], depth, *shape[axis:]])
-        if axis != rank - 1 or indices is None or values is None or not self._consumer_types(node.output[0]) <= {"Reshape", "Shape"}:
+        axis = ort_infer.handle_negative_axis(ort_infer.get_attribute(node, "axis", -1), len(shape) + 1)
+        self._set_shape(node, [*shape[:axis], depth, *shape[axis:]], self.known_vi_[node.input[2]].type.tensor_type.elem_type)
+        indices, values = self._try_get_value(node, 0), self._try_get_value(node, 2)
+        if indices is None or values is None or not self._consumer_types(node.output[0]) <= {"Reshape", "Shape"}:
             return
         indices, values = np.ravel(np.asarray(indices, dtype=object)), list(np.ravel(np.asarray(values, dtype=object)))
         if indices.size != 1 or len(values) != 2 or not ort_infer.is_literal(indices[0]):
@@ -58,15 +64,14 @@ class _Inference(ort_infer.SymbolicShapeInference):
 
     def _infer_flatten(self, node: onnx.NodeProto) -> None:
         shape = self._get_sympy_shape(node, 0)
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        axis += len(shape) if axis < 0 else 0
+        axis = ort_infer.handle_negative_axis(ort_infer.get_attribute(node, "axis", 1), len(shape) + 1)
         new_shape = [sympy.Mul(*shape[:axis]), sympy.Mul(*shape[axis:])]
         self._set_shape(node, [int(d) if getattr(d, "is_Integer", False) else d for d in new_shape])
 
-    def _set_shape(self, node: onnx.NodeProto, sympy_shape: list) -> None:
+    def _set_shape(self, node: onnx.NodeProto, sympy_shape: list, elem_type: int | None = None) -> None:
         self._update_computed_dims(sympy_shape)
         vi = self.known_vi_[node.output[0]]
-        elem_type = vi.type.tensor_type.elem_type
+        elem_type = vi.type.tensor_type.elem_type if elem_type is None else elem_type
         vi.CopyFrom(helper.make_tensor_value_info(node.output[0], elem_type, ort_infer.get_shape_from_sympy_shape(sympy_shape)))
 
 

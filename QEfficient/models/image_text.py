@@ -251,7 +251,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             raise ValueError("Pass the tokenizer or the processor, to decode the output.")
         ids = self.adapter.prompt_ids(inputs, self.config)
         mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
-        vision_inputs = self.adapter.vision_inputs(inputs, self.img_size, self.config)
+        vision_inputs = self._vision_inputs(inputs)
         token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
         lang_path = self.qpc_paths["lang_qpc_path"] if self.kv_offload else self.qpc_paths
         if self._sessions is None:
@@ -271,6 +271,20 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         if stream:
             print_perf(info)
         return info
+
+    def _vision_inputs(self, inputs) -> dict[str, np.ndarray]:
+        """The adapter's host-side vision inputs. Prompts without an image, where the type's adapter needs one, are
+        refused with what to do instead of the error the missing inputs raise."""
+        try:
+            return self.adapter.vision_inputs(inputs, self.img_size, self.config)
+        except Exception as err:
+            if any("pixel_values" in name and value is not None and np.size(value) for name, value in inputs.items()):
+                raise
+            raise ValueError(
+                f"'{self.config.model_type}' takes prompts with images only here ({type(err).__name__}: {err}). Pass images= "
+                "(one per image placeholder), or run text-only prompts with transformers; docs/architectures_image_text.md "
+                "lists the types that also take text-only prompts."
+            ) from err
 
     def _process(self, processor, images, videos, prompts):
         """The processor's outputs for ``prompts`` with their images (one per prompt) and/or videos (frame lists)."""

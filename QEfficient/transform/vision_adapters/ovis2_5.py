@@ -7,8 +7,8 @@ Qwen2.5-VL's host side: the host orders the patches window by window (the embedd
 reordering before it is the same) and gives each patch's taps into the position table. HF feeds the visual
 tokenizer the last layer's output in that window order (not restored, and before the tower's final norm), so the
 image tokens take the features in window order here too. The image start and end tokens take the visual table's
-indicator rows instead of their text embeddings. HF replaces them when the prompt brings an image, and a prompt's
-always wrap one; a start or end token the model generates takes them too (HF's decode: the text embedding).
+indicator rows instead of their text embeddings. HF replaces them when the prompt brings an image, and in a prompt
+they always wrap one; a start or end token the model generates takes them too (HF's decode: the text embedding).
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ class Ovis2_5Adapter(CachePositionsRotary, Qwen2_5_VLAdapter):
         vc = config.vision_config
         return dataclasses.replace(super().for_config(config), table_side=vc.image_size // vc.patch_size)
 
+    def vision_tower(self, hf: nn.Module) -> nn.Module:
+        return hf.model.vision_tower
+
     def image_placeholder(self, processor) -> str:
         return processor.image_token  # the processor adds the image start and end tokens
 
@@ -41,6 +44,10 @@ class Ovis2_5Adapter(CachePositionsRotary, Qwen2_5_VLAdapter):
         from transformers.vision_utils import get_vision_interpolation_indices_and_weights, get_vision_position_ids
 
         merge = self.spatial_merge_size
+        if not len(grid):  # no image (HF's helpers need one)
+            taps = 16  # bicubic: 4 x 4 table entries per patch
+            empty = {"vision_position_ids": (2, np.int64), "interp_indices": (taps, np.int64), "interp_weights": (taps, np.float32)}
+            return {name: np.zeros((0, width), dtype) for name, (width, dtype) in empty.items()}
         indices, weights = get_vision_interpolation_indices_and_weights(
             grid, self.table_side, mode="bicubic", align_corners=False, spatial_merge_size=merge
         )
@@ -51,11 +58,10 @@ class Ovis2_5Adapter(CachePositionsRotary, Qwen2_5_VLAdapter):
         }
 
     def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
-        vc, adapter = config.vision_config, self.for_config(config)
+        adapter = self.for_config(config)
         grid = np.array([[1, 4, 4], [1, 2, 6]])  # two images of different grids
-        per_patch = vc.num_channels * vc.temporal_patch_size * vc.patch_size**2
         vision = {
-            "pixel_values": np.zeros((int(grid.prod(-1).sum()), per_patch), np.float32),
+            "pixel_values": np.zeros((int(grid.prod(-1).sum()), self.patch_width(config)), np.float32),
             **adapter._per_patch(torch.as_tensor(grid)),
             "_grid_thw": grid,
         }
@@ -105,9 +111,12 @@ class Ovis2_5Adapter(CachePositionsRotary, Qwen2_5_VLAdapter):
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         if inputs.get("pixel_values_videos") is not None:
             raise NotImplementedError("Ovis2.5: images only; videos are not supported yet.")
+        pixels = inputs.get("pixel_values")
+        if pixels is None:  # a text-only prompt: zero patches
+            pixels = np.zeros((0, self.patch_width(config)), np.float32)
         grid = torch.as_tensor(np.asarray(inputs.get("image_grid_thw", np.zeros((0, 3), np.int64)))).reshape(-1, 3)
         return {
-            "pixel_values": np.ascontiguousarray(np.asarray(inputs["pixel_values"], dtype=np.float32)),
+            "pixel_values": np.ascontiguousarray(np.asarray(pixels, dtype=np.float32)),
             **self._per_patch(grid),
             "_grid_thw": grid.numpy().astype(np.int64),
             "_tokens": (grid.prod(-1) // self.spatial_merge_size**2).numpy().astype(np.int64),

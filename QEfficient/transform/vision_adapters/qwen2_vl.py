@@ -85,7 +85,7 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
 
     def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
         vc = config.vision_config
-        per_patch = vc.in_channels * getattr(vc, "temporal_patch_size", 1) * vc.patch_size**2  # LLaVA-OneVision-1.5: no pairs
+        per_patch = self.patch_width(config)
         grid = torch.tensor([[1, 4, 4], [1, 2, 6]])  # two images of different grids
         from transformers.vision_utils import get_vision_position_ids
 
@@ -95,6 +95,12 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
             "vision_position_ids": get_vision_position_ids(grid, vc.spatial_merge_size),
             "image_segment": torch.repeat_interleave(torch.arange(2), grid.prod(-1)),
         }
+
+    def patch_width(self, config) -> int:
+        """Values per flattened patch (channels x frames x pixels) the vision graph takes."""
+        vc = config.vision_config
+        channels = getattr(vc, "in_channels", None) or vc.num_channels
+        return channels * getattr(vc, "temporal_patch_size", 1) * vc.patch_size**2  # LLaVA-OneVision-1.5: no frame pairs
 
     def image_placeholder(self, processor) -> str:
         return f"<|vision_start|>{processor.image_token}<|vision_end|>"
@@ -134,9 +140,11 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
         pixels, grid, interval, runs = self._units(inputs, config)
         grid = torch.as_tensor(grid)
         merge = config.vision_config.spatial_merge_size
+        positions = np.zeros((0, 2), np.int64)  # a text-only prompt: no grid (HF's helper needs one)
+        positions = get_vision_position_ids(grid, merge).numpy().astype(np.int64) if len(grid) else positions
         return {
             "pixel_values": np.ascontiguousarray(pixels),
-            "vision_position_ids": get_vision_position_ids(grid, merge).numpy().astype(np.int64),
+            "vision_position_ids": positions,
             "_grid_thw": grid.numpy().astype(np.int64),
             "_tokens": (grid.prod(-1) // merge**2).numpy().astype(np.int64),
             "_time_interval": interval,
@@ -152,7 +160,7 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
 
         def part(pixels, grid) -> tuple[np.ndarray, np.ndarray]:
             grid = np.zeros((0, 3), np.int64) if grid is None else np.asarray(grid, np.int64).reshape(-1, 3)
-            return np.zeros((0, 0), np.float32) if pixels is None else np.asarray(pixels, np.float32), grid
+            return np.zeros((0, self.patch_width(config)), np.float32) if pixels is None else np.asarray(pixels, np.float32), grid
 
         pixels, grid = part(inputs.get("pixel_values"), inputs.get("image_grid_thw"))
         videos = inputs.get("pixel_values_videos")
