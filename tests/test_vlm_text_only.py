@@ -1,4 +1,4 @@
-"""A prompt without an image: the Qwen2-VL family runs it as HF does (no vision units), in both layouts; a type whose
+"""A prompt without an image: the Qwen2-VL and Qwen3-VL families run it as HF does (no vision units), in both layouts; a type whose
 adapter needs images says so and what to do, instead of failing on the missing inputs."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ TEXT = "Describe the sea in a few words"
 
 
 @pytest.mark.parametrize("kv_offload", [True, False])
-def test_a_text_only_prompt_equals_hf(kv_offload, tmp_path):
-    build, _ = BUILDERS["qwen2_vl"]
-    folder = build(tmp_path / "qwen2_vl")
+@pytest.mark.parametrize("model_type", ["qwen2_vl", "qwen3_vl"])  # no grid: positions; no grid: position-table taps
+def test_a_text_only_prompt_equals_hf(model_type, kv_offload, tmp_path):
+    build, _ = BUILDERS[model_type]
+    folder = build(tmp_path / model_type)
     processor = AutoProcessor.from_pretrained(folder)
     inputs = processor(text=[TEXT], return_tensors="pt")
     ref = hf_greedy(folder, inputs, 6)

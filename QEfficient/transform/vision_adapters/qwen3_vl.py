@@ -73,6 +73,8 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
     def _interpolation(self, grid: torch.Tensor, vc) -> tuple[torch.Tensor, torch.Tensor]:
         from transformers.vision_utils import get_vision_interpolation_indices_and_weights
 
+        if not len(grid):  # a text-only prompt (HF's helper needs a grid): no taps; bilinear reads 4 per patch
+            return torch.zeros((0, 4), dtype=torch.int64), torch.zeros((0, 4), dtype=torch.float32)
         return get_vision_interpolation_indices_and_weights(
             grid, int(vc.num_position_embeddings**0.5), mode="bilinear", align_corners=True, spatial_merge_size=vc.spatial_merge_size
         )
