@@ -1,37 +1,73 @@
-"""A prompt without an image: the Qwen2-VL and Qwen3-VL families run it as HF does (no vision units), in both layouts; a type whose
-adapter needs images says so and what to do, instead of failing on the missing inputs."""
+"""A prompt without an image runs as in HF, which skips its vision tower: every type's graphs take vision inputs
+holding zero images (the Qwen2-VL and Qwen3-VL families build theirs on the host), in both layouts, alone, in a batch
+with a prompt that has an image, and through continuous batching."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from transformers import AutoProcessor
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from QEfficient import QEFFAutoModelForImageTextToText
-from tests.image_text_sweep import BUILDERS, hf_greedy
+from tests.image_text_sweep import BUILDERS, hf_greedy, image
 
 TEXT = "Describe the sea in a few words"
+N = 6
+
+# the host side each exercises: Qwen2-VL's and Qwen3-VL's own (no grid), the graphs' zero-image inputs read from the
+# session for a plain tower (llava), tiles (llava_next), grids (kimi_k25), cross-attention (mllama; idefics, whose
+# processor gives an all-zero image), and Ovis2's visual indicators, which keep their text embeddings without an image
+TYPES = ["qwen2_vl", "qwen3_vl", "llava", "llava_next", "kimi_k25", "mllama", "idefics", "ovis2"]
 
 
 @pytest.mark.parametrize("kv_offload", [True, False])
-@pytest.mark.parametrize("model_type", ["qwen2_vl", "qwen3_vl"])  # no grid: positions; no grid: position-table taps
+@pytest.mark.parametrize("model_type", TYPES)
 def test_a_text_only_prompt_equals_hf(model_type, kv_offload, tmp_path):
-    build, _ = BUILDERS[model_type]
-    folder = build(tmp_path / model_type)
+    folder = BUILDERS[model_type][0](tmp_path / model_type)
     processor = AutoProcessor.from_pretrained(folder)
     inputs = processor(text=[TEXT], return_tensors="pt")
-    ref = hf_greedy(folder, inputs, 6)
+    ref = hf_greedy(folder, inputs, N)
     model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload)
     model.compile(prefill_seq_len=8, ctx_len=128, num_cores=1)
-    info = model.generate(inputs={k: v.numpy() for k, v in inputs.items()}, processor=processor, generation_len=6, stream=False)
+    info = model.generate(inputs={k: v.numpy() for k, v in inputs.items()}, processor=processor, generation_len=N, stream=False)
+    assert info.generated_ids[0][0][: len(ref)].tolist() == ref
+    # the same through processor= and prompts=, without images=
+    info = model.generate(processor=processor, prompts=[TEXT], generation_len=N, stream=False)
     assert info.generated_ids[0][0][: len(ref)].tolist() == ref
 
 
-def test_a_type_that_needs_images_refuses_a_text_only_prompt_clearly(tmp_path):
-    build, _ = BUILDERS["llava"]
-    folder = build(tmp_path / "llava")
+def _hf_batch(folder, inputs) -> list[list[int]]:
+    hf = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
+    with torch.no_grad():
+        out = hf.generate(**inputs, do_sample=False, max_new_tokens=N, pad_token_id=0)
+    return out[:, inputs["input_ids"].shape[1] :].tolist()
+
+
+@pytest.mark.parametrize("continuous_batching", [False, True])
+@pytest.mark.parametrize("kv_offload", [True, False])
+def test_a_batch_of_a_prompt_with_an_image_and_one_without(kv_offload, continuous_batching, tmp_path):
+    folder = BUILDERS["llava"][0](tmp_path / "llava")
     processor = AutoProcessor.from_pretrained(folder)
-    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=True)
+    prompts = [BUILDERS["llava"][1], TEXT]
+    inputs = processor(images=[image(0)], text=prompts, return_tensors="pt", padding=True)
+    # each prompt alone in HF (a batch pads on the left there, on the right here)
+    refs = [
+        _hf_batch(folder, processor(images=[image(0)], text=[prompts[0]], return_tensors="pt"))[0],
+        _hf_batch(folder, processor(text=[prompts[1]], return_tensors="pt"))[0],
+    ]
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload, continuous_batching=continuous_batching)
+    model.compile(prefill_seq_len=8, ctx_len=128, num_cores=1, batch_size=2, **({"full_batch_size": 2} if continuous_batching else {}))
+    info = model.generate(inputs={k: v.numpy() for k, v in inputs.items()}, processor=processor, generation_len=N, stream=False)
+    rows = [row for batch in info.generated_ids for row in np.atleast_2d(batch)]  # [batch, n] each, or one per prompt
+    assert [row[:N].tolist() for row in rows] == refs
+
+
+def test_a_prompt_with_an_image_token_and_no_image_is_refused_clearly(tmp_path):
+    folder = BUILDERS["llava"][0](tmp_path / "llava")
+    processor = AutoProcessor.from_pretrained(folder)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder)
     model.compile(prefill_seq_len=8, ctx_len=128, num_cores=1)
-    inputs = {k: v.numpy() for k, v in processor(text=[TEXT], return_tensors="pt").items()}
-    with pytest.raises(ValueError, match="'llava' takes prompts with images only here .*Pass images="):
-        model.generate(inputs=inputs, processor=processor, generation_len=4, stream=False)
+    inputs = {k: v.numpy() for k, v in processor.tokenizer([BUILDERS["llava"][1]], return_tensors="pt").items()}
+    with pytest.raises(ValueError, match="hold image tokens but no images were given: pass images="):
+        model.generate(inputs=inputs, processor=processor, generation_len=N, stream=False)

@@ -28,6 +28,9 @@ CONV_STATE = "conv_state"
 SSM_STATE = "ssm_state"
 LORA_IDS = "lora_ids"
 CTX_LEN_AXIS = "ctx_len"  # the symbolic length of the KV cache inputs and outputs (axis 2)
+# every input a vision-language model's language graph may have besides its cache and recurrent states; in the
+# one-graph layout the rest are the vision branch's
+LANGUAGE_SIDE_INPUTS = frozenset({INPUT_IDS, POSITION_IDS, VISION_EMBEDS, IMAGE_IDX, ROPE_POSITION_IDS, CROSS_ATTENTION_MASK})
 
 
 def lora_table_names(module: str) -> tuple[str, str]:

@@ -36,7 +36,7 @@ class ImageTextBatchingEngine(ContinuousBatchingEngine):
     def _prefill_request(self, slot: int, request: Request) -> np.ndarray:
         vision = request.extra["vision"]
         if not self._decode_bound and self.cross_rows is None:  # decode runs on the whole-cache binding: text only, bound once
-            inputs, outputs = self.prefiller.decode_inputs(self.session.batch_size, vision)
+            inputs, outputs = self.prefiller.decode_inputs(self.session.batch_size)
             self.session.bind_inputs(**inputs)
             if outputs:
                 self.session.bind_outputs(**outputs)
@@ -47,7 +47,7 @@ class ImageTextBatchingEngine(ContinuousBatchingEngine):
         if self.cross_rows is not None:  # this row's images, for every later decode step
             self.cross_rows[slot] = self.prefiller.cross_embeds.reshape(self.cross_rows.shape[1:])
             self.cross_masks[slot] = self.prefiller.cross_mask[0]
-            inputs, outputs = self.prefiller.decode_inputs(self.session.batch_size, vision, self.cross_rows, self.cross_masks)
+            inputs, outputs = self.prefiller.decode_inputs(self.session.batch_size, self.cross_rows, self.cross_masks)
             self.session.bind_inputs(**inputs)
             self.session.bind_outputs(**outputs)
         if rope is not None:

@@ -27,6 +27,11 @@ from QEfficient.export.graph_specs import CROSS_ATTENTION_MASK, IMAGE_IDX, RETAI
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.text_generation import PromptTooLongError, TextGeneration, average_metrics, prefill
 
+# image_idx of a step without images (decode; a call whose prompts hold none), bound with one placeholder row:
+# an image token the model generates is then text (its row index is past the rows), and so the graph tells such
+# steps from those of prompts with images (image_idx <= their rows), as Ovis2's visual indicators need
+TEXT_ONLY_IMAGE_IDX = 2
+
 # A prompt's multimodal rotary positions [k, len] and decode offset, from its tokens and its own
 # vision units (generation/mrope.py); None where rotary positions are the cache positions.
 PromptRope = Callable[[list[int], dict[str, np.ndarray]], tuple[np.ndarray, int]]
@@ -77,6 +82,8 @@ class ImagePrefill:
     pad_id: int
     one_graph: bool
     max_images: int = 1  # cross-attention models: image slots per sequence (compile(max_num_images=...))
+    # one graph: its vision inputs holding zero images (its vision branch then passes vision_embeds through)
+    no_images: dict[str, np.ndarray] = field(default_factory=dict)
     # cross-attention models: the image rows the last call's sequences used, and the tiles their decode
     # steps attend (each prompt's last mask row, as HF generate repeats it), kept bound for decode
     cross_embeds: np.ndarray | None = field(default=None, init=False)
@@ -100,7 +107,7 @@ class ImagePrefill:
         return chunk, [image_block_columns(t, block, chunk) for t in token_lists]
 
     def decode_inputs(
-        self, rows: int, vision: dict[str, np.ndarray], cross_embeds: np.ndarray | None = None, cross_mask: np.ndarray | None = None
+        self, rows: int, cross_embeds: np.ndarray | None = None, cross_mask: np.ndarray | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(inputs, outputs) that mean "text only" for decode steps: one zero embedding keeps the input bound.
         Cross-attention models keep each sequence's image rows and decode mask (``cross_embeds``,
@@ -111,12 +118,11 @@ class ImagePrefill:
             inputs = {VISION_EMBEDS: embeds, IMAGE_IDX: np.ones((rows, 1), np.int64), CROSS_ATTENTION_MASK: mask}
             outputs = {RETAINED_EMBEDS: embeds}
         else:
-            # image_idx past the one placeholder row: an image token the model generates is embedded as text
-            inputs = {VISION_EMBEDS: self.placeholder, IMAGE_IDX: np.ones((rows, 1), np.int64)}
+            inputs = {VISION_EMBEDS: self.placeholder, IMAGE_IDX: np.full((rows, 1), TEXT_ONLY_IMAGE_IDX, np.int64)}
             outputs = {RETAINED_EMBEDS: np.zeros_like(self.placeholder)}
         if not self.one_graph:
             return inputs, {}
-        return {**self.adapter.empty_vision_inputs(vision), **inputs}, outputs
+        return {**self.no_images, **inputs}, outputs
 
     def __call__(self, target, token_lists, rows_vision, embeds, rope) -> np.ndarray:
         """Next-token logits of each row. ``rows_vision``: each row's own vision units; ``embeds``: the
@@ -129,7 +135,6 @@ class ImagePrefill:
         vision = _concat_units(rows_vision)
         n_units = len(vision["_tokens"])
         graph_vision = self.adapter.graph_inputs(vision) if self.one_graph and n_units else {}
-        empty = self.adapter.empty_vision_inputs(vision) if self.one_graph else {}
         state = {"first": True, "out": None}
         cross_masks = None
         if self.adapter.cross_attention:  # HF's per-token image tiles of each prompt [len, images, tiles]
@@ -141,8 +146,12 @@ class ImagePrefill:
             if cross_masks is not None:
                 chunk_mask = np.stack([np.where((p >= 0)[:, None, None], m[np.maximum(p, 0)], 0) for p, m in zip(pos, cross_masks)])
                 target.bind_inputs(**{CROSS_ATTENTION_MASK: chunk_mask})
-            # cross-attention models: whether the sequence has seen its image; others: the row of the next image embedding
-            first = np.zeros_like(first_row) if self.adapter.cross_attention else first_row
+            # cross-attention models: whether the sequence has seen its image; others: the row of the next image
+            # embedding, or TEXT_ONLY_IMAGE_IDX where no prompt of the call holds an image
+            if self.adapter.cross_attention:
+                first = np.zeros_like(first_row)
+            else:
+                first = first_row if counts.sum() else np.full_like(first_row, TEXT_ONLY_IMAGE_IDX)
             idx = np.array([[first[r] + seen_before[r][s]] for r, s in enumerate(start)], dtype=np.int64)
             if rope is not None:
                 target.bind_inputs(**{ROPE_POSITION_IDS: rope_positions(rope, pos, prefill=True)})
@@ -159,7 +168,7 @@ class ImagePrefill:
             else:
                 fed_back = self.placeholder if state["out"] is None else state["out"].copy()
                 state["out"] = np.zeros_like(fed_back)
-                target.bind_inputs(**empty, **{VISION_EMBEDS: fed_back, IMAGE_IDX: idx})
+                target.bind_inputs(**self.no_images, **{VISION_EMBEDS: fed_back, IMAGE_IDX: idx})
                 target.bind_outputs(**{RETAINED_EMBEDS: state["out"]})
             state["first"] = False
             return target.run(ids, pos)
@@ -196,7 +205,7 @@ class ImageTextGeneration(TextGeneration):
     def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:
         self._rope = prompt_rope(self.prompt_rope, token_lists, self._rows_vision)
         logits = self.prefiller(self.session, token_lists, self._rows_vision, self._embeds, self._rope)
-        inputs, outputs = self.prefiller.decode_inputs(self.batch_size, _concat_units(self._rows_vision))
+        inputs, outputs = self.prefiller.decode_inputs(self.batch_size)
         self.session.bind_inputs(**inputs)
         if outputs:
             self.session.bind_outputs(**outputs)
@@ -243,7 +252,10 @@ def prepare_images(
             f"The prompts hold {image_tokens.sum()} image tokens but the images give {unit_tokens.tolist()}: one image per placeholder."
         )
     row_units = np.r_[0, np.searchsorted(unit_end, np.cumsum(image_tokens), side="right")]  # units used up to each row's end
-    rows_vision = [adapter.select_units(vision_inputs, np.arange(row_units[r], row_units[r + 1])) for r in range(len(token_lists))]
+    if len(unit_tokens):
+        rows_vision = [adapter.select_units(vision_inputs, np.arange(row_units[r], row_units[r + 1])) for r in range(len(token_lists))]
+    else:  # no image in any prompt: each row takes the inputs that hold none as they are
+        rows_vision = [vision_inputs] * len(token_lists)
     padded_vision = rows_vision
     if adapter.cross_attention:  # checked before any graph runs
         padded_vision = [adapter.pad_image_slots(v, prefiller.max_images, r) for r, v in enumerate(rows_vision)]

@@ -31,7 +31,7 @@ from QEfficient.generation.text_generation import eos_token_ids
 from QEfficient.generation.text_generation_inference import resolve_sampling
 from QEfficient.loading.hf_loader import resolve_model_path, with_load_defaults
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk, recurrent_state_manifest
-from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
+from QEfficient.runtime.ort_session import no_image_inputs, open_artifact_session, open_kv_session
 from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
 from QEfficient.utils.checks import check_generation_len, check_positive
@@ -251,12 +251,12 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             raise ValueError("Pass the tokenizer or the processor, to decode the output.")
         ids = self.adapter.prompt_ids(inputs, self.config)
         mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
-        vision_inputs = self._vision_inputs(inputs)
         token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
         lang_path = self.qpc_paths["lang_qpc_path"] if self.kv_offload else self.qpc_paths
         if self._sessions is None:
             vision = self.kv_offload and open_artifact_session(self.qpc_paths["vision_qpc_path"], self._num_cores, spin=False)
             self._sessions = (open_kv_session(lang_path, self._num_cores), vision or None)
+        vision_inputs = self._vision_inputs(inputs, token_lists)
         qconfig = read_artifact(lang_path)
         tokenizer = right_padding(tokenizer)
         eos = eos_token_ids(tokenizer, self.hf.generation_config)
@@ -272,23 +272,26 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             print_perf(info)
         return info
 
-    def _vision_inputs(self, inputs) -> dict[str, np.ndarray]:
-        """The adapter's host-side vision inputs. Prompts without an image, where the type's adapter needs one, are
-        refused with what to do instead of the error the missing inputs raise."""
+    def _vision_inputs(self, inputs, token_lists: list[list[int]]) -> dict[str, np.ndarray]:
+        """The adapter's host-side vision inputs. Prompts that hold no image token, where the adapter needs images, get
+        the graphs' vision inputs holding zero images: HF runs them without its vision tower."""
         try:
             return self.adapter.vision_inputs(inputs, self.img_size, self.config)
         except Exception as err:
-            if any("pixel_values" in name and value is not None and np.size(value) for name, value in inputs.items()):
+            if any(np.isin(tokens, self.lang_model.image_token_id).any() for tokens in token_lists):
+                if not any("pixel_values" in name and value is not None and np.size(value) for name, value in inputs.items()):
+                    raise ValueError(
+                        "The prompts hold image tokens but no images were given: pass images= (one per image placeholder) "
+                        "or inputs=processor(images=..., text=...)."
+                    ) from err
                 raise
-            raise ValueError(
-                f"'{self.config.model_type}' takes prompts with images only here ({type(err).__name__}: {err}). Pass images= "
-                "(one per image placeholder), or run text-only prompts with transformers; docs/architectures_image_text.md "
-                "lists the types that also take text-only prompts."
-            ) from err
+        return {**no_image_inputs(*self._sessions), "_tokens": np.zeros(0, np.int64)}
 
     def _process(self, processor, images, videos, prompts):
         """The processor's outputs for ``prompts`` with their images (one per prompt) and/or videos (frame lists)."""
         if videos is None:
+            if processor is not None and images is None and prompts is not None:  # text-only prompts
+                return processor(text=list(prompts), return_tensors=self.adapter.processor_tensors, padding=True)
             if processor is None or images is None or prompts is None or len(images) != len(prompts):
                 raise ValueError("Pass inputs=processor(...) or processor=, images= and prompts= (an image or a list per prompt).")
             return processor(
@@ -314,6 +317,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
             one_graph=not self.kv_offload,
             max_images=qconfig["compile_params"].get("max_num_images", 1),
+            no_images={} if self.kv_offload else no_image_inputs(*self._sessions),
         )
 
     def _generate_continuous(

@@ -25,7 +25,7 @@ import numpy as np
 import onnxruntime as ort
 
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
-from QEfficient.export.graph_specs import INPUT_IDS, LOGITS, POSITION_IDS, past_names, retained
+from QEfficient.export.graph_specs import INPUT_IDS, LANGUAGE_SIDE_INPUTS, LOGITS, POSITION_IDS, past_names, retained
 from QEfficient.runtime.cpu_features import X64_QUANT_PRECISION, int8_pair_sums_saturate
 from QEfficient.runtime.resident_memory import reclaiming_mapped_pages, release_mapped_pages, return_freed_heap
 
@@ -124,6 +124,37 @@ def open_kv_session(qpc_path: str | os.PathLike, num_cores: int | None = None, s
         states=qconfig.get("states"),
         state_dtype=qconfig.get("state_dtype", "float32"),
     )
+
+
+# ONNX Runtime's input type names -> numpy dtypes, for the inputs a graph may take from the host
+_ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(bool)": np.bool_,
+}
+
+
+def zero_size_inputs(session: ort.InferenceSession, skip: set[str] = frozenset()) -> dict[str, np.ndarray]:
+    """Empty arrays for every input of ``session`` not in ``skip``: each input's dtype and fixed dims, every
+    dynamic dim 0 (a vision graph's inputs holding no image)."""
+    return {
+        arg.name: np.zeros([d if isinstance(d, int) else 0 for d in arg.shape], _ORT_DTYPES[arg.type])
+        for arg in session.get_inputs()
+        if arg.name not in skip
+    }
+
+
+def no_image_inputs(language: KVCacheSession, vision: ort.InferenceSession | None) -> dict[str, np.ndarray]:
+    """The vision inputs of a vision-language model, holding no image: the vision graph's (two graphs), or the
+    one graph's inputs that are not the language side's (its vision branch's, which then does not run)."""
+    if vision is not None:
+        return zero_size_inputs(vision)
+    return zero_size_inputs(language.session, {*LANGUAGE_SIDE_INPUTS, *language.names, *language.states})
 
 
 def window_ladder(ctx_len: int) -> list[int]:

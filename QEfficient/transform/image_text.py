@@ -90,15 +90,17 @@ class QEffImageTextDecoder(nn.Module):
             return (logits, image_idx + is_image.sum(dim=1, keepdim=True), *retained)
         rows = vision_embeds.reshape(-1, vision_embeds.shape[-1])  # every image of the batch, in order
         # the k-th image token of a row takes image row image_idx + k; one past the rows given is text, as HF embeds an
-        # image token the model generates (decode binds one placeholder row and image_idx 1)
+        # image token the model generates. A step without images (decode, a call whose prompts hold none) binds one
+        # placeholder row and image_idx 2 (generation's TEXT_ONLY_IMAGE_IDX): with images, image_idx <= the rows.
         index = torch.cumsum(is_image.to(torch.int64), dim=1) - 1 + image_idx
+        with_images = image_idx <= rows.shape[0]
         takes_row = is_image & (index < rows.shape[0])
         # a prompt's image token may lie outside the text vocabulary (Gemma3): never look it up
         text_ids = torch.where(takes_row, torch.zeros_like(input_ids), input_ids)
         if self.image_token_text_id is not None:
             text_ids = torch.where(is_image & ~takes_row, torch.full_like(input_ids, self.image_token_text_id), text_ids)
         embeds = self.lm.base.get_input_embeddings()(text_ids)
-        embeds = self.vision_adapter.text_embeddings(self.hf, input_ids, embeds)
+        embeds = self.vision_adapter.text_embeddings(self.hf, input_ids, embeds, with_images)
         index = index.clamp(min=0, max=rows.shape[0] - 1)
         image_rows, image_kwargs = self.vision_adapter.image_token_rows(takes_row, rows[index].to(embeds.dtype), embeds.shape[-1])
         merged = torch.where(takes_row.unsqueeze(-1), image_rows, embeds)

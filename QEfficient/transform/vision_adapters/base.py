@@ -103,9 +103,10 @@ class VisionLanguageAdapter:
         """Keyword arguments for the text model made from the extra decoder inputs."""
         return {}
 
-    def text_embeddings(self, hf: nn.Module, input_ids: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
+    def text_embeddings(self, hf: nn.Module, input_ids: torch.Tensor, embeds: torch.Tensor, with_images: torch.Tensor) -> torch.Tensor:
         """The input embeddings of the non-image tokens [B, S, hidden] (the text model's, unless the model gives
-        some special tokens embeddings of its own: Ovis2's visual indicators)."""
+        some special tokens embeddings of its own: Ovis2's visual indicators). ``with_images`` [B, 1]: whether the
+        step is a prefill of prompts that hold images (HF's steps that get ``pixel_values``)."""
         return embeds
 
     def text_kwargs(self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor, takes_row: torch.Tensor) -> dict[str, Any]:
@@ -188,7 +189,3 @@ class VisionLanguageAdapter:
 
     def graph_inputs(self, vision: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {name: value for name, value in vision.items() if not name.startswith("_")}
-
-    def empty_vision_inputs(self, vision: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Inputs that mean "no image in this step" for the one-graph layout (zero units)."""
-        return {name: np.zeros((0, *value.shape[1:]), value.dtype) for name, value in self.graph_inputs(vision).items()}

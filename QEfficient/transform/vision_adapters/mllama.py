@@ -203,7 +203,7 @@ class MllamaAdapter(VisionLanguageAdapter):
         if (per_prompt == 0).any():
             raise ValueError(
                 f"{type(self).__name__[: -len('Adapter')]} takes at least one image per prompt (an image token each); the "
-                f"prompts have {per_prompt.tolist()}: run text-only prompts with transformers' generate."
+                f"prompts have {per_prompt.tolist()}: give the prompts without an image a generate() call of their own."
             )
         pixels = np.asarray(inputs["pixel_values"], dtype=np.float32)
         if pixels.shape[-1] != img_size or pixels.shape[-2] != img_size:

@@ -7,8 +7,8 @@ Qwen2.5-VL's host side: the host orders the patches window by window (the embedd
 reordering before it is the same) and gives each patch's taps into the position table. HF feeds the visual
 tokenizer the last layer's output in that window order (not restored, and before the tower's final norm), so the
 image tokens take the features in window order here too. The image start and end tokens take the visual table's
-indicator rows instead of their text embeddings. HF replaces them when the prompt brings an image, and in a prompt
-they always wrap one; a start or end token the model generates takes them too (HF's decode: the text embedding).
+indicator rows instead of their text embeddings in a step given images (HF's prefill of a prompt with one); a
+start or end token the model generates, or in a prompt without images, keeps its text embedding, as in HF.
 """
 
 from __future__ import annotations
@@ -99,12 +99,12 @@ class Ovis2_5Adapter(CachePositionsRotary, Qwen2_5_VLAdapter):
             x = _siglip_rotary_block(layer, x, cos, sin, same[kind], apply_rotary=apply_rotary_pos_emb_vision)
         return hf.model.multi_modal_projector(x).unsqueeze(0)
 
-    def text_embeddings(self, hf: nn.Module, input_ids: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
+    def text_embeddings(self, hf: nn.Module, input_ids: torch.Tensor, embeds: torch.Tensor, with_images: torch.Tensor) -> torch.Tensor:
         projector, config = hf.model.multi_modal_projector, hf.config
         table = projector.visual_embeddings_table.weight  # [hidden, visual vocabulary]: a row is a column here
         indicators = projector.visual_tokenizer.visual_indicator_token_ids
         for token, indicator in zip((config.image_start_token_id, config.image_end_token_id), indicators[:2]):
-            embeds = torch.where((input_ids == token).unsqueeze(-1), table[:, indicator].to(embeds.dtype), embeds)
+            embeds = torch.where(((input_ids == token) & with_images).unsqueeze(-1), table[:, indicator].to(embeds.dtype), embeds)
         return embeds
 
     # --- host side -----------------------------------------------------------------------------
