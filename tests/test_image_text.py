@@ -105,6 +105,12 @@ def test_cli_runs_a_tiny_vlm(llava_dir, tmp_path, qeff_home):
     )
     assert res.returncode == 0, res.stderr
     assert "Vision encoder time is=" in res.stdout and "Completion :" in res.stdout
+    # without an image the same command runs the prompt alone, as HF does (tests/test_vlm_text_only.py: its tokens)
+    args = [sys.executable, "-m", "QEfficient.cloud.infer", "--model_name", str(llava_dir), "--prompt", "What is this?"]
+    args += ["--prompt_len", "8", "--ctx_len", "64", "--generation_len", "6", "--num_cores", "1"]
+    res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "Prompt : What is this?" in res.stdout and "<image>" not in res.stdout and "Completion :" in res.stdout
 
 
 def test_two_images_in_one_prompt(llava_dir):

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("--no-chat", "--no_chat", dest="chat", action="store_false")
     add_argument(p, "no_stream", action="store_true", help="do not stream the text of batch-1 runs")
-    add_argument(p, "image_path", default=None, help="an image: runs the model as a vision-language model (one image for every prompt)")
+    add_argument(p, "image_path", default=None, help="an image for every prompt (vision-language models; without one: text only)")
     add_argument(p, "image_url", default=None, help="an image's http(s):// or file:// URL (instead of --image_path)")
     add_argument(p, "img_size", type=int, default=None, help="vision-language models: the image size to compile for")
     add_argument(p, "audio_path", default=None, help="a 16 kHz WAV file: transcribes it with a speech model (Whisper)")
@@ -81,16 +81,17 @@ def apply_chat_template(tokenizer, prompts: list[str]) -> list[str]:
     return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
 
 
-def image_prompt(processor, adapter, prompt: str) -> str:
-    """The prompt with its image: through the processor's chat template when it has one, else with the
-    model's image placeholder put first unless the prompt already holds it."""
-    placeholder = adapter.image_placeholder(processor)
-    if placeholder in prompt:
+def image_prompt(processor, adapter, prompt: str, with_image: bool = True) -> str:
+    """The prompt with its image (or without one): through the processor's chat template when it has one, else
+    with the model's image placeholder put first unless the prompt already holds it."""
+    placeholder = adapter.image_placeholder(processor) if with_image else None
+    if placeholder is not None and placeholder in prompt:
         return prompt
     if getattr(processor, "chat_template", None):
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+        content = [{"type": "image"}] if with_image else []
+        messages = [{"role": "user", "content": [*content, {"type": "text", "text": prompt}]}]
         return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return f"{placeholder} {prompt}"
+    return f"{placeholder} {prompt}" if with_image else prompt
 
 
 def load_image(image_path: str | None = None, image_url: str | None = None, timeout: float = 30.0):
@@ -131,7 +132,7 @@ def _is_vision_language(model_name: str, gguf_file: str | None, cache_dir: str |
 
 
 def run_image_text(model_name: str, image, prompts: list[str], img_size: int | None, compile_options: dict, generation_len: int | None):
-    """An image with every prompt, through the vision-language class and the model's processor."""
+    """An image with every prompt (none: text-only prompts), through the vision-language class and the model's processor."""
     from QEfficient import QEFFAutoModelForImageTextToText
     from QEfficient.utils.tokenizer import load_hf_processor
 
@@ -141,8 +142,9 @@ def run_image_text(model_name: str, image, prompts: list[str], img_size: int | N
         processor = load_hf_processor(model.local_model_dir)
     with step("Exporting and compiling the vision and language graphs (cached)"):
         model.compile(img_size, **compile_options)
-    prompts = [image_prompt(processor, model.adapter, p) for p in prompts]
-    info = model.generate(processor=processor, images=[image] * len(prompts), prompts=prompts, generation_len=generation_len)
+    prompts = [image_prompt(processor, model.adapter, p, with_image=image is not None) for p in prompts]
+    images = None if image is None else [image] * len(prompts)
+    info = model.generate(processor=processor, images=images, prompts=prompts, generation_len=generation_len)
     for prompt, text in zip(prompts, info.texts):
         print(f"\nPrompt : {prompt}\nCompletion : {text}")
     return info
@@ -297,8 +299,8 @@ def infer(
             image = load_image(image_path, image_url)
             return run_image_text(model_name, image, prompts, img_size, decoder_compile_options, generation_len)
         warnings.warn(f"'{model_name}' is not a vision-language model: the image arguments are skipped.", UserWarning, stacklevel=2)
-    elif vision_language:
-        raise ValueError(f"'{model_name}' is a vision-language model: pass an image with --image_path or --image_url.")
+    elif vision_language:  # text-only prompts, as HF runs them (no vision tower)
+        return run_image_text(model_name, None, prompts, img_size, decoder_compile_options, generation_len)
 
     if not gguf_file:
         tokenizer_folder(model_name, cache_dir)  # a missing tokenizer fails now, not after the export
