@@ -305,8 +305,9 @@ def table(results: list[Result]) -> str:
         "unlimited_ocr, video_llama_3, video_llava and vipllava; with transformers 5.25 also llava_onevision1_5 and ovis2_5.",
         "HF's own model or processor takes no prompt without an image for blip-2, got_ocr2, instructblip, kosmos-2.5,",
         "paligemma, pix2struct, pp_chart2table and vision-encoder-decoder (and fails on the tiny llama4, mistral4 and",
-        "shieldgemma2). Ovis2's and Ovis2.5's visual indicator tokens take the indicator embeddings only in a prefill of",
-        "prompts with images, as in HF: in a prompt without one, or when the model generates them, they are text.",
+        "shieldgemma2). As in HF, Ovis2's and Ovis2.5's visual indicator tokens take the indicator embeddings, and",
+        "ERNIE-4.5-VL's image start and end and video tokens go to the vision experts, only in a prefill of prompts with",
+        "images: in a prompt without one, or when the model generates them, they are text (tests/test_vlm_generated_image_token.py).",
         "",
         f"{len(results)} types; HF ran {ran} tiny models; token-exact in both layouts: {counts['token-exact']} "
         f"({100 * counts['token-exact'] // max(ran, 1)} % of those HF ran). " + ", ".join(f"{s}: {c}" for s, c in counts.items()),

@@ -109,9 +109,12 @@ class VisionLanguageAdapter:
         step is a prefill of prompts that hold images (HF's steps that get ``pixel_values``)."""
         return embeds
 
-    def text_kwargs(self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor, takes_row: torch.Tensor) -> dict[str, Any]:
+    def text_kwargs(
+        self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor, takes_row: torch.Tensor, with_images: torch.Tensor
+    ) -> dict[str, Any]:
         """Keyword arguments for the text model made from the ids (Gemma 4's per-layer inputs); none by default.
-        ``is_image``: every image token; ``takes_row``: those that take an image row (not one the model generated)."""
+        ``is_image``: every image token; ``takes_row``: those that take an image row (not one the model generated);
+        ``with_images`` [B, 1]: as for ``text_embeddings``."""
         return {}
 
     def image_token_text_id(self, config) -> int | None:

@@ -62,7 +62,9 @@ class Gemma4Adapter(VisionLanguageAdapter):
     def image_token_text_id(self, config) -> int | None:
         return config.text_config.pad_token_id  # HF embeds every multimodal token as padding
 
-    def text_kwargs(self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor, takes_row: torch.Tensor) -> dict[str, Any]:
+    def text_kwargs(
+        self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor, takes_row: torch.Tensor, with_images: torch.Tensor
+    ) -> dict[str, Any]:
         if not getattr(base.config, "hidden_size_per_layer_input", None):
             return {}
         as_text = torch.where(is_image, torch.full_like(input_ids, base.config.pad_token_id), input_ids)
