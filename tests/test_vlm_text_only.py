@@ -71,3 +71,31 @@ def test_a_prompt_with_an_image_token_and_no_image_is_refused_clearly(tmp_path):
     inputs = {k: v.numpy() for k, v in processor.tokenizer([BUILDERS["llava"][1]], return_tensors="pt").items()}
     with pytest.raises(ValueError, match="hold image tokens but no images were given: pass images="):
         model.generate(inputs=inputs, processor=processor, generation_len=N, stream=False)
+
+
+@pytest.mark.parametrize("continuous_batching", [False, True])
+@pytest.mark.parametrize("kv_offload", [True, False])
+def test_cross_attention_prompts_without_an_image_in_batches(kv_offload, continuous_batching, tmp_path):
+    # every sequence's image slots (two here) hold zeros, in a batch of two and in continuous batching's slots
+    folder = BUILDERS["mllama"][0](tmp_path / "mllama")
+    processor = AutoProcessor.from_pretrained(folder)
+    prompts = [TEXT, "Name three colours"]
+    refs = [hf_greedy(folder, processor(text=[p], return_tensors="pt"), N) for p in prompts]
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload, continuous_batching=continuous_batching)
+    size = {"full_batch_size": 2} if continuous_batching else {}
+    model.compile(prefill_seq_len=8, ctx_len=128, num_cores=1, batch_size=2, max_num_images=2, **size)
+    info = model.generate(processor=processor, prompts=prompts, generation_len=N, stream=False)
+    rows = [row for batch in info.generated_ids for row in np.atleast_2d(batch)]
+    assert [row[: len(ref)].tolist() for row, ref in zip(rows, refs)] == refs
+
+
+def test_images_with_no_placeholder_keep_their_error(tmp_path):
+    # pixels that are not the processor's all-zero stand-in are never dropped: the adapter's error stands
+    folder = BUILDERS["llava"][0](tmp_path / "llava")
+    processor = AutoProcessor.from_pretrained(folder)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=128, num_cores=1)
+    inputs = {k: v.numpy() for k, v in processor.tokenizer([TEXT], return_tensors="pt").items()}
+    inputs["pixel_values"] = np.ones((1, 3, 56, 56), np.float32)
+    with pytest.raises(ValueError, match="img_size=28"):
+        model.generate(inputs=inputs, processor=processor, generation_len=N, stream=False)

@@ -167,6 +167,8 @@ class ImagePrefill:
                 target.bind_outputs(**{RETAINED_EMBEDS: state["out"]})
             else:
                 fed_back = self.placeholder if state["out"] is None else state["out"].copy()
+                if state["out"] is None and self.adapter.cross_attention:  # no image: every sequence's slots hold zeros
+                    fed_back = np.zeros((len(token_lists) * self.max_images, 1, self.hidden_size), np.float32)
                 state["out"] = np.zeros_like(fed_back)
                 target.bind_inputs(**self.no_images, **{VISION_EMBEDS: fed_back, IMAGE_IDX: idx})
                 target.bind_outputs(**{RETAINED_EMBEDS: state["out"]})
@@ -220,7 +222,8 @@ class ImageTextGeneration(TextGeneration):
         texts_all, ids_all, timings = [], [], []
         start = time.perf_counter()
         rows_vision, rows_embeds = prepare_images(self.prefiller, self.vision_session, token_lists, vision_inputs)
-        vision_time = time.perf_counter() - start if self.vision_session is not None else None
+        ran_vision = self.vision_session is not None and len(vision_inputs["_tokens"])
+        vision_time = time.perf_counter() - start if ran_vision else None
         for first in range(0, len(token_lists), self.batch_size):
             real = min(self.batch_size, len(token_lists) - first)
             rows = list(range(first, first + real)) + [first + real - 1] * (self.batch_size - real)  # pad with the last prompt

@@ -278,12 +278,15 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         try:
             return self.adapter.vision_inputs(inputs, self.img_size, self.config)
         except Exception as err:
+            pixels = [v for name, v in inputs.items() if "pixel_values" in name and v is not None and np.size(v)]
             if any(np.isin(tokens, self.lang_model.image_token_id).any() for tokens in token_lists):
-                if not any("pixel_values" in name and value is not None and np.size(value) for name, value in inputs.items()):
+                if not pixels:
                     raise ValueError(
                         "The prompts hold image tokens but no images were given: pass images= (one per image placeholder) "
                         "or inputs=processor(images=..., text=...)."
                     ) from err
+                raise
+            if any(_holds_an_image(p) for p in pixels):  # not a processor's all-zero stand-in (IDEFICS): keep its error
                 raise
         return {**no_image_inputs(*self._sessions), "_tokens": np.zeros(0, np.int64)}
 
@@ -327,7 +330,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         session, vision_session = self._sessions
         start = time.perf_counter()
         rows_vision, rows_embeds = prepare_images(prefiller, vision_session, token_lists, vision_inputs)
-        vision_time = time.perf_counter() - start if vision_session is not None else None
+        vision_time = time.perf_counter() - start if vision_session is not None and len(vision_inputs["_tokens"]) else None
         rope = prompt_rope(self.prompt_rope, token_lists, rows_vision) or [None] * len(token_lists)
         engine = ImageTextBatchingEngine(session, prefiller, eos, prefiller.pad_id)
         requests = [
@@ -338,6 +341,13 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         info = continuous_result(requests, engine, start, time.perf_counter(), tokenizer, prefiller.pad_id)
         info.vision_time = vision_time
         return info
+
+
+def _holds_an_image(pixels) -> bool:
+    try:
+        return bool(np.asarray(pixels, dtype=np.float32).any())
+    except (TypeError, ValueError):  # images of different sizes in a list
+        return True
 
 
 def _prompt_rope(adapter: VisionLanguageAdapter, config) -> PromptRope | None:

@@ -135,6 +135,10 @@ _ORT_DTYPES = {
     "tensor(int32)": np.int32,
     "tensor(uint8)": np.uint8,
     "tensor(int8)": np.int8,
+    "tensor(int16)": np.int16,
+    "tensor(uint16)": np.uint16,
+    "tensor(uint32)": np.uint32,
+    "tensor(uint64)": np.uint64,
     "tensor(bool)": np.bool_,
 }
 
@@ -142,11 +146,11 @@ _ORT_DTYPES = {
 def zero_size_inputs(session: ort.InferenceSession, skip: set[str] = frozenset()) -> dict[str, np.ndarray]:
     """Empty arrays for every input of ``session`` not in ``skip``: each input's dtype and fixed dims, every
     dynamic dim 0 (a vision graph's inputs holding no image)."""
-    return {
-        arg.name: np.zeros([d if isinstance(d, int) else 0 for d in arg.shape], _ORT_DTYPES[arg.type])
-        for arg in session.get_inputs()
-        if arg.name not in skip
-    }
+    inputs = [arg for arg in session.get_inputs() if arg.name not in skip]
+    unknown = sorted({arg.type for arg in inputs} - set(_ORT_DTYPES))
+    if unknown:
+        raise TypeError(f"The graph takes inputs of {', '.join(unknown)}, which the host cannot make empty arrays of.")
+    return {arg.name: np.zeros([d if isinstance(d, int) else 0 for d in arg.shape], _ORT_DTYPES[arg.type]) for arg in inputs}
 
 
 def no_image_inputs(language: KVCacheSession, vision: ort.InferenceSession | None) -> dict[str, np.ndarray]:
