@@ -1,9 +1,9 @@
 """An image token the model generates is embedded as text, with the id HF uses: no image is given at decode, so HF
 embeds the token itself (Mistral Large 4), the padding token (Gemma 4) or id 0 (Kimi K2.5). The graph used to take it
-for an image placeholder. Likewise, HF gives Ovis2's visual indicator rows, and ERNIE-4.5-VL's vision experts for
-its image start and end and video tokens, only in a prefill with images: generated, they are text. Each case is a
-tiny model and prompt whose greedy tokens contain such a token, and whose later tokens change when it is embedded
-otherwise."""
+for an image placeholder. Likewise, HF gives Ovis2's visual indicator rows only in a prefill with images, and
+ERNIE-4.5-VL's vision experts to its image start and end and video tokens only in a prefill: generated, they are
+text. Each case is a tiny model and prompt whose greedy tokens contain such a token, and whose later tokens change
+when it is embedded otherwise."""
 
 from __future__ import annotations
 

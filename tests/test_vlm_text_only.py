@@ -99,3 +99,17 @@ def test_images_with_no_placeholder_keep_their_error(tmp_path):
     inputs["pixel_values"] = np.ones((1, 3, 56, 56), np.float32)
     with pytest.raises(ValueError, match="img_size=28"):
         model.generate(inputs=inputs, processor=processor, generation_len=N, stream=False)
+
+
+@pytest.mark.parametrize("kv_offload", [True, False])
+def test_ernie_sends_the_start_and_end_tokens_of_a_prompt_without_an_image_to_the_vision_experts(kv_offload, tmp_path):
+    # HF's processor marks them by id in any prompt (only its decode gives no token types); this prompt's tokens change
+    # when they go to the text experts, and it also generates the image token, which is text
+    folder = BUILDERS["ernie4_5_vl_moe"][0](tmp_path / "ernie")
+    processor = AutoProcessor.from_pretrained(folder)
+    inputs = processor(text=["Look: <|IMAGE_START|><|IMAGE_END|> Count to five"], return_tensors="pt")
+    ref = hf_greedy(folder, inputs, 8)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=kv_offload)
+    model.compile(prefill_seq_len=8, ctx_len=128, num_cores=1)
+    info = model.generate(inputs={k: v.numpy() for k, v in inputs.items()}, processor=processor, generation_len=8, stream=False)
+    assert info.generated_ids[0][0][:8].tolist() == ref

@@ -27,10 +27,12 @@ from QEfficient.export.graph_specs import CROSS_ATTENTION_MASK, IMAGE_IDX, RETAI
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.text_generation import PromptTooLongError, TextGeneration, average_metrics, prefill
 
-# image_idx of a step without images (decode; a call whose prompts hold none), bound with one placeholder row:
-# an image token the model generates is then text (its row index is past the rows), and so the graph tells such
-# steps from those of prompts with images (image_idx <= their rows), as Ovis2's visual indicators need
-TEXT_ONLY_IMAGE_IDX = 2
+# image_idx of a step without images, bound with one placeholder row: past it by one at decode, by two in the prefill
+# of a call whose prompts hold none. An image token the model generates is then text (its row index is past the
+# rows), and the graph tells such steps from a prefill with images (image_idx <= its rows: Ovis2's visual
+# indicators) and decode from prefill (ERNIE-4.5-VL's token types)
+DECODE_IMAGE_IDX = 2
+TEXT_ONLY_PREFILL_IMAGE_IDX = 3
 
 # A prompt's multimodal rotary positions [k, len] and decode offset, from its tokens and its own
 # vision units (generation/mrope.py); None where rotary positions are the cache positions.
@@ -118,7 +120,7 @@ class ImagePrefill:
             inputs = {VISION_EMBEDS: embeds, IMAGE_IDX: np.ones((rows, 1), np.int64), CROSS_ATTENTION_MASK: mask}
             outputs = {RETAINED_EMBEDS: embeds}
         else:
-            inputs = {VISION_EMBEDS: self.placeholder, IMAGE_IDX: np.full((rows, 1), TEXT_ONLY_IMAGE_IDX, np.int64)}
+            inputs = {VISION_EMBEDS: self.placeholder, IMAGE_IDX: np.full((rows, 1), DECODE_IMAGE_IDX, np.int64)}
             outputs = {RETAINED_EMBEDS: np.zeros_like(self.placeholder)}
         if not self.one_graph:
             return inputs, {}
@@ -147,11 +149,11 @@ class ImagePrefill:
                 chunk_mask = np.stack([np.where((p >= 0)[:, None, None], m[np.maximum(p, 0)], 0) for p, m in zip(pos, cross_masks)])
                 target.bind_inputs(**{CROSS_ATTENTION_MASK: chunk_mask})
             # cross-attention models: whether the sequence has seen its image; others: the row of the next image
-            # embedding, or TEXT_ONLY_IMAGE_IDX where no prompt of the call holds an image
+            # embedding, or TEXT_ONLY_PREFILL_IMAGE_IDX where no prompt of the call holds an image
             if self.adapter.cross_attention:
                 first = np.zeros_like(first_row)
             else:
-                first = first_row if counts.sum() else np.full_like(first_row, TEXT_ONLY_IMAGE_IDX)
+                first = first_row if counts.sum() else np.full_like(first_row, TEXT_ONLY_PREFILL_IMAGE_IDX)
             idx = np.array([[first[r] + seen_before[r][s]] for r, s in enumerate(start)], dtype=np.int64)
             if rope is not None:
                 target.bind_inputs(**{ROPE_POSITION_IDS: rope_positions(rope, pos, prefill=True)})

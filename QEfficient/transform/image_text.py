@@ -90,10 +90,12 @@ class QEffImageTextDecoder(nn.Module):
             return (logits, image_idx + is_image.sum(dim=1, keepdim=True), *retained)
         rows = vision_embeds.reshape(-1, vision_embeds.shape[-1])  # every image of the batch, in order
         # the k-th image token of a row takes image row image_idx + k; one past the rows given is text, as HF embeds an
-        # image token the model generates. A step without images (decode, a call whose prompts hold none) binds one
-        # placeholder row and image_idx 2 (generation's TEXT_ONLY_IMAGE_IDX): with images, image_idx <= the rows.
+        # image token the model generates. A step without images binds one placeholder row and image_idx past it: by
+        # one at decode, by two in the prefill of a call whose prompts hold no image (generation's DECODE_IMAGE_IDX and
+        # TEXT_ONLY_PREFILL_IMAGE_IDX); a prefill with images has image_idx <= the rows.
         index = torch.cumsum(is_image.to(torch.int64), dim=1) - 1 + image_idx
         with_images = image_idx <= rows.shape[0]
+        prefill = image_idx != rows.shape[0] + 1
         takes_row = is_image & (index < rows.shape[0])
         # a prompt's image token may lie outside the text vocabulary (Gemma3): never look it up
         text_ids = torch.where(takes_row, torch.zeros_like(input_ids), input_ids)
@@ -113,7 +115,7 @@ class QEffImageTextDecoder(nn.Module):
         elif self.vision_adapter.bidirectional_prompt:  # a step sees its whole chunk (one token at decode: causal)
             upto = position_ids.amax(dim=1, keepdim=True).expand_as(position_ids)
         kwargs = {**self.vision_adapter.language_kwargs(position_ids, *extra), **image_kwargs}
-        kwargs.update(self.vision_adapter.text_kwargs(self.lm.base, input_ids, is_image, takes_row, with_images))
+        kwargs.update(self.vision_adapter.text_kwargs(self.lm.base, input_ids, is_image, takes_row, prefill))
         logits, retained = self.lm.step(position_ids, list(past), inputs_embeds=merged, visible_upto=upto, visible_from=start, **kwargs)
         next_idx = image_idx + is_image.sum(dim=1, keepdim=True)
         return (logits, next_idx, *retained)

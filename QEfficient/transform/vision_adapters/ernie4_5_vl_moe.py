@@ -82,13 +82,14 @@ class Ernie4_5_VLMoeAdapter(Qwen2VLAdapter):
         return text, hf.lm_head, hf.config.text_config
 
     def text_kwargs(
-        self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor, takes_row: torch.Tensor, with_images: torch.Tensor
+        self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor, takes_row: torch.Tensor, prefill: torch.Tensor
     ) -> dict[str, Any]:
-        # HF's decode gives no modality ids: an image, start or end token the model generates goes to the text experts
+        # HF's processor marks these ids in any prompt, and its decode gives no modality ids: an image, start, end or
+        # video token the model generates goes to the text experts
         marks = torch.zeros_like(is_image)
         for token in self.vision_expert_ids:
             marks = marks | (input_ids == token)
-        return {"moe_mm_token_type_ids": (takes_row | (marks & with_images)).to(torch.int64)}
+        return {"moe_mm_token_type_ids": (takes_row | (marks & prefill)).to(torch.int64)}
 
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         grid = np.asarray(inputs.get("image_grid_thw", np.zeros((0, 3), np.int64))).reshape(-1, 3)
