@@ -113,6 +113,20 @@ def test_cli_runs_a_tiny_vlm(llava_dir, tmp_path, qeff_home):
     assert "Prompt : What is this?" in res.stdout and "<image>" not in res.stdout and "Completion :" in res.stdout
 
 
+def test_the_cli_prompt_of_a_vlm_follows_chat_and_no_chat(llava_dir):
+    from QEfficient.cloud.infer import image_prompt
+
+    processor = AutoProcessor.from_pretrained(llava_dir)
+    adapter = QEFFAutoModelForImageTextToText.from_pretrained(llava_dir).adapter
+    with pytest.raises(ValueError, match="--chat needs a processor with a chat template"):
+        image_prompt(processor, adapter, "hi", chat=True)
+    processor.chat_template = "{% for m in messages %}[{% for c in m.content %}{{ c.type }}:{{ c.text or '' }};{% endfor %}]{% endfor %}"
+    assert image_prompt(processor, adapter, "hi") == "[image:;text:hi;]"  # the template by default, as before
+    assert image_prompt(processor, adapter, "hi", with_image=False) == "[text:hi;]"
+    assert image_prompt(processor, adapter, "hi", chat=False) == "<image> hi"
+    assert image_prompt(processor, adapter, "hi", with_image=False, chat=False) == "hi"
+
+
 def test_two_images_in_one_prompt(llava_dir):
     processor = AutoProcessor.from_pretrained(llava_dir)
     model = QEFFAutoModelForImageTextToText.from_pretrained(llava_dir)

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="chat",
         action="store_true",
         default=None,
-        help="wrap each prompt in the tokenizer's chat template (default: on for the default model)",
+        help="wrap each prompt in the chat template (default: on for the default model, and for a vision-language model with one)",
     )
     chat.add_argument("--no-chat", "--no_chat", dest="chat", action="store_false")
     add_argument(p, "no_stream", action="store_true", help="do not stream the text of batch-1 runs")
@@ -81,13 +81,16 @@ def apply_chat_template(tokenizer, prompts: list[str]) -> list[str]:
     return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
 
 
-def image_prompt(processor, adapter, prompt: str, with_image: bool = True) -> str:
-    """The prompt with its image (or without one): through the processor's chat template when it has one, else
-    with the model's image placeholder put first unless the prompt already holds it."""
+def image_prompt(processor, adapter, prompt: str, with_image: bool = True, chat: bool | None = None) -> str:
+    """The prompt with its image (or without one): through the processor's chat template when it has one (or
+    ``chat=True``; ``chat=False``: never), else with the model's image placeholder put first unless the prompt
+    already holds it."""
     placeholder = adapter.image_placeholder(processor) if with_image else None
     if placeholder is not None and placeholder in prompt:
         return prompt
-    if getattr(processor, "chat_template", None):
+    if chat and not getattr(processor, "chat_template", None):
+        raise ValueError("--chat needs a processor with a chat template; this model has none (use --no-chat).")
+    if chat is not False and getattr(processor, "chat_template", None):
         content = [{"type": "image"}] if with_image else []
         messages = [{"role": "user", "content": [*content, {"type": "text", "text": prompt}]}]
         return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -131,8 +134,17 @@ def _is_vision_language(model_name: str, gguf_file: str | None, cache_dir: str |
         return False
 
 
-def run_image_text(model_name: str, image, prompts: list[str], img_size: int | None, compile_options: dict, generation_len: int | None):
-    """An image with every prompt (none: text-only prompts), through the vision-language class and the model's processor."""
+def run_image_text(
+    model_name: str,
+    image,
+    prompts: list[str],
+    img_size: int | None,
+    compile_options: dict,
+    generation_len: int | None,
+    chat: bool | None = None,
+):
+    """An image with every prompt (none: text-only prompts), through the vision-language class and the model's processor;
+    ``chat`` as in image_prompt."""
     from QEfficient import QEFFAutoModelForImageTextToText
     from QEfficient.utils.tokenizer import load_hf_processor
 
@@ -142,7 +154,7 @@ def run_image_text(model_name: str, image, prompts: list[str], img_size: int | N
         processor = load_hf_processor(model.local_model_dir)
     with step("Exporting and compiling the vision and language graphs (cached)"):
         model.compile(img_size, **compile_options)
-    prompts = [image_prompt(processor, model.adapter, p, with_image=image is not None) for p in prompts]
+    prompts = [image_prompt(processor, model.adapter, p, with_image=image is not None, chat=chat) for p in prompts]
     images = None if image is None else [image] * len(prompts)
     info = model.generate(processor=processor, images=images, prompts=prompts, generation_len=generation_len)
     for prompt, text in zip(prompts, info.texts):
@@ -297,10 +309,10 @@ def infer(
     if image_path or image_url:
         if vision_language:
             image = load_image(image_path, image_url)
-            return run_image_text(model_name, image, prompts, img_size, decoder_compile_options, generation_len)
+            return run_image_text(model_name, image, prompts, img_size, decoder_compile_options, generation_len, chat)
         warnings.warn(f"'{model_name}' is not a vision-language model: the image arguments are skipped.", UserWarning, stacklevel=2)
     elif vision_language:  # text-only prompts, as HF runs them (no vision tower)
-        return run_image_text(model_name, None, prompts, img_size, decoder_compile_options, generation_len)
+        return run_image_text(model_name, None, prompts, img_size, decoder_compile_options, generation_len, chat)
 
     if not gguf_file:
         tokenizer_folder(model_name, cache_dir)  # a missing tokenizer fails now, not after the export
