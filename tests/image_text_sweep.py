@@ -307,8 +307,8 @@ def table(results: list[Result]) -> str:
         "pp_chart2table (and for kosmos-2.5, pix2struct and vision-encoder-decoder, not supported here), and HF fails on",
         "the tiny llama4, mistral4 and shieldgemma2: here those run such prompts with nothing to check them against.",
         "As in HF's batched `generate`, Ovis2's and Ovis2.5's visual indicator tokens take the indicator embeddings only in",
-        "the prefill of a call with images, and ERNIE-4.5-VL's image start and end and video tokens go to the vision",
-        "experts in any prefill (its processor marks them by id); generated, both are text",
+        "the prefill of a call with images, and ERNIE-4.5-VL's image and video start and end tokens and its video token go",
+        "to the vision experts in any prefill (its processor marks them by id); generated, both are text",
         "(tests/test_vlm_generated_image_token.py, tests/test_vlm_text_only.py).",
         "",
         f"{len(results)} types; HF ran {ran} tiny models; token-exact in both layouts: {counts['token-exact']} "

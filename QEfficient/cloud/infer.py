@@ -82,14 +82,14 @@ def apply_chat_template(tokenizer, prompts: list[str]) -> list[str]:
 
 
 def image_prompt(processor, adapter, prompt: str, with_image: bool = True, chat: bool | None = None) -> str:
-    """The prompt with its image (or without one): through the processor's chat template when it has one (or
-    ``chat=True``; ``chat=False``: never), else with the model's image placeholder put first unless the prompt
-    already holds it."""
-    placeholder = adapter.image_placeholder(processor) if with_image else None
-    if placeholder is not None and placeholder in prompt:
-        return prompt
+    """The prompt with its image (or without one), as given when it already holds the image placeholder; else
+    through the processor's chat template when it has one (or ``chat=True``; ``chat=False``: never), else with the
+    model's image placeholder put first."""
     if chat and not getattr(processor, "chat_template", None):
         raise ValueError("--chat needs a processor with a chat template; this model has none (use --no-chat).")
+    placeholder = adapter.image_placeholder(processor) if with_image else None
+    if placeholder is not None and placeholder in prompt:  # already laid out by the user
+        return prompt
     if chat is not False and getattr(processor, "chat_template", None):
         content = [{"type": "image"}] if with_image else []
         messages = [{"role": "user", "content": [*content, {"type": "text", "text": prompt}]}]
@@ -123,11 +123,11 @@ def load_image(image_path: str | None = None, image_url: str | None = None, time
 
 
 def _is_vision_language(model_name: str, gguf_file: str | None, cache_dir: str | None) -> bool:
+    if gguf_file:
+        return False
     from QEfficient import QEFFAutoModelForImageTextToText
     from QEfficient.base.common import QEFFCommonLoader
 
-    if gguf_file:
-        return False
     try:
         return QEFFCommonLoader.model_class(model_name, cache_dir) is QEFFAutoModelForImageTextToText
     except (OSError, ValueError, NotImplementedError):  # unknown configs: the causal-LM path reports those

@@ -50,11 +50,6 @@ def build_server(
     ``lora``: adapter name -> PEFT adapter folder, each served as its own model id."""
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes)
-    if _is_vision_language(model_name, gguf_file):
-        raise ValueError(
-            f"'{model_name}' is a vision-language model: the server runs causal language models and speech models only. "
-            "Run it with QEFFAutoModelForImageTextToText, or python -m QEfficient.cloud.infer --model_name ... --image_path IMAGE."
-        )
     from QEfficient.serving.artifact import compile_for_serving, open_app
 
     artifact = compile_for_serving(
@@ -78,12 +73,6 @@ def _is_speech(model_name: str) -> bool:
     from QEfficient.cloud.infer import _is_speech as is_speech
 
     return is_speech(model_name, None)
-
-
-def _is_vision_language(model_name: str, gguf_file: str | None) -> bool:
-    from QEfficient.cloud.infer import _is_vision_language as is_vision_language
-
-    return is_vision_language(model_name, gguf_file, None)
 
 
 class _NoRunner:

@@ -68,6 +68,11 @@ def compile_for_serving(
     if budget is not None:  # a target graph: logits for every position it verifies
         kwargs["qaic_config"] = {"speculative_model_type": "target"}
         speculative["num_speculative_tokens"] = budget
+    if not gguf_file and _is_vision_language(model_name):
+        raise ValueError(
+            f"'{model_name}' is a vision-language model: the server runs causal language models and speech models only. "
+            "Run it with QEFFAutoModelForImageTextToText, or python -m QEfficient.cloud.infer --model_name ... --image_path IMAGE."
+        )
     model_class = QEFFAutoModelForCausalLM
     if lora:
         from QEfficient.peft import QEffAutoLoraModelForCausalLM as model_class
@@ -110,6 +115,16 @@ def compile_for_serving(
         prompt_lookup_num_tokens=prompt_lookup_num_tokens,
         **extra,
     )
+
+
+def _is_vision_language(model_name: str) -> bool:
+    from QEfficient import QEFFAutoModelForImageTextToText
+    from QEfficient.base.common import QEFFCommonLoader
+
+    try:
+        return QEFFCommonLoader.model_class(model_name, None) is QEFFAutoModelForImageTextToText
+    except (OSError, ValueError, NotImplementedError):  # unknown configs: the causal-LM class reports those
+        return False
 
 
 def _save_lora_tables(model, qpc) -> Path:
