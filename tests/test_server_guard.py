@@ -148,12 +148,3 @@ def test_an_unexpected_error_is_a_json_500_and_the_server_keeps_serving(guarded)
     assert r.json()["error"]["type"] == "server_error" and "RuntimeError" in r.json()["error"]["message"]
     r = httpx.post(f"{url}/v1/completions", json={"prompt": "My name is", "max_tokens": 2}, headers=AUTH, timeout=30)
     assert r.status_code == 200
-
-
-def test_a_vision_language_model_is_refused_with_what_to_use(tmp_path):
-    from tests.image_text_sweep import BUILDERS
-
-    folder = BUILDERS["llava"][0](tmp_path / "llava")
-    args = parse_args(["--model_name", str(folder), "--full_batch_size", "2", "--ctx_len", "64", "--num_cores", "1"])
-    with pytest.raises(ValueError, match="is a vision-language model: the server runs causal language models .*image_path"):
-        build_from_args(args)

@@ -5,7 +5,8 @@
         [--mxfp6_matmul] [--mxint8_kv_cache] [--api-key KEY] [--max_body_bytes 4194304]
         [--lora NAME=PATH [NAME=PATH ...]] [--prompt_lookup_num_tokens K | --draft_model PATH --num_speculative_tokens K]
 
-With no --model_name it serves the default model, SmolLM2-135M-Instruct. --qpc_path serves an artifact
+With no --model_name it serves the default model, SmolLM2-135M-Instruct. A vision-language model takes
+images in chat messages ("image_url" parts: base64 data: URLs, or http(s) URLs the server fetches). --qpc_path serves an artifact
 that compile() built with continuous batching, without loading torch or the model. --mxfp6 and --mxint8 are
 accepted for --mxfp6_matmul and --mxint8_kv_cache. The API key can also come from $QEFF_API_KEY.
 Each --lora adapter (a folder saved by peft) is a model id of its own in /v1/models; a request's
@@ -50,6 +51,23 @@ def build_server(
     ``lora``: adapter name -> PEFT adapter folder, each served as its own model id."""
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes)
+    if not gguf_file and _is_vision_language(model_name):
+        if lora or prompt_lookup_num_tokens is not None or draft_model is not None:
+            raise ValueError("A vision-language model is served without LoRA adapters or speculative decoding; leave those options out.")
+        from QEfficient.serving.vision_language import open_vision_language_app
+
+        return open_vision_language_app(
+            model_name,
+            prefill_seq_len,
+            ctx_len,
+            full_batch_size,
+            num_cores,
+            max_queue,
+            mxfp6_matmul,
+            mxint8_kv_cache,
+            api_key,
+            max_body_bytes,
+        )
     from QEfficient.serving.artifact import compile_for_serving, open_app
 
     artifact = compile_for_serving(
@@ -67,6 +85,12 @@ def build_server(
         num_speculative_tokens=num_speculative_tokens,
     )
     return open_app(artifact, num_cores, max_queue, api_key, max_body_bytes)
+
+
+def _is_vision_language(model_name: str) -> bool:
+    from QEfficient.serving.artifact import _is_vision_language as is_vision_language
+
+    return is_vision_language(model_name)
 
 
 def _is_speech(model_name: str) -> bool:
@@ -142,7 +166,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_argument(
         p, "api_key", default=os.environ.get(API_KEY_ENV), help=f"clients must send 'Authorization: Bearer KEY' (default: ${API_KEY_ENV})"
     )
-    add_argument(p, "max_body_bytes", type=int, default=None, help="largest request body accepted (default 4 MiB); larger gets 413")
+    add_argument(
+        p,
+        "max_body_bytes",
+        type=int,
+        default=None,
+        help="largest request body accepted (default 4 MiB, 32 MiB for a vision-language model's images); larger gets 413",
+    )
     add_argument(
         p,
         "prompt_lookup_num_tokens",

@@ -252,12 +252,9 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         ids = self.adapter.prompt_ids(inputs, self.config)
         mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
         token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
-        lang_path = self.qpc_paths["lang_qpc_path"] if self.kv_offload else self.qpc_paths
-        if self._sessions is None:
-            vision = self.kv_offload and open_artifact_session(self.qpc_paths["vision_qpc_path"], self._num_cores, spin=False)
-            self._sessions = (open_kv_session(lang_path, self._num_cores), vision or None)
+        self._open_sessions()
         vision_inputs = self._vision_inputs(inputs, token_lists)
-        qconfig = read_artifact(lang_path)
+        qconfig = read_artifact(self._lang_path)
         tokenizer = right_padding(tokenizer)
         eos = eos_token_ids(tokenizer, self.hf.generation_config)
         prefiller = self._prefiller(qconfig, tokenizer)
@@ -271,6 +268,40 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         if stream:
             print_perf(info)
         return info
+
+    @property
+    def _lang_path(self) -> Path:
+        return self.qpc_paths["lang_qpc_path"] if self.kv_offload else self.qpc_paths
+
+    def _open_sessions(self) -> None:
+        if self._sessions is None:
+            vision = self.kv_offload and open_artifact_session(self.qpc_paths["vision_qpc_path"], self._num_cores, spin=False)
+            self._sessions = (open_kv_session(self._lang_path, self._num_cores), vision or None)
+
+    def serving_engine(self, tokenizer) -> ImageTextBatchingEngine:
+        """A continuous-batching engine over the compiled artifacts, for a server: each request carries the
+        ``extra`` that ``request_extra`` made from its processor outputs."""
+        if not self.continuous_batching or self.qpc_paths is None:
+            raise TypeError("serving_engine() needs from_pretrained(..., continuous_batching=True) and compile(full_batch_size=N).")
+        self._open_sessions()
+        tokenizer = right_padding(tokenizer)
+        prefiller = self._prefiller(read_artifact(self._lang_path), tokenizer)
+        return ImageTextBatchingEngine(self._sessions[0], prefiller, eos_token_ids(tokenizer, self.hf.generation_config), prefiller.pad_id)
+
+    def request_extra(self, prefiller: ImagePrefill, inputs) -> tuple[list[int], dict]:
+        """One prompt's tokens and what its prefill needs (``Request.extra``), from the processor's outputs for it:
+        the vision graph (two graphs) runs here, so a server can do it off the engine's thread."""
+        ids = self.adapter.prompt_ids(inputs, self.config)
+        mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
+        token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
+        if len(token_lists) != 1:
+            raise ValueError(f"request_extra() takes the processor's outputs for one prompt, got {len(token_lists)}.")
+        return token_lists[0], self._request_extras(prefiller, token_lists, self._vision_inputs(inputs, token_lists))[0]
+
+    def _request_extras(self, prefiller: ImagePrefill, token_lists, vision_inputs) -> list[dict]:
+        rows_vision, rows_embeds = prepare_images(prefiller, self._sessions[1], token_lists, vision_inputs)
+        rope = prompt_rope(self.prompt_rope, token_lists, rows_vision) or [None] * len(token_lists)
+        return [{"vision": v, "embeds": e, "rope": r} for v, e, r in zip(rows_vision, rows_embeds, rope)]
 
     def _vision_inputs(self, inputs, token_lists: list[list[int]]) -> dict[str, np.ndarray]:
         """The adapter's host-side vision inputs. Prompts that hold no image token, where the adapter needs images, get
@@ -329,13 +360,12 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         """Every prompt through the continuous-batching engine; results flat, in prompt order."""
         session, vision_session = self._sessions
         start = time.perf_counter()
-        rows_vision, rows_embeds = prepare_images(prefiller, vision_session, token_lists, vision_inputs)
+        extras = self._request_extras(prefiller, token_lists, vision_inputs)
         vision_time = time.perf_counter() - start if vision_session is not None and len(vision_inputs["_tokens"]) else None
-        rope = prompt_rope(self.prompt_rope, token_lists, rows_vision) or [None] * len(token_lists)
         engine = ImageTextBatchingEngine(session, prefiller, eos, prefiller.pad_id)
         requests = [
-            Request(tokens, generation_len or session.ctx_len, sampling or SamplingParams(), extra={"vision": v, "embeds": e, "rope": r})
-            for tokens, v, e, r in zip(token_lists, rows_vision, rows_embeds, rope)
+            Request(tokens, generation_len or session.ctx_len, sampling or SamplingParams(), extra=extra)
+            for tokens, extra in zip(token_lists, extras)
         ]
         engine.run_all(requests)
         info = continuous_result(requests, engine, start, time.perf_counter(), tokenizer, prefiller.pad_id)

@@ -93,14 +93,16 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     adapters: list[str] | None = None,
+    images=None,
 ) -> FastAPI:
     """The app; ``served_names`` are other names a request's ``model`` may use (the id comes first).
-    ``adapters``: LoRA adapter names in table order (row i + 1), each a model id of its own (as vLLM)."""
+    ``adapters``: LoRA adapter names in table order (row i + 1), each a model id of its own (as vLLM).
+    ``images``: a vision-language model's prompts (serving/vision_language.ImagePrompts): chat takes image parts."""
     app = FastAPI(title="QEfficient", version="1")
     app.state.tokenizer, app.state.runner, app.state.model_id = tokenizer, runner, model_id
     adapter_ids = {name: row for row, name in enumerate(adapters or [], start=1)}
     names = [model_id] + [n for n in served_names or [] if n != model_id] + list(adapter_ids)
-    parser = RequestParser(tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue)
+    parser = RequestParser(tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue, images)
     token_text = TokenText(tokenizer)
     if api_key:
         app.add_middleware(BearerAuth, api_key=api_key)
@@ -158,7 +160,7 @@ def create_app(
                 on_token=lambda r, t: loop.call_soon_threadsafe(events.put_nowait, (index, False, None)),
                 on_done=lambda r: loop.call_soon_threadsafe(events.put_nowait, (index, True, r.finish_reason)),
                 top_logprobs=job.top_logprobs,
-                extra={LORA_ID: adapter_ids[call.model]} if call.model in adapter_ids else {},
+                extra={**job.extra, **({LORA_ID: adapter_ids[call.model]} if call.model in adapter_ids else {})},
             )
 
         requests = [engine_request(i) for i in range(len(call.jobs))]

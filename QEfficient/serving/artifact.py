@@ -70,8 +70,8 @@ def compile_for_serving(
         speculative["num_speculative_tokens"] = budget
     if not gguf_file and _is_vision_language(model_name):
         raise ValueError(
-            f"'{model_name}' is a vision-language model: the server runs causal language models and speech models only. "
-            "Run it with QEFFAutoModelForImageTextToText, or python -m QEfficient.cloud.infer --model_name ... --image_path IMAGE."
+            f"'{model_name}' is a vision-language model: Ray Serve runs causal language models only. "
+            "Serve it without --ray (python -m QEfficient.cloud.serve --model_name ...)."
         )
     model_class = QEFFAutoModelForCausalLM
     if lora:
@@ -153,6 +153,11 @@ def artifact_from_qpc(
         raise ValueError(
             f"'{qpc_path}' was compiled without continuous batching; the server needs it. Compile with "
             "from_pretrained(..., continuous_batching=True) and compile(full_batch_size=N), or serve --model_name."
+        )
+    if "img_size" in qconfig.get("compile_params", {}):
+        raise ValueError(
+            f"'{qpc_path}' is a vision-language model's language graph: the server also needs its processor and vision "
+            "graph, so serve it with --model_name."
         )
     if not has_runtime_tokenizer(qpc_path):
         raise ValueError(f"'{qpc_path}' holds no tokenizer (it was compiled by an older version); compile it again or serve --model_name.")

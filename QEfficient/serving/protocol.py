@@ -48,6 +48,7 @@ class Job:
     sampling: SamplingParams
     stop: list[str]
     top_logprobs: int | None = None  # None: no logprobs; N: the token's and N alternatives per step
+    extra: dict = dataclasses.field(default_factory=dict)  # what the prompt's prefill needs beyond tokens (its images)
 
 
 @dataclasses.dataclass
@@ -154,8 +155,10 @@ def _streaming(body: dict) -> tuple[bool, bool]:
 class RequestParser:
     """Turns the two routes' bodies into Calls. Runs off the event loop: it tokenizes."""
 
-    def __init__(self, tokenizer, served_names: list[str], ctx_len: int, vocab_size: int, max_prompts: int) -> None:
+    def __init__(self, tokenizer, served_names: list[str], ctx_len: int, vocab_size: int, max_prompts: int, images=None) -> None:
+        """``images``: a vision-language model's prompts (serving/vision_language.ImagePrompts); None for text models."""
         self.tokenizer = tokenizer
+        self.images = images
         self.served_names = served_names
         self.ctx_len = ctx_len
         self.vocab_size = vocab_size
@@ -171,7 +174,12 @@ class RequestParser:
                 raise APIError(400, f"'{name}' is not supported by this server; leave it out.", name)
         call = self._options(body, number(body, "logprobs", int, None, low=0, high=MAX_COMPLETION_LOGPROBS), chat=False)
         prompts = self._prompts(body.get("prompt"))
-        return self._with_prompts(call, [self._tokens(p, f"prompt[{i}]" if len(prompts) > 1 else "prompt") for i, p in enumerate(prompts)])
+        wheres = [f"prompt[{i}]" if len(prompts) > 1 else "prompt" for i in range(len(prompts))]
+        if self.images is None:
+            return self._with_prompts(call, [self._tokens(p, where) for p, where in zip(prompts, wheres)])
+        # a string through the processor (its tokens may differ from the tokenizer's); ids as they are
+        made = [self.images.text(p if isinstance(p, str) else self._tokens(p, where)[0], where) for p, where in zip(prompts, wheres)]
+        return self._with_prompts(call, [self._tokens(ids, where) for (ids, _), where in zip(made, wheres)], [x for _, x in made])
 
     def chat(self, body: dict) -> Call:
         top = None
@@ -182,6 +190,8 @@ class RequestParser:
         if body.get("max_completion_tokens") is not None:  # the newer name; max_tokens is deprecated in OpenAI's API
             body = {**body, "max_tokens": body["max_completion_tokens"]}
         call = self._options(body, top, chat=True)
+        if self.images is not None:
+            return self._image_chat(call, body.get("messages"))
         messages = self._messages(body.get("messages"))
         if not getattr(self.tokenizer, "chat_template", None):
             raise APIError(400, "This model has no chat template; use /v1/completions.", "messages")
@@ -190,6 +200,18 @@ class RequestParser:
         except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
             raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
         return self._with_prompts(call, [self._tokens(prompt, "messages")])
+
+    def _image_chat(self, call: Call, messages) -> Call:
+        if not self.images.has_chat_template:
+            raise APIError(400, "This model's processor has no chat template; use /v1/completions.", "messages")
+        out, urls = [], []
+        for i, m in enumerate(self._message_list(messages)):
+            parts, found = chat_parts(m.get("content"), i)
+            out.append({**m, "content": parts})
+            urls += found
+        ids, extra = self.images.chat(out, urls)
+        self._tokens(ids, "messages")  # the context limit, counting the image tokens
+        return self._with_prompts(call, [(ids, "messages")], [extra])
 
     def _common(self, body: dict) -> None:
         model = body.get("model")
@@ -221,8 +243,8 @@ class RequestParser:
         job = Job([], number(body, "max_tokens", int, 16, low=1), sampling, _stop_strings(body), top)
         return Call([job], chat, stream, include_usage, body.get("model"))
 
-    def _with_prompts(self, call: Call, prompts: list[tuple[list[int], str]]) -> Call:
-        """The call with one job per tokenized prompt, each checked against the context."""
+    def _with_prompts(self, call: Call, prompts: list[tuple[list[int], str]], extras: list[dict] | None = None) -> Call:
+        """The call with one job per tokenized prompt (``extras``: each one's Job.extra), each checked against the context."""
         template = call.jobs[0]
         for ids, where in prompts:
             if len(ids) + template.max_tokens > self.ctx_len + 1:
@@ -233,7 +255,8 @@ class RequestParser:
                     "max_tokens",
                     "context_length_exceeded",
                 )
-        call.jobs = [dataclasses.replace(template, tokens=ids) for ids, _ in prompts]
+        extras = extras or [{}] * len(prompts)
+        call.jobs = [dataclasses.replace(template, tokens=ids, extra=extra) for (ids, _), extra in zip(prompts, extras)]
         return call
 
     def _prompts(self, prompt) -> list[str | list[int]]:
@@ -275,16 +298,17 @@ class RequestParser:
         return list(ids), where
 
     @staticmethod
-    def _messages(messages) -> list[dict]:
+    def _message_list(messages) -> list[dict]:
         shape = "'messages' must be a non-empty list of {role, content} objects"
         if not isinstance(messages, list) or not messages:
             raise APIError(400, f"{shape}.", "messages")
-        out = []
         for i, m in enumerate(messages):
             if not isinstance(m, dict) or not isinstance(m.get("role"), str):
                 raise APIError(400, f"{shape}; messages[{i}] is not.", "messages")
-            out.append({**m, "content": _text_content(m.get("content"), i)})
-        return out
+        return messages
+
+    def _messages(self, messages) -> list[dict]:
+        return [{**m, "content": _text_content(m.get("content"), i)} for i, m in enumerate(self._message_list(messages))]
 
 
 def _is_token(t) -> bool:
@@ -303,8 +327,35 @@ def _text_content(content, i: int) -> str:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind != "text":
             what = f"a part of type '{kind}'" if isinstance(kind, str) else "a part without a type"
-            raise APIError(400, f"{where}[{j}] is {what}; this model takes text only (type 'text').", "messages")
+            raise APIError(400, f"{where}[{j}] is {what}; this model takes text only (type 'text'), not images.", "messages")
         if not isinstance(part.get("text"), str):
             raise APIError(400, f"{where}[{j}] needs a string 'text'.", "messages")
         texts.append(part["text"])
     return "\n".join(texts)
+
+
+def chat_parts(content, i: int) -> tuple[list[dict], list[str]]:
+    """A message's content as HF's content parts, and the URLs of its images in order."""
+    where = f"messages[{i}].content"
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}], []
+    if not isinstance(content, list):
+        raise APIError(400, f"{where} must be a string or a list of 'text' and 'image_url' parts.", "messages")
+    parts, urls = [], []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            if not isinstance(part.get("text"), str):
+                raise APIError(400, f"{where}[{j}] needs a string 'text'.", "messages")
+            parts.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str) or not url:
+                raise APIError(400, f'{where}[{j}] needs "image_url": {{"url": "data:image/...;base64,..." or "https://..."}}.', "messages")
+            parts.append({"type": "image"})
+            urls.append(url)
+        else:
+            what = f"a part of type '{kind}'" if isinstance(kind, str) else "a part without a type"
+            raise APIError(400, f"{where}[{j}] is {what}; this model takes 'text' and 'image_url' parts.", "messages")
+    return parts, urls

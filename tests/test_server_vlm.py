@@ -1,0 +1,231 @@
+"""The OpenAI server on a vision-language model (a tiny random Llava): chat messages with image parts, sent as
+base64 data: URLs or fetched over http, give HF's greedy tokens for the same messages through the processor's
+chat template; prompts without an image run as text; bad images get a 400 that says what to send."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+from QEfficient.cloud.serve import build_from_args, parse_args
+from tests.helpers import free_port, serve_on_loopback
+from tests.vlm_fixtures import build_llava
+
+# Llava 1.5's template, in HF's content-parts form
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}USER: {% else %}ASSISTANT: {% endif %}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'text' %}{{ item['text'] }}{% elif item['type'] == 'image' %}<image>\n{% endif %}"
+    "{% endfor %}{% endif %}\n{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+TOKENS = 10
+
+
+def image(seed: int, size=(40, 50)) -> Image.Image:
+    return Image.fromarray((np.random.default_rng(seed).random((*size, 3)) * 255).astype(np.uint8))
+
+
+def png(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def data_url(img: Image.Image) -> str:
+    return "data:image/png;base64," + base64.b64encode(png(img)).decode()
+
+
+@pytest.fixture(scope="module")
+def llava(tmp_path_factory):
+    folder = build_llava(tmp_path_factory.mktemp("llava-chat"))
+    processor = AutoProcessor.from_pretrained(folder)
+    processor.chat_template = CHAT_TEMPLATE
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def served(llava):
+    args = parse_args(
+        ["--model_name", str(llava), "--prefill_seq_len", "8", "--ctx_len", "96", "--full_batch_size", "2", "--num_cores", "1"]
+    )
+    app, runner = build_from_args(args)
+    with serve_on_loopback(app, log_level="critical") as url:
+        yield url, app
+    runner.stop()
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def image_host():
+    """A loopback http server with one PNG at /cat.png (and 404 elsewhere)."""
+    body = png(image(7, (30, 60)))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            if self.path != "/cat.png":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def hf_chat_text(folder, messages: list[dict]) -> str:
+    """HF's greedy continuation of ``messages`` (images as PIL objects in the parts), through the processor's template."""
+    processor = AutoProcessor.from_pretrained(folder)
+    hf = LlavaForConditionalGeneration.from_pretrained(folder).eval()
+    inputs = processor.apply_chat_template(messages, tokenize=True, return_dict=True, add_generation_prompt=True, return_tensors="pt")
+    with torch.no_grad():
+        out = hf.generate(**inputs, do_sample=False, max_new_tokens=TOKENS, pad_token_id=0)
+    return processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def chat(url: str, content, stream: bool = False) -> httpx.Response:
+    body = {"messages": [{"role": "user", "content": content}], "max_tokens": TOKENS, "temperature": 0, "stream": stream}
+    return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)
+
+
+def test_an_image_as_a_data_url_gives_hfs_tokens(server, llava):
+    img = image(1)
+    r = chat(server, [{"type": "image_url", "image_url": {"url": data_url(img)}}, {"type": "text", "text": "What is this?"}])
+    assert r.status_code == 200, r.text
+    expected = hf_chat_text(
+        llava, [{"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": "What is this?"}]}]
+    )
+    assert r.json()["choices"][0]["message"]["content"] == expected
+    assert r.json()["usage"]["prompt_tokens"] > 16  # the image's 16 tokens are counted
+
+
+def test_a_fetched_image_and_a_text_only_chat_share_the_batch(server, llava, image_host):
+    with_image = [{"type": "text", "text": "Look:"}, {"type": "image_url", "image_url": {"url": f"{image_host}/cat.png"}}]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda content: chat(server, content), [with_image, "My name is"]))
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    fetched = Image.open(io.BytesIO(httpx.get(f"{image_host}/cat.png").content)).convert("RGB")
+    expected = [
+        hf_chat_text(llava, [{"role": "user", "content": [{"type": "text", "text": "Look:"}, {"type": "image", "image": fetched}]}]),
+        hf_chat_text(llava, [{"role": "user", "content": [{"type": "text", "text": "My name is"}]}]),
+    ]
+    assert [a.json()["choices"][0]["message"]["content"] for a in answers] == expected
+
+
+def test_streaming_with_an_image_and_a_text_completion(server, llava):
+    img = image(2, (64, 20))
+    r = chat(server, [{"type": "image_url", "image_url": {"url": data_url(img)}}], stream=True)
+    assert r.status_code == 200
+    import json
+
+    events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: {")]
+    streamed = "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"])
+    assert streamed == hf_chat_text(llava, [{"role": "user", "content": [{"type": "image", "image": img}]}])
+    # /v1/completions: text through the processor, no image, as HF runs it
+    r = httpx.post(f"{server}/v1/completions", json={"prompt": "Hello there", "max_tokens": TOKENS, "temperature": 0}, timeout=120)
+    assert r.status_code == 200, r.text
+    processor = AutoProcessor.from_pretrained(llava)
+    hf = LlavaForConditionalGeneration.from_pretrained(llava).eval()
+    inputs = processor(text="Hello there", return_tensors="pt")
+    with torch.no_grad():
+        out = hf.generate(**inputs, do_sample=False, max_new_tokens=TOKENS, pad_token_id=0)
+    assert r.json()["choices"][0]["text"] == processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+@pytest.mark.parametrize(
+    "part, message",
+    [
+        ({"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}, "invalid base64"),
+        ({"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(b"not a png").decode()}}, "not an image"),
+        ({"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}, "data: URL .* or an http"),
+        ({"type": "image_url", "image_url": {}}, 'needs "image_url"'),
+        ({"type": "input_audio", "input_audio": {}}, "'text' and 'image_url' parts"),
+    ],
+)
+def test_bad_image_parts_get_a_400_that_says_what_to_send(server, part, message):
+    import re
+
+    r = chat(server, [part, {"type": "text", "text": "hi"}])
+    assert r.status_code == 400, r.text
+    assert re.search(message, r.json()["error"]["message"]), r.json()
+
+
+def test_unreachable_images_and_image_tokens_without_an_image(server, image_host):
+    r = chat(server, [{"type": "image_url", "image_url": {"url": f"{image_host}/missing.png"}}])
+    assert r.status_code == 400 and "HTTP 404" in r.json()["error"]["message"]
+    r = chat(server, [{"type": "image_url", "image_url": {"url": f"http://127.0.0.1:{free_port()}/cat.png"}}])
+    assert r.status_code == 400 and "could not fetch" in r.json()["error"]["message"]
+    r = httpx.post(f"{server}/v1/completions", json={"prompt": "<image> what?", "max_tokens": 4}, timeout=60)
+    assert r.status_code == 400 and "image" in r.json()["error"]["message"], r.text
+    assert httpx.get(f"{server}/health").json()["status"] == "ok"
+
+
+def test_ray_and_qpc_path_refuse_a_vision_language_model_with_what_to_use(llava, served):
+    from QEfficient.serving.artifact import artifact_from_qpc, compile_for_serving
+
+    with pytest.raises(ValueError, match="vision-language model's language graph.*serve it with --model_name"):
+        artifact_from_qpc(served[1].state.qpc_path)
+
+    with pytest.raises(ValueError, match="Ray Serve runs causal language models only. Serve it without --ray"):
+        compile_for_serving(str(llava), None, 8, 64, 2, 1)
+
+
+@pytest.mark.parametrize("model_type", ["qwen2_vl", "mllama", "gemma3"])
+def test_other_layouts_serve_images_and_text_as_hf(model_type, tmp_path):
+    """Multimodal rotary positions (Qwen2-VL), cross-attention image slots (Mllama), bidirectional image blocks
+    (Gemma 3): an image chat and a text-only chat at once, each equal to HF's greedy continuation."""
+    from transformers import AutoModelForImageTextToText
+
+    from tests.image_text_sweep import BUILDERS
+
+    builder, prompt = BUILDERS[model_type]
+    placeholder = prompt.removeprefix("Look: ").split(" Describe")[0]
+    folder = builder(tmp_path / model_type)
+    processor = AutoProcessor.from_pretrained(folder)
+    processor.chat_template = CHAT_TEMPLATE.replace("<image>\n", placeholder)
+    processor.save_pretrained(folder)
+    args = parse_args(
+        ["--model_name", str(folder), "--prefill_seq_len", "8", "--ctx_len", "160", "--full_batch_size", "2", "--num_cores", "1"]
+    )
+    app, runner = build_from_args(args)
+    img = image(4, (48, 40))
+    contents = [[{"type": "text", "text": "Look:"}, {"type": "image_url", "image_url": {"url": data_url(img)}}], "Tell me"]
+    try:
+        with serve_on_loopback(app, log_level="critical") as url, ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda content: chat(url, content), contents))
+    finally:
+        runner.stop()
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    hf = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    for answer, content in zip(
+        answers, [[{"type": "text", "text": "Look:"}, {"type": "image", "image": img}], [{"type": "text", "text": "Tell me"}]]
+    ):
+        inputs = processor.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=True, return_dict=True, add_generation_prompt=True, return_tensors="pt"
+        )
+        with torch.no_grad():
+            out = hf.generate(**inputs, do_sample=False, max_new_tokens=TOKENS, pad_token_id=0)
+        expected = processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        assert answer.json()["choices"][0]["message"]["content"] == expected
