@@ -192,40 +192,72 @@ def test_ray_and_qpc_path_refuse_a_vision_language_model_with_what_to_use(llava,
         compile_for_serving(str(llava), None, 8, 64, 2, 1)
 
 
-@pytest.mark.parametrize("model_type", ["qwen2_vl", "mllama", "gemma3"])
-def test_other_layouts_serve_images_and_text_as_hf(model_type, tmp_path):
-    """Multimodal rotary positions (Qwen2-VL), cross-attention image slots (Mllama), bidirectional image blocks
-    (Gemma 3): an image chat and a text-only chat at once, each equal to HF's greedy continuation."""
-    from transformers import AutoModelForImageTextToText
-
+def _tiny_with_template(model_type: str, folder) -> tuple:
+    """The sweep's tiny model of ``model_type`` with a chat template that writes the model's image placeholder."""
     from tests.image_text_sweep import BUILDERS
 
     builder, prompt = BUILDERS[model_type]
-    placeholder = prompt.removeprefix("Look: ").split(" Describe")[0]
-    folder = builder(tmp_path / model_type)
+    folder = builder(folder)
     processor = AutoProcessor.from_pretrained(folder)
-    processor.chat_template = CHAT_TEMPLATE.replace("<image>\n", placeholder)
+    processor.chat_template = CHAT_TEMPLATE.replace("<image>\n", prompt.removeprefix("Look: ").split(" Describe")[0])
     processor.save_pretrained(folder)
-    args = parse_args(
-        ["--model_name", str(folder), "--prefill_seq_len", "8", "--ctx_len", "160", "--full_batch_size", "2", "--num_cores", "1"]
-    )
+    return folder, processor
+
+
+def _serve_chats(folder, contents: list, *flags: str) -> list[httpx.Response]:
+    """A server for ``folder``, the chats sent at once, their answers."""
+    args = parse_args(["--model_name", str(folder), "--prefill_seq_len", "8", "--ctx_len", "160", "--full_batch_size", "2", *flags])
     app, runner = build_from_args(args)
-    img = image(4, (48, 40))
-    contents = [[{"type": "text", "text": "Look:"}, {"type": "image_url", "image_url": {"url": data_url(img)}}], "Tell me"]
     try:
-        with serve_on_loopback(app, log_level="critical") as url, ThreadPoolExecutor(2) as pool:
-            answers = list(pool.map(lambda content: chat(url, content), contents))
+        with serve_on_loopback(app, log_level="critical") as url, ThreadPoolExecutor(len(contents)) as pool:
+            return list(pool.map(lambda content: chat(url, content), contents))
     finally:
         runner.stop()
-    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+
+
+def _hf_texts(folder, processor, contents: list) -> list[str]:
+    from transformers import AutoModelForImageTextToText
+
     hf = AutoModelForImageTextToText.from_pretrained(folder).eval()
-    for answer, content in zip(
-        answers, [[{"type": "text", "text": "Look:"}, {"type": "image", "image": img}], [{"type": "text", "text": "Tell me"}]]
-    ):
+    texts = []
+    for content in contents:
         inputs = processor.apply_chat_template(
             [{"role": "user", "content": content}], tokenize=True, return_dict=True, add_generation_prompt=True, return_tensors="pt"
         )
         with torch.no_grad():
             out = hf.generate(**inputs, do_sample=False, max_new_tokens=TOKENS, pad_token_id=0)
-        expected = processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-        assert answer.json()["choices"][0]["message"]["content"] == expected
+        texts.append(processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+    return texts
+
+
+@pytest.mark.parametrize("model_type", ["qwen2_vl", "mllama", "gemma3"])
+def test_other_layouts_serve_images_and_text_as_hf(model_type, tmp_path):
+    """Multimodal rotary positions (Qwen2-VL), cross-attention image slots (Mllama), bidirectional image blocks
+    (Gemma 3): an image chat and a text-only chat at once, each equal to HF's greedy continuation."""
+    folder, processor = _tiny_with_template(model_type, tmp_path / model_type)
+    img = image(4, (48, 40))
+    answers = _serve_chats(
+        folder, [[{"type": "text", "text": "Look:"}, {"type": "image_url", "image_url": {"url": data_url(img)}}], "Tell me"]
+    )
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    expected = _hf_texts(
+        folder, processor, [[{"type": "text", "text": "Look:"}, {"type": "image", "image": img}], [{"type": "text", "text": "Tell me"}]]
+    )
+    assert [a.json()["choices"][0]["message"]["content"] for a in answers] == expected
+
+
+def test_two_images_in_one_chat_with_max_num_images(tmp_path, tiny_model_dir):
+    """Mllama with two image slots per request (--max_num_images 2): a chat with two images equals HF; a third is refused."""
+    folder, processor = _tiny_with_template("mllama", tmp_path / "mllama")
+    images = [image(5, (40, 40)), image(6, (30, 50))]
+    parts = [{"type": "image_url", "image_url": {"url": data_url(img)}} for img in images]
+    content = [parts[0], {"type": "text", "text": "and"}, parts[1]]
+    answers = _serve_chats(folder, [content, [*content, parts[0]]], "--max_num_images", "2")
+    assert answers[0].status_code == 200, answers[0].text
+    expected = _hf_texts(
+        folder, processor, [[{"type": "image", "image": images[0]}, {"type": "text", "text": "and"}, {"type": "image", "image": images[1]}]]
+    )
+    assert answers[0].json()["choices"][0]["message"]["content"] == expected[0]
+    assert answers[1].status_code == 400 and "max_num_images=2" in answers[1].json()["error"]["message"], answers[1].text
+    with pytest.raises(ValueError, match="--img_size and --max_num_images are for vision-language models"):
+        build_from_args(parse_args(["--model_name", str(tiny_model_dir("llama")), "--max_num_images", "2"]))

@@ -4,6 +4,7 @@
         [--prefill_seq_len 32] [--ctx_len 512] [--full_batch_size 4] [--num_cores N] [--max_queue 64]
         [--mxfp6_matmul] [--mxint8_kv_cache] [--api-key KEY] [--max_body_bytes 4194304]
         [--lora NAME=PATH [NAME=PATH ...]] [--prompt_lookup_num_tokens K | --draft_model PATH --num_speculative_tokens K]
+        [--img_size N] [--max_num_images N]
 
 With no --model_name it serves the default model, SmolLM2-135M-Instruct. A vision-language model takes
 images in chat messages ("image_url" parts: base64 data: URLs, or http(s) URLs the server fetches). --qpc_path serves an artifact
@@ -43,12 +44,15 @@ def build_server(
     lora: dict[str, str] | None = None,
     draft_model: str | None = None,
     num_speculative_tokens: int | None = None,
+    img_size: int | None = None,
+    max_num_images: int | None = None,
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
     (``app.state.qpc_path``: the artifact it serves). ``prompt_lookup_num_tokens=K``: greedy requests
     decode speculatively, verifying up to K prompt-lookup drafts a step (same tokens, fewer steps);
     ``draft_model`` + ``num_speculative_tokens=K``: the same with a draft model's K tokens.
-    ``lora``: adapter name -> PEFT adapter folder, each served as its own model id."""
+    ``lora``: adapter name -> PEFT adapter folder, each served as its own model id. ``img_size`` and
+    ``max_num_images`` (image slots per prompt of a cross-attention model) are for vision-language models."""
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes)
     if not gguf_file and _is_vision_language(model_name):
@@ -56,18 +60,19 @@ def build_server(
             raise ValueError("A vision-language model is served without LoRA adapters or speculative decoding; leave those options out.")
         from QEfficient.serving.vision_language import open_vision_language_app
 
-        return open_vision_language_app(
-            model_name,
-            prefill_seq_len,
-            ctx_len,
-            full_batch_size,
-            num_cores,
-            max_queue,
-            mxfp6_matmul,
-            mxint8_kv_cache,
-            api_key,
-            max_body_bytes,
+        compile_options = dict(
+            prefill_seq_len=prefill_seq_len,
+            ctx_len=ctx_len,
+            full_batch_size=full_batch_size,
+            num_cores=num_cores,
+            mxfp6_matmul=mxfp6_matmul,
+            mxint8_kv_cache=mxint8_kv_cache,
+            img_size=img_size,
+            max_num_images=max_num_images or 1,
         )
+        return open_vision_language_app(model_name, compile_options, max_queue, api_key, max_body_bytes)
+    if img_size is not None or max_num_images is not None:
+        raise ValueError("--img_size and --max_num_images are for vision-language models; leave them out for this model.")
     from QEfficient.serving.artifact import compile_for_serving, open_app
 
     artifact = compile_for_serving(
@@ -189,6 +194,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=PATH",
         help="LoRA adapters (folders saved by peft), each served as the model id NAME",
     )
+    add_argument(p, "img_size", type=int, default=None, help="vision-language models: the image size to compile for")
+    add_argument(
+        p,
+        "max_num_images",
+        type=int,
+        default=None,
+        help="vision-language models with cross-attention (Mllama, IDEFICS): the most images one request may hold (default 1)",
+    )
     add_argument(p, "draft_model", default=None, help="speculative decoding: a smaller model with the same tokenizer drafts")
     add_argument(p, "num_speculative_tokens", type=int, default=None, help="tokens the --draft_model drafts per step (K)")
     ray = p.add_argument_group('Ray Serve (pip install "QEfficient[ray]")')
@@ -259,6 +272,8 @@ def build_from_args(args: argparse.Namespace):
             lora=args.lora,
             draft_model=args.draft_model,
             num_speculative_tokens=args.num_speculative_tokens,
+            img_size=args.img_size,
+            max_num_images=args.max_num_images,
         )
 
 

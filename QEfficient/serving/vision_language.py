@@ -127,18 +127,10 @@ def _param(where: str) -> str:
 
 
 def open_vision_language_app(
-    model_name: str,
-    prefill_seq_len: int,
-    ctx_len: int,
-    full_batch_size: int,
-    num_cores: int,
-    max_queue: int = 64,
-    mxfp6_matmul: bool = False,
-    mxint8_kv_cache: bool = False,
-    api_key: str | None = None,
-    max_body_bytes: int | None = None,
+    model_name: str, compile_options: dict, max_queue: int = 64, api_key: str | None = None, max_body_bytes: int | None = None
 ):
-    """(app, runner) for a vision-language model: two graphs (vision, language), continuous batching, the
+    """(app, runner) for a vision-language model: two graphs (vision, language) compiled with ``compile_options``
+    (``QEFFAutoModelForImageTextToText.compile``'s, ``full_batch_size`` included), continuous batching, the
     processor's tokenizer and chat template."""
     from QEfficient import QEFFAutoModelForImageTextToText
     from QEfficient.serving.app import create_app
@@ -149,21 +141,14 @@ def open_vision_language_app(
     require_extra("vision", "serving a vision-language model")
     model = QEFFAutoModelForImageTextToText.from_pretrained(model_name, kv_offload=True, continuous_batching=True)
     processor = load_hf_processor(model.local_model_dir)
-    model.compile(
-        prefill_seq_len=prefill_seq_len,
-        ctx_len=ctx_len,
-        full_batch_size=full_batch_size,
-        num_cores=num_cores,
-        mxfp6_matmul=mxfp6_matmul,
-        mxint8_kv_cache=mxint8_kv_cache,
-    )
+    model.compile(**compile_options)
     engine = model.serving_engine(processor.tokenizer)
     runner = EngineRunner(engine, max_queue=max_queue).start()
     app = create_app(
         runner,
         processor.tokenizer,
         model.model_name,
-        ctx_len,
+        compile_options["ctx_len"],
         served_names=[model_name],
         api_key=api_key,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
