@@ -8,6 +8,7 @@ import base64
 import http.server
 import io
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -72,11 +73,25 @@ def server(served):
 
 @pytest.fixture(scope="module")
 def image_host():
-    """A loopback http server with one PNG at /cat.png (and 404 elsewhere)."""
+    """A loopback http server: a PNG at /cat.png, the same sent slowly at /slow.png, /redirect?to=URL, 404 elsewhere."""
     body = png(image(7, (30, 60)))
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)
+            if self.path.startswith("/redirect"):  # /redirect?to=URL
+                self.send_response(302)
+                self.send_header("Location", self.path.partition("?to=")[2])
+                self.end_headers()
+                return
+            if self.path == "/slow.png":  # a byte every 0.2 s: each read is quick, the whole is not
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                for byte in body[:40]:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                return
             if self.path != "/cat.png":
                 self.send_error(404)
                 return
@@ -246,18 +261,77 @@ def test_other_layouts_serve_images_and_text_as_hf(model_type, tmp_path):
     assert [a.json()["choices"][0]["message"]["content"] for a in answers] == expected
 
 
-def test_two_images_in_one_chat_with_max_num_images(tmp_path, tiny_model_dir):
-    """Mllama with two image slots per request (--max_num_images 2): a chat with two images equals HF; a third is refused."""
-    folder, processor = _tiny_with_template("mllama", tmp_path / "mllama")
+@pytest.mark.parametrize("model_type", ["mllama", "gemma3", "idefics3"])
+def test_two_images_in_one_chat(model_type, tmp_path, tiny_model_dir):
+    """Two images in one chat equal HF (the processor gets them as HF's chat path gives them: one list per
+    conversation); Mllama takes them with two image slots per request (--max_num_images 2) and refuses a third."""
+    folder, processor = _tiny_with_template(model_type, tmp_path / model_type)
     images = [image(5, (40, 40)), image(6, (30, 50))]
     parts = [{"type": "image_url", "image_url": {"url": data_url(img)}} for img in images]
     content = [parts[0], {"type": "text", "text": "and"}, parts[1]]
-    answers = _serve_chats(folder, [content, [*content, parts[0]]], "--max_num_images", "2")
+    flags = ["--max_num_images", "2"] if model_type == "mllama" else []
+    answers = _serve_chats(folder, [content, [*content, parts[0]]] if flags else [content], *flags)
     assert answers[0].status_code == 200, answers[0].text
     expected = _hf_texts(
         folder, processor, [[{"type": "image", "image": images[0]}, {"type": "text", "text": "and"}, {"type": "image", "image": images[1]}]]
     )
     assert answers[0].json()["choices"][0]["message"]["content"] == expected[0]
-    assert answers[1].status_code == 400 and "max_num_images=2" in answers[1].json()["error"]["message"], answers[1].text
-    with pytest.raises(ValueError, match="--img_size and --max_num_images are for vision-language models"):
-        build_from_args(parse_args(["--model_name", str(tiny_model_dir("llama")), "--max_num_images", "2"]))
+    if flags:
+        assert answers[1].status_code == 400 and "max_num_images=2" in answers[1].json()["error"]["message"], answers[1].text
+        with pytest.raises(ValueError, match="--img_size and --max_num_images are for vision-language models"):
+            build_from_args(parse_args(["--model_name", str(tiny_model_dir("llama")), "--max_num_images", "2"]))
+
+
+def _png_bomb() -> bytes:
+    """A 12000 x 12000 one-bit PNG: 23 KB that decode to 432 MB of RGB."""
+    buffer = io.BytesIO()
+    Image.new("1", (12000, 12000)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_images_the_server_will_not_hold_or_fetch(server, image_host):
+    """Bounded images, bounded fetches: each refused with a 400 that says what to do, and the server keeps serving."""
+    from QEfficient.serving.vision_language import read_image
+
+    def refused(url: str) -> str:
+        r = chat(server, [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "hi"}])
+        assert r.status_code == 400, r.text
+        return r.json()["error"]["message"]
+
+    assert "pixels" in refused("data:image/png;base64," + base64.b64encode(_png_bomb()).decode())
+    assert "sides at most" in refused(data_url(image(8, (2, 400))))
+    assert "not an image the server can read" in refused("data:image/png;base64," + base64.b64encode(b"P6\nR0 1\n255\n").decode())
+    assert "not a valid URL" in refused("http://[::1/x.png")
+    assert "could not fetch" in refused("http://127.0.0.1:abc/x.png")
+    assert "not http(s)" in refused(f"{image_host}/redirect?to=ftp://user:pw@127.0.0.1:{free_port()}/x.png")
+    assert "is not allowed" in refused(f"{image_host}/redirect?to=file:///etc/passwd")  # urllib's own check
+    many = [{"type": "image_url", "image_url": {"url": f"{image_host}/cat.png"}}] * 17
+    r = chat(server, many)
+    assert r.status_code == 400 and "more than 16 images" in r.json()["error"]["message"]
+    start = time.monotonic()
+    with pytest.raises(Exception, match="not received within 1 s"):
+        read_image(f"{image_host}/slow.png", "the image", timeout=1.0)
+    assert time.monotonic() - start < 3
+    assert httpx.get(f"{server}/health").json()["status"] == "ok"
+
+
+def test_data_url_spellings_redirects_and_a_tool_call_turn(server, llava, image_host):
+    """Upper-case scheme, line breaks and the URL-safe alphabet in base64, an http redirect to the image, and an
+    assistant turn without content: all taken, as vLLM takes them."""
+    img = image(9, (36, 36))
+    encoded = base64.urlsafe_b64encode(png(img)).decode()
+    wrapped = "\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    r = chat(server, [{"type": "image_url", "image_url": {"url": "DATA:image/png;BASE64," + wrapped}}])
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] == hf_chat_text(
+        llava, [{"role": "user", "content": [{"type": "image", "image": img}]}]
+    )
+    r = chat(server, [{"type": "image_url", "image_url": f"{image_host}/redirect?to={image_host}/cat.png"}])  # a plain string, too
+    assert r.status_code == 200, r.text
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": []},
+        {"role": "user", "content": [{"type": "text", "text": "again"}]},
+    ]
+    body = {"messages": messages, "max_tokens": 3, "temperature": 0}
+    assert httpx.post(f"{server}/v1/chat/completions", json=body, timeout=60).status_code == 200

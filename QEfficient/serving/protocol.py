@@ -22,6 +22,7 @@ MAX_JSON_DEPTH = 64  # OpenAI bodies nest a handful of levels; tool schemas a fe
 INT64 = 2**63
 MAX_COMPLETION_LOGPROBS = 5  # OpenAI's limit for /v1/completions "logprobs"
 MAX_CHAT_TOP_LOGPROBS = 20  # and for /v1/chat/completions "top_logprobs"
+MAX_IMAGES_PER_REQUEST = 16  # a vision-language model's chat: each image is decoded and held until it is processed
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -209,6 +210,8 @@ class RequestParser:
             parts, found = chat_parts(m.get("content"), i)
             out.append({**m, "content": parts})
             urls += found
+            if len(urls) > MAX_IMAGES_PER_REQUEST:  # before any image is fetched or decoded
+                raise APIError(400, f"The messages hold more than {MAX_IMAGES_PER_REQUEST} images; send at most that many.", "messages")
         ids, extra = self.images.chat(out, urls)
         self._tokens(ids, "messages")  # the context limit, counting the image tokens
         return self._with_prompts(call, [(ids, "messages")], [extra])
@@ -316,7 +319,10 @@ def _is_token(t) -> bool:
 
 
 def _text_content(content, i: int) -> str:
-    """A message's content: a string, or a list of text parts (joined by newlines, as vLLM does)."""
+    """A message's content: a string, or a list of text parts (joined by newlines, as vLLM does); no content
+    (an assistant turn that called tools) is an empty string, as vLLM takes it."""
+    if content is None:
+        return ""
     if isinstance(content, str):
         return content
     where = f"messages[{i}].content"
@@ -334,11 +340,14 @@ def _text_content(content, i: int) -> str:
     return "\n".join(texts)
 
 
-def chat_parts(content, i: int) -> tuple[list[dict], list[str]]:
-    """A message's content as HF's content parts, and the URLs of its images in order."""
+def chat_parts(content, i: int) -> tuple[str | list[dict], list[str]]:
+    """A message's content for the processor's chat template (a string as it is, a list as HF's content parts)
+    and the URLs of its images in order. No content (an assistant turn that called tools) is an empty string."""
     where = f"messages[{i}].content"
+    if content is None:
+        return "", []
     if isinstance(content, str):
-        return [{"type": "text", "text": content}], []
+        return content, []
     if not isinstance(content, list):
         raise APIError(400, f"{where} must be a string or a list of 'text' and 'image_url' parts.", "messages")
     parts, urls = [], []

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import http.client
 import io
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,23 +27,25 @@ from QEfficient.serving.protocol import APIError
 # A request body carries its images in base64; 4 MiB (the text server's limit) is one phone photo.
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # one fetched image
-FETCH_TIMEOUT_S = 10.0  # per fetched image (vLLM's default is 5 s)
-_DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,(?P<data>.*)", re.S)
+FETCH_TIMEOUT_S = 10.0  # the whole fetch of one image, redirects included (vLLM's default is 5 s)
+MAX_REDIRECTS = 5
+# Decoded images are held until the processor has resized them: bound what a small compressed file can become
+# (a 12000 x 12000 one-bit PNG is 23 KB), and shapes a resize to a fixed short edge would blow up.
+MAX_IMAGE_PIXELS = 40_000_000
+MAX_ASPECT_RATIO = 50
+_DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,(?P<data>.*)", re.S | re.I)
 
 
 def read_image(url: str, where: str, timeout: float = FETCH_TIMEOUT_S, max_bytes: int = MAX_IMAGE_BYTES):
     """The image at ``url`` (a data: URL or an http(s) URL) as RGB; a 400 that says what is wrong otherwise."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    scheme = urllib.parse.urlparse(url).scheme.lower()
+    try:
+        scheme = urllib.parse.urlparse(url).scheme.lower()
+    except ValueError as err:
+        raise APIError(400, f"{where} is not a valid URL: {err}.", "messages") from None
     if scheme == "data":
-        match = _DATA_URL.fullmatch(url)
-        if match is None or not match["b64"]:
-            raise APIError(400, f"{where} is not a base64 data URL: send 'data:image/png;base64,<base64 bytes>'.", "messages")
-        try:
-            data = base64.b64decode(match["data"], validate=True)
-        except (binascii.Error, ValueError):
-            raise APIError(400, f"{where} holds invalid base64.", "messages") from None
+        data = _data_url_bytes(url, where)
     elif scheme in ("http", "https"):
         data = _fetch(url, where, timeout, max_bytes)
     else:
@@ -53,25 +57,69 @@ def read_image(url: str, where: str, timeout: float = FETCH_TIMEOUT_S, max_bytes
         )
     try:
         with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS or max(width, height) > MAX_ASPECT_RATIO * max(min(width, height), 1):
+                raise APIError(
+                    400,
+                    f"{where} is {width}x{height} pixels: this server takes images of up to {MAX_IMAGE_PIXELS} pixels "
+                    f"and sides at most {MAX_ASPECT_RATIO}:1. Resize it before sending.",
+                    "messages",
+                )
             return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+    except APIError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as err:  # Pillow raises many kinds on a corrupt file (OSError, ValueError, SyntaxError, struct.error, ...)
         raise APIError(400, f"{where} is not an image the server can read: {err}", "messages") from None
 
 
+def _data_url_bytes(url: str, where: str) -> bytes:
+    match = _DATA_URL.fullmatch(url)
+    if match is None or not match["b64"]:
+        raise APIError(400, f"{where} is not a base64 data URL: send 'data:image/png;base64,<base64 bytes>'.", "messages")
+    text = re.sub(r"\s+", "", match["data"])  # line breaks, as some encoders write them
+    try:  # the standard alphabet, or the URL-safe one
+        return base64.b64decode(text, altchars=b"-_" if re.search(r"[-_]", text) else None, validate=True)
+    except (binascii.Error, ValueError):
+        raise APIError(400, f"{where} holds invalid base64.", "messages") from None
+
+
+class _HttpRedirectsOnly(urllib.request.HTTPRedirectHandler):
+    """Follows at most MAX_REDIRECTS redirects, and only to http(s) URLs (urllib's own also follows ftp://)."""
+
+    max_redirections = MAX_REDIRECTS
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 (urllib's signature)
+        if urllib.parse.urlparse(newurl).scheme.lower() not in ("http", "https"):
+            raise urllib.error.HTTPError(newurl, code, f"redirect to a URL that is not http(s): {newurl}", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpRedirectsOnly)
+
+
 def _fetch(url: str, where: str, timeout: float, max_bytes: int) -> bytes:
+    """The body at ``url``: at most ``max_bytes``, within ``timeout`` seconds in all (a slow sender is cut off)."""
+    deadline = time.monotonic() + timeout
     request = urllib.request.Request(url, headers={"User-Agent": "QEfficient-server"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            data = response.read(max_bytes + 1)
+        with _OPENER.open(request, timeout=timeout) as response:
+            pieces, size = [], 0
+            while piece := response.read1(64 * 1024):
+                pieces.append(piece)
+                size += len(piece)
+                if size > max_bytes:
+                    raise APIError(400, f"{where}: the image at {url} is larger than {max_bytes} bytes.", "messages")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"not received within {timeout:g} s")
     except urllib.error.HTTPError as err:
         raise APIError(400, f"{where}: fetching {url} answered HTTP {err.code} {err.reason}.", "messages") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
-        reason = getattr(err, "reason", err)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:  # TimeoutError is an OSError
+        reason = getattr(err, "reason", None) or err
         message = f"{where}: could not fetch {url} ({reason}); send the image as a base64 data: URL instead."
         raise APIError(400, message, "messages") from None
-    if len(data) > max_bytes:
-        raise APIError(400, f"{where}: the image at {url} is larger than {max_bytes} bytes.", "messages")
-    return data
+    return b"".join(pieces)
 
 
 class ImagePrompts:
@@ -106,12 +154,10 @@ class ImagePrompts:
 
     def _extra(self, prompt: str, images: list, processor_kwargs: dict, where: str) -> tuple[list[int], dict]:
         adapter = self.model.adapter
-        media = {}
-        if images:  # the adapter's batch form for one prompt: its image, or the list of its images
-            media["images"] = adapter.processor_images(images[:1] if len(images) == 1 else [images])
+        media = {"images": [images]} if images else {}  # the batch of one conversation's images, as HF's chat path gives it
         try:
             inputs = self.processor(**media, text=[prompt], return_tensors=adapter.processor_tensors, **processor_kwargs)
-        except (ValueError, TypeError, KeyError, IndexError) as err:
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
             raise APIError(400, f"The processor rejected {where} with {len(images)} image(s): {err}", _param(where)) from None
         return self._run(inputs, where)
 
