@@ -15,6 +15,7 @@ import binascii
 import http.client
 import io
 import re
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -128,6 +129,8 @@ class ImagePrompts:
     def __init__(self, model, processor, prefiller) -> None:
         self.model, self.processor, self.prefiller = model, processor, prefiller
         self.tokenizer = processor.tokenizer
+        # one vision graph run at a time: each already uses every core given, and requests parse on many threads
+        self._vision_turn = threading.Lock()
 
     @property
     def has_chat_template(self) -> bool:
@@ -163,7 +166,8 @@ class ImagePrompts:
 
     def _run(self, inputs, where: str) -> tuple[list[int], dict]:
         try:
-            return self.model.request_extra(self.prefiller, inputs)
+            with self._vision_turn:
+                return self.model.request_extra(self.prefiller, inputs)
         except ValueError as err:  # image tokens without images, more images than slots, a wrong image size
             raise APIError(400, f"{where}: {err}", _param(where)) from None
 
