@@ -266,6 +266,41 @@ def prompts_file(tmp_path_factory):
     return path
 
 
+def test_a_vision_language_model_on_a_replica_answers_as_hf(free_cpus, tmp_path):
+    """A replica opens the graphs the driver compiled (same QEFF_HOME) and takes images in chat as the single server."""
+    from ray import serve
+    from transformers import AutoProcessor
+
+    from QEfficient.distributed.ray_serve import APP_NAME, ReplicaOptions, build_application
+    from tests.test_server_vlm import CHAT_TEMPLATE, TOKENS, data_url, hf_chat_text, image
+    from tests.vlm_fixtures import build_llava
+
+    folder = build_llava(tmp_path / "llava")
+    processor = AutoProcessor.from_pretrained(folder)
+    processor.chat_template = CHAT_TEMPLATE
+    processor.save_pretrained(folder)
+    artifact = compile_for_serving(str(folder), None, prefill_seq_len=8, ctx_len=96, full_batch_size=2, num_cores=1)
+    assert artifact.vision_language is not None
+    options = ReplicaOptions(num_replicas=1, cores_per_replica=1, full_batch_size=2, max_queue=8, pin_cores=False)
+    with pytest.raises(ValueError, match="ship_artifact off"):
+        build_application(artifact, options, shipment=object())
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        serve.run(build_application(artifact, options), name=APP_NAME, route_prefix="/")
+        img = image(1)
+        content = [{"type": "image_url", "image_url": {"url": data_url(img)}}, {"type": "text", "text": "What is this?"}]
+        body = {"messages": [{"role": "user", "content": content}], "max_tokens": TOKENS, "temperature": 0}
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        expected = hf_chat_text(
+            folder, [{"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": "What is this?"}]}]
+        )
+        assert r.json()["choices"][0]["message"]["content"] == expected
+    finally:
+        serve.shutdown()
+
+
 def test_batch_generation_equals_generate_row_by_row_and_resumes(free_cpus, tiny_model_dir, prompts_file, tmp_path):
     from transformers import AutoTokenizer
 

@@ -197,14 +197,11 @@ def test_unreachable_images_and_image_tokens_without_an_image(server, image_host
     assert httpx.get(f"{server}/health").json()["status"] == "ok"
 
 
-def test_ray_and_qpc_path_refuse_a_vision_language_model_with_what_to_use(llava, served):
-    from QEfficient.serving.artifact import artifact_from_qpc, compile_for_serving
+def test_qpc_path_refuses_a_vision_language_models_graph_with_what_to_use(served):
+    from QEfficient.serving.artifact import artifact_from_qpc
 
     with pytest.raises(ValueError, match="vision-language model's language graph.*serve it with --model_name"):
         artifact_from_qpc(served[1].state.qpc_path)
-
-    with pytest.raises(ValueError, match="Ray Serve runs causal language models only. Serve it without --ray"):
-        compile_for_serving(str(llava), None, 8, 64, 2, 1)
 
 
 def _tiny_with_template(model_type: str, folder) -> tuple:

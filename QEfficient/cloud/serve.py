@@ -55,24 +55,23 @@ def build_server(
     ``max_num_images`` (image slots per prompt of a cross-attention model) are for vision-language models."""
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes)
-    if not gguf_file and _is_vision_language(model_name):
-        if lora or prompt_lookup_num_tokens is not None or draft_model is not None:
-            raise ValueError("A vision-language model is served without LoRA adapters or speculative decoding; leave those options out.")
-        from QEfficient.serving.vision_language import open_vision_language_app
+    if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
+        from QEfficient.serving import vision_language
 
-        compile_options = dict(
-            prefill_seq_len=prefill_seq_len,
-            ctx_len=ctx_len,
-            full_batch_size=full_batch_size,
-            num_cores=num_cores,
-            mxfp6_matmul=mxfp6_matmul,
-            mxint8_kv_cache=mxint8_kv_cache,
-            img_size=img_size,
-            max_num_images=max_num_images or 1,
+        speculative = prompt_lookup_num_tokens is not None or draft_model is not None
+        options = vision_language.compile_options(
+            prefill_seq_len,
+            ctx_len,
+            full_batch_size,
+            num_cores,
+            mxfp6_matmul,
+            mxint8_kv_cache,
+            img_size,
+            max_num_images,
+            lora=bool(lora),
+            speculative=speculative,
         )
-        return open_vision_language_app(model_name, compile_options, max_queue, api_key, max_body_bytes)
-    if img_size is not None or max_num_images is not None:
-        raise ValueError("--img_size and --max_num_images are for vision-language models; leave them out for this model.")
+        return vision_language.open_vision_language_app(model_name, options, max_queue, api_key, max_body_bytes)
     from QEfficient.serving.artifact import compile_for_serving, open_app
 
     artifact = compile_for_serving(
@@ -88,6 +87,8 @@ def build_server(
         lora=lora,
         draft_model=draft_model,
         num_speculative_tokens=num_speculative_tokens,
+        img_size=img_size,
+        max_num_images=max_num_images,
     )
     return open_app(artifact, num_cores, max_queue, api_key, max_body_bytes)
 

@@ -45,6 +45,10 @@ APP_NAME = "qefficient"
 REPLICA_HEADER = b"x-qeff-replica"
 # A replica that died mid-request is replaced within seconds; three more tries ride that out.
 REPLICA_FAILURES = (RayActorError, ActorUnavailableError)
+_NO_VISION_LANGUAGE_SHIPPING = (
+    "A vision-language model's replicas load the model from its folder (its processor and vision graph): the nodes "
+    "need the model folder and QEFF_HOME on a shared disk; serve it with --ship_artifact off."
+)
 
 
 @dataclass
@@ -297,9 +301,12 @@ def build_application(
 
     ``shipment`` (``shipping.ship``): replicas take the artifact from Ray's object store where they do
     not see the driver's copy; the shipping process must keep running while replicas start."""
-    from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES
+    from QEfficient.serving import app, vision_language
 
-    limit = max_body_bytes or DEFAULT_MAX_BODY_BYTES
+    if shipment is not None and artifact.vision_language is not None:
+        raise ValueError(_NO_VISION_LANGUAGE_SHIPPING)
+    default = vision_language.DEFAULT_MAX_BODY_BYTES if artifact.vision_language is not None else app.DEFAULT_MAX_BODY_BYTES
+    limit = max_body_bytes or default
     engine = QEffEngine.options(**options.engine_config()).bind(
         asdict(artifact), options.cores_per_replica, options.max_queue, api_key, limit, options.pin_cores, shipment
     )
@@ -355,6 +362,8 @@ def application_from_args(args):
         lora=getattr(args, "lora", None),
         draft_model=getattr(args, "draft_model", None),
         num_speculative_tokens=getattr(args, "num_speculative_tokens", None),
+        img_size=getattr(args, "img_size", None),
+        max_num_images=getattr(args, "max_num_images", None),
     )
     options = ReplicaOptions(
         num_replicas=args.num_replicas,
@@ -365,7 +374,11 @@ def application_from_args(args):
         full_batch_size=args.full_batch_size,
         max_queue=args.max_queue,
     )
-    shipment = ship(artifact.qpc_path, artifact.tokenizer_dir) if should_ship(args.ship_artifact) else None
+    shipment = None
+    if should_ship(args.ship_artifact):
+        if artifact.vision_language is not None:
+            raise ValueError(_NO_VISION_LANGUAGE_SHIPPING)
+        shipment = ship(artifact.qpc_path, artifact.tokenizer_dir)
     return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
 
 

@@ -29,6 +29,9 @@ class ServingArtifact:
     lora_adapters: tuple[str, ...] = ()  # their names, in table order (row i + 1)
     draft_qpc_path: str | None = None  # speculative decoding with a draft model's artifact
     num_speculative_tokens: int | None = None  # the draft's tokens per step
+    # a vision-language model: {"model_name": ..., "compile_options": {...}}; its replicas load the model (torch)
+    # and find the compiled graphs in QEFF_HOME, as serving/vision_language.py opens them
+    vision_language: dict | None = None
 
 
 def compile_for_serving(
@@ -44,12 +47,15 @@ def compile_for_serving(
     lora: dict[str, str] | None = None,
     draft_model: str | None = None,
     num_speculative_tokens: int | None = None,
+    img_size: int | None = None,
+    max_num_images: int | None = None,
 ) -> ServingArtifact:
     """Load, export and compile ``model_name`` for continuous batching (cached under QEFF_HOME).
 
     ``lora``: adapter name -> PEFT adapter folder, each served as a model id of its own.
     ``draft_model`` with ``num_speculative_tokens=K``: greedy requests decode speculatively, a
-    smaller model (same tokenizer) drafting K tokens a step.
+    smaller model (same tokenizer) drafting K tokens a step. ``img_size`` and ``max_num_images`` are a
+    vision-language model's (QEFFAutoModelForImageTextToText.compile's).
     """
     from transformers import AutoTokenizer
 
@@ -68,11 +74,25 @@ def compile_for_serving(
     if budget is not None:  # a target graph: logits for every position it verifies
         kwargs["qaic_config"] = {"speculative_model_type": "target"}
         speculative["num_speculative_tokens"] = budget
-    if not gguf_file and _is_vision_language(model_name):
-        raise ValueError(
-            f"'{model_name}' is a vision-language model: Ray Serve runs causal language models only. "
-            "Serve it without --ray (python -m QEfficient.cloud.serve --model_name ...)."
+    vision_language = not gguf_file and _is_vision_language(model_name)
+    if (img_size is not None or max_num_images is not None) and not vision_language:
+        raise ValueError("--img_size and --max_num_images are for vision-language models; leave them out for this model.")
+    if vision_language:
+        from QEfficient.serving import vision_language as vl
+
+        options = vl.compile_options(
+            prefill_seq_len,
+            ctx_len,
+            full_batch_size,
+            num_cores,
+            mxfp6_matmul,
+            mxint8_kv_cache,
+            img_size,
+            max_num_images,
+            lora=bool(lora),
+            speculative=budget is not None,
         )
+        return vl.compile_vision_language(model_name, options)
     model_class = QEFFAutoModelForCausalLM
     if lora:
         from QEfficient.peft import QEffAutoLoraModelForCausalLM as model_class
@@ -199,6 +219,11 @@ def open_app(
     from QEfficient.serving.app import create_app
     from QEfficient.serving.runner import EngineRunner
 
+    if artifact.vision_language is not None:
+        from QEfficient.serving.vision_language import open_vision_language_app
+
+        options = {**artifact.vision_language["compile_options"], "num_cores": num_cores or artifact.num_cores}
+        return open_vision_language_app(artifact.vision_language["model_name"], options, max_queue, api_key, max_body_bytes)
     tokenizer = right_padding(artifact_tokenizer(artifact.qpc_path, artifact.tokenizer_dir))
     # with a draft model the two sessions take turns on the same cores (turn_taking_spin)
     spin = True if artifact.draft_qpc_path is None else turn_taking_spin()

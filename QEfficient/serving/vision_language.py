@@ -176,6 +176,58 @@ def _param(where: str) -> str:
     return "messages" if where.startswith("messages") else "prompt"
 
 
+def compile_options(
+    prefill_seq_len: int,
+    ctx_len: int,
+    full_batch_size: int,
+    num_cores: int,
+    mxfp6_matmul: bool,
+    mxint8_kv_cache: bool,
+    img_size: int | None,
+    max_num_images: int | None,
+    *,
+    lora: bool = False,
+    speculative: bool = False,
+) -> dict:
+    """``QEFFAutoModelForImageTextToText.compile``'s options for serving; LoRA and speculative decoding are refused."""
+    if lora or speculative:
+        raise ValueError("A vision-language model is served without LoRA adapters or speculative decoding; leave those options out.")
+    return dict(
+        prefill_seq_len=prefill_seq_len,
+        ctx_len=ctx_len,
+        full_batch_size=full_batch_size,
+        num_cores=num_cores,
+        mxfp6_matmul=mxfp6_matmul,
+        mxint8_kv_cache=mxint8_kv_cache,
+        img_size=img_size,
+        max_num_images=max_num_images or 1,
+    )
+
+
+def compile_vision_language(model_name: str, compile_options: dict):
+    """A ``ServingArtifact`` for a vision-language model, its graphs compiled (and cached under QEFF_HOME), so the
+    replicas that ``open_app`` it find them there instead of compiling again."""
+    from QEfficient import QEFFAutoModelForImageTextToText
+    from QEfficient.generation.text_generation import eos_token_ids
+    from QEfficient.serving.artifact import ServingArtifact
+    from QEfficient.utils.tokenizer import load_hf_processor
+
+    model = QEFFAutoModelForImageTextToText.from_pretrained(model_name, kv_offload=True, continuous_batching=True)
+    paths = model.compile(**compile_options)
+    processor = load_hf_processor(model.local_model_dir)
+    return ServingArtifact(
+        qpc_path=str(paths["lang_qpc_path"]),
+        tokenizer_dir=str(model.local_model_dir),
+        model_id=model.model_name,
+        served_names=(model_name,),
+        eos_token_ids=tuple(sorted(eos_token_ids(processor.tokenizer, model.hf.generation_config))),
+        prefill_seq_len=compile_options["prefill_seq_len"],
+        ctx_len=compile_options["ctx_len"],
+        num_cores=compile_options["num_cores"],
+        vision_language={"model_name": model_name, "compile_options": dict(compile_options)},
+    )
+
+
 def open_vision_language_app(
     model_name: str, compile_options: dict, max_queue: int = 64, api_key: str | None = None, max_body_bytes: int | None = None
 ):
