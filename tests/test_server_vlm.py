@@ -227,14 +227,19 @@ def _serve_chats(folder, contents: list, *flags: str) -> list[httpx.Response]:
         runner.stop()
 
 
-def _hf_texts(folder, processor, contents: list) -> list[str]:
+def _hf_texts(folder, processor, contents: list, **template) -> list[str]:
     from transformers import AutoModelForImageTextToText
 
     hf = AutoModelForImageTextToText.from_pretrained(folder).eval()
     texts = []
     for content in contents:
         inputs = processor.apply_chat_template(
-            [{"role": "user", "content": content}], tokenize=True, return_dict=True, add_generation_prompt=True, return_tensors="pt"
+            [{"role": "user", "content": content}],
+            tokenize=True,
+            return_dict=True,
+            add_generation_prompt=True,
+            return_tensors="pt",
+            **template,
         )
         with torch.no_grad():
             out = hf.generate(**inputs, do_sample=False, max_new_tokens=TOKENS, pad_token_id=0)
@@ -332,3 +337,38 @@ def test_data_url_spellings_redirects_and_a_tool_call_turn(server, llava, image_
     ]
     body = {"messages": messages, "max_tokens": 3, "temperature": 0}
     assert httpx.post(f"{server}/v1/chat/completions", json=body, timeout=60).status_code == 200
+
+
+def test_a_chat_template_from_the_command_line(tmp_path, tiny_model_dir):
+    """--chat_template (a file, or the template itself) replaces a missing or unwanted template, for a
+    vision-language model's processor and for a text model's tokenizer; a broken one fails at start."""
+    folder = build_llava(tmp_path / "llava")  # its processor has no chat template
+    template_file = tmp_path / "llava.jinja"
+    template_file.write_text(CHAT_TEMPLATE)
+    img = image(10)
+    content = [{"type": "image_url", "image_url": {"url": data_url(img)}}, {"type": "text", "text": "What is this?"}]
+    (answer,) = _serve_chats(folder, [content], "--chat_template", str(template_file))
+    assert answer.status_code == 200, answer.text
+    processor = AutoProcessor.from_pretrained(folder)
+    expected = _hf_texts(
+        folder, processor, [[{"type": "image", "image": img}, {"type": "text", "text": "What is this?"}]], chat_template=CHAT_TEMPLATE
+    )
+    assert answer.json()["choices"][0]["message"]["content"] == expected[0]
+
+    llama = tiny_model_dir("llama")
+    inline = "{% for m in messages %}<<{{ m.content }}>>{% endfor %}"
+    args = parse_args(
+        ["--model_name", str(llama), "--prefill_seq_len", "8", "--ctx_len", "64", "--full_batch_size", "1", "--chat_template", inline]
+    )
+    app, runner = build_from_args(args)
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "temperature": 0}
+            r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+    finally:
+        runner.stop()
+    assert r.status_code == 200, r.text
+    assert r.json()["usage"]["prompt_tokens"] == len(app.state.tokenizer("<<hi>>")["input_ids"])
+    for bad in ("{% if %}", str(tmp_path / "missing.jinja")):
+        with pytest.raises(SystemExit):
+            parse_args(["--chat_template", bad])

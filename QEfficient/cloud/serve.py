@@ -4,7 +4,7 @@
         [--prefill_seq_len 32] [--ctx_len 512] [--full_batch_size 4] [--num_cores N] [--max_queue 64]
         [--mxfp6_matmul] [--mxint8_kv_cache] [--api-key KEY] [--max_body_bytes 4194304]
         [--lora NAME=PATH [NAME=PATH ...]] [--prompt_lookup_num_tokens K | --draft_model PATH --num_speculative_tokens K]
-        [--img_size N] [--max_num_images N]
+        [--img_size N] [--max_num_images N] [--chat_template FILE_OR_TEMPLATE]
 
 With no --model_name it serves the default model, SmolLM2-135M-Instruct. A vision-language model takes
 images in chat messages ("image_url" parts: base64 data: URLs, or http(s) URLs the server fetches). --qpc_path serves an artifact
@@ -20,6 +20,8 @@ import argparse
 import ipaddress
 import os
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 from QEfficient.cloud._cli import add_argument, fail, resolve_model_name, setup_logging, step
 from QEfficient.utils.checks import check_positive
@@ -46,13 +48,15 @@ def build_server(
     num_speculative_tokens: int | None = None,
     img_size: int | None = None,
     max_num_images: int | None = None,
+    chat_template: str | None = None,
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
     (``app.state.qpc_path``: the artifact it serves). ``prompt_lookup_num_tokens=K``: greedy requests
     decode speculatively, verifying up to K prompt-lookup drafts a step (same tokens, fewer steps);
     ``draft_model`` + ``num_speculative_tokens=K``: the same with a draft model's K tokens.
     ``lora``: adapter name -> PEFT adapter folder, each served as its own model id. ``img_size`` and
-    ``max_num_images`` (image slots per prompt of a cross-attention model) are for vision-language models."""
+    ``max_num_images`` (image slots per prompt of a cross-attention model) are for vision-language models.
+    ``chat_template``: a Jinja template for chat requests instead of the model's own."""
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes)
     if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
@@ -71,7 +75,7 @@ def build_server(
             lora=bool(lora),
             speculative=speculative,
         )
-        return vision_language.open_vision_language_app(model_name, options, max_queue, api_key, max_body_bytes)
+        return vision_language.open_vision_language_app(model_name, options, max_queue, api_key, max_body_bytes, chat_template)
     from QEfficient.serving.artifact import compile_for_serving, open_app
 
     artifact = compile_for_serving(
@@ -90,7 +94,7 @@ def build_server(
         img_size=img_size,
         max_num_images=max_num_images,
     )
-    return open_app(artifact, num_cores, max_queue, api_key, max_body_bytes)
+    return open_app(replace(artifact, chat_template=chat_template), num_cores, max_queue, api_key, max_body_bytes)
 
 
 def _is_vision_language(model_name: str) -> bool:
@@ -203,6 +207,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="vision-language models with cross-attention (Mllama, IDEFICS): the most images one request may hold (default 1)",
     )
+    add_argument(
+        p,
+        "chat_template",
+        type=chat_template_text,
+        default=None,
+        help="a Jinja chat template (a file, or the template itself) for chat requests, instead of the model's own",
+    )
     add_argument(p, "draft_model", default=None, help="speculative decoding: a smaller model with the same tokenizer drafts")
     add_argument(p, "num_speculative_tokens", type=int, default=None, help="tokens the --draft_model drafts per step (K)")
     ray = p.add_argument_group('Ray Serve (pip install "QEfficient[ray]")')
@@ -234,6 +245,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def chat_template_text(value: str) -> str:
+    """``--chat_template``: a file's text, or the template itself (as vLLM's --chat-template); checked now, not at the
+    first request."""
+    import jinja2
+    from transformers.utils.chat_template_utils import _compile_jinja_template  # what renders it later, its extensions too
+
+    path = Path(value)
+    looks_like_template = any(mark in value for mark in ("{{", "{%"))
+    if not looks_like_template:
+        try:
+            value = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise argparse.ArgumentTypeError(f"'{value}' is neither a readable file nor a Jinja template ({err})") from None
+    try:
+        _compile_jinja_template(value)
+    except jinja2.TemplateSyntaxError as err:
+        raise argparse.ArgumentTypeError(f"the chat template is not valid Jinja: {err} (line {err.lineno})") from None
+    return value
+
+
 def lora_module(text: str) -> tuple[str, str]:
     """``--lora NAME=PATH`` (vLLM's --lora-modules form)."""
     name, sep, path = text.partition("=")
@@ -250,6 +281,7 @@ def build_from_args(args: argparse.Namespace):
         with step(f"Opening the artifact {args.qpc_path}"):
             names = (args.model_name,) if args.model_name else ()
             artifact = artifact_from_qpc(args.qpc_path, names, args.num_cores, args.prompt_lookup_num_tokens)
+            artifact = replace(artifact, chat_template=args.chat_template)
             return open_app(artifact, args.num_cores, args.max_queue, args.api_key, args.max_body_bytes)
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
     # bad numbers fail now, not after the model is loaded, exported and compiled
@@ -275,6 +307,7 @@ def build_from_args(args: argparse.Namespace):
             num_speculative_tokens=args.num_speculative_tokens,
             img_size=args.img_size,
             max_num_images=args.max_num_images,
+            chat_template=args.chat_template,
         )
 
 

@@ -25,7 +25,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from QEfficient.distributed import require_ray
 from QEfficient.distributed.shipping import Shipment, receive
@@ -365,6 +365,8 @@ def application_from_args(args):
         img_size=getattr(args, "img_size", None),
         max_num_images=getattr(args, "max_num_images", None),
     )
+    if getattr(args, "chat_template", None) is not None:
+        artifact = replace(artifact, chat_template=args.chat_template)
     options = ReplicaOptions(
         num_replicas=args.num_replicas,
         cores_per_replica=args.cores_per_replica,

@@ -94,10 +94,16 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     adapters: list[str] | None = None,
     images=None,
+    chat_template: str | None = None,
 ) -> FastAPI:
     """The app; ``served_names`` are other names a request's ``model`` may use (the id comes first).
     ``adapters``: LoRA adapter names in table order (row i + 1), each a model id of its own (as vLLM).
-    ``images``: a vision-language model's prompts (serving/vision_language.ImagePrompts): chat takes image parts."""
+    ``images``: a vision-language model's prompts (serving/vision_language.ImagePrompts): chat takes image parts.
+    ``chat_template``: the Jinja template chat requests go through, instead of the model's own (vLLM's --chat-template)."""
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+        if images is not None:
+            images.processor.chat_template = chat_template
     app = FastAPI(title="QEfficient", version="1")
     app.state.tokenizer, app.state.runner, app.state.model_id = tokenizer, runner, model_id
     adapter_ids = {name: row for row, name in enumerate(adapters or [], start=1)}

@@ -32,6 +32,7 @@ class ServingArtifact:
     # a vision-language model: {"model_name": ..., "compile_options": {...}}; its replicas load the model (torch)
     # and find the compiled graphs in QEFF_HOME, as serving/vision_language.py opens them
     vision_language: dict | None = None
+    chat_template: str | None = None  # a template to use instead of the model's own (serve --chat_template)
 
 
 def compile_for_serving(
@@ -223,7 +224,8 @@ def open_app(
         from QEfficient.serving.vision_language import open_vision_language_app
 
         options = {**artifact.vision_language["compile_options"], "num_cores": num_cores or artifact.num_cores}
-        return open_vision_language_app(artifact.vision_language["model_name"], options, max_queue, api_key, max_body_bytes)
+        model_name = artifact.vision_language["model_name"]
+        return open_vision_language_app(model_name, options, max_queue, api_key, max_body_bytes, artifact.chat_template)
     tokenizer = right_padding(artifact_tokenizer(artifact.qpc_path, artifact.tokenizer_dir))
     # with a draft model the two sessions take turns on the same cores (turn_taking_spin)
     spin = True if artifact.draft_qpc_path is None else turn_taking_spin()
@@ -251,6 +253,7 @@ def open_app(
         served_names=list(artifact.served_names),
         api_key=api_key,
         adapters=list(artifact.lora_adapters),
+        chat_template=artifact.chat_template,
         **limits,
     )
     app.state.qpc_path = artifact.qpc_path

@@ -229,7 +229,12 @@ def compile_vision_language(model_name: str, compile_options: dict):
 
 
 def open_vision_language_app(
-    model_name: str, compile_options: dict, max_queue: int = 64, api_key: str | None = None, max_body_bytes: int | None = None
+    model_name: str,
+    compile_options: dict,
+    max_queue: int = 64,
+    api_key: str | None = None,
+    max_body_bytes: int | None = None,
+    chat_template: str | None = None,
 ):
     """(app, runner) for a vision-language model: two graphs (vision, language) compiled with ``compile_options``
     (``QEFFAutoModelForImageTextToText.compile``'s, ``full_batch_size`` included), continuous batching, the
@@ -255,6 +260,7 @@ def open_vision_language_app(
         api_key=api_key,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         images=ImagePrompts(model, processor, engine.prefiller),
+        chat_template=chat_template,
     )
     app.state.qpc_path = model.qpc_paths["lang_qpc_path"]
     return app, runner
