@@ -154,3 +154,12 @@ def test_a_prompt_that_fills_the_context(llava_dir, kv_offload):
     info = model.generate(inputs=inputs, generation_len=4, stream=False)
     ref = hf_reference(llava_dir, processor, image(9), prompt, 1)
     assert info.generated_ids[0][0][:1].tolist() == ref
+
+
+def test_infer_refuses_a_decompression_bomb_with_a_clear_error(tmp_path):
+    from QEfficient.cloud.infer import load_image
+
+    path = tmp_path / "bomb.png"
+    Image.new("1", (15000, 15000)).save(path)  # 27 KB that would decode to 675 MB of RGB
+    with pytest.raises(ValueError, match="cannot read the image .*decompression bomb"):
+        load_image(image_path=str(path))

@@ -245,6 +245,41 @@ def test_malformed_chat_input_is_a_400(server, body):
     assert r.json()["error"]["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize(
+    "fields, param",
+    [
+        ({"frequency_penalty": 0.5}, "frequency_penalty"),
+        ({"presence_penalty": -1}, "presence_penalty"),
+        ({"logit_bias": {"5": 10}}, "logit_bias"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+        ({"tool_choice": "required"}, "tools"),
+        ({"functions": [{"name": "f"}]}, "functions"),
+        ({"top_k": -2}, "top_k"),
+        ({"repetition_penalty": 0}, "repetition_penalty"),
+    ],
+)
+def test_fields_this_server_does_not_honour_are_refused_not_ignored(server, fields, param):
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, **fields}
+    r = post(server[0], "chat/completions", body)
+    assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+
+
+def test_neutral_values_pass_and_top_k_and_repetition_penalty_are_honoured(server):
+    url, _, tok, hf = server
+    neutral = {"frequency_penalty": 0, "presence_penalty": 0, "logit_bias": {}, "response_format": {"type": "text"}}
+    neutral |= {"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "none"}
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "temperature": 0, **neutral}
+    assert post(url, "chat/completions", body).status_code == 200
+    greedy = complete(url, PROMPTS[0], 10)["choices"][0]["text"]
+    assert complete(url, PROMPTS[0], 10, temperature=1.0, top_k=1, seed=3)["choices"][0]["text"] == greedy  # top-1 sampling is greedy
+    ids = tok(PROMPTS[0], return_tensors="pt")
+    with torch.no_grad():
+        out = hf.generate(**ids, do_sample=False, max_new_tokens=10, repetition_penalty=1.8, pad_token_id=0)
+    expected = tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert complete(url, PROMPTS[0], 10, repetition_penalty=1.8)["choices"][0]["text"] == expected
+
+
 def test_int64_seeds_are_accepted_and_reproducible(server):
     url = server[0]
     a = complete(url, PROMPTS[1], 6, temperature=1.0, seed=-1)["choices"][0]

@@ -10,6 +10,7 @@ import io
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -173,7 +174,10 @@ def test_streaming_with_an_image_and_a_text_completion(server, llava):
     "part, message",
     [
         ({"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}, "invalid base64"),
-        ({"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(b"not a png").decode()}}, "not an image"),
+        (
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(b"not a png").decode()}},
+            "not in an image format",
+        ),
         ({"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}, "data: URL .* or an http"),
         ({"type": "image_url", "image_url": {}}, 'needs "image_url"'),
         ({"type": "input_audio", "input_audio": {}}, "'text' and 'image_url' parts"),
@@ -200,8 +204,11 @@ def test_unreachable_images_and_image_tokens_without_an_image(server, image_host
 def test_qpc_path_refuses_a_vision_language_models_graph_with_what_to_use(served):
     from QEfficient.serving.artifact import artifact_from_qpc
 
-    with pytest.raises(ValueError, match="vision-language model's language graph.*serve it with --model_name"):
-        artifact_from_qpc(served[1].state.qpc_path)
+    language = Path(served[1].state.qpc_path)
+    vision = next(p for p in language.parent.parent.glob("*vision*/*") if (p / "qconfig.json").is_file())
+    for path in (language, vision):
+        with pytest.raises(ValueError, match="a graph of a vision-language model.*serve it with --model_name"):
+            artifact_from_qpc(str(path))
 
 
 def _tiny_with_template(model_type: str, folder) -> tuple:
@@ -279,26 +286,34 @@ def test_two_images_in_one_chat(model_type, tmp_path, tiny_model_dir):
     )
     assert answers[0].json()["choices"][0]["message"]["content"] == expected[0]
     if flags:
-        assert answers[1].status_code == 400 and "max_num_images=2" in answers[1].json()["error"]["message"], answers[1].text
+        assert answers[1].status_code == 400 and "at most 2 per request (--max_num_images)" in answers[1].json()["error"]["message"]
         with pytest.raises(ValueError, match="--img_size and --max_num_images are for vision-language models"):
             build_from_args(parse_args(["--model_name", str(tiny_model_dir("llama")), "--max_num_images", "2"]))
 
 
+def _black_png(width: int, height: int) -> bytes:
+    """A one-bit PNG: a few KB that decode to width x height x 3 bytes of RGB."""
+    buffer = io.BytesIO()
+    Image.new("1", (width, height)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _png_bomb() -> bytes:
     """A 12000 x 12000 one-bit PNG: 23 KB that decode to 432 MB of RGB."""
-    buffer = io.BytesIO()
-    Image.new("1", (12000, 12000)).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return _black_png(12000, 12000)
 
 
 def test_images_the_server_will_not_hold_or_fetch(server, image_host):
     """Bounded images, bounded fetches: each refused with a 400 that says what to do, and the server keeps serving."""
     from QEfficient.serving.vision_language import read_image
 
-    def refused(url: str) -> str:
-        r = chat(server, [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "hi"}])
+    def refused_parts(parts: list) -> str:
+        r = chat(server, parts)
         assert r.status_code == 400, r.text
         return r.json()["error"]["message"]
+
+    def refused(url: str) -> str:
+        return refused_parts([{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "hi"}])
 
     assert "pixels" in refused("data:image/png;base64," + base64.b64encode(_png_bomb()).decode())
     assert "sides at most" in refused(data_url(image(8, (2, 400))))
@@ -309,7 +324,15 @@ def test_images_the_server_will_not_hold_or_fetch(server, image_host):
     assert "is not allowed" in refused(f"{image_host}/redirect?to=file:///etc/passwd")  # urllib's own check
     many = [{"type": "image_url", "image_url": {"url": f"{image_host}/cat.png"}}] * 17
     r = chat(server, many)
-    assert r.status_code == 400 and "more than 16 images" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "more than 16 image(s)" in r.json()["error"]["message"]
+    big = "data:image/png;base64," + base64.b64encode(_black_png(6000, 6000)).decode()  # 36 M pixels each, 64 M per request
+    assert "for all the images of a request" in refused_parts([{"type": "image_url", "image_url": {"url": big}}] * 2)
+    long_text = {"type": "text", "text": "word " * 60}  # fits alone, not with the image's 16 tokens
+    message = refused_parts([{"type": "image_url", "image_url": {"url": data_url(image(1))}}, long_text])
+    assert "(image tokens included)" in message and "context is 96 tokens" in message
+    r = httpx.post(f"{server}/v1/completions", json={"prompt": "<image> what?", "max_tokens": 4}, timeout=60)
+    assert r.status_code == 400 and "send images as 'image_url' parts of a chat message" in r.json()["error"]["message"], r.text
+    assert "not in an image format" in refused("data:image/png;base64," + base64.b64encode(b"plain text").decode())
     start = time.monotonic()
     with pytest.raises(Exception, match="not received within 1 s"):
         read_image(f"{image_host}/slow.png", "the image", timeout=1.0)
@@ -372,3 +395,17 @@ def test_a_chat_template_from_the_command_line(tmp_path, tiny_model_dir):
     for bad in ("{% if %}", str(tmp_path / "missing.jinja")):
         with pytest.raises(SystemExit):
             parse_args(["--chat_template", bad])
+
+
+def test_bad_serving_options_and_templates_fail_at_start(tmp_path):
+    """Sizes and image counts below 1, a template that raises on one message, and one that drops the image
+    placeholder: each stops the server at start with what is wrong, before the first request."""
+    folder = build_llava(tmp_path / "llava")
+    base = ["--model_name", str(folder), "--ctx_len", "64", "--full_batch_size", "1", "--num_cores", "1"]
+    for flag in ("--img_size", "--max_num_images"):
+        with pytest.raises(ValueError, match=f"{flag[2:]} must be a positive"):
+            build_from_args(parse_args([*base, flag, "0"]))
+    with pytest.raises(SystemExit):
+        parse_args([*base, "--chat_template", "{{ raise_exception('no') }}"])
+    with pytest.raises(ValueError, match="does not write the image placeholder '<image>'"):
+        build_from_args(parse_args([*base, "--chat_template", "{% for m in messages %}{{ m.role }}{% endfor %}"]))

@@ -118,7 +118,7 @@ def load_image(image_path: str | None = None, image_url: str | None = None, time
             f"cannot fetch the image at '{image_url}': {reason}. Check the URL and the network, "
             "or download the image and pass --image_path."
         ) from None
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise ValueError(f"cannot read the image '{source}': {err}") from None
 
 
@@ -264,6 +264,8 @@ def infer(
     model_name, gguf_file = resolve_model_name(local_model_dir or model_name, gguf_file, cache_dir)
     # bad numbers fail now, not after the model is loaded, exported and compiled
     check_positive(prompt_len=prompt_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
+    if img_size is not None:
+        check_positive(img_size=img_size)
     if full_batch_size is not None:
         check_positive(full_batch_size=full_batch_size)
     generation_len = check_generation_len(generation_len)

@@ -262,7 +262,27 @@ def chat_template_text(value: str) -> str:
         _compile_jinja_template(value)
     except jinja2.TemplateSyntaxError as err:
         raise argparse.ArgumentTypeError(f"the chat template is not valid Jinja: {err} (line {err.lineno})") from None
+    failure = _sample_render_failure(value)
+    if failure is not None:
+        raise argparse.ArgumentTypeError(f"the chat template fails on a one-message conversation ({failure}); fix it or leave it out")
     return value
+
+
+def _sample_render_failure(template: str) -> str | None:
+    """Why ``template`` cannot render one user message, with string content or with a list of text parts (a
+    vision-language template's form), or None when one of the two renders."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    failures = []
+    for content in ("Hello", [{"type": "text", "text": "Hello"}]):
+        try:
+            render_jinja_template(
+                conversations=[[{"role": "user", "content": content}]], chat_template=template, add_generation_prompt=True
+            )
+            return None
+        except Exception as err:  # the template's own raise_exception, undefined names, type errors
+            failures.append(f"{type(err).__name__}: {err}")
+    return failures[0]
 
 
 def lora_module(text: str) -> tuple[str, str]:
@@ -288,6 +308,7 @@ def build_from_args(args: argparse.Namespace):
     check_positive(
         prefill_seq_len=args.prefill_seq_len, ctx_len=args.ctx_len, full_batch_size=args.full_batch_size, num_cores=args.num_cores
     )
+    check_positive(**{name: getattr(args, name) for name in ("img_size", "max_num_images") if getattr(args, name) is not None})
     with step(f"Loading and compiling {model_name} for continuous batching ({args.full_batch_size} slots)"):
         return build_server(
             model_name,
@@ -327,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[QEfficient] warning: {warning}", file=sys.stderr, flush=True)
     try:
         app, runner = build_from_args(args)
-    except (FileNotFoundError, ValueError, TypeError) as err:
+    except (OSError, ValueError, TypeError) as err:  # FileNotFoundError and a damaged artifact are OSErrors
         fail(str(err))
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
@@ -345,7 +366,7 @@ def serve_on_ray(args: argparse.Namespace) -> None:
         print(f"[QEfficient] warning: {warning}", file=sys.stderr, flush=True)
     try:
         run_cli(args)
-    except (FileNotFoundError, ValueError, TypeError) as err:
+    except (OSError, ValueError, TypeError) as err:  # FileNotFoundError and a damaged artifact are OSErrors
         fail(str(err))
 
 

@@ -146,6 +146,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         check_positive(
             prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, max_num_images=max_num_images
         )
+        if img_size is not None:
+            check_positive(img_size=img_size)
         if prefill_seq_len > ctx_len:
             raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
         self._check_max_positions("ctx_len", ctx_len, self.lang_model.config)
@@ -249,9 +251,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
         if tokenizer is None:
             raise ValueError("Pass the tokenizer or the processor, to decode the output.")
-        ids = self.adapter.prompt_ids(inputs, self.config)
-        mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
-        token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
+        token_lists = self.prompt_token_lists(inputs)
         self._open_sessions()
         vision_inputs = self._vision_inputs(inputs, token_lists)
         qconfig = read_artifact(self._lang_path)
@@ -291,12 +291,16 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     def request_extra(self, prefiller: ImagePrefill, inputs) -> tuple[list[int], dict]:
         """One prompt's tokens and what its prefill needs (``Request.extra``), from the processor's outputs for it:
         the vision graph (two graphs) runs here, so a server can do it off the engine's thread."""
-        ids = self.adapter.prompt_ids(inputs, self.config)
-        mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
-        token_lists = [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
+        token_lists = self.prompt_token_lists(inputs)
         if len(token_lists) != 1:
             raise ValueError(f"request_extra() takes the processor's outputs for one prompt, got {len(token_lists)}.")
         return token_lists[0], self._request_extras(prefiller, token_lists, self._vision_inputs(inputs, token_lists))[0]
+
+    def prompt_token_lists(self, inputs) -> list[list[int]]:
+        """Each prompt's tokens as the language graph reads them (image tokens included), from the processor's outputs."""
+        ids = self.adapter.prompt_ids(inputs, self.config)
+        mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
+        return [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
 
     def _request_extras(self, prefiller: ImagePrefill, token_lists, vision_inputs) -> list[dict]:
         rows_vision, rows_embeds = prepare_images(prefiller, self._sessions[1], token_lists, vision_inputs)

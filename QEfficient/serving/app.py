@@ -151,7 +151,9 @@ def create_app(
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         raw = await read_body(request)
-        return await answer(request, await asyncio.to_thread(lambda: parser.chat(parse_json(raw))))
+        executor = None if images is None else images.executor  # a vision-language model's chats fetch images
+        chat = await asyncio.get_running_loop().run_in_executor(executor, lambda: parser.chat(parse_json(raw)))
+        return await answer(request, chat)
 
     async def answer(http_request: Request, call: Call):
         loop = asyncio.get_running_loop()

@@ -170,15 +170,15 @@ def artifact_from_qpc(
     from QEfficient.compile.ort_cpu import read_artifact
 
     qconfig = read_artifact(Path(qpc_path))
+    if qconfig.get("kind") == "vision" or "img_size" in qconfig.get("compile_params", {}):
+        raise ValueError(
+            f"'{qpc_path}' is a graph of a vision-language model: the server also needs its processor and both graphs, "
+            "so serve it with --model_name."
+        )
     if not qconfig.get("continuous_batching"):
         raise ValueError(
             f"'{qpc_path}' was compiled without continuous batching; the server needs it. Compile with "
             "from_pretrained(..., continuous_batching=True) and compile(full_batch_size=N), or serve --model_name."
-        )
-    if "img_size" in qconfig.get("compile_params", {}):
-        raise ValueError(
-            f"'{qpc_path}' is a vision-language model's language graph: the server also needs its processor and vision "
-            "graph, so serve it with --model_name."
         )
     if not has_runtime_tokenizer(qpc_path):
         raise ValueError(f"'{qpc_path}' holds no tokenizer (it was compiled by an older version); compile it again or serve --model_name.")

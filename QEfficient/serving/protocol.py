@@ -22,7 +22,6 @@ MAX_JSON_DEPTH = 64  # OpenAI bodies nest a handful of levels; tool schemas a fe
 INT64 = 2**63
 MAX_COMPLETION_LOGPROBS = 5  # OpenAI's limit for /v1/completions "logprobs"
 MAX_CHAT_TOP_LOGPROBS = 20  # and for /v1/chat/completions "top_logprobs"
-MAX_IMAGES_PER_REQUEST = 16  # a vision-language model's chat: each image is decoded and held until it is processed
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -153,6 +152,30 @@ def _streaming(body: dict) -> tuple[bool, bool]:
     return stream, boolean(options, "include_usage")
 
 
+def _refuse_unhonoured(body: dict, chat: bool) -> None:
+    """OpenAI fields that would change the answer and that this server does not honour: a 400 rather than an answer
+    that silently ignores them. Their neutral values (0, {}, a "text" response format, no tool choice) pass."""
+    for name in ("frequency_penalty", "presence_penalty"):
+        if number(body, name, float, 0.0, low=-2, high=2) != 0:
+            raise APIError(400, f"'{name}' is not supported by this server; leave it out (repetition_penalty is supported).", name)
+    if body.get("logit_bias") not in (None, {}):
+        raise APIError(400, "'logit_bias' is not supported by this server; leave it out.", "logit_bias")
+    if not chat:
+        return
+    response_format = body.get("response_format")
+    if response_format is not None and not (isinstance(response_format, dict) and response_format.get("type") == "text"):
+        raise APIError(
+            400, "Structured output ('response_format' other than text) is not supported by this server; leave it out.", "response_format"
+        )
+    for tools, choice in (("tools", "tool_choice"), ("functions", "function_call")):
+        if body.get(choice) not in (None, "none", "auto") or (body.get(tools) and body.get(choice) != "none"):
+            raise APIError(
+                400,
+                f"Tool calling is not supported by this server: leave out '{tools}' and '{choice}' (or send \"{choice}\": \"none\").",
+                tools,
+            )
+
+
 class RequestParser:
     """Turns the two routes' bodies into Calls. Runs off the event loop: it tokenizes."""
 
@@ -179,8 +202,12 @@ class RequestParser:
         if self.images is None:
             return self._with_prompts(call, [self._tokens(p, where) for p, where in zip(prompts, wheres)])
         # a string through the processor (its tokens may differ from the tokenizer's); ids as they are
-        made = [self.images.text(p if isinstance(p, str) else self._tokens(p, where)[0], where) for p, where in zip(prompts, wheres)]
-        return self._with_prompts(call, [self._tokens(ids, where) for (ids, _), where in zip(made, wheres)], [x for _, x in made])
+        max_tokens = call.jobs[0].max_tokens
+        made = [
+            self.images.text(p if isinstance(p, str) else self._tokens(p, where)[0], where, self._fits(max_tokens, where))
+            for p, where in zip(prompts, wheres)
+        ]
+        return self._with_prompts(call, [(ids, where) for (ids, _), where in zip(made, wheres)], [x for _, x in made])
 
     def chat(self, body: dict) -> Call:
         top = None
@@ -210,11 +237,36 @@ class RequestParser:
             parts, found = chat_parts(m.get("content"), i)
             out.append({**m, "content": parts})
             urls += found
-            if len(urls) > MAX_IMAGES_PER_REQUEST:  # before any image is fetched or decoded
-                raise APIError(400, f"The messages hold more than {MAX_IMAGES_PER_REQUEST} images; send at most that many.", "messages")
-        ids, extra = self.images.chat(out, urls)
-        self._tokens(ids, "messages")  # the context limit, counting the image tokens
+            if len(urls) > self.images.max_images:  # before any image is fetched or decoded
+                raise APIError(
+                    400,
+                    f"The messages hold more than {self.images.max_images} image(s); this server takes at most "
+                    f"{self.images.max_images} per request (--max_num_images).",
+                    "messages",
+                )
+        ids, extra = self.images.chat(out, urls, self._fits(call.jobs[0].max_tokens, "messages"))
         return self._with_prompts(call, [(ids, "messages")], [extra])
+
+    def _fits(self, max_tokens: int, where: str):
+        """A check of a vision-language prompt's tokens (image tokens included) against the context, run before its
+        vision graph."""
+
+        def check(ids: list[int]) -> None:
+            if not ids:
+                raise APIError(400, f"{where} is empty.", _param_of(where))
+            self._check_context(ids, max_tokens, f"{where} (image tokens included)")
+
+        return check
+
+    def _check_context(self, ids: list[int], max_tokens: int, where: str) -> None:
+        if len(ids) + max_tokens > self.ctx_len + 1:
+            raise APIError(
+                400,
+                f"This model's context is {self.ctx_len} tokens; {where} has {len(ids)} and max_tokens asks for "
+                f"{max_tokens}. Reduce the prompt or max_tokens.",
+                "max_tokens",
+                "context_length_exceeded",
+            )
 
     def _common(self, body: dict) -> None:
         model = body.get("model")
@@ -237,10 +289,14 @@ class RequestParser:
         """Everything but the prompts, checked before anything is tokenized; a Call with one template job."""
         self._common(body)
         stream, include_usage = _streaming(body)
+        _refuse_unhonoured(body, chat)
         seed = number(body, "seed", int, None, low=-INT64, high=INT64 - 1)
+        top_k = number(body, "top_k", int, None, low=-1)  # vLLM's extension: -1 or 0 keeps every token
         sampling = SamplingParams(
             temperature=number(body, "temperature", float, 1.0, low=0, high=2),
+            top_k=None if top_k in (None, -1, 0) else top_k,
             top_p=number(body, "top_p", float, None, low=0, high=1, low_open=True),
+            repetition_penalty=number(body, "repetition_penalty", float, None, low=0, high=2, low_open=True),  # vLLM's too
             seed=None if seed is None else seed % 2**64,  # OpenAI's seeds are int64; numpy wants them non-negative
         )
         job = Job([], number(body, "max_tokens", int, 16, low=1), sampling, _stop_strings(body), top)
@@ -250,14 +306,7 @@ class RequestParser:
         """The call with one job per tokenized prompt (``extras``: each one's Job.extra), each checked against the context."""
         template = call.jobs[0]
         for ids, where in prompts:
-            if len(ids) + template.max_tokens > self.ctx_len + 1:
-                raise APIError(
-                    400,
-                    f"This model's context is {self.ctx_len} tokens; {where} has {len(ids)} and max_tokens asks for "
-                    f"{template.max_tokens}. Reduce the prompt or max_tokens.",
-                    "max_tokens",
-                    "context_length_exceeded",
-                )
+            self._check_context(ids, template.max_tokens, where)
         extras = extras or [{}] * len(prompts)
         call.jobs = [dataclasses.replace(template, tokens=ids, extra=extra) for (ids, _), extra in zip(prompts, extras)]
         return call
@@ -314,6 +363,10 @@ class RequestParser:
         return [{**m, "content": _text_content(m.get("content"), i)} for i, m in enumerate(self._message_list(messages))]
 
 
+def _param_of(where: str) -> str:
+    return "prompt" if where.startswith("prompt") else where
+
+
 def _is_token(t) -> bool:
     return isinstance(t, int) and not isinstance(t, bool)
 
@@ -333,7 +386,7 @@ def _text_content(content, i: int) -> str:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind != "text":
             what = f"a part of type '{kind}'" if isinstance(kind, str) else "a part without a type"
-            raise APIError(400, f"{where}[{j}] is {what}; this model takes text only (type 'text'), not images.", "messages")
+            raise APIError(400, f"{where}[{j}] is {what}; this model takes 'text' parts only (not a vision-language model).", "messages")
         if not isinstance(part.get("text"), str):
             raise APIError(400, f"{where}[{j}] needs a string 'text'.", "messages")
         texts.append(part["text"])

@@ -20,6 +20,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -33,13 +35,18 @@ MAX_REDIRECTS = 5
 # Decoded images are held until the processor has resized them: bound what a small compressed file can become
 # (a 12000 x 12000 one-bit PNG is 23 KB), and shapes a resize to a fixed short edge would blow up.
 MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGES_PER_REQUEST = 16  # without --max_num_images: each image is decoded and held until it is processed
+MAX_REQUEST_PIXELS = 64_000_000  # all the images of one request: about 200 MB of RGB
 MAX_ASPECT_RATIO = 50
 _DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,(?P<data>.*)", re.S | re.I)
 
 
-def read_image(url: str, where: str, timeout: float = FETCH_TIMEOUT_S, max_bytes: int = MAX_IMAGE_BYTES):
-    """The image at ``url`` (a data: URL or an http(s) URL) as RGB; a 400 that says what is wrong otherwise."""
-    from PIL import Image
+def read_image(
+    url: str, where: str, timeout: float = FETCH_TIMEOUT_S, max_bytes: int = MAX_IMAGE_BYTES, pixel_budget: int = MAX_IMAGE_PIXELS
+):
+    """The image at ``url`` (a data: URL or an http(s) URL) as RGB; a 400 that says what is wrong otherwise.
+    ``pixel_budget``: what the request's images may still hold, checked before the image is decoded."""
+    from PIL import Image, UnidentifiedImageError
 
     try:
         scheme = urllib.parse.urlparse(url).scheme.lower()
@@ -59,18 +66,21 @@ def read_image(url: str, where: str, timeout: float = FETCH_TIMEOUT_S, max_bytes
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            if width * height > MAX_IMAGE_PIXELS or max(width, height) > MAX_ASPECT_RATIO * max(min(width, height), 1):
+            if width * height > min(MAX_IMAGE_PIXELS, pixel_budget) or max(width, height) > MAX_ASPECT_RATIO * max(min(width, height), 1):
                 raise APIError(
                     400,
                     f"{where} is {width}x{height} pixels: this server takes images of up to {MAX_IMAGE_PIXELS} pixels "
-                    f"and sides at most {MAX_ASPECT_RATIO}:1. Resize it before sending.",
+                    f"({MAX_REQUEST_PIXELS} for all the images of a request) and sides at most {MAX_ASPECT_RATIO}:1. "
+                    "Resize it before sending.",
                     "messages",
                 )
             return image.convert("RGB")
-    except APIError:
+    except (APIError, MemoryError):
         raise
-    except MemoryError:
-        raise
+    except UnidentifiedImageError:
+        raise APIError(
+            400, f"{where} is not in an image format the server reads (PNG, JPEG, GIF, WebP, BMP, TIFF, ...).", "messages"
+        ) from None
     except Exception as err:  # Pillow raises many kinds on a corrupt file (OSError, ValueError, SyntaxError, struct.error, ...)
         raise APIError(400, f"{where} is not an image the server can read: {err}", "messages") from None
 
@@ -105,7 +115,8 @@ def _fetch(url: str, where: str, timeout: float, max_bytes: int) -> bytes:
     deadline = time.monotonic() + timeout
     request = urllib.request.Request(url, headers={"User-Agent": "QEfficient-server"})
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        # each read may wait half the limit: a sender that stalls is cut off near the limit, not only between reads
+        with _OPENER.open(request, timeout=timeout / 2) as response:
             pieces, size = [], 0
             while piece := response.read1(64 * 1024):
                 pieces.append(piece)
@@ -124,51 +135,66 @@ def _fetch(url: str, where: str, timeout: float, max_bytes: int) -> bytes:
 
 
 class ImagePrompts:
-    """A vision-language model's prompts for the server: (tokens, ``Request.extra``) per prompt."""
+    """A vision-language model's prompts for the server: (tokens, ``Request.extra``) per prompt.
 
-    def __init__(self, model, processor, prefiller) -> None:
-        self.model, self.processor, self.prefiller = model, processor, prefiller
+    ``max_images``: the most images one request may hold (``--max_num_images``; a cross-attention model's image slots).
+    """
+
+    def __init__(self, model, processor, prefiller, max_images: int = MAX_IMAGES_PER_REQUEST) -> None:
+        self.model, self.processor, self.prefiller, self.max_images = model, processor, prefiller, max_images
         self.tokenizer = processor.tokenizer
         # one vision graph run at a time: each already uses every core given, and requests parse on many threads
         self._vision_turn = threading.Lock()
+        # image chats parse here, not on the event loop's shared pool: a slow image fetch must not hold up text requests
+        self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="qeff-images")
 
     @property
     def has_chat_template(self) -> bool:
         return bool(getattr(self.processor, "chat_template", None))
 
-    def chat(self, messages: list[dict], urls: list[str]) -> tuple[list[int], dict]:
-        """Messages with HF content parts (``chat_parts``) and their images' URLs, in order."""
+    def chat(self, messages: list[dict], urls: list[str], fits: Callable[[list[int]], None]) -> tuple[list[int], dict]:
+        """Messages with HF content parts (``chat_parts``) and their images' URLs, in order; ``fits(tokens)`` raises
+        the 400 of a prompt beyond the context, before the vision graph runs."""
         try:
             prompt = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
             raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
-        images = [read_image(url, f"image {n} of the messages") for n, url in enumerate(urls)]
+        images, budget = [], MAX_REQUEST_PIXELS
+        for n, url in enumerate(urls):
+            images.append(read_image(url, f"image {n} of the messages", pixel_budget=budget))
+            budget -= images[-1].width * images[-1].height
         # the template may write the BOS token itself: then the processor must not add another (HF's rule)
         bos = self.tokenizer.bos_token
         special = {"add_special_tokens": False} if bos is not None and prompt.startswith(bos) else {}
-        return self._extra(prompt, images, special, "messages")
+        return self._extra(prompt, images, special, "messages", fits)
 
-    def text(self, prompt: str | list[int], where: str) -> tuple[list[int], dict]:
+    def text(self, prompt: str | list[int], where: str, fits: Callable[[list[int]], None]) -> tuple[list[int], dict]:
         """A /v1/completions prompt: a string through the processor, or token ids as they are; no image."""
         if isinstance(prompt, str):
-            return self._extra(prompt, [], {}, where)
+            return self._extra(prompt, [], {}, where, fits)
         ids = np.asarray([prompt], dtype=np.int64)
-        return self._run({"input_ids": ids, "attention_mask": np.ones_like(ids)}, where)
+        return self._run({"input_ids": ids, "attention_mask": np.ones_like(ids)}, where, fits)
 
-    def _extra(self, prompt: str, images: list, processor_kwargs: dict, where: str) -> tuple[list[int], dict]:
+    def _extra(self, prompt: str, images: list, processor_kwargs: dict, where: str, fits) -> tuple[list[int], dict]:
         adapter = self.model.adapter
         media = {"images": [images]} if images else {}  # the batch of one conversation's images, as HF's chat path gives it
         try:
             inputs = self.processor(**media, text=[prompt], return_tensors=adapter.processor_tensors, **processor_kwargs)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
-            raise APIError(400, f"The processor rejected {where} with {len(images)} image(s): {err}", _param(where)) from None
-        return self._run(inputs, where)
+            completion = where.startswith("prompt")
+            hint = " /v1/completions takes no images: send images as 'image_url' parts of a chat message." if completion else ""
+            raise APIError(400, f"The processor rejected {where} with {len(images)} image(s): {err}{hint}", _param(where)) from None
+        return self._run(inputs, where, fits)
 
-    def _run(self, inputs, where: str) -> tuple[list[int], dict]:
+    def _run(self, inputs, where: str, fits) -> tuple[list[int], dict]:
+        fits(self.model.prompt_token_lists(inputs)[0])
         try:
             with self._vision_turn:
                 return self.model.request_extra(self.prefiller, inputs)
         except ValueError as err:  # image tokens without images, more images than slots, a wrong image size
+            if "image tokens but no images" in str(err):
+                message = f"{where} holds image tokens but no image: send images as 'image_url' parts of a chat message."
+                raise APIError(400, message, _param(where)) from None
             raise APIError(400, f"{where}: {err}", _param(where)) from None
 
 
@@ -200,7 +226,7 @@ def compile_options(
         mxfp6_matmul=mxfp6_matmul,
         mxint8_kv_cache=mxint8_kv_cache,
         img_size=img_size,
-        max_num_images=max_num_images or 1,
+        max_num_images=max_num_images,  # None: one image slot (cross-attention models), MAX_IMAGES_PER_REQUEST images per request
     )
 
 
@@ -213,7 +239,7 @@ def compile_vision_language(model_name: str, compile_options: dict):
     from QEfficient.utils.tokenizer import load_hf_processor
 
     model = QEFFAutoModelForImageTextToText.from_pretrained(model_name, kv_offload=True, continuous_batching=True)
-    paths = model.compile(**compile_options)
+    paths = model.compile(**_compile_kwargs(compile_options))
     processor = load_hf_processor(model.local_model_dir)
     return ServingArtifact(
         qpc_path=str(paths["lang_qpc_path"]),
@@ -248,8 +274,13 @@ def open_vision_language_app(
     require_extra("vision", "serving a vision-language model")
     model = QEFFAutoModelForImageTextToText.from_pretrained(model_name, kv_offload=True, continuous_batching=True)
     processor = load_hf_processor(model.local_model_dir)
-    model.compile(**compile_options)
+    if chat_template is not None:
+        processor.chat_template = chat_template
+        check_template_writes_images(model, processor)
+    model.compile(**_compile_kwargs(compile_options))
     engine = model.serving_engine(processor.tokenizer)
+    given = compile_options.get("max_num_images")
+    max_images = given if given is not None else 1 if model.adapter.cross_attention else MAX_IMAGES_PER_REQUEST
     runner = EngineRunner(engine, max_queue=max_queue).start()
     app = create_app(
         runner,
@@ -259,8 +290,28 @@ def open_vision_language_app(
         served_names=[model_name],
         api_key=api_key,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
-        images=ImagePrompts(model, processor, engine.prefiller),
-        chat_template=chat_template,
+        images=ImagePrompts(model, processor, engine.prefiller, max_images),
     )
     app.state.qpc_path = model.qpc_paths["lang_qpc_path"]
     return app, runner
+
+
+def _compile_kwargs(compile_options: dict) -> dict:
+    """compile()'s own defaults where serving left an option unset (the image size, one image slot)."""
+    return {name: value for name, value in compile_options.items() if value is not None}
+
+
+def check_template_writes_images(model, processor) -> None:
+    """A chat template given at start must write the model's image placeholder where an image part stands:
+    otherwise every request with an image would fail; the server refuses to start instead."""
+    placeholder = model.adapter.image_placeholder(processor)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Hello"}]}]
+    try:
+        rendered = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception as err:  # its own raise_exception, names it does not define
+        raise ValueError(f"The chat template fails on a message with an image: {type(err).__name__}: {err}") from None
+    if placeholder is not None and placeholder not in rendered:
+        raise ValueError(
+            f"The chat template does not write the image placeholder {placeholder!r} for an image part "
+            f'({{"type": "image"}} in HF\'s content parts): it renders {rendered!r}. Fix the template.'
+        )
