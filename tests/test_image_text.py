@@ -125,6 +125,9 @@ def test_the_cli_prompt_of_a_vlm_follows_chat_and_no_chat(llava_dir):
     assert image_prompt(processor, adapter, "hi", with_image=False) == "[text:hi;]"
     assert image_prompt(processor, adapter, "hi", chat=False) == "<image> hi"
     assert image_prompt(processor, adapter, "hi", with_image=False, chat=False) == "hi"
+    assert image_prompt(processor, adapter, "<image> hi") == "<image> hi"  # laid out by the user: as given
+    with pytest.raises(ValueError, match="already holds it: leave out --chat or the placeholder"):
+        image_prompt(processor, adapter, "<image> hi", chat=True)
 
 
 def test_two_images_in_one_prompt(llava_dir):

@@ -89,6 +89,11 @@ def image_prompt(processor, adapter, prompt: str, with_image: bool = True, chat:
         raise ValueError("--chat needs a processor with a chat template; this model has none (use --no-chat).")
     placeholder = adapter.image_placeholder(processor) if with_image else None
     if placeholder is not None and placeholder in prompt:  # already laid out by the user
+        if chat:
+            raise ValueError(
+                f"--chat wraps the prompt in the chat template, which writes the image placeholder {placeholder!r} itself, "
+                "and this prompt already holds it: leave out --chat or the placeholder."
+            )
         return prompt
     if chat is not False and getattr(processor, "chat_template", None):
         content = [{"type": "image"}] if with_image else []
