@@ -4,10 +4,11 @@
         [--prefill_seq_len 32] [--ctx_len 512] [--full_batch_size 4] [--num_cores N] [--max_queue 64]
         [--mxfp6_matmul] [--mxint8_kv_cache] [--api-key KEY] [--max_body_bytes 4194304]
         [--lora NAME=PATH [NAME=PATH ...]] [--prompt_lookup_num_tokens K | --draft_model PATH --num_speculative_tokens K]
-        [--img_size N] [--max_num_images N] [--chat_template FILE_OR_TEMPLATE]
+        [--img_size N] [--max_num_images N] [--chat_template FILE_OR_TEMPLATE] [--task auto|generate|embed]
 
 With no --model_name it serves the default model, SmolLM2-135M-Instruct. A vision-language model takes
-images in chat messages ("image_url" parts: base64 data: URLs, or http(s) URLs the server fetches). --qpc_path serves an artifact
+images in chat messages ("image_url" parts: base64 data: URLs, or http(s) URLs the server fetches). An encoder
+(a sentence-transformers folder such as all-MiniLM-L6-v2) is served for embeddings: POST /v1/embeddings. --qpc_path serves an artifact
 that compile() built with continuous batching, without loading torch or the model. --mxfp6 and --mxint8 are
 accepted for --mxfp6_matmul and --mxint8_kv_cache. The API key can also come from $QEFF_API_KEY.
 Each --lora adapter (a folder saved by peft) is a model id of its own in /v1/models; a request's
@@ -49,6 +50,7 @@ def build_server(
     img_size: int | None = None,
     max_num_images: int | None = None,
     chat_template: str | None = None,
+    task: str = "auto",
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
     (``app.state.qpc_path``: the artifact it serves). ``prompt_lookup_num_tokens=K``: greedy requests
@@ -56,7 +58,19 @@ def build_server(
     ``draft_model`` + ``num_speculative_tokens=K``: the same with a draft model's K tokens.
     ``lora``: adapter name -> PEFT adapter folder, each served as its own model id. ``img_size`` and
     ``max_num_images`` (image slots per prompt of a cross-attention model) are for vision-language models.
-    ``chat_template``: a Jinja template for chat requests instead of the model's own."""
+    ``chat_template``: a Jinja template for chat requests instead of the model's own. ``task``: "embed" serves an
+    encoder's embeddings (/v1/embeddings), "generate" generation, "auto" (default) tells them apart from the model."""
+    if not gguf_file and (task == "embed" or (task == "auto" and _is_embedding(model_name))):
+        generation_options = {
+            "lora": lora,
+            "prompt_lookup_num_tokens": prompt_lookup_num_tokens,
+            "draft_model": draft_model,
+            "img_size": img_size,
+            "max_num_images": max_num_images,
+            "chat_template": chat_template,
+            "mxint8_kv_cache": mxint8_kv_cache or None,
+        }
+        return _embeddings_server(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, generation_options)
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes)
     if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
@@ -95,6 +109,22 @@ def build_server(
         max_num_images=max_num_images,
     )
     return open_app(replace(artifact, chat_template=chat_template), num_cores, max_queue, api_key, max_body_bytes)
+
+
+def _is_embedding(model_name: str) -> bool:
+    from QEfficient.serving.embeddings_app import is_embedding_model
+
+    return is_embedding_model(model_name)
+
+
+def _embeddings_server(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, generation_options: dict):
+    """An encoder's /v1/embeddings server; the options that only mean something for generation are refused."""
+    given = [f"--{name}" for name, value in generation_options.items() if value is not None]
+    if given:
+        raise ValueError(f"'{model_name}' is served for embeddings (/v1/embeddings): {', '.join(given)} do not apply; leave them out.")
+    from QEfficient.serving.embeddings_app import open_embeddings_app
+
+    return open_embeddings_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
 
 
 def _is_vision_language(model_name: str) -> bool:
@@ -214,6 +244,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="a Jinja chat template (a file, or the template itself) for chat requests, instead of the model's own",
     )
+    add_argument(
+        p,
+        "task",
+        choices=("auto", "generate", "embed"),
+        default="auto",
+        help="embed: serve an encoder's embeddings (/v1/embeddings); auto: a sentence-transformers folder or a base encoder is embed",
+    )
     add_argument(p, "draft_model", default=None, help="speculative decoding: a smaller model with the same tokenizer drafts")
     add_argument(p, "num_speculative_tokens", type=int, default=None, help="tokens the --draft_model drafts per step (K)")
     ray = p.add_argument_group('Ray Serve (pip install "QEfficient[ray]")')
@@ -329,6 +366,7 @@ def build_from_args(args: argparse.Namespace):
             img_size=args.img_size,
             max_num_images=args.max_num_images,
             chat_template=args.chat_template,
+            task=args.task,
         )
 
 

@@ -189,22 +189,26 @@ class QEFFAutoModel(_QEFFEncoderBase):
             raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
         check_strings("Sentence", sentences)
         check_positive(batch_size=batch_size)
-        pooling = self.pooling_fn or POOLING[sentence_transformers_pooling(self.local_model_dir)]
         max_len = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"]) if self.qpc_path else None
         chunks = []
         for start in range(0, len(sentences), batch_size):
             enc = tokenizer(sentences[start : start + batch_size], padding=True, truncation=True, max_length=max_len, return_tensors="np")
-            out = self.generate(enc, runtime_ai100=self.qpc_path is not None)["output"]
-            if self.pooling_fn is None:  # pool here; the graph returns hidden states padded to a compiled length
-                mask = np.zeros(out.shape[:2], np.int64)
-                width = min(out.shape[1], enc[ATTENTION_MASK].shape[1])
-                mask[:, :width] = enc[ATTENTION_MASK][:, :width]
-                out = pooling(torch.from_numpy(out), torch.from_numpy(mask)).numpy()
-            chunks.append(out)
+            chunks.append(self.embed(enc, normalize=False))
         emb = np.concatenate(chunks)
-        if normalize:
-            emb = emb / np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
-        return emb
+        return _l2_normalized(emb) if normalize else emb
+
+    def embed(self, inputs, normalize: bool = True) -> np.ndarray:
+        """Pooled embeddings [B, D] of tokenized ``inputs`` (input_ids and attention_mask, padded): the model's
+        pooling (the graph's, else the sentence-transformers folder's, else mean), then L2 norm if ``normalize``."""
+        out = self.generate(inputs, runtime_ai100=self.qpc_path is not None)["output"]
+        if self.pooling_fn is None:  # pool here; the graph returns hidden states padded to a compiled length
+            pooling = POOLING[sentence_transformers_pooling(self.local_model_dir)]
+            given = _as_numpy(inputs[ATTENTION_MASK])
+            mask = np.zeros(out.shape[:2], np.int64)
+            width = min(out.shape[1], given.shape[1])
+            mask[:, :width] = given[:, :width]
+            out = pooling(torch.from_numpy(out), torch.from_numpy(mask)).numpy()
+        return _l2_normalized(out) if normalize else out
 
 
 class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):
@@ -215,6 +219,19 @@ class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100, **kwargs).items()}
+
+
+def _l2_normalized(emb: np.ndarray) -> np.ndarray:
+    return emb / np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
+
+
+def sentence_transformers_normalizes(folder: Path | None) -> bool | None:
+    """Whether a sentence-transformers model folder ends in a Normalize module (modules.json); None when it is
+    not such a folder."""
+    modules = Path(folder) / "modules.json" if folder else None
+    if not modules or not modules.is_file():
+        return None
+    return any(str(m.get("type", "")).endswith(".Normalize") for m in json.loads(modules.read_text()))
 
 
 def sentence_transformers_pooling(folder: Path | None) -> str:

@@ -83,6 +83,39 @@ async def read_limited_body(request: Request, max_body_bytes: int) -> bytes:
     return b"".join(pieces)
 
 
+def openai_app_basics(app: FastAPI, api_key: str | None) -> None:
+    """What every app of this server has: the API key check, and errors as OpenAI's JSON bodies (a 4xx for the
+    client's mistakes, unknown routes and wrong methods included; a 500 for anything unexpected)."""
+    if api_key:
+        app.add_middleware(BearerAuth, api_key=api_key)
+
+    @app.exception_handler(APIError)
+    async def api_error(_, err: APIError):  # noqa: ANN001
+        return err.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_, err: StarletteHTTPException):  # noqa: ANN001 (unknown route, wrong method)
+        return APIError(err.status_code, str(err.detail), kind="invalid_request_error").response()
+
+    @app.exception_handler(Exception)
+    async def unexpected(_, err: Exception):  # noqa: ANN001 (Starlette re-raises it after this answer: uvicorn logs it)
+        return APIError(
+            500, f"The server had an error while processing your request ({type(err).__name__}).", kind="server_error"
+        ).response()
+
+
+def single_model_routes(app: FastAPI, model_id: str, busy) -> None:
+    """GET /health and GET /v1/models of an app that runs one request at a time (``busy()``: whether one runs)."""
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "busy": busy()}
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return {"object": "list", "data": [{"id": model_id, "object": "model", "created": 0, "owned_by": "qefficient"}]}
+
+
 def create_app(
     runner: EngineRunner,
     tokenizer,
@@ -110,22 +143,7 @@ def create_app(
     names = [model_id] + [n for n in served_names or [] if n != model_id] + list(adapter_ids)
     parser = RequestParser(tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue, images)
     token_text = TokenText(tokenizer)
-    if api_key:
-        app.add_middleware(BearerAuth, api_key=api_key)
-
-    @app.exception_handler(APIError)
-    async def api_error(_, err: APIError):  # noqa: ANN001
-        return err.response()
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_, err: StarletteHTTPException):  # noqa: ANN001 (unknown route, wrong method)
-        return APIError(err.status_code, str(err.detail), kind="invalid_request_error").response()
-
-    @app.exception_handler(Exception)
-    async def unexpected(_, err: Exception):  # noqa: ANN001 (Starlette re-raises it after this answer: uvicorn logs it)
-        return APIError(
-            500, f"The server had an error while processing your request ({type(err).__name__}).", kind="server_error"
-        ).response()
+    openai_app_basics(app, api_key)
 
     @app.get("/health")
     async def health() -> dict:

@@ -14,9 +14,8 @@ import email.policy
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from QEfficient.serving.app import BearerAuth, read_limited_body
+from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError
 from QEfficient.utils.audio import decode_wav
 
@@ -46,24 +45,9 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
     app = FastAPI(title="QEfficient speech", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     lock = asyncio.Lock()  # one transcription at a time: the sessions are not shared between threads
-    if api_key:
-        app.add_middleware(BearerAuth, api_key=api_key)
+    openai_app_basics(app, api_key)
 
-    @app.exception_handler(APIError)
-    async def api_error(_, err: APIError):  # noqa: ANN001
-        return err.response()
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_, err: StarletteHTTPException):  # noqa: ANN001
-        return APIError(err.status_code, str(err.detail), kind="invalid_request_error").response()
-
-    @app.get("/health")
-    async def health() -> dict:
-        return {"status": "ok", "busy": lock.locked()}
-
-    @app.get("/v1/models")
-    async def models() -> dict:
-        return {"object": "list", "data": [{"id": model_id, "object": "model", "created": 0, "owned_by": "qefficient"}]}
+    single_model_routes(app, model_id, lock.locked)
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):

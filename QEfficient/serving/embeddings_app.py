@@ -1,0 +1,201 @@
+"""OpenAI's embeddings API over an encoder (a sentence-transformers model such as all-MiniLM-L6-v2).
+
+Routes: GET /health, GET /v1/models, POST /v1/embeddings. ``input`` is a string, a list of strings, a list of
+token ids or a list of such lists (OpenAI's four forms); each gets one embedding, in order: the model's pooling
+(its sentence-transformers folder says which), L2-normalized as the folder's Normalize module (or, outside such a
+folder, vLLM) does. ``encoding_format`` "float" (default) or "base64" (little-endian float32, as OpenAI sends).
+An input longer than the compiled length is refused, not truncated. Requests run one at a time on a worker thread,
+so /health keeps answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+
+from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.protocol import APIError, number, parse_json
+
+MAX_INPUTS = 2048  # OpenAI's limit per request
+_FORMATS = ("float", "base64")
+
+
+def _is_token(t) -> bool:
+    return isinstance(t, int) and not isinstance(t, bool)
+
+
+def parse_inputs(raw, tokenizer, max_len: int, vocab_size: int) -> list[list[int]]:
+    """``input`` in any of OpenAI's four forms -> one list of token ids per input, each checked."""
+    form = "'input' must be a string, a list of strings, a list of token ids or a list of lists of token ids"
+    if isinstance(raw, str) or (isinstance(raw, list) and raw and all(_is_token(t) for t in raw)):
+        items = [raw]
+    elif (
+        isinstance(raw, list)
+        and raw
+        and (all(isinstance(x, str) for x in raw) or all(isinstance(x, list) and all(map(_is_token, x)) for x in raw))
+    ):
+        items = raw
+    else:
+        raise APIError(400, f"{form}, and not empty.", "input")
+    if len(items) > MAX_INPUTS:
+        raise APIError(400, f"At most {MAX_INPUTS} inputs per request, got {len(items)}.", "input")
+    out = []
+    for i, item in enumerate(items):
+        where = f"input[{i}]" if len(items) > 1 else "input"
+        if isinstance(item, str):
+            ids = tokenizer(item)[INPUT_IDS] if item else []  # no truncation: a long input is refused below
+        else:
+            ids = item
+            bad = next((t for t in ids if not 0 <= t < vocab_size), None)
+            if bad is not None:
+                raise APIError(400, f"{where} has the token id {bad}, outside this model's vocabulary [0, {vocab_size}).", "input")
+        if not ids:
+            raise APIError(400, f"{where} is empty.", "input")
+        if len(ids) > max_len:
+            raise APIError(
+                400,
+                f"{where} has {len(ids)} tokens, more than this model's maximum of {max_len} (--ctx_len); shorten it.",
+                "input",
+                "context_length_exceeded",
+            )
+        out.append(list(ids))
+    return out
+
+
+def padded(token_lists: list[list[int]], pad_id: int) -> dict[str, np.ndarray]:
+    """The token lists as a right-padded batch (input_ids, attention_mask)."""
+    width = max(len(ids) for ids in token_lists)
+    ids = np.full((len(token_lists), width), pad_id, np.int64)
+    mask = np.zeros((len(token_lists), width), np.int64)
+    for row, tokens in enumerate(token_lists):
+        ids[row, : len(tokens)], mask[row, : len(tokens)] = tokens, 1
+    return {INPUT_IDS: ids, ATTENTION_MASK: mask}
+
+
+def create_embeddings_app(
+    model,
+    tokenizer,
+    model_id: str,
+    max_len: int,
+    normalize: bool,
+    *,
+    served_names=None,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    batch_size: int = 8,
+) -> FastAPI:
+    """The app over a compiled QEFFAutoModel (``model.embed``) and its tokenizer; inputs of at most ``max_len``
+    tokens, run ``batch_size`` at a time (rows of similar length together, so padding stays short)."""
+    app = FastAPI(title="QEfficient embeddings", version="1")
+    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    vocab_size = len(tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
+    app.state.tokenizer = tokenizer
+    openai_app_basics(app, api_key)
+
+    single_model_routes(app, model_id, lock.locked)
+
+    def embed(token_lists: list[list[int]]) -> np.ndarray:
+        order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
+        out = np.zeros((len(token_lists), 0), np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            emb = model.embed(padded([token_lists[i] for i in rows], pad_id), normalize=normalize).astype(np.float32)
+            if out.shape[1] == 0:
+                out = np.zeros((len(token_lists), emb.shape[1]), np.float32)
+            out[rows] = emb
+        return out
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request):
+        body = parse_json(await read_limited_body(request, max_body_bytes))
+        name = body.get("model")
+        if name is not None and name not in names:
+            raise APIError(
+                404, f"The model '{name}' does not exist; this server serves '{model_id}' (see /v1/models).", "model", "model_not_found"
+            )
+        encoding = body.get("encoding_format") or "float"
+        if encoding not in _FORMATS:
+            raise APIError(400, f"'encoding_format' must be one of {list(_FORMATS)}, got {encoding!r}.", "encoding_format")
+        dimensions = number(body, "dimensions", int, None, low=1)
+        token_lists = await asyncio.to_thread(parse_inputs, body.get("input"), tokenizer, max_len, vocab_size)
+        async with lock:
+            vectors = await asyncio.to_thread(embed, token_lists)
+        if dimensions is not None and dimensions != vectors.shape[1]:
+            raise APIError(
+                400, f"This model's embeddings have {vectors.shape[1]} dimensions; leave out 'dimensions' or send that.", "dimensions"
+            )
+        data = [
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if encoding == "base64" else v.tolist(),
+            }
+            for i, v in enumerate(vectors)
+        ]
+        tokens = sum(len(ids) for ids in token_lists)
+        return {"object": "list", "data": data, "model": name or model_id, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    return app
+
+
+def is_embedding_model(model_name: str) -> bool:
+    """A sentence-transformers folder (modules.json), or an encoder whose checkpoint is its base model only
+    (architectures such as BertModel): what vLLM serves for embeddings."""
+    from transformers import AutoConfig
+
+    from QEfficient.loading.model_path import resolve_model_path
+
+    try:
+        folder, gguf_file = resolve_model_path(model_name, None)
+        if gguf_file:
+            return False
+        if (Path(folder) / "modules.json").is_file():
+            return True
+        config = AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError):  # the other model kinds report unknown or missing models
+        return False
+    architectures = getattr(config, "architectures", None) or []
+    encoder = not getattr(config, "is_decoder", False) and not getattr(config, "is_encoder_decoder", False)
+    return encoder and bool(architectures) and all(a.endswith("Model") and not a.endswith("LMHeadModel") for a in architectures)
+
+
+def open_embeddings_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None):
+    """(app, runner) for an encoder: compiled for inputs up to ``ctx_len`` tokens (a few lengths, so short inputs
+    run short), its tokenizer, sentence-transformers' pooling and normalization."""
+    from transformers import AutoTokenizer
+
+    from QEfficient import QEFFAutoModel
+    from QEfficient.models.encoder import sentence_transformers_normalizes
+
+    model = QEFFAutoModel.from_pretrained(model_name)
+    limit = min(ctx_len, int(getattr(model.config, "max_position_embeddings", ctx_len) or ctx_len))
+    lengths = sorted({n for n in (32, 64, 128, 256, 512) if n < limit} | {limit})
+    model.compile(seq_len=lengths, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
+    normalizes = sentence_transformers_normalizes(model.local_model_dir)
+    app = create_embeddings_app(
+        model,
+        tokenizer,
+        model.model_name,
+        limit,
+        True if normalizes is None else normalizes,
+        served_names=[model_name],
+        api_key=api_key,
+        max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+    )
+    app.state.qpc_path = model.qpc_path
+    return app, _NoRunner()
+
+
+class _NoRunner:
+    """An embeddings server has no engine thread to stop."""
+
+    def stop(self) -> None:
+        pass

@@ -1,0 +1,95 @@
+"""POST /v1/embeddings over the real all-MiniLM-L6-v2 (a sentence-transformers folder): OpenAI's four input forms,
+float and base64 encodings, each embedding equal to transformers' mean pooling + L2 norm; bad input gets a 400."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.serving.embeddings_app import is_embedding_model
+from tests.helpers import serve_on_loopback
+from tests.test_encoder import minilm_folder
+
+SENTENCES = ["The cat sits on the mat.", "A quick brown fox jumps over the lazy dog near the river bank.", "Hello"]
+
+
+@pytest.fixture(scope="module")
+def server():
+    folder = minilm_folder()
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--ctx_len", "128", "--num_cores", "1"]))
+    with serve_on_loopback(app, log_level="critical") as url:
+        yield url, folder
+    runner.stop()
+
+
+def hf_embeddings(folder, texts: list[str]) -> np.ndarray:
+    tok, hf = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = hf(**enc).last_hidden_state
+    mask = enc["attention_mask"][..., None].float()
+    return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=1).numpy()
+
+
+def post(url: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{url}/v1/embeddings", json=body, timeout=120)
+
+
+def test_embeddings_equal_transformers_in_every_input_form(server):
+    url, folder = server
+    r = post(url, {"input": SENTENCES, "model": str(folder)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [d["index"] for d in body["data"]] == [0, 1, 2] and body["object"] == "list"
+    got = np.array([d["embedding"] for d in body["data"]], np.float32)
+    np.testing.assert_allclose(got, hf_embeddings(folder, SENTENCES), atol=1e-4, rtol=0)
+    tok = AutoTokenizer.from_pretrained(folder)
+    ids = [tok(s)["input_ids"] for s in SENTENCES]
+    assert body["usage"] == {"prompt_tokens": sum(map(len, ids)), "total_tokens": sum(map(len, ids))}
+    one = post(url, {"input": SENTENCES[1]}).json()["data"][0]["embedding"]  # alone: no padding from the others
+    np.testing.assert_allclose(one, got[1], atol=1e-5, rtol=0)
+    by_ids = post(url, {"input": ids}).json()["data"]
+    np.testing.assert_allclose(np.array([d["embedding"] for d in by_ids]), got, atol=1e-5, rtol=0)
+    single_ids = post(url, {"input": ids[0]}).json()["data"][0]["embedding"]
+    np.testing.assert_allclose(single_ids, got[0], atol=1e-5, rtol=0)
+    packed = post(url, {"input": SENTENCES[:2], "encoding_format": "base64", "dimensions": 384}).json()["data"]
+    decoded = np.array([np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in packed])
+    np.testing.assert_array_equal(decoded, got[:2])
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"input": ""}, "input is empty"),
+        ({"input": []}, "'input' must be"),
+        ({"input": [1, "a"]}, "'input' must be"),
+        ({"input": "word " * 200}, "more than this model's maximum of 128"),
+        ({"input": [[5, 10**9]]}, "outside this model's vocabulary"),
+        ({"input": "hi", "encoding_format": "int8"}, "'encoding_format' must be one of"),
+        ({"input": "hi", "dimensions": 100}, "have 384 dimensions"),
+        ({"input": ["a"] * 2049}, "At most 2048 inputs"),
+    ],
+)
+def test_bad_input_gets_a_400_that_says_what_to_send(server, body, message):
+    r = post(server[0], body)
+    assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
+
+
+def test_unknown_model_and_options_that_do_not_apply(server, tiny_model_dir):
+    url, folder = server
+    r = post(url, {"input": "hi", "model": "other"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    assert httpx.get(f"{url}/health").json()["status"] == "ok"
+    assert is_embedding_model(str(folder)) and not is_embedding_model(str(tiny_model_dir("llama")))
+    with pytest.raises(ValueError, match="served for embeddings .*--chat_template do not apply"):
+        build_from_args(parse_args(["--model_name", str(folder), "--chat_template", "{{ messages }}"]))
+    from QEfficient.serving.artifact import compile_for_serving
+
+    with pytest.raises(ValueError, match="embedding model: Ray Serve runs generation only"):
+        compile_for_serving(str(folder), None, 8, 64, 2, 1)
