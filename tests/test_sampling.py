@@ -64,3 +64,10 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
 def test_bad_sampling_arguments(kwargs):
     with pytest.raises(ValueError):
         SamplingParams(**kwargs)
+
+
+def test_a_prompt_id_past_the_head_is_not_penalized_nor_an_error():
+    """Mllama's image token id equals the text vocabulary's size: the repetition penalty's history skips it."""
+    chooser = TokenChooser(SamplingParams(repetition_penalty=1.5), 1, 8)
+    chooser.prime([[1, 8, 3]])
+    assert chooser.seen[0].tolist() == [False, True, False, True, False, False, False, False]

@@ -93,3 +93,47 @@ def test_unknown_model_and_options_that_do_not_apply(server, tiny_model_dir):
 
     with pytest.raises(ValueError, match="embedding model: Ray Serve runs generation only"):
         compile_for_serving(str(folder), None, 8, 64, 2, 1)
+
+
+def test_models_the_server_would_get_wrong_are_told_apart(tmp_path):
+    """Auto-detection takes text encoders' base checkpoints and sentence-transformers folders only, and a folder whose
+    modules or pooling this server does not run is refused at start instead of giving other vectors."""
+    import json
+
+    from transformers import AutoTokenizer, BertConfig, CLIPConfig, LlamaConfig, RobertaConfig
+
+    from QEfficient.serving.embeddings_app import check_sentence_transformers_folder, max_input_tokens
+
+    cases = {
+        "bert-base": (BertConfig(architectures=["BertModel"]), True),
+        "bert-mlm": (BertConfig(architectures=["BertForMaskedLM"]), False),
+        "llama-base": (LlamaConfig(architectures=["LlamaModel"]), False),
+        "clip": (CLIPConfig(architectures=["CLIPModel"]), False),
+    }
+    for name, (config, expected) in cases.items():
+        config.save_pretrained(tmp_path / name)
+        assert is_embedding_model(str(tmp_path / name)) is expected, name
+
+    folder = tmp_path / "st"
+    (folder / "1_Pooling").mkdir(parents=True)
+    modules = [
+        {"path": "", "type": "sentence_transformers.models.Transformer"},
+        {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    check_sentence_transformers_folder(folder)  # mean pooling: served
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_lasttoken": True}))
+    with pytest.raises(ValueError, match="pools with \\['pooling_mode_lasttoken'\\]"):
+        check_sentence_transformers_folder(folder)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    (folder / "modules.json").write_text(json.dumps([*modules, {"path": "2_Dense", "type": "sentence_transformers.models.Dense"}]))
+    with pytest.raises(ValueError, match="has a Dense module"):
+        check_sentence_transformers_folder(folder)
+
+    minilm = minilm_folder()
+    tok = AutoTokenizer.from_pretrained(minilm)
+    config = BertConfig.from_pretrained(minilm)
+    assert max_input_tokens(minilm, config, tok, 128) == 128 and max_input_tokens(minilm, config, tok, 4096) == 256  # its max_seq_length
+    roberta = RobertaConfig(max_position_embeddings=514, pad_token_id=1)
+    assert max_input_tokens(tmp_path, roberta, tok, 4096) == 512  # RoBERTa's positions start past its padding id

@@ -48,8 +48,10 @@ class TokenChooser:
     def prime(self, token_lists: list[list[int]]) -> None:
         if self.seen is not None:
             self.seen[:] = False
+            vocab = self.seen.shape[1]
             for row, tokens in enumerate(token_lists):
-                self.seen[row, tokens] = True
+                ids = np.asarray(tokens, dtype=np.int64)
+                self.seen[row, ids[ids < vocab]] = True  # ids past the head (Mllama's image token) are never scored
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
         p = self.params

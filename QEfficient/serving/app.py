@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from QEfficient.generation.continuous_batching import Request as EngineRequest
 from QEfficient.generation.lora_generation import LORA_ID
 from QEfficient.serving.choices import ChoiceText, TokenText
-from QEfficient.serving.protocol import APIError, Call, RequestParser, parse_json
+from QEfficient.serving.protocol import APIError, Call, RequestParser, holds_image_parts, parse_json
 from QEfficient.serving.runner import EngineRunner, QueueFullError
 
 logger = logging.getLogger(__name__)
@@ -169,8 +169,10 @@ def create_app(
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         raw = await read_body(request)
-        executor = None if images is None else images.executor  # a vision-language model's chats fetch images
-        chat = await asyncio.get_running_loop().run_in_executor(executor, lambda: parser.chat(parse_json(raw)))
+        body = await asyncio.to_thread(parse_json, raw)
+        # chats with images fetch them: on a pool of their own, so that slow image hosts hold up no other request
+        executor = images.executor if images is not None and holds_image_parts(body) else None
+        chat = await asyncio.get_running_loop().run_in_executor(executor, parser.chat, body)
         return await answer(request, chat)
 
     async def answer(http_request: Request, call: Call):

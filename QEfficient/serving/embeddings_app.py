@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +94,8 @@ def create_embeddings_app(
     tokens, run ``batch_size`` at a time (rows of similar length together, so padding stays short)."""
     app = FastAPI(title="QEfficient embeddings", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
-    vocab_size = len(tokenizer)
+    vocab_size = min(len(tokenizer), int(getattr(model.config, "vocab_size", None) or len(tokenizer)))  # rows of the embedding table
+    width = int(model.config.hidden_size)  # Transformer + Pooling + Normalize keep the encoder's width
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     app.state.tokenizer = tokenizer
@@ -116,21 +118,22 @@ def create_embeddings_app(
     async def embeddings(request: Request):
         body = parse_json(await read_limited_body(request, max_body_bytes))
         name = body.get("model")
+        if name is not None and not isinstance(name, str):
+            raise APIError(400, f"'model' must be a string, got {name!r}.", "model")
         if name is not None and name not in names:
             raise APIError(
                 404, f"The model '{name}' does not exist; this server serves '{model_id}' (see /v1/models).", "model", "model_not_found"
             )
-        encoding = body.get("encoding_format") or "float"
+        encoding = body.get("encoding_format")
+        encoding = "float" if encoding is None else encoding
         if encoding not in _FORMATS:
             raise APIError(400, f"'encoding_format' must be one of {list(_FORMATS)}, got {encoding!r}.", "encoding_format")
         dimensions = number(body, "dimensions", int, None, low=1)
+        if dimensions is not None and dimensions != width:
+            raise APIError(400, f"This model's embeddings have {width} dimensions; leave out 'dimensions' or send that.", "dimensions")
         token_lists = await asyncio.to_thread(parse_inputs, body.get("input"), tokenizer, max_len, vocab_size)
         async with lock:
             vectors = await asyncio.to_thread(embed, token_lists)
-        if dimensions is not None and dimensions != vectors.shape[1]:
-            raise APIError(
-                400, f"This model's embeddings have {vectors.shape[1]} dimensions; leave out 'dimensions' or send that.", "dimensions"
-            )
         data = [
             {
                 "object": "embedding",
@@ -145,10 +148,16 @@ def create_embeddings_app(
     return app
 
 
+# sentence-transformers modules this server runs: the encoder, its pooling (mean, CLS or max) and L2 normalization
+_SENTENCE_TRANSFORMERS_MODULES = ("Transformer", "Pooling", "Normalize")
+_POOLING_MODES_RUN = ("pooling_mode_mean_tokens", "pooling_mode_cls_token", "pooling_mode_max_tokens")
+
+
 def is_embedding_model(model_name: str) -> bool:
-    """A sentence-transformers folder (modules.json), or an encoder whose checkpoint is its base model only
-    (architectures such as BertModel): what vLLM serves for embeddings."""
+    """A sentence-transformers folder (modules.json), or a text encoder (a masked-LM family such as BERT) whose
+    checkpoint is its base model only (architectures such as BertModel): what is served for embeddings."""
     from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
     from QEfficient.loading.model_path import resolve_model_path
 
@@ -162,8 +171,44 @@ def is_embedding_model(model_name: str) -> bool:
     except (OSError, ValueError):  # the other model kinds report unknown or missing models
         return False
     architectures = getattr(config, "architectures", None) or []
-    encoder = not getattr(config, "is_decoder", False) and not getattr(config, "is_encoder_decoder", False)
-    return encoder and bool(architectures) and all(a.endswith("Model") and not a.endswith("LMHeadModel") for a in architectures)
+    text_encoder = config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False)
+    return text_encoder and bool(architectures) and all(a.endswith("Model") for a in architectures)
+
+
+def check_sentence_transformers_folder(folder: Path) -> None:
+    """Refuse, at start, a sentence-transformers model with a module or pooling mode this server does not run (a
+    Dense projection, last-token or weighted-mean pooling): its embeddings would be wrong without a word."""
+    modules = Path(folder) / "modules.json"
+    if not modules.is_file():
+        return
+    for module in json.loads(modules.read_text()):
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        if kind not in _SENTENCE_TRANSFORMERS_MODULES:
+            raise ValueError(
+                f"This sentence-transformers model has a {kind} module ({module.get('path')}); the embeddings server runs "
+                f"{', '.join(_SENTENCE_TRANSFORMERS_MODULES)} only, so it would give other vectors than sentence-transformers."
+            )
+        config = Path(folder) / str(module.get("path", "")) / "config.json"
+        if kind == "Pooling" and config.is_file():
+            modes = [k for k, v in json.loads(config.read_text()).items() if k.startswith("pooling_mode_") and v]
+            if len(modes) != 1 or modes[0] not in _POOLING_MODES_RUN:
+                raise ValueError(f"This model pools with {modes}; the embeddings server pools by mean, CLS token or max, one of them.")
+
+
+def max_input_tokens(folder: Path, config, tokenizer, ctx_len: int) -> int:
+    """The longest input served: --ctx_len, within sentence-transformers' max_seq_length, the tokenizer's
+    model_max_length and the model's positions (RoBERTa's family counts its padding offset among them)."""
+    limits = [ctx_len]
+    st_config = Path(folder) / "sentence_bert_config.json"
+    if st_config.is_file():
+        limits.append(json.loads(st_config.read_text()).get("max_seq_length") or ctx_len)
+    if 0 < (tokenizer.model_max_length or 0) < 1_000_000:
+        limits.append(int(tokenizer.model_max_length))
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        offset = config.pad_token_id + 1 if config.model_type in ("roberta", "xlm-roberta", "camembert", "mpnet") else 0
+        limits.append(int(positions) - offset)
+    return int(min(limits))
 
 
 def open_embeddings_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None):
@@ -175,10 +220,11 @@ def open_embeddings_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_mat
     from QEfficient.models.encoder import sentence_transformers_normalizes
 
     model = QEFFAutoModel.from_pretrained(model_name)
-    limit = min(ctx_len, int(getattr(model.config, "max_position_embeddings", ctx_len) or ctx_len))
+    check_sentence_transformers_folder(model.local_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
+    limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)
     lengths = sorted({n for n in (32, 64, 128, 256, 512) if n < limit} | {limit})
     model.compile(seq_len=lengths, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
-    tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     normalizes = sentence_transformers_normalizes(model.local_model_dir)
     app = create_embeddings_app(
         model,

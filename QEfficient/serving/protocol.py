@@ -393,6 +393,17 @@ def _text_content(content, i: int) -> str:
     return "\n".join(texts)
 
 
+def holds_image_parts(body: dict) -> bool:
+    """Whether a chat body's messages hold an image part (a quick look; chat_parts checks them)."""
+    messages = body.get("messages")
+    return isinstance(messages, list) and any(
+        isinstance(m, dict)
+        and isinstance(m.get("content"), list)
+        and any(isinstance(part, dict) and part.get("type") == "image_url" for part in m["content"])
+        for m in messages
+    )
+
+
 def chat_parts(content, i: int) -> tuple[str | list[dict], list[str]]:
     """A message's content for the processor's chat template (a string as it is, a list as HF's content parts)
     and the URLs of its images in order. No content (an assistant turn that called tools) is an empty string."""

@@ -31,6 +31,7 @@ from QEfficient.serving.protocol import APIError
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # one fetched image
 FETCH_TIMEOUT_S = 10.0  # the whole fetch of one image, redirects included (vLLM's default is 5 s)
+REQUEST_FETCH_S = 30.0  # all the fetched images of one request
 MAX_REDIRECTS = 5
 # Decoded images are held until the processor has resized them: bound what a small compressed file can become
 # (a 12000 x 12000 one-bit PNG is 23 KB), and shapes a resize to a fixed short edge would blow up.
@@ -159,9 +160,12 @@ class ImagePrompts:
             prompt = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
             raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
-        images, budget = [], MAX_REQUEST_PIXELS
+        images, budget, deadline = [], MAX_REQUEST_PIXELS, time.monotonic() + REQUEST_FETCH_S
         for n, url in enumerate(urls):
-            images.append(read_image(url, f"image {n} of the messages", pixel_budget=budget))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise APIError(400, f"The images were not all read within {REQUEST_FETCH_S:g} s: send fewer, or as data: URLs.", "messages")
+            images.append(read_image(url, f"image {n} of the messages", timeout=min(FETCH_TIMEOUT_S, remaining), pixel_budget=budget))
             budget -= images[-1].width * images[-1].height
         # the template may write the BOS token itself: then the processor must not add another (HF's rule)
         bos = self.tokenizer.bos_token
