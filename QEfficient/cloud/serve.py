@@ -346,7 +346,9 @@ def build_from_args(args: argparse.Namespace):
         prefill_seq_len=args.prefill_seq_len, ctx_len=args.ctx_len, full_batch_size=args.full_batch_size, num_cores=args.num_cores
     )
     check_positive(**{name: getattr(args, name) for name in ("img_size", "max_num_images") if getattr(args, name) is not None})
-    with step(f"Loading and compiling {model_name} for continuous batching ({args.full_batch_size} slots)"):
+    embeddings = not gguf_file and (args.task == "embed" or (args.task == "auto" and _is_embedding(model_name)))
+    purpose = "embeddings (/v1/embeddings)" if embeddings else f"continuous batching ({args.full_batch_size} slots)"
+    with step(f"Loading and compiling {model_name} for {purpose}"):
         return build_server(
             model_name,
             gguf_file,
