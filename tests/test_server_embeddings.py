@@ -89,10 +89,15 @@ def test_unknown_model_and_options_that_do_not_apply(server, tiny_model_dir):
     assert is_embedding_model(str(folder)) and not is_embedding_model(str(tiny_model_dir("llama")))
     with pytest.raises(ValueError, match="served for embeddings .*--chat_template do not apply"):
         build_from_args(parse_args(["--model_name", str(folder), "--chat_template", "{{ messages }}"]))
-    from QEfficient.serving.artifact import compile_for_serving
+    with pytest.raises(ValueError, match="from the model \\(--model_name\\), not from a compiled artifact"):
+        build_from_args(parse_args(["--qpc_path", str(folder), "--task", "embed"]))
+    ray = pytest.importorskip("ray", reason='Ray is optional: pip install "QEfficient[ray]"')
+    assert ray
+    from QEfficient.distributed.ray_serve import application_from_args
 
-    with pytest.raises(ValueError, match="embedding model: Ray Serve runs generation only"):
-        compile_for_serving(str(folder), None, 8, 64, 2, 1)
+    for task in ("auto", "embed"):
+        with pytest.raises(ValueError, match="served for embeddings, which Ray Serve does not run here"):
+            application_from_args(parse_args(["--ray", "--model_name", str(folder), "--task", task]))
 
 
 def test_models_the_server_would_get_wrong_are_told_apart(tmp_path):

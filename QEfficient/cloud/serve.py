@@ -57,7 +57,7 @@ def build_server(
     decode speculatively, verifying up to K prompt-lookup drafts a step (same tokens, fewer steps);
     ``draft_model`` + ``num_speculative_tokens=K``: the same with a draft model's K tokens.
     ``lora``: adapter name -> PEFT adapter folder, each served as its own model id. ``img_size`` and
-    ``max_num_images`` (image slots per prompt of a cross-attention model) are for vision-language models.
+    ``max_num_images`` (the most images per request; a cross-attention model's image slots) are for vision-language models.
     ``chat_template``: a Jinja template for chat requests instead of the model's own. ``task``: "embed" serves an
     encoder's embeddings (/v1/embeddings), "generate" generation, "auto" (default) tells them apart from the model."""
     if not gguf_file and (task == "embed" or (task == "auto" and _is_embedding(model_name))):
@@ -235,7 +235,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "max_num_images",
         type=int,
         default=None,
-        help="vision-language models with cross-attention (Mllama, IDEFICS): the most images one request may hold (default 1)",
+        help="vision-language models: the most images per request (default 16; 1 for Mllama and IDEFICS: their image slots)",
     )
     add_argument(
         p,
@@ -334,6 +334,9 @@ def build_from_args(args: argparse.Namespace):
     """(app, runner) as the command line asks."""
     if args.qpc_path:
         from QEfficient.serving.artifact import artifact_from_qpc, open_app
+
+        if args.task == "embed":
+            raise ValueError("An embeddings server starts from the model (--model_name), not from a compiled artifact (--qpc_path).")
 
         with step(f"Opening the artifact {args.qpc_path}"):
             names = (args.model_name,) if args.model_name else ()

@@ -75,13 +75,6 @@ def compile_for_serving(
     if budget is not None:  # a target graph: logits for every position it verifies
         kwargs["qaic_config"] = {"speculative_model_type": "target"}
         speculative["num_speculative_tokens"] = budget
-    if not gguf_file:
-        from QEfficient.serving.embeddings_app import is_embedding_model
-
-        if is_embedding_model(model_name):
-            raise ValueError(
-                f"'{model_name}' is an embedding model: Ray Serve runs generation only. Serve its /v1/embeddings without --ray."
-            )
     vision_language = not gguf_file and _is_vision_language(model_name)
     if (img_size is not None or max_num_images is not None) and not vision_language:
         raise ValueError("--img_size and --max_num_images are for vision-language models; leave them out for this model.")
