@@ -139,13 +139,6 @@ def _is_speech(model_name: str) -> bool:
     return is_speech(model_name, None)
 
 
-class _NoRunner:
-    """A speech server has no engine thread to stop."""
-
-    def stop(self) -> None:
-        pass
-
-
 def build_speech_server(model_name: str, ctx_len: int, num_cores: int, api_key: str | None, max_body_bytes: int | None):
     """(app, runner) for a Whisper model: POST /v1/audio/transcriptions."""
     from QEfficient import QEFFAutoModelForSpeechSeq2Seq
@@ -159,7 +152,9 @@ def build_speech_server(model_name: str, ctx_len: int, num_cores: int, api_key: 
         model, load_hf_processor(model.local_model_dir), model.model_name, served_names=[model_name], api_key=api_key, **limits
     )
     app.state.qpc_path = model.qpc_path
-    return app, _NoRunner()
+    from QEfficient.serving.runner import NoRunner
+
+    return app, NoRunner()
 
 
 def exposure_warning(host: str, api_key: str | None) -> str | None:

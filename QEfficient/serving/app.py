@@ -133,10 +133,8 @@ def create_app(
     ``adapters``: LoRA adapter names in table order (row i + 1), each a model id of its own (as vLLM).
     ``images``: a vision-language model's prompts (serving/vision_language.ImagePrompts): chat takes image parts.
     ``chat_template``: the Jinja template chat requests go through, instead of the model's own (vLLM's --chat-template)."""
-    if chat_template is not None:
+    if chat_template is not None:  # a vision-language model's is set on its processor (vision_language.py)
         tokenizer.chat_template = chat_template
-        if images is not None:
-            images.processor.chat_template = chat_template
     app = FastAPI(title="QEfficient", version="1")
     app.state.tokenizer, app.state.runner, app.state.model_id = tokenizer, runner, model_id
     adapter_ids = {name: row for row, name in enumerate(adapters or [], start=1)}

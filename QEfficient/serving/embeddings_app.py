@@ -20,31 +20,16 @@ from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.protocol import APIError, number, parse_json
+from QEfficient.serving.protocol import APIError, number, openai_input_forms, parse_json
+from QEfficient.serving.runner import NoRunner
 
 MAX_INPUTS = 2048  # OpenAI's limit per request
 _FORMATS = ("float", "base64")
 
 
-def _is_token(t) -> bool:
-    return isinstance(t, int) and not isinstance(t, bool)
-
-
 def parse_inputs(raw, tokenizer, max_len: int, vocab_size: int) -> list[list[int]]:
     """``input`` in any of OpenAI's four forms -> one list of token ids per input, each checked."""
-    form = "'input' must be a string, a list of strings, a list of token ids or a list of lists of token ids"
-    if isinstance(raw, str) or (isinstance(raw, list) and raw and all(_is_token(t) for t in raw)):
-        items = [raw]
-    elif (
-        isinstance(raw, list)
-        and raw
-        and (all(isinstance(x, str) for x in raw) or all(isinstance(x, list) and all(map(_is_token, x)) for x in raw))
-    ):
-        items = raw
-    else:
-        raise APIError(400, f"{form}, and not empty.", "input")
-    if len(items) > MAX_INPUTS:
-        raise APIError(400, f"At most {MAX_INPUTS} inputs per request, got {len(items)}.", "input")
+    items = openai_input_forms(raw, "input", MAX_INPUTS, " (OpenAI's limit)")
     out = []
     for i, item in enumerate(items):
         where = f"input[{i}]" if len(items) > 1 else "input"
@@ -237,11 +222,4 @@ def open_embeddings_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_mat
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
     )
     app.state.qpc_path = model.qpc_path
-    return app, _NoRunner()
-
-
-class _NoRunner:
-    """An embeddings server has no engine thread to stop."""
-
-    def stop(self) -> None:
-        pass
+    return app, NoRunner()

@@ -312,23 +312,7 @@ class RequestParser:
         return call
 
     def _prompts(self, prompt) -> list[str | list[int]]:
-        """OpenAI's four prompt forms -> a list of prompts, each a string or a list of token ids."""
-        form = "'prompt' must be a string, a list of strings, a list of token ids or a list of lists of token ids"
-        if isinstance(prompt, str):
-            prompts = [prompt]
-        elif isinstance(prompt, list) and prompt and all(_is_token(t) for t in prompt):
-            prompts = [prompt]
-        elif (
-            isinstance(prompt, list)
-            and prompt
-            and (all(isinstance(p, str) for p in prompt) or all(isinstance(p, list) and all(_is_token(t) for t in p) for p in prompt))
-        ):
-            prompts = prompt
-        else:
-            raise APIError(400, f"{form}, and not empty.", "prompt")
-        if len(prompts) > self.max_prompts:
-            raise APIError(400, f"At most {self.max_prompts} prompts per request (the server's --max_queue).", "prompt")
-        return prompts
+        return openai_input_forms(prompt, "prompt", self.max_prompts, " (the server's --max_queue)")
 
     def _tokens(self, prompt: str | list[int], where: str) -> tuple[list[int], str]:
         if isinstance(prompt, str):
@@ -365,6 +349,25 @@ class RequestParser:
 
 def _param_of(where: str) -> str:
     return "prompt" if where.startswith("prompt") else where
+
+
+def openai_input_forms(value, name: str, max_items: int, limit_note: str = "") -> list[str | list[int]]:
+    """OpenAI's four forms of ``prompt`` / ``input`` (a string, a list of strings, a list of token ids, a list of
+    lists of token ids) -> a list of items, each a string or a list of token ids; a 400 for anything else."""
+    if isinstance(value, str) or (isinstance(value, list) and value and all(_is_token(t) for t in value)):
+        items = [value]
+    elif (
+        isinstance(value, list)
+        and value
+        and (all(isinstance(p, str) for p in value) or all(isinstance(p, list) and all(_is_token(t) for t in p) for p in value))
+    ):
+        items = value
+    else:
+        form = f"'{name}' must be a string, a list of strings, a list of token ids or a list of lists of token ids"
+        raise APIError(400, f"{form}, and not empty.", name)
+    if len(items) > max_items:
+        raise APIError(400, f"At most {max_items} {name}s per request{limit_note}, got {len(items)}.", name)
+    return items
 
 
 def _is_token(t) -> bool:

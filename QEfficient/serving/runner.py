@@ -16,6 +16,13 @@ from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, 
 logger = logging.getLogger(__name__)
 
 
+class NoRunner:
+    """The runner of a server without an engine thread (speech, embeddings): nothing to stop."""
+
+    def stop(self) -> None:
+        pass
+
+
 class QueueFullError(RuntimeError):
     pass
 
