@@ -28,7 +28,15 @@ from QEfficient.export.onnx_export import WeightsOffloadedError
 from QEfficient.loading.gguf_shared import gguf_parsed_once
 from QEfficient.loading.hf_loader import _convert_gguf
 from QEfficient.runtime.ort_session import GraphLoadError, open_inference_session, session_options
-from QEfficient.utils.cache import COMPLETE_MARKER, MANIFEST, CacheEntryDamagedError, build_entry, verify_entry
+from QEfficient.utils.cache import (
+    COMPLETE_MARKER,
+    LOCK_SUFFIX,
+    MANIFEST,
+    CacheEntryDamagedError,
+    build_entry,
+    entry_lock,
+    verify_entry,
+)
 from QEfficient.utils.memory import folder_bytes
 
 PROMPT = "My name is"
@@ -213,6 +221,44 @@ def test_fast_path_trusts_size_and_mtime_full_mode_hashes(tmp_path, monkeypatch)
     monkeypatch.setenv("QEFF_VERIFY_CACHE", "full")
     problem = verify_entry(entry)
     assert problem is not None and f"{data} changed after it was written" in problem.reason
+
+
+def test_a_failed_build_leaves_nothing_behind(tmp_path):
+    """Neither a half-written entry nor an empty lock file: the folder is as it was."""
+    entry = tmp_path / "cache" / "qpc-0123456789abcdef"
+
+    def failing(tmp: Path) -> None:
+        (tmp / "half.bin").write_bytes(b"x" * 100)
+        raise RuntimeError("the compiler failed")
+
+    with pytest.raises(RuntimeError, match="compiler failed"):
+        build_entry(entry, failing)
+    assert not entry.parent.exists()  # made for the entry, removed with it
+    entry.parent.mkdir()
+    with pytest.raises(RuntimeError, match="compiler failed"):
+        build_entry(entry, failing)
+    assert list(entry.parent.iterdir()) == []  # a folder that was there before stays
+    assert not build_entry(entry, lambda tmp: (tmp / "w.bin").write_bytes(b"w"))
+    assert [p.name for p in entry.parent.iterdir()] == [entry.name]  # the lock file went with the build
+
+
+def test_entry_lock_stays_exclusive_while_holders_remove_its_file(tmp_path):
+    """Each holder deletes the lock file on leaving; a waiter that had opened the deleted file must not build
+    alongside a newcomer that created the next one (flock conflicts between open files, so threads show it)."""
+    entry = tmp_path / "cache" / "qpc-0123456789abcdef"  # its folder made, and removed, by the holders too
+    inside, most = [0], [0]
+
+    def hold(_: int) -> None:
+        with entry_lock(entry):
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0.002)
+            inside[0] -= 1
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(hold, range(200)))
+    assert most[0] == 1
+    assert not list(tmp_path.rglob(f"*{LOCK_SUFFIX}"))
 
 
 # --- item 10: the GGUF conversion cache ---------------------------------------------------------
@@ -474,6 +520,7 @@ def test_second_process_waits_and_reuses_the_first_build(llama, home, tmp_path):
     onnx1, onnx2 = (next(line for line in out.splitlines() if line.startswith("ONNX")) for out in (out1, out2))
     assert onnx1 == onnx2  # same path, same inode: the first build is the one in place
     assert len(list(home.rglob(COMPLETE_MARKER))) == 1
+    assert not list(home.rglob(f"*{LOCK_SUFFIX}"))  # each builder removed its lock file
 
 
 # --- item 12: generation inputs -----------------------------------------------------------------

@@ -70,6 +70,17 @@ def test_errors(llava_dir):
         model.generate(inputs=inputs)
 
 
+def test_an_img_size_the_vision_encoder_does_not_take(llava_dir, qeff_home):
+    """Said plainly, before anything is allocated for a huge one; a failed export leaves nothing in the cache."""
+    model = QEFFAutoModelForImageTextToText.from_pretrained(llava_dir)
+    with pytest.raises(ValueError, match="img_size=100000 is larger than any vision encoder takes.*own image size is 28"):
+        model.compile(img_size=100000, prefill_seq_len=8, ctx_len=64, num_cores=1)
+    before = sorted(qeff_home.rglob("*"))
+    with pytest.raises(ValueError, match=r"could not be traced at img_size=56 .*own image size is 28: leave img_size out"):
+        model.compile(img_size=56, prefill_seq_len=8, ctx_len=64, num_cores=1)
+    assert sorted(qeff_home.rglob("*")) == before
+
+
 def test_cli_runs_a_tiny_vlm(llava_dir, tmp_path, qeff_home):
     import os
     import subprocess

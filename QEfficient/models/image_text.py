@@ -40,6 +40,20 @@ from QEfficient.utils.checks import check_generation_len, check_positive
 _QAIC_CONFIG_HONOURED = {"include_sampler", "max_top_k_ids", "return_pdfs", "include_guided_decoding"}
 
 
+# Far above any vision encoder's input side; the trace's example alone is 2 x 3 x side^2 floats (1.6 GB here).
+MAX_IMG_SIZE = 8192
+
+
+def check_img_size(img_size: int, default: int) -> None:
+    """A positive side no larger than MAX_IMG_SIZE, said before anything is allocated for it."""
+    check_positive(img_size=img_size)
+    if img_size > MAX_IMG_SIZE:
+        raise ValueError(
+            f"img_size={img_size} is larger than any vision encoder takes (at most {MAX_IMG_SIZE} here); this model's own "
+            f"image size is {default}: leave img_size out to use it."
+        )
+
+
 class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     """>>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/llava", kv_offload=True)
     >>> model.compile(prefill_seq_len=128, ctx_len=512, img_size=336)
@@ -95,16 +109,26 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         """Export the graphs (each cached): [vision, language] .onnx paths, or the one graph's path with kv_offload=False.
 
         ``kv_cache_dtype="float16"`` exports the language graph with a half-width cache (mxint8_kv_cache)."""
-        img_size = img_size or self.adapter.default_img_size(self.config)
+        default = self.adapter.default_img_size(self.config)
+        img_size = img_size or default
+        check_img_size(img_size, default)
         kv_dtype = kwargs.get("kv_cache_dtype") or "float32"
         name = self.model_name.replace("/", "_")
-        vision = self._export_graph(
-            self.vision_model,
-            f"{name}-vision",
-            export_dir,
-            export_fn=lambda tmp: export_vision_onnx(self.vision_model, tmp, f"{name}-vision", img_size),
-            hash_extra={"graph": "vision", "img_size": img_size},
-        )
+        try:
+            vision = self._export_graph(
+                self.vision_model,
+                f"{name}-vision",
+                export_dir,
+                export_fn=lambda tmp: export_vision_onnx(self.vision_model, tmp, f"{name}-vision", img_size),
+                hash_extra={"graph": "vision", "img_size": img_size},
+            )
+        except (ValueError, RuntimeError, MemoryError) as err:
+            if img_size == default:
+                raise
+            raise ValueError(
+                f"The vision graph could not be traced at img_size={img_size} ({type(err).__name__}: {err}). This model's "
+                f"own image size is {default}: leave img_size out, or give a size its vision encoder takes."
+            ) from err
         lang = self._export_graph(
             self.lang_model,
             f"{name}-language",
@@ -147,7 +171,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, max_num_images=max_num_images
         )
         if img_size is not None:
-            check_positive(img_size=img_size)
+            check_img_size(img_size, self.adapter.default_img_size(self.config))
         if prefill_seq_len > ctx_len:
             raise ValueError(f"prefill_seq_len ({prefill_seq_len}) must not exceed ctx_len ({ctx_len}).")
         self._check_max_positions("ctx_len", ctx_len, self.lang_model.config)

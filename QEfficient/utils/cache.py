@@ -223,23 +223,57 @@ def _rewrite_manifest(entry: Path, manifest: dict[str, Any]) -> None:
 @contextlib.contextmanager
 def entry_lock(entry: Path) -> Iterator[None]:
     """Hold an exclusive lock on building ``entry``, shared by all processes (flock on ``.<name>.lock``
-    beside it). Without fcntl (Windows) or where the file system refuses locks, builds are not
-    serialised; the atomic rename still keeps every entry whole."""
+    beside it). The holder removes the lock file when done, so no empty file is left behind (a failed
+    build leaves nothing at all); a waiter whose file was removed meanwhile locks the new one instead.
+    Without fcntl (Windows) or where the file system refuses locks, builds are not serialised; the
+    atomic rename still keeps every entry whole."""
     try:
         import fcntl
     except ImportError:
         yield
         return
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    with open(entry.parent / f".{entry.name}{LOCK_SUFFIX}", "a") as lock:
+    made_parent = not entry.parent.exists()
+    path = entry.parent / f".{entry.name}{LOCK_SUFFIX}"
+    while True:
+        entry.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            logger.info("Waiting for another process that is building %s", entry)
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            lock = open(path, "a")  # noqa: SIM115 - held across the yield below
+        except FileNotFoundError:  # another process's failed build removed the folder it had made: again
+            continue
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                logger.info("Waiting for another process that is building %s", entry)
+                fcntl.flock(lock, fcntl.LOCK_EX)
         except OSError as err:  # e.g. ENOLCK on some network file systems
+            lock.close()
             logger.debug("No lock for %s (%s); building without one", entry, err)
-        yield  # closing the file releases the lock
+            lock = None
+            break
+        if _same_file(lock, path):
+            break
+        lock.close()  # the previous holder removed this file: lock the one now at the path
+    if lock is None:
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # while still held: a process waiting on this file then re-opens a new one
+        if made_parent and not entry.exists():
+            with contextlib.suppress(OSError):  # a failed build leaves no empty folder it made (rmdir keeps a used one)
+                entry.parent.rmdir()
+        lock.close()
+
+
+def _same_file(handle, path: Path) -> bool:
+    try:
+        opened, named = os.fstat(handle.fileno()), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
 
 
 def build_entry(entry: Path, build: Callable[[Path], object]) -> bool:
