@@ -107,7 +107,8 @@ def test_models_the_server_would_get_wrong_are_told_apart(tmp_path):
 
     from transformers import AutoTokenizer, BertConfig, CLIPConfig, LlamaConfig, RobertaConfig
 
-    from QEfficient.serving.embeddings_app import check_sentence_transformers_folder, max_input_tokens
+    from QEfficient.models.sentence_transformers import check_sentence_transformers_folder
+    from QEfficient.serving.embeddings_app import max_input_tokens
 
     cases = {
         "bert-base": (BertConfig(architectures=["BertModel"]), True),
@@ -128,12 +129,23 @@ def test_models_the_server_would_get_wrong_are_told_apart(tmp_path):
     (folder / "modules.json").write_text(json.dumps(modules))
     (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
     check_sentence_transformers_folder(folder)  # mean pooling: served
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_lasttoken": True}))
-    with pytest.raises(ValueError, match="pools with \\['pooling_mode_lasttoken'\\]"):
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_weightedmean_tokens": True}))
+    with pytest.raises(ValueError, match="pools with \\['pooling_mode_weightedmean_tokens'\\]"):
+        check_sentence_transformers_folder(folder)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True}))
+    with pytest.raises(ValueError, match="pools with \\['pooling_mode_cls_token', 'pooling_mode_mean_tokens'\\]"):
         check_sentence_transformers_folder(folder)
     (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    (folder / "modules.json").write_text(json.dumps([*modules, {"path": "2_CNN", "type": "sentence_transformers.models.CNN"}]))
+    with pytest.raises(ValueError, match="has a CNN module"):
+        check_sentence_transformers_folder(folder)
+    (folder / "2_Dense").mkdir()
+    (folder / "2_Dense" / "config.json").write_text(json.dumps({"activation_function": "torch.nn.modules.activation.Softmax"}))
     (folder / "modules.json").write_text(json.dumps([*modules, {"path": "2_Dense", "type": "sentence_transformers.models.Dense"}]))
-    with pytest.raises(ValueError, match="has a Dense module"):
+    with pytest.raises(ValueError, match="ends in torch.nn.modules.activation.Softmax; QEfficient runs Identity, Tanh"):
+        check_sentence_transformers_folder(folder)
+    (folder / "2_Dense" / "config.json").write_text(json.dumps({"activation_function": "torch.nn.modules.activation.Tanh"}))
+    with pytest.raises(ValueError, match="neither model.safetensors nor pytorch_model.bin"):
         check_sentence_transformers_folder(folder)
 
     minilm = minilm_folder()

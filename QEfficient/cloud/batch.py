@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_argument(p, "ctx_len", type=int, default=512)
     add_argument(p, "batch_size", type=int, default=4, help="rows per model call (the compiled batch size)")
     add_argument(p, "seq_len", type=int, default=128, help="embed: the longest input in tokens")
-    add_argument(p, "pooling", default=None, help="embed: mean, cls, max (default: the model's sentence-transformers config)")
+    add_argument(p, "pooling", default=None, help="embed: mean, cls, max, lasttoken (default: the model's sentence-transformers config)")
     add_argument(p, "num_actors", type=int, default=1, help="compiled models working at once")
     add_argument(p, "cores_per_actor", type=int, default=1)
     add_argument(p, "ray_address", default=None, help="Ray cluster to join (default: start a local one)")

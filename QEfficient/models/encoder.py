@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, Enc
 from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel
+from QEfficient.models.sentence_transformers import check_sentence_transformers_folder, dense_layers, sentence_transformers_pooling
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.encoder import POOLING, PoolingFn, QEffEncoder, resolve_pooling
 from QEfficient.utils.checks import check_positive, check_strings
@@ -181,6 +181,8 @@ class QEFFAutoModel(_QEFFEncoderBase):
         "mean", "avg", "cls", "max", a callable or None; other keyword arguments go to transformers."""
         return super().from_pretrained(pretrained_model_name_or_path, *args, pooling=pooling, **kwargs)
 
+    _dense: list | None = None  # the sentence-transformers folder's Dense modules, read at first use
+
     def encode(self, sentences: list[str] | str, tokenizer, normalize: bool = True, batch_size: int = 32) -> np.ndarray:
         """Sentence embeddings as sentence-transformers computes them: the model's pooling, then L2 norm."""
         if isinstance(sentences, str):
@@ -199,7 +201,11 @@ class QEFFAutoModel(_QEFFEncoderBase):
 
     def embed(self, inputs, normalize: bool = True) -> np.ndarray:
         """Pooled embeddings [B, D] of tokenized ``inputs`` (input_ids and attention_mask, padded): the model's
-        pooling (the graph's, else the sentence-transformers folder's, else mean), then L2 norm if ``normalize``."""
+        pooling (the graph's, else the sentence-transformers folder's, else mean), the folder's Dense projections,
+        then L2 norm if ``normalize``."""
+        if self._dense is None:  # first use: what sentence-transformers would run after the encoder, if it runs here
+            check_sentence_transformers_folder(self.local_model_dir)
+            self._dense = dense_layers(self.local_model_dir)
         out = self.generate(inputs, runtime_ai100=self.qpc_path is not None)["output"]
         if self.pooling_fn is None:  # pool here; the graph returns hidden states padded to a compiled length
             pooling = POOLING[sentence_transformers_pooling(self.local_model_dir)]
@@ -208,6 +214,8 @@ class QEFFAutoModel(_QEFFEncoderBase):
             width = min(out.shape[1], given.shape[1])
             mask[:, :width] = given[:, :width]
             out = pooling(torch.from_numpy(out), torch.from_numpy(mask)).numpy()
+        for layer in self._dense:
+            out = layer(out)
         return _l2_normalized(out) if normalize else out
 
 
@@ -223,23 +231,3 @@ class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):
 
 def _l2_normalized(emb: np.ndarray) -> np.ndarray:
     return emb / np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
-
-
-def sentence_transformers_normalizes(folder: Path | None) -> bool | None:
-    """Whether a sentence-transformers model folder ends in a Normalize module (modules.json); None when it is
-    not such a folder."""
-    modules = Path(folder) / "modules.json" if folder else None
-    if not modules or not modules.is_file():
-        return None
-    return any(str(m.get("type", "")).endswith(".Normalize") for m in json.loads(modules.read_text()))
-
-
-def sentence_transformers_pooling(folder: Path | None) -> str:
-    """The pooling a sentence-transformers model folder declares (1_Pooling/config.json), else mean."""
-    config = Path(folder) / "1_Pooling" / "config.json" if folder else None
-    if config and config.is_file():
-        modes = json.loads(config.read_text())
-        for key, name in (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"), ("pooling_mode_mean_tokens", "mean")):
-            if modes.get(key):
-                return name
-    return "mean"

@@ -2,8 +2,10 @@
 
 Routes: GET /health, GET /v1/models, POST /v1/embeddings. ``input`` is a string, a list of strings, a list of
 token ids or a list of such lists (OpenAI's four forms); each gets one embedding, in order: the model's pooling
-(its sentence-transformers folder says which), L2-normalized as the folder's Normalize module (or, outside such a
-folder, vLLM) does. ``encoding_format`` "float" (default) or "base64" (little-endian float32, as OpenAI sends).
+(its sentence-transformers folder says which: mean, CLS, max or last token) and Dense projections, L2-normalized as
+the folder's Normalize module (or, outside such a folder, vLLM) does. Embedding models built on a decoder
+(Qwen3-Embedding, e5-mistral, EmbeddingGemma) are served from their sentence-transformers folders.
+``encoding_format`` "float" (default) or "base64" (little-endian float32, as OpenAI sends).
 An input longer than the compiled length is refused, not truncated. Requests run one at a time on a worker thread,
 so /health keeps answering.
 """
@@ -19,6 +21,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS
+from QEfficient.models.sentence_transformers import sentence_transformers_width
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError, number, openai_input_forms, parse_json
 from QEfficient.serving.runner import NoRunner
@@ -80,7 +83,7 @@ def create_embeddings_app(
     app = FastAPI(title="QEfficient embeddings", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     vocab_size = min(len(tokenizer), int(getattr(model.config, "vocab_size", None) or len(tokenizer)))  # rows of the embedding table
-    width = int(model.config.hidden_size)  # Transformer + Pooling + Normalize keep the encoder's width
+    width = sentence_transformers_width(model.local_model_dir, model.config.hidden_size)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     app.state.tokenizer = tokenizer
@@ -133,11 +136,6 @@ def create_embeddings_app(
     return app
 
 
-# sentence-transformers modules this server runs: the encoder, its pooling (mean, CLS or max) and L2 normalization
-_SENTENCE_TRANSFORMERS_MODULES = ("Transformer", "Pooling", "Normalize")
-_POOLING_MODES_RUN = ("pooling_mode_mean_tokens", "pooling_mode_cls_token", "pooling_mode_max_tokens")
-
-
 def is_embedding_model(model_name: str) -> bool:
     """A sentence-transformers folder (modules.json), or a text encoder (a masked-LM family such as BERT) whose
     checkpoint is its base model only (architectures such as BertModel): what is served for embeddings."""
@@ -158,26 +156,6 @@ def is_embedding_model(model_name: str) -> bool:
     architectures = getattr(config, "architectures", None) or []
     text_encoder = config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False)
     return text_encoder and bool(architectures) and all(a.endswith("Model") for a in architectures)
-
-
-def check_sentence_transformers_folder(folder: Path) -> None:
-    """Refuse, at start, a sentence-transformers model with a module or pooling mode this server does not run (a
-    Dense projection, last-token or weighted-mean pooling): its embeddings would be wrong without a word."""
-    modules = Path(folder) / "modules.json"
-    if not modules.is_file():
-        return
-    for module in json.loads(modules.read_text()):
-        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
-        if kind not in _SENTENCE_TRANSFORMERS_MODULES:
-            raise ValueError(
-                f"This sentence-transformers model has a {kind} module ({module.get('path')}); the embeddings server runs "
-                f"{', '.join(_SENTENCE_TRANSFORMERS_MODULES)} only, so it would give other vectors than sentence-transformers."
-            )
-        config = Path(folder) / str(module.get("path", "")) / "config.json"
-        if kind == "Pooling" and config.is_file():
-            modes = [k for k, v in json.loads(config.read_text()).items() if k.startswith("pooling_mode_") and v]
-            if len(modes) != 1 or modes[0] not in _POOLING_MODES_RUN:
-                raise ValueError(f"This model pools with {modes}; the embeddings server pools by mean, CLS token or max, one of them.")
 
 
 def max_input_tokens(folder: Path, config, tokenizer, ctx_len: int) -> int:
@@ -202,7 +180,7 @@ def open_embeddings_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_mat
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModel
-    from QEfficient.models.encoder import sentence_transformers_normalizes
+    from QEfficient.models.sentence_transformers import check_sentence_transformers_folder, sentence_transformers_normalizes
 
     model = QEFFAutoModel.from_pretrained(model_name)
     check_sentence_transformers_folder(model.local_model_dir)

@@ -34,8 +34,22 @@ def max_pooling(last_hidden_states: torch.Tensor, attention_mask: torch.Tensor) 
     return masked.max(dim=1).values
 
 
+def last_token_pooling(last_hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The hidden state of each row's last real token, with padding on either side (decoder embedding models:
+    Qwen3-Embedding, e5-mistral; sentence-transformers' "lasttoken")."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    last = (attention_mask.to(torch.int64) * positions).argmax(1)
+    return last_hidden_states[torch.arange(last_hidden_states.shape[0], device=last.device), last]
+
+
 # "avg" is the same masked average per row (QEfficient's own "avg" averages batch row 0 only).
-POOLING: dict[str, PoolingFn] = {"mean": mean_pooling, "avg": mean_pooling, "cls": cls_pooling, "max": max_pooling}
+POOLING: dict[str, PoolingFn] = {
+    "mean": mean_pooling,
+    "avg": mean_pooling,
+    "cls": cls_pooling,
+    "max": max_pooling,
+    "lasttoken": last_token_pooling,
+}
 
 
 def resolve_pooling(pooling: str | PoolingFn | None) -> PoolingFn | None:
@@ -74,19 +88,36 @@ class QEffEncoder(nn.Module):
         self.hf = hf_model
         self.pooling = pooling
         self.classifier = hasattr(hf_model, "classifier") or type(hf_model).__name__.endswith("ForSequenceClassification")
+        # a decoder's attention says so (is_causal); its masks, sliding windows included, are transformers' own
+        self.causal = any(getattr(m, "is_causal", False) is True for m in hf_model.modules() if m is not hf_model)
+        # a bidirectional model with sliding-window layers (EmbeddingGemma): one mask per layer type, built here,
+        # since transformers builds the windowed one with vmap, which tracing does not take
+        windows = bool(getattr(self.config, "sliding_window", None)) and bool(getattr(self.config, "layer_types", None))
+        self.windowed = windows and not self.causal
 
     @property
     def config(self):
         return self.hf.config
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        extra = {}
         if self.config.model_type.startswith("deberta"):
             mask = attention_mask  # DeBERTa builds its own relative-position mask from the 2-D one
+        elif self.causal:  # a decoder's base model (Qwen3-Embedding, e5-mistral)
+            mask, extra["use_cache"] = attention_mask, False
         else:
             mask = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
+            if self.windowed:
+                mask, extra["use_cache"] = {"full_attention": mask, "sliding_attention": self._window(mask)}, False
         with eager_attention(self.config):
-            out = self.hf(input_ids=input_ids, attention_mask=mask)
+            out = self.hf(input_ids=input_ids, attention_mask=mask, **extra)
         if self.classifier:
             return out.logits
         hidden = out.last_hidden_state
         return self.pooling(hidden, attention_mask) if self.pooling is not None else hidden
+
+    def _window(self, padding: torch.Tensor) -> torch.Tensor:
+        """The padding mask [B,1,1,S] within a bidirectional window: |query - key| < sliding_window, as transformers'."""
+        positions = torch.arange(padding.shape[-1], device=padding.device)
+        outside = (positions[:, None] - positions[None, :]).abs() >= self.config.sliding_window
+        return padding + outside.to(torch.float32) * torch.finfo(torch.float32).min

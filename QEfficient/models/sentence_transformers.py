@@ -1,0 +1,142 @@
+"""What a sentence-transformers model folder adds to its encoder (modules.json): pooling, Dense projections and
+normalization, read from the folder's files without the sentence-transformers package.
+
+The modules run here are Transformer (the exported graph), Pooling (mean, CLS token, max or last token), Dense (a
+linear layer with an elementwise activation, run in numpy after pooling) and Normalize. A folder with anything else
+is refused by ``check_sentence_transformers_folder``: its embeddings would differ from sentence-transformers' without
+a word.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SENTENCE_TRANSFORMERS_MODULES = ("Transformer", "Pooling", "Dense", "Normalize")
+# Pooling's config key -> the name in transform/encoder.POOLING
+POOLING_MODES = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+_ACTIVATIONS = {
+    "Identity": lambda x: x,
+    "Tanh": np.tanh,
+    "ReLU": lambda x: np.maximum(x, 0),
+    "Sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+}
+
+
+def _modules(folder: Path | None) -> list[dict] | None:
+    path = Path(folder) / "modules.json" if folder else None
+    if not path or not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def _kind(module: dict) -> str:
+    return str(module.get("type", "")).rsplit(".", 1)[-1]
+
+
+def _pooling_modes(folder: Path, module: dict) -> list[str]:
+    config = Path(folder) / str(module.get("path", "")) / "config.json"
+    if not config.is_file():
+        return ["pooling_mode_mean_tokens"]  # sentence-transformers' default
+    return [k for k, v in json.loads(config.read_text()).items() if k.startswith("pooling_mode_") and v]
+
+
+def check_sentence_transformers_folder(folder: Path | None) -> None:
+    """Refuse a sentence-transformers model with a module, pooling mode or activation not run here (e.g. weighted-mean
+    pooling, several modes at once, a CNN or a LayerNorm module); nothing to check outside such a folder."""
+    for module in _modules(folder) or []:
+        kind = _kind(module)
+        if kind not in SENTENCE_TRANSFORMERS_MODULES:
+            raise ValueError(
+                f"This sentence-transformers model has a {kind} module ({module.get('path')}); QEfficient runs "
+                f"{', '.join(SENTENCE_TRANSFORMERS_MODULES)} only, so it would give other vectors than sentence-transformers."
+            )
+        if kind == "Pooling":
+            modes = _pooling_modes(folder, module)
+            if len(modes) != 1 or modes[0] not in POOLING_MODES:
+                raise ValueError(
+                    f"This model pools with {modes}; QEfficient pools by one of {sorted(POOLING_MODES.values())} (sentence-"
+                    f"transformers' {', '.join(POOLING_MODES)})."
+                )
+        if kind == "Dense":
+            dense_layers(folder)  # its weights and activation are readable
+
+
+def sentence_transformers_pooling(folder: Path | None) -> str:
+    """The pooling a sentence-transformers model folder declares (its Pooling module's config), else mean."""
+    for module in _modules(folder) or []:
+        if _kind(module) == "Pooling":
+            modes = _pooling_modes(folder, module)
+            for key, name in POOLING_MODES.items():
+                if key in modes:
+                    return name
+    return "mean"
+
+
+def sentence_transformers_normalizes(folder: Path | None) -> bool | None:
+    """Whether a sentence-transformers model folder ends in a Normalize module; None when it is not such a folder."""
+    modules = _modules(folder)
+    return None if modules is None else any(_kind(m) == "Normalize" for m in modules)
+
+
+@dataclass(frozen=True)
+class DenseLayer:
+    """sentence-transformers' Dense module: activation(x @ weight.T + bias)."""
+
+    weight: np.ndarray  # [out_features, in_features]
+    bias: np.ndarray | None
+    activation: str
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y = x.astype(np.float32, copy=False) @ self.weight.T
+        if self.bias is not None:
+            y = y + self.bias
+        return _ACTIVATIONS[self.activation](y).astype(np.float32, copy=False)
+
+
+def dense_layers(folder: Path | None) -> list[DenseLayer]:
+    """The folder's Dense modules in order (none outside a sentence-transformers folder)."""
+    layers = []
+    for module in _modules(folder) or []:
+        if _kind(module) != "Dense":
+            continue
+        where = Path(folder) / str(module.get("path", ""))
+        config = json.loads((where / "config.json").read_text())
+        activation = str(config.get("activation_function") or "Identity").rsplit(".", 1)[-1]
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"The Dense module {where.name} ends in {config.get('activation_function')}; QEfficient runs "
+                f"{', '.join(_ACTIVATIONS)} there."
+            )
+        weights = _dense_weights(where)
+        weight = np.asarray(weights["linear.weight"], np.float32)
+        bias = weights.get("linear.bias")
+        layers.append(DenseLayer(weight, None if bias is None else np.asarray(bias, np.float32), activation))
+    return layers
+
+
+def _dense_weights(where: Path) -> dict[str, np.ndarray]:
+    if (where / "model.safetensors").is_file():
+        from safetensors.numpy import load_file
+
+        return load_file(where / "model.safetensors")
+    if (where / "pytorch_model.bin").is_file():
+        import torch
+
+        state = torch.load(where / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        return {k: v.float().numpy() for k, v in state.items()}
+    raise ValueError(f"The Dense module {where} has neither model.safetensors nor pytorch_model.bin.")
+
+
+def sentence_transformers_width(folder: Path | None, hidden_size: int) -> int:
+    """The embeddings' width: the last Dense module's output, else the encoder's hidden size."""
+    layers = dense_layers(folder)
+    return int(layers[-1].weight.shape[0]) if layers else int(hidden_size)

@@ -1,0 +1,148 @@
+"""Embedding models built on a decoder (Qwen3-Embedding, e5-mistral: a causal LM's base model pooled at
+its last token; EmbeddingGemma: bidirectional, with sliding-window layers) and sentence-transformers' Dense modules:
+QEFFAutoModel and POST /v1/embeddings against transformers, with padding on either side."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModel, AutoTokenizer
+
+from QEfficient import QEFFAutoModel
+from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.transform.encoder import last_token_pooling, mean_pooling
+from tests.helpers import serve_on_loopback
+from tests.tiny_models import tiny_config
+
+# the second is longer than the tiny models' sliding window (12): the windows shape its embedding
+TEXTS = ["My name is Ada", "The sun rises over the quiet sea every morning and the robot paints it", "Paris"]
+# (model type, bidirectional): Qwen3-Embedding's base, e5-mistral's (sliding window), EmbeddingGemma's
+DECODERS = [("qwen3", False), ("mistral", False), ("gemma3_text", True)]
+
+
+@pytest.fixture(scope="module")
+def decoder_dir(tmp_path_factory, tokenizer_dir):
+    made = {}
+
+    def make(model_type: str, bidirectional: bool) -> Path:
+        if (model_type, bidirectional) not in made:
+            folder = tmp_path_factory.mktemp(f"{model_type}-base")
+            config = tiny_config(model_type)
+            if bidirectional:
+                config.use_bidirectional_attention = True
+            torch.manual_seed(3)
+            AutoModel.from_config(config).save_pretrained(folder)
+            AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+            made[(model_type, bidirectional)] = folder
+        return made[(model_type, bidirectional)]
+
+    return make
+
+
+def hf_pooled(folder: Path, enc, pooling) -> np.ndarray:
+    """transformers' base model on the 2-D mask (its own causal, window and bidirectional masks), then the pooling."""
+    hf = AutoModel.from_pretrained(folder).eval()
+    with torch.no_grad():
+        hidden = hf(input_ids=torch.as_tensor(enc["input_ids"]), attention_mask=torch.as_tensor(enc["attention_mask"])).last_hidden_state
+    return pooling(hidden, torch.as_tensor(enc["attention_mask"])).numpy()
+
+
+@pytest.mark.parametrize("model_type, bidirectional", DECODERS)
+def test_decoder_base_models_pool_as_transformers(model_type, bidirectional, decoder_dir):
+    folder = decoder_dir(model_type, bidirectional)
+    tok = AutoTokenizer.from_pretrained(folder)
+    pooling = "mean" if bidirectional else "lasttoken"
+    model = QEFFAutoModel.from_pretrained(folder, pooling=pooling)
+    model.compile(seq_len=[8, 64], batch_size=2, num_cores=1)
+    for side in ("right", "left"):
+        tok.padding_side = side
+        enc = tok(TEXTS, padding=True, return_tensors="np")
+        expected = hf_pooled(folder, enc, mean_pooling if bidirectional else last_token_pooling)
+        np.testing.assert_allclose(model.generate(enc)["output"], expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(model.generate(enc, runtime_ai100=False)["output"], expected, atol=1e-5, rtol=0)
+    if model_type == "mistral":  # each text alone: the same vectors as in the padded batch
+        alone = np.concatenate([model.generate(tok([t], return_tensors="np"))["output"] for t in TEXTS])
+        np.testing.assert_allclose(alone, expected, atol=1e-5, rtol=0)
+
+
+DENSE = [(64, 40, "torch.nn.modules.activation.Tanh", True), (40, 24, "torch.nn.modules.linear.Identity", False)]
+
+
+def sentence_transformers_folder(base: Path, folder: Path, pooling_key: str) -> Path:
+    """``base`` as a sentence-transformers model: Transformer, Pooling, two Dense modules, Normalize, laid out as
+    sentence-transformers saves them."""
+    shutil.copytree(base, folder)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 64, pooling_key: True}))
+    generator = torch.Generator().manual_seed(5)
+    for i, (n_in, n_out, activation, bias) in enumerate(DENSE, start=2):
+        where = folder / f"{i}_Dense"
+        where.mkdir()
+        config = {"in_features": n_in, "out_features": n_out, "bias": bias, "activation_function": activation}
+        (where / "config.json").write_text(json.dumps(config))
+        weights = {"linear.weight": torch.randn(n_out, n_in, generator=generator) * 0.2}
+        if bias:
+            weights["linear.bias"] = torch.randn(n_out, generator=generator) * 0.1
+        save_file(weights, where / "model.safetensors")
+        modules.append({"idx": i, "name": str(i), "path": where.name, "type": "sentence_transformers.models.Dense"})
+    modules.append({"idx": 4, "name": "4", "path": "4_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 48}))
+    return folder
+
+
+def sentence_transformers_reference(folder: Path, texts: list[str], pooling) -> np.ndarray:
+    """What sentence-transformers computes from these modules, with torch: pooling, Linear + activation, L2 norm."""
+    tok = AutoTokenizer.from_pretrained(folder)
+    out = torch.as_tensor(hf_pooled(folder, tok(texts, padding=True, return_tensors="np"), pooling))
+    for i, (n_in, n_out, activation, bias) in enumerate(DENSE, start=2):
+        layer = torch.nn.Linear(n_in, n_out, bias=bias)
+        weights = load_file(folder / f"{i}_Dense" / "model.safetensors")
+        layer.load_state_dict({key.removeprefix("linear."): value for key, value in weights.items()})
+        act = torch.nn.Tanh() if activation.endswith("Tanh") else torch.nn.Identity()
+        with torch.no_grad():
+            out = act(layer(out))
+    return torch.nn.functional.normalize(out, dim=1).numpy()
+
+
+@pytest.fixture(scope="module")
+def qwen3_embedding(decoder_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("st") / "qwen3-embedding"
+    return sentence_transformers_folder(decoder_dir("qwen3", False), folder, "pooling_mode_lasttoken")
+
+
+def test_a_sentence_transformers_folder_encodes_through_its_dense_modules(qwen3_embedding):
+    model = QEFFAutoModel.from_pretrained(qwen3_embedding)  # the folder's own pooling: last token
+    model.compile(seq_len=[16, 48], num_cores=1)
+    tok = AutoTokenizer.from_pretrained(qwen3_embedding)
+    got = model.encode(TEXTS, tok)
+    assert got.shape == (3, 24)
+    np.testing.assert_allclose(got, sentence_transformers_reference(qwen3_embedding, TEXTS, last_token_pooling), atol=1e-5, rtol=0)
+
+
+def test_the_server_serves_a_decoder_embedding_model(qwen3_embedding):
+    app, runner = build_from_args(parse_args(["--model_name", str(qwen3_embedding), "--ctx_len", "64", "--num_cores", "1"]))
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            r = httpx.post(f"{url}/v1/embeddings", json={"input": TEXTS, "dimensions": 24}, timeout=120)
+            assert r.status_code == 200, r.text
+            got = np.array([d["embedding"] for d in r.json()["data"]], np.float32)
+            expected = sentence_transformers_reference(qwen3_embedding, TEXTS, last_token_pooling)
+            np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+            r = httpx.post(f"{url}/v1/embeddings", json={"input": "hi", "dimensions": 64}, timeout=120)
+            assert r.status_code == 400 and "have 24 dimensions" in r.json()["error"]["message"]
+            r = httpx.post(f"{url}/v1/embeddings", json={"input": "word " * 60}, timeout=120)  # max_seq_length 48
+            assert r.status_code == 400 and "maximum of 48" in r.json()["error"]["message"]
+    finally:
+        runner.stop()
