@@ -74,7 +74,8 @@ def server(served):
 
 @pytest.fixture(scope="module")
 def image_host():
-    """A loopback http server: a PNG at /cat.png, the same sent slowly at /slow.png, /redirect?to=URL, 404 elsewhere."""
+    """A loopback http server: a PNG at /cat.png, the same sent slowly at /slow.png, 21 MiB at /huge.png,
+    /redirect?to=URL, 404 elsewhere."""
     body = png(image(7, (30, 60)))
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -83,6 +84,12 @@ def image_host():
                 self.send_response(302)
                 self.send_header("Location", self.path.partition("?to=")[2])
                 self.end_headers()
+                return
+            if self.path == "/huge.png":  # 21 MiB, its length not announced: the reader counts
+                self.send_response(200)
+                self.end_headers()
+                for _ in range(21):
+                    self.wfile.write(bytes(1024 * 1024))
                 return
             if self.path == "/slow.png":  # a byte every 0.2 s: each read is quick, the whole is not
                 self.send_response(200)
@@ -337,6 +344,13 @@ def test_images_the_server_will_not_hold_or_fetch(server, image_host):
     with pytest.raises(Exception, match="not received within 1 s"):
         read_image(f"{image_host}/slow.png", "the image", timeout=1.0)
     assert time.monotonic() - start < 3
+    assert "larger than 20971520 bytes" in refused(f"{image_host}/huge.png")
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (1400, 1300, 3), np.uint8))
+    photo = data_url(noise)  # a body over the text server's 4 MiB: taken here
+    assert len(photo) > 4 * 1024 * 1024
+    assert chat(server, [{"type": "image_url", "image_url": {"url": photo}}, {"type": "text", "text": "hi"}]).status_code == 200
+    r = chat(server, [{"type": "image_url", "image_url": {"url": photo + "A" * (33 * 1024 * 1024 - len(photo))}}])
+    assert r.status_code == 413 and "larger than this server's limit of 33554432 bytes" in r.json()["error"]["message"]
     assert httpx.get(f"{server}/health").json()["status"] == "ok"
 
 
@@ -409,3 +423,7 @@ def test_bad_serving_options_and_templates_fail_at_start(tmp_path):
         parse_args([*base, "--chat_template", "{{ raise_exception('no') }}"])
     with pytest.raises(ValueError, match="does not write the image placeholder '<image>'"):
         build_from_args(parse_args([*base, "--chat_template", "{% for m in messages %}{{ m.role }}{% endfor %}"]))
+    for extra in (["--prompt_lookup_num_tokens", "3"], ["--lora", f"a={tmp_path}"], ["--img_size", "100000"]):
+        message = "without LoRA adapters or speculative decoding" if extra[0] != "--img_size" else "larger than any vision encoder"
+        with pytest.raises(ValueError, match=message):
+            build_from_args(parse_args([*base, *extra]))
