@@ -146,3 +146,19 @@ def test_the_server_serves_a_decoder_embedding_model(qwen3_embedding):
             assert r.status_code == 400 and "maximum of 48" in r.json()["error"]["message"]
     finally:
         runner.stop()
+
+
+def test_task_embed_on_a_causal_lm_pools_its_last_token(tiny_model_dir):
+    """A causal LM's checkpoint served with --task embed: its base model, the last token, L2 norm (vLLM's defaults)."""
+    folder = tiny_model_dir("llama")
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--task", "embed", "--ctx_len", "64", "--num_cores", "1"]))
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            r = httpx.post(f"{url}/v1/embeddings", json={"input": TEXTS}, timeout=120)
+            assert r.status_code == 200, r.text
+            got = np.array([d["embedding"] for d in r.json()["data"]], np.float32)
+    finally:
+        runner.stop()
+    enc = AutoTokenizer.from_pretrained(folder)(TEXTS, padding=True, return_tensors="np")
+    expected = torch.nn.functional.normalize(torch.as_tensor(hf_pooled(folder, enc, last_token_pooling)), dim=1).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)

@@ -201,14 +201,15 @@ class QEFFAutoModel(_QEFFEncoderBase):
 
     def embed(self, inputs, normalize: bool = True) -> np.ndarray:
         """Pooled embeddings [B, D] of tokenized ``inputs`` (input_ids and attention_mask, padded): the model's
-        pooling (the graph's, else the sentence-transformers folder's, else mean), the folder's Dense projections,
-        then L2 norm if ``normalize``."""
+        pooling (the graph's, else the sentence-transformers folder's, else a decoder's last token or an encoder's
+        mean), the folder's Dense projections, then L2 norm if ``normalize``."""
         if self._dense is None:  # first use: what sentence-transformers would run after the encoder, if it runs here
             check_sentence_transformers_folder(self.local_model_dir)
             self._dense = dense_layers(self.local_model_dir)
         out = self.generate(inputs, runtime_ai100=self.qpc_path is not None)["output"]
         if self.pooling_fn is None:  # pool here; the graph returns hidden states padded to a compiled length
-            pooling = POOLING[sentence_transformers_pooling(self.local_model_dir)]
+            # outside a sentence-transformers folder: a decoder's last token, an encoder's mean (vLLM's defaults)
+            pooling = POOLING[sentence_transformers_pooling(self.local_model_dir, "lasttoken" if self.model.causal else "mean")]
             given = _as_numpy(inputs[ATTENTION_MASK])
             mask = np.zeros(out.shape[:2], np.int64)
             width = min(out.shape[1], given.shape[1])

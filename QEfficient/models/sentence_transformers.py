@@ -70,15 +70,15 @@ def check_sentence_transformers_folder(folder: Path | None) -> None:
             dense_layers(folder)  # its weights and activation are readable
 
 
-def sentence_transformers_pooling(folder: Path | None) -> str:
-    """The pooling a sentence-transformers model folder declares (its Pooling module's config), else mean."""
+def sentence_transformers_pooling(folder: Path | None, default: str = "mean") -> str:
+    """The pooling a sentence-transformers model folder declares (its Pooling module's config), else ``default``."""
     for module in _modules(folder) or []:
         if _kind(module) == "Pooling":
             modes = _pooling_modes(folder, module)
             for key, name in POOLING_MODES.items():
                 if key in modes:
                     return name
-    return "mean"
+    return default
 
 
 def sentence_transformers_normalizes(folder: Path | None) -> bool | None:
