@@ -4,11 +4,12 @@
         [--prefill_seq_len 32] [--ctx_len 512] [--full_batch_size 4] [--num_cores N] [--max_queue 64]
         [--mxfp6_matmul] [--mxint8_kv_cache] [--api-key KEY] [--max_body_bytes 4194304]
         [--lora NAME=PATH [NAME=PATH ...]] [--prompt_lookup_num_tokens K | --draft_model PATH --num_speculative_tokens K]
-        [--img_size N] [--max_num_images N] [--chat_template FILE_OR_TEMPLATE] [--task auto|generate|embed]
+        [--img_size N] [--max_num_images N] [--chat_template FILE_OR_TEMPLATE] [--task auto|generate|embed|score]
 
 With no --model_name it serves the default model, SmolLM2-135M-Instruct. A vision-language model takes
 images in chat messages ("image_url" parts: base64 data: URLs, or http(s) URLs the server fetches). An encoder
-(a sentence-transformers folder such as all-MiniLM-L6-v2) is served for embeddings: POST /v1/embeddings. --qpc_path serves an artifact
+(a sentence-transformers folder such as all-MiniLM-L6-v2) is served for embeddings: POST /v1/embeddings; an encoder's
+sequence classifier (a cross-encoder reranker) for vLLM's POST /score, /rerank and /classify. --qpc_path serves an artifact
 that compile() built with continuous batching, without loading torch or the model. --mxfp6 and --mxint8 are
 accepted for --mxfp6_matmul and --mxint8_kv_cache. The API key can also come from $QEFF_API_KEY.
 Each --lora adapter (a folder saved by peft) is a model id of its own in /v1/models; a request's
@@ -59,8 +60,10 @@ def build_server(
     ``lora``: adapter name -> PEFT adapter folder, each served as its own model id. ``img_size`` and
     ``max_num_images`` (the most images per request; a cross-attention model's image slots) are for vision-language models.
     ``chat_template``: a Jinja template for chat requests instead of the model's own. ``task``: "embed" serves an
-    encoder's embeddings (/v1/embeddings), "generate" generation, "auto" (default) tells them apart from the model."""
-    if not gguf_file and (task == "embed" or (task == "auto" and _is_embedding(model_name))):
+    encoder's embeddings (/v1/embeddings), "score" a classifier's /score, /rerank and /classify, "generate"
+    generation, "auto" (default) tells them apart from the model."""
+    pooling = _pooling_task(model_name, gguf_file, task)
+    if pooling is not None:
         generation_options = {
             "lora": lora,
             "prompt_lookup_num_tokens": prompt_lookup_num_tokens,
@@ -70,7 +73,7 @@ def build_server(
             "chat_template": chat_template,
             "mxint8_kv_cache": mxint8_kv_cache or None,
         }
-        return _embeddings_server(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, generation_options)
+        return _pooling_server(pooling, model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, generation_options)
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes)
     if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
@@ -111,20 +114,26 @@ def build_server(
     return open_app(replace(artifact, chat_template=chat_template), num_cores, max_queue, api_key, max_body_bytes)
 
 
-def _is_embedding(model_name: str) -> bool:
-    from QEfficient.serving.embeddings_app import is_embedding_model
+def _pooling_task(model_name: str, gguf_file: str | None, task: str) -> str | None:
+    from QEfficient.serving.tasks import pooling_task
 
-    return is_embedding_model(model_name)
+    return pooling_task(model_name, gguf_file, task)
 
 
-def _embeddings_server(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, generation_options: dict):
-    """An encoder's /v1/embeddings server; the options that only mean something for generation are refused."""
+_POOLING_ROUTES = {"embed": "embeddings (/v1/embeddings)", "score": "scores (/score, /rerank, /classify)"}
+
+
+def _pooling_server(task, model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, generation_options: dict):
+    """An encoder's /v1/embeddings server (``task`` "embed") or a classifier's score server ("score"); the options
+    that only mean something for generation are refused."""
     given = [f"--{name}" for name, value in generation_options.items() if value is not None]
     if given:
-        raise ValueError(f"'{model_name}' is served for embeddings (/v1/embeddings): {', '.join(given)} do not apply; leave them out.")
-    from QEfficient.serving.embeddings_app import open_embeddings_app
-
-    return open_embeddings_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
+        raise ValueError(f"'{model_name}' is served for {_POOLING_ROUTES[task]}: {', '.join(given)} do not apply; leave them out.")
+    if task == "score":
+        from QEfficient.serving.scores_app import open_scores_app as open_pooling_app
+    else:
+        from QEfficient.serving.embeddings_app import open_embeddings_app as open_pooling_app
+    return open_pooling_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
 
 
 def _is_vision_language(model_name: str) -> bool:
@@ -242,9 +251,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_argument(
         p,
         "task",
-        choices=("auto", "generate", "embed"),
+        choices=("auto", "generate", "embed", "score"),
         default="auto",
-        help="embed: serve an encoder's embeddings (/v1/embeddings); auto: a sentence-transformers folder or a base encoder is embed",
+        help="embed: an encoder's embeddings (/v1/embeddings); score: a classifier's /score, /rerank, /classify; auto: a "
+        "sentence-transformers folder or a base encoder is embed, an encoder's sequence classifier is score",
     )
     add_argument(p, "draft_model", default=None, help="speculative decoding: a smaller model with the same tokenizer drafts")
     add_argument(p, "num_speculative_tokens", type=int, default=None, help="tokens the --draft_model drafts per step (K)")
@@ -330,8 +340,10 @@ def build_from_args(args: argparse.Namespace):
     if args.qpc_path:
         from QEfficient.serving.artifact import artifact_from_qpc, open_app
 
-        if args.task == "embed":
-            raise ValueError("An embeddings server starts from the model (--model_name), not from a compiled artifact (--qpc_path).")
+        if args.task in _POOLING_ROUTES:
+            raise ValueError(
+                f"A server of {_POOLING_ROUTES[args.task]} starts from the model (--model_name), not from a compiled artifact (--qpc_path)."
+            )
 
         with step(f"Opening the artifact {args.qpc_path}"):
             names = (args.model_name,) if args.model_name else ()
@@ -344,8 +356,8 @@ def build_from_args(args: argparse.Namespace):
         prefill_seq_len=args.prefill_seq_len, ctx_len=args.ctx_len, full_batch_size=args.full_batch_size, num_cores=args.num_cores
     )
     check_positive(**{name: getattr(args, name) for name in ("img_size", "max_num_images") if getattr(args, name) is not None})
-    embeddings = not gguf_file and (args.task == "embed" or (args.task == "auto" and _is_embedding(model_name)))
-    purpose = "embeddings (/v1/embeddings)" if embeddings else f"continuous batching ({args.full_batch_size} slots)"
+    pooling = _pooling_task(model_name, gguf_file, args.task)
+    purpose = _POOLING_ROUTES[pooling] if pooling else f"continuous batching ({args.full_batch_size} slots)"
     with step(f"Loading and compiling {model_name} for {purpose}"):
         return build_server(
             model_name,

@@ -347,14 +347,15 @@ def application_from_args(args):
     from QEfficient.cloud._cli import resolve_model_name
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.artifact import compile_for_serving
-    from QEfficient.serving.embeddings_app import is_embedding_model
+    from QEfficient.serving.tasks import pooling_task
 
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
-    task = getattr(args, "task", "auto")
-    if not gguf_file and (task == "embed" or (task == "auto" and is_embedding_model(model_name))):
+    pooling = pooling_task(model_name, gguf_file, getattr(args, "task", "auto"))
+    if pooling is not None:
+        routes = "/v1/embeddings" if pooling == "embed" else "/score, /rerank and /classify"
         raise ValueError(
-            f"'{model_name}' is served for embeddings, which Ray Serve does not run here: serve its /v1/embeddings without --ray "
-            "(or --task generate to serve it for generation)."
+            f"'{model_name}' is served for {'embeddings' if pooling == 'embed' else 'scores'}, which Ray Serve does not run here: "
+            f"serve its {routes} without --ray (or --task generate to serve it for generation)."
         )
     artifact = compile_for_serving(
         model_name,

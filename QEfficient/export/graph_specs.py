@@ -16,6 +16,7 @@ from typing import Any
 INPUT_IDS = "input_ids"
 POSITION_IDS = "position_ids"
 ATTENTION_MASK = "attention_mask"
+TOKEN_TYPE_IDS = "token_type_ids"  # encoders with segment embeddings (BERT): a pair's second text is type 1
 LOGITS = "logits"
 VISION_EMBEDS = "vision_embeds"
 IMAGE_IDX = "image_idx"
@@ -210,12 +211,16 @@ class ImageTextDecoderGraphSpec(DecoderGraphSpec):
 
 @dataclass(frozen=True)
 class EncoderGraphSpec:
-    """Encoders (embeddings, sequence classification): ids and mask in, one output."""
+    """Encoders (embeddings, sequence classification): ids and mask (and token types, for encoders that have
+    them) in, one output."""
 
     output_name: str
     pooled: bool = False
+    token_types: bool = False
 
-    input_names = (INPUT_IDS, ATTENTION_MASK)
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS) if self.token_types else (INPUT_IDS, ATTENTION_MASK)
 
     @property
     def output_names(self) -> list[str]:
@@ -227,19 +232,22 @@ class EncoderGraphSpec:
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         return {
-            INPUT_IDS: {0: "batch_size", 1: "seq_len"},
-            ATTENTION_MASK: {0: "batch_size", 1: "seq_len"},
+            **{name: {0: "batch_size", 1: "seq_len"} for name in self.input_names},
             self.output_name: {0: "batch_size"} if self.pooled else {0: "batch_size", 1: "seq_len"},
         }
 
     @staticmethod
-    def dummy_inputs() -> tuple:
+    def dummy_inputs(token_types: bool = False) -> tuple:
         import torch
 
         ids = torch.zeros(2, 8, dtype=torch.int64)
         mask = torch.ones(2, 8, dtype=torch.int64)
         mask[1, 5:] = 0
-        return ids, mask
+        if not token_types:
+            return ids, mask
+        types = torch.zeros(2, 8, dtype=torch.int64)
+        types[:, 4:] = 1  # a pair: the second text's tokens
+        return ids, mask, types
 
     def specializations(self, lengths: list[int], batch_size: int) -> dict[str, Any]:
         return {

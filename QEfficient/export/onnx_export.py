@@ -180,11 +180,11 @@ def export_speculative_onnx(qeff_module, out_dir: Path, model_name: str, kv_dtyp
 
 
 def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str) -> Path:
-    """Export a QEffEncoder: inputs input_ids/attention_mask [batch, seq], one output, dynamic axes."""
-    args = EncoderGraphSpec.dummy_inputs()
+    """Export a QEffEncoder: inputs input_ids/attention_mask (/token_type_ids) [batch, seq], one output, dynamic axes."""
+    args = EncoderGraphSpec.dummy_inputs(module.token_types)
     with torch.no_grad():
         pooled = module.eval()(*args).dim() == 2
-    spec = EncoderGraphSpec(output_name, pooled)
+    spec = EncoderGraphSpec(output_name, pooled, module.token_types)
     return torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
 
 

@@ -13,7 +13,7 @@ from transformers import AutoModel, AutoModelForSequenceClassification, PreTrain
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, EncoderGraphSpec
+from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, TOKEN_TYPE_IDS, EncoderGraphSpec
 from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel
@@ -93,6 +93,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
         specs = EncoderGraphSpec(self._output_name).specializations(lengths, batch_size)
         params = {"backend": "onnxruntime-cpu", "seq_len": lengths, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
         manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
+        manifest["token_types"] = self.model.token_types
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,
@@ -134,11 +135,13 @@ class _QEFFEncoderBase(QEFFBaseModel):
     def _run(self, inputs, runtime_ai100: bool) -> np.ndarray:
         ids = _as_numpy(inputs[INPUT_IDS]).astype(np.int64)
         mask = _as_numpy(inputs[ATTENTION_MASK]).astype(np.int64) if ATTENTION_MASK in inputs else np.ones_like(ids)
+        types = _as_numpy(inputs[TOKEN_TYPE_IDS]).astype(np.int64) if TOKEN_TYPE_IDS in inputs else np.zeros_like(ids)
         if ids.ndim == 1:
-            ids, mask = ids[None], mask[None]
+            ids, mask, types = ids[None], mask[None], types[None]
         if not runtime_ai100:
+            args = [torch.from_numpy(ids), torch.from_numpy(mask)] + ([torch.from_numpy(types)] if self.model.token_types else [])
             with torch.no_grad():
-                out = self.model(torch.from_numpy(ids), torch.from_numpy(mask))
+                out = self.model(*args)
             return out.numpy()
         session, qconfig = self._encoder_session()
         lengths, batch = qconfig["compile_params"]["seq_len"], qconfig["compile_params"]["batch_size"]
@@ -149,21 +152,20 @@ class _QEFFEncoderBase(QEFFBaseModel):
                 f"The input has {need} tokens but the longest compiled seq_len is {lengths[-1]}: compile with a larger "
                 f"seq_len (e.g. seq_len=[{', '.join(map(str, lengths))}, {need}]) or truncate the input."
             )
-        ids, mask = ids[:, :fit], mask[:, :fit]
-        padded_ids = np.zeros((ids.shape[0], fit), np.int64)
-        padded_mask = np.zeros((ids.shape[0], fit), np.int64)
-        padded_ids[:, : ids.shape[1]] = ids
-        padded_mask[:, : mask.shape[1]] = mask
+        columns = {INPUT_IDS: ids, ATTENTION_MASK: mask}
+        if qconfig.get("token_types"):
+            columns[TOKEN_TYPE_IDS] = types
+        padded = {}
+        for name, values in columns.items():  # cut to the real columns, then zeros up to the compiled length
+            padded[name] = np.zeros((ids.shape[0], fit), np.int64)
+            padded[name][:, : min(fit, values.shape[1])] = values[:, :fit]
         outputs = []
-        for start in range(0, len(padded_ids), batch):
-            chunk_ids, chunk_mask = padded_ids[start : start + batch], padded_mask[start : start + batch]
-            real = len(chunk_ids)
+        for start in range(0, len(ids), batch):
+            chunk = {name: values[start : start + batch] for name, values in padded.items()}
+            real = len(chunk[INPUT_IDS])
             if real < batch:  # pad with copies of the last row, dropped below
-                fill = batch - real
-                chunk_ids = np.concatenate([chunk_ids, np.repeat(chunk_ids[-1:], fill, 0)])
-                chunk_mask = np.concatenate([chunk_mask, np.repeat(chunk_mask[-1:], fill, 0)])
-            out = session.run(None, {INPUT_IDS: chunk_ids, ATTENTION_MASK: chunk_mask})[0]
-            outputs.append(out[:real])
+                chunk = {name: np.concatenate([v, np.repeat(v[-1:], batch - real, 0)]) for name, v in chunk.items()}
+            outputs.append(session.run(None, chunk)[0][:real])
         return np.concatenate(outputs)
 
 

@@ -136,28 +136,6 @@ def create_embeddings_app(
     return app
 
 
-def is_embedding_model(model_name: str) -> bool:
-    """A sentence-transformers folder (modules.json), or a text encoder (a masked-LM family such as BERT) whose
-    checkpoint is its base model only (architectures such as BertModel): what is served for embeddings."""
-    from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
-
-    from QEfficient.loading.model_path import resolve_model_path
-
-    try:
-        folder, gguf_file = resolve_model_path(model_name, None)
-        if gguf_file:
-            return False
-        if (Path(folder) / "modules.json").is_file():
-            return True
-        config = AutoConfig.from_pretrained(folder)
-    except (OSError, ValueError):  # the other model kinds report unknown or missing models
-        return False
-    architectures = getattr(config, "architectures", None) or []
-    text_encoder = config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False)
-    return text_encoder and bool(architectures) and all(a.endswith("Model") for a in architectures)
-
-
 def max_input_tokens(folder: Path, config, tokenizer, ctx_len: int) -> int:
     """The longest input served: --ctx_len, within sentence-transformers' max_seq_length, the tokenizer's
     model_max_length and the model's positions (RoBERTa's family counts its padding offset among them)."""

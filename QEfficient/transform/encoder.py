@@ -81,7 +81,8 @@ def eager_attention(config) -> Iterator[None]:
 
 
 class QEffEncoder(nn.Module):
-    """forward(input_ids [B,S], attention_mask [B,S]) -> pooled [B,H], last hidden state [B,S,H], or logits [B,L]."""
+    """forward(input_ids [B,S], attention_mask [B,S], token_type_ids [B,S] where the model has them) -> pooled [B,H],
+    last hidden state [B,S,H], or logits [B,L]."""
 
     def __init__(self, hf_model: PreTrainedModel, pooling: PoolingFn | None = None) -> None:
         super().__init__()
@@ -92,6 +93,10 @@ class QEffEncoder(nn.Module):
         self.causal = any(getattr(m, "is_causal", False) is True for m in hf_model.modules() if m is not hf_model)
         # a bidirectional model with sliding-window layers (EmbeddingGemma): one mask per layer type, built here,
         # since transformers builds the windowed one with vmap, which tracing does not take
+        # segment embeddings (BERT's type_vocab_size 2): a cross-encoder's pair needs them, one text gets zeros
+        self.token_types = (getattr(self.config, "type_vocab_size", 0) or 0) > 1 and "token_type_ids" in inspect.signature(
+            hf_model.forward
+        ).parameters
         windows = bool(getattr(self.config, "sliding_window", None)) and bool(getattr(self.config, "layer_types", None))
         self.windowed = windows and not self.causal
 
@@ -99,8 +104,8 @@ class QEffEncoder(nn.Module):
     def config(self):
         return self.hf.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        extra = {}
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         if self.config.model_type.startswith("deberta"):
             mask = attention_mask  # DeBERTa builds its own relative-position mask from the 2-D one
         elif self.causal:  # a decoder's base model (Qwen3-Embedding, e5-mistral)

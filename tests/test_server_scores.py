@@ -1,0 +1,163 @@
+"""vLLM's /score, /rerank and /classify over sequence classifiers: a BERT cross-encoder (its pairs' token types
+matter), an XLM-RoBERTa one with an Identity activation, and a three-label classifier; each answer equal to
+transformers' logits through the activation sentence-transformers' CrossEncoder applies."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from QEfficient import QEFFAutoModelForSequenceClassification
+from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.serving.tasks import is_embedding_model, is_sequence_classifier
+from tests.helpers import serve_on_loopback
+from tests.tiny_models import build_wordpiece_tokenizer
+
+QUERY = "What is the capital of France?"
+DOCS = ["Paris is the capital of France.", "The sun rises over the quiet sea every morning.", "My name is Ada", "France"]
+_TINY = dict(vocab_size=320, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96, max_position_embeddings=130)
+
+
+def classifier(folder, model_type: str, num_labels: int, **config) -> str:
+    torch.manual_seed(11)
+    cfg = AutoConfig.for_model(model_type, **_TINY, num_labels=num_labels, pad_token_id=0, **config)
+    if num_labels > 1:
+        cfg.id2label = {0: "negative", 1: "neutral", 2: "positive"}
+        cfg.label2id = {v: k for k, v in cfg.id2label.items()}
+    model = AutoModelForSequenceClassification.from_config(cfg)
+    with torch.no_grad():  # random init is small; widen it so scores spread
+        for p in model.parameters():
+            p.mul_(4.0)
+    model.save_pretrained(folder)
+    build_wordpiece_tokenizer().save_pretrained(folder)
+    return str(folder)
+
+
+def hf_logits(folder: str, first: list[str], second: list[str] | None = None) -> np.ndarray:
+    tok = AutoTokenizer.from_pretrained(folder)
+    hf = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    enc = tok(first, second, padding=True, return_tensors="pt") if second else tok(first, padding=True, return_tensors="pt")
+    if hf.config.type_vocab_size < 2:  # XLM-RoBERTa's own tokenizer gives no token types
+        enc.pop("token_type_ids")
+    with torch.no_grad():
+        return hf(**enc).logits.numpy()
+
+
+@pytest.fixture(scope="module")
+def cross_encoder(tmp_path_factory):
+    folder = classifier(tmp_path_factory.mktemp("bert-ce"), "bert", 1)
+    app, runner = build_from_args(parse_args(["--model_name", folder, "--ctx_len", "64", "--num_cores", "1"]))
+    with serve_on_loopback(app, log_level="critical") as url:
+        yield url, folder
+    runner.stop()
+
+
+def post(url: str, route: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{url}{route}", json=body, timeout=120)
+
+
+def test_pairs_keep_their_token_types(tmp_path):
+    """QEFFAutoModelForSequenceClassification on (query, document) pairs: BERT's second text is token type 1."""
+    folder = classifier(tmp_path / "bert", "bert", 1)
+    tok = AutoTokenizer.from_pretrained(folder)
+    enc = tok([QUERY] * len(DOCS), DOCS, padding=True, return_tensors="np")
+    assert enc["token_type_ids"].any()
+    model = QEFFAutoModelForSequenceClassification.from_pretrained(folder)
+    model.compile(seq_len=[16, 32], batch_size=2, num_cores=1)
+    expected = hf_logits(folder, [QUERY] * len(DOCS), DOCS)
+    np.testing.assert_allclose(model.generate(enc)["logits"].numpy(), expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(model.generate(enc, runtime_ai100=False)["logits"].numpy(), expected, atol=1e-5, rtol=0)
+    without = {k: v for k, v in enc.items() if k != "token_type_ids"}  # all type 0: what a graph without them computes
+    assert np.abs(model.generate(without)["logits"].numpy() - expected).max() > 1e-3
+
+
+def test_score_and_rerank_equal_transformers_through_a_sigmoid(cross_encoder):
+    url, folder = cross_encoder
+    expected = 1 / (1 + np.exp(-hf_logits(folder, [QUERY] * len(DOCS), DOCS)[:, 0]))
+    r = post(url, "/score", {"text_1": QUERY, "text_2": DOCS})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "list" and [d["index"] for d in body["data"]] == [0, 1, 2, 3]
+    np.testing.assert_allclose([d["score"] for d in body["data"]], expected, atol=1e-5, rtol=0)
+    tok = AutoTokenizer.from_pretrained(folder)
+    tokens = sum(len(tok(QUERY, d)["input_ids"]) for d in DOCS)
+    assert body["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0}
+    pairwise = post(url, "/v1/score", {"text_1": [QUERY, DOCS[0]], "text_2": [DOCS[0], DOCS[1]]}).json()["data"]
+    swapped = 1 / (1 + np.exp(-hf_logits(folder, [QUERY, DOCS[0]], [DOCS[0], DOCS[1]])[:, 0]))
+    np.testing.assert_allclose([d["score"] for d in pairwise], swapped, atol=1e-5, rtol=0)
+
+    for route in ("/rerank", "/v1/rerank", "/v2/rerank"):
+        r = post(url, route, {"query": QUERY, "documents": DOCS, "top_n": 3, "model": folder})
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        order = list(np.argsort(-expected)[:3])
+        assert [x["index"] for x in results] == order
+        assert [x["document"]["text"] for x in results] == [DOCS[i] for i in order]
+        np.testing.assert_allclose([x["relevance_score"] for x in results], expected[order], atol=1e-5, rtol=0)
+    bare = post(url, "/rerank", {"query": QUERY, "documents": [{"text": d} for d in DOCS], "return_documents": False}).json()
+    assert len(bare["results"]) == 4 and all("document" not in x for x in bare["results"])
+    assert bare["usage"] == {"total_tokens": tokens}
+
+
+@pytest.mark.parametrize(
+    "route, body, message",
+    [
+        ("/score", {"text_1": QUERY}, "'text_2' must be a string or a non-empty list"),
+        ("/score", {"text_1": ["a", "b"], "text_2": ["c", "d", "e"]}, "send one text_1, or as many as text_2"),
+        ("/score", {"text_1": "a", "text_2": "word " * 80}, "more than this model's maximum of 64"),
+        ("/rerank", {"query": 3, "documents": ["a"]}, "'query' must be a string"),
+        ("/rerank", {"query": "q", "documents": []}, "'documents' must be a non-empty list"),
+        ("/rerank", {"query": "q", "documents": [{"title": "a"}]}, "documents[0] must be a string or an object with a 'text'"),
+        ("/rerank", {"query": "q", "documents": ["a"], "top_n": -1}, "'top_n' is out of range"),
+        ("/rerank", {"query": "q", "documents": ["a"], "return_documents": "yes"}, "'return_documents' must be true or false"),
+        ("/classify", {"input": 5}, "'input' must be a string or a non-empty list"),
+    ],
+)
+def test_bad_requests_get_a_400_that_says_what_to_send(cross_encoder, route, body, message):
+    r = post(cross_encoder[0], route, body)
+    assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
+
+
+def test_models_options_and_detection(cross_encoder, tiny_model_dir):
+    url, folder = cross_encoder
+    r = post(url, "/score", {"text_1": "a", "text_2": "b", "model": "other"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    assert is_sequence_classifier(folder) and not is_embedding_model(folder)
+    assert not is_sequence_classifier(str(tiny_model_dir("llama")))
+    with pytest.raises(ValueError, match=r"served for scores \(/score, /rerank, /classify\): --chat_template do not apply"):
+        build_from_args(parse_args(["--model_name", folder, "--chat_template", "{{ messages }}"]))
+    with pytest.raises(ValueError, match="from the model \\(--model_name\\), not from a compiled artifact"):
+        build_from_args(parse_args(["--qpc_path", folder, "--task", "score"]))
+
+
+def test_an_identity_cross_encoder_and_a_three_label_classifier(tmp_path):
+    """XLM-RoBERTa (no token types) whose config asks for raw logits, as sentence-transformers saves it; a
+    classifier's /classify gives softmax probabilities and its label, and refuses /score."""
+    reranker = classifier(
+        tmp_path / "xlmr", "xlm-roberta", 1, type_vocab_size=1, sbert_ce_default_activation_function="torch.nn.modules.linear.Identity"
+    )
+    labels = classifier(tmp_path / "labels", "bert", 3)
+    for folder in (reranker, labels):
+        app, runner = build_from_args(parse_args(["--model_name", folder, "--ctx_len", "64", "--num_cores", "1"]))
+        try:
+            with serve_on_loopback(app, log_level="critical") as url:
+                if folder == reranker:
+                    r = post(url, "/score", {"text_1": QUERY, "text_2": DOCS})
+                    expected = hf_logits(folder, [QUERY] * len(DOCS), DOCS)[:, 0]
+                    np.testing.assert_allclose([d["score"] for d in r.json()["data"]], expected, atol=1e-5, rtol=0)
+                    continue
+                r = post(url, "/classify", {"input": DOCS})
+                assert r.status_code == 200, r.text
+                logits = hf_logits(folder, DOCS)
+                probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+                data = r.json()["data"]
+                np.testing.assert_allclose([d["probs"] for d in data], probs, atol=1e-5, rtol=0)
+                names = ["negative", "neutral", "positive"]
+                assert [d["label"] for d in data] == [names[i] for i in probs.argmax(1)] and data[0]["num_classes"] == 3
+                r = post(url, "/rerank", {"query": QUERY, "documents": DOCS})
+                assert r.status_code == 400 and "this model has 3 labels: use /classify" in r.json()["error"]["message"]
+        finally:
+            runner.stop()
