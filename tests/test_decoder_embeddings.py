@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from QEfficient import QEFFAutoModel
 from QEfficient.cloud.serve import build_from_args, parse_args
@@ -23,8 +23,10 @@ from tests.tiny_models import tiny_config
 
 # the second is longer than the tiny models' sliding window (12): the windows shape its embedding
 TEXTS = ["My name is Ada", "The sun rises over the quiet sea every morning and the robot paints it", "Paris"]
-# (model type, bidirectional): Qwen3-Embedding's base, e5-mistral's (sliding window), EmbeddingGemma's
-DECODERS = [("qwen3", False), ("mistral", False), ("gemma3_text", True)]
+# (model type, bidirectional): Qwen3-Embedding's base, e5-mistral's (sliding window), EmbeddingGemma's, and ModernBERT
+# (an encoder whose local layers see keys up to and including sliding_window away; Gemma 3's, strictly less)
+DECODERS = [("qwen3", False), ("mistral", False), ("gemma3_text", True), ("modernbert", True)]
+_MODERNBERT = dict(vocab_size=320, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=96, pad_token_id=0)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +36,11 @@ def decoder_dir(tmp_path_factory, tokenizer_dir):
     def make(model_type: str, bidirectional: bool) -> Path:
         if (model_type, bidirectional) not in made:
             folder = tmp_path_factory.mktemp(f"{model_type}-base")
-            config = tiny_config(model_type)
-            if bidirectional:
+            if model_type == "modernbert":  # windows of 4 keys each side, every third layer global
+                config = AutoConfig.for_model(model_type, **_MODERNBERT, local_attention=8, global_attn_every_n_layers=3)
+            else:
+                config = tiny_config(model_type)
+            if model_type == "gemma3_text":
                 config.use_bidirectional_attention = True
             torch.manual_seed(3)
             AutoModel.from_config(config).save_pretrained(folder)
@@ -84,7 +89,9 @@ def sentence_transformers_folder(base: Path, folder: Path, pooling_key: str) -> 
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
     ]
     (folder / "1_Pooling").mkdir()
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 64, pooling_key: True}))
+    modes = {key: key == pooling_key for key in ("pooling_mode_cls_token", "pooling_mode_mean_tokens", "pooling_mode_max_tokens")}
+    pooling = {"word_embedding_dimension": 64, **modes, pooling_key: True}  # every mode written, as sentence-transformers saves
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
     generator = torch.Generator().manual_seed(5)
     for i, (n_in, n_out, activation, bias) in enumerate(DENSE, start=2):
         where = folder / f"{i}_Dense"
@@ -94,6 +101,8 @@ def sentence_transformers_folder(base: Path, folder: Path, pooling_key: str) -> 
         weights = {"linear.weight": torch.randn(n_out, n_in, generator=generator) * 0.2}
         if bias:
             weights["linear.bias"] = torch.randn(n_out, generator=generator) * 0.1
+        else:  # saved in bfloat16, as some models ship them (numpy has no such type)
+            weights = {key: value.to(torch.bfloat16) for key, value in weights.items()}
         save_file(weights, where / "model.safetensors")
         modules.append({"idx": i, "name": str(i), "path": where.name, "type": "sentence_transformers.models.Dense"})
     modules.append({"idx": 4, "name": "4", "path": "4_Normalize", "type": "sentence_transformers.models.Normalize"})

@@ -399,3 +399,31 @@ def test_stream_options_include_usage(server):
         {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream_options": {"include_usage": True}},
     )
     assert chat[-1]["usage"]["completion_tokens"] >= 1 and chat[-1]["object"] == "chat.completion.chunk"
+
+
+def test_tokenize_detokenize_and_version(server):
+    """vLLM's /tokenize (a prompt, or a chat through the template as a chat request is tokenized), /detokenize
+    and /version, with the server's own tokenizer."""
+    url, _, tok, _ = server
+    r = httpx.post(f"{url}/tokenize", timeout=60, json={"prompt": "My name is Ada", "return_token_strs": True})
+    assert r.status_code == 200, r.text
+    ids = tok("My name is Ada")["input_ids"]
+    assert r.json() == {"count": len(ids), "max_model_len": 96, "tokens": ids, "token_strs": tok.convert_ids_to_tokens(ids)}
+    messages = [{"role": "user", "content": "My name is"}]
+    chat = httpx.post(f"{url}/tokenize", timeout=60, json={"messages": messages}).json()
+    assert chat["tokens"] == tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
+    assert chat["token_strs"] is None
+    assert httpx.post(f"{url}/detokenize", timeout=60, json={"tokens": ids}).json() == {"prompt": tok.decode(ids)}
+    import QEfficient
+
+    assert httpx.get(f"{url}/version").json() == {"version": QEfficient.__version__}
+    for route, body, status, message in [
+        ("/tokenize", {"prompt": "a", "messages": messages}, 400, "either 'prompt'"),
+        ("/tokenize", {}, 400, "either 'prompt'"),
+        ("/tokenize", {"prompt": ["a"]}, 400, "'prompt' must be a string"),
+        ("/tokenize", {"prompt": "a", "model": "other"}, 404, "does not exist"),
+        ("/detokenize", {"tokens": [1, 10**6]}, 400, "outside this model's vocabulary"),
+        ("/detokenize", {"tokens": "1 2"}, 400, "'tokens' must be a list of token ids"),
+    ]:
+        r = httpx.post(f"{url}{route}", json=body, timeout=60)
+        assert r.status_code == status and message in r.json()["error"]["message"], (route, body, r.text)

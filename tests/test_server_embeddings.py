@@ -129,13 +129,14 @@ def test_models_the_server_would_get_wrong_are_told_apart(tmp_path):
     (folder / "modules.json").write_text(json.dumps(modules))
     (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
     check_sentence_transformers_folder(folder)  # mean pooling: served
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_weightedmean_tokens": True}))
+    weighted = {"pooling_mode_weightedmean_tokens": True, "pooling_mode_mean_tokens": False}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(weighted))
     with pytest.raises(ValueError, match="pools with \\['pooling_mode_weightedmean_tokens'\\]"):
         check_sentence_transformers_folder(folder)
     (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True}))
     with pytest.raises(ValueError, match="pools with \\['pooling_mode_cls_token', 'pooling_mode_mean_tokens'\\]"):
         check_sentence_transformers_folder(folder)
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_max_tokens": True, "pooling_mode_mean_tokens": False}))
     (folder / "modules.json").write_text(json.dumps([*modules, {"path": "2_CNN", "type": "sentence_transformers.models.CNN"}]))
     with pytest.raises(ValueError, match="has a CNN module"):
         check_sentence_transformers_folder(folder)
@@ -146,6 +147,23 @@ def test_models_the_server_would_get_wrong_are_told_apart(tmp_path):
         check_sentence_transformers_folder(folder)
     (folder / "2_Dense" / "config.json").write_text(json.dumps({"activation_function": "torch.nn.modules.activation.Tanh"}))
     with pytest.raises(ValueError, match="neither model.safetensors nor pytorch_model.bin"):
+        check_sentence_transformers_folder(folder)
+    (folder / "2_Dense" / "config.json").write_text(json.dumps({"activation_function": None, "module_input_name": "token_embeddings"}))
+    with pytest.raises(ValueError, match="reads or writes \\['sentence_embedding', 'token_embeddings'\\]"):
+        check_sentence_transformers_folder(folder)
+    (folder / "2_Dense" / "config.json").write_text(json.dumps({"in_features": 4}))
+    with pytest.raises(ValueError, match="names no activation_function"):
+        check_sentence_transformers_folder(folder)
+    normalize = {"path": "3_Normalize", "type": "sentence_transformers.models.Normalize"}
+    dense = {"path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+    (folder / "modules.json").write_text(json.dumps([*modules, normalize, dense]))
+    with pytest.raises(ValueError, match="runs Transformer -> Pooling -> Normalize -> Dense; QEfficient runs"):
+        check_sentence_transformers_folder(folder)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}))
+    (folder / "modules.json").write_text(json.dumps(modules))
+    check_sentence_transformers_folder(folder)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))  # mean is on by default
+    with pytest.raises(ValueError, match="pools with \\['pooling_mode_cls_token', 'pooling_mode_mean_tokens'\\]"):
         check_sentence_transformers_folder(folder)
 
     minilm = minilm_folder()

@@ -76,9 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def apply_chat_template(tokenizer, prompts: list[str]) -> list[str]:
+    """Each prompt as a user turn through the chat template. generate() tokenizes the text with the tokenizer's own
+    special tokens; where the template writes the BOS the tokenizer adds, it is taken out of the text, so that the
+    tokens are HF's apply_chat_template(tokenize=True) ones (one BOS, not two)."""
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("--chat needs a tokenizer with a chat template; this model has none (use --no-chat).")
-    return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
+    turns = [[{"role": "user", "content": p}] for p in prompts]
+    rendered = [tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True) for turn in turns]
+    bos = getattr(tokenizer, "bos_token", None)
+    if bos and tokenizer("")["input_ids"][:1] == [tokenizer.bos_token_id]:
+        rendered = [text[len(bos) :] if text.startswith(bos) else text for text in rendered]
+    return rendered
 
 
 def image_prompt(processor, adapter, prompt: str, with_image: bool = True, chat: bool | None = None) -> str:

@@ -109,9 +109,11 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         """Export the graphs (each cached): [vision, language] .onnx paths, or the one graph's path with kv_offload=False.
 
         ``kv_cache_dtype="float16"`` exports the language graph with a half-width cache (mxint8_kv_cache)."""
-        default = self.adapter.default_img_size(self.config)
-        img_size = img_size or default
-        check_img_size(img_size, default)
+        default = self.adapter.default_img_size(self.config)  # 0 for some adapters: sizes come with the images
+        if img_size is None:
+            img_size = default
+        elif img_size != default:
+            check_img_size(img_size, default)
         kv_dtype = kwargs.get("kv_cache_dtype") or "float32"
         name = self.model_name.replace("/", "_")
         try:

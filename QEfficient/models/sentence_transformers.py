@@ -43,15 +43,20 @@ def _kind(module: dict) -> str:
 
 
 def _pooling_modes(folder: Path, module: dict) -> list[str]:
-    config = Path(folder) / str(module.get("path", "")) / "config.json"
-    if not config.is_file():
-        return ["pooling_mode_mean_tokens"]  # sentence-transformers' default
-    return [k for k, v in json.loads(config.read_text()).items() if k.startswith("pooling_mode_") and v]
+    config_file = Path(folder) / str(module.get("path", "")) / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    config.setdefault("pooling_mode_mean_tokens", True)  # Pooling's own default, when its config leaves the key out
+    return [k for k, v in config.items() if k.startswith("pooling_mode_") and v]
+
+
+# the order sentence-transformers runs them in, each module at most once but Dense
+_ORDER = {"Transformer": 0, "Pooling": 1, "Dense": 2, "Normalize": 3}
 
 
 def check_sentence_transformers_folder(folder: Path | None) -> None:
     """Refuse a sentence-transformers model with a module, pooling mode or activation not run here (e.g. weighted-mean
     pooling, several modes at once, a CNN or a LayerNorm module); nothing to check outside such a folder."""
+    kinds = []
     for module in _modules(folder) or []:
         kind = _kind(module)
         if kind not in SENTENCE_TRANSFORMERS_MODULES:
@@ -59,6 +64,7 @@ def check_sentence_transformers_folder(folder: Path | None) -> None:
                 f"This sentence-transformers model has a {kind} module ({module.get('path')}); QEfficient runs "
                 f"{', '.join(SENTENCE_TRANSFORMERS_MODULES)} only, so it would give other vectors than sentence-transformers."
             )
+        kinds.append(kind)
         if kind == "Pooling":
             modes = _pooling_modes(folder, module)
             if len(modes) != 1 or modes[0] not in POOLING_MODES:
@@ -66,8 +72,14 @@ def check_sentence_transformers_folder(folder: Path | None) -> None:
                     f"This model pools with {modes}; QEfficient pools by one of {sorted(POOLING_MODES.values())} (sentence-"
                     f"transformers' {', '.join(POOLING_MODES)})."
                 )
-        if kind == "Dense":
-            dense_layers(folder)  # its weights and activation are readable
+    ranks = [_ORDER[k] for k in kinds]
+    repeated = any(kinds.count(k) > 1 for k in set(kinds) - {"Dense"})
+    if kinds and (kinds[:2] != ["Transformer", "Pooling"] or ranks != sorted(ranks) or repeated):
+        raise ValueError(
+            f"This sentence-transformers model runs {' -> '.join(kinds)}; QEfficient runs Transformer -> Pooling -> Dense "
+            "(any number) -> Normalize, in that order."
+        )
+    dense_layers(folder)  # the Dense modules' weights, activations and inputs are ones run here
 
 
 def sentence_transformers_pooling(folder: Path | None, default: str = "mean") -> str:
@@ -110,7 +122,15 @@ def dense_layers(folder: Path | None) -> list[DenseLayer]:
             continue
         where = Path(folder) / str(module.get("path", ""))
         config = json.loads((where / "config.json").read_text())
-        activation = str(config.get("activation_function") or "Identity").rsplit(".", 1)[-1]
+        routes = {config.get(key, "sentence_embedding") for key in ("module_input_name", "module_output_name")}
+        if routes != {"sentence_embedding"}:
+            raise ValueError(
+                f"The Dense module {where.name} reads or writes {sorted(routes)}; QEfficient runs a Dense on the pooled "
+                "sentence embedding only."
+            )
+        if "activation_function" not in config:
+            raise ValueError(f"The Dense module {where.name} names no activation_function (sentence-transformers needs one).")
+        activation = str(config["activation_function"] or "Identity").rsplit(".", 1)[-1]
         if activation not in _ACTIVATIONS:
             raise ValueError(
                 f"The Dense module {where.name} ends in {config.get('activation_function')}; QEfficient runs "
@@ -127,7 +147,12 @@ def _dense_weights(where: Path) -> dict[str, np.ndarray]:
     if (where / "model.safetensors").is_file():
         from safetensors.numpy import load_file
 
-        return load_file(where / "model.safetensors")
+        try:
+            return load_file(where / "model.safetensors")
+        except TypeError:  # bfloat16, which numpy has no type for
+            from safetensors.torch import load_file as load_torch
+
+            return {k: v.float().numpy() for k, v in load_torch(where / "model.safetensors").items()}
     if (where / "pytorch_model.bin").is_file():
         import torch
 

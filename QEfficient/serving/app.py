@@ -1,7 +1,8 @@
 """OpenAI-compatible HTTP API over the continuous-batching engine (FastAPI).
 
 Routes: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions, each
-completion route with ``"stream": true`` as server-sent events in OpenAI's chunk format. Bad input
+completion route with ``"stream": true`` as server-sent events in OpenAI's chunk format; vLLM's POST /tokenize,
+POST /detokenize and GET /version (tokenize_routes.py). Bad input
 gets a 4xx with OpenAI's error body and never reaches the engine (protocol.py); anything
 unexpected gets a JSON 500 in the same format. A full queue answers 429; a client that leaves
 cancels its request, which frees its slot at the next step.
@@ -32,6 +33,7 @@ from QEfficient.generation.lora_generation import LORA_ID
 from QEfficient.serving.choices import ChoiceText, TokenText
 from QEfficient.serving.protocol import APIError, Call, RequestParser, holds_image_parts, parse_json
 from QEfficient.serving.runner import EngineRunner, QueueFullError
+from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +160,8 @@ def create_app(
 
     async def read_body(request: Request) -> bytes:
         return await read_limited_body(request, max_body_bytes)
+
+    add_tokenize_routes(app, parser, read_body)
 
     @app.post("/v1/completions")
     async def completions(request: Request):

@@ -220,14 +220,19 @@ class RequestParser:
         call = self._options(body, top, chat=True)
         if self.images is not None:
             return self._image_chat(call, body.get("messages"))
-        messages = self._messages(body.get("messages"))
+        return self._with_prompts(call, [self._tokens(self.chat_prompt(body.get("messages")), "messages", special_tokens=False)])
+
+    def chat_prompt(self, messages, add_generation_prompt: bool = True) -> str:
+        """Text messages through the chat template. The text is tokenized without the tokenizer's own special
+        tokens, as HF's apply_chat_template(tokenize=True) and vLLM tokenize a rendered chat: the template writes
+        them (a BOS would otherwise come twice)."""
+        messages = self._messages(messages)
         if not getattr(self.tokenizer, "chat_template", None):
             raise APIError(400, "This model has no chat template; use /v1/completions.", "messages")
         try:
-            prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
         except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
             raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
-        return self._with_prompts(call, [self._tokens(prompt, "messages")])
 
     def _image_chat(self, call: Call, messages) -> Call:
         if not self.images.has_chat_template:
@@ -268,7 +273,8 @@ class RequestParser:
                 "context_length_exceeded",
             )
 
-    def _common(self, body: dict) -> None:
+    def check_model(self, body: dict) -> None:
+        """A 400 for a ``model`` that is not a string, a 404 for one this server does not serve."""
         model = body.get("model")
         if model is not None and not isinstance(model, str):
             raise APIError(400, f"'model' must be a string, got {model!r}.", "model")
@@ -279,6 +285,9 @@ class RequestParser:
                 "model",
                 "model_not_found",
             )
+
+    def _common(self, body: dict) -> None:
+        self.check_model(body)
         n = body.get("n")
         if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
             raise APIError(400, f"'n' must be an integer, got {n!r}.", "n")
@@ -314,9 +323,10 @@ class RequestParser:
     def _prompts(self, prompt) -> list[str | list[int]]:
         return openai_input_forms(prompt, "prompt", self.max_prompts, " (the server's --max_queue)")
 
-    def _tokens(self, prompt: str | list[int], where: str) -> tuple[list[int], str]:
+    def _tokens(self, prompt: str | list[int], where: str, special_tokens: bool = True) -> tuple[list[int], str]:
         if isinstance(prompt, str):
-            ids = self.tokenizer(prompt)["input_ids"]  # truncation=True would split a huge prompt into thousands of overflow encodings
+            # truncation=True would split a huge prompt into thousands of overflow encodings
+            ids = self.tokenizer(prompt, add_special_tokens=special_tokens)["input_ids"]
         else:
             ids = prompt
         if len(ids) > self.ctx_len:

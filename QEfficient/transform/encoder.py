@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import sys
 from collections.abc import Callable, Iterator
 
 import torch
@@ -122,7 +123,12 @@ class QEffEncoder(nn.Module):
         return self.pooling(hidden, attention_mask) if self.pooling is not None else hidden
 
     def _window(self, padding: torch.Tensor) -> torch.Tensor:
-        """The padding mask [B,1,1,S] within a bidirectional window: |query - key| < sliding_window, as transformers'."""
+        """The padding mask [B,1,1,S] within the model's bidirectional window: transformers' own rule, evaluated on
+        broadcast positions (Gemma 3 keeps |query - key| < sliding_window, ModernBERT <= it)."""
+        from transformers import masking_utils
+
+        module = sys.modules.get(type(self.hf).__module__)
+        overlay = getattr(module, "_bidirectional_window_overlay", None) or masking_utils.sliding_window_bidirectional_overlay
         positions = torch.arange(padding.shape[-1], device=padding.device)
-        outside = (positions[:, None] - positions[None, :]).abs() >= self.config.sliding_window
-        return padding + outside.to(torch.float32) * torch.finfo(torch.float32).min
+        inside = overlay(self.config.sliding_window)(0, 0, positions[:, None], positions[None, :])
+        return padding + (~inside).to(torch.float32) * torch.finfo(torch.float32).min

@@ -232,46 +232,55 @@ def entry_lock(entry: Path) -> Iterator[None]:
     except ImportError:
         yield
         return
-    made_parent = not entry.parent.exists()
     path = entry.parent / f".{entry.name}{LOCK_SUFFIX}"
-    while True:
+    lock, made_parent = None, False
+    for _ in range(_LOCK_ATTEMPTS):  # bounded: a file system whose inode numbers move would never settle
+        made_parent = not entry.parent.exists()
         entry.parent.mkdir(parents=True, exist_ok=True)
         try:
-            lock = open(path, "a")  # noqa: SIM115 - held across the yield below
+            handle = open(path, "a")  # noqa: SIM115 - held across the yield below
         except FileNotFoundError:  # another process's failed build removed the folder it had made: again
             continue
         try:
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 logger.info("Waiting for another process that is building %s", entry)
-                fcntl.flock(lock, fcntl.LOCK_EX)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            locked_here = _same_file(handle, path)
         except OSError as err:  # e.g. ENOLCK on some network file systems
-            lock.close()
+            handle.close()
             logger.debug("No lock for %s (%s); building without one", entry, err)
-            lock = None
             break
-        if _same_file(lock, path):
+        except BaseException:  # interrupted while waiting: nothing held
+            handle.close()
+            raise
+        if locked_here:
+            lock = handle
             break
-        lock.close()  # the previous holder removed this file: lock the one now at the path
+        handle.close()  # the previous holder removed this file: lock the one now at the path
     if lock is None:
         yield
         return
     try:
         yield
     finally:
-        with contextlib.suppress(OSError):
-            path.unlink()  # while still held: a process waiting on this file then re-opens a new one
+        if _same_file(lock, path):  # still ours (not removed and made anew by someone else)
+            with contextlib.suppress(OSError):
+                path.unlink()  # while still held: a process waiting on this file then re-opens a new one
         if made_parent and not entry.exists():
             with contextlib.suppress(OSError):  # a failed build leaves no empty folder it made (rmdir keeps a used one)
                 entry.parent.rmdir()
         lock.close()
 
 
+_LOCK_ATTEMPTS = 1000
+
+
 def _same_file(handle, path: Path) -> bool:
     try:
         opened, named = os.fstat(handle.fileno()), os.stat(path)
-    except FileNotFoundError:
+    except OSError:
         return False
     return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
 
