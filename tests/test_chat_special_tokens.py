@@ -1,5 +1,6 @@
-"""A chat template that writes the BOS its tokenizer also adds (Llama 3, Gemma, Mistral): the server's chat requests
-and `infer --chat` give HF's apply_chat_template(tokenize=True) tokens, one BOS and not two."""
+"""A chat template that writes the BOS its tokenizer also adds (Llama 3, Gemma, Mistral), or none though the
+tokenizer adds one (Phi-3): the server's chat requests and `infer --chat` give HF's apply_chat_template(tokenize=True)
+tokens (one BOS and not two; none where the template writes none)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from tokenizers import processors
 from transformers import AutoTokenizer
 
-from QEfficient.cloud.infer import apply_chat_template
+from QEfficient.cloud.infer import ChatTokenizer, apply_chat_template
 from QEfficient.runtime.tokenizer import RuntimeTokenizer
 from QEfficient.serving.protocol import RequestParser
 from tests.tiny_models import build_tokenizer
@@ -36,9 +37,9 @@ def test_the_server_tokenizes_a_chat_as_hf(bos_tokenizer):
         assert call.jobs[0].tokens == expected
 
 
-def test_infer_chat_has_one_bos(bos_tokenizer):
-    hf, case = bos_tokenizer
-    tokens = hf(apply_chat_template(hf, [MESSAGES[0]["content"]])[0])["input_ids"]
-    assert tokens.count(hf.bos_token_id) == 1
-    if case == "writes BOS":  # then exactly HF's chat tokens (without a BOS in the template, the tokenizer's stays)
-        assert tokens == hf.apply_chat_template(MESSAGES, tokenize=True, add_generation_prompt=True, return_dict=False)
+def test_infer_chat_tokenizes_as_hf(bos_tokenizer):
+    hf, _ = bos_tokenizer
+    tokenizer = ChatTokenizer(hf)
+    tokens = tokenizer(apply_chat_template(hf, [MESSAGES[0]["content"]]))["input_ids"]
+    assert tokens == [hf.apply_chat_template(MESSAGES, tokenize=True, add_generation_prompt=True, return_dict=False)]
+    assert tokenizer.bos_token_id == hf.bos_token_id and tokenizer.decode(tokens[0]) == hf.decode(tokens[0])

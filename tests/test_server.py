@@ -421,6 +421,8 @@ def test_tokenize_detokenize_and_version(server):
         ("/tokenize", {"prompt": "a", "messages": messages}, 400, "either 'prompt'"),
         ("/tokenize", {}, 400, "either 'prompt'"),
         ("/tokenize", {"prompt": ["a"]}, 400, "'prompt' must be a string"),
+        ("/tokenize", {"messages": messages, "chat_template": "{{ messages }}"}, 400, "'chat_template' is not supported"),
+        ("/tokenize", {"messages": messages, "continue_final_message": True}, 400, "'continue_final_message' is not supported"),
         ("/tokenize", {"prompt": "a", "model": "other"}, 404, "does not exist"),
         ("/detokenize", {"tokens": [1, 10**6]}, 400, "outside this model's vocabulary"),
         ("/detokenize", {"tokens": "1 2"}, 400, "'tokens' must be a list of token ids"),

@@ -100,6 +100,12 @@ def test_score_and_rerank_equal_transformers_through_a_sigmoid(cross_encoder):
     bare = post(url, "/rerank", {"query": QUERY, "documents": [{"text": d} for d in DOCS], "return_documents": False}).json()
     assert len(bare["results"]) == 4 and all("document" not in x for x in bare["results"])
     assert bare["usage"] == {"total_tokens": tokens}
+    assert len(post(url, "/rerank", {"query": QUERY, "documents": DOCS, "top_n": -1}).json()["results"]) == 4  # vLLM: all
+    raw = post(url, "/score", {"queries": QUERY, "documents": DOCS, "use_activation": False}).json()["data"]  # vLLM's other names
+    np.testing.assert_allclose([d["score"] for d in raw], hf_logits(folder, [QUERY] * len(DOCS), DOCS)[:, 0], atol=1e-5, rtol=0)
+    ids = AutoTokenizer.from_pretrained(folder)(DOCS[0])["input_ids"]
+    by_ids = post(url, "/classify", {"input": [ids]}).json()["data"][0]["probs"]  # one label: a sigmoid, as vLLM
+    np.testing.assert_allclose(by_ids, 1 / (1 + np.exp(-hf_logits(folder, [DOCS[0]])[0])), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize(
@@ -111,9 +117,12 @@ def test_score_and_rerank_equal_transformers_through_a_sigmoid(cross_encoder):
         ("/rerank", {"query": 3, "documents": ["a"]}, "'query' must be a string"),
         ("/rerank", {"query": "q", "documents": []}, "'documents' must be a non-empty list"),
         ("/rerank", {"query": "q", "documents": [{"title": "a"}]}, "documents[0] must be a string or an object with a 'text'"),
-        ("/rerank", {"query": "q", "documents": ["a"], "top_n": -1}, "'top_n' is out of range"),
+        ("/rerank", {"query": "q", "documents": ["a"], "top_n": 1.5}, "'top_n' must be an integer"),
+        ("/rerank", {"query": "q", "documents": ["a"], "truncate_prompt_tokens": 4}, "'truncate_prompt_tokens' is not supported"),
+        ("/score", {"text_1": "a", "text_2": "b", "use_activation": "no"}, "'use_activation' must be true or false"),
         ("/rerank", {"query": "q", "documents": ["a"], "return_documents": "yes"}, "'return_documents' must be true or false"),
-        ("/classify", {"input": 5}, "'input' must be a string or a non-empty list"),
+        ("/classify", {"input": 5}, "'input' must be a string, a list of strings, a list of token ids"),
+        ("/classify", {"input": [[3, 10**6]]}, "outside this model's vocabulary"),
     ],
 )
 def test_bad_requests_get_a_400_that_says_what_to_send(cross_encoder, route, body, message):
@@ -126,6 +135,9 @@ def test_models_options_and_detection(cross_encoder, tiny_model_dir):
     r = post(url, "/score", {"text_1": "a", "text_2": "b", "model": "other"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
     assert is_sequence_classifier(folder) and not is_embedding_model(folder)
+    import QEfficient
+
+    assert httpx.get(f"{url}/version").json() == {"version": QEfficient.__version__}
     assert not is_sequence_classifier(str(tiny_model_dir("llama")))
     with pytest.raises(ValueError, match=r"served for scores \(/score, /rerank, /classify\): --chat_template do not apply"):
         build_from_args(parse_args(["--model_name", folder, "--chat_template", "{{ messages }}"]))
@@ -161,3 +173,51 @@ def test_an_identity_cross_encoder_and_a_three_label_classifier(tmp_path):
                 assert r.status_code == 400 and "this model has 3 labels: use /classify" in r.json()["error"]["message"]
         finally:
             runner.stop()
+
+
+def test_what_decides_the_activation_the_task_and_the_graphs_inputs(tmp_path, tiny_model_dir):
+    """/classify's probabilities follow problem_type (vLLM's rule); a cross-encoder saved by sentence-transformers 5.4+
+    (a modules.json beside it, its activation in config_sentence_transformers.json) is scored, not embedded; a base
+    encoder is not scored; a graph exported without token types (before they were inputs) still compiles and runs."""
+    import json
+    from types import SimpleNamespace
+
+    from QEfficient.export.onnx_export import export_encoder_onnx
+    from QEfficient.serving.scores_app import classify_probabilities, cross_encoder_activation
+    from QEfficient.serving.tasks import pooling_task
+
+    logits = np.array([[0.5, -1.0, 2.0]], np.float32)
+    sigmoid = 1 / (1 + np.exp(-logits))
+    for problem, expected in [
+        ("multi_label_classification", sigmoid),
+        ("regression", logits),
+        ("single_label_classification", np.exp(logits) / np.exp(logits).sum()),
+    ]:
+        np.testing.assert_allclose(classify_probabilities(logits, SimpleNamespace(problem_type=problem)), expected, rtol=1e-6)
+
+    folder = classifier(tmp_path / "st54", "bert", 1)
+    (tmp_path / "st54" / "modules.json").write_text(json.dumps([{"path": "", "type": "sentence_transformers.base.modules.Transformer"}]))
+    (tmp_path / "st54" / "config_sentence_transformers.json").write_text(
+        json.dumps({"model_type": "CrossEncoder", "activation_fn": "torch.nn.modules.linear.Identity"})
+    )
+    assert pooling_task(folder, None, "auto") == "score" and not is_embedding_model(folder)
+    assert cross_encoder_activation(AutoConfig.from_pretrained(folder), tmp_path / "st54") == "Identity"
+
+    base = tmp_path / "base"
+    AutoConfig.for_model("bert", **_TINY, architectures=["BertModel"]).save_pretrained(base)
+    torch.manual_seed(0)
+    from transformers import AutoModel
+
+    AutoModel.from_config(AutoConfig.from_pretrained(base)).save_pretrained(base)
+    build_wordpiece_tokenizer().save_pretrained(base)
+    with pytest.raises(ValueError, match="is not a sequence classifier .*--task embed"):
+        build_from_args(parse_args(["--model_name", str(base), "--task", "score", "--num_cores", "1"]))
+
+    model = QEFFAutoModelForSequenceClassification.from_pretrained(folder)
+    model.model.token_types = False  # as graphs were exported before token types were an input
+    (tmp_path / "old").mkdir()
+    old_graph = export_encoder_onnx(model.model, tmp_path / "old", "old", "logits")
+    model.model.token_types = True
+    model.compile(onnx_path=old_graph, seq_len=16, num_cores=1)
+    enc = AutoTokenizer.from_pretrained(folder)(DOCS[:2], padding=True, return_tensors="np")  # one text each: type 0
+    np.testing.assert_allclose(model.generate(enc)["logits"].numpy(), hf_logits(folder, DOCS[:2]), atol=1e-5, rtol=0)

@@ -76,17 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def apply_chat_template(tokenizer, prompts: list[str]) -> list[str]:
-    """Each prompt as a user turn through the chat template. generate() tokenizes the text with the tokenizer's own
-    special tokens; where the template writes the BOS the tokenizer adds, it is taken out of the text, so that the
-    tokens are HF's apply_chat_template(tokenize=True) ones (one BOS, not two)."""
+    """Each prompt as a user turn through the chat template (the text; ChatTokenizer tokenizes it as HF does)."""
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("--chat needs a tokenizer with a chat template; this model has none (use --no-chat).")
     turns = [[{"role": "user", "content": p}] for p in prompts]
-    rendered = [tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True) for turn in turns]
-    bos = getattr(tokenizer, "bos_token", None)
-    if bos and tokenizer("")["input_ids"][:1] == [tokenizer.bos_token_id]:
-        rendered = [text[len(bos) :] if text.startswith(bos) else text for text in rendered]
-    return rendered
+    return [tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True) for turn in turns]
+
+
+class ChatTokenizer:
+    """A tokenizer for prompts the chat template rendered: without its own special tokens, as HF's
+    apply_chat_template(tokenize=True) tokenizes them (the template writes them; a BOS would otherwise come twice)."""
+
+    def __init__(self, tokenizer) -> None:
+        self._tokenizer = tokenizer
+
+    def __call__(self, text, **kwargs):
+        return self._tokenizer(text, **{**kwargs, "add_special_tokens": False})
+
+    def __getattr__(self, name: str):
+        return getattr(self._tokenizer, name)
 
 
 def image_prompt(processor, adapter, prompt: str, with_image: bool = True, chat: bool | None = None) -> str:
@@ -350,7 +358,7 @@ def infer(
         print(qpc_path)
         return None
     if chat or (chat is None and use_default):
-        prompts = apply_chat_template(tokenizer, prompts)
+        prompts, tokenizer = apply_chat_template(tokenizer, prompts), ChatTokenizer(tokenizer)
     return model.generate(tokenizer, prompts, generation_len=generation_len, stream=stream, **generate_options)
 
 

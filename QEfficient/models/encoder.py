@@ -21,6 +21,7 @@ from QEfficient.models.sentence_transformers import check_sentence_transformers_
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.encoder import POOLING, PoolingFn, QEffEncoder, resolve_pooling
 from QEfficient.utils.checks import check_positive, check_strings
+from QEfficient.utils.onnx_files import graph_input_names
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
         specs = EncoderGraphSpec(self._output_name).specializations(lengths, batch_size)
         params = {"backend": "onnxruntime-cpu", "seq_len": lengths, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
         manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
-        manifest["token_types"] = self.model.token_types
+        manifest["token_types"] = TOKEN_TYPE_IDS in graph_input_names(onnx_path)  # a graph exported before may lack them
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,

@@ -2,7 +2,7 @@
 
 Routes: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions, each
 completion route with ``"stream": true`` as server-sent events in OpenAI's chunk format; vLLM's POST /tokenize,
-POST /detokenize and GET /version (tokenize_routes.py). Bad input
+POST /detokenize (tokenize_routes.py) and GET /version. Bad input
 gets a 4xx with OpenAI's error body and never reaches the engine (protocol.py); anything
 unexpected gets a JSON 500 in the same format. A full queue answers 429; a client that leaves
 cancels its request, which frees its slot at the next step.
@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from QEfficient._version import __version__
 from QEfficient.generation.continuous_batching import Request as EngineRequest
 from QEfficient.generation.lora_generation import LORA_ID
 from QEfficient.serving.choices import ChoiceText, TokenText
@@ -86,10 +87,14 @@ async def read_limited_body(request: Request, max_body_bytes: int) -> bytes:
 
 
 def openai_app_basics(app: FastAPI, api_key: str | None) -> None:
-    """What every app of this server has: the API key check, and errors as OpenAI's JSON bodies (a 4xx for the
-    client's mistakes, unknown routes and wrong methods included; a 500 for anything unexpected)."""
+    """What every app of this server has: the API key check, GET /version (vLLM's), and errors as OpenAI's JSON bodies
+    (a 4xx for the client's mistakes, unknown routes and wrong methods included; a 500 for anything unexpected)."""
     if api_key:
         app.add_middleware(BearerAuth, api_key=api_key)
+
+    @app.get("/version")
+    async def version() -> dict:
+        return {"version": __version__}
 
     @app.exception_handler(APIError)
     async def api_error(_, err: APIError):  # noqa: ANN001

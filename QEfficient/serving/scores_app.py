@@ -1,47 +1,82 @@
 """vLLM's score, rerank and classify APIs over a sequence classifier (a cross-encoder reranker such as
 ms-marco-MiniLM or bge-reranker, or any text classifier).
 
-Routes: GET /health, GET /v1/models, and POST
-- /score, /v1/score: ``text_1`` and ``text_2`` (each a string or a list of strings: one against many, or pairs)
-  -> one score per pair (a cross-encoder: one label);
+Routes: GET /health, GET /v1/models, GET /version, and POST
+- /score, /v1/score: ``text_1`` and ``text_2`` (or ``queries`` and ``documents``/``items``, ``data_1`` and
+  ``data_2``; each a string or a list of strings: one against many, or pairs) -> one score per pair (a
+  cross-encoder: one label);
 - /rerank, /v1/rerank, /v2/rerank (Jina's and Cohere's form): ``query``, ``documents`` (strings, or objects with a
-  ``text``), ``top_n``, ``return_documents`` -> the documents by relevance, highest first (a cross-encoder);
-- /classify, /v1/classify: ``input`` (a string or a list of strings) -> each text's label and probabilities.
+  ``text``), ``top_n`` (0 or less: all), ``return_documents`` -> the documents by relevance, highest first;
+- /classify, /v1/classify: ``input`` (OpenAI's four forms: strings or token ids) -> each input's label and
+  probabilities (as vLLM takes them from the config's problem_type).
 
 A pair is tokenized as the tokenizer pairs two texts (BERT's [CLS] A [SEP] B [SEP], the second of token type 1),
-and a score is the model's logit through sentence-transformers' CrossEncoder activation (the config's, else
-sigmoid), as vLLM scores. A pair longer than the compiled length is refused, not truncated. Requests run one at a
-time on a worker thread, so /health keeps answering.
+and a score is the model's logit through sentence-transformers' CrossEncoder activation (the folder's, else
+sigmoid), as vLLM scores; ``"use_activation": false`` gives the logits. A pair longer than the compiled length is
+refused, not truncated (``truncate_prompt_tokens`` too). Requests run one at a time on a worker thread, so /health
+keeps answering.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.protocol import APIError, number, parse_json
+from QEfficient.serving.protocol import APIError, number, openai_input_forms, parse_json
 from QEfficient.serving.runner import NoRunner
 
 MAX_PAIRS = 2048  # pairs or texts per request, as the embeddings route takes inputs
 _ACTIVATIONS = {"Sigmoid": lambda x: 1 / (1 + np.exp(-x)), "Identity": lambda x: x}
 
 
-def cross_encoder_activation(config) -> str:
-    """sentence-transformers' CrossEncoder activation for a one-label model (what vLLM applies too): the config's
+def cross_encoder_activation(config, folder: Path | None = None) -> str:
+    """sentence-transformers' CrossEncoder activation for a one-label model (what vLLM applies too): the folder's
+    ``config_sentence_transformers.json`` ``activation_fn`` (sentence-transformers 5.4 and later), the config's
     ``sentence_transformers.activation_fn`` or ``sbert_ce_default_activation_function``, else Sigmoid."""
+    saved = Path(folder) / "config_sentence_transformers.json" if folder else None
+    named = json.loads(saved.read_text()).get("activation_fn") if saved and saved.is_file() else None
     st = getattr(config, "sentence_transformers", None)
-    named = (st or {}).get("activation_fn") if isinstance(st, dict) else None
+    named = named or ((st or {}).get("activation_fn") if isinstance(st, dict) else None)
     named = named or getattr(config, "sbert_ce_default_activation_function", None) or "Sigmoid"
     name = str(named).rsplit(".", 1)[-1]
     if name not in _ACTIVATIONS:
         raise ValueError(f"This cross-encoder's activation is {named}; the score server applies {', '.join(_ACTIVATIONS)}.")
     return name
+
+
+def classify_probabilities(logits: np.ndarray, config) -> np.ndarray:
+    """/classify's probabilities, as vLLM's classifier pooler takes them from the config's problem_type: none for a
+    regression, a sigmoid per label for one label or several independent ones, else a softmax."""
+    problem = getattr(config, "problem_type", None)
+    if problem == "regression":
+        return logits
+    if problem == "multi_label_classification" or logits.shape[1] == 1:
+        return _ACTIVATIONS["Sigmoid"](logits)
+    shifted = np.exp(logits - logits.max(1, keepdims=True))
+    return shifted / shifted.sum(1, keepdims=True)
+
+
+# fields vLLM takes that would change the answer, with the values that do not (a 400 for any other)
+_NEUTRAL = {"truncate_prompt_tokens": (None,), "priority": (None, 0)}
+
+
+def use_activation(body: dict) -> bool:
+    """vLLM's ``use_activation`` (``activation`` and ``softmax`` are its older names): false gives the raw logits."""
+    given = [body.get(name) for name in ("use_activation", "activation", "softmax") if body.get(name) is not None]
+    for name, value in body.items():
+        if name in _NEUTRAL and value not in _NEUTRAL[name]:
+            raise APIError(400, f"'{name}' is not supported by this server; leave it out.", name)
+    if any(not isinstance(v, bool) for v in given):
+        raise APIError(400, "'use_activation' must be true or false.", "use_activation")
+    return all(given)
 
 
 def _texts(value, name: str, allow_one: bool = True) -> list[str]:
@@ -56,12 +91,19 @@ def _texts(value, name: str, allow_one: bool = True) -> list[str]:
 
 
 def score_pairs(body: dict) -> list[tuple[str, str]]:
-    """/score's ``text_1`` x ``text_2``: one text against each of the others, or the lists pairwise (vLLM's rule)."""
-    first, second = _texts(body.get("text_1"), "text_1"), _texts(body.get("text_2"), "text_2")
+    """/score's ``text_1`` x ``text_2`` (or vLLM's other names for them: queries/documents, queries/items,
+    data_1/data_2): one text against each of the others, or the lists pairwise (vLLM's rule)."""
+    first_name = next((n for n in ("text_1", "queries", "data_1") if body.get(n) is not None), "text_1")
+    second_name = next((n for n in ("text_2", "documents", "items", "data_2") if body.get(n) is not None), "text_2")
+    first, second = _texts(body.get(first_name), first_name), _texts(body.get(second_name), second_name)
     if len(first) == 1:
         first = first * len(second)
     if len(first) != len(second):
-        raise APIError(400, f"'text_1' has {len(first)} texts and 'text_2' {len(second)}: send one text_1, or as many as text_2.", "text_1")
+        raise APIError(
+            400,
+            f"'{first_name}' has {len(first)} texts and '{second_name}' {len(second)}: send one {first_name}, or as many as {second_name}.",
+            first_name,
+        )
     return list(zip(first, second))
 
 
@@ -107,7 +149,8 @@ def create_scores_app(
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     config = model.config
     labels = int(config.num_labels)
-    activation = cross_encoder_activation(config) if labels == 1 else None
+    activation = cross_encoder_activation(config, getattr(model, "local_model_dir", None)) if labels == 1 else None
+    vocab_size = min(len(tokenizer), int(getattr(config, "vocab_size", None) or len(tokenizer)))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     openai_app_basics(app, api_key)
@@ -123,10 +166,18 @@ def create_scores_app(
             )
         return name or model_id
 
-    def encode(texts: list[str] | list[tuple[str, str]]) -> list[dict[str, list[int]]]:
+    def encode(texts: list[str | list[int] | tuple[str, str]]) -> list[dict[str, list[int]]]:
+        """Each text, pair or list of token ids (checked against the vocabulary) as the graph's inputs."""
         encoded = []
         for i, item in enumerate(texts):
-            enc = tokenizer(*item) if isinstance(item, tuple) else tokenizer(item)
+            if isinstance(item, list):
+                bad = next((t for t in item if not 0 <= t < vocab_size), None)
+                if bad is not None or not item:
+                    problem = "is empty" if not item else f"has the token id {bad}, outside this model's vocabulary [0, {vocab_size})"
+                    raise APIError(400, f"The input at index {i} {problem}.", "input")
+                enc = {INPUT_IDS: item}
+            else:
+                enc = tokenizer(*item) if isinstance(item, tuple) else tokenizer(item)
             if len(enc[INPUT_IDS]) > max_len:
                 what = "pair" if isinstance(item, tuple) else "input"
                 raise APIError(
@@ -169,12 +220,17 @@ def create_scores_app(
     async def read(request: Request) -> dict:
         return parse_json(await read_limited_body(request, max_body_bytes))
 
+    def relevance(values: np.ndarray, body: dict) -> np.ndarray:
+        return _ACTIVATIONS[activation](values[:, 0]) if use_activation(body) else values[:, 0]
+
     async def score(request: Request):
         body = await read(request)
         scores_only("/score")
         name = check_model(body)
-        values, tokens = await run(score_pairs(body))
-        data = [{"index": i, "object": "score", "score": float(v)} for i, v in enumerate(_ACTIVATIONS[activation](values[:, 0]))]
+        pairs = score_pairs(body)
+        use_activation(body)  # before the pairs run: an unsupported field is refused first
+        values, tokens = await run(pairs)
+        data = [{"index": i, "object": "score", "score": float(v)} for i, v in enumerate(relevance(values, body))]
         return listing("score", name, data, tokens)
 
     async def rerank(request: Request):
@@ -182,27 +238,27 @@ def create_scores_app(
         scores_only("/rerank")
         name = check_model(body)
         query, documents = rerank_documents(body)
-        top_n = number(body, "top_n", int, 0, low=0) or len(documents)
+        top_n = number(body, "top_n", int, 0)
+        top_n = top_n if top_n > 0 else len(documents)  # vLLM: 0 or less is every document
         keep = body.get("return_documents", True)
         if not isinstance(keep, bool):
             raise APIError(400, f"'return_documents' must be true or false, got {keep!r}.", "return_documents")
+        use_activation(body)
         values, tokens = await run([(query, d) for d in documents])
-        relevance = _ACTIVATIONS[activation](values[:, 0])
-        ranked = sorted(range(len(documents)), key=lambda i: -relevance[i])[:top_n]
+        scores = relevance(values, body)
+        ranked = sorted(range(len(documents)), key=lambda i: -scores[i])[:top_n]
         results = [
-            {"index": i, **({"document": {"text": documents[i]}} if keep else {}), "relevance_score": float(relevance[i])} for i in ranked
+            {"index": i, **({"document": {"text": documents[i]}} if keep else {}), "relevance_score": float(scores[i])} for i in ranked
         ]
         return {"id": f"rerank-{uuid.uuid4().hex}", "model": name, "usage": {"total_tokens": tokens}, "results": results}
 
     async def classify(request: Request):
         body = await read(request)
         name = check_model(body)
-        values, tokens = await run(_texts(body.get("input"), "input"))
-        if labels == 1:
-            probs = _ACTIVATIONS[activation](values)
-        else:
-            shifted = np.exp(values - values.max(1, keepdims=True))
-            probs = shifted / shifted.sum(1, keepdims=True)
+        inputs = openai_input_forms(body.get("input"), "input", MAX_PAIRS)
+        activate = use_activation(body)
+        values, tokens = await run(inputs)
+        probs = classify_probabilities(values, config) if activate else values
         id2label = getattr(config, "id2label", None) or {}
         data = [
             {
@@ -233,8 +289,14 @@ def open_scores_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul:
     from QEfficient.serving.embeddings_app import max_input_tokens
 
     model = QEFFAutoModelForSequenceClassification.from_pretrained(model_name)
+    architectures = getattr(model.config, "architectures", None) or []
+    if not architectures or not all(a.endswith("ForSequenceClassification") for a in architectures):
+        raise ValueError(
+            f"'{model_name}' is not a sequence classifier (its architectures: {architectures or 'none'}): its classification head "
+            "would be untrained. Score with a cross-encoder or classifier checkpoint, or serve this one with --task embed."
+        )
     if model.config.num_labels == 1:
-        cross_encoder_activation(model.config)  # an activation not run here stops the server now
+        cross_encoder_activation(model.config, model.local_model_dir)  # an activation not run here stops the server now
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)
     lengths = sorted({n for n in (32, 64, 128, 256, 512) if n < limit} | {limit})

@@ -41,9 +41,11 @@ def is_embedding_model(model_name: str) -> bool:
     if found is None:
         return False
     folder, config = found
+    architectures = _text_encoder_architectures(config)
+    if architectures and all(a.endswith("ForSequenceClassification") for a in architectures):
+        return False  # a cross-encoder, which sentence-transformers 5.4 and later also saves with a modules.json
     if (folder / "modules.json").is_file():
         return True
-    architectures = _text_encoder_architectures(config)
     return bool(architectures) and all(a.endswith("Model") for a in architectures)
 
 

@@ -1,4 +1,4 @@
-"""vLLM's POST /tokenize and /detokenize, and GET /version: what clients use to count a prompt's tokens against the
+"""vLLM's POST /tokenize and /detokenize: what clients use to count a prompt's tokens against the
 context, or to turn ids back into text, with the server's own tokenizer and chat template.
 
 /tokenize takes a ``prompt`` (tokenized with the tokenizer's special tokens unless ``add_special_tokens`` is false)
@@ -13,8 +13,16 @@ import asyncio
 
 from fastapi import FastAPI, Request
 
-from QEfficient._version import __version__
 from QEfficient.serving.protocol import APIError, RequestParser, boolean, parse_json
+
+# fields of vLLM's tokenize requests that would change the tokens, with the values that do not
+_UNHONOURED = {
+    "chat_template": (None,),
+    "chat_template_kwargs": (None, {}),
+    "continue_final_message": (None, False),
+    "tools": (None, []),
+    "mm_processor_kwargs": (None, {}),
+}
 
 
 def add_tokenize_routes(app: FastAPI, parser: RequestParser, read_body) -> None:
@@ -24,6 +32,9 @@ def add_tokenize_routes(app: FastAPI, parser: RequestParser, read_body) -> None:
 
     def tokenize(body: dict) -> dict:
         parser.check_model(body)
+        for name, neutral in _UNHONOURED.items():
+            if body.get(name) not in neutral:
+                raise APIError(400, f"'{name}' is not supported by /tokenize here; leave it out (--chat_template sets the template).", name)
         has_prompt, has_messages = body.get("prompt") is not None, body.get("messages") is not None
         if has_prompt == has_messages:
             raise APIError(400, "Send either 'prompt' (a string) or 'messages' (a chat), one of them.", "prompt")
@@ -60,7 +71,3 @@ def add_tokenize_routes(app: FastAPI, parser: RequestParser, read_body) -> None:
     async def detokenize_route(request: Request):
         raw = await read_body(request)
         return await asyncio.to_thread(lambda: detokenize(parse_json(raw)))
-
-    @app.get("/version")
-    async def version() -> dict:
-        return {"version": __version__}

@@ -165,3 +165,8 @@ def load_graph_and_weights(path: Path) -> onnx.ModelProto:
         tensor.data_location = onnx.TensorProto.DEFAULT
         del tensor.external_data[:]
     return model
+
+
+def graph_input_names(path: Path) -> list[str]:
+    """The graph's input names (its weights are not read)."""
+    return [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
