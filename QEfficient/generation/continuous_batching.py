@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,8 @@ class Request:
     # new token, its log-probability and the N likeliest alternatives (see token_logprobs)
     top_logprobs: int | None = None
     logprobs: list[tuple[float, list[int], list[float]]] = field(default_factory=list)
+    # structured output (generation/constraints.GrammarConstraint): masks each step's logits, stops when complete
+    constraint: Any = None
 
 
 def token_logprobs(logits: np.ndarray, token: int, top: int) -> tuple[float, list[int], list[float]]:
@@ -59,6 +62,8 @@ def token_logprobs(logits: np.ndarray, token: int, top: int) -> tuple[float, lis
 
 
 class ContinuousBatchingEngine:
+    takes_constraints = True  # a request's grammar (Request.constraint) masks its logits each step
+
     def __init__(self, session: KVCacheSession, prefill_seq_len: int, eos_ids, pad_id: int) -> None:
         self.session = session
         self.slots: list[Request | None] = [None] * session.batch_size
@@ -82,6 +87,11 @@ class ContinuousBatchingEngine:
     def busy(self) -> bool:
         return bool(self.waiting) or any(s is not None for s in self.slots)
 
+    def _choose(self, slot: int, logits: np.ndarray) -> int:
+        """The slot's next token from its logits [1, V], within its grammar where it has one."""
+        constraint = self.slots[slot].constraint
+        return int(self.choosers[slot](logits if constraint is None else constraint.mask(logits))[0])
+
     def _emit(self, slot: int, token: int, logits: np.ndarray | None = None) -> None:
         request = self.slots[slot]
         if request.top_logprobs is not None and logits is not None:  # first: a reader never sees a token without its entry
@@ -92,7 +102,13 @@ class ContinuousBatchingEngine:
         if request.on_token is not None:
             request.on_token(request, token)
         limit = min(request.max_new_tokens, self.session.ctx_len - len(request.tokens) + 1)
-        reason = "stop" if token in self.eos_ids else ("length" if len(request.output) >= limit else None)
+        try:
+            complete = request.constraint is not None and request.constraint.advance(token)  # the grammar allows no more
+        except ValueError as err:  # the grammar refused a token it had allowed: this request fails alone
+            request.error, complete = err, None
+        reason = "stop" if token in self.eos_ids or complete else ("length" if len(request.output) >= limit else None)
+        if complete is None:
+            reason = "error"
         if request.cancelled.is_set():
             reason = "cancelled"
         if reason is not None:
@@ -133,7 +149,7 @@ class ContinuousBatchingEngine:
                     continue
                 self.slots[slot], self.choosers[slot] = request, chooser
                 self.positions[slot] = len(request.tokens)
-                self._emit(slot, int(chooser(logits)[0]), logits)  # may finish (EOS / length 1) and free the slot again
+                self._emit(slot, self._choose(slot, logits), logits)  # may finish (EOS / length 1) and free the slot again
 
     def _prefill_request(self, slot: int, request: Request) -> np.ndarray:
         """The request's prompt into cache row ``slot``; its next-token logits [1, V]."""
@@ -163,7 +179,7 @@ class ContinuousBatchingEngine:
         logits = self.session.run(self.last[:, None], self.positions[:, None])  # idle slots hold position -1 (padding)
         self.decode_steps += 1
         for slot in active:
-            token = int(self.choosers[slot](logits[slot : slot + 1])[0])
+            token = self._choose(slot, logits[slot : slot + 1])
             self.positions[slot] += 1
             self._emit(slot, token, logits[slot])
         self.decode_time += time.perf_counter() - start

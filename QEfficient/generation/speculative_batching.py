@@ -25,6 +25,8 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
     """A ContinuousBatchingEngine over a speculative target session (``run_all``), drafting by prompt
     lookup, or with ``drafter`` (a ModelDrafter over a draft session with the same slots)."""
 
+    takes_constraints = False  # drafts are verified against the target's logits, not masked
+
     def __init__(
         self,
         session,

@@ -19,6 +19,7 @@ import asyncio
 import hmac
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -123,6 +124,22 @@ def single_model_routes(app: FastAPI, model_id: str, busy) -> None:
         return {"object": "list", "data": [{"id": model_id, "object": "model", "created": 0, "owned_by": "qefficient"}]}
 
 
+def structured_output_tables(tokenizer, engine):
+    """A function giving the engine's GrammarTokenizer (structured output), built once at its first call (about a
+    second for a large vocabulary; requests without a grammar never pay it)."""
+    lock, built = threading.Lock(), []
+
+    def tables():
+        with lock:
+            if not built:
+                from QEfficient.generation.constraints import GrammarTokenizer
+
+                built.append(GrammarTokenizer(tokenizer, engine.vocab, sorted(engine.eos_ids)))
+            return built[0]
+
+    return tables
+
+
 def create_app(
     runner: EngineRunner,
     tokenizer,
@@ -146,7 +163,8 @@ def create_app(
     app.state.tokenizer, app.state.runner, app.state.model_id = tokenizer, runner, model_id
     adapter_ids = {name: row for row, name in enumerate(adapters or [], start=1)}
     names = [model_id] + [n for n in served_names or [] if n != model_id] + list(adapter_ids)
-    parser = RequestParser(tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue, images)
+    grammars = structured_output_tables(tokenizer, runner.engine) if runner.engine.takes_constraints else None
+    parser = RequestParser(tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue, images, grammars)
     token_text = TokenText(tokenizer)
     openai_app_basics(app, api_key)
 
@@ -195,6 +213,7 @@ def create_app(
                 on_token=lambda r, t: loop.call_soon_threadsafe(events.put_nowait, (index, False, None)),
                 on_done=lambda r: loop.call_soon_threadsafe(events.put_nowait, (index, True, r.finish_reason)),
                 top_logprobs=job.top_logprobs,
+                constraint=job.constraint,
                 extra={**job.extra, **({LORA_ID: adapter_ids[call.model]} if call.model in adapter_ids else {})},
             )
 

@@ -14,29 +14,15 @@ import math
 import re
 from typing import Any
 
-from fastapi.responses import JSONResponse
-
 from QEfficient.generation.sampling import SamplingParams
+from QEfficient.serving.errors import APIError
+from QEfficient.serving.structured import requested_grammar
 
 MAX_JSON_DEPTH = 64  # OpenAI bodies nest a handful of levels; tool schemas a few dozen at most
 INT64 = 2**63
 MAX_COMPLETION_LOGPROBS = 5  # OpenAI's limit for /v1/completions "logprobs"
 MAX_CHAT_TOP_LOGPROBS = 20  # and for /v1/chat/completions "top_logprobs"
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class APIError(Exception):
-    def __init__(
-        self, status: int, message: str, param: str | None = None, code: str | None = None, kind: str = "invalid_request_error"
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
-
-    def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status)
 
 
 @dataclasses.dataclass
@@ -49,6 +35,7 @@ class Job:
     stop: list[str]
     top_logprobs: int | None = None  # None: no logprobs; N: the token's and N alternatives per step
     extra: dict = dataclasses.field(default_factory=dict)  # what the prompt's prefill needs beyond tokens (its images)
+    constraint: Any = None  # structured output: the prompt's own grammar state (generation/constraints.py)
 
 
 @dataclasses.dataclass
@@ -60,6 +47,7 @@ class Call:
     stream: bool = False
     include_usage: bool = False
     model: str | None = None  # the served name the request asked for (a LoRA adapter picks its adapter)
+    grammar: tuple[str, Any] | None = None  # structured output: (kind, spec) of serving/structured.py
 
 
 def _reject_constant(name: str) -> None:
@@ -162,11 +150,6 @@ def _refuse_unhonoured(body: dict, chat: bool) -> None:
         raise APIError(400, "'logit_bias' is not supported by this server; leave it out.", "logit_bias")
     if not chat:
         return
-    response_format = body.get("response_format")
-    if response_format is not None and not (isinstance(response_format, dict) and response_format.get("type") == "text"):
-        raise APIError(
-            400, "Structured output ('response_format' other than text) is not supported by this server; leave it out.", "response_format"
-        )
     for tools, choice in (("tools", "tool_choice"), ("functions", "function_call")):
         if body.get(choice) not in (None, "none", "auto") or (body.get(tools) and body.get(choice) != "none"):
             raise APIError(
@@ -179,8 +162,13 @@ def _refuse_unhonoured(body: dict, chat: bool) -> None:
 class RequestParser:
     """Turns the two routes' bodies into Calls. Runs off the event loop: it tokenizes."""
 
-    def __init__(self, tokenizer, served_names: list[str], ctx_len: int, vocab_size: int, max_prompts: int, images=None) -> None:
-        """``images``: a vision-language model's prompts (serving/vision_language.ImagePrompts); None for text models."""
+    def __init__(
+        self, tokenizer, served_names: list[str], ctx_len: int, vocab_size: int, max_prompts: int, images=None, grammars=None
+    ) -> None:
+        """``images``: a vision-language model's prompts (serving/vision_language.ImagePrompts); None for text models.
+        ``grammars()``: the server's generation/constraints.GrammarTokenizer, built at first use; None where the
+        engine takes no structured output (speculative decoding)."""
+        self.grammars = grammars
         self.tokenizer = tokenizer
         self.images = images
         self.served_names = served_names
@@ -309,7 +297,10 @@ class RequestParser:
             seed=None if seed is None else seed % 2**64,  # OpenAI's seeds are int64; numpy wants them non-negative
         )
         job = Job([], number(body, "max_tokens", int, 16, low=1), sampling, _stop_strings(body), top)
-        return Call([job], chat, stream, include_usage, body.get("model"))
+        grammar = requested_grammar(body, chat)
+        if grammar is not None and self.grammars is None:
+            raise APIError(400, "Structured output is not available with speculative decoding; leave it out.", "response_format")
+        return Call([job], chat, stream, include_usage, body.get("model"), grammar)
 
     def _with_prompts(self, call: Call, prompts: list[tuple[list[int], str]], extras: list[dict] | None = None) -> Call:
         """The call with one job per tokenized prompt (``extras``: each one's Job.extra), each checked against the context."""
@@ -318,7 +309,26 @@ class RequestParser:
             self._check_context(ids, template.max_tokens, where)
         extras = extras or [{}] * len(prompts)
         call.jobs = [dataclasses.replace(template, tokens=ids, extra=extra) for (ids, _), extra in zip(prompts, extras)]
+        if call.grammar is not None:
+            for job in call.jobs:  # each prompt its own grammar state
+                job.constraint = self._constraint(*call.grammar)
         return call
+
+    def _constraint(self, kind: str, spec: Any):
+        from QEfficient.generation.constraints import GrammarError
+
+        try:
+            tables = self.grammars()
+        except ImportError:
+            raise APIError(
+                400, 'Structured output needs the llguidance package: pip install "QEfficient[serve]".', "response_format"
+            ) from None
+        except ValueError as err:  # llguidance could not read this tokenizer
+            raise APIError(500, f"Structured output is unavailable for this model's tokenizer: {err}", kind="server_error") from None
+        try:
+            return tables.constraint(kind, spec)
+        except GrammarError as err:
+            raise APIError(400, f"The structured output's {kind} cannot be used: {err}", "response_format") from None
 
     def _prompts(self, prompt) -> list[str | list[int]]:
         return openai_input_forms(prompt, "prompt", self.max_prompts, " (the server's --max_queue)")

@@ -13,7 +13,7 @@ import importlib
 
 # extra -> the modules it provides (import names, not distribution names)
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "serve": ("fastapi", "uvicorn"),
+    "serve": ("fastapi", "uvicorn", "llguidance"),
     "gguf": ("gguf", "accelerate"),
     "vision": ("PIL",),
     "dynamo": ("onnxscript",),

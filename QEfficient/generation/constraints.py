@@ -1,0 +1,86 @@
+"""Structured output: the tokens a request may take next, from a grammar (a JSON schema, a regular expression, a
+choice of strings or a Lark grammar), as vLLM's structured outputs constrain them.
+
+A ``GrammarConstraint`` wraps llguidance's matcher (the engine vLLM uses too): before each token is chosen, the
+tokens the grammar does not allow get -inf logits; after, the chosen token advances the matcher. Greedy decoding
+then picks the likeliest token the grammar allows, sampling samples among them. The tokenizer's grammar tables
+(``GrammarTokenizer``) are built once per server: about a second for a large vocabulary. Needs the ``llguidance``
+package (the ``serve`` extra); no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+
+
+class GrammarError(ValueError):
+    """A grammar llguidance refuses (an invalid regex, schema or Lark grammar)."""
+
+
+class GrammarTokenizer:
+    """llguidance's view of a tokenizer (a fast tokenizer's ``backend_tokenizer``), for logits ``n_vocab`` wide (or
+    fewer)."""
+
+    def __init__(self, tokenizer: Any, n_vocab: int, eos_ids: list[int]) -> None:
+        import llguidance
+
+        backend = tokenizer.backend_tokenizer
+        # the wider of the logits and the tokenizer (added tokens past the head: never chosen, masked by the width)
+        self.n_vocab = max(n_vocab, backend.get_vocab_size(with_added_tokens=True))
+        self.ll = llguidance.LLTokenizer(backend.to_str(), n_vocab=self.n_vocab, eos_token=list(eos_ids) or None)
+
+    def grammar(self, kind: str, spec: Any) -> str:
+        """llguidance's grammar for ``kind`` "json" (a JSON schema; True for any JSON object), "regex", "choice" (a
+        list of strings) or "grammar" (Lark)."""
+        from llguidance import LLMatcher
+
+        if kind == "json":
+            schema = {"type": "object"} if spec is True else (json.loads(spec) if isinstance(spec, str) else spec)
+            return LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": False})
+        if kind == "regex":
+            return LLMatcher.grammar_from_regex(spec)
+        if kind == "choice":
+            return LLMatcher.grammar_from_regex("|".join(f"({re.escape(choice)})" for choice in spec))
+        return LLMatcher.grammar_from_lark(spec)
+
+    def constraint(self, kind: str, spec: Any) -> GrammarConstraint:
+        """A fresh constraint for one request; GrammarError for a grammar that cannot be used."""
+        from llguidance import LLMatcher
+
+        try:
+            grammar = self.grammar(kind, spec)
+        except (ValueError, TypeError) as err:
+            raise GrammarError(str(err)) from None
+        matcher = LLMatcher(self.ll, grammar, log_level=0)
+        if matcher.is_error():
+            raise GrammarError(matcher.get_error())
+        return GrammarConstraint(matcher, self.n_vocab)
+
+
+class GrammarConstraint:
+    """One request's grammar state: ``mask`` the next token's logits, then ``advance`` with the token chosen."""
+
+    def __init__(self, matcher: Any, n_vocab: int) -> None:
+        from llguidance.numpy import allocate_token_bitmask
+
+        self.matcher = matcher
+        self.bitmask = allocate_token_bitmask(1, n_vocab)
+
+    def mask(self, logits: np.ndarray) -> np.ndarray:
+        """A copy of ``logits`` [1, V] with -inf for every token the grammar does not allow next."""
+        from llguidance.numpy import apply_token_bitmask_inplace, fill_next_token_bitmask
+
+        fill_next_token_bitmask(self.matcher, self.bitmask, 0)
+        masked = np.array(logits, dtype=np.float32, copy=True).reshape(1, -1)
+        apply_token_bitmask_inplace(masked, self.bitmask[:, : (masked.shape[1] + 31) // 32])
+        return masked
+
+    def advance(self, token: int) -> bool:
+        """Take ``token``; True when the grammar is complete and allows nothing more (the request stops)."""
+        if not self.matcher.consume_token(token):
+            raise GrammarError(f"The grammar did not accept token {token}: {self.matcher.get_error()}")
+        return self.matcher.is_stopped()

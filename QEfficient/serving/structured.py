@@ -1,0 +1,73 @@
+"""Structured output requests, as OpenAI and vLLM take them: which grammar a request asks for.
+
+- chat's ``response_format``: ``{"type": "json_object"}`` (any JSON object) or ``{"type": "json_schema",
+  "json_schema": {"schema": {...}}}`` (``{"type": "text"}`` is none);
+- vLLM's ``structured_outputs``: ``{"json": schema}``, ``{"regex": ...}``, ``{"choice": [...]}``, ``{"grammar":
+  lark}`` or ``{"json_object": true}``; and its older ``guided_json``, ``guided_regex``, ``guided_choice``,
+  ``guided_grammar`` (both routes).
+
+At most one per request. The grammar itself is checked when the request's constraint is built
+(generation/constraints.py): an invalid one is a 400 too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from QEfficient.serving.errors import APIError
+
+_GUIDED = {"guided_json": "json", "guided_regex": "regex", "guided_choice": "choice", "guided_grammar": "grammar"}
+_STRUCTURED = {"json": "json", "regex": "regex", "choice": "choice", "grammar": "grammar", "json_object": "json"}
+
+
+def requested_grammar(body: dict, chat: bool) -> tuple[str, Any] | None:
+    """(kind, spec) of the grammar ``body`` asks for ("json" with a schema or True, "regex", "choice", "grammar"),
+    or None; a 400 for a malformed or ambiguous request."""
+    asked: list[tuple[str, str, Any]] = []  # (field, kind, spec)
+    response_format = body.get("response_format")
+    if response_format is not None:
+        if not chat:
+            raise APIError(400, "'response_format' is a chat field; /v1/completions takes 'structured_outputs'.", "response_format")
+        asked += _response_format(response_format)
+    for name, kind in _GUIDED.items():
+        if body.get(name) is not None:
+            asked.append((name, kind, body[name]))
+    structured = body.get("structured_outputs")
+    if structured is not None:
+        if not isinstance(structured, dict):
+            raise APIError(400, "'structured_outputs' must be an object such as {\"json\": {...}}.", "structured_outputs")
+        for name, kind in _STRUCTURED.items():
+            value = structured.get(name)
+            if value is not None and not (name == "json_object" and value is False):
+                asked.append((f"structured_outputs.{name}", kind, True if name == "json_object" else value))
+    if len(asked) > 1:
+        raise APIError(400, f"Ask for one structured output, not {len(asked)}: {', '.join(a[0] for a in asked)}.", asked[1][0])
+    if not asked:
+        return None
+    field, kind, spec = asked[0]
+    _check_spec(field, kind, spec)
+    return kind, spec
+
+
+def _response_format(value) -> list[tuple[str, str, Any]]:
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
+        return []
+    if kind == "json_object":
+        return [("response_format", "json", True)]
+    if kind == "json_schema":
+        schema = value.get("json_schema")
+        schema = schema.get("schema") if isinstance(schema, dict) else None
+        if not isinstance(schema, dict):
+            raise APIError(400, "'response_format.json_schema.schema' must be a JSON schema (an object).", "response_format")
+        return [("response_format", "json", schema)]
+    raise APIError(400, "'response_format' must have the type text, json_object or json_schema.", "response_format")
+
+
+def _check_spec(field: str, kind: str, spec) -> None:
+    if kind == "json" and not (spec is True or isinstance(spec, (dict, str))):
+        raise APIError(400, f"'{field}' must be a JSON schema (an object, or its text).", field.split(".")[0])
+    if kind in ("regex", "grammar") and not (isinstance(spec, str) and spec):
+        raise APIError(400, f"'{field}' must be a non-empty string.", field.split(".")[0])
+    if kind == "choice" and not (isinstance(spec, list) and spec and all(isinstance(c, str) and c for c in spec)):
+        raise APIError(400, f"'{field}' must be a non-empty list of non-empty strings.", field.split(".")[0])

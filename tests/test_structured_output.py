@@ -1,0 +1,134 @@
+"""Structured output on the server (vLLM's structured_outputs / guided_*, OpenAI's response_format): each answer is
+transformers' greedy decoding with llguidance's mask of the grammar applied to every step's logits (the reference runs
+its own matcher over HF's logits), and it matches the grammar; bad grammars and requests get a 400."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import llguidance
+import numpy as np
+import pytest
+import torch
+from llguidance.numpy import allocate_token_bitmask, apply_token_bitmask_inplace, fill_next_token_bitmask
+
+from QEfficient.cloud.serve import build_server
+from QEfficient.serving.protocol import RequestParser
+from tests.helpers import serve_on_loopback
+from tests.test_server import CHAT_TEMPLATE
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 12}, "age": {"type": "integer", "minimum": 0, "maximum": 99}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tiny_model_dir("qwen2")
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = CHAT_TEMPLATE
+    tok.save_pretrained(folder)
+    app, runner = build_server(str(folder), None, prefill_seq_len=8, ctx_len=128, full_batch_size=2, num_cores=1, max_queue=8)
+    with serve_on_loopback(app) as url:
+        yield url, tok, AutoModelForCausalLM.from_pretrained(folder).eval()
+    runner.stop()
+
+
+def hf_constrained_greedy(hf, tok, prompt_ids: list[int], grammar: str, max_tokens: int) -> list[int]:
+    """HF's greedy tokens with llguidance's mask on each step's logits; stops at EOS or where the grammar ends."""
+    eos = [hf.config.eos_token_id]
+    n_vocab = max(hf.config.vocab_size, len(tok))  # the tokenizer's added tokens past the head are never chosen
+    ll = llguidance.LLTokenizer(tok.backend_tokenizer.to_str(), n_vocab=n_vocab, eos_token=eos)
+    matcher = llguidance.LLMatcher(ll, grammar, log_level=0)
+    bitmask = allocate_token_bitmask(1, n_vocab)
+    ids, out = list(prompt_ids), []
+    for _ in range(max_tokens):
+        with torch.no_grad():
+            logits = hf(torch.tensor([ids])).logits[:, -1].float().numpy()
+        fill_next_token_bitmask(matcher, bitmask, 0)
+        apply_token_bitmask_inplace(logits, bitmask)
+        token = int(logits.argmax())
+        out.append(token)
+        assert matcher.consume_token(token)
+        if token in eos or matcher.is_stopped():
+            break
+        ids.append(token)
+    return out
+
+
+def completion(url: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{url}/v1/completions", json={"max_tokens": 24, "temperature": 0, **body}, timeout=60)
+
+
+def test_a_regex_and_a_choice_in_completions_decode_as_hf_under_the_same_mask(server):
+    url, tok, hf = server
+    prompt = "My name is Ada and my number is"
+    for field, spec, grammar in [
+        ({"structured_outputs": {"regex": r" [0-9]{3}-[a-z]{2,4}"}}, r" [0-9]{3}-[a-z]{2,4}", llguidance.LLMatcher.grammar_from_regex),
+        ({"guided_choice": ["Paris", "London", "Rome"]}, "(Paris)|(London)|(Rome)", llguidance.LLMatcher.grammar_from_regex),
+    ]:
+        r = completion(url, {"prompt": prompt, **field})
+        assert r.status_code == 200, r.text
+        choice = r.json()["choices"][0]
+        expected = hf_constrained_greedy(hf, tok, tok(prompt)["input_ids"], grammar(spec), 24)
+        assert choice["text"] == tok.decode(expected, skip_special_tokens=True)
+        assert re.fullmatch(spec, choice["text"]) and choice["finish_reason"] == "stop"
+        for seed in range(3):  # sampled: among the tokens the grammar allows only
+            sampled = completion(url, {"prompt": prompt, **field, "temperature": 1.5, "seed": seed}).json()["choices"][0]
+            assert re.fullmatch(spec, sampled["text"]) and sampled["finish_reason"] == "stop", sampled
+
+
+def test_a_json_schema_in_chat_streams_json_that_fits_it(server):
+    url, tok, hf = server
+    messages = [{"role": "user", "content": "Who are you?"}]
+    body = {
+        "messages": messages,
+        "max_tokens": 60,
+        "temperature": 0,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": SCHEMA}},
+    }
+    r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    text = r.json()["choices"][0]["message"]["content"]
+    value = json.loads(text)
+    assert set(value) == {"name", "age"} and isinstance(value["name"], str) and 0 <= value["age"] <= 99
+    prompt_ids = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
+    grammar = llguidance.LLMatcher.grammar_from_json_schema(SCHEMA, defaults={"whitespace_flexible": False})
+    assert text == tok.decode(hf_constrained_greedy(hf, tok, prompt_ids, grammar, 60), skip_special_tokens=True)
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json={**body, "stream": True}, timeout=60) as s:
+        chunks = [json.loads(x[6:]) for x in s.iter_lines() if x.startswith("data: ") and x != "data: [DONE]"]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == text
+    anything = {**body, "response_format": {"type": "json_object"}, "max_tokens": 100}  # any JSON object
+    answer = httpx.post(f"{url}/v1/chat/completions", json=anything, timeout=60).json()["choices"][0]
+    assert answer["finish_reason"] == "stop" and isinstance(json.loads(answer["message"]["content"]), dict)
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"structured_outputs": {"regex": "[0-9"}}, "cannot be used"),
+        ({"guided_regex": "a+", "guided_choice": ["a"]}, "Ask for one structured output, not 2"),
+        ({"guided_choice": []}, "must be a non-empty list"),
+        ({"structured_outputs": "json"}, "'structured_outputs' must be an object"),
+        ({"response_format": {"type": "json_object"}}, "'response_format' is a chat field"),
+        ({"guided_json": {"type": "object", "properties": {"a": {"type": "nosuchtype"}}}}, "cannot be used"),
+    ],
+)
+def test_bad_structured_output_requests_get_a_400(server, body, message):
+    r = completion(server[0], {"prompt": "hi", **body})
+    assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
+
+
+def test_speculative_decoding_refuses_structured_output(server):
+    """An engine that verifies drafts takes no grammar: said before anything is tokenized."""
+    parser = RequestParser(server[1], ["m"], 128, 320, 8, grammars=None)
+    with pytest.raises(Exception, match="not available with speculative decoding"):
+        parser.completion({"prompt": "hi", "guided_regex": "a+"})
+    assert np.asarray(parser.completion({"prompt": "hi"}).jobs[0].tokens).size  # without a grammar: as before
