@@ -66,3 +66,22 @@ def serve_on_loopback(app, log_level: str = "error") -> Iterator[str]:
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def tiny_chat_server(folder, chat_template: str, **options) -> Iterator[tuple]:
+    """A continuous-batching server on loopback over the tiny model in ``folder``, its tokenizer given
+    ``chat_template``: yields (url, runner, tokenizer, the HF model)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from QEfficient.cloud.serve import build_server
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = chat_template
+    tok.save_pretrained(folder)
+    app, runner = build_server(str(folder), None, num_cores=1, **options)
+    try:
+        with serve_on_loopback(app) as url:
+            yield url, runner, tok, AutoModelForCausalLM.from_pretrained(folder).eval()
+    finally:
+        runner.stop()

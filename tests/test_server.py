@@ -10,9 +10,8 @@ import httpx
 import pytest
 import torch
 
-from QEfficient.cloud.serve import build_server
 from QEfficient.generation.continuous_batching import Request
-from tests.helpers import hf_greedy, serve_on_loopback
+from tests.helpers import hf_greedy, tiny_chat_server
 
 PROMPTS = ["My name is", "The sun rises", "Once upon a time a robot", "What is the capital of France?", "Paris", "Numbers: 1 2"]
 CHAT_TEMPLATE = (
@@ -22,16 +21,8 @@ CHAT_TEMPLATE = (
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder = tiny_model_dir("llama")
-    tok = AutoTokenizer.from_pretrained(folder)
-    tok.chat_template = CHAT_TEMPLATE
-    tok.save_pretrained(folder)
-    app, runner = build_server(str(folder), None, prefill_seq_len=8, ctx_len=96, full_batch_size=3, num_cores=1, max_queue=32)
-    with serve_on_loopback(app) as url:
-        yield url, runner, tok, AutoModelForCausalLM.from_pretrained(folder).eval()
-    runner.stop()
+    with tiny_chat_server(tiny_model_dir("llama"), CHAT_TEMPLATE, prefill_seq_len=8, ctx_len=96, full_batch_size=3, max_queue=32) as up:
+        yield up
 
 
 def complete(url: str, prompt, max_tokens: int = 12, **extra) -> dict:

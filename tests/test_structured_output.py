@@ -14,9 +14,8 @@ import pytest
 import torch
 from llguidance.numpy import allocate_token_bitmask, apply_token_bitmask_inplace, fill_next_token_bitmask
 
-from QEfficient.cloud.serve import build_server
 from QEfficient.serving.protocol import RequestParser
-from tests.helpers import serve_on_loopback
+from tests.helpers import tiny_chat_server
 from tests.test_server import CHAT_TEMPLATE
 
 SCHEMA = {
@@ -29,16 +28,9 @@ SCHEMA = {
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder = tiny_model_dir("qwen2")
-    tok = AutoTokenizer.from_pretrained(folder)
-    tok.chat_template = CHAT_TEMPLATE
-    tok.save_pretrained(folder)
-    app, runner = build_server(str(folder), None, prefill_seq_len=8, ctx_len=128, full_batch_size=2, num_cores=1, max_queue=8)
-    with serve_on_loopback(app) as url:
-        yield url, tok, AutoModelForCausalLM.from_pretrained(folder).eval()
-    runner.stop()
+    with tiny_chat_server(tiny_model_dir("qwen2"), CHAT_TEMPLATE, prefill_seq_len=8, ctx_len=128, full_batch_size=2, max_queue=8) as up:
+        url, _, tok, hf = up
+        yield url, tok, hf
 
 
 def hf_constrained_greedy(hf, tok, prompt_ids: list[int], grammar: str, max_tokens: int) -> list[int]:
@@ -73,6 +65,7 @@ def test_a_regex_and_a_choice_in_completions_decode_as_hf_under_the_same_mask(se
     for field, spec, grammar in [
         ({"structured_outputs": {"regex": r" [0-9]{3}-[a-z]{2,4}"}}, r" [0-9]{3}-[a-z]{2,4}", llguidance.LLMatcher.grammar_from_regex),
         ({"guided_choice": ["Paris", "London", "Rome"]}, "(Paris)|(London)|(Rome)", llguidance.LLMatcher.grammar_from_regex),
+        ({"guided_grammar": 'root ::= " yes" | " no"'}, "( yes)|( no)", llguidance.LLMatcher.grammar_from_regex),  # GBNF
     ]:
         r = completion(url, {"prompt": prompt, **field})
         assert r.status_code == 200, r.text
@@ -117,13 +110,24 @@ def test_a_json_schema_in_chat_streams_json_that_fits_it(server):
         ({"guided_regex": "a+", "guided_choice": ["a"]}, "Ask for one structured output, not 2"),
         ({"guided_choice": []}, "must be a non-empty list"),
         ({"structured_outputs": "json"}, "'structured_outputs' must be an object"),
-        ({"response_format": {"type": "json_object"}}, "'response_format' is a chat field"),
+        ({"structured_outputs": {"structural_tag": "{}"}}, "'structured_outputs.structural_tag' is not supported"),
+        ({"structured_outputs": {"json_object": 1}}, "must be true"),
+        ({"guided_whitespace_pattern": " *", "guided_json": {}}, "'guided_whitespace_pattern' is not supported"),
+        ({"guided_json": "[" * 5000 + "]" * 5000}, "cannot be used"),
+        ({"response_format": {"type": "xml"}}, "must have the type text, json_object or json_schema"),
         ({"guided_json": {"type": "object", "properties": {"a": {"type": "nosuchtype"}}}}, "cannot be used"),
     ],
 )
 def test_bad_structured_output_requests_get_a_400(server, body, message):
     r = completion(server[0], {"prompt": "hi", **body})
     assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
+    assert len(r.json()["error"]["message"]) < 600  # llguidance's errors without its parser state
+
+
+def test_response_format_in_completions(server):
+    """vLLM's completions take response_format too."""
+    r = completion(server[0], {"prompt": "My name is", "response_format": {"type": "json_object"}, "max_tokens": 100})
+    assert r.status_code == 200 and isinstance(json.loads(r.json()["choices"][0]["text"]), dict), r.text
 
 
 def test_speculative_decoding_refuses_structured_output(server):

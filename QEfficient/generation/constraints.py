@@ -10,7 +10,6 @@ package (the ``serve`` extra); no torch.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -34,28 +33,28 @@ class GrammarTokenizer:
         self.ll = llguidance.LLTokenizer(backend.to_str(), n_vocab=self.n_vocab, eos_token=list(eos_ids) or None)
 
     def grammar(self, kind: str, spec: Any) -> str:
-        """llguidance's grammar for ``kind`` "json" (a JSON schema; True for any JSON object), "regex", "choice" (a
-        list of strings) or "grammar" (Lark)."""
-        from llguidance import LLMatcher
+        """llguidance's grammar for ``kind`` "json" (a JSON schema, or its text; True for any JSON object), "regex",
+        "choice" (a list of strings) or "grammar" (Lark, or llama.cpp's GBNF as vLLM takes it)."""
+        from llguidance import LLMatcher, grammar_from
 
-        if kind == "json":
-            schema = {"type": "object"} if spec is True else (json.loads(spec) if isinstance(spec, str) else spec)
+        if kind == "json":  # a schema's text is parsed by llguidance (no Python recursion on deep nesting)
+            schema = {"type": "object"} if spec is True else spec
             return LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": False})
         if kind == "regex":
             return LLMatcher.grammar_from_regex(spec)
         if kind == "choice":
             return LLMatcher.grammar_from_regex("|".join(f"({re.escape(choice)})" for choice in spec))
-        return LLMatcher.grammar_from_lark(spec)
+        return grammar_from("grammar", spec)
 
     def constraint(self, kind: str, spec: Any) -> GrammarConstraint:
         """A fresh constraint for one request; GrammarError for a grammar that cannot be used."""
-        from llguidance import LLMatcher
+        from llguidance import LLMatcher, LLParserLimits
 
         try:
             grammar = self.grammar(kind, spec)
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, RecursionError) as err:
             raise GrammarError(str(err)) from None
-        matcher = LLMatcher(self.ll, grammar, log_level=0)
+        matcher = LLMatcher(self.ll, grammar, log_level=0, limits=LLParserLimits(verbose_errors=False))
         if matcher.is_error():
             raise GrammarError(matcher.get_error())
         return GrammarConstraint(matcher, self.n_vocab)

@@ -131,10 +131,15 @@ def structured_output_tables(tokenizer, engine):
 
     def tables():
         with lock:
-            if not built:
+            if not built:  # a failure is kept too: every later request gets the same answer at once
                 from QEfficient.generation.constraints import GrammarTokenizer
 
-                built.append(GrammarTokenizer(tokenizer, engine.vocab, sorted(engine.eos_ids)))
+                try:
+                    built.append(GrammarTokenizer(tokenizer, engine.vocab, sorted(engine.eos_ids)))
+                except (ImportError, ValueError, AttributeError) as err:
+                    built.append(err)
+            if isinstance(built[0], Exception):
+                raise built[0]
             return built[0]
 
     return tables

@@ -47,7 +47,7 @@ class Call:
     stream: bool = False
     include_usage: bool = False
     model: str | None = None  # the served name the request asked for (a LoRA adapter picks its adapter)
-    grammar: tuple[str, Any] | None = None  # structured output: (kind, spec) of serving/structured.py
+    grammar: tuple[str, Any, str] | None = None  # structured output: (kind, spec, field) of serving/structured.py
 
 
 def _reject_constant(name: str) -> None:
@@ -297,9 +297,9 @@ class RequestParser:
             seed=None if seed is None else seed % 2**64,  # OpenAI's seeds are int64; numpy wants them non-negative
         )
         job = Job([], number(body, "max_tokens", int, 16, low=1), sampling, _stop_strings(body), top)
-        grammar = requested_grammar(body, chat)
+        grammar = requested_grammar(body)
         if grammar is not None and self.grammars is None:
-            raise APIError(400, "Structured output is not available with speculative decoding; leave it out.", "response_format")
+            raise APIError(400, "Structured output is not available with speculative decoding; leave it out.", grammar[2])
         return Call([job], chat, stream, include_usage, body.get("model"), grammar)
 
     def _with_prompts(self, call: Call, prompts: list[tuple[list[int], str]], extras: list[dict] | None = None) -> Call:
@@ -314,21 +314,19 @@ class RequestParser:
                 job.constraint = self._constraint(*call.grammar)
         return call
 
-    def _constraint(self, kind: str, spec: Any):
+    def _constraint(self, kind: str, spec: Any, field: str):
         from QEfficient.generation.constraints import GrammarError
 
         try:
             tables = self.grammars()
         except ImportError:
-            raise APIError(
-                400, 'Structured output needs the llguidance package: pip install "QEfficient[serve]".', "response_format"
-            ) from None
-        except ValueError as err:  # llguidance could not read this tokenizer
-            raise APIError(500, f"Structured output is unavailable for this model's tokenizer: {err}", kind="server_error") from None
+            raise APIError(400, 'Structured output needs the llguidance package: pip install "QEfficient[serve]".', field) from None
+        except (ValueError, AttributeError) as err:  # no fast tokenizer, or one llguidance cannot read
+            raise APIError(400, f"Structured output is not available for this model's tokenizer: {err}", field) from None
         try:
             return tables.constraint(kind, spec)
         except GrammarError as err:
-            raise APIError(400, f"The structured output's {kind} cannot be used: {err}", "response_format") from None
+            raise APIError(400, f"The structured output's {kind} cannot be used: {err}", field) from None
 
     def _prompts(self, prompt) -> list[str | list[int]]:
         return openai_input_forms(prompt, "prompt", self.max_prompts, " (the server's --max_queue)")

@@ -1,13 +1,15 @@
 """Structured output requests, as OpenAI and vLLM take them: which grammar a request asks for.
 
-- chat's ``response_format``: ``{"type": "json_object"}`` (any JSON object) or ``{"type": "json_schema",
-  "json_schema": {"schema": {...}}}`` (``{"type": "text"}`` is none);
+- ``response_format``: ``{"type": "json_object"}`` (any JSON object) or ``{"type": "json_schema", "json_schema":
+  {"schema": {...}}}`` (``{"type": "text"}`` is none);
 - vLLM's ``structured_outputs``: ``{"json": schema}``, ``{"regex": ...}``, ``{"choice": [...]}``, ``{"grammar":
-  lark}`` or ``{"json_object": true}``; and its older ``guided_json``, ``guided_regex``, ``guided_choice``,
-  ``guided_grammar`` (both routes).
+  Lark or GBNF}`` or ``{"json_object": true}``; and its older ``guided_json``, ``guided_regex``, ``guided_choice``,
+  ``guided_grammar``.
 
-At most one per request. The grammar itself is checked when the request's constraint is built
-(generation/constraints.py): an invalid one is a 400 too.
+Both routes, at most one per request. JSON is written without free whitespace (vLLM's ``disable_any_whitespace``);
+vLLM's options this server does not honour (a structural tag, a whitespace pattern, another backend) are refused.
+The grammar itself is checked when the request's constraint is built (generation/constraints.py): an invalid one is
+a 400 too.
 """
 
 from __future__ import annotations
@@ -20,33 +22,46 @@ _GUIDED = {"guided_json": "json", "guided_regex": "regex", "guided_choice": "cho
 _STRUCTURED = {"json": "json", "regex": "regex", "choice": "choice", "grammar": "grammar", "json_object": "json"}
 
 
-def requested_grammar(body: dict, chat: bool) -> tuple[str, Any] | None:
-    """(kind, spec) of the grammar ``body`` asks for ("json" with a schema or True, "regex", "choice", "grammar"),
-    or None; a 400 for a malformed or ambiguous request."""
+# fields that change what vLLM's grammars allow, which this server does not honour: a 400 unless neutral
+_UNHONOURED = {"guided_whitespace_pattern": (None,), "guided_decoding_backend": (None, "auto", "guidance", "llguidance")}
+_STRUCTURED_NEUTRAL = {"disable_any_whitespace": (None, True), "disable_additional_properties": (None, False)}
+
+
+def requested_grammar(body: dict) -> tuple[str, Any, str] | None:
+    """(kind, spec, field) of the grammar ``body`` asks for ("json" with a schema or True, "regex", "choice",
+    "grammar"; ``field``: where it was asked for), or None; a 400 for a malformed, ambiguous or unsupported request."""
     asked: list[tuple[str, str, Any]] = []  # (field, kind, spec)
-    response_format = body.get("response_format")
-    if response_format is not None:
-        if not chat:
-            raise APIError(400, "'response_format' is a chat field; /v1/completions takes 'structured_outputs'.", "response_format")
-        asked += _response_format(response_format)
+    if body.get("response_format") is not None:
+        asked += _response_format(body["response_format"])
     for name, kind in _GUIDED.items():
         if body.get(name) is not None:
             asked.append((name, kind, body[name]))
+    for name, neutral in _UNHONOURED.items():
+        if body.get(name) not in neutral:
+            raise APIError(400, f"'{name}' is not supported by this server (structured output runs on llguidance); leave it out.", name)
     structured = body.get("structured_outputs")
     if structured is not None:
         if not isinstance(structured, dict):
             raise APIError(400, "'structured_outputs' must be an object such as {\"json\": {...}}.", "structured_outputs")
-        for name, kind in _STRUCTURED.items():
-            value = structured.get(name)
-            if value is not None and not (name == "json_object" and value is False):
-                asked.append((f"structured_outputs.{name}", kind, True if name == "json_object" else value))
+        for name, value in structured.items():
+            if value is None or _STRUCTURED_NEUTRAL.get(name, ()) and value in _STRUCTURED_NEUTRAL[name]:
+                continue
+            if name not in _STRUCTURED:
+                raise APIError(
+                    400,
+                    f"'structured_outputs.{name}' is not supported by this server; it takes one of {', '.join(_STRUCTURED)}.",
+                    "structured_outputs",
+                )
+            if name == "json_object" and value is not True:
+                raise APIError(400, "'structured_outputs.json_object' must be true (or left out).", "structured_outputs")
+            asked.append((f"structured_outputs.{name}", _STRUCTURED[name], value))
     if len(asked) > 1:
         raise APIError(400, f"Ask for one structured output, not {len(asked)}: {', '.join(a[0] for a in asked)}.", asked[1][0])
     if not asked:
         return None
     field, kind, spec = asked[0]
     _check_spec(field, kind, spec)
-    return kind, spec
+    return kind, spec, field.split(".")[0]
 
 
 def _response_format(value) -> list[tuple[str, str, Any]]:
