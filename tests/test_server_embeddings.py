@@ -86,6 +86,8 @@ def test_unknown_model_and_options_that_do_not_apply(server, tiny_model_dir):
     r = post(url, {"input": "hi", "model": "other"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
     assert httpx.get(f"{url}/health").json()["status"] == "ok"
+    ids = AutoTokenizer.from_pretrained(folder)("The cat sits")["input_ids"]
+    assert httpx.post(f"{url}/tokenize", json={"prompt": "The cat sits"}, timeout=30).json()["tokens"] == ids  # vLLM's route
     assert is_embedding_model(str(folder)) and not is_embedding_model(str(tiny_model_dir("llama")))
     with pytest.raises(ValueError, match="served for embeddings .*--chat_template do not apply"):
         build_from_args(parse_args(["--model_name", str(folder), "--chat_template", "{{ messages }}"]))

@@ -138,6 +138,16 @@ def test_models_options_and_detection(cross_encoder, tiny_model_dir):
     import QEfficient
 
     assert httpx.get(f"{url}/version").json() == {"version": QEfficient.__version__}
+    ids = AutoTokenizer.from_pretrained(folder)(QUERY)["input_ids"]
+    assert httpx.post(f"{url}/tokenize", json={"prompt": QUERY}, timeout=30).json() == {
+        "count": len(ids),
+        "max_model_len": 64,
+        "tokens": ids,
+        "token_strs": None,
+    }
+    assert httpx.post(f"{url}/detokenize", json={"tokens": ids}, timeout=30).json()["prompt"] == AutoTokenizer.from_pretrained(
+        folder
+    ).decode(ids)
     assert not is_sequence_classifier(str(tiny_model_dir("llama")))
     with pytest.raises(ValueError, match=r"served for scores \(/score, /rerank, /classify\): --chat_template do not apply"):
         build_from_args(parse_args(["--model_name", folder, "--chat_template", "{{ messages }}"]))

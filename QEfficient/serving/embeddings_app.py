@@ -23,8 +23,9 @@ from fastapi import FastAPI, Request
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS
 from QEfficient.models.sentence_transformers import sentence_transformers_width
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.protocol import APIError, number, openai_input_forms, parse_json
+from QEfficient.serving.protocol import APIError, RequestParser, number, openai_input_forms, parse_json
 from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
 MAX_INPUTS = 2048  # OpenAI's limit per request
 _FORMATS = ("float", "base64")
@@ -88,6 +89,9 @@ def create_embeddings_app(
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     app.state.tokenizer = tokenizer
     openai_app_basics(app, api_key)
+    # vLLM's /tokenize and /detokenize with this model's tokenizer (prompts; chats where it has a template)
+    parser = RequestParser(tokenizer, names, max_len, vocab_size, 1)
+    add_tokenize_routes(app, parser, lambda request: read_limited_body(request, max_body_bytes))
 
     single_model_routes(app, model_id, lock.locked)
 

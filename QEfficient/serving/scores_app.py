@@ -30,8 +30,9 @@ from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.protocol import APIError, number, openai_input_forms, parse_json
+from QEfficient.serving.protocol import APIError, RequestParser, number, openai_input_forms, parse_json
 from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
 MAX_PAIRS = 2048  # pairs or texts per request, as the embeddings route takes inputs
 _ACTIVATIONS = {"Sigmoid": lambda x: 1 / (1 + np.exp(-x)), "Identity": lambda x: x}
@@ -154,6 +155,9 @@ def create_scores_app(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     openai_app_basics(app, api_key)
+    # vLLM's /tokenize and /detokenize with this model's tokenizer (prompts; chats where it has a template)
+    parser = RequestParser(tokenizer, names, max_len, vocab_size, 1)
+    add_tokenize_routes(app, parser, lambda request: read_limited_body(request, max_body_bytes))
     single_model_routes(app, model_id, lock.locked)
 
     def check_model(body: dict) -> str:
