@@ -42,3 +42,24 @@ def test_a_second_compile_reuses_the_run_time_tokenizer(tiny_model_dir, tmp_path
     fourth = Path(model.compile(prefill_seq_len=8, ctx_len=128))
     assert load_tokenizer(fourth).generation_eos_token_ids == [1, 2]
     assert load_tokenizer(third).generation_eos_token_ids != [1, 2]
+
+
+def test_pairs_token_types_and_limits_as_transformers(tmp_path):
+    """What an encoder's server asks of the run-time tokenizer: a BERT pair's ids, token types and mask, padded in a
+    batch, and model_max_length, equal to transformers' after a save and a load."""
+    import numpy as np
+
+    from QEfficient.runtime.tokenizer import RuntimeTokenizer
+    from tests.tiny_models import build_wordpiece_tokenizer
+
+    build_wordpiece_tokenizer().save_pretrained(tmp_path / "hf")
+    hf = AutoTokenizer.from_pretrained(tmp_path / "hf", model_max_length=512)
+    RuntimeTokenizer.from_hf(hf).save_pretrained(tmp_path / "runtime")
+    runtime = RuntimeTokenizer.from_pretrained(tmp_path / "runtime")
+    assert runtime.model_max_length == 512
+    first, second = ["What is the capital of France?", "Hello"], ["Paris is the capital of France.", "A quick brown fox"]
+    assert runtime(first[0], second[0]) == dict(hf(first[0], second[0]))
+    ours, theirs = runtime(first, second, padding=True, return_tensors="np"), hf(first, second, padding=True, return_tensors="np")
+    assert set(ours) == set(theirs) == {"input_ids", "token_type_ids", "attention_mask"}
+    for name in ours:
+        np.testing.assert_array_equal(ours[name], theirs[name])

@@ -91,7 +91,7 @@ def test_unknown_model_and_options_that_do_not_apply(server, tiny_model_dir):
     assert is_embedding_model(str(folder)) and not is_embedding_model(str(tiny_model_dir("llama")))
     with pytest.raises(ValueError, match="served for embeddings .*--chat_template do not apply"):
         build_from_args(parse_args(["--model_name", str(folder), "--chat_template", "{{ messages }}"]))
-    with pytest.raises(ValueError, match="from the model \\(--model_name\\), not from a compiled artifact"):
+    with pytest.raises(FileNotFoundError, match="is not a compiled QEfficient artifact"):  # a folder is not one
         build_from_args(parse_args(["--qpc_path", str(folder), "--task", "embed"]))
     ray = pytest.importorskip("ray", reason='Ray is optional: pip install "QEfficient[ray]"')
     assert ray

@@ -151,7 +151,7 @@ def test_models_options_and_detection(cross_encoder, tiny_model_dir):
     assert not is_sequence_classifier(str(tiny_model_dir("llama")))
     with pytest.raises(ValueError, match=r"served for scores \(/score, /rerank, /classify\): --chat_template do not apply"):
         build_from_args(parse_args(["--model_name", folder, "--chat_template", "{{ messages }}"]))
-    with pytest.raises(ValueError, match="from the model \\(--model_name\\), not from a compiled artifact"):
+    with pytest.raises(FileNotFoundError, match="is not a compiled QEfficient artifact"):  # a folder is not one
         build_from_args(parse_args(["--qpc_path", folder, "--task", "score"]))
 
 

@@ -10,7 +10,8 @@ With no --model_name it serves the default model, SmolLM2-135M-Instruct. A visio
 images in chat messages ("image_url" parts: base64 data: URLs, or http(s) URLs the server fetches). An encoder
 (a sentence-transformers folder such as all-MiniLM-L6-v2) is served for embeddings: POST /v1/embeddings; an encoder's
 sequence classifier (a cross-encoder reranker) for vLLM's POST /score, /rerank and /classify. --qpc_path serves an artifact
-that compile() built with continuous batching, without loading torch or the model. --mxfp6 and --mxint8 are
+that compile() built with continuous batching, or an encoder's artifact (embeddings or scores), without loading torch
+or the model. --mxfp6 and --mxint8 are
 accepted for --mxfp6_matmul and --mxint8_kv_cache. The API key can also come from $QEFF_API_KEY.
 Each --lora adapter (a folder saved by peft) is a model id of its own in /v1/models; a request's
 "model" picks it, as vLLM does (pip install "QEfficient[lora]").
@@ -338,15 +339,26 @@ def lora_module(text: str) -> tuple[str, str]:
 def build_from_args(args: argparse.Namespace):
     """(app, runner) as the command line asks."""
     if args.qpc_path:
+        from QEfficient.compile.ort_cpu import read_artifact
         from QEfficient.serving.artifact import artifact_from_qpc, open_app
+        from QEfficient.serving.encoder_artifact import is_encoder_artifact, open_compiled_encoder_app
 
+        names = (args.model_name,) if args.model_name else ()
+        if is_encoder_artifact(read_artifact(Path(args.qpc_path))):  # an embeddings or scores server, as compiled
+            given = [f"--{n}" for n in ("chat_template", "lora", "prompt_lookup_num_tokens", "draft_model") if getattr(args, n)]
+            if args.task == "generate" or given:
+                raise ValueError(
+                    f"'{args.qpc_path}' is an encoder's artifact, served for embeddings or scores: "
+                    f"{', '.join(given) or '--task generate'} do not apply."
+                )
+            with step(f"Opening the encoder artifact {args.qpc_path}"):
+                return open_compiled_encoder_app(args.qpc_path, names, args.num_cores, args.api_key, args.max_body_bytes)
         if args.task in _POOLING_ROUTES:
             raise ValueError(
-                f"A server of {_POOLING_ROUTES[args.task]} starts from the model (--model_name), not from a compiled artifact (--qpc_path)."
+                f"'{args.qpc_path}' is a decoder's artifact; a server of {_POOLING_ROUTES[args.task]} starts from an encoder's "
+                "(QEFFAutoModel or a sequence classifier, compiled) or from the model (--model_name)."
             )
-
         with step(f"Opening the artifact {args.qpc_path}"):
-            names = (args.model_name,) if args.model_name else ()
             artifact = artifact_from_qpc(args.qpc_path, names, args.num_cores, args.prompt_lookup_num_tokens)
             artifact = replace(artifact, chat_template=args.chat_template)
             return open_app(artifact, args.num_cores, args.max_queue, args.api_key, args.max_body_bytes)

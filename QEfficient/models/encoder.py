@@ -13,13 +13,24 @@ from transformers import AutoModel, AutoModelForSequenceClassification, PreTrain
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, TOKEN_TYPE_IDS, EncoderGraphSpec
+from QEfficient.export.graph_specs import ATTENTION_MASK, LOGITS, TOKEN_TYPE_IDS, EncoderGraphSpec
 from QEfficient.export.onnx_export import export_encoder_onnx
+from QEfficient.generation.encoder_run import encoder_inputs, run_encoder
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel
-from QEfficient.models.sentence_transformers import check_sentence_transformers_folder, dense_layers, sentence_transformers_pooling
+from QEfficient.models.sentence_transformers import (
+    MODEL_FILES_FORMAT,
+    MODEL_FILES_SUBDIR,
+    check_sentence_transformers_folder,
+    copy_serving_files,
+    dense_layers,
+    sentence_embeddings,
+    sentence_transformers_pooling,
+    serving_files,
+)
 from QEfficient.runtime.ort_session import open_artifact_session
-from QEfficient.transform.encoder import POOLING, PoolingFn, QEffEncoder, resolve_pooling
+from QEfficient.transform.encoder import PoolingFn, QEffEncoder, resolve_pooling
+from QEfficient.utils.cache import file_digest
 from QEfficient.utils.checks import check_positive, check_strings
 from QEfficient.utils.onnx_files import graph_input_names
 
@@ -93,8 +104,12 @@ class _QEFFEncoderBase(QEFFBaseModel):
         onnx_path = Path(onnx_path) if onnx_path else self.export()
         specs = EncoderGraphSpec(self._output_name).specializations(lengths, batch_size)
         params = {"backend": "onnxruntime-cpu", "seq_len": lengths, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
+        # the folder's files the artifact keeps for a server (serving_files): a changed config or Dense module is a new artifact
+        folder = self.local_model_dir
+        params["model_files"] = {str(f): file_digest(folder / f) for f in serving_files(folder)} | {"format": MODEL_FILES_FORMAT}
         manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
         manifest["token_types"] = TOKEN_TYPE_IDS in graph_input_names(onnx_path)  # a graph exported before may lack them
+        manifest |= {"pooled": self.pooling_fn is not None, "causal": self.model.causal}  # for a server on the artifact
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,
@@ -102,9 +117,20 @@ class _QEFFEncoderBase(QEFFBaseModel):
             params,
             specs,
             rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
+            extra_files=self._save_serving_files,
         )
         self._num_cores = num_cores
         return self.qpc_path
+
+    def _save_serving_files(self, artifact_dir: Path) -> None:
+        """The tokenizer, config and sentence-transformers modules, into the artifact: a server then starts from it
+        (``serve --qpc_path``) without torch or the model's folder. A model without a folder saves none."""
+        if self.local_model_dir is None:
+            return
+        from QEfficient.models.artifact_tokenizer import copy_runtime_tokenizer
+
+        copy_runtime_tokenizer(self.local_model_dir, None, artifact_dir)
+        copy_serving_files(self.local_model_dir, artifact_dir / MODEL_FILES_SUBDIR)
 
     def _encoder_session(self) -> tuple[Any, dict]:
         if self.qpc_path is None:
@@ -134,40 +160,14 @@ class _QEFFEncoderBase(QEFFBaseModel):
         return {self._output_name: self._run(inputs, runtime_ai100).astype(out_dtype, copy=False)}
 
     def _run(self, inputs, runtime_ai100: bool) -> np.ndarray:
-        ids = _as_numpy(inputs[INPUT_IDS]).astype(np.int64)
-        mask = _as_numpy(inputs[ATTENTION_MASK]).astype(np.int64) if ATTENTION_MASK in inputs else np.ones_like(ids)
-        types = _as_numpy(inputs[TOKEN_TYPE_IDS]).astype(np.int64) if TOKEN_TYPE_IDS in inputs else np.zeros_like(ids)
-        if ids.ndim == 1:
-            ids, mask, types = ids[None], mask[None], types[None]
+        ids, mask, types = encoder_inputs({name: _as_numpy(value) for name, value in inputs.items()})
         if not runtime_ai100:
             args = [torch.from_numpy(ids), torch.from_numpy(mask)] + ([torch.from_numpy(types)] if self.model.token_types else [])
             with torch.no_grad():
                 out = self.model(*args)
             return out.numpy()
         session, qconfig = self._encoder_session()
-        lengths, batch = qconfig["compile_params"]["seq_len"], qconfig["compile_params"]["batch_size"]
-        need = int(np.nonzero(mask.any(0))[0].max()) + 1 if mask.any() else 1  # last real column
-        fit = next((n for n in lengths if n >= need), None)
-        if fit is None:
-            raise ValueError(
-                f"The input has {need} tokens but the longest compiled seq_len is {lengths[-1]}: compile with a larger "
-                f"seq_len (e.g. seq_len=[{', '.join(map(str, lengths))}, {need}]) or truncate the input."
-            )
-        columns = {INPUT_IDS: ids, ATTENTION_MASK: mask}
-        if qconfig.get("token_types"):
-            columns[TOKEN_TYPE_IDS] = types
-        padded = {}
-        for name, values in columns.items():  # cut to the real columns, then zeros up to the compiled length
-            padded[name] = np.zeros((ids.shape[0], fit), np.int64)
-            padded[name][:, : min(fit, values.shape[1])] = values[:, :fit]
-        outputs = []
-        for start in range(0, len(ids), batch):
-            chunk = {name: values[start : start + batch] for name, values in padded.items()}
-            real = len(chunk[INPUT_IDS])
-            if real < batch:  # pad with copies of the last row, dropped below
-                chunk = {name: np.concatenate([v, np.repeat(v[-1:], batch - real, 0)]) for name, v in chunk.items()}
-            outputs.append(session.run(None, chunk)[0][:real])
-        return np.concatenate(outputs)
+        return run_encoder(session, qconfig["compile_params"], bool(qconfig.get("token_types")), ids, mask, types)
 
 
 class QEFFAutoModel(_QEFFEncoderBase):
@@ -210,17 +210,10 @@ class QEFFAutoModel(_QEFFEncoderBase):
             check_sentence_transformers_folder(self.local_model_dir)
             self._dense = dense_layers(self.local_model_dir)
         out = self.generate(inputs, runtime_ai100=self.qpc_path is not None)["output"]
-        if self.pooling_fn is None:  # pool here; the graph returns hidden states padded to a compiled length
-            # outside a sentence-transformers folder: a decoder's last token, an encoder's mean (vLLM's defaults)
-            pooling = POOLING[sentence_transformers_pooling(self.local_model_dir, "lasttoken" if self.model.causal else "mean")]
-            given = _as_numpy(inputs[ATTENTION_MASK])
-            mask = np.zeros(out.shape[:2], np.int64)
-            width = min(out.shape[1], given.shape[1])
-            mask[:, :width] = given[:, :width]
-            out = pooling(torch.from_numpy(out), torch.from_numpy(mask)).numpy()
-        for layer in self._dense:
-            out = layer(out)
-        return _l2_normalized(out) if normalize else out
+        # outside a sentence-transformers folder: a decoder's last token, an encoder's mean (vLLM's defaults)
+        default = "lasttoken" if self.model.causal else "mean"
+        pooling = None if self.pooling_fn is not None else sentence_transformers_pooling(self.local_model_dir, default)
+        return sentence_embeddings(out, _as_numpy(inputs[ATTENTION_MASK]), pooling, self._dense, normalize)
 
 
 class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):

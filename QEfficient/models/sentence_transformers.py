@@ -10,6 +10,7 @@ a word.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,8 +148,8 @@ def _dense_weights(where: Path) -> dict[str, np.ndarray]:
     if (where / "model.safetensors").is_file():
         from safetensors.numpy import load_file
 
-        try:
-            return load_file(where / "model.safetensors")
+        try:  # float32 whatever the file holds (numpy reads bfloat16 where ml_dtypes is loaded)
+            return {k: v.astype(np.float32) for k, v in load_file(where / "model.safetensors").items()}
         except TypeError:  # bfloat16, which numpy has no type for
             from safetensors.torch import load_file as load_torch
 
@@ -165,3 +166,71 @@ def sentence_transformers_width(folder: Path | None, hidden_size: int) -> int:
     """The embeddings' width: the last Dense module's output, else the encoder's hidden size."""
     layers = dense_layers(folder)
     return int(layers[-1].weight.shape[0]) if layers else int(hidden_size)
+
+
+def _mean(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    weights = mask[..., None].astype(hidden.dtype)
+    return (hidden * weights).sum(1) / np.clip(weights.sum(1), 1e-9, None)
+
+
+def _max(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.where(mask[..., None].astype(bool), hidden, np.finfo(hidden.dtype).min).max(1)
+
+
+def _last_token(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    last = (mask.astype(np.int64) * np.arange(mask.shape[1])).argmax(1)
+    return hidden[np.arange(len(hidden)), last]
+
+
+# transform/encoder.POOLING's, on the host in numpy (the graph returned hidden states)
+HOST_POOLING = {"mean": _mean, "avg": _mean, "cls": lambda hidden, mask: hidden[:, 0], "max": _max, "lasttoken": _last_token}
+
+
+def sentence_embeddings(output: np.ndarray, mask: np.ndarray, pooling: str | None, dense: list[DenseLayer], normalize: bool) -> np.ndarray:
+    """A graph's output as sentence-transformers' embeddings: hidden states [B, S, H] pooled by ``pooling`` (None:
+    the graph pooled already), the Dense modules, then an L2 norm if ``normalize``. ``mask`` [B, <=S] covers the
+    real columns; the graph's columns past it are padding."""
+    if pooling is not None:
+        full = np.zeros(output.shape[:2], np.int64)
+        width = min(output.shape[1], mask.shape[1])
+        full[:, :width] = mask[:, :width]
+        output = HOST_POOLING[pooling](output, full)
+    for layer in dense:
+        output = layer(output)
+    if normalize:
+        output = output / np.clip(np.linalg.norm(output, axis=1, keepdims=True), 1e-12, None)
+    return output
+
+
+MODEL_FILES_SUBDIR = "model_files"  # in an encoder's artifact: its config and sentence-transformers modules
+MODEL_FILES_FORMAT = 2  # how copy_serving_files writes them: part of the artifact's key
+_TOP_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
+
+
+def serving_files(folder: Path | None) -> list[Path]:
+    """What a server reads from the model's folder besides the graph and the tokenizer (paths relative to it): the
+    config and, in a sentence-transformers folder, its module list and the Pooling / Dense / Normalize folders."""
+    if not folder:
+        return []
+    folder = Path(folder)
+    files = [Path(name) for name in _TOP_FILES if (folder / name).is_file()]
+    for module in _modules(folder) or []:
+        where = str(module.get("path", ""))
+        if where and (folder / where).is_dir():
+            files += sorted(p.relative_to(folder) for p in (folder / where).rglob("*") if p.is_file())
+    return files
+
+
+def copy_serving_files(folder: Path, destination: Path) -> None:
+    """``serving_files`` into ``destination``; a Dense module's weights as float32 model.safetensors, which the
+    server reads without torch (a pytorch_model.bin, or bfloat16, would need it)."""
+    from safetensors.numpy import save_file
+
+    for relative in serving_files(folder):
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if relative.name in ("model.safetensors", "pytorch_model.bin"):
+            if not target.with_name("model.safetensors").is_file():
+                save_file(_dense_weights(folder / relative.parent), str(target.with_name("model.safetensors")))
+        else:
+            shutil.copy2(folder / relative, target)

@@ -59,6 +59,8 @@ class RuntimeTokenizer:
         clean_up_tokenization_spaces: bool = False,
         name_or_path: str = "",
         eos_token_ids: Sequence[int] | None = None,
+        model_max_length: int | None = None,
+        model_input_names: Sequence[str] | None = None,
     ) -> None:
         backend.no_padding()  # transformers pads and truncates only when a call asks for it
         backend.no_truncation()
@@ -69,6 +71,8 @@ class RuntimeTokenizer:
         self.name_or_path = name_or_path
         self.generation_eos_token_ids = list(eos_token_ids) if eos_token_ids else None
         self.padding_side = "right"
+        self.model_max_length = model_max_length  # transformers' (an encoder server's input limit)
+        self.model_input_names = list(model_input_names or ("input_ids", "attention_mask"))  # token_type_ids: BERT pairs
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -95,6 +99,8 @@ class RuntimeTokenizer:
             bool(config.get("clean_up_tokenization_spaces", False)),
             str(folder),
             record.get("eos_token_ids"),
+            config.get("model_max_length"),
+            config.get("model_input_names"),
         )
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
@@ -104,6 +110,9 @@ class RuntimeTokenizer:
         self.backend_tokenizer.save(str(folder / "tokenizer.json"))
         config: dict[str, Any] = {"tokenizer_class": "TokenizersBackend", "backend": "tokenizers", **self._special}
         config["clean_up_tokenization_spaces"] = self.clean_up_tokenization_spaces
+        config["model_input_names"] = self.model_input_names
+        if self.model_max_length is not None:
+            config["model_max_length"] = self.model_max_length
         if isinstance(self.chat_template, dict):  # named templates: transformers' list form
             config["chat_template"] = [{"name": k, "template": v} for k, v in self.chat_template.items()]
         elif self.chat_template is not None:
@@ -133,6 +142,8 @@ class RuntimeTokenizer:
             clean_up,
             str(getattr(tokenizer, "name_or_path", "")),
             eos_ids,
+            _bounded(getattr(tokenizer, "model_max_length", None)),
+            getattr(tokenizer, "model_input_names", None),
         )
 
     # ------------------------------------------------------------------ special tokens
@@ -184,38 +195,48 @@ class RuntimeTokenizer:
     def __call__(
         self,
         text: str | list[str],
+        text_pair: str | list[str] | None = None,
         add_special_tokens: bool = True,
         padding: bool | str = False,
         return_tensors: str | None = None,
         return_attention_mask: bool = True,
     ) -> dict[str, Any]:
-        """``{"input_ids", "attention_mask"}`` for one text or a batch; ``padding=True`` pads to the longest
-        (with ``pad_token``, on ``padding_side``); ``return_tensors="np"`` gives int64 arrays."""
+        """``{"input_ids", "attention_mask"}`` (and ``token_type_ids`` where the model takes them) for one text or a
+        batch, each with its ``text_pair`` if given; ``padding=True`` pads to the longest (with ``pad_token``, on
+        ``padding_side``); ``return_tensors="np"`` gives int64 arrays."""
         if return_tensors not in (None, "np"):
             raise ValueError(f"return_tensors={return_tensors!r}: the run-time tokenizer returns lists or numpy arrays ('np').")
         single = isinstance(text, str)
-        encodings = self.backend_tokenizer.encode_batch([text] if single else list(text), add_special_tokens=add_special_tokens)
-        ids = [e.ids for e in encodings]
-        masks = [[1] * len(row) for row in ids]
-        if padding and padding != "do_not_pad" and ids:
-            ids, masks = self._pad(ids, masks)
-        if return_tensors == "np":
-            ids, masks = np.asarray(ids, dtype=np.int64), np.asarray(masks, dtype=np.int64)
-        elif single:
-            ids, masks = ids[0], masks[0]
-        out = {"input_ids": ids}
-        if return_attention_mask:
-            out["attention_mask"] = masks
+        texts = [text] if single else list(text)
+        if text_pair is not None:
+            texts = list(zip(texts, [text_pair] if isinstance(text_pair, str) else list(text_pair)))
+        encodings = self.backend_tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+        columns = {"input_ids": [e.ids for e in encodings]}
+        if "token_type_ids" in self.model_input_names:
+            columns["token_type_ids"] = [e.type_ids for e in encodings]
+        columns["attention_mask"] = [[1] * len(row) for row in columns["input_ids"]]
+        if padding and padding != "do_not_pad" and encodings:
+            columns = self._pad(columns)
+        out = {}
+        for name, rows in columns.items():
+            if name == "attention_mask" and not return_attention_mask:
+                continue
+            out[name] = np.asarray(rows, dtype=np.int64) if return_tensors == "np" else (rows[0] if single else rows)
         return out
 
-    def _pad(self, ids: list[list[int]], masks: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
+    def _pad(self, columns: dict[str, list[list[int]]]) -> dict[str, list[list[int]]]:
+        """Every column padded to the longest row: ids with ``pad_token``, masks and token types with 0."""
         if self.pad_token_id is None:
             raise ValueError("padding needs a pad token; set tokenizer.pad_token (e.g. to tokenizer.eos_token).")
-        width = max(len(row) for row in ids)
-        fill = [width - len(row) for row in ids]
-        if self.padding_side == "left":
-            return [[self.pad_token_id] * f + r for r, f in zip(ids, fill)], [[0] * f + m for m, f in zip(masks, fill)]
-        return [r + [self.pad_token_id] * f for r, f in zip(ids, fill)], [m + [0] * f for m, f in zip(masks, fill)]
+        width = max(len(row) for row in columns["input_ids"])
+        padded = {}
+        for name, rows in columns.items():
+            value = self.pad_token_id if name == "input_ids" else 0
+            if self.padding_side == "left":
+                padded[name] = [[value] * (width - len(r)) + r for r in rows]
+            else:
+                padded[name] = [r + [value] * (width - len(r)) for r in rows]
+        return padded
 
     def decode(
         self, token_ids: int | Iterable[int], skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None
@@ -393,3 +414,8 @@ def _clean_up_tokenization(text: str) -> str:
 
 
 __all__ = ["RuntimeTokenizer", "artifact_tokenizer", "has_runtime_tokenizer", "load_tokenizer", "save_artifact_tokenizer"]
+
+
+def _bounded(length) -> int | None:
+    """transformers' model_max_length, None where it is its "no limit" sentinel (about 1e30)."""
+    return int(length) if isinstance(length, int) and 0 < length < 1_000_000_000 else None

@@ -1,0 +1,102 @@
+"""An encoder's compiled artifact served without torch or the model's folder (``serve --qpc_path``): what the
+embeddings and scores servers use of a QEFFAutoModel, read from the artifact.
+
+compile() keeps in the artifact the run-time tokenizer, the model's config and its sentence-transformers modules
+(``model_files``: pooling, Dense weights, normalization); the graph runs through generation/encoder_run.py and
+pooling, Dense and normalization in numpy (models/sentence_transformers.py), as for the model itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from QEfficient.compile.ort_cpu import read_artifact
+from QEfficient.export.graph_specs import ATTENTION_MASK, LOGITS
+from QEfficient.generation.encoder_run import encoder_inputs, run_encoder
+from QEfficient.models.sentence_transformers import (
+    MODEL_FILES_SUBDIR,
+    check_sentence_transformers_folder,
+    dense_layers,
+    sentence_embeddings,
+    sentence_transformers_normalizes,
+    sentence_transformers_pooling,
+)
+from QEfficient.runtime.ort_session import open_artifact_session
+from QEfficient.runtime.tokenizer import has_runtime_tokenizer, load_tokenizer
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES
+from QEfficient.serving.runner import NoRunner
+
+
+def is_encoder_artifact(qconfig: dict) -> bool:
+    """Whether an artifact's qconfig is an encoder's (QEFFAutoModel or a sequence classifier)."""
+    return "output_name" in qconfig and "kv_shape" not in qconfig
+
+
+class CompiledEncoder:
+    """``generate(inputs)`` and ``embed(inputs, normalize)`` of a compiled encoder, with its ``config``, tokenizer and
+    ``local_model_dir`` (the artifact's copy of the folder's files)."""
+
+    def __init__(self, qpc_path: str | Path, num_cores: int) -> None:
+        self.qpc_path = Path(qpc_path)
+        self.qconfig = read_artifact(self.qpc_path)
+        self.local_model_dir = self.qpc_path / MODEL_FILES_SUBDIR
+        if not (self.local_model_dir / "config.json").is_file() or not has_runtime_tokenizer(self.qpc_path):
+            raise ValueError(
+                f"'{qpc_path}' holds no config or tokenizer for a server (compiled by an older version, or from a model "
+                "without a folder): compile it again, or serve --model_name."
+            )
+        config = json.loads((self.local_model_dir / "config.json").read_text())
+        if "id2label" in config:  # JSON keys are strings; transformers gives the labels int keys
+            config["id2label"] = {int(k): v for k, v in config["id2label"].items()}
+        config.setdefault("num_labels", len(config.get("id2label") or {}) or 2)  # transformers' default: two labels
+        self.config = SimpleNamespace(**config)
+        self.model_name = self.qconfig.get("model_name") or self.qpc_path.name
+        self.tokenizer = load_tokenizer(self.qpc_path)
+        self.session = open_artifact_session(self.qpc_path, num_cores)
+        self.output_name = self.qconfig["output_name"]
+        self._dense = None
+
+    @property
+    def max_input_tokens(self) -> int:
+        """The longest compiled length."""
+        return int(max(self.qconfig["compile_params"]["seq_len"]))
+
+    def generate(self, inputs) -> dict[str, np.ndarray]:
+        ids, mask, types = encoder_inputs(inputs)
+        out = run_encoder(self.session, self.qconfig["compile_params"], bool(self.qconfig.get("token_types")), ids, mask, types)
+        return {self.output_name: out}
+
+    def embed(self, inputs, normalize: bool = True) -> np.ndarray:
+        """As QEFFAutoModel.embed: the folder's pooling (unless the graph pooled), Dense modules and normalization."""
+        if self._dense is None:
+            check_sentence_transformers_folder(self.local_model_dir)
+            self._dense = dense_layers(self.local_model_dir)
+        out = self.generate(inputs)[self.output_name]
+        pooled_in_graph = self.qconfig.get("pooled", out.ndim == 2)
+        default = "lasttoken" if self.qconfig.get("causal") else "mean"
+        pooling = None if pooled_in_graph else sentence_transformers_pooling(self.local_model_dir, default)
+        return sentence_embeddings(out, np.asarray(inputs[ATTENTION_MASK]), pooling, self._dense, normalize)
+
+
+def open_compiled_encoder_app(qpc_path: str, served_names, num_cores: int, api_key: str | None, max_body_bytes: int | None):
+    """(app, runner): the embeddings server for a QEFFAutoModel's artifact, the scores server for a classifier's."""
+    from QEfficient.serving.embeddings_app import create_embeddings_app, max_input_tokens
+    from QEfficient.serving.scores_app import create_scores_app, cross_encoder_activation
+
+    model = CompiledEncoder(qpc_path, num_cores)
+    limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
+    options = {"served_names": list(served_names), "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
+    if model.output_name == LOGITS:
+        if getattr(model.config, "num_labels", 1) == 1:
+            cross_encoder_activation(model.config, model.local_model_dir)
+        app = create_scores_app(model, model.tokenizer, model.model_name, limit, **options)
+    else:
+        check_sentence_transformers_folder(model.local_model_dir)
+        normalizes = sentence_transformers_normalizes(model.local_model_dir)
+        app = create_embeddings_app(model, model.tokenizer, model.model_name, limit, normalizes is not False, **options)
+    app.state.qpc_path = str(model.qpc_path)
+    return app, NoRunner()

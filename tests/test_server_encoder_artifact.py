@@ -1,0 +1,116 @@
+"""`serve --qpc_path` on an encoder's artifact: the embeddings or scores server starts from what compile() kept in
+the artifact (tokenizer, config, sentence-transformers modules), in a process that imports neither torch nor
+transformers' modeling code, and answers exactly as the server started from the model's folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from transformers import AutoModel, AutoTokenizer
+
+from QEfficient.cloud.serve import build_from_args, parse_args
+from tests.test_decoder_embeddings import sentence_transformers_folder
+from tests.test_encoder import minilm_folder
+from tests.test_server_scores import DOCS, QUERY, classifier
+from tests.tiny_models import build_tokenizer, tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXTS = ["The cat sits on the mat.", "A quick brown fox jumps over the lazy dog near the river bank.", "Hello"]
+
+# the server on the artifact, in a process of its own: the answers, and which heavy modules it imported
+_ON_ARTIFACT = """
+import json, sys
+from fastapi.testclient import TestClient
+from QEfficient.cloud.serve import build_from_args, parse_args
+app, runner = build_from_args(parse_args(["--qpc_path", sys.argv[1], "--num_cores", "1"]))
+client = TestClient(app)
+out = {route: client.post(route, json=body).json() for route, body in json.loads(sys.argv[2]).items()}
+out["imported"] = [m for m in ("torch", "transformers.modeling_utils") if m in sys.modules]
+print(json.dumps(out))
+"""
+
+
+def answers_both_ways(model_dir: str, requests: dict, qeff_home: Path) -> tuple[dict, dict]:
+    """The same requests to the server started from the folder (this process) and from its artifact (another)."""
+    app, runner = build_from_args(parse_args(["--model_name", model_dir, "--ctx_len", "64", "--num_cores", "1"]))
+    try:
+        client = TestClient(app)
+        from_folder = {route: client.post(route, json=body).json() for route, body in requests.items()}
+    finally:
+        runner.stop()
+    env = {**os.environ, "QEFF_HOME": str(qeff_home), "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-c", _ON_ARTIFACT, str(app.state.qpc_path), json.dumps(requests)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return from_folder, json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def vectors(answer: dict) -> np.ndarray:
+    return np.array([d["embedding"] for d in answer["data"]], np.float32)
+
+
+def test_minilm_embeddings_from_its_artifact(qeff_home):
+    folder, artifact = answers_both_ways(str(minilm_folder()), {"/v1/embeddings": {"input": TEXTS}}, qeff_home)
+    assert artifact.pop("imported") == []
+    np.testing.assert_array_equal(vectors(artifact["/v1/embeddings"]), vectors(folder["/v1/embeddings"]))
+    assert artifact["/v1/embeddings"]["usage"] == folder["/v1/embeddings"]["usage"]
+
+
+def test_a_decoder_embedding_model_with_dense_modules_from_its_artifact(tmp_path, qeff_home):
+    """Last-token pooling and two Dense modules (one in bfloat16) read back from the artifact's copy."""
+    base = tmp_path / "qwen3"
+    torch.manual_seed(3)
+    AutoModel.from_config(tiny_config("qwen3")).save_pretrained(base)
+    build_tokenizer().save_pretrained(base)
+    st = sentence_transformers_folder(base, tmp_path / "st", "pooling_mode_lasttoken")
+    folder, artifact = answers_both_ways(str(st), {"/v1/embeddings": {"input": TEXTS}}, qeff_home)
+    assert artifact.pop("imported") == []
+    assert vectors(artifact["/v1/embeddings"]).shape == (3, 24)
+    np.testing.assert_array_equal(vectors(artifact["/v1/embeddings"]), vectors(folder["/v1/embeddings"]))
+
+
+def test_a_cross_encoder_scores_from_its_artifact(tmp_path, qeff_home):
+    """BERT pairs (token types from the run-time tokenizer), /score, /rerank and /classify."""
+    model_dir = classifier(tmp_path / "ce", "bert", 1)
+    requests = {
+        "/score": {"text_1": QUERY, "text_2": DOCS},
+        "/rerank": {"query": QUERY, "documents": DOCS, "top_n": 2},
+        "/classify": {"input": DOCS},
+        "/tokenize": {"prompt": QUERY},
+    }
+    folder, artifact = answers_both_ways(model_dir, requests, qeff_home)
+    assert artifact.pop("imported") == []
+    for route in ("/score", "/classify"):
+        values = [[d.get("score", d.get("probs")) for d in answer[route]["data"]] for answer in (artifact, folder)]
+        assert values[0] == values[1], route
+    assert artifact["/rerank"]["results"] == folder["/rerank"]["results"]
+    assert artifact["/tokenize"]["tokens"] == AutoTokenizer.from_pretrained(model_dir)(QUERY)["input_ids"]
+
+
+def test_what_an_encoder_artifact_is_not_served_with(tmp_path, qeff_home):
+    model_dir = classifier(tmp_path / "ce", "bert", 1)
+    app, runner = build_from_args(parse_args(["--model_name", model_dir, "--ctx_len", "32", "--num_cores", "1"]))
+    runner.stop()
+    qpc = str(app.state.qpc_path)
+    for extra, message in [
+        (["--task", "generate"], "--task generate do not apply"),
+        (["--chat_template", "{{ messages }}"], "--chat_template do not apply"),
+    ]:
+        with pytest.raises(ValueError, match=f"is an encoder's artifact, served for embeddings or scores: {message}"):
+            build_from_args(parse_args(["--qpc_path", qpc, *extra]))
+    with pytest.raises(FileNotFoundError, match="is not a compiled QEfficient artifact"):
+        build_from_args(parse_args(["--qpc_path", model_dir, "--task", "score"]))
