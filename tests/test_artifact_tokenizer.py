@@ -63,3 +63,7 @@ def test_pairs_token_types_and_limits_as_transformers(tmp_path):
     assert set(ours) == set(theirs) == {"input_ids", "token_type_ids", "attention_mask"}
     for name in ours:
         np.testing.assert_array_equal(ours[name], theirs[name])
+    import pytest
+
+    with pytest.raises(ValueError, match="text_pair must match text"):
+        runtime(first, second[:1])

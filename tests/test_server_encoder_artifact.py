@@ -101,6 +101,23 @@ def test_a_cross_encoder_scores_from_its_artifact(tmp_path, qeff_home):
     assert artifact["/tokenize"]["tokens"] == AutoTokenizer.from_pretrained(model_dir)(QUERY)["input_ids"]
 
 
+def test_distilbert_whose_config_names_its_sizes_otherwise(tmp_path, qeff_home):
+    """DistilBERT's config says dim, not hidden_size, and leaves two default labels out of config.json: the artifact
+    keeps the values transformers resolves (an embeddings width, LABEL_0 / LABEL_1)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    sizes = dict(vocab_size=320, dim=64, n_layers=2, n_heads=4, hidden_dim=96, max_position_embeddings=130, pad_token_id=0)
+    for kind, auto in (("base", AutoModel), ("classifier", AutoModelForSequenceClassification)):
+        torch.manual_seed(4)
+        auto.from_config(AutoConfig.for_model("distilbert", **sizes)).save_pretrained(tmp_path / kind)
+        build_tokenizer().save_pretrained(tmp_path / kind)
+    folder, artifact = answers_both_ways(str(tmp_path / "base"), {"/v1/embeddings": {"input": TEXTS, "dimensions": 64}}, qeff_home)
+    np.testing.assert_array_equal(vectors(artifact["/v1/embeddings"]), vectors(folder["/v1/embeddings"]))
+    folder, artifact = answers_both_ways(str(tmp_path / "classifier"), {"/classify": {"input": TEXTS}}, qeff_home)
+    assert [d["label"] for d in artifact["/classify"]["data"]] == [d["label"] for d in folder["/classify"]["data"]]
+    assert {d["label"] for d in folder["/classify"]["data"]} <= {"LABEL_0", "LABEL_1"}
+
+
 def test_what_an_encoder_artifact_is_not_served_with(tmp_path, qeff_home):
     model_dir = classifier(tmp_path / "ce", "bert", 1)
     app, runner = build_from_args(parse_args(["--model_name", model_dir, "--ctx_len", "32", "--num_cores", "1"]))
@@ -112,5 +129,12 @@ def test_what_an_encoder_artifact_is_not_served_with(tmp_path, qeff_home):
     ]:
         with pytest.raises(ValueError, match=f"is an encoder's artifact, served for embeddings or scores: {message}"):
             build_from_args(parse_args(["--qpc_path", qpc, *extra]))
+    with pytest.raises(ValueError, match="was compiled for --task score, not embed"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--task", "embed"]))
     with pytest.raises(FileNotFoundError, match="is not a compiled QEfficient artifact"):
         build_from_args(parse_args(["--qpc_path", model_dir, "--task", "score"]))
+    tokenizer_file = Path(model_dir) / "tokenizer.json"  # the artifact holds the tokenizer: a changed one is a new artifact
+    tokenizer_file.write_text(tokenizer_file.read_text().replace('"lowercase": true', '"lowercase": false', 1))
+    again, runner = build_from_args(parse_args(["--model_name", model_dir, "--ctx_len", "32", "--num_cores", "1"]))
+    runner.stop()
+    assert str(again.state.qpc_path) != qpc

@@ -352,7 +352,7 @@ def build_from_args(args: argparse.Namespace):
                     f"{', '.join(given) or '--task generate'} do not apply."
                 )
             with step(f"Opening the encoder artifact {args.qpc_path}"):
-                return open_compiled_encoder_app(args.qpc_path, names, args.num_cores, args.api_key, args.max_body_bytes)
+                return open_compiled_encoder_app(args.qpc_path, names, args.num_cores, args.api_key, args.max_body_bytes, args.task)
         if args.task in _POOLING_ROUTES:
             raise ValueError(
                 f"'{args.qpc_path}' is a decoder's artifact; a server of {_POOLING_ROUTES[args.task]} starts from an encoder's "

@@ -29,6 +29,7 @@ from QEfficient.models.sentence_transformers import (
     serving_files,
 )
 from QEfficient.runtime.ort_session import open_artifact_session
+from QEfficient.runtime.tokenizer import tokenizer_digest
 from QEfficient.transform.encoder import PoolingFn, QEffEncoder, resolve_pooling
 from QEfficient.utils.cache import file_digest
 from QEfficient.utils.checks import check_positive, check_strings
@@ -107,6 +108,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
         # the folder's files the artifact keeps for a server (serving_files): a changed config or Dense module is a new artifact
         folder = self.local_model_dir
         params["model_files"] = {str(f): file_digest(folder / f) for f in serving_files(folder)} | {"format": MODEL_FILES_FORMAT}
+        if folder is not None and (folder / "tokenizer.json").is_file():  # the artifact holds it: a changed one is a new artifact
+            params["tokenizer"] = tokenizer_digest(folder)
         manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
         manifest["token_types"] = TOKEN_TYPE_IDS in graph_input_names(onnx_path)  # a graph exported before may lack them
         manifest |= {"pooled": self.pooling_fn is not None, "causal": self.model.causal}  # for a server on the artifact
@@ -130,7 +133,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
         from QEfficient.models.artifact_tokenizer import copy_runtime_tokenizer
 
         copy_runtime_tokenizer(self.local_model_dir, None, artifact_dir)
-        copy_serving_files(self.local_model_dir, artifact_dir / MODEL_FILES_SUBDIR)
+        copy_serving_files(self.local_model_dir, artifact_dir / MODEL_FILES_SUBDIR, self.config)
 
     def _encoder_session(self) -> tuple[Any, dict]:
         if self.qpc_path is None:

@@ -203,7 +203,21 @@ def sentence_embeddings(output: np.ndarray, mask: np.ndarray, pooling: str | Non
 
 
 MODEL_FILES_SUBDIR = "model_files"  # in an encoder's artifact: its config and sentence-transformers modules
-MODEL_FILES_FORMAT = 2  # how copy_serving_files writes them: part of the artifact's key
+MODEL_FILES_FORMAT = 3  # how copy_serving_files writes them: part of the artifact's key
+SERVING_CONFIG = "serving_config.json"  # the config's values a server reads, as transformers resolves them
+_SERVING_CONFIG_KEYS = (
+    "model_type",
+    "architectures",
+    "hidden_size",
+    "vocab_size",
+    "max_position_embeddings",
+    "pad_token_id",
+    "num_labels",
+    "id2label",
+    "problem_type",
+    "sentence_transformers",
+    "sbert_ce_default_activation_function",
+)
 _TOP_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
 
 
@@ -216,15 +230,20 @@ def serving_files(folder: Path | None) -> list[Path]:
     files = [Path(name) for name in _TOP_FILES if (folder / name).is_file()]
     for module in _modules(folder) or []:
         where = str(module.get("path", ""))
-        if where and (folder / where).is_dir():
+        if where and _kind(module) in ("Pooling", "Dense", "Normalize") and (folder / where).is_dir():
             files += sorted(p.relative_to(folder) for p in (folder / where).rglob("*") if p.is_file())
     return files
 
 
-def copy_serving_files(folder: Path, destination: Path) -> None:
-    """``serving_files`` into ``destination``; a Dense module's weights as float32 model.safetensors, which the
-    server reads without torch (a pytorch_model.bin, or bfloat16, would need it)."""
+def copy_serving_files(folder: Path, destination: Path, config) -> None:
+    """``serving_files`` into ``destination``, with ``config``'s values as transformers resolves them (DistilBERT's
+    ``dim`` as hidden_size, default labels) in SERVING_CONFIG; a Dense module's weights as float32
+    model.safetensors, which the server reads without torch (a pytorch_model.bin, or bfloat16, would need it)."""
     from safetensors.numpy import save_file
+
+    destination.mkdir(parents=True, exist_ok=True)
+    values = {key: getattr(config, key, None) for key in _SERVING_CONFIG_KEYS}
+    (destination / SERVING_CONFIG).write_text(json.dumps(values, indent=1, default=str))
 
     for relative in serving_files(folder):
         target = destination / relative

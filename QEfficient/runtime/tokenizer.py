@@ -209,7 +209,10 @@ class RuntimeTokenizer:
         single = isinstance(text, str)
         texts = [text] if single else list(text)
         if text_pair is not None:
-            texts = list(zip(texts, [text_pair] if isinstance(text_pair, str) else list(text_pair)))
+            pairs = [text_pair] if isinstance(text_pair, str) else list(text_pair)
+            if isinstance(text_pair, str) != single or len(pairs) != len(texts):
+                raise ValueError(f"text_pair must match text: {len(texts)} text(s) and {len(pairs)} pair(s), one string each or lists.")
+            texts = list(zip(texts, pairs))
         encodings = self.backend_tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
         columns = {"input_ids": [e.ids for e in encodings]}
         if "token_type_ids" in self.model_input_names:

@@ -19,6 +19,7 @@ from QEfficient.export.graph_specs import ATTENTION_MASK, LOGITS
 from QEfficient.generation.encoder_run import encoder_inputs, run_encoder
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_SUBDIR,
+    SERVING_CONFIG,
     check_sentence_transformers_folder,
     dense_layers,
     sentence_embeddings,
@@ -44,15 +45,14 @@ class CompiledEncoder:
         self.qpc_path = Path(qpc_path)
         self.qconfig = read_artifact(self.qpc_path)
         self.local_model_dir = self.qpc_path / MODEL_FILES_SUBDIR
-        if not (self.local_model_dir / "config.json").is_file() or not has_runtime_tokenizer(self.qpc_path):
+        if not (self.local_model_dir / SERVING_CONFIG).is_file() or not has_runtime_tokenizer(self.qpc_path):
             raise ValueError(
-                f"'{qpc_path}' holds no config or tokenizer for a server (compiled by an older version, or from a model "
-                "without a folder): compile it again, or serve --model_name."
+                f"'{qpc_path}' holds no config or tokenizer for a server (compiled by an older version, from a model "
+                "without a folder, or one without a fast tokenizer): compile it again, or serve --model_name."
             )
-        config = json.loads((self.local_model_dir / "config.json").read_text())
-        if "id2label" in config:  # JSON keys are strings; transformers gives the labels int keys
+        config = json.loads((self.local_model_dir / SERVING_CONFIG).read_text())
+        if config.get("id2label"):  # JSON keys are strings; transformers gives the labels int keys
             config["id2label"] = {int(k): v for k, v in config["id2label"].items()}
-        config.setdefault("num_labels", len(config.get("id2label") or {}) or 2)  # transformers' default: two labels
         self.config = SimpleNamespace(**config)
         self.model_name = self.qconfig.get("model_name") or self.qpc_path.name
         self.tokenizer = load_tokenizer(self.qpc_path)
@@ -82,16 +82,23 @@ class CompiledEncoder:
         return sentence_embeddings(out, np.asarray(inputs[ATTENTION_MASK]), pooling, self._dense, normalize)
 
 
-def open_compiled_encoder_app(qpc_path: str, served_names, num_cores: int, api_key: str | None, max_body_bytes: int | None):
-    """(app, runner): the embeddings server for a QEFFAutoModel's artifact, the scores server for a classifier's."""
+def open_compiled_encoder_app(
+    qpc_path: str, served_names, num_cores: int, api_key: str | None, max_body_bytes: int | None, task: str = "auto"
+):
+    """(app, runner): the embeddings server for a QEFFAutoModel's artifact, the scores server for a classifier's
+    (``task`` "embed" or "score" must be the artifact's)."""
     from QEfficient.serving.embeddings_app import create_embeddings_app, max_input_tokens
-    from QEfficient.serving.scores_app import create_scores_app, cross_encoder_activation
+    from QEfficient.serving.scores_app import check_sequence_classifier, create_scores_app, cross_encoder_activation
 
     model = CompiledEncoder(qpc_path, num_cores)
+    compiled_for = "score" if model.output_name == LOGITS else "embed"
+    if task not in ("auto", compiled_for):
+        raise ValueError(f"'{qpc_path}' was compiled for --task {compiled_for}, not {task}: leave --task out, or compile it for {task}.")
     limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
     options = {"served_names": list(served_names), "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
     if model.output_name == LOGITS:
-        if getattr(model.config, "num_labels", 1) == 1:
+        check_sequence_classifier(model.config, str(qpc_path))
+        if model.config.num_labels == 1:
             cross_encoder_activation(model.config, model.local_model_dir)
         app = create_scores_app(model, model.tokenizer, model.model_name, limit, **options)
     else:

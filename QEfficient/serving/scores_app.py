@@ -284,6 +284,16 @@ def create_scores_app(
     return app
 
 
+def check_sequence_classifier(config, model_name: str) -> None:
+    """Refuse a checkpoint that is not a sequence classifier: its classification head would be untrained."""
+    architectures = getattr(config, "architectures", None) or []
+    if not architectures or not all(a.endswith("ForSequenceClassification") for a in architectures):
+        raise ValueError(
+            f"'{model_name}' is not a sequence classifier (its architectures: {architectures or 'none'}): its classification head "
+            "would be untrained. Score with a cross-encoder or classifier checkpoint, or serve this one with --task embed."
+        )
+
+
 def open_scores_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None):
     """(app, runner) for a sequence classifier: compiled for inputs up to ``ctx_len`` tokens (a few lengths, so short
     pairs run short), with its tokenizer."""
@@ -293,12 +303,7 @@ def open_scores_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul:
     from QEfficient.serving.embeddings_app import max_input_tokens
 
     model = QEFFAutoModelForSequenceClassification.from_pretrained(model_name)
-    architectures = getattr(model.config, "architectures", None) or []
-    if not architectures or not all(a.endswith("ForSequenceClassification") for a in architectures):
-        raise ValueError(
-            f"'{model_name}' is not a sequence classifier (its architectures: {architectures or 'none'}): its classification head "
-            "would be untrained. Score with a cross-encoder or classifier checkpoint, or serve this one with --task embed."
-        )
+    check_sequence_classifier(model.config, model_name)
     if model.config.num_labels == 1:
         cross_encoder_activation(model.config, model.local_model_dir)  # an activation not run here stops the server now
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
