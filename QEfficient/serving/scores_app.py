@@ -70,11 +70,12 @@ _NEUTRAL = {"truncate_prompt_tokens": (None,), "priority": (None, 0)}
 
 
 def use_activation(body: dict) -> bool:
-    """vLLM's ``use_activation`` (``activation`` and ``softmax`` are its older names): false gives the raw logits."""
-    given = [body.get(name) for name in ("use_activation", "activation", "softmax") if body.get(name) is not None]
+    """vLLM's ``use_activation`` (``activation`` and ``softmax`` are its older names): false gives the raw logits.
+    The request's fields this server does not honour are refused first."""
     for name, value in body.items():
         if name in _NEUTRAL and value not in _NEUTRAL[name]:
             raise APIError(400, f"'{name}' is not supported by this server; leave it out.", name)
+    given = [body.get(name) for name in ("use_activation", "activation", "softmax") if body.get(name) is not None]
     if any(not isinstance(v, bool) for v in given):
         raise APIError(400, "'use_activation' must be true or false.", "use_activation")
     return all(given)
@@ -224,17 +225,17 @@ def create_scores_app(
     async def read(request: Request) -> dict:
         return parse_json(await read_limited_body(request, max_body_bytes))
 
-    def relevance(values: np.ndarray, body: dict) -> np.ndarray:
-        return _ACTIVATIONS[activation](values[:, 0]) if use_activation(body) else values[:, 0]
+    def relevance(values: np.ndarray, activate: bool) -> np.ndarray:
+        return _ACTIVATIONS[activation](values[:, 0]) if activate else values[:, 0]
 
     async def score(request: Request):
         body = await read(request)
         scores_only("/score")
         name = check_model(body)
         pairs = score_pairs(body)
-        use_activation(body)  # before the pairs run: an unsupported field is refused first
+        activate = use_activation(body)
         values, tokens = await run(pairs)
-        data = [{"index": i, "object": "score", "score": float(v)} for i, v in enumerate(relevance(values, body))]
+        data = [{"index": i, "object": "score", "score": float(v)} for i, v in enumerate(relevance(values, activate))]
         return listing("score", name, data, tokens)
 
     async def rerank(request: Request):
@@ -247,9 +248,9 @@ def create_scores_app(
         keep = body.get("return_documents", True)
         if not isinstance(keep, bool):
             raise APIError(400, f"'return_documents' must be true or false, got {keep!r}.", "return_documents")
-        use_activation(body)
+        activate = use_activation(body)
         values, tokens = await run([(query, d) for d in documents])
-        scores = relevance(values, body)
+        scores = relevance(values, activate)
         ranked = sorted(range(len(documents)), key=lambda i: -scores[i])[:top_n]
         results = [
             {"index": i, **({"document": {"text": documents[i]}} if keep else {}), "relevance_score": float(scores[i])} for i in ranked
