@@ -102,13 +102,13 @@ class ContinuousBatchingEngine:
         if request.on_token is not None:
             request.on_token(request, token)
         limit = min(request.max_new_tokens, self.session.ctx_len - len(request.tokens) + 1)
-        try:
-            complete = request.constraint is not None and request.constraint.advance(token)  # the grammar allows no more
-        except ValueError as err:  # the grammar refused a token it had allowed: this request fails alone
-            request.error, complete = err, None
-        reason = "stop" if token in self.eos_ids or complete else ("length" if len(request.output) >= limit else None)
-        if complete is None:
-            reason = "error"
+        reason = "stop" if token in self.eos_ids else ("length" if len(request.output) >= limit else None)
+        if request.constraint is not None:
+            try:
+                if request.constraint.advance(token):  # the grammar allows nothing more
+                    reason = "stop"
+            except ValueError as err:  # the grammar refused a token it had allowed: this request fails alone
+                request.error, reason = err, "error"
         if request.cancelled.is_set():
             reason = "cancelled"
         if reason is not None:

@@ -24,6 +24,7 @@ from QEfficient.models.sentence_transformers import (
     check_sentence_transformers_folder,
     copy_serving_files,
     dense_layers,
+    l2_normalized,
     sentence_embeddings,
     sentence_transformers_pooling,
     serving_files,
@@ -203,7 +204,7 @@ class QEFFAutoModel(_QEFFEncoderBase):
             enc = tokenizer(sentences[start : start + batch_size], padding=True, truncation=True, max_length=max_len, return_tensors="np")
             chunks.append(self.embed(enc, normalize=False))
         emb = np.concatenate(chunks)
-        return _l2_normalized(emb) if normalize else emb
+        return l2_normalized(emb) if normalize else emb
 
     def embed(self, inputs, normalize: bool = True) -> np.ndarray:
         """Pooled embeddings [B, D] of tokenized ``inputs`` (input_ids and attention_mask, padded): the model's
@@ -227,7 +228,3 @@ class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100, **kwargs).items()}
-
-
-def _l2_normalized(emb: np.ndarray) -> np.ndarray:
-    return emb / np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)

@@ -197,9 +197,12 @@ def sentence_embeddings(output: np.ndarray, mask: np.ndarray, pooling: str | Non
         output = HOST_POOLING[pooling](output, full)
     for layer in dense:
         output = layer(output)
-    if normalize:
-        output = output / np.clip(np.linalg.norm(output, axis=1, keepdims=True), 1e-12, None)
-    return output
+    return l2_normalized(output) if normalize else output
+
+
+def l2_normalized(embeddings: np.ndarray) -> np.ndarray:
+    """Each row at unit length (sentence-transformers' Normalize)."""
+    return embeddings / np.clip(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12, None)
 
 
 MODEL_FILES_SUBDIR = "model_files"  # in an encoder's artifact: its config and sentence-transformers modules

@@ -109,13 +109,8 @@ def create_embeddings_app(
     @app.post("/v1/embeddings")
     async def embeddings(request: Request):
         body = parse_json(await read_limited_body(request, max_body_bytes))
+        parser.check_model(body)
         name = body.get("model")
-        if name is not None and not isinstance(name, str):
-            raise APIError(400, f"'model' must be a string, got {name!r}.", "model")
-        if name is not None and name not in names:
-            raise APIError(
-                404, f"The model '{name}' does not exist; this server serves '{model_id}' (see /v1/models).", "model", "model_not_found"
-            )
         encoding = body.get("encoding_format")
         encoding = "float" if encoding is None else encoding
         if encoding not in _FORMATS:

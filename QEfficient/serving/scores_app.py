@@ -162,14 +162,8 @@ def create_scores_app(
     single_model_routes(app, model_id, lock.locked)
 
     def check_model(body: dict) -> str:
-        name = body.get("model")
-        if name is not None and not isinstance(name, str):
-            raise APIError(400, f"'model' must be a string, got {name!r}.", "model")
-        if name is not None and name not in names:
-            raise APIError(
-                404, f"The model '{name}' does not exist; this server serves '{model_id}' (see /v1/models).", "model", "model_not_found"
-            )
-        return name or model_id
+        parser.check_model(body)
+        return body.get("model") or model_id
 
     def encode(texts: list[str | list[int] | tuple[str, str]]) -> list[dict[str, list[int]]]:
         """Each text, pair or list of token ids (checked against the vocabulary) as the graph's inputs."""
