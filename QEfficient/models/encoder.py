@@ -21,12 +21,9 @@ from QEfficient.models.base import QEFFBaseModel
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_FORMAT,
     MODEL_FILES_SUBDIR,
-    check_sentence_transformers_folder,
+    EmbeddingHead,
     copy_serving_files,
-    dense_layers,
     l2_normalized,
-    sentence_embeddings,
-    sentence_transformers_pooling,
     serving_files,
 )
 from QEfficient.runtime.ort_session import open_artifact_session
@@ -103,6 +100,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
         if num_devices > 1:
             warn_once("enc_num_devices", "num_devices > 1 has no meaning on the ONNX Runtime CPU backend; one session is used")
         warn_ignored_options("compile()", compiler_options)
+        # a graph given by path may predate token types as an input; this export has them where the model does
+        token_types = TOKEN_TYPE_IDS in graph_input_names(Path(onnx_path)) if onnx_path else self.model.token_types
         onnx_path = Path(onnx_path) if onnx_path else self.export()
         specs = EncoderGraphSpec(self._output_name).specializations(lengths, batch_size)
         params = {"backend": "onnxruntime-cpu", "seq_len": lengths, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
@@ -112,7 +111,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
         if folder is not None and (folder / "tokenizer.json").is_file():  # the artifact holds it: a changed one is a new artifact
             params["tokenizer"] = tokenizer_digest(folder)
         manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
-        manifest["token_types"] = TOKEN_TYPE_IDS in graph_input_names(onnx_path)  # a graph exported before may lack them
+        manifest["token_types"] = token_types
         manifest |= {"pooled": self.pooling_fn is not None, "causal": self.model.causal}  # for a server on the artifact
         self.qpc_path = self._build_artifact(
             onnx_path,
@@ -188,7 +187,7 @@ class QEFFAutoModel(_QEFFEncoderBase):
         "mean", "avg", "cls", "max", a callable or None; other keyword arguments go to transformers."""
         return super().from_pretrained(pretrained_model_name_or_path, *args, pooling=pooling, **kwargs)
 
-    _dense: list | None = None  # the sentence-transformers folder's Dense modules, read at first use
+    _head: EmbeddingHead | None = None  # pooling, Dense and normalization after the graph, read at first use
 
     def encode(self, sentences: list[str] | str, tokenizer, normalize: bool = True, batch_size: int = 32) -> np.ndarray:
         """Sentence embeddings as sentence-transformers computes them: the model's pooling, then L2 norm."""
@@ -210,14 +209,10 @@ class QEFFAutoModel(_QEFFEncoderBase):
         """Pooled embeddings [B, D] of tokenized ``inputs`` (input_ids and attention_mask, padded): the model's
         pooling (the graph's, else the sentence-transformers folder's, else a decoder's last token or an encoder's
         mean), the folder's Dense projections, then L2 norm if ``normalize``."""
-        if self._dense is None:  # first use: what sentence-transformers would run after the encoder, if it runs here
-            check_sentence_transformers_folder(self.local_model_dir)
-            self._dense = dense_layers(self.local_model_dir)
+        if self._head is None:  # first use: read (and check) what sentence-transformers runs after the encoder
+            self._head = EmbeddingHead(self.local_model_dir, self.pooling_fn is not None, self.model.causal)
         out = self.generate(inputs, runtime_ai100=self.qpc_path is not None)["output"]
-        # outside a sentence-transformers folder: a decoder's last token, an encoder's mean (vLLM's defaults)
-        default = "lasttoken" if self.model.causal else "mean"
-        pooling = None if self.pooling_fn is not None else sentence_transformers_pooling(self.local_model_dir, default)
-        return sentence_embeddings(out, _as_numpy(inputs[ATTENTION_MASK]), pooling, self._dense, normalize)
+        return self._head(out, _as_numpy(inputs[ATTENTION_MASK]), normalize)
 
 
 class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):

@@ -186,18 +186,27 @@ def _last_token(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 HOST_POOLING = {"mean": _mean, "avg": _mean, "cls": lambda hidden, mask: hidden[:, 0], "max": _max, "lasttoken": _last_token}
 
 
-def sentence_embeddings(output: np.ndarray, mask: np.ndarray, pooling: str | None, dense: list[DenseLayer], normalize: bool) -> np.ndarray:
-    """A graph's output as sentence-transformers' embeddings: hidden states [B, S, H] pooled by ``pooling`` (None:
-    the graph pooled already), the Dense modules, then an L2 norm if ``normalize``. ``mask`` [B, <=S] covers the
-    real columns; the graph's columns past it are padding."""
-    if pooling is not None:
-        full = np.zeros(output.shape[:2], np.int64)
-        width = min(output.shape[1], mask.shape[1])
-        full[:, :width] = mask[:, :width]
-        output = HOST_POOLING[pooling](output, full)
-    for layer in dense:
-        output = layer(output)
-    return l2_normalized(output) if normalize else output
+class EmbeddingHead:
+    """What follows an embedding graph, as sentence-transformers runs it: the folder's pooling unless the graph
+    ``pooled`` (outside such a folder a decoder's last token, an encoder's mean: vLLM's defaults), its Dense
+    modules, then an L2 norm. A folder with modules not run here is refused when the head is made."""
+
+    def __init__(self, folder: Path | None, pooled: bool, causal: bool) -> None:
+        check_sentence_transformers_folder(folder)
+        self.dense = dense_layers(folder)
+        self.pooling = None if pooled else sentence_transformers_pooling(folder, "lasttoken" if causal else "mean")
+
+    def __call__(self, output: np.ndarray, mask: np.ndarray, normalize: bool) -> np.ndarray:
+        """``output``: the graph's hidden states [B, S, H] (or pooled [B, H]); ``mask`` [B, <=S] covers the real
+        columns, the graph's columns past it are padding."""
+        if self.pooling is not None:
+            full = np.zeros(output.shape[:2], np.int64)
+            width = min(output.shape[1], mask.shape[1])
+            full[:, :width] = mask[:, :width]
+            output = HOST_POOLING[self.pooling](output, full)
+        for layer in self.dense:
+            output = layer(output)
+        return l2_normalized(output) if normalize else output
 
 
 def l2_normalized(embeddings: np.ndarray) -> np.ndarray:

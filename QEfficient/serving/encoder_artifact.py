@@ -20,11 +20,9 @@ from QEfficient.generation.encoder_run import encoder_inputs, run_encoder
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_SUBDIR,
     SERVING_CONFIG,
+    EmbeddingHead,
     check_sentence_transformers_folder,
-    dense_layers,
-    sentence_embeddings,
     sentence_transformers_normalizes,
-    sentence_transformers_pooling,
 )
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.runtime.tokenizer import has_runtime_tokenizer, load_tokenizer
@@ -58,7 +56,7 @@ class CompiledEncoder:
         self.tokenizer = load_tokenizer(self.qpc_path)
         self.session = open_artifact_session(self.qpc_path, num_cores)
         self.output_name = self.qconfig["output_name"]
-        self._dense = None
+        self._head: EmbeddingHead | None = None
 
     @property
     def max_input_tokens(self) -> int:
@@ -72,14 +70,11 @@ class CompiledEncoder:
 
     def embed(self, inputs, normalize: bool = True) -> np.ndarray:
         """As QEFFAutoModel.embed: the folder's pooling (unless the graph pooled), Dense modules and normalization."""
-        if self._dense is None:
-            check_sentence_transformers_folder(self.local_model_dir)
-            self._dense = dense_layers(self.local_model_dir)
         out = self.generate(inputs)[self.output_name]
-        pooled_in_graph = self.qconfig.get("pooled", out.ndim == 2)
-        default = "lasttoken" if self.qconfig.get("causal") else "mean"
-        pooling = None if pooled_in_graph else sentence_transformers_pooling(self.local_model_dir, default)
-        return sentence_embeddings(out, np.asarray(inputs[ATTENTION_MASK]), pooling, self._dense, normalize)
+        if self._head is None:
+            pooled = self.qconfig.get("pooled", out.ndim == 2)
+            self._head = EmbeddingHead(self.local_model_dir, pooled, bool(self.qconfig.get("causal")))
+        return self._head(out, np.asarray(inputs[ATTENTION_MASK]), normalize)
 
 
 def open_compiled_encoder_app(

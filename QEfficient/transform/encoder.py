@@ -92,12 +92,12 @@ class QEffEncoder(nn.Module):
         self.classifier = hasattr(hf_model, "classifier") or type(hf_model).__name__.endswith("ForSequenceClassification")
         # a decoder's attention says so (is_causal); its masks, sliding windows included, are transformers' own
         self.causal = any(getattr(m, "is_causal", False) is True for m in hf_model.modules() if m is not hf_model)
-        # a bidirectional model with sliding-window layers (EmbeddingGemma): one mask per layer type, built here,
-        # since transformers builds the windowed one with vmap, which tracing does not take
         # segment embeddings (BERT's type_vocab_size 2): a cross-encoder's pair needs them, one text gets zeros
         self.token_types = (getattr(self.config, "type_vocab_size", 0) or 0) > 1 and "token_type_ids" in inspect.signature(
             hf_model.forward
         ).parameters
+        # a bidirectional model with sliding-window layers (EmbeddingGemma): one mask per layer type, built here,
+        # since transformers builds the windowed one with vmap, which tracing does not take
         windows = bool(getattr(self.config, "sliding_window", None)) and bool(getattr(self.config, "layer_types", None))
         self.windowed = windows and not self.causal
 
