@@ -19,7 +19,7 @@ from transformers import AutoModel, AutoTokenizer
 from QEfficient.cloud.serve import build_from_args, parse_args
 from tests.test_decoder_embeddings import sentence_transformers_folder
 from tests.test_encoder import minilm_folder
-from tests.test_server_scores import DOCS, QUERY, classifier
+from tests.test_server_scores import DOCS, QUERY, classifier, decoder_classifier, qwen3_reranker
 from tests.tiny_models import build_tokenizer, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,9 +38,10 @@ print(json.dumps(out))
 """
 
 
-def answers_both_ways(model_dir: str, requests: dict, qeff_home: Path) -> tuple[dict, dict]:
-    """The same requests to the server started from the folder (this process) and from its artifact (another)."""
-    app, runner = build_from_args(parse_args(["--model_name", model_dir, "--ctx_len", "64", "--num_cores", "1"]))
+def answers_both_ways(model_dir: str, requests: dict, qeff_home: Path, *options: str) -> tuple[dict, dict]:
+    """The same requests to the server started from the folder with ``options`` (this process) and from its artifact
+    (another)."""
+    app, runner = build_from_args(parse_args(["--model_name", model_dir, "--ctx_len", "64", "--num_cores", "1", *options]))
     try:
         client = TestClient(app)
         from_folder = {route: client.post(route, json=body).json() for route, body in requests.items()}
@@ -99,6 +100,32 @@ def test_a_cross_encoder_scores_from_its_artifact(tmp_path, qeff_home):
         assert values[0] == values[1], route
     assert artifact["/rerank"]["results"] == folder["/rerank"]["results"]
     assert artifact["/tokenize"]["tokens"] == AutoTokenizer.from_pretrained(model_dir)(QUERY)["input_ids"]
+
+
+def test_a_decoder_reranker_scores_from_its_artifact(tmp_path, qeff_home):
+    """A Qwen2 sequence classifier whose padding token is not id 0: its head reads each pair's last real token."""
+    model_dir = decoder_classifier(tmp_path / "qwen2", "qwen2", 1, pad_token="</s>")
+    requests = {"/score": {"text_1": QUERY, "text_2": DOCS}, "/rerank": {"query": QUERY, "documents": DOCS}}
+    folder, artifact = answers_both_ways(model_dir, requests, qeff_home)
+    assert artifact.pop("imported") == []
+    assert artifact["/score"]["data"] == folder["/score"]["data"]
+    assert artifact["/rerank"]["results"] == folder["/rerank"]["results"]
+
+
+def test_a_causal_lm_made_a_reranker_scores_from_its_artifact(tmp_path, qeff_home):
+    """Qwen3-Reranker's hf_overrides: the artifact keeps the converted head and that pairs are joined (use_pad_token)."""
+    model_dir, tokens = qwen3_reranker(tmp_path / "lm")
+    overrides = {"classifier_from_token": tokens, "is_original_qwen3_reranker": True}
+    requests = {"/score": {"text_1": "My na", "text_2": ["me is Ada", "me is Bob"]}}  # joined: "name" is one token
+    folder, artifact = answers_both_ways(model_dir, requests, qeff_home, "--hf_overrides", json.dumps(overrides))
+    assert artifact.pop("imported") == []
+    assert artifact["/score"]["data"] == folder["/score"]["data"]
+    assert artifact["/score"]["usage"] == folder["/score"]["usage"]
+    # the pairs tokenized apart: another artifact (the same weights, another serving config)
+    apart = json.dumps({**overrides, "use_pad_token": True})
+    paired, paired_artifact = answers_both_ways(model_dir, requests, qeff_home, "--hf_overrides", apart)
+    assert paired["/score"]["usage"]["prompt_tokens"] == folder["/score"]["usage"]["prompt_tokens"] + 2
+    assert paired_artifact["/score"]["usage"] == paired["/score"]["usage"]
 
 
 def test_distilbert_whose_config_names_its_sizes_otherwise(tmp_path, qeff_home):

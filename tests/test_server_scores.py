@@ -4,6 +4,8 @@ transformers' logits through the activation sentence-transformers' CrossEncoder 
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import numpy as np
 import pytest
@@ -189,7 +191,6 @@ def test_what_decides_the_activation_the_task_and_the_graphs_inputs(tmp_path, ti
     """/classify's probabilities follow problem_type (vLLM's rule); a cross-encoder saved by sentence-transformers 5.4+
     (a modules.json beside it, its activation in config_sentence_transformers.json) is scored, not embedded; a base
     encoder is not scored; a graph exported without token types (before they were inputs) still compiles and runs."""
-    import json
     from types import SimpleNamespace
 
     from QEfficient.export.onnx_export import export_encoder_onnx
@@ -231,3 +232,171 @@ def test_what_decides_the_activation_the_task_and_the_graphs_inputs(tmp_path, ti
     model.compile(onnx_path=old_graph, seq_len=16, num_cores=1)
     enc = AutoTokenizer.from_pretrained(folder)(DOCS[:2], padding=True, return_tensors="np")  # one text each: type 0
     np.testing.assert_allclose(model.generate(enc)["logits"].numpy(), hf_logits(folder, DOCS[:2]), atol=1e-5, rtol=0)
+
+
+def decoder_classifier(folder, model_type: str, num_labels: int, pad_token: str | None) -> str:
+    """A decoder saved as a sequence classifier (Qwen2ForSequenceClassification), padding with ``pad_token``, or
+    without a padding token at all (as Llama's tokenizer)."""
+    from tests.tiny_models import build_tokenizer, tiny_config
+
+    tok = build_tokenizer()
+    tok.pad_token = pad_token
+    cfg = tiny_config(model_type)
+    cfg.num_labels, cfg.pad_token_id = num_labels, tok.pad_token_id
+    torch.manual_seed(5)
+    model = AutoModelForSequenceClassification.from_config(cfg)
+    with torch.no_grad():
+        model.score.weight.mul_(8.0)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def hf_rows(folder: str, items: list) -> np.ndarray:
+    """transformers' logits, one text or pair at a time (a decoder without a padding token takes no batch)."""
+    tok = AutoTokenizer.from_pretrained(folder)
+    hf = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    with torch.no_grad():
+        return np.concatenate(
+            [hf(**tok(*item if isinstance(item, tuple) else (item,), return_tensors="pt")).logits.numpy() for item in items]
+        )
+
+
+def test_decoder_classifiers_score_their_last_real_token_as_transformers(tmp_path):
+    """A decoder's classification head reads the last real token, for padding on either side and whatever the padding
+    token's id (transformers finds it by pad_token_id, which the graph's zero padding would break); such a folder is
+    served for scores, not generation (vLLM's rule), on /score and /rerank (a one-label reranker) or /classify."""
+    from QEfficient.serving.tasks import pooling_task
+
+    reranker = decoder_classifier(tmp_path / "qwen2", "qwen2", 1, pad_token="</s>")  # a padding id other than 0
+    labels = decoder_classifier(tmp_path / "llama", "llama", 3, pad_token=None)
+    tok = AutoTokenizer.from_pretrained(reranker)
+    assert tok.pad_token_id != 0 and AutoTokenizer.from_pretrained(labels).pad_token_id is None
+    model = QEFFAutoModelForSequenceClassification.from_pretrained(reranker)
+    model.compile(seq_len=[8, 48], batch_size=2, num_cores=1)
+    hf = AutoModelForSequenceClassification.from_pretrained(reranker).eval()
+    for side in ("right", "left"):
+        tok.padding_side = side
+        enc = tok(DOCS, padding=True, return_tensors="np")
+        with torch.no_grad():
+            expected = hf(input_ids=torch.as_tensor(enc["input_ids"]), attention_mask=torch.as_tensor(enc["attention_mask"])).logits
+        np.testing.assert_allclose(model.generate(enc)["logits"].numpy(), expected.numpy(), atol=1e-5, rtol=0)
+        np.testing.assert_allclose(model.generate(enc, runtime_ai100=False)["logits"].numpy(), expected.numpy(), atol=1e-5, rtol=0)
+
+    for folder in (reranker, labels):
+        assert is_sequence_classifier(folder) and pooling_task(folder, None, "auto") == "score"
+        app, runner = build_from_args(parse_args(["--model_name", folder, "--ctx_len", "64", "--num_cores", "1"]))
+        try:
+            with serve_on_loopback(app, log_level="critical") as url:
+                if folder == reranker:
+                    expected = 1 / (1 + np.exp(-hf_rows(folder, [(QUERY, d) for d in DOCS])[:, 0]))
+                    r = post(url, "/score", {"text_1": QUERY, "text_2": DOCS})
+                    assert r.status_code == 200, r.text
+                    np.testing.assert_allclose([d["score"] for d in r.json()["data"]], expected, atol=1e-5, rtol=0)
+                    results = post(url, "/rerank", {"query": QUERY, "documents": DOCS}).json()["results"]
+                    assert [x["index"] for x in results] == list(np.argsort(-expected))
+                    continue
+                r = post(url, "/classify", {"input": DOCS})
+                assert r.status_code == 200, r.text
+                logits = hf_rows(folder, DOCS)
+                probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+                np.testing.assert_allclose([d["probs"] for d in r.json()["data"]], probs, atol=1e-5, rtol=0)
+        finally:
+            runner.stop()
+
+
+def qwen3_reranker(folder) -> tuple[str, list[str]]:
+    """A causal LM scored as Qwen3-Reranker is, by two tokens' logits (the tiny vocabulary has no "no" and "yes": two
+    of its tokens stand in)."""
+    from transformers import AutoModelForCausalLM
+
+    from tests.tiny_models import build_tokenizer, tiny_config
+
+    torch.manual_seed(9)
+    AutoModelForCausalLM.from_config(tiny_config("qwen3")).save_pretrained(folder)
+    tok = build_tokenizer()
+    tok.save_pretrained(folder)
+    return str(folder), tok.convert_ids_to_tokens([200, 201])
+
+
+def test_a_causal_lm_scored_by_two_tokens_as_qwen3_reranker(tmp_path):
+    """vLLM's hf_overrides for Qwen3-Reranker: the score is the second token's softmax probability against the first at
+    the last position of "query + document" (one text, as vLLM joins them), which is what Qwen3-Reranker computes."""
+    from transformers import AutoModelForCausalLM
+
+    folder, (no, yes) = qwen3_reranker(tmp_path / "lm")
+    overrides = {
+        "architectures": ["Qwen3ForSequenceClassification"],
+        "classifier_from_token": [no, yes],
+        "is_original_qwen3_reranker": True,
+    }
+    tok = AutoTokenizer.from_pretrained(folder)
+    lm = AutoModelForCausalLM.from_pretrained(folder).eval()
+    ids = tok.convert_tokens_to_ids([no, yes])
+    with torch.no_grad():
+        pairs = [torch.softmax(lm(**tok(QUERY + d, return_tensors="pt")).logits[0, -1, ids], -1)[1] for d in DOCS]
+    expected = np.array([float(p) for p in pairs])
+    app, runner = build_from_args(
+        parse_args(["--model_name", folder, "--ctx_len", "64", "--num_cores", "1", "--hf-overrides", json.dumps(overrides)])
+    )
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            r = post(url, "/score", {"text_1": QUERY, "text_2": DOCS})
+            assert r.status_code == 200, r.text
+            np.testing.assert_allclose([d["score"] for d in r.json()["data"]], expected, atol=1e-5, rtol=0)
+            tokens = sum(len(tok(QUERY + d)["input_ids"]) for d in DOCS)
+            assert r.json()["usage"]["prompt_tokens"] == tokens  # joined, not paired
+            results = post(url, "/rerank", {"query": QUERY, "documents": DOCS}).json()["results"]
+            assert [x["index"] for x in results] == list(np.argsort(-expected))
+    finally:
+        runner.stop()
+
+    # a label per token (vLLM's no_post_processing): /classify's softmax over those tokens' logits
+    model = QEFFAutoModelForSequenceClassification.from_pretrained(folder, classifier_from_token=[no, yes], method="no_post_processing")
+    model.compile(seq_len=[16, 48], batch_size=2, num_cores=1)
+    enc = tok(DOCS, padding=True, return_tensors="np")
+    with torch.no_grad():
+        hidden = lm(input_ids=torch.as_tensor(enc["input_ids"]), attention_mask=torch.as_tensor(enc["attention_mask"])).logits
+    last = enc["attention_mask"].sum(1) - 1
+    expected = hidden.numpy()[np.arange(len(DOCS)), last][:, ids]
+    np.testing.assert_allclose(model.generate(enc)["logits"].numpy(), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "overrides, extra, message",
+    [
+        ({"rope_theta": 5}, [], "rope_theta not supported; it takes architectures"),
+        ({"classifier_from_token": ["nope-not-a-token", "yes"]}, [], "are not tokens of this model's tokenizer"),
+        ({"architectures": ["Qwen3ForCausalLM"], "classifier_from_token": [0, 1]}, [], "must name a sequence classifier"),
+        ({"is_original_qwen3_reranker": True}, [], "need 'classifier_from_token'"),
+        ({"use_pad_token": False}, ["--task", "embed"], "served for scores: leave out --task or use --task score"),
+        ({"classifier_from_token": [0, 1, 2], "method": "from_2_way_softmax"}, [], "from_2_way_softmax takes two tokens"),
+    ],
+)
+def test_hf_overrides_that_are_not_taken_are_refused(tmp_path_factory, overrides, extra, message):
+    """Refused with what to do; an integer in classifier_from_token stands for the tokenizer's token of that id + 200."""
+    folder = tmp_path_factory.getbasetemp() / "reranker-refusals"
+    if not folder.is_dir():
+        qwen3_reranker(folder)
+    tokens = AutoTokenizer.from_pretrained(folder).convert_ids_to_tokens([200, 201, 202])
+    given = overrides.get("classifier_from_token") or []
+    if given and isinstance(given[0], int):
+        overrides = {**overrides, "classifier_from_token": [tokens[i] for i in given]}
+    with pytest.raises(ValueError, match=message):
+        build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--hf_overrides", json.dumps(overrides), *extra]))
+
+
+def test_a_model_whose_logits_are_soft_capped_is_not_made_a_classifier(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from tests.tiny_models import build_tokenizer, tiny_config
+
+    config = tiny_config("gemma3_text")
+    assert config.final_logit_softcapping
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    tok = build_tokenizer()
+    tok.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="soft-caps its logits"):
+        QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path, classifier_from_token=tok.convert_ids_to_tokens([200, 201]))
+    with pytest.raises(SystemExit):  # not JSON: argparse's usage error
+        parse_args(["--hf_overrides", "{not json"])

@@ -33,8 +33,9 @@ def server(tiny_model_dir):
         yield url, tok, hf
 
 
-def hf_constrained_greedy(hf, tok, prompt_ids: list[int], grammar: str, max_tokens: int) -> list[int]:
-    """HF's greedy tokens with llguidance's mask on each step's logits; stops at EOS or where the grammar ends."""
+def hf_constrained_greedy(hf, tok, prompt_ids: list[int], grammar: str, max_tokens: int, masked: list | None = None) -> list[int]:
+    """HF's greedy tokens with llguidance's mask on each step's logits (kept in ``masked``); stops at EOS or where the
+    grammar ends."""
     eos = [hf.config.eos_token_id]
     n_vocab = max(hf.config.vocab_size, len(tok))  # the tokenizer's added tokens past the head are never chosen
     ll = llguidance.LLTokenizer(tok.backend_tokenizer.to_str(), n_vocab=n_vocab, eos_token=eos)
@@ -46,6 +47,8 @@ def hf_constrained_greedy(hf, tok, prompt_ids: list[int], grammar: str, max_toke
             logits = hf(torch.tensor([ids])).logits[:, -1].float().numpy()
         fill_next_token_bitmask(matcher, bitmask, 0)
         apply_token_bitmask_inplace(logits, bitmask)
+        if masked is not None:
+            masked.append(logits[0].astype(np.float64))
         token = int(logits.argmax())
         out.append(token)
         assert matcher.consume_token(token)
@@ -76,6 +79,28 @@ def test_a_regex_and_a_choice_in_completions_decode_as_hf_under_the_same_mask(se
         for seed in range(3):  # sampled: among the tokens the grammar allows only
             sampled = completion(url, {"prompt": prompt, **field, "temperature": 1.5, "seed": seed}).json()["choices"][0]
             assert re.fullmatch(spec, sampled["text"]) and sampled["finish_reason"] == "stop", sampled
+
+
+def test_logprobs_under_a_grammar_are_those_of_what_it_allows(server):
+    """As vLLM's: each step's log-softmax over the masked logits; a token the grammar forbids is never among the top
+    ones while an allowed one remains, and sits at OpenAI's floor (-9999) after them."""
+    url, tok, hf = server
+    prompt, choices = "My name is Ada and my number is", ["Paris", "London", "Rome"]
+    r = completion(url, {"prompt": prompt, "guided_choice": choices, "logprobs": 5})
+    assert r.status_code == 200, r.text
+    steps = r.json()["choices"][0]["logprobs"]
+    masked: list[np.ndarray] = []
+    grammar = llguidance.LLMatcher.grammar_from_regex("(Paris)|(London)|(Rome)")
+    expected = hf_constrained_greedy(hf, tok, tok(prompt)["input_ids"], grammar, 24, masked)
+    assert len(steps["token_logprobs"]) == len(expected) == len(masked)
+    for got, row, token in zip(steps["token_logprobs"], masked, expected):
+        log_probs = row - (row.max() + np.log(np.exp(row - row.max()).sum()))
+        assert got == pytest.approx(log_probs[token], abs=1e-4)
+    allowed_first = {tok.decode([t]) for t in np.flatnonzero(np.isfinite(masked[0]))}
+    first = steps["top_logprobs"][0]
+    finite = [t for t, lp in first.items() if lp > -9999.0]
+    assert set(finite) == allowed_first & set(first) and len(finite) == min(5, len(allowed_first))
+    assert all(lp == -9999.0 for t, lp in first.items() if t not in allowed_first)
 
 
 def test_a_json_schema_in_chat_streams_json_that_fits_it(server):

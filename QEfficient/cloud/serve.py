@@ -5,16 +5,18 @@
         [--mxfp6_matmul] [--mxint8_kv_cache] [--api-key KEY] [--max_body_bytes 4194304]
         [--lora NAME=PATH [NAME=PATH ...]] [--prompt_lookup_num_tokens K | --draft_model PATH --num_speculative_tokens K]
         [--img_size N] [--max_num_images N] [--chat_template FILE_OR_TEMPLATE] [--task auto|generate|embed|score]
+        [--hf_overrides JSON]
 
 With no --model_name it serves the default model, SmolLM2-135M-Instruct. A vision-language model takes
 images in chat messages ("image_url" parts: base64 data: URLs, or http(s) URLs the server fetches). An encoder
 (a sentence-transformers folder such as all-MiniLM-L6-v2) is served for embeddings: POST /v1/embeddings; an encoder's
-sequence classifier (a cross-encoder reranker) for vLLM's POST /score, /rerank and /classify. --qpc_path serves an artifact
-that compile() built with continuous batching, or an encoder's artifact (embeddings or scores), without loading torch
-or the model. --mxfp6 and --mxint8 are
-accepted for --mxfp6_matmul and --mxint8_kv_cache. The API key can also come from $QEFF_API_KEY.
-Each --lora adapter (a folder saved by peft) is a model id of its own in /v1/models; a request's
-"model" picks it, as vLLM does (pip install "QEfficient[lora]").
+sequence classifier (a cross-encoder reranker) or a decoder's (Qwen2ForSequenceClassification) for vLLM's POST /score,
+/rerank and /classify; --hf_overrides '{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token":
+["no", "yes"], "is_original_qwen3_reranker": true}' scores a causal LM by two of its tokens' logits, as vLLM serves
+Qwen3-Reranker. --qpc_path serves an artifact that compile() built with continuous batching, or an encoder's artifact
+(embeddings or scores), without loading torch or the model. --mxfp6 and --mxint8 are accepted for --mxfp6_matmul and
+--mxint8_kv_cache. The API key can also come from $QEFF_API_KEY. Each --lora adapter (a folder saved by peft) is a model
+id of its own in /v1/models; a request's "model" picks it, as vLLM does (pip install "QEfficient[lora]").
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def build_server(
     max_num_images: int | None = None,
     chat_template: str | None = None,
     task: str = "auto",
+    hf_overrides: dict | None = None,
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
     (``app.state.qpc_path``: the artifact it serves). ``prompt_lookup_num_tokens=K``: greedy requests
@@ -62,8 +65,9 @@ def build_server(
     ``max_num_images`` (the most images per request; a cross-attention model's image slots) are for vision-language models.
     ``chat_template``: a Jinja template for chat requests instead of the model's own. ``task``: "embed" serves an
     encoder's embeddings (/v1/embeddings), "score" a classifier's /score, /rerank and /classify, "generate"
-    generation, "auto" (default) tells them apart from the model."""
-    pooling = _pooling_task(model_name, gguf_file, task)
+    generation, "auto" (default) tells them apart from the model. ``hf_overrides``: vLLM's, to score a causal LM by some
+    of its tokens' logits (serving/tasks.CLASSIFIER_OVERRIDES)."""
+    pooling = _pooling_task(model_name, gguf_file, task, hf_overrides)
     if pooling is not None:
         generation_options = {
             "lora": lora,
@@ -74,7 +78,8 @@ def build_server(
             "chat_template": chat_template,
             "mxint8_kv_cache": mxint8_kv_cache or None,
         }
-        return _pooling_server(pooling, model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, generation_options)
+        options = (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
+        return _pooling_server(pooling, model_name, options, generation_options, hf_overrides)
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes)
     if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
@@ -115,26 +120,29 @@ def build_server(
     return open_app(replace(artifact, chat_template=chat_template), num_cores, max_queue, api_key, max_body_bytes)
 
 
-def _pooling_task(model_name: str, gguf_file: str | None, task: str) -> str | None:
+def _pooling_task(model_name: str, gguf_file: str | None, task: str, hf_overrides: dict | None = None) -> str | None:
     from QEfficient.serving.tasks import pooling_task
 
-    return pooling_task(model_name, gguf_file, task)
+    return pooling_task(model_name, gguf_file, task, hf_overrides)
 
 
 _POOLING_ROUTES = {"embed": "embeddings (/v1/embeddings)", "score": "scores (/score, /rerank, /classify)"}
 
 
-def _pooling_server(task, model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, generation_options: dict):
-    """An encoder's /v1/embeddings server (``task`` "embed") or a classifier's score server ("score"); the options
-    that only mean something for generation are refused."""
+def _pooling_server(task, model_name, options: tuple, generation_options: dict, hf_overrides: dict | None):
+    """An encoder's /v1/embeddings server (``task`` "embed") or a classifier's score server ("score"), with ``options``
+    (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes); the options that only mean something for generation
+    are refused."""
     given = [f"--{name}" for name, value in generation_options.items() if value is not None]
     if given:
         raise ValueError(f"'{model_name}' is served for {_POOLING_ROUTES[task]}: {', '.join(given)} do not apply; leave them out.")
     if task == "score":
-        from QEfficient.serving.scores_app import open_scores_app as open_pooling_app
-    else:
-        from QEfficient.serving.embeddings_app import open_embeddings_app as open_pooling_app
-    return open_pooling_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
+        from QEfficient.serving.scores_app import open_scores_app
+
+        return open_scores_app(model_name, *options, hf_overrides=hf_overrides)
+    from QEfficient.serving.embeddings_app import open_embeddings_app
+
+    return open_embeddings_app(model_name, *options)
 
 
 def _is_vision_language(model_name: str) -> bool:
@@ -255,7 +263,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("auto", "generate", "embed", "score"),
         default="auto",
         help="embed: an encoder's embeddings (/v1/embeddings); score: a classifier's /score, /rerank, /classify; auto: a "
-        "sentence-transformers folder or a base encoder is embed, an encoder's sequence classifier is score",
+        "sentence-transformers folder or a base encoder is embed, a sequence classifier is score",
+    )
+    add_argument(
+        p,
+        "hf_overrides",
+        type=hf_overrides_json,
+        default=None,
+        help="vLLM's, to score a causal LM by some of its tokens' logits, e.g. Qwen3-Reranker: "
+        '\'{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token": ["no", "yes"], '
+        '"is_original_qwen3_reranker": true}\'',
     )
     add_argument(p, "draft_model", default=None, help="speculative decoding: a smaller model with the same tokenizer drafts")
     add_argument(p, "num_speculative_tokens", type=int, default=None, help="tokens the --draft_model drafts per step (K)")
@@ -286,6 +303,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--lora names must differ, got {names}")
         args.lora = dict(args.lora)
     return args
+
+
+def hf_overrides_json(value: str) -> dict:
+    """``--hf_overrides``: a JSON object (vLLM's flag); which keys it may hold is checked with the model."""
+    import json
+
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err}): give an object such as '{{\"use_pad_token\": false}}'") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {value!r:.80}")
+    return parsed
 
 
 def chat_template_text(value: str) -> str:
@@ -339,6 +369,8 @@ def lora_module(text: str) -> tuple[str, str]:
 def build_from_args(args: argparse.Namespace):
     """(app, runner) as the command line asks."""
     if args.qpc_path:
+        if args.hf_overrides:
+            raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
         from QEfficient.compile.ort_cpu import read_artifact
         from QEfficient.serving.artifact import artifact_from_qpc, open_app
         from QEfficient.serving.encoder_artifact import is_encoder_artifact, open_compiled_encoder_app
@@ -368,7 +400,7 @@ def build_from_args(args: argparse.Namespace):
         prefill_seq_len=args.prefill_seq_len, ctx_len=args.ctx_len, full_batch_size=args.full_batch_size, num_cores=args.num_cores
     )
     check_positive(**{name: getattr(args, name) for name in ("img_size", "max_num_images") if getattr(args, name) is not None})
-    pooling = _pooling_task(model_name, gguf_file, args.task)
+    pooling = _pooling_task(model_name, gguf_file, args.task, args.hf_overrides)
     purpose = _POOLING_ROUTES[pooling] if pooling else f"continuous batching ({args.full_batch_size} slots)"
     with step(f"Loading and compiling {model_name} for {purpose}"):
         return build_server(
@@ -391,6 +423,7 @@ def build_from_args(args: argparse.Namespace):
             max_num_images=args.max_num_images,
             chat_template=args.chat_template,
             task=args.task,
+            hf_overrides=args.hf_overrides,
         )
 
 

@@ -350,7 +350,7 @@ def application_from_args(args):
     from QEfficient.serving.tasks import pooling_task
 
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
-    pooling = pooling_task(model_name, gguf_file, getattr(args, "task", "auto"))
+    pooling = pooling_task(model_name, gguf_file, getattr(args, "task", "auto"), getattr(args, "hf_overrides", None))
     if pooling is not None:
         routes = "/v1/embeddings" if pooling == "embed" else "/score, /rerank and /classify"
         raise ValueError(

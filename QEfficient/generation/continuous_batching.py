@@ -87,10 +87,12 @@ class ContinuousBatchingEngine:
     def busy(self) -> bool:
         return bool(self.waiting) or any(s is not None for s in self.slots)
 
-    def _choose(self, slot: int, logits: np.ndarray) -> int:
-        """The slot's next token from its logits [1, V], within its grammar where it has one."""
+    def _choose(self, slot: int, logits: np.ndarray) -> tuple[int, np.ndarray]:
+        """The slot's next token from its logits [1, V], within its grammar where it has one, and the logits it was
+        chosen from: masked by the grammar, so a request's logprobs are those of what it may write (as vLLM's)."""
         constraint = self.slots[slot].constraint
-        return int(self.choosers[slot](logits if constraint is None else constraint.mask(logits))[0])
+        scored = logits if constraint is None else constraint.mask(logits)
+        return int(self.choosers[slot](scored)[0]), scored
 
     def _emit(self, slot: int, token: int, logits: np.ndarray | None = None) -> None:
         request = self.slots[slot]
@@ -149,7 +151,7 @@ class ContinuousBatchingEngine:
                     continue
                 self.slots[slot], self.choosers[slot] = request, chooser
                 self.positions[slot] = len(request.tokens)
-                self._emit(slot, self._choose(slot, logits), logits)  # may finish (EOS / length 1) and free the slot again
+                self._emit(slot, *self._choose(slot, logits))  # may finish (EOS / length 1) and free the slot again
 
     def _prefill_request(self, slot: int, request: Request) -> np.ndarray:
         """The request's prompt into cache row ``slot``; its next-token logits [1, V]."""
@@ -179,9 +181,9 @@ class ContinuousBatchingEngine:
         logits = self.session.run(self.last[:, None], self.positions[:, None])  # idle slots hold position -1 (padding)
         self.decode_steps += 1
         for slot in active:
-            token = self._choose(slot, logits[slot : slot + 1])
+            token, scored = self._choose(slot, logits[slot : slot + 1])
             self.positions[slot] += 1
-            self._emit(slot, token, logits[slot])
+            self._emit(slot, token, scored)
         self.decode_time += time.perf_counter() - start
 
     def run_all(self, requests: list[Request]) -> list[Request]:

@@ -24,12 +24,13 @@ from QEfficient.models.sentence_transformers import (
     EmbeddingHead,
     copy_serving_files,
     l2_normalized,
+    serving_config_values,
     serving_files,
 )
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.runtime.tokenizer import tokenizer_digest
 from QEfficient.transform.encoder import PoolingFn, QEffEncoder, resolve_pooling
-from QEfficient.utils.cache import file_digest
+from QEfficient.utils.cache import file_digest, hash_dict
 from QEfficient.utils.checks import check_positive, check_strings
 from QEfficient.utils.onnx_files import graph_input_names
 
@@ -108,6 +109,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
         # the folder's files the artifact keeps for a server (serving_files): a changed config or Dense module is a new artifact
         folder = self.local_model_dir
         params["model_files"] = {str(f): file_digest(folder / f) for f in serving_files(folder)} | {"format": MODEL_FILES_FORMAT}
+        params["serving_config"] = hash_dict(serving_config_values(self.config))
         if folder is not None and (folder / "tokenizer.json").is_file():  # the artifact holds it: a changed one is a new artifact
             params["tokenizer"] = tokenizer_digest(folder)
         manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
@@ -220,6 +222,35 @@ class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):
 
     _hf_auto = AutoModelForSequenceClassification
     _output_name = LOGITS
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *args,
+        classifier_from_token: list[str] | None = None,
+        method: str | None = None,
+        **kwargs,
+    ):
+        """A sequence classifier's folder; or, given ``classifier_from_token`` (vLLM's hf_overrides name), a causal LM
+        scored by those tokens' logits: ["no", "yes"] for Qwen3-Reranker. ``method`` "from_2_way_softmax" (the default
+        for two tokens: one label, whose sigmoid is the second token's softmax probability against the first) or
+        "no_post_processing" (a label per token). Other keyword arguments go to transformers."""
+        if classifier_from_token is None:
+            if method is not None:
+                raise ValueError("method= applies with classifier_from_token= only.")
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        from transformers import AutoModelForCausalLM
+
+        from QEfficient.transform.lm_as_classifier import default_method, lm_as_classifier, token_ids
+        from QEfficient.utils.tokenizer import load_hf_tokenizer
+
+        causal_lm, folder = load_pretrained(AutoModelForCausalLM, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
+        ids = token_ids(load_hf_tokenizer(folder), classifier_from_token)
+        model = lm_as_classifier(causal_lm, ids, method or default_method(classifier_from_token))
+        obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+        obj.local_model_dir = folder
+        return obj
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100, **kwargs).items()}

@@ -215,7 +215,7 @@ def l2_normalized(embeddings: np.ndarray) -> np.ndarray:
 
 
 MODEL_FILES_SUBDIR = "model_files"  # in an encoder's artifact: its config and sentence-transformers modules
-MODEL_FILES_FORMAT = 3  # how copy_serving_files writes them: part of the artifact's key
+MODEL_FILES_FORMAT = 4  # how copy_serving_files writes them: part of the artifact's key
 SERVING_CONFIG = "serving_config.json"  # the config's values a server reads, as transformers resolves them
 _SERVING_CONFIG_KEYS = (
     "model_type",
@@ -229,6 +229,7 @@ _SERVING_CONFIG_KEYS = (
     "problem_type",
     "sentence_transformers",
     "sbert_ce_default_activation_function",
+    "use_pad_token",  # False: a pair is scored as its two texts joined (vLLM's LLM as reranker)
 )
 _TOP_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
 
@@ -247,6 +248,12 @@ def serving_files(folder: Path | None) -> list[Path]:
     return files
 
 
+def serving_config_values(config) -> dict:
+    """What SERVING_CONFIG keeps of ``config`` (part of the artifact's key: a config changed in memory, such as a
+    converted classifier's, is another artifact)."""
+    return {key: getattr(config, key, None) for key in _SERVING_CONFIG_KEYS}
+
+
 def copy_serving_files(folder: Path, destination: Path, config) -> None:
     """``serving_files`` into ``destination``, with ``config``'s values as transformers resolves them (DistilBERT's
     ``dim`` as hidden_size, default labels) in SERVING_CONFIG; a Dense module's weights as float32
@@ -254,8 +261,7 @@ def copy_serving_files(folder: Path, destination: Path, config) -> None:
     from safetensors.numpy import save_file
 
     destination.mkdir(parents=True, exist_ok=True)
-    values = {key: getattr(config, key, None) for key in _SERVING_CONFIG_KEYS}
-    (destination / SERVING_CONFIG).write_text(json.dumps(values, indent=1, default=str))
+    (destination / SERVING_CONFIG).write_text(json.dumps(serving_config_values(config), indent=1, default=str))
 
     for relative in serving_files(folder):
         target = destination / relative

@@ -1,5 +1,6 @@
 """vLLM's score, rerank and classify APIs over a sequence classifier (a cross-encoder reranker such as
-ms-marco-MiniLM or bge-reranker, or any text classifier).
+ms-marco-MiniLM or bge-reranker, any text classifier, a decoder's such as Qwen2ForSequenceClassification, or a causal
+LM scored by some of its tokens' logits as vLLM's hf_overrides make Qwen3-Reranker one).
 
 Routes: GET /health, GET /v1/models, GET /version, and POST
 - /score, /v1/score: ``text_1`` and ``text_2`` (or ``queries`` and ``documents``/``items``, ``data_1`` and
@@ -10,7 +11,8 @@ Routes: GET /health, GET /v1/models, GET /version, and POST
 - /classify, /v1/classify: ``input`` (OpenAI's four forms: strings or token ids) -> each input's label and
   probabilities (as vLLM takes them from the config's problem_type).
 
-A pair is tokenized as the tokenizer pairs two texts (BERT's [CLS] A [SEP] B [SEP], the second of token type 1),
+A pair is tokenized as the tokenizer pairs two texts (BERT's [CLS] A [SEP] B [SEP], the second of token type 1), or
+as the two texts joined where the config's ``use_pad_token`` is false (vLLM's rule for an LM used as reranker),
 and a score is the model's logit through sentence-transformers' CrossEncoder activation (the folder's, else
 sigmoid), as vLLM scores; ``"use_activation": false`` gives the logits. A pair longer than the compiled length is
 refused, not truncated (``truncate_prompt_tokens`` too). Requests run one at a time on a worker thread, so /health
@@ -154,6 +156,7 @@ def create_scores_app(
     activation = cross_encoder_activation(config, getattr(model, "local_model_dir", None)) if labels == 1 else None
     vocab_size = min(len(tokenizer), int(getattr(config, "vocab_size", None) or len(tokenizer)))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    joined = getattr(config, "use_pad_token", None) is False  # an LM as reranker reads "query + document" as one text
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     openai_app_basics(app, api_key)
     # vLLM's /tokenize and /detokenize with this model's tokenizer (prompts; chats where it has a template)
@@ -175,8 +178,10 @@ def create_scores_app(
                     problem = "is empty" if not item else f"has the token id {bad}, outside this model's vocabulary [0, {vocab_size})"
                     raise APIError(400, f"The input at index {i} {problem}.", "input")
                 enc = {INPUT_IDS: item}
+            elif isinstance(item, tuple):  # a pair: the tokenizer's pairing, or the texts joined (vLLM's use_pad_token)
+                enc = tokenizer(item[0] + item[1]) if joined else tokenizer(*item)
             else:
-                enc = tokenizer(*item) if isinstance(item, tuple) else tokenizer(item)
+                enc = tokenizer(item)
             if len(enc[INPUT_IDS]) > max_len:
                 what = "pair" if isinstance(item, tuple) else "input"
                 raise APIError(
@@ -289,15 +294,27 @@ def check_sequence_classifier(config, model_name: str) -> None:
         )
 
 
-def open_scores_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None):
+def open_scores_app(
+    model_name: str,
+    ctx_len: int,
+    num_cores: int,
+    mxfp6_matmul: bool,
+    api_key: str | None,
+    max_body_bytes: int | None,
+    hf_overrides: dict | None = None,
+):
     """(app, runner) for a sequence classifier: compiled for inputs up to ``ctx_len`` tokens (a few lengths, so short
-    pairs run short), with its tokenizer."""
+    pairs run short), with its tokenizer. ``hf_overrides`` (vLLM's) may make a causal LM the classifier."""
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModelForSequenceClassification
     from QEfficient.serving.embeddings_app import max_input_tokens
+    from QEfficient.serving.tasks import classifier_overrides
 
-    model = QEFFAutoModelForSequenceClassification.from_pretrained(model_name)
+    conversion, use_pad_token = classifier_overrides(hf_overrides)
+    model = QEFFAutoModelForSequenceClassification.from_pretrained(model_name, **conversion)
+    if use_pad_token is not None:
+        model.config.use_pad_token = use_pad_token
     check_sequence_classifier(model.config, model_name)
     if model.config.num_labels == 1:
         cross_encoder_activation(model.config, model.local_model_dir)  # an activation not run here stops the server now

@@ -34,6 +34,15 @@ def _text_encoder_architectures(config) -> list[str]:
     return list(getattr(config, "architectures", None) or [])
 
 
+def _saved_as_classifier(config) -> bool:
+    """Saved as a text model's sequence classifier (every architecture ...ForSequenceClassification)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+    architectures = getattr(config, "architectures", None) or []
+    in_mapping = config.model_type in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+    return in_mapping and bool(architectures) and all(a.endswith("ForSequenceClassification") for a in architectures)
+
+
 def is_embedding_model(model_name: str) -> bool:
     """A sentence-transformers folder (modules.json), or a text encoder whose checkpoint is its base model only
     (architectures such as BertModel)."""
@@ -41,24 +50,63 @@ def is_embedding_model(model_name: str) -> bool:
     if found is None:
         return False
     folder, config = found
-    architectures = _text_encoder_architectures(config)
-    if architectures and all(a.endswith("ForSequenceClassification") for a in architectures):
+    if _saved_as_classifier(config):
         return False  # a cross-encoder, which sentence-transformers 5.4 and later also saves with a modules.json
+    architectures = _text_encoder_architectures(config)
     if (folder / "modules.json").is_file():
         return True
     return bool(architectures) and all(a.endswith("Model") for a in architectures)
 
 
 def is_sequence_classifier(model_name: str) -> bool:
-    """A text encoder saved as a sequence classifier: a cross-encoder reranker or a text classifier."""
+    """A text model saved as a sequence classifier: a cross-encoder reranker or a text classifier, an encoder's
+    (BERT) or a decoder's (Qwen2ForSequenceClassification), which vLLM also serves for scores, not generation."""
     found = _folder_and_config(model_name)
-    architectures = _text_encoder_architectures(found[1]) if found else []
-    return bool(architectures) and all(a.endswith("ForSequenceClassification") for a in architectures)
+    return found is not None and _saved_as_classifier(found[1])
 
 
-def pooling_task(model_name: str, gguf_file: str | None, task: str) -> str | None:
+# vLLM's hf_overrides that score a causal LM by some of its tokens' logits (its Qwen3-Reranker recipe), the only ones taken
+CLASSIFIER_OVERRIDES = ("architectures", "classifier_from_token", "method", "is_original_qwen3_reranker", "use_pad_token")
+
+
+def classifier_overrides(overrides: dict | None) -> tuple[dict, bool | None]:
+    """``--hf_overrides`` as QEFFAutoModelForSequenceClassification.from_pretrained's keywords (classifier_from_token,
+    method), and use_pad_token (None: the model's own); anything else is refused, not ignored."""
+    overrides = overrides or {}
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--hf_overrides must be a JSON object, got {overrides!r:.80}.")
+    other = sorted(set(overrides) - set(CLASSIFIER_OVERRIDES))
+    if other:
+        raise ValueError(
+            f"--hf_overrides: {', '.join(other)} not supported; it takes {', '.join(CLASSIFIER_OVERRIDES)}, to score a causal LM "
+            'by some of its tokens\' logits (vLLM\'s recipe for Qwen3-Reranker: {"architectures": ["Qwen3ForSequenceClassification"], '
+            '"classifier_from_token": ["no", "yes"], "is_original_qwen3_reranker": true}).'
+        )
+    named = overrides.get("architectures")
+    if named is not None and not (isinstance(named, list) and named and all(str(a).endswith("ForSequenceClassification") for a in named)):
+        raise ValueError(f"--hf_overrides: 'architectures' must name a sequence classifier (...ForSequenceClassification), got {named!r}.")
+    use_pad_token = overrides.get("use_pad_token")
+    if use_pad_token is not None and not isinstance(use_pad_token, bool):
+        raise ValueError(f"--hf_overrides: 'use_pad_token' must be true or false, got {use_pad_token!r}.")
+    method = overrides.get("method")
+    if overrides.get("is_original_qwen3_reranker"):
+        method = method or "from_2_way_softmax"
+    conversion = {}
+    if overrides.get("classifier_from_token") is not None:
+        conversion = {"classifier_from_token": overrides["classifier_from_token"], "method": method}
+    elif method is not None:
+        raise ValueError("--hf_overrides: 'method' and 'is_original_qwen3_reranker' need 'classifier_from_token'.")
+    return conversion, use_pad_token
+
+
+def pooling_task(model_name: str, gguf_file: str | None, task: str, hf_overrides: dict | None = None) -> str | None:
     """ "embed" or "score" when the model is served for embeddings or scores (``task`` forces it; "auto" detects
-    it), else None: generation."""
+    it, and vLLM's ``hf_overrides`` that make a causal LM a classifier mean scores), else None: generation."""
+    if hf_overrides:
+        classifier_overrides(hf_overrides)
+        if task not in ("auto", "score") or gguf_file:
+            raise ValueError("--hf_overrides makes a causal LM a classifier, served for scores: leave out --task or use --task score.")
+        return "score"
     if gguf_file or task == "generate":
         return None
     if task in ("embed", "score"):

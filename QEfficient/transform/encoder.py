@@ -100,6 +100,9 @@ class QEffEncoder(nn.Module):
         # since transformers builds the windowed one with vmap, which tracing does not take
         windows = bool(getattr(self.config, "sliding_window", None)) and bool(getattr(self.config, "layer_types", None))
         self.windowed = windows and not self.causal
+        # a decoder's classifier (Qwen2ForSequenceClassification): its head reads the last real token, found from the
+        # mask as vLLM does; transformers finds it by pad_token_id in input_ids, which the graph's zero padding breaks
+        self.last_token_head = self.classifier and self.causal and isinstance(getattr(hf_model, "score", None), nn.Linear)
 
     @property
     def config(self):
@@ -116,6 +119,9 @@ class QEffEncoder(nn.Module):
             if self.windowed:
                 mask, extra["use_cache"] = {"full_attention": mask, "sliding_attention": self._window(mask)}, False
         with eager_attention(self.config):
+            if self.last_token_head:
+                hidden = self.hf.base_model(input_ids=input_ids, attention_mask=mask, **extra).last_hidden_state
+                return self.hf.score(last_token_pooling(hidden, attention_mask))
             out = self.hf(input_ids=input_ids, attention_mask=mask, **extra)
         if self.classifier:
             return out.logits
