@@ -366,9 +366,17 @@ def test_a_causal_lm_scored_by_two_tokens_as_qwen3_reranker(tmp_path):
     "overrides, extra, message",
     [
         ({"rope_theta": 5}, [], "rope_theta not supported; it takes architectures"),
-        ({"classifier_from_token": ["nope-not-a-token", "yes"]}, [], "are not tokens of this model's tokenizer"),
+        (
+            {"classifier_from_token": ["nope-not-a-token", "yes"], "is_original_qwen3_reranker": True},
+            [],
+            "are not tokens of this model's tokenizer",
+        ),
         ({"architectures": ["Qwen3ForCausalLM"], "classifier_from_token": [0, 1]}, [], "must name a sequence classifier"),
-        ({"is_original_qwen3_reranker": True}, [], "need 'classifier_from_token'"),
+        ({"is_original_qwen3_reranker": True}, [], "'classifier_from_token' goes with 'method'"),
+        ({"classifier_from_token": [0, 1]}, [], "'classifier_from_token' goes with 'method'"),  # vLLM needs a method too
+        ({"classifier_from_token": [0, 1], "is_original_qwen3_reranker": "yes"}, [], "must be true or false"),
+        ({"classifier_from_token": [0, 1], "is_original_qwen3_reranker": True, "method": "no_post_processing"}, [], "means the method"),
+        ({"use_pad_token": False}, [], "name the tokens it scores by in --hf_overrides"),  # a causal LM, no tokens named
         ({"use_pad_token": False}, ["--task", "embed"], "served for scores: leave out --task or use --task score"),
         ({"classifier_from_token": [0, 1, 2], "method": "from_2_way_softmax"}, [], "from_2_way_softmax takes two tokens"),
     ],
@@ -386,17 +394,32 @@ def test_hf_overrides_that_are_not_taken_are_refused(tmp_path_factory, overrides
         build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--hf_overrides", json.dumps(overrides), *extra]))
 
 
-def test_a_model_whose_logits_are_soft_capped_is_not_made_a_classifier(tmp_path):
+def test_models_that_are_not_made_or_run_as_classifiers(tmp_path):
+    """A model whose logits are soft-capped, or with a head that has no LM rows to take, is not converted; a decoder
+    classifier whose attention transformers does not mark causal (BLOOM) is refused, not run with a padding mask only."""
     from transformers import AutoModelForCausalLM
 
     from tests.tiny_models import build_tokenizer, tiny_config
 
     config = tiny_config("gemma3_text")
     assert config.final_logit_softcapping
-    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "gemma")
     tok = build_tokenizer()
-    tok.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path / "gemma")
+    tokens = tok.convert_ids_to_tokens([200, 201])
     with pytest.raises(ValueError, match="soft-caps its logits"):
-        QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path, classifier_from_token=tok.convert_ids_to_tokens([200, 201]))
+        QEFFAutoModelForSequenceClassification.from_pretrained(
+            tmp_path / "gemma", classifier_from_token=tokens, method="from_2_way_softmax"
+        )
+    with pytest.raises(ValueError, match="go together"):
+        QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path / "gemma", classifier_from_token=tokens)
+    classifier_dir = decoder_classifier(tmp_path / "qwen2-cls", "qwen2", 1, pad_token="</s>")  # its lm_head would be random
+    with pytest.raises(ValueError, match=r"takes a causal LM's checkpoint \(...ForCausalLM\)"):
+        QEFFAutoModelForSequenceClassification.from_pretrained(classifier_dir, classifier_from_token=tokens, method="no_post_processing")
+    bloom = AutoConfig.for_model("bloom", vocab_size=320, hidden_size=64, n_layer=2, n_head=4, num_labels=2, pad_token_id=0)
+    AutoModelForSequenceClassification.from_config(bloom).save_pretrained(tmp_path / "bloom")
+    tok.save_pretrained(tmp_path / "bloom")
+    with pytest.raises(ValueError, match="BloomForSequenceClassification is not run as a classifier here"):
+        QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path / "bloom")
     with pytest.raises(SystemExit):  # not JSON: argparse's usage error
         parse_args(["--hf_overrides", "{not json"])

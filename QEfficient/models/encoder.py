@@ -232,22 +232,25 @@ class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):
         method: str | None = None,
         **kwargs,
     ):
-        """A sequence classifier's folder; or, given ``classifier_from_token`` (vLLM's hf_overrides name), a causal LM
-        scored by those tokens' logits: ["no", "yes"] for Qwen3-Reranker. ``method`` "from_2_way_softmax" (the default
-        for two tokens: one label, whose sigmoid is the second token's softmax probability against the first) or
+        """A sequence classifier's folder; or, given ``classifier_from_token`` and ``method`` (vLLM's hf_overrides
+        names), a causal LM scored by those tokens' logits. ``method`` "from_2_way_softmax" (two tokens, one label whose
+        sigmoid is the second token's softmax probability against the first: Qwen3-Reranker with ["no", "yes"]) or
         "no_post_processing" (a label per token). Other keyword arguments go to transformers."""
+        if (classifier_from_token is None) != (method is None):
+            raise ValueError(
+                "classifier_from_token= and method= go together: the tokens, and 'from_2_way_softmax' (two tokens, one "
+                "label: Qwen3-Reranker's) or 'no_post_processing' (a label per token)."
+            )
         if classifier_from_token is None:
-            if method is not None:
-                raise ValueError("method= applies with classifier_from_token= only.")
             return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         from transformers import AutoModelForCausalLM
 
-        from QEfficient.transform.lm_as_classifier import default_method, lm_as_classifier, token_ids
+        from QEfficient.transform.lm_as_classifier import lm_as_classifier, token_ids
         from QEfficient.utils.tokenizer import load_hf_tokenizer
 
         causal_lm, folder = load_pretrained(AutoModelForCausalLM, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
         ids = token_ids(load_hf_tokenizer(folder), classifier_from_token)
-        model = lm_as_classifier(causal_lm, ids, method or default_method(classifier_from_token))
+        model = lm_as_classifier(causal_lm, ids, method)
         obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
         obj.local_model_dir = folder
         return obj

@@ -290,7 +290,8 @@ def check_sequence_classifier(config, model_name: str) -> None:
     if not architectures or not all(a.endswith("ForSequenceClassification") for a in architectures):
         raise ValueError(
             f"'{model_name}' is not a sequence classifier (its architectures: {architectures or 'none'}): its classification head "
-            "would be untrained. Score with a cross-encoder or classifier checkpoint, or serve this one with --task embed."
+            "would be untrained. Score with a cross-encoder or classifier checkpoint, serve this one with --task embed, or, "
+            "for a causal LM used as a reranker, name the tokens it scores by in --hf_overrides (classifier_from_token)."
         )
 
 

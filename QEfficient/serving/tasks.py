@@ -71,7 +71,9 @@ CLASSIFIER_OVERRIDES = ("architectures", "classifier_from_token", "method", "is_
 
 def classifier_overrides(overrides: dict | None) -> tuple[dict, bool | None]:
     """``--hf_overrides`` as QEFFAutoModelForSequenceClassification.from_pretrained's keywords (classifier_from_token,
-    method), and use_pad_token (None: the model's own); anything else is refused, not ignored."""
+    method), and use_pad_token (None: the model's own); anything else is refused, not ignored. ``architectures`` is
+    checked only: the classifier is transformers' own for the model's type. As vLLM, is_original_qwen3_reranker means
+    from_2_way_softmax, and classifier_from_token needs one of them."""
     overrides = overrides or {}
     if not isinstance(overrides, dict):
         raise ValueError(f"--hf_overrides must be a JSON object, got {overrides!r:.80}.")
@@ -88,14 +90,20 @@ def classifier_overrides(overrides: dict | None) -> tuple[dict, bool | None]:
     use_pad_token = overrides.get("use_pad_token")
     if use_pad_token is not None and not isinstance(use_pad_token, bool):
         raise ValueError(f"--hf_overrides: 'use_pad_token' must be true or false, got {use_pad_token!r}.")
-    method = overrides.get("method")
-    if overrides.get("is_original_qwen3_reranker"):
-        method = method or "from_2_way_softmax"
-    conversion = {}
-    if overrides.get("classifier_from_token") is not None:
-        conversion = {"classifier_from_token": overrides["classifier_from_token"], "method": method}
-    elif method is not None:
-        raise ValueError("--hf_overrides: 'method' and 'is_original_qwen3_reranker' need 'classifier_from_token'.")
+    method, original = overrides.get("method"), overrides.get("is_original_qwen3_reranker", False)
+    if not isinstance(original, bool):
+        raise ValueError(f"--hf_overrides: 'is_original_qwen3_reranker' must be true or false, got {original!r}.")
+    if original:
+        if method not in (None, "from_2_way_softmax"):
+            raise ValueError(f"--hf_overrides: is_original_qwen3_reranker means the method from_2_way_softmax, not {method!r}.")
+        method = "from_2_way_softmax"
+    tokens = overrides.get("classifier_from_token")
+    if (tokens is None) != (method is None):
+        raise ValueError(
+            "--hf_overrides: 'classifier_from_token' goes with 'method' (from_2_way_softmax or no_post_processing) or "
+            "'is_original_qwen3_reranker': true, as vLLM takes them."
+        )
+    conversion = {} if tokens is None else {"classifier_from_token": tokens, "method": method}
     return conversion, use_pad_token
 
 
@@ -104,7 +112,9 @@ def pooling_task(model_name: str, gguf_file: str | None, task: str, hf_overrides
     it, and vLLM's ``hf_overrides`` that make a causal LM a classifier mean scores), else None: generation."""
     if hf_overrides:
         classifier_overrides(hf_overrides)
-        if task not in ("auto", "score") or gguf_file:
+        if gguf_file:
+            raise ValueError("--hf_overrides applies to a model's folder, not a GGUF file.")
+        if task not in ("auto", "score"):
             raise ValueError("--hf_overrides makes a causal LM a classifier, served for scores: leave out --task or use --task score.")
         return "score"
     if gguf_file or task == "generate":

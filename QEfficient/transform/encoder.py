@@ -70,6 +70,14 @@ def resolve_pooling(pooling: str | PoolingFn | None) -> PoolingFn | None:
     raise TypeError(f"pooling must be a string, a callable or None, got {type(pooling).__name__}.")
 
 
+def _decoder_type(config) -> bool:
+    """A causal LM's model type (not an encoder's that also has an LM head, as BERT), or an encoder-decoder's."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    causal = config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    return causal or bool(getattr(config, "is_encoder_decoder", False))
+
+
 @contextlib.contextmanager
 def eager_attention(config) -> Iterator[None]:
     """Plain attention ops in the graph: ONNX Runtime's transformer optimizer fuses that pattern."""
@@ -103,6 +111,11 @@ class QEffEncoder(nn.Module):
         # a decoder's classifier (Qwen2ForSequenceClassification): its head reads the last real token, found from the
         # mask as vLLM does; transformers finds it by pad_token_id in input_ids, which the graph's zero padding breaks
         self.last_token_head = self.classifier and self.causal and isinstance(getattr(hf_model, "score", None), nn.Linear)
+        if self.classifier and not self.last_token_head and _decoder_type(self.config):
+            raise ValueError(
+                f"{type(hf_model).__name__} is not run as a classifier here: a decoder's is when its head is a 'score' Linear "
+                "and its attention is causal as transformers marks it (Llama, Qwen2, Mistral, Gemma, GPT-2 style)."
+            )
 
     @property
     def config(self):

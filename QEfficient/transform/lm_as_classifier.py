@@ -6,18 +6,11 @@ which is how Qwen3-Reranker scores)."""
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 METHODS = ("from_2_way_softmax", "no_post_processing")
-
-
-def default_method(tokens: list[str]) -> str:
-    """vLLM's rule for an original Qwen3-Reranker (two tokens), else a label per token."""
-    return METHODS[0] if len(tokens) == 2 else METHODS[1]
 
 
 def token_ids(tokenizer, tokens: list[str]) -> list[int]:
@@ -32,21 +25,30 @@ def token_ids(tokenizer, tokens: list[str]) -> list[int]:
 
 
 def lm_as_classifier(causal_lm: PreTrainedModel, ids: list[int], method: str) -> PreTrainedModel:
-    """transformers' sequence classifier for ``causal_lm``'s architecture sharing its base model, with the head
-    ``method`` builds from the LM head's rows ``ids``. Its config has ``use_pad_token`` False (unless the LM's says
-    otherwise): a pair is scored as its two texts joined, as vLLM scores an LM as reranker."""
+    """transformers' sequence classifier for ``causal_lm``'s architecture sharing its base model and config, with the
+    head ``method`` builds from the LM head's rows ``ids`` (and bias). The config gets ``use_pad_token`` False (unless
+    it says otherwise): a pair is scored as its two texts joined, as vLLM scores an LM as reranker."""
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+        raise ValueError(f"method must be one of {', '.join(METHODS)} (vLLM's names), got {method!r}.")
     if method == "from_2_way_softmax" and len(ids) != 2:
         raise ValueError(f"from_2_way_softmax takes two tokens (the 'no' and the 'yes' one), got {len(ids)}.")
-    if getattr(causal_lm.config.get_text_config(), "final_logit_softcapping", None):
+    config = causal_lm.config  # shared: the base model reads it too (eager attention is switched on it at export)
+    architectures = getattr(config, "architectures", None) or []
+    if not architectures or not all(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        raise ValueError(
+            f"classifier_from_token takes a causal LM's checkpoint (...ForCausalLM); this one is {architectures or 'unnamed'}, "
+            "whose LM head would be untrained."
+        )
+    if getattr(config.get_text_config(), "final_logit_softcapping", None):
         raise ValueError(
             "This model soft-caps its logits (final_logit_softcapping, as Gemma 2 and 3): a linear head cannot give its "
             "tokens' scores, so it is not served as a classifier from classifier_from_token."
         )
-    config = copy.deepcopy(causal_lm.config)
     if type(config) not in AutoModelForSequenceClassification._model_mapping:
         raise ValueError(f"transformers has no sequence classifier for '{config.model_type}' models: it cannot be scored as one.")
+    lm_head = causal_lm.get_output_embeddings()
+    if not isinstance(lm_head, nn.Linear):
+        raise ValueError(f"{type(causal_lm).__name__} has no linear LM head to take the tokens' rows from.")
     config.num_labels = 1 if method == "from_2_way_softmax" else len(ids)
     config.use_pad_token = getattr(config, "use_pad_token", False)
     with torch.device("meta"):  # the base model and head are the LM's: nothing to allocate
@@ -54,23 +56,38 @@ def lm_as_classifier(causal_lm: PreTrainedModel, ids: list[int], method: str) ->
     if not isinstance(getattr(classifier, "score", None), nn.Linear):
         raise ValueError(f"{type(classifier).__name__} has no 'score' head to take the LM head's rows.")
     config.architectures = [type(classifier).__name__]
-    rows = causal_lm.get_output_embeddings().weight.detach()[ids]
-    head = nn.Linear(rows.shape[1], config.num_labels, bias=False, dtype=rows.dtype)
-    with torch.no_grad():
-        head.weight.copy_(rows[1:] - rows[:1] if method == "from_2_way_softmax" else rows)
+    classifier.config = config
     setattr(classifier, classifier.base_model_prefix, causal_lm.base_model)
-    classifier.score = head
+    classifier.score = _head(lm_head, ids, method)
     _check_scores(causal_lm, classifier.eval(), ids, method)
     return classifier
 
 
-def _check_scores(causal_lm: PreTrainedModel, classifier: PreTrainedModel, ids: list[int], method: str) -> None:
-    """The classifier's logits against the LM's own on a few tokens: an LM head that is not one linear map of the last
-    hidden state (a scale or cap transformers applies after it) is refused rather than scored otherwise."""
-    probe = torch.arange(1, 9).remainder(causal_lm.config.get_text_config().vocab_size)[None]
+def _head(lm_head: nn.Linear, ids: list[int], method: str) -> nn.Linear:
+    """The LM head's rows (and bias) for ``ids``; for from_2_way_softmax the second minus the first, taken in float32
+    (as vLLM takes it) and stored in the head's dtype."""
+    rows = lm_head.weight.detach()[ids].float()
+    bias = lm_head.bias.detach()[ids].float() if lm_head.bias is not None else None
+    if method == "from_2_way_softmax":
+        rows, bias = rows[1:] - rows[:1], (bias[1:] - bias[:1] if bias is not None else None)
+    head = nn.Linear(rows.shape[1], rows.shape[0], bias=bias is not None, dtype=lm_head.weight.dtype, device=lm_head.weight.device)
     with torch.no_grad():
-        lm = causal_lm(input_ids=probe, use_cache=False).logits[0, -1, ids].float()
-        got = classifier(input_ids=probe, use_cache=False).logits[0].float()
+        head.weight.copy_(rows)
+        if bias is not None:
+            head.bias.copy_(bias)
+    return head
+
+
+def _check_scores(causal_lm: PreTrainedModel, classifier: PreTrainedModel, ids: list[int], method: str) -> None:
+    """The head on the last hidden state against the LM's own logits on a few tokens: an LM whose logits are not one
+    linear map of its last hidden state (a scale or cap transformers applies after the head) is refused rather than
+    scored otherwise."""
+    vocab = causal_lm.config.get_text_config().vocab_size
+    probe = torch.arange(1, 9, device=causal_lm.device).remainder(vocab)[None]
+    with torch.no_grad():
+        out = causal_lm(input_ids=probe, use_cache=False, output_hidden_states=True)
+        lm = out.logits[0, -1, ids].float()
+        got = classifier.score(out.hidden_states[-1][:, -1])[0].float()
     want = (lm[1] - lm[0])[None] if method == "from_2_way_softmax" else lm
     tolerance = 1e-4 if classifier.score.weight.dtype == torch.float32 else 2e-2
     if not torch.allclose(got, want, rtol=tolerance, atol=tolerance):
