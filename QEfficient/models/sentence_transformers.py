@@ -1,10 +1,10 @@
 """What a sentence-transformers model folder adds to its encoder (modules.json): pooling, Dense projections and
 normalization, read from the folder's files without the sentence-transformers package.
 
-The modules run here are Transformer (the exported graph), Pooling (mean, CLS token, max or last token), Dense (a
-linear layer with an elementwise activation, run in numpy after pooling) and Normalize. A folder with anything else
-is refused by ``check_sentence_transformers_folder``: its embeddings would differ from sentence-transformers' without
-a word.
+The modules run here are Transformer (the exported graph), Pooling (any of its modes, several concatenated as
+sentence-transformers does), Dense (a linear layer with an elementwise activation) and LayerNorm, run in numpy after
+pooling, and Normalize. A folder with anything else is refused by ``check_sentence_transformers_folder``: its
+embeddings would differ from sentence-transformers' without a word.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-SENTENCE_TRANSFORMERS_MODULES = ("Transformer", "Pooling", "Dense", "Normalize")
-# Pooling's config key -> the name in transform/encoder.POOLING
+SENTENCE_TRANSFORMERS_MODULES = ("Transformer", "Pooling", "Dense", "LayerNorm", "Normalize")
+# Pooling's config key -> the name in HOST_POOLING, in the order Pooling concatenates the modes it is given
 POOLING_MODES = {
     "pooling_mode_cls_token": "cls",
     "pooling_mode_max_tokens": "max",
     "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
     "pooling_mode_lasttoken": "lasttoken",
 }
 _ACTIVATIONS = {
@@ -50,13 +52,13 @@ def _pooling_modes(folder: Path, module: dict) -> list[str]:
     return [k for k, v in config.items() if k.startswith("pooling_mode_") and v]
 
 
-# the order sentence-transformers runs them in, each module at most once but Dense
-_ORDER = {"Transformer": 0, "Pooling": 1, "Dense": 2, "Normalize": 3}
+# the order sentence-transformers runs them in, each module at most once but Dense and LayerNorm (on the pooled vector)
+_ORDER = {"Transformer": 0, "Pooling": 1, "Dense": 2, "LayerNorm": 2, "Normalize": 3}
 
 
 def check_sentence_transformers_folder(folder: Path | None) -> None:
-    """Refuse a sentence-transformers model with a module, pooling mode or activation not run here (e.g. weighted-mean
-    pooling, several modes at once, a CNN or a LayerNorm module); nothing to check outside such a folder."""
+    """Refuse a sentence-transformers model with a module, pooling mode or activation not run here (e.g. a CNN, LSTM or
+    WordWeights module); nothing to check outside such a folder."""
     kinds = []
     for module in _modules(folder) or []:
         kind = _kind(module)
@@ -68,30 +70,27 @@ def check_sentence_transformers_folder(folder: Path | None) -> None:
         kinds.append(kind)
         if kind == "Pooling":
             modes = _pooling_modes(folder, module)
-            if len(modes) != 1 or modes[0] not in POOLING_MODES:
-                raise ValueError(
-                    f"This model pools with {modes}; QEfficient pools by one of {sorted(POOLING_MODES.values())} (sentence-"
-                    f"transformers' {', '.join(POOLING_MODES)})."
-                )
+            unknown = [m for m in modes if m not in POOLING_MODES]
+            if not modes or unknown:
+                raise ValueError(f"This model pools with {modes}; QEfficient pools by {', '.join(POOLING_MODES)} (one or several).")
     ranks = [_ORDER[k] for k in kinds]
-    repeated = any(kinds.count(k) > 1 for k in set(kinds) - {"Dense"})
+    repeated = any(kinds.count(k) > 1 for k in set(kinds) - {"Dense", "LayerNorm"})
     if kinds and (kinds[:2] != ["Transformer", "Pooling"] or ranks != sorted(ranks) or repeated):
         raise ValueError(
             f"This sentence-transformers model runs {' -> '.join(kinds)}; QEfficient runs Transformer -> Pooling -> Dense "
-            "(any number) -> Normalize, in that order."
+            "and LayerNorm (any number) -> Normalize, in that order."
         )
-    dense_layers(folder)  # the Dense modules' weights, activations and inputs are ones run here
+    pooled_layers(folder)  # the Dense and LayerNorm modules' weights, activations and inputs are ones run here
 
 
-def sentence_transformers_pooling(folder: Path | None, default: str = "mean") -> str:
-    """The pooling a sentence-transformers model folder declares (its Pooling module's config), else ``default``."""
+def sentence_transformers_pooling(folder: Path | None, default: str = "mean") -> list[str]:
+    """The poolings a sentence-transformers model folder declares (its Pooling module's config), in the order their
+    vectors are concatenated; else [``default``]."""
     for module in _modules(folder) or []:
         if _kind(module) == "Pooling":
             modes = _pooling_modes(folder, module)
-            for key, name in POOLING_MODES.items():
-                if key in modes:
-                    return name
-    return default
+            return [name for key, name in POOLING_MODES.items() if key in modes]
+    return [default]
 
 
 def sentence_transformers_normalizes(folder: Path | None) -> bool | None:
@@ -115,13 +114,32 @@ class DenseLayer:
         return _ACTIVATIONS[self.activation](y).astype(np.float32, copy=False)
 
 
-def dense_layers(folder: Path | None) -> list[DenseLayer]:
-    """The folder's Dense modules in order (none outside a sentence-transformers folder)."""
+@dataclass(frozen=True)
+class LayerNormLayer:
+    """sentence-transformers' LayerNorm module: torch's LayerNorm (eps 1e-5) over the pooled vector."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float32, copy=False)
+        centered = x - x.mean(-1, keepdims=True)
+        scaled = centered / np.sqrt((centered * centered).mean(-1, keepdims=True) + 1e-5)
+        return (scaled * self.weight + self.bias).astype(np.float32, copy=False)
+
+
+def pooled_layers(folder: Path | None) -> list[DenseLayer | LayerNormLayer]:
+    """The folder's Dense and LayerNorm modules in order (none outside a sentence-transformers folder)."""
     layers = []
     for module in _modules(folder) or []:
-        if _kind(module) != "Dense":
+        kind = _kind(module)
+        if kind not in ("Dense", "LayerNorm"):
             continue
         where = Path(folder) / str(module.get("path", ""))
+        if kind == "LayerNorm":
+            weights = _module_weights(where)
+            layers.append(LayerNormLayer(np.asarray(weights["norm.weight"], np.float32), np.asarray(weights["norm.bias"], np.float32)))
+            continue
         config = json.loads((where / "config.json").read_text())
         routes = {config.get(key, "sentence_embedding") for key in ("module_input_name", "module_output_name")}
         if routes != {"sentence_embedding"}:
@@ -137,14 +155,14 @@ def dense_layers(folder: Path | None) -> list[DenseLayer]:
                 f"The Dense module {where.name} ends in {config.get('activation_function')}; QEfficient runs "
                 f"{', '.join(_ACTIVATIONS)} there."
             )
-        weights = _dense_weights(where)
+        weights = _module_weights(where)
         weight = np.asarray(weights["linear.weight"], np.float32)
         bias = weights.get("linear.bias")
         layers.append(DenseLayer(weight, None if bias is None else np.asarray(bias, np.float32), activation))
     return layers
 
 
-def _dense_weights(where: Path) -> dict[str, np.ndarray]:
+def _module_weights(where: Path) -> dict[str, np.ndarray]:
     if (where / "model.safetensors").is_file():
         from safetensors.numpy import load_file
 
@@ -159,13 +177,13 @@ def _dense_weights(where: Path) -> dict[str, np.ndarray]:
 
         state = torch.load(where / "pytorch_model.bin", map_location="cpu", weights_only=True)
         return {k: v.float().numpy() for k, v in state.items()}
-    raise ValueError(f"The Dense module {where} has neither model.safetensors nor pytorch_model.bin.")
+    raise ValueError(f"The module {where} has neither model.safetensors nor pytorch_model.bin.")
 
 
 def sentence_transformers_width(folder: Path | None, hidden_size: int) -> int:
-    """The embeddings' width: the last Dense module's output, else the encoder's hidden size."""
-    layers = dense_layers(folder)
-    return int(layers[-1].weight.shape[0]) if layers else int(hidden_size)
+    """The embeddings' width: the last Dense module's output, else the encoder's hidden size times the pooling modes."""
+    dense = [layer for layer in pooled_layers(folder) if isinstance(layer, DenseLayer)]
+    return int(dense[-1].weight.shape[0]) if dense else int(hidden_size) * len(sentence_transformers_pooling(folder))
 
 
 def _mean(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -177,23 +195,42 @@ def _max(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask[..., None].astype(bool), hidden, np.finfo(hidden.dtype).min).max(1)
 
 
+def _mean_sqrt_len(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    weights = mask[..., None].astype(hidden.dtype)
+    return (hidden * weights).sum(1) / np.sqrt(np.clip(weights.sum(1), 1e-9, None))
+
+
+def _weighted_mean(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Tokens weighted by their column, 1-based (sentence-transformers' weightedmean: later tokens count more)."""
+    weights = (mask * np.arange(1, mask.shape[1] + 1))[..., None].astype(hidden.dtype)
+    return (hidden * weights).sum(1) / np.clip(weights.sum(1), 1e-9, None)
+
+
 def _last_token(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     last = (mask.astype(np.int64) * np.arange(mask.shape[1])).argmax(1)
     return hidden[np.arange(len(hidden)), last]
 
 
 # transform/encoder.POOLING's, on the host in numpy (the graph returned hidden states)
-HOST_POOLING = {"mean": _mean, "avg": _mean, "cls": lambda hidden, mask: hidden[:, 0], "max": _max, "lasttoken": _last_token}
+HOST_POOLING = {
+    "mean": _mean,
+    "avg": _mean,
+    "cls": lambda hidden, mask: hidden[:, 0],
+    "max": _max,
+    "mean_sqrt_len": _mean_sqrt_len,
+    "weightedmean": _weighted_mean,
+    "lasttoken": _last_token,
+}
 
 
 class EmbeddingHead:
-    """What follows an embedding graph, as sentence-transformers runs it: the folder's pooling unless the graph
-    ``pooled`` (outside such a folder a decoder's last token, an encoder's mean: vLLM's defaults), its Dense
-    modules, then an L2 norm. A folder with modules not run here is refused when the head is made."""
+    """What follows an embedding graph, as sentence-transformers runs it: the folder's poolings, concatenated, unless
+    the graph ``pooled`` (outside such a folder a decoder's last token, an encoder's mean: vLLM's defaults), its Dense
+    and LayerNorm modules, then an L2 norm. A folder with modules not run here is refused when the head is made."""
 
     def __init__(self, folder: Path | None, pooled: bool, causal: bool) -> None:
         check_sentence_transformers_folder(folder)
-        self.dense = dense_layers(folder)
+        self.layers = pooled_layers(folder)
         self.pooling = None if pooled else sentence_transformers_pooling(folder, "lasttoken" if causal else "mean")
 
     def __call__(self, output: np.ndarray, mask: np.ndarray, normalize: bool) -> np.ndarray:
@@ -203,8 +240,8 @@ class EmbeddingHead:
             full = np.zeros(output.shape[:2], np.int64)
             width = min(output.shape[1], mask.shape[1])
             full[:, :width] = mask[:, :width]
-            output = HOST_POOLING[self.pooling](output, full)
-        for layer in self.dense:
+            output = np.concatenate([HOST_POOLING[name](output, full) for name in self.pooling], axis=1)
+        for layer in self.layers:
             output = layer(output)
         return l2_normalized(output) if normalize else output
 
@@ -236,14 +273,14 @@ _TOP_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "confi
 
 def serving_files(folder: Path | None) -> list[Path]:
     """What a server reads from the model's folder besides the graph and the tokenizer (paths relative to it): the
-    config and, in a sentence-transformers folder, its module list and the Pooling / Dense / Normalize folders."""
+    config and, in a sentence-transformers folder, its module list and the Pooling / Dense / LayerNorm / Normalize folders."""
     if not folder:
         return []
     folder = Path(folder)
     files = [Path(name) for name in _TOP_FILES if (folder / name).is_file()]
     for module in _modules(folder) or []:
         where = str(module.get("path", ""))
-        if where and _kind(module) in ("Pooling", "Dense", "Normalize") and (folder / where).is_dir():
+        if where and _kind(module) in ("Pooling", "Dense", "LayerNorm", "Normalize") and (folder / where).is_dir():
             files += sorted(p.relative_to(folder) for p in (folder / where).rglob("*") if p.is_file())
     return files
 
@@ -256,7 +293,7 @@ def serving_config_values(config) -> dict:
 
 def copy_serving_files(folder: Path, destination: Path, config) -> None:
     """``serving_files`` into ``destination``, with ``config``'s values as transformers resolves them (DistilBERT's
-    ``dim`` as hidden_size, default labels) in SERVING_CONFIG; a Dense module's weights as float32
+    ``dim`` as hidden_size, default labels) in SERVING_CONFIG; a Dense or LayerNorm module's weights as float32
     model.safetensors, which the server reads without torch (a pytorch_model.bin, or bfloat16, would need it)."""
     from safetensors.numpy import save_file
 
@@ -268,6 +305,6 @@ def copy_serving_files(folder: Path, destination: Path, config) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         if relative.name in ("model.safetensors", "pytorch_model.bin"):
             if not target.with_name("model.safetensors").is_file():
-                save_file(_dense_weights(folder / relative.parent), str(target.with_name("model.safetensors")))
+                save_file(_module_weights(folder / relative.parent), str(target.with_name("model.safetensors")))
         else:
             shutil.copy2(folder / relative, target)

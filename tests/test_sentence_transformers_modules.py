@@ -1,0 +1,97 @@
+"""sentence-transformers' Pooling with several modes at once (concatenated in its order: CLS, mean / sqrt(length),
+position-weighted mean) and a LayerNorm module before a Dense one: QEFFAutoModel.encode, the server on the folder and the
+server on the artifact each equal those modules written out in torch after transformers' encoder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from QEfficient import QEFFAutoModel
+from tests.tiny_models import build_wordpiece_tokenizer
+
+TEXTS = ["The cat sits on the mat.", "A quick brown fox jumps over the lazy dog near the river bank.", "Hello"]
+POOLING = {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False, "pooling_mode_mean_sqrt_len_tokens": True}
+POOLING |= {"pooling_mode_weightedmean_tokens": True, "pooling_mode_max_tokens": False, "pooling_mode_lasttoken": False}
+WIDTH = 3 * 64
+
+
+@pytest.fixture(scope="module")
+def st_folder(tmp_path_factory) -> Path:
+    """A tiny BERT as sentence-transformers saves one: Transformer, Pooling (three modes), LayerNorm (a
+    pytorch_model.bin, as its older versions write), Dense (Tanh), Normalize."""
+    folder = tmp_path_factory.mktemp("st-modules") / "model"
+    torch.manual_seed(4)
+    config = AutoConfig.for_model(
+        "bert",
+        vocab_size=320,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=96,
+        architectures=["BertModel"],
+    )
+    AutoModel.from_config(config).save_pretrained(folder)
+    build_wordpiece_tokenizer().save_pretrained(folder)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
+    for i, kind in enumerate(("Pooling", "LayerNorm", "Dense", "Normalize"), start=1):
+        (folder / f"{i}_{kind}").mkdir()
+        modules.append({"idx": i, "name": str(i), "path": f"{i}_{kind}", "type": f"sentence_transformers.models.{kind}"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 64, **POOLING}))
+    (folder / "2_LayerNorm" / "config.json").write_text(json.dumps({"dimension": WIDTH}))
+    norm = {"norm.weight": 1 + 0.3 * torch.randn(WIDTH), "norm.bias": 0.2 * torch.randn(WIDTH)}
+    torch.save(norm, folder / "2_LayerNorm" / "pytorch_model.bin")
+    dense = {"in_features": WIDTH, "out_features": 32, "bias": True, "activation_function": "torch.nn.modules.activation.Tanh"}
+    (folder / "3_Dense" / "config.json").write_text(json.dumps(dense))
+    save_file(
+        {"linear.weight": 0.2 * torch.randn(32, WIDTH), "linear.bias": 0.1 * torch.randn(32)}, folder / "3_Dense" / "model.safetensors"
+    )
+    return folder
+
+
+def reference(folder: Path, texts: list[str]) -> np.ndarray:
+    """sentence-transformers' modules, written out in torch over transformers' BERT."""
+    tok = AutoTokenizer.from_pretrained(folder)
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = AutoModel.from_pretrained(folder).eval()(**enc).last_hidden_state
+        mask = enc["attention_mask"].unsqueeze(-1).float()
+        total, count = (hidden * mask).sum(1), mask.sum(1).clamp(min=1e-9)
+        positions = torch.arange(1, hidden.shape[1] + 1).view(1, -1, 1).float() * mask
+        weighted = (hidden * positions).sum(1) / positions.sum(1).clamp(min=1e-9)
+        pooled = torch.cat([hidden[:, 0], total / count.sqrt(), weighted], 1)
+        norm = torch.nn.LayerNorm(WIDTH)
+        norm.load_state_dict({k.removeprefix("norm."): v for k, v in torch.load(folder / "2_LayerNorm" / "pytorch_model.bin").items()})
+        linear = torch.nn.Linear(WIDTH, 32)
+        from safetensors.torch import load_file
+
+        linear.load_state_dict({k.removeprefix("linear."): v for k, v in load_file(folder / "3_Dense" / "model.safetensors").items()})
+        out = torch.tanh(linear(norm(pooled)))
+    return torch.nn.functional.normalize(out, dim=1).numpy()
+
+
+def test_several_poolings_and_a_layer_norm_encode_as_sentence_transformers(st_folder):
+    model = QEFFAutoModel.from_pretrained(st_folder)
+    model.compile(seq_len=[8, 32], batch_size=2, num_cores=1)
+    got = model.encode(TEXTS, AutoTokenizer.from_pretrained(st_folder))
+    assert got.shape == (3, 32)
+    np.testing.assert_allclose(got, reference(st_folder, TEXTS), atol=1e-5, rtol=0)
+
+
+def test_the_server_on_the_folder_and_on_its_artifact(st_folder, qeff_home, tmp_path):
+    from tests.test_server_encoder_artifact import answers_both_ways, vectors
+
+    folder = tmp_path / "model"
+    shutil.copytree(st_folder, folder)
+    from_folder, from_artifact = answers_both_ways(str(folder), {"/v1/embeddings": {"input": TEXTS}}, qeff_home)
+    assert from_artifact.pop("imported") == []
+    np.testing.assert_allclose(vectors(from_folder["/v1/embeddings"]), reference(st_folder, TEXTS), atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(vectors(from_artifact["/v1/embeddings"]), vectors(from_folder["/v1/embeddings"]))
