@@ -95,3 +95,26 @@ def test_the_server_on_the_folder_and_on_its_artifact(st_folder, qeff_home, tmp_
     assert from_artifact.pop("imported") == []
     np.testing.assert_allclose(vectors(from_folder["/v1/embeddings"]), reference(st_folder, TEXTS), atol=1e-5, rtol=0)
     np.testing.assert_array_equal(vectors(from_artifact["/v1/embeddings"]), vectors(from_folder["/v1/embeddings"]))
+
+
+def test_prompts_as_sentence_transformers_puts_them(st_folder, tmp_path):
+    """The folder's default prompt, one named, one given (which wins over a name, with a warning), an empty one;
+    a name it does not have and a Pooling that leaves the prompt out are refused."""
+    folder = tmp_path / "model"
+    shutil.copytree(st_folder, folder)
+    prompts = {"prompts": {"query": "query: ", "document": ""}, "default_prompt_name": "query"}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(prompts))
+    model = QEFFAutoModel.from_pretrained(folder)
+    model.compile(seq_len=[8, 64], batch_size=2, num_cores=1)  # a prompt makes them longer
+    tok = AutoTokenizer.from_pretrained(folder)
+    queries = reference(folder, ["query: " + t for t in TEXTS])
+    np.testing.assert_allclose(model.encode(TEXTS, tok), queries, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(model.encode(TEXTS, tok, prompt_name="document"), reference(folder, TEXTS), atol=1e-5, rtol=0)
+    given = model.encode(TEXTS, tok, prompt="passage: ", prompt_name="query")
+    np.testing.assert_allclose(given, reference(folder, ["passage: " + t for t in TEXTS]), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="Prompt name 'title' is not among this model's prompts \\['document', 'query'\\]"):
+        model.encode(TEXTS, tok, prompt_name="title")
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 64, **POOLING, "include_prompt": False}))
+    with pytest.raises(ValueError, match="include_prompt false"):
+        model.encode(TEXTS, tok)
+    np.testing.assert_allclose(model.encode(TEXTS, tok, prompt=""), reference(folder, TEXTS), atol=1e-5, rtol=0)  # no prompt: served

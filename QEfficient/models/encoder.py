@@ -24,6 +24,7 @@ from QEfficient.models.sentence_transformers import (
     EmbeddingHead,
     copy_serving_files,
     l2_normalized,
+    sentence_transformers_prompt,
     serving_config_values,
     serving_files,
 )
@@ -191,14 +192,25 @@ class QEFFAutoModel(_QEFFEncoderBase):
 
     _head: EmbeddingHead | None = None  # pooling, Dense and normalization after the graph, read at first use
 
-    def encode(self, sentences: list[str] | str, tokenizer, normalize: bool = True, batch_size: int = 32) -> np.ndarray:
-        """Sentence embeddings as sentence-transformers computes them: the model's pooling, then L2 norm."""
+    def encode(
+        self,
+        sentences: list[str] | str,
+        tokenizer,
+        normalize: bool = True,
+        batch_size: int = 32,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+    ) -> np.ndarray:
+        """Sentence embeddings as sentence-transformers computes them: each sentence after the prompt (``prompt``, else
+        the folder's prompt named ``prompt_name``, else its default one), the model's pooling, then L2 norm."""
         if isinstance(sentences, str):
             sentences = [sentences]
         if not isinstance(sentences, (list, tuple)) or not sentences:
             raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
         check_strings("Sentence", sentences)
         check_positive(batch_size=batch_size)
+        prefix = sentence_transformers_prompt(self.local_model_dir, prompt_name, prompt)
+        sentences = [prefix + sentence for sentence in sentences]
         max_len = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"]) if self.qpc_path else None
         chunks = []
         for start in range(0, len(sentences), batch_size):

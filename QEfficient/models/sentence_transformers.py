@@ -10,12 +10,14 @@ embeddings would differ from sentence-transformers' without a word.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
 SENTENCE_TRANSFORMERS_MODULES = ("Transformer", "Pooling", "Dense", "LayerNorm", "Normalize")
 # Pooling's config key -> the name in HOST_POOLING, in the order Pooling concatenates the modes it is given
 POOLING_MODES = {
@@ -91,6 +93,30 @@ def sentence_transformers_pooling(folder: Path | None, default: str = "mean") ->
             modes = _pooling_modes(folder, module)
             return [name for key, name in POOLING_MODES.items() if key in modes]
     return [default]
+
+
+def sentence_transformers_prompt(folder: Path | None, prompt_name: str | None = None, prompt: str | None = None) -> str:
+    """The text sentence-transformers' ``encode`` puts before each sentence: ``prompt``, else the folder's prompt named
+    ``prompt_name`` (config_sentence_transformers.json's ``prompts``), else its ``default_prompt_name``'s, else none.
+    A Pooling that leaves the prompt's tokens out (``include_prompt`` false: INSTRUCTOR, GRIT) is refused."""
+    saved = Path(folder) / "config_sentence_transformers.json" if folder else None
+    config = json.loads(saved.read_text()) if saved and saved.is_file() else {}
+    prompts = config.get("prompts") or {}
+    if prompt is not None and prompt_name is not None:
+        logger.warning("Encode with a prompt or a prompt_name, not both: the prompt is used, as sentence-transformers does.")
+    if prompt is None and prompt_name is not None:
+        if prompt_name not in prompts:
+            raise ValueError(f"Prompt name '{prompt_name}' is not among this model's prompts {sorted(prompts)}.")
+        prompt = prompts[prompt_name]
+    elif prompt is None and config.get("default_prompt_name"):
+        prompt = prompts.get(config["default_prompt_name"])
+    if not prompt:
+        return ""
+    for module in _modules(folder) or []:
+        where = Path(folder) / str(module.get("path", "")) / "config.json"
+        if _kind(module) == "Pooling" and where.is_file() and json.loads(where.read_text()).get("include_prompt") is False:
+            raise ValueError("This model pools without its prompt's tokens (include_prompt false), which QEfficient does not run.")
+    return prompt
 
 
 def sentence_transformers_normalizes(folder: Path | None) -> bool | None:
