@@ -301,6 +301,43 @@ def test_a_vision_language_model_on_a_replica_answers_as_hf(free_cpus, tmp_path)
         serve.shutdown()
 
 
+def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(free_cpus, tmp_path):
+    """An encoder's artifact on a replica (shipped through the object store, or read in place): all-MiniLM-L6-v2's
+    /v1/embeddings and a cross-encoder's /rerank equal the single-process server's answers exactly."""
+    from ray import serve
+    from starlette.testclient import TestClient
+
+    from QEfficient.cloud.serve import build_from_args, parse_args
+    from QEfficient.distributed.ray_serve import APP_NAME, application_from_args
+    from tests.test_encoder import minilm_folder
+    from tests.test_server_scores import DOCS, QUERY, classifier
+
+    cases = [
+        (str(minilm_folder()), "/v1/embeddings", {"input": PROMPTS}, "on"),
+        (classifier(tmp_path / "ce", "bert", 1), "/rerank", {"query": QUERY, "documents": DOCS}, "off"),
+    ]
+    for folder, route, body, ship in cases:
+        options = ["--model_name", folder, "--ctx_len", "64"]
+        app, runner = build_from_args(parse_args([*options, "--num_cores", "1"]))
+        expected = TestClient(app).post(route, json=body).json()
+        runner.stop()
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        try:
+            ray_args = parse_args(["--ray", *options, "--cores_per_replica", "1", "--ship_artifact", ship])
+            serve.run(application_from_args(ray_args), name=APP_NAME, route_prefix="/")
+            r = httpx.post(f"http://127.0.0.1:{port}{route}", json=body, timeout=120)
+            assert r.status_code == 200, r.text
+            got = r.json()
+            if route == "/v1/embeddings":
+                assert [d["embedding"] for d in got["data"]] == [d["embedding"] for d in expected["data"]]
+            else:
+                assert got["results"] == expected["results"]
+            assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 200
+        finally:
+            serve.shutdown()
+
+
 def test_batch_generation_equals_generate_row_by_row_and_resumes(free_cpus, tiny_model_dir, prompts_file, tmp_path):
     from transformers import AutoTokenizer
 

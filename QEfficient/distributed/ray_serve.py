@@ -14,6 +14,9 @@ Two deployments, the shape Ray Serve LLM uses too:
   a stream takes a streaming call (``forward``), and one already under way cannot be replayed, so
   it ends with an OpenAI error event and ``[DONE]``, never a silent truncation.
 
+An encoder (embeddings or scores, ``build_encoder_application``) runs the same way: each replica serves the encoder's
+artifact as ``serve --qpc_path`` does (tokenizer and model files inside it, no torch), shipped like a decoder's.
+
 Ray Serve replaces a dead replica (health checks call ``check_health``) and drains ongoing requests
 before stopping one (``graceful_shutdown_timeout_s``).
 """
@@ -43,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 APP_NAME = "qefficient"
 REPLICA_HEADER = b"x-qeff-replica"
+ENCODER_TASK = "encoder_task"  # in an engine's artifact dict: "embed" or "score", for an encoder's artifact
 # A replica that died mid-request is replaced within seconds; three more tries ride that out.
 REPLICA_FAILURES = (RayActorError, ActorUnavailableError)
 _NO_VISION_LANGUAGE_SHIPPING = (
@@ -121,12 +125,18 @@ class QEffEngine:
     ) -> None:
         if shipment is not None:  # the nodes may share no disk: this node's copy, from the object store if need be
             qpc_path, tokenizer_dir = receive(shipment)
-            artifact = {**artifact, "qpc_path": str(qpc_path), "tokenizer_dir": str(tokenizer_dir)}
+            artifact = {**artifact, "qpc_path": str(qpc_path)} | ({"tokenizer_dir": str(tokenizer_dir)} if tokenizer_dir else {})
         self.qpc_path = artifact["qpc_path"]
         if pin:
             rank = serve.get_replica_context().rank
             self.cores = pin_to_cores(getattr(rank, "local_rank", rank or 0), cores)
-        self.app, self.runner = open_app(ServingArtifact(**artifact), cores, max_queue, api_key, max_body_bytes)
+        if ENCODER_TASK in artifact:  # an encoder's artifact: its embeddings or scores server, without torch
+            from QEfficient.serving.encoder_artifact import open_compiled_encoder_app
+
+            names, task = artifact["served_names"], artifact[ENCODER_TASK]
+            self.app, self.runner = open_compiled_encoder_app(self.qpc_path, names, cores, api_key, max_body_bytes, task)
+        else:
+            self.app, self.runner = open_app(ServingArtifact(**artifact), cores, max_queue, api_key, max_body_bytes)
         self.replica_id = serve.get_replica_context().replica_id.unique_id
 
     async def forward(self, meta: dict, body: bytes) -> AsyncIterator[dict]:
@@ -313,6 +323,28 @@ def build_application(
     return QEffGateway.bind(engine, limit, options.retries)
 
 
+def build_encoder_application(
+    qpc_path: str,
+    task: str,
+    options: ReplicaOptions,
+    served_names: list[str] | None = None,
+    api_key: str | None = None,
+    max_body_bytes: int | None = None,
+    shipment: Shipment | None = None,
+):
+    """The Ray Serve application over an encoder's artifact (QEFFAutoModel's or a sequence classifier's): each replica
+    serves its embeddings (``task`` "embed") or scores ("score") as ``serve --qpc_path`` does, without torch.
+    ``shipment``: ``shipping.ship(qpc_path, None)``, the artifact holding its tokenizer and model files."""
+    from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES
+
+    limit = max_body_bytes or DEFAULT_MAX_BODY_BYTES
+    artifact = {"qpc_path": str(qpc_path), ENCODER_TASK: task, "served_names": list(served_names or [])}
+    engine = QEffEngine.options(**options.engine_config()).bind(
+        artifact, options.cores_per_replica, options.max_queue, api_key, limit, options.pin_cores, shipment
+    )
+    return QEffGateway.bind(engine, limit, options.retries)
+
+
 def app_builder(args: dict):
     """For ``serve run`` / ``serve deploy`` config files (``import_path: QEfficient.distributed.ray_serve:app_builder``).
 
@@ -350,13 +382,20 @@ def application_from_args(args):
     from QEfficient.serving.tasks import pooling_task
 
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
+    options = ReplicaOptions(
+        num_replicas=args.num_replicas,
+        cores_per_replica=args.cores_per_replica,
+        min_replicas=args.min_replicas,
+        max_replicas=args.max_replicas,
+        target_ongoing_requests=args.target_ongoing_requests,
+        full_batch_size=args.full_batch_size,
+        max_queue=args.max_queue,
+    )
     pooling = pooling_task(model_name, gguf_file, getattr(args, "task", "auto"), getattr(args, "hf_overrides", None))
-    if pooling is not None:
-        routes = "/v1/embeddings" if pooling == "embed" else "/score, /rerank and /classify"
-        raise ValueError(
-            f"'{model_name}' is served for {'embeddings' if pooling == 'embed' else 'scores'}, which Ray Serve does not run here: "
-            f"serve its {routes} without --ray (or --task generate to serve it for generation)."
-        )
+    if pooling is not None:  # an encoder: compiled here, each replica serves the artifact
+        qpc_path = _compile_encoder(model_name, pooling, args)
+        shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None
+        return build_encoder_application(qpc_path, pooling, options, [model_name], args.api_key, args.max_body_bytes, shipment)
     artifact = compile_for_serving(
         model_name,
         gguf_file,
@@ -375,21 +414,38 @@ def application_from_args(args):
     )
     if getattr(args, "chat_template", None) is not None:
         artifact = replace(artifact, chat_template=args.chat_template)
-    options = ReplicaOptions(
-        num_replicas=args.num_replicas,
-        cores_per_replica=args.cores_per_replica,
-        min_replicas=args.min_replicas,
-        max_replicas=args.max_replicas,
-        target_ongoing_requests=args.target_ongoing_requests,
-        full_batch_size=args.full_batch_size,
-        max_queue=args.max_queue,
-    )
     shipment = None
     if should_ship(args.ship_artifact):
         if artifact.vision_language is not None:
             raise ValueError(_NO_VISION_LANGUAGE_SHIPPING)
         shipment = ship(artifact.qpc_path, artifact.tokenizer_dir)
     return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
+
+
+def _compile_encoder(model_name: str, task: str, args) -> str:
+    """The encoder's artifact, compiled as the single-process server compiles it (the same checks and refusals)."""
+    from QEfficient.cloud.serve import build_server
+
+    app, runner = build_server(
+        model_name,
+        None,
+        args.prefill_seq_len,
+        args.ctx_len,
+        args.full_batch_size,
+        args.cores_per_replica,
+        mxfp6_matmul=args.mxfp6_matmul,
+        mxint8_kv_cache=args.mxint8_kv_cache,
+        lora=getattr(args, "lora", None),
+        prompt_lookup_num_tokens=args.prompt_lookup_num_tokens,
+        draft_model=getattr(args, "draft_model", None),
+        img_size=getattr(args, "img_size", None),
+        max_num_images=getattr(args, "max_num_images", None),
+        chat_template=getattr(args, "chat_template", None),
+        task=task,
+        hf_overrides=getattr(args, "hf_overrides", None),
+    )
+    runner.stop()
+    return str(app.state.qpc_path)
 
 
 def run_cli(args) -> None:

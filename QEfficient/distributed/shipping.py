@@ -55,7 +55,7 @@ class Shipment:
     """A serving artifact and its tokenizer, as ``ship`` put them in the object store."""
 
     artifact: ShippedFolder
-    tokenizer: ShippedFolder
+    tokenizer: ShippedFolder | None  # None: the artifact holds its tokenizer (an encoder's)
 
 
 def should_ship(mode: str) -> bool:
@@ -69,24 +69,28 @@ def should_ship(mode: str) -> bool:
     return sum(1 for node in ray.nodes() if node.get("Alive")) > 1
 
 
-def ship(qpc_path: str | Path, tokenizer_dir: str | Path) -> Shipment:
-    """Put the compiled artifact and the tokenizer's files into the object store."""
-    qpc_path, tokenizer_dir = Path(qpc_path), Path(tokenizer_dir)
+def ship(qpc_path: str | Path, tokenizer_dir: str | Path | None) -> Shipment:
+    """Put the compiled artifact and the tokenizer's files (none for an artifact that holds its own) into the object store."""
+    qpc_path = Path(qpc_path)
     problem = verify_entry(qpc_path)
     if problem is not None:
         raise FileNotFoundError(problem.message())
     artifact_files = sorted(json.loads((qpc_path / MANIFEST).read_text())["files"])
-    tokenizer_files = sorted(
-        p.name for p in tokenizer_dir.iterdir() if p.is_file() and not p.name.startswith(".") and not p.name.endswith(_WEIGHT_SUFFIXES)
-    )
-    shipment = Shipment(_put_folder(qpc_path, artifact_files), _put_folder(tokenizer_dir, tokenizer_files))
-    logger.info("Shipped %s and its tokenizer into Ray's object store", qpc_path)
+    tokenizer = None
+    if tokenizer_dir is not None:
+        tokenizer_dir = Path(tokenizer_dir)
+        tokenizer_files = sorted(
+            p.name for p in tokenizer_dir.iterdir() if p.is_file() and not p.name.startswith(".") and not p.name.endswith(_WEIGHT_SUFFIXES)
+        )
+        tokenizer = _put_folder(tokenizer_dir, tokenizer_files)
+    shipment = Shipment(_put_folder(qpc_path, artifact_files), tokenizer)
+    logger.info("Shipped %s%s into Ray's object store", qpc_path, " and its tokenizer" if tokenizer else "")
     return shipment
 
 
-def receive(shipment: Shipment) -> tuple[Path, Path]:
-    """(artifact folder, tokenizer folder) on this node, materialised from the object store if needed."""
-    return _local_folder(shipment.artifact), _local_folder(shipment.tokenizer)
+def receive(shipment: Shipment) -> tuple[Path, Path | None]:
+    """(artifact folder, tokenizer folder or None) on this node, materialised from the object store if needed."""
+    return _local_folder(shipment.artifact), _local_folder(shipment.tokenizer) if shipment.tokenizer else None
 
 
 def _put_folder(folder: Path, files: list[str]) -> ShippedFolder:

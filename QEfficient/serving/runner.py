@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 class NoRunner:
     """The runner of a server without an engine thread (speech, embeddings): nothing to stop."""
 
+    alive = True  # what a Ray replica's health check reads
+
     def stop(self) -> None:
         pass
 
