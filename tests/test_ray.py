@@ -301,41 +301,64 @@ def test_a_vision_language_model_on_a_replica_answers_as_hf(free_cpus, tmp_path)
         serve.shutdown()
 
 
-def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(free_cpus, tmp_path):
-    """An encoder's artifact on a replica (shipped through the object store, or read in place): all-MiniLM-L6-v2's
-    /v1/embeddings and a cross-encoder's /rerank equal the single-process server's answers exactly."""
+def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(free_cpus, artifact, tmp_path):
+    """An encoder's artifact on a replica: all-MiniLM-L6-v2's, shipped through the object store to a node that shares
+    no disk with the driver, answers /v1/embeddings, and a cross-encoder compiled from --model_name answers /rerank,
+    exactly as the single-process server does; --ray --qpc_path takes an encoder's artifact, not a decoder's."""
     from ray import serve
     from starlette.testclient import TestClient
 
     from QEfficient.cloud.serve import build_from_args, parse_args
-    from QEfficient.distributed.ray_serve import APP_NAME, application_from_args
+    from QEfficient.distributed.ray_serve import APP_NAME, ReplicaOptions, app_builder, application_from_args, build_encoder_application
+    from QEfficient.distributed.shipping import ship
     from tests.test_encoder import minilm_folder
     from tests.test_server_scores import DOCS, QUERY, classifier
 
-    cases = [
-        (str(minilm_folder()), "/v1/embeddings", {"input": PROMPTS}, "on"),
-        (classifier(tmp_path / "ce", "bert", 1), "/rerank", {"query": QUERY, "documents": DOCS}, "off"),
-    ]
-    for folder, route, body, ship in cases:
-        options = ["--model_name", folder, "--ctx_len", "64"]
-        app, runner = build_from_args(parse_args([*options, "--num_cores", "1"]))
-        expected = TestClient(app).post(route, json=body).json()
+    def single_answer(folder: str, route: str, body: dict) -> tuple[dict, str]:
+        app, runner = build_from_args(parse_args(["--model_name", folder, "--ctx_len", "64", "--num_cores", "1"]))
+        answer = TestClient(app).post(route, json=body).json()
         runner.stop()
-        port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        try:
-            ray_args = parse_args(["--ray", *options, "--cores_per_replica", "1", "--ship_artifact", ship])
-            serve.run(application_from_args(ray_args), name=APP_NAME, route_prefix="/")
-            r = httpx.post(f"http://127.0.0.1:{port}{route}", json=body, timeout=120)
-            assert r.status_code == 200, r.text
-            got = r.json()
-            if route == "/v1/embeddings":
-                assert [d["embedding"] for d in got["data"]] == [d["embedding"] for d in expected["data"]]
-            else:
-                assert got["results"] == expected["results"]
-            assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 200
-        finally:
-            serve.shutdown()
+        return answer, str(app.state.qpc_path)
+
+    minilm, body = str(minilm_folder()), {"input": PROMPTS}
+    expected, qpc = single_answer(minilm, "/v1/embeddings", body)
+    driver_disk = tmp_path / "driver-disk"
+    copy = shutil.copytree(qpc, driver_disk / "qpc")
+    shipment = ship(copy, None)
+    shutil.rmtree(driver_disk)
+    replica_home = tmp_path / "replica-home"
+    options = ReplicaOptions(cores_per_replica=1, pin_cores=False, runtime_env={"env_vars": {"QEFF_HOME": str(replica_home)}})
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        serve.run(build_encoder_application(str(copy), "embed", options, [minilm], shipment=shipment), name=APP_NAME, route_prefix="/")
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/embeddings", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        assert [d["embedding"] for d in r.json()["data"]] == [d["embedding"] for d in expected["data"]]
+        assert list((replica_home / "shipped").glob("qpc-*"))  # the replica's own copy, from the object store
+    finally:
+        serve.shutdown()
+
+    reranker, body = classifier(tmp_path / "ce", "bert", 1), {"query": QUERY, "documents": DOCS}
+    expected, qpc = single_answer(reranker, "/rerank", body)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        ray_args = ["--ray", "--model_name", reranker, "--ctx_len", "64", "--cores_per_replica", "1", "--ship_artifact", "off"]
+        serve.run(application_from_args(parse_args(ray_args)), name=APP_NAME, route_prefix="/")
+        r = httpx.post(f"http://127.0.0.1:{port}/rerank", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        assert r.json()["results"] == expected["results"]
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 200
+    finally:
+        serve.shutdown()
+    assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"])) is not None
+    with pytest.raises(ValueError, match="compiled for --task score, not embed"):
+        application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--task", "embed", "--ship_artifact", "off"]))
+    with pytest.raises(ValueError, match="--ray serves a decoder from --model_name"):
+        application_from_args(parse_args(["--ray", "--qpc_path", artifact.qpc_path, "--ship_artifact", "off"]))
+    with pytest.raises(ValueError, match="rope_theta not supported"):  # a config file's mapping reaches the CLI as JSON
+        app_builder({"model_name": reranker, "hf_overrides": {"rope_theta": 5}})
 
 
 def test_batch_generation_equals_generate_row_by_row_and_resumes(free_cpus, tiny_model_dir, prompts_file, tmp_path):

@@ -114,6 +114,10 @@ def test_prompts_as_sentence_transformers_puts_them(st_folder, tmp_path):
     np.testing.assert_allclose(given, reference(folder, ["passage: " + t for t in TEXTS]), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="Prompt name 'title' is not among this model's prompts \\['document', 'query'\\]"):
         model.encode(TEXTS, tok, prompt_name="title")
+    (folder / "config_sentence_transformers.json").write_text(json.dumps({**prompts, "default_prompt_name": "title"}))
+    with pytest.raises(ValueError, match="default prompt name 'title' is not among its prompts"):
+        model.encode(TEXTS, tok)
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(prompts))
     (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 64, **POOLING, "include_prompt": False}))
     with pytest.raises(ValueError, match="include_prompt false"):
         model.encode(TEXTS, tok)

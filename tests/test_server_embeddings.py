@@ -168,6 +168,13 @@ def test_models_the_server_would_get_wrong_are_told_apart(tmp_path):
     (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))  # mean is on by default
     check_sentence_transformers_folder(folder)
     assert sentence_transformers_pooling(folder) == ["cls", "mean"] and sentence_transformers_width(folder, 64) == 128
+    assert sentence_transformers_width(folder, 64, pooled=True) == 64  # a graph that pooled: one mode
+    named = {"pooling_mode": "LastToken", "pooling_mode_mean_tokens": True}  # the name wins over the booleans
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(named))
+    assert sentence_transformers_pooling(folder) == ["lasttoken"]
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": "attention"}))
+    with pytest.raises(ValueError, match="names the mode 'attention'; sentence-transformers knows cls"):
+        check_sentence_transformers_folder(folder)
 
     minilm = minilm_folder()
     tok = AutoTokenizer.from_pretrained(minilm)

@@ -29,9 +29,11 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 from QEfficient.distributed import require_ray
 from QEfficient.distributed.shipping import Shipment, receive
+from QEfficient.export.graph_specs import LOGITS
 from QEfficient.serving.artifact import ServingArtifact, open_app
 from QEfficient.serving.protocol import APIError
 
@@ -202,7 +204,7 @@ class QEffEngine:
     def check_health(self) -> None:
         """Ray Serve's health check: a replica whose engine thread stopped is replaced."""
         if not self.runner.alive:
-            raise RuntimeError("the generation engine thread has stopped")
+            raise RuntimeError("the replica's engine thread has stopped")
 
     def __del__(self) -> None:
         runner = getattr(self, "runner", None)
@@ -368,8 +370,8 @@ def app_builder(args: dict):
     for key, value in args.items():
         if value is True:
             argv.append(f"--{key}")
-        elif value not in (False, None):
-            argv += [f"--{key}", str(value)]
+        elif value not in (False, None):  # a mapping or list (hf_overrides, lora) as the JSON the CLI takes
+            argv += [f"--{key}", json.dumps(value) if isinstance(value, (dict, list)) else str(value)]
     return application_from_args(parse_args(["--ray", *argv]))
 
 
@@ -391,10 +393,13 @@ def application_from_args(args):
         full_batch_size=args.full_batch_size,
         max_queue=args.max_queue,
     )
+    if getattr(args, "qpc_path", None):
+        return _encoder_artifact_application(args, options)
     pooling = pooling_task(model_name, gguf_file, getattr(args, "task", "auto"), getattr(args, "hf_overrides", None))
-    if pooling is not None:  # an encoder: compiled here, each replica serves the artifact
+    if pooling is not None:  # an encoder: compiled here, each replica serves the artifact (one request at a time)
         qpc_path = _compile_encoder(model_name, pooling, args)
         shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None
+        options = replace(options, full_batch_size=1)
         return build_encoder_application(qpc_path, pooling, options, [model_name], args.api_key, args.max_body_bytes, shipment)
     artifact = compile_for_serving(
         model_name,
@@ -422,6 +427,27 @@ def application_from_args(args):
     return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
 
 
+def _encoder_artifact_application(args, options: ReplicaOptions):
+    """``--ray --qpc_path``: an encoder's artifact served by each replica; a decoder's is refused (its replicas compile
+    from --model_name)."""
+    from QEfficient.compile.ort_cpu import read_artifact
+    from QEfficient.distributed.shipping import ship, should_ship
+    from QEfficient.serving.encoder_artifact import check_servable, is_encoder_artifact
+    from QEfficient.serving.tasks import TASKS
+
+    qconfig = read_artifact(Path(args.qpc_path))
+    if not is_encoder_artifact(qconfig):
+        raise ValueError("--ray serves a decoder from --model_name (each replica opens what the driver compiled); leave out --qpc_path.")
+    check_servable(args.qpc_path)
+    task = "score" if qconfig["output_name"] == LOGITS else "embed"
+    if args.task not in (TASKS[0], task):
+        raise ValueError(f"'{args.qpc_path}' was compiled for --task {task}, not {args.task}: leave --task out.")
+    shipment = ship(args.qpc_path, None) if should_ship(args.ship_artifact) else None
+    names = [args.model_name] if args.model_name else []
+    options = replace(options, full_batch_size=1)
+    return build_encoder_application(args.qpc_path, task, options, names, args.api_key, args.max_body_bytes, shipment)
+
+
 def _compile_encoder(model_name: str, task: str, args) -> str:
     """The encoder's artifact, compiled as the single-process server compiles it (the same checks and refusals)."""
     from QEfficient.cloud.serve import build_server
@@ -445,6 +471,9 @@ def _compile_encoder(model_name: str, task: str, args) -> str:
         hf_overrides=getattr(args, "hf_overrides", None),
     )
     runner.stop()
+    from QEfficient.serving.encoder_artifact import check_servable
+
+    check_servable(app.state.qpc_path)  # what a replica needs (a fast tokenizer): refused here, not in every replica
     return str(app.state.qpc_path)
 
 

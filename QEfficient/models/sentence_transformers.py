@@ -47,9 +47,22 @@ def _kind(module: dict) -> str:
     return str(module.get("type", "")).rsplit(".", 1)[-1]
 
 
+# Pooling's ``pooling_mode`` string, which overrides its boolean keys
+_POOLING_MODE_NAMES = {"cls": "cls_token", "max": "max_tokens", "mean": "mean_tokens", "mean_sqrt_len_tokens": "mean_sqrt_len_tokens"}
+_POOLING_MODE_NAMES |= {"weightedmean": "weightedmean_tokens", "lasttoken": "lasttoken"}
+
+
 def _pooling_modes(folder: Path, module: dict) -> list[str]:
     config_file = Path(folder) / str(module.get("path", "")) / "config.json"
     config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    named = config.get("pooling_mode")
+    if named is not None:  # sentence-transformers: one mode by name, the booleans ignored
+        key = _POOLING_MODE_NAMES.get(str(named).lower())
+        if key is None:
+            raise ValueError(
+                f"This model's Pooling names the mode {named!r}; sentence-transformers knows {', '.join(_POOLING_MODE_NAMES)}."
+            )
+        return [f"pooling_mode_{key}"]
     config.setdefault("pooling_mode_mean_tokens", True)  # Pooling's own default, when its config leaves the key out
     return [k for k, v in config.items() if k.startswith("pooling_mode_") and v]
 
@@ -109,7 +122,11 @@ def sentence_transformers_prompt(folder: Path | None, prompt_name: str | None = 
             raise ValueError(f"Prompt name '{prompt_name}' is not among this model's prompts {sorted(prompts)}.")
         prompt = prompts[prompt_name]
     elif prompt is None and config.get("default_prompt_name"):
-        prompt = prompts.get(config["default_prompt_name"])
+        if config["default_prompt_name"] not in prompts:
+            raise ValueError(
+                f"This model's default prompt name '{config['default_prompt_name']}' is not among its prompts {sorted(prompts)}."
+            )
+        prompt = prompts[config["default_prompt_name"]]
     if not prompt:
         return ""
     for module in _modules(folder) or []:
@@ -206,10 +223,12 @@ def _module_weights(where: Path) -> dict[str, np.ndarray]:
     raise ValueError(f"The module {where} has neither model.safetensors nor pytorch_model.bin.")
 
 
-def sentence_transformers_width(folder: Path | None, hidden_size: int) -> int:
-    """The embeddings' width: the last Dense module's output, else the encoder's hidden size times the pooling modes."""
+def sentence_transformers_width(folder: Path | None, hidden_size: int, pooled: bool = False) -> int:
+    """The embeddings' width: the last Dense module's output, else the encoder's hidden size times the folder's pooling
+    modes (one where the graph ``pooled``)."""
     dense = [layer for layer in pooled_layers(folder) if isinstance(layer, DenseLayer)]
-    return int(dense[-1].weight.shape[0]) if dense else int(hidden_size) * len(sentence_transformers_pooling(folder))
+    modes = 1 if pooled else len(sentence_transformers_pooling(folder))
+    return int(dense[-1].weight.shape[0]) if dense else int(hidden_size) * modes
 
 
 def _mean(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -35,6 +35,17 @@ def is_encoder_artifact(qconfig: dict) -> bool:
     return "output_name" in qconfig and "kv_shape" not in qconfig
 
 
+def check_servable(qpc_path: str | Path) -> None:
+    """Refuse an encoder's artifact without what a server reads from it: its config and run-time tokenizer."""
+    qpc_path = Path(qpc_path)
+    if not (qpc_path / MODEL_FILES_SUBDIR / SERVING_CONFIG).is_file() or not has_runtime_tokenizer(qpc_path):
+        raise ValueError(
+            f"'{qpc_path}' holds no config or tokenizer for a server (compiled by an older version, from a model "
+            "without a folder, or one without a fast tokenizer): compile it again from the model's folder (a fast "
+            "tokenizer is needed), or serve --model_name without --ray."
+        )
+
+
 class CompiledEncoder:
     """``generate(inputs)`` and ``embed(inputs, normalize)`` of a compiled encoder, with its ``config``, tokenizer and
     ``local_model_dir`` (the artifact's copy of the folder's files)."""
@@ -43,11 +54,7 @@ class CompiledEncoder:
         self.qpc_path = Path(qpc_path)
         self.qconfig = read_artifact(self.qpc_path)
         self.local_model_dir = self.qpc_path / MODEL_FILES_SUBDIR
-        if not (self.local_model_dir / SERVING_CONFIG).is_file() or not has_runtime_tokenizer(self.qpc_path):
-            raise ValueError(
-                f"'{qpc_path}' holds no config or tokenizer for a server (compiled by an older version, from a model "
-                "without a folder, or one without a fast tokenizer): compile it again, or serve --model_name."
-            )
+        check_servable(self.qpc_path)
         config = json.loads((self.local_model_dir / SERVING_CONFIG).read_text())
         if config.get("id2label"):  # JSON keys are strings; transformers gives the labels int keys
             config["id2label"] = {int(k): v for k, v in config["id2label"].items()}
