@@ -155,9 +155,36 @@ def test_response_format_in_completions(server):
     assert r.status_code == 200 and isinstance(json.loads(r.json()["choices"][0]["text"]), dict), r.text
 
 
-def test_speculative_decoding_refuses_structured_output(server):
-    """An engine that verifies drafts takes no grammar: said before anything is tokenized."""
+@pytest.mark.parametrize("speculation", [{"prompt_lookup_num_tokens": 3}, "draft"])
+def test_speculative_decoding_keeps_the_grammar(tiny_model_dir, speculation):
+    """Drafts (prompt lookup, or a draft model) are kept only while they are the target's greedy choice under the
+    grammar as it stands after them: the answers are constrained greedy decoding's, logprobs those of the mask."""
+    folder = tiny_model_dir("qwen2")
+    if speculation == "draft":
+        speculation = {"draft_model": str(tiny_model_dir("llama")), "num_speculative_tokens": 3}
+    with tiny_chat_server(folder, CHAT_TEMPLATE, prefill_seq_len=8, ctx_len=128, full_batch_size=2, **speculation) as up:
+        url, runner, tok, hf = up
+        prompt = "Numbers: 1 2 3 1 2 3 1 2"  # prompt lookup drafts from the repeats
+        for field, spec in [
+            ({"guided_regex": r" [0-9]( [0-9]){5}"}, r" [0-9]( [0-9]){5}"),
+            ({"guided_choice": ["1 2 3", "Paris", "London"]}, "(1 2 3)|(Paris)|(London)"),
+        ]:
+            r = completion(url, {"prompt": prompt, **field, "logprobs": 2})
+            assert r.status_code == 200, r.text
+            choice = r.json()["choices"][0]
+            masked: list[np.ndarray] = []
+            grammar = llguidance.LLMatcher.grammar_from_regex(spec)
+            expected = hf_constrained_greedy(hf, tok, tok(prompt)["input_ids"], grammar, 24, masked)
+            assert choice["text"] == tok.decode(expected, skip_special_tokens=True) and re.fullmatch(spec, choice["text"])
+            for got, row, token in zip(choice["logprobs"]["token_logprobs"], masked, expected):
+                assert got == pytest.approx(row[token] - (row.max() + np.log(np.exp(row - row.max()).sum())), abs=1e-4)
+        stats = runner.engine.stats
+        assert stats["verify_steps"] > 0 and (stats["accepted"] > 0 or "draft_model" in speculation)  # drafts kept under it
+
+
+def test_a_server_that_generates_nothing_refuses_structured_output(server):
+    """The parser of a server without generation (the scores and embeddings servers' /tokenize) says so."""
     parser = RequestParser(server[1], ["m"], 128, 320, 8, grammars=None)
-    with pytest.raises(Exception, match="not available with speculative decoding"):
+    with pytest.raises(Exception, match="not available on this server"):
         parser.completion({"prompt": "hi", "guided_regex": "a+"})
     assert np.asarray(parser.completion({"prompt": "hi"}).jobs[0].tokens).size  # without a grammar: as before

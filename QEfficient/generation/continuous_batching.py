@@ -62,8 +62,6 @@ def token_logprobs(logits: np.ndarray, token: int, top: int) -> tuple[float, lis
 
 
 class ContinuousBatchingEngine:
-    takes_constraints = True  # a request's grammar (Request.constraint) masks its logits each step
-
     def __init__(self, session: KVCacheSession, prefill_seq_len: int, eos_ids, pad_id: int) -> None:
         self.session = session
         self.slots: list[Request | None] = [None] * session.batch_size

@@ -3,8 +3,11 @@ token plus up to K tokens from prompt lookup or a draft model) in one run of the
 
 Greedy requests keep the drafts the target agrees with, so each one's tokens are plain greedy
 decoding's; a sampling request (or one with a repetition penalty) takes one token a step from the
-first column, as in plain continuous batching. Rejected positions are simply overwritten later:
-positions drive the cache writes and a query never sees slots past its own position.
+first column, as in plain continuous batching. A request with a grammar (structured output) checks
+its drafts one by one against the target's logits masked by the grammar as it stands after the
+tokens kept before them, so its tokens are those of constrained greedy decoding. Rejected positions
+are simply overwritten later: positions drive the cache writes and a query never sees slots past
+its own position.
 """
 
 from __future__ import annotations
@@ -24,8 +27,6 @@ def greedy_request(request) -> bool:
 class SpeculativeBatchingEngine(ContinuousBatchingEngine):
     """A ContinuousBatchingEngine over a speculative target session (``run_all``), drafting by prompt
     lookup, or with ``drafter`` (a ModelDrafter over a draft session with the same slots)."""
-
-    takes_constraints = False  # drafts are verified against the target's logits, not masked
 
     def __init__(
         self,
@@ -84,9 +85,16 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
         for slot in active_slots:
             request = self.slots[slot]
             if not greedy[slot]:
-                token = int(self.choosers[slot](logits[slot, :1])[0])
+                token, scored = self._choose(slot, logits[slot, :1])
                 self.positions[slot] += 1
-                self._emit(slot, token, logits[slot, 0])
+                self._emit(slot, token, scored)
+                continue
+            if request.constraint is not None:
+                m = self._verify_constrained(slot, drafts[slot], logits[slot])
+                if k > 0:
+                    kept[slot] = m
+                self.stats["drafted"] += int(counts[slot])
+                self.stats["accepted"] += min(m, int(counts[slot]))
                 continue
             target = logits[slot].argmax(-1)
             match = drafts[slot] == target[:k]
@@ -103,6 +111,18 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
         if k > 0:
             self.drafter.accepted(kept)
         self.decode_time += time.perf_counter() - start
+
+    def _verify_constrained(self, slot: int, drafts: np.ndarray, logits: np.ndarray) -> int:
+        """Emit the slot's tokens under its grammar: position i's logits masked after the tokens kept before it, its
+        greedy choice kept, and the next position tried only while that choice is the draft. Returns the drafts kept."""
+        request, kept = self.slots[slot], 0
+        while True:
+            token, scored = self._choose(slot, logits[kept : kept + 1])
+            self.positions[slot] += 1
+            self._emit(slot, token, scored)
+            if self.slots[slot] is not request or kept == len(drafts) or token != int(drafts[kept]):
+                return kept
+            kept += 1
 
     @property
     def acceptance_rate(self) -> float:

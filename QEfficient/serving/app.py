@@ -168,7 +168,7 @@ def create_app(
     app.state.tokenizer, app.state.runner, app.state.model_id = tokenizer, runner, model_id
     adapter_ids = {name: row for row, name in enumerate(adapters or [], start=1)}
     names = [model_id] + [n for n in served_names or [] if n != model_id] + list(adapter_ids)
-    grammars = structured_output_tables(tokenizer, runner.engine) if runner.engine.takes_constraints else None
+    grammars = structured_output_tables(tokenizer, runner.engine)
     parser = RequestParser(tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue, images, grammars)
     token_text = TokenText(tokenizer)
     openai_app_basics(app, api_key)

@@ -166,8 +166,8 @@ class RequestParser:
         self, tokenizer, served_names: list[str], ctx_len: int, vocab_size: int, max_prompts: int, images=None, grammars=None
     ) -> None:
         """``images``: a vision-language model's prompts (serving/vision_language.ImagePrompts); None for text models.
-        ``grammars()``: the server's generation/constraints.GrammarTokenizer, built at first use; None where the
-        engine takes no structured output (speculative decoding)."""
+        ``grammars()``: the server's generation/constraints.GrammarTokenizer, built at first use; None on a server
+        that generates nothing (the scores and embeddings servers' /tokenize)."""
         self.grammars = grammars
         self.tokenizer = tokenizer
         self.images = images
@@ -299,7 +299,7 @@ class RequestParser:
         job = Job([], number(body, "max_tokens", int, 16, low=1), sampling, _stop_strings(body), top)
         grammar = requested_grammar(body)
         if grammar is not None and self.grammars is None:
-            raise APIError(400, "Structured output is not available with speculative decoding; leave it out.", grammar[2])
+            raise APIError(400, "Structured output is not available on this server; leave it out.", grammar[2])
         return Call([job], chat, stream, include_usage, body.get("model"), grammar)
 
     def _with_prompts(self, call: Call, prompts: list[tuple[list[int], str]], extras: list[dict] | None = None) -> Call:
