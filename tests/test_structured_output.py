@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import llguidance
@@ -160,14 +161,15 @@ def test_speculative_decoding_keeps_the_grammar(tiny_model_dir, speculation):
     """Drafts (prompt lookup, or a draft model) are kept only while they are the target's greedy choice under the
     grammar as it stands after them: the answers are constrained greedy decoding's, logprobs those of the mask."""
     folder = tiny_model_dir("qwen2")
-    if speculation == "draft":
-        speculation = {"draft_model": str(tiny_model_dir("llama")), "num_speculative_tokens": 3}
+    if speculation == "draft":  # the target itself drafts: its drafts are the unmasked greedy tokens, often kept
+        speculation = {"draft_model": str(folder), "num_speculative_tokens": 3}
     with tiny_chat_server(folder, CHAT_TEMPLATE, prefill_seq_len=8, ctx_len=128, full_batch_size=2, **speculation) as up:
         url, runner, tok, hf = up
         prompt = "Numbers: 1 2 3 1 2 3 1 2"  # prompt lookup drafts from the repeats
         for field, spec in [
             ({"guided_regex": r" [0-9]( [0-9]){5}"}, r" [0-9]( [0-9]){5}"),
             ({"guided_choice": ["1 2 3", "Paris", "London"]}, "(1 2 3)|(Paris)|(London)"),
+            ({"guided_regex": r"[\s\S]{1,16}"}, r"[\s\S]{1,16}"),  # loose: the unmasked drafts are often the choice
         ]:
             r = completion(url, {"prompt": prompt, **field, "logprobs": 2})
             assert r.status_code == 200, r.text
@@ -176,10 +178,29 @@ def test_speculative_decoding_keeps_the_grammar(tiny_model_dir, speculation):
             grammar = llguidance.LLMatcher.grammar_from_regex(spec)
             expected = hf_constrained_greedy(hf, tok, tok(prompt)["input_ids"], grammar, 24, masked)
             assert choice["text"] == tok.decode(expected, skip_special_tokens=True) and re.fullmatch(spec, choice["text"])
+            assert choice["finish_reason"] == "stop"
             for got, row, token in zip(choice["logprobs"]["token_logprobs"], masked, expected):
                 assert got == pytest.approx(row[token] - (row.max() + np.log(np.exp(row - row.max()).sum())), abs=1e-4)
         stats = runner.engine.stats
-        assert stats["verify_steps"] > 0 and (stats["accepted"] > 0 or "draft_model" in speculation)  # drafts kept under it
+        assert stats["verify_steps"] > 0 and stats["accepted"] > 0  # drafts kept under the grammar
+        # in one batch: a constrained greedy request, an unconstrained one, and a sampled constrained one
+        bodies = [
+            {"prompt": prompt, "guided_regex": r" [0-9]( [0-9]){5}"},
+            {"prompt": prompt, "max_tokens": 10},
+            {"prompt": prompt, "guided_choice": ["1 2 3", "Paris", "London"], "temperature": 1.5, "seed": 3},
+        ]
+        with ThreadPoolExecutor(3) as pool:
+            answers = [r.json()["choices"][0]["text"] for r in pool.map(lambda b: completion(url, b), bodies)]
+        assert answers[0] == choice_text(hf, tok, prompt, r" [0-9]( [0-9]){5}")
+        with torch.no_grad():
+            plain = hf.generate(torch.tensor([tok(prompt)["input_ids"]]), max_new_tokens=10, do_sample=False)[0]
+        assert answers[1] == tok.decode(plain[len(tok(prompt)["input_ids"]) :], skip_special_tokens=True)
+        assert answers[2] in ("1 2 3", "Paris", "London")
+
+
+def choice_text(hf, tok, prompt: str, regex: str) -> str:
+    expected = hf_constrained_greedy(hf, tok, tok(prompt)["input_ids"], llguidance.LLMatcher.grammar_from_regex(regex), 24)
+    return tok.decode(expected, skip_special_tokens=True)
 
 
 def test_a_server_that_generates_nothing_refuses_structured_output(server):

@@ -120,7 +120,10 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
             token, scored = self._choose(slot, logits[kept : kept + 1])
             self.positions[slot] += 1
             self._emit(slot, token, scored)
-            if self.slots[slot] is not request or kept == len(drafts) or token != int(drafts[kept]):
+            agrees = kept < len(drafts) and token == int(drafts[kept])
+            if self.slots[slot] is not request:  # finished: a last token that was the draft counts, as unconstrained
+                return kept + int(agrees)
+            if not agrees:
                 return kept
             kept += 1
 
