@@ -423,3 +423,22 @@ def test_models_that_are_not_made_or_run_as_classifiers(tmp_path):
         QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path / "bloom")
     with pytest.raises(SystemExit):  # not JSON: argparse's usage error
         parse_args(["--hf_overrides", "{not json"])
+
+
+def test_an_lm_head_bias_is_kept_in_the_head():
+    """Phi's LM head has a bias: the classifier's carries the tokens' (their difference for from_2_way_softmax)."""
+    from transformers import AutoModelForCausalLM
+
+    from QEfficient.transform.lm_as_classifier import lm_as_classifier
+
+    config = AutoConfig.for_model("phi", **_TINY, architectures=["PhiForCausalLM"])
+    torch.manual_seed(2)
+    lm = AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():
+        lm.lm_head.bias.normal_()
+    ids = torch.tensor([[5, 9, 30, 41, 7]])
+    with torch.no_grad():
+        expected = torch.softmax(lm(input_ids=ids).logits[0, -1, [200, 201]], -1)[1]
+        classifier = lm_as_classifier(lm, [200, 201], "from_2_way_softmax")
+        got = torch.sigmoid(classifier.score(classifier.base_model(input_ids=ids).last_hidden_state[:, -1]))[0, 0]
+    assert classifier.score.bias is not None and float(got) == pytest.approx(float(expected), abs=1e-6)

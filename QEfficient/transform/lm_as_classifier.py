@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
 METHODS = ("from_2_way_softmax", "no_post_processing")
 
@@ -44,7 +45,7 @@ def lm_as_classifier(causal_lm: PreTrainedModel, ids: list[int], method: str) ->
             "This model soft-caps its logits (final_logit_softcapping, as Gemma 2 and 3): a linear head cannot give its "
             "tokens' scores, so it is not served as a classifier from classifier_from_token."
         )
-    if type(config) not in AutoModelForSequenceClassification._model_mapping:
+    if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
         raise ValueError(f"transformers has no sequence classifier for '{config.model_type}' models: it cannot be scored as one.")
     lm_head = causal_lm.get_output_embeddings()
     if not isinstance(lm_head, nn.Linear):
@@ -85,9 +86,9 @@ def _check_scores(causal_lm: PreTrainedModel, classifier: PreTrainedModel, ids: 
     vocab = causal_lm.config.get_text_config().vocab_size
     probe = torch.arange(1, 9, device=causal_lm.device).remainder(vocab)[None]
     with torch.no_grad():
-        out = causal_lm(input_ids=probe, use_cache=False, output_hidden_states=True)
-        lm = out.logits[0, -1, ids].float()
-        got = classifier.score(out.hidden_states[-1][:, -1])[0].float()
+        lm = causal_lm(input_ids=probe, use_cache=False).logits[0, -1, ids].float()
+        hidden = causal_lm.base_model(input_ids=probe, use_cache=False).last_hidden_state  # what the classifier's head reads
+        got = classifier.score(hidden[:, -1])[0].float()
     want = (lm[1] - lm[0])[None] if method == "from_2_way_softmax" else lm
     tolerance = 1e-4 if classifier.score.weight.dtype == torch.float32 else 2e-2
     if not torch.allclose(got, want, rtol=tolerance, atol=tolerance):
