@@ -403,28 +403,33 @@ def build_from_args(args: argparse.Namespace):
     pooling = _pooling_task(model_name, gguf_file, args.task, args.hf_overrides)
     purpose = _POOLING_ROUTES[pooling] if pooling else f"continuous batching ({args.full_batch_size} slots)"
     with step(f"Loading and compiling {model_name} for {purpose}"):
-        return build_server(
-            model_name,
-            gguf_file,
-            args.prefill_seq_len,
-            args.ctx_len,
-            args.full_batch_size,
-            args.num_cores,
-            args.max_queue,
-            mxfp6_matmul=args.mxfp6_matmul,
-            mxint8_kv_cache=args.mxint8_kv_cache,
-            api_key=args.api_key,
-            max_body_bytes=args.max_body_bytes,
-            prompt_lookup_num_tokens=args.prompt_lookup_num_tokens,
-            lora=args.lora,
-            draft_model=args.draft_model,
-            num_speculative_tokens=args.num_speculative_tokens,
-            img_size=args.img_size,
-            max_num_images=args.max_num_images,
-            chat_template=args.chat_template,
-            task=args.task,
-            hf_overrides=args.hf_overrides,
-        )
+        return build_server_from_args(args, model_name, gguf_file, args.num_cores, args.task)
+
+
+def build_server_from_args(args: argparse.Namespace, model_name: str, gguf_file: str | None, num_cores: int, task: str):
+    """``build_server`` with the command line's options (Ray's driver compiles an encoder's artifact through it too)."""
+    return build_server(
+        model_name,
+        gguf_file,
+        args.prefill_seq_len,
+        args.ctx_len,
+        args.full_batch_size,
+        num_cores,
+        args.max_queue,
+        mxfp6_matmul=args.mxfp6_matmul,
+        mxint8_kv_cache=args.mxint8_kv_cache,
+        api_key=args.api_key,
+        max_body_bytes=args.max_body_bytes,
+        prompt_lookup_num_tokens=args.prompt_lookup_num_tokens,
+        lora=args.lora,
+        draft_model=args.draft_model,
+        num_speculative_tokens=args.num_speculative_tokens,
+        img_size=args.img_size,
+        max_num_images=args.max_num_images,
+        chat_template=args.chat_template,
+        task=task,
+        hf_overrides=args.hf_overrides,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

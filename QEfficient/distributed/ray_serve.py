@@ -450,26 +450,9 @@ def _encoder_artifact_application(args, options: ReplicaOptions):
 
 def _compile_encoder(model_name: str, task: str, args) -> str:
     """The encoder's artifact, compiled as the single-process server compiles it (the same checks and refusals)."""
-    from QEfficient.cloud.serve import build_server
+    from QEfficient.cloud.serve import build_server_from_args
 
-    app, runner = build_server(
-        model_name,
-        None,
-        args.prefill_seq_len,
-        args.ctx_len,
-        args.full_batch_size,
-        args.cores_per_replica,
-        mxfp6_matmul=args.mxfp6_matmul,
-        mxint8_kv_cache=args.mxint8_kv_cache,
-        lora=getattr(args, "lora", None),
-        prompt_lookup_num_tokens=args.prompt_lookup_num_tokens,
-        draft_model=getattr(args, "draft_model", None),
-        img_size=getattr(args, "img_size", None),
-        max_num_images=getattr(args, "max_num_images", None),
-        chat_template=getattr(args, "chat_template", None),
-        task=task,
-        hf_overrides=getattr(args, "hf_overrides", None),
-    )
+    app, runner = build_server_from_args(args, model_name, None, args.cores_per_replica, task)
     runner.stop()
     from QEfficient.serving.encoder_artifact import check_servable
 
