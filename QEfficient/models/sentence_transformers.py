@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
 SENTENCE_TRANSFORMERS_MODULES = ("Transformer", "Pooling", "Dense", "LayerNorm", "Normalize")
 # Pooling's config key -> the name in HOST_POOLING, in the order Pooling concatenates the modes it is given
 POOLING_MODES = {
