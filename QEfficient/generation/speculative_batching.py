@@ -91,23 +91,19 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
                 continue
             if request.constraint is not None:
                 m = self._verify_constrained(slot, drafts[slot], logits[slot])
-                if k > 0:
-                    kept[slot] = m
-                self.stats["drafted"] += int(counts[slot])
-                self.stats["accepted"] += min(m, int(counts[slot]))
-                continue
-            target = logits[slot].argmax(-1)
-            match = drafts[slot] == target[:k]
-            m = k if match.all() else int(match.argmin())
+            else:
+                target = logits[slot].argmax(-1)
+                match = drafts[slot] == target[:k]
+                m = k if match.all() else int(match.argmin())
+                for i, token in enumerate([*drafts[slot, :m].tolist(), int(target[m])]):
+                    self.positions[slot] += 1
+                    self._emit(slot, token, logits[slot, i])
+                    if self.slots[slot] is not request:  # finished (EOS, length, cancelled)
+                        break
             if k > 0:
                 kept[slot] = m
             self.stats["drafted"] += int(counts[slot])
             self.stats["accepted"] += min(m, int(counts[slot]))
-            for i, token in enumerate([*drafts[slot, :m].tolist(), int(target[m])]):
-                self.positions[slot] += 1
-                self._emit(slot, token, logits[slot, i])
-                if self.slots[slot] is not request:  # finished (EOS, length, cancelled)
-                    break
         if k > 0:
             self.drafter.accepted(kept)
         self.decode_time += time.perf_counter() - start

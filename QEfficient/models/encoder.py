@@ -192,6 +192,11 @@ class QEFFAutoModel(_QEFFEncoderBase):
 
     _head: EmbeddingHead | None = None  # pooling, Dense and normalization after the graph, read at first use
 
+    @property
+    def graph_pooled(self) -> bool:
+        """Whether the graph pools (``pooling=``), so the folder's pooling is not run after it."""
+        return self.pooling_fn is not None
+
     def encode(
         self,
         sentences: list[str] | str,

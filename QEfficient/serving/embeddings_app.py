@@ -84,8 +84,7 @@ def create_embeddings_app(
     app = FastAPI(title="QEfficient embeddings", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     vocab_size = min(len(tokenizer), int(getattr(model.config, "vocab_size", None) or len(tokenizer)))  # rows of the embedding table
-    pooled = getattr(model, "pooling_fn", None) is not None or bool(getattr(model, "qconfig", {}).get("pooled"))  # in the graph
-    width = sentence_transformers_width(model.local_model_dir, model.config.hidden_size, pooled)
+    width = sentence_transformers_width(model.local_model_dir, model.config.hidden_size, model.graph_pooled)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     app.state.tokenizer = tokenizer

@@ -70,6 +70,11 @@ class CompiledEncoder:
         """The longest compiled length."""
         return int(max(self.qconfig["compile_params"]["seq_len"]))
 
+    @property
+    def graph_pooled(self) -> bool:
+        """Whether the graph was compiled with pooling inside (QEFFAutoModel's ``pooling=``)."""
+        return bool(self.qconfig.get("pooled"))
+
     def generate(self, inputs) -> dict[str, np.ndarray]:
         ids, mask, types = encoder_inputs(inputs)
         out = run_encoder(self.session, self.qconfig["compile_params"], bool(self.qconfig.get("token_types")), ids, mask, types)
