@@ -357,8 +357,8 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(free_cpu
         application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--task", "embed", "--ship_artifact", "off"]))
     with pytest.raises(ValueError, match="--ray serves a decoder from --model_name"):
         application_from_args(parse_args(["--ray", "--qpc_path", artifact.qpc_path, "--ship_artifact", "off"]))
-    with pytest.raises(ValueError, match="rope_theta not supported"):  # a config file's mapping reaches the CLI as JSON
-        app_builder({"model_name": reranker, "hf_overrides": {"rope_theta": 5}})
+    with pytest.raises(ValueError, match="model_type cannot change"):  # a config file's mapping reaches the CLI as JSON
+        app_builder({"model_name": reranker, "hf_overrides": {"model_type": "llama"}})
 
 
 def test_batch_generation_equals_generate_row_by_row_and_resumes(free_cpus, tiny_model_dir, prompts_file, tmp_path):

@@ -13,7 +13,8 @@ images in chat messages ("image_url" parts: base64 data: URLs, or http(s) URLs t
 sequence classifier (a cross-encoder reranker) or a decoder's (Qwen2ForSequenceClassification) for vLLM's POST /score,
 /rerank and /classify; --hf_overrides '{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token":
 ["no", "yes"], "is_original_qwen3_reranker": true}' scores a causal LM by two of its tokens' logits, as vLLM serves
-Qwen3-Reranker. --qpc_path serves an artifact that compile() built with continuous batching, or an encoder's artifact
+Qwen3-Reranker; its other keys change the model's config before it is loaded, as vLLM applies them. --qpc_path serves
+an artifact that compile() built with continuous batching, or an encoder's artifact
 (embeddings or scores), without loading torch or the model. --mxfp6 and --mxint8 are accepted for --mxfp6_matmul and
 --mxint8_kv_cache. The API key can also come from $QEFF_API_KEY. Each --lora adapter (a folder saved by peft) is a model
 id of its own in /v1/models; a request's "model" picks it, as vLLM does (pip install "QEfficient[lora]").
@@ -65,8 +66,9 @@ def build_server(
     ``max_num_images`` (the most images per request; a cross-attention model's image slots) are for vision-language models.
     ``chat_template``: a Jinja template for chat requests instead of the model's own. ``task``: "embed" serves an
     encoder's embeddings (/v1/embeddings), "score" a classifier's /score, /rerank and /classify, "generate"
-    generation, "auto" (default) tells them apart from the model. ``hf_overrides``: vLLM's, to score a causal LM by some
-    of its tokens' logits (serving/tasks.CLASSIFIER_OVERRIDES)."""
+    generation, "auto" (default) tells them apart from the model. ``hf_overrides``: vLLM's, changes to the model's config
+    made before it is loaded, or the keys that score a causal LM by some of its tokens' logits
+    (serving/tasks.CLASSIFIER_OVERRIDES)."""
     pooling = _pooling_task(model_name, gguf_file, task, hf_overrides)
     if pooling is not None:
         generation_options = {
@@ -81,6 +83,8 @@ def build_server(
         options = (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
         return _pooling_server(pooling, model_name, options, generation_options, hf_overrides)
     if not gguf_file and _is_speech(model_name):
+        if hf_overrides:
+            raise ValueError("--hf_overrides is not applied to a speech model's server yet; leave it out.")
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes)
     if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
         from QEfficient.serving import vision_language
@@ -98,7 +102,9 @@ def build_server(
             lora=bool(lora),
             speculative=speculative,
         )
-        return vision_language.open_vision_language_app(model_name, options, max_queue, api_key, max_body_bytes, chat_template)
+        return vision_language.open_vision_language_app(
+            model_name, options, max_queue, api_key, max_body_bytes, chat_template, hf_overrides
+        )
     from QEfficient.serving.artifact import compile_for_serving, open_app
 
     artifact = compile_for_serving(
@@ -116,6 +122,7 @@ def build_server(
         num_speculative_tokens=num_speculative_tokens,
         img_size=img_size,
         max_num_images=max_num_images,
+        hf_overrides=hf_overrides,
     )
     return open_app(replace(artifact, chat_template=chat_template), num_cores, max_queue, api_key, max_body_bytes)
 
@@ -142,7 +149,7 @@ def _pooling_server(task, model_name, options: tuple, generation_options: dict, 
         return open_scores_app(model_name, *options, hf_overrides=hf_overrides)
     from QEfficient.serving.embeddings_app import open_embeddings_app
 
-    return open_embeddings_app(model_name, *options)
+    return open_embeddings_app(model_name, *options, hf_overrides=hf_overrides)
 
 
 def _is_vision_language(model_name: str) -> bool:
@@ -270,8 +277,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "hf_overrides",
         type=hf_overrides_json,
         default=None,
-        help="vLLM's, to score a causal LM by some of its tokens' logits, e.g. Qwen3-Reranker: "
-        '\'{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token": ["no", "yes"], '
+        help="vLLM's: changes to the model's config before it is loaded ('{\"max_position_embeddings\": 4096}'; a "
+        "sub-config such as text_config is merged), or the keys that score a causal LM by some of its tokens' logits, e.g. "
+        'Qwen3-Reranker: \'{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token": ["no", "yes"], '
         '"is_original_qwen3_reranker": true}\'',
     )
     add_argument(p, "draft_model", default=None, help="speculative decoding: a smaller model with the same tokenizer drafts")

@@ -416,6 +416,7 @@ def application_from_args(args):
         num_speculative_tokens=getattr(args, "num_speculative_tokens", None),
         img_size=getattr(args, "img_size", None),
         max_num_images=getattr(args, "max_num_images", None),
+        hf_overrides=getattr(args, "hf_overrides", None),
     )
     if getattr(args, "chat_template", None) is not None:
         artifact = replace(artifact, chat_template=args.chat_template)

@@ -17,6 +17,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Pretra
 from transformers.initialization import no_init_weights
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+from QEfficient.loading.config_overrides import apply_hf_overrides
 from QEfficient.loading.gguf_shared import gguf_parsed_once
 from QEfficient.loading.model_path import ModelNotFoundError, resolve_model_path
 from QEfficient.transform.adapters import check_architecture
@@ -53,13 +54,23 @@ def with_load_defaults(kwargs: dict) -> dict:
     return kwargs
 
 
+def with_hf_overrides(folder: Path, kwargs: dict) -> dict:
+    """``kwargs`` with vLLM's ``hf_overrides`` (taken out of them) applied to their ``config`` (the folder's when they
+    hold none), so that transformers builds the model from the changed config."""
+    overrides = kwargs.pop("hf_overrides", None)
+    if overrides is not None:
+        kwargs["config"] = apply_hf_overrides(kwargs.get("config") or load_config(folder), overrides)
+    return kwargs
+
+
 def load_pretrained(auto_class, name_or_path: str | os.PathLike, *args, owner: str, **kwargs) -> tuple[PreTrainedModel, Path]:
     """(model, folder): a local folder or a cached hub id through transformers' ``auto_class``, in float32
-    unless ``dtype`` says otherwise. An unreadable config is a ModelNotFoundError; a model the auto class
-    cannot load is a ValueError that names ``owner`` (the QEfficient class asked to load it)."""
+    unless ``dtype`` says otherwise; ``hf_overrides`` (vLLM's) change its config first. An unreadable config is a
+    ModelNotFoundError; a model the auto class cannot load is a ValueError that names ``owner`` (the QEfficient
+    class asked to load it)."""
     folder, _ = resolve_model_path(name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
     load_config(folder)
-    with_load_defaults(kwargs)
+    with_hf_overrides(folder, with_load_defaults(kwargs))
     try:
         return auto_class.from_pretrained(folder, *args, **kwargs), folder
     except ValueError as err:
@@ -138,7 +149,8 @@ def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None 
 
 
 def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None, **kwargs) -> tuple[PreTrainedModel, Path]:
-    """Load the HF model in float32 (unless ``dtype``/``torch_dtype`` says otherwise); returns (model, folder)."""
+    """Load the HF model in float32 (unless ``dtype``/``torch_dtype`` says otherwise), its config changed by
+    ``hf_overrides`` (vLLM's) when given; returns (model, folder)."""
     folder, file_from_path = resolve_model_path(name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
     gguf_file = gguf_file or file_from_path
     if gguf_file and not (folder / gguf_file).is_file():
@@ -148,6 +160,9 @@ def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None
         folder = _convert_gguf(folder, gguf_file)  # checks the config first
     else:
         check_causal_lm_config(load_config(folder))
+    if kwargs.get("hf_overrides") is not None:  # a GGUF file's apply to its converted folder's config
+        check_causal_lm_config(with_hf_overrides(folder, kwargs)["config"])
+    kwargs.pop("hf_overrides", None)
     model = AutoModelForCausalLM.from_pretrained(folder, **with_load_defaults(kwargs))
     return model.eval(), folder
 

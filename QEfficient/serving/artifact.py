@@ -50,8 +50,10 @@ def compile_for_serving(
     num_speculative_tokens: int | None = None,
     img_size: int | None = None,
     max_num_images: int | None = None,
+    hf_overrides: dict | None = None,
 ) -> ServingArtifact:
-    """Load, export and compile ``model_name`` for continuous batching (cached under QEFF_HOME).
+    """Load, export and compile ``model_name`` for continuous batching (cached under QEFF_HOME), its config changed by
+    ``hf_overrides`` (vLLM's) when given.
 
     ``lora``: adapter name -> PEFT adapter folder, each served as a model id of its own.
     ``draft_model`` with ``num_speculative_tokens=K``: greedy requests decode speculatively, a
@@ -70,6 +72,8 @@ def compile_for_serving(
     if (draft_model is None) != (num_speculative_tokens is None):
         raise ValueError("A draft model needs num_speculative_tokens=K (and K needs a draft model; prompt lookup has its own option).")
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    if hf_overrides:
+        kwargs["hf_overrides"] = hf_overrides
     speculative = {}
     budget = prompt_lookup_num_tokens if prompt_lookup_num_tokens is not None else num_speculative_tokens
     if budget is not None:  # a target graph: logits for every position it verifies
@@ -93,7 +97,7 @@ def compile_for_serving(
             lora=bool(lora),
             speculative=budget is not None,
         )
-        return vl.compile_vision_language(model_name, options)
+        return vl.compile_vision_language(model_name, options, hf_overrides)
     model_class = QEFFAutoModelForCausalLM
     if lora:
         from QEfficient.peft import QEffAutoLoraModelForCausalLM as model_class
@@ -224,8 +228,8 @@ def open_app(
         from QEfficient.serving.vision_language import open_vision_language_app
 
         options = {**artifact.vision_language["compile_options"], "num_cores": num_cores or artifact.num_cores}
-        model_name = artifact.vision_language["model_name"]
-        return open_vision_language_app(model_name, options, max_queue, api_key, max_body_bytes, artifact.chat_template)
+        model_name, overrides = artifact.vision_language["model_name"], artifact.vision_language.get("hf_overrides")
+        return open_vision_language_app(model_name, options, max_queue, api_key, max_body_bytes, artifact.chat_template, overrides)
     tokenizer = right_padding(artifact_tokenizer(artifact.qpc_path, artifact.tokenizer_dir))
     # with a draft model the two sessions take turns on the same cores (turn_taking_spin)
     spin = True if artifact.draft_qpc_path is None else turn_taking_spin()

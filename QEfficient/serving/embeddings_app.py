@@ -151,15 +151,24 @@ def max_input_tokens(folder: Path, config, tokenizer, ctx_len: int) -> int:
     return int(min(limits))
 
 
-def open_embeddings_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None):
+def open_embeddings_app(
+    model_name: str,
+    ctx_len: int,
+    num_cores: int,
+    mxfp6_matmul: bool,
+    api_key: str | None,
+    max_body_bytes: int | None,
+    hf_overrides: dict | None = None,
+):
     """(app, runner) for an encoder: compiled for inputs up to ``ctx_len`` tokens (a few lengths, so short inputs
-    run short), its tokenizer, sentence-transformers' pooling and normalization."""
+    run short), its tokenizer, sentence-transformers' pooling and normalization; its config changed by
+    ``hf_overrides`` (vLLM's) when given."""
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModel
     from QEfficient.models.sentence_transformers import check_sentence_transformers_folder, sentence_transformers_normalizes
 
-    model = QEFFAutoModel.from_pretrained(model_name)
+    model = QEFFAutoModel.from_pretrained(model_name, hf_overrides=hf_overrides or None)
     check_sentence_transformers_folder(model.local_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)

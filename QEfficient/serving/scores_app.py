@@ -305,15 +305,17 @@ def open_scores_app(
     hf_overrides: dict | None = None,
 ):
     """(app, runner) for a sequence classifier: compiled for inputs up to ``ctx_len`` tokens (a few lengths, so short
-    pairs run short), with its tokenizer. ``hf_overrides`` (vLLM's) may make a causal LM the classifier."""
+    pairs run short), with its tokenizer. ``hf_overrides`` (vLLM's) may make a causal LM the classifier; their other keys
+    change the model's config."""
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModelForSequenceClassification
     from QEfficient.serving.embeddings_app import max_input_tokens
-    from QEfficient.serving.tasks import classifier_overrides
+    from QEfficient.serving.tasks import classifier_overrides, split_hf_overrides
 
     conversion, use_pad_token = classifier_overrides(hf_overrides)
-    model = QEFFAutoModelForSequenceClassification.from_pretrained(model_name, **conversion)
+    config_overrides = split_hf_overrides(hf_overrides)[1] or None
+    model = QEFFAutoModelForSequenceClassification.from_pretrained(model_name, **conversion, hf_overrides=config_overrides)
     if use_pad_token is not None:
         model.config.use_pad_token = use_pad_token
     check_sequence_classifier(model.config, model_name)

@@ -65,28 +65,33 @@ def is_sequence_classifier(model_name: str) -> bool:
     return found is not None and _saved_as_classifier(found[1])
 
 
-# vLLM's hf_overrides that score a causal LM by some of its tokens' logits (its Qwen3-Reranker recipe), the only ones taken
+# vLLM's hf_overrides that score a causal LM by some of its tokens' logits (its Qwen3-Reranker recipe); with an
+# ``architectures`` that names a sequence classifier. Every other key changes the model's config (loading/config_overrides.py).
 CLASSIFIER_OVERRIDES = ("architectures", "classifier_from_token", "method", "is_original_qwen3_reranker", "use_pad_token")
 
 
-def classifier_overrides(overrides: dict | None) -> tuple[dict, bool | None]:
-    """``--hf_overrides`` as QEFFAutoModelForSequenceClassification.from_pretrained's keywords (classifier_from_token,
-    method), and use_pad_token (None: the model's own); anything else is refused, not ignored. ``architectures`` is
-    checked only: the classifier is transformers' own for the model's type. As vLLM, is_original_qwen3_reranker means
-    from_2_way_softmax, and classifier_from_token needs one of them."""
+def _names_classifier(architectures: Any) -> bool:
+    return (
+        isinstance(architectures, list) and bool(architectures) and all(str(a).endswith("ForSequenceClassification") for a in architectures)
+    )
+
+
+def split_hf_overrides(overrides: dict | None) -> tuple[dict, dict]:
+    """``--hf_overrides`` as (the keys that make a causal LM a classifier, the keys that change its config)."""
     overrides = overrides or {}
     if not isinstance(overrides, dict):
         raise ValueError(f"--hf_overrides must be a JSON object, got {overrides!r:.80}.")
-    other = sorted(set(overrides) - set(CLASSIFIER_OVERRIDES))
-    if other:
-        raise ValueError(
-            f"--hf_overrides: {', '.join(other)} not supported; it takes {', '.join(CLASSIFIER_OVERRIDES)}, to score a causal LM "
-            'by some of its tokens\' logits (vLLM\'s recipe for Qwen3-Reranker: {"architectures": ["Qwen3ForSequenceClassification"], '
-            '"classifier_from_token": ["no", "yes"], "is_original_qwen3_reranker": true}).'
-        )
-    named = overrides.get("architectures")
-    if named is not None and not (isinstance(named, list) and named and all(str(a).endswith("ForSequenceClassification") for a in named)):
-        raise ValueError(f"--hf_overrides: 'architectures' must name a sequence classifier (...ForSequenceClassification), got {named!r}.")
+    classifier_keys = set(CLASSIFIER_OVERRIDES) - ({"architectures"} if not _names_classifier(overrides.get("architectures")) else set())
+    classifier = {k: v for k, v in overrides.items() if k in classifier_keys}
+    return classifier, {k: v for k, v in overrides.items() if k not in classifier}
+
+
+def classifier_overrides(overrides: dict | None) -> tuple[dict, bool | None]:
+    """The classifier keys of ``--hf_overrides`` as QEFFAutoModelForSequenceClassification.from_pretrained's keywords
+    (classifier_from_token, method), and use_pad_token (None: the model's own). ``architectures`` is checked only: the
+    classifier is transformers' own for the model's type. As vLLM, is_original_qwen3_reranker means from_2_way_softmax,
+    and classifier_from_token needs one of them."""
+    overrides = split_hf_overrides(overrides)[0]
     use_pad_token = overrides.get("use_pad_token")
     if use_pad_token is not None and not isinstance(use_pad_token, bool):
         raise ValueError(f"--hf_overrides: 'use_pad_token' must be true or false, got {use_pad_token!r}.")
@@ -109,11 +114,12 @@ def classifier_overrides(overrides: dict | None) -> tuple[dict, bool | None]:
 
 def pooling_task(model_name: str, gguf_file: str | None, task: str, hf_overrides: dict | None = None) -> str | None:
     """ "embed" or "score" when the model is served for embeddings or scores (``task`` forces it; "auto" detects
-    it, and vLLM's ``hf_overrides`` that make a causal LM a classifier mean scores), else None: generation."""
-    if hf_overrides:
+    it, and vLLM's ``hf_overrides`` that make a causal LM a classifier mean scores), else None: generation. Overrides
+    of other config keys leave the task as the folder's."""
+    if split_hf_overrides(hf_overrides)[0]:
         classifier_overrides(hf_overrides)
         if gguf_file:
-            raise ValueError("--hf_overrides applies to a model's folder, not a GGUF file.")
+            raise ValueError("--hf_overrides makes a model's folder a classifier, not a GGUF file.")
         if task not in ("auto", "score"):
             raise ValueError("--hf_overrides makes a causal LM a classifier, served for scores: leave out --task or use --task score.")
         return "score"

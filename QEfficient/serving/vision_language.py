@@ -234,15 +234,17 @@ def compile_options(
     )
 
 
-def compile_vision_language(model_name: str, compile_options: dict):
+def compile_vision_language(model_name: str, compile_options: dict, hf_overrides: dict | None = None):
     """A ``ServingArtifact`` for a vision-language model, its graphs compiled (and cached under QEFF_HOME), so the
-    replicas that ``open_app`` it find them there instead of compiling again."""
+    replicas that ``open_app`` it find them there instead of compiling again (with the same ``hf_overrides``)."""
     from QEfficient import QEFFAutoModelForImageTextToText
     from QEfficient.generation.text_generation import eos_token_ids
     from QEfficient.serving.artifact import ServingArtifact
     from QEfficient.utils.tokenizer import load_hf_processor
 
-    model = QEFFAutoModelForImageTextToText.from_pretrained(model_name, kv_offload=True, continuous_batching=True)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(
+        model_name, kv_offload=True, continuous_batching=True, hf_overrides=hf_overrides
+    )
     paths = model.compile(**_compile_kwargs(compile_options))
     processor = load_hf_processor(model.local_model_dir)
     return ServingArtifact(
@@ -254,7 +256,7 @@ def compile_vision_language(model_name: str, compile_options: dict):
         prefill_seq_len=compile_options["prefill_seq_len"],
         ctx_len=compile_options["ctx_len"],
         num_cores=compile_options["num_cores"],
-        vision_language={"model_name": model_name, "compile_options": dict(compile_options)},
+        vision_language={"model_name": model_name, "compile_options": dict(compile_options), "hf_overrides": hf_overrides},
     )
 
 
@@ -265,10 +267,11 @@ def open_vision_language_app(
     api_key: str | None = None,
     max_body_bytes: int | None = None,
     chat_template: str | None = None,
+    hf_overrides: dict | None = None,
 ):
     """(app, runner) for a vision-language model: two graphs (vision, language) compiled with ``compile_options``
     (``QEFFAutoModelForImageTextToText.compile``'s, ``full_batch_size`` included), continuous batching, the
-    processor's tokenizer and chat template."""
+    processor's tokenizer and chat template; its config changed by ``hf_overrides`` (vLLM's) when given."""
     from QEfficient import QEFFAutoModelForImageTextToText
     from QEfficient.serving.app import create_app
     from QEfficient.serving.runner import EngineRunner
@@ -276,7 +279,9 @@ def open_vision_language_app(
     from QEfficient.utils.tokenizer import load_hf_processor
 
     require_extra("vision", "serving a vision-language model")
-    model = QEFFAutoModelForImageTextToText.from_pretrained(model_name, kv_offload=True, continuous_batching=True)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(
+        model_name, kv_offload=True, continuous_batching=True, hf_overrides=hf_overrides
+    )
     processor = load_hf_processor(model.local_model_dir)
     if chat_template is not None:
         processor.chat_template = chat_template
