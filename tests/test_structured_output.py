@@ -198,6 +198,30 @@ def test_speculative_decoding_keeps_the_grammar(tiny_model_dir, speculation):
         assert answers[2] in ("1 2 3", "Paris", "London")
 
 
+@pytest.mark.parametrize("speculation", [{"prompt_lookup_num_tokens": 3}, "draft"])
+def test_what_a_grammar_forces_is_drafted(tiny_model_dir, speculation):
+    """Where the grammar forces the next tokens (a one-string choice, a schema's keys and punctuation) they are the
+    drafts, whatever the drafter proposes, and the target verifies them K at a time: fewer steps than tokens, the same
+    answers as constrained greedy decoding."""
+    folder = tiny_model_dir("qwen2")
+    if speculation == "draft":
+        speculation = {"draft_model": str(folder), "num_speculative_tokens": 3}
+    with tiny_chat_server(folder, CHAT_TEMPLATE, prefill_seq_len=8, ctx_len=128, full_batch_size=2, **speculation) as up:
+        url, runner, tok, hf = up
+        sentence = "The quick brown fox jumps over the lazy dog"
+        for field, grammar, most_steps in [
+            ({"guided_choice": [sentence]}, llguidance.LLMatcher.grammar_from_regex(re.escape(sentence)), 0.3),
+            ({"guided_json": SCHEMA}, llguidance.LLMatcher.grammar_from_json_schema(SCHEMA, defaults={"whitespace_flexible": False}), 0.8),
+        ]:
+            before = dict(runner.engine.stats)
+            r = completion(url, {"prompt": "Say:", **field, "max_tokens": 40})
+            assert r.status_code == 200, r.text
+            expected = hf_constrained_greedy(hf, tok, tok("Say:")["input_ids"], grammar, 40)
+            assert r.json()["choices"][0]["text"] == tok.decode(expected, skip_special_tokens=True)
+            steps = runner.engine.stats["verify_steps"] - before["verify_steps"]
+            assert runner.engine.stats["accepted"] > before["accepted"] and steps <= most_steps * len(expected), (steps, len(expected))
+
+
 def choice_text(hf, tok, prompt: str, regex: str) -> str:
     expected = hf_constrained_greedy(hf, tok, tok(prompt)["input_ids"], llguidance.LLMatcher.grammar_from_regex(regex), 24)
     return tok.decode(expected, skip_special_tokens=True)

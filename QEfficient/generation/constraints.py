@@ -78,6 +78,14 @@ class GrammarConstraint:
         apply_token_bitmask_inplace(masked, self.bitmask[:, : (masked.shape[1] + 31) // 32])
         return masked
 
+    def drafts(self, proposed: list[int], budget: int) -> list[int]:
+        """Tokens worth verifying next (speculative decoding): those the grammar forces from here (up to ``budget``),
+        else the longest prefix of ``proposed`` (a drafter's) that the grammar accepts."""
+        forced = self.matcher.compute_ff_tokens()
+        if forced:
+            return list(forced[:budget])
+        return list(proposed[: self.matcher.validate_tokens(list(proposed))])
+
     def advance(self, token: int) -> bool:
         """Take ``token``; True when the grammar is complete and allows nothing more (the request stops)."""
         if not self.matcher.consume_token(token):

@@ -5,7 +5,8 @@ Greedy requests keep the drafts the target agrees with, so each one's tokens are
 decoding's; a sampling request (or one with a repetition penalty) takes one token a step from the
 first column, as in plain continuous batching. A request with a grammar (structured output) checks
 its drafts one by one against the target's logits masked by the grammar as it stands after the
-tokens kept before them, so its tokens are those of constrained greedy decoding. Rejected positions
+tokens kept before them, so its tokens are those of constrained greedy decoding; its drafts are what the grammar
+forces next, else the drafter's up to the first token the grammar refuses. Rejected positions
 are simply overwritten later: positions drive the cache writes and a query never sees slots past
 its own position.
 """
@@ -69,6 +70,8 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
         if k > 0 and greedy.any():
             history = [self.slots[s].tokens + self.slots[s].output if greedy[s] else [] for s in range(rows)]
             drafts, counts = self.drafter.propose(history, greedy, k)
+            own = drafts.copy()  # what the drafter proposed (a draft model's cache holds them)
+            drafts, counts = self._grammar_drafts(drafts, counts, k, greedy)
             k = int(counts.max())
             drafts = drafts[:, :k]
             kept = np.full(rows, -1, dtype=np.int64)
@@ -100,13 +103,32 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
                     self._emit(slot, token, logits[slot, i])
                     if self.slots[slot] is not request:  # finished (EOS, length, cancelled)
                         break
-            if k > 0:
-                kept[slot] = m
+            if k > 0:  # a grammar's drafts count for the drafter while they are its own
+                kept[slot] = m if request.constraint is None else _common_prefix(own[slot], drafts[slot, :m])
             self.stats["drafted"] += int(counts[slot])
             self.stats["accepted"] += min(m, int(counts[slot]))
         if k > 0:
             self.drafter.accepted(kept)
         self.decode_time += time.perf_counter() - start
+
+    def _grammar_drafts(self, drafts: np.ndarray, counts: np.ndarray, budget: int, greedy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each greedy row with a grammar drafts what the grammar forces (a JSON schema's keys and punctuation), else
+        the drafter's tokens up to the first one the grammar refuses, which would be rejected anyway."""
+        chosen = {}
+        for slot in np.flatnonzero(greedy):
+            constraint = self.slots[slot].constraint
+            if constraint is not None:
+                chosen[slot] = constraint.drafts(drafts[slot, : counts[slot]].tolist(), budget)
+        if not chosen:
+            return drafts, counts
+        width = max(drafts.shape[1], *(len(tokens) for tokens in chosen.values()))
+        widened = np.zeros((drafts.shape[0], width), dtype=np.int64)
+        widened[:, : drafts.shape[1]] = drafts
+        counts = counts.copy()
+        for slot, tokens in chosen.items():
+            widened[slot, : len(tokens)] = tokens
+            counts[slot] = len(tokens)
+        return widened, counts
 
     def _verify_constrained(self, slot: int, drafts: np.ndarray, logits: np.ndarray) -> int:
         """Emit the slot's tokens under its grammar: position i's logits masked after the tokens kept before it, its
@@ -126,3 +148,9 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
     @property
     def acceptance_rate(self) -> float:
         return self.stats["accepted"] / self.stats["drafted"] if self.stats["drafted"] else 0.0
+
+
+def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    n = min(len(a), len(b))
+    differ = np.flatnonzero(a[:n] != b[:n])
+    return int(differ[0]) if len(differ) else n
