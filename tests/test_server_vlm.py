@@ -208,14 +208,51 @@ def test_unreachable_images_and_image_tokens_without_an_image(server, image_host
     assert httpx.get(f"{server}/health").json()["status"] == "ok"
 
 
-def test_qpc_path_refuses_a_vision_language_models_graph_with_what_to_use(served):
+def test_the_language_artifact_is_served_without_the_model(served, llava, tiny_model_dir):
+    """``serve --qpc_path`` on the language artifact (which names its vision artifact and holds the processor): the
+    same answers as the server that compiled it, no weights read; from Python, from_artifact generates as the loaded
+    model does and refuses to export. The vision artifact, a decoder's artifact, or a prompt-lookup server are refused
+    with what to do."""
+    from QEfficient import QEFFAutoModelForImageTextToText
     from QEfficient.serving.artifact import artifact_from_qpc
 
     language = Path(served[1].state.qpc_path)
-    vision = next(p for p in language.parent.parent.glob("*vision*/*") if (p / "qconfig.json").is_file())
-    for path in (language, vision):
-        with pytest.raises(ValueError, match="a graph of a vision-language model.*serve it with --model_name"):
-            artifact_from_qpc(str(path))
+    content = [{"type": "image_url", "image_url": {"url": data_url(image(1))}}, {"type": "text", "text": "What is this?"}]
+    expected = chat(served[0], content).json()["choices"][0]["message"]["content"]
+    app, runner = build_from_args(parse_args(["--qpc_path", str(language), "--model_name", "tiny-llava", "--num_cores", "1"]))
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            r = chat(url, content)
+            assert r.status_code == 200, r.text
+            assert r.json()["choices"][0]["message"]["content"] == expected
+            assert [m["id"] for m in httpx.get(f"{url}/v1/models").json()["data"]] == [llava.name]  # the artifact's model
+            body = {"model": "tiny-llava", "messages": [{"role": "user", "content": "My name is"}], "max_tokens": 2}
+            assert httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).status_code == 200  # --model_name: a name too
+    finally:
+        runner.stop()
+
+    model = QEFFAutoModelForImageTextToText.from_artifact(language, num_cores=1)
+    assert next(model.hf_model.parameters()).device.type == "meta"
+    processor = AutoProcessor.from_pretrained(llava)
+    inputs = processor(images=[image(2)], text=["USER: <image>\nWhat is this? ASSISTANT:"], return_tensors="pt")
+    loaded = QEFFAutoModelForImageTextToText.from_pretrained(llava, kv_offload=True, continuous_batching=True)
+    loaded.compile(prefill_seq_len=8, ctx_len=96, full_batch_size=2, num_cores=1)
+    assert loaded.qpc_paths["lang_qpc_path"] == language  # the same artifacts
+    got, want = (m.generate(inputs=inputs, processor=processor, generation_len=6, stream=False) for m in (model, loaded))
+    assert [list(map(int, ids)) for ids in got.generated_ids] == [list(map(int, ids)) for ids in want.generated_ids]
+    with pytest.raises(TypeError, match="without weights: load it with from_pretrained"):
+        model.compile(prefill_seq_len=8, ctx_len=96, full_batch_size=2)
+
+    vision = loaded.qpc_paths["vision_qpc_path"]
+    with pytest.raises(ValueError, match="vision graph: serve its language artifact"):
+        artifact_from_qpc(str(vision))
+    with pytest.raises(ValueError, match="without speculative decoding"):
+        artifact_from_qpc(str(language), prompt_lookup_num_tokens=2)
+    from QEfficient import QEFFAutoModelForCausalLM
+
+    decoder = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("llama")).compile(prefill_seq_len=8, ctx_len=32, num_cores=1)
+    with pytest.raises(ValueError, match="is not the language artifact of a vision-language model"):
+        QEFFAutoModelForImageTextToText.from_artifact(decoder)
 
 
 def _tiny_with_template(model_type: str, folder) -> tuple:

@@ -8,12 +8,13 @@ export/one_graph.py). Architectures: the table in transform/vision_adapters.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForImageTextToText, PreTrainedModel
+from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import compress_matmul_weights
@@ -34,11 +35,19 @@ from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_rec
 from QEfficient.runtime.ort_session import no_image_inputs, open_artifact_session, open_kv_session
 from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
+from QEfficient.utils.cache import file_digest
 from QEfficient.utils.checks import check_generation_len, check_positive
 
 # qaic_config keys acted on: the sampler's (generate(sampling_params=...) samples on the host)
 _QAIC_CONFIG_HONOURED = {"include_sampler", "max_top_k_ids", "return_pdfs", "include_guided_decoding"}
 
+
+# In a language artifact: the config (as loaded, hf_overrides applied) and the processor's files, so that a server starts
+# from the two artifacts (serve --qpc_path, from_artifact) without the model's folder or weights.
+MODEL_FILES_SUBDIR = "model_files"
+MODEL_FILES_FORMAT = 1  # how _save_model_files writes them: part of the artifact's key
+_PROCESSOR_SUFFIXES = (".json", ".jinja", ".txt", ".model", ".tiktoken")
+_WRITTEN = ("config.json", "generation_config.json", "model.safetensors.index.json")  # written from the model, or not needed
 
 # Far above any vision encoder's input side; the trace's example alone is 2 x 3 x side^2 floats (1.6 GB here).
 MAX_IMG_SIZE = 8192
@@ -72,6 +81,37 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         self._sessions: tuple | None = None
         self.qaic_config: dict | None = kwargs.pop("qaic_config", None)
         self.prompt_rope = _prompt_rope(self.adapter, model.config)
+        self._without_weights = False  # from_artifact: the model's modules on the meta device
+
+    @classmethod
+    def from_artifact(cls, qpc_path: str | os.PathLike, num_cores: int | None = None) -> QEFFAutoModelForImageTextToText:
+        """The model compiled with ``kv_offload=True``, from its language artifact (``compile()``'s ``lang_qpc_path``,
+        which names its vision artifact): ``generate()`` and ``serving_engine()`` run the two graphs; no weights are
+        read (the model's modules are built on the meta device, for its host-side rules), so export and compile are
+        refused."""
+        qpc_path = Path(qpc_path)
+        qconfig = read_artifact(qpc_path)
+        if qconfig.get("kind") == "vision":
+            raise ValueError(f"'{qpc_path}' is the vision graph; pass the language artifact (compile()'s lang_qpc_path).")
+        folder = qpc_path / MODEL_FILES_SUBDIR
+        if "img_size" not in qconfig.get("compile_params", {}) or not qconfig.get("vision_artifact") or not folder.is_dir():
+            raise ValueError(
+                f"'{qpc_path}' is not the language artifact of a vision-language model compiled with kv_offload=True by this "
+                "version (it names its vision artifact and holds the processor): compile it again, or load the model."
+            )
+        vision = Path(qconfig["vision_artifact"])
+        read_artifact(vision)  # there and intact
+        config = AutoConfig.from_pretrained(folder)
+        with torch.device("meta"):
+            hf = AutoModelForImageTextToText.from_config(config)
+        if (folder / "generation_config.json").is_file():
+            hf.generation_config = GenerationConfig.from_pretrained(folder)
+        obj = cls(hf, kv_offload=True, continuous_batching=bool(qconfig.get("continuous_batching")))
+        obj.pretrained_model_name_or_path = qconfig.get("model_name")
+        obj.local_model_dir, obj._without_weights = folder, True
+        obj.qpc_paths = {"vision_qpc_path": vision, "lang_qpc_path": qpc_path}
+        obj.img_size, obj._num_cores = qconfig["compile_params"]["img_size"], num_cores or qconfig.get("num_cores") or 1
+        return obj
 
     @classmethod
     def from_pretrained(
@@ -109,6 +149,10 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         """Export the graphs (each cached): [vision, language] .onnx paths, or the one graph's path with kv_offload=False.
 
         ``kv_cache_dtype="float16"`` exports the language graph with a half-width cache (mxint8_kv_cache)."""
+        if self._without_weights:
+            raise TypeError(
+                "This model was loaded from its artifacts, without weights: load it with from_pretrained() to export or compile it."
+            )
         default = self.adapter.default_img_size(self.config)  # 0 for some adapters: sizes come with the images
         if img_size is None:
             img_size = default
@@ -215,11 +259,14 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             # a recurrent/hybrid text model's conv/SSM states, in the compute dtype whatever the cache is stored as
             **recurrent_state_manifest(self.lang_model.lm, rows, str(self.lang_model.lm.lm_head.weight.dtype).removeprefix("torch.")),
         }
+        if self.kv_offload:
+            manifest["vision_artifact"] = str(Path(vision).resolve())
         lang = self._build_artifact(
             lang_onnx,
             compile_dir,
             manifest,
             {
+                **self._model_files_key(),
                 "prefill_seq_len": prefill_seq_len,
                 "ctx_len": ctx_len,
                 "batch_size": batch_size,
@@ -231,11 +278,34 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             },
             DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size),
             rewrite=rewrite,
+            extra_files=self._save_model_files if self.kv_offload else None,
         )
         self.qpc_paths = {"vision_qpc_path": vision, "lang_qpc_path": lang} if self.kv_offload else lang
         self.img_size, self._num_cores, self._sessions = img_size, num_cores, None
         self._drop_sessions()
         return self.qpc_paths
+
+    def _processor_files(self) -> list[Path]:
+        folder = self.local_model_dir
+        if folder is None or not Path(folder).is_dir():
+            return []
+        return sorted(f for f in Path(folder).iterdir() if f.is_file() and f.suffix in _PROCESSOR_SUFFIXES and f.name not in _WRITTEN)
+
+    def _model_files_key(self) -> dict:
+        """What the language artifact keeps of the folder (its processor's files), in its key: a changed one is a new
+        artifact. The config is in the graph's key already."""
+        if not self.kv_offload:
+            return {}
+        return {"model_files": {f.name: file_digest(f) for f in self._processor_files()} | {"format": MODEL_FILES_FORMAT}}
+
+    def _save_model_files(self, artifact_dir: Path) -> None:
+        destination = artifact_dir / MODEL_FILES_SUBDIR
+        destination.mkdir()
+        for source in self._processor_files():
+            shutil.copyfile(source, destination / source.name)
+        # written as they are (save_pretrained would refuse some real checkpoints' generation settings)
+        self.config.to_json_file(destination / "config.json")
+        self.hf.generation_config.to_json_file(destination / "generation_config.json")
 
     def generate(
         self,

@@ -29,8 +29,9 @@ class ServingArtifact:
     lora_adapters: tuple[str, ...] = ()  # their names, in table order (row i + 1)
     draft_qpc_path: str | None = None  # speculative decoding with a draft model's artifact
     num_speculative_tokens: int | None = None  # the draft's tokens per step
-    # a vision-language model: {"model_name": ..., "compile_options": {...}}; its replicas load the model (torch)
-    # and find the compiled graphs in QEFF_HOME, as serving/vision_language.py opens them
+    # a vision-language model: {"model_name": ..., "compile_options": {...}, "hf_overrides": ...}, whose replicas load
+    # the model (torch) and find the compiled graphs in QEFF_HOME, or {"qpc_path": ...}: its compiled graphs, served
+    # without the weights (serve --qpc_path), as serving/vision_language.py opens them
     vision_language: dict | None = None
     chat_template: str | None = None  # a template to use instead of the model's own (serve --chat_template)
 
@@ -175,10 +176,9 @@ def artifact_from_qpc(
 
     qconfig = read_artifact(Path(qpc_path))
     if qconfig.get("kind") == "vision" or "img_size" in qconfig.get("compile_params", {}):
-        raise ValueError(
-            f"'{qpc_path}' is a graph of a vision-language model: the server also needs its processor and both graphs, "
-            "so serve it with --model_name."
-        )
+        from QEfficient.serving.vision_language import vision_language_artifact
+
+        return vision_language_artifact(qpc_path, served_names, num_cores, prompt_lookup_num_tokens)
     if not qconfig.get("continuous_batching"):
         raise ValueError(
             f"'{qpc_path}' was compiled without continuous batching; the server needs it. Compile with "
@@ -224,6 +224,10 @@ def open_app(
     from QEfficient.serving.app import create_app
     from QEfficient.serving.runner import EngineRunner
 
+    if artifact.vision_language is not None and "qpc_path" in artifact.vision_language:  # serve --qpc_path
+        from QEfficient.serving.vision_language import open_vision_language_artifact_app
+
+        return open_vision_language_artifact_app(artifact, num_cores, max_queue, api_key, max_body_bytes)
     if artifact.vision_language is not None:
         from QEfficient.serving.vision_language import open_vision_language_app
 

@@ -22,6 +22,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -273,30 +274,93 @@ def open_vision_language_app(
     (``QEFFAutoModelForImageTextToText.compile``'s, ``full_batch_size`` included), continuous batching, the
     processor's tokenizer and chat template; its config changed by ``hf_overrides`` (vLLM's) when given."""
     from QEfficient import QEFFAutoModelForImageTextToText
-    from QEfficient.serving.app import create_app
-    from QEfficient.serving.runner import EngineRunner
     from QEfficient.utils.extras import require_extra
-    from QEfficient.utils.tokenizer import load_hf_processor
 
     require_extra("vision", "serving a vision-language model")
     model = QEFFAutoModelForImageTextToText.from_pretrained(
         model_name, kv_offload=True, continuous_batching=True, hf_overrides=hf_overrides
     )
+    processor = _processor(model, chat_template)  # a template that cannot work stops the server before the compile
+    model.compile(**_compile_kwargs(compile_options))
+    limits = (compile_options["ctx_len"], compile_options.get("max_num_images"))
+    return _app(model, processor, limits, [model_name], max_queue, api_key, max_body_bytes)
+
+
+def vision_language_artifact(qpc_path: str, served_names: tuple[str, ...], num_cores: int | None, prompt_lookup_num_tokens: int | None):
+    """A ``ServingArtifact`` for a vision-language model's language artifact (``serve --qpc_path``): the model is not
+    loaded, its two compiled graphs are served (QEFFAutoModelForImageTextToText.from_artifact)."""
+    from QEfficient.compile.ort_cpu import read_artifact
+    from QEfficient.models.image_text import MODEL_FILES_SUBDIR
+    from QEfficient.serving.artifact import ServingArtifact
+
+    qconfig = read_artifact(Path(qpc_path))
+    if qconfig.get("kind") == "vision":
+        raise ValueError(
+            f"'{qpc_path}' is a vision-language model's vision graph: serve its language artifact (compile()'s lang_qpc_path)."
+        )
+    if not qconfig.get("continuous_batching"):
+        raise ValueError(
+            f"'{qpc_path}' was compiled without continuous batching; the server needs it. Compile with "
+            "from_pretrained(..., kv_offload=True, continuous_batching=True) and compile(full_batch_size=N), or serve --model_name."
+        )
+    if prompt_lookup_num_tokens is not None:
+        raise ValueError("A vision-language model is served without speculative decoding; leave --prompt_lookup_num_tokens out.")
+    params, model_id = qconfig["compile_params"], qconfig.get("model_name") or Path(qpc_path).name
+    return ServingArtifact(
+        qpc_path=str(qpc_path),
+        tokenizer_dir=str(Path(qpc_path) / MODEL_FILES_SUBDIR),
+        model_id=model_id,
+        served_names=tuple(n for n in served_names if n and n != model_id),
+        eos_token_ids=(),  # the engine reads them from the artifact's generation config
+        prefill_seq_len=params["prefill_seq_len"],
+        ctx_len=params["ctx_len"],
+        num_cores=num_cores or qconfig.get("num_cores") or 1,
+        vision_language={"qpc_path": str(qpc_path)},
+    )
+
+
+def open_vision_language_artifact_app(
+    artifact, num_cores: int | None, max_queue: int = 64, api_key: str | None = None, max_body_bytes: int | None = None
+):
+    """(app, runner) for a vision-language model's compiled graphs (``vision_language_artifact``), without its weights."""
+    from QEfficient import QEFFAutoModelForImageTextToText
+    from QEfficient.compile.ort_cpu import read_artifact
+    from QEfficient.utils.extras import require_extra
+
+    require_extra("vision", "serving a vision-language model")
+    model = QEFFAutoModelForImageTextToText.from_artifact(artifact.qpc_path, num_cores or artifact.num_cores)
+    processor = _processor(model, artifact.chat_template)
+    limits = (artifact.ctx_len, read_artifact(Path(artifact.qpc_path))["compile_params"].get("max_num_images"))
+    return _app(model, processor, limits, list(artifact.served_names), max_queue, api_key, max_body_bytes)
+
+
+def _processor(model, chat_template: str | None):
+    """The model's processor, with ``chat_template`` instead of its own when given (checked to write the images)."""
+    from QEfficient.utils.tokenizer import load_hf_processor
+
     processor = load_hf_processor(model.local_model_dir)
     if chat_template is not None:
         processor.chat_template = chat_template
         check_template_writes_images(model, processor)
-    model.compile(**_compile_kwargs(compile_options))
+    return processor
+
+
+def _app(model, processor, limits: tuple[int, int | None], served_names: list[str], max_queue, api_key, max_body_bytes):
+    """The engine over ``model``'s compiled graphs on its thread, and the OpenAI app; ``limits``: (ctx_len, the most
+    images per request as compiled, None for the default)."""
+    from QEfficient.serving.app import create_app
+    from QEfficient.serving.runner import EngineRunner
+
+    ctx_len, given = limits
     engine = model.serving_engine(processor.tokenizer)
-    given = compile_options.get("max_num_images")
     max_images = given if given is not None else 1 if model.adapter.cross_attention else MAX_IMAGES_PER_REQUEST
     runner = EngineRunner(engine, max_queue=max_queue).start()
     app = create_app(
         runner,
         processor.tokenizer,
         model.model_name,
-        compile_options["ctx_len"],
-        served_names=[model_name],
+        ctx_len,
+        served_names=served_names,
         api_key=api_key,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         images=ImagePrompts(model, processor, engine.prefiller, max_images),
