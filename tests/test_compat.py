@@ -307,6 +307,61 @@ def test_include_sampler_samples(llama, compiled):
         run(sampling_params=rows)
 
 
+def test_guided_decoding_token_bitmasks(llama, compiled):
+    """QEfficient's guided decoding: ``include_guided_decoding=True`` with ``sampling_params["token_bitmasks"]`` (bool
+    [rows, vocab], one row per batch row or continuous-batching slot): every token is the greedy (or sampled) choice
+    among the tokens its row allows, transformers' greedy under the same mask token for token."""
+    from transformers import AutoModelForCausalLM, LogitsProcessor, LogitsProcessorList
+
+    _, tokenizer = compiled
+    vocab = AutoConfig.from_pretrained(llama).vocab_size
+    rng = np.random.default_rng(5)
+    masks = rng.random((2, vocab)) < 0.3  # a different set of tokens for each row
+    hf = AutoModelForCausalLM.from_pretrained(llama).eval()
+
+    class Only(LogitsProcessor):
+        def __init__(self, allowed):
+            self.allowed = torch.as_tensor(allowed)
+
+        def __call__(self, input_ids, scores):
+            return scores.masked_fill(~self.allowed, -float("inf"))
+
+    prompts = ["My name is", "The sky is"]
+    expected = []
+    for prompt, allowed in zip(prompts, masks):
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
+        with torch.no_grad():
+            out = hf.generate(ids, max_new_tokens=8, do_sample=False, logits_processor=LogitsProcessorList([Only(allowed)]))
+        expected.append(out[0, ids.shape[1] :].tolist())
+    greedy = {"temperatures": np.zeros((2, 1), np.float32), "token_bitmasks": masks}
+    qaic_config = {"include_sampler": True, "include_guided_decoding": True}
+    static = QEFFAutoModelForCausalLM.from_pretrained(llama, qaic_config=qaic_config)
+    static.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, batch_size=2, num_cores=1)
+    info = static.generate(tokenizer, prompts, generation_len=8, stream=False, include_guided_decoding=True, sampling_params=greedy)
+    assert [row[:8].tolist() for row in info.generated_ids[0]] == expected
+    batching = QEFFAutoModelForCausalLM.from_pretrained(llama, continuous_batching=True, qaic_config=qaic_config)
+    batching.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, full_batch_size=2, num_cores=1)
+    info = batching.generate(tokenizer, prompts, generation_len=8, stream=False, include_guided_decoding=True, sampling_params=greedy)
+    assert [list(ids[:8]) for ids in info.generated_ids] == expected  # prompt i starts in slot i
+    sampled = {**sampler_params(1, repetition_penalties=1.0), "token_bitmasks": masks[:1]}  # one row for every row
+    info = static.generate(tokenizer, prompts, generation_len=8, stream=False, include_guided_decoding=True, sampling_params=sampled)
+    assert masks[0][np.asarray(info.generated_ids[0])[:, :8]].all()
+
+    run = lambda **kw: static.generate(tokenizer, prompts, generation_len=2, stream=False, include_sampler=True, **kw)  # noqa: E731
+    with pytest.raises(ValueError, match="needs include_sampler=True and sampling_params\\['token_bitmasks'\\]"):
+        run(include_guided_decoding=True, sampling_params=sampler_params(2))
+    with pytest.raises(ValueError, match="apply with include_guided_decoding=True"):
+        run(sampling_params=greedy)
+    with pytest.raises(ValueError, match="rows \\[1\\] allow no token"):
+        run(include_guided_decoding=True, sampling_params={"token_bitmasks": np.stack([masks[0], np.zeros(vocab, bool)])})
+    with pytest.raises(ValueError, match="tokens wide; this model's logits are"):
+        run(include_guided_decoding=True, sampling_params={"token_bitmasks": masks[:, :-1]})
+    from QEfficient.generation.sampling import SamplingParams, TokenChooser
+
+    with pytest.raises(ValueError, match="has 2 rows; this generation needs 3"):  # a third slot
+        TokenChooser(SamplingParams(allowed_tokens=masks), 1, vocab, first_row=2)
+
+
 def test_text_generation_class(legacy, llama):
     from QEfficient.generation.text_generation_inference import TextGeneration
 

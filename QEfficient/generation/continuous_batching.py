@@ -138,7 +138,7 @@ class ContinuousBatchingEngine:
                 if not self.busy_slots():
                     self.session.reset()  # nothing else in flight: start from the smallest window again
                 try:
-                    chooser = TokenChooser(request.sampling, 1, self.vocab)
+                    chooser = TokenChooser(request.sampling, 1, self.vocab, first_row=slot)
                     chooser.prime([request.tokens])
                     logits = self._prefill_request(slot, request)
                 except Exception as err:  # this request fails alone: it is answered, and the slot stays free

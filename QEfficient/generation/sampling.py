@@ -1,9 +1,11 @@
 """Next-token choice: greedy by default, or sampling with transformers' semantics and order
-(repetition penalty, temperature, top-k, top-p), reproducible with a seed."""
+(repetition penalty, temperature, top-k, top-p), reproducible with a seed; optionally only among the tokens a
+fixed mask allows (QEfficient's guided decoding, ``token_bitmasks``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +18,8 @@ class SamplingParams:
     repetition_penalty: float | None = None
     seed: int | None = None
     do_sample: bool | None = None
+    # bool [rows, vocab]: the tokens each row (batch row, or continuous-batching slot) may take; one row for all
+    allowed_tokens: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.temperature is not None and self.temperature < 0:
@@ -38,8 +42,10 @@ class SamplingParams:
 class TokenChooser:
     """Picks each row's next token from logits [B, V]; keeps the per-row token history it needs."""
 
-    def __init__(self, params: SamplingParams, batch_size: int, vocab_size: int) -> None:
+    def __init__(self, params: SamplingParams, batch_size: int, vocab_size: int, first_row: int = 0) -> None:
+        """``first_row``: the row of ``params.allowed_tokens`` this chooser's first row reads (a slot's)."""
         self.params = params
+        self.allowed = _allowed_rows(params.allowed_tokens, first_row, batch_size, vocab_size)
         # greedy needs no generator (numpy.random and the hashlib it imports: ~7 MB of a run-time process)
         self.rng = np.random.default_rng(params.seed) if params.sampling else None
         penalty = params.repetition_penalty
@@ -55,6 +61,8 @@ class TokenChooser:
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
         p = self.params
+        if self.allowed is not None:
+            logits = np.where(self.allowed, logits, -np.inf)
         if self.seen is None and not p.sampling:
             tokens = logits.argmax(-1)
         else:
@@ -90,3 +98,21 @@ class TokenChooser:
         cumulative = probs.cumsum(-1)
         draws = self.rng.random((len(scores), 1)) * cumulative[:, -1:]
         return (cumulative < draws).sum(-1).clip(max=scores.shape[-1] - 1)
+
+
+def _allowed_rows(allowed: Any, first_row: int, batch_size: int, vocab_size: int) -> np.ndarray | None:
+    """The rows of a token mask a chooser of ``batch_size`` rows reads from ``first_row`` (a one-row mask serves all)."""
+    if allowed is None:
+        return None
+    if allowed.shape[1] != vocab_size:
+        raise ValueError(
+            f"token_bitmasks is {allowed.shape[1]} tokens wide; this model's logits are {vocab_size}: give one column per token."
+        )
+    if len(allowed) == 1:
+        return allowed
+    if first_row + batch_size > len(allowed):
+        raise ValueError(
+            f"token_bitmasks has {len(allowed)} rows; this generation needs {first_row + batch_size} (one per batch row or "
+            "continuous-batching slot), or a single row for all."
+        )
+    return allowed[first_row : first_row + batch_size]

@@ -42,14 +42,13 @@ def sampling_from_qaic_params(sampling_params: dict[str, Any]) -> SamplingParams
     """QEfficient's ``sampling_params`` (``[batch, 1]`` arrays) as the host sampler's parameters.
 
     One value per parameter for the whole batch (every row equal); ``presence_penalties`` and
-    ``min_ps`` must be neutral (0), and ``token_bitmasks`` (guided decoding) is not supported: those
-    raise NotImplementedError rather than sample differently from what was asked. ``random_numbers``
-    seed the sampler, so the same numbers give the same tokens (not Cloud AI 100's tokens).
+    ``min_ps`` must be neutral (0): those raise NotImplementedError rather than sample differently from what
+    was asked. ``random_numbers`` seed the sampler, so the same numbers give the same tokens (not Cloud AI
+    100's tokens). ``token_bitmasks`` (guided decoding, ``[rows, vocab]`` bool) restrict each row (batch
+    row, or continuous-batching slot) to the tokens it marks, for every token generated.
     """
-    known = {"repetition_penalties", "presence_penalties", "temperatures", "top_ks", "top_ps", "min_ps", "random_numbers"}
+    known = {"repetition_penalties", "presence_penalties", "temperatures", "top_ks", "top_ps", "min_ps", "random_numbers", "token_bitmasks"}
     unknown = set(sampling_params) - known
-    if "token_bitmasks" in unknown:
-        raise NotImplementedError("Guided decoding (token_bitmasks) is not supported by the ONNX Runtime backend.")
     if unknown:
         raise ValueError(f"Unknown sampling_params {sorted(unknown)}; QEfficient's keys are {sorted(known)}.")
 
@@ -86,7 +85,27 @@ def sampling_from_qaic_params(sampling_params: dict[str, Any]) -> SamplingParams
         top_p=one_value("top_ps"),
         repetition_penalty=one_value("repetition_penalties"),
         seed=seed,
+        allowed_tokens=_token_bitmasks(sampling_params.get("token_bitmasks")),
     )
+
+
+def _token_bitmasks(value: Any) -> np.ndarray | None:
+    """QEfficient's ``token_bitmasks`` as a bool ``[rows, vocab]`` array, each row allowing some token."""
+    if value is None:
+        return None
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    masks = np.asarray(value)
+    if masks.ndim == 1:
+        masks = masks[None]
+    if masks.ndim != 2 or masks.dtype.kind not in "biu" or not np.isin(masks, (0, 1)).all():
+        raise ValueError(
+            f"sampling_params['token_bitmasks'] must be a [batch, vocab] array of booleans (or 0/1), got {masks.dtype} {masks.shape}."
+        )
+    masks = masks.astype(bool)
+    if not masks.any(-1).all():
+        raise ValueError(f"sampling_params['token_bitmasks'] rows {np.flatnonzero(~masks.any(-1)).tolist()} allow no token.")
+    return masks
 
 
 def resolve_sampling(
@@ -94,8 +113,13 @@ def resolve_sampling(
 ) -> SamplingParams | None:
     """The sampler parameters a call asks for, QEfficient's way (``include_sampler`` + ``sampling_params``)
     or this package's (``sampling``); never greedy when sampling was asked for."""
-    if include_guided_decoding:
-        raise NotImplementedError("include_guided_decoding is not supported by the ONNX Runtime backend.")
+    bitmasks = sampling_params is not None and sampling_params.get("token_bitmasks") is not None
+    if include_guided_decoding and not (include_sampler and bitmasks):
+        raise ValueError(
+            "include_guided_decoding=True needs include_sampler=True and sampling_params['token_bitmasks'] ([batch, vocab] bool)."
+        )
+    if bitmasks and not include_guided_decoding:
+        raise ValueError("sampling_params['token_bitmasks'] apply with include_guided_decoding=True (as QEfficient's sampler takes them).")
     if include_sampler and sampling_params is None and (sampling is None or sampling == SamplingParams()):
         raise ValueError("include_sampler=True needs sampling_params (QEfficient's dict of [batch, 1] arrays).")
     if sampling_params is None:
