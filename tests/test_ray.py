@@ -267,11 +267,14 @@ def prompts_file(tmp_path_factory):
 
 
 def test_a_vision_language_model_on_a_replica_answers_as_hf(free_cpus, tmp_path):
-    """A replica opens the graphs the driver compiled (same QEFF_HOME) and takes images in chat as the single server."""
+    """A replica serves the driver's two compiled graphs without loading the model, shipped through the object store to
+    a node that shares no disk with the driver (both artifacts are gone from it), and takes images in chat as the single
+    server."""
     from ray import serve
     from transformers import AutoProcessor
 
     from QEfficient.distributed.ray_serve import APP_NAME, ReplicaOptions, build_application
+    from QEfficient.distributed.shipping import ship
     from tests.test_server_vlm import CHAT_TEMPLATE, TOKENS, data_url, hf_chat_text, image
     from tests.vlm_fixtures import build_llava
 
@@ -280,14 +283,29 @@ def test_a_vision_language_model_on_a_replica_answers_as_hf(free_cpus, tmp_path)
     processor.chat_template = CHAT_TEMPLATE
     processor.save_pretrained(folder)
     artifact = compile_for_serving(str(folder), None, prefill_seq_len=8, ctx_len=96, full_batch_size=2, num_cores=1)
-    assert artifact.vision_language is not None
-    options = ReplicaOptions(num_replicas=1, cores_per_replica=1, full_batch_size=2, max_queue=8, pin_cores=False)
-    with pytest.raises(ValueError, match="ship_artifact off"):
-        build_application(artifact, options, shipment=object())
+    driver_disk = tmp_path / "driver-disk"
+    language, vision = (
+        shutil.move(p, driver_disk / Path(p).name) for p in (artifact.qpc_path, artifact.vision_language["vision_qpc_path"])
+    )
+    shipment = ship(language, None, vision)
+    shutil.rmtree(driver_disk)
+    replica_home = tmp_path / "replica-home"
+    options = ReplicaOptions(
+        num_replicas=1,
+        cores_per_replica=1,
+        full_batch_size=2,
+        max_queue=8,
+        pin_cores=False,
+        runtime_env={"env_vars": {"QEFF_HOME": str(replica_home)}},
+    )
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
-        serve.run(build_application(artifact, options), name=APP_NAME, route_prefix="/")
+        serve.run(
+            build_application(dataclasses.replace(artifact, qpc_path=str(language)), options, shipment=shipment),
+            name=APP_NAME,
+            route_prefix="/",
+        )
         img = image(1)
         content = [{"type": "image_url", "image_url": {"url": data_url(img)}}, {"type": "text", "text": "What is this?"}]
         body = {"messages": [{"role": "user", "content": content}], "max_tokens": TOKENS, "temperature": 0}
@@ -297,6 +315,7 @@ def test_a_vision_language_model_on_a_replica_answers_as_hf(free_cpus, tmp_path)
             folder, [{"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": "What is this?"}]}]
         )
         assert r.json()["choices"][0]["message"]["content"] == expected
+        assert len(list((replica_home / "shipped").glob("qpc-*"))) == 2  # both graphs, the replica's own copies
     finally:
         serve.shutdown()
 

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from QEfficient.distributed import require_ray
-from QEfficient.distributed.shipping import Shipment, receive
+from QEfficient.distributed.shipping import Shipment, receive, receive_vision
 from QEfficient.export.graph_specs import LOGITS
 from QEfficient.serving.artifact import ServingArtifact, open_app
 from QEfficient.serving.protocol import APIError
@@ -51,10 +51,6 @@ REPLICA_HEADER = b"x-qeff-replica"
 ENCODER_TASK = "encoder_task"  # in an engine's artifact dict: "embed" or "score", for an encoder's artifact
 # A replica that died mid-request is replaced within seconds; three more tries ride that out.
 REPLICA_FAILURES = (RayActorError, ActorUnavailableError)
-_NO_VISION_LANGUAGE_SHIPPING = (
-    "A vision-language model's replicas load the model from its folder (its processor and vision graph): the nodes "
-    "need the model folder and QEFF_HOME on a shared disk; serve it with --ship_artifact off."
-)
 
 
 @dataclass
@@ -128,6 +124,8 @@ class QEffEngine:
         if shipment is not None:  # the nodes may share no disk: this node's copy, from the object store if need be
             qpc_path, tokenizer_dir = receive(shipment)
             artifact = {**artifact, "qpc_path": str(qpc_path)} | ({"tokenizer_dir": str(tokenizer_dir)} if tokenizer_dir else {})
+            if (vision := receive_vision(shipment)) is not None:
+                artifact["vision_language"] = {**artifact["vision_language"], "vision_qpc_path": str(vision)}
         self.qpc_path = artifact["qpc_path"]
         if pin:
             rank = serve.get_replica_context().rank
@@ -315,8 +313,6 @@ def build_application(
     not see the driver's copy; the shipping process must keep running while replicas start."""
     from QEfficient.serving import app, vision_language
 
-    if shipment is not None and artifact.vision_language is not None:
-        raise ValueError(_NO_VISION_LANGUAGE_SHIPPING)
     default = vision_language.DEFAULT_MAX_BODY_BYTES if artifact.vision_language is not None else app.DEFAULT_MAX_BODY_BYTES
     limit = max_body_bytes or default
     engine = QEffEngine.options(**options.engine_config()).bind(
@@ -422,9 +418,10 @@ def application_from_args(args):
         artifact = replace(artifact, chat_template=args.chat_template)
     shipment = None
     if should_ship(args.ship_artifact):
-        if artifact.vision_language is not None:
-            raise ValueError(_NO_VISION_LANGUAGE_SHIPPING)
-        shipment = ship(artifact.qpc_path, artifact.tokenizer_dir)
+        if artifact.vision_language is not None:  # the language artifact holds the processor; the vision graph goes too
+            shipment = ship(artifact.qpc_path, None, artifact.vision_language["vision_qpc_path"])
+        else:
+            shipment = ship(artifact.qpc_path, artifact.tokenizer_dir)
     return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
 
 

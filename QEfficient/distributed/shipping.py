@@ -55,7 +55,8 @@ class Shipment:
     """A serving artifact and its tokenizer, as ``ship`` put them in the object store."""
 
     artifact: ShippedFolder
-    tokenizer: ShippedFolder | None  # None: the artifact holds its tokenizer (an encoder's)
+    tokenizer: ShippedFolder | None  # None: the artifact holds its tokenizer (an encoder's, a vision-language model's)
+    vision: ShippedFolder | None = None  # a vision-language model's vision artifact
 
 
 def should_ship(mode: str) -> bool:
@@ -69,13 +70,11 @@ def should_ship(mode: str) -> bool:
     return sum(1 for node in ray.nodes() if node.get("Alive")) > 1
 
 
-def ship(qpc_path: str | Path, tokenizer_dir: str | Path | None) -> Shipment:
-    """Put the compiled artifact and the tokenizer's files (none for an artifact that holds its own) into the object store."""
+def ship(qpc_path: str | Path, tokenizer_dir: str | Path | None, vision_qpc_path: str | Path | None = None) -> Shipment:
+    """Put the compiled artifact and the tokenizer's files (none for an artifact that holds its own) into the object
+    store; with ``vision_qpc_path``, a vision-language model's vision artifact too."""
     qpc_path = Path(qpc_path)
-    problem = verify_entry(qpc_path)
-    if problem is not None:
-        raise FileNotFoundError(problem.message())
-    artifact_files = sorted(json.loads((qpc_path / MANIFEST).read_text())["files"])
+    artifact_files = _artifact_files(qpc_path)
     tokenizer = None
     if tokenizer_dir is not None:
         tokenizer_dir = Path(tokenizer_dir)
@@ -83,14 +82,29 @@ def ship(qpc_path: str | Path, tokenizer_dir: str | Path | None) -> Shipment:
             p.name for p in tokenizer_dir.iterdir() if p.is_file() and not p.name.startswith(".") and not p.name.endswith(_WEIGHT_SUFFIXES)
         )
         tokenizer = _put_folder(tokenizer_dir, tokenizer_files)
-    shipment = Shipment(_put_folder(qpc_path, artifact_files), tokenizer)
-    logger.info("Shipped %s%s into Ray's object store", qpc_path, " and its tokenizer" if tokenizer else "")
+    vision = None if vision_qpc_path is None else _put_folder(Path(vision_qpc_path), _artifact_files(Path(vision_qpc_path)))
+    shipment = Shipment(_put_folder(qpc_path, artifact_files), tokenizer, vision)
+    logger.info(
+        "Shipped %s%s into Ray's object store", qpc_path, " and its tokenizer" if tokenizer else " and its vision graph" if vision else ""
+    )
     return shipment
+
+
+def _artifact_files(qpc_path: Path) -> list[str]:
+    problem = verify_entry(qpc_path)
+    if problem is not None:
+        raise FileNotFoundError(problem.message())
+    return sorted(json.loads((qpc_path / MANIFEST).read_text())["files"])
 
 
 def receive(shipment: Shipment) -> tuple[Path, Path | None]:
     """(artifact folder, tokenizer folder or None) on this node, materialised from the object store if needed."""
     return _local_folder(shipment.artifact), _local_folder(shipment.tokenizer) if shipment.tokenizer else None
+
+
+def receive_vision(shipment: Shipment) -> Path | None:
+    """The vision artifact's folder on this node (as ``receive``), or None when none was shipped."""
+    return _local_folder(shipment.vision) if shipment.vision else None
 
 
 def _put_folder(folder: Path, files: list[str]) -> ShippedFolder:

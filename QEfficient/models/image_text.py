@@ -84,11 +84,13 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         self._without_weights = False  # from_artifact: the model's modules on the meta device
 
     @classmethod
-    def from_artifact(cls, qpc_path: str | os.PathLike, num_cores: int | None = None) -> QEFFAutoModelForImageTextToText:
+    def from_artifact(
+        cls, qpc_path: str | os.PathLike, num_cores: int | None = None, vision_qpc_path: str | os.PathLike | None = None
+    ) -> QEFFAutoModelForImageTextToText:
         """The model compiled with ``kv_offload=True``, from its language artifact (``compile()``'s ``lang_qpc_path``,
-        which names its vision artifact): ``generate()`` and ``serving_engine()`` run the two graphs; no weights are
-        read (the model's modules are built on the meta device, for its host-side rules), so export and compile are
-        refused."""
+        which names its vision artifact; ``vision_qpc_path``: a copy of that elsewhere): ``generate()`` and
+        ``serving_engine()`` run the two graphs; no weights are read (the model's modules are built on the meta device,
+        for its host-side rules), so export and compile are refused."""
         qpc_path = Path(qpc_path)
         qconfig = read_artifact(qpc_path)
         if qconfig.get("kind") == "vision":
@@ -99,7 +101,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                 f"'{qpc_path}' is not the language artifact of a vision-language model compiled with kv_offload=True by this "
                 "version (it names its vision artifact and holds the processor): compile it again, or load the model."
             )
-        vision = Path(qconfig["vision_artifact"])
+        vision = Path(vision_qpc_path or qconfig["vision_artifact"])
         read_artifact(vision)  # there and intact
         config = AutoConfig.from_pretrained(folder)
         with torch.device("meta"):

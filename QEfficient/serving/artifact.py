@@ -29,9 +29,8 @@ class ServingArtifact:
     lora_adapters: tuple[str, ...] = ()  # their names, in table order (row i + 1)
     draft_qpc_path: str | None = None  # speculative decoding with a draft model's artifact
     num_speculative_tokens: int | None = None  # the draft's tokens per step
-    # a vision-language model: {"model_name": ..., "compile_options": {...}, "hf_overrides": ...}, whose replicas load
-    # the model (torch) and find the compiled graphs in QEFF_HOME, or {"qpc_path": ...}: its compiled graphs, served
-    # without the weights (serve --qpc_path), as serving/vision_language.py opens them
+    # a vision-language model: {"vision_qpc_path": ...}, the vision artifact beside qpc_path (its language artifact),
+    # both served without the model's weights (serving/vision_language.py)
     vision_language: dict | None = None
     chat_template: str | None = None  # a template to use instead of the model's own (serve --chat_template)
 
@@ -224,16 +223,10 @@ def open_app(
     from QEfficient.serving.app import create_app
     from QEfficient.serving.runner import EngineRunner
 
-    if artifact.vision_language is not None and "qpc_path" in artifact.vision_language:  # serve --qpc_path
+    if artifact.vision_language is not None:  # its two artifacts, without the model's weights
         from QEfficient.serving.vision_language import open_vision_language_artifact_app
 
         return open_vision_language_artifact_app(artifact, num_cores, max_queue, api_key, max_body_bytes)
-    if artifact.vision_language is not None:
-        from QEfficient.serving.vision_language import open_vision_language_app
-
-        options = {**artifact.vision_language["compile_options"], "num_cores": num_cores or artifact.num_cores}
-        model_name, overrides = artifact.vision_language["model_name"], artifact.vision_language.get("hf_overrides")
-        return open_vision_language_app(model_name, options, max_queue, api_key, max_body_bytes, artifact.chat_template, overrides)
     tokenizer = right_padding(artifact_tokenizer(artifact.qpc_path, artifact.tokenizer_dir))
     # with a draft model the two sessions take turns on the same cores (turn_taking_spin)
     spin = True if artifact.draft_qpc_path is None else turn_taking_spin()

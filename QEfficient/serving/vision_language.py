@@ -22,6 +22,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -235,30 +236,22 @@ def compile_options(
     )
 
 
-def compile_vision_language(model_name: str, compile_options: dict, hf_overrides: dict | None = None):
-    """A ``ServingArtifact`` for a vision-language model, its graphs compiled (and cached under QEFF_HOME), so the
-    replicas that ``open_app`` it find them there instead of compiling again (with the same ``hf_overrides``)."""
+def compile_vision_language(model_name: str, compile_options: dict, hf_overrides: dict | None = None, chat_template: str | None = None):
+    """A ``ServingArtifact`` for a vision-language model, its graphs compiled (and cached under QEFF_HOME), served
+    from the two artifacts without the model's weights (``open_app``, on this process or a Ray replica). A
+    ``chat_template`` is checked before the compile: one that cannot work stops the server first."""
     from QEfficient import QEFFAutoModelForImageTextToText
-    from QEfficient.generation.text_generation import eos_token_ids
-    from QEfficient.serving.artifact import ServingArtifact
-    from QEfficient.utils.tokenizer import load_hf_processor
+    from QEfficient.utils.extras import require_extra
 
+    require_extra("vision", "serving a vision-language model")
     model = QEFFAutoModelForImageTextToText.from_pretrained(
         model_name, kv_offload=True, continuous_batching=True, hf_overrides=hf_overrides
     )
+    _processor(model, chat_template)
     paths = model.compile(**_compile_kwargs(compile_options))
-    processor = load_hf_processor(model.local_model_dir)
-    return ServingArtifact(
-        qpc_path=str(paths["lang_qpc_path"]),
-        tokenizer_dir=str(model.local_model_dir),
-        model_id=model.model_name,
-        served_names=(model_name,),
-        eos_token_ids=tuple(sorted(eos_token_ids(processor.tokenizer, model.hf.generation_config))),
-        prefill_seq_len=compile_options["prefill_seq_len"],
-        ctx_len=compile_options["ctx_len"],
-        num_cores=compile_options["num_cores"],
-        vision_language={"model_name": model_name, "compile_options": dict(compile_options), "hf_overrides": hf_overrides},
-    )
+    artifact = vision_language_artifact(str(paths["lang_qpc_path"]), (model_name,), compile_options["num_cores"], None)
+    limits = {**artifact.vision_language, "max_num_images": compile_options.get("max_num_images")}
+    return replace(artifact, vision_language=limits, chat_template=chat_template)
 
 
 def open_vision_language_app(
@@ -272,18 +265,10 @@ def open_vision_language_app(
 ):
     """(app, runner) for a vision-language model: two graphs (vision, language) compiled with ``compile_options``
     (``QEFFAutoModelForImageTextToText.compile``'s, ``full_batch_size`` included), continuous batching, the
-    processor's tokenizer and chat template; its config changed by ``hf_overrides`` (vLLM's) when given."""
-    from QEfficient import QEFFAutoModelForImageTextToText
-    from QEfficient.utils.extras import require_extra
-
-    require_extra("vision", "serving a vision-language model")
-    model = QEFFAutoModelForImageTextToText.from_pretrained(
-        model_name, kv_offload=True, continuous_batching=True, hf_overrides=hf_overrides
-    )
-    processor = _processor(model, chat_template)  # a template that cannot work stops the server before the compile
-    model.compile(**_compile_kwargs(compile_options))
-    limits = (compile_options["ctx_len"], compile_options.get("max_num_images"))
-    return _app(model, processor, limits, [model_name], max_queue, api_key, max_body_bytes)
+    processor's tokenizer and chat template; its config changed by ``hf_overrides`` (vLLM's) when given. The
+    weights are let go once compiled: the server runs the artifacts."""
+    artifact = compile_vision_language(model_name, compile_options, hf_overrides, chat_template)
+    return open_vision_language_artifact_app(artifact, compile_options["num_cores"], max_queue, api_key, max_body_bytes)
 
 
 def vision_language_artifact(qpc_path: str, served_names: tuple[str, ...], num_cores: int | None, prompt_lookup_num_tokens: int | None):
@@ -315,7 +300,7 @@ def vision_language_artifact(qpc_path: str, served_names: tuple[str, ...], num_c
         prefill_seq_len=params["prefill_seq_len"],
         ctx_len=params["ctx_len"],
         num_cores=num_cores or qconfig.get("num_cores") or 1,
-        vision_language={"qpc_path": str(qpc_path)},
+        vision_language={"vision_qpc_path": qconfig.get("vision_artifact")},  # a replica's own copy, when shipped
     )
 
 
@@ -328,9 +313,11 @@ def open_vision_language_artifact_app(
     from QEfficient.utils.extras import require_extra
 
     require_extra("vision", "serving a vision-language model")
-    model = QEFFAutoModelForImageTextToText.from_artifact(artifact.qpc_path, num_cores or artifact.num_cores)
+    vision = artifact.vision_language.get("vision_qpc_path")
+    model = QEFFAutoModelForImageTextToText.from_artifact(artifact.qpc_path, num_cores or artifact.num_cores, vision)
     processor = _processor(model, artifact.chat_template)
-    limits = (artifact.ctx_len, read_artifact(Path(artifact.qpc_path))["compile_params"].get("max_num_images"))
+    given = artifact.vision_language.get("max_num_images")  # serve --max_num_images; else the slots compiled, if any
+    limits = (artifact.ctx_len, given or read_artifact(Path(artifact.qpc_path))["compile_params"].get("max_num_images"))
     return _app(model, processor, limits, list(artifact.served_names), max_queue, api_key, max_body_bytes)
 
 
