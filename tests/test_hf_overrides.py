@@ -84,6 +84,8 @@ def test_from_pretrained_and_the_server_run_the_overridden_model(tiny_model_dir)
         build_from_args(parse_args([*args, "--ctx_len", "128", "--hf_overrides", '{"max_position_embeddings": 64}']))
     with pytest.raises(ValueError, match="model_type cannot change"):
         build_from_args(parse_args([*args, "--hf_overrides", '{"model_type": "mistral"}']))
+    with pytest.raises(ValueError, match=r"weights do not fit the config as hf_overrides changed it \(intermediate_size\)"):
+        QEFFAutoModelForCausalLM.from_pretrained(folder, hf_overrides={"intermediate_size": 99})
 
 
 def test_a_vision_language_model_takes_overrides_of_its_sub_configs(tmp_path):

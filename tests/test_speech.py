@@ -215,3 +215,5 @@ def test_server_transcribes_uploads_like_transformers(tiny_whisper):
             assert httpx.get(f"{url}/health", timeout=5).json()["status"] == "ok"
     finally:
         runner.stop()
+    with pytest.raises(ValueError, match=r"do not fit the config as hf_overrides changed it \(max_target_positions\)"):
+        build_server(str(folder), None, 1, 40, 1, 1, hf_overrides={"max_target_positions": 24})  # the position table's rows

@@ -83,9 +83,7 @@ def build_server(
         options = (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
         return _pooling_server(pooling, model_name, options, generation_options, hf_overrides)
     if not gguf_file and _is_speech(model_name):
-        if hf_overrides:
-            raise ValueError("--hf_overrides is not applied to a speech model's server yet; leave it out.")
-        return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes)
+        return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
         from QEfficient.serving import vision_language
 
@@ -164,13 +162,15 @@ def _is_speech(model_name: str) -> bool:
     return is_speech(model_name, None)
 
 
-def build_speech_server(model_name: str, ctx_len: int, num_cores: int, api_key: str | None, max_body_bytes: int | None):
-    """(app, runner) for a Whisper model: POST /v1/audio/transcriptions."""
+def build_speech_server(
+    model_name: str, ctx_len: int, num_cores: int, api_key: str | None, max_body_bytes: int | None, hf_overrides: dict | None = None
+):
+    """(app, runner) for a Whisper model: POST /v1/audio/transcriptions; its config changed by ``hf_overrides``."""
     from QEfficient import QEFFAutoModelForSpeechSeq2Seq
     from QEfficient.serving.speech_app import create_speech_app
     from QEfficient.utils.tokenizer import load_hf_processor
 
-    model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(model_name)
+    model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(model_name, hf_overrides=hf_overrides or None)
     model.compile(ctx_len=min(ctx_len, model.config.max_target_positions), num_cores=num_cores)
     limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
     app = create_speech_app(

@@ -11,7 +11,8 @@ the config (vLLM's other form) is called with it instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from transformers import PretrainedConfig
@@ -61,3 +62,19 @@ def _merged(config: PretrainedConfig, data: dict, overrides: dict, where: str, u
     if "layer_types" not in overrides and isinstance(layers, int) and isinstance(kinds, list) and len(kinds) > layers:
         data["layer_types"] = kinds[:layers]  # fewer layers: the first ones, as transformers' checkpoints load them
     return data
+
+
+@contextmanager
+def weights_fit(overrides: HfOverrides | None) -> Iterator[None]:
+    """Loading the weights into a model built from an overridden config: a weight whose shape the overrides changed
+    (transformers' size-mismatch error) is a ValueError that names them and says what to do."""
+    try:
+        yield
+    except RuntimeError as err:
+        if overrides is None or "mismatched" not in str(err):
+            raise
+        keys = ", ".join(overrides) if isinstance(overrides, dict) else "a function"
+        raise ValueError(
+            f"The checkpoint's weights do not fit the config as hf_overrides changed it ({keys}): some weight has another "
+            "shape now. Override only keys that change no weight's shape (the layers kept, rope_scaling, window sizes)."
+        ) from err

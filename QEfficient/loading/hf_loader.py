@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Pretra
 from transformers.initialization import no_init_weights
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-from QEfficient.loading.config_overrides import apply_hf_overrides
+from QEfficient.loading.config_overrides import apply_hf_overrides, weights_fit
 from QEfficient.loading.gguf_shared import gguf_parsed_once
 from QEfficient.loading.model_path import ModelNotFoundError, resolve_model_path
 from QEfficient.transform.adapters import check_architecture
@@ -70,9 +70,11 @@ def load_pretrained(auto_class, name_or_path: str | os.PathLike, *args, owner: s
     class asked to load it)."""
     folder, _ = resolve_model_path(name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
     load_config(folder)
+    overrides = kwargs.get("hf_overrides")
     with_hf_overrides(folder, with_load_defaults(kwargs))
     try:
-        return auto_class.from_pretrained(folder, *args, **kwargs), folder
+        with weights_fit(overrides):
+            return auto_class.from_pretrained(folder, *args, **kwargs), folder
     except ValueError as err:
         raise ValueError(f"{owner} cannot load '{name_or_path}': {err}") from err
 
@@ -160,10 +162,12 @@ def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None
         folder = _convert_gguf(folder, gguf_file)  # checks the config first
     else:
         check_causal_lm_config(load_config(folder))
-    if kwargs.get("hf_overrides") is not None:  # a GGUF file's apply to its converted folder's config
-        check_causal_lm_config(with_hf_overrides(folder, kwargs)["config"])
-    kwargs.pop("hf_overrides", None)
-    model = AutoModelForCausalLM.from_pretrained(folder, **with_load_defaults(kwargs))
+    overrides = kwargs.pop("hf_overrides", None)
+    if overrides is not None:  # a GGUF file's apply to its converted folder's config
+        kwargs["config"] = with_hf_overrides(folder, {**kwargs, "hf_overrides": overrides})["config"]
+        check_causal_lm_config(kwargs["config"])
+    with weights_fit(overrides):
+        model = AutoModelForCausalLM.from_pretrained(folder, **with_load_defaults(kwargs))
     return model.eval(), folder
 
 

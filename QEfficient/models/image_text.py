@@ -30,6 +30,7 @@ from QEfficient.generation.mrope import MultimodalRope, PromptLengthRope
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.text_generation import eos_token_ids
 from QEfficient.generation.text_generation_inference import resolve_sampling
+from QEfficient.loading.config_overrides import weights_fit
 from QEfficient.loading.hf_loader import resolve_model_path, with_hf_overrides, with_load_defaults
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk, recurrent_state_manifest
 from QEfficient.runtime.ort_session import no_image_inputs, open_artifact_session, open_kv_session
@@ -130,9 +131,11 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         kwargs.pop("attn_implementation", None)  # the static-KV attention is always used
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         kwargs.setdefault("config", AutoConfig.from_pretrained(folder))
+        overrides = kwargs.get("hf_overrides")
         with_hf_overrides(folder, with_load_defaults(kwargs))  # vLLM's hf_overrides, sub-configs merged
         get_vision_adapter(kwargs["config"])  # an unsupported architecture fails before any weight is read
-        model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
+        with weights_fit(overrides):
+            model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
         obj = cls(
             model,
             kv_offload=bool(kv_offload),
