@@ -350,8 +350,10 @@ def test_guided_decoding_token_bitmasks(llama, compiled):
     run = lambda **kw: static.generate(tokenizer, prompts, generation_len=2, stream=False, include_sampler=True, **kw)  # noqa: E731
     with pytest.raises(ValueError, match="needs include_sampler=True and sampling_params\\['token_bitmasks'\\]"):
         run(include_guided_decoding=True, sampling_params=sampler_params(2))
-    with pytest.raises(ValueError, match="apply with include_guided_decoding=True"):
-        run(sampling_params=greedy)
+    with pytest.raises(ValueError, match="apply with include_guided_decoding=True"):  # qaic_config's default, turned off
+        run(include_guided_decoding=False, sampling_params=greedy)
+    info = static.generate(tokenizer, prompts, generation_len=8, stream=False, sampling_params=greedy)  # on: qaic_config's
+    assert [row[:8].tolist() for row in info.generated_ids[0]] == expected
     with pytest.raises(ValueError, match="rows \\[1\\] allow no token"):
         run(include_guided_decoding=True, sampling_params={"token_bitmasks": np.stack([masks[0], np.zeros(vocab, bool)])})
     with pytest.raises(ValueError, match="tokens wide; this model's logits are"):
@@ -360,6 +362,10 @@ def test_guided_decoding_token_bitmasks(llama, compiled):
 
     with pytest.raises(ValueError, match="has 2 rows; this generation needs 3"):  # a third slot
         TokenChooser(SamplingParams(allowed_tokens=masks), 1, vocab, first_row=2)
+    with pytest.raises(ValueError, match="its rows are the 2 slots'"):  # one mask per prompt, more prompts than slots
+        batching.generate(tokenizer, prompts * 2, include_guided_decoding=True, sampling_params={"token_bitmasks": np.tile(masks, (2, 1))})
+    with pytest.raises(ValueError, match="sampling_params and include_guided_decoding"):
+        static.generate(tokenizer, prompts, prompt_lookup_num_tokens=2, include_guided_decoding=True, sampling_params=greedy)
 
 
 def test_text_generation_class(legacy, llama):

@@ -23,7 +23,9 @@ def test_overrides_merge_sub_configs_and_rebuild_the_config(caplog):
     """A flat key replaces its value; a sub-config is merged key by key (vLLM's rule); the config is built again, so
     transformers reads a rope_scaling as it reads one in config.json; the given config is left as it was."""
     base = LlamaConfig(hidden_size=64, num_attention_heads=4, num_hidden_layers=2, intermediate_size=128)
-    changed = apply_hf_overrides(base, {"num_hidden_layers": 1, "rope_scaling": {"rope_type": "linear", "factor": 2.0}})
+    given = {"num_hidden_layers": 1, "rope_scaling": {"rope_type": "linear", "factor": 2.0}}
+    changed = apply_hf_overrides(base, given)
+    assert given["rope_scaling"] == {"rope_type": "linear", "factor": 2.0}  # transformers filled in a copy
     assert (changed.num_hidden_layers, base.num_hidden_layers) == (1, 2)
     assert changed.rope_parameters == {"rope_type": "linear", "factor": 2.0, "rope_theta": base.rope_parameters["rope_theta"]}
     assert base.rope_parameters["rope_type"] == "default"
@@ -69,6 +71,8 @@ def test_from_pretrained_and_the_server_run_the_overridden_model(tiny_model_dir)
     info = model.generate(tok, [PROMPT], generation_len=8, stream=False)
     assert [int(t) for t in info.generated_ids[0][0][:8]] == expected
     assert model.onnx_path != QEFFAutoModelForCausalLM.from_pretrained(folder).export()  # its own cache entry
+    beside = QEFFAutoModelForCausalLM.from_pretrained(folder, hf_overrides={"max_position_embeddings": 256}, num_hidden_layers=1)
+    assert (beside.config.num_hidden_layers, beside.config.max_position_embeddings) == (1, 256)  # a config keyword beside them
 
     overrides = json.dumps({"num_hidden_layers": 1, "max_position_embeddings": 256})
     args = ["--model_name", str(folder), "--num_cores", "1", "--prefill_seq_len", "8", "--full_batch_size", "2"]

@@ -230,6 +230,15 @@ def test_the_language_artifact_is_served_without_the_model(served, llava, tiny_m
             assert httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).status_code == 200  # --model_name: a name too
     finally:
         runner.stop()
+    app, runner = build_from_args(parse_args(["--qpc_path", str(language), "--max_num_images", "1", "--num_cores", "1"]))
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            r = chat(url, [content[0], content[0], content[1]])
+            assert r.status_code == 400 and "image" in r.json()["error"]["message"], r.text  # --max_num_images kept
+    finally:
+        runner.stop()
+    with pytest.raises(ValueError, match="--img_size is compiled into"):
+        build_from_args(parse_args(["--qpc_path", str(language), "--img_size", "64"]))
 
     model = QEFFAutoModelForImageTextToText.from_artifact(language, num_cores=1)
     assert next(model.hf_model.parameters()).device.type == "meta"

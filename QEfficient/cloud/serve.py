@@ -15,7 +15,8 @@ sequence classifier (a cross-encoder reranker) or a decoder's (Qwen2ForSequenceC
 ["no", "yes"], "is_original_qwen3_reranker": true}' scores a causal LM by two of its tokens' logits, as vLLM serves
 Qwen3-Reranker; its other keys change the model's config before it is loaded, as vLLM applies them. --qpc_path serves
 an artifact that compile() built with continuous batching, or an encoder's artifact
-(embeddings or scores), without loading torch or the model. --mxfp6 and --mxint8 are accepted for --mxfp6_matmul and
+(embeddings or scores), without loading torch or the model (a vision-language model's language artifact: without
+its weights, torch imported). --mxfp6 and --mxint8 are accepted for --mxfp6_matmul and
 --mxint8_kv_cache. The API key can also come from $QEFF_API_KEY. Each --lora adapter (a folder saved by peft) is a model
 id of its own in /v1/models; a request's "model" picks it, as vLLM does (pip install "QEfficient[lora]").
 """
@@ -208,7 +209,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p,
         "qpc_path",
         default=None,
-        help="serve an artifact compile() built (continuous batching): starts without torch or the model; its shapes win",
+        help="serve an artifact compile() built (continuous batching): starts without the model (a decoder's or an encoder's "
+        "without torch; a vision-language model's language artifact without its weights); its shapes win",
     )
     add_argument(p, "host", default="127.0.0.1")
     add_argument(p, "port", type=int, default=8000)
@@ -398,9 +400,15 @@ def build_from_args(args: argparse.Namespace):
                 f"'{args.qpc_path}' is a decoder's artifact; a server of {_POOLING_ROUTES[args.task]} starts from an encoder's "
                 "(QEFFAutoModel or a sequence classifier, compiled) or from the model (--model_name)."
             )
+        if args.img_size is not None:
+            raise ValueError("--img_size is compiled into a vision-language model's artifact; leave it out with --qpc_path.")
         with step(f"Opening the artifact {args.qpc_path}"):
             artifact = artifact_from_qpc(args.qpc_path, names, args.num_cores, args.prompt_lookup_num_tokens)
             artifact = replace(artifact, chat_template=args.chat_template)
+            if args.max_num_images is not None:  # the most images a request may hold
+                if artifact.vision_language is None:
+                    raise ValueError("--max_num_images is for a vision-language model's artifact; leave it out.")
+                artifact = replace(artifact, vision_language={**artifact.vision_language, "max_num_images": args.max_num_images})
             return open_app(artifact, args.num_cores, args.max_queue, args.api_key, args.max_body_bytes)
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
     # bad numbers fail now, not after the model is loaded, exported and compiled

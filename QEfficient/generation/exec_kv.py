@@ -12,7 +12,7 @@ from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
 from QEfficient.generation.lora_generation import LORA_ID, LoraBatchingEngine, LoraTextGeneration, check_tables, is_lora_artifact
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
-from QEfficient.generation.sampling import SamplingParams
+from QEfficient.generation.sampling import SamplingParams, check_allowed_tokens
 from QEfficient.generation.text_generation import TextGeneration, eos_token_ids
 from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
 from QEfficient.utils.checks import check_generation_len
@@ -120,6 +120,7 @@ def generate_continuous(
     """All prompts through the continuous-batching engine; results in prompt order (flat, as QEfficient).
     ``lora``: (adapter tables, one adapter row per prompt) for a LoRA artifact."""
     generation_len = check_generation_len(generation_len)
+    check_allowed_tokens(sampling, session.batch_size, session.logits.shape()[-1])
     tokens = TextGeneration(session, tokenizer, prefill_seq_len, eos).tokenize(prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if lora is None:

@@ -100,6 +100,20 @@ class TokenChooser:
         return (cumulative < draws).sum(-1).clip(max=scores.shape[-1] - 1)
 
 
+def check_allowed_tokens(params: SamplingParams | None, slots: int, vocab_size: int) -> None:
+    """Before continuous batching starts: a token mask has one row per slot (QEfficient's ``[full_batch_size, vocab]``:
+    a prompt takes the mask of the slot it runs in) or one row for all, and one column per token."""
+    allowed = params.allowed_tokens if params is not None else None
+    if allowed is None:
+        return
+    _allowed_rows(allowed, 0, min(slots, len(allowed)) if len(allowed) > 1 else 1, vocab_size)
+    if len(allowed) not in (1, slots):
+        raise ValueError(
+            f"token_bitmasks has {len(allowed)} rows; with continuous batching its rows are the {slots} slots' (a prompt takes "
+            "the mask of the slot it runs in): give one row per slot, or one row for every prompt."
+        )
+
+
 def _allowed_rows(allowed: Any, first_row: int, batch_size: int, vocab_size: int) -> np.ndarray | None:
     """The rows of a token mask a chooser of ``batch_size`` rows reads from ``first_row`` (a one-row mask serves all)."""
     if allowed is None:

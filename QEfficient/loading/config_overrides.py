@@ -10,6 +10,7 @@ the config (vLLM's other form) is called with it instead.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ def apply_hf_overrides(config: PretrainedConfig, overrides: HfOverrides) -> Pret
     if not isinstance(overrides, dict):
         raise ValueError(f"hf_overrides must be a mapping of config keys to values (or a function of the config), got {overrides!r:.80}.")
     unknown: list[str] = []
+    overrides = copy.deepcopy(overrides)  # transformers fills nested values in (rope_theta): never the caller's dicts
     data = _merged(config, config.to_dict(), overrides, "", unknown)
     if unknown:
         logger.warning(

@@ -59,8 +59,19 @@ def with_hf_overrides(folder: Path, kwargs: dict) -> dict:
     hold none), so that transformers builds the model from the changed config."""
     overrides = kwargs.pop("hf_overrides", None)
     if overrides is not None:
-        kwargs["config"] = apply_hf_overrides(kwargs.get("config") or load_config(folder), overrides)
+        config = kwargs.get("config") or load_config(folder)
+        # config keywords given beside them (from_pretrained(path, num_hidden_layers=1)): transformers would hand them
+        # to the model's __init__ once a config object is passed, so they are applied here first
+        named = {k: kwargs.pop(k) for k in list(kwargs) if k not in _LOADING_KWARGS and hasattr(config, k)}
+        kwargs["config"] = apply_hf_overrides(apply_hf_overrides(config, named) if named else config, overrides)
     return kwargs
+
+
+# transformers' from_pretrained keywords that are not config values (dtype is both: it stays a loading keyword)
+_LOADING_KWARGS = frozenset(
+    ("config", "cache_dir", "revision", "dtype", "torch_dtype", "use_kernels", "attn_implementation", "trust_remote_code", "token")
+    + ("local_files_only", "device_map", "low_cpu_mem_usage", "subfolder", "variant", "gguf_file", "use_safetensors", "key_mapping")
+)
 
 
 def load_pretrained(auto_class, name_or_path: str | os.PathLike, *args, owner: str, **kwargs) -> tuple[PreTrainedModel, Path]:
@@ -162,10 +173,10 @@ def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None
         folder = _convert_gguf(folder, gguf_file)  # checks the config first
     else:
         check_causal_lm_config(load_config(folder))
-    overrides = kwargs.pop("hf_overrides", None)
+    overrides = kwargs.get("hf_overrides")
     if overrides is not None:  # a GGUF file's apply to its converted folder's config
-        kwargs["config"] = with_hf_overrides(folder, {**kwargs, "hf_overrides": overrides})["config"]
-        check_causal_lm_config(kwargs["config"])
+        check_causal_lm_config(with_hf_overrides(folder, kwargs)["config"])
+    kwargs.pop("hf_overrides", None)
     with weights_fit(overrides):
         model = AutoModelForCausalLM.from_pretrained(folder, **with_load_defaults(kwargs))
     return model.eval(), folder

@@ -389,14 +389,20 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         speculation = {k: kwargs.pop(k) for k in SPECULATIVE_KWARGS if k in kwargs}
         if kwargs.pop("write_io", False):
             warn_once("write_io", "generate(write_io=True): dumping Cloud AI 100 input/output buffers is not supported; nothing written.")
-        if kwargs.get("include_sampler") is None:
-            kwargs["include_sampler"] = bool((self.qaic_config or {}).get("include_sampler"))
+        for switch in ("include_sampler", "include_guided_decoding"):  # generate()'s, else from_pretrained's qaic_config
+            if kwargs.get(switch) is None:
+                kwargs[switch] = bool((self.qaic_config or {}).get(switch))
         if not runtime_ai100:
             raise NotImplementedError("runtime_ai100=False (PyTorch generation) is not supported; use transformers' generate().")
         if self.qpc_path is None:
             raise TypeError("Please run compile() before generate().")
         self.qpc_session = None  # released first if the artifact changed: one copy of the weights at a time
         if speculation or self.draft_qpc_path is not None:  # opens its own sessions
+            if kwargs.get("sampling_params") is not None or kwargs["include_guided_decoding"]:
+                raise ValueError(
+                    "Speculative decoding here is greedy (or samples with temperature=...): sampling_params and "
+                    "include_guided_decoding (token_bitmasks) do not apply to it; generate without speculation to use them."
+                )
             speculation |= {k: kwargs[k] for k in ("lora_tables", "prompt_to_lora_id_mapping") if kwargs.get(k) is not None}
             return speculative_generate(self, tokenizer, prompts, generation_len, stream, sampling, prompts_txt_file_path, **speculation)
         self.qpc_session = self._session(

@@ -27,7 +27,7 @@ from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
 from QEfficient.generation.image_text_generation import ImagePrefill, ImageTextGeneration, PromptRope, prepare_images, prompt_rope
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.mrope import MultimodalRope, PromptLengthRope
-from QEfficient.generation.sampling import SamplingParams
+from QEfficient.generation.sampling import SamplingParams, check_allowed_tokens
 from QEfficient.generation.text_generation import eos_token_ids
 from QEfficient.generation.text_generation_inference import resolve_sampling
 from QEfficient.loading.config_overrides import weights_fit
@@ -297,11 +297,12 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         return sorted(f for f in Path(folder).iterdir() if f.is_file() and f.suffix in _PROCESSOR_SUFFIXES and f.name not in _WRITTEN)
 
     def _model_files_key(self) -> dict:
-        """What the language artifact keeps of the folder (its processor's files), in its key: a changed one is a new
-        artifact. The config is in the graph's key already."""
+        """What the language artifact keeps besides the graph (the processor's files, the generation config), in its
+        key: a changed one is a new artifact. The config is in the graph's key already."""
         if not self.kv_offload:
             return {}
-        return {"model_files": {f.name: file_digest(f) for f in self._processor_files()} | {"format": MODEL_FILES_FORMAT}}
+        files = {f.name: file_digest(f) for f in self._processor_files()} | {"format": MODEL_FILES_FORMAT}
+        return {"model_files": files, "generation_config": self.hf.generation_config.to_diff_dict()}
 
     def _save_model_files(self, artifact_dir: Path) -> None:
         destination = artifact_dir / MODEL_FILES_SUBDIR
@@ -338,7 +339,10 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         include_sampler = kwargs.pop("include_sampler", None)
         if include_sampler is None:
             include_sampler = bool((self.qaic_config or {}).get("include_sampler"))
-        sampling = resolve_sampling(include_sampler, kwargs.pop("sampling_params", None), kwargs.pop("include_guided_decoding", False))
+        guided = kwargs.pop("include_guided_decoding", None)
+        if guided is None:
+            guided = bool((self.qaic_config or {}).get("include_guided_decoding"))
+        sampling = resolve_sampling(include_sampler, kwargs.pop("sampling_params", None), guided)
         warn_ignored_options("generate()", {**kwargs, "device_ids": device_ids is not None and len(device_ids) > 1})
         if not runtime_ai100:
             raise NotImplementedError("runtime_ai100=False (PyTorch generation) is not supported; use transformers' generate().")
@@ -464,6 +468,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     ) -> CloudAI100ExecInfo:
         """Every prompt through the continuous-batching engine; results flat, in prompt order."""
         session, vision_session = self._sessions
+        check_allowed_tokens(sampling, session.batch_size, session.logits.shape()[-1])
         start = time.perf_counter()
         extras = self._request_extras(prefiller, token_lists, vision_inputs)
         vision_time = time.perf_counter() - start if vision_session is not None and len(vision_inputs["_tokens"]) else None

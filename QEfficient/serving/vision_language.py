@@ -288,6 +288,12 @@ def vision_language_artifact(qpc_path: str, served_names: tuple[str, ...], num_c
             f"'{qpc_path}' was compiled without continuous batching; the server needs it. Compile with "
             "from_pretrained(..., kv_offload=True, continuous_batching=True) and compile(full_batch_size=N), or serve --model_name."
         )
+    if not qconfig.get("vision_artifact") or not (Path(qpc_path) / MODEL_FILES_SUBDIR).is_dir():
+        raise ValueError(
+            f"'{qpc_path}' holds no vision graph of its own and no processor: a server starts from the language artifact "
+            "of a model compiled with kv_offload=True by this version (from_pretrained(..., kv_offload=True, "
+            "continuous_batching=True), then compile(full_batch_size=N)), or serve --model_name."
+        )
     if prompt_lookup_num_tokens is not None:
         raise ValueError("A vision-language model is served without speculative decoding; leave --prompt_lookup_num_tokens out.")
     params, model_id = qconfig["compile_params"], qconfig.get("model_name") or Path(qpc_path).name
@@ -317,7 +323,10 @@ def open_vision_language_artifact_app(
     model = QEFFAutoModelForImageTextToText.from_artifact(artifact.qpc_path, num_cores or artifact.num_cores, vision)
     processor = _processor(model, artifact.chat_template)
     given = artifact.vision_language.get("max_num_images")  # serve --max_num_images; else the slots compiled, if any
-    limits = (artifact.ctx_len, given or read_artifact(Path(artifact.qpc_path))["compile_params"].get("max_num_images"))
+    slots = read_artifact(Path(artifact.qpc_path))["compile_params"].get("max_num_images")
+    if given is not None and slots is not None and given > slots:
+        raise ValueError(f"--max_num_images {given}: this artifact keeps {slots} image slots per sequence (compile's max_num_images).")
+    limits = (artifact.ctx_len, given or slots)
     return _app(model, processor, limits, list(artifact.served_names), max_queue, api_key, max_body_bytes)
 
 
