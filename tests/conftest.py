@@ -70,7 +70,7 @@ __all__ = ["TINY_CONFIGS"]
 
 
 # Test modules whose cases are independent of each other (no module fixture worth sharing).
-SPREAD_MODULES = ("tests/test_arch_sweep.py", "tests/test_image_text_sweep.py")
+SPREAD_MODULES = ("tests/test_arch_sweep.py", "tests/test_image_text_sweep.py", "tests/test_encoder_sweep.py")
 # Modules that convert (and export) the real SmolLM2 file: one worker runs them all, so its QEFF_HOME
 # keeps one conversion and one export for all of them.
 SMOLLM2_MODULES = ("tests/test_gguf_blocks.py", "tests/test_no_torch.py", "tests/test_smollm2.py")

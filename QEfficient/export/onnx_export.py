@@ -24,6 +24,7 @@ import onnx
 import torch
 
 from QEfficient.export.graph_specs import (
+    ATTENTION_MASK,
     CTX_LEN_AXIS,
     IMAGE_IDX,
     VISION_EMBEDS,
@@ -40,7 +41,7 @@ from QEfficient.export.shape_folding import fold_reshape_shapes, read_only_as_we
 from QEfficient.utils.cache import build_entry, hash_dict, source_digest, verify_entry
 from QEfficient.utils.extras import require_extra
 from QEfficient.utils.memory import folder_bytes, release_freed_memory
-from QEfficient.utils.onnx_files import save_with_external_weights, weight_stub
+from QEfficient.utils.onnx_files import graph_input_names, save_with_external_weights, weight_stub
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +186,13 @@ def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str
     with torch.no_grad():
         pooled = module.eval()(*args).dim() == 2
     spec = EncoderGraphSpec(output_name, pooled, module.token_types)
-    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
+    path = torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
+    if ATTENTION_MASK not in graph_input_names(path):  # traced away: padded rows would be attended to
+        raise ValueError(
+            f"{type(module.hf).__name__}'s graph does not read the attention mask (its attention was traced without it), so "
+            "padded inputs would give other outputs than transformers: this architecture is not supported as an encoder."
+        )
+    return path
 
 
 def export_vision_onnx(module, out_dir: Path, model_name: str, img_size: int) -> Path:

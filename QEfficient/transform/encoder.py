@@ -89,12 +89,36 @@ def eager_attention(config) -> Iterator[None]:
         config._attn_implementation = old
 
 
+# Encoders whose attention takes the 2-D padding mask and builds its own from it without a branch on its values
+# (DeBERTa's relative positions), or that refuse a 4-D one (XLM's and FlauBERT's assert on its shape)
+TWO_D_MASK_TYPES = frozenset({"deberta", "deberta-v2", "xlm", "flaubert", "esm", "layoutlm", "ultrabert", "eurobert"})
+
+# Encoder types that cannot run as a graph here, and why (tests/test_encoder_sweep.py proves the others)
+UNSUPPORTED_ENCODERS = {
+    "fnet": "its Fourier-transform token mixing (torch.fft.fftn) has no ONNX export",
+    "tapas": "its table pooling (scatter_reduce without the initial values) has no ONNX export",
+    "yoso": "its attention hashes with random projections drawn on every call, so no two runs agree (transformers' neither)",
+    "longformer": "it pads the input to a multiple of its attention window inside the forward, so a traced graph keeps one length",
+    "reformer": "its LSH attention draws random buckets and chunks the sequence in Python",
+    "mra": "its block-sparse attention is traced without the attention mask",
+    "neomme": "its sliding windows are set per layer (a multimodal encoder), which the graph's masks do not cover",
+}
+
+
+def check_encoder_type(config) -> None:
+    """An encoder type known not to run as a graph is refused before anything is exported, saying why."""
+    reason = UNSUPPORTED_ENCODERS.get(config.model_type)
+    if reason is not None:
+        raise ValueError(f"'{config.model_type}' is not supported as an encoder here: {reason}.")
+
+
 class QEffEncoder(nn.Module):
     """forward(input_ids [B,S], attention_mask [B,S], token_type_ids [B,S] where the model has them) -> pooled [B,H],
     last hidden state [B,S,H], or logits [B,L]."""
 
     def __init__(self, hf_model: PreTrainedModel, pooling: PoolingFn | None = None) -> None:
         super().__init__()
+        check_encoder_type(hf_model.config)
         self.hf = hf_model
         self.pooling = pooling
         self.classifier = hasattr(hf_model, "classifier") or type(hf_model).__name__.endswith("ForSequenceClassification")
@@ -123,8 +147,8 @@ class QEffEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        if self.config.model_type.startswith("deberta"):
-            mask = attention_mask  # DeBERTa builds its own relative-position mask from the 2-D one
+        if self.config.model_type in TWO_D_MASK_TYPES:
+            mask = attention_mask  # the model builds its own mask from the 2-D one, without a branch on its values
         elif self.causal:  # a decoder's base model (Qwen3-Embedding, e5-mistral)
             mask, extra["use_cache"] = attention_mask, False
         else:

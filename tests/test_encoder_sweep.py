@@ -1,0 +1,112 @@
+"""Every text encoder type in transformers (a masked-LM model type with a base model), as QEFFAutoModel runs it: a
+tiny random model's last hidden state through the exported graph equals transformers' on a padded batch of two
+(real tokens, within 1e-4), and so do its sequence classifier's logits (QEFFAutoModelForSequenceClassification: a
+cross-encoder) where the type has one; or the type is refused with the reason
+(transform/encoder.UNSUPPORTED_ENCODERS). Types that are not text encoders are listed with what they take instead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+    MODEL_MAPPING_NAMES,
+)
+
+from QEfficient import QEFFAutoModel, QEFFAutoModelForSequenceClassification
+from QEfficient.transform.encoder import UNSUPPORTED_ENCODERS
+
+# the generic shrink: each attribute is set only where the type's config has it
+SHRINK = dict(
+    vocab_size=320,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    head_dim=16,
+    intermediate_size=96,
+    max_position_embeddings=130,
+    pad_token_id=0,
+    embedding_size=64,
+    d_model=64,
+    n_layers=2,
+    n_heads=4,
+    dim=64,
+    hidden_dim=96,
+    global_attn_every_n_layers=1,
+    local_attention=16,
+)
+# what the generic shrink cannot express
+PER_TYPE = {"reformer": dict(axial_pos_shape=[4, 8], axial_pos_embds_dim=[32, 32], max_position_embeddings=32)}
+# not text encoders, or not run by a tiny test: what they take instead
+NOT_SWEPT = {
+    "bart": "an encoder-decoder model (BartModel's output is its decoder's)",
+    "mbart": "an encoder-decoder model",
+    "mvp": "an encoder-decoder model",
+    "funnel": "its config sets blocks, not layers (block_sizes): no tiny config here",
+    "perceiver": "takes 'inputs' through its preprocessors, not input_ids",
+    "xmod": "needs a language per input (set_default_language)",
+    "ultravbert": "a vision-language encoder whose default vision tower does not fit a tiny test",
+}
+TYPES = sorted(set(MODEL_FOR_MASKED_LM_MAPPING_NAMES) & set(MODEL_MAPPING_NAMES))
+SENTENCES = ["My name is Ada", "The sun rises over the quiet sea every morning"]
+
+
+CASES = [(t, "base") for t in TYPES if t not in NOT_SWEPT] + [
+    (t, "classifier")
+    for t in TYPES
+    if t not in NOT_SWEPT and t not in UNSUPPORTED_ENCODERS and t in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+]
+
+
+@pytest.mark.parametrize("model_type, head", CASES)
+def test_every_text_encoder_type_runs_as_transformers_or_is_refused(model_type, head, tmp_path, tokenizer_dir):
+    defaults = AutoConfig.for_model(model_type)
+    values = {k: v for k, v in SHRINK.items() if hasattr(defaults, k)} | PER_TYPE.get(model_type, {})
+    config = AutoConfig.for_model(model_type, **values, num_labels=2)
+    auto, qeff = (
+        (AutoModel, QEFFAutoModel) if head == "base" else (AutoModelForSequenceClassification, QEFFAutoModelForSequenceClassification)
+    )
+    torch.manual_seed(0)
+    auto.from_config(config).save_pretrained(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer.save_pretrained(tmp_path)
+    if model_type in UNSUPPORTED_ENCODERS:
+        with pytest.raises(ValueError, match=f"'{model_type}' is not supported as an encoder here"):
+            qeff.from_pretrained(tmp_path)
+        return
+    enc = tokenizer(SENTENCES, padding=True, return_tensors="np")
+    hf = auto.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        expected = hf(input_ids=torch.as_tensor(enc["input_ids"]), attention_mask=torch.as_tensor(enc["attention_mask"]))
+    model = qeff.from_pretrained(tmp_path)
+    model.compile(seq_len=enc["input_ids"].shape[1], batch_size=2, num_cores=1)
+    if head == "classifier":
+        np.testing.assert_allclose(np.asarray(model.generate(dict(enc))["logits"]), expected.logits.numpy(), atol=1e-4, rtol=0)
+        return
+    got = model.generate(dict(enc))["output"]
+    real = enc["attention_mask"].astype(bool)  # padding columns are not compared: transformers' differ by model
+    np.testing.assert_allclose(got[real], expected.last_hidden_state.numpy()[real], atol=1e-4, rtol=0)
+
+
+def test_the_swept_types_are_every_text_encoder_type():
+    """A type transformers adds shows up here: swept, or listed with a reason."""
+    assert set(NOT_SWEPT) <= set(TYPES)
+    assert set(UNSUPPORTED_ENCODERS) <= set(TYPES)
+
+
+def test_a_graph_traced_without_the_attention_mask_is_refused(monkeypatch, tmp_path, tokenizer_dir):
+    """MRA's attention is traced without the mask: the export says so instead of giving other outputs for padding."""
+    import QEfficient.transform.encoder as encoder
+
+    monkeypatch.setattr(encoder, "UNSUPPORTED_ENCODERS", {})  # past the table, to the check on the exported graph
+    defaults = AutoConfig.for_model("mra")
+    AutoModel.from_config(AutoConfig.for_model("mra", **{k: v for k, v in SHRINK.items() if hasattr(defaults, k)})).save_pretrained(
+        tmp_path
+    )
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="does not read the attention mask"):
+        QEFFAutoModel.from_pretrained(tmp_path).compile(seq_len=8, num_cores=1)
