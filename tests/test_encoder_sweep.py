@@ -11,13 +11,14 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
     MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
     MODEL_MAPPING_NAMES,
 )
 
 from QEfficient import QEFFAutoModel, QEFFAutoModelForSequenceClassification
-from QEfficient.transform.encoder import UNSUPPORTED_ENCODERS
+from QEfficient.transform.encoder import UNSUPPORTED_DECODER_CLASSIFIERS, UNSUPPORTED_ENCODERS
 
 # the generic shrink: each attribute is set only where the type's config has it
 SHRINK = dict(
@@ -110,3 +111,40 @@ def test_a_graph_traced_without_the_attention_mask_is_refused(monkeypatch, tmp_p
     AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="does not read the attention mask"):
         QEFFAutoModel.from_pretrained(tmp_path).compile(seq_len=8, num_cores=1)
+
+
+# decoders with a sequence classifier (rerankers and classifiers built on causal LMs), as tests/tiny_models.py shrinks them
+DECODER_TYPES = sorted((set(MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES) & set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)) - set(TYPES))
+DECODERS_NOT_SWEPT = {
+    **dict.fromkeys(("axk1", "deepseek_v2", "deepseek_v3", "minicpm3"), "transformers' own classifier fails on a padded batch"),
+    **dict.fromkeys(("bigbird_pegasus", "plbart"), "an encoder-decoder model"),
+    "qwen3_5": "a multimodal model (its text type, qwen3_5_text, is swept)",
+    "gemma3": "a multimodal model (its text type, gemma3_text, is swept; its tiny vision tower takes minutes)",
+}
+# refused by the rule, not the table: no 'score' head, or attention transformers does not mark causal
+NOT_LAST_TOKEN_HEADS = ("bloom", "ctrl", "doge", "modernbert-decoder", "mpt", "openai-gpt", "xlnet")
+
+
+@pytest.mark.parametrize("model_type", [t for t in DECODER_TYPES if t not in DECODERS_NOT_SWEPT])
+def test_every_decoder_classifier_type_scores_as_transformers_or_is_refused(model_type, tmp_path):
+    """A decoder's sequence classifier reads the last real token of each row (padding on the right, with id 0), as
+    transformers does with the padding id: logits within 1e-4, or refused with the reason."""
+    from tests.tiny_models import build_tokenizer, sweep_config
+
+    config = sweep_config(model_type)
+    config.num_labels, config.pad_token_id = 2, 0
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(tmp_path)
+    tokenizer = build_tokenizer()
+    tokenizer.save_pretrained(tmp_path)
+    if model_type in UNSUPPORTED_DECODER_CLASSIFIERS or model_type in NOT_LAST_TOKEN_HEADS:
+        with pytest.raises(ValueError, match="is not supported as a sequence classifier here|is not run as a classifier here"):
+            QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path)
+        return
+    enc = tokenizer(SENTENCES, padding=True, return_tensors="np")
+    hf = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        expected = hf(input_ids=torch.as_tensor(enc["input_ids"]), attention_mask=torch.as_tensor(enc["attention_mask"])).logits
+    model = QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path)
+    model.compile(seq_len=enc["input_ids"].shape[1], batch_size=2, num_cores=1)
+    np.testing.assert_allclose(np.asarray(model.generate(dict(enc))["logits"]), expected.numpy(), atol=1e-4, rtol=0)

@@ -105,11 +105,31 @@ UNSUPPORTED_ENCODERS = {
 }
 
 
-def check_encoder_type(config) -> None:
-    """An encoder type known not to run as a graph is refused before anything is exported, saying why."""
+# Decoders whose sequence classifier runs transformers' own modules into an export they do not survive (the causal-LM
+# path rewrites these modules; this one does not), and why (tests/test_encoder_sweep.py proves the others)
+_MOE = "its mixture-of-experts routing (torch.histc) has no ONNX export in transformers' own modules"
+_LINEAR_ATTENTION = "its linear-attention layers (torch.linalg.solve_triangular) have no ONNX export"
+UNSUPPORTED_DECODER_CLASSIFIERS = {
+    **dict.fromkeys(("gpt_oss", "hunyuan_v1_moe", "jamba", "minimax", "mixtral", "phimoe", "qwen2_moe", "qwen3_moe"), _MOE),
+    "jetmoe": "its expert dispatch (ScatterElements) fails in ONNX Runtime on a padded batch",
+    **dict.fromkeys(("qwen3_5_text", "qwen3_next"), _LINEAR_ATTENTION),
+    **dict.fromkeys(("zamba", "zamba2"), "its Mamba layers' graph does not load in ONNX Runtime"),
+    "diffllama": "its differential attention's RMSNorm (aten::rms_norm) has no export at the encoder graph's opset",
+    **dict.fromkeys(("glm", "glm4"), "its partial rotary embedding does not trace with a padding mask here"),
+    "helium": "its attention reshapes to the traced length, so other lengths fail in ONNX Runtime",
+    "axk2": "its cache scatter does not trace (a PyTorch JIT error)",
+}
+
+
+def check_encoder_type(config, classifier: bool = False) -> None:
+    """An encoder type (or a decoder's sequence classifier) known not to run as a graph is refused before anything is
+    exported, saying why."""
     reason = UNSUPPORTED_ENCODERS.get(config.model_type)
     if reason is not None:
         raise ValueError(f"'{config.model_type}' is not supported as an encoder here: {reason}.")
+    reason = UNSUPPORTED_DECODER_CLASSIFIERS.get(config.model_type)
+    if reason is not None and classifier:
+        raise ValueError(f"'{config.model_type}' is not supported as a sequence classifier here: {reason}.")
 
 
 class QEffEncoder(nn.Module):
@@ -118,10 +138,10 @@ class QEffEncoder(nn.Module):
 
     def __init__(self, hf_model: PreTrainedModel, pooling: PoolingFn | None = None) -> None:
         super().__init__()
-        check_encoder_type(hf_model.config)
+        self.classifier = hasattr(hf_model, "classifier") or type(hf_model).__name__.endswith("ForSequenceClassification")
+        check_encoder_type(hf_model.config, self.classifier)
         self.hf = hf_model
         self.pooling = pooling
-        self.classifier = hasattr(hf_model, "classifier") or type(hf_model).__name__.endswith("ForSequenceClassification")
         # a decoder's attention says so (is_causal); its masks, sliding windows included, are transformers' own
         self.causal = any(getattr(m, "is_causal", False) is True for m in hf_model.modules() if m is not hf_model)
         # segment embeddings (BERT's type_vocab_size 2): a cross-encoder's pair needs them, one text gets zeros
