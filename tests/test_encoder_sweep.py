@@ -122,29 +122,39 @@ DECODERS_NOT_SWEPT = {
     "gemma3": "a multimodal model (its text type, gemma3_text, is swept; its tiny vision tower takes minutes)",
 }
 # refused by the rule, not the table: no 'score' head, or attention transformers does not mark causal
-NOT_LAST_TOKEN_HEADS = ("bloom", "ctrl", "doge", "modernbert-decoder", "mpt", "openai-gpt", "xlnet")
+NOT_LAST_TOKEN_HEADS = ("ctrl", "modernbert-decoder")
 
 
-@pytest.mark.parametrize("model_type", [t for t in DECODER_TYPES if t not in DECODERS_NOT_SWEPT])
-def test_every_decoder_classifier_type_scores_as_transformers_or_is_refused(model_type, tmp_path):
+@pytest.mark.parametrize("model_type, head", [(t, h) for t in DECODER_TYPES if t not in DECODERS_NOT_SWEPT for h in ("classifier", "base")])
+def test_every_decoder_classifier_type_scores_as_transformers_or_is_refused(model_type, head, tmp_path):
     """A decoder's sequence classifier reads the last real token of each row (padding on the right, with id 0), as
-    transformers does with the padding id: logits within 1e-4, or refused with the reason."""
+    transformers does with the padding id: logits within 1e-4; its base model (an embedding model's, pooled by the
+    caller) gives transformers' hidden states on the real tokens; or either is refused with the reason."""
     from tests.tiny_models import build_tokenizer, sweep_config
 
     config = sweep_config(model_type)
     config.num_labels, config.pad_token_id = 2, 0
+    auto, qeff = (
+        (AutoModelForSequenceClassification, QEFFAutoModelForSequenceClassification) if head == "classifier" else (AutoModel, QEFFAutoModel)
+    )
     torch.manual_seed(0)
-    AutoModelForSequenceClassification.from_config(config).save_pretrained(tmp_path)
+    auto.from_config(config).save_pretrained(tmp_path)
     tokenizer = build_tokenizer()
     tokenizer.save_pretrained(tmp_path)
-    if model_type in UNSUPPORTED_DECODER_CLASSIFIERS or model_type in NOT_LAST_TOKEN_HEADS:
-        with pytest.raises(ValueError, match="is not supported as a sequence classifier here|is not run as a classifier here"):
-            QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path)
+    if model_type in UNSUPPORTED_DECODER_CLASSIFIERS or (head == "classifier" and model_type in NOT_LAST_TOKEN_HEADS):
+        with pytest.raises(
+            ValueError, match="is not supported as a decoder's classifier or base model here|is not run as a classifier here"
+        ):
+            qeff.from_pretrained(tmp_path)
         return
     enc = tokenizer(SENTENCES, padding=True, return_tensors="np")
-    hf = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    hf = auto.from_pretrained(tmp_path).eval()
     with torch.no_grad():
-        expected = hf(input_ids=torch.as_tensor(enc["input_ids"]), attention_mask=torch.as_tensor(enc["attention_mask"])).logits
-    model = QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path)
+        expected = hf(input_ids=torch.as_tensor(enc["input_ids"]), attention_mask=torch.as_tensor(enc["attention_mask"]))
+    model = qeff.from_pretrained(tmp_path)
     model.compile(seq_len=enc["input_ids"].shape[1], batch_size=2, num_cores=1)
-    np.testing.assert_allclose(np.asarray(model.generate(dict(enc))["logits"]), expected.numpy(), atol=1e-4, rtol=0)
+    if head == "classifier":
+        np.testing.assert_allclose(np.asarray(model.generate(dict(enc))["logits"]), expected.logits.numpy(), atol=1e-4, rtol=0)
+        return
+    real = enc["attention_mask"].astype(bool)
+    np.testing.assert_allclose(model.generate(dict(enc))["output"][real], expected.last_hidden_state.numpy()[real], atol=1e-4, rtol=0)

@@ -419,7 +419,7 @@ def test_models_that_are_not_made_or_run_as_classifiers(tmp_path):
     bloom = AutoConfig.for_model("bloom", vocab_size=320, hidden_size=64, n_layer=2, n_head=4, num_labels=2, pad_token_id=0)
     AutoModelForSequenceClassification.from_config(bloom).save_pretrained(tmp_path / "bloom")
     tok.save_pretrained(tmp_path / "bloom")
-    with pytest.raises(ValueError, match="BloomForSequenceClassification is not run as a classifier here"):
+    with pytest.raises(ValueError, match="'bloom' is not supported as a decoder's classifier or base model here"):
         QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path / "bloom")
     with pytest.raises(SystemExit):  # not JSON: argparse's usage error
         parse_args(["--hf_overrides", "{not json"])

@@ -105,8 +105,9 @@ UNSUPPORTED_ENCODERS = {
 }
 
 
-# Decoders whose sequence classifier runs transformers' own modules into an export they do not survive (the causal-LM
-# path rewrites these modules; this one does not), and why (tests/test_encoder_sweep.py proves the others)
+# Decoders whose sequence classifier or base model (an embedding model's) runs transformers' own modules into an export
+# they do not survive (the causal-LM path rewrites these modules; this one does not), or whose causal attention this
+# path cannot tell, and why (tests/test_encoder_sweep.py proves the others)
 _MOE = "its mixture-of-experts routing (torch.histc) has no ONNX export in transformers' own modules"
 _LINEAR_ATTENTION = "its linear-attention layers (torch.linalg.solve_triangular) have no ONNX export"
 UNSUPPORTED_DECODER_CLASSIFIERS = {
@@ -118,6 +119,10 @@ UNSUPPORTED_DECODER_CLASSIFIERS = {
     **dict.fromkeys(("glm", "glm4"), "its partial rotary embedding does not trace with a padding mask here"),
     "helium": "its attention reshapes to the traced length, so other lengths fail in ONNX Runtime",
     "axk2": "its cache scatter does not trace (a PyTorch JIT error)",
+    **dict.fromkeys(
+        ("bloom", "doge", "mpt", "openai-gpt", "xlnet"),
+        "transformers does not mark its attention causal, and with the graph's padding mask it would attend both ways",
+    ),
 }
 
 
@@ -128,8 +133,8 @@ def check_encoder_type(config, classifier: bool = False) -> None:
     if reason is not None:
         raise ValueError(f"'{config.model_type}' is not supported as an encoder here: {reason}.")
     reason = UNSUPPORTED_DECODER_CLASSIFIERS.get(config.model_type)
-    if reason is not None and classifier:
-        raise ValueError(f"'{config.model_type}' is not supported as a sequence classifier here: {reason}.")
+    if reason is not None:
+        raise ValueError(f"'{config.model_type}' is not supported as a decoder's classifier or base model here: {reason}.")
 
 
 class QEffEncoder(nn.Module):
