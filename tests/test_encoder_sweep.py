@@ -79,18 +79,23 @@ def test_every_text_encoder_type_runs_as_transformers_or_is_refused(model_type, 
         with pytest.raises(ValueError, match=f"'{model_type}' is not supported as an encoder here"):
             qeff.from_pretrained(tmp_path)
         return
+    assert_runs_as_transformers(auto, qeff, tmp_path, tokenizer, head)
+
+
+def assert_runs_as_transformers(auto, qeff, folder, tokenizer, head: str) -> None:
+    """The compiled graph against transformers on a padded batch of two: a classifier's logits, or the hidden states of
+    the real tokens (padding columns are not compared: transformers' differ by model), within 1e-4."""
     enc = tokenizer(SENTENCES, padding=True, return_tensors="np")
-    hf = auto.from_pretrained(tmp_path).eval()
+    hf = auto.from_pretrained(folder).eval()
     with torch.no_grad():
         expected = hf(input_ids=torch.as_tensor(enc["input_ids"]), attention_mask=torch.as_tensor(enc["attention_mask"]))
-    model = qeff.from_pretrained(tmp_path)
+    model = qeff.from_pretrained(folder)
     model.compile(seq_len=enc["input_ids"].shape[1], batch_size=2, num_cores=1)
     if head == "classifier":
         np.testing.assert_allclose(np.asarray(model.generate(dict(enc))["logits"]), expected.logits.numpy(), atol=1e-4, rtol=0)
         return
-    got = model.generate(dict(enc))["output"]
-    real = enc["attention_mask"].astype(bool)  # padding columns are not compared: transformers' differ by model
-    np.testing.assert_allclose(got[real], expected.last_hidden_state.numpy()[real], atol=1e-4, rtol=0)
+    real = enc["attention_mask"].astype(bool)
+    np.testing.assert_allclose(model.generate(dict(enc))["output"][real], expected.last_hidden_state.numpy()[real], atol=1e-4, rtol=0)
 
 
 def test_the_swept_types_are_every_text_encoder_type():
@@ -147,14 +152,4 @@ def test_every_decoder_classifier_type_scores_as_transformers_or_is_refused(mode
         ):
             qeff.from_pretrained(tmp_path)
         return
-    enc = tokenizer(SENTENCES, padding=True, return_tensors="np")
-    hf = auto.from_pretrained(tmp_path).eval()
-    with torch.no_grad():
-        expected = hf(input_ids=torch.as_tensor(enc["input_ids"]), attention_mask=torch.as_tensor(enc["attention_mask"]))
-    model = qeff.from_pretrained(tmp_path)
-    model.compile(seq_len=enc["input_ids"].shape[1], batch_size=2, num_cores=1)
-    if head == "classifier":
-        np.testing.assert_allclose(np.asarray(model.generate(dict(enc))["logits"]), expected.logits.numpy(), atol=1e-4, rtol=0)
-        return
-    real = enc["attention_mask"].astype(bool)
-    np.testing.assert_allclose(model.generate(dict(enc))["output"][real], expected.last_hidden_state.numpy()[real], atol=1e-4, rtol=0)
+    assert_runs_as_transformers(auto, qeff, tmp_path, tokenizer, head)

@@ -106,7 +106,7 @@ def check_allowed_tokens(params: SamplingParams | None, slots: int, vocab_size: 
     allowed = params.allowed_tokens if params is not None else None
     if allowed is None:
         return
-    _allowed_rows(allowed, 0, min(slots, len(allowed)) if len(allowed) > 1 else 1, vocab_size)
+    _check_width(allowed, vocab_size)
     if len(allowed) not in (1, slots):
         raise ValueError(
             f"token_bitmasks has {len(allowed)} rows; with continuous batching its rows are the {slots} slots' (a prompt takes "
@@ -118,10 +118,7 @@ def _allowed_rows(allowed: Any, first_row: int, batch_size: int, vocab_size: int
     """The rows of a token mask a chooser of ``batch_size`` rows reads from ``first_row`` (a one-row mask serves all)."""
     if allowed is None:
         return None
-    if allowed.shape[1] != vocab_size:
-        raise ValueError(
-            f"token_bitmasks is {allowed.shape[1]} tokens wide; this model's logits are {vocab_size}: give one column per token."
-        )
+    _check_width(allowed, vocab_size)
     if len(allowed) == 1:
         return allowed
     if first_row + batch_size > len(allowed):
@@ -130,3 +127,10 @@ def _allowed_rows(allowed: Any, first_row: int, batch_size: int, vocab_size: int
             "continuous-batching slot), or a single row for all."
         )
     return allowed[first_row : first_row + batch_size]
+
+
+def _check_width(allowed: np.ndarray, vocab_size: int) -> None:
+    if allowed.shape[1] != vocab_size:
+        raise ValueError(
+            f"token_bitmasks is {allowed.shape[1]} tokens wide; this model's logits are {vocab_size}: give one column per token."
+        )
