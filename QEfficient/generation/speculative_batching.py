@@ -70,7 +70,7 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
         if k > 0 and greedy.any():
             history = [self.slots[s].tokens + self.slots[s].output if greedy[s] else [] for s in range(rows)]
             drafts, counts = self.drafter.propose(history, greedy, k)
-            own = drafts.copy()  # what the drafter proposed (a draft model's cache holds them)
+            own = drafts  # what the drafter proposed (its cache holds them); _grammar_drafts writes a new array
             drafts, counts = self._grammar_drafts(drafts, counts, k, greedy)
             k = int(counts.max())
             drafts = drafts[:, :k]
