@@ -18,7 +18,9 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from QEfficient import QEFFAutoModel, QEFFAutoModelForSequenceClassification
-from QEfficient.transform.encoder import UNSUPPORTED_DECODER_CLASSIFIERS, UNSUPPORTED_ENCODERS
+from QEfficient.transform.adapters.sweep_status import PROVEN
+from QEfficient.transform.decoder_encoder import STATIC_KV_DECODERS
+from QEfficient.transform.encoder import UNSUPPORTED_DECODER_CLASSIFIERS, UNSUPPORTED_ENCODERS, mean_pooling
 
 # the generic shrink: each attribute is set only where the type's config has it
 SHRINK = dict(
@@ -134,7 +136,9 @@ NOT_LAST_TOKEN_HEADS = ("ctrl", "modernbert-decoder")
 def test_every_decoder_classifier_type_scores_as_transformers_or_is_refused(model_type, head, tmp_path):
     """A decoder's sequence classifier reads the last real token of each row (padding on the right, with id 0), as
     transformers does with the padding id: logits within 1e-4; its base model (an embedding model's, pooled by the
-    caller) gives transformers' hidden states on the real tokens; or either is refused with the reason."""
+    caller) gives transformers' hidden states on the real tokens; or either is refused with the reason. The types of
+    decoder_encoder.STATIC_KV_DECODERS (mixture-of-experts, linear attention, Mamba layers, ...) run the causal-LM
+    graph; the others transformers' own modules."""
     from tests.tiny_models import build_tokenizer, sweep_config
 
     config = sweep_config(model_type)
@@ -153,3 +157,34 @@ def test_every_decoder_classifier_type_scores_as_transformers_or_is_refused(mode
             qeff.from_pretrained(tmp_path)
         return
     assert_runs_as_transformers(auto, qeff, tmp_path, tokenizer, head)
+
+
+def test_decoders_run_through_the_causal_lm_graph_are_proven_causal_lms():
+    """A decoder runs the causal-LM graph as a classifier or embedding model only where the architecture sweep proves
+    that graph token-exact."""
+    assert set(STATIC_KV_DECODERS) <= PROVEN
+    assert not set(STATIC_KV_DECODERS) & set(UNSUPPORTED_DECODER_CLASSIFIERS)
+
+
+@pytest.mark.parametrize("model_type", ["qwen3_next", "mixtral"])
+def test_a_pooled_embedding_model_on_the_causal_lm_graph_equals_transformers(model_type, tmp_path):
+    """A hybrid (linear attention) and a mixture-of-experts decoder as embedding models, mean-pooled in the graph, at
+    two compiled lengths, rows padded to the longer: transformers' pooled hidden states within 1e-4."""
+    from tests.tiny_models import build_tokenizer, sweep_config
+
+    config = sweep_config(model_type)
+    config.pad_token_id = 0
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(tmp_path)
+    tokenizer = build_tokenizer()
+    tokenizer.save_pretrained(tmp_path)
+    model = QEFFAutoModel.from_pretrained(tmp_path, pooling="mean")
+    assert model.model.static_kv is not None
+    model.compile(seq_len=[8, 32], batch_size=3, num_cores=1)
+    hf = AutoModel.from_pretrained(tmp_path).eval()
+    for texts in (["a b", "c", "the sea"], ["My name is Ada", "The sun rises over the quiet sea every morning", "x"]):
+        enc = tokenizer(texts, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            expected = mean_pooling(hf(**enc).last_hidden_state, enc["attention_mask"])
+        got = model.generate({k: v.numpy() for k, v in enc.items()})["output"]
+        np.testing.assert_allclose(got, expected.numpy(), atol=1e-4, rtol=0)

@@ -416,11 +416,11 @@ def test_models_that_are_not_made_or_run_as_classifiers(tmp_path):
     classifier_dir = decoder_classifier(tmp_path / "qwen2-cls", "qwen2", 1, pad_token="</s>")  # its lm_head would be random
     with pytest.raises(ValueError, match=r"takes a causal LM's checkpoint \(...ForCausalLM\)"):
         QEFFAutoModelForSequenceClassification.from_pretrained(classifier_dir, classifier_from_token=tokens, method="no_post_processing")
-    bloom = AutoConfig.for_model("bloom", vocab_size=320, hidden_size=64, n_layer=2, n_head=4, num_labels=2, pad_token_id=0)
-    AutoModelForSequenceClassification.from_config(bloom).save_pretrained(tmp_path / "bloom")
-    tok.save_pretrained(tmp_path / "bloom")
-    with pytest.raises(ValueError, match="'bloom' is not supported as a decoder's classifier or base model here"):
-        QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path / "bloom")
+    xlnet = AutoConfig.for_model("xlnet", vocab_size=320, d_model=64, n_layer=2, n_head=4, d_inner=96, num_labels=2, pad_token_id=0)
+    AutoModelForSequenceClassification.from_config(xlnet).save_pretrained(tmp_path / "xlnet")
+    tok.save_pretrained(tmp_path / "xlnet")
+    with pytest.raises(ValueError, match="'xlnet' is not supported as a decoder's classifier or base model here"):
+        QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path / "xlnet")
     with pytest.raises(SystemExit):  # not JSON: argparse's usage error
         parse_args(["--hf_overrides", "{not json"])
 

@@ -22,23 +22,24 @@ from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
 
 
-def check_recurrent_chunk(lm, prefill_seq_len: int) -> None:
-    """Refuse a prefill chunk longer than the recurrent layers of ``lm`` (a QEffCausalLM) scan exactly in one step."""
+def check_recurrent_chunk(lm, prefill_seq_len: int, option: str = "prefill_seq_len") -> None:
+    """Refuse a prefill chunk longer than the recurrent layers of ``lm`` (a QEffCausalLM) scan exactly in one step;
+    ``option`` names the compile argument that sets the chunk."""
     limits = [layer.max_chunk for layer in lm.recurrent_layers if layer.max_chunk]
     if limits and prefill_seq_len > min(limits):
         raise ValueError(
-            f"prefill_seq_len ({prefill_seq_len}) exceeds {min(limits)}, the longest chunk this model's recurrent "
-            f"(delta rule) layers prefill exactly in one graph step: compile with prefill_seq_len <= {min(limits)}."
+            f"{option} ({prefill_seq_len}) exceeds {min(limits)}, the longest chunk this model's recurrent "
+            f"(delta rule) layers prefill exactly in one graph step: compile with {option} <= {min(limits)}."
         )
 
 
-def check_context_limit(lm, ctx_len: int) -> None:
+def check_context_limit(lm, ctx_len: int, option: str = "ctx_len") -> None:
     """Refuse a ``ctx_len`` past the longest context the graph of ``lm`` (a QEffCausalLM) reproduces its model at."""
     limit = lm.adapter.context_limit(lm.config)
     if limit and limit[0] == 0:  # a configuration the graph does not reproduce at any length
         raise ValueError(f"This model's configuration is not supported: {limit[1]}.")
     if limit and ctx_len > limit[0]:
-        raise ValueError(f"ctx_len ({ctx_len}) exceeds {limit[0]}: {limit[1]}. Compile with ctx_len <= {limit[0]}.")
+        raise ValueError(f"{option} ({ctx_len}) exceeds {limit[0]}: {limit[1]}. Compile with {option} <= {limit[0]}.")
 
 
 def recurrent_state_manifest(lm, rows: int, state_dtype: str) -> dict[str, Any]:

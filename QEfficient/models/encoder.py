@@ -17,7 +17,7 @@ from QEfficient.export.graph_specs import ATTENTION_MASK, LOGITS, TOKEN_TYPE_IDS
 from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, run_encoder
 from QEfficient.loading.hf_loader import load_pretrained
-from QEfficient.models.base import QEFFBaseModel
+from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_FORMAT,
     MODEL_FILES_SUBDIR,
@@ -98,6 +98,9 @@ class _QEFFEncoderBase(QEFFBaseModel):
         if not lengths or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in lengths):
             raise ValueError(f"seq_len must be a positive integer or a list of them, got {seq_len!r}.")
         self._check_max_positions("seq_len", lengths[-1])
+        if self.model.static_kv is not None:  # a decoder run through the causal-LM graph: one prefill step of seq_len
+            check_recurrent_chunk(self.model.static_kv.lm, lengths[-1], "seq_len")
+            check_context_limit(self.model.static_kv.lm, lengths[-1], "seq_len")
         check_positive(batch_size=batch_size, num_cores=num_cores)
         if num_devices > 1:
             warn_once("enc_num_devices", "num_devices > 1 has no meaning on the ONNX Runtime CPU backend; one session is used")

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from QEfficient.transform.decoder_encoder import STATIC_KV_DECODERS, QEffDecoderEncoder
+
 PoolingFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -105,24 +107,10 @@ UNSUPPORTED_ENCODERS = {
 }
 
 
-# Decoders whose sequence classifier or base model (an embedding model's) runs transformers' own modules into an export
-# they do not survive (the causal-LM path rewrites these modules; this one does not), or whose causal attention this
-# path cannot tell, and why (tests/test_encoder_sweep.py proves the others)
-_MOE = "its mixture-of-experts routing (torch.histc) has no ONNX export in transformers' own modules"
-_LINEAR_ATTENTION = "its linear-attention layers (torch.linalg.solve_triangular) have no ONNX export"
+# Decoders whose sequence classifier or base model (an embedding model's) cannot run here, and why
+# (tests/test_encoder_sweep.py proves the others; those of decoder_encoder.STATIC_KV_DECODERS run the causal-LM graph)
 UNSUPPORTED_DECODER_CLASSIFIERS = {
-    **dict.fromkeys(("gpt_oss", "hunyuan_v1_moe", "jamba", "minimax", "mixtral", "phimoe", "qwen2_moe", "qwen3_moe"), _MOE),
-    "jetmoe": "its expert dispatch (ScatterElements) fails in ONNX Runtime on a padded batch",
-    **dict.fromkeys(("qwen3_5_text", "qwen3_next"), _LINEAR_ATTENTION),
-    **dict.fromkeys(("zamba", "zamba2"), "its Mamba layers' graph does not load in ONNX Runtime"),
-    "diffllama": "its differential attention's RMSNorm (aten::rms_norm) has no export at the encoder graph's opset",
-    **dict.fromkeys(("glm", "glm4"), "its partial rotary embedding does not trace with a padding mask here"),
-    "helium": "its attention reshapes to the traced length, so other lengths fail in ONNX Runtime",
-    "axk2": "its cache scatter does not trace (a PyTorch JIT error)",
-    **dict.fromkeys(
-        ("bloom", "doge", "mpt", "openai-gpt", "xlnet"),
-        "transformers does not mark its attention causal, and with the graph's padding mask it would attend both ways",
-    ),
+    "xlnet": "transformers does not mark its attention causal, and with the graph's padding mask it would attend both ways",
 }
 
 
@@ -147,8 +135,12 @@ class QEffEncoder(nn.Module):
         check_encoder_type(hf_model.config, self.classifier)
         self.hf = hf_model
         self.pooling = pooling
+        # a decoder whose own modules do not serve here runs the causal-LM path's graph (decoder_encoder.py)
+        self.static_kv = QEffDecoderEncoder(hf_model, self.classifier) if hf_model.config.model_type in STATIC_KV_DECODERS else None
         # a decoder's attention says so (is_causal); its masks, sliding windows included, are transformers' own
-        self.causal = any(getattr(m, "is_causal", False) is True for m in hf_model.modules() if m is not hf_model)
+        self.causal = self.static_kv is not None or any(
+            getattr(m, "is_causal", False) is True for m in hf_model.modules() if m is not hf_model
+        )
         # segment embeddings (BERT's type_vocab_size 2): a cross-encoder's pair needs them, one text gets zeros
         self.token_types = (getattr(self.config, "type_vocab_size", 0) or 0) > 1 and "token_type_ids" in inspect.signature(
             hf_model.forward
@@ -171,6 +163,9 @@ class QEffEncoder(nn.Module):
         return self.hf.config
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        if self.static_kv is not None:
+            out = self.static_kv(input_ids, attention_mask)
+            return self.pooling(out, attention_mask) if self.pooling is not None and not self.classifier else out
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         if self.config.model_type in TWO_D_MASK_TYPES:
             mask = attention_mask  # the model builds its own mask from the 2-D one, without a branch on its values

@@ -290,11 +290,33 @@ class QEffCausalLM(nn.Module):
         rows = self.lm_head.weight.shape[0]
         return int(self.adapter.postprocess_logits(torch.zeros(1, rows), self.config).shape[-1])
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The compute dtype (an additive mask's)."""
+        return self.lm_head.weight.dtype if self.lm_head is not None else next(self.base.parameters()).dtype
+
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, *past: torch.Tensor):
         logits, retained = self.step(position_ids, list(past), input_ids=input_ids)
         return (logits, *retained)
 
-    def step(
+    def step(self, position_ids: torch.Tensor, past: list[torch.Tensor], **inputs):
+        """(logits [B,1,V] at each row's last real position, updated caches) for token ids or embeddings (``inputs``:
+        those of ``hidden_states``)."""
+        hidden, cache = self.hidden_states(position_ids, past, **inputs)
+        # Only the last real position of each row reaches the LM head: prefill cost stays O(1) in S.
+        last = position_ids.argmax(dim=1)
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        hidden_last = self.adapter.head_input(self.hf, hidden[rows, last])  # [B, hidden]
+        # A 2-D linear with a bias exports as Gemm(transB=1) over the weight itself: a tied embedding is
+        # stored once (without a bias the exporter folds in a transposed copy), and ONNX Runtime's
+        # Gemm over [V, H] rows measured 2.5x faster than MatMul over a [H, V] copy at batch 1.
+        weight = self.lm_head.weight
+        bias = self.lm_head.bias if self.lm_head.bias is not None else torch.zeros(weight.shape[0], dtype=weight.dtype)
+        logits = nn.functional.linear(hidden_last, weight, bias)
+        logits = self.adapter.postprocess_logits(self.adapter.head_output(self.hf, logits), self.config)
+        return logits.float().unsqueeze(1), cache.retained()
+
+    def hidden_states(
         self,
         position_ids: torch.Tensor,
         past: list[torch.Tensor],
@@ -305,7 +327,8 @@ class QEffCausalLM(nn.Module):
         rotary_position_ids=None,
         **base_kwargs,
     ):
-        """(logits [B,1,V] at each row's last real position, updated caches) for token ids or embeddings.
+        """(the base model's last hidden states [B,S,H], the cache holding the step's keys, values and states) for token
+        ids or embeddings: ``step`` without the head, for a decoder's sequence classifier or embedding model.
 
         ``visible_upto`` [B,S]: the last slot each query sees, when it is not its own position; ``visible_from``
         [B,S]: the first slot of the block (with ``visible_upto``) it sees whole, window or not.
@@ -319,7 +342,7 @@ class QEffCausalLM(nn.Module):
             slots = torch.arange(kv[0].shape[2], device=position_ids.device)
             masks = attention_masks(self.config, position_ids, slots, visible_upto, visible_from)
             if self.adapter.mask_kind != "visible":
-                masks = as_mask_kind(masks, self.adapter.mask_kind, self.lm_head.weight.dtype)
+                masks = as_mask_kind(masks, self.adapter.mask_kind, self.dtype)
         if self.recurrent_layers:
             cache = RecurrentStateCache(cache, self.adapter.attention_layers(self.config), self.recurrent_layers, states, position_ids)
             masks = self.adapter.recurrent_masks(masks)
@@ -335,16 +358,4 @@ class QEffCausalLM(nn.Module):
                 use_cache=True,
                 **base_kwargs,  # what a multimodal text model takes besides (Qwen3-VL's DeepStack features)
             )
-        hidden = out.last_hidden_state
-        # Only the last real position of each row reaches the LM head: prefill cost stays O(1) in S.
-        last = position_ids.argmax(dim=1)
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        hidden_last = self.adapter.head_input(self.hf, hidden[rows, last])  # [B, hidden]
-        # A 2-D linear with a bias exports as Gemm(transB=1) over the weight itself: a tied embedding is
-        # stored once (without a bias the exporter folds in a transposed copy), and ONNX Runtime's
-        # Gemm over [V, H] rows measured 2.5x faster than MatMul over a [H, V] copy at batch 1.
-        weight = self.lm_head.weight
-        bias = self.lm_head.bias if self.lm_head.bias is not None else torch.zeros(weight.shape[0], dtype=weight.dtype)
-        logits = nn.functional.linear(hidden_last, weight, bias)
-        logits = self.adapter.postprocess_logits(self.adapter.head_output(self.hf, logits), self.config)
-        return logits.float().unsqueeze(1), cache.retained()
+        return out.last_hidden_state, cache
