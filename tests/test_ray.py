@@ -323,7 +323,7 @@ def test_a_vision_language_model_on_a_replica_answers_as_hf(free_cpus, tmp_path)
 def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(free_cpus, artifact, tmp_path):
     """An encoder's artifact on a replica: all-MiniLM-L6-v2's, shipped through the object store to a node that shares
     no disk with the driver, answers /v1/embeddings, and a cross-encoder compiled from --model_name answers /rerank,
-    exactly as the single-process server does; --ray --qpc_path takes an encoder's artifact, not a decoder's."""
+    exactly as the single-process server does."""
     from ray import serve
     from starlette.testclient import TestClient
 
@@ -374,10 +374,41 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(free_cpu
     assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"])) is not None
     with pytest.raises(ValueError, match="compiled for --task score, not embed"):
         application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--task", "embed", "--ship_artifact", "off"]))
-    with pytest.raises(ValueError, match="--ray serves a decoder from --model_name"):
-        application_from_args(parse_args(["--ray", "--qpc_path", artifact.qpc_path, "--ship_artifact", "off"]))
+    with pytest.raises(ValueError, match="--lora are compiled with the model"):
+        application_from_args(parse_args(["--ray", "--qpc_path", artifact.qpc_path, "--lora", "a=/x", "--ship_artifact", "off"]))
     with pytest.raises(ValueError, match="model_type cannot change"):  # a config file's mapping reaches the CLI as JSON
         app_builder({"model_name": reranker, "hf_overrides": {"model_type": "llama"}})
+
+
+def test_a_decoder_artifact_on_a_replica_answers_as_the_single_server(free_cpus, artifact, single, tmp_path):
+    """``--ray --qpc_path`` with a decoder's artifact: shipped through the object store (the driver's copy deleted before
+    the replica starts), the replica opens it as ``serve --qpc_path`` does and answers greedy completions as the
+    single-process server over the same artifact; its compiled slots are autoscaling's default target."""
+    from ray import serve
+
+    from QEfficient.cloud.serve import parse_args
+    from QEfficient.distributed.ray_serve import APP_NAME, application_from_args
+
+    driver_disk = tmp_path / "driver-disk"
+    copy = shutil.copytree(artifact.qpc_path, driver_disk / "qpc")
+    args = ["--ray", "--qpc_path", str(copy), "--cores_per_replica", "1", "--ship_artifact", "on", "--api_key", API_KEY]
+    app = application_from_args(parse_args([*args, "--model_name", "served-name"]))
+    shutil.rmtree(driver_disk)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        serve.run(app, name=APP_NAME, route_prefix="/")
+        url = f"http://127.0.0.1:{port}"
+        for prompt in PROMPTS[:3]:
+            body = {"prompt": prompt, "max_tokens": 12, "temperature": 0}
+            expected = single.post("/v1/completions", json=body, headers=AUTH).json()
+            got = complete(url, prompt, model="served-name")
+            assert got.status_code == 200, got.text
+            assert got.json()["choices"][0]["text"] == expected["choices"][0]["text"]
+        handle = serve.get_deployment_handle("QEffEngine", app_name=APP_NAME)
+        assert handle.artifact_path.remote().result(timeout_s=30) != str(copy)  # the replica's own copy
+    finally:
+        serve.shutdown()
 
 
 def test_batch_generation_equals_generate_row_by_row_and_resumes(free_cpus, tiny_model_dir, prompts_file, tmp_path):

@@ -382,7 +382,7 @@ def build_from_args(args: argparse.Namespace):
         if args.hf_overrides:
             raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
         from QEfficient.compile.ort_cpu import read_artifact
-        from QEfficient.serving.artifact import artifact_from_qpc, open_app
+        from QEfficient.serving.artifact import open_app
         from QEfficient.serving.encoder_artifact import is_encoder_artifact, open_compiled_encoder_app
 
         names = (args.model_name,) if args.model_name else ()
@@ -395,20 +395,8 @@ def build_from_args(args: argparse.Namespace):
                 )
             with step(f"Opening the encoder artifact {args.qpc_path}"):
                 return open_compiled_encoder_app(args.qpc_path, names, args.num_cores, args.api_key, args.max_body_bytes, args.task)
-        if args.task in _POOLING_ROUTES:
-            raise ValueError(
-                f"'{args.qpc_path}' is a decoder's artifact; a server of {_POOLING_ROUTES[args.task]} starts from an encoder's "
-                "(QEFFAutoModel or a sequence classifier, compiled) or from the model (--model_name)."
-            )
-        if args.img_size is not None:
-            raise ValueError("--img_size is compiled into a vision-language model's artifact; leave it out with --qpc_path.")
         with step(f"Opening the artifact {args.qpc_path}"):
-            artifact = artifact_from_qpc(args.qpc_path, names, args.num_cores, args.prompt_lookup_num_tokens)
-            artifact = replace(artifact, chat_template=args.chat_template)
-            if args.max_num_images is not None:  # the most images a request may hold
-                if artifact.vision_language is None:
-                    raise ValueError("--max_num_images is for a vision-language model's artifact; leave it out.")
-                artifact = replace(artifact, vision_language={**artifact.vision_language, "max_num_images": args.max_num_images})
+            artifact = decoder_artifact_from_args(args, args.num_cores)
             return open_app(artifact, args.num_cores, args.max_queue, args.api_key, args.max_body_bytes)
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
     # bad numbers fail now, not after the model is loaded, exported and compiled
@@ -420,6 +408,31 @@ def build_from_args(args: argparse.Namespace):
     purpose = _POOLING_ROUTES[pooling] if pooling else f"continuous batching ({args.full_batch_size} slots)"
     with step(f"Loading and compiling {model_name} for {purpose}"):
         return build_server_from_args(args, model_name, gguf_file, args.num_cores, args.task)
+
+
+def decoder_artifact_from_args(args: argparse.Namespace, num_cores: int):
+    """The ``ServingArtifact`` of the decoder's (or vision-language model's) artifact ``--qpc_path`` names, with the
+    command line's run-time options; options that a compiled artifact fixes are refused (Ray's replicas open it too)."""
+    from QEfficient.serving.artifact import artifact_from_qpc
+
+    if args.task in _POOLING_ROUTES:
+        raise ValueError(
+            f"'{args.qpc_path}' is a decoder's artifact; a server of {_POOLING_ROUTES[args.task]} starts from an encoder's "
+            "(QEFFAutoModel or a sequence classifier, compiled) or from the model (--model_name)."
+        )
+    if args.img_size is not None:
+        raise ValueError("--img_size is compiled into a vision-language model's artifact; leave it out with --qpc_path.")
+    given = [f"--{n}" for n in ("lora", "draft_model") if getattr(args, n)]
+    if given:
+        raise ValueError(f"{' and '.join(given)} are compiled with the model: serve it with --model_name, or leave them out.")
+    names = (args.model_name,) if args.model_name else ()
+    artifact = artifact_from_qpc(args.qpc_path, names, num_cores, args.prompt_lookup_num_tokens)
+    artifact = replace(artifact, chat_template=args.chat_template)
+    if args.max_num_images is not None:  # the most images a request may hold
+        if artifact.vision_language is None:
+            raise ValueError("--max_num_images is for a vision-language model's artifact; leave it out.")
+        artifact = replace(artifact, vision_language={**artifact.vision_language, "max_num_images": args.max_num_images})
+    return artifact
 
 
 def build_server_from_args(args: argparse.Namespace, model_name: str, gguf_file: str | None, num_cores: int, task: str):

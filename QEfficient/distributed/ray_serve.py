@@ -16,6 +16,8 @@ Two deployments, the shape Ray Serve LLM uses too:
 
 An encoder (embeddings or scores, ``build_encoder_application``) runs the same way: each replica serves the encoder's
 artifact as ``serve --qpc_path`` does (tokenizer and model files inside it, no torch), shipped like a decoder's.
+``--ray --qpc_path`` serves an artifact compiled before, a decoder's, a vision-language model's or an encoder's, the
+replicas opening it as ``serve --qpc_path`` does.
 
 Ray Serve replaces a dead replica (health checks call ``check_health``) and drains ongoing requests
 before stopping one (``graceful_shutdown_timeout_s``).
@@ -123,6 +125,9 @@ class QEffEngine:
     ) -> None:
         if shipment is not None:  # the nodes may share no disk: this node's copy, from the object store if need be
             qpc_path, tokenizer_dir = receive(shipment)
+            inside = artifact.get("tokenizer_dir") and Path(artifact["tokenizer_dir"]).is_relative_to(artifact["qpc_path"])
+            if tokenizer_dir is None and inside:  # the artifact's own tokenizer (or processor) folder: this node's copy of it
+                tokenizer_dir = qpc_path / Path(artifact["tokenizer_dir"]).relative_to(artifact["qpc_path"])
             artifact = {**artifact, "qpc_path": str(qpc_path)} | ({"tokenizer_dir": str(tokenizer_dir)} if tokenizer_dir else {})
             if (vision := receive_vision(shipment)) is not None:
                 artifact["vision_language"] = {**artifact["vision_language"], "vision_qpc_path": str(vision)}
@@ -379,7 +384,6 @@ def application_from_args(args):
     from QEfficient.serving.artifact import compile_for_serving
     from QEfficient.serving.tasks import pooling_task
 
-    model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
     options = ReplicaOptions(
         num_replicas=args.num_replicas,
         cores_per_replica=args.cores_per_replica,
@@ -389,8 +393,9 @@ def application_from_args(args):
         full_batch_size=args.full_batch_size,
         max_queue=args.max_queue,
     )
-    if getattr(args, "qpc_path", None):
-        return _encoder_artifact_application(args, options)
+    if getattr(args, "qpc_path", None):  # --model_name is then a name requests may use
+        return _artifact_application(args, options)
+    model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
     pooling = pooling_task(model_name, gguf_file, getattr(args, "task", "auto"), getattr(args, "hf_overrides", None))
     if pooling is not None:  # an encoder: compiled here, each replica serves the artifact (one request at a time)
         qpc_path = _compile_encoder(model_name, pooling, args)
@@ -425,17 +430,27 @@ def application_from_args(args):
     return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
 
 
-def _encoder_artifact_application(args, options: ReplicaOptions):
-    """``--ray --qpc_path``: an encoder's artifact served by each replica; a decoder's is refused (its replicas compile
-    from --model_name)."""
+def _artifact_application(args, options: ReplicaOptions):
+    """``--ray --qpc_path``: each replica serves the artifact, as ``serve --qpc_path`` does (without torch or the model's
+    folder): an encoder's embeddings or scores, or a decoder's (or vision-language model's) generation."""
+    from QEfficient.cloud.serve import decoder_artifact_from_args
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.encoder_artifact import check_servable, is_encoder_artifact
     from QEfficient.serving.tasks import TASKS
 
+    if getattr(args, "hf_overrides", None):
+        raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
     qconfig = read_artifact(Path(args.qpc_path))
     if not is_encoder_artifact(qconfig):
-        raise ValueError("--ray serves a decoder from --model_name (each replica opens what the driver compiled); leave out --qpc_path.")
+        artifact = decoder_artifact_from_args(args, args.cores_per_replica)
+        # autoscaling's default target: the artifact's slots
+        options = replace(options, full_batch_size=qconfig["compile_params"].get("full_batch_size") or options.full_batch_size)
+        shipment = None
+        if should_ship(args.ship_artifact):  # the artifact holds its tokenizer (a vision-language model's: its processor)
+            vision = (artifact.vision_language or {}).get("vision_qpc_path")
+            shipment = ship(artifact.qpc_path, None, vision)
+        return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
     check_servable(args.qpc_path)
     task = "score" if qconfig["output_name"] == LOGITS else "embed"
     if args.task not in (TASKS[0], task):
