@@ -202,7 +202,7 @@ def test_speculative_decoding_keeps_the_grammar(tiny_model_dir, speculation):
 def test_what_a_grammar_forces_is_drafted(tiny_model_dir, speculation):
     """Where the grammar forces the next tokens (a one-string choice, a schema's keys and punctuation) they are the
     drafts, whatever the drafter proposes, and the target verifies them K at a time: fewer steps than tokens, the same
-    answers as constrained greedy decoding."""
+    answers as constrained greedy decoding. A draft model's adaptive draft length learns from its own drafts only."""
     folder = tiny_model_dir("qwen2")
     if speculation == "draft":
         speculation = {"draft_model": str(folder), "num_speculative_tokens": 3}
@@ -220,6 +220,9 @@ def test_what_a_grammar_forces_is_drafted(tiny_model_dir, speculation):
             assert r.json()["choices"][0]["text"] == tok.decode(expected, skip_special_tokens=True)
             steps = runner.engine.stats["verify_steps"] - before["verify_steps"]
             assert runner.engine.stats["accepted"] > before["accepted"] and steps <= most_steps * len(expected), (steps, len(expected))
+            if "guided_choice" in field and speculation.get("draft_model"):
+                # forced drafts are not the draft model's: they do not shorten what it drafts for the next requests
+                assert runner.engine.drafter.length.k == 3
 
 
 def choice_text(hf, tok, prompt: str, regex: str) -> str:

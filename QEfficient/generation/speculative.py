@@ -59,7 +59,7 @@ class PromptLookupDrafter:
                     return tokens[start : start + k]
         return tokens[:0]
 
-    def accepted(self, kept: np.ndarray) -> None:
+    def accepted(self, kept: np.ndarray, judged: np.ndarray | None = None) -> None:
         pass
 
 
@@ -133,10 +133,13 @@ class ModelDrafter:
         self._base, self._k = lengths, k
         return drafts, np.where(active, k, 0)
 
-    def accepted(self, kept: np.ndarray) -> None:
+    def accepted(self, kept: np.ndarray, judged: np.ndarray | None = None) -> None:
+        """``kept``: per row, how many of its drafts stay in this drafter's cache (-1: the row did not draft).
+        ``judged``: the rows whose verification judged this drafter's own tokens (not those a grammar forced instead),
+        the only ones the adaptive draft length learns from (default: every row that drafted)."""
         # Draft i (1-based, i < k) was fed at position base + i - 1; the kept ones stay valid.
         self.fed = np.where(kept >= 0, self._base + np.minimum(kept, self._k - 1), self.fed)
-        self.length.update(kept, kept >= 0, self._k)
+        self.length.update(kept, (kept >= 0) if judged is None else (kept >= 0) & judged, self._k)
 
 
 class SpeculativeGeneration(TextGeneration):

@@ -71,7 +71,7 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
             history = [self.slots[s].tokens + self.slots[s].output if greedy[s] else [] for s in range(rows)]
             drafts, counts = self.drafter.propose(history, greedy, k)
             own = drafts  # what the drafter proposed (its cache holds them); _grammar_drafts writes a new array
-            drafts, counts = self._grammar_drafts(drafts, counts, k, greedy)
+            drafts, counts, forced = self._grammar_drafts(drafts, counts, k, greedy)
             k = int(counts.max())
             drafts = drafts[:, :k]
             kept = np.full(rows, -1, dtype=np.int64)
@@ -107,20 +107,26 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
                 kept[slot] = m if request.constraint is None else _common_prefix(own[slot], drafts[slot, :m])
             self.stats["drafted"] += int(counts[slot])
             self.stats["accepted"] += min(m, int(counts[slot]))
-        if k > 0:
-            self.drafter.accepted(kept)
+        if k > 0:  # rows whose drafts the grammar forced say nothing of how far the drafter's own would have gone
+            self.drafter.accepted(kept, judged=~forced)
         self.decode_time += time.perf_counter() - start
 
-    def _grammar_drafts(self, drafts: np.ndarray, counts: np.ndarray, budget: int, greedy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _grammar_drafts(
+        self, drafts: np.ndarray, counts: np.ndarray, budget: int, greedy: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each greedy row with a grammar drafts what the grammar forces (a JSON schema's keys and punctuation), else
-        the drafter's tokens up to the first one the grammar refuses, which would be rejected anyway."""
+        the drafter's tokens up to the first one the grammar refuses, which would be rejected anyway. Returns the
+        drafts, their counts and, per row, whether the grammar forced tokens other than the drafter's."""
+        forced = np.zeros(drafts.shape[0], dtype=bool)
         chosen = {}
         for slot in np.flatnonzero(greedy):
             constraint = self.slots[slot].constraint
             if constraint is not None:
-                chosen[slot] = constraint.drafts(drafts[slot, : counts[slot]].tolist(), budget)
+                proposed = drafts[slot, : counts[slot]].tolist()
+                chosen[slot] = constraint.drafts(proposed, budget)
+                forced[slot] = chosen[slot] != proposed[: len(chosen[slot])]
         if not chosen:
-            return drafts, counts
+            return drafts, counts, forced
         width = max(drafts.shape[1], *(len(tokens) for tokens in chosen.values()))
         widened = np.zeros((drafts.shape[0], width), dtype=np.int64)
         widened[:, : drafts.shape[1]] = drafts
@@ -128,7 +134,7 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
         for slot, tokens in chosen.items():
             widened[slot, : len(tokens)] = tokens
             counts[slot] = len(tokens)
-        return widened, counts
+        return widened, counts, forced
 
     def _verify_constrained(self, slot: int, drafts: np.ndarray, logits: np.ndarray) -> int:
         """Emit the slot's tokens under its grammar: position i's logits masked after the tokens kept before it, its
