@@ -260,8 +260,40 @@ def test_the_language_artifact_is_served_without_the_model(served, llava, tiny_m
     from QEfficient import QEFFAutoModelForCausalLM
 
     decoder = QEFFAutoModelForCausalLM.from_pretrained(tiny_model_dir("llama")).compile(prefill_seq_len=8, ctx_len=32, num_cores=1)
-    with pytest.raises(ValueError, match="is not the language artifact of a vision-language model"):
+    with pytest.raises(ValueError, match="is not the artifact of a vision-language model"):
         QEFFAutoModelForImageTextToText.from_artifact(decoder)
+
+
+def test_a_one_graph_artifact_is_served_without_the_model(served, llava):
+    """The one graph of ``kv_offload=False`` (QEfficient's default layout), compiled with continuous batching, holds the
+    processor too: ``serve --qpc_path`` on it answers an image chat and a text chat as the server that compiled two
+    graphs; from Python, from_artifact generates as the loaded model does; a vision artifact given beside it is refused."""
+    from QEfficient import QEFFAutoModelForImageTextToText
+
+    one_graph = QEFFAutoModelForImageTextToText.from_pretrained(llava, kv_offload=False, continuous_batching=True)
+    qpc = one_graph.compile(prefill_seq_len=8, ctx_len=96, full_batch_size=2, num_cores=1)
+    contents = [
+        [{"type": "image_url", "image_url": {"url": data_url(image(3))}}, {"type": "text", "text": "What is this?"}],
+        "My name is",
+    ]
+    expected = [chat(served[0], content).json()["choices"][0]["message"]["content"] for content in contents]
+    app, runner = build_from_args(parse_args(["--qpc_path", str(qpc), "--num_cores", "1"]))
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            for content, answer in zip(contents, expected):
+                r = chat(url, content)
+                assert r.status_code == 200, r.text
+                assert r.json()["choices"][0]["message"]["content"] == answer
+    finally:
+        runner.stop()
+    model = QEFFAutoModelForImageTextToText.from_artifact(qpc, num_cores=1)
+    assert not model.kv_offload and model.lang_qpc_path == qpc
+    processor = AutoProcessor.from_pretrained(llava)
+    inputs = processor(images=[image(2)], text=["USER: <image>\nWhat is this? ASSISTANT:"], return_tensors="pt")
+    got, want = (m.generate(inputs=inputs, processor=processor, generation_len=6, stream=False) for m in (model, one_graph))
+    assert [list(map(int, ids)) for ids in got.generated_ids] == [list(map(int, ids)) for ids in want.generated_ids]
+    with pytest.raises(ValueError, match="is one graph"):
+        QEFFAutoModelForImageTextToText.from_artifact(qpc, vision_qpc_path=qpc)
 
 
 def _tiny_with_template(model_type: str, folder) -> tuple:

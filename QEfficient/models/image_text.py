@@ -88,31 +88,35 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     def from_artifact(
         cls, qpc_path: str | os.PathLike, num_cores: int | None = None, vision_qpc_path: str | os.PathLike | None = None
     ) -> QEFFAutoModelForImageTextToText:
-        """The model compiled with ``kv_offload=True``, from its language artifact (``compile()``'s ``lang_qpc_path``,
-        which names its vision artifact; ``vision_qpc_path``: a copy of that elsewhere): ``generate()`` and
-        ``serving_engine()`` run the two graphs; no weights are read (the model's modules are built on the meta device,
-        for its host-side rules), so export and compile are refused."""
+        """The compiled model from its artifact, ``generate()`` and ``serving_engine()`` running its graphs: with
+        ``kv_offload=True`` the language artifact (``compile()``'s ``lang_qpc_path``, which names its vision artifact;
+        ``vision_qpc_path``: a copy of that elsewhere), with ``kv_offload=False`` the one graph's. No weights are read
+        (the model's modules are built on the meta device, for its host-side rules), so export and compile are refused."""
         qpc_path = Path(qpc_path)
         qconfig = read_artifact(qpc_path)
         if qconfig.get("kind") == "vision":
             raise ValueError(f"'{qpc_path}' is the vision graph; pass the language artifact (compile()'s lang_qpc_path).")
         folder = qpc_path / MODEL_FILES_SUBDIR
-        if "img_size" not in qconfig.get("compile_params", {}) or not qconfig.get("vision_artifact") or not folder.is_dir():
+        if "img_size" not in qconfig.get("compile_params", {}) or not folder.is_dir():
             raise ValueError(
-                f"'{qpc_path}' is not the language artifact of a vision-language model compiled with kv_offload=True by this "
-                "version (it names its vision artifact and holds the processor): compile it again, or load the model."
+                f"'{qpc_path}' is not the artifact of a vision-language model compiled by this version (the language "
+                "artifact, or the one graph's, holds the processor): compile it again, or load the model."
             )
-        vision = Path(vision_qpc_path or qconfig["vision_artifact"])
-        read_artifact(vision)  # there and intact
+        two_graphs = bool(qconfig.get("vision_artifact"))
+        if vision_qpc_path is not None and not two_graphs:
+            raise ValueError(f"'{qpc_path}' is one graph (kv_offload=False), with no vision artifact: leave vision_qpc_path out.")
+        vision = Path(vision_qpc_path or qconfig["vision_artifact"]) if two_graphs else None
+        if vision is not None:
+            read_artifact(vision)  # there and intact
         config = AutoConfig.from_pretrained(folder)
         with torch.device("meta"):
             hf = AutoModelForImageTextToText.from_config(config)
         if (folder / "generation_config.json").is_file():
             hf.generation_config = GenerationConfig.from_pretrained(folder)
-        obj = cls(hf, kv_offload=True, continuous_batching=bool(qconfig.get("continuous_batching")))
+        obj = cls(hf, kv_offload=two_graphs, continuous_batching=bool(qconfig.get("continuous_batching")))
         obj.pretrained_model_name_or_path = qconfig.get("model_name")
         obj.local_model_dir, obj._without_weights = folder, True
-        obj.qpc_paths = {"vision_qpc_path": vision, "lang_qpc_path": qpc_path}
+        obj.qpc_paths = {"vision_qpc_path": vision, "lang_qpc_path": qpc_path} if two_graphs else qpc_path
         obj.img_size, obj._num_cores = qconfig["compile_params"]["img_size"], num_cores or qconfig.get("num_cores") or 1
         return obj
 
@@ -283,7 +287,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             },
             DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size),
             rewrite=rewrite,
-            extra_files=self._save_model_files if self.kv_offload else None,
+            extra_files=self._save_model_files,
         )
         self.qpc_paths = {"vision_qpc_path": vision, "lang_qpc_path": lang} if self.kv_offload else lang
         self.img_size, self._num_cores, self._sessions = img_size, num_cores, None
@@ -299,8 +303,6 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     def _model_files_key(self) -> dict:
         """What the language artifact keeps besides the graph (the processor's files, the generation config), in its
         key: a changed one is a new artifact. The config is in the graph's key already."""
-        if not self.kv_offload:
-            return {}
         files = {f.name: file_digest(f) for f in self._processor_files()} | {"format": MODEL_FILES_FORMAT}
         return {"model_files": files, "generation_config": self.hf.generation_config.to_diff_dict()}
 
@@ -373,6 +375,11 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         if stream:
             print_perf(info)
         return info
+
+    @property
+    def lang_qpc_path(self) -> Path:
+        """The artifact of the language graph (with ``kv_offload=False``, of the one graph)."""
+        return self._lang_path
 
     @property
     def _lang_path(self) -> Path:

@@ -29,8 +29,8 @@ class ServingArtifact:
     lora_adapters: tuple[str, ...] = ()  # their names, in table order (row i + 1)
     draft_qpc_path: str | None = None  # speculative decoding with a draft model's artifact
     num_speculative_tokens: int | None = None  # the draft's tokens per step
-    # a vision-language model: {"vision_qpc_path": ...}, the vision artifact beside qpc_path (its language artifact),
-    # both served without the model's weights (serving/vision_language.py)
+    # a vision-language model: {"vision_qpc_path": ...}, the vision artifact beside qpc_path (its language artifact;
+    # None where qpc_path is one graph), served without the model's weights (serving/vision_language.py)
     vision_language: dict | None = None
     chat_template: str | None = None  # a template to use instead of the model's own (serve --chat_template)
 

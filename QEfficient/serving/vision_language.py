@@ -272,8 +272,8 @@ def open_vision_language_app(
 
 
 def vision_language_artifact(qpc_path: str, served_names: tuple[str, ...], num_cores: int | None, prompt_lookup_num_tokens: int | None):
-    """A ``ServingArtifact`` for a vision-language model's language artifact (``serve --qpc_path``): the model is not
-    loaded, its two compiled graphs are served (QEFFAutoModelForImageTextToText.from_artifact)."""
+    """A ``ServingArtifact`` for a vision-language model's language artifact, or its one graph's (``serve --qpc_path``):
+    the model is not loaded, its compiled graphs are served (QEFFAutoModelForImageTextToText.from_artifact)."""
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.models.image_text import MODEL_FILES_SUBDIR
     from QEfficient.serving.artifact import ServingArtifact
@@ -288,11 +288,11 @@ def vision_language_artifact(qpc_path: str, served_names: tuple[str, ...], num_c
             f"'{qpc_path}' was compiled without continuous batching; the server needs it. Compile with "
             "from_pretrained(..., kv_offload=True, continuous_batching=True) and compile(full_batch_size=N), or serve --model_name."
         )
-    if not qconfig.get("vision_artifact") or not (Path(qpc_path) / MODEL_FILES_SUBDIR).is_dir():
+    if not (Path(qpc_path) / MODEL_FILES_SUBDIR).is_dir():
         raise ValueError(
-            f"'{qpc_path}' holds no vision graph of its own and no processor: a server starts from the language artifact "
-            "of a model compiled with kv_offload=True by this version (from_pretrained(..., kv_offload=True, "
-            "continuous_batching=True), then compile(full_batch_size=N)), or serve --model_name."
+            f"'{qpc_path}' holds no processor: a server starts from the artifact of a model compiled by this version "
+            "(from_pretrained(..., continuous_batching=True), then compile(full_batch_size=N): the language artifact with "
+            "kv_offload=True, the one graph's with kv_offload=False), or serve --model_name."
         )
     if prompt_lookup_num_tokens is not None:
         raise ValueError("A vision-language model is served without speculative decoding; leave --prompt_lookup_num_tokens out.")
@@ -306,7 +306,8 @@ def vision_language_artifact(qpc_path: str, served_names: tuple[str, ...], num_c
         prefill_seq_len=params["prefill_seq_len"],
         ctx_len=params["ctx_len"],
         num_cores=num_cores or qconfig.get("num_cores") or 1,
-        vision_language={"vision_qpc_path": qconfig.get("vision_artifact")},  # a replica's own copy, when shipped
+        # a replica's own copy, when shipped; None: one graph (kv_offload=False)
+        vision_language={"vision_qpc_path": qconfig.get("vision_artifact")},
     )
 
 
@@ -361,7 +362,7 @@ def _app(model, processor, limits: tuple[int, int | None], served_names: list[st
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         images=ImagePrompts(model, processor, engine.prefiller, max_images),
     )
-    app.state.qpc_path = model.qpc_paths["lang_qpc_path"]
+    app.state.qpc_path = model.lang_qpc_path
     return app, runner
 
 
