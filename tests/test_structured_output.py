@@ -136,11 +136,12 @@ def test_a_json_schema_in_chat_streams_json_that_fits_it(server):
         ({"guided_regex": "a+", "guided_choice": ["a"]}, "Ask for one structured output, not 2"),
         ({"guided_choice": []}, "must be a non-empty list"),
         ({"structured_outputs": "json"}, "'structured_outputs' must be an object"),
-        ({"structured_outputs": {"structural_tag": "{}"}}, "'structured_outputs.structural_tag' is not supported"),
+        ({"structured_outputs": {"structural_tag": "{}"}}, "'structured_outputs.structural_tag' must have 'structures'"),
+        ({"structured_outputs": {"whitespace_pattern": " *"}}, "'structured_outputs.whitespace_pattern' is not supported"),
         ({"structured_outputs": {"json_object": 1}}, "must be true"),
         ({"guided_whitespace_pattern": " *", "guided_json": {}}, "'guided_whitespace_pattern' is not supported"),
         ({"guided_json": "[" * 5000 + "]" * 5000}, "cannot be used"),
-        ({"response_format": {"type": "xml"}}, "must have the type text, json_object or json_schema"),
+        ({"response_format": {"type": "xml"}}, "must have the type text, json_object, json_schema or structural_tag"),
         ({"guided_json": {"type": "object", "properties": {"a": {"type": "nosuchtype"}}}}, "cannot be used"),
     ],
 )
@@ -223,6 +224,35 @@ def test_what_a_grammar_forces_is_drafted(tiny_model_dir, speculation):
             if "guided_choice" in field and speculation.get("draft_model"):
                 # forced drafts are not the draft model's: they do not shorten what it drafts for the next requests
                 assert runner.engine.drafter.length.k == 3
+
+
+def test_a_structural_tag_holds_the_tagged_part_to_its_schema(server):
+    """vLLM's structural tag: free text in which a trigger starts a tag whose arguments follow its schema. The trigger
+    here is a letter of the unconstrained answer, so the tag is used; the answer is constrained greedy decoding's
+    under llguidance's grammar for the tags, as vLLM builds it, and each tag's arguments parse to the schema."""
+    url, tok, hf = server
+    prompt = "My name is Ada and my number is"
+    plain = completion(url, {"prompt": prompt}).json()["choices"][0]["text"]
+    trigger = next(c for c in plain if c.isalpha())
+    structure = {"begin": f"{trigger}<n>", "schema": {"type": "integer", "minimum": 0, "maximum": 99}, "end": "</n>"}
+    tag = {"type": "structural_tag", "structures": [structure], "triggers": [trigger]}
+    grammar = llguidance.StructTag.to_grammar(
+        [llguidance.StructTag(trigger=trigger, begin=structure["begin"], grammar=structure["schema"], end=structure["end"])]
+    )
+    expected = tok.decode(hf_constrained_greedy(hf, tok, tok(prompt)["input_ids"], grammar, 24), skip_special_tokens=True)
+    for body in ({"response_format": tag}, {"structured_outputs": {"structural_tag": json.dumps(tag)}}):
+        text = completion(url, {"prompt": prompt, **body}).json()["choices"][0]["text"]
+        assert text == expected
+    arguments = re.findall(rf"{re.escape(trigger)}<n>(.*?)</n>", text)
+    assert arguments and all(0 <= int(a) <= 99 for a in arguments), text
+    for bad, says in [
+        ({**tag, "triggers": ["zz"]}, "starts with none of the triggers"),
+        ({"type": "structural_tag", "format": {"type": "triggered_tags"}}, "must have 'structures'"),
+        ({**tag, "structures": [{"begin": trigger, "schema": 3, "end": ""}]}, "must have the strings 'begin' and 'end'"),
+        ({**tag, "structures": [{**structure, "schema": {"type": "no such type"}}]}, ""),
+    ]:
+        r = completion(url, {"prompt": prompt, "response_format": bad})
+        assert r.status_code == 400 and says in r.json()["error"]["message"], r.text
 
 
 def choice_text(hf, tok, prompt: str, regex: str) -> str:

@@ -34,8 +34,9 @@ class GrammarTokenizer:
 
     def grammar(self, kind: str, spec: Any) -> str:
         """llguidance's grammar for ``kind`` "json" (a JSON schema, or its text; True for any JSON object), "regex",
-        "choice" (a list of strings) or "grammar" (Lark, or llama.cpp's GBNF as vLLM takes it)."""
-        from llguidance import LLMatcher, grammar_from
+        "choice" (a list of strings), "grammar" (Lark, or llama.cpp's GBNF as vLLM takes it) or "structural_tag" (a
+        list of {trigger, begin, schema, end}: free text in which a trigger starts one of the tags, as vLLM builds it)."""
+        from llguidance import LLMatcher, StructTag, grammar_from
 
         if kind == "json":  # a schema's text is parsed by llguidance (no Python recursion on deep nesting)
             schema = {"type": "object"} if spec is True else spec
@@ -44,6 +45,9 @@ class GrammarTokenizer:
             return LLMatcher.grammar_from_regex(spec)
         if kind == "choice":
             return LLMatcher.grammar_from_regex("|".join(f"({re.escape(choice)})" for choice in spec))
+        if kind == "structural_tag":
+            tags = [StructTag(trigger=t["trigger"], begin=t["begin"], grammar=t["schema"], end=t["end"]) for t in spec]
+            return StructTag.to_grammar(tags)
         return grammar_from("grammar", spec)
 
     def constraint(self, kind: str, spec: Any) -> GrammarConstraint:

@@ -1,13 +1,15 @@
 """Structured output requests, as OpenAI and vLLM take them: which grammar a request asks for.
 
-- ``response_format``: ``{"type": "json_object"}`` (any JSON object) or ``{"type": "json_schema", "json_schema":
-  {"schema": {...}}}`` (``{"type": "text"}`` is none);
+- ``response_format``: ``{"type": "json_object"}`` (any JSON object), ``{"type": "json_schema", "json_schema":
+  {"schema": {...}}}`` (``{"type": "text"}`` is none), or vLLM's ``{"type": "structural_tag", "structures": [{"begin":
+  "<function=f>", "schema": {...}, "end": "</function>"}], "triggers": ["<function="]}``: free text in which each
+  trigger starts one of the structures, its arguments held to the schema;
 - vLLM's ``structured_outputs``: ``{"json": schema}``, ``{"regex": ...}``, ``{"choice": [...]}``, ``{"grammar":
-  Lark or GBNF}`` or ``{"json_object": true}``; and its older ``guided_json``, ``guided_regex``, ``guided_choice``,
-  ``guided_grammar``.
+  Lark or GBNF}``, ``{"json_object": true}`` or ``{"structural_tag": the same object, or its JSON text}``; and its
+  older ``guided_json``, ``guided_regex``, ``guided_choice``, ``guided_grammar``.
 
 Both routes, at most one per request. JSON is written without free whitespace (vLLM's ``disable_any_whitespace``);
-vLLM's options this server does not honour (a structural tag, a whitespace pattern, another backend) are refused.
+vLLM's options this server does not honour (a whitespace pattern, another backend) are refused.
 The grammar itself is checked when the request's constraint is built (generation/constraints.py): an invalid one is
 a 400 too.
 """
@@ -19,7 +21,14 @@ from typing import Any
 from QEfficient.serving.errors import APIError
 
 _GUIDED = {"guided_json": "json", "guided_regex": "regex", "guided_choice": "choice", "guided_grammar": "grammar"}
-_STRUCTURED = {"json": "json", "regex": "regex", "choice": "choice", "grammar": "grammar", "json_object": "json"}
+_STRUCTURED = {
+    "json": "json",
+    "regex": "regex",
+    "choice": "choice",
+    "grammar": "grammar",
+    "json_object": "json",
+    "structural_tag": "structural_tag",
+}
 
 
 # fields that change what vLLM's grammars allow, which this server does not honour: a 400 unless neutral
@@ -61,6 +70,8 @@ def requested_grammar(body: dict) -> tuple[str, Any, str] | None:
         return None
     field, kind, spec = asked[0]
     _check_spec(field, kind, spec)
+    if kind == "structural_tag":
+        spec = structural_tags(field, spec)
     return kind, spec, field.split(".")[0]
 
 
@@ -76,7 +87,44 @@ def _response_format(value) -> list[tuple[str, str, Any]]:
         if not isinstance(schema, dict):
             raise APIError(400, "'response_format.json_schema.schema' must be a JSON schema (an object).", "response_format")
         return [("response_format", "json", schema)]
-    raise APIError(400, "'response_format' must have the type text, json_object or json_schema.", "response_format")
+    if kind == "structural_tag":
+        return [("response_format", "structural_tag", value)]
+    raise APIError(400, "'response_format' must have the type text, json_object, json_schema or structural_tag.", "response_format")
+
+
+def structural_tags(field: str, spec) -> list[dict]:
+    """The structures of a structural tag (vLLM's form: ``structures`` [{begin, schema, end}] and ``triggers``), each
+    with the trigger its ``begin`` starts with; a 400 that says what to send for anything else."""
+    where = field.split(".")[0]
+    if isinstance(spec, str):  # structured_outputs.structural_tag: vLLM takes the object's JSON text
+        import json
+
+        try:
+            spec = json.loads(spec)
+        except ValueError:
+            raise APIError(400, f"'{field}' must be a structural tag object or its JSON text.", where) from None
+    if not isinstance(spec, dict) or "structures" not in spec or "triggers" not in spec:
+        raise APIError(
+            400,
+            f"'{field}' must have 'structures' ([{{\"begin\", \"schema\", \"end\"}}]) and 'triggers' (strings each begin "
+            "starts with), as vLLM's structural tags.",
+            where,
+        )
+    triggers, structures = spec["triggers"], spec["structures"]
+    if not isinstance(triggers, list) or not triggers or not all(isinstance(t, str) and t for t in triggers):
+        raise APIError(400, f"'{field}.triggers' must be a non-empty list of non-empty strings.", where)
+    if not isinstance(structures, list) or not structures:
+        raise APIError(400, f"'{field}.structures' must be a non-empty list of {{begin, schema, end}} objects.", where)
+    tags = []
+    for i, item in enumerate(structures):
+        ok = isinstance(item, dict) and isinstance(item.get("begin"), str) and isinstance(item.get("end"), str)
+        if not ok or not isinstance(item.get("schema", {}), (dict, str)):
+            raise APIError(400, f"'{field}.structures[{i}]' must have the strings 'begin' and 'end' and a JSON 'schema'.", where)
+        trigger = next((t for t in triggers if item["begin"].startswith(t)), None)
+        if trigger is None:
+            raise APIError(400, f"'{field}.structures[{i}].begin' ({item['begin']!r}) starts with none of the triggers {triggers}.", where)
+        tags.append({"trigger": trigger, "begin": item["begin"], "schema": item.get("schema", {}), "end": item["end"]})
+    return tags
 
 
 def _check_spec(field: str, kind: str, spec) -> None:
