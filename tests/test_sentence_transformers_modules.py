@@ -57,13 +57,16 @@ def st_folder(tmp_path_factory) -> Path:
     return folder
 
 
-def reference(folder: Path, texts: list[str]) -> np.ndarray:
-    """sentence-transformers' modules, written out in torch over transformers' BERT."""
+def reference(folder: Path, texts: list[str], prompt_length: int = 0) -> np.ndarray:
+    """sentence-transformers' modules, written out in torch over transformers' BERT; the first ``prompt_length`` tokens
+    left out of the pooling, as its Pooling with include_prompt false does."""
     tok = AutoTokenizer.from_pretrained(folder)
     enc = tok(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
         hidden = AutoModel.from_pretrained(folder).eval()(**enc).last_hidden_state
-        mask = enc["attention_mask"].unsqueeze(-1).float()
+        mask = enc["attention_mask"].clone()
+        mask[:, :prompt_length] = 0
+        mask = mask.unsqueeze(-1).float()
         total, count = (hidden * mask).sum(1), mask.sum(1).clamp(min=1e-9)
         positions = torch.arange(1, hidden.shape[1] + 1).view(1, -1, 1).float() * mask
         weighted = (hidden * positions).sum(1) / positions.sum(1).clamp(min=1e-9)
@@ -99,7 +102,8 @@ def test_the_server_on_the_folder_and_on_its_artifact(st_folder, qeff_home, tmp_
 
 def test_prompts_as_sentence_transformers_puts_them(st_folder, tmp_path):
     """The folder's default prompt, one named, one given (which wins over a name, with a warning), an empty one;
-    a name it does not have and a Pooling that leaves the prompt out are refused."""
+    a name it does not have is refused. A Pooling that leaves the prompt out (include_prompt false) pools the
+    sentence's tokens only: the prompt's tokens less one, as sentence-transformers counts them, are left out."""
     folder = tmp_path / "model"
     shutil.copytree(st_folder, folder)
     prompts = {"prompts": {"query": "query: ", "document": ""}, "default_prompt_name": "query"}
@@ -119,6 +123,12 @@ def test_prompts_as_sentence_transformers_puts_them(st_folder, tmp_path):
         model.encode(TEXTS, tok)
     (folder / "config_sentence_transformers.json").write_text(json.dumps(prompts))
     (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 64, **POOLING, "include_prompt": False}))
-    with pytest.raises(ValueError, match="include_prompt false"):
-        model.encode(TEXTS, tok)
-    np.testing.assert_allclose(model.encode(TEXTS, tok, prompt=""), reference(folder, TEXTS), atol=1e-5, rtol=0)  # no prompt: served
+    model = QEFFAutoModel.from_pretrained(folder)  # the folder read afresh
+    model.compile(seq_len=[8, 64], batch_size=2, num_cores=1)
+    length = len(tok("query: ")["input_ids"]) - 1  # [CLS] and the prompt's tokens
+    assert length > 1
+    np.testing.assert_allclose(model.encode(TEXTS, tok), reference(folder, ["query: " + t for t in TEXTS], length), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(model.encode(TEXTS, tok, prompt=""), reference(folder, TEXTS), atol=1e-5, rtol=0)
+    pooled = QEFFAutoModel.from_pretrained(folder, pooling="mean")
+    with pytest.raises(ValueError, match="include_prompt false.*load it without pooling="):
+        pooled.encode(TEXTS, tok)

@@ -24,6 +24,7 @@ from QEfficient.models.sentence_transformers import (
     EmbeddingHead,
     copy_serving_files,
     l2_normalized,
+    sentence_transformers_pools_prompt,
     sentence_transformers_prompt,
     serving_config_values,
     serving_files,
@@ -218,23 +219,33 @@ class QEFFAutoModel(_QEFFEncoderBase):
         check_strings("Sentence", sentences)
         check_positive(batch_size=batch_size)
         prefix = sentence_transformers_prompt(self.local_model_dir, prompt_name, prompt)
+        prompt_length = 0
+        if prefix and not sentence_transformers_pools_prompt(self.local_model_dir):
+            if self.pooling_fn is not None:
+                raise ValueError(
+                    "This model pools without its prompt's tokens (include_prompt false), and this graph pools them in: load "
+                    "it without pooling= so that the folder's pooling runs after the graph."
+                )
+            # as sentence-transformers counts them: the prompt's tokens, less one (its last special token)
+            prompt_length = len(tokenizer(prefix)["input_ids"]) - 1
         sentences = [prefix + sentence for sentence in sentences]
         max_len = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"]) if self.qpc_path else None
         chunks = []
         for start in range(0, len(sentences), batch_size):
             enc = tokenizer(sentences[start : start + batch_size], padding=True, truncation=True, max_length=max_len, return_tensors="np")
-            chunks.append(self.embed(enc, normalize=False))
+            chunks.append(self.embed(enc, normalize=False, prompt_length=prompt_length))
         emb = np.concatenate(chunks)
         return l2_normalized(emb) if normalize else emb
 
-    def embed(self, inputs, normalize: bool = True) -> np.ndarray:
+    def embed(self, inputs, normalize: bool = True, prompt_length: int = 0) -> np.ndarray:
         """Pooled embeddings [B, D] of tokenized ``inputs`` (input_ids and attention_mask, padded): the model's
         pooling (the graph's, else the sentence-transformers folder's, else a decoder's last token or an encoder's
-        mean), the folder's Dense projections, then L2 norm if ``normalize``."""
+        mean; the folder's leaves out the first ``prompt_length`` tokens), the folder's Dense projections, then L2
+        norm if ``normalize``."""
         if self._head is None:  # first use: read (and check) what sentence-transformers runs after the encoder
             self._head = EmbeddingHead(self.local_model_dir, self.pooling_fn is not None, self.model.causal)
         out = self.generate(inputs, runtime_ai100=self.qpc_path is not None)["output"]
-        return self._head(out, _as_numpy(inputs[ATTENTION_MASK]), normalize)
+        return self._head(out, _as_numpy(inputs[ATTENTION_MASK]), normalize, prompt_length)
 
 
 class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):

@@ -111,8 +111,7 @@ def sentence_transformers_pooling(folder: Path | None, default: str = "mean") ->
 
 def sentence_transformers_prompt(folder: Path | None, prompt_name: str | None = None, prompt: str | None = None) -> str:
     """The text sentence-transformers' ``encode`` puts before each sentence: ``prompt``, else the folder's prompt named
-    ``prompt_name`` (config_sentence_transformers.json's ``prompts``), else its ``default_prompt_name``'s, else none.
-    A Pooling that leaves the prompt's tokens out (``include_prompt`` false: INSTRUCTOR, GRIT) is refused."""
+    ``prompt_name`` (config_sentence_transformers.json's ``prompts``), else its ``default_prompt_name``'s, else none."""
     saved = Path(folder) / "config_sentence_transformers.json" if folder else None
     config = json.loads(saved.read_text()) if saved and saved.is_file() else {}
     prompts = config.get("prompts") or {}
@@ -128,13 +127,17 @@ def sentence_transformers_prompt(folder: Path | None, prompt_name: str | None = 
                 f"This model's default prompt name '{config['default_prompt_name']}' is not among its prompts {sorted(prompts)}."
             )
         prompt = prompts[config["default_prompt_name"]]
-    if not prompt:
-        return ""
+    return prompt or ""
+
+
+def sentence_transformers_pools_prompt(folder: Path | None) -> bool:
+    """Whether the folder's Pooling pools the prompt's tokens too (its ``include_prompt``, true by default; false:
+    INSTRUCTOR, GRIT, which pool the sentence's tokens only)."""
     for module in _modules(folder) or []:
         where = Path(folder) / str(module.get("path", "")) / "config.json"
-        if _kind(module) == "Pooling" and where.is_file() and json.loads(where.read_text()).get("include_prompt") is False:
-            raise ValueError("This model pools without its prompt's tokens (include_prompt false), which QEfficient does not run.")
-    return prompt
+        if _kind(module) == "Pooling" and where.is_file():
+            return json.loads(where.read_text()).get("include_prompt", True) is not False
+    return True
 
 
 def sentence_transformers_normalizes(folder: Path | None) -> bool | None:
@@ -279,13 +282,15 @@ class EmbeddingHead:
         self.layers = pooled_layers(folder)
         self.pooling = None if pooled else sentence_transformers_pooling(folder, "lasttoken" if causal else "mean")
 
-    def __call__(self, output: np.ndarray, mask: np.ndarray, normalize: bool) -> np.ndarray:
+    def __call__(self, output: np.ndarray, mask: np.ndarray, normalize: bool, prompt_length: int = 0) -> np.ndarray:
         """``output``: the graph's hidden states [B, S, H] (or pooled [B, H]); ``mask`` [B, <=S] covers the real
-        columns, the graph's columns past it are padding."""
+        columns, the graph's columns past it are padding; the first ``prompt_length`` columns are left out of the
+        pooling (sentence-transformers' Pooling with ``include_prompt`` false)."""
         if self.pooling is not None:
             full = np.zeros(output.shape[:2], np.int64)
             width = min(output.shape[1], mask.shape[1])
             full[:, :width] = mask[:, :width]
+            full[:, :prompt_length] = 0
             output = np.concatenate([HOST_POOLING[name](output, full) for name in self.pooling], axis=1)
         for layer in self.layers:
             output = layer(output)
