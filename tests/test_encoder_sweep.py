@@ -167,24 +167,36 @@ def test_decoders_run_through_the_causal_lm_graph_are_proven_causal_lms():
 
 
 @pytest.mark.parametrize("model_type", ["qwen3_next", "mixtral"])
-def test_a_pooled_embedding_model_on_the_causal_lm_graph_equals_transformers(model_type, tmp_path):
-    """A hybrid (linear attention) and a mixture-of-experts decoder as embedding models, mean-pooled in the graph, at
-    two compiled lengths, rows padded to the longer: transformers' pooled hidden states within 1e-4."""
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_an_embedding_model_on_the_causal_lm_graph_equals_transformers(model_type, padding_side, tmp_path):
+    """A hybrid (linear attention) and a mixture-of-experts decoder as embedding models, at two compiled lengths, rows
+    padded to the longer on either side (a recurrent layer scans from the first column, so rows padded on the left are
+    realigned in the graph): mean-pooled in the graph, or the hidden states of the real tokens, within 1e-4 of
+    transformers'."""
     from tests.tiny_models import build_tokenizer, sweep_config
 
     config = sweep_config(model_type)
     config.pad_token_id = 0
     torch.manual_seed(0)
-    AutoModel.from_config(config).save_pretrained(tmp_path)
+    hf = AutoModel.from_config(config)
+    with torch.no_grad():  # a padding token with an embedding of its own, as real checkpoints have (a tiny model's is 0)
+        hf.get_input_embeddings().weight[0] = torch.randn(config.hidden_size)
+    hf.save_pretrained(tmp_path)
     tokenizer = build_tokenizer()
+    tokenizer.padding_side = padding_side
     tokenizer.save_pretrained(tmp_path)
-    model = QEFFAutoModel.from_pretrained(tmp_path, pooling="mean")
+    pooled = padding_side == "right"
+    model = QEFFAutoModel.from_pretrained(tmp_path, pooling="mean" if pooled else None)
     assert model.model.static_kv is not None
     model.compile(seq_len=[8, 32], batch_size=3, num_cores=1)
     hf = AutoModel.from_pretrained(tmp_path).eval()
     for texts in (["a b", "c", "the sea"], ["My name is Ada", "The sun rises over the quiet sea every morning", "x"]):
         enc = tokenizer(texts, padding=True, return_tensors="pt")
         with torch.no_grad():
-            expected = mean_pooling(hf(**enc).last_hidden_state, enc["attention_mask"])
+            hidden = hf(**enc).last_hidden_state
         got = model.generate({k: v.numpy() for k, v in enc.items()})["output"]
-        np.testing.assert_allclose(got, expected.numpy(), atol=1e-4, rtol=0)
+        if pooled:
+            np.testing.assert_allclose(got, mean_pooling(hidden, enc["attention_mask"]).numpy(), atol=1e-4, rtol=0)
+            continue
+        real = enc["attention_mask"].numpy().astype(bool)
+        np.testing.assert_allclose(got[:, : real.shape[1]][real], hidden.numpy()[real], atol=1e-4, rtol=0)

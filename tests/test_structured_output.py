@@ -236,8 +236,9 @@ def test_a_structural_tag_holds_the_tagged_part_to_its_schema(server):
     trigger = next(c for c in plain if c.isalpha())
     structure = {"begin": f"{trigger}<n>", "schema": {"type": "integer", "minimum": 0, "maximum": 99}, "end": "</n>"}
     tag = {"type": "structural_tag", "structures": [structure], "triggers": [trigger]}
+    schema = {**structure["schema"], "x-guidance": {"whitespace_flexible": False}}  # JSON without free whitespace, as elsewhere
     grammar = llguidance.StructTag.to_grammar(
-        [llguidance.StructTag(trigger=trigger, begin=structure["begin"], grammar=structure["schema"], end=structure["end"])]
+        [llguidance.StructTag(trigger=trigger, begin=structure["begin"], grammar=schema, end=structure["end"])]
     )
     expected = tok.decode(hf_constrained_greedy(hf, tok, tok(prompt)["input_ids"], grammar, 24), skip_special_tokens=True)
     for body in ({"response_format": tag}, {"structured_outputs": {"structural_tag": json.dumps(tag)}}):

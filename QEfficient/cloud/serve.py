@@ -15,8 +15,8 @@ sequence classifier (a cross-encoder reranker) or a decoder's (Qwen2ForSequenceC
 ["no", "yes"], "is_original_qwen3_reranker": true}' scores a causal LM by two of its tokens' logits, as vLLM serves
 Qwen3-Reranker; its other keys change the model's config before it is loaded, as vLLM applies them. --qpc_path serves
 an artifact that compile() built with continuous batching, or an encoder's artifact
-(embeddings or scores), without loading torch or the model (a vision-language model's language artifact: without
-its weights, torch imported). --mxfp6 and --mxint8 are accepted for --mxfp6_matmul and
+(embeddings or scores), without loading torch or the model (a vision-language model's language artifact, or its one
+graph's: without its weights, torch imported). --mxfp6 and --mxint8 are accepted for --mxfp6_matmul and
 --mxint8_kv_cache. The API key can also come from $QEFF_API_KEY. Each --lora adapter (a folder saved by peft) is a model
 id of its own in /v1/models; a request's "model" picks it, as vLLM does (pip install "QEfficient[lora]").
 """
@@ -210,7 +210,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "qpc_path",
         default=None,
         help="serve an artifact compile() built (continuous batching): starts without the model (a decoder's or an encoder's "
-        "without torch; a vision-language model's language artifact without its weights); its shapes win",
+        "without torch; a vision-language model's language or one-graph artifact without its weights); its shapes win",
     )
     add_argument(p, "host", default="127.0.0.1")
     add_argument(p, "port", type=int, default=8000)

@@ -46,7 +46,7 @@ class GrammarTokenizer:
         if kind == "choice":
             return LLMatcher.grammar_from_regex("|".join(f"({re.escape(choice)})" for choice in spec))
         if kind == "structural_tag":
-            tags = [StructTag(trigger=t["trigger"], begin=t["begin"], grammar=t["schema"], end=t["end"]) for t in spec]
+            tags = [StructTag(trigger=t["trigger"], begin=t["begin"], grammar=_no_free_whitespace(t["schema"]), end=t["end"]) for t in spec]
             return StructTag.to_grammar(tags)
         return grammar_from("grammar", spec)
 
@@ -62,6 +62,18 @@ class GrammarTokenizer:
         if matcher.is_error():
             raise GrammarError(matcher.get_error())
         return GrammarConstraint(matcher, self.n_vocab)
+
+
+def _no_free_whitespace(schema: Any) -> Any:
+    """A JSON schema (or its text) written without free whitespace unless it says otherwise, as the other JSON
+    grammars here; a Lark grammar's text as it is."""
+    import json
+
+    if isinstance(schema, str):
+        if not schema.lstrip().startswith("{"):
+            return schema
+        schema = json.loads(schema)
+    return {**schema, "x-guidance": {"whitespace_flexible": False, **(schema.get("x-guidance") or {})}}
 
 
 class GrammarConstraint:
@@ -82,13 +94,14 @@ class GrammarConstraint:
         apply_token_bitmask_inplace(masked, self.bitmask[:, : (masked.shape[1] + 31) // 32])
         return masked
 
-    def drafts(self, proposed: list[int], budget: int) -> list[int]:
+    def drafts(self, proposed: list[int], budget: int) -> tuple[list[int], bool]:
         """Tokens worth verifying next (speculative decoding): those the grammar forces from here (up to ``budget``),
-        else the longest prefix of ``proposed`` (a drafter's) that the grammar accepts."""
+        else the longest prefix of ``proposed`` (a drafter's) that the grammar accepts; and whether they are forced
+        (not the drafter's own)."""
         forced = self.matcher.compute_ff_tokens()
         if forced:
-            return list(forced[:budget])
-        return list(proposed[: self.matcher.validate_tokens(list(proposed))])
+            return list(forced[:budget]), True
+        return list(proposed[: self.matcher.validate_tokens(list(proposed))]), False
 
     def advance(self, token: int) -> bool:
         """Take ``token``; True when the grammar is complete and allows nothing more (the request stops)."""

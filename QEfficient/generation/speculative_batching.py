@@ -116,15 +116,13 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each greedy row with a grammar drafts what the grammar forces (a JSON schema's keys and punctuation), else
         the drafter's tokens up to the first one the grammar refuses, which would be rejected anyway. Returns the
-        drafts, their counts and, per row, whether the grammar forced tokens other than the drafter's."""
+        drafts, their counts and, per row, whether the grammar forced its drafts (the drafter's were not judged)."""
         forced = np.zeros(drafts.shape[0], dtype=bool)
         chosen = {}
         for slot in np.flatnonzero(greedy):
             constraint = self.slots[slot].constraint
             if constraint is not None:
-                proposed = drafts[slot, : counts[slot]].tolist()
-                chosen[slot] = constraint.drafts(proposed, budget)
-                forced[slot] = chosen[slot] != proposed[: len(chosen[slot])]
+                chosen[slot], forced[slot] = constraint.drafts(drafts[slot, : counts[slot]].tolist(), budget)
         if not chosen:
             return drafts, counts, forced
         width = max(drafts.shape[1], *(len(tokens) for tokens in chosen.values()))

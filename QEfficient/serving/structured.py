@@ -119,7 +119,12 @@ def structural_tags(field: str, spec) -> list[dict]:
     for i, item in enumerate(structures):
         ok = isinstance(item, dict) and isinstance(item.get("begin"), str) and isinstance(item.get("end"), str)
         if not ok or not isinstance(item.get("schema", {}), (dict, str)):
-            raise APIError(400, f"'{field}.structures[{i}]' must have the strings 'begin' and 'end' and a JSON 'schema'.", where)
+            raise APIError(
+                400,
+                f"'{field}.structures[{i}]' must have the strings 'begin' and 'end' and a 'schema' (a JSON schema, or a Lark "
+                "grammar's text).",
+                where,
+            )
         trigger = next((t for t in triggers if item["begin"].startswith(t)), None)
         if trigger is None:
             raise APIError(400, f"'{field}.structures[{i}].begin' ({item['begin']!r}) starts with none of the triggers {triggers}.", where)

@@ -286,7 +286,7 @@ def vision_language_artifact(qpc_path: str, served_names: tuple[str, ...], num_c
     if not qconfig.get("continuous_batching"):
         raise ValueError(
             f"'{qpc_path}' was compiled without continuous batching; the server needs it. Compile with "
-            "from_pretrained(..., kv_offload=True, continuous_batching=True) and compile(full_batch_size=N), or serve --model_name."
+            "from_pretrained(..., continuous_batching=True) and compile(full_batch_size=N), or serve --model_name."
         )
     if not (Path(qpc_path) / MODEL_FILES_SUBDIR).is_dir():
         raise ValueError(

@@ -34,8 +34,7 @@ STATIC_KV_DECODERS = {
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Each real token's position among its row's real tokens, -1 for padding (either side): the causal-LM graph's
-    ``position_ids``."""
+    """Each real token's position among its row's real tokens, -1 for padding: the causal-LM graph's ``position_ids``."""
     mask = attention_mask.to(torch.int64)
     return torch.where(mask.bool(), mask.cumsum(1) - 1, torch.full_like(mask, -1))
 
@@ -53,14 +52,21 @@ class QEffDecoderEncoder(nn.Module):
         self.lm = QEffCausalLM(hf_model, base=base, lm_head=hf_model.score if classifier else None)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        position_ids = position_ids_from_mask(attention_mask)
         batch, length = input_ids.shape
+        # Rows padded on the left are rolled so that their tokens start at 0: recurrent layers (Mamba, linear
+        # attention) scan from the first column and take padding only at the end; rolled back afterwards.
+        first = attention_mask.to(torch.int64).argmax(dim=1, keepdim=True)  # each row's first real token
+        columns = torch.arange(length, device=input_ids.device)[None]
+        rolled = (columns + first) % length
+        input_ids, attention_mask = input_ids.gather(1, rolled), attention_mask.gather(1, rolled)
+        position_ids = position_ids_from_mask(attention_mask)
         dtype = self.lm.dtype
         # an empty cache as long as the sequence: one prefill step writes every position
         past = [torch.zeros(self.lm.kv_shape(batch, length), dtype=dtype) for _ in range(2 * self.lm.num_layers)]
         past += [torch.zeros(batch, *shape, dtype=dtype) for shape in self.lm.state_shapes]
         hidden, _ = self.lm.hidden_states(position_ids, past, input_ids=input_ids)
-        if not self.classifier:
-            return hidden
-        rows = torch.arange(batch, device=hidden.device)
-        return self.lm.lm_head(hidden[rows, position_ids.argmax(dim=1)])
+        if self.classifier:
+            rows = torch.arange(batch, device=hidden.device)
+            return self.lm.lm_head(hidden[rows, position_ids.argmax(dim=1)])
+        back = ((columns - first) % length).unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
+        return hidden.gather(1, back)
