@@ -301,6 +301,27 @@ SWEEP_OVERRIDES: dict[str, dict] = {
     ),
     # Gated DeltaNet layers, then an attention layer whose QSA indexer picks key blocks: a budget of the whole
     # context (it selects every key, as the released model does up to its budget), four residual streams
+    # (transformers 5.25) sliding and indexed-attention layers, the second indexed layer reading the first's keys
+    "kolibri1_1": dict(
+        layer_types=["sliding_attention", "indexed_attention", "sliding_attention", "indexed_attention"],
+        num_hidden_layers=4,
+        index_layers=[1],
+        kv_source_layers=[0, 1, 2, 1],
+        mlp_only_layers=[0],
+        num_key_value_heads=2,
+        head_dim=16,
+        index_num_heads=2,
+        index_topk=8,
+        index_pool_size=32,
+        index_compression=4,
+        index_num_local_tokens=4,
+        index_num_sink_tokens=2,
+        num_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=32,
+        shared_expert_intermediate_size=32,
+        mlp_only_intermediate_size=64,
+    ),
     "qwen4_exp_text": dict(
         **_SMALL_DELTANET,
         indexer_n_heads=2,
