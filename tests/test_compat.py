@@ -380,6 +380,26 @@ def test_text_generation_class(legacy, llama):
     assert generator.perf_metrics is not info.perf_metrics  # the streamed run's own timings
 
 
+def test_is_tlm_runs_a_speculative_target_artifact(llama, compiled, legacy):
+    """``is_tlm=True`` (QEfficient's flag for a speculative target's artifact): cloud_ai_100_exec_kv and TextGeneration
+    generate on it the tokens the plain artifact gives; on an artifact that is not a target it is refused."""
+    from QEfficient.generation.text_generation_inference import TextGeneration, cloud_ai_100_exec_kv
+
+    model, tokenizer = compiled
+    target = QEFFAutoModelForCausalLM.from_pretrained(llama, qaic_config={"speculative_model_type": "target"})
+    tlm_qpc = target.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, num_cores=1, num_speculative_tokens=3)
+    prompts = ["My name is", "The sun rises"]
+    plain = cloud_ai_100_exec_kv(tokenizer, model.qpc_path, prompt=prompts, generation_len=8, stream=False)
+    tlm = cloud_ai_100_exec_kv(tokenizer, tlm_qpc, prompt=prompts, generation_len=8, stream=False, is_tlm=True)
+    assert np.array_equal(np.asarray(tlm.generated_ids), np.asarray(plain.generated_ids))
+    info = TextGeneration(tokenizer, tlm_qpc, ctx_len=CTX_LEN, is_tlm=True).generate(prompts, generation_len=8, stream=False)
+    assert info.generated_texts == plain.generated_texts
+    with pytest.raises(ValueError, match="is not a speculative target's artifact"):
+        cloud_ai_100_exec_kv(tokenizer, model.qpc_path, prompt=prompts, generation_len=8, stream=False, is_tlm=True)
+    with pytest.raises(ValueError, match="is not a speculative target's artifact"):
+        TextGeneration(tokenizer, legacy[2], is_tlm=True)
+
+
 # ---- item 4: argument differences ---------------------------------------------------------------------
 
 

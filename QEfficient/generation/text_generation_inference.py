@@ -129,6 +129,19 @@ def resolve_sampling(
     return sampling_from_qaic_params(sampling_params)
 
 
+def check_tlm(qpc_path: str | Path, is_tlm: bool) -> None:
+    """QEfficient's ``is_tlm=True`` says the artifact is a speculative target's (it scores every position of a chunk);
+    generation then runs on it as on any artifact, one token per step. Refused where the artifact is not one."""
+    if not is_tlm:
+        return
+    if read_artifact(Path(qpc_path)).get("speculative_model_type") != "target":
+        raise ValueError(
+            f"is_tlm=True: '{qpc_path}' is not a speculative target's artifact; compile one from "
+            "from_pretrained(..., qaic_config={'speculative_model_type': 'target'}) with compile(num_speculative_tokens=K), "
+            "or leave is_tlm out."
+        )
+
+
 def _warn_not_honoured(**given: Any) -> None:
     for key, value in given.items():
         if value:
@@ -165,8 +178,7 @@ def cloud_ai_100_exec_kv(
     artifact runs prompt i with row ``prompt_to_lora_id_mapping[i]`` of ``lora_tables`` (the adapter
     tables of QEffAutoLoraModelForCausalLM.adapter_tables(); without them, every row is the base model).
     """
-    if is_tlm:
-        raise NotImplementedError("Speculative decoding (is_tlm) is not supported by the ONNX Runtime backend.")
+    check_tlm(qpc_path, is_tlm)
     _warn_not_honoured(
         write_io_dir=write_io_dir,
         comp_ctx_lengths_prefill=comp_ctx_lengths_prefill,
@@ -222,8 +234,7 @@ class TextGeneration:
         sampling_params: dict[str, Any] | None = None,
         num_cores: int | None = None,
     ) -> None:
-        if is_tlm:
-            raise NotImplementedError("Speculative decoding (is_tlm) is not supported by the ONNX Runtime backend.")
+        check_tlm(qpc_path, is_tlm)
         _warn_not_honoured(
             write_io_dir=write_io_dir,
             comp_ctx_lengths_prefill=comp_ctx_lengths_prefill,
