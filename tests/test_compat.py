@@ -299,8 +299,9 @@ def test_include_sampler_samples(llama, compiled):
     assert sampled == run(temperature=2.0, top_k=54, top_p=mapped.top_p, repetition_penalty=mapped.repetition_penalty, seed=mapped.seed)
     with pytest.raises(ValueError, match="sampling_params"):
         run(include_sampler=True)
-    with pytest.raises(NotImplementedError, match="presence_penalties"):
-        run(sampling_params=sampler_params(presence_penalties=0.8))
+    penalised = sampling_from_qaic_params(sampler_params(presence_penalties=0.8, min_ps=0.1))
+    assert (penalised.presence_penalty, penalised.min_p) == (pytest.approx(0.8), pytest.approx(0.1))
+    assert len(run(sampling_params=sampler_params(presence_penalties=0.8, min_ps=0.1))) == 12
     rows = sampler_params(2)
     rows["temperatures"][1] = 0.5
     with pytest.raises(NotImplementedError, match="differs between rows"):

@@ -60,7 +60,10 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     assert picks == {0, 1}  # 0.5 alone is short of 0.7; 0.5 + 0.3 reaches it
 
 
-@pytest.mark.parametrize("kwargs", [{"temperature": -1}, {"top_p": 0}, {"top_k": -2}, {"repetition_penalty": 0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"temperature": -1}, {"top_p": 0}, {"top_k": -2}, {"repetition_penalty": 0}, {"presence_penalty": 2.5}, {"min_p": 1.5}],
+)
 def test_bad_sampling_arguments(kwargs):
     with pytest.raises(ValueError):
         SamplingParams(**kwargs)
@@ -71,3 +74,28 @@ def test_a_prompt_id_past_the_head_is_not_penalized_nor_an_error():
     chooser = TokenChooser(SamplingParams(repetition_penalty=1.5), 1, 8)
     chooser.prime([[1, 8, 3]])
     assert chooser.seen[0].tolist() == [False, True, False, True, False, False, False, False]
+
+
+def test_presence_and_frequency_penalties_count_the_generated_tokens_only():
+    """As vLLM and OpenAI: each generated token's logit loses presence_penalty once and frequency_penalty per time it
+    was generated; the prompt's tokens are not counted (the repetition penalty counts them). A logit_bias is added
+    before."""
+    logits = np.array([[3.0, 2.9, 2.8, 0.0]], dtype=np.float32)
+    chooser = TokenChooser(SamplingParams(presence_penalty=0.15, frequency_penalty=0.12), 1, 4)
+    chooser.prime([[0, 1, 2]])  # the prompt: not counted
+    picks = [int(chooser(logits)[0]) for _ in range(5)]
+    # 0 (3.0), 1 (2.9 > 2.73), 2 (2.8 > 2.73, 2.63), 0 (2.73 > 2.63, 2.53), 1 (2.63 > 2.61 = 3.0 - 2 * 0.12 - 0.15, 2.53)
+    assert picks == [0, 1, 2, 0, 1]
+    assert chooser.counts[0].tolist() == [2, 2, 1, 0]
+    biased = TokenChooser(SamplingParams(logit_bias=((3, 5.0), (0, -100.0))), 1, 4)
+    assert int(biased(logits)[0]) == 3
+    with pytest.raises(ValueError, match="logit_bias names token 7"):
+        TokenChooser(SamplingParams(logit_bias=((7, 1.0),)), 1, 4)
+
+
+def test_min_p_drops_tokens_less_likely_than_a_share_of_the_likeliest():
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]], dtype=np.float32))
+    chooser = TokenChooser(SamplingParams(temperature=1.0, min_p=0.5, seed=0), 1, 4)
+    assert {int(chooser(logits)[0]) for _ in range(300)} == {0, 1}  # 0.3 >= 0.5 * 0.5 > 0.15
+    only_top = TokenChooser(SamplingParams(temperature=1.5, min_p=1.0, seed=0), 1, 4)
+    assert {int(only_top(logits)[0]) for _ in range(50)} == {0}

@@ -239,9 +239,12 @@ def test_malformed_chat_input_is_a_400(server, body):
 @pytest.mark.parametrize(
     "fields, param",
     [
-        ({"frequency_penalty": 0.5}, "frequency_penalty"),
-        ({"presence_penalty": -1}, "presence_penalty"),
-        ({"logit_bias": {"5": 10}}, "logit_bias"),
+        ({"frequency_penalty": 2.5}, "frequency_penalty"),
+        ({"presence_penalty": -3}, "presence_penalty"),
+        ({"logit_bias": {"5": 101}}, "logit_bias"),
+        ({"logit_bias": {"word": 1}}, "logit_bias"),
+        ({"logit_bias": {"100000": 1}}, "logit_bias"),
+        ({"min_p": 1.5}, "min_p"),
         ({"response_format": {"type": "xml"}}, "response_format"),
         ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
         ({"tool_choice": "required"}, "tools"),
@@ -269,6 +272,43 @@ def test_neutral_values_pass_and_top_k_and_repetition_penalty_are_honoured(serve
         out = hf.generate(**ids, do_sample=False, max_new_tokens=10, repetition_penalty=1.8, pad_token_id=0)
     expected = tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
     assert complete(url, PROMPTS[0], 10, repetition_penalty=1.8)["choices"][0]["text"] == expected
+
+
+class _VllmPenalties:
+    """vLLM's logit_bias, presence and frequency penalties as a transformers logits processor (the generated tokens
+    counted, not the prompt's), for the reference."""
+
+    def __init__(self, prompt_len: int, presence: float, frequency: float, bias: dict[int, float]) -> None:
+        self.prompt_len, self.presence, self.frequency, self.bias = prompt_len, presence, frequency, bias
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.clone()
+        for token, value in self.bias.items():
+            scores[:, token] += value
+        counts = torch.zeros_like(scores)
+        counts.scatter_add_(1, input_ids[:, self.prompt_len :], torch.ones_like(input_ids[:, self.prompt_len :], dtype=scores.dtype))
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
+
+
+def test_presence_frequency_penalties_logit_bias_and_min_p_as_vllm(server):
+    """OpenAI's presence_penalty, frequency_penalty and logit_bias (and vLLM's min_p): greedy answers equal
+    transformers' greedy decoding with vLLM's penalties as a logits processor; min_p 1 keeps the likeliest token only."""
+    from transformers import LogitsProcessorList
+
+    url, _, tok, hf = server
+    ids = tok(PROMPTS[5], return_tensors="pt")
+    greedy = complete(url, PROMPTS[5], 12)["choices"][0]["text"]
+    banned = tok(greedy, add_special_tokens=False)["input_ids"][0]  # the greedy answer's first token
+    for options in ({"presence_penalty": 1.5, "frequency_penalty": 0.7}, {"logit_bias": {str(banned): -100.0}, "presence_penalty": -0.5}):
+        bias = {int(k): v for k, v in options.get("logit_bias", {}).items()}
+        processor = _VllmPenalties(ids["input_ids"].shape[1], options.get("presence_penalty", 0), options.get("frequency_penalty", 0), bias)
+        with torch.no_grad():
+            out = hf.generate(**ids, do_sample=False, max_new_tokens=12, logits_processor=LogitsProcessorList([processor]), pad_token_id=0)
+        expected = tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+        got = complete(url, PROMPTS[5], 12, **options)["choices"][0]["text"]
+        assert got == expected
+        assert got != greedy
+    assert complete(url, PROMPTS[5], 12, temperature=1.5, min_p=1.0, seed=4)["choices"][0]["text"] == greedy
 
 
 def test_int64_seeds_are_accepted_and_reproducible(server):

@@ -1,6 +1,8 @@
 """Next-token choice: greedy by default, or sampling with transformers' semantics and order
-(repetition penalty, temperature, top-k, top-p), reproducible with a seed; optionally only among the tokens a
-fixed mask allows (QEfficient's guided decoding, ``token_bitmasks``)."""
+(repetition penalty, temperature, top-k, top-p, min-p), reproducible with a seed; optionally only among the tokens a
+fixed mask allows (QEfficient's guided decoding, ``token_bitmasks``). OpenAI's and vLLM's ``logit_bias``,
+``presence_penalty`` and ``frequency_penalty`` apply as vLLM applies them: the bias first, the two penalties with the
+repetition penalty, counting the generated tokens only (the repetition penalty counts the prompt's too)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ class SamplingParams:
     do_sample: bool | None = None
     # bool [rows, vocab]: the tokens each row (batch row, or continuous-batching slot) may take; one row for all
     allowed_tokens: Any = field(default=None, compare=False, repr=False)
+    presence_penalty: float | None = None  # subtracted once from each token generated so far
+    frequency_penalty: float | None = None  # subtracted once per time a token was generated so far
+    min_p: float | None = None  # tokens less likely than min_p times the likeliest are dropped (after top-p)
+    logit_bias: tuple[tuple[int, float], ...] | None = None  # (token id, value added to its logit) pairs
 
     def __post_init__(self) -> None:
         if self.temperature is not None and self.temperature < 0:
@@ -30,6 +36,19 @@ class SamplingParams:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}.")
         if self.repetition_penalty is not None and self.repetition_penalty <= 0:
             raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}.")
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            if value is not None and not -2 <= value <= 2:
+                raise ValueError(f"{name} must be in [-2, 2], got {value}.")
+        if self.min_p is not None and not 0 <= self.min_p <= 1:
+            raise ValueError(f"min_p must be in [0, 1], got {self.min_p}.")
+
+    @property
+    def plain_greedy(self) -> bool:
+        """Greedy on the logits as they are: no sampling, no bias, no penalty reading the tokens before (what
+        speculative decoding verifies drafts against)."""
+        penalties = self.repetition_penalty not in (None, 1.0) or self.presence_penalty or self.frequency_penalty
+        return not self.sampling and not penalties and not self.logit_bias
 
     @property
     def sampling(self) -> bool:
@@ -50,8 +69,20 @@ class TokenChooser:
         self.rng = np.random.default_rng(params.seed) if params.sampling else None
         penalty = params.repetition_penalty
         self.seen = np.zeros((batch_size, vocab_size), dtype=bool) if penalty and penalty != 1.0 else None
+        # how often each row generated each token (presence and frequency penalties: generated tokens only)
+        counted = params.presence_penalty or params.frequency_penalty
+        self.counts = np.zeros((batch_size, vocab_size), dtype=np.int32) if counted else None
+        self.bias = None
+        if params.logit_bias:
+            self.bias = np.zeros(vocab_size, dtype=np.float32)
+            for token, value in params.logit_bias:
+                if not 0 <= token < vocab_size:
+                    raise ValueError(f"logit_bias names token {token}; this model's tokens are 0..{vocab_size - 1}.")
+                self.bias[token] = value
 
     def prime(self, token_lists: list[list[int]]) -> None:
+        if self.counts is not None:
+            self.counts[:] = 0
         if self.seen is not None:
             self.seen[:] = False
             vocab = self.seen.shape[1]
@@ -63,16 +94,23 @@ class TokenChooser:
         p = self.params
         if self.allowed is not None:
             logits = np.where(self.allowed, logits, -np.inf)
-        if self.seen is None and not p.sampling:
+        if self.bias is not None:
+            logits = logits + self.bias
+        if self.seen is None and self.counts is None and not p.sampling:
             tokens = logits.argmax(-1)
         else:
             scores = logits.astype(np.float32, copy=True)
             if self.seen is not None:  # transformers' RepetitionPenaltyLogitsProcessor
                 penalised = np.where(scores < 0, scores * p.repetition_penalty, scores / p.repetition_penalty)
                 scores = np.where(self.seen, penalised, scores)
+            if self.counts is not None:  # vLLM's (and OpenAI's) frequency and presence penalties
+                scores -= (p.frequency_penalty or 0.0) * self.counts + (p.presence_penalty or 0.0) * (self.counts > 0)
             tokens = self._sample(scores) if p.sampling else scores.argmax(-1)
+        rows = np.arange(len(tokens))
         if self.seen is not None:
-            self.seen[np.arange(len(tokens)), tokens] = True
+            self.seen[rows, tokens] = True
+        if self.counts is not None:
+            self.counts[rows, tokens] += 1
         return tokens
 
     def _sample(self, scores: np.ndarray) -> np.ndarray:
@@ -93,6 +131,8 @@ class TokenChooser:
             ranked[drop] = -np.inf
             scores = np.full_like(scores, -np.inf)
             np.put_along_axis(scores, order, ranked, -1)
+        if p.min_p:  # transformers' MinPLogitsWarper: probability relative to the likeliest token's
+            scores = np.where(scores - scores.max(-1, keepdims=True) < np.log(p.min_p), -np.inf, scores)
         probs = np.exp(scores - scores.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)
         cumulative = probs.cumsum(-1)

@@ -22,7 +22,7 @@ from QEfficient.generation.speculative import ModelDrafter, PromptLookupDrafter
 
 
 def greedy_request(request) -> bool:
-    return not request.sampling.sampling and request.sampling.repetition_penalty in (None, 1.0)
+    return request.sampling.plain_greedy
 
 
 class SpeculativeBatchingEngine(ContinuousBatchingEngine):

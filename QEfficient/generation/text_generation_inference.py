@@ -41,11 +41,10 @@ _NOT_HONOURED = {
 def sampling_from_qaic_params(sampling_params: dict[str, Any]) -> SamplingParams:
     """QEfficient's ``sampling_params`` (``[batch, 1]`` arrays) as the host sampler's parameters.
 
-    One value per parameter for the whole batch (every row equal); ``presence_penalties`` and
-    ``min_ps`` must be neutral (0): those raise NotImplementedError rather than sample differently from what
-    was asked. ``random_numbers`` seed the sampler, so the same numbers give the same tokens (not Cloud AI
-    100's tokens). ``token_bitmasks`` (guided decoding, ``[rows, vocab]`` bool) restrict each row (batch
-    row, or continuous-batching slot) to the tokens it marks, for every token generated.
+    One value per parameter for the whole batch (every row equal); ``presence_penalties`` count the generated tokens
+    (as QEfficient's sampler), ``min_ps`` apply after top-p. ``random_numbers`` seed the sampler, so the same numbers
+    give the same tokens (not Cloud AI 100's tokens). ``token_bitmasks`` (guided decoding, ``[rows, vocab]`` bool)
+    restrict each row (batch row, or continuous-batching slot) to the tokens it marks, for every token generated.
     """
     known = {"repetition_penalties", "presence_penalties", "temperatures", "top_ks", "top_ps", "min_ps", "random_numbers", "token_bitmasks"}
     unknown = set(sampling_params) - known
@@ -65,13 +64,6 @@ def sampling_from_qaic_params(sampling_params: dict[str, Any]) -> SamplingParams
             )
         return values[0].item()
 
-    for key in ("presence_penalties", "min_ps"):
-        value = one_value(key, 0.0)
-        if value:
-            raise NotImplementedError(
-                f"sampling_params['{key}'] = {value} is not supported by the ONNX Runtime backend's sampler "
-                "(repetition_penalties, temperatures, top_ks and top_ps are); pass 0 to disable it."
-            )
     seed = None
     if sampling_params.get("random_numbers") is not None:
         import hashlib  # here only: it loads OpenSSL's libcrypto, which a run-time process otherwise never needs
@@ -84,6 +76,8 @@ def sampling_from_qaic_params(sampling_params: dict[str, Any]) -> SamplingParams
         top_k=int(top_k) if top_k is not None else None,
         top_p=one_value("top_ps"),
         repetition_penalty=one_value("repetition_penalties"),
+        presence_penalty=one_value("presence_penalties") or None,
+        min_p=one_value("min_ps") or None,
         seed=seed,
         allowed_tokens=_token_bitmasks(sampling_params.get("token_bitmasks")),
     )

@@ -107,8 +107,10 @@ def speculative_generate(
             "Speculative decoding needs a target model: from_pretrained(..., qaic_config={'speculative_model_type': 'target'}) "
             "and compile(num_speculative_tokens=K)."
         )
-    if sampling.sampling or sampling.repetition_penalty not in (None, 1.0):
-        raise SpeculativeUnsupportedError("Speculative decoding here is greedy only: drop temperature/do_sample/repetition_penalty.")
+    if not sampling.plain_greedy:
+        raise SpeculativeUnsupportedError(
+            "Speculative decoding here is greedy only: drop temperature/do_sample/repetition_penalty (and any other penalty or bias)."
+        )
     if prompt_lookup_num_tokens is not None and assistant_model is not None:
         raise ValueError("Pass prompt_lookup_num_tokens or assistant_model, not both.")
     spin, schedule = speculative_spin(), num_assistant_tokens_schedule

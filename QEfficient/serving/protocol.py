@@ -142,12 +142,7 @@ def _streaming(body: dict) -> tuple[bool, bool]:
 
 def _refuse_unhonoured(body: dict, chat: bool) -> None:
     """OpenAI fields that would change the answer and that this server does not honour: a 400 rather than an answer
-    that silently ignores them. Their neutral values (0, {}, a "text" response format, no tool choice) pass."""
-    for name in ("frequency_penalty", "presence_penalty"):
-        if number(body, name, float, 0.0, low=-2, high=2) != 0:
-            raise APIError(400, f"'{name}' is not supported by this server; leave it out (repetition_penalty is supported).", name)
-    if body.get("logit_bias") not in (None, {}):
-        raise APIError(400, "'logit_bias' is not supported by this server; leave it out.", "logit_bias")
+    that silently ignores them. Their neutral values (no tool choice) pass."""
     if not chat:
         return
     for tools, choice in (("tools", "tool_choice"), ("functions", "function_call")):
@@ -274,6 +269,20 @@ class RequestParser:
                 "model_not_found",
             )
 
+    def _logit_bias(self, value) -> tuple[tuple[int, float], ...] | None:
+        """OpenAI's ``logit_bias``: {token id (a string in JSON): a value in [-100, 100] added to its logit}."""
+        if value is None or value == {}:
+            return None
+        if not isinstance(value, dict):
+            raise APIError(400, "'logit_bias' must be an object mapping token ids to numbers in [-100, 100].", "logit_bias")
+        pairs = []
+        for key, bias in value.items():
+            token = int(key) if isinstance(key, str) and key.strip().lstrip("-").isdigit() else None
+            if token is None or not 0 <= token < self.vocab_size:
+                raise APIError(400, f"'logit_bias' key {key!r} is not a token id of this model (0..{self.vocab_size - 1}).", "logit_bias")
+            pairs.append((token, number({"logit_bias": bias}, "logit_bias", float, 0.0, low=-100, high=100)))
+        return tuple(pairs)
+
     def _common(self, body: dict) -> None:
         self.check_model(body)
         n = body.get("n")
@@ -295,6 +304,10 @@ class RequestParser:
             top_p=number(body, "top_p", float, None, low=0, high=1, low_open=True),
             repetition_penalty=number(body, "repetition_penalty", float, None, low=0, high=2, low_open=True),  # vLLM's too
             seed=None if seed is None else seed % 2**64,  # OpenAI's seeds are int64; numpy wants them non-negative
+            presence_penalty=number(body, "presence_penalty", float, None, low=-2, high=2),
+            frequency_penalty=number(body, "frequency_penalty", float, None, low=-2, high=2),
+            min_p=number(body, "min_p", float, None, low=0, high=1),  # vLLM's
+            logit_bias=self._logit_bias(body.get("logit_bias")),
         )
         job = Job([], number(body, "max_tokens", int, 16, low=1), sampling, _stop_strings(body), top)
         grammar = requested_grammar(body)
