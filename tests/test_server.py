@@ -117,7 +117,9 @@ def test_stop_strings_and_seeded_sampling(server):
         (json.dumps({"max_tokens": 5}).encode(), 400),  # no prompt
         (json.dumps({"prompt": "hi", "max_tokens": -1}).encode(), 400),
         (json.dumps({"prompt": "hi", "max_tokens": 500}).encode(), 400),  # beyond the context
-        (json.dumps({"prompt": "hi", "n": 2}).encode(), 400),
+        (json.dumps({"prompt": "hi", "n": 0}).encode(), 400),
+        (json.dumps({"prompt": "hi", "n": 2.5}).encode(), 400),
+        (json.dumps({"prompt": ["hi"] * 20, "n": 2}).encode(), 400),  # more choices than the queue takes
         (json.dumps({"prompt": "hi", "temperature": "hot"}).encode(), 400),
         (json.dumps(["not", "an", "object"]).encode(), 400),
     ],
@@ -309,6 +311,31 @@ def test_presence_frequency_penalties_logit_bias_and_min_p_as_vllm(server):
         assert got == expected
         assert got != greedy
     assert complete(url, PROMPTS[5], 12, temperature=1.5, min_p=1.0, seed=4)["choices"][0]["text"] == greedy
+
+
+def test_n_choices_per_prompt(server):
+    """OpenAI's n: n choices per prompt, indexed prompt by prompt; a seeded request's choice j samples as the same
+    request with seed + j; greedy choices are equal; usage counts each prompt once; a chat stream opens every choice."""
+    url = server[0]
+    body = {"temperature": 1.0, "seed": 7}
+    many = complete(url, PROMPTS[:2], 8, n=3, **body)
+    assert [c["index"] for c in many["choices"]] == list(range(6))
+    for p, prompt in enumerate(PROMPTS[:2]):
+        for j in range(3):
+            alone = complete(url, prompt, 8, temperature=1.0, seed=7 + j)["choices"][0]["text"]
+            assert many["choices"][3 * p + j]["text"] == alone
+    one = complete(url, PROMPTS[:2], 8, **body)
+    assert many["usage"]["prompt_tokens"] == one["usage"]["prompt_tokens"]
+    greedy = complete(url, PROMPTS[0], 8, n=2)["choices"]
+    assert greedy[0]["text"] == greedy[1]["text"] == complete(url, PROMPTS[0], 8)["choices"][0]["text"]
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 6, "n": 2, "stream": True, **body}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=chat, timeout=60) as r:
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
+    openers = [e["choices"][0]["index"] for e in events if e["choices"][0]["delta"].get("role") == "assistant"]
+    assert openers == [0, 1]
+    streamed = ["".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"][0]["index"] == i) for i in (0, 1)]
+    whole = post(url, "chat/completions", {**chat, "stream": False}).json()["choices"]
+    assert streamed == [c["message"]["content"] for c in whole]
 
 
 def test_int64_seeds_are_accepted_and_reproducible(server):

@@ -258,7 +258,7 @@ def create_app(
         return {**head, "choices": out, "usage": usage(call, requests)}
 
     def usage(call: Call, requests: list[EngineRequest]) -> dict:
-        prompt = sum(len(job.tokens) for job in call.jobs)
+        prompt = sum(len(job.tokens) for job in call.jobs[:: call.n])  # each prompt once, whatever its n
         completion = sum(len(r.output) for r in requests)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
@@ -298,7 +298,8 @@ def create_app(
 
         try:
             if call.chat:
-                yield chunk(0, None, None, None, first=True)
+                for index in range(len(choices)):
+                    yield chunk(index, None, None, None, first=True)
             async for index, piece, reason, logprobs in progress(events, choices):
                 if piece or reason or (logprobs and any(logprobs.get(k) for k in ("content", "tokens"))):
                     yield chunk(index, piece, reason, logprobs)

@@ -48,6 +48,7 @@ class Call:
     include_usage: bool = False
     model: str | None = None  # the served name the request asked for (a LoRA adapter picks its adapter)
     grammar: tuple[str, Any, str] | None = None  # structured output: (kind, spec, field) of serving/structured.py
+    n: int = 1  # choices per prompt: the jobs of one prompt are consecutive
 
 
 def _reject_constant(name: str) -> None:
@@ -152,6 +153,13 @@ def _refuse_unhonoured(body: dict, chat: bool) -> None:
                 f"Tool calling is not supported by this server: leave out '{tools}' and '{choice}' (or send \"{choice}\": \"none\").",
                 tools,
             )
+
+
+def _nth_sample(sampling: SamplingParams, j: int) -> SamplingParams:
+    """The sampling of a prompt's choice ``j`` (n > 1): a seeded request's choices draw from seeds of their own."""
+    if j == 0 or sampling.seed is None:
+        return sampling
+    return dataclasses.replace(sampling, seed=(sampling.seed + j) % 2**64)
 
 
 class RequestParser:
@@ -283,17 +291,14 @@ class RequestParser:
             pairs.append((token, number({"logit_bias": bias}, "logit_bias", float, 0.0, low=-100, high=100)))
         return tuple(pairs)
 
-    def _common(self, body: dict) -> None:
+    def _common(self, body: dict) -> int:
+        """The request's ``n`` (choices per prompt), once its model is checked."""
         self.check_model(body)
-        n = body.get("n")
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
-            raise APIError(400, f"'n' must be an integer, got {n!r}.", "n")
-        if n not in (None, 1):
-            raise APIError(400, "Only n=1 is supported.", "n")
+        return number(body, "n", int, 1, low=1, high=self.max_prompts)
 
     def _options(self, body: dict, top: int | None, chat: bool) -> Call:
         """Everything but the prompts, checked before anything is tokenized; a Call with one template job."""
-        self._common(body)
+        n = self._common(body)
         stream, include_usage = _streaming(body)
         _refuse_unhonoured(body, chat)
         seed = number(body, "seed", int, None, low=-INT64, high=INT64 - 1)
@@ -313,7 +318,7 @@ class RequestParser:
         grammar = requested_grammar(body)
         if grammar is not None and self.grammars is None:
             raise APIError(400, "Structured output is not available on this server; leave it out.", grammar[2])
-        return Call([job], chat, stream, include_usage, body.get("model"), grammar)
+        return Call([job], chat, stream, include_usage, body.get("model"), grammar, n)
 
     def _with_prompts(self, call: Call, prompts: list[tuple[list[int], str]], extras: list[dict] | None = None) -> Call:
         """The call with one job per tokenized prompt (``extras``: each one's Job.extra), each checked against the context."""
@@ -321,7 +326,15 @@ class RequestParser:
         for ids, where in prompts:
             self._check_context(ids, template.max_tokens, where)
         extras = extras or [{}] * len(prompts)
-        call.jobs = [dataclasses.replace(template, tokens=ids, extra=extra) for (ids, _), extra in zip(prompts, extras)]
+        if len(prompts) * call.n > self.max_prompts:
+            raise APIError(
+                400, f"{len(prompts)} prompts x n={call.n} is {len(prompts) * call.n} choices; this server takes {self.max_prompts}.", "n"
+            )
+        call.jobs = [
+            dataclasses.replace(template, tokens=ids, extra=dict(extra), sampling=_nth_sample(template.sampling, j))
+            for (ids, _), extra in zip(prompts, extras)
+            for j in range(call.n)
+        ]
         if call.grammar is not None:
             for job in call.jobs:  # each prompt its own grammar state
                 job.constraint = self._constraint(*call.grammar)
