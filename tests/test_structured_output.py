@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -254,6 +255,57 @@ def test_a_structural_tag_holds_the_tagged_part_to_its_schema(server):
     ]:
         r = completion(url, {"prompt": prompt, "response_format": bad})
         assert r.status_code == 400 and says in r.json()["error"]["message"], r.text
+
+
+TOOLS_TEMPLATE = CHAT_TEMPLATE.replace(
+    "{% for m in messages %}",
+    "{% if tools %}<s>tools: {% for t in tools %}{{ t['function']['name'] }} {% endfor %}\n{% endif %}{% for m in messages %}",
+)
+WEATHER = {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 8}}}}
+WEATHER["parameters"] |= {"required": ["city"], "additionalProperties": False}
+ZONE = {"type": "object", "properties": {"zone": {"type": "integer", "minimum": -12, "maximum": 12}}, "required": ["zone"]}
+TIME = {"name": "get_time", "parameters": {**ZONE, "additionalProperties": False}}
+TOOLS = [{"type": "function", "function": WEATHER}, {"type": "function", "function": TIME}]
+
+
+def test_forced_tool_calls_are_constrained_greedy_decoding_under_the_tools_schema(tiny_model_dir, tmp_path):
+    """tool_choice naming a function, or "required": the tools reach the chat template, the answer is constrained
+    greedy decoding under the function's parameters (or vLLM's array of {name, parameters}) and comes back as
+    tool_calls; "auto" (no parser of the model's own syntax here) and a stream are refused with what to send."""
+    folder = shutil.copytree(tiny_model_dir("llama"), tmp_path / "llama")  # its own chat template
+    with tiny_chat_server(folder, TOOLS_TEMPLATE, prefill_seq_len=8, ctx_len=160, full_batch_size=2) as up:
+        url, _, tok, hf = up
+        messages = [{"role": "user", "content": "What time is it in Paris?"}]
+        rendered = tok.apply_chat_template(messages, tools=TOOLS, tokenize=False, add_generation_prompt=True)
+        assert "tools: get_weather get_time" in rendered
+        prompt_ids = tok(rendered, add_special_tokens=False)["input_ids"]
+        named = {"type": "function", "function": {"name": "get_time"}}
+        required = {"type": "array", "minItems": 1, "items": {"type": "object", "anyOf": []}}
+        for f in (WEATHER, TIME):
+            schema = {"properties": {"name": {"type": "string", "enum": [f["name"]]}, "parameters": f["parameters"]}}
+            required["items"]["anyOf"].append({**schema, "required": ["name", "parameters"], "additionalProperties": False})
+        for choice, schema in ((named, TIME["parameters"]), ("required", required)):
+            body = {"messages": messages, "tools": TOOLS, "tool_choice": choice, "max_tokens": 60, "temperature": 0}
+            r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+            assert r.status_code == 200, r.text
+            answer = r.json()["choices"][0]
+            grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": False})
+            expected = json.loads(tok.decode(hf_constrained_greedy(hf, tok, prompt_ids, grammar, 60), skip_special_tokens=True))
+            calls = answer["message"]["tool_calls"]
+            assert answer["message"]["content"] == "" and all(c["type"] == "function" and c["id"] for c in calls)
+            if choice == "required":
+                assert answer["finish_reason"] == "tool_calls"
+                assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [
+                    (e["name"], e["parameters"]) for e in expected
+                ]
+            else:
+                assert answer["finish_reason"] == "stop"
+                assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [("get_time", expected)]
+                assert -12 <= expected["zone"] <= 12
+        for bad, param in (({"tool_choice": "auto"}, "tool_choice"), ({"tool_choice": named, "stream": True}, "stream")):
+            body = {"messages": messages, "tools": TOOLS, "max_tokens": 8, **bad}
+            r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+            assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
 
 
 def choice_text(hf, tok, prompt: str, regex: str) -> str:

@@ -250,11 +250,15 @@ def create_app(
                 r.cancelled.set()  # a client that went away frees its slot at the next step
         out: list[dict[str, Any]] = []
         for index, choice in enumerate(choices):
+            reason = reasons[index]
             if call.chat:
                 body = {"message": {"role": "assistant", "content": texts[index]}}
+                calls = call.tools.tool_calls(texts[index]) if call.tools is not None else None
+                if calls is not None:  # forced tool calls (serving/tools.py): the JSON answer is their arguments
+                    body, reason = {"message": {"role": "assistant", "content": "", "tool_calls": calls}}, call.tools.finish_reason(reason)
             else:
                 body = {"text": texts[index]}
-            out.append({"index": index, **body, "logprobs": choice.all_logprobs(), "finish_reason": reasons[index]})
+            out.append({"index": index, **body, "logprobs": choice.all_logprobs(), "finish_reason": reason})
         return {**head, "choices": out, "usage": usage(call, requests)}
 
     def usage(call: Call, requests: list[EngineRequest]) -> dict:

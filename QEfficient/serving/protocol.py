@@ -17,6 +17,7 @@ from typing import Any
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.serving.errors import APIError
 from QEfficient.serving.structured import requested_grammar
+from QEfficient.serving.tools import ForcedTools, requested_tools
 
 MAX_JSON_DEPTH = 64  # OpenAI bodies nest a handful of levels; tool schemas a few dozen at most
 INT64 = 2**63
@@ -49,6 +50,7 @@ class Call:
     model: str | None = None  # the served name the request asked for (a LoRA adapter picks its adapter)
     grammar: tuple[str, Any, str] | None = None  # structured output: (kind, spec, field) of serving/structured.py
     n: int = 1  # choices per prompt: the jobs of one prompt are consecutive
+    tools: ForcedTools | None = None  # chat: the tool calls the request forces (serving/tools.py)
 
 
 def _reject_constant(name: str) -> None:
@@ -141,20 +143,6 @@ def _streaming(body: dict) -> tuple[bool, bool]:
     return stream, boolean(options, "include_usage")
 
 
-def _refuse_unhonoured(body: dict, chat: bool) -> None:
-    """OpenAI fields that would change the answer and that this server does not honour: a 400 rather than an answer
-    that silently ignores them. Their neutral values (no tool choice) pass."""
-    if not chat:
-        return
-    for tools, choice in (("tools", "tool_choice"), ("functions", "function_call")):
-        if body.get(choice) not in (None, "none", "auto") or (body.get(tools) and body.get(choice) != "none"):
-            raise APIError(
-                400,
-                f"Tool calling is not supported by this server: leave out '{tools}' and '{choice}' (or send \"{choice}\": \"none\").",
-                tools,
-            )
-
-
 def _nth_sample(sampling: SamplingParams, j: int) -> SamplingParams:
     """The sampling of a prompt's choice ``j`` (n > 1): a seeded request's choices draw from seeds of their own."""
     if j == 0 or sampling.seed is None:
@@ -210,18 +198,23 @@ class RequestParser:
             body = {**body, "max_tokens": body["max_completion_tokens"]}
         call = self._options(body, top, chat=True)
         if self.images is not None:
+            if call.tools is not None:
+                raise APIError(400, "Tool calls are not served for a vision-language model here; leave 'tools' out.", "tools")
             return self._image_chat(call, body.get("messages"))
-        return self._with_prompts(call, [self._tokens(self.chat_prompt(body.get("messages")), "messages", special_tokens=False)])
+        tools = call.tools.tools if call.tools is not None else None
+        return self._with_prompts(
+            call, [self._tokens(self.chat_prompt(body.get("messages"), tools=tools), "messages", special_tokens=False)]
+        )
 
-    def chat_prompt(self, messages, add_generation_prompt: bool = True) -> str:
-        """Text messages through the chat template. The text is tokenized without the tokenizer's own special
-        tokens, as HF's apply_chat_template(tokenize=True) and vLLM tokenize a rendered chat: the template writes
-        them (a BOS would otherwise come twice)."""
+    def chat_prompt(self, messages, add_generation_prompt: bool = True, tools: list[dict] | None = None) -> str:
+        """Text messages (and ``tools``, OpenAI's tool objects) through the chat template. The text is tokenized without
+        the tokenizer's own special tokens, as HF's apply_chat_template(tokenize=True) and vLLM tokenize a rendered
+        chat: the template writes them (a BOS would otherwise come twice)."""
         messages = self._messages(messages)
         if not getattr(self.tokenizer, "chat_template", None):
             raise APIError(400, "This model has no chat template; use /v1/completions.", "messages")
         try:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+            return self.tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt)
         except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
             raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
 
@@ -300,7 +293,7 @@ class RequestParser:
         """Everything but the prompts, checked before anything is tokenized; a Call with one template job."""
         n = self._common(body)
         stream, include_usage = _streaming(body)
-        _refuse_unhonoured(body, chat)
+        tools = requested_tools(body) if chat else None
         seed = number(body, "seed", int, None, low=-INT64, high=INT64 - 1)
         top_k = number(body, "top_k", int, None, low=-1)  # vLLM's extension: -1 or 0 keeps every token
         sampling = SamplingParams(
@@ -316,9 +309,15 @@ class RequestParser:
         )
         job = Job([], number(body, "max_tokens", int, 16, low=1), sampling, _stop_strings(body), top)
         grammar = requested_grammar(body)
+        if tools is not None:  # the answer is held to the tools' JSON schema
+            if grammar is not None:
+                raise APIError(400, f"Ask for tool calls or for '{grammar[2]}', not both.", "tool_choice")
+            if stream:
+                raise APIError(400, 'Forced tool calls are answered whole here: send "stream": false.', "stream")
+            grammar = ("json", tools.schema(), "tool_choice")
         if grammar is not None and self.grammars is None:
             raise APIError(400, "Structured output is not available on this server; leave it out.", grammar[2])
-        return Call([job], chat, stream, include_usage, body.get("model"), grammar, n)
+        return Call([job], chat, stream, include_usage, body.get("model"), grammar, n, tools)
 
     def _with_prompts(self, call: Call, prompts: list[tuple[list[int], str]], extras: list[dict] | None = None) -> Call:
         """The call with one job per tokenized prompt (``extras``: each one's Job.extra), each checked against the context."""
