@@ -308,6 +308,39 @@ def test_forced_tool_calls_are_constrained_greedy_decoding_under_the_tools_schem
             assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
 
 
+def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):
+    """--enable_auto_tool_choice --tool_call_parser hermes: tool_choice "auto" is served, the answer free (the tiny
+    model calls no tool: its text is HF's greedy text, finish "stop"); calls written as <tool_call>{json}</tool_call>
+    become tool_calls with the text before them as content (vLLM's hermes rules); without the flags "auto" is refused."""
+    from QEfficient.serving.tools import AutoTools
+
+    parse = AutoTools(TOOLS, "hermes").message
+    first, second = '{"name": "get_time", "arguments": {"zone": 2}}', '{"name": "get_weather", "arguments": {"city": "Oslo"}}'
+    text = f"Let me look.<tool_call>{first}</tool_call>\n<tool_call>{second}"  # the last one cut before its end tag
+    message = parse(text)
+    assert message["content"] == "Let me look."
+    assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in message["tool_calls"]] == [
+        ("get_time", {"zone": 2}),
+        ("get_weather", {"city": "Oslo"}),
+    ]
+    assert parse("no call here") is None and parse("<tool_call>{not json</tool_call>") is None
+    assert parse('<tool_call>{"name": "get_time", "arguments": {}}</tool_call>')["content"] is None
+    folder = shutil.copytree(tiny_model_dir("llama"), tmp_path / "llama")
+    with tiny_chat_server(folder, TOOLS_TEMPLATE, prefill_seq_len=8, ctx_len=160, full_batch_size=2, tool_call_parser="hermes") as up:
+        url, _, tok, hf = up
+        messages = [{"role": "user", "content": "What time is it in Paris?"}]
+        r = httpx.post(
+            f"{url}/v1/chat/completions", json={"messages": messages, "tools": TOOLS, "max_tokens": 8, "temperature": 0}, timeout=60
+        )
+        assert r.status_code == 200, r.text
+        answer = r.json()["choices"][0]
+        ids = tok(tok.apply_chat_template(messages, tools=TOOLS, tokenize=False, add_generation_prompt=True), add_special_tokens=False)
+        with torch.no_grad():
+            out = hf.generate(torch.tensor([ids["input_ids"]]), max_new_tokens=8, do_sample=False, pad_token_id=0)
+        assert answer["message"]["content"] == tok.decode(out[0, len(ids["input_ids"]) :], skip_special_tokens=True)
+        assert "tool_calls" not in answer["message"] and answer["finish_reason"] in ("stop", "length")
+
+
 def choice_text(hf, tok, prompt: str, regex: str) -> str:
     expected = hf_constrained_greedy(hf, tok, tok(prompt)["input_ids"], llguidance.LLMatcher.grammar_from_regex(regex), 24)
     return tok.decode(expected, skip_special_tokens=True)

@@ -31,6 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from QEfficient.cloud._cli import add_argument, fail, resolve_model_name, setup_logging, step
+from QEfficient.serving.tasks import TOOL_CALL_PARSERS
 from QEfficient.utils.checks import check_positive
 from QEfficient.utils.extras import MissingExtraError, require_extra
 
@@ -58,6 +59,7 @@ def build_server(
     chat_template: str | None = None,
     task: str = "auto",
     hf_overrides: dict | None = None,
+    tool_call_parser: str | None = None,
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
     (``app.state.qpc_path``: the artifact it serves). ``prompt_lookup_num_tokens=K``: greedy requests
@@ -69,7 +71,8 @@ def build_server(
     encoder's embeddings (/v1/embeddings), "score" a classifier's /score, /rerank and /classify, "generate"
     generation, "auto" (default) tells them apart from the model. ``hf_overrides``: vLLM's, changes to the model's config
     made before it is loaded, or the keys that score a causal LM by some of its tokens' logits
-    (serving/tasks.CLASSIFIER_OVERRIDES)."""
+    (serving/tasks.CLASSIFIER_OVERRIDES). ``tool_call_parser``: the model's tool-call syntax ("hermes"), which lets chat
+    requests leave tool_choice "auto" (serving/tools.py)."""
     pooling = _pooling_task(model_name, gguf_file, task, hf_overrides)
     if pooling is not None:
         generation_options = {
@@ -79,10 +82,13 @@ def build_server(
             "img_size": img_size,
             "max_num_images": max_num_images,
             "chat_template": chat_template,
+            "tool_call_parser": tool_call_parser,
             "mxint8_kv_cache": mxint8_kv_cache or None,
         }
         options = (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
         return _pooling_server(pooling, model_name, options, generation_options, hf_overrides)
+    if tool_call_parser is not None and not gguf_file and (_is_speech(model_name) or _is_vision_language(model_name)):
+        raise ValueError(f"'{model_name}' is not served with tool calls here: leave --tool_call_parser out.")
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
@@ -123,7 +129,8 @@ def build_server(
         max_num_images=max_num_images,
         hf_overrides=hf_overrides,
     )
-    return open_app(replace(artifact, chat_template=chat_template), num_cores, max_queue, api_key, max_body_bytes)
+    artifact = replace(artifact, chat_template=chat_template, tool_call_parser=tool_call_parser)
+    return open_app(artifact, num_cores, max_queue, api_key, max_body_bytes)
 
 
 def _pooling_task(model_name: str, gguf_file: str | None, task: str, hf_overrides: dict | None = None) -> str | None:
@@ -284,6 +291,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         'Qwen3-Reranker: \'{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token": ["no", "yes"], '
         '"is_original_qwen3_reranker": true}\'',
     )
+    p.add_argument(
+        "--enable_auto_tool_choice",
+        "--enable-auto-tool-choice",
+        action="store_true",
+        help='chat requests with tools may leave tool_choice "auto": the model\'s own tool calls are parsed (--tool_call_parser)',
+    )
+    add_argument(p, "tool_call_parser", choices=TOOL_CALL_PARSERS, default=None, help="the model's tool-call syntax (vLLM's names)")
     add_argument(p, "draft_model", default=None, help="speculative decoding: a smaller model with the same tokenizer drafts")
     add_argument(p, "num_speculative_tokens", type=int, default=None, help="tokens the --draft_model drafts per step (K)")
     ray = p.add_argument_group('Ray Serve (pip install "QEfficient[ray]")')
@@ -307,6 +321,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--max_body_bytes must be a positive number of bytes")
     if (args.draft_model is None) != (args.num_speculative_tokens is None):
         p.error("--draft_model and --num_speculative_tokens K go together")
+    if args.enable_auto_tool_choice != (args.tool_call_parser is not None):
+        p.error("--enable_auto_tool_choice and --tool_call_parser NAME go together (as vLLM's flags)")
     if args.lora is not None:
         names = [name for name, _ in args.lora]
         if len(set(names)) != len(names):
@@ -387,7 +403,8 @@ def build_from_args(args: argparse.Namespace):
 
         names = (args.model_name,) if args.model_name else ()
         if is_encoder_artifact(read_artifact(Path(args.qpc_path))):  # an embeddings or scores server, as compiled
-            given = [f"--{n}" for n in ("chat_template", "lora", "prompt_lookup_num_tokens", "draft_model") if getattr(args, n)]
+            options = ("chat_template", "lora", "prompt_lookup_num_tokens", "draft_model", "tool_call_parser")
+            given = [f"--{n}" for n in options if getattr(args, n)]
             if args.task == "generate" or given:
                 raise ValueError(
                     f"'{args.qpc_path}' is an encoder's artifact, served for embeddings or scores: "
@@ -427,7 +444,7 @@ def decoder_artifact_from_args(args: argparse.Namespace, num_cores: int):
         raise ValueError(f"{' and '.join(given)} are compiled with the model: serve it with --model_name, or leave them out.")
     names = (args.model_name,) if args.model_name else ()
     artifact = artifact_from_qpc(args.qpc_path, names, num_cores, args.prompt_lookup_num_tokens)
-    artifact = replace(artifact, chat_template=args.chat_template)
+    artifact = replace(artifact, chat_template=args.chat_template, tool_call_parser=args.tool_call_parser)
     if args.max_num_images is not None:  # the most images a request may hold
         if artifact.vision_language is None:
             raise ValueError("--max_num_images is for a vision-language model's artifact; leave it out.")
@@ -458,6 +475,7 @@ def build_server_from_args(args: argparse.Namespace, model_name: str, gguf_file:
         chat_template=args.chat_template,
         task=task,
         hf_overrides=args.hf_overrides,
+        tool_call_parser=args.tool_call_parser,
     )
 
 

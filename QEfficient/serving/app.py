@@ -157,11 +157,14 @@ def create_app(
     adapters: list[str] | None = None,
     images=None,
     chat_template: str | None = None,
+    tool_call_parser: str | None = None,
 ) -> FastAPI:
     """The app; ``served_names`` are other names a request's ``model`` may use (the id comes first).
     ``adapters``: LoRA adapter names in table order (row i + 1), each a model id of its own (as vLLM).
     ``images``: a vision-language model's prompts (serving/vision_language.ImagePrompts): chat takes image parts.
-    ``chat_template``: the Jinja template chat requests go through, instead of the model's own (vLLM's --chat-template)."""
+    ``chat_template``: the Jinja template chat requests go through, instead of the model's own (vLLM's --chat-template).
+    ``tool_call_parser``: the model's tool-call syntax (serving/tools.py), which lets chat requests leave tool_choice
+    "auto" (vLLM's --enable-auto-tool-choice --tool-call-parser)."""
     if chat_template is not None:  # a vision-language model's is set on its processor (vision_language.py)
         tokenizer.chat_template = chat_template
     app = FastAPI(title="QEfficient", version="1")
@@ -169,7 +172,7 @@ def create_app(
     adapter_ids = {name: row for row, name in enumerate(adapters or [], start=1)}
     names = [model_id] + [n for n in served_names or [] if n != model_id] + list(adapter_ids)
     grammars = structured_output_tables(tokenizer, runner.engine)
-    parser = RequestParser(tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue, images, grammars)
+    parser = RequestParser(tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue, images, grammars, tool_call_parser)
     token_text = TokenText(tokenizer)
     openai_app_basics(app, api_key)
 
@@ -253,9 +256,9 @@ def create_app(
             reason = reasons[index]
             if call.chat:
                 body = {"message": {"role": "assistant", "content": texts[index]}}
-                calls = call.tools.tool_calls(texts[index]) if call.tools is not None else None
-                if calls is not None:  # forced tool calls (serving/tools.py): the JSON answer is their arguments
-                    body, reason = {"message": {"role": "assistant", "content": "", "tool_calls": calls}}, call.tools.finish_reason(reason)
+                message = call.tools.message(texts[index]) if call.tools is not None else None
+                if message is not None:  # tool calls (serving/tools.py)
+                    body, reason = {"message": message}, call.tools.finish_reason(reason)
             else:
                 body = {"text": texts[index]}
             out.append({"index": index, **body, "logprobs": choice.all_logprobs(), "finish_reason": reason})

@@ -33,6 +33,7 @@ class ServingArtifact:
     # None where qpc_path is one graph), served without the model's weights (serving/vision_language.py)
     vision_language: dict | None = None
     chat_template: str | None = None  # a template to use instead of the model's own (serve --chat_template)
+    tool_call_parser: str | None = None  # the model's tool-call syntax, for tool_choice "auto" (serving/tools.py)
 
 
 def compile_for_serving(
@@ -255,6 +256,7 @@ def open_app(
         api_key=api_key,
         adapters=list(artifact.lora_adapters),
         chat_template=artifact.chat_template,
+        tool_call_parser=artifact.tool_call_parser,
         **limits,
     )
     app.state.qpc_path = artifact.qpc_path

@@ -17,7 +17,7 @@ from typing import Any
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.serving.errors import APIError
 from QEfficient.serving.structured import requested_grammar
-from QEfficient.serving.tools import ForcedTools, requested_tools
+from QEfficient.serving.tools import AutoTools, ForcedTools, requested_tools
 
 MAX_JSON_DEPTH = 64  # OpenAI bodies nest a handful of levels; tool schemas a few dozen at most
 INT64 = 2**63
@@ -50,7 +50,7 @@ class Call:
     model: str | None = None  # the served name the request asked for (a LoRA adapter picks its adapter)
     grammar: tuple[str, Any, str] | None = None  # structured output: (kind, spec, field) of serving/structured.py
     n: int = 1  # choices per prompt: the jobs of one prompt are consecutive
-    tools: ForcedTools | None = None  # chat: the tool calls the request forces (serving/tools.py)
+    tools: ForcedTools | AutoTools | None = None  # chat: the tool calls the request forces or allows (serving/tools.py)
 
 
 def _reject_constant(name: str) -> None:
@@ -154,12 +154,22 @@ class RequestParser:
     """Turns the two routes' bodies into Calls. Runs off the event loop: it tokenizes."""
 
     def __init__(
-        self, tokenizer, served_names: list[str], ctx_len: int, vocab_size: int, max_prompts: int, images=None, grammars=None
+        self,
+        tokenizer,
+        served_names: list[str],
+        ctx_len: int,
+        vocab_size: int,
+        max_prompts: int,
+        images=None,
+        grammars=None,
+        tool_call_parser: str | None = None,
     ) -> None:
         """``images``: a vision-language model's prompts (serving/vision_language.ImagePrompts); None for text models.
         ``grammars()``: the server's generation/constraints.GrammarTokenizer, built at first use; None on a server
-        that generates nothing (the scores and embeddings servers' /tokenize)."""
+        that generates nothing (the scores and embeddings servers' /tokenize). ``tool_call_parser``: the parser of
+        the model's tool calls that lets a request's tool_choice be "auto" (serving/tools.py)."""
         self.grammars = grammars
+        self.tool_call_parser = tool_call_parser
         self.tokenizer = tokenizer
         self.images = images
         self.served_names = served_names
@@ -293,7 +303,7 @@ class RequestParser:
         """Everything but the prompts, checked before anything is tokenized; a Call with one template job."""
         n = self._common(body)
         stream, include_usage = _streaming(body)
-        tools = requested_tools(body) if chat else None
+        tools = requested_tools(body, self.tool_call_parser) if chat else None
         seed = number(body, "seed", int, None, low=-INT64, high=INT64 - 1)
         top_k = number(body, "top_k", int, None, low=-1)  # vLLM's extension: -1 or 0 keeps every token
         sampling = SamplingParams(
@@ -309,12 +319,13 @@ class RequestParser:
         )
         job = Job([], number(body, "max_tokens", int, 16, low=1), sampling, _stop_strings(body), top)
         grammar = requested_grammar(body)
-        if tools is not None:  # the answer is held to the tools' JSON schema
+        if tools is not None:
             if grammar is not None:
                 raise APIError(400, f"Ask for tool calls or for '{grammar[2]}', not both.", "tool_choice")
             if stream:
-                raise APIError(400, 'Forced tool calls are answered whole here: send "stream": false.', "stream")
-            grammar = ("json", tools.schema(), "tool_choice")
+                raise APIError(400, 'Tool calls are answered whole here: send "stream": false.', "stream")
+            if tools.schema() is not None:  # forced calls: the answer is held to the tools' JSON schema
+                grammar = ("json", tools.schema(), "tool_choice")
         if grammar is not None and self.grammars is None:
             raise APIError(400, "Structured output is not available on this server; leave it out.", grammar[2])
         return Call([job], chat, stream, include_usage, body.get("model"), grammar, n, tools)

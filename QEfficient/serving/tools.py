@@ -2,20 +2,28 @@
 without a model-specific parser: the tools go to the chat template, the answer is held by structured output to a JSON
 schema made from the tools' parameters, and comes back as ``tool_calls``.
 
-``tool_choice`` ``"auto"`` (the default when tools are given) needs a parser of the model's own tool-call syntax
-(vLLM's ``--tool-call-parser``), which this server does not have: it is refused with what to send instead.
+``tool_choice`` ``"auto"`` (the default when tools are given) lets the model answer in text or call tools in its own
+syntax: a server started with ``--enable_auto_tool_choice --tool_call_parser NAME`` (vLLM's flags) parses it
+(``hermes``: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, Qwen's and Hermes' format); without them it
+is refused with what to send instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import uuid
 from typing import Any
 
 from QEfficient.serving.errors import APIError
 
 _EMPTY_PARAMETERS = {"type": "object", "properties": {}}
+_HERMES_CALL = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)
+
+
+def _tool_call(name: str, arguments: str) -> dict:
+    return {"id": f"chatcmpl-tool-{uuid.uuid4().hex}", "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,10 +62,13 @@ class ForcedTools:
                 pairs = [(call["name"], json.dumps(call["parameters"], ensure_ascii=False)) for call in json.loads(text)]
             except (ValueError, TypeError, KeyError):
                 return None
-        return [
-            {"id": f"chatcmpl-tool-{uuid.uuid4().hex}", "type": "function", "function": {"name": name, "arguments": arguments}}
-            for name, arguments in pairs
-        ]
+        return [_tool_call(name, arguments) for name, arguments in pairs]
+
+    def message(self, text: str) -> dict | None:
+        """The assistant message holding the calls, or None where the answer is not complete JSON (cut by
+        ``max_tokens``: it is returned as text)."""
+        calls = self.tool_calls(text)
+        return None if calls is None else {"role": "assistant", "content": "", "tool_calls": calls}
 
     def finish_reason(self, reason: str | None) -> str | None:
         """OpenAI's: a forced named function ends with "stop"; calls the model chose among the tools with
@@ -65,9 +76,40 @@ class ForcedTools:
         return "tool_calls" if self.name is None and reason == "stop" else reason
 
 
-def requested_tools(body: dict) -> ForcedTools | None:
-    """The tool calls a chat body forces, or None (no tools, or ``"tool_choice": "none"``); a 400 that says what to
-    send for anything this server cannot answer."""
+@dataclasses.dataclass(frozen=True)
+class AutoTools:
+    """``tool_choice`` "auto" on a server with a tool-call parser: the model answers freely; the calls it writes in its
+    own syntax are parsed out of the text (vLLM's hermes parser's rules)."""
+
+    tools: list[dict]
+    parser: str
+
+    def schema(self) -> None:
+        return None  # the answer is free: nothing to hold it to
+
+    def message(self, text: str) -> dict | None:
+        """The assistant message with the calls the text holds (and the text before them as its content), or None
+        where it holds none, or one that is not JSON with a name (the text is then the answer)."""
+        if "<tool_call>" not in text:
+            return None
+        calls = []
+        for match in _HERMES_CALL.finditer(text):
+            try:
+                call = json.loads(match.group(1) or match.group(2))
+                calls.append(_tool_call(call["name"], json.dumps(call.get("arguments", {}), ensure_ascii=False)))
+            except (ValueError, TypeError, KeyError):
+                return None
+        content = text[: text.index("<tool_call>")]
+        return {"role": "assistant", "content": content or None, "tool_calls": calls}
+
+    def finish_reason(self, reason: str | None) -> str | None:
+        return "tool_calls" if reason == "stop" else reason
+
+
+def requested_tools(body: dict, parser: str | None = None) -> ForcedTools | AutoTools | None:
+    """The tool calls a chat body forces, or lets the model make (``parser``: the server's tool-call parser, for
+    ``"auto"``), or None (no tools, or ``"tool_choice": "none"``); a 400 that says what to send for anything this
+    server cannot answer."""
     if body.get("function_call") not in (None, "none") or (body.get("functions") and body.get("function_call") != "none"):
         raise APIError(400, "The legacy 'functions' / 'function_call' are not supported: send 'tools' and 'tool_choice'.", "functions")
     tools, choice = body.get("tools"), body.get("tool_choice")
@@ -78,11 +120,13 @@ def requested_tools(body: dict) -> ForcedTools | None:
     if not isinstance(tools, list) or not all(_is_function_tool(t) for t in tools):
         raise APIError(400, '\'tools\' must be a list of {"type": "function", "function": {"name", "parameters"}} objects.', "tools")
     if choice in (None, "auto"):
+        if parser is not None:
+            return AutoTools(tools, parser)
         raise APIError(
             400,
-            'tool_choice "auto" (the default with tools) needs a parser of this model\'s tool-call syntax, which this server '
-            'does not have: send "tool_choice": "required", a named function ({"type": "function", "function": '
-            '{"name": ...}}) or "none".',
+            'tool_choice "auto" (the default with tools) needs a parser of this model\'s tool-call syntax (start the server '
+            'with --enable_auto_tool_choice --tool_call_parser hermes, as vLLM): send "tool_choice": "required", a named '
+            'function ({"type": "function", "function": {"name": ...}}) or "none".',
             "tool_choice",
         )
     if choice == "required":
