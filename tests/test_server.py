@@ -245,6 +245,9 @@ def test_malformed_chat_input_is_a_400(server, body):
         ({"presence_penalty": -3}, "presence_penalty"),
         ({"logit_bias": {"5": 101}}, "logit_bias"),
         ({"logit_bias": {"word": 1}}, "logit_bias"),
+        ({"logit_bias": {"\u00b2": 1}}, "logit_bias"),  # a digit to str.isdigit, not to int()
+        ({"logit_bias": {"9" * 5000: 1}}, "logit_bias"),
+        ({"n": 10**400}, "n"),
         ({"logit_bias": {"100000": 1}}, "logit_bias"),
         ({"min_p": 1.5}, "min_p"),
         ({"response_format": {"type": "xml"}}, "response_format"),

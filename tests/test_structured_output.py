@@ -341,6 +341,27 @@ def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):
         assert "tool_calls" not in answer["message"] and answer["finish_reason"] in ("stop", "length")
 
 
+def test_a_tool_call_turn_reaches_the_template_with_its_arguments_as_an_object(server):
+    """An assistant turn's tool_calls: each call's arguments (OpenAI's JSON text) reach the chat template as the object
+    they hold, as vLLM hands them (templates write them with tojson)."""
+    import copy
+
+    tok = copy.deepcopy(server[1])
+    tok.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}:{% if m.get('tool_calls') %}{% for c in m['tool_calls'] %}"
+        "{{ c['function']['arguments'] | tojson }}{% endfor %}{% else %}{{ m['content'] }}{% endif %}\n{% endfor %}"
+    )
+    parser = RequestParser(tok, ["m"], 128, 320, 8, grammars=None)
+    call = {"id": "c1", "type": "function", "function": {"name": "get_time", "arguments": '{"zone": 2}'}}
+    messages = [
+        {"role": "user", "content": "Time?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "12:00"},
+    ]
+    rendered = parser.chat_prompt(messages, add_generation_prompt=False)
+    assert 'assistant:{"zone": 2}' in rendered and "tool:12:00" in rendered
+
+
 def choice_text(hf, tok, prompt: str, regex: str) -> str:
     expected = hf_constrained_greedy(hf, tok, tok(prompt)["input_ids"], llguidance.LLMatcher.grammar_from_regex(regex), 24)
     return tok.decode(expected, skip_special_tokens=True)

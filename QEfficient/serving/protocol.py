@@ -107,7 +107,11 @@ def number(body: dict, name: str, kind: type, default, low=None, high=None, low_
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
         raise APIError(400, f"'{name}' must be {'an integer' if kind is int else 'a number'}, got {value!r}.", name)
-    if not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
+    if (
+        not (isinstance(value, int) or math.isfinite(value))
+        or (low is not None and (value <= low if low_open else value < low))
+        or (high is not None and value > high)
+    ):
         bounds = f"{'(' if low_open else '['}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
         raise APIError(400, f"'{name}' is out of range: {value} (allowed: {bounds}).", name)
     return kind(value)
@@ -288,7 +292,8 @@ class RequestParser:
             raise APIError(400, "'logit_bias' must be an object mapping token ids to numbers in [-100, 100].", "logit_bias")
         pairs = []
         for key, bias in value.items():
-            token = int(key) if isinstance(key, str) and key.strip().lstrip("-").isdigit() else None
+            digits = key.strip() if isinstance(key, str) else ""
+            token = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 12 else None
             if token is None or not 0 <= token < self.vocab_size:
                 raise APIError(400, f"'logit_bias' key {key!r} is not a token id of this model (0..{self.vocab_size - 1}).", "logit_bias")
             pairs.append((token, number({"logit_bias": bias}, "logit_bias", float, 0.0, low=-100, high=100)))
@@ -398,7 +403,27 @@ class RequestParser:
         return messages
 
     def _messages(self, messages) -> list[dict]:
-        return [{**m, "content": _text_content(m.get("content"), i)} for i, m in enumerate(self._message_list(messages))]
+        return [
+            {**m, "content": _text_content(m.get("content"), i), **_tool_call_turn(m)} for i, m in enumerate(self._message_list(messages))
+        ]
+
+
+def _tool_call_turn(message: dict) -> dict:
+    """An assistant turn's ``tool_calls`` with each call's ``arguments`` (OpenAI's JSON text) as the object it holds, as
+    vLLM hands them to chat templates (which write them with ``tojson``); {} for other turns."""
+    calls = message.get("tool_calls")
+    if not isinstance(calls, list):
+        return {}
+    parsed = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            try:
+                call = {**call, "function": {**function, "arguments": json.loads(function["arguments"])}}
+            except ValueError:
+                pass  # not JSON: the template gets the text
+        parsed.append(call)
+    return {"tool_calls": parsed}
 
 
 def _param_of(where: str) -> str:
