@@ -279,6 +279,8 @@ def test_forced_tool_calls_are_constrained_greedy_decoding_under_the_tools_schem
         rendered = tok.apply_chat_template(messages, tools=TOOLS, tokenize=False, add_generation_prompt=True)
         assert "tools: get_weather get_time" in rendered
         prompt_ids = tok(rendered, add_special_tokens=False)["input_ids"]
+        counted = httpx.post(f"{url}/tokenize", json={"messages": messages, "tools": TOOLS}, timeout=60).json()
+        assert counted["tokens"] == prompt_ids  # vLLM's /tokenize renders the tools too
         named = {"type": "function", "function": {"name": "get_time"}}
         required = {"type": "array", "minItems": 1, "items": {"type": "object", "anyOf": []}}
         for f in (WEATHER, TIME):

@@ -20,7 +20,6 @@ _UNHONOURED = {
     "chat_template": (None,),
     "chat_template_kwargs": (None, {}),
     "continue_final_message": (None, False),
-    "tools": (None, []),
     "mm_processor_kwargs": (None, {}),
 }
 
@@ -41,7 +40,10 @@ def add_tokenize_routes(app: FastAPI, parser: RequestParser, read_body) -> None:
         if has_messages:
             if parser.images is not None:
                 raise APIError(400, "This server tokenizes a 'prompt' only (a vision-language model's chat holds images).", "messages")
-            text = parser.chat_prompt(body["messages"], boolean(body, "add_generation_prompt", True))
+            tools = body.get("tools") or None
+            if tools is not None and not isinstance(tools, list):
+                raise APIError(400, "'tools' must be a list of tool objects.", "tools")
+            text = parser.chat_prompt(body["messages"], boolean(body, "add_generation_prompt", True), tools=tools)
             special = boolean(body, "add_special_tokens", False)
         else:
             text = body["prompt"]
