@@ -326,6 +326,10 @@ def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):
         ("get_weather", {"city": "Oslo"}),
     ]
     assert parse("no call here") is None and parse("<tool_call>{not json</tool_call>") is None
+    from QEfficient.cloud import serve
+    from QEfficient.serving.tools import TOOL_CALL_PARSERS
+
+    assert serve.TOOL_CALL_PARSERS == TOOL_CALL_PARSERS  # the command line's names, kept without the serve extra
     assert parse('<tool_call>{"name": "get_time", "arguments": {}}</tool_call>')["content"] is None
     folder = shutil.copytree(tiny_model_dir("llama"), tmp_path / "llama")
     with tiny_chat_server(folder, TOOLS_TEMPLATE, prefill_seq_len=8, ctx_len=160, full_batch_size=2, tool_call_parser="hermes") as up:

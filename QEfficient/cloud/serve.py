@@ -31,9 +31,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from QEfficient.cloud._cli import add_argument, fail, resolve_model_name, setup_logging, step
-from QEfficient.serving.tasks import TOOL_CALL_PARSERS
 from QEfficient.utils.checks import check_positive
 from QEfficient.utils.extras import MissingExtraError, require_extra
+
+# serving/tools.TOOL_CALL_PARSERS, named here: the command line parses without the serve extra
+TOOL_CALL_PARSERS = ("hermes",)
 
 API_KEY_ENV = "QEFF_API_KEY"
 

@@ -36,6 +36,7 @@ from QEfficient.serving.choices import ChoiceText, TokenText
 from QEfficient.serving.protocol import APIError, Call, RequestParser, holds_image_parts, parse_json
 from QEfficient.serving.runner import EngineRunner, QueueFullError
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
+from QEfficient.serving.tools import TOOL_CALL_PARSERS
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,8 @@ def create_app(
     ``chat_template``: the Jinja template chat requests go through, instead of the model's own (vLLM's --chat-template).
     ``tool_call_parser``: the model's tool-call syntax (serving/tools.py), which lets chat requests leave tool_choice
     "auto" (vLLM's --enable-auto-tool-choice --tool-call-parser)."""
+    if tool_call_parser not in (None, *TOOL_CALL_PARSERS):
+        raise ValueError(f"tool_call_parser must be one of {TOOL_CALL_PARSERS}, got {tool_call_parser!r}.")
     if chat_template is not None:  # a vision-language model's is set on its processor (vision_language.py)
         tokenizer.chat_template = chat_template
     app = FastAPI(title="QEfficient", version="1")

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 TASKS = ("auto", "generate", "embed", "score")
-# the tool-call syntaxes a generation server parses for tool_choice "auto" (serving/tools.py; vLLM's names)
-TOOL_CALL_PARSERS = ("hermes",)
 
 
 def _folder_and_config(model_name: str) -> tuple[Path, Any] | None:

@@ -20,6 +20,7 @@ from QEfficient.serving.errors import APIError
 
 _EMPTY_PARAMETERS = {"type": "object", "properties": {}}
 _HERMES_CALL = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)
+TOOL_CALL_PARSERS = ("hermes",)  # the tool-call syntaxes parsed for tool_choice "auto" (vLLM's names)
 
 
 def _tool_call(name: str, arguments: str) -> dict:
