@@ -271,7 +271,8 @@ TOOLS = [{"type": "function", "function": WEATHER}, {"type": "function", "functi
 def test_forced_tool_calls_are_constrained_greedy_decoding_under_the_tools_schema(tiny_model_dir, tmp_path):
     """tool_choice naming a function, or "required": the tools reach the chat template, the answer is constrained
     greedy decoding under the function's parameters (or vLLM's array of {name, parameters}) and comes back as
-    tool_calls; "auto" (no parser of the model's own syntax here) and a stream are refused with what to send."""
+    tool_calls, a named function's streamed as its arguments are written; "auto" (no parser of the model's own syntax
+    on this server) and a stream of "required" calls are refused with what to send."""
     folder = shutil.copytree(tiny_model_dir("llama"), tmp_path / "llama")  # its own chat template
     with tiny_chat_server(folder, TOOLS_TEMPLATE, prefill_seq_len=8, ctx_len=160, full_batch_size=2) as up:
         url, _, tok, hf = up
@@ -301,10 +302,18 @@ def test_forced_tool_calls_are_constrained_greedy_decoding_under_the_tools_schem
                     (e["name"], e["parameters"]) for e in expected
                 ]
             else:
+                expected_named = expected
                 assert answer["finish_reason"] == "stop"
                 assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [("get_time", expected)]
                 assert -12 <= expected["zone"] <= 12
-        for bad, param in (({"tool_choice": "auto"}, "tool_choice"), ({"tool_choice": named, "stream": True}, "stream")):
+        body = {"messages": messages, "tools": TOOLS, "tool_choice": named, "max_tokens": 60, "temperature": 0, "stream": True}
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as r:
+            deltas = [json.loads(line[6:])["choices"][0]["delta"] for line in r.iter_lines() if line.startswith("data: {")]
+        streamed = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
+        assert streamed[0]["id"].startswith("chatcmpl-tool-") and streamed[0]["function"]["name"] == "get_time"
+        assert all("id" not in c and "name" not in c["function"] for c in streamed[1:])  # the id and name come once
+        assert json.loads("".join(c["function"]["arguments"] for c in streamed)) == expected_named
+        for bad, param in (({"tool_choice": "auto"}, "tool_choice"), ({"tool_choice": "required", "stream": True}, "stream")):
             body = {"messages": messages, "tools": TOOLS, "max_tokens": 8, **bad}
             r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
             assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text

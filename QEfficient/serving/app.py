@@ -36,7 +36,7 @@ from QEfficient.serving.choices import ChoiceText, TokenText
 from QEfficient.serving.protocol import APIError, Call, RequestParser, holds_image_parts, parse_json
 from QEfficient.serving.runner import EngineRunner, QueueFullError
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
-from QEfficient.serving.tools import TOOL_CALL_PARSERS
+from QEfficient.serving.tools import TOOL_CALL_PARSERS, new_call_id
 
 logger = logging.getLogger(__name__)
 
@@ -298,9 +298,14 @@ def create_app(
         def event(payload: dict) -> str:
             return f"data: {json.dumps(payload)}\n\n"
 
+        opened: set[int] = set()  # the choices whose (named) tool call has had its first piece
+
         def chunk(index: int, piece: str | None, reason: str | None, logprobs: dict | None, first: bool = False) -> str:
             if call.chat:
                 delta = {"role": "assistant", "content": ""} if first else ({"content": piece} if piece else {})
+                if call.tools is not None and piece and not first:  # a named function's arguments, as they are written
+                    delta = call.tools.stream_delta(piece, None if index in opened else new_call_id())
+                    opened.add(index)
                 choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
             else:
                 choice = {"index": index, "text": piece or "", "logprobs": logprobs, "finish_reason": reason}

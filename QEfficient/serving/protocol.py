@@ -327,8 +327,10 @@ class RequestParser:
         if tools is not None:
             if grammar is not None:
                 raise APIError(400, f"Ask for tool calls or for '{grammar[2]}', not both.", "tool_choice")
-            if stream:
-                raise APIError(400, 'Tool calls are answered whole here: send "stream": false.', "stream")
+            if stream and not tools.streams:
+                raise APIError(
+                    400, 'These tool calls are answered whole here (only a named function\'s stream): send "stream": false.', "stream"
+                )
             if tools.schema() is not None:  # forced calls: the answer is held to the tools' JSON schema
                 grammar = ("json", tools.schema(), "tool_choice")
         if grammar is not None and self.grammars is None:

@@ -23,8 +23,12 @@ _HERMES_CALL = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DO
 TOOL_CALL_PARSERS = ("hermes",)  # the tool-call syntaxes parsed for tool_choice "auto" (vLLM's names)
 
 
+def new_call_id() -> str:
+    return f"chatcmpl-tool-{uuid.uuid4().hex}"
+
+
 def _tool_call(name: str, arguments: str) -> dict:
-    return {"id": f"chatcmpl-tool-{uuid.uuid4().hex}", "type": "function", "function": {"name": name, "arguments": arguments}}
+    return {"id": new_call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +69,18 @@ class ForcedTools:
                 return None
         return [_tool_call(name, arguments) for name, arguments in pairs]
 
+    @property
+    def streams(self) -> bool:
+        """Whether the calls can be streamed as they are written: a named function's arguments are the answer itself."""
+        return self.name is not None
+
+    def stream_delta(self, piece: str, call_id: str | None) -> dict:
+        """A stream chunk's delta for ``piece`` of a named function's arguments (vLLM's form): the call's id, type and
+        name come with its first piece (``call_id`` given)."""
+        function = {"arguments": piece} if call_id is None else {"name": self.name, "arguments": piece}
+        head = {} if call_id is None else {"id": call_id, "type": "function"}
+        return {"tool_calls": [{"index": 0, **head, "function": function}]}
+
     def message(self, text: str) -> dict | None:
         """The assistant message holding the calls, or None where the answer is not complete JSON (cut by
         ``max_tokens``: it is returned as text)."""
@@ -84,6 +100,7 @@ class AutoTools:
 
     tools: list[dict]
     parser: str
+    streams = False  # the calls are parsed from the whole answer
 
     def schema(self) -> None:
         return None  # the answer is free: nothing to hold it to
