@@ -93,15 +93,14 @@ class TokenChooser:
         if self.bias is not None:
             logits = logits + self.bias
         if self.seen is None and self.counts is None and not p.sampling:
-            tokens = logits.argmax(-1)
-        else:
-            scores = logits.astype(np.float32, copy=True)
-            if self.seen is not None:  # transformers' RepetitionPenaltyLogitsProcessor
-                penalised = np.where(scores < 0, scores * p.repetition_penalty, scores / p.repetition_penalty)
-                scores = np.where(self.seen, penalised, scores)
-            if self.counts is not None:  # vLLM's (and OpenAI's) frequency and presence penalties
-                scores -= (p.frequency_penalty or 0.0) * self.counts + (p.presence_penalty or 0.0) * (self.counts > 0)
-            tokens = self._sample(scores) if p.sampling else scores.argmax(-1)
+            return logits.argmax(-1)  # plain greedy: no history to keep
+        scores = logits.astype(np.float32, copy=True)
+        if self.seen is not None:  # transformers' RepetitionPenaltyLogitsProcessor
+            penalised = np.where(scores < 0, scores * p.repetition_penalty, scores / p.repetition_penalty)
+            scores = np.where(self.seen, penalised, scores)
+        if self.counts is not None:  # vLLM's (and OpenAI's) frequency and presence penalties
+            scores -= (p.frequency_penalty or 0.0) * self.counts + (p.presence_penalty or 0.0) * (self.counts > 0)
+        tokens = self._sample(scores) if p.sampling else scores.argmax(-1)
         rows = np.arange(len(tokens))
         if self.seen is not None:
             self.seen[rows, tokens] = True
