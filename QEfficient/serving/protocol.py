@@ -331,8 +331,9 @@ class RequestParser:
                 raise APIError(
                     400, 'These tool calls are answered whole here (only a named function\'s stream): send "stream": false.', "stream"
                 )
-            if tools.schema() is not None:  # forced calls: the answer is held to the tools' JSON schema
-                grammar = ("json", tools.schema(), "tool_choice")
+            schema = tools.schema()
+            if schema is not None:  # forced calls: the answer is held to the tools' JSON schema
+                grammar = ("json", schema, "tool_choice")
         if grammar is not None and self.grammars is None:
             raise APIError(400, "Structured output is not available on this server; leave it out.", grammar[2])
         return Call([job], chat, stream, include_usage, body.get("model"), grammar, n, tools)

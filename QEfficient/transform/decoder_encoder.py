@@ -45,9 +45,7 @@ class QEffDecoderEncoder(nn.Module):
 
     def __init__(self, hf_model: PreTrainedModel, classifier: bool) -> None:
         super().__init__()
-        self.classifier = classifier
-        if classifier and not isinstance(getattr(hf_model, "score", None), nn.Linear):
-            raise ValueError(f"{type(hf_model).__name__} is not run as a classifier here: it has no 'score' head for the last token.")
+        self.classifier = classifier  # its head is a 'score' Linear (QEffEncoder checks it)
         base = hf_model.base_model if classifier else hf_model
         self.lm = QEffCausalLM(hf_model, base=base, lm_head=hf_model.score if classifier else None)
 

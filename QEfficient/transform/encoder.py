@@ -136,11 +136,9 @@ class QEffEncoder(nn.Module):
         self.hf = hf_model
         self.pooling = pooling
         # a decoder whose own modules do not serve here runs the causal-LM path's graph (decoder_encoder.py)
-        self.static_kv = QEffDecoderEncoder(hf_model, self.classifier) if hf_model.config.model_type in STATIC_KV_DECODERS else None
+        static_kv = hf_model.config.model_type in STATIC_KV_DECODERS
         # a decoder's attention says so (is_causal); its masks, sliding windows included, are transformers' own
-        self.causal = self.static_kv is not None or any(
-            getattr(m, "is_causal", False) is True for m in hf_model.modules() if m is not hf_model
-        )
+        self.causal = static_kv or any(getattr(m, "is_causal", False) is True for m in hf_model.modules() if m is not hf_model)
         # segment embeddings (BERT's type_vocab_size 2): a cross-encoder's pair needs them, one text gets zeros
         self.token_types = (getattr(self.config, "type_vocab_size", 0) or 0) > 1 and "token_type_ids" in inspect.signature(
             hf_model.forward
@@ -157,6 +155,7 @@ class QEffEncoder(nn.Module):
                 f"{type(hf_model).__name__} is not run as a classifier here: a decoder's is when its head is a 'score' Linear "
                 "and its attention is causal as transformers marks it (Llama, Qwen2, Mistral, Gemma, GPT-2 style)."
             )
+        self.static_kv = QEffDecoderEncoder(hf_model, self.classifier) if static_kv else None
 
     @property
     def config(self):
