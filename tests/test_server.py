@@ -200,7 +200,8 @@ def sse_chunks(url: str, route: str, body: dict) -> list[dict]:
         b'{"prompt": "hi", "logprobs": true}',
         b'{"prompt": "hi", "stream_options": {"include_usage": true}}',  # only with stream: true
         b'{"prompt": "hi", "stream": true, "stream_options": {"include_usage": "yes"}}',
-        b'{"prompt": "hi", "echo": true}',
+        b'{"prompt": "hi", "echo": true, "logprobs": 1}',  # echo's logprobs are the prompt's: not computed here
+        b'{"prompt": "hi", "echo": 1}',
         b'{"prompt": "hi", "best_of": 3}',
         b'{"prompt": []}',
         b'{"prompt": [[]]}',
@@ -381,6 +382,28 @@ def test_prompt_batches_of_strings_and_token_ids(server):
     chunks = sse_chunks(url, "completions", {"prompt": prompts, "max_tokens": 6, "temperature": 0})
     for index, text in enumerate(expected):
         assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"][0]["index"] == index) == text
+
+
+def test_echo_sends_the_prompt_before_the_completion(server):
+    """OpenAI's echo: a string prompt as sent, token ids decoded; each of n choices, streamed first; usage unchanged."""
+    url, _, tok, hf = server
+    prompts = PROMPTS[:2]
+    expected = [tok.decode(hf_greedy(hf, tok, p, 6), skip_special_tokens=True) for p in prompts]
+    ids = [tok(p)["input_ids"] for p in prompts]
+    plain = complete(url, prompts, 6)
+    for prompt in (prompts, ids):
+        body = complete(url, prompt, 6, echo=True, n=2)
+        assert [c["text"] for c in body["choices"]] == [p + e for p, e in zip(prompts, expected) for _ in range(2)]
+        assert body["usage"] == {
+            **plain["usage"],
+            "completion_tokens": 2 * plain["usage"]["completion_tokens"],
+            "total_tokens": plain["usage"]["prompt_tokens"] + 2 * plain["usage"]["completion_tokens"],
+        }
+    chunks = sse_chunks(url, "completions", {"prompt": prompts, "max_tokens": 6, "temperature": 0, "echo": True})
+    for index, (prompt, text) in enumerate(zip(prompts, expected)):
+        mine = [c["choices"][0]["text"] for c in chunks if c["choices"][0]["index"] == index]
+        assert mine[0] == prompt and "".join(mine) == prompt + text
+    assert complete(url, prompts[0], 6, echo=False)["choices"][0]["text"] == expected[0]
 
 
 def test_chat_content_as_a_list_of_text_parts(server):

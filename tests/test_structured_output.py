@@ -271,8 +271,8 @@ TOOLS = [{"type": "function", "function": WEATHER}, {"type": "function", "functi
 def test_forced_tool_calls_are_constrained_greedy_decoding_under_the_tools_schema(tiny_model_dir, tmp_path):
     """tool_choice naming a function, or "required": the tools reach the chat template, the answer is constrained
     greedy decoding under the function's parameters (or vLLM's array of {name, parameters}) and comes back as
-    tool_calls, a named function's streamed as its arguments are written; "auto" (no parser of the model's own syntax
-    on this server) and a stream of "required" calls are refused with what to send."""
+    tool_calls, streamed as they are written (the pieces add up to the unstreamed arguments); "auto" (no parser of the
+    model's own syntax on this server) is refused with what to send."""
     folder = shutil.copytree(tiny_model_dir("llama"), tmp_path / "llama")  # its own chat template
     with tiny_chat_server(folder, TOOLS_TEMPLATE, prefill_seq_len=8, ctx_len=160, full_batch_size=2) as up:
         url, _, tok, hf = up
@@ -287,11 +287,12 @@ def test_forced_tool_calls_are_constrained_greedy_decoding_under_the_tools_schem
         for f in (WEATHER, TIME):
             schema = {"properties": {"name": {"type": "string", "enum": [f["name"]]}, "parameters": f["parameters"]}}
             required["items"]["anyOf"].append({**schema, "required": ["name", "parameters"], "additionalProperties": False})
+        whole = {}
         for choice, schema in ((named, TIME["parameters"]), ("required", required)):
             body = {"messages": messages, "tools": TOOLS, "tool_choice": choice, "max_tokens": 60, "temperature": 0}
             r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
             assert r.status_code == 200, r.text
-            answer = r.json()["choices"][0]
+            answer = whole[str(choice)] = r.json()["choices"][0]
             grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": False})
             expected = json.loads(tok.decode(hf_constrained_greedy(hf, tok, prompt_ids, grammar, 60), skip_special_tokens=True))
             calls = answer["message"]["tool_calls"]
@@ -302,21 +303,71 @@ def test_forced_tool_calls_are_constrained_greedy_decoding_under_the_tools_schem
                     (e["name"], e["parameters"]) for e in expected
                 ]
             else:
-                expected_named = expected
                 assert answer["finish_reason"] == "stop"
                 assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [("get_time", expected)]
                 assert -12 <= expected["zone"] <= 12
-        body = {"messages": messages, "tools": TOOLS, "tool_choice": named, "max_tokens": 60, "temperature": 0, "stream": True}
-        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as r:
-            deltas = [json.loads(line[6:])["choices"][0]["delta"] for line in r.iter_lines() if line.startswith("data: {")]
-        streamed = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
-        assert streamed[0]["id"].startswith("chatcmpl-tool-") and streamed[0]["function"]["name"] == "get_time"
-        assert all("id" not in c and "name" not in c["function"] for c in streamed[1:])  # the id and name come once
-        assert json.loads("".join(c["function"]["arguments"] for c in streamed)) == expected_named
-        for bad, param in (({"tool_choice": "auto"}, "tool_choice"), ({"tool_choice": "required", "stream": True}, "stream")):
-            body = {"messages": messages, "tools": TOOLS, "max_tokens": 8, **bad}
-            r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
-            assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+        for choice in (named, "required"):
+            body = {"messages": messages, "tools": TOOLS, "tool_choice": choice, "max_tokens": 60, "temperature": 0, "stream": True}
+            calls, reason = streamed_calls(url, body)
+            assert calls == [(c["function"]["name"], c["function"]["arguments"]) for c in whole[str(choice)]["message"]["tool_calls"]]
+            assert reason == whole[str(choice)]["finish_reason"]
+        body = {"messages": messages, "tools": TOOLS, "max_tokens": 8, "tool_choice": "auto"}
+        r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "tool_choice", r.text
+
+
+def streamed_calls(url: str, body: dict) -> tuple[list[tuple[str, str]], str]:
+    """A chat stream's tool calls, (name, arguments) put together from their pieces, and its finish reason; each call's
+    id, type and name come once, with its first piece."""
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as r:
+        choices = [json.loads(line[6:])["choices"][0] for line in r.iter_lines() if line.startswith("data: {")]
+    calls: dict[int, list] = {}
+    for piece in (c for choice in choices for c in choice["delta"].get("tool_calls", [])):
+        if piece["index"] not in calls:
+            assert piece["id"].startswith("chatcmpl-tool-") and piece["type"] == "function" and piece["function"]["name"]
+            calls[piece["index"]] = [piece["function"]["name"], ""]
+        else:
+            assert "id" not in piece and "name" not in piece["function"]
+        calls[piece["index"]][1] += piece["function"]["arguments"]
+    assert sorted(calls) == list(range(len(calls)))
+    return [tuple(calls[i]) for i in range(len(calls))], choices[-1]["finish_reason"]
+
+
+def test_a_stream_of_hermes_calls_adds_up_to_the_unstreamed_answer():
+    """tool_choice "auto"'s stream, fed the answer in pieces of every size: the content before the first <tool_call>
+    (a tail that may begin the tag held back), each call's name once and its arguments as written, add up to the
+    unstreamed message; a call cut short streams what it has."""
+    from QEfficient.serving.tools import AutoTools
+
+    tools = AutoTools(TOOLS, "hermes")
+    first, second = '{"name": "get_time", "arguments": {"zone": 2}}', '{"name":"get_weather","arguments":{"city":"a}\\"b"}}'
+    answers = [f"Let me <b>look</b>.<tool_call>{first}</tool_call>\n<tool_call> {second}</tool_call>", "I am <tool not sure", "<"]
+    for text in answers:
+        message = tools.message(text)
+        for size in (1, 2, 3, 7, len(text)):
+            stream, content, calls = tools.stream(), "", {}
+            for start in range(0, len(text), size):
+                piece = text[start : start + size]
+                delta = stream.delta(piece, final=start + size >= len(text)) or {}
+                content += delta.get("content", "")
+                for c in delta.get("tool_calls", []):
+                    calls.setdefault(c["index"], [c["function"].get("name"), ""])[1] += c["function"]["arguments"]
+            if message is None:
+                assert content == text and not calls and not stream.called
+            else:
+                assert content == message["content"] and stream.called
+                assert [tuple(calls[i]) for i in sorted(calls)] == [
+                    (c["function"]["name"], c["function"]["arguments"]) for c in message["tool_calls"]
+                ]
+    assert json.loads(tools.message(answers[0])["tool_calls"][1]["function"]["arguments"]) == {"city": 'a}"b'}
+    stream = tools.stream()
+    cut = stream.delta('ok<tool_call>{"name": "get_time", "arguments": {"zo', final=True)
+    assert cut == {
+        "content": "ok",
+        "tool_calls": [
+            {"index": 0, "id": cut["tool_calls"][0]["id"], "type": "function", "function": {"name": "get_time", "arguments": '{"zo'}}
+        ],
+    }
 
 
 def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):
@@ -354,6 +405,11 @@ def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):
             out = hf.generate(torch.tensor([ids["input_ids"]]), max_new_tokens=8, do_sample=False, pad_token_id=0)
         assert answer["message"]["content"] == tok.decode(out[0, len(ids["input_ids"]) :], skip_special_tokens=True)
         assert "tool_calls" not in answer["message"] and answer["finish_reason"] in ("stop", "length")
+        body = {"messages": messages, "tools": TOOLS, "max_tokens": 8, "temperature": 0, "stream": True}
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as s:
+            chunks = [json.loads(x[6:])["choices"][0] for x in s.iter_lines() if x.startswith("data: {")]
+        assert "".join(c["delta"].get("content", "") for c in chunks) == answer["message"]["content"]
+        assert chunks[-1]["finish_reason"] == answer["finish_reason"] and not any("tool_calls" in c["delta"] for c in chunks)
 
 
 def test_a_tool_call_turn_reaches_the_template_with_its_arguments_as_an_object(server):

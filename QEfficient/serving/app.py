@@ -36,7 +36,7 @@ from QEfficient.serving.choices import ChoiceText, TokenText
 from QEfficient.serving.protocol import APIError, Call, RequestParser, holds_image_parts, parse_json
 from QEfficient.serving.runner import EngineRunner, QueueFullError
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
-from QEfficient.serving.tools import TOOL_CALL_PARSERS, new_call_id
+from QEfficient.serving.tools import TOOL_CALL_PARSERS
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def create_app(
                 if message is not None:  # tool calls (serving/tools.py)
                     body, reason = {"message": message}, call.tools.finish_reason(reason)
             else:
-                body = {"text": texts[index]}
+                body = {"text": call.jobs[index].echo + texts[index]}
             out.append({"index": index, **body, "logprobs": choice.all_logprobs(), "finish_reason": reason})
         return {**head, "choices": out, "usage": usage(call, requests)}
 
@@ -298,26 +298,33 @@ def create_app(
         def event(payload: dict) -> str:
             return f"data: {json.dumps(payload)}\n\n"
 
-        opened: set[int] = set()  # the choices whose (named) tool call has had its first piece
+        tool_streams = [call.tools.stream() for _ in choices] if call.tools is not None else None  # serving/tools.py
 
-        def chunk(index: int, piece: str | None, reason: str | None, logprobs: dict | None, first: bool = False) -> str:
+        def chunk(index: int, piece: str | None, reason: str | None, logprobs: dict | None, first: bool = False) -> str | None:
             if call.chat:
                 delta = {"role": "assistant", "content": ""} if first else ({"content": piece} if piece else {})
-                if call.tools is not None and piece and not first:  # a named function's arguments, as they are written
-                    delta = call.tools.stream_delta(piece, None if index in opened else new_call_id())
-                    opened.add(index)
+                if tool_streams is not None and not first:  # the calls as they are written
+                    calls = tool_streams[index]
+                    delta = calls.delta(piece or "", final=reason is not None) or {}
+                    reason = call.tools.finish_reason(reason) if calls.called else reason
+                    if not (delta or reason or logprobs):
+                        return None  # a piece held back (it may begin a call)
                 choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
             else:
                 choice = {"index": index, "text": piece or "", "logprobs": logprobs, "finish_reason": reason}
             return event({**head, "choices": [choice], **({"usage": None} if call.include_usage else {})})
 
         try:
-            if call.chat:
-                for index in range(len(choices)):
+            for index in range(len(choices)):
+                if call.chat:
                     yield chunk(index, None, None, None, first=True)
+                elif call.jobs[index].echo:  # the prompt first, as vLLM streams an echo
+                    yield chunk(index, call.jobs[index].echo, None, None)
             async for index, piece, reason, logprobs in progress(events, choices):
                 if piece or reason or (logprobs and any(logprobs.get(k) for k in ("content", "tokens"))):
-                    yield chunk(index, piece, reason, logprobs)
+                    sent = chunk(index, piece, reason, logprobs)
+                    if sent is not None:
+                        yield sent
             if call.include_usage:
                 yield event({**head, "choices": [], "usage": usage(call, requests)})
         except APIError as err:  # the status line has gone: the error travels as an event, as vLLM sends it

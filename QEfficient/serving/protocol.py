@@ -37,6 +37,7 @@ class Job:
     top_logprobs: int | None = None  # None: no logprobs; N: the token's and N alternatives per step
     extra: dict = dataclasses.field(default_factory=dict)  # what the prompt's prefill needs beyond tokens (its images)
     constraint: Any = None  # structured output: the prompt's own grammar state (generation/constraints.py)
+    echo: str = ""  # completions' echo: the prompt's text, sent before the completion
 
 
 @dataclasses.dataclass
@@ -182,25 +183,37 @@ class RequestParser:
         self.max_prompts = max_prompts
 
     def completion(self, body: dict) -> Call:
-        for name, ok in (
-            ("echo", not body.get("echo")),
-            ("suffix", body.get("suffix") is None),
-            ("best_of", body.get("best_of") in (None, 1)),
-        ):
+        for name, ok in (("suffix", body.get("suffix") is None), ("best_of", body.get("best_of") in (None, 1))):
             if not ok:
                 raise APIError(400, f"'{name}' is not supported by this server; leave it out.", name)
-        call = self._options(body, number(body, "logprobs", int, None, low=0, high=MAX_COMPLETION_LOGPROBS), chat=False)
+        logprobs = number(body, "logprobs", int, None, low=0, high=MAX_COMPLETION_LOGPROBS)
+        echo = boolean(body, "echo")
+        if echo and logprobs is not None:  # they would need every prompt position's logits; the graph gives the last one's
+            raise APIError(
+                400, "'echo' with 'logprobs' needs the prompt's logprobs, which this server does not compute; leave one out.", "echo"
+            )
+        call = self._options(body, logprobs, chat=False)
         prompts = self._prompts(body.get("prompt"))
         wheres = [f"prompt[{i}]" if len(prompts) > 1 else "prompt" for i in range(len(prompts))]
         if self.images is None:
-            return self._with_prompts(call, [self._tokens(p, where) for p, where in zip(prompts, wheres)])
+            call = self._with_prompts(call, [self._tokens(p, where) for p, where in zip(prompts, wheres)])
+            return self._echoed(call, prompts) if echo else call
         # a string through the processor (its tokens may differ from the tokenizer's); ids as they are
         max_tokens = call.jobs[0].max_tokens
         made = [
             self.images.text(p if isinstance(p, str) else self._tokens(p, where)[0], where, self._fits(max_tokens, where))
             for p, where in zip(prompts, wheres)
         ]
-        return self._with_prompts(call, [(ids, where) for (ids, _), where in zip(made, wheres)], [x for _, x in made])
+        call = self._with_prompts(call, [(ids, where) for (ids, _), where in zip(made, wheres)], [x for _, x in made])
+        return self._echoed(call, prompts) if echo else call
+
+    def _echoed(self, call: Call, prompts: list[str | list[int]]) -> Call:
+        """Each choice with its prompt's text to echo: a string as sent, token ids decoded as the completion is."""
+        for i, prompt in enumerate(prompts):
+            text = prompt if isinstance(prompt, str) else self.tokenizer.decode(prompt, skip_special_tokens=True)
+            for job in call.jobs[i * call.n : (i + 1) * call.n]:
+                job.echo = text
+        return call
 
     def chat(self, body: dict) -> Call:
         top = None
@@ -327,10 +340,6 @@ class RequestParser:
         if tools is not None:
             if grammar is not None:
                 raise APIError(400, f"Ask for tool calls or for '{grammar[2]}', not both.", "tool_choice")
-            if stream and not tools.streams:
-                raise APIError(
-                    400, 'These tool calls are answered whole here (only a named function\'s stream): send "stream": false.', "stream"
-                )
             schema = tools.schema()
             if schema is not None:  # forced calls: the answer is held to the tools' JSON schema
                 grammar = ("json", schema, "tool_choice")

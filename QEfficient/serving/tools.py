@@ -6,6 +6,10 @@ schema made from the tools' parameters, and comes back as ``tool_calls``.
 syntax: a server started with ``--enable_auto_tool_choice --tool_call_parser NAME`` (vLLM's flags) parses it
 (``hermes``: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, Qwen's and Hermes' format); without them it
 is refused with what to send instead.
+
+Every kind streams as it is written (``delta.tool_calls``: a call's id, type and name with its first piece, then pieces
+of its arguments): the answer so far is scanned again at each piece, and a call's arguments are the text the model
+wrote for them, so the pieces of a stream add up to the arguments of the same request unstreamed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from QEfficient.serving.errors import APIError
 
 _EMPTY_PARAMETERS = {"type": "object", "properties": {}}
+_HERMES_OPEN = "<tool_call>"
 _HERMES_CALL = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)
 TOOL_CALL_PARSERS = ("hermes",)  # the tool-call syntaxes parsed for tool_choice "auto" (vLLM's names)
 
@@ -29,6 +34,111 @@ def new_call_id() -> str:
 
 def _tool_call(name: str, arguments: str) -> dict:
     return {"id": new_call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _skip_space(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t\r\n":
+        i += 1
+    return i
+
+
+def scan_call(text: str, start: int, arguments_key: str) -> tuple[str | None, str | None, int | None]:
+    """A call's JSON object starting at ``text[start]`` ("{"), perhaps cut short: its "name" (once that string is
+    closed), the text of its ``arguments_key`` object as written so far (None before it starts, or for a value that
+    is not an object), and the index after the object (None while it is open)."""
+    depth, in_string, escaped, expecting_key = 0, False, False, True
+    key = name = value_key = None
+    string_start = value_start = value_end = None
+    for j in range(start, len(text)):
+        c = text[j]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+                if depth == 1:
+                    try:
+                        string = json.loads(text[string_start : j + 1])
+                    except ValueError:
+                        string = None
+                    if expecting_key:
+                        key = string
+                    elif value_key == "name" and isinstance(string, str):
+                        name = string
+        elif c == '"':
+            in_string, string_start = True, j
+        elif c in "{[":
+            depth += 1
+            if depth == 2 and value_key == arguments_key and c == "{" and value_start is None:
+                value_start = j
+        elif c in "}]":
+            depth -= 1
+            if depth == 1 and value_start is not None and value_end is None:
+                value_end = j + 1
+            if depth <= 0:
+                return name, None if value_start is None else text[value_start:value_end], j + 1
+        elif depth == 1 and c == ":":
+            expecting_key, value_key = False, key
+        elif depth == 1 and c == ",":
+            expecting_key, value_key = True, None
+    return name, None if value_start is None else text[value_start:value_end], None
+
+
+def scan_call_array(text: str) -> list[tuple[str | None, str | None, int | None]]:
+    """The calls of a JSON array of ``{"name", "parameters"}`` objects ("required"'s answer), perhaps cut short."""
+    i = _skip_space(text, 0)
+    if i >= len(text) or text[i] != "[":
+        return []
+    calls, i = [], i + 1
+    while True:
+        while i < len(text) and text[i] in " \t\r\n,":
+            i += 1
+        if i >= len(text) or text[i] != "{":
+            return calls
+        calls.append(scan_call(text, i, "parameters"))
+        if calls[-1][2] is None:
+            return calls
+        i = calls[-1][2]
+
+
+class ToolCallStream:
+    """One choice's stream of tool calls: ``delta(piece, final)`` gives the chunk's delta for the answer's next piece
+    (or None), from what ``scan(text so far, final)`` finds; ``final``: the answer ends with it (nothing held back)."""
+
+    def __init__(self, scan, content: bool = False) -> None:
+        """``scan(text)``: (free text before the calls, or None where there is none to stream; the calls as
+        scan_call gives them). ``content``: the answer may be text (tool_choice "auto")."""
+        self.scan, self.content = scan, content
+        self.text, self.sent_content = "", 0
+        self.sent: list[int] = []  # per call opened: the characters of its arguments sent
+
+    def delta(self, piece: str, final: bool = False) -> dict | None:
+        self.text += piece
+        content, calls = self.scan(self.text, final)
+        out: dict[str, Any] = {}
+        if self.content and content is not None and len(content) > self.sent_content:
+            out["content"], self.sent_content = content[self.sent_content :], len(content)
+        deltas = []
+        for i, (name, arguments, _) in enumerate(calls):
+            if name is None:
+                break  # the call opens with its name
+            arguments = arguments or ""
+            if i == len(self.sent):
+                head = {"id": new_call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}
+                deltas.append({"index": i, **head})
+                self.sent.append(len(arguments))
+            elif len(arguments) > self.sent[i]:
+                deltas.append({"index": i, "function": {"arguments": arguments[self.sent[i] :]}})
+                self.sent[i] = len(arguments)
+        if deltas:
+            out["tool_calls"] = deltas
+        return out or None
+
+    @property
+    def called(self) -> bool:
+        return bool(self.sent)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,22 +174,19 @@ class ForcedTools:
             pairs = [(self.name, text)]
         else:
             try:
-                pairs = [(call["name"], json.dumps(call["parameters"], ensure_ascii=False)) for call in json.loads(text)]
-            except (ValueError, TypeError, KeyError):
+                calls = json.loads(text)
+                assert all(isinstance(call["name"], str) and isinstance(call["parameters"], dict) for call in calls)
+            except (ValueError, TypeError, KeyError, AssertionError):
                 return None
+            pairs = [(name, arguments) for name, arguments, _ in scan_call_array(text)]  # as written, as streamed
         return [_tool_call(name, arguments) for name, arguments in pairs]
 
-    @property
-    def streams(self) -> bool:
-        """Whether the calls can be streamed as they are written: a named function's arguments are the answer itself."""
-        return self.name is not None
-
-    def stream_delta(self, piece: str, call_id: str | None) -> dict:
-        """A stream chunk's delta for ``piece`` of a named function's arguments (vLLM's form): the call's id, type and
-        name come with its first piece (``call_id`` given)."""
-        function = {"arguments": piece} if call_id is None else {"name": self.name, "arguments": piece}
-        head = {} if call_id is None else {"id": call_id, "type": "function"}
-        return {"tool_calls": [{"index": 0, **head, "function": function}]}
+    def stream(self) -> ToolCallStream:
+        """A choice's stream: a named function's arguments are the answer itself; "required"'s calls are read from
+        the array as it is written."""
+        if self.name is not None:
+            return ToolCallStream(lambda text, final: (None, [(self.name, text, None)]))
+        return ToolCallStream(lambda text, final: (None, scan_call_array(text)))
 
     def message(self, text: str) -> dict | None:
         """The assistant message holding the calls, or None where the answer is not complete JSON (cut by
@@ -100,7 +207,6 @@ class AutoTools:
 
     tools: list[dict]
     parser: str
-    streams = False  # the calls are parsed from the whole answer
 
     def schema(self) -> None:
         return None  # the answer is free: nothing to hold it to
@@ -108,17 +214,25 @@ class AutoTools:
     def message(self, text: str) -> dict | None:
         """The assistant message with the calls the text holds (and the text before them as its content), or None
         where it holds none, or one that is not JSON with a name (the text is then the answer)."""
-        if "<tool_call>" not in text:
+        if _HERMES_OPEN not in text:
             return None
         calls = []
         for match in _HERMES_CALL.finditer(text):
+            body = (match.group(1) or match.group(2)).strip()
             try:
-                call = json.loads(match.group(1) or match.group(2))
-                calls.append(_tool_call(call["name"], json.dumps(call.get("arguments", {}), ensure_ascii=False)))
+                call = json.loads(body)
+                name, arguments = call["name"], call.get("arguments", {})
             except (ValueError, TypeError, KeyError):
                 return None
-        content = text[: text.index("<tool_call>")]
+            written = scan_call(body, 0, "arguments")[1] if isinstance(arguments, dict) else None
+            calls.append(_tool_call(name, written or json.dumps(arguments, ensure_ascii=False)))  # as written, as streamed
+        content = text[: text.index(_HERMES_OPEN)]
         return {"role": "assistant", "content": content or None, "tool_calls": calls}
+
+    def stream(self) -> ToolCallStream:
+        """A choice's stream: text before the first <tool_call> as content (a tail that could begin the tag held
+        back until it cannot), then each call as it is written."""
+        return ToolCallStream(_hermes_scan, content=True)
 
     def finish_reason(self, reason: str | None) -> str | None:
         return "tool_calls" if reason == "stop" else reason
@@ -169,3 +283,22 @@ def _is_function_tool(tool: Any) -> bool:
         and bool(function["name"])
         and isinstance(function.get("parameters", {}), dict)
     )
+
+
+def _hermes_scan(text: str, final: bool) -> tuple[str, list[tuple[str | None, str | None, int | None]]]:
+    """(content, calls) of a hermes answer so far: the text before the first <tool_call> (less a tail that may begin
+    one, until the answer ends), and the calls after each tag."""
+    first = text.find(_HERMES_OPEN)
+    if first < 0:
+        held = 0 if final else next((k for k in range(len(_HERMES_OPEN) - 1, 0, -1) if text.endswith(_HERMES_OPEN[:k])), 0)
+        return text[: len(text) - held], []
+    calls, at = [], first
+    while at >= 0:
+        i = _skip_space(text, at + len(_HERMES_OPEN))
+        if i >= len(text) or text[i] != "{":
+            break
+        calls.append(scan_call(text, i, "arguments"))
+        if calls[-1][2] is None:
+            break
+        at = text.find(_HERMES_OPEN, calls[-1][2])
+    return text[:first], calls
