@@ -333,15 +333,37 @@ def streamed_calls(url: str, body: dict) -> tuple[list[tuple[str, str]], str]:
     return [tuple(calls[i]) for i in range(len(calls))], choices[-1]["finish_reason"]
 
 
-def test_a_stream_of_hermes_calls_adds_up_to_the_unstreamed_answer():
-    """tool_choice "auto"'s stream, fed the answer in pieces of every size: the content before the first <tool_call>
-    (a tail that may begin the tag held back), each call's name once and its arguments as written, add up to the
-    unstreamed message; a call cut short streams what it has."""
+HERMES_CALLS = ('{"name": "get_time", "arguments": {"zone": 2}}', '{"name":"get_weather","arguments":{"city":"a}\\"b"}}')
+LLAMA3_CALLS = ('{"name": "get_time", "parameters": {"zone": 2}}', HERMES_CALLS[1])
+
+
+@pytest.mark.parametrize(
+    "parser, answers, cut",
+    [
+        (
+            "hermes",
+            [
+                f"Let me <b>look</b>.<tool_call>{HERMES_CALLS[0]}</tool_call>\n<tool_call> {HERMES_CALLS[1]}</tool_call>",
+                "I am <tool not sure",
+                "<",
+            ],
+            ('ok<tool_call>{"name": "get_time", "arguments": {"zo', "ok"),
+        ),
+        (
+            "llama3_json",
+            [f"{LLAMA3_CALLS[0]}; {LLAMA3_CALLS[1]}", f"<|python_tag|>{LLAMA3_CALLS[1]}", "I think { is a brace", "<|py", "<"],
+            ('<|python_tag|>{"name": "get_time", "parameters": {"zo', None),
+        ),
+    ],
+)
+def test_a_stream_of_auto_tool_calls_adds_up_to_the_unstreamed_answer(parser, answers, cut):
+    """tool_choice "auto"'s stream, fed the answer in pieces of every size: the content (hermes: before the first
+    <tool_call>, a tail that may begin the tag held back; llama3_json: an answer that does not begin as a call), each
+    call's name once and its arguments as written, add up to the unstreamed message; a call cut short streams what
+    it has."""
     from QEfficient.serving.tools import AutoTools
 
-    tools = AutoTools(TOOLS, "hermes")
-    first, second = '{"name": "get_time", "arguments": {"zone": 2}}', '{"name":"get_weather","arguments":{"city":"a}\\"b"}}'
-    answers = [f"Let me <b>look</b>.<tool_call>{first}</tool_call>\n<tool_call> {second}</tool_call>", "I am <tool not sure", "<"]
+    tools = AutoTools(TOOLS, parser)
     for text in answers:
         message = tools.message(text)
         for size in (1, 2, 3, 7, len(text)):
@@ -355,19 +377,15 @@ def test_a_stream_of_hermes_calls_adds_up_to_the_unstreamed_answer():
             if message is None:
                 assert content == text and not calls and not stream.called
             else:
-                assert content == message["content"] and stream.called
+                assert content == (message["content"] or "") and stream.called
                 assert [tuple(calls[i]) for i in sorted(calls)] == [
                     (c["function"]["name"], c["function"]["arguments"]) for c in message["tool_calls"]
                 ]
-    assert json.loads(tools.message(answers[0])["tool_calls"][1]["function"]["arguments"]) == {"city": 'a}"b'}
-    stream = tools.stream()
-    cut = stream.delta('ok<tool_call>{"name": "get_time", "arguments": {"zo', final=True)
-    assert cut == {
-        "content": "ok",
-        "tool_calls": [
-            {"index": 0, "id": cut["tool_calls"][0]["id"], "type": "function", "function": {"name": "get_time", "arguments": '{"zo'}}
-        ],
-    }
+    first = tools.message(answers[0])["tool_calls"]
+    assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in first][-1] == ("get_weather", {"city": 'a}"b'})
+    delta = tools.stream().delta(cut[0], final=True)
+    call = {"index": 0, "id": delta["tool_calls"][0]["id"], "type": "function", "function": {"name": "get_time", "arguments": '{"zo'}}
+    assert delta == {**({"content": cut[1]} if cut[1] else {}), "tool_calls": [call]}
 
 
 def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):
@@ -386,6 +404,9 @@ def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):
         ("get_weather", {"city": "Oslo"}),
     ]
     assert parse("no call here") is None and parse("<tool_call>{not json</tool_call>") is None
+    llama3 = AutoTools(TOOLS, "llama3_json").message
+    assert llama3('{"name": "get_time"}')["tool_calls"][0]["function"]["arguments"] == "{}"
+    assert llama3('{"name": "get_time", "parameters": {}} trailing') is None and llama3('{"nam": 1}') is None
     from QEfficient.cloud import serve
     from QEfficient.serving.tools import TOOL_CALL_PARSERS
 

@@ -4,8 +4,9 @@ schema made from the tools' parameters, and comes back as ``tool_calls``.
 
 ``tool_choice`` ``"auto"`` (the default when tools are given) lets the model answer in text or call tools in its own
 syntax: a server started with ``--enable_auto_tool_choice --tool_call_parser NAME`` (vLLM's flags) parses it
-(``hermes``: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, Qwen's and Hermes' format); without them it
-is refused with what to send instead.
+(``hermes``: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, Qwen's and Hermes' format; ``llama3_json``:
+an answer that is ``{"name": ..., "parameters": {...}}`` objects separated by "; ", Llama 3.1-3.3's JSON tool calls,
+``<|python_tag|>`` first or not); without them it is refused with what to send instead.
 
 Every kind streams as it is written (``delta.tool_calls``: a call's id, type and name with its first piece, then pieces
 of its arguments): the answer so far is scanned again at each piece, and a call's arguments are the text the model
@@ -25,7 +26,8 @@ from QEfficient.serving.errors import APIError
 _EMPTY_PARAMETERS = {"type": "object", "properties": {}}
 _HERMES_OPEN = "<tool_call>"
 _HERMES_CALL = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)
-TOOL_CALL_PARSERS = ("hermes",)  # the tool-call syntaxes parsed for tool_choice "auto" (vLLM's names)
+_PYTHON_TAG = "<|python_tag|>"  # Llama 3's: an answer that begins with it is code or tool calls
+TOOL_CALL_PARSERS = ("hermes", "llama3_json")  # the tool-call syntaxes parsed for tool_choice "auto" (vLLM's names)
 
 
 def new_call_id() -> str:
@@ -42,10 +44,11 @@ def _skip_space(text: str, i: int) -> int:
     return i
 
 
-def scan_call(text: str, start: int, arguments_key: str) -> tuple[str | None, str | None, int | None]:
+def scan_call(text: str, start: int, arguments_key: str | tuple[str, ...]) -> tuple[str | None, str | None, int | None]:
     """A call's JSON object starting at ``text[start]`` ("{"), perhaps cut short: its "name" (once that string is
-    closed), the text of its ``arguments_key`` object as written so far (None before it starts, or for a value that
-    is not an object), and the index after the object (None while it is open)."""
+    closed), the text of its ``arguments_key`` object (the first of them, for a tuple) as written so far (None before
+    it starts, or for a value that is not an object), and the index after the object (None while it is open)."""
+    keys = (arguments_key,) if isinstance(arguments_key, str) else arguments_key
     depth, in_string, escaped, expecting_key = 0, False, False, True
     key = name = value_key = None
     string_start = value_start = value_end = None
@@ -71,7 +74,7 @@ def scan_call(text: str, start: int, arguments_key: str) -> tuple[str | None, st
             in_string, string_start = True, j
         elif c in "{[":
             depth += 1
-            if depth == 2 and value_key == arguments_key and c == "{" and value_start is None:
+            if depth == 2 and value_key in keys and c == "{" and value_start is None:
                 value_start = j
         elif c in "}]":
             depth -= 1
@@ -214,6 +217,8 @@ class AutoTools:
     def message(self, text: str) -> dict | None:
         """The assistant message with the calls the text holds (and the text before them as its content), or None
         where it holds none, or one that is not JSON with a name (the text is then the answer)."""
+        if self.parser == "llama3_json":
+            return _llama3_message(text)
         if _HERMES_OPEN not in text:
             return None
         calls = []
@@ -230,9 +235,10 @@ class AutoTools:
         return {"role": "assistant", "content": content or None, "tool_calls": calls}
 
     def stream(self) -> ToolCallStream:
-        """A choice's stream: text before the first <tool_call> as content (a tail that could begin the tag held
-        back until it cannot), then each call as it is written."""
-        return ToolCallStream(_hermes_scan, content=True)
+        """A choice's stream: hermes's text before the first <tool_call> as content (a tail that could begin the tag
+        held back until it cannot), then each call as it is written; llama3_json's answer as content unless it begins
+        as a call."""
+        return ToolCallStream(_llama3_scan if self.parser == "llama3_json" else _hermes_scan, content=True)
 
     def finish_reason(self, reason: str | None) -> str | None:
         return "tool_calls" if reason == "stop" else reason
@@ -302,3 +308,52 @@ def _hermes_scan(text: str, final: bool) -> tuple[str, list[tuple[str | None, st
             break
         at = text.find(_HERMES_OPEN, calls[-1][2])
     return text[:first], calls
+
+
+def _llama3_body(text: str) -> str | None:
+    """The calls' part of a llama3_json answer (after <|python_tag|>), or None where the answer is text."""
+    body = text[len(_PYTHON_TAG) :] if text.startswith(_PYTHON_TAG) else text
+    return body if body.startswith("{") else None
+
+
+def _llama3_message(text: str) -> dict | None:
+    """vLLM's llama3_json rules: an answer that begins with a JSON object (after <|python_tag|>) is calls, objects
+    separated by ";", each with a "name" and its "arguments" or "parameters"; anything else, text."""
+    body = _llama3_body(text)
+    if body is None:
+        return None
+    calls, i, decoder = [], 0, json.JSONDecoder()
+    while i < len(body):
+        try:
+            call, end = decoder.raw_decode(body, i)
+            arguments = call.get("arguments", call.get("parameters", {}))
+            name = call["name"]
+        except (ValueError, AttributeError, KeyError):
+            return None
+        if not isinstance(name, str):
+            return None
+        written = scan_call(body, i, ("arguments", "parameters"))[1] if isinstance(arguments, dict) else None
+        calls.append(_tool_call(name, written or json.dumps(arguments, ensure_ascii=False)))
+        i = end
+        while i < len(body) and body[i] in "; \t\r\n":
+            i += 1
+    return {"role": "assistant", "content": None, "tool_calls": calls} if calls else None
+
+
+def _llama3_scan(text: str, final: bool) -> tuple[str | None, list[tuple[str | None, str | None, int | None]]]:
+    """(content, calls) of a llama3_json answer so far: an answer that may still begin <|python_tag|> holds back;
+    one that begins as a call streams calls, any other is content."""
+    if not final and _PYTHON_TAG.startswith(text):
+        return None, []
+    body = _llama3_body(text)
+    if body is None:
+        return text, []
+    calls, i = [], 0
+    while i < len(body) and body[i] == "{":
+        calls.append(scan_call(body, i, ("arguments", "parameters")))
+        if calls[-1][2] is None:
+            break
+        i = calls[-1][2]
+        while i < len(body) and body[i] in "; \t\r\n":
+            i += 1
+    return None, calls
