@@ -354,13 +354,24 @@ LLAMA3_CALLS = ('{"name": "get_time", "parameters": {"zone": 2}}', HERMES_CALLS[
             [f"{LLAMA3_CALLS[0]}; {LLAMA3_CALLS[1]}", f"<|python_tag|>{LLAMA3_CALLS[1]}", "I think { is a brace", "<|py", "<"],
             ('<|python_tag|>{"name": "get_time", "parameters": {"zo', None),
         ),
+        (
+            "pythonic",
+            [
+                '[get_time(zone=2), get_weather(city="a}\\"b")]',
+                " [get_time(zone=-3)]\n",
+                "[1, 2] is a list",
+                "Sure: [get_time(zone=2)]",
+                "[get_time(2)]",
+            ],
+            ("[get_time(zone=2), get_wea", "[get_time(zone=2), get_wea"),
+        ),
     ],
 )
 def test_a_stream_of_auto_tool_calls_adds_up_to_the_unstreamed_answer(parser, answers, cut):
     """tool_choice "auto"'s stream, fed the answer in pieces of every size: the content (hermes: before the first
-    <tool_call>, a tail that may begin the tag held back; llama3_json: an answer that does not begin as a call), each
-    call's name once and its arguments as written, add up to the unstreamed message; a call cut short streams what
-    it has."""
+    <tool_call>, a tail that may begin the tag held back; llama3_json: an answer that does not begin as a call;
+    pythonic: one that is not a list of calls), each call's name once and its arguments as written, add up to the
+    unstreamed message; a call cut short streams what it has (pythonic: a list cut short is text)."""
     from QEfficient.serving.tools import AutoTools
 
     tools = AutoTools(TOOLS, parser)
@@ -384,6 +395,9 @@ def test_a_stream_of_auto_tool_calls_adds_up_to_the_unstreamed_answer(parser, an
     first = tools.message(answers[0])["tool_calls"]
     assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in first][-1] == ("get_weather", {"city": 'a}"b'})
     delta = tools.stream().delta(cut[0], final=True)
+    if parser == "pythonic":
+        assert delta == {"content": cut[1]}
+        return
     call = {"index": 0, "id": delta["tool_calls"][0]["id"], "type": "function", "function": {"name": "get_time", "arguments": '{"zo'}}
     assert delta == {**({"content": cut[1]} if cut[1] else {}), "tool_calls": [call]}
 
@@ -407,6 +421,13 @@ def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):
     llama3 = AutoTools(TOOLS, "llama3_json").message
     assert llama3('{"name": "get_time"}')["tool_calls"][0]["function"]["arguments"] == "{}"
     assert llama3('{"name": "get_time", "parameters": {}} trailing') is None and llama3('{"nam": 1}') is None
+    pythonic = AutoTools(TOOLS, "pythonic").message
+    calls = pythonic('[get_weather(city="Oslo", days=[1, 2], opts={"metric": True, "x": None}), get_time()]')["tool_calls"]
+    assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [
+        ("get_weather", {"city": "Oslo", "days": [1, 2], "opts": {"metric": True, "x": None}}),
+        ("get_time", {}),
+    ]
+    assert all(pythonic(t) is None for t in ("[get_time(**k)]", "[f(x=y)]", "[get_time(zone=2)] and more", "[]", "[a.b(c=1)]"))
     from QEfficient.cloud import serve
     from QEfficient.serving.tools import TOOL_CALL_PARSERS
 

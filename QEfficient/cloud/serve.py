@@ -35,7 +35,7 @@ from QEfficient.utils.checks import check_positive
 from QEfficient.utils.extras import MissingExtraError, require_extra
 
 # serving/tools.TOOL_CALL_PARSERS, named here: the command line parses without the serve extra
-TOOL_CALL_PARSERS = ("hermes", "llama3_json")
+TOOL_CALL_PARSERS = ("hermes", "llama3_json", "pythonic")
 
 API_KEY_ENV = "QEFF_API_KEY"
 
@@ -73,7 +73,7 @@ def build_server(
     encoder's embeddings (/v1/embeddings), "score" a classifier's /score, /rerank and /classify, "generate"
     generation, "auto" (default) tells them apart from the model. ``hf_overrides``: vLLM's, changes to the model's config
     made before it is loaded, or the keys that score a causal LM by some of its tokens' logits
-    (serving/tasks.CLASSIFIER_OVERRIDES). ``tool_call_parser``: the model's tool-call syntax ("hermes", "llama3_json"), which lets chat
+    (serving/tasks.CLASSIFIER_OVERRIDES). ``tool_call_parser``: the model's tool-call syntax (serving/tool_parsers.py), which lets chat
     requests leave tool_choice "auto" (serving/tools.py)."""
     pooling = _pooling_task(model_name, gguf_file, task, hf_overrides)
     if pooling is not None:

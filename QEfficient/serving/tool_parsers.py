@@ -1,0 +1,302 @@
+"""The tool-call syntaxes of models, parsed for ``tool_choice`` "auto" (vLLM's ``--tool_call_parser`` names and rules):
+each parser turns a whole answer into the assistant message with its calls, and scans an answer being written for the
+calls so far, so that they stream.
+
+- ``hermes``: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, Qwen's and Hermes' format; the text before
+  the first tag is the message's content.
+- ``llama3_json``: an answer that begins with ``{"name": ..., "parameters": {...}}`` objects separated by ";"
+  (``<|python_tag|>`` first or not), Llama 3.1-3.3's JSON calls.
+- ``pythonic``: an answer that is a Python list of calls with keyword arguments, ``[get_weather(city="Paris")]``,
+  Llama 3.2's and Llama 4's; a call streams whole once its closing parenthesis is written.
+
+A call's arguments are the JSON the model wrote for them (pythonic: its literals as JSON), so the pieces of a stream
+add up to the arguments of the same answer unstreamed.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import uuid
+from collections.abc import Callable
+
+# (name, arguments so far, index after the call): a call as a scan sees it, perhaps cut short
+ScannedCall = tuple[str | None, str | None, int | None]
+
+
+def new_call_id() -> str:
+    return f"chatcmpl-tool-{uuid.uuid4().hex}"
+
+
+def tool_call(name: str, arguments: str) -> dict:
+    """OpenAI's ``tool_calls`` entry."""
+    return {"id": new_call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _skip(text: str, i: int, chars: str = " \t\r\n") -> int:
+    while i < len(text) and text[i] in chars:
+        i += 1
+    return i
+
+
+def scan_call(text: str, start: int, arguments_key: str | tuple[str, ...]) -> ScannedCall:
+    """A call's JSON object starting at ``text[start]`` ("{"), perhaps cut short: its "name" (once that string is
+    closed), the text of its ``arguments_key`` object (the first of them, for a tuple) as written so far (None before
+    it starts, or for a value that is not an object), and the index after the object (None while it is open)."""
+    keys = (arguments_key,) if isinstance(arguments_key, str) else arguments_key
+    depth, in_string, escaped, expecting_key = 0, False, False, True
+    key = name = value_key = None
+    string_start = value_start = value_end = None
+    for j in range(start, len(text)):
+        c = text[j]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+                if depth == 1:
+                    try:
+                        string = json.loads(text[string_start : j + 1])
+                    except ValueError:
+                        string = None
+                    if expecting_key:
+                        key = string
+                    elif value_key == "name" and isinstance(string, str):
+                        name = string
+        elif c == '"':
+            in_string, string_start = True, j
+        elif c in "{[":
+            depth += 1
+            if depth == 2 and value_key in keys and c == "{" and value_start is None:
+                value_start = j
+        elif c in "}]":
+            depth -= 1
+            if depth == 1 and value_start is not None and value_end is None:
+                value_end = j + 1
+            if depth <= 0:
+                return name, None if value_start is None else text[value_start:value_end], j + 1
+        elif depth == 1 and c == ":":
+            expecting_key, value_key = False, key
+        elif depth == 1 and c == ",":
+            expecting_key, value_key = True, None
+    return name, None if value_start is None else text[value_start:value_end], None
+
+
+def scan_call_array(text: str) -> list[ScannedCall]:
+    """The calls of a JSON array of ``{"name", "parameters"}`` objects (tool_choice "required"'s answer), perhaps cut
+    short."""
+    i = _skip(text, 0)
+    if i >= len(text) or text[i] != "[":
+        return []
+    calls, i = [], i + 1
+    while True:
+        i = _skip(text, i, " \t\r\n,")
+        if i >= len(text) or text[i] != "{":
+            return calls
+        calls.append(scan_call(text, i, "parameters"))
+        if calls[-1][2] is None:
+            return calls
+        i = calls[-1][2]
+
+
+def _written_call(text: str, start: int, end: int, keys: tuple[str, ...]) -> dict | None:
+    """The tool call of the complete JSON object ``text[start:end]``, its arguments as written; None where it is not an
+    object with a string "name"."""
+    try:
+        call = json.loads(text[start:end])
+        name, arguments = call["name"], next((call[k] for k in keys if k in call), {})
+    except (ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(name, str):
+        return None
+    written = scan_call(text, start, keys)[1] if isinstance(arguments, dict) else None
+    return tool_call(name, written or json.dumps(arguments, ensure_ascii=False))
+
+
+# hermes
+_HERMES_OPEN, _HERMES_CLOSE = "<tool_call>", "</tool_call>"
+
+
+def _hermes_message(text: str) -> dict | None:
+    """vLLM's hermes rules: each <tool_call> holds a JSON object (the last one's end tag may be cut); any call that is
+    not JSON with a name makes the whole answer text."""
+    first = text.find(_HERMES_OPEN)
+    if first < 0:
+        return None
+    calls, at = [], first
+    while at >= 0:
+        close = text.find(_HERMES_CLOSE, at)
+        end = len(text) if close < 0 else close
+        start = _skip(text, at + len(_HERMES_OPEN))
+        body_end = len(text[:end].rstrip())
+        call = _written_call(text, start, body_end, ("arguments",)) if start < body_end else None
+        if call is None:
+            return None
+        calls.append(call)
+        at = -1 if close < 0 else text.find(_HERMES_OPEN, close)
+    return {"role": "assistant", "content": text[:first] or None, "tool_calls": calls}
+
+
+def _hermes_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
+    """(content, calls) of a hermes answer so far: the text before the first <tool_call> (less a tail that may begin
+    one, until the answer ends), and the calls after each tag."""
+    first = text.find(_HERMES_OPEN)
+    if first < 0:
+        held = 0 if final else next((k for k in range(len(_HERMES_OPEN) - 1, 0, -1) if text.endswith(_HERMES_OPEN[:k])), 0)
+        return text[: len(text) - held], []
+    calls, at = [], first
+    while at >= 0:
+        i = _skip(text, at + len(_HERMES_OPEN))
+        if i >= len(text) or text[i] != "{":
+            break
+        calls.append(scan_call(text, i, "arguments"))
+        if calls[-1][2] is None:
+            break
+        at = text.find(_HERMES_OPEN, calls[-1][2])
+    return text[:first], calls
+
+
+# llama3_json
+_PYTHON_TAG = "<|python_tag|>"  # Llama 3's: an answer that begins with it is code or tool calls
+_LLAMA3_KEYS = ("arguments", "parameters")
+
+
+def _llama3_body(text: str) -> str | None:
+    """The calls' part of a llama3_json answer (after <|python_tag|>), or None where the answer is text."""
+    body = text[len(_PYTHON_TAG) :] if text.startswith(_PYTHON_TAG) else text
+    return body if body.startswith("{") else None
+
+
+def _llama3_message(text: str) -> dict | None:
+    """vLLM's llama3_json rules: an answer that begins with a JSON object (after <|python_tag|>) is calls, objects
+    separated by ";", each with a "name" and its "arguments" or "parameters"; anything else, text."""
+    body = _llama3_body(text)
+    if body is None:
+        return None
+    calls, i, decoder = [], 0, json.JSONDecoder()
+    while i < len(body):
+        try:
+            end = decoder.raw_decode(body, i)[1]
+        except ValueError:
+            return None
+        call = _written_call(body, i, end, _LLAMA3_KEYS)
+        if call is None:
+            return None
+        calls.append(call)
+        i = _skip(body, end, "; \t\r\n")
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+def _llama3_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall]]:
+    """(content, calls) of a llama3_json answer so far: an answer that may still begin <|python_tag|> holds back;
+    one that begins as a call streams calls, any other is content."""
+    if not final and _PYTHON_TAG.startswith(text):
+        return None, []
+    body = _llama3_body(text)
+    if body is None:
+        return text, []
+    calls, i = [], 0
+    while i < len(body) and body[i] == "{":
+        calls.append(scan_call(body, i, _LLAMA3_KEYS))
+        if calls[-1][2] is None:
+            break
+        i = _skip(body, calls[-1][2], "; \t\r\n")
+    return None, calls
+
+
+# pythonic
+def _pythonic_call(source: str) -> tuple[str, str] | None:
+    """(name, arguments as JSON) of one ``name(key=literal, ...)``, or None where it is not one."""
+    try:
+        node = ast.parse(source.strip(), mode="eval").body
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name) or node.args:
+            return None
+        if any(kw.arg is None for kw in node.keywords):
+            return None
+        arguments = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
+        return node.func.id, json.dumps(arguments, ensure_ascii=False)
+    except (SyntaxError, ValueError, TypeError, RecursionError):
+        return None
+
+
+def _pythonic_calls(text: str) -> tuple[list[ScannedCall], int | None]:
+    """The complete calls of a pythonic list (``text`` starts with "[") so far, each once its closing parenthesis is
+    written, and the index after the list (None while it is open, or where a call does not parse)."""
+    calls: list[ScannedCall] = []
+    depth, quote, escaped, start = 0, None, False, None
+    for j, c in enumerate(text):
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 1 and c == ")" and start is not None:
+                call = _pythonic_call(text[start : j + 1])
+                if call is None:
+                    return calls, None
+                calls.append((*call, j + 1))
+                start = None
+            if depth == 0:
+                return calls, j + 1
+        elif depth == 1 and start is None and c not in " \t\r\n,":
+            start = j
+    return calls, None
+
+
+def _pythonic_message(text: str) -> dict | None:
+    """vLLM's pythonic rules: an answer that is a list of calls with keyword arguments and literal values is calls;
+    anything else, text."""
+    stripped = text.strip()
+    if not stripped.startswith("["):
+        return None
+    calls, end = _pythonic_calls(stripped)
+    if end != len(stripped) or not calls:
+        return None
+    try:
+        node = ast.parse(stripped, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    if not isinstance(node, ast.List) or len(node.elts) != len(calls):
+        return None
+    return {"role": "assistant", "content": None, "tool_calls": [tool_call(name, arguments) for name, arguments, _ in calls]}
+
+
+def _pythonic_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall]]:
+    """(content, calls) of a pythonic answer so far: one that begins with "[" is held back as content until it ends
+    (it may be a list of calls), and streams each call once it is complete; any other is content."""
+    stripped = text.lstrip()
+    if not stripped:
+        return (text if final else None), []
+    if not stripped.startswith("["):
+        return text, []
+    if final and _pythonic_message(text) is None:
+        return text, []
+    return None, _pythonic_calls(stripped)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolCallParser:
+    """A model's tool-call syntax: ``message(text)``, the assistant message of a whole answer (None where the answer is
+    text); ``scan(text, final)``, (the content so far, or None where there is none to send yet; the calls so far) of an
+    answer being written, ``final`` once it ends (nothing held back)."""
+
+    message: Callable[[str], dict | None]
+    scan: Callable[[str, bool], tuple[str | None, list[ScannedCall]]]
+
+
+PARSERS = {
+    "hermes": ToolCallParser(_hermes_message, _hermes_scan),
+    "llama3_json": ToolCallParser(_llama3_message, _llama3_scan),
+    "pythonic": ToolCallParser(_pythonic_message, _pythonic_scan),
+}
