@@ -323,6 +323,59 @@ def test_presence_frequency_penalties_logit_bias_and_min_p_as_vllm(server):
     assert complete(url, PROMPTS[5], 12, temperature=1.5, min_p=1.0, seed=4)["choices"][0]["text"] == greedy
 
 
+def test_vllm_end_rules_stop_token_ids_min_tokens_ignore_eos(server):
+    """vLLM's extensions: stop_token_ids end a choice as EOS does (the id counted, its text left out unless
+    include_stop_str_in_output), min_tokens masks every ending id and ignores stop strings until that many tokens
+    (transformers' min_new_tokens), ignore_eos lets EOS be generated, skip_special_tokens false shows it; streamed
+    alike."""
+    url, _, tok, hf = server
+    prompt = PROMPTS[1]
+    greedy = hf_greedy(hf, tok, prompt, 12)
+    text = tok.decode(greedy, skip_special_tokens=True)
+    first = next(i for i in range(2, 12) if greedy[i] not in greedy[:i])  # a token's first appearance
+    stop_id = greedy[first]
+
+    def answer(max_tokens: int = 12, **options) -> tuple[str, str, int]:
+        body = complete(url, prompt, max_tokens, **options)
+        return body["choices"][0]["text"], body["choices"][0]["finish_reason"], body["usage"]["completion_tokens"]
+
+    assert answer(stop_token_ids=[stop_id]) == (tok.decode(greedy[:first], skip_special_tokens=True), "stop", first + 1)
+    with_stop = tok.decode(greedy[: first + 1], skip_special_tokens=True)
+    assert answer(stop_token_ids=[stop_id], include_stop_str_in_output=True)[0] == with_stop
+    enc = tok(prompt, return_tensors="pt")
+    with torch.no_grad():
+        out = hf.generate(**enc, do_sample=False, max_new_tokens=12, min_new_tokens=first + 2, eos_token_id=stop_id, pad_token_id=0)
+    held = out[0, enc["input_ids"].shape[1] :].tolist()
+    assert held != greedy[: len(held)]  # the stop id came later (or never)
+    reason = "stop" if held[-1] == stop_id and len(held) < 12 else "length"
+    shown = held[:-1] if reason == "stop" else held
+    assert answer(stop_token_ids=[stop_id], min_tokens=first + 2) == (tok.decode(shown, skip_special_tokens=True), reason, len(held))
+    assert tok.decode(greedy[:3], skip_special_tokens=True)[-2:] in text  # a stop string in the first tokens' text...
+    stop = tok.decode(greedy[:3], skip_special_tokens=True)[-2:]
+    assert answer(stop=[stop], min_tokens=12) == (text, "length", 12)  # ...ignored before min_tokens
+    cut = text.find(stop)
+    assert answer(stop=[stop], include_stop_str_in_output=True)[0] == text[: cut + len(stop)]
+    eos = {"logit_bias": {str(tok.eos_token_id): 100}}  # EOS first
+    assert answer(**eos) == ("", "stop", 1)
+    assert answer(**eos, ignore_eos=True) == ("", "length", 12)
+    assert answer(**eos, ignore_eos=True, skip_special_tokens=False, max_tokens=3) == (tok.eos_token * 3, "length", 3)
+    assert answer(**eos, min_tokens=3) == (tok.decode(greedy[:3], skip_special_tokens=True), "stop", 4)
+    chunks = sse_chunks(url, "completions", {"prompt": prompt, "max_tokens": 12, "temperature": 0, "stop_token_ids": [stop_id]})
+    assert "".join(c["choices"][0]["text"] for c in chunks) == tok.decode(greedy[:first], skip_special_tokens=True)
+    for bad in (
+        {"stop_token_ids": [-1]},
+        {"stop_token_ids": [10**6]},
+        {"stop_token_ids": 5},
+        {"stop_token_ids": [True]},
+        {"min_tokens": 13},
+        {"ignore_eos": "yes"},
+        {"skip_special_tokens": 1},
+        {"include_stop_str_in_output": 1},
+    ):
+        r = post(url, "completions", {"prompt": prompt, "max_tokens": 12, **bad})
+        assert r.status_code == 400 and r.json()["error"]["param"] == next(iter(bad)), r.text
+
+
 def test_n_choices_per_prompt(server):
     """OpenAI's n: n choices per prompt, indexed prompt by prompt; a seeded request's choice j samples as the same
     request with seed + j; greedy choices are equal; usage counts each prompt once; a chat stream opens every choice."""

@@ -198,6 +198,16 @@ def test_speculative_decoding_keeps_the_grammar(tiny_model_dir, speculation):
             plain = hf.generate(torch.tensor([tok(prompt)["input_ids"]]), max_new_tokens=10, do_sample=False)[0]
         assert answers[1] == tok.decode(plain[len(tok(prompt)["input_ids"]) :], skip_special_tokens=True)
         assert answers[2] in ("1 2 3", "Paris", "London")
+        # vLLM's min_tokens: the ending ids masked (not drafted past) until then, as transformers' min_new_tokens
+        ids = tok(prompt)["input_ids"]
+        stop_id = int(plain[len(ids)])  # greedy's first token: masked for the first 3
+        with torch.no_grad():
+            out = hf.generate(torch.tensor([ids]), max_new_tokens=10, min_new_tokens=3, eos_token_id=stop_id, do_sample=False)
+        held = out[0, len(ids) :].tolist()
+        body = completion(url, {"prompt": prompt, "max_tokens": 10, "stop_token_ids": [stop_id], "min_tokens": 3}).json()
+        shown = held[:-1] if held[-1] == stop_id else held
+        assert body["choices"][0]["text"] == tok.decode(shown, skip_special_tokens=True)
+        assert body["usage"]["completion_tokens"] == len(held) and held[0] != stop_id
 
 
 @pytest.mark.parametrize("speculation", [{"prompt_lookup_num_tokens": 3}, "draft"])

@@ -47,6 +47,11 @@ class Request:
     logprobs: list[tuple[float, list[int], list[float]]] = field(default_factory=list)
     # structured output (generation/constraints.GrammarConstraint): masks each step's logits, stops when complete
     constraint: Any = None
+    # vLLM's stop controls: more ids that end the request, EOS generated like any token, and no ending id (their
+    # logits masked) before min_tokens new tokens
+    stop_token_ids: frozenset[int] = frozenset()
+    ignore_eos: bool = False
+    min_tokens: int = 0
 
 
 def token_logprobs(logits: np.ndarray, token: int, top: int) -> tuple[float, list[int], list[float]]:
@@ -70,7 +75,7 @@ class ContinuousBatchingEngine:
         self.choosers: list[TokenChooser | None] = [None] * session.batch_size
         self.waiting: deque[Request] = deque()
         self.prefill_seq_len = prefill_seq_len
-        self.eos_ids = set(int(i) for i in eos_ids)
+        self.eos_ids = frozenset(int(i) for i in eos_ids)
         self.pad_id = pad_id
         self.vocab = session.slot_logits.shape()[-1]
         self.decode_steps = 0
@@ -88,9 +93,16 @@ class ContinuousBatchingEngine:
     def _choose(self, slot: int, logits: np.ndarray) -> tuple[int, np.ndarray]:
         """The slot's next token from its logits [1, V], within its grammar where it has one, and the logits it was
         chosen from: masked by the grammar, so a request's logprobs are those of what it may write (as vLLM's)."""
-        constraint = self.slots[slot].constraint
-        scored = logits if constraint is None else constraint.mask(logits)
+        request = self.slots[slot]
+        if len(request.output) < request.min_tokens:  # an ending id cannot come yet (vLLM's min_tokens)
+            logits = logits.copy()
+            logits[..., sorted(self.ending_ids(request))] = -np.inf
+        scored = logits if request.constraint is None else request.constraint.mask(logits)
         return int(self.choosers[slot](scored)[0]), scored
+
+    def ending_ids(self, request: Request) -> frozenset[int]:
+        """The ids that end ``request``: the model's EOS ids (unless it ignores them) and its own stop ids."""
+        return request.stop_token_ids if request.ignore_eos else request.stop_token_ids | self.eos_ids
 
     def _emit(self, slot: int, token: int, logits: np.ndarray | None = None) -> None:
         request = self.slots[slot]
@@ -102,7 +114,7 @@ class ContinuousBatchingEngine:
         if request.on_token is not None:
             request.on_token(request, token)
         limit = min(request.max_new_tokens, self.session.ctx_len - len(request.tokens) + 1)
-        reason = "stop" if token in self.eos_ids else ("length" if len(request.output) >= limit else None)
+        reason = "stop" if token in self.ending_ids(request) else ("length" if len(request.output) >= limit else None)
         if request.constraint is not None:
             try:
                 if request.constraint.advance(token):  # the grammar allows nothing more

@@ -22,7 +22,8 @@ from QEfficient.generation.speculative import ModelDrafter, PromptLookupDrafter
 
 
 def greedy_request(request) -> bool:
-    return request.sampling.plain_greedy
+    """Whether the request's drafts are verified by plain argmax: greedy, with no ending ids still masked (min_tokens)."""
+    return request.sampling.plain_greedy and len(request.output) >= request.min_tokens
 
 
 class SpeculativeBatchingEngine(ContinuousBatchingEngine):

@@ -225,6 +225,9 @@ def create_app(
                 on_done=lambda r: loop.call_soon_threadsafe(events.put_nowait, (index, True, r.finish_reason)),
                 top_logprobs=job.top_logprobs,
                 constraint=job.constraint,
+                stop_token_ids=job.end_rules.stop_token_ids,
+                ignore_eos=job.end_rules.ignore_eos,
+                min_tokens=job.end_rules.min_tokens,
                 extra={**job.extra, **({LORA_ID: adapter_ids[call.model]} if call.model in adapter_ids else {})},
             )
 
@@ -235,7 +238,10 @@ def create_app(
             raise APIError(429, str(err), kind="rate_limit_error", code="queue_full") from None
         except RuntimeError as err:
             raise APIError(503, str(err), kind="server_error", code="engine_down") from None
-        choices = [ChoiceText(tokenizer, token_text, r, job.stop, call.chat) for r, job in zip(requests, call.jobs)]
+        choices = [
+            ChoiceText(tokenizer, token_text, r, job.stop, call.chat, job.end_rules, runner.engine.ending_ids(r))
+            for r, job in zip(requests, call.jobs)
+        ]
         head = {
             "id": f"{'chatcmpl' if call.chat else 'cmpl'}-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion" if call.chat else "text_completion",

@@ -16,6 +16,7 @@ import re
 from functools import lru_cache
 
 from QEfficient.generation.continuous_batching import Request
+from QEfficient.serving.protocol import EndRules
 
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # sentencepiece byte fallback
 LOGPROB_FLOOR = -9999.0  # JSON has no -inf; OpenAI's floor
@@ -57,8 +58,22 @@ class TokenText:
 class ChoiceText:
     """Feeds on engine events for one request; each ``update`` says what is new for the client."""
 
-    def __init__(self, tokenizer, token_text: TokenText, request: Request, stop: list[str], chat: bool) -> None:
+    def __init__(
+        self,
+        tokenizer,
+        token_text: TokenText,
+        request: Request,
+        stop: list[str],
+        chat: bool,
+        rules: EndRules | None = None,
+        ending_ids: frozenset[int] = frozenset(),
+    ) -> None:
+        """``rules``: the request's vLLM end rules (serving/protocol.py); ``ending_ids``: the ids that end it (its
+        EOS ids and stop_token_ids), whose text is left out unless ``rules.include_stop_str_in_output``."""
         self.tokenizer, self.token_text, self.request, self.stop, self.chat = tokenizer, token_text, request, stop, chat
+        self.rules = rules = rules or EndRules()
+        self.hidden_ending = frozenset() if rules.include_stop_str_in_output else ending_ids
+        self.min_chars: int | None = None if rules.min_tokens else 0  # the text of the first min_tokens tokens
         self.hold = max((len(s) for s in stop), default=1) - 1
         self.sent = ""
         self.stopped = False  # a stop string was found: the rest of the engine's output is not ours
@@ -75,12 +90,19 @@ class ChoiceText:
         if self.stopped:
             return ("", "stop", None) if done else None
         ids = list(self.request.output)
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        # an ending id comes last (the engine stops at it, and min_tokens masks it before): its text left out
+        shown = ids[:-1] if ids and ids[-1] in self.hidden_ending else ids
+        text = self._decode(shown)
         if not done and text.endswith("\ufffd"):
             return None  # half of a multi-byte character: wait for the rest
-        hits = [i for i in (text.find(s) for s in self.stop) if i >= 0]
-        if hits:
-            cut = min(hits)
+        if self.min_chars is None and len(ids) >= self.rules.min_tokens:
+            self.min_chars = len(self._decode(ids[: self.rules.min_tokens]))
+        found = []
+        if self.min_chars is not None:  # a stop string counts once it ends after the first min_tokens tokens' text
+            found = [(i, s) for i, s in ((text.find(s, max(0, self.min_chars - len(s) + 1)), s) for s in self.stop) if i >= 0]
+        if found:
+            at, string = min(found)
+            cut = max(at + len(string) if self.rules.include_stop_str_in_output else at, len(self.sent))
             self.request.cancelled.set()
             self.stopped = True  # "stop" is reported with the engine's done event
             piece, self.sent = text[len(self.sent) : cut], text[:cut]
@@ -94,12 +116,15 @@ class ChoiceText:
         piece, self.sent = text[len(self.sent) : safe], text[:safe]
         return piece, None, self._logprobs(ids, safe, final=False)
 
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=self.rules.skip_special_tokens)
+
     def _logprobs(self, ids: list[int], sent_chars: int, final: bool) -> dict | None:
         """Logprobs for the tokens whose text now starts inside what was sent (all of them at the end)."""
         if self.request.top_logprobs is None:
             return None
         for i in range(len(self.offsets), len(ids)):
-            self.offsets.append(len(self.tokenizer.decode(ids[:i], skip_special_tokens=True)))
+            self.offsets.append(len(self._decode(ids[:i])))
         upto = len(ids) if final else bisect.bisect_left(self.offsets, sent_chars)
         start, self.released = self.released, max(self.released, upto)
         return self._format(ids, range(start, self.released))

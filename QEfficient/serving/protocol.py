@@ -23,7 +23,21 @@ MAX_JSON_DEPTH = 64  # OpenAI bodies nest a handful of levels; tool schemas a fe
 INT64 = 2**63
 MAX_COMPLETION_LOGPROBS = 5  # OpenAI's limit for /v1/completions "logprobs"
 MAX_CHAT_TOP_LOGPROBS = 20  # and for /v1/chat/completions "top_logprobs"
+MAX_STOP_TOKEN_IDS = 1024
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclasses.dataclass(frozen=True)
+class EndRules:
+    """vLLM's extensions on how a choice ends and reads: ``stop_token_ids`` end it as EOS does, ``ignore_eos`` lets EOS
+    be generated like any token, no ending id or stop string comes before ``min_tokens`` new tokens; the ending id or
+    stop string is left out of the text unless ``include_stop_str_in_output``; ``skip_special_tokens`` as in decode."""
+
+    stop_token_ids: frozenset[int] = frozenset()
+    ignore_eos: bool = False
+    min_tokens: int = 0
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool = True
 
 
 @dataclasses.dataclass
@@ -38,6 +52,7 @@ class Job:
     extra: dict = dataclasses.field(default_factory=dict)  # what the prompt's prefill needs beyond tokens (its images)
     constraint: Any = None  # structured output: the prompt's own grammar state (generation/constraints.py)
     echo: str = ""  # completions' echo: the prompt's text, sent before the completion
+    end_rules: EndRules = EndRules()
 
 
 @dataclasses.dataclass
@@ -335,7 +350,8 @@ class RequestParser:
             min_p=number(body, "min_p", float, None, low=0, high=1),  # vLLM's
             logit_bias=self._logit_bias(body.get("logit_bias")),
         )
-        job = Job([], number(body, "max_tokens", int, 16, low=1), sampling, _stop_strings(body), top)
+        max_tokens = number(body, "max_tokens", int, 16, low=1)
+        job = Job([], max_tokens, sampling, _stop_strings(body), top, end_rules=self._end_rules(body, max_tokens))
         grammar = requested_grammar(body)
         if tools is not None:
             if grammar is not None:
@@ -346,6 +362,24 @@ class RequestParser:
         if grammar is not None and self.grammars is None:
             raise APIError(400, "Structured output is not available on this server; leave it out.", grammar[2])
         return Call([job], chat, stream, include_usage, body.get("model"), grammar, n, tools)
+
+    def _end_rules(self, body: dict, max_tokens: int) -> EndRules:
+        ids = body.get("stop_token_ids")
+        if ids is not None and (
+            not isinstance(ids, list) or len(ids) > MAX_STOP_TOKEN_IDS or not all(type(t) is int and 0 <= t < self.vocab_size for t in ids)
+        ):
+            raise APIError(
+                400,
+                f"'stop_token_ids' must be a list of up to {MAX_STOP_TOKEN_IDS} token ids of this model (0..{self.vocab_size - 1}).",
+                "stop_token_ids",
+            )
+        return EndRules(
+            frozenset(ids or ()),
+            boolean(body, "ignore_eos"),
+            number(body, "min_tokens", int, 0, low=0, high=max_tokens),
+            boolean(body, "include_stop_str_in_output"),
+            boolean(body, "skip_special_tokens", True),
+        )
 
     def _with_prompts(self, call: Call, prompts: list[tuple[list[int], str]], extras: list[dict] | None = None) -> Call:
         """The call with one job per tokenized prompt (``extras``: each one's Job.extra), each checked against the context."""
