@@ -18,7 +18,7 @@ from llguidance.numpy import allocate_token_bitmask, apply_token_bitmask_inplace
 
 from QEfficient.serving.protocol import RequestParser
 from tests.helpers import tiny_chat_server
-from tests.test_server import CHAT_TEMPLATE
+from tests.test_server import CHAT_TEMPLATE, post
 
 SCHEMA = {
     "type": "object",
@@ -375,6 +375,16 @@ LLAMA3_CALLS = ('{"name": "get_time", "parameters": {"zone": 2}}', HERMES_CALLS[
             ],
             ("[get_time(zone=2), get_wea", "[get_time(zone=2), get_wea"),
         ),
+        (
+            "mistral",
+            [
+                f"Sure.[TOOL_CALLS] [{HERMES_CALLS[0]}, {HERMES_CALLS[1]}]",
+                '[TOOL_CALLS]get_time[ARGS]{"zone": 2}[TOOL_CALLS]get_weather[ARGS]{"city":"a}\\"b"}',
+                "I am [TOOL not sure",
+                "[",
+            ],
+            ('ok[TOOL_CALLS]get_time[ARGS]{"zo', "ok"),
+        ),
     ],
 )
 def test_a_stream_of_auto_tool_calls_adds_up_to_the_unstreamed_answer(parser, answers, cut):
@@ -437,6 +447,8 @@ def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):
         ("get_weather", {"city": "Oslo", "days": [1, 2], "opts": {"metric": True, "x": None}}),
         ("get_time", {}),
     ]
+    mistral = AutoTools(TOOLS, "mistral").message
+    assert mistral("[TOOL_CALLS]get_time[ARGS]{} and more") is None and mistral('[TOOL_CALLS] [{"name": "get_time"}]') is None
     assert all(pythonic(t) is None for t in ("[get_time(**k)]", "[f(x=y)]", "[get_time(zone=2)] and more", "[]", "[a.b(c=1)]"))
     from QEfficient.cloud import serve
     from QEfficient.serving.tools import TOOL_CALL_PARSERS
@@ -462,6 +474,13 @@ def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):
             chunks = [json.loads(x[6:])["choices"][0] for x in s.iter_lines() if x.startswith("data: {")]
         assert "".join(c["delta"].get("content", "") for c in chunks) == answer["message"]["content"]
         assert chunks[-1]["finish_reason"] == answer["finish_reason"] and not any("tool_calls" in c["delta"] for c in chunks)
+        bos = {"logit_bias": {str(tok.bos_token_id): 100}, "max_tokens": 3}  # a special token, written three times
+        assert post(url, "chat/completions", {**body, **bos, "stream": False}).json()["choices"][0]["message"]["content"] == ""
+    with tiny_chat_server(folder, TOOLS_TEMPLATE, prefill_seq_len=8, ctx_len=160, full_batch_size=2, tool_call_parser="mistral") as up:
+        url = up[0]
+        body = {"messages": messages, "tools": TOOLS, "temperature": 0, **bos}  # mistral's markers are special tokens: kept
+        assert post(url, "chat/completions", body).json()["choices"][0]["message"]["content"] == tok.bos_token * 3
+        assert post(url, "chat/completions", {**body, "tool_choice": "none"}).json()["choices"][0]["message"]["content"] == ""
 
 
 def test_a_tool_call_turn_reaches_the_template_with_its_arguments_as_an_object(server):

@@ -35,7 +35,7 @@ from QEfficient.utils.checks import check_positive
 from QEfficient.utils.extras import MissingExtraError, require_extra
 
 # serving/tools.TOOL_CALL_PARSERS, named here: the command line parses without the serve extra
-TOOL_CALL_PARSERS = ("hermes", "llama3_json", "pythonic")
+TOOL_CALL_PARSERS = ("hermes", "llama3_json", "pythonic", "mistral")
 
 API_KEY_ENV = "QEFF_API_KEY"
 

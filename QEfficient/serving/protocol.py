@@ -359,6 +359,8 @@ class RequestParser:
             schema = tools.schema()
             if schema is not None:  # forced calls: the answer is held to the tools' JSON schema
                 grammar = ("json", schema, "tool_choice")
+            elif tools.special_tokens:  # the parser reads markers that are special tokens (vLLM's mistral parser too)
+                job.end_rules = dataclasses.replace(job.end_rules, skip_special_tokens=False)
         if grammar is not None and self.grammars is None:
             raise APIError(400, "Structured output is not available on this server; leave it out.", grammar[2])
         return Call([job], chat, stream, include_usage, body.get("model"), grammar, n, tools)

@@ -8,6 +8,9 @@ calls so far, so that they stream.
   (``<|python_tag|>`` first or not), Llama 3.1-3.3's JSON calls.
 - ``pythonic``: an answer that is a Python list of calls with keyword arguments, ``[get_weather(city="Paris")]``,
   Llama 3.2's and Llama 4's; a call streams whole once its closing parenthesis is written.
+- ``mistral``: ``[TOOL_CALLS]`` then a JSON array of ``{"name", "arguments"}`` objects (Mistral 7B v0.3's tokenizer) or
+  ``name[ARGS]{...}`` calls (later tokenizers), the text before it the content. ``[TOOL_CALLS]`` is a special token,
+  so a request this parser reads is decoded with its special tokens (vLLM's ``skip_special_tokens=False``).
 
 A call's arguments are the JSON the model wrote for them (pythonic: its literals as JSON), so the pieces of a stream
 add up to the arguments of the same answer unstreamed.
@@ -85,10 +88,10 @@ def scan_call(text: str, start: int, arguments_key: str | tuple[str, ...]) -> Sc
     return name, None if value_start is None else text[value_start:value_end], None
 
 
-def scan_call_array(text: str) -> list[ScannedCall]:
-    """The calls of a JSON array of ``{"name", "parameters"}`` objects (tool_choice "required"'s answer), perhaps cut
-    short."""
-    i = _skip(text, 0)
+def scan_call_array(text: str, start: int = 0, arguments_key: str = "parameters") -> list[ScannedCall]:
+    """The calls of a JSON array of ``{"name", arguments_key}`` objects at ``text[start:]`` (tool_choice
+    "required"'s answer), perhaps cut short."""
+    i = _skip(text, start)
     if i >= len(text) or text[i] != "[":
         return []
     calls, i = [], i + 1
@@ -96,7 +99,7 @@ def scan_call_array(text: str) -> list[ScannedCall]:
         i = _skip(text, i, " \t\r\n,")
         if i >= len(text) or text[i] != "{":
             return calls
-        calls.append(scan_call(text, i, "parameters"))
+        calls.append(scan_call(text, i, arguments_key))
         if calls[-1][2] is None:
             return calls
         i = calls[-1][2]
@@ -285,6 +288,71 @@ def _pythonic_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall
     return None, _pythonic_calls(stripped)[0]
 
 
+# mistral
+_MISTRAL_CALLS, _MISTRAL_ARGS = "[TOOL_CALLS]", "[ARGS]"
+
+
+def _mistral_calls(text: str, start: int) -> list[ScannedCall]:
+    """The calls after the first [TOOL_CALLS] (at ``start``): a JSON array, or ``name[ARGS]{...}`` calls each after
+    its own [TOOL_CALLS]; perhaps cut short."""
+    i = _skip(text, start)
+    if i < len(text) and text[i] == "[":
+        return scan_call_array(text, i, "arguments")
+    calls: list[ScannedCall] = []
+    while i < len(text):
+        marker = text.find(_MISTRAL_ARGS, i)
+        if marker < 0:
+            break  # the name is still being written
+        name, j = text[i:marker].strip(), _skip(text, marker + len(_MISTRAL_ARGS))
+        if j >= len(text) or text[j] != "{":
+            calls.append((name, None, None))
+            break
+        end = scan_call(text, j, ())[2]  # the end of the arguments' object
+        calls.append((name, text[j : end or len(text)], end))
+        if end is None:
+            break
+        i = _skip(text, end)
+        if not text.startswith(_MISTRAL_CALLS, i):
+            break
+        i += len(_MISTRAL_CALLS)
+    return calls
+
+
+def _mistral_message(text: str) -> dict | None:
+    """vLLM's mistral rules: the calls after [TOOL_CALLS], a JSON array of {"name", "arguments"} objects or
+    ``name[ARGS]{...}`` calls and nothing after them; anything else, text."""
+    first = text.find(_MISTRAL_CALLS)
+    if first < 0:
+        return None
+    rest = text[first + len(_MISTRAL_CALLS) :]
+    calls = _mistral_calls(rest, 0)
+    if not calls:
+        return None
+    try:
+        if rest.strip().startswith("["):
+            parsed = json.loads(rest)
+            ok = isinstance(parsed, list) and len(parsed) == len(calls)
+            ok = ok and all(isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("arguments"), dict) for c in parsed)
+        else:
+            ok = all(end is not None and name and isinstance(json.loads(arguments), dict) for name, arguments, end in calls)
+            ok = ok and not rest[calls[-1][2] :].strip()
+    except (ValueError, TypeError):
+        return None
+    if not ok:
+        return None
+    return {"role": "assistant", "content": text[:first] or None, "tool_calls": [tool_call(n, a) for n, a, _ in calls]}
+
+
+def _mistral_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
+    """(content, calls) of a mistral answer so far: the text before [TOOL_CALLS] (less a tail that may begin it,
+    until the answer ends), and the calls after it."""
+    first = text.find(_MISTRAL_CALLS)
+    if first < 0:
+        held = 0 if final else next((k for k in range(len(_MISTRAL_CALLS) - 1, 0, -1) if text.endswith(_MISTRAL_CALLS[:k])), 0)
+        return text[: len(text) - held], []
+    return text[:first], _mistral_calls(text, first + len(_MISTRAL_CALLS))
+
+
 @dataclasses.dataclass(frozen=True)
 class ToolCallParser:
     """A model's tool-call syntax: ``message(text)``, the assistant message of a whole answer (None where the answer is
@@ -293,10 +361,12 @@ class ToolCallParser:
 
     message: Callable[[str], dict | None]
     scan: Callable[[str, bool], tuple[str | None, list[ScannedCall]]]
+    special_tokens: bool = False  # its markers are special tokens: the answer is decoded with them
 
 
 PARSERS = {
     "hermes": ToolCallParser(_hermes_message, _hermes_scan),
     "llama3_json": ToolCallParser(_llama3_message, _llama3_scan),
     "pythonic": ToolCallParser(_pythonic_message, _pythonic_scan),
+    "mistral": ToolCallParser(_mistral_message, _mistral_scan, special_tokens=True),
 }

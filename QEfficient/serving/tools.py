@@ -4,7 +4,8 @@ schema made from the tools' parameters, and comes back as ``tool_calls``.
 
 ``tool_choice`` ``"auto"`` (the default when tools are given) lets the model answer in text or call tools in its own
 syntax: a server started with ``--enable_auto_tool_choice --tool_call_parser NAME`` (vLLM's flags) parses it
-(serving/tool_parsers.py: ``hermes``, ``llama3_json``, ``pythonic``); without them it is refused with what to send.
+(serving/tool_parsers.py: ``hermes``, ``llama3_json``, ``pythonic``, ``mistral``); without them it is refused with what to
+send.
 
 Every kind streams as it is written (``delta.tool_calls``: a call's id, type and name with its first piece, then pieces
 of its arguments): the answer so far is scanned again at each piece, and a call's arguments are the text the model
@@ -69,6 +70,7 @@ class ForcedTools:
 
     tools: list[dict]
     name: str | None
+    special_tokens = False  # the answer is JSON under a schema: no markers to keep
 
     def _parameters(self, function: dict) -> dict:
         return function.get("parameters") or _EMPTY_PARAMETERS
@@ -140,6 +142,11 @@ class AutoTools:
     def stream(self) -> ToolCallStream:
         """A choice's stream: the content and the calls as the parser finds them in the answer so far."""
         return ToolCallStream(PARSERS[self.parser].scan)
+
+    @property
+    def special_tokens(self) -> bool:
+        """Whether the parser's markers are special tokens, which the answer's text must then keep."""
+        return PARSERS[self.parser].special_tokens
 
     def finish_reason(self, reason: str | None) -> str | None:
         return "tool_calls" if reason == "stop" else reason
