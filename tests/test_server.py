@@ -376,6 +376,20 @@ def test_vllm_end_rules_stop_token_ids_min_tokens_ignore_eos(server):
         assert r.status_code == 400 and r.json()["error"]["param"] == next(iter(bad)), r.text
 
 
+def test_a_chat_answer_defaults_to_what_the_context_leaves(server):
+    """Without max_tokens, a chat answer may run to the end of the context (vLLM's and OpenAI's default), a completion
+    to 16 tokens (OpenAI's)."""
+    url, _, tok, hf = server
+    messages = [{"role": "user", "content": "My name is"}]
+    body = post(url, "chat/completions", {"messages": messages, "temperature": 0}).json()
+    prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    expected = hf_greedy(hf, tok, prompt, 96 + 1 - body["usage"]["prompt_tokens"])  # the server's ctx_len is 96
+    assert body["choices"][0]["message"]["content"] == tok.decode(expected, skip_special_tokens=True)
+    assert body["usage"]["completion_tokens"] == len(expected)
+    assert body["choices"][0]["finish_reason"] == ("length" if len(expected) == 97 - body["usage"]["prompt_tokens"] else "stop")
+    assert post(url, "completions", {"prompt": PROMPTS[0], "temperature": 0}).json()["usage"]["completion_tokens"] <= 16
+
+
 def test_n_choices_per_prompt(server):
     """OpenAI's n: n choices per prompt, indexed prompt by prompt; a seeded request's choice j samples as the same
     request with seed + j; greedy choices are equal; usage counts each prompt once; a chat stream opens every choice."""

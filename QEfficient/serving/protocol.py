@@ -45,7 +45,7 @@ class Job:
     """One prompt of a request, validated and tokenized."""
 
     tokens: list[int]
-    max_tokens: int
+    max_tokens: int | None  # None (a chat's default) until the prompt is known: what the context leaves
     sampling: SamplingParams
     stop: list[str]
     top_logprobs: int | None = None  # None: no logprobs; N: the token's and N alternatives per step
@@ -278,7 +278,7 @@ class RequestParser:
         ids, extra = self.images.chat(out, urls, self._fits(call.jobs[0].max_tokens, "messages"))
         return self._with_prompts(call, [(ids, "messages")], [extra])
 
-    def _fits(self, max_tokens: int, where: str):
+    def _fits(self, max_tokens: int | None, where: str):
         """A check of a vision-language prompt's tokens (image tokens included) against the context, run before its
         vision graph."""
 
@@ -289,8 +289,9 @@ class RequestParser:
 
         return check
 
-    def _check_context(self, ids: list[int], max_tokens: int, where: str) -> None:
-        if len(ids) + max_tokens > self.ctx_len + 1:
+    def _check_context(self, ids: list[int], max_tokens: int | None, where: str) -> None:
+        """A 400 where the prompt and ``max_tokens`` (None: at least one token) exceed the context."""
+        if len(ids) + (max_tokens or 1) > self.ctx_len + 1:
             raise APIError(
                 400,
                 f"This model's context is {self.ctx_len} tokens; {where} has {len(ids)} and max_tokens asks for "
@@ -350,7 +351,8 @@ class RequestParser:
             min_p=number(body, "min_p", float, None, low=0, high=1),  # vLLM's
             logit_bias=self._logit_bias(body.get("logit_bias")),
         )
-        max_tokens = number(body, "max_tokens", int, 16, low=1)
+        # OpenAI's completions default to 16 tokens; a chat answer (vLLM's too) to what the context leaves (None here)
+        max_tokens = number(body, "max_tokens", int, None if chat else 16, low=1)
         job = Job([], max_tokens, sampling, _stop_strings(body), top, end_rules=self._end_rules(body, max_tokens))
         grammar = requested_grammar(body)
         if tools is not None:
@@ -365,7 +367,7 @@ class RequestParser:
             raise APIError(400, "Structured output is not available on this server; leave it out.", grammar[2])
         return Call([job], chat, stream, include_usage, body.get("model"), grammar, n, tools)
 
-    def _end_rules(self, body: dict, max_tokens: int) -> EndRules:
+    def _end_rules(self, body: dict, max_tokens: int | None) -> EndRules:
         ids = body.get("stop_token_ids")
         if ids is not None and (
             not isinstance(ids, list) or len(ids) > MAX_STOP_TOKEN_IDS or not all(type(t) is int and 0 <= t < self.vocab_size for t in ids)
@@ -378,7 +380,7 @@ class RequestParser:
         return EndRules(
             frozenset(ids or ()),
             boolean(body, "ignore_eos"),
-            number(body, "min_tokens", int, 0, low=0, high=max_tokens),
+            number(body, "min_tokens", int, 0, low=0, high=max_tokens or self.ctx_len),
             boolean(body, "include_stop_str_in_output"),
             boolean(body, "skip_special_tokens", True),
         )
@@ -394,7 +396,13 @@ class RequestParser:
                 400, f"{len(prompts)} prompts x n={call.n} is {len(prompts) * call.n} choices; this server takes {self.max_prompts}.", "n"
             )
         call.jobs = [
-            dataclasses.replace(template, tokens=ids, extra=dict(extra), sampling=_nth_sample(template.sampling, j))
+            dataclasses.replace(
+                template,
+                tokens=ids,
+                max_tokens=template.max_tokens or self.ctx_len + 1 - len(ids),  # a chat's default: what the context leaves
+                extra=dict(extra),
+                sampling=_nth_sample(template.sampling, j),
+            )
             for (ids, _), extra in zip(prompts, extras)
             for j in range(call.n)
         ]
