@@ -43,3 +43,44 @@ def test_infer_chat_tokenizes_as_hf(bos_tokenizer):
     tokens = tokenizer(apply_chat_template(hf, [MESSAGES[0]["content"]]))["input_ids"]
     assert tokens == [hf.apply_chat_template(MESSAGES, tokenize=True, add_generation_prompt=True, return_dict=False)]
     assert tokenizer.bos_token_id == hf.bos_token_id and tokenizer.decode(tokens[0]) == hf.decode(tokens[0])
+
+
+THINKING_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% if not loop.last or add_generation_prompt %}</s>{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% if enable_thinking is defined and not enable_thinking %}"
+    "<think></think>{% endif %}{% endif %}"
+)
+
+
+def test_chat_template_options_as_vllm():
+    """vLLM's chat fields: chat_template_kwargs reach the template as variables (Qwen3's enable_thinking),
+    add_generation_prompt false leaves the prompt open, continue_final_message continues the last assistant turn; a
+    chat request and /tokenize's parser give HF's apply_chat_template tokens with the same arguments, for a model
+    folder's tokenizer and an artifact's; contradictions and clashing variables are 400s."""
+    from QEfficient.serving.errors import APIError
+    from QEfficient.serving.protocol import template_options
+
+    hf = build_tokenizer()
+    hf.chat_template = THINKING_TEMPLATE
+    turn = MESSAGES + [{"role": "assistant", "content": "It is"}]
+    cases = [
+        ({"chat_template_kwargs": {"enable_thinking": False}}, MESSAGES, {"add_generation_prompt": True, "enable_thinking": False}),
+        ({"add_generation_prompt": False}, MESSAGES, {"add_generation_prompt": False}),
+        ({"add_generation_prompt": False, "continue_final_message": True}, turn, {"continue_final_message": True}),
+    ]
+    for tokenizer in (hf, RuntimeTokenizer.from_hf(hf)):
+        parser = RequestParser(tokenizer, ["m"], 128, len(hf), 8)
+        for fields, messages, hf_kwargs in cases:
+            expected = hf.apply_chat_template(messages, tokenize=True, return_dict=False, **hf_kwargs)
+            assert parser.chat({"messages": messages, "max_tokens": 4, **fields}).jobs[0].tokens == expected
+        assert "<think></think>" in parser.chat_prompt(MESSAGES, options=template_options(cases[0][0]))
+        assert parser.chat_prompt(turn, options=template_options(cases[2][0])).endswith("It is")
+    for bad, param in [
+        ({"continue_final_message": True}, "continue_final_message"),  # with the default generation prompt
+        ({"chat_template_kwargs": ["enable_thinking"]}, "chat_template_kwargs"),
+        ({"chat_template_kwargs": {"tokenize": True}}, "chat_template_kwargs"),
+        ({"add_generation_prompt": "yes"}, "add_generation_prompt"),
+    ]:
+        with pytest.raises(APIError) as err:
+            RequestParser(hf, ["m"], 128, len(hf), 8).chat({"messages": turn, "max_tokens": 4, **bad})
+        assert err.value.param == param

@@ -569,6 +569,10 @@ def test_tokenize_detokenize_and_version(server):
     messages = [{"role": "user", "content": "My name is"}]
     chat = httpx.post(f"{url}/tokenize", timeout=60, json={"messages": messages}).json()
     assert chat["tokens"] == tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
+    turn = [*messages, {"role": "assistant", "content": "Hi"}]
+    body = {"messages": turn, "add_generation_prompt": False, "continue_final_message": True}
+    expected = tok.apply_chat_template(turn, tokenize=True, continue_final_message=True, return_dict=False)
+    assert httpx.post(f"{url}/tokenize", timeout=60, json=body).json()["tokens"] == expected  # vLLM's template fields too
     assert chat["token_strs"] is None
     assert httpx.post(f"{url}/detokenize", timeout=60, json={"tokens": ids}).json() == {"prompt": tok.decode(ids)}
     import QEfficient
@@ -579,7 +583,7 @@ def test_tokenize_detokenize_and_version(server):
         ("/tokenize", {}, 400, "either 'prompt'"),
         ("/tokenize", {"prompt": ["a"]}, 400, "'prompt' must be a string"),
         ("/tokenize", {"messages": messages, "chat_template": "{{ messages }}"}, 400, "'chat_template' is not supported"),
-        ("/tokenize", {"messages": messages, "continue_final_message": True}, 400, "'continue_final_message' is not supported"),
+        ("/tokenize", {"messages": messages, "continue_final_message": True}, 400, "needs \"add_generation_prompt\": false"),
         ("/tokenize", {"prompt": "a", "model": "other"}, 404, "does not exist"),
         ("/detokenize", {"tokens": [1, 10**6]}, 400, "outside this model's vocabulary"),
         ("/detokenize", {"tokens": "1 2"}, 400, "'tokens' must be a list of token ids"),

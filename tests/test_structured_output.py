@@ -500,7 +500,7 @@ def test_a_tool_call_turn_reaches_the_template_with_its_arguments_as_an_object(s
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "c1", "content": "12:00"},
     ]
-    rendered = parser.chat_prompt(messages, add_generation_prompt=False)
+    rendered = parser.chat_prompt(messages, options={"add_generation_prompt": False})
     assert 'assistant:{"zone": 2}' in rendered and "tool:12:00" in rendered
 
 

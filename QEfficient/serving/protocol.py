@@ -242,29 +242,29 @@ class RequestParser:
         if self.images is not None:
             if call.tools is not None:
                 raise APIError(400, "Tool calls are not served for a vision-language model here; leave 'tools' out.", "tools")
-            return self._image_chat(call, body.get("messages"))
+            return self._image_chat(call, body)
         tools = call.tools.tools if call.tools is not None else None
-        return self._with_prompts(
-            call, [self._tokens(self.chat_prompt(body.get("messages"), tools=tools), "messages", special_tokens=False)]
-        )
+        prompt = self.chat_prompt(body.get("messages"), tools=tools, options=template_options(body))
+        return self._with_prompts(call, [self._tokens(prompt, "messages", special_tokens=False)])
 
-    def chat_prompt(self, messages, add_generation_prompt: bool = True, tools: list[dict] | None = None) -> str:
-        """Text messages (and ``tools``, OpenAI's tool objects) through the chat template. The text is tokenized without
-        the tokenizer's own special tokens, as HF's apply_chat_template(tokenize=True) and vLLM tokenize a rendered
-        chat: the template writes them (a BOS would otherwise come twice)."""
+    def chat_prompt(self, messages, tools: list[dict] | None = None, options: dict | None = None) -> str:
+        """Text messages (and ``tools``, OpenAI's tool objects) through the chat template, with ``options``
+        (template_options: by default a generation prompt). The text is tokenized without the tokenizer's own special
+        tokens, as HF's apply_chat_template(tokenize=True) and vLLM tokenize a rendered chat: the template writes them
+        (a BOS would otherwise come twice)."""
         messages = self._messages(messages)
         if not getattr(self.tokenizer, "chat_template", None):
             raise APIError(400, "This model has no chat template; use /v1/completions.", "messages")
         try:
-            return self.tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt)
+            return self.tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, **(options or template_options({})))
         except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
             raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
 
-    def _image_chat(self, call: Call, messages) -> Call:
+    def _image_chat(self, call: Call, body: dict) -> Call:
         if not self.images.has_chat_template:
             raise APIError(400, "This model's processor has no chat template; use /v1/completions.", "messages")
         out, urls = [], []
-        for i, m in enumerate(self._message_list(messages)):
+        for i, m in enumerate(self._message_list(body.get("messages"))):
             parts, found = chat_parts(m.get("content"), i)
             out.append({**m, "content": parts})
             urls += found
@@ -275,7 +275,7 @@ class RequestParser:
                     f"{self.images.max_images} per request (--max_num_images).",
                     "messages",
                 )
-        ids, extra = self.images.chat(out, urls, self._fits(call.jobs[0].max_tokens, "messages"))
+        ids, extra = self.images.chat(out, urls, self._fits(call.jobs[0].max_tokens, "messages"), template_options(body))
         return self._with_prompts(call, [(ids, "messages")], [extra])
 
     def _fits(self, max_tokens: int | None, where: str):
@@ -462,6 +462,30 @@ class RequestParser:
         return [
             {**m, "content": _text_content(m.get("content"), i), **_tool_call_turn(m)} for i, m in enumerate(self._message_list(messages))
         ]
+
+
+# apply_chat_template's own arguments, which chat_template_kwargs may not set
+_TEMPLATE_ARGUMENTS = frozenset(
+    {"conversation", "messages", "tools", "documents", "chat_template", "add_generation_prompt", "continue_final_message"}
+    | {"tokenize", "padding", "truncation", "max_length", "return_tensors", "return_dict", "return_assistant_tokens_mask"}
+)
+
+
+def template_options(body: dict) -> dict:
+    """vLLM's chat template fields as apply_chat_template's arguments: ``add_generation_prompt`` (default true),
+    ``continue_final_message`` (the last assistant message continued, not closed) and ``chat_template_kwargs`` (more
+    template variables, such as Qwen3's ``enable_thinking``)."""
+    add = boolean(body, "add_generation_prompt", True)
+    extend = boolean(body, "continue_final_message")
+    if add and extend:
+        raise APIError(400, "'continue_final_message' needs \"add_generation_prompt\": false.", "continue_final_message")
+    kwargs = body.get("chat_template_kwargs")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise APIError(400, "'chat_template_kwargs' must be an object of template variables.", "chat_template_kwargs")
+    clashes = sorted(set(kwargs or ()) & _TEMPLATE_ARGUMENTS)
+    if clashes:
+        raise APIError(400, f"'chat_template_kwargs' may not set {clashes}: send them as fields of their own.", "chat_template_kwargs")
+    return {**(kwargs or {}), "add_generation_prompt": add, "continue_final_message": extend}
 
 
 def _tool_call_turn(message: dict) -> dict:

@@ -13,15 +13,10 @@ import asyncio
 
 from fastapi import FastAPI, Request
 
-from QEfficient.serving.protocol import APIError, RequestParser, boolean, parse_json
+from QEfficient.serving.protocol import APIError, RequestParser, boolean, parse_json, template_options
 
 # fields of vLLM's tokenize requests that would change the tokens, with the values that do not
-_UNHONOURED = {
-    "chat_template": (None,),
-    "chat_template_kwargs": (None, {}),
-    "continue_final_message": (None, False),
-    "mm_processor_kwargs": (None, {}),
-}
+_UNHONOURED = {"chat_template": (None,), "mm_processor_kwargs": (None, {})}
 
 
 def add_tokenize_routes(app: FastAPI, parser: RequestParser, read_body) -> None:
@@ -43,7 +38,7 @@ def add_tokenize_routes(app: FastAPI, parser: RequestParser, read_body) -> None:
             tools = body.get("tools") or None
             if tools is not None and not isinstance(tools, list):
                 raise APIError(400, "'tools' must be a list of tool objects.", "tools")
-            text = parser.chat_prompt(body["messages"], boolean(body, "add_generation_prompt", True), tools=tools)
+            text = parser.chat_prompt(body["messages"], tools=tools, options=template_options(body))
             special = boolean(body, "add_special_tokens", False)
         else:
             text = body["prompt"]

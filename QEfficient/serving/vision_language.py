@@ -155,11 +155,14 @@ class ImagePrompts:
     def has_chat_template(self) -> bool:
         return bool(getattr(self.processor, "chat_template", None))
 
-    def chat(self, messages: list[dict], urls: list[str], fits: Callable[[list[int]], None]) -> tuple[list[int], dict]:
+    def chat(
+        self, messages: list[dict], urls: list[str], fits: Callable[[list[int]], None], options: dict | None = None
+    ) -> tuple[list[int], dict]:
         """Messages with HF content parts (``chat_parts``) and their images' URLs, in order; ``fits(tokens)`` raises
-        the 400 of a prompt beyond the context, before the vision graph runs."""
+        the 400 of a prompt beyond the context, before the vision graph runs; ``options``: the template's
+        (serving/protocol.template_options; by default a generation prompt)."""
         try:
-            prompt = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            prompt = self.processor.apply_chat_template(messages, tokenize=False, **(options or {"add_generation_prompt": True}))
         except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
             raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
         images, budget, deadline = [], MAX_REQUEST_PIXELS, time.monotonic() + REQUEST_FETCH_S
