@@ -36,6 +36,8 @@ def test_health_and_models(server):
     assert httpx.get(f"{url}/health").json()["status"] == "ok"
     models = httpx.get(f"{url}/v1/models").json()
     assert models["object"] == "list" and models["data"][0]["object"] == "model"
+    card = models["data"][0]
+    assert card["max_model_len"] == 96 and card["root"] == card["id"] and card["parent"] is None  # vLLM's model card
 
 
 def test_concurrent_greedy_requests_equal_offline(server):
