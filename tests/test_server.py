@@ -390,6 +390,8 @@ def test_a_chat_answer_defaults_to_what_the_context_leaves(server):
     assert body["usage"]["completion_tokens"] == len(expected)
     assert body["choices"][0]["finish_reason"] == ("length" if len(expected) == 97 - body["usage"]["prompt_tokens"] else "stop")
     assert post(url, "completions", {"prompt": PROMPTS[0], "temperature": 0}).json()["usage"]["completion_tokens"] <= 16
+    r = post(url, "chat/completions", {"messages": messages, "min_tokens": 96})  # more than the context leaves
+    assert r.status_code == 400 and r.json()["error"]["param"] == "min_tokens", r.text
 
 
 def test_n_choices_per_prompt(server):
@@ -585,7 +587,7 @@ def test_tokenize_detokenize_and_version(server):
         ("/tokenize", {}, 400, "either 'prompt'"),
         ("/tokenize", {"prompt": ["a"]}, 400, "'prompt' must be a string"),
         ("/tokenize", {"messages": messages, "chat_template": "{{ messages }}"}, 400, "'chat_template' is not supported"),
-        ("/tokenize", {"messages": messages, "continue_final_message": True}, 400, "needs \"add_generation_prompt\": false"),
+        ("/tokenize", {"messages": messages, "continue_final_message": True}, 400, 'needs "add_generation_prompt": false'),
         ("/tokenize", {"prompt": "a", "model": "other"}, 404, "does not exist"),
         ("/detokenize", {"tokens": [1, 10**6]}, 400, "outside this model's vocabulary"),
         ("/detokenize", {"tokens": "1 2"}, 400, "'tokens' must be a list of token ids"),

@@ -356,13 +356,22 @@ LLAMA3_CALLS = ('{"name": "get_time", "parameters": {"zone": 2}}', HERMES_CALLS[
                 f"Let me <b>look</b>.<tool_call>{HERMES_CALLS[0]}</tool_call>\n<tool_call> {HERMES_CALLS[1]}</tool_call>",
                 "I am <tool not sure",
                 "<",
+                "A <tool_call> tag is how I call tools.",  # not a call: all of it content, as unstreamed
+                '<tool_call>{"name": "get_time"}</tool_call>',  # no arguments: "{}", as unstreamed
             ],
-            ('ok<tool_call>{"name": "get_time", "arguments": {"zo', "ok"),
+            'ok<tool_call>{"name": "get_time", "arguments": {"zo',
         ),
         (
             "llama3_json",
-            [f"{LLAMA3_CALLS[0]}; {LLAMA3_CALLS[1]}", f"<|python_tag|>{LLAMA3_CALLS[1]}", "I think { is a brace", "<|py", "<"],
-            ('<|python_tag|>{"name": "get_time", "parameters": {"zo', None),
+            [
+                f"{LLAMA3_CALLS[0]}; {LLAMA3_CALLS[1]}",
+                f"<|python_tag|>{LLAMA3_CALLS[1]}",
+                "I think { is a brace",
+                "<|py",
+                "<",
+                '{"answer": 42}',
+            ],
+            '<|python_tag|>{"name": "get_time", "parameters": {"zo',
         ),
         (
             "pythonic",
@@ -373,7 +382,7 @@ LLAMA3_CALLS = ('{"name": "get_time", "parameters": {"zone": 2}}', HERMES_CALLS[
                 "Sure: [get_time(zone=2)]",
                 "[get_time(2)]",
             ],
-            ("[get_time(zone=2), get_wea", "[get_time(zone=2), get_wea"),
+            "[get_time(zone=2), get_wea",
         ),
         (
             "mistral",
@@ -382,16 +391,18 @@ LLAMA3_CALLS = ('{"name": "get_time", "parameters": {"zone": 2}}', HERMES_CALLS[
                 '[TOOL_CALLS]get_time[ARGS]{"zone": 2}[TOOL_CALLS]get_weather[ARGS]{"city":"a}\\"b"}',
                 "I am [TOOL not sure",
                 "[",
+                "[TOOL_CALLS] is my marker",
             ],
-            ('ok[TOOL_CALLS]get_time[ARGS]{"zo', "ok"),
+            'ok[TOOL_CALLS]get_time[ARGS]{"zo',
         ),
     ],
 )
 def test_a_stream_of_auto_tool_calls_adds_up_to_the_unstreamed_answer(parser, answers, cut):
-    """tool_choice "auto"'s stream, fed the answer in pieces of every size: the content (hermes: before the first
-    <tool_call>, a tail that may begin the tag held back; llama3_json: an answer that does not begin as a call;
-    pythonic: one that is not a list of calls), each call's name once and its arguments as written, add up to the
-    unstreamed message; a call cut short streams what it has (pythonic: a list cut short is text)."""
+    """tool_choice "auto"'s stream, fed the answer in pieces of every size: the content (hermes and mistral: before
+    the marker, a tail that may begin it held back; llama3_json: an answer that does not begin as a call; pythonic: one
+    that is not a list of calls; any answer the parser does not read as calls, whole), each call's name once and its
+    arguments as written, add up to the unstreamed message. A call cut short streams as it is written; at the end the
+    answer is text (as unstreamed): the rest of it comes as content and the finish reason is not "tool_calls"."""
     from QEfficient.serving.tools import AutoTools
 
     tools = AutoTools(TOOLS, parser)
@@ -414,12 +425,16 @@ def test_a_stream_of_auto_tool_calls_adds_up_to_the_unstreamed_answer(parser, an
                 ]
     first = tools.message(answers[0])["tool_calls"]
     assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in first][-1] == ("get_weather", {"city": 'a}"b'})
-    delta = tools.stream().delta(cut[0], final=True)
-    if parser == "pythonic":
-        assert delta == {"content": cut[1]}
-        return
-    call = {"index": 0, "id": delta["tool_calls"][0]["id"], "type": "function", "function": {"name": "get_time", "arguments": '{"zo'}}
-    assert delta == {**({"content": cut[1]} if cut[1] else {}), "tool_calls": [call]}
+    stream = tools.stream()
+    early, late = stream.delta(cut[:-1]) or {}, stream.delta(cut[-1], final=True) or {}
+    assert tools.message(cut) is None and early.get("content", "") + late.get("content", "") == cut and not stream.called
+    if parser != "pythonic":  # a pythonic call streams once complete
+        assert early["tool_calls"][0]["function"] == {"name": "get_time", "arguments": '{"z'}
+    if parser == "hermes":  # a call, then one that is not: the answer is text, all of it content (the call stays sent)
+        text = f"<tool_call>{HERMES_CALLS[0]}</tool_call><tool_call>oops</tool_call>"
+        stream = tools.stream()
+        sent = [stream.delta(text[i : i + 4], final=i + 4 >= len(text)) or {} for i in range(0, len(text), 4)]
+        assert tools.message(text) is None and "".join(d.get("content", "") for d in sent) == text and not stream.called
 
 
 def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):

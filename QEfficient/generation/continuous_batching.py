@@ -94,14 +94,19 @@ class ContinuousBatchingEngine:
         """The slot's next token from its logits [1, V], within its grammar where it has one, and the logits it was
         chosen from: masked by the grammar, so a request's logprobs are those of what it may write (as vLLM's)."""
         request = self.slots[slot]
+        held = logits
         if len(request.output) < request.min_tokens:  # an ending id cannot come yet (vLLM's min_tokens)
-            logits = logits.copy()
-            logits[..., sorted(self.ending_ids(request))] = -np.inf
-        scored = logits if request.constraint is None else request.constraint.mask(logits)
+            held = logits.copy()
+            held[..., sorted(self.ending_ids(request))] = -np.inf
+        scored = held if request.constraint is None else request.constraint.mask(held)
+        if held is not logits and request.constraint is not None and not np.isfinite(scored).any():  # only an ending id fits
+            scored = request.constraint.mask(logits)
         return int(self.choosers[slot](scored)[0]), scored
 
     def ending_ids(self, request: Request) -> frozenset[int]:
         """The ids that end ``request``: the model's EOS ids (unless it ignores them) and its own stop ids."""
+        if not request.stop_token_ids:
+            return frozenset() if request.ignore_eos else self.eos_ids
         return request.stop_token_ids if request.ignore_eos else request.stop_token_ids | self.eos_ids
 
     def _emit(self, slot: int, token: int, logits: np.ndarray | None = None) -> None:

@@ -317,7 +317,7 @@ def create_app(
                     calls = tool_streams[index]
                     delta = calls.delta(piece or "", final=reason is not None) or {}
                     reason = call.tools.finish_reason(reason) if calls.called else reason
-                    if not (delta or reason or logprobs):
+                    if not (delta or reason or (logprobs and any(logprobs.values()))):
                         return None  # a piece held back (it may begin a call)
                 choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
             else:

@@ -390,6 +390,10 @@ class RequestParser:
         template = call.jobs[0]
         for ids, where in prompts:
             self._check_context(ids, template.max_tokens, where)
+            if template.end_rules.min_tokens > (template.max_tokens or self.ctx_len + 1 - len(ids)):
+                raise APIError(
+                    400, f"'min_tokens' is more than the {self.ctx_len + 1 - len(ids)} tokens {where} leaves in the context.", "min_tokens"
+                )
         extras = extras or [{}] * len(prompts)
         if len(prompts) * call.n > self.max_prompts:
             raise APIError(

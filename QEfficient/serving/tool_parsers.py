@@ -105,6 +105,16 @@ def scan_call_array(text: str, start: int = 0, arguments_key: str = "parameters"
         i = calls[-1][2]
 
 
+def _before_marker(text: str, marker: str, final: bool) -> tuple[str, int]:
+    """(the text before ``marker``, less a tail that may begin it while the answer goes on; where the marker is, or
+    -1)."""
+    at = text.find(marker)
+    if at >= 0:
+        return text[:at], at
+    held = 0 if final else next((k for k in range(len(marker) - 1, 0, -1) if text.endswith(marker[:k])), 0)
+    return text[: len(text) - held], -1
+
+
 def _written_call(text: str, start: int, end: int, keys: tuple[str, ...]) -> dict | None:
     """The tool call of the complete JSON object ``text[start:end]``, its arguments as written; None where it is not an
     object with a string "name"."""
@@ -146,10 +156,9 @@ def _hermes_message(text: str) -> dict | None:
 def _hermes_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
     """(content, calls) of a hermes answer so far: the text before the first <tool_call> (less a tail that may begin
     one, until the answer ends), and the calls after each tag."""
-    first = text.find(_HERMES_OPEN)
+    content, first = _before_marker(text, _HERMES_OPEN, final)
     if first < 0:
-        held = 0 if final else next((k for k in range(len(_HERMES_OPEN) - 1, 0, -1) if text.endswith(_HERMES_OPEN[:k])), 0)
-        return text[: len(text) - held], []
+        return content, []
     calls, at = [], first
     while at >= 0:
         i = _skip(text, at + len(_HERMES_OPEN))
@@ -276,14 +285,13 @@ def _pythonic_message(text: str) -> dict | None:
 
 
 def _pythonic_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall]]:
-    """(content, calls) of a pythonic answer so far: one that begins with "[" is held back as content until it ends
-    (it may be a list of calls), and streams each call once it is complete; any other is content."""
+    """(content, calls) of a pythonic answer so far: one that begins with "[" is held back as content (it may be a
+    list of calls: at its end the whole answer decides), and streams each call once it is complete; any other is
+    content."""
     stripped = text.lstrip()
     if not stripped:
         return (text if final else None), []
     if not stripped.startswith("["):
-        return text, []
-    if final and _pythonic_message(text) is None:
         return text, []
     return None, _pythonic_calls(stripped)[0]
 
@@ -346,11 +354,8 @@ def _mistral_message(text: str) -> dict | None:
 def _mistral_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
     """(content, calls) of a mistral answer so far: the text before [TOOL_CALLS] (less a tail that may begin it,
     until the answer ends), and the calls after it."""
-    first = text.find(_MISTRAL_CALLS)
-    if first < 0:
-        held = 0 if final else next((k for k in range(len(_MISTRAL_CALLS) - 1, 0, -1) if text.endswith(_MISTRAL_CALLS[:k])), 0)
-        return text[: len(text) - held], []
-    return text[:first], _mistral_calls(text, first + len(_MISTRAL_CALLS))
+    content, first = _before_marker(text, _MISTRAL_CALLS, final)
+    return content, [] if first < 0 else _mistral_calls(text, first + len(_MISTRAL_CALLS))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,18 +27,33 @@ TOOL_CALL_PARSERS = tuple(PARSERS)  # the tool-call syntaxes parsed for tool_cho
 
 class ToolCallStream:
     """One choice's stream of tool calls: ``delta(piece, final)`` gives the chunk's delta for the answer's next piece
-    (or None), from what ``scan(text so far, final)`` finds; ``final``: the answer ends with it (nothing held back)."""
+    (or None), from what ``scan(text so far, final)`` finds; ``final``: the answer ends with it (nothing held back).
 
-    def __init__(self, scan) -> None:
+    At the end, ``message(text)`` (the parser's reading of the whole answer) has the last word, so that the stream adds
+    up to the unstreamed answer: an answer it does not read as calls sends the rest of its text as content (calls
+    already sent cannot be taken back: the finish reason is then the text's), and a call without arguments gets
+    "{}"."""
+
+    def __init__(self, scan, message=None) -> None:
         """``scan(text, final)``: (the answer's text outside the calls so far, or None where there is none to send yet;
         the calls so far, as serving/tool_parsers.scan_call gives them)."""
-        self.scan = scan
+        self.scan, self.message = scan, message
         self.text, self.sent_content = "", 0
         self.sent: list[int] = []  # per call opened: the characters of its arguments sent
+        self.verdict: bool | None = None  # at the end: whether the whole answer reads as calls
 
     def delta(self, piece: str, final: bool = False) -> dict | None:
         self.text += piece
-        content, calls = self.scan(self.text, final)
+        if final and self.message is not None:
+            whole = self.message(self.text)
+            self.verdict = whole is not None
+            if whole is None:
+                content, calls = self.text, []
+            else:
+                content = whole["content"] or ""
+                calls = [(c["function"]["name"], c["function"]["arguments"], None) for c in whole["tool_calls"]]
+        else:
+            content, calls = self.scan(self.text, final)
         out: dict[str, Any] = {}
         if content is not None and len(content) > self.sent_content:
             out["content"], self.sent_content = content[self.sent_content :], len(content)
@@ -60,7 +75,8 @@ class ToolCallStream:
 
     @property
     def called(self) -> bool:
-        return bool(self.sent)
+        """Whether the answer is tool calls: at the end the parser's verdict on the whole, before it any call sent."""
+        return self.verdict if self.verdict is not None else bool(self.sent)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +114,9 @@ class ForcedTools:
         else:
             try:
                 calls = json.loads(text)
-                assert all(isinstance(call["name"], str) and isinstance(call["parameters"], dict) for call in calls)
-            except (ValueError, TypeError, KeyError, AssertionError):
+                if not all(isinstance(call["name"], str) and isinstance(call["parameters"], dict) for call in calls):
+                    return None
+            except (ValueError, TypeError, KeyError):
                 return None
             pairs = [(name, arguments) for name, arguments, _ in scan_call_array(text)]  # as written, as streamed
         return [tool_call(name, arguments) for name, arguments in pairs]
@@ -141,7 +158,7 @@ class AutoTools:
 
     def stream(self) -> ToolCallStream:
         """A choice's stream: the content and the calls as the parser finds them in the answer so far."""
-        return ToolCallStream(PARSERS[self.parser].scan)
+        return ToolCallStream(PARSERS[self.parser].scan, PARSERS[self.parser].message)
 
     @property
     def special_tokens(self) -> bool:
