@@ -187,12 +187,10 @@ def create_app(
             "waiting": runner.pending,
         }
 
-    started = int(time.time())
-
     @app.get("/v1/models")
     async def models() -> dict:
         # vLLM's model card: the context a client may fill (max_model_len), the model each name serves (root, parent)
-        base = {"id": model_id, "object": "model", "created": started, "owned_by": "qefficient", "root": model_id, "parent": None}
+        base = {"id": model_id, "object": "model", "created": 0, "owned_by": "qefficient", "root": model_id, "parent": None}
         base["max_model_len"] = parser.ctx_len
         return {"object": "list", "data": [base] + [{**base, "id": name, "root": name, "parent": model_id} for name in adapter_ids]}
 
