@@ -394,6 +394,35 @@ def test_a_chat_answer_defaults_to_what_the_context_leaves(server):
     assert r.status_code == 400 and r.json()["error"]["param"] == "min_tokens", r.text
 
 
+def test_prometheus_metrics_under_vllms_names(server):
+    """GET /metrics: Prometheus text with vLLM's names and a model_name label; the counters move by what the requests
+    used (prompt and generated tokens, requests by finish reason), the latency histograms count them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url, _, tok, _ = server
+
+    def scrape() -> dict:
+        r = httpx.get(f"{url}/metrics", timeout=30)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(r.text) for s in f.samples}
+
+    before = scrape()
+    model = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
+    answers = [complete(url, p, 5) for p in PROMPTS[:3]]
+    after = scrape()
+
+    def moved(name: str, **labels) -> float:
+        key = (name, tuple(sorted({"model_name": model, **labels}.items())))
+        return after[key] - before.get(key, 0.0)
+
+    assert moved("vllm:prompt_tokens_total") == sum(a["usage"]["prompt_tokens"] for a in answers)
+    assert moved("vllm:generation_tokens_total") == sum(a["usage"]["completion_tokens"] for a in answers)
+    reasons = [a["choices"][0]["finish_reason"] for a in answers]
+    assert moved("vllm:request_success_total", finished_reason="length") == reasons.count("length")
+    assert moved("vllm:e2e_request_latency_seconds_count") == moved("vllm:time_to_first_token_seconds_count") == 3
+    assert after[("vllm:num_requests_running", (("model_name", model),))] == 0
+
+
 def test_n_choices_per_prompt(server):
     """OpenAI's n: n choices per prompt, indexed prompt by prompt; a seeded request's choice j samples as the same
     request with seed + j; greedy choices are equal; usage counts each prompt once; a chat stream opens every choice."""

@@ -85,6 +85,7 @@ def test_every_route_but_health_needs_the_api_key(guarded):
         ("POST", "/v1/completions", {"prompt": "hi", "max_tokens": 1}),
         ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}),
         ("GET", "/docs", None),
+        ("GET", "/metrics", None),
         ("GET", "/no/such/route", None),
     ]
     for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": f"Basic {KEY}"}, {"authorization": KEY}):
@@ -94,6 +95,7 @@ def test_every_route_but_health_needs_the_api_key(guarded):
             assert r.json()["error"]["code"] == "invalid_api_key" and r.headers["www-authenticate"] == "Bearer"
     assert httpx.get(f"{url}/v1/models", headers=AUTH).status_code == 200
     assert httpx.get(f"{url}/v1/models", headers={"authorization": f"bearer {KEY}"}).status_code == 200
+    assert httpx.get(f"{url}/metrics", headers=AUTH).status_code == 200
 
 
 def test_a_body_over_the_limit_is_a_413_without_being_read(guarded):

@@ -2,7 +2,7 @@
 
 Routes: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions, each
 completion route with ``"stream": true`` as server-sent events in OpenAI's chunk format; vLLM's POST /tokenize,
-POST /detokenize (tokenize_routes.py) and GET /version. Bad input
+POST /detokenize (tokenize_routes.py), GET /version and GET /metrics (metrics.py). Bad input
 gets a 4xx with OpenAI's error body and never reaches the engine (protocol.py); anything
 unexpected gets a JSON 500 in the same format. A full queue answers 429; a client that leaves
 cancels its request, which frees its slot at the next step.
@@ -26,13 +26,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from QEfficient._version import __version__
 from QEfficient.generation.continuous_batching import Request as EngineRequest
 from QEfficient.generation.lora_generation import LORA_ID
 from QEfficient.serving.choices import ChoiceText, TokenText
+from QEfficient.serving.metrics import ServerMetrics
 from QEfficient.serving.protocol import APIError, Call, RequestParser, holds_image_parts, parse_json
 from QEfficient.serving.runner import EngineRunner, QueueFullError
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
@@ -177,7 +178,13 @@ def create_app(
     grammars = structured_output_tables(tokenizer, runner.engine)
     parser = RequestParser(tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue, images, grammars, tool_call_parser)
     token_text = TokenText(tokenizer)
+    metrics = ServerMetrics(model_id, lambda: len(runner.engine.busy_slots()), lambda: runner.pending)
     openai_app_basics(app, api_key)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/health")
     async def health() -> dict:
@@ -217,6 +224,12 @@ def create_app(
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
 
+        def ended(request: EngineRequest, index: int) -> None:  # on the engine's thread
+            try:
+                metrics.finished(request)
+            finally:  # the answer never waits on a metric
+                loop.call_soon_threadsafe(events.put_nowait, (index, True, request.finish_reason))
+
         def engine_request(index: int) -> EngineRequest:
             job = call.jobs[index]
             return EngineRequest(
@@ -224,7 +237,7 @@ def create_app(
                 job.max_tokens,
                 job.sampling,
                 on_token=lambda r, t: loop.call_soon_threadsafe(events.put_nowait, (index, False, None)),
-                on_done=lambda r: loop.call_soon_threadsafe(events.put_nowait, (index, True, r.finish_reason)),
+                on_done=lambda r: ended(r, index),
                 top_logprobs=job.top_logprobs,
                 constraint=job.constraint,
                 stop_token_ids=job.end_rules.stop_token_ids,

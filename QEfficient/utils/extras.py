@@ -13,7 +13,7 @@ import importlib
 
 # extra -> the modules it provides (import names, not distribution names)
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "serve": ("fastapi", "uvicorn", "llguidance"),
+    "serve": ("fastapi", "uvicorn", "llguidance", "prometheus_client"),
     "gguf": ("gguf", "accelerate"),
     "vision": ("PIL",),
     "dynamo": ("onnxscript",),
@@ -22,7 +22,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "lora": ("peft",),
 }
 # import name -> distribution name, where they differ
-DISTRIBUTIONS = {"PIL": "pillow", "ray.serve": "ray", "ray.data": "ray"}
+DISTRIBUTIONS = {"PIL": "pillow", "ray.serve": "ray", "ray.data": "ray", "prometheus_client": "prometheus-client"}
 
 
 class MissingExtraError(ModuleNotFoundError):
