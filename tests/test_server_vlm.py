@@ -505,3 +505,51 @@ def test_bad_serving_options_and_templates_fail_at_start(tmp_path):
         message = "without LoRA adapters or speculative decoding" if extra[0] != "--img_size" else "larger than any vision encoder"
         with pytest.raises(ValueError, match=message):
             build_from_args(parse_args([*base, *extra]))
+
+
+TIME_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "parameters": {
+            "type": "object",
+            "properties": {"zone": {"type": "integer", "minimum": -12, "maximum": 12}},
+            "required": ["zone"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def test_tool_calls_with_an_image(llava, served):
+    """A vision-language model's chat takes tools as a text model's does: a forced call is held to the tool's schema,
+    streamed as written (the pieces add up to the unstreamed arguments); the tools and a tool-call turn reach the
+    processor's template; with --tool_call_parser (vLLM's flags) "auto" is served, the model's text its answer."""
+    import json
+
+    url = served[0]
+    content = [{"type": "image_url", "image_url": {"url": data_url(image(3))}}, {"type": "text", "text": "What time is it?"}]
+    body = {"messages": [{"role": "user", "content": content}], "tools": [TIME_TOOL], "max_tokens": 24, "temperature": 0}
+    named = {**body, "tool_choice": {"type": "function", "function": {"name": "get_time"}}}
+    answer = httpx.post(f"{url}/v1/chat/completions", json=named, timeout=120).json()["choices"][0]
+    (call,) = answer["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_time" and -12 <= json.loads(call["function"]["arguments"])["zone"] <= 12
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json={**named, "stream": True}, timeout=120) as r:
+        deltas = [json.loads(x[6:])["choices"][0]["delta"] for x in r.iter_lines() if x.startswith("data: {")]
+    assert "".join(c["function"]["arguments"] for d in deltas for c in d.get("tool_calls", [])) == call["function"]["arguments"]
+    turn = {"role": "assistant", "content": None, "tool_calls": [{**call, "function": {**call["function"]}}]}
+    again = {**body, "messages": [*body["messages"], turn, {"role": "tool", "content": "12:00"}], "max_tokens": 3, "tool_choice": "none"}
+    r = httpx.post(f"{url}/v1/chat/completions", json=again, timeout=120)
+    assert r.status_code == 200, r.text
+    r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)  # "auto" without a parser: what to send
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tool_choice"
+    args = ["--model_name", str(llava), "--prefill_seq_len", "8", "--ctx_len", "96", "--full_batch_size", "2", "--num_cores", "1"]
+    app, runner = build_from_args(parse_args([*args, "--enable_auto_tool_choice", "--tool_call_parser", "hermes"]))
+    try:
+        with serve_on_loopback(app, log_level="critical") as parsed:
+            r = httpx.post(f"{parsed}/v1/chat/completions", json={**body, "max_tokens": TOKENS}, timeout=120)
+            assert r.status_code == 200, r.text
+            plain = httpx.post(f"{url}/v1/chat/completions", json={**body, "tools": None, "max_tokens": TOKENS}, timeout=120)
+            assert r.json()["choices"][0]["message"]["content"] == plain.json()["choices"][0]["message"]["content"]
+    finally:
+        runner.stop()

@@ -89,7 +89,7 @@ def build_server(
         }
         options = (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
         return _pooling_server(pooling, model_name, options, generation_options, hf_overrides)
-    if tool_call_parser is not None and not gguf_file and (_is_speech(model_name) or _is_vision_language(model_name)):
+    if tool_call_parser is not None and not gguf_file and _is_speech(model_name):
         raise ValueError(f"'{model_name}' is not served with tool calls here: leave --tool_call_parser out.")
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
@@ -110,7 +110,7 @@ def build_server(
             speculative=speculative,
         )
         return vision_language.open_vision_language_app(
-            model_name, options, max_queue, api_key, max_body_bytes, chat_template, hf_overrides
+            model_name, options, max_queue, api_key, max_body_bytes, chat_template, hf_overrides, tool_call_parser
         )
     from QEfficient.serving.artifact import compile_for_serving, open_app
 

@@ -239,11 +239,9 @@ class RequestParser:
         if body.get("max_completion_tokens") is not None:  # the newer name; max_tokens is deprecated in OpenAI's API
             body = {**body, "max_tokens": body["max_completion_tokens"]}
         call = self._options(body, top, chat=True)
-        if self.images is not None:
-            if call.tools is not None:
-                raise APIError(400, "Tool calls are not served for a vision-language model here; leave 'tools' out.", "tools")
-            return self._image_chat(call, body)
         tools = call.tools.tools if call.tools is not None else None
+        if self.images is not None:
+            return self._image_chat(call, body, tools)
         prompt = self.chat_prompt(body.get("messages"), tools=tools, options=template_options(body))
         return self._with_prompts(call, [self._tokens(prompt, "messages", special_tokens=False)])
 
@@ -260,13 +258,13 @@ class RequestParser:
         except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
             raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
 
-    def _image_chat(self, call: Call, body: dict) -> Call:
+    def _image_chat(self, call: Call, body: dict, tools: list[dict] | None) -> Call:
         if not self.images.has_chat_template:
             raise APIError(400, "This model's processor has no chat template; use /v1/completions.", "messages")
         out, urls = [], []
         for i, m in enumerate(self._message_list(body.get("messages"))):
             parts, found = chat_parts(m.get("content"), i)
-            out.append({**m, "content": parts})
+            out.append({**m, "content": parts, **_tool_call_turn(m)})
             urls += found
             if len(urls) > self.images.max_images:  # before any image is fetched or decoded
                 raise APIError(
@@ -275,7 +273,8 @@ class RequestParser:
                     f"{self.images.max_images} per request (--max_num_images).",
                     "messages",
                 )
-        ids, extra = self.images.chat(out, urls, self._fits(call.jobs[0].max_tokens, "messages"), template_options(body))
+        options = {**template_options(body), **({"tools": tools} if tools else {})}
+        ids, extra = self.images.chat(out, urls, self._fits(call.jobs[0].max_tokens, "messages"), options)
         return self._with_prompts(call, [(ids, "messages")], [extra])
 
     def _fits(self, max_tokens: int | None, where: str):
@@ -472,6 +471,7 @@ class RequestParser:
 _TEMPLATE_ARGUMENTS = frozenset(
     {"conversation", "messages", "tools", "documents", "chat_template", "add_generation_prompt", "continue_final_message"}
     | {"tokenize", "padding", "truncation", "max_length", "return_tensors", "return_dict", "return_assistant_tokens_mask"}
+    | {"processor_kwargs", "load_audio_from_video", "sanitize_control_tokens"}  # a processor's
 )
 
 

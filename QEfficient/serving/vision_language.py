@@ -265,12 +265,14 @@ def open_vision_language_app(
     max_body_bytes: int | None = None,
     chat_template: str | None = None,
     hf_overrides: dict | None = None,
+    tool_call_parser: str | None = None,
 ):
     """(app, runner) for a vision-language model: two graphs (vision, language) compiled with ``compile_options``
     (``QEFFAutoModelForImageTextToText.compile``'s, ``full_batch_size`` included), continuous batching, the
-    processor's tokenizer and chat template; its config changed by ``hf_overrides`` (vLLM's) when given. The
-    weights are let go once compiled: the server runs the artifacts."""
-    artifact = compile_vision_language(model_name, compile_options, hf_overrides, chat_template)
+    processor's tokenizer and chat template; its config changed by ``hf_overrides`` (vLLM's) when given;
+    ``tool_call_parser``: the model's tool-call syntax (serving/tool_parsers.py). The weights are let go once compiled:
+    the server runs the artifacts."""
+    artifact = replace(compile_vision_language(model_name, compile_options, hf_overrides, chat_template), tool_call_parser=tool_call_parser)
     return open_vision_language_artifact_app(artifact, compile_options["num_cores"], max_queue, api_key, max_body_bytes)
 
 
@@ -331,7 +333,8 @@ def open_vision_language_artifact_app(
     if given is not None and slots is not None and given > slots:
         raise ValueError(f"--max_num_images {given}: this artifact keeps {slots} image slots per sequence (compile's max_num_images).")
     limits = (artifact.ctx_len, given or slots)
-    return _app(model, processor, limits, list(artifact.served_names), max_queue, api_key, max_body_bytes)
+    server = (list(artifact.served_names), max_queue, api_key, max_body_bytes, artifact.tool_call_parser)
+    return _app(model, processor, limits, *server)
 
 
 def _processor(model, chat_template: str | None):
@@ -345,7 +348,9 @@ def _processor(model, chat_template: str | None):
     return processor
 
 
-def _app(model, processor, limits: tuple[int, int | None], served_names: list[str], max_queue, api_key, max_body_bytes):
+def _app(
+    model, processor, limits: tuple[int, int | None], served_names: list[str], max_queue, api_key, max_body_bytes, tool_call_parser=None
+):
     """The engine over ``model``'s compiled graphs on its thread, and the OpenAI app; ``limits``: (ctx_len, the most
     images per request as compiled, None for the default)."""
     from QEfficient.serving.app import create_app
@@ -364,6 +369,7 @@ def _app(model, processor, limits: tuple[int, int | None], served_names: list[st
         api_key=api_key,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         images=ImagePrompts(model, processor, engine.prefiller, max_images),
+        tool_call_parser=tool_call_parser,
     )
     app.state.qpc_path = model.lang_qpc_path
     return app, runner
