@@ -589,6 +589,11 @@ def test_stream_options_include_usage(server):
         {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream_options": {"include_usage": True}},
     )
     assert chat[-1]["usage"]["completion_tokens"] >= 1 and chat[-1]["object"] == "chat.completion.chunk"
+    options = {"include_usage": True, "continuous_usage_stats": True}  # vLLM's: each chunk its choice's usage so far
+    steady = sse_chunks(url, "completions", {**body, "stream_options": options})
+    counts = [c["usage"]["completion_tokens"] for c in steady[:-1]]
+    assert counts == sorted(counts) and counts[-1] == usage["completion_tokens"] and steady[-1]["usage"] == usage
+    assert all(c["usage"]["prompt_tokens"] == usage["prompt_tokens"] for c in steady)
 
 
 def test_tokenize_detokenize_and_version(server):

@@ -333,7 +333,13 @@ def create_app(
                 choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
             else:
                 choice = {"index": index, "text": piece or "", "logprobs": logprobs, "finish_reason": reason}
-            return event({**head, "choices": [choice], **({"usage": None} if call.include_usage else {})})
+            return event({**head, "choices": [choice], **({"usage": chunk_usage(index)} if call.include_usage else {})})
+
+        def chunk_usage(index: int) -> dict | None:
+            if not call.continuous_usage:
+                return None
+            prompt, completion = len(call.jobs[index].tokens), len(requests[index].output)
+            return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
         try:
             for index in range(len(choices)):

@@ -67,6 +67,7 @@ class Call:
     grammar: tuple[str, Any, str] | None = None  # structured output: (kind, spec, field) of serving/structured.py
     n: int = 1  # choices per prompt: the jobs of one prompt are consecutive
     tools: ForcedTools | AutoTools | None = None  # chat: the tool calls the request forces or allows (serving/tools.py)
+    continuous_usage: bool = False  # a stream's chunks carry their choice's usage so far (vLLM's continuous_usage_stats)
 
 
 def _reject_constant(name: str) -> None:
@@ -150,17 +151,18 @@ def _stop_strings(body: dict) -> list[str]:
     return stop
 
 
-def _streaming(body: dict) -> tuple[bool, bool]:
-    """(stream, include_usage)."""
+def _streaming(body: dict) -> tuple[bool, bool, bool]:
+    """(stream, include_usage, vLLM's continuous_usage_stats: the usage so far in every chunk, with include_usage)."""
     stream = boolean(body, "stream")
     options = body.get("stream_options")
     if options is None:
-        return stream, False
+        return stream, False, False
     if not stream:
         raise APIError(400, "'stream_options' is only allowed when 'stream' is true.", "stream_options")
     if not isinstance(options, dict):
         raise APIError(400, "'stream_options' must be an object such as {\"include_usage\": true}.", "stream_options")
-    return stream, boolean(options, "include_usage")
+    include = boolean(options, "include_usage")
+    return stream, include, include and boolean(options, "continuous_usage_stats")
 
 
 def _nth_sample(sampling: SamplingParams, j: int) -> SamplingParams:
@@ -335,7 +337,7 @@ class RequestParser:
     def _options(self, body: dict, top: int | None, chat: bool) -> Call:
         """Everything but the prompts, checked before anything is tokenized; a Call with one template job."""
         n = self._common(body)
-        stream, include_usage = _streaming(body)
+        stream, include_usage, continuous_usage = _streaming(body)
         tools = requested_tools(body, self.tool_call_parser) if chat else None
         seed = number(body, "seed", int, None, low=-INT64, high=INT64 - 1)
         top_k = number(body, "top_k", int, None, low=-1)  # vLLM's extension: -1 or 0 keeps every token
@@ -364,7 +366,7 @@ class RequestParser:
                 job.end_rules = dataclasses.replace(job.end_rules, skip_special_tokens=False)
         if grammar is not None and self.grammars is None:
             raise APIError(400, "Structured output is not available on this server; leave it out.", grammar[2])
-        return Call([job], chat, stream, include_usage, body.get("model"), grammar, n, tools)
+        return Call([job], chat, stream, include_usage, body.get("model"), grammar, n, tools, continuous_usage)
 
     def _end_rules(self, body: dict, max_tokens: int | None) -> EndRules:
         ids = body.get("stop_token_ids")
