@@ -333,8 +333,8 @@ def open_vision_language_artifact_app(
     if given is not None and slots is not None and given > slots:
         raise ValueError(f"--max_num_images {given}: this artifact keeps {slots} image slots per sequence (compile's max_num_images).")
     limits = (artifact.ctx_len, given or slots)
-    server = (list(artifact.served_names), max_queue, api_key, max_body_bytes, artifact.tool_call_parser)
-    return _app(model, processor, limits, *server)
+    served = list(artifact.served_names)
+    return _app(model, processor, limits, served, max_queue, api_key, max_body_bytes, artifact.tool_call_parser)
 
 
 def _processor(model, chat_template: str | None):
