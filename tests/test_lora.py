@@ -239,6 +239,15 @@ def test_server_serves_each_adapter_as_a_model(llama):
                 assert body["model"] == (base_id if name == "base" else name)
             r = httpx.post(f"{url}/v1/completions", json={"prompt": "hi", "model": "mlp"}, timeout=30)
             assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+            ids, scored = tokenizer(PROMPTS[0])["input_ids"], {}
+            for name in ("qv", "base"):  # a prompt scored through its adapter (vLLM's prompt_logprobs) is HF+PEFT's
+                body = complete(url, PROMPTS[0], 1, model=base_id if name == "base" else name, prompt_logprobs=0)
+                with torch.no_grad():
+                    reference = torch.log_softmax(hf_model(base, adapters.get(name))(torch.tensor([ids])).logits[0].double(), -1)
+                got = [next(iter(entry.values()))["logprob"] for entry in body["choices"][0]["prompt_logprobs"][1:]]
+                assert got == pytest.approx([reference[i - 1, ids[i]].item() for i in range(1, len(ids))], abs=1e-4), name
+                scored[name] = got
+            assert scored["qv"] != pytest.approx(scored["base"], abs=1e-3)
     finally:
         runner.stop()
 

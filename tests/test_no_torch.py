@@ -242,6 +242,9 @@ def test_serve_on_artifact_imports_no_torch(tiny, qeff_home, tmp_path):
         prompt = hf.apply_chat_template(CONVERSATIONS[0], tokenize=False, add_generation_prompt=True)
         assert answer == hf.decode(hf_greedy(hf_model, hf, prompt, 10), skip_special_tokens=True)
         assert httpx.get(f"{url}/v1/models").json()["data"][0]["id"] == model.model_name
+        scored = {"prompt": PROMPTS[0], "max_tokens": 0, "echo": True, "logprobs": 1}  # the prompt scored, one token a step
+        logprobs = httpx.post(f"{url}/v1/completions", json=scored, timeout=60).json()["choices"][0]["logprobs"]["token_logprobs"]
+        assert logprobs[0] is None and len(logprobs) == len(hf(PROMPTS[0])["input_ids"]) and all(lp < 0 for lp in logprobs[1:])
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -418,6 +418,9 @@ def test_images_the_server_will_not_hold_or_fetch(server, image_host):
     r = httpx.post(f"{server}/v1/completions", json={"prompt": "<image> what?", "max_tokens": 4}, timeout=60)
     assert r.status_code == 400 and "send images as 'image_url' parts of a chat message" in r.json()["error"]["message"], r.text
     assert "not in an image format" in refused("data:image/png;base64," + base64.b64encode(b"plain text").decode())
+    for scored in ({"echo": True, "logprobs": 1}, {"prompt_logprobs": 0}):  # a prompt's logprobs: not on this server
+        r = httpx.post(f"{server}/v1/completions", json={"prompt": "what?", "max_tokens": 2, **scored}, timeout=60)
+        assert r.status_code == 400 and "does not compute a prompt's logprobs" in r.json()["error"]["message"], r.text
     start = time.monotonic()
     with pytest.raises(Exception, match="not received within 1 s"):
         read_image(f"{image_host}/slow.png", "the image", timeout=1.0)

@@ -48,6 +48,27 @@ def test_capital_of_france(smollm2):
     assert "Paris" in info.generated_texts[0][0]
 
 
+def test_prompt_logprobs_are_hf_log_softmax(smollm2):
+    """A prompt scored as the server scores it for echo / prompt_logprobs (generation/logprobs.py: one token a step on
+    the plain graph) against transformers' log-softmax over the whole prompt, on the same weights."""
+    import torch
+
+    from QEfficient.generation.logprobs import score_prompt
+
+    model, tokenizer = smollm2
+    ids = tokenizer(chat(tokenizer, "What is the capital of France?"))["input_ids"] + tokenizer(" Paris is the capital.")["input_ids"]
+    session = open_kv_session(model.qpc_path, 2)
+    scores, next_logits = score_prompt(session.slot(0), ids, 32, 2)
+    with torch.no_grad():
+        reference = torch.log_softmax(model.model.hf(torch.tensor([ids])).logits[0].double(), -1).numpy()
+    assert scores[0] is None and len(scores) == len(ids)
+    np.testing.assert_allclose([s.logprob for s in scores[1:]], reference[np.arange(len(ids) - 1), ids[1:]], atol=2e-3)
+    assert [s.top_ids[0] for s in scores[1:]] == reference[:-1].argmax(-1).tolist()
+    ranks = [int((row > row[t]).sum()) + 1 for row, t in zip(reference[:-1], ids[1:])]
+    assert np.abs(np.array([s.rank for s in scores[1:]]) - ranks).max() <= 1  # a near tie may swap neighbours
+    assert int(next_logits.argmax()) == int(reference[-1].argmax())
+
+
 def prefill_then_decode(qpc, ids: list[int], prefill: int) -> tuple[np.ndarray, np.ndarray]:
     """Log-probabilities [len(ids) - prefill, V] of each token after the first ``prefill``: those fed
     as one prefill chunk, the rest one by one."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from QEfficient.generation.logprobs import score_prompt, token_logprobs
 from QEfficient.generation.sampling import SamplingParams, TokenChooser
 from QEfficient.generation.text_generation import prefill
 from QEfficient.runtime.ort_session import KVCacheSession
@@ -52,18 +53,10 @@ class Request:
     stop_token_ids: frozenset[int] = frozenset()
     ignore_eos: bool = False
     min_tokens: int = 0
-
-
-def token_logprobs(logits: np.ndarray, token: int, top: int) -> tuple[float, list[int], list[float]]:
-    """(log p(token), the ``top`` likeliest ids, their log p), from the log-softmax of the model's
-    logits for this step: the scores the sampler started from, before temperature or top-k/top-p."""
-    row = logits.astype(np.float64).reshape(-1)
-    peak = row.max()
-    log_norm = peak + np.log(np.exp(row - peak).sum())
-    top = min(top, row.size)
-    ids = np.argpartition(-row, top - 1)[:top] if top else np.zeros(0, dtype=np.int64)
-    ids = ids[np.argsort(-row[ids], kind="stable")]
-    return float(row[token] - log_norm), ids.tolist(), (row[ids] - log_norm).tolist()
+    # prompt_logprobs=N scores the prompt as it is prefilled: prompt_scores gets one generation/logprobs.PromptTokenScore
+    # per prompt token (None for the first), with the N likeliest alternatives
+    prompt_logprobs: int | None = None
+    prompt_scores: list = field(default_factory=list)
 
 
 class ContinuousBatchingEngine:
@@ -170,8 +163,14 @@ class ContinuousBatchingEngine:
 
     def _prefill_request(self, slot: int, request: Request) -> np.ndarray:
         """The request's prompt into cache row ``slot``; its next-token logits [1, V]."""
-        run = self.session.slot(slot).run
-        return prefill(run, [request.tokens], 1, self.prefill_seq_len, self.session.ctx_len, self.pad_id)
+        return self._prefill_row(self.session.slot(slot), request)
+
+    def _prefill_row(self, target, request: Request) -> np.ndarray:
+        """The request's prompt through ``target`` (one cache row, with what it has bound), scored when it asks."""
+        if request.prompt_logprobs is not None:
+            request.prompt_scores, logits = score_prompt(target, request.tokens, self.prefill_seq_len, request.prompt_logprobs)
+            return logits
+        return prefill(target.run, [request.tokens], 1, self.prefill_seq_len, self.session.ctx_len, self.pad_id)
 
     def _before_decode(self) -> None:
         """Bind what a decode step needs beyond ids and positions (multimodal rotary positions)."""

@@ -33,6 +33,11 @@ class ImageTextBatchingEngine(ContinuousBatchingEngine):
             self.cross_rows = np.zeros((session.batch_size, prefiller.max_images, prefiller.hidden_size), np.float32)
             self.cross_masks = np.zeros((session.batch_size, 1, prefiller.max_images, prefiller.adapter.max_tiles), np.int64)
 
+    def submit(self, request: Request) -> None:
+        if request.prompt_logprobs is not None:
+            raise ValueError("An image-text prompt is not scored (prompt_logprobs); leave them out.")
+        super().submit(request)
+
     def _prefill_request(self, slot: int, request: Request) -> np.ndarray:
         vision = request.extra["vision"]
         if not self._decode_bound and self.cross_rows is None:  # decode runs on the whole-cache binding: text only, bound once

@@ -13,7 +13,7 @@ import numpy as np
 from QEfficient.export.graph_specs import LORA_IDS, lora_table_names
 from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
 from QEfficient.generation.speculative import SpeculativeGeneration
-from QEfficient.generation.text_generation import TextGeneration, prefill
+from QEfficient.generation.text_generation import TextGeneration
 
 LORA_ID = "lora_id"  # Request.extra key: the request's row of the adapter tables (0: no adapter)
 
@@ -110,7 +110,7 @@ class LoraBatchingEngine(ContinuousBatchingEngine):
         target.bind_inputs(**{LORA_IDS: np.array([[lora]], dtype=np.int64)})
         self._slot_target = target  # keeps the bound id alive
         self.slot_ids[slot, 0] = lora
-        return prefill(target.run, [request.tokens], 1, self.prefill_seq_len, self.session.ctx_len, self.pad_id)
+        return self._prefill_row(target, request)
 
     def _before_decode(self) -> None:
         self.session.bind_inputs(**{LORA_IDS: self.slot_ids})

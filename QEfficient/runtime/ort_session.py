@@ -334,6 +334,15 @@ class SlotTarget:
     def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         return self.session.run_slot(self.index, input_ids, position_ids)
 
+    @property
+    def every_position(self) -> bool:
+        """Whether ``run_all`` is there: the graph scores every position of a chunk (a speculative target's)."""
+        return isinstance(self.session, AllLogitsKVSession)
+
+    def run_all(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+        """A view of logits [1, S, V] for every position (valid until the next run); ``every_position`` sessions only."""
+        return self.session.run_slot_all(self.index, input_ids, position_ids)
+
 
 class AllLogitsKVSession(KVCacheSession):
     """A KVCacheSession over a speculative target graph, whose logits are [B, S, V]: ``run_all``
@@ -361,10 +370,14 @@ class AllLogitsKVSession(KVCacheSession):
     def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         return last_real(self.run_all(input_ids, position_ids), position_ids)
 
-    def run_slot(self, slot: int, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+    def run_slot_all(self, slot: int, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+        """One step on cache row ``slot``; a view of logits [1, S, V] for every position (valid until the next run)."""
         self.slot_logits = self._logits_for(self.slot_io, *np.shape(input_ids))
         super().run_slot(slot, input_ids, position_ids)
-        return last_real(self.slot_logits.numpy(), position_ids)
+        return self.slot_logits.numpy()
+
+    def run_slot(self, slot: int, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+        return last_real(self.run_slot_all(slot, input_ids, position_ids), position_ids)
 
 
 def last_real(logits: np.ndarray, position_ids: np.ndarray) -> np.ndarray:

@@ -239,6 +239,7 @@ def create_app(
                 on_token=lambda r, t: loop.call_soon_threadsafe(events.put_nowait, (index, False, None)),
                 on_done=lambda r: ended(r, index),
                 top_logprobs=job.top_logprobs,
+                prompt_logprobs=job.prompt_top,
                 constraint=job.constraint,
                 stop_token_ids=job.end_rules.stop_token_ids,
                 ignore_eos=job.end_rules.ignore_eos,
@@ -253,10 +254,7 @@ def create_app(
             raise APIError(429, str(err), kind="rate_limit_error", code="queue_full") from None
         except RuntimeError as err:
             raise APIError(503, str(err), kind="server_error", code="engine_down") from None
-        choices = [
-            ChoiceText(tokenizer, token_text, r, job.stop, call.chat, job.end_rules, runner.engine.ending_ids(r))
-            for r, job in zip(requests, call.jobs)
-        ]
+        choices = [ChoiceText(tokenizer, token_text, r, job, call.chat, runner.engine.ending_ids(r)) for r, job in zip(requests, call.jobs)]
         head = {
             "id": f"{'chatcmpl' if call.chat else 'cmpl'}-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion" if call.chat else "text_completion",
@@ -284,14 +282,21 @@ def create_app(
                 if message is not None:  # tool calls (serving/tools.py)
                     body, reason = {"message": message}, call.tools.finish_reason(reason)
             else:
-                body = {"text": call.jobs[index].echo + texts[index]}
-            out.append({"index": index, **body, "logprobs": choice.all_logprobs(), "finish_reason": reason})
+                body = {"text": texts[index]}
+            scored = {} if call.chat or call.jobs[index].prompt_logprobs is None else {"prompt_logprobs": choice.vllm_prompt_logprobs()}
+            out.append({"index": index, **body, "logprobs": choice.all_logprobs(), "finish_reason": reason, **scored})
+        if call.chat and call.jobs[0].prompt_logprobs is not None:  # vLLM's chat answer has them once, beside the choices
+            head["prompt_logprobs"] = choices[0].vllm_prompt_logprobs()
         return {**head, "choices": out, "usage": usage(call, requests)}
 
     def usage(call: Call, requests: list[EngineRequest]) -> dict:
         prompt = sum(len(job.tokens) for job in call.jobs[:: call.n])  # each prompt once, whatever its n
-        completion = sum(len(r.output) for r in requests)
+        completion = sum(generated(r, job) for r, job in zip(requests, call.jobs))
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    def generated(request: EngineRequest, job) -> int:
+        """The tokens of a choice's answer: none for an echo of the prompt alone (max_tokens 0)."""
+        return 0 if job.echo_only else len(request.output)
 
     async def cancel_on_disconnect(http_request: Request, requests: list[EngineRequest]) -> None:
         while not await http_request.is_disconnected():
@@ -338,15 +343,13 @@ def create_app(
         def chunk_usage(index: int) -> dict | None:
             if not call.continuous_usage:
                 return None
-            prompt, completion = len(call.jobs[index].tokens), len(requests[index].output)
+            prompt, completion = len(call.jobs[index].tokens), generated(requests[index], call.jobs[index])
             return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
         try:
-            for index in range(len(choices)):
-                if call.chat:
+            if call.chat:
+                for index in range(len(choices)):
                     yield chunk(index, None, None, None, first=True)
-                elif call.jobs[index].echo:  # the prompt first, as vLLM streams an echo
-                    yield chunk(index, call.jobs[index].echo, None, None)
             async for index, piece, reason, logprobs in progress(events, choices):
                 if piece or reason or (logprobs and any(logprobs.get(k) for k in ("content", "tokens"))):
                     sent = chunk(index, piece, reason, logprobs)

@@ -5,7 +5,8 @@ Completions: ``{"tokens", "token_logprobs", "top_logprobs": [{token: logprob}], 
 each top dict holding the N likeliest tokens plus the chosen one (so up to N + 1 entries, as
 OpenAI documents). Chat: ``{"content": [{"token", "logprob", "bytes", "top_logprobs": [...]}]}``.
 Log-probabilities are the log-softmax of the model's logits at each step (before temperature and
-top-p), as vLLM reports by default.
+top-p), as vLLM reports by default. A completion's ``echo`` comes with its first piece (as vLLM streams it), with
+the prompt's own logprobs first where logprobs are asked for (the first prompt token's are null: nothing precedes it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 from functools import lru_cache
 
 from QEfficient.generation.continuous_batching import Request
-from QEfficient.serving.protocol import EndRules
+from QEfficient.serving.protocol import Job
 
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # sentencepiece byte fallback
 LOGPROB_FLOOR = -9999.0  # JSON has no -inf; OpenAI's floor
@@ -59,19 +60,15 @@ class ChoiceText:
     """Feeds on engine events for one request; each ``update`` says what is new for the client."""
 
     def __init__(
-        self,
-        tokenizer,
-        token_text: TokenText,
-        request: Request,
-        stop: list[str],
-        chat: bool,
-        rules: EndRules | None = None,
-        ending_ids: frozenset[int] = frozenset(),
+        self, tokenizer, token_text: TokenText, request: Request, job: Job, chat: bool, ending_ids: frozenset[int] = frozenset()
     ) -> None:
-        """``rules``: the request's vLLM end rules (serving/protocol.py); ``ending_ids``: the ids that end it (its
-        EOS ids and stop_token_ids), whose text is left out unless ``rules.include_stop_str_in_output``."""
-        self.tokenizer, self.token_text, self.request, self.stop, self.chat = tokenizer, token_text, request, stop, chat
-        self.rules = rules = rules or EndRules()
+        """``job``: what the request asked for (serving/protocol.py: stop strings, vLLM's end rules, echo);
+        ``ending_ids``: the ids that end it (its EOS ids and stop_token_ids), whose text is left out unless
+        ``job.end_rules.include_stop_str_in_output``."""
+        self.tokenizer, self.token_text, self.request, self.job, self.chat = tokenizer, token_text, request, job, chat
+        self.stop = stop = job.stop
+        self.rules = rules = job.end_rules
+        self.echo_pending = bool(job.echo)  # the prompt's text still to go out, before the first piece
         self.hidden_ending = frozenset() if rules.include_stop_str_in_output else ending_ids
         self.min_chars: int | None = None if rules.min_tokens else 0  # the text of the first min_tokens tokens
         self.hold = max((len(s) for s in stop), default=1) - 1
@@ -87,6 +84,17 @@ class ChoiceText:
         The last len(longest stop) - 1 characters are held back until they can no longer begin a
         stop string, so a stop string split across tokens never reaches the client.
         """
+        if self.job.echo_only:  # the prompt alone: what was generated is not the client's
+            return (self.job.echo, reason, self._prompt_logprobs()) if done else None
+        update = self._generated(done, reason)
+        if update is None or not self.echo_pending:
+            return update
+        self.echo_pending = False
+        piece, reason, logprobs = update
+        return self.job.echo + piece, reason, self._with_prompt(logprobs)
+
+    def _generated(self, done: bool, reason: str | None) -> tuple[str, str | None, dict | None] | None:
+        """``update`` for the generated text alone."""
         if self.stopped:
             return ("", "stop", None) if done else None
         ids = list(self.request.output)
@@ -133,7 +141,53 @@ class ChoiceText:
         """Logprobs of every token sent, for a response that is not streamed."""
         if self.request.top_logprobs is None:
             return None
-        return self._format(list(self.request.output), range(self.released))
+        if self.job.echo_only:
+            return self._prompt_logprobs()
+        return self._with_prompt(self._format(list(self.request.output), range(self.released)))
+
+    def _with_prompt(self, logprobs: dict | None) -> dict | None:
+        """A completion's logprobs after its echoed prompt's, where echo asked for them."""
+        if not self.job.echo_logprobs or logprobs is None:
+            return logprobs
+        prompt = self._prompt_logprobs()
+        return {key: prompt[key] + logprobs[key] for key in prompt}
+
+    def _prompt_logprobs(self) -> dict | None:
+        """The echoed prompt's tokens in completions' logprobs form; each offset is where the token's text starts in the
+        echoed prompt, as the completion's are in the completion."""
+        if not self.job.echo_logprobs:
+            return None
+        text, tokens, top = self.token_text.text, self.job.tokens, self.job.top_logprobs
+        out: dict[str, list] = {"tokens": [text(t) for t in tokens], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+        for i, (token, score) in enumerate(zip(tokens, self.request.prompt_scores)):
+            out["text_offset"].append(min(len(self._decode(tokens[:i])), len(self.job.echo)))  # a string prompt is echoed as sent
+            if score is None:
+                out["token_logprobs"].append(None)
+                out["top_logprobs"].append(None)
+                continue
+            entries = {text(t): max(lp, LOGPROB_FLOOR) for t, lp in zip(score.top_ids[:top], score.top_logprobs[:top])}
+            entries.setdefault(text(token), max(score.logprob, LOGPROB_FLOOR))
+            out["token_logprobs"].append(max(score.logprob, LOGPROB_FLOOR))
+            out["top_logprobs"].append(entries)
+        return out
+
+    def vllm_prompt_logprobs(self) -> list[dict | None] | None:
+        """vLLM's ``prompt_logprobs``: per prompt token, null for the first, else {id: {logprob, rank, decoded_token}}
+        for the token itself and the N likeliest (N: the request's prompt_logprobs)."""
+        top = self.job.prompt_logprobs
+        if top is None:
+            return None
+        text = self.token_text.text
+        out: list[dict | None] = []
+        for token, score in zip(self.job.tokens, self.request.prompt_scores):
+            if score is None:
+                out.append(None)
+                continue
+            entry = {str(token): {"logprob": max(score.logprob, LOGPROB_FLOOR), "rank": score.rank, "decoded_token": text(token)}}
+            for rank, (t, lp) in enumerate(zip(score.top_ids[:top], score.top_logprobs[:top]), start=1):
+                entry.setdefault(str(t), {"logprob": max(lp, LOGPROB_FLOOR), "rank": rank, "decoded_token": text(t)})
+            out.append(entry)
+        return out
 
     def _format(self, ids: list[int], indices: range) -> dict:
         steps = self.request.logprobs
@@ -156,5 +210,5 @@ class ChoiceText:
             out["tokens"].append(text(ids[i]))
             out["token_logprobs"].append(max(logprob, LOGPROB_FLOOR))
             out["top_logprobs"].append(top)
-            out["text_offset"].append(self.offsets[i])
+            out["text_offset"].append(len(self.job.echo) + self.offsets[i])
         return out

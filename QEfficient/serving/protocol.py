@@ -53,6 +53,15 @@ class Job:
     constraint: Any = None  # structured output: the prompt's own grammar state (generation/constraints.py)
     echo: str = ""  # completions' echo: the prompt's text, sent before the completion
     end_rules: EndRules = EndRules()
+    echo_logprobs: bool = False  # echo with logprobs: the prompt's tokens' logprobs before the completion's
+    echo_only: bool = False  # echo with max_tokens 0: the prompt (and its logprobs), nothing generated
+    prompt_logprobs: int | None = None  # vLLM's prompt_logprobs field: each prompt token's and N alternatives
+
+    @property
+    def prompt_top(self) -> int | None:
+        """How many alternatives the engine keeps for each prompt token; None: the prompt is not scored."""
+        wanted = [n for n in (self.prompt_logprobs, self.top_logprobs if self.echo_logprobs else None) if n is not None]
+        return max(wanted) if wanted else None
 
 
 @dataclasses.dataclass
@@ -205,11 +214,15 @@ class RequestParser:
                 raise APIError(400, f"'{name}' is not supported by this server; leave it out.", name)
         logprobs = number(body, "logprobs", int, None, low=0, high=MAX_COMPLETION_LOGPROBS)
         echo = boolean(body, "echo")
-        if echo and logprobs is not None:  # they would need every prompt position's logits; the graph gives the last one's
-            raise APIError(
-                400, "'echo' with 'logprobs' needs the prompt's logprobs, which this server does not compute; leave one out.", "echo"
-            )
         call = self._options(body, logprobs, chat=False)
+        job = call.jobs[0]
+        job.echo_logprobs = echo and logprobs is not None  # the prompt's logprobs, as vLLM gives them with echo
+        if job.echo_logprobs:
+            self._check_scored("echo")
+        if job.max_tokens == 0:  # vLLM's (and OpenAI's legacy) way to score a prompt without generating
+            if not echo:
+                raise APIError(400, "'max_tokens' is 0, which generates nothing: send 1 or more, or 0 with \"echo\": true.", "max_tokens")
+            job.max_tokens, job.echo_only = 1, True
         prompts = self._prompts(body.get("prompt"))
         wheres = [f"prompt[{i}]" if len(prompts) > 1 else "prompt" for i in range(len(prompts))]
         if self.images is None:
@@ -353,8 +366,13 @@ class RequestParser:
             logit_bias=self._logit_bias(body.get("logit_bias")),
         )
         # OpenAI's completions default to 16 tokens; a chat answer (vLLM's too) to what the context leaves (None here)
-        max_tokens = number(body, "max_tokens", int, None if chat else 16, low=1)
+        max_tokens = number(body, "max_tokens", int, None if chat else 16, low=1 if chat else 0)  # 0: completions' echo
         job = Job([], max_tokens, sampling, _stop_strings(body), top, end_rules=self._end_rules(body, max_tokens))
+        job.prompt_logprobs = number(body, "prompt_logprobs", int, None, low=0, high=MAX_CHAT_TOP_LOGPROBS)
+        if job.prompt_logprobs is not None:
+            if stream:
+                raise APIError(400, "'prompt_logprobs' are not available with \"stream\": true (as in vLLM).", "prompt_logprobs")
+            self._check_scored("prompt_logprobs")
         grammar = requested_grammar(body)
         if tools is not None:
             if grammar is not None:
@@ -367,6 +385,11 @@ class RequestParser:
         if grammar is not None and self.grammars is None:
             raise APIError(400, "Structured output is not available on this server; leave it out.", grammar[2])
         return Call([job], chat, stream, include_usage, body.get("model"), grammar, n, tools, continuous_usage)
+
+    def _check_scored(self, field: str) -> None:
+        """A 400 where the prompt's logprobs are asked of a server that does not compute them."""
+        if self.images is not None:
+            raise APIError(400, "This vision-language server does not compute a prompt's logprobs; leave them out.", field)
 
     def _end_rules(self, body: dict, max_tokens: int | None) -> EndRules:
         ids = body.get("stop_token_ids")
