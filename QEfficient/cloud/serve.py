@@ -35,7 +35,20 @@ from QEfficient.utils.checks import check_positive
 from QEfficient.utils.extras import MissingExtraError, require_extra
 
 # serving/tools.TOOL_CALL_PARSERS, named here: the command line parses without the serve extra
-TOOL_CALL_PARSERS = ("hermes", "llama3_json", "pythonic", "mistral")
+TOOL_CALL_PARSERS = (
+    "hermes",
+    "llama3_json",
+    "pythonic",
+    "mistral",
+    "deepseek_v3",
+    "deepseek_v31",
+    "kimi_k2",
+    "internlm",
+    "jamba",
+    "granite",
+    "qwen3_coder",
+    "glm45",
+)
 
 API_KEY_ENV = "QEFF_API_KEY"
 

@@ -32,9 +32,9 @@ def new_call_id() -> str:
     return f"chatcmpl-tool-{uuid.uuid4().hex}"
 
 
-def tool_call(name: str, arguments: str) -> dict:
-    """OpenAI's ``tool_calls`` entry."""
-    return {"id": new_call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}
+def tool_call(name: str, arguments: str, call_id: str | None = None) -> dict:
+    """OpenAI's ``tool_calls`` entry (``call_id``: the model's own id for the call, where its syntax has one)."""
+    return {"id": call_id or new_call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
 def _skip(text: str, i: int, chars: str = " \t\r\n") -> int:
@@ -362,11 +362,20 @@ def _mistral_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
 class ToolCallParser:
     """A model's tool-call syntax: ``message(text)``, the assistant message of a whole answer (None where the answer is
     text); ``scan(text, final)``, (the content so far, or None where there is none to send yet; the calls so far) of an
-    answer being written, ``final`` once it ends (nothing held back)."""
+    answer being written, ``final`` once it ends (nothing held back). ``typed`` parsers take the request's tools too
+    (``message(text, tools)``, ``scan(text, final, tools)``): their arguments are text, typed by each tool's schema."""
 
-    message: Callable[[str], dict | None]
-    scan: Callable[[str, bool], tuple[str | None, list[ScannedCall]]]
+    message: Callable[..., dict | None]
+    scan: Callable[..., tuple[str | None, list[ScannedCall]]]
     special_tokens: bool = False  # its markers are special tokens: the answer is decoded with them
+    call_ids: Callable[[str], list[str] | None] | None = None  # the model's own ids of the calls so far (Kimi's)
+    typed: bool = False
+
+    def for_tools(self, tools: list[dict]) -> tuple[Callable[[str], dict | None], Callable[[str, bool], tuple]]:
+        """(message, scan) for a request with these tools."""
+        if not self.typed:
+            return self.message, self.scan
+        return (lambda text: self.message(text, tools)), (lambda text, final: self.scan(text, final, tools))
 
 
 PARSERS = {

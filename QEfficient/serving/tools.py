@@ -4,8 +4,9 @@ schema made from the tools' parameters, and comes back as ``tool_calls``.
 
 ``tool_choice`` ``"auto"`` (the default when tools are given) lets the model answer in text or call tools in its own
 syntax: a server started with ``--enable_auto_tool_choice --tool_call_parser NAME`` (vLLM's flags) parses it
-(serving/tool_parsers.py: ``hermes``, ``llama3_json``, ``pythonic``, ``mistral``); without them it is refused with what to
-send.
+(serving/tool_parsers.py: ``hermes``, ``llama3_json``, ``pythonic``, ``mistral``; serving/tool_parsers_tagged.py:
+``deepseek_v3``, ``deepseek_v31``, ``kimi_k2``, ``internlm``, ``jamba``, ``granite``; serving/tool_parsers_xml.py:
+``qwen3_coder``, ``glm45``); without them it is refused with what to send.
 
 Every kind streams as it is written (``delta.tool_calls``: a call's id, type and name with its first piece, then pieces
 of its arguments): the answer so far is scanned again at each piece, and a call's arguments are the text the model
@@ -19,9 +20,13 @@ import json
 from typing import Any
 
 from QEfficient.serving.errors import APIError
-from QEfficient.serving.tool_parsers import PARSERS, new_call_id, scan_call_array, tool_call
+from QEfficient.serving.tool_parsers import PARSERS as FIRST_PARSERS
+from QEfficient.serving.tool_parsers import new_call_id, scan_call_array, tool_call
+from QEfficient.serving.tool_parsers_tagged import TAGGED_PARSERS
+from QEfficient.serving.tool_parsers_xml import XML_PARSERS
 
 _EMPTY_PARAMETERS = {"type": "object", "properties": {}}
+PARSERS = {**FIRST_PARSERS, **TAGGED_PARSERS, **XML_PARSERS}
 TOOL_CALL_PARSERS = tuple(PARSERS)  # the tool-call syntaxes parsed for tool_choice "auto" (vLLM's names)
 
 
@@ -34,10 +39,11 @@ class ToolCallStream:
     already sent cannot be taken back: the finish reason is then the text's), and a call without arguments gets
     "{}"."""
 
-    def __init__(self, scan, message=None) -> None:
+    def __init__(self, scan, message=None, call_ids=None) -> None:
         """``scan(text, final)``: (the answer's text outside the calls so far, or None where there is none to send yet;
-        the calls so far, as serving/tool_parsers.scan_call gives them)."""
-        self.scan, self.message = scan, message
+        the calls so far, as serving/tool_parsers.scan_call gives them); ``call_ids(text)``: the model's own ids of the
+        calls so far, where its syntax has them."""
+        self.scan, self.message, self.call_ids = scan, message, call_ids
         self.text, self.sent_content = "", 0
         self.sent: list[int] = []  # per call opened: the characters of its arguments sent
         self.verdict: bool | None = None  # at the end: whether the whole answer reads as calls
@@ -63,7 +69,8 @@ class ToolCallStream:
                 break  # the call opens with its name
             arguments = arguments or ""
             if i == len(self.sent):
-                head = {"id": new_call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}
+                ids = self.call_ids(self.text) if self.call_ids is not None else None
+                head = {"id": ids[i] if ids else new_call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}
                 deltas.append({"index": i, **head})
                 self.sent.append(len(arguments))
             elif len(arguments) > self.sent[i]:
@@ -154,11 +161,13 @@ class AutoTools:
     def message(self, text: str) -> dict | None:
         """The assistant message with the calls the text holds (and, hermes, the text before them as its content), or
         None where it holds none, or one the parser does not read (the text is then the answer)."""
-        return PARSERS[self.parser].message(text)
+        return PARSERS[self.parser].for_tools(self.tools)[0](text)
 
     def stream(self) -> ToolCallStream:
         """A choice's stream: the content and the calls as the parser finds them in the answer so far."""
-        return ToolCallStream(PARSERS[self.parser].scan, PARSERS[self.parser].message)
+        parser = PARSERS[self.parser]
+        message, scan = parser.for_tools(self.tools)
+        return ToolCallStream(scan, message, parser.call_ids)
 
     @property
     def special_tokens(self) -> bool:

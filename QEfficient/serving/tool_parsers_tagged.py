@@ -1,0 +1,208 @@
+"""Tool-call syntaxes with marker tokens around JSON arguments (vLLM's ``--tool_call_parser`` names and rules), read
+as serving/tool_parsers.py reads the first four: a whole answer's message, and the calls so far of an answer being
+written. Their markers are special tokens, so a request these parsers read is decoded with them.
+
+- ``deepseek_v3`` (DeepSeek-V3, -R1): ``<｜tool▁calls▁begin｜>``, then per call ``<｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME``,
+  a fenced JSON block (```` ```json ````) with the arguments, ``<｜tool▁call▁end｜>``.
+- ``deepseek_v31`` (DeepSeek-V3.1 and later): per call ``<｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}<｜tool▁call▁end｜>``.
+- ``kimi_k2``: ``<|tool_calls_section_begin|>``, then per call ``<|tool_call_begin|>functions.NAME:INDEX``
+  ``<|tool_call_argument_begin|>{...}<|tool_call_end|>``; the call's id is the model's ``functions.NAME:INDEX`` (its chat
+  template writes it back in later turns).
+- ``internlm`` (InternLM2/2.5): ``<|action_start|><|plugin|>`` then one ``{"name", "parameters"}`` object, ``<|action_end|>``.
+- ``jamba``: ``<tool_calls>`` then a JSON array of ``{"name", "arguments"}`` objects, ``</tool_calls>``.
+- ``granite`` (Granite 3.x): an answer that is a JSON array of ``{"name", "arguments"}`` objects, after
+  ``<|tool_call|>`` or ``<tool_call>``.
+
+The text before the first marker is the message's content (none for granite); an answer whose calls are not complete
+JSON objects with a name is text, all of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+
+from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, _before_marker, _skip, scan_call, scan_call_array, tool_call
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggedCalls:
+    """Calls each opened by ``call_open``, its head (what names the call) up to ``arguments_open``, then a JSON object;
+    all of them after ``section`` (the content is the text before it)."""
+
+    section: str
+    call_open: str
+    arguments_open: str
+    name_of: Callable[[str], str]  # the call's name from its head
+    model_ids: bool = False  # the head is the call's id (Kimi's)
+
+    def calls(self, text: str, final: bool = False) -> tuple[list[ScannedCall], list[str]]:
+        """The calls after the section marker so far (perhaps the last cut short), and their heads."""
+        calls: list[ScannedCall] = []
+        heads: list[str] = []
+        section = text.find(self.section)
+        at = -1 if section < 0 else text.find(self.call_open, section)
+        while at >= 0:
+            head_start = at + len(self.call_open)
+            opened = text.find(self.arguments_open, head_start)
+            if opened < 0:
+                break  # the head is still being written
+            heads.append(text[head_start:opened].strip())
+            j = _skip(text, opened + len(self.arguments_open))
+            if j >= len(text) or text[j] != "{":
+                calls.append((self.name_of(heads[-1]), None, None))
+                break
+            end = scan_call(text, j, ())[2]  # the end of the arguments' object
+            calls.append((self.name_of(heads[-1]), text[j : end or len(text)], end))
+            if end is None:
+                break
+            at = text.find(self.call_open, end)
+        return calls, heads
+
+    def message(self, text: str) -> dict | None:
+        first = text.find(self.section)
+        if first < 0:
+            return None
+        calls, heads = self.calls(text)
+        if not calls or not all(_complete(call) for call in calls):
+            return None
+        ids = heads if self.model_ids else [None] * len(calls)
+        made = [tool_call(name, arguments, call_id) for (name, arguments, _), call_id in zip(calls, ids)]
+        return {"role": "assistant", "content": text[:first] or None, "tool_calls": made}
+
+    def scan(self, text: str, final: bool) -> tuple[str, list[ScannedCall]]:
+        content, first = _before_marker(text, self.section, final)
+        return content, [] if first < 0 else self.calls(text)[0]
+
+    def call_ids(self, text: str) -> list[str] | None:
+        return self.calls(text)[1] if self.model_ids else None
+
+    def parser(self) -> ToolCallParser:
+        return ToolCallParser(self.message, self.scan, special_tokens=True, call_ids=self.call_ids if self.model_ids else None)
+
+
+def _complete(call: ScannedCall) -> bool:
+    """A call with a name and a whole JSON object for its arguments."""
+    name, arguments, end = call
+    try:
+        return bool(name) and end is not None and isinstance(json.loads(arguments), dict)
+    except (TypeError, ValueError):
+        return False
+
+
+_DEEPSEEK_SEP = "<｜tool▁sep｜>"
+DEEPSEEK_V3 = TaggedCalls("<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>", "```json", lambda head: head.split(_DEEPSEEK_SEP)[-1].strip())
+DEEPSEEK_V31 = TaggedCalls("<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>", _DEEPSEEK_SEP, str.strip)
+# "functions.get_weather:0" -> "get_weather"
+KIMI_K2 = TaggedCalls(
+    "<|tool_calls_section_begin|>",
+    "<|tool_call_begin|>",
+    "<|tool_call_argument_begin|>",
+    lambda head: head.split(":")[0].split(".")[-1],
+    model_ids=True,
+)
+
+# internlm: one call, a JSON object after the action marker
+_INTERNLM_OPEN, _INTERNLM_PLUGIN, _INTERNLM_CLOSE = "<|action_start|>", "<|plugin|>", "<|action_end|>"
+_INTERNLM_KEYS = ("parameters", "arguments")
+
+
+def _internlm_call(text: str, first: int) -> ScannedCall | None:
+    i = _skip(text, first + len(_INTERNLM_OPEN))
+    if text.startswith(_INTERNLM_PLUGIN, i):
+        i = _skip(text, i + len(_INTERNLM_PLUGIN))
+    elif _INTERNLM_PLUGIN.startswith(text[i:]):
+        return None  # the plugin marker is still being written
+    return scan_call(text, i, _INTERNLM_KEYS) if i < len(text) and text[i] == "{" else None
+
+
+def _internlm_message(text: str) -> dict | None:
+    first = text.find(_INTERNLM_OPEN)
+    if first < 0:
+        return None
+    i = _skip(text, first + len(_INTERNLM_OPEN))
+    i = _skip(text, i + len(_INTERNLM_PLUGIN)) if text.startswith(_INTERNLM_PLUGIN, i) else i
+    decoder = json.JSONDecoder()
+    try:
+        call, end = decoder.raw_decode(text, i)
+        name, arguments = call["name"], next((call[k] for k in _INTERNLM_KEYS if k in call), {})
+    except (ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(name, str) or not isinstance(arguments, dict) or text[end:].strip() not in ("", _INTERNLM_CLOSE):
+        return None
+    written = scan_call(text, i, _INTERNLM_KEYS)[1]
+    return {"role": "assistant", "content": text[:first] or None, "tool_calls": [tool_call(name, written or "{}")]}
+
+
+def _internlm_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
+    content, first = _before_marker(text, _INTERNLM_OPEN, final)
+    call = None if first < 0 else _internlm_call(text, first)
+    return content, [] if call is None else [call]
+
+
+# jamba and granite: a JSON array of {"name", "arguments"} objects
+_JAMBA_OPEN, _JAMBA_CLOSE = "<tool_calls>", "</tool_calls>"
+_GRANITE_MARKERS = ("<|tool_call|>", "<tool_call>")
+
+
+def _array_message(text: str, content: str | None) -> dict | None:
+    """The message of a JSON array of calls (``text``: the array alone), or None where it is not one."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(parsed, list) or not parsed:
+        return None
+    if not all(isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("arguments", {}), dict) for c in parsed):
+        return None
+    written = scan_call_array(text, 0, "arguments")
+    calls = [tool_call(c["name"], arguments or "{}") for c, (_, arguments, _) in zip(parsed, written)]
+    return {"role": "assistant", "content": content, "tool_calls": calls}
+
+
+def _jamba_message(text: str) -> dict | None:
+    first = text.find(_JAMBA_OPEN)
+    if first < 0:
+        return None
+    body = text[first + len(_JAMBA_OPEN) :]
+    close = body.find(_JAMBA_CLOSE)
+    return _array_message(body[:close] if close >= 0 else body, text[:first] or None)
+
+
+def _jamba_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
+    content, first = _before_marker(text, _JAMBA_OPEN, final)
+    return content, [] if first < 0 else scan_call_array(text, first + len(_JAMBA_OPEN), "arguments")
+
+
+def _granite_body(text: str) -> str:
+    body = text.strip()
+    for marker in _GRANITE_MARKERS:
+        body = body.removeprefix(marker)
+    return body.lstrip()
+
+
+def _granite_message(text: str) -> dict | None:
+    body = _granite_body(text)
+    return _array_message(body, None) if body.startswith("[") else None
+
+
+def _granite_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall]]:
+    """An answer that may still begin with a marker or "[" holds back; one that begins as an array streams its calls;
+    any other is content."""
+    body = _granite_body(text)
+    if not final and (not body or any(m.startswith(text.strip()) for m in _GRANITE_MARKERS)):
+        return None, []
+    if not body.startswith("["):
+        return text, []
+    return None, scan_call_array(body, 0, "arguments")
+
+
+TAGGED_PARSERS = {
+    "deepseek_v3": DEEPSEEK_V3.parser(),
+    "deepseek_v31": DEEPSEEK_V31.parser(),
+    "kimi_k2": KIMI_K2.parser(),
+    "internlm": ToolCallParser(_internlm_message, _internlm_scan, special_tokens=True),
+    "jamba": ToolCallParser(_jamba_message, _jamba_scan, special_tokens=True),
+    "granite": ToolCallParser(_granite_message, _granite_scan),
+}
