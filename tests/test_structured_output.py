@@ -513,7 +513,8 @@ def test_tagged_argument_syntaxes_typed_by_the_tools_schemas():
     )
     glm = (
         "Sure.<tool_call>get_time\n<arg_key>zone</arg_key>\n<arg_value>-2</arg_value>\n</tool_call>"
-        '<tool_call>get_weather<arg_key>city</arg_key><arg_value>a}"b</arg_value><arg_key>days</arg_key><arg_value>3</arg_value></tool_call>'
+        '<tool_call>get_weather<arg_key>city</arg_key><arg_value>a}"b</arg_value>'
+        "<arg_key>days</arg_key><arg_value> 3\n</arg_value></tool_call>"
     )
     # "days" has no schema: qwen3_coder keeps it text, glm45 reads it as JSON (vLLM's rules)
     for parser, text, content, days in (("qwen3_coder", qwen3, "Let me check.\n", "3"), ("glm45", glm, "Sure.", 3)):
@@ -541,6 +542,7 @@ def test_tagged_argument_syntaxes_typed_by_the_tools_schemas():
         ("n", "seven", "seven"),
         ("x", "2.5", 2.5),
         ("x", "2.0", 2),
+        ("x", "inf", "inf"),
         ("b", "True", True),
         ("b", "no", False),
         ("o", '{"k": [1, null]}', {"k": [1, None]}),

@@ -48,6 +48,7 @@ TOOL_CALL_PARSERS = (
     "granite",
     "qwen3_coder",
     "glm45",
+    "glm47",
 )
 
 API_KEY_ENV = "QEFF_API_KEY"

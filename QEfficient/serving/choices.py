@@ -76,6 +76,7 @@ class ChoiceText:
         self.stopped = False  # a stop string was found: the rest of the engine's output is not ours
         self.offsets: list[int] = []  # where each token's text starts in the completion (logprobs only)
         self.released = 0  # tokens whose logprobs went out
+        self.prompt_part: dict | None = None  # the echoed prompt's logprobs, formatted once
 
     def update(self, done: bool, reason: str | None) -> tuple[str, str | None, dict | None] | None:
         """(new text, finish reason or None, logprobs of the newly covered tokens or None), or None
@@ -157,6 +158,11 @@ class ChoiceText:
         echoed prompt, as the completion's are in the completion."""
         if not self.job.echo_logprobs:
             return None
+        if self.prompt_part is None:  # once: a stream sends it with its first piece, an answer once more at the end
+            self.prompt_part = self._format_prompt()
+        return self.prompt_part
+
+    def _format_prompt(self) -> dict:
         text, tokens, top = self.token_text.text, self.job.tokens, self.job.top_logprobs
         out: dict[str, list] = {"tokens": [text(t) for t in tokens], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
         for i, (token, score) in enumerate(zip(tokens, self.request.prompt_scores)):

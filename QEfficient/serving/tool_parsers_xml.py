@@ -4,8 +4,9 @@ are typed by the request's tools (each function's JSON schema), so these parsers
 - ``qwen3_coder`` (Qwen3-Coder, Qwen3.5): ``<tool_call>`` ``<function=NAME>``, then per argument
   ``<parameter=KEY>`` value ``</parameter>`` (one newline on each side of the value dropped), ``</function>``
   ``</tool_call>``; the text before the first call is the content.
-- ``glm45`` (GLM-4.5 to 4.7): ``<tool_call>NAME``, then per argument ``<arg_key>KEY</arg_key><arg_value>value</arg_value>``,
-  ``</tool_call>``; its markers are special tokens.
+- ``glm45`` (GLM-4.5 to 4.7; also as ``glm47``): ``<tool_call>NAME``, then per argument
+  ``<arg_key>KEY</arg_key><arg_value>value</arg_value>`` (the value stripped), ``</tool_call>``; its markers are special
+  tokens.
 
 A value whose schema says string stays text; otherwise it is read as the schema's type (qwen3_coder, vLLM's rules:
 integers, numbers, booleans, null, JSON or Python literals for objects and arrays; a value that does not read stays
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from typing import Any
 
 from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, _before_marker, tool_call
@@ -67,6 +69,8 @@ def qwen3_value(value: str, schema: Any) -> Any:
             return int(value)
         if kind.startswith(("num", "float")):
             number = float(value)
+            if not math.isfinite(number):
+                return value  # JSON has no inf or nan
             return int(number) if number.is_integer() else number
     except (ValueError, OverflowError):
         return value
@@ -206,7 +210,7 @@ def _glm_calls(text: str, first: int, tools: list[dict]) -> list[ScannedCall]:
             if value_end < 0:
                 break
             key = body[k + len(_G_KEY) : key_end].strip()
-            pairs.append((key, glm_value(body[value_at + len(_G_VALUE) : value_end], properties.get(key))))
+            pairs.append((key, glm_value(body[value_at + len(_G_VALUE) : value_end].strip(), properties.get(key))))
             k = body.find(_G_KEY, value_end)
         end = None if close < 0 else close + len(_G_CALL_END)
         calls.append((name, _arguments(pairs, end is not None), end))
@@ -237,3 +241,4 @@ XML_PARSERS = {
     "qwen3_coder": ToolCallParser(_qwen3_message, _qwen3_scan, typed=True),
     "glm45": ToolCallParser(_glm_message, _glm_scan, special_tokens=True, typed=True),
 }
+XML_PARSERS["glm47"] = XML_PARSERS["glm45"]  # vLLM's name for GLM-4.7's, whose name may run straight into <arg_key>
