@@ -204,6 +204,7 @@ def sse_chunks(url: str, route: str, body: dict) -> list[dict]:
         b'{"prompt": "hi", "stream": true, "stream_options": {"include_usage": "yes"}}',
         b'{"prompt": "hi", "echo": 1}',
         b'{"prompt": "hi", "max_tokens": 0}',  # generates nothing: only with echo
+        b'{"prompt": "hi", "max_tokens": 0, "echo": true, "min_tokens": 2}',
         b'{"prompt": "hi", "prompt_logprobs": 21}',
         b'{"prompt": "hi", "prompt_logprobs": 1, "stream": true}',  # vLLM's rule
         b'{"prompt": "hi", "best_of": 3}',

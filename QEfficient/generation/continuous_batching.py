@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from QEfficient.generation.logprobs import score_prompt, token_logprobs
+from QEfficient.generation.logprobs import PromptTokenScore, score_prompt, token_logprobs
 from QEfficient.generation.sampling import SamplingParams, TokenChooser
 from QEfficient.generation.text_generation import prefill
 from QEfficient.runtime.ort_session import KVCacheSession
@@ -56,7 +56,7 @@ class Request:
     # prompt_logprobs=N scores the prompt as it is prefilled: prompt_scores gets one generation/logprobs.PromptTokenScore
     # per prompt token (None for the first), with the N likeliest alternatives
     prompt_logprobs: int | None = None
-    prompt_scores: list = field(default_factory=list)
+    prompt_scores: list[PromptTokenScore | None] = field(default_factory=list)
 
 
 class ContinuousBatchingEngine:
@@ -152,8 +152,11 @@ class ContinuousBatchingEngine:
                     chooser.prime([request.tokens])
                     logits = self._prefill_request(slot, request)
                 except Exception as err:  # this request fails alone: it is answered, and the slot stays free
-                    logger.exception("prefill failed")
-                    request.finish_reason, request.error = "error", err
+                    if request.cancelled.is_set():  # its client left while its prompt was scored
+                        request.finish_reason = "cancelled"
+                    else:
+                        logger.exception("prefill failed")
+                        request.finish_reason, request.error = "error", err
                     if request.on_done is not None:
                         request.on_done(request)
                     continue
@@ -168,7 +171,8 @@ class ContinuousBatchingEngine:
     def _prefill_row(self, target, request: Request) -> np.ndarray:
         """The request's prompt through ``target`` (one cache row, with what it has bound), scored when it asks."""
         if request.prompt_logprobs is not None:
-            request.prompt_scores, logits = score_prompt(target, request.tokens, self.prefill_seq_len, request.prompt_logprobs)
+            scored = score_prompt(target, request.tokens, self.prefill_seq_len, request.prompt_logprobs, request.cancelled.is_set)
+            request.prompt_scores, logits = scored
             return logits
         return prefill(target.run, [request.tokens], 1, self.prefill_seq_len, self.session.ctx_len, self.pad_id)
 

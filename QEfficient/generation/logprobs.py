@@ -10,6 +10,7 @@ prompt goes through in chunks, as fast as a prefill.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -44,14 +45,23 @@ def score_token(logits: np.ndarray, token: int, top: int) -> PromptTokenScore:
     return PromptTokenScore(logprob, int(np.count_nonzero(row > row[token])) + 1, ids, logprobs)
 
 
-def score_prompt(target, tokens: list[int], chunk: int, top: int) -> tuple[list[PromptTokenScore | None], np.ndarray]:
-    """Prefill ``tokens`` into ``target`` (a runtime.ort_session.SlotTarget: one cache row), scoring each of them.
+class ScoringCancelled(RuntimeError):
+    pass
+
+
+def score_prompt(
+    target, tokens: list[int], chunk: int, top: int, cancelled: Callable[[], bool] = lambda: False
+) -> tuple[list[PromptTokenScore | None], np.ndarray]:
+    """Prefill ``tokens`` into ``target`` (a runtime.ort_session.SlotTarget: one cache row), scoring each of them;
+    ScoringCancelled where ``cancelled()`` turns true between runs (a client that left frees the engine).
 
     Returns (one entry per prompt token, None for the first, which nothing precedes; the next-token logits [1, V], as
     a prefill returns them)."""
     scores: list[PromptTokenScore | None] = [None]
     if target.every_position:
         for start in range(0, len(tokens), chunk):
+            if cancelled():
+                raise ScoringCancelled("the request was cancelled while its prompt was scored")
             piece = tokens[start : start + chunk]
             logits = target.run_all(np.array([piece], dtype=np.int64), np.arange(start, start + len(piece), dtype=np.int64)[None])[0]
             following = tokens[start + 1 : start + len(piece) + 1]  # the token each position predicts
@@ -59,6 +69,8 @@ def score_prompt(target, tokens: list[int], chunk: int, top: int) -> tuple[list[
             last = logits[len(piece) - 1 : len(piece)].copy()
         return scores, last
     for position, token in enumerate(tokens):
+        if cancelled():
+            raise ScoringCancelled("the request was cancelled while its prompt was scored")
         logits = target.run(np.array([[token]], dtype=np.int64), np.array([[position]], dtype=np.int64))
         if position + 1 < len(tokens):
             scores.append(score_token(logits[0], tokens[position + 1], top))

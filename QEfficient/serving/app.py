@@ -33,8 +33,9 @@ from QEfficient._version import __version__
 from QEfficient.generation.continuous_batching import Request as EngineRequest
 from QEfficient.generation.lora_generation import LORA_ID
 from QEfficient.serving.choices import ChoiceText, TokenText
+from QEfficient.serving.messages import holds_image_parts
 from QEfficient.serving.metrics import ServerMetrics
-from QEfficient.serving.protocol import APIError, Call, RequestParser, holds_image_parts, parse_json
+from QEfficient.serving.protocol import APIError, Call, RequestParser, parse_json
 from QEfficient.serving.runner import EngineRunner, QueueFullError
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 from QEfficient.serving.tools import TOOL_CALL_PARSERS

@@ -164,8 +164,9 @@ class ChoiceText:
 
     def _format_prompt(self) -> dict:
         text, tokens, top = self.token_text.text, self.job.tokens, self.job.top_logprobs
-        out: dict[str, list] = {"tokens": [text(t) for t in tokens], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+        out: dict[str, list] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
         for i, (token, score) in enumerate(zip(tokens, self.request.prompt_scores)):
+            out["tokens"].append(text(token))
             out["text_offset"].append(min(len(self._decode(tokens[:i])), len(self.job.echo)))  # a string prompt is echoed as sent
             if score is None:
                 out["token_logprobs"].append(None)

@@ -16,6 +16,7 @@ from typing import Any
 
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.serving.errors import APIError
+from QEfficient.serving.messages import chat_parts, openai_input_forms, param_of, text_content, tool_call_turn
 from QEfficient.serving.structured import requested_grammar
 from QEfficient.serving.tools import AutoTools, ForcedTools, requested_tools
 
@@ -279,7 +280,7 @@ class RequestParser:
         out, urls = [], []
         for i, m in enumerate(self._message_list(body.get("messages"))):
             parts, found = chat_parts(m.get("content"), i)
-            out.append({**m, "content": parts, **_tool_call_turn(m)})
+            out.append({**m, "content": parts, **tool_call_turn(m)})
             urls += found
             if len(urls) > self.images.max_images:  # before any image is fetched or decoded
                 raise APIError(
@@ -298,7 +299,7 @@ class RequestParser:
 
         def check(ids: list[int]) -> None:
             if not ids:
-                raise APIError(400, f"{where} is empty.", _param_of(where))
+                raise APIError(400, f"{where} is empty.", param_of(where))
             self._check_context(ids, max_tokens, f"{where} (image tokens included)")
 
         return check
@@ -404,7 +405,7 @@ class RequestParser:
         return EndRules(
             frozenset(ids or ()),
             boolean(body, "ignore_eos"),
-            number(body, "min_tokens", int, 0, low=0, high=max_tokens or self.ctx_len),
+            number(body, "min_tokens", int, 0, low=0, high=self.ctx_len if max_tokens is None else max(max_tokens, 1)),
             boolean(body, "include_stop_str_in_output"),
             boolean(body, "skip_special_tokens", True),
         )
@@ -488,7 +489,7 @@ class RequestParser:
 
     def _messages(self, messages) -> list[dict]:
         return [
-            {**m, "content": _text_content(m.get("content"), i), **_tool_call_turn(m)} for i, m in enumerate(self._message_list(messages))
+            {**m, "content": text_content(m.get("content"), i), **tool_call_turn(m)} for i, m in enumerate(self._message_list(messages))
         ]
 
 
@@ -515,111 +516,3 @@ def template_options(body: dict) -> dict:
     if clashes:
         raise APIError(400, f"'chat_template_kwargs' may not set {clashes}: send them as fields of their own.", "chat_template_kwargs")
     return {**(kwargs or {}), "add_generation_prompt": add, "continue_final_message": extend}
-
-
-def _tool_call_turn(message: dict) -> dict:
-    """An assistant turn's ``tool_calls`` with each call's ``arguments`` (OpenAI's JSON text) as the object it holds, as
-    vLLM hands them to chat templates (which write them with ``tojson``); {} for other turns."""
-    calls = message.get("tool_calls")
-    if not isinstance(calls, list):
-        return {}
-    parsed = []
-    for call in calls:
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-            try:
-                call = {**call, "function": {**function, "arguments": json.loads(function["arguments"])}}
-            except ValueError:
-                pass  # not JSON: the template gets the text
-        parsed.append(call)
-    return {"tool_calls": parsed}
-
-
-def _param_of(where: str) -> str:
-    return "prompt" if where.startswith("prompt") else where
-
-
-def openai_input_forms(value, name: str, max_items: int, limit_note: str = "") -> list[str | list[int]]:
-    """OpenAI's four forms of ``prompt`` / ``input`` (a string, a list of strings, a list of token ids, a list of
-    lists of token ids) -> a list of items, each a string or a list of token ids; a 400 for anything else."""
-    if isinstance(value, str) or (isinstance(value, list) and value and all(_is_token(t) for t in value)):
-        items = [value]
-    elif (
-        isinstance(value, list)
-        and value
-        and (all(isinstance(p, str) for p in value) or all(isinstance(p, list) and all(_is_token(t) for t in p) for p in value))
-    ):
-        items = value
-    else:
-        form = f"'{name}' must be a string, a list of strings, a list of token ids or a list of lists of token ids"
-        raise APIError(400, f"{form}, and not empty.", name)
-    if len(items) > max_items:
-        raise APIError(400, f"At most {max_items} {name}s per request{limit_note}, got {len(items)}.", name)
-    return items
-
-
-def _is_token(t) -> bool:
-    return isinstance(t, int) and not isinstance(t, bool)
-
-
-def _text_content(content, i: int) -> str:
-    """A message's content: a string, or a list of text parts (joined by newlines, as vLLM does); no content
-    (an assistant turn that called tools) is an empty string, as vLLM takes it."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    where = f"messages[{i}].content"
-    if not isinstance(content, list):
-        raise APIError(400, f'{where} must be a string or a list of {{"type": "text", "text": ...}} parts.', "messages")
-    texts = []
-    for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind != "text":
-            what = f"a part of type '{kind}'" if isinstance(kind, str) else "a part without a type"
-            raise APIError(400, f"{where}[{j}] is {what}; this model takes 'text' parts only (not a vision-language model).", "messages")
-        if not isinstance(part.get("text"), str):
-            raise APIError(400, f"{where}[{j}] needs a string 'text'.", "messages")
-        texts.append(part["text"])
-    return "\n".join(texts)
-
-
-def holds_image_parts(body: dict) -> bool:
-    """Whether a chat body's messages hold an image part (a quick look; chat_parts checks them)."""
-    messages = body.get("messages")
-    return isinstance(messages, list) and any(
-        isinstance(m, dict)
-        and isinstance(m.get("content"), list)
-        and any(isinstance(part, dict) and part.get("type") == "image_url" for part in m["content"])
-        for m in messages
-    )
-
-
-def chat_parts(content, i: int) -> tuple[str | list[dict], list[str]]:
-    """A message's content for the processor's chat template (a string as it is, a list as HF's content parts)
-    and the URLs of its images in order. No content (an assistant turn that called tools) is an empty string."""
-    where = f"messages[{i}].content"
-    if content is None:
-        return "", []
-    if isinstance(content, str):
-        return content, []
-    if not isinstance(content, list):
-        raise APIError(400, f"{where} must be a string or a list of 'text' and 'image_url' parts.", "messages")
-    parts, urls = [], []
-    for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            if not isinstance(part.get("text"), str):
-                raise APIError(400, f"{where}[{j}] needs a string 'text'.", "messages")
-            parts.append({"type": "text", "text": part["text"]})
-        elif kind == "image_url":
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
-            if not isinstance(url, str) or not url:
-                raise APIError(400, f'{where}[{j}] needs "image_url": {{"url": "data:image/...;base64,..." or "https://..."}}.', "messages")
-            parts.append({"type": "image"})
-            urls.append(url)
-        else:
-            what = f"a part of type '{kind}'" if isinstance(kind, str) else "a part without a type"
-            raise APIError(400, f"{where}[{j}] is {what}; this model takes 'text' and 'image_url' parts.", "messages")
-    return parts, urls

@@ -32,7 +32,8 @@ from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.protocol import APIError, RequestParser, number, openai_input_forms, parse_json
+from QEfficient.serving.messages import openai_input_forms
+from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 

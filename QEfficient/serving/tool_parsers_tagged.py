@@ -37,7 +37,7 @@ class TaggedCalls:
     name_of: Callable[[str], str]  # the call's name from its head
     model_ids: bool = False  # the head is the call's id (Kimi's)
 
-    def calls(self, text: str, final: bool = False) -> tuple[list[ScannedCall], list[str]]:
+    def calls(self, text: str) -> tuple[list[ScannedCall], list[str]]:
         """The calls after the section marker so far (perhaps the last cut short), and their heads."""
         calls: list[ScannedCall] = []
         heads: list[str] = []

@@ -35,7 +35,8 @@ def _schema_type(schema: Any) -> tuple[str, bool]:
     if declared is not None:
         options = declared if isinstance(declared, list) else [declared]
     else:
-        options = [o["type"] for o in schema.get("anyOf") or [] if isinstance(o, dict) and "type" in o]
+        any_of = schema.get("anyOf")
+        options = [o["type"] for o in any_of if isinstance(o, dict) and "type" in o] if isinstance(any_of, list) else []
     types = [str(t).strip().lower() for t in options]
     named = [t for t in types if t != "null"]
     return (named[0] if named else "string"), "null" in types
@@ -46,7 +47,7 @@ def _literal(value: str) -> Any:
     for read in (json.loads, ast.literal_eval):
         try:
             parsed = read(value)
-            json.dumps(parsed)
+            json.dumps(parsed, allow_nan=False)  # JSON has no NaN or Infinity: such a value stays text
             return parsed
         except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
             continue
@@ -95,7 +96,8 @@ def _properties(tools: list[dict], name: str) -> dict | None:
         function = tool.get("function", {})
         if function.get("name") == name:
             parameters = function.get("parameters") or {}
-            return parameters.get("properties") or {}
+            properties = parameters.get("properties")
+            return properties if isinstance(properties, dict) else {}  # a schema of another shape types nothing
     return None
 
 
@@ -189,14 +191,16 @@ _G_CALL, _G_CALL_END, _G_KEY, _G_KEY_END, _G_VALUE, _G_VALUE_END = (
 )
 
 
-def _glm_calls(text: str, first: int, tools: list[dict]) -> list[ScannedCall]:
+def _glm_calls(text: str, first: int, tools: list[dict], final: bool = False) -> list[ScannedCall]:
+    """The calls from ``first`` so far; at the ``final`` reading a call cut short is closed as it stands."""
     calls: list[ScannedCall] = []
     at = first
     while at >= 0:
         head = at + len(_G_CALL)
         close = text.find(_G_CALL_END, head)
         body = text[head : close if close >= 0 else len(text)]
-        ends = [i for i in (body.find("\n"), body.find(_G_KEY)) if i >= 0] + ([len(body)] if close >= 0 else [])
+        lead = len(body) - len(body.lstrip(" \t\r\n"))  # the name starts after any whitespace
+        ends = [i for i in (body.find("\n", lead), body.find(_G_KEY, lead)) if i >= 0] + ([len(body)] if close >= 0 or final else [])
         if not ends:
             break  # the name is still being written
         name_end = min(ends)
@@ -213,7 +217,7 @@ def _glm_calls(text: str, first: int, tools: list[dict]) -> list[ScannedCall]:
             pairs.append((key, glm_value(body[value_at + len(_G_VALUE) : value_end].strip(), properties.get(key))))
             k = body.find(_G_KEY, value_end)
         end = None if close < 0 else close + len(_G_CALL_END)
-        calls.append((name, _arguments(pairs, end is not None), end))
+        calls.append((name, _arguments(pairs, end is not None or final), end))
         if end is None:
             break
         at = text.find(_G_CALL, end)
@@ -221,12 +225,14 @@ def _glm_calls(text: str, first: int, tools: list[dict]) -> list[ScannedCall]:
 
 
 def _glm_message(text: str, tools: list[dict]) -> dict | None:
-    """vLLM's glm45 rules: each complete <tool_call>...</tool_call> is a call; the text before the first is the
-    content."""
+    """vLLM's glm45 rules: each <tool_call>NAME...</tool_call> is a call (the last may be cut short, as hermes' and
+    qwen3_coder's may: a stream has sent it); the text before the first is the content."""
     first = text.find(_G_CALL)
     if first < 0:
         return None
-    calls = [call for call in _glm_calls(text, first, tools) if call[2] is not None]
+    calls = _glm_calls(text, first, tools, final=True)
+    if calls and calls[-1][2] is None and not calls[-1][0]:
+        calls.pop()  # a last call cut before its name: nothing of it was sent
     if not calls or not all(name for name, _, _ in calls):
         return None
     return {"role": "assistant", "content": text[:first] or None, "tool_calls": [tool_call(n, a) for n, a, _ in calls]}

@@ -65,7 +65,7 @@ class ToolCallStream:
             out["content"], self.sent_content = content[self.sent_content :], len(content)
         deltas = []
         for i, (name, arguments, _) in enumerate(calls):
-            if name is None:
+            if not name:
                 break  # the call opens with its name
             arguments = arguments or ""
             if i == len(self.sent):

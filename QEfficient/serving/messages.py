@@ -1,0 +1,116 @@
+"""OpenAI's prompt and message forms, checked: a prompt as a string, token ids or lists of them; a chat message's
+content as text or parts (text and image URLs); a tool-call turn's arguments as the chat template takes them."""
+
+from __future__ import annotations
+
+import json
+
+from QEfficient.serving.errors import APIError
+
+
+def tool_call_turn(message: dict) -> dict:
+    """An assistant turn's ``tool_calls`` with each call's ``arguments`` (OpenAI's JSON text) as the object it holds, as
+    vLLM hands them to chat templates (which write them with ``tojson``); {} for other turns."""
+    calls = message.get("tool_calls")
+    if not isinstance(calls, list):
+        return {}
+    parsed = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            try:
+                call = {**call, "function": {**function, "arguments": json.loads(function["arguments"])}}
+            except ValueError:
+                pass  # not JSON: the template gets the text
+        parsed.append(call)
+    return {"tool_calls": parsed}
+
+
+def param_of(where: str) -> str:
+    return "prompt" if where.startswith("prompt") else where
+
+
+def openai_input_forms(value, name: str, max_items: int, limit_note: str = "") -> list[str | list[int]]:
+    """OpenAI's four forms of ``prompt`` / ``input`` (a string, a list of strings, a list of token ids, a list of
+    lists of token ids) -> a list of items, each a string or a list of token ids; a 400 for anything else."""
+    if isinstance(value, str) or (isinstance(value, list) and value and all(_is_token(t) for t in value)):
+        items = [value]
+    elif (
+        isinstance(value, list)
+        and value
+        and (all(isinstance(p, str) for p in value) or all(isinstance(p, list) and all(_is_token(t) for t in p) for p in value))
+    ):
+        items = value
+    else:
+        form = f"'{name}' must be a string, a list of strings, a list of token ids or a list of lists of token ids"
+        raise APIError(400, f"{form}, and not empty.", name)
+    if len(items) > max_items:
+        raise APIError(400, f"At most {max_items} {name}s per request{limit_note}, got {len(items)}.", name)
+    return items
+
+
+def _is_token(t) -> bool:
+    return isinstance(t, int) and not isinstance(t, bool)
+
+
+def text_content(content, i: int) -> str:
+    """A message's content: a string, or a list of text parts (joined by newlines, as vLLM does); no content
+    (an assistant turn that called tools) is an empty string, as vLLM takes it."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    where = f"messages[{i}].content"
+    if not isinstance(content, list):
+        raise APIError(400, f'{where} must be a string or a list of {{"type": "text", "text": ...}} parts.', "messages")
+    texts = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind != "text":
+            what = f"a part of type '{kind}'" if isinstance(kind, str) else "a part without a type"
+            raise APIError(400, f"{where}[{j}] is {what}; this model takes 'text' parts only (not a vision-language model).", "messages")
+        if not isinstance(part.get("text"), str):
+            raise APIError(400, f"{where}[{j}] needs a string 'text'.", "messages")
+        texts.append(part["text"])
+    return "\n".join(texts)
+
+
+def holds_image_parts(body: dict) -> bool:
+    """Whether a chat body's messages hold an image part (a quick look; chat_parts checks them)."""
+    messages = body.get("messages")
+    return isinstance(messages, list) and any(
+        isinstance(m, dict)
+        and isinstance(m.get("content"), list)
+        and any(isinstance(part, dict) and part.get("type") == "image_url" for part in m["content"])
+        for m in messages
+    )
+
+
+def chat_parts(content, i: int) -> tuple[str | list[dict], list[str]]:
+    """A message's content for the processor's chat template (a string as it is, a list as HF's content parts)
+    and the URLs of its images in order. No content (an assistant turn that called tools) is an empty string."""
+    where = f"messages[{i}].content"
+    if content is None:
+        return "", []
+    if isinstance(content, str):
+        return content, []
+    if not isinstance(content, list):
+        raise APIError(400, f"{where} must be a string or a list of 'text' and 'image_url' parts.", "messages")
+    parts, urls = [], []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            if not isinstance(part.get("text"), str):
+                raise APIError(400, f"{where}[{j}] needs a string 'text'.", "messages")
+            parts.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str) or not url:
+                raise APIError(400, f'{where}[{j}] needs "image_url": {{"url": "data:image/...;base64,..." or "https://..."}}.', "messages")
+            parts.append({"type": "image"})
+            urls.append(url)
+        else:
+            what = f"a part of type '{kind}'" if isinstance(kind, str) else "a part without a type"
+            raise APIError(400, f"{where}[{j}] is {what}; this model takes 'text' and 'image_url' parts.", "messages")
+    return parts, urls

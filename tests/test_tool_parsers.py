@@ -1,0 +1,232 @@
+"""The tool-call parsers of tool_choice "auto" (serving/tool_parsers*.py), on written answers: each reads a whole
+answer as vLLM's parser of the same name does, and its stream, fed the answer in pieces of every size, adds up to it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_structured_output import TOOLS
+
+HERMES_CALLS = ('{"name": "get_time", "arguments": {"zone": 2}}', '{"name":"get_weather","arguments":{"city":"a}\\"b"}}')
+LLAMA3_CALLS = ('{"name": "get_time", "parameters": {"zone": 2}}', HERMES_CALLS[1])
+ARGUMENTS = ('{"zone": 2}', '{"city":"a}\\"b"}')
+DS_CALLS, DS_CALL, DS_SEP, DS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>", "<｜tool▁sep｜>", "<｜tool▁call▁end｜>"
+KIMI_SECTION, KIMI_CALL, KIMI_ARGS, KIMI_END = (
+    "<|tool_calls_section_begin|>",
+    "<|tool_call_begin|>",
+    "<|tool_call_argument_begin|>",
+    "<|tool_call_end|>",
+)
+
+
+def assert_stream_adds_up(tools, text: str) -> None:
+    """Fed in pieces of 1, 2, 3, 7 characters and whole, the stream's content and calls (names, arguments, ids where
+    the model writes them) add up to the unstreamed message."""
+    message = tools.message(text)
+    for size in (1, 2, 3, 7, len(text)):
+        stream, content, calls = tools.stream(), "", {}
+        for start in range(0, len(text), size):
+            piece = text[start : start + size]
+            delta = stream.delta(piece, final=start + size >= len(text)) or {}
+            content += delta.get("content", "")
+            for c in delta.get("tool_calls", []):
+                calls.setdefault(c["index"], [c["function"].get("name"), "", c.get("id")])[1] += c["function"]["arguments"]
+        if message is None:
+            assert content == text and not calls and not stream.called
+        else:
+            assert content == (message["content"] or "") and stream.called
+            assert [tuple(calls[i][:2]) for i in sorted(calls)] == [
+                (c["function"]["name"], c["function"]["arguments"]) for c in message["tool_calls"]
+            ]
+            if tools.parser == "kimi_k2":  # the model's own ids, streamed and not
+                assert [calls[i][2] for i in sorted(calls)] == [c["id"] for c in message["tool_calls"]]
+
+
+@pytest.mark.parametrize(
+    "parser, answers, cut",
+    [
+        (
+            "hermes",
+            [
+                f"Let me <b>look</b>.<tool_call>{HERMES_CALLS[0]}</tool_call>\n<tool_call> {HERMES_CALLS[1]}</tool_call>",
+                "I am <tool not sure",
+                "<",
+                "A <tool_call> tag is how I call tools.",  # not a call: all of it content, as unstreamed
+                '<tool_call>{"name": "get_time"}</tool_call>',  # no arguments: "{}", as unstreamed
+            ],
+            'ok<tool_call>{"name": "get_time", "arguments": {"zo',
+        ),
+        (
+            "llama3_json",
+            [
+                f"{LLAMA3_CALLS[0]}; {LLAMA3_CALLS[1]}",
+                f"<|python_tag|>{LLAMA3_CALLS[1]}",
+                "I think { is a brace",
+                "<|py",
+                "<",
+                '{"answer": 42}',
+            ],
+            '<|python_tag|>{"name": "get_time", "parameters": {"zo',
+        ),
+        (
+            "pythonic",
+            [
+                '[get_time(zone=2), get_weather(city="a}\\"b")]',
+                " [get_time(zone=-3)]\n",
+                "[1, 2] is a list",
+                "Sure: [get_time(zone=2)]",
+                "[get_time(2)]",
+            ],
+            "[get_time(zone=2), get_wea",
+        ),
+        (
+            "mistral",
+            [
+                f"Sure.[TOOL_CALLS] [{HERMES_CALLS[0]}, {HERMES_CALLS[1]}]",
+                '[TOOL_CALLS]get_time[ARGS]{"zone": 2}[TOOL_CALLS]get_weather[ARGS]{"city":"a}\\"b"}',
+                "I am [TOOL not sure",
+                "[",
+                "[TOOL_CALLS] is my marker",
+            ],
+            'ok[TOOL_CALLS]get_time[ARGS]{"zo',
+        ),
+        (
+            "deepseek_v31",
+            [
+                f"Let me check.{DS_CALLS}{DS_CALL}get_time{DS_SEP}{ARGUMENTS[0]}{DS_END}{DS_CALL}get_weather{DS_SEP}{ARGUMENTS[1]}{DS_END}",
+                "I use <｜tool▁calls not often",
+                "<",
+                f"{DS_CALLS} opens my calls",
+            ],
+            f'ok{DS_CALLS}{DS_CALL}get_time{DS_SEP}{{"zo',
+        ),
+        (
+            "deepseek_v3",
+            [
+                f"{DS_CALLS}{DS_CALL}function{DS_SEP}get_time\n```json\n{ARGUMENTS[0]}\n```{DS_END}\n"
+                f"{DS_CALL}function{DS_SEP}get_weather\n```json\n{ARGUMENTS[1]}\n```{DS_END}<｜tool▁calls▁end｜>",
+                f"{DS_CALLS}{DS_CALL}function{DS_SEP}get_time and no arguments",
+            ],
+            f'{DS_CALLS}{DS_CALL}function{DS_SEP}get_time\n```json\n{{"zo',
+        ),
+        (
+            "kimi_k2",
+            [
+                f"Sure.{KIMI_SECTION}{KIMI_CALL}functions.get_time:0{KIMI_ARGS}{ARGUMENTS[0]}{KIMI_END}"
+                f"{KIMI_CALL}functions.get_weather:1{KIMI_ARGS}{ARGUMENTS[1]}{KIMI_END}<|tool_calls_section_end|>",
+                "<|tool_calls",
+            ],
+            f'ok{KIMI_SECTION}{KIMI_CALL}functions.get_time:0{KIMI_ARGS}{{"zo',
+        ),
+        (
+            "internlm",
+            [
+                f'Let me see.<|action_start|><|plugin|>\n{{"name": "get_weather", "parameters": {ARGUMENTS[1]}}}<|action_end|>',
+                "<|action_start|><|plugin|>\nnot a call<|action_end|>",
+                "<|act",
+            ],
+            'ok<|action_start|><|plugin|>\n{"name": "get_time", "parameters": {"zo',
+        ),
+        (
+            "jamba",
+            [f"Sure.<tool_calls>[{HERMES_CALLS[0]}, {HERMES_CALLS[1]}]</tool_calls>", "<tool_calls>[1, 2]</tool_calls>", "<tool"],
+            'ok<tool_calls>[{"name": "get_time", "arguments": {"zo',
+        ),
+        (
+            "granite",
+            [f"<|tool_call|>[{HERMES_CALLS[0]}, {HERMES_CALLS[1]}]", f" [{HERMES_CALLS[1]}]", "[1, 2] is a list", "I think", "<"],
+            '<tool_call>[{"name": "get_time", "arguments": {"zo',
+        ),
+    ],
+)
+def test_a_stream_of_auto_tool_calls_adds_up_to_the_unstreamed_answer(parser, answers, cut):
+    """tool_choice "auto"'s stream, fed the answer in pieces of every size: the content (hermes and mistral: before
+    the marker, a tail that may begin it held back; llama3_json: an answer that does not begin as a call; pythonic: one
+    that is not a list of calls; any answer the parser does not read as calls, whole), each call's name once and its
+    arguments as written, add up to the unstreamed message. A call cut short streams as it is written; at the end the
+    answer is text (as unstreamed): the rest of it comes as content and the finish reason is not "tool_calls"."""
+    from QEfficient.serving.tools import AutoTools
+
+    tools = AutoTools(TOOLS, parser)
+    for text in answers:
+        assert_stream_adds_up(tools, text)
+    first = tools.message(answers[0])["tool_calls"]
+    assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in first][-1] == ("get_weather", {"city": 'a}"b'})
+    stream = tools.stream()
+    early, late = stream.delta(cut[:-1]) or {}, stream.delta(cut[-1], final=True) or {}
+    assert tools.message(cut) is None and early.get("content", "") + late.get("content", "") == cut and not stream.called
+    if parser != "pythonic":  # a pythonic call streams once complete
+        assert early["tool_calls"][0]["function"] == {"name": "get_time", "arguments": '{"z'}
+    if parser == "hermes":  # a call, then one that is not: the answer is text, all of it content (the call stays sent)
+        text = f"<tool_call>{HERMES_CALLS[0]}</tool_call><tool_call>oops</tool_call>"
+        stream = tools.stream()
+        sent = [stream.delta(text[i : i + 4], final=i + 4 >= len(text)) or {} for i in range(0, len(text), 4)]
+        assert tools.message(text) is None and "".join(d.get("content", "") for d in sent) == text and not stream.called
+
+
+def test_tagged_argument_syntaxes_typed_by_the_tools_schemas():
+    """qwen3_coder's <parameter=...> and glm45's <arg_key>/<arg_value> arguments: text, typed by each tool's schema as
+    vLLM types them; streamed a key at a time, adding up to the unstreamed arguments; a call cut short is still a call
+    (qwen3_coder, as vLLM reads it), its closed arguments streamed."""
+    from QEfficient.serving.tool_parsers_xml import qwen3_value
+    from QEfficient.serving.tools import AutoTools
+
+    qwen3 = (
+        "Let me check.\n<tool_call>\n<function=get_time>\n<parameter=zone>\n-2\n</parameter>\n</function>\n</tool_call>\n"
+        '<tool_call>\n<function=get_weather>\n<parameter=city>\na}"b\n</parameter>\n<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>'
+    )
+    glm = (
+        "Sure.<tool_call>get_time\n<arg_key>zone</arg_key>\n<arg_value>-2</arg_value>\n</tool_call>"
+        '<tool_call>get_weather<arg_key>city</arg_key><arg_value>a}"b</arg_value>'
+        "<arg_key>days</arg_key><arg_value> 3\n</arg_value></tool_call>"
+    )
+    # "days" has no schema: qwen3_coder keeps it text, glm45 reads it as JSON (vLLM's rules)
+    for parser, text, content, days in (("qwen3_coder", qwen3, "Let me check.\n", "3"), ("glm45", glm, "Sure.", 3)):
+        tools = AutoTools(TOOLS, parser)
+        message = tools.message(text)
+        assert message["content"] == content
+        calls = [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in message["tool_calls"]]
+        assert calls == [("get_time", {"zone": -2}), ("get_weather", {"city": 'a}"b', "days": days})]
+        for answer in (text, text[: text.index("get_weather")], "Plain text, <no calls>", "<"):
+            assert_stream_adds_up(tools, answer)
+    odd = [{"type": "function", "function": {"name": "f", "parameters": {"properties": ["x"]}}}]  # a schema of another shape
+    odd.append({"type": "function", "function": {"name": "g", "parameters": {"properties": {"x": {"anyOf": 5}, "y": {"type": "number"}}}}})
+    for parser, text in (("qwen3_coder", "<function=f>\n<parameter=x>\n1\n</parameter>\n</function>"), ("glm45", "<tool_call>f\n")):
+        assert json.loads(AutoTools(odd, parser).message(text)["tool_calls"][0]["function"]["arguments"]) in ({"x": "1"}, {})
+    nan = AutoTools(odd, "glm45").message("<tool_call>g\n<arg_key>x</arg_key><arg_value>NaN</arg_value></tool_call>")
+    assert json.loads(nan["tool_calls"][0]["function"]["arguments"]) == {"x": "NaN"}  # JSON has no NaN: it stays text
+    for cut_glm in (glm[: glm.rindex("</tool_call>")], glm[: glm.rindex("<arg_value>")], "<tool_call>\nget_ti"):
+        assert_stream_adds_up(AutoTools(TOOLS, "glm45"), cut_glm)
+    cut = AutoTools(TOOLS, "qwen3_coder").message(qwen3[: qwen3.index("3\n</parameter>") + 1])
+    assert json.loads(cut["tool_calls"][1]["function"]["arguments"]) == {"city": 'a}"b', "days": "3"}
+    assert AutoTools(TOOLS, "glm45").message(glm[: glm.rindex("</tool_call>")])["tool_calls"][-1]["function"]["name"] == "get_weather"
+    schema = {
+        "n": {"type": "integer"},
+        "x": {"type": "number"},
+        "b": {"type": "boolean"},
+        "o": {"type": "object"},
+        "a": {"type": "array"},
+        "s": {"type": "string"},
+        "ns": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    }
+    cases = [
+        ("n", "7", 7),
+        ("n", "seven", "seven"),
+        ("x", "2.5", 2.5),
+        ("x", "2.0", 2),
+        ("x", "inf", "inf"),
+        ("b", "True", True),
+        ("b", "no", False),
+        ("o", '{"k": [1, null]}', {"k": [1, None]}),
+        ("o", "{'k': 1}", {"k": 1}),
+        ("a", "[1, 2]", [1, 2]),
+        ("n", "null", None),
+        ("s", "null", "null"),
+        ("ns", "None", None),
+        ("ns", "text", "text"),
+        ("missing", "7", "7"),
+    ]
+    for key, value, expected in cases:
+        assert qwen3_value(value, schema.get(key)) == expected, (key, value)
