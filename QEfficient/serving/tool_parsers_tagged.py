@@ -108,24 +108,27 @@ _INTERNLM_OPEN, _INTERNLM_PLUGIN, _INTERNLM_CLOSE = "<|action_start|>", "<|plugi
 _INTERNLM_KEYS = ("parameters", "arguments")
 
 
-def _internlm_call(text: str, first: int) -> ScannedCall | None:
+def _internlm_start(text: str, first: int) -> int:
+    """Where the call's JSON object starts: after the action marker at ``first`` and the plugin marker (-1 while the
+    plugin marker is still being written)."""
     i = _skip(text, first + len(_INTERNLM_OPEN))
     if text.startswith(_INTERNLM_PLUGIN, i):
-        i = _skip(text, i + len(_INTERNLM_PLUGIN))
-    elif _INTERNLM_PLUGIN.startswith(text[i:]):
-        return None  # the plugin marker is still being written
-    return scan_call(text, i, _INTERNLM_KEYS) if i < len(text) and text[i] == "{" else None
+        return _skip(text, i + len(_INTERNLM_PLUGIN))
+    return -1 if _INTERNLM_PLUGIN.startswith(text[i:]) else i
+
+
+def _internlm_call(text: str, first: int) -> ScannedCall | None:
+    i = _internlm_start(text, first)
+    return scan_call(text, i, _INTERNLM_KEYS) if 0 <= i < len(text) and text[i] == "{" else None
 
 
 def _internlm_message(text: str) -> dict | None:
     first = text.find(_INTERNLM_OPEN)
-    if first < 0:
+    i = -1 if first < 0 else _internlm_start(text, first)
+    if i < 0:
         return None
-    i = _skip(text, first + len(_INTERNLM_OPEN))
-    i = _skip(text, i + len(_INTERNLM_PLUGIN)) if text.startswith(_INTERNLM_PLUGIN, i) else i
-    decoder = json.JSONDecoder()
     try:
-        call, end = decoder.raw_decode(text, i)
+        call, end = json.JSONDecoder().raw_decode(text, i)
         name, arguments = call["name"], next((call[k] for k in _INTERNLM_KEYS if k in call), {})
     except (ValueError, TypeError, KeyError):
         return None
