@@ -51,6 +51,22 @@ TOOL_CALL_PARSERS = (
     "glm47",
 )
 
+# serving/reasoning.REASONING_PARSERS, named here for the same reason
+REASONING_PARSERS = (
+    "deepseek_r1",
+    "deepseek_v3",
+    "holo2",
+    "qwen3",
+    "glm45",
+    "glm47",
+    "kimi_k2",
+    "minimax_m2",
+    "step3",
+    "seed_oss",
+    "mistral",
+    "granite",
+)
+
 API_KEY_ENV = "QEFF_API_KEY"
 
 
@@ -76,6 +92,7 @@ def build_server(
     task: str = "auto",
     hf_overrides: dict | None = None,
     tool_call_parser: str | None = None,
+    reasoning_parser: str | None = None,
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
     (``app.state.qpc_path``: the artifact it serves). ``prompt_lookup_num_tokens=K``: greedy requests
@@ -88,7 +105,8 @@ def build_server(
     generation, "auto" (default) tells them apart from the model. ``hf_overrides``: vLLM's, changes to the model's config
     made before it is loaded, or the keys that score a causal LM by some of its tokens' logits
     (serving/tasks.CLASSIFIER_OVERRIDES). ``tool_call_parser``: the model's tool-call syntax (serving/tool_parsers.py), which lets chat
-    requests leave tool_choice "auto" (serving/tools.py)."""
+    requests leave tool_choice "auto" (serving/tools.py); ``reasoning_parser``: the syntax of its thinking, which chat answers
+    return apart as ``reasoning`` (serving/reasoning.py)."""
     pooling = _pooling_task(model_name, gguf_file, task, hf_overrides)
     if pooling is not None:
         generation_options = {
@@ -99,12 +117,13 @@ def build_server(
             "max_num_images": max_num_images,
             "chat_template": chat_template,
             "tool_call_parser": tool_call_parser,
+            "reasoning_parser": reasoning_parser,
             "mxint8_kv_cache": mxint8_kv_cache or None,
         }
         options = (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
         return _pooling_server(pooling, model_name, options, generation_options, hf_overrides)
-    if tool_call_parser is not None and not gguf_file and _is_speech(model_name):
-        raise ValueError(f"'{model_name}' is not served with tool calls here: leave --tool_call_parser out.")
+    if (tool_call_parser or reasoning_parser) is not None and not gguf_file and _is_speech(model_name):
+        raise ValueError(f"'{model_name}' is not served for chat here: leave --tool_call_parser and --reasoning_parser out.")
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
@@ -124,7 +143,7 @@ def build_server(
             speculative=speculative,
         )
         return vision_language.open_vision_language_app(
-            model_name, options, max_queue, api_key, max_body_bytes, chat_template, hf_overrides, tool_call_parser
+            model_name, options, max_queue, api_key, max_body_bytes, chat_template, hf_overrides, tool_call_parser, reasoning_parser
         )
     from QEfficient.serving.artifact import compile_for_serving, open_app
 
@@ -145,7 +164,7 @@ def build_server(
         max_num_images=max_num_images,
         hf_overrides=hf_overrides,
     )
-    artifact = replace(artifact, chat_template=chat_template, tool_call_parser=tool_call_parser)
+    artifact = replace(artifact, chat_template=chat_template, tool_call_parser=tool_call_parser, reasoning_parser=reasoning_parser)
     return open_app(artifact, num_cores, max_queue, api_key, max_body_bytes)
 
 
@@ -314,6 +333,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help='chat requests with tools may leave tool_choice "auto": the model\'s own tool calls are parsed (--tool_call_parser)',
     )
     add_argument(p, "tool_call_parser", choices=TOOL_CALL_PARSERS, default=None, help="the model's tool-call syntax (vLLM's names)")
+    add_argument(
+        p,
+        "reasoning_parser",
+        choices=REASONING_PARSERS,
+        default=None,
+        help="the syntax of the model's thinking, returned apart from chat answers as 'reasoning' (vLLM's names)",
+    )
     add_argument(p, "draft_model", default=None, help="speculative decoding: a smaller model with the same tokenizer drafts")
     add_argument(p, "num_speculative_tokens", type=int, default=None, help="tokens the --draft_model drafts per step (K)")
     ray = p.add_argument_group('Ray Serve (pip install "QEfficient[ray]")')
@@ -419,7 +445,7 @@ def build_from_args(args: argparse.Namespace):
 
         names = (args.model_name,) if args.model_name else ()
         if is_encoder_artifact(read_artifact(Path(args.qpc_path))):  # an embeddings or scores server, as compiled
-            options = ("chat_template", "lora", "prompt_lookup_num_tokens", "draft_model", "tool_call_parser")
+            options = ("chat_template", "lora", "prompt_lookup_num_tokens", "draft_model", "tool_call_parser", "reasoning_parser")
             given = [f"--{n}" for n in options if getattr(args, n)]
             if args.task == "generate" or given:
                 raise ValueError(
@@ -460,7 +486,9 @@ def decoder_artifact_from_args(args: argparse.Namespace, num_cores: int):
         raise ValueError(f"{' and '.join(given)} are compiled with the model: serve it with --model_name, or leave them out.")
     names = (args.model_name,) if args.model_name else ()
     artifact = artifact_from_qpc(args.qpc_path, names, num_cores, args.prompt_lookup_num_tokens)
-    artifact = replace(artifact, chat_template=args.chat_template, tool_call_parser=args.tool_call_parser)
+    artifact = replace(
+        artifact, chat_template=args.chat_template, tool_call_parser=args.tool_call_parser, reasoning_parser=args.reasoning_parser
+    )
     if args.max_num_images is not None:  # the most images a request may hold
         if artifact.vision_language is None:
             raise ValueError("--max_num_images is for a vision-language model's artifact; leave it out.")
@@ -492,6 +520,7 @@ def build_server_from_args(args: argparse.Namespace, model_name: str, gguf_file:
         task=task,
         hf_overrides=args.hf_overrides,
         tool_call_parser=args.tool_call_parser,
+        reasoning_parser=args.reasoning_parser,
     )
 
 

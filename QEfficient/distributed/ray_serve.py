@@ -419,9 +419,8 @@ def application_from_args(args):
         max_num_images=getattr(args, "max_num_images", None),
         hf_overrides=getattr(args, "hf_overrides", None),
     )
-    artifact = replace(
-        artifact, chat_template=getattr(args, "chat_template", None), tool_call_parser=getattr(args, "tool_call_parser", None)
-    )
+    parsers = {name: getattr(args, name, None) for name in ("tool_call_parser", "reasoning_parser")}
+    artifact = replace(artifact, chat_template=getattr(args, "chat_template", None), **parsers)
     shipment = None
     if should_ship(args.ship_artifact):
         if artifact.vision_language is not None:  # the language artifact holds the processor; the vision graph goes too

@@ -50,8 +50,9 @@ class GrammarTokenizer:
             return StructTag.to_grammar(tags)
         return grammar_from("grammar", spec)
 
-    def constraint(self, kind: str, spec: Any) -> GrammarConstraint:
-        """A fresh constraint for one request; GrammarError for a grammar that cannot be used."""
+    def constraint(self, kind: str, spec: Any, after: tuple[str, ...] = ()) -> GrammarConstraint | AfterMarker:
+        """A fresh constraint for one request, holding the answer from its start or only after one of the texts ``after``;
+        GrammarError for a grammar that cannot be used."""
         from llguidance import LLMatcher, LLParserLimits
 
         try:
@@ -61,7 +62,8 @@ class GrammarTokenizer:
         matcher = LLMatcher(self.ll, grammar, log_level=0, limits=LLParserLimits(verbose_errors=False))
         if matcher.is_error():
             raise GrammarError(matcher.get_error())
-        return GrammarConstraint(matcher, self.n_vocab)
+        constraint = GrammarConstraint(matcher, self.n_vocab)
+        return AfterMarker(constraint, after, lambda token: self.ll.decode_bytes([token])) if after else constraint
 
 
 def _no_free_whitespace(schema: Any) -> Any:
@@ -108,3 +110,29 @@ class GrammarConstraint:
         if not self.matcher.consume_token(token):
             raise GrammarError(f"The grammar did not accept token {token}: {self.matcher.get_error()}")
         return self.matcher.is_stopped()
+
+
+class AfterMarker:
+    """A grammar that holds an answer only after one of ``markers`` (a reasoning model's end-of-thinking tags): the
+    tokens before it and the marker itself are free, as vLLM's structured outputs leave a reasoning parser's thinking."""
+
+    def __init__(self, inner: GrammarConstraint, markers: tuple[str, ...], token_bytes: Any) -> None:
+        """``token_bytes(token)``: the bytes a token writes (llguidance's decode_bytes of one token)."""
+        self.inner, self.token_bytes = inner, token_bytes
+        self.markers = tuple(marker.encode("utf-8") for marker in markers)
+        self.keep = max(len(marker) for marker in self.markers) + 64  # the bytes a marker split over tokens may span
+        self.tail = b""  # the last bytes written while a marker is awaited
+        self.passed = False
+
+    def mask(self, logits: np.ndarray) -> np.ndarray:
+        return self.inner.mask(logits) if self.passed else logits
+
+    def drafts(self, proposed: list[int], budget: int) -> tuple[list[int], bool]:
+        return self.inner.drafts(proposed, budget) if self.passed else (list(proposed), False)
+
+    def advance(self, token: int) -> bool:
+        if self.passed:
+            return self.inner.advance(token)
+        self.tail = (self.tail + self.token_bytes(token))[-self.keep :]
+        self.passed = any(marker in self.tail for marker in self.markers)
+        return False

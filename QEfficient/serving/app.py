@@ -36,6 +36,7 @@ from QEfficient.serving.choices import ChoiceText, TokenText
 from QEfficient.serving.messages import holds_image_parts
 from QEfficient.serving.metrics import ServerMetrics
 from QEfficient.serving.protocol import APIError, Call, RequestParser, parse_json
+from QEfficient.serving.reasoning import REASONING_PARSERS
 from QEfficient.serving.runner import EngineRunner, QueueFullError
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 from QEfficient.serving.tools import TOOL_CALL_PARSERS
@@ -161,15 +162,19 @@ def create_app(
     images=None,
     chat_template: str | None = None,
     tool_call_parser: str | None = None,
+    reasoning_parser: str | None = None,
 ) -> FastAPI:
     """The app; ``served_names`` are other names a request's ``model`` may use (the id comes first).
     ``adapters``: LoRA adapter names in table order (row i + 1), each a model id of its own (as vLLM).
     ``images``: a vision-language model's prompts (serving/vision_language.ImagePrompts): chat takes image parts.
     ``chat_template``: the Jinja template chat requests go through, instead of the model's own (vLLM's --chat-template).
     ``tool_call_parser``: the model's tool-call syntax (serving/tools.py), which lets chat requests leave tool_choice
-    "auto" (vLLM's --enable-auto-tool-choice --tool-call-parser)."""
+    "auto" (vLLM's --enable-auto-tool-choice --tool-call-parser). ``reasoning_parser``: the syntax of the model's
+    thinking, which chat answers return apart as ``reasoning`` (serving/reasoning.py, vLLM's --reasoning-parser)."""
     if tool_call_parser not in (None, *TOOL_CALL_PARSERS):
         raise ValueError(f"tool_call_parser must be one of {TOOL_CALL_PARSERS}, got {tool_call_parser!r}.")
+    if reasoning_parser not in (None, *REASONING_PARSERS):
+        raise ValueError(f"reasoning_parser must be one of {REASONING_PARSERS}, got {reasoning_parser!r}.")
     if chat_template is not None:  # a vision-language model's is set on its processor (vision_language.py)
         tokenizer.chat_template = chat_template
     app = FastAPI(title="QEfficient", version="1")
@@ -177,7 +182,9 @@ def create_app(
     adapter_ids = {name: row for row, name in enumerate(adapters or [], start=1)}
     names = [model_id] + [n for n in served_names or [] if n != model_id] + list(adapter_ids)
     grammars = structured_output_tables(tokenizer, runner.engine)
-    parser = RequestParser(tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue, images, grammars, tool_call_parser)
+    parser = RequestParser(
+        tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue, images, grammars, tool_call_parser, reasoning_parser
+    )
     token_text = TokenText(tokenizer)
     metrics = ServerMetrics(model_id, lambda: len(runner.engine.busy_slots()), lambda: runner.pending)
     openai_app_basics(app, api_key)
@@ -278,10 +285,11 @@ def create_app(
         for index, choice in enumerate(choices):
             reason = reasons[index]
             if call.chat:
-                body = {"message": {"role": "assistant", "content": texts[index]}}
-                message = call.tools.message(texts[index]) if call.tools is not None else None
+                thinking, content = call.reasoning.message(texts[index]) if call.reasoning is not None else ({}, texts[index])
+                body = {"message": {"role": "assistant", "content": content if content or not thinking else None, **thinking}}
+                message = call.tools.message(content) if call.tools is not None else None
                 if message is not None:  # tool calls (serving/tools.py)
-                    body, reason = {"message": message}, call.tools.finish_reason(reason)
+                    body, reason = {"message": {**message, **thinking}}, call.tools.finish_reason(reason)
             else:
                 body = {"text": texts[index]}
             scored = {} if call.chat or call.jobs[index].prompt_logprobs is None else {"prompt_logprobs": choice.vllm_prompt_logprobs()}
@@ -326,16 +334,21 @@ def create_app(
             return f"data: {json.dumps(payload)}\n\n"
 
         tool_streams = [call.tools.stream() for _ in choices] if call.tools is not None else None  # serving/tools.py
+        thinking = [call.reasoning.stream() for _ in choices] if call.reasoning is not None else None  # serving/reasoning.py
 
         def chunk(index: int, piece: str | None, reason: str | None, logprobs: dict | None, first: bool = False) -> str | None:
             if call.chat:
                 delta = {"role": "assistant", "content": ""} if first else ({"content": piece} if piece else {})
-                if tool_streams is not None and not first:  # the calls as they are written
-                    calls = tool_streams[index]
-                    delta = calls.delta(piece or "", final=reason is not None) or {}
-                    reason = call.tools.finish_reason(reason) if calls.called else reason
+                if not first and (thinking is not None or tool_streams is not None):
+                    fields, piece = thinking[index].feed(piece or "", final=reason is not None) if thinking else ({}, piece or "")
+                    delta = {"content": piece} if piece else {}
+                    if tool_streams is not None:  # the calls as they are written, in the content
+                        calls = tool_streams[index]
+                        delta = calls.delta(piece, final=reason is not None) or {}
+                        reason = call.tools.finish_reason(reason) if calls.called else reason
+                    delta = {**fields, **delta}
                     if not (delta or reason or (logprobs and any(logprobs.values()))):
-                        return None  # a piece held back (it may begin a call)
+                        return None  # a piece held back (it may begin a call or a tag)
                 choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
             else:
                 choice = {"index": index, "text": piece or "", "logprobs": logprobs, "finish_reason": reason}

@@ -34,6 +34,7 @@ class ServingArtifact:
     vision_language: dict | None = None
     chat_template: str | None = None  # a template to use instead of the model's own (serve --chat_template)
     tool_call_parser: str | None = None  # the model's tool-call syntax, for tool_choice "auto" (serving/tools.py)
+    reasoning_parser: str | None = None  # the syntax of the model's thinking, split from chat answers (serving/reasoning.py)
 
 
 def compile_for_serving(
@@ -257,6 +258,7 @@ def open_app(
         adapters=list(artifact.lora_adapters),
         chat_template=artifact.chat_template,
         tool_call_parser=artifact.tool_call_parser,
+        reasoning_parser=artifact.reasoning_parser,
         **limits,
     )
     app.state.qpc_path = artifact.qpc_path

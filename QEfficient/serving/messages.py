@@ -26,6 +26,14 @@ def tool_call_turn(message: dict) -> dict:
     return {"tool_calls": parsed}
 
 
+def assistant_turn(message: dict) -> dict:
+    """What an assistant turn hands the chat template beyond its content: its tool calls (``tool_call_turn``) and its
+    reasoning, sent back as ``reasoning`` (vLLM's) or ``reasoning_content``, under both names (templates read either)."""
+    reasoning = message.get("reasoning", message.get("reasoning_content"))
+    thinking = {"reasoning": reasoning, "reasoning_content": reasoning} if isinstance(reasoning, str) else {}
+    return {**tool_call_turn(message), **thinking}
+
+
 def param_of(where: str) -> str:
     return "prompt" if where.startswith("prompt") else where
 

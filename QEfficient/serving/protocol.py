@@ -16,7 +16,8 @@ from typing import Any
 
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.serving.errors import APIError
-from QEfficient.serving.messages import chat_parts, openai_input_forms, param_of, text_content, tool_call_turn
+from QEfficient.serving.messages import assistant_turn, chat_parts, openai_input_forms, param_of, text_content
+from QEfficient.serving.reasoning import OPEN, Reasoning, requested_reasoning, tags_are_special
 from QEfficient.serving.structured import requested_grammar
 from QEfficient.serving.tools import AutoTools, ForcedTools, requested_tools
 
@@ -78,6 +79,7 @@ class Call:
     n: int = 1  # choices per prompt: the jobs of one prompt are consecutive
     tools: ForcedTools | AutoTools | None = None  # chat: the tool calls the request forces or allows (serving/tools.py)
     continuous_usage: bool = False  # a stream's chunks carry their choice's usage so far (vLLM's continuous_usage_stats)
+    reasoning: Reasoning | None = None  # chat on a server with a reasoning parser: the answer's thinking apart (serving/reasoning.py)
 
 
 def _reject_constant(name: str) -> None:
@@ -195,13 +197,17 @@ class RequestParser:
         images=None,
         grammars=None,
         tool_call_parser: str | None = None,
+        reasoning_parser: str | None = None,
     ) -> None:
         """``images``: a vision-language model's prompts (serving/vision_language.ImagePrompts); None for text models.
         ``grammars()``: the server's generation/constraints.GrammarTokenizer, built at first use; None on a server
         that generates nothing (the scores and embeddings servers' /tokenize). ``tool_call_parser``: the parser of
-        the model's tool calls that lets a request's tool_choice be "auto" (serving/tools.py)."""
+        the model's tool calls that lets a request's tool_choice be "auto" (serving/tools.py); ``reasoning_parser``: the
+        syntax of its thinking, split from chat answers (serving/reasoning.py)."""
         self.grammars = grammars
         self.tool_call_parser = tool_call_parser
+        self.reasoning_parser = reasoning_parser
+        self.reasoning_tags_special = tags_are_special(tokenizer, reasoning_parser)
         self.tokenizer = tokenizer
         self.images = images
         self.served_names = served_names
@@ -259,7 +265,15 @@ class RequestParser:
         if self.images is not None:
             return self._image_chat(call, body, tools)
         prompt = self.chat_prompt(body.get("messages"), tools=tools, options=template_options(body))
-        return self._with_prompts(call, [self._tokens(prompt, "messages", special_tokens=False)])
+        ids = self._tokens(prompt, "messages", special_tokens=False)
+        return self._with_prompts(self._reasoning(call, body, ids[0]), [ids])
+
+    def _reasoning(self, call: Call, body: dict, ids: list[int]) -> Call:
+        """The call with its answer's reasoning split (where the server has a reasoning parser), read from the end of
+        its prompt ``ids``."""
+        tail = self.tokenizer.decode(ids[-32:], skip_special_tokens=False) if self.reasoning_parser else ""
+        call.reasoning = requested_reasoning(body, self.reasoning_parser, tail, body.get("chat_template_kwargs"))
+        return call
 
     def chat_prompt(self, messages, tools: list[dict] | None = None, options: dict | None = None) -> str:
         """Text messages (and ``tools``, OpenAI's tool objects) through the chat template, with ``options``
@@ -280,7 +294,7 @@ class RequestParser:
         out, urls = [], []
         for i, m in enumerate(self._message_list(body.get("messages"))):
             parts, found = chat_parts(m.get("content"), i)
-            out.append({**m, "content": parts, **tool_call_turn(m)})
+            out.append({**m, "content": parts, **assistant_turn(m)})
             urls += found
             if len(urls) > self.images.max_images:  # before any image is fetched or decoded
                 raise APIError(
@@ -291,7 +305,7 @@ class RequestParser:
                 )
         options = {**template_options(body), **({"tools": tools} if tools else {})}
         ids, extra = self.images.chat(out, urls, self._fits(call.jobs[0].max_tokens, "messages"), options)
-        return self._with_prompts(call, [(ids, "messages")], [extra])
+        return self._with_prompts(self._reasoning(call, body, ids), [(ids, "messages")], [extra])
 
     def _fits(self, max_tokens: int | None, where: str):
         """A check of a vision-language prompt's tokens (image tokens included) against the context, run before its
@@ -383,6 +397,8 @@ class RequestParser:
                 grammar = ("json", schema, "tool_choice")
             elif tools.special_tokens:  # the parser reads markers that are special tokens (vLLM's mistral parser too)
                 job.end_rules = dataclasses.replace(job.end_rules, skip_special_tokens=False)
+        if chat and self.reasoning_tags_special:  # the thinking tags are special tokens: the split reads them
+            job.end_rules = dataclasses.replace(job.end_rules, skip_special_tokens=False)
         if grammar is not None and self.grammars is None:
             raise APIError(400, "Structured output is not available on this server; leave it out.", grammar[2])
         return Call([job], chat, stream, include_usage, body.get("model"), grammar, n, tools, continuous_usage)
@@ -436,11 +452,12 @@ class RequestParser:
             for j in range(call.n)
         ]
         if call.grammar is not None:
-            for job in call.jobs:  # each prompt its own grammar state
-                job.constraint = self._constraint(*call.grammar)
+            thinking = call.reasoning is not None and call.reasoning.state == OPEN
+            for job in call.jobs:  # each prompt its own grammar state; a reasoning model's thinking is left free
+                job.constraint = self._constraint(*call.grammar, after=call.reasoning.syntax.ends if thinking else ())
         return call
 
-    def _constraint(self, kind: str, spec: Any, field: str):
+    def _constraint(self, kind: str, spec: Any, field: str, after: tuple[str, ...] = ()):
         from QEfficient.generation.constraints import GrammarError
 
         try:
@@ -450,7 +467,7 @@ class RequestParser:
         except (ValueError, AttributeError) as err:  # no fast tokenizer, or one llguidance cannot read
             raise APIError(400, f"Structured output is not available for this model's tokenizer: {err}", field) from None
         try:
-            return tables.constraint(kind, spec)
+            return tables.constraint(kind, spec, after)
         except GrammarError as err:
             raise APIError(400, f"The structured output's {kind} cannot be used: {err}", field) from None
 
@@ -489,7 +506,7 @@ class RequestParser:
 
     def _messages(self, messages) -> list[dict]:
         return [
-            {**m, "content": text_content(m.get("content"), i), **tool_call_turn(m)} for i, m in enumerate(self._message_list(messages))
+            {**m, "content": text_content(m.get("content"), i), **assistant_turn(m)} for i, m in enumerate(self._message_list(messages))
         ]
 
 

@@ -266,13 +266,16 @@ def open_vision_language_app(
     chat_template: str | None = None,
     hf_overrides: dict | None = None,
     tool_call_parser: str | None = None,
+    reasoning_parser: str | None = None,
 ):
     """(app, runner) for a vision-language model: two graphs (vision, language) compiled with ``compile_options``
     (``QEFFAutoModelForImageTextToText.compile``'s, ``full_batch_size`` included), continuous batching, the
     processor's tokenizer and chat template; its config changed by ``hf_overrides`` (vLLM's) when given;
-    ``tool_call_parser``: the model's tool-call syntax (serving/tool_parsers.py). The weights are let go once compiled:
+    ``tool_call_parser``: the model's tool-call syntax (serving/tool_parsers.py), ``reasoning_parser`` its thinking's
+    (serving/reasoning.py). The weights are let go once compiled:
     the server runs the artifacts."""
-    artifact = replace(compile_vision_language(model_name, compile_options, hf_overrides, chat_template), tool_call_parser=tool_call_parser)
+    artifact = compile_vision_language(model_name, compile_options, hf_overrides, chat_template)
+    artifact = replace(artifact, tool_call_parser=tool_call_parser, reasoning_parser=reasoning_parser)
     return open_vision_language_artifact_app(artifact, compile_options["num_cores"], max_queue, api_key, max_body_bytes)
 
 
@@ -334,7 +337,8 @@ def open_vision_language_artifact_app(
         raise ValueError(f"--max_num_images {given}: this artifact keeps {slots} image slots per sequence (compile's max_num_images).")
     limits = (artifact.ctx_len, given or slots)
     served = list(artifact.served_names)
-    return _app(model, processor, limits, served, max_queue, api_key, max_body_bytes, artifact.tool_call_parser)
+    parsers = (artifact.tool_call_parser, artifact.reasoning_parser)
+    return _app(model, processor, limits, served, max_queue, api_key, max_body_bytes, parsers)
 
 
 def _processor(model, chat_template: str | None):
@@ -349,10 +353,10 @@ def _processor(model, chat_template: str | None):
 
 
 def _app(
-    model, processor, limits: tuple[int, int | None], served_names: list[str], max_queue, api_key, max_body_bytes, tool_call_parser=None
+    model, processor, limits: tuple[int, int | None], served_names: list[str], max_queue, api_key, max_body_bytes, parsers=(None, None)
 ):
     """The engine over ``model``'s compiled graphs on its thread, and the OpenAI app; ``limits``: (ctx_len, the most
-    images per request as compiled, None for the default)."""
+    images per request as compiled, None for the default); ``parsers``: (tool-call parser, reasoning parser)."""
     from QEfficient.serving.app import create_app
     from QEfficient.serving.runner import EngineRunner
 
@@ -369,7 +373,8 @@ def _app(
         api_key=api_key,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         images=ImagePrompts(model, processor, engine.prefiller, max_images),
-        tool_call_parser=tool_call_parser,
+        tool_call_parser=parsers[0],
+        reasoning_parser=parsers[1],
     )
     app.state.qpc_path = model.lang_qpc_path
     return app, runner

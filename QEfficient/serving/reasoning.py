@@ -1,0 +1,186 @@
+"""A reasoning model's thinking, apart from its answer (vLLM's ``--reasoning_parser NAME``): a chat answer's text is split
+into ``reasoning`` (what the model wrote between its thinking tags) and ``content`` (the rest), in the message and in
+each streamed delta. The message carries the reasoning as ``reasoning`` (vLLM's name) and as ``reasoning_content`` (its
+name before, and DeepSeek's API's), which chat templates read back from an assistant turn.
+
+Where the answer begins is read from the end of the prompt: a prompt that ends inside the start tag's thinking (DeepSeek-R1's
+and Qwen3.5's templates write ``<think>\\n`` there) or a syntax whose models think unprompted starts the answer in
+reasoning; a prompt that ends with the end tag (Qwen3 with ``enable_thinking`` false writes ``<think>\\n\\n</think>``) leaves
+no reasoning to split. The tool-call parser and structured output see the content alone: a grammar holds the answer only
+after the end tag (generation/constraints.AfterMarker), as vLLM's structured outputs do with a reasoning parser.
+
+A stream holds back the end of the text while it may be the beginning of a tag, so the pieces of a stream add up to the
+reasoning and content of the same answer unstreamed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from QEfficient.serving.errors import APIError
+
+OPEN, UNPROMPTED, CLOSED = "open", "unprompted", "closed"  # where an answer starts: in reasoning, either, in content
+
+
+@dataclasses.dataclass(frozen=True)
+class ReasoningSyntax:
+    """How one family writes its thinking: after one of ``starts`` (none: the answer simply begins with it), up to one of
+    ``ends``. ``unprompted``: the answer is reasoning from its first character whether or not it writes a start tag
+    (else only an answer that begins with one reasons); ``implicit_ends``: text that ends the reasoning without an end
+    tag and begins the content (a tool call written while thinking); ``switches``: the chat_template_kwargs variables
+    that turn thinking on or off (any of them true: on), and whether it is on when none is given; ``strip``: trailing
+    whitespace is cut from the reasoning (GLM's)."""
+
+    starts: tuple[str, ...]
+    ends: tuple[str, ...]
+    unprompted: bool = True
+    implicit_ends: tuple[str, ...] = ()
+    switches: tuple[str, ...] = ()
+    thinking_default: bool = True
+    strip: bool = False
+
+    def thinks(self, template_kwargs: dict | None) -> bool:
+        """Whether the request leaves the model thinking (its chat_template_kwargs' switches, or the default)."""
+        given = [bool(template_kwargs[key]) for key in self.switches if key in (template_kwargs or {})]
+        return any(given) if given else self.thinking_default
+
+    def state(self, prompt_tail: str, thinking: bool = True) -> str:
+        """Where an answer to a prompt ending in ``prompt_tail`` starts: OPEN (in reasoning), UNPROMPTED (in reasoning
+        if it begins with a start tag, else in content) or CLOSED (no reasoning to split)."""
+        tail = prompt_tail.rstrip()
+        if not thinking or tail.endswith(self.ends):
+            return CLOSED
+        if (self.starts and tail.endswith(self.starts)) or self.unprompted:
+            return OPEN
+        return UNPROMPTED
+
+    def split(self, text: str, state: str, final: bool = True) -> tuple[str | None, str]:
+        """(reasoning, content) of an answer's ``text``; with ``final`` false, the text so far of a stream, less its end
+        while that may begin a tag (what is held back belongs to neither yet). Reasoning is None where the answer has
+        none."""
+        if state == CLOSED:
+            return None, text
+        body = text.lstrip()
+        if not final and any(len(body) < len(s) and s.startswith(body) for s in self.starts):
+            return None, ""  # a start tag may be on its way (after blank lines, which it would drop)
+        start = next((s for s in self.starts if body.startswith(s)), None)
+        if start is not None:
+            body = body[len(start) :]
+        elif state == UNPROMPTED:
+            return None, text
+        else:
+            body = text
+        cut, after = _first_end(body, self.ends, self.implicit_ends)
+        if cut is not None:
+            return (body[:cut].rstrip() if self.strip else body[:cut]), body[after:]
+        if final:
+            return (body.rstrip() if self.strip else body), ""
+        held = _partial_tag(body, self.ends + self.implicit_ends)
+        if self.strip:  # whitespace before an end tag is cut: it waits for what follows
+            held = len(body) - len(body[: len(body) - held].rstrip())
+        return body[: len(body) - held], ""
+
+
+def _first_end(text: str, ends: tuple[str, ...], implicit: tuple[str, ...]) -> tuple[int | None, int]:
+    """Where the reasoning in ``text`` ends and where the content begins: after an end tag, or at an implicit end (which
+    stays in the content), whichever comes first; (None, 0) where none is in it."""
+    found = [(text.find(end), len(end)) for end in ends] + [(text.find(marker), 0) for marker in implicit]
+    found = [(at, skip) for at, skip in found if at >= 0]
+    if not found:
+        return None, 0
+    at, skip = min(found)
+    return at, at + skip
+
+
+def _partial_tag(text: str, tags: tuple[str, ...]) -> int:
+    """The length of the longest end of ``text`` that begins one of ``tags`` (and is not all of it)."""
+    longest = 0
+    for tag in tags:
+        for n in range(min(len(tag) - 1, len(text)), longest, -1):
+            if tag.startswith(text[-n:]):
+                longest = n
+                break
+    return longest
+
+
+_THINK = ReasoningSyntax(("<think>",), ("</think>",))
+_QWEN3_CALL = ("<tool_call>\n<function", "<tool_call><function")  # Qwen3.5's calls (qwen3_coder syntax)
+_GRANITE = (("Here is my thought process:", "Here's my thought process:"), ("Here is my response:", "Here's my response:"))
+SYNTAXES: dict[str, ReasoningSyntax] = {  # vLLM's --reasoning-parser names and rules
+    "deepseek_r1": _THINK,
+    "deepseek_v3": dataclasses.replace(_THINK, switches=("thinking", "enable_thinking"), thinking_default=False),
+    "holo2": dataclasses.replace(_THINK, switches=("thinking", "enable_thinking")),
+    "qwen3": dataclasses.replace(_THINK, implicit_ends=_QWEN3_CALL, switches=("enable_thinking",)),
+    "glm45": dataclasses.replace(_THINK, implicit_ends=("<tool_call>",), switches=("thinking", "enable_thinking"), strip=True),
+    "glm47": dataclasses.replace(_THINK, implicit_ends=("<tool_call>",), switches=("thinking", "enable_thinking"), strip=True),
+    "kimi_k2": dataclasses.replace(
+        _THINK, implicit_ends=("<|tool_calls_section_begin|>", "<|tool_call_section_begin|>"), switches=("thinking",)
+    ),
+    "minimax_m2": _THINK,
+    "step3": ReasoningSyntax((), ("</think>",)),
+    "seed_oss": ReasoningSyntax(("<seed:think>",), ("</seed:think>",), implicit_ends=("<seed:tool_call>",), switches=("enable_thinking",)),
+    "mistral": ReasoningSyntax(("[THINK]",), ("[/THINK]",), unprompted=False, implicit_ends=("[TOOL_CALLS]",)),
+    "granite": ReasoningSyntax(*_GRANITE, unprompted=False),
+}
+REASONING_PARSERS = tuple(SYNTAXES)  # the names served here
+
+
+@dataclasses.dataclass(frozen=True)
+class Reasoning:
+    """One chat request's reasoning split: the syntax, where its answer starts, and whether the reasoning goes out
+    (vLLM's ``include_reasoning``)."""
+
+    syntax: ReasoningSyntax
+    state: str
+    include: bool = True
+
+    def message(self, text: str) -> tuple[dict, str]:
+        """The message's reasoning fields for an answer's ``text``, and its content (the text the tool parser reads)."""
+        reasoning, content = self.syntax.split(text, self.state)
+        return self.fields(reasoning), content
+
+    def fields(self, reasoning: str | None) -> dict:
+        if reasoning is None or not self.include:
+            return {}
+        return {"reasoning": reasoning, "reasoning_content": reasoning}
+
+    def stream(self) -> ReasoningStream:
+        return ReasoningStream(self)
+
+
+class ReasoningStream:
+    """One streamed choice: ``feed(piece, final)`` gives the reasoning fields and the content new with the piece."""
+
+    def __init__(self, reasoning: Reasoning) -> None:
+        self.reasoning, self.text, self.sent_reasoning, self.sent_content = reasoning, "", 0, 0
+
+    def feed(self, piece: str, final: bool) -> tuple[dict, str]:
+        self.text += piece
+        reasoning, content = self.reasoning.syntax.split(self.text, self.reasoning.state, final)
+        new_reasoning = None
+        if reasoning is not None and len(reasoning) > self.sent_reasoning:
+            new_reasoning, self.sent_reasoning = reasoning[self.sent_reasoning :], len(reasoning)
+        new_content, self.sent_content = content[self.sent_content :], max(self.sent_content, len(content))
+        return self.reasoning.fields(new_reasoning), new_content
+
+
+def requested_reasoning(body: dict, parser: str | None, prompt_tail: str, template_kwargs: dict | None) -> Reasoning | None:
+    """The reasoning split of a chat request on a server started with ``parser`` (None: no split), from the end of its
+    rendered prompt; a 400 for a malformed ``include_reasoning``."""
+    include = body.get("include_reasoning", True)
+    if not isinstance(include, bool):
+        raise APIError(400, "'include_reasoning' must be true or false.", "include_reasoning")
+    if parser is None:
+        return None
+    syntax = SYNTAXES[parser]
+    return Reasoning(syntax, syntax.state(prompt_tail, syntax.thinks(template_kwargs)), include)
+
+
+def tags_are_special(tokenizer: Any, parser: str | None) -> bool:
+    """Whether ``parser``'s tags are special tokens of ``tokenizer``, which the answer's text must then keep."""
+    if parser is None:
+        return False
+    syntax = SYNTAXES[parser]
+    special = set(getattr(tokenizer, "all_special_tokens", ()))
+    return any(tag in special for tag in syntax.starts + syntax.ends + syntax.implicit_ends)
