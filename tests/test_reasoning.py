@@ -28,6 +28,10 @@ CASES = [
     ("qwen3", "<think>\n", None, "a <tool_call> b</think>c", "a <tool_call> b", "c"),
     ("qwen3", "assistant\n<think>\n\n</think>\n\n", None, "just an answer", None, "just an answer"),
     ("qwen3", "assistant\n", {"enable_thinking": False}, "just an answer", None, "just an answer"),
+    ("qwen3", "<|im_start|>assistant\n", None, "42.", None, "42."),  # an instruct model: no thinking
+    ("qwen3", "<|im_start|>assistant\n", None, "<think>hm</think>\n\n42.", "hm", "\n\n42."),  # Qwen3's first template
+    ("deepseek_r1", "<think>\nx</think>\n\nThe answer is", None, " 42", None, " 42"),  # a final message continued
+    ("mistral", "[/INST][THINK]Let me", None, " see[/THINK]ok", " see", "ok"),  # a thinking continued
     ("deepseek_v3", "<｜Assistant｜>", None, "<think>x</think>y", None, "<think>x</think>y"),  # thinking is off by default
     ("deepseek_v3", "<｜Assistant｜>", {"thinking": True}, "x</think>y", "x", "y"),
     ("holo2", "assistant", {"enable_thinking": False}, "x</think>y", None, "x</think>y"),
@@ -51,9 +55,9 @@ CASES = [
 def test_each_syntax_splits_an_answer_as_vllm_does(parser, tail, kwargs, text, reasoning, content):
     syntax = SYNTAXES[parser]
     split = Reasoning(syntax, syntax.state(tail, syntax.thinks(kwargs)))
-    fields, got = split.message(text)
-    assert (fields.get("reasoning"), got) == (reasoning, content)
-    assert fields.get("reasoning_content") == fields.get("reasoning")  # vLLM's name and its earlier one
+    assert split.split(text) == (reasoning, content)
+    fields = split.fields(reasoning)
+    assert fields.get("reasoning_content") == fields.get("reasoning") == reasoning  # vLLM's name and its earlier one
 
 
 TEXTS = [c[3] for c in CASES] + ["", "   ", "<th", "\n\n<think>x</thi", "x</thinking> y </think> z", "a\n\n</think>", "[THINK"]
@@ -68,7 +72,7 @@ def test_a_streamed_answer_adds_up_to_the_same_split(parser):
     for state in (OPEN, UNPROMPTED, CLOSED):
         split = Reasoning(syntax, state)
         for text in TEXTS:
-            fields, content = split.message(text)
+            reasoning, content = split.split(text)
             for size in (1, 2, 3, 7):
                 stream, reasoning_sent, content_sent = split.stream(), "", ""
                 pieces = [text[i : i + size] for i in range(0, len(text), size)] or [""]
@@ -78,7 +82,7 @@ def test_a_streamed_answer_adds_up_to_the_same_split(parser):
                     content_sent += more
                     if state != CLOSED:
                         assert not any(tag in reasoning_sent for tag in tags), (parser, text, reasoning_sent)
-                assert (reasoning_sent, content_sent) == (fields.get("reasoning", ""), content), (parser, state, text, size)
+                assert (reasoning_sent, content_sent) == (reasoning or "", content), (parser, state, text, size)
 
 
 THINK_TEMPLATE = (
@@ -256,3 +260,86 @@ def test_the_command_line_names_the_parsers():
     assert serve.REASONING_PARSERS == REASONING_PARSERS  # kept without the serve extra
     with pytest.raises(SystemExit):
         serve.parse_args(["--model_name", "m", "--reasoning_parser", "nonesuch"])
+
+
+HARMONY_CALL = (
+    "<|channel|>analysis<|message|>The user wants the time.<|end|><|start|>assistant<|channel|>commentary "
+    'to=functions.get_time <|constrain|>json<|message|>{"zone": 2}'
+)
+HARMONY_ANSWERS = [  # (gpt-oss's answer as decoded, its <|return|> / <|call|> left out: reasoning, content, calls)
+    (HARMONY_CALL, "The user wants the time.", "", [("get_time", '{"zone": 2}')]),
+    ("<|channel|>analysis<|message|>Simple.<|end|><|start|>assistant<|channel|>final<|message|>Hello!", "Simple.", "Hello!", []),
+    (
+        "<|channel|>analysis<|message|>a<|end|><|start|>assistant<|channel|>analysis<|message|>b<|end|><|start|>assistant"
+        "<|channel|>commentary<|message|>Let me check.<|end|><|start|>assistant to=functions.get_weather<|channel|>"
+        'commentary json<|message|>{"city":"Oslo"}',
+        "a\nb",
+        "Let me check.",
+        [("get_weather", '{"city":"Oslo"}')],
+    ),
+    ("a plain answer", None, "a plain answer", []),  # not in harmony: content as it is
+    ("<|channel|>analysis<|message|>cut sho", "cut sho", "", []),
+    ("<|channel|>analy", None, "", []),
+]
+
+
+@pytest.mark.parametrize("text, reasoning, content, calls", HARMONY_ANSWERS)
+def test_gpt_oss_harmony_reads_as_vllm_reads_it(text, reasoning, content, calls):
+    """openai_gptoss: the analysis channel is the reasoning, the final channel and preambles the content; the openai
+    tool parser makes each message to functions.NAME a call. Streamed in pieces, reasoning, content and calls add up to
+    the same."""
+    from QEfficient.serving.tools import AutoTools
+
+    split = Reasoning(SYNTAXES["openai_gptoss"], OPEN)
+    assert split.split(text) == (reasoning, content)
+    tools = AutoTools(TOOLS, "openai")
+    message = tools.message(text)
+    assert ([] if message is None else [(c["function"]["name"], c["function"]["arguments"]) for c in message["tool_calls"]]) == calls
+    assert message is None or message["content"] == (content or None)
+    for size in (1, 2, 3, 7):
+        thinking, stream, sent = split.stream(), tools.stream(), {"reasoning": "", "content": "", "calls": {}}
+        for start in range(0, len(text), size):
+            piece, final = text[start : start + size], start + size >= len(text)
+            sent["reasoning"] += thinking.feed(piece, final)[0].get("reasoning", "")
+            delta = stream.delta(piece, final) or {}  # the tool parser reads the whole answer (markup)
+            sent["content"] += delta.get("content", "")
+            for c in delta.get("tool_calls", []):
+                sent["calls"].setdefault(c["index"], [c["function"].get("name"), ""])[1] += c["function"]["arguments"]
+        assert (sent["reasoning"] or None, sent["content"]) == (reasoning, content), size
+        assert [tuple(sent["calls"][i]) for i in sorted(sent["calls"])] == calls and stream.called == bool(calls)
+
+
+def test_a_tokenizer_that_writes_harmony_gets_its_parser(tiny_model_dir, tmp_path):
+    """A server over a tokenizer with harmony's special tokens reads answers as gpt-oss's without --reasoning_parser (as
+    vLLM serves gpt-oss) and keeps the special tokens in the text it reads; an answer the model does not write in
+    harmony (this tiny model's, special tokens and all) comes back whole as content, with the openai tool parser too."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from QEfficient.serving.reasoning import default_parser, tags_are_special
+
+    folder = shutil.copytree(tiny_model_dir("qwen2"), tmp_path / "qwen2")
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert default_parser(tok, None) is None
+    tok.add_special_tokens({"additional_special_tokens": ["<|start|>", "<|end|>", "<|channel|>", "<|message|>", "<|call|>"]})
+    assert default_parser(tok, None) == "openai_gptoss" and default_parser(tok, "qwen3") == "qwen3"
+    assert tags_are_special(tok, "openai_gptoss") and not tags_are_special(tok, "qwen3")
+    torch.manual_seed(0)
+    hf = AutoModelForCausalLM.from_pretrained(folder)
+    hf.resize_token_embeddings(len(tok), mean_resizing=False)
+    template = THINK_TEMPLATE.replace("<think>\n", "")
+    tok.chat_template = template
+    out = greedy(hf, prompt_ids(tok), MAX_TOKENS)
+    copied, marker = next(t for i, t in enumerate(out) if i >= 3 and t not in out[:i]), tok.convert_tokens_to_ids("<|message|>")
+    with torch.no_grad():  # <|message|> written where that token was, mid-answer
+        embed, head = hf.get_input_embeddings().weight, hf.get_output_embeddings().weight
+        embed[marker], head[marker] = embed[copied], head[copied] * 1.001
+    hf.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    with tiny_chat_server(folder, template, **{**OPTIONS, "reasoning_parser": None, "tool_call_parser": "openai"}) as up:
+        url, _, tok, hf = up
+        text = tok.decode(greedy(hf, prompt_ids(tok), MAX_TOKENS), skip_special_tokens=False)
+        assert "<|" in text and not text.startswith("<|")  # the premise: special tokens written, not a harmony header
+        assert chat(url)["message"] == {"role": "assistant", "content": text}
+        assert streamed(url)[:2] == (None, text)
+        assert chat(url, tools=TOOLS)["message"] == {"role": "assistant", "content": text}  # the openai parser: no call
+        assert streamed(url, tools=TOOLS)[:2] == (None, text)

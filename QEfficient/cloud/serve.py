@@ -49,6 +49,7 @@ TOOL_CALL_PARSERS = (
     "qwen3_coder",
     "glm45",
     "glm47",
+    "openai",
 )
 
 # serving/reasoning.REASONING_PARSERS, named here for the same reason
@@ -65,6 +66,7 @@ REASONING_PARSERS = (
     "seed_oss",
     "mistral",
     "granite",
+    "openai_gptoss",
 )
 
 API_KEY_ENV = "QEFF_API_KEY"

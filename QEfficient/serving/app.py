@@ -36,7 +36,7 @@ from QEfficient.serving.choices import ChoiceText, TokenText
 from QEfficient.serving.messages import holds_image_parts
 from QEfficient.serving.metrics import ServerMetrics
 from QEfficient.serving.protocol import APIError, Call, RequestParser, parse_json
-from QEfficient.serving.reasoning import REASONING_PARSERS
+from QEfficient.serving.reasoning import REASONING_PARSERS, default_parser
 from QEfficient.serving.runner import EngineRunner, QueueFullError
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 from QEfficient.serving.tools import TOOL_CALL_PARSERS
@@ -175,6 +175,7 @@ def create_app(
         raise ValueError(f"tool_call_parser must be one of {TOOL_CALL_PARSERS}, got {tool_call_parser!r}.")
     if reasoning_parser not in (None, *REASONING_PARSERS):
         raise ValueError(f"reasoning_parser must be one of {REASONING_PARSERS}, got {reasoning_parser!r}.")
+    reasoning_parser = default_parser(tokenizer, reasoning_parser)  # gpt-oss's harmony is read without being asked
     if chat_template is not None:  # a vision-language model's is set on its processor (vision_language.py)
         tokenizer.chat_template = chat_template
     app = FastAPI(title="QEfficient", version="1")
@@ -285,9 +286,10 @@ def create_app(
         for index, choice in enumerate(choices):
             reason = reasons[index]
             if call.chat:
-                thinking, content = call.reasoning.message(texts[index]) if call.reasoning is not None else ({}, texts[index])
-                body = {"message": {"role": "assistant", "content": content if content or not thinking else None, **thinking}}
-                message = call.tools.message(content) if call.tools is not None else None
+                reasoning, content = call.reasoning.split(texts[index]) if call.reasoning is not None else (None, texts[index])
+                thinking = call.reasoning.fields(reasoning) if call.reasoning is not None else {}
+                body = {"message": {"role": "assistant", "content": content if content or reasoning is None else None, **thinking}}
+                message = call.tools.message(texts[index] if reads_markup(call) else content) if call.tools is not None else None
                 if message is not None:  # tool calls (serving/tools.py)
                     body, reason = {"message": {**message, **thinking}}, call.tools.finish_reason(reason)
             else:
@@ -297,6 +299,10 @@ def create_app(
         if call.chat and call.jobs[0].prompt_logprobs is not None:  # vLLM's chat answer has them once, beside the choices
             head["prompt_logprobs"] = choices[0].vllm_prompt_logprobs()
         return {**head, "choices": out, "usage": usage(call, requests)}
+
+    def reads_markup(call: Call) -> bool:
+        """Whether the tool parser reads the whole answer, not the content: harmony's calls are messages of it."""
+        return call.reasoning is not None and call.reasoning.syntax.markup and call.tools is not None and call.tools.reads_markup
 
     def usage(call: Call, requests: list[EngineRequest]) -> dict:
         prompt = sum(len(job.tokens) for job in call.jobs[:: call.n])  # each prompt once, whatever its n
@@ -340,11 +346,12 @@ def create_app(
             if call.chat:
                 delta = {"role": "assistant", "content": ""} if first else ({"content": piece} if piece else {})
                 if not first and (thinking is not None or tool_streams is not None):
-                    fields, piece = thinking[index].feed(piece or "", final=reason is not None) if thinking else ({}, piece or "")
+                    raw = piece or ""
+                    fields, piece = thinking[index].feed(raw, final=reason is not None) if thinking else ({}, raw)
                     delta = {"content": piece} if piece else {}
-                    if tool_streams is not None:  # the calls as they are written, in the content
+                    if tool_streams is not None:  # the calls as they are written, in the content (harmony's: the answer)
                         calls = tool_streams[index]
-                        delta = calls.delta(piece, final=reason is not None) or {}
+                        delta = calls.delta(raw if reads_markup(call) else piece, final=reason is not None) or {}
                         reason = call.tools.finish_reason(reason) if calls.called else reason
                     delta = {**fields, **delta}
                     if not (delta or reason or (logprobs and any(logprobs.values()))):

@@ -29,8 +29,8 @@ def tool_call_turn(message: dict) -> dict:
 def assistant_turn(message: dict) -> dict:
     """What an assistant turn hands the chat template beyond its content: its tool calls (``tool_call_turn``) and its
     reasoning, sent back as ``reasoning`` (vLLM's) or ``reasoning_content``, under both names (templates read either)."""
-    reasoning = message.get("reasoning", message.get("reasoning_content"))
-    thinking = {"reasoning": reasoning, "reasoning_content": reasoning} if isinstance(reasoning, str) else {}
+    reasoning = next((v for v in (message.get("reasoning"), message.get("reasoning_content")) if isinstance(v, str)), None)
+    thinking = {} if reasoning is None else {"reasoning": reasoning, "reasoning_content": reasoning}
     return {**tool_call_turn(message), **thinking}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.serving.errors import APIError
 from QEfficient.serving.messages import assistant_turn, chat_parts, openai_input_forms, param_of, text_content
-from QEfficient.serving.reasoning import OPEN, Reasoning, requested_reasoning, tags_are_special
+from QEfficient.serving.reasoning import CLOSED, OPEN, Reasoning, requested_reasoning, tags_are_special
 from QEfficient.serving.structured import requested_grammar
 from QEfficient.serving.tools import AutoTools, ForcedTools, requested_tools
 
@@ -273,6 +273,9 @@ class RequestParser:
         its prompt ``ids``."""
         tail = self.tokenizer.decode(ids[-32:], skip_special_tokens=False) if self.reasoning_parser else ""
         call.reasoning = requested_reasoning(body, self.reasoning_parser, tail, body.get("chat_template_kwargs"))
+        if call.reasoning is not None and call.reasoning.state != CLOSED and self.reasoning_tags_special:
+            job = call.jobs[0]  # the thinking tags are special tokens: the split reads them
+            job.end_rules = dataclasses.replace(job.end_rules, skip_special_tokens=False)
         return call
 
     def chat_prompt(self, messages, tools: list[dict] | None = None, options: dict | None = None) -> str:
@@ -397,8 +400,6 @@ class RequestParser:
                 grammar = ("json", schema, "tool_choice")
             elif tools.special_tokens:  # the parser reads markers that are special tokens (vLLM's mistral parser too)
                 job.end_rules = dataclasses.replace(job.end_rules, skip_special_tokens=False)
-        if chat and self.reasoning_tags_special:  # the thinking tags are special tokens: the split reads them
-            job.end_rules = dataclasses.replace(job.end_rules, skip_special_tokens=False)
         if grammar is not None and self.grammars is None:
             raise APIError(400, "Structured output is not available on this server; leave it out.", grammar[2])
         return Call([job], chat, stream, include_usage, body.get("model"), grammar, n, tools, continuous_usage)

@@ -19,6 +19,7 @@ import dataclasses
 from typing import Any
 
 from QEfficient.serving.errors import APIError
+from QEfficient.serving.harmony import HarmonySyntax, writes_harmony
 
 OPEN, UNPROMPTED, CLOSED = "open", "unprompted", "closed"  # where an answer starts: in reasoning, either, in content
 
@@ -39,6 +40,7 @@ class ReasoningSyntax:
     switches: tuple[str, ...] = ()
     thinking_default: bool = True
     strip: bool = False
+    markup = False  # the tool-call parser reads the content (harmony's reads the whole answer: serving/harmony.py)
 
     def thinks(self, template_kwargs: dict | None) -> bool:
         """Whether the request leaves the model thinking (its chat_template_kwargs' switches, or the default)."""
@@ -47,11 +49,14 @@ class ReasoningSyntax:
 
     def state(self, prompt_tail: str, thinking: bool = True) -> str:
         """Where an answer to a prompt ending in ``prompt_tail`` starts: OPEN (in reasoning), UNPROMPTED (in reasoning
-        if it begins with a start tag, else in content) or CLOSED (no reasoning to split)."""
-        tail = prompt_tail.rstrip()
-        if not thinking or tail.endswith(self.ends):
+        if it begins with a start tag, else in content) or CLOSED (no reasoning to split). The last tag in the tail
+        decides: an end tag (Qwen3's empty thinking with enable_thinking false, a final message continued after its
+        thinking) closes it, a start tag (a template that opens the thinking, a thinking continued) opens it."""
+        last_start = max((prompt_tail.rfind(tag) for tag in self.starts), default=-1)
+        last_end = max(prompt_tail.rfind(tag) for tag in self.ends)
+        if not thinking or last_end > last_start:
             return CLOSED
-        if (self.starts and tail.endswith(self.starts)) or self.unprompted:
+        if last_start >= 0 or self.unprompted:
             return OPEN
         return UNPROMPTED
 
@@ -111,7 +116,8 @@ SYNTAXES: dict[str, ReasoningSyntax] = {  # vLLM's --reasoning-parser names and 
     "deepseek_r1": _THINK,
     "deepseek_v3": dataclasses.replace(_THINK, switches=("thinking", "enable_thinking"), thinking_default=False),
     "holo2": dataclasses.replace(_THINK, switches=("thinking", "enable_thinking")),
-    "qwen3": dataclasses.replace(_THINK, implicit_ends=_QWEN3_CALL, switches=("enable_thinking",)),
+    # Qwen3's first templates let the model open <think>, Qwen3.5's open it in the prompt, instruct models never write it
+    "qwen3": dataclasses.replace(_THINK, unprompted=False, implicit_ends=_QWEN3_CALL, switches=("enable_thinking",)),
     "glm45": dataclasses.replace(_THINK, implicit_ends=("<tool_call>",), switches=("thinking", "enable_thinking"), strip=True),
     "glm47": dataclasses.replace(_THINK, implicit_ends=("<tool_call>",), switches=("thinking", "enable_thinking"), strip=True),
     "kimi_k2": dataclasses.replace(
@@ -122,6 +128,7 @@ SYNTAXES: dict[str, ReasoningSyntax] = {  # vLLM's --reasoning-parser names and 
     "seed_oss": ReasoningSyntax(("<seed:think>",), ("</seed:think>",), implicit_ends=("<seed:tool_call>",), switches=("enable_thinking",)),
     "mistral": ReasoningSyntax(("[THINK]",), ("[/THINK]",), unprompted=False, implicit_ends=("[TOOL_CALLS]",)),
     "granite": ReasoningSyntax(*_GRANITE, unprompted=False),
+    "openai_gptoss": HarmonySyntax(),
 }
 REASONING_PARSERS = tuple(SYNTAXES)  # the names served here
 
@@ -131,16 +138,16 @@ class Reasoning:
     """One chat request's reasoning split: the syntax, where its answer starts, and whether the reasoning goes out
     (vLLM's ``include_reasoning``)."""
 
-    syntax: ReasoningSyntax
+    syntax: ReasoningSyntax | HarmonySyntax
     state: str
     include: bool = True
 
-    def message(self, text: str) -> tuple[dict, str]:
-        """The message's reasoning fields for an answer's ``text``, and its content (the text the tool parser reads)."""
-        reasoning, content = self.syntax.split(text, self.state)
-        return self.fields(reasoning), content
+    def split(self, text: str) -> tuple[str | None, str]:
+        """(reasoning or None, content) of an answer's ``text``; the content is what the tool parser reads."""
+        return self.syntax.split(text, self.state)
 
     def fields(self, reasoning: str | None) -> dict:
+        """The message's (or a delta's) reasoning fields: vLLM's name and its earlier one, unless left out."""
         if reasoning is None or not self.include:
             return {}
         return {"reasoning": reasoning, "reasoning_content": reasoning}
@@ -177,10 +184,24 @@ def requested_reasoning(body: dict, parser: str | None, prompt_tail: str, templa
     return Reasoning(syntax, syntax.state(prompt_tail, syntax.thinks(template_kwargs)), include)
 
 
+def special_tokens(tokenizer: Any) -> set[str]:
+    """The texts of a tokenizer's special tokens: its added tokens marked special (transformers' tokenizers and the
+    artifact's runtime one alike, through their ``tokenizers`` backend)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    added = backend.get_added_tokens_decoder() if backend is not None else getattr(tokenizer, "added_tokens_decoder", None) or {}
+    return {t.content for t in added.values() if getattr(t, "special", False)} | set(getattr(tokenizer, "all_special_tokens", ()))
+
+
+def default_parser(tokenizer: Any, parser: str | None) -> str | None:
+    """The server's reasoning parser: the one asked for, else harmony's for a tokenizer that writes it (as vLLM reads
+    gpt-oss's answers without being told)."""
+    return parser if parser is not None or not writes_harmony(special_tokens(tokenizer)) else "openai_gptoss"
+
+
 def tags_are_special(tokenizer: Any, parser: str | None) -> bool:
-    """Whether ``parser``'s tags are special tokens of ``tokenizer``, which the answer's text must then keep."""
+    """Whether ``parser``'s tags hold special tokens of ``tokenizer``, which the answer's text must then keep."""
     if parser is None:
         return False
     syntax = SYNTAXES[parser]
-    special = set(getattr(tokenizer, "all_special_tokens", ()))
-    return any(tag in special for tag in syntax.starts + syntax.ends + syntax.implicit_ends)
+    tags = syntax.starts + syntax.ends + syntax.implicit_ends
+    return any(token in tag for token in special_tokens(tokenizer) for tag in tags)

@@ -370,6 +370,7 @@ class ToolCallParser:
     special_tokens: bool = False  # its markers are special tokens: the answer is decoded with them
     call_ids: Callable[[str], list[str] | None] | None = None  # the model's own ids of the calls so far (Kimi's)
     typed: bool = False
+    plain: Callable[[str], str] | None = None  # the content of an answer without calls, where it is not its text (harmony's)
 
     def for_tools(self, tools: list[dict]) -> tuple[Callable[[str], dict | None], Callable[[str, bool], tuple]]:
         """(message, scan) for a request with these tools."""

@@ -6,7 +6,7 @@ schema made from the tools' parameters, and comes back as ``tool_calls``.
 syntax: a server started with ``--enable_auto_tool_choice --tool_call_parser NAME`` (vLLM's flags) parses it
 (serving/tool_parsers.py: ``hermes``, ``llama3_json``, ``pythonic``, ``mistral``; serving/tool_parsers_tagged.py:
 ``deepseek_v3``, ``deepseek_v31``, ``kimi_k2``, ``internlm``, ``jamba``, ``granite``; serving/tool_parsers_xml.py:
-``qwen3_coder``, ``glm45``); without them it is refused with what to send.
+``qwen3_coder``, ``glm45``; serving/harmony.py: ``openai``, gpt-oss's); without them it is refused with what to send.
 
 Every kind streams as it is written (``delta.tool_calls``: a call's id, type and name with its first piece, then pieces
 of its arguments): the answer so far is scanned again at each piece, and a call's arguments are the text the model
@@ -19,14 +19,16 @@ import dataclasses
 import json
 from typing import Any
 
+from QEfficient.serving import harmony
 from QEfficient.serving.errors import APIError
 from QEfficient.serving.tool_parsers import PARSERS as FIRST_PARSERS
-from QEfficient.serving.tool_parsers import new_call_id, scan_call_array, tool_call
+from QEfficient.serving.tool_parsers import ToolCallParser, new_call_id, scan_call_array, tool_call
 from QEfficient.serving.tool_parsers_tagged import TAGGED_PARSERS
 from QEfficient.serving.tool_parsers_xml import XML_PARSERS
 
 _EMPTY_PARAMETERS = {"type": "object", "properties": {}}
-PARSERS = {**FIRST_PARSERS, **TAGGED_PARSERS, **XML_PARSERS}
+HARMONY = ToolCallParser(harmony.tool_message, harmony.tool_scan, special_tokens=True, plain=lambda text: harmony.split(text)[1])
+PARSERS = {**FIRST_PARSERS, **TAGGED_PARSERS, **XML_PARSERS, "openai": HARMONY}
 TOOL_CALL_PARSERS = tuple(PARSERS)  # the tool-call syntaxes parsed for tool_choice "auto" (vLLM's names)
 
 
@@ -39,11 +41,12 @@ class ToolCallStream:
     already sent cannot be taken back: the finish reason is then the text's), and a call without arguments gets
     "{}"."""
 
-    def __init__(self, scan, message=None, call_ids=None) -> None:
+    def __init__(self, scan, message=None, call_ids=None, plain=None) -> None:
         """``scan(text, final)``: (the answer's text outside the calls so far, or None where there is none to send yet;
         the calls so far, as serving/tool_parsers.scan_call gives them); ``call_ids(text)``: the model's own ids of the
-        calls so far, where its syntax has them."""
-        self.scan, self.message, self.call_ids = scan, message, call_ids
+        calls so far, where its syntax has them; ``plain(text)``: the content of an answer without calls, where it is
+        not the text itself."""
+        self.scan, self.message, self.call_ids, self.plain = scan, message, call_ids, plain
         self.text, self.sent_content = "", 0
         self.sent: list[int] = []  # per call opened: the characters of its arguments sent
         self.verdict: bool | None = None  # at the end: whether the whole answer reads as calls
@@ -54,7 +57,7 @@ class ToolCallStream:
             whole = self.message(self.text)
             self.verdict = whole is not None
             if whole is None:
-                content, calls = self.text, []
+                content, calls = (self.text if self.plain is None else self.plain(self.text)), []
             else:
                 content = whole["content"] or ""
                 calls = [(c["function"]["name"], c["function"]["arguments"], None) for c in whole["tool_calls"]]
@@ -94,6 +97,7 @@ class ForcedTools:
     tools: list[dict]
     name: str | None
     special_tokens = False  # the answer is JSON under a schema: no markers to keep
+    reads_markup = False
 
     def _parameters(self, function: dict) -> dict:
         return function.get("parameters") or _EMPTY_PARAMETERS
@@ -167,12 +171,17 @@ class AutoTools:
         """A choice's stream: the content and the calls as the parser finds them in the answer so far."""
         parser = PARSERS[self.parser]
         message, scan = parser.for_tools(self.tools)
-        return ToolCallStream(scan, message, parser.call_ids)
+        return ToolCallStream(scan, message, parser.call_ids, parser.plain)
 
     @property
     def special_tokens(self) -> bool:
         """Whether the parser's markers are special tokens, which the answer's text must then keep."""
         return PARSERS[self.parser].special_tokens
+
+    @property
+    def reads_markup(self) -> bool:
+        """Whether the parser reads the whole answer, its reasoning's markup included (harmony's messages)."""
+        return PARSERS[self.parser].plain is not None
 
     def finish_reason(self, reason: str | None) -> str | None:
         return "tool_calls" if reason == "stop" else reason
