@@ -1,7 +1,8 @@
 """OpenAI-compatible HTTP API over the continuous-batching engine (FastAPI).
 
 Routes: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions, each
-completion route with ``"stream": true`` as server-sent events in OpenAI's chunk format; vLLM's POST /tokenize,
+completion route with ``"stream": true`` as server-sent events in OpenAI's chunk format; POST /v1/responses (OpenAI's
+Responses API over the chat route: responses.py); vLLM's POST /tokenize,
 POST /detokenize (tokenize_routes.py), GET /version and GET /metrics (metrics.py). Bad input
 gets a 4xx with OpenAI's error body and never reaches the engine (protocol.py); anything
 unexpected gets a JSON 500 in the same format. A full queue answers 429; a client that leaves
@@ -37,6 +38,7 @@ from QEfficient.serving.messages import holds_image_parts
 from QEfficient.serving.metrics import ServerMetrics
 from QEfficient.serving.protocol import APIError, Call, RequestParser, parse_json
 from QEfficient.serving.reasoning import REASONING_PARSERS, default_parser
+from QEfficient.serving.responses import ResponsesCall
 from QEfficient.serving.runner import EngineRunner, QueueFullError
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 from QEfficient.serving.tools import TOOL_CALL_PARSERS
@@ -229,7 +231,17 @@ def create_app(
         chat = await asyncio.get_running_loop().run_in_executor(executor, parser.chat, body)
         return await answer(request, chat)
 
-    async def answer(http_request: Request, call: Call):
+    @app.post("/v1/responses")
+    async def responses(request: Request):
+        raw = await read_body(request)
+        body = await asyncio.to_thread(parse_json, raw)
+        shape = ResponsesCall(body, model_id, lambda text: len(tokenizer.encode(text, add_special_tokens=False)))
+        executor = images.executor if images is not None and holds_image_parts(shape.chat) else None
+        chat = await asyncio.get_running_loop().run_in_executor(executor, parser.chat, shape.chat)
+        return await answer(request, chat, shape)
+
+    async def answer(http_request: Request, call: Call, shape: ResponsesCall | None = None):
+        """The engine's answer to ``call``, in chat's or completions' shape, or the Responses API's (``shape``)."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
 
@@ -271,7 +283,8 @@ def create_app(
             "model": call.model if call.model in adapter_ids else model_id,
         }
         if call.stream:
-            return StreamingResponse(stream(call, requests, choices, events, head), media_type="text/event-stream")
+            source = payloads(call, requests, choices, events, head)
+            return StreamingResponse(sse(source) if shape is None else shape.events(source), media_type="text/event-stream")
         texts, reasons = [""] * len(choices), [None] * len(choices)
         watcher = asyncio.create_task(cancel_on_disconnect(http_request, requests))
         try:
@@ -298,7 +311,8 @@ def create_app(
             out.append({"index": index, **body, "logprobs": choice.all_logprobs(), "finish_reason": reason, **scored})
         if call.chat and call.jobs[0].prompt_logprobs is not None:  # vLLM's chat answer has them once, beside the choices
             head["prompt_logprobs"] = choices[0].vllm_prompt_logprobs()
-        return {**head, "choices": out, "usage": usage(call, requests)}
+        answered = {**head, "choices": out, "usage": usage(call, requests)}
+        return answered if shape is None else shape.response(answered)
 
     def reads_markup(call: Call) -> bool:
         """Whether the tool parser reads the whole answer, not the content: harmony's calls are messages of it."""
@@ -333,16 +347,23 @@ def create_app(
                 raise APIError(500, f"Generation failed: {failure or 'the engine step failed'}.", kind="server_error", code="engine_error")
             yield (index, *update)
 
-    async def stream(call: Call, requests, choices, events, head: dict) -> AsyncIterator[str]:
-        head = {**head, "object": "chat.completion.chunk" if call.chat else "text_completion"}
+    async def sse(source: AsyncIterator[dict]) -> AsyncIterator[str]:
+        """A stream's payloads as server-sent events, then OpenAI's [DONE]."""
+        try:
+            async for payload in source:
+                yield f"data: {json.dumps(payload)}\n\n"
+        finally:
+            await source.aclose()  # a client that went away: the engine's requests are let go now
+        yield "data: [DONE]\n\n"
 
-        def event(payload: dict) -> str:
-            return f"data: {json.dumps(payload)}\n\n"
+    async def payloads(call: Call, requests, choices, events, head: dict) -> AsyncIterator[dict]:
+        """A stream's chunks (and its usage chunk, or an error body where it fails) as the engine goes."""
+        head = {**head, "object": "chat.completion.chunk" if call.chat else "text_completion"}
 
         tool_streams = [call.tools.stream() for _ in choices] if call.tools is not None else None  # serving/tools.py
         thinking = [call.reasoning.stream() for _ in choices] if call.reasoning is not None else None  # serving/reasoning.py
 
-        def chunk(index: int, piece: str | None, reason: str | None, logprobs: dict | None, first: bool = False) -> str | None:
+        def chunk(index: int, piece: str | None, reason: str | None, logprobs: dict | None, first: bool = False) -> dict | None:
             if call.chat:
                 delta = {"role": "assistant", "content": ""} if first else ({"content": piece} if piece else {})
                 if not first and (thinking is not None or tool_streams is not None):
@@ -359,7 +380,7 @@ def create_app(
                 choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
             else:
                 choice = {"index": index, "text": piece or "", "logprobs": logprobs, "finish_reason": reason}
-            return event({**head, "choices": [choice], **({"usage": chunk_usage(index)} if call.include_usage else {})})
+            return {**head, "choices": [choice], **({"usage": chunk_usage(index)} if call.include_usage else {})}
 
         def chunk_usage(index: int) -> dict | None:
             if not call.continuous_usage:
@@ -377,15 +398,14 @@ def create_app(
                     if sent is not None:
                         yield sent
             if call.include_usage:
-                yield event({**head, "choices": [], "usage": usage(call, requests)})
+                yield {**head, "choices": [], "usage": usage(call, requests)}
         except APIError as err:  # the status line has gone: the error travels as an event, as vLLM sends it
-            yield event(err.body())
+            yield err.body()
         except Exception as err:
             logger.error("stream failed", exc_info=err)
-            yield event(APIError(500, f"The server had an error while streaming ({type(err).__name__}).", kind="server_error").body())
+            yield APIError(500, f"The server had an error while streaming ({type(err).__name__}).", kind="server_error").body()
         finally:
             for r in requests:
                 r.cancelled.set()  # a client that went away frees its slot at the next step
-        yield "data: [DONE]\n\n"
 
     return app

@@ -1,0 +1,155 @@
+"""OpenAI's Responses API (/v1/responses), driven by OpenAI's own Python client against a real server on loopback: each
+response holds what the same chat request answers (transformers' greedy text, the reasoning apart, the tool calls, the
+JSON under a schema), streamed as the Responses API's events that add up to it; what this stateless server does not
+serve is a 400 that says what to send."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import httpx
+import openai
+import pytest
+
+from tests.helpers import tiny_chat_server
+from tests.test_reasoning import MESSAGES, OPTIONS, THINK_TEMPLATE, thinking_model
+from tests.test_server import post
+from tests.test_structured_output import SCHEMA, TOOLS
+
+# the thinking template, writing an assistant turn's tool calls too
+TEMPLATE = THINK_TEMPLATE.replace(
+    "{{ m['content'] }}",
+    "{{ m['content'] }}{% for c in m.tool_calls or [] %}[{{ c.function.name }} {{ c.function.arguments | tojson }}]{% endfor %}",
+)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir, tmp_path_factory):
+    """The tiny thinking model (test_reasoning.py) behind a server with the qwen3 reasoning parser and hermes tool
+    calls; yields (url, OpenAI client)."""
+    folder = shutil.copytree(tiny_model_dir("qwen2"), tmp_path_factory.mktemp("responses") / "qwen2")
+    thinking_model(folder, TEMPLATE)
+    with tiny_chat_server(folder, TEMPLATE, tool_call_parser="hermes", **{**OPTIONS, "ctx_len": 256}) as (url, *_):
+        yield url, openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+
+
+def chat(url: str, **body) -> dict:
+    r = post(url, "chat/completions", {"temperature": 0, **body})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def streamed(client, **request) -> tuple[list, object]:
+    """A streamed response's events, checked to be numbered in order, and the response the last one carries."""
+    events = list(client.responses.create(stream=True, **request))
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert [e.type for e in events[:2]] == ["response.created", "response.in_progress"]
+    return events, events[-1].response
+
+
+def test_a_response_holds_the_chat_answer_streamed_or_not(server):
+    """The reasoning and the text of a response are the chat answer's; the stream's deltas add up to them, each item
+    opened and closed in order; max_output_tokens reached makes the response incomplete; usage counts the same tokens."""
+    url, client = server
+    expected = chat(url, messages=MESSAGES, max_tokens=12)
+    message = expected["choices"][0]["message"]
+    response = client.responses.create(input="paint the sky", max_output_tokens=12, temperature=0)
+    assert [item.type for item in response.output] == ["reasoning", "message"]
+    assert response.output[0].content[0].text == message["reasoning"]
+    assert response.output_text == (message["content"] or "")
+    assert response.status == "incomplete" and response.incomplete_details.reason == "max_output_tokens"
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (
+        expected["usage"]["prompt_tokens"],
+        expected["usage"]["completion_tokens"],
+    )
+    assert 0 < response.usage.output_tokens_details.reasoning_tokens <= response.usage.output_tokens
+    events, final = streamed(client, input="paint the sky", max_output_tokens=12, temperature=0)
+    reasoning = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert (reasoning, text) == (message["reasoning"], message["content"] or "")
+    assert [e.type for e in events if e.type.startswith("response.output_item")] == [
+        "response.output_item.added",
+        "response.output_item.done",
+    ] * 2
+    assert events[-1].type == "response.incomplete" and final.output_text == response.output_text
+    assert final.usage.output_tokens == response.usage.output_tokens
+
+
+def test_instructions_and_input_items_become_the_chat_messages(server):
+    """instructions, a developer message, an earlier assistant turn, function calls and their outputs reach the chat
+    template as the chat route's messages (the same tokens, the same answer); enable_thinking false (chat_template_kwargs, a vLLM
+    extension) leaves no reasoning item."""
+    url, client = server
+    items = [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "input_text", "text": "What time is it?"}]},
+        {"type": "function_call", "call_id": "call_1", "name": "get_time", "arguments": '{"zone": 2}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": "10:00"},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "It is ten."}]},
+        {"role": "user", "content": "thanks"},
+    ]
+    messages = [
+        {"role": "system", "content": "You help."},
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What time is it?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": '{"zone": 2}'}}],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "10:00"},
+        {"role": "assistant", "content": "It is ten."},
+        {"role": "user", "content": "thanks"},
+    ]
+    kwargs = {"enable_thinking": False}
+    rendered = httpx.post(f"{url}/tokenize", json={"messages": messages, "chat_template_kwargs": kwargs}, timeout=60).json()["tokens"]
+    assert len(rendered) > 60  # the premise: the turns are all written, the call's arguments too
+    expected = chat(url, messages=messages, max_tokens=8, chat_template_kwargs=kwargs)["choices"][0]["message"]
+    response = client.responses.create(
+        instructions="You help.", input=items, max_output_tokens=8, temperature=0, extra_body={"chat_template_kwargs": kwargs}
+    )
+    assert [item.type for item in response.output] == ["message"] and response.output_text == expected["content"]
+
+
+def test_function_calls_and_json_output(server):
+    """A forced function call comes back as a function_call item (its call_id the chat call's id), its arguments
+    streamed as deltas that add up; text.format json_schema holds the answer after the thinking, as chat's
+    response_format does."""
+    url, client = server
+    tools = [{"type": "function", **t["function"]} for t in TOOLS]
+    named = {"type": "function", "name": "get_time"}
+    expected = chat(url, messages=MESSAGES, max_tokens=60, tools=TOOLS, tool_choice={"type": "function", "function": {"name": "get_time"}})
+    call = expected["choices"][0]["message"]["tool_calls"][0]["function"]
+    response = client.responses.create(input="paint the sky", max_output_tokens=60, temperature=0, tools=tools, tool_choice=named)
+    calls = [item for item in response.output if item.type == "function_call"]
+    assert [(c.name, c.arguments) for c in calls] == [("get_time", call["arguments"])] and calls[0].call_id.startswith("chatcmpl-tool-")
+    events, final = streamed(client, input="paint the sky", max_output_tokens=60, temperature=0, tools=tools, tool_choice=named)
+    assert "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta") == call["arguments"]
+    assert [(c.name, c.arguments) for c in final.output if c.type == "function_call"] == [("get_time", call["arguments"])]
+    schema = {"type": "json_schema", "name": "person", "schema": SCHEMA}
+    expected = chat(
+        url, messages=MESSAGES, max_tokens=60, response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": SCHEMA}}
+    )
+    response = client.responses.create(input="paint the sky", max_output_tokens=60, temperature=0, text={"format": schema})
+    assert response.output_text == expected["choices"][0]["message"]["content"] and set(json.loads(response.output_text)) == {"name", "age"}
+
+
+@pytest.mark.parametrize(
+    "request_body, param",
+    [
+        ({"input": "hi", "previous_response_id": "resp_1"}, "previous_response_id"),
+        ({"input": "hi", "tools": [{"type": "web_search"}]}, "tools"),
+        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input"),
+        ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}, "input"),
+        ({"input": []}, "input"),
+        ({"input": "hi", "background": True}, "background"),
+        ({"input": "hi", "text": {"format": {"type": "xml"}}}, "text"),
+        ({"input": "hi", "temperature": "hot"}, "temperature"),
+    ],
+)
+def test_what_is_not_served_is_a_400_that_says_what_to_send(server, request_body, param):
+    url, client = server
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(**request_body)
+    assert caught.value.body["param"] == param
