@@ -167,7 +167,7 @@ def test_a_stream_of_auto_tool_calls_adds_up_to_the_unstreamed_answer(parser, an
 
 
 def test_tagged_argument_syntaxes_typed_by_the_tools_schemas():
-    """qwen3_coder's <parameter=...> and glm45's <arg_key>/<arg_value> arguments: text, typed by each tool's schema as
+    """qwen3_coder's (and seed_oss's) <parameter=...> and glm45's <arg_key>/<arg_value> arguments: text, typed by each tool's schema as
     vLLM types them; streamed a key at a time, adding up to the unstreamed arguments; a call cut short is still a call
     (qwen3_coder, as vLLM reads it), its closed arguments streamed."""
     from QEfficient.serving.tool_parsers_xml import qwen3_value
@@ -182,8 +182,10 @@ def test_tagged_argument_syntaxes_typed_by_the_tools_schemas():
         '<tool_call>get_weather<arg_key>city</arg_key><arg_value>a}"b</arg_value>'
         "<arg_key>days</arg_key><arg_value> 3\n</arg_value></tool_call>"
     )
+    seed = qwen3.replace("tool_call>", "seed:tool_call>")  # Seed-OSS: qwen3_coder's calls in its own tags
     # "days" has no schema: qwen3_coder keeps it text, glm45 reads it as JSON (vLLM's rules)
-    for parser, text, content, days in (("qwen3_coder", qwen3, "Let me check.\n", "3"), ("glm45", glm, "Sure.", 3)):
+    cases = [("qwen3_coder", qwen3, "Let me check.\n", "3"), ("qwen3_xml", qwen3, "Let me check.\n", "3"), ("glm45", glm, "Sure.", 3)]
+    for parser, text, content, days in [*cases, ("seed_oss", seed, "Let me check.\n", "3")]:
         tools = AutoTools(TOOLS, parser)
         message = tools.message(text)
         assert message["content"] == content
@@ -230,3 +232,13 @@ def test_tagged_argument_syntaxes_typed_by_the_tools_schemas():
     ]
     for key, value, expected in cases:
         assert qwen3_value(value, schema.get(key)) == expected, (key, value)
+
+
+def test_vllm_s_other_names_read_alike():
+    """llama4_json and qwen3_xml are vLLM's other names for llama3_json's and qwen3_coder's syntaxes; mimo's thinking
+    is read as Qwen3's."""
+    from QEfficient.serving.reasoning import SYNTAXES
+    from QEfficient.serving.tools import PARSERS
+
+    assert PARSERS["llama4_json"] is PARSERS["llama3_json"] and PARSERS["qwen3_xml"] is PARSERS["qwen3_coder"]
+    assert SYNTAXES["mimo"] is SYNTAXES["qwen3"]

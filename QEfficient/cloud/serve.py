@@ -40,6 +40,7 @@ TOOL_CALL_PARSERS = (
     "llama3_json",
     "pythonic",
     "mistral",
+    "llama4_json",
     "deepseek_v3",
     "deepseek_v31",
     "kimi_k2",
@@ -48,6 +49,8 @@ TOOL_CALL_PARSERS = (
     "granite",
     "qwen3_coder",
     "glm45",
+    "qwen3_xml",
+    "seed_oss",
     "glm47",
     "openai",
 )
@@ -67,6 +70,7 @@ REASONING_PARSERS = (
     "mistral",
     "granite",
     "openai_gptoss",
+    "mimo",
 )
 
 API_KEY_ENV = "QEFF_API_KEY"

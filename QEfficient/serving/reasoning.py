@@ -130,6 +130,7 @@ SYNTAXES: dict[str, ReasoningSyntax] = {  # vLLM's --reasoning-parser names and 
     "granite": ReasoningSyntax(*_GRANITE, unprompted=False),
     "openai_gptoss": HarmonySyntax(),
 }
+SYNTAXES["mimo"] = SYNTAXES["qwen3"]  # vLLM reads MiMo's thinking as Qwen3's
 REASONING_PARSERS = tuple(SYNTAXES)  # the names served here
 
 

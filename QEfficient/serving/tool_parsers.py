@@ -385,3 +385,4 @@ PARSERS = {
     "pythonic": ToolCallParser(_pythonic_message, _pythonic_scan),
     "mistral": ToolCallParser(_mistral_message, _mistral_scan, special_tokens=True),
 }
+PARSERS["llama4_json"] = PARSERS["llama3_json"]  # vLLM's name for Llama 4's JSON calls, read alike

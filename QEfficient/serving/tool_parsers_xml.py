@@ -4,6 +4,7 @@ are typed by the request's tools (each function's JSON schema), so these parsers
 - ``qwen3_coder`` (Qwen3-Coder, Qwen3.5): ``<tool_call>`` ``<function=NAME>``, then per argument
   ``<parameter=KEY>`` value ``</parameter>`` (one newline on each side of the value dropped), ``</function>``
   ``</tool_call>``; the text before the first call is the content.
+- ``seed_oss`` (Seed-OSS): qwen3_coder's calls inside ``<seed:tool_call>`` ``</seed:tool_call>``.
 - ``glm45`` (GLM-4.5 to 4.7; also as ``glm47``): ``<tool_call>NAME``, then per argument
   ``<arg_key>KEY</arg_key><arg_value>value</arg_value>`` (the value stripped), ``</tool_call>``; its markers are special
   tokens.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+from functools import partial
 from typing import Any
 
 from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, _before_marker, tool_call
@@ -144,9 +146,9 @@ def _qwen3_functions(text: str, start: int) -> list[tuple[str | None, list[tuple
     return functions
 
 
-def _qwen3_first(text: str) -> int:
-    """Where the calls begin (the first <tool_call>, or a bare <function=), or -1."""
-    found = [i for i in (text.find(_Q_CALL), text.find(_Q_FUNCTION)) if i >= 0]
+def _qwen3_first(text: str, call: str = _Q_CALL) -> int:
+    """Where the calls begin (the first ``call`` tag, or a bare <function=), or -1."""
+    found = [i for i in (text.find(call), text.find(_Q_FUNCTION)) if i >= 0]
     return min(found) if found else -1
 
 
@@ -161,10 +163,10 @@ def _qwen3_calls(text: str, first: int, tools: list[dict], final: bool) -> list[
     return calls
 
 
-def _qwen3_message(text: str, tools: list[dict]) -> dict | None:
+def _qwen3_message(text: str, tools: list[dict], call: str = _Q_CALL) -> dict | None:
     """vLLM's qwen3_coder rules: any <function=...> makes the answer calls (the last may be cut short); the text before
     the first call is the content."""
-    first = _qwen3_first(text)
+    first = _qwen3_first(text, call)
     if first < 0 or _Q_FUNCTION not in text[first:]:
         return None
     calls = _qwen3_calls(text, first, tools, final=True)
@@ -173,10 +175,10 @@ def _qwen3_message(text: str, tools: list[dict]) -> dict | None:
     return {"role": "assistant", "content": text[:first] or None, "tool_calls": [tool_call(n, a) for n, a, _ in calls]}
 
 
-def _qwen3_scan(text: str, final: bool, tools: list[dict]) -> tuple[str, list[ScannedCall]]:
-    content, _ = _before_marker(text, _Q_CALL, final)
+def _qwen3_scan(text: str, final: bool, tools: list[dict], call: str = _Q_CALL) -> tuple[str, list[ScannedCall]]:
+    content, _ = _before_marker(text, call, final)
     content, _ = _before_marker(content, _Q_FUNCTION, final)
-    first = _qwen3_first(text)
+    first = _qwen3_first(text, call)
     return content, [] if first < 0 else _qwen3_calls(text, first, tools, final)
 
 
@@ -247,4 +249,7 @@ XML_PARSERS = {
     "qwen3_coder": ToolCallParser(_qwen3_message, _qwen3_scan, typed=True),
     "glm45": ToolCallParser(_glm_message, _glm_scan, special_tokens=True, typed=True),
 }
+XML_PARSERS["qwen3_xml"] = XML_PARSERS["qwen3_coder"]  # vLLM's other name for it
+_SEED_CALL = "<seed:tool_call>"
+XML_PARSERS["seed_oss"] = ToolCallParser(partial(_qwen3_message, call=_SEED_CALL), partial(_qwen3_scan, call=_SEED_CALL), typed=True)
 XML_PARSERS["glm47"] = XML_PARSERS["glm45"]  # vLLM's name for GLM-4.7's, whose name may run straight into <arg_key>
