@@ -60,6 +60,23 @@ def test_each_syntax_splits_an_answer_as_vllm_does(parser, tail, kwargs, text, r
     assert fields.get("reasoning_content") == fields.get("reasoning") == reasoning  # vLLM's name and its earlier one
 
 
+def test_the_answer_s_own_turn_decides_where_it_starts():
+    """Tags of an earlier turn in the prompt's tail (a tool loop's thinking, gpt-oss's earlier final message) say
+    nothing of this answer: the tail is read from the last turn-opening special token."""
+    from QEfficient.serving.reasoning import answer_turn
+
+    qwen = "</think>\n\n<tool_call>x</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n10\n</tool_response><|im_end|>\n"
+    qwen += "<|im_start|>assistant\n"
+    turn = answer_turn(qwen, ("<|im_start|>", "<|im_end|>"))
+    assert turn == "assistant\n" and SYNTAXES["qwen3"].state(qwen) == CLOSED  # the whole tail would mislead
+    assert (SYNTAXES["qwen3"].state(turn), SYNTAXES["deepseek_r1"].state(turn)) == (UNPROMPTED, OPEN)
+    harmony, markers = SYNTAXES["openai_gptoss"], ("<|start|>", "<|end|>", "<|return|>")
+    earlier = "<|channel|>final<|message|>Hello!<|end|><|start|>user<|message|>and 2+2?<|end|><|start|>assistant"
+    assert harmony.state(answer_turn(earlier, markers)) == harmony.state(earlier) == OPEN
+    continued = earlier + "<|channel|>final<|message|>It is"  # a final message continued: all of it content
+    assert harmony.state(answer_turn(continued, markers)) == CLOSED
+
+
 TEXTS = [c[3] for c in CASES] + ["", "   ", "<th", "\n\n<think>x</thi", "x</thinking> y </think> z", "a\n\n</think>", "[THINK"]
 
 
@@ -343,3 +360,5 @@ def test_a_tokenizer_that_writes_harmony_gets_its_parser(tiny_model_dir, tmp_pat
         assert streamed(url)[:2] == (None, text)
         assert chat(url, tools=TOOLS)["message"] == {"role": "assistant", "content": text}  # the openai parser: no call
         assert streamed(url, tools=TOOLS)[:2] == (None, text)
+        forced = post(url, "chat/completions", {"messages": MESSAGES, "tools": TOOLS, "tool_choice": "required"})
+        assert forced.status_code == 400 and "tool_choice" in forced.json()["error"]["message"]  # gpt-oss calls in harmony

@@ -85,31 +85,43 @@ def test_instructions_and_input_items_become_the_chat_messages(server):
         {"role": "developer", "content": "Be brief."},
         {"role": "user", "content": [{"type": "input_text", "text": "What time is it?"}]},
         {"type": "function_call", "call_id": "call_1", "name": "get_time", "arguments": '{"zone": 2}'},
-        {"type": "function_call_output", "call_id": "call_1", "output": "10:00"},
+        {"type": "function_call_output", "call_id": "call_1", "output": [{"type": "input_text", "text": "10:00"}]},
+        {"type": "reasoning", "id": "rs_1", "summary": [], "content": [{"type": "reasoning_text", "text": "it said ten"}]},
         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "It is ten."}]},
         {"role": "user", "content": "thanks"},
     ]
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": '{"zone": 2}'}}
     messages = [
-        {"role": "system", "content": "You help."},
-        {"role": "system", "content": "Be brief."},
+        {"role": "system", "content": "You help.\n\nBe brief."},  # instructions and a developer message: one system turn
         {"role": "user", "content": "What time is it?"},
-        {
-            "role": "assistant",
-            "content": "",
-            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": '{"zone": 2}'}}],
-        },
+        {"role": "assistant", "content": "", "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "call_1", "content": "10:00"},
-        {"role": "assistant", "content": "It is ten."},
+        {"role": "assistant", "content": "It is ten.", "reasoning": "it said ten"},  # the reasoning item, sent back
         {"role": "user", "content": "thanks"},
     ]
     kwargs = {"enable_thinking": False}
-    rendered = httpx.post(f"{url}/tokenize", json={"messages": messages, "chat_template_kwargs": kwargs}, timeout=60).json()["tokens"]
-    assert len(rendered) > 60  # the premise: the turns are all written, the call's arguments too
+    rendered = httpx.post(
+        f"{url}/tokenize", json={"messages": messages, "chat_template_kwargs": kwargs, "return_token_strs": True}, timeout=60
+    ).json()
+    written = "".join(rendered["token_strs"]).replace("\u0120", " ")  # byte-level BPE's space
+    assert all(s in written for s in ("get_time", "(it said ten)"))  # the template writes the call and the reasoning
     expected = chat(url, messages=messages, max_tokens=8, chat_template_kwargs=kwargs)["choices"][0]["message"]
     response = client.responses.create(
         instructions="You help.", input=items, max_output_tokens=8, temperature=0, extra_body={"chat_template_kwargs": kwargs}
     )
     assert [item.type for item in response.output] == ["message"] and response.output_text == expected["content"]
+    raw = post(url, "responses", {"input": "hi", "max_output_tokens": 4, "tools": [], "tool_choice": "auto"})
+    assert raw.status_code == 200 and openai.types.responses.Response.model_validate(raw.json()).status == "incomplete"
+
+
+def test_an_answer_cut_in_its_thinking_is_a_reasoning_item_alone(server):
+    """max_output_tokens reached before </think>: the output is the reasoning, streamed or not."""
+    url, client = server
+    thought = chat(url, messages=MESSAGES, max_tokens=2)["choices"][0]["message"]["reasoning"]
+    response = client.responses.create(input="paint the sky", max_output_tokens=2, temperature=0)
+    assert [(item.type, item.content[0].text) for item in response.output] == [("reasoning", thought)]
+    _, final = streamed(client, input="paint the sky", max_output_tokens=2, temperature=0)
+    assert [(item.type, item.content[0].text) for item in final.output] == [("reasoning", thought)]
 
 
 def test_function_calls_and_json_output(server):
@@ -146,10 +158,14 @@ def test_function_calls_and_json_output(server):
         ({"input": "hi", "background": True}, "background"),
         ({"input": "hi", "text": {"format": {"type": "xml"}}}, "text"),
         ({"input": "hi", "temperature": "hot"}, "temperature"),
+        ({"input": "hi", "max_output_tokens": 100000}, "max_output_tokens"),  # the chat route's 400, named as asked
+        ({"input": "hi", "reasoning": {"effort": "low"}, "chat_template_kwargs": "x"}, "chat_template_kwargs"),
+        ({"input": "hi", "tools": [{"type": "function"}]}, "tools"),
     ],
 )
 def test_what_is_not_served_is_a_400_that_says_what_to_send(server, request_body, param):
     url, client = server
+    extra = {k: v for k, v in request_body.items() if k == "chat_template_kwargs"}  # vLLM's, not in OpenAI's client
     with pytest.raises(openai.BadRequestError) as caught:
-        client.responses.create(**request_body)
+        client.responses.create(**{k: v for k, v in request_body.items() if k not in extra}, extra_body=extra)
     assert caught.value.body["param"] == param

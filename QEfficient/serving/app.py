@@ -38,7 +38,7 @@ from QEfficient.serving.messages import holds_image_parts
 from QEfficient.serving.metrics import ServerMetrics
 from QEfficient.serving.protocol import APIError, Call, RequestParser, parse_json
 from QEfficient.serving.reasoning import REASONING_PARSERS, default_parser
-from QEfficient.serving.responses import ResponsesCall
+from QEfficient.serving.responses import RESPONSES_FIELDS, ResponsesCall
 from QEfficient.serving.runner import EngineRunner, QueueFullError
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 from QEfficient.serving.tools import TOOL_CALL_PARSERS
@@ -237,7 +237,11 @@ def create_app(
         body = await asyncio.to_thread(parse_json, raw)
         shape = ResponsesCall(body, model_id, lambda text: len(tokenizer.encode(text, add_special_tokens=False)))
         executor = images.executor if images is not None and holds_image_parts(shape.chat) else None
-        chat = await asyncio.get_running_loop().run_in_executor(executor, parser.chat, shape.chat)
+        try:
+            chat = await asyncio.get_running_loop().run_in_executor(executor, parser.chat, shape.chat)
+        except APIError as err:  # the chat route's 400, naming the Responses API's field
+            err.param = RESPONSES_FIELDS.get(err.param, err.param)
+            raise
         return await answer(request, chat, shape)
 
     async def answer(http_request: Request, call: Call, shape: ResponsesCall | None = None):

@@ -134,7 +134,8 @@ class HarmonySyntax:
     def state(self, prompt_tail: str, thinking: bool = True) -> str:
         from QEfficient.serving.reasoning import CLOSED, OPEN
 
-        return CLOSED if FINAL_MARKER in prompt_tail else OPEN  # a final message continued: all content
+        continued = prompt_tail.rfind(FINAL_MARKER) > prompt_tail.rfind(START)  # a final message continued: all content
+        return CLOSED if continued else OPEN
 
     def split(self, text: str, state: str, final: bool = True) -> tuple[str | None, str]:
         from QEfficient.serving.reasoning import CLOSED

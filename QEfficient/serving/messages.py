@@ -28,9 +28,10 @@ def tool_call_turn(message: dict) -> dict:
 
 def assistant_turn(message: dict) -> dict:
     """What an assistant turn hands the chat template beyond its content: its tool calls (``tool_call_turn``) and its
-    reasoning, sent back as ``reasoning`` (vLLM's) or ``reasoning_content``, under both names (templates read either)."""
+    reasoning, sent back as ``reasoning`` (vLLM's) or ``reasoning_content``, under both names and gpt-oss's
+    ``thinking`` (templates read one of them)."""
     reasoning = next((v for v in (message.get("reasoning"), message.get("reasoning_content")) if isinstance(v, str)), None)
-    thinking = {} if reasoning is None else {"reasoning": reasoning, "reasoning_content": reasoning}
+    thinking = {} if reasoning is None else {"reasoning": reasoning, "reasoning_content": reasoning, "thinking": reasoning}
     return {**tool_call_turn(message), **thinking}
 
 

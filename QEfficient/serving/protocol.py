@@ -17,7 +17,15 @@ from typing import Any
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.serving.errors import APIError
 from QEfficient.serving.messages import assistant_turn, chat_parts, openai_input_forms, param_of, text_content
-from QEfficient.serving.reasoning import CLOSED, OPEN, Reasoning, requested_reasoning, tags_are_special
+from QEfficient.serving.reasoning import (
+    CLOSED,
+    OPEN,
+    Reasoning,
+    answer_turn,
+    requested_reasoning,
+    tags_are_special,
+    turn_markers,
+)
 from QEfficient.serving.structured import requested_grammar
 from QEfficient.serving.tools import AutoTools, ForcedTools, requested_tools
 
@@ -208,6 +216,7 @@ class RequestParser:
         self.tool_call_parser = tool_call_parser
         self.reasoning_parser = reasoning_parser
         self.reasoning_tags_special = tags_are_special(tokenizer, reasoning_parser)
+        self.turn_markers = turn_markers(tokenizer, reasoning_parser)
         self.tokenizer = tokenizer
         self.images = images
         self.served_names = served_names
@@ -272,7 +281,15 @@ class RequestParser:
         """The call with its answer's reasoning split (where the server has a reasoning parser), read from the end of
         its prompt ``ids``."""
         tail = self.tokenizer.decode(ids[-32:], skip_special_tokens=False) if self.reasoning_parser else ""
+        tail = answer_turn(tail, self.turn_markers)  # an earlier turn's tags say nothing of this answer
         call.reasoning = requested_reasoning(body, self.reasoning_parser, tail, body.get("chat_template_kwargs"))
+        if call.reasoning is not None and call.reasoning.syntax.markup and isinstance(call.tools, ForcedTools):
+            raise APIError(
+                400,
+                'gpt-oss writes its tool calls as harmony messages: send tool_choice "auto" to a server started with '
+                "--enable_auto_tool_choice --tool_call_parser openai.",
+                "tool_choice",
+            )
         if call.reasoning is not None and call.reasoning.state != CLOSED and self.reasoning_tags_special:
             job = call.jobs[0]  # the thinking tags are special tokens: the split reads them
             job.end_rules = dataclasses.replace(job.end_rules, skip_special_tokens=False)

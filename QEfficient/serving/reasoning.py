@@ -199,6 +199,22 @@ def default_parser(tokenizer: Any, parser: str | None) -> str | None:
     return parser if parser is not None or not writes_harmony(special_tokens(tokenizer)) else "openai_gptoss"
 
 
+def turn_markers(tokenizer: Any, parser: str | None) -> tuple[str, ...]:
+    """The special tokens that open a turn or a role's header (those of the parser's tags aside): where the answer's
+    own turn begins in a prompt, so that the tags of earlier turns say nothing of where the answer starts."""
+    if parser is None:
+        return ()
+    syntax = SYNTAXES[parser]
+    tags = syntax.starts + syntax.ends + syntax.implicit_ends
+    return tuple(token for token in special_tokens(tokenizer) if not any(token in tag for tag in tags))
+
+
+def answer_turn(prompt_tail: str, markers: tuple[str, ...]) -> str:
+    """The end of a prompt after the last of ``markers`` (the answer's turn so far), or all of it where none is."""
+    cut = max((prompt_tail.rfind(m) + len(m) for m in markers if m in prompt_tail), default=0)
+    return prompt_tail[cut:]
+
+
 def tags_are_special(tokenizer: Any, parser: str | None) -> bool:
     """Whether ``parser``'s tags hold special tokens of ``tokenizer``, which the answer's text must then keep."""
     if parser is None:

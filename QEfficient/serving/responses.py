@@ -20,6 +20,7 @@ from QEfficient.serving.errors import APIError
 _TEXT_PARTS = ("input_text", "output_text", "text")
 _PASSED_ON = ("temperature", "top_p", "stream", "model", "user", "top_k", "min_p", "repetition_penalty", "seed", "stop")
 _PASSED_ON += ("chat_template_kwargs", "include_reasoning", "parallel_tool_calls", "skip_special_tokens")
+RESPONSES_FIELDS = {"max_tokens": "max_output_tokens", "response_format": "text", "messages": "input"}  # chat's -> ours
 
 
 def _new_id(prefix: str) -> str:
@@ -49,9 +50,33 @@ def _text_of(content: Any, where: str) -> str | list[dict]:
     return parts
 
 
+def _add(messages: list[dict], message: dict) -> None:
+    """Append a chat message; a system message right after another joins it (templates take one)."""
+    last = messages[-1] if messages else None
+    if (
+        last is not None
+        and message["role"] == last["role"] == "system"
+        and isinstance(last["content"], str)
+        and isinstance(message["content"], str)
+    ):
+        last["content"] += "\n\n" + message["content"]
+    else:
+        messages.append(message)
+
+
+def _joined_text(parts: Any) -> str:
+    """A function_call_output's or reasoning item's text: a string, or the texts of its parts."""
+    if isinstance(parts, str):
+        return parts
+    if isinstance(parts, list):
+        return "".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return json.dumps(parts)
+
+
 def _messages(body: dict) -> list[dict]:
-    """The chat messages of a request's ``instructions`` and ``input``."""
-    messages = []
+    """The chat messages of a request's ``instructions`` and ``input``; a reasoning item goes with the assistant turn
+    after it (as ``reasoning``, which chat templates read back)."""
+    messages: list[dict] = []
     if body.get("instructions") is not None:
         if not isinstance(body["instructions"], str):
             raise APIError(400, "'instructions' must be a string.", "instructions")
@@ -61,24 +86,28 @@ def _messages(body: dict) -> list[dict]:
         return [*messages, {"role": "user", "content": items}]
     if not isinstance(items, list) or not items:
         raise APIError(400, "'input' must be a string or a non-empty list of input items.", "input")
+    thought = None  # a reasoning item's text, for the assistant turn that follows
     for i, item in enumerate(items):
         where = f"input[{i}]"
         kind = item.get("type", "message") if isinstance(item, dict) else None
         if kind == "message" and item.get("role") in ("user", "assistant", "system", "developer"):
             role = "system" if item["role"] == "developer" else item["role"]  # chat templates know no developer role
-            messages.append({"role": role, "content": _text_of(item.get("content"), where)})
+            message = {"role": role, "content": _text_of(item.get("content"), where)}
+            if role == "assistant" and thought is not None:
+                message["reasoning"], thought = thought, None
+            _add(messages, message)
         elif kind == "function_call" and all(isinstance(item.get(k), str) for k in ("call_id", "name", "arguments")):
             call = {"id": item["call_id"], "type": "function", "function": {"name": item["name"], "arguments": item["arguments"]}}
             if messages and messages[-1]["role"] == "assistant" and not messages[-1]["content"]:
                 messages[-1].setdefault("tool_calls", []).append(call)  # parallel calls: one assistant turn
             else:
                 messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
+            if thought is not None:
+                messages[-1]["reasoning"], thought = thought, None
         elif kind == "function_call_output" and isinstance(item.get("call_id"), str):
-            output = item.get("output")
-            output = output if isinstance(output, str) else json.dumps(output)
-            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": output})
+            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": _joined_text(item.get("output"))})
         elif kind == "reasoning":
-            continue  # an earlier answer's reasoning: chat templates drop it from the turns they replay
+            thought = _joined_text(item.get("content") or item.get("summary") or [])
         elif kind == "item_reference":
             raise APIError(400, f"{where} refers to a stored item; this server keeps none: send the item itself.", "input")
         else:
@@ -98,11 +127,15 @@ def _tools(body: dict) -> dict:
         if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
             raise APIError(400, "'tools' must be a list of function tools.", "tools")
         for i, tool in enumerate(tools):
-            if tool.get("type") != "function" or not isinstance(tool.get("name"), str):
+            if tool.get("type") != "function":
                 raise APIError(400, f"tools[{i}] is a {tool.get('type')!r} tool; this server calls functions only.", "tools")
+            if not isinstance(tool.get("name"), str):
+                raise APIError(400, f"tools[{i}] needs a 'name'.", "tools")
         keys = ("name", "description", "parameters")
         out["tools"] = [{"type": "function", "function": {k: t[k] for k in keys if t.get(k) is not None}} for t in tools]
     choice = body.get("tool_choice")
+    if not tools and choice in ("auto", "none"):
+        return out  # nothing to call: OpenAI takes it
     if isinstance(choice, dict) and choice.get("type") == "function":
         out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
     elif choice is not None:
@@ -145,8 +178,9 @@ def chat_body(body: dict) -> dict:
     if body.get("max_output_tokens") is not None:
         chat["max_tokens"] = body["max_output_tokens"]
     effort = (body.get("reasoning") or {}).get("effort") if isinstance(body.get("reasoning"), dict) else None
-    if effort is not None:  # gpt-oss's template reads it
-        chat["chat_template_kwargs"] = {"reasoning_effort": effort, **(chat.get("chat_template_kwargs") or {})}
+    kwargs = chat.get("chat_template_kwargs")
+    if effort is not None and (kwargs is None or isinstance(kwargs, dict)):  # gpt-oss's template reads it
+        chat["chat_template_kwargs"] = {"reasoning_effort": effort, **(kwargs or {})}
     if chat.get("stream"):
         chat["stream_options"] = {"include_usage": True}  # the last event carries the usage
     return {**chat, **_tools(body), **_text_format(body)}
@@ -197,7 +231,7 @@ class ResponsesCall:
         thought = min(self.count_tokens(reasoning), usage["completion_tokens"]) if reasoning else 0
         return {
             "input_tokens": usage["prompt_tokens"],
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},  # no prefix cache here
             "output_tokens": usage["completion_tokens"],
             "output_tokens_details": {"reasoning_tokens": thought},
             "total_tokens": usage["total_tokens"],
@@ -210,7 +244,7 @@ class ResponsesCall:
         output = []
         if message.get("reasoning") is not None:
             output.append(_reasoning_item(_new_id("rs"), message["reasoning"]))
-        if message.get("content") or not message.get("tool_calls"):
+        if message.get("content") or not output + (message.get("tool_calls") or []):  # an empty answer: an empty message
             output.append(_message_item(_new_id("msg"), message.get("content") or ""))
         for call in message.get("tool_calls") or []:
             output.append(_call_item(_new_id("fc"), call["id"], call["function"]["name"], call["function"]["arguments"]))
@@ -220,23 +254,24 @@ class ResponsesCall:
     async def events(self, source: AsyncIterator[dict]) -> AsyncIterator[str]:
         """The Responses API's events for a chat stream's payloads (chunks, the usage chunk, or an error body)."""
         writer = _EventWriter(self)
-        yield writer.emit("response.created", response=self._base("in_progress", []))
-        yield writer.emit("response.in_progress", response=self._base("in_progress", []))
-        try:
+        try:  # from the first event: a client that leaves at any of them lets the engine's requests go
+            yield writer.emit("response.created", response=self._base("in_progress", []))
+            yield writer.emit("response.in_progress", response=self._base("in_progress", []))
             async for payload in source:
                 if "error" in payload:
-                    yield writer.emit("error", code=payload["error"].get("code"), message=payload["error"]["message"], param=None)
-                    yield writer.emit("response.failed", response={**self._base("failed", writer.output), "error": payload["error"]})
+                    failure = {"code": "server_error", "message": payload["error"]["message"]}
+                    yield writer.emit("error", code=payload["error"].get("code"), message=failure["message"], param=None)
+                    yield writer.emit("response.failed", response={**self._base("failed", writer.output), "error": failure})
                     return
                 for text in writer.take(payload):
                     yield text
         finally:
             await source.aclose()
-        if writer.open is None and not writer.output:  # an empty answer is an empty message, as unstreamed
-            for text in writer._write("message", ""):
-                yield text
         for text in writer.close():
             yield text
+        if not writer.output:  # an empty answer is an empty message, as unstreamed
+            for text in writer._open(_message_item(_new_id("msg"), "", "in_progress")) + writer.close():
+                yield text
         final = self._base("completed", writer.output, self._usage(writer.usage, writer.reasoning), writer.finish)
         yield writer.emit("response.incomplete" if final["status"] == "incomplete" else "response.completed", response=final)
 
@@ -286,8 +321,14 @@ class _EventWriter:
                 if "id" in call:
                     out += self._open(_call_item(_new_id("fc"), call["id"], call["function"]["name"], "", "in_progress"))
                     self.calls[call["index"]] = len(self.output)
-                if call["function"].get("arguments") and self.calls.get(call["index"]) == len(self.output):
-                    out += self._piece(call["function"]["arguments"])
+                piece, at = call["function"].get("arguments"), self.calls.get(call["index"])
+                if piece and at == len(self.output):
+                    out += self._piece(piece)
+                elif piece and at is not None:  # the parser's last word on a call already closed ("{}" for none)
+                    self.output[at]["arguments"] += piece
+                    out.append(
+                        self.emit("response.function_call_arguments.delta", item_id=self.output[at]["id"], output_index=at, delta=piece)
+                    )
             self.finish = choice.get("finish_reason") or self.finish
         return out
 
