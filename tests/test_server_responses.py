@@ -17,8 +17,8 @@ from tests.test_reasoning import MESSAGES, OPTIONS, THINK_TEMPLATE, thinking_mod
 from tests.test_server import post
 from tests.test_structured_output import SCHEMA, TOOLS
 
-# the thinking template, writing an assistant turn's tool calls too
-TEMPLATE = THINK_TEMPLATE.replace(
+# the thinking template, writing an assistant turn's tool calls too, and the reasoning effort where one is asked for
+TEMPLATE = "{% if reasoning_effort is defined %}<s>effort: {{ reasoning_effort }}\n{% endif %}" + THINK_TEMPLATE.replace(
     "{{ m['content'] }}",
     "{{ m['content'] }}{% for c in m.tool_calls or [] %}[{{ c.function.name }} {{ c.function.arguments | tojson }}]{% endfor %}",
 )
@@ -110,6 +110,11 @@ def test_instructions_and_input_items_become_the_chat_messages(server):
         instructions="You help.", input=items, max_output_tokens=8, temperature=0, extra_body={"chat_template_kwargs": kwargs}
     )
     assert [item.type for item in response.output] == ["message"] and response.output_text == expected["content"]
+    effort = httpx.post(f"{url}/tokenize", json={"messages": MESSAGES, "reasoning_effort": "low", "return_token_strs": True}, timeout=60)
+    assert "effort:\u0120low" in "".join(effort.json()["token_strs"])  # OpenAI's reasoning_effort: the template's variable
+    expected = chat(url, messages=MESSAGES, max_tokens=8, reasoning_effort="low")["choices"][0]["message"]
+    response = client.responses.create(input="paint the sky", max_output_tokens=8, temperature=0, reasoning={"effort": "low"})
+    assert response.output_text == (expected["content"] or "") and response.output[0].content[0].text == expected["reasoning"]
     raw = post(url, "responses", {"input": "hi", "max_output_tokens": 4, "tools": [], "tool_choice": "auto"})
     assert raw.status_code == 200 and openai.types.responses.Response.model_validate(raw.json()).status == "incomplete"
 
@@ -161,6 +166,7 @@ def test_function_calls_and_json_output(server):
         ({"input": "hi", "max_output_tokens": 100000}, "max_output_tokens"),  # the chat route's 400, named as asked
         ({"input": "hi", "reasoning": {"effort": "low"}, "chat_template_kwargs": "x"}, "chat_template_kwargs"),
         ({"input": "hi", "tools": [{"type": "function"}]}, "tools"),
+        ({"input": "hi", "reasoning": {"effort": 5}}, "reasoning"),
     ],
 )
 def test_what_is_not_served_is_a_400_that_says_what_to_send(server, request_body, param):

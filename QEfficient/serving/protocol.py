@@ -539,7 +539,8 @@ _TEMPLATE_ARGUMENTS = frozenset(
 def template_options(body: dict) -> dict:
     """vLLM's chat template fields as apply_chat_template's arguments: ``add_generation_prompt`` (default true),
     ``continue_final_message`` (the last assistant message continued, not closed) and ``chat_template_kwargs`` (more
-    template variables, such as Qwen3's ``enable_thinking``)."""
+    template variables, such as Qwen3's ``enable_thinking``); OpenAI's ``reasoning_effort`` is the template's variable
+    of that name (gpt-oss's), unless chat_template_kwargs sets it."""
     add = boolean(body, "add_generation_prompt", True)
     extend = boolean(body, "continue_final_message")
     if add and extend:
@@ -550,4 +551,8 @@ def template_options(body: dict) -> dict:
     clashes = sorted(set(kwargs or ()) & _TEMPLATE_ARGUMENTS)
     if clashes:
         raise APIError(400, f"'chat_template_kwargs' may not set {clashes}: send them as fields of their own.", "chat_template_kwargs")
-    return {**(kwargs or {}), "add_generation_prompt": add, "continue_final_message": extend}
+    effort = body.get("reasoning_effort")
+    if effort is not None and not isinstance(effort, str):
+        raise APIError(400, '\'reasoning_effort\' must be a string, such as "low", "medium" or "high".', "reasoning_effort")
+    effort = {} if effort is None else {"reasoning_effort": effort}
+    return {**effort, **(kwargs or {}), "add_generation_prompt": add, "continue_final_message": extend}

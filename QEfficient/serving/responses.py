@@ -20,7 +20,8 @@ from QEfficient.serving.errors import APIError
 _TEXT_PARTS = ("input_text", "output_text", "text")
 _PASSED_ON = ("temperature", "top_p", "stream", "model", "user", "top_k", "min_p", "repetition_penalty", "seed", "stop")
 _PASSED_ON += ("chat_template_kwargs", "include_reasoning", "parallel_tool_calls", "skip_special_tokens")
-RESPONSES_FIELDS = {"max_tokens": "max_output_tokens", "response_format": "text", "messages": "input"}  # chat's -> ours
+# the chat fields a Responses request's fields become, named back in a 400
+RESPONSES_FIELDS = {"max_tokens": "max_output_tokens", "response_format": "text", "messages": "input", "reasoning_effort": "reasoning"}
 
 
 def _new_id(prefix: str) -> str:
@@ -177,10 +178,8 @@ def chat_body(body: dict) -> dict:
     chat["messages"] = _messages(body)
     if body.get("max_output_tokens") is not None:
         chat["max_tokens"] = body["max_output_tokens"]
-    effort = (body.get("reasoning") or {}).get("effort") if isinstance(body.get("reasoning"), dict) else None
-    kwargs = chat.get("chat_template_kwargs")
-    if effort is not None and (kwargs is None or isinstance(kwargs, dict)):  # gpt-oss's template reads it
-        chat["chat_template_kwargs"] = {"reasoning_effort": effort, **(kwargs or {})}
+    if isinstance(body.get("reasoning"), dict) and body["reasoning"].get("effort") is not None:
+        chat["reasoning_effort"] = body["reasoning"]["effort"]  # the chat template's variable (gpt-oss's)
     if chat.get("stream"):
         chat["stream_options"] = {"include_usage": True}  # the last event carries the usage
     return {**chat, **_tools(body), **_text_format(body)}
