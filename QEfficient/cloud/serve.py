@@ -47,6 +47,8 @@ TOOL_CALL_PARSERS = (
     "internlm",
     "jamba",
     "granite",
+    "phi4_mini_json",
+    "lfm2",
     "qwen3_coder",
     "glm45",
     "qwen3_xml",

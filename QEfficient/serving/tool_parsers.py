@@ -88,7 +88,7 @@ def scan_call(text: str, start: int, arguments_key: str | tuple[str, ...]) -> Sc
     return name, None if value_start is None else text[value_start:value_end], None
 
 
-def scan_call_array(text: str, start: int = 0, arguments_key: str = "parameters") -> list[ScannedCall]:
+def scan_call_array(text: str, start: int = 0, arguments_key: str | tuple[str, ...] = "parameters") -> list[ScannedCall]:
     """The calls of a JSON array of ``{"name", arguments_key}`` objects at ``text[start:]`` (tool_choice
     "required"'s answer), perhaps cut short."""
     i = _skip(text, start)

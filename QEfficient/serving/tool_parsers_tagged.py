@@ -12,6 +12,11 @@ written. Their markers are special tokens, so a request these parsers read is de
 - ``jamba``: ``<tool_calls>`` then a JSON array of ``{"name", "arguments"}`` objects, ``</tool_calls>``.
 - ``granite`` (Granite 3.x): an answer that is a JSON array of ``{"name", "arguments"}`` objects, after
   ``<|tool_call|>`` or ``<tool_call>``.
+- ``phi4_mini_json`` (Phi-4-mini): ``functools`` then a JSON array of ``{"name", "arguments"}`` (or ``"parameters"``)
+  objects; plain text, no special tokens.
+- ``lfm2`` (LiquidAI LFM2, LFM2.5): ``<|tool_call_start|>``, a pythonic list of calls (``[f(x=1)]``, as ``pythonic``
+  reads it), ``<|tool_call_end|>``; the text before and after is the content (after an echo of the calls that the
+  model may write and close with a second ``<|tool_call_end|>``, as vLLM drops it), the text after sent at the end.
 
 The text before the first marker is the message's content (none for granite); an answer whose calls are not complete
 JSON objects with a name is text, all of it.
@@ -23,7 +28,17 @@ import dataclasses
 import json
 from collections.abc import Callable
 
-from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, _before_marker, _skip, scan_call, scan_call_array, tool_call
+from QEfficient.serving.tool_parsers import (
+    ScannedCall,
+    ToolCallParser,
+    _before_marker,
+    _pythonic_calls,
+    _pythonic_message,
+    _skip,
+    scan_call,
+    scan_call_array,
+    tool_call,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,17 +164,20 @@ _JAMBA_OPEN, _JAMBA_CLOSE = "<tool_calls>", "</tool_calls>"
 _GRANITE_MARKERS = ("<|tool_call|>", "<tool_call>")
 
 
-def _array_message(text: str, content: str | None) -> dict | None:
-    """The message of a JSON array of calls (``text``: the array alone), or None where it is not one."""
+def _array_message(text: str, content: str | None, keys: tuple[str, ...] = ("arguments",)) -> dict | None:
+    """The message of a JSON array of calls (``text``: the array alone), each call's arguments under the first of
+    ``keys`` it has, or None where it is not one."""
     try:
         parsed = json.loads(text)
     except ValueError:
         return None
     if not isinstance(parsed, list) or not parsed:
         return None
-    if not all(isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("arguments", {}), dict) for c in parsed):
-        return None
-    written = scan_call_array(text, 0, "arguments")
+    for call in parsed:
+        arguments = next((call[k] for k in keys if k in call), {}) if isinstance(call, dict) else None
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not isinstance(arguments, dict):
+            return None
+    written = scan_call_array(text, 0, keys)
     calls = [tool_call(c["name"], arguments or "{}") for c, (_, arguments, _) in zip(parsed, written)]
     return {"role": "assistant", "content": content, "tool_calls": calls}
 
@@ -201,6 +219,64 @@ def _granite_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall]
     return None, scan_call_array(body, 0, "arguments")
 
 
+# phi4_mini_json: functools[...]
+_PHI4 = "functools"
+
+
+def _phi4_message(text: str) -> dict | None:
+    at = text.find(_PHI4 + "[")
+    if at < 0:
+        return None
+    start = at + len(_PHI4)
+    try:
+        _, end = json.JSONDecoder().raw_decode(text, start)
+    except ValueError:
+        return None  # cut short, or not JSON: the answer is text
+    return _array_message(text[start:end], text[:at] or None, ("arguments", "parameters"))
+
+
+def _phi4_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
+    content, at = _before_marker(text, _PHI4 + "[", final)
+    return content, [] if at < 0 else scan_call_array(text, at + len(_PHI4), ("arguments", "parameters"))
+
+
+# lfm2: <|tool_call_start|>[pythonic calls]<|tool_call_end|>
+_LFM2_START, _LFM2_END = "<|tool_call_start|>", "<|tool_call_end|>"
+
+
+def _lfm2_parts(text: str, at: int) -> tuple[str, str | None]:
+    """(the calls' text after the start marker at ``at``, the text after its end marker (less an echo of the calls the
+    model closed with a second end marker), or None while the calls are open)."""
+    body = text[at + len(_LFM2_START) :]
+    end = body.find(_LFM2_END)
+    if end < 0:
+        return body, None
+    after = body[end + len(_LFM2_END) :]
+    return body[:end], after[after.rfind(_LFM2_END) + len(_LFM2_END) :] if _LFM2_END in after else after
+
+
+def _lfm2_message(text: str) -> dict | None:
+    at = text.find(_LFM2_START)
+    if at < 0:
+        return None
+    calls, after = _lfm2_parts(text, at)
+    message = _pythonic_message(calls)
+    if message is None:
+        return None
+    content = text[:at] + (after or "")
+    return {**message, "content": content if content.strip() else None}
+
+
+def _lfm2_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
+    content, at = _before_marker(text, _LFM2_START, final)
+    if at < 0:
+        return content, []
+    calls, after = _lfm2_parts(text, at)
+    body = calls.lstrip()
+    shown = content + ((after or "") if final else "")  # the text after the calls goes out at the end
+    return shown, _pythonic_calls(body)[0] if body.startswith("[") else []
+
+
 TAGGED_PARSERS = {
     "deepseek_v3": DEEPSEEK_V3.parser(),
     "deepseek_v31": DEEPSEEK_V31.parser(),
@@ -208,4 +284,6 @@ TAGGED_PARSERS = {
     "internlm": ToolCallParser(_internlm_message, _internlm_scan, special_tokens=True),
     "jamba": ToolCallParser(_jamba_message, _jamba_scan, special_tokens=True),
     "granite": ToolCallParser(_granite_message, _granite_scan),
+    "phi4_mini_json": ToolCallParser(_phi4_message, _phi4_scan),
+    "lfm2": ToolCallParser(_lfm2_message, _lfm2_scan, special_tokens=True),
 }
