@@ -527,7 +527,8 @@ TIME_TOOL = {
 def test_tool_calls_with_an_image(llava, served):
     """A vision-language model's chat takes tools as a text model's does: a forced call is held to the tool's schema,
     streamed as written (the pieces add up to the unstreamed arguments); the tools and a tool-call turn reach the
-    processor's template; with --tool_call_parser (vLLM's flags) "auto" is served, the model's text its answer."""
+    processor's template; with --tool_call_parser (vLLM's flags) "auto" is served, the model's text its answer, which
+    --reasoning_parser reads as its thinking, in chat and in the Responses API."""
     import json
 
     url = served[0]
@@ -547,12 +548,22 @@ def test_tool_calls_with_an_image(llava, served):
     r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)  # "auto" without a parser: what to send
     assert r.status_code == 400 and r.json()["error"]["param"] == "tool_choice"
     args = ["--model_name", str(llava), "--prefill_seq_len", "8", "--ctx_len", "96", "--full_batch_size", "2", "--num_cores", "1"]
-    app, runner = build_from_args(parse_args([*args, "--enable_auto_tool_choice", "--tool_call_parser", "hermes"]))
+    parsers = ["--enable_auto_tool_choice", "--tool_call_parser", "hermes", "--reasoning_parser", "deepseek_r1"]
+    app, runner = build_from_args(parse_args([*args, *parsers]))
     try:
         with serve_on_loopback(app, log_level="critical") as parsed:
             r = httpx.post(f"{parsed}/v1/chat/completions", json={**body, "max_tokens": TOKENS}, timeout=120)
             assert r.status_code == 200, r.text
             plain = httpx.post(f"{url}/v1/chat/completions", json={**body, "tools": None, "max_tokens": TOKENS}, timeout=120)
-            assert r.json()["choices"][0]["message"]["content"] == plain.json()["choices"][0]["message"]["content"]
+            text = plain.json()["choices"][0]["message"]["content"]
+            message = r.json()["choices"][0]["message"]  # deepseek_r1 reads an answer without tags as thinking cut short
+            assert (message["reasoning"], message["content"]) == (text, None)
+            parts = [
+                {"type": "input_image", "image_url": content[0]["image_url"]["url"]},
+                {"type": "input_text", "text": content[1]["text"]},
+            ]
+            request = {"input": [{"role": "user", "content": parts}], "max_output_tokens": TOKENS, "temperature": 0}
+            response = httpx.post(f"{parsed}/v1/responses", json=request, timeout=120).json()  # OpenAI's Responses API, an image in
+            assert [(item["type"], item["content"][0]["text"]) for item in response["output"]] == [("reasoning", text)]
     finally:
         runner.stop()
