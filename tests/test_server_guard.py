@@ -88,7 +88,9 @@ def test_every_route_but_health_needs_the_api_key(guarded):
         ("GET", "/metrics", None),
         ("GET", "/no/such/route", None),
     ]
-    for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": f"Basic {KEY}"}, {"authorization": KEY}):
+    calls.append(("POST", "/v1/messages", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}))
+    wrong = ({}, {"authorization": "Bearer wrong"}, {"authorization": f"Basic {KEY}"}, {"authorization": KEY}, {"x-api-key": "wrong"})
+    for headers in wrong:
         for method, route, body in calls:
             r = httpx.request(method, f"{url}{route}", json=body, headers=headers, timeout=30)
             assert r.status_code == 401, (route, headers)
@@ -96,6 +98,7 @@ def test_every_route_but_health_needs_the_api_key(guarded):
     assert httpx.get(f"{url}/v1/models", headers=AUTH).status_code == 200
     assert httpx.get(f"{url}/v1/models", headers={"authorization": f"bearer {KEY}"}).status_code == 200
     assert httpx.get(f"{url}/metrics", headers=AUTH).status_code == 200
+    assert httpx.get(f"{url}/v1/models", headers={"x-api-key": KEY}).status_code == 200  # Anthropic's clients send it so
 
 
 def test_a_body_over_the_limit_is_a_413_without_being_read(guarded):

@@ -1,13 +1,14 @@
-"""OpenAI's Responses API (/v1/responses), driven by OpenAI's own Python client against a real server on loopback: each
-response holds what the same chat request answers (transformers' greedy text, the reasoning apart, the tool calls, the
-JSON under a schema), streamed as the Responses API's events that add up to it; what this stateless server does not
-serve is a 400 that says what to send."""
+"""OpenAI's Responses API (/v1/responses) and Anthropic's Messages API (/v1/messages), driven by OpenAI's and
+Anthropic's own Python clients against a real server on loopback: each response holds what the same chat request
+answers (transformers' greedy text, the reasoning apart, the tool calls, the JSON under a schema), streamed as each
+API's events that add up to it; what this stateless server does not serve is a 400 that says what to send."""
 
 from __future__ import annotations
 
 import json
 import shutil
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -175,3 +176,97 @@ def test_what_is_not_served_is_a_400_that_says_what_to_send(server, request_body
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(**{k: v for k, v in request_body.items() if k not in extra}, extra_body=extra)
     assert caught.value.body["param"] == param
+
+
+# Anthropic's Messages API, driven by Anthropic's own Python client against the same server
+
+
+@pytest.fixture(scope="module")
+def claude(server):
+    """(url, Anthropic client, the served model's name)."""
+    url = server[0]
+    model = httpx.get(f"{url}/v1/models", timeout=30).json()["data"][0]["id"]
+    return url, anthropic.Anthropic(base_url=url, api_key="none", max_retries=0), model
+
+
+def test_a_message_holds_the_chat_answer_streamed_or_not(claude):
+    """The thinking and text blocks of a message are the chat answer's reasoning and content, streamed as the same
+    blocks; max_tokens reached is stop_reason max_tokens; usage counts the same tokens; count_tokens counts the prompt
+    as /tokenize does."""
+    url, client, model = claude
+    expected = chat(url, messages=MESSAGES, max_tokens=12)
+    message = expected["choices"][0]["message"]
+    greedy = {"extra_body": {"temperature": 0}}  # Anthropic's client sends no temperature of its own (the default samples)
+    answer = client.messages.create(model=model, max_tokens=12, messages=MESSAGES, **greedy)
+    assert [b.type for b in answer.content] == ["thinking", "text"] and answer.content[0].thinking == message["reasoning"]
+    assert answer.content[1].text == (message["content"] or "") and answer.stop_reason == "max_tokens"
+    assert (answer.usage.input_tokens, answer.usage.output_tokens) == (
+        expected["usage"]["prompt_tokens"],
+        expected["usage"]["completion_tokens"],
+    )
+    with client.messages.stream(model=model, max_tokens=12, messages=MESSAGES, **greedy) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    blocks = [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in final.content]
+    assert text == answer.content[1].text and final.stop_reason == "max_tokens"
+    assert blocks == [("thinking", answer.content[0].thinking), ("text", answer.content[1].text)]
+    counted = client.messages.count_tokens(model=model, messages=MESSAGES)
+    assert counted.input_tokens == httpx.post(f"{url}/tokenize", json={"messages": MESSAGES}, timeout=30).json()["count"]
+
+
+def test_tool_use_blocks_in_and_out(claude):
+    """A forced tool comes back as a tool_use block (stop_reason tool_use), streamed as input_json deltas; a
+    conversation with tool_use, tool_result and thinking blocks reaches the template as the chat route's messages."""
+    url, client, model = claude
+    tools = [{"name": t["function"]["name"], "input_schema": t["function"]["parameters"]} for t in TOOLS]
+    named = {"type": "function", "function": {"name": "get_time"}}
+    call = chat(url, messages=MESSAGES, max_tokens=60, tools=TOOLS, tool_choice=named)["choices"][0]["message"]["tool_calls"][0]
+    forced = {"model": model, "max_tokens": 60, "messages": MESSAGES, "tools": tools, "tool_choice": {"type": "tool", "name": "get_time"}}
+    forced["extra_body"] = {"temperature": 0}
+    answer = client.messages.create(**forced)
+    uses = [(b.name, b.input) for b in answer.content if b.type == "tool_use"]
+    assert uses == [("get_time", json.loads(call["function"]["arguments"]))] and answer.stop_reason == "tool_use"
+    with client.messages.stream(**forced) as stream:
+        final = stream.get_final_message()
+    assert [(b.name, b.input) for b in final.content if b.type == "tool_use"] == uses and final.stop_reason == "tool_use"
+    use = {"type": "tool_use", "id": "t1", "name": "get_time", "input": {"zone": 2}}
+    result = [{"type": "tool_result", "tool_use_id": "t1", "content": "10:00"}, {"type": "text", "text": "thanks"}]
+    turns = [
+        {"role": "user", "content": "What time is it?"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "ask", "signature": ""}, use]},
+        {"role": "user", "content": result},
+    ]
+    tool_call = {"id": "t1", "type": "function", "function": {"name": "get_time", "arguments": '{"zone": 2}'}}
+    messages = [
+        {"role": "system", "content": "You help."},
+        {"role": "user", "content": "What time is it?"},
+        {"role": "assistant", "content": "", "reasoning": "ask", "tool_calls": [tool_call]},
+        {"role": "tool", "tool_call_id": "t1", "content": "10:00"},
+        {"role": "user", "content": "thanks"},
+    ]
+    kwargs = {"enable_thinking": False}
+    expected = chat(url, messages=messages, max_tokens=8, chat_template_kwargs=kwargs)["choices"][0]["message"]["content"]
+    extra = {"chat_template_kwargs": kwargs, "temperature": 0}
+    answer = client.messages.create(model=model, max_tokens=8, messages=turns, system="You help.", extra_body=extra)
+    assert [(b.type, b.text) for b in answer.content] == [("text", expected)]
+
+
+@pytest.mark.parametrize(
+    "request_body, words",
+    [
+        ({"messages": MESSAGES}, "max_tokens"),
+        ({"messages": [{"role": "user", "content": [{"type": "document"}]}], "max_tokens": 4}, "block"),
+        ({"messages": [{"role": "system", "content": "x"}], "max_tokens": 4}, "role"),
+        ({"messages": MESSAGES, "max_tokens": 4, "tools": [{"name": "f"}], "tool_choice": {"type": "weird"}}, "tool_choice"),
+        ({"messages": MESSAGES, "max_tokens": 4, "temperature": "hot"}, "temperature"),
+    ],
+)
+def test_a_bad_message_request_is_an_anthropic_400(claude, request_body, words):
+    url, client, model = claude
+    r = post(url, "messages", {"model": model, **request_body})
+    assert r.status_code == 400 and r.json()["type"] == "error" and r.json()["error"]["type"] == "invalid_request_error"
+    assert words in r.json()["error"]["message"]
+    if "max_tokens" in request_body:  # Anthropic's client would not send a request without it
+        extra = {k: v for k, v in request_body.items() if k == "temperature"}
+        with pytest.raises(anthropic.BadRequestError):
+            client.messages.create(model=model, **{k: v for k, v in request_body.items() if k not in extra}, extra_body=extra)

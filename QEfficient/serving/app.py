@@ -2,7 +2,8 @@
 
 Routes: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions, each
 completion route with ``"stream": true`` as server-sent events in OpenAI's chunk format; POST /v1/responses (OpenAI's
-Responses API over the chat route: responses.py); vLLM's POST /tokenize,
+Responses API over the chat route: responses.py), POST /v1/messages and /v1/messages/count_tokens (Anthropic's
+Messages API, as vLLM serves it: anthropic.py); vLLM's POST /tokenize,
 POST /detokenize (tokenize_routes.py), GET /version and GET /metrics (metrics.py). Bad input
 gets a 4xx with OpenAI's error body and never reaches the engine (protocol.py); anything
 unexpected gets a JSON 500 in the same format. A full queue answers 429; a client that leaves
@@ -27,16 +28,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from QEfficient._version import __version__
 from QEfficient.generation.continuous_batching import Request as EngineRequest
 from QEfficient.generation.lora_generation import LORA_ID
+from QEfficient.serving.anthropic import MESSAGES_FIELDS, MessagesCall
+from QEfficient.serving.anthropic import chat_body as anthropic_chat_body
+from QEfficient.serving.anthropic import error_body as anthropic_error
 from QEfficient.serving.choices import ChoiceText, TokenText
 from QEfficient.serving.messages import holds_image_parts
 from QEfficient.serving.metrics import ServerMetrics
-from QEfficient.serving.protocol import APIError, Call, RequestParser, parse_json
+from QEfficient.serving.protocol import APIError, Call, RequestParser, parse_json, template_options
 from QEfficient.serving.reasoning import REASONING_PARSERS, default_parser
 from QEfficient.serving.responses import RESPONSES_FIELDS, ResponsesCall
 from QEfficient.serving.runner import EngineRunner, QueueFullError
@@ -51,7 +55,8 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 class BearerAuth:
-    """ASGI middleware: every HTTP route but /health needs ``Authorization: Bearer <api_key>``."""
+    """ASGI middleware: every HTTP route but /health needs ``Authorization: Bearer <api_key>`` (or Anthropic's
+    ``x-api-key: <api_key>``, as its clients send the key)."""
 
     def __init__(self, app, api_key: str) -> None:
         self.app = app
@@ -59,9 +64,12 @@ class BearerAuth:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["path"] != "/health":
-            header = dict(scope["headers"]).get(b"authorization")
+            headers = dict(scope["headers"])
+            header, anthropic_key = headers.get(b"authorization"), headers.get(b"x-api-key")
             scheme, _, token = (header or b"").partition(b" ")
-            if not (scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)):
+            bearer = scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
+            if not (bearer or (anthropic_key is not None and hmac.compare_digest(anthropic_key.strip(), self.key))):
+                header = header or anthropic_key
                 message = (
                     "Incorrect API key provided."
                     if header
@@ -244,8 +252,34 @@ def create_app(
             raise
         return await answer(request, chat, shape)
 
-    async def answer(http_request: Request, call: Call, shape: ResponsesCall | None = None):
-        """The engine's answer to ``call``, in chat's or completions' shape, or the Responses API's (``shape``)."""
+    @app.post("/v1/messages")
+    async def messages(request: Request):
+        try:  # every error in Anthropic's shape, as its clients read them
+            body = await asyncio.to_thread(parse_json, await read_body(request))
+            shape = MessagesCall(body, model_id)
+            executor = images.executor if images is not None and holds_image_parts(shape.chat) else None
+            chat = await asyncio.get_running_loop().run_in_executor(executor, parser.chat, shape.chat)
+            return await answer(request, chat, shape)
+        except APIError as err:
+            err.param = MESSAGES_FIELDS.get(err.param, err.param)
+            return JSONResponse(anthropic_error(err), status_code=err.status)
+
+    @app.post("/v1/messages/count_tokens")
+    async def count_tokens(request: Request):
+        def count(raw: bytes) -> dict:
+            chat = anthropic_chat_body(parse_json(raw), count_only=True)
+            parser.check_model(chat)
+            text = parser.chat_prompt(chat["messages"], tools=chat.get("tools"), options=template_options(chat))
+            return {"input_tokens": len(tokenizer(text, add_special_tokens=False)["input_ids"])}
+
+        try:
+            return await asyncio.to_thread(count, await read_body(request))
+        except APIError as err:
+            return JSONResponse(anthropic_error(err), status_code=err.status)
+
+    async def answer(http_request: Request, call: Call, shape: ResponsesCall | MessagesCall | None = None):
+        """The engine's answer to ``call``, in chat's or completions' shape, or the Responses API's or Anthropic's
+        Messages API's (``shape``)."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
 
