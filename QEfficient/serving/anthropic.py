@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from QEfficient.serving.errors import APIError
+from QEfficient.serving.stream_relay import relay
 
 _PASSED_ON = ("model", "max_tokens", "temperature", "top_p", "top_k", "stream", "chat_template_kwargs", "seed")
 _STOP_REASONS = {"length": "max_tokens", "tool_calls": "tool_use"}  # chat's finish reasons -> Anthropic's
@@ -184,19 +185,15 @@ class MessagesCall:
     async def events(self, source: AsyncIterator[dict]) -> AsyncIterator[str]:
         """Anthropic's events for a chat stream's payloads (chunks, the usage chunk, or an error body)."""
         writer = _BlockWriter()
-        try:
-            start = self._message([], None, {"input_tokens": 0, "output_tokens": 0})
-            yield _event("message_start", message=start)
-            async for payload in source:
-                if "error" in payload:
-                    yield _event("error", error={"type": "api_error", "message": payload["error"]["message"]})
-                    return
-                for text in writer.take(payload):
-                    yield text
-        finally:
-            await source.aclose()
-        for text in writer.close():
+        opening = [_event("message_start", message=self._message([], None, {"input_tokens": 0, "output_tokens": 0}))]
+
+        def failed(error: dict) -> list[str]:
+            return [_event("error", error={"type": "api_error", "message": error["message"]})]
+
+        async for text in relay(source, opening, writer, failed):
             yield text
+        if writer.failed:
+            return
         if writer.index == 0:  # an empty answer is an empty text block, as unstreamed
             for text in writer.open_block({"type": "text", "text": ""}) + writer.close():
                 yield text

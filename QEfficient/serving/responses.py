@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from QEfficient.serving.errors import APIError
+from QEfficient.serving.stream_relay import relay
 
 _TEXT_PARTS = ("input_text", "output_text", "text")
 _PASSED_ON = ("temperature", "top_p", "stream", "model", "user", "top_k", "min_p", "repetition_penalty", "seed", "stop")
@@ -253,21 +254,19 @@ class ResponsesCall:
     async def events(self, source: AsyncIterator[dict]) -> AsyncIterator[str]:
         """The Responses API's events for a chat stream's payloads (chunks, the usage chunk, or an error body)."""
         writer = _EventWriter(self)
-        try:  # from the first event: a client that leaves at any of them lets the engine's requests go
-            yield writer.emit("response.created", response=self._base("in_progress", []))
-            yield writer.emit("response.in_progress", response=self._base("in_progress", []))
-            async for payload in source:
-                if "error" in payload:
-                    failure = {"code": "server_error", "message": payload["error"]["message"]}
-                    yield writer.emit("error", code=payload["error"].get("code"), message=failure["message"], param=None)
-                    yield writer.emit("response.failed", response={**self._base("failed", writer.output), "error": failure})
-                    return
-                for text in writer.take(payload):
-                    yield text
-        finally:
-            await source.aclose()
-        for text in writer.close():
+
+        def failed(error: dict) -> list[str]:
+            failure = {"code": "server_error", "message": error["message"]}
+            return [
+                writer.emit("error", code=error.get("code"), message=failure["message"], param=None),
+                writer.emit("response.failed", response={**self._base("failed", writer.output), "error": failure}),
+            ]
+
+        opening = [writer.emit(kind, response=self._base("in_progress", [])) for kind in ("response.created", "response.in_progress")]
+        async for text in relay(source, opening, writer, failed):
             yield text
+        if writer.failed:
+            return
         if not writer.output:  # an empty answer is an empty message, as unstreamed
             for text in writer._open(_message_item(_new_id("msg"), "", "in_progress")) + writer.close():
                 yield text
