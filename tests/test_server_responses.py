@@ -116,7 +116,7 @@ def test_instructions_and_input_items_become_the_chat_messages(server):
     expected = chat(url, messages=MESSAGES, max_tokens=8, reasoning_effort="low")["choices"][0]["message"]
     response = client.responses.create(input="paint the sky", max_output_tokens=8, temperature=0, reasoning={"effort": "low"})
     assert response.output_text == (expected["content"] or "") and response.output[0].content[0].text == expected["reasoning"]
-    raw = post(url, "responses", {"input": "hi", "max_output_tokens": 4, "tools": [], "tool_choice": "auto"})
+    raw = post(url, "responses", {"input": "hi", "max_output_tokens": 4, "tools": [], "tool_choice": "auto", "temperature": 0})
     assert raw.status_code == 200 and openai.types.responses.Response.model_validate(raw.json()).status == "incomplete"
 
 
