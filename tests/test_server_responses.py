@@ -251,6 +251,19 @@ def test_tool_use_blocks_in_and_out(claude):
     assert [(b.type, b.text) for b in answer.content] == [("text", expected)]
 
 
+def test_every_error_of_the_messages_routes_is_in_anthropic_s_shape(claude):
+    """An unknown model, an unknown route under /v1/messages, a wrong method: Anthropic's error bodies."""
+    url, _, model = claude
+    for method, route, body, status, kind in (
+        ("POST", "/v1/messages", {"model": "nope", "max_tokens": 4, "messages": MESSAGES}, 404, "not_found_error"),
+        ("POST", "/v1/messages/batches", {}, 404, "not_found_error"),
+        ("GET", "/v1/messages", None, 405, "api_error"),
+        ("POST", "/v1/messages/count_tokens", {"model": model, "messages": []}, 400, "invalid_request_error"),
+    ):
+        r = httpx.request(method, f"{url}{route}", json=body, timeout=30)
+        assert (r.status_code, r.json()["type"], r.json()["error"]["type"]) == (status, "error", kind), (route, r.text)
+
+
 @pytest.mark.parametrize(
     "request_body, words",
     [

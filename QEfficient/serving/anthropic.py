@@ -8,6 +8,7 @@ come in Anthropic's shape (``{"type": "error", "error": {"type", "message"}}``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -34,7 +35,7 @@ def _text(blocks: Any, where: str) -> str:
     if isinstance(blocks, str):
         return blocks
     if isinstance(blocks, list) and all(isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str) for b in blocks):
-        return "".join(b["text"] for b in blocks)
+        return "\n".join(b["text"] for b in blocks)  # separate blocks stay apart (a system prompt's reminders)
     raise APIError(400, f"{where} must be a string or a list of text blocks.", where.split("[")[0])
 
 
@@ -80,14 +81,14 @@ def _messages(body: dict) -> list[dict]:
                 arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
                 calls.append({"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}})
             elif kind == "thinking" and role == "assistant" and isinstance(block.get("thinking"), str):
-                thinking = block["thinking"]
+                thinking = block["thinking"] if thinking is None else f"{thinking}\n{block['thinking']}"
             elif kind == "redacted_thinking":
                 continue  # encrypted: nothing a template could read
             else:
                 raise APIError(400, f"{where} is not a text, image, tool_use, tool_result or thinking block of a {role} turn.", "messages")
         if parts or calls or thinking is not None:
             text_only = all(p["type"] == "text" for p in parts)
-            turn: dict = {"role": role, "content": "".join(p["text"] for p in parts) if text_only else parts}
+            turn: dict = {"role": role, "content": "\n".join(p["text"] for p in parts) if text_only else parts}
             if calls:
                 turn["tool_calls"] = calls
             if thinking is not None:
@@ -100,6 +101,8 @@ def _tools(body: dict) -> dict:
     """``tools`` and ``tool_choice`` in chat's terms."""
     out: dict[str, Any] = {}
     tools = body.get("tools")
+    if isinstance(tools, list):  # Anthropic's own server tools (web search, code execution, ...) run nowhere here
+        tools = [t for t in tools if not (isinstance(t, dict) and t.get("type") not in (None, "custom"))]
     if tools:
         if not isinstance(tools, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools):
             raise APIError(400, "'tools' must be a list of {name, description, input_schema} tools.", "tools")
@@ -150,6 +153,7 @@ class MessagesCall:
         self.body, self.chat = body, chat_body(body)
         self.id = f"msg_{uuid.uuid4().hex}"
         self.model = body.get("model") if isinstance(body.get("model"), str) else model_id
+        self.prompt_tokens = 0  # set once the prompt is tokenized
 
     def _message(self, content: list[dict], stop_reason: str | None, usage: dict) -> dict:
         return {
@@ -173,7 +177,7 @@ class MessagesCall:
         choice = completion["choices"][0]
         message = choice["message"]
         content = []
-        if message.get("reasoning") is not None:
+        if message.get("reasoning"):  # an empty thinking streams no block: none here either
             content.append({"type": "thinking", "thinking": message["reasoning"], "signature": ""})
         if message.get("content") or not content + (message.get("tool_calls") or []):
             content.append({"type": "text", "text": message.get("content") or ""})
@@ -185,19 +189,22 @@ class MessagesCall:
     async def events(self, source: AsyncIterator[dict]) -> AsyncIterator[str]:
         """Anthropic's events for a chat stream's payloads (chunks, the usage chunk, or an error body)."""
         writer = _BlockWriter()
-        opening = [_event("message_start", message=self._message([], None, {"input_tokens": 0, "output_tokens": 0}))]
+        usage = {"input_tokens": self.prompt_tokens, "output_tokens": 0}  # the prompt's count, as Anthropic starts a stream
+        opening = [_event("message_start", message=self._message([], None, usage))]
 
         def failed(error: dict) -> list[str]:
             return [_event("error", error={"type": "api_error", "message": error["message"]})]
 
-        async for text in relay(source, opening, writer, failed):
-            yield text
+        async with contextlib.aclosing(relay(source, opening, writer, failed)) as events:  # closed with the stream
+            async for text in events:
+                yield text
         if writer.failed:
             return
         if writer.index == 0:  # an empty answer is an empty text block, as unstreamed
             for text in writer.open_block({"type": "text", "text": ""}) + writer.close():
                 yield text
-        reason = "tool_use" if writer.calls else _STOP_REASONS.get(writer.finish, "end_turn")
+        named = isinstance(self.chat.get("tool_choice"), dict)  # a forced function's call ends chat's answer with "stop"
+        reason = "tool_use" if named and writer.calls else _STOP_REASONS.get(writer.finish, "end_turn")
         usage = self._usage(writer.usage)
         yield _event("message_delta", delta={"stop_reason": reason, "stop_sequence": None}, usage=usage)
         yield _event("message_stop")

@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from QEfficient._version import __version__
 from QEfficient.generation.continuous_batching import Request as EngineRequest
 from QEfficient.generation.lora_generation import LORA_ID
-from QEfficient.serving.anthropic import MESSAGES_FIELDS, MessagesCall
+from QEfficient.serving.anthropic import MessagesCall
 from QEfficient.serving.anthropic import chat_body as anthropic_chat_body
 from QEfficient.serving.anthropic import error_body as anthropic_error
 from QEfficient.serving.choices import ChoiceText, TokenText
@@ -52,6 +52,11 @@ logger = logging.getLogger(__name__)
 # A full context of text is far smaller: 32k tokens are ~130 KB of text, ~800 KB if every character
 # arrives as a \uXXXX escape; a list of 32k token ids is ~250 KB. 4 MiB leaves room for batches.
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+def is_anthropic(path: str) -> bool:
+    """Whether a route is Anthropic's Messages API's, whose errors come in its shape."""
+    return path == "/v1/messages" or path.startswith("/v1/messages/")
 
 
 class BearerAuth:
@@ -73,9 +78,11 @@ class BearerAuth:
                 message = (
                     "Incorrect API key provided."
                     if header
-                    else "Missing API key: send the header 'Authorization: Bearer <key>' with the server's --api-key."
+                    else "Missing API key: send the header 'Authorization: Bearer <key>' (or 'x-api-key: <key>') with the "
+                    "server's --api-key."
                 )
-                response = APIError(401, message, code="invalid_api_key").response()
+                failure = APIError(401, message, code="invalid_api_key")
+                response = JSONResponse(anthropic_error(failure), 401) if is_anthropic(scope["path"]) else failure.response()
                 response.headers["www-authenticate"] = "Bearer"
                 await response(scope, receive, send)
                 return
@@ -116,8 +123,9 @@ def openai_app_basics(app: FastAPI, api_key: str | None) -> None:
         return err.response()
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_, err: StarletteHTTPException):  # noqa: ANN001 (unknown route, wrong method)
-        return APIError(err.status_code, str(err.detail), kind="invalid_request_error").response()
+    async def http_error(request, err: StarletteHTTPException):  # noqa: ANN001 (unknown route, wrong method)
+        failure = APIError(err.status_code, str(err.detail), kind="invalid_request_error")
+        return JSONResponse(anthropic_error(failure), err.status_code) if is_anthropic(request.url.path) else failure.response()
 
     @app.exception_handler(Exception)
     async def unexpected(_, err: Exception):  # noqa: ANN001 (Starlette re-raises it after this answer: uvicorn logs it)
@@ -254,28 +262,42 @@ def create_app(
 
     @app.post("/v1/messages")
     async def messages(request: Request):
-        try:  # every error in Anthropic's shape, as its clients read them
+        async def reply():
             body = await asyncio.to_thread(parse_json, await read_body(request))
             shape = MessagesCall(body, model_id)
             executor = images.executor if images is not None and holds_image_parts(shape.chat) else None
             chat = await asyncio.get_running_loop().run_in_executor(executor, parser.chat, shape.chat)
             return await answer(request, chat, shape)
-        except APIError as err:
-            err.param = MESSAGES_FIELDS.get(err.param, err.param)
-            return JSONResponse(anthropic_error(err), status_code=err.status)
+
+        return await in_anthropic_shape(reply)
 
     @app.post("/v1/messages/count_tokens")
     async def count_tokens(request: Request):
         def count(raw: bytes) -> dict:
             chat = anthropic_chat_body(parse_json(raw), count_only=True)
             parser.check_model(chat)
-            text = parser.chat_prompt(chat["messages"], tools=chat.get("tools"), options=template_options(chat))
+            if images is not None:
+                raise APIError(400, "This vision-language server does not count a chat's tokens (its images count too).", "messages")
+            tools = chat.get("tools") if chat.get("tool_choice") != "none" else None  # as the answer's prompt has them
+            text = parser.chat_prompt(chat["messages"], tools=tools, options=template_options(chat))
             return {"input_tokens": len(tokenizer(text, add_special_tokens=False)["input_ids"])}
 
-        try:
+        async def reply():
             return await asyncio.to_thread(count, await read_body(request))
+
+        return await in_anthropic_shape(reply)
+
+    async def in_anthropic_shape(reply):
+        """``reply()``'s answer, or its error in Anthropic's shape (a 500 for anything unexpected), as its clients read
+        them."""
+        try:
+            return await reply()
         except APIError as err:
             return JSONResponse(anthropic_error(err), status_code=err.status)
+        except Exception as err:
+            logger.error("a /v1/messages request failed", exc_info=err)
+            failure = APIError(500, f"The server had an error while processing your request ({type(err).__name__}).", kind="server_error")
+            return JSONResponse(anthropic_error(failure), status_code=500)
 
     async def answer(http_request: Request, call: Call, shape: ResponsesCall | MessagesCall | None = None):
         """The engine's answer to ``call``, in chat's or completions' shape, or the Responses API's or Anthropic's
@@ -320,6 +342,8 @@ def create_app(
             "created": int(time.time()),
             "model": call.model if call.model in adapter_ids else model_id,
         }
+        if shape is not None:
+            shape.prompt_tokens = len(call.jobs[0].tokens)  # Anthropic's stream opens with it
         if call.stream:
             source = payloads(call, requests, choices, events, head)
             return StreamingResponse(sse(source) if shape is None else shape.events(source), media_type="text/event-stream")

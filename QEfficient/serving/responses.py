@@ -9,6 +9,7 @@ send instead (the whole conversation in ``input``, as a client of a stateless se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -196,6 +197,7 @@ class ResponsesCall:
         self.id, self.created = _new_id("resp"), int(time.time())
         self.model = body.get("model") if isinstance(body.get("model"), str) else model_id
         self.count_tokens = count_tokens
+        self.prompt_tokens = 0  # set once the prompt is tokenized
 
     def _base(self, status: str, output: list[dict], usage: dict | None = None, finish: str | None = None) -> dict:
         incomplete = {"reason": "max_output_tokens"} if finish == "length" else None
@@ -242,7 +244,7 @@ class ResponsesCall:
         choice = completion["choices"][0]
         message = choice["message"]
         output = []
-        if message.get("reasoning") is not None:
+        if message.get("reasoning"):  # an empty reasoning streams no item: none here either
             output.append(_reasoning_item(_new_id("rs"), message["reasoning"]))
         if message.get("content") or not output + (message.get("tool_calls") or []):  # an empty answer: an empty message
             output.append(_message_item(_new_id("msg"), message.get("content") or ""))
@@ -263,8 +265,9 @@ class ResponsesCall:
             ]
 
         opening = [writer.emit(kind, response=self._base("in_progress", [])) for kind in ("response.created", "response.in_progress")]
-        async for text in relay(source, opening, writer, failed):
-            yield text
+        async with contextlib.aclosing(relay(source, opening, writer, failed)) as events:  # closed with the stream
+            async for text in events:
+                yield text
         if writer.failed:
             return
         if not writer.output:  # an empty answer is an empty message, as unstreamed
