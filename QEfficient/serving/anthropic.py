@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from QEfficient.serving.errors import APIError
-from QEfficient.serving.stream_relay import relay
+from QEfficient.serving.stream_relay import DeltaReader, relay
 
 _PASSED_ON = ("model", "max_tokens", "temperature", "top_p", "top_k", "stream", "chat_template_kwargs", "seed")
 _STOP_REASONS = {"length": "max_tokens", "tool_calls": "tool_use"}  # chat's finish reasons -> Anthropic's
@@ -222,36 +222,28 @@ def _event(kind: str, **fields: Any) -> str:
     return f"event: {kind}\ndata: {json.dumps({'type': kind, **fields})}\n\n"
 
 
-class _BlockWriter:
+class _BlockWriter(DeltaReader):
     """A streamed message's content blocks as the chat stream's deltas arrive: the block being written (thinking,
     text or a tool_use) starts with its first piece and stops when another begins, or at the end."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.index = 0  # the blocks started so far
         self.kind: str | None = None  # the open block's type
-        self.calls: dict[int, int] = {}  # a chat tool call's index -> its block's index
-        self.usage, self.finish = None, None
 
-    def take(self, payload: dict) -> list[str]:
-        if payload.get("usage") is not None and not payload.get("choices"):
-            self.usage = payload["usage"]
-        out: list[str] = []
-        for choice in payload.get("choices") or []:
-            delta = choice.get("delta") or {}
-            if delta.get("reasoning"):
-                out += self._piece("thinking", {"type": "thinking_delta", "thinking": delta["reasoning"]})
-            if delta.get("content"):
-                out += self._piece("text", {"type": "text_delta", "text": delta["content"]})
-            for call in delta.get("tool_calls") or []:
-                if "id" in call:
-                    out += self.open_block({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}})
-                    self.calls[call["index"]] = self.index - 1
-                piece = call["function"].get("arguments")
-                if piece and call["index"] in self.calls:
-                    delta_event = {"type": "input_json_delta", "partial_json": piece}
-                    out.append(_event("content_block_delta", index=self.calls[call["index"]], delta=delta_event))
-            self.finish = choice.get("finish_reason") or self.finish
+    def reasoning(self, piece: str) -> list[str]:
+        return self._piece("thinking", {"type": "thinking_delta", "thinking": piece})
+
+    def content(self, piece: str) -> list[str]:
+        return self._piece("text", {"type": "text_delta", "text": piece})
+
+    def call_opened(self, index: int, call_id: str, name: str) -> list[str]:
+        out = self.open_block({"type": "tool_use", "id": call_id, "name": name, "input": {}})
+        self.calls[index] = self.index - 1
         return out
+
+    def arguments(self, index: int, piece: str) -> list[str]:
+        return [_event("content_block_delta", index=self.calls[index], delta={"type": "input_json_delta", "partial_json": piece})]
 
     def _piece(self, kind: str, delta: dict) -> list[str]:
         out = [] if self.kind == kind else self.open_block({"type": kind, kind: ""} if kind == "thinking" else {"type": "text", "text": ""})

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from QEfficient.serving.errors import APIError
-from QEfficient.serving.stream_relay import relay
+from QEfficient.serving.stream_relay import DeltaReader, relay
 
 _TEXT_PARTS = ("input_text", "output_text", "text")
 _PASSED_ON = ("temperature", "top_p", "stream", "model", "user", "top_k", "min_p", "repetition_penalty", "seed", "stop")
@@ -255,7 +255,7 @@ class ResponsesCall:
 
     async def events(self, source: AsyncIterator[dict]) -> AsyncIterator[str]:
         """The Responses API's events for a chat stream's payloads (chunks, the usage chunk, or an error body)."""
-        writer = _EventWriter(self)
+        writer = _EventWriter()
 
         def failed(error: dict) -> list[str]:
             failure = {"code": "server_error", "message": error["message"]}
@@ -273,7 +273,7 @@ class ResponsesCall:
         if not writer.output:  # an empty answer is an empty message, as unstreamed
             for text in writer._open(_message_item(_new_id("msg"), "", "in_progress")) + writer.close():
                 yield text
-        final = self._base("completed", writer.output, self._usage(writer.usage, writer.reasoning), writer.finish)
+        final = self._base("completed", writer.output, self._usage(writer.usage, writer.thought), writer.finish)
         yield writer.emit("response.incomplete" if final["status"] == "incomplete" else "response.completed", response=final)
 
 
@@ -290,48 +290,41 @@ def _call_item(item_id: str, call_id: str, name: str, arguments: str, status: st
     return {"type": "function_call", "id": item_id, "call_id": call_id, "name": name, "arguments": arguments, "status": status}
 
 
-class _EventWriter:
+class _EventWriter(DeltaReader):
     """A streamed response's output as the chat stream's deltas arrive: the item being written (reasoning, message or
     a function call) is opened with its first piece and closed when another begins, or at the end."""
 
-    def __init__(self, call: ResponsesCall) -> None:
-        self.call, self.sequence = call, 0
+    def __init__(self) -> None:
+        super().__init__()
+        self.sequence = 0
         self.output: list[dict] = []  # the finished items
         self.open: dict | None = None  # the item being written
         self.text = ""  # its text (or arguments) so far
-        self.calls: dict[int, int] = {}  # a chat tool call's index -> its output index
-        self.reasoning, self.usage, self.finish = "", None, None
+        self.thought = ""  # the reasoning so far (its share of the output tokens)
 
     def emit(self, kind: str, **fields: Any) -> str:
         payload = {"type": kind, "sequence_number": self.sequence, **fields}
         self.sequence += 1
         return f"event: {kind}\ndata: {json.dumps(payload)}\n\n"
 
-    def take(self, payload: dict) -> list[str]:
-        if payload.get("usage") is not None and not payload.get("choices"):
-            self.usage = payload["usage"]
-        out: list[str] = []
-        for choice in payload.get("choices") or []:
-            delta = choice.get("delta") or {}
-            if delta.get("reasoning"):
-                self.reasoning += delta["reasoning"]
-                out += self._write("reasoning", delta["reasoning"])
-            if delta.get("content"):
-                out += self._write("message", delta["content"])
-            for call in delta.get("tool_calls") or []:
-                if "id" in call:
-                    out += self._open(_call_item(_new_id("fc"), call["id"], call["function"]["name"], "", "in_progress"))
-                    self.calls[call["index"]] = len(self.output)
-                piece, at = call["function"].get("arguments"), self.calls.get(call["index"])
-                if piece and at == len(self.output):
-                    out += self._piece(piece)
-                elif piece and at is not None:  # the parser's last word on a call already closed ("{}" for none)
-                    self.output[at]["arguments"] += piece
-                    out.append(
-                        self.emit("response.function_call_arguments.delta", item_id=self.output[at]["id"], output_index=at, delta=piece)
-                    )
-            self.finish = choice.get("finish_reason") or self.finish
+    def reasoning(self, piece: str) -> list[str]:
+        self.thought += piece
+        return self._write("reasoning", piece)
+
+    def content(self, piece: str) -> list[str]:
+        return self._write("message", piece)
+
+    def call_opened(self, index: int, call_id: str, name: str) -> list[str]:
+        out = self._open(_call_item(_new_id("fc"), call_id, name, "", "in_progress"))
+        self.calls[index] = len(self.output)
         return out
+
+    def arguments(self, index: int, piece: str) -> list[str]:
+        at = self.calls[index]
+        if at == len(self.output):
+            return self._piece(piece)
+        self.output[at]["arguments"] += piece  # the parser's last word on a call already closed ("{}" for none)
+        return [self.emit("response.function_call_arguments.delta", item_id=self.output[at]["id"], output_index=at, delta=piece)]
 
     def _write(self, kind: str, piece: str) -> list[str]:
         out = []

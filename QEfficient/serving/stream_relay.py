@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 
-async def relay(source: AsyncIterator[dict], opening: list[str], writer: Any, failure: Callable[[dict], list[str]]) -> AsyncIterator[str]:
+async def relay(
+    source: AsyncIterator[dict], opening: list[str], writer: DeltaReader, failure: Callable[[dict], list[str]]
+) -> AsyncIterator[str]:
     """``opening``'s events, then each chat payload's through ``writer.take(payload)`` (a list of events), then the
     events that close the item or block being written (``writer.close()``); an error body ends it with
     ``failure(error)``'s events instead, and sets ``writer.failed``. The engine's requests are let go however it ends,
@@ -27,3 +28,48 @@ async def relay(source: AsyncIterator[dict], opening: list[str], writer: Any, fa
         await source.aclose()
     for text in writer.close():
         yield text
+
+
+class DeltaReader:
+    """A chat stream's payloads read for another API's events: ``take(payload)`` gives the events of each delta's
+    reasoning, content, tool call opened and arguments (a subclass's ``reasoning``, ``content``, ``call_opened`` and
+    ``arguments``, each a list of events), and keeps the usage and the finish reason for the end."""
+
+    def __init__(self) -> None:
+        self.calls: dict[int, int] = {}  # a chat tool call's index -> where the subclass wrote it (call_opened sets it)
+        self.usage: dict | None = None
+        self.finish: str | None = None
+        self.failed = False
+
+    def take(self, payload: dict) -> list[str]:
+        if payload.get("usage") is not None and not payload.get("choices"):
+            self.usage = payload["usage"]
+        out: list[str] = []
+        for choice in payload.get("choices") or []:
+            delta = choice.get("delta") or {}
+            if delta.get("reasoning"):
+                out += self.reasoning(delta["reasoning"])
+            if delta.get("content"):
+                out += self.content(delta["content"])
+            for call in delta.get("tool_calls") or []:
+                if "id" in call:
+                    out += self.call_opened(call["index"], call["id"], call["function"]["name"])
+                if call["function"].get("arguments") and call["index"] in self.calls:
+                    out += self.arguments(call["index"], call["function"]["arguments"])
+            self.finish = choice.get("finish_reason") or self.finish
+        return out
+
+    def reasoning(self, piece: str) -> list[str]:
+        raise NotImplementedError
+
+    def content(self, piece: str) -> list[str]:
+        raise NotImplementedError
+
+    def call_opened(self, index: int, call_id: str, name: str) -> list[str]:
+        raise NotImplementedError
+
+    def arguments(self, index: int, piece: str) -> list[str]:
+        raise NotImplementedError
+
+    def close(self) -> list[str]:
+        raise NotImplementedError
