@@ -90,7 +90,8 @@ def test_a_stop_string_split_across_tokens_never_reaches_the_client(server):
     start = next(b - 1 for b in bounds if 1 <= b - 1 and b + 2 <= len(full) and full.find(full[b - 1 : b + 2]) == b - 1)
     stop = full[start : start + 3]
     for stream in (False, True):
-        body = {"prompt": prompt, "max_tokens": 16, "temperature": 0, "stop": [stop, "zzzz-never"], "stream": stream}
+        never = [f"zzzz-never-{i}" for i in range(9)]  # ten stop strings: more than OpenAI's 4, as vLLM takes them
+        body = {"prompt": prompt, "max_tokens": 16, "temperature": 0, "stop": [stop, *never], "stream": stream}
         if stream:
             with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=60) as r:
                 chunks = [json.loads(x[6:]) for x in r.iter_lines() if x.startswith("data: ") and x != "data: [DONE]"]
@@ -197,6 +198,7 @@ def sse_chunks(url: str, route: str, body: dict) -> list[dict]:
         b'{"prompt": "hi", "max_tokens": true}',
         b'{"prompt": "hi", "top_p": 0}',
         b'{"prompt": "hi", "stop": [""]}',
+        b'{"prompt": "hi", "stop": [' + b", ".join(b'"s%d"' % i for i in range(65)) + b"]}",  # beyond the 64 taken
         b'{"prompt": "hi", "model": 3}',
         b'{"prompt": "hi", "logprobs": 6}',
         b'{"prompt": "hi", "logprobs": true}',

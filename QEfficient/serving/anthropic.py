@@ -109,7 +109,7 @@ def _tools(body: dict) -> dict:
         out["tools"] = [
             {
                 "type": "function",
-                "function": {"name": t["name"], "description": t.get("description", ""), "parameters": t.get("input_schema")},
+                "function": {"name": t["name"], "description": t.get("description", ""), "parameters": t.get("input_schema") or {}},
             }
             for t in tools
         ]

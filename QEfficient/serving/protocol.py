@@ -34,6 +34,7 @@ INT64 = 2**63
 MAX_COMPLETION_LOGPROBS = 5  # OpenAI's limit for /v1/completions "logprobs"
 MAX_CHAT_TOP_LOGPROBS = 20  # and for /v1/chat/completions "top_logprobs"
 MAX_STOP_TOKEN_IDS = 1024
+MAX_STOP_STRINGS = 64  # OpenAI takes 4, vLLM (and Anthropic's stop_sequences) more: each is looked for at every piece
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -166,8 +167,8 @@ def boolean(body: dict, name: str, default: bool = False) -> bool:
 def _stop_strings(body: dict) -> list[str]:
     stop = body.get("stop")
     stop = [] if stop is None else [stop] if isinstance(stop, str) else stop
-    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > 4:
-        raise APIError(400, "'stop' must be a string or a list of up to 4 non-empty strings.", "stop")
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > MAX_STOP_STRINGS:
+        raise APIError(400, f"'stop' must be a string or a list of up to {MAX_STOP_STRINGS} non-empty strings.", "stop")
     return stop
 
 
