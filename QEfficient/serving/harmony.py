@@ -4,12 +4,15 @@ one opens with ``<|start|>assistant``), the last by ``<|return|>`` or ``<|call|>
 the text). As vLLM reads it: the ``analysis`` channel is the reasoning (``--reasoning_parser openai_gptoss``, chosen
 by itself for a tokenizer that writes harmony, as vLLM serves gpt-oss), the ``final`` channel and the ``commentary``
 channel's messages to no one (preambles) the content, and a message to ``functions.NAME`` a tool call whose arguments
-are its text (``--tool_call_parser openai``). An answer that does not open with a harmony header is content as it is.
+are its text (``--tool_call_parser openai``). An answer that does not open with a harmony header is content as it is. The reasoning
+parser's side (where an answer starts, what a grammar waits for) is serving/reasoning.HarmonySyntax.
 """
 
 from __future__ import annotations
 
 import dataclasses
+
+from QEfficient.serving.tool_parsers import tool_call
 
 START, END, CALL, RETURN = "<|start|>", "<|end|>", "<|call|>", "<|return|>"
 CHANNEL, CONSTRAIN, MESSAGE = "<|channel|>", "<|constrain|>", "<|message|>"
@@ -36,7 +39,7 @@ class HarmonyMessage:
         return self.channel == "final" or (self.channel == "commentary" and not self.recipient)
 
 
-def _partial(text: str, tags: tuple[str, ...]) -> int:
+def partial_tag(text: str, tags: tuple[str, ...]) -> int:
     """The length of the longest end of ``text`` that begins one of ``tags`` (and is not all of it)."""
     return max((n for tag in tags for n in range(1, min(len(tag), len(text) + 1)) if tag.startswith(text[-n:])), default=0)
 
@@ -66,7 +69,7 @@ def read_messages(text: str, final: bool = True) -> list[HarmonyMessage]:
         else:
             body, at = text[start:], len(text)
             if not final:
-                body = body[: len(body) - _partial(body, _BODY_ENDS)]
+                body = body[: len(body) - partial_tag(body, _BODY_ENDS)]
         messages.append(_message(header, body))
     return messages
 
@@ -97,8 +100,6 @@ def split(text: str, final: bool = True) -> tuple[str | None, str]:
 def tool_message(text: str) -> dict | None:
     """vLLM's ``openai`` tool parser: the assistant message with the answer's calls (messages to ``functions.NAME``, their
     text the arguments as written) and its content, or None where it makes none."""
-    from QEfficient.serving.tool_parsers import tool_call
-
     if not is_harmony(text, True):
         return None
     messages = read_messages(text)
@@ -116,31 +117,6 @@ def tool_scan(text: str, final: bool) -> tuple[str | None, list]:
     messages = read_messages(text, final)
     calls = [(m.call, m.text, None) for m in messages if m.call]
     return "\n".join(m.text for m in messages if m.shown), calls
-
-
-class HarmonySyntax:
-    """The ``openai_gptoss`` reasoning parser, in serving/reasoning.ReasoningSyntax's terms: the answer starts in
-    harmony's first message (the prompt ends with ``<|start|>assistant``); structured output holds what follows the
-    final channel's header; the tool-call parser reads the whole answer (``markup``), where the calls are messages."""
-
-    starts = (CHANNEL + "analysis" + MESSAGE,)
-    ends = (FINAL_MARKER,)
-    implicit_ends: tuple[str, ...] = ()
-    markup = True
-
-    def thinks(self, template_kwargs: dict | None) -> bool:
-        return True  # gpt-oss always writes its analysis channel (its reasoning_effort only sets how much)
-
-    def state(self, prompt_tail: str, thinking: bool = True) -> str:
-        from QEfficient.serving.reasoning import CLOSED, OPEN
-
-        continued = prompt_tail.rfind(FINAL_MARKER) > prompt_tail.rfind(START)  # a final message continued: all content
-        return CLOSED if continued else OPEN
-
-    def split(self, text: str, state: str, final: bool = True) -> tuple[str | None, str]:
-        from QEfficient.serving.reasoning import CLOSED
-
-        return (None, text) if state == CLOSED else split(text, final)
 
 
 def writes_harmony(special_tokens: set[str]) -> bool:

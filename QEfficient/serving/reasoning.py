@@ -18,8 +18,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from QEfficient.serving import harmony
 from QEfficient.serving.errors import APIError
-from QEfficient.serving.harmony import HarmonySyntax, writes_harmony
 
 OPEN, UNPROMPTED, CLOSED = "open", "unprompted", "closed"  # where an answer starts: in reasoning, either, in content
 
@@ -81,7 +81,7 @@ class ReasoningSyntax:
             return (body[:cut].rstrip() if self.strip else body[:cut]), body[after:]
         if final:
             return (body.rstrip() if self.strip else body), ""
-        held = _partial_tag(body, self.ends + self.implicit_ends)
+        held = harmony.partial_tag(body, self.ends + self.implicit_ends)
         if self.strip:  # whitespace before an end tag is cut: it waits for what follows
             held = len(body) - len(body[: len(body) - held].rstrip())
         return body[: len(body) - held], ""
@@ -98,15 +98,25 @@ def _first_end(text: str, ends: tuple[str, ...], implicit: tuple[str, ...]) -> t
     return at, at + skip
 
 
-def _partial_tag(text: str, tags: tuple[str, ...]) -> int:
-    """The length of the longest end of ``text`` that begins one of ``tags`` (and is not all of it)."""
-    longest = 0
-    for tag in tags:
-        for n in range(min(len(tag) - 1, len(text)), longest, -1):
-            if tag.startswith(text[-n:]):
-                longest = n
-                break
-    return longest
+class HarmonySyntax:
+    """The ``openai_gptoss`` reasoning parser (serving/harmony.py reads the messages), in ReasoningSyntax's terms: the answer starts in
+    harmony's first message (the prompt ends with ``<|start|>assistant``); structured output holds what follows the
+    final channel's header; the tool-call parser reads the whole answer (``markup``), where the calls are messages."""
+
+    starts = (harmony.CHANNEL + "analysis" + harmony.MESSAGE,)
+    ends = (harmony.FINAL_MARKER,)
+    implicit_ends: tuple[str, ...] = ()
+    markup = True
+
+    def thinks(self, template_kwargs: dict | None) -> bool:
+        return True  # gpt-oss always writes its analysis channel (its reasoning_effort only sets how much)
+
+    def state(self, prompt_tail: str, thinking: bool = True) -> str:
+        continued = prompt_tail.rfind(harmony.FINAL_MARKER) > prompt_tail.rfind(harmony.START)  # a final message, continued
+        return CLOSED if continued else OPEN
+
+    def split(self, text: str, state: str, final: bool = True) -> tuple[str | None, str]:
+        return (None, text) if state == CLOSED else harmony.split(text, final)
 
 
 _THINK = ReasoningSyntax(("<think>",), ("</think>",))
@@ -196,7 +206,7 @@ def special_tokens(tokenizer: Any) -> set[str]:
 def default_parser(tokenizer: Any, parser: str | None) -> str | None:
     """The server's reasoning parser: the one asked for, else harmony's for a tokenizer that writes it (as vLLM reads
     gpt-oss's answers without being told)."""
-    return parser if parser is not None or not writes_harmony(special_tokens(tokenizer)) else "openai_gptoss"
+    return parser if parser is not None or not harmony.writes_harmony(special_tokens(tokenizer)) else "openai_gptoss"
 
 
 def turn_markers(tokenizer: Any, parser: str | None) -> tuple[str, ...]:
