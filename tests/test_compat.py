@@ -304,8 +304,49 @@ def test_include_sampler_samples(llama, compiled):
     assert len(run(sampling_params=sampler_params(presence_penalties=0.8, min_ps=0.1))) == 12
     rows = sampler_params(2)
     rows["temperatures"][1] = 0.5
-    with pytest.raises(NotImplementedError, match="differs between rows"):
+    with pytest.raises(ValueError, match="arrays have 2 rows; this model runs 1 batch rows"):
         run(sampling_params=rows)
+
+
+def test_sampling_params_per_row(llama, compiled):
+    """QEfficient's sampler inputs are [batch, 1] arrays: rows that differ sample each with their own parameters,
+    batch row i (or continuous-batching slot i, where prompt i starts) with row i. Greedy rows with their own repetition
+    penalty are transformers' greedy with that penalty, token for token; a sampled row beside a greedy one gives the
+    tokens the same parameters and random numbers give on their own."""
+    single, tokenizer = compiled
+    hf = AutoModelForCausalLM.from_pretrained(llama).eval()
+    prompts = ["My name is", "The sky is"]
+    expected = []
+    for prompt, penalty in zip(prompts, (1.0, 1.9)):
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
+        with torch.no_grad():
+            out = hf.generate(ids, max_new_tokens=8, do_sample=False, repetition_penalty=penalty)
+        expected.append(out[0, ids.shape[1] :].tolist())
+    penalties = {"temperatures": np.zeros((2, 1), np.float32), "repetition_penalties": np.array([[1.0], [1.9]], np.float32)}
+    static = QEFFAutoModelForCausalLM.from_pretrained(llama, qaic_config={"include_sampler": True})
+    static.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, batch_size=2, num_cores=1)
+    info = static.generate(tokenizer, prompts, generation_len=8, stream=False, sampling_params=penalties)
+    assert [row[:8].tolist() for row in info.generated_ids[0]] == expected
+    batching = QEFFAutoModelForCausalLM.from_pretrained(llama, continuous_batching=True, qaic_config={"include_sampler": True})
+    batching.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, full_batch_size=2, num_cores=1)
+    info = batching.generate(tokenizer, prompts, generation_len=8, stream=False, sampling_params=penalties)
+    assert [list(ids[:8]) for ids in info.generated_ids] == expected  # prompt i starts in slot i
+
+    mixed = sampler_params(2)
+    mixed["temperatures"][0], mixed["repetition_penalties"][0] = 0.0, 1.0
+    mixed["random_numbers"] = np.random.default_rng(3).uniform(size=(2, 512)).astype(np.float32)
+    rows = static.generate(tokenizer, prompts, generation_len=8, stream=False, sampling_params=mixed).generated_ids[0]
+    assert rows[0][:8].tolist() == expected[0]
+    alone = {key: value[1:] for key, value in mixed.items()}  # row 1's parameters and random numbers, batch 1
+    sampled = single.generate(tokenizer, prompts[1:], generation_len=8, stream=False, sampling_params=alone).generated_ids[0][0]
+    assert rows[1][:8].tolist() == sampled[:8].tolist()
+    assert sampled[:8].tolist() != hf_greedy(hf, tokenizer, prompts[1], 8)
+
+    with pytest.raises(ValueError, match="arrays have 3 rows; this model runs 2 continuous-batching slots"):
+        batching.generate(tokenizer, prompts, sampling_params={"temperatures": np.array([[0.0], [0.5], [1.0]], np.float32)})
+    with pytest.raises(ValueError, match="different numbers of rows \\(temperatures 2, top_ks 2, repetition_penalties 3\\)"):
+        uneven = {**penalties, "top_ks": np.ones((2, 1), np.int32), "repetition_penalties": np.ones((3, 1))}
+        static.generate(tokenizer, prompts, sampling_params=uneven)
 
 
 def test_guided_decoding_token_bitmasks(llama, compiled):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from QEfficient.generation.logprobs import PromptTokenScore, score_prompt, token_logprobs
-from QEfficient.generation.sampling import SamplingParams, TokenChooser
+from QEfficient.generation.sampling import RowChooser, SamplingParams, TokenChooser, token_chooser
 from QEfficient.generation.text_generation import prefill
 from QEfficient.runtime.ort_session import KVCacheSession
 
@@ -65,7 +65,7 @@ class ContinuousBatchingEngine:
         self.slots: list[Request | None] = [None] * session.batch_size
         self.positions = np.full(session.batch_size, -1, dtype=np.int64)
         self.last = np.full(session.batch_size, pad_id, dtype=np.int64)
-        self.choosers: list[TokenChooser | None] = [None] * session.batch_size
+        self.choosers: list[TokenChooser | RowChooser | None] = [None] * session.batch_size
         self.waiting: deque[Request] = deque()
         self.prefill_seq_len = prefill_seq_len
         self.eos_ids = frozenset(int(i) for i in eos_ids)
@@ -148,7 +148,7 @@ class ContinuousBatchingEngine:
                 if not self.busy_slots():
                     self.session.reset()  # nothing else in flight: start from the smallest window again
                 try:
-                    chooser = TokenChooser(request.sampling, 1, self.vocab, first_row=slot)
+                    chooser = token_chooser(request.sampling, 1, self.vocab, first_row=slot)
                     chooser.prime([request.tokens])
                     logits = self._prefill_request(slot, request)
                 except Exception as err:  # this request fails alone: it is answered, and the slot stays free

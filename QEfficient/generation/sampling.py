@@ -6,7 +6,7 @@ repetition penalty, counting the generated tokens only (the repetition penalty c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,30 @@ class SamplingParams:
         if self.do_sample is not None:
             return self.do_sample and self.temperature != 0
         return bool(self.temperature)
+
+
+@dataclass(frozen=True)
+class RowSampling(SamplingParams):
+    """Parameters that differ between rows (QEfficient's ``sampling_params``, one ``[batch, 1]`` array per parameter):
+    ``rows[i]`` for batch row i, or with continuous batching for slot i (a prompt takes the parameters of the slot it
+    runs in, as QEfficient feeds them). ``allowed_tokens`` stays here, shared by the rows."""
+
+    rows: tuple[SamplingParams, ...] = ()
+
+    @property
+    def plain_greedy(self) -> bool:
+        return all(row.plain_greedy for row in self.rows)
+
+    @property
+    def sampling(self) -> bool:
+        return any(row.sampling for row in self.rows)
+
+
+def token_chooser(params: SamplingParams, batch_size: int, vocab_size: int, first_row: int = 0) -> TokenChooser | RowChooser:
+    """The chooser for ``batch_size`` rows from ``first_row``: one for all rows, or one per row where they differ."""
+    if isinstance(params, RowSampling):
+        return RowChooser(params, batch_size, vocab_size, first_row)
+    return TokenChooser(params, batch_size, vocab_size, first_row)
 
 
 class TokenChooser:
@@ -135,9 +159,41 @@ class TokenChooser:
         return (cumulative < draws).sum(-1).clip(max=scores.shape[-1] - 1)
 
 
+class RowChooser:
+    """Each row its own ``TokenChooser`` with its own parameters, random generator and history."""
+
+    def __init__(self, params: RowSampling, batch_size: int, vocab_size: int, first_row: int = 0) -> None:
+        if first_row + batch_size > len(params.rows):
+            raise ValueError(
+                f"sampling_params' arrays have {len(params.rows)} rows; this generation needs {first_row + batch_size} "
+                "(one per batch row or continuous-batching slot), or the same value in every row."
+            )
+        self.rows = [
+            TokenChooser(replace(params.rows[row], allowed_tokens=params.allowed_tokens), 1, vocab_size, row)
+            for row in range(first_row, first_row + batch_size)
+        ]
+
+    def prime(self, token_lists: list[list[int]]) -> None:
+        for chooser, tokens in zip(self.rows, token_lists):
+            chooser.prime([tokens])
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        return np.concatenate([chooser(logits[i : i + 1]) for i, chooser in enumerate(self.rows)])
+
+
+def check_rows(params: SamplingParams | None, rows: int, what: str) -> None:
+    """Parameters that differ between rows have one row per batch row (``what``: "batch rows") or per slot."""
+    if isinstance(params, RowSampling) and len(params.rows) != rows:
+        raise ValueError(
+            f"sampling_params' arrays have {len(params.rows)} rows; this model runs {rows} {what}: give one row each "
+            "([rows, 1] arrays), or the same value in every row."
+        )
+
+
 def check_allowed_tokens(params: SamplingParams | None, slots: int, vocab_size: int) -> None:
     """Before continuous batching starts: a token mask has one row per slot (QEfficient's ``[full_batch_size, vocab]``:
     a prompt takes the mask of the slot it runs in) or one row for all, and one column per token."""
+    check_rows(params, slots, "continuous-batching slots")
     allowed = params.allowed_tokens if params is not None else None
     if allowed is None:
         return

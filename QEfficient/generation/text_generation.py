@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
-from QEfficient.generation.sampling import SamplingParams, TokenChooser
+from QEfficient.generation.sampling import SamplingParams, check_rows, token_chooser
 from QEfficient.runtime.ort_session import KVCacheSession
 from QEfficient.utils.checks import check_generation_len, check_strings
 
@@ -48,6 +48,7 @@ class TextGeneration:
         self.prefill_seq_len = prefill_seq_len
         self.eos_ids = np.array(sorted(eos_ids), dtype=np.int64)
         self.sampling = sampling or SamplingParams()
+        check_rows(self.sampling, self.batch_size, "batch rows")
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else (self.eos_ids[0] if len(self.eos_ids) else 0))
 
@@ -90,7 +91,7 @@ class TextGeneration:
         limit = capacity if generation_len is None else np.minimum(capacity, generation_len)
         out = np.full((self.batch_size, int(limit.max())), self.pad_id, dtype=np.int64)
 
-        choose = TokenChooser(self.sampling, self.batch_size, self.session.logits.shape()[-1])
+        choose = token_chooser(self.sampling, self.batch_size, self.session.logits.shape()[-1])
         choose.prime(token_lists)
         next_tok = choose(self._prefill(token_lists))
         first_token_time = time.perf_counter()

@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +23,7 @@ from QEfficient.compile.ort_cpu import read_artifact, warn_once
 from QEfficient.generation import exec_kv
 from QEfficient.generation.exec_kv import load_prompts, open_session, right_padding
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
-from QEfficient.generation.sampling import SamplingParams
+from QEfficient.generation.sampling import RowSampling, SamplingParams
 from QEfficient.generation.text_generation import TextGeneration as _SessionGeneration
 from QEfficient.generation.text_generation import average_metrics, eos_token_ids
 
@@ -38,49 +39,69 @@ _NOT_HONOURED = {
 }
 
 
+# QEfficient's sampler inputs ([batch, 1] arrays) -> the host sampler's parameters
+_ROW_PARAMS = {
+    "temperatures": "temperature",
+    "top_ks": "top_k",
+    "top_ps": "top_p",
+    "repetition_penalties": "repetition_penalty",
+    "presence_penalties": "presence_penalty",
+    "min_ps": "min_p",
+}
+
+
 def sampling_from_qaic_params(sampling_params: dict[str, Any]) -> SamplingParams:
     """QEfficient's ``sampling_params`` (``[batch, 1]`` arrays) as the host sampler's parameters.
 
-    One value per parameter for the whole batch (every row equal); ``presence_penalties`` count the generated tokens
-    (as QEfficient's sampler), ``min_ps`` apply after top-p. ``random_numbers`` seed the sampler, so the same numbers
-    give the same tokens (not Cloud AI 100's tokens). ``token_bitmasks`` (guided decoding, ``[rows, vocab]`` bool)
-    restrict each row (batch row, or continuous-batching slot) to the tokens it marks, for every token generated.
+    Rows that differ sample each with their own (``RowSampling``: batch row i, or with continuous batching slot i, as
+    QEfficient feeds them); ``presence_penalties`` count the generated tokens (as QEfficient's sampler), ``min_ps``
+    apply after top-p. ``random_numbers`` seed the sampler, so the same numbers give the same tokens (not Cloud AI 100's
+    tokens); where rows differ, each row's numbers seed that row. ``token_bitmasks`` (guided decoding, ``[rows, vocab]``
+    bool) restrict each row (batch row, or continuous-batching slot) to the tokens it marks, for every token generated.
     """
-    known = {"repetition_penalties", "presence_penalties", "temperatures", "top_ks", "top_ps", "min_ps", "random_numbers", "token_bitmasks"}
+    known = {*_ROW_PARAMS, "random_numbers", "token_bitmasks"}
     unknown = set(sampling_params) - known
     if unknown:
         raise ValueError(f"Unknown sampling_params {sorted(unknown)}; QEfficient's keys are {sorted(known)}.")
+    columns = {}
+    for key in _ROW_PARAMS:
+        values = np.asarray(sampling_params[key]).reshape(-1) if sampling_params.get(key) is not None else None
+        if values is not None and values.size:
+            columns[key] = values
+    rows = max((len(values) for values in columns.values()), default=1)
+    if any(len(values) not in (1, rows) for values in columns.values()):
+        counts = ", ".join(f"{key} {len(values)}" for key, values in columns.items())
+        raise ValueError(
+            f"sampling_params' arrays have different numbers of rows ({counts}): give every parameter one row per batch "
+            "row ([batch, 1]), or one value for all."
+        )
+    randoms = sampling_params.get("random_numbers")
+    randoms = None if randoms is None else np.asarray(randoms)
 
-    def one_value(key: str, neutral: float | None = None) -> float | None:
-        if key not in sampling_params or sampling_params[key] is None:
-            return neutral
-        values = np.asarray(sampling_params[key]).reshape(-1)
-        if values.size == 0:
-            return neutral
-        if not np.all(values == values[0]):
-            raise NotImplementedError(
-                f"sampling_params['{key}'] differs between rows ({values.tolist()}); the ONNX Runtime backend samples every "
-                "row with the same parameters. Run the prompts with different parameters in separate generate() calls."
-            )
-        return values[0].item()
+    def row(i: int, seed: int | None) -> SamplingParams:
+        given = {_ROW_PARAMS[key]: values[i if len(values) > 1 else 0].item() for key, values in columns.items()}
+        if given.get("top_k") is not None:
+            given["top_k"] = int(given["top_k"])
+        for neutral_zero in ("presence_penalty", "min_p"):  # 0 is QEfficient's "off"
+            given[neutral_zero] = given.get(neutral_zero) or None
+        return SamplingParams(**given, seed=seed)
 
-    seed = None
-    if sampling_params.get("random_numbers") is not None:
-        import hashlib  # here only: it loads OpenSSL's libcrypto, which a run-time process otherwise never needs
+    allowed = _token_bitmasks(sampling_params.get("token_bitmasks"))
+    if all(np.all(values == values[0]) for values in columns.values()):
+        return replace(row(0, _seed(randoms)), allowed_tokens=allowed)
+    own_numbers = randoms is not None and randoms.ndim == 2 and len(randoms) == rows
+    seeds = [_seed(randoms[i]) for i in range(rows)] if own_numbers else [_seed(randoms)] * rows
+    return RowSampling(rows=tuple(row(i, seeds[i]) for i in range(rows)), allowed_tokens=allowed)
 
-        digest = hashlib.blake2b(np.ascontiguousarray(np.asarray(sampling_params["random_numbers"])).tobytes(), digest_size=8)
-        seed = int.from_bytes(digest.digest(), "little")
-    top_k = one_value("top_ks")
-    return SamplingParams(
-        temperature=one_value("temperatures"),
-        top_k=int(top_k) if top_k is not None else None,
-        top_p=one_value("top_ps"),
-        repetition_penalty=one_value("repetition_penalties"),
-        presence_penalty=one_value("presence_penalties") or None,
-        min_p=one_value("min_ps") or None,
-        seed=seed,
-        allowed_tokens=_token_bitmasks(sampling_params.get("token_bitmasks")),
-    )
+
+def _seed(random_numbers: np.ndarray | None) -> int | None:
+    """A seed from QEfficient's ``random_numbers``: the same numbers, the same tokens."""
+    if random_numbers is None:
+        return None
+    import hashlib  # here only: it loads OpenSSL's libcrypto, which a run-time process otherwise never needs
+
+    digest = hashlib.blake2b(np.ascontiguousarray(random_numbers).tobytes(), digest_size=8)
+    return int.from_bytes(digest.digest(), "little")
 
 
 def _token_bitmasks(value: Any) -> np.ndarray | None:
