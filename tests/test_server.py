@@ -95,11 +95,12 @@ def test_a_stop_string_split_across_tokens_never_reaches_the_client(server):
         if stream:
             with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=60) as r:
                 chunks = [json.loads(x[6:]) for x in r.iter_lines() if x.startswith("data: ") and x != "data: [DONE]"]
-            text, reason = "".join(c["choices"][0]["text"] for c in chunks), chunks[-1]["choices"][0]["finish_reason"]
+            text, choice = "".join(c["choices"][0]["text"] for c in chunks), chunks[-1]["choices"][0]
+            assert all("stop_reason" not in c["choices"][0] for c in chunks[:-1])  # vLLM's: with the finish reason
         else:
             choice = httpx.post(f"{url}/v1/completions", json=body, timeout=60).json()["choices"][0]
-            text, reason = choice["text"], choice["finish_reason"]
-        assert (text, reason) == (full[:start], "stop"), (full, stop)
+            text = choice["text"]
+        assert (text, choice["finish_reason"], choice["stop_reason"]) == (full[:start], "stop", stop), (full, stop)
 
 
 def test_stop_strings_and_seeded_sampling(server):
@@ -348,7 +349,11 @@ def test_vllm_end_rules_stop_token_ids_min_tokens_ignore_eos(server):
         body = complete(url, prompt, max_tokens, **options)
         return body["choices"][0]["text"], body["choices"][0]["finish_reason"], body["usage"]["completion_tokens"]
 
+    def stop_reason(**options) -> str | int | None:  # vLLM's: the stop string or stop id that ended the choice
+        return complete(url, prompt, 12, **options)["choices"][0]["stop_reason"]
+
     assert answer(stop_token_ids=[stop_id]) == (tok.decode(greedy[:first], skip_special_tokens=True), "stop", first + 1)
+    assert stop_reason(stop_token_ids=[stop_id]) == stop_id and stop_reason() is None  # max_tokens: none
     with_stop = tok.decode(greedy[: first + 1], skip_special_tokens=True)
     assert answer(stop_token_ids=[stop_id], include_stop_str_in_output=True)[0] == with_stop
     enc = tok(prompt, return_tensors="pt")
@@ -366,11 +371,13 @@ def test_vllm_end_rules_stop_token_ids_min_tokens_ignore_eos(server):
     assert answer(stop=[stop], include_stop_str_in_output=True)[0] == text[: cut + len(stop)]
     eos = {"logit_bias": {str(tok.eos_token_id): 100}}  # EOS first
     assert answer(**eos) == ("", "stop", 1)
+    assert stop_reason(**eos) is None and stop_reason(**eos, stop_token_ids=[tok.eos_token_id]) is None  # EOS: none
     assert answer(**eos, ignore_eos=True) == ("", "length", 12)
     assert answer(**eos, ignore_eos=True, skip_special_tokens=False, max_tokens=3) == (tok.eos_token * 3, "length", 3)
     assert answer(**eos, min_tokens=3) == (tok.decode(greedy[:3], skip_special_tokens=True), "stop", 4)
     chunks = sse_chunks(url, "completions", {"prompt": prompt, "max_tokens": 12, "temperature": 0, "stop_token_ids": [stop_id]})
     assert "".join(c["choices"][0]["text"] for c in chunks) == tok.decode(greedy[:first], skip_special_tokens=True)
+    assert chunks[-1]["choices"][0]["stop_reason"] == stop_id
     for bad in (
         {"stop_token_ids": [-1]},
         {"stop_token_ids": [10**6]},

@@ -210,6 +210,13 @@ def test_a_message_holds_the_chat_answer_streamed_or_not(claude):
     blocks = [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in final.content]
     assert text == answer.content[1].text and final.stop_reason == "max_tokens"
     assert blocks == [("thinking", answer.content[0].thinking), ("text", answer.content[1].text)]
+    cut = next(k for k in range(1, len(text) - 1) if text.find(text[k : k + 2]) == k)  # a first occurrence past the start
+    sequence = {"stop_sequences": ["zz-never", text[cut : cut + 2]], **greedy}
+    stopped = client.messages.create(model=model, max_tokens=12, messages=MESSAGES, **sequence)
+    assert (stopped.content[-1].text, stopped.stop_reason, stopped.stop_sequence) == (text[:cut], "stop_sequence", text[cut : cut + 2])
+    with client.messages.stream(model=model, max_tokens=12, messages=MESSAGES, **sequence) as stream:
+        final = stream.get_final_message()
+    assert (final.content[-1].text, final.stop_reason, final.stop_sequence) == (text[:cut], "stop_sequence", text[cut : cut + 2])
     counted = client.messages.count_tokens(model=model, messages=MESSAGES)
     assert counted.input_tokens == httpx.post(f"{url}/tokenize", json={"messages": MESSAGES}, timeout=30).json()["count"]
 

@@ -155,7 +155,7 @@ class MessagesCall:
         self.model = body.get("model") if isinstance(body.get("model"), str) else model_id
         self.prompt_tokens = 0  # set once the prompt is tokenized
 
-    def _message(self, content: list[dict], stop_reason: str | None, usage: dict) -> dict:
+    def _message(self, content: list[dict], stop_reason: str | None, usage: dict, stop_sequence: str | None = None) -> dict:
         return {
             "id": self.id,
             "type": "message",
@@ -163,7 +163,7 @@ class MessagesCall:
             "model": self.model,
             "content": content,
             "stop_reason": stop_reason,
-            "stop_sequence": None,
+            "stop_sequence": stop_sequence,
             "usage": usage,
         }
 
@@ -183,8 +183,8 @@ class MessagesCall:
             content.append({"type": "text", "text": message.get("content") or ""})
         for call in message.get("tool_calls") or []:
             content.append(_tool_use(call["id"], call["function"]["name"], call["function"]["arguments"]))
-        reason = "tool_use" if message.get("tool_calls") else _STOP_REASONS.get(choice["finish_reason"], "end_turn")
-        return self._message(content, reason, self._usage(completion.get("usage")))
+        reason, sequence = _stop(choice["finish_reason"], choice.get("stop_reason"), bool(message.get("tool_calls")))
+        return self._message(content, reason, self._usage(completion.get("usage")), sequence)
 
     async def events(self, source: AsyncIterator[dict]) -> AsyncIterator[str]:
         """Anthropic's events for a chat stream's payloads (chunks, the usage chunk, or an error body)."""
@@ -204,10 +204,20 @@ class MessagesCall:
             for text in writer.open_block({"type": "text", "text": ""}) + writer.close():
                 yield text
         named = isinstance(self.chat.get("tool_choice"), dict)  # a forced function's call ends chat's answer with "stop"
-        reason = "tool_use" if named and writer.calls else _STOP_REASONS.get(writer.finish, "end_turn")
+        reason, sequence = _stop(writer.finish, writer.stop_reason, named and bool(writer.calls))
         usage = self._usage(writer.usage)
-        yield _event("message_delta", delta={"stop_reason": reason, "stop_sequence": None}, usage=usage)
+        yield _event("message_delta", delta={"stop_reason": reason, "stop_sequence": sequence}, usage=usage)
         yield _event("message_stop")
+
+
+def _stop(finish_reason: str | None, stop_reason: str | int | None, called: bool) -> tuple[str, str | None]:
+    """Anthropic's ``stop_reason`` and ``stop_sequence`` for chat's finish reason and vLLM's stop reason (a stop string
+    found, or a stop token id)."""
+    if called:
+        return "tool_use", None
+    if isinstance(stop_reason, str):
+        return "stop_sequence", stop_reason
+    return _STOP_REASONS.get(finish_reason, "end_turn"), None
 
 
 def _tool_use(call_id: str, name: str, arguments: str) -> dict:

@@ -370,7 +370,8 @@ def create_app(
             else:
                 body = {"text": texts[index]}
             scored = {} if call.chat or call.jobs[index].prompt_logprobs is None else {"prompt_logprobs": choice.vllm_prompt_logprobs()}
-            out.append({"index": index, **body, "logprobs": choice.all_logprobs(), "finish_reason": reason, **scored})
+            end = {"finish_reason": reason, "stop_reason": choice.stop_reason}
+            out.append({"index": index, **body, "logprobs": choice.all_logprobs(), **end, **scored})
         if call.chat and call.jobs[0].prompt_logprobs is not None:  # vLLM's chat answer has them once, beside the choices
             head["prompt_logprobs"] = choices[0].vllm_prompt_logprobs()
         answered = {**head, "choices": out, "usage": usage(call, requests)}
@@ -442,6 +443,8 @@ def create_app(
                 choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
             else:
                 choice = {"index": index, "text": piece or "", "logprobs": logprobs, "finish_reason": reason}
+            if reason is not None:  # vLLM's, in the last chunk of a choice
+                choice["stop_reason"] = choices[index].stop_reason
             return {**head, "choices": [choice], **({"usage": chunk_usage(index)} if call.include_usage else {})}
 
         def chunk_usage(index: int) -> dict | None:

@@ -69,11 +69,13 @@ class ChoiceText:
         self.stop = stop = job.stop
         self.rules = rules = job.end_rules
         self.echo_pending = bool(job.echo)  # the prompt's text still to go out, before the first piece
+        self.ending_ids = ending_ids
         self.hidden_ending = frozenset() if rules.include_stop_str_in_output else ending_ids
         self.min_chars: int | None = None if rules.min_tokens else 0  # the text of the first min_tokens tokens
         self.hold = max((len(s) for s in stop), default=1) - 1
         self.sent = ""
         self.stopped = False  # a stop string was found: the rest of the engine's output is not ours
+        self.stop_string: str | None = None  # the one found
         self.offsets: list[int] = []  # where each token's text starts in the completion (logprobs only)
         self.released = 0  # tokens whose logprobs went out
         self.prompt_part: dict | None = None  # the echoed prompt's logprobs, formatted once
@@ -113,7 +115,7 @@ class ChoiceText:
             at, string = min(found)
             cut = max(at + len(string) if self.rules.include_stop_str_in_output else at, len(self.sent))
             self.request.cancelled.set()
-            self.stopped = True  # "stop" is reported with the engine's done event
+            self.stopped, self.stop_string = True, string  # "stop" is reported with the engine's done event
             piece, self.sent = text[len(self.sent) : cut], text[:cut]
             return piece, None, self._logprobs(ids, cut, final=False)
         if done:
@@ -124,6 +126,17 @@ class ChoiceText:
             return None
         piece, self.sent = text[len(self.sent) : safe], text[:safe]
         return piece, None, self._logprobs(ids, safe, final=False)
+
+    @property
+    def stop_reason(self) -> str | int | None:
+        """vLLM's ``stop_reason``: the stop string that ended the choice, or the stop token id that did (any ending id
+        but the tokenizer's own EOS: vLLM counts generation_config's other EOS ids among the stop ids); else None."""
+        if self.stopped:
+            return self.stop_string
+        ids = self.request.output
+        if self.request.finish_reason == "stop" and ids and ids[-1] in self.ending_ids and ids[-1] != self.tokenizer.eos_token_id:
+            return int(ids[-1])
+        return None
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=self.rules.skip_special_tokens)

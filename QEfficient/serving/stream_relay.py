@@ -33,12 +33,13 @@ async def relay(
 class DeltaReader:
     """A chat stream's payloads read for another API's events: ``take(payload)`` gives the events of each delta's
     reasoning, content, tool call opened and arguments (a subclass's ``reasoning``, ``content``, ``call_opened`` and
-    ``arguments``, each a list of events), and keeps the usage and the finish reason for the end."""
+    ``arguments``, each a list of events), and keeps the usage, the finish reason and the stop reason for the end."""
 
     def __init__(self) -> None:
         self.calls: dict[int, int] = {}  # a chat tool call's index -> where the subclass wrote it (call_opened sets it)
         self.usage: dict | None = None
         self.finish: str | None = None
+        self.stop_reason: str | int | None = None  # vLLM's: the stop string or stop token id that ended the answer
         self.failed = False
 
     def take(self, payload: dict) -> list[str]:
@@ -57,6 +58,7 @@ class DeltaReader:
                 if call["function"].get("arguments") and call["index"] in self.calls:
                     out += self.arguments(call["index"], call["function"]["arguments"])
             self.finish = choice.get("finish_reason") or self.finish
+            self.stop_reason = choice.get("stop_reason", self.stop_reason)
         return out
 
     def reasoning(self, piece: str) -> list[str]:
