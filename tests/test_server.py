@@ -149,6 +149,58 @@ def test_a_client_leaving_mid_stream_frees_its_slot(server):
     assert not runner.engine.busy_slots()
 
 
+def test_a_client_leaving_before_the_first_byte_frees_its_slot(tiny_model_dir):
+    """A client gone as soon as its request is read (the disconnect waiting before the stream's first chunk) has its
+    request aborted, as one leaving mid-stream has, not run to max_tokens. Driven through the app's ASGI interface,
+    which lets the disconnect come at that moment every time."""
+    import asyncio
+    import re
+
+    from starlette.testclient import TestClient
+
+    from QEfficient.cloud.serve import build_server
+
+    app, runner = build_server(str(tiny_model_dir("llama")), None, num_cores=1, prefill_seq_len=8, ctx_len=96, full_batch_size=3)
+    body = json.dumps({"prompt": PROMPTS[2], "max_tokens": 64, "ignore_eos": True, "temperature": 0, "stream": True}).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},  # uvicorn's
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/completions",
+        "raw_path": b"/v1/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    def ended(reason: str) -> float:  # requests ended for that reason, as /metrics counts them
+        text = TestClient(app).get("/metrics").text
+        return sum(float(v) for v in re.findall(rf'vllm:request_success_total{{[^}}]*finished_reason="{reason}"[^}}]*}} (\S+)', text))
+
+    try:
+        asyncio.run(app(scope, receive, send))
+        for _ in range(200):
+            if not runner.engine.busy_slots() and runner.inbox.empty():
+                break
+            time.sleep(0.05)
+        assert not any(m.get("body") for m in sent)  # nothing streamed
+        assert (ended("abort"), ended("length")) == (1, 0)
+    finally:
+        runner.stop()
+
+
 def test_full_queue_answers_429(server):
     url, runner, tok, _ = server
     # twice what the queue holds: the engine, 3 slots of 80 tokens at a time, cannot drain the

@@ -29,6 +29,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from QEfficient._version import __version__
@@ -346,7 +347,9 @@ def create_app(
             shape.prompt_tokens = len(call.jobs[0].tokens)  # Anthropic's stream opens with it
         if call.stream:
             source = payloads(call, requests, choices, events, head)
-            return StreamingResponse(sse(source) if shape is None else shape.events(source), media_type="text/event-stream")
+            # released also where the stream never starts (its client gone first), when no finally of the stream runs
+            body = sse(source) if shape is None else shape.events(source)
+            return StreamingResponse(body, media_type="text/event-stream", background=BackgroundTask(release, requests))
         texts, reasons = [""] * len(choices), [None] * len(choices)
         watcher = asyncio.create_task(cancel_on_disconnect(http_request, requests))
         try:
@@ -355,8 +358,7 @@ def create_app(
                 reasons[index] = reason or reasons[index]
         finally:
             watcher.cancel()
-            for r in requests:
-                r.cancelled.set()  # a client that went away frees its slot at the next step
+            release(requests)
         out: list[dict[str, Any]] = []
         for index, choice in enumerate(choices):
             reason = reasons[index]
@@ -376,6 +378,11 @@ def create_app(
             head["prompt_logprobs"] = choices[0].vllm_prompt_logprobs()
         answered = {**head, "choices": out, "usage": usage(call, requests)}
         return answered if shape is None else shape.response(answered)
+
+    def release(requests: list[EngineRequest]) -> None:
+        """A client that went away (or an answer sent) frees its slots at the engine's next step."""
+        for r in requests:
+            r.cancelled.set()
 
     def reads_markup(call: Call) -> bool:
         """Whether the tool parser reads the whole answer, not the content: harmony's calls are messages of it."""
@@ -470,7 +477,6 @@ def create_app(
             logger.error("stream failed", exc_info=err)
             yield APIError(500, f"The server had an error while streaming ({type(err).__name__}).", kind="server_error").body()
         finally:
-            for r in requests:
-                r.cancelled.set()  # a client that went away frees its slot at the next step
+            release(requests)
 
     return app
