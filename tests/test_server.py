@@ -103,6 +103,24 @@ def test_a_stop_string_split_across_tokens_never_reaches_the_client(server):
         assert (text, choice["finish_reason"], choice["stop_reason"]) == (full[:start], "stop", stop), (full, stop)
 
 
+def test_a_stop_string_found_only_at_the_end_still_finishes_with_stop(server):
+    """Where the engine's last event is the first to show the stop string (the text held back until then, as a split
+    character at its end holds it), that event sends the text before it and finish reason "stop" (it once sent none)."""
+    from QEfficient.generation.sampling import SamplingParams
+    from QEfficient.serving.choices import ChoiceText, TokenText
+    from QEfficient.serving.protocol import Job
+
+    _, _, tok, hf = server
+    ids = hf_greedy(hf, tok, PROMPTS[3], 16)
+    full = tok.decode(ids, skip_special_tokens=True)
+    cut = next(k for k in range(1, len(full) - 1) if full.find(full[k : k + 2]) == k)
+    request = Request(tok(PROMPTS[3])["input_ids"], 16, output=list(ids), finish_reason="cancelled")
+    job = Job(request.tokens, 16, SamplingParams(), stop=[full[cut : cut + 2]])
+    choice = ChoiceText(tok, TokenText(tok), request, job, chat=False)
+    assert choice.update(done=True, reason="cancelled")[:2] == (full[:cut], "stop")
+    assert choice.stop_reason == full[cut : cut + 2]
+
+
 def test_stop_strings_and_seeded_sampling(server):
     url, _, tok, hf = server
     full = complete(url, PROMPTS[3], 16)["choices"][0]["text"]
