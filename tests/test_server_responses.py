@@ -77,6 +77,26 @@ def test_a_response_holds_the_chat_answer_streamed_or_not(server):
     assert final.usage.output_tokens == response.usage.output_tokens
 
 
+def test_output_text_logprobs(server):
+    """include ["message.output_text.logprobs"] with top_logprobs: the message's output_text carries the chat answer's
+    logprobs (every token's, the thinking's too, as vLLM's); streamed, the deltas carry them in order and add up to the
+    same entries, also in the done event."""
+    url, client = server
+    expected = chat(url, messages=MESSAGES, max_tokens=12, logprobs=True, top_logprobs=2)["choices"][0]["logprobs"]["content"]
+    asked = {"input": "paint the sky", "max_output_tokens": 12, "temperature": 0, "include": ["message.output_text.logprobs"]}
+    response = client.responses.create(**asked, top_logprobs=2)
+    part = response.output[-1].content[0]
+    assert [lp.model_dump() for lp in part.logprobs] == expected and len(expected) == 12
+    events, final = streamed(client, **asked, top_logprobs=2)
+    deltas = [lp.model_dump() for e in events if e.type == "response.output_text.delta" for lp in e.logprobs]
+    done = next(e for e in events if e.type == "response.output_text.done")
+    assert [entry["token"] for entry in deltas] == [entry["token"] for entry in expected[: len(deltas)]]
+    assert deltas == expected[: len(deltas)] == [lp.model_dump() for lp in done.logprobs]
+    assert [lp.model_dump() for lp in final.output[-1].content[0].logprobs] == deltas
+    plain = client.responses.create(input="paint the sky", max_output_tokens=12, temperature=0, top_logprobs=2)  # no include
+    assert plain.output[-1].type == "message" and not plain.output[-1].content[0].logprobs
+
+
 def test_instructions_and_input_items_become_the_chat_messages(server):
     """instructions, a developer message, an earlier assistant turn, function calls and their outputs reach the chat
     template as the chat route's messages (the same tokens, the same answer); enable_thinking false (chat_template_kwargs, a vLLM

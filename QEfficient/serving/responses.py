@@ -22,6 +22,8 @@ from QEfficient.serving.stream_relay import DeltaReader, relay
 _TEXT_PARTS = ("input_text", "output_text", "text")
 _PASSED_ON = ("temperature", "top_p", "stream", "model", "user", "top_k", "min_p", "repetition_penalty", "seed", "stop")
 _PASSED_ON += ("chat_template_kwargs", "include_reasoning", "parallel_tool_calls", "skip_special_tokens")
+LOGPROBS = "message.output_text.logprobs"  # the include that asks for the output text's logprobs
+_INCLUDED = (LOGPROBS, "reasoning.encrypted_content")  # the latter: nothing to include, there is no encrypted reasoning
 # the chat fields a Responses request's fields become, named back in a 400
 RESPONSES_FIELDS = {"max_tokens": "max_output_tokens", "response_format": "text", "messages": "input", "reasoning_effort": "reasoning"}
 
@@ -172,11 +174,14 @@ def chat_body(body: dict) -> dict:
     if body.get("background"):
         raise APIError(400, "'background' responses are not supported here: leave it out (or false).", "background")
     include = body.get("include")
-    if include:
-        wanted = [x for x in include if x != "reasoning.encrypted_content"] if isinstance(include, list) else include
-        if wanted:
-            raise APIError(400, f"'include' {wanted!r} is not available on this server; leave it out.", "include")
+    if include is not None and not (isinstance(include, list) and all(isinstance(x, str) for x in include)):
+        raise APIError(400, "'include' must be a list of strings.", "include")
+    wanted = [x for x in include or () if x not in _INCLUDED]
+    if wanted:
+        raise APIError(400, f"'include' {wanted!r} is not available on this server; only {list(_INCLUDED)} are.", "include")
     chat = {k: body[k] for k in _PASSED_ON if k in body}
+    if LOGPROBS in (include or ()):  # top_logprobs counts only then, as vLLM reads it
+        chat["logprobs"], chat["top_logprobs"] = True, body.get("top_logprobs", 0)
     chat["messages"] = _messages(body)
     if body.get("max_output_tokens") is not None:
         chat["max_tokens"] = body["max_output_tokens"]
@@ -247,7 +252,8 @@ class ResponsesCall:
         if message.get("reasoning"):  # an empty reasoning streams no item: none here either
             output.append(_reasoning_item(_new_id("rs"), message["reasoning"]))
         if message.get("content") or not output + (message.get("tool_calls") or []):  # an empty answer: an empty message
-            output.append(_message_item(_new_id("msg"), message.get("content") or ""))
+            logprobs = (choice.get("logprobs") or {}).get("content") or []  # every token's, thinking too, as vLLM's
+            output.append(_message_item(_new_id("msg"), message.get("content") or "", logprobs=logprobs))
         for call in message.get("tool_calls") or []:
             output.append(_call_item(_new_id("fc"), call["id"], call["function"]["name"], call["function"]["arguments"]))
         usage = self._usage(completion.get("usage"), message.get("reasoning") or "")
@@ -281,8 +287,8 @@ def _reasoning_item(item_id: str, text: str, status: str = "completed") -> dict:
     return {"type": "reasoning", "id": item_id, "summary": [], "content": [{"type": "reasoning_text", "text": text}], "status": status}
 
 
-def _message_item(item_id: str, text: str, status: str = "completed") -> dict:
-    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+def _message_item(item_id: str, text: str, status: str = "completed", logprobs: list | None = None) -> dict:
+    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}]
     return {"type": "message", "id": item_id, "role": "assistant", "status": status, "content": content}
 
 
@@ -301,6 +307,7 @@ class _EventWriter(DeltaReader):
         self.open: dict | None = None  # the item being written
         self.text = ""  # its text (or arguments) so far
         self.thought = ""  # the reasoning so far (its share of the output tokens)
+        self.text_logprobs: list[dict] = []  # the open message's, sent with its deltas
 
     def emit(self, kind: str, **fields: Any) -> str:
         payload = {"type": kind, "sequence_number": self.sequence, **fields}
@@ -353,7 +360,9 @@ class _EventWriter(DeltaReader):
             return [self.emit("response.function_call_arguments.delta", **where, delta=piece)]
         if kind == "reasoning":
             return [self.emit("response.reasoning_text.delta", **where, content_index=0, delta=piece)]
-        return [self.emit("response.output_text.delta", **where, content_index=0, delta=piece, logprobs=[])]
+        sent, self.logprobs = self.logprobs, []  # those of the tokens read since the last delta (thinking's too)
+        self.text_logprobs += sent
+        return [self.emit("response.output_text.delta", **where, content_index=0, delta=piece, logprobs=sent)]
 
     def close(self) -> list[str]:
         """Events that finish the item being written (none where none is)."""
@@ -366,11 +375,12 @@ class _EventWriter(DeltaReader):
             out = [self.emit("response.function_call_arguments.done", **where, arguments=text)]
         else:
             part = {**item["content"][0], "text": text}
-            done = {**item, "content": [part], "status": "completed"}
             if item["type"] == "reasoning":
                 out = [self.emit("response.reasoning_text.done", **where, content_index=0, text=text)]
             else:
-                out = [self.emit("response.output_text.done", **where, content_index=0, text=text, logprobs=[])]
+                part["logprobs"], self.text_logprobs = self.text_logprobs, []
+                out = [self.emit("response.output_text.done", **where, content_index=0, text=text, logprobs=part["logprobs"])]
+            done = {**item, "content": [part], "status": "completed"}
             out.append(self._part_event("response.content_part.done", part))
         out.append(self.emit("response.output_item.done", output_index=len(self.output), item=done))
         self.output.append(done)

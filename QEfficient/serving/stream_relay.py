@@ -33,13 +33,15 @@ async def relay(
 class DeltaReader:
     """A chat stream's payloads read for another API's events: ``take(payload)`` gives the events of each delta's
     reasoning, content, tool call opened and arguments (a subclass's ``reasoning``, ``content``, ``call_opened`` and
-    ``arguments``, each a list of events), and keeps the usage, the finish reason and the stop reason for the end."""
+    ``arguments``, each a list of events), and keeps the usage, the finish reason and the stop reason for the end, and
+    the logprobs of the tokens read."""
 
     def __init__(self) -> None:
         self.calls: dict[int, int] = {}  # a chat tool call's index -> where the subclass wrote it (call_opened sets it)
         self.usage: dict | None = None
         self.finish: str | None = None
         self.stop_reason: str | int | None = None  # vLLM's: the stop string or stop token id that ended the answer
+        self.logprobs: list[dict] = []  # chat's logprobs entries of the tokens read, until a subclass takes them
         self.failed = False
 
     def take(self, payload: dict) -> list[str]:
@@ -48,6 +50,7 @@ class DeltaReader:
         out: list[str] = []
         for choice in payload.get("choices") or []:
             delta = choice.get("delta") or {}
+            self.logprobs += (choice.get("logprobs") or {}).get("content") or []
             if delta.get("reasoning"):
                 out += self.reasoning(delta["reasoning"])
             if delta.get("content"):
