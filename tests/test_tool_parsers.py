@@ -59,6 +59,22 @@ def assert_stream_adds_up(tools, text: str) -> None:
             'ok<tool_call>{"name": "get_time", "arguments": {"zo',
         ),
         (
+            "longcat",
+            [f"Sure.<longcat_tool_call>{HERMES_CALLS[0]}</longcat_tool_call><longcat_tool_call>{HERMES_CALLS[1]}", "<longcat", "<"],
+            'ok<longcat_tool_call>{"name": "get_time", "arguments": {"zo',
+        ),
+        (
+            "granite4",
+            [
+                f"Sure.<tool_call>{HERMES_CALLS[0]}</tool_call> and <tool_call>\n{HERMES_CALLS[1]}\n</tool_call> done.",
+                f"<tool_call>{HERMES_CALLS[1]}</tool_call>",
+                "A <tool_call> tag is how I call tools.",  # left open: all of it content, as unstreamed
+                "<tool_call>oops</tool_call>",
+                "<",
+            ],
+            'ok<tool_call>{"name": "get_time", "arguments": {"zo',
+        ),
+        (
             "llama3_json",
             [
                 f"{LLAMA3_CALLS[0]}; {LLAMA3_CALLS[1]}",
@@ -80,6 +96,17 @@ def assert_stream_adds_up(tools, text: str) -> None:
                 "[get_time(2)]",
             ],
             "[get_time(zone=2), get_wea",
+        ),
+        (
+            "llama4_pythonic",
+            [
+                '<|python_start|>[get_time(zone=2), get_weather(city="a}\\"b")]<|python_end|>',
+                '[get_weather(city="a}\\"b")]',
+                "<|python_start|>not calls<|python_end|>",
+                "<|python",
+                "[1, 2] is a list",
+            ],
+            "<|python_start|>[get_time(zone=2), get_wea",
         ),
         (
             "mistral",
@@ -172,7 +199,7 @@ def test_a_stream_of_auto_tool_calls_adds_up_to_the_unstreamed_answer(parser, an
     stream = tools.stream()
     early, late = stream.delta(cut[:-1]) or {}, stream.delta(cut[-1], final=True) or {}
     assert tools.message(cut) is None and early.get("content", "") + late.get("content", "") == cut and not stream.called
-    if parser not in ("pythonic", "lfm2"):  # a pythonic call streams once complete
+    if parser not in ("pythonic", "lfm2", "llama4_pythonic", "granite4"):  # these stream a call once it is complete
         assert early["tool_calls"][0]["function"] == {"name": "get_time", "arguments": '{"z'}
     if parser == "hermes":  # a call, then one that is not: the answer is text, all of it content (the call stays sent)
         text = f"<tool_call>{HERMES_CALLS[0]}</tool_call><tool_call>oops</tool_call>"
@@ -250,10 +277,63 @@ def test_tagged_argument_syntaxes_typed_by_the_tools_schemas():
 
 
 def test_vllm_s_other_names_read_alike():
-    """llama4_json and qwen3_xml are vLLM's other names for llama3_json's and qwen3_coder's syntaxes; mimo's thinking
-    is read as Qwen3's."""
+    """llama4_json and qwen3_xml are vLLM's other names for llama3_json's and qwen3_coder's syntaxes, mimo and step3p5
+    read qwen3_coder's calls and poolside_v1 glm45's; mimo's thinking is read as Qwen3's."""
     from QEfficient.serving.reasoning import SYNTAXES
     from QEfficient.serving.tools import PARSERS
 
     assert PARSERS["llama4_json"] is PARSERS["llama3_json"] and PARSERS["qwen3_xml"] is PARSERS["qwen3_coder"]
+    assert PARSERS["mimo"] is PARSERS["step3p5"] is PARSERS["qwen3_coder"] and PARSERS["poolside_v1"] is PARSERS["glm45"]
     assert SYNTAXES["mimo"] is SYNTAXES["qwen3"]
+
+
+def test_invoke_syntaxes_minimax_m2_and_deepseek_dsml():
+    """minimax_m2's <invoke name=...>/<parameter name=...> calls and DeepSeek V3.2's and V4's DSML ones (vLLM's rules):
+    the text before the first block is the content; values typed by the tools' schemas (DSML: string="true" keeps the
+    text as written); streamed a key at a time, adding up to the unstreamed answer; a call cut short is still a call."""
+    from QEfficient.serving.tool_parsers_xml import dsml_value, minimax_value
+    from QEfficient.serving.tools import AutoTools
+
+    minimax = (
+        'Let me check.<minimax:tool_call>\n<invoke name="get_time">\n<parameter name="zone">\n-2\n</parameter>\n</invoke>\n'
+        '<invoke name="get_weather">\n<parameter name="city">a}"b</parameter>\n<parameter name="days"> 3 </parameter>\n'
+        "</invoke>\n</minimax:tool_call>"
+    )
+    ds = "｜DSML｜"
+    dsml = (
+        f'Let me check.<{ds}function_calls>\n<{ds}invoke name="get_time">\n<{ds}parameter name="zone" string="false">-2</{ds}parameter>\n'
+        f'</{ds}invoke>\n<{ds}invoke name="get_weather">\n<{ds}parameter name="city" string="true">a}}"b</{ds}parameter>\n'
+        f'<{ds}parameter name="days" string="false">3</{ds}parameter>\n</{ds}invoke>\n</{ds}function_calls>'
+    )
+    v4 = dsml.replace(f"{ds}function_calls>", f"{ds}tool_calls>")
+    # "days" has no schema: text, also where DSML says string="false" (vLLM's rules)
+    for parser, text in (("minimax_m2", minimax), ("deepseek_v32", dsml), ("deepseek_v4", v4)):
+        tools = AutoTools(TOOLS, parser)
+        message = tools.message(text)
+        assert message["content"] == "Let me check."
+        calls = [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in message["tool_calls"]]
+        assert calls == [("get_time", {"zone": -2}), ("get_weather", {"city": 'a}"b', "days": "3"})]
+        cut = text[: text.rindex("</invoke>" if parser == "minimax_m2" else f"</{ds}invoke>")]
+        assert [c["function"]["name"] for c in tools.message(cut)["tool_calls"]] == ["get_time", "get_weather"]
+        for answer in (text, cut, text[: text.index("get_weather")], "Plain text, <no calls>", "<"):
+            assert_stream_adds_up(tools, answer)
+    assert AutoTools(TOOLS, "deepseek_v32").message(v4) is None and AutoTools(TOOLS, "deepseek_v4").message(dsml) is None
+    schema = {"n": {"type": "integer"}, "x": {"type": ["number", "null"]}, "b": {"type": "boolean"}, "o": {"type": "object"}}
+    schema |= {"s": {"type": "string"}, "e": {"enum": [1, 2]}, "u": {"anyOf": [{"type": "integer"}, {"type": "string"}]}}
+    cases = [
+        ("n", "7", 7, 7),
+        ("n", "seven", "seven", "seven"),
+        ("x", "2.0", 2, 2),
+        ("x", "inf", "inf", "inf"),
+        ("x", "null", None, None),
+        ("b", "yes", True, "yes"),
+        ("b", "0", False, False),
+        ("o", '{"k": [1, null]}', {"k": [1, None]}, {"k": [1, None]}),
+        ("s", "null", None, "null"),
+        ("s", "42", "42", "42"),
+        ("e", "2", 2, 2),
+        ("u", "x1", "x1", "x1"),
+        ("missing", "[1]", "[1]", "[1]"),
+    ]
+    for key, value, by_minimax, by_dsml in cases:
+        assert (minimax_value(value, schema.get(key)), dsml_value(value, schema.get(key))) == (by_minimax, by_dsml), (key, value)

@@ -41,12 +41,15 @@ TOOL_CALL_PARSERS = (
     "pythonic",
     "mistral",
     "llama4_json",
+    "llama4_pythonic",
+    "longcat",
     "deepseek_v3",
     "deepseek_v31",
     "kimi_k2",
     "internlm",
     "jamba",
     "granite",
+    "granite4",
     "phi4_mini_json",
     "lfm2",
     "qwen3_coder",
@@ -54,6 +57,12 @@ TOOL_CALL_PARSERS = (
     "qwen3_xml",
     "seed_oss",
     "glm47",
+    "minimax_m2",
+    "deepseek_v32",
+    "deepseek_v4",
+    "mimo",
+    "step3p5",
+    "poolside_v1",
     "openai",
 )
 
@@ -73,6 +82,9 @@ REASONING_PARSERS = (
     "granite",
     "openai_gptoss",
     "mimo",
+    "poolside_v1",
+    "deepseek_v4",
+    "solar_open2",
 )
 
 API_KEY_ENV = "QEFF_API_KEY"

@@ -8,6 +8,8 @@ calls so far, so that they stream.
   (``<|python_tag|>`` first or not), Llama 3.1-3.3's JSON calls.
 - ``pythonic``: an answer that is a Python list of calls with keyword arguments, ``[get_weather(city="Paris")]``,
   Llama 3.2's and Llama 4's; a call streams whole once its closing parenthesis is written.
+- ``longcat`` (LongCat-Flash): hermes' calls in ``<longcat_tool_call>`` tags.
+- ``llama4_pythonic``: pythonic, after ``<|python_start|>`` (and less ``<|python_end|>``) where the answer keeps them.
 - ``mistral``: ``[TOOL_CALLS]`` then a JSON array of ``{"name", "arguments"}`` objects (Mistral 7B v0.3's tokenizer) or
   ``name[ARGS]{...}`` calls (later tokenizers), the text before it the content. ``[TOOL_CALLS]`` is a special token,
   so a request this parser reads is decoded with its special tokens (vLLM's ``skip_special_tokens=False``).
@@ -23,6 +25,7 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Callable
+from functools import partial
 
 # (name, arguments so far, index after the call): a call as a scan sees it, perhaps cut short
 ScannedCall = tuple[str | None, str | None, int | None]
@@ -133,41 +136,43 @@ def _written_call(text: str, start: int, end: int, keys: tuple[str, ...]) -> dic
 _HERMES_OPEN, _HERMES_CLOSE = "<tool_call>", "</tool_call>"
 
 
-def _hermes_message(text: str) -> dict | None:
+def _hermes_message(text: str, tags: tuple[str, str] = (_HERMES_OPEN, _HERMES_CLOSE)) -> dict | None:
     """vLLM's hermes rules: each <tool_call> holds a JSON object (the last one's end tag may be cut); any call that is
-    not JSON with a name makes the whole answer text."""
-    first = text.find(_HERMES_OPEN)
+    not JSON with a name makes the whole answer text. ``tags``: the opening and closing tags (longcat's are its own)."""
+    opening, closing = tags
+    first = text.find(opening)
     if first < 0:
         return None
     calls, at = [], first
     while at >= 0:
-        close = text.find(_HERMES_CLOSE, at)
+        close = text.find(closing, at)
         end = len(text) if close < 0 else close
-        start = _skip(text, at + len(_HERMES_OPEN))
+        start = _skip(text, at + len(opening))
         body_end = len(text[:end].rstrip())
         call = _written_call(text, start, body_end, ("arguments",)) if start < body_end else None
         if call is None:
             return None
         calls.append(call)
-        at = -1 if close < 0 else text.find(_HERMES_OPEN, close)
+        at = -1 if close < 0 else text.find(opening, close)
     return {"role": "assistant", "content": text[:first] or None, "tool_calls": calls}
 
 
-def _hermes_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
+def _hermes_scan(text: str, final: bool, tags: tuple[str, str] = (_HERMES_OPEN, _HERMES_CLOSE)) -> tuple[str, list[ScannedCall]]:
     """(content, calls) of a hermes answer so far: the text before the first <tool_call> (less a tail that may begin
     one, until the answer ends), and the calls after each tag."""
-    content, first = _before_marker(text, _HERMES_OPEN, final)
+    opening = tags[0]
+    content, first = _before_marker(text, opening, final)
     if first < 0:
         return content, []
     calls, at = [], first
     while at >= 0:
-        i = _skip(text, at + len(_HERMES_OPEN))
+        i = _skip(text, at + len(opening))
         if i >= len(text) or text[i] != "{":
             break
         calls.append(scan_call(text, i, "arguments"))
         if calls[-1][2] is None:
             break
-        at = text.find(_HERMES_OPEN, calls[-1][2])
+        at = text.find(opening, calls[-1][2])
     return text[:first], calls
 
 
@@ -296,6 +301,28 @@ def _pythonic_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall
     return None, _pythonic_calls(stripped)[0]
 
 
+# llama4_pythonic: pythonic, where the answer may be wrapped in <|python_start|> ... <|python_end|> (special tokens,
+# seen where a client keeps them)
+_PYTHON_START, _PYTHON_END = "<|python_start|>", "<|python_end|>"
+
+
+def _llama4_body(text: str) -> str:
+    return text[len(_PYTHON_START) :].replace(_PYTHON_END, "") if text.startswith(_PYTHON_START) else text
+
+
+def _llama4_message(text: str) -> dict | None:
+    return _pythonic_message(_llama4_body(text))
+
+
+def _llama4_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall]]:
+    if not final and _PYTHON_START.startswith(text):
+        return None, []  # it may still begin with the tag
+    body = _llama4_body(text)
+    if body is not text and not body.lstrip().startswith("["):
+        return text, []  # not calls: the answer is its text, tags and all
+    return _pythonic_scan(body, final)  # a special token: <|python_end|> comes whole
+
+
 # mistral
 _MISTRAL_CALLS, _MISTRAL_ARGS = "[TOOL_CALLS]", "[ARGS]"
 
@@ -386,3 +413,6 @@ PARSERS = {
     "mistral": ToolCallParser(_mistral_message, _mistral_scan, special_tokens=True),
 }
 PARSERS["llama4_json"] = PARSERS["llama3_json"]  # vLLM's name for Llama 4's JSON calls, read alike
+PARSERS["llama4_pythonic"] = ToolCallParser(_llama4_message, _llama4_scan)
+_LONGCAT = ("<longcat_tool_call>", "</longcat_tool_call>")  # LongCat-Flash: hermes' calls in its own tags
+PARSERS["longcat"] = ToolCallParser(partial(_hermes_message, tags=_LONGCAT), partial(_hermes_scan, tags=_LONGCAT))

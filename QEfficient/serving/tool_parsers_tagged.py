@@ -12,6 +12,8 @@ written. Their markers are special tokens, so a request these parsers read is de
 - ``jamba``: ``<tool_calls>`` then a JSON array of ``{"name", "arguments"}`` objects, ``</tool_calls>``.
 - ``granite`` (Granite 3.x): an answer that is a JSON array of ``{"name", "arguments"}`` objects, after
   ``<|tool_call|>`` or ``<tool_call>``.
+- ``granite4`` (Granite 4): ``<tool_call>{"name", "arguments"}</tool_call>`` anywhere in the answer, the text around
+  the calls the content (all of it, joined); a call left open makes the answer text; each call streams once closed.
 - ``phi4_mini_json`` (Phi-4-mini): ``functools`` then a JSON array of ``{"name", "arguments"}`` (or ``"parameters"``)
   objects; plain text, no special tokens.
 - ``lfm2`` (LiquidAI LFM2, LFM2.5): ``<|tool_call_start|>``, a pythonic list of calls (``[f(x=1)]``, as ``pythonic``
@@ -35,6 +37,7 @@ from QEfficient.serving.tool_parsers import (
     _pythonic_calls,
     _pythonic_message,
     _skip,
+    _written_call,
     scan_call,
     scan_call_array,
     tool_call,
@@ -219,6 +222,43 @@ def _granite_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall]
     return None, scan_call_array(body, 0, "arguments")
 
 
+# granite4: <tool_call>{...}</tool_call> anywhere, the text around the calls the content
+_G4_OPEN, _G4_CLOSE = "<tool_call>", "</tool_call>"
+
+
+def _granite4_parts(text: str, final: bool) -> tuple[str, list[ScannedCall], bool]:
+    """(the text outside the closed calls so far, less a tail that may begin a tag while the answer goes on; the closed
+    calls; whether every closed call is a JSON object with a name and nothing is left open)."""
+    content, calls, at = "", [], 0
+    while True:
+        start = text.find(_G4_OPEN, at)
+        if start < 0:
+            return content + _before_marker(text[at:], _G4_OPEN, final)[0], calls, True
+        content += text[at:start]
+        close = text.find(_G4_CLOSE, start)
+        if close < 0:
+            return content, calls, False  # a call being written (or left open)
+        body_start, body_end = _skip(text, start + len(_G4_OPEN)), len(text[:close].rstrip())
+        call = _written_call(text, body_start, body_end, ("arguments",)) if body_start < body_end else None
+        if call is None:
+            return content, calls, False
+        calls.append((call["function"]["name"], call["function"]["arguments"], close + len(_G4_CLOSE)))
+        at = close + len(_G4_CLOSE)
+
+
+def _granite4_message(text: str) -> dict | None:
+    """vLLM's granite4 rules: closed calls, each a JSON object with a name, and the text around them the content."""
+    content, calls, whole = _granite4_parts(text, final=True)
+    if not calls or not whole:
+        return None
+    return {"role": "assistant", "content": content or None, "tool_calls": [tool_call(n, a) for n, a, _ in calls]}
+
+
+def _granite4_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
+    content, calls, _ = _granite4_parts(text, final)
+    return content, calls
+
+
 # phi4_mini_json: functools[...]
 _PHI4 = "functools"
 
@@ -284,6 +324,7 @@ TAGGED_PARSERS = {
     "internlm": ToolCallParser(_internlm_message, _internlm_scan, special_tokens=True),
     "jamba": ToolCallParser(_jamba_message, _jamba_scan, special_tokens=True),
     "granite": ToolCallParser(_granite_message, _granite_scan),
+    "granite4": ToolCallParser(_granite4_message, _granite4_scan, special_tokens=True),
     "phi4_mini_json": ToolCallParser(_phi4_message, _phi4_scan),
     "lfm2": ToolCallParser(_lfm2_message, _lfm2_scan, special_tokens=True),
 }

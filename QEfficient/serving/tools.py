@@ -4,9 +4,10 @@ schema made from the tools' parameters, and comes back as ``tool_calls``.
 
 ``tool_choice`` ``"auto"`` (the default when tools are given) lets the model answer in text or call tools in its own
 syntax: a server started with ``--enable_auto_tool_choice --tool_call_parser NAME`` (vLLM's flags) parses it
-(serving/tool_parsers.py: ``hermes``, ``llama3_json``, ``pythonic``, ``mistral``; serving/tool_parsers_tagged.py:
-``deepseek_v3``, ``deepseek_v31``, ``kimi_k2``, ``internlm``, ``jamba``, ``granite``, ``phi4_mini_json``, ``lfm2``;
-serving/tool_parsers_xml.py: ``qwen3_coder``, ``seed_oss``, ``glm45``; serving/harmony.py: ``openai``, gpt-oss's);
+(serving/tool_parsers.py: ``hermes``, ``longcat``, ``llama3_json``, ``pythonic``, ``llama4_pythonic``, ``mistral``;
+serving/tool_parsers_tagged.py: ``deepseek_v3``, ``deepseek_v31``, ``kimi_k2``, ``internlm``, ``jamba``, ``granite``,
+``granite4``, ``phi4_mini_json``, ``lfm2``; serving/tool_parsers_xml.py: ``qwen3_coder``, ``seed_oss``, ``glm45``,
+``minimax_m2``, ``deepseek_v32``, ``deepseek_v4``; serving/harmony.py: ``openai``, gpt-oss's);
 without them it is refused with what to send.
 
 Every kind streams as it is written (``delta.tool_calls``: a call's id, type and name with its first piece, then pieces
