@@ -219,6 +219,25 @@ def test_a_client_leaving_before_the_first_byte_frees_its_slot(tiny_model_dir):
         runner.stop()
 
 
+def test_chat_echo_puts_the_continued_message_first(server):
+    """vLLM's chat echo: where the last message is the assistant's (continue_final_message), the answer's content
+    starts with its text (text parts joined by newlines), streamed as a chunk of its own after the role's; with
+    another last role, nothing is echoed."""
+    url = server[0]
+    parts = [{"type": "text", "text": "Hi,"}, {"type": "text", "text": "I"}]
+    turn = [{"role": "user", "content": "My name is"}, {"role": "assistant", "content": parts}]
+    body = {"messages": turn, "add_generation_prompt": False, "continue_final_message": True, "max_tokens": 6, "temperature": 0}
+    plain = post(url, "chat/completions", body).json()["choices"][0]["message"]["content"]
+    echoed = post(url, "chat/completions", {**body, "echo": True}).json()["choices"][0]["message"]["content"]
+    assert echoed == "Hi,\nI" + plain
+    chunks = sse_chunks(url, "chat/completions", {**body, "echo": True})
+    assert chunks[1]["choices"][0]["delta"] == {"content": "Hi,\nI"}
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == echoed
+    user_last = {"messages": turn[:1], "max_tokens": 4, "temperature": 0}
+    answers = [post(url, "chat/completions", {**user_last, **extra}).json()["choices"][0]["message"] for extra in ({}, {"echo": True})]
+    assert answers[0] == answers[1]
+
+
 def test_full_queue_answers_429(server):
     url, runner, tok, _ = server
     # twice what the queue holds: the engine, 3 slots of 80 tokens at a time, cannot drain the

@@ -369,6 +369,8 @@ def create_app(
                 message = call.tools.message(texts[index] if reads_markup(call) else content) if call.tools is not None else None
                 if message is not None:  # tool calls (serving/tools.py)
                     body, reason = {"message": {**message, **thinking}}, call.tools.finish_reason(reason)
+                if call.chat_echo:  # vLLM's: the continued message's text first
+                    body["message"]["content"] = call.chat_echo + (body["message"]["content"] or "")
             else:
                 body = {"text": texts[index]}
             scored = {} if call.chat or call.jobs[index].prompt_logprobs is None else {"prompt_logprobs": choice.vllm_prompt_logprobs()}
@@ -464,6 +466,9 @@ def create_app(
             if call.chat:
                 for index in range(len(choices)):
                     yield chunk(index, None, None, None, first=True)
+                for index in range(len(choices) if call.chat_echo else 0):  # vLLM's echo: the continued message's text
+                    echoed = {"index": index, "delta": {"content": call.chat_echo}, "logprobs": None, "finish_reason": None}
+                    yield {**head, "choices": [echoed], **({"usage": chunk_usage(index)} if call.include_usage else {})}
             async for index, piece, reason, logprobs in progress(events, choices):
                 if piece or reason or (logprobs and any(logprobs.get(k) for k in ("content", "tokens"))):
                     sent = chunk(index, piece, reason, logprobs)

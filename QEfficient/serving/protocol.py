@@ -89,6 +89,20 @@ class Call:
     tools: ForcedTools | AutoTools | None = None  # chat: the tool calls the request forces or allows (serving/tools.py)
     continuous_usage: bool = False  # a stream's chunks carry their choice's usage so far (vLLM's continuous_usage_stats)
     reasoning: Reasoning | None = None  # chat on a server with a reasoning parser: the answer's thinking apart (serving/reasoning.py)
+    chat_echo: str = ""  # vLLM's chat echo: the last (assistant) message's text, before the answer's content
+
+
+def _chat_echo(body: dict) -> str:
+    """vLLM's chat ``echo``: the last message's text (its text parts, joined by newlines) where it is the assistant's,
+    whose answer continues it; else nothing."""
+    last = body["messages"][-1]  # validated with the prompt
+    if last.get("role") != "assistant":
+        return ""
+    content = last.get("content")
+    if isinstance(content, str):
+        return content
+    parts = content if isinstance(content, list) else []
+    return "\n".join(p["text"] for p in parts if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))
 
 
 def _reject_constant(name: str) -> None:
@@ -273,10 +287,13 @@ class RequestParser:
         call = self._options(body, top, chat=True)
         tools = call.tools.tools if call.tools is not None else None
         if self.images is not None:
-            return self._image_chat(call, body, tools)
-        prompt = self.chat_prompt(body.get("messages"), tools=tools, options=template_options(body))
-        ids = self._tokens(prompt, "messages", special_tokens=False)
-        return self._with_prompts(self._reasoning(call, body, ids[0]), [ids])
+            call = self._image_chat(call, body, tools)
+        else:
+            prompt = self.chat_prompt(body.get("messages"), tools=tools, options=template_options(body))
+            ids = self._tokens(prompt, "messages", special_tokens=False)
+            call = self._with_prompts(self._reasoning(call, body, ids[0]), [ids])
+        call.chat_echo = _chat_echo(body) if boolean(body, "echo") else ""
+        return call
 
     def _reasoning(self, call: Call, body: dict, ids: list[int]) -> Call:
         """The call with its answer's reasoning split (where the server has a reasoning parser), read from the end of
