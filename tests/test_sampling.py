@@ -62,11 +62,26 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"temperature": -1}, {"top_p": 0}, {"top_k": -2}, {"repetition_penalty": 0}, {"min_p": 1.5}],
+    [
+        {"temperature": -1},
+        {"top_p": 0},
+        {"top_k": -2},
+        {"repetition_penalty": 0},
+        {"min_p": 1.5},
+        {"temperature": float("nan")},  # NaN passes every comparison: it would sample garbage
+        {"temperature": float("inf")},
+        {"repetition_penalty": float("nan")},
+        {"presence_penalty": float("inf")},
+        {"temperature": "0.7"},
+        {"top_k": True},
+    ],
 )
 def test_bad_sampling_arguments(kwargs):
     with pytest.raises(ValueError):
         SamplingParams(**kwargs)
+    import numpy as np
+
+    SamplingParams(temperature=np.float32(0.5), top_k=np.int64(3))  # numpy's scalars are numbers too
 
 
 def test_a_prompt_id_past_the_head_is_not_penalized_nor_an_error():

@@ -6,6 +6,8 @@ repetition penalty, counting the generated tokens only (the repetition penalty c
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,9 +30,13 @@ class SamplingParams:
     logit_bias: tuple[tuple[int, float], ...] | None = None  # (token id, value added to its logit) pairs
 
     def __post_init__(self) -> None:
+        for name in ("temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "min_p"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}.")
         if self.temperature is not None and self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}.")
-        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 0):
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, numbers.Integral) or self.top_k < 0):
             raise ValueError(f"top_k must be a non-negative integer, got {self.top_k!r}.")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}.")
