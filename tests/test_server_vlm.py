@@ -144,6 +144,18 @@ def test_an_image_as_a_data_url_gives_hfs_tokens(server, llava):
     assert r.json()["usage"]["prompt_tokens"] > 16  # the image's 16 tokens are counted
 
 
+def test_anthropic_count_tokens_counts_an_image_s_tokens(server):
+    """Anthropic's /v1/messages/count_tokens on a vision-language server: the prompt's tokens as a chat request makes
+    them, the image's included (the usage of the same chat's answer)."""
+    img = image(2)
+    source = {"type": "base64", "media_type": "image/png", "data": data_url(img).split(",", 1)[1]}
+    blocks = [{"type": "image", "source": source}, {"type": "text", "text": "What is this?"}]
+    counted = httpx.post(f"{server}/v1/messages/count_tokens", json={"messages": [{"role": "user", "content": blocks}]}, timeout=120)
+    assert counted.status_code == 200, counted.text
+    parts = [{"type": "image_url", "image_url": {"url": data_url(img)}}, {"type": "text", "text": "What is this?"}]
+    assert counted.json()["input_tokens"] == chat(server, parts).json()["usage"]["prompt_tokens"] > 16
+
+
 def test_a_fetched_image_and_a_text_only_chat_share_the_batch(server, llava, image_host):
     with_image = [{"type": "text", "text": "Look:"}, {"type": "image_url", "image_url": {"url": f"{image_host}/cat.png"}}]
     with ThreadPoolExecutor(2) as pool:

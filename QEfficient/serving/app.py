@@ -277,8 +277,8 @@ def create_app(
         def count(raw: bytes) -> dict:
             chat = anthropic_chat_body(parse_json(raw), count_only=True)
             parser.check_model(chat)
-            if images is not None:
-                raise APIError(400, "This vision-language server does not count a chat's tokens (its images count too).", "messages")
+            if images is not None:  # the prompt as a chat request makes it, its images' tokens in it
+                return {"input_tokens": len(parser.chat({**chat, "max_tokens": 1}).jobs[0].tokens)}
             tools = chat.get("tools") if chat.get("tool_choice") != "none" else None  # as the answer's prompt has them
             text = parser.chat_prompt(chat["messages"], tools=tools, options=template_options(chat))
             return {"input_tokens": len(tokenizer(text, add_special_tokens=False)["input_ids"])}
