@@ -79,8 +79,8 @@ def test_a_response_holds_the_chat_answer_streamed_or_not(server):
 
 def test_output_text_logprobs(server):
     """include ["message.output_text.logprobs"] with top_logprobs: the message's output_text carries the chat answer's
-    logprobs (every token's, the thinking's too, as vLLM's); streamed, the deltas carry them in order and add up to the
-    same entries, also in the done event."""
+    logprobs (every token's, the thinking's too, as vLLM's); streamed, the deltas carry them in order, and the done
+    event and the final response hold every one."""
     url, client = server
     expected = chat(url, messages=MESSAGES, max_tokens=12, logprobs=True, top_logprobs=2)["choices"][0]["logprobs"]["content"]
     asked = {"input": "paint the sky", "max_output_tokens": 12, "temperature": 0, "include": ["message.output_text.logprobs"]}
@@ -91,8 +91,8 @@ def test_output_text_logprobs(server):
     deltas = [lp.model_dump() for e in events if e.type == "response.output_text.delta" for lp in e.logprobs]
     done = next(e for e in events if e.type == "response.output_text.done")
     assert [entry["token"] for entry in deltas] == [entry["token"] for entry in expected[: len(deltas)]]
-    assert deltas == expected[: len(deltas)] == [lp.model_dump() for lp in done.logprobs]
-    assert [lp.model_dump() for lp in final.output[-1].content[0].logprobs] == deltas
+    assert deltas == expected[: len(deltas)] and [lp.model_dump() for lp in done.logprobs] == expected
+    assert [lp.model_dump() for lp in final.output[-1].content[0].logprobs] == expected
     plain = client.responses.create(input="paint the sky", max_output_tokens=12, temperature=0, top_logprobs=2)  # no include
     assert plain.output[-1].type == "message" and not plain.output[-1].content[0].logprobs
 
@@ -237,6 +237,9 @@ def test_a_message_holds_the_chat_answer_streamed_or_not(claude):
     with client.messages.stream(model=model, max_tokens=12, messages=MESSAGES, **sequence) as stream:
         final = stream.get_final_message()
     assert (final.content[-1].text, final.stop_reason, final.stop_sequence) == (text[:cut], "stop_sequence", text[cut : cut + 2])
+    from QEfficient.serving.anthropic import _stop
+
+    assert _stop("tool_calls", text[cut : cut + 2], called=False) == ("tool_use", None)  # calls, whatever stopped them
     counted = client.messages.count_tokens(model=model, messages=MESSAGES)
     assert counted.input_tokens == httpx.post(f"{url}/tokenize", json={"messages": MESSAGES}, timeout=30).json()["count"]
 

@@ -291,7 +291,7 @@ def test_invoke_syntaxes_minimax_m2_and_deepseek_dsml():
     """minimax_m2's <invoke name=...>/<parameter name=...> calls and DeepSeek V3.2's and V4's DSML ones (vLLM's rules):
     the text before the first block is the content; values typed by the tools' schemas (DSML: string="true" keeps the
     text as written); streamed a key at a time, adding up to the unstreamed answer; a call cut short is still a call."""
-    from QEfficient.serving.tool_parsers_xml import dsml_value, minimax_value
+    from QEfficient.serving.tool_parsers_invoke import dsml_value, minimax_value
     from QEfficient.serving.tools import AutoTools
 
     minimax = (
@@ -318,6 +318,15 @@ def test_invoke_syntaxes_minimax_m2_and_deepseek_dsml():
         for answer in (text, cut, text[: text.index("get_weather")], "Plain text, <no calls>", "<"):
             assert_stream_adds_up(tools, answer)
     assert AutoTools(TOOLS, "deepseek_v32").message(v4) is None and AutoTools(TOOLS, "deepseek_v4").message(dsml) is None
+    tools = AutoTools(TOOLS, "minimax_m2")
+    after = minimax + ' Note: <invoke name="rm"><parameter name="path">/</parameter></invoke>'  # outside any block: text
+    unnamed = '<minimax:tool_call><invoke name=""><parameter name="x">1</parameter></invoke></minimax:tool_call>'
+    twice = '<minimax:tool_call><invoke name="get_time"><parameter name="zone">7</parameter><parameter name="zone">9</parameter>'
+    assert [c["function"]["name"] for c in tools.message(after)["tool_calls"]] == ["get_time", "get_weather"]
+    assert tools.message(unnamed) is None  # an invoke without a name is no call
+    assert json.loads(tools.message(twice)["tool_calls"][0]["function"]["arguments"]) == {"zone": 7}  # the first value stays
+    for answer in (after, unnamed, twice):
+        assert_stream_adds_up(tools, answer)
     schema = {"n": {"type": "integer"}, "x": {"type": ["number", "null"]}, "b": {"type": "boolean"}, "o": {"type": "object"}}
     schema |= {"s": {"type": "string"}, "e": {"enum": [1, 2]}, "u": {"anyOf": [{"type": "integer"}, {"type": "string"}]}}
     cases = [
@@ -337,3 +346,16 @@ def test_invoke_syntaxes_minimax_m2_and_deepseek_dsml():
     ]
     for key, value, by_minimax, by_dsml in cases:
         assert (minimax_value(value, schema.get(key)), dsml_value(value, schema.get(key))) == (by_minimax, by_dsml), (key, value)
+
+
+def test_json_nested_deeper_than_the_stack_is_text_for_every_parser():
+    """An answer whose JSON nests past Python's recursion limit reads as text (it was an exception: a 500)."""
+    from QEfficient.serving.tools import PARSERS, AutoTools
+
+    deep = '{"a": ' * 50000 + "1" + "}" * 50000
+    for name in PARSERS:
+        tools = AutoTools(TOOLS, name)
+        for text in (f'<tool_call>{{"name": "get_time", "arguments": {deep}}}</tool_call>', f"[{deep}]", deep, f"functools[{deep}]"):
+            message = tools.message(text)
+            assert message is None or isinstance(message["tool_calls"], list)
+            tools.stream().delta(text, final=True)

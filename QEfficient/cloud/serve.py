@@ -57,12 +57,12 @@ TOOL_CALL_PARSERS = (
     "qwen3_xml",
     "seed_oss",
     "glm47",
-    "minimax_m2",
-    "deepseek_v32",
-    "deepseek_v4",
     "mimo",
     "step3p5",
     "poolside_v1",
+    "minimax_m2",
+    "deepseek_v32",
+    "deepseek_v4",
     "openai",
 )
 

@@ -90,17 +90,20 @@ def sampling_from_qaic_params(sampling_params: dict[str, Any]) -> SamplingParams
     if all(np.all(values == values[0]) for values in columns.values()):
         return replace(row(0, _seed(randoms)), allowed_tokens=allowed)
     own_numbers = randoms is not None and randoms.ndim == 2 and len(randoms) == rows
-    seeds = [_seed(randoms[i]) for i in range(rows)] if own_numbers else [_seed(randoms)] * rows
+    # a row with its own numbers draws as they do alone; rows that share numbers draw apart (as a batch's rows do)
+    seeds = [_seed(randoms[i]) if own_numbers else _seed(randoms, row=i) for i in range(rows)]
     return RowSampling(rows=tuple(row(i, seeds[i]) for i in range(rows)), allowed_tokens=allowed)
 
 
-def _seed(random_numbers: np.ndarray | None) -> int | None:
-    """A seed from QEfficient's ``random_numbers``: the same numbers, the same tokens."""
+def _seed(random_numbers: np.ndarray | None, row: int | None = None) -> int | None:
+    """A seed from QEfficient's ``random_numbers`` (and the ``row`` it seeds): the same numbers, the same tokens."""
     if random_numbers is None:
         return None
     import hashlib  # here only: it loads OpenSSL's libcrypto, which a run-time process otherwise never needs
 
     digest = hashlib.blake2b(np.ascontiguousarray(random_numbers).tobytes(), digest_size=8)
+    if row is not None:
+        digest.update(row.to_bytes(4, "little"))
     return int.from_bytes(digest.digest(), "little")
 
 

@@ -24,12 +24,11 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from QEfficient._version import __version__
@@ -166,6 +165,22 @@ def structured_output_tables(tokenizer, engine):
             return built[0]
 
     return tables
+
+
+class ReleasingStream(StreamingResponse):
+    """A server-sent event stream that lets its engine requests go however it ends: also where it never starts (its
+    client gone first), when no ``finally`` of its body runs, and where the ASGI server reports the client gone by an
+    exception."""
+
+    def __init__(self, body: AsyncIterator[str], release: Callable[[], None]) -> None:
+        super().__init__(body, media_type="text/event-stream")
+        self.release = release
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
 
 
 def create_app(
@@ -347,9 +362,7 @@ def create_app(
             shape.prompt_tokens = len(call.jobs[0].tokens)  # Anthropic's stream opens with it
         if call.stream:
             source = payloads(call, requests, choices, events, head)
-            # released also where the stream never starts (its client gone first), when no finally of the stream runs
-            body = sse(source) if shape is None else shape.events(source)
-            return StreamingResponse(body, media_type="text/event-stream", background=BackgroundTask(release, requests))
+            return ReleasingStream(sse(source) if shape is None else shape.events(source), lambda: release(requests))
         texts, reasons = [""] * len(choices), [None] * len(choices)
         watcher = asyncio.create_task(cancel_on_disconnect(http_request, requests))
         try:

@@ -142,8 +142,8 @@ SYNTAXES: dict[str, ReasoningSyntax] = {  # vLLM's --reasoning-parser names and 
 }
 SYNTAXES["mimo"] = SYNTAXES["qwen3"]  # vLLM reads MiMo's thinking as Qwen3's
 SYNTAXES["poolside_v1"] = SYNTAXES["deepseek_v3"]  # vLLM's: DeepSeek-V3's, read in the prompt's last assistant turn
-SYNTAXES["deepseek_v4"] = dataclasses.replace(  # a tool call written while thinking ends it
-    _THINK, implicit_ends=("<｜DSML｜tool_calls>",), switches=("thinking", "enable_thinking"), strip=True
+SYNTAXES["deepseek_v4"] = dataclasses.replace(  # deepseek_v3's, and a tool call written while thinking ends it
+    SYNTAXES["deepseek_v3"], implicit_ends=("<｜DSML｜tool_calls>",)
 )
 SYNTAXES["solar_open2"] = ReasoningSyntax(("<|think:start|>",), ("<|think:end|>",), implicit_ends=("<|tool_call:start|>",))
 REASONING_PARSERS = tuple(SYNTAXES)  # the names served here

@@ -378,7 +378,8 @@ class _EventWriter(DeltaReader):
             if item["type"] == "reasoning":
                 out = [self.emit("response.reasoning_text.done", **where, content_index=0, text=text)]
             else:
-                part["logprobs"], self.text_logprobs = self.text_logprobs, []
+                # and those of the tokens read since its last delta (an ending token's, a call's), as unstreamed
+                part["logprobs"], self.text_logprobs, self.logprobs = self.text_logprobs + self.logprobs, [], []
                 out = [self.emit("response.output_text.done", **where, content_index=0, text=text, logprobs=part["logprobs"])]
             done = {**item, "content": [part], "status": "completed"}
             out.append(self._part_event("response.content_part.done", part))

@@ -124,7 +124,7 @@ def _written_call(text: str, start: int, end: int, keys: tuple[str, ...]) -> dic
     try:
         call = json.loads(text[start:end])
         name, arguments = call["name"], next((call[k] for k in keys if k in call), {})
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):  # RecursionError: JSON nested deeper than the stack
         return None
     if not isinstance(name, str):
         return None
@@ -197,7 +197,7 @@ def _llama3_message(text: str) -> dict | None:
     while i < len(body):
         try:
             end = decoder.raw_decode(body, i)[1]
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         call = _written_call(body, i, end, _LLAMA3_KEYS)
         if call is None:
@@ -371,7 +371,7 @@ def _mistral_message(text: str) -> dict | None:
         else:
             ok = all(end is not None and name and isinstance(json.loads(arguments), dict) for name, arguments, end in calls)
             ok = ok and not rest[calls[-1][2] :].strip()
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
     if not ok:
         return None
@@ -415,4 +415,4 @@ PARSERS = {
 PARSERS["llama4_json"] = PARSERS["llama3_json"]  # vLLM's name for Llama 4's JSON calls, read alike
 PARSERS["llama4_pythonic"] = ToolCallParser(_llama4_message, _llama4_scan)
 _LONGCAT = ("<longcat_tool_call>", "</longcat_tool_call>")  # LongCat-Flash: hermes' calls in its own tags
-PARSERS["longcat"] = ToolCallParser(partial(_hermes_message, tags=_LONGCAT), partial(_hermes_scan, tags=_LONGCAT))
+PARSERS["longcat"] = ToolCallParser(partial(_hermes_message, tags=_LONGCAT), partial(_hermes_scan, tags=_LONGCAT), special_tokens=True)

@@ -13,7 +13,8 @@ written. Their markers are special tokens, so a request these parsers read is de
 - ``granite`` (Granite 3.x): an answer that is a JSON array of ``{"name", "arguments"}`` objects, after
   ``<|tool_call|>`` or ``<tool_call>``.
 - ``granite4`` (Granite 4): ``<tool_call>{"name", "arguments"}</tool_call>`` anywhere in the answer, the text around
-  the calls the content (all of it, joined); a call left open makes the answer text; each call streams once closed.
+  the calls the content (all of it, joined; what follows the first call is sent at the end); a call left open makes
+  the answer text; each call streams once closed.
 - ``phi4_mini_json`` (Phi-4-mini): ``functools`` then a JSON array of ``{"name", "arguments"}`` (or ``"parameters"``)
   objects; plain text, no special tokens.
 - ``lfm2`` (LiquidAI LFM2, LFM2.5): ``<|tool_call_start|>``, a pythonic list of calls (``[f(x=1)]``, as ``pythonic``
@@ -31,6 +32,8 @@ import json
 from collections.abc import Callable
 
 from QEfficient.serving.tool_parsers import (
+    _HERMES_CLOSE,
+    _HERMES_OPEN,
     ScannedCall,
     ToolCallParser,
     _before_marker,
@@ -105,7 +108,7 @@ def _complete(call: ScannedCall) -> bool:
     name, arguments, end = call
     try:
         return bool(name) and end is not None and isinstance(json.loads(arguments), dict)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return False
 
 
@@ -148,7 +151,7 @@ def _internlm_message(text: str) -> dict | None:
     try:
         call, end = json.JSONDecoder().raw_decode(text, i)
         name, arguments = call["name"], next((call[k] for k in _INTERNLM_KEYS if k in call), {})
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return None
     if not isinstance(name, str) or not isinstance(arguments, dict) or text[end:].strip() not in ("", _INTERNLM_CLOSE):
         return None
@@ -172,7 +175,7 @@ def _array_message(text: str, content: str | None, keys: tuple[str, ...] = ("arg
     ``keys`` it has, or None where it is not one."""
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(parsed, list) or not parsed:
         return None
@@ -223,7 +226,7 @@ def _granite_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall]
 
 
 # granite4: <tool_call>{...}</tool_call> anywhere, the text around the calls the content
-_G4_OPEN, _G4_CLOSE = "<tool_call>", "</tool_call>"
+_G4_OPEN, _G4_CLOSE = _HERMES_OPEN, _HERMES_CLOSE
 
 
 def _granite4_parts(text: str, final: bool) -> tuple[str, list[ScannedCall], bool]:
@@ -255,8 +258,10 @@ def _granite4_message(text: str) -> dict | None:
 
 
 def _granite4_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
-    content, calls, _ = _granite4_parts(text, final)
-    return content, calls
+    """The text before the first call streams; the text after it goes out at the end (the whole answer decides whether
+    it is the text around the calls or all of the answer)."""
+    content, first = _before_marker(text, _G4_OPEN, final)
+    return content, [] if first < 0 else _granite4_parts(text, final)[1]
 
 
 # phi4_mini_json: functools[...]
@@ -270,7 +275,7 @@ def _phi4_message(text: str) -> dict | None:
     start = at + len(_PHI4)
     try:
         _, end = json.JSONDecoder().raw_decode(text, start)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None  # cut short, or not JSON: the answer is text
     return _array_message(text[start:end], text[:at] or None, ("arguments", "parameters"))
 

@@ -9,11 +9,7 @@ are typed by the request's tools (each function's JSON schema), so these parsers
   ``<arg_key>KEY</arg_key><arg_value>value</arg_value>`` (the value stripped), ``</tool_call>``; its markers are special
   tokens.
 
-- ``minimax_m2`` (MiniMax-M2): ``<minimax:tool_call>``, then per call ``<invoke name="NAME">`` and per argument
-  ``<parameter name="KEY">`` value ``</parameter>`` (stripped, a newline more dropped on each side), ``</invoke>``,
-  ``</minimax:tool_call>``; ``deepseek_v32`` and ``deepseek_v4`` (DeepSeek's DSML): ``<｜DSML｜function_calls>`` (V4:
-  ``<｜DSML｜tool_calls>``), ``<｜DSML｜invoke name="NAME">``, ``<｜DSML｜parameter name="KEY" string="true|false">`` value
-  ``</｜DSML｜parameter>`` (``string="true"``: the text as written); the text before the first block is the content.
+- ``minimax_m2``, ``deepseek_v32``, ``deepseek_v4``: ``<invoke name="NAME">`` calls, in serving/tool_parsers_invoke.py.
 
 A value whose schema says string stays text; otherwise it is read as the schema's type (qwen3_coder, vLLM's rules:
 integers, numbers, booleans, null, JSON or Python literals for objects and arrays; a value that does not read stays
@@ -24,12 +20,8 @@ key at a time as each value closes, so the pieces of a stream add up to the unst
 from __future__ import annotations
 
 import ast
-import contextlib
-import dataclasses
 import json
 import math
-import re
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -255,204 +247,6 @@ def _glm_scan(text: str, final: bool, tools: list[dict]) -> tuple[str, list[Scan
     return content, [] if first < 0 else _glm_calls(text, first, tools)
 
 
-# minimax_m2, deepseek_v32, deepseek_v4: <invoke name=...> calls with <parameter name=...> arguments, in closed blocks
-_TYPE_ALIASES = {"str": "string", "text": "string", "varchar": "string", "char": "string", "enum": "string", "int": "integer"}
-_TYPE_ALIASES |= {t: "integer" for t in ("int32", "int64", "uint", "uint32", "uint64", "long", "short", "unsigned")}
-_TYPE_ALIASES |= {"float": "number", "float32": "number", "float64": "number", "double": "number", "bool": "boolean"}
-_TYPE_ALIASES |= {"dict": "object", "arr": "array", "list": "array", "sequence": "array"}
-_ENUM_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"), (dict, "object"))
-
-
-def _schema_types(schema: Any) -> set[str]:
-    """Every type a property's schema admits, as vLLM reads them: "type" (a name or names), its enum values' types, and
-    anyOf / oneOf / allOf's; {"string"} where it names none."""
-    if not isinstance(schema, dict):
-        return {"string"}
-    types: set[str] = set()
-    declared = schema.get("type")
-    types.update(t.lower() for t in (declared if isinstance(declared, list) else [declared]) if isinstance(t, str))
-    for value in schema["enum"] if isinstance(schema.get("enum"), list) else []:
-        types.add("null" if value is None else next((name for kind, name in _ENUM_TYPES if isinstance(value, kind)), "string"))
-    for key in ("anyOf", "oneOf", "allOf"):
-        for choice in schema[key] if isinstance(schema.get(key), list) else []:
-            types |= _schema_types(choice)
-    return types or {"string"}
-
-
-def _finite_json(value: str) -> tuple[bool, Any]:
-    """(whether ``value`` is JSON without NaN or Infinity, its value)."""
-    try:
-        parsed = json.loads(value)
-        json.dumps(parsed, allow_nan=False)
-        return True, parsed
-    except (ValueError, TypeError, RecursionError):
-        return False, None
-
-
-def _number(value: str) -> int | float | None:
-    try:
-        number = float(value)
-    except (ValueError, OverflowError):
-        return None
-    if not math.isfinite(number):
-        return None
-    return int(number) if number.is_integer() else number
-
-
-def minimax_value(value: str, schema: Any) -> Any:
-    """An argument's text as vLLM's minimax_m2 parser types it: null, none or nil is null; else the first of integer,
-    number, boolean, object / array, string the schema admits that reads; else JSON, else text."""
-    if value.lower() in ("null", "none", "nil"):
-        return None
-    types = _schema_types(schema)
-    for kind in ("integer", "int", "number", "float", "boolean", "bool", "object", "array", "string", "str", "text"):
-        if kind not in types:
-            continue
-        if kind in ("string", "str", "text"):
-            return value
-        if kind in ("integer", "int"):
-            with contextlib.suppress(ValueError):
-                return int(value)
-        elif kind in ("number", "float"):
-            if (number := _number(value)) is not None:
-                return number
-        elif kind in ("boolean", "bool"):
-            word = value.lower().strip()
-            if word in ("true", "1", "yes", "on", "false", "0", "no", "off"):
-                return word in ("true", "1", "yes", "on")
-        else:
-            ok, parsed = _finite_json(value)
-            if ok:
-                return parsed
-    ok, parsed = _finite_json(value)
-    return parsed if ok else value
-
-
-def dsml_value(value: str, schema: Any) -> Any:
-    """A ``string="false"`` argument's text as vLLM's DSML parsers type it: the first of null, integer, number,
-    boolean, object / array, string the schema admits that reads; else JSON, else text."""
-    types = {_TYPE_ALIASES.get(t.strip(), t.strip()) for t in _schema_types(schema)}
-    for kind in ("null", "integer", "number", "boolean", "object", "array", "string"):
-        if kind not in types:
-            continue
-        if kind == "null" and value.lower() == "null":
-            return None
-        if kind == "string":
-            return value
-        if kind == "integer":
-            with contextlib.suppress(ValueError):
-                return int(value)
-        elif kind == "number":
-            if (number := _number(value)) is not None:
-                return number
-        elif kind == "boolean":
-            word = value.lower().strip()
-            if word in ("true", "1", "false", "0"):
-                return word in ("true", "1")
-        elif kind in ("object", "array"):
-            ok, parsed = _finite_json(value)
-            if ok:
-                return parsed
-    ok, parsed = _finite_json(value)
-    return parsed if ok else value
-
-
-_DSML_HEAD = re.compile(r'\s*"([^"]+)"\s+string="(true|false)"\s*')
-
-
-def _minimax_argument(head: str, value: str, properties: dict) -> tuple[str, Any]:
-    key = head.strip().strip("\"'")
-    value = value.strip()
-    value = value[1:] if value.startswith("\n") else value
-    return key, minimax_value(value[:-1] if value.endswith("\n") else value, properties.get(key))
-
-
-def _dsml_argument(head: str, value: str, properties: dict) -> tuple[str, Any] | None:
-    match = _DSML_HEAD.fullmatch(head)
-    if match is None:
-        return None  # not name="..." string="true|false": vLLM skips it
-    key, as_text = match.group(1), match.group(2) == "true"
-    return key, value if as_text else dsml_value(value, properties.get(key))
-
-
-@dataclasses.dataclass(frozen=True)
-class InvokeSyntax:
-    """Calls written as ``{invoke}"NAME">`` ... ``{invoke_end}`` with arguments ``{parameter}HEAD>`` value
-    ``{parameter_end}``, inside ``block`` ... ``block_end``; ``argument(head, value, properties)``: (key, typed value),
-    or None for an argument to skip."""
-
-    block: str
-    block_end: str
-    invoke: str
-    invoke_end: str
-    parameter: str
-    parameter_end: str
-    argument: Callable[[str, str, dict], tuple[str, Any] | None]
-
-    def calls(self, text: str, start: int, tools: list[dict], final: bool) -> list[ScannedCall]:
-        """The calls from ``start`` so far, each with its closed arguments; at the ``final`` reading a call cut short is
-        closed as it stands."""
-        end = len(text)
-        calls: list[ScannedCall] = []
-        at = text.find(self.invoke, start, end)
-        while at >= 0:
-            head_end = text.find(">", at + len(self.invoke), end)
-            if head_end < 0:
-                break  # the name is still being written
-            name = text[at + len(self.invoke) : head_end].strip().strip("\"'")
-            close = text.find(self.invoke_end, head_end, end)
-            body = text[head_end + 1 : close if close >= 0 else end]
-            properties = _properties(tools, name) or {}
-            pairs: dict[str, Any] = {}
-            p = body.find(self.parameter)
-            while p >= 0:
-                key_end, value_end = body.find(">", p), body.find(self.parameter_end, p)
-                if key_end < 0 or value_end < key_end:
-                    break  # an argument still being written
-                argument = self.argument(body[p + len(self.parameter) : key_end], body[key_end + 1 : value_end], properties)
-                if argument is not None:
-                    pairs[argument[0]] = argument[1]
-                p = body.find(self.parameter, value_end)
-            closed = None if close < 0 else close + len(self.invoke_end)
-            calls.append((name, _arguments(list(pairs.items()), closed is not None or final), closed))
-            if closed is None:
-                break
-            at = text.find(self.invoke, closed, end)
-        return calls
-
-    def message(self, text: str, tools: list[dict]) -> dict | None:
-        """vLLM's rules: the invokes after the first block's tag are the calls (none: the answer is text); a block or a
-        call cut short (max_tokens) still holds calls, as vLLM's stream and hermes' reading send them."""
-        first = text.find(self.block)
-        calls = self.calls(text, first, tools, final=True) if first >= 0 else []
-        if not calls:
-            return None
-        return {"role": "assistant", "content": text[:first] or None, "tool_calls": [tool_call(n, a) for n, a, _ in calls]}
-
-    def scan(self, text: str, final: bool, tools: list[dict]) -> tuple[str, list[ScannedCall]]:
-        content, first = _before_marker(text, self.block, final)
-        return content, [] if first < 0 else self.calls(text, first, tools, final)
-
-    def parser(self) -> ToolCallParser:
-        return ToolCallParser(self.message, self.scan, special_tokens=True, typed=True)
-
-
-MINIMAX_M2 = InvokeSyntax(
-    "<minimax:tool_call>", "</minimax:tool_call>", "<invoke name=", "</invoke>", "<parameter name=", "</parameter>", _minimax_argument
-)
-_DS = "｜DSML｜"
-DEEPSEEK_V32 = InvokeSyntax(
-    f"<{_DS}function_calls>",
-    f"</{_DS}function_calls>",
-    f"<{_DS}invoke name=",
-    f"</{_DS}invoke>",
-    f"<{_DS}parameter name=",
-    f"</{_DS}parameter>",
-    _dsml_argument,
-)
-DEEPSEEK_V4 = dataclasses.replace(DEEPSEEK_V32, block=f"<{_DS}tool_calls>", block_end=f"</{_DS}tool_calls>")
-
-
 XML_PARSERS = {
     "qwen3_coder": ToolCallParser(_qwen3_message, _qwen3_scan, typed=True),
     "glm45": ToolCallParser(_glm_message, _glm_scan, special_tokens=True, typed=True),
@@ -461,6 +255,5 @@ XML_PARSERS["qwen3_xml"] = XML_PARSERS["qwen3_coder"]  # vLLM's other name for i
 _SEED_CALL = "<seed:tool_call>"
 XML_PARSERS["seed_oss"] = ToolCallParser(partial(_qwen3_message, call=_SEED_CALL), partial(_qwen3_scan, call=_SEED_CALL), typed=True)
 XML_PARSERS["glm47"] = XML_PARSERS["glm45"]  # vLLM's name for GLM-4.7's, whose name may run straight into <arg_key>
-XML_PARSERS |= {"minimax_m2": MINIMAX_M2.parser(), "deepseek_v32": DEEPSEEK_V32.parser(), "deepseek_v4": DEEPSEEK_V4.parser()}
 # vLLM's names for syntaxes read alike: MiMo's and Step-3.5's calls are qwen3_coder's, poolside's GLM-4.5's
 XML_PARSERS |= {"mimo": XML_PARSERS["qwen3_coder"], "step3p5": XML_PARSERS["qwen3_coder"], "poolside_v1": XML_PARSERS["glm45"]}
