@@ -53,6 +53,10 @@ CASES = [
     ("deepseek_v4", "<｜Assistant｜>", {"enable_thinking": True}, "plan<｜DSML｜tool_calls>", "plan", "<｜DSML｜tool_calls>"),
     ("deepseek_v4", "<｜Assistant｜>", None, "x</think>y", None, "x</think>y"),  # off by default, as deepseek_v3
     ("solar_open2", "<|think:start|>", None, "x<|think:end|>y", "x", "y"),
+    ("gemma4", "<|turn>model\n", None, "<|channel>thought\nplan<channel|>answer", "plan", "answer"),  # its label left out
+    ("gemma4", "<|turn>model\n", None, "just an answer", None, "just an answer"),
+    ("gemma4", "<|turn>model\n<|channel>", None, "thought\nplan<channel|>x", "plan", "x"),
+    ("gemma4", "<|turn>model\n", None, "<|channel>thought\nplan<|tool_call>call:f{}", "plan", "<|tool_call>call:f{}"),
     ("solar_open2", "assistant", None, "x<|tool_call:start|>f", "x", "<|tool_call:start|>f"),
 ]
 

@@ -359,3 +359,27 @@ def test_json_nested_deeper_than_the_stack_is_text_for_every_parser():
             message = tools.message(text)
             assert message is None or isinstance(message["tool_calls"], list)
             tools.stream().delta(text, final=True)
+
+
+def test_gemma4_calls_in_its_own_notation():
+    """Gemma 4's <|tool_call>call:NAME{key:value}<tool_call|> calls: strings between <|"|> marks, bare numbers and
+    booleans, nested objects and arrays, read as vLLM reads them into JSON; streamed a key at a time, adding up to the
+    unstreamed answer; a call cut short is still a call (what it holds); no call, text."""
+    from QEfficient.serving.tools import AutoTools
+
+    q = '<|"|>'
+    text = (
+        f"Sure.<|tool_call>call:get_time{{zone:-2}}<tool_call|>"
+        f'<|tool_call>call:get_weather{{city:{q}a}}"b{q},days:3,o:{{x:[1,2.5,{q}s,t{q}],y:true,z:nope}}}}<tool_call|>'
+    )
+    tools = AutoTools(TOOLS, "gemma4")
+    message = tools.message(text)
+    assert message["content"] == "Sure."
+    calls = [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in message["tool_calls"]]
+    expected = {"city": 'a}"b', "days": 3, "o": {"x": [1, 2.5, "s,t"], "y": True, "z": "nope"}}
+    assert calls == [("get_time", {"zone": -2}), ("get_weather", expected)]
+    cut = text[: text.index(",o:")]
+    assert json.loads(tools.message(cut)["tool_calls"][1]["function"]["arguments"]) == {"city": 'a}"b', "days": 3}
+    for answer in (text, cut, text[: text.index("call:get_weather")], "<|tool_call>not a call<tool_call|>", "Plain <b>text", "<|tool"):
+        assert_stream_adds_up(tools, answer)
+    assert tools.message("<|tool_call>not a call<tool_call|>") is None and tools.message("Plain text") is None

@@ -63,6 +63,7 @@ TOOL_CALL_PARSERS = (
     "minimax_m2",
     "deepseek_v32",
     "deepseek_v4",
+    "gemma4",
     "openai",
 )
 
@@ -84,6 +85,7 @@ REASONING_PARSERS = (
     "mimo",
     "poolside_v1",
     "deepseek_v4",
+    "gemma4",
     "solar_open2",
 )
 

@@ -145,6 +145,10 @@ SYNTAXES["poolside_v1"] = SYNTAXES["deepseek_v3"]  # vLLM's: DeepSeek-V3's, read
 SYNTAXES["deepseek_v4"] = dataclasses.replace(  # deepseek_v3's, and a tool call written while thinking ends it
     SYNTAXES["deepseek_v3"], implicit_ends=("<｜DSML｜tool_calls>",)
 )
+# Gemma 4 opens its thinking channel itself (the template's enable_thinking asks it to), its label "thought" first
+SYNTAXES["gemma4"] = ReasoningSyntax(
+    ("<|channel>thought\n", "<|channel>", "thought\n"), ("<channel|>",), unprompted=False, implicit_ends=("<|tool_call>",)
+)
 SYNTAXES["solar_open2"] = ReasoningSyntax(("<|think:start|>",), ("<|think:end|>",), implicit_ends=("<|tool_call:start|>",))
 REASONING_PARSERS = tuple(SYNTAXES)  # the names served here
 
