@@ -361,25 +361,44 @@ def test_json_nested_deeper_than_the_stack_is_text_for_every_parser():
             tools.stream().delta(text, final=True)
 
 
-def test_gemma4_calls_in_its_own_notation():
-    """Gemma 4's <|tool_call>call:NAME{key:value}<tool_call|> calls: strings between <|"|> marks, bare numbers and
-    booleans, nested objects and arrays, read as vLLM reads them into JSON; streamed a key at a time, adding up to the
-    unstreamed answer; a call cut short is still a call (what it holds); no call, text."""
+Q, ESC = '<|"|>', "<escape>"  # Gemma 4's string marks, FunctionGemma's
+
+
+@pytest.mark.parametrize(
+    "parser, text, weather, cut_at, cut_weather",
+    [
+        (
+            "gemma4",
+            f"Sure.<|tool_call>call:get_time{{zone:-2}}<tool_call|>"
+            f'<|tool_call>call:get_weather{{city:{Q}a}}"b{Q},days:3,o:{{x:[1,2.5,{Q}s,t{Q}],y:true,z:nope}}}}<tool_call|>',
+            {"city": 'a}"b', "days": 3, "o": {"x": [1, 2.5, "s,t"], "y": True, "z": "nope"}},
+            ",o:",
+            {"city": 'a}"b', "days": 3},
+        ),
+        (
+            "functiongemma",  # a bare value (days) is skipped, as vLLM skips it
+            f"Sure.<start_function_call>call:get_time{{zone:{ESC}-2{ESC}}}<end_function_call>"
+            f'<start_function_call>call:get_weather{{city:{ESC}a}}"b{ESC},days:3,unit:{ESC}[1, 2]{ESC}}}<end_function_call>',
+            {"city": 'a}"b', "unit": [1, 2]},
+            ",days",
+            {"city": 'a}"b'},
+        ),
+    ],
+)
+def test_gemma_calls_in_their_own_notation(parser, text, weather, cut_at, cut_weather):
+    """Gemma 4's <|tool_call>call:NAME{key:value}<tool_call|> (strings between <|"|> marks, bare numbers and booleans,
+    nested objects and arrays) and FunctionGemma's call:NAME{key:<escape>value<escape>} (each escaped value JSON where
+    it is JSON, else text): read into JSON as vLLM reads them; streamed a key at a time, adding up to the unstreamed
+    answer; a call cut short is still a call (what it holds); no call, text."""
     from QEfficient.serving.tools import AutoTools
 
-    q = '<|"|>'
-    text = (
-        f"Sure.<|tool_call>call:get_time{{zone:-2}}<tool_call|>"
-        f'<|tool_call>call:get_weather{{city:{q}a}}"b{q},days:3,o:{{x:[1,2.5,{q}s,t{q}],y:true,z:nope}}}}<tool_call|>'
-    )
-    tools = AutoTools(TOOLS, "gemma4")
+    tools = AutoTools(TOOLS, parser)
     message = tools.message(text)
-    assert message["content"] == "Sure."
     calls = [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in message["tool_calls"]]
-    expected = {"city": 'a}"b', "days": 3, "o": {"x": [1, 2.5, "s,t"], "y": True, "z": "nope"}}
-    assert calls == [("get_time", {"zone": -2}), ("get_weather", expected)]
-    cut = text[: text.index(",o:")]
-    assert json.loads(tools.message(cut)["tool_calls"][1]["function"]["arguments"]) == {"city": 'a}"b', "days": 3}
-    for answer in (text, cut, text[: text.index("call:get_weather")], "<|tool_call>not a call<tool_call|>", "Plain <b>text", "<|tool"):
+    assert message["content"] == "Sure." and calls == [("get_time", {"zone": -2}), ("get_weather", weather)]
+    cut = text[: text.index(cut_at)]
+    assert json.loads(tools.message(cut)["tool_calls"][1]["function"]["arguments"]) == cut_weather
+    opening = text[5 : text.index("call:")]
+    for answer in (text, cut, text[: text.index("call:get_weather")], f"{opening}not a call", "Plain <b>text", opening[:6]):
         assert_stream_adds_up(tools, answer)
-    assert tools.message("<|tool_call>not a call<tool_call|>") is None and tools.message("Plain text") is None
+    assert tools.message(f"{opening}not a call") is None and tools.message("Plain text") is None

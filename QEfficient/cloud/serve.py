@@ -64,6 +64,7 @@ TOOL_CALL_PARSERS = (
     "deepseek_v32",
     "deepseek_v4",
     "gemma4",
+    "functiongemma",
     "openai",
 )
 

@@ -26,6 +26,7 @@ import json
 import uuid
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 # (name, arguments so far, index after the call): a call as a scan sees it, perhaps cut short
 ScannedCall = tuple[str | None, str | None, int | None]
@@ -38,6 +39,23 @@ def new_call_id() -> str:
 def tool_call(name: str, arguments: str, call_id: str | None = None) -> dict:
     """OpenAI's ``tool_calls`` entry (``call_id``: the model's own id for the call, where its syntax has one)."""
     return {"id": call_id or new_call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def json_arguments(pairs: list[tuple[str, Any]], closed: bool) -> str:
+    """The JSON of a call's arguments so far, a key at a time (json.dumps' own layout once closed), for syntaxes whose
+    arguments are not JSON as written."""
+    body = ", ".join(f"{json.dumps(key, ensure_ascii=False)}: {json.dumps(value, ensure_ascii=False)}" for key, value in pairs)
+    return "{" + body + ("}" if closed else "")
+
+
+def finite_json(text: str) -> tuple[bool, Any]:
+    """(whether ``text`` is JSON without NaN or Infinity, which JSON has not, its value)."""
+    try:
+        parsed = json.loads(text)
+        json.dumps(parsed, allow_nan=False)
+        return True, parsed
+    except (ValueError, TypeError, RecursionError):
+        return False, None
 
 
 def _skip(text: str, i: int, chars: str = " \t\r\n") -> int:
@@ -404,6 +422,24 @@ class ToolCallParser:
         if not self.typed:
             return self.message, self.scan
         return (lambda text: self.message(text, tools)), (lambda text, final: self.scan(text, final, tools))
+
+
+def calls_after_marker(marker: str, calls: Callable[[str, bool], list[ScannedCall]], **options: Any) -> ToolCallParser:
+    """The parser of a syntax whose calls follow the first ``marker``, the text before it the content: ``calls(text,
+    final)`` reads the calls so far (at the ``final`` reading, one cut short as it stands: still a call)."""
+
+    def message(text: str) -> dict | None:
+        found = calls(text, True)
+        if not found:
+            return None
+        content = text[: text.find(marker)]
+        return {"role": "assistant", "content": content or None, "tool_calls": [tool_call(n, a) for n, a, _ in found]}
+
+    def scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
+        content, first = _before_marker(text, marker, final)
+        return content, [] if first < 0 else calls(text, final)
+
+    return ToolCallParser(message, scan, **options)
 
 
 PARSERS = {

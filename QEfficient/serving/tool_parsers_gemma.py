@@ -1,4 +1,6 @@
-"""Gemma 4's tool calls (vLLM's ``--tool_call_parser gemma4``): ``<|tool_call>call:NAME{key:value,...}<tool_call|>``,
+"""Gemma's tool calls (vLLM's ``--tool_call_parser`` names and rules).
+
+``gemma4``, Gemma 4's: ``<|tool_call>call:NAME{key:value,...}<tool_call|>``,
 the calls one after another, the text before the first the content. Gemma 4 writes its arguments in its own notation,
 not JSON: keys bare, strings between ``<|"|>`` marks, objects ``{...}`` and arrays ``[...]`` nested, and other values
 bare (``true``, ``false``, numbers; anything else stays text). The markers are special tokens.
@@ -6,16 +8,20 @@ bare (``true``, ``false``, numbers; anything else stays text). The markers are s
 The arguments come back as JSON (vLLM's), streamed a key at a time as each value closes; a key written twice keeps
 its first value, so that the arguments only grow. A call cut short by max_tokens is still a call, as hermes' is (vLLM
 waits for the end marker), and the content keeps its whitespace (vLLM strips it): what streams adds up to the answer.
+
+``functiongemma`` (FunctionGemma-270M): ``<start_function_call>call:NAME{key:<escape>value<escape>,...}``
+``<end_function_call>``; each value between ``<escape>`` marks is read as JSON where it is JSON, else kept as text,
+and a value without them is skipped (vLLM's). A call cut short is still a call, as vLLM reads it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
+from functools import partial
 from typing import Any
 
-from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, _before_marker, tool_call
+from QEfficient.serving.tool_parsers import ScannedCall, calls_after_marker, finite_json, json_arguments
 
 _START, _END, _QUOTE = "<|tool_call>", "<tool_call|>", '<|"|>'
 _CALL = re.compile(r"call:([\w\-.]+)\{")
@@ -82,41 +88,52 @@ def _items(text: str, i: int, pairs: bool, final: bool) -> tuple[dict | list, in
             items.append(value)
 
 
-def _calls(text: str, final: bool) -> list[ScannedCall]:
-    """Each call from the first marker: its name once its ``{`` is written, its complete arguments so far, and the
-    index after its end marker (None while it is open)."""
+def _each_call(text: str, final: bool, *, start: str, head: re.Pattern, arguments) -> list[ScannedCall]:
+    """Each call after a ``start`` marker, its name the first group of ``head`` (matched right after the marker):
+    ``arguments(text, i, final)`` reads its arguments from ``i``, (them or None where there are none to read, the index
+    after its end marker or None while it is open)."""
     calls: list[ScannedCall] = []
-    at = text.find(_START)
+    at = text.find(start)
     while at >= 0:
-        head = _CALL.match(text, at + len(_START))
-        if head is None:
+        match = head.match(text, at + len(start))
+        if match is None:
             break  # the name is still being written, or this is no call
-        try:
-            arguments, end, closed = _items(text, head.end(), True, final)
-        except RecursionError:  # nested deeper than the stack: no call
+        found, end = arguments(text, match.end(), final)
+        if found is None:
             break
-        whole = closed and text.startswith(_END, end)
-        pairs = ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())
-        calls.append((head.group(1), "{" + pairs + ("}" if whole or final else ""), end + len(_END) if whole else None))
-        if not whole:
+        calls.append((match.group(1), json_arguments(list(found.items()), end is not None or final), end))
+        if end is None:
             break
-        at = text.find(_START, end + len(_END))
+        at = text.find(start, end)
     return calls
 
 
-def _message(text: str) -> dict | None:
-    """vLLM's gemma4 rules: each ``<|tool_call>call:NAME{`` is a call (the last may be cut short, as its stream sent it);
-    none makes the answer text."""
-    calls = _calls(text, final=True)
-    if not calls:
-        return None
-    content = text[: text.find(_START)]
-    return {"role": "assistant", "content": content or None, "tool_calls": [tool_call(n, a) for n, a, _ in calls]}
+def _gemma4_arguments(text: str, i: int, final: bool) -> tuple[dict | None, int | None]:
+    try:
+        arguments, end, closed = _items(text, i, True, final)
+    except RecursionError:  # nested deeper than the stack: no call
+        return None, None
+    return arguments, end + len(_END) if closed and text.startswith(_END, end) else None
 
 
-def _scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
-    content, first = _before_marker(text, _START, final)
-    return content, [] if first < 0 else _calls(text, final)
+# functiongemma
+_FG_START, _FG_END = "<start_function_call>", "}<end_function_call>"
+_FG_CALL = re.compile(r"call:(\w+)\{")
+_FG_ARGUMENT = re.compile(r"(\w+):<escape>(.*?)<escape>", re.DOTALL)
 
 
-GEMMA_PARSERS = {"gemma4": ToolCallParser(_message, _scan, special_tokens=True)}
+def _fg_arguments(text: str, i: int, final: bool) -> tuple[dict, int | None]:
+    close = text.find(_FG_END, i)
+    arguments: dict[str, Any] = {}
+    for key, value in _FG_ARGUMENT.findall(text, i, close if close >= 0 else len(text)):
+        ok, parsed = finite_json(value)
+        arguments.setdefault(key, parsed if ok else value)
+    return arguments, None if close < 0 else close + len(_FG_END)
+
+
+GEMMA_PARSERS = {
+    "gemma4": calls_after_marker(_START, partial(_each_call, start=_START, head=_CALL, arguments=_gemma4_arguments), special_tokens=True),
+    "functiongemma": calls_after_marker(
+        _FG_START, partial(_each_call, start=_FG_START, head=_FG_CALL, arguments=_fg_arguments), special_tokens=True
+    ),
+}

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import re
 from collections.abc import Callable
 from typing import Any
 
-from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, _before_marker, tool_call
-from QEfficient.serving.tool_parsers_xml import _arguments, _properties
+from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, _before_marker, finite_json, json_arguments, tool_call
+from QEfficient.serving.tool_parsers_xml import _properties
 
 _TYPE_ALIASES = {"str": "string", "text": "string", "varchar": "string", "char": "string", "enum": "string", "int": "integer"}
 _TYPE_ALIASES |= {t: "integer" for t in ("int32", "int64", "uint", "uint32", "uint64", "long", "short", "unsigned")}
@@ -49,16 +48,6 @@ def schema_types(schema: Any) -> set[str]:
         for choice in schema[key] if isinstance(schema.get(key), list) else []:
             types |= schema_types(choice)
     return types or {"string"}
-
-
-def _json(value: str) -> tuple[bool, Any]:
-    """(whether ``value`` is JSON without NaN or Infinity, its value)."""
-    try:
-        parsed = json.loads(value)
-        json.dumps(parsed, allow_nan=False)
-        return True, parsed
-    except (ValueError, TypeError, RecursionError):
-        return False, None
 
 
 def _number(value: str) -> int | float | None:
@@ -89,9 +78,9 @@ def _typed(value: str, types: set[str], order: tuple[str, ...], true_words: tupl
             return number
         elif kind == "boolean" and value.lower().strip() in true_words + false_words:
             return value.lower().strip() in true_words
-        elif kind in ("object", "array") and (parsed := _json(value))[0]:
+        elif kind in ("object", "array") and (parsed := finite_json(value))[0]:
             return parsed[1]
-    ok, parsed = _json(value)
+    ok, parsed = finite_json(value)
     return parsed if ok else value
 
 
@@ -164,7 +153,7 @@ class InvokeSyntax:
                 if name:
                     body = text[head_end + 1 : close if close >= 0 else end]
                     arguments = self._arguments(body, _properties(tools, name) or {})
-                    calls.append((name, _arguments(arguments, closed is not None or final), closed))
+                    calls.append((name, json_arguments(arguments, closed is not None or final), closed))
                 if closed is None:
                     return calls
                 at = text.find(self.invoke, closed, end)

@@ -25,7 +25,7 @@ import math
 from functools import partial
 from typing import Any
 
-from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, _before_marker, tool_call
+from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, _before_marker, json_arguments, tool_call
 
 _STRING_TYPES = ("string", "str", "text", "varchar", "char", "enum")
 
@@ -105,12 +105,6 @@ def _properties(tools: list[dict], name: str) -> dict | None:
     return None
 
 
-def _arguments(pairs: list[tuple[str, Any]], closed: bool) -> str:
-    """The JSON of the arguments so far, a key at a time (json.dumps' own layout once closed)."""
-    body = ", ".join(f"{json.dumps(key, ensure_ascii=False)}: {json.dumps(value, ensure_ascii=False)}" for key, value in pairs)
-    return "{" + body + ("}" if closed else "")
-
-
 # qwen3_coder
 _Q_CALL, _Q_FUNCTION, _Q_FUNCTION_END = "<tool_call>", "<function=", "</function>"
 _Q_PARAMETER, _Q_PARAMETER_END = "<parameter=", "</parameter>"
@@ -161,7 +155,7 @@ def _qwen3_calls(text: str, first: int, tools: list[dict], final: bool) -> list[
             break
         properties = _properties(tools, name) or {}
         done = [(key, qwen3_value(value, properties.get(key))) for key, value, closed in parameters if closed or final]
-        calls.append((name, _arguments(done, end is not None or final), end))
+        calls.append((name, json_arguments(done, end is not None or final), end))
     return calls
 
 
@@ -221,7 +215,7 @@ def _glm_calls(text: str, first: int, tools: list[dict], final: bool = False) ->
             pairs.append((key, glm_value(body[value_at + len(_G_VALUE) : value_end].strip(), properties.get(key))))
             k = body.find(_G_KEY, value_end)
         end = None if close < 0 else close + len(_G_CALL_END)
-        calls.append((name, _arguments(pairs, end is not None or final), end))
+        calls.append((name, json_arguments(pairs, end is not None or final), end))
         if end is None:
             break
         at = text.find(_G_CALL, end)
