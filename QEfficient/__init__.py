@@ -12,6 +12,7 @@ import types
 
 import QEfficient.compile
 import QEfficient.export
+import QEfficient.transform
 from QEfficient._version import __version__
 
 # public name -> the module that defines it
@@ -26,6 +27,7 @@ _LAZY = {
     "QEffAutoLoraModelForCausalLM": "QEfficient.peft.lora_model",
     "QEffAutoPeftModelForCausalLM": "QEfficient.peft.auto",
     "cloud_ai_100_exec_kv": "QEfficient.generation.text_generation_inference",
+    "qualcomm_efficient_converter": "QEfficient.exporter.export_hf_to_cloud_ai_100",
 }
 
 
@@ -44,10 +46,11 @@ def __dir__() -> list[str]:
 class _CallablePackage(types.ModuleType):
     """A pipeline subpackage that is also QEfficient's legacy function of the same name.
 
-    QEfficient's ``QEfficient.export(model_name)`` and ``QEfficient.compile(onnx_path, qpc_path, ...)``
-    are functions, while here ``QEfficient.export`` and ``QEfficient.compile`` are the pipeline's
-    stages. Rebinding the names to the functions (QEfficient's way) would break attribute access such
-    as ``QEfficient.compile.ort_cpu``; a package whose call runs the function keeps both working.
+    QEfficient's ``QEfficient.export(model_name)``, ``QEfficient.compile(onnx_path, qpc_path, ...)`` and
+    ``QEfficient.transform(model)`` are functions, while here ``QEfficient.export``, ``QEfficient.compile`` and
+    ``QEfficient.transform`` are the pipeline's stages. Rebinding the names to the functions (QEfficient's way)
+    would break attribute access such as ``QEfficient.compile.ort_cpu``; a package whose call runs the function keeps
+    both working.
     """
 
     def __call__(self, *args, **kwargs):
@@ -58,6 +61,7 @@ class _CallablePackage(types.ModuleType):
 for _name, _function in (
     ("export", ("QEfficient.exporter.export_hf_to_cloud_ai_100", "qualcomm_efficient_converter")),
     ("compile", ("QEfficient.compile.compile_helper", "compile")),
+    ("transform", ("QEfficient.transformers.transform", "transform")),
 ):
     _package = sys.modules[f"{__name__}.{_name}"]
     _package.__class__ = _CallablePackage
@@ -66,6 +70,7 @@ del _name, _function, _package
 
 export = QEfficient.export  # noqa: PLW0127 - named for __all__: the package, callable as QEfficient's function
 compile = QEfficient.compile  # noqa: A001
+transform = QEfficient.transform
 
 __all__ = [
     "QEFFAutoModel",
@@ -78,6 +83,8 @@ __all__ = [
     "QEffAutoLoraModelForCausalLM",
     "QEffAutoPeftModelForCausalLM",
     "cloud_ai_100_exec_kv",
+    "transform",
+    "qualcomm_efficient_converter",
     "compile",
     "export",
     "__version__",

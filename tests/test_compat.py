@@ -102,6 +102,19 @@ def test_upstream_import_paths():
 
     assert Loader is QEFFCommonLoader and exec_kv is cloud_ai_100_exec_kv
     assert Constants.INPUT_STR == ["My name is"] and QEFF_MODELS_DIR
+    from QEfficient.base import QEFFAutoModelForCTC, QEFFAutoModelForSpeechSeq2Seq  # noqa: F401
+    from QEfficient.peft.lora import QEffAutoLoraModelForCausalLM
+    from QEfficient.peft.lora.auto import QEffAutoLoraModelForCausalLM as Lora
+    from QEfficient.utils.logging_utils import logger
+
+    assert Lora is QEffAutoLoraModelForCausalLM and logger.name == "QEfficient"
+    from QEfficient.exporter.export_hf_to_cloud_ai_100 import qualcomm_efficient_converter
+
+    assert QEfficient.qualcomm_efficient_converter is qualcomm_efficient_converter
+    model = object()
+    assert QEfficient.transform(model) is model  # the rewrites happen at export here
+    with pytest.raises(ValueError, match="form_factor='cloud'"):
+        QEfficient.transform(model, form_factor="edge")
 
 
 def test_export_and_compile_are_functions_and_still_packages():
@@ -470,6 +483,13 @@ def test_encoder_arguments_as_upstream(bert_dirs, fresh_warnings):
     classifier.compile(seq_len=16, num_cores=1)
     logits = classifier.generate(enc)["logits"]
     assert isinstance(logits, torch.Tensor) and logits.shape == (1, 2)
+
+
+def test_kv_offload_is_taken_and_a_model_prints_as_upstream_s(llama):
+    """QEFFAutoModelForCausalLM.from_pretrained takes QEfficient's kv_offload (an image-text switch) and drops it, as
+    QEfficient does; print(model) shows the class and the transformers model, as QEfficient's quick start prints it."""
+    model = QEFFAutoModelForCausalLM.from_pretrained(llama, kv_offload=False)
+    assert repr(model).startswith("QEFFAutoModelForCausalLM\nLlamaForCausalLM(")
 
 
 def test_causal_lm_get_model_config_is_a_property(compiled):

@@ -133,6 +133,8 @@ def test_peft_model_from_adapter_folder_switches_without_export(llama):
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = QEffAutoPeftModelForCausalLM.from_pretrained(adapters["qv"], "qv")  # the base comes from adapter_config.json
     assert model.active_adapter == "qv"
+    finite = QEffAutoPeftModelForCausalLM.from_pretrained(adapters["qv"], "qv", finite_adapters=True)  # QEfficient's
+    assert type(finite) is QEffAutoLoraModelForCausalLM and list(finite.adapters) == ["qv"]
     model.compile(prefill_seq_len=8, ctx_len=64, num_cores=1)
     prompt = PROMPTS[2]
 

@@ -82,6 +82,10 @@ class QEFFBaseModel:
         obj.local_model_dir = folder
         return obj
 
+    def __repr__(self) -> str:
+        """QEfficient's: the class, then the transformers model it wraps (``print(qeff_model)``)."""
+        return f"{type(self).__name__}\n{self.hf_model!r}"
+
     @property
     def hf_model(self) -> PreTrainedModel:
         raise NotImplementedError

@@ -92,6 +92,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         if kwargs.pop("full_batch_size", None) is not None:
             continuous_batching = True
         kwargs.pop("attn_implementation", None)  # the static-KV attention is always used
+        kwargs.pop("kv_offload", None)  # QEfficient's: it takes and drops it (it means something for image-text models)
         # QEfficient's Cloud AI 100 loading switches (rotary table length, layer-wise export, proxy models)
         cloud_only = {k: kwargs.pop(k) for k in ("max_seq_len_cached", "layerwise", "enable_proxy") if k in kwargs}
         warn_ignored_options("from_pretrained()", cloud_only)

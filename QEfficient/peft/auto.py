@@ -37,11 +37,13 @@ class QEffAutoPeftModelForCausalLM(QEffAutoLoraModelForCausalLM):
         base_model: str | os.PathLike | PreTrainedModel | None = None,
         continuous_batching: bool = False,
         **kwargs,
-    ) -> QEffAutoPeftModelForCausalLM:
+    ) -> QEffAutoPeftModelForCausalLM | QEffAutoLoraModelForCausalLM:
         """Load the adapter at ``pretrained_name_or_path`` (a PEFT folder or cached hub id) on its base
         model: ``base_model`` (a path, hub id or loaded transformers model), else the adapter's
-        ``base_model_name_or_path``. Other keyword arguments go to the base model's loading."""
+        ``base_model_name_or_path``. ``finite_adapters=True`` (QEfficient's) returns a QEffAutoLoraModelForCausalLM
+        holding the adapter instead. Other keyword arguments go to the base model's loading."""
         check_adapter_name(adapter_name)
+        finite_adapters = kwargs.pop("finite_adapters", False)
         if base_model is None:
             base_model = read_adapter_config(pretrained_name_or_path).base_model_name_or_path
             if not base_model:
@@ -49,6 +51,10 @@ class QEffAutoPeftModelForCausalLM(QEffAutoLoraModelForCausalLM):
                     f"The adapter at '{pretrained_name_or_path}' does not name its base model (base_model_name_or_path is empty); "
                     "pass base_model=PATH_OR_MODEL."
                 )
+        if finite_adapters:  # QEfficient's: the many-adapter class, with this adapter loaded as its first
+            lora = QEffAutoLoraModelForCausalLM.from_pretrained(base_model, continuous_batching=continuous_batching, **kwargs)
+            lora.load_adapter(pretrained_name_or_path, adapter_name)
+            return lora
         obj = super().from_pretrained(base_model, continuous_batching=continuous_batching, **kwargs)
         obj.load_adapter(pretrained_name_or_path, adapter_name)
         obj.set_adapter(adapter_name)
