@@ -485,6 +485,28 @@ def test_encoder_arguments_as_upstream(bert_dirs, fresh_warnings):
     assert isinstance(logits, torch.Tensor) and logits.shape == (1, 2)
 
 
+def test_text_generation_inference_helpers(compiled, tmp_path):
+    """QEfficient's helpers of QEfficient.generation.text_generation_inference, as its scripts call them."""
+    from QEfficient.generation.text_generation_inference import (
+        calculate_latency,
+        fix_prompts,
+        get_compilation_dims,
+        get_input_prompts,
+        print_latency_stats_kv,  # noqa: F401
+    )
+
+    model, _ = compiled
+    assert get_compilation_dims(model.qpc_path) == (1, CTX_LEN)
+    assert fix_prompts(["a", "b", "c"], 2) == ["a", "b"]  # the last batch, not full, dropped
+    assert fix_prompts(["a"], 3) == ["a", "a", "a"] and fix_prompts(["a", "b", "c"], 1, full_batch_size=2) == ["a", "b", "c"]
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text(" My name is \nThe sky is\n")
+    assert get_input_prompts("x", None) == ["x"] and get_input_prompts("x", str(prompts)) == ["My name is", "The sky is"]
+    with pytest.raises(ValueError, match="at least one"):
+        get_input_prompts(None, None)
+    assert calculate_latency(10, 1.0, 0.5, 3.0) == (0.5, 5.0, 4.0, 2.5)
+
+
 def test_kv_offload_is_taken_and_a_model_prints_as_upstream_s(llama):
     """QEFFAutoModelForCausalLM.from_pretrained takes QEfficient's kv_offload (an image-text switch) and drops it, as
     QEfficient does; print(model) shows the class and the transformers model, as QEfficient's quick start prints it."""

@@ -8,6 +8,7 @@ per parameter) is mapped onto the host-side sampler (sampling.py); values it can
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -21,13 +22,25 @@ import numpy as np
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_once
 from QEfficient.generation import exec_kv
-from QEfficient.generation.exec_kv import load_prompts, open_session, right_padding
+from QEfficient.generation.exec_kv import load_prompts, open_session, print_perf, right_padding
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import RowSampling, SamplingParams
 from QEfficient.generation.text_generation import TextGeneration as _SessionGeneration
 from QEfficient.generation.text_generation import average_metrics, eos_token_ids
 
-__all__ = ["CloudAI100ExecInfo", "PerfMetrics", "TextGeneration", "cloud_ai_100_exec_kv", "sampling_from_qaic_params"]
+__all__ = [
+    "CloudAI100ExecInfo",
+    "PerfMetrics",
+    "TextGeneration",
+    "calculate_latency",
+    "cloud_ai_100_exec_kv",
+    "fix_prompts",
+    "get_compilation_dims",
+    "get_input_prompts",
+    "print_latency_stats_kv",
+    "read_prompts_txt_file",
+    "sampling_from_qaic_params",
+]
 
 # QEfficient keyword -> why this backend accepts it without acting on it.
 _NOT_HONOURED = {
@@ -145,6 +158,66 @@ def resolve_sampling(
     if sampling is not None and sampling != SamplingParams():
         raise ValueError("Pass either sampling_params or temperature/top_k/top_p/repetition_penalty/seed, not both.")
     return sampling_from_qaic_params(sampling_params)
+
+
+# QEfficient's helpers of this module, for the scripts that call them
+
+
+def get_compilation_dims(qpc_path: str | Path) -> tuple[int, int]:
+    """(batch_size, ctx_len) of a compiled artifact, from its specializations.json (in the artifact, or beside it as
+    QEfficient's qpc folder has it)."""
+    qpc_path = Path(qpc_path)
+    found = [p for p in (qpc_path / "specializations.json", qpc_path.parent / "specializations.json") if p.is_file()]
+    if not found:
+        raise FileNotFoundError(f"expected specializations.json in or beside '{qpc_path}': compile the model first.")
+    first = json.loads(found[0].read_text())["specializations"][0]
+    symbols = first.get("symbols", first)  # this package writes the shapes under "symbols"
+    return int(symbols["batch_size"]), int(symbols["ctx_len"])
+
+
+def read_prompts_txt_file(prompts_txt_file_path: str) -> list[str]:
+    """One prompt per line, each stripped."""
+    return [line.strip() for line in Path(prompts_txt_file_path).read_text().splitlines()]
+
+
+def get_input_prompts(prompt: str | list[str] | None, prompts_txt_file_path: str | None) -> list[str]:
+    """The prompts of a run: the file's where one is given (it wins over ``prompt``), else ``prompt`` as a list."""
+    if prompt is None and prompts_txt_file_path is None:
+        raise ValueError("Please pass at least one argument either using --prompt or --prompts_txt_file_path")
+    if prompts_txt_file_path is not None:
+        if prompt is not None:
+            logging.getLogger("QEfficient").warning("Found inputs passed using txt file as well as CLI, taking inputs from given txt file")
+        prompt = read_prompts_txt_file(prompts_txt_file_path)
+    return [prompt] if isinstance(prompt, str) else list(prompt)
+
+
+def fix_prompts(prompt: list[str], batch_size: int, full_batch_size: int | None = None) -> list[str]:
+    """QEfficient's: fewer prompts than the batch (or full batch) are repeated to fill it; without continuous batching,
+    a last batch that is not full is dropped."""
+    rows = full_batch_size if full_batch_size is not None else batch_size
+    if len(prompt) < rows:
+        return (prompt * (rows // len(prompt) + 1))[:rows]
+    if full_batch_size is None and len(prompt) % batch_size:
+        return prompt[: batch_size * (len(prompt) // batch_size)]
+    return prompt
+
+
+def calculate_latency(
+    total_decoded_tokens: int, loop_start: float, start: float, end: float, decode_pause_time: float = 0
+) -> tuple[float, float, float, float]:
+    """(prefill time, decode tokens/s, total tokens/s, total time) from the run's clock readings, as QEfficient's."""
+    prefill_time = loop_start - start + decode_pause_time
+    decode_perf = total_decoded_tokens / (end - loop_start - decode_pause_time)
+    return prefill_time, decode_perf, total_decoded_tokens / (end - start), end - start
+
+
+def print_latency_stats_kv(prompt: Any, exec_info: CloudAI100ExecInfo, automation: bool = False) -> None:
+    if automation:
+        print("input=", prompt)
+        print("output=", exec_info.generated_texts)
+        print(exec_info)
+        return
+    print_perf(exec_info)
 
 
 def check_tlm(qpc_path: str | Path, is_tlm: bool) -> None:
