@@ -525,6 +525,23 @@ def test_image_text_kv_offload_default_is_upstreams(llava):
     assert QEfficient.QEFFAutoModelForImageTextToText.from_pretrained(llava).kv_offload is False
 
 
+def test_image_text_compile_defaults_fit_an_image(llava):
+    """QEfficient's image-text compile() without lengths (its ctx_len=None picks one per model): the context holds the
+    image's tokens and text, and an image prompt generates."""
+    from transformers import AutoConfig, AutoProcessor
+
+    from QEfficient.compile.ort_cpu import read_artifact
+
+    model = QEfficient.QEFFAutoModelForImageTextToText.from_pretrained(llava)
+    model.compile(num_cores=1)
+    ctx_len = read_artifact(model.qpc_paths)["compile_params"]["ctx_len"]
+    assert ctx_len == min(1024, AutoConfig.from_pretrained(llava).text_config.max_position_embeddings)
+    processor = AutoProcessor.from_pretrained(llava)
+    picture = Image.fromarray((np.random.default_rng(1).random((40, 50, 3)) * 255).astype(np.uint8))
+    inputs = processor(images=picture, text="<image> a photo of", return_tensors="pt")
+    assert len(model.generate(inputs=inputs, generation_len=4, stream=False).generated_ids[0][0]) >= 1
+
+
 def test_image_text_include_sampler_samples(llava):
     from transformers import AutoProcessor
 

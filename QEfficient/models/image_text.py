@@ -154,6 +154,17 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     def hf_model(self) -> PreTrainedModel:
         return self.hf
 
+    def _default_ctx_len(self, images: int) -> int:
+        """A context for ``images`` images' tokens (where the adapter knows how many one gives) and 512 of text, in
+        steps of 256, at least 1,024 (QEfficient's for LLaVA), at most the model's positions."""
+        try:
+            image_tokens = self.adapter.tokens_per_unit(self.config) * images
+        except (NotImplementedError, AttributeError, KeyError, TypeError):  # sizes that come with the images
+            image_tokens = 0
+        length = max(1024, -(-(image_tokens + 512) // 256) * 256)
+        max_pos = getattr(self.lang_model.config, "max_position_embeddings", None)
+        return min(length, max_pos) if max_pos else length
+
     def export(self, export_dir: str | os.PathLike | None = None, img_size: int | None = None, **kwargs) -> list[Path] | Path:
         """Export the graphs (each cached): [vision, language] .onnx paths, or the one graph's path with kv_offload=False.
 
@@ -207,8 +218,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         img_size: int | None = None,
         compile_dir: str | os.PathLike | None = None,
         *,
-        prefill_seq_len: int = 32,
-        ctx_len: int = 128,
+        prefill_seq_len: int | None = 32,
+        ctx_len: int | None = None,
         batch_size: int = 1,
         full_batch_size: int | None = None,
         num_devices: int = 1,
@@ -220,8 +231,14 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     ) -> dict[str, Path] | Path:
         """Build the artifacts: {"vision_qpc_path": ..., "lang_qpc_path": ...}, or one path with kv_offload=False.
 
-        ``max_num_images``: cross-attention models (Mllama, IDEFICS): the most images one prompt may hold (each
-        sequence's retained image slots); other models take any number of images per prompt."""
+        ``ctx_len=None`` (QEfficient's default, which picks a length per model): room for ``max_num_images`` images'
+        tokens and 512 of text, at least 1,024, within the model's positions. ``prefill_seq_len=None``: chunks of 32
+        (a prompt of any length is prefilled chunk by chunk). ``max_num_images``: cross-attention models (Mllama,
+        IDEFICS): the most images one prompt may hold (each sequence's retained image slots); other models take any
+        number of images per prompt."""
+        prefill_seq_len = 32 if prefill_seq_len is None else prefill_seq_len
+        if ctx_len is None:
+            ctx_len = self._default_ctx_len(max_num_images)
         check_positive(
             prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, max_num_images=max_num_images
         )
