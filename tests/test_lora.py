@@ -116,6 +116,31 @@ def test_logits_match_hf_peft(llama, llama_static):
         assert np.abs(logits[row] - ref).max() <= 1e-4, name
 
 
+def test_an_adapter_in_memory_and_download_adapter(llama):
+    """QEfficient's load_adapter(adapter_weight=, adapter_config=) takes an adapter in memory (numpy float16, as its
+    download_adapter keeps them, or torch tensors) with nothing read, and download_adapter() reads one without giving
+    it an id: both give the matrices of the adapter read from its folder."""
+    from peft import PeftConfig
+    from peft.utils import load_peft_weights
+
+    base, adapters, _ = llama
+    from_folder = QEffAutoLoraModelForCausalLM.from_pretrained(base)
+    from_folder.load_adapter(adapters["qv"], "qv")
+    in_memory = QEffAutoLoraModelForCausalLM.from_pretrained(base)
+    weights = {k: v.numpy().astype("float16") for k, v in load_peft_weights(str(adapters["qv"])).items()}
+    config = PeftConfig.from_pretrained(str(adapters["qv"]))
+    assert in_memory.load_adapter("not/a/path", "qv", adapter_weight=weights, adapter_config=config) == 1
+    in_memory.download_adapter(adapters["attn"], "attn")
+    assert list(in_memory.adapters) == ["qv"]  # downloaded, not loaded yet
+    assert in_memory.load_adapter("not/read/again", "attn") == 2
+    for module, layers in from_folder.adapters["qv"].weights.items():
+        for layer, (a, b) in layers.items():
+            a16, b16 = in_memory.adapters["qv"].weights[module][layer]
+            assert np.allclose(a, a16, atol=1e-3) and np.allclose(b, b16, atol=1e-3)
+    with pytest.raises(ValueError, match="go together"):
+        in_memory.load_adapter("x", "other", adapter_weight=weights)
+
+
 def test_continuous_batching_per_slot_adapters(llama):
     base, adapters, reference = llama
     tokenizer = AutoTokenizer.from_pretrained(base)

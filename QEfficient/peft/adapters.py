@@ -79,9 +79,13 @@ def read_adapter_config(adapter: str | os.PathLike):
         ) from None
 
 
-def read_lora_adapter(adapter: str | os.PathLike, name: str) -> LoraAdapter:
-    """Read a PEFT LoRA adapter (folder or cached hub id) into per-module matrices."""
-    config = read_adapter_config(adapter)
+def read_lora_adapter(adapter: str | os.PathLike, name: str, weights: dict | None = None, config=None) -> LoraAdapter:
+    """Read a PEFT LoRA adapter (folder or cached hub id) into per-module matrices; ``weights`` (peft's state dict:
+    tensors or arrays) and ``config`` (its PeftConfig) given together are taken as they are, nothing read (QEfficient's
+    ``adapter_weight`` and ``adapter_config``)."""
+    if (weights is None) != (config is None):
+        raise ValueError("adapter_weight and adapter_config go together: give both (the adapter in memory) or neither.")
+    config = config if config is not None else read_adapter_config(adapter)
     from peft.utils import load_peft_weights
     from peft.utils.other import get_pattern_key
 
@@ -92,13 +96,14 @@ def read_lora_adapter(adapter: str | os.PathLike, name: str) -> LoraAdapter:
             raise NotImplementedError(f"Adapter '{adapter}' uses {what}, which is not supported; only plain LoRA on Linear layers is.")
     if getattr(config, "bias", "none") != "none":
         raise NotImplementedError(f"Adapter '{adapter}' trains biases (bias={config.bias!r}); only bias='none' is supported.")
-    state = load_peft_weights(str(adapter), device="cpu")
+    state = weights if weights is not None else load_peft_weights(str(adapter), device="cpu")
     pairs: dict[str, dict[str, np.ndarray]] = {}
     for key, tensor in state.items():
         match = _KEY.match(key)
         if match is None:
             raise NotImplementedError(f"Adapter '{adapter}' holds '{key}', which is not a LoRA matrix of a Linear layer (not supported).")
-        pairs.setdefault(match["path"], {})[match["kind"]] = tensor.float().numpy()
+        as_array = tensor.float().numpy() if hasattr(tensor, "float") else np.asarray(tensor, dtype=np.float32)
+        pairs.setdefault(match["path"], {})[match["kind"]] = as_array
     out = LoraAdapter(name, str(adapter), config.base_model_name_or_path)
     for path, pair in sorted(pairs.items()):
         if set(pair) != {"A", "B"}:

@@ -56,6 +56,7 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
         self.lora_modules: tuple[str, ...] | None = None  # the target modules of the exported graph
         self.max_lora_rank: int | None = None  # the rank the compiled artifact takes
         self._tables: tuple[tuple, dict[str, np.ndarray]] | None = None
+        self._downloaded: dict[str, LoraAdapter] = {}  # download_adapter()'s, not yet loaded
 
     @classmethod
     def from_pretrained(
@@ -74,24 +75,40 @@ class QEffAutoLoraModelForCausalLM(QEFFAutoModelForCausalLM):
         """adapter name -> its row of the tables (0 is "base"), as upstream QEfficient names it."""
         return {name: i for i, name in enumerate(self.adapters, start=1)}
 
-    def load_adapter(self, adapter_model_id: str | os.PathLike, adapter_name: str, **kwargs) -> int:
-        """Read a PEFT LoRA adapter (folder or cached hub id) as ``adapter_name``; returns its id.
+    def load_adapter(
+        self, adapter_model_id: str | os.PathLike, adapter_name: str, adapter_weight: dict | None = None, adapter_config=None
+    ) -> int:
+        """Read a PEFT LoRA adapter (folder or cached hub id) as ``adapter_name``; returns its id. ``adapter_weight``
+        (peft's state dict) with ``adapter_config`` (its PeftConfig): the adapter in memory, nothing read.
 
         No export and no compile: generate() binds the new tables. Refused with a clear error when
         it does not fit the base model, or (once compiled) needs a target module or rank the
         artifact lacks.
         """
         check_adapter_name(adapter_name)
-        if kwargs:
-            logger.warning("load_adapter(): %s ignored", sorted(kwargs))
         if adapter_name in self.adapters:
             logger.warning("Adapter '%s' is already loaded; unload_adapter() it first to replace it.", adapter_name)
             return self.active_adapter_to_id[adapter_name]
-        adapter = read_lora_adapter(adapter_model_id, adapter_name)
+        adapter = self._downloaded.pop(adapter_name, None)
+        if adapter is None:
+            adapter = read_lora_adapter(adapter_model_id, adapter_name, adapter_weight, adapter_config)
         self._check_adapter(adapter)
         self.adapters[adapter_name] = adapter
         self._tables = None
         return self.active_adapter_to_id[adapter_name]
+
+    def download_adapter(
+        self, adapter_model_id: str | os.PathLike, adapter_name: str, adapter_weight: dict | None = None, adapter_config=None
+    ) -> None:
+        """QEfficient's: read an adapter (checked against the base model) without giving it an id; load_adapter() of
+        the same name takes it from here."""
+        check_adapter_name(adapter_name)
+        if adapter_name in self.adapters or adapter_name in self._downloaded:
+            logger.warning("Adapter '%s' is already read; skipped.", adapter_name)
+            return
+        adapter = read_lora_adapter(adapter_model_id, adapter_name, adapter_weight, adapter_config)
+        self._check_adapter(adapter)
+        self._downloaded[adapter_name] = adapter
 
     def unload_adapter(self, adapter_name: str) -> bool:
         """Forget an adapter (the later ones move up an id); False when it was not loaded."""
