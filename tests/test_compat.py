@@ -527,7 +527,8 @@ def test_image_text_kv_offload_default_is_upstreams(llava):
 
 def test_image_text_compile_defaults_fit_an_image(llava):
     """QEfficient's image-text compile() without lengths (its ctx_len=None picks one per model): the context holds the
-    image's tokens and text, and an image prompt generates."""
+    image's tokens and text, and an image prompt generates, also through qeff_model.model.prepare_inputs_for_generation
+    (QEfficient's Qwen-VL scripts' step)."""
     from transformers import AutoConfig, AutoProcessor
 
     from QEfficient.compile.ort_cpu import read_artifact
@@ -539,6 +540,9 @@ def test_image_text_compile_defaults_fit_an_image(llava):
     processor = AutoProcessor.from_pretrained(llava)
     picture = Image.fromarray((np.random.default_rng(1).random((40, 50, 3)) * 255).astype(np.uint8))
     inputs = processor(images=picture, text="<image> a photo of", return_tensors="pt")
+    # QEfficient's Qwen-VL scripts prepare the inputs through qeff_model.model first; generate computes the positions
+    inputs = model.model.prepare_inputs_for_generation(inputs=inputs, prefill_seq_len=128, batch_size=1)
+    assert model.model.config is model.hf_model.config
     assert len(model.generate(inputs=inputs, generation_len=4, stream=False).generated_ids[0][0]) >= 1
 
 

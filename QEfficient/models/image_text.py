@@ -64,6 +64,25 @@ def check_img_size(img_size: int, default: int) -> None:
         )
 
 
+class _ModelView:
+    """The transformers model as QEfficient's ``qeff_model.model`` shows it: its attributes, and
+    ``prepare_inputs_for_generation(inputs, prefill_seq_len, batch_size)``, which QEfficient's Qwen-VL scripts call
+    before ``generate(inputs=...)`` to add the multimodal rotary positions; ``generate`` computes those itself here, so
+    the inputs come back as they are (image_grid_thw kept: the positions are read from it)."""
+
+    def __init__(self, hf: PreTrainedModel) -> None:
+        self._hf = hf
+
+    def __getattr__(self, name: str):
+        return getattr(self._hf, name)
+
+    def __repr__(self) -> str:
+        return repr(self._hf)
+
+    def prepare_inputs_for_generation(self, inputs, prefill_seq_len: int = 128, batch_size: int = 1):
+        return inputs
+
+
 class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     """>>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/llava", kv_offload=True)
     >>> model.compile(prefill_seq_len=128, ctx_len=512, img_size=336)
@@ -153,6 +172,11 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     @property
     def hf_model(self) -> PreTrainedModel:
         return self.hf
+
+    @property
+    def model(self) -> _ModelView:
+        """QEfficient's ``qeff_model.model``: the transformers model, with QEfficient's ``prepare_inputs_for_generation``."""
+        return _ModelView(self.hf)
 
     def _default_ctx_len(self, images: int) -> int:
         """A context for ``images`` images' tokens (where the adapter knows how many one gives) and 512 of text, in
