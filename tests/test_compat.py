@@ -507,6 +507,39 @@ def test_text_generation_inference_helpers(compiled, tmp_path):
     assert calculate_latency(10, 1.0, 0.5, 3.0) == (0.5, 5.0, 4.0, 2.5)
 
 
+def test_qaic_inference_session_drives_prefill_and_decode(compiled):
+    """QEfficient's QAICInferenceSession as its low-level scripts use it: a prefill chunk padded with position -1, then
+    decode steps that pass the prefill's cache once and skip it after (the session keeps it): the greedy tokens are the
+    model's own generate()'s."""
+    from QEfficient.generation.cloud_infer import QAICInferenceSession
+
+    model, tokenizer = compiled
+    expected = model.generate(tokenizer, ["My name is"], generation_len=6, stream=False).generated_ids[0][0][:6].tolist()
+    prefill = QAICInferenceSession(model.qpc_path)
+    ids = tokenizer("My name is")["input_ids"]
+    pad = PROMPT_LEN - len(ids)
+    out = prefill.run(
+        {
+            "input_ids": np.array([ids + [0] * pad], dtype=np.int64),
+            "position_ids": np.array([list(range(len(ids))) + [-1] * pad], dtype=np.int64),
+        }
+    )
+    tokens, position = [int(out["logits"].argmax())], len(ids)
+    past = [name for name in prefill.input_names if name.startswith("past_")]
+    decode = QAICInferenceSession(model.qpc_path)
+    first = {"input_ids": np.array([[tokens[-1]]]), "position_ids": np.array([[position]])}
+    out = decode.run({**first, **{name: out[f"{name}_RetainedState"] for name in past}})  # the prefill's cache, once
+    decode.skip_buffers([name for name in decode.input_names + decode.output_names if name.startswith("past_")])
+    while len(tokens) < 6:
+        tokens.append(int(out["logits"].argmax()))
+        position += 1
+        out = decode.run({"input_ids": np.array([[tokens[-1]]]), "position_ids": np.array([[position]])})
+        assert set(out) == {"logits"}  # skipped outputs are not returned
+    assert tokens == expected
+    with pytest.raises(ValueError, match="'position_ids' was never given"):
+        QAICInferenceSession(model.qpc_path).run({"input_ids": np.array([[1]])})
+
+
 def test_kv_offload_is_taken_and_a_model_prints_as_upstream_s(llama):
     """QEFFAutoModelForCausalLM.from_pretrained takes QEfficient's kv_offload (an image-text switch) and drops it, as
     QEfficient does; print(model) shows the class and the transformers model, as QEfficient's quick start prints it."""
