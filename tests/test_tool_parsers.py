@@ -167,6 +167,17 @@ def assert_stream_adds_up(tools, text: str) -> None:
             '<tool_call>[{"name": "get_time", "arguments": {"zo',
         ),
         (
+            "olmo3",
+            [
+                '<function_calls>\nget_time(zone=2)\nget_weather(city="a}\\"b")\n</function_calls>',
+                "<function_calls>\nget_time(zone=2, ok=true, none=null, more={'a': [false]})</function_calls>",
+                "<function_calls>\nnot a call\n</function_calls>",
+                "Plain text with get_time(zone=2)",
+                "<function",
+            ],
+            "<function_calls>\nget_time(zone=2)\nget_wea",
+        ),
+        (
             "phi4_mini_json",
             [f"functools[{LLAMA3_CALLS[0]}, {HERMES_CALLS[1]}]", "Let me see. functools[]", "functools", "func", '{"answer": 42}'],
             'functools[{"name": "get_time", "arguments": {"zo',
@@ -199,7 +210,7 @@ def test_a_stream_of_auto_tool_calls_adds_up_to_the_unstreamed_answer(parser, an
     stream = tools.stream()
     early, late = stream.delta(cut[:-1]) or {}, stream.delta(cut[-1], final=True) or {}
     assert tools.message(cut) is None and early.get("content", "") + late.get("content", "") == cut and not stream.called
-    if parser not in ("pythonic", "lfm2", "llama4_pythonic", "granite4"):  # these stream a call once it is complete
+    if parser not in ("pythonic", "lfm2", "llama4_pythonic", "granite4", "olmo3"):  # these stream a call once it is complete
         assert early["tool_calls"][0]["function"] == {"name": "get_time", "arguments": '{"z'}
     if parser == "hermes":  # a call, then one that is not: the answer is text, all of it content (the call stays sent)
         text = f"<tool_call>{HERMES_CALLS[0]}</tool_call><tool_call>oops</tool_call>"
@@ -402,3 +413,11 @@ def test_gemma_calls_in_their_own_notation(parser, text, weather, cut_at, cut_we
     for answer in (text, cut, text[: text.index("call:get_weather")], f"{opening}not a call", "Plain <b>text", opening[:6]):
         assert_stream_adds_up(tools, answer)
     assert tools.message(f"{opening}not a call") is None and tools.message("Plain text") is None
+
+
+def test_olmo3_reads_json_s_null_true_and_false():
+    from QEfficient.serving.tools import AutoTools
+
+    text = "<function_calls>\nget_time(zone=2, ok=true, none=null, more={'a': [false]})\n</function_calls>"
+    call = AutoTools(TOOLS, "olmo3").message(text)["tool_calls"][0]["function"]
+    assert json.loads(call["arguments"]) == {"zone": 2, "ok": True, "none": None, "more": {"a": [False]}}

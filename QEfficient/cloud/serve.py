@@ -51,6 +51,7 @@ TOOL_CALL_PARSERS = (
     "granite",
     "granite4",
     "phi4_mini_json",
+    "olmo3",
     "lfm2",
     "qwen3_coder",
     "glm45",

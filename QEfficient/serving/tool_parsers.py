@@ -243,17 +243,18 @@ def _llama3_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall]]
 
 
 # pythonic
-def _pythonic_call(source: str) -> tuple[str, str] | None:
-    """(name, arguments as JSON) of one ``name(key=literal, ...)``, or None where it is not one."""
+def _pythonic_call(source: str, value: Callable[[ast.expr], Any] = ast.literal_eval) -> tuple[str, str] | None:
+    """(name, arguments as JSON) of one ``name(key=literal, ...)``, or None where it is not one; ``value`` reads each
+    argument's expression (a Python literal, or another syntax's values)."""
     try:
         node = ast.parse(source.strip(), mode="eval").body
         if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name) or node.args:
             return None
         if any(kw.arg is None for kw in node.keywords):
             return None
-        arguments = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
+        arguments = {kw.arg: value(kw.value) for kw in node.keywords}
         return node.func.id, json.dumps(arguments, ensure_ascii=False)
-    except (SyntaxError, ValueError, TypeError, RecursionError):
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
         return None
 
 

@@ -15,6 +15,9 @@ written. Their markers are special tokens, so a request these parsers read is de
 - ``granite4`` (Granite 4): ``<tool_call>{"name", "arguments"}</tool_call>`` anywhere in the answer, the text around
   the calls the content (all of it, joined; what follows the first call is sent at the end); a call left open makes
   the answer text; each call streams once closed.
+- ``olmo3`` (OLMo 3): ``<function_calls>``, then one pythonic call per line (``get_weather(city="Paris")``, JSON's
+  null, true and false taken as values), ``</function_calls>``; an answer that does not open with the tag is text
+  (as vLLM's stream reads it: its whole-answer reading also takes untagged lines).
 - ``phi4_mini_json`` (Phi-4-mini): ``functools`` then a JSON array of ``{"name", "arguments"}`` (or ``"parameters"``)
   objects; plain text, no special tokens.
 - ``lfm2`` (LiquidAI LFM2, LFM2.5): ``<|tool_call_start|>``, a pythonic list of calls (``[f(x=1)]``, as ``pythonic``
@@ -27,9 +30,11 @@ JSON objects with a name is text, all of it.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 from collections.abc import Callable
+from typing import Any
 
 from QEfficient.serving.tool_parsers import (
     _HERMES_CLOSE,
@@ -37,6 +42,7 @@ from QEfficient.serving.tool_parsers import (
     ScannedCall,
     ToolCallParser,
     _before_marker,
+    _pythonic_call,
     _pythonic_calls,
     _pythonic_message,
     _skip,
@@ -264,6 +270,66 @@ def _granite4_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
     return content, [] if first < 0 else _granite4_parts(text, final)[1]
 
 
+# olmo3: <function_calls>, one pythonic call per line (JSON's null, true and false taken as values), </function_calls>
+_OLMO_OPEN, _OLMO_CLOSE = "<function_calls>", "</function_calls>"
+_JSON_NAMES = {"null": None, "true": True, "false": False}
+
+
+def _olmo3_value(node: ast.expr) -> Any:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in _JSON_NAMES:
+        return _JSON_NAMES[node.id]
+    if isinstance(node, ast.List):
+        return [_olmo3_value(v) for v in node.elts]
+    if isinstance(node, ast.Dict) and all(isinstance(k, ast.Constant) for k in node.keys):
+        return {k.value: _olmo3_value(v) for k, v in zip(node.keys, node.values)}
+    raise ValueError("not a literal")
+
+
+def _olmo3_calls(text: str, final: bool) -> tuple[list[ScannedCall], bool]:
+    """The calls of the lines written so far after an answer's opening tag (each once its line ends), and whether
+    every line so far is one."""
+    at = len(text) - len(text.lstrip()) + len(_OLMO_OPEN)
+    close = text.find(_OLMO_CLOSE, at)
+    end = len(text) if close < 0 else close
+    calls: list[ScannedCall] = []
+    while at < end:
+        line_end = text.find("\n", at, end)
+        if line_end < 0 and close < 0 and not final:
+            break  # the last line is still being written
+        line_end = end if line_end < 0 else line_end
+        if text[at:line_end].strip():
+            call = _pythonic_call(text[at:line_end], _olmo3_value)
+            if call is None:
+                return calls, False
+            calls.append((*call, line_end))
+        at = line_end + 1
+    return calls, True
+
+
+def _olmo3_message(text: str) -> dict | None:
+    """vLLM's olmo3 rules, for an answer that opens with <function_calls> (as its stream reads one): every line a call
+    with keyword arguments and literal values; anything else, text."""
+    if not text.lstrip().startswith(_OLMO_OPEN):
+        return None
+    calls, whole = _olmo3_calls(text, final=True)
+    if not calls or not whole:
+        return None
+    return {"role": "assistant", "content": None, "tool_calls": [tool_call(name, arguments) for name, arguments, _ in calls]}
+
+
+def _olmo3_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall]]:
+    """An answer that opens (or may still open) with <function_calls> is held back and streams each call once its line
+    ends; any other is content."""
+    stripped = text.lstrip()
+    if not final and _OLMO_OPEN.startswith(stripped):
+        return None, []
+    if not stripped.startswith(_OLMO_OPEN):
+        return text, []
+    return None, _olmo3_calls(text, final)[0]
+
+
 # phi4_mini_json: functools[...]
 _PHI4 = "functools"
 
@@ -331,5 +397,6 @@ TAGGED_PARSERS = {
     "granite": ToolCallParser(_granite_message, _granite_scan),
     "granite4": ToolCallParser(_granite4_message, _granite4_scan, special_tokens=True),
     "phi4_mini_json": ToolCallParser(_phi4_message, _phi4_scan),
+    "olmo3": ToolCallParser(_olmo3_message, _olmo3_scan),
     "lfm2": ToolCallParser(_lfm2_message, _lfm2_scan, special_tokens=True),
 }

@@ -6,7 +6,7 @@ schema made from the tools' parameters, and comes back as ``tool_calls``.
 syntax: a server started with ``--enable_auto_tool_choice --tool_call_parser NAME`` (vLLM's flags) parses it
 (serving/tool_parsers.py: ``hermes``, ``longcat``, ``llama3_json``, ``pythonic``, ``llama4_pythonic``, ``mistral``;
 serving/tool_parsers_tagged.py: ``deepseek_v3``, ``deepseek_v31``, ``kimi_k2``, ``internlm``, ``jamba``, ``granite``,
-``granite4``, ``phi4_mini_json``, ``lfm2``; serving/tool_parsers_xml.py: ``qwen3_coder``, ``seed_oss``, ``glm45``;
+``granite4``, ``olmo3``, ``phi4_mini_json``, ``lfm2``; serving/tool_parsers_xml.py: ``qwen3_coder``, ``seed_oss``, ``glm45``;
 serving/tool_parsers_invoke.py: ``minimax_m2``, ``deepseek_v32``, ``deepseek_v4``; serving/tool_parsers_gemma.py:
 ``gemma4``, ``functiongemma``; serving/harmony.py: ``openai``,
 gpt-oss's; and vLLM's other names for these: ``llama4_json``, ``qwen3_xml``, ``glm47``, ``mimo``, ``step3p5``,
