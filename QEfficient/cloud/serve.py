@@ -85,6 +85,7 @@ REASONING_PARSERS = (
     "granite",
     "openai_gptoss",
     "mimo",
+    "olmo3",
     "poolside_v1",
     "deepseek_v4",
     "gemma4",
