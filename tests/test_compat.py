@@ -496,7 +496,7 @@ def test_text_generation_inference_helpers(compiled, tmp_path):
     )
 
     model, _ = compiled
-    assert get_compilation_dims(model.qpc_path) == (1, CTX_LEN)
+    assert get_compilation_dims(model.qpc_path) == (1, CTX_LEN, None)
     assert fix_prompts(["a", "b", "c"], 2) == ["a", "b"]  # the last batch, not full, dropped
     assert fix_prompts(["a"], 3) == ["a", "a", "a"] and fix_prompts(["a", "b", "c"], 1, full_batch_size=2) == ["a", "b", "c"]
     prompts = tmp_path / "prompts.txt"
@@ -536,6 +536,8 @@ def test_qaic_inference_session_drives_prefill_and_decode(compiled):
         out = decode.run({"input_ids": np.array([[tokens[-1]]]), "position_ids": np.array([[position]])})
         assert set(out) == {"logits"}  # skipped outputs are not returned
     assert tokens == expected
+    decode.set_buffers({"past_key.0_RetainedState": np.zeros(1)})  # an output's placeholder: returned again
+    assert "past_key.0_RetainedState" in decode.run({"input_ids": np.array([[tokens[-1]]]), "position_ids": np.array([[position + 1]])})
     with pytest.raises(ValueError, match="'position_ids' was never given"):
         QAICInferenceSession(model.qpc_path).run({"input_ids": np.array([[1]])})
 
@@ -575,7 +577,7 @@ def test_image_text_compile_defaults_fit_an_image(llava):
     inputs = processor(images=picture, text="<image> a photo of", return_tensors="pt")
     # QEfficient's Qwen-VL scripts prepare the inputs through qeff_model.model first; generate computes the positions
     inputs = model.model.prepare_inputs_for_generation(inputs=inputs, prefill_seq_len=128, batch_size=1)
-    assert model.model.config is model.hf_model.config
+    assert model.model.config is model.hf_model.config and callable(model.model)
     assert len(model.generate(inputs=inputs, generation_len=4, stream=False).generated_ids[0][0]) >= 1
 
 

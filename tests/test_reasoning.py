@@ -50,6 +50,7 @@ CASES = [
     ("granite", "<|start_of_role|>assistant<|end_of_role|>", None, "Just b", None, "Just b"),
     ("poolside_v1", "<assistant>", {"thinking": True}, "x</think>y", "x", "y"),  # deepseek_v3's rules
     ("olmo3", "<|im_start|>assistant\n<think>", None, "plan</think>answer", "plan", "answer"),
+    ("olmo3", "<|im_start|>assistant\n", None, "just an answer", None, "just an answer"),  # OLMo 3 Instruct
     ("deepseek_v4", "<｜Assistant｜>", {"thinking": True}, "plan \n</think>y", "plan \n", "y"),
     ("deepseek_v4", "<｜Assistant｜>", {"enable_thinking": True}, "plan<｜DSML｜tool_calls>", "plan", "<｜DSML｜tool_calls>"),
     ("deepseek_v4", "<｜Assistant｜>", None, "x</think>y", None, "x</think>y"),  # off by default, as deepseek_v3

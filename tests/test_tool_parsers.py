@@ -415,9 +415,28 @@ def test_gemma_calls_in_their_own_notation(parser, text, weather, cut_at, cut_we
     assert tools.message(f"{opening}not a call") is None and tools.message("Plain text") is None
 
 
+def test_gemma4_keys_values_and_markers():
+    """Gemma 4's notation at its edges: a quoted key, a bare value cut by the end marker, a colon after the call (not a
+    key), a call followed by the next without its end marker (each its own), as streamed."""
+    from QEfficient.serving.tools import AutoTools
+
+    tools = AutoTools(TOOLS, "gemma4")
+    cases = {
+        f"<|tool_call>call:f{{{Q}city{Q}:{Q}x{Q}}}<tool_call|>": [("f", {"city": "x"})],
+        "<|tool_call>call:f{a:1<tool_call|>": [("f", {"a": 1})],
+        "<|tool_call>call:f{a}<tool_call|> see: here": [("f", {})],
+        "<|tool_call>call:f{a:1}<|tool_call>call:g{b:2}<tool_call|>": [("f", {"a": 1}), ("g", {"b": 2})],
+    }
+    for text, expected in cases.items():
+        calls = tools.message(text)["tool_calls"]
+        assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == expected, text
+        assert_stream_adds_up(tools, text)
+
+
 def test_olmo3_reads_json_s_null_true_and_false():
     from QEfficient.serving.tools import AutoTools
 
-    text = "<function_calls>\nget_time(zone=2, ok=true, none=null, more={'a': [false]})\n</function_calls>"
+    text = "<function_calls>\nget_time(zone=-2, ok=true, none=null, more={'a': [false]}, pair=(1, 2))\n</function_calls>"
     call = AutoTools(TOOLS, "olmo3").message(text)["tool_calls"][0]["function"]
-    assert json.loads(call["arguments"]) == {"zone": 2, "ok": True, "none": None, "more": {"a": [False]}}
+    assert json.loads(call["arguments"]) == {"zone": -2, "ok": True, "none": None, "more": {"a": [False]}, "pair": [1, 2]}
+    assert AutoTools(TOOLS, "olmo3").message("<function_calls>\nget_time(zone=1e999)\n</function_calls>") is None  # no JSON

@@ -163,16 +163,17 @@ def resolve_sampling(
 # QEfficient's helpers of this module, for the scripts that call them
 
 
-def get_compilation_dims(qpc_path: str | Path) -> tuple[int, int]:
-    """(batch_size, ctx_len) of a compiled artifact, from its specializations.json (in the artifact, or beside it as
-    QEfficient's qpc folder has it)."""
+def get_compilation_dims(qpc_path: str | Path) -> tuple[int, int, int | None]:
+    """(batch_size, ctx_len, full_batch_size or None) of a compiled artifact, from its specializations.json (in the
+    artifact, or beside it as QEfficient's qpc folder has it)."""
     qpc_path = Path(qpc_path)
     found = [p for p in (qpc_path / "specializations.json", qpc_path.parent / "specializations.json") if p.is_file()]
     if not found:
         raise FileNotFoundError(f"expected specializations.json in or beside '{qpc_path}': compile the model first.")
     first = json.loads(found[0].read_text())["specializations"][0]
     symbols = first.get("symbols", first)  # this package writes the shapes under "symbols"
-    return int(symbols["batch_size"]), int(symbols["ctx_len"])
+    full_batch_size = symbols.get("full_batch_size")
+    return int(symbols["batch_size"]), int(symbols["ctx_len"]), int(full_batch_size) if full_batch_size else None
 
 
 def read_prompts_txt_file(prompts_txt_file_path: str) -> list[str]:

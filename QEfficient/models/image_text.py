@@ -7,6 +7,7 @@ export/one_graph.py). Architectures: the table in transform/vision_adapters.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -43,6 +44,8 @@ from QEfficient.utils.checks import check_generation_len, check_positive
 _QAIC_CONFIG_HONOURED = {"include_sampler", "max_top_k_ids", "return_pdfs", "include_guided_decoding"}
 
 
+logger = logging.getLogger(__name__)
+
 # In a language artifact: the config (as loaded, hf_overrides applied) and the processor's files, so that a server starts
 # from the two artifacts (serve --qpc_path, from_artifact) without the model's folder or weights.
 MODEL_FILES_SUBDIR = "model_files"
@@ -71,10 +74,18 @@ class _ModelView:
     the inputs come back as they are (image_grid_thw kept: the positions are read from it)."""
 
     def __init__(self, hf: PreTrainedModel) -> None:
-        self._hf = hf
+        object.__setattr__(self, "_hf", hf)
 
     def __getattr__(self, name: str):
+        if name == "_hf":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
         return getattr(self._hf, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self._hf, name, value)
+
+    def __call__(self, *args, **kwargs):
+        return self._hf(*args, **kwargs)
 
     def __repr__(self) -> str:
         return repr(self._hf)
@@ -179,15 +190,18 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         return _ModelView(self.hf)
 
     def _default_ctx_len(self, images: int) -> int:
-        """A context for ``images`` images' tokens (where the adapter knows how many one gives) and 512 of text, in
-        steps of 256, at least 1,024 (QEfficient's for LLaVA), at most the model's positions."""
+        """A context for ``images`` images' tokens (where the adapter knows how many one gives; a tiled image counts
+        one tile) and 512 of text, in steps of 256, at least 1,024 (QEfficient's for LLaVA), at most the model's
+        positions."""
         try:
             image_tokens = self.adapter.tokens_per_unit(self.config) * images
-        except (NotImplementedError, AttributeError, KeyError, TypeError):  # sizes that come with the images
+        except NotImplementedError:  # token counts that come with each image's size (Qwen-VL): the floor
             image_tokens = 0
         length = max(1024, -(-(image_tokens + 512) // 256) * 256)
         max_pos = getattr(self.lang_model.config, "max_position_embeddings", None)
-        return min(length, max_pos) if max_pos else length
+        length = min(length, max_pos) if max_pos else length
+        logger.info("compile(): ctx_len=%d (none given); pass ctx_len for longer prompts or more images", length)
+        return length
 
     def export(self, export_dir: str | os.PathLike | None = None, img_size: int | None = None, **kwargs) -> list[Path] | Path:
         """Export the graphs (each cached): [vision, language] .onnx paths, or the one graph's path with kv_offload=False.

@@ -9,6 +9,7 @@ targeted Linear, ``lora_A`` [r, in] and ``lora_B`` [out, r]; PEFT adds ``scaling
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -20,6 +21,8 @@ import numpy as np
 from QEfficient.export.graph_specs import lora_table_names
 from QEfficient.transform.lora import layer_of
 from QEfficient.utils.extras import require_extra
+
+logger = logging.getLogger(__name__)
 
 BASE_ADAPTER = "base"  # prompt_to_adapter_mapping's name for rows without an adapter (table row 0)
 
@@ -83,8 +86,9 @@ def read_lora_adapter(adapter: str | os.PathLike, name: str, weights: dict | Non
     """Read a PEFT LoRA adapter (folder or cached hub id) into per-module matrices; ``weights`` (peft's state dict:
     tensors or arrays) and ``config`` (its PeftConfig) given together are taken as they are, nothing read (QEfficient's
     ``adapter_weight`` and ``adapter_config``)."""
-    if (weights is None) != (config is None):
-        raise ValueError("adapter_weight and adapter_config go together: give both (the adapter in memory) or neither.")
+    if (weights is None) != (config is None):  # QEfficient reads the adapter from its path then; so does this
+        logger.warning("adapter_weight and adapter_config go together; with one of them the adapter is read from '%s'.", adapter)
+        weights = config = None
     config = config if config is not None else read_adapter_config(adapter)
     from peft.utils import load_peft_weights
     from peft.utils.other import get_pattern_key

@@ -11,8 +11,8 @@ in place instead.
 
 from __future__ import annotations
 
-import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +20,6 @@ import numpy as np
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.export.graph_specs import RETAINED_SUFFIX, past_names
 from QEfficient.runtime.ort_session import available_cores, open_artifact_session
-
-logger = logging.getLogger(__name__)
 
 
 class BufferSession:
@@ -69,9 +67,10 @@ class BufferSession:
         for name, value in buffers.items():
             if name in inputs:
                 self._buffers[name] = np.asarray(value)
-                self._skipped.discard(name)
             elif name not in outputs:
-                logger.warning('Buffer: "%s" not found', name)
+                warnings.warn(f'Buffer: "{name}" not found', stacklevel=2)  # QEfficient's words, once per place
+                continue
+            self._skipped.discard(name)  # a skipped output set again is returned again, as on the device
 
     def skip_buffers(self, skipped_buffer_names: list[str]) -> None:
         """Inputs that read the state the previous run left, and outputs not to return."""

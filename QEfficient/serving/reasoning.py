@@ -141,7 +141,8 @@ SYNTAXES: dict[str, ReasoningSyntax] = {  # vLLM's --reasoning-parser names and 
     "openai_gptoss": HarmonySyntax(),
 }
 SYNTAXES["mimo"] = SYNTAXES["qwen3"]  # vLLM reads MiMo's thinking as Qwen3's
-SYNTAXES["olmo3"] = _THINK  # OLMo 3 Think: its template opens <think>; the tags are text, not special tokens
+# OLMo 3: an answer that opens <think> (or whose prompt does) reasons; an instruct model's answer is content
+SYNTAXES["olmo3"] = dataclasses.replace(_THINK, unprompted=False)
 SYNTAXES["poolside_v1"] = SYNTAXES["deepseek_v3"]  # vLLM's: DeepSeek-V3's, read in the prompt's last assistant turn
 SYNTAXES["deepseek_v4"] = dataclasses.replace(  # deepseek_v3's, and a tool call written while thinking ends it
     SYNTAXES["deepseek_v3"], implicit_ends=("<｜DSML｜tool_calls>",)

@@ -253,7 +253,7 @@ def _pythonic_call(source: str, value: Callable[[ast.expr], Any] = ast.literal_e
         if any(kw.arg is None for kw in node.keywords):
             return None
         arguments = {kw.arg: value(kw.value) for kw in node.keywords}
-        return node.func.id, json.dumps(arguments, ensure_ascii=False)
+        return node.func.id, json.dumps(arguments, ensure_ascii=False, allow_nan=False)  # 1e999: not JSON, no call
     except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
         return None
 

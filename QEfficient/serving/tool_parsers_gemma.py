@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -25,6 +26,7 @@ from QEfficient.serving.tool_parsers import ScannedCall, calls_after_marker, fin
 
 _START, _END, _QUOTE = "<|tool_call>", "<tool_call|>", '<|"|>'
 _CALL = re.compile(r"call:([\w\-.]+)\{")
+_KEY = re.compile(r'(?:<\|"\|>)?([^:,{}\[\]<>"]+?)(?:<\|"\|>)?\s*:')  # a bare key (quoted: the marks dropped), then ":"
 
 
 def _bare(text: str) -> Any:
@@ -49,8 +51,10 @@ def _value(text: str, i: int, final: bool) -> tuple[Any, int, bool]:
         return text[i + len(_QUOTE) : close], close + len(_QUOTE), True
     if text[i] in "{[":
         return _items(text, i + 1, text[i] == "{", final)
+    if text[i] == "<":  # a quote mark being written, or a marker where a value should be: nothing more to read
+        return None, len(text), False
     end = i
-    while end < len(text) and text[end] not in ",}]":
+    while end < len(text) and text[end] not in ",}]<":  # "<": a marker, which no bare value holds
         end += 1
     if end >= len(text) and not final:
         return None, len(text), False  # a bare value may go on
@@ -71,27 +75,31 @@ def _items(text: str, i: int, pairs: bool, final: bool) -> tuple[dict | list, in
             return items, i + 1, True
         key = None
         if pairs:
-            colon = text.find(":", i)
-            if colon < 0:
-                return items, len(text), False
-            key, i = text[i:colon].strip(), colon + 1
+            match = _KEY.match(text, i)
+            if match is None:
+                return items, len(text), False  # a key being written, or no key: nothing more to read
+            key, i = match.group(1).strip(), match.end()
             while i < len(text) and text[i] in " \n\t":
                 i += 1
             if i >= len(text):
                 return items, i, False
+        before = i
         value, i, done = _value(text, i, final)
-        if not done:
-            return items, i, False
+        if not done or i == before:  # i == before: a stray closing character, nothing more to read
+            return items, i if done else len(text), False
         if pairs:
             items.setdefault(key, value)
         else:
             items.append(value)
 
 
-def _each_call(text: str, final: bool, *, start: str, head: re.Pattern, arguments) -> list[ScannedCall]:
-    """Each call after a ``start`` marker, its name the first group of ``head`` (matched right after the marker):
-    ``arguments(text, i, final)`` reads its arguments from ``i``, (them or None where there are none to read, the index
-    after its end marker or None while it is open)."""
+ReadArguments = Callable[[str, int, bool], tuple[dict | None, int | None]]
+
+
+def _each_call(text: str, final: bool, *, start: str, head: re.Pattern, arguments: ReadArguments) -> list[ScannedCall]:
+    """Each call after a ``start`` marker, its name the first group of ``head`` matched right after the marker.
+    ``arguments(text, i, final)`` reads the call's arguments from ``i``: (the arguments, or None where there are none to
+    read; the index where the call ends, or None while it is open)."""
     calls: list[ScannedCall] = []
     at = text.find(start)
     while at >= 0:
@@ -113,7 +121,12 @@ def _gemma4_arguments(text: str, i: int, final: bool) -> tuple[dict | None, int 
         arguments, end, closed = _items(text, i, True, final)
     except RecursionError:  # nested deeper than the stack: no call
         return None, None
-    return arguments, end + len(_END) if closed and text.startswith(_END, end) else None
+    if not closed:
+        return arguments, None
+    if text.startswith(_END, end):
+        return arguments, end + len(_END)
+    # no end marker, the next call straight after: this one ends at its brace (vLLM would read it into the next)
+    return arguments, end if text[end:].lstrip().startswith(_START) else None
 
 
 # functiongemma
