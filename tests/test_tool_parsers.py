@@ -440,3 +440,28 @@ def test_olmo3_reads_json_s_null_true_and_false():
     call = AutoTools(TOOLS, "olmo3").message(text)["tool_calls"][0]["function"]
     assert json.loads(call["arguments"]) == {"zone": -2, "ok": True, "none": None, "more": {"a": [False]}, "pair": [1, 2]}
     assert AutoTools(TOOLS, "olmo3").message("<function_calls>\nget_time(zone=1e999)\n</function_calls>") is None  # no JSON
+
+
+def test_every_parser_reads_random_pieces_of_every_syntax_without_failing():
+    """Answers made of random pieces of every parser's markers and of JSON, Python and tagged values, read whole and
+    streamed in pieces of 2: every parser returns (no exception, no endless loop: a half-written quote mark once looped
+    Gemma 4's reader), and an answer it reads as text, sending no call, streams as its whole text."""
+    import random
+
+    from QEfficient.serving.tools import PARSERS, AutoTools
+
+    markers = ["<tool_call>", "</tool_call>", "<|tool_call>", "<tool_call|>", "call:f{", '<|"|>', "<escape>", "<function_calls>"]
+    markers += ["</function_calls>", '<invoke name="', '<parameter name="', "</parameter>", "</invoke>", "<minimax:tool_call>"]
+    markers += ["[TOOL_CALLS]", "<|python_start|>", "<start_function_call>", "<end_function_call>", "functools[", "<function="]
+    values = ['{"name": "f", "arguments": {', '"a": 1', "}", "]", "[", "f(", "a=1", ")", ",", ":", "\n", '">', "true", "x"]
+    rng = random.Random(12)
+    for name in PARSERS:
+        tools = AutoTools(TOOLS, name)
+        for _ in range(60):
+            text = "".join(rng.choice(markers + values) for _ in range(rng.randint(1, 12)))
+            message = tools.message(text)
+            stream, content = tools.stream(), ""
+            for start in range(0, len(text), 2):
+                content += (stream.delta(text[start : start + 2], final=start + 2 >= len(text)) or {}).get("content", "")
+            if message is None and not stream.called:
+                assert content == text, (name, text)
