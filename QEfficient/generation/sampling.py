@@ -198,7 +198,8 @@ def check_rows(params: SamplingParams | None, rows: int, what: str) -> None:
 
 def check_allowed_tokens(params: SamplingParams | None, slots: int, vocab_size: int) -> None:
     """Before continuous batching starts: a token mask has one row per slot (QEfficient's ``[full_batch_size, vocab]``:
-    a prompt takes the mask of the slot it runs in) or one row for all, and one column per token."""
+    a prompt takes the mask of the slot it runs in) or one row for all, and one column per token; parameters that
+    differ between rows have one row per slot."""
     check_rows(params, slots, "continuous-batching slots")
     allowed = params.allowed_tokens if params is not None else None
     if allowed is None:

@@ -425,20 +425,21 @@ class ToolCallParser:
         return (lambda text: self.message(text, tools)), (lambda text, final: self.scan(text, final, tools))
 
 
-def calls_after_marker(marker: str, calls: Callable[[str, bool], list[ScannedCall]], **options: Any) -> ToolCallParser:
+def calls_after_marker(marker: str, calls: Callable[..., list[ScannedCall]], **options: Any) -> ToolCallParser:
     """The parser of a syntax whose calls follow the first ``marker``, the text before it the content: ``calls(text,
-    final)`` reads the calls so far (at the ``final`` reading, one cut short as it stands: still a call)."""
+    final)`` reads the calls so far (at the ``final`` reading, one cut short as it stands: still a call); a ``typed``
+    parser's ``calls(text, final, tools)`` takes the request's tools too."""
 
-    def message(text: str) -> dict | None:
-        found = calls(text, True)
+    def message(text: str, *tools: list[dict]) -> dict | None:
+        found = calls(text, True, *tools)
         if not found:
             return None
         content = text[: text.find(marker)]
         return {"role": "assistant", "content": content or None, "tool_calls": [tool_call(n, a) for n, a, _ in found]}
 
-    def scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
+    def scan(text: str, final: bool, *tools: list[dict]) -> tuple[str, list[ScannedCall]]:
         content, first = _before_marker(text, marker, final)
-        return content, [] if first < 0 else calls(text, final)
+        return content, [] if first < 0 else calls(text, final, *tools)
 
     return ToolCallParser(message, scan, **options)
 

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, _before_marker, finite_json, json_arguments, tool_call
+from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, calls_after_marker, finite_json, json_arguments
 from QEfficient.serving.tool_parsers_xml import _properties
 
 _TYPE_ALIASES = {"str": "string", "text": "string", "varchar": "string", "char": "string", "enum": "string", "int": "integer"}
@@ -134,7 +134,7 @@ class InvokeSyntax:
     parameter_end: str
     argument: Callable[[str, str, dict], tuple[str, Any] | None]
 
-    def calls(self, text: str, tools: list[dict], final: bool) -> list[ScannedCall]:
+    def calls(self, text: str, final: bool, tools: list[dict]) -> list[ScannedCall]:
         """The calls of every block so far, each with its closed arguments; at the ``final`` reading a call cut short
         is closed as it stands. An invoke without a name is none."""
         calls: list[ScannedCall] = []
@@ -176,20 +176,9 @@ class InvokeSyntax:
             p = body.find(self.parameter, value_end)
         return list(pairs.items())
 
-    def message(self, text: str, tools: list[dict]) -> dict | None:
-        """vLLM's rules: the named invokes inside the blocks are the calls (none: the answer is text)."""
-        calls = self.calls(text, tools, final=True)
-        if not calls:
-            return None
-        content = text[: text.find(self.block)]
-        return {"role": "assistant", "content": content or None, "tool_calls": [tool_call(n, a) for n, a, _ in calls]}
-
-    def scan(self, text: str, final: bool, tools: list[dict]) -> tuple[str, list[ScannedCall]]:
-        content, first = _before_marker(text, self.block, final)
-        return content, [] if first < 0 else self.calls(text, tools, final)
-
     def parser(self) -> ToolCallParser:
-        return ToolCallParser(self.message, self.scan, special_tokens=True, typed=True)
+        """vLLM's rules: the named invokes inside the blocks are the calls (none: the answer is text)."""
+        return calls_after_marker(self.block, self.calls, special_tokens=True, typed=True)
 
 
 MINIMAX_M2 = InvokeSyntax(

@@ -232,7 +232,6 @@ def _granite_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall]
 
 
 # granite4: <tool_call>{...}</tool_call> anywhere, the text around the calls the content
-_G4_OPEN, _G4_CLOSE = _HERMES_OPEN, _HERMES_CLOSE
 
 
 def _granite4_parts(text: str, final: bool) -> tuple[str, list[ScannedCall], bool]:
@@ -240,19 +239,19 @@ def _granite4_parts(text: str, final: bool) -> tuple[str, list[ScannedCall], boo
     calls; whether every closed call is a JSON object with a name and nothing is left open)."""
     content, calls, at = "", [], 0
     while True:
-        start = text.find(_G4_OPEN, at)
+        start = text.find(_HERMES_OPEN, at)
         if start < 0:
-            return content + _before_marker(text[at:], _G4_OPEN, final)[0], calls, True
+            return content + _before_marker(text[at:], _HERMES_OPEN, final)[0], calls, True
         content += text[at:start]
-        close = text.find(_G4_CLOSE, start)
+        close = text.find(_HERMES_CLOSE, start)
         if close < 0:
             return content, calls, False  # a call being written (or left open)
-        body_start, body_end = _skip(text, start + len(_G4_OPEN)), len(text[:close].rstrip())
+        body_start, body_end = _skip(text, start + len(_HERMES_OPEN)), len(text[:close].rstrip())
         call = _written_call(text, body_start, body_end, ("arguments",)) if body_start < body_end else None
         if call is None:
             return content, calls, False
-        calls.append((call["function"]["name"], call["function"]["arguments"], close + len(_G4_CLOSE)))
-        at = close + len(_G4_CLOSE)
+        calls.append((call["function"]["name"], call["function"]["arguments"], close + len(_HERMES_CLOSE)))
+        at = close + len(_HERMES_CLOSE)
 
 
 def _granite4_message(text: str) -> dict | None:
@@ -266,7 +265,7 @@ def _granite4_message(text: str) -> dict | None:
 def _granite4_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
     """The text before the first call streams; the text after it goes out at the end (the whole answer decides whether
     it is the text around the calls or all of the answer)."""
-    content, first = _before_marker(text, _G4_OPEN, final)
+    content, first = _before_marker(text, _HERMES_OPEN, final)
     return content, [] if first < 0 else _granite4_parts(text, final)[1]
 
 
