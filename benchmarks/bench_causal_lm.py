@@ -176,7 +176,7 @@ def worker_qeff(cfg: dict) -> dict:
         "compile_s": compile_s,
         "session_s": session_s,
         "artifact_mb": sum(f.stat().st_size for f in Path(qpc).iterdir() if f.is_file()) / 2**20,
-        "kv_mb": sum(buf.nbytes for buf in session.storage) / 2**20,
+        "kv_mb": session.cache_bytes / 2**20,
         "qpc": str(qpc),
     }
     if cfg.get("ppl"):

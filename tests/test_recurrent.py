@@ -226,3 +226,22 @@ def test_mlstm_chunk_equals_transformers_recurrence(seq):
             torch.testing.assert_close(c[row : row + 1], ref_c, rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(n[row : row + 1], ref_n, rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(m[row : row + 1], ref_m[..., 0], rtol=1e-6, atol=1e-6)
+
+
+def test_resident_cache_and_states_step_as_on_the_host(recurrent_dir):
+    """The cache in ONNX Runtime's own allocations (as on a GPU, runtime/kv_storage.py), bound again each step with
+    the states: a hybrid's logits equal the host cache's, whole batch and one row at a time."""
+    import numpy as np
+
+    from QEfficient.runtime.ort_session import open_kv_session
+
+    model = QEFFAutoModelForCausalLM.from_pretrained(recurrent_dir("jamba"))
+    qpc = model.compile(prefill_seq_len=8, ctx_len=64, batch_size=2, num_cores=1)
+    sessions = [open_kv_session(qpc, 1, resident=resident) for resident in (False, True)]
+    rng = np.random.default_rng(3)
+    calls = [(None, rng.integers(3, 300, (2, 8)), np.array([np.arange(8), [0, 1, 2, -1, -1, -1, -1, -1]]))]
+    calls += [(None, rng.integers(3, 300, (2, 1)), np.array([[8 + i], [3 + i]])) for i in range(5)]
+    calls += [(1, rng.integers(3, 300, (1, 8)), np.arange(8)[None]), (None, rng.integers(3, 300, (2, 1)), np.array([[13], [8]]))]
+    for slot, ids, pos in calls:
+        logits = [(s.run(ids, pos) if slot is None else s.run_slot(slot, ids, pos)).copy() for s in sessions]
+        np.testing.assert_array_equal(logits[1], logits[0])

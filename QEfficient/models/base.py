@@ -19,6 +19,7 @@ from QEfficient.compile.ort_cpu import build_artifact
 from QEfficient.export.graph_specs import recurrent_state_names
 from QEfficient.export.onnx_export import cached_export
 from QEfficient.loading.hf_loader import load_pretrained
+from QEfficient.runtime.devices import current_device
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
 
 
@@ -149,7 +150,9 @@ class QEFFBaseModel:
 
     def _session(self, role: str, key: tuple, open_fn: Callable[[], Any]) -> Any:
         """The session for ``role`` opened by ``open_fn`` (runtime/), reused while ``key`` (artifact,
-        threads) stays the same; the previous one is dropped first, so one copy of the weights is held."""
+        threads) and the device (``QEFF_DEVICE``) stay the same; the previous one is dropped first, so one
+        copy of the weights is held."""
+        key = (*key, current_device())
         held = self._sessions_by_key.get(role)
         if held is not None and held[0] == key:
             return held[1]

@@ -22,6 +22,7 @@ from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
 from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk, recurrent_state_manifest
 from QEfficient.models.speculative import SPECULATIVE_KWARGS, check_speculative_compile, check_speculative_type, speculative_generate
+from QEfficient.runtime.devices import current_device
 from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
 from QEfficient.runtime.tokenizer import tokenizer_digest
 from QEfficient.transform.speculative import QEffSpeculativeCausalLM
@@ -198,7 +199,8 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         8-bit MatMul weights as its draft (self-speculation: generate() then drafts with it).
 
         ``fuse`` rewrites each layer into ONNX Runtime's fused operators (compile/fusion.py); None
-        (the default) fuses every architecture the sweep proved (docs/architectures.md).
+        (the default) fuses every architecture the sweep proved (docs/architectures.md) when the artifact is built
+        for the CPU; for a GPU (``QEFF_DEVICE``, runtime/devices.py) it keeps the plain graph.
         """
         gguf_path = self._gguf_path() if gguf_weights else None
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
@@ -255,7 +257,11 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         }
         if gguf_path is not None:  # only then: existing artifacts keep their hashes
             params["gguf_weights"] = str(gguf_path.resolve())
-        if fuse_by_default(self.config) if fuse is None else fuse:
+        device = current_device()
+        if device.is_cuda:  # only then: CPU artifacts keep their hashes
+            params["backend"] = "onnxruntime-cuda"
+        # The fused operators are the CPU provider's: CUDA's GroupQueryAttention has no float32 kernel.
+        if (fuse_by_default(self.config) and not device.is_cuda) if fuse is None else fuse:
             params["fused_graph"] = FUSION_VERSION
             if mxfp6_matmul and gguf_path is None:
                 params["int8_projections"] = INT8_PROJECTIONS

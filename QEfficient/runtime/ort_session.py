@@ -27,6 +27,8 @@ import onnxruntime as ort
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
 from QEfficient.export.graph_specs import INPUT_IDS, LANGUAGE_SIDE_INPUTS, LOGITS, POSITION_IDS, past_names, retained
 from QEfficient.runtime.cpu_features import X64_QUANT_PRECISION, int8_pair_sums_saturate
+from QEfficient.runtime.devices import CPU, Device, current_device
+from QEfficient.runtime.kv_storage import DeviceKVStorage, HostKVStorage, KVStorage, bind_in_place
 from QEfficient.runtime.resident_memory import reclaiming_mapped_pages, release_mapped_pages, return_freed_heap
 
 logger = logging.getLogger(__name__)
@@ -80,17 +82,17 @@ class GraphLoadError(OSError):
     """ONNX Runtime could not open a graph file (missing, truncated or not ONNX)."""
 
 
-def open_inference_session(
-    onnx_path: str | os.PathLike, options: ort.SessionOptions, providers: list[str] | None = None
-) -> ort.InferenceSession:
-    """``ort.InferenceSession`` whose failure to read the file says which file and what to do."""
+def open_inference_session(onnx_path: str | os.PathLike, options: ort.SessionOptions, device: Device | None = None) -> ort.InferenceSession:
+    """``ort.InferenceSession`` on ``device`` (None: ``QEFF_DEVICE``, runtime/devices.py) whose failure to read the
+    file says which file and what to do."""
     path = Path(onnx_path)
     if not path.is_file():
         raise GraphLoadError(f"The ONNX graph {path} does not exist. Compile the model again (model.compile(...)).")
     data_file = path.parent / f"{path.name}.data"
+    providers = (device or current_device()).providers()
     try:
         with reclaiming_mapped_pages(data_file):  # what pre-packing reads, while it reads it
-            session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as err:  # ORT raises its own pybind types (InvalidProtobuf, Fail, NoSuchFile, ...)
         raise GraphLoadError(
             f"ONNX Runtime could not load {path}: the graph or its external weights are damaged or incomplete ({err}). "
@@ -98,6 +100,8 @@ def open_inference_session(
         ) from err
     release_mapped_pages(data_file)  # what is left: a tied LM head's codes stay mapped for the embedding
     return_freed_heap()
+    if providers[0] != CPU.providers()[0] and session.get_providers()[0] == CPU.providers()[0]:
+        logger.warning("ONNX Runtime opened %s on the CPU: its CUDA provider failed (see its message above).", path)
     return session
 
 
@@ -106,9 +110,12 @@ def open_artifact_session(qpc_path: str | os.PathLike, num_cores: int, spin: boo
     return open_inference_session(Path(qpc_path) / ARTIFACT_GRAPH, session_options(num_cores, spin=spin))
 
 
-def open_kv_session(qpc_path: str | os.PathLike, num_cores: int | None = None, spin: bool | str = True) -> KVCacheSession:
+def open_kv_session(
+    qpc_path: str | os.PathLike, num_cores: int | None = None, spin: bool | str = True, resident: bool | None = None
+) -> KVCacheSession:
     """A KVCacheSession over a compiled decoder artifact, sized as compiled (batch, ctx_len); ``spin``
-    as in session_options (False for a session that takes turns with another, a speculative draft)."""
+    as in session_options (False for a session that takes turns with another, a speculative draft);
+    ``resident`` as in KVCacheSession."""
     qconfig = read_artifact(Path(qpc_path))
     # A speculative target graph returns logits for every chunk position (see AllLogitsKVSession).
     kind = AllLogitsKVSession if qconfig.get("speculative_model_type") == "target" else KVCacheSession
@@ -123,6 +130,7 @@ def open_kv_session(qpc_path: str | os.PathLike, num_cores: int | None = None, s
         spin=spin,
         states=qconfig.get("states"),
         state_dtype=qconfig.get("state_dtype", "float32"),
+        resident=resident,
     )
 
 
@@ -193,21 +201,31 @@ class KVCacheSession:
         vocab_size: int,
         num_cores: int = 16,
         kv_dtype: str = "float32",
-        providers: list[str] | None = None,
+        device: Device | None = None,
         spin: bool | str = True,
         states: dict[str, list[int]] | None = None,
         state_dtype: str = "float32",
+        resident: bool | None = None,
     ) -> None:
-        self.session = open_inference_session(onnx_path, session_options(num_cores, spin), providers)
+        """``device``: where the session runs (None: ``QEFF_DEVICE``, runtime/devices.py). ``resident``: the cache in
+        ONNX Runtime's allocations on that device (kv_storage.DeviceKVStorage), the default on a GPU; True on the
+        CPU runs the same code there."""
+        self.device = device or current_device()
+        self.session = open_inference_session(onnx_path, session_options(num_cores, spin), device=self.device)
+        if self.session.get_providers()[0] == CPU.providers()[0]:  # also where CUDA failed and ONNX Runtime fell back
+            self.device = CPU
         self.batch_size = batch_size
         self.ctx_len = kv_shape[2]
         self.kv_shape = tuple(kv_shape)
         self.names = past_names(num_layers)
-        # One ctx_len-sized allocation per tensor; pages are only touched as the window reaches them.
-        self.storage = [np.zeros(int(np.prod(kv_shape)), dtype=kv_dtype) for _ in self.names]
+        # One ctx_len-sized allocation per tensor (host pages are only touched as the window reaches them).
+        size = int(np.prod(kv_shape))
+        if self.device.is_cuda if resident is None else resident:
+            self.storage: KVStorage = DeviceKVStorage(len(self.names), size, kv_dtype, self.device.kind, self.device.index)
+        else:
+            self.storage = HostKVStorage(len(self.names), size, kv_dtype)
         self.ladder = window_ladder(self.ctx_len)
         self.window = 0
-        self.kv: list[ort.OrtValue] = []  # the bound cache OrtValues, kept referenced while bound
         self.io = self.session.io_binding()
         self.logits = ort.OrtValue.ortvalue_from_shape_and_type([batch_size, 1, vocab_size], np.float32)
         self.io.bind_ortvalue_output(LOGITS, self.logits)
@@ -221,37 +239,33 @@ class KVCacheSession:
         # as input and *_RetainedState output; no window (their size does not grow with the sequence). The
         # graph starts a row from zero state when its chunk starts at position 0, so nothing resets them here.
         self.states = {name: np.zeros(shape, dtype=state_dtype) for name, shape in (states or {}).items()}
-        for name, array in self.states.items():
-            value = ort.OrtValue.ortvalue_from_numpy(array)
+        self._state_values = {name: ort.OrtValue.ortvalue_from_numpy(array) for name, array in self.states.items()}
+        self._bind_states()
+
+    def _bind_states(self) -> None:
+        for name, value in self._state_values.items():
             self.io.bind_ortvalue_input(name, value)
             self.io.bind_ortvalue_output(retained(name), value)
-            self._bound[name] = value
+
+    @property
+    def cache_bytes(self) -> int:
+        """The bytes the KV cache holds, allocated for ctx_len (or more, past it)."""
+        return self.storage.nbytes
 
     def cache_view(self, index: int) -> np.ndarray:
-        """The current [B, H, W, D] contents of cache tensor ``index`` (a view, no copy)."""
+        """The current [B, H, W, D] contents of cache tensor ``index`` (a view on the host; a copy from a device)."""
         b, h, _, d = self.kv_shape
-        return self.storage[index][: b * h * self.window * d].reshape(b, h, self.window, d)
+        return self.storage.read(index, b * h * self.window * d).reshape(b, h, self.window, d)
 
     def _bind_window(self, window: int, keep: bool = False) -> None:
         b, h, _, d = self.kv_shape
         old = self.window
-        if self.storage and b * h * window * d > self.storage[0].size:  # past ctx_len (see _prepare): larger buffers
-            grown = [np.zeros(b * h * window * d, dtype=flat.dtype) for flat in self.storage]
-            for flat, new in zip(self.storage, grown) if keep and old else ():
-                new.reshape(b * h, window * d)[:, : old * d] = flat[: b * h * old * d].reshape(b * h, old * d)
-            self.storage = grown
-        elif keep and old:
-            for flat in self.storage:  # re-lay each [b, h] row from stride `old` to `window`, last row first
-                rows = flat[: b * h * old * d].reshape(b * h, old * d)
-                for r in range(b * h - 1, 0, -1):
-                    flat[r * window * d : r * window * d + old * d] = rows[r]
+        if b * h * window * d > self.storage.size:  # past ctx_len (see _prepare): larger buffers
+            self.storage.grow(b * h * window * d, b * h, old * d if keep else 0, window * d)
+        elif keep and old:  # re-lay each [b, h] row from stride `old` to `window`
+            self.storage.relay(b * h, old * d, window * d)
         self.window = window
-        self.kv = []
-        for name, flat in zip(self.names, self.storage):
-            value = ort.OrtValue.ortvalue_from_numpy(flat[: b * h * window * d].reshape(b, h, window, d))
-            self.io.bind_ortvalue_input(name, value)
-            self.io.bind_ortvalue_output(retained(name), value)
-            self.kv.append(value)
+        bind_in_place(self.io, self.storage, self.names, [b, h, window, d])
 
     def reset(self) -> None:
         """A new set of sequences starts: the cache contents no longer matter."""
@@ -289,6 +303,13 @@ class KVCacheSession:
     def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         """One step. input_ids/position_ids int64 [B,S]; returns a view of logits [B,V] (valid until the next run)."""
         ids, pos = self._prepare(input_ids, position_ids)
+        if isinstance(self.storage, DeviceKVStorage):
+            # ONNX Runtime copies a bound input to the device of the node that reads it when it is bound, not when
+            # it runs: the host states, and the cache wherever a node without a CUDA kernel reads it, would stay
+            # as they were. Binding again each step takes their current contents (the cache's own nodes: no copy).
+            b, h, _, d = self.kv_shape
+            bind_in_place(self.io, self.storage, self.names, [b, h, self.window, d])
+            self._bind_states()
         self.io.bind_cpu_input(INPUT_IDS, ids)
         self.io.bind_cpu_input(POSITION_IDS, pos)
         self.session.run_with_iobinding(self.io)
@@ -302,11 +323,7 @@ class KVCacheSession:
         """
         ids, pos = self._prepare(input_ids, position_ids)
         _, h, _, d = self.kv_shape
-        size = h * self.window * d
-        for name, flat in zip(self.names, self.storage):
-            value = ort.OrtValue.ortvalue_from_numpy(flat[slot * size : (slot + 1) * size].reshape(1, h, self.window, d))
-            self.slot_io.bind_ortvalue_input(name, value)
-            self.slot_io.bind_ortvalue_output(retained(name), value)
+        bind_in_place(self.slot_io, self.storage, self.names, [1, h, self.window, d], offset=slot * h * self.window * d)
         for name, array in self.states.items():  # row ``slot`` of a [rows, ...] state is contiguous too
             value = ort.OrtValue.ortvalue_from_numpy(array[slot : slot + 1])
             self.slot_io.bind_ortvalue_input(name, value)
