@@ -664,3 +664,53 @@ def test_a_model_folder_without_a_tokenizer_fails_before_the_export(llama, tmp_p
         infer.main(["--model_name", str(folder), "--num_cores", "1"])
     err = capsys.readouterr().err
     assert exited.value.code == 2 and "error: No tokenizer in" in err and "pip install" not in err
+
+
+def test_utils_helpers_run_qeffs_compile_once_flow(llama, tmp_path):
+    """QEfficient's examples/performance/cpp_execution flow: the artifact's path from the compile options, built
+    only when qpc_exists says it is not there, then generation from it; and its other QEfficient.utils helpers."""
+    from QEfficient.cloud.export import get_onnx_path_and_setup_customIO
+    from QEfficient.utils import (
+        check_and_assign_cache_dir,
+        create_json,
+        get_num_layers_from_config,
+        get_padding_shape_from_config,
+        get_qpc_dir_path,
+        hf_download,
+        load_hf_tokenizer,
+        load_json,
+        onnx_exists,
+        padding_check_and_fix,
+        qpc_exists,
+    )
+    from QEfficient.utils._utils import login_and_download_hf_lm
+
+    assert check_and_assign_cache_dir(str(llama), "/elsewhere") is None and check_and_assign_cache_dir(None, "c") == "c"
+    qpc_dir_path = get_qpc_dir_path("acme/tiny", 1, -1, 1, PROMPT_LEN, CTX_LEN, False, False, [0], None)
+    assert qpc_dir_path.endswith(f"acme/tiny/qpc_1cores_1bs_{PROMPT_LEN}pl_{CTX_LEN}cl_-1mos_1devices_fp16/qpcs")
+    assert not qpc_exists(qpc_dir_path)
+    onnx_path = get_onnx_path_and_setup_customIO(str(llama))
+    assert Path(onnx_path).is_file()
+    built = QEfficient.compile(
+        onnx_path=onnx_path, qpc_path=os.path.dirname(qpc_dir_path), num_cores=1, prompt_len=PROMPT_LEN, ctx_len=CTX_LEN, mxfp6=False
+    )
+    assert built == qpc_dir_path and qpc_exists(qpc_dir_path)
+    tokenizer = load_hf_tokenizer(str(llama))
+    info = QEfficient.cloud_ai_100_exec_kv(tokenizer, qpc_dir_path, prompt=["My name is"], generation_len=6, stream=False)
+    hf = AutoModelForCausalLM.from_pretrained(llama).eval()
+    assert list(info.generated_ids[0][0][:6]) == hf_greedy(hf, tokenizer, "My name is", 6)
+
+    config = AutoConfig.from_pretrained(llama)
+    assert get_num_layers_from_config(config) == config.num_hidden_layers
+    head_dim = config.hidden_size // config.num_attention_heads
+    assert get_padding_shape_from_config(config, 2, 16) == [2, config.num_key_value_heads, 16, head_dim]
+    exists, onnx_dir, found = onnx_exists("acme/tiny", None)
+    assert not exists and found is None and onnx_dir.endswith("onnx_acme_tiny_without_fbs")
+    assert hf_download(str(llama)) == login_and_download_hf_lm(str(llama)) == str(llama)
+    with pytest.raises(FileNotFoundError, match="not in the local Hugging Face cache"):
+        hf_download("acme/not-cached", cache_dir=str(tmp_path))
+    tokenizer.padding_side, tokenizer.pad_token = "left", None
+    padding_check_and_fix(tokenizer)
+    assert tokenizer.padding_side == "right" and tokenizer.pad_token_id == tokenizer.eos_token_id
+    create_json(tmp_path / "params.json", {"ctx_len": CTX_LEN})
+    assert load_json(tmp_path / "params.json") == {"ctx_len": CTX_LEN}

@@ -45,6 +45,19 @@ def export(
         return model.export(export_dir, dynamo=dynamo, kv_cache_dtype="float16" if mxint8_kv_cache else None)
 
 
+def get_onnx_path_and_setup_customIO(  # noqa: N802 - QEfficient's name
+    model_name: str,
+    cache_dir: str | None = None,
+    hf_token: str | None = None,
+    full_batch_size: int | None = None,
+    local_model_dir: str | None = None,
+    mxint8_kv_cache: bool = False,
+) -> str:
+    """QEfficient's: export (or reuse the cached export of) the model and return the .onnx path. Its custom-IO file
+    (a float16 cache for ``mxint8_kv_cache``) is the graph's own cache type here."""
+    return str(export(model_name, cache_dir, hf_token, local_model_dir, full_batch_size, mxint8_kv_cache))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m QEfficient.cloud.export", description=__doc__)
     add_argument(p, "model_name", default=None, help="local folder, .gguf file or cached hub id (default: SmolLM2)")

@@ -1,5 +1,7 @@
-"""Shared helpers; ``load_hf_tokenizer`` and friends keep QEfficient's import path (``QEfficient.utils``)."""
+"""Shared helpers; QEfficient's own (``load_hf_tokenizer``, ``qpc_exists``, ``get_qpc_dir_path``, ...) keep its import
+paths (``QEfficient.utils``, ``QEfficient.utils._utils``)."""
 
-from QEfficient.utils.tokenizer import check_and_assign_cache_dir, load_hf_processor, load_hf_tokenizer
+from QEfficient.utils import _utils
+from QEfficient.utils._utils import *  # noqa: F403 - QEfficient's helpers, named in _utils.__all__
 
-__all__ = ["check_and_assign_cache_dir", "load_hf_processor", "load_hf_tokenizer"]
+__all__ = list(_utils.__all__)
