@@ -192,6 +192,70 @@ def assert_stream_adds_up(tools, text: str) -> None:
             ],
             "ok<|tool_call_start|>[get_time(zone=2",
         ),
+        (
+            "ernie45",
+            [
+                f"Let me check.\n\n<tool_call>\n{HERMES_CALLS[0]}\n</tool_call>\n<tool_call>\n{HERMES_CALLS[1]}\n</tool_call>\n",
+                "A plain answer\n\n",
+                "<tool",
+            ],
+            'ok\n<tool_call>{"name": "get_time", "arguments": {"zo',
+        ),
+        (
+            "nemotron_json",
+            [
+                f"Sure.<TOOLCALL>[{HERMES_CALLS[0]}, {HERMES_CALLS[1]}]</TOOLCALL>",
+                f"<TOOLCALL>{HERMES_CALLS[0]}, {HERMES_CALLS[1]}</TOOLCALL> done",  # no brackets
+                f"<TOOLCALL>[{HERMES_CALLS[0]}]</TOOLCALL>\n<TOOLCALL>[{HERMES_CALLS[1]}]</TOOLCALL>",
+                "<TOOLCALL>[1, 2]</TOOLCALL>",
+                "<TOOL",
+            ],
+            'ok<TOOLCALL>[{"name": "get_time", "arguments": {"zo',
+        ),
+        (
+            "minimax",
+            [
+                f"Checking.\n<tool_calls>\n{HERMES_CALLS[0]}\n{HERMES_CALLS[1]}\n</tool_calls>",
+                "<tool_calls>\nnot a call\n</tool_calls>",
+                f"<tool_calls>\n{HERMES_CALLS[0]}\n",  # cut short by max_tokens: the calls written
+                "<tool_c",
+            ],
+            'ok<tool_calls>\n{"name": "get_time", "arguments": {"zo',
+        ),
+        (
+            "qwen2_5_coder",
+            [
+                f"Sure.\n<tools>\n{HERMES_CALLS[0]}\n{HERMES_CALLS[1]}\n</tools>",
+                f"<tools>[{HERMES_CALLS[0]}]</tools> and <tools>{HERMES_CALLS[0]},\n{HERMES_CALLS[1]}</tools>",
+                f"<tools>{HERMES_CALLS[1]}",  # left open: runs to the end
+                "<tools>oops</tools>",
+                "<too",
+            ],
+            'ok<tools>\n{"name": "get_time", "arguments": {"zo',
+        ),
+        (
+            "apertus",
+            [
+                'I will check. <|tools_prefix|>[{"get_time": {"zone": 2}}, {"get_weather": {"city":"a}\\"b"}}]<|tools_suffix|>',
+                '<|tools_prefix|>[{"get_weather": {"city":"a}\\"b"}}]',  # no suffix
+                '<|tools_prefix|>[{"get_time": 2}]<|tools_suffix|>',
+                "<|tools_pre",
+            ],
+            'ok<|tools_prefix|>[{"get_time": {"zo',
+        ),
+        (
+            "xlam",
+            [
+                f"[{HERMES_CALLS[0]}, {HERMES_CALLS[1]}]",
+                f"Sure.\n```json\n[{HERMES_CALLS[1]}]\n```\nDone.",
+                f"[TOOL_CALLS][{HERMES_CALLS[1]}]\n",
+                f"<tool_call>[{HERMES_CALLS[1]}]</tool_call>",
+                "[1, 2] is a list",
+                "```python\nprint(1)\n```",
+                "`",
+            ],
+            '[{"name": "get_time", "arguments": {"zo',
+        ),
     ],
 )
 def test_a_stream_of_auto_tool_calls_adds_up_to_the_unstreamed_answer(parser, answers, cut):
@@ -210,7 +274,7 @@ def test_a_stream_of_auto_tool_calls_adds_up_to_the_unstreamed_answer(parser, an
     stream = tools.stream()
     early, late = stream.delta(cut[:-1]) or {}, stream.delta(cut[-1], final=True) or {}
     assert tools.message(cut) is None and early.get("content", "") + late.get("content", "") == cut and not stream.called
-    if parser not in ("pythonic", "lfm2", "llama4_pythonic", "granite4", "olmo3"):  # these stream a call once it is complete
+    if parser not in ("pythonic", "lfm2", "llama4_pythonic", "granite4", "olmo3", "qwen2_5_coder"):  # a call once it is complete
         assert early["tool_calls"][0]["function"] == {"name": "get_time", "arguments": '{"z'}
     if parser == "hermes":  # a call, then one that is not: the answer is text, all of it content (the call stays sent)
         text = f"<tool_call>{HERMES_CALLS[0]}</tool_call><tool_call>oops</tool_call>"
@@ -285,6 +349,55 @@ def test_tagged_argument_syntaxes_typed_by_the_tools_schemas():
     ]
     for key, value, expected in cases:
         assert qwen3_value(value, schema.get(key)) == expected, (key, value)
+
+
+def test_more_json_syntaxes_content_and_calls():
+    """The content vLLM's parsers give (the text around the calls, its surrounding whitespace trimmed where it did not
+    stream before them), and each syntax's calls."""
+    from QEfficient.serving.tools import PARSERS, AutoTools
+
+    def read(parser: str, text: str) -> tuple[str | None, list[tuple[str, dict]]]:
+        message = AutoTools(TOOLS, parser).message(text)
+        return message["content"], [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in message["tool_calls"]]
+
+    weather = ("get_weather", {"city": 'a}"b'})
+    assert read("ernie45", f"Checking.\n<tool_call>\n{HERMES_CALLS[1]}\n</tool_call>\n") == ("Checking.", [weather])
+    assert read("nemotron_json", f"Sure.<TOOLCALL>{HERMES_CALLS[1]}</TOOLCALL>\n\nDone.") == ("Sure.", [weather])
+    assert read("minimax", f"Checking.\n<tool_calls>\n{HERMES_CALLS[1]}\n</tool_calls>") == ("Checking.", [weather])
+    assert read("qwen2_5_coder", f"A\n<tools>{HERMES_CALLS[1]}</tools>\nB\n<tools>junk</tools>") == ("A\n\nB", [weather])
+    assert read("qwen2_5_coder", '<tools>{"name": "get_time"}</tools>') == (None, [("get_time", {})])
+    assert read("apertus", '<|tools_prefix|>[{"get_time": {}}]<|tools_suffix|> ok') == ("ok", [("get_time", {})])
+    assert read("apertus", 'Sure. <|tools_prefix|>[{"get_time": {}}]<|tools_suffix|>') == ("Sure.", [("get_time", {})])
+    assert read("xlam", f"Sure.\n```json\n[{HERMES_CALLS[1]}]\n```\nDone.") == ("Sure.\n\nDone.", [weather])
+    assert read("xlam", f" [{HERMES_CALLS[1]}] ") == (None, [weather])
+    assert PARSERS["hunyuan_a13b"] is PARSERS["jamba"]  # Hunyuan's <tool_calls>[...]</tool_calls>
+
+
+def test_step3_invokes_typed_by_the_schema_s_own_type():
+    """Step-3's <steptml:invoke> calls (vLLM's step3): values stripped, read as the schema's own type where they read
+    (integer, number as a float, boolean, null), else text; streamed a key at a time, adding up."""
+    from QEfficient.serving.tool_parsers_invoke import step3_value
+    from QEfficient.serving.tools import AutoTools
+
+    begin, call, sep = "<｜tool_calls_begin｜>", "<｜tool_call_begin｜>", "<｜tool_sep｜>"
+    end, calls_end = "<｜tool_call_end｜>", "<｜tool_calls_end｜>"
+    text = (
+        f'Let me check.{begin}{call}function{sep}<steptml:invoke name="get_time"><steptml:parameter name="zone"> -2 '
+        f'</steptml:parameter></steptml:invoke>{end}{call}function{sep}<steptml:invoke name="get_weather">'
+        f'<steptml:parameter name="city">a}}"b</steptml:parameter><steptml:parameter name="days">3</steptml:parameter>'
+        f"</steptml:invoke>{end}{calls_end}"
+    )
+    tools = AutoTools(TOOLS, "step3")
+    message = tools.message(text)
+    assert message["content"] == "Let me check."
+    calls = [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in message["tool_calls"]]
+    assert calls == [("get_time", {"zone": -2}), ("get_weather", {"city": 'a}"b', "days": "3"})]
+    for answer in (text, text[: text.index("get_weather")], "Plain text", "<｜tool"):
+        assert_stream_adds_up(tools, answer)
+    cases = [("integer", " 7 ", 7), ("integer", "7.5", "7.5"), ("number", "2", 2.0), ("number", "inf", "inf")]
+    cases += [("boolean", "True", True), ("boolean", "yes", "yes"), ("null", "NULL", None), ("string", " x ", "x"), ("object", "{}", "{}")]
+    for kind, value, expected in cases:
+        assert step3_value(value, {"type": kind}) == expected and type(step3_value(value, {"type": kind})) is type(expected)
 
 
 def test_vllm_s_other_names_read_alike():

@@ -64,8 +64,16 @@ TOOL_CALL_PARSERS = (
     "minimax_m2",
     "deepseek_v32",
     "deepseek_v4",
+    "step3",
     "gemma4",
     "functiongemma",
+    "ernie45",
+    "hunyuan_a13b",
+    "nemotron_json",
+    "minimax",
+    "qwen2_5_coder",
+    "apertus",
+    "xlam",
     "openai",
 )
 

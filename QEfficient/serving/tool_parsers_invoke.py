@@ -8,6 +8,10 @@ as in serving/tool_parsers_xml.py.
 - ``deepseek_v32`` and ``deepseek_v4`` (DeepSeek's DSML): ``<｜DSML｜function_calls>`` (V4: ``<｜DSML｜tool_calls>``),
   ``<｜DSML｜invoke name="NAME">``, ``<｜DSML｜parameter name="KEY" string="true|false">`` value ``</｜DSML｜parameter>``
   (``string="true"``: the text as written), ``</｜DSML｜invoke>``, the block's end.
+- ``step3`` (Step-3): ``<｜tool_calls_begin｜>``, per call ``<｜tool_call_begin｜>function<｜tool_sep｜>``
+  ``<steptml:invoke name="NAME">`` with ``<steptml:parameter name="KEY">`` value ``</steptml:parameter>`` (stripped; read
+  as the schema's own integer, number, boolean or null type), ``</steptml:invoke><｜tool_call_end｜>``,
+  ``<｜tool_calls_end｜>``.
 
 Only the invokes inside a block are calls (a block cut short by max_tokens still holds those written, as vLLM's stream
 sends them); the text before the first block is the content. A key written twice keeps its first value, so that the
@@ -100,6 +104,30 @@ def dsml_value(value: str, schema: Any) -> Any:
     JSON, else text."""
     types = {_TYPE_ALIASES.get(t.strip(), t.strip()) for t in schema_types(schema)}
     return _typed(value, types, ("null", "integer", "number", "boolean", "object", "array", "string"), ("true", "1"), ("false", "0"))
+
+
+def step3_value(value: str, schema: Any) -> Any:
+    """An argument's text as vLLM's step3 parser types it: stripped, then read as the schema's own "type" (integer,
+    number, boolean, null) where it reads; else the text."""
+    value = value.strip()
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if kind == "integer":
+        with contextlib.suppress(ValueError):
+            return int(value)
+    elif kind == "number":
+        with contextlib.suppress(ValueError, OverflowError):
+            number = float(value)
+            return number if math.isfinite(number) else value
+    elif kind == "boolean" and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    elif kind == "null" and value.lower() == "null":
+        return None
+    return value
+
+
+def _step3_argument(head: str, value: str, properties: dict) -> tuple[str, Any]:
+    key = head.strip().strip("\"'")
+    return key, step3_value(value, properties.get(key))
 
 
 _DSML_HEAD = re.compile(r'\s*"([^"]+)"\s+string="(true|false)"\s*')
@@ -195,4 +223,18 @@ DEEPSEEK_V32 = InvokeSyntax(
     _dsml_argument,
 )
 DEEPSEEK_V4 = dataclasses.replace(DEEPSEEK_V32, block=f"<{_DS}tool_calls>", block_end=f"</{_DS}tool_calls>")
-INVOKE_PARSERS = {"minimax_m2": MINIMAX_M2.parser(), "deepseek_v32": DEEPSEEK_V32.parser(), "deepseek_v4": DEEPSEEK_V4.parser()}
+STEP3 = InvokeSyntax(
+    "<｜tool_calls_begin｜>",
+    "<｜tool_calls_end｜>",
+    "<steptml:invoke name=",
+    "</steptml:invoke>",
+    "<steptml:parameter name=",
+    "</steptml:parameter>",
+    _step3_argument,
+)
+INVOKE_PARSERS = {
+    "minimax_m2": MINIMAX_M2.parser(),
+    "deepseek_v32": DEEPSEEK_V32.parser(),
+    "deepseek_v4": DEEPSEEK_V4.parser(),
+    "step3": STEP3.parser(),
+}
