@@ -714,3 +714,37 @@ def test_utils_helpers_run_qeffs_compile_once_flow(llama, tmp_path):
     assert tokenizer.padding_side == "right" and tokenizer.pad_token_id == tokenizer.eos_token_id
     create_json(tmp_path / "params.json", {"ctx_len": CTX_LEN})
     assert load_json(tmp_path / "params.json") == {"ctx_len": CTX_LEN}
+
+
+def test_image_text_skip_vision_and_skip_lang(llava, fresh_warnings):
+    """QEfficient's compile(skip_vision=True / skip_lang=True) for kv_offload=True's two graphs: only the language graph
+    (text prompts, as the full build answers them; an image is a clear error; from_artifact reads it) or only the vision
+    graph (generate says what is missing); both is QEfficient's error; with one graph, a warning and the whole build."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(llava)
+    text_only = processor(text="a photo of", return_tensors="pt")
+    full = QEfficient.QEFFAutoModelForImageTextToText.from_pretrained(llava, kv_offload=True)
+    full.compile(num_cores=1, ctx_len=256)
+    expected = full.generate(inputs=text_only, generation_len=4, stream=False).generated_ids[0][0]
+
+    model = QEfficient.QEFFAutoModelForImageTextToText.from_pretrained(llava, kv_offload=True)
+    with pytest.raises(ValueError, match="at least one of 'skip_lang' or 'skip_vision'"):
+        model.compile(num_cores=1, ctx_len=256, skip_vision=True, skip_lang=True)
+    paths = model.compile(num_cores=1, ctx_len=256, skip_vision=True)
+    assert set(paths) == {"lang_qpc_path"} and paths["lang_qpc_path"] != full.qpc_paths["lang_qpc_path"]
+    np.testing.assert_array_equal(model.generate(inputs=text_only, generation_len=4, stream=False).generated_ids[0][0], expected)
+    picture = Image.fromarray((np.random.default_rng(1).random((40, 50, 3)) * 255).astype(np.uint8))
+    with pytest.raises(ValueError, match="skip_vision=True"):
+        model.generate(inputs=processor(images=picture, text="<image> a photo of", return_tensors="pt"), generation_len=4, stream=False)
+    loaded = QEfficient.QEFFAutoModelForImageTextToText.from_artifact(paths["lang_qpc_path"])
+    np.testing.assert_array_equal(loaded.generate(inputs=text_only, generation_len=4, stream=False).generated_ids[0][0], expected)
+
+    paths = model.compile(num_cores=1, ctx_len=256, skip_lang=True)
+    assert set(paths) == {"vision_qpc_path"} and paths["vision_qpc_path"] == full.qpc_paths["vision_qpc_path"]
+    with pytest.raises(TypeError, match="skip_lang=True"):
+        model.generate(inputs=text_only, generation_len=4, stream=False)
+
+    one = QEfficient.QEFFAutoModelForImageTextToText.from_pretrained(llava)
+    with pytest.warns(UserWarning, match="one graph"):
+        assert Path(one.compile(num_cores=1, ctx_len=256, skip_vision=True)).is_dir()

@@ -265,6 +265,11 @@ def prepare_images(
     if adapter.cross_attention:  # checked before any graph runs
         padded_vision = [adapter.pad_image_slots(v, prefiller.max_images, r) for r, v in enumerate(rows_vision)]
     if vision_session is None:
+        if not prefiller.one_graph and len(unit_tokens):
+            raise ValueError(
+                "This model was compiled with skip_vision=True: it has no vision graph, so its prompts cannot hold images. "
+                "Compile it without skip_vision, or send prompts without images."
+            )
         return padded_vision, [None] * len(token_lists)
     embeds_rows = np.zeros((0, prefiller.hidden_size), np.float32)
     if len(unit_tokens):

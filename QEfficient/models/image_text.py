@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig, PreTrainedModel
 
-from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import ATTENTION_MASK, DecoderGraphSpec, VisionGraphSpec
 from QEfficient.export.one_graph import combine_vision_language
@@ -132,10 +132,14 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                 f"'{qpc_path}' is not the artifact of a vision-language model compiled by this version (the language "
                 "artifact, or the one graph's, holds the processor): compile it again, or load the model."
             )
-        two_graphs = bool(qconfig.get("vision_artifact"))
-        if vision_qpc_path is not None and not two_graphs:
-            raise ValueError(f"'{qpc_path}' is one graph (kv_offload=False), with no vision artifact: leave vision_qpc_path out.")
-        vision = Path(vision_qpc_path or qconfig["vision_artifact"]) if two_graphs else None
+        without_vision = bool(qconfig["compile_params"].get("skip_vision"))  # compile(skip_vision=True): text only
+        two_graphs = bool(qconfig.get("vision_artifact")) or without_vision
+        if vision_qpc_path is not None and not qconfig.get("vision_artifact"):
+            raise ValueError(
+                f"'{qpc_path}' is one graph (kv_offload=False), or was compiled with skip_vision=True: it has no vision artifact; "
+                "leave vision_qpc_path out."
+            )
+        vision = Path(vision_qpc_path or qconfig["vision_artifact"]) if two_graphs and not without_vision else None
         if vision is not None:
             read_artifact(vision)  # there and intact
         config = AutoConfig.from_pretrained(folder)
@@ -146,7 +150,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         obj = cls(hf, kv_offload=two_graphs, continuous_batching=bool(qconfig.get("continuous_batching")))
         obj.pretrained_model_name_or_path = qconfig.get("model_name")
         obj.local_model_dir, obj._without_weights = folder, True
-        obj.qpc_paths = {"vision_qpc_path": vision, "lang_qpc_path": qpc_path} if two_graphs else qpc_path
+        obj.qpc_paths = ({"lang_qpc_path": qpc_path} | ({"vision_qpc_path": vision} if vision else {})) if two_graphs else qpc_path
         obj.img_size, obj._num_cores = qconfig["compile_params"]["img_size"], num_cores or qconfig.get("num_cores") or 1
         return obj
 
@@ -294,6 +298,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         if not self.continuous_batching and full_batch_size is not None:
             raise TypeError("full_batch_size is for continuous batching: load with from_pretrained(..., continuous_batching=True).")
         rows = full_batch_size if self.continuous_batching else batch_size
+        skip_vision, skip_lang = self._graphs_to_skip(compiler_options)
         warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
         img_size = img_size or self.adapter.default_img_size(self.config)
         # as in QEFFAutoModelForCausalLM: an 8-bit block-quantized weight form for mxfp6_matmul, a
@@ -303,13 +308,17 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         exported = self.export(img_size=img_size, kv_cache_dtype=kv_dtype)
         vision_onnx, lang_onnx = exported if self.kv_offload else (None, exported)
         _, n_kv, head_dim = self.lang_model.lm.adapter.kv_geometry(self.lang_model.config)
-        vision = vision_onnx and self._build_artifact(
-            vision_onnx,
-            compile_dir,
-            {"kind": "vision"},
-            {"img_size": img_size, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
-            VisionGraphSpec.specializations(img_size, batch_size),
-            rewrite=rewrite,
+        vision = (
+            vision_onnx
+            and not skip_vision
+            and self._build_artifact(
+                vision_onnx,
+                compile_dir,
+                {"kind": "vision"},
+                {"img_size": img_size, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
+                VisionGraphSpec.specializations(img_size, batch_size),
+                rewrite=rewrite,
+            )
         )
         manifest = {
             "num_layers": self.lang_model.num_layers,
@@ -323,8 +332,13 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             # a recurrent/hybrid text model's conv/SSM states, in the compute dtype whatever the cache is stored as
             **recurrent_state_manifest(self.lang_model.lm, rows, str(self.lang_model.lm.lm_head.weight.dtype).removeprefix("torch.")),
         }
-        if self.kv_offload:
+        if vision:
             manifest["vision_artifact"] = str(Path(vision).resolve())
+        self.img_size, self._num_cores, self._sessions = img_size, num_cores, None
+        self._drop_sessions()
+        if skip_lang:
+            self.qpc_paths = {"vision_qpc_path": vision}
+            return self.qpc_paths
         lang = self._build_artifact(
             lang_onnx,
             compile_dir,
@@ -339,15 +353,29 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                 "mxfp6_matmul": mxfp6_matmul,
                 "mxint8_kv_cache": mxint8_kv_cache,
                 **({"max_num_images": max_num_images} if self.adapter.cross_attention else {}),
+                **({"skip_vision": True} if skip_vision else {}),  # its own artifact: it names no vision graph
             },
             DecoderGraphSpec.specializations(prefill_seq_len, ctx_len, batch_size, full_batch_size),
             rewrite=rewrite,
             extra_files=self._save_model_files,
         )
-        self.qpc_paths = {"vision_qpc_path": vision, "lang_qpc_path": lang} if self.kv_offload else lang
-        self.img_size, self._num_cores, self._sessions = img_size, num_cores, None
-        self._drop_sessions()
+        self.qpc_paths = ({"vision_qpc_path": vision} if vision else {}) | {"lang_qpc_path": lang} if self.kv_offload else lang
         return self.qpc_paths
+
+    def _graphs_to_skip(self, compiler_options: dict) -> tuple[bool, bool]:
+        """QEfficient's ``skip_vision`` / ``skip_lang`` (taken out of ``compiler_options``): build only the language or
+        only the vision graph of ``kv_offload=True``'s two."""
+        skip_vision, skip_lang = bool(compiler_options.pop("skip_vision", False)), bool(compiler_options.pop("skip_lang", False))
+        if skip_vision and skip_lang:
+            raise ValueError("Expected at least one of 'skip_lang' or 'skip_vision' to be False")
+        if (skip_vision or skip_lang) and not self.kv_offload:
+            warn_once(
+                "skip-one-graph",
+                "skip_vision / skip_lang choose between the two graphs of kv_offload=True; this model is one graph "
+                "(kv_offload=False), which is built whole.",
+            )
+            return False, False
+        return skip_vision, skip_lang
 
     def _processor_files(self) -> list[Path]:
         folder = self.local_model_dir
@@ -438,11 +466,16 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
 
     @property
     def _lang_path(self) -> Path:
-        return self.qpc_paths["lang_qpc_path"] if self.kv_offload else self.qpc_paths
+        if not self.kv_offload:
+            return self.qpc_paths
+        if "lang_qpc_path" not in self.qpc_paths:
+            raise TypeError("compile(skip_lang=True) built only the vision graph: compile without skip_lang to generate text.")
+        return self.qpc_paths["lang_qpc_path"]
 
     def _open_sessions(self) -> None:
         if self._sessions is None:
-            vision = self.kv_offload and open_artifact_session(self.qpc_paths["vision_qpc_path"], self._num_cores, spin=False)
+            vision_path = self.kv_offload and self.qpc_paths.get("vision_qpc_path")
+            vision = vision_path and open_artifact_session(vision_path, self._num_cores, spin=False)
             self._sessions = (open_kv_session(self._lang_path, self._num_cores), vision or None)
 
     def serving_engine(self, tokenizer) -> ImageTextBatchingEngine:
