@@ -60,6 +60,16 @@ CASES = [
     ("gemma4", "<|turn>model\n<|channel>", None, "thought\nplan<channel|>x", "plan", "x"),
     ("gemma4", "<|turn>model\n", None, "<|channel>thought\nplan<|tool_call>call:f{}", "plan", "<|tool_call>call:f{}"),
     ("solar_open2", "assistant", None, "x<|tool_call:start|>f", "x", "<|tool_call:start|>f"),
+    ("ling3", "<|assistant|>", None, "plan \n</think>answer", "plan", "answer"),  # GLM-4.7's rules
+    ("nemotron_v3", "<think>\n", None, "plan \n</think>\nanswer", "plan", "\nanswer"),
+    ("nemotron_v3", "assistant\n", {"enable_thinking": False}, "just an answer", None, "just an answer"),
+    ("step3p5", "assistant", None, "plan\n\n</think>\n\nanswer", "plan\n", "\nanswer"),  # one newline each side
+    ("step3p5", "assistant", None, "plan</think>answer", "plan", "answer"),
+    ("hunyuan_a13b", "assistant", None, "<think>\nplan\n</think>\n<answer>\n42\n</answer>", "plan", "42"),
+    ("hunyuan_a13b", "assistant<think>\n\n</think>\n<answer>\n", None, "42\n</answer>", None, "42"),  # no thinking
+    ("hunyuan_a13b", "assistant", None, "plain answer", None, "plain answer"),
+    ("ernie45", "assistant", None, "plan\n</think>\n\n<response>42</response>", "plan", "42"),
+    ("ernie45", "assistant", None, "plan</think>42", "plan", "42"),
 ]
 
 
@@ -90,6 +100,7 @@ def test_the_answer_s_own_turn_decides_where_it_starts():
 
 
 TEXTS = [c[3] for c in CASES] + ["", "   ", "<th", "\n\n<think>x</thi", "x</thinking> y </think> z", "a\n\n</think>", "[THINK"]
+TEXTS += ["a\n</think>\n<answer>\nb\n</ans", "x</think>\n<resp", "x</think><response>y</response>z"]
 
 
 @pytest.mark.parametrize("parser", REASONING_PARSERS)

@@ -98,6 +98,11 @@ REASONING_PARSERS = (
     "deepseek_v4",
     "gemma4",
     "solar_open2",
+    "ling3",
+    "nemotron_v3",
+    "step3p5",
+    "hunyuan_a13b",
+    "ernie45",
 )
 
 API_KEY_ENV = "QEFF_API_KEY"

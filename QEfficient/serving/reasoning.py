@@ -31,7 +31,9 @@ class ReasoningSyntax:
     (else only an answer that begins with one reasons); ``implicit_ends``: text that ends the reasoning without an end
     tag and begins the content (a tool call written while thinking); ``switches``: the chat_template_kwargs variables
     that turn thinking on or off (any of them true: on), and whether it is on when none is given; ``strip``: trailing
-    whitespace is cut from the reasoning (GLM's)."""
+    whitespace is cut from the reasoning (GLM's); ``newline``: one newline before the end tag is cut from the reasoning
+    and one after it from the content (Step-3.5's); ``answer``: the markers around the answer after the thinking, the
+    first dropped and the content ending at the second (Hunyuan's ``</answer>``, ERNIE's ``<response>``)."""
 
     starts: tuple[str, ...]
     ends: tuple[str, ...]
@@ -40,6 +42,8 @@ class ReasoningSyntax:
     switches: tuple[str, ...] = ()
     thinking_default: bool = True
     strip: bool = False
+    newline: bool = False
+    answer: tuple[str, str] | None = None
     markup = False  # the tool-call parser reads the content (harmony's reads the whole answer: serving/harmony.py)
 
     def thinks(self, template_kwargs: dict | None) -> bool:
@@ -65,7 +69,7 @@ class ReasoningSyntax:
         while that may begin a tag (what is held back belongs to neither yet). Reasoning is None where the answer has
         none."""
         if state == CLOSED:
-            return None, text
+            return None, self._content(text, final)
         body = text.lstrip()
         if not final and any(len(body) < len(s) and s.startswith(body) for s in self.starts):
             return None, ""  # a start tag may be on its way (after blank lines, which it would drop)
@@ -73,18 +77,39 @@ class ReasoningSyntax:
         if start is not None:
             body = body[len(start) :]
         elif state == UNPROMPTED:
-            return None, text
+            return None, self._content(text, final)
         else:
             body = text
         cut, after = _first_end(body, self.ends, self.implicit_ends)
         if cut is not None:
-            return (body[:cut].rstrip() if self.strip else body[:cut]), body[after:]
+            reasoning, content = (body[:cut].rstrip() if self.strip else body[:cut]), body[after:]
+            if self.newline and after > cut:  # an end tag's newlines, not an implicit end's
+                reasoning, content = reasoning.removesuffix("\n"), content.removeprefix("\n")
+            return reasoning, self._content(content, final)
         if final:
             return (body.rstrip() if self.strip else body), ""
         held = harmony.partial_tag(body, self.ends + self.implicit_ends)
         if self.strip:  # whitespace before an end tag is cut: it waits for what follows
             held = len(body) - len(body[: len(body) - held].rstrip())
+        elif self.newline and body[: len(body) - held].endswith("\n"):
+            held += 1  # a newline before an end tag is cut: it waits for what follows
         return body[: len(body) - held], ""
+
+    def _content(self, content: str, final: bool) -> str:
+        """The answer within ``answer``'s markers: the opening one dropped with the blank lines before it, the content
+        ending at the closing one (what follows it dropped); with ``final`` false, less an end that may begin either."""
+        if self.answer is None:
+            return content
+        opening, closing = self.answer
+        body = content.lstrip()
+        if not final and len(body) < len(opening) and opening.startswith(body):
+            return ""  # the opening marker may be on its way (after blank lines, which it would drop)
+        if opening and body.startswith(opening):
+            content = body[len(opening) :]
+        at = content.find(closing)
+        if at >= 0:
+            return content[:at]
+        return content[: len(content) - (0 if final else harmony.partial_tag(content, (closing,)))]
 
 
 def _first_end(text: str, ends: tuple[str, ...], implicit: tuple[str, ...]) -> tuple[int | None, int]:
@@ -152,6 +177,13 @@ SYNTAXES["gemma4"] = ReasoningSyntax(
     ("<|channel>thought\n", "<|channel>", "thought\n"), ("<channel|>",), unprompted=False, implicit_ends=("<|tool_call>",)
 )
 SYNTAXES["solar_open2"] = ReasoningSyntax(("<|think:start|>",), ("<|think:end|>",), implicit_ends=("<|tool_call:start|>",))
+SYNTAXES["ling3"] = SYNTAXES["glm47"]  # vLLM reads Ling 3's thinking as GLM-4.7's
+SYNTAXES["nemotron_v3"] = dataclasses.replace(SYNTAXES["qwen3"], strip=True)  # Nemotron 3: Qwen3's, its reasoning trimmed
+SYNTAXES["step3p5"] = dataclasses.replace(_THINK, newline=True)
+# Hunyuan: <think>\n...\n</think>\n<answer>\n...\n</answer> (also its small dense models); no thinking: the answer alone
+SYNTAXES["hunyuan_a13b"] = ReasoningSyntax(("<think>\n",), ("\n</think>\n<answer>\n",), unprompted=False, answer=("", "\n</answer>"))
+# ERNIE 4.5 thinks unprompted; its answer may come in <response> ... </response>
+SYNTAXES["ernie45"] = dataclasses.replace(_THINK, newline=True, answer=("<response>", "</response>"))
 REASONING_PARSERS = tuple(SYNTAXES)  # the names served here
 
 
