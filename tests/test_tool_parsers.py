@@ -274,7 +274,7 @@ def test_a_stream_of_auto_tool_calls_adds_up_to_the_unstreamed_answer(parser, an
     stream = tools.stream()
     early, late = stream.delta(cut[:-1]) or {}, stream.delta(cut[-1], final=True) or {}
     assert tools.message(cut) is None and early.get("content", "") + late.get("content", "") == cut and not stream.called
-    if parser not in ("pythonic", "lfm2", "llama4_pythonic", "granite4", "olmo3", "qwen2_5_coder"):  # a call once it is complete
+    if parser not in ("pythonic", "lfm2", "llama4_pythonic", "granite4", "olmo3", "qwen2_5_coder", "minimax"):  # whole calls
         assert early["tool_calls"][0]["function"] == {"name": "get_time", "arguments": '{"z'}
     if parser == "hermes":  # a call, then one that is not: the answer is text, all of it content (the call stays sent)
         text = f"<tool_call>{HERMES_CALLS[0]}</tool_call><tool_call>oops</tool_call>"
@@ -371,6 +371,16 @@ def test_more_json_syntaxes_content_and_calls():
     assert read("xlam", f"Sure.\n```json\n[{HERMES_CALLS[1]}]\n```\nDone.") == ("Sure.\n\nDone.", [weather])
     assert read("xlam", f" [{HERMES_CALLS[1]}] ") == (None, [weather])
     assert PARSERS["hunyuan_a13b"] is PARSERS["jamba"]  # Hunyuan's <tool_calls>[...]</tool_calls>
+    # xLAM's own marker opens the answer; a call object that is not JSON is none; lines that are not calls are skipped
+    assert read("xlam", f"[TOOL_CALLS][{HERMES_CALLS[1]}]\nok") == ("ok", [weather])
+    assert AutoTools(TOOLS, "xlam").message('ok ```json\n[{"name": "f", "arguments": {"a": 1}} oops]\n```') is None
+    assert AutoTools(TOOLS, "minimax").message('<tool_calls>\n{"name": "f", "arguments": {"a": 1} oops}\n</tool_calls>') is None
+    assert read("minimax", f'x\n<tool_calls>\n{HERMES_CALLS[1]}\nnote\n{{"name": "g", "argu') == ("x", [weather])
+    assert AutoTools(TOOLS, "nemotron_json").message(f"<TOOLCALL>[{HERMES_CALLS[1]}] junk</TOOLCALL>") is None
+    assert read("qwen2_5_coder", f'<tools>[5, {HERMES_CALLS[1]}, {{"name": "g", "arguments": "x"}}]</tools>') == (None, [weather])
+    for parser in ("apertus", "nemotron_json", "xlam", "minimax"):  # nested past the stack: text, no exception
+        deep = {"apertus": "<|tools_prefix|>[{", "nemotron_json": "<TOOLCALL>[", "xlam": "[TOOL_CALLS][", "minimax": "<tool_calls>\n"}
+        assert AutoTools(TOOLS, parser).message(deep[parser] + "[" * 5000 + "{" * 5000) is None
 
 
 def test_step3_invokes_typed_by_the_schema_s_own_type():
@@ -389,10 +399,10 @@ def test_step3_invokes_typed_by_the_schema_s_own_type():
     )
     tools = AutoTools(TOOLS, "step3")
     message = tools.message(text)
-    assert message["content"] == "Let me check."
+    assert message["content"] == "Let me check." and tools.message(text + " Done.")["content"] == "Let me check. Done."
     calls = [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in message["tool_calls"]]
     assert calls == [("get_time", {"zone": -2}), ("get_weather", {"city": 'a}"b', "days": "3"})]
-    for answer in (text, text[: text.index("get_weather")], "Plain text", "<｜tool"):
+    for answer in (text, text + " Done.", text[: text.index("get_weather")], "Plain text", "<｜tool"):
         assert_stream_adds_up(tools, answer)
     cases = [("integer", " 7 ", 7), ("integer", "7.5", "7.5"), ("number", "2", 2.0), ("number", "inf", "inf")]
     cases += [("boolean", "True", True), ("boolean", "yes", "yes"), ("null", "NULL", None), ("string", " x ", "x"), ("object", "{}", "{}")]

@@ -136,6 +136,29 @@ def _before_marker(text: str, marker: str, final: bool) -> tuple[str, int]:
     return text[: len(text) - held], -1
 
 
+def held_before(text: str, markers: tuple[str, ...], final: bool) -> tuple[str, int, str]:
+    """(the text before the first of ``markers``, its trailing whitespace held back while it may precede calls; where
+    the marker is, or -1; which marker)."""
+    found = [(at, m) for m in markers if (at := text.find(m)) >= 0]
+    if found:
+        at, marker = min(found)
+        return text[:at].rstrip(), at, marker
+    held = min((_before_marker(text, m, final)[0] for m in markers), key=len)
+    return (held if final else held.rstrip()), -1, ""
+
+
+def content_around(before: str, after: str = "", joiner: str | None = None) -> str | None:
+    """The content of an answer with calls, as vLLM trims it: the text before them and after them, joined (by
+    ``joiner`` after trimming each, where given); leading whitespace stays, as it streamed before the calls were seen."""
+    if not before.strip():  # blank: none of it streamed (held_before holds whitespace back)
+        before, after = "", after.lstrip()
+    if joiner is not None:
+        before, after = before.rstrip(), after.strip()
+        joiner = joiner if before.strip() and after else ""
+    content = (before + (joiner or "") + after).rstrip()
+    return content if content.strip() else None
+
+
 def _written_call(text: str, start: int, end: int, keys: tuple[str, ...]) -> dict | None:
     """The tool call of the complete JSON object ``text[start:end]``, its arguments as written; None where it is not an
     object with a string "name"."""

@@ -11,7 +11,7 @@ as in serving/tool_parsers_xml.py.
 - ``step3`` (Step-3): ``<｜tool_calls_begin｜>``, per call ``<｜tool_call_begin｜>function<｜tool_sep｜>``
   ``<steptml:invoke name="NAME">`` with ``<steptml:parameter name="KEY">`` value ``</steptml:parameter>`` (stripped; read
   as the schema's own integer, number, boolean or null type), ``</steptml:invoke><｜tool_call_end｜>``,
-  ``<｜tool_calls_end｜>``.
+  ``<｜tool_calls_end｜>``; the text after the block is content too.
 
 Only the invokes inside a block are calls (a block cut short by max_tokens still holds those written, as vLLM's stream
 sends them); the text before the first block is the content. A key written twice keeps its first value, so that the
@@ -27,7 +27,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, calls_after_marker, finite_json, json_arguments
+from QEfficient.serving.tool_parsers import (
+    ScannedCall,
+    ToolCallParser,
+    calls_after_marker,
+    content_around,
+    finite_json,
+    held_before,
+    json_arguments,
+)
 from QEfficient.serving.tool_parsers_xml import _properties
 
 _TYPE_ALIASES = {"str": "string", "text": "string", "varchar": "string", "char": "string", "enum": "string", "int": "integer"}
@@ -232,9 +240,26 @@ STEP3 = InvokeSyntax(
     "</steptml:parameter>",
     _step3_argument,
 )
+
+
+def _step3_message(text: str, tools: list[dict]) -> dict | None:
+    """step3's: the calls as InvokeSyntax reads them, the text before and after the block the content (vLLM's)."""
+    message = STEP3.parser().message(text, tools)
+    if message is None:
+        return None
+    first, end = text.find(STEP3.block), text.find(STEP3.block_end)
+    after = "" if end < 0 else text[end + len(STEP3.block_end) :]
+    return {**message, "content": content_around(text[:first], after)}
+
+
+def _step3_scan(text: str, final: bool, tools: list[dict]) -> tuple[str, list[ScannedCall]]:
+    content, first, _ = held_before(text, (STEP3.block,), final)
+    return content, [] if first < 0 else STEP3.calls(text, final, tools)
+
+
 INVOKE_PARSERS = {
     "minimax_m2": MINIMAX_M2.parser(),
     "deepseek_v32": DEEPSEEK_V32.parser(),
     "deepseek_v4": DEEPSEEK_V4.parser(),
-    "step3": STEP3.parser(),
+    "step3": ToolCallParser(_step3_message, _step3_scan, special_tokens=True, typed=True),
 }

@@ -7,7 +7,8 @@ serving/tool_parsers.py reads the others: a whole answer's message, and the call
   ``</tool_calls>``, read as ``jamba``.
 - ``nemotron_json`` (Nemotron): ``<TOOLCALL>`` then a JSON array of ``{"name", "arguments"}`` objects (its brackets may
   be left out), ``</TOOLCALL>``; every block's calls.
-- ``minimax`` (MiniMax-Text-01): ``<tool_calls>``, one ``{"name", "arguments"}`` object per line, ``</tool_calls>``.
+- ``minimax`` (MiniMax-Text-01): ``<tool_calls>``, one ``{"name", "arguments"}`` object per line (other lines skipped),
+  ``</tool_calls>``; a call streams once its line is written.
 - ``qwen2_5_coder`` (Qwen2.5-Coder): ``<tools>`` blocks (one left open runs to the end), each a call object, an array
   of them, or one per line; a call streams once its block closes; a block that is not calls is dropped.
 - ``apertus`` (Apertus): ``<|tools_prefix|>`` then a JSON array of ``{"NAME": {arguments}}`` objects,
@@ -30,8 +31,9 @@ from QEfficient.serving.tool_parsers import (
     PARSERS,
     ScannedCall,
     ToolCallParser,
-    _before_marker,
     _skip,
+    content_around,
+    held_before,
     scan_call,
     scan_call_array,
     tool_call,
@@ -39,31 +41,36 @@ from QEfficient.serving.tool_parsers import (
 from QEfficient.serving.tool_parsers_tagged import TAGGED_PARSERS, _complete
 
 
-def _held_before(text: str, markers: tuple[str, ...], final: bool) -> tuple[str, int, str]:
-    """(the text before the first of ``markers``, its trailing whitespace held back while it may precede calls; where
-    the marker is, or -1; which marker)."""
-    found = [(at, m) for m in markers if (at := text.find(m)) >= 0]
-    if found:
-        at, marker = min(found)
-        return text[:at].rstrip(), at, marker
-    held = min((_before_marker(text, m, final)[0] for m in markers), key=len)
-    return (held if final else held.rstrip()), -1, ""
-
-
-def _around(before: str, after: str = "", joiner: str | None = None) -> str | None:
-    """The content of an answer with calls, as vLLM trims it: the text before them and after them, joined (by
-    ``joiner`` after trimming each, where given); leading whitespace stays, as it streamed before the calls were seen."""
-    if joiner is not None:
-        before, after = before.rstrip(), after.strip()
-        joiner = joiner if before.strip() and after else ""
-    content = (before + (joiner or "") + after).rstrip()
-    return content if content.strip() else None
-
-
 def _message(calls: list[ScannedCall], content: str | None) -> dict | None:
     if not calls or not all(_complete(call) for call in calls):
         return None
     return {"role": "assistant", "content": content, "tool_calls": [tool_call(n, a) for n, a, _ in calls]}
+
+
+def _parsed_run(text: str, i: int, separators: str = " \t\r\n,") -> list[Any] | None:
+    """The JSON values of the objects an _object_run (or scan_call_array, after its "[") scans from ``text[i]``; None
+    where one of them is not JSON."""
+    decoder, parsed = json.JSONDecoder(), []
+    i = _skip(text, i, separators)
+    while i < len(text) and text[i] == "{":
+        try:
+            value, i = decoder.raw_decode(text, i)
+        except (ValueError, RecursionError):
+            return None
+        parsed.append(value)
+        i = _skip(text, i, separators)
+    return parsed
+
+
+def _agrees(calls: list[ScannedCall], parsed: list[Any] | None) -> bool:
+    """Whether the scanned calls are the parsed objects: each JSON with that name and an object of arguments."""
+    return (
+        parsed is not None
+        and len(parsed) == len(calls)
+        and all(
+            isinstance(p, dict) and p.get("name") == name and isinstance(p.get("arguments"), dict) for p, (name, _, _) in zip(parsed, calls)
+        )
+    )
 
 
 def _object_run(text: str, i: int, key: str | tuple[str, ...] = "arguments", separators: str = " \t\r\n,") -> list[ScannedCall]:
@@ -99,53 +106,82 @@ def _ernie_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
 _NEMOTRON = ("<TOOLCALL>", "</TOOLCALL>")
 
 
-def _nemotron_calls(text: str) -> list[ScannedCall]:
-    """The calls of every block so far."""
+def _nemotron_calls(text: str) -> tuple[list[ScannedCall], bool]:
+    """The calls of every block so far, and whether each block is JSON calls and nothing else (one left open: so far)."""
     calls: list[ScannedCall] = []
     opening, closing = _NEMOTRON
     at = text.find(opening)
     while at >= 0:
         i = _skip(text, at + len(opening))
-        found = scan_call_array(text, i, "arguments") if text.startswith("[", i) else _object_run(text, i)
+        bracketed = text.startswith("[", i)
+        found = scan_call_array(text, i, "arguments") if bracketed else _object_run(text, i)
         calls += found
-        close = text.find(closing, _end_of(found, text, i))
-        if not found or found[-1][2] is None or close < 0:
-            return calls
-        at = text.find(opening, close + len(closing))
-    return calls
+        if not found or found[-1][2] is None:
+            return calls, False
+        end = _skip(text, found[-1][2], " \t\r\n,")
+        if bracketed:
+            end = _skip(text, end + 1) if text.startswith("]", end) else -1
+        if end < 0 or not _agrees(found, _parsed_run(text, i + bracketed)):
+            return calls, False
+        if not text.startswith(closing, end):
+            return calls, end >= len(text)  # the block's end tag not written yet (cut short by max_tokens)
+        at = text.find(opening, end + len(closing))
+    return calls, True
 
 
 def _nemotron_message(text: str) -> dict | None:
     first = text.find(_NEMOTRON[0])
     if first < 0:
         return None
-    return _message(_nemotron_calls(text), text[:first] or None)  # the text after the calls: vLLM drops it
+    calls, valid = _nemotron_calls(text)
+    return _message(calls, text[:first] or None) if valid else None  # the text after the calls: vLLM drops it
 
 
 def _nemotron_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
-    content, first, _ = _held_before(text, _NEMOTRON[:1], final)
-    return content, [] if first < 0 else _nemotron_calls(text)
+    content, first, _ = held_before(text, _NEMOTRON[:1], final)
+    return content, [] if first < 0 else _nemotron_calls(text)[0]
 
 
 # minimax (MiniMax-Text-01): <tool_calls>, a call object per line, </tool_calls>
 _MINIMAX = ("<tool_calls>", "</tool_calls>")
 
 
+def _minimax_calls(text: str, final: bool) -> list[ScannedCall]:
+    """The calls of every block so far: each line that is a JSON object with a name and arguments (vLLM's), once the
+    line is written; other lines are skipped."""
+    calls: list[ScannedCall] = []
+    opening, closing = _MINIMAX
+    at = text.find(opening)
+    while at >= 0:
+        close = text.find(closing, at)
+        lines = text[at + len(opening) : len(text) if close < 0 else close].split("\n")
+        for line in lines if close >= 0 or final else lines[:-1]:  # the last line may still be being written
+            line = line.strip()
+            if not (line.startswith("{") and line.endswith("}")):
+                continue
+            try:
+                call = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(call, dict) and isinstance(call.get("name"), str) and "arguments" in call:
+                calls.append((call["name"], json.dumps(call["arguments"], ensure_ascii=False), 0))
+        if close < 0:
+            return calls
+        at = text.find(opening, close + len(closing))
+    return calls
+
+
 def _minimax_message(text: str) -> dict | None:
     first = text.find(_MINIMAX[0])
-    if first < 0:
+    calls = [] if first < 0 else _minimax_calls(text, final=True)
+    if not calls:
         return None
-    calls = _object_run(text, first + len(_MINIMAX[0]), separators=" \t\r\n")
-    end = _end_of(calls, text, first)
-    close = text.find(_MINIMAX[1], end)
-    if text[end : len(text) if close < 0 else close].strip():
-        return None  # a line that is not a call object (a block cut short by max_tokens holds the calls written)
-    return _message(calls, _around(text[:first]))  # the text after the calls: vLLM drops it
+    return {"role": "assistant", "content": content_around(text[:first]), "tool_calls": [tool_call(n, a) for n, a, _ in calls]}
 
 
 def _minimax_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
-    content, first, _ = _held_before(text, _MINIMAX[:1], final)
-    return content, [] if first < 0 else _object_run(text, first + len(_MINIMAX[0]), separators=" \t\r\n")
+    content, first, _ = held_before(text, _MINIMAX[:1], final)
+    return content, [] if first < 0 else _minimax_calls(text, final)
 
 
 # qwen2_5_coder: <tools> blocks of calls, each block's calls once it closes
@@ -163,11 +199,10 @@ def _coder_block(body: str) -> list[ScannedCall]:
             parsed = json.loads(attempt)
         except (ValueError, RecursionError):
             continue
-        parsed = parsed if isinstance(parsed, list) else [parsed]
-        if parsed and all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in parsed):
-            arguments = [c.get("arguments") or {} for c in parsed]
-            if all(isinstance(a, dict) for a in arguments):
-                return [(c["name"], json.dumps(a, ensure_ascii=False), 0) for c, a in zip(parsed, arguments)]
+        items = parsed if isinstance(parsed, list) else [parsed]
+        calls = [c for c in items if isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("arguments") or {}, dict)]
+        if calls:  # items that are not calls are left out (vLLM's)
+            return [(c["name"], json.dumps(c.get("arguments") or {}, ensure_ascii=False), 0) for c in calls]
     return []
 
 
@@ -191,11 +226,11 @@ def _coder_message(text: str) -> dict | None:
     if first < 0:
         return None
     calls, outside = _coder_parts(text, final=True)
-    return _message(calls, _around(text[:first], outside[first:]))
+    return _message(calls, content_around(text[:first], outside[first:]))
 
 
 def _coder_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
-    content, first, _ = _held_before(text, _CODER[:1], final)
+    content, first, _ = held_before(text, _CODER[:1], final)
     return content, [] if first < 0 else _coder_parts(text, final)[0]
 
 
@@ -219,7 +254,7 @@ def _apertus_calls(text: str, i: int) -> tuple[list[ScannedCall], int | None]:
             return calls, None
         try:
             name, k = decoder.raw_decode(text, _skip(text, i + 1))
-        except ValueError:
+        except (ValueError, RecursionError):
             return calls, None  # the name is still being written
         k = _skip(text, k)
         if not isinstance(name, str) or not text.startswith(":", k):
@@ -244,11 +279,11 @@ def _apertus_message(text: str) -> dict | None:
     if end is None:
         return None
     after = text[end:].replace(_APERTUS[1], "", 1)
-    return _message(calls, _around(text[:first], after, joiner="\n"))
+    return _message(calls, content_around(text[:first], after, joiner="\n"))
 
 
 def _apertus_scan(text: str, final: bool) -> tuple[str, list[ScannedCall]]:
-    content, first, _ = _held_before(text, _APERTUS[:1], final)
+    content, first, _ = held_before(text, _APERTUS[:1], final)
     return content, [] if first < 0 else _apertus_calls(text, first + len(_APERTUS[0]))[0]
 
 
@@ -264,22 +299,28 @@ def _xlam_array_start(text: str, at: int, marker: str) -> int:
     return _skip(text, i)
 
 
+def _bare_array(text: str) -> bool:
+    """Whether ``text`` (stripped) begins as a JSON array of objects (``[TOOL_CALLS]`` begins with "[" too)."""
+    i = _skip(text, 1)
+    return text.startswith("[") and (i >= len(text) or text[i] in "{]")
+
+
 def _xlam_message(text: str) -> dict | None:
     stripped = text.strip()
-    if stripped.startswith("["):
+    if _bare_array(stripped):
         return _message(scan_call_array(stripped, 0, "arguments"), None) if _whole_array(stripped) else None
-    _, at, marker = _held_before(text, _XLAM_MARKERS, final=True)
+    _, at, marker = held_before(text, _XLAM_MARKERS, final=True)
     if at < 0:
         return None
     i = _xlam_array_start(text, at, marker)
     calls = scan_call_array(text, i, "arguments")
     end = _end_of(calls, text, i)
-    if not calls or end == i or not text.startswith("]", _skip(text, end, " \t\r\n,")):
+    if not calls or end == i or not text.startswith("]", _skip(text, end, " \t\r\n,")) or not _agrees(calls, _parsed_run(text, i + 1)):
         return None
     after = text[_skip(text, end, " \t\r\n,") + 1 :]
     closing = _XLAM_ENDS[marker]
     after = after[after.find(closing) + len(closing) :] if closing.strip() and closing in after else after
-    return _message(calls, _around(text[:at], after))
+    return _message(calls, content_around(text[:at], after))
 
 
 def _whole_array(text: str) -> bool:
@@ -293,9 +334,9 @@ def _xlam_scan(text: str, final: bool) -> tuple[str | None, list[ScannedCall]]:
     """An answer that begins with "[" streams its calls; one with a marker, the text before it and then the calls."""
     if not text.strip():
         return (text if final else None), []
-    if text.lstrip().startswith("["):
+    if _bare_array(text.lstrip()):
         return None, scan_call_array(text.lstrip(), 0, "arguments")
-    content, at, marker = _held_before(text, _XLAM_MARKERS, final)
+    content, at, marker = held_before(text, _XLAM_MARKERS, final)
     return content, [] if at < 0 else scan_call_array(text, _xlam_array_start(text, at, marker), "arguments")
 
 
