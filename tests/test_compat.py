@@ -702,18 +702,26 @@ def test_utils_helpers_run_qeffs_compile_once_flow(llama, tmp_path):
 
     config = AutoConfig.from_pretrained(llama)
     assert get_num_layers_from_config(config) == config.num_hidden_layers
+    assert get_num_layers_from_config(AutoConfig.for_model("mamba", num_hidden_layers=4)) == 4  # QEfficient's reading
     head_dim = config.hidden_size // config.num_attention_heads
     assert get_padding_shape_from_config(config, 2, 16) == [2, config.num_key_value_heads, 16, head_dim]
     exists, onnx_dir, found = onnx_exists("acme/tiny", None)
     assert not exists and found is None and onnx_dir.endswith("onnx_acme_tiny_without_fbs")
+    QEFFAutoModelForCausalLM.from_pretrained(llama).export(onnx_dir)
+    exists, _, found = onnx_exists("acme/tiny", None)
+    assert exists and Path(found).is_file() and Path(found).parent.name.startswith("onnx_acme_tiny_without_fbs")
     assert hf_download(str(llama)) == login_and_download_hf_lm(str(llama)) == str(llama)
     with pytest.raises(FileNotFoundError, match="not in the local Hugging Face cache"):
         hf_download("acme/not-cached", cache_dir=str(tmp_path))
     tokenizer.padding_side, tokenizer.pad_token = "left", None
     padding_check_and_fix(tokenizer)
     assert tokenizer.padding_side == "right" and tokenizer.pad_token_id == tokenizer.eos_token_id
-    create_json(tmp_path / "params.json", {"ctx_len": CTX_LEN})
-    assert load_json(tmp_path / "params.json") == {"ctx_len": CTX_LEN}
+    create_json(tmp_path / "params.json", {"ctx_len": CTX_LEN, "ids": np.arange(2), "kinds": {"b", "a"}})
+    assert load_json(tmp_path / "params.json") == {"ctx_len": CTX_LEN, "ids": [0, 1], "kinds": ["a", "b"]}
+    with pytest.raises(ValueError):
+        create_json(tmp_path / "nan.json", {"x": float("nan")})  # JSON has no NaN
+    with pytest.raises(ValueError, match="Failed to load json"):
+        load_json(tmp_path / "missing.json")
 
 
 def test_image_text_skip_vision_and_skip_lang(llava, fresh_warnings):

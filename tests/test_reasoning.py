@@ -61,7 +61,9 @@ CASES = [
     ("gemma4", "<|turn>model\n", None, "<|channel>thought\nplan<|tool_call>call:f{}", "plan", "<|tool_call>call:f{}"),
     ("solar_open2", "assistant", None, "x<|tool_call:start|>f", "x", "<|tool_call:start|>f"),
     ("ling3", "<|assistant|>", None, "plan \n</think>answer", "plan", "answer"),  # GLM-4.7's rules
-    ("nemotron_v3", "<think>\n", None, "plan \n</think>\nanswer", "plan", "\nanswer"),
+    ("nemotron_v3", "<think>\n", None, "plan \n</think>\nanswer", "plan \n", "\nanswer"),
+    ("nemotron_v3", "assistant\n", None, "plan", "plan", ""),  # R1's: it thinks unprompted
+    ("ernie45", "assistant", None, "plan</think>Write </response> to close", "plan", "Write </response> to close"),
     ("nemotron_v3", "assistant\n", {"enable_thinking": False}, "just an answer", None, "just an answer"),
     ("step3p5", "assistant", None, "plan\n\n</think>\n\nanswer", "plan\n", "\nanswer"),  # one newline each side
     ("step3p5", "assistant", None, "plan</think>answer", "plan", "answer"),
@@ -221,6 +223,14 @@ def test_the_thinking_comes_back_apart_streamed_or_not(server):
     hidden = chat(url, include_reasoning=False)["message"]
     assert "reasoning" not in hidden and "reasoning_content" not in hidden and hidden["content"] == message["content"]
     assert streamed(url, include_reasoning=False) == (None, content, answer["finish_reason"])
+    # with logprobs: the thinking's tokens send no chunk (vLLM's), the answer's chunks carry theirs
+    payload = {"messages": MESSAGES, "max_tokens": MAX_TOKENS, "temperature": 0, "stream": True, "logprobs": True}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json={**payload, "include_reasoning": False}, timeout=60) as r:
+        chunks = [json.loads(line[6:])["choices"][0] for line in r.iter_lines() if line.startswith("data: {")][1:]
+    assert all(c["delta"] or c["finish_reason"] for c in chunks)
+    sent = [t["token"] for c in chunks for t in (c["logprobs"] or {}).get("content") or []]
+    # the answer's tokens, and thinking tokens only where they share an engine event (a chunk) with the answer's
+    assert len(sent) >= len(out) - out.index(end) - 1 and sent == [tok.decode([t]) for t in out[len(out) - len(sent) :]]
     r = post(url, "chat/completions", {"messages": MESSAGES, "include_reasoning": "yes"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "include_reasoning"
 

@@ -53,3 +53,19 @@ def test_a_batch_with_two_images_and_one_matches_hf(mllama, kv_offload):
 def test_continuous_batching_with_mixed_image_counts_matches_hf(mllama, kv_offload):
     _, info = _generate(mllama, kv_offload, CASES, full_batch_size=2)  # three prompts, two cache rows
     assert [list(row[:N]) for row in info.generated_ids] == mllama[2]
+
+
+@pytest.mark.parametrize("sizes", [{"batch_size": 2}, {"full_batch_size": 2}], ids=["batch", "continuous"])
+def test_skip_vision_text_prompts_match_the_full_build(mllama, sizes):
+    """compile(skip_vision=True) (the language graph alone): text prompts of a batch, or of continuous batching with
+    two image slots per row, give the full two-graph build's tokens (each row's slots hold zeros, as without images)."""
+    folder, processor, _ = mllama
+    prompts = ["Describe the two", "Name the picture", "What do both show?"][: 2 if "batch_size" in sizes else 3]
+    tokens = []
+    for skip in (False, True):
+        model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=True, continuous_batching="full_batch_size" in sizes)
+        model.compile(prefill_seq_len=7, ctx_len=64, num_cores=1, max_num_images=2, skip_vision=skip, **sizes)
+        info = model.generate(processor=processor, prompts=prompts, generation_len=N, stream=False)
+        rows = info.generated_ids[0] if "batch_size" in sizes else info.generated_ids
+        tokens.append([list(row[:N]) for row in rows])
+    assert tokens[1] == tokens[0]

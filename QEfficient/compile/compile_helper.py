@@ -30,6 +30,19 @@ def _static_dim(value_info, axis: int, what: str) -> int:
     return int(dim.dim_value)
 
 
+def empty_inputs(onnx_path: Path) -> dict[str, list]:
+    """{input: [numpy dtype name, dims]} of a graph's inputs holding nothing (every dynamic dim 0): what a runtime
+    that never opens the graph (a vision graph compile(skip_vision=True) leaves out) feeds for "no image"."""
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return {
+        i.name: [
+            onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).name,
+            [d.dim_value if d.HasField("dim_value") else 0 for d in i.type.tensor_type.shape.dim],
+        ]
+        for i in model.graph.input
+    }
+
+
 def graph_geometry(onnx_path: Path) -> dict[str, Any]:
     """num_layers, KV heads, head size, KV dtype and vocabulary size of a retained-state decoder graph."""
     model = onnx.load(str(onnx_path), load_external_data=False)

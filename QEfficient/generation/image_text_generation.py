@@ -270,6 +270,8 @@ def prepare_images(
                 "This model was compiled with skip_vision=True: it has no vision graph, so its prompts cannot hold images. "
                 "Compile it without skip_vision, or send prompts without images."
             )
+        if not prefiller.one_graph and adapter.cross_attention:  # every image slot of every row holds zeros, as below
+            return padded_vision, [np.zeros((prefiller.max_images, prefiller.hidden_size), np.float32)] * len(token_lists)
         return padded_vision, [None] * len(token_lists)
     embeds_rows = np.zeros((0, prefiller.hidden_size), np.float32)
     if len(unit_tokens):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig, PreTrainedModel
 
+from QEfficient.compile.compile_helper import empty_inputs
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import ATTENTION_MASK, DecoderGraphSpec, VisionGraphSpec
@@ -334,6 +335,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         }
         if vision:
             manifest["vision_artifact"] = str(Path(vision).resolve())
+        elif skip_vision:  # the vision graph's inputs holding no image, for text prompts (Mllama's masks read them)
+            manifest["vision_graph_inputs"] = empty_inputs(vision_onnx)
         self.img_size, self._num_cores, self._sessions = img_size, num_cores, None
         self._drop_sessions()
         if skip_lang:
@@ -523,6 +526,9 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                 raise
             if any(_holds_an_image(p) for p in pixels):  # not a processor's all-zero stand-in (IDEFICS): keep its error
                 raise
+        if self.kv_offload and self._sessions[1] is None:  # compile(skip_vision=True): the inputs it recorded
+            recorded = read_artifact(self._lang_path).get("vision_graph_inputs") or {}
+            return {**{name: np.zeros(dims, dtype) for name, (dtype, dims) in recorded.items()}, "_tokens": np.zeros(0, np.int64)}
         return {**no_image_inputs(*self._sessions), "_tokens": np.zeros(0, np.int64)}
 
     def _process(self, processor, images, videos, prompts):

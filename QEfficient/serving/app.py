@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -170,10 +170,10 @@ def structured_output_tables(tokenizer, engine):
 class ReleasingStream(StreamingResponse):
     """A server-sent event stream that lets its engine requests go however it ends: also where it never starts (its
     client gone first), when no ``finally`` of its body runs, and where the ASGI server reports the client gone by an
-    exception."""
+    exception. ``gone``: whether the client has left; one gone before the first event is sent nothing."""
 
-    def __init__(self, body: AsyncIterator[str], release: Callable[[], None]) -> None:
-        super().__init__(body, media_type="text/event-stream")
+    def __init__(self, body: AsyncIterator[str], release: Callable[[], None], gone: Callable[[], Awaitable[bool]]) -> None:
+        super().__init__(unless_gone(body, gone), media_type="text/event-stream")
         self.release = release
 
     async def __call__(self, scope, receive, send) -> None:
@@ -181,6 +181,19 @@ class ReleasingStream(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self.release()
+
+
+async def unless_gone(body: AsyncIterator[str], gone: Callable[[], Awaitable[bool]]) -> AsyncIterator[str]:
+    """``body``'s events, unless its client has left by the time the first is ready (then none: not even [DONE])."""
+    first = True
+    try:
+        async for event in body:
+            if first and await gone():
+                return
+            first = False
+            yield event
+    finally:
+        await body.aclose()
 
 
 def create_app(
@@ -362,7 +375,8 @@ def create_app(
             shape.prompt_tokens = len(call.jobs[0].tokens)  # Anthropic's stream opens with it
         if call.stream:
             source = payloads(call, requests, choices, events, head)
-            return ReleasingStream(sse(source) if shape is None else shape.events(source), lambda: release(requests))
+            events_out = sse(source) if shape is None else shape.events(source)
+            return ReleasingStream(events_out, lambda: release(requests), http_request.is_disconnected)
         texts, reasons = [""] * len(choices), [None] * len(choices)
         watcher = asyncio.create_task(cancel_on_disconnect(http_request, requests))
         try:
@@ -462,6 +476,8 @@ def create_app(
                     delta = {**fields, **delta}
                     if not (delta or reason or (logprobs and any(logprobs.values()))):
                         return None  # a piece held back (it may begin a call or a tag)
+                    if not (delta or reason) and thinking is not None and not call.reasoning.include:
+                        return None  # vLLM's: a stream without the reasoning leaves out its tokens' chunks, logprobs too
                 choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
             else:
                 choice = {"index": index, "text": piece or "", "logprobs": logprobs, "finish_reason": reason}

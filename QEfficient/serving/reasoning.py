@@ -97,15 +97,17 @@ class ReasoningSyntax:
 
     def _content(self, content: str, final: bool) -> str:
         """The answer within ``answer``'s markers: the opening one dropped with the blank lines before it, the content
-        ending at the closing one (what follows it dropped); with ``final`` false, less an end that may begin either."""
+        ending at the closing one (what follows it dropped; with an opening marker, only an answer that opens with it is
+        unwrapped); with ``final`` false, less an end that may begin either."""
         if self.answer is None:
             return content
         opening, closing = self.answer
         body = content.lstrip()
         if not final and len(body) < len(opening) and opening.startswith(body):
             return ""  # the opening marker may be on its way (after blank lines, which it would drop)
-        if opening and body.startswith(opening):
-            content = body[len(opening) :]
+        if opening and not body.startswith(opening):
+            return content  # not wrapped: all of it is the answer
+        content = body[len(opening) :] if opening else content
         at = content.find(closing)
         if at >= 0:
             return content[:at]
@@ -178,7 +180,8 @@ SYNTAXES["gemma4"] = ReasoningSyntax(
 )
 SYNTAXES["solar_open2"] = ReasoningSyntax(("<|think:start|>",), ("<|think:end|>",), implicit_ends=("<|tool_call:start|>",))
 SYNTAXES["ling3"] = SYNTAXES["glm47"]  # vLLM reads Ling 3's thinking as GLM-4.7's
-SYNTAXES["nemotron_v3"] = dataclasses.replace(SYNTAXES["qwen3"], strip=True)  # Nemotron 3: Qwen3's, its reasoning trimmed
+# Nemotron 3: DeepSeek-R1's; with enable_thinking false its answer is content (vLLM swaps an unended thinking into it)
+SYNTAXES["nemotron_v3"] = dataclasses.replace(_THINK, switches=("enable_thinking",))
 SYNTAXES["step3p5"] = dataclasses.replace(_THINK, newline=True)
 # Hunyuan: <think>\n...\n</think>\n<answer>\n...\n</answer> (also its small dense models); no thinking: the answer alone
 SYNTAXES["hunyuan_a13b"] = ReasoningSyntax(("<think>\n",), ("\n</think>\n<answer>\n",), unprompted=False, answer=("", "\n</answer>"))

@@ -5,9 +5,11 @@ reads it (loading/model_path.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,7 @@ def hf_download(
     if repo_id is None:
         raise ValueError("hf_download needs repo_id: a local folder or a hub id in the local Hugging Face cache.")
     folder, gguf_file = resolve_model_path(repo_id, cache_dir)
-    return str(folder / gguf_file if gguf_file else folder)
+    return str(folder / gguf_file if gguf_file and Path(repo_id).is_file() else folder)  # a hub id: its snapshot folder
 
 
 def login_and_download_hf_lm(model_name: str, *args, **kwargs) -> str:
@@ -83,11 +85,12 @@ def get_onnx_dir_name(model_name: str, has_fbs: bool) -> str:
 
 
 def onnx_exists(model_name: str, full_batch_size: int | None) -> tuple[bool, str, str | None]:
-    """QEfficient's (exists, onnx_dir_path, onnx_model_path) for ``QEFF_HOME/<model_name>/onnx_..._fbs/``: the folder
-    is made; the graph is ``<model>_kv.onnx`` there, as ``QEFFAutoModelForCausalLM.export(onnx_dir_path)`` writes it."""
+    """QEfficient's (exists, onnx_dir_path, onnx_model_path) for ``QEFF_HOME/<model_name>/onnx_..._fbs``: the folder is
+    made; a graph that ``QEFFAutoModelForCausalLM.export(onnx_dir_path)`` wrote (into ``<onnx_dir_path>-<digest>/``,
+    keyed by what it holds) is found."""
     onnx_dir = qeff_home() / str(model_name) / get_onnx_dir_name(model_name, full_batch_size is not None)
     onnx_dir.mkdir(parents=True, exist_ok=True)
-    found = sorted(onnx_dir.glob("*.onnx"))
+    found = sorted(onnx_dir.parent.glob(f"{onnx_dir.name}*/*.onnx"))
     return bool(found), str(onnx_dir), str(found[0]) if found else None
 
 
@@ -135,10 +138,11 @@ def padding_check_and_fix(tokenizer) -> None:
 
 
 def get_num_layers_from_config(config) -> int:
-    """The decoder's layer count, as the architecture's adapter reads it."""
-    from QEfficient.transform.adapters import get_adapter
-
-    return get_adapter(config).kv_geometry(config)[0]
+    """The model's layer count as QEfficient reads it: ``n_layer``, ``num_hidden_layers`` or ``n_layers``."""
+    for key in ("n_layer", "num_hidden_layers", "n_layers"):
+        if getattr(config, key, None) is not None:
+            return getattr(config, key)
+    raise ValueError("Invalid model configuration: n_layer/n_layers or num_hidden_layers not found.")
 
 
 def get_padding_shape_from_config(config, batch_size: int, seq_len: int) -> list[int]:
@@ -153,13 +157,26 @@ def get_padding_shape_from_config(config, batch_size: int, seq_len: int) -> list
 def load_json(file_path: str | os.PathLike) -> dict[str, Any]:
     try:
         return json.loads(Path(file_path).read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"'{file_path}' is not valid JSON: {err}") from err
+    except (OSError, ValueError) as err:
+        raise ValueError(f"Failed to load json object from {file_path}: {err}") from err
+
+
+def _serializable(value: Any) -> Any:
+    """What QEfficient's writer turns into JSON besides JSON's own types: sets (sorted), dataclasses, arrays."""
+    if isinstance(value, set):
+        return sorted(v.__name__ if isinstance(v, type) else str(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
+        return value.tolist()
+    return str(value)
 
 
 def create_json(file_path: str | os.PathLike, json_data: object) -> None:
-    """Write ``json_data`` to ``file_path`` atomically (a reader never sees half a file)."""
+    """Write ``json_data`` as QEfficient does (sorted keys, no NaN), atomically: a reader never sees half a file. A value
+    JSON cannot hold is a ValueError (QEfficient prints it)."""
     path = Path(file_path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(json_data, indent=4, default=str))
+    text = json.dumps(json_data, allow_nan=False, indent=4, separators=(",", ":"), default=_serializable, sort_keys=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text)
     os.replace(tmp, path)
