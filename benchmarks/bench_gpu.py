@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="where gpu.json goes")
     args = parser.parse_args()
     from QEfficient import QEFFAutoModelForCausalLM
     from QEfficient.runtime.devices import cuda_runs
@@ -140,7 +141,7 @@ def main() -> None:
         out["gpu"] = subprocess.run(query, capture_output=True, text=True).stdout.strip()
     except OSError:
         pass
-    results = Path(os.environ.get("OUT", ROOT / "benchmarks" / "results"))
+    results = Path(args.out)
     results.mkdir(parents=True, exist_ok=True)
     (results / "gpu.json").write_text(json.dumps(out, indent=1))
 

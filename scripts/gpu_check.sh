@@ -14,5 +14,5 @@ grep -m1 "model name" /proc/cpuinfo
 python3 -c "import onnxruntime as ort; print(ort.__version__, ort.get_available_providers()); from QEfficient.runtime.devices import current_device; print(current_device())" || exit 1
 timeout "${TEST_S:-240}" python3 -m pytest -q -p no:cacheprovider -n 8 --dist load tests/test_gpu.py tests/test_devices.py \
   tests/test_parity.py::test_onnxruntime_generation_matches_hf tests/test_continuous_batching.py tests/test_encoder.py 2>&1 | tee "$OUT/tests.log" | tail -45
-timeout "${BENCH_S:-280}" python3 benchmarks/bench_gpu.py --threads "$(nproc)" --rounds 2 --shapes "${SHAPES:-smollm2-135m,qwen2.5-0.5b,qwen2.5-1.5b}" 2>&1 \
+timeout "${BENCH_S:-280}" python3 benchmarks/bench_gpu.py --out "$OUT" --threads "$(nproc)" --rounds 2 --shapes "${SHAPES:-smollm2-135m,qwen2.5-0.5b,qwen2.5-1.5b}" 2>&1 \
   | tee "$OUT/bench.log" | grep -v "it/s\]" | tail -30

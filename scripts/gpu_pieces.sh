@@ -2,8 +2,9 @@
 # Prepares .gpu/ (git-ignored through .git/info/exclude) for the GPU checks on a lent device machine that reaches no
 # package index: onnxruntime-gpu (CUDA 13; its wheel is over one call's 64 MiB carry) stripped to what runs, packed and
 # cut into pieces p0..pN of 60 MB, and transformers' wheel (the device's is older than ours). Then, in consecutive
-# calls while the machine stays warm (30 s), carry .gpu/p0, then .gpu/p1, ... each with the command
-# `mkdir -p /tmp/up && cp .gpu/p* /tmp/up/`, and last carry .gpu with `bash scripts/gpu_check.sh` (docs/gpu.md).
+# calls while the machine stays warm, carry one piece each (.gpu/p0, then .gpu/p1, ...) with the command
+# `mkdir -p /tmp/up && cp .gpu/p* /tmp/up/`, and last carry only .gpu/transformers-*.whl with
+# `bash scripts/gpu_check.sh` (docs/gpu.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ORT=${ORT:-onnxruntime-gpu==1.31.1}

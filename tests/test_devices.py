@@ -54,7 +54,7 @@ def test_asking_for_cuda_without_one_says_what_to_do(monkeypatch, tiny_model_dir
     monkeypatch.setenv("QEFF_DEVICE", "cpu")
     qpc = model.compile(prefill_seq_len=8, ctx_len=32, num_cores=1)
     monkeypatch.setenv("QEFF_DEVICE", "cuda:0")
-    with pytest.raises(DeviceUnavailableError):  # a CPU-built artifact asked to open on a GPU
+    with pytest.raises(DeviceUnavailableError):  # a session asked to open on a GPU this machine lacks
         open_kv_session(qpc, 1)
 
 

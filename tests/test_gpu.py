@@ -21,8 +21,13 @@ PROMPTS = ["Once upon a time a robot learned to paint the sky blue and the grass
 
 
 @pytest.fixture(autouse=True)
-def on_gpu(monkeypatch):
+def cuda_device(monkeypatch):
     monkeypatch.setenv("QEFF_DEVICE", "cuda")
+
+
+def on_gpu(session) -> bool:
+    """Whether a session (ours, or ONNX Runtime's own) runs on CUDA first."""
+    return getattr(session, "session", session).get_providers()[0] == CUDA_PROVIDER
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen3", "gemma3_text", "phi3", "gpt2"])
@@ -33,18 +38,19 @@ def test_greedy_on_the_gpu_is_transformers_greedy(arch, tiny_model_dir):
     qpc = model.compile(prefill_seq_len=8, ctx_len=160, num_cores=2)
     info = model.generate(tokenizer, PROMPTS, generation_len=100, stream=False)  # the window grows 128 -> 160
     session = model.qpc_session
-    assert session.session.get_providers()[0] == CUDA_PROVIDER and isinstance(session.storage, DeviceKVStorage)
+    assert on_gpu(session) and isinstance(session.storage, DeviceKVStorage)
     hf = AutoModelForCausalLM.from_pretrained(folder).eval()
     rows = [row for batch in info.generated_ids for row in batch]
     for prompt, row in zip(PROMPTS, rows):
         ref = hf_greedy(hf, tokenizer, prompt, 100)
         assert real_tokens(row, tokenizer.pad_token_id, len(ref)) == ref, prompt
-    # logits of each step against transformers', to float tolerance
-    ids = tokenizer(PROMPTS[0]).input_ids
+    # logits of each of 150 steps against transformers', to float tolerance: in place past the first 128-slot window
+    ids = tokenizer(" ".join([PROMPTS[0]] * 4)).input_ids[:150]
     step = open_kv_session(qpc, 2)
     with torch.no_grad():
         ref = hf(torch.tensor([ids])).logits[0].numpy()
     ours = step_logits(step, ids, 7)
+    assert step.window == 160
     np.testing.assert_allclose(np.stack(ours)[:, : ref.shape[1]], ref[7:], atol=1e-4, rtol=0)
 
 
@@ -54,6 +60,7 @@ def test_continuous_batching_on_the_gpu(tiny_model_dir):
     model = QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True)
     model.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_cores=2)
     info = model.generate(tokenizer, PROMPTS * 2, generation_len=20, stream=False)
+    assert on_gpu(model.qpc_session)
     hf = AutoModelForCausalLM.from_pretrained(folder).eval()
     for prompt, row in zip(PROMPTS * 2, info.generated_ids):
         ref = hf_greedy(hf, tokenizer, prompt, 20)
@@ -61,13 +68,17 @@ def test_continuous_batching_on_the_gpu(tiny_model_dir):
 
 
 def test_float16_cache_on_the_gpu(tiny_model_dir):
-    folder = tiny_model_dir("llama")
+    """mxint8_kv_cache (a float16 cache, resident): the float32 cache's tokens, as on the CPU (tests/test_compression.py)."""
+    folder = tiny_model_dir("mistral")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = QEFFAutoModelForCausalLM.from_pretrained(folder)
-    model.compile(prefill_seq_len=8, ctx_len=64, num_cores=2, mxint8_kv_cache=True)
-    info = model.generate(tokenizer, PROMPTS[:1], generation_len=16, stream=False)
-    assert model.qpc_session.storage.dtype == np.float16
-    assert len(info.generated_ids[0][0]) == 16
+    prompts = ["Once upon a time a robot learned to paint the sky", "My name is"]
+    model.compile(prefill_seq_len=8, ctx_len=96, batch_size=2, num_cores=2)
+    ref = model.generate(tokenizer, prompts, generation_len=20, stream=False)
+    model.compile(prefill_seq_len=8, ctx_len=96, batch_size=2, num_cores=2, mxint8_kv_cache=True)
+    out = model.generate(tokenizer, prompts, generation_len=20, stream=False)
+    assert on_gpu(model.qpc_session) and model.qpc_session.storage.dtype == np.float16
+    assert [r.tolist() for r in out.generated_ids[0]] == [r.tolist() for r in ref.generated_ids[0]]
 
 
 def test_encoder_on_the_gpu(tiny_model_dir, tokenizer_dir, tmp_path):
@@ -82,6 +93,7 @@ def test_encoder_on_the_gpu(tiny_model_dir, tokenizer_dir, tmp_path):
     enc = tokenizer(PROMPTS[:1], return_tensors="pt", padding="max_length", max_length=16, truncation=True)
     ours = model.generate(enc)
     ours = ours["output"] if isinstance(ours, dict) else ours
+    assert all(on_gpu(session) for _, session in model._sessions_by_key.values())
     with torch.no_grad():
         ref = AutoModel.from_pretrained(tmp_path).eval()(**enc).last_hidden_state.numpy()
     np.testing.assert_allclose(np.asarray(ours)[..., : ref.shape[-1]], ref, atol=1e-4, rtol=0)

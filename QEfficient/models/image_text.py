@@ -35,6 +35,7 @@ from QEfficient.generation.text_generation_inference import resolve_sampling
 from QEfficient.loading.config_overrides import weights_fit
 from QEfficient.loading.hf_loader import resolve_model_path, with_hf_overrides, with_load_defaults
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk, recurrent_state_manifest
+from QEfficient.models.image_text_view import ModelView, check_img_size, holds_an_image
 from QEfficient.runtime.ort_session import no_image_inputs, open_artifact_session, open_kv_session
 from QEfficient.transform.image_text import QEffImageTextDecoder, QEffVisionEncoder
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
@@ -53,46 +54,6 @@ MODEL_FILES_SUBDIR = "model_files"
 MODEL_FILES_FORMAT = 1  # how _save_model_files writes them: part of the artifact's key
 _PROCESSOR_SUFFIXES = (".json", ".jinja", ".txt", ".model", ".tiktoken")
 _WRITTEN = ("config.json", "generation_config.json", "model.safetensors.index.json")  # written from the model, or not needed
-
-# Far above any vision encoder's input side; the trace's example alone is 2 x 3 x side^2 floats (1.6 GB here).
-MAX_IMG_SIZE = 8192
-
-
-def check_img_size(img_size: int, default: int) -> None:
-    """A positive side no larger than MAX_IMG_SIZE, said before anything is allocated for it."""
-    check_positive(img_size=img_size)
-    if img_size > MAX_IMG_SIZE:
-        raise ValueError(
-            f"img_size={img_size} is larger than any vision encoder takes (at most {MAX_IMG_SIZE} here); this model's own "
-            f"image size is {default}: leave img_size out to use it."
-        )
-
-
-class _ModelView:
-    """The transformers model as QEfficient's ``qeff_model.model`` shows it: its attributes, and
-    ``prepare_inputs_for_generation(inputs, prefill_seq_len, batch_size)``, which QEfficient's Qwen-VL scripts call
-    before ``generate(inputs=...)`` to add the multimodal rotary positions; ``generate`` computes those itself here, so
-    the inputs come back as they are (image_grid_thw kept: the positions are read from it)."""
-
-    def __init__(self, hf: PreTrainedModel) -> None:
-        object.__setattr__(self, "_hf", hf)
-
-    def __getattr__(self, name: str):
-        if name == "_hf":  # not set yet (a copy being built): no recursion
-            raise AttributeError(name)
-        return getattr(self._hf, name)
-
-    def __setattr__(self, name: str, value) -> None:
-        setattr(self._hf, name, value)
-
-    def __call__(self, *args, **kwargs):
-        return self._hf(*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return repr(self._hf)
-
-    def prepare_inputs_for_generation(self, inputs, prefill_seq_len: int = 128, batch_size: int = 1):
-        return inputs
 
 
 class QEFFAutoModelForImageTextToText(QEFFBaseModel):
@@ -190,9 +151,9 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         return self.hf
 
     @property
-    def model(self) -> _ModelView:
+    def model(self) -> ModelView:
         """QEfficient's ``qeff_model.model``: the transformers model, with QEfficient's ``prepare_inputs_for_generation``."""
-        return _ModelView(self.hf)
+        return ModelView(self.hf)
 
     def _default_ctx_len(self, images: int) -> int:
         """A context for ``images`` images' tokens (where the adapter knows how many one gives; a tiled image counts
@@ -362,7 +323,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             rewrite=rewrite,
             extra_files=self._save_model_files,
         )
-        self.qpc_paths = ({"vision_qpc_path": vision} if vision else {}) | {"lang_qpc_path": lang} if self.kv_offload else lang
+        self.qpc_paths = (({"vision_qpc_path": vision} if vision else {}) | {"lang_qpc_path": lang}) if self.kv_offload else lang
         return self.qpc_paths
 
     def _graphs_to_skip(self, compiler_options: dict) -> tuple[bool, bool]:
@@ -524,7 +485,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                         "or inputs=processor(images=..., text=...)."
                     ) from err
                 raise
-            if any(_holds_an_image(p) for p in pixels):  # not a processor's all-zero stand-in (IDEFICS): keep its error
+            if any(holds_an_image(p) for p in pixels):  # not a processor's all-zero stand-in (IDEFICS): keep its error
                 raise
         if self.kv_offload and self._sessions[1] is None:  # compile(skip_vision=True): the inputs it recorded
             recorded = read_artifact(self._lang_path).get("vision_graph_inputs") or {}
@@ -582,13 +543,6 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         info = continuous_result(requests, engine, start, time.perf_counter(), tokenizer, prefiller.pad_id)
         info.vision_time = vision_time
         return info
-
-
-def _holds_an_image(pixels) -> bool:
-    try:
-        return bool(np.asarray(pixels, dtype=np.float32).any())
-    except (TypeError, ValueError):  # images of different sizes in a list
-        return True
 
 
 def _prompt_rope(adapter: VisionLanguageAdapter, config) -> PromptRope | None:

@@ -2,8 +2,9 @@
 
 Each tensor is one flat allocation of ``[rows, heads, window, head_dim]`` elements laid out for the
 current window (ort_session.py). It is bound by address both as the graph's ``past_*`` input and as
-its ``*_RetainedState`` output, so each step's scatter writes into the memory it reads: nothing is
-copied or fed back, on the CPU or on a GPU.
+its ``*_RetainedState`` output, so each step's scatter writes into the memory it reads: the cache is
+not copied or fed back by the host, on the CPU or on a GPU (where nodes without a CUDA kernel read
+it, ONNX Runtime copies what they read).
 
 * HostKVStorage: numpy arrays in the host's memory (the CPU provider).
 * DeviceKVStorage: ONNX Runtime allocations on a device (CUDA): the cache never crosses to the host.

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact
+from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact, warn_once
 from QEfficient.export.graph_specs import INPUT_IDS, LANGUAGE_SIDE_INPUTS, LOGITS, POSITION_IDS, past_names, retained
 from QEfficient.runtime.cpu_features import X64_QUANT_PRECISION, int8_pair_sums_saturate
 from QEfficient.runtime.devices import CPU, Device, current_device
@@ -117,6 +117,12 @@ def open_kv_session(
     as in session_options (False for a session that takes turns with another, a speculative draft);
     ``resident`` as in KVCacheSession."""
     qconfig = read_artifact(Path(qpc_path))
+    if qconfig.get("compile_params", {}).get("fused_graph") and current_device().is_cuda:
+        warn_once(
+            "fused-on-cuda",
+            f"{qpc_path} was compiled for the CPU (fused operators; ONNX Runtime runs its float32 GroupQueryAttention on "
+            "the CPU, copying the cache each step): compile the model again with QEFF_DEVICE=cuda for the GPU's graph.",
+        )
     # A speculative target graph returns logits for every chunk position (see AllLogitsKVSession).
     kind = AllLogitsKVSession if qconfig.get("speculative_model_type") == "target" else KVCacheSession
     return kind(
@@ -303,7 +309,7 @@ class KVCacheSession:
     def run(self, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         """One step. input_ids/position_ids int64 [B,S]; returns a view of logits [B,V] (valid until the next run)."""
         ids, pos = self._prepare(input_ids, position_ids)
-        if isinstance(self.storage, DeviceKVStorage):
+        if self.device.is_cuda or isinstance(self.storage, DeviceKVStorage):
             # ONNX Runtime copies a bound input to the device of the node that reads it when it is bound, not when
             # it runs: the host states, and the cache wherever a node without a CUDA kernel reads it, would stay
             # as they were. Binding again each step takes their current contents (the cache's own nodes: no copy).

@@ -476,7 +476,7 @@ def create_app(
                     delta = {**fields, **delta}
                     if not (delta or reason or (logprobs and any(logprobs.values()))):
                         return None  # a piece held back (it may begin a call or a tag)
-                    if not (delta or reason) and thinking is not None and not call.reasoning.include:
+                    if not (delta or reason) and thinking is not None and not call.reasoning.include and not thinking[index].sent_content:
                         return None  # vLLM's: a stream without the reasoning leaves out its tokens' chunks, logprobs too
                 choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
             else:

@@ -1,7 +1,8 @@
 """QEfficient's ``QEfficient.utils`` helpers that its scripts import (examples/performance/cpp_execution,
 scripts/perplexity_computation, scripts/replicate_kv_head, ...): the same names, arguments and results, on this
 library's files. Nothing is downloaded: a hub id is read from the local Hugging Face cache, as from_pretrained
-reads it (loading/model_path.py)."""
+reads it (loading/model_path.py). QEfficient's import path puts these helpers under ``utils``, below the stages they
+read (loading, compile, transform): those are imported inside the functions that need them."""
 
 from __future__ import annotations
 
