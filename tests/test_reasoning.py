@@ -41,6 +41,7 @@ CASES = [
     ("kimi_k2", "assistant", None, "x<|tool_calls_section_begin|>c", "x", "<|tool_calls_section_begin|>c"),
     ("kimi_k2", "assistant", {"thinking": False}, "x</think>y", None, "x</think>y"),
     ("minimax_m2", "]~b]ai\n", None, "x</think>y", "x", "y"),
+    ("minimax_m2_append_think", "]~b]ai\n<think>\n", None, "x</think>y", None, "<think>x</think>y"),  # nothing split
     ("step3", "assistant", None, "x</think>y", "x", "y"),
     ("seed_oss", "assistant\n", None, "<seed:think>x</seed:think>y", "x", "y"),
     ("mistral", "[/INST]", None, "[THINK]x[/THINK]y", "x", "y"),

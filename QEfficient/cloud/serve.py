@@ -87,6 +87,7 @@ REASONING_PARSERS = (
     "glm47",
     "kimi_k2",
     "minimax_m2",
+    "minimax_m2_append_think",
     "step3",
     "seed_oss",
     "mistral",

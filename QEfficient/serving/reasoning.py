@@ -146,6 +146,26 @@ class HarmonySyntax:
         return (None, text) if state == CLOSED else harmony.split(text, final)
 
 
+class AppendThinkSyntax:
+    """vLLM's ``minimax_m2_append_think``: nothing is split; the answer is content with the ``<think>`` its prompt opened
+    put back in front (for clients that read the thinking from the text); structured output holds what follows
+    ``</think>``."""
+
+    starts = ("<think>",)
+    ends = ("</think>",)
+    implicit_ends: tuple[str, ...] = ()
+    markup = False
+
+    def thinks(self, template_kwargs: dict | None) -> bool:
+        return True
+
+    def state(self, prompt_tail: str, thinking: bool = True) -> str:
+        return OPEN
+
+    def split(self, text: str, state: str, final: bool = True) -> tuple[str | None, str]:
+        return None, self.starts[0] + text
+
+
 _THINK = ReasoningSyntax(("<think>",), ("</think>",))
 _QWEN3_CALL = ("<tool_call>\n<function", "<tool_call><function")  # Qwen3.5's calls (qwen3_coder syntax)
 _GRANITE = (("Here is my thought process:", "Here's my thought process:"), ("Here is my response:", "Here's my response:"))
@@ -161,6 +181,7 @@ SYNTAXES: dict[str, ReasoningSyntax] = {  # vLLM's --reasoning-parser names and 
         _THINK, implicit_ends=("<|tool_calls_section_begin|>", "<|tool_call_section_begin|>"), switches=("thinking",)
     ),
     "minimax_m2": _THINK,
+    "minimax_m2_append_think": AppendThinkSyntax(),
     "step3": ReasoningSyntax((), ("</think>",)),
     "seed_oss": ReasoningSyntax(("<seed:think>",), ("</seed:think>",), implicit_ends=("<seed:tool_call>",), switches=("enable_thinking",)),
     "mistral": ReasoningSyntax(("[THINK]",), ("[/THINK]",), unprompted=False, implicit_ends=("[TOOL_CALLS]",)),
@@ -195,7 +216,7 @@ class Reasoning:
     """One chat request's reasoning split: the syntax, where its answer starts, and whether the reasoning goes out
     (vLLM's ``include_reasoning``)."""
 
-    syntax: ReasoningSyntax | HarmonySyntax
+    syntax: ReasoningSyntax | HarmonySyntax | AppendThinkSyntax
     state: str
     include: bool = True
 
