@@ -45,10 +45,6 @@ class Device:
     def is_cuda(self) -> bool:
         return self.kind == "cuda"
 
-    @property
-    def label(self) -> str:
-        return f"cuda:{self.index}" if self.is_cuda else "cpu"
-
     def providers(self) -> list:
         """ONNX Runtime's ``providers`` argument: CUDA first (the CPU takes the nodes CUDA has no kernel for), its
         float32 MatMuls in float32 (TF32 would round their inputs to 10-bit mantissas: not transformers' answers)."""
