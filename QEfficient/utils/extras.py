@@ -20,6 +20,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "bench": ("matplotlib",),
     "ray": ("ray", "ray.serve", "ray.data"),
     "lora": ("peft",),
+    "finetune": ("peft", "datasets"),
 }
 # import name -> distribution name, where they differ
 DISTRIBUTIONS = {"PIL": "pillow", "ray.serve": "ray", "ray.data": "ray", "prometheus_client": "prometheus-client"}

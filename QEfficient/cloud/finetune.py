@@ -1,0 +1,109 @@
+"""``python -m QEfficient.cloud.finetune``: QEfficient's fine-tuning command and ``main(**options)``.
+
+The model trains in transformers with peft's LoRA on the CPU (QEfficient's ``--device qaic``) or on CUDA; the
+adapters it saves run here as any other: ``QEffAutoPeftModelForCausalLM.from_pretrained(folder)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+
+from QEfficient.finetune.configs.peft_config import LoraConfig
+from QEfficient.finetune.configs.training import TrainConfig
+from QEfficient.finetune.utils.config_utils import generate_dataset_config, update_config, warn_unknown_options
+from QEfficient.finetune.utils.parser import get_finetune_parser
+
+logger = logging.getLogger("QEfficient")
+
+
+def setup_dataloaders(train_config: TrainConfig, dataset_config, tokenizer):
+    """(train loader, evaluation loader or None, the longest example's length)."""
+    from QEfficient.finetune.utils.dataset_utils import get_dataloader, get_longest_seq_length
+
+    train_loader = get_dataloader(tokenizer, dataset_config, train_config, split="train")
+    eval_loader = get_dataloader(tokenizer, dataset_config, train_config, split="val") if train_config.run_validation else None
+    rows = list(train_loader.dataset) + (list(eval_loader.dataset) if eval_loader else [])
+    return train_loader, eval_loader, get_longest_seq_length(rows)[0]
+
+
+@contextlib.contextmanager
+def log_file(train_config: TrainConfig) -> Iterator[None]:
+    """With ``dump_logs``, the run's log lines also go to ``<output_dir>_node_rank_0/logs/log-file-<time>.txt``
+    (QEfficient's file), at ``log_level``, for the length of the run."""
+    if not train_config.dump_logs:
+        yield
+        return
+    folder = Path(f"{train_config.output_dir}_node_rank_0") / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    level = logging.getLevelName(train_config.log_level.upper()) if isinstance(train_config.log_level, str) else train_config.log_level
+    handler = logging.FileHandler(folder / f"log-file-{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}.txt")
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(levelname)s - %(name)s - %(message)s"))
+    previous = logger.level
+    logger.addHandler(handler)
+    if not logger.isEnabledFor(level):
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+        handler.close()
+
+
+def main(**kwargs) -> dict:
+    """Fine-tune with QEfficient's options (the fields of ``TrainConfig`` and its ``LoraConfig``, and
+    ``custom_dataset_config``); returns its results dictionary (losses, perplexity or accuracy, times)."""
+    import torch
+    from torch.optim.lr_scheduler import StepLR
+
+    from QEfficient.finetune.utils.model_utils import check_options, load_model_and_tokenizer, resolve_device, setup_seeds
+    from QEfficient.finetune.utils.train_utils import train
+
+    if "lora_r" in kwargs:  # the command line's name for LoRA's r
+        kwargs["r"] = kwargs.pop("lora_r")
+    warn_unknown_options(kwargs)
+    train_config = TrainConfig()
+    update_config(train_config, **kwargs)
+    check_options(train_config)
+    dataset_config = generate_dataset_config(train_config.dataset, kwargs.pop("custom_dataset_config", None))
+    device = resolve_device(train_config.device)
+    train_config.device = str(device)
+    setup_seeds(train_config.seed)
+    lora_fields = {f.name for f in fields(LoraConfig)}
+    peft_options = {k: v for k, v in kwargs.items() if k in lora_fields or k.lower().startswith("loraconfig.")}
+    with log_file(train_config):
+        model, tokenizer = load_model_and_tokenizer(train_config, dataset_config, device, peft_options)
+        train_loader, eval_loader, longest = setup_dataloaders(train_config, dataset_config, tokenizer)
+        logger.info("finetune: %d training batches, the longest example %d tokens", len(train_loader), longest)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=train_config.lr, weight_decay=train_config.weight_decay)
+        scheduler = StepLR(optimizer, step_size=1, gamma=train_config.gamma)
+        return train(model, tokenizer, train_loader, eval_loader, optimizer, scheduler, train_config)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    from QEfficient.cloud._cli import cli_warnings
+
+    cli_warnings()
+    args = get_finetune_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level if isinstance(args.log_level, int) else str(args.log_level).upper(), format="%(message)s")
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft reading transformers' old name
+        results = main(**vars(args))
+    print(f"train loss {float(results['last_epoch_train_loss']):.4f}, metric {float(results['last_epoch_train_metric']):.4f}")
+    if "last_epoch_eval_loss" in results:
+        print(f"eval loss {float(results['last_epoch_eval_loss']):.4f}, metric {float(results['last_epoch_eval_metric']):.4f}")
+    if "metrics_filename" in results:
+        print(f"metrics: {results['metrics_filename']}")
+
+
+if __name__ == "__main__":
+    cli()
