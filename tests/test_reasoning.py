@@ -73,6 +73,25 @@ CASES = [
     ("hunyuan_a13b", "assistant", None, "plain answer", None, "plain answer"),
     ("ernie45", "assistant", None, "plan\n</think>\n\n<response>42</response>", "plan", "42"),
     ("ernie45", "assistant", None, "plan</think>42", "plan", "42"),
+    # Hy3: thinking only when reasoning_effort is not "no_think" (its default); Hy4: unless it is
+    (
+        "hy_v3",
+        "<｜hy_Assistant｜>\n<think>",
+        {"reasoning_effort": "high"},
+        "This is a reasoning section</think>rest",
+        "This is a reasoning section",
+        "rest",
+    ),
+    ("hy_v3", "<｜hy_Assistant｜>", None, "plain</think>x", None, "plain</think>x"),
+    ("hy_v4", "<｜hy_Assistant｜>\n<think>", None, "plan</think>answer", "plan", "answer"),
+    ("hy_v4", "<｜hy_Assistant｜>", {"reasoning_effort": "no_think"}, "just an answer", None, "just an answer"),
+    # MiniMax-M3: thinking_mode "enabled" opens <mm:think> in the prompt; without it an answer may open it itself
+    ("minimax_m3", "]~b]ai\n<mm:think>", {"thinking_mode": "enabled"}, "plan</mm:think>Answer", "plan", "Answer"),
+    ("minimax_m3", "]~b]ai\n", None, "<mm:think>plan</mm:think>Answer", "plan", "Answer"),
+    ("minimax_m3", "]~b]ai\n", None, "Just text", None, "Just text"),
+    # PLaMo 3 thinks unprompted; its answer ends at <|plamo:tag|>
+    ("plamo3", "assistant", None, "<|plamo:begin_think:plamo|>reason<|plamo:end_think:plamo|>answer<|plamo:tag|>x", "reason", "answer"),
+    ("plamo3", "assistant", {"enable_thinking": False}, "answer<|plamo:tag|>x", None, "answer"),
 ]
 
 
@@ -83,6 +102,16 @@ def test_each_syntax_splits_an_answer_as_vllm_does(parser, tail, kwargs, text, r
     assert split.split(text) == (reasoning, content)
     fields = split.fields(reasoning)
     assert fields.get("reasoning_content") == fields.get("reasoning") == reasoning  # vLLM's name and its earlier one
+
+
+def test_the_request_s_reasoning_effort_switches_hy3_s_thinking():
+    """OpenAI's reasoning_effort field counts as the template variable of that name, which chat_template_kwargs
+    overrides (vLLM's order)."""
+    from QEfficient.serving.reasoning import requested_reasoning
+
+    assert requested_reasoning({"reasoning_effort": "high"}, "hy_v3", "<think>", None).state == OPEN
+    assert requested_reasoning({"reasoning_effort": "high"}, "hy_v3", "<think>", {"reasoning_effort": "no_think"}).state == CLOSED
+    assert requested_reasoning({"reasoning_effort": "no_think"}, "hy_v4", "<think>", None).state == CLOSED
 
 
 def test_the_answer_s_own_turn_decides_where_it_starts():

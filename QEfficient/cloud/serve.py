@@ -61,6 +61,7 @@ TOOL_CALL_PARSERS = (
     "mimo",
     "step3p5",
     "poolside_v1",
+    "ling3",
     "minimax_m2",
     "deepseek_v32",
     "deepseek_v4",
@@ -74,6 +75,10 @@ TOOL_CALL_PARSERS = (
     "qwen2_5_coder",
     "apertus",
     "xlam",
+    "hy_v3",
+    "hy_v4",
+    "gigachat3",
+    "plamo3",
     "openai",
 )
 
@@ -104,6 +109,10 @@ REASONING_PARSERS = (
     "step3p5",
     "hunyuan_a13b",
     "ernie45",
+    "hy_v3",
+    "hy_v4",
+    "minimax_m3",
+    "plamo3",
 )
 
 API_KEY_ENV = "QEFF_API_KEY"

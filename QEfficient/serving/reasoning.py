@@ -33,7 +33,11 @@ class ReasoningSyntax:
     that turn thinking on or off (any of them true: on), and whether it is on when none is given; ``strip``: trailing
     whitespace is cut from the reasoning (GLM's); ``newline``: one newline before the end tag is cut from the reasoning
     and one after it from the content (Step-3.5's); ``answer``: the markers around the answer after the thinking, the
-    first dropped and the content ending at the second (Hunyuan's ``</answer>``, ERNIE's ``<response>``)."""
+    first dropped and the content ending at the second (Hunyuan's ``</answer>``, ERNIE's ``<response>``); ``mode``: a
+    chat_template_kwargs variable (or the request's field of that name) with the value that turns thinking on (or off,
+    with False), for families switched by a word rather than a boolean (Hy3's ``reasoning_effort`` "no_think",
+    MiniMax-M3's ``thinking_mode`` "enabled"); ``off_state``: where an answer starts with thinking off (UNPROMPTED:
+    an answer that opens the start tag still reasons)."""
 
     starts: tuple[str, ...]
     ends: tuple[str, ...]
@@ -44,10 +48,16 @@ class ReasoningSyntax:
     strip: bool = False
     newline: bool = False
     answer: tuple[str, str] | None = None
+    mode: tuple[str, str, bool] | None = None
+    off_state: str = CLOSED
     markup = False  # the tool-call parser reads the content (harmony's reads the whole answer: serving/harmony.py)
 
     def thinks(self, template_kwargs: dict | None) -> bool:
         """Whether the request leaves the model thinking (its chat_template_kwargs' switches, or the default)."""
+        if self.mode is not None:
+            key, value, turns_on = self.mode
+            given = (template_kwargs or {}).get(key)
+            return self.thinking_default if given is None else (str(given) == value) == turns_on
         given = [bool(template_kwargs[key]) for key in self.switches if key in (template_kwargs or {})]
         return any(given) if given else self.thinking_default
 
@@ -58,8 +68,10 @@ class ReasoningSyntax:
         thinking) closes it, a start tag (a template that opens the thinking, a thinking continued) opens it."""
         last_start = max((prompt_tail.rfind(tag) for tag in self.starts), default=-1)
         last_end = max(prompt_tail.rfind(tag) for tag in self.ends)
-        if not thinking or last_end > last_start:
+        if last_end > last_start:
             return CLOSED
+        if not thinking:
+            return self.off_state
         if last_start >= 0 or self.unprompted:
             return OPEN
         return UNPROMPTED
@@ -208,6 +220,21 @@ SYNTAXES["step3p5"] = dataclasses.replace(_THINK, newline=True)
 SYNTAXES["hunyuan_a13b"] = ReasoningSyntax(("<think>\n",), ("\n</think>\n<answer>\n",), unprompted=False, answer=("", "\n</answer>"))
 # ERNIE 4.5 thinks unprompted; its answer may come in <response> ... </response>
 SYNTAXES["ernie45"] = dataclasses.replace(_THINK, newline=True, answer=("<response>", "</response>"))
+# Hy3 thinks unless its reasoning_effort is "no_think", its default; Hy4 thinks unless told "no_think"
+SYNTAXES["hy_v3"] = dataclasses.replace(_THINK, mode=("reasoning_effort", "no_think", False), thinking_default=False)
+SYNTAXES["hy_v4"] = dataclasses.replace(_THINK, mode=("reasoning_effort", "no_think", False))
+# MiniMax-M3: thinking_mode "enabled" opens <mm:think> in the prompt; otherwise an answer may still open it
+SYNTAXES["minimax_m3"] = ReasoningSyntax(
+    ("<mm:think>",),
+    ("</mm:think>",),
+    unprompted=False,
+    mode=("thinking_mode", "enabled", True),
+    thinking_default=False,
+    off_state=UNPROMPTED,
+)
+# PLaMo 3 thinks unprompted (enable_thinking, on by default); the answer ends at its end-of-turn tag
+_PLAMO = ("<|plamo:begin_think:plamo|>", "<|plamo:end_think:plamo|>")
+SYNTAXES["plamo3"] = ReasoningSyntax(*((tag,) for tag in _PLAMO), switches=("enable_thinking",), answer=("", "<|plamo:tag|>"))
 REASONING_PARSERS = tuple(SYNTAXES)  # the names served here
 
 
@@ -259,6 +286,9 @@ def requested_reasoning(body: dict, parser: str | None, prompt_tail: str, templa
     if parser is None:
         return None
     syntax = SYNTAXES[parser]
+    mode = getattr(syntax, "mode", None)
+    if mode is not None and isinstance(body.get(mode[0]), str):  # the request's own field (OpenAI's reasoning_effort)
+        template_kwargs = {mode[0]: body[mode[0]], **(template_kwargs or {})}
     return Reasoning(syntax, syntax.state(prompt_tail, syntax.thinks(template_kwargs)), include)
 
 

@@ -251,3 +251,4 @@ XML_PARSERS["seed_oss"] = ToolCallParser(partial(_qwen3_message, call=_SEED_CALL
 XML_PARSERS["glm47"] = XML_PARSERS["glm45"]  # vLLM's name for GLM-4.7's, whose name may run straight into <arg_key>
 # vLLM's names for syntaxes read alike: MiMo's and Step-3.5's calls are qwen3_coder's, poolside's GLM-4.5's
 XML_PARSERS |= {"mimo": XML_PARSERS["qwen3_coder"], "step3p5": XML_PARSERS["qwen3_coder"], "poolside_v1": XML_PARSERS["glm45"]}
+XML_PARSERS["ling3"] = XML_PARSERS["glm47"]  # vLLM runs GLM-4.7's parser for Ling 3
