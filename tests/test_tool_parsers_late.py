@@ -1,4 +1,4 @@
-"""The tool-call parsers of vLLM's later models (hy_v3, hy_v4, gigachat3, plamo3, ling3) on written answers, with the
+"""The tool-call parsers of vLLM's later models (hy_v3, hy_v4, gigachat3, plamo3, dots, ling3) on written answers, with the
 examples of vLLM's own tests: each reads a whole answer as vLLM's parser does, and its stream adds up to it."""
 
 from __future__ import annotations
@@ -108,3 +108,21 @@ def test_ling3_reads_glm47_calls():
     from QEfficient.serving.tools import PARSERS
 
     assert PARSERS["ling3"] is PARSERS["glm47"]
+
+
+def test_dots_invokes_or_json_in_closed_blocks_to_offered_tools():
+    from QEfficient.serving.tool_parsers_dots import dots_value
+
+    text = (
+        'ok<dots_function_call><invoke name="plan"><parameter name="tags">["a"]</parameter><parameter name=days> 3 '
+        '</parameter><parameter name="ok">1</parameter><parameter name="note">null</parameter></invoke>'
+        '<invoke name="unknown"></invoke></dots_function_call>'
+        '<dots_function_call>{"name": "get_weather", "arguments": {"city": "Shanghai"}}</dots_function_call> trailing'
+    )
+    plan = {"tags": ["a"], "days": 3, "ok": True, "note": None}
+    assert read("dots", text) == ("ok", [("plan", plan), ("get_weather", {"city": "Shanghai"})])  # unknown: dropped
+    assert read("dots", '<dots_function_call>{"name": "get_time"}</dots_function_call>') == (None, [("get_time", {})])
+    assert read("dots", '<dots_function_call>{"name": "get_time", "arguments": {}}') is None  # not closed: text
+    assert read("dots", '<dots_function_call><invoke name="nope"></invoke></dots_function_call>') is None
+    streams_add_up("dots", text, "plain <dots_func", '<dots_function_call>{"name": "get_time"}</dots_function_call>')
+    assert [dots_value(v, k) for v, k in (("2.0", "number"), ("2.5", "float"), ("x", "integer"), ("{}", "object"))] == [2, 2.5, "x", {}]

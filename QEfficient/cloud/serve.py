@@ -79,6 +79,7 @@ TOOL_CALL_PARSERS = (
     "hy_v4",
     "gigachat3",
     "plamo3",
+    "dots",
     "openai",
 )
 
