@@ -18,6 +18,8 @@ from tests.helpers import tiny_chat_server
 from tests.test_server import post
 from tests.test_structured_output import SCHEMA, TIME, TOOLS, hf_constrained_greedy
 
+K3_THINK, K3_END = "<|open|>think<|sep|>hmm<|close|>think<|sep|>", "<|close|>message<|sep|>"
+K3_TOOLS = "<|close|>response<|sep|><|open|>tools<|sep|>x" + K3_END
 # (parser, prompt's end, chat_template_kwargs, answer, reasoning, content): vLLM's rules for each syntax
 CASES = [
     ("deepseek_r1", "<think>\n", None, "Paris is big.</think>\n\nParis.", "Paris is big.", "\n\nParis."),
@@ -92,6 +94,10 @@ CASES = [
     # PLaMo 3 thinks unprompted; its answer ends at <|plamo:tag|>
     ("plamo3", "assistant", None, "<|plamo:begin_think:plamo|>reason<|plamo:end_think:plamo|>answer<|plamo:tag|>x", "reason", "answer"),
     ("plamo3", "assistant", {"enable_thinking": False}, "answer<|plamo:tag|>x", None, "answer"),
+    # Kimi K3: its think channel, then its reply channel unwrapped (a tools channel left for the tool parser)
+    ("kimi_k3", "<|open|>assistant<|sep|>", None, K3_THINK + "<|open|>response<|sep|>Hi<|close|>response<|sep|>" + K3_END, "hmm", "Hi"),
+    ("kimi_k3", "<|open|>think<|sep|>", None, "hmm<|close|>think<|sep|>Sure." + K3_TOOLS, "hmm", "Sure.<|open|>tools<|sep|>x"),
+    ("kimi_k3", "<|open|>response<|sep|>", {"thinking": False}, "Hello" + K3_END, None, "Hello"),
 ]
 
 

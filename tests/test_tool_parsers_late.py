@@ -1,4 +1,4 @@
-"""The tool-call parsers of vLLM's later models (hy_v3, hy_v4, gigachat3, plamo3, dots, ling3) on written answers, with the
+"""The tool-call parsers of vLLM's later models (hy_v3, hy_v4, gigachat3, plamo3, dots, kimi_k3, ling3) on written answers, with the
 examples of vLLM's own tests: each reads a whole answer as vLLM's parser does, and its stream adds up to it."""
 
 from __future__ import annotations
@@ -126,3 +126,28 @@ def test_dots_invokes_or_json_in_closed_blocks_to_offered_tools():
     assert read("dots", '<dots_function_call><invoke name="nope"></invoke></dots_function_call>') is None
     streams_add_up("dots", text, "plain <dots_func", '<dots_function_call>{"name": "get_time"}</dots_function_call>')
     assert [dots_value(v, k) for v, k in (("2.0", "number"), ("2.5", "float"), ("x", "integer"), ("{}", "object"))] == [2, 2.5, "x", {}]
+
+
+def test_kimi_k3_calls_in_its_tools_channel():
+    def argument(key: str, kind: str, value: str) -> str:
+        return f'<|open|>argument key="{key}" type="{kind}"<|sep|>{value}<|close|>argument<|sep|>'
+
+    calls = (
+        '<|open|>tools<|sep|><|open|>call tool="get_weather" index="0"<|sep|>' + argument("city", "string", "Paris")
+        + '<|close|>call<|sep|><|open|>call tool="plan" index="1"<|sep|>' + argument("days", "integer", "3")
+        + argument("tags", "array", '["a"]') + argument("note", "object", "not json") + "<|close|>call<|sep|><|close|>tools<|sep|>"
+    )  # fmt: skip
+    text = f"Sure.<|close|>response<|sep|>{calls}<|close|>message<|sep|>"
+    expected = [("get_weather", {"city": "Paris"}), ("plan", {"days": 3, "tags": ["a"], "note": "not json"})]
+    assert read("kimi_k3", text) == ("Sure.", expected)
+    assert read("kimi_k3", "<|open|>response<|sep|>Sure.<|close|>response<|sep|>" + calls) == ("Sure.", expected)
+    assert read("kimi_k3", "Sure." + calls) == ("Sure.", expected)  # the reply's channel closed by the reasoning parser
+    assert read("kimi_k3", "Hello<|close|>message<|sep|>") is None
+    assert read("kimi_k3", '<|open|>tools<|sep|><|open|>call tool="get_time"<|sep|>') is None  # not closed: no call
+    streams_add_up("kimi_k3", text, "Sure." + calls, "Sure.<|close|>res")
+    from QEfficient.serving.tools import AutoTools
+
+    stream = AutoTools(ALL_TOOLS, "kimi_k3").stream()  # an answer without calls: the reply, its markers left out
+    answer = "Hello there<|close|>response<|sep|><|close|>message<|sep|>"
+    sent = [stream.delta(answer[i : i + 4], final=i + 4 >= len(answer)) or {} for i in range(0, len(answer), 4)]
+    assert "".join(d.get("content", "") for d in sent) == "Hello there"

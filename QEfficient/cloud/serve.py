@@ -80,6 +80,7 @@ TOOL_CALL_PARSERS = (
     "gigachat3",
     "plamo3",
     "dots",
+    "kimi_k3",
     "openai",
 )
 
@@ -114,6 +115,7 @@ REASONING_PARSERS = (
     "hy_v4",
     "minimax_m3",
     "plamo3",
+    "kimi_k3",
 )
 
 API_KEY_ENV = "QEFF_API_KEY"

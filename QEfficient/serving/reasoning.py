@@ -37,7 +37,8 @@ class ReasoningSyntax:
     chat_template_kwargs variable (or the request's field of that name) with the value that turns thinking on (or off,
     with False), for families switched by a word rather than a boolean (Hy3's ``reasoning_effort`` "no_think",
     MiniMax-M3's ``thinking_mode`` "enabled"); ``off_state``: where an answer starts with thinking off (UNPROMPTED:
-    an answer that opens the start tag still reasons)."""
+    an answer that opens the start tag still reasons); ``dropped``: markers taken out of the content wherever they are
+    (Kimi K3's reply channel, whose calls channel the tool-call parser then reads)."""
 
     starts: tuple[str, ...]
     ends: tuple[str, ...]
@@ -50,6 +51,7 @@ class ReasoningSyntax:
     answer: tuple[str, str] | None = None
     mode: tuple[str, str, bool] | None = None
     off_state: str = CLOSED
+    dropped: tuple[str, ...] = ()
     markup = False  # the tool-call parser reads the content (harmony's reads the whole answer: serving/harmony.py)
 
     def thinks(self, template_kwargs: dict | None) -> bool:
@@ -110,7 +112,11 @@ class ReasoningSyntax:
     def _content(self, content: str, final: bool) -> str:
         """The answer within ``answer``'s markers: the opening one dropped with the blank lines before it, the content
         ending at the closing one (what follows it dropped; with an opening marker, only an answer that opens with it is
-        unwrapped); with ``final`` false, less an end that may begin either."""
+        unwrapped); with ``final`` false, less an end that may begin either. ``dropped`` markers are taken out."""
+        if self.dropped:
+            for marker in self.dropped:
+                content = content.replace(marker, "")
+            return content if final else content[: len(content) - harmony.partial_tag(content, self.dropped)]
         if self.answer is None:
             return content
         opening, closing = self.answer
@@ -235,6 +241,14 @@ SYNTAXES["minimax_m3"] = ReasoningSyntax(
 # PLaMo 3 thinks unprompted (enable_thinking, on by default); the answer ends at its end-of-turn tag
 _PLAMO = ("<|plamo:begin_think:plamo|>", "<|plamo:end_think:plamo|>")
 SYNTAXES["plamo3"] = ReasoningSyntax(*((tag,) for tag in _PLAMO), switches=("enable_thinking",), answer=("", "<|plamo:tag|>"))
+# Kimi K3: a think channel, then the reply channel (its markers dropped; a calls channel stays for the tool parser)
+SYNTAXES["kimi_k3"] = ReasoningSyntax(
+    ("<|open|>think<|sep|>",),
+    ("<|close|>think<|sep|>",),
+    unprompted=False,
+    switches=("thinking", "enable_thinking"),
+    dropped=("<|open|>response<|sep|>", "<|close|>response<|sep|>", "<|close|>message<|sep|>"),
+)
 REASONING_PARSERS = tuple(SYNTAXES)  # the names served here
 
 

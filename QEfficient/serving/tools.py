@@ -11,6 +11,7 @@ serving/tool_parsers_invoke.py: ``minimax_m2``, ``deepseek_v32``, ``deepseek_v4`
 ``gemma4``, ``functiongemma``; serving/tool_parsers_json.py: ``ernie45``, ``hunyuan_a13b``, ``nemotron_json``, ``minimax``,
 ``qwen2_5_coder``, ``apertus``, ``xlam``; serving/tool_parsers_hy.py: ``hy_v3``, ``hy_v4``;
 serving/tool_parsers_headed.py: ``gigachat3``, ``plamo3``; serving/tool_parsers_dots.py: ``dots``;
+serving/tool_parsers_kimi3.py: ``kimi_k3``;
 serving/harmony.py: ``openai``, gpt-oss's; and vLLM's other names for these: ``llama4_json``, ``qwen3_xml``, ``glm47``,
 ``mimo``, ``step3p5``, ``poolside_v1``, ``ling3``);
 without them it is refused with what to send.
@@ -36,13 +37,14 @@ from QEfficient.serving.tool_parsers_headed import HEADED_PARSERS
 from QEfficient.serving.tool_parsers_hy import HY_PARSERS
 from QEfficient.serving.tool_parsers_invoke import INVOKE_PARSERS
 from QEfficient.serving.tool_parsers_json import JSON_PARSERS
+from QEfficient.serving.tool_parsers_kimi3 import KIMI_K3
 from QEfficient.serving.tool_parsers_tagged import TAGGED_PARSERS
 from QEfficient.serving.tool_parsers_xml import XML_PARSERS
 
 _EMPTY_PARAMETERS = {"type": "object", "properties": {}}
 HARMONY = ToolCallParser(harmony.tool_message, harmony.tool_scan, special_tokens=True, plain=lambda text: harmony.split(text)[1])
 PARSERS = {**FIRST_PARSERS, **TAGGED_PARSERS, **XML_PARSERS, **INVOKE_PARSERS, **GEMMA_PARSERS, **JSON_PARSERS}
-PARSERS |= {**HY_PARSERS, **HEADED_PARSERS, "dots": DOTS, "openai": HARMONY}
+PARSERS |= {**HY_PARSERS, **HEADED_PARSERS, "dots": DOTS, "kimi_k3": KIMI_K3, "openai": HARMONY}
 TOOL_CALL_PARSERS = tuple(PARSERS)  # the tool-call syntaxes parsed for tool_choice "auto" (vLLM's names)
 
 
