@@ -97,6 +97,15 @@ def test_resume_from_a_saved_step_trains_the_rest(trained, tmp_path):
         os.chdir(cwd)
     assert len(results["train_step_loss"]) == 38 - 30
     assert (root / "again_node_rank_0" / "complete_epoch_1" / "adapter_model.safetensors").is_file()
+    os.chdir(root)
+    try:
+        with pytest.raises(ValueError, match="raise num_epochs"):  # a finished run: nothing to continue
+            main(model_name=str(base), from_peft_checkpoint=str(out / "complete_epoch_2"), num_epochs=2, output_dir="done", **FAST)
+        # max_train_step at an epoch's end: no second epoch starts
+        results = main(model_name=str(base), num_epochs=2, max_train_step=38, run_validation=False, output_dir="bound", **FAST)
+    finally:
+        os.chdir(cwd)
+    assert len(results["train_step_loss"]) == 38 and not (root / "bound_node_rank_0" / "complete_epoch_2").exists()
 
 
 PREPROC = """
@@ -179,8 +188,10 @@ def test_command_line(tiny_model_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "no Cloud AI 100 here" in done.stderr
     assert "train loss" in done.stdout and "is_gradient_checkpointing" not in done.stderr
-    adapter = json.loads((tmp_path / "cli_node_rank_0" / "complete_epoch_1" / "adapter_config.json").read_text())
-    assert adapter["r"] == 4
+    saved = tmp_path / "cli_node_rank_0" / "complete_epoch_1"
+    assert json.loads((saved / "adapter_config.json").read_text())["r"] == 4
+    # 3 batches of a group of 4 (gradient_accumulation_steps): the stop still applies them
+    assert all(w.abs().max() > 0 for k, w in load_file(saved / "adapter_model.safetensors").items() if "lora_B" in k)
 
 
 @pytest.mark.parametrize(
@@ -191,6 +202,10 @@ def test_command_line(tiny_model_dir, tmp_path):
         (dict(enable_ddp=True), ValueError, "one process"),
         (dict(batching_strategy="packing"), ValueError, "only 'padding'"),
         (dict(device="tpu"), ValueError, "qaic, cpu or cuda"),
+        (dict(device="mps"), ValueError, "qaic, cpu or cuda"),
+        (dict(convergence_counter=0), ValueError, "at least 1"),
+        (dict(log_level="LOUD"), ValueError, "logging level"),
+        (dict(use_peft=False, from_peft_checkpoint="x"), ValueError, "use_peft"),
         (dict(gradient_accumulation_steps=0), ValueError, "at least 1"),
         (dict(target_modules=["not_a_layer"]), ValueError, "target_modules"),
         (dict(task_mode="seq_classification"), ValueError, "num_labels"),

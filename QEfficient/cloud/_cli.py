@@ -9,12 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-
-def add_argument(parser: argparse.ArgumentParser, name: str, *aliases: str, **kwargs) -> None:
-    """Accept both --a_b and --a-b, as QEfficient does, for the name and each alias
-    (``add_argument(p, "mxfp6", "mxfp6_matmul")``: QEfficient's two spellings of one option)."""
-    flags = {f"--{n}" for alias in (name, *aliases) for n in (alias, alias.replace("_", "-"))}
-    parser.add_argument(*sorted(flags), dest=name, **kwargs)
+from QEfficient.utils.cli_args import add_argument  # noqa: F401 (the commands import it from here)
 
 
 def device_group(text: str) -> list[int]:

@@ -13,19 +13,35 @@ from collections.abc import Iterator
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import StepLR
 
 from QEfficient.finetune.configs.peft_config import LoraConfig
 from QEfficient.finetune.configs.training import TrainConfig
-from QEfficient.finetune.utils.config_utils import generate_dataset_config, update_config, warn_unknown_options
+from QEfficient.finetune.utils.config_utils import generate_dataset_config, generate_peft_config, update_config, warn_unknown_options
+from QEfficient.finetune.utils.dataset_utils import get_dataloader, get_longest_seq_length
+from QEfficient.finetune.utils.model_utils import apply_peft, check_options, load_model_and_tokenizer, resolve_device, setup_seeds
 from QEfficient.finetune.utils.parser import get_finetune_parser
+from QEfficient.finetune.utils.train_utils import train
 
+__all__ = ["apply_peft", "generate_peft_config", "load_model_and_tokenizer", "main", "setup_dataloaders", "setup_seeds", "train"]
 logger = logging.getLogger("QEfficient")
 
 
-def setup_dataloaders(train_config: TrainConfig, dataset_config, tokenizer):
-    """(train loader, evaluation loader or None, the longest example's length)."""
-    from QEfficient.finetune.utils.dataset_utils import get_dataloader, get_longest_seq_length
+def log_level(value: str | int) -> int:
+    """A logging level from a name ("INFO") or a number ("20")."""
+    if isinstance(value, int) or str(value).strip().isdigit():
+        return int(value)
+    level = logging.getLevelName(str(value).strip().upper())
+    if not isinstance(level, int):
+        raise ValueError(f"log_level must be a logging level such as INFO or 20, got {value!r}.")
+    return level
 
+
+def setup_dataloaders(train_config: TrainConfig, dataset_config: Any, tokenizer: Any) -> tuple[Any, Any, int]:
+    """(train loader, evaluation loader or None, the longest example's length)."""
     train_loader = get_dataloader(tokenizer, dataset_config, train_config, split="train")
     eval_loader = get_dataloader(tokenizer, dataset_config, train_config, split="val") if train_config.run_validation else None
     rows = list(train_loader.dataset) + (list(eval_loader.dataset) if eval_loader else [])
@@ -41,7 +57,7 @@ def log_file(train_config: TrainConfig) -> Iterator[None]:
         return
     folder = Path(f"{train_config.output_dir}_node_rank_0") / "logs"
     folder.mkdir(parents=True, exist_ok=True)
-    level = logging.getLevelName(train_config.log_level.upper()) if isinstance(train_config.log_level, str) else train_config.log_level
+    level = log_level(train_config.log_level)
     handler = logging.FileHandler(folder / f"log-file-{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}.txt")
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(levelname)s - %(name)s - %(message)s"))
@@ -57,21 +73,16 @@ def log_file(train_config: TrainConfig) -> Iterator[None]:
         handler.close()
 
 
-def main(**kwargs) -> dict:
+def main(**kwargs: Any) -> dict:
     """Fine-tune with QEfficient's options (the fields of ``TrainConfig`` and its ``LoraConfig``, and
     ``custom_dataset_config``); returns its results dictionary (losses, perplexity or accuracy, times)."""
-    import torch
-    from torch.optim.lr_scheduler import StepLR
-
-    from QEfficient.finetune.utils.model_utils import check_options, load_model_and_tokenizer, resolve_device, setup_seeds
-    from QEfficient.finetune.utils.train_utils import train
-
     if "lora_r" in kwargs:  # the command line's name for LoRA's r
         kwargs["r"] = kwargs.pop("lora_r")
     warn_unknown_options(kwargs)
     train_config = TrainConfig()
     update_config(train_config, **kwargs)
     check_options(train_config)
+    log_level(train_config.log_level)
     dataset_config = generate_dataset_config(train_config.dataset, kwargs.pop("custom_dataset_config", None))
     device = resolve_device(train_config.device)
     train_config.device = str(device)
@@ -93,7 +104,7 @@ def cli(argv: list[str] | None = None) -> None:
 
     cli_warnings()
     args = get_finetune_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level if isinstance(args.log_level, int) else str(args.log_level).upper(), format="%(message)s")
+    logging.basicConfig(level=log_level(args.log_level), format="%(message)s")
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft reading transformers' old name

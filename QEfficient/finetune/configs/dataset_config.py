@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+IGNORE_INDEX = -100  # labels the loss skips (transformers' convention)
+
 
 @dataclass
 class grammar_dataset:  # noqa: N801

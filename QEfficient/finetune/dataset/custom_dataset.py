@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import importlib.util
-import logging
 from collections.abc import Callable
 from pathlib import Path
-
-logger = logging.getLogger("QEfficient")
+from typing import Any
 
 
 def load_function(reference: str, key: str) -> Callable:
@@ -28,14 +26,14 @@ def load_function(reference: str, key: str) -> Callable:
     return getattr(module, name)
 
 
-def get_custom_dataset(dataset_config, tokenizer, split: str, context_length: int | None = None):
+def get_custom_dataset(dataset_config: Any, tokenizer: Any, split: str, context_length: int | None = None) -> Any:
     if not getattr(dataset_config, "preproc_file", None):
         raise ValueError("The custom dataset config needs 'preproc_file': 'path/to/file.py:function_name'.")
     function = load_function(dataset_config.preproc_file, "preproc_file")
     return function(dataset_config, tokenizer, split, context_length)
 
 
-def get_data_collator(tokenizer, dataset_config) -> Callable | None:
+def get_data_collator(tokenizer: Any, dataset_config: Any) -> Callable | None:
     """The collator ``collate_file`` names (called with the tokenizer), or None for the default one."""
     reference = getattr(dataset_config, "collate_file", None)
     if not reference:

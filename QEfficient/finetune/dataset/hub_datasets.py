@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
-from QEfficient.finetune.dataset.alpaca_dataset import IGNORE_INDEX
+from QEfficient.finetune.configs.dataset_config import IGNORE_INDEX
 from QEfficient.utils.extras import require_extra
 
 GSM8K_INSTRUCTION = """### Instruction: Solve the math question using a basic calculator.
@@ -20,7 +21,7 @@ Example: <<20+30=50>>
 GRAMMAR_FOLDER = "datasets_grammar"  # relative to the working folder, as QEfficient's
 
 
-def load(name: str, *args, **kwargs):
+def load(name: str, *args: Any, **kwargs: Any) -> Any:
     require_extra("finetune", f"the {name} dataset")
     import datasets
 
@@ -33,7 +34,7 @@ def load(name: str, *args, **kwargs):
         ) from err
 
 
-def pad_row(row: dict, tokenizer, context_length: int | None) -> dict:
+def pad_row(row: dict, tokenizer: Any, context_length: int | None) -> dict:
     """Truncated or padded (label -100, attention 0) to ``context_length`` when it is set."""
     ids, labels = row["input_ids"], row["labels"]
     attention = [1] * len(ids)
@@ -47,7 +48,7 @@ def pad_row(row: dict, tokenizer, context_length: int | None) -> dict:
     }
 
 
-def gsm8k_row(row: dict, tokenizer) -> dict:
+def gsm8k_row(row: dict, tokenizer: Any) -> dict:
     """The question as the prompt, the worked answer as labels, except what the calculator fills in
     (``<<expression=answer>>``: the answer part is masked, as QEfficient's)."""
     first = lambda texts: {tokenizer(t, add_special_tokens=False)["input_ids"][0] for t in texts}  # noqa: E731
@@ -66,12 +67,12 @@ def gsm8k_row(row: dict, tokenizer) -> dict:
     return {"input_ids": question + answer, "labels": [IGNORE_INDEX] * len(question) + labels}
 
 
-def get_gsm8k_dataset(dataset_config, tokenizer, split: str, context_length: int | None = None):
+def get_gsm8k_dataset(dataset_config: Any, tokenizer: Any, split: str, context_length: int | None = None) -> list[dict]:
     rows = load("openai/gsm8k", "main", split=split)
     return [pad_row(gsm8k_row(row, tokenizer), tokenizer, context_length) for row in rows]
 
 
-def get_grammar_dataset(dataset_config, tokenizer, split: str, context_length: int | None = None):
+def get_grammar_dataset(dataset_config: Any, tokenizer: Any, split: str, context_length: int | None = None) -> list[dict]:
     """``datasets_grammar/grammar_train.csv`` (columns input, target) for training, ``grammar_validation.csv`` for
     validation when it exists, else the training file (QEfficient's reads the training file for both)."""
     folder = Path.cwd() / GRAMMAR_FOLDER
@@ -91,7 +92,7 @@ def get_grammar_dataset(dataset_config, tokenizer, split: str, context_length: i
     return out
 
 
-def get_imdb_dataset(dataset_config, tokenizer, split: str, context_length: int | None = None):
+def get_imdb_dataset(dataset_config: Any, tokenizer: Any, split: str, context_length: int | None = None) -> list[dict]:
     """Film reviews labelled 0 / 1 for ``task_mode="seq_classification"``; the test split keeps 500 of each label."""
     rows = load("stanfordnlp/imdb", split=split)
     if split == "test":

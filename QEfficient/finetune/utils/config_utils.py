@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import warnings
 from collections import namedtuple
 from dataclasses import asdict, fields
@@ -14,12 +13,11 @@ from QEfficient.finetune.configs.dataset_config import DATASET_CONFIGS
 from QEfficient.finetune.configs.peft_config import LoraConfig
 from QEfficient.finetune.configs.training import Peft_Method, TrainConfig
 
-logger = logging.getLogger("QEfficient")
 # options main() takes besides the fields of TrainConfig and LoraConfig
 OTHER_OPTIONS = {"custom_dataset_config"}
 
 
-def update_config(config, **kwargs) -> None:
+def update_config(config: Any, **kwargs: Any) -> None:
     """Set each option the config has (``"loraconfig.r"`` names one config's field); others are left to the other
     configs (QEfficient's rule)."""
     if isinstance(config, (tuple, list)):
@@ -80,7 +78,7 @@ def validate_config(config_data: dict[str, Any], config_type: str = Peft_Method.
         raise ValueError("The LoRA config's 'target_modules' must be a list of module names.")
 
 
-def generate_peft_config(train_config: TrainConfig, **kwargs):
+def generate_peft_config(train_config: TrainConfig, **kwargs: Any) -> Any:
     """peft's LoraConfig: from ``peft_config_file``, else QEfficient's defaults with the options given."""
     from peft import LoraConfig as PeftLoraConfig
 
@@ -95,7 +93,7 @@ def generate_peft_config(train_config: TrainConfig, **kwargs):
     return PeftLoraConfig(**asdict(config))
 
 
-def generate_dataset_config(dataset_name: str, custom_dataset_config: str | None = None):
+def generate_dataset_config(dataset_name: str, custom_dataset_config: str | None = None) -> Any:
     """The dataset's configuration; a custom dataset's is its JSON / YAML file over the defaults."""
     if dataset_name not in DATASET_CONFIGS:
         raise ValueError(f"Dataset {dataset_name!r} is not supported: choose one of {sorted(DATASET_CONFIGS)}.")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 from transformers import DataCollatorForSeq2Seq
 
+from QEfficient.finetune.configs.dataset_config import IGNORE_INDEX
 from QEfficient.finetune.configs.training import TrainConfig
-from QEfficient.finetune.dataset.alpaca_dataset import IGNORE_INDEX
 from QEfficient.finetune.dataset.dataset_config import DATALOADER_COLLATE_FUNC, DATASET_PREPROC
 
 
-def get_preprocessed_dataset(tokenizer, dataset_config, split: str = "train", context_length: int | None = None):
+def get_preprocessed_dataset(tokenizer: Any, dataset_config: Any, split: str = "train", context_length: int | None = None) -> Any:
     name = dataset_config.dataset
     if name not in DATASET_PREPROC:
         raise ValueError(f"Dataset {name!r} is not supported: choose one of {sorted(DATASET_PREPROC)}.")
@@ -20,7 +21,7 @@ def get_preprocessed_dataset(tokenizer, dataset_config, split: str = "train", co
     return DATASET_PREPROC[name](dataset_config, tokenizer, split_name, context_length)
 
 
-def padded_to_batches(dataset, batch_size: int) -> list:
+def padded_to_batches(dataset: Any, batch_size: int) -> list:
     """The examples, then copies of the first one with every label -100 (they add nothing to the loss) up to a
     whole number of batches: the loader drops no example (QEfficient's ``padding_dataset``)."""
     rows = [dataset[i] for i in range(len(dataset))]
@@ -31,7 +32,7 @@ def padded_to_batches(dataset, batch_size: int) -> list:
     return rows + [copy.deepcopy(dummy) for _ in range(-len(rows) % batch_size)]
 
 
-def get_dataloader(tokenizer, dataset_config, train_config: TrainConfig, split: str = "train") -> torch.utils.data.DataLoader:
+def get_dataloader(tokenizer: Any, dataset_config: Any, train_config: TrainConfig, split: str = "train") -> torch.utils.data.DataLoader:
     dataset = get_preprocessed_dataset(tokenizer, dataset_config, split, train_config.context_length)
     batch_size = train_config.train_batch_size if split == "train" else train_config.val_batch_size
     rows = padded_to_batches(dataset, batch_size)
@@ -48,7 +49,7 @@ def get_dataloader(tokenizer, dataset_config, train_config: TrainConfig, split: 
     )
 
 
-def get_longest_seq_length(data) -> tuple[int, int]:
+def get_longest_seq_length(data: Any) -> tuple[int, int]:
     """The longest example's length and index."""
     lengths = [len(d["input_ids"]) for d in data]
     longest = max(lengths)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import random
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
 
-from QEfficient.finetune.configs.training import Task_Mode, TrainConfig
+from QEfficient.finetune.configs.training import Device, Task_Mode, TrainConfig
 from QEfficient.finetune.utils.config_utils import generate_peft_config
 from QEfficient.utils.extras import require_extra
 
@@ -19,6 +20,8 @@ logger = logging.getLogger("QEfficient")
 def resolve_device(device: str) -> torch.device:
     """``qaic[:N]`` (QEfficient's default) trains on the CPU here, with a warning; ``cuda[:N]`` needs a GPU torch sees."""
     kind = str(device).split(":", 1)[0]
+    if kind not in {d.value for d in Device}:
+        raise ValueError(f"--device must be qaic, cpu or cuda (optionally :N), got {device!r}.")
     if kind == "qaic":
         warnings.warn("finetune: no Cloud AI 100 here (device 'qaic'): training on the CPU; --device cpu says so.", stacklevel=3)
         return torch.device("cpu")
@@ -38,11 +41,16 @@ def check_options(train_config: TrainConfig) -> None:
         raise ValueError(f"batching_strategy {train_config.batching_strategy!r}: only 'padding' is supported (as QEfficient).")
     if train_config.task_mode not in (Task_Mode.GENERATION.value, Task_Mode.SEQ_CLASSIFICATION.value):
         raise ValueError(f"task_mode must be 'generation' or 'seq_classification', got {train_config.task_mode!r}.")
-    for name in ("gradient_accumulation_steps", "train_batch_size", "val_batch_size", "num_epochs", "intermediate_step_save"):
+    names = ("gradient_accumulation_steps", "train_batch_size", "val_batch_size", "num_epochs", "intermediate_step_save")
+    for name in (*names, "convergence_counter"):
         if int(getattr(train_config, name)) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(train_config, name)}.")
     if train_config.context_length is not None and train_config.context_length < 2:
         raise ValueError(f"context_length must be at least 2 tokens, got {train_config.context_length}.")
+    if train_config.use_peft:
+        require_extra("lora", "fine-tuning with LoRA (use_peft)")
+    elif train_config.from_peft_checkpoint:
+        raise ValueError("from_peft_checkpoint continues a LoRA adapter: it needs use_peft true.")
     if train_config.use_profiler or train_config.opByOpVerifier:
         warnings.warn("finetune: use_profiler / opByOpVerifier are Cloud AI 100 tools: ignored.", stacklevel=3)
 
@@ -53,7 +61,9 @@ def setup_seeds(seed: int) -> None:
     np.random.seed(seed)
 
 
-def load_model_and_tokenizer(train_config: TrainConfig, dataset_config, device: torch.device, peft_options: dict | None = None):
+def load_model_and_tokenizer(
+    train_config: TrainConfig, dataset_config: Any, device: torch.device, peft_options: dict | None = None
+) -> tuple[Any, Any]:
     """transformers' model in float32 (the CPU trains in float32; CUDA adds float16 autocast) and its tokenizer,
     then LoRA (a new adapter from the options, or ``from_peft_checkpoint`` to continue one)."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
@@ -66,7 +76,10 @@ def load_model_and_tokenizer(train_config: TrainConfig, dataset_config, device: 
         if num_labels is None:
             raise ValueError("task_mode seq_classification needs the dataset config's num_labels (imdb_dataset has 2).")
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=int(num_labels), dtype=torch.float32)
-        for param in getattr(model, model.base_model_prefix).parameters():  # the classifier alone trains (QEfficient's)
+        base = getattr(model, getattr(model, "base_model_prefix", ""), None)
+        if base is None:
+            raise ValueError(f"{type(model).__name__} names no base model (base_model_prefix) to freeze under its classifier.")
+        for param in base.parameters():  # the classifier alone trains (QEfficient's)
             param.requires_grad = False
     else:
         model = AutoModelForCausalLM.from_pretrained(path, use_cache=False, attn_implementation="sdpa", dtype=torch.float32)
@@ -89,10 +102,9 @@ def load_model_and_tokenizer(train_config: TrainConfig, dataset_config, device: 
     return model.to(device), tokenizer
 
 
-def apply_peft(model, train_config: TrainConfig, **kwargs):
+def apply_peft(model: Any, train_config: TrainConfig, **kwargs: Any) -> Any:
     if not train_config.use_peft:
         return model
-    require_extra("lora", "fine-tuning with LoRA (use_peft)")
     from peft import PeftModel, get_peft_model
 
     if train_config.from_peft_checkpoint:

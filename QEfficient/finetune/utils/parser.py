@@ -7,6 +7,7 @@ from dataclasses import fields
 
 from QEfficient.finetune.configs.dataset_config import DATASET_CONFIGS
 from QEfficient.finetune.configs.training import Batching_Strategy, Peft_Method, Task_Mode, TrainConfig, enum_names
+from QEfficient.utils.cli_args import add_argument
 
 HELP = {
     "model_name": "the model to fine-tune: a folder or a hub id in the local Hugging Face cache",
@@ -27,10 +28,6 @@ CHOICES = {
     "peft_method": enum_names(Peft_Method),
     "batching_strategy": enum_names(Batching_Strategy),
 }
-
-
-def add_argument(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
-    parser.add_argument(*sorted({f"--{name}", f"--{name.replace('_', '-')}"}), dest=name, **kwargs)
 
 
 def str2bool(text: str | bool) -> bool:
@@ -59,7 +56,11 @@ def get_finetune_parser() -> argparse.ArgumentParser:
             kwargs["type"] = type(field.default)
         if field.name in CHOICES:
             kwargs["choices"] = CHOICES[field.name]
-        add_argument(parser, field.name, **kwargs)
+        if field.name == "opByOpVerifier":
+            kwargs["help"] = argparse.SUPPRESS  # a Cloud AI 100 debugging tool, hidden as in QEfficient
+        # QEfficient's own spelling of one flag: --enable_sorting-for-ddp
+        aliases = ("enable_sorting-for-ddp",) if field.name == "enable_sorting_for_ddp" else ()
+        add_argument(parser, field.name, *aliases, **kwargs)
     for name, kind in (("lora_r", int), ("lora_alpha", int), ("lora_dropout", float)):
         add_argument(parser, name, type=kind, default=argparse.SUPPRESS, help=f"LoRA's {name.removeprefix('lora_')}")
     return parser
