@@ -94,6 +94,11 @@ CASES = [
     # PLaMo 3 thinks unprompted; its answer ends at <|plamo:tag|>
     ("plamo3", "assistant", None, "<|plamo:begin_think:plamo|>reason<|plamo:end_think:plamo|>answer<|plamo:tag|>x", "reason", "answer"),
     ("plamo3", "assistant", {"enable_thinking": False}, "answer<|plamo:tag|>x", None, "answer"),
+    ("plamo3", "assistant", None, "reasoning<|plamo:tag|>ignored", "reasoning", ""),  # the turn ended in its thinking
+    ("minimax_m3", "]~b]ai\n", None, "</mm:think>answer", None, "answer"),  # a stray end tag first: dropped
+    ("minimax_m3", "]~b]ai\n", {"thinking_mode": "enabled"}, "plan</mm:think>x", "plan", "x"),  # the prompt's tag unseen
+    ("hy_v4", "<think:opensource>", None, "plan</think:opensource>answer", "plan", "answer"),  # Hy4-preview's suffixed tags
+    ("kimi_k3", "assistant", None, "step<|close|>think<|sep|><|open|>response<|sep|>answer", "step", "answer"),
     # Kimi K3: its think channel, then its reply channel unwrapped (a tools channel left for the tool parser)
     ("kimi_k3", "<|open|>assistant<|sep|>", None, K3_THINK + "<|open|>response<|sep|>Hi<|close|>response<|sep|>" + K3_END, "hmm", "Hi"),
     ("kimi_k3", "<|open|>think<|sep|>", None, "hmm<|close|>think<|sep|>Sure." + K3_TOOLS, "hmm", "Sure.<|open|>tools<|sep|>x"),

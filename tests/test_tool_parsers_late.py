@@ -47,9 +47,14 @@ def test_hy_v3_calls_typed_by_hunyuan_s_rules():
     cut = "<tool_calls><tool_call>get_weather<tool_sep><arg_key>city</arg_key><arg_value>Paris</arg_value><arg_key>x"
     assert read("hy_v3", cut) == (None, [("get_weather", {"city": "Paris"})])  # cut short: still a call (vLLM's)
     assert read("hy_v3", "No tools here.") is None and read("hy_v3", "<tool_calls>oops</tool_calls>") is None
+    twice = "<tool_calls><tool_call>plan<tool_sep><arg_key>days</arg_key><arg_value>1</arg_value><arg_key>days</arg_key>"
+    assert read("hy_v3", twice + "<arg_value>2</arg_value></tool_call></tool_calls>") == (None, [("plan", {"days": 2})])  # vLLM's: the last
+    null = "<tool_calls><tool_call>plan<tool_sep><arg_key>days</arg_key><arg_value>null</arg_value></tool_call></tool_calls>"
+    assert read("hy_v3", null) == (None, [("plan", {"days": None})])
     suffixed = re.sub(r"<(/?)(tool_calls|tool_call|tool_sep|arg_key|arg_value)>", r"<\1\2:6124c78e>", text)
     assert read("hy_v3", suffixed) == read("hy_v3", text)  # a checkpoint's suffixed markers
-    streams_add_up("hy_v3", text, cut, suffixed, "No <tool", "<tool_calls:61")
+    assert read("hy_v3", "x<arg_key:q>y" + suffixed[len("Checking.") :])[0] == "x<arg_key:q>y"  # the content as written
+    streams_add_up("hy_v3", text, cut, suffixed, "No <tool", "<tool_calls:61", "x <tool_call:q> y <tool_calls:q>oops</tool_calls:q>")
 
 
 def test_hy_v4_reads_strictly():
@@ -77,6 +82,8 @@ def test_gigachat3_one_json_call_after_its_header():
     assert read("gigachat3", one) == (None, [("get_time", {})])
     assert read("gigachat3", '<|function_call|>{"name": "get_time", "arguments": [1]}') is None  # arguments not an object
     assert read("gigachat3", "<|function_call|>{oops") is None and read("gigachat3", "Plain answer.") is None
+    raw = '<|function_call|>{"name": "get_weather", "arguments": {"city": "a\nb"}}'  # a raw newline in a string
+    assert read("gigachat3", raw) == (None, [("get_weather", {"city": "a\nb"})])
     streams_add_up("gigachat3", three, one, "Plain <|message", 'x<|function_call|>{"name": "get_ti')
 
 
@@ -96,8 +103,9 @@ def test_plamo3_tags_in_strict_order_and_json_as_written():
     assert AutoTools(ALL_TOOLS, "plamo3").message(text)["tool_calls"][0]["function"]["arguments"] == '{"city": "Tokyo"}'
     assert read("plamo3", f"Checking.{block}") is None  # no end tag: no calls
     assert read("plamo3", text.replace("<|plamo:end_tool_name:plamo|><|plamo", "<|plamo:end_tool_name:plamo|> <|plamo")) is None
-    streams_add_up("plamo3", text, "Partial <|plamo:begin_tool")
+    streams_add_up("plamo3", text)
     plain = AutoTools(ALL_TOOLS, "plamo3")  # an answer without calls: the text before the block or the end tag
+    assert plain.plain("Answer<|plamo:begin_") == "Answer"  # a tag cut short at the end
     for answer, content in ((f"Checking.{block}", "Checking."), ("Just an answer.<|plamo:tag|>after", "Just an answer.")):
         stream = plain.stream()
         sent = [stream.delta(answer[i : i + 3], final=i + 3 >= len(answer)) or {} for i in range(0, len(answer), 3)]
@@ -124,6 +132,9 @@ def test_dots_invokes_or_json_in_closed_blocks_to_offered_tools():
     assert read("dots", '<dots_function_call>{"name": "get_time"}</dots_function_call>') == (None, [("get_time", {})])
     assert read("dots", '<dots_function_call>{"name": "get_time", "arguments": {}}') is None  # not closed: text
     assert read("dots", '<dots_function_call><invoke name="nope"></invoke></dots_function_call>') is None
+    assert read("dots", '<dots_function_call>{"name": ["x"], "arguments": {}}</dots_function_call>') is None  # not a name
+    twice = '<dots_function_call><invoke name="get_weather"><parameter name="city">a</parameter><parameter name="city">b'
+    assert read("dots", twice + "</parameter></invoke></dots_function_call>") == (None, [("get_weather", {"city": "b"})])
     streams_add_up("dots", text, "plain <dots_func", '<dots_function_call>{"name": "get_time"}</dots_function_call>')
     assert [dots_value(v, k) for v, k in (("2.0", "number"), ("2.5", "float"), ("x", "integer"), ("{}", "object"))] == [2, 2.5, "x", {}]
 
@@ -151,3 +162,4 @@ def test_kimi_k3_calls_in_its_tools_channel():
     answer = "Hello there<|close|>response<|sep|><|close|>message<|sep|>"
     sent = [stream.delta(answer[i : i + 4], final=i + 4 >= len(answer)) or {} for i in range(0, len(answer), 4)]
     assert "".join(d.get("content", "") for d in sent) == "Hello there"
+    assert AutoTools(ALL_TOOLS, "kimi_k3").plain(answer) == "Hello there"  # the same unstreamed (serving/app.py)

@@ -393,9 +393,12 @@ def create_app(
                 reasoning, content = call.reasoning.split(texts[index]) if call.reasoning is not None else (None, texts[index])
                 thinking = call.reasoning.fields(reasoning) if call.reasoning is not None else {}
                 body = {"message": {"role": "assistant", "content": content if content or reasoning is None else None, **thinking}}
-                message = call.tools.message(texts[index] if reads_markup(call) else content) if call.tools is not None else None
+                read = texts[index] if reads_markup(call) else content
+                message = call.tools.message(read) if call.tools is not None else None
                 if message is not None:  # tool calls (serving/tools.py)
                     body, reason = {"message": {**message, **thinking}}, call.tools.finish_reason(reason)
+                elif call.tools is not None and content:  # no calls: the text less the syntax's markers, as streamed
+                    body["message"]["content"] = call.tools.plain(read)
                 if call.chat_echo:  # vLLM's: the continued message's text first
                     body["message"]["content"] = call.chat_echo + (body["message"]["content"] or "")
             else:

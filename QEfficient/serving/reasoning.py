@@ -126,6 +126,8 @@ class ReasoningSyntax:
         if opening and not body.startswith(opening):
             return content  # not wrapped: all of it is the answer
         content = body[len(opening) :] if opening else content
+        if not closing:
+            return content
         at = content.find(closing)
         if at >= 0:
             return content[:at]
@@ -226,26 +228,26 @@ SYNTAXES["step3p5"] = dataclasses.replace(_THINK, newline=True)
 SYNTAXES["hunyuan_a13b"] = ReasoningSyntax(("<think>\n",), ("\n</think>\n<answer>\n",), unprompted=False, answer=("", "\n</answer>"))
 # ERNIE 4.5 thinks unprompted; its answer may come in <response> ... </response>
 SYNTAXES["ernie45"] = dataclasses.replace(_THINK, newline=True, answer=("<response>", "</response>"))
-# Hy3 thinks unless its reasoning_effort is "no_think", its default; Hy4 thinks unless told "no_think"
-SYNTAXES["hy_v3"] = dataclasses.replace(_THINK, mode=("reasoning_effort", "no_think", False), thinking_default=False)
-SYNTAXES["hy_v4"] = dataclasses.replace(_THINK, mode=("reasoning_effort", "no_think", False))
-# MiniMax-M3: thinking_mode "enabled" opens <mm:think> in the prompt; otherwise an answer may still open it
+# Hy3 thinks unless its reasoning_effort is "no_think", its default; Hy4 thinks unless told "no_think". Their tags may
+# carry the checkpoint's suffix (Hy4-preview's ":opensource")
+_HY = ReasoningSyntax(("<think>", "<think:opensource>"), ("</think>", "</think:opensource>"), mode=("reasoning_effort", "no_think", False))
+SYNTAXES["hy_v3"] = dataclasses.replace(_HY, thinking_default=False)
+SYNTAXES["hy_v4"] = _HY
+# MiniMax-M3: thinking_mode "enabled" starts the answer in its thinking (the template opens <mm:think>); otherwise an
+# answer may still open it, and an end tag it begins with is dropped
 SYNTAXES["minimax_m3"] = ReasoningSyntax(
-    ("<mm:think>",),
-    ("</mm:think>",),
-    unprompted=False,
-    mode=("thinking_mode", "enabled", True),
-    thinking_default=False,
-    off_state=UNPROMPTED,
+    ("<mm:think>",), ("</mm:think>",), mode=("thinking_mode", "enabled", True), thinking_default=False, off_state=UNPROMPTED,
+    answer=("</mm:think>", ""),
+)  # fmt: skip
+# PLaMo 3 thinks unprompted (enable_thinking, on by default); the answer ends at its end-of-turn tag, thinking or not
+_PLAMO = ("<|plamo:begin_think:plamo|>", "<|plamo:end_think:plamo|>", "<|plamo:tag|>")
+SYNTAXES["plamo3"] = ReasoningSyntax(
+    (_PLAMO[0],), (_PLAMO[1],), implicit_ends=(_PLAMO[2],), switches=("enable_thinking",), answer=("", _PLAMO[2])
 )
-# PLaMo 3 thinks unprompted (enable_thinking, on by default); the answer ends at its end-of-turn tag
-_PLAMO = ("<|plamo:begin_think:plamo|>", "<|plamo:end_think:plamo|>")
-SYNTAXES["plamo3"] = ReasoningSyntax(*((tag,) for tag in _PLAMO), switches=("enable_thinking",), answer=("", "<|plamo:tag|>"))
 # Kimi K3: a think channel, then the reply channel (its markers dropped; a calls channel stays for the tool parser)
 SYNTAXES["kimi_k3"] = ReasoningSyntax(
     ("<|open|>think<|sep|>",),
     ("<|close|>think<|sep|>",),
-    unprompted=False,
     switches=("thinking", "enable_thinking"),
     dropped=("<|open|>response<|sep|>", "<|close|>response<|sep|>", "<|close|>message<|sep|>"),
 )

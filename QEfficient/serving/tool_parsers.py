@@ -440,6 +440,7 @@ class ToolCallParser:
     call_ids: Callable[[str], list[str] | None] | None = None  # the model's own ids of the calls so far (Kimi's)
     typed: bool = False
     plain: Callable[[str], str] | None = None  # the content of an answer without calls, where it is not its text (harmony's)
+    markup: bool = False  # it reads the whole answer, its reasoning's markup included (harmony's messages)
 
     def for_tools(self, tools: list[dict]) -> tuple[Callable[[str], dict | None], Callable[[str, bool], tuple]]:
         """(message, scan) for a request with these tools."""

@@ -81,7 +81,8 @@ def _block_calls(body: str, tools: list[dict], end: int) -> list[ScannedCall]:
             return []
         arguments = call.get("arguments", call.get("parameters")) or {}
         name = call.get("name")
-        return [(name, json.dumps(arguments, ensure_ascii=False), end)] if name in offered and isinstance(arguments, dict) else []
+        valid = isinstance(name, str) and name in offered and isinstance(arguments, dict)
+        return [(name, json.dumps(arguments, ensure_ascii=False), end)] if valid else []
     calls = []
     for invoke in _INVOKE.finditer(body):
         name = _unquoted(invoke[1])
@@ -91,18 +92,18 @@ def _block_calls(body: str, tools: list[dict], end: int) -> list[ScannedCall]:
         pairs: dict[str, Any] = {}
         for parameter in _PARAMETER.finditer(invoke[2]):
             key = _unquoted(parameter[1])
-            pairs.setdefault(key, dots_value(parameter[2].strip(), _schema_type(properties.get(key), definitions)))
+            pairs[key] = dots_value(parameter[2].strip(), _schema_type(properties.get(key), definitions))  # the last value (vLLM's)
         calls.append((name, json_arguments(list(pairs.items()), True), end))
     return calls
 
 
-def _calls(text: str, final: bool, tools: list[dict]) -> list[ScannedCall]:
+def _calls(text: str, tools: list[dict]) -> list[ScannedCall]:
     """The calls of the closed blocks so far (each whole once its block closes)."""
     return [call for block in _BLOCKS.finditer(text) for call in _block_calls(block[1], tools, block.end())]
 
 
 def _message(text: str, tools: list[dict]) -> dict | None:
-    calls = _calls(text, True, tools)
+    calls = _calls(text, tools)
     if not calls:
         return None
     content = content_around(text[: text.find(BLOCK)])
@@ -111,7 +112,7 @@ def _message(text: str, tools: list[dict]) -> dict | None:
 
 def _scan(text: str, final: bool, tools: list[dict]) -> tuple[str, list[ScannedCall]]:
     content, first, _ = held_before(text, (BLOCK,), final)
-    return content, [] if first < 0 else _calls(text, final, tools)
+    return content, [] if first < 0 else _calls(text, tools)
 
 
 DOTS = ToolCallParser(_message, _scan, typed=True)

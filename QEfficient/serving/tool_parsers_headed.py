@@ -14,9 +14,10 @@ serving/tool_parsers.py reads the others.
 from __future__ import annotations
 
 import json
+import re
 
 from QEfficient.serving import harmony
-from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, _skip, held_before, scan_call, tool_call
+from QEfficient.serving.tool_parsers import ScannedCall, ToolCallParser, _skip, finite_json, held_before, scan_call, tool_call
 
 # gigachat3
 _GIGA_ENDS = ("<|message_sep|>", "<|function_call|>")  # where the content ends
@@ -48,7 +49,9 @@ def _giga_message(text: str) -> dict | None:
         return None
     if not (isinstance(call, dict) and isinstance(call.get("name"), str) and isinstance(call.get("arguments"), dict)):
         return None
-    written = scan_call(text, start, "arguments")[1] or json.dumps(call["arguments"], ensure_ascii=False)
+    written = scan_call(text, start, "arguments")[1]
+    if written is None or not finite_json(written)[0]:  # e.g. a raw control character in a string: JSON's own form
+        written = json.dumps(call["arguments"], ensure_ascii=False)
     content = held_before(text, _GIGA_ENDS, True)[0]
     return {"role": "assistant", "content": content or None, "tool_calls": [tool_call(call["name"], written)]}
 
@@ -113,9 +116,14 @@ def _plamo_calls(text: str, final: bool) -> tuple[list[ScannedCall], bool]:
             return calls, False
 
 
+_P_FRAGMENT = re.compile(r"<\|plamo:[^\s<>|]*\|?$")  # a tag the answer stopped in the middle of
+
+
 def _plamo_plain(text: str) -> str:
-    """The content: the text before the block (or the end of the answer), whether or not the block reads as calls."""
-    return held_before(text, (_P_BLOCK, _P_EOT), True)[0] if _P_BLOCK in text or _P_EOT in text else text
+    """The content: the text before the block (or the end of the answer), whether or not the block reads as calls,
+    less a tag cut short at its end."""
+    before = held_before(text, (_P_BLOCK, _P_EOT), True)[0] if _P_BLOCK in text or _P_EOT in text else text
+    return _P_FRAGMENT.sub("", before)
 
 
 def _plamo_message(text: str) -> dict | None:

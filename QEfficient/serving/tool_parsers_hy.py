@@ -25,7 +25,8 @@ _SUFFIXED = re.compile(r"<(/?)(tool_calls|tool_call|tool_sep|arg_key|arg_value)(
 _OPEN_TAIL = re.compile(r"<(?:t(?:o(?:o(?:l(?:_(?:c(?:a(?:l(?:l(?:s(?::[^\s<>]*)?)?)?)?)?)?)?)?)?)?)?$")
 BLOCK, BLOCK_END, CALL, CALL_END, SEP = "<tool_calls>", "</tool_calls>", "<tool_call>", "</tool_call>", "<tool_sep>"
 KEY, KEY_END, VALUE, VALUE_END = "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>"
-_PAIR = re.compile(r"<arg_key>(.*?)</arg_key>(\s*)<arg_value>(.*?)</arg_value>", re.DOTALL)
+_PAIR = re.compile(r"<arg_key>(.*?)</arg_key>\s*<arg_value>(.*?)</arg_value>", re.DOTALL)
+_BLOCK_OPEN = re.compile(r"<tool_calls(?::[^\s<>]+)?>")
 _ALIASES = {"str": "string", "text": "string", "varchar": "string", "char": "string", "enum": "string", "bool": "boolean"}
 _ALIASES |= {"binary": "boolean", "int": "integer", "float": "number", "double": "number", "list": "array", "dict": "object"}
 _ALIASES |= {"map": "object"}
@@ -79,47 +80,50 @@ def hy_value(value: str, schema: Any) -> Any:
             return parsed
     if "string" in types:
         return value
+    ok, parsed = finite_json(value)
+    if ok:
+        return parsed  # null too
     parsed = _literal(value)
     return value if parsed is None else parsed
 
 
-def _plain_markers(text: str) -> str:
-    """The markers without their checkpoint suffix: ``<tool_call:6124c78e>`` reads as ``<tool_call>``."""
-    return _SUFFIXED.sub(r"<\1\2>", text)
+def _block(text: str) -> re.Match | None:
+    """The block's opening marker (suffixed or not) in the answer as written."""
+    return _BLOCK_OPEN.search(text)
 
 
-def _content(text: str, final: bool) -> tuple[str, int]:
-    """(the text before the block, less a tail that may begin its marker while the answer goes on; where it is, or -1)."""
-    at = text.find(BLOCK)
-    if at >= 0:
-        return text[:at], at
+def _block_text(text: str) -> str:
+    """The answer from the block's opening marker on, its markers without their checkpoint suffix
+    (``<tool_call:6124c78e>`` reads as ``<tool_call>``); "" before the block opens."""
+    found = _block(text)
+    return "" if found is None else _SUFFIXED.sub(r"<\1\2>", text[found.start() :])
+
+
+def _content(text: str, final: bool) -> tuple[str, bool]:
+    """(the text before the block, less a tail that may begin its marker while the answer goes on; whether the block
+    has opened)."""
+    found = _block(text)
+    if found is not None:
+        return text[: found.start()], True
     tail = _OPEN_TAIL.search(text)
-    return (text if final or tail is None else text[: tail.start()]), -1
+    return (text if final or tail is None else text[: tail.start()]), False
 
 
-def _pairs(body: str) -> list[tuple[str, str]]:
-    """The closed (key, value) pairs of a call's body, as written."""
-    return [(m[1], m[3]) for m in _PAIR.finditer(body)]
-
-
-def _arguments(pairs: list[tuple[str, str]], properties: dict, closed: bool) -> str:
-    typed: dict[str, Any] = {}
-    for key, value in pairs:
-        typed.setdefault(key, hy_value(value, properties.get(key.strip())))  # a key's first value, streamed or not
-    return json_arguments(list(typed.items()), closed)
+def _arguments(body: str, properties: dict, closed: bool) -> str:
+    """The JSON of a call's closed arguments, every pair as written (a key written twice reads as its last value, as
+    vLLM keeps it, and the arguments only grow as they stream)."""
+    pairs = [(m[1], hy_value(m[2], properties.get(m[1].strip()))) for m in _PAIR.finditer(body)]
+    return json_arguments(pairs, closed)
 
 
 def _calls(text: str, final: bool, tools: list[dict], separator: str | None) -> list[ScannedCall]:
-    """The calls after the block marker so far, each with its closed arguments; at the ``final`` reading a call cut
-    short is closed as it stands. hy_v3's name ends at ``<tool_sep>``, hy_v4's at the first argument."""
-    text = _plain_markers(text)
-    start = text.find(BLOCK)
-    if start < 0:
-        return []
-    end = text.find(BLOCK_END, start)
-    region = text[: len(text) if end < 0 else end]
+    """The calls of the block so far, each with its closed arguments; at the ``final`` reading a call cut short is
+    closed as it stands. hy_v3's name ends at ``<tool_sep>``, hy_v4's at the first argument."""
+    block = _block_text(text)
+    end = block.find(BLOCK_END)
+    region = block[: len(block) if end < 0 else end]
     calls: list[ScannedCall] = []
-    at = region.find(CALL, start)
+    at = region.find(CALL)
     while at >= 0:
         close = region.find(CALL_END, at)
         body = region[at + len(CALL) : close if close >= 0 else len(region)]
@@ -130,22 +134,22 @@ def _calls(text: str, final: bool, tools: list[dict], separator: str | None) -> 
         rest = body[name_end + (len(separator) if separator else 0) :]
         closed = None if close < 0 else close + len(CALL_END)
         if name:
-            calls.append((name, _arguments(_pairs(rest), _properties(tools, name) or {}, closed is not None or final), closed))
+            calls.append((name, _arguments(rest, _properties(tools, name) or {}, closed is not None or final), closed))
         if closed is None:
             break
         at = region.find(CALL, closed)
     return calls
 
 
-def _strict_block(text: str) -> bool:
-    """hy_v4's reading: a closed block of at least one call, each named, its tags balanced, nothing but whitespace
-    beside its arguments."""
-    start, end = text.find(BLOCK), text.find(BLOCK_END)
-    if start < 0 or end < start:
+def _strict_block(block: str) -> bool:
+    """hy_v4's reading of the block's text: closed, at least one call, each named, its tags balanced, nothing but
+    whitespace beside its arguments."""
+    end = block.find(BLOCK_END)
+    if end < 0:
         return False
-    block = text[start + len(BLOCK) : end]
-    bodies = re.findall(r"<tool_call>(.*?)</tool_call>", block, re.DOTALL)
-    if not bodies or block.count(CALL) != len(bodies) or block.count(CALL_END) != len(bodies):
+    inner = block[len(BLOCK) : end]
+    bodies = re.findall(r"<tool_call>(.*?)</tool_call>", inner, re.DOTALL)
+    if not bodies or inner.count(CALL) != len(bodies) or inner.count(CALL_END) != len(bodies):
         return False
     for body in bodies:
         name = body.split(KEY, 1)[0].strip()
@@ -156,19 +160,19 @@ def _strict_block(text: str) -> bool:
 
 
 def _message(text: str, tools: list[dict], separator: str | None) -> dict | None:
-    plain = _plain_markers(text)
-    if separator is None and not _strict_block(plain):
+    found = _block(text)
+    if found is None or (separator is None and not _strict_block(_block_text(text))):
         return None
     calls = _calls(text, True, tools, separator)
     if not calls:
         return None
-    content = plain[: plain.find(BLOCK)]
+    content = text[: found.start()]
     return {"role": "assistant", "content": content or None, "tool_calls": [tool_call(n, a) for n, a, _ in calls]}
 
 
 def _scan(text: str, final: bool, tools: list[dict], separator: str | None) -> tuple[str, list[ScannedCall]]:
-    content, first = _content(_plain_markers(text), final)
-    return content, [] if first < 0 else _calls(text, final, tools, separator)
+    content, opened = _content(text, final)
+    return content, _calls(text, final, tools, separator) if opened else []
 
 
 HY_PARSERS = {

@@ -35,7 +35,7 @@ def _value(text: str, kind: str) -> Any:
     return parsed if ok else text
 
 
-def _calls(text: str, final: bool = True) -> list[ScannedCall]:
+def _calls(text: str) -> list[ScannedCall]:
     """The closed calls of the first tools channel so far."""
     start = text.find(TOOLS)
     if start < 0:

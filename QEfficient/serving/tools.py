@@ -42,7 +42,9 @@ from QEfficient.serving.tool_parsers_tagged import TAGGED_PARSERS
 from QEfficient.serving.tool_parsers_xml import XML_PARSERS
 
 _EMPTY_PARAMETERS = {"type": "object", "properties": {}}
-HARMONY = ToolCallParser(harmony.tool_message, harmony.tool_scan, special_tokens=True, plain=lambda text: harmony.split(text)[1])
+HARMONY = ToolCallParser(
+    harmony.tool_message, harmony.tool_scan, special_tokens=True, plain=lambda text: harmony.split(text)[1], markup=True
+)
 PARSERS = {**FIRST_PARSERS, **TAGGED_PARSERS, **XML_PARSERS, **INVOKE_PARSERS, **GEMMA_PARSERS, **JSON_PARSERS}
 PARSERS |= {**HY_PARSERS, **HEADED_PARSERS, "dots": DOTS, "kimi_k3": KIMI_K3, "openai": HARMONY}
 TOOL_CALL_PARSERS = tuple(PARSERS)  # the tool-call syntaxes parsed for tool_choice "auto" (vLLM's names)
@@ -114,6 +116,9 @@ class ForcedTools:
     name: str | None
     special_tokens = False  # the answer is JSON under a schema: no markers to keep
     reads_markup = False
+
+    def plain(self, text: str) -> str:
+        return text
 
     def _parameters(self, function: dict) -> dict:
         return function.get("parameters") or _EMPTY_PARAMETERS
@@ -197,7 +202,12 @@ class AutoTools:
     @property
     def reads_markup(self) -> bool:
         """Whether the parser reads the whole answer, its reasoning's markup included (harmony's messages)."""
-        return PARSERS[self.parser].plain is not None
+        return PARSERS[self.parser].markup
+
+    def plain(self, text: str) -> str:
+        """The content of an answer the parser reads no calls in (its syntax's markers left out, where it has some)."""
+        plain = PARSERS[self.parser].plain
+        return text if plain is None else plain(text)
 
     def finish_reason(self, reason: str | None) -> str | None:
         return "tool_calls" if reason == "stop" else reason

@@ -1,0 +1,107 @@
+"""Encoder-decoder text models (T5, BART, Marian, mBART, Pegasus, M2M100, ...) in two exportable parts, run by the
+Hugging Face model's own modules:
+
+* the encoder: token ids and their mask -> every decoder layer's cross-attention keys and values, computed once per
+  batch of inputs (one decoder step on a fresh transformers cache fills them, whatever the family calls its
+  projections);
+* a retained-state decoder step: the family's decoder and head over a static self-attention cache, scattered at
+  ``position_ids`` and returned as ``*_RetainedState`` (updated in place by the runtime, as a causal LM's), reading the
+  cross keys/values the encoder produced, which stay bound for the whole generation.
+
+Rows of a batch step together (one position for all: the families place tokens by the cache's length).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers.modeling_outputs import BaseModelOutput
+
+from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, StaticKVCache, _attn_implementation, as_mask_kind, visibility_mask
+
+# families whose attention adds the mask to a relative position bias (their own attention code, not transformers')
+ADDITIVE_MASK_TYPES = frozenset({"t5", "mt5", "umt5", "longt5", "switch_transformers"})
+
+
+class _CrossCache:
+    """The encoder's keys and values per decoder layer, as transformers' cross-attention reads them."""
+
+    def __init__(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.layers = [SimpleNamespace(keys=k, values=v) for k, v in pairs]
+
+
+class _StepCache(EncoderDecoderCache):
+    """The decoder step's cache: the static self-attention cache and the ready cross keys/values; its length is the
+    step's first position (where BART's and Marian's decoders place the step's tokens)."""
+
+    def __init__(self, self_cache: StaticKVCache, cross: _CrossCache, position: torch.Tensor) -> None:  # noqa: D107
+        self.self_attention_cache, self.cross_attention_cache = self_cache, cross
+        self.is_updated = {i: True for i in range(len(cross.layers))}
+        self.position = position
+
+    def get_seq_length(self, layer_idx: int = 0):
+        return self.position
+
+
+def decoder_layers(config) -> int:
+    return getattr(config, "decoder_layers", None) or getattr(config, "num_decoder_layers", None) or config.num_layers
+
+
+class QEffSeq2SeqEncoder(nn.Module):
+    """forward(input_ids [B,S], attention_mask [B,S]) -> (cross_key.0, cross_value.0, ...) each [B, heads, S, head_dim]."""
+
+    def __init__(self, hf_model: PreTrainedModel) -> None:
+        super().__init__()
+        self.hf = hf_model
+        self.config = hf_model.config
+        self.num_layers = decoder_layers(hf_model.config)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        hidden = self.hf.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+        start = torch.zeros(input_ids.shape[0], 1, dtype=torch.int64)
+        self.hf.get_decoder()(input_ids=start, encoder_hidden_states=hidden, encoder_attention_mask=attention_mask, cache=cache)
+        return tuple(t for layer in cache.cross_attention_cache.layers for t in (layer.keys, layer.values))
+
+
+class QEffSeq2SeqDecoder(nn.Module):
+    """forward(input_ids [B,S], position_ids [B,S], encoder_attention_mask [B,Ssrc], cross_key.0, cross_value.0, ...,
+    past_key.0, past_value.0, ...) -> (logits [B,1,V] at the step's last position, past_key.0_RetainedState, ...)."""
+
+    def __init__(self, hf_model: PreTrainedModel, kv_shape: tuple[int, int]) -> None:
+        """``kv_shape``: (heads, head_dim) of the decoder's self-attention cache (the encoder's cross keys' own)."""
+        super().__init__()
+        self.hf = hf_model
+        self.config = hf_model.config
+        self.num_layers = decoder_layers(hf_model.config)
+        self.heads, self.head_dim = kv_shape
+        self.mask_kind = "additive" if self.config.model_type in ADDITIVE_MASK_TYPES else "visible"
+
+    def kv_shape(self, batch_size: int, ctx_len: int) -> tuple[int, int, int, int]:
+        return (batch_size, self.heads, ctx_len, self.head_dim)
+
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, encoder_attention_mask: torch.Tensor, *tensors: torch.Tensor):
+        n = 2 * self.num_layers
+        cross, past = tensors[:n], list(tensors[n:])
+        self_cache = StaticKVCache(past, position_ids)
+        cache = _StepCache(self_cache, _CrossCache(list(zip(cross[0::2], cross[1::2]))), position_ids[0, 0])
+        slots = torch.arange(past[0].shape[2], device=input_ids.device)
+        masks = (visibility_mask(position_ids, slots), encoder_attention_mask[:, None, None, :].bool())
+        if self.mask_kind == "additive":
+            masks = tuple(as_mask_kind(m, "additive", torch.float32) for m in masks)
+        placeholder = BaseModelOutput(last_hidden_state=torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], 1))
+        with _attn_implementation(self.config, STATIC_KV_ATTENTION):
+            logits = self.hf(
+                encoder_outputs=placeholder,  # its keys and values are in the cache
+                attention_mask=masks[1],
+                decoder_input_ids=input_ids,
+                decoder_attention_mask=masks[0],
+                cache=cache,
+                use_cache=True,
+                cache_position=position_ids[0],
+            ).logits
+        return (logits[:, -1:].float(), *self_cache.retained())
