@@ -9,6 +9,8 @@ from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
 from QEfficient.models.ctc import QEFFAutoModelForCTC
 from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
+from QEfficient.models.seq2seq_lm import SUPPORTED_TYPES as SEQ2SEQ_TYPES
+from QEfficient.models.seq2seq_lm import QEFFAutoModelForSeq2SeqLM
 from QEfficient.models.speech_seq2seq import QEFFAutoModelForSpeechSeq2Seq
 
 
@@ -38,12 +40,15 @@ class QEFFCommonLoader:
             return QEFFAutoModelForImageTextToText
         if model_type == "whisper" and model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES:  # before: it has a causal-LM class too
             return QEFFAutoModelForSpeechSeq2Seq
+        if model_type in SEQ2SEQ_TYPES:  # before: BART-like types have a causal-LM class (their decoder alone)
+            return QEFFAutoModelForSeq2SeqLM
         if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
             return QEFFAutoModelForCausalLM
         if model_type in MODEL_FOR_CTC_MAPPING_NAMES:
             return QEFFAutoModelForCTC
         raise NotImplementedError(
-            f"Unknown architecture '{model_type}' for QEFFCommonLoader (causal LMs, image-text-to-text, Whisper and CTC speech models); "
+            f"Unknown architecture '{model_type}' for QEFFCommonLoader (causal LMs, image-text-to-text, text encoder-decoders, "
+            "Whisper and CTC speech models); "
             "load it with its auto class, e.g. QEFFAutoModel for encoders."
         )
 

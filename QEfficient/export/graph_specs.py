@@ -329,6 +329,66 @@ class SpeechDecoderGraphSpec(DecoderGraphSpec):
         return (ids, pos, *cross, *past)
 
 
+ENCODER_ATTENTION_MASK = "encoder_attention_mask"
+
+
+@dataclass(frozen=True)
+class Seq2SeqEncoderGraphSpec:
+    """A text encoder-decoder's encoder graph: token ids and their mask in, every decoder layer's cross-attention keys
+    and values out (computed once per batch of inputs, then bound to the decoder for the whole generation)."""
+
+    num_layers: int
+
+    input_names = (INPUT_IDS, ATTENTION_MASK)
+
+    @property
+    def output_names(self) -> list[str]:
+        return past_names(self.num_layers, "cross")
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        axes = {name: {0: "batch_size", 1: "encoder_seq_len"} for name in self.input_names}
+        return {**axes, **{n: {0: "batch_size", 2: "encoder_seq_len"} for n in self.output_names}}
+
+    @staticmethod
+    def dummy_inputs() -> tuple:
+        import torch
+
+        ids = torch.arange(2, 14, dtype=torch.int64).reshape(2, 6)
+        mask = torch.ones(2, 6, dtype=torch.int64)
+        mask[1, 4:] = 0
+        return ids, mask
+
+    @staticmethod
+    def specializations(batch_size: int, encoder_seq_len: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "encoder_seq_len": str(encoder_seq_len)}
+        return {"specializations": [{"name": "Encoder", "symbols": symbols}]}
+
+
+@dataclass(frozen=True)
+class Seq2SeqDecoderGraphSpec(SpeechDecoderGraphSpec):
+    """A text encoder-decoder's decoder step: the retained-state decoder, the encoder's mask and its cross keys/values."""
+
+    @property
+    def input_names(self) -> list[str]:
+        return [INPUT_IDS, POSITION_IDS, ENCODER_ATTENTION_MASK, *self.cross_names, *self.past_names]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        axes = super().dynamic_axes()
+        return {
+            **axes,
+            **{n: {0: "batch_size", 2: "encoder_seq_len"} for n in self.cross_names},
+            ENCODER_ATTENTION_MASK: {0: "batch_size", 1: "encoder_seq_len"},
+        }
+
+    def dummy_inputs(self, qeff_module, kv_dtype=None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
+        import torch
+
+        ids, pos, *rest = super().dummy_inputs(qeff_module, kv_dtype, batch_size, seq_len, ctx_len)
+        mask = torch.ones(batch_size, 6, dtype=torch.int64)
+        mask[-1, 4:] = 0
+        return (ids, pos, mask, *rest)
+
+
 INPUT_VALUES = "input_values"
 
 

@@ -32,6 +32,8 @@ from QEfficient.export.graph_specs import (
     DecoderGraphSpec,
     EncoderGraphSpec,
     ImageTextDecoderGraphSpec,
+    Seq2SeqDecoderGraphSpec,
+    Seq2SeqEncoderGraphSpec,
     SpeculativeDecoderGraphSpec,
     SpeechDecoderGraphSpec,
     SpeechEncoderGraphSpec,
@@ -234,6 +236,20 @@ def export_speech_decoder_onnx(module, out_dir: Path, model_name: str, kv_dtype:
     """Export a QEffWhisperDecoder: the retained-state decoder step reading the cross keys/values."""
     spec = SpeechDecoderGraphSpec(module.num_layers)
     args = spec.dummy_inputs(module, kv_dtype)
+    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
+
+
+def export_seq2seq_encoder_onnx(module, out_dir: Path, model_name: str) -> Path:
+    """Export a QEffSeq2SeqEncoder: input_ids, attention_mask -> cross_key.i / cross_value.i."""
+    spec = Seq2SeqEncoderGraphSpec(module.num_layers)
+    args = spec.dummy_inputs()
+    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
+
+
+def export_seq2seq_decoder_onnx(module, out_dir: Path, model_name: str) -> Path:
+    """Export a QEffSeq2SeqDecoder: the retained-state decoder step reading the encoder's mask and cross keys/values."""
+    spec = Seq2SeqDecoderGraphSpec(module.num_layers)
+    args = spec.dummy_inputs(module)
     return torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from transformers import PreTrainedModel
 
@@ -134,6 +134,22 @@ class QEFFBaseModel:
         params = {**self.hash_params, **(hash_extra or {})}
         return cached_export(module, params, name, self.model_architecture, export_dir, qeff_home(), export_fn=export_fn, **kwargs)
 
+    def _export_encoder_decoder(self, export_dir: str | os.PathLike | None, kind: str, export_encoder, export_decoder) -> list[Path]:
+        """A two-graph model's ``self.encoder`` and ``self.decoder`` graphs, each through the export cache (``kind``
+        names them in the hash): [encoder, decoder] .onnx paths. ``export_*(module, folder, name)`` writes one."""
+        name = self.model_name.replace("/", "_")
+        parts = (("encoder", self.encoder, export_encoder), ("decoder", self.decoder, export_decoder))
+        return [
+            self._export_graph(
+                module,
+                f"{name}-{part}",
+                export_dir,
+                export_fn=lambda tmp, module=module, part=part, write=write: write(module, tmp, f"{name}-{part}"),
+                hash_extra={"graph": f"{kind}-{part}"},
+            )
+            for part, module, write in parts
+        ]
+
     @staticmethod
     def _build_artifact(
         onnx_path: Path, compile_dir, manifest: dict, params: dict, specializations: dict, rewrite=None, extra_files=None
@@ -163,3 +179,36 @@ class QEFFBaseModel:
 
     def _drop_sessions(self) -> None:
         self._sessions_by_key.clear()
+
+
+class EncoderDecoderModel(QEFFBaseModel):
+    """A model of two graphs, ``self.encoder`` and ``self.decoder`` (Whisper, text encoder-decoders): its transformers
+    model is ``self.hf``; ``graph_kind`` names its graphs in the export hash, ``export_graphs`` writes them."""
+
+    auto_class: Any  # transformers' auto class that loads it
+    graph_kind: str
+    export_graphs: tuple[Callable, Callable]  # (encoder, decoder): write(module, folder, name) -> .onnx path
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs) -> Self:
+        """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
+        return cls._from_hf(cls.auto_class, pretrained_model_name_or_path, *args, **kwargs)
+
+    @property
+    def hf_model(self) -> PreTrainedModel:
+        return self.hf
+
+    def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> list[Path]:
+        """Export the encoder and decoder graphs (each cached); returns [encoder, decoder] .onnx paths."""
+        from QEfficient.compile.ort_cpu import warn_ignored_options
+
+        warn_ignored_options("export()", kwargs)
+        self.onnx_path = self._export_encoder_decoder(export_dir, self.graph_kind, *type(self).export_graphs)
+        return self.onnx_path
+
+    def _compiled(self, encoder: Path, decoder: Path, num_cores: int) -> dict[str, Path]:
+        """Remember the two artifacts compile() built (and its threads); QEfficient's return value."""
+        self.qpc_paths = {"encoder_qpc_path": encoder, "decoder_qpc_path": decoder}
+        self.qpc_path = decoder
+        self._num_cores = num_cores
+        return self.qpc_paths

@@ -27,18 +27,22 @@ from QEfficient.export.onnx_export import export_speech_decoder_onnx, export_spe
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.speech_generation import SpeechSeq2SeqGeneration, WhisperDecoding
-from QEfficient.models.base import QEFFBaseModel
+from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.whisper import QEffWhisperDecoder, QEffWhisperEncoder
 from QEfficient.utils.checks import check_generation_len, check_positive
 
 
-class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
+class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
     """>>> model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained("path/to/whisper-base")
     >>> model.compile(ctx_len=150)
     >>> inputs = processor(audio, sampling_rate=16000, return_tensors="pt")
     >>> model.generate(inputs=inputs, generation_len=100, language="en").texts
     """
+
+    auto_class = AutoModelForSpeechSeq2Seq
+    graph_kind = "speech"
+    export_graphs = (export_speech_encoder_onnx, export_speech_decoder_onnx)
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
         name = type(model).__name__
@@ -50,36 +54,6 @@ class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
         self.decoder = QEffWhisperDecoder(self.hf)
         self.qpc_paths: dict[str, Path] | None = None
         self._processor = None
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs) -> QEFFAutoModelForSpeechSeq2Seq:
-        """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
-        return cls._from_hf(AutoModelForSpeechSeq2Seq, pretrained_model_name_or_path, *args, **kwargs)
-
-    @property
-    def hf_model(self) -> PreTrainedModel:
-        return self.hf
-
-    def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> list[Path]:
-        """Export the encoder and decoder graphs (each cached); returns [encoder, decoder] .onnx paths."""
-        warn_ignored_options("export()", kwargs)
-        name = self.model_name.replace("/", "_")
-        encoder = self._export_graph(
-            self.encoder,
-            f"{name}-encoder",
-            export_dir,
-            export_fn=lambda tmp: export_speech_encoder_onnx(self.encoder, tmp, f"{name}-encoder"),
-            hash_extra={"graph": "speech-encoder"},
-        )
-        decoder = self._export_graph(
-            self.decoder,
-            f"{name}-decoder",
-            export_dir,
-            export_fn=lambda tmp: export_speech_decoder_onnx(self.decoder, tmp, f"{name}-decoder"),
-            hash_extra={"graph": "speech-decoder"},
-        )
-        self.onnx_path = [encoder, decoder]
-        return self.onnx_path
 
     def compile(
         self,
@@ -162,10 +136,7 @@ class QEFFAutoModelForSpeechSeq2Seq(QEFFBaseModel):
             SpeechDecoderGraphSpec.specializations(1, ctx_len, batch_size),
             rewrite=rewrite,
         )
-        self.qpc_paths = {"encoder_qpc_path": encoder, "decoder_qpc_path": decoder}
-        self.qpc_path = decoder
-        self._num_cores = num_cores
-        return self.qpc_paths
+        return self._compiled(encoder, decoder, num_cores)
 
     def generate(
         self,

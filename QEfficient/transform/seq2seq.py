@@ -34,6 +34,16 @@ class _CrossCache:
         self.layers = [SimpleNamespace(keys=k, values=v) for k, v in pairs]
 
 
+class _SelfCache(StaticKVCache):
+    """The static self-attention cache, with what the newer families' mask code asks of a transformers cache."""
+
+    @property
+    def is_sliding(self) -> list[bool]:
+        return [False] * len(self.keys)
+
+    is_linear = is_dummy = is_sliding  # every layer a full-attention one
+
+
 class _StepCache(EncoderDecoderCache):
     """The decoder step's cache: the static self-attention cache and the ready cross keys/values; its length is the
     step's first position (where BART's and Marian's decoders place the step's tokens)."""
@@ -87,7 +97,7 @@ class QEffSeq2SeqDecoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, encoder_attention_mask: torch.Tensor, *tensors: torch.Tensor):
         n = 2 * self.num_layers
         cross, past = tensors[:n], list(tensors[n:])
-        self_cache = StaticKVCache(past, position_ids)
+        self_cache = _SelfCache(past, position_ids)
         cache = _StepCache(self_cache, _CrossCache(list(zip(cross[0::2], cross[1::2]))), position_ids[0, 0])
         slots = torch.arange(past[0].shape[2], device=input_ids.device)
         masks = (visibility_mask(position_ids, slots), encoder_attention_mask[:, None, None, :].bool())

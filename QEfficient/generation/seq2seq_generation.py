@@ -1,0 +1,154 @@
+"""Greedy decoding of a text encoder-decoder over two sessions: the encoder (once per batch of inputs) and the decoder
+step (a KVCacheSession, its cache updated in place), with the checkpoint's generation rules that change greedy tokens
+(transformers' logits processors of the same names): ``forced_bos_token_id`` (mBART's, NLLB's target language),
+``forced_eos_token_id``, ``min_length`` / ``min_new_tokens``, ``no_repeat_ngram_size``, ``bad_words_ids`` and
+``suppress_tokens``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS
+from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
+
+
+@dataclass(frozen=True)
+class Seq2SeqRules:
+    """What a checkpoint's generation config asks of greedy decoding (transformers' fields)."""
+
+    decoder_start_token_id: int
+    eos_token_ids: tuple[int, ...]
+    pad_token_id: int
+    forced_bos_token_id: int | None = None
+    forced_eos_token_id: int | None = None
+    min_length: int = 0  # of the decoder's sequence, its start token included (transformers' min_length)
+    no_repeat_ngram_size: int = 0
+    bad_words_ids: tuple[tuple[int, ...], ...] = field(default_factory=tuple)
+    suppress_tokens: tuple[int, ...] = ()
+
+    @classmethod
+    def from_generation_config(cls, generation_config, config, min_new_tokens: int | None = None) -> Seq2SeqRules:
+        def ids(value) -> tuple[int, ...]:
+            return () if value is None else tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+
+        g = generation_config
+        start = g.decoder_start_token_id if g.decoder_start_token_id is not None else config.decoder_start_token_id
+        if start is None:
+            raise ValueError("The model names no decoder_start_token_id (its generation config or config): set one.")
+        eos = ids(g.eos_token_id if g.eos_token_id is not None else config.eos_token_id)
+        pad = g.pad_token_id if g.pad_token_id is not None else config.pad_token_id
+        min_length = max(g.min_length or 0, 1 + (min_new_tokens if min_new_tokens is not None else g.min_new_tokens or 0))
+        return cls(
+            int(ids(start)[0]),
+            eos,
+            int(pad if pad is not None else (eos[0] if eos else 0)),
+            g.forced_bos_token_id,
+            (ids(g.forced_eos_token_id) or (None,))[0],
+            min_length,
+            g.no_repeat_ngram_size or 0,
+            tuple(tuple(int(t) for t in word) for word in (g.bad_words_ids or ())),
+            ids(g.suppress_tokens),
+        )
+
+    def scores(self, logits: np.ndarray, sequences: np.ndarray, step: int, last_step: bool) -> np.ndarray:
+        """The logits of the next tokens [rows, vocab] after the rules, for ``sequences`` [rows, n] so far."""
+        scores = np.array(logits, dtype=np.float32)
+        n = sequences.shape[1]
+        if self.suppress_tokens:
+            scores[:, list(self.suppress_tokens)] = -np.inf
+        if n < self.min_length and self.eos_token_ids:
+            scores[:, list(self.eos_token_ids)] = -np.inf
+        for word in self.bad_words_ids:
+            *head, last = word
+            for row in range(len(scores)):
+                if not head or tuple(sequences[row, n - len(head) :]) == tuple(head):
+                    scores[row, last] = -np.inf
+        size = self.no_repeat_ngram_size
+        if size and n + 1 >= size:
+            for row in range(len(scores)):
+                seen = tuple(sequences[row, n - size + 1 :])
+                for i in range(n - size + 1):
+                    if tuple(sequences[row, i : i + size - 1]) == seen:
+                        scores[row, sequences[row, i + size - 1]] = -np.inf
+        forced = self.forced_bos_token_id if step == 0 else self.forced_eos_token_id if last_step else None
+        if forced is not None:
+            scores[:] = -np.inf
+            scores[:, forced] = 0.0
+        return scores
+
+
+class Seq2SeqGeneration:
+    """Greedy tokens for batches of ``batch_size`` inputs (a last batch padded with copies of its last input)."""
+
+    def __init__(self, encoder_session, decoder_session, rules: Seq2SeqRules, cross_names: list[str]) -> None:
+        self.encoder, self.decoder, self.rules, self.cross_names = encoder_session, decoder_session, rules, cross_names
+        self.batch_size, self.ctx_len = decoder_session.batch_size, decoder_session.ctx_len
+
+    def generate(self, input_ids: np.ndarray, attention_mask: np.ndarray, generation_len: int | None, decode=None) -> CloudAI100ExecInfo:
+        start = time.perf_counter()
+        generation_len = self.ctx_len if generation_len is None else generation_len
+        if generation_len > self.ctx_len:
+            raise ValueError(
+                f"generation_len={generation_len} needs ctx_len >= {generation_len} decoder slots; compiled ctx_len is "
+                f"{self.ctx_len}: compile with a larger ctx_len or ask for fewer tokens."
+            )
+        stats = {"first": None, "decode": 0.0, "decode_tokens": 0, "new": 0}
+        rows: list[np.ndarray] = []
+        for first in range(0, len(input_ids), self.batch_size):
+            ids, mask = input_ids[first : first + self.batch_size], attention_mask[first : first + self.batch_size]
+            rows += self._batch(ids, mask, generation_len, stats, start)
+        end = time.perf_counter()
+        width = max(len(r) for r in rows)
+        padded = np.full((len(rows), width), self.rules.pad_token_id, np.int64)
+        for i, row in enumerate(rows):
+            padded[i, : len(row)] = row
+        batches = [padded[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
+        texts = [[decode(row) for row in rows[i : i + self.batch_size]] for i in range(0, len(rows), self.batch_size)] if decode else []
+        metrics = PerfMetrics(
+            prefill_time=stats["first"] or 0.0,
+            decode_perf=stats["decode_tokens"] / stats["decode"] if stats["decode"] else 0.0,
+            total_perf=stats["new"] / (end - start),
+            total_time=end - start,
+        )
+        return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics)
+
+    def _batch(self, ids: np.ndarray, mask: np.ndarray, generation_len: int, stats: dict, start: float) -> list[np.ndarray]:
+        """Each input's decoder sequence (its start token first, up to and with its end token)."""
+        real = len(ids)
+        if real < self.batch_size:
+            ids = np.concatenate([ids, np.repeat(ids[-1:], self.batch_size - real, 0)])
+            mask = np.concatenate([mask, np.repeat(mask[-1:], self.batch_size - real, 0)])
+        cross = self.encoder.run(None, {INPUT_IDS: ids, ATTENTION_MASK: mask})
+        self.decoder.reset()
+        self.decoder.bind_inputs(**{ENCODER_ATTENTION_MASK: mask, **dict(zip(self.cross_names, cross))})
+        rows = self.batch_size
+        sequences = np.full((rows, 1 + generation_len), self.rules.pad_token_id, np.int64)
+        sequences[:, 0] = self.rules.decoder_start_token_id
+        done = np.zeros(rows, bool)
+        eos = np.array(self.rules.eos_token_ids or (-1,))
+        # every row steps at the same position (the decoder places its tokens by the cache's length)
+        logits = self.decoder.run(sequences[:, :1], np.zeros((rows, 1), np.int64))
+        decode_start, n = time.perf_counter(), 1
+        for step in range(generation_len):
+            scores = self.rules.scores(logits, sequences[:, :n], step, step == generation_len - 1)
+            token = np.where(done, self.rules.pad_token_id, scores.argmax(-1))
+            sequences[:, n] = token
+            n += 1
+            done |= np.isin(token, eos)
+            if step == 0:
+                stats["first"] = stats["first"] or time.perf_counter() - start
+                decode_start = time.perf_counter()
+            if done[:real].all() or step == generation_len - 1:
+                break
+            logits = self.decoder.run(token[:, None], np.full((rows, 1), n - 1, np.int64))
+        stats["decode"] += time.perf_counter() - decode_start
+        out = []
+        for row in sequences[:real, :n]:
+            ends = np.flatnonzero(np.isin(row[1:], eos))
+            out.append(row[: ends[0] + 2] if len(ends) else row)
+        stats["new"] += sum(len(r) - 1 for r in out)
+        stats["decode_tokens"] += sum(max(len(r) - 2, 0) for r in out)
+        return out

@@ -1,0 +1,168 @@
+"""QEFFAutoModelForSeq2SeqLM: text encoder-decoders (T5, BART, Marian, mBART, Pegasus, M2M100, ...) as two graphs, the
+encoder's cross keys/values bound to a retained-state decoder step (transform/seq2seq.py); greedy tokens equal to
+transformers' ``generate`` with the checkpoint's generation rules (generation/seq2seq_generation.py).
+
+QEfficient has no such class; this one follows its lifecycle (``from_pretrained`` -> ``compile`` -> ``generate``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForSeq2SeqLM, PreTrainedModel
+
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.compile.weight_compression import compress_matmul_weights
+from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, Seq2SeqDecoderGraphSpec, Seq2SeqEncoderGraphSpec
+from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_seq2seq_encoder_onnx
+from QEfficient.generation.exec_kv import print_perf
+from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.generation.seq2seq_generation import Seq2SeqGeneration, Seq2SeqRules
+from QEfficient.models.base import EncoderDecoderModel
+from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
+from QEfficient.transform.seq2seq import QEffSeq2SeqDecoder, QEffSeq2SeqEncoder
+from QEfficient.utils.checks import check_generation_len, check_positive
+
+# model types whose step logits equal transformers' (tests/test_seq2seq.py); others are refused with this list
+SUPPORTED_TYPES = (
+    "bart", "bigbird_pegasus", "blenderbot", "blenderbot-small", "longt5", "m2m_100", "marian", "mbart", "mt5", "pegasus",
+    "pegasus_x", "plbart", "t5", "umt5",
+)  # fmt: skip
+ALLOW_ANY = "QEFF_ALLOW_ANY_ARCHITECTURE"
+
+
+class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
+    """>>> model = QEFFAutoModelForSeq2SeqLM.from_pretrained("path/to/t5-small")
+    >>> model.compile(ctx_len=128)
+    >>> model.generate(tokenizer, ["translate English to German: Hello"], generation_len=40).generated_texts
+    """
+
+    auto_class = AutoModelForSeq2SeqLM
+    graph_kind = "seq2seq"
+    export_graphs = (export_seq2seq_encoder_onnx, export_seq2seq_decoder_onnx)
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        kind = getattr(model.config, "model_type", None)
+        if not getattr(model.config, "is_encoder_decoder", False):
+            raise TypeError(f"{type(model).__name__} is not an encoder-decoder: load a causal LM with QEFFAutoModelForCausalLM.")
+        if kind not in SUPPORTED_TYPES and os.environ.get(ALLOW_ANY) != "1":
+            raise NotImplementedError(
+                f"Encoder-decoder type {kind!r} is not proven here (supported: {', '.join(SUPPORTED_TYPES)}); "
+                f"{ALLOW_ANY}=1 tries it anyway."
+            )
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
+        self.hf = model.eval()
+        self.encoder = QEffSeq2SeqEncoder(self.hf)
+        with torch.no_grad():  # the cross keys' heads and width are the decoder cache's
+            key = self.encoder(*Seq2SeqEncoderGraphSpec.dummy_inputs())[0]
+        self.decoder = QEffSeq2SeqDecoder(self.hf, (key.shape[1], key.shape[-1]))
+        self.qpc_paths: dict[str, Path] | None = None
+
+    def compile(
+        self,
+        onnx_path: str | os.PathLike | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        ctx_len: int = 128,
+        batch_size: int = 1,
+        num_cores: int = 16,
+        mxfp6_matmul: bool = False,
+        **compiler_options,
+    ) -> dict[str, Path]:
+        """Build the encoder and decoder artifacts: {"encoder_qpc_path": ..., "decoder_qpc_path": ...}. ``ctx_len``: the
+        decoder's cache slots (its start token and the generated tokens); inputs of any length go to the encoder.
+        ``mxfp6_matmul``: the decoder's MatMul weights in 8-bit blocks, as for causal LMs."""
+        check_positive(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
+        self._check_max_positions("ctx_len", ctx_len)
+        warn_ignored_options("compile()", compiler_options)
+        if onnx_path is not None:
+            raise ValueError(f"{type(self).__name__} builds two graphs; call compile() without onnx_path (it exports them).")
+        encoder_onnx, decoder_onnx = self.export()
+        layers = self.decoder.num_layers
+        encoder = self._build_artifact(
+            encoder_onnx,
+            compile_dir,
+            {"kind": "seq2seq-encoder", "num_layers": layers},
+            {"backend": "onnxruntime-cpu", "batch_size": batch_size},
+            Seq2SeqEncoderGraphSpec.specializations(batch_size, 0),
+        )
+        manifest = {
+            "num_layers": layers,
+            "kv_shape": list(self.decoder.kv_shape(batch_size, ctx_len)),
+            "continuous_batching": False,
+            "kv_dtype": "float32",
+            "vocab_size": int(self.hf.get_output_embeddings().weight.shape[0]),
+            "num_cores": num_cores,
+            "model_name": self.model_name,
+        }
+        params = {"backend": "onnxruntime-cpu", "ctx_len": ctx_len, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
+        decoder = self._build_artifact(
+            decoder_onnx,
+            compile_dir,
+            manifest,
+            params,
+            Seq2SeqDecoderGraphSpec.specializations(1, ctx_len, batch_size),
+            rewrite=compress_matmul_weights if mxfp6_matmul else None,
+        )
+        return self._compiled(encoder, decoder, num_cores)
+
+    def generate(
+        self,
+        tokenizer=None,
+        prompts: str | list[str] | None = None,
+        generation_len: int | None = None,
+        *,
+        inputs: dict | None = None,
+        min_new_tokens: int | None = None,
+        stream: bool = False,
+    ) -> CloudAI100ExecInfo:
+        """Greedy outputs for ``prompts`` (tokenized by ``tokenizer``, padded) or ``inputs`` (a tokenizer's output:
+        input_ids and attention_mask). ``generated_ids[i]``: batch i's decoder sequences (start token first, padded);
+        ``generated_texts[i]``: their text, where a tokenizer is given."""
+        if self.qpc_paths is None:
+            raise TypeError("Please run compile() before generate().")
+        generation_len = check_generation_len(generation_len)
+        ids, mask = self._inputs(tokenizer, prompts, inputs)
+        if getattr(self.hf.generation_config, "num_beams", 1) not in (None, 1):
+            warnings.warn(
+                f"generate(): greedy decoding; the checkpoint's num_beams={self.hf.generation_config.num_beams} is not applied.",
+                stacklevel=2,
+            )
+        encoder_path, decoder_path = self.qpc_paths["encoder_qpc_path"], self.qpc_paths["decoder_qpc_path"]
+        cores = (self._num_cores,)
+        encoder = self._session(
+            "encoder", (str(encoder_path), *cores), lambda: open_artifact_session(encoder_path, self._num_cores, spin=False)
+        )
+        decoder = self._session("decoder", (str(decoder_path), *cores), lambda: open_kv_session(decoder_path, self._num_cores))
+        cross_names = Seq2SeqEncoderGraphSpec(read_artifact(encoder_path)["num_layers"]).output_names
+        rules = Seq2SeqRules.from_generation_config(self.hf.generation_config, self.config, min_new_tokens)
+        decode = (lambda row: tokenizer.decode(row, skip_special_tokens=True)) if tokenizer is not None else None
+        info = Seq2SeqGeneration(encoder, decoder, rules, cross_names).generate(ids, mask, generation_len, decode)
+        if stream:
+            print_perf(info)
+        return info
+
+    def _inputs(self, tokenizer, prompts, inputs) -> tuple[np.ndarray, np.ndarray]:
+        if inputs is None:
+            if tokenizer is None or prompts is None:
+                raise ValueError("generate() needs a tokenizer and prompts, or inputs (a tokenizer's input_ids and attention_mask).")
+            prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+            if not prompts or not all(isinstance(p, str) for p in prompts):
+                raise ValueError("prompts must be a string or a non-empty list of strings.")
+            inputs = tokenizer(prompts, padding=True, return_tensors="np")
+        ids = np.asarray(inputs[INPUT_IDS].cpu() if isinstance(inputs[INPUT_IDS], torch.Tensor) else inputs[INPUT_IDS], np.int64)
+        given = inputs.get(ATTENTION_MASK)
+        mask = np.ones_like(ids) if given is None else np.asarray(given.cpu() if isinstance(given, torch.Tensor) else given, np.int64)
+        if ids.ndim != 2 or mask.shape != ids.shape or ids.shape[1] == 0:
+            raise ValueError(
+                f"input_ids and attention_mask must be [batch, length >= 1] alike, got {list(ids.shape)} and {list(mask.shape)}."
+            )
+        self._check_max_positions("the input's length", ids.shape[1])
+        return ids, mask
+
+
+__all__ = ["QEFFAutoModelForSeq2SeqLM"]

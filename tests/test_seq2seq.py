@@ -1,0 +1,149 @@
+"""QEFFAutoModelForSeq2SeqLM: text encoder-decoders (T5, BART, Marian, mBART, Pegasus, M2M100, ...) on ONNX Runtime.
+Per supported type, a tiny random model: the greedy tokens of a batch of two inputs of different lengths equal
+transformers' ``generate`` (with the checkpoint's own generation rules), and each decoder step's logits equal
+transformers' forward over the same tokens to 1e-4; then the generation rules, and the errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+
+from QEfficient import QEFFAutoModelForSeq2SeqLM
+from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS, Seq2SeqEncoderGraphSpec
+from QEfficient.models.seq2seq_lm import SUPPORTED_TYPES
+from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
+
+PROMPTS = ["hello world the cat", "a b c d e f g h i j k l"]
+GEN = 10
+T5_TYPES = ("t5", "mt5", "umt5", "longt5")
+
+
+def tiny_config(kind: str, tok):
+    if kind in T5_TYPES:
+        options = dict(
+            d_model=64, d_kv=16, d_ff=96, num_layers=2, num_decoder_layers=2, num_heads=4, decoder_start_token_id=tok.pad_token_id
+        )
+    else:
+        options = dict(
+            d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=96,
+            decoder_ffn_dim=96, max_position_embeddings=130, bos_token_id=tok.bos_token_id, decoder_start_token_id=tok.eos_token_id,
+        )  # fmt: skip
+        if kind == "bigbird_pegasus":
+            options["attention_type"] = "original_full"  # block-sparse attention needs inputs of many blocks
+    return AutoConfig.for_model(kind, vocab_size=320, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **options)
+
+
+@pytest.fixture(scope="module")
+def seq2seq_dir(tmp_path_factory, tokenizer_dir):
+    """Factory: model type -> a folder with a tiny random encoder-decoder (weights widened so that greedy tokens vary)
+    and the local tokenizer."""
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+
+    def make(kind: str, **generation) -> tuple:
+        folder = tmp_path_factory.mktemp(kind)
+        torch.manual_seed(0)
+        model = AutoModelForSeq2SeqLM.from_config(tiny_config(kind, tok))
+        with torch.no_grad():
+            for p in model.parameters():
+                p.normal_(0, 0.3)
+        for key, value in generation.items():
+            setattr(model.generation_config, key, value)
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+        return folder, tok
+
+    return make
+
+
+def step_logits(qpc_paths: dict, ids: np.ndarray, mask: np.ndarray, decoder_ids: np.ndarray) -> np.ndarray:
+    """The decoder graph's logits [rows, steps, vocab] after each of ``decoder_ids``' tokens, fed one at a time."""
+    encoder = open_artifact_session(qpc_paths["encoder_qpc_path"], 1)
+    decoder = open_kv_session(qpc_paths["decoder_qpc_path"], 1)
+    cross = encoder.run(None, {INPUT_IDS: ids, ATTENTION_MASK: mask})
+    decoder.reset()
+    decoder.bind_inputs(**{ENCODER_ATTENTION_MASK: mask, **dict(zip(Seq2SeqEncoderGraphSpec(len(cross) // 2).output_names, cross))})
+    rows = len(ids)
+    return np.stack([decoder.run(decoder_ids[:, i : i + 1], np.full((rows, 1), i)).copy() for i in range(decoder_ids.shape[1])], 1)
+
+
+@pytest.mark.parametrize("kind", SUPPORTED_TYPES)
+def test_greedy_tokens_and_step_logits_equal_transformers(kind, seq2seq_dir):
+    folder, tok = seq2seq_dir(kind)
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    paths = model.compile(ctx_len=32, batch_size=2, num_cores=1)
+    info = model.generate(tok, PROMPTS, generation_len=GEN)
+    hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    enc = tok(PROMPTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        reference = hf.generate(**enc, max_new_tokens=GEN, do_sample=False, num_beams=1)
+    ours = info.generated_ids[0]
+    assert ours.tolist() == reference[:, : ours.shape[1]].tolist() and (reference[:, ours.shape[1] :] == tok.pad_token_id).all()
+    assert info.generated_texts[0] == tok.batch_decode(reference, skip_special_tokens=True)
+    with torch.no_grad():
+        expected = hf(**enc, decoder_input_ids=reference).logits.numpy()
+    got = step_logits(paths, enc["input_ids"].numpy(), enc["attention_mask"].numpy(), reference.numpy())
+    for row in range(2):  # up to each row's end: after it HF feeds padding
+        n = int((reference[row] != tok.pad_token_id).sum()) if kind not in T5_TYPES else reference.shape[1]
+        np.testing.assert_allclose(got[row, :n], expected[row, :n], atol=1e-4, rtol=0)
+
+
+def test_the_checkpoint_s_generation_rules(seq2seq_dir):
+    """forced_bos_token_id (mBART's target language), min_new_tokens, no_repeat_ngram_size and bad_words_ids change
+    greedy tokens as in transformers."""
+    rules = dict(forced_bos_token_id=77, no_repeat_ngram_size=2, bad_words_ids=[[125], [5, 6]], forced_eos_token_id=None)
+    folder, tok = seq2seq_dir("mbart", **rules)
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.compile(ctx_len=32, batch_size=2, num_cores=1)
+    hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    enc = tok(PROMPTS, padding=True, return_tensors="pt")
+    for min_new in (None, 8):
+        with torch.no_grad():
+            reference = hf.generate(**enc, max_new_tokens=GEN, do_sample=False, num_beams=1, min_new_tokens=min_new)
+        ours = model.generate(inputs=dict(enc), generation_len=GEN, min_new_tokens=min_new).generated_ids[0]
+        assert ours.tolist() == reference[:, : ours.shape[1]].tolist()
+        assert (ours[:, 1] == 77).all() and 125 not in ours
+
+
+def test_8_bit_decoder_weights_stay_close(seq2seq_dir):
+    """``mxfp6_matmul=True``: the decoder's MatMul weights in 8-bit blocks; its step logits stay within 3 % of the
+    largest of float32's."""
+    folder, tok = seq2seq_dir("t5")
+    enc = tok(PROMPTS, padding=True, return_tensors="np")
+    steps = np.array([[0, 5, 9, 12]] * 2)
+    logits = []
+    for mxfp6 in (False, True):
+        model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+        paths = model.compile(ctx_len=16, batch_size=2, num_cores=1, mxfp6_matmul=mxfp6)
+        logits.append(step_logits(paths, enc["input_ids"], enc["attention_mask"], steps))
+        assert model.generate(tok, PROMPTS, generation_len=4).generated_ids[0].shape[0] == 2
+    assert np.abs(logits[1] - logits[0]).max() < 0.03 * np.abs(logits[0]).max()
+
+
+def test_the_common_loader_routes_encoder_decoders_here(seq2seq_dir):
+    from QEfficient import QEFFCommonLoader
+
+    folder, _ = seq2seq_dir("bart")  # BART also has a causal-LM class (its decoder alone): the whole model comes here
+    assert type(QEFFCommonLoader.from_pretrained(folder)) is QEFFAutoModelForSeq2SeqLM
+
+
+def test_bad_input_is_a_clear_error(seq2seq_dir, tiny_model_dir):
+    folder, tok = seq2seq_dir("t5")
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    with pytest.raises(TypeError, match="compile"):
+        model.generate(tok, PROMPTS)
+    model.compile(ctx_len=8, batch_size=1, num_cores=1)
+    with pytest.raises(ValueError, match="ctx_len"):
+        model.generate(tok, PROMPTS, generation_len=20)
+    with pytest.raises(ValueError, match="tokenizer and prompts"):
+        model.generate(tok)
+    with pytest.raises(ValueError, match="non-empty list"):
+        model.generate(tok, [])
+    from transformers import AutoModelForCausalLM
+
+    with pytest.raises(TypeError, match="QEFFAutoModelForCausalLM"):
+        QEFFAutoModelForSeq2SeqLM(AutoModelForCausalLM.from_pretrained(tiny_model_dir("llama")))
+    led = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model("led", vocab_size=320, d_model=32, encoder_layers=1, decoder_layers=1))
+    with pytest.raises(NotImplementedError, match="QEFF_ALLOW_ANY_ARCHITECTURE"):
+        QEFFAutoModelForSeq2SeqLM(led)
