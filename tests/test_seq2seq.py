@@ -92,18 +92,20 @@ def test_greedy_tokens_and_step_logits_equal_transformers(kind, seq2seq_dir):
 def test_the_checkpoint_s_generation_rules(seq2seq_dir):
     """forced_bos_token_id (mBART's target language), min_new_tokens, no_repeat_ngram_size and bad_words_ids change
     greedy tokens as in transformers."""
-    rules = dict(forced_bos_token_id=77, no_repeat_ngram_size=2, bad_words_ids=[[125], [5, 6]], forced_eos_token_id=None)
+    rules = dict(forced_bos_token_id=77, no_repeat_ngram_size=2, bad_words_ids=[[125], [5, 6]], repetition_penalty=1.3)
+    rules |= dict(encoder_no_repeat_ngram_size=2, begin_suppress_tokens=[78], max_length=9)
     folder, tok = seq2seq_dir("mbart", **rules)
     model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
     model.compile(ctx_len=32, batch_size=2, num_cores=1)
     hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
     enc = tok(PROMPTS, padding=True, return_tensors="pt")
-    for min_new in (None, 8):
-        with torch.no_grad():
-            reference = hf.generate(**enc, max_new_tokens=GEN, do_sample=False, num_beams=1, min_new_tokens=min_new)
-        ours = model.generate(inputs=dict(enc), generation_len=GEN, min_new_tokens=min_new).generated_ids[0]
+    for min_new, bos, length in ((None, None, GEN), (8, 90, GEN), (None, None, None)):
+        with torch.no_grad():  # length None: the checkpoint's max_length, its end token forced there
+            given = {k: v for k, v in dict(max_new_tokens=length, min_new_tokens=min_new, forced_bos_token_id=bos).items() if v is not None}
+            reference = hf.generate(**enc, do_sample=False, num_beams=1, **given)
+        ours = model.generate(inputs=dict(enc), generation_len=length, min_new_tokens=min_new, forced_bos_token_id=bos).generated_ids[0]
         assert ours.tolist() == reference[:, : ours.shape[1]].tolist()
-        assert (ours[:, 1] == 77).all() and 125 not in ours
+        assert (ours[:, 1] == (bos or 77)).all() and 125 not in ours
 
 
 def test_8_bit_decoder_weights_stay_close(seq2seq_dir):
@@ -126,6 +128,24 @@ def test_the_common_loader_routes_encoder_decoders_here(seq2seq_dir):
 
     folder, _ = seq2seq_dir("bart")  # BART also has a causal-LM class (its decoder alone): the whole model comes here
     assert type(QEFFCommonLoader.from_pretrained(folder)) is QEFFAutoModelForSeq2SeqLM
+    from transformers import BartForCausalLM
+
+    decoder_only = folder.parent / "bart-decoder"
+    BartForCausalLM.from_pretrained(folder).save_pretrained(decoder_only)  # its decoder alone stays a causal LM
+    assert QEFFCommonLoader.model_class(decoder_only) is not QEFFAutoModelForSeq2SeqLM
+
+
+def test_generation_past_the_first_cache_window(seq2seq_dir):
+    """The runtime binds the cache in windows of 128 slots and moves it to a larger one as the decoder goes on."""
+    folder, tok = seq2seq_dir("t5")
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.compile(ctx_len=160, batch_size=2, num_cores=1)
+    hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    enc = tok(PROMPTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        reference = hf.generate(**enc, max_new_tokens=140, min_new_tokens=140, do_sample=False, num_beams=1)
+    ours = model.generate(tok, PROMPTS, generation_len=140, min_new_tokens=140).generated_ids[0]
+    assert ours.shape[1] == 141 and ours.tolist() == reference.tolist()
 
 
 def test_bad_input_is_a_clear_error(seq2seq_dir, tiny_model_dir):
@@ -147,3 +167,6 @@ def test_bad_input_is_a_clear_error(seq2seq_dir, tiny_model_dir):
     led = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model("led", vocab_size=320, d_model=32, encoder_layers=1, decoder_layers=1))
     with pytest.raises(NotImplementedError, match="QEFF_ALLOW_ANY_ARCHITECTURE"):
         QEFFAutoModelForSeq2SeqLM(led)
+    sparse = AutoConfig.for_model("bigbird_pegasus", vocab_size=320, d_model=32, encoder_layers=1, decoder_layers=1)
+    with pytest.raises(NotImplementedError, match="original_full"):  # block-sparse attention: not exported
+        QEFFAutoModelForSeq2SeqLM(AutoModelForSeq2SeqLM.from_config(sparse))

@@ -35,13 +35,14 @@ class QEFFCommonLoader:
         folder, gguf_file = resolve_model_path(pretrained_model_name_or_path, cache_dir)
         if gguf_file:
             return QEFFAutoModelForCausalLM
-        model_type = AutoConfig.from_pretrained(folder).model_type
+        config = AutoConfig.from_pretrained(folder)
+        model_type = config.model_type
         if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:  # checked first, as in QEfficient
             return QEFFAutoModelForImageTextToText
         if model_type == "whisper" and model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES:  # before: it has a causal-LM class too
             return QEFFAutoModelForSpeechSeq2Seq
-        if model_type in SEQ2SEQ_TYPES:  # before: BART-like types have a causal-LM class (their decoder alone)
-            return QEFFAutoModelForSeq2SeqLM
+        if model_type in SEQ2SEQ_TYPES and _whole_model(config):
+            return QEFFAutoModelForSeq2SeqLM  # before: BART-like types have a causal-LM class (their decoder alone)
         if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
             return QEFFAutoModelForCausalLM
         if model_type in MODEL_FOR_CTC_MAPPING_NAMES:
@@ -66,3 +67,10 @@ class QEFFCommonLoader:
         if kwargs.get("cache_dir") is None:
             kwargs.pop("cache_dir", None)
         return model_class.from_pretrained(source, continuous_batching=continuous_batching, **kwargs)
+
+
+def _whole_model(config) -> bool:
+    """Whether a checkpoint holds an encoder-decoder's both halves (not a T5EncoderModel or a *ForCausalLM)."""
+    if not getattr(config, "is_encoder_decoder", False):
+        return False
+    return not config.architectures or any("Encoder" not in a and "CausalLM" not in a for a in config.architectures)

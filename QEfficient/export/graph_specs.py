@@ -366,7 +366,9 @@ class Seq2SeqEncoderGraphSpec:
 
 @dataclass(frozen=True)
 class Seq2SeqDecoderGraphSpec(SpeechDecoderGraphSpec):
-    """A text encoder-decoder's decoder step: the retained-state decoder, the encoder's mask and its cross keys/values."""
+    """A text encoder-decoder's decoder step: the retained-state decoder, the encoder's mask and its cross keys/values.
+    The rows of a batch step together: the graph reads the first row's first position as every row's (these decoders
+    place their tokens by the cache's length)."""
 
     @property
     def input_names(self) -> list[str]:

@@ -14,70 +14,110 @@ import numpy as np
 from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 
+# generation-config fields that change greedy tokens and are not applied here (a warning names them)
+UNAPPLIED = {"encoder_repetition_penalty": 1.0, "sequence_bias": None, "exponential_decay_length_penalty": None}
+
+
+def _ids(value) -> tuple[int, ...]:
+    return () if value is None else tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+
 
 @dataclass(frozen=True)
 class Seq2SeqRules:
-    """What a checkpoint's generation config asks of greedy decoding (transformers' fields)."""
+    """What a checkpoint's generation config asks of greedy decoding (transformers' fields and processors)."""
 
     decoder_start_token_id: int
     eos_token_ids: tuple[int, ...]
     pad_token_id: int
+    max_new_tokens: int  # transformers' max_new_tokens, or its max_length less the start token
     forced_bos_token_id: int | None = None
-    forced_eos_token_id: int | None = None
+    forced_eos_token_ids: tuple[int, ...] = ()
     min_length: int = 0  # of the decoder's sequence, its start token included (transformers' min_length)
     no_repeat_ngram_size: int = 0
+    encoder_no_repeat_ngram_size: int = 0
+    repetition_penalty: float = 1.0
     bad_words_ids: tuple[tuple[int, ...], ...] = field(default_factory=tuple)
     suppress_tokens: tuple[int, ...] = ()
+    begin_suppress_tokens: tuple[int, ...] = ()
 
     @classmethod
-    def from_generation_config(cls, generation_config, config, min_new_tokens: int | None = None) -> Seq2SeqRules:
-        def ids(value) -> tuple[int, ...]:
-            return () if value is None else tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
-
-        g = generation_config
-        start = g.decoder_start_token_id if g.decoder_start_token_id is not None else config.decoder_start_token_id
+    def from_generation_config(cls, g, config, min_new_tokens: int | None = None, forced_bos_token_id: int | None = None) -> Seq2SeqRules:
+        """The rules of generation config ``g`` (``config``'s tokens where it names none); ``min_new_tokens`` and
+        ``forced_bos_token_id`` given here replace the checkpoint's (mBART's, NLLB's and M2M100's target language)."""
+        candidates = (
+            g.decoder_start_token_id,
+            getattr(config, "decoder_start_token_id", None),
+            g.bos_token_id,
+            getattr(config, "bos_token_id", None),
+        )
+        start = next((v for v in candidates if v is not None), None)
         if start is None:
             raise ValueError("The model names no decoder_start_token_id (its generation config or config): set one.")
-        eos = ids(g.eos_token_id if g.eos_token_id is not None else config.eos_token_id)
+        eos = _ids(g.eos_token_id if g.eos_token_id is not None else config.eos_token_id)
         pad = g.pad_token_id if g.pad_token_id is not None else config.pad_token_id
-        min_length = max(g.min_length or 0, 1 + (min_new_tokens if min_new_tokens is not None else g.min_new_tokens or 0))
+        min_new_tokens = min_new_tokens if min_new_tokens is not None else g.min_new_tokens
+        # transformers: min_new_tokens, where given, sets the minimum length in place of min_length
+        min_length = 1 + min_new_tokens if min_new_tokens is not None else (g.min_length or 0)
+        bad_words = tuple(tuple(int(t) for t in word) for word in (g.bad_words_ids or ()) if list(word) not in [[e] for e in eos])
         return cls(
-            int(ids(start)[0]),
+            int(_ids(start)[0]),
             eos,
             int(pad if pad is not None else (eos[0] if eos else 0)),
-            g.forced_bos_token_id,
-            (ids(g.forced_eos_token_id) or (None,))[0],
+            g.max_new_tokens or max(1, (g.max_length or 20) - 1),
+            forced_bos_token_id if forced_bos_token_id is not None else g.forced_bos_token_id,
+            _ids(g.forced_eos_token_id),
             min_length,
             g.no_repeat_ngram_size or 0,
-            tuple(tuple(int(t) for t in word) for word in (g.bad_words_ids or ())),
-            ids(g.suppress_tokens),
+            g.encoder_no_repeat_ngram_size or 0,
+            float(g.repetition_penalty or 1.0),
+            bad_words,
+            _ids(g.suppress_tokens),
+            _ids(g.begin_suppress_tokens),
         )
 
-    def scores(self, logits: np.ndarray, sequences: np.ndarray, step: int, last_step: bool) -> np.ndarray:
-        """The logits of the next tokens [rows, vocab] after the rules, for ``sequences`` [rows, n] so far."""
+    def scores(self, logits: np.ndarray, sequences: np.ndarray, step: int, last_step: bool, encoder_ids: np.ndarray) -> np.ndarray:
+        """The logits of the next tokens [rows, vocab] after the rules, for ``sequences`` [rows, n] so far (their
+        inputs ``encoder_ids``); ``last_step``: the token at transformers' maximum length (forced EOS)."""
         scores = np.array(logits, dtype=np.float32)
         n = sequences.shape[1]
-        if self.suppress_tokens:
-            scores[:, list(self.suppress_tokens)] = -np.inf
+        rows = range(len(scores))
+        if self.repetition_penalty != 1.0:
+            for row in rows:
+                seen = np.unique(sequences[row])
+                scores[row, seen] = np.where(
+                    scores[row, seen] < 0, scores[row, seen] * self.repetition_penalty, scores[row, seen] / self.repetition_penalty
+                )
         if n < self.min_length and self.eos_token_ids:
             scores[:, list(self.eos_token_ids)] = -np.inf
-        for word in self.bad_words_ids:
-            *head, last = word
-            for row in range(len(scores)):
+        for row in rows:
+            for token in _banned_by_ngrams(sequences[row], self.no_repeat_ngram_size, sequences[row]):
+                scores[row, token] = -np.inf
+            for token in _banned_by_ngrams(encoder_ids[row], self.encoder_no_repeat_ngram_size, sequences[row], own=False):
+                scores[row, token] = -np.inf
+            for *head, last in self.bad_words_ids:
                 if not head or tuple(sequences[row, n - len(head) :]) == tuple(head):
                     scores[row, last] = -np.inf
-        size = self.no_repeat_ngram_size
-        if size and n + 1 >= size:
-            for row in range(len(scores)):
-                seen = tuple(sequences[row, n - size + 1 :])
-                for i in range(n - size + 1):
-                    if tuple(sequences[row, i : i + size - 1]) == seen:
-                        scores[row, sequences[row, i + size - 1]] = -np.inf
-        forced = self.forced_bos_token_id if step == 0 else self.forced_eos_token_id if last_step else None
-        if forced is not None:
+        if last_step and self.forced_eos_token_ids:  # after forced BOS: at one new token, EOS wins (transformers' order)
             scores[:] = -np.inf
-            scores[:, forced] = 0.0
+            scores[:, list(self.forced_eos_token_ids)] = 0.0
+        elif step == 0 and self.forced_bos_token_id is not None:
+            scores[:] = -np.inf
+            scores[:, self.forced_bos_token_id] = 0.0
+        if self.suppress_tokens:
+            scores[:, list(self.suppress_tokens)] = -np.inf
+        if step == 0 and self.begin_suppress_tokens:
+            scores[:, list(self.begin_suppress_tokens)] = -np.inf
         return scores
+
+
+def _banned_by_ngrams(source: np.ndarray, size: int, sequence: np.ndarray, own: bool = True) -> list[int]:
+    """The tokens that would repeat an n-gram of ``size`` from ``source`` after the end of ``sequence``
+    (transformers' no_repeat_ngram_size with ``own``, its encoder_no_repeat_ngram_size with the encoder's ids)."""
+    n = len(sequence)
+    if not size or n + 1 < size or (not own and n < size - 1):
+        return []
+    tail = tuple(sequence[n - size + 1 :]) if size > 1 else ()
+    return [int(source[i + size - 1]) for i in range(len(source) - size + 1) if tuple(source[i : i + size - 1]) == tail]
 
 
 class Seq2SeqGeneration:
@@ -88,8 +128,12 @@ class Seq2SeqGeneration:
         self.batch_size, self.ctx_len = decoder_session.batch_size, decoder_session.ctx_len
 
     def generate(self, input_ids: np.ndarray, attention_mask: np.ndarray, generation_len: int | None, decode=None) -> CloudAI100ExecInfo:
+        """``generation_len``: the most new tokens (None: the checkpoint's maximum, within the compiled ctx_len)."""
         start = time.perf_counter()
-        generation_len = self.ctx_len if generation_len is None else generation_len
+        # transformers forces its end token at its maximum length: the length asked for, else the checkpoint's
+        self.force_eos_at = generation_len if generation_len is not None else self.rules.max_new_tokens
+        if generation_len is None:
+            generation_len = min(self.rules.max_new_tokens, self.ctx_len)
         if generation_len > self.ctx_len:
             raise ValueError(
                 f"generation_len={generation_len} needs ctx_len >= {generation_len} decoder slots; compiled ctx_len is "
@@ -133,7 +177,8 @@ class Seq2SeqGeneration:
         logits = self.decoder.run(sequences[:, :1], np.zeros((rows, 1), np.int64))
         decode_start, n = time.perf_counter(), 1
         for step in range(generation_len):
-            scores = self.rules.scores(logits, sequences[:, :n], step, step == generation_len - 1)
+            last = step == self.force_eos_at - 1
+            scores = self.rules.scores(logits, sequences[:, :n], step, last, ids)
             token = np.where(done, self.rules.pad_token_id, scores.argmax(-1))
             sequences[:, n] = token
             n += 1

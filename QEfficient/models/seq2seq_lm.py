@@ -21,7 +21,7 @@ from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, Seq2SeqDeco
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_seq2seq_encoder_onnx
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
-from QEfficient.generation.seq2seq_generation import Seq2SeqGeneration, Seq2SeqRules
+from QEfficient.generation.seq2seq_generation import UNAPPLIED, Seq2SeqGeneration, Seq2SeqRules
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.seq2seq import QEffSeq2SeqDecoder, QEffSeq2SeqEncoder
@@ -53,6 +53,11 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             raise NotImplementedError(
                 f"Encoder-decoder type {kind!r} is not proven here (supported: {', '.join(SUPPORTED_TYPES)}); "
                 f"{ALLOW_ANY}=1 tries it anyway."
+            )
+        if kind == "bigbird_pegasus" and model.config.attention_type != "original_full":
+            raise NotImplementedError(
+                "BigBird-Pegasus's block-sparse attention is not exported: load it with "
+                "hf_overrides={'attention_type': 'original_full'} (what transformers runs for inputs shorter than its blocks)."
             )
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
         self.hf = model.eval()
@@ -118,20 +123,20 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         *,
         inputs: dict | None = None,
         min_new_tokens: int | None = None,
+        forced_bos_token_id: int | None = None,
         stream: bool = False,
     ) -> CloudAI100ExecInfo:
         """Greedy outputs for ``prompts`` (tokenized by ``tokenizer``, padded) or ``inputs`` (a tokenizer's output:
-        input_ids and attention_mask). ``generated_ids[i]``: batch i's decoder sequences (start token first, padded);
-        ``generated_texts[i]``: their text, where a tokenizer is given."""
+        input_ids and attention_mask). ``generation_len``: the most new tokens (None: the checkpoint's maximum, within
+        the compiled ctx_len); ``min_new_tokens`` and ``forced_bos_token_id`` (mBART's, NLLB's and M2M100's target
+        language: ``tokenizer.convert_tokens_to_ids("de_DE")``) as transformers' generate takes them.
+        ``generated_ids[i]``: batch i's decoder sequences (start token first, padded); ``generated_texts[i]``: their
+        text, where a tokenizer is given."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         generation_len = check_generation_len(generation_len)
         ids, mask = self._inputs(tokenizer, prompts, inputs)
-        if getattr(self.hf.generation_config, "num_beams", 1) not in (None, 1):
-            warnings.warn(
-                f"generate(): greedy decoding; the checkpoint's num_beams={self.hf.generation_config.num_beams} is not applied.",
-                stacklevel=2,
-            )
+        self._warn_unapplied()
         encoder_path, decoder_path = self.qpc_paths["encoder_qpc_path"], self.qpc_paths["decoder_qpc_path"]
         cores = (self._num_cores,)
         encoder = self._session(
@@ -139,12 +144,21 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         )
         decoder = self._session("decoder", (str(decoder_path), *cores), lambda: open_kv_session(decoder_path, self._num_cores))
         cross_names = Seq2SeqEncoderGraphSpec(read_artifact(encoder_path)["num_layers"]).output_names
-        rules = Seq2SeqRules.from_generation_config(self.hf.generation_config, self.config, min_new_tokens)
+        rules = Seq2SeqRules.from_generation_config(self.hf.generation_config, self.config, min_new_tokens, forced_bos_token_id)
         decode = (lambda row: tokenizer.decode(row, skip_special_tokens=True)) if tokenizer is not None else None
         info = Seq2SeqGeneration(encoder, decoder, rules, cross_names).generate(ids, mask, generation_len, decode)
         if stream:
             print_perf(info)
         return info
+
+    def _warn_unapplied(self) -> None:
+        """Greedy decoding only: the checkpoint's beam search, sampling and the rules not restated here are named once."""
+        g = self.hf.generation_config
+        unapplied = [f"{key}={getattr(g, key)!r}" for key, neutral in UNAPPLIED.items() if getattr(g, key, neutral) not in (neutral, None)]
+        unapplied += [f"num_beams={g.num_beams}"] if (g.num_beams or 1) > 1 else []
+        unapplied += ["do_sample=True"] if g.do_sample else []
+        if unapplied:
+            warnings.warn(f"generate() decodes greedily; the checkpoint's {', '.join(unapplied)} not applied.", stacklevel=3)
 
     def _inputs(self, tokenizer, prompts, inputs) -> tuple[np.ndarray, np.ndarray]:
         if inputs is None:

@@ -23,7 +23,8 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, StaticKVCache, _attn_implementation, as_mask_kind, visibility_mask
 
-# families whose attention adds the mask to a relative position bias (their own attention code, not transformers')
+# families whose attention adds the mask to a relative position bias: their decoder keeps its own copy of the config
+# (still eager attention, not the static-KV function set below), which takes an additive mask
 ADDITIVE_MASK_TYPES = frozenset({"t5", "mt5", "umt5", "longt5", "switch_transformers"})
 
 
