@@ -148,6 +148,21 @@ def test_generation_past_the_first_cache_window(seq2seq_dir):
     assert ours.shape[1] == 141 and ours.tolist() == reference.tolist()
 
 
+def test_the_infer_command_runs_an_encoder_decoder(seq2seq_dir, capsys):
+    from QEfficient.cloud import infer
+
+    folder, tok = seq2seq_dir("t5")
+    info = infer.main(
+        model_name=str(folder), prompt=["hello world the cat", "a b c"], ctx_len=16, batch_size=2, num_cores=1, generation_len=5
+    )
+    hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    enc = tok(["hello world the cat", "a b c"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        reference = hf.generate(**enc, max_new_tokens=5, do_sample=False, num_beams=1)
+    assert info.generated_texts[0] == tok.batch_decode(reference, skip_special_tokens=True)
+    assert "Prompt : a b c" in capsys.readouterr().out
+
+
 def test_bad_input_is_a_clear_error(seq2seq_dir, tiny_model_dir):
     folder, tok = seq2seq_dir("t5")
     model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)

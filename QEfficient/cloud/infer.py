@@ -202,6 +202,35 @@ def _is_speech(model_name: str, cache_dir: str | None) -> bool:
     return _speech_class(model_name, cache_dir) is QEFFAutoModelForSpeechSeq2Seq
 
 
+def _is_seq2seq(model_name: str, cache_dir: str | None) -> bool:
+    """A text encoder-decoder (T5, BART, Marian, ...), which QEFFAutoModelForSeq2SeqLM runs."""
+    from QEfficient import QEFFAutoModelForSeq2SeqLM
+    from QEfficient.base.common import QEFFCommonLoader
+
+    try:
+        return QEFFCommonLoader.model_class(model_name, cache_dir) is QEFFAutoModelForSeq2SeqLM
+    except (OSError, ValueError, NotImplementedError):
+        return False
+
+
+def run_seq2seq(model_name: str, prompts: list[str], compile_options: dict, generation_len: int | None, stream: bool):
+    """Each prompt through a text encoder-decoder, greedily (the prompt as the encoder's input: "translate English to
+    German: ..." for T5, the text itself for a translation or summarisation model)."""
+    from QEfficient import QEFFAutoModelForSeq2SeqLM
+    from QEfficient.utils.tokenizer import load_hf_tokenizer
+
+    with step(f"Loading {model_name}"):
+        model = QEFFAutoModelForSeq2SeqLM.from_pretrained(model_name)
+        tokenizer = load_hf_tokenizer(model.local_model_dir)
+    with step("Exporting and compiling the encoder and decoder graphs (cached)"):
+        model.compile(**compile_options)
+    info = model.generate(tokenizer, prompts, generation_len=generation_len, stream=stream)
+    outputs = [text for batch in info.generated_texts for text in batch]
+    for prompt, output in zip(prompts, outputs):
+        print(f"\nPrompt : {prompt}\nOutput : {output}")
+    return info
+
+
 def run_speech(model_class: type, model_name: str, audio_path: str, compile_options: dict, generation_len: int | None, **generate_options):
     """Transcribe one WAV file: Whisper (any length: read in 30 s windows) or a CTC model (one pass)."""
     from QEfficient import QEFFAutoModelForCTC
@@ -315,6 +344,9 @@ def infer(
             raise ValueError(f"--audio_path needs a speech model (Whisper, or Wav2Vec2-style CTC); '{model_name}' is not one.")
         compile_options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, **compiler_options)
         return run_speech(speech_class, model_name, audio_path, compile_options, generation_len, **speech_options)
+    if not gguf_file and _is_seq2seq(model_name, cache_dir):  # the prompt is the encoder's: no prompt_len
+        options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, mxfp6_matmul=mxfp6, **compiler_options)
+        return run_seq2seq(model_name, prompts, options, generation_len, stream)
     if prompt_len > ctx_len:  # a decoder's check (a speech model takes no prompt_len)
         raise ValueError(f"prompt_len ({prompt_len}) must not exceed ctx_len ({ctx_len}): raise --ctx_len or lower --prompt_len.")
     decoder_compile_options = dict(  # the causal-LM and image-text classes take the same compile() options
