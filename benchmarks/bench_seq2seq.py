@@ -1,0 +1,109 @@
+"""Text encoder-decoders: transformers (PyTorch) vs QEfficient, side by side in one process.
+
+    .venv/bin/python benchmarks/bench_seq2seq.py [--threads 2] [--new-tokens 64] [--batch 1 4]
+
+Two shapes of real checkpoints with random weights (no weights are downloaded): T5-small (60M parameters, relative
+position bias) and Opus-MT (Marian, 74M, sinusoidal positions). For each batch size, a 24-token input per row and
+``--new-tokens`` greedy tokens (min_new_tokens holds every row to that length): decoded tokens per second, median of
+3 after a warm-up, and the ratio to transformers' ``generate``, for QEfficient float32 and ``mxfp6_matmul`` (8-bit
+decoder weights); "same" says whether float32's tokens equal transformers'. Ratios matter, not absolute seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+SHAPES = {
+    "t5-small": ("t5", dict(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8, decoder_start_token_id=0)),
+    "opus-mt": (
+        "marian",
+        dict(
+            vocab_size=58101, d_model=512, encoder_layers=6, decoder_layers=6, encoder_attention_heads=8, decoder_attention_heads=8,
+            encoder_ffn_dim=2048, decoder_ffn_dim=2048, max_position_embeddings=512, pad_token_id=58100, eos_token_id=0,
+            decoder_start_token_id=58100,
+        ),
+    ),
+}  # fmt: skip
+
+
+def cpu_model() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor()
+
+
+def median_seconds(fn, runs: int = 3) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--batch", type=int, nargs="+", default=[1, 4])
+    args = ap.parse_args()
+    os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-s2s-"))
+    import numpy as np
+    import torch
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+    from QEfficient import QEFFAutoModelForSeq2SeqLM
+
+    torch.set_num_threads(args.threads)
+    new = args.new_tokens
+    rows = []
+    print(f"{cpu_model()}, {args.threads} threads, {new} new tokens; decoded tokens/s (ratio to transformers)")
+    print(f"{'model':>9s} {'batch':>5s} {'transformers':>12s} {'QEff fp32':>16s} {'QEff mxfp6':>16s} {'same':>5s}")
+    for name, (kind, options) in SHAPES.items():
+        torch.manual_seed(0)
+        folder = Path(tempfile.mkdtemp(prefix=f"qeff-bench-{name}-"))
+        hf = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model(kind, **options)).eval()
+        hf.generation_config.max_length = None  # the checkpoint's own limits stay out of the way
+        hf.save_pretrained(folder)
+        engines = {precision: QEFFAutoModelForSeq2SeqLM.from_pretrained(folder) for precision in ("fp32", "mxfp6")}
+        for batch in args.batch:
+            rng = np.random.default_rng(batch)
+            ids = rng.integers(5, 30000, (batch, 24)).astype(np.int64)
+            inputs = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+            pt = {k: torch.from_numpy(v) for k, v in inputs.items()}
+
+            def run_hf(pt=pt, hf=hf):
+                with torch.inference_mode():
+                    return hf.generate(**pt, max_new_tokens=new, min_new_tokens=new, do_sample=False, num_beams=1)
+
+            seconds = {"transformers": median_seconds(run_hf)}
+            outputs = {}
+            for precision, model in engines.items():
+                model.compile(ctx_len=new + 8, batch_size=batch, num_cores=args.threads, mxfp6_matmul=precision == "mxfp6")
+                generate = lambda model=model, inputs=inputs: model.generate(inputs=inputs, generation_len=new, min_new_tokens=new)  # noqa: E731
+                seconds[precision] = median_seconds(generate)
+                outputs[precision] = generate().generated_ids[0]
+            same = outputs["fp32"].tolist() == run_hf().tolist()
+            rate = {k: batch * new / v for k, v in seconds.items()}
+            rows.append({"model": name, "batch": batch, **{f"{k}_tokens_per_s": v for k, v in rate.items()}, "fp32_tokens_equal": same})
+            print(
+                f"{name:>9s} {batch:5d} {rate['transformers']:12.1f} {rate['fp32']:9.1f} ({rate['fp32'] / rate['transformers']:.2f}x)"
+                f" {rate['mxfp6']:9.1f} ({rate['mxfp6'] / rate['transformers']:.2f}x) {str(same):>5s}",
+                flush=True,
+            )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "seq2seq.json").write_text(json.dumps({"cpu": cpu_model(), "threads": args.threads, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
