@@ -1,12 +1,16 @@
 """Text encoder-decoders: transformers (PyTorch) vs QEfficient, side by side in one process.
 
-    .venv/bin/python benchmarks/bench_seq2seq.py [--threads 2] [--new-tokens 64] [--batch 1 4]
+    .venv/bin/python benchmarks/bench_seq2seq.py [--threads 2] [--new-tokens 64] [--batch 1 4] [--ct2 PEERS/ct2]
 
 Two shapes of real checkpoints with random weights (no weights are downloaded): T5-small (60M parameters, relative
 position bias) and Opus-MT (Marian, 74M, sinusoidal positions). For each batch size, a 24-token input per row and
 ``--new-tokens`` greedy tokens (min_new_tokens holds every row to that length): decoded tokens per second, median of
 3 after a warm-up, and the ratio to transformers' ``generate``, for QEfficient float32 and ``mxfp6_matmul`` (8-bit
 decoder weights); "same" says whether float32's tokens equal transformers'. Ratios matter, not absolute seconds.
+
+``--ct2 VENV``: CTranslate2 too (``python3 -m venv VENV && VENV/bin/pip install ctranslate2``), float32 and int8, the
+engine usually picked for these models on CPUs; its converter runs here, with this venv's transformers, on the same
+weights (with a word-level vocabulary of the model's size, since the weights are random).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,12 +56,36 @@ def median_seconds(fn, runs: int = 3) -> float:
     return statistics.median(times)
 
 
+def ct2_translators(folder: Path, options: dict, threads: int) -> dict:
+    """CTranslate2 float32 and int8 translators of the model in ``folder`` (converted beside it)."""
+    import ctranslate2
+    from ctranslate2.converters import TransformersConverter
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    pad, eos = options.get("pad_token_id", 0), options.get("eos_token_id", 1)
+    # Marian's pad is its last token, which the converter drops by its name
+    names = {i: ("<pad>" if i == pad == options["vocab_size"] - 1 else f"t{i}") for i in range(options["vocab_size"])}
+    vocab = Tokenizer(models.WordLevel({name: i for i, name in names.items()}, unk_token="t2"))
+    vocab.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=vocab, unk_token="t2", pad_token=names[pad], eos_token=names[eos]).save_pretrained(folder)
+    converted = folder.parent / f"{folder.name}-ct2"
+    TransformersConverter(str(folder)).convert(str(converted), force=True)
+    return {
+        ct: ctranslate2.Translator(str(converted), device="cpu", compute_type=ct, inter_threads=1, intra_threads=threads)
+        for ct in ("float32", "int8")
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--ct2", type=Path, default=None, help="a virtualenv with ctranslate2 installed")
     args = ap.parse_args()
+    if args.ct2 is not None:
+        sys.path.append(str(next(args.ct2.glob("lib/python3*/site-packages"))))
     os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-s2s-"))
     import numpy as np
     import torch
@@ -76,6 +105,7 @@ def main() -> None:
         hf.generation_config.max_length = None  # the checkpoint's own limits stay out of the way
         hf.save_pretrained(folder)
         engines = {precision: QEFFAutoModelForSeq2SeqLM.from_pretrained(folder) for precision in ("fp32", "mxfp6")}
+        translators = ct2_translators(folder, options, args.threads) if args.ct2 is not None else {}
         for batch in args.batch:
             rng = np.random.default_rng(batch)
             ids = rng.integers(5, 30000, (batch, 24)).astype(np.int64)
@@ -94,11 +124,24 @@ def main() -> None:
                 seconds[precision] = median_seconds(generate)
                 outputs[precision] = generate().generated_ids[0]
             same = outputs["fp32"].tolist() == run_hf().tolist()
+            source = [[f"t{i}" for i in row] for row in ids]
+            for precision, translator in translators.items():
+                translate = lambda t=translator, source=source, batch=batch: t.translate_batch(  # noqa: E731
+                    source, beam_size=1, max_decoding_length=new, min_decoding_length=new, max_batch_size=batch
+                )
+                seconds[f"ct2_{precision}"] = median_seconds(translate)
+                if precision == "float32":
+                    ct2_ids = [[int(t[1:]) for t in r.hypotheses[0]] for r in translate()]
+                    rows_same = [a == b.tolist()[1 : 1 + len(a)] for a, b in zip(ct2_ids, run_hf())]
+                    print(f"  CTranslate2 float32 tokens equal transformers': {all(rows_same)}")
             rate = {k: batch * new / v for k, v in seconds.items()}
             rows.append({"model": name, "batch": batch, **{f"{k}_tokens_per_s": v for k, v in rate.items()}, "fp32_tokens_equal": same})
+            peers = "".join(
+                f" {k}: {v:.1f} ({rate['fp32'] / v:.2f}x / {rate['mxfp6'] / v:.2f}x)" for k, v in rate.items() if k.startswith("ct2")
+            )
             print(
                 f"{name:>9s} {batch:5d} {rate['transformers']:12.1f} {rate['fp32']:9.1f} ({rate['fp32'] / rate['transformers']:.2f}x)"
-                f" {rate['mxfp6']:9.1f} ({rate['mxfp6'] / rate['transformers']:.2f}x) {str(same):>5s}",
+                f" {rate['mxfp6']:9.1f} ({rate['mxfp6'] / rate['transformers']:.2f}x) {str(same):>5s}{peers}",
                 flush=True,
             )
     RESULTS.mkdir(parents=True, exist_ok=True)
