@@ -176,6 +176,20 @@ def test_sequence_classification_trains_the_classifier_only(tmp_path, tokenizer_
     assert not torch.equal(saved.classifier.weight, before.classifier.weight)
 
 
+def test_sequence_classification_with_lora(tiny_model_dir, tmp_path):
+    """QEfficient's defaults (use_peft) on a decoder's sequence classifier: peft's SEQ_CLS adapter, its score head
+    trained beside the LoRA matrices and saved with them."""
+    config = custom_config(tmp_path, classify=True, num_labels=2)
+    results = main(
+        model_name=str(tiny_model_dir("llama")), dataset="custom_dataset", custom_dataset_config=str(config),
+        task_mode="seq_classification", lr=1e-2, output_dir=str(tmp_path / "lora-cls"), **FAST,
+    )  # fmt: skip
+    assert 0.0 <= float(results["last_epoch_train_metric"]) <= 1.0
+    saved = tmp_path / "lora-cls_node_rank_0" / "complete_epoch_1"
+    assert json.loads((saved / "adapter_config.json").read_text())["task_type"] == "SEQ_CLS"
+    assert any("score" in k for k in load_file(saved / "adapter_model.safetensors"))
+
+
 def test_command_line(tiny_model_dir, tmp_path):
     """QEfficient's command as written (its default device, qaic, trains on the CPU with a warning)."""
     base = tiny_model_dir("llama")

@@ -99,6 +99,10 @@ def test_the_checkpoint_s_generation_rules(seq2seq_dir):
     model.compile(ctx_len=32, batch_size=2, num_cores=1)
     hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
     enc = tok(PROMPTS, padding=True, return_tensors="pt")
+    with torch.no_grad():  # the token transformers writes after the forced one, suppressed there from now on
+        first = int(hf.generate(**enc, max_new_tokens=3, do_sample=False, num_beams=1)[0, 2])
+    for generation_config in (hf.generation_config, model.hf.generation_config):
+        generation_config.begin_suppress_tokens = [first]
     for min_new, bos, length in ((None, None, GEN), (8, 90, GEN), (None, None, None)):
         with torch.no_grad():  # length None: the checkpoint's max_length, its end token forced there
             given = {k: v for k, v in dict(max_new_tokens=length, min_new_tokens=min_new, forced_bos_token_id=bos).items() if v is not None}

@@ -84,6 +84,7 @@ def test_gigachat3_one_json_call_after_its_header():
     assert read("gigachat3", "<|function_call|>{oops") is None and read("gigachat3", "Plain answer.") is None
     raw = '<|function_call|>{"name": "get_weather", "arguments": {"city": "a\nb"}}'  # a raw newline in a string
     assert read("gigachat3", raw) == (None, [("get_weather", {"city": "a\nb"})])
+    streams_add_up("gigachat3", raw)  # escaped alike, streamed or not
     streams_add_up("gigachat3", three, one, "Plain <|message", 'x<|function_call|>{"name": "get_ti')
 
 
@@ -155,7 +156,7 @@ def test_kimi_k3_calls_in_its_tools_channel():
     assert read("kimi_k3", "Sure." + calls) == ("Sure.", expected)  # the reply's channel closed by the reasoning parser
     assert read("kimi_k3", "Hello<|close|>message<|sep|>") is None
     assert read("kimi_k3", '<|open|>tools<|sep|><|open|>call tool="get_time"<|sep|>') is None  # not closed: no call
-    streams_add_up("kimi_k3", text, "Sure." + calls, "Sure.<|close|>res")
+    streams_add_up("kimi_k3", text, "Sure." + calls, "Sure.<|close|>res", "pre<|open|>response<|sep|>Sure." + calls)
     from QEfficient.serving.tools import AutoTools
 
     stream = AutoTools(ALL_TOOLS, "kimi_k3").stream()  # an answer without calls: the reply, its markers left out

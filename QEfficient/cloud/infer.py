@@ -213,14 +213,14 @@ def _is_seq2seq(model_name: str, cache_dir: str | None) -> bool:
         return False
 
 
-def run_seq2seq(model_name: str, prompts: list[str], compile_options: dict, generation_len: int | None, stream: bool):
+def run_seq2seq(model_name: str, prompts: list[str], compile_options: dict, generation_len: int | None, stream: bool, **load_kwargs):
     """Each prompt through a text encoder-decoder, greedily (the prompt as the encoder's input: "translate English to
     German: ..." for T5, the text itself for a translation or summarisation model)."""
     from QEfficient import QEFFAutoModelForSeq2SeqLM
     from QEfficient.utils.tokenizer import load_hf_tokenizer
 
     with step(f"Loading {model_name}"):
-        model = QEFFAutoModelForSeq2SeqLM.from_pretrained(model_name)
+        model = QEFFAutoModelForSeq2SeqLM.from_pretrained(model_name, **{k: v for k, v in load_kwargs.items() if v})
         tokenizer = load_hf_tokenizer(model.local_model_dir)
     with step("Exporting and compiling the encoder and decoder graphs (cached)"):
         model.compile(**compile_options)
@@ -345,8 +345,14 @@ def infer(
         compile_options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, **compiler_options)
         return run_speech(speech_class, model_name, audio_path, compile_options, generation_len, **speech_options)
     if not gguf_file and _is_seq2seq(model_name, cache_dir):  # the prompt is the encoder's: no prompt_len
+        unused = {"--full_batch_size": full_batch_size is not None, "--mxint8": mxint8, "--chat": bool(chat)}
+        unused["--device_group"] = bool(device_group and len(device_group) > 1)
+        if any(unused.values()):
+            names = ", ".join(k for k, v in unused.items() if v)
+            warnings.warn(f"{names}: not used for an encoder-decoder (one batch at a time, float32 cache, no chat template).", stacklevel=2)
         options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, mxfp6_matmul=mxfp6, **compiler_options)
-        return run_seq2seq(model_name, prompts, options, generation_len, stream)
+        load = {"cache_dir": cache_dir, "trust_remote_code": trust_remote_code or None}
+        return run_seq2seq(model_name, prompts, options, generation_len, stream, **load)
     if prompt_len > ctx_len:  # a decoder's check (a speech model takes no prompt_len)
         raise ValueError(f"prompt_len ({prompt_len}) must not exceed ctx_len ({ctx_len}): raise --ctx_len or lower --prompt_len.")
     decoder_compile_options = dict(  # the causal-LM and image-text classes take the same compile() options

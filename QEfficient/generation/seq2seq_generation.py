@@ -105,7 +105,8 @@ class Seq2SeqRules:
             scores[:, self.forced_bos_token_id] = 0.0
         if self.suppress_tokens:
             scores[:, list(self.suppress_tokens)] = -np.inf
-        if step == 0 and self.begin_suppress_tokens:
+        begin = 1 if self.forced_bos_token_id is not None else 0  # transformers: the first token after a forced BOS
+        if step == begin and self.begin_suppress_tokens:
             scores[:, list(self.begin_suppress_tokens)] = -np.inf
         return scores
 

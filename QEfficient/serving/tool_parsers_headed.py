@@ -33,9 +33,32 @@ def _giga_call_start(text: str) -> int:
     return _skip(text, at + len(header))
 
 
+def _escaped_controls(written: str | None) -> str | None:
+    """JSON as written, a raw control character inside a string escaped (GigaChat's parser reads it leniently; a client's
+    JSON reader would not); character by character, so a stream's pieces add up to the whole."""
+    if written is None:
+        return None
+    out, in_string, escaped = [], False, False
+    for c in written:
+        if in_string and not escaped and ord(c) < 0x20:
+            out.append(json.dumps(c)[1:-1])
+            continue
+        out.append(c)
+        if escaped:
+            escaped = False
+        elif c == "\\" and in_string:
+            escaped = True
+        elif c == '"':
+            in_string = not in_string
+    return "".join(out)
+
+
 def _giga_calls(text: str) -> list[ScannedCall]:
     start = _giga_call_start(text)
-    return [scan_call(text, start, "arguments")] if 0 <= start < len(text) and text[start] == "{" else []
+    if not (0 <= start < len(text) and text[start] == "{"):
+        return []
+    name, arguments, end = scan_call(text, start, "arguments")
+    return [(name, _escaped_controls(arguments), end)]
 
 
 def _giga_message(text: str) -> dict | None:
@@ -49,8 +72,8 @@ def _giga_message(text: str) -> dict | None:
         return None
     if not (isinstance(call, dict) and isinstance(call.get("name"), str) and isinstance(call.get("arguments"), dict)):
         return None
-    written = scan_call(text, start, "arguments")[1]
-    if written is None or not finite_json(written)[0]:  # e.g. a raw control character in a string: JSON's own form
+    written = _escaped_controls(scan_call(text, start, "arguments")[1])
+    if written is None or not finite_json(written)[0]:
         written = json.dumps(call["arguments"], ensure_ascii=False)
     content = held_before(text, _GIGA_ENDS, True)[0]
     return {"role": "assistant", "content": content or None, "tool_calls": [tool_call(call["name"], written)]}

@@ -61,8 +61,8 @@ def reply(text: str, final: bool = True) -> str:
     or the end of the turn; while the answer goes on, less a tail that may begin one of those markers."""
     if not final and len(text) < len(RESPONSE) and RESPONSE.startswith(text):
         return ""
-    start = text.find(RESPONSE)
-    body = text[start + len(RESPONSE) :] if start >= 0 else text
+    start = text.find(RESPONSE)  # its marker dropped where it is (text before it stays, as it streamed)
+    body = text[:start] + text[start + len(RESPONSE) :] if start >= 0 else text
     ends = [at for marker in (RESPONSE_END, TOOLS, MESSAGE_END) if (at := body.find(marker)) >= 0]
     if ends:
         return body[: min(ends)]

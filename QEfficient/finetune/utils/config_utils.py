@@ -11,7 +11,7 @@ from typing import Any
 
 from QEfficient.finetune.configs.dataset_config import DATASET_CONFIGS
 from QEfficient.finetune.configs.peft_config import LoraConfig
-from QEfficient.finetune.configs.training import Peft_Method, TrainConfig
+from QEfficient.finetune.configs.training import Peft_Method, Task_Mode, TrainConfig
 
 # options main() takes besides the fields of TrainConfig and LoraConfig
 OTHER_OPTIONS = {"custom_dataset_config"}
@@ -89,6 +89,8 @@ def generate_peft_config(train_config: TrainConfig, **kwargs: Any) -> Any:
     if train_config.peft_method != Peft_Method.LORA.value:
         raise ValueError(f"peft_method {train_config.peft_method!r} is not supported: only 'lora'.")
     config = LoraConfig()
+    if train_config.task_mode == Task_Mode.SEQ_CLASSIFICATION.value:
+        config.task_type = "SEQ_CLS"  # peft then trains the classifier beside the adapter
     update_config(config, **kwargs)
     return PeftLoraConfig(**asdict(config))
 

@@ -45,7 +45,7 @@ def get_dataloader(tokenizer: Any, dataset_config: Any, train_config: TrainConfi
         drop_last=True,
         collate_fn=collate or DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX),
         num_workers=train_config.num_workers_dataloader,
-        pin_memory=torch.device(train_config.device).type == "cuda",
+        pin_memory=str(train_config.device).startswith("cuda"),
     )
 
 
