@@ -167,6 +167,14 @@ def test_the_infer_command_runs_an_encoder_decoder(seq2seq_dir, capsys):
     assert "Prompt : a b c" in capsys.readouterr().out
 
 
+def test_the_causal_lm_class_points_here(seq2seq_dir):
+    from QEfficient import QEFFAutoModelForCausalLM
+
+    folder, _ = seq2seq_dir("marian")
+    with pytest.raises(Exception, match="QEFFAutoModelForSeq2SeqLM"):
+        QEFFAutoModelForCausalLM.from_pretrained(folder)
+
+
 def test_bad_input_is_a_clear_error(seq2seq_dir, tiny_model_dir):
     folder, tok = seq2seq_dir("t5")
     model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)

@@ -100,7 +100,8 @@ def check_causal_lm_config(config: PretrainedConfig) -> None:
         raise NotACausalLMError(
             f"'{archs}' (model_type '{config.model_type}') is not a causal language model, so "
             "QEFFAutoModelForCausalLM cannot run it. For encoders and embedding models use QEFFAutoModel; "
-            "for image-text models use QEFFAutoModelForImageTextToText."
+            "for image-text models use QEFFAutoModelForImageTextToText; for text encoder-decoders (T5, BART, Marian, ...) "
+            "use QEFFAutoModelForSeq2SeqLM."
         )
     check_architecture(config)
 

@@ -24,14 +24,11 @@ from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.seq2seq_generation import UNAPPLIED, Seq2SeqGeneration, Seq2SeqRules
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
+from QEfficient.transform.adapters.seq2seq_types import PROVEN_SEQ2SEQ_TYPES
 from QEfficient.transform.seq2seq import QEffSeq2SeqDecoder, QEffSeq2SeqEncoder
 from QEfficient.utils.checks import check_generation_len, check_positive
 
-# model types whose step logits equal transformers' (tests/test_seq2seq.py); others are refused with this list
-SUPPORTED_TYPES = (
-    "bart", "bigbird_pegasus", "blenderbot", "blenderbot-small", "longt5", "m2m_100", "marian", "mbart", "mt5", "pegasus",
-    "pegasus_x", "plbart", "t5", "umt5",
-)  # fmt: skip
+SUPPORTED_TYPES = PROVEN_SEQ2SEQ_TYPES
 ALLOW_ANY = "QEFF_ALLOW_ANY_ARCHITECTURE"
 
 

@@ -25,6 +25,7 @@ from QEfficient.transform.adapters.mimo_v2_flash import SlidingLayersDoubleKVAda
 from QEfficient.transform.adapters.mistral_large4 import MistralLarge4Adapter
 from QEfficient.transform.adapters.modernbert_decoder import PredictionHeadAdapter
 from QEfficient.transform.adapters.recurrent_models import RECURRENT_ADAPTERS
+from QEfficient.transform.adapters.seq2seq_types import PROVEN_SEQ2SEQ_TYPES
 from QEfficient.transform.adapters.sparse_attention import PerLayerMLASparseAttentionAdapter, SparseAttentionAdapter
 from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES, NOT_DECODER, PROVEN
 
@@ -95,6 +96,8 @@ def check_architecture(config) -> None:
     how = f"Check it with `{SWEEP_COMMAND} {model_type}` (docs/architectures.md lists every type)."
     if model_type in KNOWN_FAILURES or model_type in NOT_DECODER:
         reason = KNOWN_FAILURES.get(model_type) or f"not a decoder-only language model: {NOT_DECODER[model_type]}"
+        if model_type in PROVEN_SEQ2SEQ_TYPES:
+            how = f"Load the whole model with QEFFAutoModelForSeq2SeqLM. {how}"
         message = (
             f"Architecture '{model_type}' ({archs}) is known not to run correctly with QEFFAutoModelForCausalLM: {reason}. "
             f"{how} Set {ALLOW_ANY_ARCHITECTURE_ENV}=1 to try it anyway."
