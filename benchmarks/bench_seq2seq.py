@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_causal_lm import cpu_model  # benchmarks/bench_causal_lm.py
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 SHAPES = {
@@ -37,13 +38,6 @@ SHAPES = {
         ),
     ),
 }  # fmt: skip
-
-
-def cpu_model() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
 
 
 def median_seconds(fn, runs: int = 3) -> float:

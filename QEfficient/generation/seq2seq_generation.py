@@ -132,7 +132,7 @@ class Seq2SeqGeneration:
         """``generation_len``: the most new tokens (None: the checkpoint's maximum, within the compiled ctx_len)."""
         start = time.perf_counter()
         # transformers forces its end token at its maximum length: the length asked for, else the checkpoint's
-        self.force_eos_at = generation_len if generation_len is not None else self.rules.max_new_tokens
+        force_eos_at = generation_len if generation_len is not None else self.rules.max_new_tokens
         if generation_len is None:
             generation_len = min(self.rules.max_new_tokens, self.ctx_len)
         if generation_len > self.ctx_len:
@@ -144,7 +144,7 @@ class Seq2SeqGeneration:
         rows: list[np.ndarray] = []
         for first in range(0, len(input_ids), self.batch_size):
             ids, mask = input_ids[first : first + self.batch_size], attention_mask[first : first + self.batch_size]
-            rows += self._batch(ids, mask, generation_len, stats, start)
+            rows += self._batch(ids, mask, generation_len, force_eos_at, stats, start)
         end = time.perf_counter()
         width = max(len(r) for r in rows)
         padded = np.full((len(rows), width), self.rules.pad_token_id, np.int64)
@@ -160,7 +160,9 @@ class Seq2SeqGeneration:
         )
         return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics)
 
-    def _batch(self, ids: np.ndarray, mask: np.ndarray, generation_len: int, stats: dict, start: float) -> list[np.ndarray]:
+    def _batch(
+        self, ids: np.ndarray, mask: np.ndarray, generation_len: int, force_eos_at: int, stats: dict, start: float
+    ) -> list[np.ndarray]:
         """Each input's decoder sequence (its start token first, up to and with its end token)."""
         real = len(ids)
         if real < self.batch_size:
@@ -178,7 +180,7 @@ class Seq2SeqGeneration:
         logits = self.decoder.run(sequences[:, :1], np.zeros((rows, 1), np.int64))
         decode_start, n = time.perf_counter(), 1
         for step in range(generation_len):
-            last = step == self.force_eos_at - 1
+            last = step == force_eos_at - 1
             scores = self.rules.scores(logits, sequences[:, :n], step, last, ids)
             token = np.where(done, self.rules.pad_token_id, scores.argmax(-1))
             sequences[:, n] = token
