@@ -60,7 +60,8 @@ from QEfficient.compile.weight_compression import (
     quantize_lm_heads,
     quantize_remaining_matmuls,
 )
-from QEfficient.export.graph_specs import POSITION_IDS, RETAINED_SUFFIX
+from QEfficient.export.graph_specs import POSITION_IDS
+from QEfficient.export.retained_outputs import drop_retained_casts
 from QEfficient.export.shape_folding import prune_dead_nodes
 from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
 
@@ -160,24 +161,6 @@ def optimize_offline(src: Path, workdir: Path) -> onnx.ModelProto:
     opts.add_session_config_entry("session.disable_prepacking", "1")
     ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
     return load_graph_and_weights(out)
-
-
-def drop_retained_casts(model: onnx.ModelProto) -> int:
-    """Cast-to-the-same-type between a cache scatter and its ``*_RetainedState`` output: the scatter
-    writes the output itself. Returns the count."""
-    g = _Graph(model)
-    dropped = 0
-    for node in list(model.graph.node):
-        if node.op_type != "Cast" or not node.output[0].endswith(RETAINED_SUFFIX):
-            continue
-        scatter = g.parent(node, 0, "ScatterElements")
-        past = g.graph_inputs.get(scatter.input[0]) if scatter is not None else None
-        if past is None or past.type.tensor_type.elem_type != _attr(node, "to") or not g.only_consumer(scatter.output[0]):
-            continue
-        scatter.output[0] = node.output[0]
-        model.graph.node.remove(node)
-        dropped += 1
-    return dropped
 
 
 def fuse_skip_norms(model: onnx.ModelProto) -> int:

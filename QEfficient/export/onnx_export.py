@@ -39,6 +39,7 @@ from QEfficient.export.graph_specs import (
     SpeechEncoderGraphSpec,
     VisionGraphSpec,
 )
+from QEfficient.export.retained_outputs import drop_retained_casts
 from QEfficient.export.shape_folding import fold_reshape_shapes, read_only_as_weights
 from QEfficient.utils.cache import build_entry, hash_dict, source_digest, verify_entry
 from QEfficient.utils.extras import require_extra
@@ -48,7 +49,7 @@ from QEfficient.utils.onnx_files import graph_input_names, save_with_external_we
 logger = logging.getLogger(__name__)
 
 # Bump when the exported graph changes for the same inputs (it invalidates every cached export).
-GRAPH_VERSION = 7
+GRAPH_VERSION = 8
 # Stages that never change a graph or an artifact: their sources stay out of the cache key.
 _RUN_TIME_PACKAGES = ("runtime", "generation", "serving", "cloud", "distributed")
 OPSET = 17
@@ -285,6 +286,7 @@ def fold_shapes_and_store_weights_outside(onnx_path: Path, weights: dict[str, to
                 tensor.raw_data = array.tobytes()
             model.graph.initializer.append(tensor)
     fold_reshape_shapes(model, arrays)
+    drop_retained_casts(model)
     save_with_external_weights(model, onnx_path, arrays)
 
 
