@@ -26,6 +26,8 @@ from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, StaticKVCache, _
 # families whose attention adds the mask to a relative position bias: their decoder keeps its own copy of the config
 # (still eager attention, not the static-KV function set below), which takes an additive mask
 ADDITIVE_MASK_TYPES = frozenset({"t5", "mt5", "umt5", "longt5", "switch_transformers"})
+# families whose eager-only attention checks its additive masks' full [batch, 1, queries, keys] shape
+FULL_ADDITIVE_MASK_TYPES = frozenset({"mvp"})
 
 
 class _CrossCache:
@@ -90,7 +92,7 @@ class QEffSeq2SeqDecoder(nn.Module):
         self.config = hf_model.config
         self.num_layers = decoder_layers(hf_model.config)
         self.heads, self.head_dim = kv_shape
-        self.mask_kind = "additive" if self.config.model_type in ADDITIVE_MASK_TYPES else "visible"
+        self.mask_kind = "additive" if self.config.model_type in ADDITIVE_MASK_TYPES | FULL_ADDITIVE_MASK_TYPES else "visible"
 
     def kv_shape(self, batch_size: int, ctx_len: int) -> tuple[int, int, int, int]:
         return (batch_size, self.heads, ctx_len, self.head_dim)
@@ -104,6 +106,8 @@ class QEffSeq2SeqDecoder(nn.Module):
         masks = (visibility_mask(position_ids, slots), encoder_attention_mask[:, None, None, :].bool())
         if self.mask_kind == "additive":
             masks = tuple(as_mask_kind(m, "additive", torch.float32) for m in masks)
+        if self.config.model_type in FULL_ADDITIVE_MASK_TYPES:
+            masks = tuple(m.expand(-1, -1, input_ids.shape[1], -1) for m in masks)
         placeholder = BaseModelOutput(last_hidden_state=torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], 1))
         with _attn_implementation(self.config, STATIC_KV_ATTENTION):
             logits = self.hf(
