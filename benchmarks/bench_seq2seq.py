@@ -1,12 +1,13 @@
 """Text encoder-decoders: transformers (PyTorch) vs QEfficient, side by side in one process.
 
-    .venv/bin/python benchmarks/bench_seq2seq.py [--threads 2] [--new-tokens 64] [--batch 1 4] [--ct2 PEERS/ct2]
+    .venv/bin/python benchmarks/bench_seq2seq.py [--threads 2] [--new-tokens 64] [--batch 1 4] [--beams 1] [--ct2 PEERS/ct2]
 
 Two shapes of real checkpoints with random weights (no weights are downloaded): T5-small (60M parameters, relative
 position bias) and Opus-MT (Marian, 74M, sinusoidal positions). For each batch size, a 24-token input per row and
 ``--new-tokens`` greedy tokens (min_new_tokens holds every row to that length): decoded tokens per second, median of
 3 after a warm-up, and the ratio to transformers' ``generate``, for QEfficient float32 and ``mxfp6_matmul`` (8-bit
-decoder weights); "same" says whether float32's tokens equal transformers'. Ratios matter, not absolute seconds.
+decoder weights); "same" says whether float32's tokens equal transformers'. ``--beams K``: beam search with K beams
+for every engine (each input's best hypothesis counts its tokens once). Ratios matter, not absolute seconds.
 
 ``--ct2 VENV``: CTranslate2 too (``python3 -m venv VENV && VENV/bin/pip install ctranslate2``), float32 and int8, the
 engine usually picked for these models on CPUs; its converter runs here, with this venv's transformers, on the same
@@ -76,6 +77,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--beams", type=int, default=1)
     ap.add_argument("--ct2", type=Path, default=None, help="a virtualenv with ctranslate2 installed")
     args = ap.parse_args()
     if args.ct2 is not None:
@@ -90,7 +92,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     new = args.new_tokens
     rows = []
-    print(f"{cpu_model()}, {args.threads} threads, {new} new tokens; decoded tokens/s (ratio to transformers)")
+    beams = args.beams
+    print(f"{cpu_model()}, {args.threads} threads, {new} new tokens, {beams} beam(s); decoded tokens/s (ratio to transformers)")
     print(f"{'model':>9s} {'batch':>5s} {'transformers':>12s} {'QEff fp32':>16s} {'QEff mxfp6':>16s} {'same':>5s}")
     for name, (kind, options) in SHAPES.items():
         torch.manual_seed(0)
@@ -108,20 +111,23 @@ def main() -> None:
 
             def run_hf(pt=pt, hf=hf):
                 with torch.inference_mode():
-                    return hf.generate(**pt, max_new_tokens=new, min_new_tokens=new, do_sample=False, num_beams=1)
+                    return hf.generate(**pt, max_new_tokens=new, min_new_tokens=new, do_sample=False, num_beams=beams)
 
             seconds = {"transformers": median_seconds(run_hf)}
             outputs = {}
             for precision, model in engines.items():
                 model.compile(ctx_len=new + 8, batch_size=batch, num_cores=args.threads, mxfp6_matmul=precision == "mxfp6")
-                generate = lambda model=model, inputs=inputs: model.generate(inputs=inputs, generation_len=new, min_new_tokens=new)  # noqa: E731
+
+                def generate(model=model, inputs=inputs):
+                    return model.generate(inputs=inputs, generation_len=new, min_new_tokens=new, num_beams=beams)
+
                 seconds[precision] = median_seconds(generate)
                 outputs[precision] = generate().generated_ids[0]
             same = outputs["fp32"].tolist() == run_hf().tolist()
             source = [[f"t{i}" for i in row] for row in ids]
             for precision, translator in translators.items():
                 translate = lambda t=translator, source=source, batch=batch: t.translate_batch(  # noqa: E731
-                    source, beam_size=1, max_decoding_length=new, min_decoding_length=new, max_batch_size=batch
+                    source, beam_size=beams, max_decoding_length=new, min_decoding_length=new, max_batch_size=batch
                 )
                 seconds[f"ct2_{precision}"] = median_seconds(translate)
                 if precision == "float32":
@@ -139,7 +145,8 @@ def main() -> None:
                 flush=True,
             )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "seq2seq.json").write_text(json.dumps({"cpu": cpu_model(), "threads": args.threads, "rows": rows}, indent=1))
+    name = "seq2seq.json" if beams == 1 else f"seq2seq_beams{beams}.json"
+    (RESULTS / name).write_text(json.dumps({"cpu": cpu_model(), "threads": args.threads, "beams": beams, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -214,8 +214,9 @@ def _is_seq2seq(model_name: str, cache_dir: str | None) -> bool:
 
 
 def run_seq2seq(model_name: str, prompts: list[str], compile_options: dict, generation_len: int | None, stream: bool, **load_kwargs):
-    """Each prompt through a text encoder-decoder, greedily (the prompt as the encoder's input: "translate English to
-    German: ..." for T5, the text itself for a translation or summarisation model)."""
+    """Each prompt through a text encoder-decoder, greedily or with the checkpoint's beam search (the prompt as the
+    encoder's input: "translate English to German: ..." for T5, the text itself for a translation or summarisation
+    model)."""
     from QEfficient import QEFFAutoModelForSeq2SeqLM
     from QEfficient.utils.tokenizer import load_hf_tokenizer
 

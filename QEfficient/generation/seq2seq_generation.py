@@ -2,7 +2,8 @@
 step (a KVCacheSession, its cache updated in place), with the checkpoint's generation rules that change greedy tokens
 (transformers' logits processors of the same names): ``forced_bos_token_id`` (mBART's, NLLB's target language),
 ``forced_eos_token_id``, ``min_length`` / ``min_new_tokens``, ``no_repeat_ngram_size``, ``bad_words_ids`` and
-``suppress_tokens``."""
+``suppress_tokens``; beam search as transformers' (generation/beam_search.py) where the checkpoint or the call asks for
+it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS
+from QEfficient.generation.beam_search import BeamSearch, BeamSettings, log_softmax
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 
 # generation-config fields that change greedy tokens and are not applied here (a warning names them)
@@ -122,11 +124,20 @@ def _banned_by_ngrams(source: np.ndarray, size: int, sequence: np.ndarray, own: 
 
 
 class Seq2SeqGeneration:
-    """Greedy tokens for batches of ``batch_size`` inputs (a last batch padded with copies of its last input)."""
+    """Greedy or beam-search tokens for batches of ``batch_size`` inputs (a last batch padded with copies of its last
+    input); with ``beams``, the decoder session's cache has ``num_beams`` rows per input."""
 
-    def __init__(self, encoder_session, decoder_session, rules: Seq2SeqRules, cross_names: list[str]) -> None:
+    def __init__(
+        self, encoder_session, decoder_session, rules: Seq2SeqRules, cross_names: list[str], beams: BeamSettings | None = None
+    ) -> None:
         self.encoder, self.decoder, self.rules, self.cross_names = encoder_session, decoder_session, rules, cross_names
-        self.batch_size, self.ctx_len = decoder_session.batch_size, decoder_session.ctx_len
+        self.beams = beams
+        per_input = beams.num_beams if beams else 1
+        if decoder_session.batch_size % per_input:
+            raise ValueError(f"The decoder session has {decoder_session.batch_size} rows, not a multiple of num_beams={per_input}.")
+        self.batch_size, self.ctx_len = decoder_session.batch_size // per_input, decoder_session.ctx_len
+        # transformers fills a beam's sequence after its end with pad_token_id or, where that is 0 or unset, the end token
+        self.fill = (rules.pad_token_id or rules.eos_token_ids[0]) if beams and rules.eos_token_ids else rules.pad_token_id
 
     def generate(self, input_ids: np.ndarray, attention_mask: np.ndarray, generation_len: int | None, decode=None) -> CloudAI100ExecInfo:
         """``generation_len``: the most new tokens (None: the checkpoint's maximum, within the compiled ctx_len)."""
@@ -144,14 +155,16 @@ class Seq2SeqGeneration:
         rows: list[np.ndarray] = []
         for first in range(0, len(input_ids), self.batch_size):
             ids, mask = input_ids[first : first + self.batch_size], attention_mask[first : first + self.batch_size]
-            rows += self._batch(ids, mask, generation_len, force_eos_at, stats, start)
+            run = self._beam_batch if self.beams else self._batch
+            rows += run(ids, mask, generation_len, force_eos_at, stats, start)
         end = time.perf_counter()
         width = max(len(r) for r in rows)
-        padded = np.full((len(rows), width), self.rules.pad_token_id, np.int64)
+        padded = np.full((len(rows), width), self.fill, np.int64)
         for i, row in enumerate(rows):
             padded[i, : len(row)] = row
-        batches = [padded[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
-        texts = [[decode(row) for row in rows[i : i + self.batch_size]] for i in range(0, len(rows), self.batch_size)] if decode else []
+        per_batch = self.batch_size * (self.beams.num_return_sequences if self.beams else 1)
+        batches = [padded[i : i + per_batch] for i in range(0, len(rows), per_batch)]
+        texts = [[decode(row) for row in rows[i : i + per_batch]] for i in range(0, len(rows), per_batch)] if decode else []
         metrics = PerfMetrics(
             prefill_time=stats["first"] or 0.0,
             decode_perf=stats["decode_tokens"] / stats["decode"] if stats["decode"] else 0.0,
@@ -160,17 +173,26 @@ class Seq2SeqGeneration:
         )
         return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics)
 
-    def _batch(
-        self, ids: np.ndarray, mask: np.ndarray, generation_len: int, force_eos_at: int, stats: dict, start: float
-    ) -> list[np.ndarray]:
-        """Each input's decoder sequence (its start token first, up to and with its end token)."""
+    def _start(self, ids: np.ndarray, mask: np.ndarray, per_input: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Encode a batch (padded to ``batch_size`` inputs) and bind its cross keys/values to the decoder, each input's
+        ``per_input`` times (its beams, adjacent); returns the padded input ids and mask."""
         real = len(ids)
         if real < self.batch_size:
             ids = np.concatenate([ids, np.repeat(ids[-1:], self.batch_size - real, 0)])
             mask = np.concatenate([mask, np.repeat(mask[-1:], self.batch_size - real, 0)])
         cross = self.encoder.run(None, {INPUT_IDS: ids, ATTENTION_MASK: mask})
+        if per_input > 1:
+            cross = [np.repeat(value, per_input, 0) for value in cross]
         self.decoder.reset()
-        self.decoder.bind_inputs(**{ENCODER_ATTENTION_MASK: mask, **dict(zip(self.cross_names, cross))})
+        self.decoder.bind_inputs(**{ENCODER_ATTENTION_MASK: np.repeat(mask, per_input, 0), **dict(zip(self.cross_names, cross))})
+        return ids, mask
+
+    def _batch(
+        self, ids: np.ndarray, mask: np.ndarray, generation_len: int, force_eos_at: int, stats: dict, start: float
+    ) -> list[np.ndarray]:
+        """Each input's decoder sequence (its start token first, up to and with its end token)."""
+        real = len(ids)
+        ids, mask = self._start(ids, mask)
         rows = self.batch_size
         sequences = np.full((rows, 1 + generation_len), self.rules.pad_token_id, np.int64)
         sequences[:, 0] = self.rules.decoder_start_token_id
@@ -193,8 +215,44 @@ class Seq2SeqGeneration:
                 break
             logits = self.decoder.run(token[:, None], np.full((rows, 1), n - 1, np.int64))
         stats["decode"] += time.perf_counter() - decode_start
+        return self._ended(sequences[:real, :n], stats)
+
+    def _beam_batch(
+        self, ids: np.ndarray, mask: np.ndarray, generation_len: int, force_eos_at: int, stats: dict, start: float
+    ) -> list[np.ndarray]:
+        """Each input's ``num_return_sequences`` best hypotheses (start token first), as transformers' beam search."""
+        real, beams = len(ids), self.beams.num_beams
+        ids, mask = self._start(ids, mask, beams)
+        encoder_ids = np.repeat(ids, beams, 0)
+        search = BeamSearch(
+            np.full((self.batch_size, 1), self.rules.decoder_start_token_id, np.int64),
+            self.beams,
+            1 + generation_len,
+            self.rules.eos_token_ids,
+            self.fill,
+        )
+        rows = self.batch_size * beams
+        logits = self.decoder.run(search.next_tokens[:, None], np.zeros((rows, 1), np.int64))
+        decode_start = time.perf_counter()
+        for step in range(generation_len):
+            last = step == force_eos_at - 1
+            log_probs = self.rules.scores(log_softmax(logits), search.running_flat, step, last, encoder_ids)
+            going = search.step(log_probs)
+            if step == 0:
+                stats["first"] = stats["first"] or time.perf_counter() - start
+                decode_start = time.perf_counter()
+            if not going:
+                break
+            self.decoder.reorder_rows(search.cache_rows, search.cur_len - 1)  # the slots written so far
+            logits = self.decoder.run(search.next_tokens[:, None], np.full((rows, 1), search.cur_len - 1, np.int64))
+        stats["decode"] += time.perf_counter() - decode_start
+        return self._ended(search.best()[: real * self.beams.num_return_sequences], stats)
+
+    def _ended(self, sequences, stats: dict) -> list[np.ndarray]:
+        """Each sequence up to and with its first end token; counts the new tokens."""
+        eos = np.array(self.rules.eos_token_ids or (-1,))
         out = []
-        for row in sequences[:real, :n]:
+        for row in sequences:
             ends = np.flatnonzero(np.isin(row[1:], eos))
             out.append(row[: ends[0] + 2] if len(ends) else row)
         stats["new"] += sum(len(r) - 1 for r in out)

@@ -19,6 +19,7 @@ from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, Seq2SeqDecoderGraphSpec, Seq2SeqEncoderGraphSpec
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_seq2seq_encoder_onnx
+from QEfficient.generation.beam_search import BeamSettings
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.seq2seq_generation import UNAPPLIED, Seq2SeqGeneration, Seq2SeqRules
@@ -121,41 +122,70 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         inputs: dict | None = None,
         min_new_tokens: int | None = None,
         forced_bos_token_id: int | None = None,
+        num_beams: int | None = None,
+        length_penalty: float | None = None,
+        early_stopping: bool | str | None = None,
+        num_return_sequences: int | None = None,
         stream: bool = False,
     ) -> CloudAI100ExecInfo:
-        """Greedy outputs for ``prompts`` (tokenized by ``tokenizer``, padded) or ``inputs`` (a tokenizer's output:
-        input_ids and attention_mask). ``generation_len``: the most new tokens (None: the checkpoint's maximum, within
-        the compiled ctx_len); ``min_new_tokens`` and ``forced_bos_token_id`` (mBART's, NLLB's and M2M100's target
-        language: ``tokenizer.convert_tokens_to_ids("de_DE")``) as transformers' generate takes them.
-        ``generated_ids[i]``: batch i's decoder sequences (start token first, padded); ``generated_texts[i]``: their
-        text, where a tokenizer is given."""
+        """Outputs for ``prompts`` (tokenized by ``tokenizer``, padded) or ``inputs`` (a tokenizer's output: input_ids
+        and attention_mask). ``generation_len``: the most new tokens (None: the checkpoint's maximum, within the
+        compiled ctx_len); ``min_new_tokens`` and ``forced_bos_token_id`` (mBART's, NLLB's and M2M100's target
+        language: ``tokenizer.convert_tokens_to_ids("de_DE")``) as transformers' generate takes them. Beam search where
+        ``num_beams`` (else the checkpoint's) is above 1, with ``length_penalty``, ``early_stopping`` and
+        ``num_return_sequences`` as in transformers (None: the checkpoint's); greedy otherwise.
+        ``generated_ids[i]``: batch i's decoder sequences (start token first, padded; with beams, each input's
+        ``num_return_sequences`` best in turn); ``generated_texts[i]``: their text, where a tokenizer is given."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         generation_len = check_generation_len(generation_len)
+        beams = self._beam_settings(num_beams, length_penalty, early_stopping, num_return_sequences)
         ids, mask = self._inputs(tokenizer, prompts, inputs)
         self._warn_unapplied()
         encoder_path, decoder_path = self.qpc_paths["encoder_qpc_path"], self.qpc_paths["decoder_qpc_path"]
+        rows = read_artifact(decoder_path)["kv_shape"][0] * (beams.num_beams if beams else 1)
         cores = (self._num_cores,)
         encoder = self._session(
             "encoder", (str(encoder_path), *cores), lambda: open_artifact_session(encoder_path, self._num_cores, spin=False)
         )
-        decoder = self._session("decoder", (str(decoder_path), *cores), lambda: open_kv_session(decoder_path, self._num_cores))
+        decoder = self._session(
+            "decoder", (str(decoder_path), *cores, rows), lambda: open_kv_session(decoder_path, self._num_cores, rows=rows)
+        )
         cross_names = Seq2SeqEncoderGraphSpec(read_artifact(encoder_path)["num_layers"]).output_names
         rules = Seq2SeqRules.from_generation_config(self.hf.generation_config, self.config, min_new_tokens, forced_bos_token_id)
         decode = (lambda row: tokenizer.decode(row, skip_special_tokens=True)) if tokenizer is not None else None
-        info = Seq2SeqGeneration(encoder, decoder, rules, cross_names).generate(ids, mask, generation_len, decode)
+        info = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams).generate(ids, mask, generation_len, decode)
         if stream:
             print_perf(info)
         return info
 
+    def _beam_settings(self, num_beams, length_penalty, early_stopping, num_return_sequences) -> BeamSettings | None:
+        """Beam search as asked, else as the checkpoint's generation config asks (transformers' defaults where neither
+        says); None for greedy decoding."""
+        g = self.hf.generation_config
+        num_beams = num_beams if num_beams is not None else (g.num_beams or 1)
+        num_return_sequences = num_return_sequences if num_return_sequences is not None else (g.num_return_sequences or 1)
+        if num_beams == 1:
+            if num_return_sequences != 1:
+                raise ValueError(
+                    f"num_return_sequences={num_return_sequences} needs beam search: pass num_beams >= {num_return_sequences}."
+                )
+            return None
+        return BeamSettings(
+            num_beams,
+            float(length_penalty if length_penalty is not None else (g.length_penalty if g.length_penalty is not None else 1.0)),
+            early_stopping if early_stopping is not None else (g.early_stopping if g.early_stopping is not None else False),
+            num_return_sequences,
+        )
+
     def _warn_unapplied(self) -> None:
-        """Greedy decoding only: the checkpoint's beam search, sampling and the rules not restated here are named once."""
+        """The checkpoint's sampling and the rules not restated here are named once."""
         g = self.hf.generation_config
         unapplied = [f"{key}={getattr(g, key)!r}" for key, neutral in UNAPPLIED.items() if getattr(g, key, neutral) not in (neutral, None)]
-        unapplied += [f"num_beams={g.num_beams}"] if (g.num_beams or 1) > 1 else []
+        unapplied += [f"num_beam_groups={g.num_beam_groups}"] if (g.num_beam_groups or 1) > 1 else []
         unapplied += ["do_sample=True"] if g.do_sample else []
         if unapplied:
-            warnings.warn(f"generate() decodes greedily; the checkpoint's {', '.join(unapplied)} not applied.", stacklevel=3)
+            warnings.warn(f"generate() decodes without sampling; the checkpoint's {', '.join(unapplied)} not applied.", stacklevel=3)
 
     def _inputs(self, tokenizer, prompts, inputs) -> tuple[np.ndarray, np.ndarray]:
         if inputs is None:

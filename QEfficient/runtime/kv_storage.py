@@ -26,6 +26,15 @@ def relay_rows(flat: np.ndarray, rows: int, old_stride: int, new_stride: int) ->
         flat[r * new_stride : r * new_stride + old_stride] = flat[r * old_stride : (r + 1) * old_stride].copy()
 
 
+def take_rows(flat: np.ndarray, rows: np.ndarray, shape: tuple[int, int, int, int], length: int) -> None:
+    """In place, ``flat`` laid out as ``shape`` [rows, heads, window, head_dim]: row ``r``'s first ``length`` slots
+    become row ``rows[r]``'s, for the rows that change."""
+    view = flat[: int(np.prod(shape))].reshape(shape)
+    changed = np.flatnonzero(rows != np.arange(len(rows)))
+    if len(changed):
+        view[changed, :, :length] = view[rows[changed], :, :length]  # the right side is a copy: rows may trade places
+
+
 def grown_copy(flat: np.ndarray, size: int, rows: int, old_stride: int, new_stride: int) -> np.ndarray:
     """A zeroed array of ``size`` elements holding ``flat``'s rows at stride ``new_stride``."""
     grown = np.zeros(size, dtype=flat.dtype)
@@ -60,6 +69,10 @@ class HostKVStorage:
     def grow(self, size: int, rows: int, old_stride: int, new_stride: int) -> None:
         self.flats = [grown_copy(flat, size, rows, old_stride, new_stride) for flat in self.flats]
 
+    def take_rows(self, rows: np.ndarray, shape: tuple[int, int, int, int], length: int) -> None:
+        for flat in self.flats:
+            take_rows(flat, rows, shape, length)
+
     def read(self, index: int, count: int) -> np.ndarray:
         """The first ``count`` elements of tensor ``index`` (a view)."""
         return self.flats[index][:count]
@@ -92,6 +105,12 @@ class DeviceKVStorage:
         for value in self.values:
             host = value.numpy()  # a copy: numpy() copies from the device
             relay_rows(host, rows, old_stride, new_stride)
+            value.update_inplace(host)
+
+    def take_rows(self, rows: np.ndarray, shape: tuple[int, int, int, int], length: int) -> None:
+        for value in self.values:
+            host = value.numpy()
+            take_rows(host, rows, shape, length)
             value.update_inplace(host)
 
     def grow(self, size: int, rows: int, old_stride: int, new_stride: int) -> None:

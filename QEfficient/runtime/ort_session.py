@@ -111,12 +111,20 @@ def open_artifact_session(qpc_path: str | os.PathLike, num_cores: int, spin: boo
 
 
 def open_kv_session(
-    qpc_path: str | os.PathLike, num_cores: int | None = None, spin: bool | str = True, resident: bool | None = None
+    qpc_path: str | os.PathLike,
+    num_cores: int | None = None,
+    spin: bool | str = True,
+    resident: bool | None = None,
+    rows: int | None = None,
 ) -> KVCacheSession:
     """A KVCacheSession over a compiled decoder artifact, sized as compiled (batch, ctx_len); ``spin``
     as in session_options (False for a session that takes turns with another, a speculative draft);
-    ``resident`` as in KVCacheSession."""
+    ``resident`` as in KVCacheSession; ``rows``: cache rows other than the compiled batch's (beam search: batch x
+    num_beams; the graph's batch axis is dynamic)."""
     qconfig = read_artifact(Path(qpc_path))
+    kv_shape = tuple(qconfig["kv_shape"])
+    if rows is not None:
+        kv_shape = (rows, *kv_shape[1:])
     if qconfig.get("compile_params", {}).get("fused_graph") and current_device().is_cuda:
         warn_once(
             "fused-on-cuda",
@@ -127,8 +135,8 @@ def open_kv_session(
     kind = AllLogitsKVSession if qconfig.get("speculative_model_type") == "target" else KVCacheSession
     return kind(
         Path(qpc_path) / ARTIFACT_GRAPH,
-        batch_size=qconfig["kv_shape"][0],  # the cache rows: batch_size, or full_batch_size with continuous batching
-        kv_shape=tuple(qconfig["kv_shape"]),
+        batch_size=kv_shape[0],  # the cache rows: batch_size, or full_batch_size with continuous batching
+        kv_shape=kv_shape,
         num_layers=qconfig["num_layers"],
         vocab_size=qconfig["vocab_size"],
         num_cores=num_cores or qconfig["num_cores"],
@@ -272,6 +280,17 @@ class KVCacheSession:
             self.storage.relay(b * h, old * d, window * d)
         self.window = window
         bind_in_place(self.io, self.storage, self.names, [b, h, window, d])
+
+    def reorder_rows(self, rows: np.ndarray, length: int | None = None) -> None:
+        """Beam search: cache row ``r`` continues from row ``rows[r]`` (its first ``length`` slots, else all, copied
+        there; recurrent states too)."""
+        rows = np.asarray(rows, np.int64)
+        if rows.shape != (self.batch_size,) or rows.min() < 0 or rows.max() >= self.batch_size:
+            raise ValueError(f"reorder_rows needs one row index in [0, {self.batch_size}) per cache row, got {rows.tolist()}.")
+        b, h, _, d = self.kv_shape
+        self.storage.take_rows(rows, (b, h, self.window, d), self.window if length is None else min(length, self.window))
+        for array in self.states.values():
+            array[:] = array[rows]
 
     def reset(self) -> None:
         """A new set of sequences starts: the cache contents no longer matter."""

@@ -1,0 +1,164 @@
+"""Beam search in numpy, step for step transformers' (``GenerationMixin._beam_search``, transformers 5): the same
+candidates (the top ``max(2, 1 + number of end tokens) * num_beams`` continuations of all beams of an input), the same
+running beams, the same finished hypotheses with their length penalty, and the same stopping rule (``early_stopping``
+True, False or ``"never"``), so that its sequences are transformers' on the same log-probabilities.
+
+The caller owns the model: it computes each step's log-probabilities (after its logits processors) for the running
+beams, reorders its cache rows by :attr:`BeamSearch.cache_rows` and feeds :attr:`BeamSearch.next_tokens`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+DEAD = np.float32(-1.0e9)  # transformers' score for a beam or hypothesis that must not be chosen
+
+
+@dataclass(frozen=True)
+class BeamSettings:
+    """transformers' generation-config fields of beam search."""
+
+    num_beams: int
+    length_penalty: float = 1.0
+    early_stopping: bool | str = False  # True: stop at num_beams hypotheses; "never": the canonical search
+    num_return_sequences: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_beams, bool) or not isinstance(self.num_beams, numbers.Integral) or self.num_beams < 1:
+            raise ValueError(f"num_beams must be a positive integer, got {self.num_beams!r}.")
+        if not 1 <= self.num_return_sequences <= self.num_beams:
+            raise ValueError(
+                f"num_return_sequences={self.num_return_sequences} must be between 1 and num_beams={self.num_beams}: "
+                "beam search returns at most one sequence per beam."
+            )
+        if self.early_stopping not in (True, False, "never"):
+            raise ValueError(f"early_stopping must be True, False or 'never', got {self.early_stopping!r}.")
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """float32 log-probabilities of ``logits`` [rows, vocab] (a new array)."""
+    out = np.array(logits, np.float32)
+    out -= out.max(-1, keepdims=True)
+    out -= np.log(np.exp(out).sum(-1, keepdims=True))
+    return out
+
+
+def top_k(scores: np.ndarray, k: int, floor: np.ndarray | None = None) -> np.ndarray:
+    """The indices of the ``k`` largest scores of each row, largest first (ties: the lower index first). ``floor``
+    [rows]: a value each row's k-th largest is known not to be below; then only the scores at or above it are sorted."""
+    if floor is not None:
+        above = scores >= floor[:, None]
+        if above.sum() <= 64 * k * len(scores):  # few candidates (a step that forces a token has a whole row of them)
+            out = np.empty((len(scores), k), np.int64)
+            for row, (values, allowed) in enumerate(zip(scores, above)):
+                index = np.flatnonzero(allowed)
+                out[row] = index[np.lexsort((index, -values[index]))[:k]]
+            return out
+    part = np.argpartition(-scores, k - 1, axis=-1)[:, :k]
+    values = np.take_along_axis(scores, part, -1)
+    order = np.lexsort((part, -values), axis=-1)
+    return np.take_along_axis(part, order, -1)
+
+
+def _gather(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``array`` [batch, beams, ...] at beams ``index`` [batch, k] (transformers' ``_gather_beams``)."""
+    return np.take_along_axis(array, index.reshape(index.shape + (1,) * (array.ndim - 2)), 1)
+
+
+class BeamSearch:
+    """The state of a beam search over ``batch`` inputs, each with ``num_beams`` rows (rows of one input adjacent)."""
+
+    def __init__(self, prompts: np.ndarray, settings: BeamSettings, max_length: int, eos_token_ids: tuple[int, ...], fill: int) -> None:
+        """``prompts`` [batch, prompt_len]: each input's decoder prompt (an encoder-decoder's start token);
+        ``max_length``: of the sequences, prompt included; ``fill``: the token after a sequence's end."""
+        self.settings, self.max_length = settings, max_length
+        batch, self.prompt_len = prompts.shape
+        beams = settings.num_beams
+        self.batch, self.beams, self.cur_len = batch, beams, self.prompt_len
+        self.eos = np.array(eos_token_ids or (-1,), np.int64)
+        self.keep = max(2, 1 + len(eos_token_ids)) * beams
+        self.top_beams = np.arange(self.keep) < beams  # only these candidates may become hypotheses
+        self.running = np.full((batch, beams, max_length), fill, np.int64)
+        self.running[:, :, : self.prompt_len] = prompts[:, None, :]
+        self.sequences = self.running.copy()
+        self.running_scores = np.zeros((batch, beams), np.float32)
+        self.running_scores[:, 1:] = DEAD  # the beams start equal: only the first one's continuations count
+        self.scores = np.full((batch, beams), DEAD, np.float32)
+        self.finished = np.zeros((batch, beams), bool)
+        self.improvable = np.ones((batch, 1), bool)
+        self.running_origins = np.full((batch, beams, max_length - self.prompt_len), -1, np.int64)
+        self.origins = self.running_origins.copy()
+        self.cache_rows = np.arange(batch * beams)
+
+    @property
+    def running_flat(self) -> np.ndarray:
+        """The running sequences so far [batch * beams, cur_len] (what logits processors read)."""
+        return self.running[:, :, : self.cur_len].reshape(self.batch * self.beams, self.cur_len)
+
+    @property
+    def next_tokens(self) -> np.ndarray:
+        """Each row's last token [batch * beams] (the next step's input, after the cache rows are reordered)."""
+        return self.running[:, :, self.cur_len - 1].reshape(-1)
+
+    def step(self, log_probs: np.ndarray) -> bool:
+        """Advance by one token given the rows' processed log-probabilities [batch * beams, vocab]; False when the
+        search is over. Then :attr:`cache_rows` names, per row, the row whose cache it continues."""
+        b, k, n, s = self.batch, self.beams, self.cur_len, self.settings
+        vocab = log_probs.shape[-1]
+        per_beam = log_probs.reshape(b, k, vocab) + self.running_scores[:, :, None]
+        # the k-th best continuation of an input's leading beam bounds the k-th best of all its beams from below
+        leader = per_beam[:, 0]
+        floor = -np.partition(-leader, self.keep - 1, axis=-1)[:, self.keep - 1]
+        total = per_beam.reshape(b, k * vocab)
+        picked = top_k(total, self.keep, floor)
+        top_scores = np.take_along_axis(total, picked, -1)
+        from_beam, tokens = picked // vocab, picked % vocab
+        top_running = _gather(self.running, from_beam)
+        top_running[:, :, n] = tokens
+        top_origins = _gather(self.running_origins, from_beam)
+        top_origins[:, :, n - self.prompt_len] = from_beam + np.arange(b)[:, None] * k
+        hits = np.isin(tokens, self.eos) | (n + 1 >= self.max_length)
+        # the running beams: the best continuations that did not end
+        alive = top_scores + hits.astype(np.float32) * DEAD
+        chosen = top_k(alive, k)
+        self.running, self.running_scores = _gather(top_running, chosen), _gather(alive, chosen)
+        self.running_origins = _gather(top_origins, chosen)
+        self._add_hypotheses(top_running, top_scores, top_origins, hits & self.top_beams[None, :])
+        self.cache_rows = self.running_origins[:, :, n - self.prompt_len].reshape(-1)
+        self.cur_len = n + 1
+        self._update_improvable()
+        return bool(self.improvable.any()) and not (self.finished.all() and s.early_stopping is True) and not hits.all()
+
+    def _add_hypotheses(self, top_running, top_scores, top_origins, just_finished) -> None:
+        s = self.settings
+        penalized = top_scores / np.float32((self.cur_len + 1 - self.prompt_len) ** s.length_penalty)
+        full = self.finished.all(-1, keepdims=True) & (s.early_stopping is True)
+        penalized = penalized + full * DEAD + (~self.improvable) * DEAD + (~just_finished) * DEAD
+        merged_scores = np.concatenate([self.scores, penalized.astype(np.float32)], 1)
+        best = top_k(merged_scores, self.beams)
+        self.sequences = _gather(np.concatenate([self.sequences, top_running], 1), best)
+        self.scores = _gather(merged_scores, best)
+        self.origins = _gather(np.concatenate([self.origins, top_origins], 1), best)
+        self.finished = _gather(np.concatenate([self.finished, just_finished], 1), best)
+
+    def _update_improvable(self) -> None:
+        """transformers' early-stop heuristic: can a running beam still beat the worst hypothesis?"""
+        s = self.settings
+        if s.early_stopping == "never" and s.length_penalty > 0.0:
+            length = self.max_length - self.prompt_len
+        else:
+            length = self.cur_len - self.prompt_len
+        best_possible = self.running_scores[:, :1] / np.float32(length**s.length_penalty)
+        worst = np.where(self.finished, self.scores.min(1, keepdims=True), DEAD)
+        self.improvable &= (best_possible > worst).any(-1, keepdims=True)
+
+    def best(self) -> list[np.ndarray]:
+        """The ``num_return_sequences`` best hypotheses of each input, in order [batch * num_return_sequences rows],
+        cut to the longest (as transformers returns them)."""
+        n = self.settings.num_return_sequences
+        sequences = self.sequences[:, :n].reshape(self.batch * n, -1)
+        generated = int((self.origins[:, :n] >= 0).sum(-1).max())
+        return list(sequences[:, : self.prompt_len + generated])

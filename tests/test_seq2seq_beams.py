@@ -1,0 +1,115 @@
+"""Beam search for text encoder-decoders: the sequences of transformers' ``generate(num_beams=...)`` on the same tiny
+random models, with its length penalty, each ``early_stopping`` mode, several returned sequences, the checkpoint's own
+beam settings and generation rules, and inputs of different lengths in one batch; then the cache rows' reordering and
+the errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM
+
+from QEfficient import QEFFAutoModelForSeq2SeqLM
+from QEfficient.generation.beam_search import BeamSettings, top_k
+from QEfficient.runtime.ort_session import open_kv_session
+from tests import test_seq2seq
+
+PROMPTS = test_seq2seq.PROMPTS
+seq2seq_dir = test_seq2seq.seq2seq_dir  # the fixture
+GEN = 12
+
+
+def reference(folder, tok, **options) -> torch.Tensor:
+    hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        return hf.generate(**tok(PROMPTS, padding=True, return_tensors="pt"), do_sample=False, **options)
+
+
+def ending_early(folder, tok, tmp_path):
+    """The model at ``folder`` with its end token's head row a copy (x1.02) of a token greedy decoding writes fifth:
+    hypotheses then end at different lengths, which is where length penalty and early stopping matter."""
+    hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        fifth = hf.generate(**tok(PROMPTS[:1], return_tensors="pt"), max_new_tokens=6, do_sample=False, num_beams=1)[0, 5]
+        head = hf.get_output_embeddings().weight
+        head[tok.eos_token_id] = head[fifth] * 1.02
+    hf.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("kind", ["t5", "bart", "marian"])
+def test_beam_search_equals_transformers(kind, seq2seq_dir, tmp_path):
+    """T5 with hypotheses of different lengths; BART and Marian (learned positions, placed by the cache's length)
+    with a repetition penalty, so that their beams differ."""
+    folder, tok = seq2seq_dir(kind) if kind == "t5" else seq2seq_dir(kind, repetition_penalty=1.3)
+    if kind == "t5":
+        folder = ending_early(folder, tok, tmp_path)
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.compile(ctx_len=32, batch_size=2, num_cores=1)
+    cases = [
+        dict(num_beams=4),
+        dict(num_beams=3, length_penalty=2.0, early_stopping=True, num_return_sequences=2),
+        dict(num_beams=2, length_penalty=-0.5, early_stopping="never"),
+    ]
+    for options in cases:
+        expected = reference(folder, tok, max_new_tokens=GEN, **options)
+        info = model.generate(tok, PROMPTS, generation_len=GEN, **options)
+        assert info.generated_ids[0].tolist() == expected.tolist(), options
+        if kind == "t5":  # hypotheses that ended before the longest
+            ends = [int((row == tok.eos_token_id).nonzero()[0, 0]) for row in expected if (row == tok.eos_token_id).any()]
+            assert ends and min(ends) < expected.shape[1] - 1
+        assert info.generated_texts[0] == tok.batch_decode(expected, skip_special_tokens=True)
+
+
+def test_the_checkpoint_s_beams_and_rules(seq2seq_dir):
+    """The checkpoint's num_beams / length_penalty / no_repeat_ngram_size / forced BOS apply as in transformers'
+    generate without arguments; a batch of one input of two compiled rows, and a call that asks for greedy."""
+    rules = dict(num_beams=3, length_penalty=1.5, no_repeat_ngram_size=2, forced_bos_token_id=77, min_new_tokens=6, max_length=10)
+    folder, tok = seq2seq_dir("mbart", **rules)
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.compile(ctx_len=16, batch_size=2, num_cores=1)
+    expected = reference(folder, tok)
+    assert model.generate(tok, PROMPTS).generated_ids[0].tolist() == expected.tolist()
+    one = model.generate(tok, PROMPTS[1:]).generated_ids[0]
+    assert one.tolist() == reference(folder, tok)[1:, : one.shape[1]].tolist()
+    greedy = model.generate(tok, PROMPTS, num_beams=1).generated_ids[0]
+    assert greedy.tolist() == reference(folder, tok, num_beams=1)[:, : greedy.shape[1]].tolist()
+
+
+def test_reorder_rows_moves_each_cache_row(seq2seq_dir):
+    folder, _ = seq2seq_dir("t5")
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    paths = model.compile(ctx_len=16, batch_size=1, num_cores=1)
+    session = open_kv_session(paths["decoder_qpc_path"], 1, rows=3)
+    for index in range(len(session.names)):
+        session.cache_view(index)[:] = np.arange(3)[:, None, None, None]
+    session.reorder_rows(np.array([2, 0, 0]))
+    assert [int(session.cache_view(i)[r].max()) for i in (0, len(session.names) - 1) for r in range(3)] == [2, 0, 0] * 2
+    with pytest.raises(ValueError, match="one row index"):
+        session.reorder_rows(np.array([0, 3, 1]))
+
+
+def test_top_k_breaks_ties_by_the_lower_index():
+    scores = np.array([[0.5, 2.0, 2.0, -np.inf, 2.0, 1.0]], np.float32)
+    assert top_k(scores, 4).tolist() == [[1, 2, 4, 5]]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(num_beams=0), "num_beams must be a positive integer"),
+        (dict(num_beams=2, num_return_sequences=3), "num_return_sequences=3 must be between 1 and num_beams=2"),
+        (dict(num_return_sequences=2), "needs beam search"),
+        (dict(num_beams=2, early_stopping="sometimes"), "early_stopping must be True, False or 'never'"),
+    ],
+)
+def test_bad_beam_settings_say_what_to_pass(options, message, seq2seq_dir):
+    folder, tok = seq2seq_dir("bart")
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.compile(ctx_len=16, num_cores=1)
+    with pytest.raises(ValueError, match=message):
+        model.generate(tok, PROMPTS, generation_len=4, **options)
+    with pytest.raises(ValueError):
+        BeamSettings(2.5)
