@@ -21,6 +21,7 @@ from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
+from QEfficient.transform.adapters import fsmt_steps
 from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, StaticKVCache, _attn_implementation, as_mask_kind, visibility_mask
 
 # families whose attention adds the mask to a relative position bias: their decoder keeps its own copy of the config
@@ -28,6 +29,8 @@ from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, StaticKVCache, _
 ADDITIVE_MASK_TYPES = frozenset({"t5", "mt5", "umt5", "longt5", "switch_transformers"})
 # families whose eager-only attention checks its additive masks' full [batch, 1, queries, keys] shape
 FULL_ADDITIVE_MASK_TYPES = frozenset({"mvp"})
+# families whose decoder is called directly (transform/adapters/fsmt_steps.py); they take additive masks
+DIRECT_DECODER_TYPES = frozenset({"fsmt"})
 
 
 class _CrossCache:
@@ -74,10 +77,13 @@ class QEffSeq2SeqEncoder(nn.Module):
         self.num_layers = decoder_layers(hf_model.config)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        hidden = self.hf.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
-        start = torch.zeros(input_ids.shape[0], 1, dtype=torch.int64)
-        self.hf.get_decoder()(input_ids=start, encoder_hidden_states=hidden, encoder_attention_mask=attention_mask, cache=cache)
+        if self.config.model_type in DIRECT_DECODER_TYPES:
+            fsmt_steps.fill_cross_cache(self.hf, input_ids, attention_mask, cache)
+        else:
+            hidden = self.hf.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            start = torch.zeros(input_ids.shape[0], 1, dtype=torch.int64)
+            self.hf.get_decoder()(input_ids=start, encoder_hidden_states=hidden, encoder_attention_mask=attention_mask, cache=cache)
         return tuple(t for layer in cache.cross_attention_cache.layers for t in (layer.keys, layer.values))
 
 
@@ -92,7 +98,8 @@ class QEffSeq2SeqDecoder(nn.Module):
         self.config = hf_model.config
         self.num_layers = decoder_layers(hf_model.config)
         self.heads, self.head_dim = kv_shape
-        self.mask_kind = "additive" if self.config.model_type in ADDITIVE_MASK_TYPES | FULL_ADDITIVE_MASK_TYPES else "visible"
+        additive = ADDITIVE_MASK_TYPES | FULL_ADDITIVE_MASK_TYPES | DIRECT_DECODER_TYPES
+        self.mask_kind = "additive" if self.config.model_type in additive else "visible"
 
     def kv_shape(self, batch_size: int, ctx_len: int) -> tuple[int, int, int, int]:
         return (batch_size, self.heads, ctx_len, self.head_dim)
@@ -108,6 +115,9 @@ class QEffSeq2SeqDecoder(nn.Module):
             masks = tuple(as_mask_kind(m, "additive", torch.float32) for m in masks)
         if self.config.model_type in FULL_ADDITIVE_MASK_TYPES:
             masks = tuple(m.expand(-1, -1, input_ids.shape[1], -1) for m in masks)
+        if self.config.model_type in DIRECT_DECODER_TYPES:
+            logits = fsmt_steps.step_logits(self.hf, input_ids, encoder_attention_mask, masks[0], cache)
+            return (logits[:, -1:].float(), *self_cache.retained())
         placeholder = BaseModelOutput(last_hidden_state=torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], 1))
         with _attn_implementation(self.config, STATIC_KV_ATTENTION):
             logits = self.hf(
