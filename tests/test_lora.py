@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LlamaConfig
 
 from QEfficient import QEffAutoLoraModelForCausalLM, QEffAutoPeftModelForCausalLM
 from QEfficient.export.graph_specs import LORA_IDS
@@ -171,6 +171,9 @@ def test_peft_model_from_adapter_folder_switches_without_export(llama):
     hf_like = model.generate(**tokenizer(PROMPTS[:2], return_tensors="pt", padding=True), max_new_tokens=GEN)
     for row, p in zip(hf_like, PROMPTS[:2]):
         assert real_tokens(row, tokenizer.pad_token_id, GEN) == reference("qv", p)
+    for asked in (dict(num_beams=2), dict(do_sample=True)):  # refused, as upstream refuses them
+        with pytest.raises(NotImplementedError, match="not supported currently"):
+            model.generate(**tokenizer(PROMPTS[:1], return_tensors="pt"), generation_config=GenerationConfig(max_new_tokens=GEN, **asked))
     onnx, qpc = model.onnx_path, model.qpc_path
     with pytest.raises(ValueError, match="targets"):  # gate/up/down: the compiled graph has q/v tables only
         model.load_adapter(adapters["mlp"], "mlp")

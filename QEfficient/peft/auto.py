@@ -112,6 +112,11 @@ class QEffAutoPeftModelForCausalLM(QEffAutoLoraModelForCausalLM):
         if self.qpc_path is None:
             raise TypeError("Please run compile() before generate().")
         max_new_tokens = max_new_tokens or getattr(generation_config, "max_new_tokens", None)
+        # upstream QEfficient's limits: greedy only
+        if getattr(generation_config, "do_sample", False):
+            raise NotImplementedError("do_sample=True not supported currently: generate(input_ids=...) decodes greedily.")
+        if (getattr(generation_config, "num_beams", None) or 1) > 1:
+            raise NotImplementedError("num_beams>1 not supported currently: generate(input_ids=...) decodes greedily.")
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"generate(input_ids=...) needs max_new_tokens > 0, got {max_new_tokens!r}.")
         ids = np.asarray(ids, dtype=np.int64).reshape(len(ids), -1)
