@@ -1,10 +1,11 @@
 """Whisper (real weights, scripts/fetch_whisper.sh): transformers eager, QEfficient and faster-whisper, real-time factor.
 
     .venv/bin/python benchmarks/bench_speech.py [--model DIR] [--ct2-model DIR] [--threads 2] [--runs 5]
-        [--audio tests/data/speech16k.wav] [--faster-whisper-python /path/to/fw-venv/bin/python]
+        [--audio tests/data/speech16k.wav] [--faster-whisper-python /path/to/fw-venv/bin/python] [--beams 1]
 
-Greedy transcription (beam 1, no temperature fallback, no VAD, no timestamps, language="en") of the
-test recording, audio samples -> text (feature extraction included) for every engine:
+Transcription (greedy, or ``--beams N`` for every engine: faster-whisper's default is 5; no temperature fallback,
+no VAD, no timestamps, language="en") of the test recording, audio samples -> text (feature extraction included)
+for every engine:
 
 * transformers' eager ``generate``, float32;
 * QEfficient float32 and QEfficient with ``mxfp6_matmul=True`` (8-bit MatMul weights);
@@ -56,13 +57,13 @@ def load() -> str:
 class FasterWhisperPeer:
     """faster-whisper in its own interpreter, one transcription per request (timed over there)."""
 
-    def __init__(self, python: str, ct2_model: str, audio, threads: int) -> None:
+    def __init__(self, python: str, ct2_model: str, audio, threads: int, beams: int = 1) -> None:
         import numpy as np
 
         self._audio = tempfile.NamedTemporaryFile(suffix=".npy", delete=False)
         np.save(self._audio, audio)
         self._audio.close()
-        cmd = [python, str(PEER), "--model", ct2_model, "--audio", self._audio.name, "--threads", str(threads)]
+        cmd = [python, str(PEER), "--model", ct2_model, "--audio", self._audio.name, "--threads", str(threads), "--beams", str(beams)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         ready = self.proc.stdout.readline()
         if not ready:
@@ -100,6 +101,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5, help="timed rounds (each engine once per round)")
     ap.add_argument("--audio", default=str(ROOT / "tests" / "data" / "speech16k.wav"))
+    ap.add_argument("--beams", type=int, default=1, help="beams for every engine (faster-whisper's default: 5)")
     ap.add_argument(
         "--faster-whisper-python",
         default=os.environ.get("FASTER_WHISPER_PYTHON"),
@@ -125,21 +127,23 @@ def main() -> None:
     def hf_run() -> str:
         with torch.no_grad():
             features = processor(audio, sampling_rate=16000, return_tensors="pt").input_features
-            ids = hf.generate(features, language="en", max_new_tokens=100)
+            ids = hf.generate(features, language="en", max_new_tokens=100, num_beams=args.beams)
         return processor.batch_decode(ids, skip_special_tokens=True)[0]
 
     engines: dict[str, Callable[[], tuple[float, str]]] = {"transformers eager fp32": timed(hf_run)}
     for label, mxfp6 in (("QEfficient fp32", False), ("QEfficient 8-bit (mxfp6_matmul)", True)):
         model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(args.model)
         model.compile(ctx_len=128, num_cores=args.threads, mxfp6_matmul=mxfp6)
-        engines[label] = timed(lambda m=model: m.transcribe(audio, processor, generation_len=100, language="en").texts[0])
+        engines[label] = timed(
+            lambda m=model: m.transcribe(audio, processor, generation_len=100, language="en", num_beams=args.beams).texts[0]
+        )
     notes, peer = [], None
     if not args.faster_whisper_python:
         notes.append("faster-whisper rows skipped: pass --faster-whisper-python (a venv with faster-whisper installed).")
     elif not Path(ct2_model, "model.bin").is_file():
         notes.append(f"faster-whisper rows skipped: no CTranslate2 model at {ct2_model} (pass --ct2-model).")
     else:
-        peer = FasterWhisperPeer(args.faster_whisper_python, ct2_model, audio, args.threads)
+        peer = FasterWhisperPeer(args.faster_whisper_python, ct2_model, audio, args.threads, args.beams)
         for ct in FW_TYPES:
             engines[f"faster-whisper {peer.version} {ct}"] = lambda ct=ct: peer.run(ct)
 
@@ -160,7 +164,7 @@ def main() -> None:
     median = {label: statistics.median(ts) for label, ts in times.items()}
     fw = {ct: next((median[k] for k in median if k.startswith("faster-whisper") and k.endswith(ct)), None) for ct in FW_TYPES}
 
-    print(f"{Path(args.model).name}, {seconds:.1f} s of audio, {args.threads} threads, median of {args.runs} rounds")
+    print(f"{Path(args.model).name}, {seconds:.1f} s of audio, {args.threads} threads, {args.beams} beam(s), median of {args.runs} rounds")
     print(f"CPU: {cpu_model()}; shared machine, {load_before} before, {load()} after")
     head = f"{'engine':38} {'s/transcr.':>10} {'(min)':>6} {'RTF':>6} {'vs transformers':>15} {'vs fw fp32':>10} {'vs fw int8':>10}"
     print(head + "  transcript")

@@ -1,12 +1,12 @@
 """faster-whisper side of benchmarks/bench_speech.py, run by faster-whisper's own interpreter.
 
-    FW_PYTHON benchmarks/faster_whisper_peer.py --model CT2_DIR --audio SAMPLES.npy --threads 2 --compute-types float32,int8
+    FW_PYTHON benchmarks/faster_whisper_peer.py --model CT2_DIR --audio SAMPLES.npy --threads 2 --compute-types float32,int8 [--beams 1]
 
 Standalone on purpose (it imports neither QEfficient nor transformers: faster-whisper lives in its
 own venv). It loads one ``WhisperModel`` per compute type, prints one JSON line ``{"ready": ...}``,
 then answers each JSON line read on stdin, ``{"compute_type": "int8"}``, with one transcription
 timed here (audio -> text, feature extraction included): ``{"seconds": s, "text": "..."}``.
-Decoding is greedy and plain, as QEfficient's: beam 1, one temperature (no fallback), no VAD,
+Decoding is plain, as QEfficient's: ``--beams`` beams (1: greedy), one temperature (no fallback), no VAD,
 no timestamps, English given, and no quality thresholds that could drop a segment.
 """
 
@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--audio", required=True, help="16 kHz float32 samples saved with numpy.save")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compute-types", default="float32,int8")
+    ap.add_argument("--beams", type=int, default=1)
     args = ap.parse_args()
     import faster_whisper
     from faster_whisper import WhisperModel
@@ -38,7 +39,7 @@ def main() -> None:
     options = dict(
         language="en",
         task="transcribe",
-        beam_size=1,
+        beam_size=args.beams,
         best_of=1,
         temperature=0.0,
         vad_filter=False,

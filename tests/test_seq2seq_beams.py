@@ -39,9 +39,9 @@ def ending_early(folder, tok, tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("kind", ["t5", "bart", "marian"])
+@pytest.mark.parametrize("kind", ["t5", "bart", "marian", "fsmt"])
 def test_beam_search_equals_transformers(kind, seq2seq_dir, tmp_path):
-    """T5 with hypotheses of different lengths; BART and Marian (learned positions, placed by the cache's length)
+    """T5 with hypotheses of different lengths; BART, Marian and FSMT (positions placed by the cache's length)
     with a repetition penalty, so that their beams differ."""
     folder, tok = seq2seq_dir(kind) if kind == "t5" else seq2seq_dir(kind, repetition_penalty=1.3)
     if kind == "t5":

@@ -78,6 +78,31 @@ def test_english_only_greedy_equals_transformers(tiny_whisper, timestamps):
     assert ours.tolist() == expected.tolist()
 
 
+BEAM_CASES = [
+    dict(num_beams=3, language="en"),
+    dict(num_beams=2, return_timestamps=True),  # language detected, then beams
+    dict(num_beams=3, language=["en", "fr", "<|de|>"], task="translate", length_penalty=0.5),
+]
+
+
+@pytest.mark.parametrize("kwargs", BEAM_CASES, ids=["en", "detect-timestamps", "per-row-translate"])
+def test_beam_search_equals_transformers(tiny_whisper, kwargs):
+    """transformers' Whisper generate(num_beams=...): the same best hypothesis per audio (3 audios on batch_size=2)."""
+    _, hf, model = tiny_whisper(True)
+    features = _features(3)
+    ours = np.concatenate(model.generate({"input_features": features}, generation_len=20, **kwargs).generated_ids)
+    expected = _hf(hf, features, max_new_tokens=20, **kwargs)
+    assert ours.tolist() == expected.tolist()
+
+
+def test_beam_search_reads_long_audio_window_after_window(tiny_whisper):
+    _, hf, model = tiny_whisper(True)
+    features = _features(1, frames=4800)
+    kwargs = dict(language="en", return_timestamps=True, num_beams=2)
+    ours = model.generate({"input_features": features}, generation_len=20, **kwargs).generated_ids[0]
+    assert ours.tolist() == _hf(hf, features, max_new_tokens=20, **kwargs).tolist()
+
+
 def test_audio_longer_than_30_s_is_read_window_after_window(tiny_whisper):
     _, hf, model = tiny_whisper(True)
     features = _features(1, frames=4800)  # 48 s
@@ -135,6 +160,8 @@ def test_real_whisper_text_equals_transformers(name):
         assert info.generated_ids[0].tolist() == expected.tolist()
         assert info.texts == processor.batch_decode(expected, skip_special_tokens=True)
         texts[timestamps], ids[timestamps] = info.texts[0], info.generated_ids[0][0].tolist()
+    beams = model.generate(inputs=inputs, generation_len=60, processor=processor, num_beams=5, **kwargs)  # faster-whisper's default
+    assert beams.generated_ids[0].tolist() == _hf(hf, inputs.input_features, max_new_tokens=60, num_beams=5, **kwargs).tolist()
     if name == "whisper-base":  # what the data README says transformers' Whisper base reads
         assert texts[False] == " The Low World. The quick brown fox jump over the lazy dog. This is a test on speech recognition."
         # mxfp6_matmul: 8-bit decoder MatMuls, float32 encoder (8-bit encoder weights changed a phrase)

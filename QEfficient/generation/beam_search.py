@@ -38,6 +38,28 @@ class BeamSettings:
             raise ValueError(f"early_stopping must be True, False or 'never', got {self.early_stopping!r}.")
 
 
+def beam_settings(
+    generation_config, num_beams=None, length_penalty=None, early_stopping=None, num_return_sequences=None
+) -> BeamSettings | None:
+    """Beam search as the call asks, else as the checkpoint's generation config does (transformers' defaults where
+    neither says); None for a single beam."""
+    g = generation_config
+
+    def given(value, name, default):
+        if value is not None:
+            return value
+        return getattr(g, name, None) if getattr(g, name, None) is not None else default
+
+    num_beams, num_return_sequences = given(num_beams, "num_beams", 1), given(num_return_sequences, "num_return_sequences", 1)
+    if num_beams == 1:
+        if num_return_sequences != 1:
+            raise ValueError(f"num_return_sequences={num_return_sequences} needs beam search: pass num_beams >= {num_return_sequences}.")
+        return None
+    return BeamSettings(
+        num_beams, float(given(length_penalty, "length_penalty", 1.0)), given(early_stopping, "early_stopping", False), num_return_sequences
+    )
+
+
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """float32 log-probabilities of ``logits`` [rows, vocab] (a new array)."""
     out = np.array(logits, np.float32)

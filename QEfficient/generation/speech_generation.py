@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from QEfficient.export.graph_specs import INPUT_FEATURES
+from QEfficient.generation.beam_search import BeamSearch, BeamSettings, log_softmax
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 
 _NEG = -np.inf
@@ -156,18 +157,27 @@ def split_segments(tokens: np.ndarray, timestamp_begin: int, window_frames: int)
 
 
 class SpeechSeq2SeqGeneration:
-    """Greedy Whisper decoding over an encoder session and a KVCacheSession (the decoder).
+    """Whisper decoding, greedy or beam search, over an encoder session and a KVCacheSession (the decoder).
 
     Audio is read in 30 s windows, as transformers' Whisper ``generate`` does for short and long
     form alike: a window whose tokens end inside a segment is decoded again from that segment's
     last timestamp; audio longer than 30 s is transcribed window after window."""
 
-    def __init__(self, encoder_session, decoder_session, decoding: WhisperDecoding, cross_names: list[str]) -> None:
+    def __init__(
+        self, encoder_session, decoder_session, decoding: WhisperDecoding, cross_names: list[str], beams: BeamSettings | None = None
+    ) -> None:
+        """``beams``: beam search (one best hypothesis per audio), the decoder session holding num_beams rows per audio."""
         self.encoder = encoder_session
         self.decoder = decoder_session
         self.decoding = decoding
         self.cross_names = cross_names
-        self.batch_size = decoder_session.batch_size
+        self.beams = beams
+        per_row = beams.num_beams if beams else 1
+        if beams is not None and beams.num_return_sequences != 1:
+            raise ValueError("Whisper's beam search returns one transcript per audio: num_return_sequences must be 1.")
+        if decoder_session.batch_size % per_row:
+            raise ValueError(f"The decoder session has {decoder_session.batch_size} rows, not a multiple of num_beams={per_row}.")
+        self.batch_size = decoder_session.batch_size // per_row
         self.ctx_len = decoder_session.ctx_len
 
     def generate(
@@ -199,9 +209,7 @@ class SpeechSeq2SeqGeneration:
                 for j, r in enumerate(rows):
                     window[j, :, : frames[j]] = features[r, :, seek[r] : seek[r] + frames[j]]
                 row_prompts = [prompts[r] or d.init_tokens(language_ids[r], task, return_timestamps)[0] for r in rows]
-                generated, row_prompts = self._decode_window(
-                    window, row_prompts, [prompts[r] is None for r in rows], generation_len, return_timestamps, stats, start
-                )
+                generated, row_prompts = self._decode_window(window, row_prompts, generation_len, return_timestamps, stats, start)
                 for j, r in enumerate(rows):
                     prompts[r] = row_prompts[j]
                     tokens = generated[j]
@@ -231,11 +239,10 @@ class SpeechSeq2SeqGeneration:
         ]
         return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics)
 
-    def _decode_window(
-        self, window, prompts, need_prompt, generation_len, return_timestamps, stats, start
-    ) -> tuple[list[np.ndarray], list[list[int]]]:
-        """Greedy tokens of one 30 s window for up to batch_size rows (the batch is padded with copies
-        of the last row); returns each row's generated tokens and its prompt (language filled in)."""
+    def _start_window(self, window: np.ndarray, prompts: list[list[int]], per_row: int = 1) -> tuple[int, np.ndarray, np.ndarray]:
+        """Encode one 30 s window for up to batch_size rows (the batch padded with copies of the last row), each row
+        ``per_row`` times (its beams, adjacent), detect languages where asked and run the prompt: the real rows, the
+        prompts [rows, width] (languages filled in) and the logits after them."""
         d = self.decoding
         real = len(window)
         fill = self.batch_size - real
@@ -243,9 +250,12 @@ class SpeechSeq2SeqGeneration:
             window = np.concatenate([window, np.repeat(window[-1:], fill, 0)])
             prompts = prompts + [prompts[-1]] * fill
         cross = self.encoder.run(None, {INPUT_FEATURES: window})
+        if per_row > 1:
+            cross = [np.repeat(value, per_row, 0) for value in cross]
+            prompts = [p for p in prompts for _ in range(per_row)]
         self.decoder.reset()
         self.decoder.bind_inputs(**dict(zip(self.cross_names, cross)))
-        rows = self.batch_size
+        rows = len(prompts)
         prompt = np.array(prompts, dtype=np.int64)
         width = prompt.shape[1]
         done_upto = 0
@@ -256,14 +266,27 @@ class SpeechSeq2SeqGeneration:
             prompt[:, 1] = np.where(prompt[:, 1] == -1, detected, prompt[:, 1])
             done_upto = 1
         positions = np.ascontiguousarray(np.broadcast_to(np.arange(done_upto, width, dtype=np.int64), (rows, width - done_upto)))
-        logits = self.decoder.run(prompt[:, done_upto:], positions)
+        return real, prompt, self.decoder.run(prompt[:, done_upto:], positions)
+
+    def _generation_len(self, generation_len: int | None, width: int) -> int:
         if generation_len is None:
-            generation_len = self.ctx_len - width + 1
+            return self.ctx_len - width + 1
         if width + generation_len - 1 > self.ctx_len:
             raise ValueError(
                 f"generation_len={generation_len} with a {width}-token prompt needs ctx_len >= {width + generation_len - 1}; "
                 f"compiled ctx_len is {self.ctx_len}: compile with a larger ctx_len or ask for fewer tokens."
             )
+        return generation_len
+
+    def _decode_window(self, window, prompts, generation_len, return_timestamps, stats, start) -> tuple[list[np.ndarray], list[list[int]]]:
+        """Greedy tokens of one 30 s window for up to batch_size rows; returns each row's generated tokens and its
+        prompt (language filled in)."""
+        if self.beams is not None:
+            return self._beam_window(window, prompts, generation_len, return_timestamps, stats, start)
+        d = self.decoding
+        real, prompt, logits = self._start_window(window, prompts)
+        rows, width = prompt.shape
+        generation_len = self._generation_len(generation_len, width)
         rules = WhisperLogitsRules(d, width, return_timestamps)
         sequences = np.full((rows, width + generation_len), d.pad_token_id, np.int64)
         sequences[:, :width] = prompt
@@ -287,3 +310,30 @@ class SpeechSeq2SeqGeneration:
         stats["decode_tokens"] += int((sequences[:real, width + 1 : n] != d.pad_token_id).sum())
         stats["new_tokens"] += int((sequences[:real, width:n] != d.pad_token_id).sum())
         return [sequences[j, width:n] for j in range(real)], [prompt[j].tolist() for j in range(real)]
+
+    def _beam_window(self, window, prompts, generation_len, return_timestamps, stats, start) -> tuple[list[np.ndarray], list[list[int]]]:
+        """transformers' beam search over one 30 s window: each row's best hypothesis (generated tokens) and prompt."""
+        d, beams = self.decoding, self.beams.num_beams
+        real, prompt, logits = self._start_window(window, prompts, beams)
+        rows, width = prompt.shape
+        generation_len = self._generation_len(generation_len, width)
+        rules = WhisperLogitsRules(d, width, return_timestamps)
+        fill = d.pad_token_id or d.eos_token_id  # transformers' filler after a hypothesis ends
+        search = BeamSearch(prompt[::beams], self.beams, width + generation_len, (d.eos_token_id,), fill)
+        decode_start = time.perf_counter()
+        for step in range(generation_len):
+            going = search.step(rules(search.running_flat, log_softmax(logits)))
+            if step == 0:
+                if stats["first_token"] is None:
+                    stats["first_token"] = time.perf_counter() - start
+                decode_start = time.perf_counter()
+            if not going:
+                break
+            self.decoder.reorder_rows(search.cache_rows, search.cur_len - 1)  # the slots written so far
+            logits = self.decoder.run(search.next_tokens[:, None], np.full((rows, 1), search.cur_len - 1, np.int64))
+        stats["decode_time"] += time.perf_counter() - decode_start
+        generated = [row[width:] for row in search.best()[:real]]
+        ended = [g[: np.flatnonzero(g == d.eos_token_id)[0] + 1] if (g == d.eos_token_id).any() else g for g in generated]
+        stats["decode_tokens"] += sum(max(len(g) - 1, 0) for g in ended)
+        stats["new_tokens"] += sum(len(g) for g in ended)
+        return ended, [prompt[j * beams].tolist() for j in range(real)]

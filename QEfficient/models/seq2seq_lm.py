@@ -19,7 +19,7 @@ from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, Seq2SeqDecoderGraphSpec, Seq2SeqEncoderGraphSpec
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_seq2seq_encoder_onnx
-from QEfficient.generation.beam_search import BeamSettings
+from QEfficient.generation.beam_search import beam_settings
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.seq2seq_generation import UNAPPLIED, Seq2SeqGeneration, Seq2SeqRules
@@ -139,7 +139,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         generation_len = check_generation_len(generation_len)
-        beams = self._beam_settings(num_beams, length_penalty, early_stopping, num_return_sequences)
+        beams = beam_settings(self.hf.generation_config, num_beams, length_penalty, early_stopping, num_return_sequences)
         ids, mask = self._inputs(tokenizer, prompts, inputs)
         self._warn_unapplied()
         encoder_path, decoder_path = self.qpc_paths["encoder_qpc_path"], self.qpc_paths["decoder_qpc_path"]
@@ -158,25 +158,6 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         if stream:
             print_perf(info)
         return info
-
-    def _beam_settings(self, num_beams, length_penalty, early_stopping, num_return_sequences) -> BeamSettings | None:
-        """Beam search as asked, else as the checkpoint's generation config asks (transformers' defaults where neither
-        says); None for greedy decoding."""
-        g = self.hf.generation_config
-        num_beams = num_beams if num_beams is not None else (g.num_beams or 1)
-        num_return_sequences = num_return_sequences if num_return_sequences is not None else (g.num_return_sequences or 1)
-        if num_beams == 1:
-            if num_return_sequences != 1:
-                raise ValueError(
-                    f"num_return_sequences={num_return_sequences} needs beam search: pass num_beams >= {num_return_sequences}."
-                )
-            return None
-        return BeamSettings(
-            num_beams,
-            float(length_penalty if length_penalty is not None else (g.length_penalty if g.length_penalty is not None else 1.0)),
-            early_stopping if early_stopping is not None else (g.early_stopping if g.early_stopping is not None else False),
-            num_return_sequences,
-        )
 
     def _warn_unapplied(self) -> None:
         """The checkpoint's sampling and the rules not restated here are named once."""

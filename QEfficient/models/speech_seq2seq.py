@@ -24,6 +24,7 @@ from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_FEATURES, SpeechDecoderGraphSpec, SpeechEncoderGraphSpec
 from QEfficient.export.onnx_export import export_speech_decoder_onnx, export_speech_encoder_onnx
+from QEfficient.generation.beam_search import beam_settings
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.speech_generation import SpeechSeq2SeqGeneration, WhisperDecoding
@@ -151,10 +152,13 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         return_timestamps: bool = False,
         processor=None,
         stream: bool = False,
+        num_beams: int | None = None,
+        length_penalty: float | None = None,
     ) -> CloudAI100ExecInfo:
-        """Greedy transcription of ``inputs`` (a WhisperProcessor's output, or its ``input_features``
+        """Transcription of ``inputs`` (a WhisperProcessor's output, or its ``input_features``
         [N, n_mels, 3000]). ``language`` (a code, name or ``<|xx|>``; one per audio or one for all),
-        ``task`` ("transcribe"/"translate") and ``return_timestamps`` as in transformers' Whisper.
+        ``task`` ("transcribe"/"translate"), ``return_timestamps``, ``num_beams`` and ``length_penalty`` (None: the
+        checkpoint's; greedy for one beam) as in transformers' Whisper ``generate``.
         ``generated_ids[i]``: batch i's sequences, prompt included, padded with the pad token."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
@@ -185,11 +189,15 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         encoder = self._session(
             "encoder", (str(encoder_path), self._num_cores), lambda: open_artifact_session(encoder_path, self._num_cores, spin=False)
         )
-        decoder = self._session("decoder", (str(decoder_path), self._num_cores), lambda: open_kv_session(decoder_path, self._num_cores))
+        beams = beam_settings(self.hf.generation_config, num_beams, length_penalty)
+        rows = read_artifact(decoder_path)["kv_shape"][0] * (beams.num_beams if beams else 1)
+        decoder = self._session(
+            "decoder", (str(decoder_path), self._num_cores, rows), lambda: open_kv_session(decoder_path, self._num_cores, rows=rows)
+        )
         cross_names = SpeechEncoderGraphSpec(read_artifact(encoder_path)["num_layers"]).output_names
         tokenizer = self._tokenizer(processor)
         decode = (lambda ids: tokenizer.decode(ids, skip_special_tokens=True)) if tokenizer is not None else None
-        generator = SpeechSeq2SeqGeneration(encoder, decoder, decoding, cross_names)
+        generator = SpeechSeq2SeqGeneration(encoder, decoder, decoding, cross_names, beams)
         info = generator.generate(features.astype(np.float32), generation_len, language_ids, task, return_timestamps, decode, num_frames)
         if stream:
             print_perf(info)
