@@ -10,6 +10,8 @@ beams, reorders its cache rows by :attr:`BeamSearch.cache_rows` and feeds :attr:
 from __future__ import annotations
 
 import numbers
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,6 +178,23 @@ class BeamSearch:
         best_possible = self.running_scores[:, :1] / np.float32(length**s.length_penalty)
         worst = np.where(self.finished, self.scores.min(1, keepdims=True), DEAD)
         self.improvable &= (best_possible > worst).any(-1, keepdims=True)
+
+    def run(self, session, logits: np.ndarray, steps: int, process: Callable, on_first_token: Callable[[], None]) -> float:
+        """Search for up to ``steps`` tokens from the prompt's ``logits`` [rows, vocab], over ``session`` (a
+        KVCacheSession holding one cache row per beam, reordered each step); ``process(step, log_probs)`` applies the
+        logits processors. Returns the seconds after the first token."""
+        rows = self.batch * self.beams
+        decode_start = time.perf_counter()
+        for step in range(steps):
+            going = self.step(process(step, log_softmax(logits)))
+            if step == 0:
+                on_first_token()
+                decode_start = time.perf_counter()
+            if not going:
+                break
+            session.reorder_rows(self.cache_rows, self.cur_len - 1)  # the slots written so far
+            logits = session.run(self.next_tokens[:, None], np.full((rows, 1), self.cur_len - 1, np.int64))
+        return time.perf_counter() - decode_start
 
     def best(self) -> list[np.ndarray]:
         """The ``num_return_sequences`` best hypotheses of each input, in order [batch * num_return_sequences rows],

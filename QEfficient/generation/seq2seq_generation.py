@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS
-from QEfficient.generation.beam_search import BeamSearch, BeamSettings, log_softmax
+from QEfficient.generation.beam_search import BeamSearch, BeamSettings
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 
 # generation-config fields that change greedy tokens and are not applied here (a warning names them)
@@ -231,21 +231,15 @@ class Seq2SeqGeneration:
             self.rules.eos_token_ids,
             self.fill,
         )
-        rows = self.batch_size * beams
-        logits = self.decoder.run(search.next_tokens[:, None], np.zeros((rows, 1), np.int64))
-        decode_start = time.perf_counter()
-        for step in range(generation_len):
-            last = step == force_eos_at - 1
-            log_probs = self.rules.scores(log_softmax(logits), search.running_flat, step, last, encoder_ids)
-            going = search.step(log_probs)
-            if step == 0:
-                stats["first"] = stats["first"] or time.perf_counter() - start
-                decode_start = time.perf_counter()
-            if not going:
-                break
-            self.decoder.reorder_rows(search.cache_rows, search.cur_len - 1)  # the slots written so far
-            logits = self.decoder.run(search.next_tokens[:, None], np.full((rows, 1), search.cur_len - 1, np.int64))
-        stats["decode"] += time.perf_counter() - decode_start
+        logits = self.decoder.run(search.next_tokens[:, None], np.zeros((self.batch_size * beams, 1), np.int64))
+
+        def process(step: int, log_probs: np.ndarray) -> np.ndarray:
+            return self.rules.scores(log_probs, search.running_flat, step, step == force_eos_at - 1, encoder_ids)
+
+        def first_token() -> None:
+            stats["first"] = stats["first"] or time.perf_counter() - start
+
+        stats["decode"] += search.run(self.decoder, logits, generation_len, process, first_token)
         return self._ended(search.best()[: real * self.beams.num_return_sequences], stats)
 
     def _ended(self, sequences, stats: dict) -> list[np.ndarray]:

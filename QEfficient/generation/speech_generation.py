@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from QEfficient.export.graph_specs import INPUT_FEATURES
-from QEfficient.generation.beam_search import BeamSearch, BeamSettings, log_softmax
+from QEfficient.generation.beam_search import BeamSearch, BeamSettings
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 
 _NEG = -np.inf
@@ -315,23 +315,20 @@ class SpeechSeq2SeqGeneration:
         """transformers' beam search over one 30 s window: each row's best hypothesis (generated tokens) and prompt."""
         d, beams = self.decoding, self.beams.num_beams
         real, prompt, logits = self._start_window(window, prompts, beams)
-        rows, width = prompt.shape
+        width = prompt.shape[1]
         generation_len = self._generation_len(generation_len, width)
         rules = WhisperLogitsRules(d, width, return_timestamps)
         fill = d.pad_token_id or d.eos_token_id  # transformers' filler after a hypothesis ends
         search = BeamSearch(prompt[::beams], self.beams, width + generation_len, (d.eos_token_id,), fill)
-        decode_start = time.perf_counter()
-        for step in range(generation_len):
-            going = search.step(rules(search.running_flat, log_softmax(logits)))
-            if step == 0:
-                if stats["first_token"] is None:
-                    stats["first_token"] = time.perf_counter() - start
-                decode_start = time.perf_counter()
-            if not going:
-                break
-            self.decoder.reorder_rows(search.cache_rows, search.cur_len - 1)  # the slots written so far
-            logits = self.decoder.run(search.next_tokens[:, None], np.full((rows, 1), search.cur_len - 1, np.int64))
-        stats["decode_time"] += time.perf_counter() - decode_start
+
+        def first_token() -> None:
+            if stats["first_token"] is None:
+                stats["first_token"] = time.perf_counter() - start
+
+        def process(_step: int, log_probs: np.ndarray) -> np.ndarray:
+            return rules(search.running_flat, log_probs)
+
+        stats["decode_time"] += search.run(self.decoder, logits, generation_len, process, first_token)
         generated = [row[width:] for row in search.best()[:real]]
         ended = [g[: np.flatnonzero(g == d.eos_token_id)[0] + 1] if (g == d.eos_token_id).any() else g for g in generated]
         stats["decode_tokens"] += sum(max(len(g) - 1, 0) for g in ended)
