@@ -17,7 +17,7 @@ from QEfficient.runtime.ort_session import open_artifact_session, open_kv_sessio
 
 PROMPTS = ["hello world the cat", "a b c d e f g h i j k l"]
 GEN = 10
-T5_TYPES = ("t5", "mt5", "umt5", "longt5")
+T5_TYPES = ("t5", "mt5", "umt5", "longt5", "switch_transformers")
 
 
 def tiny_config(kind: str, tok):

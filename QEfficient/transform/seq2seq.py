@@ -63,6 +63,13 @@ class _StepCache(EncoderDecoderCache):
         return self.position
 
 
+class _EncoderPlaceholder(BaseModelOutput):
+    """What the decoder step passes as the encoder's output (the cache holds what it would give); mixture-of-experts
+    families also read its router logits."""
+
+    router_logits = None
+
+
 def decoder_layers(config) -> int:
     return getattr(config, "decoder_layers", None) or getattr(config, "num_decoder_layers", None) or config.num_layers
 
@@ -118,7 +125,7 @@ class QEffSeq2SeqDecoder(nn.Module):
         if self.config.model_type in DIRECT_DECODER_TYPES:
             logits = fsmt_steps.step_logits(self.hf, input_ids, encoder_attention_mask, masks[0], cache)
             return (logits[:, -1:].float(), *self_cache.retained())
-        placeholder = BaseModelOutput(last_hidden_state=torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], 1))
+        placeholder = _EncoderPlaceholder(last_hidden_state=torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], 1))
         with _attn_implementation(self.config, STATIC_KV_ATTENTION):
             logits = self.hf(
                 encoder_outputs=placeholder,  # its keys and values are in the cache
