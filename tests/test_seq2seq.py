@@ -189,6 +189,13 @@ def test_bad_input_is_a_clear_error(seq2seq_dir, tiny_model_dir):
         model.generate(tok)
     with pytest.raises(ValueError, match="non-empty list"):
         model.generate(tok, [])
+    enc = tok(PROMPTS[:1], return_tensors="pt")  # transformers' spelling: the tokenizer's output, max_new_tokens
+    assert (
+        model.generate(**enc, max_new_tokens=4).generated_ids[0].tolist()
+        == model.generate(inputs=dict(enc), generation_len=4).generated_ids[0].tolist()
+    )
+    with pytest.raises(ValueError, match="disagree"):
+        model.generate(**enc, max_new_tokens=4, generation_len=5)
     from transformers import AutoModelForCausalLM
 
     with pytest.raises(TypeError, match="QEFFAutoModelForCausalLM"):

@@ -127,6 +127,9 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         early_stopping: bool | str | None = None,
         num_return_sequences: int | None = None,
         stream: bool = False,
+        input_ids=None,
+        attention_mask=None,
+        max_new_tokens: int | None = None,
     ) -> CloudAI100ExecInfo:
         """Outputs for ``prompts`` (tokenized by ``tokenizer``, padded) or ``inputs`` (a tokenizer's output: input_ids
         and attention_mask). ``generation_len``: the most new tokens (None: the checkpoint's maximum, within the
@@ -135,9 +138,19 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         ``num_beams`` (else the checkpoint's) is above 1, with ``length_penalty``, ``early_stopping`` and
         ``num_return_sequences`` as in transformers (None: the checkpoint's); greedy otherwise.
         ``generated_ids[i]``: batch i's decoder sequences (start token first, padded; with beams, each input's
-        ``num_return_sequences`` best in turn); ``generated_texts[i]``: their text, where a tokenizer is given."""
+        ``num_return_sequences`` best in turn); ``generated_texts[i]``: their text, where a tokenizer is given.
+        transformers' spelling works too: ``generate(**tokenizer(texts, return_tensors="pt", padding=True),
+        max_new_tokens=40)``."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
+        if max_new_tokens is not None:
+            if generation_len is not None and generation_len != max_new_tokens:
+                raise ValueError(f"generation_len={generation_len} and max_new_tokens={max_new_tokens} disagree: pass one of them.")
+            generation_len = max_new_tokens
+        if input_ids is not None:
+            if inputs is not None:
+                raise ValueError("Pass the tokenizer's output either as inputs=... or as input_ids=/attention_mask=, not both.")
+            inputs = {INPUT_IDS: input_ids} | ({ATTENTION_MASK: attention_mask} if attention_mask is not None else {})
         generation_len = check_generation_len(generation_len)
         beams = beam_settings(self.hf.generation_config, num_beams, length_penalty, early_stopping, num_return_sequences)
         ids, mask = self._inputs(tokenizer, prompts, inputs)
