@@ -319,13 +319,18 @@ class SpeechDecoderGraphSpec(DecoderGraphSpec):
         return [INPUT_IDS, POSITION_IDS, *self.cross_names, *self.past_names]
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
-        return {**super().dynamic_axes(), **{n: {0: "batch_size", 2: "encoder_ctx_len"} for n in self.cross_names}}
+        # one row of cross keys/values per audio, however many decoder rows (beams) it has
+        return {**super().dynamic_axes(), **{n: {0: "audio_batch_size", 2: "encoder_ctx_len"} for n in self.cross_names}}
+
+    def cross_rows(self, batch_size: int) -> int:
+        """The dummy cross keys' rows for ``batch_size`` decoder rows (two beams of one audio)."""
+        return batch_size // 2 or 1
 
     def dummy_inputs(self, qeff_module, kv_dtype=None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
         import torch
 
         ids, pos, *past = super().dummy_inputs(qeff_module, kv_dtype, batch_size, seq_len, ctx_len)
-        cross = [torch.zeros(qeff_module.kv_shape(batch_size, 6)) for _ in self.cross_names]
+        cross = [torch.zeros(qeff_module.kv_shape(self.cross_rows(batch_size), 6)) for _ in self.cross_names]
         return (ids, pos, *cross, *past)
 
 
@@ -381,6 +386,9 @@ class Seq2SeqDecoderGraphSpec(SpeechDecoderGraphSpec):
             **{n: {0: "batch_size", 2: "encoder_seq_len"} for n in self.cross_names},
             ENCODER_ATTENTION_MASK: {0: "batch_size", 1: "encoder_seq_len"},
         }
+
+    def cross_rows(self, batch_size: int) -> int:
+        return batch_size  # a row of cross keys/values per decoder row
 
     def dummy_inputs(self, qeff_module, kv_dtype=None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
         import torch

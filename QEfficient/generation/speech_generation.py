@@ -240,18 +240,18 @@ class SpeechSeq2SeqGeneration:
         return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics)
 
     def _start_window(self, window: np.ndarray, prompts: list[list[int]], per_row: int = 1) -> tuple[int, np.ndarray, np.ndarray]:
-        """Encode one 30 s window for up to batch_size rows (the batch padded with copies of the last row), each row
-        ``per_row`` times (its beams, adjacent), detect languages where asked and run the prompt: the real rows, the
-        prompts [rows, width] (languages filled in) and the logits after them."""
+        """Encode one 30 s window for up to batch_size rows (the batch padded with copies of the last row), decode each
+        ``per_row`` times (its beams, adjacent; the decoder reads one copy of an audio's cross keys/values for all its
+        rows), detect languages where asked and run the prompt: the real rows, the prompts [rows, width] (languages
+        filled in) and the logits after them."""
         d = self.decoding
         real = len(window)
         fill = self.batch_size - real
         if fill:
             window = np.concatenate([window, np.repeat(window[-1:], fill, 0)])
             prompts = prompts + [prompts[-1]] * fill
-        cross = self.encoder.run(None, {INPUT_FEATURES: window})
+        cross = self.encoder.run(None, {INPUT_FEATURES: window})  # one row per audio, read by all its beams
         if per_row > 1:
-            cross = [np.repeat(value, per_row, 0) for value in cross]
             prompts = [p for p in prompts for _ in range(per_row)]
         self.decoder.reset()
         self.decoder.bind_inputs(**dict(zip(self.cross_names, cross)))
