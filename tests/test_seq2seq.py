@@ -196,6 +196,15 @@ def test_bad_input_is_a_clear_error(seq2seq_dir, tiny_model_dir):
     )
     with pytest.raises(ValueError, match="disagree"):
         model.generate(**enc, max_new_tokens=4, generation_len=5)
+    padded = tok(PROMPTS, return_tensors="pt", padding=True, return_token_type_ids=True)
+    expected = model.generate(inputs=dict(padded), generation_len=4).generated_ids
+    # input_ids positional, no mask (built from the pad token, as transformers does), token_type_ids not read
+    assert [b.tolist() for b in model.generate(padded["input_ids"], max_new_tokens=4).generated_ids] == [b.tolist() for b in expected]
+    assert [b.tolist() for b in model.generate(**padded, max_new_tokens=4).generated_ids] == [b.tolist() for b in expected]
+    with pytest.raises(ValueError, match="without input_ids"):
+        model.generate(attention_mask=padded["attention_mask"], max_new_tokens=4)
+    with pytest.raises(ValueError, match="one way"):
+        model.generate(tok, PROMPTS, input_ids=padded["input_ids"], max_new_tokens=4)
     from transformers import AutoModelForCausalLM
 
     with pytest.raises(TypeError, match="QEFFAutoModelForCausalLM"):

@@ -94,6 +94,11 @@ def test_reorder_rows_moves_each_cache_row(seq2seq_dir):
 def test_top_k_breaks_ties_by_the_lower_index():
     scores = np.array([[0.5, 2.0, 2.0, -np.inf, 2.0, 1.0]], np.float32)
     assert top_k(scores, 4).tolist() == [[1, 2, 4, 5]]
+    many = np.random.default_rng(0).integers(0, 4, (50, 40)).astype(np.float32)  # rows full of ties
+    for k in (1, 3, 8):
+        expected = np.argsort(-many, axis=-1, kind="stable")[:, :k]
+        assert top_k(many, k).tolist() == expected.tolist()
+        assert top_k(many, k, floor=np.full(50, -1.0, np.float32)).tolist() == expected.tolist()
 
 
 @pytest.mark.parametrize(

@@ -72,19 +72,15 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 def top_k(scores: np.ndarray, k: int, floor: np.ndarray | None = None) -> np.ndarray:
     """The indices of the ``k`` largest scores of each row, largest first (ties: the lower index first). ``floor``
-    [rows]: a value each row's k-th largest is known not to be below; then only the scores at or above it are sorted."""
-    if floor is not None:
-        above = scores >= floor[:, None]
-        if above.sum() <= 64 * k * len(scores):  # few candidates (a step that forces a token has a whole row of them)
-            out = np.empty((len(scores), k), np.int64)
-            for row, (values, allowed) in enumerate(zip(scores, above)):
-                index = np.flatnonzero(allowed)
-                out[row] = index[np.lexsort((index, -values[index]))[:k]]
-            return out
-    part = np.argpartition(-scores, k - 1, axis=-1)[:, :k]
-    values = np.take_along_axis(scores, part, -1)
-    order = np.lexsort((part, -values), axis=-1)
-    return np.take_along_axis(part, order, -1)
+    [rows]: a value each row's k-th largest is known not to be below (else it is found); only the scores at or
+    above it are sorted."""
+    if floor is None:
+        floor = -np.partition(-scores, k - 1, axis=-1)[:, k - 1]
+    out = np.empty((len(scores), k), np.int64)
+    for row, (values, bound) in enumerate(zip(scores, floor)):
+        index = np.flatnonzero(values >= bound)
+        out[row] = index[np.lexsort((index, -values[index]))[:k]]
+    return out
 
 
 def _gather(array: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -134,8 +130,7 @@ class BeamSearch:
         vocab = log_probs.shape[-1]
         per_beam = log_probs.reshape(b, k, vocab) + self.running_scores[:, :, None]
         # the k-th best continuation of an input's leading beam bounds the k-th best of all its beams from below
-        leader = per_beam[:, 0]
-        floor = -np.partition(-leader, self.keep - 1, axis=-1)[:, self.keep - 1]
+        floor = -np.partition(-per_beam[:, 0], self.keep - 1, axis=-1)[:, self.keep - 1] if self.keep <= vocab else None
         total = per_beam.reshape(b, k * vocab)
         picked = top_k(total, self.keep, floor)
         top_scores = np.take_along_axis(total, picked, -1)

@@ -130,6 +130,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         input_ids=None,
         attention_mask=None,
         max_new_tokens: int | None = None,
+        token_type_ids=None,
     ) -> CloudAI100ExecInfo:
         """Outputs for ``prompts`` (tokenized by ``tokenizer``, padded) or ``inputs`` (a tokenizer's output: input_ids
         and attention_mask). ``generation_len``: the most new tokens (None: the checkpoint's maximum, within the
@@ -140,16 +141,20 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         ``generated_ids[i]``: batch i's decoder sequences (start token first, padded; with beams, each input's
         ``num_return_sequences`` best in turn); ``generated_texts[i]``: their text, where a tokenizer is given.
         transformers' spelling works too: ``generate(**tokenizer(texts, return_tensors="pt", padding=True),
-        max_new_tokens=40)``."""
+        max_new_tokens=40)`` (``token_type_ids``, which some tokenizers add, is not read: these models take none)."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         if max_new_tokens is not None:
             if generation_len is not None and generation_len != max_new_tokens:
                 raise ValueError(f"generation_len={generation_len} and max_new_tokens={max_new_tokens} disagree: pass one of them.")
             generation_len = max_new_tokens
+        if tokenizer is not None and not callable(tokenizer):  # generate(input_ids, ...), as transformers' generate
+            tokenizer, input_ids = None, tokenizer if input_ids is None else input_ids
+        if input_ids is None and attention_mask is not None:
+            raise ValueError("attention_mask was given without input_ids: pass both (or inputs=, a tokenizer's output).")
         if input_ids is not None:
-            if inputs is not None:
-                raise ValueError("Pass the tokenizer's output either as inputs=... or as input_ids=/attention_mask=, not both.")
+            if inputs is not None or prompts is not None:
+                raise ValueError("Pass the inputs one way: prompts (with a tokenizer), inputs=..., or input_ids=/attention_mask=.")
             inputs = {INPUT_IDS: input_ids} | ({ATTENTION_MASK: attention_mask} if attention_mask is not None else {})
         generation_len = check_generation_len(generation_len)
         beams = beam_settings(self.hf.generation_config, num_beams, length_penalty, early_stopping, num_return_sequences)
@@ -191,7 +196,12 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             inputs = tokenizer(prompts, padding=True, return_tensors="np")
         ids = np.asarray(inputs[INPUT_IDS].cpu() if isinstance(inputs[INPUT_IDS], torch.Tensor) else inputs[INPUT_IDS], np.int64)
         given = inputs.get(ATTENTION_MASK)
-        mask = np.ones_like(ids) if given is None else np.asarray(given.cpu() if isinstance(given, torch.Tensor) else given, np.int64)
+        if given is None:  # as transformers builds it: the pad token masked where it is not also the end token
+            pad, eos = self.hf.generation_config.pad_token_id, self.hf.generation_config.eos_token_id
+            masked = pad is not None and pad not in (eos if isinstance(eos, (list, tuple)) else [eos]) and (ids == pad).any()
+            mask = (ids != pad).astype(np.int64) if masked else np.ones_like(ids)
+        else:
+            mask = np.asarray(given.cpu() if isinstance(given, torch.Tensor) else given, np.int64)
         if ids.ndim != 2 or mask.shape != ids.shape or ids.shape[1] == 0:
             raise ValueError(
                 f"input_ids and attention_mask must be [batch, length >= 1] alike, got {list(ids.shape)} and {list(mask.shape)}."
