@@ -89,6 +89,12 @@ def test_greedy_tokens_and_step_logits_equal_transformers(kind, seq2seq_dir):
     for row in range(2):  # up to each row's end: after it HF feeds padding
         n = int((reference[row] != tok.pad_token_id).sum()) if kind not in T5_TYPES else reference.shape[1]
         np.testing.assert_allclose(got[row, :n], expected[row, :n], atol=1e-4, rtol=0)
+    # beam search: two inputs of two beams each (where the family's graph reads one row of cross keys/values per
+    # input, the beams of each input share it)
+    with torch.no_grad():
+        reference = hf.generate(**enc, max_new_tokens=GEN, do_sample=False, num_beams=2, repetition_penalty=1.3)
+    model.hf.generation_config.repetition_penalty = 1.3  # beams that differ
+    assert model.generate(tok, PROMPTS, generation_len=GEN, num_beams=2).generated_ids[0].tolist() == reference.tolist()
 
 
 def test_the_checkpoint_s_generation_rules(seq2seq_dir):

@@ -373,7 +373,10 @@ class Seq2SeqEncoderGraphSpec:
 class Seq2SeqDecoderGraphSpec(SpeechDecoderGraphSpec):
     """A text encoder-decoder's decoder step: the retained-state decoder, the encoder's mask and its cross keys/values.
     The rows of a batch step together: the graph reads the first row's first position as every row's (these decoders
-    place their tokens by the cache's length)."""
+    place their tokens by the cache's length). ``shared_cross``: one row of cross keys/values per input, read by all
+    its decoder rows (beams); else one per decoder row (families whose own attention code reads them)."""
+
+    shared_cross: bool = field(default=False, kw_only=True)
 
     @property
     def input_names(self) -> list[str]:
@@ -383,12 +386,12 @@ class Seq2SeqDecoderGraphSpec(SpeechDecoderGraphSpec):
         axes = super().dynamic_axes()
         return {
             **axes,
-            **{n: {0: "batch_size", 2: "encoder_seq_len"} for n in self.cross_names},
+            **{n: {0: "encoder_batch_size" if self.shared_cross else "batch_size", 2: "encoder_seq_len"} for n in self.cross_names},
             ENCODER_ATTENTION_MASK: {0: "batch_size", 1: "encoder_seq_len"},
         }
 
     def cross_rows(self, batch_size: int) -> int:
-        return batch_size  # a row of cross keys/values per decoder row
+        return super().cross_rows(batch_size) if self.shared_cross else batch_size
 
     def dummy_inputs(self, qeff_module, kv_dtype=None, batch_size: int = 2, seq_len: int = 4, ctx_len: int = 16) -> tuple:
         import torch

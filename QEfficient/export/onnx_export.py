@@ -249,7 +249,7 @@ def export_seq2seq_encoder_onnx(module, out_dir: Path, model_name: str) -> Path:
 
 def export_seq2seq_decoder_onnx(module, out_dir: Path, model_name: str) -> Path:
     """Export a QEffSeq2SeqDecoder: the retained-state decoder step reading the encoder's mask and cross keys/values."""
-    spec = Seq2SeqDecoderGraphSpec(module.num_layers)
+    spec = Seq2SeqDecoderGraphSpec(module.num_layers, shared_cross=module.shared_cross)
     args = spec.dummy_inputs(module)
     return torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
 

@@ -128,10 +128,18 @@ class Seq2SeqGeneration:
     input); with ``beams``, the decoder session's cache has ``num_beams`` rows per input."""
 
     def __init__(
-        self, encoder_session, decoder_session, rules: Seq2SeqRules, cross_names: list[str], beams: BeamSettings | None = None
+        self,
+        encoder_session,
+        decoder_session,
+        rules: Seq2SeqRules,
+        cross_names: list[str],
+        beams: BeamSettings | None = None,
+        shared_cross: bool = False,
     ) -> None:
+        """``shared_cross``: the decoder graph reads one row of cross keys/values per input for all its beams (else
+        they are repeated per beam)."""
         self.encoder, self.decoder, self.rules, self.cross_names = encoder_session, decoder_session, rules, cross_names
-        self.beams = beams
+        self.beams, self.shared_cross = beams, shared_cross
         per_input = beams.num_beams if beams else 1
         if decoder_session.batch_size % per_input:
             raise ValueError(f"The decoder session has {decoder_session.batch_size} rows, not a multiple of num_beams={per_input}.")
@@ -181,7 +189,7 @@ class Seq2SeqGeneration:
             ids = np.concatenate([ids, np.repeat(ids[-1:], self.batch_size - real, 0)])
             mask = np.concatenate([mask, np.repeat(mask[-1:], self.batch_size - real, 0)])
         cross = self.encoder.run(None, {INPUT_IDS: ids, ATTENTION_MASK: mask})
-        if per_input > 1:
+        if per_input > 1 and not self.shared_cross:
             cross = [np.repeat(value, per_input, 0) for value in cross]
         self.decoder.reset()
         self.decoder.bind_inputs(**{ENCODER_ATTENTION_MASK: np.repeat(mask, per_input, 0), **dict(zip(self.cross_names, cross))})

@@ -98,6 +98,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             "kv_shape": list(self.decoder.kv_shape(batch_size, ctx_len)),
             "continuous_batching": False,
             "kv_dtype": "float32",
+            "shared_cross": self.decoder.shared_cross,  # one row of cross keys/values per input, whatever its beams
             "vocab_size": int(self.hf.get_output_embeddings().weight.shape[0]),
             "num_cores": num_cores,
             "model_name": self.model_name,
@@ -161,7 +162,8 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         ids, mask = self._inputs(tokenizer, prompts, inputs)
         self._warn_unapplied()
         encoder_path, decoder_path = self.qpc_paths["encoder_qpc_path"], self.qpc_paths["decoder_qpc_path"]
-        rows = read_artifact(decoder_path)["kv_shape"][0] * (beams.num_beams if beams else 1)
+        decoder_manifest = read_artifact(decoder_path)
+        rows = decoder_manifest["kv_shape"][0] * (beams.num_beams if beams else 1)
         cores = (self._num_cores,)
         encoder = self._session(
             "encoder", (str(encoder_path), *cores), lambda: open_artifact_session(encoder_path, self._num_cores, spin=False)
@@ -172,7 +174,8 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         cross_names = Seq2SeqEncoderGraphSpec(read_artifact(encoder_path)["num_layers"]).output_names
         rules = Seq2SeqRules.from_generation_config(self.hf.generation_config, self.config, min_new_tokens, forced_bos_token_id)
         decode = (lambda row: tokenizer.decode(row, skip_special_tokens=True)) if tokenizer is not None else None
-        info = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams).generate(ids, mask, generation_len, decode)
+        shared = bool(decoder_manifest.get("shared_cross"))
+        info = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams, shared).generate(ids, mask, generation_len, decode)
         if stream:
             print_perf(info)
         return info

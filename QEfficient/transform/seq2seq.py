@@ -107,6 +107,9 @@ class QEffSeq2SeqDecoder(nn.Module):
         self.heads, self.head_dim = kv_shape
         additive = ADDITIVE_MASK_TYPES | FULL_ADDITIVE_MASK_TYPES | DIRECT_DECODER_TYPES
         self.mask_kind = "additive" if self.config.model_type in additive else "visible"
+        # the families whose cross-attention runs the static-KV attention function, which reads one row of cross
+        # keys/values for all the decoder rows of an input (its beams); the others' own code wants one per row
+        self.shared_cross = self.config.model_type not in additive
 
     def kv_shape(self, batch_size: int, ctx_len: int) -> tuple[int, int, int, int]:
         return (batch_size, self.heads, ctx_len, self.head_dim)
