@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from QEfficient.export.retained_outputs import drop_retained_casts
+from QEfficient.export.retained_outputs import drop_retained_casts, scatter_cache_rows
 
 
 def cache_graph(late_reader: bool) -> onnx.ModelProto:
@@ -64,3 +64,43 @@ def test_the_cast_goes_where_only_shape_reads_the_cache():
 def test_the_cast_stays_where_a_later_node_reads_the_cache_as_it_came_in():
     model = cache_graph(late_reader=True)
     assert drop_retained_casts(model) == 0 and "Cast" in {n.op_type for n in model.graph.node}
+
+
+def test_cache_scatters_become_row_scatters_with_the_same_results():
+    """scatter_cache_rows: ScatterElements over [B, H, T, D] at slots expanded to [B, H, S, D] -> ScatterND of whole
+    rows; the retained cache and what is computed from it are the same."""
+    nodes = [
+        helper.make_node("ScatterElements", ["past", "index", "new"], ["past_RetainedState"], axis=2),
+        helper.make_node("ReduceSum", ["past_RetainedState", "axes"], ["out"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "cache",
+        [
+            helper.make_tensor_value_info("past", TensorProto.FLOAT, ["B", 3, 5, 4]),
+            helper.make_tensor_value_info("index", TensorProto.INT64, ["B", 3, "S", 4]),
+            helper.make_tensor_value_info("new", TensorProto.FLOAT, ["B", 3, "S", 4]),
+        ],
+        [
+            helper.make_tensor_value_info("out", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("past_RetainedState", TensorProto.FLOAT, None),
+        ],
+        [helper.make_tensor("axes", TensorProto.INT64, [1], [2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    rng = np.random.default_rng(0)
+    slots = np.array([[1, 4], [0, 2]])  # two rows, two new positions each
+    feeds = {
+        "past": rng.standard_normal((2, 3, 5, 4)).astype(np.float32),
+        "index": np.broadcast_to(slots[:, None, :, None], (2, 3, 2, 4)).copy(),
+        "new": rng.standard_normal((2, 3, 2, 4)).astype(np.float32),
+    }
+
+    def run_with(m):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+
+    expected = run_with(model)
+    assert scatter_cache_rows(model) == 1
+    assert "ScatterND" in {n.op_type for n in model.graph.node} and "ScatterElements" not in {n.op_type for n in model.graph.node}
+    for got, want in zip(run_with(model), expected):
+        np.testing.assert_array_equal(got, want)

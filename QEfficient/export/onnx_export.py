@@ -39,7 +39,7 @@ from QEfficient.export.graph_specs import (
     SpeechEncoderGraphSpec,
     VisionGraphSpec,
 )
-from QEfficient.export.retained_outputs import drop_retained_casts
+from QEfficient.export.retained_outputs import drop_retained_casts, scatter_cache_rows
 from QEfficient.export.shape_folding import fold_reshape_shapes, read_only_as_weights
 from QEfficient.utils.cache import build_entry, hash_dict, source_digest, verify_entry
 from QEfficient.utils.extras import require_extra
@@ -237,7 +237,17 @@ def export_speech_decoder_onnx(module, out_dir: Path, model_name: str, kv_dtype:
     """Export a QEffWhisperDecoder: the retained-state decoder step reading the cross keys/values."""
     spec = SpeechDecoderGraphSpec(module.num_layers)
     args = spec.dummy_inputs(module, kv_dtype)
-    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
+    path = torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
+    return _with_row_scatters(path)
+
+
+def _with_row_scatters(onnx_path: Path) -> Path:
+    """The cache scatters of a graph no compile-time fusion reads as ScatterND of whole rows (retained_outputs.py);
+    the weights file is left as written."""
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    if scatter_cache_rows(model):
+        onnx.save(model, str(onnx_path))
+    return onnx_path
 
 
 def export_seq2seq_encoder_onnx(module, out_dir: Path, model_name: str) -> Path:
@@ -251,7 +261,8 @@ def export_seq2seq_decoder_onnx(module, out_dir: Path, model_name: str) -> Path:
     """Export a QEffSeq2SeqDecoder: the retained-state decoder step reading the encoder's mask and cross keys/values."""
     spec = Seq2SeqDecoderGraphSpec(module.num_layers, shared_cross=module.shared_cross)
     args = spec.dummy_inputs(module)
-    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
+    path = torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
+    return _with_row_scatters(path)
 
 
 def export_ctc_onnx(module, out_dir: Path, model_name: str) -> Path:
