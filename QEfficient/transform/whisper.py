@@ -23,18 +23,6 @@ def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     return x.view(b, t, n_heads, -1).transpose(1, 2)
 
 
-def _cross_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float) -> torch.Tensor:
-    """query [rows, H, S, D] over one audio's keys/values [audios, H, T, D] per ``rows / audios`` adjacent rows (an
-    audio's beams): the rows of an audio become query positions of one product, so its keys and values are read
-    once, not once per beam. Returns [rows, S, H, D], as transformers' attention functions."""
-    rows, heads, seq, dim = query.shape
-    audios = key.shape[0]
-    q = query.reshape(audios, -1, heads, seq, dim).transpose(1, 2).reshape(audios, heads, -1, dim)
-    probs = torch.softmax((torch.matmul(q, key.transpose(-1, -2)) * scaling).float(), dim=-1).to(value.dtype)
-    out = torch.matmul(probs, value).reshape(audios, heads, -1, seq, dim).transpose(1, 2)  # [audios, beams, H, S, D]
-    return out.reshape(rows, heads, seq, dim).transpose(1, 2)
-
-
 class QEffWhisperEncoder(nn.Module):
     """forward(input_features [B, n_mels, 2*max_source_positions]) -> (cross_key.0, cross_value.0, ...)
     each [B, decoder heads, max_source_positions, head_dim]."""
@@ -95,7 +83,11 @@ class QEffWhisperDecoder(nn.Module):
 
             cross_attn = layer.encoder_attn
             h = layer.encoder_attn_layer_norm(hidden)
-            out = _cross_attention(_heads(cross_attn.q_proj(h), self.num_heads), cross[2 * i], cross[2 * i + 1], scaling)
+            everything = torch.ones(1, 1, 1, 1, dtype=torch.bool, device=h.device)
+            # one row of cross keys/values per audio: the attention function reads it once for all the audio's beams
+            out, _ = static_kv_attention(
+                cross_attn, _heads(cross_attn.q_proj(h), self.num_heads), cross[2 * i], cross[2 * i + 1], everything, scaling
+            )
             hidden = hidden + cross_attn.out_proj(out.reshape(*h.shape))
 
             h = layer.final_layer_norm(hidden)
