@@ -145,18 +145,11 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         max_new_tokens=40)`` (``token_type_ids``, which some tokenizers add, is not read: these models take none)."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
+        tokenizer, inputs = _transformers_spelling(tokenizer, prompts, inputs, input_ids, attention_mask)
         if max_new_tokens is not None:
             if generation_len is not None and generation_len != max_new_tokens:
                 raise ValueError(f"generation_len={generation_len} and max_new_tokens={max_new_tokens} disagree: pass one of them.")
             generation_len = max_new_tokens
-        if tokenizer is not None and not callable(tokenizer):  # generate(input_ids, ...), as transformers' generate
-            tokenizer, input_ids = None, tokenizer if input_ids is None else input_ids
-        if input_ids is None and attention_mask is not None:
-            raise ValueError("attention_mask was given without input_ids: pass both (or inputs=, a tokenizer's output).")
-        if input_ids is not None:
-            if inputs is not None or prompts is not None:
-                raise ValueError("Pass the inputs one way: prompts (with a tokenizer), inputs=..., or input_ids=/attention_mask=.")
-            inputs = {INPUT_IDS: input_ids} | ({ATTENTION_MASK: attention_mask} if attention_mask is not None else {})
         generation_len = check_generation_len(generation_len)
         beams = beam_settings(self.hf.generation_config, num_beams, length_penalty, early_stopping, num_return_sequences)
         ids, mask = self._inputs(tokenizer, prompts, inputs)
@@ -211,6 +204,20 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             )
         self._check_max_positions("the input's length", ids.shape[1])
         return ids, mask
+
+
+def _transformers_spelling(tokenizer, prompts, inputs, input_ids, attention_mask) -> tuple:
+    """(tokenizer, inputs) of a call in transformers' spelling: ``generate(input_ids, ...)`` or
+    ``generate(input_ids=..., attention_mask=...)``; the inputs given one way only."""
+    if tokenizer is not None and not callable(tokenizer):  # generate(input_ids, ...), as transformers' generate
+        tokenizer, input_ids = None, tokenizer if input_ids is None else input_ids
+    if input_ids is None and attention_mask is not None:
+        raise ValueError("attention_mask was given without input_ids: pass both (or inputs=, a tokenizer's output).")
+    if input_ids is not None:
+        if inputs is not None or prompts is not None:
+            raise ValueError("Pass the inputs one way: prompts (with a tokenizer), inputs=..., or input_ids=/attention_mask=.")
+        inputs = {INPUT_IDS: input_ids} | ({ATTENTION_MASK: attention_mask} if attention_mask is not None else {})
+    return tokenizer, inputs
 
 
 __all__ = ["QEFFAutoModelForSeq2SeqLM"]
