@@ -370,6 +370,23 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         require_extra("gguf", "compile(gguf_weights=True)")
         return source
 
+    def _check_beams(self, num_beams) -> None:
+        """Beam search is refused by name (QEfficient's causal generate has none); a checkpoint whose generation config
+        asks for it is warned about once, since transformers' generate() would then give other text."""
+        if num_beams not in (None, 1):
+            raise NotImplementedError(
+                f"num_beams={num_beams!r}: QEFFAutoModelForCausalLM.generate decodes greedily or samples, as QEfficient's "
+                "does; beam search runs for encoder-decoders (QEFFAutoModelForSeq2SeqLM, QEFFAutoModelForSpeechSeq2Seq)."
+            )
+        hf = getattr(getattr(self, "model", None), "hf", None)
+        asked = getattr(getattr(hf, "generation_config", None), "num_beams", None) or 1
+        if num_beams is None and asked > 1:
+            warn_once(
+                f"checkpoint-num-beams:{self.model_name}",
+                f"{self.model_name}'s generation config asks for num_beams={asked}; generate() decodes greedily (as "
+                "QEfficient's does), so its text can differ from transformers' generate().",
+            )
+
     def generate(
         self,
         tokenizer,
@@ -393,6 +410,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         ``top_p`` and ``repetition_penalty`` applied as transformers does, reproducibly for a ``seed``.
         """
         sampling = SamplingParams(temperature, top_k, top_p, repetition_penalty, seed, do_sample)
+        self._check_beams(kwargs.pop("num_beams", None))
         speculation = {k: kwargs.pop(k) for k in SPECULATIVE_KWARGS if k in kwargs}
         if kwargs.pop("write_io", False):
             warn_once("write_io", "generate(write_io=True): dumping Cloud AI 100 input/output buffers is not supported; nothing written.")
