@@ -234,6 +234,16 @@ def test_server_transcribes_uploads_like_transformers(tiny_whisper):
             r = post(language="en", response_format="text", model=str(folder))
             assert r.status_code == 200 and r.text == expected
             assert post(response_format="srt").status_code == 400
+            prompt_ids = processor.get_prompt_ids("fox", return_tensors="pt")
+            # the tokens ctx_len=40 leaves after the prompt and the four start tokens
+            prompted = _hf(hf, features, max_new_tokens=40 - len(prompt_ids) - 4 + 1, language="en", prompt_ids=prompt_ids)
+            r = post(language="en", prompt="fox")
+            assert r.status_code == 200 and r.json() == {"text": processor.batch_decode(prompted, skip_special_tokens=True)[0]}
+            r = post(language="en", temperature="0.7")
+            assert r.status_code == 200 and isinstance(r.json()["text"], str)
+            for bad in ("1.5", "warm"):
+                r = post(temperature=bad)
+                assert r.status_code == 400 and "temperature must be a number from 0 to 1" in r.json()["error"]["message"]
             r = post(files={"file": ("a.mp3", b"ID3 not a wav", "audio/mpeg")})
             assert r.status_code == 400 and "not a PCM WAV file" in r.json()["error"]["message"]
             r = httpx.post(f"{url}/v1/audio/transcriptions", json={"file": "x"}, timeout=10)

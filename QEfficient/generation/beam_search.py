@@ -91,9 +91,19 @@ def _gather(array: np.ndarray, index: np.ndarray) -> np.ndarray:
 class BeamSearch:
     """The state of a beam search over ``batch`` inputs, each with ``num_beams`` rows (rows of one input adjacent)."""
 
-    def __init__(self, prompts: np.ndarray, settings: BeamSettings, max_length: int, eos_token_ids: tuple[int, ...], fill: int) -> None:
+    def __init__(
+        self,
+        prompts: np.ndarray,
+        settings: BeamSettings,
+        max_length: int,
+        eos_token_ids: tuple[int, ...],
+        fill: int,
+        track_token_logprobs: bool = False,
+    ) -> None:
         """``prompts`` [batch, prompt_len]: each input's decoder prompt (an encoder-decoder's start token);
-        ``max_length``: of the sequences, prompt included; ``fill``: the token after a sequence's end."""
+        ``max_length``: of the sequences, prompt included; ``fill``: the token after a sequence's end;
+        ``track_token_logprobs``: keep each token's log-probability after the logits processors (renormalized), as
+        transformers' ``scores`` along ``beam_indices`` give it (see :meth:`best_token_logprobs`)."""
         self.settings, self.max_length = settings, max_length
         batch, self.prompt_len = prompts.shape
         beams = settings.num_beams
@@ -112,6 +122,9 @@ class BeamSearch:
         self.running_origins = np.full((batch, beams, max_length - self.prompt_len), -1, np.int64)
         self.origins = self.running_origins.copy()
         self.cache_rows = np.arange(batch * beams)
+        steps = (batch, beams, max_length - self.prompt_len)
+        self.running_logprobs = np.zeros(steps, np.float32) if track_token_logprobs else None
+        self.token_logprobs = self.running_logprobs.copy() if track_token_logprobs else None
 
     @property
     def running_flat(self) -> np.ndarray:
@@ -139,19 +152,28 @@ class BeamSearch:
         top_running[:, :, n] = tokens
         top_origins = _gather(self.running_origins, from_beam)
         top_origins[:, :, n - self.prompt_len] = from_beam + np.arange(b)[:, None] * k
+        top_logprobs = None
+        if self.running_logprobs is not None:  # the token's log-probability, renormalized after the processors
+            top = log_probs.max(-1, keepdims=True)
+            norm = (np.log(np.exp(log_probs - top).sum(-1, keepdims=True)) + top).reshape(b, k)
+            chosen_logprob = np.take_along_axis(log_probs.reshape(b, k * vocab), picked, -1) - np.take_along_axis(norm, from_beam, -1)
+            top_logprobs = _gather(self.running_logprobs, from_beam)
+            top_logprobs[:, :, n - self.prompt_len] = chosen_logprob
         hits = np.isin(tokens, self.eos) | (n + 1 >= self.max_length)
         # the running beams: the best continuations that did not end
         alive = top_scores + hits.astype(np.float32) * DEAD
         chosen = top_k(alive, k)
         self.running, self.running_scores = _gather(top_running, chosen), _gather(alive, chosen)
         self.running_origins = _gather(top_origins, chosen)
-        self._add_hypotheses(top_running, top_scores, top_origins, hits & self.top_beams[None, :])
+        if top_logprobs is not None:
+            self.running_logprobs = _gather(top_logprobs, chosen)
+        self._add_hypotheses(top_running, top_scores, top_origins, hits & self.top_beams[None, :], top_logprobs)
         self.cache_rows = self.running_origins[:, :, n - self.prompt_len].reshape(-1)
         self.cur_len = n + 1
         self._update_improvable()
         return bool(self.improvable.any()) and not (self.finished.all() and s.early_stopping is True) and not hits.all()
 
-    def _add_hypotheses(self, top_running, top_scores, top_origins, just_finished) -> None:
+    def _add_hypotheses(self, top_running, top_scores, top_origins, just_finished, top_logprobs=None) -> None:
         s = self.settings
         penalized = top_scores / np.float32((self.cur_len + 1 - self.prompt_len) ** s.length_penalty)
         full = self.finished.all(-1, keepdims=True) & (s.early_stopping is True)
@@ -161,6 +183,8 @@ class BeamSearch:
         self.sequences = _gather(np.concatenate([self.sequences, top_running], 1), best)
         self.scores = _gather(merged_scores, best)
         self.origins = _gather(np.concatenate([self.origins, top_origins], 1), best)
+        if top_logprobs is not None:
+            self.token_logprobs = _gather(np.concatenate([self.token_logprobs, top_logprobs], 1), best)
         self.finished = _gather(np.concatenate([self.finished, just_finished], 1), best)
 
     def _update_improvable(self) -> None:
@@ -174,11 +198,21 @@ class BeamSearch:
         worst = np.where(self.finished, self.scores.min(1, keepdims=True), DEAD)
         self.improvable &= (best_possible > worst).any(-1, keepdims=True)
 
-    def run(self, session, logits: np.ndarray, steps: int, process: Callable, on_first_token: Callable[[], None]) -> float:
+    def run(
+        self,
+        session,
+        logits: np.ndarray,
+        steps: int,
+        process: Callable,
+        on_first_token: Callable[[], None],
+        offsets: np.ndarray | None = None,
+    ) -> float:
         """Search for up to ``steps`` tokens from the prompt's ``logits`` [rows, vocab], over ``session`` (a
         KVCacheSession holding one cache row per beam, reordered each step); ``process(step, log_probs)`` applies the
-        logits processors. Returns the seconds after the first token."""
+        logits processors; ``offsets`` [rows]: each row's left padding (its positions count from its first token).
+        Returns the seconds after the first token."""
         rows = self.batch * self.beams
+        shift = np.zeros(rows, np.int64) if offsets is None else np.asarray(offsets, np.int64)
         decode_start = time.perf_counter()
         for step in range(steps):
             going = self.step(process(step, log_softmax(logits)))
@@ -188,8 +222,12 @@ class BeamSearch:
             if not going:
                 break
             session.reorder_rows(self.cache_rows, self.cur_len - 1)  # the slots written so far
-            logits = session.run(self.next_tokens[:, None], np.full((rows, 1), self.cur_len - 1, np.int64))
+            logits = session.run(self.next_tokens[:, None], (self.cur_len - 1 - shift)[:, None])
         return time.perf_counter() - decode_start
+
+    def best_token_logprobs(self) -> np.ndarray:
+        """Each input's best hypothesis: its tokens' log-probabilities [batch, generated] (``track_token_logprobs``)."""
+        return self.token_logprobs[:, 0]
 
     def best(self) -> list[np.ndarray]:
         """The ``num_return_sequences`` best hypotheses of each input, in order [batch * num_return_sequences rows],

@@ -19,6 +19,15 @@ import numpy as np
 from QEfficient.export.graph_specs import INPUT_FEATURES
 from QEfficient.generation.beam_search import BeamSearch, BeamSettings
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
+from QEfficient.generation.whisper_longform import (
+    LongFormSettings,
+    needs_fallback,
+    no_speech_probability,
+    sample,
+    token_logprobs,
+    window_prefixes,
+    window_segments,
+)
 
 _NEG = -np.inf
 
@@ -38,23 +47,35 @@ class WhisperDecoding:
     forced_decoder_ids: tuple[tuple[int, int | None], ...] = ()
     task: str | None = None
     max_initial_timestamp_index: int | None = None
+    prev_sot_token_id: int | None = None  # <|startofprev|>: the previous text (or a prompt) follows it
+    max_target_positions: int = 448
+    vocab_size: int = 51865
+
+    @property
+    def timestamp_begin(self) -> int:
+        return self.no_timestamps_token_id + 1 if self.no_timestamps_token_id else 1 << 62
 
     @classmethod
     def from_generation_config(cls, gen, config=None) -> WhisperDecoding:
         forced = getattr(gen, "forced_decoder_ids", None) or getattr(config, "forced_decoder_ids", None) or ()
         eos = gen.eos_token_id if not isinstance(gen.eos_token_id, list) else gen.eos_token_id[0]
+        suppress = tuple(gen.suppress_tokens or ())
+        prev_sot = getattr(gen, "prev_sot_token_id", None)  # transformers' fallback: the second to last suppressed token
         return cls(
             decoder_start_token_id=int(gen.decoder_start_token_id),
             eos_token_id=int(eos),
             pad_token_id=int(gen.pad_token_id if gen.pad_token_id is not None else eos),
             no_timestamps_token_id=getattr(gen, "no_timestamps_token_id", None),
-            suppress_tokens=tuple(gen.suppress_tokens or ()),
+            suppress_tokens=suppress,
             begin_suppress_tokens=tuple(gen.begin_suppress_tokens or ()),
             lang_to_id=dict(getattr(gen, "lang_to_id", None) or {}),
             task_to_id=dict(getattr(gen, "task_to_id", None) or {}),
             forced_decoder_ids=tuple((int(i), t) for i, t in forced),
             task=getattr(gen, "task", None),
             max_initial_timestamp_index=getattr(gen, "max_initial_timestamp_index", None),
+            prev_sot_token_id=prev_sot if prev_sot is not None else (suppress[-2] if len(suppress) >= 2 else None),
+            max_target_positions=int(getattr(config, "max_target_positions", None) or 448),
+            vocab_size=int(getattr(config, "vocab_size", None) or 51865),
         )
 
     def init_tokens(self, language_id: int | None, task: str | None, return_timestamps: bool) -> tuple[list[int], bool]:
@@ -139,29 +160,36 @@ class WhisperLogitsRules:
 
 
 SEGMENT_FRAMES = 3000  # Whisper reads 30 s windows of 10 ms log-mel frames
-INPUT_STRIDE = 2  # encoder frames per timestamp step (0.02 s)
 
 
-def split_segments(tokens: np.ndarray, timestamp_begin: int, window_frames: int) -> tuple[np.ndarray, int]:
-    """transformers' ``_retrieve_segment`` for greedy tokens: the tokens kept from one window and the
-    frames to move forward. Two timestamps in a row close a segment; when the window does not end on a
-    single timestamp, what follows the last closed segment is dropped and decoding resumes from there."""
-    is_stamp = tokens >= timestamp_begin
-    closing = [i + 1 for i in range(len(tokens) - 1) if is_stamp[i] and is_stamp[i + 1]]
-    if not closing:
-        return tokens, window_frames
-    if len(tokens) >= 2 and not is_stamp[-2] and is_stamp[-1]:  # a single timestamp at the end: no speech after it
-        return tokens, window_frames
-    end = closing[-1] + 1
-    return tokens[:end], int(tokens[end - 2] - timestamp_begin) * INPUT_STRIDE
+@dataclass
+class WindowResult:
+    """One row's decoding of one window: its tokens (the end token included, where it came), their mean log-probability
+    (where asked for), the no-speech probability (where asked for) and its start tokens (language filled in)."""
+
+    tokens: np.ndarray
+    avg_logprob: float | None
+    no_speech_prob: float | None
+    init: list[int]
+
+
+@dataclass
+class _StartedWindow:
+    real: int  # rows that are real audio (the rest fill the batch)
+    prompt: np.ndarray  # [rows, width], left-padded
+    offsets: np.ndarray  # [rows]: the padding before each row's prompt
+    logits: np.ndarray  # after the prompt
+    no_speech_logits: np.ndarray | None  # after the start token
+    inits: list[list[int]]
 
 
 class SpeechSeq2SeqGeneration:
-    """Whisper decoding, greedy or beam search, over an encoder session and a KVCacheSession (the decoder).
+    """Whisper decoding, greedy, sampled or beam search, over an encoder session and a KVCacheSession (the decoder).
 
     Audio is read in 30 s windows, as transformers' Whisper ``generate`` does for short and long
     form alike: a window whose tokens end inside a segment is decoded again from that segment's
-    last timestamp; audio longer than 30 s is transcribed window after window."""
+    last timestamp; audio longer than 30 s is transcribed window after window, with transformers' long-form
+    heuristics where asked for (generation/whisper_longform.py)."""
 
     def __init__(
         self, encoder_session, decoder_session, decoding: WhisperDecoding, cross_names: list[str], beams: BeamSettings | None = None
@@ -189,39 +217,51 @@ class SpeechSeq2SeqGeneration:
         return_timestamps: bool = False,
         decode=None,
         num_frames: np.ndarray | None = None,
+        longform: LongFormSettings | None = None,
     ) -> CloudAI100ExecInfo:
         """``features`` [N, n_mels, frames >= 3000]; ``num_frames`` each audio's real frames (default: all);
-        ``language_ids`` one per audio (None: given by the config or detected)."""
+        ``language_ids`` one per audio (None: given by the config or detected); ``longform`` the fallback, silence and
+        prompt options (default: none)."""
         start = time.perf_counter()
-        d = self.decoding
+        d, lf = self.decoding, longform or LongFormSettings()
         n_audio = len(features)
         max_frames = np.full(n_audio, features.shape[-1], np.int64) if num_frames is None else np.asarray(num_frames, np.int64)
         seek = np.zeros(n_audio, np.int64)
-        kept: list[list[np.ndarray]] = [[] for _ in range(n_audio)]
-        prompts: list[list[int] | None] = [None] * n_audio
+        segments: list[list[np.ndarray]] = [[] for _ in range(n_audio)]
+        prompt_segment = lf.prompt_ids is not None and lf.prompt_condition_type == "first-segment"
+        if prompt_segment:  # the prompt is the text before the first window (and is not returned)
+            first = lf.prompt_ids[1:] if lf.prompt_ids[0] == d.prev_sot_token_id else lf.prompt_ids
+            segments = [[np.array(first, np.int64)] for _ in range(n_audio)]
+        conditioned = [lf.condition_on_prev_tokens] * n_audio
+        inits: list[list[int] | None] = [None] * n_audio
+        rng = np.random.default_rng(lf.seed) if any(lf.temperatures) else None
         stats = {"first_token": None, "decode_time": 0.0, "decode_tokens": 0, "new_tokens": 0}
         while (seek < max_frames).any():
             active = np.flatnonzero(seek < max_frames)
+            cut_off = d.max_target_positions // 2 - 1
+            prefixes = window_prefixes(lf, list(active), segments, conditioned, d.prev_sot_token_id, d.timestamp_begin, cut_off)
+            prefix_of = dict(zip(active.tolist(), prefixes))
             for first in range(0, len(active), self.batch_size):
                 rows = active[first : first + self.batch_size]
                 window = np.zeros((len(rows), features.shape[1], SEGMENT_FRAMES), np.float32)
                 frames = np.minimum(max_frames[rows] - seek[rows], SEGMENT_FRAMES)
                 for j, r in enumerate(rows):
                     window[j, :, : frames[j]] = features[r, :, seek[r] : seek[r] + frames[j]]
-                row_prompts = [prompts[r] or d.init_tokens(language_ids[r], task, return_timestamps)[0] for r in rows]
-                generated, row_prompts = self._decode_window(window, row_prompts, generation_len, return_timestamps, stats, start)
+                    inits[r] = inits[r] or d.init_tokens(language_ids[r], task, return_timestamps)[0]
+                prompts = [(prefix_of[int(r)], inits[r]) for r in rows]
+                results = self._decode_with_fallback(window, prompts, generation_len, return_timestamps, stats, start, lf, rng)
                 for j, r in enumerate(rows):
-                    prompts[r] = row_prompts[j]
-                    tokens = generated[j]
-                    eos = np.flatnonzero(tokens == d.eos_token_id)
-                    tokens = tokens[: eos[0]] if len(eos) else tokens
-                    tokens, offset = split_segments(
-                        tokens, d.no_timestamps_token_id + 1 if d.no_timestamps_token_id else 1 << 62, int(frames[j])
-                    )
-                    kept[r].append(tokens)
+                    tokens, skip, temperature, inits[r] = results[j]
+                    conditioned[r] = lf.conditions(temperature)
+                    if skip:  # silence: the window adds nothing
+                        seek[r] += frames[j]
+                        continue
+                    window_segs, offset = window_segments(tokens, d.timestamp_begin, int(frames[j]))
+                    segments[r].extend(window_segs)
                     seek[r] += offset
         end = time.perf_counter()
-        sequences = [np.concatenate(k).astype(np.int64) for k in kept]
+        kept = [s[1:] if prompt_segment else s for s in segments]
+        sequences = [np.concatenate(k).astype(np.int64) if k else np.zeros(0, np.int64) for k in kept]
         width = max(len(s) for s in sequences)
         ids = np.full((n_audio, width), d.pad_token_id, np.int64)
         for r, seq in enumerate(sequences):
@@ -239,11 +279,36 @@ class SpeechSeq2SeqGeneration:
         ]
         return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics)
 
-    def _start_window(self, window: np.ndarray, prompts: list[list[int]], per_row: int = 1) -> tuple[int, np.ndarray, np.ndarray]:
+    def _decode_with_fallback(self, window, prompts, generation_len, return_timestamps, stats, start, lf: LongFormSettings, rng):
+        """transformers' ``generate_with_fallback``: each row's (tokens without the end token, skipped, the temperature
+        of the result kept, start tokens)."""
+        d = self.decoding
+        todo = list(range(len(window)))
+        results: list = [None] * len(window)
+        for temperature in lf.temperatures:
+            outs = self._decode_window(
+                window[todo], [prompts[j] for j in todo], generation_len, return_timestamps, stats, start, temperature, rng, lf
+            )
+            again = []
+            for j, out in zip(todo, outs):
+                prompts[j] = (prompts[j][0], out.init)  # a detected language stays for the next temperature
+                fallback, skip = needs_fallback(lf, out.tokens, out.avg_logprob, out.no_speech_prob, d.vocab_size)
+                tokens = out.tokens[:-1] if len(out.tokens) and out.tokens[-1] == d.eos_token_id else out.tokens
+                results[j] = (tokens, skip, temperature, out.init)
+                if fallback:
+                    again.append(j)
+            todo = again
+            if not todo:
+                break
+        return results
+
+    def _start_window(
+        self, window: np.ndarray, prompts: list[tuple[list[int], list[int]]], per_row: int, no_speech: bool
+    ) -> _StartedWindow:
         """Encode one 30 s window for up to batch_size rows (the batch padded with copies of the last row), decode each
         ``per_row`` times (its beams, adjacent; the decoder reads one copy of an audio's cross keys/values for all its
-        rows), detect languages where asked and run the prompt: the real rows, the prompts [rows, width] (languages
-        filled in) and the logits after them."""
+        rows), detect languages where asked and run the prompts (each row's prefix, then its start tokens; rows
+        left-padded to one width, their positions counted from their own first token)."""
         d = self.decoding
         real = len(window)
         fill = self.batch_size - real
@@ -256,17 +321,33 @@ class SpeechSeq2SeqGeneration:
         self.decoder.reset()
         self.decoder.bind_inputs(**dict(zip(self.cross_names, cross)))
         rows = len(prompts)
-        prompt = np.array(prompts, dtype=np.int64)
-        width = prompt.shape[1]
-        done_upto = 0
-        if (prompt[:, 1:2] == -1).any():  # the first step's logits over the language tokens choose the language
-            logits = self.decoder.run(prompt[:, :1], np.zeros((rows, 1), np.int64))
+        inits = [list(init) for _, init in prompts]
+        detect_logits = None
+        if any(len(init) > 1 and init[1] == -1 for init in inits):  # the start token's logits over the languages choose one
+            detect_logits = self.decoder.run(np.array([init[:1] for init in inits], np.int64), np.zeros((rows, 1), np.int64))
             lang_ids = np.array(sorted(d.lang_to_id.values()), np.int64)
-            detected = lang_ids[np.argmax(logits[:, lang_ids], axis=-1)]
-            prompt[:, 1] = np.where(prompt[:, 1] == -1, detected, prompt[:, 1])
-            done_upto = 1
-        positions = np.ascontiguousarray(np.broadcast_to(np.arange(done_upto, width, dtype=np.int64), (rows, width - done_upto)))
-        return real, prompt, self.decoder.run(prompt[:, done_upto:], positions)
+            detected = lang_ids[np.argmax(detect_logits[:, lang_ids], axis=-1)]
+            for init, lang in zip(inits, detected):
+                if len(init) > 1 and init[1] == -1:
+                    init[1] = int(lang)
+        full = [list(prefix) + init for (prefix, _), init in zip(prompts, inits)]
+        width = max(len(f) for f in full)
+        offsets = np.array([width - len(f) for f in full], np.int64)
+        prompt = np.full((rows, width), d.pad_token_id, np.int64)
+        for k, tokens in enumerate(full):
+            prompt[k, offsets[k] :] = tokens
+        positions = np.arange(width, dtype=np.int64)[None, :] - offsets[:, None]
+        positions[positions < 0] = -1  # padding: never read
+        sot = width - len(inits[0])  # the start token's column (every row's start tokens have one length)
+        done = 1 if detect_logits is not None and sot == 0 and not offsets.any() else 0  # the start token already ran
+        no_speech_logits = detect_logits if done else None
+        if no_speech and not done and sot < width - 1:  # the logits after the start token: their own run
+            no_speech_logits = self.decoder.run(prompt[:, : sot + 1], np.ascontiguousarray(positions[:, : sot + 1]))
+            done = sot + 1
+        logits = self.decoder.run(prompt[:, done:], np.ascontiguousarray(positions[:, done:]))
+        if no_speech and no_speech_logits is None:
+            no_speech_logits = logits
+        return _StartedWindow(real, prompt, offsets, logits, no_speech_logits, inits)
 
     def _generation_len(self, generation_len: int | None, width: int) -> int:
         if generation_len is None:
@@ -278,24 +359,35 @@ class SpeechSeq2SeqGeneration:
             )
         return generation_len
 
-    def _decode_window(self, window, prompts, generation_len, return_timestamps, stats, start) -> tuple[list[np.ndarray], list[list[int]]]:
-        """Greedy tokens of one 30 s window for up to batch_size rows; returns each row's generated tokens and its
-        prompt (language filled in)."""
-        if self.beams is not None:
-            return self._beam_window(window, prompts, generation_len, return_timestamps, stats, start)
+    def _no_speech(self, started: _StartedWindow, per_row: int, lf: LongFormSettings) -> np.ndarray | None:
+        if lf.no_speech_threshold is None:
+            return None
+        return no_speech_probability(started.no_speech_logits[::per_row], self.decoding.no_timestamps_token_id - 1)
+
+    def _decode_window(
+        self, window, prompts, generation_len, return_timestamps, stats, start, temperature, rng, lf: LongFormSettings
+    ) -> list[WindowResult]:
+        """One 30 s window for up to batch_size rows: greedy, or sampled at ``temperature`` (> 0), or beam search."""
+        if self.beams is not None and not temperature:
+            return self._beam_window(window, prompts, generation_len, return_timestamps, stats, start, lf)
         d = self.decoding
-        real, prompt, logits = self._start_window(window, prompts)
+        started = self._start_window(window, prompts, 1, lf.no_speech_threshold is not None)
+        prompt, offsets, logits = started.prompt, started.offsets, started.logits
         rows, width = prompt.shape
         generation_len = self._generation_len(generation_len, width)
         rules = WhisperLogitsRules(d, width, return_timestamps)
         sequences = np.full((rows, width + generation_len), d.pad_token_id, np.int64)
         sequences[:, :width] = prompt
         done = np.zeros(rows, bool)
+        logprob_sum = np.zeros(rows, np.float32) if lf.scores_needed else None
         decode_start = time.perf_counter()
         n = width
         for step in range(generation_len):
             scores = rules(sequences[:, :n], np.array(logits, dtype=np.float32))
-            token = np.where(done, d.pad_token_id, scores.argmax(-1))
+            chosen = sample(scores, temperature, rng) if temperature else scores.argmax(-1)
+            token = np.where(done, d.pad_token_id, chosen)
+            if logprob_sum is not None:
+                logprob_sum += np.where(done, np.float32(0), token_logprobs(scores, chosen))
             sequences[:, n] = token
             n += 1
             done |= token == d.eos_token_id
@@ -305,21 +397,31 @@ class SpeechSeq2SeqGeneration:
                 decode_start = time.perf_counter()
             if done.all() or step == generation_len - 1:
                 break
-            logits = self.decoder.run(token[:, None], np.where(done, -1, n - 1)[:, None].astype(np.int64))
+            logits = self.decoder.run(token[:, None], np.where(done, -1, n - 1 - offsets)[:, None].astype(np.int64))
         stats["decode_time"] += time.perf_counter() - decode_start
+        real = started.real
         stats["decode_tokens"] += int((sequences[:real, width + 1 : n] != d.pad_token_id).sum())
         stats["new_tokens"] += int((sequences[:real, width:n] != d.pad_token_id).sum())
-        return [sequences[j, width:n] for j in range(real)], [prompt[j].tolist() for j in range(real)]
+        no_speech = self._no_speech(started, 1, lf)
+        results = []
+        for j in range(real):
+            generated = sequences[j, width:n]
+            ends = np.flatnonzero(generated == d.eos_token_id)
+            tokens = generated[: ends[0] + 1] if len(ends) else generated
+            avg = float(logprob_sum[j] / len(tokens)) if logprob_sum is not None else None
+            results.append(WindowResult(tokens, avg, None if no_speech is None else float(no_speech[j]), started.inits[j]))
+        return results
 
-    def _beam_window(self, window, prompts, generation_len, return_timestamps, stats, start) -> tuple[list[np.ndarray], list[list[int]]]:
-        """transformers' beam search over one 30 s window: each row's best hypothesis (generated tokens) and prompt."""
+    def _beam_window(self, window, prompts, generation_len, return_timestamps, stats, start, lf: LongFormSettings) -> list[WindowResult]:
+        """transformers' beam search over one 30 s window: each row's best hypothesis (its generated tokens and their
+        mean log-probability, read along the hypothesis' beams as transformers' fallback reads it)."""
         d, beams = self.decoding, self.beams.num_beams
-        real, prompt, logits = self._start_window(window, prompts, beams)
-        width = prompt.shape[1]
+        started = self._start_window(window, prompts, beams, lf.no_speech_threshold is not None)
+        width = started.prompt.shape[1]
         generation_len = self._generation_len(generation_len, width)
         rules = WhisperLogitsRules(d, width, return_timestamps)
         fill = d.pad_token_id or d.eos_token_id  # transformers' filler after a hypothesis ends
-        search = BeamSearch(prompt[::beams], self.beams, width + generation_len, (d.eos_token_id,), fill)
+        search = BeamSearch(started.prompt[::beams], self.beams, width + generation_len, (d.eos_token_id,), fill, lf.scores_needed)
 
         def first_token() -> None:
             if stats["first_token"] is None:
@@ -328,9 +430,20 @@ class SpeechSeq2SeqGeneration:
         def process(_step: int, log_probs: np.ndarray) -> np.ndarray:
             return rules(search.running_flat, log_probs)
 
-        stats["decode_time"] += search.run(self.decoder, logits, generation_len, process, first_token)
+        stats["decode_time"] += search.run(self.decoder, started.logits, generation_len, process, first_token, started.offsets)
+        real = started.real
         generated = [row[width:] for row in search.best()[:real]]
         ended = [g[: np.flatnonzero(g == d.eos_token_id)[0] + 1] if (g == d.eos_token_id).any() else g for g in generated]
         stats["decode_tokens"] += sum(max(len(g) - 1, 0) for g in ended)
         stats["new_tokens"] += sum(len(g) for g in ended)
-        return ended, [prompt[j * beams].tolist() for j in range(real)]
+        no_speech = self._no_speech(started, beams, lf)
+        logprobs = search.best_token_logprobs() if lf.scores_needed else None
+        return [
+            WindowResult(
+                g,
+                float(logprobs[j, : len(g)].sum() / len(g)) if logprobs is not None else None,
+                None if no_speech is None else float(no_speech[j]),
+                started.inits[j * beams],
+            )
+            for j, g in enumerate(ended)
+        ]

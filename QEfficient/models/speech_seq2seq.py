@@ -28,6 +28,7 @@ from QEfficient.generation.beam_search import beam_settings
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.speech_generation import SpeechSeq2SeqGeneration, WhisperDecoding
+from QEfficient.generation.whisper_longform import longform_settings
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.whisper import QEffWhisperDecoder, QEffWhisperEncoder
@@ -154,12 +155,24 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         stream: bool = False,
         num_beams: int | None = None,
         length_penalty: float | None = None,
+        temperature: float | list[float] | tuple[float, ...] | None = None,
+        compression_ratio_threshold: float | None = None,
+        logprob_threshold: float | None = None,
+        no_speech_threshold: float | None = None,
+        condition_on_prev_tokens: bool | None = None,
+        prompt_ids=None,
+        prompt_condition_type: str | None = None,
+        seed: int | None = None,
     ) -> CloudAI100ExecInfo:
         """Transcription of ``inputs`` (a WhisperProcessor's output, or its ``input_features``
         [N, n_mels, 3000]). ``language`` (a code, name or ``<|xx|>``; one per audio or one for all),
         ``task`` ("transcribe"/"translate"), ``return_timestamps``, ``num_beams`` and ``length_penalty`` (None: the
-        checkpoint's; greedy for one beam) as in transformers' Whisper ``generate``.
-        ``generated_ids[i]``: batch i's sequences, prompt included, padded with the pad token."""
+        checkpoint's; greedy for one beam) as in transformers' Whisper ``generate``; so are its long-form options:
+        ``temperature`` (a number > 0 samples; a sequence such as ``(0.0, 0.2, 0.4, 0.6, 0.8, 1.0)`` is the fallback
+        order), ``compression_ratio_threshold``, ``logprob_threshold``, ``no_speech_threshold`` and
+        ``condition_on_prev_tokens`` (None: the checkpoint's), ``prompt_ids`` (``processor.get_prompt_ids(text)``) and
+        ``prompt_condition_type``. ``seed`` makes sampling reproducible (numpy's generator: not torch's draws).
+        ``generated_ids[i]``: batch i's sequences, without the start tokens, padded with the pad token."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         if write_io or streamer is not None or (device_ids is not None and len(device_ids) > 1):
@@ -184,6 +197,18 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         if len(languages) != len(features):
             raise ValueError(f"Pass one language for all audio or one per audio: got {len(languages)} for {len(features)}.")
         decoding = WhisperDecoding.from_generation_config(self.hf.generation_config, self.config)
+        longform = longform_settings(
+            self.hf.generation_config,
+            self.config.vocab_size,
+            temperature,
+            compression_ratio_threshold,
+            logprob_threshold,
+            no_speech_threshold,
+            condition_on_prev_tokens,
+            prompt_ids,
+            prompt_condition_type,
+            seed,
+        )
         language_ids = [None if lang is None else self._language_id(decoding, lang) for lang in languages]
         encoder_path, decoder_path = self.qpc_paths["encoder_qpc_path"], self.qpc_paths["decoder_qpc_path"]
         encoder = self._session(
@@ -198,14 +223,17 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         tokenizer = self._tokenizer(processor)
         decode = (lambda ids: tokenizer.decode(ids, skip_special_tokens=True)) if tokenizer is not None else None
         generator = SpeechSeq2SeqGeneration(encoder, decoder, decoding, cross_names, beams)
-        info = generator.generate(features.astype(np.float32), generation_len, language_ids, task, return_timestamps, decode, num_frames)
+        info = generator.generate(
+            features.astype(np.float32), generation_len, language_ids, task, return_timestamps, decode, num_frames, longform
+        )
         if stream:
             print_perf(info)
         return info
 
     def transcribe(self, audio: np.ndarray, processor, generation_len: int | None = None, **options) -> CloudAI100ExecInfo:
         """One 16 kHz recording of any length (longer than 30 s: read window after window), through
-        ``processor``; ``options`` as for generate() (language, task, return_timestamps)."""
+        ``processor``; ``options`` as for generate() (language, task, return_timestamps, num_beams, temperature, the
+        long-form thresholds, condition_on_prev_tokens, prompt_ids, ...)."""
         audio = np.asarray(audio)
         if audio.ndim != 1 or audio.size == 0:
             raise ValueError(

@@ -1,7 +1,8 @@
 """OpenAI-compatible transcription API for a speech model (Whisper).
 
 Routes: GET /health, GET /v1/models, POST /v1/audio/transcriptions (multipart form: ``file`` a 16 kHz
-WAV, optional ``model``, ``language``, ``response_format`` json or text). The form is parsed with the
+WAV, optional ``model``, ``language``, ``response_format`` json or text, ``prompt`` (text before the audio's, as
+Whisper's ``prompt_ids``) and ``temperature`` (0, the default: greedy; above 0 sampled at it, as vLLM does)). The form is parsed with the
 standard library's MIME parser (no multipart dependency); transcriptions run one at a time on a
 worker thread, so /health keeps answering.
 """
@@ -40,6 +41,23 @@ def parse_form(content_type: str, body: bytes) -> dict[str, bytes]:
     return fields
 
 
+def _decoding_options(fields: dict[str, str], processor) -> dict:
+    """The form's ``temperature`` and ``prompt`` as generate() options."""
+    options = {}
+    if fields.get("temperature"):
+        try:
+            temperature = float(fields["temperature"])
+        except ValueError:
+            temperature = None
+        if temperature is None or not 0 <= temperature <= 1:
+            raise APIError(400, f"temperature must be a number from 0 to 1, got '{fields['temperature']}'.", param="temperature")
+        if temperature > 0:
+            options["temperature"] = temperature
+    if fields.get("prompt"):
+        options["prompt_ids"] = processor.get_prompt_ids(fields["prompt"], return_tensors="np")
+    return options
+
+
 def create_speech_app(model, processor, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_AUDIO_BYTES):
     """The app over a compiled QEFFAutoModelForSpeechSeq2Seq and its processor."""
     app = FastAPI(title="QEfficient speech", version="1")
@@ -65,7 +83,7 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
             audio = decode_wav(fields["file"], name="file")
         except ValueError as err:
             raise APIError(400, str(err), param="file") from None
-        options = {"language": text_field.get("language") or None}
+        options = {"language": text_field.get("language") or None, **_decoding_options(text_field, processor)}
         async with lock:
             try:
                 info = await asyncio.to_thread(model.transcribe, audio, processor, None, **options)
