@@ -435,6 +435,26 @@ def test_text_generation_class(legacy, llama):
     assert generator.perf_metrics is not info.perf_metrics  # the streamed run's own timings
 
 
+def test_stream_tokens_of_a_batch(llama):
+    """TextGeneration.generate_stream_tokens on a batch_size=2 artifact: per step, each row's new token (HF's greedy
+    tokens, one by one), "" for a row that has ended; one prompt fills both rows."""
+    from QEfficient.generation.text_generation_inference import TextGeneration
+
+    tokenizer = AutoTokenizer.from_pretrained(llama)
+    model = QEFFAutoModelForCausalLM.from_pretrained(llama)
+    qpc = model.compile(prefill_seq_len=PROMPT_LEN, ctx_len=CTX_LEN, batch_size=2, num_cores=1)
+    hf = AutoModelForCausalLM.from_pretrained(llama).eval()
+    prompts = ["My name is", "The sky is"]
+    generator = TextGeneration(tokenizer=tokenizer, qpc_path=qpc, ctx_len=CTX_LEN)
+    streamed = list(generator.generate_stream_tokens(prompts, generation_len=6))
+    assert all(isinstance(step, list) and len(step) == 2 for step in streamed)
+    for row, prompt in enumerate(prompts):
+        expected = [tokenizer.decode([t], skip_special_tokens=True) for t in hf_greedy(hf, tokenizer, prompt, 6)]
+        assert [step[row] for step in streamed][: len(expected)] == expected
+    alone = list(generator.generate_stream_tokens(prompts[:1], generation_len=6))
+    assert [step[0] for step in alone] == [step[1] for step in alone] == [step[0] for step in streamed]
+
+
 def test_is_tlm_runs_a_speculative_target_artifact(llama, compiled, legacy):
     """``is_tlm=True`` (QEfficient's flag for a speculative target's artifact): cloud_ai_100_exec_kv and TextGeneration
     generate on it the tokens the plain artifact gives; on an artifact that is not a target it is refused."""

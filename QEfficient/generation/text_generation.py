@@ -81,7 +81,9 @@ class TextGeneration:
         first_index: int = 0,
     ) -> tuple[list[str], np.ndarray, dict]:
         """One batch (exactly batch_size prompts, or their token lists; ``first_index``: the first
-        prompt's index among all prompts). Returns texts, ids [B, n] and raw timings."""
+        prompt's index among all prompts). Returns texts, ids [B, n] and raw timings. ``streamer``: transformers'
+        (its ``put`` gets the first row's tokens), or one with ``put_rows(tokens, active)`` that gets every row's each
+        step and which rows were still generating."""
         start = time.perf_counter()
         token_lists = token_lists if token_lists is not None else self.tokenize(prompts, first_index)
         self.session.reset()
@@ -98,7 +100,10 @@ class TextGeneration:
         out[:, 0] = next_tok
         n_gen = np.ones(self.batch_size, dtype=np.int64)
         done = np.isin(next_tok, self.eos_ids) | (n_gen >= limit)
-        if streamer is not None:
+        rows_streamer = streamer if hasattr(streamer, "put_rows") else None
+        if rows_streamer is not None:
+            rows_streamer.put_rows(next_tok.copy(), np.ones(self.batch_size, bool))
+        elif streamer is not None:
             streamer.put(next_tok[:1])
 
         position = lengths.copy()
@@ -116,7 +121,9 @@ class TextGeneration:
             n_gen += active
             position += 1
             done |= active & (np.isin(next_tok, self.eos_ids) | (n_gen >= limit))
-            if streamer is not None and active[0]:
+            if rows_streamer is not None:
+                rows_streamer.put_rows(next_tok.copy(), active)
+            elif streamer is not None and active[0]:
                 streamer.put(next_tok[:1])
         end = time.perf_counter()
         if streamer is not None:

@@ -389,19 +389,20 @@ class TextGeneration:
     def generate_stream_tokens(
         self, prompt: list[str], generation_len: int | None = None, automation: bool = False, prompt_to_lora_id_mapping=None
     ) -> Iterator[list[str]]:
-        """Yield each new token's text as it is generated, as a one-element list (batch size 1 only)."""
+        """Yield, per step, a list with each batch row's new token as text (QEfficient's: one batch of the compiled
+        batch size, a short prompt list filled by repeating its last prompt; a row that has ended yields "")."""
         if self._full_batch_size is not None:
             raise NotImplementedError("Streaming tokens is currently unavailable for continuous batch execution.")
-        if self._session.batch_size != 1:
-            raise NotImplementedError("generate_stream_tokens needs an artifact compiled with batch_size=1 on this backend.")
-        prompts = load_prompts(prompt)[:1]
+        batch_size = self._session.batch_size
+        prompts = load_prompts(prompt)[:batch_size]
+        prompts = prompts + [prompts[-1]] * (batch_size - len(prompts))
         tokens: queue.Queue = queue.Queue()
         done = object()
         tokenizer = self._tokenizer
 
         class _Streamer:
-            def put(self, ids) -> None:
-                tokens.put([tokenizer.decode(np.asarray(ids).reshape(-1), skip_special_tokens=True)])
+            def put_rows(self, ids, active) -> None:
+                tokens.put([tokenizer.decode([int(t)], skip_special_tokens=True) if a else "" for t, a in zip(ids, active)])
 
             def end(self) -> None:
                 tokens.put(done)
