@@ -216,6 +216,11 @@ def test_bad_input_gets_clear_errors(llama, llama_static, tmp_path, monkeypatch)
         llama_static.generate(tokenizer, PROMPTS, prompt_to_adapter_mapping=["qv", "nope", "base", "qv"], stream=False)
     with pytest.raises(ValueError, match="one adapter name per prompt"):
         llama_static.generate(tokenizer, PROMPTS, prompt_to_adapter_mapping=["qv"], stream=False)
+    # QEfficient's low-level call on a LoRA artifact: its adapters are not in the artifact here
+    from QEfficient import cloud_ai_100_exec_kv
+
+    with pytest.raises(ValueError, match=r"names adapter rows \[1, 2\], but no adapter tables were given.*adapter_tables\(\)"):
+        cloud_ai_100_exec_kv(tokenizer, llama_static.qpc_path, prompt=PROMPTS, prompt_to_lora_id_mapping=[1, 2, 0, 1], stream=False)
     model = QEffAutoLoraModelForCausalLM.from_pretrained(base)
     with pytest.raises(ValueError, match="no adapter loaded"):
         model.compile(prefill_seq_len=8, ctx_len=64)

@@ -78,6 +78,12 @@ def cloud_ai_100_exec_kv(
         ids = prompt_to_lora_id_mapping if prompt_to_lora_id_mapping is not None else [0] * len(prompts)
         if len(ids) != len(prompts):
             raise ValueError(f"prompt_to_lora_id_mapping has {len(ids)} ids for {len(prompts)} prompts; give one per prompt.")
+        if lora_tables is None and any(ids):
+            raise ValueError(
+                f"prompt_to_lora_id_mapping names adapter rows {sorted(set(ids) - {0})}, but no adapter tables were given: this "
+                "backend keeps the adapters outside the compiled artifact. Call QEffAutoLoraModelForCausalLM.generate(tokenizer, "
+                "prompts, prompt_to_adapter_mapping=[names]), or pass lora_tables=model.adapter_tables() here."
+            )
         lora = (check_tables(qconfig, lora_tables), list(ids))
     session = session or open_session(qpc_path, num_cores)
     if generation_config is None and qconfig.get("eos_token_id") is not None:
