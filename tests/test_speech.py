@@ -233,7 +233,7 @@ def test_server_transcribes_uploads_like_transformers(tiny_whisper):
             assert r.json() == {"text": expected}
             r = post(language="en", response_format="text", model=str(folder))
             assert r.status_code == 200 and r.text == expected
-            assert post(response_format="srt").status_code == 400
+            assert post(response_format="xml").status_code == 400
             prompt_ids = processor.get_prompt_ids("fox", return_tensors="pt")
             # the tokens ctx_len=40 leaves after the prompt and the four start tokens
             prompted = _hf(hf, features, max_new_tokens=40 - len(prompt_ids) - 4 + 1, language="en", prompt_ids=prompt_ids)
@@ -244,6 +244,22 @@ def test_server_transcribes_uploads_like_transformers(tiny_whisper):
             for bad in ("1.5", "warm"):
                 r = post(temperature=bad)
                 assert r.status_code == 400 and "temperature must be a number from 0 to 1" in r.json()["error"]["message"]
+            # segment times: transformers' segments with timestamps (the tokens ctx_len=40 leaves after 3 start tokens)
+            out = hf.generate(features, max_new_tokens=38, language="en", return_timestamps=True, return_segments=True)
+            segments = [s for s in out["segments"][0]]
+            r = post(language="en", response_format="verbose_json")
+            body = r.json()
+            assert r.status_code == 200 and body["language"] == "english" and abs(body["duration"] - 7.8) < 0.1
+            assert [(s["start"], s["end"], s["tokens"]) for s in body["segments"]] == [
+                (float(s["start"]), float(s["end"]), s["tokens"].tolist()) for s in segments
+            ]
+            assert body["text"] == processor.batch_decode(out["sequences"], skip_special_tokens=True)[0]
+            fields = {"id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob", "compression_ratio"}
+            assert set(body["segments"][0]) == fields | {"no_speech_prob"}
+            srt, vtt = post(language="en", response_format="srt").text, post(language="en", response_format="vtt").text
+            cues = [s for s in body["segments"] if s["text"].strip()]
+            assert srt.startswith("1\n00:00:") and srt.count(" --> ") == len(cues) and vtt.startswith("WEBVTT\n\n00:00:")
+            assert post(**{"timestamp_granularities[]": "word"}).status_code == 400
             r = post(files={"file": ("a.mp3", b"ID3 not a wav", "audio/mpeg")})
             assert r.status_code == 400 and "not a PCM WAV file" in r.json()["error"]["message"]
             r = httpx.post(f"{url}/v1/audio/transcriptions", json={"file": "x"}, timeout=10)

@@ -164,6 +164,28 @@ def test_sampled_tokens_follow_the_rules(whisper):
             assert row[0] >= TS if timestamps else (row < TS).all()
 
 
+def test_segments_are_transformers(whisper):
+    """return_segments=True: each audio's segments (start and end in seconds, tokens) as transformers' return_segments,
+    with their text and their window's figures."""
+    processor, hf, model = whisper
+    inputs = _long_batch(processor)
+    for kwargs in (dict(return_timestamps=True), dict(return_timestamps=True, condition_on_prev_tokens=True, num_beams=2)):
+        info = model.generate(inputs, generation_len=16, language="en", processor=processor, return_segments=True, **kwargs)
+        with torch.no_grad():
+            mask = inputs.attention_mask
+            out = hf.generate(inputs.input_features, attention_mask=mask, max_new_tokens=16, language="en", return_segments=True, **kwargs)
+        assert len(info.segments) == len(out["segments"]) == 3
+        for ours, theirs in zip(info.segments, out["segments"]):
+            assert [s["tokens"].tolist() for s in ours] == [s["tokens"].tolist() for s in theirs]
+            assert [(s["start"], s["end"]) for s in ours] == [(float(s["start"]), float(s["end"])) for s in theirs]
+            for s in ours:
+                assert s["text"] == processor.decode(s["tokens"], skip_special_tokens=True)
+                assert s["avg_logprob"] < 0 and 0 <= s["no_speech_prob"] <= 1 and s["compression_ratio"] > 0 and s["temperature"] is None
+    short = model.generate({"input_features": _features(1)}, generation_len=8, language="en", return_segments=True)
+    assert len(short.segments[0]) == 1 and short.segments[0][0]["start"] == 0.0 and short.segments[0][0]["end"] == 30.0
+    assert model.generate({"input_features": _features(1)}, generation_len=8, language="en").segments is None
+
+
 def test_bad_long_form_options_say_what_to_do(whisper):
     _, _, model = whisper
     features = {"input_features": _features(1)}
@@ -229,7 +251,8 @@ def test_window_segments_and_previous_text_are_transformers(tokens):
         decoder_input_ids=torch.zeros(1, 4, dtype=torch.long),
     )
     segments, offset = window_segments(np.array(tokens), TS, 3000)
-    assert [s.tolist() for s in segments] == [e["tokens"].tolist() for e in expected] and offset == int(expected_offset)
+    assert [s.tokens.tolist() for s in segments] == [e["tokens"].tolist() for e in expected] and offset == int(expected_offset)
+    assert [(s.start, s.end) for s in segments] == [(float(e["start"]), float(e["end"])) for e in expected]
     for cut_off in (3, 31):
         text = _pad_to_max_length([expected], 50257, "cpu", cut_off_length=cut_off, skip_ending_double_timestamps=True, timestamp_begin=TS)
         assert previous_text(segments, TS, cut_off).tolist() == text[0].tolist()

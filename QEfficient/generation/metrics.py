@@ -37,6 +37,8 @@ class CloudAI100ExecInfo:
     perf_metrics: PerfMetrics
     prompts: list[str] = field(default_factory=list, repr=False)
     vision_time: float | None = field(default=None, repr=False)  # image-text models: seconds in the vision graph
+    segments: list | None = field(default=None, repr=False)  # speech models: each audio's transcript segments
+    languages: list | None = field(default=None, repr=False)  # speech models: each audio's language code, where known
 
     @property
     def texts(self) -> list[str]:

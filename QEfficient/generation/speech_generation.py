@@ -21,6 +21,8 @@ from QEfficient.generation.beam_search import BeamSearch, BeamSettings
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.whisper_longform import (
     LongFormSettings,
+    Segment,
+    compression_ratio,
     needs_fallback,
     no_speech_probability,
     sample,
@@ -227,11 +229,11 @@ class SpeechSeq2SeqGeneration:
         n_audio = len(features)
         max_frames = np.full(n_audio, features.shape[-1], np.int64) if num_frames is None else np.asarray(num_frames, np.int64)
         seek = np.zeros(n_audio, np.int64)
-        segments: list[list[np.ndarray]] = [[] for _ in range(n_audio)]
+        segments: list[list[Segment]] = [[] for _ in range(n_audio)]
         prompt_segment = lf.prompt_ids is not None and lf.prompt_condition_type == "first-segment"
         if prompt_segment:  # the prompt is the text before the first window (and is not returned)
             first = lf.prompt_ids[1:] if lf.prompt_ids[0] == d.prev_sot_token_id else lf.prompt_ids
-            segments = [[np.array(first, np.int64)] for _ in range(n_audio)]
+            segments = [[Segment(np.array(first, np.int64))] for _ in range(n_audio)]
         conditioned = [lf.condition_on_prev_tokens] * n_audio
         inits: list[list[int] | None] = [None] * n_audio
         rng = np.random.default_rng(lf.seed) if any(lf.temperatures) else None
@@ -251,17 +253,22 @@ class SpeechSeq2SeqGeneration:
                 prompts = [(prefix_of[int(r)], inits[r]) for r in rows]
                 results = self._decode_with_fallback(window, prompts, generation_len, return_timestamps, stats, start, lf, rng)
                 for j, r in enumerate(rows):
-                    tokens, skip, temperature, inits[r] = results[j]
+                    tokens, skip, temperature, out = results[j]
+                    inits[r] = out.init
                     conditioned[r] = lf.conditions(temperature)
                     if skip:  # silence: the window adds nothing
                         seek[r] += frames[j]
                         continue
-                    window_segs, offset = window_segments(tokens, d.timestamp_begin, int(frames[j]))
+                    window_segs, offset = window_segments(tokens, d.timestamp_begin, int(frames[j]), int(seek[r]))
+                    ratio = compression_ratio(out.tokens, d.vocab_size) if lf.window_stats else None
+                    for segment in window_segs:
+                        segment.temperature, segment.avg_logprob = temperature, out.avg_logprob
+                        segment.no_speech_prob, segment.compression_ratio = out.no_speech_prob, ratio
                     segments[r].extend(window_segs)
                     seek[r] += offset
         end = time.perf_counter()
         kept = [s[1:] if prompt_segment else s for s in segments]
-        sequences = [np.concatenate(k).astype(np.int64) if k else np.zeros(0, np.int64) for k in kept]
+        sequences = [np.concatenate([s.tokens for s in k]).astype(np.int64) if k else np.zeros(0, np.int64) for k in kept]
         width = max(len(s) for s in sequences)
         ids = np.full((n_audio, width), d.pad_token_id, np.int64)
         for r, seq in enumerate(sequences):
@@ -277,11 +284,13 @@ class SpeechSeq2SeqGeneration:
             [decode(row[: len(sequences[i + j])]) for j, row in enumerate(b)] if decode else []
             for i, b in zip(range(0, n_audio, self.batch_size), batches)
         ]
-        return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics)
+        codes = {token: name[2:-2] for name, token in d.lang_to_id.items()}
+        languages = [codes.get(init[1]) if init and len(init) > 1 else None for init in inits]
+        return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics, segments=kept, languages=languages)
 
     def _decode_with_fallback(self, window, prompts, generation_len, return_timestamps, stats, start, lf: LongFormSettings, rng):
         """transformers' ``generate_with_fallback``: each row's (tokens without the end token, skipped, the temperature
-        of the result kept, start tokens)."""
+        of the result kept, its WindowResult)."""
         d = self.decoding
         todo = list(range(len(window)))
         results: list = [None] * len(window)
@@ -294,7 +303,7 @@ class SpeechSeq2SeqGeneration:
                 prompts[j] = (prompts[j][0], out.init)  # a detected language stays for the next temperature
                 fallback, skip = needs_fallback(lf, out.tokens, out.avg_logprob, out.no_speech_prob, d.vocab_size)
                 tokens = out.tokens[:-1] if len(out.tokens) and out.tokens[-1] == d.eos_token_id else out.tokens
-                results[j] = (tokens, skip, temperature, out.init)
+                results[j] = (tokens, skip, temperature, out)
                 if fallback:
                     again.append(j)
             todo = again
@@ -360,7 +369,7 @@ class SpeechSeq2SeqGeneration:
         return generation_len
 
     def _no_speech(self, started: _StartedWindow, per_row: int, lf: LongFormSettings) -> np.ndarray | None:
-        if lf.no_speech_threshold is None:
+        if not lf.no_speech_needed:
             return None
         return no_speech_probability(started.no_speech_logits[::per_row], self.decoding.no_timestamps_token_id - 1)
 
@@ -371,7 +380,7 @@ class SpeechSeq2SeqGeneration:
         if self.beams is not None and not temperature:
             return self._beam_window(window, prompts, generation_len, return_timestamps, stats, start, lf)
         d = self.decoding
-        started = self._start_window(window, prompts, 1, lf.no_speech_threshold is not None)
+        started = self._start_window(window, prompts, 1, lf.no_speech_needed)
         prompt, offsets, logits = started.prompt, started.offsets, started.logits
         rows, width = prompt.shape
         generation_len = self._generation_len(generation_len, width)
@@ -416,7 +425,7 @@ class SpeechSeq2SeqGeneration:
         """transformers' beam search over one 30 s window: each row's best hypothesis (its generated tokens and their
         mean log-probability, read along the hypothesis' beams as transformers' fallback reads it)."""
         d, beams = self.decoding, self.beams.num_beams
-        started = self._start_window(window, prompts, beams, lf.no_speech_threshold is not None)
+        started = self._start_window(window, prompts, beams, lf.no_speech_needed)
         width = started.prompt.shape[1]
         generation_len = self._generation_len(generation_len, width)
         rules = WhisperLogitsRules(d, width, return_timestamps)

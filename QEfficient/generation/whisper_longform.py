@@ -40,11 +40,16 @@ class LongFormSettings:
     prompt_ids: tuple[int, ...] | None = None
     prompt_condition_type: str = "first-segment"
     seed: int | None = None
+    window_stats: bool = False  # measure every window's mean log-probability and no-speech probability
 
     @property
     def scores_needed(self) -> bool:
         """Whether each row's mean log-probability must be kept."""
-        return self.logprob_threshold is not None
+        return self.logprob_threshold is not None or self.window_stats
+
+    @property
+    def no_speech_needed(self) -> bool:
+        return self.no_speech_threshold is not None or self.window_stats
 
     def conditions(self, temperature: float | None) -> bool:
         """Whether a result decoded at ``temperature`` conditions the next window."""
@@ -82,6 +87,7 @@ def longform_settings(
     prompt_ids=None,
     prompt_condition_type=None,
     seed=None,
+    window_stats: bool = False,
 ) -> LongFormSettings:
     """The call's options, else the checkpoint generation config's (thresholds and ``condition_on_prev_tokens``, as
     transformers reads them), checked."""
@@ -130,6 +136,7 @@ def longform_settings(
         prompt_ids=None if prompt_ids is None else _token_list(prompt_ids, vocab_size),
         prompt_condition_type=condition_type,
         seed=seed,
+        window_stats=window_stats,
         **thresholds,
     )
 
@@ -157,31 +164,58 @@ def needs_fallback(
     return fallback, skip
 
 
-def window_segments(tokens: np.ndarray, timestamp_begin: int, window_frames: int) -> tuple[list[np.ndarray], int]:
-    """transformers' ``_retrieve_segment`` (its tokens): the segments one window's tokens (end token removed) make,
-    and the frames to move forward. Two timestamps in a row close a segment; when the window does not end on a single
-    timestamp, what follows the last closed segment is dropped and decoding resumes from there."""
+TIME_PRECISION = 0.02  # seconds per timestamp step
+INPUT_STRIDE = 2  # encoder frames per timestamp step (log-mel frames: 10 ms)
+
+
+@dataclass
+class Segment:
+    """A piece of transcript, as transformers' ``generate(return_segments=True)`` gives it: its tokens, its start and
+    end in seconds, the log-mel frame its window started at, and its window's decoding figures (where measured)."""
+
+    tokens: np.ndarray
+    start: float = 0.0
+    end: float = 0.0
+    seek: int = 0
+    temperature: float | None = None
+    avg_logprob: float | None = None
+    compression_ratio: float | None = None
+    no_speech_prob: float | None = None
+
+
+def window_segments(tokens: np.ndarray, timestamp_begin: int, window_frames: int, seek: int = 0) -> tuple[list[Segment], int]:
+    """transformers' ``_retrieve_segment``: the segments one window's tokens (end token removed) make, the window
+    starting at log-mel frame ``seek``, and the frames to move forward. Two timestamps in a row close a segment; when
+    the window does not end on a single timestamp, what follows the last closed segment is dropped and decoding resumes
+    from there."""
+    time_offset = seek * TIME_PRECISION / INPUT_STRIDE
     is_stamp = tokens >= timestamp_begin
     closing = [i + 1 for i in range(len(tokens) - 1) if is_stamp[i] and is_stamp[i + 1]]
-    if not closing:
-        return [tokens], window_frames
+    if not closing:  # one segment, to the window's end or its last timestamp
+        stamps = np.flatnonzero(is_stamp)
+        last = int(np.float32(window_frames) * np.float32(0.01) / np.float32(TIME_PRECISION))  # in float32, as transformers
+        if len(stamps) and tokens[stamps[-1]] != timestamp_begin:
+            last = float(tokens[stamps[-1]] - timestamp_begin)
+        return [Segment(tokens, time_offset, time_offset + last * TIME_PRECISION, seek)], window_frames
     single_ending = len(tokens) >= 2 and not is_stamp[-2] and is_stamp[-1]
     if single_ending:  # no speech after the last timestamp
         cuts, offset = [*closing, len(tokens)], window_frames
     else:  # the last closed segment keeps both of its timestamps
         cuts = [*closing[:-1], closing[-1] + 1]
         offset = int(tokens[cuts[-1] - 2] - timestamp_begin) * INPUT_STRIDE
-    starts = [0, *cuts[:-1]]
-    return [tokens[a:b] for a, b in zip(starts, cuts)], offset
+    segments = []
+    for i, (a, b) in enumerate(zip([0, *cuts[:-1]], cuts)):
+        piece = tokens[a:b]
+        end_index = -2 if i == len(cuts) - 1 and not single_ending else -1
+        start = time_offset + float(piece[0] - timestamp_begin) * TIME_PRECISION
+        segments.append(Segment(piece, start, time_offset + float(piece[end_index] - timestamp_begin) * TIME_PRECISION, seek))
+    return segments, offset
 
 
-INPUT_STRIDE = 2  # encoder frames per timestamp step (0.02 s)
-
-
-def previous_text(segments: list[np.ndarray], timestamp_begin: int, cut_off: int) -> np.ndarray:
+def previous_text(segments: list[Segment], timestamp_begin: int, cut_off: int) -> np.ndarray:
     """The text before a window, as it prompts the window: the segments' tokens (a segment closing on two timestamps
     read up to the first), the last ``cut_off`` of them."""
-    parts = [s[:-1] if len(s) > 2 and s[-2] >= timestamp_begin else s for s in segments]
+    parts = [s.tokens[:-1] if len(s.tokens) > 2 and s.tokens[-2] >= timestamp_begin else s.tokens for s in segments]
     tokens = np.concatenate(parts) if parts else np.zeros(0, np.int64)
     return tokens[-cut_off:] if cut_off else tokens[:0]
 
@@ -189,7 +223,7 @@ def previous_text(segments: list[np.ndarray], timestamp_begin: int, cut_off: int
 def window_prefixes(
     settings: LongFormSettings,
     audios: list[int],
-    segments: list[list[np.ndarray]],
+    segments: list[list[Segment]],
     conditioned: list[bool],
     prev_sot: int | None,
     timestamp_begin: int,

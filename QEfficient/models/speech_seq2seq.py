@@ -163,6 +163,7 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         prompt_ids=None,
         prompt_condition_type: str | None = None,
         seed: int | None = None,
+        return_segments: bool = False,
     ) -> CloudAI100ExecInfo:
         """Transcription of ``inputs`` (a WhisperProcessor's output, or its ``input_features``
         [N, n_mels, 3000]). ``language`` (a code, name or ``<|xx|>``; one per audio or one for all),
@@ -172,7 +173,10 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         order), ``compression_ratio_threshold``, ``logprob_threshold``, ``no_speech_threshold`` and
         ``condition_on_prev_tokens`` (None: the checkpoint's), ``prompt_ids`` (``processor.get_prompt_ids(text)``) and
         ``prompt_condition_type``. ``seed`` makes sampling reproducible (numpy's generator: not torch's draws).
-        ``generated_ids[i]``: batch i's sequences, without the start tokens, padded with the pad token."""
+        ``generated_ids[i]``: batch i's sequences, without the start tokens, padded with the pad token.
+        ``return_segments``: ``info.segments[a]`` lists audio a's segments as transformers' ``return_segments=True``
+        does (``start``, ``end`` in seconds, ``tokens``), with ``text``, ``seek`` (the window's first log-mel frame) and
+        the window's ``temperature``, ``avg_logprob``, ``compression_ratio`` and ``no_speech_prob``."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         if write_io or streamer is not None or (device_ids is not None and len(device_ids) > 1):
@@ -208,6 +212,7 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
             prompt_ids,
             prompt_condition_type,
             seed,
+            window_stats=return_segments,
         )
         language_ids = [None if lang is None else self._language_id(decoding, lang) for lang in languages]
         encoder_path, decoder_path = self.qpc_paths["encoder_qpc_path"], self.qpc_paths["decoder_qpc_path"]
@@ -226,9 +231,16 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         info = generator.generate(
             features.astype(np.float32), generation_len, language_ids, task, return_timestamps, decode, num_frames, longform
         )
+        info.segments = [[self._segment(s, decode) for s in audio] for audio in info.segments] if return_segments else None
         if stream:
             print_perf(info)
         return info
+
+    @staticmethod
+    def _segment(segment, decode) -> dict:
+        out = dict(vars(segment))
+        out["text"] = decode(segment.tokens) if decode is not None else None
+        return out
 
     def transcribe(self, audio: np.ndarray, processor, generation_len: int | None = None, **options) -> CloudAI100ExecInfo:
         """One 16 kHz recording of any length (longer than 30 s: read window after window), through

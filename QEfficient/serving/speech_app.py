@@ -1,7 +1,8 @@
 """OpenAI-compatible transcription API for a speech model (Whisper).
 
 Routes: GET /health, GET /v1/models, POST /v1/audio/transcriptions (multipart form: ``file`` a 16 kHz
-WAV, optional ``model``, ``language``, ``response_format`` json or text, ``prompt`` (text before the audio's, as
+WAV, optional ``model``, ``language``, ``response_format`` (json, text, or with segment times verbose_json, srt,
+vtt), ``prompt`` (text before the audio's, as
 Whisper's ``prompt_ids``) and ``temperature`` (0, the default: greedy; above 0 sampled at it, as vLLM does)). The form is parsed with the
 standard library's MIME parser (no multipart dependency); transcriptions run one at a time on a
 worker thread, so /health keeps answering.
@@ -21,7 +22,8 @@ from QEfficient.serving.protocol import APIError
 from QEfficient.utils.audio import decode_wav
 
 DEFAULT_MAX_AUDIO_BYTES = 64 * 1024 * 1024  # 30 min of 16 kHz 16-bit mono
-_FORMATS = ("json", "text")
+_FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
+_TIMED = ("verbose_json", "srt", "vtt")  # the formats with segment times: decoded with timestamps
 
 
 def parse_form(content_type: str, body: bytes) -> dict[str, bytes]:
@@ -39,6 +41,48 @@ def parse_form(content_type: str, body: bytes) -> dict[str, bytes]:
         if name:
             fields[name] = part.get_payload(decode=True) or b""
     return fields
+
+
+def _clock(seconds: float, separator: str) -> str:
+    millis = round(seconds * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def subtitles(segments: list[dict], kind: str) -> str:
+    """The segments as SubRip (srt) or WebVTT (vtt) cues, as OpenAI's API writes them."""
+    separator = "," if kind == "srt" else "."
+    cues = []
+    for i, segment in enumerate(s for s in segments if s["text"].strip()):
+        timing = f"{_clock(segment['start'], separator)} --> {_clock(segment['end'], separator)}"
+        cues.append((f"{i + 1}\n" if kind == "srt" else "") + f"{timing}\n{segment['text'].strip()}\n")
+    return ("WEBVTT\n\n" if kind == "vtt" else "") + "\n".join(cues)
+
+
+def verbose_json(info, duration: float, temperature: float) -> dict:
+    """OpenAI's ``verbose_json`` transcription: the text, its language and duration, and its timed segments."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    code = (info.languages or [None])[0]
+    segments = [
+        {
+            "id": i,
+            "seek": s["seek"],
+            "start": s["start"],
+            "end": s["end"],
+            "text": s["text"],
+            "tokens": [int(t) for t in s["tokens"]],
+            "temperature": s["temperature"] if s["temperature"] is not None else temperature,
+            "avg_logprob": s["avg_logprob"],
+            "compression_ratio": s["compression_ratio"],
+            "no_speech_prob": s["no_speech_prob"],
+        }
+        for i, s in enumerate(info.segments[0])
+    ]
+    language = LANGUAGES.get(code, code) if code else "english"  # an English-only model names no language
+    return {"task": "transcribe", "language": language, "duration": duration, "text": info.texts[0], "segments": segments}
 
 
 def _decoding_options(fields: dict[str, str], processor) -> dict:
@@ -83,13 +127,28 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
             audio = decode_wav(fields["file"], name="file")
         except ValueError as err:
             raise APIError(400, str(err), param="file") from None
+        granularities = {v.strip() for k, v in text_field.items() if k.startswith("timestamp_granularities")}
+        if granularities - {"segment"}:
+            raise APIError(
+                400,
+                "Only segment timestamps are given (timestamp_granularities[]=segment); words are not timed.",
+                param="timestamp_granularities",
+            )
         options = {"language": text_field.get("language") or None, **_decoding_options(text_field, processor)}
+        if response_format in _TIMED:
+            options.update(return_timestamps=True, return_segments=True)
         async with lock:
             try:
                 info = await asyncio.to_thread(model.transcribe, audio, processor, None, **options)
             except ValueError as err:
                 raise APIError(400, str(err)) from None
         text = info.texts[0]
-        return PlainTextResponse(text) if response_format == "text" else {"text": text}
+        if response_format == "text":
+            return PlainTextResponse(text)
+        if response_format in ("srt", "vtt"):
+            return PlainTextResponse(subtitles(info.segments[0], response_format))
+        if response_format == "verbose_json":
+            return verbose_json(info, len(audio) / 16000, options.get("temperature", 0.0))
+        return {"text": text}
 
     return app
