@@ -42,6 +42,17 @@ def test_greedy_tokens_match_hf(smollm2):
     assert real_tokens(info.generated_ids[0][0], tokenizer.pad_token_id, len(ref)) == ref
 
 
+def test_beam_search_equals_transformers(smollm2):
+    from tests.test_causal_beams import _hf_beams, _ours, _trimmed
+
+    model, tokenizer = smollm2
+    prompt = chat(tokenizer, "Name three colours of the rainbow.")
+    info = model.generate(tokenizer, [prompt], generation_len=24, stream=False, num_beams=4)
+    expected = _trimmed(_hf_beams(model.model.hf, tokenizer, prompt, 24, num_beams=4), tokenizer.eos_token_id)
+    assert _ours(info, tokenizer) == [expected]  # transformers' generate(num_beams=4), token for token
+    assert "red" in info.generated_texts[0][0].lower() or "blue" in info.generated_texts[0][0].lower()
+
+
 def test_capital_of_france(smollm2):
     model, tokenizer = smollm2
     info = model.generate(tokenizer, [chat(tokenizer, "What is the capital of France?")], generation_len=32, stream=False)

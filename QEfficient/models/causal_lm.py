@@ -11,13 +11,17 @@ import torch
 from transformers import PreTrainedModel
 
 from QEfficient.compile.fusion import FUSION_VERSION, fuse_by_default, fused_decoder_rewrite
-from QEfficient.compile.ort_cpu import warn_ignored_options, warn_once
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.smooth_int8 import INT8_PROJECTIONS
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import DecoderGraphSpec
 from QEfficient.export.onnx_export import WeightsOffloadedError, export_speculative_onnx
+from QEfficient.generation.beam_search import BeamSettings, beam_settings
+from QEfficient.generation.causal_beams import BeamTextGeneration, causal_rules
+from QEfficient.generation.exec_kv import load_prompts, print_perf, right_padding
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
+from QEfficient.generation.text_generation import eos_token_ids
 from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
 from QEfficient.loading.hf_loader import check_causal_lm_config, load_causal_lm
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk, recurrent_state_manifest
@@ -370,22 +374,58 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         require_extra("gguf", "compile(gguf_weights=True)")
         return source
 
-    def _check_beams(self, num_beams) -> None:
-        """Beam search is refused by name (QEfficient's causal generate has none); a checkpoint whose generation config
-        asks for it is warned about once, since transformers' generate() would then give other text."""
-        if num_beams not in (None, 1):
-            raise NotImplementedError(
-                f"num_beams={num_beams!r}: QEFFAutoModelForCausalLM.generate decodes greedily or samples, as QEfficient's "
-                "does; beam search runs for encoder-decoders (QEFFAutoModelForSeq2SeqLM, QEFFAutoModelForSpeechSeq2Seq)."
-            )
+    def _beams(self, kwargs: dict) -> tuple[BeamSettings | None, int | None]:
+        """transformers' beam search where the call asks for it (``num_beams``, ``length_penalty``, ``early_stopping``);
+        a checkpoint whose generation config asks for beams is warned about once, since generate() decodes greedily
+        (as QEfficient's does) unless num_beams is passed. Returns the settings (None: no beams) and min_new_tokens."""
+        num_beams = kwargs.pop("num_beams", None)
+        options = {k: kwargs.pop(k) for k in ("length_penalty", "early_stopping", "num_return_sequences", "min_new_tokens") if k in kwargs}
         hf = getattr(getattr(self, "model", None), "hf", None)
-        asked = getattr(getattr(hf, "generation_config", None), "num_beams", None) or 1
+        config = getattr(hf, "generation_config", None)
+        asked = getattr(config, "num_beams", None) or 1
         if num_beams is None and asked > 1:
             warn_once(
                 f"checkpoint-num-beams:{self.model_name}",
                 f"{self.model_name}'s generation config asks for num_beams={asked}; generate() decodes greedily (as "
-                "QEfficient's does), so its text can differ from transformers' generate().",
+                f"QEfficient's does) unless you pass num_beams={asked}, so its text can differ from transformers' generate().",
             )
+        if num_beams in (None, 1):
+            if options:
+                raise ValueError(f"{sorted(options)} apply to beam search: pass num_beams > 1 too.")
+            return None, None
+        settings = beam_settings(
+            config, num_beams, options.get("length_penalty"), options.get("early_stopping"), options.get("num_return_sequences")
+        )
+        if settings is not None and settings.num_return_sequences != 1:
+            raise ValueError("num_return_sequences must be 1: a causal LM's beam search here returns each prompt's best sequence.")
+        return settings, options.get("min_new_tokens")
+
+    def _beam_generate(self, tokenizer, prompts, prompts_txt_file_path, generation_len, stream, beams, min_new_tokens, sampling, kwargs):
+        """transformers' beam search over a session of batch_size x num_beams cache rows."""
+        given = [k for k in ("sampling_params", "lora_tables", "prompt_to_lora_id_mapping") if kwargs.get(k) is not None]
+        given += [k for k in ("include_sampler", "include_guided_decoding") if kwargs.get(k)]
+        if sampling.sampling or given:
+            raise ValueError(f"Beam search here is not sampled: leave out {given or ['temperature / do_sample']} with num_beams.")
+        qconfig = read_artifact(Path(self.qpc_path))
+        if qconfig.get("continuous_batching"):
+            raise NotImplementedError("Beam search runs on a static batch: compile without continuous batching (full_batch_size).")
+        rows = qconfig["kv_shape"][0] * beams.num_beams
+        self.qpc_session = self._session(
+            "kv", (str(self.qpc_path), self._num_cores, rows), lambda: open_kv_session(self.qpc_path, self._num_cores, rows=rows)
+        )
+        tokenizer = right_padding(tokenizer)
+        eos = eos_token_ids(tokenizer, self.model.hf.generation_config)
+        generator = BeamTextGeneration(
+            self.qpc_session,
+            tokenizer,
+            qconfig["compile_params"]["prefill_seq_len"],
+            eos,
+            beams,
+            *causal_rules(self.model.hf.generation_config, eos, tokenizer.pad_token_id or 0, min_new_tokens),
+        )
+        info = generator.generate(load_prompts(prompts, prompts_txt_file_path), generation_len=generation_len, stream=stream)
+        print_perf(info)
+        return info
 
     def generate(
         self,
@@ -408,9 +448,11 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
 
         Greedy by default; ``temperature`` > 0 (or ``do_sample=True``) samples, with ``top_k``,
         ``top_p`` and ``repetition_penalty`` applied as transformers does, reproducibly for a ``seed``.
+        ``num_beams`` > 1 (with ``length_penalty``, ``early_stopping``, ``min_new_tokens``) runs transformers' beam
+        search with the checkpoint's logits processors: each prompt's best sequence, transformers' tokens.
         """
         sampling = SamplingParams(temperature, top_k, top_p, repetition_penalty, seed, do_sample)
-        self._check_beams(kwargs.pop("num_beams", None))
+        beams, min_new_tokens = self._beams(kwargs)
         speculation = {k: kwargs.pop(k) for k in SPECULATIVE_KWARGS if k in kwargs}
         if kwargs.pop("write_io", False):
             warn_once("write_io", "generate(write_io=True): dumping Cloud AI 100 input/output buffers is not supported; nothing written.")
@@ -422,6 +464,11 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         if self.qpc_path is None:
             raise TypeError("Please run compile() before generate().")
         self.qpc_session = None  # released first if the artifact changed: one copy of the weights at a time
+        if beams is not None:
+            if speculation or self.draft_qpc_path is not None:
+                raise ValueError("Beam search and speculative decoding do not combine: leave out one of them.")
+            options = (generation_len, stream, beams, min_new_tokens, sampling, kwargs)
+            return self._beam_generate(tokenizer, prompts, prompts_txt_file_path, *options)
         if speculation or self.draft_qpc_path is not None:  # opens its own sessions
             if kwargs.get("sampling_params") is not None or kwargs["include_guided_decoding"]:
                 raise ValueError(
