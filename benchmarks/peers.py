@@ -229,7 +229,36 @@ def peer_config(peers: Path, key: str, base: dict) -> tuple[dict, Path] | None:
     return {**base, "engine": engine, "model_dir": str(folder), "gguf": str(folder)}, python
 
 
-WORKERS = {"ortgenai": worker_ortgenai, "openvino": worker_openvino, "llamacpp": worker_llamacpp}
+def worker_ortgenai_beams(cfg: dict) -> dict:
+    """ONNX Runtime GenAI's beam search (benchmarks/bench_causal_beams.py): ``beams`` beams, exactly ``new_tokens``
+    tokens (min_length holds every hypothesis to that length); seconds per generate, median of ``repeats`` after a
+    warm-up, and the best sequence."""
+    import onnxruntime_genai as og
+
+    config = og.Config(cfg["model_dir"])
+    config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": cfg["threads"]}}}}))
+    model = og.Model(config)
+    prompt, total = cfg["prompt_ids"], len(cfg["prompt_ids"]) + cfg["new_tokens"]
+
+    def run() -> tuple[float, list[int]]:
+        params = og.GeneratorParams(model)
+        params.set_search_options(do_sample=False, num_beams=cfg["beams"], max_length=total, min_length=total, early_stopping=False)
+        gen = og.Generator(model, params)
+        start = time.perf_counter()
+        gen.append_tokens(prompt)
+        while not gen.is_done():
+            gen.generate_next_token()
+        return time.perf_counter() - start, [int(t) for t in gen.get_sequence(0)][len(prompt) :]
+
+    run()
+    times, out = [], []
+    for _ in range(cfg["repeats"]):
+        seconds, out = run()
+        times.append(seconds)
+    return {"seconds": statistics.median(times), "tokens": out}
+
+
+WORKERS = {"ortgenai": worker_ortgenai, "openvino": worker_openvino, "llamacpp": worker_llamacpp, "ortgenai_beams": worker_ortgenai_beams}
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
