@@ -73,6 +73,24 @@ def test_beam_options_and_the_checkpoints_processors(tiny_model_dir):
     assert _ours(info, tokenizer) == [_trimmed(_hf_beams(hf, tokenizer, p, 12, num_beams=3), tokenizer.eos_token_id) for p in PROMPTS[:2]]
 
 
+def test_a_left_padded_batch_with_the_repetition_penalty_is_transformers(tiny_model_dir):
+    """Two prompts of different lengths in one batch, as transformers runs them left-padded: the repetition penalty (here
+    from the call) does not count the padding."""
+    folder = tiny_model_dir("llama")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=64, batch_size=2, num_cores=1)
+    kwargs = dict(num_beams=3, repetition_penalty=1.5, no_repeat_ngram_size=3)
+    info = model.generate(tokenizer, PROMPTS[:2], generation_len=12, stream=False, **kwargs)
+    tokenizer.padding_side = "left"
+    enc = tokenizer(PROMPTS[:2], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = hf.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id, **kwargs)
+    expected = [_trimmed(row.tolist(), tokenizer.eos_token_id) for row in out[:, enc["input_ids"].shape[1] :]]
+    assert _ours(info, tokenizer) == expected
+
+
 def test_bad_beam_requests_say_what_to_do(tiny_model_dir):
     folder = tiny_model_dir("llama")
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -86,6 +104,9 @@ def test_bad_beam_requests_say_what_to_do(tiny_model_dir):
         model.generate(tokenizer, ["hi"], num_beams=3, temperature=0.7, stream=False)
     with pytest.raises(ValueError, match="num_beams must be a positive integer"):
         model.generate(tokenizer, ["hi"], num_beams=0, stream=False)
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['diversity_penalty'\]"):
+        model.generate(tokenizer, ["hi"], num_beams=2, diversity_penalty=0.5, stream=False)
+    model.generate(tokenizer, ["hi"], num_beams=2, length_penalty=None, generation_len=2, stream=False)  # None: the default
     batching = QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching=True)
     batching.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_cores=1)
     with pytest.raises(NotImplementedError, match="compile without continuous batching"):

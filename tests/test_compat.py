@@ -453,6 +453,10 @@ def test_stream_tokens_of_a_batch(llama):
         assert [step[row] for step in streamed][: len(expected)] == expected
     alone = list(generator.generate_stream_tokens(prompts[:1], generation_len=6))
     assert [step[0] for step in alone] == [step[1] for step in alone] == [step[0] for step in streamed]
+    with pytest.raises(ValueError, match="pass 1 to 2 prompts"):
+        next(generator.generate_stream_tokens(prompts * 2, generation_len=2))
+    with pytest.raises(ValueError, match="pass 1 to 2 prompts"):
+        next(generator.generate_stream_tokens([], generation_len=2))
 
 
 def test_is_tlm_runs_a_speculative_target_artifact(llama, compiled, legacy):

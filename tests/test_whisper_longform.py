@@ -148,11 +148,33 @@ def test_fallback_decodes_again_at_the_next_temperature(whisper):
     assert (ids(temperature=1.0) == sampled).all()  # reproducible with a seed
     greedy = ids()
     assert not (greedy == sampled).all()
+    # with beams, a window that falls back samples on each audio's first beam row: the same draws
+    assert (ids(temperature=(0.0, 1.0), logprob_threshold=0.0, num_beams=2) == sampled).all()
+    # each audio draws from its own generator: the first audio's tokens do not depend on its batch
+    alone = model.generate({"input_features": features[:1]}, generation_len=16, language="en", seed=7, temperature=1.0)
+    assert alone.generated_ids[0][0].tolist() == sampled[0][: len(alone.generated_ids[0][0])].tolist()
+
+
+def test_no_speech_probability_is_transformers(whisper):
+    """The no-speech probability of a window (return_segments), with a prompt before the start tokens: softmax of
+    transformers' logits after the start token, at the token before <|notimestamps|>."""
+    processor, hf, model = whisper
+    features = _features(2)
+    prompt = processor.get_prompt_ids("fox", return_tensors="np")
+    info = model.generate({"input_features": features}, generation_len=8, language="en", prompt_ids=prompt, return_segments=True)
+    g = hf.generation_config
+    start = [g.decoder_start_token_id, g.lang_to_id["<|en|>"], g.task_to_id["transcribe"], g.no_timestamps_token_id]
+    ids = torch.tensor([list(prompt) + start] * 2)
+    with torch.no_grad():
+        logits = hf(input_features=features, decoder_input_ids=ids).logits[:, len(prompt)]
+    expected = logits.softmax(-1)[:, g.no_timestamps_token_id - 1].numpy()
+    ours = [segments[0]["no_speech_prob"] for segments in info.segments]
+    assert np.allclose(ours, expected, rtol=1e-4, atol=0), (ours, expected)
 
 
 def test_sampled_tokens_follow_the_rules(whisper):
     """Sampling at temperature 1 draws among the tokens transformers' rules allow: no suppressed token, a timestamp
-    first when timestamps are asked for, none otherwise."""
+    first when timestamps are asked for."""
     _, hf, model = whisper
     suppressed = set(hf.generation_config.suppress_tokens)
     for seed, timestamps in ((0, True), (1, True), (2, False)):
@@ -161,7 +183,7 @@ def test_sampled_tokens_follow_the_rules(whisper):
         for row in np.concatenate(info.generated_ids):
             row = row[row != hf.generation_config.pad_token_id]
             assert not suppressed & set(row.tolist())
-            assert row[0] >= TS if timestamps else (row < TS).all()
+            assert row[0] >= TS or not timestamps  # (without timestamps, nothing stops a random model drawing one)
 
 
 def test_segments_are_transformers(whisper):
@@ -200,10 +222,12 @@ def test_bad_long_form_options_say_what_to_do(whisper):
         (dict(prompt_ids=[10**7]), "outside this model's vocabulary"),
         (dict(seed=-1), "non-negative integer"),
         (dict(logprob_threshold="low"), "finite number"),
+        # the previous text may reach max_target_positions // 2 - 1 = 31 tokens: 1 + 31 + 3 start tokens + 40 > ctx_len 64
+        (dict(condition_on_prev_tokens=True, return_timestamps=True, generation_len=40), r"needs ctx_len >= 74.*compile\(ctx_len=64\)"),
     ]
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
-            model.generate(features, generation_len=4, **kwargs)
+            model.generate(features, **{"generation_len": 4, **kwargs})
 
 
 @pytest.mark.parametrize(

@@ -18,14 +18,18 @@ from QEfficient.generation.beam_search import BeamSearch, BeamSettings
 from QEfficient.generation.seq2seq_generation import Seq2SeqRules, _ids
 from QEfficient.generation.text_generation import TextGeneration, prefill
 
+# generation-config fields transformers' beam search would apply that are not applied here (a warning names them)
+UNAPPLIED = {"encoder_repetition_penalty": 1.0, "sequence_bias": None, "exponential_decay_length_penalty": None, "do_sample": False}
 
-def causal_rules(generation_config, eos_ids, pad_id: int, min_new_tokens: int | None = None) -> tuple[Seq2SeqRules, int]:
+
+def causal_rules(generation_config, eos_ids, pad_id: int, min_new_tokens: int | None = None) -> tuple[Seq2SeqRules, int | None]:
     """The checkpoint's logits processors as a causal LM's generate applies them (``min_length`` counts the prompt, no
-    forced BOS: transformers forces it at the first position only, no encoder n-grams), and its ``min_new_tokens``."""
+    forced BOS: transformers forces it at the first position only; the prompt is the "encoder" input of
+    ``encoder_no_repeat_ngram_size``), and the ``min_new_tokens`` that replaces ``min_length`` where given."""
     g = generation_config
     min_new = min_new_tokens if min_new_tokens is not None else getattr(g, "min_new_tokens", None)
     bad_words = tuple(tuple(int(t) for t in word) for word in (g.bad_words_ids or ()) if list(word) not in [[e] for e in eos_ids])
-    return Seq2SeqRules(
+    rules = Seq2SeqRules(
         decoder_start_token_id=0,  # not read: the prompt starts the sequence
         eos_token_ids=tuple(sorted(eos_ids)),
         pad_token_id=pad_id,
@@ -33,18 +37,27 @@ def causal_rules(generation_config, eos_ids, pad_id: int, min_new_tokens: int | 
         forced_eos_token_ids=_ids(g.forced_eos_token_id),
         min_length=g.min_length or 0,
         no_repeat_ngram_size=g.no_repeat_ngram_size or 0,
+        encoder_no_repeat_ngram_size=g.encoder_no_repeat_ngram_size or 0,
         repetition_penalty=float(g.repetition_penalty or 1.0),
         bad_words_ids=bad_words,
         suppress_tokens=_ids(g.suppress_tokens),
         begin_suppress_tokens=_ids(g.begin_suppress_tokens),
-    ), (min_new or 0)
+    )
+    return rules, min_new
+
+
+def unapplied(generation_config) -> list[str]:
+    """The checkpoint's fields that would change transformers' beam search and are not applied here."""
+    return [name for name, default in UNAPPLIED.items() if getattr(generation_config, name, default) not in (default, None)]
 
 
 class BeamTextGeneration(TextGeneration):
     """TextGeneration whose prompts each run ``beams.num_beams`` cache rows (the session's rows: batch_size x num_beams)
     and return their best hypothesis."""
 
-    def __init__(self, session, tokenizer, prefill_seq_len: int, eos_ids, beams: BeamSettings, rules: Seq2SeqRules, min_new: int) -> None:
+    def __init__(
+        self, session, tokenizer, prefill_seq_len: int, eos_ids, beams: BeamSettings, rules: Seq2SeqRules, min_new: int | None
+    ) -> None:
         super().__init__(session, tokenizer, prefill_seq_len, eos_ids)
         if beams.num_return_sequences != 1:
             raise ValueError("A causal LM's beam search here returns one sequence per prompt: num_return_sequences must be 1.")
@@ -68,14 +81,15 @@ class BeamTextGeneration(TextGeneration):
         padded = np.full((len(token_lists), width), self.pad_id, np.int64)  # transformers' left-padded batch
         for r, tokens in enumerate(token_lists):
             padded[r, width - len(tokens) :] = tokens
-        rules = replace(self.rules, min_length=max(self.rules.min_length, width + self.min_new if self.min_new else 0))
+        # transformers: min_new_tokens, where given, sets min_length to the prompt's width plus it
+        rules = self.rules if self.min_new is None else replace(self.rules, min_length=width + self.min_new)
         search = BeamSearch(padded, self.beams, width + steps, rules.eos_token_ids, self.pad_id)
-        no_encoder = np.zeros((len(rows), 0), np.int64)
+        prompts = np.repeat(padded, beams, 0)
+        offsets = np.repeat(width - lengths, beams)
 
         def process(step: int, log_probs: np.ndarray) -> np.ndarray:
-            return rules.scores(log_probs, search.running_flat, step, step == steps - 1, no_encoder)
+            return rules.scores(log_probs, search.running_flat, step, step == steps - 1, prompts, offsets)
 
-        offsets = np.repeat(width - lengths, beams)
         search.run(self.session, logits, steps, process, lambda: None, offsets)
         generated = [row[width:] for row in search.best()]
         out = np.full((self.batch_size, max(1, max(len(g) for g in generated))), self.pad_id, np.int64)

@@ -140,29 +140,39 @@ class TokenChooser:
 
     def _sample(self, scores: np.ndarray) -> np.ndarray:
         p = self.params
-        if p.temperature:
-            scores = scores / p.temperature
-        if p.top_k:
-            k = min(p.top_k, scores.shape[-1])
-            kth = np.partition(scores, -k, axis=-1)[:, -k][:, None]
-            scores = np.where(scores < kth, -np.inf, scores)
-        if p.top_p is not None and p.top_p < 1.0:
-            order = np.argsort(-scores, axis=-1)
-            ranked = np.take_along_axis(scores, order, -1)
-            probs = np.exp(ranked - ranked[:, :1])
-            probs /= probs.sum(-1, keepdims=True)
-            # keep the smallest prefix whose mass reaches top_p (always at least the top token)
-            drop = np.cumsum(probs, -1) - probs >= p.top_p
-            ranked[drop] = -np.inf
-            scores = np.full_like(scores, -np.inf)
-            np.put_along_axis(scores, order, ranked, -1)
-        if p.min_p:  # transformers' MinPLogitsWarper: probability relative to the likeliest token's
-            scores = np.where(scores - scores.max(-1, keepdims=True) < np.log(p.min_p), -np.inf, scores)
-        probs = np.exp(scores - scores.max(-1, keepdims=True))
+        return draw(warped(scores, p.temperature, p.top_k, p.top_p, p.min_p), self.rng)
+
+
+def warped(scores: np.ndarray, temperature: float | None, top_k: int | None, top_p: float | None, min_p: float | None = None) -> np.ndarray:
+    """transformers' sampling warpers in its order: temperature, top-k, top-p, min-p (dropped tokens at -inf)."""
+    if temperature:
+        scores = scores / temperature
+    if top_k:
+        k = min(top_k, scores.shape[-1])
+        kth = np.partition(scores, -k, axis=-1)[:, -k][:, None]
+        scores = np.where(scores < kth, -np.inf, scores)
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-scores, axis=-1)
+        ranked = np.take_along_axis(scores, order, -1)
+        probs = np.exp(ranked - ranked[:, :1])
         probs /= probs.sum(-1, keepdims=True)
-        cumulative = probs.cumsum(-1)
-        draws = self.rng.random((len(scores), 1)) * cumulative[:, -1:]
-        return (cumulative < draws).sum(-1).clip(max=scores.shape[-1] - 1)
+        # keep the smallest prefix whose mass reaches top_p (always at least the top token)
+        drop = np.cumsum(probs, -1) - probs >= top_p
+        ranked[drop] = -np.inf
+        scores = np.full_like(scores, -np.inf)
+        np.put_along_axis(scores, order, ranked, -1)
+    if min_p:  # transformers' MinPLogitsWarper: probability relative to the likeliest token's
+        scores = np.where(scores - scores.max(-1, keepdims=True) < np.log(min_p), -np.inf, scores)
+    return scores
+
+
+def draw(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One token per row from softmax(scores), with ``rng``'s numbers."""
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    cumulative = probs.cumsum(-1)
+    draws = rng.random((len(scores), 1)) * cumulative[:, -1:]
+    return (cumulative < draws).sum(-1).clip(max=scores.shape[-1] - 1)
 
 
 class RowChooser:

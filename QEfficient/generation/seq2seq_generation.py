@@ -77,15 +77,24 @@ class Seq2SeqRules:
             _ids(g.begin_suppress_tokens),
         )
 
-    def scores(self, logits: np.ndarray, sequences: np.ndarray, step: int, last_step: bool, encoder_ids: np.ndarray) -> np.ndarray:
+    def scores(
+        self,
+        logits: np.ndarray,
+        sequences: np.ndarray,
+        step: int,
+        last_step: bool,
+        encoder_ids: np.ndarray,
+        padding: np.ndarray | None = None,
+    ) -> np.ndarray:
         """The logits of the next tokens [rows, vocab] after the rules, for ``sequences`` [rows, n] so far (their
-        inputs ``encoder_ids``); ``last_step``: the token at transformers' maximum length (forced EOS)."""
+        inputs ``encoder_ids``); ``last_step``: the token at transformers' maximum length (forced EOS); ``padding``: each
+        row's leading pad tokens, which the repetition penalty does not count (transformers' ``prompt_ignore_length``)."""
         scores = np.array(logits, dtype=np.float32)
         n = sequences.shape[1]
         rows = range(len(scores))
         if self.repetition_penalty != 1.0:
             for row in rows:
-                seen = np.unique(sequences[row])
+                seen = np.unique(sequences[row, 0 if padding is None else padding[row] :])
                 scores[row, seen] = np.where(
                     scores[row, seen] < 0, scores[row, seen] * self.repetition_penalty, scores[row, seen] / self.repetition_penalty
                 )

@@ -19,13 +19,13 @@ import numpy as np
 from QEfficient.export.graph_specs import INPUT_FEATURES
 from QEfficient.generation.beam_search import BeamSearch, BeamSettings
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
+from QEfficient.generation.sampling import draw, warped
 from QEfficient.generation.whisper_longform import (
     LongFormSettings,
     Segment,
     compression_ratio,
     needs_fallback,
     no_speech_probability,
-    sample,
     token_logprobs,
     window_prefixes,
     window_segments,
@@ -52,6 +52,8 @@ class WhisperDecoding:
     prev_sot_token_id: int | None = None  # <|startofprev|>: the previous text (or a prompt) follows it
     max_target_positions: int = 448
     vocab_size: int = 51865
+    top_k: int | None = 50  # transformers' sampling defaults where the checkpoint sets none
+    top_p: float | None = 1.0
 
     @property
     def timestamp_begin(self) -> int:
@@ -78,6 +80,8 @@ class WhisperDecoding:
             prev_sot_token_id=prev_sot if prev_sot is not None else (suppress[-2] if len(suppress) >= 2 else None),
             max_target_positions=int(getattr(config, "max_target_positions", None) or 448),
             vocab_size=int(getattr(config, "vocab_size", None) or 51865),
+            top_k=getattr(gen, "top_k", None) if getattr(gen, "top_k", None) is not None else 50,
+            top_p=getattr(gen, "top_p", None) if getattr(gen, "top_p", None) is not None else 1.0,
         )
 
     def init_tokens(self, language_id: int | None, task: str | None, return_timestamps: bool) -> tuple[list[int], bool]:
@@ -234,9 +238,11 @@ class SpeechSeq2SeqGeneration:
         if prompt_segment:  # the prompt is the text before the first window (and is not returned)
             first = lf.prompt_ids[1:] if lf.prompt_ids[0] == d.prev_sot_token_id else lf.prompt_ids
             segments = [[Segment(np.array(first, np.int64))] for _ in range(n_audio)]
+        self._check_room(lf, len(d.init_tokens(language_ids[0], task, return_timestamps)[0]), generation_len)
         conditioned = [lf.condition_on_prev_tokens] * n_audio
         inits: list[list[int] | None] = [None] * n_audio
-        rng = np.random.default_rng(lf.seed) if any(lf.temperatures) else None
+        # one generator per audio (seeded by the seed and the audio's index): its draws do not depend on its batch
+        rngs = [np.random.default_rng(None if lf.seed is None else [lf.seed, a]) for a in range(n_audio)] if any(lf.temperatures) else None
         stats = {"first_token": None, "decode_time": 0.0, "decode_tokens": 0, "new_tokens": 0}
         while (seek < max_frames).any():
             active = np.flatnonzero(seek < max_frames)
@@ -251,7 +257,8 @@ class SpeechSeq2SeqGeneration:
                     window[j, :, : frames[j]] = features[r, :, seek[r] : seek[r] + frames[j]]
                     inits[r] = inits[r] or d.init_tokens(language_ids[r], task, return_timestamps)[0]
                 prompts = [(prefix_of[int(r)], inits[r]) for r in rows]
-                results = self._decode_with_fallback(window, prompts, generation_len, return_timestamps, stats, start, lf, rng)
+                row_rngs = [rngs[r] for r in rows] if rngs is not None else None
+                results = self._decode_with_fallback(window, prompts, generation_len, return_timestamps, stats, start, lf, row_rngs)
                 for j, r in enumerate(rows):
                     tokens, skip, temperature, out = results[j]
                     inits[r] = out.init
@@ -288,7 +295,27 @@ class SpeechSeq2SeqGeneration:
         languages = [codes.get(init[1]) if init and len(init) > 1 else None for init in inits]
         return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics, segments=kept, languages=languages)
 
-    def _decode_with_fallback(self, window, prompts, generation_len, return_timestamps, stats, start, lf: LongFormSettings, rng):
+    def _check_room(self, lf: LongFormSettings, start_tokens: int, generation_len: int | None) -> None:
+        """The longest prompt a window may get (previous text, user prompt, start tokens) must leave room in ctx_len:
+        checked before the first window, not when a later one outgrows it."""
+        d = self.decoding
+        prompt = len(lf.prompt_ids) if lf.prompt_ids is not None else 0
+        if lf.condition_on_prev_tokens:  # the previous text after <|startofprev|> (or after the prompt, all-segments)
+            bos = prompt if lf.prompt_condition_type == "all-segments" else int(d.prev_sot_token_id is not None)
+            longest = max(prompt, bos + d.max_target_positions // 2 - 1)
+        else:
+            longest = prompt
+        need = longest + start_tokens + (generation_len or 1) - 1
+        if longest and need > self.ctx_len:
+            what = "condition_on_prev_tokens puts up to" if lf.condition_on_prev_tokens else "prompt_ids put"
+            raise ValueError(
+                f"{what} {longest} tokens before each window's {start_tokens} start tokens; with generation_len="
+                f"{generation_len} that needs ctx_len >= {need}, and this model was compiled with ctx_len={self.ctx_len}: "
+                f"compile(ctx_len={min(max(need, self.ctx_len), d.max_target_positions)}) (at most max_target_positions="
+                f"{d.max_target_positions}), or shorten the prompt."
+            )
+
+    def _decode_with_fallback(self, window, prompts, generation_len, return_timestamps, stats, start, lf: LongFormSettings, rngs):
         """transformers' ``generate_with_fallback``: each row's (tokens without the end token, skipped, the temperature
         of the result kept, its WindowResult)."""
         d = self.decoding
@@ -296,7 +323,15 @@ class SpeechSeq2SeqGeneration:
         results: list = [None] * len(window)
         for temperature in lf.temperatures:
             outs = self._decode_window(
-                window[todo], [prompts[j] for j in todo], generation_len, return_timestamps, stats, start, temperature, rng, lf
+                window[todo],
+                [prompts[j] for j in todo],
+                generation_len,
+                return_timestamps,
+                stats,
+                start,
+                temperature,
+                None if rngs is None else [rngs[j] for j in todo],
+                lf,
             )
             again = []
             for j, out in zip(todo, outs):
@@ -333,7 +368,8 @@ class SpeechSeq2SeqGeneration:
         inits = [list(init) for _, init in prompts]
         detect_logits = None
         if any(len(init) > 1 and init[1] == -1 for init in inits):  # the start token's logits over the languages choose one
-            detect_logits = self.decoder.run(np.array([init[:1] for init in inits], np.int64), np.zeros((rows, 1), np.int64))
+            # a copy: the session's logits are overwritten by its next run
+            detect_logits = np.array(self.decoder.run(np.array([init[:1] for init in inits], np.int64), np.zeros((rows, 1), np.int64)))
             lang_ids = np.array(sorted(d.lang_to_id.values()), np.int64)
             detected = lang_ids[np.argmax(detect_logits[:, lang_ids], axis=-1)]
             for init, lang in zip(inits, detected):
@@ -351,16 +387,21 @@ class SpeechSeq2SeqGeneration:
         done = 1 if detect_logits is not None and sot == 0 and not offsets.any() else 0  # the start token already ran
         no_speech_logits = detect_logits if done else None
         if no_speech and not done and sot < width - 1:  # the logits after the start token: their own run
-            no_speech_logits = self.decoder.run(prompt[:, : sot + 1], np.ascontiguousarray(positions[:, : sot + 1]))
+            no_speech_logits = np.array(self.decoder.run(prompt[:, : sot + 1], np.ascontiguousarray(positions[:, : sot + 1])))
             done = sot + 1
         logits = self.decoder.run(prompt[:, done:], np.ascontiguousarray(positions[:, done:]))
         if no_speech and no_speech_logits is None:
-            no_speech_logits = logits
+            no_speech_logits = np.array(logits)
         return _StartedWindow(real, prompt, offsets, logits, no_speech_logits, inits)
 
     def _generation_len(self, generation_len: int | None, width: int) -> int:
         if generation_len is None:
-            return self.ctx_len - width + 1
+            if width > self.ctx_len:
+                raise ValueError(
+                    f"A {width}-token decoder prompt does not fit the compiled ctx_len={self.ctx_len}: compile with a larger ctx_len."
+                )
+            # transformers stops a window at max_target_positions tokens, prompt included (Whisper's max_length)
+            return min(self.ctx_len - width + 1, self.decoding.max_target_positions - width)
         if width + generation_len - 1 > self.ctx_len:
             raise ValueError(
                 f"generation_len={generation_len} with a {width}-token prompt needs ctx_len >= {width + generation_len - 1}; "
@@ -374,15 +415,19 @@ class SpeechSeq2SeqGeneration:
         return no_speech_probability(started.no_speech_logits[::per_row], self.decoding.no_timestamps_token_id - 1)
 
     def _decode_window(
-        self, window, prompts, generation_len, return_timestamps, stats, start, temperature, rng, lf: LongFormSettings
+        self, window, prompts, generation_len, return_timestamps, stats, start, temperature, rngs, lf: LongFormSettings
     ) -> list[WindowResult]:
-        """One 30 s window for up to batch_size rows: greedy, or sampled at ``temperature`` (> 0), or beam search."""
+        """One 30 s window for up to batch_size rows: greedy, or sampled at ``temperature`` (> 0) with each row's
+        generator in ``rngs``, or beam search. A session holding num_beams rows per audio samples on each audio's first
+        row (the others follow it)."""
         if self.beams is not None and not temperature:
             return self._beam_window(window, prompts, generation_len, return_timestamps, stats, start, lf)
         d = self.decoding
-        started = self._start_window(window, prompts, 1, lf.no_speech_needed)
+        per_row = self.beams.num_beams if self.beams is not None else 1
+        started = self._start_window(window, prompts, per_row, lf.no_speech_needed)
         prompt, offsets, logits = started.prompt, started.offsets, started.logits
         rows, width = prompt.shape
+        reps = np.arange(started.real) * per_row  # each real audio's row: only these draw random numbers
         generation_len = self._generation_len(generation_len, width)
         rules = WhisperLogitsRules(d, width, return_timestamps)
         sequences = np.full((rows, width + generation_len), d.pad_token_id, np.int64)
@@ -393,7 +438,12 @@ class SpeechSeq2SeqGeneration:
         n = width
         for step in range(generation_len):
             scores = rules(sequences[:, :n], np.array(logits, dtype=np.float32))
-            chosen = sample(scores, temperature, rng) if temperature else scores.argmax(-1)
+            chosen = scores.argmax(-1)
+            if temperature:  # transformers' warpers (temperature, top-k, top-p), then one draw per audio
+                kept = warped(scores[reps], temperature, d.top_k, d.top_p)
+                chosen[reps] = [draw(kept[j : j + 1], rng)[0] for j, rng in enumerate(rngs)]
+                chosen = np.repeat(chosen[::per_row], per_row)
+                scores[reps] = kept * np.float32(temperature)  # the mean log-probability reads the warped scores
             token = np.where(done, d.pad_token_id, chosen)
             if logprob_sum is not None:
                 logprob_sum += np.where(done, np.float32(0), token_logprobs(scores, chosen))
@@ -404,21 +454,20 @@ class SpeechSeq2SeqGeneration:
                 if stats["first_token"] is None:
                     stats["first_token"] = time.perf_counter() - start
                 decode_start = time.perf_counter()
-            if done.all() or step == generation_len - 1:
+            if done[reps].all() or step == generation_len - 1:
                 break
             logits = self.decoder.run(token[:, None], np.where(done, -1, n - 1 - offsets)[:, None].astype(np.int64))
         stats["decode_time"] += time.perf_counter() - decode_start
-        real = started.real
-        stats["decode_tokens"] += int((sequences[:real, width + 1 : n] != d.pad_token_id).sum())
-        stats["new_tokens"] += int((sequences[:real, width:n] != d.pad_token_id).sum())
-        no_speech = self._no_speech(started, 1, lf)
+        stats["decode_tokens"] += int((sequences[reps, width + 1 : n] != d.pad_token_id).sum())
+        stats["new_tokens"] += int((sequences[reps, width:n] != d.pad_token_id).sum())
+        no_speech = self._no_speech(started, per_row, lf)
         results = []
-        for j in range(real):
-            generated = sequences[j, width:n]
+        for j, row in enumerate(reps):
+            generated = sequences[row, width:n]
             ends = np.flatnonzero(generated == d.eos_token_id)
             tokens = generated[: ends[0] + 1] if len(ends) else generated
-            avg = float(logprob_sum[j] / len(tokens)) if logprob_sum is not None else None
-            results.append(WindowResult(tokens, avg, None if no_speech is None else float(no_speech[j]), started.inits[j]))
+            avg = float(logprob_sum[row] / len(tokens)) if logprob_sum is not None else None
+            results.append(WindowResult(tokens, avg, None if no_speech is None else float(no_speech[j]), started.inits[row]))
         return results
 
     def _beam_window(self, window, prompts, generation_len, return_timestamps, stats, start, lf: LongFormSettings) -> list[WindowResult]:

@@ -393,8 +393,14 @@ class TextGeneration:
         batch size, a short prompt list filled by repeating its last prompt; a row that has ended yields "")."""
         if self._full_batch_size is not None:
             raise NotImplementedError("Streaming tokens is currently unavailable for continuous batch execution.")
+        if prompt_to_lora_id_mapping is not None:
+            raise NotImplementedError("Streaming with LoRA adapters is not supported here: use generate() or cloud_ai_100_exec_kv.")
         batch_size = self._session.batch_size
-        prompts = load_prompts(prompt)[:batch_size]
+        prompts = load_prompts(prompt)
+        if not 1 <= len(prompts) <= batch_size:
+            raise ValueError(
+                f"generate_stream_tokens streams one batch: pass 1 to {batch_size} prompts (the compiled batch_size), got {len(prompts)}."
+            )
         prompts = prompts + [prompts[-1]] * (batch_size - len(prompts))
         tokens: queue.Queue = queue.Queue()
         done = object()

@@ -245,17 +245,6 @@ def window_prefixes(
     return [list(prompt) if prompt is not None else [] for _ in audios]
 
 
-def sample(scores: np.ndarray, temperature: float, rng: np.random.Generator) -> np.ndarray:
-    """One token per row from softmax(scores / temperature) (the processed scores; -inf never drawn)."""
-    scaled = scores.astype(np.float64) / temperature
-    scaled -= scaled.max(-1, keepdims=True)
-    probs = np.exp(scaled)
-    cumulative = np.cumsum(probs, -1)
-    draws = rng.random(len(scores)) * cumulative[:, -1]
-    tokens = np.array([np.searchsorted(c, d, side="right") for c, d in zip(cumulative, draws)], np.int64)
-    return np.minimum(tokens, scores.shape[-1] - 1)
-
-
 def token_logprobs(scores: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """log softmax(scores)[token] per row (float32, as transformers computes the mean log-probability)."""
     s = scores.astype(np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from functools import partial
@@ -17,7 +18,7 @@ from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import DecoderGraphSpec
 from QEfficient.export.onnx_export import WeightsOffloadedError, export_speculative_onnx
 from QEfficient.generation.beam_search import BeamSettings, beam_settings
-from QEfficient.generation.causal_beams import BeamTextGeneration, causal_rules
+from QEfficient.generation.causal_beams import BeamTextGeneration, causal_rules, unapplied
 from QEfficient.generation.exec_kv import load_prompts, print_perf, right_padding
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
@@ -379,7 +380,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         a checkpoint whose generation config asks for beams is warned about once, since generate() decodes greedily
         (as QEfficient's does) unless num_beams is passed. Returns the settings (None: no beams) and min_new_tokens."""
         num_beams = kwargs.pop("num_beams", None)
-        options = {k: kwargs.pop(k) for k in ("length_penalty", "early_stopping", "num_return_sequences", "min_new_tokens") if k in kwargs}
+        options = {k: v for k in ("length_penalty", "early_stopping", "num_return_sequences") if (v := kwargs.pop(k, None)) is not None}
         hf = getattr(getattr(self, "model", None), "hf", None)
         config = getattr(hf, "generation_config", None)
         asked = getattr(config, "num_beams", None) or 1
@@ -398,14 +399,33 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         )
         if settings is not None and settings.num_return_sequences != 1:
             raise ValueError("num_return_sequences must be 1: a causal LM's beam search here returns each prompt's best sequence.")
-        return settings, options.get("min_new_tokens")
+        return settings, kwargs.pop("min_new_tokens", None)
 
     def _beam_generate(self, tokenizer, prompts, prompts_txt_file_path, generation_len, stream, beams, min_new_tokens, sampling, kwargs):
-        """transformers' beam search over a session of batch_size x num_beams cache rows."""
-        given = [k for k in ("sampling_params", "lora_tables", "prompt_to_lora_id_mapping") if kwargs.get(k) is not None]
-        given += [k for k in ("include_sampler", "include_guided_decoding") if kwargs.get(k)]
-        if sampling.sampling or given:
-            raise ValueError(f"Beam search here is not sampled: leave out {given or ['temperature / do_sample']} with num_beams.")
+        """transformers' beam search over a session of batch_size x num_beams cache rows; ``kwargs``: generation-config
+        fields for this call (as transformers' generate takes them)."""
+        from_config = [k for k in ("include_sampler", "include_guided_decoding") if kwargs.pop(k, False)]
+        if from_config:
+            raise ValueError(
+                f"Beam search reads the model's logits; this model runs {from_config} (qaic_config): load it without them for num_beams."
+            )
+        given = [k for k in ("sampling_params", "lora_tables", "prompt_to_lora_id_mapping") if kwargs.pop(k, None) is not None]
+        if sampling.sampling or given or sampling.top_k or sampling.top_p is not None:
+            raise ValueError(
+                f"Beam search here is not sampled: leave out {given or ['temperature / do_sample / top_k / top_p']} with num_beams."
+            )
+        config = copy.deepcopy(self.model.hf.generation_config)
+        if sampling.repetition_penalty is not None:
+            config.repetition_penalty = sampling.repetition_penalty
+        for name in BEAM_CONFIG_FIELDS & set(kwargs):
+            setattr(config, name, kwargs.pop(name))
+        if kwargs:
+            raise TypeError(f"generate() with num_beams got unexpected keyword arguments {sorted(kwargs)}.")
+        skipped = unapplied(config)
+        if skipped:
+            warn_once(
+                f"beam-unapplied:{skipped}", f"beam search here does not apply the generation config's {skipped}; transformers' would."
+            )
         qconfig = read_artifact(Path(self.qpc_path))
         if qconfig.get("continuous_batching"):
             raise NotImplementedError("Beam search runs on a static batch: compile without continuous batching (full_batch_size).")
@@ -414,14 +434,14 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             "kv", (str(self.qpc_path), self._num_cores, rows), lambda: open_kv_session(self.qpc_path, self._num_cores, rows=rows)
         )
         tokenizer = right_padding(tokenizer)
-        eos = eos_token_ids(tokenizer, self.model.hf.generation_config)
+        eos = eos_token_ids(tokenizer, config)
         generator = BeamTextGeneration(
             self.qpc_session,
             tokenizer,
             qconfig["compile_params"]["prefill_seq_len"],
             eos,
             beams,
-            *causal_rules(self.model.hf.generation_config, eos, tokenizer.pad_token_id or 0, min_new_tokens),
+            *causal_rules(config, eos, tokenizer.pad_token_id or 0, min_new_tokens),
         )
         info = generator.generate(load_prompts(prompts, prompts_txt_file_path), generation_len=generation_len, stream=stream)
         print_perf(info)
@@ -494,5 +514,16 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
             **kwargs,  # QEfficient's: sampling_params, include_sampler, iteration, automation, ...
         )
 
+
+# generation-config fields a generate(num_beams=...) call may set, as transformers' generate(**kwargs) takes them
+BEAM_CONFIG_FIELDS = {
+    "no_repeat_ngram_size",
+    "encoder_no_repeat_ngram_size",
+    "bad_words_ids",
+    "min_length",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "forced_eos_token_id",
+}
 
 __all__ = ["QEFFAutoModelForCausalLM"]
