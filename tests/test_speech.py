@@ -260,6 +260,14 @@ def test_server_transcribes_uploads_like_transformers(tiny_whisper):
             cues = [s for s in body["segments"] if s["text"].strip()]
             assert srt.startswith("1\n00:00:") and srt.count(" --> ") == len(cues) and vtt.startswith("WEBVTT\n\n00:00:")
             assert post(**{"timestamp_granularities[]": "word"}).status_code == 400
+            # translations: the same form, into English (OpenAI's /v1/audio/translations)
+            translated = processor.batch_decode(
+                _hf(hf, features, max_new_tokens=37, language="de", task="translate"), skip_special_tokens=True
+            )
+            r = httpx.post(
+                f"{url}/v1/audio/translations", files={"file": ("a.wav", wav, "audio/wav")}, data={"language": "de"}, timeout=120
+            )
+            assert r.status_code == 200 and r.json() == {"text": translated[0]}
             r = post(files={"file": ("a.mp3", b"ID3 not a wav", "audio/mpeg")})
             assert r.status_code == 400 and "not a PCM WAV file" in r.json()["error"]["message"]
             r = httpx.post(f"{url}/v1/audio/transcriptions", json={"file": "x"}, timeout=10)

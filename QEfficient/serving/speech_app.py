@@ -1,6 +1,7 @@
 """OpenAI-compatible transcription API for a speech model (Whisper).
 
-Routes: GET /health, GET /v1/models, POST /v1/audio/transcriptions (multipart form: ``file`` a 16 kHz
+Routes: GET /health, GET /v1/models, POST /v1/audio/transcriptions and /v1/audio/translations (into English, as
+OpenAI's; multipart form: ``file`` a 16 kHz
 WAV, optional ``model``, ``language``, ``response_format`` (json, text, or with segment times verbose_json, srt,
 vtt), ``prompt`` (text before the audio's, as
 Whisper's ``prompt_ids``) and ``temperature`` (0, the default: greedy; above 0 sampled at it, as vLLM does)). The form is parsed with the
@@ -61,7 +62,7 @@ def subtitles(segments: list[dict], kind: str) -> str:
     return ("WEBVTT\n\n" if kind == "vtt" else "") + "\n".join(cues)
 
 
-def verbose_json(info, duration: float, temperature: float) -> dict:
+def verbose_json(info, duration: float, temperature: float, task: str = "transcribe") -> dict:
     """OpenAI's ``verbose_json`` transcription: the text, its language and duration, and its timed segments."""
     from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
@@ -82,7 +83,7 @@ def verbose_json(info, duration: float, temperature: float) -> dict:
         for i, s in enumerate(info.segments[0])
     ]
     language = LANGUAGES.get(code, code) if code else "english"  # an English-only model names no language
-    return {"task": "transcribe", "language": language, "duration": duration, "text": info.texts[0], "segments": segments}
+    return {"task": task, "language": language, "duration": duration, "text": info.texts[0], "segments": segments}
 
 
 def _decoding_options(fields: dict[str, str], processor) -> dict:
@@ -113,6 +114,13 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):
+        return await answer(request, "transcribe")
+
+    @app.post("/v1/audio/translations")
+    async def translations(request: Request):  # into English; ``language``: the audio's, where known
+        return await answer(request, "translate")
+
+    async def answer(request: Request, task: str):
         body = await read_limited_body(request, max_body_bytes)
         fields = parse_form(request.headers.get("content-type", ""), body)
         if "file" not in fields:
@@ -134,7 +142,7 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
                 "Only segment timestamps are given (timestamp_granularities[]=segment); words are not timed.",
                 param="timestamp_granularities",
             )
-        options = {"language": text_field.get("language") or None, **_decoding_options(text_field, processor)}
+        options = {"language": text_field.get("language") or None, "task": task, **_decoding_options(text_field, processor)}
         if response_format in _TIMED:
             options.update(return_timestamps=True, return_segments=True)
         async with lock:
@@ -148,7 +156,7 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
         if response_format in ("srt", "vtt"):
             return PlainTextResponse(subtitles(info.segments[0], response_format))
         if response_format == "verbose_json":
-            return verbose_json(info, len(audio) / 16000, options.get("temperature", 0.0))
+            return verbose_json(info, len(audio) / 16000, options.get("temperature", 0.0), task)
         return {"text": text}
 
     return app
