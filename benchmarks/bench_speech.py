@@ -5,7 +5,9 @@
 
 Transcription (greedy, or ``--beams N`` for every engine: faster-whisper's default is 5; no temperature fallback,
 no VAD, no timestamps, language="en") of the test recording, audio samples -> text (feature extraction included)
-for every engine:
+for every engine; ``--long-form SECONDS``: the recording repeated to SECONDS, transcribed window after window with
+faster-whisper's defaults (temperature fallback 0.0-1.0, log-probability -1, no-speech 0.6 and compression-ratio
+thresholds, the previous text before each window, timestamps; VAD off) in every engine's spelling:
 
 * transformers' eager ``generate``, float32;
 * QEfficient float32 and QEfficient with ``mxfp6_matmul=True`` (8-bit MatMul weights);
@@ -57,13 +59,14 @@ def load() -> str:
 class FasterWhisperPeer:
     """faster-whisper in its own interpreter, one transcription per request (timed over there)."""
 
-    def __init__(self, python: str, ct2_model: str, audio, threads: int, beams: int = 1) -> None:
+    def __init__(self, python: str, ct2_model: str, audio, threads: int, beams: int = 1, long_form: bool = False) -> None:
         import numpy as np
 
         self._audio = tempfile.NamedTemporaryFile(suffix=".npy", delete=False)
         np.save(self._audio, audio)
         self._audio.close()
         cmd = [python, str(PEER), "--model", ct2_model, "--audio", self._audio.name, "--threads", str(threads), "--beams", str(beams)]
+        cmd += ["--long-form"] if long_form else []
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         ready = self.proc.stdout.readline()
         if not ready:
@@ -103,6 +106,12 @@ def main() -> None:
     ap.add_argument("--audio", default=str(ROOT / "tests" / "data" / "speech16k.wav"))
     ap.add_argument("--beams", type=int, default=1, help="beams for every engine (faster-whisper's default: 5)")
     ap.add_argument(
+        "--long-form",
+        type=float,
+        metavar="SECONDS",
+        help="the recording repeated to SECONDS, with faster-whisper's long-form defaults for every engine (see above)",
+    )
+    ap.add_argument(
         "--faster-whisper-python",
         default=os.environ.get("FASTER_WHISPER_PYTHON"),
         help="the interpreter of a venv with faster-whisper (default: $FASTER_WHISPER_PYTHON; none: rows skipped)",
@@ -120,30 +129,49 @@ def main() -> None:
         sys.exit(f"{args.model} is missing: run scripts/fetch_whisper.sh (or pass --model).")
     ct2_model = args.ct2_model or str(Path(args.model).parent / "ct2" / Path(args.model).name)
     audio = read_wav(args.audio)
+    if args.long_form:
+        import numpy as np
+
+        audio = np.tile(audio, int(args.long_form * 16000 / len(audio)) + 1)[: int(args.long_form * 16000)]
     seconds = len(audio) / 16000
+    # --long-form: transformers' spelling of faster-whisper's defaults (its compression ratio is of token bytes, where
+    # faster-whisper's is of the text: 1.35 is transformers' documented value for 2.4)
+    long_form = (
+        dict(
+            temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+            compression_ratio_threshold=1.35,
+            logprob_threshold=-1.0,
+            no_speech_threshold=0.6,
+            condition_on_prev_tokens=True,
+            return_timestamps=True,
+        )
+        if args.long_form
+        else {}
+    )
+    new_tokens = 200 if args.long_form else 100
     processor = WhisperProcessor.from_pretrained(args.model)
     hf = WhisperForConditionalGeneration.from_pretrained(args.model).eval()
 
     def hf_run() -> str:
         with torch.no_grad():
-            features = processor(audio, sampling_rate=16000, return_tensors="pt").input_features
-            ids = hf.generate(features, language="en", max_new_tokens=100, num_beams=args.beams)
+            extra = dict(truncation=False, padding="longest", return_attention_mask=True) if args.long_form else {}
+            inputs = processor(audio, sampling_rate=16000, return_tensors="pt", **extra)
+            ids = hf.generate(inputs.input_features, language="en", max_new_tokens=new_tokens, num_beams=args.beams, **long_form)
         return processor.batch_decode(ids, skip_special_tokens=True)[0]
 
     engines: dict[str, Callable[[], tuple[float, str]]] = {"transformers eager fp32": timed(hf_run)}
     for label, mxfp6 in (("QEfficient fp32", False), ("QEfficient 8-bit (mxfp6_matmul)", True)):
         model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(args.model)
-        model.compile(ctx_len=128, num_cores=args.threads, mxfp6_matmul=mxfp6)
-        engines[label] = timed(
-            lambda m=model: m.transcribe(audio, processor, generation_len=100, language="en", num_beams=args.beams).texts[0]
-        )
+        model.compile(ctx_len=448 if args.long_form else 128, num_cores=args.threads, mxfp6_matmul=mxfp6)
+        options = dict(generation_len=new_tokens, language="en", num_beams=args.beams, **long_form)
+        engines[label] = timed(lambda m=model, o=options: m.transcribe(audio, processor, **o).texts[0])
     notes, peer = [], None
     if not args.faster_whisper_python:
         notes.append("faster-whisper rows skipped: pass --faster-whisper-python (a venv with faster-whisper installed).")
     elif not Path(ct2_model, "model.bin").is_file():
         notes.append(f"faster-whisper rows skipped: no CTranslate2 model at {ct2_model} (pass --ct2-model).")
     else:
-        peer = FasterWhisperPeer(args.faster_whisper_python, ct2_model, audio, args.threads, args.beams)
+        peer = FasterWhisperPeer(args.faster_whisper_python, ct2_model, audio, args.threads, args.beams, bool(args.long_form))
         for ct in FW_TYPES:
             engines[f"faster-whisper {peer.version} {ct}"] = lambda ct=ct: peer.run(ct)
 

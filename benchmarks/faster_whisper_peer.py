@@ -7,7 +7,8 @@ own venv). It loads one ``WhisperModel`` per compute type, prints one JSON line 
 then answers each JSON line read on stdin, ``{"compute_type": "int8"}``, with one transcription
 timed here (audio -> text, feature extraction included): ``{"seconds": s, "text": "..."}``.
 Decoding is plain, as QEfficient's: ``--beams`` beams (1: greedy), one temperature (no fallback), no VAD,
-no timestamps, English given, and no quality thresholds that could drop a segment.
+no timestamps, English given, and no quality thresholds that could drop a segment; ``--long-form``: faster-whisper's
+own defaults instead (temperature fallback, its thresholds, the previous text, timestamps), VAD still off.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compute-types", default="float32,int8")
     ap.add_argument("--beams", type=int, default=1)
+    ap.add_argument("--long-form", action="store_true", help="faster-whisper's own defaults: fallback, thresholds, previous text")
     args = ap.parse_args()
     import faster_whisper
     from faster_whisper import WhisperModel
@@ -49,6 +51,8 @@ def main() -> None:
         log_prob_threshold=None,
         no_speech_threshold=None,
     )
+    if args.long_form:  # transcribe()'s defaults (temperatures 0.0-1.0, thresholds, previous text, timestamps)
+        options = dict(language="en", task="transcribe", beam_size=args.beams, vad_filter=False)
     print(json.dumps({"ready": True, "version": faster_whisper.__version__}), flush=True)
     for line in sys.stdin:
         compute_type = json.loads(line)["compute_type"]
