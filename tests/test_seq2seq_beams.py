@@ -118,3 +118,33 @@ def test_bad_beam_settings_say_what_to_pass(options, message, seq2seq_dir):
         model.generate(tok, PROMPTS, generation_len=4, **options)
     with pytest.raises(ValueError):
         BeamSettings(2.5)
+
+
+def test_sampling(seq2seq_dir):
+    """do_sample=True draws with transformers' warpers: at a temperature this low, the greedy tokens (transformers'
+    sampling too); reproducible with a seed and independent of the batch (one generator per input); beam sampling and
+    a temperature of 0 are refused."""
+    folder, tok = seq2seq_dir("bart")
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.compile(ctx_len=32, batch_size=2, num_cores=1)
+    greedy = model.generate(tok, PROMPTS, generation_len=GEN).generated_ids[0]
+    assert (model.generate(tok, PROMPTS, generation_len=GEN, do_sample=True, temperature=1e-5).generated_ids[0] == greedy).all()
+    hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        theirs = hf.generate(**tok(PROMPTS, padding=True, return_tensors="pt"), max_new_tokens=GEN, do_sample=True, temperature=1e-5)
+    assert theirs[:, : greedy.shape[1]].tolist() == greedy.tolist()
+
+    def sampled(prompts, seed):
+        return model.generate(tok, prompts, generation_len=GEN, do_sample=True, top_k=0, seed=seed).generated_ids[0]
+
+    first = sampled(PROMPTS, 3)
+    assert (sampled(PROMPTS, 3) == first).all() and not (sampled(PROMPTS, 4) == first).all()
+    assert not (first == greedy).all()
+    alone = sampled(PROMPTS[:1], 3)[0]
+    assert alone[: len(first[0])].tolist() == first[0][: len(alone)].tolist()
+    with pytest.raises(NotImplementedError, match="beam sampling"):
+        model.generate(tok, PROMPTS, generation_len=GEN, do_sample=True, num_beams=2)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        model.generate(tok, PROMPTS, generation_len=GEN, do_sample=True, temperature=0.0)
+    with pytest.warns(UserWarning, match=r"\['temperature'\] apply when sampling"):
+        model.generate(tok, PROMPTS, generation_len=2, temperature=0.5)

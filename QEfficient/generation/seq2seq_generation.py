@@ -15,9 +15,20 @@ import numpy as np
 from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS
 from QEfficient.generation.beam_search import BeamSearch, BeamSettings
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
+from QEfficient.generation.sampling import draw, warped
 
 # generation-config fields that change greedy tokens and are not applied here (a warning names them)
 UNAPPLIED = {"encoder_repetition_penalty": 1.0, "sequence_bias": None, "exponential_decay_length_penalty": None}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """transformers' sampling of a generate call: its warpers' settings and a seed (numpy's generator, one per input)."""
+
+    temperature: float = 1.0
+    top_k: int | None = 50
+    top_p: float | None = 1.0
+    seed: int | None = None
 
 
 def _ids(value) -> tuple[int, ...]:
@@ -144,11 +155,16 @@ class Seq2SeqGeneration:
         cross_names: list[str],
         beams: BeamSettings | None = None,
         shared_cross: bool = False,
+        sampling: Sampling | None = None,
     ) -> None:
         """``shared_cross``: the decoder graph reads one row of cross keys/values per input for all its beams (else
-        they are repeated per beam)."""
+        they are repeated per beam); ``sampling``: draw each token (transformers' warpers) instead of the likeliest."""
         self.encoder, self.decoder, self.rules, self.cross_names = encoder_session, decoder_session, rules, cross_names
-        self.beams, self.shared_cross = beams, shared_cross
+        self.beams, self.shared_cross, self.sampling = beams, shared_cross, sampling
+        if beams is not None and sampling is not None:
+            raise NotImplementedError(
+                "Sampling with beams (transformers' beam sampling) is not supported: pass num_beams=1 or do_sample=False."
+            )
         per_input = beams.num_beams if beams else 1
         if decoder_session.batch_size % per_input:
             raise ValueError(f"The decoder session has {decoder_session.batch_size} rows, not a multiple of num_beams={per_input}.")
@@ -170,10 +186,16 @@ class Seq2SeqGeneration:
             )
         stats = {"first": None, "decode": 0.0, "decode_tokens": 0, "new": 0}
         rows: list[np.ndarray] = []
+        s = self.sampling
+        # one generator per input (seeded by the seed and the input's index): its draws do not depend on its batch
+        rngs = [np.random.default_rng(None if s.seed is None else [s.seed, i]) for i in range(len(input_ids))] if s else None
         for first in range(0, len(input_ids), self.batch_size):
             ids, mask = input_ids[first : first + self.batch_size], attention_mask[first : first + self.batch_size]
-            run = self._beam_batch if self.beams else self._batch
-            rows += run(ids, mask, generation_len, force_eos_at, stats, start)
+            if self.beams:
+                rows += self._beam_batch(ids, mask, generation_len, force_eos_at, stats, start)
+            else:
+                batch_rngs = rngs[first : first + self.batch_size] if rngs else None
+                rows += self._batch(ids, mask, generation_len, force_eos_at, stats, start, batch_rngs)
         end = time.perf_counter()
         width = max(len(r) for r in rows)
         padded = np.full((len(rows), width), self.fill, np.int64)
@@ -205,9 +227,10 @@ class Seq2SeqGeneration:
         return ids, mask
 
     def _batch(
-        self, ids: np.ndarray, mask: np.ndarray, generation_len: int, force_eos_at: int, stats: dict, start: float
+        self, ids: np.ndarray, mask: np.ndarray, generation_len: int, force_eos_at: int, stats: dict, start: float, rngs=None
     ) -> list[np.ndarray]:
-        """Each input's decoder sequence (its start token first, up to and with its end token)."""
+        """Each input's decoder sequence (its start token first, up to and with its end token); sampled with each real
+        input's generator in ``rngs`` where sampling."""
         real = len(ids)
         ids, mask = self._start(ids, mask)
         rows = self.batch_size
@@ -221,7 +244,12 @@ class Seq2SeqGeneration:
         for step in range(generation_len):
             last = step == force_eos_at - 1
             scores = self.rules.scores(logits, sequences[:, :n], step, last, ids)
-            token = np.where(done, self.rules.pad_token_id, scores.argmax(-1))
+            chosen = scores.argmax(-1)
+            if rngs:  # transformers' warpers after its processors, then one draw per real input
+                s = self.sampling
+                kept = warped(scores[:real], s.temperature, s.top_k, s.top_p)
+                chosen[:real] = [draw(kept[j : j + 1], rng)[0] for j, rng in enumerate(rngs)]
+            token = np.where(done, self.rules.pad_token_id, chosen)
             sequences[:, n] = token
             n += 1
             done |= np.isin(token, eos)

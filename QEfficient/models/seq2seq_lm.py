@@ -22,7 +22,8 @@ from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_se
 from QEfficient.generation.beam_search import beam_settings
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
-from QEfficient.generation.seq2seq_generation import UNAPPLIED, Seq2SeqGeneration, Seq2SeqRules
+from QEfficient.generation.sampling import SamplingParams
+from QEfficient.generation.seq2seq_generation import UNAPPLIED, Sampling, Seq2SeqGeneration, Seq2SeqRules
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.adapters.seq2seq_types import PROVEN_SEQ2SEQ_TYPES
@@ -132,13 +133,20 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         attention_mask=None,
         max_new_tokens: int | None = None,
         token_type_ids=None,
+        do_sample: bool | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
     ) -> CloudAI100ExecInfo:
         """Outputs for ``prompts`` (tokenized by ``tokenizer``, padded) or ``inputs`` (a tokenizer's output: input_ids
         and attention_mask). ``generation_len``: the most new tokens (None: the checkpoint's maximum, within the
         compiled ctx_len); ``min_new_tokens`` and ``forced_bos_token_id`` (mBART's, NLLB's and M2M100's target
         language: ``tokenizer.convert_tokens_to_ids("de_DE")``) as transformers' generate takes them. Beam search where
         ``num_beams`` (else the checkpoint's) is above 1, with ``length_penalty``, ``early_stopping`` and
-        ``num_return_sequences`` as in transformers (None: the checkpoint's); greedy otherwise.
+        ``num_return_sequences`` as in transformers (None: the checkpoint's); greedy otherwise, or sampled where
+        ``do_sample`` (else the checkpoint's) is True, with ``temperature``, ``top_k`` and ``top_p`` (None: the
+        checkpoint's, else transformers' 1.0, 50, 1.0) and ``seed`` (numpy's generators, one per input: not torch's draws).
         ``generated_ids[i]``: batch i's decoder sequences (start token first, padded; with beams, each input's
         ``num_return_sequences`` best in turn); ``generated_texts[i]``: their text, where a tokenizer is given.
         transformers' spelling works too: ``generate(**tokenizer(texts, return_tensors="pt", padding=True),
@@ -154,6 +162,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         beams = beam_settings(self.hf.generation_config, num_beams, length_penalty, early_stopping, num_return_sequences)
         ids, mask = self._inputs(tokenizer, prompts, inputs)
         self._warn_unapplied()
+        sampling = self._sampling(do_sample, temperature, top_k, top_p, seed)
         encoder_path, decoder_path = self.qpc_paths["encoder_qpc_path"], self.qpc_paths["decoder_qpc_path"]
         decoder_manifest = read_artifact(decoder_path)
         rows = decoder_manifest["kv_shape"][0] * (beams.num_beams if beams else 1)
@@ -168,7 +177,8 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         rules = Seq2SeqRules.from_generation_config(self.hf.generation_config, self.config, min_new_tokens, forced_bos_token_id)
         decode = (lambda row: tokenizer.decode(row, skip_special_tokens=True)) if tokenizer is not None else None
         shared = bool(decoder_manifest.get("shared_cross"))
-        info = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams, shared).generate(ids, mask, generation_len, decode)
+        generation = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams, shared, sampling)
+        info = generation.generate(ids, mask, generation_len, decode)
         if stream:
             print_perf(info)
         return info
@@ -178,9 +188,29 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         g = self.hf.generation_config
         unapplied = [f"{key}={getattr(g, key)!r}" for key, neutral in UNAPPLIED.items() if getattr(g, key, neutral) not in (neutral, None)]
         unapplied += [f"num_beam_groups={g.num_beam_groups}"] if (g.num_beam_groups or 1) > 1 else []
-        unapplied += ["do_sample=True"] if g.do_sample else []
         if unapplied:
-            warnings.warn(f"generate() decodes without sampling; the checkpoint's {', '.join(unapplied)} not applied.", stacklevel=3)
+            warnings.warn(f"generate() does not apply the checkpoint's {', '.join(unapplied)}.", stacklevel=3)
+
+    def _sampling(self, do_sample, temperature, top_k, top_p, seed) -> Sampling | None:
+        """transformers' sampling where the call (else the checkpoint) sets do_sample, its warpers as transformers
+        reads them; without it, warper settings are named in a warning, as transformers does."""
+        g = self.hf.generation_config
+        sample = do_sample if do_sample is not None else bool(g.do_sample)
+        given = {k: v for k, v in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)) if v is not None}
+        if not sample:
+            if given:
+                warnings.warn(f"{sorted(given)} apply when sampling: pass do_sample=True too (decoding greedily).", stacklevel=3)
+            return None
+        settings = Sampling(
+            temperature=float(temperature if temperature is not None else (g.temperature if g.temperature is not None else 1.0)),
+            top_k=top_k if top_k is not None else (g.top_k if g.top_k is not None else 50),
+            top_p=top_p if top_p is not None else (g.top_p if g.top_p is not None else 1.0),
+            seed=seed,
+        )
+        SamplingParams(settings.temperature, settings.top_k, settings.top_p, seed=seed)  # the same checks as the causal LM's
+        if settings.temperature <= 0:
+            raise ValueError(f"temperature must be > 0 to sample, got {settings.temperature} (for greedy decoding leave do_sample out).")
+        return settings
 
     def _inputs(self, tokenizer, prompts, inputs) -> tuple[np.ndarray, np.ndarray]:
         if inputs is None:
