@@ -148,3 +148,47 @@ def test_sampling(seq2seq_dir):
         model.generate(tok, PROMPTS, generation_len=GEN, do_sample=True, temperature=0.0)
     with pytest.warns(UserWarning, match=r"\['temperature'\] apply when sampling"):
         model.generate(tok, PROMPTS, generation_len=2, temperature=0.5)
+
+
+def test_server_completes_with_the_encoder_decoder(seq2seq_dir):
+    """``serve`` on a text encoder-decoder: /v1/completions gives generate()'s text (transformers' tokens), each
+    request's options checked; chat is refused with where to go."""
+    import httpx
+
+    from QEfficient.cloud.serve import build_server
+    from tests.helpers import serve_on_loopback
+
+    folder, tok = seq2seq_dir("bart")
+    app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=32, full_batch_size=1, num_cores=1)
+    hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        expected = hf.generate(**tok(PROMPTS, padding=True, return_tensors="pt"), max_new_tokens=GEN, do_sample=False)
+    texts = tok.batch_decode(expected, skip_special_tokens=True)
+    try:
+        with serve_on_loopback(app) as url:
+
+            def post(path="/v1/completions", **body) -> httpx.Response:
+                return httpx.post(f"{url}{path}", json=body, timeout=120)
+
+            r = post(prompt=PROMPTS, max_tokens=GEN, temperature=0)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert [c["text"] for c in body["choices"]] == texts and body["object"] == "text_completion"
+            assert body["usage"]["completion_tokens"] > 0 and {c["finish_reason"] for c in body["choices"]} <= {"stop", "length"}
+            r = post(prompt=PROMPTS[0], max_tokens=GEN, temperature=1e-5, seed=1)  # sampled, as greedy as it gets
+            assert r.status_code == 200 and r.json()["choices"][0]["text"] == texts[0]
+            for bad, param in (
+                (dict(stream=True), "stream"),
+                (dict(n=2), "n"),
+                (dict(stop=["x"]), "stop"),
+                (dict(prompt=[1, 2]), "prompt"),
+            ):
+                r = post(**{"prompt": PROMPTS[0], **bad})
+                assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+            r = post("/v1/chat/completions", messages=[{"role": "user", "content": "hi"}])
+            assert r.status_code == 400 and "/v1/completions" in r.json()["error"]["message"]
+            assert post(prompt="x", model="other").status_code == 404
+    finally:
+        runner.stop()
+    with pytest.raises(ValueError, match="encoder-decoder, served for /v1/completions: --draft_model do not apply"):
+        build_server(str(folder), None, 1, 32, 1, 1, draft_model=str(folder))

@@ -177,6 +177,15 @@ def build_server(
         raise ValueError(f"'{model_name}' is not served for chat here: leave --tool_call_parser and --reasoning_parser out.")
     if not gguf_file and _is_speech(model_name):
         return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
+    if not gguf_file and _is_seq2seq(model_name):  # a text encoder-decoder: /v1/completions, one request at a time
+        from QEfficient.serving.seq2seq_app import open_seq2seq_app
+
+        given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
+        given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
+        named = [f"--{name}" for name, value in given.items() if value is not None]
+        if named:
+            raise ValueError(f"'{model_name}' is an encoder-decoder, served for /v1/completions: {', '.join(named)} do not apply.")
+        return open_seq2seq_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
         from QEfficient.serving import vision_language
 
@@ -248,6 +257,12 @@ def _is_vision_language(model_name: str) -> bool:
     from QEfficient.serving.artifact import _is_vision_language as is_vision_language
 
     return is_vision_language(model_name)
+
+
+def _is_seq2seq(model_name: str) -> bool:
+    from QEfficient.cloud.infer import _is_seq2seq as is_seq2seq
+
+    return is_seq2seq(model_name, None)
 
 
 def _is_speech(model_name: str) -> bool:

@@ -1,0 +1,133 @@
+"""OpenAI's completions API over a text encoder-decoder (T5, BART, Marian, mBART, Pegasus, ...): the prompt is the
+encoder's input and the completion the decoder's output, as transformers' ``generate`` gives it for the checkpoint
+(its own beam search and generation rules, or sampling where the request sets a temperature above 0).
+
+Routes: GET /health, GET /v1/models, POST /v1/completions (``prompt`` a string or a list of strings, ``max_tokens``,
+``temperature``, ``top_p``, ``top_k``, ``seed``; ``n`` 1, no streaming, no ``stop``, ``echo`` or ``logprobs``: each is
+refused with what to send instead). These models have no chat template, so /v1/chat/completions says to use
+/v1/completions. Requests run one at a time on a worker thread, so /health keeps answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import numpy as np
+from fastapi import FastAPI, Request
+
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.protocol import APIError, number, parse_json
+from QEfficient.serving.runner import NoRunner
+
+MAX_PROMPTS = 64
+_REFUSED = {
+    "stream": 'Completions of encoder-decoders are not streamed here: leave out "stream".',
+    "stop": 'Stop strings are not applied to encoder-decoders here: leave out "stop" (the model ends at its end token).',
+    "echo": '"echo" is not supported for encoder-decoders (the prompt is the encoder\'s input, not part of the output).',
+    "logprobs": '"logprobs" are not given for encoder-decoders here: leave it out.',
+    "suffix": '"suffix" is not supported: leave it out.',
+}
+
+
+def _prompts(raw) -> list[str]:
+    prompts = [raw] if isinstance(raw, str) else raw
+    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p for p in prompts):
+        message = "'prompt' must be a non-empty string or a non-empty list of non-empty strings (token ids are not taken here)."
+        raise APIError(400, message, "prompt")
+    if len(prompts) > MAX_PROMPTS:
+        raise APIError(400, f"At most {MAX_PROMPTS} prompts per request; got {len(prompts)}.", "prompt")
+    return prompts
+
+
+def _options(body: dict) -> dict:
+    """generate() options of a completions request (vLLM's top_k -1 or 0: no top-k)."""
+    for key, message in _REFUSED.items():
+        value = body.get(key)
+        if value is not None and value is not False and value != "" and value != []:
+            raise APIError(400, message, key)
+    if number(body, "n", int, 1, low=1) != 1:
+        raise APIError(400, "'n' must be 1 for encoder-decoders here (send the prompt again for another completion).", "n")
+    options = {"generation_len": number(body, "max_tokens", int, None, low=1)}
+    temperature = number(body, "temperature", float, None, low=0.0, high=2.0)
+    top_p = number(body, "top_p", float, None, low=0.0, high=1.0, low_open=True)
+    top_k = number(body, "top_k", int, None, low=-1)
+    seed = number(body, "seed", int, None, low=0)
+    if temperature is not None and temperature > 0:
+        options.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0 if top_k in (-1, 0) else top_k, seed=seed)
+    elif temperature == 0:
+        options["do_sample"] = False
+    return options
+
+
+def create_seq2seq_app(
+    model, tokenizer, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES
+) -> FastAPI:
+    """The app over a compiled QEFFAutoModelForSeq2SeqLM and its tokenizer."""
+    app = FastAPI(title="QEfficient encoder-decoder", version="1")
+    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    lock = asyncio.Lock()  # one request at a time on the sessions
+    eos = set(np.atleast_1d(model.hf.generation_config.eos_token_id or model.config.eos_token_id).tolist())
+    pad = model.hf.generation_config.pad_token_id
+    openai_app_basics(app, api_key)
+    single_model_routes(app, model_id, lock.locked)
+
+    @app.post("/v1/chat/completions")
+    async def chat(_: Request):
+        raise APIError(400, f"'{model_id}' is an encoder-decoder without a chat template: send the text as 'prompt' to /v1/completions.")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        body = parse_json(await read_limited_body(request, max_body_bytes))
+        name = body.get("model")
+        if name and name not in names:
+            raise APIError(404, f"The model '{name}' does not exist; this server serves '{model_id}'.", "model")
+        prompts = _prompts(body.get("prompt"))
+        options = _options(body)
+        async with lock:
+            try:
+                info = await asyncio.to_thread(model.generate, tokenizer, prompts, **options)
+            except ValueError as err:
+                raise APIError(400, str(err)) from None
+        rows = [row for batch in info.generated_ids for row in batch]
+        choices, completion_tokens = [], 0
+        for i, (row, text) in enumerate(zip(rows, info.texts)):
+            generated = row[1:]  # after the decoder's start token
+            ends = np.flatnonzero(np.isin(generated, list(eos)))
+            count = int(ends[0]) + 1 if len(ends) else int((generated != pad).sum()) if pad is not None else len(generated)
+            completion_tokens += count
+            choices.append({"index": i, "text": text, "logprobs": None, "finish_reason": "stop" if len(ends) else "length"})
+        prompt_tokens = sum(len(ids) for ids in tokenizer(prompts)["input_ids"])
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": name or model_id,
+            "choices": choices,
+            "usage": usage,
+        }
+
+    return app
+
+
+def open_seq2seq_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key, max_body_bytes, hf_overrides=None):
+    """(app, runner) for a text encoder-decoder, compiled for ``ctx_len`` decoder tokens."""
+    from transformers import AutoTokenizer
+
+    from QEfficient import QEFFAutoModelForSeq2SeqLM
+
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(model_name, hf_overrides=hf_overrides or None)
+    model.compile(ctx_len=ctx_len, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
+    app = create_seq2seq_app(
+        model,
+        tokenizer,
+        model.model_name,
+        served_names=[model_name],
+        api_key=api_key,
+        max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+    )
+    app.state.qpc_path = model.qpc_paths["decoder_qpc_path"]
+    return app, NoRunner()
