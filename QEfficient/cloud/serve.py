@@ -176,7 +176,9 @@ def build_server(
     if (tool_call_parser or reasoning_parser) is not None and not gguf_file and _is_speech(model_name):
         raise ValueError(f"'{model_name}' is not served for chat here: leave --tool_call_parser and --reasoning_parser out.")
     if not gguf_file and _is_speech(model_name):
-        return build_speech_server(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
+        from QEfficient.serving.speech_app import open_speech_app
+
+        return open_speech_app(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and _is_seq2seq(model_name):  # a text encoder-decoder: /v1/completions, one request at a time
         from QEfficient.serving.seq2seq_app import open_seq2seq_app
 
@@ -269,26 +271,6 @@ def _is_speech(model_name: str) -> bool:
     from QEfficient.cloud.infer import _is_speech as is_speech
 
     return is_speech(model_name, None)
-
-
-def build_speech_server(
-    model_name: str, ctx_len: int, num_cores: int, api_key: str | None, max_body_bytes: int | None, hf_overrides: dict | None = None
-):
-    """(app, runner) for a Whisper model: POST /v1/audio/transcriptions; its config changed by ``hf_overrides``."""
-    from QEfficient import QEFFAutoModelForSpeechSeq2Seq
-    from QEfficient.serving.speech_app import create_speech_app
-    from QEfficient.utils.tokenizer import load_hf_processor
-
-    model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(model_name, hf_overrides=hf_overrides or None)
-    model.compile(ctx_len=min(ctx_len, model.config.max_target_positions), num_cores=num_cores)
-    limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
-    app = create_speech_app(
-        model, load_hf_processor(model.local_model_dir), model.model_name, served_names=[model_name], api_key=api_key, **limits
-    )
-    app.state.qpc_path = model.qpc_path
-    from QEfficient.serving.runner import NoRunner
-
-    return app, NoRunner()
 
 
 def exposure_warning(host: str, api_key: str | None) -> str | None:

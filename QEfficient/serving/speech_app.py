@@ -20,6 +20,7 @@ from fastapi.responses import PlainTextResponse
 
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError
+from QEfficient.serving.runner import NoRunner
 from QEfficient.utils.audio import decode_wav
 
 DEFAULT_MAX_AUDIO_BYTES = 64 * 1024 * 1024  # 30 min of 16 kHz 16-bit mono
@@ -160,3 +161,20 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
         return {"text": text}
 
     return app
+
+
+def open_speech_app(
+    model_name: str, ctx_len: int, num_cores: int, api_key: str | None, max_body_bytes: int | None, hf_overrides: dict | None = None
+):
+    """(app, runner) for a Whisper model: POST /v1/audio/transcriptions; its config changed by ``hf_overrides``."""
+    from QEfficient import QEFFAutoModelForSpeechSeq2Seq
+    from QEfficient.utils.tokenizer import load_hf_processor
+
+    model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(model_name, hf_overrides=hf_overrides or None)
+    model.compile(ctx_len=min(ctx_len, model.config.max_target_positions), num_cores=num_cores)
+    limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
+    app = create_speech_app(
+        model, load_hf_processor(model.local_model_dir), model.model_name, served_names=[model_name], api_key=api_key, **limits
+    )
+    app.state.qpc_path = model.qpc_path
+    return app, NoRunner()
