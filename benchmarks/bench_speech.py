@@ -109,7 +109,7 @@ def main() -> None:
         "--long-form",
         type=float,
         metavar="SECONDS",
-        help="the recording repeated to SECONDS, with faster-whisper's long-form defaults for every engine (see above)",
+        help="the recording repeated to SECONDS, with faster-whisper's long-form defaults for every engine (with --beams 5, its default)",
     )
     ap.add_argument(
         "--faster-whisper-python",

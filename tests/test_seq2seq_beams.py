@@ -138,16 +138,45 @@ def test_sampling(seq2seq_dir):
         return model.generate(tok, prompts, generation_len=GEN, do_sample=True, top_k=0, seed=seed).generated_ids[0]
 
     first = sampled(PROMPTS, 3)
-    assert (sampled(PROMPTS, 3) == first).all() and not (sampled(PROMPTS, 4) == first).all()
-    assert not (first == greedy).all()
+    assert sampled(PROMPTS, 3).tolist() == first.tolist() and sampled(PROMPTS, 4).tolist() != first.tolist()
+    assert first.tolist() != greedy.tolist()
     alone = sampled(PROMPTS[:1], 3)[0]
     assert alone[: len(first[0])].tolist() == first[0][: len(alone)].tolist()
-    with pytest.raises(NotImplementedError, match="beam sampling"):
+    # several samples of an input: rows of their own, each input's in turn
+    three = model.generate(tok, PROMPTS, generation_len=GEN, do_sample=True, top_k=0, seed=3, num_return_sequences=3)
+    rows = [row for batch in three.generated_ids for row in batch]
+    assert len(rows) == 6 and len(three.texts) == 6
+    model.hf.generation_config.num_beams = 4  # a checkpoint that asks for beams, sampled: one sequence per row, said once
+    with pytest.warns(UserWarning, match="sampling draws one sequence per row"):
+        model.generate(tok, PROMPTS, generation_len=2, do_sample=True)
+    model.hf.generation_config.num_beams = 1
+    with pytest.raises(NotImplementedError, match="(?i)beam sampling"):
         model.generate(tok, PROMPTS, generation_len=GEN, do_sample=True, num_beams=2)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         model.generate(tok, PROMPTS, generation_len=GEN, do_sample=True, temperature=0.0)
     with pytest.warns(UserWarning, match=r"\['temperature'\] apply when sampling"):
         model.generate(tok, PROMPTS, generation_len=2, temperature=0.5)
+
+
+def test_warpers_are_transformers():
+    """generation/sampling.warped (temperature, top-k, top-p, min-p) against transformers' warpers on the same scores."""
+    from transformers.generation.logits_process import MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    from QEfficient.generation.sampling import warped
+
+    scores = torch.randn(3, 200, generator=torch.Generator().manual_seed(0)) * 3
+    for temperature, k, p, min_p in ((0.7, 50, 1.0, None), (1.3, 0, 0.9, None), (1.0, 20, 0.8, 0.05), (0.5, 0, 1.0, 0.1)):
+        expected = TemperatureLogitsWarper(temperature)(None, scores.clone())
+        if k:
+            expected = TopKLogitsWarper(k)(None, expected)
+        if p < 1:
+            expected = TopPLogitsWarper(p)(None, expected)
+        if min_p:
+            expected = MinPLogitsWarper(min_p)(None, expected)
+        ours = warped(scores.numpy(), temperature, k, p, min_p)
+        assert (np.isinf(ours) == torch.isinf(expected).numpy()).all()
+        kept = ~np.isinf(ours)
+        assert np.allclose(ours[kept], expected.numpy()[kept], rtol=1e-6)
 
 
 def test_server_completes_with_the_encoder_decoder(seq2seq_dir):
@@ -174,7 +203,14 @@ def test_server_completes_with_the_encoder_decoder(seq2seq_dir):
             assert r.status_code == 200, r.text
             body = r.json()
             assert [c["text"] for c in body["choices"]] == texts and body["object"] == "text_completion"
-            assert body["usage"]["completion_tokens"] > 0 and {c["finish_reason"] for c in body["choices"]} <= {"stop", "length"}
+            # transformers' tokens after the start token, up to each row's end (its padding uncounted)
+            generated = [[t for t in row[1:] if t != tok.pad_token_id] for row in expected.tolist()]
+            assert body["usage"]["completion_tokens"] == sum(len(g) for g in generated)
+            assert [c["finish_reason"] for c in body["choices"]] == ["length" if len(g) >= GEN else "stop" for g in generated]
+            r = post(prompt=PROMPTS[0], max_tokens=33)
+            assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens" and "at most 32" in r.json()["error"]["message"]
+            r = post(prompt=PROMPTS[0], presence_penalty=0.5)
+            assert r.status_code == 400 and r.json()["error"]["param"] == "presence_penalty"
             r = post(prompt=PROMPTS[0], max_tokens=GEN, temperature=1e-5, seed=1)  # sampled, as greedy as it gets
             assert r.status_code == 200 and r.json()["choices"][0]["text"] == texts[0]
             for bad, param in (
@@ -190,5 +226,5 @@ def test_server_completes_with_the_encoder_decoder(seq2seq_dir):
             assert post(prompt="x", model="other").status_code == 404
     finally:
         runner.stop()
-    with pytest.raises(ValueError, match="encoder-decoder, served for /v1/completions: --draft_model do not apply"):
+    with pytest.raises(ValueError, match="encoder-decoder, served for /v1/completions: --draft_model do not apply; leave them out"):
         build_server(str(folder), None, 1, 32, 1, 1, draft_model=str(folder))

@@ -208,6 +208,30 @@ def test_infer_audio_path_transcribes_like_transformers(tiny_whisper, tmp_path, 
         infer.main(model_name=str(folder), ctx_len=40)
 
 
+def test_server_transcribes_with_an_english_only_model(tiny_whisper):
+    """An English-only Whisper (no tasks, no languages): transcriptions as transformers', translations refused."""
+    import httpx
+
+    from QEfficient.cloud.serve import build_server
+    from tests.helpers import serve_on_loopback
+
+    folder, hf, _ = tiny_whisper(False)
+    app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=40, full_batch_size=1, num_cores=1)
+    try:
+        with serve_on_loopback(app) as url:
+            wav = (DATA / "speech16k.wav").read_bytes()
+            processor = WhisperProcessor.from_pretrained(folder)
+            features = processor(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt").input_features
+            expected = processor.batch_decode(_hf(hf, features, max_new_tokens=39), skip_special_tokens=True)[0]  # 40 - 2 + 1
+            upload = {"file": ("a.wav", wav, "audio/wav")}
+            r = httpx.post(f"{url}/v1/audio/transcriptions", files=upload, timeout=120)
+            assert r.status_code == 200 and r.json() == {"text": expected}, r.text
+            r = httpx.post(f"{url}/v1/audio/translations", files=upload, timeout=120)
+            assert r.status_code == 400 and "English-only" in r.json()["error"]["message"]
+    finally:
+        runner.stop()
+
+
 def test_server_transcribes_uploads_like_transformers(tiny_whisper):
     import httpx
 

@@ -184,9 +184,13 @@ def build_server(
 
         given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
         given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
+        given |= {"img_size": img_size, "max_num_images": max_num_images, "num_speculative_tokens": num_speculative_tokens}
+        given |= {"mxint8_kv_cache": mxint8_kv_cache or None}
         named = [f"--{name}" for name, value in given.items() if value is not None]
         if named:
-            raise ValueError(f"'{model_name}' is an encoder-decoder, served for /v1/completions: {', '.join(named)} do not apply.")
+            raise ValueError(
+                f"'{model_name}' is an encoder-decoder, served for /v1/completions: {', '.join(named)} do not apply; leave them out."
+            )
         return open_seq2seq_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
         from QEfficient.serving import vision_language

@@ -19,6 +19,8 @@ from QEfficient.generation.sampling import draw, warped
 
 # generation-config fields that change greedy tokens and are not applied here (a warning names them)
 UNAPPLIED = {"encoder_repetition_penalty": 1.0, "sequence_bias": None, "exponential_decay_length_penalty": None}
+# ... and the sampling warpers that are not applied (when sampling)
+UNAPPLIED_WARPERS = {"typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Sampling:
     temperature: float = 1.0
     top_k: int | None = 50
     top_p: float | None = 1.0
+    min_p: float | None = None
     seed: int | None = None
 
 
@@ -247,7 +250,7 @@ class Seq2SeqGeneration:
             chosen = scores.argmax(-1)
             if rngs:  # transformers' warpers after its processors, then one draw per real input
                 s = self.sampling
-                kept = warped(scores[:real], s.temperature, s.top_k, s.top_p)
+                kept = warped(scores[:real], s.temperature, s.top_k, s.top_p, s.min_p)
                 chosen[:real] = [draw(kept[j : j + 1], rng)[0] for j, rng in enumerate(rngs)]
             token = np.where(done, self.rules.pad_token_id, chosen)
             sequences[:, n] = token

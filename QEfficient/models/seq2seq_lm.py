@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSeq2SeqLM, PreTrainedModel
 
-from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, Seq2SeqDecoderGraphSpec, Seq2SeqEncoderGraphSpec
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_seq2seq_encoder_onnx
@@ -23,7 +23,7 @@ from QEfficient.generation.beam_search import beam_settings
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
-from QEfficient.generation.seq2seq_generation import UNAPPLIED, Sampling, Seq2SeqGeneration, Seq2SeqRules
+from QEfficient.generation.seq2seq_generation import UNAPPLIED, UNAPPLIED_WARPERS, Sampling, Seq2SeqGeneration, Seq2SeqRules
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.adapters.seq2seq_types import PROVEN_SEQ2SEQ_TYPES
@@ -159,10 +159,28 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
                 raise ValueError(f"generation_len={generation_len} and max_new_tokens={max_new_tokens} disagree: pass one of them.")
             generation_len = max_new_tokens
         generation_len = check_generation_len(generation_len)
-        beams = beam_settings(self.hf.generation_config, num_beams, length_penalty, early_stopping, num_return_sequences)
-        ids, mask = self._inputs(tokenizer, prompts, inputs)
-        self._warn_unapplied()
         sampling = self._sampling(do_sample, temperature, top_k, top_p, seed)
+        samples = 1
+        if sampling is None:
+            beams = beam_settings(self.hf.generation_config, num_beams, length_penalty, early_stopping, num_return_sequences)
+        else:  # several samples of an input are rows of their own, each with its own generator
+            if (num_beams or 1) > 1:
+                raise NotImplementedError(
+                    "Beam sampling (do_sample with num_beams > 1) is not supported: pass num_beams=1 or do_sample=False."
+                )
+            if (self.hf.generation_config.num_beams or 1) > 1:
+                warn_once(
+                    f"seq2seq-sample-beams:{self.model_name}",
+                    f"{self.model_name}'s generation config asks for num_beams={self.hf.generation_config.num_beams}; sampling "
+                    "draws one sequence per row instead (transformers would run beam sampling).",
+                )
+            beams = None
+            samples = num_return_sequences or self.hf.generation_config.num_return_sequences or 1
+            check_positive(num_return_sequences=samples)
+        ids, mask = self._inputs(tokenizer, prompts, inputs)
+        if samples > 1:
+            ids, mask = np.repeat(ids, samples, 0), np.repeat(mask, samples, 0)
+        self._warn_unapplied(sampling is not None)
         encoder_path, decoder_path = self.qpc_paths["encoder_qpc_path"], self.qpc_paths["decoder_qpc_path"]
         decoder_manifest = read_artifact(decoder_path)
         rows = decoder_manifest["kv_shape"][0] * (beams.num_beams if beams else 1)
@@ -183,10 +201,11 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             print_perf(info)
         return info
 
-    def _warn_unapplied(self) -> None:
-        """The checkpoint's sampling and the rules not restated here are named once."""
+    def _warn_unapplied(self, sampling: bool = False) -> None:
+        """The checkpoint's rules not restated here (and, when sampling, its warpers not restated) are named once."""
         g = self.hf.generation_config
-        unapplied = [f"{key}={getattr(g, key)!r}" for key, neutral in UNAPPLIED.items() if getattr(g, key, neutral) not in (neutral, None)]
+        neutral = {**UNAPPLIED, **(UNAPPLIED_WARPERS if sampling else {})}
+        unapplied = [f"{key}={getattr(g, key)!r}" for key, value in neutral.items() if getattr(g, key, value) not in (value, None)]
         unapplied += [f"num_beam_groups={g.num_beam_groups}"] if (g.num_beam_groups or 1) > 1 else []
         if unapplied:
             warnings.warn(f"generate() does not apply the checkpoint's {', '.join(unapplied)}.", stacklevel=3)
@@ -205,9 +224,11 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             temperature=float(temperature if temperature is not None else (g.temperature if g.temperature is not None else 1.0)),
             top_k=top_k if top_k is not None else (g.top_k if g.top_k is not None else 50),
             top_p=top_p if top_p is not None else (g.top_p if g.top_p is not None else 1.0),
+            min_p=getattr(g, "min_p", None),
             seed=seed,
         )
-        SamplingParams(settings.temperature, settings.top_k, settings.top_p, seed=seed)  # the same checks as the causal LM's
+        # the same checks as the causal LM's
+        SamplingParams(settings.temperature, settings.top_k, settings.top_p, seed=seed, min_p=settings.min_p)
         if settings.temperature <= 0:
             raise ValueError(f"temperature must be > 0 to sample, got {settings.temperature} (for greedy decoding leave do_sample out).")
         return settings

@@ -17,6 +17,7 @@ import uuid
 import numpy as np
 from fastapi import FastAPI, Request
 
+from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError, number, parse_json
 from QEfficient.serving.runner import NoRunner
@@ -41,35 +42,51 @@ def _prompts(raw) -> list[str]:
     return prompts
 
 
-def _options(body: dict) -> dict:
-    """generate() options of a completions request (vLLM's top_k -1 or 0: no top-k)."""
+# OpenAI / vLLM sampling options not applied here, and the value that means "off" for each
+_NOT_APPLIED = {"frequency_penalty": 0, "presence_penalty": 0, "repetition_penalty": 1, "min_p": 0, "best_of": 1, "logit_bias": {}}
+
+
+def _options(body: dict, generation_config, max_tokens: int) -> dict:
+    """generate() options of a completions request: greedy at temperature 0; sampled above it (or where the checkpoint
+    samples and the request names no temperature) with its top_p, top_k (vLLM's -1 or 0: none; unset: the checkpoint's,
+    else none, as vLLM) and seed."""
     for key, message in _REFUSED.items():
         value = body.get(key)
         if value is not None and value is not False and value != "" and value != []:
             raise APIError(400, message, key)
+    for key, off in _NOT_APPLIED.items():
+        if body.get(key) is not None and body.get(key) != off:
+            raise APIError(400, f"'{key}' is not applied to encoder-decoders here: leave it out (or send {off!r}).", key)
     if number(body, "n", int, 1, low=1) != 1:
-        raise APIError(400, "'n' must be 1 for encoder-decoders here (send the prompt again for another completion).", "n")
+        raise APIError(400, "'n' must be 1 for encoder-decoders here (send the prompt again, with another seed).", "n")
     options = {"generation_len": number(body, "max_tokens", int, None, low=1)}
+    if options["generation_len"] is not None and options["generation_len"] > max_tokens:
+        message = f"'max_tokens' is at most {max_tokens} here (the decoder's cache): ask for fewer, or serve with a larger --ctx_len."
+        raise APIError(400, message, "max_tokens")
     temperature = number(body, "temperature", float, None, low=0.0, high=2.0)
     top_p = number(body, "top_p", float, None, low=0.0, high=1.0, low_open=True)
     top_k = number(body, "top_k", int, None, low=-1)
     seed = number(body, "seed", int, None, low=0)
-    if temperature is not None and temperature > 0:
-        options.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0 if top_k in (-1, 0) else top_k, seed=seed)
-    elif temperature == 0:
+    if temperature == 0:
         options["do_sample"] = False
+    elif temperature is not None or generation_config.do_sample:
+        no_top_k = generation_config.top_k if generation_config.top_k is not None else 0
+        top_k = no_top_k if top_k is None else max(top_k, 0)
+        options.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
     return options
 
 
 def create_seq2seq_app(
-    model, tokenizer, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES
+    model, tokenizer, model_id: str, max_tokens: int, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES
 ) -> FastAPI:
-    """The app over a compiled QEFFAutoModelForSeq2SeqLM and its tokenizer."""
+    """The app over a compiled QEFFAutoModelForSeq2SeqLM (``max_tokens``: the most its decoder's cache holds) and its
+    tokenizer."""
     app = FastAPI(title="QEfficient encoder-decoder", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     lock = asyncio.Lock()  # one request at a time on the sessions
-    eos = set(np.atleast_1d(model.hf.generation_config.eos_token_id or model.config.eos_token_id).tolist())
-    pad = model.hf.generation_config.pad_token_id
+    rules = Seq2SeqRules.from_generation_config(model.hf.generation_config, model.config)
+    eos, pad = list(rules.eos_token_ids), rules.pad_token_id
+    max_input = getattr(model.config, "max_position_embeddings", None)
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
 
@@ -84,21 +101,28 @@ def create_seq2seq_app(
         if name and name not in names:
             raise APIError(404, f"The model '{name}' does not exist; this server serves '{model_id}'.", "model")
         prompts = _prompts(body.get("prompt"))
-        options = _options(body)
+        options = _options(body, model.hf.generation_config, max_tokens)
+        prompt_ids = tokenizer(prompts)["input_ids"]
+        longest = max(len(ids) for ids in prompt_ids)
+        if max_input and longest > max_input:
+            raise APIError(400, f"A prompt has {longest} tokens; this model reads at most {max_input}: shorten it.", "prompt")
         async with lock:
             try:
                 info = await asyncio.to_thread(model.generate, tokenizer, prompts, **options)
-            except ValueError as err:
+            except (ValueError, NotImplementedError) as err:
                 raise APIError(400, str(err)) from None
         rows = [row for batch in info.generated_ids for row in batch]
         choices, completion_tokens = [], 0
         for i, (row, text) in enumerate(zip(rows, info.texts)):
             generated = row[1:]  # after the decoder's start token
-            ends = np.flatnonzero(np.isin(generated, list(eos)))
-            count = int(ends[0]) + 1 if len(ends) else int((generated != pad).sum()) if pad is not None else len(generated)
+            ends = np.flatnonzero(np.isin(generated, eos))
+            count = int(ends[0]) + 1 if len(ends) else int((generated != pad).sum())
             completion_tokens += count
-            choices.append({"index": i, "text": text, "logprobs": None, "finish_reason": "stop" if len(ends) else "length"})
-        prompt_tokens = sum(len(ids) for ids in tokenizer(prompts)["input_ids"])
+            # an end token at max_tokens may be the checkpoint's forced one (BART's, Marian's): the length stopped it
+            cut = options["generation_len"] is not None and count >= options["generation_len"]
+            finish = "stop" if len(ends) and not cut else "length"
+            choices.append({"index": i, "text": text, "logprobs": None, "finish_reason": finish})
+        prompt_tokens = sum(len(ids) for ids in prompt_ids)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
         return {
             "id": f"cmpl-{uuid.uuid4().hex}",
@@ -125,6 +149,7 @@ def open_seq2seq_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul
         model,
         tokenizer,
         model.model_name,
+        ctx_len,
         served_names=[model_name],
         api_key=api_key,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,

@@ -115,13 +115,13 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):
-        return await answer(request, "transcribe")
+        return await answer(request, None)  # the checkpoint's task (an English-only model names none)
 
     @app.post("/v1/audio/translations")
     async def translations(request: Request):  # into English; ``language``: the audio's, where known
         return await answer(request, "translate")
 
-    async def answer(request: Request, task: str):
+    async def answer(request: Request, task: str | None):
         body = await read_limited_body(request, max_body_bytes)
         fields = parse_form(request.headers.get("content-type", ""), body)
         if "file" not in fields:
@@ -143,6 +143,8 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
                 "Only segment timestamps are given (timestamp_granularities[]=segment); words are not timed.",
                 param="timestamp_granularities",
             )
+        if task == "translate" and not getattr(model.hf.generation_config, "task_to_id", None):
+            raise APIError(400, f"'{model_id}' is an English-only model and does not translate: use /v1/audio/transcriptions.")
         options = {"language": text_field.get("language") or None, "task": task, **_decoding_options(text_field, processor)}
         if response_format in _TIMED:
             options.update(return_timestamps=True, return_segments=True)
@@ -157,7 +159,7 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
         if response_format in ("srt", "vtt"):
             return PlainTextResponse(subtitles(info.segments[0], response_format))
         if response_format == "verbose_json":
-            return verbose_json(info, len(audio) / 16000, options.get("temperature", 0.0), task)
+            return verbose_json(info, len(audio) / 16000, options.get("temperature", 0.0), task or "transcribe")
         return {"text": text}
 
     return app
@@ -166,7 +168,8 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
 def open_speech_app(
     model_name: str, ctx_len: int, num_cores: int, api_key: str | None, max_body_bytes: int | None, hf_overrides: dict | None = None
 ):
-    """(app, runner) for a Whisper model: POST /v1/audio/transcriptions; its config changed by ``hf_overrides``."""
+    """(app, runner) for a Whisper model: POST /v1/audio/transcriptions and /v1/audio/translations; its config changed by
+    ``hf_overrides``."""
     from QEfficient import QEFFAutoModelForSpeechSeq2Seq
     from QEfficient.utils.tokenizer import load_hf_processor
 
