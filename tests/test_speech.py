@@ -6,6 +6,7 @@ the real Whisper base / tiny.en (scripts/fetch_whisper.sh) carry the end-to-end 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import wave
 
@@ -208,97 +209,92 @@ def test_infer_audio_path_transcribes_like_transformers(tiny_whisper, tmp_path, 
         infer.main(model_name=str(folder), ctx_len=40)
 
 
+@contextlib.contextmanager
+def _served(folder):
+    """The speech server over ``folder`` on loopback (ctx_len 40): its URL, the processor and the clip's features."""
+    from QEfficient.cloud.serve import build_server
+    from tests.helpers import serve_on_loopback
+
+    app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=40, full_batch_size=1, num_cores=1)
+    try:
+        with serve_on_loopback(app) as url:
+            processor = WhisperProcessor.from_pretrained(folder)
+            features = processor(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt").input_features
+            yield url, processor, features
+    finally:
+        runner.stop()
+
+
 def test_server_transcribes_with_an_english_only_model(tiny_whisper):
     """An English-only Whisper (no tasks, no languages): transcriptions as transformers', translations refused."""
     import httpx
 
-    from QEfficient.cloud.serve import build_server
-    from tests.helpers import serve_on_loopback
-
     folder, hf, _ = tiny_whisper(False)
-    app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=40, full_batch_size=1, num_cores=1)
-    try:
-        with serve_on_loopback(app) as url:
-            wav = (DATA / "speech16k.wav").read_bytes()
-            processor = WhisperProcessor.from_pretrained(folder)
-            features = processor(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt").input_features
-            expected = processor.batch_decode(_hf(hf, features, max_new_tokens=39), skip_special_tokens=True)[0]  # 40 - 2 + 1
-            upload = {"file": ("a.wav", wav, "audio/wav")}
-            r = httpx.post(f"{url}/v1/audio/transcriptions", files=upload, timeout=120)
-            assert r.status_code == 200 and r.json() == {"text": expected}, r.text
-            r = httpx.post(f"{url}/v1/audio/translations", files=upload, timeout=120)
-            assert r.status_code == 400 and "English-only" in r.json()["error"]["message"]
-    finally:
-        runner.stop()
+    with _served(folder) as (url, processor, features):
+        expected = processor.batch_decode(_hf(hf, features, max_new_tokens=39), skip_special_tokens=True)[0]  # 40 - 2 + 1
+        upload = {"file": ("a.wav", (DATA / "speech16k.wav").read_bytes(), "audio/wav")}
+        r = httpx.post(f"{url}/v1/audio/transcriptions", files=upload, timeout=120)
+        assert r.status_code == 200 and r.json() == {"text": expected}, r.text
+        r = httpx.post(f"{url}/v1/audio/translations", files=upload, timeout=120)
+        assert r.status_code == 400 and "English-only" in r.json()["error"]["message"]
 
 
 def test_server_transcribes_uploads_like_transformers(tiny_whisper):
     import httpx
 
     from QEfficient.cloud.serve import build_server
-    from tests.helpers import serve_on_loopback
 
     folder, hf, _ = tiny_whisper(True)
-    app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=40, full_batch_size=1, num_cores=1)
-    try:
-        with serve_on_loopback(app) as url:
-            wav = (DATA / "speech16k.wav").read_bytes()
-            processor = WhisperProcessor.from_pretrained(folder)
-            features = processor(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt").input_features
-            expected = processor.batch_decode(_hf(hf, features, max_new_tokens=37, language="en"), skip_special_tokens=True)[0]
+    with _served(folder) as (url, processor, features):
+        wav = (DATA / "speech16k.wav").read_bytes()
+        expected = processor.batch_decode(_hf(hf, features, max_new_tokens=37, language="en"), skip_special_tokens=True)[0]
 
-            def post(files=None, **data) -> httpx.Response:
-                return httpx.post(
-                    f"{url}/v1/audio/transcriptions", files=files or {"file": ("a.wav", wav, "audio/wav")}, data=data, timeout=120
-                )
+        def post(files=None, **data) -> httpx.Response:
+            return httpx.post(
+                f"{url}/v1/audio/transcriptions", files=files or {"file": ("a.wav", wav, "audio/wav")}, data=data, timeout=120
+            )
 
-            r = post(language="en")
-            assert r.status_code == 200, r.text
-            assert r.json() == {"text": expected}
-            r = post(language="en", response_format="text", model=str(folder))
-            assert r.status_code == 200 and r.text == expected
-            assert post(response_format="xml").status_code == 400
-            prompt_ids = processor.get_prompt_ids("fox", return_tensors="pt")
-            # the tokens ctx_len=40 leaves after the prompt and the four start tokens
-            prompted = _hf(hf, features, max_new_tokens=40 - len(prompt_ids) - 4 + 1, language="en", prompt_ids=prompt_ids)
-            r = post(language="en", prompt="fox")
-            assert r.status_code == 200 and r.json() == {"text": processor.batch_decode(prompted, skip_special_tokens=True)[0]}
-            r = post(language="en", temperature="0.7")
-            assert r.status_code == 200 and isinstance(r.json()["text"], str)
-            for bad in ("1.5", "warm"):
-                r = post(temperature=bad)
-                assert r.status_code == 400 and "temperature must be a number from 0 to 1" in r.json()["error"]["message"]
-            # segment times: transformers' segments with timestamps (the tokens ctx_len=40 leaves after 3 start tokens)
-            out = hf.generate(features, max_new_tokens=38, language="en", return_timestamps=True, return_segments=True)
-            segments = [s for s in out["segments"][0]]
-            r = post(language="en", response_format="verbose_json")
-            body = r.json()
-            assert r.status_code == 200 and body["language"] == "english" and abs(body["duration"] - 7.8) < 0.1
-            assert [(s["start"], s["end"], s["tokens"]) for s in body["segments"]] == [
-                (float(s["start"]), float(s["end"]), s["tokens"].tolist()) for s in segments
-            ]
-            assert body["text"] == processor.batch_decode(out["sequences"], skip_special_tokens=True)[0]
-            fields = {"id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob", "compression_ratio"}
-            assert set(body["segments"][0]) == fields | {"no_speech_prob"}
-            srt, vtt = post(language="en", response_format="srt").text, post(language="en", response_format="vtt").text
-            cues = [s for s in body["segments"] if s["text"].strip()]
-            assert srt.startswith("1\n00:00:") and srt.count(" --> ") == len(cues) and vtt.startswith("WEBVTT\n\n00:00:")
-            assert post(**{"timestamp_granularities[]": "word"}).status_code == 400
-            # translations: the same form, into English (OpenAI's /v1/audio/translations)
-            translated = processor.batch_decode(
-                _hf(hf, features, max_new_tokens=37, language="de", task="translate"), skip_special_tokens=True
-            )
-            r = httpx.post(
-                f"{url}/v1/audio/translations", files={"file": ("a.wav", wav, "audio/wav")}, data={"language": "de"}, timeout=120
-            )
-            assert r.status_code == 200 and r.json() == {"text": translated[0]}
-            r = post(files={"file": ("a.mp3", b"ID3 not a wav", "audio/mpeg")})
-            assert r.status_code == 400 and "not a PCM WAV file" in r.json()["error"]["message"]
-            r = httpx.post(f"{url}/v1/audio/transcriptions", json={"file": "x"}, timeout=10)
-            assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]["message"]
-            assert post(model="other").status_code == 404
-            assert httpx.get(f"{url}/health", timeout=5).json()["status"] == "ok"
-    finally:
-        runner.stop()
+        r = post(language="en")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"text": expected}
+        r = post(language="en", response_format="text", model=str(folder))
+        assert r.status_code == 200 and r.text == expected
+        assert post(response_format="xml").status_code == 400
+        prompt_ids = processor.get_prompt_ids("fox", return_tensors="pt")
+        # the tokens ctx_len=40 leaves after the prompt and the four start tokens
+        prompted = _hf(hf, features, max_new_tokens=40 - len(prompt_ids) - 4 + 1, language="en", prompt_ids=prompt_ids)
+        r = post(language="en", prompt="fox")
+        assert r.status_code == 200 and r.json() == {"text": processor.batch_decode(prompted, skip_special_tokens=True)[0]}
+        r = post(language="en", temperature="0.7")
+        assert r.status_code == 200 and isinstance(r.json()["text"], str)
+        for bad in ("1.5", "warm"):
+            r = post(temperature=bad)
+            assert r.status_code == 400 and "temperature must be a number from 0 to 1" in r.json()["error"]["message"]
+        # segment times: transformers' segments with timestamps (the tokens ctx_len=40 leaves after 3 start tokens)
+        out = hf.generate(features, max_new_tokens=38, language="en", return_timestamps=True, return_segments=True)
+        segments = [s for s in out["segments"][0]]
+        r = post(language="en", response_format="verbose_json")
+        body = r.json()
+        assert r.status_code == 200 and body["language"] == "english" and abs(body["duration"] - 7.8) < 0.1
+        assert [(s["start"], s["end"], s["tokens"]) for s in body["segments"]] == [
+            (float(s["start"]), float(s["end"]), s["tokens"].tolist()) for s in segments
+        ]
+        assert body["text"] == processor.batch_decode(out["sequences"], skip_special_tokens=True)[0]
+        fields = {"id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob", "compression_ratio"}
+        assert set(body["segments"][0]) == fields | {"no_speech_prob"}
+        srt, vtt = post(language="en", response_format="srt").text, post(language="en", response_format="vtt").text
+        cues = [s for s in body["segments"] if s["text"].strip()]
+        assert srt.startswith("1\n00:00:") and srt.count(" --> ") == len(cues) and vtt.startswith("WEBVTT\n\n00:00:")
+        assert post(**{"timestamp_granularities[]": "word"}).status_code == 400
+        # translations: the same form, into English (OpenAI's /v1/audio/translations)
+        translated = processor.batch_decode(_hf(hf, features, max_new_tokens=37, language="de", task="translate"), skip_special_tokens=True)
+        r = httpx.post(f"{url}/v1/audio/translations", files={"file": ("a.wav", wav, "audio/wav")}, data={"language": "de"}, timeout=120)
+        assert r.status_code == 200 and r.json() == {"text": translated[0]}
+        r = post(files={"file": ("a.mp3", b"ID3 not a wav", "audio/mpeg")})
+        assert r.status_code == 400 and "not a PCM WAV file" in r.json()["error"]["message"]
+        r = httpx.post(f"{url}/v1/audio/transcriptions", json={"file": "x"}, timeout=10)
+        assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]["message"]
+        assert post(model="other").status_code == 404
+        assert httpx.get(f"{url}/health", timeout=5).json()["status"] == "ok"
     with pytest.raises(ValueError, match=r"do not fit the config as hf_overrides changed it \(max_target_positions\)"):
         build_server(str(folder), None, 1, 40, 1, 1, hf_overrides={"max_target_positions": 24})  # the position table's rows
