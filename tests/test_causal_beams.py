@@ -73,6 +73,26 @@ def test_beam_options_and_the_checkpoints_processors(tiny_model_dir):
     assert _ours(info, tokenizer) == [_trimmed(_hf_beams(hf, tokenizer, p, 12, num_beams=3), tokenizer.eos_token_id) for p in PROMPTS[:2]]
 
 
+def test_several_sequences_per_prompt(tiny_model_dir):
+    """num_return_sequences=3 of 4 beams: each prompt's three best in turn, as transformers returns them (3 prompts on
+    batch_size=2: a full batch and a padded one)."""
+    folder = tiny_model_dir("llama")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=64, batch_size=2, num_cores=1)
+    info = model.generate(tokenizer, PROMPTS, generation_len=8, stream=False, num_beams=4, num_return_sequences=3)
+    expected = []
+    for prompt in PROMPTS:
+        enc = tokenizer(prompt, return_tensors="pt")
+        with torch.no_grad():
+            out = hf.generate(
+                **enc, max_new_tokens=8, do_sample=False, num_beams=4, num_return_sequences=3, pad_token_id=tokenizer.pad_token_id
+            )
+        expected += [_trimmed(row.tolist(), tokenizer.eos_token_id) for row in out[:, enc["input_ids"].shape[1] :]]
+    assert _ours(info, tokenizer) == expected and len(info.texts) == 9
+
+
 def test_a_left_padded_batch_with_the_repetition_penalty_is_transformers(tiny_model_dir):
     """Two prompts of different lengths in one batch, as transformers runs them left-padded: the repetition penalty (here
     from the call) does not count the padding."""
@@ -98,8 +118,8 @@ def test_bad_beam_requests_say_what_to_do(tiny_model_dir):
     model.compile(prefill_seq_len=8, ctx_len=64, num_cores=1)
     with pytest.raises(ValueError, match="apply to beam search: pass num_beams > 1"):
         model.generate(tokenizer, ["hi"], length_penalty=2.0, stream=False)
-    with pytest.raises(ValueError, match="num_return_sequences must be 1"):
-        model.generate(tokenizer, ["hi"], num_beams=3, num_return_sequences=2, stream=False)
+    with pytest.raises(ValueError, match="num_return_sequences=4 must be between 1 and num_beams=3"):
+        model.generate(tokenizer, ["hi"], num_beams=3, num_return_sequences=4, stream=False)
     with pytest.raises(ValueError, match="not sampled"):
         model.generate(tokenizer, ["hi"], num_beams=3, temperature=0.7, stream=False)
     with pytest.raises(ValueError, match="num_beams must be a positive integer"):

@@ -53,14 +53,13 @@ def unapplied(generation_config) -> list[str]:
 
 class BeamTextGeneration(TextGeneration):
     """TextGeneration whose prompts each run ``beams.num_beams`` cache rows (the session's rows: batch_size x num_beams)
-    and return their best hypothesis."""
+    and return their ``num_return_sequences`` best hypotheses."""
 
     def __init__(
         self, session, tokenizer, prefill_seq_len: int, eos_ids, beams: BeamSettings, rules: Seq2SeqRules, min_new: int | None
     ) -> None:
         super().__init__(session, tokenizer, prefill_seq_len, eos_ids)
-        if beams.num_return_sequences != 1:
-            raise ValueError("A causal LM's beam search here returns one sequence per prompt: num_return_sequences must be 1.")
+        self.rows_per_prompt = beams.num_return_sequences  # each prompt's best hypotheses, in turn
         if session.batch_size % beams.num_beams:
             raise ValueError(f"The session has {session.batch_size} rows, not a multiple of num_beams={beams.num_beams}.")
         self.beams, self.rules, self.min_new = beams, rules, min_new
@@ -91,8 +90,8 @@ class BeamTextGeneration(TextGeneration):
             return rules.scores(log_probs, search.running_flat, step, step == steps - 1, prompts, offsets)
 
         search.run(self.session, logits, steps, process, lambda: None, offsets)
-        generated = [row[width:] for row in search.best()]
-        out = np.full((self.batch_size, max(1, max(len(g) for g in generated))), self.pad_id, np.int64)
+        generated = [row[width:] for row in search.best()]  # each prompt's num_return_sequences best, in turn
+        out = np.full((len(generated), max(1, max(len(g) for g in generated))), self.pad_id, np.int64)
         eos = np.array(rules.eos_token_ids or (-1,))
         counts = []
         for r, tokens in enumerate(generated):
@@ -104,6 +103,6 @@ class BeamTextGeneration(TextGeneration):
         if streamer is not None:  # the best hypothesis is known at the end only
             streamer.put(out[0, : counts[0]])
             streamer.end()
-        texts = [self.tokenizer.decode(out[r, : counts[r]], skip_special_tokens=True) for r in range(self.batch_size)]
+        texts = [self.tokenizer.decode(out[r, : counts[r]], skip_special_tokens=True) for r in range(len(generated))]
         timing = {"start": start, "first_token": first_token, "end": end, "decode_steps": max(counts) - 1}
         return texts, out, timing

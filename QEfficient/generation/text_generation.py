@@ -33,6 +33,8 @@ def eos_token_ids(tokenizer, generation_config=None) -> set[int]:
 class TextGeneration:
     """Greedy generation for prompts in batches of the compiled ``batch_size``."""
 
+    rows_per_prompt = 1  # output rows per prompt (beam search's num_return_sequences)
+
     def __init__(
         self,
         session: KVCacheSession,
@@ -164,11 +166,12 @@ class TextGeneration:
 
                 streamer = TextStreamer(self.tokenizer, skip_special_tokens=True)
             texts, ids, timing = self.generate_batch(batch, generation_len, streamer, token_lists=tokens, first_index=first)
-            all_texts.append(texts[:real])
-            all_ids.append(ids[:real])
+            keep = real * self.rows_per_prompt
+            all_texts.append(texts[:keep])
+            all_ids.append(ids[:keep])
             timings.append(timing)
             if stream and self.batch_size > 1:
-                for prompt, text in zip(batch[:real], texts[:real]):
+                for prompt, text in zip(batch[:real], texts[: keep : self.rows_per_prompt]):
                     print(f"\nPrompt : {prompt}\nCompletion : {text}", flush=True)
         return CloudAI100ExecInfo(
             batch_size=self.batch_size,

@@ -397,8 +397,6 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         settings = beam_settings(
             config, num_beams, options.get("length_penalty"), options.get("early_stopping"), options.get("num_return_sequences")
         )
-        if settings is not None and settings.num_return_sequences != 1:
-            raise ValueError("num_return_sequences must be 1: a causal LM's beam search here returns each prompt's best sequence.")
         return settings, kwargs.pop("min_new_tokens", None)
 
     def _beam_generate(self, tokenizer, prompts, prompts_txt_file_path, generation_len, stream, beams, min_new_tokens, sampling, kwargs):
@@ -469,7 +467,8 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         Greedy by default; ``temperature`` > 0 (or ``do_sample=True``) samples, with ``top_k``,
         ``top_p`` and ``repetition_penalty`` applied as transformers does, reproducibly for a ``seed``.
         ``num_beams`` > 1 (with ``length_penalty``, ``early_stopping``, ``min_new_tokens``) runs transformers' beam
-        search with the checkpoint's logits processors: each prompt's best sequence, transformers' tokens.
+        search with the checkpoint's logits processors: each prompt's best sequence (``num_return_sequences`` best, in
+        turn), transformers' tokens.
         """
         sampling = SamplingParams(temperature, top_k, top_p, repetition_penalty, seed, do_sample)
         beams, min_new_tokens = self._beams(kwargs)
