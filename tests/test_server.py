@@ -178,8 +178,9 @@ def test_a_client_leaving_before_the_first_byte_frees_its_slot(tiny_model_dir):
 
     from QEfficient.cloud.serve import build_server
 
-    app, runner = build_server(str(tiny_model_dir("llama")), None, num_cores=1, prefill_seq_len=8, ctx_len=96, full_batch_size=3)
-    body = json.dumps({"prompt": PROMPTS[2], "max_tokens": 64, "ignore_eos": True, "temperature": 0, "stream": True}).encode()
+    # 400 tokens: far more than a busy machine's event loop needs to see the disconnect (64 once finished first in CI)
+    app, runner = build_server(str(tiny_model_dir("llama")), None, num_cores=1, prefill_seq_len=8, ctx_len=512, full_batch_size=3)
+    body = json.dumps({"prompt": PROMPTS[2], "max_tokens": 400, "ignore_eos": True, "temperature": 0, "stream": True}).encode()
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},  # uvicorn's
