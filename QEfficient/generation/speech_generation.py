@@ -56,6 +56,11 @@ class WhisperDecoding:
     top_p: float | None = 1.0
 
     @property
+    def previous_text_tokens(self) -> int:
+        """The most tokens of previous text before a window (transformers' cut-off)."""
+        return self.max_target_positions // 2 - 1
+
+    @property
     def timestamp_begin(self) -> int:
         return self.no_timestamps_token_id + 1 if self.no_timestamps_token_id else 1 << 62
 
@@ -246,7 +251,7 @@ class SpeechSeq2SeqGeneration:
         stats = {"first_token": None, "decode_time": 0.0, "decode_tokens": 0, "new_tokens": 0}
         while (seek < max_frames).any():
             active = np.flatnonzero(seek < max_frames)
-            cut_off = d.max_target_positions // 2 - 1
+            cut_off = d.previous_text_tokens
             prefixes = window_prefixes(lf, list(active), segments, conditioned, d.prev_sot_token_id, d.timestamp_begin, cut_off)
             prefix_of = dict(zip(active.tolist(), prefixes))
             for first in range(0, len(active), self.batch_size):
@@ -302,7 +307,7 @@ class SpeechSeq2SeqGeneration:
         prompt = len(lf.prompt_ids) if lf.prompt_ids is not None else 0
         if lf.condition_on_prev_tokens:  # the previous text after <|startofprev|> (or after the prompt, all-segments)
             bos = prompt if lf.prompt_condition_type == "all-segments" else int(d.prev_sot_token_id is not None)
-            longest = max(prompt, bos + d.max_target_positions // 2 - 1)
+            longest = max(prompt, bos + d.previous_text_tokens)
         else:
             longest = prompt
         need = longest + start_tokens + (generation_len or 1) - 1
