@@ -2,12 +2,14 @@
 
     .venv/bin/python benchmarks/bench_speech.py [--model DIR] [--ct2-model DIR] [--threads 2] [--runs 5]
         [--audio tests/data/speech16k.wav] [--faster-whisper-python /path/to/fw-venv/bin/python] [--beams 1]
+        [--long-form SECONDS] [--word-timestamps]
 
 Transcription (greedy, or ``--beams N`` for every engine: faster-whisper's default is 5; no temperature fallback,
 no VAD, no timestamps, language="en") of the test recording, audio samples -> text (feature extraction included)
 for every engine; ``--long-form SECONDS``: the recording repeated to SECONDS, transcribed window after window with
 faster-whisper's defaults (temperature fallback 0.0-1.0, log-probability -1, no-speech 0.6 and compression-ratio
-thresholds, the previous text before each window, timestamps; VAD off) in every engine's spelling:
+thresholds, the previous text before each window, timestamps; VAD off) in every engine's spelling; ``--word-timestamps``:
+segment and word timestamps in every engine (transformers: token timestamps grouped into words as its pipeline does):
 
 * transformers' eager ``generate``, float32;
 * QEfficient float32 and QEfficient with ``mxfp6_matmul=True`` (8-bit MatMul weights);
@@ -39,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER = Path(__file__).with_name("faster_whisper_peer.py")
 FW_TYPES = ("float32", "int8")
 PAUSE = 1.0  # seconds between two timed transcriptions
+WORDS_SHOWN = 6  # --word-timestamps: the first words' times follow each transcript
 
 
 def cpu_model() -> str:
@@ -59,7 +62,9 @@ def load() -> str:
 class FasterWhisperPeer:
     """faster-whisper in its own interpreter, one transcription per request (timed over there)."""
 
-    def __init__(self, python: str, ct2_model: str, audio, threads: int, beams: int = 1, long_form: bool = False) -> None:
+    def __init__(
+        self, python: str, ct2_model: str, audio, threads: int, beams: int = 1, long_form: bool = False, words: bool = False
+    ) -> None:
         import numpy as np
 
         self._audio = tempfile.NamedTemporaryFile(suffix=".npy", delete=False)
@@ -67,6 +72,7 @@ class FasterWhisperPeer:
         self._audio.close()
         cmd = [python, str(PEER), "--model", ct2_model, "--audio", self._audio.name, "--threads", str(threads), "--beams", str(beams)]
         cmd += ["--long-form"] if long_form else []
+        cmd += ["--word-timestamps"] if words else []
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         ready = self.proc.stdout.readline()
         if not ready:
@@ -85,6 +91,11 @@ class FasterWhisperPeer:
             self.proc.stdin.close()
         self.proc.wait(timeout=60)
         os.unlink(self._audio.name)
+
+
+def with_words(text: str, words: list[dict]) -> str:
+    """The transcript, then its first words' times (as the faster-whisper peer writes them)."""
+    return text + " | " + " ".join(f"{w['word']}@{w['start']:.2f}-{w['end']:.2f}" for w in words[:WORDS_SHOWN])
 
 
 def timed(fn: Callable[[], str]) -> Callable[[], tuple[float, str]]:
@@ -110,6 +121,11 @@ def main() -> None:
         type=float,
         metavar="SECONDS",
         help="the recording repeated to SECONDS, with faster-whisper's long-form defaults for every engine (with --beams 5, its default)",
+    )
+    ap.add_argument(
+        "--word-timestamps",
+        action="store_true",
+        help="segment and word timestamps in every engine (the first words' times follow each transcript)",
     )
     ap.add_argument(
         "--faster-whisper-python",
@@ -148,30 +164,56 @@ def main() -> None:
         if args.long_form
         else {}
     )
+    if args.word_timestamps:
+        long_form["return_timestamps"] = True
     new_tokens = 200 if args.long_form else 100
     processor = WhisperProcessor.from_pretrained(args.model)
     hf = WhisperForConditionalGeneration.from_pretrained(args.model).eval()
 
     def hf_run() -> str:
         with torch.no_grad():
-            extra = dict(truncation=False, padding="longest", return_attention_mask=True) if args.long_form else {}
-            inputs = processor(audio, sampling_rate=16000, return_tensors="pt", **extra)
-            ids = hf.generate(inputs.input_features, language="en", max_new_tokens=new_tokens, num_beams=args.beams, **long_form)
-        return processor.batch_decode(ids, skip_special_tokens=True)[0]
+            extra = dict(truncation=False, padding="longest") if args.long_form else {}
+            inputs = processor(audio, sampling_rate=16000, return_tensors="pt", return_attention_mask=True, **extra)
+            timed_words = dict(return_token_timestamps=True, return_segments=True) if args.word_timestamps else {}
+            out = hf.generate(
+                inputs.input_features,
+                attention_mask=inputs.attention_mask if args.word_timestamps else None,  # for the timestamps' frames
+                language="en",
+                max_new_tokens=new_tokens,
+                num_beams=args.beams,
+                **long_form,
+                **timed_words,
+            )
+        if not args.word_timestamps:
+            return processor.batch_decode(out, skip_special_tokens=True)[0]
+        # as transformers' pipeline does for return_timestamps="word"
+        times = torch.cat([s["token_timestamps"] for s in out["segments"][0]]).numpy()
+        tokens = out["sequences"][:, : len(times)].numpy()
+        chunks = processor.tokenizer._decode_asr(
+            [{"tokens": tokens, "token_timestamps": times[None]}], return_timestamps="word", return_language=False, time_precision=0.02
+        )[1]["chunks"]
+        words = [{"word": c["text"].strip(), "start": c["timestamp"][0], "end": c["timestamp"][1]} for c in chunks]
+        return with_words(processor.batch_decode(tokens, skip_special_tokens=True)[0], words)
+
+    def qeff_run(model, options) -> str:
+        info = model.transcribe(audio, processor, word_timestamps=args.word_timestamps, **options)
+        return with_words(info.texts[0], info.words[0]) if args.word_timestamps else info.texts[0]
 
     engines: dict[str, Callable[[], tuple[float, str]]] = {"transformers eager fp32": timed(hf_run)}
     for label, mxfp6 in (("QEfficient fp32", False), ("QEfficient 8-bit (mxfp6_matmul)", True)):
         model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(args.model)
         model.compile(ctx_len=448 if args.long_form else 128, num_cores=args.threads, mxfp6_matmul=mxfp6)
         options = dict(generation_len=new_tokens, language="en", num_beams=args.beams, **long_form)
-        engines[label] = timed(lambda m=model, o=options: m.transcribe(audio, processor, **o).texts[0])
+        engines[label] = timed(lambda m=model, o=options: qeff_run(m, o))
     notes, peer = [], None
     if not args.faster_whisper_python:
         notes.append("faster-whisper rows skipped: pass --faster-whisper-python (a venv with faster-whisper installed).")
     elif not Path(ct2_model, "model.bin").is_file():
         notes.append(f"faster-whisper rows skipped: no CTranslate2 model at {ct2_model} (pass --ct2-model).")
     else:
-        peer = FasterWhisperPeer(args.faster_whisper_python, ct2_model, audio, args.threads, args.beams, bool(args.long_form))
+        peer = FasterWhisperPeer(
+            args.faster_whisper_python, ct2_model, audio, args.threads, args.beams, bool(args.long_form), args.word_timestamps
+        )
         for ct in FW_TYPES:
             engines[f"faster-whisper {peer.version} {ct}"] = lambda ct=ct: peer.run(ct)
 
@@ -192,7 +234,9 @@ def main() -> None:
     median = {label: statistics.median(ts) for label, ts in times.items()}
     fw = {ct: next((median[k] for k in median if k.startswith("faster-whisper") and k.endswith(ct)), None) for ct in FW_TYPES}
 
-    print(f"{Path(args.model).name}, {seconds:.1f} s of audio, {args.threads} threads, {args.beams} beam(s), median of {args.runs} rounds")
+    words = ", word timestamps" if args.word_timestamps else ""
+    setting = f"{args.threads} threads, {args.beams} beam(s){words}, median of {args.runs} rounds"
+    print(f"{Path(args.model).name}, {seconds:.1f} s of audio, {setting}")
     print(f"CPU: {cpu_model()}; shared machine, {load_before} before, {load()} after")
     head = f"{'engine':38} {'s/transcr.':>10} {'(min)':>6} {'RTF':>6} {'vs transformers':>15} {'vs fw fp32':>10} {'vs fw int8':>10}"
     print(head + "  transcript")

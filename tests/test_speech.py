@@ -285,7 +285,34 @@ def test_server_transcribes_uploads_like_transformers(tiny_whisper):
         srt, vtt = post(language="en", response_format="srt").text, post(language="en", response_format="vtt").text
         cues = [s for s in body["segments"] if s["text"].strip()]
         assert srt.startswith("1\n00:00:") and srt.count(" --> ") == len(cues) and vtt.startswith("WEBVTT\n\n00:00:")
-        assert post(**{"timestamp_granularities[]": "word"}).status_code == 400
+        # word times: transformers' token timestamps, grouped into words as its pipeline groups them
+        out = hf.generate(
+            features, max_new_tokens=38, language="en", return_timestamps=True, return_segments=True, return_token_timestamps=True
+        )
+        times = np.concatenate([s["token_timestamps"].numpy() for s in out["segments"][0]])
+        chunks = processor.tokenizer._decode_asr(
+            [{"tokens": out["sequences"].numpy(), "token_timestamps": times[None]}],
+            return_timestamps="word",
+            return_language=False,
+            time_precision=0.02,
+        )[1]["chunks"]
+        words = [{"word": c["text"].strip(), "start": c["timestamp"][0], "end": c["timestamp"][1]} for c in chunks]
+        assert post(language="en", **{"timestamp_granularities[]": "segment"}).json() == {"text": expected}  # json: no times
+        r = post(language="en", response_format="verbose_json", **{"timestamp_granularities[]": "word"})
+        assert r.status_code == 200 and r.json()["words"] == words and "segments" not in r.json(), r.text
+        both = httpx.post(
+            f"{url}/v1/audio/transcriptions",
+            files={"file": ("a.wav", wav, "audio/wav")},
+            data={"language": "en", "response_format": "verbose_json", "timestamp_granularities[]": ["word", "segment"]},
+            timeout=120,
+        ).json()
+        assert both["words"] == words and both["segments"] == body["segments"]
+        for bad, message in (
+            ({"response_format": "json"}, "word needs response_format=verbose_json"),
+            ({"response_format": "verbose_json", "timestamp_granularities[]": "letter"}, "takes 'segment' and 'word'"),
+        ):
+            r = post(**{"timestamp_granularities[]": "word", **bad})
+            assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
         # translations: the same form, into English (OpenAI's /v1/audio/translations)
         translated = processor.batch_decode(_hf(hf, features, max_new_tokens=37, language="de", task="translate"), skip_special_tokens=True)
         r = httpx.post(f"{url}/v1/audio/translations", files={"file": ("a.wav", wav, "audio/wav")}, data={"language": "de"}, timeout=120)

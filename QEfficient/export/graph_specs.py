@@ -22,6 +22,8 @@ VISION_EMBEDS = "vision_embeds"
 IMAGE_IDX = "image_idx"
 IMAGE_IDX_OUTPUT = "image_idx_output"
 INPUT_FEATURES = "input_features"
+# Whisper's decoder: its alignment heads' cross-attention probabilities [audios, heads, rows * S, frames] (token times)
+CROSS_ATTENTIONS = "cross_attentions"
 ROPE_POSITION_IDS = "rope_position_ids"
 CROSS_ATTENTION_MASK = "cross_attention_mask"  # Mllama: the image tiles each token attends [B, S, images, tiles]
 RETAINED_SUFFIX = "_RetainedState"
@@ -308,7 +310,15 @@ class SpeechEncoderGraphSpec:
 
 @dataclass(frozen=True)
 class SpeechDecoderGraphSpec(DecoderGraphSpec):
-    """Whisper's decoder step: the retained-state decoder plus the encoder's cross keys/values."""
+    """Whisper's decoder step: the retained-state decoder plus the encoder's cross keys/values; with ``alignment_heads``
+    (the checkpoint's, as (layer, head) pairs) also those heads' cross-attention probabilities, which token timestamps
+    are read from."""
+
+    alignment_heads: tuple[tuple[int, int], ...] = field(default=(), kw_only=True)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [*super().output_names, *([CROSS_ATTENTIONS] if self.alignment_heads else [])]
 
     @property
     def cross_names(self) -> list[str]:
@@ -320,7 +330,10 @@ class SpeechDecoderGraphSpec(DecoderGraphSpec):
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         # one row of cross keys/values per audio, however many decoder rows (beams) it has
-        return {**super().dynamic_axes(), **{n: {0: "audio_batch_size", 2: "encoder_ctx_len"} for n in self.cross_names}}
+        axes = {**super().dynamic_axes(), **{n: {0: "audio_batch_size", 2: "encoder_ctx_len"} for n in self.cross_names}}
+        if self.alignment_heads:
+            axes[CROSS_ATTENTIONS] = {0: "audio_batch_size", 2: "rows_seq_len", 3: "encoder_ctx_len"}
+        return axes
 
     def cross_rows(self, batch_size: int) -> int:
         """The dummy cross keys' rows for ``batch_size`` decoder rows (two beams of one audio)."""

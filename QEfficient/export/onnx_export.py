@@ -235,7 +235,7 @@ def export_speech_encoder_onnx(module, out_dir: Path, model_name: str) -> Path:
 
 def export_speech_decoder_onnx(module, out_dir: Path, model_name: str, kv_dtype: torch.dtype | None = None) -> Path:
     """Export a QEffWhisperDecoder: the retained-state decoder step reading the cross keys/values."""
-    spec = SpeechDecoderGraphSpec(module.num_layers)
+    spec = SpeechDecoderGraphSpec(module.num_layers, alignment_heads=module.alignment_heads)
     args = spec.dummy_inputs(module, kv_dtype)
     path = torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
     return _with_row_scatters(path)

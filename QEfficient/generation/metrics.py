@@ -39,6 +39,8 @@ class CloudAI100ExecInfo:
     vision_time: float | None = field(default=None, repr=False)  # image-text models: seconds in the vision graph
     segments: list | None = field(default=None, repr=False)  # speech models: each audio's transcript segments
     languages: list | None = field(default=None, repr=False)  # speech models: each audio's language code, where known
+    token_timestamps: list | None = field(default=None, repr=False)  # speech models: each token's time (s), where asked
+    words: list | None = field(default=None, repr=False)  # speech models: each audio's timed words, where asked
 
     @property
     def texts(self) -> list[str]:

@@ -12,15 +12,18 @@ multilingual model given no language detects it from the first step's logits.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from QEfficient.export.graph_specs import INPUT_FEATURES
+from QEfficient.export.graph_specs import CROSS_ATTENTIONS, INPUT_FEATURES
 from QEfficient.generation.beam_search import BeamSearch, BeamSettings
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import draw, warped
+from QEfficient.generation.whisper_alignment import token_timestamps
 from QEfficient.generation.whisper_longform import (
+    INPUT_STRIDE,
+    TIME_PRECISION,
     LongFormSettings,
     Segment,
     compression_ratio,
@@ -54,6 +57,7 @@ class WhisperDecoding:
     vocab_size: int = 51865
     top_k: int | None = 50  # transformers' sampling defaults where the checkpoint sets none
     top_p: float | None = 1.0
+    median_filter_width: int = 7  # token timestamps: the attention's smoothing over frames
 
     @property
     def previous_text_tokens(self) -> int:
@@ -87,6 +91,7 @@ class WhisperDecoding:
             vocab_size=int(getattr(config, "vocab_size", None) or 51865),
             top_k=getattr(gen, "top_k", None) if getattr(gen, "top_k", None) is not None else 50,
             top_p=getattr(gen, "top_p", None) if getattr(gen, "top_p", None) is not None else 1.0,
+            median_filter_width=int(getattr(config, "median_filter_width", None) or 7),
         )
 
     def init_tokens(self, language_id: int | None, task: str | None, return_timestamps: bool) -> tuple[list[int], bool]:
@@ -176,12 +181,14 @@ SEGMENT_FRAMES = 3000  # Whisper reads 30 s windows of 10 ms log-mel frames
 @dataclass
 class WindowResult:
     """One row's decoding of one window: its tokens (the end token included, where it came), their mean log-probability
-    (where asked for), the no-speech probability (where asked for) and its start tokens (language filled in)."""
+    (where asked for), the no-speech probability (where asked for), its start tokens (language filled in) and the
+    tokens' times in the window (where asked for)."""
 
     tokens: np.ndarray
     avg_logprob: float | None
     no_speech_prob: float | None
     init: list[int]
+    token_times: np.ndarray | None = None
 
 
 @dataclass
@@ -192,6 +199,7 @@ class _StartedWindow:
     logits: np.ndarray  # after the prompt
     no_speech_logits: np.ndarray | None  # after the start token
     inits: list[list[int]]
+    cross: list[np.ndarray]  # the encoder's cross keys/values, one row per audio (fill rows included)
 
 
 class SpeechSeq2SeqGeneration:
@@ -229,10 +237,14 @@ class SpeechSeq2SeqGeneration:
         decode=None,
         num_frames: np.ndarray | None = None,
         longform: LongFormSettings | None = None,
+        token_timestamps: bool = False,
+        alignment_frames: np.ndarray | None = None,
     ) -> CloudAI100ExecInfo:
         """``features`` [N, n_mels, frames >= 3000]; ``num_frames`` each audio's real frames (default: all);
         ``language_ids`` one per audio (None: given by the config or detected); ``longform`` the fallback, silence and
-        prompt options (default: none)."""
+        prompt options (default: none). ``token_timestamps``: each token's time (the decoder graph must output its
+        alignment heads' attention), the attention read up to ``alignment_frames`` per audio (its attention mask's
+        frames, as transformers reads them; default: the whole window)."""
         start = time.perf_counter()
         d, lf = self.decoding, longform or LongFormSettings()
         n_audio = len(features)
@@ -263,7 +275,10 @@ class SpeechSeq2SeqGeneration:
                     inits[r] = inits[r] or d.init_tokens(language_ids[r], task, return_timestamps)[0]
                 prompts = [(prefix_of[int(r)], inits[r]) for r in rows]
                 row_rngs = [rngs[r] for r in rows] if rngs is not None else None
-                results = self._decode_with_fallback(window, prompts, generation_len, return_timestamps, stats, start, lf, row_rngs)
+                align = None
+                if token_timestamps:  # transformers' num_frames - seek: the frames its attention is read over
+                    align = alignment_frames[rows] - seek[rows] if alignment_frames is not None else np.full(len(rows), 2 * SEGMENT_FRAMES)
+                results = self._decode_with_fallback(window, prompts, generation_len, return_timestamps, stats, start, lf, row_rngs, align)
                 for j, r in enumerate(rows):
                     tokens, skip, temperature, out = results[j]
                     inits[r] = out.init
@@ -272,6 +287,11 @@ class SpeechSeq2SeqGeneration:
                         seek[r] += frames[j]
                         continue
                     window_segs, offset = window_segments(tokens, d.timestamp_begin, int(frames[j]), int(seek[r]))
+                    if out.token_times is not None:  # each segment's slice of the window's times, in audio time
+                        at, shift = 0, np.float32(seek[r] * TIME_PRECISION / INPUT_STRIDE)
+                        for segment in window_segs:
+                            segment.token_timestamps = out.token_times[at : at + len(segment.tokens)] + shift
+                            at += len(segment.tokens)
                     ratio = compression_ratio(out.tokens, d.vocab_size) if lf.window_stats else None
                     for segment in window_segs:
                         segment.temperature, segment.avg_logprob = temperature, out.avg_logprob
@@ -298,7 +318,10 @@ class SpeechSeq2SeqGeneration:
         ]
         codes = {token: name[2:-2] for name, token in d.lang_to_id.items()}
         languages = [codes.get(init[1]) if init and len(init) > 1 else None for init in inits]
-        return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics, segments=kept, languages=languages)
+        times = None
+        if token_timestamps:
+            times = [np.concatenate([s.token_timestamps for s in k]) if k else np.zeros(0, np.float32) for k in kept]
+        return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics, segments=kept, languages=languages, token_timestamps=times)
 
     def _check_room(self, lf: LongFormSettings, start_tokens: int, generation_len: int | None) -> None:
         """The longest prompt a window may get (previous text, user prompt, start tokens) must leave room in ctx_len:
@@ -320,9 +343,9 @@ class SpeechSeq2SeqGeneration:
                 f"{d.max_target_positions}), or shorten the prompt."
             )
 
-    def _decode_with_fallback(self, window, prompts, generation_len, return_timestamps, stats, start, lf: LongFormSettings, rngs):
+    def _decode_with_fallback(self, window, prompts, generation_len, return_timestamps, stats, start, lf: LongFormSettings, rngs, align):
         """transformers' ``generate_with_fallback``: each row's (tokens without the end token, skipped, the temperature
-        of the result kept, its WindowResult)."""
+        of the result kept, its WindowResult). ``align``: each row's frames for token timestamps (None: none)."""
         d = self.decoding
         todo = list(range(len(window)))
         results: list = [None] * len(window)
@@ -337,6 +360,7 @@ class SpeechSeq2SeqGeneration:
                 temperature,
                 None if rngs is None else [rngs[j] for j in todo],
                 lf,
+                None if align is None else align[todo],
             )
             again = []
             for j, out in zip(todo, outs):
@@ -397,7 +421,7 @@ class SpeechSeq2SeqGeneration:
         logits = self.decoder.run(prompt[:, done:], np.ascontiguousarray(positions[:, done:]))
         if no_speech and no_speech_logits is None:
             no_speech_logits = np.array(logits)
-        return _StartedWindow(real, prompt, offsets, logits, no_speech_logits, inits)
+        return _StartedWindow(real, prompt, offsets, logits, no_speech_logits, inits, cross)
 
     def _generation_len(self, generation_len: int | None, width: int) -> int:
         if generation_len is None:
@@ -420,13 +444,13 @@ class SpeechSeq2SeqGeneration:
         return no_speech_probability(started.no_speech_logits[::per_row], self.decoding.no_timestamps_token_id - 1)
 
     def _decode_window(
-        self, window, prompts, generation_len, return_timestamps, stats, start, temperature, rngs, lf: LongFormSettings
+        self, window, prompts, generation_len, return_timestamps, stats, start, temperature, rngs, lf: LongFormSettings, align=None
     ) -> list[WindowResult]:
         """One 30 s window for up to batch_size rows: greedy, or sampled at ``temperature`` (> 0) with each row's
         generator in ``rngs``, or beam search. A session holding num_beams rows per audio samples on each audio's first
         row (the others follow it)."""
         if self.beams is not None and not temperature:
-            return self._beam_window(window, prompts, generation_len, return_timestamps, stats, start, lf)
+            return self._beam_window(window, prompts, generation_len, return_timestamps, stats, start, lf, align)
         d = self.decoding
         per_row = self.beams.num_beams if self.beams is not None else 1
         started = self._start_window(window, prompts, per_row, lf.no_speech_needed)
@@ -466,16 +490,36 @@ class SpeechSeq2SeqGeneration:
         stats["decode_tokens"] += int((sequences[reps, width + 1 : n] != d.pad_token_id).sum())
         stats["new_tokens"] += int((sequences[reps, width:n] != d.pad_token_id).sum())
         no_speech = self._no_speech(started, per_row, lf)
+        # transformers reads the attention of every token fed, the padding after a row's end token included
+        fed = sequences[reps, : n - 1]
+        times = self._token_times(started, fed, np.full(len(reps), n - 1), offsets[reps], align) if align is not None else None
         results = []
         for j, row in enumerate(reps):
             generated = sequences[row, width:n]
             ends = np.flatnonzero(generated == d.eos_token_id)
             tokens = generated[: ends[0] + 1] if len(ends) else generated
             avg = float(logprob_sum[row] / len(tokens)) if logprob_sum is not None else None
-            results.append(WindowResult(tokens, avg, None if no_speech is None else float(no_speech[j]), started.inits[row]))
+            out = WindowResult(tokens, avg, None if no_speech is None else float(no_speech[j]), started.inits[row])
+            results.append(out if times is None else replace(out, token_times=times[j][: len(tokens)]))
         return results
 
-    def _beam_window(self, window, prompts, generation_len, return_timestamps, stats, start, lf: LongFormSettings) -> list[WindowResult]:
+    def _token_times(self, started: _StartedWindow, fed: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, align) -> list[np.ndarray]:
+        """Each audio's generated tokens' times in its window (generation/whisper_alignment.py): the decoder re-reads
+        ``fed`` [audios, T] (row j: its prompt, left-padded by ``offsets[j]``, then its generated tokens but the last,
+        up to ``lengths[j]``), and its alignment heads' attention is warped onto the frames."""
+        rows, total = fed.shape
+        width = started.prompt.shape[1]
+        columns = np.arange(total)[None, :]
+        positions = columns - offsets[:, None]
+        positions[(positions < 0) | (columns >= lengths[:, None])] = -1
+        cross = {name: np.ascontiguousarray(c[:rows]) for name, c in zip(self.cross_names, started.cross)}
+        (weights,) = self.decoder.run_detached(fed, positions, [CROSS_ATTENTIONS], **cross)
+        width_filter = self.decoding.median_filter_width
+        return [token_timestamps(weights[j, :, : lengths[j]], width, int(align[j]), width_filter)[width:] for j in range(rows)]
+
+    def _beam_window(
+        self, window, prompts, generation_len, return_timestamps, stats, start, lf: LongFormSettings, align=None
+    ) -> list[WindowResult]:
         """transformers' beam search over one 30 s window: each row's best hypothesis (its generated tokens and their
         mean log-probability, read along the hypothesis' beams as transformers' fallback reads it)."""
         d, beams = self.decoding, self.beams.num_beams
@@ -501,12 +545,21 @@ class SpeechSeq2SeqGeneration:
         stats["new_tokens"] += sum(len(g) for g in ended)
         no_speech = self._no_speech(started, beams, lf)
         logprobs = search.best_token_logprobs() if lf.scores_needed else None
+        times = None
+        if align is not None:  # each best hypothesis' own tokens (transformers' rows past a shorter one are another beam's)
+            lengths = np.array([width + max(len(g), 1) - 1 for g in ended])
+            fed = np.full((real, lengths.max()), d.pad_token_id, np.int64)
+            for j, g in enumerate(ended):
+                fed[j, :width] = started.prompt[j * beams]
+                fed[j, width : lengths[j]] = g[: lengths[j] - width]
+            times = self._token_times(started, fed, lengths, started.offsets[::beams][:real], align)
         return [
             WindowResult(
                 g,
                 float(logprobs[j, : len(g)].sum() / len(g)) if logprobs is not None else None,
                 None if no_speech is None else float(no_speech[j]),
                 started.inits[j * beams],
+                None if times is None else times[j][: len(g)],
             )
             for j, g in enumerate(ended)
         ]

@@ -181,6 +181,7 @@ class Segment:
     avg_logprob: float | None = None
     compression_ratio: float | None = None
     no_speech_prob: float | None = None
+    token_timestamps: np.ndarray | None = None  # each token's time in seconds (where asked for)
 
 
 def window_segments(tokens: np.ndarray, timestamp_begin: int, window_frames: int, seek: int = 0) -> tuple[list[Segment], int]:

@@ -28,6 +28,7 @@ from QEfficient.generation.beam_search import beam_settings
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.speech_generation import SpeechSeq2SeqGeneration, WhisperDecoding
+from QEfficient.generation.whisper_alignment import word_timestamps as word_timestamps_of
 from QEfficient.generation.whisper_longform import longform_settings
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
@@ -54,6 +55,7 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         self.hf = model.eval()
         self.encoder = QEffWhisperEncoder(self.hf)
         self.decoder = QEffWhisperDecoder(self.hf)
+        self.hash_params["alignment_heads"] = self.decoder.alignment_heads  # the decoder graph outputs their attention
         self.qpc_paths: dict[str, Path] | None = None
         self._processor = None
 
@@ -123,6 +125,7 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
             "num_cores": num_cores,
             "model_name": self.model_name,
             "encoder_ctx_len": source,
+            "alignment_heads": [list(pair) for pair in self.decoder.alignment_heads],
         }
         decoder = self._build_artifact(
             decoder_onnx,
@@ -164,6 +167,7 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         prompt_condition_type: str | None = None,
         seed: int | None = None,
         return_segments: bool = False,
+        return_token_timestamps: bool = False,
     ) -> CloudAI100ExecInfo:
         """Transcription of ``inputs`` (a WhisperProcessor's output, or its ``input_features``
         [N, n_mels, 3000]). ``language`` (a code, name or ``<|xx|>``; one per audio or one for all),
@@ -176,7 +180,14 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         ``generated_ids[i]``: batch i's sequences, without the start tokens, padded with the pad token.
         ``return_segments``: ``info.segments[a]`` lists audio a's segments as transformers' ``return_segments=True``
         does (``start``, ``end`` in seconds, ``tokens``), with ``text``, ``seek`` (the window's first log-mel frame) and
-        the window's ``temperature``, ``avg_logprob``, ``compression_ratio`` and ``no_speech_prob``."""
+        the window's ``temperature``, ``avg_logprob``, ``compression_ratio`` and ``no_speech_prob``.
+        ``return_token_timestamps``: ``info.token_timestamps[a]`` gives each token of audio a its time in seconds, read
+        from the checkpoint's alignment heads as transformers reads them (pass the processor's ``attention_mask`` for
+        its precise frames), in audio time (transformers' ``token_timestamps`` restart at each 30 s window; its
+        segments' do not); with ``return_segments`` each segment has its ``token_timestamps``. transformers' times of an
+        audio that ends before others depend on its batch (it reads the padding fed after the end, up to the batch's
+        longest row): they are equal here when the call's audios fit one compiled ``batch_size``; with beams, each
+        hypothesis is read alone (transformers reads another beam past a shorter one)."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         if write_io or streamer is not None or (device_ids is not None and len(device_ids) > 1):
@@ -193,10 +204,12 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
                 f"longer audio: processor(audio, truncation=False, padding='longest', return_attention_mask=True)), "
                 f"got {list(features.shape)}."
             )
-        num_frames = None
+        num_frames = alignment_frames = None
         mask = None if isinstance(inputs, (np.ndarray, torch.Tensor)) else inputs.get(ATTENTION_MASK)
+        if mask is not None:
+            alignment_frames = np.asarray(mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else mask).sum(-1)
         if features.shape[2] > window and mask is not None:  # long audio in a batch: each row's real frames
-            num_frames = np.asarray(mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else mask).sum(-1)
+            num_frames = alignment_frames
         languages = language if isinstance(language, (list, tuple)) else [language] * len(features)
         if len(languages) != len(features):
             raise ValueError(f"Pass one language for all audio or one per audio: got {len(languages)} for {len(features)}.")
@@ -225,11 +238,26 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
             "decoder", (str(decoder_path), self._num_cores, rows), lambda: open_kv_session(decoder_path, self._num_cores, rows=rows)
         )
         cross_names = SpeechEncoderGraphSpec(read_artifact(encoder_path)["num_layers"]).output_names
+        if return_token_timestamps and not read_artifact(decoder_path).get("alignment_heads"):
+            raise ValueError(
+                "Token timestamps need the checkpoint's alignment heads (generation_config.alignment_heads), and this "
+                "model has none, or its artifact was compiled without them: set them in generation_config.json (the "
+                "values for each Whisper size are in openai-whisper's _ALIGNMENT_HEADS) and compile again."
+            )
         tokenizer = self._tokenizer(processor)
         decode = (lambda ids: tokenizer.decode(ids, skip_special_tokens=True)) if tokenizer is not None else None
         generator = SpeechSeq2SeqGeneration(encoder, decoder, decoding, cross_names, beams)
         info = generator.generate(
-            features.astype(np.float32), generation_len, language_ids, task, return_timestamps, decode, num_frames, longform
+            features.astype(np.float32),
+            generation_len,
+            language_ids,
+            task,
+            return_timestamps,
+            decode,
+            num_frames,
+            longform,
+            return_token_timestamps,
+            alignment_frames,
         )
         info.segments = [[self._segment(s, decode) for s in audio] for audio in info.segments] if return_segments else None
         if stream:
@@ -239,13 +267,19 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
     @staticmethod
     def _segment(segment, decode) -> dict:
         out = dict(vars(segment))
+        if out["token_timestamps"] is None:  # not asked for
+            del out["token_timestamps"]
         out["text"] = decode(segment.tokens) if decode is not None else None
         return out
 
-    def transcribe(self, audio: np.ndarray, processor, generation_len: int | None = None, **options) -> CloudAI100ExecInfo:
+    def transcribe(
+        self, audio: np.ndarray, processor, generation_len: int | None = None, word_timestamps: bool = False, **options
+    ) -> CloudAI100ExecInfo:
         """One 16 kHz recording of any length (longer than 30 s: read window after window), through
         ``processor``; ``options`` as for generate() (language, task, return_timestamps, num_beams, temperature, the
-        long-form thresholds, condition_on_prev_tokens, prompt_ids, ...)."""
+        long-form thresholds, condition_on_prev_tokens, prompt_ids, ...). ``word_timestamps``: ``info.words[0]`` lists
+        the words with their start and end in seconds, as transformers' pipeline gives them for
+        ``return_timestamps="word"`` (decoded with segment timestamps, as it does)."""
         audio = np.asarray(audio)
         if audio.ndim != 1 or audio.size == 0:
             raise ValueError(
@@ -254,9 +288,16 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
                 "with the processor's output)."
             )
         long_form = len(audio) > self.config.max_source_positions * 2 * processor.feature_extractor.hop_length
-        extra = dict(truncation=False, padding="longest", return_attention_mask=True) if long_form else {}
+        # the attention mask: each audio's frames (the token timestamps read the attention up to them)
+        extra = dict(truncation=False, padding="longest", return_attention_mask=True) if long_form else {"return_attention_mask": True}
         inputs = processor(audio, sampling_rate=16000, return_tensors="np", **extra)
-        return self.generate(inputs=inputs, generation_len=generation_len, processor=processor, **options)
+        if word_timestamps:
+            options.update(return_timestamps=True, return_token_timestamps=True)
+        info = self.generate(inputs=inputs, generation_len=generation_len, processor=processor, **options)
+        if word_timestamps:
+            times = info.token_timestamps[0]
+            info.words = [word_timestamps_of(self._tokenizer(processor), info.generated_ids[0][0][: len(times)], times, info.languages[0])]
+        return info
 
     @staticmethod
     def _language_id(decoding: WhisperDecoding, language: str) -> int:

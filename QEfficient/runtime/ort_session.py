@@ -340,6 +340,21 @@ class KVCacheSession:
         self.session.run_with_iobinding(self.io)
         return self.logits.numpy()[:, 0]
 
+    def run_detached(
+        self, input_ids: np.ndarray, position_ids: np.ndarray, output_names: list[str], **inputs: np.ndarray
+    ) -> list[np.ndarray]:
+        """One run of whole sequences on a zeroed cache of its own (this session's cache and bindings untouched), the
+        graph's further inputs given in ``inputs``: the named outputs (Whisper's alignment pass re-reads a window's
+        tokens for their cross-attention)."""
+        ids = np.ascontiguousarray(input_ids, dtype=np.int64)
+        pos = np.ascontiguousarray(position_ids, dtype=np.int64)
+        need = int(pos.max()) + 1 + int(bool((pos < 0).any()))
+        window = next((w for w in self.ladder if w >= need), need)
+        b, h, _, d = self.kv_shape
+        zeros = np.zeros((len(ids), h, window, d), dtype=self.storage.dtype)
+        feeds = {INPUT_IDS: ids, POSITION_IDS: pos, **dict.fromkeys(self.names, zeros), **inputs}
+        return self.session.run(output_names, feeds)
+
     def run_slot(self, slot: int, input_ids: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         """One step of a single sequence ([1,S]) on cache row ``slot``, the others untouched.
 

@@ -3,7 +3,8 @@
 Routes: GET /health, GET /v1/models, POST /v1/audio/transcriptions and /v1/audio/translations (into English, as
 OpenAI's; multipart form: ``file`` a 16 kHz
 WAV, optional ``model``, ``language``, ``response_format`` (json, text, or with segment times verbose_json, srt,
-vtt), ``prompt`` (text before the audio's, as
+vtt), ``timestamp_granularities[]`` (segment, the default, and/or word: verbose_json's ``words``, timed from the
+checkpoint's alignment heads), ``prompt`` (text before the audio's, as
 Whisper's ``prompt_ids``) and ``temperature`` (0, the default: greedy; above 0 sampled at it, as vLLM does)). The form is parsed with the
 standard library's MIME parser (no multipart dependency); transcriptions run one at a time on a
 worker thread, so /health keeps answering.
@@ -28,8 +29,8 @@ _FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
 _TIMED = ("verbose_json", "srt", "vtt")  # the formats with segment times: decoded with timestamps
 
 
-def parse_form(content_type: str, body: bytes) -> dict[str, bytes]:
-    """A multipart/form-data body as {field name: bytes}."""
+def parse_form(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
+    """A multipart/form-data body as (field name, bytes) pairs, in order (a name may repeat: a list's items)."""
     if not content_type.lower().startswith("multipart/form-data"):
         raise APIError(400, "Send the audio as multipart/form-data with a 'file' field (as OpenAI's client does).", param="file")
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
@@ -37,11 +38,11 @@ def parse_form(content_type: str, body: bytes) -> dict[str, bytes]:
     )
     if not message.is_multipart():
         raise APIError(400, "The multipart body could not be read (check its boundary).", param="file")
-    fields = {}
+    fields = []
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if name:
-            fields[name] = part.get_payload(decode=True) or b""
+            fields.append((name, part.get_payload(decode=True) or b""))
     return fields
 
 
@@ -63,8 +64,9 @@ def subtitles(segments: list[dict], kind: str) -> str:
     return ("WEBVTT\n\n" if kind == "vtt" else "") + "\n".join(cues)
 
 
-def verbose_json(info, duration: float, temperature: float, task: str = "transcribe") -> dict:
-    """OpenAI's ``verbose_json`` transcription: the text, its language and duration, and its timed segments."""
+def verbose_json(info, duration: float, temperature: float, task: str = "transcribe", words: list[dict] | None = None) -> dict:
+    """OpenAI's ``verbose_json`` transcription: the text, its language and duration, its timed segments, and where
+    given its timed words (then the segments only where ``info`` has them)."""
     from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
     code = (info.languages or [None])[0]
@@ -81,10 +83,13 @@ def verbose_json(info, duration: float, temperature: float, task: str = "transcr
             "compression_ratio": s["compression_ratio"],
             "no_speech_prob": s["no_speech_prob"],
         }
-        for i, s in enumerate(info.segments[0])
+        for i, s in enumerate(info.segments[0] if info.segments is not None else [])
     ]
     language = LANGUAGES.get(code, code) if code else "english"  # an English-only model names no language
-    return {"task": task, "language": language, "duration": duration, "text": info.texts[0], "segments": segments}
+    out = {"task": task, "language": language, "duration": duration, "text": info.texts[0]}
+    if words is None or info.segments is not None:
+        out["segments"] = segments
+    return out | ({"words": words} if words is not None else {})
 
 
 def _decoding_options(fields: dict[str, str], processor) -> dict:
@@ -123,7 +128,8 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
 
     async def answer(request: Request, task: str | None):
         body = await read_limited_body(request, max_body_bytes)
-        fields = parse_form(request.headers.get("content-type", ""), body)
+        pairs = parse_form(request.headers.get("content-type", ""), body)
+        fields = dict(pairs)
         if "file" not in fields:
             raise APIError(400, "The form has no 'file' field: attach the audio as file=@speech.wav.", param="file")
         text_field = {k: v.decode("utf-8", "replace").strip() for k, v in fields.items() if k != "file"}
@@ -136,18 +142,29 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
             audio = decode_wav(fields["file"], name="file")
         except ValueError as err:
             raise APIError(400, str(err), param="file") from None
-        granularities = {v.strip() for k, v in text_field.items() if k.startswith("timestamp_granularities")}
-        if granularities - {"segment"}:
+        granularities = {v.decode("utf-8", "replace").strip() for k, v in pairs if k.startswith("timestamp_granularities")}
+        if granularities - {"segment", "word"}:
             raise APIError(
                 400,
-                "Only segment timestamps are given (timestamp_granularities[]=segment); words are not timed.",
+                f"timestamp_granularities[] takes 'segment' and 'word', got {sorted(granularities)}.",
+                param="timestamp_granularities",
+            )
+        if "word" in granularities and response_format != "verbose_json":  # segments: each format's own (srt, vtt) or none
+            raise APIError(400, "timestamp_granularities[]=word needs response_format=verbose_json.", param="timestamp_granularities")
+        if "word" in granularities and not model.decoder.alignment_heads:
+            raise APIError(
+                400,
+                f"'{model_id}' names no alignment heads of its own (generation_config.alignment_heads), which word times "
+                "are read from: ask for segment timestamps.",
                 param="timestamp_granularities",
             )
         if task == "translate" and not getattr(model.hf.generation_config, "task_to_id", None):
             raise APIError(400, f"'{model_id}' is an English-only model and does not translate: use /v1/audio/transcriptions.")
         options = {"language": text_field.get("language") or None, "task": task, **_decoding_options(text_field, processor)}
         if response_format in _TIMED:
-            options.update(return_timestamps=True, return_segments=True)
+            options.update(return_timestamps=True, return_segments="word" not in granularities or "segment" in granularities)
+        if "word" in granularities:
+            options["word_timestamps"] = True
         async with lock:
             try:
                 info = await asyncio.to_thread(model.transcribe, audio, processor, None, **options)
@@ -159,7 +176,8 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
         if response_format in ("srt", "vtt"):
             return PlainTextResponse(subtitles(info.segments[0], response_format))
         if response_format == "verbose_json":
-            return verbose_json(info, len(audio) / 16000, options.get("temperature", 0.0), task or "transcribe")
+            words = info.words[0] if info.words is not None else None
+            return verbose_json(info, len(audio) / 16000, options.get("temperature", 0.0), task or "transcribe", words)
         return {"text": text}
 
     return app

@@ -46,8 +46,10 @@ def static_kv_attention(
     scaling: float | None = None,
     dropout: float = 0.0,
     **kwargs,
-) -> tuple[torch.Tensor, None]:
-    """Attention over the full static cache. query [B,H,S,D]; key/value [B,Hkv,T,D]; mask bool [B,1,S,T].
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Attention over the full static cache. query [B,H,S,D]; key/value [B,Hkv,T,D]; mask bool [B,1,S,T]. Returns
+    (output [B,S,H,Dv], None), or with ``keep_probs=True`` (output, the probabilities as computed: [B,Hkv,H/Hkv,S,T]; no
+    reshape, so that a graph that outputs a few of them adds few nodes).
 
     Keys and values with fewer rows than the query (an encoder-decoder's cross keys/values, one row per input, read
     by its beams' adjacent rows) are read once: each input's rows become query positions of one product."""
@@ -87,19 +89,21 @@ def static_kv_attention(
     out = torch.matmul(probs, value.unsqueeze(2))  # B, Hkv, group, S, Dv
     # contiguous like transformers' own attention functions: some models .view() the result
     out = out.reshape(bsz, n_heads, seq, value.shape[-1]).transpose(1, 2).contiguous()
-    return out, None
+    return out, probs if kwargs.get("keep_probs") else None
 
 
-def _rows_folded(module, query, key, value, attention_mask, scaling, dropout, **kwargs) -> tuple[torch.Tensor, None]:
+def _rows_folded(module, query, key, value, attention_mask, scaling, dropout, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
     """static_kv_attention with query [rows, H, S, D] over key/value [inputs, Hkv, T, D], ``rows / inputs`` adjacent
-    rows per input: [inputs, H, rows/inputs * S, D] queries, the mask folded alike; returns [rows, S, H, Dv]."""
+    rows per input: [inputs, H, rows/inputs * S, D] queries, the mask folded alike; returns ([rows, S, H, Dv], the
+    probabilities where kept: [inputs, Hkv, H/Hkv, rows/inputs * S, T])."""
     rows, heads, seq, dim = query.shape
     inputs = key.shape[0]
     q = query.reshape(inputs, -1, heads, seq, dim).transpose(1, 2).reshape(inputs, heads, -1, dim)
     mask = attention_mask.expand(rows, -1, seq, -1)
     mask = mask.reshape(inputs, -1, mask.shape[1], seq, mask.shape[-1]).transpose(1, 2).reshape(inputs, mask.shape[1], -1, mask.shape[-1])
-    out, _ = static_kv_attention(module, q, key, value, mask, scaling, dropout, **kwargs)  # [inputs, per_input * S, H, Dv]
-    return out.reshape(rows, seq, heads, out.shape[-1]), None
+    # out [inputs, per_input * S, H, Dv]; probs (where kept) [inputs, Hkv, H/Hkv, per_input * S, T], left folded
+    out, probs = static_kv_attention(module, q, key, value, mask, scaling, dropout, **kwargs)
+    return out.reshape(rows, seq, heads, out.shape[-1]), probs
 
 
 AttentionInterface.register(STATIC_KV_ATTENTION, static_kv_attention)
