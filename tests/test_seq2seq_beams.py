@@ -214,7 +214,7 @@ def test_server_completes_with_the_encoder_decoder(seq2seq_dir):
             r = post(prompt=PROMPTS[0], max_tokens=GEN, temperature=1e-5, seed=1)  # sampled, as greedy as it gets
             assert r.status_code == 200 and r.json()["choices"][0]["text"] == texts[0]
             for bad, param in (
-                (dict(stream=True), "stream"),
+                (dict(stream_options={"include_usage": True}), "stream_options"),
                 (dict(n=2), "n"),
                 (dict(stop=["x"]), "stop"),
                 (dict(prompt=[1, 2]), "prompt"),
@@ -228,3 +228,87 @@ def test_server_completes_with_the_encoder_decoder(seq2seq_dir):
         runner.stop()
     with pytest.raises(ValueError, match="encoder-decoder, served for /v1/completions: --draft_model do not apply; leave them out"):
         build_server(str(folder), None, 1, 32, 1, 1, draft_model=str(folder))
+
+
+def _events(response) -> list:
+    """A server-sent event stream's data: each JSON payload, then "[DONE]"."""
+    import json
+
+    datas = [line[len("data: ") :] for line in response.text.split("\n\n") if line.startswith("data: ")]
+    return [json.loads(d) for d in datas[:-1]] + [datas[-1]]
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_server_streams_completions(seq2seq_dir, num_beams):
+    """``stream: true``: greedy text in pieces as it is decoded (with beams, each completion whole), then each choice's
+    finish reason and the usage: the same text, reasons and counts as the answer without streaming."""
+    import httpx
+
+    from QEfficient.cloud.serve import build_server
+    from tests.helpers import serve_on_loopback
+
+    folder, _ = seq2seq_dir("bart", num_beams=num_beams)
+    app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=32, full_batch_size=1, num_cores=1)
+    body = {"prompt": PROMPTS, "max_tokens": GEN, "temperature": 0}
+    try:
+        with serve_on_loopback(app) as url:
+            whole = httpx.post(f"{url}/v1/completions", json=body, timeout=120).json()
+            stream = {"stream": True, "stream_options": {"include_usage": True}}
+            r = httpx.post(f"{url}/v1/completions", json=body | stream, timeout=120)
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream"), r.text
+            events = _events(r)
+    finally:
+        runner.stop()
+    assert events[-1] == "[DONE]" and events[-2]["choices"] == [] and events[-2]["usage"] == whole["usage"]
+    pieces = [c for e in events[:-2] for c in e["choices"]]
+    for i, choice in enumerate(whole["choices"]):
+        mine = [c for c in pieces if c["index"] == i]
+        assert "".join(c["text"] for c in mine) == choice["text"]
+        assert [c["finish_reason"] for c in mine] == [None] * (len(mine) - 1) + [choice["finish_reason"]]
+        if num_beams > 1:  # the completion in one piece, with its finish reason
+            assert len(mine) == 1
+    assert all(e["object"] == "text_completion" and e["id"] == events[0]["id"] for e in events[:-1])
+
+
+def test_text_pieces_hold_back_split_characters(seq2seq_dir):
+    """The server's streamer sends the text each token adds, holding it back while a character is split over tokens."""
+    from QEfficient.serving.seq2seq_app import TextPieces
+
+    _, tok = seq2seq_dir("bart")
+    text = "Café au lait, s'il vous plaît: ünïcödé ✓"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    pieces = []
+    streamer = TextPieces(tok, pieces.append)
+    streamer.put(np.array([[2]]))  # the start token: not text
+    for token in ids:
+        streamer.put(np.array([token]))
+    streamer.end()
+    assert "".join(pieces) == tok.decode(ids, skip_special_tokens=True) and len(pieces) > 5
+    assert all("\ufffd" not in p for p in pieces) and len(pieces) < len(ids)  # some characters took several tokens
+
+
+def test_generate_feeds_a_transformers_streamer(seq2seq_dir):
+    """``generate(streamer=...)`` hands a streamer what transformers' generate hands it: the start token, then each
+    step's token; beams are refused, as in transformers."""
+
+    class Collect:
+        def __init__(self) -> None:
+            self.values, self.ended = [], False
+
+        def put(self, value) -> None:
+            self.values.append(np.asarray(value).tolist())
+
+        def end(self) -> None:
+            self.ended = True
+
+    folder, tok = seq2seq_dir("bart")
+    hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    theirs, mine = Collect(), Collect()
+    with torch.no_grad():
+        hf.generate(**tok(PROMPTS[:1], return_tensors="pt"), max_new_tokens=GEN, do_sample=False, num_beams=1, streamer=theirs)
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.compile(ctx_len=32, num_cores=1)
+    model.generate(tok, PROMPTS[:1], generation_len=GEN, do_sample=False, num_beams=1, streamer=mine)
+    assert mine.values == theirs.values and mine.ended and theirs.ended and len(mine.values) > 2
+    with pytest.raises(ValueError, match="streamer cannot be used with beam search"):
+        model.generate(tok, PROMPTS[:1], generation_len=GEN, num_beams=2, streamer=Collect())

@@ -175,8 +175,15 @@ class Seq2SeqGeneration:
         # transformers fills a beam's sequence after its end with pad_token_id or, where that is 0 or unset, the end token
         self.fill = (rules.pad_token_id or rules.eos_token_ids[0]) if beams and rules.eos_token_ids else rules.pad_token_id
 
-    def generate(self, input_ids: np.ndarray, attention_mask: np.ndarray, generation_len: int | None, decode=None) -> CloudAI100ExecInfo:
-        """``generation_len``: the most new tokens (None: the checkpoint's maximum, within the compiled ctx_len)."""
+    def generate(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, generation_len: int | None, decode=None, streamer=None
+    ) -> CloudAI100ExecInfo:
+        """``generation_len``: the most new tokens (None: the checkpoint's maximum, within the compiled ctx_len).
+        ``streamer`` (greedy or sampled only): transformers' streamer protocol, ``put`` given each batch's start tokens
+        [inputs, 1], then each step's token per input [inputs] (the pad token after an input's end), ``end`` at the
+        end."""
+        if streamer is not None and self.beams is not None:
+            raise ValueError("A streamer cannot be used with beam search: pass num_beams=1 (greedy or sampled decoding).")
         start = time.perf_counter()
         # transformers forces its end token at its maximum length: the length asked for, else the checkpoint's
         force_eos_at = generation_len if generation_len is not None else self.rules.max_new_tokens
@@ -198,7 +205,9 @@ class Seq2SeqGeneration:
                 rows += self._beam_batch(ids, mask, generation_len, force_eos_at, stats, start)
             else:
                 batch_rngs = rngs[first : first + self.batch_size] if rngs else None
-                rows += self._batch(ids, mask, generation_len, force_eos_at, stats, start, batch_rngs)
+                rows += self._batch(ids, mask, generation_len, force_eos_at, stats, start, batch_rngs, streamer)
+        if streamer is not None:
+            streamer.end()
         end = time.perf_counter()
         width = max(len(r) for r in rows)
         padded = np.full((len(rows), width), self.fill, np.int64)
@@ -230,7 +239,7 @@ class Seq2SeqGeneration:
         return ids, mask
 
     def _batch(
-        self, ids: np.ndarray, mask: np.ndarray, generation_len: int, force_eos_at: int, stats: dict, start: float, rngs=None
+        self, ids: np.ndarray, mask: np.ndarray, generation_len: int, force_eos_at: int, stats: dict, start: float, rngs=None, streamer=None
     ) -> list[np.ndarray]:
         """Each input's decoder sequence (its start token first, up to and with its end token); sampled with each real
         input's generator in ``rngs`` where sampling."""
@@ -243,6 +252,8 @@ class Seq2SeqGeneration:
         eos = np.array(self.rules.eos_token_ids or (-1,))
         # every row steps at the same position (the decoder places its tokens by the cache's length)
         logits = self.decoder.run(sequences[:, :1], np.zeros((rows, 1), np.int64))
+        if streamer is not None:
+            streamer.put(sequences[:real, :1].copy())
         decode_start, n = time.perf_counter(), 1
         for step in range(generation_len):
             last = step == force_eos_at - 1
@@ -254,6 +265,8 @@ class Seq2SeqGeneration:
                 chosen[:real] = [draw(kept[j : j + 1], rng)[0] for j, rng in enumerate(rngs)]
             token = np.where(done, self.rules.pad_token_id, chosen)
             sequences[:, n] = token
+            if streamer is not None:
+                streamer.put(token[:real].copy())
             n += 1
             done |= np.isin(token, eos)
             if step == 0:

@@ -138,6 +138,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         top_k: int | None = None,
         top_p: float | None = None,
         seed: int | None = None,
+        streamer=None,
     ) -> CloudAI100ExecInfo:
         """Outputs for ``prompts`` (tokenized by ``tokenizer``, padded) or ``inputs`` (a tokenizer's output: input_ids
         and attention_mask). ``generation_len``: the most new tokens (None: the checkpoint's maximum, within the
@@ -150,7 +151,9 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         ``generated_ids[i]``: batch i's decoder sequences (start token first, padded; with beams, each input's
         ``num_return_sequences`` best in turn); ``generated_texts[i]``: their text, where a tokenizer is given.
         transformers' spelling works too: ``generate(**tokenizer(texts, return_tensors="pt", padding=True),
-        max_new_tokens=40)`` (``token_type_ids``, which some tokenizers add, is not read: these models take none)."""
+        max_new_tokens=40)`` (``token_type_ids``, which some tokenizers add, is not read: these models take none).
+        ``streamer``: a transformers streamer (``TextStreamer``, ``TextIteratorStreamer``: one input), given the tokens as
+        they are decoded, greedy or sampled (not with beams, as in transformers)."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         tokenizer, inputs = _transformers_spelling(tokenizer, prompts, inputs, input_ids, attention_mask)
@@ -196,7 +199,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         decode = (lambda row: tokenizer.decode(row, skip_special_tokens=True)) if tokenizer is not None else None
         shared = bool(decoder_manifest.get("shared_cross"))
         generation = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams, shared, sampling)
-        info = generation.generate(ids, mask, generation_len, decode)
+        info = generation.generate(ids, mask, generation_len, decode, streamer)
         if stream:
             print_perf(info)
         return info

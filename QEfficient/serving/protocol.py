@@ -186,7 +186,7 @@ def _stop_strings(body: dict) -> list[str]:
     return stop
 
 
-def _streaming(body: dict) -> tuple[bool, bool, bool]:
+def streaming_options(body: dict) -> tuple[bool, bool, bool]:
     """(stream, include_usage, vLLM's continuous_usage_stats: the usage so far in every chunk, with include_usage)."""
     stream = boolean(body, "stream")
     options = body.get("stream_options")
@@ -403,7 +403,7 @@ class RequestParser:
     def _options(self, body: dict, top: int | None, chat: bool) -> Call:
         """Everything but the prompts, checked before anything is tokenized; a Call with one template job."""
         n = self._common(body)
-        stream, include_usage, continuous_usage = _streaming(body)
+        stream, include_usage, continuous_usage = streaming_options(body)
         tools = requested_tools(body, self.tool_call_parser) if chat else None
         seed = number(body, "seed", int, None, low=-INT64, high=INT64 - 1)
         top_k = number(body, "top_k", int, None, low=-1)  # vLLM's extension: -1 or 0 keeps every token

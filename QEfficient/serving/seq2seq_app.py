@@ -3,28 +3,31 @@ encoder's input and the completion the decoder's output, as transformers' ``gene
 (its own beam search and generation rules, or sampling where the request sets a temperature above 0).
 
 Routes: GET /health, GET /v1/models, POST /v1/completions (``prompt`` a string or a list of strings, ``max_tokens``,
-``temperature``, ``top_p``, ``top_k``, ``seed``; ``n`` 1, no streaming, no ``stop``, ``echo`` or ``logprobs``: each is
-refused with what to send instead). These models have no chat template, so /v1/chat/completions says to use
-/v1/completions. Requests run one at a time on a worker thread, so /health keeps answering.
+``temperature``, ``top_p``, ``top_k``, ``seed``, ``stream`` with ``stream_options.include_usage``; ``n`` 1, no
+``stop``, ``echo`` or ``logprobs``: each is refused with what to send instead). Streamed, greedy and sampled text comes
+as it is decoded, prompt after prompt; a checkpoint that decodes with beams sends each completion whole. These models
+have no chat template, so /v1/chat/completions says to use /v1/completions. Requests run one at a time on a worker
+thread, so /health keeps answering.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
 
 from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.protocol import APIError, number, parse_json
+from QEfficient.serving.protocol import APIError, number, parse_json, streaming_options
 from QEfficient.serving.runner import NoRunner
 
 MAX_PROMPTS = 64
 _REFUSED = {
-    "stream": 'Completions of encoder-decoders are not streamed here: leave out "stream".',
     "stop": 'Stop strings are not applied to encoder-decoders here: leave out "stop" (the model ends at its end token).',
     "echo": '"echo" is not supported for encoder-decoders (the prompt is the encoder\'s input, not part of the output).',
     "logprobs": '"logprobs" are not given for encoder-decoders here: leave it out.',
@@ -76,6 +79,34 @@ def _options(body: dict, generation_config, max_tokens: int) -> dict:
     return options
 
 
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+
+
+class TextPieces:
+    """A transformers streamer (put / end) for one input: the text its tokens add, handed to ``emit`` as it grows (held
+    back while it ends inside a character, or while a later token rewrites earlier text)."""
+
+    def __init__(self, tokenizer, emit) -> None:
+        self.tokenizer, self.emit = tokenizer, emit
+        self.tokens: list[int] = []
+        self.text = ""
+        self.started = False
+
+    def put(self, value) -> None:
+        if not self.started:  # the decoder's start token
+            self.started = True
+            return
+        self.tokens += [int(t) for t in np.asarray(value).reshape(-1)]
+        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+        if len(text) > len(self.text) and text.startswith(self.text) and not text.endswith("\ufffd"):
+            self.emit(text[len(self.text) :])
+            self.text = text
+
+    def end(self) -> None:
+        pass
+
+
 def create_seq2seq_app(
     model, tokenizer, model_id: str, max_tokens: int, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES
 ) -> FastAPI:
@@ -106,6 +137,11 @@ def create_seq2seq_app(
         longest = max(len(ids) for ids in prompt_ids)
         if max_input and longest > max_input:
             raise APIError(400, f"A prompt has {longest} tokens; this model reads at most {max_input}: shorten it.", "prompt")
+        stream, include_usage, _ = streaming_options(body)
+        head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": name or model_id}
+        prompt_tokens = sum(len(ids) for ids in prompt_ids)
+        if stream:
+            return await streamed(prompts, options, head, prompt_tokens if include_usage else None)
         async with lock:
             try:
                 info = await asyncio.to_thread(model.generate, tokenizer, prompts, **options)
@@ -114,24 +150,70 @@ def create_seq2seq_app(
         rows = [row for batch in info.generated_ids for row in batch]
         choices, completion_tokens = [], 0
         for i, (row, text) in enumerate(zip(rows, info.texts)):
-            generated = row[1:]  # after the decoder's start token
-            ends = np.flatnonzero(np.isin(generated, eos))
-            count = int(ends[0]) + 1 if len(ends) else int((generated != pad).sum())
+            finish, count = ending(row, options["generation_len"])
             completion_tokens += count
-            # an end token at max_tokens may be the checkpoint's forced one (BART's, Marian's): the length stopped it
-            cut = options["generation_len"] is not None and count >= options["generation_len"]
-            finish = "stop" if len(ends) and not cut else "length"
             choices.append({"index": i, "text": text, "logprobs": None, "finish_reason": finish})
-        prompt_tokens = sum(len(ids) for ids in prompt_ids)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
-        return {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": name or model_id,
-            "choices": choices,
-            "usage": usage,
-        }
+        return head | {"choices": choices, "usage": _usage(prompt_tokens, completion_tokens)}
+
+    def ending(row: np.ndarray, generation_len: int | None) -> tuple[str, int]:
+        """A decoder sequence's finish reason and generated tokens (after its start token, up to and with its end)."""
+        generated = row[1:]
+        ends = np.flatnonzero(np.isin(generated, eos))
+        count = int(ends[0]) + 1 if len(ends) else int((generated != pad).sum())
+        # an end token at max_tokens may be the checkpoint's forced one (BART's, Marian's): the length stopped it
+        cut = generation_len is not None and count >= generation_len
+        return ("stop" if len(ends) and not cut else "length"), count
+
+    async def streamed(prompts: list[str], options: dict, head: dict, prompt_tokens: int | None) -> StreamingResponse:
+        """Server-sent events as vLLM sends them: text pieces as they are decoded (each prompt in turn), each choice's
+        finish reason, the usage where asked, then [DONE]. The lock is held until the worker thread is done, even when
+        the client leaves first."""
+        loop, queue = asyncio.get_running_loop(), asyncio.Queue()
+        beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
+
+        def send(*item) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def work() -> None:  # on the worker thread
+            try:
+                for i, prompt in enumerate(prompts):
+                    streamer = None if beams else TextPieces(tokenizer, lambda piece, i=i: send("text", i, piece))
+                    info = model.generate(tokenizer, [prompt], streamer=streamer, **options)
+                    send("done", i, info)
+            except (ValueError, NotImplementedError) as err:
+                send("error", str(err))
+            finally:
+                send("end")
+
+        await lock.acquire()
+        job = asyncio.ensure_future(asyncio.to_thread(work))
+        job.add_done_callback(lambda _: lock.release())
+
+        def event(choices: list[dict], **more) -> str:
+            return f"data: {json.dumps(head | {'choices': choices} | more)}\n\n"
+
+        async def events():
+            sent, completion_tokens = [""] * len(prompts), 0
+            while (item := await queue.get())[0] != "end":
+                kind, *rest = item
+                if kind == "text":
+                    i, piece = rest
+                    sent[i] += piece
+                    yield event([{"index": i, "text": piece, "logprobs": None, "finish_reason": None}])
+                elif kind == "done":
+                    i, info = rest
+                    finish, count = ending(info.generated_ids[0][0], options["generation_len"])
+                    completion_tokens += count
+                    text = info.texts[0]  # what the pieces did not give yet (all of it, with beams)
+                    rest_text = text[len(sent[i]) :] if text.startswith(sent[i]) else ""
+                    yield event([{"index": i, "text": rest_text, "logprobs": None, "finish_reason": finish}])
+                else:  # the request failed after its first byte: vLLM's error event
+                    yield f"data: {json.dumps({'error': {'message': rest[0], 'type': 'BadRequestError', 'code': 400}})}\n\n"
+            if prompt_tokens is not None:
+                yield event([], usage=_usage(prompt_tokens, completion_tokens))
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     return app
 
