@@ -272,7 +272,7 @@ def test_server_streams_completions(seq2seq_dir, num_beams):
 
 def test_text_pieces_hold_back_split_characters(seq2seq_dir):
     """The server's streamer sends the text each token adds, holding it back while a character is split over tokens."""
-    from QEfficient.serving.seq2seq_app import TextPieces
+    from QEfficient.serving.worker_stream import TextPieces
 
     _, tok = seq2seq_dir("bart")
     text = "Café au lait, s'il vous plaît: ünïcödé ✓"

@@ -325,3 +325,51 @@ def test_server_transcribes_uploads_like_transformers(tiny_whisper):
         assert httpx.get(f"{url}/health", timeout=5).json()["status"] == "ok"
     with pytest.raises(ValueError, match=r"do not fit the config as hf_overrides changed it \(max_target_positions\)"):
         build_server(str(folder), None, 1, 40, 1, 1, hf_overrides={"max_target_positions": 24})  # the position table's rows
+
+
+def _wav_bytes(samples: np.ndarray) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return out.getvalue()
+
+
+def test_server_streams_transcriptions(tiny_whisper):
+    """``stream=true`` (vLLM's transcription chunks): each 30 s window's text as it is decided, then the finish reason
+    and the usage; the pieces make the text the same request gives without streaming."""
+    import json
+
+    import httpx
+
+    folder, _, _ = tiny_whisper(True)
+    speech = read_wav(DATA / "speech16k.wav")
+    wav = _wav_bytes(np.tile(speech, 9)[: 16000 * 65])  # three windows
+    with _served(folder) as (url, _, _):
+
+        def post(path="transcriptions", **data) -> httpx.Response:
+            return httpx.post(f"{url}/v1/audio/{path}", files={"file": ("a.wav", wav, "audio/wav")}, data=data, timeout=300)
+
+        whole = post(language="en").json()["text"]
+        r = post(language="en", stream="true", stream_include_usage="true")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream"), r.text
+        datas = [line[len("data: ") :] for line in r.text.split("\n\n") if line.startswith("data: ")]
+        assert datas[-1] == "[DONE]"
+        events = [json.loads(d) for d in datas[:-1]]
+        pieces = [e["choices"][0] for e in events if e["choices"]]
+        assert "".join(p["delta"]["content"] for p in pieces) == whole
+        assert [p.get("finish_reason") for p in pieces] == [None] * (len(pieces) - 1) + ["stop"] and len(pieces) >= 3
+        assert {e["object"] for e in events} == {"transcription.chunk"} and len({e["id"] for e in events}) == 1
+        usage = events[-1]["usage"]
+        assert (
+            usage["prompt_tokens"] == 3 * 1500
+            and 0 < usage["completion_tokens"]
+            and usage["total_tokens"] == sum(usage[k] for k in ("prompt_tokens", "completion_tokens"))
+        )
+        translated = post("translations", language="de", stream="true")
+        assert translated.status_code == 200 and '"object": "translation.chunk"' in translated.text
+        for bad, message in (({"response_format": "srt"}, "use response_format json or text"), ({}, "must be true or false")):
+            r = post(**({"stream": "yes"} if not bad else {"stream": "true", **bad}))
+            assert r.status_code == 400 and message in r.json()["error"]["message"], r.text

@@ -239,12 +239,14 @@ class SpeechSeq2SeqGeneration:
         longform: LongFormSettings | None = None,
         token_timestamps: bool = False,
         alignment_frames: np.ndarray | None = None,
+        on_segments=None,
     ) -> CloudAI100ExecInfo:
         """``features`` [N, n_mels, frames >= 3000]; ``num_frames`` each audio's real frames (default: all);
         ``language_ids`` one per audio (None: given by the config or detected); ``longform`` the fallback, silence and
         prompt options (default: none). ``token_timestamps``: each token's time (the decoder graph must output its
         alignment heads' attention), the attention read up to ``alignment_frames`` per audio (its attention mask's
-        frames, as transformers reads them; default: the whole window)."""
+        frames, as transformers reads them; default: the whole window). ``on_segments(audio, segments)`` is called as
+        each window's segments are decided (after any fallback), in order: a stream's pieces."""
         start = time.perf_counter()
         d, lf = self.decoding, longform or LongFormSettings()
         n_audio = len(features)
@@ -297,6 +299,8 @@ class SpeechSeq2SeqGeneration:
                         segment.temperature, segment.avg_logprob = temperature, out.avg_logprob
                         segment.no_speech_prob, segment.compression_ratio = out.no_speech_prob, ratio
                     segments[r].extend(window_segs)
+                    if on_segments is not None:
+                        on_segments(int(r), window_segs)
                     seek[r] += offset
         end = time.perf_counter()
         kept = [s[1:] if prompt_segment else s for s in segments]

@@ -168,6 +168,7 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         seed: int | None = None,
         return_segments: bool = False,
         return_token_timestamps: bool = False,
+        on_segments=None,
     ) -> CloudAI100ExecInfo:
         """Transcription of ``inputs`` (a WhisperProcessor's output, or its ``input_features``
         [N, n_mels, 3000]). ``language`` (a code, name or ``<|xx|>``; one per audio or one for all),
@@ -187,7 +188,8 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         segments' do not); with ``return_segments`` each segment has its ``token_timestamps``. transformers' times of an
         audio that ends before others depend on its batch (it reads the padding fed after the end, up to the batch's
         longest row): they are equal here when the call's audios fit one compiled ``batch_size``; with beams, each
-        hypothesis is read alone (transformers reads another beam past a shorter one)."""
+        hypothesis is read alone (transformers reads another beam past a shorter one). ``on_segments(audio, segments)``
+        is called as each 30 s window's segments are decided (``segment.tokens``, ``start``, ``end``), for streaming."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         if write_io or streamer is not None or (device_ids is not None and len(device_ids) > 1):
@@ -258,6 +260,7 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
             longform,
             return_token_timestamps,
             alignment_frames,
+            on_segments,
         )
         info.segments = [[self._segment(s, decode) for s in audio] for audio in info.segments] if return_segments else None
         if stream:

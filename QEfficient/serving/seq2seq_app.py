@@ -25,6 +25,7 @@ from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError, number, parse_json, streaming_options
 from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.worker_stream import TextPieces, error_event, worker_items
 
 MAX_PROMPTS = 64
 _REFUSED = {
@@ -81,30 +82,6 @@ def _options(body: dict, generation_config, max_tokens: int) -> dict:
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
-
-
-class TextPieces:
-    """A transformers streamer (put / end) for one input: the text its tokens add, handed to ``emit`` as it grows (held
-    back while it ends inside a character, or while a later token rewrites earlier text)."""
-
-    def __init__(self, tokenizer, emit) -> None:
-        self.tokenizer, self.emit = tokenizer, emit
-        self.tokens: list[int] = []
-        self.text = ""
-        self.started = False
-
-    def put(self, value) -> None:
-        if not self.started:  # the decoder's start token
-            self.started = True
-            return
-        self.tokens += [int(t) for t in np.asarray(value).reshape(-1)]
-        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
-        if len(text) > len(self.text) and text.startswith(self.text) and not text.endswith("\ufffd"):
-            self.emit(text[len(self.text) :])
-            self.text = text
-
-    def end(self) -> None:
-        pass
 
 
 def create_seq2seq_app(
@@ -168,33 +145,22 @@ def create_seq2seq_app(
         """Server-sent events as vLLM sends them: text pieces as they are decoded (each prompt in turn), each choice's
         finish reason, the usage where asked, then [DONE]. The lock is held until the worker thread is done, even when
         the client leaves first."""
-        loop, queue = asyncio.get_running_loop(), asyncio.Queue()
         beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
 
-        def send(*item) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+        def work(send) -> None:  # on the worker thread
+            for i, prompt in enumerate(prompts):
+                streamer = None if beams else TextPieces(tokenizer, lambda piece, i=i: send("text", i, piece))
+                info = model.generate(tokenizer, [prompt], streamer=streamer, **options)
+                send("done", i, info)
 
-        def work() -> None:  # on the worker thread
-            try:
-                for i, prompt in enumerate(prompts):
-                    streamer = None if beams else TextPieces(tokenizer, lambda piece, i=i: send("text", i, piece))
-                    info = model.generate(tokenizer, [prompt], streamer=streamer, **options)
-                    send("done", i, info)
-            except (ValueError, NotImplementedError) as err:
-                send("error", str(err))
-            finally:
-                send("end")
-
-        await lock.acquire()
-        job = asyncio.ensure_future(asyncio.to_thread(work))
-        job.add_done_callback(lambda _: lock.release())
+        items = await worker_items(lock, work)
 
         def event(choices: list[dict], **more) -> str:
             return f"data: {json.dumps(head | {'choices': choices} | more)}\n\n"
 
         async def events():
             sent, completion_tokens = [""] * len(prompts), 0
-            while (item := await queue.get())[0] != "end":
+            async for item in items:
                 kind, *rest = item
                 if kind == "text":
                     i, piece = rest
@@ -208,7 +174,7 @@ def create_seq2seq_app(
                     rest_text = text[len(sent[i]) :] if text.startswith(sent[i]) else ""
                     yield event([{"index": i, "text": rest_text, "logprobs": None, "finish_reason": finish}])
                 else:  # the request failed after its first byte: vLLM's error event
-                    yield f"data: {json.dumps({'error': {'message': rest[0], 'type': 'BadRequestError', 'code': 400}})}\n\n"
+                    yield error_event(rest[0])
             if prompt_tokens is not None:
                 yield event([], usage=_usage(prompt_tokens, completion_tokens))
             yield "data: [DONE]\n\n"

@@ -4,7 +4,8 @@ Routes: GET /health, GET /v1/models, POST /v1/audio/transcriptions and /v1/audio
 OpenAI's; multipart form: ``file`` a 16 kHz
 WAV, optional ``model``, ``language``, ``response_format`` (json, text, or with segment times verbose_json, srt,
 vtt), ``timestamp_granularities[]`` (segment, the default, and/or word: verbose_json's ``words``, timed from the
-checkpoint's alignment heads), ``prompt`` (text before the audio's, as
+checkpoint's alignment heads), ``stream`` (with json or text: vLLM's transcription chunks, each 30 s window's text as it
+is decided; ``stream_include_usage``), ``prompt`` (text before the audio's, as
 Whisper's ``prompt_ids``) and ``temperature`` (0, the default: greedy; above 0 sampled at it, as vLLM does)). The form is parsed with the
 standard library's MIME parser (no multipart dependency); transcriptions run one at a time on a
 worker thread, so /health keeps answering.
@@ -15,13 +16,18 @@ from __future__ import annotations
 import asyncio
 import email.parser
 import email.policy
+import json
+import time
+import uuid
 
+import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.worker_stream import TextPieces, error_event, worker_items
 from QEfficient.utils.audio import decode_wav
 
 DEFAULT_MAX_AUDIO_BYTES = 64 * 1024 * 1024  # 30 min of 16 kHz 16-bit mono
@@ -165,6 +171,11 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
             options.update(return_timestamps=True, return_segments="word" not in granularities or "segment" in granularities)
         if "word" in granularities:
             options["word_timestamps"] = True
+        if _flag(text_field, "stream"):
+            if response_format not in ("json", "text"):
+                raise APIError(400, "A stream gives the text as it is transcribed: use response_format json or text.", param="stream")
+            usage = _flag(text_field, "stream_include_usage")
+            return await streamed(audio, options, task, text_field.get("model") or model_id, usage)
         async with lock:
             try:
                 info = await asyncio.to_thread(model.transcribe, audio, processor, None, **options)
@@ -180,7 +191,56 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
             return verbose_json(info, len(audio) / 16000, options.get("temperature", 0.0), task or "transcribe", words)
         return {"text": text}
 
+    async def streamed(audio, options: dict, task: str | None, name: str, include_usage: bool) -> StreamingResponse:
+        """vLLM's transcription stream: each 30 s window's text as it is decided, then the finish reason, the usage where
+        asked (the encoder's audio positions as prompt tokens), then [DONE]."""
+        kind = "translation.chunk" if task == "translate" else "transcription.chunk"
+        head = {"id": f"trsc-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()), "model": name}
+
+        def work(send) -> None:  # on the worker thread
+            pieces = TextPieces(processor.tokenizer, lambda piece: send("text", piece), skip_first_put=False)
+
+            def on_segments(_audio: int, segments: list) -> None:
+                if segments:
+                    pieces.add(np.concatenate([s.tokens for s in segments]))
+
+            send("done", model.transcribe(audio, processor, None, on_segments=on_segments, **options), pieces.text)
+
+        items = await worker_items(lock, work)
+
+        def event(choices: list[dict], **more) -> str:
+            return f"data: {json.dumps(head | {'choices': choices} | more)}\n\n"
+
+        async def events():
+            async for kind, *rest in items:
+                if kind == "text":
+                    yield event([{"delta": {"content": rest[0]}}])
+                elif kind == "done":
+                    info, sent = rest
+                    text = info.texts[0]
+                    tail = text[len(sent) :] if text.startswith(sent) else ""
+                    yield event([{"delta": {"content": tail}, "finish_reason": "stop", "stop_reason": None}])
+                    if include_usage:
+                        windows = -(-len(audio) // (16000 * 30))
+                        prompt = windows * model.config.max_source_positions
+                        generated = int((info.generated_ids[0][0] != model.hf.generation_config.pad_token_id).sum())
+                        usage = {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
+                        yield event([], usage=usage)
+                else:
+                    yield error_event(rest[0])
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
     return app
+
+
+def _flag(fields: dict[str, str], name: str) -> bool:
+    """A form's boolean field (true/false, as a multipart form writes it)."""
+    value = fields.get(name, "").lower()
+    if value not in ("", "true", "false", "1", "0"):
+        raise APIError(400, f"'{name}' must be true or false, got '{fields[name]}'.", param=name)
+    return value in ("true", "1")
 
 
 def open_speech_app(
