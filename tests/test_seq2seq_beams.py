@@ -238,53 +238,80 @@ def _events(response) -> list:
     return [json.loads(d) for d in datas[:-1]] + [datas[-1]]
 
 
+def _wordy(folder, tok):
+    """The tiny model at ``folder`` made to write words: its head biased against every token that is not a space
+    followed by letters (its text then streams in pieces, as a trained model's does)."""
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    pieces = {i: tok.decode([i]) for i in range(len(tok))}
+    words = [i for i, p in pieces.items() if p.startswith(" ") and p[1:].isalpha() and p.isascii()]
+    assert len(words) > 5
+    with torch.no_grad():
+        model.final_logits_bias.fill_(-1e4)
+        model.final_logits_bias[0, words] = 0.0
+        model.final_logits_bias[0, tok.eos_token_id] = -2.0
+    model.save_pretrained(folder)
+    return folder
+
+
 @pytest.mark.parametrize("num_beams", [1, 3])
 def test_server_streams_completions(seq2seq_dir, num_beams):
-    """``stream: true``: greedy text in pieces as it is decoded (with beams, each completion whole), then each choice's
-    finish reason and the usage: the same text, reasons and counts as the answer without streaming."""
+    """``stream: true``: greedy or seeded sampled text in pieces as it is decoded (with beams, each completion whole),
+    then each choice's finish reason and the usage: the same text, reasons and counts as the answer without streaming;
+    the prompts share one generate() call, so their seeds are the same too."""
     import httpx
 
     from QEfficient.cloud.serve import build_server
     from tests.helpers import serve_on_loopback
 
-    folder, _ = seq2seq_dir("bart", num_beams=num_beams)
-    app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=32, full_batch_size=1, num_cores=1)
-    body = {"prompt": PROMPTS, "max_tokens": GEN, "temperature": 0}
+    folder, tok = seq2seq_dir("bart", num_beams=num_beams)
+    _wordy(folder, tok)
+    app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=32, full_batch_size=2, num_cores=1)
+    prompts = [*PROMPTS, PROMPTS[0]]  # three prompts: two batches of the compiled two rows
+    cases = [{"temperature": 0}] + ([{"temperature": 0.8, "seed": 5}] if num_beams == 1 else [])
     try:
         with serve_on_loopback(app) as url:
-            whole = httpx.post(f"{url}/v1/completions", json=body, timeout=120).json()
-            stream = {"stream": True, "stream_options": {"include_usage": True}}
-            r = httpx.post(f"{url}/v1/completions", json=body | stream, timeout=120)
-            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream"), r.text
-            events = _events(r)
+            for options in cases:
+                body = {"prompt": prompts, "max_tokens": GEN, **options}
+                whole = httpx.post(f"{url}/v1/completions", json=body, timeout=120).json()
+                stream = {"stream": True, "stream_options": {"include_usage": True}}
+                r = httpx.post(f"{url}/v1/completions", json=body | stream, timeout=120)
+                assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream"), r.text
+                events = _events(r)
+                assert events[-1] == "[DONE]" and events[-2]["choices"] == [] and events[-2]["usage"] == whole["usage"]
+                pieces = [c for e in events[:-2] for c in e["choices"]]
+                for i, choice in enumerate(whole["choices"]):
+                    mine = [c for c in pieces if c["index"] == i]
+                    assert "".join(c["text"] for c in mine) == choice["text"] and " " in choice["text"], options
+                    assert [c["finish_reason"] for c in mine] == [None] * (len(mine) - 1) + [choice["finish_reason"]]
+                    assert len(mine) == 1 if num_beams > 1 else len(mine) > 2  # beams: whole; else word by word
+                assert all(e["object"] == "text_completion" and e["id"] == events[0]["id"] for e in events[:-1])
     finally:
         runner.stop()
-    assert events[-1] == "[DONE]" and events[-2]["choices"] == [] and events[-2]["usage"] == whole["usage"]
-    pieces = [c for e in events[:-2] for c in e["choices"]]
-    for i, choice in enumerate(whole["choices"]):
-        mine = [c for c in pieces if c["index"] == i]
-        assert "".join(c["text"] for c in mine) == choice["text"]
-        assert [c["finish_reason"] for c in mine] == [None] * (len(mine) - 1) + [choice["finish_reason"]]
-        if num_beams > 1:  # the completion in one piece, with its finish reason
-            assert len(mine) == 1
-    assert all(e["object"] == "text_completion" and e["id"] == events[0]["id"] for e in events[:-1])
 
 
-def test_text_pieces_hold_back_split_characters(seq2seq_dir):
-    """The server's streamer sends the text each token adds, holding it back while a character is split over tokens."""
-    from QEfficient.serving.worker_stream import TextPieces
+def test_text_pieces_hold_back_split_characters_and_open_words(seq2seq_dir):
+    """The server's pieces: the text as far as later tokens cannot change it (up to the last space, never a split
+    character, as transformers' TextStreamer prints), the rest from the final text; one streamer over batches."""
+    from QEfficient.serving.worker_stream import RowsStreamer, TextPieces
 
     _, tok = seq2seq_dir("bart")
-    text = "Café au lait, s'il vous plaît: ünïcödé ✓"
+    text = "Café au lait, s'il vous plaît: ünïcödé ✓ and more"
     ids = tok(text, add_special_tokens=False)["input_ids"]
     pieces = []
-    streamer = TextPieces(tok, pieces.append)
-    streamer.put(np.array([[2]]))  # the start token: not text
+    stream = TextPieces(tok, pieces.append)
     for token in ids:
-        streamer.put(np.array([token]))
-    streamer.end()
-    assert "".join(pieces) == tok.decode(ids, skip_special_tokens=True) and len(pieces) > 5
-    assert all("\ufffd" not in p for p in pieces) and len(pieces) < len(ids)  # some characters took several tokens
+        stream.add([token])
+    final = tok.decode(ids, skip_special_tokens=True)
+    assert "".join(pieces) + stream.rest(final) == final and len(pieces) > 5
+    assert all("\ufffd" not in p and p.endswith(" ") for p in pieces) and stream.rest(final) == "more"
+    assert stream.rest("Café au lait, s'IL") == "IL"  # a final text that changed a sent word: what follows their common start
+    rows = []
+    streamer = RowsStreamer(tok, lambda row, piece: rows.append((row, piece)))
+    for batch in ([ids[:6], ids[:6]], [ids[:6]]):  # two batches of 2 and 1 rows
+        streamer.put(np.zeros((len(batch), 1), np.int64))
+        for step in range(6):
+            streamer.put(np.array([b[step] for b in batch]))
+    assert {row for row, _ in rows} == {0, 1, 2} and "".join(p for r, p in rows if r == 2) == "".join(p for r, p in rows if r == 0)
 
 
 def test_generate_feeds_a_transformers_streamer(seq2seq_dir):

@@ -360,7 +360,8 @@ def test_server_streams_transcriptions(tiny_whisper):
         events = [json.loads(d) for d in datas[:-1]]
         pieces = [e["choices"][0] for e in events if e["choices"]]
         assert "".join(p["delta"]["content"] for p in pieces) == whole
-        assert [p.get("finish_reason") for p in pieces] == [None] * (len(pieces) - 1) + ["stop"] and len(pieces) >= 3
+        assert [p.get("finish_reason") for p in pieces] == [None] * (len(pieces) - 1) + ["stop"]
+        assert len([p for p in pieces if p["delta"]["content"]]) >= 3  # a piece per window
         assert {e["object"] for e in events} == {"transcription.chunk"} and len({e["id"] for e in events}) == 1
         usage = events[-1]["usage"]
         assert (

@@ -25,7 +25,7 @@ from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError, number, parse_json, streaming_options
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.worker_stream import TextPieces, error_event, worker_items
+from QEfficient.serving.worker_stream import RowsStreamer, error_event, worker_items
 
 MAX_PROMPTS = 64
 _REFUSED = {
@@ -142,41 +142,41 @@ def create_seq2seq_app(
         return ("stop" if len(ends) and not cut else "length"), count
 
     async def streamed(prompts: list[str], options: dict, head: dict, prompt_tokens: int | None) -> StreamingResponse:
-        """Server-sent events as vLLM sends them: text pieces as they are decoded (each prompt in turn), each choice's
-        finish reason, the usage where asked, then [DONE]. The lock is held until the worker thread is done, even when
-        the client leaves first."""
+        """Server-sent events as vLLM sends them: each choice's text in pieces as it is decoded (one generate() call for
+        every prompt, as without streaming: the same batches and seeds), then each choice's finish reason, the usage
+        where asked, then [DONE]; a failure ends it with vLLM's error event. The lock is held until the worker thread
+        is done, even when the client leaves first."""
         beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
 
         def work(send) -> None:  # on the worker thread
-            for i, prompt in enumerate(prompts):
-                streamer = None if beams else TextPieces(tokenizer, lambda piece, i=i: send("text", i, piece))
-                info = model.generate(tokenizer, [prompt], streamer=streamer, **options)
-                send("done", i, info)
+            streamer = None if beams else RowsStreamer(tokenizer, lambda row, piece: send("text", row, piece))
+            send("done", model.generate(tokenizer, prompts, streamer=streamer, **options), streamer)
 
         items = await worker_items(lock, work)
 
         def event(choices: list[dict], **more) -> str:
             return f"data: {json.dumps(head | {'choices': choices} | more)}\n\n"
 
+        def choice(index: int, text: str, finish: str | None) -> dict:
+            return {"index": index, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
+
         async def events():
-            sent, completion_tokens = [""] * len(prompts), 0
-            async for item in items:
-                kind, *rest = item
+            async for kind, *rest in items:
                 if kind == "text":
-                    i, piece = rest
-                    sent[i] += piece
-                    yield event([{"index": i, "text": piece, "logprobs": None, "finish_reason": None}])
+                    yield event([choice(*rest, None)])
                 elif kind == "done":
-                    i, info = rest
-                    finish, count = ending(info.generated_ids[0][0], options["generation_len"])
-                    completion_tokens += count
-                    text = info.texts[0]  # what the pieces did not give yet (all of it, with beams)
-                    rest_text = text[len(sent[i]) :] if text.startswith(sent[i]) else ""
-                    yield event([{"index": i, "text": rest_text, "logprobs": None, "finish_reason": finish}])
+                    info, streamer = rest
+                    rows = [row for batch in info.generated_ids for row in batch]
+                    completion_tokens = 0
+                    for i, (row, text) in enumerate(zip(rows, info.texts)):
+                        finish, count = ending(row, options["generation_len"])
+                        completion_tokens += count
+                        # what the pieces did not give yet (all of it, with beams)
+                        yield event([choice(i, streamer.rest(i, text) if streamer else text, finish)])
+                    if prompt_tokens is not None:
+                        yield event([], usage=_usage(prompt_tokens, completion_tokens))
                 else:  # the request failed after its first byte: vLLM's error event
-                    yield error_event(rest[0])
-            if prompt_tokens is not None:
-                yield event([], usage=_usage(prompt_tokens, completion_tokens))
+                    yield error_event(*rest)
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

@@ -198,13 +198,13 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
         head = {"id": f"trsc-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()), "model": name}
 
         def work(send) -> None:  # on the worker thread
-            pieces = TextPieces(processor.tokenizer, lambda piece: send("text", piece), skip_first_put=False)
+            pieces = TextPieces(processor.tokenizer, lambda piece: send("text", piece), open_words=False)  # windows end words
 
             def on_segments(_audio: int, segments: list) -> None:
                 if segments:
                     pieces.add(np.concatenate([s.tokens for s in segments]))
 
-            send("done", model.transcribe(audio, processor, None, on_segments=on_segments, **options), pieces.text)
+            send("done", model.transcribe(audio, processor, None, on_segments=on_segments, **options), pieces)
 
         items = await worker_items(lock, work)
 
@@ -216,18 +216,18 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
                 if kind == "text":
                     yield event([{"delta": {"content": rest[0]}}])
                 elif kind == "done":
-                    info, sent = rest
-                    text = info.texts[0]
-                    tail = text[len(sent) :] if text.startswith(sent) else ""
+                    info, pieces = rest
+                    tail = pieces.rest(info.texts[0])
                     yield event([{"delta": {"content": tail}, "finish_reason": "stop", "stop_reason": None}])
                     if include_usage:
+                        # the encoder's positions of the 30 s windows the audio spans (a window read again counts once)
                         windows = -(-len(audio) // (16000 * 30))
                         prompt = windows * model.config.max_source_positions
                         generated = int((info.generated_ids[0][0] != model.hf.generation_config.pad_token_id).sum())
                         usage = {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
                         yield event([], usage=usage)
                 else:
-                    yield error_event(rest[0])
+                    yield error_event(*rest)
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 _END = ("end",)
 
 
 async def worker_items(lock: asyncio.Lock, work: Callable[[Callable[..., None]], None]) -> AsyncIterator[tuple]:
     """Runs ``work(send)`` on a worker thread once ``lock`` is held, releasing it when the thread ends; returns the
-    items it ``send``s, in order, as an async iterator, then ``("error", message)`` where it raised ValueError or
-    NotImplementedError (a request the model refuses)."""
+    items it ``send``s, in order, as an async iterator, ending with ``("error", message, code)`` where it raised (400:
+    a request the model refuses, ValueError or NotImplementedError; 500: anything else, logged)."""
     loop, queue = asyncio.get_running_loop(), asyncio.Queue()
 
     def send(*item) -> None:
@@ -26,7 +29,10 @@ async def worker_items(lock: asyncio.Lock, work: Callable[[Callable[..., None]],
         try:
             work(send)
         except (ValueError, NotImplementedError) as err:
-            send("error", str(err))
+            send("error", str(err), 400)
+        except Exception as err:  # the stream has begun: the client learns of it from an error event
+            logger.exception("A streamed request failed")
+            send("error", f"The server failed while generating: {type(err).__name__}: {err}", 500)
         finally:
             send(*_END)
 
@@ -45,34 +51,77 @@ async def worker_items(lock: asyncio.Lock, work: Callable[[Callable[..., None]],
     return items()
 
 
-def error_event(message: str) -> str:
+def error_event(message: str, code: int = 400) -> str:
     """vLLM's event for a request that failed after its first byte."""
-    return f"data: {json.dumps({'error': {'message': message, 'type': 'BadRequestError', 'code': 400}})}\n\n"
+    kind = "BadRequestError" if code == 400 else "InternalServerError"
+    return f"data: {json.dumps({'error': {'message': message, 'type': kind, 'code': code}})}\n\n"
+
+
+def _printable_end(text: str) -> int:
+    """How much of ``text`` can be sent for good, as transformers' TextStreamer decides it: all of it after a newline
+    or a CJK character, else up to its last space (a later token may still change the word being written); never a
+    split character."""
+    if text.endswith("\ufffd"):
+        return 0
+    if text.endswith("\n") or (text and _is_cjk(ord(text[-1]))):
+        return len(text)
+    return text.rfind(" ") + 1
+
+
+def _is_cjk(cp: int) -> bool:
+    return any(a <= cp <= b for a, b in ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)))
 
 
 class TextPieces:
-    """The text tokens add, handed to ``emit`` as it grows (held back while it ends inside a character, or while a
-    later token rewrites earlier text). Also a transformers streamer (``put`` / ``end``) for one input, whose first
-    ``put`` is the decoder's start token."""
+    """One sequence's text, handed to ``emit`` in pieces as its tokens come (``add``), as far as later tokens cannot
+    change it (``open_words=False``: all of it but a split character, where each ``add`` ends a passage, as a Whisper
+    window does); ``rest(text)`` is what the final text adds."""
 
-    def __init__(self, tokenizer, emit: Callable[[str], None], skip_first_put: bool = True) -> None:
-        self.tokenizer, self.emit = tokenizer, emit
+    def __init__(self, tokenizer, emit: Callable[[str], None], open_words: bool = True) -> None:
+        self.tokenizer, self.emit, self.open_words = tokenizer, emit, open_words
         self.tokens: list[int] = []
-        self.text = ""
-        self.started = not skip_first_put
+        self.sent = ""
 
     def add(self, tokens) -> None:
         self.tokens += [int(t) for t in np.asarray(tokens).reshape(-1)]
         text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
-        if len(text) > len(self.text) and text.startswith(self.text) and not text.endswith("\ufffd"):
-            self.emit(text[len(self.text) :])
-            self.text = text
+        end = _printable_end(text) if self.open_words else (0 if text.endswith("\ufffd") else len(text))
+        if end > len(self.sent) and text.startswith(self.sent):
+            self.emit(text[len(self.sent) : end])
+            self.sent = text[:end]
+
+    def rest(self, text: str) -> str:
+        """What the final ``text`` adds to what was sent (past their common start, should a later token have changed an
+        earlier word)."""
+        common = 0
+        while common < min(len(text), len(self.sent)) and text[common] == self.sent[common]:
+            common += 1
+        return text[common:]
+
+
+class RowsStreamer:
+    """A transformers streamer (``put`` / ``end``) over every row of a generate() call, batch after batch: a 2-D put
+    ([rows, 1], the decoder's start tokens) begins the next batch's rows, a 1-D put ([rows]) is one step's tokens.
+    ``emit(row, piece)`` gets each row's text pieces (TextPieces)."""
+
+    def __init__(self, tokenizer, emit: Callable[[int, str], None]) -> None:
+        self.tokenizer, self.emit = tokenizer, emit
+        self.rows: dict[int, TextPieces] = {}
+        self.first, self.count = 0, 0
 
     def put(self, value) -> None:
-        if not self.started:  # the decoder's start token
-            self.started = True
+        value = np.asarray(value)
+        if value.ndim == 2:  # a batch begins
+            self.first, self.count = self.first + self.count, len(value)
             return
-        self.add(value)
+        for j, token in enumerate(value.reshape(-1)):
+            row = self.first + j
+            if row not in self.rows:
+                self.rows[row] = TextPieces(self.tokenizer, lambda piece, row=row: self.emit(row, piece))
+            self.rows[row].add([token])
 
     def end(self) -> None:
         pass
+
+    def rest(self, row: int, text: str) -> str:
+        return self.rows[row].rest(text) if row in self.rows else text
