@@ -415,6 +415,39 @@ class Seq2SeqDecoderGraphSpec(SpeechDecoderGraphSpec):
         return (ids, pos, mask, *rest)
 
 
+PIXEL_VALUES = "pixel_values"
+
+
+@dataclass(frozen=True)
+class VisionSeq2SeqEncoderGraphSpec:
+    """An image encoder-decoder's encoder graph (VisionEncoderDecoderModel: TrOCR, Donut, ViT-GPT2 captioners): the
+    image's pixels in, every decoder layer's cross-attention keys and values over its patches out."""
+
+    num_layers: int
+
+    input_names = (PIXEL_VALUES,)
+
+    @property
+    def output_names(self) -> list[str]:
+        return past_names(self.num_layers, "cross")
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {PIXEL_VALUES: {0: "batch_size"}, **{n: {0: "batch_size", 2: "encoder_seq_len"} for n in self.output_names}}
+
+    @staticmethod
+    def dummy_inputs(encoder_config) -> tuple:
+        import torch
+
+        size = encoder_config.image_size
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        return (torch.zeros(2, getattr(encoder_config, "num_channels", 3), height, width),)
+
+    @staticmethod
+    def specializations(batch_size: int, height: int, width: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "height": str(height), "width": str(width)}
+        return {"specializations": [{"name": "Encoder", "symbols": symbols}]}
+
+
 INPUT_VALUES = "input_values"
 
 

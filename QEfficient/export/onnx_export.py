@@ -38,6 +38,7 @@ from QEfficient.export.graph_specs import (
     SpeechDecoderGraphSpec,
     SpeechEncoderGraphSpec,
     VisionGraphSpec,
+    VisionSeq2SeqEncoderGraphSpec,
 )
 from QEfficient.export.retained_outputs import drop_retained_casts, scatter_cache_rows
 from QEfficient.export.shape_folding import fold_reshape_shapes, read_only_as_weights
@@ -263,6 +264,13 @@ def export_seq2seq_decoder_onnx(module, out_dir: Path, model_name: str) -> Path:
     args = spec.dummy_inputs(module)
     path = torchscript_export(module, args, out_dir / f"{model_name}.onnx", spec.input_names, spec.output_names, spec.dynamic_axes())
     return _with_row_scatters(path)
+
+
+def export_vision_seq2seq_encoder_onnx(module, out_dir: Path, model_name: str) -> Path:
+    """Export a QEffVisionSeq2SeqEncoder: pixel_values -> cross_key.i / cross_value.i."""
+    spec = VisionSeq2SeqEncoderGraphSpec(module.num_layers)
+    args = spec.dummy_inputs(module.encoder_config)
+    return torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
 
 
 def export_ctc_onnx(module, out_dir: Path, model_name: str) -> Path:

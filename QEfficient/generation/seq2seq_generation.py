@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS
+from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS, PIXEL_VALUES
 from QEfficient.generation.beam_search import BeamSearch, BeamSettings
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import draw, warped
@@ -159,9 +159,12 @@ class Seq2SeqGeneration:
         beams: BeamSettings | None = None,
         shared_cross: bool = False,
         sampling: Sampling | None = None,
+        pixels: bool = False,
     ) -> None:
         """``shared_cross``: the decoder graph reads one row of cross keys/values per input for all its beams (else
-        they are repeated per beam); ``sampling``: draw each token (transformers' warpers) instead of the likeliest."""
+        they are repeated per beam); ``sampling``: draw each token (transformers' warpers) instead of the likeliest;
+        ``pixels``: the encoder reads images (``input_ids`` is ``pixel_values``, no mask: every patch is visible)."""
+        self.pixels = pixels
         self.encoder, self.decoder, self.rules, self.cross_names = encoder_session, decoder_session, rules, cross_names
         self.beams, self.shared_cross, self.sampling = beams, shared_cross, sampling
         if beams is not None and sampling is not None:
@@ -224,6 +227,10 @@ class Seq2SeqGeneration:
         )
         return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics)
 
+    def _token_ids(self, ids: np.ndarray) -> np.ndarray:
+        """The encoder's token ids, which the encoder n-gram rule reads (none for images)."""
+        return np.zeros((len(ids), 0), np.int64) if self.pixels else ids
+
     def _start(self, ids: np.ndarray, mask: np.ndarray, per_input: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Encode a batch (padded to ``batch_size`` inputs) and bind its cross keys/values to the decoder, each input's
         ``per_input`` times (its beams, adjacent); returns the padded input ids and mask."""
@@ -231,7 +238,11 @@ class Seq2SeqGeneration:
         if real < self.batch_size:
             ids = np.concatenate([ids, np.repeat(ids[-1:], self.batch_size - real, 0)])
             mask = np.concatenate([mask, np.repeat(mask[-1:], self.batch_size - real, 0)])
-        cross = self.encoder.run(None, {INPUT_IDS: ids, ATTENTION_MASK: mask})
+        if self.pixels:
+            cross = self.encoder.run(None, {PIXEL_VALUES: ids})
+            mask = np.ones((len(ids), cross[0].shape[2]), np.int64)  # every patch
+        else:
+            cross = self.encoder.run(None, {INPUT_IDS: ids, ATTENTION_MASK: mask})
         if per_input > 1 and not self.shared_cross:
             cross = [np.repeat(value, per_input, 0) for value in cross]
         self.decoder.reset()
@@ -257,7 +268,7 @@ class Seq2SeqGeneration:
         decode_start, n = time.perf_counter(), 1
         for step in range(generation_len):
             last = step == force_eos_at - 1
-            scores = self.rules.scores(logits, sequences[:, :n], step, last, ids)
+            scores = self.rules.scores(logits, sequences[:, :n], step, last, self._token_ids(ids))
             chosen = scores.argmax(-1)
             if rngs:  # transformers' warpers after its processors, then one draw per real input
                 s = self.sampling
@@ -284,7 +295,7 @@ class Seq2SeqGeneration:
         """Each input's ``num_return_sequences`` best hypotheses (start token first), as transformers' beam search."""
         real, beams = len(ids), self.beams.num_beams
         ids, mask = self._start(ids, mask, beams)
-        encoder_ids = np.repeat(ids, beams, 0)
+        encoder_ids = np.repeat(self._token_ids(ids), beams, 0)
         search = BeamSearch(
             np.full((self.batch_size, 1), self.rules.decoder_start_token_id, np.int64),
             self.beams,

@@ -42,6 +42,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
 
     auto_class = AutoModelForSeq2SeqLM
     graph_kind = "seq2seq"
+    reads_images = False  # the encoder reads token ids (models/vision_seq2seq.py: pixels)
     export_graphs = (export_seq2seq_encoder_onnx, export_seq2seq_decoder_onnx)
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
@@ -198,7 +199,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         rules = Seq2SeqRules.from_generation_config(self.hf.generation_config, self.config, min_new_tokens, forced_bos_token_id)
         decode = (lambda row: tokenizer.decode(row, skip_special_tokens=True)) if tokenizer is not None else None
         shared = bool(decoder_manifest.get("shared_cross"))
-        generation = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams, shared, sampling)
+        generation = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams, shared, sampling, pixels=self.reads_images)
         info = generation.generate(ids, mask, generation_len, decode, streamer)
         if stream:
             print_perf(info)

@@ -70,6 +70,15 @@ class _EncoderPlaceholder(BaseModelOutput):
     router_logits = None
 
 
+def step_caches(position_ids: torch.Tensor, tensors: tuple[torch.Tensor, ...], num_layers: int) -> tuple[_SelfCache, _StepCache]:
+    """A decoder step's caches from its graph inputs (``num_layers`` cross key/value pairs, then the self-attention
+    cache): the static self-attention cache (whose ``retained()`` are the step's outputs) and the transformers cache
+    the decoder reads."""
+    cross, past = tensors[: 2 * num_layers], list(tensors[2 * num_layers :])
+    self_cache = _SelfCache(past, position_ids)
+    return self_cache, _StepCache(self_cache, _CrossCache(list(zip(cross[0::2], cross[1::2]))), position_ids[0, 0])
+
+
 def decoder_layers(config) -> int:
     return getattr(config, "decoder_layers", None) or getattr(config, "num_decoder_layers", None) or config.num_layers
 
@@ -115,11 +124,8 @@ class QEffSeq2SeqDecoder(nn.Module):
         return (batch_size, self.heads, ctx_len, self.head_dim)
 
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, encoder_attention_mask: torch.Tensor, *tensors: torch.Tensor):
-        n = 2 * self.num_layers
-        cross, past = tensors[:n], list(tensors[n:])
-        self_cache = _SelfCache(past, position_ids)
-        cache = _StepCache(self_cache, _CrossCache(list(zip(cross[0::2], cross[1::2]))), position_ids[0, 0])
-        slots = torch.arange(past[0].shape[2], device=input_ids.device)
+        self_cache, cache = step_caches(position_ids, tensors, self.num_layers)
+        slots = torch.arange(self_cache.keys[0].shape[2], device=input_ids.device)
         masks = (visibility_mask(position_ids, slots), encoder_attention_mask[:, None, None, :].bool())
         if self.mask_kind == "additive":
             masks = tuple(as_mask_kind(m, "additive", torch.float32) for m in masks)

@@ -180,7 +180,8 @@ KNOWN_FAILURES: dict[str, str] = {
     "tokens in the prompt; the decoder path has no such layers",
     "git": "its BERT-style text model runs the image embeddings and the text as one sequence (images attending each other "
     "both ways, text causally) with its own position scheme; no adapter yet",
-    "vision-encoder-decoder": "an encoder-decoder model, not a decoder-only language model with image tokens",
+    "vision-encoder-decoder": "an image encoder with a cross-attending text decoder (TrOCR, Donut, ViT-GPT2): "
+    "QEFFAutoModelForVisionEncoderDecoder runs it (QEFFAutoModelForImageTextToText.from_pretrained returns one), not this path",
     "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "florence2": "an encoder-decoder model, not a decoder-only language model with image tokens",

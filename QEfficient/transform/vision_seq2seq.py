@@ -1,0 +1,118 @@
+"""Image encoder-decoders (transformers' VisionEncoderDecoderModel: TrOCR, Donut, ViT-GPT2 captioners) in two
+exportable parts, run by the model's own modules, as the text encoder-decoders are (transform/seq2seq.py):
+
+* the encoder: pixels -> the vision encoder's patches (projected to the decoder's width where the model has that
+  projection) -> every decoder layer's cross-attention keys and values, filled by one decoder step on a fresh
+  transformers cache;
+* a retained-state decoder step: the causal-LM decoder (TrOCR, GPT-2, mBART, BERT-like, ...) over a static
+  self-attention cache, reading the cross keys/values.
+
+Every patch is visible (images have no padding): the decoder's cross-attention mask is all ones.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+from QEfficient.transform.seq2seq import step_caches
+from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, _attn_implementation, as_mask_kind, visibility_mask
+
+# decoders whose eager-only attention adds a full [batch, 1, queries, keys] mask (and reads no cross mask when none is
+# given); the others run the static-KV attention function, which reads one row of cross keys/values per image for all
+# its decoder rows (beams)
+ADDITIVE_DECODER_TYPES = frozenset({"trocr"})
+
+
+def patches(hf: PreTrainedModel, pixel_values: torch.Tensor) -> torch.Tensor:
+    """The encoder's last hidden states as the decoder's cross-attention reads them (VisionEncoderDecoderModel.forward's
+    projection where the widths differ)."""
+    hidden = hf.encoder(pixel_values=pixel_values).last_hidden_state
+    if (
+        hf.encoder.config.hidden_size != hf.decoder.config.hidden_size
+        and getattr(hf.decoder.config, "cross_attention_hidden_size", None) is None
+    ):
+        hidden = hf.enc_to_dec_proj(hidden)
+    return hidden
+
+
+class QEffVisionSeq2SeqEncoder(nn.Module):
+    """forward(pixel_values [B, C, H, W]) -> (cross_key.0, cross_value.0, ...) each [B, heads, patches, head_dim]."""
+
+    def __init__(self, hf_model: PreTrainedModel) -> None:
+        super().__init__()
+        self.hf = hf_model
+        self.encoder_config = hf_model.config.encoder
+        self.decoder_config = hf_model.decoder.config
+        with torch.no_grad():
+            self.num_layers = len(self._fill(self._dummy())) // 2
+
+    def _dummy(self) -> torch.Tensor:
+        from QEfficient.export.graph_specs import VisionSeq2SeqEncoderGraphSpec
+
+        return VisionSeq2SeqEncoderGraphSpec.dummy_inputs(self.encoder_config)[0][:1]
+
+    def _fill(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        hidden = patches(self.hf, pixel_values)
+        cache = EncoderDecoderCache(DynamicCache(config=self.decoder_config), DynamicCache(config=self.decoder_config))
+        start = torch.zeros(pixel_values.shape[0], 1, dtype=torch.int64)
+        self.hf.decoder(input_ids=start, encoder_hidden_states=hidden, cache=cache)
+        return tuple(t for layer in cache.cross_attention_cache.layers for t in (layer.keys, layer.values))
+
+    @torch.no_grad()
+    def kv_shape(self) -> tuple[int, int]:
+        """(heads, head_dim) of the cross keys: the decoder's self-attention cache has the same."""
+        key = self._fill(self._dummy())[0]
+        return key.shape[1], key.shape[-1]
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self._fill(pixel_values)
+
+
+class QEffVisionSeq2SeqDecoder(nn.Module):
+    """forward(input_ids [B,S], position_ids [B,S], encoder_attention_mask [B, patches], cross_key.0, cross_value.0,
+    ..., past_key.0, past_value.0, ...) -> (logits [B,1,V] at the step's last position, past_key.0_RetainedState, ...).
+    The rows of a batch step together (one position for all), as the text encoder-decoders' do."""
+
+    def __init__(self, hf_model: PreTrainedModel, num_layers: int, kv_shape: tuple[int, int]) -> None:
+        super().__init__()
+        self.hf = hf_model
+        self.config = hf_model.decoder.config
+        self.num_layers = num_layers
+        self.heads, self.head_dim = kv_shape
+        self.additive = self.config.model_type in ADDITIVE_DECODER_TYPES
+        self.shared_cross = not self.additive
+
+    def kv_shape(self, batch_size: int, ctx_len: int) -> tuple[int, int, int, int]:
+        return (batch_size, self.heads, ctx_len, self.head_dim)
+
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, encoder_attention_mask: torch.Tensor, *tensors: torch.Tensor):
+        self_cache, cache = step_caches(position_ids, tensors, self.num_layers)
+        visible = visibility_mask(position_ids, torch.arange(self_cache.keys[0].shape[2], device=input_ids.device))
+        # the cross keys hold the encoder's output: the decoder reads only this placeholder's shape
+        width = getattr(self.config, "cross_attention_hidden_size", None) or self.config.hidden_size
+        placeholder = torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], width)
+        patches_visible = encoder_attention_mask[:, None, None, :].bool()
+        if self.additive:  # full [batch, 1, queries, keys] additive masks, as this attention code checks them
+            out = self.hf.decoder(
+                input_ids=input_ids,
+                attention_mask=as_mask_kind(visible, "additive", torch.float32),
+                encoder_hidden_states=placeholder,
+                encoder_attention_mask=as_mask_kind(patches_visible, "additive", torch.float32).expand(-1, -1, input_ids.shape[1], -1),
+                cache=cache,
+                use_cache=True,
+            )
+        else:
+            with _attn_implementation(self.config, STATIC_KV_ATTENTION):
+                out = self.hf.decoder(
+                    input_ids=input_ids,
+                    attention_mask=visible,
+                    encoder_hidden_states=placeholder,
+                    encoder_attention_mask=patches_visible,
+                    cache=cache,
+                    use_cache=True,
+                    cache_position=position_ids[0],
+                )
+        return (out.logits[:, -1:].float(), *self_cache.retained())

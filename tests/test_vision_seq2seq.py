@@ -1,0 +1,155 @@
+"""Image encoder-decoders (transformers' VisionEncoderDecoderModel): the tokens of transformers' ``generate``, greedy and
+with beams, for TrOCR-, ViT-GPT2-, Donut- (Swin + mBART) and DeiT-BERT-shaped tiny random models, on a batch that
+spans two compiled batches; transformers' spelling and the image-text auto class; the errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    AutoTokenizer,
+    BertConfig,
+    DeiTConfig,
+    DonutSwinConfig,
+    GPT2Config,
+    MBartConfig,
+    TrOCRConfig,
+    VisionEncoderDecoderConfig,
+    VisionEncoderDecoderModel,
+    ViTConfig,
+)
+
+from QEfficient import QEFFAutoModelForImageTextToText, QEFFAutoModelForVisionEncoderDecoder
+
+VOCAB = 320  # the local tokenizer's
+TOKENS = dict(pad_token_id=1, bos_token_id=0, eos_token_id=2)
+VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, image_size=32, patch_size=8)
+PAIRS = {
+    # TrOCR: a narrower decoder than the encoder (the model's projection between them), eager attention with additive masks
+    "vit-trocr": lambda: (
+        ViTConfig(**VIT),
+        TrOCRConfig(
+            vocab_size=VOCAB,
+            d_model=24,
+            decoder_layers=2,
+            decoder_attention_heads=4,
+            decoder_ffn_dim=37,
+            max_position_embeddings=64,
+            decoder_start_token_id=0,
+            is_decoder=True,
+            add_cross_attention=True,
+            **TOKENS,
+        ),
+    ),  # fmt: skip
+    "vit-gpt2": lambda: (
+        ViTConfig(**VIT),
+        GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64, is_decoder=True, add_cross_attention=True, **TOKENS),
+    ),
+    "donut-mbart": lambda: (
+        DonutSwinConfig(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=2),
+        MBartConfig(
+            vocab_size=VOCAB,
+            d_model=32,
+            decoder_layers=2,
+            encoder_layers=2,
+            decoder_attention_heads=4,
+            encoder_attention_heads=4,
+            decoder_ffn_dim=37,
+            encoder_ffn_dim=37,
+            max_position_embeddings=64,
+            is_decoder=True,
+            add_cross_attention=True,
+            **TOKENS,
+        ),
+    ),  # fmt: skip
+    "deit-bert": lambda: (
+        DeiTConfig(**VIT),
+        BertConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            is_decoder=True,
+            add_cross_attention=True,
+            pad_token_id=1,
+        ),
+    ),  # fmt: skip
+}
+
+
+@pytest.fixture(scope="module")
+def vision_seq2seq(tmp_path_factory, tokenizer_dir):
+    """Factory: pair name -> (folder, transformers model); weights drawn wide (std 0.3) so that greedy tokens vary."""
+
+    def make(name: str):
+        torch.manual_seed(0)
+        config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(*PAIRS[name]())
+        config.decoder_start_token_id, config.pad_token_id, config.eos_token_id = 0, 1, 2
+        model = VisionEncoderDecoderModel(config).eval()
+        with torch.no_grad():
+            for key, weight in model.named_parameters():
+                if "norm" not in key and weight.dim() > 1:
+                    weight.normal_(0, 0.3)
+        model.generation_config.update(decoder_start_token_id=0, pad_token_id=1, eos_token_id=2)
+        folder = tmp_path_factory.mktemp(name)
+        model.save_pretrained(folder)
+        AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+        return folder, model
+
+    return make
+
+
+def _pixels(n: int = 3) -> torch.Tensor:
+    return torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(7))
+
+
+@pytest.mark.parametrize("name", list(PAIRS))
+def test_tokens_are_transformers(vision_seq2seq, name):
+    """Three images on batch_size=2: greedy and 3-beam tokens equal transformers' generate, each row to its end."""
+    folder, hf = vision_seq2seq(name)
+    model = QEFFAutoModelForVisionEncoderDecoder.from_pretrained(folder)
+    model.compile(ctx_len=32, batch_size=2, num_cores=1)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    pixels = _pixels()
+    for options in ({"num_beams": 1}, {"num_beams": 3}):
+        with torch.no_grad():
+            expected = hf.generate(pixel_values=pixels, max_new_tokens=12, do_sample=False, **options)
+        info = model.generate(tokenizer, inputs={"pixel_values": pixels}, generation_len=12, **options)
+        rows = [row for batch in info.generated_ids for row in batch]
+        assert len(rows) == 3
+        for row, want in zip(rows, expected.tolist()):
+            ends = [i for i, t in enumerate(want) if i and t == 2]
+            want = want[: ends[0] + 1] if ends else want
+            assert row[: len(want)].tolist() == want, options
+        assert len({tuple(r[1:6].tolist()) for r in rows}) > 1 or len(set(rows[0][1:].tolist())) > 1  # not degenerate
+        assert info.texts == tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+
+def test_transformers_spelling_and_the_image_text_class(vision_seq2seq):
+    """``generate(pixel_values, max_new_tokens=...)`` as transformers' generate; QEFFAutoModelForImageTextToText loads
+    such a checkpoint as this class."""
+    folder, hf = vision_seq2seq("vit-gpt2")
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder)
+    assert isinstance(model, QEFFAutoModelForVisionEncoderDecoder)
+    model.compile(ctx_len=32, num_cores=1)
+    pixels = _pixels(1)
+    with torch.no_grad():
+        expected = hf.generate(pixel_values=pixels, max_new_tokens=8, do_sample=False)
+    assert model.generate(pixels, max_new_tokens=8).generated_ids[0][0].tolist() == expected[0].tolist()
+
+
+def test_bad_inputs_say_what_to_pass(vision_seq2seq):
+    folder, _ = vision_seq2seq("vit-gpt2")
+    model = QEFFAutoModelForVisionEncoderDecoder.from_pretrained(folder)
+    with pytest.raises(ValueError, match="ctx_len .* exceeds the model's max_position_embeddings"):
+        model.compile(ctx_len=65, num_cores=1)
+    model.compile(ctx_len=32, num_cores=1)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    with pytest.raises(ValueError, match="reads images, not prompts"):
+        model.generate(tokenizer, ["a caption"])
+    with pytest.raises(ValueError, match=r"pixel_values must be \[images, 3, height, width\]"):
+        model.generate(tokenizer, inputs={"pixel_values": np.zeros((1, 1, 32, 32), np.float32)})
+    with pytest.raises(TypeError, match="is not a VisionEncoderDecoderModel"):
+        QEFFAutoModelForVisionEncoderDecoder(torch.nn.Module())
