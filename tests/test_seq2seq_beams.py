@@ -339,3 +339,20 @@ def test_generate_feeds_a_transformers_streamer(seq2seq_dir):
     assert mine.values == theirs.values and mine.ended and theirs.ended and len(mine.values) > 2
     with pytest.raises(ValueError, match="streamer cannot be used with beam search"):
         model.generate(tok, PROMPTS[:1], generation_len=GEN, num_beams=2, streamer=Collect())
+
+
+def test_a_decoder_prompt_continues_as_in_transformers(seq2seq_dir):
+    """``decoder_input_ids``: the start token put before a prompt that lacks it, as transformers' generate does; the
+    tokens after it equal transformers', greedy and with beams."""
+    folder, tok = seq2seq_dir("bart")
+    hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.compile(ctx_len=32, batch_size=2, num_cores=1)
+    inputs, prompt = tok(PROMPTS, padding=True, return_tensors="pt"), torch.tensor([[7, 9]] * len(PROMPTS))
+    for options in ({"num_beams": 1}, {"num_beams": 2}):
+        with torch.no_grad():
+            expected = hf.generate(**inputs, decoder_input_ids=prompt, max_new_tokens=GEN, do_sample=False, **options)
+        info = model.generate(inputs=inputs, decoder_input_ids=prompt, generation_len=GEN, **options)
+        rows = [row.tolist() for batch in info.generated_ids for row in batch]
+        assert [r[: expected.shape[1]] for r in rows] == expected.tolist(), options
+        assert rows[0][1:3] == [7, 9]

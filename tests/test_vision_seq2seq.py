@@ -14,6 +14,8 @@ from transformers import (
     DonutSwinConfig,
     GPT2Config,
     MBartConfig,
+    RemBertConfig,
+    RobertaConfig,
     TrOCRConfig,
     VisionEncoderDecoderConfig,
     VisionEncoderDecoderModel,
@@ -46,13 +48,14 @@ PAIRS = {
         ViTConfig(**VIT),
         GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64, is_decoder=True, add_cross_attention=True, **TOKENS),
     ),
+    # Donut: a non-square image; an mBART decoder whose config counts more (unused) encoder layers, as Donut's and Nougat's do
     "donut-mbart": lambda: (
-        DonutSwinConfig(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=2),
+        DonutSwinConfig(image_size=[32, 24], patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=2),
         MBartConfig(
             vocab_size=VOCAB,
             d_model=32,
             decoder_layers=2,
-            encoder_layers=2,
+            encoder_layers=4,
             decoder_attention_heads=4,
             encoder_attention_heads=4,
             decoder_ffn_dim=37,
@@ -63,6 +66,20 @@ PAIRS = {
             **TOKENS,
         ),
     ),  # fmt: skip
+    "vit-roberta": lambda: (
+        ViTConfig(**VIT),
+        RobertaConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            max_position_embeddings=70,
+            is_decoder=True,
+            add_cross_attention=True,
+            **TOKENS,
+        ),
+    ),
     "deit-bert": lambda: (
         DeiTConfig(**VIT),
         BertConfig(
@@ -101,8 +118,13 @@ def vision_seq2seq(tmp_path_factory, tokenizer_dir):
     return make
 
 
-def _pixels(n: int = 3) -> torch.Tensor:
-    return torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(7))
+def _pixels(n: int = 3, size: tuple[int, int] = (32, 32)) -> torch.Tensor:
+    return torch.randn(n, 3, *size, generator=torch.Generator().manual_seed(7))
+
+
+def _size(hf) -> tuple[int, int]:
+    size = hf.config.encoder.image_size
+    return (size, size) if isinstance(size, int) else tuple(size)
 
 
 @pytest.mark.parametrize("name", list(PAIRS))
@@ -112,7 +134,7 @@ def test_tokens_are_transformers(vision_seq2seq, name):
     model = QEFFAutoModelForVisionEncoderDecoder.from_pretrained(folder)
     model.compile(ctx_len=32, batch_size=2, num_cores=1)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    pixels = _pixels()
+    pixels = _pixels(3, _size(hf))
     for options in ({"num_beams": 1}, {"num_beams": 3}):
         with torch.no_grad():
             expected = hf.generate(pixel_values=pixels, max_new_tokens=12, do_sample=False, **options)
@@ -140,6 +162,25 @@ def test_transformers_spelling_and_the_image_text_class(vision_seq2seq):
     assert model.generate(pixels, max_new_tokens=8).generated_ids[0][0].tolist() == expected[0].tolist()
 
 
+@pytest.mark.parametrize("name", ["donut-mbart", "vit-trocr"])
+def test_a_decoder_prompt_starts_the_sequence_as_in_transformers(vision_seq2seq, name):
+    """``decoder_input_ids`` (a Donut task prompt): taken as it is for Donut, after the start token for the others (as
+    transformers' generate puts it), greedy and with beams; the outputs begin with the prompt."""
+    folder, hf = vision_seq2seq(name)
+    model = QEFFAutoModelForVisionEncoderDecoder.from_pretrained(folder)
+    model.compile(ctx_len=32, batch_size=2, num_cores=1)
+    pixels, prompt = _pixels(2, _size(hf)), torch.tensor([[5, 17, 42]] * 2)
+    for options in ({"num_beams": 1}, {"num_beams": 2}):
+        with torch.no_grad():
+            expected = hf.generate(pixel_values=pixels, decoder_input_ids=prompt, max_new_tokens=8, do_sample=False, **options)
+        info = model.generate(pixels, decoder_input_ids=prompt, max_new_tokens=8, **options)
+        rows = [row.tolist() for batch in info.generated_ids for row in batch]
+        assert [r[: expected.shape[1]] for r in rows] == expected.tolist(), options
+        assert rows[0][:4] == ([5, 17, 42, rows[0][3]] if name == "donut-mbart" else [0, 5, 17, 42])
+    with pytest.raises(ValueError, match="needs ctx_len >= 3[34]"):
+        model.generate(pixels, decoder_input_ids=prompt, max_new_tokens=31)
+
+
 def test_bad_inputs_say_what_to_pass(vision_seq2seq):
     folder, _ = vision_seq2seq("vit-gpt2")
     model = QEFFAutoModelForVisionEncoderDecoder.from_pretrained(folder)
@@ -149,7 +190,27 @@ def test_bad_inputs_say_what_to_pass(vision_seq2seq):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     with pytest.raises(ValueError, match="reads images, not prompts"):
         model.generate(tokenizer, ["a caption"])
-    with pytest.raises(ValueError, match=r"pixel_values must be \[images, 3, height, width\]"):
-        model.generate(tokenizer, inputs={"pixel_values": np.zeros((1, 1, 32, 32), np.float32)})
+    for shape in ((1, 1, 32, 32), (1, 3, 32, 24)):
+        with pytest.raises(ValueError, match=r"pixel_values must be \[images, 3, 32, 32\] \(the encoder's image size"):
+            model.generate(tokenizer, inputs={"pixel_values": np.zeros(shape, np.float32)})
     with pytest.raises(TypeError, match="is not a VisionEncoderDecoderModel"):
         QEFFAutoModelForVisionEncoderDecoder(torch.nn.Module())
+
+
+def test_an_unproven_decoder_is_refused_with_the_switch():
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(
+        ViTConfig(**VIT),
+        RemBertConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            input_embedding_size=16,
+            output_embedding_size=16,
+            is_decoder=True,
+            add_cross_attention=True,
+        ),
+    )
+    with pytest.raises(NotImplementedError, match="'rembert' decoder is not proven here .* QEFF_ALLOW_ANY_ARCHITECTURE=1"):
+        QEFFAutoModelForVisionEncoderDecoder(VisionEncoderDecoderModel(config))

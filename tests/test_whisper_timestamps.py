@@ -98,15 +98,17 @@ def test_a_model_without_alignment_heads_of_its_own_says_so(tmp_path, heads, cap
 
 
 def test_real_whisper_token_and_word_timestamps_are_transformers():
-    """Whisper base on 7.8 s of speech: token times equal transformers' greedy, with segment timestamps and with 3
-    beams; the words (grouped as transformers' pipeline groups them) start and end where its do."""
+    """Whisper base on 7.8 s of speech (one compile, batch_size=2): token times equal transformers' greedy, with segment
+    timestamps and with 2 beams, and on a batch whose rows end apart; the words (grouped as transformers' pipeline
+    groups them) start and end where its do."""
     folder = _real_whisper("whisper-base")
     processor = WhisperProcessor.from_pretrained(folder)
     hf = WhisperForConditionalGeneration.from_pretrained(folder).eval()
     model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
-    model.compile(ctx_len=150, num_cores=2)
-    inputs = processor(read_wav(DATA / "speech16k.wav"), sampling_rate=16000, return_tensors="pt", return_attention_mask=True)
-    for kwargs in ({"num_beams": 3}, {"num_beams": 1}, {"return_timestamps": True, "num_beams": 1}):
+    model.compile(ctx_len=150, num_cores=2, batch_size=2)
+    speech = read_wav(DATA / "speech16k.wav")
+    inputs = processor(speech, sampling_rate=16000, return_tensors="pt", return_attention_mask=True)
+    for kwargs in ({"num_beams": 2}, {"return_timestamps": True, "num_beams": 1}):
         out, ours = _both(hf, model, inputs, tokens=100, language="en", **kwargs)
         assert ours.token_timestamps[0].tolist() == _times(out)[0].tolist(), kwargs
     # words from the last (with segment timestamps, as the pipeline decodes for them)
@@ -120,14 +122,11 @@ def test_real_whisper_token_and_word_timestamps_are_transformers():
     words = word_timestamps(processor.tokenizer, ours.generated_ids[0][0][: len(tokens)], ours.token_timestamps[0], "en")
     assert words == [{"word": c["text"].strip(), "start": c["timestamp"][0], "end": c["timestamp"][1]} for c in expected]
     assert [w["word"] for w in words][:4] == ["The", "Low", "World.", "The"] and words[-1]["end"] > 6
-    spoken = model.transcribe(read_wav(DATA / "speech16k.wav"), processor, 100, word_timestamps=True, language="en", num_beams=1)
+    spoken = model.transcribe(speech, processor, 100, word_timestamps=True, language="en", num_beams=1)
     assert spoken.words == [words]
-    # a batch whose second audio (the first 3 s) ends first: transformers reads the attention of the padding it feeds
-    # after that row's end token too, up to the batch's longest row, and so does this
-    batched = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
-    batched.compile(ctx_len=150, num_cores=2, batch_size=2)
-    speech = read_wav(DATA / "speech16k.wav")
+    # greedy without timestamps, on a batch whose second audio (the first 3 s) ends first: transformers reads the
+    # attention of the padding it feeds after that row's end token too, up to the batch's longest row, and so does this
     inputs = processor([speech, speech[: 3 * 16000]], sampling_rate=16000, return_tensors="pt", return_attention_mask=True)
-    out, ours = _both(hf, batched, inputs, tokens=100, language="en", num_beams=1)
+    out, ours = _both(hf, model, inputs, tokens=100, language="en", num_beams=1)
     assert [len(t) for t in ours.token_timestamps] != [len(ours.token_timestamps[0])] * 2  # the rows end apart
     assert [t.tolist() for t in ours.token_timestamps] == [t.tolist() for t in _times(out)]

@@ -34,6 +34,12 @@ class Sampling:
     seed: int | None = None
 
 
+def _config_token(config, name: str):
+    """A special token's id from the model's config, else its decoder's (an image encoder-decoder's config names few)."""
+    value = getattr(config, name, None)
+    return value if value is not None else getattr(getattr(config, "decoder", None), name, None)
+
+
 def _ids(value) -> tuple[int, ...]:
     return () if value is None else tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
 
@@ -69,8 +75,8 @@ class Seq2SeqRules:
         start = next((v for v in candidates if v is not None), None)
         if start is None:
             raise ValueError("The model names no decoder_start_token_id (its generation config or config): set one.")
-        eos = _ids(g.eos_token_id if g.eos_token_id is not None else config.eos_token_id)
-        pad = g.pad_token_id if g.pad_token_id is not None else config.pad_token_id
+        eos = _ids(g.eos_token_id if g.eos_token_id is not None else _config_token(config, "eos_token_id"))
+        pad = g.pad_token_id if g.pad_token_id is not None else _config_token(config, "pad_token_id")
         min_new_tokens = min_new_tokens if min_new_tokens is not None else g.min_new_tokens
         # transformers: min_new_tokens, where given, sets the minimum length in place of min_length
         min_length = 1 + min_new_tokens if min_new_tokens is not None else (g.min_length or 0)
@@ -179,9 +185,17 @@ class Seq2SeqGeneration:
         self.fill = (rules.pad_token_id or rules.eos_token_ids[0]) if beams and rules.eos_token_ids else rules.pad_token_id
 
     def generate(
-        self, input_ids: np.ndarray, attention_mask: np.ndarray, generation_len: int | None, decode=None, streamer=None
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        generation_len: int | None,
+        decode=None,
+        streamer=None,
+        decoder_prompt: np.ndarray | None = None,
     ) -> CloudAI100ExecInfo:
         """``generation_len``: the most new tokens (None: the checkpoint's maximum, within the compiled ctx_len).
+        ``decoder_prompt`` [inputs, P]: the decoder's first tokens, as transformers' ``decoder_input_ids`` once its
+        start token rule is applied (None: the start token alone); the outputs begin with it.
         ``streamer`` (greedy or sampled only): transformers' streamer protocol, ``put`` given each batch's start tokens
         [inputs, 1], then each step's token per input [inputs] (the pad token after an input's end), ``end`` at the
         end."""
@@ -190,12 +204,16 @@ class Seq2SeqGeneration:
         start = time.perf_counter()
         # transformers forces its end token at its maximum length: the length asked for, else the checkpoint's
         force_eos_at = generation_len if generation_len is not None else self.rules.max_new_tokens
+        if decoder_prompt is None:
+            decoder_prompt = np.full((len(input_ids), 1), self.rules.decoder_start_token_id, np.int64)
+        width = decoder_prompt.shape[1]
         if generation_len is None:
-            generation_len = min(self.rules.max_new_tokens, self.ctx_len)
-        if generation_len > self.ctx_len:
+            generation_len = min(self.rules.max_new_tokens, self.ctx_len - width + 1)
+        if width + generation_len - 1 > self.ctx_len:
             raise ValueError(
-                f"generation_len={generation_len} needs ctx_len >= {generation_len} decoder slots; compiled ctx_len is "
-                f"{self.ctx_len}: compile with a larger ctx_len or ask for fewer tokens."
+                f"generation_len={generation_len} after a {width}-token decoder prompt needs ctx_len >= "
+                f"{width + generation_len - 1} decoder slots; compiled ctx_len is {self.ctx_len}: compile with a larger "
+                "ctx_len or ask for fewer tokens."
             )
         stats = {"first": None, "decode": 0.0, "decode_tokens": 0, "new": 0}
         rows: list[np.ndarray] = []
@@ -204,11 +222,12 @@ class Seq2SeqGeneration:
         rngs = [np.random.default_rng(None if s.seed is None else [s.seed, i]) for i in range(len(input_ids))] if s else None
         for first in range(0, len(input_ids), self.batch_size):
             ids, mask = input_ids[first : first + self.batch_size], attention_mask[first : first + self.batch_size]
+            prompt = decoder_prompt[first : first + self.batch_size]
             if self.beams:
-                rows += self._beam_batch(ids, mask, generation_len, force_eos_at, stats, start)
+                rows += self._beam_batch(ids, mask, prompt, generation_len, force_eos_at, stats, start)
             else:
                 batch_rngs = rngs[first : first + self.batch_size] if rngs else None
-                rows += self._batch(ids, mask, generation_len, force_eos_at, stats, start, batch_rngs, streamer)
+                rows += self._batch(ids, mask, prompt, generation_len, force_eos_at, stats, start, batch_rngs, streamer)
         if streamer is not None:
             streamer.end()
         end = time.perf_counter()
@@ -250,22 +269,31 @@ class Seq2SeqGeneration:
         return ids, mask
 
     def _batch(
-        self, ids: np.ndarray, mask: np.ndarray, generation_len: int, force_eos_at: int, stats: dict, start: float, rngs=None, streamer=None
+        self,
+        ids: np.ndarray,
+        mask: np.ndarray,
+        prompt: np.ndarray,
+        generation_len: int,
+        force_eos_at: int,
+        stats: dict,
+        start: float,
+        rngs=None,
+        streamer=None,
     ) -> list[np.ndarray]:
-        """Each input's decoder sequence (its start token first, up to and with its end token); sampled with each real
+        """Each input's decoder sequence (its prompt first, up to and with its end token); sampled with each real
         input's generator in ``rngs`` where sampling."""
-        real = len(ids)
+        real, width = len(ids), prompt.shape[1]
         ids, mask = self._start(ids, mask)
         rows = self.batch_size
-        sequences = np.full((rows, 1 + generation_len), self.rules.pad_token_id, np.int64)
-        sequences[:, 0] = self.rules.decoder_start_token_id
+        sequences = np.full((rows, width + generation_len), self.rules.pad_token_id, np.int64)
+        sequences[:, :width] = np.concatenate([prompt, np.repeat(prompt[-1:], rows - real, 0)])
         done = np.zeros(rows, bool)
         eos = np.array(self.rules.eos_token_ids or (-1,))
         # every row steps at the same position (the decoder places its tokens by the cache's length)
-        logits = self.decoder.run(sequences[:, :1], np.zeros((rows, 1), np.int64))
+        logits = self.decoder.run(sequences[:, :width], np.tile(np.arange(width, dtype=np.int64), (rows, 1)))
         if streamer is not None:
-            streamer.put(sequences[:real, :1].copy())
-        decode_start, n = time.perf_counter(), 1
+            streamer.put(sequences[:real, :width].copy())
+        decode_start, n = time.perf_counter(), width
         for step in range(generation_len):
             last = step == force_eos_at - 1
             scores = self.rules.scores(logits, sequences[:, :n], step, last, self._token_ids(ids))
@@ -287,23 +315,19 @@ class Seq2SeqGeneration:
                 break
             logits = self.decoder.run(token[:, None], np.full((rows, 1), n - 1, np.int64))
         stats["decode"] += time.perf_counter() - decode_start
-        return self._ended(sequences[:real, :n], stats)
+        return self._ended(sequences[:real, :n], stats, width)
 
     def _beam_batch(
-        self, ids: np.ndarray, mask: np.ndarray, generation_len: int, force_eos_at: int, stats: dict, start: float
+        self, ids: np.ndarray, mask: np.ndarray, prompt: np.ndarray, generation_len: int, force_eos_at: int, stats: dict, start: float
     ) -> list[np.ndarray]:
-        """Each input's ``num_return_sequences`` best hypotheses (start token first), as transformers' beam search."""
-        real, beams = len(ids), self.beams.num_beams
+        """Each input's ``num_return_sequences`` best hypotheses (prompt first), as transformers' beam search."""
+        real, beams, width = len(ids), self.beams.num_beams, prompt.shape[1]
         ids, mask = self._start(ids, mask, beams)
         encoder_ids = np.repeat(self._token_ids(ids), beams, 0)
-        search = BeamSearch(
-            np.full((self.batch_size, 1), self.rules.decoder_start_token_id, np.int64),
-            self.beams,
-            1 + generation_len,
-            self.rules.eos_token_ids,
-            self.fill,
-        )
-        logits = self.decoder.run(search.next_tokens[:, None], np.zeros((self.batch_size * beams, 1), np.int64))
+        prompt = np.concatenate([prompt, np.repeat(prompt[-1:], self.batch_size - real, 0)])
+        search = BeamSearch(prompt, self.beams, width + generation_len, self.rules.eos_token_ids, self.fill)
+        rows = self.batch_size * beams
+        logits = self.decoder.run(np.repeat(prompt, beams, 0), np.tile(np.arange(width, dtype=np.int64), (rows, 1)))
 
         def process(step: int, log_probs: np.ndarray) -> np.ndarray:
             return self.rules.scores(log_probs, search.running_flat, step, step == force_eos_at - 1, encoder_ids)
@@ -312,15 +336,15 @@ class Seq2SeqGeneration:
             stats["first"] = stats["first"] or time.perf_counter() - start
 
         stats["decode"] += search.run(self.decoder, logits, generation_len, process, first_token)
-        return self._ended(search.best()[: real * self.beams.num_return_sequences], stats)
+        return self._ended(search.best()[: real * self.beams.num_return_sequences], stats, width)
 
-    def _ended(self, sequences, stats: dict) -> list[np.ndarray]:
-        """Each sequence up to and with its first end token; counts the new tokens."""
+    def _ended(self, sequences, stats: dict, width: int = 1) -> list[np.ndarray]:
+        """Each sequence up to and with its first end token after its ``width``-token prompt; counts the new tokens."""
         eos = np.array(self.rules.eos_token_ids or (-1,))
         out = []
         for row in sequences:
-            ends = np.flatnonzero(np.isin(row[1:], eos))
-            out.append(row[: ends[0] + 2] if len(ends) else row)
-        stats["new"] += sum(len(r) - 1 for r in out)
-        stats["decode_tokens"] += sum(max(len(r) - 2, 0) for r in out)
+            ends = np.flatnonzero(np.isin(row[width:], eos))
+            out.append(row[: ends[0] + width + 1] if len(ends) else row)
+        stats["new"] += sum(len(r) - width for r in out)
+        stats["decode_tokens"] += sum(max(len(r) - width - 1, 0) for r in out)
         return out

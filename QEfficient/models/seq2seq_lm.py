@@ -91,9 +91,9 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         encoder = self._build_artifact(
             encoder_onnx,
             compile_dir,
-            {"kind": "seq2seq-encoder", "num_layers": layers},
+            {"kind": f"{self.graph_kind}-encoder", "num_layers": layers},
             {"backend": "onnxruntime-cpu", "batch_size": batch_size},
-            Seq2SeqEncoderGraphSpec.specializations(batch_size, 0),
+            self._encoder_specializations(batch_size),
         )
         manifest = {
             "num_layers": layers,
@@ -140,6 +140,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         top_p: float | None = None,
         seed: int | None = None,
         streamer=None,
+        decoder_input_ids=None,
     ) -> CloudAI100ExecInfo:
         """Outputs for ``prompts`` (tokenized by ``tokenizer``, padded) or ``inputs`` (a tokenizer's output: input_ids
         and attention_mask). ``generation_len``: the most new tokens (None: the checkpoint's maximum, within the
@@ -154,7 +155,9 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         transformers' spelling works too: ``generate(**tokenizer(texts, return_tensors="pt", padding=True),
         max_new_tokens=40)`` (``token_type_ids``, which some tokenizers add, is not read: these models take none).
         ``streamer``: a transformers streamer (``TextStreamer``, ``TextIteratorStreamer``: one input), given the tokens as
-        they are decoded, greedy or sampled (not with beams, as in transformers)."""
+        they are decoded, greedy or sampled (not with beams, as in transformers). ``decoder_input_ids`` [inputs, P]: the
+        decoder's first tokens (a task prompt, as Donut's), the start token put before them where transformers puts it;
+        the outputs begin with them."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         tokenizer, inputs = _transformers_spelling(tokenizer, prompts, inputs, input_ids, attention_mask)
@@ -200,10 +203,37 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         decode = (lambda row: tokenizer.decode(row, skip_special_tokens=True)) if tokenizer is not None else None
         shared = bool(decoder_manifest.get("shared_cross"))
         generation = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams, shared, sampling, pixels=self.reads_images)
-        info = generation.generate(ids, mask, generation_len, decode, streamer)
+        prompt = self._decoder_prompt(decoder_input_ids, len(ids) // samples, rules.decoder_start_token_id)
+        if prompt is not None and samples > 1:
+            prompt = np.repeat(prompt, samples, 0)
+        info = generation.generate(ids, mask, generation_len, decode, streamer, prompt)
         if stream:
             print_perf(info)
         return info
+
+    @staticmethod
+    def _encoder_specializations(batch_size: int) -> dict:
+        return Seq2SeqEncoderGraphSpec.specializations(batch_size, 0)  # inputs of any length
+
+    def _decoder_prompt(self, decoder_input_ids, inputs: int, start: int) -> np.ndarray | None:
+        """``decoder_input_ids`` as transformers' generate starts from them: [inputs, P] int64, the start token put
+        first where no row begins with it (not for Donut, whose task prompts begin the sequence themselves)."""
+        if decoder_input_ids is None:
+            return None
+        ids = decoder_input_ids.detach().cpu().numpy() if isinstance(decoder_input_ids, torch.Tensor) else np.asarray(decoder_input_ids)
+        ids = ids.astype(np.int64)
+        if ids.ndim == 1:
+            ids = ids[None]
+        if ids.ndim != 2 or ids.shape[1] == 0 or len(ids) not in (1, inputs):
+            raise ValueError(f"decoder_input_ids must be [{inputs} or 1, length >= 1], got {list(ids.shape)}.")
+        ids = np.repeat(ids, inputs // len(ids), 0)
+        if not self._prompt_starts_sequence() and (ids[:, 0] != start).all():
+            ids = np.concatenate([np.full((len(ids), 1), start, np.int64), ids], 1)
+        return ids
+
+    def _prompt_starts_sequence(self) -> bool:
+        """Whether a decoder prompt is taken as it is (transformers' exception for Donut)."""
+        return False
 
     def _warn_unapplied(self, sampling: bool = False) -> None:
         """The checkpoint's rules not restated here (and, when sampling, its warpers not restated) are named once."""

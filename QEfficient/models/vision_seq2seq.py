@@ -8,17 +8,22 @@ QEfficient has no such class; ``QEFFAutoModelForImageTextToText.from_pretrained`
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from transformers import AutoModelForImageTextToText, PreTrainedModel
 
-from QEfficient.export.graph_specs import INPUT_IDS, PIXEL_VALUES
+from QEfficient.export.graph_specs import INPUT_IDS, PIXEL_VALUES, VisionSeq2SeqEncoderGraphSpec
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_vision_seq2seq_encoder_onnx
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.models.seq2seq_lm import QEFFAutoModelForSeq2SeqLM
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder, QEffVisionSeq2SeqEncoder
 
 MODEL_TYPE = "vision-encoder-decoder"
+# decoders whose step is proven token-exact (tests/test_vision_seq2seq.py); others: QEFF_ALLOW_ANY_ARCHITECTURE=1
+PROVEN_DECODERS = ("trocr", "gpt2", "mbart", "bert", "roberta")
+ALLOW_ANY = "QEFF_ALLOW_ANY_ARCHITECTURE"
 
 
 class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
@@ -38,11 +43,28 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
         if getattr(getattr(model, "config", None), "model_type", None) != MODEL_TYPE:
             raise TypeError(f"{type(model).__name__} is not a VisionEncoderDecoderModel; QEFFAutoModelForVisionEncoderDecoder runs those.")
+        decoder_type = model.config.decoder.model_type
+        if decoder_type not in PROVEN_DECODERS and os.environ.get(ALLOW_ANY) != "1":
+            raise NotImplementedError(
+                f"A {decoder_type!r} decoder is not proven here for image encoder-decoders (proven: {', '.join(PROVEN_DECODERS)}); "
+                f"{ALLOW_ANY}=1 tries it anyway."
+            )
         EncoderDecoderModel.__init__(self, model, kwargs.pop("pretrained_model_name_or_path", None))
         self.hf = model.eval()
         self.encoder = QEffVisionSeq2SeqEncoder(self.hf)
         self.decoder = QEffVisionSeq2SeqDecoder(self.hf, self.encoder.num_layers, self.encoder.kv_shape())
         self.qpc_paths = None
+
+    def _encoder_specializations(self, batch_size: int) -> dict:
+        return VisionSeq2SeqEncoderGraphSpec.specializations(batch_size, *self._image_size())
+
+    def _image_size(self) -> tuple[int, int]:
+        """(height, width) the encoder graph reads: its config's image size, as its processor resizes to it."""
+        size = self.encoder.encoder_config.image_size
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+    def _prompt_starts_sequence(self) -> bool:
+        return "donut" in self.encoder.encoder_config.model_type.lower()  # transformers' exception: task prompts
 
     def _check_max_positions(self, name: str, length: int, config=None) -> None:
         super()._check_max_positions(name, length, config or self.hf.decoder.config)  # the decoder's position table
@@ -62,8 +84,12 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         pixels = np.asarray(pixels.detach().cpu() if isinstance(pixels, torch.Tensor) else pixels, np.float32)
         expected = self.encoder.encoder_config
         channels = getattr(expected, "num_channels", 3)
-        if pixels.ndim != 4 or pixels.shape[1] != channels:
-            raise ValueError(f"pixel_values must be [images, {channels}, height, width], got {list(pixels.shape)}.")
+        height, width = self._image_size()
+        if pixels.ndim != 4 or pixels.shape[1:] != (channels, height, width):
+            raise ValueError(
+                f"pixel_values must be [images, {channels}, {height}, {width}] (the encoder's image size, to which its "
+                f"processor resizes), got {list(pixels.shape)}."
+            )
         return pixels, np.ones((len(pixels), 1), np.int64)
 
 

@@ -56,7 +56,8 @@ class QEffVisionSeq2SeqEncoder(nn.Module):
 
     def _fill(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
         hidden = patches(self.hf, pixel_values)
-        cache = EncoderDecoderCache(DynamicCache(config=self.decoder_config), DynamicCache(config=self.decoder_config))
+        # caches without a config: their layers are the decoder's (an mBART decoder's config counts its encoder's)
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         start = torch.zeros(pixel_values.shape[0], 1, dtype=torch.int64)
         self.hf.decoder(input_ids=start, encoder_hidden_states=hidden, cache=cache)
         return tuple(t for layer in cache.cross_attention_cache.layers for t in (layer.keys, layer.values))
