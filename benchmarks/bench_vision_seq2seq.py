@@ -1,0 +1,105 @@
+"""Image encoder-decoders: transformers (PyTorch) vs QEfficient, side by side in one process.
+
+    .venv/bin/python benchmarks/bench_vision_seq2seq.py [--threads 2] [--new-tokens 32] [--batch 1 4] [--beams 1]
+
+The shapes of two real checkpoints with random weights (no weights are downloaded): TrOCR-small (a DeiT-small encoder
+at 384x384, a 6-layer TrOCR decoder of width 256; 62M parameters) and a ViT-GPT2 captioner (ViT-base at 224x224, GPT-2
+small with cross-attention; 239M). For each batch size: images to ``--new-tokens`` tokens (min_new_tokens holds every
+row to that length), the image encoder included; seconds per call, median of 3 after a warm-up, and the ratio to
+transformers' ``generate`` for QEfficient float32 and ``mxfp6_matmul`` (8-bit decoder weights); "same" says whether
+float32's tokens equal transformers'. ``--beams K``: beam search with K beams for every engine. Ratios matter, not
+absolute seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_causal_lm import cpu_model  # benchmarks/bench_causal_lm.py
+
+
+def shapes():
+    from transformers import DeiTConfig, GPT2Config, TrOCRConfig, ViTConfig
+
+    trocr = TrOCRConfig(
+        vocab_size=64044, d_model=256, decoder_layers=6, decoder_attention_heads=8, decoder_ffn_dim=1024,
+        max_position_embeddings=512, use_learned_position_embeddings=True, layernorm_embedding=True,
+        decoder_start_token_id=2, pad_token_id=1, bos_token_id=0, eos_token_id=2, is_decoder=True, add_cross_attention=True,
+    )  # fmt: skip
+    gpt2 = GPT2Config(n_layer=12, n_embd=768, n_head=12, is_decoder=True, add_cross_attention=True, pad_token_id=50256)
+    return {
+        "trocr-small": (DeiTConfig(image_size=384, patch_size=16, hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
+                                   intermediate_size=1536), trocr),
+        "vit-gpt2": (ViTConfig(image_size=224), gpt2),
+    }  # fmt: skip
+
+
+def median_seconds(fn, runs: int = 3) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--new-tokens", type=int, default=32)
+    ap.add_argument("--batch", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--beams", type=int, default=1)
+    ap.add_argument("--shapes", nargs="+", default=None, help="which shapes (default: all)")
+    args = ap.parse_args()
+    os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-vision-seq2seq-"))
+    import torch
+    from transformers import VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+
+    from QEfficient import QEFFAutoModelForVisionEncoderDecoder
+
+    torch.set_num_threads(args.threads)
+    setting = f"{args.threads} threads; load average {os.getloadavg()[0]:.1f}; {args.new_tokens} new tokens, {args.beams} beam(s)"
+    print(f"CPU: {cpu_model()}; {setting}")
+    print(f"{'shape':12} {'batch':>5} {'engine':26} {'s/call':>8} {'x transformers':>15} {'same':>5}")
+    for name, (encoder, decoder) in shapes().items():
+        if args.shapes and name not in args.shapes:
+            continue
+        torch.manual_seed(0)
+        config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+        hf = VisionEncoderDecoderModel(config).eval()
+        start = getattr(decoder, "decoder_start_token_id", None)
+        start = start if start is not None else decoder.bos_token_id
+        hf.generation_config.update(decoder_start_token_id=start, pad_token_id=decoder.pad_token_id, eos_token_id=decoder.eos_token_id)
+        folder = Path(tempfile.mkdtemp()) / name
+        hf.save_pretrained(folder)
+        size = encoder.image_size
+        options = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, num_beams=args.beams)
+        for batch in args.batch:
+            pixels = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch))
+
+            def hf_run(hf=hf, pixels=pixels, options=options):
+                with torch.no_grad():
+                    return hf.generate(pixel_values=pixels, do_sample=False, **options)
+
+            reference = hf_run()
+            base = median_seconds(hf_run)
+            print(f"{name:12} {batch:5} {'transformers eager fp32':26} {base:8.3f} {1.0:14.2f}x {'':>5}")
+            for label, mxfp6 in (("QEfficient fp32", False), ("QEfficient 8-bit (mxfp6)", True)):
+                model = QEFFAutoModelForVisionEncoderDecoder.from_pretrained(folder)  # compiled for this batch size
+                model.compile(ctx_len=args.new_tokens + 8, num_cores=args.threads, batch_size=batch, mxfp6_matmul=mxfp6)
+                rows = [row for b in model.generate(pixels, **options).generated_ids for row in b]
+                same = all(r[: reference.shape[1]].tolist() == e.tolist() for r, e in zip(rows, reference))
+                seconds = median_seconds(lambda model=model, pixels=pixels, options=options: model.generate(pixels, **options))
+                print(f"{name:12} {batch:5} {label:26} {seconds:8.3f} {base / seconds:14.2f}x {('yes' if same else 'no'):>5}")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
