@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench_causal_lm import cpu_model  # benchmarks/bench_causal_lm.py
+from bench_seq2seq import median_seconds  # benchmarks/bench_seq2seq.py
 
 
 def shapes():
@@ -38,16 +38,6 @@ def shapes():
                                    intermediate_size=1536), trocr),
         "vit-gpt2": (ViTConfig(image_size=224), gpt2),
     }  # fmt: skip
-
-
-def median_seconds(fn, runs: int = 3) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
