@@ -17,7 +17,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench_causal_lm import cpu_model  # benchmarks/bench_causal_lm.py
