@@ -349,10 +349,13 @@ def test_a_decoder_prompt_continues_as_in_transformers(seq2seq_dir):
     model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
     model.compile(ctx_len=32, batch_size=2, num_cores=1)
     inputs, prompt = tok(PROMPTS, padding=True, return_tensors="pt"), torch.tensor([[7, 9]] * len(PROMPTS))
-    for options in ({"num_beams": 1}, {"num_beams": 2}):
+    # min_new_tokens counts from the prompt's end, as transformers' processor does
+    for options in ({"num_beams": 1}, {"num_beams": 2}, {"num_beams": 1, "min_new_tokens": GEN - 2}):
         with torch.no_grad():
             expected = hf.generate(**inputs, decoder_input_ids=prompt, max_new_tokens=GEN, do_sample=False, **options)
         info = model.generate(inputs=inputs, decoder_input_ids=prompt, generation_len=GEN, **options)
         rows = [row.tolist() for batch in info.generated_ids for row in batch]
         assert [r[: expected.shape[1]] for r in rows] == expected.tolist(), options
         assert rows[0][1:3] == [7, 9]
+    with pytest.raises(ValueError, match="leaves no room for new tokens"):
+        model.generate(inputs=inputs, decoder_input_ids=torch.ones(len(PROMPTS), 40, dtype=torch.long))

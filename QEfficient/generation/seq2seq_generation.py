@@ -61,6 +61,13 @@ class Seq2SeqRules:
     bad_words_ids: tuple[tuple[int, ...], ...] = field(default_factory=tuple)
     suppress_tokens: tuple[int, ...] = ()
     begin_suppress_tokens: tuple[int, ...] = ()
+    min_new_tokens: int | None = None  # given: the minimum counts from the end of the decoder prompt
+    max_length: int | None = None  # where the limit is a length (no max_new_tokens): the prompt counts in it
+
+    def new_tokens(self, prompt_len: int) -> int:
+        """The most new tokens after a ``prompt_len``-token decoder prompt (transformers' max_new_tokens, else its
+        max_length less the prompt)."""
+        return self.max_new_tokens if self.max_length is None else max(1, self.max_length - prompt_len)
 
     @classmethod
     def from_generation_config(cls, g, config, min_new_tokens: int | None = None, forced_bos_token_id: int | None = None) -> Seq2SeqRules:
@@ -95,6 +102,8 @@ class Seq2SeqRules:
             bad_words,
             _ids(g.suppress_tokens),
             _ids(g.begin_suppress_tokens),
+            min_new_tokens,
+            None if g.max_new_tokens else (g.max_length or 20),
         )
 
     def scores(
@@ -105,10 +114,13 @@ class Seq2SeqRules:
         last_step: bool,
         encoder_ids: np.ndarray,
         padding: np.ndarray | None = None,
+        prompt_len: int = 1,
     ) -> np.ndarray:
         """The logits of the next tokens [rows, vocab] after the rules, for ``sequences`` [rows, n] so far (their
         inputs ``encoder_ids``); ``last_step``: the token at transformers' maximum length (forced EOS); ``padding``: each
-        row's leading pad tokens, which the repetition penalty does not count (transformers' ``prompt_ignore_length``)."""
+        row's leading pad tokens, which the repetition penalty does not count (transformers' ``prompt_ignore_length``);
+        ``prompt_len``: the decoder prompt's tokens (forced BOS and the first step's suppression apply after a single
+        start token only, as transformers' processors read the length)."""
         scores = np.array(logits, dtype=np.float32)
         n = sequences.shape[1]
         rows = range(len(scores))
@@ -118,7 +130,8 @@ class Seq2SeqRules:
                 scores[row, seen] = np.where(
                     scores[row, seen] < 0, scores[row, seen] * self.repetition_penalty, scores[row, seen] / self.repetition_penalty
                 )
-        if n < self.min_length and self.eos_token_ids:
+        minimum = self.min_length if self.min_new_tokens is None else prompt_len + self.min_new_tokens
+        if n < minimum and self.eos_token_ids:
             scores[:, list(self.eos_token_ids)] = -np.inf
         for row in rows:
             for token in _banned_by_ngrams(sequences[row], self.no_repeat_ngram_size, sequences[row]):
@@ -131,12 +144,13 @@ class Seq2SeqRules:
         if last_step and self.forced_eos_token_ids:  # after forced BOS: at one new token, EOS wins (transformers' order)
             scores[:] = -np.inf
             scores[:, list(self.forced_eos_token_ids)] = 0.0
-        elif step == 0 and self.forced_bos_token_id is not None:
+        elif step == 0 and self.forced_bos_token_id is not None and prompt_len == 1:
             scores[:] = -np.inf
             scores[:, self.forced_bos_token_id] = 0.0
         if self.suppress_tokens:
             scores[:, list(self.suppress_tokens)] = -np.inf
-        begin = 1 if self.forced_bos_token_id is not None else 0  # transformers: the first token after a forced BOS
+        # transformers: the first token after a forced BOS
+        begin = 1 if self.forced_bos_token_id is not None and prompt_len == 1 else 0
         if step == begin and self.begin_suppress_tokens:
             scores[:, list(self.begin_suppress_tokens)] = -np.inf
         return scores
@@ -196,19 +210,24 @@ class Seq2SeqGeneration:
         """``generation_len``: the most new tokens (None: the checkpoint's maximum, within the compiled ctx_len).
         ``decoder_prompt`` [inputs, P]: the decoder's first tokens, as transformers' ``decoder_input_ids`` once its
         start token rule is applied (None: the start token alone); the outputs begin with it.
-        ``streamer`` (greedy or sampled only): transformers' streamer protocol, ``put`` given each batch's start tokens
-        [inputs, 1], then each step's token per input [inputs] (the pad token after an input's end), ``end`` at the
+        ``streamer`` (greedy or sampled only): transformers' streamer protocol, ``put`` given each batch's decoder prompts
+        [inputs, P], then each step's token per input [inputs] (the pad token after an input's end), ``end`` at the
         end."""
         if streamer is not None and self.beams is not None:
             raise ValueError("A streamer cannot be used with beam search: pass num_beams=1 (greedy or sampled decoding).")
         start = time.perf_counter()
         # transformers forces its end token at its maximum length: the length asked for, else the checkpoint's
-        force_eos_at = generation_len if generation_len is not None else self.rules.max_new_tokens
         if decoder_prompt is None:
             decoder_prompt = np.full((len(input_ids), 1), self.rules.decoder_start_token_id, np.int64)
         width = decoder_prompt.shape[1]
+        force_eos_at = generation_len if generation_len is not None else self.rules.new_tokens(width)
         if generation_len is None:
-            generation_len = min(self.rules.max_new_tokens, self.ctx_len - width + 1)
+            generation_len = min(self.rules.new_tokens(width), self.ctx_len - width + 1)
+        if generation_len < 1:
+            raise ValueError(
+                f"A {width}-token decoder prompt leaves no room for new tokens within the compiled ctx_len={self.ctx_len} "
+                "(or the checkpoint's max_length): shorten the prompt or compile a larger ctx_len."
+            )
         if width + generation_len - 1 > self.ctx_len:
             raise ValueError(
                 f"generation_len={generation_len} after a {width}-token decoder prompt needs ctx_len >= "
@@ -296,7 +315,7 @@ class Seq2SeqGeneration:
         decode_start, n = time.perf_counter(), width
         for step in range(generation_len):
             last = step == force_eos_at - 1
-            scores = self.rules.scores(logits, sequences[:, :n], step, last, self._token_ids(ids))
+            scores = self.rules.scores(logits, sequences[:, :n], step, last, self._token_ids(ids), prompt_len=width)
             chosen = scores.argmax(-1)
             if rngs:  # transformers' warpers after its processors, then one draw per real input
                 s = self.sampling
@@ -330,7 +349,7 @@ class Seq2SeqGeneration:
         logits = self.decoder.run(np.repeat(prompt, beams, 0), np.tile(np.arange(width, dtype=np.int64), (rows, 1)))
 
         def process(step: int, log_probs: np.ndarray) -> np.ndarray:
-            return self.rules.scores(log_probs, search.running_flat, step, step == force_eos_at - 1, encoder_ids)
+            return self.rules.scores(log_probs, search.running_flat, step, step == force_eos_at - 1, encoder_ids, prompt_len=width)
 
         def first_token() -> None:
             stats["first"] = stats["first"] or time.perf_counter() - start
