@@ -226,7 +226,7 @@ def test_server_completes_with_the_encoder_decoder(seq2seq_dir):
             assert post(prompt="x", model="other").status_code == 404
     finally:
         runner.stop()
-    with pytest.raises(ValueError, match="encoder-decoder, served for /v1/completions: --draft_model do not apply; leave them out"):
+    with pytest.raises(ValueError, match="encoder-decoder, served one request at a time: --draft_model do not apply; leave them out"):
         build_server(str(folder), None, 1, 32, 1, 1, draft_model=str(folder))
 
 

@@ -214,3 +214,68 @@ def test_an_unproven_decoder_is_refused_with_the_switch():
     )
     with pytest.raises(NotImplementedError, match="'rembert' decoder is not proven here .* QEFF_ALLOW_ANY_ARCHITECTURE=1"):
         QEFFAutoModelForVisionEncoderDecoder(VisionEncoderDecoderModel(config))
+
+
+def test_server_answers_an_image_in_chat(vision_seq2seq):
+    """``serve`` on an image encoder-decoder: /v1/chat/completions with one image (a data: URL) gives transformers'
+    tokens after the start token, or after a text prompt (the decoder's), streamed or not; what it cannot take is
+    refused with what to send."""
+    import base64
+    import io
+    import json
+
+    import httpx
+    from PIL import Image
+    from transformers import ViTImageProcessor
+
+    from QEfficient.cloud.serve import build_server
+    from tests.helpers import serve_on_loopback
+
+    folder, hf = vision_seq2seq("vit-gpt2")
+    processor = ViTImageProcessor(size={"height": 32, "width": 32})
+    processor.save_pretrained(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 255, (40, 48, 3), dtype=np.uint8))
+    png = io.BytesIO()
+    image.save(png, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    pixels = processor(images=image, return_tensors="pt")["pixel_values"]
+    prompt = tok("hello world", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        plain = hf.generate(pixel_values=pixels, max_new_tokens=8, do_sample=False)[0, 1:].tolist()
+        prompted = hf.generate(pixel_values=pixels, decoder_input_ids=torch.tensor([[0, *prompt]]), max_new_tokens=8, do_sample=False)
+    prompted = prompted[0, 1 + len(prompt) :].tolist()
+    app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=32, full_batch_size=1, num_cores=1)
+
+    def message(text: str | None = None) -> list[dict]:
+        parts = [{"type": "image_url", "image_url": {"url": url}}] + ([{"type": "text", "text": text}] if text else [])
+        return [{"role": "user", "content": parts}]
+
+    try:
+        with serve_on_loopback(app) as base:
+
+            def post(path="/v1/chat/completions", **body) -> httpx.Response:
+                return httpx.post(f"{base}{path}", json=body, timeout=120)
+
+            for text, expected in ((None, plain), ("hello world", prompted)):
+                r = post(messages=message(text), max_tokens=8, temperature=0)
+                assert r.status_code == 200, r.text
+                body = r.json()
+                assert body["choices"][0]["message"]["content"] == tok.decode(expected, skip_special_tokens=True)
+                assert body["usage"]["completion_tokens"] == len(expected) and body["object"] == "chat.completion"
+                streamed = post(messages=message(text), max_tokens=8, temperature=0, stream=True)
+                chunks = [json.loads(line[6:]) for line in streamed.text.split("\n\n") if line.startswith("data: {")]
+                content = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+                assert content == body["choices"][0]["message"]["content"] and streamed.text.endswith("data: [DONE]\n\n")
+                assert chunks[-1]["choices"][0]["finish_reason"] == body["choices"][0]["finish_reason"]
+            for bad, words in (
+                ({"messages": [{"role": "user", "content": "no image"}]}, "exactly one image_url part"),
+                ({"messages": message() * 2}, "one user message"),
+                ({"messages": message(), "logprobs": True}, "logprobs"),
+            ):
+                r = post(**bad)
+                assert r.status_code == 400 and words in r.json()["error"]["message"], r.text
+            r = post("/v1/completions", prompt="x")
+            assert r.status_code == 400 and "/v1/chat/completions" in r.json()["error"]["message"]
+    finally:
+        runner.stop()

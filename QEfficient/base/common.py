@@ -12,6 +12,7 @@ from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
 from QEfficient.models.seq2seq_lm import SUPPORTED_TYPES as SEQ2SEQ_TYPES
 from QEfficient.models.seq2seq_lm import QEFFAutoModelForSeq2SeqLM
 from QEfficient.models.speech_seq2seq import QEFFAutoModelForSpeechSeq2Seq
+from QEfficient.models.vision_seq2seq import QEFFAutoModelForVisionEncoderDecoder
 
 
 class QEFFCommonLoader:
@@ -37,6 +38,8 @@ class QEFFCommonLoader:
             return QEFFAutoModelForCausalLM
         config = AutoConfig.from_pretrained(folder)
         model_type = config.model_type
+        if model_type == "vision-encoder-decoder":  # an image encoder with a cross-attending decoder (TrOCR, Donut)
+            return QEFFAutoModelForVisionEncoderDecoder
         if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:  # checked first, as in QEfficient
             return QEFFAutoModelForImageTextToText
         if model_type == "whisper" and model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES:  # before: it has a causal-LM class too

@@ -179,8 +179,9 @@ def build_server(
         from QEfficient.serving.speech_app import open_speech_app
 
         return open_speech_app(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
-    if not gguf_file and _is_seq2seq(model_name):  # a text encoder-decoder: /v1/completions, one request at a time
+    if not gguf_file and (_is_seq2seq(model_name) or _is_vision_seq2seq(model_name)):  # encoder-decoders: one request at a time
         from QEfficient.serving.seq2seq_app import open_seq2seq_app
+        from QEfficient.serving.vision_seq2seq_app import open_vision_seq2seq_app
 
         given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
         given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
@@ -189,9 +190,10 @@ def build_server(
         named = [f"--{name}" for name, value in given.items() if value is not None]
         if named:
             raise ValueError(
-                f"'{model_name}' is an encoder-decoder, served for /v1/completions: {', '.join(named)} do not apply; leave them out."
+                f"'{model_name}' is an encoder-decoder, served one request at a time: {', '.join(named)} do not apply; leave them out."
             )
-        return open_seq2seq_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
+        open_app = open_vision_seq2seq_app if _is_vision_seq2seq(model_name) else open_seq2seq_app
+        return open_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
         from QEfficient.serving import vision_language
 
@@ -269,6 +271,17 @@ def _is_seq2seq(model_name: str) -> bool:
     from QEfficient.cloud.infer import _is_seq2seq as is_seq2seq
 
     return is_seq2seq(model_name, None)
+
+
+def _is_vision_seq2seq(model_name: str) -> bool:
+    """An image encoder-decoder (TrOCR, Donut, ViT-GPT2): its chat answers an image."""
+    from QEfficient import QEFFAutoModelForVisionEncoderDecoder
+    from QEfficient.base.common import QEFFCommonLoader
+
+    try:
+        return QEFFCommonLoader.model_class(model_name) is QEFFAutoModelForVisionEncoderDecoder
+    except (OSError, ValueError, NotImplementedError):
+        return False
 
 
 def _is_speech(model_name: str) -> bool:

@@ -66,6 +66,10 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
     def _prompt_starts_sequence(self) -> bool:
         return "donut" in self.encoder.encoder_config.model_type.lower()  # transformers' exception: task prompts
 
+    def image_positions(self) -> int:
+        """The encoder's positions for one image (its patches), which the decoder's cross-attention reads."""
+        return int(self.encoder.kv_positions())
+
     def _check_max_positions(self, name: str, length: int, config=None) -> None:
         super()._check_max_positions(name, length, config or self.hf.decoder.config)  # the decoder's position table
 

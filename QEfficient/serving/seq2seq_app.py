@@ -50,7 +50,7 @@ def _prompts(raw) -> list[str]:
 _NOT_APPLIED = {"frequency_penalty": 0, "presence_penalty": 0, "repetition_penalty": 1, "min_p": 0, "best_of": 1, "logit_bias": {}}
 
 
-def _options(body: dict, generation_config, max_tokens: int) -> dict:
+def sampling_options(body: dict, generation_config, max_tokens: int) -> dict:
     """generate() options of a completions request: greedy at temperature 0; sampled above it (or where the checkpoint
     samples and the request names no temperature) with its top_p, top_k (vLLM's -1 or 0: none; unset: the checkpoint's,
     else none, as vLLM) and seed."""
@@ -80,7 +80,7 @@ def _options(body: dict, generation_config, max_tokens: int) -> dict:
     return options
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
+def usage_of(prompt_tokens: int, completion_tokens: int) -> dict:
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
 
 
@@ -109,7 +109,7 @@ def create_seq2seq_app(
         if name and name not in names:
             raise APIError(404, f"The model '{name}' does not exist; this server serves '{model_id}'.", "model")
         prompts = _prompts(body.get("prompt"))
-        options = _options(body, model.hf.generation_config, max_tokens)
+        options = sampling_options(body, model.hf.generation_config, max_tokens)
         prompt_ids = tokenizer(prompts)["input_ids"]
         longest = max(len(ids) for ids in prompt_ids)
         if max_input and longest > max_input:
@@ -130,7 +130,7 @@ def create_seq2seq_app(
             finish, count = ending(row, options["generation_len"])
             completion_tokens += count
             choices.append({"index": i, "text": text, "logprobs": None, "finish_reason": finish})
-        return head | {"choices": choices, "usage": _usage(prompt_tokens, completion_tokens)}
+        return head | {"choices": choices, "usage": usage_of(prompt_tokens, completion_tokens)}
 
     def ending(row: np.ndarray, generation_len: int | None) -> tuple[str, int]:
         """A decoder sequence's finish reason and generated tokens (after its start token, up to and with its end)."""
@@ -174,7 +174,7 @@ def create_seq2seq_app(
                         # what the pieces did not give yet (all of it, with beams)
                         yield event([choice(i, streamer.rest(i, text) if streamer else text, finish)])
                     if prompt_tokens is not None:
-                        yield event([], usage=_usage(prompt_tokens, completion_tokens))
+                        yield event([], usage=usage_of(prompt_tokens, completion_tokens))
                 else:  # the request failed after its first byte: vLLM's error event
                     yield error_event(*rest)
             yield "data: [DONE]\n\n"
@@ -184,23 +184,21 @@ def create_seq2seq_app(
     return app
 
 
-def open_seq2seq_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key, max_body_bytes, hf_overrides=None):
-    """(app, runner) for a text encoder-decoder, compiled for ``ctx_len`` decoder tokens."""
+def compiled_encoder_decoder(model_class, model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, hf_overrides=None):
+    """(model, tokenizer): an encoder-decoder of ``model_class`` loaded and compiled for ``ctx_len`` decoder tokens."""
     from transformers import AutoTokenizer
 
+    model = model_class.from_pretrained(model_name, hf_overrides=hf_overrides or None)
+    model.compile(ctx_len=ctx_len, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    return model, AutoTokenizer.from_pretrained(model.local_model_dir)
+
+
+def open_seq2seq_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key, max_body_bytes, hf_overrides=None):
+    """(app, runner) for a text encoder-decoder, compiled for ``ctx_len`` decoder tokens."""
     from QEfficient import QEFFAutoModelForSeq2SeqLM
 
-    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(model_name, hf_overrides=hf_overrides or None)
-    model.compile(ctx_len=ctx_len, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
-    tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
-    app = create_seq2seq_app(
-        model,
-        tokenizer,
-        model.model_name,
-        ctx_len,
-        served_names=[model_name],
-        api_key=api_key,
-        max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
-    )
+    model, tokenizer = compiled_encoder_decoder(QEFFAutoModelForSeq2SeqLM, model_name, ctx_len, num_cores, mxfp6_matmul, hf_overrides)
+    limits = {"served_names": [model_name], "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
+    app = create_seq2seq_app(model, tokenizer, model.model_name, ctx_len, **limits)
     app.state.qpc_path = model.qpc_paths["decoder_qpc_path"]
     return app, NoRunner()

@@ -68,6 +68,11 @@ class QEffVisionSeq2SeqEncoder(nn.Module):
         key = self._fill(self._dummy())[0]
         return key.shape[1], key.shape[-1]
 
+    @torch.no_grad()
+    def kv_positions(self) -> int:
+        """The cross keys' positions for one image of the configured size (its patches)."""
+        return self._fill(self._dummy())[0].shape[2]
+
     def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self._fill(pixel_values)
 

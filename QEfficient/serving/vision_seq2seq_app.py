@@ -1,0 +1,167 @@
+"""OpenAI's chat completions API over an image encoder-decoder (TrOCR, Donut, ViT-GPT2 captioners): the user message's
+image is the encoder's input, its text (where it has any) the decoder's prompt (Donut's task prompt, ``<s_cord-v2>``),
+and the answer what the decoder writes after it, as transformers' ``generate`` gives it for the checkpoint.
+
+Routes: GET /health, GET /v1/models, POST /v1/chat/completions (``messages``: one user message holding one image, an
+``image_url`` part with a data: URL or an http(s) URL, and optional text parts; ``max_tokens`` or
+``max_completion_tokens``, ``temperature``, ``top_p``, ``top_k``, ``seed``, ``stream`` with
+``stream_options.include_usage``). Requests run one at a time on a worker thread, so /health keeps answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
+
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.protocol import APIError, parse_json, streaming_options
+from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.seq2seq_app import compiled_encoder_decoder, sampling_options, usage_of
+from QEfficient.serving.vision_language import read_image
+from QEfficient.serving.worker_stream import RowsStreamer, error_event, worker_items
+
+
+def image_and_prompt(messages) -> tuple[str, str]:
+    """The one image URL and the text of a chat request's single user message."""
+    if not isinstance(messages, list) or len(messages) != 1 or not isinstance(messages[0], dict) or messages[0].get("role") != "user":
+        raise APIError(
+            400, "Send one user message holding the image (and, for Donut, its task prompt): this model answers one image.", "messages"
+        )
+    content = messages[0].get("content")
+    parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise APIError(400, "The message's content must be a string or a list of content parts.", "messages")
+    urls = [(p.get("image_url") or {}).get("url") for p in parts if p.get("type") == "image_url"]
+    if len(urls) != 1 or not isinstance(urls[0], str):
+        raise APIError(400, f"The message must hold exactly one image_url part with a url; it holds {len(urls)}.", "messages")
+    others = {p.get("type") for p in parts} - {"text", "image_url"}
+    if others:
+        raise APIError(400, f"Content parts of type {sorted(map(str, others))} are not read here: send text and one image_url.", "messages")
+    return urls[0], "".join(p.get("text") or "" for p in parts if p.get("type") == "text").strip()
+
+
+def create_vision_seq2seq_app(
+    model,
+    image_processor,
+    tokenizer,
+    model_id: str,
+    max_tokens: int,
+    *,
+    served_names=None,
+    api_key=None,
+    max_body_bytes=DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """The app over a compiled QEFFAutoModelForVisionEncoderDecoder (``max_tokens``: the most its decoder's cache
+    holds), its image processor and tokenizer."""
+    app = FastAPI(title="QEfficient image encoder-decoder", version="1")
+    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    lock = asyncio.Lock()  # one request at a time on the sessions
+    start_id = model.hf.generation_config.decoder_start_token_id
+    eos = model.hf.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos])
+    image_positions = model.image_positions()
+    openai_app_basics(app, api_key)
+    single_model_routes(app, model_id, lock.locked)
+
+    @app.post("/v1/completions")
+    async def completions(_: Request):
+        raise APIError(400, f"'{model_id}' reads images: send the image in a user message to /v1/chat/completions.")
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        body = parse_json(await read_limited_body(request, max_body_bytes))
+        name = body.get("model")
+        if name and name not in names:
+            raise APIError(404, f"The model '{name}' does not exist; this server serves '{model_id}'.", "model")
+        if body.get("max_completion_tokens") is not None:  # the newer name; max_tokens is deprecated in OpenAI's API
+            body = {**body, "max_tokens": body["max_completion_tokens"]}
+        if body.get("logprobs"):
+            raise APIError(400, '"logprobs" are not given for encoder-decoders here: leave it out.', "logprobs")
+        url, prompt = image_and_prompt(body.get("messages"))
+        options = sampling_options(
+            {k: v for k, v in body.items() if k not in ("messages", "logprobs", "top_logprobs")}, model.hf.generation_config, max_tokens
+        )
+        image = await asyncio.to_thread(read_image, url, "The image")
+        pixels = image_processor(images=image, return_tensors="np")["pixel_values"]
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
+        decoder_prompt = model._decoder_prompt(np.array([prompt_ids]), 1, start_id) if prompt_ids else None
+        width = 1 if decoder_prompt is None else decoder_prompt.shape[1]
+        options |= {"inputs": {"pixel_values": pixels}} | ({"decoder_input_ids": decoder_prompt} if prompt_ids else {})
+        stream, include_usage, _ = streaming_options(body)
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": name or model_id}
+        prompt_tokens = image_positions + width  # the image's patches and the decoder's prompt
+        if stream:
+            return await streamed(options, head, width, prompt_tokens if include_usage else None)
+        async with lock:
+            try:
+                info = await asyncio.to_thread(model.generate, tokenizer, **options)
+            except (ValueError, NotImplementedError) as err:
+                raise APIError(400, str(err)) from None
+        text, finish, count = answer(info.generated_ids[0][0], width, options["generation_len"])
+        message = {"role": "assistant", "content": text}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+        return head | {"object": "chat.completion", "choices": [choice], "usage": usage_of(prompt_tokens, count)}
+
+    def answer(row: np.ndarray, width: int, generation_len: int | None) -> tuple[str, str, int]:
+        """The text written after the decoder prompt, its finish reason and token count (up to and with its end)."""
+        generated = row[width:]
+        ends = [i for i, t in enumerate(generated.tolist()) if t in eos]
+        count = ends[0] + 1 if ends else int((generated != model.hf.generation_config.pad_token_id).sum())
+        cut = generation_len is not None and count >= generation_len  # a forced end token at the length: the length
+        return tokenizer.decode(generated[:count], skip_special_tokens=True), ("stop" if ends and not cut else "length"), count
+
+    async def streamed(options: dict, head: dict, width: int, prompt_tokens: int | None) -> StreamingResponse:
+        """vLLM's chat stream: the role, the text in pieces as it is decoded (with beams, whole), the finish reason, the
+        usage where asked, then [DONE]; a failure ends it with vLLM's error event."""
+        beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
+
+        def work(send) -> None:  # on the worker thread
+            streamer = None if beams else RowsStreamer(tokenizer, lambda row, piece: send("text", piece))
+            send("done", model.generate(tokenizer, streamer=streamer, **options), streamer)
+
+        items = await worker_items(lock, work)
+
+        def event(choices: list[dict], **more) -> str:
+            return f"data: {json.dumps(head | {'object': 'chat.completion.chunk', 'choices': choices} | more)}\n\n"
+
+        async def events():
+            yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}])
+            async for kind, *rest in items:
+                if kind == "text":
+                    yield event([{"index": 0, "delta": {"content": rest[0]}, "logprobs": None, "finish_reason": None}])
+                elif kind == "done":
+                    info, streamer = rest
+                    text, finish, count = answer(info.generated_ids[0][0], width, options["generation_len"])
+                    tail = streamer.rest(0, text) if streamer else text
+                    yield event([{"index": 0, "delta": {"content": tail} if tail else {}, "logprobs": None, "finish_reason": finish}])
+                    if prompt_tokens is not None:
+                        yield event([], usage=usage_of(prompt_tokens, count))
+                else:
+                    yield error_event(*rest)
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+def open_vision_seq2seq_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key, max_body_bytes, hf_overrides=None):
+    """(app, runner) for an image encoder-decoder, compiled for ``ctx_len`` decoder tokens."""
+    from transformers import AutoImageProcessor
+
+    from QEfficient import QEFFAutoModelForVisionEncoderDecoder
+
+    model, tokenizer = compiled_encoder_decoder(
+        QEFFAutoModelForVisionEncoderDecoder, model_name, ctx_len, num_cores, mxfp6_matmul, hf_overrides
+    )
+    image_processor = AutoImageProcessor.from_pretrained(model.local_model_dir)
+    limits = {"served_names": [model_name], "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
+    app = create_vision_seq2seq_app(model, image_processor, tokenizer, model.model_name, ctx_len, **limits)
+    app.state.qpc_path = model.qpc_paths["decoder_qpc_path"]
+    return app, NoRunner()
