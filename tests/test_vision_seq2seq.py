@@ -279,3 +279,28 @@ def test_server_answers_an_image_in_chat(vision_seq2seq):
             assert r.status_code == 400 and "/v1/chat/completions" in r.json()["error"]["message"]
     finally:
         runner.stop()
+
+
+def test_infer_reads_an_image_file(vision_seq2seq, tmp_path, capsys):
+    """``infer --image_path`` on an image encoder-decoder: transformers' tokens, after ``--prompt`` as the decoder's
+    prompt where given; without an image it says what to pass."""
+    from PIL import Image
+    from transformers import ViTImageProcessor
+
+    from QEfficient.cloud import infer
+
+    folder, hf = vision_seq2seq("vit-trocr")
+    processor = ViTImageProcessor(size={"height": 32, "width": 32})
+    processor.save_pretrained(folder)
+    image = Image.fromarray(np.random.default_rng(4).integers(0, 255, (36, 30, 3), dtype=np.uint8))
+    image.save(tmp_path / "page.png")
+    pixels = processor(images=image, return_tensors="pt")["pixel_values"]
+    prompt = AutoTokenizer.from_pretrained(folder)("hello", add_special_tokens=False)["input_ids"]
+    for text, decoder in ((None, None), ("hello", torch.tensor([[0, *prompt]]))):
+        with torch.no_grad():
+            expected = hf.generate(pixel_values=pixels, decoder_input_ids=decoder, max_new_tokens=6, do_sample=False)[0].tolist()
+        info = infer.main(model_name=str(folder), image_path=str(tmp_path / "page.png"), prompt=text, ctx_len=32, generation_len=6)
+        assert info.generated_ids[0][0][: len(expected)].tolist() == expected
+        assert f"Output : {info.texts[0]}" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="reads images: pass --image_path or --image_url"):
+        infer.main(model_name=str(folder), ctx_len=32)

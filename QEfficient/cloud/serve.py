@@ -274,14 +274,9 @@ def _is_seq2seq(model_name: str) -> bool:
 
 
 def _is_vision_seq2seq(model_name: str) -> bool:
-    """An image encoder-decoder (TrOCR, Donut, ViT-GPT2): its chat answers an image."""
-    from QEfficient import QEFFAutoModelForVisionEncoderDecoder
-    from QEfficient.base.common import QEFFCommonLoader
+    from QEfficient.cloud.infer import _is_vision_seq2seq as is_vision_seq2seq
 
-    try:
-        return QEFFCommonLoader.model_class(model_name) is QEFFAutoModelForVisionEncoderDecoder
-    except (OSError, ValueError, NotImplementedError):
-        return False
+    return is_vision_seq2seq(model_name, None)
 
 
 def _is_speech(model_name: str) -> bool:
