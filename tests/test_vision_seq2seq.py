@@ -177,6 +177,10 @@ def test_a_decoder_prompt_starts_the_sequence_as_in_transformers(vision_seq2seq,
         rows = [row.tolist() for batch in info.generated_ids for row in batch]
         assert [r[: expected.shape[1]] for r in rows] == expected.tolist(), options
         assert rows[0][:4] == ([5, 17, 42, rows[0][3]] if name == "donut-mbart" else [0, 5, 17, 42])
+    tok = AutoTokenizer.from_pretrained(folder)  # Donut's text keeps its special tokens (its tags), less end and pad
+    ids = [tok.bos_token_id, 5, tok.eos_token_id, tok.pad_token_id]
+    donut = name == "donut-mbart"
+    assert model.text_of(tok, ids) == (tok.decode(ids[:2]) if donut else tok.decode(ids, skip_special_tokens=True))
     with pytest.raises(ValueError, match="needs ctx_len >= 3[34]"):
         model.generate(pixels, decoder_input_ids=prompt, max_new_tokens=31)
 
@@ -269,6 +273,9 @@ def test_server_answers_an_image_in_chat(vision_seq2seq):
                 assert content == body["choices"][0]["message"]["content"] and streamed.text.endswith("data: [DONE]\n\n")
                 assert chunks[-1]["choices"][0]["finish_reason"] == body["choices"][0]["finish_reason"]
             for bad, words in (
+                ({"messages": message(), "tools": [{"type": "function", "function": {"name": "f"}}]}, "'tools' is not applied"),
+                ({"messages": message("hello"), "max_tokens": 32, "stream": True}, "need more than the decoder's 32 slots"),
+                ({"messages": [{"role": "user", "content": message()[0]["content"] + [{"type": "text", "text": 3}]}]}, "must be a string"),
                 ({"messages": [{"role": "user", "content": "no image"}]}, "exactly one image_url part"),
                 ({"messages": message() * 2}, "one user message"),
                 ({"messages": message(), "logprobs": True}, "logprobs"),

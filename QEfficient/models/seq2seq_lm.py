@@ -200,7 +200,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         )
         cross_names = Seq2SeqEncoderGraphSpec(read_artifact(encoder_path)["num_layers"]).output_names
         rules = Seq2SeqRules.from_generation_config(self.hf.generation_config, self.config, min_new_tokens, forced_bos_token_id)
-        decode = (lambda row: tokenizer.decode(row, skip_special_tokens=True)) if tokenizer is not None else None
+        decode = (lambda row: self.text_of(tokenizer, row)) if tokenizer is not None else None
         shared = bool(decoder_manifest.get("shared_cross"))
         generation = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams, shared, sampling, pixels=self.reads_images)
         prompt = self._decoder_prompt(decoder_input_ids, len(ids) // samples, rules.decoder_start_token_id)
@@ -210,6 +210,10 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         if stream:
             print_perf(info)
         return info
+
+    def text_of(self, tokenizer, ids) -> str:
+        """A decoder sequence's text, as transformers' examples decode this kind of model's output."""
+        return tokenizer.decode(ids, skip_special_tokens=True)
 
     @staticmethod
     def _encoder_specializations(batch_size: int) -> dict:

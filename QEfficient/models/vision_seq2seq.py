@@ -63,6 +63,14 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         size = self.encoder.encoder_config.image_size
         return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
+    def text_of(self, tokenizer, ids) -> str:
+        """Donut's output keeps its tags (``<s_menu>``, ``<s_nm>``: special tokens its processor's ``token2json`` reads),
+        without the end and pad tokens, as transformers' Donut examples decode it; the others' skip special tokens."""
+        if not self._prompt_starts_sequence():
+            return super().text_of(tokenizer, ids)
+        drop = {t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None}
+        return tokenizer.decode([int(t) for t in ids if int(t) not in drop], skip_special_tokens=False)
+
     def _prompt_starts_sequence(self) -> bool:
         return "donut" in self.encoder.encoder_config.model_type.lower()  # transformers' exception: task prompts
 

@@ -149,7 +149,8 @@ def create_seq2seq_app(
         beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
 
         def work(send) -> None:  # on the worker thread
-            streamer = None if beams else RowsStreamer(tokenizer, lambda row, piece: send("text", row, piece))
+            decode = lambda ids: model.text_of(tokenizer, ids)  # noqa: E731
+            streamer = None if beams else RowsStreamer(decode, lambda row, piece: send("text", row, piece))
             send("done", model.generate(tokenizer, prompts, streamer=streamer, **options), streamer)
 
         items = await worker_items(lock, work)

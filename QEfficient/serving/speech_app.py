@@ -198,7 +198,8 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
         head = {"id": f"trsc-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()), "model": name}
 
         def work(send) -> None:  # on the worker thread
-            pieces = TextPieces(processor.tokenizer, lambda piece: send("text", piece), open_words=False)  # windows end words
+            decode = lambda ids: processor.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
+            pieces = TextPieces(decode, lambda piece: send("text", piece), open_words=False)  # windows end words
 
             def on_segments(_audio: int, segments: list) -> None:
                 if segments:

@@ -19,6 +19,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
+from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError, parse_json, streaming_options
 from QEfficient.serving.runner import NoRunner
@@ -37,13 +38,21 @@ def image_and_prompt(messages) -> tuple[str, str]:
     parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
     if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
         raise APIError(400, "The message's content must be a string or a list of content parts.", "messages")
-    urls = [(p.get("image_url") or {}).get("url") for p in parts if p.get("type") == "image_url"]
+    urls = [p.get("image_url") for p in parts if p.get("type") == "image_url"]
+    urls = [u.get("url") if isinstance(u, dict) else u for u in urls]  # {"url": ...}, or the URL itself
     if len(urls) != 1 or not isinstance(urls[0], str):
         raise APIError(400, f"The message must hold exactly one image_url part with a url; it holds {len(urls)}.", "messages")
     others = {p.get("type") for p in parts} - {"text", "image_url"}
     if others:
         raise APIError(400, f"Content parts of type {sorted(map(str, others))} are not read here: send text and one image_url.", "messages")
-    return urls[0], "".join(p.get("text") or "" for p in parts if p.get("type") == "text").strip()
+    texts = [p.get("text") or "" for p in parts if p.get("type") == "text"]
+    if not all(isinstance(t, str) for t in texts):
+        raise APIError(400, "A text part's 'text' must be a string.", "messages")
+    return urls[0], "".join(texts).strip()
+
+
+# chat fields this server does not apply, and the values that mean "none"
+_NOT_APPLIED = {"tools": ([], None), "tool_choice": ("none", None), "min_tokens": (0, None), "ignore_eos": (False, None)}
 
 
 def create_vision_seq2seq_app(
@@ -62,9 +71,8 @@ def create_vision_seq2seq_app(
     app = FastAPI(title="QEfficient image encoder-decoder", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     lock = asyncio.Lock()  # one request at a time on the sessions
-    start_id = model.hf.generation_config.decoder_start_token_id
-    eos = model.hf.generation_config.eos_token_id
-    eos = set(eos if isinstance(eos, list) else [eos])
+    rules = Seq2SeqRules.from_generation_config(model.hf.generation_config, model.config)  # the tokens generate() uses
+    start_id, eos, pad = rules.decoder_start_token_id, set(rules.eos_token_ids), rules.pad_token_id
     image_positions = model.image_positions()
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
@@ -83,15 +91,25 @@ def create_vision_seq2seq_app(
             body = {**body, "max_tokens": body["max_completion_tokens"]}
         if body.get("logprobs"):
             raise APIError(400, '"logprobs" are not given for encoder-decoders here: leave it out.', "logprobs")
+        for key, off in _NOT_APPLIED.items():
+            if body.get(key) not in off:
+                raise APIError(400, f"'{key}' is not applied to image encoder-decoders here: leave it out.", key)
+        if (body.get("response_format") or {}).get("type", "text") != "text":
+            message = "Structured output is not applied to image encoder-decoders here: leave response_format out."
+            raise APIError(400, message, "response_format")
         url, prompt = image_and_prompt(body.get("messages"))
         options = sampling_options(
             {k: v for k, v in body.items() if k not in ("messages", "logprobs", "top_logprobs")}, model.hf.generation_config, max_tokens
         )
-        image = await asyncio.to_thread(read_image, url, "The image")
-        pixels = image_processor(images=image, return_tensors="np")["pixel_values"]
+        # fetched, decoded and resized off the event loop
+        pixels = await asyncio.to_thread(lambda: image_processor(images=read_image(url, "The image"), return_tensors="np"))
+        pixels = pixels["pixel_values"]
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
         decoder_prompt = model._decoder_prompt(np.array([prompt_ids]), 1, start_id) if prompt_ids else None
         width = 1 if decoder_prompt is None else decoder_prompt.shape[1]
+        if width + (options["generation_len"] or 1) - 1 > max_tokens:  # before a stream's first byte
+            need = f"The prompt's {width} tokens and max_tokens={options['generation_len']}"
+            raise APIError(400, f"{need} need more than the decoder's {max_tokens} slots: ask for fewer tokens.", "max_tokens")
         options |= {"inputs": {"pixel_values": pixels}} | ({"decoder_input_ids": decoder_prompt} if prompt_ids else {})
         stream, include_usage, _ = streaming_options(body)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": name or model_id}
@@ -112,9 +130,9 @@ def create_vision_seq2seq_app(
         """The text written after the decoder prompt, its finish reason and token count (up to and with its end)."""
         generated = row[width:]
         ends = [i for i, t in enumerate(generated.tolist()) if t in eos]
-        count = ends[0] + 1 if ends else int((generated != model.hf.generation_config.pad_token_id).sum())
+        count = ends[0] + 1 if ends else int((generated != pad).sum())
         cut = generation_len is not None and count >= generation_len  # a forced end token at the length: the length
-        return tokenizer.decode(generated[:count], skip_special_tokens=True), ("stop" if ends and not cut else "length"), count
+        return model.text_of(tokenizer, generated[:count]), ("stop" if ends and not cut else "length"), count
 
     async def streamed(options: dict, head: dict, width: int, prompt_tokens: int | None) -> StreamingResponse:
         """vLLM's chat stream: the role, the text in pieces as it is decoded (with beams, whole), the finish reason, the
@@ -122,7 +140,11 @@ def create_vision_seq2seq_app(
         beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
 
         def work(send) -> None:  # on the worker thread
-            streamer = None if beams else RowsStreamer(tokenizer, lambda row, piece: send("text", piece))
+            def piece(row: int, text: str) -> None:
+                if row == 0:  # a checkpoint's further samples are not answered
+                    send("text", text)
+
+            streamer = None if beams else RowsStreamer(lambda ids: model.text_of(tokenizer, ids), piece)
             send("done", model.generate(tokenizer, streamer=streamer, **options), streamer)
 
         items = await worker_items(lock, work)

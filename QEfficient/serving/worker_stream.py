@@ -77,14 +77,15 @@ class TextPieces:
     change it (``open_words=False``: all of it but a split character, where each ``add`` ends a passage, as a Whisper
     window does); ``rest(text)`` is what the final text adds."""
 
-    def __init__(self, tokenizer, emit: Callable[[str], None], open_words: bool = True) -> None:
-        self.tokenizer, self.emit, self.open_words = tokenizer, emit, open_words
+    def __init__(self, decode: Callable[[list[int]], str], emit: Callable[[str], None], open_words: bool = True) -> None:
+        """``decode(ids)``: the text of the tokens so far (the tokenizer's decode, special tokens skipped or not)."""
+        self.decode, self.emit, self.open_words = decode, emit, open_words
         self.tokens: list[int] = []
         self.sent = ""
 
     def add(self, tokens) -> None:
         self.tokens += [int(t) for t in np.asarray(tokens).reshape(-1)]
-        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+        text = self.decode(self.tokens)
         end = _printable_end(text) if self.open_words else (0 if text.endswith("\ufffd") else len(text))
         if end > len(self.sent) and text.startswith(self.sent):
             self.emit(text[len(self.sent) : end])
@@ -104,8 +105,8 @@ class RowsStreamer:
     ([rows, 1], the decoder's start tokens) begins the next batch's rows, a 1-D put ([rows]) is one step's tokens.
     ``emit(row, piece)`` gets each row's text pieces (TextPieces)."""
 
-    def __init__(self, tokenizer, emit: Callable[[int, str], None]) -> None:
-        self.tokenizer, self.emit = tokenizer, emit
+    def __init__(self, decode: Callable[[list[int]], str], emit: Callable[[int, str], None]) -> None:
+        self.decode, self.emit = decode, emit
         self.rows: dict[int, TextPieces] = {}
         self.first, self.count = 0, 0
 
@@ -117,7 +118,7 @@ class RowsStreamer:
         for j, token in enumerate(value.reshape(-1)):
             row = self.first + j
             if row not in self.rows:
-                self.rows[row] = TextPieces(self.tokenizer, lambda piece, row=row: self.emit(row, piece))
+                self.rows[row] = TextPieces(self.decode, lambda piece, row=row: self.emit(row, piece))
             self.rows[row].add([token])
 
     def end(self) -> None:
