@@ -308,6 +308,7 @@ class Seq2SeqGeneration:
         sequences[:, :width] = np.concatenate([prompt, np.repeat(prompt[-1:], rows - real, 0)])
         done = np.zeros(rows, bool)
         eos = np.array(self.rules.eos_token_ids or (-1,))
+        encoder_ids = self._token_ids(ids)
         # every row steps at the same position (the decoder places its tokens by the cache's length)
         logits = self.decoder.run(sequences[:, :width], np.tile(np.arange(width, dtype=np.int64), (rows, 1)))
         if streamer is not None:
@@ -315,7 +316,7 @@ class Seq2SeqGeneration:
         decode_start, n = time.perf_counter(), width
         for step in range(generation_len):
             last = step == force_eos_at - 1
-            scores = self.rules.scores(logits, sequences[:, :n], step, last, self._token_ids(ids), prompt_len=width)
+            scores = self.rules.scores(logits, sequences[:, :n], step, last, encoder_ids, prompt_len=width)
             chosen = scores.argmax(-1)
             if rngs:  # transformers' warpers after its processors, then one draw per real input
                 s = self.sampling

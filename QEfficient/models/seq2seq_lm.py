@@ -203,7 +203,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         decode = (lambda row: self.text_of(tokenizer, row)) if tokenizer is not None else None
         shared = bool(decoder_manifest.get("shared_cross"))
         generation = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams, shared, sampling, pixels=self.reads_images)
-        prompt = self._decoder_prompt(decoder_input_ids, len(ids) // samples, rules.decoder_start_token_id)
+        prompt = self.decoder_prompt(decoder_input_ids, len(ids) // samples, rules.decoder_start_token_id)
         if prompt is not None and samples > 1:
             prompt = np.repeat(prompt, samples, 0)
         info = generation.generate(ids, mask, generation_len, decode, streamer, prompt)
@@ -219,7 +219,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
     def _encoder_specializations(batch_size: int) -> dict:
         return Seq2SeqEncoderGraphSpec.specializations(batch_size, 0)  # inputs of any length
 
-    def _decoder_prompt(self, decoder_input_ids, inputs: int, start: int) -> np.ndarray | None:
+    def decoder_prompt(self, decoder_input_ids, inputs: int, start: int) -> np.ndarray | None:
         """``decoder_input_ids`` as transformers' generate starts from them: [inputs, P] int64, the start token put
         first where no row begins with it (not for Donut, whose task prompts begin the sequence themselves)."""
         if decoder_input_ids is None:

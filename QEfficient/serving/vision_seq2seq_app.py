@@ -94,7 +94,8 @@ def create_vision_seq2seq_app(
         for key, off in _NOT_APPLIED.items():
             if body.get(key) not in off:
                 raise APIError(400, f"'{key}' is not applied to image encoder-decoders here: leave it out.", key)
-        if (body.get("response_format") or {}).get("type", "text") != "text":
+        response_format = body.get("response_format")
+        if response_format is not None and (not isinstance(response_format, dict) or response_format.get("type", "text") != "text"):
             message = "Structured output is not applied to image encoder-decoders here: leave response_format out."
             raise APIError(400, message, "response_format")
         url, prompt = image_and_prompt(body.get("messages"))
@@ -105,7 +106,7 @@ def create_vision_seq2seq_app(
         pixels = await asyncio.to_thread(lambda: image_processor(images=read_image(url, "The image"), return_tensors="np"))
         pixels = pixels["pixel_values"]
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
-        decoder_prompt = model._decoder_prompt(np.array([prompt_ids]), 1, start_id) if prompt_ids else None
+        decoder_prompt = model.decoder_prompt(np.array([prompt_ids]), 1, start_id) if prompt_ids else None
         width = 1 if decoder_prompt is None else decoder_prompt.shape[1]
         if width + (options["generation_len"] or 1) - 1 > max_tokens:  # before a stream's first byte
             need = f"The prompt's {width} tokens and max_tokens={options['generation_len']}"
