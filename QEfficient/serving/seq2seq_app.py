@@ -80,6 +80,17 @@ def sampling_options(body: dict, generation_config, max_tokens: int) -> dict:
     return options
 
 
+def finish_and_count(row: np.ndarray, width: int, eos, pad: int, generation_len: int | None) -> tuple[str, int]:
+    """A decoder sequence's finish reason and generated tokens (after its ``width``-token prompt, up to and with its
+    end)."""
+    generated = row[width:]
+    ends = np.flatnonzero(np.isin(generated, list(eos)))
+    count = int(ends[0]) + 1 if len(ends) else int((generated != pad).sum())
+    # an end token at max_tokens may be the checkpoint's forced one (BART's, Marian's): the length stopped it
+    cut = generation_len is not None and count >= generation_len
+    return ("stop" if len(ends) and not cut else "length"), count
+
+
 def usage_of(prompt_tokens: int, completion_tokens: int) -> dict:
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
 
@@ -133,13 +144,7 @@ def create_seq2seq_app(
         return head | {"choices": choices, "usage": usage_of(prompt_tokens, completion_tokens)}
 
     def ending(row: np.ndarray, generation_len: int | None) -> tuple[str, int]:
-        """A decoder sequence's finish reason and generated tokens (after its start token, up to and with its end)."""
-        generated = row[1:]
-        ends = np.flatnonzero(np.isin(generated, eos))
-        count = int(ends[0]) + 1 if len(ends) else int((generated != pad).sum())
-        # an end token at max_tokens may be the checkpoint's forced one (BART's, Marian's): the length stopped it
-        cut = generation_len is not None and count >= generation_len
-        return ("stop" if len(ends) and not cut else "length"), count
+        return finish_and_count(row, 1, eos, pad, generation_len)
 
     async def streamed(prompts: list[str], options: dict, head: dict, prompt_tokens: int | None) -> StreamingResponse:
         """Server-sent events as vLLM sends them: each choice's text in pieces as it is decoded (one generate() call for

@@ -23,7 +23,7 @@ from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError, parse_json, streaming_options
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.seq2seq_app import compiled_encoder_decoder, sampling_options, usage_of
+from QEfficient.serving.seq2seq_app import compiled_encoder_decoder, finish_and_count, sampling_options, usage_of
 from QEfficient.serving.vision_language import read_image
 from QEfficient.serving.worker_stream import RowsStreamer, error_event, worker_items
 
@@ -129,11 +129,8 @@ def create_vision_seq2seq_app(
 
     def answer(row: np.ndarray, width: int, generation_len: int | None) -> tuple[str, str, int]:
         """The text written after the decoder prompt, its finish reason and token count (up to and with its end)."""
-        generated = row[width:]
-        ends = [i for i, t in enumerate(generated.tolist()) if t in eos]
-        count = ends[0] + 1 if ends else int((generated != pad).sum())
-        cut = generation_len is not None and count >= generation_len  # a forced end token at the length: the length
-        return model.text_of(tokenizer, generated[:count]), ("stop" if ends and not cut else "length"), count
+        finish, count = finish_and_count(row, width, eos, pad, generation_len)
+        return model.text_of(tokenizer, row[width : width + count]), finish, count
 
     async def streamed(options: dict, head: dict, width: int, prompt_tokens: int | None) -> StreamingResponse:
         """vLLM's chat stream: the role, the text in pieces as it is decoded (with beams, whole), the finish reason, the
