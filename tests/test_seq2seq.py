@@ -120,6 +120,21 @@ def test_the_checkpoint_s_generation_rules(seq2seq_dir):
         assert (ours[:, 1] == (bos or 77)).all() and 125 not in ours
 
 
+def test_a_checkpoint_without_a_length_gets_transformers_default(seq2seq_dir):
+    """Neither max_length nor max_new_tokens in the checkpoint: 20 new tokens after the start token, as transformers
+    generates (BART forces its end token at the last of them)."""
+    folder, tok = seq2seq_dir("bart")
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    assert model.hf.generation_config.max_length is None and model.hf.generation_config.max_new_tokens is None
+    model.compile(ctx_len=32, batch_size=2, num_cores=1)
+    hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    enc = tok(PROMPTS, padding=True, return_tensors="pt")
+    with torch.no_grad(), pytest.warns(UserWarning, match="max_length"):
+        reference = hf.generate(**enc, do_sample=False, num_beams=1)
+    assert reference.shape[1] == 21
+    assert model.generate(inputs=dict(enc)).generated_ids[0].tolist() == reference.tolist()
+
+
 def test_8_bit_decoder_weights_stay_close(seq2seq_dir):
     """``mxfp6_matmul=True``: the decoder's MatMul weights in 8-bit blocks; its step logits stay within 3 % of the
     largest of float32's."""

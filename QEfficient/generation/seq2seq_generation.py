@@ -44,6 +44,10 @@ def _ids(value) -> tuple[int, ...]:
     return () if value is None else tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
 
 
+# transformers' length where a checkpoint sets neither max_length nor max_new_tokens: 20 new tokens after any prompt
+DEFAULT_NEW_TOKENS = 20
+
+
 @dataclass(frozen=True)
 class Seq2SeqRules:
     """What a checkpoint's generation config asks of greedy decoding (transformers' fields and processors)."""
@@ -51,7 +55,7 @@ class Seq2SeqRules:
     decoder_start_token_id: int
     eos_token_ids: tuple[int, ...]
     pad_token_id: int
-    max_new_tokens: int  # transformers' max_new_tokens, or its max_length less the start token
+    max_new_tokens: int  # transformers' max_new_tokens, its max_length less the start token, or 20 (neither set)
     forced_bos_token_id: int | None = None
     forced_eos_token_ids: tuple[int, ...] = ()
     min_length: int = 0  # of the decoder's sequence, its start token included (transformers' min_length)
@@ -92,7 +96,7 @@ class Seq2SeqRules:
             int(_ids(start)[0]),
             eos,
             int(pad if pad is not None else (eos[0] if eos else 0)),
-            g.max_new_tokens or max(1, (g.max_length or 20) - 1),
+            g.max_new_tokens or (max(1, g.max_length - 1) if g.max_length else DEFAULT_NEW_TOKENS),
             forced_bos_token_id if forced_bos_token_id is not None else g.forced_bos_token_id,
             _ids(g.forced_eos_token_id),
             min_length,
@@ -103,7 +107,7 @@ class Seq2SeqRules:
             _ids(g.suppress_tokens),
             _ids(g.begin_suppress_tokens),
             min_new_tokens,
-            None if g.max_new_tokens else (g.max_length or 20),
+            None if g.max_new_tokens else g.max_length,
         )
 
     def scores(
