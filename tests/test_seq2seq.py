@@ -135,6 +135,35 @@ def test_a_checkpoint_without_a_length_gets_transformers_default(seq2seq_dir):
     assert model.generate(inputs=dict(enc)).generated_ids[0].tolist() == reference.tolist()
 
 
+def test_token_logprobs_are_transformers_logits_log_softmaxed(seq2seq_dir):
+    """top_logprobs: each new token's log-probability and the likeliest alternatives, from the logits transformers'
+    output_logits returns (before the rules), up to and with each row's end; refused with beams."""
+    folder, tok = seq2seq_dir("t5")
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.compile(ctx_len=32, batch_size=2, num_cores=1)
+    hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    enc = tok(PROMPTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = hf.generate(**enc, max_new_tokens=GEN, do_sample=False, num_beams=1, output_logits=True, return_dict_in_generate=True)
+    expected = torch.log_softmax(torch.stack(out.logits, 1).double(), -1).numpy()  # [rows, steps, vocab]
+    info = model.generate(tok, PROMPTS, generation_len=GEN, top_logprobs=3)
+    for row, (sequence, entries) in enumerate(zip(info.generated_ids[0], info.logprobs)):
+        new = sequence[1:]
+        ends = np.flatnonzero(new == tok.eos_token_id)
+        assert len(entries) == (ends[0] + 1 if len(ends) else GEN)
+        for step, (logprob, top_ids, top_logprobs) in enumerate(entries):
+            assert logprob == pytest.approx(expected[row, step, new[step]], abs=1e-4)
+            assert top_ids == np.argsort(-expected[row, step], kind="stable")[:3].tolist()
+            np.testing.assert_allclose(top_logprobs, expected[row, step, top_ids], atol=1e-4)
+    sampled = model.generate(tok, PROMPTS, generation_len=GEN, top_logprobs=0, do_sample=True, seed=3)
+    assert [len(e) for e in sampled.logprobs] == [int((row[1:] != tok.pad_token_id).sum()) for row in sampled.generated_ids[0]]
+    assert all(ids == [] for entries in sampled.logprobs for _, ids, _ in entries)
+    with pytest.raises(NotImplementedError, match="beam"):
+        model.generate(tok, PROMPTS, generation_len=GEN, top_logprobs=1, num_beams=2)
+    with pytest.raises(ValueError, match="top_logprobs"):
+        model.generate(tok, PROMPTS, generation_len=GEN, top_logprobs=-1)
+
+
 def test_8_bit_decoder_weights_stay_close(seq2seq_dir):
     """``mxfp6_matmul=True``: the decoder's MatMul weights in 8-bit blocks; its step logits stay within 3 % of the
     largest of float32's."""

@@ -285,8 +285,66 @@ def test_server_streams_completions(seq2seq_dir, num_beams):
                     assert [c["finish_reason"] for c in mine] == [None] * (len(mine) - 1) + [choice["finish_reason"]]
                     assert len(mine) == 1 if num_beams > 1 else len(mine) > 2  # beams: whole; else word by word
                 assert all(e["object"] == "text_completion" and e["id"] == events[0]["id"] for e in events[:-1])
+                assert all(e["usage"] is None for e in events[:-2])
+                # vLLM's continuous_usage_stats: each chunk carries its choice's usage so far
+                stream["stream_options"]["continuous_usage_stats"] = True
+                events = _events(httpx.post(f"{url}/v1/completions", json=body | stream, timeout=120))
+                assert events[-2]["usage"] == whole["usage"]
+                counted = 0
+                for i, prompt in enumerate(prompts):
+                    usages = [e["usage"] for e in events[:-2] if e["choices"][0]["index"] == i]
+                    assert {u["prompt_tokens"] for u in usages} == {len(tok(prompt)["input_ids"])}
+                    generated = [u["completion_tokens"] for u in usages]
+                    assert generated == sorted(generated) and generated[0] >= 1
+                    counted += generated[-1]
+                assert counted == whole["usage"]["completion_tokens"]
     finally:
         runner.stop()
+
+
+def test_server_gives_logprobs(seq2seq_dir):
+    """``logprobs`` N on /v1/completions: each generated token (its end included) with its logprob, the N likeliest and
+    where its text starts, as generate(top_logprobs=N) gives them; streamed, a chunk per token with the same entries;
+    refused where the checkpoint decodes with beams and the request does not sample."""
+    import httpx
+    from transformers import GenerationConfig
+
+    from QEfficient.cloud.serve import build_server
+    from QEfficient.serving.errors import APIError
+    from QEfficient.serving.seq2seq_app import sampling_options
+    from tests.helpers import serve_on_loopback
+
+    folder, tok = seq2seq_dir("bart")
+    _wordy(folder, tok)
+    app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=32, full_batch_size=2, num_cores=1)
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.compile(ctx_len=32, batch_size=2, num_cores=1)
+    reference = model.generate(tok, PROMPTS, generation_len=GEN, top_logprobs=2)
+    try:
+        with serve_on_loopback(app) as url:
+            body = {"prompt": PROMPTS, "max_tokens": GEN, "temperature": 0, "logprobs": 2}
+            whole = httpx.post(f"{url}/v1/completions", json=body, timeout=120).json()
+            for choice, entries in zip(whole["choices"], reference.logprobs):
+                logprobs = choice["logprobs"]
+                assert logprobs["token_logprobs"] == pytest.approx([e[0] for e in entries], abs=1e-6)
+                assert [list(top)[:2] for top in logprobs["top_logprobs"]] == [[tok.decode([t]) for t in e[1]] for e in entries]
+                assert logprobs["text_offset"][0] == 0 and logprobs["text_offset"] == sorted(logprobs["text_offset"])
+                assert "".join(logprobs["tokens"][:-1]).strip() == choice["text"].strip() or choice["finish_reason"] == "length"
+            assert sum(len(c["logprobs"]["tokens"]) for c in whole["choices"]) == whole["usage"]["completion_tokens"]
+            r = httpx.post(f"{url}/v1/completions", json=body | {"stream": True}, timeout=120)
+            pieces = [c for e in _events(r)[:-1] for c in e["choices"]]
+            for i, choice in enumerate(whole["choices"]):
+                mine = [c for c in pieces if c["index"] == i]
+                assert "".join(c["text"] for c in mine) == choice["text"]
+                joined = {key: [v for c in mine if c["logprobs"] for v in c["logprobs"][key]] for key in choice["logprobs"]}
+                assert joined == choice["logprobs"]
+            r = httpx.post(f"{url}/v1/completions", json=body | {"logprobs": 6}, timeout=120)
+            assert r.status_code == 400 and r.json()["error"]["param"] == "logprobs"
+    finally:
+        runner.stop()
+    with pytest.raises(APIError, match="beam search"):
+        sampling_options({"temperature": 0}, GenerationConfig(num_beams=3), 32, top_logprobs=1)
+    assert sampling_options({"temperature": 1}, GenerationConfig(num_beams=3), 32, top_logprobs=1)["top_logprobs"] == 1
 
 
 def test_text_pieces_hold_back_split_characters_and_open_words(seq2seq_dir):
@@ -306,7 +364,7 @@ def test_text_pieces_hold_back_split_characters_and_open_words(seq2seq_dir):
     assert all("\ufffd" not in p and p.endswith(" ") for p in pieces) and stream.rest(final) == "more"
     assert stream.rest("Café au lait, s'IL") == "IL"  # a final text that changed a sent word: what follows their common start
     rows = []
-    streamer = RowsStreamer(lambda ids: tok.decode(ids, skip_special_tokens=True), lambda row, piece: rows.append((row, piece)))
+    streamer = RowsStreamer(lambda ids: tok.decode(ids, skip_special_tokens=True), lambda row, piece, _: rows.append((row, piece)))
     for batch in ([ids[:6], ids[:6]], [ids[:6]]):  # two batches of 2 and 1 rows
         streamer.put(np.zeros((len(batch), 1), np.int64))
         for step in range(6):

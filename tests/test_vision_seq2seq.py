@@ -222,8 +222,8 @@ def test_an_unproven_decoder_is_refused_with_the_switch():
 
 def test_server_answers_an_image_in_chat(vision_seq2seq):
     """``serve`` on an image encoder-decoder: /v1/chat/completions with one image (a data: URL) gives transformers'
-    tokens after the start token, or after a text prompt (the decoder's), streamed or not; what it cannot take is
-    refused with what to send."""
+    tokens after the start token, or after a text prompt (the decoder's), streamed or not, with each token's logprob
+    (transformers' logits log-softmaxed); what it cannot take is refused with what to send."""
     import base64
     import io
     import json
@@ -246,7 +246,10 @@ def test_server_answers_an_image_in_chat(vision_seq2seq):
     pixels = processor(images=image, return_tensors="pt")["pixel_values"]
     prompt = tok("hello world", add_special_tokens=False)["input_ids"]
     with torch.no_grad():
-        plain = hf.generate(pixel_values=pixels, max_new_tokens=8, do_sample=False)[0, 1:].tolist()
+        out = hf.generate(pixel_values=pixels, max_new_tokens=8, do_sample=False, output_logits=True, return_dict_in_generate=True)
+    plain = out.sequences[0, 1:].tolist()
+    plain_logprobs = [float(torch.log_softmax(step[0].double(), -1)[t]) for step, t in zip(out.logits, plain)]
+    with torch.no_grad():
         prompted = hf.generate(pixel_values=pixels, decoder_input_ids=torch.tensor([[0, *prompt]]), max_new_tokens=8, do_sample=False)
     prompted = prompted[0, 1 + len(prompt) :].tolist()
     app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=32, full_batch_size=1, num_cores=1)
@@ -262,23 +265,35 @@ def test_server_answers_an_image_in_chat(vision_seq2seq):
                 return httpx.post(f"{base}{path}", json=body, timeout=120)
 
             for text, expected in ((None, plain), ("hello world", prompted)):
-                r = post(messages=message(text), max_tokens=8, temperature=0)
+                r = post(messages=message(text), max_tokens=8, temperature=0, logprobs=True, top_logprobs=2)
                 assert r.status_code == 200, r.text
                 body = r.json()
                 assert body["choices"][0]["message"]["content"] == tok.decode(expected, skip_special_tokens=True)
+                logprobs = body["choices"][0]["logprobs"]["content"]
+                assert [e["token"] for e in logprobs] == [tok.decode([t]) for t in expected]
+                assert all(len(e["top_logprobs"]) == 2 and e["top_logprobs"][0]["logprob"] >= e["logprob"] for e in logprobs)
+                if text is None:
+                    np.testing.assert_allclose([e["logprob"] for e in logprobs], plain_logprobs, atol=1e-4)
                 assert body["usage"]["completion_tokens"] == len(expected) and body["object"] == "chat.completion"
-                streamed = post(messages=message(text), max_tokens=8, temperature=0, stream=True)
+                streamed = post(messages=message(text), max_tokens=8, temperature=0, stream=True, logprobs=True, top_logprobs=2)
                 chunks = [json.loads(line[6:]) for line in streamed.text.split("\n\n") if line.startswith("data: {")]
+                assert [e for c in chunks for e in ((c["choices"][0]["logprobs"] or {}).get("content") or [])] == logprobs
                 content = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
                 assert content == body["choices"][0]["message"]["content"] and streamed.text.endswith("data: [DONE]\n\n")
                 assert chunks[-1]["choices"][0]["finish_reason"] == body["choices"][0]["finish_reason"]
+            usage = {"include_usage": True, "continuous_usage_stats": True}
+            streamed = post(messages=message(), max_tokens=8, temperature=0, stream=True, stream_options=usage)
+            chunks = [json.loads(line[6:]) for line in streamed.text.split("\n\n") if line.startswith("data: {")]
+            generated = [c["usage"]["completion_tokens"] for c in chunks]
+            assert generated == sorted(generated) and generated[-1] == len(plain) and chunks[-1]["choices"] == []
+            assert chunks[-1]["usage"]["prompt_tokens"] == chunks[0]["usage"]["prompt_tokens"] > 1
             for bad, words in (
                 ({"messages": message(), "tools": [{"type": "function", "function": {"name": "f"}}]}, "'tools' is not applied"),
                 ({"messages": message("hello"), "max_tokens": 32, "stream": True}, "need more than the decoder's 32 slots"),
                 ({"messages": [{"role": "user", "content": message()[0]["content"] + [{"type": "text", "text": 3}]}]}, "must be a string"),
                 ({"messages": [{"role": "user", "content": "no image"}]}, "exactly one image_url part"),
                 ({"messages": message() * 2}, "one user message"),
-                ({"messages": message(), "logprobs": True}, "logprobs"),
+                ({"messages": message(), "top_logprobs": 2}, 'needs "logprobs": true'),
             ):
                 r = post(**bad)
                 assert r.status_code == 400 and words in r.json()["error"]["message"], r.text

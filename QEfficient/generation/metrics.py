@@ -41,6 +41,7 @@ class CloudAI100ExecInfo:
     languages: list | None = field(default=None, repr=False)  # speech models: each audio's language code, where known
     token_timestamps: list | None = field(default=None, repr=False)  # speech models: each token's time (s), where asked
     words: list | None = field(default=None, repr=False)  # speech models: each audio's timed words, where asked
+    logprobs: list | None = field(default=None, repr=False)  # where asked: each output row's (logprob, top ids, top logprobs) per token
 
     @property
     def texts(self) -> list[str]:

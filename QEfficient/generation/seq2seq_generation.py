@@ -14,6 +14,7 @@ import numpy as np
 
 from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS, PIXEL_VALUES
 from QEfficient.generation.beam_search import BeamSearch, BeamSettings
+from QEfficient.generation.logprobs import token_logprobs
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import draw, warped
 
@@ -210,13 +211,19 @@ class Seq2SeqGeneration:
         decode=None,
         streamer=None,
         decoder_prompt: np.ndarray | None = None,
+        top_logprobs: int | None = None,
     ) -> CloudAI100ExecInfo:
         """``generation_len``: the most new tokens (None: the checkpoint's maximum, within the compiled ctx_len).
         ``decoder_prompt`` [inputs, P]: the decoder's first tokens, as transformers' ``decoder_input_ids`` once its
         start token rule is applied (None: the start token alone); the outputs begin with it.
         ``streamer`` (greedy or sampled only): transformers' streamer protocol, ``put`` given each batch's decoder prompts
         [inputs, P], then each step's token per input [inputs] (the pad token after an input's end), ``end`` at the
-        end."""
+        end. ``top_logprobs`` N (greedy or sampled only): each new token's log-probability and the N likeliest
+        alternatives, from the decoder's logits before the rules and warpers (generation/logprobs.py), in
+        ``info.logprobs`` (a list per output row, up to and with its end token); a streamer with ``put_logprobs`` gets
+        each step's entries (one per input, None after its end) before the step's tokens."""
+        if top_logprobs is not None and self.beams is not None:
+            raise NotImplementedError("Log-probabilities are not given with beam search: pass num_beams=1 (greedy or sampled).")
         if streamer is not None and self.beams is not None:
             raise ValueError("A streamer cannot be used with beam search: pass num_beams=1 (greedy or sampled decoding).")
         start = time.perf_counter()
@@ -240,6 +247,7 @@ class Seq2SeqGeneration:
             )
         stats = {"first": None, "decode": 0.0, "decode_tokens": 0, "new": 0}
         rows: list[np.ndarray] = []
+        logprobs: list[list] | None = None if top_logprobs is None else []
         s = self.sampling
         # one generator per input (seeded by the seed and the input's index): its draws do not depend on its batch
         rngs = [np.random.default_rng(None if s.seed is None else [s.seed, i]) for i in range(len(input_ids))] if s else None
@@ -250,7 +258,9 @@ class Seq2SeqGeneration:
                 rows += self._beam_batch(ids, mask, prompt, generation_len, force_eos_at, stats, start)
             else:
                 batch_rngs = rngs[first : first + self.batch_size] if rngs else None
-                rows += self._batch(ids, mask, prompt, generation_len, force_eos_at, stats, start, batch_rngs, streamer)
+                rows += self._batch(ids, mask, prompt, generation_len, force_eos_at, stats, start, batch_rngs, streamer, top_logprobs)
+                if logprobs is not None:
+                    logprobs += self.step_logprobs
         if streamer is not None:
             streamer.end()
         end = time.perf_counter()
@@ -267,7 +277,7 @@ class Seq2SeqGeneration:
             total_perf=stats["new"] / (end - start),
             total_time=end - start,
         )
-        return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics)
+        return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics, logprobs=logprobs)
 
     def _token_ids(self, ids: np.ndarray) -> np.ndarray:
         """The encoder's token ids, which the encoder n-gram rule reads (none for images)."""
@@ -302,9 +312,11 @@ class Seq2SeqGeneration:
         start: float,
         rngs=None,
         streamer=None,
+        top_logprobs: int | None = None,
     ) -> list[np.ndarray]:
         """Each input's decoder sequence (its prompt first, up to and with its end token); sampled with each real
-        input's generator in ``rngs`` where sampling."""
+        input's generator in ``rngs`` where sampling; with ``top_logprobs``, each real input's token entries in
+        ``self.step_logprobs``."""
         real, width = len(ids), prompt.shape[1]
         ids, mask = self._start(ids, mask)
         rows = self.batch_size
@@ -313,6 +325,7 @@ class Seq2SeqGeneration:
         done = np.zeros(rows, bool)
         eos = np.array(self.rules.eos_token_ids or (-1,))
         encoder_ids = self._token_ids(ids)
+        self.step_logprobs = [[] for _ in range(real)]
         # every row steps at the same position (the decoder places its tokens by the cache's length)
         logits = self.decoder.run(sequences[:, :width], np.tile(np.arange(width, dtype=np.int64), (rows, 1)))
         if streamer is not None:
@@ -328,6 +341,13 @@ class Seq2SeqGeneration:
                 chosen[:real] = [draw(kept[j : j + 1], rng)[0] for j, rng in enumerate(rngs)]
             token = np.where(done, self.rules.pad_token_id, chosen)
             sequences[:, n] = token
+            if top_logprobs is not None:  # from the logits the rules started from, as vLLM's raw logprobs
+                entries = [None if done[j] else token_logprobs(logits[j], int(token[j]), top_logprobs) for j in range(real)]
+                for j, entry in enumerate(entries):
+                    if entry is not None:
+                        self.step_logprobs[j].append(entry)
+                if hasattr(streamer, "put_logprobs"):
+                    streamer.put_logprobs(entries)
             if streamer is not None:
                 streamer.put(token[:real].copy())
             n += 1

@@ -141,6 +141,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         seed: int | None = None,
         streamer=None,
         decoder_input_ids=None,
+        top_logprobs: int | None = None,
     ) -> CloudAI100ExecInfo:
         """Outputs for ``prompts`` (tokenized by ``tokenizer``, padded) or ``inputs`` (a tokenizer's output: input_ids
         and attention_mask). ``generation_len``: the most new tokens (None: the checkpoint's maximum, within the
@@ -157,7 +158,9 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         ``streamer``: a transformers streamer (``TextStreamer``, ``TextIteratorStreamer``: one input), given the tokens as
         they are decoded, greedy or sampled (not with beams, as in transformers). ``decoder_input_ids`` [inputs, P]: the
         decoder's first tokens (a task prompt, as Donut's), the start token put before them where transformers puts it;
-        the outputs begin with them."""
+        the outputs begin with them. ``top_logprobs`` N (greedy or sampled): ``info.logprobs`` holds, per output row and
+        new token, (its log-probability, the N likeliest ids, their log-probabilities), from the decoder's logits before
+        the generation rules (vLLM's raw logprobs; transformers' ``output_logits`` log-softmaxed)."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         tokenizer, inputs = _transformers_spelling(tokenizer, prompts, inputs, input_ids, attention_mask)
@@ -166,6 +169,8 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
                 raise ValueError(f"generation_len={generation_len} and max_new_tokens={max_new_tokens} disagree: pass one of them.")
             generation_len = max_new_tokens
         generation_len = check_generation_len(generation_len)
+        if top_logprobs is not None and (not isinstance(top_logprobs, int) or isinstance(top_logprobs, bool) or top_logprobs < 0):
+            raise ValueError(f"top_logprobs must be a whole number >= 0 (the alternatives per token), got {top_logprobs!r}.")
         sampling = self._sampling(do_sample, temperature, top_k, top_p, seed)
         samples = 1
         if sampling is None:
@@ -206,7 +211,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         prompt = self.decoder_prompt(decoder_input_ids, len(ids) // samples, rules.decoder_start_token_id)
         if prompt is not None and samples > 1:
             prompt = np.repeat(prompt, samples, 0)
-        info = generation.generate(ids, mask, generation_len, decode, streamer, prompt)
+        info = generation.generate(ids, mask, generation_len, decode, streamer, prompt, top_logprobs)
         if stream:
             print_perf(info)
         return info

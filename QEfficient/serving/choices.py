@@ -211,25 +211,37 @@ class ChoiceText:
         return out
 
     def _format(self, ids: list[int], indices: range) -> dict:
-        steps = self.request.logprobs
-        text, raw = self.token_text.text, self.token_text.bytes
+        steps = [self.request.logprobs[i] for i in indices]
+        chosen = [ids[i] for i in indices]
         if self.chat:
+            return chat_logprobs(self.token_text, chosen, steps)
+        offsets = [len(self.job.echo) + self.offsets[i] for i in indices]
+        return completion_logprobs(self.token_text, chosen, steps, offsets)
 
-            def entry(token: int, logprob: float) -> dict:
-                return {"token": text(token), "logprob": max(logprob, LOGPROB_FLOOR), "bytes": raw(token)}
 
-            content = []
-            for i in indices:
-                logprob, top_ids, top_lps = steps[i]
-                content.append({**entry(ids[i], logprob), "top_logprobs": [entry(t, lp) for t, lp in zip(top_ids, top_lps)]})
-            return {"content": content, "refusal": None}
-        out: dict[str, list] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
-        for i in indices:
-            logprob, top_ids, top_lps = steps[i]
-            top = {text(t): max(lp, LOGPROB_FLOOR) for t, lp in zip(top_ids, top_lps)}
-            top.setdefault(text(ids[i]), max(logprob, LOGPROB_FLOOR))
-            out["tokens"].append(text(ids[i]))
-            out["token_logprobs"].append(max(logprob, LOGPROB_FLOOR))
-            out["top_logprobs"].append(top)
-            out["text_offset"].append(len(self.job.echo) + self.offsets[i])
-        return out
+def completion_logprobs(token_text: TokenText, ids: list[int], steps: list, offsets: list[int]) -> dict:
+    """Completions' ``logprobs`` for tokens ``ids``: ``steps`` their (logprob, top ids, top logprobs) entries,
+    ``offsets`` where each token's text starts in the choice's text."""
+    text = token_text.text
+    out: dict[str, list] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": list(offsets)}
+    for token, (logprob, top_ids, top_lps) in zip(ids, steps):
+        top = {text(t): max(lp, LOGPROB_FLOOR) for t, lp in zip(top_ids, top_lps)}
+        top.setdefault(text(token), max(logprob, LOGPROB_FLOOR))
+        out["tokens"].append(text(token))
+        out["token_logprobs"].append(max(logprob, LOGPROB_FLOOR))
+        out["top_logprobs"].append(top)
+    return out
+
+
+def chat_logprobs(token_text: TokenText, ids: list[int], steps: list) -> dict:
+    """Chat's ``logprobs`` for tokens ``ids`` (``steps``: their (logprob, top ids, top logprobs) entries)."""
+    text, raw = token_text.text, token_text.bytes
+
+    def entry(token: int, logprob: float) -> dict:
+        return {"token": text(token), "logprob": max(logprob, LOGPROB_FLOOR), "bytes": raw(token)}
+
+    content = [
+        {**entry(token, logprob), "top_logprobs": [entry(t, lp) for t, lp in zip(top_ids, top_lps)]}
+        for token, (logprob, top_ids, top_lps) in zip(ids, steps)
+    ]
+    return {"content": content, "refusal": None}

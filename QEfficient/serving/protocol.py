@@ -169,6 +169,15 @@ def number(body: dict, name: str, kind: type, default, low=None, high=None, low_
     return kind(value)
 
 
+def chat_top_logprobs(body: dict) -> int | None:
+    """The alternatives per token a chat request's ``logprobs`` / ``top_logprobs`` ask for (None: no logprobs)."""
+    if boolean(body, "logprobs"):
+        return number(body, "top_logprobs", int, 0, low=0, high=MAX_CHAT_TOP_LOGPROBS)
+    if body.get("top_logprobs") is not None:
+        raise APIError(400, "'top_logprobs' needs \"logprobs\": true.", "top_logprobs")
+    return None
+
+
 def boolean(body: dict, name: str, default: bool = False) -> bool:
     value = body.get(name)
     if value is None:
@@ -277,11 +286,7 @@ class RequestParser:
         return call
 
     def chat(self, body: dict) -> Call:
-        top = None
-        if boolean(body, "logprobs"):
-            top = number(body, "top_logprobs", int, 0, low=0, high=MAX_CHAT_TOP_LOGPROBS)
-        elif body.get("top_logprobs") is not None:
-            raise APIError(400, "'top_logprobs' needs \"logprobs\": true.", "top_logprobs")
+        top = chat_top_logprobs(body)
         if body.get("max_completion_tokens") is not None:  # the newer name; max_tokens is deprecated in OpenAI's API
             body = {**body, "max_tokens": body["max_completion_tokens"]}
         call = self._options(body, top, chat=True)

@@ -3,9 +3,10 @@ encoder's input and the completion the decoder's output, as transformers' ``gene
 (its own beam search and generation rules, or sampling where the request sets a temperature above 0).
 
 Routes: GET /health, GET /v1/models, POST /v1/completions (``prompt`` a string or a list of strings, ``max_tokens``,
-``temperature``, ``top_p``, ``top_k``, ``seed``, ``stream`` with ``stream_options.include_usage``; ``n`` 1, no
-``stop``, ``echo`` or ``logprobs``: each is refused with what to send instead). Streamed, greedy and sampled text comes
-as it is decoded, prompt after prompt; a checkpoint that decodes with beams sends each completion whole. These models
+``temperature``, ``top_p``, ``top_k``, ``seed``, ``logprobs`` (greedy or sampled), ``stream`` with
+``stream_options.include_usage``; ``n`` 1, no ``stop`` or ``echo``: each is refused with what to send instead). Streamed,
+greedy and sampled text comes as it is decoded, prompt after prompt (with ``logprobs``, a chunk per token); a checkpoint
+that decodes with beams sends each completion whole. These models
 have no chat template, so /v1/chat/completions says to use /v1/completions. Requests run one at a time on a worker
 thread, so /health keeps answering.
 """
@@ -23,7 +24,8 @@ from fastapi.responses import StreamingResponse
 
 from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.protocol import APIError, number, parse_json, streaming_options
+from QEfficient.serving.choices import TokenText, completion_logprobs
+from QEfficient.serving.protocol import MAX_COMPLETION_LOGPROBS, APIError, number, parse_json, streaming_options
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.worker_stream import RowsStreamer, error_event, worker_items
 
@@ -31,7 +33,6 @@ MAX_PROMPTS = 64
 _REFUSED = {
     "stop": 'Stop strings are not applied to encoder-decoders here: leave out "stop" (the model ends at its end token).',
     "echo": '"echo" is not supported for encoder-decoders (the prompt is the encoder\'s input, not part of the output).',
-    "logprobs": '"logprobs" are not given for encoder-decoders here: leave it out.',
     "suffix": '"suffix" is not supported: leave it out.',
 }
 
@@ -50,10 +51,11 @@ def _prompts(raw) -> list[str]:
 _NOT_APPLIED = {"frequency_penalty": 0, "presence_penalty": 0, "repetition_penalty": 1, "min_p": 0, "best_of": 1, "logit_bias": {}}
 
 
-def sampling_options(body: dict, generation_config, max_tokens: int) -> dict:
+def sampling_options(body: dict, generation_config, max_tokens: int, top_logprobs: int | None = None) -> dict:
     """generate() options of a completions request: greedy at temperature 0; sampled above it (or where the checkpoint
     samples and the request names no temperature) with its top_p, top_k (vLLM's -1 or 0: none; unset: the checkpoint's,
-    else none, as vLLM) and seed."""
+    else none, as vLLM) and seed; ``top_logprobs``: the alternatives per token the request's logprobs ask for (None:
+    no logprobs), refused where the checkpoint decodes with beams."""
     for key, message in _REFUSED.items():
         value = body.get(key)
         if value is not None and value is not False and value != "" and value != []:
@@ -77,7 +79,20 @@ def sampling_options(body: dict, generation_config, max_tokens: int) -> dict:
         no_top_k = generation_config.top_k if generation_config.top_k is not None else 0
         top_k = no_top_k if top_k is None else max(top_k, 0)
         options.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
+    if top_logprobs is not None:
+        if not options.get("do_sample") and (generation_config.num_beams or 1) > 1:
+            message = (
+                f"Log-probabilities are not given with this checkpoint's beam search (num_beams={generation_config.num_beams}): "
+                "leave them out, or sample (a temperature above 0)."
+            )
+            raise APIError(400, message, "logprobs")
+        options["top_logprobs"] = top_logprobs
     return options
+
+
+def token_steps(row: np.ndarray, width: int, count: int, entries: list | None) -> tuple[list[int], list]:
+    """The ``count`` tokens a decoder sequence generated after its ``width``-token prompt, and their logprob entries."""
+    return [int(t) for t in row[width : width + count]], (entries or [])[:count]
 
 
 def finish_and_count(row: np.ndarray, width: int, eos, pad: int, generation_len: int | None) -> tuple[str, int]:
@@ -105,6 +120,8 @@ def create_seq2seq_app(
     lock = asyncio.Lock()  # one request at a time on the sessions
     rules = Seq2SeqRules.from_generation_config(model.hf.generation_config, model.config)
     eos, pad = list(rules.eos_token_ids), rules.pad_token_id
+    token_text = TokenText(tokenizer)
+    decode = lambda ids: model.text_of(tokenizer, ids)  # noqa: E731
     max_input = getattr(model.config, "max_position_embeddings", None)
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
@@ -120,16 +137,18 @@ def create_seq2seq_app(
         if name and name not in names:
             raise APIError(404, f"The model '{name}' does not exist; this server serves '{model_id}'.", "model")
         prompts = _prompts(body.get("prompt"))
-        options = sampling_options(body, model.hf.generation_config, max_tokens)
+        logprobs = number(body, "logprobs", int, None, low=0, high=MAX_COMPLETION_LOGPROBS)
+        options = sampling_options(body, model.hf.generation_config, max_tokens, logprobs)
         prompt_ids = tokenizer(prompts)["input_ids"]
         longest = max(len(ids) for ids in prompt_ids)
         if max_input and longest > max_input:
             raise APIError(400, f"A prompt has {longest} tokens; this model reads at most {max_input}: shorten it.", "prompt")
-        stream, include_usage, _ = streaming_options(body)
+        stream, include_usage, continuous_usage = streaming_options(body)
         head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": name or model_id}
         prompt_tokens = sum(len(ids) for ids in prompt_ids)
         if stream:
-            return await streamed(prompts, options, head, prompt_tokens if include_usage else None)
+            usage = ([len(ids) for ids in prompt_ids], continuous_usage) if include_usage else None
+            return await streamed(prompts, options, head, usage)
         async with lock:
             try:
                 info = await asyncio.to_thread(model.generate, tokenizer, prompts, **options)
@@ -140,22 +159,31 @@ def create_seq2seq_app(
         for i, (row, text) in enumerate(zip(rows, info.texts)):
             finish, count = ending(row, options["generation_len"])
             completion_tokens += count
-            choices.append({"index": i, "text": text, "logprobs": None, "finish_reason": finish})
+            choices.append({"index": i, "text": text, "logprobs": choice_logprobs(row, count, info, i), "finish_reason": finish})
         return head | {"choices": choices, "usage": usage_of(prompt_tokens, completion_tokens)}
 
     def ending(row: np.ndarray, generation_len: int | None) -> tuple[str, int]:
         return finish_and_count(row, 1, eos, pad, generation_len)
 
-    async def streamed(prompts: list[str], options: dict, head: dict, prompt_tokens: int | None) -> StreamingResponse:
+    def choice_logprobs(row: np.ndarray, count: int, info, index: int) -> dict | None:
+        if info.logprobs is None:
+            return None
+        ids, steps = token_steps(row, 1, count, info.logprobs[index])
+        return completion_logprobs(token_text, ids, steps, [len(decode(ids[:i])) for i in range(len(ids))])
+
+    async def streamed(prompts: list[str], options: dict, head: dict, usage: tuple[list[int], bool] | None) -> StreamingResponse:
         """Server-sent events as vLLM sends them: each choice's text in pieces as it is decoded (one generate() call for
         every prompt, as without streaming: the same batches and seeds), then each choice's finish reason, the usage
-        where asked, then [DONE]; a failure ends it with vLLM's error event. The lock is held until the worker thread
-        is done, even when the client leaves first."""
+        where asked (``usage``: each prompt's tokens, and whether every chunk carries its choice's usage so far, vLLM's
+        continuous_usage_stats), then [DONE]; a failure ends it with vLLM's error event. The lock is held until the
+        worker thread is done, even when the client leaves first."""
         beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
 
         def work(send) -> None:  # on the worker thread
-            decode = lambda ids: model.text_of(tokenizer, ids)  # noqa: E731
-            streamer = None if beams else RowsStreamer(decode, lambda row, piece: send("text", row, piece))
+            def piece(row: int, text: str, step: tuple | None) -> None:
+                send("text", row, text, step, streamer.generated(row))
+
+            streamer = None if beams else RowsStreamer(decode, piece)
             send("done", model.generate(tokenizer, prompts, streamer=streamer, **options), streamer)
 
         items = await worker_items(lock, work)
@@ -163,13 +191,19 @@ def create_seq2seq_app(
         def event(choices: list[dict], **more) -> str:
             return f"data: {json.dumps(head | {'choices': choices} | more)}\n\n"
 
-        def choice(index: int, text: str, finish: str | None) -> dict:
-            return {"index": index, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
+        def choice_event(index: int, text: str, finish: str | None, step: tuple | None, generated: int) -> str:
+            logprobs = None if step is None else completion_logprobs(token_text, [step[0]], [step[1]], [step[2]])
+            choice = {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish, "stop_reason": None}
+            if usage is None:
+                return event([choice])
+            prompt_counts, continuous = usage
+            return event([choice], usage=usage_of(prompt_counts[index], generated) if continuous else None)
 
         async def events():
             async for kind, *rest in items:
                 if kind == "text":
-                    yield event([choice(*rest, None)])
+                    row, piece, step, generated = rest
+                    yield choice_event(row, piece, None, step, generated)
                 elif kind == "done":
                     info, streamer = rest
                     rows = [row for batch in info.generated_ids for row in batch]
@@ -178,9 +212,9 @@ def create_seq2seq_app(
                         finish, count = ending(row, options["generation_len"])
                         completion_tokens += count
                         # what the pieces did not give yet (all of it, with beams)
-                        yield event([choice(i, streamer.rest(i, text) if streamer else text, finish)])
-                    if prompt_tokens is not None:
-                        yield event([], usage=usage_of(prompt_tokens, completion_tokens))
+                        yield choice_event(i, streamer.rest(i, text) if streamer else text, finish, None, count)
+                    if usage is not None:
+                        yield event([], usage=usage_of(sum(usage[0]), completion_tokens))
                 else:  # the request failed after its first byte: vLLM's error event
                     yield error_event(*rest)
             yield "data: [DONE]\n\n"

@@ -4,8 +4,8 @@ and the answer what the decoder writes after it, as transformers' ``generate`` g
 
 Routes: GET /health, GET /v1/models, POST /v1/chat/completions (``messages``: one user message holding one image, an
 ``image_url`` part with a data: URL or an http(s) URL, and optional text parts; ``max_tokens`` or
-``max_completion_tokens``, ``temperature``, ``top_p``, ``top_k``, ``seed``, ``stream`` with
-``stream_options.include_usage``). Requests run one at a time on a worker thread, so /health keeps answering.
+``max_completion_tokens``, ``temperature``, ``top_p``, ``top_k``, ``seed``, ``logprobs`` and ``top_logprobs`` (greedy or
+sampled), ``stream`` with ``stream_options.include_usage``). Requests run one at a time on a worker thread, so /health keeps answering.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from fastapi.responses import StreamingResponse
 
 from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.protocol import APIError, parse_json, streaming_options
+from QEfficient.serving.choices import TokenText, chat_logprobs
+from QEfficient.serving.protocol import APIError, chat_top_logprobs, parse_json, streaming_options
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.seq2seq_app import compiled_encoder_decoder, finish_and_count, sampling_options, usage_of
+from QEfficient.serving.seq2seq_app import compiled_encoder_decoder, finish_and_count, sampling_options, token_steps, usage_of
 from QEfficient.serving.vision_language import read_image
 from QEfficient.serving.worker_stream import RowsStreamer, error_event, worker_items
 
@@ -74,6 +75,7 @@ def create_vision_seq2seq_app(
     rules = Seq2SeqRules.from_generation_config(model.hf.generation_config, model.config)  # the tokens generate() uses
     start_id, eos, pad = rules.decoder_start_token_id, set(rules.eos_token_ids), rules.pad_token_id
     image_positions = model.image_positions()
+    token_text = TokenText(tokenizer)
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
 
@@ -89,8 +91,7 @@ def create_vision_seq2seq_app(
             raise APIError(404, f"The model '{name}' does not exist; this server serves '{model_id}'.", "model")
         if body.get("max_completion_tokens") is not None:  # the newer name; max_tokens is deprecated in OpenAI's API
             body = {**body, "max_tokens": body["max_completion_tokens"]}
-        if body.get("logprobs"):
-            raise APIError(400, '"logprobs" are not given for encoder-decoders here: leave it out.', "logprobs")
+        top_logprobs = chat_top_logprobs(body)
         for key, off in _NOT_APPLIED.items():
             if body.get(key) not in off:
                 raise APIError(400, f"'{key}' is not applied to image encoder-decoders here: leave it out.", key)
@@ -100,7 +101,10 @@ def create_vision_seq2seq_app(
             raise APIError(400, message, "response_format")
         url, prompt = image_and_prompt(body.get("messages"))
         options = sampling_options(
-            {k: v for k, v in body.items() if k not in ("messages", "logprobs", "top_logprobs")}, model.hf.generation_config, max_tokens
+            {k: v for k, v in body.items() if k not in ("messages", "logprobs", "top_logprobs")},
+            model.hf.generation_config,
+            max_tokens,
+            top_logprobs,
         )
         # fetched, decoded and resized off the event loop
         pixels = await asyncio.to_thread(lambda: image_processor(images=read_image(url, "The image"), return_tensors="np"))
@@ -112,19 +116,21 @@ def create_vision_seq2seq_app(
             need = f"The prompt's {width} tokens and max_tokens={options['generation_len']}"
             raise APIError(400, f"{need} need more than the decoder's {max_tokens} slots: ask for fewer tokens.", "max_tokens")
         options |= {"inputs": {"pixel_values": pixels}} | ({"decoder_input_ids": decoder_prompt} if prompt_ids else {})
-        stream, include_usage, _ = streaming_options(body)
+        stream, include_usage, continuous_usage = streaming_options(body)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": name or model_id}
         prompt_tokens = image_positions + width  # the image's patches and the decoder's prompt
         if stream:
-            return await streamed(options, head, width, prompt_tokens if include_usage else None)
+            return await streamed(options, head, width, prompt_tokens if include_usage else None, continuous_usage)
         async with lock:
             try:
                 info = await asyncio.to_thread(model.generate, tokenizer, **options)
             except (ValueError, NotImplementedError) as err:
                 raise APIError(400, str(err)) from None
-        text, finish, count = answer(info.generated_ids[0][0], width, options["generation_len"])
+        row = info.generated_ids[0][0]
+        text, finish, count = answer(row, width, options["generation_len"])
         message = {"role": "assistant", "content": text}
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+        logprobs = None if info.logprobs is None else chat_logprobs(token_text, *token_steps(row, width, count, info.logprobs[0]))
+        choice = {"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish}
         return head | {"object": "chat.completion", "choices": [choice], "usage": usage_of(prompt_tokens, count)}
 
     def answer(row: np.ndarray, width: int, generation_len: int | None) -> tuple[str, str, int]:
@@ -132,15 +138,16 @@ def create_vision_seq2seq_app(
         finish, count = finish_and_count(row, width, eos, pad, generation_len)
         return model.text_of(tokenizer, row[width : width + count]), finish, count
 
-    async def streamed(options: dict, head: dict, width: int, prompt_tokens: int | None) -> StreamingResponse:
+    async def streamed(options: dict, head: dict, width: int, prompt_tokens: int | None, continuous: bool) -> StreamingResponse:
         """vLLM's chat stream: the role, the text in pieces as it is decoded (with beams, whole), the finish reason, the
-        usage where asked, then [DONE]; a failure ends it with vLLM's error event."""
+        usage where asked (``prompt_tokens`` not None; ``continuous``: in every chunk too, vLLM's continuous_usage_stats),
+        then [DONE]; a failure ends it with vLLM's error event."""
         beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
 
         def work(send) -> None:  # on the worker thread
-            def piece(row: int, text: str) -> None:
+            def piece(row: int, text: str, step: tuple | None) -> None:
                 if row == 0:  # a checkpoint's further samples are not answered
-                    send("text", text)
+                    send("text", text, step, streamer.generated(row))
 
             streamer = None if beams else RowsStreamer(lambda ids: model.text_of(tokenizer, ids), piece)
             send("done", model.generate(tokenizer, streamer=streamer, **options), streamer)
@@ -150,16 +157,24 @@ def create_vision_seq2seq_app(
         def event(choices: list[dict], **more) -> str:
             return f"data: {json.dumps(head | {'object': 'chat.completion.chunk', 'choices': choices} | more)}\n\n"
 
+        def choice_event(delta: dict, logprobs: dict | None, finish: str | None, generated: int) -> str:
+            choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+            if prompt_tokens is None:
+                return event([choice])
+            return event([choice], usage=usage_of(prompt_tokens, generated) if continuous else None)
+
         async def events():
-            yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}])
+            yield choice_event({"role": "assistant", "content": ""}, None, None, 0)
             async for kind, *rest in items:
                 if kind == "text":
-                    yield event([{"index": 0, "delta": {"content": rest[0]}, "logprobs": None, "finish_reason": None}])
+                    text, step, generated = rest
+                    logprobs = None if step is None else chat_logprobs(token_text, [step[0]], [step[1]])
+                    yield choice_event({"content": text}, logprobs, None, generated)
                 elif kind == "done":
                     info, streamer = rest
                     text, finish, count = answer(info.generated_ids[0][0], width, options["generation_len"])
                     tail = streamer.rest(0, text) if streamer else text
-                    yield event([{"index": 0, "delta": {"content": tail} if tail else {}, "logprobs": None, "finish_reason": finish}])
+                    yield choice_event({"content": tail} if tail else {}, None, finish, count)
                     if prompt_tokens is not None:
                         yield event([], usage=usage_of(prompt_tokens, count))
                 else:

@@ -102,27 +102,47 @@ class TextPieces:
 
 class RowsStreamer:
     """A transformers streamer (``put`` / ``end``) over every row of a generate() call, batch after batch: a 2-D put
-    ([rows, 1], the decoder's start tokens) begins the next batch's rows, a 1-D put ([rows]) is one step's tokens.
-    ``emit(row, piece)`` gets each row's text pieces (TextPieces)."""
+    ([rows, P], the decoder's prompts) begins the next batch's rows, a 1-D put ([rows]) is one step's tokens.
+    ``emit(row, piece, step)`` gets each row's text pieces (TextPieces); where generate() gives each step's
+    log-probabilities first (``put_logprobs``), it is called for every token of a row, ``step`` being (the token, its
+    (logprob, top ids, top logprobs), where its text starts in the row's text) and ``piece`` what the token lets out
+    (maybe nothing yet); else ``step`` is None."""
 
-    def __init__(self, decode: Callable[[list[int]], str], emit: Callable[[int, str], None]) -> None:
+    def __init__(self, decode: Callable[[list[int]], str], emit: Callable[[int, str, tuple | None], None]) -> None:
         self.decode, self.emit = decode, emit
         self.rows: dict[int, TextPieces] = {}
         self.first, self.count = 0, 0
+        self.logprobs: list | None = None  # this step's entries, one per row of the batch (None after its end)
+        self.pieces: list[str] = []
+
+    def put_logprobs(self, entries: list) -> None:
+        self.logprobs = entries
 
     def put(self, value) -> None:
         value = np.asarray(value)
         if value.ndim == 2:  # a batch begins
             self.first, self.count = self.first + self.count, len(value)
             return
+        entries, self.logprobs = self.logprobs, None
         for j, token in enumerate(value.reshape(-1)):
             row = self.first + j
             if row not in self.rows:
-                self.rows[row] = TextPieces(self.decode, lambda piece, row=row: self.emit(row, piece))
+                self.rows[row] = TextPieces(self.decode, self.pieces.append)
+            self.pieces.clear()
             self.rows[row].add([token])
+            piece = "".join(self.pieces)
+            entry = entries[j] if entries is not None else None
+            if entry is not None:
+                self.emit(row, piece, (int(token), entry, len(self.decode(self.rows[row].tokens[:-1]))))
+            elif piece:
+                self.emit(row, piece, None)
 
     def end(self) -> None:
         pass
+
+    def generated(self, row: int) -> int:
+        """The tokens ``row`` has generated so far (exact while it emits: nothing is emitted after its end)."""
+        return len(self.rows[row].tokens) if row in self.rows else 0
 
     def rest(self, row: int, text: str) -> str:
         return self.rows[row].rest(text) if row in self.rows else text
