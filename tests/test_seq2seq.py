@@ -43,10 +43,14 @@ def seq2seq_dir(tmp_path_factory, tokenizer_dir):
     and the local tokenizer."""
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
 
-    def make(kind: str, **generation) -> tuple:
+    def make(kind: str, config: dict | None = None, **generation) -> tuple:
+        """``config``: fields that replace the tiny config's; ``generation``: the generation config's."""
         folder = tmp_path_factory.mktemp(kind)
         torch.manual_seed(0)
-        model = AutoModelForSeq2SeqLM.from_config(tiny_config(kind, tok))
+        options = tiny_config(kind, tok)
+        for key, value in (config or {}).items():
+            setattr(options, key, value)
+        model = AutoModelForSeq2SeqLM.from_config(options)
         with torch.no_grad():
             for p in model.parameters():
                 p.normal_(0, 0.3)
@@ -132,6 +136,15 @@ def test_a_checkpoint_without_a_length_gets_transformers_default(seq2seq_dir):
     with torch.no_grad(), pytest.warns(UserWarning, match="max_length"):
         reference = hf.generate(**enc, do_sample=False, num_beams=1)
     assert reference.shape[1] == 21
+    assert model.generate(inputs=dict(enc)).generated_ids[0].tolist() == reference.tolist()
+    # ... up to the decoder's max_position_embeddings (12 here: 11 new tokens, the end token forced at the last)
+    folder, tok = seq2seq_dir("bart", config={"max_position_embeddings": 12})
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.compile(ctx_len=12, batch_size=2, num_cores=1)
+    enc = tok(["hello world", "the cat"], padding=True, return_tensors="pt")
+    with torch.no_grad(), pytest.warns(UserWarning, match="max_length"):
+        reference = AutoModelForSeq2SeqLM.from_pretrained(folder).eval().generate(**enc, do_sample=False, num_beams=1)
+    assert reference.shape[1] == 12
     assert model.generate(inputs=dict(enc)).generated_ids[0].tolist() == reference.tolist()
 
 

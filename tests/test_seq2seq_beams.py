@@ -207,6 +207,13 @@ def test_server_completes_with_the_encoder_decoder(seq2seq_dir):
             generated = [[t for t in row[1:] if t != tok.pad_token_id] for row in expected.tolist()]
             assert body["usage"]["completion_tokens"] == sum(len(g) for g in generated)
             assert [c["finish_reason"] for c in body["choices"]] == ["length" if len(g) >= GEN else "stop" for g in generated]
+            # no max_tokens: transformers' default length (20 new tokens, BART's end token forced at the last): "length"
+            with torch.no_grad(), pytest.warns(UserWarning, match="max_length"):
+                default = hf.generate(**tok(PROMPTS[:1], return_tensors="pt"), do_sample=False)[0, 1:].tolist()
+            default = [t for t in default if t != tok.pad_token_id]
+            choice = post(prompt=PROMPTS[0], temperature=0).json()["choices"][0]
+            assert choice["text"] == tok.decode(default, skip_special_tokens=True)
+            assert choice["finish_reason"] == ("length" if len(default) == 20 else "stop")
             r = post(prompt=PROMPTS[0], max_tokens=33)
             assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens" and "at most 32" in r.json()["error"]["message"]
             r = post(prompt=PROMPTS[0], presence_penalty=0.5)
@@ -336,6 +343,9 @@ def test_server_gives_logprobs(seq2seq_dir):
             for i, choice in enumerate(whole["choices"]):
                 mine = [c for c in pieces if c["index"] == i]
                 assert "".join(c["text"] for c in mine) == choice["text"]
+                # each token's text goes out with its logprobs (vLLM's chunks), not held back to a word's end
+                tokens = [c for c in mine if c["logprobs"] and c["logprobs"]["tokens"][0] != tok.eos_token]
+                assert all(c["text"] == c["logprobs"]["tokens"][0] for c in tokens)
                 joined = {key: [v for c in mine if c["logprobs"] for v in c["logprobs"][key]] for key in choice["logprobs"]}
                 assert joined == choice["logprobs"]
             r = httpx.post(f"{url}/v1/completions", json=body | {"logprobs": 6}, timeout=120)
@@ -345,6 +355,32 @@ def test_server_gives_logprobs(seq2seq_dir):
     with pytest.raises(APIError, match="beam search"):
         sampling_options({"temperature": 0}, GenerationConfig(num_beams=3), 32, top_logprobs=1)
     assert sampling_options({"temperature": 1}, GenerationConfig(num_beams=3), 32, top_logprobs=1)["top_logprobs"] == 1
+
+
+def test_streamed_usage_with_several_choices_per_prompt(seq2seq_dir):
+    """A checkpoint that returns two sequences per prompt (beams, or samples): each streamed choice's usage counts its
+    own prompt's tokens."""
+    import httpx
+
+    from QEfficient.cloud.serve import build_server
+    from tests.helpers import serve_on_loopback
+
+    folder, tok = seq2seq_dir("bart", num_beams=2, num_return_sequences=2)
+    app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=32, full_batch_size=2, num_cores=1)
+    prompts = ["hi", PROMPTS[1], PROMPTS[0]]
+    stream = {"stream": True, "stream_options": {"include_usage": True, "continuous_usage_stats": True}}
+    try:
+        with serve_on_loopback(app) as url:
+            for options in ({"temperature": 0}, {"temperature": 0.7, "seed": 1}):
+                body = {"prompt": prompts, "max_tokens": 4, **options} | stream
+                events = _events(httpx.post(f"{url}/v1/completions", json=body, timeout=120))
+                assert events[-1] == "[DONE]" and events[-2]["choices"] == []
+                for event in events[:-2]:
+                    index = event["choices"][0]["index"]
+                    assert event["usage"]["prompt_tokens"] == len(tok(prompts[index // 2])["input_ids"]), options
+                assert {e["choices"][0]["index"] for e in events[:-2]} == set(range(6))
+    finally:
+        runner.stop()
 
 
 def test_text_pieces_hold_back_split_characters_and_open_words(seq2seq_dir):

@@ -28,6 +28,10 @@ class SamplingParams:
     frequency_penalty: float | None = None  # subtracted once per time a token was generated so far
     min_p: float | None = None  # tokens less likely than min_p times the likeliest are dropped (after top-p)
     logit_bias: tuple[tuple[int, float], ...] | None = None  # (token id, value added to its logit) pairs
+    allowed_token_ids: tuple[int, ...] | None = None  # vLLM's: the only tokens that may be generated
+    # vLLM's bad_words as token sequences: a sequence's last token is barred where the tokens generated before end
+    # with the rest of it (a one-token sequence: always)
+    bad_words_ids: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "min_p"):
@@ -50,7 +54,7 @@ class SamplingParams:
         """Greedy on the logits as they are: no sampling, no bias, no penalty reading the tokens before (what
         speculative decoding verifies drafts against)."""
         penalties = self.repetition_penalty not in (None, 1.0) or self.presence_penalty or self.frequency_penalty
-        return not self.sampling and not penalties and not self.logit_bias
+        return not self.sampling and not penalties and not self.logit_bias and not self.allowed_token_ids and not self.bad_words_ids
 
     @property
     def sampling(self) -> bool:
@@ -98,6 +102,15 @@ class TokenChooser:
         # how often each row generated each token (presence and frequency penalties: generated tokens only)
         counted = params.presence_penalty or params.frequency_penalty
         self.counts = np.zeros((batch_size, vocab_size), dtype=np.int32) if counted else None
+        self.only = None
+        if params.allowed_token_ids:
+            self.only = np.zeros(vocab_size, dtype=bool)
+            self.only[_token_ids(params.allowed_token_ids, vocab_size, "allowed_token_ids")] = True
+        words = params.bad_words_ids or ()
+        self.barred = np.array(_token_ids([w[0] for w in words if len(w) == 1], vocab_size, "bad_words"), dtype=np.int64)
+        self.bad_phrases = [w for w in words if len(w) > 1]
+        _token_ids([t for w in self.bad_phrases for t in w], vocab_size, "bad_words")
+        self.generated: list[list[int]] = [[] for _ in range(batch_size)]  # kept for bad_phrases only
         self.bias = None
         if params.logit_bias:
             self.bias = np.zeros(vocab_size, dtype=np.float32)
@@ -107,6 +120,7 @@ class TokenChooser:
                 self.bias[token] = value
 
     def prime(self, token_lists: list[list[int]]) -> None:
+        self.generated = [[] for _ in self.generated]
         if self.counts is not None:
             self.counts[:] = 0
         if self.seen is not None:
@@ -120,9 +134,13 @@ class TokenChooser:
         p = self.params
         if self.allowed is not None:
             logits = np.where(self.allowed, logits, -np.inf)
+        if self.only is not None:  # vLLM's order: allowed ids, bad words, then the bias and penalties
+            logits = np.where(self.only, logits, -np.inf)
+        if len(self.barred) or self.bad_phrases:
+            logits = self._bar_bad_words(logits)
         if self.bias is not None:
             logits = logits + self.bias
-        if self.seen is None and self.counts is None and not p.sampling:
+        if self.seen is None and self.counts is None and not p.sampling and not self.bad_phrases:
             return logits.argmax(-1)  # plain greedy: no history to keep
         scores = logits.astype(np.float32, copy=True)
         if self.seen is not None:  # transformers' RepetitionPenaltyLogitsProcessor
@@ -136,11 +154,33 @@ class TokenChooser:
             self.seen[rows, tokens] = True
         if self.counts is not None:
             self.counts[rows, tokens] += 1
+        if self.bad_phrases:
+            for row, token in enumerate(tokens):
+                self.generated[row].append(int(token))
         return tokens
+
+    def _bar_bad_words(self, logits: np.ndarray) -> np.ndarray:
+        """``logits`` with the bad words' tokens at -inf: the one-token words always, a longer word's last token where
+        the row's generated tokens end with the word's other tokens."""
+        logits = np.array(logits, dtype=np.float32)
+        logits[:, self.barred] = -np.inf
+        for row, done in enumerate(self.generated):
+            for word in self.bad_phrases:
+                if len(done) >= len(word) - 1 and tuple(done[len(done) - len(word) + 1 :]) == word[:-1]:
+                    logits[row, word[-1]] = -np.inf
+        return logits
 
     def _sample(self, scores: np.ndarray) -> np.ndarray:
         p = self.params
         return draw(warped(scores, p.temperature, p.top_k, p.top_p, p.min_p), self.rng)
+
+
+def _token_ids(ids, vocab_size: int, name: str) -> list[int]:
+    """``ids`` as a list, each checked to be one of the model's tokens."""
+    ids = [int(t) for t in ids]
+    if any(not 0 <= t < vocab_size for t in ids):
+        raise ValueError(f"{name} names a token outside this model's 0..{vocab_size - 1}.")
+    return ids
 
 
 def warped(scores: np.ndarray, temperature: float | None, top_k: int | None, top_p: float | None, min_p: float | None = None) -> np.ndarray:

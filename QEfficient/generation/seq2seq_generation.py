@@ -68,11 +68,14 @@ class Seq2SeqRules:
     begin_suppress_tokens: tuple[int, ...] = ()
     min_new_tokens: int | None = None  # given: the minimum counts from the end of the decoder prompt
     max_length: int | None = None  # where the limit is a length (no max_new_tokens): the prompt counts in it
+    positions: int | None = None  # neither set: transformers' default length stops at max_position_embeddings
 
     def new_tokens(self, prompt_len: int) -> int:
         """The most new tokens after a ``prompt_len``-token decoder prompt (transformers' max_new_tokens, else its
         max_length less the prompt)."""
-        return self.max_new_tokens if self.max_length is None else max(1, self.max_length - prompt_len)
+        if self.max_length is not None:
+            return max(1, self.max_length - prompt_len)
+        return self.max_new_tokens if self.positions is None else max(1, min(self.max_new_tokens, self.positions - prompt_len))
 
     @classmethod
     def from_generation_config(cls, g, config, min_new_tokens: int | None = None, forced_bos_token_id: int | None = None) -> Seq2SeqRules:
@@ -109,6 +112,7 @@ class Seq2SeqRules:
             _ids(g.begin_suppress_tokens),
             min_new_tokens,
             None if g.max_new_tokens else g.max_length,
+            None if g.max_new_tokens or g.max_length else getattr(config, "max_position_embeddings", None),
         )
 
     def scores(

@@ -56,6 +56,18 @@ class TokenText:
         return list(self._text(token).encode("utf-8"))
 
 
+class TokenIdText:
+    """vLLM's ``return_tokens_as_token_ids``: each token in logprobs written "token_id:N" (its bytes: that text's)."""
+
+    @staticmethod
+    def text(token: int) -> str:
+        return f"token_id:{token}"
+
+    @classmethod
+    def bytes(cls, token: int) -> list[int]:
+        return list(cls.text(token).encode())
+
+
 class ChoiceText:
     """Feeds on engine events for one request; each ``update`` says what is new for the client."""
 
@@ -65,7 +77,8 @@ class ChoiceText:
         """``job``: what the request asked for (serving/protocol.py: stop strings, vLLM's end rules, echo);
         ``ending_ids``: the ids that end it (its EOS ids and stop_token_ids), whose text is left out unless
         ``job.end_rules.include_stop_str_in_output``."""
-        self.tokenizer, self.token_text, self.request, self.job, self.chat = tokenizer, token_text, request, job, chat
+        self.tokenizer, self.request, self.job, self.chat = tokenizer, request, job, chat
+        self.token_text = TokenIdText if job.tokens_as_ids else token_text
         self.stop = stop = job.stop
         self.rules = rules = job.end_rules
         self.echo_pending = bool(job.echo)  # the prompt's text still to go out, before the first piece

@@ -28,6 +28,7 @@ from QEfficient.serving.reasoning import (
 )
 from QEfficient.serving.structured import requested_grammar
 from QEfficient.serving.tools import AutoTools, ForcedTools, requested_tools
+from QEfficient.serving.vllm_fields import allowed_token_ids, bad_words_ids, refuse_unapplied
 
 MAX_JSON_DEPTH = 64  # OpenAI bodies nest a handful of levels; tool schemas a few dozen at most
 INT64 = 2**63
@@ -67,6 +68,7 @@ class Job:
     echo_logprobs: bool = False  # echo with logprobs: the prompt's tokens' logprobs before the completion's
     echo_only: bool = False  # echo with max_tokens 0: the prompt (and its logprobs), nothing generated
     prompt_logprobs: int | None = None  # vLLM's prompt_logprobs field: each prompt token's and N alternatives
+    tokens_as_ids: bool = False  # vLLM's return_tokens_as_token_ids: logprobs name tokens "token_id:N"
 
     @property
     def prompt_top(self) -> int | None:
@@ -408,6 +410,7 @@ class RequestParser:
     def _options(self, body: dict, top: int | None, chat: bool) -> Call:
         """Everything but the prompts, checked before anything is tokenized; a Call with one template job."""
         n = self._common(body)
+        refuse_unapplied(body)
         stream, include_usage, continuous_usage = streaming_options(body)
         tools = requested_tools(body, self.tool_call_parser) if chat else None
         seed = number(body, "seed", int, None, low=-INT64, high=INT64 - 1)
@@ -422,11 +425,14 @@ class RequestParser:
             frequency_penalty=number(body, "frequency_penalty", float, None, low=-2, high=2),
             min_p=number(body, "min_p", float, None, low=0, high=1),  # vLLM's
             logit_bias=self._logit_bias(body.get("logit_bias")),
+            allowed_token_ids=allowed_token_ids(body, self.vocab_size),
+            bad_words_ids=bad_words_ids(body, self.tokenizer),
         )
         # OpenAI's completions default to 16 tokens; a chat answer (vLLM's too) to what the context leaves (None here)
         max_tokens = number(body, "max_tokens", int, None if chat else 16, low=1 if chat else 0)  # 0: completions' echo
         job = Job([], max_tokens, sampling, _stop_strings(body), top, end_rules=self._end_rules(body, max_tokens))
         job.prompt_logprobs = number(body, "prompt_logprobs", int, None, low=0, high=MAX_CHAT_TOP_LOGPROBS)
+        job.tokens_as_ids = boolean(body, "return_tokens_as_token_ids")
         if job.prompt_logprobs is not None:
             if stream:
                 raise APIError(400, "'prompt_logprobs' are not available with \"stream\": true (as in vLLM).", "prompt_logprobs")

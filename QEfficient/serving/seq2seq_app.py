@@ -49,6 +49,9 @@ def _prompts(raw) -> list[str]:
 
 # OpenAI / vLLM sampling options not applied here, and the value that means "off" for each
 _NOT_APPLIED = {"frequency_penalty": 0, "presence_penalty": 0, "repetition_penalty": 1, "min_p": 0, "best_of": 1, "logit_bias": {}}
+# ... and vLLM's (the checkpoint's generation config decides beam search here)
+_NOT_APPLIED |= {"allowed_token_ids": [], "bad_words": [], "use_beam_search": False, "length_penalty": 1, "early_stopping": False}
+_NOT_APPLIED |= {"prompt_embeds": None, "logits_processors": [], "return_tokens_as_token_ids": False}
 
 
 def sampling_options(body: dict, generation_config, max_tokens: int, top_logprobs: int | None = None) -> dict:
@@ -95,15 +98,15 @@ def token_steps(row: np.ndarray, width: int, count: int, entries: list | None) -
     return [int(t) for t in row[width : width + count]], (entries or [])[:count]
 
 
-def finish_and_count(row: np.ndarray, width: int, eos, pad: int, generation_len: int | None) -> tuple[str, int]:
+def finish_and_count(row: np.ndarray, width: int, rules: Seq2SeqRules, generation_len: int | None, slots: int) -> tuple[str, int]:
     """A decoder sequence's finish reason and generated tokens (after its ``width``-token prompt, up to and with its
-    end)."""
+    end); ``generation_len``: the request's max_tokens (None: the checkpoint's length, within the decoder's ``slots``)."""
     generated = row[width:]
-    ends = np.flatnonzero(np.isin(generated, list(eos)))
-    count = int(ends[0]) + 1 if len(ends) else int((generated != pad).sum())
-    # an end token at max_tokens may be the checkpoint's forced one (BART's, Marian's): the length stopped it
-    cut = generation_len is not None and count >= generation_len
-    return ("stop" if len(ends) and not cut else "length"), count
+    ends = np.flatnonzero(np.isin(generated, list(rules.eos_token_ids)))
+    count = int(ends[0]) + 1 if len(ends) else int((generated != rules.pad_token_id).sum())
+    limit = generation_len if generation_len is not None else min(rules.new_tokens(width), slots - width + 1)
+    # an end token at the limit may be the checkpoint's forced one (BART's, Marian's): the length stopped it
+    return ("stop" if len(ends) and count < limit else "length"), count
 
 
 def usage_of(prompt_tokens: int, completion_tokens: int) -> dict:
@@ -119,7 +122,7 @@ def create_seq2seq_app(
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     lock = asyncio.Lock()  # one request at a time on the sessions
     rules = Seq2SeqRules.from_generation_config(model.hf.generation_config, model.config)
-    eos, pad = list(rules.eos_token_ids), rules.pad_token_id
+    per_prompt = model.hf.generation_config.num_return_sequences or 1  # the rows (choices) of each prompt
     token_text = TokenText(tokenizer)
     decode = lambda ids: model.text_of(tokenizer, ids)  # noqa: E731
     max_input = getattr(model.config, "max_position_embeddings", None)
@@ -163,7 +166,7 @@ def create_seq2seq_app(
         return head | {"choices": choices, "usage": usage_of(prompt_tokens, completion_tokens)}
 
     def ending(row: np.ndarray, generation_len: int | None) -> tuple[str, int]:
-        return finish_and_count(row, 1, eos, pad, generation_len)
+        return finish_and_count(row, 1, rules, generation_len, max_tokens)
 
     def choice_logprobs(row: np.ndarray, count: int, info, index: int) -> dict | None:
         if info.logprobs is None:
@@ -183,7 +186,7 @@ def create_seq2seq_app(
             def piece(row: int, text: str, step: tuple | None) -> None:
                 send("text", row, text, step, streamer.generated(row))
 
-            streamer = None if beams else RowsStreamer(decode, piece)
+            streamer = None if beams else RowsStreamer(decode, piece, open_words=options.get("top_logprobs") is None)
             send("done", model.generate(tokenizer, prompts, streamer=streamer, **options), streamer)
 
         items = await worker_items(lock, work)
@@ -197,7 +200,7 @@ def create_seq2seq_app(
             if usage is None:
                 return event([choice])
             prompt_counts, continuous = usage
-            return event([choice], usage=usage_of(prompt_counts[index], generated) if continuous else None)
+            return event([choice], usage=usage_of(prompt_counts[index // per_prompt], generated) if continuous else None)
 
         async def events():
             async for kind, *rest in items:

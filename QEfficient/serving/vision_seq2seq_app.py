@@ -73,7 +73,7 @@ def create_vision_seq2seq_app(
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     lock = asyncio.Lock()  # one request at a time on the sessions
     rules = Seq2SeqRules.from_generation_config(model.hf.generation_config, model.config)  # the tokens generate() uses
-    start_id, eos, pad = rules.decoder_start_token_id, set(rules.eos_token_ids), rules.pad_token_id
+    start_id = rules.decoder_start_token_id
     image_positions = model.image_positions()
     token_text = TokenText(tokenizer)
     openai_app_basics(app, api_key)
@@ -135,7 +135,7 @@ def create_vision_seq2seq_app(
 
     def answer(row: np.ndarray, width: int, generation_len: int | None) -> tuple[str, str, int]:
         """The text written after the decoder prompt, its finish reason and token count (up to and with its end)."""
-        finish, count = finish_and_count(row, width, eos, pad, generation_len)
+        finish, count = finish_and_count(row, width, rules, generation_len, max_tokens)
         return model.text_of(tokenizer, row[width : width + count]), finish, count
 
     async def streamed(options: dict, head: dict, width: int, prompt_tokens: int | None, continuous: bool) -> StreamingResponse:
@@ -149,7 +149,8 @@ def create_vision_seq2seq_app(
                 if row == 0:  # a checkpoint's further samples are not answered
                     send("text", text, step, streamer.generated(row))
 
-            streamer = None if beams else RowsStreamer(lambda ids: model.text_of(tokenizer, ids), piece)
+            decode = lambda ids: model.text_of(tokenizer, ids)  # noqa: E731
+            streamer = None if beams else RowsStreamer(decode, piece, open_words=options.get("top_logprobs") is None)
             send("done", model.generate(tokenizer, streamer=streamer, **options), streamer)
 
         items = await worker_items(lock, work)

@@ -106,10 +106,11 @@ class RowsStreamer:
     ``emit(row, piece, step)`` gets each row's text pieces (TextPieces); where generate() gives each step's
     log-probabilities first (``put_logprobs``), it is called for every token of a row, ``step`` being (the token, its
     (logprob, top ids, top logprobs), where its text starts in the row's text) and ``piece`` what the token lets out
-    (maybe nothing yet); else ``step`` is None."""
+    (maybe nothing yet); else ``step`` is None. ``open_words=False``: each token's text goes out with it (as vLLM sends
+    a token's text with its logprobs), not held back to the end of a word."""
 
-    def __init__(self, decode: Callable[[list[int]], str], emit: Callable[[int, str, tuple | None], None]) -> None:
-        self.decode, self.emit = decode, emit
+    def __init__(self, decode: Callable[[list[int]], str], emit: Callable[[int, str, tuple | None], None], open_words: bool = True) -> None:
+        self.decode, self.emit, self.open_words = decode, emit, open_words
         self.rows: dict[int, TextPieces] = {}
         self.first, self.count = 0, 0
         self.logprobs: list | None = None  # this step's entries, one per row of the batch (None after its end)
@@ -127,7 +128,7 @@ class RowsStreamer:
         for j, token in enumerate(value.reshape(-1)):
             row = self.first + j
             if row not in self.rows:
-                self.rows[row] = TextPieces(self.decode, self.pieces.append)
+                self.rows[row] = TextPieces(self.decode, self.pieces.append, self.open_words)
             self.pieces.clear()
             self.rows[row].add([token])
             piece = "".join(self.pieces)

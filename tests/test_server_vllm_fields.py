@@ -1,0 +1,122 @@
+"""vLLM's request fields beyond OpenAI's that change what is generated: ``allowed_token_ids`` and ``bad_words`` applied
+as vLLM applies them (greedy answers equal transformers' with the same rule as a logits processor),
+``return_tokens_as_token_ids``, and the beam-search fields refused rather than ignored."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from transformers import LogitsProcessorList
+
+from QEfficient.generation.sampling import SamplingParams, TokenChooser
+from QEfficient.serving.vllm_fields import bad_words_ids
+from tests.helpers import tiny_chat_server
+from tests.test_server import CHAT_TEMPLATE, PROMPTS, complete, post
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir):
+    with tiny_chat_server(tiny_model_dir("llama"), CHAT_TEMPLATE, prefill_seq_len=8, ctx_len=96, full_batch_size=2) as up:
+        yield up
+
+
+class _OutputRule:
+    """A transformers logits processor: vLLM's allowed ids, then its bad words over the generated tokens only."""
+
+    def __init__(self, prompt_len: int, allowed: list[int] | None = None, bad: tuple = ()) -> None:
+        self.prompt_len, self.allowed, self.bad = prompt_len, allowed, bad
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.clone()
+        if self.allowed is not None:
+            keep = torch.full_like(scores, float("-inf"))
+            keep[:, self.allowed] = 0
+            scores = scores + keep
+        done = input_ids[0, self.prompt_len :].tolist()
+        for word in self.bad:
+            if len(word) == 1 or (len(done) >= len(word) - 1 and tuple(done[len(done) - len(word) + 1 :]) == word[:-1]):
+                scores[:, word[-1]] = float("-inf")
+        return scores
+
+
+def _reference(hf, tok, prompt: str, rule: _OutputRule, n: int) -> list[int]:
+    ids = tok(prompt, return_tensors="pt")
+    with torch.no_grad():
+        out = hf.generate(**ids, do_sample=False, max_new_tokens=n, logits_processor=LogitsProcessorList([rule]), pad_token_id=0)
+    return out[0, ids["input_ids"].shape[1] :].tolist()
+
+
+def _token_ids(body: dict) -> list[int]:
+    """The completion's tokens, from logprobs written as "token_id:N" (return_tokens_as_token_ids)."""
+    tokens = body["choices"][0]["logprobs"]["tokens"]
+    assert all(t.startswith("token_id:") for t in tokens)
+    return [int(t.split(":")[1]) for t in tokens]
+
+
+def test_allowed_token_ids_as_vllm(server):
+    url, _, tok, hf = server
+    greedy = tok(complete(url, PROMPTS[1], 8)["choices"][0]["text"], add_special_tokens=False)["input_ids"]
+    allowed = sorted({*range(40, 60), *range(200, 230)} - set(greedy[:1]))
+    body = complete(url, PROMPTS[1], 8, allowed_token_ids=allowed, logprobs=1, return_tokens_as_token_ids=True)
+    got = _token_ids(body)
+    assert got == _reference(hf, tok, PROMPTS[1], _OutputRule(len(tok(PROMPTS[1])["input_ids"]), allowed=allowed), 8)[: len(got)]
+    assert set(got) <= set(allowed) and len(got) == 8
+    top = body["choices"][0]["logprobs"]["top_logprobs"][0]
+    assert all(k.startswith("token_id:") for k in top)
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "temperature": 0, "logprobs": True, "top_logprobs": 1}
+    r = post(url, "chat/completions", chat | {"return_tokens_as_token_ids": True, "allowed_token_ids": allowed})
+    content = r.json()["choices"][0]["logprobs"]["content"]
+    assert [int(e["token"].split(":")[1]) for e in content] and all(int(e["token"].split(":")[1]) in allowed for e in content)
+    assert content[0]["bytes"] == list(content[0]["token"].encode())
+
+
+def test_bad_words_as_vllm(server):
+    """Bad words within allowed ids (letters and spaces, so that the tiny model writes words): the words' tokens, as
+    vLLM tokenizes them, are not written where they would complete a word."""
+    url, _, tok, hf = server
+    prompt = PROMPTS[2]
+    letters = [i for i in range(len(tok)) if tok.decode([i]).strip().isascii() and tok.decode([i]).replace(" ", "").isalpha()]
+    text = complete(url, prompt, 12, allowed_token_ids=letters)["choices"][0]["text"]
+    words = text.split()[:2]
+    assert words, text
+    bad = bad_words_ids({"bad_words": words}, tok)
+    got = complete(url, prompt, 12, allowed_token_ids=letters, bad_words=words, logprobs=0, return_tokens_as_token_ids=True)
+    rule = _OutputRule(len(tok(prompt)["input_ids"]), allowed=letters, bad=bad)
+    assert _token_ids(got) == _reference(hf, tok, prompt, rule, 12)
+    assert got["choices"][0]["text"] != text
+
+
+def test_a_bad_phrase_bars_its_last_token_after_the_rest():
+    chooser = TokenChooser(SamplingParams(temperature=0, bad_words_ids=((3,), (5, 7))), 1, 10, 0)
+    first = np.arange(10, dtype=np.float32)[None]
+    first[0, 3], first[0, 5] = 50, 40  # 3 is barred always
+    then = np.arange(10, dtype=np.float32)[None]
+    then[0, 7] = 50  # 7 is barred right after 5 only
+    assert [int(chooser(logits)[0]) for logits in (first, then, then)] == [5, 9, 7]
+
+
+@pytest.mark.parametrize(
+    "fields, param",
+    [
+        ({"use_beam_search": True, "n": 2}, "use_beam_search"),
+        ({"length_penalty": 2.0}, "length_penalty"),
+        ({"early_stopping": True}, "early_stopping"),
+        ({"prompt_embeds": "AAAA"}, "prompt_embeds"),
+        ({"logits_processors": ["x"]}, "logits_processors"),
+        ({"allowed_token_ids": []}, "allowed_token_ids"),
+        ({"allowed_token_ids": [10**7]}, "allowed_token_ids"),
+        ({"bad_words": "word"}, "bad_words"),
+        ({"bad_words": [" "]}, "bad_words"),
+        ({"return_tokens_as_token_ids": "yes"}, "return_tokens_as_token_ids"),
+    ],
+)
+def test_fields_not_applied_or_malformed_are_a_400(server, fields, param):
+    r = httpx.post(f"{server[0]}/v1/completions", json={"prompt": "hi", "max_tokens": 2, **fields}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+
+
+def test_neutral_values_pass(server):
+    neutral = {"use_beam_search": False, "length_penalty": 1.0, "early_stopping": False, "logits_processors": [], "bad_words": []}
+    assert complete(server[0], "hi", 2, **neutral)["choices"][0]["text"] == complete(server[0], "hi", 2)["choices"][0]["text"]
