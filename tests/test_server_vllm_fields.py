@@ -120,3 +120,34 @@ def test_fields_not_applied_or_malformed_are_a_400(server, fields, param):
 def test_neutral_values_pass(server):
     neutral = {"use_beam_search": False, "length_penalty": 1.0, "early_stopping": False, "logits_processors": [], "bad_words": []}
     assert complete(server[0], "hi", 2, **neutral)["choices"][0]["text"] == complete(server[0], "hi", 2)["choices"][0]["text"]
+
+
+def test_return_token_ids_as_vllm(server):
+    """vLLM's return_token_ids: a completion choice's prompt_token_ids and token_ids (a chat's prompt ids beside the
+    choices), streamed as each chunk's new ids, the prompt's first; the ids are the logprobs' tokens."""
+    import json
+
+    url, _, tok, _ = server
+    body = complete(url, PROMPTS[0], 8, return_token_ids=True, logprobs=0, return_tokens_as_token_ids=True)
+    choice = body["choices"][0]
+    assert choice["token_ids"] == _token_ids(body) and len(choice["token_ids"]) == 8
+    assert tok.decode(choice["prompt_token_ids"], skip_special_tokens=True) == PROMPTS[0]
+    stream = {"prompt": PROMPTS[0], "max_tokens": 8, "temperature": 0, "return_token_ids": True, "stream": True}
+    r = httpx.post(f"{url}/v1/completions", json=stream, timeout=60)
+    chunks = [json.loads(line[6:]) for line in r.text.split("\n\n") if line.startswith("data: {")]
+    assert chunks[0]["choices"][0]["prompt_token_ids"] == choice["prompt_token_ids"]
+    assert [t for c in chunks for t in c["choices"][0]["token_ids"]] == choice["token_ids"]
+    assert all("prompt_token_ids" not in c["choices"][0] for c in chunks[1:])
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "temperature": 0, "return_token_ids": True}
+    answer = post(url, "chat/completions", chat).json()
+    assert tok.decode(answer["choices"][0]["token_ids"], skip_special_tokens=True) == answer["choices"][0]["message"]["content"]
+    assert "hi" in tok.decode(answer["prompt_token_ids"])
+    r = httpx.post(f"{url}/v1/chat/completions", json=chat | {"stream": True}, timeout=60)
+    chunks = [json.loads(line[6:]) for line in r.text.split("\n\n") if line.startswith("data: {")]
+    assert chunks[0]["prompt_token_ids"] == answer["prompt_token_ids"] and all("prompt_token_ids" not in c for c in chunks[1:])
+    assert [t for c in chunks for t in c["choices"][0]["token_ids"]] == answer["choices"][0]["token_ids"]
+    # ended by a stop string: the ids up to the token that completed it
+    text = tok.decode(choice["token_ids"][:4])
+    stopped = complete(url, PROMPTS[0], 8, return_token_ids=True, stop=[text[-2:]])["choices"][0]
+    assert stopped["finish_reason"] == "stop" and len(stopped["token_ids"]) <= 4
+    assert complete(url, PROMPTS[0], 2)["choices"][0].keys().isdisjoint({"token_ids", "prompt_token_ids"})

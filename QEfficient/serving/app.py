@@ -405,9 +405,12 @@ def create_app(
                 body = {"text": texts[index]}
             scored = {} if call.chat or call.jobs[index].prompt_logprobs is None else {"prompt_logprobs": choice.vllm_prompt_logprobs()}
             end = {"finish_reason": reason, "stop_reason": choice.stop_reason}
-            out.append({"index": index, **body, "logprobs": choice.all_logprobs(), **end, **scored})
+            ids = choice.token_ids(with_prompt=not call.chat)  # vLLM's return_token_ids: a chat's prompt ids beside the choices
+            out.append({"index": index, **body, "logprobs": choice.all_logprobs(), **end, **scored, **ids})
         if call.chat and call.jobs[0].prompt_logprobs is not None:  # vLLM's chat answer has them once, beside the choices
             head["prompt_logprobs"] = choices[0].vllm_prompt_logprobs()
+        if call.chat and call.jobs[0].return_token_ids:
+            head["prompt_token_ids"] = list(call.jobs[0].tokens)
         answered = {**head, "choices": out, "usage": usage(call, requests)}
         return answered if shape is None else shape.response(answered)
 
@@ -464,6 +467,7 @@ def create_app(
 
         tool_streams = [call.tools.stream() for _ in choices] if call.tools is not None else None  # serving/tools.py
         thinking = [call.reasoning.stream() for _ in choices] if call.reasoning is not None else None  # serving/reasoning.py
+        opened: set[int] = set()  # the choices that sent a chunk
 
         def chunk(index: int, piece: str | None, reason: str | None, logprobs: dict | None, first: bool = False) -> dict | None:
             if call.chat:
@@ -486,7 +490,13 @@ def create_app(
                 choice = {"index": index, "text": piece or "", "logprobs": logprobs, "finish_reason": reason}
             if reason is not None:  # vLLM's, in the last chunk of a choice
                 choice["stop_reason"] = choices[index].stop_reason
-            return {**head, "choices": [choice], **({"usage": chunk_usage(index)} if call.include_usage else {})}
+            # vLLM's return_token_ids: each chunk's new ids; the prompt's in a completion choice's first chunk, and in
+            # a chat stream's first chunk, beside the choices
+            ids = choices[index].token_ids(with_prompt=index not in opened and (not call.chat or index == 0))
+            opened.add(index)
+            prompt_ids = {"prompt_token_ids": ids.pop("prompt_token_ids")} if call.chat and "prompt_token_ids" in ids else {}
+            choice |= ids
+            return {**head, "choices": [choice], **({"usage": chunk_usage(index)} if call.include_usage else {}), **prompt_ids}
 
         def chunk_usage(index: int) -> dict | None:
             if not call.continuous_usage:

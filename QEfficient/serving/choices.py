@@ -92,6 +92,8 @@ class ChoiceText:
         self.offsets: list[int] = []  # where each token's text starts in the completion (logprobs only)
         self.released = 0  # tokens whose logprobs went out
         self.prompt_part: dict | None = None  # the echoed prompt's logprobs, formatted once
+        self.ids_sent = 0  # return_token_ids: the generated ids sent so far
+        self.ids_kept: int | None = None  # ... and how many there are, once a stop string ended the choice
 
     def update(self, done: bool, reason: str | None) -> tuple[str, str | None, dict | None] | None:
         """(new text, finish reason or None, logprobs of the newly covered tokens or None), or None
@@ -129,6 +131,7 @@ class ChoiceText:
             cut = max(at + len(string) if self.rules.include_stop_str_in_output else at, len(self.sent))
             self.request.cancelled.set()
             self.stopped, self.stop_string = True, string  # "stop" is reported with the engine's done event
+            self.ids_kept = len(ids)  # the engine may write a token more before it sees the cancel
             piece, self.sent = text[len(self.sent) : cut], text[:cut]
             # found at that event itself (the text held back until the end, a split character at its end): now
             return piece, "stop" if done else None, self._logprobs(ids, cut, final=False)
@@ -140,6 +143,15 @@ class ChoiceText:
             return None
         piece, self.sent = text[len(self.sent) : safe], text[:safe]
         return piece, None, self._logprobs(ids, safe, final=False)
+
+    def token_ids(self, with_prompt: bool = False) -> dict:
+        """vLLM's ``return_token_ids`` (``{}`` where not asked): the generated ids not sent yet, and where
+        ``with_prompt``, the prompt's."""
+        if not self.job.return_token_ids:
+            return {}
+        ids = [] if self.job.echo_only else list(self.request.output)[: self.ids_kept]
+        new, self.ids_sent = ids[self.ids_sent :], max(self.ids_sent, len(ids))
+        return ({"prompt_token_ids": list(self.job.tokens)} if with_prompt else {}) | {"token_ids": new}
 
     @property
     def stop_reason(self) -> str | int | None:

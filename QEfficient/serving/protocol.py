@@ -69,6 +69,7 @@ class Job:
     echo_only: bool = False  # echo with max_tokens 0: the prompt (and its logprobs), nothing generated
     prompt_logprobs: int | None = None  # vLLM's prompt_logprobs field: each prompt token's and N alternatives
     tokens_as_ids: bool = False  # vLLM's return_tokens_as_token_ids: logprobs name tokens "token_id:N"
+    return_token_ids: bool = False  # vLLM's: the prompt's and the answer's token ids in the response
 
     @property
     def prompt_top(self) -> int | None:
@@ -433,6 +434,7 @@ class RequestParser:
         job = Job([], max_tokens, sampling, _stop_strings(body), top, end_rules=self._end_rules(body, max_tokens))
         job.prompt_logprobs = number(body, "prompt_logprobs", int, None, low=0, high=MAX_CHAT_TOP_LOGPROBS)
         job.tokens_as_ids = boolean(body, "return_tokens_as_token_ids")
+        job.return_token_ids = boolean(body, "return_token_ids")
         if job.prompt_logprobs is not None:
             if stream:
                 raise APIError(400, "'prompt_logprobs' are not available with \"stream\": true (as in vLLM).", "prompt_logprobs")
