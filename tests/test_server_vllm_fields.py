@@ -81,7 +81,7 @@ def test_bad_words_as_vllm(server):
     text = complete(url, prompt, 12, allowed_token_ids=letters)["choices"][0]["text"]
     words = text.split()[:2]
     assert words, text
-    bad = bad_words_ids({"bad_words": words}, tok)
+    bad = bad_words_ids({"bad_words": words}, tok, len(tok))
     got = complete(url, prompt, 12, allowed_token_ids=letters, bad_words=words, logprobs=0, return_tokens_as_token_ids=True)
     rule = _OutputRule(len(tok(prompt)["input_ids"]), allowed=letters, bad=bad)
     assert _token_ids(got) == _reference(hf, tok, prompt, rule, 12)
@@ -146,8 +146,57 @@ def test_return_token_ids_as_vllm(server):
     chunks = [json.loads(line[6:]) for line in r.text.split("\n\n") if line.startswith("data: {")]
     assert chunks[0]["prompt_token_ids"] == answer["prompt_token_ids"] and all("prompt_token_ids" not in c for c in chunks[1:])
     assert [t for c in chunks for t in c["choices"][0]["token_ids"]] == answer["choices"][0]["token_ids"]
-    # ended by a stop string: the ids up to the token that completed it
-    text = tok.decode(choice["token_ids"][:4])
-    stopped = complete(url, PROMPTS[0], 8, return_token_ids=True, stop=[text[-2:]])["choices"][0]
-    assert stopped["finish_reason"] == "stop" and len(stopped["token_ids"]) <= 4
+    # ended by a stop string: the ids up to the token that completed it (letters only, so that each token is text)
+    letters = [i for i in range(len(tok)) if tok.decode([i]).isascii() and tok.decode([i]).isalpha()]
+    whole = complete(url, PROMPTS[0], 8, return_token_ids=True, allowed_token_ids=letters)["choices"][0]["token_ids"]
+    stop = tok.decode(whole[3:4])
+    first = next(i for i in range(8) if stop in tok.decode(whole[: i + 1]))
+    stopped = complete(url, PROMPTS[0], 8, return_token_ids=True, allowed_token_ids=letters, stop=[stop])["choices"][0]
+    assert stopped["finish_reason"] == "stop" and stopped["token_ids"] == whole[: first + 1]
     assert complete(url, PROMPTS[0], 2)["choices"][0].keys().isdisjoint({"token_ids", "prompt_token_ids"})
+
+
+def test_prompt_shaping_truncate_and_special_tokens(server):
+    """vLLM's truncate_prompt_tokens (the prompt's last N tokens) and add_special_tokens."""
+    url, _, tok, _ = server
+    ids = complete(url, PROMPTS[3], 1, return_token_ids=True)["choices"][0]["prompt_token_ids"]
+    last = complete(url, ids[-3:], 6)["choices"][0]["text"]
+    assert complete(url, PROMPTS[3], 6, truncate_prompt_tokens=3)["choices"][0]["text"] == last
+    assert complete(url, PROMPTS[3], 1, truncate_prompt_tokens=-1, return_token_ids=True)["choices"][0]["prompt_token_ids"] == ids
+    plain = complete(url, PROMPTS[3], 1, add_special_tokens=False, return_token_ids=True)["choices"][0]["prompt_token_ids"]
+    assert plain == tok(PROMPTS[3], add_special_tokens=False)["input_ids"]
+    for bad in (0, -2, 10**6, "3"):
+        r = httpx.post(f"{url}/v1/completions", json={"prompt": "hi", "truncate_prompt_tokens": bad}, timeout=60)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "truncate_prompt_tokens"
+
+
+def test_rules_that_leave_no_token_are_an_error_not_a_token(server):
+    """Bad words that bar every allowed id are a 400; allowed ids that are all ending ids while min_tokens masks them
+    end the request with an error that says why (no token is written), and the server goes on."""
+    url, _, tok, _ = server
+    word = tok.decode([60])
+    r = httpx.post(f"{url}/v1/completions", json={"prompt": "hi", "allowed_token_ids": [60], "bad_words": [word]}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "bad_words", r.text
+    body = {"prompt": "hi", "max_tokens": 4, "allowed_token_ids": [tok.eos_token_id], "min_tokens": 2}
+    r = httpx.post(f"{url}/v1/completions", json=body, timeout=60)
+    assert r.status_code == 500 and "no token" in r.json()["error"]["message"], r.text
+    assert complete(url, "hi", 2)["choices"][0]["text"] is not None
+
+
+def test_prompt_logprobs_keep_the_tokens_text(server):
+    url, _, tok, _ = server
+    body = complete(url, PROMPTS[0], 1, prompt_logprobs=1, return_tokens_as_token_ids=True)
+    entries = [e for e in body["choices"][0]["prompt_logprobs"] if e]
+    assert entries and all(not v["decoded_token"].startswith("token_id:") for e in entries for v in e.values())
+
+
+def test_the_encoder_decoder_server_refuses_them():
+    from transformers import GenerationConfig
+
+    from QEfficient.serving.errors import APIError
+    from QEfficient.serving.seq2seq_app import sampling_options
+
+    for field in ({"length_penalty": True}, {"allowed_token_ids": []}, {"return_token_ids": True}, {"truncate_prompt_tokens": 3}):
+        with pytest.raises(APIError, match=next(iter(field))):
+            sampling_options(field, GenerationConfig(), 32)
+    assert sampling_options({"use_beam_search": False, "length_penalty": 1.0}, GenerationConfig(), 32)

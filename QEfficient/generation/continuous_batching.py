@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from QEfficient.generation.logprobs import PromptTokenScore, score_prompt, token_logprobs
-from QEfficient.generation.sampling import RowChooser, SamplingParams, TokenChooser, token_chooser
+from QEfficient.generation.sampling import NoTokenLeft, RowChooser, SamplingParams, TokenChooser, token_chooser
 from QEfficient.generation.text_generation import prefill
 from QEfficient.runtime.ort_session import KVCacheSession
 
@@ -94,7 +94,11 @@ class ContinuousBatchingEngine:
         scored = held if request.constraint is None else request.constraint.mask(held)
         if held is not logits and request.constraint is not None and not np.isfinite(scored).any():  # only an ending id fits
             scored = request.constraint.mask(logits)
-        return int(self.choosers[slot](scored)[0]), scored
+        try:
+            return int(self.choosers[slot](scored)[0]), scored
+        except NoTokenLeft as err:  # this request fails alone (_emit ends it)
+            request.error = err
+            return -1, scored
 
     def ending_ids(self, request: Request) -> frozenset[int]:
         """The ids that end ``request``: the model's EOS ids (unless it ignores them) and its own stop ids."""
@@ -104,6 +108,9 @@ class ContinuousBatchingEngine:
 
     def _emit(self, slot: int, token: int, logits: np.ndarray | None = None) -> None:
         request = self.slots[slot]
+        if token < 0:  # no token could be chosen (_choose): the request ends with its error
+            self._finish(slot, "error")
+            return
         if request.top_logprobs is not None and logits is not None:  # first: a reader never sees a token without its entry
             request.logprobs.append(token_logprobs(logits, token, request.top_logprobs))
         request.output.append(token)

@@ -88,6 +88,10 @@ def token_chooser(params: SamplingParams, batch_size: int, vocab_size: int, firs
     return TokenChooser(params, batch_size, vocab_size, first_row)
 
 
+class NoTokenLeft(ValueError):
+    """A request's own rules bar every token at a step."""
+
+
 class TokenChooser:
     """Picks each row's next token from logits [B, V]; keeps the per-row token history it needs."""
 
@@ -138,6 +142,9 @@ class TokenChooser:
             logits = np.where(self.only, logits, -np.inf)
         if len(self.barred) or self.bad_phrases:
             logits = self._bar_bad_words(logits)
+        if self.only is not None or len(self.barred) or self.bad_phrases:
+            if not np.isfinite(logits).any(-1).all():
+                raise NoTokenLeft("allowed_token_ids and bad_words (with min_tokens, or a grammar) leave no token to write.")
         if self.bias is not None:
             logits = logits + self.bias
         if self.seen is None and self.counts is None and not p.sampling and not self.bad_phrases:

@@ -78,6 +78,7 @@ class ChoiceText:
         ``ending_ids``: the ids that end it (its EOS ids and stop_token_ids), whose text is left out unless
         ``job.end_rules.include_stop_str_in_output``."""
         self.tokenizer, self.request, self.job, self.chat = tokenizer, request, job, chat
+        self.real_text = token_text  # the tokens' own text (vLLM's prompt_logprobs keep it)
         self.token_text = TokenIdText if job.tokens_as_ids else token_text
         self.stop = stop = job.stop
         self.rules = rules = job.end_rules
@@ -131,7 +132,9 @@ class ChoiceText:
             cut = max(at + len(string) if self.rules.include_stop_str_in_output else at, len(self.sent))
             self.request.cancelled.set()
             self.stopped, self.stop_string = True, string  # "stop" is reported with the engine's done event
-            self.ids_kept = len(ids)  # the engine may write a token more before it sees the cancel
+            if self.job.return_token_ids:  # the ids up to the one that completes the stop string (the engine runs ahead)
+                end = at + len(string)
+                self.ids_kept = next((k for k in range(1, len(ids) + 1) if len(self._decode(ids[:k])) >= end), len(ids))
             piece, self.sent = text[len(self.sent) : cut], text[:cut]
             # found at that event itself (the text held back until the end, a split character at its end): now
             return piece, "stop" if done else None, self._logprobs(ids, cut, final=False)
@@ -223,7 +226,7 @@ class ChoiceText:
         top = self.job.prompt_logprobs
         if top is None:
             return None
-        text = self.token_text.text
+        text = self.real_text.text
         out: list[dict | None] = []
         for token, score in zip(self.job.tokens, self.request.prompt_scores):
             if score is None:

@@ -28,7 +28,13 @@ from QEfficient.serving.reasoning import (
 )
 from QEfficient.serving.structured import requested_grammar
 from QEfficient.serving.tools import AutoTools, ForcedTools, requested_tools
-from QEfficient.serving.vllm_fields import allowed_token_ids, bad_words_ids, refuse_unapplied
+from QEfficient.serving.vllm_fields import (
+    allowed_token_ids,
+    bad_words_ids,
+    check_allowed_tokens_left,
+    refuse_unapplied,
+    truncate_prompt_tokens,
+)
 
 MAX_JSON_DEPTH = 64  # OpenAI bodies nest a handful of levels; tool schemas a few dozen at most
 INT64 = 2**63
@@ -269,8 +275,10 @@ class RequestParser:
         prompts = self._prompts(body.get("prompt"))
         wheres = [f"prompt[{i}]" if len(prompts) > 1 else "prompt" for i in range(len(prompts))]
         if self.images is None:
-            call = self._with_prompts(call, [self._tokens(p, where) for p, where in zip(prompts, wheres)])
+            shaping = {"special_tokens": boolean(body, "add_special_tokens", True), "keep": truncate_prompt_tokens(body, self.ctx_len)}
+            call = self._with_prompts(call, [self._tokens(p, where, **shaping) for p, where in zip(prompts, wheres)])
             return self._echoed(call, prompts) if echo else call
+        self._text_only(body)
         # a string through the processor (its tokens may differ from the tokenizer's); ids as they are
         max_tokens = call.jobs[0].max_tokens
         made = [
@@ -295,10 +303,12 @@ class RequestParser:
         call = self._options(body, top, chat=True)
         tools = call.tools.tools if call.tools is not None else None
         if self.images is not None:
+            self._text_only(body)
             call = self._image_chat(call, body, tools)
         else:
             prompt = self.chat_prompt(body.get("messages"), tools=tools, options=template_options(body))
-            ids = self._tokens(prompt, "messages", special_tokens=False)
+            special = boolean(body, "add_special_tokens", False)  # vLLM's default for chat: the template writes them
+            ids = self._tokens(prompt, "messages", special_tokens=special, keep=truncate_prompt_tokens(body, self.ctx_len))
             call = self._with_prompts(self._reasoning(call, body, ids[0]), [ids])
         call.chat_echo = _chat_echo(body) if boolean(body, "echo") else ""
         return call
@@ -426,9 +436,10 @@ class RequestParser:
             frequency_penalty=number(body, "frequency_penalty", float, None, low=-2, high=2),
             min_p=number(body, "min_p", float, None, low=0, high=1),  # vLLM's
             logit_bias=self._logit_bias(body.get("logit_bias")),
-            allowed_token_ids=allowed_token_ids(body, self.vocab_size),
-            bad_words_ids=bad_words_ids(body, self.tokenizer),
+            allowed_token_ids=allowed_token_ids(body, min(self.vocab_size, len(self.tokenizer))),
+            bad_words_ids=bad_words_ids(body, self.tokenizer, self.vocab_size),
         )
+        check_allowed_tokens_left(sampling.allowed_token_ids, sampling.bad_words_ids)
         # OpenAI's completions default to 16 tokens; a chat answer (vLLM's too) to what the context leaves (None here)
         max_tokens = number(body, "max_tokens", int, None if chat else 16, low=1 if chat else 0)  # 0: completions' echo
         job = Job([], max_tokens, sampling, _stop_strings(body), top, end_rules=self._end_rules(body, max_tokens))
@@ -523,12 +534,21 @@ class RequestParser:
     def _prompts(self, prompt) -> list[str | list[int]]:
         return openai_input_forms(prompt, "prompt", self.max_prompts, " (the server's --max_queue)")
 
-    def _tokens(self, prompt: str | list[int], where: str, special_tokens: bool = True) -> tuple[list[int], str]:
+    def _text_only(self, body: dict) -> None:
+        """A 400 for the vLLM prompt fields a vision-language server does not apply (its processor tokenizes)."""
+        for name in ("truncate_prompt_tokens", "add_special_tokens"):
+            if body.get(name) is not None:
+                raise APIError(400, f"'{name}' is not applied by this vision-language server: leave it out.", name)
+
+    def _tokens(self, prompt: str | list[int], where: str, special_tokens: bool = True, keep: int | None = None) -> tuple[list[int], str]:
+        """A prompt's token ids, checked (``keep``: vLLM's truncate_prompt_tokens, the last ones kept)."""
         if isinstance(prompt, str):
             # truncation=True would split a huge prompt into thousands of overflow encodings
             ids = self.tokenizer(prompt, add_special_tokens=special_tokens)["input_ids"]
         else:
             ids = prompt
+        if keep is not None and len(ids) > keep:
+            ids = ids[-keep:]
         if len(ids) > self.ctx_len:
             raise APIError(
                 400,
@@ -536,7 +556,7 @@ class RequestParser:
                 "prompt" if where.startswith("prompt") else where,
                 "context_length_exceeded",
             )
-        bad = next((t for t in ids if not 0 <= t < self.vocab_size), None) if ids is prompt else None
+        bad = next((t for t in ids if not 0 <= t < self.vocab_size), None) if not isinstance(prompt, str) else None
         if bad is not None:
             raise APIError(400, f"{where} has the token id {bad}, outside this model's vocabulary [0, {self.vocab_size}).", "prompt")
         if not ids:

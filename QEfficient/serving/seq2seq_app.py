@@ -27,6 +27,7 @@ from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, re
 from QEfficient.serving.choices import TokenText, completion_logprobs
 from QEfficient.serving.protocol import MAX_COMPLETION_LOGPROBS, APIError, number, parse_json, streaming_options
 from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.vllm_fields import is_off
 from QEfficient.serving.worker_stream import RowsStreamer, error_event, worker_items
 
 MAX_PROMPTS = 64
@@ -50,8 +51,9 @@ def _prompts(raw) -> list[str]:
 # OpenAI / vLLM sampling options not applied here, and the value that means "off" for each
 _NOT_APPLIED = {"frequency_penalty": 0, "presence_penalty": 0, "repetition_penalty": 1, "min_p": 0, "best_of": 1, "logit_bias": {}}
 # ... and vLLM's (the checkpoint's generation config decides beam search here)
-_NOT_APPLIED |= {"allowed_token_ids": [], "bad_words": [], "use_beam_search": False, "length_penalty": 1, "early_stopping": False}
-_NOT_APPLIED |= {"prompt_embeds": None, "logits_processors": [], "return_tokens_as_token_ids": False}
+_NOT_APPLIED |= {"allowed_token_ids": None, "bad_words": [], "use_beam_search": False, "length_penalty": 1, "early_stopping": False}
+_NOT_APPLIED |= {"prompt_embeds": None, "logits_processors": [], "return_tokens_as_token_ids": False, "return_token_ids": False}
+_NOT_APPLIED |= {"truncate_prompt_tokens": None, "add_special_tokens": True}
 
 
 def sampling_options(body: dict, generation_config, max_tokens: int, top_logprobs: int | None = None) -> dict:
@@ -64,7 +66,7 @@ def sampling_options(body: dict, generation_config, max_tokens: int, top_logprob
         if value is not None and value is not False and value != "" and value != []:
             raise APIError(400, message, key)
     for key, off in _NOT_APPLIED.items():
-        if body.get(key) is not None and body.get(key) != off:
+        if not is_off(body.get(key), (None, off)):
             raise APIError(400, f"'{key}' is not applied to encoder-decoders here: leave it out (or send {off!r}).", key)
     if number(body, "n", int, 1, low=1) != 1:
         raise APIError(400, "'n' must be 1 for encoder-decoders here (send the prompt again, with another seed).", "n")

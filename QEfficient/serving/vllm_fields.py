@@ -20,16 +20,21 @@ _NOT_APPLIED = {
 }
 
 
+def is_off(value, off: tuple) -> bool:
+    """Whether a field's ``value`` is one of the values ``off`` that mean "not used" (true is not 1, nor false 0)."""
+    return any(value is v or (v is not None and not isinstance(value, bool) and not isinstance(v, bool) and value == v) for v in off)
+
+
 def refuse_unapplied(body: dict) -> None:
     """A 400 for a vLLM field set to something this server does not do."""
     for name, (off, instead) in _NOT_APPLIED.items():
-        value = body.get(name)
-        if not any(value is v or (v is not None and not isinstance(value, bool) and value == v) for v in off):
+        if not is_off(body.get(name), off):
             raise APIError(400, f"'{name}' is not supported by this server: {instead}.", name)
 
 
 def allowed_token_ids(body: dict, vocab_size: int) -> tuple[int, ...] | None:
-    """vLLM's ``allowed_token_ids``: the only token ids that may be generated."""
+    """vLLM's ``allowed_token_ids``: the only token ids that may be generated (``vocab_size``: the ids the model can
+    write, its head's and its tokenizer's)."""
     ids = body.get("allowed_token_ids")
     if ids is None:
         return None
@@ -39,7 +44,7 @@ def allowed_token_ids(body: dict, vocab_size: int) -> tuple[int, ...] | None:
     return tuple(sorted(set(ids)))
 
 
-def bad_words_ids(body: dict, tokenizer) -> tuple[tuple[int, ...], ...] | None:
+def bad_words_ids(body: dict, tokenizer, vocab_size: int) -> tuple[tuple[int, ...], ...] | None:
     """vLLM's ``bad_words`` as token sequences, tokenized as vLLM does: each word as written (leading spaces stripped),
     and again after a space where that gives another first token and as many tokens (a word inside the text)."""
     words = body.get("bad_words")
@@ -47,13 +52,35 @@ def bad_words_ids(body: dict, tokenizer) -> tuple[tuple[int, ...], ...] | None:
         return None
     if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
         raise APIError(400, "'bad_words' must be a list of non-empty strings.", "bad_words")
+    if len(words) > MAX_BAD_WORDS:
+        raise APIError(400, f"'bad_words' has {len(words)} words; at most {MAX_BAD_WORDS} are taken.", "bad_words")
     sequences: list[tuple[int, ...]] = []
     for word in words:
         plain = tuple(tokenizer.encode(word.lstrip(), add_special_tokens=False))
         spaced = tuple(tokenizer.encode(" " + word.lstrip(), add_special_tokens=False))
+        if not plain or any(not 0 <= t < vocab_size for t in plain + spaced):
+            raise APIError(400, f"The bad word {word!r} is not made of tokens this model can write.", "bad_words")
         sequences.append(plain)
         if spaced and spaced[0] != plain[0] and len(spaced) == len(plain):
             sequences.append(spaced)
     if len(sequences) > MAX_BAD_WORDS:
         raise APIError(400, f"'bad_words' makes {len(sequences)} token sequences; at most {MAX_BAD_WORDS} are taken.", "bad_words")
     return tuple(sequences)
+
+
+def check_allowed_tokens_left(allowed: tuple[int, ...] | None, bad: tuple[tuple[int, ...], ...] | None) -> None:
+    """A 400 where the bad words bar every allowed token."""
+    barred = {w[0] for w in bad or () if len(w) == 1}
+    if allowed and barred.issuperset(allowed):
+        raise APIError(400, "'bad_words' bar every token of 'allowed_token_ids': nothing could be written.", "bad_words")
+
+
+def truncate_prompt_tokens(body: dict, ctx_len: int) -> int | None:
+    """vLLM's ``truncate_prompt_tokens``: the prompt's last N tokens are kept (-1: as many as the context holds)."""
+    value = body.get("truncate_prompt_tokens")
+    if value is None:
+        return None
+    if type(value) is not int or not (value == -1 or 1 <= value <= ctx_len):
+        message = f"'truncate_prompt_tokens' must be a number of tokens from 1 to the context's {ctx_len}, or -1 (the context)."
+        raise APIError(400, message, "truncate_prompt_tokens")
+    return ctx_len if value == -1 else value
