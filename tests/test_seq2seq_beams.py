@@ -350,6 +350,15 @@ def test_server_gives_logprobs(seq2seq_dir):
                 assert joined == choice["logprobs"]
             r = httpx.post(f"{url}/v1/completions", json=body | {"logprobs": 6}, timeout=120)
             assert r.status_code == 400 and r.json()["error"]["param"] == "logprobs"
+            # n samples per prompt: generate()'s num_return_sequences, each prompt's choices in turn
+            sampled = {"prompt": PROMPTS, "max_tokens": GEN, "temperature": 0.8, "seed": 3, "n": 2}
+            answer = httpx.post(f"{url}/v1/completions", json=sampled, timeout=120).json()
+            options = sampling_options(sampled, model.hf.generation_config, 32, max_n=4)
+            expected = model.generate(tok, PROMPTS, **options).texts
+            assert [c["text"] for c in answer["choices"]] == expected and len(expected) == 4
+            assert answer["usage"]["prompt_tokens"] == sum(len(ids) for ids in tok(PROMPTS)["input_ids"])
+            r = httpx.post(f"{url}/v1/completions", json=sampled | {"temperature": 0}, timeout=120)
+            assert r.status_code == 400 and "needs sampling" in r.json()["error"]["message"]
     finally:
         runner.stop()
     with pytest.raises(APIError, match="beam search"):

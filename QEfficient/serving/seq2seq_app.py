@@ -3,8 +3,8 @@ encoder's input and the completion the decoder's output, as transformers' ``gene
 (its own beam search and generation rules, or sampling where the request sets a temperature above 0).
 
 Routes: GET /health, GET /v1/models, POST /v1/completions (``prompt`` a string or a list of strings, ``max_tokens``,
-``temperature``, ``top_p``, ``top_k``, ``seed``, ``logprobs`` (greedy or sampled), ``stream`` with
-``stream_options.include_usage``; ``n`` 1, no ``stop`` or ``echo``: each is refused with what to send instead). Streamed,
+``temperature``, ``top_p``, ``top_k``, ``seed``, ``n`` (sampled), ``logprobs`` (greedy or sampled), ``stream`` with
+``stream_options.include_usage``; no ``stop`` or ``echo``: each is refused with what to send instead). Streamed,
 greedy and sampled text comes as it is decoded, prompt after prompt (with ``logprobs``, a chunk per token); a checkpoint
 that decodes with beams sends each completion whole. These models
 have no chat template, so /v1/chat/completions says to use /v1/completions. Requests run one at a time on a worker
@@ -56,11 +56,12 @@ _NOT_APPLIED |= {"prompt_embeds": None, "logits_processors": [], "return_tokens_
 _NOT_APPLIED |= {"truncate_prompt_tokens": None, "add_special_tokens": True}
 
 
-def sampling_options(body: dict, generation_config, max_tokens: int, top_logprobs: int | None = None) -> dict:
+def sampling_options(body: dict, generation_config, max_tokens: int, top_logprobs: int | None = None, max_n: int = 1) -> dict:
     """generate() options of a completions request: greedy at temperature 0; sampled above it (or where the checkpoint
     samples and the request names no temperature) with its top_p, top_k (vLLM's -1 or 0: none; unset: the checkpoint's,
-    else none, as vLLM) and seed; ``top_logprobs``: the alternatives per token the request's logprobs ask for (None:
-    no logprobs), refused where the checkpoint decodes with beams."""
+    else none, as vLLM) and seed; ``n`` samples per prompt (up to ``max_n``), sampled only; ``top_logprobs``: the
+    alternatives per token the request's logprobs ask for (None: no logprobs), refused where the checkpoint decodes with
+    beams."""
     for key, message in _REFUSED.items():
         value = body.get(key)
         if value is not None and value is not False and value != "" and value != []:
@@ -68,8 +69,9 @@ def sampling_options(body: dict, generation_config, max_tokens: int, top_logprob
     for key, off in _NOT_APPLIED.items():
         if not is_off(body.get(key), (None, off)):
             raise APIError(400, f"'{key}' is not applied to encoder-decoders here: leave it out (or send {off!r}).", key)
-    if number(body, "n", int, 1, low=1) != 1:
-        raise APIError(400, "'n' must be 1 for encoder-decoders here (send the prompt again, with another seed).", "n")
+    n = number(body, "n", int, 1, low=1)
+    if n > max_n:
+        raise APIError(400, f"'n' is at most {max_n} here.", "n")
     options = {"generation_len": number(body, "max_tokens", int, None, low=1)}
     if options["generation_len"] is not None and options["generation_len"] > max_tokens:
         message = f"'max_tokens' is at most {max_tokens} here (the decoder's cache): ask for fewer, or serve with a larger --ctx_len."
@@ -84,6 +86,10 @@ def sampling_options(body: dict, generation_config, max_tokens: int, top_logprob
         no_top_k = generation_config.top_k if generation_config.top_k is not None else 0
         top_k = no_top_k if top_k is None else max(top_k, 0)
         options.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
+    if n > 1:
+        if not options.get("do_sample"):
+            raise APIError(400, "'n' above 1 needs sampling (a temperature above 0): greedy decoding writes one answer.", "n")
+        options["num_return_sequences"] = n
     if top_logprobs is not None:
         if not options.get("do_sample") and (generation_config.num_beams or 1) > 1:
             message = (
@@ -124,7 +130,6 @@ def create_seq2seq_app(
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     lock = asyncio.Lock()  # one request at a time on the sessions
     rules = Seq2SeqRules.from_generation_config(model.hf.generation_config, model.config)
-    per_prompt = model.hf.generation_config.num_return_sequences or 1  # the rows (choices) of each prompt
     token_text = TokenText(tokenizer)
     decode = lambda ids: model.text_of(tokenizer, ids)  # noqa: E731
     max_input = getattr(model.config, "max_position_embeddings", None)
@@ -143,7 +148,11 @@ def create_seq2seq_app(
             raise APIError(404, f"The model '{name}' does not exist; this server serves '{model_id}'.", "model")
         prompts = _prompts(body.get("prompt"))
         logprobs = number(body, "logprobs", int, None, low=0, high=MAX_COMPLETION_LOGPROBS)
-        options = sampling_options(body, model.hf.generation_config, max_tokens, logprobs)
+        options = sampling_options(body, model.hf.generation_config, max_tokens, logprobs, max_n=MAX_PROMPTS)
+        # the choices of each prompt: the request's n, else the checkpoint's num_return_sequences
+        per_prompt = options.get("num_return_sequences") or model.hf.generation_config.num_return_sequences or 1
+        if len(prompts) * per_prompt > MAX_PROMPTS:
+            raise APIError(400, f"At most {MAX_PROMPTS} choices per request; these prompts ask for {len(prompts) * per_prompt}.", "n")
         prompt_ids = tokenizer(prompts)["input_ids"]
         longest = max(len(ids) for ids in prompt_ids)
         if max_input and longest > max_input:
@@ -152,7 +161,8 @@ def create_seq2seq_app(
         head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": name or model_id}
         prompt_tokens = sum(len(ids) for ids in prompt_ids)
         if stream:
-            usage = ([len(ids) for ids in prompt_ids], continuous_usage) if include_usage else None
+            per_choice = [len(ids) for ids in prompt_ids for _ in range(per_prompt)]
+            usage = (per_choice, continuous_usage, prompt_tokens) if include_usage else None
             return await streamed(prompts, options, head, usage)
         async with lock:
             try:
@@ -176,12 +186,12 @@ def create_seq2seq_app(
         ids, steps = token_steps(row, 1, count, info.logprobs[index])
         return completion_logprobs(token_text, ids, steps, [len(decode(ids[:i])) for i in range(len(ids))])
 
-    async def streamed(prompts: list[str], options: dict, head: dict, usage: tuple[list[int], bool] | None) -> StreamingResponse:
+    async def streamed(prompts: list[str], options: dict, head: dict, usage: tuple[list[int], bool, int] | None) -> StreamingResponse:
         """Server-sent events as vLLM sends them: each choice's text in pieces as it is decoded (one generate() call for
         every prompt, as without streaming: the same batches and seeds), then each choice's finish reason, the usage
-        where asked (``usage``: each prompt's tokens, and whether every chunk carries its choice's usage so far, vLLM's
-        continuous_usage_stats), then [DONE]; a failure ends it with vLLM's error event. The lock is held until the
-        worker thread is done, even when the client leaves first."""
+        where asked (``usage``: each choice's prompt tokens, whether every chunk carries its choice's usage so far, vLLM's
+        continuous_usage_stats, and the prompts' tokens, each prompt once), then [DONE]; a failure ends it with vLLM's
+        error event. The lock is held until the worker thread is done, even when the client leaves first."""
         beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
 
         def work(send) -> None:  # on the worker thread
@@ -201,8 +211,8 @@ def create_seq2seq_app(
             choice = {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish, "stop_reason": None}
             if usage is None:
                 return event([choice])
-            prompt_counts, continuous = usage
-            return event([choice], usage=usage_of(prompt_counts[index // per_prompt], generated) if continuous else None)
+            prompt_counts, continuous, _ = usage
+            return event([choice], usage=usage_of(prompt_counts[index], generated) if continuous else None)
 
         async def events():
             async for kind, *rest in items:
@@ -219,7 +229,7 @@ def create_seq2seq_app(
                         # what the pieces did not give yet (all of it, with beams)
                         yield choice_event(i, streamer.rest(i, text) if streamer else text, finish, None, count)
                     if usage is not None:
-                        yield event([], usage=usage_of(sum(usage[0]), completion_tokens))
+                        yield event([], usage=usage_of(usage[2], completion_tokens))
                 else:  # the request failed after its first byte: vLLM's error event
                     yield error_event(*rest)
             yield "data: [DONE]\n\n"

@@ -12,7 +12,7 @@ MAX_BAD_WORDS = 128  # vLLM's default limit (VLLM_MAX_NUM_BAD_WORDS), counted af
 
 # field: (the values that mean "off", what to do instead)
 _NOT_APPLIED = {
-    "use_beam_search": ((None, False), "beam search is not served here: leave it out, or run generate(num_beams=...) in Python"),
+    "use_beam_search": ((None, False), "leave it out (QEFFAutoModelForCausalLM.generate(num_beams=...) runs beam search offline)"),
     "length_penalty": ((None, 1, 1.0), "it applies to beam search, which is not served here: leave it out"),
     "early_stopping": ((None, False), "it applies to beam search, which is not served here: leave it out"),
     "prompt_embeds": ((None,), "send the prompt as text or token ids"),
@@ -29,7 +29,7 @@ def refuse_unapplied(body: dict) -> None:
     """A 400 for a vLLM field set to something this server does not do."""
     for name, (off, instead) in _NOT_APPLIED.items():
         if not is_off(body.get(name), off):
-            raise APIError(400, f"'{name}' is not supported by this server: {instead}.", name)
+            raise APIError(400, f"'{name}' is not supported by this server; {instead}.", name)
 
 
 def allowed_token_ids(body: dict, vocab_size: int) -> tuple[int, ...] | None:
