@@ -157,7 +157,7 @@ def test_return_token_ids_as_vllm(server):
 
 
 def test_prompt_shaping_truncate_and_special_tokens(server):
-    """vLLM's truncate_prompt_tokens (the prompt's last N tokens) and add_special_tokens."""
+    """vLLM's truncate_prompt_tokens (the prompt's last N tokens; token ids echoed as kept) and add_special_tokens."""
     url, _, tok, _ = server
     ids = complete(url, PROMPTS[3], 1, return_token_ids=True)["choices"][0]["prompt_token_ids"]
     last = complete(url, ids[-3:], 6)["choices"][0]["text"]
@@ -165,9 +165,26 @@ def test_prompt_shaping_truncate_and_special_tokens(server):
     assert complete(url, PROMPTS[3], 1, truncate_prompt_tokens=-1, return_token_ids=True)["choices"][0]["prompt_token_ids"] == ids
     plain = complete(url, PROMPTS[3], 1, add_special_tokens=False, return_token_ids=True)["choices"][0]["prompt_token_ids"]
     assert plain == tok(PROMPTS[3], add_special_tokens=False)["input_ids"]
+    echoed = complete(url, ids, 1, truncate_prompt_tokens=3, echo=True)["choices"][0]["text"]  # the ids kept, echoed
+    assert echoed.startswith(tok.decode(ids[-3:], skip_special_tokens=True))
     for bad in (0, -2, 10**6, "3"):
         r = httpx.post(f"{url}/v1/completions", json={"prompt": "hi", "truncate_prompt_tokens": bad}, timeout=60)
         assert r.status_code == 400 and r.json()["error"]["param"] == "truncate_prompt_tokens"
+
+
+def test_truncation_keeps_the_tokenizers_own_special_tokens(tokenizer_dir):
+    """A text prompt is truncated as the tokenizer truncates on the left: the BOS it adds stays."""
+    from tokenizers import processors
+    from transformers import AutoTokenizer
+
+    from QEfficient.serving.protocol import RequestParser
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tok.bos_token_id)])
+    parser = RequestParser(tok, ["m"], 64, len(tok), 8)
+    text = tok("a b c d e f g", add_special_tokens=False)["input_ids"]
+    assert parser._tokens("a b c d e f g", "prompt", keep=3)[0] == [tok.bos_token_id, *text[-2:]]
+    assert parser._tokens(text, "prompt", keep=3)[0] == text[-3:]  # token ids: the last ones, as vLLM cuts them
 
 
 def test_rules_that_leave_no_token_are_an_error_not_a_token(server):
@@ -179,7 +196,7 @@ def test_rules_that_leave_no_token_are_an_error_not_a_token(server):
     assert r.status_code == 400 and r.json()["error"]["param"] == "bad_words", r.text
     body = {"prompt": "hi", "max_tokens": 4, "allowed_token_ids": [tok.eos_token_id], "min_tokens": 2}
     r = httpx.post(f"{url}/v1/completions", json=body, timeout=60)
-    assert r.status_code == 500 and "no token" in r.json()["error"]["message"], r.text
+    assert r.status_code == 400 and "no token" in r.json()["error"]["message"], r.text
     assert complete(url, "hi", 2)["choices"][0]["text"] is not None
 
 

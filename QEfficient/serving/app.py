@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from QEfficient._version import __version__
 from QEfficient.generation.continuous_batching import Request as EngineRequest
 from QEfficient.generation.lora_generation import LORA_ID
+from QEfficient.generation.sampling import NoTokenLeft
 from QEfficient.serving.anthropic import MessagesCall
 from QEfficient.serving.anthropic import chat_body as anthropic_chat_body
 from QEfficient.serving.anthropic import error_body as anthropic_error
@@ -449,6 +450,8 @@ def create_app(
                 continue
             if update[1] == "error":
                 failure = choices[index].request.error
+                if isinstance(failure, NoTokenLeft):  # the request's own rules: a client error
+                    raise APIError(400, f"Generation stopped: {failure}", "allowed_token_ids")
                 raise APIError(500, f"Generation failed: {failure or 'the engine step failed'}.", kind="server_error", code="engine_error")
             yield (index, *update)
 

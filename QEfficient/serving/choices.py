@@ -94,6 +94,7 @@ class ChoiceText:
         self.released = 0  # tokens whose logprobs went out
         self.prompt_part: dict | None = None  # the echoed prompt's logprobs, formatted once
         self.ids_sent = 0  # return_token_ids: the generated ids sent so far
+        self.ids_seen = 0  # ... and those the text so far was made of (the engine runs ahead of the answer)
         self.ids_kept: int | None = None  # ... and how many there are, once a stop string ended the choice
 
     def update(self, done: bool, reason: str | None) -> tuple[str, str | None, dict | None] | None:
@@ -117,6 +118,7 @@ class ChoiceText:
         if self.stopped:
             return ("", "stop", None) if done else None
         ids = list(self.request.output)
+        self.ids_seen = len(ids)
         # an ending id comes last (the engine stops at it, and min_tokens masks it before): its text left out
         shown = ids[:-1] if ids and ids[-1] in self.hidden_ending else ids
         text = self._decode(shown)
@@ -134,7 +136,10 @@ class ChoiceText:
             self.stopped, self.stop_string = True, string  # "stop" is reported with the engine's done event
             if self.job.return_token_ids:  # the ids up to the one that completes the stop string (the engine runs ahead)
                 end = at + len(string)
-                self.ids_kept = next((k for k in range(1, len(ids) + 1) if len(self._decode(ids[:k])) >= end), len(ids))
+                kept = len(ids)  # from the end: the engine is a token or two past it at most
+                while kept > 1 and len(self._decode(ids[: kept - 1])) >= end:
+                    kept -= 1
+                self.ids_kept = kept
             piece, self.sent = text[len(self.sent) : cut], text[:cut]
             # found at that event itself (the text held back until the end, a split character at its end): now
             return piece, "stop" if done else None, self._logprobs(ids, cut, final=False)
@@ -152,7 +157,8 @@ class ChoiceText:
         ``with_prompt``, the prompt's."""
         if not self.job.return_token_ids:
             return {}
-        ids = [] if self.job.echo_only else list(self.request.output)[: self.ids_kept]
+        limit = self.ids_seen if self.ids_kept is None else min(self.ids_seen, self.ids_kept)
+        ids = [] if self.job.echo_only else list(self.request.output)[:limit]
         new, self.ids_sent = ids[self.ids_sent :], max(self.ids_sent, len(ids))
         return ({"prompt_token_ids": list(self.job.tokens)} if with_prompt else {}) | {"token_ids": new}
 

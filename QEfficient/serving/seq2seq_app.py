@@ -71,7 +71,8 @@ def sampling_options(body: dict, generation_config, max_tokens: int, top_logprob
             raise APIError(400, f"'{key}' is not applied to encoder-decoders here: leave it out (or send {off!r}).", key)
     n = number(body, "n", int, 1, low=1)
     if n > max_n:
-        raise APIError(400, f"'n' is at most {max_n} here.", "n")
+        more = " (send the request again, with another seed)" if max_n == 1 else ""
+        raise APIError(400, f"'n' is at most {max_n} here{more}.", "n")
     options = {"generation_len": number(body, "max_tokens", int, None, low=1)}
     if options["generation_len"] is not None and options["generation_len"] > max_tokens:
         message = f"'max_tokens' is at most {max_tokens} here (the decoder's cache): ask for fewer, or serve with a larger --ctx_len."
@@ -86,9 +87,9 @@ def sampling_options(body: dict, generation_config, max_tokens: int, top_logprob
         no_top_k = generation_config.top_k if generation_config.top_k is not None else 0
         top_k = no_top_k if top_k is None else max(top_k, 0)
         options.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
-    if n > 1:
-        if not options.get("do_sample"):
-            raise APIError(400, "'n' above 1 needs sampling (a temperature above 0): greedy decoding writes one answer.", "n")
+    if n > 1 and not options.get("do_sample"):
+        raise APIError(400, "'n' above 1 needs sampling (a temperature above 0): greedy decoding writes one answer.", "n")
+    if body.get("n") is not None and max_n > 1:  # the request's, not the checkpoint's num_return_sequences
         options["num_return_sequences"] = n
     if top_logprobs is not None:
         if not options.get("do_sample") and (generation_config.num_beams or 1) > 1:
