@@ -151,8 +151,10 @@ def test_return_token_ids_as_vllm(server):
     whole = complete(url, PROMPTS[0], 8, return_token_ids=True, allowed_token_ids=letters)["choices"][0]["token_ids"]
     stop = tok.decode(whole[3:4])
     first = next(i for i in range(8) if stop in tok.decode(whole[: i + 1]))
-    stopped = complete(url, PROMPTS[0], 8, return_token_ids=True, allowed_token_ids=letters, stop=[stop])["choices"][0]
+    answer = complete(url, PROMPTS[0], 8, return_token_ids=True, allowed_token_ids=letters, stop=[stop])
+    stopped = answer["choices"][0]
     assert stopped["finish_reason"] == "stop" and stopped["token_ids"] == whole[: first + 1]
+    assert answer["usage"]["completion_tokens"] == first + 1  # the tokens up to the stop string's, as vLLM counts
     assert complete(url, PROMPTS[0], 2)["choices"][0].keys().isdisjoint({"token_ids", "prompt_token_ids"})
 
 

@@ -412,7 +412,7 @@ def create_app(
             head["prompt_logprobs"] = choices[0].vllm_prompt_logprobs()
         if call.chat and call.jobs[0].return_token_ids:
             head["prompt_token_ids"] = list(call.jobs[0].tokens)
-        answered = {**head, "choices": out, "usage": usage(call, requests)}
+        answered = {**head, "choices": out, "usage": usage(call, choices)}
         return answered if shape is None else shape.response(answered)
 
     def release(requests: list[EngineRequest]) -> None:
@@ -424,14 +424,10 @@ def create_app(
         """Whether the tool parser reads the whole answer, not the content: harmony's calls are messages of it."""
         return call.reasoning is not None and call.reasoning.syntax.markup and call.tools is not None and call.tools.reads_markup
 
-    def usage(call: Call, requests: list[EngineRequest]) -> dict:
+    def usage(call: Call, choices: list[ChoiceText]) -> dict:
         prompt = sum(len(job.tokens) for job in call.jobs[:: call.n])  # each prompt once, whatever its n
-        completion = sum(generated(r, job) for r, job in zip(requests, call.jobs))
+        completion = sum(choice.generated for choice in choices)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-    def generated(request: EngineRequest, job) -> int:
-        """The tokens of a choice's answer: none for an echo of the prompt alone (max_tokens 0)."""
-        return 0 if job.echo_only else len(request.output)
 
     async def cancel_on_disconnect(http_request: Request, requests: list[EngineRequest]) -> None:
         while not await http_request.is_disconnected():
@@ -504,7 +500,7 @@ def create_app(
         def chunk_usage(index: int) -> dict | None:
             if not call.continuous_usage:
                 return None
-            prompt, completion = len(call.jobs[index].tokens), generated(requests[index], call.jobs[index])
+            prompt, completion = len(call.jobs[index].tokens), choices[index].generated
             return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
         try:
@@ -520,7 +516,7 @@ def create_app(
                     if sent is not None:
                         yield sent
             if call.include_usage:
-                yield {**head, "choices": [], "usage": usage(call, requests)}
+                yield {**head, "choices": [], "usage": usage(call, choices)}
         except APIError as err:  # the status line has gone: the error travels as an event, as vLLM sends it
             yield err.body()
         except Exception as err:

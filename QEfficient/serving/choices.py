@@ -134,12 +134,12 @@ class ChoiceText:
             cut = max(at + len(string) if self.rules.include_stop_str_in_output else at, len(self.sent))
             self.request.cancelled.set()
             self.stopped, self.stop_string = True, string  # "stop" is reported with the engine's done event
-            if self.job.return_token_ids:  # the ids up to the one that completes the stop string (the engine runs ahead)
-                end = at + len(string)
-                kept = len(ids)  # from the end: the engine is a token or two past it at most
-                while kept > 1 and len(self._decode(ids[: kept - 1])) >= end:
-                    kept -= 1
-                self.ids_kept = kept
+            # the ids up to the one that completes the stop string (the engine runs ahead), from the end: the engine is
+            # a token or two past it at most
+            kept, end = len(ids), at + len(string)
+            while kept > 1 and len(self._decode(ids[: kept - 1])) >= end:
+                kept -= 1
+            self.ids_kept = kept
             piece, self.sent = text[len(self.sent) : cut], text[:cut]
             # found at that event itself (the text held back until the end, a split character at its end): now
             return piece, "stop" if done else None, self._logprobs(ids, cut, final=False)
@@ -151,6 +151,12 @@ class ChoiceText:
             return None
         piece, self.sent = text[len(self.sent) : safe], text[:safe]
         return piece, None, self._logprobs(ids, safe, final=False)
+
+    @property
+    def generated(self) -> int:
+        """The tokens of the answer: up to the one that completed its stop string; none for an echo of the prompt alone
+        (max_tokens 0)."""
+        return 0 if self.job.echo_only else min(len(self.request.output), self.ids_kept or len(self.request.output))
 
     def token_ids(self, with_prompt: bool = False) -> dict:
         """vLLM's ``return_token_ids`` (``{}`` where not asked): the generated ids not sent yet, and where
