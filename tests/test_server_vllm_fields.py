@@ -4,13 +4,16 @@ as vLLM applies them (greedy answers equal transformers' with the same rule as a
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import numpy as np
 import pytest
 import torch
 from transformers import LogitsProcessorList
 
-from QEfficient.generation.sampling import SamplingParams, TokenChooser
+from QEfficient.generation.continuous_batching import Request
+from QEfficient.generation.sampling import NoTokenLeft, SamplingParams, TokenChooser
 from QEfficient.serving.vllm_fields import bad_words_ids
 from tests.helpers import tiny_chat_server
 from tests.test_server import CHAT_TEMPLATE, PROMPTS, complete, post
@@ -192,13 +195,20 @@ def test_truncation_keeps_the_tokenizers_own_special_tokens(tokenizer_dir):
 def test_rules_that_leave_no_token_are_an_error_not_a_token(server):
     """Bad words that bar every allowed id are a 400; allowed ids that are all ending ids while min_tokens masks them
     end the request with an error that says why (no token is written), and the server goes on."""
-    url, _, tok, _ = server
+    url, runner, tok, _ = server
     word = tok.decode([60])
     r = httpx.post(f"{url}/v1/completions", json={"prompt": "hi", "allowed_token_ids": [60], "bad_words": [word]}, timeout=60)
     assert r.status_code == 400 and r.json()["error"]["param"] == "bad_words", r.text
     body = {"prompt": "hi", "max_tokens": 4, "allowed_token_ids": [tok.eos_token_id], "min_tokens": 2}
     r = httpx.post(f"{url}/v1/completions", json=body, timeout=60)
-    assert r.status_code == 400 and "no token" in r.json()["error"]["message"], r.text
+    assert r.status_code == 400 and "nothing could be written" in r.json()["error"]["message"], r.text
+    # found only while generating (a two-token bad word made of the one allowed id): that request ends with the reason
+    done = threading.Event()
+    sampling = SamplingParams(temperature=0, allowed_token_ids=(60,), bad_words_ids=((60, 60),))
+    request = Request(tok("hi")["input_ids"], 4, sampling, on_done=lambda _: done.set())
+    runner.submit(request)
+    assert done.wait(60) and request.finish_reason == "error" and isinstance(request.error, NoTokenLeft)
+    assert request.output == [60]
     assert complete(url, "hi", 2)["choices"][0]["text"] is not None
 
 
@@ -219,3 +229,21 @@ def test_the_encoder_decoder_server_refuses_them():
         with pytest.raises(APIError, match=next(iter(field))):
             sampling_options(field, GenerationConfig(), 32)
     assert sampling_options({"use_beam_search": False, "length_penalty": 1.0}, GenerationConfig(), 32)
+
+
+def test_metrics_and_usage_count_up_to_the_stop_string(server):
+    """A choice ended by a stop string: its usage and the server's generation-token count stop at the token that
+    completed the string, and /metrics files it under "stop", as vLLM does."""
+    url, _, tok, _ = server
+
+    def stops() -> float:
+        text = httpx.get(f"{url}/metrics", timeout=60).text
+        line = next((x for x in text.splitlines() if x.startswith("vllm:request_success_total") and 'finished_reason="stop"' in x), None)
+        return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+    letters = [i for i in range(len(tok)) if tok.decode([i]).isascii() and tok.decode([i]).isalpha()]
+    whole = complete(url, PROMPTS[4], 8, return_token_ids=True, allowed_token_ids=letters)["choices"][0]["token_ids"]
+    before = stops()
+    answer = complete(url, PROMPTS[4], 8, allowed_token_ids=letters, stop=[tok.decode(whole[2:3])])
+    assert answer["choices"][0]["finish_reason"] == "stop" and answer["usage"]["completion_tokens"] <= 3
+    assert stops() == before + 1

@@ -57,6 +57,9 @@ class Request:
     # per prompt token (None for the first), with the N likeliest alternatives
     prompt_logprobs: int | None = None
     prompt_scores: list[PromptTokenScore | None] = field(default_factory=list)
+    # set by a reader that ends the request at a stop string, before it cancels it: the tokens that count (the engine
+    # may write one more before it sees the cancel)
+    stopped_at: int | None = None
 
 
 class ContinuousBatchingEngine:

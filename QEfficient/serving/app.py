@@ -359,6 +359,10 @@ def create_app(
             )
 
         requests = [engine_request(i) for i in range(len(call.jobs))]
+        for r in requests:  # known before the first byte: min_tokens bars every allowed id at first
+            if r.sampling.allowed_token_ids and r.min_tokens and runner.engine.ending_ids(r).issuperset(r.sampling.allowed_token_ids):
+                message = "'allowed_token_ids' are all ending ids, which 'min_tokens' bars at first: nothing could be written."
+                raise APIError(400, message, "allowed_token_ids")
         try:
             runner.submit_all(requests)
         except QueueFullError as err:

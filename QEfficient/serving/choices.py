@@ -94,8 +94,7 @@ class ChoiceText:
         self.released = 0  # tokens whose logprobs went out
         self.prompt_part: dict | None = None  # the echoed prompt's logprobs, formatted once
         self.ids_sent = 0  # return_token_ids: the generated ids sent so far
-        self.ids_seen = 0  # ... and those the text so far was made of (the engine runs ahead of the answer)
-        self.ids_kept: int | None = None  # ... and how many there are, once a stop string ended the choice
+        self.ids_seen = 0  # the generated ids the text so far was made of (the engine runs ahead of the answer)
 
     def update(self, done: bool, reason: str | None) -> tuple[str, str | None, dict | None] | None:
         """(new text, finish reason or None, logprobs of the newly covered tokens or None), or None
@@ -132,14 +131,14 @@ class ChoiceText:
         if found:
             at, string = min(found)
             cut = max(at + len(string) if self.rules.include_stop_str_in_output else at, len(self.sent))
+            # the ids up to the one that completes the stop string (the engine runs ahead), found from the end (the
+            # engine is a token or two past it at most); the text without a token must still hold all of the string
+            kept, end = len(ids), at + len(string)
+            while kept > 1 and self._decode(ids[: kept - 1])[:end] == text[:end]:
+                kept -= 1
+            self.request.stopped_at = kept  # before the cancel: the engine's metrics count these
             self.request.cancelled.set()
             self.stopped, self.stop_string = True, string  # "stop" is reported with the engine's done event
-            # the ids up to the one that completes the stop string (the engine runs ahead), from the end: the engine is
-            # a token or two past it at most
-            kept, end = len(ids), at + len(string)
-            while kept > 1 and len(self._decode(ids[: kept - 1])) >= end:
-                kept -= 1
-            self.ids_kept = kept
             piece, self.sent = text[len(self.sent) : cut], text[:cut]
             # found at that event itself (the text held back until the end, a split character at its end): now
             return piece, "stop" if done else None, self._logprobs(ids, cut, final=False)
@@ -156,15 +155,16 @@ class ChoiceText:
     def generated(self) -> int:
         """The tokens of the answer: up to the one that completed its stop string; none for an echo of the prompt alone
         (max_tokens 0)."""
-        return 0 if self.job.echo_only else min(len(self.request.output), self.ids_kept or len(self.request.output))
+        if self.job.echo_only:
+            return 0
+        return self.ids_seen if self.request.stopped_at is None else min(self.ids_seen, self.request.stopped_at)
 
     def token_ids(self, with_prompt: bool = False) -> dict:
         """vLLM's ``return_token_ids`` (``{}`` where not asked): the generated ids not sent yet, and where
         ``with_prompt``, the prompt's."""
         if not self.job.return_token_ids:
             return {}
-        limit = self.ids_seen if self.ids_kept is None else min(self.ids_seen, self.ids_kept)
-        ids = [] if self.job.echo_only else list(self.request.output)[:limit]
+        ids = list(self.request.output)[: self.generated]
         new, self.ids_sent = ids[self.ids_sent :], max(self.ids_sent, len(ids))
         return ({"prompt_token_ids": list(self.job.tokens)} if with_prompt else {}) | {"token_ids": new}
 

@@ -47,13 +47,15 @@ class ServerMetrics:
     def finished(self, request: Request) -> None:
         now, name = time.perf_counter(), self.model_name
         self.prompt_tokens.labels(name).inc(len(request.tokens))
-        self.generation_tokens.labels(name).inc(len(request.output))
-        self.success.labels(name, _FINISH_REASONS.get(request.finish_reason, "abort")).inc()
+        generated = len(request.output) if request.stopped_at is None else min(len(request.output), request.stopped_at)
+        self.generation_tokens.labels(name).inc(generated)
+        reason = "stop" if request.stopped_at is not None else request.finish_reason  # ended at a stop string, as vLLM counts
+        self.success.labels(name, _FINISH_REASONS.get(reason, "abort")).inc()
         self.e2e.labels(name).observe(now - request.submitted)
         if request.first_token_time is not None:
             self.ttft.labels(name).observe(request.first_token_time - request.submitted)
-            if len(request.output) > 1:
-                self.tpot.labels(name).observe((now - request.first_token_time) / (len(request.output) - 1))
+            if generated > 1:
+                self.tpot.labels(name).observe((now - request.first_token_time) / (generated - 1))
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

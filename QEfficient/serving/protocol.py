@@ -554,8 +554,11 @@ class RequestParser:
         if at is None or not text:
             return ids[-keep:]
         head, tail = ids[:at], ids[at + len(text) :]
-        room = max(keep - len(head) - len(tail), 0)
-        return head + (text[len(text) - room :] if room else []) + tail
+        if keep <= len(head) + len(tail):
+            specials = len(head) + len(tail)
+            message = f"'truncate_prompt_tokens' ({keep}) leaves no room beside the {specials} special tokens the tokenizer adds."
+            raise APIError(400, message, "truncate_prompt_tokens")
+        return head + text[len(text) - (keep - len(head) - len(tail)) :] + tail
 
     def _tokens(self, prompt: str | list[int], where: str, special_tokens: bool = True, keep: int | None = None) -> tuple[list[int], str]:
         """A prompt's token ids, checked (``keep``: vLLM's truncate_prompt_tokens, the last ones kept)."""
@@ -565,7 +568,7 @@ class RequestParser:
         else:
             ids = prompt
         if keep is not None and len(ids) > keep:
-            ids = self._truncated(prompt, ids, keep)
+            ids = self._truncated(prompt, ids, keep) if special_tokens else ids[-keep:]
         if len(ids) > self.ctx_len:
             raise APIError(
                 400,
