@@ -103,7 +103,7 @@ def test_a_bad_phrase_bars_its_last_token_after_the_rest():
 @pytest.mark.parametrize(
     "fields, param",
     [
-        ({"use_beam_search": True, "n": 2}, "use_beam_search"),
+        ({"use_beam_search": True, "n": 3}, "n"),  # more beams than the engine's 2 slots
         ({"length_penalty": 2.0}, "length_penalty"),
         ({"early_stopping": True}, "early_stopping"),
         ({"prompt_embeds": "AAAA"}, "prompt_embeds"),

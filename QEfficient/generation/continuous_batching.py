@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from QEfficient.generation.beam_batching import BeamGroup
+from QEfficient.generation.beam_search import BeamSettings
 from QEfficient.generation.logprobs import PromptTokenScore, score_prompt, token_logprobs
 from QEfficient.generation.sampling import NoTokenLeft, RowChooser, SamplingParams, TokenChooser, token_chooser
 from QEfficient.generation.text_generation import prefill
@@ -60,9 +62,16 @@ class Request:
     # set by a reader that ends the request at a stop string, before it cancels it: the tokens that count (the engine
     # may write one more before it sees the cancel)
     stopped_at: int | None = None
+    # vLLM's use_beam_search: transformers' beam search over beams.num_beams slots (generation/beam_batching.py), its
+    # best hypotheses' new tokens and finish reasons in beam_outputs / beam_finish_reasons once done
+    beams: BeamSettings | None = None
+    beam_outputs: list[list[int]] = field(default_factory=list)
+    beam_finish_reasons: list[str] = field(default_factory=list)
 
 
 class ContinuousBatchingEngine:
+    supports_beams = True  # beam-search requests (generation/beam_batching.py); engines with more per slot do not
+
     def __init__(self, session: KVCacheSession, prefill_seq_len: int, eos_ids, pad_id: int) -> None:
         self.session = session
         self.slots: list[Request | None] = [None] * session.batch_size
@@ -76,10 +85,14 @@ class ContinuousBatchingEngine:
         self.vocab = session.slot_logits.shape()[-1]
         self.decode_steps = 0
         self.decode_time = 0.0
+        self.groups: dict[int, BeamGroup] = {}  # slot -> the beam search holding it
 
     def submit(self, request: Request) -> None:
         if len(request.tokens) > self.session.ctx_len or not request.tokens:
             raise ValueError(f"The prompt has {len(request.tokens)} tokens; it must have 1 to ctx_len={self.session.ctx_len}.")
+        if request.beams is not None and (not self.supports_beams or request.beams.num_beams > len(self.slots)):
+            where = f"{len(self.slots)} slots" if self.supports_beams else f"a {type(self).__name__}, which runs no beam search"
+            raise ValueError(f"A beam search of num_beams={request.beams.num_beams} cannot run on {where}.")
         self.waiting.append(request)
 
     @property
@@ -149,6 +162,10 @@ class ContinuousBatchingEngine:
     def _admit(self) -> None:
         for slot in range(len(self.slots)):
             while self.slots[slot] is None and self.waiting:
+                if self.waiting[0].beams is not None:  # in turn: it waits until it has its slots
+                    if not self._admit_beams():
+                        return
+                    continue
                 request = self.waiting.popleft()
                 if request.cancelled.is_set():
                     request.finish_reason = "cancelled"
@@ -173,6 +190,43 @@ class ContinuousBatchingEngine:
                 self.slots[slot], self.choosers[slot] = request, chooser
                 self.positions[slot] = len(request.tokens)
                 self._emit(slot, *self._choose(slot, logits))  # may finish (EOS / length 1) and free the slot again
+
+    def _admit_beams(self) -> bool:
+        """The first waiting request, a beam search, into free slots if there are enough; False if there are not."""
+        request = self.waiting[0]
+        free = [i for i, s in enumerate(self.slots) if s is None]
+        if len(free) < request.beams.num_beams and not request.cancelled.is_set():
+            return False
+        self.waiting.popleft()
+        slots = free[: request.beams.num_beams]
+        if request.cancelled.is_set():
+            request.finish_reason = "cancelled"
+        else:
+            if not self.busy_slots():
+                self.session.reset()
+            try:
+                logits = self._prefill_request(slots[0], request)
+                for slot in slots:
+                    self.slots[slot] = request
+                BeamGroup(self, request, slots, logits)  # registers itself, or ends at once
+                return True
+            except Exception as err:  # this request fails alone
+                logger.exception("beam search failed")
+                for slot in slots:
+                    self.slots[slot] = None
+                request.finish_reason, request.error = "error", err
+        if request.on_done is not None:
+            request.on_done(request)
+        return True
+
+    def end_group(self, group: BeamGroup, reason: str) -> None:
+        """A beam search is over: its slots are freed, its request answered."""
+        for slot in group.slots:
+            self.groups.pop(slot, None)
+            self.slots[slot], self.choosers[slot], self.positions[slot], self.last[slot] = None, None, -1, self.pad_id
+        group.request.finish_reason = reason
+        if group.request.on_done is not None:
+            group.request.on_done(group.request)
 
     def _prefill_request(self, slot: int, request: Request) -> np.ndarray:
         """The request's prompt into cache row ``slot``; its next-token logits [1, V]."""
@@ -199,7 +253,7 @@ class ContinuousBatchingEngine:
         if not active:
             return
         for slot in active:
-            if self.slots[slot].cancelled.is_set():
+            if self.slots[slot].cancelled.is_set() and slot not in self.groups:  # a beam search ends at its next step
                 self._finish(slot, "cancelled")
         active = self.busy_slots()
         if not active:
@@ -209,9 +263,13 @@ class ContinuousBatchingEngine:
         logits = self.session.run(self.last[:, None], self.positions[:, None])  # idle slots hold position -1 (padding)
         self.decode_steps += 1
         for slot in active:
+            if slot in self.groups:
+                continue
             token, scored = self._choose(slot, logits[slot : slot + 1])
             self.positions[slot] += 1
             self._emit(slot, token, scored)
+        for group in {id(g): g for slot, g in self.groups.items() if slot in active}.values():
+            group.advance(logits[group.slots])
         self.decode_time += time.perf_counter() - start
 
     def run_all(self, requests: list[Request]) -> list[Request]:

@@ -21,6 +21,8 @@ class ImageTextBatchingEngine(ContinuousBatchingEngine):
     embeddings, two graphs) and ``rope`` (its multimodal positions, Qwen2-VL), as made by
     ``prepare_images`` / ``prompt_rope``."""
 
+    supports_beams = False
+
     def __init__(self, session: KVCacheSession, prefiller: ImagePrefill, eos_ids, pad_id: int) -> None:
         super().__init__(session, prefiller.prefill_seq_len, eos_ids, pad_id)
         self.prefiller = prefiller

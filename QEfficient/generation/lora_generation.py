@@ -88,6 +88,8 @@ class LoraSpeculativeGeneration(LoraRows, SpeculativeGeneration):
 class LoraBatchingEngine(ContinuousBatchingEngine):
     """Continuous batching over a LoRA graph; a request's adapter is ``request.extra["lora_id"]``."""
 
+    supports_beams = False
+
     def __init__(self, session, prefill_seq_len: int, eos_ids, pad_id: int, tables: dict[str, np.ndarray]) -> None:
         super().__init__(session, prefill_seq_len, eos_ids, pad_id)
         self.tables = tables

@@ -30,6 +30,8 @@ class SpeculativeBatchingEngine(ContinuousBatchingEngine):
     """A ContinuousBatchingEngine over a speculative target session (``run_all``), drafting by prompt
     lookup, or with ``drafter`` (a ModelDrafter over a draft session with the same slots)."""
 
+    supports_beams = False
+
     def __init__(
         self,
         session,

@@ -38,6 +38,7 @@ from QEfficient.generation.sampling import NoTokenLeft
 from QEfficient.serving.anthropic import MessagesCall
 from QEfficient.serving.anthropic import chat_body as anthropic_chat_body
 from QEfficient.serving.anthropic import error_body as anthropic_error
+from QEfficient.serving.beam_answers import beam_chunks, beam_payloads, searches_done
 from QEfficient.serving.choices import ChoiceText, TokenText
 from QEfficient.serving.messages import holds_image_parts
 from QEfficient.serving.metrics import ServerMetrics
@@ -234,6 +235,7 @@ def create_app(
     parser = RequestParser(
         tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue, images, grammars, tool_call_parser, reasoning_parser
     )
+    parser.beam_slots = len(runner.engine.slots) if runner.engine.supports_beams else 0
     token_text = TokenText(tokenizer)
     metrics = ServerMetrics(model_id, lambda: len(runner.engine.busy_slots()), lambda: runner.pending)
     openai_app_basics(app, api_key)
@@ -355,6 +357,7 @@ def create_app(
                 stop_token_ids=job.end_rules.stop_token_ids,
                 ignore_eos=job.end_rules.ignore_eos,
                 min_tokens=job.end_rules.min_tokens,
+                beams=job.beams,
                 extra={**job.extra, **({LORA_ID: adapter_ids[call.model]} if call.model in adapter_ids else {})},
             )
 
@@ -376,6 +379,8 @@ def create_app(
             "created": int(time.time()),
             "model": call.model if call.model in adapter_ids else model_id,
         }
+        if call.jobs[0].beams is not None:
+            return await beam_answer(http_request, call, requests, events, head)
         if shape is not None:
             shape.prompt_tokens = len(call.jobs[0].tokens)  # Anthropic's stream opens with it
         if call.stream:
@@ -418,6 +423,24 @@ def create_app(
             head["prompt_token_ids"] = list(call.jobs[0].tokens)
         answered = {**head, "choices": out, "usage": usage(call, choices)}
         return answered if shape is None else shape.response(answered)
+
+    async def beam_answer(http_request: Request, call: Call, requests: list[EngineRequest], events: asyncio.Queue, head: dict):
+        """A use_beam_search call's answer once its searches end (serving/beam_answers.py)."""
+        watcher = asyncio.create_task(cancel_on_disconnect(http_request, requests))
+        try:
+            await searches_done(events, len(requests))
+        finally:
+            watcher.cancel()
+            release(requests)
+        choices, used = beam_payloads(call, requests, tokenizer, head)
+        if not call.stream:
+            return {**head, "choices": choices, "usage": used}
+
+        async def chunks():
+            for chunk in beam_chunks(call, choices, used, head):
+                yield chunk
+
+        return ReleasingStream(sse(chunks()), lambda: None, http_request.is_disconnected)
 
     def release(requests: list[EngineRequest]) -> None:
         """A client that went away (or an answer sent) frees its slots at the engine's next step."""

@@ -14,9 +14,11 @@ import math
 import re
 from typing import Any
 
+from QEfficient.generation.beam_search import BeamSettings
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.serving.errors import APIError
 from QEfficient.serving.messages import assistant_turn, chat_parts, openai_input_forms, param_of, text_content
+from QEfficient.serving.params import boolean, number
 from QEfficient.serving.reasoning import (
     CLOSED,
     OPEN,
@@ -34,6 +36,7 @@ from QEfficient.serving.vllm_fields import (
     check_allowed_tokens_left,
     is_off,
     refuse_unapplied,
+    requested_beams,
     truncate_prompt_tokens,
 )
 
@@ -77,6 +80,7 @@ class Job:
     prompt_logprobs: int | None = None  # vLLM's prompt_logprobs field: each prompt token's and N alternatives
     tokens_as_ids: bool = False  # vLLM's return_tokens_as_token_ids: logprobs name tokens "token_id:N"
     return_token_ids: bool = False  # vLLM's: the prompt's and the answer's token ids in the response
+    beams: BeamSettings | None = None  # vLLM's use_beam_search: the prompt's choices are its best hypotheses
 
     @property
     def prompt_top(self) -> int | None:
@@ -162,23 +166,6 @@ def _check_tree(body: dict) -> None:
             raise APIError(400, "A string in the request body contains an unpaired UTF-16 surrogate (\\ud800-\\udfff).")
 
 
-def number(body: dict, name: str, kind: type, default, low=None, high=None, low_open: bool = False):
-    """``body[name]`` as an int (kind=int) or float within [low, high] ((low, high] with low_open); null -> default."""
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise APIError(400, f"'{name}' must be {'an integer' if kind is int else 'a number'}, got {value!r}.", name)
-    if (
-        not (isinstance(value, int) or math.isfinite(value))
-        or (low is not None and (value <= low if low_open else value < low))
-        or (high is not None and value > high)
-    ):
-        bounds = f"{'(' if low_open else '['}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
-        raise APIError(400, f"'{name}' is out of range: {value} (allowed: {bounds}).", name)
-    return kind(value)
-
-
 def chat_top_logprobs(body: dict) -> int | None:
     """The alternatives per token a chat request's ``logprobs`` / ``top_logprobs`` ask for (None: no logprobs)."""
     if boolean(body, "logprobs"):
@@ -186,15 +173,6 @@ def chat_top_logprobs(body: dict) -> int | None:
     if body.get("top_logprobs") is not None:
         raise APIError(400, "'top_logprobs' needs \"logprobs\": true.", "top_logprobs")
     return None
-
-
-def boolean(body: dict, name: str, default: bool = False) -> bool:
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise APIError(400, f"'{name}' must be true or false, got {value!r}.", name)
-    return value
 
 
 def _stop_strings(body: dict) -> list[str]:
@@ -257,6 +235,7 @@ class RequestParser:
         self.ctx_len = ctx_len
         self.vocab_size = vocab_size
         self.max_prompts = max_prompts
+        self.beam_slots = 0  # the most beams a use_beam_search request may ask for (0: none; create_app sets it)
 
     def completion(self, body: dict) -> Call:
         for name, ok in (("suffix", body.get("suffix") is None), ("best_of", body.get("best_of") in (None, 1))):
@@ -425,6 +404,11 @@ class RequestParser:
         """Everything but the prompts, checked before anything is tokenized; a Call with one template job."""
         n = self._common(body)
         refuse_unapplied(body)
+        beams = requested_beams(body, n, self.beam_slots > 0 and self.images is None)
+        if beams is not None:  # the n choices of a prompt are its n beams' best hypotheses: one job each
+            if n > self.beam_slots:
+                raise APIError(400, f"'n' (the beams) is at most {self.beam_slots} here, the engine's slots.", "n")
+            n = 1
         stream, include_usage, continuous_usage = streaming_options(body)
         tools = requested_tools(body, self.tool_call_parser) if chat else None
         seed = number(body, "seed", int, None, low=-INT64, high=INT64 - 1)
@@ -448,6 +432,7 @@ class RequestParser:
         job = Job([], max_tokens, sampling, _stop_strings(body), top, end_rules=self._end_rules(body, max_tokens))
         job.prompt_logprobs = number(body, "prompt_logprobs", int, None, low=0, high=MAX_CHAT_TOP_LOGPROBS)
         job.tokens_as_ids = boolean(body, "return_tokens_as_token_ids")
+        job.beams = beams
         job.return_token_ids = boolean(body, "return_token_ids")
         if job.prompt_logprobs is not None:
             if stream:

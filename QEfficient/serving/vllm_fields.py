@@ -6,17 +6,41 @@ that silently differs from vLLM's). Fields vLLM reads that change nothing genera
 
 from __future__ import annotations
 
+from QEfficient.generation.beam_search import BeamSettings
 from QEfficient.serving.errors import APIError
+from QEfficient.serving.params import boolean, number
 
 MAX_BAD_WORDS = 128  # vLLM's default limit (VLLM_MAX_NUM_BAD_WORDS), counted after tokenization
 
 # field: (the values that mean "off", what to do instead)
 _NOT_APPLIED = {
-    "use_beam_search": ((None, False), "leave it out (QEFFAutoModelForCausalLM.generate(num_beams=...) runs beam search offline)"),
-    "length_penalty": ((None, 1, 1.0), "it applies to beam search, which is not served here: leave it out"),
-    "early_stopping": ((None, False), "it applies to beam search, which is not served here: leave it out"),
     "prompt_embeds": ((None,), "send the prompt as text or token ids"),
     "logits_processors": ((None, []), "custom logits processors are not run here: leave them out"),
+}
+
+
+# what beam search here does not read (the search alone, as vLLM's, on the model's own log-probabilities)
+_NOT_WITH_BEAMS = {
+    "logprobs": (None, False),
+    "top_logprobs": (None,),
+    "prompt_logprobs": (None,),
+    "echo": (None, False),
+    "stop": (None, [], ""),
+    "min_tokens": (None, 0),
+    "logit_bias": (None, {}),
+    "presence_penalty": (None, 0, 0.0),
+    "frequency_penalty": (None, 0, 0.0),
+    "repetition_penalty": (None, 1, 1.0),
+    "allowed_token_ids": (None,),
+    "bad_words": (None, []),
+    "response_format": (None, {"type": "text"}),
+    "structured_outputs": (None,),
+    "guided_json": (None,),
+    "guided_regex": (None,),
+    "guided_choice": (None,),
+    "guided_grammar": (None,),
+    "tools": (None, []),
+    "return_token_ids": (None, False),
 }
 
 
@@ -30,6 +54,28 @@ def refuse_unapplied(body: dict) -> None:
     for name, (off, instead) in _NOT_APPLIED.items():
         if not is_off(body.get(name), off):
             raise APIError(400, f"'{name}' is not supported by this server; {instead}.", name)
+
+
+def requested_beams(body: dict, n: int, supported: bool) -> BeamSettings | None:
+    """vLLM's ``use_beam_search``: transformers' beam search of ``n`` beams (its n best hypotheses are the prompt's
+    choices), with ``length_penalty`` and ``early_stopping``; None without it (then those two must be left out)."""
+    if not boolean(body, "use_beam_search"):
+        for name, off in (("length_penalty", (None, 1, 1.0)), ("early_stopping", (None, False))):
+            if not is_off(body.get(name), off):
+                raise APIError(400, f"'{name}' applies to beam search: send \"use_beam_search\": true too, or leave it out.", name)
+        return None
+    if not supported:
+        raise APIError(
+            400, "This server runs no beam search (its engine holds more per slot): leave 'use_beam_search' out.", "use_beam_search"
+        )
+    for name, off in _NOT_WITH_BEAMS.items():
+        if not is_off(body.get(name), off):
+            raise APIError(400, f"'{name}' is not applied with beam search here: leave it out, or leave out 'use_beam_search'.", name)
+    length_penalty = number(body, "length_penalty", float, 1.0, low=-10, high=10)
+    early_stopping = body.get("early_stopping", False)
+    if early_stopping not in (True, False, "never"):
+        raise APIError(400, "'early_stopping' must be true, false or \"never\" (transformers' beam search).", "early_stopping")
+    return BeamSettings(n, length_penalty, early_stopping, n)
 
 
 def allowed_token_ids(body: dict, vocab_size: int) -> tuple[int, ...] | None:
