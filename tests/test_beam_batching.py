@@ -86,6 +86,34 @@ def test_use_beam_search_on_the_server(tiny_model_dir):
         chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "use_beam_search": True, "n": 2}
         reply = httpx.post(f"{url}/v1/chat/completions", json=chat, timeout=60).json()
         assert len(reply["choices"]) == 2 and all(c["message"]["role"] == "assistant" for c in reply["choices"])
-        for extra, param in (({"n": 4}, "n"), ({"logprobs": 1}, "logprobs"), ({"stop": ["x"]}, "stop"), ({"echo": True}, "echo")):
+        refused = (({"n": 4}, "n"), ({"logprobs": 1}, "logprobs"), ({"stop": ["x"]}, "stop"), ({"echo": True}, "echo"))
+        for extra, param in (*refused, ({"early_stopping": 1}, "early_stopping")):
             r = httpx.post(f"{url}/v1/completions", json=body | extra, timeout=60)
             assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+
+
+def test_a_failed_step_ends_the_search_once_and_frees_its_slots(cb_model):
+    """A step that fails (here another request's callback) is recovered as the server's runner does it: every busy
+    slot finished with an error; the search ends once, its slots freed, and the next requests run as alone."""
+    model, tok, hf = cb_model
+    engine = ContinuousBatchingEngine(open_session(model.qpc_path, 1), 8, {tok.eos_token_id}, tok.pad_token_id)
+    done = []
+
+    def boom(request, token):
+        if len(request.output) == 3:
+            raise RuntimeError("a callback failed")
+
+    search = Request(tok(PROMPTS[0])["input_ids"], 10, beams=BeamSettings(2, num_return_sequences=2), on_done=done.append)
+    engine.submit(Request(tok(PROMPTS[2])["input_ids"], 10, on_token=boom))
+    engine.submit(search)
+    with pytest.raises(RuntimeError, match="callback"):
+        while engine.busy:
+            engine.step()
+    for slot in engine.busy_slots():
+        engine._finish(slot, "error")
+    assert done == [search] and search.finish_reason == "error" and not engine.groups and not engine.busy_slots()
+    after = Request(tok(PROMPTS[1])["input_ids"], 7, beams=BeamSettings(2, length_penalty=0.5, num_return_sequences=2))
+    greedy = Request(tok(PROMPTS[3])["input_ids"], 5)
+    engine.run_all([after, greedy])
+    assert after.beam_outputs == hf_beams(hf, tok, PROMPTS[1], 2, 7, length_penalty=0.5)
+    assert greedy.output == hf_greedy(hf, tok, PROMPTS[3], 5)

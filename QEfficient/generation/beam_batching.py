@@ -6,6 +6,8 @@ vLLM's has none) and the group's cache rows are reordered in place among its own
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from QEfficient.generation.beam_search import BeamSearch, BeamSettings, log_softmax
@@ -38,6 +40,8 @@ class BeamGroup:
         """One step of the search from the beams' logits [num_beams, V]; the group ends when the search does."""
         search = self.search
         going = search.step(log_softmax(logits)) and not self.request.cancelled.is_set()
+        if self.request.first_token_time is None:
+            self.request.first_token_time = time.perf_counter()
         if not going:
             self.end()
             return

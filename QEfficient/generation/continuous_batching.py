@@ -62,6 +62,7 @@ class Request:
     # set by a reader that ends the request at a stop string, before it cancels it: the tokens that count (the engine
     # may write one more before it sees the cancel)
     stopped_at: int | None = None
+    counted: bool = False  # in a server's metrics (serving/app.py), which count each request once
     # vLLM's use_beam_search: transformers' beam search over beams.num_beams slots (generation/beam_batching.py), its
     # best hypotheses' new tokens and finish reasons in beam_outputs / beam_finish_reasons once done
     beams: BeamSettings | None = None
@@ -90,8 +91,8 @@ class ContinuousBatchingEngine:
     def submit(self, request: Request) -> None:
         if len(request.tokens) > self.session.ctx_len or not request.tokens:
             raise ValueError(f"The prompt has {len(request.tokens)} tokens; it must have 1 to ctx_len={self.session.ctx_len}.")
-        if request.beams is not None and (not self.supports_beams or request.beams.num_beams > len(self.slots)):
-            where = f"{len(self.slots)} slots" if self.supports_beams else f"a {type(self).__name__}, which runs no beam search"
+        if request.beams is not None and request.beams.num_beams > self.beam_slots:
+            where = f"{self.beam_slots} slots" if self.beam_slots else f"this {type(self).__name__}, which runs no beam search"
             raise ValueError(f"A beam search of num_beams={request.beams.num_beams} cannot run on {where}.")
         self.waiting.append(request)
 
@@ -150,14 +151,20 @@ class ContinuousBatchingEngine:
             self.last[slot] = token
 
     def _finish(self, slot: int, reason: str) -> None:
+        if slot in self.groups:  # a beam search's slot: the search ends, all its slots freed, answered once
+            self.end_group(self.groups[slot], reason)
+            return
         request = self.slots[slot]
+        if request is None:
+            return
         request.finish_reason = reason
-        self.slots[slot] = None
-        self.choosers[slot] = None
-        self.positions[slot] = -1
-        self.last[slot] = self.pad_id
+        self._free(slot)
         if request.on_done is not None:
             request.on_done(request)
+
+    def _free(self, slot: int) -> None:
+        self.groups.pop(slot, None)
+        self.slots[slot], self.choosers[slot], self.positions[slot], self.last[slot] = None, None, -1, self.pad_id
 
     def _admit(self) -> None:
         for slot in range(len(self.slots)):
@@ -213,7 +220,7 @@ class ContinuousBatchingEngine:
             except Exception as err:  # this request fails alone
                 logger.exception("beam search failed")
                 for slot in slots:
-                    self.slots[slot] = None
+                    self._free(slot)
                 request.finish_reason, request.error = "error", err
         if request.on_done is not None:
             request.on_done(request)
@@ -222,8 +229,7 @@ class ContinuousBatchingEngine:
     def end_group(self, group: BeamGroup, reason: str) -> None:
         """A beam search is over: its slots are freed, its request answered."""
         for slot in group.slots:
-            self.groups.pop(slot, None)
-            self.slots[slot], self.choosers[slot], self.positions[slot], self.last[slot] = None, None, -1, self.pad_id
+            self._free(slot)
         group.request.finish_reason = reason
         if group.request.on_done is not None:
             group.request.on_done(group.request)
@@ -242,6 +248,12 @@ class ContinuousBatchingEngine:
 
     def _before_decode(self) -> None:
         """Bind what a decode step needs beyond ids and positions (multimodal rotary positions)."""
+
+    @property
+    def beam_slots(self) -> int:
+        """The most beams a beam-search request may have here: the slots, where the engine runs beam search and its
+        cache rows move cheaply (in host memory; a device cache would cross to the host at every step)."""
+        return len(self.slots) if self.supports_beams and getattr(self.session, "host_cache", False) else 0
 
     def busy_slots(self) -> list[int]:
         return [i for i, s in enumerate(self.slots) if s is not None]

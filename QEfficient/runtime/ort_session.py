@@ -281,6 +281,11 @@ class KVCacheSession:
         self.window = window
         bind_in_place(self.io, self.storage, self.names, [b, h, window, d])
 
+    @property
+    def host_cache(self) -> bool:
+        """Whether the cache lives in host memory, where reordering rows copies only the rows that move."""
+        return isinstance(self.storage, HostKVStorage)
+
     def reorder_rows(self, rows: np.ndarray, length: int | None = None) -> None:
         """Beam search: cache row ``r`` continues from row ``rows[r]`` (its first ``length`` slots, else all, copied
         there; recurrent states too)."""

@@ -235,7 +235,8 @@ def create_app(
     parser = RequestParser(
         tokenizer, names, ctx_len, runner.engine.vocab, runner.max_queue, images, grammars, tool_call_parser, reasoning_parser
     )
-    parser.beam_slots = len(runner.engine.slots) if runner.engine.supports_beams else 0
+    parser.beam_slots = runner.engine.beam_slots
+    recorded_lock = threading.Lock()
     token_text = TokenText(tokenizer)
     metrics = ServerMetrics(model_id, lambda: len(runner.engine.busy_slots()), lambda: runner.pending)
     openai_app_basics(app, api_key)
@@ -339,7 +340,8 @@ def create_app(
 
         def ended(request: EngineRequest, index: int) -> None:  # on the engine's thread
             try:
-                metrics.finished(request)
+                if request.cancelled.is_set():  # a stop string found, or the client gone: nothing more will change it
+                    record(request)
             finally:  # the answer never waits on a metric
                 loop.call_soon_threadsafe(events.put_nowait, (index, True, request.finish_reason))
 
@@ -443,9 +445,23 @@ def create_app(
         return ReleasingStream(sse(chunks()), lambda: None, http_request.is_disconnected)
 
     def release(requests: list[EngineRequest]) -> None:
-        """A client that went away (or an answer sent) frees its slots at the engine's next step."""
+        """A client that went away (or an answer sent) frees its slots at the engine's next step; the requests that
+        ended go into the metrics, as the answer read them (a stop string the engine wrote past, found only now)."""
         for r in requests:
             r.cancelled.set()
+            if r.finish_reason is not None:
+                record(r)
+
+    def record(request: EngineRequest) -> None:
+        """A request into /metrics, once (from the engine's thread or the answer's, whichever sees it end last)."""
+        with recorded_lock:
+            if request.counted:
+                return
+            request.counted = True
+        try:
+            metrics.finished(request)
+        except Exception:  # a metric never fails an answer
+            logger.exception("metrics failed")
 
     def reads_markup(call: Call) -> bool:
         """Whether the tool parser reads the whole answer, not the content: harmony's calls are messages of it."""

@@ -30,12 +30,20 @@ def beam_payloads(call: Call, requests: list, tokenizer, head: dict) -> tuple[li
             shown = tokens[:-1] if ended_by is not None and not rules.include_stop_str_in_output else tokens
             text = tokenizer.decode(shown, skip_special_tokens=rules.skip_special_tokens)
             completion += len(tokens)
-            body = {"message": {"role": "assistant", "content": text}} if call.chat else {"text": text}
+            body = {"message": _message(call, text)} if call.chat else {"text": text}
             stop_reason = ended_by if ended_by in rules.stop_token_ids else None  # vLLM's: a stop id, not EOS
             index = i * job.beams.num_return_sequences + j
             choices.append({"index": index, **body, "logprobs": None, "finish_reason": reason, "stop_reason": stop_reason})
     prompt = sum(len(job.tokens) for job in call.jobs)
     return choices, {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _message(call: Call, text: str) -> dict:
+    """A chat choice's message: its thinking apart where the server reads it (serving/reasoning.py), as answer() does."""
+    if call.reasoning is None:
+        return {"role": "assistant", "content": text}
+    reasoning, content = call.reasoning.split(text)
+    return {"role": "assistant", "content": content if content or reasoning is None else None, **call.reasoning.fields(reasoning)}
 
 
 def beam_chunks(call: Call, choices: list[dict], usage: dict, head: dict) -> list[dict]:

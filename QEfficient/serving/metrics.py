@@ -48,6 +48,7 @@ class ServerMetrics:
         now, name = time.perf_counter(), self.model_name
         self.prompt_tokens.labels(name).inc(len(request.tokens))
         generated = len(request.output) if request.stopped_at is None else min(len(request.output), request.stopped_at)
+        generated = sum(len(out) for out in request.beam_outputs) or generated  # a beam search: every hypothesis returned
         self.generation_tokens.labels(name).inc(generated)
         reason = "stop" if request.stopped_at is not None else request.finish_reason  # ended at a stop string, as vLLM counts
         self.success.labels(name, _FINISH_REASONS.get(reason, "abort")).inc()

@@ -72,8 +72,9 @@ def requested_beams(body: dict, n: int, supported: bool) -> BeamSettings | None:
         if not is_off(body.get(name), off):
             raise APIError(400, f"'{name}' is not applied with beam search here: leave it out, or leave out 'use_beam_search'.", name)
     length_penalty = number(body, "length_penalty", float, 1.0, low=-10, high=10)
-    early_stopping = body.get("early_stopping", False)
-    if early_stopping not in (True, False, "never"):
+    early_stopping = body.get("early_stopping")
+    early_stopping = False if early_stopping is None else early_stopping
+    if not any(early_stopping is v for v in (True, False)) and early_stopping != "never":
         raise APIError(400, "'early_stopping' must be true, false or \"never\" (transformers' beam search).", "early_stopping")
     return BeamSettings(n, length_penalty, early_stopping, n)
 
