@@ -63,6 +63,7 @@ class Request:
     # may write one more before it sees the cancel)
     stopped_at: int | None = None
     counted: bool = False  # in a server's metrics (serving/app.py), which count each request once
+    finished_at: float | None = None  # when the engine ended it (perf_counter)
     # vLLM's use_beam_search: transformers' beam search over beams.num_beams slots (generation/beam_batching.py), its
     # best hypotheses' new tokens and finish reasons in beam_outputs / beam_finish_reasons once done
     beams: BeamSettings | None = None
@@ -155,9 +156,7 @@ class ContinuousBatchingEngine:
             self.end_group(self.groups[slot], reason)
             return
         request = self.slots[slot]
-        if request is None:
-            return
-        request.finish_reason = reason
+        request.finish_reason, request.finished_at = reason, time.perf_counter()
         self._free(slot)
         if request.on_done is not None:
             request.on_done(request)
@@ -221,6 +220,8 @@ class ContinuousBatchingEngine:
                 logger.exception("beam search failed")
                 for slot in slots:
                     self._free(slot)
+                if request.finish_reason is not None:  # it ended, and its own callback failed: answered already
+                    return True
                 request.finish_reason, request.error = "error", err
         if request.on_done is not None:
             request.on_done(request)
@@ -230,7 +231,7 @@ class ContinuousBatchingEngine:
         """A beam search is over: its slots are freed, its request answered."""
         for slot in group.slots:
             self._free(slot)
-        group.request.finish_reason = reason
+        group.request.finish_reason, group.request.finished_at = reason, time.perf_counter()
         if group.request.on_done is not None:
             group.request.on_done(group.request)
 

@@ -374,21 +374,26 @@ def create_app(
             raise APIError(429, str(err), kind="rate_limit_error", code="queue_full") from None
         except RuntimeError as err:
             raise APIError(503, str(err), kind="server_error", code="engine_down") from None
-        choices = [ChoiceText(tokenizer, token_text, r, job, call.chat, runner.engine.ending_ids(r)) for r, job in zip(requests, call.jobs)]
-        head = {
-            "id": f"{'chatcmpl' if call.chat else 'cmpl'}-{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion" if call.chat else "text_completion",
-            "created": int(time.time()),
-            "model": call.model if call.model in adapter_ids else model_id,
-        }
-        if call.jobs[0].beams is not None:
-            return await beam_answer(http_request, call, requests, events, head)
-        if shape is not None:
-            shape.prompt_tokens = len(call.jobs[0].tokens)  # Anthropic's stream opens with it
-        if call.stream:
-            source = payloads(call, requests, choices, events, head)
-            events_out = sse(source) if shape is None else shape.events(source)
-            return ReleasingStream(events_out, lambda: release(requests), http_request.is_disconnected)
+        try:  # from here the requests run: whatever fails lets them go (and counts them)
+            ending = runner.engine.ending_ids
+            choices = [ChoiceText(tokenizer, token_text, r, job, call.chat, ending(r)) for r, job in zip(requests, call.jobs)]
+            head = {
+                "id": f"{'chatcmpl' if call.chat else 'cmpl'}-{uuid.uuid4().hex[:24]}",
+                "object": "chat.completion" if call.chat else "text_completion",
+                "created": int(time.time()),
+                "model": call.model if call.model in adapter_ids else model_id,
+            }
+            if call.jobs[0].beams is not None:
+                return await beam_answer(http_request, call, requests, events, head)
+            if shape is not None:
+                shape.prompt_tokens = len(call.jobs[0].tokens)  # Anthropic's stream opens with it
+            if call.stream:
+                source = payloads(call, requests, choices, events, head)
+                events_out = sse(source) if shape is None else shape.events(source)
+                return ReleasingStream(events_out, lambda: release(requests), http_request.is_disconnected)
+        except BaseException:
+            release(requests)
+            raise
         texts, reasons = [""] * len(choices), [None] * len(choices)
         watcher = asyncio.create_task(cancel_on_disconnect(http_request, requests))
         try:

@@ -23,7 +23,8 @@ def beam_payloads(call: Call, requests: list, tokenizer, head: dict) -> tuple[li
     choices, completion = [], 0
     for i, (job, request) in enumerate(zip(call.jobs, requests)):
         if request.finish_reason == "error":
-            raise APIError(500, f"Beam search failed: {request.error}.", kind="server_error", code="engine_error")
+            why = request.error or "the engine step failed"
+            raise APIError(500, f"Beam search failed: {why}.", kind="server_error", code="engine_error")
         rules = job.end_rules
         for j, (tokens, reason) in enumerate(zip(request.beam_outputs, request.beam_finish_reasons)):
             ended_by = tokens[-1] if reason == "stop" and tokens else None

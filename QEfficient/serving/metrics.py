@@ -2,7 +2,7 @@
 alerts written for vLLM read this server too.
 
 Gauges are read at scrape time (requests in the engine's slots, requests waiting); counters and histograms are
-updated as each request ends, on the engine's thread (prometheus_client's metrics are thread-safe): prompt and
+updated once per request as its answer has read it (serving/app.py; prometheus_client's metrics are thread-safe): prompt and
 generated tokens, requests by finish reason (vLLM's ``stop``, ``length``, ``abort``, plus ``error``), time to first
 token, time per output token and end-to-end latency. Every series carries the served model's name (``model_name``),
 as vLLM's do. Each app has a registry of its own, so that several servers can live in one process.
@@ -45,18 +45,20 @@ class ServerMetrics:
         self.e2e = Histogram("vllm:e2e_request_latency_seconds", "From arrival to the last token.", labels, **seconds)
 
     def finished(self, request: Request) -> None:
-        now, name = time.perf_counter(), self.model_name
+        now, name = request.finished_at or time.perf_counter(), self.model_name  # when the engine ended it
         self.prompt_tokens.labels(name).inc(len(request.tokens))
         generated = len(request.output) if request.stopped_at is None else min(len(request.output), request.stopped_at)
-        generated = sum(len(out) for out in request.beam_outputs) or generated  # a beam search: every hypothesis returned
+        # a beam search: every hypothesis returned counts; its steps are its longest hypothesis'
+        steps = max((len(out) for out in request.beam_outputs), default=generated)
+        generated = sum(len(out) for out in request.beam_outputs) or generated
         self.generation_tokens.labels(name).inc(generated)
         reason = "stop" if request.stopped_at is not None else request.finish_reason  # ended at a stop string, as vLLM counts
         self.success.labels(name, _FINISH_REASONS.get(reason, "abort")).inc()
         self.e2e.labels(name).observe(now - request.submitted)
         if request.first_token_time is not None:
             self.ttft.labels(name).observe(request.first_token_time - request.submitted)
-            if generated > 1:
-                self.tpot.labels(name).observe((now - request.first_token_time) / (generated - 1))
+            if steps > 1:
+                self.tpot.labels(name).observe((now - request.first_token_time) / (steps - 1))
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -79,6 +79,8 @@ class EngineRunner:
                 logger.exception("engine step failed")
                 self.error = err
                 for slot in self.engine.busy_slots():
+                    if self.engine.slots[slot] is None:  # freed with a beam search's other slots
+                        continue
                     try:
                         self.engine._finish(slot, "error")
                     except Exception:
