@@ -34,10 +34,11 @@ from QEfficient.serving.vllm_fields import (
     allowed_token_ids,
     bad_words_ids,
     check_allowed_tokens_left,
-    is_off,
+    refuse_prompt_fields,
     refuse_unapplied,
     requested_beams,
     truncate_prompt_tokens,
+    truncated,
 )
 
 MAX_JSON_DEPTH = 64  # OpenAI bodies nest a handful of levels; tool schemas a few dozen at most
@@ -258,7 +259,7 @@ class RequestParser:
             shaping = {"special_tokens": boolean(body, "add_special_tokens", True), "keep": truncate_prompt_tokens(body, self.ctx_len)}
             call = self._with_prompts(call, [self._tokens(p, where, **shaping) for p, where in zip(prompts, wheres)])
             return self._echoed(call, prompts) if echo else call
-        self._text_only(body, chat=False)
+        refuse_prompt_fields(body, chat=False)
         # a string through the processor (its tokens may differ from the tokenizer's); ids as they are
         max_tokens = call.jobs[0].max_tokens
         made = [
@@ -285,7 +286,7 @@ class RequestParser:
         call = self._options(body, top, chat=True)
         tools = call.tools.tools if call.tools is not None else None
         if self.images is not None:
-            self._text_only(body, chat=True)
+            refuse_prompt_fields(body, chat=True)
             call = self._image_chat(call, body, tools)
         else:
             prompt = self.chat_prompt(body.get("messages"), tools=tools, options=template_options(body))
@@ -522,29 +523,6 @@ class RequestParser:
     def _prompts(self, prompt) -> list[str | list[int]]:
         return openai_input_forms(prompt, "prompt", self.max_prompts, " (the server's --max_queue)")
 
-    def _text_only(self, body: dict, chat: bool) -> None:
-        """A 400 for the vLLM prompt fields a vision-language server does not apply (its processor tokenizes), unless
-        they are vLLM's defaults."""
-        for name, default in (("truncate_prompt_tokens", None), ("add_special_tokens", not chat)):
-            if not is_off(body.get(name), (None, default)):
-                raise APIError(400, f"'{name}' is not applied by this vision-language server: leave it out.", name)
-
-    def _truncated(self, prompt: str | list[int], ids: list[int], keep: int) -> list[int]:
-        """vLLM's truncate_prompt_tokens: the last ``keep`` ids (of a string, as the tokenizer truncates on the left:
-        the special tokens it adds, a BOS, stay)."""
-        if not isinstance(prompt, str):
-            return ids[-keep:]
-        text = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        at = next((i for i in range(len(ids) - len(text) + 1) if ids[i : i + len(text)] == text), None)
-        if at is None or not text:
-            return ids[-keep:]
-        head, tail = ids[:at], ids[at + len(text) :]
-        if keep <= len(head) + len(tail):
-            specials = len(head) + len(tail)
-            message = f"'truncate_prompt_tokens' ({keep}) leaves no room beside the {specials} special tokens the tokenizer adds."
-            raise APIError(400, message, "truncate_prompt_tokens")
-        return head + text[len(text) - (keep - len(head) - len(tail)) :] + tail
-
     def _tokens(self, prompt: str | list[int], where: str, special_tokens: bool = True, keep: int | None = None) -> tuple[list[int], str]:
         """A prompt's token ids, checked (``keep``: vLLM's truncate_prompt_tokens, the last ones kept)."""
         if isinstance(prompt, str):
@@ -553,7 +531,7 @@ class RequestParser:
         else:
             ids = prompt
         if keep is not None and len(ids) > keep:
-            ids = self._truncated(prompt, ids, keep) if special_tokens else ids[-keep:]
+            ids = truncated(self.tokenizer, prompt, ids, keep) if special_tokens else ids[-keep:]
         if len(ids) > self.ctx_len:
             raise APIError(
                 400,

@@ -1,7 +1,8 @@
-"""vLLM's request fields that change what is generated, beyond OpenAI's: ``allowed_token_ids`` and ``bad_words``
-(applied, as vLLM applies them), and those this server does not apply (a 400 that says so, rather than an answer
-that silently differs from vLLM's). Fields vLLM reads that change nothing generated (``request_id``, ``priority``,
-``cache_salt``, ...) are left alone, as vLLM leaves unknown fields.
+"""vLLM's request fields that change what is generated, beyond OpenAI's: ``allowed_token_ids``, ``bad_words``,
+``truncate_prompt_tokens`` and ``use_beam_search`` (applied, as vLLM applies them; the search is transformers'), and
+those this server does not apply (a 400 that says so, rather than an answer that silently differs from vLLM's).
+Fields vLLM reads that change nothing generated (``request_id``, ``priority``, ``cache_salt``, ...) are left alone,
+as vLLM leaves unknown fields.
 """
 
 from __future__ import annotations
@@ -131,3 +132,27 @@ def truncate_prompt_tokens(body: dict, ctx_len: int) -> int | None:
         message = f"'truncate_prompt_tokens' must be a number of tokens from 1 to the context's {ctx_len}, or -1 (the context)."
         raise APIError(400, message, "truncate_prompt_tokens")
     return ctx_len if value == -1 else value
+
+
+def truncated(tokenizer, prompt: str | list[int], ids: list[int], keep: int) -> list[int]:
+    """vLLM's truncate_prompt_tokens on ``ids``, the prompt's tokens: the last ``keep`` (of a string, as the tokenizer
+    truncates on the left: the special tokens it adds, a BOS, stay)."""
+    if not isinstance(prompt, str):
+        return ids[-keep:]
+    text = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    at = next((i for i in range(len(ids) - len(text) + 1) if ids[i : i + len(text)] == text), None)
+    if at is None or not text:
+        return ids[-keep:]
+    head, tail = ids[:at], ids[at + len(text) :]
+    if keep <= len(head) + len(tail):
+        message = f"'truncate_prompt_tokens' ({keep}) leaves no room beside the {len(head) + len(tail)} special tokens the tokenizer adds."
+        raise APIError(400, message, "truncate_prompt_tokens")
+    return head + text[len(text) - (keep - len(head) - len(tail)) :] + tail
+
+
+def refuse_prompt_fields(body: dict, chat: bool) -> None:
+    """A 400 for the vLLM prompt fields a vision-language server does not apply (its processor tokenizes), unless they
+    are vLLM's defaults."""
+    for name, default in (("truncate_prompt_tokens", None), ("add_special_tokens", not chat)):
+        if not is_off(body.get(name), (None, default)):
+            raise APIError(400, f"'{name}' is not applied by this vision-language server: leave it out.", name)
