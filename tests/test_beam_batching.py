@@ -80,10 +80,14 @@ def test_use_beam_search_on_the_server(tiny_model_dir):
         assert [c["text"] for c in answer["choices"]] == [tok.decode(e, skip_special_tokens=True) for e in expected]
         assert [c["index"] for c in answer["choices"]] == [0, 1, 2]
         assert answer["usage"]["completion_tokens"] == sum(len(e) for e in expected)
-        r = httpx.post(f"{url}/v1/completions", json=body | {"stream": True}, timeout=60)
+        usage = {"stream_options": {"include_usage": True, "continuous_usage_stats": True}}
+        r = httpx.post(f"{url}/v1/completions", json=body | {"stream": True} | usage, timeout=60)
         chunks = [json.loads(line[6:]) for line in r.text.split("\n\n") if line.startswith("data: {")]
-        assert [c["choices"][0]["text"] for c in chunks] == [c["text"] for c in answer["choices"]]
+        assert [c["choices"][0]["text"] for c in chunks[:-1]] == [c["text"] for c in answer["choices"]]
+        assert [c["usage"]["completion_tokens"] for c in chunks[:-1]] == [len(e) for e in expected]
+        assert chunks[-1]["usage"] == answer["usage"] and chunks[-1]["choices"] == []
         chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "use_beam_search": True, "n": 2}
+        chat |= {"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "none"}  # nothing to apply
         reply = httpx.post(f"{url}/v1/chat/completions", json=chat, timeout=60).json()
         assert len(reply["choices"]) == 2 and all(c["message"]["role"] == "assistant" for c in reply["choices"])
         refused = (({"n": 4}, "n"), ({"logprobs": 1}, "logprobs"), ({"stop": ["x"]}, "stop"), ({"echo": True}, "echo"))

@@ -202,6 +202,9 @@ def test_rules_that_leave_no_token_are_an_error_not_a_token(server):
     body = {"prompt": "hi", "max_tokens": 4, "allowed_token_ids": [tok.eos_token_id], "min_tokens": 2}
     r = httpx.post(f"{url}/v1/completions", json=body, timeout=60)
     assert r.status_code == 400 and "nothing could be written" in r.json()["error"]["message"], r.text
+    body |= {"allowed_token_ids": [tok.eos_token_id, 60], "bad_words": [word]}  # the other allowed id a bad word
+    r = httpx.post(f"{url}/v1/completions", json=body, timeout=60)
+    assert r.status_code == 400 and "nothing could be written" in r.json()["error"]["message"], r.text
     # found only while generating (a two-token bad word made of the one allowed id): that request ends with the reason
     done = threading.Event()
     sampling = SamplingParams(temperature=0, allowed_token_ids=(60,), bad_words_ids=((60, 60),))

@@ -281,6 +281,10 @@ def test_server_answers_an_image_in_chat(vision_seq2seq):
                 content = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
                 assert content == body["choices"][0]["message"]["content"] and streamed.text.endswith("data: [DONE]\n\n")
                 assert chunks[-1]["choices"][0]["finish_reason"] == body["choices"][0]["finish_reason"]
+            plain_chat = post(messages=message(), max_tokens=8, temperature=0, add_special_tokens=False)  # vLLM's chat default
+            assert plain_chat.status_code == 200 and plain_chat.json()["choices"][0]["message"]["content"] == tok.decode(
+                plain, skip_special_tokens=True
+            )
             usage = {"include_usage": True, "continuous_usage_stats": True}
             streamed = post(messages=message(), max_tokens=8, temperature=0, stream=True, stream_options=usage)
             chunks = [json.loads(line[6:]) for line in streamed.text.split("\n\n") if line.startswith("data: {")]

@@ -364,8 +364,9 @@ def create_app(
             )
 
         requests = [engine_request(i) for i in range(len(call.jobs))]
-        for r in requests:  # known before the first byte: min_tokens bars every allowed id at first
-            if r.sampling.allowed_token_ids and r.min_tokens and runner.engine.ending_ids(r).issuperset(r.sampling.allowed_token_ids):
+        for r in requests:  # known before the first byte: min_tokens (and one-token bad words) bar every allowed id at first
+            allowed = set(r.sampling.allowed_token_ids or ()) - {w[0] for w in r.sampling.bad_words_ids or () if len(w) == 1}
+            if r.sampling.allowed_token_ids and r.min_tokens and runner.engine.ending_ids(r).issuperset(allowed):
                 message = "'allowed_token_ids' are all ending ids, which 'min_tokens' bars at first: nothing could be written."
                 raise APIError(400, message, "allowed_token_ids")
         try:
@@ -375,8 +376,6 @@ def create_app(
         except RuntimeError as err:
             raise APIError(503, str(err), kind="server_error", code="engine_down") from None
         try:  # from here the requests run: whatever fails lets them go (and counts them)
-            ending = runner.engine.ending_ids
-            choices = [ChoiceText(tokenizer, token_text, r, job, call.chat, ending(r)) for r, job in zip(requests, call.jobs)]
             head = {
                 "id": f"{'chatcmpl' if call.chat else 'cmpl'}-{uuid.uuid4().hex[:24]}",
                 "object": "chat.completion" if call.chat else "text_completion",
@@ -385,6 +384,8 @@ def create_app(
             }
             if call.jobs[0].beams is not None:
                 return await beam_answer(http_request, call, requests, events, head)
+            ending = runner.engine.ending_ids
+            choices = [ChoiceText(tokenizer, token_text, r, job, call.chat, ending(r)) for r, job in zip(requests, call.jobs)]
             if shape is not None:
                 shape.prompt_tokens = len(call.jobs[0].tokens)  # Anthropic's stream opens with it
             if call.stream:
@@ -439,12 +440,12 @@ def create_app(
         finally:
             watcher.cancel()
             release(requests)
-        choices, used = beam_payloads(call, requests, tokenizer, head)
+        choices, used, each = beam_payloads(call, requests, tokenizer)
         if not call.stream:
             return {**head, "choices": choices, "usage": used}
 
         async def chunks():
-            for chunk in beam_chunks(call, choices, used, head):
+            for chunk in beam_chunks(call, choices, used, each, head):
                 yield chunk
 
         return ReleasingStream(sse(chunks()), lambda: None, http_request.is_disconnected)
@@ -495,7 +496,7 @@ def create_app(
             if update[1] == "error":
                 failure = choices[index].request.error
                 if isinstance(failure, NoTokenLeft):  # the request's own rules: a client error
-                    raise APIError(400, f"Generation stopped: {failure}", "allowed_token_ids")
+                    raise APIError(400, f"Generation stopped: {failure}")
                 raise APIError(500, f"Generation failed: {failure or 'the engine step failed'}.", kind="server_error", code="engine_error")
             yield (index, *update)
 

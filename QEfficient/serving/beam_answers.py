@@ -18,9 +18,9 @@ async def searches_done(events: asyncio.Queue, count: int) -> None:
         ended += bool(done)
 
 
-def beam_payloads(call: Call, requests: list, tokenizer, head: dict) -> tuple[list[dict], dict]:
-    """(the choices, the usage) of ended searches; a failed one is a 500 that says why."""
-    choices, completion = [], 0
+def beam_payloads(call: Call, requests: list, tokenizer) -> tuple[list[dict], dict, list[dict]]:
+    """(the choices, the usage, each choice's own usage) of ended searches; a failed one is a 500 that says why."""
+    choices, each = [], []
     for i, (job, request) in enumerate(zip(call.jobs, requests)):
         if request.finish_reason == "error":
             why = request.error or "the engine step failed"
@@ -30,13 +30,18 @@ def beam_payloads(call: Call, requests: list, tokenizer, head: dict) -> tuple[li
             ended_by = tokens[-1] if reason == "stop" and tokens else None
             shown = tokens[:-1] if ended_by is not None and not rules.include_stop_str_in_output else tokens
             text = tokenizer.decode(shown, skip_special_tokens=rules.skip_special_tokens)
-            completion += len(tokens)
             body = {"message": _message(call, text)} if call.chat else {"text": text}
-            stop_reason = ended_by if ended_by in rules.stop_token_ids else None  # vLLM's: a stop id, not EOS
+            # vLLM's: the id that ended it, but for the tokenizer's own EOS (as serving/choices.py reports it)
+            stop_reason = ended_by if ended_by is not None and ended_by != tokenizer.eos_token_id else None
             index = i * job.beams.num_return_sequences + j
             choices.append({"index": index, **body, "logprobs": None, "finish_reason": reason, "stop_reason": stop_reason})
+            each.append(_usage(len(job.tokens), len(tokens)))
     prompt = sum(len(job.tokens) for job in call.jobs)
-    return choices, {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return choices, _usage(prompt, sum(u["completion_tokens"] for u in each)), each
+
+
+def _usage(prompt: int, completion: int) -> dict:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 def _message(call: Call, text: str) -> dict:
@@ -47,14 +52,18 @@ def _message(call: Call, text: str) -> dict:
     return {"role": "assistant", "content": content if content or reasoning is None else None, **call.reasoning.fields(reasoning)}
 
 
-def beam_chunks(call: Call, choices: list[dict], usage: dict, head: dict) -> list[dict]:
-    """A stream's chunks: each choice whole (chat: its role and content in one delta), then the usage where asked."""
+def beam_chunks(call: Call, choices: list[dict], usage: dict, each: list[dict], head: dict) -> list[dict]:
+    """A stream's chunks: each choice whole (chat: its role and content in one delta), then the usage where asked
+    (with vLLM's continuous_usage_stats, each chunk its choice's too: ``each``)."""
     head = {**head, "object": "chat.completion.chunk" if call.chat else "text_completion"}
     chunks = []
-    for choice in choices:
+    for choice, used in zip(choices, each):
         if call.chat:
             choice = {**{k: v for k, v in choice.items() if k != "message"}, "delta": choice["message"]}
-        chunks.append({**head, "choices": [choice], **({"usage": None} if call.include_usage else {})})
+        chunk = {**head, "choices": [choice]}
+        if call.include_usage:
+            chunk["usage"] = used if call.continuous_usage else None
+        chunks.append(chunk)
     if call.include_usage:
         chunks.append({**head, "choices": [], "usage": usage})
     return chunks

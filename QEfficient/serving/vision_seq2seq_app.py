@@ -26,6 +26,7 @@ from QEfficient.serving.protocol import APIError, chat_top_logprobs, parse_json,
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.seq2seq_app import compiled_encoder_decoder, finish_and_count, sampling_options, token_steps, usage_of
 from QEfficient.serving.vision_language import read_image
+from QEfficient.serving.vllm_fields import refuse_prompt_fields
 from QEfficient.serving.worker_stream import RowsStreamer, error_event, worker_items
 
 
@@ -100,8 +101,9 @@ def create_vision_seq2seq_app(
             message = "Structured output is not applied to image encoder-decoders here: leave response_format out."
             raise APIError(400, message, "response_format")
         url, prompt = image_and_prompt(body.get("messages"))
+        refuse_prompt_fields(body, chat=True)  # vLLM's chat defaults pass
         options = sampling_options(
-            {k: v for k, v in body.items() if k not in ("messages", "logprobs", "top_logprobs")},
+            {k: v for k, v in body.items() if k not in ("messages", "logprobs", "top_logprobs", "add_special_tokens")},
             model.hf.generation_config,
             max_tokens,
             top_logprobs,

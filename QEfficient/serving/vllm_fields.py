@@ -66,10 +66,14 @@ def requested_beams(body: dict, n: int, supported: bool) -> BeamSettings | None:
                 raise APIError(400, f"'{name}' applies to beam search: send \"use_beam_search\": true too, or leave it out.", name)
         return None
     if not supported:
-        raise APIError(
-            400, "This server runs no beam search (its engine holds more per slot): leave 'use_beam_search' out.", "use_beam_search"
+        message = (
+            "This server runs no beam search (it does on a plain text model with its cache in host memory: not with LoRA "
+            "adapters, speculative decoding, images or a GPU cache): leave 'use_beam_search' out."
         )
+        raise APIError(400, message, "use_beam_search")
     for name, off in _NOT_WITH_BEAMS.items():
+        if name == "tools" and body.get("tool_choice") == "none":  # tools offered, none called: nothing to apply
+            continue
         if not is_off(body.get(name), off):
             raise APIError(400, f"'{name}' is not applied with beam search here: leave it out, or leave out 'use_beam_search'.", name)
     length_penalty = number(body, "length_penalty", float, 1.0, low=-10, high=10)
