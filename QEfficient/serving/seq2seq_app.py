@@ -102,6 +102,15 @@ def sampling_options(body: dict, generation_config, max_tokens: int, top_logprob
     return options
 
 
+async def served_body(request: Request, max_body_bytes: int, names: list[str]) -> tuple[dict, str | None]:
+    """A request's JSON body and the model it names, which must be one of ``names`` (the served id first): else a 404."""
+    body = parse_json(await read_limited_body(request, max_body_bytes))
+    name = body.get("model")
+    if name and name not in names:
+        raise APIError(404, f"The model '{name}' does not exist; this server serves '{names[0]}'.", "model")
+    return body, name
+
+
 def token_steps(row: np.ndarray, width: int, count: int, entries: list | None) -> tuple[list[int], list]:
     """The ``count`` tokens a decoder sequence generated after its ``width``-token prompt, and their logprob entries."""
     return [int(t) for t in row[width : width + count]], (entries or [])[:count]
@@ -143,10 +152,7 @@ def create_seq2seq_app(
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        body = parse_json(await read_limited_body(request, max_body_bytes))
-        name = body.get("model")
-        if name and name not in names:
-            raise APIError(404, f"The model '{name}' does not exist; this server serves '{model_id}'.", "model")
+        body, name = await served_body(request, max_body_bytes, names)
         prompts = _prompts(body.get("prompt"))
         logprobs = number(body, "logprobs", int, None, low=0, high=MAX_COMPLETION_LOGPROBS)
         options = sampling_options(body, model.hf.generation_config, max_tokens, logprobs, max_n=MAX_PROMPTS)

@@ -20,11 +20,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from QEfficient.generation.seq2seq_generation import Seq2SeqRules
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, single_model_routes
 from QEfficient.serving.choices import TokenText, chat_logprobs
-from QEfficient.serving.protocol import APIError, chat_top_logprobs, parse_json, streaming_options
+from QEfficient.serving.protocol import APIError, chat_top_logprobs, streaming_options
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.seq2seq_app import compiled_encoder_decoder, finish_and_count, sampling_options, token_steps, usage_of
+from QEfficient.serving.seq2seq_app import (
+    compiled_encoder_decoder,
+    finish_and_count,
+    sampling_options,
+    served_body,
+    token_steps,
+    usage_of,
+)
 from QEfficient.serving.vision_language import read_image
 from QEfficient.serving.vllm_fields import refuse_prompt_fields
 from QEfficient.serving.worker_stream import RowsStreamer, error_event, worker_items
@@ -86,10 +93,7 @@ def create_vision_seq2seq_app(
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
-        body = parse_json(await read_limited_body(request, max_body_bytes))
-        name = body.get("model")
-        if name and name not in names:
-            raise APIError(404, f"The model '{name}' does not exist; this server serves '{model_id}'.", "model")
+        body, name = await served_body(request, max_body_bytes, names)
         if body.get("max_completion_tokens") is not None:  # the newer name; max_tokens is deprecated in OpenAI's API
             body = {**body, "max_tokens": body["max_completion_tokens"]}
         top_logprobs = chat_top_logprobs(body)
