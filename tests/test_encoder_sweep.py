@@ -43,7 +43,26 @@ SHRINK = dict(
     local_attention=16,
 )
 # what the generic shrink cannot express
-PER_TYPE = {"reformer": dict(axial_pos_shape=[4, 8], axial_pos_embds_dim=[32, 32], max_position_embeddings=32)}
+PER_TYPE = {
+    "reformer": dict(axial_pos_shape=[4, 8], axial_pos_embds_dim=[32, 32], max_position_embeddings=32),
+    "luke": dict(entity_vocab_size=16, entity_emb_size=16),  # its 500k-entity table is unused by text inputs
+    # a text model in a nested config (a ModernBERT) beside a vision tower that text inputs leave unused
+    "modernvbert": dict(
+        text_config=dict(
+            vocab_size=320,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            local_attention=16,
+            pad_token_id=0,
+            max_position_embeddings=130,
+            layer_types=["full_attention", "sliding_attention", "full_attention"],
+        ),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+        image_token_id=300,
+    ),
+}
 # not text encoders, or not run by a tiny test: what they take instead
 NOT_SWEPT = {
     "bart": "an encoder-decoder model (BartModel's output is its decoder's)",

@@ -145,7 +145,9 @@ class QEffEncoder(nn.Module):
         ).parameters
         # a bidirectional model with sliding-window layers (EmbeddingGemma): one mask per layer type, built here,
         # since transformers builds the windowed one with vmap, which tracing does not take
-        windows = bool(getattr(self.config, "sliding_window", None)) and bool(getattr(self.config, "layer_types", None))
+        # (a composite model's text config holds them: ModernVBERT's ModernBERT)
+        text = self.config.get_text_config()
+        windows = bool(getattr(text, "sliding_window", None)) and bool(getattr(text, "layer_types", None))
         self.windowed = windows and not self.causal
         # a decoder's classifier (Qwen2ForSequenceClassification): its head reads the last real token, found from the
         # mask as vLLM does; transformers finds it by pad_token_id in input_ids, which the graph's zero padding breaks
@@ -192,5 +194,5 @@ class QEffEncoder(nn.Module):
         module = sys.modules.get(type(self.hf).__module__)
         overlay = getattr(module, "_bidirectional_window_overlay", None) or masking_utils.sliding_window_bidirectional_overlay
         positions = torch.arange(padding.shape[-1], device=padding.device)
-        inside = overlay(self.config.sliding_window)(0, 0, positions[:, None], positions[None, :])
+        inside = overlay(self.config.get_text_config().sliding_window)(0, 0, positions[:, None], positions[None, :])
         return padding + (~inside).to(torch.float32) * torch.finfo(torch.float32).min
