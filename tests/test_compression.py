@@ -156,3 +156,34 @@ def test_lm_head_quantized_from_its_rows_equals_the_transposed_route(k, head, mo
     read = {name for n in ours for name in n.input}
     values = [{i.name: i.SerializeToString() for i in m.graph.initializer if i.name in read} for m in (model, reference)]
     assert values[0] == values[1] and "table_KxN_Q8" in values[0] and "table" not in values[0]
+
+
+def test_a_zero_bias_from_a_constant_node_is_dropped_so_the_head_is_quantized_from_its_rows():
+    """The exporter gives some LM heads (Gemma-3's) a zero bias as a Constant node: the Gemm loses it (and the
+    node goes), so quantize_lm_heads and the GGUF rewrite take the head without a transposed float32 copy of W;
+    a non-zero bias stays."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from QEfficient.compile import weight_compression as wc
+
+    vocab, k = 96, 64
+    w = np.random.default_rng(0).standard_normal((vocab, k)).astype(np.float32)
+
+    def head(bias: np.ndarray) -> onnx.ModelProto:
+        nodes = [
+            helper.make_node("Constant", [], ["bias"], value=numpy_helper.from_array(bias)),
+            helper.make_node("Gemm", ["h", "table", "bias"], ["logits"], name="/Gemm", transB=1),
+        ]
+        io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in (("h", [1, k]), ("logits", [1, vocab]))]
+        graph = helper.make_graph(nodes, "g", io[:1], io[1:], [numpy_helper.from_array(w, "table")])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+    model = head(np.zeros(vocab, np.float32))
+    assert not wc.lm_heads(model)
+    assert wc.drop_zero_gemm_biases(model) == 1
+    assert [list(n.input) for n in model.graph.node] == [["h", "table"]]
+    assert wc.lm_heads(model) == {"logits"} and wc.quantize_lm_heads(model) == 1
+
+    kept = head(np.ones(vocab, np.float32))
+    assert wc.drop_zero_gemm_biases(kept) == 0 and len(kept.graph.node) == 2 and not wc.lm_heads(kept)

@@ -54,6 +54,7 @@ from onnx import helper, numpy_helper
 from QEfficient.compile.attention_window import slice_attention_to_positions
 from QEfficient.compile.smooth_int8 import smoothed_int8_projections
 from QEfficient.compile.weight_compression import (
+    drop_zero_gemm_biases,
     fuse_shared_input_matmuls,
     gemm_to_matmul,
     lm_heads,
@@ -536,6 +537,7 @@ def fused_decoder_rewrite(src: Path, dst: Path, *, ctx_len: int, mxfp6_matmul: b
 
         model = apply_gguf_file(model, gguf_path, mxfp6_matmul)
     elif mxfp6_matmul:
+        drop_zero_gemm_biases(model)
         gemm_to_matmul(model, skip=lm_heads(model))
         model, converted = smoothed_int8_projections(model, ctx_len, Path(dst).parent)
         logger.info("%d MatMuls after normalizations in int8 GEMMs", converted)

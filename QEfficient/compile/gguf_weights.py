@@ -48,6 +48,7 @@ from QEfficient.compile.gguf_blocks import MIN_BLOCK, SUPPORTED, QuantBlocks, co
 from QEfficient.compile.gguf_file import GGUFFile
 from QEfficient.compile.weight_compression import (
     ACCURACY_LEVEL,
+    drop_zero_gemm_biases,
     gathered_blocks_to_rows,
     gemm_to_matmul,
     plain_gemm,
@@ -295,6 +296,7 @@ def _used_names(graph: onnx.GraphProto) -> set[str]:
 
 def apply_gguf_blocks(model: onnx.ModelProto, tensors: GGUFTensors) -> dict[str, int]:
     """Rewrite ``model`` in place; returns counts: weights replaced, MatMulNBits nodes, weights left."""
+    drop_zero_gemm_biases(model)
     inits = {i.name: i for i in model.graph.initializer}
     gemms = {}  # output -> source tensors: Gemm(x, W, transB=1) read as MatMulNBits, without a transposed copy of W
     for node in model.graph.node:

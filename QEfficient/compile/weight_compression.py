@@ -67,6 +67,25 @@ def plain_gemm(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool
     return not bias or (bias in inits and not np.any(numpy_helper.to_array(inits[bias])))
 
 
+def drop_zero_gemm_biases(model: onnx.ModelProto) -> int:
+    """Remove the bias of each Gemm whose bias is all zeros, from an initializer or a Constant node (the exporter
+    gives some LM heads a zero bias as a Constant, which plain_gemm would not see through: the head then took a
+    transposed float32 copy of W on its way to MatMulNBits). Returns the count."""
+    graph = model.graph
+    values = {i.name: i for i in graph.initializer}
+    values |= {n.output[0]: n.attribute[0].t for n in graph.node if n.op_type == "Constant" and n.attribute[0].name == "value"}
+    dropped = set()
+    for node in graph.node:
+        bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 else ""
+        if bias in values and not np.any(numpy_helper.to_array(values[bias])):
+            del node.input[2]
+            dropped.add(bias)
+    read = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    for node in [n for n in graph.node if n.op_type == "Constant" and n.output[0] in dropped - read]:
+        graph.node.remove(node)
+    return len(dropped)
+
+
 def lm_heads(model: onnx.ModelProto) -> set[str]:
     """Outputs of the Gemms quantize_lm_heads rewrites: plain_gemm over a float32 W (8-bit blocks only)."""
     if BITS != 8:
@@ -200,6 +219,7 @@ def fuse_shared_input_matmuls(model: onnx.ModelProto) -> int:
 def compress_matmul_weights(src: Path, dst: Path) -> Path:
     """Write ``dst`` (+ ``dst.data``): the graph of ``src`` with every constant MatMul weight in MatMulNBits."""
     model = load_graph_and_weights(src)
+    drop_zero_gemm_biases(model)
     quantize_lm_heads(model)
     gemm_to_matmul(model)
     return save_with_external_weights(quantize_remaining_matmuls(model), dst)
