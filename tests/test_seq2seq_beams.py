@@ -223,7 +223,9 @@ def test_server_completes_with_the_encoder_decoder(seq2seq_dir):
             for bad, param in (
                 (dict(stream_options={"include_usage": True}), "stream_options"),
                 (dict(n=2), "n"),
-                (dict(stop=["x"]), "stop"),
+                (dict(stop=[1]), "stop"),
+                (dict(stop_token_ids=[5]), "stop_token_ids"),
+                (dict(min_tokens=2), "min_tokens"),
                 (dict(prompt=[1, 2]), "prompt"),
             ):
                 r = post(**{"prompt": PROMPTS[0], **bad})
@@ -305,6 +307,64 @@ def test_server_streams_completions(seq2seq_dir, num_beams):
                     assert generated == sorted(generated) and generated[0] >= 1
                     counted += generated[-1]
                 assert counted == whole["usage"]["completion_tokens"]
+    finally:
+        runner.stop()
+
+
+def test_server_cuts_answers_at_stop_strings(seq2seq_dir):
+    """``stop`` as vLLM applies it: each answer ends before the first stop string (with it, with
+    include_stop_str_in_output), "stop" with the string as stop_reason, counting its tokens up to the one that completed
+    it; logprobs for the tokens whose text begins before the cut; streamed, the same text and nothing past the cut ever
+    sent (a stop string split across tokens included), then the same reasons and usage."""
+    import httpx
+
+    from QEfficient.cloud.serve import build_server
+    from tests.helpers import serve_on_loopback
+
+    folder, tok = seq2seq_dir("bart")
+    _wordy(folder, tok)
+    app, runner = build_server(str(folder), None, prefill_seq_len=1, ctx_len=32, full_batch_size=2, num_cores=1)
+    try:
+        with serve_on_loopback(app) as url:
+
+            def post(**body) -> httpx.Response:
+                body = {"prompt": PROMPTS, "max_tokens": GEN, "temperature": 0, "logprobs": 1} | body
+                return httpx.post(f"{url}/v1/completions", json=body, timeout=120)
+
+            plain = post().json()["choices"]
+            words = plain[0]["text"].split(" ")
+            assert len(words) > 4, plain[0]["text"]
+            # the end of the fourth word, the space and the start of the fifth: a string split across tokens
+            stop = f"{words[3][-1]} {words[4][:1]}"
+            for include in (False, True):
+                expected, completion_tokens = [], 0
+                for choice in plain:
+                    tokens, offsets, text = choice["logprobs"]["tokens"], choice["logprobs"]["text_offset"], choice["text"]
+                    if stop not in text:
+                        expected.append((text, None, len(tokens)))
+                        completion_tokens += len(tokens)
+                        continue
+                    at = text.index(stop)
+                    cut = text[: at + len(stop) if include else at]
+                    expected.append((cut, stop, sum(1 for o in offsets if o < len(cut))))
+                    completion_tokens += next(k for k in range(1, len(tokens) + 1) if stop in "".join(tokens[:k]))
+                assert expected[0][1] == stop
+                options = {"stop": [stop, "never written"], "include_stop_str_in_output": include}
+                body = post(**options).json()
+                got = [(c["text"], c["stop_reason"], len(c["logprobs"]["tokens"])) for c in body["choices"]]
+                assert got == expected
+                assert [c["finish_reason"] for c in body["choices"]] == [
+                    "stop" if reason else c["finish_reason"] for c, (_, reason, _) in zip(plain, expected)
+                ]
+                assert body["usage"]["completion_tokens"] == completion_tokens
+                r = post(**options, stream=True, stream_options={"include_usage": True})
+                events = _events(r)
+                assert events[-2]["usage"] == body["usage"]
+                for i, choice in enumerate(body["choices"]):
+                    mine = [c for e in events[:-2] for c in e["choices"] if c["index"] == i]
+                    assert "".join(c["text"] for c in mine) == choice["text"]
+                    assert sum(len(c["logprobs"]["tokens"]) for c in mine if c["logprobs"]) == len(choice["logprobs"]["tokens"])
+                    assert (mine[-1]["finish_reason"], mine[-1]["stop_reason"]) == (choice["finish_reason"], choice["stop_reason"])
     finally:
         runner.stop()
 

@@ -285,6 +285,20 @@ def test_server_answers_an_image_in_chat(vision_seq2seq):
             assert plain_chat.status_code == 200 and plain_chat.json()["choices"][0]["message"]["content"] == tok.decode(
                 plain, skip_special_tokens=True
             )
+            full = tok.decode(plain, skip_special_tokens=True)
+            stop = full[len(full) // 2 : len(full) // 2 + 2]  # vLLM's stop strings: the answer ends before the first
+            assert len(stop) == 2, full
+            for streaming in (False, True):
+                r = post(messages=message(), max_tokens=8, temperature=0, stop=stop, stream=streaming)
+                if streaming:
+                    chunks = [json.loads(line[6:]) for line in r.text.split("\n\n") if line.startswith("data: {")]
+                    content = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+                    choice = chunks[-1]["choices"][0]
+                else:
+                    choice = r.json()["choices"][0]
+                    content = choice["message"]["content"]
+                assert content == full[: full.index(stop)]
+                assert (choice["finish_reason"], choice["stop_reason"]) == ("stop", stop)
             usage = {"include_usage": True, "continuous_usage_stats": True}
             streamed = post(messages=message(), max_tokens=8, temperature=0, stream=True, stream_options=usage)
             chunks = [json.loads(line[6:]) for line in streamed.text.split("\n\n") if line.startswith("data: {")]

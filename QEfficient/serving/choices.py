@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from QEfficient.generation.continuous_batching import Request
 from QEfficient.serving.protocol import Job
+from QEfficient.serving.stop_strings import tokens_through
 
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # sentencepiece byte fallback
 LOGPROB_FLOOR = -9999.0  # JSON has no -inf; OpenAI's floor
@@ -131,11 +132,7 @@ class ChoiceText:
         if found:
             at, string = min(found)
             cut = max(at + len(string) if self.rules.include_stop_str_in_output else at, len(self.sent))
-            # the ids up to the one that completes the stop string (the engine runs ahead), found from the end (the
-            # engine is a token or two past it at most); the text without a token must still hold all of the string
-            kept, end = len(ids), at + len(string)
-            while kept > 1 and self._decode(ids[: kept - 1])[:end] == text[:end]:
-                kept -= 1
+            kept = tokens_through(self._decode, ids, text, at + len(string))  # the engine runs ahead
             self.request.stopped_at = kept  # before the cancel: the engine's metrics count these
             self.request.cancelled.set()
             self.stopped, self.stop_string = True, string  # "stop" is reported with the engine's done event

@@ -176,7 +176,7 @@ def chat_top_logprobs(body: dict) -> int | None:
     return None
 
 
-def _stop_strings(body: dict) -> list[str]:
+def stop_strings(body: dict) -> list[str]:
     stop = body.get("stop")
     stop = [] if stop is None else [stop] if isinstance(stop, str) else stop
     if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > MAX_STOP_STRINGS:
@@ -430,7 +430,7 @@ class RequestParser:
         check_allowed_tokens_left(sampling.allowed_token_ids, sampling.bad_words_ids)
         # OpenAI's completions default to 16 tokens; a chat answer (vLLM's too) to what the context leaves (None here)
         max_tokens = number(body, "max_tokens", int, None if chat else 16, low=1 if chat else 0)  # 0: completions' echo
-        job = Job([], max_tokens, sampling, _stop_strings(body), top, end_rules=self._end_rules(body, max_tokens))
+        job = Job([], max_tokens, sampling, stop_strings(body), top, end_rules=self._end_rules(body, max_tokens))
         job.prompt_logprobs = number(body, "prompt_logprobs", int, None, low=0, high=MAX_CHAT_TOP_LOGPROBS)
         job.tokens_as_ids = boolean(body, "return_tokens_as_token_ids")
         job.beams = beams

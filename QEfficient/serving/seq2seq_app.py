@@ -3,8 +3,9 @@ encoder's input and the completion the decoder's output, as transformers' ``gene
 (its own beam search and generation rules, or sampling where the request sets a temperature above 0).
 
 Routes: GET /health, GET /v1/models, POST /v1/completions (``prompt`` a string or a list of strings, ``max_tokens``,
-``temperature``, ``top_p``, ``top_k``, ``seed``, ``n`` (sampled), ``logprobs`` (greedy or sampled), ``stream`` with
-``stream_options.include_usage``; no ``stop`` or ``echo``: each is refused with what to send instead). Streamed,
+``temperature``, ``top_p``, ``top_k``, ``seed``, ``n`` (sampled), ``logprobs`` (greedy or sampled), ``stop`` with
+vLLM's ``include_stop_str_in_output`` (serving/stop_strings.py), ``stream`` with ``stream_options.include_usage``; no
+``echo``: it is refused with what to send instead). Streamed,
 greedy and sampled text comes as it is decoded, prompt after prompt (with ``logprobs``, a chunk per token); a checkpoint
 that decodes with beams sends each completion whole. These models
 have no chat template, so /v1/chat/completions says to use /v1/completions. Requests run one at a time on a worker
@@ -27,12 +28,12 @@ from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, re
 from QEfficient.serving.choices import TokenText, completion_logprobs
 from QEfficient.serving.protocol import MAX_COMPLETION_LOGPROBS, APIError, number, parse_json, streaming_options
 from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.stop_strings import StopStream, cut_at_stop, requested_stops
 from QEfficient.serving.vllm_fields import is_off
 from QEfficient.serving.worker_stream import RowsStreamer, error_event, worker_items
 
 MAX_PROMPTS = 64
 _REFUSED = {
-    "stop": 'Stop strings are not applied to encoder-decoders here: leave out "stop" (the model ends at its end token).',
     "echo": '"echo" is not supported for encoder-decoders (the prompt is the encoder\'s input, not part of the output).',
     "suffix": '"suffix" is not supported: leave it out.',
 }
@@ -53,7 +54,7 @@ _NOT_APPLIED = {"frequency_penalty": 0, "presence_penalty": 0, "repetition_penal
 # ... and vLLM's (the checkpoint's generation config decides beam search here)
 _NOT_APPLIED |= {"allowed_token_ids": None, "bad_words": [], "use_beam_search": False, "length_penalty": 1, "early_stopping": False}
 _NOT_APPLIED |= {"prompt_embeds": None, "logits_processors": [], "return_tokens_as_token_ids": False, "return_token_ids": False}
-_NOT_APPLIED |= {"truncate_prompt_tokens": None, "add_special_tokens": True}
+_NOT_APPLIED |= {"truncate_prompt_tokens": None, "add_special_tokens": True, "stop_token_ids": [], "min_tokens": 0, "ignore_eos": False}
 
 
 def sampling_options(body: dict, generation_config, max_tokens: int, top_logprobs: int | None = None, max_n: int = 1) -> dict:
@@ -156,6 +157,7 @@ def create_seq2seq_app(
         prompts = _prompts(body.get("prompt"))
         logprobs = number(body, "logprobs", int, None, low=0, high=MAX_COMPLETION_LOGPROBS)
         options = sampling_options(body, model.hf.generation_config, max_tokens, logprobs, max_n=MAX_PROMPTS)
+        stops = requested_stops(body)
         # the choices of each prompt: the request's n, else the checkpoint's num_return_sequences
         per_prompt = options.get("num_return_sequences") or model.hf.generation_config.num_return_sequences or 1
         if len(prompts) * per_prompt > MAX_PROMPTS:
@@ -170,7 +172,7 @@ def create_seq2seq_app(
         if stream:
             per_choice = [len(ids) for ids in prompt_ids for _ in range(per_prompt)]
             usage = (per_choice, continuous_usage, prompt_tokens) if include_usage else None
-            return await streamed(prompts, options, head, usage)
+            return await streamed(prompts, options, stops, head, usage)
         async with lock:
             try:
                 info = await asyncio.to_thread(model.generate, tokenizer, prompts, **options)
@@ -179,31 +181,49 @@ def create_seq2seq_app(
         rows = [row for batch in info.generated_ids for row in batch]
         choices, completion_tokens = [], 0
         for i, (row, text) in enumerate(zip(rows, info.texts)):
-            finish, count = ending(row, options["generation_len"])
+            text, finish, count, stop_reason = answer(row, text, options["generation_len"], stops)
             completion_tokens += count
-            choices.append({"index": i, "text": text, "logprobs": choice_logprobs(row, count, info, i), "finish_reason": finish})
+            logprobs = choice_logprobs(row, count, info, i, len(text) if stop_reason is not None else None)
+            choices.append({"index": i, "text": text, "logprobs": logprobs, "finish_reason": finish, "stop_reason": stop_reason})
         return head | {"choices": choices, "usage": usage_of(prompt_tokens, completion_tokens)}
 
-    def ending(row: np.ndarray, generation_len: int | None) -> tuple[str, int]:
-        return finish_and_count(row, 1, rules, generation_len, max_tokens)
+    def answer(row: np.ndarray, text: str, generation_len: int | None, stops: tuple[list[str], bool]) -> tuple[str, str, int, str | None]:
+        """A choice's text (generate()'s ``text``, cut at the first stop string), finish reason, tokens and stop
+        string."""
+        finish, count = finish_and_count(row, 1, rules, generation_len, max_tokens)
+        if not stops[0]:
+            return text, finish, count, None
+        text, count, stop_reason = cut_at_stop(decode, [int(t) for t in row[1 : 1 + count]], *stops)
+        return text, ("stop" if stop_reason is not None else finish), count, stop_reason
 
-    def choice_logprobs(row: np.ndarray, count: int, info, index: int) -> dict | None:
+    def choice_logprobs(row: np.ndarray, count: int, info, index: int, cut: int | None) -> dict | None:
+        """The logprobs of a choice's ``count`` tokens; with a stop string's ``cut``, of those whose text begins before."""
         if info.logprobs is None:
             return None
         ids, steps = token_steps(row, 1, count, info.logprobs[index])
-        return completion_logprobs(token_text, ids, steps, [len(decode(ids[:i])) for i in range(len(ids))])
+        offsets = [len(decode(ids[:i])) for i in range(len(ids))]
+        kept = len(ids) if cut is None else sum(1 for o in offsets if o < cut)
+        return completion_logprobs(token_text, ids[:kept], steps[:kept], offsets[:kept])
 
-    async def streamed(prompts: list[str], options: dict, head: dict, usage: tuple[list[int], bool, int] | None) -> StreamingResponse:
+    async def streamed(
+        prompts: list[str], options: dict, stops: tuple[list[str], bool], head: dict, usage: tuple[list[int], bool, int] | None
+    ) -> StreamingResponse:
         """Server-sent events as vLLM sends them: each choice's text in pieces as it is decoded (one generate() call for
         every prompt, as without streaming: the same batches and seeds), then each choice's finish reason, the usage
         where asked (``usage``: each choice's prompt tokens, whether every chunk carries its choice's usage so far, vLLM's
         continuous_usage_stats, and the prompts' tokens, each prompt once), then [DONE]; a failure ends it with vLLM's
-        error event. The lock is held until the worker thread is done, even when the client leaves first."""
+        error event. The lock is held until the worker thread is done, even when the client leaves first. With stop
+        strings each choice's text is held back where it may begin one (StopStream)."""
         beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
+        held: dict[int, StopStream] = {}
 
         def work(send) -> None:  # on the worker thread
             def piece(row: int, text: str, step: tuple | None) -> None:
-                send("text", row, text, step, streamer.generated(row))
+                steps = [] if step is None else [step]
+                if stops[0]:
+                    text, steps = held.setdefault(row, StopStream(*stops)).feed(text, step)
+                if text or steps:
+                    send("text", row, text, steps, streamer.generated(row))
 
             streamer = None if beams else RowsStreamer(decode, piece, open_words=options.get("top_logprobs") is None)
             send("done", model.generate(tokenizer, prompts, streamer=streamer, **options), streamer)
@@ -213,9 +233,9 @@ def create_seq2seq_app(
         def event(choices: list[dict], **more) -> str:
             return f"data: {json.dumps(head | {'choices': choices} | more)}\n\n"
 
-        def choice_event(index: int, text: str, finish: str | None, step: tuple | None, generated: int) -> str:
-            logprobs = None if step is None else completion_logprobs(token_text, [step[0]], [step[1]], [step[2]])
-            choice = {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish, "stop_reason": None}
+        def choice_event(index: int, text: str, finish: str | None, steps: list, generated: int, stop_reason: str | None = None) -> str:
+            logprobs = completion_logprobs(token_text, *([s[i] for s in steps] for i in range(3))) if steps else None
+            choice = {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish, "stop_reason": stop_reason}
             if usage is None:
                 return event([choice])
             prompt_counts, continuous, _ = usage
@@ -224,17 +244,21 @@ def create_seq2seq_app(
         async def events():
             async for kind, *rest in items:
                 if kind == "text":
-                    row, piece, step, generated = rest
-                    yield choice_event(row, piece, None, step, generated)
+                    row, piece, steps, generated = rest
+                    yield choice_event(row, piece, None, steps, generated)
                 elif kind == "done":
                     info, streamer = rest
                     rows = [row for batch in info.generated_ids for row in batch]
                     completion_tokens = 0
                     for i, (row, text) in enumerate(zip(rows, info.texts)):
-                        finish, count = ending(row, options["generation_len"])
+                        text, finish, count, stop_reason = answer(row, text, options["generation_len"], stops)
                         completion_tokens += count
                         # what the pieces did not give yet (all of it, with beams)
-                        yield choice_event(i, streamer.rest(i, text) if streamer else text, finish, None, count)
+                        if stops[0]:
+                            tail, steps = held.setdefault(i, StopStream(*stops)).finish(text, cut=stop_reason is not None)
+                        else:
+                            tail, steps = (streamer.rest(i, text) if streamer else text), []
+                        yield choice_event(i, tail, finish, steps, count, stop_reason)
                     if usage is not None:
                         yield event([], usage=usage_of(usage[2], completion_tokens))
                 else:  # the request failed after its first byte: vLLM's error event

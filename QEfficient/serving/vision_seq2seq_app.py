@@ -5,7 +5,8 @@ and the answer what the decoder writes after it, as transformers' ``generate`` g
 Routes: GET /health, GET /v1/models, POST /v1/chat/completions (``messages``: one user message holding one image, an
 ``image_url`` part with a data: URL or an http(s) URL, and optional text parts; ``max_tokens`` or
 ``max_completion_tokens``, ``temperature``, ``top_p``, ``top_k``, ``seed``, ``logprobs`` and ``top_logprobs`` (greedy or
-sampled), ``stream`` with ``stream_options.include_usage``). Requests run one at a time on a worker thread, so /health keeps answering.
+sampled), ``stop`` with ``include_stop_str_in_output`` (serving/stop_strings.py), ``stream`` with
+``stream_options.include_usage``). Requests run one at a time on a worker thread, so /health keeps answering.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from QEfficient.serving.seq2seq_app import (
     token_steps,
     usage_of,
 )
+from QEfficient.serving.stop_strings import StopStream, cut_at_stop, requested_stops
 from QEfficient.serving.vision_language import read_image
 from QEfficient.serving.vllm_fields import refuse_prompt_fields
 from QEfficient.serving.worker_stream import RowsStreamer, error_event, worker_items
@@ -112,6 +114,7 @@ def create_vision_seq2seq_app(
             max_tokens,
             top_logprobs,
         )
+        stops = requested_stops(body)
         # fetched, decoded and resized off the event loop
         pixels = await asyncio.to_thread(lambda: image_processor(images=read_image(url, "The image"), return_tensors="np"))
         pixels = pixels["pixel_values"]
@@ -126,36 +129,50 @@ def create_vision_seq2seq_app(
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": name or model_id}
         prompt_tokens = image_positions + width  # the image's patches and the decoder's prompt
         if stream:
-            return await streamed(options, head, width, prompt_tokens if include_usage else None, continuous_usage)
+            return await streamed(options, stops, head, width, prompt_tokens if include_usage else None, continuous_usage)
         async with lock:
             try:
                 info = await asyncio.to_thread(model.generate, tokenizer, **options)
             except (ValueError, NotImplementedError) as err:
                 raise APIError(400, str(err)) from None
         row = info.generated_ids[0][0]
-        text, finish, count = answer(row, width, options["generation_len"])
+        text, finish, count, stop_reason = answer(row, width, options["generation_len"], stops)
         message = {"role": "assistant", "content": text}
-        logprobs = None if info.logprobs is None else chat_logprobs(token_text, *token_steps(row, width, count, info.logprobs[0]))
-        choice = {"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish}
+        logprobs = None
+        if info.logprobs is not None:
+            ids, steps = token_steps(row, width, count, info.logprobs[0])
+            if stop_reason is not None:  # the tokens whose text begins before the cut
+                ids = [t for i, t in enumerate(ids) if len(decode(ids[:i])) < len(text)]
+            logprobs = chat_logprobs(token_text, ids, steps[: len(ids)])
+        choice = {"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish, "stop_reason": stop_reason}
         return head | {"object": "chat.completion", "choices": [choice], "usage": usage_of(prompt_tokens, count)}
 
-    def answer(row: np.ndarray, width: int, generation_len: int | None) -> tuple[str, str, int]:
-        """The text written after the decoder prompt, its finish reason and token count (up to and with its end)."""
-        finish, count = finish_and_count(row, width, rules, generation_len, max_tokens)
-        return model.text_of(tokenizer, row[width : width + count]), finish, count
+    def decode(ids) -> str:
+        return model.text_of(tokenizer, ids)
 
-    async def streamed(options: dict, head: dict, width: int, prompt_tokens: int | None, continuous: bool) -> StreamingResponse:
+    def answer(row: np.ndarray, width: int, generation_len: int | None, stops: tuple[list[str], bool]) -> tuple[str, str, int, str | None]:
+        """The text written after the decoder prompt (cut at the first stop string), its finish reason, token count (up
+        to and with its end, or the token that completed the stop string) and stop string."""
+        finish, count = finish_and_count(row, width, rules, generation_len, max_tokens)
+        text, count, stop_reason = cut_at_stop(decode, [int(t) for t in row[width : width + count]], *stops)
+        return text, ("stop" if stop_reason is not None else finish), count, stop_reason
+
+    async def streamed(
+        options: dict, stops: tuple[list[str], bool], head: dict, width: int, prompt_tokens: int | None, continuous: bool
+    ) -> StreamingResponse:
         """vLLM's chat stream: the role, the text in pieces as it is decoded (with beams, whole), the finish reason, the
         usage where asked (``prompt_tokens`` not None; ``continuous``: in every chunk too, vLLM's continuous_usage_stats),
         then [DONE]; a failure ends it with vLLM's error event."""
         beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
+        held = StopStream(*stops)  # with stop strings: the text held back where it may begin one
 
         def work(send) -> None:  # on the worker thread
             def piece(row: int, text: str, step: tuple | None) -> None:
                 if row == 0:  # a checkpoint's further samples are not answered
-                    send("text", text, step, streamer.generated(row))
+                    text, steps = held.feed(text, step) if stops[0] else (text, [] if step is None else [step])
+                    if text or steps:
+                        send("text", text, steps, streamer.generated(row))
 
-            decode = lambda ids: model.text_of(tokenizer, ids)  # noqa: E731
             streamer = None if beams else RowsStreamer(decode, piece, open_words=options.get("top_logprobs") is None)
             send("done", model.generate(tokenizer, streamer=streamer, **options), streamer)
 
@@ -164,8 +181,11 @@ def create_vision_seq2seq_app(
         def event(choices: list[dict], **more) -> str:
             return f"data: {json.dumps(head | {'object': 'chat.completion.chunk', 'choices': choices} | more)}\n\n"
 
-        def choice_event(delta: dict, logprobs: dict | None, finish: str | None, generated: int) -> str:
-            choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        def step_logprobs(steps: list) -> dict | None:
+            return chat_logprobs(token_text, [s[0] for s in steps], [s[1] for s in steps]) if steps else None
+
+        def choice_event(delta: dict, logprobs: dict | None, finish: str | None, generated: int, stop_reason: str | None = None) -> str:
+            choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish, "stop_reason": stop_reason}
             if prompt_tokens is None:
                 return event([choice])
             return event([choice], usage=usage_of(prompt_tokens, generated) if continuous else None)
@@ -174,14 +194,16 @@ def create_vision_seq2seq_app(
             yield choice_event({"role": "assistant", "content": ""}, None, None, 0)
             async for kind, *rest in items:
                 if kind == "text":
-                    text, step, generated = rest
-                    logprobs = None if step is None else chat_logprobs(token_text, [step[0]], [step[1]])
-                    yield choice_event({"content": text}, logprobs, None, generated)
+                    text, steps, generated = rest
+                    yield choice_event({"content": text}, step_logprobs(steps), None, generated)
                 elif kind == "done":
                     info, streamer = rest
-                    text, finish, count = answer(info.generated_ids[0][0], width, options["generation_len"])
-                    tail = streamer.rest(0, text) if streamer else text
-                    yield choice_event({"content": tail} if tail else {}, None, finish, count)
+                    text, finish, count, stop_reason = answer(info.generated_ids[0][0], width, options["generation_len"], stops)
+                    if stops[0]:
+                        tail, steps = held.finish(text, cut=stop_reason is not None)
+                    else:  # what the pieces did not give yet (all of it, with beams)
+                        tail, steps = (streamer.rest(0, text) if streamer else text), []
+                    yield choice_event({"content": tail} if tail else {}, step_logprobs(steps), finish, count, stop_reason)
                     if prompt_tokens is not None:
                         yield event([], usage=usage_of(prompt_tokens, count))
                 else:
