@@ -185,5 +185,11 @@ def test_a_zero_bias_from_a_constant_node_is_dropped_so_the_head_is_quantized_fr
     assert [list(n.input) for n in model.graph.node] == [["h", "table"]]
     assert wc.lm_heads(model) == {"logits"} and wc.quantize_lm_heads(model) == 1
 
+    as_initializer = head(np.zeros(vocab, np.float32))
+    constant = as_initializer.graph.node[0]
+    as_initializer.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(constant.attribute[0].t), "bias"))
+    as_initializer.graph.node.remove(constant)
+    assert wc.drop_zero_gemm_biases(as_initializer) == 1 and [i.name for i in as_initializer.graph.initializer] == ["table"]
+
     kept = head(np.ones(vocab, np.float32))
     assert wc.drop_zero_gemm_biases(kept) == 0 and len(kept.graph.node) == 2 and not wc.lm_heads(kept)

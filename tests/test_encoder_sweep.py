@@ -62,6 +62,25 @@ PER_TYPE = {
         vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
         image_token_id=300,
     ),
+    # the same: an UltraBERT beside a SigLIP tower
+    "ultravbert": dict(
+        text_config=dict(
+            vocab_size=320,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            sliding_window=8,
+            pad_token_id=0,
+            max_position_embeddings=130,
+            prediction_head_size=64,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+        ),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+        image_token_id=300,
+    ),
 }
 # not text encoders, or not run by a tiny test: what they take instead
 NOT_SWEPT = {
@@ -71,7 +90,6 @@ NOT_SWEPT = {
     "funnel": "its config sets blocks, not layers (block_sizes): no tiny config here",
     "perceiver": "takes 'inputs' through its preprocessors, not input_ids",
     "xmod": "needs a language per input (set_default_language)",
-    "ultravbert": "a vision-language encoder whose default vision tower does not fit a tiny test",
 }
 TYPES = sorted(set(MODEL_FOR_MASKED_LM_MAPPING_NAMES) & set(MODEL_MAPPING_NAMES))
 SENTENCES = ["My name is Ada", "The sun rises over the quiet sea every morning"]

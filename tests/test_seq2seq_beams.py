@@ -337,17 +337,17 @@ def test_server_cuts_answers_at_stop_strings(seq2seq_dir):
             # the end of the fourth word, the space and the start of the fifth: a string split across tokens
             stop = f"{words[3][-1]} {words[4][:1]}"
             for include in (False, True):
-                expected, completion_tokens = [], 0
+                expected, counts = [], []
                 for choice in plain:
                     tokens, offsets, text = choice["logprobs"]["tokens"], choice["logprobs"]["text_offset"], choice["text"]
                     if stop not in text:
                         expected.append((text, None, len(tokens)))
-                        completion_tokens += len(tokens)
+                        counts.append(len(tokens))
                         continue
                     at = text.index(stop)
                     cut = text[: at + len(stop) if include else at]
                     expected.append((cut, stop, sum(1 for o in offsets if o < len(cut))))
-                    completion_tokens += next(k for k in range(1, len(tokens) + 1) if stop in "".join(tokens[:k]))
+                    counts.append(next(k for k in range(1, len(tokens) + 1) if stop in "".join(tokens[:k])))
                 assert expected[0][1] == stop
                 options = {"stop": [stop, "never written"], "include_stop_str_in_output": include}
                 body = post(**options).json()
@@ -356,7 +356,7 @@ def test_server_cuts_answers_at_stop_strings(seq2seq_dir):
                 assert [c["finish_reason"] for c in body["choices"]] == [
                     "stop" if reason else c["finish_reason"] for c, (_, reason, _) in zip(plain, expected)
                 ]
-                assert body["usage"]["completion_tokens"] == completion_tokens
+                assert body["usage"]["completion_tokens"] == sum(counts)
                 r = post(**options, stream=True, stream_options={"include_usage": True})
                 events = _events(r)
                 assert events[-2]["usage"] == body["usage"]
@@ -365,6 +365,14 @@ def test_server_cuts_answers_at_stop_strings(seq2seq_dir):
                     assert "".join(c["text"] for c in mine) == choice["text"]
                     assert sum(len(c["logprobs"]["tokens"]) for c in mine if c["logprobs"]) == len(choice["logprobs"]["tokens"])
                     assert (mine[-1]["finish_reason"], mine[-1]["stop_reason"]) == (choice["finish_reason"], choice["stop_reason"])
+                # without logprobs (text held to word ends) and with the usage in every chunk: it never goes down
+                usage = {"include_usage": True, "continuous_usage_stats": True}
+                events = _events(post(**options, logprobs=None, stream=True, stream_options=usage))
+                for i, choice in enumerate(body["choices"]):
+                    mine = [e for e in events[:-2] if e["choices"][0]["index"] == i]
+                    assert "".join(e["choices"][0]["text"] for e in mine) == choice["text"]
+                    generated = [e["usage"]["completion_tokens"] for e in mine]
+                    assert generated == sorted(generated) and generated[-1] == counts[i]
     finally:
         runner.stop()
 

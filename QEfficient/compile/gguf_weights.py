@@ -53,6 +53,7 @@ from QEfficient.compile.weight_compression import (
     gemm_to_matmul,
     plain_gemm,
     quantize_remaining_matmuls,
+    read_names,
 )
 from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
 
@@ -284,16 +285,6 @@ def _gather_block_quantized(b: _Builder, node, key: tuple[str, ...], blocks: Qua
     return nodes + gathered_blocks_to_rows(rows, idx, out, f"{label}_gguf", b.constant(np.array([k], np.int64), f"gguf.{tag}.row_size"))
 
 
-def _used_names(graph: onnx.GraphProto) -> set[str]:
-    used = {o.name for o in graph.output}
-    for node in graph.node:
-        used.update(node.input)
-        for attr in node.attribute:
-            for sub in [attr.g, *attr.graphs] if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) else []:
-                used |= _used_names(sub)
-    return used
-
-
 def apply_gguf_blocks(model: onnx.ModelProto, tensors: GGUFTensors) -> dict[str, int]:
     """Rewrite ``model`` in place; returns counts: weights replaced, MatMulNBits nodes, weights left."""
     drop_zero_gemm_biases(model)
@@ -366,7 +357,7 @@ def apply_gguf_blocks(model: onnx.ModelProto, tensors: GGUFTensors) -> dict[str,
     del graph.node[:]
     for i, node in enumerate(nodes):
         graph.node.extend(replace.get(i, [node]))
-    used = _used_names(graph)
+    used = read_names(graph)
     for unused in [i for i in graph.initializer if i.name not in used]:  # in place: extend() would copy the rest
         graph.initializer.remove(unused)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):

@@ -67,6 +67,17 @@ def plain_gemm(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool
     return not bias or (bias in inits and not np.any(numpy_helper.to_array(inits[bias])))
 
 
+def read_names(graph: onnx.GraphProto) -> set[str]:
+    """The names the graph's nodes read, in their subgraphs (If, Loop) too, and its outputs."""
+    read = {o.name for o in graph.output}
+    for node in graph.node:
+        read.update(node.input)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
+                read |= read_names(sub)
+    return read
+
+
 def drop_zero_gemm_biases(model: onnx.ModelProto) -> int:
     """Remove the bias of each Gemm whose bias is all zeros, from an initializer or a Constant node (the exporter
     gives some LM heads a zero bias as a Constant, which plain_gemm would not see through: the head then took a
@@ -80,9 +91,11 @@ def drop_zero_gemm_biases(model: onnx.ModelProto) -> int:
         if bias in values and not np.any(numpy_helper.to_array(values[bias])):
             del node.input[2]
             dropped.add(bias)
-    read = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    read = read_names(graph)
     for node in [n for n in graph.node if n.op_type == "Constant" and n.output[0] in dropped - read]:
         graph.node.remove(node)
+    for init in [i for i in graph.initializer if i.name in dropped - read]:
+        graph.initializer.remove(init)
     return len(dropped)
 
 

@@ -219,11 +219,13 @@ def create_seq2seq_app(
 
         def work(send) -> None:  # on the worker thread
             def piece(row: int, text: str, step: tuple | None) -> None:
-                steps = [] if step is None else [step]
+                steps, generated = [] if step is None else [step], streamer.generated(row)
                 if stops[0]:
-                    text, steps = held.setdefault(row, StopStream(*stops)).feed(text, step)
+                    stream = held.setdefault(row, StopStream(*stops, decode))
+                    text, steps = stream.feed(text, step, streamer.tokens(row))
+                    generated = generated if stream.kept is None else stream.kept
                 if text or steps:
-                    send("text", row, text, steps, streamer.generated(row))
+                    send("text", row, text, steps, generated)
 
             streamer = None if beams else RowsStreamer(decode, piece, open_words=options.get("top_logprobs") is None)
             send("done", model.generate(tokenizer, prompts, streamer=streamer, **options), streamer)
@@ -255,7 +257,7 @@ def create_seq2seq_app(
                         completion_tokens += count
                         # what the pieces did not give yet (all of it, with beams)
                         if stops[0]:
-                            tail, steps = held.setdefault(i, StopStream(*stops)).finish(text, cut=stop_reason is not None)
+                            tail, steps = held.setdefault(i, StopStream(*stops, decode)).finish(text, cut=stop_reason is not None)
                         else:
                             tail, steps = (streamer.rest(i, text) if streamer else text), []
                         yield choice_event(i, tail, finish, steps, count, stop_reason)

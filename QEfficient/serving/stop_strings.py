@@ -20,30 +20,40 @@ def requested_stops(body: dict) -> tuple[list[str], bool]:
     return stop_strings(body), boolean(body, "include_stop_str_in_output")
 
 
-def first_stop(text: str, stops: list[str], start: int = 0) -> tuple[int, str] | None:
-    """(where, which) of the stop string that begins first in ``text`` from ``start``; None where there is none."""
-    found = [(at, s) for s in stops if (at := text.find(s, start)) >= 0]
+def first_start(text: str, stops: list[str], start: int = 0) -> int | None:
+    """Where the first stop string found in ``text`` from ``start`` begins; None where there is none."""
+    found = [at for s in stops if (at := text.find(s, start)) >= 0]
     return min(found) if found else None
 
 
 def cut_at_stop(decode: Callable[[list[int]], str], ids: list[int], stops: list[str], include: bool) -> tuple[str, int, str | None]:
     """The answer's text, tokens and stop string: ``ids`` (what generate() wrote, up to and with its end) as text, cut
-    at the first stop string; the tokens up to the one that completed it."""
+    where vLLM would have stopped it: at the first token whose text completes a stop string, at the first of the
+    request's stop strings (in the request's order) found in the text that token added; its tokens up to that one."""
     text = decode(ids)
-    found = first_stop(text, stops) if stops else None
-    if found is None:
+    ends = [at + len(s) for s in stops if (at := text.find(s)) >= 0]
+    if not ends:
         return text, len(ids), None
-    at, string = found
-    return text[: at + len(string) if include else at], tokens_through(decode, ids, text, at + len(string)), string
+    kept = tokens_through(decode, ids, text, min(ends))
+    written, before = decode(ids[:kept]), len(decode(ids[: kept - 1]))
+    for string in stops:  # vLLM's check_stop_strings on that token's new characters
+        at = written.find(string, max(0, before + 1 - len(string)))
+        if at >= 0:
+            return text[: at + len(string) if include else at], kept, string
+    raise AssertionError("a stop string ends in the text but in no token's")  # tokens_through finds where it does
 
 
 def tokens_through(decode: Callable[[list[int]], str], ids: list[int], text: str, end: int) -> int:
-    """How many of ``ids`` (whose text is ``text``) it takes to write ``text[:end]``: found from the end (a generator
-    runs a token or two past a stop string), the text without a token must still hold all of it."""
-    kept = len(ids)
-    while kept > 1 and decode(ids[: kept - 1])[:end] == text[:end]:
-        kept -= 1
-    return kept
+    """The fewest of ``ids`` (whose text is ``text``) that write ``text[:end]`` (a binary search: a token's text never
+    changes the text before it)."""
+    low, high = 1, len(ids)  # decode(ids[:high]) writes it
+    while low < high:
+        mid = (low + high) // 2
+        if decode(ids[:mid])[:end] == text[:end]:
+            high = mid
+        else:
+            low = mid + 1
+    return high
 
 
 def _common_start(a: str, b: str) -> int:
@@ -56,38 +66,38 @@ def _common_start(a: str, b: str) -> int:
 @dataclass
 class StopStream:
     """One streamed answer's text pieces and per-token log-probability steps ((token, entry, where its text starts)),
-    let out as far as no stop string can begin in what is held back; a token's step goes out once its text begins in
-    what was sent (as the causal-LM server's)."""
+    let out as far as no stop string can begin in what is held back; once one is written, the answer as cut_at_stop
+    cuts it (``tokens``: the tokens it is written from, so far); a token's step goes out once its text begins in what
+    was sent (as the causal-LM server's)."""
 
     stops: list[str]
-    include: bool = False
+    include: bool
+    decode: Callable[[list[int]], str]
     text: str = ""
     sent: str = ""
-    stopped: bool = False
+    kept: int | None = None  # the answer's tokens, once a stop string ended it
     steps: list[tuple] = field(default_factory=list)
 
     @property
     def hold(self) -> int:
         return max((len(s) for s in self.stops), default=1) - 1
 
-    def feed(self, piece: str, step: tuple | None) -> tuple[str, list[tuple]]:
+    def feed(self, piece: str, step: tuple | None, tokens: list[int]) -> tuple[str, list[tuple]]:
         """What goes out now of a new piece (and its token's step): text, steps."""
-        if self.stopped:
+        if self.kept is not None:
             return "", []
         self.text += piece
         if step is not None:
             self.steps.append(step)
-        found = first_stop(self.text, self.stops, max(0, len(self.sent) - self.hold)) if self.stops else None
-        if found is not None:
-            self.stopped = True
-            at, string = found
-            return self._release(self.text[: at + len(string) if self.include else at])
-        return self._release(self.text[: max(len(self.sent), len(self.text) - self.hold)])
+        if first_start(self.text, self.stops, max(0, len(self.sent) - self.hold)) is None:
+            return self._release(self.text[: max(len(self.sent), len(self.text) - self.hold)])
+        answer, self.kept, _ = cut_at_stop(self.decode, tokens, self.stops, self.include)
+        return self._release(answer)
 
     def finish(self, answer: str, cut: bool) -> tuple[str, list[tuple]]:
         """What goes out at the end: the rest of ``answer`` (the whole answer: cut_at_stop's text; ``cut``: at a stop
         string) and the steps of its tokens (with a cut, those whose text begins in it)."""
-        if self.stopped:
+        if self.kept is not None:
             return "", []
         return self._release(answer, every_step=not cut)
 

@@ -164,14 +164,17 @@ def create_vision_seq2seq_app(
         usage where asked (``prompt_tokens`` not None; ``continuous``: in every chunk too, vLLM's continuous_usage_stats),
         then [DONE]; a failure ends it with vLLM's error event."""
         beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
-        held = StopStream(*stops)  # with stop strings: the text held back where it may begin one
+        held = StopStream(*stops, decode)  # with stop strings: the text held back where it may begin one
 
         def work(send) -> None:  # on the worker thread
             def piece(row: int, text: str, step: tuple | None) -> None:
                 if row == 0:  # a checkpoint's further samples are not answered
-                    text, steps = held.feed(text, step) if stops[0] else (text, [] if step is None else [step])
+                    steps, generated = [] if step is None else [step], streamer.generated(row)
+                    if stops[0]:
+                        text, steps = held.feed(text, step, streamer.tokens(row))
+                        generated = generated if held.kept is None else held.kept
                     if text or steps:
-                        send("text", text, steps, streamer.generated(row))
+                        send("text", text, steps, generated)
 
             streamer = None if beams else RowsStreamer(decode, piece, open_words=options.get("top_logprobs") is None)
             send("done", model.generate(tokenizer, streamer=streamer, **options), streamer)

@@ -147,3 +147,7 @@ class RowsStreamer:
 
     def rest(self, row: int, text: str) -> str:
         return self.rows[row].rest(text) if row in self.rows else text
+
+    def tokens(self, row: int) -> list[int]:
+        """The tokens ``row`` has generated so far."""
+        return self.rows[row].tokens if row in self.rows else []

@@ -93,7 +93,7 @@ def eager_attention(config) -> Iterator[None]:
 
 # Encoders whose attention takes the 2-D padding mask and builds its own from it without a branch on its values
 # (DeBERTa's relative positions), or that refuse a 4-D one (XLM's and FlauBERT's assert on its shape)
-TWO_D_MASK_TYPES = frozenset({"deberta", "deberta-v2", "xlm", "flaubert", "esm", "layoutlm", "ultrabert", "eurobert"})
+TWO_D_MASK_TYPES = frozenset({"deberta", "deberta-v2", "xlm", "flaubert", "esm", "layoutlm", "ultrabert", "ultravbert", "eurobert"})
 
 # Encoder types that cannot run as a graph here, and why (tests/test_encoder_sweep.py proves the others)
 UNSUPPORTED_ENCODERS = {
@@ -146,7 +146,7 @@ class QEffEncoder(nn.Module):
         # a bidirectional model with sliding-window layers (EmbeddingGemma): one mask per layer type, built here,
         # since transformers builds the windowed one with vmap, which tracing does not take
         # (a composite model's text config holds them: ModernVBERT's ModernBERT)
-        text = self.config.get_text_config()
+        text = getattr(self.config, "text_config", None) or self.config
         windows = bool(getattr(text, "sliding_window", None)) and bool(getattr(text, "layer_types", None))
         self.windowed = windows and not self.causal
         # a decoder's classifier (Qwen2ForSequenceClassification): its head reads the last real token, found from the
@@ -194,5 +194,6 @@ class QEffEncoder(nn.Module):
         module = sys.modules.get(type(self.hf).__module__)
         overlay = getattr(module, "_bidirectional_window_overlay", None) or masking_utils.sliding_window_bidirectional_overlay
         positions = torch.arange(padding.shape[-1], device=padding.device)
-        inside = overlay(self.config.get_text_config().sliding_window)(0, 0, positions[:, None], positions[None, :])
+        text = getattr(self.config, "text_config", None) or self.config
+        inside = overlay(text.sliding_window)(0, 0, positions[:, None], positions[None, :])
         return padding + (~inside).to(torch.float32) * torch.finfo(torch.float32).min
