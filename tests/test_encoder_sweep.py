@@ -42,43 +42,26 @@ SHRINK = dict(
     global_attn_every_n_layers=1,
     local_attention=16,
 )
+# a text model in a nested config beside a vision tower that text inputs leave unused (ModernVBERT, UltraVBERT):
+# both shrunk, three layers, the middle one of the other attention kind
+_TINY_TEXT = dict(vocab_size=320, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4)
+_TINY_TEXT |= dict(pad_token_id=0, max_position_embeddings=130)
+_TINY_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8)
+_FULL_SLIDING_FULL = ["full_attention", "sliding_attention", "full_attention"]
+_SLIDING_FULL_SLIDING = ["sliding_attention", "full_attention", "sliding_attention"]
 # what the generic shrink cannot express
 PER_TYPE = {
     "reformer": dict(axial_pos_shape=[4, 8], axial_pos_embds_dim=[32, 32], max_position_embeddings=32),
     "luke": dict(entity_vocab_size=16, entity_emb_size=16),  # its 500k-entity table is unused by text inputs
-    # a text model in a nested config (a ModernBERT) beside a vision tower that text inputs leave unused
     "modernvbert": dict(
-        text_config=dict(
-            vocab_size=320,
-            hidden_size=64,
-            intermediate_size=96,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            local_attention=16,
-            pad_token_id=0,
-            max_position_embeddings=130,
-            layer_types=["full_attention", "sliding_attention", "full_attention"],
-        ),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+        text_config=_TINY_TEXT | dict(local_attention=16, layer_types=_FULL_SLIDING_FULL),
+        vision_config=_TINY_VISION,
         image_token_id=300,
     ),
-    # the same: an UltraBERT beside a SigLIP tower
     "ultravbert": dict(
-        text_config=dict(
-            vocab_size=320,
-            hidden_size=64,
-            intermediate_size=96,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            head_dim=16,
-            sliding_window=8,
-            pad_token_id=0,
-            max_position_embeddings=130,
-            prediction_head_size=64,
-            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
-        ),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+        text_config=_TINY_TEXT
+        | dict(num_key_value_heads=2, head_dim=16, sliding_window=8, prediction_head_size=64, layer_types=_SLIDING_FULL_SLIDING),
+        vision_config=_TINY_VISION,
         image_token_id=300,
     ),
 }
