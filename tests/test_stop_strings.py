@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from QEfficient.serving.stop_strings import StopStream, cut_at_stop, tokens_through
+from QEfficient.serving.stop_strings import StopStream, cut_at_stop, stop_written_first, tokens_through
 
 PIECES = ["say", " hel", "lo", " wor", "ld", " now"]
 
@@ -57,3 +57,13 @@ def test_a_stream_never_sends_past_the_answer(stops):
     piece, released = stream.finish(answer, cut=reason is not None)
     assert sent + piece == answer
     assert [s[0] for s in steps + released] == ([i for i in IDS if len(decode(IDS[:i])) < len(answer)] if reason else IDS)
+
+
+def test_the_first_stop_string_is_chosen_as_vllm_chooses_it():
+    """Both end in the fourth token's text: the request's order decides, not where each begins; a string that ends
+    within the first ``floor`` characters (min_tokens' text) does not count."""
+    text = decode(IDS)
+    assert stop_written_first(decode, IDS, text, ["wor", "lo wor"]) == (4, text.index("wor"), "wor")
+    assert stop_written_first(decode, IDS, text, ["lo wor", "wor"]) == (4, text.index("lo wor"), "lo wor")
+    assert stop_written_first(decode, IDS, text, ["say", "now"], floor=3) == (6, text.index("now"), "now")
+    assert stop_written_first(decode, IDS, text, ["say"], floor=2) == (1, 0, "say")

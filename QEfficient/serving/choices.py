@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from QEfficient.generation.continuous_batching import Request
 from QEfficient.serving.protocol import Job
-from QEfficient.serving.stop_strings import tokens_through
+from QEfficient.serving.stop_strings import stop_written_first
 
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # sentencepiece byte fallback
 LOGPROB_FLOOR = -9999.0  # JSON has no -inf; OpenAI's floor
@@ -126,13 +126,12 @@ class ChoiceText:
             return None  # half of a multi-byte character: wait for the rest
         if self.min_chars is None and len(ids) >= self.rules.min_tokens:
             self.min_chars = len(self._decode(ids[: self.rules.min_tokens]))
-        found = []
-        if self.min_chars is not None:  # a stop string counts once it ends after the first min_tokens tokens' text
-            found = [(i, s) for i, s in ((text.find(s, max(0, self.min_chars - len(s) + 1)), s) for s in self.stop) if i >= 0]
+        found = None
+        if self.min_chars is not None and self.stop:  # a stop string counts once it ends after the first min_tokens tokens' text
+            found = stop_written_first(self._decode, ids, text, self.stop, self.min_chars)  # the engine runs ahead
         if found:
-            at, string = min(found)
+            kept, at, string = found
             cut = max(at + len(string) if self.rules.include_stop_str_in_output else at, len(self.sent))
-            kept = tokens_through(self._decode, ids, text, at + len(string))  # the engine runs ahead
             self.request.stopped_at = kept  # before the cancel: the engine's metrics count these
             self.request.cancelled.set()
             self.stopped, self.stop_string = True, string  # "stop" is reported with the engine's done event

@@ -28,19 +28,31 @@ def first_start(text: str, stops: list[str], start: int = 0) -> int | None:
 
 def cut_at_stop(decode: Callable[[list[int]], str], ids: list[int], stops: list[str], include: bool) -> tuple[str, int, str | None]:
     """The answer's text, tokens and stop string: ``ids`` (what generate() wrote, up to and with its end) as text, cut
-    where vLLM would have stopped it: at the first token whose text completes a stop string, at the first of the
-    request's stop strings (in the request's order) found in the text that token added; its tokens up to that one."""
+    where vLLM would have stopped it (stop_written_first); its tokens up to the one that ended it."""
     text = decode(ids)
-    ends = [at + len(s) for s in stops if (at := text.find(s)) >= 0]
-    if not ends:
+    found = stop_written_first(decode, ids, text, stops)
+    if found is None:
         return text, len(ids), None
-    kept = tokens_through(decode, ids, text, min(ends))
+    kept, at, string = found
+    return text[: at + len(string) if include else at], kept, string
+
+
+def stop_written_first(decode: Callable[[list[int]], str], ids: list[int], text: str, stops: list[str], floor: int = 0) -> tuple | None:
+    """(tokens, where it begins, which) of the stop string vLLM stops ``ids`` at (``text``: their text): the first token
+    whose text completes one, and the first of the request's ``stops`` found in what that token added (vLLM's
+    check_stop_strings); None where none is written. ``floor``: a string counts only where it ends past that many
+    characters (min_tokens' text)."""
+    ends = [(at + len(s), at, s) for s in stops if (at := text.find(s, max(0, floor - len(s) + 1))) >= 0]
+    if not ends:
+        return None
+    first = min(ends)
+    kept = tokens_through(decode, ids, text, first[0])
     written, before = decode(ids[:kept]), len(decode(ids[: kept - 1]))
-    for string in stops:  # vLLM's check_stop_strings on that token's new characters
-        at = written.find(string, max(0, before + 1 - len(string)))
+    for string in stops:
+        at = written.find(string, max(0, before + 1 - len(string), floor - len(string) + 1))
         if at >= 0:
-            return text[: at + len(string) if include else at], kept, string
-    raise AssertionError("a stop string ends in the text but in no token's")  # tokens_through finds where it does
+            return kept, at, string
+    return kept, first[1], first[2]  # (a tokenizer whose text of fewer tokens is no start of the whole)
 
 
 def tokens_through(decode: Callable[[list[int]], str], ids: list[int], text: str, end: int) -> int:
