@@ -299,6 +299,33 @@ def test_server_answers_an_image_in_chat(vision_seq2seq):
                     content = choice["message"]["content"]
                 assert content == full[: full.index(stop)]
                 assert (choice["finish_reason"], choice["stop_reason"]) == ("stop", stop)
+            # n samples of the one image, as generate(num_return_sequences=n) writes them (no top-k: vLLM's default where
+            # the checkpoint sets none); streamed, the same
+            sampled = dict(messages=message(), max_tokens=8, temperature=1.0, seed=3, n=3, logprobs=True)
+            whole = post(**sampled).json()
+            vision_model = QEFFAutoModelForVisionEncoderDecoder.from_pretrained(folder)
+            vision_model.compile(ctx_len=32, num_cores=1)  # the server's artifact, from the cache
+            with_seed = vision_model.generate(
+                tok,
+                inputs={"pixel_values": pixels.numpy()},
+                generation_len=8,
+                do_sample=True,
+                temperature=1.0,
+                seed=3,
+                num_return_sequences=3,
+                top_k=0,
+            )
+            texts = [text for batch in with_seed.generated_texts for text in batch]
+            assert [c["message"]["content"] for c in whole["choices"]] == texts and len(set(texts)) > 1
+            assert [c["index"] for c in whole["choices"]] == [0, 1, 2]
+            assert whole["usage"]["completion_tokens"] == sum(len(c["logprobs"]["content"]) for c in whole["choices"])
+            streamed = post(**sampled, stream=True, stream_options={"include_usage": True})
+            chunks = [json.loads(line[6:]) for line in streamed.text.split("\n\n") if line.startswith("data: {")]
+            for i, text in enumerate(texts):
+                mine = [c["choices"][0] for c in chunks if c["choices"] and c["choices"][0]["index"] == i]
+                assert "".join(c["delta"].get("content", "") for c in mine) == text
+                assert mine[0]["delta"]["role"] == "assistant" and mine[-1]["finish_reason"] == whole["choices"][i]["finish_reason"]
+            assert chunks[-1]["usage"] == whole["usage"]
             usage = {"include_usage": True, "continuous_usage_stats": True}
             streamed = post(messages=message(), max_tokens=8, temperature=0, stream=True, stream_options=usage)
             chunks = [json.loads(line[6:]) for line in streamed.text.split("\n\n") if line.startswith("data: {")]

@@ -122,8 +122,9 @@ def finish_and_count(row: np.ndarray, width: int, rules: Seq2SeqRules, generatio
     end); ``generation_len``: the request's max_tokens (None: the checkpoint's length, within the decoder's ``slots``)."""
     generated = row[width:]
     ends = np.flatnonzero(np.isin(generated, list(rules.eos_token_ids)))
-    count = int(ends[0]) + 1 if len(ends) else int((generated != rules.pad_token_id).sum())
     limit = generation_len if generation_len is not None else min(rules.new_tokens(width), slots - width + 1)
+    # without an end token the sequence ran to the limit (a sampled pad id among its tokens counts too)
+    count = int(ends[0]) + 1 if len(ends) else min(len(generated), limit)
     # an end token at the limit may be the checkpoint's forced one (BART's, Marian's): the length stopped it
     return ("stop" if len(ends) and count < limit else "length"), count
 

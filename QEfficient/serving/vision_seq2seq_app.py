@@ -5,8 +5,9 @@ and the answer what the decoder writes after it, as transformers' ``generate`` g
 Routes: GET /health, GET /v1/models, POST /v1/chat/completions (``messages``: one user message holding one image, an
 ``image_url`` part with a data: URL or an http(s) URL, and optional text parts; ``max_tokens`` or
 ``max_completion_tokens``, ``temperature``, ``top_p``, ``top_k``, ``seed``, ``logprobs`` and ``top_logprobs`` (greedy or
-sampled), ``stop`` with ``include_stop_str_in_output`` (serving/stop_strings.py), ``stream`` with
-``stream_options.include_usage``). Requests run one at a time on a worker thread, so /health keeps answering.
+sampled), ``n`` (samples of the one image, when sampling), ``stop`` with ``include_stop_str_in_output``
+(serving/stop_strings.py), ``stream`` with ``stream_options.include_usage``). Requests run one at a time on a worker
+thread, so /health keeps answering.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from QEfficient.serving.choices import TokenText, chat_logprobs
 from QEfficient.serving.protocol import APIError, chat_top_logprobs, streaming_options
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.seq2seq_app import (
+    MAX_PROMPTS,
     compiled_encoder_decoder,
     finish_and_count,
     sampling_options,
@@ -113,8 +115,10 @@ def create_vision_seq2seq_app(
             model.hf.generation_config,
             max_tokens,
             top_logprobs,
+            max_n=MAX_PROMPTS,
         )
         stops = requested_stops(body)
+        answers = options.get("num_return_sequences") or 1  # the request's n (a checkpoint's further samples unanswered)
         # fetched, decoded and resized off the event loop
         pixels = await asyncio.to_thread(lambda: image_processor(images=read_image(url, "The image"), return_tensors="np"))
         pixels = pixels["pixel_values"]
@@ -129,23 +133,28 @@ def create_vision_seq2seq_app(
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": name or model_id}
         prompt_tokens = image_positions + width  # the image's patches and the decoder's prompt
         if stream:
-            return await streamed(options, stops, head, width, prompt_tokens if include_usage else None, continuous_usage)
+            return await streamed(options, stops, answers, head, width, prompt_tokens if include_usage else None, continuous_usage)
         async with lock:
             try:
                 info = await asyncio.to_thread(model.generate, tokenizer, **options)
             except (ValueError, NotImplementedError) as err:
                 raise APIError(400, str(err)) from None
-        row = info.generated_ids[0][0]
-        text, finish, count, stop_reason = answer(row, width, options["generation_len"], stops)
-        message = {"role": "assistant", "content": text}
-        logprobs = None
-        if info.logprobs is not None:
-            ids, steps = token_steps(row, width, count, info.logprobs[0])
-            if stop_reason is not None:  # the tokens whose text begins before the cut
-                ids = [t for i, t in enumerate(ids) if len(decode(ids[:i])) < len(text)]
-            logprobs = chat_logprobs(token_text, ids, steps[: len(ids)])
-        choice = {"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish, "stop_reason": stop_reason}
-        return head | {"object": "chat.completion", "choices": [choice], "usage": usage_of(prompt_tokens, count)}
+        choices, completion_tokens = [], 0
+        for index, row in enumerate(rows_of(info)[:answers]):
+            text, finish, count, stop_reason = answer(row, width, options["generation_len"], stops)
+            completion_tokens += count
+            logprobs = None
+            if info.logprobs is not None:
+                ids, steps = token_steps(row, width, count, info.logprobs[index])
+                if stop_reason is not None:  # the tokens whose text begins before the cut
+                    ids = [t for i, t in enumerate(ids) if len(decode(ids[:i])) < len(text)]
+                logprobs = chat_logprobs(token_text, ids, steps[: len(ids)])
+            message = {"role": "assistant", "content": text}
+            choices.append({"index": index, "message": message, "logprobs": logprobs, "finish_reason": finish, "stop_reason": stop_reason})
+        return head | {"object": "chat.completion", "choices": choices, "usage": usage_of(prompt_tokens, completion_tokens)}
+
+    def rows_of(info) -> list[np.ndarray]:
+        return [row for batch in info.generated_ids for row in batch]
 
     def decode(ids) -> str:
         return model.text_of(tokenizer, ids)
@@ -158,23 +167,23 @@ def create_vision_seq2seq_app(
         return text, ("stop" if stop_reason is not None else finish), count, stop_reason
 
     async def streamed(
-        options: dict, stops: tuple[list[str], bool], head: dict, width: int, prompt_tokens: int | None, continuous: bool
+        options: dict, stops: tuple[list[str], bool], answers: int, head: dict, width: int, prompt_tokens: int | None, continuous: bool
     ) -> StreamingResponse:
-        """vLLM's chat stream: the role, the text in pieces as it is decoded (with beams, whole), the finish reason, the
-        usage where asked (``prompt_tokens`` not None; ``continuous``: in every chunk too, vLLM's continuous_usage_stats),
-        then [DONE]; a failure ends it with vLLM's error event."""
+        """vLLM's chat stream: each of the ``answers`` choices' role, its text in pieces as it is decoded (with beams,
+        whole), its finish reason, the usage where asked (``prompt_tokens`` not None; ``continuous``: in every chunk too,
+        vLLM's continuous_usage_stats), then [DONE]; a failure ends it with vLLM's error event."""
         beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
-        held = StopStream(*stops, decode)  # with stop strings: the text held back where it may begin one
+        held = [StopStream(*stops, decode) for _ in range(answers)]  # with stop strings: the text that may begin one
 
         def work(send) -> None:  # on the worker thread
             def piece(row: int, text: str, step: tuple | None) -> None:
-                if row == 0:  # a checkpoint's further samples are not answered
+                if row < answers:
                     steps, generated = [] if step is None else [step], streamer.generated(row)
                     if stops[0]:
-                        text, steps = held.feed(text, step, streamer.tokens(row))
-                        generated = generated if held.kept is None else held.kept
+                        text, steps = held[row].feed(text, step, streamer.tokens(row))
+                        generated = generated if held[row].kept is None else held[row].kept
                     if text or steps:
-                        send("text", text, steps, generated)
+                        send("text", row, text, steps, generated)
 
             streamer = None if beams else RowsStreamer(decode, piece, open_words=options.get("top_logprobs") is None)
             send("done", model.generate(tokenizer, streamer=streamer, **options), streamer)
@@ -187,28 +196,35 @@ def create_vision_seq2seq_app(
         def step_logprobs(steps: list) -> dict | None:
             return chat_logprobs(token_text, [s[0] for s in steps], [s[1] for s in steps]) if steps else None
 
-        def choice_event(delta: dict, logprobs: dict | None, finish: str | None, generated: int, stop_reason: str | None = None) -> str:
-            choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish, "stop_reason": stop_reason}
+        def choice_event(
+            index: int, delta: dict, logprobs: dict | None, finish: str | None, generated: int, stop_reason: str | None = None
+        ) -> str:
+            choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish, "stop_reason": stop_reason}
             if prompt_tokens is None:
                 return event([choice])
             return event([choice], usage=usage_of(prompt_tokens, generated) if continuous else None)
 
         async def events():
-            yield choice_event({"role": "assistant", "content": ""}, None, None, 0)
+            for index in range(answers):
+                yield choice_event(index, {"role": "assistant", "content": ""}, None, None, 0)
             async for kind, *rest in items:
                 if kind == "text":
-                    text, steps, generated = rest
-                    yield choice_event({"content": text}, step_logprobs(steps), None, generated)
+                    index, text, steps, generated = rest
+                    yield choice_event(index, {"content": text}, step_logprobs(steps), None, generated)
                 elif kind == "done":
                     info, streamer = rest
-                    text, finish, count, stop_reason = answer(info.generated_ids[0][0], width, options["generation_len"], stops)
-                    if stops[0]:
-                        tail, steps = held.finish(text, cut=stop_reason is not None)
-                    else:  # what the pieces did not give yet (all of it, with beams)
-                        tail, steps = (streamer.rest(0, text) if streamer else text), []
-                    yield choice_event({"content": tail} if tail else {}, step_logprobs(steps), finish, count, stop_reason)
+                    completion_tokens = 0
+                    for index, row in enumerate(rows_of(info)[:answers]):
+                        text, finish, count, stop_reason = answer(row, width, options["generation_len"], stops)
+                        completion_tokens += count
+                        if stops[0]:
+                            tail, steps = held[index].finish(text, cut=stop_reason is not None)
+                        else:  # what the pieces did not give yet (all of it, with beams)
+                            tail, steps = (streamer.rest(index, text) if streamer else text), []
+                        delta = {"content": tail} if tail else {}
+                        yield choice_event(index, delta, step_logprobs(steps), finish, count, stop_reason)
                     if prompt_tokens is not None:
-                        yield event([], usage=usage_of(prompt_tokens, count))
+                        yield event([], usage=usage_of(prompt_tokens, completion_tokens))
                 else:
                     yield error_event(*rest)
             yield "data: [DONE]\n\n"
