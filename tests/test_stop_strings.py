@@ -67,3 +67,15 @@ def test_the_first_stop_string_is_chosen_as_vllm_chooses_it():
     assert stop_written_first(decode, IDS, text, ["lo wor", "wor"]) == (4, text.index("lo wor"), "lo wor")
     assert stop_written_first(decode, IDS, text, ["say", "now"], floor=3) == (6, text.index("now"), "now")
     assert stop_written_first(decode, IDS, text, ["say"], floor=2) == (1, 0, "say")
+
+
+def test_a_character_split_across_tokens_does_not_move_the_window():
+    """One byte per token (byte fallback): the token before the one that completes a string may end in half a
+    character, which the next token rewrites; vLLM's order among the strings that token completes still holds."""
+    ids = list("ab中c".encode())
+
+    def as_text(part: list[int]) -> str:
+        return bytes(part).decode("utf-8", errors="replace")
+
+    assert cut_at_stop(as_text, ids, ["中", "b中"], False) == ("ab", 5, "中")
+    assert cut_at_stop(as_text, ids, ["b中", "中"], False) == ("a", 5, "b中")

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from QEfficient.generation.continuous_batching import Request
 from QEfficient.serving.protocol import Job
-from QEfficient.serving.stop_strings import stop_written_first
+from QEfficient.serving.stop_strings import common_start, stop_written_first
 
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # sentencepiece byte fallback
 LOGPROB_FLOOR = -9999.0  # JSON has no -inf; OpenAI's floor
@@ -125,7 +125,8 @@ class ChoiceText:
         if not done and text.endswith("\ufffd"):
             return None  # half of a multi-byte character: wait for the rest
         if self.min_chars is None and len(ids) >= self.rules.min_tokens:
-            self.min_chars = len(self._decode(ids[: self.rules.min_tokens]))
+            # (as far as it is the start of the text: a character split at that token is not written yet)
+            self.min_chars = common_start(self._decode(ids[: self.rules.min_tokens]), text)
         found = None
         if self.min_chars is not None and self.stop:  # a stop string counts once it ends after the first min_tokens tokens' text
             found = stop_written_first(self._decode, ids, text, self.stop, self.min_chars)  # the engine runs ahead

@@ -47,7 +47,8 @@ def stop_written_first(decode: Callable[[list[int]], str], ids: list[int], text:
         return None
     first = min(ends)
     kept = tokens_through(decode, ids, text, first[0])
-    written, before = decode(ids[:kept]), len(decode(ids[: kept - 1]))
+    written = decode(ids[:kept])
+    before = common_start(decode(ids[: kept - 1]), written)  # (a split character, a space cleaned up, changes its end)
     for string in stops:
         at = written.find(string, max(0, before + 1 - len(string), floor - len(string) + 1))
         if at >= 0:
@@ -68,7 +69,8 @@ def tokens_through(decode: Callable[[list[int]], str], ids: list[int], text: str
     return high
 
 
-def _common_start(a: str, b: str) -> int:
+def common_start(a: str, b: str) -> int:
+    """How many characters ``a`` and ``b`` begin with alike."""
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
@@ -114,7 +116,7 @@ class StopStream:
         return self._release(answer, every_step=not cut)
 
     def _release(self, upto: str, every_step: bool = False) -> tuple[str, list[tuple]]:
-        piece = upto[_common_start(upto, self.sent) :]  # past their common start, should a later token change a word
+        piece = upto[common_start(upto, self.sent) :]  # past their common start, should a later token change a word
         self.sent = upto
         n = len(self.steps) if every_step else bisect.bisect_left([s[2] for s in self.steps], len(upto))
         steps, self.steps = self.steps[:n], self.steps[n:]
