@@ -103,7 +103,6 @@ UNSUPPORTED_ENCODERS = {
     "longformer": "it pads the input to a multiple of its attention window inside the forward, so a traced graph keeps one length",
     "reformer": "its LSH attention draws random buckets and chunks the sequence in Python",
     "mra": "its block-sparse attention is traced without the attention mask",
-    "neomme": "its sliding windows are set per layer (a multimodal encoder), which the graph's masks do not cover",
 }
 
 
@@ -144,11 +143,18 @@ class QEffEncoder(nn.Module):
             hf_model.forward
         ).parameters
         # a bidirectional model with sliding-window layers (EmbeddingGemma): one mask per layer type, built here,
-        # since transformers builds the windowed one with vmap, which tracing does not take
-        # (a composite model's text config holds them: ModernVBERT's ModernBERT)
-        text = getattr(self.config, "text_config", None) or self.config
-        windows = bool(getattr(text, "sliding_window", None)) and bool(getattr(text, "layer_types", None))
-        self.windowed = windows and not self.causal
+        # since transformers builds the windowed one with vmap, which tracing does not take; or one window per layer
+        # (NeoMME's per_layer_config; None: a full-attention layer), masks keyed by layer; a composite model's text
+        # config holds them (ModernVBERT's ModernBERT)
+        self.layer_windows, self.windowed = None, False
+        if getattr(self.config, "is_heterogeneous", False):  # transformers' per-layer configs, which differ
+            per_layer = self.config.per_layer_config
+            if not self.causal and any(getattr(c, "sliding_window", None) for c in per_layer):
+                self.layer_windows = [getattr(c, "sliding_window", None) for c in per_layer]
+        else:
+            text = getattr(self.config, "text_config", None) or self.config
+            windows = bool(getattr(text, "sliding_window", None)) and bool(getattr(text, "layer_types", None))
+            self.windowed = windows and not self.causal
         # a decoder's classifier (Qwen2ForSequenceClassification): its head reads the last real token, found from the
         # mask as vLLM does; transformers finds it by pad_token_id in input_ids, which the graph's zero padding breaks
         self.last_token_head = self.classifier and self.causal and isinstance(getattr(hf_model, "score", None), nn.Linear)
@@ -174,7 +180,9 @@ class QEffEncoder(nn.Module):
             mask, extra["use_cache"] = attention_mask, False
         else:
             mask = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
-            if self.windowed:
+            if self.layer_windows is not None:
+                mask = {i: mask if window is None else self._window(mask, window) for i, window in enumerate(self.layer_windows)}
+            elif self.windowed:
                 mask, extra["use_cache"] = {"full_attention": mask, "sliding_attention": self._window(mask)}, False
         with eager_attention(self.config):
             if self.last_token_head:
@@ -186,7 +194,7 @@ class QEffEncoder(nn.Module):
         hidden = out.last_hidden_state
         return self.pooling(hidden, attention_mask) if self.pooling is not None else hidden
 
-    def _window(self, padding: torch.Tensor) -> torch.Tensor:
+    def _window(self, padding: torch.Tensor, window: int | None = None) -> torch.Tensor:
         """The padding mask [B,1,1,S] within the model's bidirectional window: transformers' own rule, evaluated on
         broadcast positions (Gemma 3 keeps |query - key| < sliding_window, ModernBERT <= it)."""
         from transformers import masking_utils
@@ -194,6 +202,7 @@ class QEffEncoder(nn.Module):
         module = sys.modules.get(type(self.hf).__module__)
         overlay = getattr(module, "_bidirectional_window_overlay", None) or masking_utils.sliding_window_bidirectional_overlay
         positions = torch.arange(padding.shape[-1], device=padding.device)
-        text = getattr(self.config, "text_config", None) or self.config
-        inside = overlay(text.sliding_window)(0, 0, positions[:, None], positions[None, :])
+        if window is None:
+            window = (getattr(self.config, "text_config", None) or self.config).sliding_window
+        inside = overlay(window)(0, 0, positions[:, None], positions[None, :])
         return padding + (~inside).to(torch.float32) * torch.finfo(torch.float32).min
