@@ -231,3 +231,27 @@ def test_an_embedding_model_on_the_causal_lm_graph_equals_transformers(model_typ
             continue
         real = enc["attention_mask"].numpy().astype(bool)
         np.testing.assert_allclose(got[:, : real.shape[1]][real], hidden.numpy()[real], atol=1e-4, rtol=0)
+
+
+def test_a_bidirectional_gemma4_keeps_its_masks_by_layer_type(tmp_path, tokenizer_dir):
+    """Gemma 4 as an embedding model (use_bidirectional_attention="all"): its config is heterogeneous for head_dim
+    only, so its sliding window is one value and its masks stay keyed by layer type (as NeoMME's are not)."""
+    config = AutoConfig.for_model(
+        "gemma4_text",
+        **{k: v for k, v in SHRINK.items() if k in ("vocab_size", "hidden_size", "intermediate_size", "head_dim", "pad_token_id")},
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=4,
+        layer_types=["sliding_attention", "full_attention"],
+        use_bidirectional_attention="all",
+        max_position_embeddings=130,
+        vocab_size_per_layer_input=320,
+        hidden_size_per_layer_input=16,
+    )
+    assert config.is_heterogeneous and "sliding_window" not in config.per_layer_attributes
+    torch.manual_seed(0)
+    with_no_zero_weights(AutoModel.from_config(config)).save_pretrained(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer.save_pretrained(tmp_path)
+    assert_runs_as_transformers(AutoModel, QEFFAutoModel, tmp_path, tokenizer, "base")

@@ -204,18 +204,19 @@ def test_a_client_leaving_before_the_first_byte_frees_its_slot(tiny_model_dir):
     async def send(message: dict) -> None:
         sent.append(message)
 
-    def ended(reason: str) -> float:  # requests ended for that reason, as /metrics counts them
+    def ended() -> tuple[float, ...]:  # requests ended aborted, and at their length, as /metrics counts them
         text = TestClient(app).get("/metrics").text
-        return sum(float(v) for v in re.findall(rf'vllm:request_success_total{{[^}}]*finished_reason="{reason}"[^}}]*}} (\S+)', text))
+        pattern = 'vllm:request_success_total{{[^}}]*finished_reason="{}"[^}}]*}} (\\S+)'
+        return tuple(sum(float(v) for v in re.findall(pattern.format(reason), text)) for reason in ("abort", "length"))
 
     try:
         asyncio.run(app(scope, receive, send))
         for _ in range(400):  # until the engine ended it (it may be between the inbox and a slot a while)
-            if ended("abort") + ended("length") and not runner.engine.busy_slots():
+            if sum(ended()) and not runner.engine.busy_slots():
                 break
             time.sleep(0.05)
         assert not any(m.get("body") for m in sent)  # nothing streamed
-        assert (ended("abort"), ended("length")) == (1, 0)
+        assert ended() == (1, 0)
     finally:
         runner.stop()
 

@@ -147,10 +147,10 @@ class QEffEncoder(nn.Module):
         # (NeoMME's per_layer_config; None: a full-attention layer), masks keyed by layer; a composite model's text
         # config holds them (ModernVBERT's ModernBERT)
         self.layer_windows, self.windowed = None, False
-        if getattr(self.config, "is_heterogeneous", False):  # transformers' per-layer configs, which differ
+        if "sliding_window" in (getattr(self.config, "per_layer_attributes", None) or ()):  # windows that differ by layer
             per_layer = self.config.per_layer_config
-            if not self.causal and any(getattr(c, "sliding_window", None) for c in per_layer):
-                self.layer_windows = [getattr(c, "sliding_window", None) for c in per_layer]
+            if not self.causal and any(c.sliding_window for c in per_layer):
+                self.layer_windows = [c.sliding_window for c in per_layer]
         else:
             text = getattr(self.config, "text_config", None) or self.config
             windows = bool(getattr(text, "sliding_window", None)) and bool(getattr(text, "layer_types", None))
