@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 
+from QEfficient.serving.stop_strings import common_start
+
 logger = logging.getLogger(__name__)
 
 _END = ("end",)
@@ -94,10 +96,7 @@ class TextPieces:
     def rest(self, text: str) -> str:
         """What the final ``text`` adds to what was sent (past their common start, should a later token have changed an
         earlier word)."""
-        common = 0
-        while common < min(len(text), len(self.sent)) and text[common] == self.sent[common]:
-            common += 1
-        return text[common:]
+        return text[common_start(text, self.sent) :]
 
 
 class RowsStreamer:
