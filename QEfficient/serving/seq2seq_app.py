@@ -129,6 +129,24 @@ def finish_and_count(row: np.ndarray, width: int, rules: Seq2SeqRules, generatio
     return ("stop" if len(ends) and count < limit else "length"), count
 
 
+def answer_of(
+    row: np.ndarray, width: int, rules: Seq2SeqRules, generation_len: int | None, slots: int, decode, stops: tuple[list[str], bool]
+) -> tuple[str, str, int, str | None]:
+    """A decoder sequence's answer after its ``width``-token prompt: its text (cut at the first stop string, as vLLM
+    cuts it), finish reason, tokens (up to and with its end, or the one that completed the stop string) and stop string
+    (finish_and_count's arguments; ``decode``: the text of token ids; ``stops``: requested_stops')."""
+    finish, count = finish_and_count(row, width, rules, generation_len, slots)
+    text, count, stop_reason = cut_at_stop(decode, [int(t) for t in row[width : width + count]], *stops)
+    return text, ("stop" if stop_reason is not None else finish), count, stop_reason
+
+
+def before_cut(decode, ids: list[int], cut: int | None) -> list[int]:
+    """Where the text of each of ``ids`` starts in their text, for those whose text begins before ``cut`` (a stop
+    string's; None: all of them): the tokens whose logprobs an answer cut there gives."""
+    offsets = [len(decode(ids[:i])) for i in range(len(ids))]
+    return offsets if cut is None else [o for o in offsets if o < cut]
+
+
 def usage_of(prompt_tokens: int, completion_tokens: int) -> dict:
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
 
@@ -189,22 +207,18 @@ def create_seq2seq_app(
         return head | {"choices": choices, "usage": usage_of(prompt_tokens, completion_tokens)}
 
     def answer(row: np.ndarray, text: str, generation_len: int | None, stops: tuple[list[str], bool]) -> tuple[str, str, int, str | None]:
-        """A choice's text (generate()'s ``text``, cut at the first stop string), finish reason, tokens and stop
-        string."""
-        finish, count = finish_and_count(row, 1, rules, generation_len, max_tokens)
+        """answer_of for a choice; without stop strings its text is generate()'s ``text``."""
         if not stops[0]:
-            return text, finish, count, None
-        text, count, stop_reason = cut_at_stop(decode, [int(t) for t in row[1 : 1 + count]], *stops)
-        return text, ("stop" if stop_reason is not None else finish), count, stop_reason
+            return (text, *finish_and_count(row, 1, rules, generation_len, max_tokens), None)
+        return answer_of(row, 1, rules, generation_len, max_tokens, decode, stops)
 
     def choice_logprobs(row: np.ndarray, count: int, info, index: int, cut: int | None) -> dict | None:
         """The logprobs of a choice's ``count`` tokens; with a stop string's ``cut``, of those whose text begins before."""
         if info.logprobs is None:
             return None
         ids, steps = token_steps(row, 1, count, info.logprobs[index])
-        offsets = [len(decode(ids[:i])) for i in range(len(ids))]
-        kept = len(ids) if cut is None else sum(1 for o in offsets if o < cut)
-        return completion_logprobs(token_text, ids[:kept], steps[:kept], offsets[:kept])
+        offsets = before_cut(decode, ids, cut)
+        return completion_logprobs(token_text, ids[: len(offsets)], steps[: len(offsets)], offsets)
 
     async def streamed(
         prompts: list[str], options: dict, stops: tuple[list[str], bool], head: dict, usage: tuple[list[int], bool, int] | None

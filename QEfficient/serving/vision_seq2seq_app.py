@@ -28,14 +28,15 @@ from QEfficient.serving.protocol import APIError, chat_top_logprobs, streaming_o
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.seq2seq_app import (
     MAX_PROMPTS,
+    answer_of,
+    before_cut,
     compiled_encoder_decoder,
-    finish_and_count,
     sampling_options,
     served_body,
     token_steps,
     usage_of,
 )
-from QEfficient.serving.stop_strings import StopStream, cut_at_stop, requested_stops
+from QEfficient.serving.stop_strings import StopStream, requested_stops
 from QEfficient.serving.vision_language import read_image
 from QEfficient.serving.vllm_fields import refuse_prompt_fields
 from QEfficient.serving.worker_stream import RowsStreamer, error_event, worker_items
@@ -147,7 +148,7 @@ def create_vision_seq2seq_app(
             if info.logprobs is not None:
                 ids, steps = token_steps(row, width, count, info.logprobs[index])
                 if stop_reason is not None:  # the tokens whose text begins before the cut
-                    ids = [t for i, t in enumerate(ids) if len(decode(ids[:i])) < len(text)]
+                    ids = ids[: len(before_cut(decode, ids, len(text)))]
                 logprobs = chat_logprobs(token_text, ids, steps[: len(ids)])
             message = {"role": "assistant", "content": text}
             choices.append({"index": index, "message": message, "logprobs": logprobs, "finish_reason": finish, "stop_reason": stop_reason})
@@ -160,11 +161,7 @@ def create_vision_seq2seq_app(
         return model.text_of(tokenizer, ids)
 
     def answer(row: np.ndarray, width: int, generation_len: int | None, stops: tuple[list[str], bool]) -> tuple[str, str, int, str | None]:
-        """The text written after the decoder prompt (cut at the first stop string), its finish reason, token count (up
-        to and with its end, or the token that completed the stop string) and stop string."""
-        finish, count = finish_and_count(row, width, rules, generation_len, max_tokens)
-        text, count, stop_reason = cut_at_stop(decode, [int(t) for t in row[width : width + count]], *stops)
-        return text, ("stop" if stop_reason is not None else finish), count, stop_reason
+        return answer_of(row, width, rules, generation_len, max_tokens, decode, stops)
 
     async def streamed(
         options: dict, stops: tuple[list[str], bool], answers: int, head: dict, width: int, prompt_tokens: int | None, continuous: bool

@@ -146,15 +146,15 @@ class QEffEncoder(nn.Module):
         # since transformers builds the windowed one with vmap, which tracing does not take; or one window per layer
         # (NeoMME's per_layer_config; None: a full-attention layer), masks keyed by layer; a composite model's text
         # config holds them (ModernVBERT's ModernBERT)
-        self.layer_windows, self.windowed = None, False
+        self.layer_windows, self.window = None, None  # the per-layer windows; the one of every sliding layer
         if "sliding_window" in (getattr(self.config, "per_layer_attributes", None) or ()):  # windows that differ by layer
             per_layer = self.config.per_layer_config
             if not self.causal and any(c.sliding_window for c in per_layer):
                 self.layer_windows = [c.sliding_window for c in per_layer]
         else:
             text = getattr(self.config, "text_config", None) or self.config
-            windows = bool(getattr(text, "sliding_window", None)) and bool(getattr(text, "layer_types", None))
-            self.windowed = windows and not self.causal
+            if getattr(text, "sliding_window", None) and getattr(text, "layer_types", None) and not self.causal:
+                self.window = text.sliding_window
         # a decoder's classifier (Qwen2ForSequenceClassification): its head reads the last real token, found from the
         # mask as vLLM does; transformers finds it by pad_token_id in input_ids, which the graph's zero padding breaks
         self.last_token_head = self.classifier and self.causal and isinstance(getattr(hf_model, "score", None), nn.Linear)
@@ -182,8 +182,8 @@ class QEffEncoder(nn.Module):
             mask = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
             if self.layer_windows is not None:
                 mask = {i: mask if window is None else self._window(mask, window) for i, window in enumerate(self.layer_windows)}
-            elif self.windowed:
-                mask, extra["use_cache"] = {"full_attention": mask, "sliding_attention": self._window(mask)}, False
+            elif self.window is not None:
+                mask, extra["use_cache"] = {"full_attention": mask, "sliding_attention": self._window(mask, self.window)}, False
         with eager_attention(self.config):
             if self.last_token_head:
                 hidden = self.hf.base_model(input_ids=input_ids, attention_mask=mask, **extra).last_hidden_state
@@ -194,7 +194,7 @@ class QEffEncoder(nn.Module):
         hidden = out.last_hidden_state
         return self.pooling(hidden, attention_mask) if self.pooling is not None else hidden
 
-    def _window(self, padding: torch.Tensor, window: int | None = None) -> torch.Tensor:
+    def _window(self, padding: torch.Tensor, window: int) -> torch.Tensor:
         """The padding mask [B,1,1,S] within the model's bidirectional window: transformers' own rule, evaluated on
         broadcast positions (Gemma 3 keeps |query - key| < sliding_window, ModernBERT <= it)."""
         from transformers import masking_utils
@@ -202,7 +202,5 @@ class QEffEncoder(nn.Module):
         module = sys.modules.get(type(self.hf).__module__)
         overlay = getattr(module, "_bidirectional_window_overlay", None) or masking_utils.sliding_window_bidirectional_overlay
         positions = torch.arange(padding.shape[-1], device=padding.device)
-        if window is None:
-            window = (getattr(self.config, "text_config", None) or self.config).sliding_window
         inside = overlay(window)(0, 0, positions[:, None], positions[None, :])
         return padding + (~inside).to(torch.float32) * torch.finfo(torch.float32).min
