@@ -224,7 +224,11 @@ def hf_greedy(folder: Path, inputs, n: int) -> list[int]:
 
 
 # types another class runs (QEFFAutoModelForImageTextToText.from_pretrained returns it), with tests of their own
-OTHER_CLASS = {"vision-encoder-decoder": "tests/test_vision_seq2seq.py"}
+OTHER_CLASS = {
+    "vision-encoder-decoder": "tests/test_vision_seq2seq.py",
+    "pix2struct": "tests/test_image_seq2seq.py",
+    "florence2": "tests/test_image_seq2seq.py",
+}
 
 
 def check_type(model_type: str, workdir: Path | None = None, n: int = 10, chunk: int = 5) -> Result:
@@ -313,7 +317,7 @@ def table(results: list[Result]) -> str:
         "qwen2_vl, qwen3_5, qwen3_5_moe, qwen3_omni_moe_thinker, qwen3_vl, qwen3_vl_moe, qwen4_exp, smolvlm, step3p7,",
         "unlimited_ocr, video_llama_3, video_llava and vipllava; with transformers 5.25 also llava_onevision1_5 and ovis2_5.",
         "HF's own model or processor takes no prompt without an image for blip-2, got_ocr2, instructblip, paligemma and",
-        "pp_chart2table (and for kosmos-2.5 and pix2struct, not supported here; vision-encoder-decoder runs in another class),",
+        "pp_chart2table (and for kosmos-2.5, not supported here; pix2struct and vision-encoder-decoder run in other classes),",
         "and HF fails on the tiny llama4, mistral4 and shieldgemma2: here those run such prompts with nothing to check them",
         "against.",
         "As in HF's batched `generate`, Ovis2's and Ovis2.5's visual indicator tokens take the indicator embeddings only in",

@@ -8,11 +8,11 @@ from typing import Any
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
 from QEfficient.models.ctc import QEFFAutoModelForCTC
+from QEfficient.models.image_seq2seq import IMAGE_SEQ2SEQ_CLASSES
 from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
 from QEfficient.models.seq2seq_lm import SUPPORTED_TYPES as SEQ2SEQ_TYPES
 from QEfficient.models.seq2seq_lm import QEFFAutoModelForSeq2SeqLM
 from QEfficient.models.speech_seq2seq import QEFFAutoModelForSpeechSeq2Seq
-from QEfficient.models.vision_seq2seq import QEFFAutoModelForVisionEncoderDecoder
 
 
 class QEFFCommonLoader:
@@ -38,8 +38,8 @@ class QEFFCommonLoader:
             return QEFFAutoModelForCausalLM
         config = AutoConfig.from_pretrained(folder)
         model_type = config.model_type
-        if model_type == "vision-encoder-decoder":  # an image encoder with a cross-attending decoder (TrOCR, Donut)
-            return QEFFAutoModelForVisionEncoderDecoder
+        if model_type in IMAGE_SEQ2SEQ_CLASSES:  # an image encoder with a cross-attending decoder (TrOCR, Donut, Florence-2)
+            return IMAGE_SEQ2SEQ_CLASSES[model_type]
         if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:  # checked first, as in QEfficient
             return QEFFAutoModelForImageTextToText
         if model_type == "whisper" and model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES:  # before: it has a causal-LM class too

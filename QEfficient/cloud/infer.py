@@ -214,32 +214,34 @@ def _is_seq2seq(model_name: str, cache_dir: str | None) -> bool:
 
 
 def _is_vision_seq2seq(model_name: str, cache_dir: str | None) -> bool:
-    """An image encoder-decoder (TrOCR, Donut, ViT-GPT2), which QEFFAutoModelForVisionEncoderDecoder runs."""
+    """An image encoder-decoder (TrOCR, Donut, ViT-GPT2, Pix2Struct, Florence-2), which QEFFAutoModelForVisionEncoderDecoder
+    or a class of its own runs."""
     from QEfficient import QEFFAutoModelForVisionEncoderDecoder
     from QEfficient.base.common import QEFFCommonLoader
 
     try:
-        return QEFFCommonLoader.model_class(model_name, cache_dir) is QEFFAutoModelForVisionEncoderDecoder
+        return issubclass(QEFFCommonLoader.model_class(model_name, cache_dir), QEFFAutoModelForVisionEncoderDecoder)
     except (OSError, ValueError, NotImplementedError):
         return False
 
 
 def run_vision_seq2seq(model_name: str, image, prompt: str | None, compile_options: dict, generation_len: int | None, **load_kwargs):
-    """An image through an image encoder-decoder; ``prompt``: the decoder's first text (Donut's task prompt)."""
+    """An image through an image encoder-decoder; ``prompt``: the image's text (Donut's task prompt, Florence-2's
+    ``<CAPTION>``, a Pix2Struct question)."""
     from transformers import AutoImageProcessor
 
-    from QEfficient import QEFFAutoModelForVisionEncoderDecoder
+    from QEfficient.base.common import QEFFCommonLoader
     from QEfficient.utils.tokenizer import load_hf_tokenizer
 
     with step(f"Loading {model_name}"):
-        model = QEFFAutoModelForVisionEncoderDecoder.from_pretrained(model_name, **{k: v for k, v in load_kwargs.items() if v})
+        model_class = QEFFCommonLoader.model_class(model_name, load_kwargs.get("cache_dir"))
+        model = model_class.from_pretrained(model_name, **{k: v for k, v in load_kwargs.items() if v})
         tokenizer = load_hf_tokenizer(model.local_model_dir)
         image_processor = AutoImageProcessor.from_pretrained(model.local_model_dir)
     with step("Exporting and compiling the encoder and decoder graphs (cached)"):
         model.compile(**compile_options)
-    decoder_ids = [tokenizer(prompt, add_special_tokens=False)["input_ids"]] if prompt else None
-    inputs = image_processor(images=image, return_tensors="np")
-    info = model.generate(tokenizer, inputs=inputs, generation_len=generation_len, decoder_input_ids=decoder_ids)
+    options, _, _ = model.image_request(image, prompt or "", tokenizer, image_processor)
+    info = model.generate(tokenizer, generation_len=generation_len, **options)
     print(f"\nOutput : {info.texts[0]}")
     return info
 
@@ -376,9 +378,11 @@ def infer(
             raise ValueError(f"--audio_path needs a speech model (Whisper, or Wav2Vec2-style CTC); '{model_name}' is not one.")
         compile_options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, **compiler_options)
         return run_speech(speech_class, model_name, audio_path, compile_options, generation_len, **speech_options)
-    if not gguf_file and _is_vision_seq2seq(model_name, cache_dir):  # an image into the encoder, the prompt the decoder's
+    if not gguf_file and _is_vision_seq2seq(model_name, cache_dir):  # an image into the encoder, the prompt its text
         if not (image_path or image_url):
-            raise ValueError(f"'{model_name}' reads images: pass --image_path or --image_url (and --prompt for a decoder prompt).")
+            raise ValueError(
+                f"'{model_name}' reads images: pass --image_path or --image_url (and --prompt for its text: a task prompt, a question)."
+            )
         options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, mxfp6_matmul=mxfp6, **compiler_options)
         given = prompt is not None or prompts_txt_file_path
         load = {"cache_dir": cache_dir, "trust_remote_code": trust_remote_code or None}

@@ -448,6 +448,62 @@ class VisionSeq2SeqEncoderGraphSpec:
         return {"specializations": [{"name": "Encoder", "symbols": symbols}]}
 
 
+FLATTENED_PATCHES = "flattened_patches"
+
+
+@dataclass(frozen=True)
+class PatchSeq2SeqEncoderGraphSpec(Seq2SeqEncoderGraphSpec):
+    """Pix2Struct's encoder graph: an image as its processor writes it (up to ``max_patches`` patches, each its row,
+    its column and its pixels; padding patches all zero) and the patches' mask in, every decoder layer's cross keys and
+    values over the patches out. The mask is the decoder's cross-attention mask too."""
+
+    input_names = (FLATTENED_PATCHES, ATTENTION_MASK)
+
+    @staticmethod
+    def dummy_inputs(patch_width: int) -> tuple:
+        """Two images of 2 x 3 patches (``patch_width`` values each: channels x height x width), the second with its
+        last two patches padding."""
+        import torch
+
+        patches = torch.rand(2, 6, patch_width, generator=torch.Generator().manual_seed(0))
+        rows = torch.tensor([1, 1, 1, 2, 2, 2], dtype=torch.float32).expand(2, 6)
+        columns = torch.tensor([1, 2, 3, 1, 2, 3], dtype=torch.float32).expand(2, 6)
+        flattened = torch.cat([rows[..., None], columns[..., None], patches], -1)
+        mask = torch.ones(2, 6, dtype=torch.int64)
+        mask[1, 4:] = 0
+        flattened[1, 4:] = 0
+        return flattened, mask
+
+
+@dataclass(frozen=True)
+class ImageTextSeq2SeqEncoderGraphSpec(Seq2SeqEncoderGraphSpec):
+    """Florence-2's encoder graph: the prompt's token ids (the image's placeholder tokens first, as its processor writes
+    them), their mask and the image's pixels in; the image's features take the placeholders' places before the text
+    encoder runs; every decoder layer's cross keys and values over the whole prompt out."""
+
+    input_names = (INPUT_IDS, ATTENTION_MASK, PIXEL_VALUES)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        axes = {name: {0: "batch_size", 1: "encoder_seq_len"} for name in (INPUT_IDS, ATTENTION_MASK)}
+        return {**axes, PIXEL_VALUES: {0: "batch_size"}, **{n: {0: "batch_size", 2: "encoder_seq_len"} for n in self.output_names}}
+
+    @staticmethod
+    def dummy_inputs(image_token_id: int, image_tokens: int, channels: int, height: int, width: int) -> tuple:
+        """Two prompts: ``image_tokens`` placeholders, then 4 and 2 text tokens (the second padded)."""
+        import torch
+
+        text = torch.tensor([[5, 6, 7, 8], [5, 6, 0, 0]], dtype=torch.int64)
+        ids = torch.cat([torch.full((2, image_tokens), image_token_id, dtype=torch.int64), text], 1)
+        mask = torch.ones_like(ids)
+        mask[1, -2:] = 0
+        return ids, mask, torch.zeros(2, channels, height, width)
+
+    @staticmethod
+    def specializations(batch_size: int, height: int, width: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "encoder_seq_len": "0", "height": str(height), "width": str(width)}
+        return {"specializations": [{"name": "Encoder", "symbols": symbols}]}
+
+
 INPUT_VALUES = "input_values"
 
 

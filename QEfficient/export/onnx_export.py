@@ -38,7 +38,6 @@ from QEfficient.export.graph_specs import (
     SpeechDecoderGraphSpec,
     SpeechEncoderGraphSpec,
     VisionGraphSpec,
-    VisionSeq2SeqEncoderGraphSpec,
 )
 from QEfficient.export.retained_outputs import drop_retained_casts, scatter_cache_rows
 from QEfficient.export.shape_folding import fold_reshape_shapes, read_only_as_weights
@@ -267,9 +266,10 @@ def export_seq2seq_decoder_onnx(module, out_dir: Path, model_name: str) -> Path:
 
 
 def export_vision_seq2seq_encoder_onnx(module, out_dir: Path, model_name: str) -> Path:
-    """Export a QEffVisionSeq2SeqEncoder: pixel_values -> cross_key.i / cross_value.i."""
-    spec = VisionSeq2SeqEncoderGraphSpec(module.num_layers)
-    args = spec.dummy_inputs(module.encoder_config)
+    """Export a QEffVisionSeq2SeqEncoder (or another image encoder-decoder's): its graph spec's inputs (pixel_values,
+    Pix2Struct's patches, Florence-2's prompt and pixels) -> cross_key.i / cross_value.i."""
+    spec = module.graph_spec()
+    args = module.dummy_inputs()
     return torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS, PIXEL_VALUES
+from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS
 from QEfficient.generation.beam_search import BeamSearch, BeamSettings
 from QEfficient.generation.logprobs import token_logprobs
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
@@ -188,12 +188,9 @@ class Seq2SeqGeneration:
         beams: BeamSettings | None = None,
         shared_cross: bool = False,
         sampling: Sampling | None = None,
-        pixels: bool = False,
     ) -> None:
         """``shared_cross``: the decoder graph reads one row of cross keys/values per input for all its beams (else
-        they are repeated per beam); ``sampling``: draw each token (transformers' warpers) instead of the likeliest;
-        ``pixels``: the encoder reads images (``input_ids`` is ``pixel_values``, no mask: every patch is visible)."""
-        self.pixels = pixels
+        they are repeated per beam); ``sampling``: draw each token (transformers' warpers) instead of the likeliest."""
         self.encoder, self.decoder, self.rules, self.cross_names = encoder_session, decoder_session, rules, cross_names
         self.beams, self.shared_cross, self.sampling = beams, shared_cross, sampling
         if beams is not None and sampling is not None:
@@ -209,15 +206,17 @@ class Seq2SeqGeneration:
 
     def generate(
         self,
-        input_ids: np.ndarray,
-        attention_mask: np.ndarray,
+        encoder_inputs: dict[str, np.ndarray],
         generation_len: int | None,
         decode=None,
         streamer=None,
         decoder_prompt: np.ndarray | None = None,
         top_logprobs: int | None = None,
     ) -> CloudAI100ExecInfo:
-        """``generation_len``: the most new tokens (None: the checkpoint's maximum, within the compiled ctx_len).
+        """``encoder_inputs``: the encoder graph's inputs by name, one row per input (token ids and their mask, an
+        image's pixels, or both); its ``attention_mask``, where it has one, is what the decoder's cross-attention
+        reads (else every encoder position), and its ``input_ids`` what the encoder n-gram rule reads.
+        ``generation_len``: the most new tokens (None: the checkpoint's maximum, within the compiled ctx_len).
         ``decoder_prompt`` [inputs, P]: the decoder's first tokens, as transformers' ``decoder_input_ids`` once its
         start token rule is applied (None: the start token alone); the outputs begin with it.
         ``streamer`` (greedy or sampled only): transformers' streamer protocol, ``put`` given each batch's decoder prompts
@@ -232,8 +231,9 @@ class Seq2SeqGeneration:
             raise ValueError("A streamer cannot be used with beam search: pass num_beams=1 (greedy or sampled decoding).")
         start = time.perf_counter()
         # transformers forces its end token at its maximum length: the length asked for, else the checkpoint's
+        inputs = len(next(iter(encoder_inputs.values())))
         if decoder_prompt is None:
-            decoder_prompt = np.full((len(input_ids), 1), self.rules.decoder_start_token_id, np.int64)
+            decoder_prompt = np.full((inputs, 1), self.rules.decoder_start_token_id, np.int64)
         width = decoder_prompt.shape[1]
         force_eos_at = generation_len if generation_len is not None else self.rules.new_tokens(width)
         if generation_len is None:
@@ -254,15 +254,15 @@ class Seq2SeqGeneration:
         logprobs: list[list] | None = None if top_logprobs is None else []
         s = self.sampling
         # one generator per input (seeded by the seed and the input's index): its draws do not depend on its batch
-        rngs = [np.random.default_rng(None if s.seed is None else [s.seed, i]) for i in range(len(input_ids))] if s else None
-        for first in range(0, len(input_ids), self.batch_size):
-            ids, mask = input_ids[first : first + self.batch_size], attention_mask[first : first + self.batch_size]
+        rngs = [np.random.default_rng(None if s.seed is None else [s.seed, i]) for i in range(inputs)] if s else None
+        for first in range(0, inputs, self.batch_size):
+            batch = {name: value[first : first + self.batch_size] for name, value in encoder_inputs.items()}
             prompt = decoder_prompt[first : first + self.batch_size]
             if self.beams:
-                rows += self._beam_batch(ids, mask, prompt, generation_len, force_eos_at, stats, start)
+                rows += self._beam_batch(batch, prompt, generation_len, force_eos_at, stats, start)
             else:
                 batch_rngs = rngs[first : first + self.batch_size] if rngs else None
-                rows += self._batch(ids, mask, prompt, generation_len, force_eos_at, stats, start, batch_rngs, streamer, top_logprobs)
+                rows += self._batch(batch, prompt, generation_len, force_eos_at, stats, start, batch_rngs, streamer, top_logprobs)
                 if logprobs is not None:
                     logprobs += self.step_logprobs
         if streamer is not None:
@@ -283,32 +283,26 @@ class Seq2SeqGeneration:
         )
         return CloudAI100ExecInfo(self.batch_size, texts, batches, metrics, logprobs=logprobs)
 
-    def _token_ids(self, ids: np.ndarray) -> np.ndarray:
-        """The encoder's token ids, which the encoder n-gram rule reads (none for images)."""
-        return np.zeros((len(ids), 0), np.int64) if self.pixels else ids
-
-    def _start(self, ids: np.ndarray, mask: np.ndarray, per_input: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Encode a batch (padded to ``batch_size`` inputs) and bind its cross keys/values to the decoder, each input's
-        ``per_input`` times (its beams, adjacent); returns the padded input ids and mask."""
-        real = len(ids)
+    def _start(self, batch: dict[str, np.ndarray], per_input: int = 1) -> np.ndarray:
+        """Encode a batch (padded to ``batch_size`` inputs with copies of its last) and bind its cross keys/values to
+        the decoder, each input's ``per_input`` times (its beams, adjacent); returns the padded encoder token ids that
+        the encoder n-gram rule reads (none where the encoder reads no tokens)."""
+        real = len(next(iter(batch.values())))
         if real < self.batch_size:
-            ids = np.concatenate([ids, np.repeat(ids[-1:], self.batch_size - real, 0)])
-            mask = np.concatenate([mask, np.repeat(mask[-1:], self.batch_size - real, 0)])
-        if self.pixels:
-            cross = self.encoder.run(None, {PIXEL_VALUES: ids})
-            mask = np.ones((len(ids), cross[0].shape[2]), np.int64)  # every patch
-        else:
-            cross = self.encoder.run(None, {INPUT_IDS: ids, ATTENTION_MASK: mask})
+            batch = {name: np.concatenate([v, np.repeat(v[-1:], self.batch_size - real, 0)]) for name, v in batch.items()}
+        cross = self.encoder.run(None, batch)
+        mask = batch.get(ATTENTION_MASK)
+        if mask is None:  # every encoder position (an image's patches)
+            mask = np.ones((self.batch_size, cross[0].shape[2]), np.int64)
         if per_input > 1 and not self.shared_cross:
             cross = [np.repeat(value, per_input, 0) for value in cross]
         self.decoder.reset()
         self.decoder.bind_inputs(**{ENCODER_ATTENTION_MASK: np.repeat(mask, per_input, 0), **dict(zip(self.cross_names, cross))})
-        return ids, mask
+        return batch.get(INPUT_IDS, np.zeros((self.batch_size, 0), np.int64))
 
     def _batch(
         self,
-        ids: np.ndarray,
-        mask: np.ndarray,
+        batch: dict[str, np.ndarray],
         prompt: np.ndarray,
         generation_len: int,
         force_eos_at: int,
@@ -321,14 +315,13 @@ class Seq2SeqGeneration:
         """Each input's decoder sequence (its prompt first, up to and with its end token); sampled with each real
         input's generator in ``rngs`` where sampling; with ``top_logprobs``, each real input's token entries in
         ``self.step_logprobs``."""
-        real, width = len(ids), prompt.shape[1]
-        ids, mask = self._start(ids, mask)
+        real, width = len(prompt), prompt.shape[1]
+        encoder_ids = self._start(batch)
         rows = self.batch_size
         sequences = np.full((rows, width + generation_len), self.rules.pad_token_id, np.int64)
         sequences[:, :width] = np.concatenate([prompt, np.repeat(prompt[-1:], rows - real, 0)])
         done = np.zeros(rows, bool)
         eos = np.array(self.rules.eos_token_ids or (-1,))
-        encoder_ids = self._token_ids(ids)
         self.step_logprobs = [[] for _ in range(real)]
         # every row steps at the same position (the decoder places its tokens by the cache's length)
         logits = self.decoder.run(sequences[:, :width], np.tile(np.arange(width, dtype=np.int64), (rows, 1)))
@@ -366,12 +359,11 @@ class Seq2SeqGeneration:
         return self._ended(sequences[:real, :n], stats, width)
 
     def _beam_batch(
-        self, ids: np.ndarray, mask: np.ndarray, prompt: np.ndarray, generation_len: int, force_eos_at: int, stats: dict, start: float
+        self, batch: dict[str, np.ndarray], prompt: np.ndarray, generation_len: int, force_eos_at: int, stats: dict, start: float
     ) -> list[np.ndarray]:
         """Each input's ``num_return_sequences`` best hypotheses (prompt first), as transformers' beam search."""
-        real, beams, width = len(ids), self.beams.num_beams, prompt.shape[1]
-        ids, mask = self._start(ids, mask, beams)
-        encoder_ids = np.repeat(self._token_ids(ids), beams, 0)
+        real, beams, width = len(prompt), self.beams.num_beams, prompt.shape[1]
+        encoder_ids = np.repeat(self._start(batch, beams), beams, 0)
         prompt = np.concatenate([prompt, np.repeat(prompt[-1:], self.batch_size - real, 0)])
         search = BeamSearch(prompt, self.beams, width + generation_len, self.rules.eos_token_ids, self.fill)
         rows = self.batch_size * beams

@@ -131,12 +131,11 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         kwargs.pop("attn_implementation", None)  # the static-KV attention is always used
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         kwargs.setdefault("config", AutoConfig.from_pretrained(folder))
-        if kwargs["config"].model_type == "vision-encoder-decoder":  # an image encoder with a decoder (TrOCR, Donut, ...)
-            from QEfficient.models.vision_seq2seq import QEFFAutoModelForVisionEncoderDecoder
+        from QEfficient.models.image_seq2seq import IMAGE_SEQ2SEQ_CLASSES
 
-            return QEFFAutoModelForVisionEncoderDecoder.from_pretrained(
-                pretrained_model_name_or_path, continuous_batching=continuous_batching, **kwargs
-            )
+        encoder_decoder = IMAGE_SEQ2SEQ_CLASSES.get(kwargs["config"].model_type)
+        if encoder_decoder is not None:  # an image encoder with a cross-attending decoder (TrOCR, Donut, Pix2Struct, ...)
+            return encoder_decoder.from_pretrained(pretrained_model_name_or_path, continuous_batching=continuous_batching, **kwargs)
         overrides = kwargs.get("hf_overrides")
         with_hf_overrides(folder, with_load_defaults(kwargs))  # vLLM's hf_overrides, sub-configs merged
         get_vision_adapter(kwargs["config"])  # an unsupported architecture fails before any weight is read

@@ -31,6 +31,7 @@ from QEfficient.transform.seq2seq import QEffSeq2SeqDecoder, QEffSeq2SeqEncoder
 from QEfficient.utils.checks import check_generation_len, check_positive
 
 SUPPORTED_TYPES = PROVEN_SEQ2SEQ_TYPES
+DECODER_INPUT_IDS = "decoder_input_ids"  # transformers' name for the decoder's first tokens
 ALLOW_ANY = "QEFF_ALLOW_ANY_ARCHITECTURE"
 
 
@@ -42,7 +43,6 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
 
     auto_class = AutoModelForSeq2SeqLM
     graph_kind = "seq2seq"
-    reads_images = False  # the encoder reads token ids (models/vision_seq2seq.py: pixels)
     export_graphs = (export_seq2seq_encoder_onnx, export_seq2seq_decoder_onnx)
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
@@ -164,6 +164,13 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         tokenizer, inputs = _transformers_spelling(tokenizer, prompts, inputs, input_ids, attention_mask)
+        if decoder_input_ids is None and hasattr(inputs, "get"):  # a processor's decoder prompt (Pix2Struct's text)
+            decoder_input_ids = inputs.get(DECODER_INPUT_IDS)
+            padding = inputs.get("decoder_attention_mask")
+            if decoder_input_ids is not None and padding is not None and not np.asarray(padding).all():
+                raise ValueError(
+                    "The decoder prompts have different lengths (padded): generate the images with different texts one by one."
+                )
         if max_new_tokens is not None:
             if generation_len is not None and generation_len != max_new_tokens:
                 raise ValueError(f"generation_len={generation_len} and max_new_tokens={max_new_tokens} disagree: pass one of them.")
@@ -189,9 +196,10 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             beams = None
             samples = num_return_sequences or self.hf.generation_config.num_return_sequences or 1
             check_positive(num_return_sequences=samples)
-        ids, mask = self._inputs(tokenizer, prompts, inputs)
+        encoder_inputs = self._inputs(tokenizer, prompts, inputs)
+        count = len(next(iter(encoder_inputs.values())))
         if samples > 1:
-            ids, mask = np.repeat(ids, samples, 0), np.repeat(mask, samples, 0)
+            encoder_inputs = {name: np.repeat(value, samples, 0) for name, value in encoder_inputs.items()}
         self._warn_unapplied(sampling is not None)
         encoder_path, decoder_path = self.qpc_paths["encoder_qpc_path"], self.qpc_paths["decoder_qpc_path"]
         decoder_manifest = read_artifact(decoder_path)
@@ -207,11 +215,11 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         rules = Seq2SeqRules.from_generation_config(self.hf.generation_config, self.config, min_new_tokens, forced_bos_token_id)
         decode = (lambda row: self.text_of(tokenizer, row)) if tokenizer is not None else None
         shared = bool(decoder_manifest.get("shared_cross"))
-        generation = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams, shared, sampling, pixels=self.reads_images)
-        prompt = self.decoder_prompt(decoder_input_ids, len(ids) // samples, rules.decoder_start_token_id)
+        generation = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams, shared, sampling)
+        prompt = self.decoder_prompt(decoder_input_ids, count, rules.decoder_start_token_id)
         if prompt is not None and samples > 1:
             prompt = np.repeat(prompt, samples, 0)
-        info = generation.generate(ids, mask, generation_len, decode, streamer, prompt, top_logprobs)
+        info = generation.generate(encoder_inputs, generation_len, decode, streamer, prompt, top_logprobs)
         if stream:
             print_perf(info)
         return info
@@ -276,7 +284,8 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             raise ValueError(f"temperature must be > 0 to sample, got {settings.temperature} (for greedy decoding leave do_sample out).")
         return settings
 
-    def _inputs(self, tokenizer, prompts, inputs) -> tuple[np.ndarray, np.ndarray]:
+    def _inputs(self, tokenizer, prompts, inputs) -> dict[str, np.ndarray]:
+        """The encoder graph's inputs by name, one row per input: here the token ids and their mask."""
         if inputs is None:
             if tokenizer is None or prompts is None:
                 raise ValueError("generate() needs a tokenizer and prompts, or inputs (a tokenizer's input_ids and attention_mask).")
@@ -297,7 +306,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
                 f"input_ids and attention_mask must be [batch, length >= 1] alike, got {list(ids.shape)} and {list(mask.shape)}."
             )
         self._check_max_positions("the input's length", ids.shape[1])
-        return ids, mask
+        return {INPUT_IDS: ids, ATTENTION_MASK: mask}
 
 
 def _transformers_spelling(tokenizer, prompts, inputs, input_ids, attention_mask) -> tuple:

@@ -16,6 +16,7 @@ from transformers import AutoModelForImageTextToText, PreTrainedModel
 
 from QEfficient.export.graph_specs import INPUT_IDS, PIXEL_VALUES, VisionSeq2SeqEncoderGraphSpec
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_vision_seq2seq_encoder_onnx
+from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.models.seq2seq_lm import QEFFAutoModelForSeq2SeqLM
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder, QEffVisionSeq2SeqEncoder
@@ -38,22 +39,38 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
     auto_class = AutoModelForImageTextToText
     graph_kind = "vision-seq2seq"
     export_graphs = (export_vision_seq2seq_encoder_onnx, export_seq2seq_decoder_onnx)
-    reads_images = True
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
-        if getattr(getattr(model, "config", None), "model_type", None) != MODEL_TYPE:
-            raise TypeError(f"{type(model).__name__} is not a VisionEncoderDecoderModel; QEFFAutoModelForVisionEncoderDecoder runs those.")
+        self._check_model(model)
+        EncoderDecoderModel.__init__(self, model, kwargs.pop("pretrained_model_name_or_path", None))
+        self.hf = model.eval()
+        self.encoder, self.decoder = self._graph_modules()
+        self.qpc_paths = None
+
+    @staticmethod
+    def _check_model(model: PreTrainedModel) -> None:
+        model_type = getattr(getattr(model, "config", None), "model_type", None)
+        if model_type != MODEL_TYPE:
+            from QEfficient.models.image_seq2seq import IMAGE_SEQ2SEQ_CLASSES
+
+            other = IMAGE_SEQ2SEQ_CLASSES.get(model_type)
+            hint = (
+                f"load it with {other.__name__} (or QEFFAutoModelForImageTextToText)"
+                if other
+                else "QEFFAutoModelForVisionEncoderDecoder runs those"
+            )
+            raise TypeError(f"{type(model).__name__} is not a VisionEncoderDecoderModel: {hint}.")
         decoder_type = model.config.decoder.model_type
         if decoder_type not in PROVEN_DECODERS and os.environ.get(ALLOW_ANY) != "1":
             raise NotImplementedError(
                 f"A {decoder_type!r} decoder is not proven here for image encoder-decoders (proven: {', '.join(PROVEN_DECODERS)}); "
                 f"{ALLOW_ANY}=1 tries it anyway."
             )
-        EncoderDecoderModel.__init__(self, model, kwargs.pop("pretrained_model_name_or_path", None))
-        self.hf = model.eval()
-        self.encoder = QEffVisionSeq2SeqEncoder(self.hf)
-        self.decoder = QEffVisionSeq2SeqDecoder(self.hf, self.encoder.num_layers, self.encoder.kv_shape())
-        self.qpc_paths = None
+
+    def _graph_modules(self) -> tuple:
+        """(the encoder's module, the decoder step's module), each exported to a graph."""
+        encoder = QEffVisionSeq2SeqEncoder(self.hf)
+        return encoder, QEffVisionSeq2SeqDecoder(self.hf, encoder.num_layers, encoder.kv_shape())
 
     def _encoder_specializations(self, batch_size: int) -> dict:
         return VisionSeq2SeqEncoderGraphSpec.specializations(batch_size, *self._image_size())
@@ -68,11 +85,37 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         without the end and pad tokens, as transformers' Donut examples decode it; the others' skip special tokens."""
         if not self._prompt_starts_sequence():
             return super().text_of(tokenizer, ids)
-        drop = {t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None}
-        return tokenizer.decode([int(t) for t in ids if int(t) not in drop], skip_special_tokens=False)
+        tokens = getattr(tokenizer, "tokenizer", tokenizer)  # a processor's tokenizer
+        drop = {t for t in (tokens.eos_token_id, tokens.pad_token_id) if t is not None}
+        return tokens.decode([int(t) for t in ids if int(t) not in drop], skip_special_tokens=False)
 
     def _prompt_starts_sequence(self) -> bool:
         return "donut" in self.encoder.encoder_config.model_type.lower()  # transformers' exception: task prompts
+
+    def image_request(self, image, prompt: str, tokenizer, image_processor) -> tuple[dict, int, int]:
+        """One image and its text as generate() takes them, for the server and the CLI: (generate's ``inputs`` and
+        ``decoder_input_ids``, the decoder prompt's tokens with its start token, the positions the request reads: the
+        image's patches and that prompt). The text here is the decoder's first tokens (Donut's task prompt)."""
+        pixels = image_processor(images=image, return_tensors="np")[PIXEL_VALUES]
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
+        decoder_prompt = self.decoder_prompt(np.array([ids]), 1, self.decoder_start()) if ids else None
+        width = 1 if decoder_prompt is None else decoder_prompt.shape[1]
+        options = {"inputs": {PIXEL_VALUES: pixels}} | ({"decoder_input_ids": decoder_prompt} if ids else {})
+        return options, width, self.image_positions() + width
+
+    def decoder_start(self) -> int:
+        """The decoder's start token, as generate() reads it from the checkpoint."""
+        return Seq2SeqRules.from_generation_config(self.hf.generation_config, self.config).decoder_start_token_id
+
+    def processor(self):
+        """The checkpoint's processor (transformers' AutoProcessor), loaded once."""
+        if getattr(self, "_processor", None) is None:
+            if self.local_model_dir is None:
+                raise ValueError("This model was not loaded from a folder: pass generate() the processor's output (inputs=...).")
+            from transformers import AutoProcessor
+
+            self._processor = AutoProcessor.from_pretrained(self.local_model_dir)
+        return self._processor
 
     def image_positions(self) -> int:
         """The encoder's positions for one image (its patches), which the decoder's cross-attention reads."""
@@ -81,8 +124,8 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
     def _check_max_positions(self, name: str, length: int, config=None) -> None:
         super()._check_max_positions(name, length, config or self.hf.decoder.config)  # the decoder's position table
 
-    def _inputs(self, tokenizer, prompts, inputs) -> tuple[np.ndarray, np.ndarray]:
-        """(pixel_values [N, C, H, W] float32, a placeholder mask: every patch is read)."""
+    def _inputs(self, tokenizer, prompts, inputs) -> dict[str, np.ndarray]:
+        """{pixel_values: [N, C, H, W] float32} (no mask: the decoder reads every patch)."""
         if prompts is not None:
             raise ValueError(
                 "This image encoder-decoder reads images, not prompts: pass inputs=processor(images=..., return_tensors='pt') "
@@ -102,7 +145,7 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
                 f"pixel_values must be [images, {channels}, {height}, {width}] (the encoder's image size, to which its "
                 f"processor resizes), got {list(pixels.shape)}."
             )
-        return pixels, np.ones((len(pixels), 1), np.int64)
+        return {PIXEL_VALUES: pixels}
 
 
 __all__ = ["QEFFAutoModelForVisionEncoderDecoder"]

@@ -1,6 +1,8 @@
-"""OpenAI's chat completions API over an image encoder-decoder (TrOCR, Donut, ViT-GPT2 captioners): the user message's
-image is the encoder's input, its text (where it has any) the decoder's prompt (Donut's task prompt, ``<s_cord-v2>``),
-and the answer what the decoder writes after it, as transformers' ``generate`` gives it for the checkpoint.
+"""OpenAI's chat completions API over an image encoder-decoder (TrOCR, Donut, ViT-GPT2 captioners, Pix2Struct, Florence-2):
+the user message's image is the encoder's input, its text (where it has any) what the model's ``image_request`` makes of
+it (the decoder's prompt for Donut's task prompt ``<s_cord-v2>`` or a Pix2Struct caption start, the encoder's for a
+Florence-2 task prompt, drawn onto the image for a Pix2Struct question), and the answer what the decoder writes after
+it, as transformers' ``generate`` gives it for the checkpoint.
 
 Routes: GET /health, GET /v1/models, POST /v1/chat/completions (``messages``: one user message holding one image, an
 ``image_url`` part with a data: URL or an http(s) URL, and optional text parts; ``max_tokens`` or
@@ -46,7 +48,7 @@ def image_and_prompt(messages) -> tuple[str, str]:
     """The one image URL and the text of a chat request's single user message."""
     if not isinstance(messages, list) or len(messages) != 1 or not isinstance(messages[0], dict) or messages[0].get("role") != "user":
         raise APIError(
-            400, "Send one user message holding the image (and, for Donut, its task prompt): this model answers one image.", "messages"
+            400, "Send one user message holding the image (and its text, such as a task prompt): this model answers one image.", "messages"
         )
     content = messages[0].get("content")
     parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
@@ -80,14 +82,12 @@ def create_vision_seq2seq_app(
     api_key=None,
     max_body_bytes=DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The app over a compiled QEFFAutoModelForVisionEncoderDecoder (``max_tokens``: the most its decoder's cache
-    holds), its image processor and tokenizer."""
+    """The app over a compiled QEFFAutoModelForVisionEncoderDecoder or a subclass (``max_tokens``: the most its
+    decoder's cache holds), its image processor and tokenizer."""
     app = FastAPI(title="QEfficient image encoder-decoder", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     lock = asyncio.Lock()  # one request at a time on the sessions
     rules = Seq2SeqRules.from_generation_config(model.hf.generation_config, model.config)  # the tokens generate() uses
-    start_id = rules.decoder_start_token_id
-    image_positions = model.image_positions()
     token_text = TokenText(tokenizer)
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
@@ -120,19 +120,18 @@ def create_vision_seq2seq_app(
         )
         stops = requested_stops(body)
         answers = options.get("num_return_sequences") or 1  # the request's n (a checkpoint's further samples unanswered)
-        # fetched, decoded and resized off the event loop
-        pixels = await asyncio.to_thread(lambda: image_processor(images=read_image(url, "The image"), return_tensors="np"))
-        pixels = pixels["pixel_values"]
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
-        decoder_prompt = model.decoder_prompt(np.array([prompt_ids]), 1, start_id) if prompt_ids else None
-        width = 1 if decoder_prompt is None else decoder_prompt.shape[1]
+        image = await asyncio.to_thread(read_image, url, "The image")  # fetched and decoded off the event loop
+        try:  # the processor may refuse the text (a Pix2Struct question checkpoint without one, a Florence-2 task token with more)
+            request = await asyncio.to_thread(model.image_request, image, prompt, tokenizer, image_processor)
+        except ValueError as exc:
+            raise APIError(400, f"The message's text does not suit this model's processor: {exc}", "messages") from exc
+        inputs, width, prompt_tokens = request  # prompt_tokens: the encoder's positions (the image's, the text's) and the decoder's prompt
         if width + (options["generation_len"] or 1) - 1 > max_tokens:  # before a stream's first byte
             need = f"The prompt's {width} tokens and max_tokens={options['generation_len']}"
             raise APIError(400, f"{need} need more than the decoder's {max_tokens} slots: ask for fewer tokens.", "max_tokens")
-        options |= {"inputs": {"pixel_values": pixels}} | ({"decoder_input_ids": decoder_prompt} if prompt_ids else {})
+        options |= inputs
         stream, include_usage, continuous_usage = streaming_options(body)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": name or model_id}
-        prompt_tokens = image_positions + width  # the image's patches and the decoder's prompt
         if stream:
             return await streamed(options, stops, answers, head, width, prompt_tokens if include_usage else None, continuous_usage)
         async with lock:
@@ -235,11 +234,10 @@ def open_vision_seq2seq_app(model_name: str, ctx_len: int, num_cores: int, mxfp6
     """(app, runner) for an image encoder-decoder, compiled for ``ctx_len`` decoder tokens."""
     from transformers import AutoImageProcessor
 
-    from QEfficient import QEFFAutoModelForVisionEncoderDecoder
+    from QEfficient.base.common import QEFFCommonLoader
 
-    model, tokenizer = compiled_encoder_decoder(
-        QEFFAutoModelForVisionEncoderDecoder, model_name, ctx_len, num_cores, mxfp6_matmul, hf_overrides
-    )
+    model_class = QEFFCommonLoader.model_class(model_name)  # TrOCR-like, Pix2Struct or Florence-2
+    model, tokenizer = compiled_encoder_decoder(model_class, model_name, ctx_len, num_cores, mxfp6_matmul, hf_overrides)
     image_processor = AutoImageProcessor.from_pretrained(model.local_model_dir)
     limits = {"served_names": [model_name], "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
     app = create_vision_seq2seq_app(model, image_processor, tokenizer, model.model_name, ctx_len, **limits)

@@ -107,12 +107,13 @@ class QEffSeq2SeqDecoder(nn.Module):
     """forward(input_ids [B,S], position_ids [B,S], encoder_attention_mask [B,Ssrc], cross_key.0, cross_value.0, ...,
     past_key.0, past_value.0, ...) -> (logits [B,1,V] at the step's last position, past_key.0_RetainedState, ...)."""
 
-    def __init__(self, hf_model: PreTrainedModel, kv_shape: tuple[int, int]) -> None:
-        """``kv_shape``: (heads, head_dim) of the decoder's self-attention cache (the encoder's cross keys' own)."""
+    def __init__(self, hf_model: PreTrainedModel, kv_shape: tuple[int, int], config=None) -> None:
+        """``kv_shape``: (heads, head_dim) of the decoder's self-attention cache (the encoder's cross keys' own);
+        ``config``: the encoder-decoder's own config where the model nests it (Florence-2's BART ``text_config``)."""
         super().__init__()
         self.hf = hf_model
-        self.config = hf_model.config
-        self.num_layers = decoder_layers(hf_model.config)
+        self.config = config or hf_model.config
+        self.num_layers = decoder_layers(self.config)
         self.heads, self.head_dim = kv_shape
         additive = ADDITIVE_MASK_TYPES | FULL_ADDITIVE_MASK_TYPES | DIRECT_DECODER_TYPES
         self.mask_kind = "additive" if self.config.model_type in additive else "visible"

@@ -21,9 +21,9 @@ from QEfficient.transform.seq2seq import step_caches
 from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, _attn_implementation, as_mask_kind, visibility_mask
 
 # decoders whose eager-only attention adds a full [batch, 1, queries, keys] mask (and reads no cross mask when none is
-# given); the others run the static-KV attention function, which reads one row of cross keys/values per image for all
-# its decoder rows (beams)
-ADDITIVE_DECODER_TYPES = frozenset({"trocr"})
+# given; Pix2Struct's adds it to a relative position bias); the others run the static-KV attention function, which
+# reads one row of cross keys/values per image for all its decoder rows (beams)
+ADDITIVE_DECODER_TYPES = frozenset({"trocr", "pix2struct_text_model"})
 
 
 def patches(hf: PreTrainedModel, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -39,42 +39,60 @@ def patches(hf: PreTrainedModel, pixel_values: torch.Tensor) -> torch.Tensor:
 
 
 class QEffVisionSeq2SeqEncoder(nn.Module):
-    """forward(pixel_values [B, C, H, W]) -> (cross_key.0, cross_value.0, ...) each [B, heads, patches, head_dim]."""
+    """forward(pixel_values [B, C, H, W]) -> (cross_key.0, cross_value.0, ...) each [B, heads, patches, head_dim].
 
-    def __init__(self, hf_model: PreTrainedModel) -> None:
+    The other image encoder-decoders (transform/image_seq2seq.py) change what the encoder reads (``encoded``), the
+    text decoder that turns its output into cross keys/values (``text_decoder``) and the graph (``graph_spec``)."""
+
+    def __init__(self, hf_model: PreTrainedModel, encoder_config=None, decoder_config=None) -> None:
         super().__init__()
         self.hf = hf_model
-        self.encoder_config = hf_model.config.encoder
-        self.decoder_config = hf_model.decoder.config
+        self.encoder_config = encoder_config or hf_model.config.encoder
+        self.decoder_config = decoder_config or hf_model.decoder.config
         with torch.no_grad():
-            self.num_layers = len(self._fill(self._dummy())) // 2
+            self.num_layers = len(self._fill(*self._dummy())) // 2
 
-    def _dummy(self) -> torch.Tensor:
+    def graph_spec(self):
         from QEfficient.export.graph_specs import VisionSeq2SeqEncoderGraphSpec
 
-        return VisionSeq2SeqEncoderGraphSpec.dummy_inputs(self.encoder_config)[0][:1]
+        return VisionSeq2SeqEncoderGraphSpec(self.num_layers)
 
-    def _fill(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        hidden = patches(self.hf, pixel_values)
+    def dummy_inputs(self) -> tuple[torch.Tensor, ...]:
+        from QEfficient.export.graph_specs import VisionSeq2SeqEncoderGraphSpec
+
+        return VisionSeq2SeqEncoderGraphSpec.dummy_inputs(self.encoder_config)
+
+    def encoded(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """What the decoder's cross-attention reads."""
+        return patches(self.hf, pixel_values)
+
+    def text_decoder(self) -> nn.Module:
+        return self.hf.decoder
+
+    def _dummy(self) -> tuple[torch.Tensor, ...]:
+        return tuple(t[:1] for t in self.dummy_inputs())
+
+    def _fill(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        hidden = self.encoded(*inputs)
         # caches without a config: their layers are the decoder's (an mBART decoder's config counts its encoder's)
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        start = torch.zeros(pixel_values.shape[0], 1, dtype=torch.int64)
-        self.hf.decoder(input_ids=start, encoder_hidden_states=hidden, cache=cache)
+        start = torch.zeros(hidden.shape[0], 1, dtype=torch.int64)
+        self.text_decoder()(input_ids=start, encoder_hidden_states=hidden, cache=cache)
         return tuple(t for layer in cache.cross_attention_cache.layers for t in (layer.keys, layer.values))
 
     @torch.no_grad()
     def kv_shape(self) -> tuple[int, int]:
         """(heads, head_dim) of the cross keys: the decoder's self-attention cache has the same."""
-        key = self._fill(self._dummy())[0]
+        key = self._fill(*self._dummy())[0]
         return key.shape[1], key.shape[-1]
 
     @torch.no_grad()
     def kv_positions(self) -> int:
         """The cross keys' positions for one image of the configured size (its patches)."""
-        return self._fill(self._dummy())[0].shape[2]
+        return self._fill(*self._dummy())[0].shape[2]
 
-    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self._fill(pixel_values)
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self._fill(*inputs)
 
 
 class QEffVisionSeq2SeqDecoder(nn.Module):

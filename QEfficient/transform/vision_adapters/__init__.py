@@ -182,9 +182,11 @@ KNOWN_FAILURES: dict[str, str] = {
     "both ways, text causally) with its own position scheme; no adapter yet",
     "vision-encoder-decoder": "an image encoder with a cross-attending text decoder (TrOCR, Donut, ViT-GPT2): "
     "QEFFAutoModelForVisionEncoderDecoder runs it (QEFFAutoModelForImageTextToText.from_pretrained returns one), not this path",
-    "pix2struct": "an encoder-decoder model, not a decoder-only language model with image tokens",
+    "pix2struct": "an image encoder with a cross-attending text decoder: QEFFPix2StructForConditionalGeneration runs it "
+    "(QEFFAutoModelForImageTextToText.from_pretrained returns one), not this path",
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
-    "florence2": "an encoder-decoder model, not a decoder-only language model with image tokens",
+    "florence2": "an image tower feeding a text encoder-decoder: QEFFFlorence2ForConditionalGeneration runs it "
+    "(QEFFAutoModelForImageTextToText.from_pretrained returns one), not this path",
     "t5gemma2": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "pp_formulanet": "an encoder-decoder model (a SLANeXt tower, an MBart decoder), not a decoder-only language model with image tokens",
 }

@@ -1,0 +1,206 @@
+"""The image encoder-decoders that are not transformers' VisionEncoderDecoderModel, in the lifecycle of
+QEFFAutoModelForVisionEncoderDecoder (two graphs, greedy, sampled or beam-search tokens equal to transformers'
+``generate``): Pix2Struct and Florence-2 (transform/image_seq2seq.py). ``QEFFAutoModelForImageTextToText.from_pretrained``
+returns these for such checkpoints; QEfficient has no such classes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+from QEfficient.export.graph_specs import (
+    ATTENTION_MASK,
+    FLATTENED_PATCHES,
+    INPUT_IDS,
+    PIXEL_VALUES,
+    ImageTextSeq2SeqEncoderGraphSpec,
+    PatchSeq2SeqEncoderGraphSpec,
+)
+from QEfficient.models.seq2seq_lm import DECODER_INPUT_IDS
+from QEfficient.models.vision_seq2seq import QEFFAutoModelForVisionEncoderDecoder
+from QEfficient.transform.image_seq2seq import QEffFlorence2Encoder, QEffPix2StructEncoder
+from QEfficient.transform.seq2seq import QEffSeq2SeqDecoder
+from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
+
+FLORENCE2_IMAGE_SIZE = (768, 768)  # Florence-2's processor's, where the checkpoint's folder has none
+
+
+def _array(value, dtype) -> np.ndarray:
+    return np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype)
+
+
+def _given(inputs, names: tuple[str, ...], call: str) -> list:
+    """``inputs``' arrays of ``names`` (a processor's output), or a ValueError that says how to make them."""
+    if inputs is None or not hasattr(inputs, "get"):
+        raise ValueError(f"generate() needs the processor's output: inputs={call}.")
+    missing = [name for name in names if inputs.get(name) is None]
+    if missing:
+        raise ValueError(f"inputs has no {', '.join(missing)} (it has {sorted(inputs)}): pass inputs={call}.")
+    return [inputs[name] for name in names]
+
+
+class QEFFPix2StructForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
+    """Pix2Struct (captioning, DePlot, MatCha, chart and screen question answering).
+
+    >>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/pix2struct-textcaps-base")
+    >>> model.compile(ctx_len=64)
+    >>> model.generate(processor, inputs=processor(images=image, return_tensors="pt"), generation_len=40).texts
+
+    ``inputs``: the processor's output (``flattened_patches``, ``attention_mask``; a question checkpoint's processor
+    draws the question onto the image; text given to a captioning checkpoint's becomes ``decoder_input_ids``, the
+    decoder's prompt, as transformers' generate reads it)."""
+
+    graph_kind = "pix2struct"
+    CALL = "processor(images=image, return_tensors='pt')"
+
+    @staticmethod
+    def _check_model(model: PreTrainedModel) -> None:
+        if getattr(getattr(model, "config", None), "model_type", None) != "pix2struct":
+            raise TypeError(f"{type(model).__name__} is not Pix2StructForConditionalGeneration.")
+
+    def _graph_modules(self) -> tuple:
+        encoder = QEffPix2StructEncoder(self.hf)
+        return encoder, QEffVisionSeq2SeqDecoder(self.hf, encoder.num_layers, encoder.kv_shape())
+
+    def _encoder_specializations(self, batch_size: int) -> dict:
+        return PatchSeq2SeqEncoderGraphSpec.specializations(batch_size, 0)  # any number of patches
+
+    def _prompt_starts_sequence(self) -> bool:
+        return False
+
+    def image_request(self, image, prompt: str, tokenizer, image_processor) -> tuple[dict, int, int]:
+        """The processor's output for the image (its text: a question drawn onto the image, or the decoder's first
+        tokens for a captioning checkpoint); the positions read: the image's real patches and the decoder prompt."""
+        inputs = dict(self.processor()(images=image, text=prompt or None, return_tensors="np"))
+        ids = inputs.pop(DECODER_INPUT_IDS, None)
+        inputs.pop("decoder_attention_mask", None)
+        decoder_prompt = self.decoder_prompt(ids, 1, self.decoder_start()) if ids is not None and ids.size else None
+        width = 1 if decoder_prompt is None else decoder_prompt.shape[1]
+        options = {"inputs": inputs} | ({"decoder_input_ids": decoder_prompt} if decoder_prompt is not None else {})
+        return options, width, int(inputs[ATTENTION_MASK].sum()) + width
+
+    def image_positions(self) -> int:
+        """The most patches an image takes: the processor's ``max_patches``."""
+        return int(self.processor().image_processor.max_patches)
+
+    def _inputs(self, tokenizer, prompts, inputs) -> dict[str, np.ndarray]:
+        if prompts is not None:
+            raise ValueError(f"Pass the image and its text through the processor: inputs={self.CALL[:-1]}, text=...).")
+        patches, mask = _given(inputs, (FLATTENED_PATCHES, ATTENTION_MASK), self.CALL)
+        patches, mask = _array(patches, np.float32), _array(mask, np.int64)
+        width = 2 + self.encoder.encoder_config.patch_embed_hidden_size  # a patch's row, column and pixel values
+        if patches.ndim != 3 or patches.shape[2] != width or mask.shape != patches.shape[:2]:
+            raise ValueError(
+                f"flattened_patches must be [images, patches, {width}] and attention_mask [images, patches], got "
+                f"{list(patches.shape)} and {list(mask.shape)}: pass the processor's output."
+            )
+        return {FLATTENED_PATCHES: patches, ATTENTION_MASK: mask}
+
+
+class QEFFFlorence2ForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
+    """Florence-2 (captioning, OCR, detection and grounding by task prompts such as ``<CAPTION>``, ``<OCR>``, ``<OD>``).
+
+    >>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/Florence-2-base")
+    >>> model.compile(ctx_len=256)
+    >>> inputs = processor(text="<CAPTION>", images=image, return_tensors="pt")
+    >>> model.generate(processor, inputs=inputs, generation_len=100).texts
+
+    ``inputs``: the processor's output (``input_ids`` with the image's placeholders, ``attention_mask``,
+    ``pixel_values`` at the processor's size, which the encoder graph is traced at). ``texts`` keep the location tokens
+    that the processor's ``post_process_generation`` reads."""
+
+    graph_kind = "florence2"
+    CALL = "processor(text=prompt, images=image, return_tensors='pt')"
+
+    @staticmethod
+    def _check_model(model: PreTrainedModel) -> None:
+        if getattr(getattr(model, "config", None), "model_type", None) != "florence2":
+            raise TypeError(f"{type(model).__name__} is not Florence2ForConditionalGeneration.")
+
+    def _graph_modules(self) -> tuple:
+        encoder = QEffFlorence2Encoder(self.hf)
+        return encoder, QEffSeq2SeqDecoder(self.hf, encoder.kv_shape(), config=self.hf.config.text_config)
+
+    def export(self, export_dir=None, **kwargs) -> list[Path]:
+        """The encoder graph at the processor's image size (the size is part of the export's hash)."""
+        self.encoder.image_size = self._image_size()
+        self.hash_params["image_size"] = list(self.encoder.image_size)
+        return super().export(export_dir, **kwargs)
+
+    def _image_size(self) -> tuple[int, int]:
+        """(height, width) of the processor's pixel values: one blank image through the checkpoint's image processor
+        (its resize and crop rules), else Florence-2's 768 x 768."""
+        if getattr(self, "_processor_size", None) is None:
+            self._processor_size = FLORENCE2_IMAGE_SIZE
+            if self.local_model_dir is not None:
+                from PIL import Image
+                from transformers import AutoImageProcessor
+
+                processor = AutoImageProcessor.from_pretrained(self.local_model_dir)
+                shape = processor(images=Image.new("RGB", (32, 32)), return_tensors="np")[PIXEL_VALUES].shape
+                self._processor_size = (int(shape[-2]), int(shape[-1]))
+        return self._processor_size
+
+    def _encoder_specializations(self, batch_size: int) -> dict:
+        return ImageTextSeq2SeqEncoderGraphSpec.specializations(batch_size, *self._image_size())
+
+    def _prompt_starts_sequence(self) -> bool:
+        return False
+
+    def text_of(self, tokenizer, ids) -> str:
+        """The text with its special tokens (the ``<loc_N>`` boxes of detection and grounding tasks, which the
+        processor's ``post_process_generation`` reads), without the start, end and pad tokens."""
+        tokens = getattr(tokenizer, "tokenizer", tokenizer)  # a processor's tokenizer
+        drop = {t for t in (tokens.bos_token_id, tokens.eos_token_id, tokens.pad_token_id) if t is not None}
+        return tokens.decode([int(t) for t in ids if int(t) not in drop], skip_special_tokens=False)
+
+    def image_request(self, image, prompt: str, tokenizer, image_processor) -> tuple[dict, int, int]:
+        """The processor's output for the image and its task prompt (``<CAPTION>``, ``<OCR>``, ...); the positions read:
+        the encoder's (the image's placeholders and the prompt's tokens) and the decoder's start token."""
+        inputs = self.processor()(text=prompt, images=image, return_tensors="np")
+        return {"inputs": dict(inputs)}, 1, int(inputs[INPUT_IDS].shape[1]) + 1
+
+    def image_positions(self) -> int:
+        """The encoder positions one image takes (its placeholders in the prompt)."""
+        if getattr(self, "_image_tokens", None) is None:
+            self.encoder.image_size = self._image_size()
+            self._image_tokens = self.encoder.image_tokens()
+        return self._image_tokens
+
+    def _check_max_positions(self, name: str, length: int, config=None) -> None:
+        super()._check_max_positions(name, length, config or self.hf.config.text_config)
+
+    def _inputs(self, tokenizer, prompts, inputs) -> dict[str, np.ndarray]:
+        if prompts is not None:
+            raise ValueError(f"Pass the task prompt and the image through the processor: inputs={self.CALL}.")
+        ids, mask, pixels = _given(inputs, (INPUT_IDS, ATTENTION_MASK, PIXEL_VALUES), self.CALL)
+        ids, mask, pixels = _array(ids, np.int64), _array(mask, np.int64), _array(pixels, np.float32)
+        height, width = self._image_size()
+        if ids.ndim != 2 or mask.shape != ids.shape or pixels.shape != (len(ids), 3, height, width):
+            raise ValueError(
+                f"input_ids and attention_mask must be [prompts, length] and pixel_values [prompts, 3, {height}, {width}] "
+                f"(the processor's size), got {list(ids.shape)}, {list(mask.shape)} and {list(pixels.shape)}."
+            )
+        tokens = self.image_positions()
+        placeholders = (ids == self.hf.config.image_token_id).sum(1)
+        if (placeholders != tokens).any():
+            raise ValueError(
+                f"Each prompt must hold its image's {tokens} placeholder tokens (the processor writes them), got "
+                f"{placeholders.tolist()}: pass inputs={self.CALL}."
+            )
+        self._check_max_positions("the prompt's length", ids.shape[1])
+        return {INPUT_IDS: ids, ATTENTION_MASK: mask, PIXEL_VALUES: pixels}
+
+
+# model_type -> the class that runs it: the image-text checkpoints that are encoder-decoders
+IMAGE_SEQ2SEQ_CLASSES: dict[str, type[QEFFAutoModelForVisionEncoderDecoder]] = {
+    "vision-encoder-decoder": QEFFAutoModelForVisionEncoderDecoder,
+    "pix2struct": QEFFPix2StructForConditionalGeneration,
+    "florence2": QEFFFlorence2ForConditionalGeneration,
+}
+
+__all__ = ["IMAGE_SEQ2SEQ_CLASSES", "QEFFFlorence2ForConditionalGeneration", "QEFFPix2StructForConditionalGeneration"]

@@ -1,0 +1,72 @@
+"""The image encoder-decoders that are not transformers' VisionEncoderDecoderModel, in the same two exportable parts
+(transform/vision_seq2seq.py):
+
+* Pix2Struct (and its DePlot, MatCha, screen and chart checkpoints): a patch-sequence encoder over the processor's
+  flattened patches, padding patches masked, and a T5-style text decoder (relative position bias: additive masks);
+* Florence-2: a DaViT image tower whose projected features take the prompt's image placeholders, a BART encoder over
+  that prompt, and the BART decoder (the text encoder-decoders' step, transform/seq2seq.py).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from QEfficient.export.graph_specs import ImageTextSeq2SeqEncoderGraphSpec, PatchSeq2SeqEncoderGraphSpec
+from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqEncoder
+
+
+class QEffPix2StructEncoder(QEffVisionSeq2SeqEncoder):
+    """forward(flattened_patches [B, P, 2 + patch values], attention_mask [B, P]) -> cross keys/values over the P
+    patches, padding ones included (the decoder's cross mask hides them)."""
+
+    def __init__(self, hf_model: PreTrainedModel) -> None:
+        super().__init__(hf_model, hf_model.config.vision_config, hf_model.config.text_config)
+
+    def graph_spec(self) -> PatchSeq2SeqEncoderGraphSpec:
+        return PatchSeq2SeqEncoderGraphSpec(self.num_layers)
+
+    def dummy_inputs(self) -> tuple[torch.Tensor, ...]:
+        return PatchSeq2SeqEncoderGraphSpec.dummy_inputs(self.encoder_config.patch_embed_hidden_size)
+
+    def encoded(self, flattened_patches: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.hf.encoder(flattened_patches=flattened_patches, attention_mask=attention_mask).last_hidden_state
+
+
+class QEffFlorence2Encoder(QEffVisionSeq2SeqEncoder):
+    """forward(input_ids [B, S], attention_mask [B, S], pixel_values [B, C, H, W]) -> cross keys/values over the S
+    prompt positions. Each row's k-th image placeholder takes its image's k-th feature (HF's ``masked_scatter`` over
+    the batch, where every row holds one image's placeholders). The graph is traced at ``image_size`` (the
+    processor's: the tower's window padding follows the size), a small one until the model sets it."""
+
+    def __init__(self, hf_model: PreTrainedModel, image_size: tuple[int, int] = (64, 64)) -> None:
+        self.image_size = image_size
+        super().__init__(hf_model, hf_model.config.vision_config, hf_model.config.text_config)
+
+    def graph_spec(self) -> ImageTextSeq2SeqEncoderGraphSpec:
+        return ImageTextSeq2SeqEncoderGraphSpec(self.num_layers)
+
+    @torch.no_grad()
+    def image_tokens(self) -> int:
+        """The features of one image of ``image_size``: the placeholders its processor writes."""
+        return self._features(torch.zeros(1, 3, *self.image_size)).shape[1]
+
+    def dummy_inputs(self) -> tuple[torch.Tensor, ...]:
+        token = self.hf.config.image_token_id
+        return ImageTextSeq2SeqEncoderGraphSpec.dummy_inputs(token, self.image_tokens(), 3, *self.image_size)
+
+    def text_decoder(self) -> nn.Module:
+        return self.hf.model.language_model.decoder
+
+    def _features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.hf.model.get_image_features(pixel_values).pooler_output
+
+    def encoded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+        embeds = self.hf.model.get_input_embeddings()(input_ids)
+        features = self._features(pixel_values).to(embeds.dtype)
+        placeholders = input_ids == self.hf.config.image_token_id
+        index = (placeholders.long().cumsum(1) - 1).clamp(0, features.shape[1] - 1)
+        taken = torch.gather(features, 1, index[..., None].expand(-1, -1, features.shape[-1]))
+        merged = torch.where(placeholders[..., None], taken, embeds)
+        return self.hf.model.language_model.encoder(attention_mask=attention_mask, inputs_embeds=merged).last_hidden_state
