@@ -21,6 +21,12 @@ T5_TYPES = ("t5", "mt5", "umt5", "longt5", "switch_transformers")
 
 
 def tiny_config(kind: str, tok):
+    if kind == "t5gemma":  # grouped KV heads; a sliding window of 4 in the first layer of each half
+        half = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16)
+        half |= dict(vocab_size=320, layer_types=["sliding_attention", "full_attention"], sliding_window=4)
+        tokens = dict(pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
+        tokens |= dict(vocab_size=320, decoder_start_token_id=tok.eos_token_id)
+        return AutoConfig.for_model(kind, encoder=half, decoder=dict(half), **tokens)
     if kind in T5_TYPES:
         options = dict(
             d_model=64, d_kv=16, d_ff=96, num_layers=2, num_decoder_layers=2, num_heads=4, decoder_start_token_id=tok.pad_token_id
@@ -93,6 +99,12 @@ def test_greedy_tokens_and_step_logits_equal_transformers(kind, seq2seq_dir):
     for row in range(2):  # up to each row's end: after it HF feeds padding
         n = int((reference[row] != tok.pad_token_id).sum()) if kind not in T5_TYPES else reference.shape[1]
         np.testing.assert_allclose(got[row, :n], expected[row, :n], atol=1e-4, rtol=0)
+    # 12 decoder tokens whatever the model writes (past a sliding window of 4, where a model has one)
+    forced = torch.cat([reference[:, :1], torch.randint(3, 300, (2, 11), generator=torch.Generator().manual_seed(1))], 1)
+    with torch.no_grad():
+        expected = hf(**enc, decoder_input_ids=forced, use_cache=False).logits.numpy()
+    got = step_logits(paths, enc["input_ids"].numpy(), enc["attention_mask"].numpy(), forced.numpy())
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
     # beam search: two inputs of two beams each (where the family's graph reads one row of cross keys/values per
     # input, the beams of each input share it)
     with torch.no_grad():

@@ -31,6 +31,9 @@ ADDITIVE_MASK_TYPES = frozenset({"t5", "mt5", "umt5", "longt5", "switch_transfor
 FULL_ADDITIVE_MASK_TYPES = frozenset({"mvp"})
 # families whose decoder is called directly (transform/adapters/fsmt_steps.py); they take additive masks
 DIRECT_DECODER_TYPES = frozenset({"fsmt"})
+# families whose decoder keeps its own config (``config.decoder``), takes rotary positions and a mask per layer type
+# (full and sliding-window attention, as Gemma 2's)
+NESTED_DECODER_TYPES = frozenset({"t5gemma"})
 
 
 class _CrossCache:
@@ -80,6 +83,8 @@ def step_caches(position_ids: torch.Tensor, tensors: tuple[torch.Tensor, ...], n
 
 
 def decoder_layers(config) -> int:
+    if getattr(config, "model_type", None) in NESTED_DECODER_TYPES:
+        return config.decoder.num_hidden_layers
     return getattr(config, "decoder_layers", None) or getattr(config, "num_decoder_layers", None) or config.num_layers
 
 
@@ -93,7 +98,8 @@ class QEffSeq2SeqEncoder(nn.Module):
         self.num_layers = decoder_layers(hf_model.config)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+        # the cross cache without the config: a sliding-window layer's (T5Gemma's) would keep only its window
+        cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache())
         if self.config.model_type in DIRECT_DECODER_TYPES:
             fsmt_steps.fill_cross_cache(self.hf, input_ids, attention_mask, cache)
         else:
@@ -114,6 +120,8 @@ class QEffSeq2SeqDecoder(nn.Module):
         self.hf = hf_model
         self.config = config or hf_model.config
         self.num_layers = decoder_layers(self.config)
+        # the config its decoder's attention reads (T5Gemma's decoder has its own)
+        self.attention_config = self.config.decoder if self.config.model_type in NESTED_DECODER_TYPES else self.config
         self.heads, self.head_dim = kv_shape
         additive = ADDITIVE_MASK_TYPES | FULL_ADDITIVE_MASK_TYPES | DIRECT_DECODER_TYPES
         self.mask_kind = "additive" if self.config.model_type in additive else "visible"
@@ -136,7 +144,13 @@ class QEffSeq2SeqDecoder(nn.Module):
             logits = fsmt_steps.step_logits(self.hf, input_ids, encoder_attention_mask, masks[0], cache)
             return (logits[:, -1:].float(), *self_cache.retained())
         placeholder = _EncoderPlaceholder(last_hidden_state=torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], 1))
-        with _attn_implementation(self.config, STATIC_KV_ATTENTION):
+        extra = {}
+        if self.config.model_type in NESTED_DECODER_TYPES:  # a mask per layer type, rotary positions
+            window = getattr(self.attention_config, "sliding_window", None)
+            sliding = visibility_mask(position_ids, slots, sliding=window) if window else masks[0]
+            masks = ({"full_attention": masks[0], "sliding_attention": sliding}, {"full_attention": masks[1]})
+            extra["decoder_position_ids"] = position_ids
+        with _attn_implementation(self.attention_config, STATIC_KV_ATTENTION):
             logits = self.hf(
                 encoder_outputs=placeholder,  # its keys and values are in the cache
                 attention_mask=masks[1],
@@ -145,5 +159,6 @@ class QEffSeq2SeqDecoder(nn.Module):
                 cache=cache,
                 use_cache=True,
                 cache_position=position_ids[0],
+                **extra,
             ).logits
         return (logits[:, -1:].float(), *self_cache.retained())
