@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
-from QEfficient import QEFFAutoModelForSeq2SeqLM
+from QEfficient import QEFFAutoModelForSeq2SeqLM, QEFFCommonLoader
 from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS, Seq2SeqEncoderGraphSpec
 from QEfficient.models.seq2seq_lm import SUPPORTED_TYPES
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
@@ -20,7 +20,28 @@ GEN = 10
 T5_TYPES = ("t5", "mt5", "umt5", "longt5", "switch_transformers")
 
 
+def encoder_decoder_config(kind: str, tok):
+    """transformers' EncoderDecoderModel: BERT2BERT, or a RoBERTa encoder wider than its GPT-2 decoder (the model's
+    projection between them)."""
+    from transformers import BertConfig, EncoderDecoderConfig, GPT2Config, RobertaConfig
+
+    shape = dict(vocab_size=320, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, max_position_embeddings=64)
+    if kind == "bert2bert":
+        pair = BertConfig(hidden_size=32, **shape), BertConfig(hidden_size=32, is_decoder=True, add_cross_attention=True, **shape)
+    else:
+        gpt2 = GPT2Config(vocab_size=320, n_embd=24, n_layer=2, n_head=4, n_positions=64, is_decoder=True, add_cross_attention=True)
+        pair = RobertaConfig(hidden_size=48, pad_token_id=tok.pad_token_id, **shape), gpt2
+    config = EncoderDecoderConfig.from_encoder_decoder_configs(*pair)
+    config.decoder_start_token_id, config.pad_token_id, config.eos_token_id = tok.bos_token_id, tok.pad_token_id, tok.eos_token_id
+    return config
+
+
+ENCODER_DECODER_PAIRS = ("bert2bert", "roberta2gpt2")
+
+
 def tiny_config(kind: str, tok):
+    if kind in ENCODER_DECODER_PAIRS:
+        return encoder_decoder_config(kind, tok)
     if kind == "t5gemma":  # grouped KV heads; a sliding window of 4 in the first layer of each half
         half = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16)
         half |= dict(vocab_size=320, layer_types=["sliding_attention", "full_attention"], sliding_window=4)
@@ -80,9 +101,10 @@ def step_logits(qpc_paths: dict, ids: np.ndarray, mask: np.ndarray, decoder_ids:
     return np.stack([decoder.run(decoder_ids[:, i : i + 1], np.full((rows, 1), i)).copy() for i in range(decoder_ids.shape[1])], 1)
 
 
-@pytest.mark.parametrize("kind", SUPPORTED_TYPES)
+@pytest.mark.parametrize("kind", [*SUPPORTED_TYPES, *ENCODER_DECODER_PAIRS])
 def test_greedy_tokens_and_step_logits_equal_transformers(kind, seq2seq_dir):
     folder, tok = seq2seq_dir(kind)
+    assert QEFFCommonLoader.model_class(str(folder)) is QEFFAutoModelForSeq2SeqLM
     model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
     paths = model.compile(ctx_len=32, batch_size=2, num_cores=1)
     info = model.generate(tok, PROMPTS, generation_len=GEN)
@@ -290,3 +312,14 @@ def test_bad_input_is_a_clear_error(seq2seq_dir, tiny_model_dir):
     sparse = AutoConfig.for_model("bigbird_pegasus", vocab_size=320, d_model=32, encoder_layers=1, decoder_layers=1)
     with pytest.raises(NotImplementedError, match="original_full"):  # block-sparse attention: not exported
         QEFFAutoModelForSeq2SeqLM(AutoModelForSeq2SeqLM.from_config(sparse))
+
+
+def test_an_encoder_decoder_model_with_an_unproven_decoder_is_refused(tokenizer_dir):
+    """transformers' EncoderDecoderModel runs with the decoders proven for it; another is refused with the switch."""
+    from transformers import BertConfig, EncoderDecoderConfig, EncoderDecoderModel, XLMRobertaConfig
+
+    shape = dict(vocab_size=320, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37)
+    decoder = XLMRobertaConfig(is_decoder=True, add_cross_attention=True, **shape)
+    model = EncoderDecoderModel(EncoderDecoderConfig.from_encoder_decoder_configs(BertConfig(**shape), decoder))
+    with pytest.raises(NotImplementedError, match="'xlm-roberta' decoder is not proven here .*QEFF_ALLOW_ANY_ARCHITECTURE=1"):
+        QEFFAutoModelForSeq2SeqLM(model)

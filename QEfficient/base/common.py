@@ -44,6 +44,8 @@ class QEFFCommonLoader:
             return QEFFAutoModelForImageTextToText
         if model_type == "whisper" and model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES:  # before: it has a causal-LM class too
             return QEFFAutoModelForSpeechSeq2Seq
+        if model_type == "encoder-decoder":  # transformers' EncoderDecoderModel: a text encoder and a causal-LM decoder
+            return QEFFAutoModelForSeq2SeqLM
         if model_type in SEQ2SEQ_TYPES and _whole_model(config):
             return QEFFAutoModelForSeq2SeqLM  # before: BART-like types have a causal-LM class (their decoder alone)
         if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:

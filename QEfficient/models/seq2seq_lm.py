@@ -27,7 +27,10 @@ from QEfficient.generation.seq2seq_generation import UNAPPLIED, UNAPPLIED_WARPER
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.adapters.seq2seq_types import PROVEN_SEQ2SEQ_TYPES
+from QEfficient.transform.encoder_decoder import MODEL_TYPE as ENCODER_DECODER
+from QEfficient.transform.encoder_decoder import QEffEncoderDecoderEncoder
 from QEfficient.transform.seq2seq import QEffSeq2SeqDecoder, QEffSeq2SeqEncoder
+from QEfficient.transform.vision_seq2seq import PROVEN_DECODERS, QEffVisionSeq2SeqDecoder
 from QEfficient.utils.checks import check_generation_len, check_positive
 
 SUPPORTED_TYPES = PROVEN_SEQ2SEQ_TYPES
@@ -49,7 +52,12 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         kind = getattr(model.config, "model_type", None)
         if not getattr(model.config, "is_encoder_decoder", False):
             raise TypeError(f"{type(model).__name__} is not an encoder-decoder: load a causal LM with QEFFAutoModelForCausalLM.")
-        if kind not in SUPPORTED_TYPES and os.environ.get(ALLOW_ANY) != "1":
+        if kind == ENCODER_DECODER and model.config.decoder.model_type not in PROVEN_DECODERS and os.environ.get(ALLOW_ANY) != "1":
+            raise NotImplementedError(
+                f"An EncoderDecoderModel with a {model.config.decoder.model_type!r} decoder is not proven here (proven decoders: "
+                f"{', '.join(PROVEN_DECODERS)}); {ALLOW_ANY}=1 tries it anyway."
+            )
+        if kind not in (*SUPPORTED_TYPES, ENCODER_DECODER) and os.environ.get(ALLOW_ANY) != "1":
             raise NotImplementedError(
                 f"Encoder-decoder type {kind!r} is not proven here (supported: {', '.join(SUPPORTED_TYPES)}); "
                 f"{ALLOW_ANY}=1 tries it anyway."
@@ -61,11 +69,21 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             )
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
         self.hf = model.eval()
-        self.encoder = QEffSeq2SeqEncoder(self.hf)
-        with torch.no_grad():  # the cross keys' heads and width are the decoder cache's
-            key = self.encoder(*Seq2SeqEncoderGraphSpec.dummy_inputs())[0]
-        self.decoder = QEffSeq2SeqDecoder(self.hf, (key.shape[1], key.shape[-1]))
+        if kind == ENCODER_DECODER:  # a text encoder and a causal-LM decoder: the image encoder-decoders' step
+            self.encoder = QEffEncoderDecoderEncoder(self.hf)
+            self.decoder = QEffVisionSeq2SeqDecoder(self.hf, self.encoder.num_layers, self.encoder.kv_shape())
+        else:
+            self.encoder = QEffSeq2SeqEncoder(self.hf)
+            with torch.no_grad():  # the cross keys' heads and width are the decoder cache's
+                key = self.encoder(*Seq2SeqEncoderGraphSpec.dummy_inputs())[0]
+            self.decoder = QEffSeq2SeqDecoder(self.hf, (key.shape[1], key.shape[-1]))
         self.qpc_paths: dict[str, Path] | None = None
+
+    def _check_max_positions(self, name: str, length: int, config=None) -> None:
+        """An EncoderDecoderModel's position tables are its halves': the decoder's for ctx_len, the encoder's for inputs."""
+        if config is None and self.config.model_type == ENCODER_DECODER:
+            config = self.config.decoder if name == "ctx_len" else self.config.encoder
+        super()._check_max_positions(name, length, config)
 
     def compile(
         self,

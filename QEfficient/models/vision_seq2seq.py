@@ -19,11 +19,9 @@ from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_vi
 from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.models.seq2seq_lm import QEFFAutoModelForSeq2SeqLM
-from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder, QEffVisionSeq2SeqEncoder
+from QEfficient.transform.vision_seq2seq import PROVEN_DECODERS, QEffVisionSeq2SeqDecoder, QEffVisionSeq2SeqEncoder
 
 MODEL_TYPE = "vision-encoder-decoder"
-# decoders whose step is proven token-exact (tests/test_vision_seq2seq.py); others: QEFF_ALLOW_ANY_ARCHITECTURE=1
-PROVEN_DECODERS = ("trocr", "gpt2", "mbart", "bert", "roberta")
 ALLOW_ANY = "QEFF_ALLOW_ANY_ARCHITECTURE"
 
 

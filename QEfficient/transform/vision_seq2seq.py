@@ -24,12 +24,19 @@ from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, _attn_implementa
 # given; Pix2Struct's adds it to a relative position bias); the others run the static-KV attention function, which
 # reads one row of cross keys/values per image for all its decoder rows (beams)
 ADDITIVE_DECODER_TYPES = frozenset({"trocr", "pix2struct_text_model"})
+# causal-LM decoders of VisionEncoderDecoderModel and EncoderDecoderModel whose step is proven token-exact
+# (tests/test_vision_seq2seq.py, tests/test_seq2seq.py); others: QEFF_ALLOW_ANY_ARCHITECTURE=1
+PROVEN_DECODERS = ("trocr", "gpt2", "mbart", "bert", "roberta")
 
 
 def patches(hf: PreTrainedModel, pixel_values: torch.Tensor) -> torch.Tensor:
-    """The encoder's last hidden states as the decoder's cross-attention reads them (VisionEncoderDecoderModel.forward's
-    projection where the widths differ)."""
-    hidden = hf.encoder(pixel_values=pixel_values).last_hidden_state
+    """The encoder's last hidden states as the decoder's cross-attention reads them."""
+    return projected(hf, hf.encoder(pixel_values=pixel_values).last_hidden_state)
+
+
+def projected(hf: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
+    """An encoder's output at the decoder's width: VisionEncoderDecoderModel's and EncoderDecoderModel's projection,
+    where the widths differ and the decoder has no cross-attention width of its own."""
     if (
         hf.encoder.config.hidden_size != hf.decoder.config.hidden_size
         and getattr(hf.decoder.config, "cross_attention_hidden_size", None) is None

@@ -1,0 +1,31 @@
+"""transformers' EncoderDecoderModel (a text encoder such as BERT or RoBERTa paired with a cross-attending causal-LM
+decoder: BERT2BERT, RoBERTa2GPT-2 summarisers) in the text encoder-decoders' two graphs: the encoder's token ids and
+mask -> cross keys/values (its output projected to the decoder's width where the model has that projection), and the
+image encoder-decoders' decoder step (transform/vision_seq2seq.py), which reads the encoder's mask.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import PreTrainedModel
+
+from QEfficient.export.graph_specs import Seq2SeqEncoderGraphSpec
+from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqEncoder, projected
+
+MODEL_TYPE = "encoder-decoder"
+
+
+class QEffEncoderDecoderEncoder(QEffVisionSeq2SeqEncoder):
+    """forward(input_ids [B, S], attention_mask [B, S]) -> cross keys/values over the S positions."""
+
+    def __init__(self, hf_model: PreTrainedModel) -> None:
+        super().__init__(hf_model)
+
+    def graph_spec(self) -> Seq2SeqEncoderGraphSpec:
+        return Seq2SeqEncoderGraphSpec(self.num_layers)
+
+    def dummy_inputs(self) -> tuple[torch.Tensor, ...]:
+        return Seq2SeqEncoderGraphSpec.dummy_inputs()
+
+    def encoded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return projected(self.hf, self.hf.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state)
