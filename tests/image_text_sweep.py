@@ -228,6 +228,7 @@ OTHER_CLASS = {
     "vision-encoder-decoder": "tests/test_vision_seq2seq.py",
     "pix2struct": "tests/test_image_seq2seq.py",
     "florence2": "tests/test_image_seq2seq.py",
+    "t5gemma2": "tests/test_image_seq2seq.py",
 }
 
 

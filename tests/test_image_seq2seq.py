@@ -15,11 +15,20 @@ from QEfficient import (
     QEFFCommonLoader,
     QEFFFlorence2ForConditionalGeneration,
     QEFFPix2StructForConditionalGeneration,
+    QEFFT5Gemma2ForConditionalGeneration,
 )
 from tests import vlm_fixtures_b
 
-BUILDERS = {"pix2struct": vlm_fixtures_b.build_pix2struct, "florence2": vlm_fixtures_b.build_florence2}
-CLASSES = {"pix2struct": QEFFPix2StructForConditionalGeneration, "florence2": QEFFFlorence2ForConditionalGeneration}
+BUILDERS = {
+    "pix2struct": vlm_fixtures_b.build_pix2struct,
+    "florence2": vlm_fixtures_b.build_florence2,
+    "t5gemma2": vlm_fixtures_b.build_t5gemma2,
+}
+CLASSES = {
+    "pix2struct": QEFFPix2StructForConditionalGeneration,
+    "florence2": QEFFFlorence2ForConditionalGeneration,
+    "t5gemma2": QEFFT5Gemma2ForConditionalGeneration,
+}
 TEXTS = ["Describe the picture", "What is it", "Read the words in the picture please"]
 
 
@@ -32,6 +41,9 @@ def _images(n: int = 3) -> list[Image.Image]:
 def _processed(kind: str, processor, images, texts=None) -> dict:
     if kind == "florence2":
         return processor(text=texts or TEXTS[: len(images)], images=images, return_tensors="pt", padding=True)
+    if kind == "t5gemma2":  # one image a prompt, where its <start_of_image> is
+        texts = [f"{text} <start_of_image>" for text in texts or TEXTS[: len(images)]]
+        return processor(text=texts, images=[[image] for image in images], return_tensors="pt", padding=True)
     return processor(images=images, text=texts, return_tensors="pt", **({"padding": True} if texts else {}))
 
 

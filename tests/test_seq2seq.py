@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
-from QEfficient import QEFFAutoModelForSeq2SeqLM, QEFFCommonLoader
+from QEfficient import QEFFAutoModelForSeq2SeqLM, QEFFCommonLoader, QEFFT5Gemma2ForConditionalGeneration
 from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS, Seq2SeqEncoderGraphSpec
 from QEfficient.models.seq2seq_lm import SUPPORTED_TYPES
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
@@ -42,12 +42,18 @@ ENCODER_DECODER_PAIRS = ("bert2bert", "roberta2gpt2")
 def tiny_config(kind: str, tok):
     if kind in ENCODER_DECODER_PAIRS:
         return encoder_decoder_config(kind, tok)
-    if kind == "t5gemma":  # grouped KV heads; a sliding window of 4 in the first layer of each half
+    if kind in ("t5gemma", "t5gemma2"):  # grouped KV heads; a sliding window of 4 in the first layer of each half
         half = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16)
         half |= dict(vocab_size=320, layer_types=["sliding_attention", "full_attention"], sliding_window=4)
         tokens = dict(pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
         tokens |= dict(vocab_size=320, decoder_start_token_id=tok.eos_token_id)
-        return AutoConfig.for_model(kind, encoder=half, decoder=dict(half), **tokens)
+        if kind == "t5gemma":
+            return AutoConfig.for_model(kind, encoder=half, decoder=dict(half), **tokens)
+        # T5Gemma 2: its encoder has an image tower (text prompts leave it unused: a tiny one) and its decoder one
+        # merged attention over its own keys and the encoder's
+        vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=7)
+        encoder = dict(text_config=half, vision_config=vision | dict(vision_use_head=False), mm_tokens_per_image=4)
+        return AutoConfig.for_model(kind, encoder=encoder, decoder=dict(half), **tokens)
     if kind in T5_TYPES:
         options = dict(
             d_model=64, d_kv=16, d_ff=96, num_layers=2, num_decoder_layers=2, num_heads=4, decoder_start_token_id=tok.pad_token_id
@@ -104,7 +110,9 @@ def step_logits(qpc_paths: dict, ids: np.ndarray, mask: np.ndarray, decoder_ids:
 @pytest.mark.parametrize("kind", [*SUPPORTED_TYPES, *ENCODER_DECODER_PAIRS])
 def test_greedy_tokens_and_step_logits_equal_transformers(kind, seq2seq_dir):
     folder, tok = seq2seq_dir(kind)
-    assert QEFFCommonLoader.model_class(str(folder)) is QEFFAutoModelForSeq2SeqLM
+    # T5Gemma 2 reads images too: the loader gives its image class, this one runs its text alone
+    routed = QEFFCommonLoader.model_class(str(folder))
+    assert routed is (QEFFT5Gemma2ForConditionalGeneration if kind == "t5gemma2" else QEFFAutoModelForSeq2SeqLM)
     model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
     paths = model.compile(ctx_len=32, batch_size=2, num_cores=1)
     info = model.generate(tok, PROMPTS, generation_len=GEN)
@@ -321,5 +329,34 @@ def test_an_encoder_decoder_model_with_an_unproven_decoder_is_refused(tokenizer_
     shape = dict(vocab_size=320, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37)
     decoder = XLMRobertaConfig(is_decoder=True, add_cross_attention=True, **shape)
     model = EncoderDecoderModel(EncoderDecoderConfig.from_encoder_decoder_configs(BertConfig(**shape), decoder))
-    with pytest.raises(NotImplementedError, match="'xlm-roberta' decoder is not proven here .*QEFF_ALLOW_ANY_ARCHITECTURE=1"):
+    with pytest.raises(NotImplementedError, match=r"'xlm-roberta' decoder \(proven: bert, gpt2\) is not proven here; QEFF_ALLOW"):
         QEFFAutoModelForSeq2SeqLM(model)
+    model = EncoderDecoderModel(EncoderDecoderConfig.from_encoder_decoder_configs(XLMRobertaConfig(**shape), decoder))
+    with pytest.raises(NotImplementedError, match=r"'xlm-roberta' encoder \(proven: bert, roberta\)"):
+        QEFFAutoModelForSeq2SeqLM(model)
+
+
+def test_two_vocabularies_leave_the_texts_to_the_caller(seq2seq_dir):
+    """An EncoderDecoderModel whose decoder reads another vocabulary (BERT2GPT-2): generate() writes the ids and no
+    texts, with a warning that says how to read them; the server refuses it. A RoBERTa position table serves its
+    max_position_embeddings less the rows up to its padding index."""
+    from transformers import RobertaConfig
+
+    from QEfficient.models.base import usable_positions
+    from QEfficient.serving.seq2seq_app import create_seq2seq_app
+
+    folder, tok = seq2seq_dir("roberta2gpt2", config={"decoder": _wider_vocabulary()})
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.compile(ctx_len=16, batch_size=2, num_cores=1)
+    with pytest.warns(UserWarning, match="decoder reads another vocabulary .* decode generated_ids with the decoder's tokenizer"):
+        info = model.generate(tok, PROMPTS, generation_len=4)
+    assert info.generated_texts == [] and info.generated_ids[0].shape[0] == 2
+    with pytest.raises(ValueError, match="two vocabularies"):
+        create_seq2seq_app(model, tok, "m", 16)
+    assert usable_positions(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
+
+
+def _wider_vocabulary():
+    from transformers import GPT2Config
+
+    return GPT2Config(vocab_size=400, n_embd=24, n_layer=2, n_head=4, n_positions=64, is_decoder=True, add_cross_attention=True)

@@ -255,6 +255,11 @@ def run_seq2seq(model_name: str, prompts: list[str], compile_options: dict, gene
 
     with step(f"Loading {model_name}"):
         model = QEFFAutoModelForSeq2SeqLM.from_pretrained(model_name, **{k: v for k, v in load_kwargs.items() if v})
+        if model.two_vocabularies():
+            raise ValueError(
+                f"'{model_name}' reads and writes two vocabularies (two tokenizers): run it from Python and decode "
+                "generated_ids with the decoder's tokenizer."
+            )
         tokenizer = load_hf_tokenizer(model.local_model_dir)
     with step("Exporting and compiling the encoder and decoder graphs (cached)"):
         model.compile(**compile_options)

@@ -52,6 +52,18 @@ def recurrent_state_manifest(lm, rows: int, state_dtype: str) -> dict[str, Any]:
     return {"states": {n: [rows, *shape] for n, shape in zip(names, lm.state_shapes)}, "state_dtype": state_dtype}
 
 
+# position tables whose first position follows the padding index (RoBERTa's: positions start at pad_token_id + 1)
+OFFSET_POSITION_TYPES = frozenset({"roberta", "xlm-roberta", "camembert", "roberta-prelayernorm", "xmod", "data2vec-text"})
+
+
+def usable_positions(config) -> int | None:
+    """The positions ``config``'s table serves (its max_position_embeddings, less RoBERTa's offset), or None."""
+    max_pos = getattr(config, "max_position_embeddings", None)
+    if max_pos and getattr(config, "model_type", None) in OFFSET_POSITION_TYPES:
+        max_pos -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return max_pos
+
+
 class QEFFBaseModel:
     """Shared state and steps; subclasses set ``hf_model`` (the transformers model they wrap)."""
 
@@ -112,9 +124,12 @@ class QEFFBaseModel:
 
     def _check_max_positions(self, name: str, length: int, config=None) -> None:
         """A compiled length the model's position table cannot reach is refused up front."""
-        max_pos = getattr(config or self.config, "max_position_embeddings", None)
+        config = config or self.config
+        max_pos = usable_positions(config)
         if max_pos and length > max_pos:
-            raise ValueError(f"{name} ({length}) exceeds the model's max_position_embeddings ({max_pos}).")
+            table = getattr(config, "max_position_embeddings", None)
+            detail = "" if table == max_pos else f" less the {table - max_pos} rows up to the padding index: {max_pos} positions"
+            raise ValueError(f"{name} ({length}) exceeds the model's max_position_embeddings ({table}{detail}).")
 
     def _fingerprint_weights(self) -> None:
         if self.hash_params["weights"] is None:

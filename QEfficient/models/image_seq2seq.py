@@ -1,6 +1,6 @@
 """The image encoder-decoders that are not transformers' VisionEncoderDecoderModel, in the lifecycle of
 QEFFAutoModelForVisionEncoderDecoder (two graphs, greedy, sampled or beam-search tokens equal to transformers'
-``generate``): Pix2Struct and Florence-2 (transform/image_seq2seq.py). ``QEFFAutoModelForImageTextToText.from_pretrained``
+``generate``): Pix2Struct, Florence-2 and T5Gemma 2 (transform/image_seq2seq.py). ``QEFFAutoModelForImageTextToText.from_pretrained``
 returns these for such checkpoints; QEfficient has no such classes.
 """
 
@@ -22,7 +22,7 @@ from QEfficient.export.graph_specs import (
 )
 from QEfficient.models.seq2seq_lm import DECODER_INPUT_IDS
 from QEfficient.models.vision_seq2seq import QEFFAutoModelForVisionEncoderDecoder
-from QEfficient.transform.image_seq2seq import QEffFlorence2Encoder, QEffPix2StructEncoder
+from QEfficient.transform.image_seq2seq import QEffFlorence2Encoder, QEffPix2StructEncoder, QEffT5Gemma2Encoder
 from QEfficient.transform.seq2seq import QEffSeq2SeqDecoder
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
 
@@ -101,7 +101,58 @@ class QEFFPix2StructForConditionalGeneration(QEFFAutoModelForVisionEncoderDecode
         return {FLATTENED_PATCHES: patches, ATTENTION_MASK: mask}
 
 
-class QEFFFlorence2ForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
+class _PromptWithImage(QEFFAutoModelForVisionEncoderDecoder):
+    """An encoder that reads a prompt whose placeholders take one image's features (Florence-2, T5Gemma 2): the
+    processor's ``input_ids``, ``attention_mask`` and ``pixel_values``, one image per prompt."""
+
+    CALL = "processor(text=prompt, images=image, return_tensors='pt')"
+
+    def image_token_id(self) -> int:
+        raise NotImplementedError
+
+    def position_config(self, name: str):
+        """The config whose position table bounds ``name`` (ctx_len: the decoder's; else the encoder's prompt)."""
+        raise NotImplementedError
+
+    def _check_max_positions(self, name: str, length: int, config=None) -> None:
+        super()._check_max_positions(name, length, config or self.position_config(name))
+
+    def _encoder_specializations(self, batch_size: int) -> dict:
+        return ImageTextSeq2SeqEncoderGraphSpec.specializations(batch_size, *self._image_size())
+
+    def _prompt_starts_sequence(self) -> bool:
+        return False
+
+    def image_request(self, image, prompt: str, tokenizer, image_processor) -> tuple[dict, int, int]:
+        """The processor's output for the image and its prompt; the positions read: the encoder's (the image's
+        placeholders and the prompt's tokens) and the decoder's start token."""
+        inputs = self.processor()(text=prompt, images=image, return_tensors="np")
+        return {"inputs": dict(inputs)}, 1, int(inputs[INPUT_IDS].shape[1]) + 1
+
+    def _inputs(self, tokenizer, prompts, inputs) -> dict[str, np.ndarray]:
+        if prompts is not None:
+            raise ValueError(f"Pass the prompt and the image through the processor: inputs={self.CALL}.")
+        ids, mask, pixels = _given(inputs, (INPUT_IDS, ATTENTION_MASK, PIXEL_VALUES), self.CALL)
+        ids, mask, pixels = _array(ids, np.int64), _array(mask, np.int64), _array(pixels, np.float32)
+        height, width = self._image_size()
+        if ids.ndim != 2 or mask.shape != ids.shape or pixels.shape != (len(ids), 3, height, width):
+            raise ValueError(
+                f"input_ids and attention_mask must be [prompts, length] and pixel_values [prompts, 3, {height}, {width}] "
+                f"(one image per prompt, at the processor's size), got {list(ids.shape)}, {list(mask.shape)} and "
+                f"{list(pixels.shape)}."
+            )
+        tokens = self.image_positions()
+        placeholders = (ids == self.image_token_id()).sum(1)
+        if (placeholders != tokens).any():
+            raise ValueError(
+                f"Each prompt must hold its image's {tokens} placeholder tokens (the processor writes them), got "
+                f"{placeholders.tolist()}: pass inputs={self.CALL}."
+            )
+        self._check_max_positions("the prompt's length", ids.shape[1])
+        return {INPUT_IDS: ids, ATTENTION_MASK: mask, PIXEL_VALUES: pixels}
+
+
+class QEFFFlorence2ForConditionalGeneration(_PromptWithImage):
     """Florence-2 (captioning, OCR, detection and grounding by task prompts such as ``<CAPTION>``, ``<OCR>``, ``<OD>``).
 
     >>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/Florence-2-base")
@@ -114,7 +165,6 @@ class QEFFFlorence2ForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder
     that the processor's ``post_process_generation`` reads."""
 
     graph_kind = "florence2"
-    CALL = "processor(text=prompt, images=image, return_tensors='pt')"
 
     @staticmethod
     def _check_model(model: PreTrainedModel) -> None:
@@ -145,11 +195,11 @@ class QEFFFlorence2ForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder
                 self._processor_size = (int(shape[-2]), int(shape[-1]))
         return self._processor_size
 
-    def _encoder_specializations(self, batch_size: int) -> dict:
-        return ImageTextSeq2SeqEncoderGraphSpec.specializations(batch_size, *self._image_size())
+    def image_token_id(self) -> int:
+        return self.hf.config.image_token_id
 
-    def _prompt_starts_sequence(self) -> bool:
-        return False
+    def position_config(self, name: str):
+        return self.hf.config.text_config
 
     def text_of(self, tokenizer, ids) -> str:
         """The text with its special tokens (the ``<loc_N>`` boxes of detection and grounding tasks, which the
@@ -158,12 +208,6 @@ class QEFFFlorence2ForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder
         drop = {t for t in (tokens.bos_token_id, tokens.eos_token_id, tokens.pad_token_id) if t is not None}
         return tokens.decode([int(t) for t in ids if int(t) not in drop], skip_special_tokens=False)
 
-    def image_request(self, image, prompt: str, tokenizer, image_processor) -> tuple[dict, int, int]:
-        """The processor's output for the image and its task prompt (``<CAPTION>``, ``<OCR>``, ...); the positions read:
-        the encoder's (the image's placeholders and the prompt's tokens) and the decoder's start token."""
-        inputs = self.processor()(text=prompt, images=image, return_tensors="np")
-        return {"inputs": dict(inputs)}, 1, int(inputs[INPUT_IDS].shape[1]) + 1
-
     def image_positions(self) -> int:
         """The encoder positions one image takes (its placeholders in the prompt)."""
         if getattr(self, "_image_tokens", None) is None:
@@ -171,29 +215,44 @@ class QEFFFlorence2ForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder
             self._image_tokens = self.encoder.image_tokens()
         return self._image_tokens
 
-    def _check_max_positions(self, name: str, length: int, config=None) -> None:
-        super()._check_max_positions(name, length, config or self.hf.config.text_config)
 
-    def _inputs(self, tokenizer, prompts, inputs) -> dict[str, np.ndarray]:
-        if prompts is not None:
-            raise ValueError(f"Pass the task prompt and the image through the processor: inputs={self.CALL}.")
-        ids, mask, pixels = _given(inputs, (INPUT_IDS, ATTENTION_MASK, PIXEL_VALUES), self.CALL)
-        ids, mask, pixels = _array(ids, np.int64), _array(mask, np.int64), _array(pixels, np.float32)
-        height, width = self._image_size()
-        if ids.ndim != 2 or mask.shape != ids.shape or pixels.shape != (len(ids), 3, height, width):
-            raise ValueError(
-                f"input_ids and attention_mask must be [prompts, length] and pixel_values [prompts, 3, {height}, {width}] "
-                f"(the processor's size), got {list(ids.shape)}, {list(mask.shape)} and {list(pixels.shape)}."
-            )
-        tokens = self.image_positions()
-        placeholders = (ids == self.hf.config.image_token_id).sum(1)
-        if (placeholders != tokens).any():
-            raise ValueError(
-                f"Each prompt must hold its image's {tokens} placeholder tokens (the processor writes them), got "
-                f"{placeholders.tolist()}: pass inputs={self.CALL}."
-            )
-        self._check_max_positions("the prompt's length", ids.shape[1])
-        return {INPUT_IDS: ids, ATTENTION_MASK: mask, PIXEL_VALUES: pixels}
+class QEFFT5Gemma2ForConditionalGeneration(_PromptWithImage):
+    """T5Gemma 2 with images (Gemma 3's tower; the prompt's ``<start_of_image>`` marks where the processor puts the
+    image's tokens). Text alone: QEFFAutoModelForSeq2SeqLM runs the same checkpoint without the image tower.
+
+    >>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/t5gemma-2-270m-270m")
+    >>> model.compile(ctx_len=128)
+    >>> inputs = processor(text="<start_of_image> Describe the image.", images=image, return_tensors="pt")
+    >>> model.generate(processor, inputs=inputs, generation_len=64).texts"""
+
+    graph_kind = "t5gemma2"
+
+    @staticmethod
+    def _check_model(model: PreTrainedModel) -> None:
+        if getattr(getattr(model, "config", None), "model_type", None) != "t5gemma2":
+            raise TypeError(f"{type(model).__name__} is not T5Gemma2ForConditionalGeneration.")
+
+    def _graph_modules(self) -> tuple:
+        encoder = QEffT5Gemma2Encoder(self.hf)
+        return encoder, QEffSeq2SeqDecoder(self.hf, encoder.kv_shape())
+
+    def _image_size(self) -> tuple[int, int]:
+        return self.encoder.image_size
+
+    def image_token_id(self) -> int:
+        return self.hf.config.encoder.image_token_id
+
+    def image_positions(self) -> int:
+        return self.encoder.image_tokens()
+
+    def position_config(self, name: str):
+        return self.hf.config.decoder if name == "ctx_len" else self.hf.config.encoder.text_config
+
+    def image_request(self, image, prompt: str, tokenizer, image_processor) -> tuple[dict, int, int]:
+        """The image goes where the prompt's ``<start_of_image>`` is, else before the text (the processor's rule for a
+        prompt without text)."""
+        boi = self.processor().boi_token
+        return super().image_request(image, prompt if boi in prompt else f"{boi} {prompt}".strip(), tokenizer, image_processor)
 
 
 # model_type -> the class that runs it: the image-text checkpoints that are encoder-decoders
@@ -201,6 +260,12 @@ IMAGE_SEQ2SEQ_CLASSES: dict[str, type[QEFFAutoModelForVisionEncoderDecoder]] = {
     "vision-encoder-decoder": QEFFAutoModelForVisionEncoderDecoder,
     "pix2struct": QEFFPix2StructForConditionalGeneration,
     "florence2": QEFFFlorence2ForConditionalGeneration,
+    "t5gemma2": QEFFT5Gemma2ForConditionalGeneration,
 }
 
-__all__ = ["IMAGE_SEQ2SEQ_CLASSES", "QEFFFlorence2ForConditionalGeneration", "QEFFPix2StructForConditionalGeneration"]
+__all__ = [
+    "IMAGE_SEQ2SEQ_CLASSES",
+    "QEFFFlorence2ForConditionalGeneration",
+    "QEFFPix2StructForConditionalGeneration",
+    "QEFFT5Gemma2ForConditionalGeneration",
+]

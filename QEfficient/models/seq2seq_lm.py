@@ -24,13 +24,14 @@ from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.seq2seq_generation import UNAPPLIED, UNAPPLIED_WARPERS, Sampling, Seq2SeqGeneration, Seq2SeqRules
-from QEfficient.models.base import EncoderDecoderModel
+from QEfficient.models.base import EncoderDecoderModel, usable_positions
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.adapters.seq2seq_types import PROVEN_SEQ2SEQ_TYPES
 from QEfficient.transform.encoder_decoder import MODEL_TYPE as ENCODER_DECODER
-from QEfficient.transform.encoder_decoder import QEffEncoderDecoderEncoder
+from QEfficient.transform.encoder_decoder import QEffEncoderDecoderEncoder, two_vocabularies, unproven_halves
+from QEfficient.transform.rewrites import apply_rewrites
 from QEfficient.transform.seq2seq import QEffSeq2SeqDecoder, QEffSeq2SeqEncoder
-from QEfficient.transform.vision_seq2seq import PROVEN_DECODERS, QEffVisionSeq2SeqDecoder
+from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
 from QEfficient.utils.checks import check_generation_len, check_positive
 
 SUPPORTED_TYPES = PROVEN_SEQ2SEQ_TYPES
@@ -52,11 +53,9 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         kind = getattr(model.config, "model_type", None)
         if not getattr(model.config, "is_encoder_decoder", False):
             raise TypeError(f"{type(model).__name__} is not an encoder-decoder: load a causal LM with QEFFAutoModelForCausalLM.")
-        if kind == ENCODER_DECODER and model.config.decoder.model_type not in PROVEN_DECODERS and os.environ.get(ALLOW_ANY) != "1":
-            raise NotImplementedError(
-                f"An EncoderDecoderModel with a {model.config.decoder.model_type!r} decoder is not proven here (proven decoders: "
-                f"{', '.join(PROVEN_DECODERS)}); {ALLOW_ANY}=1 tries it anyway."
-            )
+        unproven = unproven_halves(model.config) if kind == ENCODER_DECODER else None
+        if unproven and os.environ.get(ALLOW_ANY) != "1":
+            raise NotImplementedError(f"An EncoderDecoderModel with {unproven} is not proven here; {ALLOW_ANY}=1 tries it anyway.")
         if kind not in (*SUPPORTED_TYPES, ENCODER_DECODER) and os.environ.get(ALLOW_ANY) != "1":
             raise NotImplementedError(
                 f"Encoder-decoder type {kind!r} is not proven here (supported: {', '.join(SUPPORTED_TYPES)}); "
@@ -69,6 +68,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             )
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
         self.hf = model.eval()
+        apply_rewrites(self.hf)  # methods that do not export as transformers writes them (transform/rewrites.py)
         if kind == ENCODER_DECODER:  # a text encoder and a causal-LM decoder: the image encoder-decoders' step
             self.encoder = QEffEncoderDecoderEncoder(self.hf)
             self.decoder = QEffVisionSeq2SeqDecoder(self.hf, self.encoder.num_layers, self.encoder.kv_shape())
@@ -84,6 +84,15 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         if config is None and self.config.model_type == ENCODER_DECODER:
             config = self.config.decoder if name == "ctx_len" else self.config.encoder
         super()._check_max_positions(name, length, config)
+
+    def two_vocabularies(self) -> bool:
+        """Whether the prompt's and the answer's tokens come from two vocabularies (an EncoderDecoderModel such as
+        BERT2GPT-2): one tokenizer cannot write one and read the other."""
+        return two_vocabularies(self.config)
+
+    def max_input_positions(self) -> int | None:
+        """The longest input the encoder's position table takes (None: no table)."""
+        return usable_positions(self.config.encoder if self.config.model_type == ENCODER_DECODER else self.config)
 
     def compile(
         self,
@@ -232,6 +241,13 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         cross_names = Seq2SeqEncoderGraphSpec(read_artifact(encoder_path)["num_layers"]).output_names
         rules = Seq2SeqRules.from_generation_config(self.hf.generation_config, self.config, min_new_tokens, forced_bos_token_id)
         decode = (lambda row: self.text_of(tokenizer, row)) if tokenizer is not None else None
+        if decode is not None and self.two_vocabularies():
+            decode = None
+            warn_once(
+                f"two-vocabularies:{self.model_name}",
+                f"{self.model_name}'s decoder reads another vocabulary than its encoder: generated_texts are left empty; "
+                "decode generated_ids with the decoder's tokenizer.",
+            )
         shared = bool(decoder_manifest.get("shared_cross"))
         generation = Seq2SeqGeneration(encoder, decoder, rules, cross_names, beams, shared, sampling)
         prompt = self.decoder_prompt(decoder_input_ids, count, rules.decoder_start_token_id)

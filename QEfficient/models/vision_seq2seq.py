@@ -19,6 +19,7 @@ from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_vi
 from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.models.seq2seq_lm import QEFFAutoModelForSeq2SeqLM
+from QEfficient.transform.rewrites import apply_rewrites
 from QEfficient.transform.vision_seq2seq import PROVEN_DECODERS, QEffVisionSeq2SeqDecoder, QEffVisionSeq2SeqEncoder
 
 MODEL_TYPE = "vision-encoder-decoder"
@@ -42,6 +43,7 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         self._check_model(model)
         EncoderDecoderModel.__init__(self, model, kwargs.pop("pretrained_model_name_or_path", None))
         self.hf = model.eval()
+        apply_rewrites(self.hf)  # methods that do not export as transformers writes them (transform/rewrites.py)
         self.encoder, self.decoder = self._graph_modules()
         self.qpc_paths = None
 

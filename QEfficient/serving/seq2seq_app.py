@@ -162,7 +162,9 @@ def create_seq2seq_app(
     rules = Seq2SeqRules.from_generation_config(model.hf.generation_config, model.config)
     token_text = TokenText(tokenizer)
     decode = lambda ids: model.text_of(tokenizer, ids)  # noqa: E731
-    max_input = getattr(model.config, "max_position_embeddings", None)
+    if model.two_vocabularies():
+        raise ValueError(f"'{model_id}' reads prompts and writes answers in two vocabularies (two tokenizers): it is not served here.")
+    max_input = model.max_input_positions()
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
 

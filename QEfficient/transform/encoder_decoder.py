@@ -13,6 +13,24 @@ from QEfficient.export.graph_specs import Seq2SeqEncoderGraphSpec
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqEncoder, projected
 
 MODEL_TYPE = "encoder-decoder"
+# the halves proven token-exact with padded text (tests/test_seq2seq.py); others: QEFF_ALLOW_ANY_ARCHITECTURE=1
+PROVEN_ENCODERS = ("bert", "roberta")
+PROVEN_DECODERS = ("bert", "gpt2")
+
+
+def unproven_halves(config) -> str | None:
+    """What is not proven of an EncoderDecoderModel's ``config`` ("a 'longformer' encoder"), or None."""
+    if config.encoder.model_type not in PROVEN_ENCODERS:
+        return f"a {config.encoder.model_type!r} encoder (proven: {', '.join(PROVEN_ENCODERS)})"
+    if config.decoder.model_type not in PROVEN_DECODERS:
+        return f"a {config.decoder.model_type!r} decoder (proven: {', '.join(PROVEN_DECODERS)})"
+    return None
+
+
+def two_vocabularies(config) -> bool:
+    """Whether an EncoderDecoderModel's halves read different vocabularies (BERT2GPT-2): one tokenizer cannot write
+    the prompt and read the answer."""
+    return getattr(config, "model_type", None) == MODEL_TYPE and config.encoder.vocab_size != config.decoder.vocab_size
 
 
 class QEffEncoderDecoderEncoder(QEffVisionSeq2SeqEncoder):

@@ -4,7 +4,9 @@
 * Pix2Struct (and its DePlot, MatCha, screen and chart checkpoints): a patch-sequence encoder over the processor's
   flattened patches, padding patches masked, and a T5-style text decoder (relative position bias: additive masks);
 * Florence-2: a DaViT image tower whose projected features take the prompt's image placeholders, a BART encoder over
-  that prompt, and the BART decoder (the text encoder-decoders' step, transform/seq2seq.py).
+  that prompt, and the BART decoder (the text encoder-decoders' step, transform/seq2seq.py);
+* T5Gemma 2: Gemma 3's SigLIP tower and projector into the prompt's placeholders, a Gemma-style encoder (sliding-window
+  layers) and a decoder with merged self- and cross-attention (the text encoder-decoders' step).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from QEfficient.export.graph_specs import ImageTextSeq2SeqEncoderGraphSpec, PatchSeq2SeqEncoderGraphSpec
+from QEfficient.transform.seq2seq import merged_attention_fill_masks, windowed_encoder_masks
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqEncoder
 
 
@@ -64,9 +67,53 @@ class QEffFlorence2Encoder(QEffVisionSeq2SeqEncoder):
 
     def encoded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
         embeds = self.hf.model.get_input_embeddings()(input_ids)
-        features = self._features(pixel_values).to(embeds.dtype)
-        placeholders = input_ids == self.hf.config.image_token_id
-        index = (placeholders.long().cumsum(1) - 1).clamp(0, features.shape[1] - 1)
-        taken = torch.gather(features, 1, index[..., None].expand(-1, -1, features.shape[-1]))
-        merged = torch.where(placeholders[..., None], taken, embeds)
+        merged = with_image_features(embeds, self._features(pixel_values), input_ids == self.hf.config.image_token_id)
         return self.hf.model.language_model.encoder(attention_mask=attention_mask, inputs_embeds=merged).last_hidden_state
+
+
+class QEffT5Gemma2Encoder(QEffVisionSeq2SeqEncoder):
+    """T5Gemma 2: forward(input_ids [B, S], attention_mask [B, S], pixel_values [B, C, H, W]) -> cross keys/values
+    over the S prompt positions, each row's image placeholders taking its image's features (Gemma 3's tower and
+    projector); the encoder's masks per layer type and the fill step's masks given (transformers builds them with
+    vmap)."""
+
+    def __init__(self, hf_model: PreTrainedModel) -> None:
+        encoder = hf_model.config.encoder
+        size = encoder.vision_config.image_size
+        self.image_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        super().__init__(hf_model, encoder, hf_model.config.decoder)
+
+    def graph_spec(self) -> ImageTextSeq2SeqEncoderGraphSpec:
+        return ImageTextSeq2SeqEncoderGraphSpec(self.num_layers)
+
+    def image_tokens(self) -> int:
+        return int(self.encoder_config.mm_tokens_per_image)
+
+    def dummy_inputs(self) -> tuple[torch.Tensor, ...]:
+        token = self.encoder_config.image_token_id
+        channels = self.encoder_config.vision_config.num_channels
+        return ImageTextSeq2SeqEncoderGraphSpec.dummy_inputs(token, self.image_tokens(), channels, *self.image_size)
+
+    def text_decoder(self) -> nn.Module:
+        return self.hf.get_decoder()
+
+    def fill_masks(self, hidden: torch.Tensor) -> dict:
+        return merged_attention_fill_masks(hidden)
+
+    def encoded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+        encoder = self.hf.get_encoder()
+        embeds = encoder.text_model.embed_tokens(input_ids)
+        features = encoder.get_image_features(pixel_values, return_dict=True).pooler_output
+        merged = with_image_features(embeds, features, input_ids == self.encoder_config.image_token_id)
+        masks = windowed_encoder_masks(self.hf, self.encoder_config.text_config.sliding_window, attention_mask)
+        return encoder.text_model(inputs_embeds=merged, attention_mask=masks).last_hidden_state
+
+
+def with_image_features(embeds: torch.Tensor, features: torch.Tensor, placeholders: torch.Tensor) -> torch.Tensor:
+    """``embeds`` [B, S, D] with each row's k-th placeholder (``placeholders`` [B, S]) taking its image's k-th feature
+    (``features`` [B, T, D]): HF's ``masked_scatter`` over the batch where every row holds its one image's T
+    placeholders (the model classes check that)."""
+    features = features.to(embeds.dtype)
+    index = (placeholders.long().cumsum(1) - 1).clamp(0, features.shape[1] - 1)
+    taken = torch.gather(features, 1, index[..., None].expand(-1, -1, features.shape[-1]))
+    return torch.where(placeholders[..., None], taken, embeds)

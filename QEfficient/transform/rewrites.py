@@ -9,6 +9,7 @@ or assumes a cache that grows with the sequence.
   need no rewrite: static_kv selects moe_op's implementation for them.
 * BLOOM builds its ALiBi bias from a 2-D padding mask; here it is built from the static cache's slots.
 * GPT-Neo's attention reads causality and its local window from a buffer sliced by cache length.
+* T5Gemma 2's embedding writes its end-of-image vector by boolean index assignment: here with ``where``.
 * Llama 4 and DeepSeek-V2 rotate queries and keys with complex numbers (``torch.polar``,
   ``view_as_complex``), which ONNX cannot express: their rotary tables become (cos, sin) pairs and the
   rotation is written out in real arithmetic (the module functions are swapped only while our forward runs).
@@ -139,8 +140,16 @@ def deepseek_v2_apply_rotary_emb(xq: torch.Tensor, xk: torch.Tensor, freqs: torc
     return _rotate_pairs(xq, cos, sin), _rotate_pairs(xk, cos, sin)
 
 
+def t5gemma2_embedding_forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+    """T5Gemma2TextScaledWordEmbedding: its end-of-image token takes a learned vector, written with ``where`` instead
+    of a boolean index assignment (which traces to a scatter of the traced inputs' count)."""
+    embeds = nn.functional.embedding(input_ids, self.weight, self.padding_idx) * self.embed_scale.to(self.weight.dtype)
+    return torch.where((input_ids == self.eoi_token_index)[..., None], self.eoi_embedding.to(embeds.dtype), embeds)
+
+
 # class name -> {method name: replacement}
 REWRITES = {
+    "T5Gemma2TextScaledWordEmbedding": {"forward": t5gemma2_embedding_forward},
     "DbrxExperts": {"forward": dbrx_experts_forward},
     "JetMoeMoE": {"forward": jetmoe_moe_forward},
     "JetMoeMoA": {"map": jetmoe_moa_map, "reduce": jetmoe_moa_reduce},

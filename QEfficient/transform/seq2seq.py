@@ -13,6 +13,7 @@ Rows of a batch step together (one position for all: the families place tokens b
 
 from __future__ import annotations
 
+import sys
 from types import SimpleNamespace
 
 import torch
@@ -33,7 +34,10 @@ FULL_ADDITIVE_MASK_TYPES = frozenset({"mvp"})
 DIRECT_DECODER_TYPES = frozenset({"fsmt"})
 # families whose decoder keeps its own config (``config.decoder``), takes rotary positions and a mask per layer type
 # (full and sliding-window attention, as Gemma 2's)
-NESTED_DECODER_TYPES = frozenset({"t5gemma"})
+NESTED_DECODER_TYPES = frozenset({"t5gemma", "t5gemma2"})
+# families whose decoder attends over its own keys and the encoder's in one softmax (T5Gemma 2's merged attention):
+# the two are concatenated per decoder row, so the cross keys/values come one row per decoder row
+MERGED_ATTENTION_TYPES = frozenset({"t5gemma2"})
 
 
 class _CrossCache:
@@ -103,10 +107,42 @@ class QEffSeq2SeqEncoder(nn.Module):
         if self.config.model_type in DIRECT_DECODER_TYPES:
             fsmt_steps.fill_cross_cache(self.hf, input_ids, attention_mask, cache)
         else:
-            hidden = self.hf.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            hidden = self.hf.get_encoder()(input_ids=input_ids, attention_mask=self._encoder_mask(attention_mask)).last_hidden_state
             start = torch.zeros(input_ids.shape[0], 1, dtype=torch.int64)
-            self.hf.get_decoder()(input_ids=start, encoder_hidden_states=hidden, encoder_attention_mask=attention_mask, cache=cache)
+            masks = {"encoder_attention_mask": attention_mask}
+            if self.config.model_type in MERGED_ATTENTION_TYPES:
+                masks = merged_attention_fill_masks(hidden)
+            self.hf.get_decoder()(input_ids=start, encoder_hidden_states=hidden, cache=cache, **masks)
         return tuple(t for layer in cache.cross_attention_cache.layers for t in (layer.keys, layer.values))
+
+    def _encoder_mask(self, attention_mask: torch.Tensor):
+        """The encoder's mask: the [B, S] one, or T5Gemma 2's per layer type (windowed_encoder_masks)."""
+        if self.config.model_type not in MERGED_ATTENTION_TYPES:
+            return attention_mask
+        return windowed_encoder_masks(self.hf, self.config.encoder.text_config.sliding_window, attention_mask)
+
+
+def windowed_encoder_masks(hf: PreTrainedModel, window: int, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A bidirectional encoder's additive masks per layer type (T5Gemma 2's): the padding, and within the sliding
+    window by the model's own rule (its module's ``sliding_window_mask_function``) evaluated on broadcast positions;
+    transformers builds the windowed one with vmap, which tracing does not take."""
+    low = torch.finfo(torch.float32).min
+    padding = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * low
+    positions = torch.arange(attention_mask.shape[1])
+    rule = sys.modules[type(hf).__module__].sliding_window_mask_function(window, is_causal=False)
+    inside = rule(0, 0, positions[:, None], positions[None, :])
+    return {"full_attention": padding, "sliding_attention": padding + (~inside).to(torch.float32) * low}
+
+
+def merged_attention_fill_masks(hidden: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+    """The masks of the one decoder step that fills a merged-attention decoder's cross cache (T5Gemma 2's), given
+    rather than built by transformers with vmap: every key visible (the cross keys/values do not depend on them)."""
+    first = torch.ones(hidden.shape[0], 1, 1, 1, dtype=torch.bool)
+    every = torch.ones(hidden.shape[0], 1, 1, hidden.shape[1], dtype=torch.bool)
+    return {
+        "attention_mask": {"full_attention": first, "sliding_attention": first},
+        "encoder_attention_mask": {"full_attention": every},
+    }
 
 
 class QEffSeq2SeqDecoder(nn.Module):
@@ -127,7 +163,7 @@ class QEffSeq2SeqDecoder(nn.Module):
         self.mask_kind = "additive" if self.config.model_type in additive else "visible"
         # the families whose cross-attention runs the static-KV attention function, which reads one row of cross
         # keys/values for all the decoder rows of an input (its beams); the others' own code wants one per row
-        self.shared_cross = self.config.model_type not in additive
+        self.shared_cross = self.config.model_type not in additive | MERGED_ATTENTION_TYPES
 
     def kv_shape(self, batch_size: int, ctx_len: int) -> tuple[int, int, int, int]:
         return (batch_size, self.heads, ctx_len, self.head_dim)
@@ -148,7 +184,8 @@ class QEffSeq2SeqDecoder(nn.Module):
         if self.config.model_type in NESTED_DECODER_TYPES:  # a mask per layer type, rotary positions
             window = getattr(self.attention_config, "sliding_window", None)
             sliding = visibility_mask(position_ids, slots, sliding=window) if window else masks[0]
-            masks = ({"full_attention": masks[0], "sliding_attention": sliding}, {"full_attention": masks[1]})
+            cross = masks[1].expand(-1, -1, input_ids.shape[1], -1)  # a row per query: merged attention concatenates it
+            masks = ({"full_attention": masks[0], "sliding_attention": sliding}, {"full_attention": cross})
             extra["decoder_position_ids"] = position_ids
         with _attn_implementation(self.attention_config, STATIC_KV_ATTENTION):
             logits = self.hf(

@@ -76,6 +76,10 @@ class QEffVisionSeq2SeqEncoder(nn.Module):
     def text_decoder(self) -> nn.Module:
         return self.hf.decoder
 
+    def fill_masks(self, hidden: torch.Tensor) -> dict:
+        """Masks for the step that fills the cross cache, where transformers' own would not trace (none here)."""
+        return {}
+
     def _dummy(self) -> tuple[torch.Tensor, ...]:
         return tuple(t[:1] for t in self.dummy_inputs())
 
@@ -84,7 +88,7 @@ class QEffVisionSeq2SeqEncoder(nn.Module):
         # caches without a config: their layers are the decoder's (an mBART decoder's config counts its encoder's)
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         start = torch.zeros(hidden.shape[0], 1, dtype=torch.int64)
-        self.text_decoder()(input_ids=start, encoder_hidden_states=hidden, cache=cache)
+        self.text_decoder()(input_ids=start, encoder_hidden_states=hidden, cache=cache, **self.fill_masks(hidden))
         return tuple(t for layer in cache.cross_attention_cache.layers for t in (layer.keys, layer.values))
 
     @torch.no_grad()

@@ -187,7 +187,8 @@ KNOWN_FAILURES: dict[str, str] = {
     "udop": "an encoder-decoder model, not a decoder-only language model with image tokens",
     "florence2": "an image tower feeding a text encoder-decoder: QEFFFlorence2ForConditionalGeneration runs it "
     "(QEFFAutoModelForImageTextToText.from_pretrained returns one), not this path",
-    "t5gemma2": "an encoder-decoder model, not a decoder-only language model with image tokens",
+    "t5gemma2": "an image tower feeding a text encoder-decoder: QEFFT5Gemma2ForConditionalGeneration runs it "
+    "(QEFFAutoModelForImageTextToText.from_pretrained returns one), not this path",
     "pp_formulanet": "an encoder-decoder model (a SLANeXt tower, an MBart decoder), not a decoder-only language model with image tokens",
 }
 
