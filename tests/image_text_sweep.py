@@ -229,6 +229,7 @@ OTHER_CLASS = {
     "pix2struct": "tests/test_image_seq2seq.py",
     "florence2": "tests/test_image_seq2seq.py",
     "t5gemma2": "tests/test_image_seq2seq.py",
+    "blip": "tests/test_image_seq2seq.py",
 }
 
 

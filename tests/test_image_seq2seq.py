@@ -12,6 +12,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from QEfficient import (
     QEFFAutoModelForImageTextToText,
+    QEFFBlipForConditionalGeneration,
     QEFFCommonLoader,
     QEFFFlorence2ForConditionalGeneration,
     QEFFPix2StructForConditionalGeneration,
@@ -23,11 +24,13 @@ BUILDERS = {
     "pix2struct": vlm_fixtures_b.build_pix2struct,
     "florence2": vlm_fixtures_b.build_florence2,
     "t5gemma2": vlm_fixtures_b.build_t5gemma2,
+    "blip": vlm_fixtures_b.build_blip,
 }
 CLASSES = {
     "pix2struct": QEFFPix2StructForConditionalGeneration,
     "florence2": QEFFFlorence2ForConditionalGeneration,
     "t5gemma2": QEFFT5Gemma2ForConditionalGeneration,
+    "blip": QEFFBlipForConditionalGeneration,
 }
 TEXTS = ["Describe the picture", "What is it", "Read the words in the picture please"]
 
@@ -89,9 +92,10 @@ def test_first_step_logprobs_are_transformers(built, kind):
     inputs = _processed(kind, processor, _images(2))
     start = ours.decoder_start()
     prompt = torch.tensor([[start, 5, 9]] * 2)
-    with torch.no_grad():
-        expected = torch.log_softmax(hf(**inputs, decoder_input_ids=prompt).logits[:, -1].double(), -1)
-    assert (expected[0] - expected[1]).abs().max() > 0.1
+    with torch.no_grad():  # BLIP's forward reads its decoder's tokens as input_ids
+        given = {"pixel_values": inputs["pixel_values"], "input_ids": prompt} if kind == "blip" else {**inputs, "decoder_input_ids": prompt}
+        expected = torch.log_softmax(hf(**given).logits[:, -1].double(), -1)
+    assert (expected[0] - expected[1]).abs().max() > 0.01  # far above the 1e-4 the comparison allows
     info = ours.generate(processor, inputs=inputs, generation_len=1, decoder_input_ids=prompt, top_logprobs=5)
     for row in range(2):
         _, ids, values = info.logprobs[row][0]
@@ -124,6 +128,19 @@ def test_florence2_text_keeps_its_special_tokens(built):
     row = [tokenizer.eos_token_id, tokenizer.bos_token_id, 5, image, 6, tokenizer.eos_token_id, tokenizer.pad_token_id]
     assert ours.text_of(tokenizer, row) == tokenizer.decode([5, image, 6])
     assert "<image>" in ours.text_of(tokenizer, row)
+
+
+def test_blip_text_starts_the_caption_as_in_transformers(built):
+    """BLIP's processor text: its first token becomes the decoder's start (bos), its last ([SEP]) is dropped, as
+    BLIP's generate does."""
+    _, hf, processor, ours = built["blip"]
+    inputs = processor(images=_images(3), text=["a picture of"] * 3, return_tensors="pt")
+    with torch.no_grad():
+        expected = hf.generate(**inputs, do_sample=False, max_new_tokens=6, min_new_tokens=6).tolist()
+    info = ours.generate(processor, inputs=inputs, generation_len=6, min_new_tokens=6)
+    got = [row.tolist() for batch in info.generated_ids for row in batch]
+    assert [row[: len(want)] for row, want in zip(got, expected)] == expected
+    assert got[0][0] == hf.config.text_config.bos_token_id and len(got[0]) > inputs["input_ids"].shape[1]
 
 
 def test_pix2struct_text_is_the_decoder_prompt_as_in_transformers(built):

@@ -360,3 +360,13 @@ def _wider_vocabulary():
     from transformers import GPT2Config
 
     return GPT2Config(vocab_size=400, n_embd=24, n_layer=2, n_head=4, n_positions=64, is_decoder=True, add_cross_attention=True)
+
+
+def test_nested_halves_bound_the_lengths(seq2seq_dir):
+    """T5Gemma keeps its halves' configs: ctx_len is bounded by the decoder's position table, inputs by the encoder's."""
+    folder, _ = seq2seq_dir("t5gemma")
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    limit = model.config.decoder.max_position_embeddings
+    with pytest.raises(ValueError, match=rf"ctx_len \({limit + 1}\) exceeds the model's max_position_embeddings \({limit}\)"):
+        model.compile(ctx_len=limit + 1)
+    assert model.max_input_positions() == model.config.encoder.max_position_embeddings

@@ -514,6 +514,9 @@ def test_prometheus_metrics_under_vllms_names(server):
     before = scrape()
     model = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
     answers = [complete(url, p, 5) for p in PROMPTS[:3]]
+    # the prompt alone (echo, max_tokens 0): the token the engine writes is not counted as generated
+    answers.append(post(url, "completions", {"prompt": PROMPTS[3], "max_tokens": 0, "echo": True}).json())
+    assert answers[-1]["usage"]["completion_tokens"] == 0
     after = scrape()
 
     def moved(name: str, **labels) -> float:
@@ -524,7 +527,7 @@ def test_prometheus_metrics_under_vllms_names(server):
     assert moved("vllm:generation_tokens_total") == sum(a["usage"]["completion_tokens"] for a in answers)
     reasons = [a["choices"][0]["finish_reason"] for a in answers]
     assert moved("vllm:request_success_total", finished_reason="length") == reasons.count("length")
-    assert moved("vllm:e2e_request_latency_seconds_count") == moved("vllm:time_to_first_token_seconds_count") == 3
+    assert moved("vllm:e2e_request_latency_seconds_count") == moved("vllm:time_to_first_token_seconds_count") == 4
     assert after[("vllm:num_requests_running", (("model_name", model),))] == 0
 
 

@@ -592,3 +592,24 @@ def build_vision_encoder_decoder(folder) -> Path:
 
 
 PROMPTS["vision-encoder-decoder"] = "Describe the picture in a few words"
+
+
+def build_blip(folder) -> Path:
+    """BLIP captioning: a 2-layer ViT (32 px, patches of 8) read by a 2-layer BERT-style text decoder's cross-attention;
+    its text config's bos (the decoder's start), sep (its end) and pad are the tiny tokenizer's."""
+    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    folder = Path(folder)
+    tok = _tokenizer([])
+    shape = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
+    text = dict(**shape, vocab_size=len(tok), max_position_embeddings=64, bos_token_id=tok.bos_token_id)
+    text.update(sep_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    # the vision config's own initializer_range (1e-10) would leave the tiny tower's output constant
+    config = BlipConfig(text_config=text, vision_config=dict(**shape, image_size=32, patch_size=8, initializer_range=0.02))
+    torch.manual_seed(0)
+    _widen_and_save(BlipForConditionalGeneration(config), folder)
+    BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["blip"] = "a picture of"

@@ -63,6 +63,7 @@ class Request:
     # may write one more before it sees the cancel)
     stopped_at: int | None = None
     counted: bool = False  # in a server's metrics (serving/app.py), which count each request once
+    prompt_only: bool = False  # the prompt alone is the answer (vLLM's echo with max_tokens 0): no token written counts
     finished_at: float | None = None  # when the engine ended it (perf_counter)
     # vLLM's use_beam_search: transformers' beam search over beams.num_beams slots (generation/beam_batching.py), its
     # best hypotheses' new tokens and finish reasons in beam_outputs / beam_finish_reasons once done

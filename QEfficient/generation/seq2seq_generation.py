@@ -297,7 +297,9 @@ class Seq2SeqGeneration:
         if per_input > 1 and not self.shared_cross:
             cross = [np.repeat(value, per_input, 0) for value in cross]
         self.decoder.reset()
-        self.decoder.bind_inputs(**{ENCODER_ATTENTION_MASK: np.repeat(mask, per_input, 0), **dict(zip(self.cross_names, cross))})
+        self.decoder.bind_inputs(**dict(zip(self.cross_names, cross)))
+        if self.decoder.reads(ENCODER_ATTENTION_MASK):  # BLIP's cross-attention reads no mask (transformers' code drops it)
+            self.decoder.bind_inputs(**{ENCODER_ATTENTION_MASK: np.repeat(mask, per_input, 0)})
         return batch.get(INPUT_IDS, np.zeros((self.batch_size, 0), np.int64))
 
     def _batch(

@@ -1,11 +1,12 @@
 """The image encoder-decoders that are not transformers' VisionEncoderDecoderModel, in the lifecycle of
 QEFFAutoModelForVisionEncoderDecoder (two graphs, greedy, sampled or beam-search tokens equal to transformers'
-``generate``): Pix2Struct, Florence-2 and T5Gemma 2 (transform/image_seq2seq.py). ``QEFFAutoModelForImageTextToText.from_pretrained``
-returns these for such checkpoints; QEfficient has no such classes.
+``generate``): Pix2Struct, Florence-2, T5Gemma 2 and BLIP captioning (transform/image_seq2seq.py).
+``QEFFAutoModelForImageTextToText.from_pretrained`` returns these for such checkpoints; QEfficient has no such classes.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from QEfficient.export.graph_specs import (
 )
 from QEfficient.models.seq2seq_lm import DECODER_INPUT_IDS
 from QEfficient.models.vision_seq2seq import QEFFAutoModelForVisionEncoderDecoder
-from QEfficient.transform.image_seq2seq import QEffFlorence2Encoder, QEffPix2StructEncoder, QEffT5Gemma2Encoder
+from QEfficient.transform.image_seq2seq import QEffBlipEncoder, QEffFlorence2Encoder, QEffPix2StructEncoder, QEffT5Gemma2Encoder
 from QEfficient.transform.seq2seq import QEffSeq2SeqDecoder
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
 
@@ -99,6 +100,66 @@ class QEFFPix2StructForConditionalGeneration(QEFFAutoModelForVisionEncoderDecode
                 f"{list(patches.shape)} and {list(mask.shape)}: pass the processor's output."
             )
         return {FLATTENED_PATCHES: patches, ATTENTION_MASK: mask}
+
+
+class QEFFBlipForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
+    """BLIP image captioning (``Salesforce/blip-image-captioning-*``), optionally continuing a text prompt.
+
+    >>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/blip-image-captioning-base")
+    >>> model.compile(ctx_len=64)
+    >>> model.generate(processor, inputs=processor(images=image, text="a picture of", return_tensors="pt")).texts
+
+    As BLIP's own generate: the decoder starts with the text config's ``bos_token_id`` in place of the prompt's first
+    token, the prompt's last (its ``[SEP]``) dropped, and ends at ``sep_token_id``."""
+
+    graph_kind = "blip"
+
+    @staticmethod
+    def _check_model(model: PreTrainedModel) -> None:
+        if type(model).__name__ != "BlipForConditionalGeneration":
+            raise TypeError(f"{type(model).__name__} is not BlipForConditionalGeneration (BLIP's captioning model).")
+
+    def _graph_modules(self) -> tuple:
+        encoder = QEffBlipEncoder(self.hf)
+        return encoder, QEffVisionSeq2SeqDecoder(self.hf, encoder.num_layers, encoder.kv_shape(), self.hf.text_decoder)
+
+    @property
+    def generation_config(self):
+        """The text decoder's, with the tokens BLIP's generate passes it: start at bos, end at sep, pad with pad."""
+        if getattr(self, "_generation_config", None) is None:
+            text = self.hf.config.text_config
+            config = copy.deepcopy(self.hf.text_decoder.generation_config)
+            config.update(decoder_start_token_id=text.bos_token_id, eos_token_id=text.sep_token_id, pad_token_id=text.pad_token_id)
+            self._generation_config = config
+        return self._generation_config
+
+    def _prompt_starts_sequence(self) -> bool:
+        return False
+
+    def _check_max_positions(self, name: str, length: int, config=None) -> None:
+        super()._check_max_positions(name, length, config or self.hf.config.text_config)
+
+    def _processor_decoder_prompt(self, inputs) -> tuple:
+        """The processor's text (``input_ids``), as BLIP's generate reads it: the first token made bos, the last dropped."""
+        ids, mask = inputs.get(INPUT_IDS), inputs.get(ATTENTION_MASK)
+        if ids is None:
+            return None, None
+        ids = _array(ids, np.int64).copy()
+        ids[:, 0] = self.generation_config.decoder_start_token_id
+        return ids[:, :-1], None if mask is None else _array(mask, np.int64)[:, :-1]
+
+    def _inputs(self, tokenizer, prompts, inputs) -> dict[str, np.ndarray]:
+        if hasattr(inputs, "get") and inputs.get(INPUT_IDS) is not None and inputs.get(PIXEL_VALUES) is not None:
+            inputs = {PIXEL_VALUES: inputs[PIXEL_VALUES]}  # the text is the decoder's prompt (_processor_decoder_prompt)
+        return super()._inputs(tokenizer, prompts, inputs)
+
+    def image_request(self, image, prompt: str, tokenizer, image_processor) -> tuple[dict, int, int]:
+        """The image's pixels; the text, where given, the caption's start (as BLIP's processor and generate take it)."""
+        if not prompt:
+            return super().image_request(image, prompt, tokenizer, image_processor)
+        inputs = dict(self.processor()(images=image, text=prompt, return_tensors="np"))
+        width = self._processor_decoder_prompt(inputs)[0].shape[1]
+        return {"inputs": inputs}, width, self.image_positions() + width
 
 
 class _PromptWithImage(QEFFAutoModelForVisionEncoderDecoder):
@@ -261,10 +322,12 @@ IMAGE_SEQ2SEQ_CLASSES: dict[str, type[QEFFAutoModelForVisionEncoderDecoder]] = {
     "pix2struct": QEFFPix2StructForConditionalGeneration,
     "florence2": QEFFFlorence2ForConditionalGeneration,
     "t5gemma2": QEFFT5Gemma2ForConditionalGeneration,
+    "blip": QEFFBlipForConditionalGeneration,
 }
 
 __all__ = [
     "IMAGE_SEQ2SEQ_CLASSES",
+    "QEFFBlipForConditionalGeneration",
     "QEFFFlorence2ForConditionalGeneration",
     "QEFFPix2StructForConditionalGeneration",
     "QEFFT5Gemma2ForConditionalGeneration",

@@ -30,7 +30,7 @@ from QEfficient.transform.adapters.seq2seq_types import PROVEN_SEQ2SEQ_TYPES
 from QEfficient.transform.encoder_decoder import MODEL_TYPE as ENCODER_DECODER
 from QEfficient.transform.encoder_decoder import QEffEncoderDecoderEncoder, two_vocabularies, unproven_halves
 from QEfficient.transform.rewrites import apply_rewrites
-from QEfficient.transform.seq2seq import QEffSeq2SeqDecoder, QEffSeq2SeqEncoder
+from QEfficient.transform.seq2seq import NESTED_DECODER_TYPES, QEffSeq2SeqDecoder, QEffSeq2SeqEncoder
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
 from QEfficient.utils.checks import check_generation_len, check_positive
 
@@ -80,10 +80,27 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         self.qpc_paths: dict[str, Path] | None = None
 
     def _check_max_positions(self, name: str, length: int, config=None) -> None:
-        """An EncoderDecoderModel's position tables are its halves': the decoder's for ctx_len, the encoder's for inputs."""
-        if config is None and self.config.model_type == ENCODER_DECODER:
-            config = self.config.decoder if name == "ctx_len" else self.config.encoder
+        """Where the halves keep their own configs (EncoderDecoderModel, T5Gemma), their position tables: the
+        decoder's for ctx_len, the encoder's for inputs."""
+        if config is None:
+            config = self._half_config("decoder" if name == "ctx_len" else "encoder")
         super()._check_max_positions(name, length, config)
+
+    def _half_config(self, half: str):
+        """The config of the encoder or decoder half where the model nests it (T5Gemma 2's encoder text config), else
+        the model's."""
+        nested = getattr(self.config, half, None) if self.config.model_type in (ENCODER_DECODER, *NESTED_DECODER_TYPES) else None
+        return getattr(nested, "text_config", None) or nested or self.config
+
+    def _vocab_size(self) -> int:
+        """The rows of the decoder's logits (its output embeddings, where the model names them)."""
+        head = self.hf.get_output_embeddings() or getattr(self.decoder, "text_decoder", self.hf).get_output_embeddings()
+        return int(head.weight.shape[0])
+
+    @property
+    def generation_config(self):
+        """The generation config generate() follows: the checkpoint's (BLIP's: what its own generate passes)."""
+        return self.hf.generation_config
 
     def two_vocabularies(self) -> bool:
         """Whether the prompt's and the answer's tokens come from two vocabularies (an EncoderDecoderModel such as
@@ -92,7 +109,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
 
     def max_input_positions(self) -> int | None:
         """The longest input the encoder's position table takes (None: no table)."""
-        return usable_positions(self.config.encoder if self.config.model_type == ENCODER_DECODER else self.config)
+        return usable_positions(self._half_config("encoder"))
 
     def compile(
         self,
@@ -128,7 +145,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             "continuous_batching": False,
             "kv_dtype": "float32",
             "shared_cross": self.decoder.shared_cross,  # one row of cross keys/values per input, whatever its beams
-            "vocab_size": int(self.hf.get_output_embeddings().weight.shape[0]),
+            "vocab_size": self._vocab_size(),
             "num_cores": num_cores,
             "model_name": self.model_name,
         }
@@ -192,8 +209,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             raise TypeError("Please run compile() before generate().")
         tokenizer, inputs = _transformers_spelling(tokenizer, prompts, inputs, input_ids, attention_mask)
         if decoder_input_ids is None and hasattr(inputs, "get"):  # a processor's decoder prompt (Pix2Struct's text)
-            decoder_input_ids = inputs.get(DECODER_INPUT_IDS)
-            padding = inputs.get("decoder_attention_mask")
+            decoder_input_ids, padding = self._processor_decoder_prompt(inputs)
             if decoder_input_ids is not None and padding is not None and not np.asarray(padding).all():
                 raise ValueError(
                     "The decoder prompts have different lengths (padded): generate the images with different texts one by one."
@@ -208,20 +224,20 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         sampling = self._sampling(do_sample, temperature, top_k, top_p, seed)
         samples = 1
         if sampling is None:
-            beams = beam_settings(self.hf.generation_config, num_beams, length_penalty, early_stopping, num_return_sequences)
+            beams = beam_settings(self.generation_config, num_beams, length_penalty, early_stopping, num_return_sequences)
         else:  # several samples of an input are rows of their own, each with its own generator
             if (num_beams or 1) > 1:
                 raise NotImplementedError(
                     "Beam sampling (do_sample with num_beams > 1) is not supported: pass num_beams=1 or do_sample=False."
                 )
-            if (self.hf.generation_config.num_beams or 1) > 1:
+            if (self.generation_config.num_beams or 1) > 1:
                 warn_once(
                     f"seq2seq-sample-beams:{self.model_name}",
-                    f"{self.model_name}'s generation config asks for num_beams={self.hf.generation_config.num_beams}; sampling "
+                    f"{self.model_name}'s generation config asks for num_beams={self.generation_config.num_beams}; sampling "
                     "draws one sequence per row instead (transformers would run beam sampling).",
                 )
             beams = None
-            samples = num_return_sequences or self.hf.generation_config.num_return_sequences or 1
+            samples = num_return_sequences or self.generation_config.num_return_sequences or 1
             check_positive(num_return_sequences=samples)
         encoder_inputs = self._inputs(tokenizer, prompts, inputs)
         count = len(next(iter(encoder_inputs.values())))
@@ -239,7 +255,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             "decoder", (str(decoder_path), *cores, rows), lambda: open_kv_session(decoder_path, self._num_cores, rows=rows)
         )
         cross_names = Seq2SeqEncoderGraphSpec(read_artifact(encoder_path)["num_layers"]).output_names
-        rules = Seq2SeqRules.from_generation_config(self.hf.generation_config, self.config, min_new_tokens, forced_bos_token_id)
+        rules = Seq2SeqRules.from_generation_config(self.generation_config, self.config, min_new_tokens, forced_bos_token_id)
         decode = (lambda row: self.text_of(tokenizer, row)) if tokenizer is not None else None
         if decode is not None and self.two_vocabularies():
             decode = None
@@ -257,6 +273,11 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         if stream:
             print_perf(info)
         return info
+
+    @staticmethod
+    def _processor_decoder_prompt(inputs) -> tuple:
+        """(the decoder prompt a processor's output holds, its mask): ``decoder_input_ids`` (Pix2Struct's text)."""
+        return inputs.get(DECODER_INPUT_IDS), inputs.get("decoder_attention_mask")
 
     def text_of(self, tokenizer, ids) -> str:
         """A decoder sequence's text, as transformers' examples decode this kind of model's output."""
@@ -288,7 +309,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
 
     def _warn_unapplied(self, sampling: bool = False) -> None:
         """The checkpoint's rules not restated here (and, when sampling, its warpers not restated) are named once."""
-        g = self.hf.generation_config
+        g = self.generation_config
         neutral = {**UNAPPLIED, **(UNAPPLIED_WARPERS if sampling else {})}
         unapplied = [f"{key}={getattr(g, key)!r}" for key, value in neutral.items() if getattr(g, key, value) not in (value, None)]
         unapplied += [f"num_beam_groups={g.num_beam_groups}"] if (g.num_beam_groups or 1) > 1 else []
@@ -298,7 +319,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
     def _sampling(self, do_sample, temperature, top_k, top_p, seed) -> Sampling | None:
         """transformers' sampling where the call (else the checkpoint) sets do_sample, its warpers as transformers
         reads them; without it, warper settings are named in a warning, as transformers does."""
-        g = self.hf.generation_config
+        g = self.generation_config
         sample = do_sample if do_sample is not None else bool(g.do_sample)
         given = {k: v for k, v in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)) if v is not None}
         if not sample:
@@ -330,7 +351,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         ids = np.asarray(inputs[INPUT_IDS].cpu() if isinstance(inputs[INPUT_IDS], torch.Tensor) else inputs[INPUT_IDS], np.int64)
         given = inputs.get(ATTENTION_MASK)
         if given is None:  # as transformers builds it: the pad token masked where it is not also the end token
-            pad, eos = self.hf.generation_config.pad_token_id, self.hf.generation_config.eos_token_id
+            pad, eos = self.generation_config.pad_token_id, self.generation_config.eos_token_id
             masked = pad is not None and pad not in (eos if isinstance(eos, (list, tuple)) else [eos]) and (ids == pad).any()
             mask = (ids != pad).astype(np.int64) if masked else np.ones_like(ids)
         else:

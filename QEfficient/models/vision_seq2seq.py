@@ -105,7 +105,7 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
 
     def decoder_start(self) -> int:
         """The decoder's start token, as generate() reads it from the checkpoint."""
-        return Seq2SeqRules.from_generation_config(self.hf.generation_config, self.config).decoder_start_token_id
+        return Seq2SeqRules.from_generation_config(self.generation_config, self.config).decoder_start_token_id
 
     def processor(self):
         """The checkpoint's processor (transformers' AutoProcessor), loaded once."""

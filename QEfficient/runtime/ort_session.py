@@ -321,6 +321,10 @@ class KVCacheSession:
         """Bind further graph inputs (e.g. vision_embeds, image_idx); they stay bound for later runs."""
         bind_arrays(self.io, self._bound, inputs, {})
 
+    def reads(self, name: str) -> bool:
+        """Whether the graph has input ``name`` (an exporter drops an input the model never reads)."""
+        return any(arg.name == name for arg in self.session.get_inputs())
+
     def bind_outputs(self, **outputs: np.ndarray) -> None:
         """Bind further graph outputs to caller-owned arrays (written in place by each run)."""
         bind_arrays(self.io, self._bound, {}, outputs)

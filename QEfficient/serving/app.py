@@ -360,6 +360,7 @@ def create_app(
                 ignore_eos=job.end_rules.ignore_eos,
                 min_tokens=job.end_rules.min_tokens,
                 beams=job.beams,
+                prompt_only=job.echo_only,
                 extra={**job.extra, **({LORA_ID: adapter_ids[call.model]} if call.model in adapter_ids else {})},
             )
 

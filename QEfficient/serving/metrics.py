@@ -48,6 +48,7 @@ class ServerMetrics:
         now, name = request.finished_at or time.perf_counter(), self.model_name  # when the engine ended it
         self.prompt_tokens.labels(name).inc(len(request.tokens))
         generated = len(request.output) if request.stopped_at is None else min(len(request.output), request.stopped_at)
+        generated = 0 if request.prompt_only else generated
         # a beam search: every hypothesis returned counts; its steps are its longest hypothesis'
         steps = max((len(out) for out in request.beam_outputs), default=generated)
         generated = sum(len(out) for out in request.beam_outputs) or generated

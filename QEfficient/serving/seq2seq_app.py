@@ -159,7 +159,7 @@ def create_seq2seq_app(
     app = FastAPI(title="QEfficient encoder-decoder", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     lock = asyncio.Lock()  # one request at a time on the sessions
-    rules = Seq2SeqRules.from_generation_config(model.hf.generation_config, model.config)
+    rules = Seq2SeqRules.from_generation_config(model.generation_config, model.config)
     token_text = TokenText(tokenizer)
     decode = lambda ids: model.text_of(tokenizer, ids)  # noqa: E731
     if model.two_vocabularies():
@@ -177,10 +177,10 @@ def create_seq2seq_app(
         body, name = await served_body(request, max_body_bytes, names)
         prompts = _prompts(body.get("prompt"))
         logprobs = number(body, "logprobs", int, None, low=0, high=MAX_COMPLETION_LOGPROBS)
-        options = sampling_options(body, model.hf.generation_config, max_tokens, logprobs, max_n=MAX_PROMPTS)
+        options = sampling_options(body, model.generation_config, max_tokens, logprobs, max_n=MAX_PROMPTS)
         stops = requested_stops(body)
         # the choices of each prompt: the request's n, else the checkpoint's num_return_sequences
-        per_prompt = options.get("num_return_sequences") or model.hf.generation_config.num_return_sequences or 1
+        per_prompt = options.get("num_return_sequences") or model.generation_config.num_return_sequences or 1
         if len(prompts) * per_prompt > MAX_PROMPTS:
             raise APIError(400, f"At most {MAX_PROMPTS} choices per request; these prompts ask for {len(prompts) * per_prompt}.", "n")
         prompt_ids = tokenizer(prompts)["input_ids"]
@@ -231,7 +231,7 @@ def create_seq2seq_app(
         continuous_usage_stats, and the prompts' tokens, each prompt once), then [DONE]; a failure ends it with vLLM's
         error event. The lock is held until the worker thread is done, even when the client leaves first. With stop
         strings each choice's text is held back where it may begin one (StopStream)."""
-        beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
+        beams = not options.get("do_sample") and (model.generation_config.num_beams or 1) > 1
         held: dict[int, StopStream] = {}
 
         def work(send) -> None:  # on the worker thread

@@ -87,7 +87,7 @@ def create_vision_seq2seq_app(
     app = FastAPI(title="QEfficient image encoder-decoder", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     lock = asyncio.Lock()  # one request at a time on the sessions
-    rules = Seq2SeqRules.from_generation_config(model.hf.generation_config, model.config)  # the tokens generate() uses
+    rules = Seq2SeqRules.from_generation_config(model.generation_config, model.config)  # the tokens generate() uses
     token_text = TokenText(tokenizer)
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
@@ -113,7 +113,7 @@ def create_vision_seq2seq_app(
         refuse_prompt_fields(body, chat=True)  # vLLM's chat defaults pass
         options = sampling_options(
             {k: v for k, v in body.items() if k not in ("messages", "logprobs", "top_logprobs", "add_special_tokens")},
-            model.hf.generation_config,
+            model.generation_config,
             max_tokens,
             top_logprobs,
             max_n=MAX_PROMPTS,
@@ -168,7 +168,7 @@ def create_vision_seq2seq_app(
         """vLLM's chat stream: each of the ``answers`` choices' role, its text in pieces as it is decoded (with beams,
         whole), its finish reason, the usage where asked (``prompt_tokens`` not None; ``continuous``: in every chunk too,
         vLLM's continuous_usage_stats), then [DONE]; a failure ends it with vLLM's error event."""
-        beams = not options.get("do_sample") and (model.hf.generation_config.num_beams or 1) > 1
+        beams = not options.get("do_sample") and (model.generation_config.num_beams or 1) > 1
         held = [StopStream(*stops, decode) for _ in range(answers)]  # with stop strings: the text that may begin one
 
         def work(send) -> None:  # on the worker thread

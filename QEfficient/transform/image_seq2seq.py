@@ -5,6 +5,8 @@
   flattened patches, padding patches masked, and a T5-style text decoder (relative position bias: additive masks);
 * Florence-2: a DaViT image tower whose projected features take the prompt's image placeholders, a BART encoder over
   that prompt, and the BART decoder (the text encoder-decoders' step, transform/seq2seq.py);
+* BLIP captioning: a ViT whose patches a BERT-style text decoder reads by cross-attention (the image encoder-decoders'
+  step, transform/vision_seq2seq.py);
 * T5Gemma 2: Gemma 3's SigLIP tower and projector into the prompt's placeholders, a Gemma-style encoder (sliding-window
   layers) and a decoder with merged self- and cross-attention (the text encoder-decoders' step).
 """
@@ -105,8 +107,22 @@ class QEffT5Gemma2Encoder(QEffVisionSeq2SeqEncoder):
         embeds = encoder.text_model.embed_tokens(input_ids)
         features = encoder.get_image_features(pixel_values, return_dict=True).pooler_output
         merged = with_image_features(embeds, features, input_ids == self.encoder_config.image_token_id)
-        masks = windowed_encoder_masks(self.hf, self.encoder_config.text_config.sliding_window, attention_mask)
+        masks = windowed_encoder_masks(self.encoder_config.text_config.sliding_window, attention_mask)
         return encoder.text_model(inputs_embeds=merged, attention_mask=masks).last_hidden_state
+
+
+class QEffBlipEncoder(QEffVisionSeq2SeqEncoder):
+    """BLIP captioning: forward(pixel_values [B, C, H, W]) -> cross keys/values over the ViT's patches (and its class
+    token), read by the BERT-style text decoder's cross-attention in every layer."""
+
+    def __init__(self, hf_model: PreTrainedModel) -> None:
+        super().__init__(hf_model, hf_model.config.vision_config, hf_model.config.text_config)
+
+    def encoded(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.hf.vision_model(pixel_values=pixel_values).last_hidden_state
+
+    def text_decoder(self) -> nn.Module:
+        return self.hf.text_decoder
 
 
 def with_image_features(embeds: torch.Tensor, features: torch.Tensor, placeholders: torch.Tensor) -> torch.Tensor:

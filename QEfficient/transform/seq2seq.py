@@ -13,7 +13,6 @@ Rows of a batch step together (one position for all: the families place tokens b
 
 from __future__ import annotations
 
-import sys
 from types import SimpleNamespace
 
 import torch
@@ -119,17 +118,19 @@ class QEffSeq2SeqEncoder(nn.Module):
         """The encoder's mask: the [B, S] one, or T5Gemma 2's per layer type (windowed_encoder_masks)."""
         if self.config.model_type not in MERGED_ATTENTION_TYPES:
             return attention_mask
-        return windowed_encoder_masks(self.hf, self.config.encoder.text_config.sliding_window, attention_mask)
+        return windowed_encoder_masks(self.config.encoder.text_config.sliding_window, attention_mask)
 
 
-def windowed_encoder_masks(hf: PreTrainedModel, window: int, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def windowed_encoder_masks(window: int, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """A bidirectional encoder's additive masks per layer type (T5Gemma 2's): the padding, and within the sliding
-    window by the model's own rule (its module's ``sliding_window_mask_function``) evaluated on broadcast positions;
+    window by the model's own rule (its ``sliding_window_mask_function``) evaluated on broadcast positions;
     transformers builds the windowed one with vmap, which tracing does not take."""
     low = torch.finfo(torch.float32).min
     padding = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * low
     positions = torch.arange(attention_mask.shape[1])
-    rule = sys.modules[type(hf).__module__].sliding_window_mask_function(window, is_causal=False)
+    from transformers.models.t5gemma2.modeling_t5gemma2 import sliding_window_mask_function
+
+    rule = sliding_window_mask_function(window, is_causal=False)
     inside = rule(0, 0, positions[:, None], positions[None, :])
     return {"full_attention": padding, "sliding_attention": padding + (~inside).to(torch.float32) * low}
 

@@ -23,7 +23,7 @@ from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, _attn_implementa
 # decoders whose eager-only attention adds a full [batch, 1, queries, keys] mask (and reads no cross mask when none is
 # given; Pix2Struct's adds it to a relative position bias); the others run the static-KV attention function, which
 # reads one row of cross keys/values per image for all its decoder rows (beams)
-ADDITIVE_DECODER_TYPES = frozenset({"trocr", "pix2struct_text_model"})
+ADDITIVE_DECODER_TYPES = frozenset({"trocr", "pix2struct_text_model", "blip_text_model"})
 # causal-LM decoders of VisionEncoderDecoderModel and EncoderDecoderModel whose step is proven token-exact
 # (tests/test_vision_seq2seq.py, tests/test_seq2seq.py); others: QEFF_ALLOW_ANY_ARCHITECTURE=1
 PROVEN_DECODERS = ("trocr", "gpt2", "mbart", "bert", "roberta")
@@ -111,10 +111,14 @@ class QEffVisionSeq2SeqDecoder(nn.Module):
     ..., past_key.0, past_value.0, ...) -> (logits [B,1,V] at the step's last position, past_key.0_RetainedState, ...).
     The rows of a batch step together (one position for all), as the text encoder-decoders' do."""
 
-    def __init__(self, hf_model: PreTrainedModel, num_layers: int, kv_shape: tuple[int, int]) -> None:
+    def __init__(
+        self, hf_model: PreTrainedModel, num_layers: int, kv_shape: tuple[int, int], text_decoder: nn.Module | None = None
+    ) -> None:
+        """``text_decoder``: the causal-LM decoder where the model does not call it ``decoder`` (BLIP's text_decoder)."""
         super().__init__()
         self.hf = hf_model
-        self.config = hf_model.decoder.config
+        self.text_decoder = text_decoder if text_decoder is not None else hf_model.decoder
+        self.config = self.text_decoder.config
         self.num_layers = num_layers
         self.heads, self.head_dim = kv_shape
         self.additive = self.config.model_type in ADDITIVE_DECODER_TYPES
@@ -131,7 +135,7 @@ class QEffVisionSeq2SeqDecoder(nn.Module):
         placeholder = torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], width)
         patches_visible = encoder_attention_mask[:, None, None, :].bool()
         if self.additive:  # full [batch, 1, queries, keys] additive masks, as this attention code checks them
-            out = self.hf.decoder(
+            out = self.text_decoder(
                 input_ids=input_ids,
                 attention_mask=as_mask_kind(visible, "additive", torch.float32),
                 encoder_hidden_states=placeholder,
@@ -141,7 +145,7 @@ class QEffVisionSeq2SeqDecoder(nn.Module):
             )
         else:
             with _attn_implementation(self.config, STATIC_KV_ATTENTION):
-                out = self.hf.decoder(
+                out = self.text_decoder(
                     input_ids=input_ids,
                     attention_mask=visible,
                     encoder_hidden_states=placeholder,

@@ -176,8 +176,8 @@ KNOWN_FAILURES: dict[str, str] = {
     "marks, sinusoidal positions) is not in the decoder table (QEfficient/transform/adapters)",
     "mistral4": "transformers maps it to Mistral4ForCausalLM, a text-only model that takes no image (Mistral 4 with images is "
     "a mistral3 checkpoint with a Mistral 4 text model)",
-    "blip": "its BERT-style text decoder reads the image through cross-attention in every layer, not through image "
-    "tokens in the prompt; the decoder path has no such layers",
+    "blip": "an image encoder whose patches a BERT-style text decoder reads by cross-attention in every layer: "
+    "QEFFBlipForConditionalGeneration runs it (QEFFAutoModelForImageTextToText.from_pretrained returns one), not this path",
     "git": "its BERT-style text model runs the image embeddings and the text as one sequence (images attending each other "
     "both ways, text causally) with its own position scheme; no adapter yet",
     "vision-encoder-decoder": "an image encoder with a cross-attending text decoder (TrOCR, Donut, ViT-GPT2): "
