@@ -116,8 +116,11 @@ class QEFFBlipForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
 
     @staticmethod
     def _check_model(model: PreTrainedModel) -> None:
-        if type(model).__name__ != "BlipForConditionalGeneration":
-            raise TypeError(f"{type(model).__name__} is not BlipForConditionalGeneration (BLIP's captioning model).")
+        # a BLIP question-answering or retrieval checkpoint loads into this class too, with other weights' meaning
+        saved = [a for a in getattr(model.config, "architectures", None) or [] if a != "BlipForConditionalGeneration"]
+        if type(model).__name__ != "BlipForConditionalGeneration" or saved:
+            kind = saved[0] if saved else type(model).__name__
+            raise NotImplementedError(f"{kind} is not run here: BLIP's captioning model (BlipForConditionalGeneration) is.")
 
     def _graph_modules(self) -> tuple:
         encoder = QEffBlipEncoder(self.hf)
@@ -125,7 +128,8 @@ class QEFFBlipForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
 
     @property
     def generation_config(self):
-        """The text decoder's, with the tokens BLIP's generate passes it: start at bos, end at sep, pad with pad."""
+        """The text decoder's, with the tokens BLIP's generate passes it: start at bos, end at sep, pad with pad (a
+        copy made at first use: change this one, ``model.generation_config``, to change what generate() does)."""
         if getattr(self, "_generation_config", None) is None:
             text = self.hf.config.text_config
             config = copy.deepcopy(self.hf.text_decoder.generation_config)
@@ -140,10 +144,13 @@ class QEFFBlipForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
         super()._check_max_positions(name, length, config or self.hf.config.text_config)
 
     def _processor_decoder_prompt(self, inputs) -> tuple:
-        """The processor's text (``input_ids``), as BLIP's generate reads it: the first token made bos, the last dropped."""
+        """The processor's text (``input_ids`` beside its ``pixel_values``), as BLIP's generate reads it: the first
+        token made bos, the last dropped."""
         ids, mask = inputs.get(INPUT_IDS), inputs.get(ATTENTION_MASK)
-        if ids is None:
+        if ids is None or inputs.get(PIXEL_VALUES) is None:  # generate(pixel_values): transformers' spelling, no text
             return None, None
+        if np.ndim(ids) != 2:
+            raise ValueError(f"input_ids (the caption's start) must be [images, length], got shape {list(np.shape(ids))}.")
         ids = _array(ids, np.int64).copy()
         ids[:, 0] = self.generation_config.decoder_start_token_id
         return ids[:, :-1], None if mask is None else _array(mask, np.int64)[:, :-1]

@@ -338,12 +338,18 @@ def create_app(
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
 
+        def tell(item: tuple) -> None:  # on the engine's thread
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, item)
+            except RuntimeError:  # the answer's loop is closed (its client gone): nothing to tell, the engine goes on
+                pass
+
         def ended(request: EngineRequest, index: int) -> None:  # on the engine's thread
             try:
                 if request.cancelled.is_set():  # a stop string found, or the client gone: nothing more will change it
                     record(request)
             finally:  # the answer never waits on a metric
-                loop.call_soon_threadsafe(events.put_nowait, (index, True, request.finish_reason))
+                tell((index, True, request.finish_reason))
 
         def engine_request(index: int) -> EngineRequest:
             job = call.jobs[index]
@@ -351,7 +357,7 @@ def create_app(
                 job.tokens,
                 job.max_tokens,
                 job.sampling,
-                on_token=lambda r, t: loop.call_soon_threadsafe(events.put_nowait, (index, False, None)),
+                on_token=lambda r, t: tell((index, False, None)),
                 on_done=lambda r: ended(r, index),
                 top_logprobs=job.top_logprobs,
                 prompt_logprobs=job.prompt_top,

@@ -25,7 +25,10 @@ async def worker_items(lock: asyncio.Lock, work: Callable[[Callable[..., None]],
     loop, queue = asyncio.get_running_loop(), asyncio.Queue()
 
     def send(*item) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, item)
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed (the client gone): nothing to send to
+            pass
 
     def run() -> None:
         try:
