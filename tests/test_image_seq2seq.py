@@ -250,3 +250,16 @@ def test_server_and_cli_answer_an_image_with_its_text(built, tmp_path, capsys):
     info = infer.main(model_name=str(folder), image_path=str(tmp_path / "chart.png"), ctx_len=32, generation_len=6)
     assert info.generated_ids[0][0][: len(expected)].tolist() == expected
     assert f"Output : {info.texts[0]}" in capsys.readouterr().out
+
+
+def test_infer_runs_t5gemma2_text_without_an_image(built, capsys):
+    """``infer --prompt`` without an image on T5Gemma 2: its text alone, as transformers' generate gives it."""
+    from QEfficient.cloud import infer
+
+    folder, hf, processor, _ = built["t5gemma2"]
+    enc = processor.tokenizer(["hello world the cat"], return_tensors="pt")
+    with torch.no_grad():
+        expected = hf.generate(**enc, do_sample=False, max_new_tokens=6)[0].tolist()
+    info = infer.main(model_name=str(folder), prompt="hello world the cat", ctx_len=32, generation_len=6)
+    assert info.generated_ids[0][0][: len(expected)].tolist() == expected
+    assert "Output : " in capsys.readouterr().out

@@ -225,6 +225,16 @@ def _is_vision_seq2seq(model_name: str, cache_dir: str | None) -> bool:
         return False
 
 
+def _runs_text_alone(model_name: str, cache_dir: str | None) -> bool:
+    """An image encoder-decoder whose text alone QEFFAutoModelForSeq2SeqLM runs (T5Gemma 2)."""
+    from QEfficient.base.common import QEFFCommonLoader
+
+    try:
+        return bool(getattr(QEFFCommonLoader.model_class(model_name, cache_dir), "runs_text_alone", False))
+    except (OSError, ValueError, NotImplementedError):
+        return False
+
+
 def run_vision_seq2seq(model_name: str, image, prompt: str | None, compile_options: dict, generation_len: int | None, **load_kwargs):
     """An image through an image encoder-decoder; ``prompt``: the image's text (Donut's task prompt, Florence-2's
     ``<CAPTION>``, a Pix2Struct question)."""
@@ -383,7 +393,8 @@ def infer(
             raise ValueError(f"--audio_path needs a speech model (Whisper, or Wav2Vec2-style CTC); '{model_name}' is not one.")
         compile_options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, **compiler_options)
         return run_speech(speech_class, model_name, audio_path, compile_options, generation_len, **speech_options)
-    if not gguf_file and _is_vision_seq2seq(model_name, cache_dir):  # an image into the encoder, the prompt its text
+    text_alone = not (image_path or image_url) and _runs_text_alone(model_name, cache_dir)  # T5Gemma 2 without an image
+    if not gguf_file and not text_alone and _is_vision_seq2seq(model_name, cache_dir):  # an image into the encoder, the prompt its text
         if not (image_path or image_url):
             raise ValueError(
                 f"'{model_name}' reads images: pass --image_path or --image_url (and --prompt for its text: a task prompt, a question)."
@@ -393,7 +404,7 @@ def infer(
         load = {"cache_dir": cache_dir, "trust_remote_code": trust_remote_code or None}
         image = load_image(image_path, image_url)
         return run_vision_seq2seq(model_name, image, prompts[0] if given else None, options, generation_len, **load)
-    if not gguf_file and _is_seq2seq(model_name, cache_dir):  # the prompt is the encoder's: no prompt_len
+    if not gguf_file and (text_alone or _is_seq2seq(model_name, cache_dir)):  # the prompt is the encoder's: no prompt_len
         unused = {"--full_batch_size": full_batch_size is not None, "--mxint8": mxint8, "--chat": bool(chat)}
         unused["--device_group"] = bool(device_group and len(device_group) > 1)
         if any(unused.values()):

@@ -294,6 +294,7 @@ class QEFFT5Gemma2ForConditionalGeneration(_PromptWithImage):
     >>> model.generate(processor, inputs=inputs, generation_len=64).texts"""
 
     graph_kind = "t5gemma2"
+    runs_text_alone = True  # QEFFAutoModelForSeq2SeqLM runs a prompt without an image (infer takes it so)
 
     @staticmethod
     def _check_model(model: PreTrainedModel) -> None:
