@@ -1,6 +1,7 @@
-"""Pix2Struct and Florence-2, the image encoder-decoders with classes of their own: transformers' greedy and beam tokens
-and first-step log-probabilities on the tiny models of tests/vlm_fixtures_b.py, over a batch that spans two compiled
-batches; Pix2Struct's text as the decoder's prompt; the auto classes; the errors; the server and the CLI."""
+"""Pix2Struct, Florence-2, T5Gemma 2 and BLIP, the image encoder-decoders with classes of their own: transformers'
+greedy and beam tokens over a batch that spans two compiled batches, and first-step log-probabilities of two images, on
+the tiny models of tests/vlm_fixtures_b.py; Pix2Struct's and BLIP's text as the decoder's prompt; the auto classes; the
+errors; the server (Florence-2) and the CLI (Pix2Struct; T5Gemma 2's text alone)."""
 
 from __future__ import annotations
 

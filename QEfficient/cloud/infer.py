@@ -214,8 +214,8 @@ def _is_seq2seq(model_name: str, cache_dir: str | None) -> bool:
 
 
 def _is_vision_seq2seq(model_name: str, cache_dir: str | None) -> bool:
-    """An image encoder-decoder (TrOCR, Donut, ViT-GPT2, Pix2Struct, Florence-2), which QEFFAutoModelForVisionEncoderDecoder
-    or a class of its own runs."""
+    """An image encoder-decoder (TrOCR, Donut, ViT-GPT2, Pix2Struct, Florence-2, BLIP, T5Gemma 2), which
+    QEFFAutoModelForVisionEncoderDecoder or a class of its own runs."""
     from QEfficient import QEFFAutoModelForVisionEncoderDecoder
     from QEfficient.base.common import QEFFCommonLoader
 

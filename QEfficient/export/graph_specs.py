@@ -449,6 +449,9 @@ class VisionSeq2SeqEncoderGraphSpec:
 
 
 FLATTENED_PATCHES = "flattened_patches"
+# a processor's decoder prompt (Pix2Struct's text) and its mask, as transformers names them
+DECODER_INPUT_IDS = "decoder_input_ids"
+DECODER_ATTENTION_MASK = "decoder_attention_mask"
 
 
 @dataclass(frozen=True)

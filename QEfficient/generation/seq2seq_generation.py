@@ -1,4 +1,5 @@
-"""Greedy decoding of a text encoder-decoder over two sessions: the encoder (once per batch of inputs) and the decoder
+"""Greedy or sampled decoding of an encoder-decoder (text, or an image's) over two sessions: the encoder (once per batch
+of inputs, whatever named inputs its graph reads) and the decoder
 step (a KVCacheSession, its cache updated in place), with the checkpoint's generation rules that change greedy tokens
 (transformers' logits processors of the same names): ``forced_bos_token_id`` (mBART's, NLLB's target language),
 ``forced_eos_token_id``, ``min_length`` / ``min_new_tokens``, ``no_repeat_ngram_size``, ``bad_words_ids`` and

@@ -8,24 +8,29 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel
+from transformers import GenerationConfig, PretrainedConfig, PreTrainedModel
 
 from QEfficient.export.graph_specs import (
     ATTENTION_MASK,
+    DECODER_ATTENTION_MASK,
+    DECODER_INPUT_IDS,
     FLATTENED_PATCHES,
     INPUT_IDS,
     PIXEL_VALUES,
     ImageTextSeq2SeqEncoderGraphSpec,
     PatchSeq2SeqEncoderGraphSpec,
 )
-from QEfficient.models.seq2seq_lm import DECODER_INPUT_IDS
 from QEfficient.models.vision_seq2seq import QEFFAutoModelForVisionEncoderDecoder
 from QEfficient.transform.image_seq2seq import QEffBlipEncoder, QEffFlorence2Encoder, QEffPix2StructEncoder, QEffT5Gemma2Encoder
 from QEfficient.transform.seq2seq import QEffSeq2SeqDecoder
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 FLORENCE2_IMAGE_SIZE = (768, 768)  # Florence-2's processor's, where the checkpoint's folder has none
 
@@ -73,15 +78,15 @@ class QEFFPix2StructForConditionalGeneration(QEFFAutoModelForVisionEncoderDecode
     def _prompt_starts_sequence(self) -> bool:
         return False
 
-    def image_request(self, image, prompt: str, tokenizer, image_processor) -> tuple[dict, int, int]:
+    def image_request(self, image: Image.Image, prompt: str, tokenizer: Any, image_processor: Any) -> tuple[dict, int, int]:
         """The processor's output for the image (its text: a question drawn onto the image, or the decoder's first
         tokens for a captioning checkpoint); the positions read: the image's real patches and the decoder prompt."""
         inputs = dict(self.processor()(images=image, text=prompt or None, return_tensors="np"))
         ids = inputs.pop(DECODER_INPUT_IDS, None)
-        inputs.pop("decoder_attention_mask", None)
+        inputs.pop(DECODER_ATTENTION_MASK, None)
         decoder_prompt = self.decoder_prompt(ids, 1, self.decoder_start()) if ids is not None and ids.size else None
         width = 1 if decoder_prompt is None else decoder_prompt.shape[1]
-        options = {"inputs": inputs} | ({"decoder_input_ids": decoder_prompt} if decoder_prompt is not None else {})
+        options = {"inputs": inputs} | ({DECODER_INPUT_IDS: decoder_prompt} if decoder_prompt is not None else {})
         return options, width, int(inputs[ATTENTION_MASK].sum()) + width
 
     def image_positions(self) -> int:
@@ -127,7 +132,7 @@ class QEFFBlipForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
         return encoder, QEffVisionSeq2SeqDecoder(self.hf, encoder.num_layers, encoder.kv_shape(), self.hf.text_decoder)
 
     @property
-    def generation_config(self):
+    def generation_config(self) -> GenerationConfig:
         """The text decoder's, with the tokens BLIP's generate passes it: start at bos, end at sep, pad with pad (a
         copy made at first use: change this one, ``model.generation_config``, to change what generate() does)."""
         if getattr(self, "_generation_config", None) is None:
@@ -160,7 +165,7 @@ class QEFFBlipForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
             inputs = {PIXEL_VALUES: inputs[PIXEL_VALUES]}  # the text is the decoder's prompt (_processor_decoder_prompt)
         return super()._inputs(tokenizer, prompts, inputs)
 
-    def image_request(self, image, prompt: str, tokenizer, image_processor) -> tuple[dict, int, int]:
+    def image_request(self, image: Image.Image, prompt: str, tokenizer: Any, image_processor: Any) -> tuple[dict, int, int]:
         """The image's pixels; the text, where given, the caption's start (as BLIP's processor and generate take it)."""
         if not prompt:
             return super().image_request(image, prompt, tokenizer, image_processor)
@@ -178,7 +183,7 @@ class _PromptWithImage(QEFFAutoModelForVisionEncoderDecoder):
     def image_token_id(self) -> int:
         raise NotImplementedError
 
-    def position_config(self, name: str):
+    def position_config(self, name: str) -> PretrainedConfig:
         """The config whose position table bounds ``name`` (ctx_len: the decoder's; else the encoder's prompt)."""
         raise NotImplementedError
 
@@ -191,7 +196,7 @@ class _PromptWithImage(QEFFAutoModelForVisionEncoderDecoder):
     def _prompt_starts_sequence(self) -> bool:
         return False
 
-    def image_request(self, image, prompt: str, tokenizer, image_processor) -> tuple[dict, int, int]:
+    def image_request(self, image: Image.Image, prompt: str, tokenizer: Any, image_processor: Any) -> tuple[dict, int, int]:
         """The processor's output for the image and its prompt; the positions read: the encoder's (the image's
         placeholders and the prompt's tokens) and the decoder's start token."""
         inputs = self.processor()(text=prompt, images=image, return_tensors="np")
@@ -266,7 +271,7 @@ class QEFFFlorence2ForConditionalGeneration(_PromptWithImage):
     def image_token_id(self) -> int:
         return self.hf.config.image_token_id
 
-    def position_config(self, name: str):
+    def position_config(self, name: str) -> PretrainedConfig:
         return self.hf.config.text_config
 
     def text_of(self, tokenizer, ids) -> str:
@@ -314,10 +319,10 @@ class QEFFT5Gemma2ForConditionalGeneration(_PromptWithImage):
     def image_positions(self) -> int:
         return self.encoder.image_tokens()
 
-    def position_config(self, name: str):
+    def position_config(self, name: str) -> PretrainedConfig:
         return self.hf.config.decoder if name == "ctx_len" else self.hf.config.encoder.text_config
 
-    def image_request(self, image, prompt: str, tokenizer, image_processor) -> tuple[dict, int, int]:
+    def image_request(self, image: Image.Image, prompt: str, tokenizer: Any, image_processor: Any) -> tuple[dict, int, int]:
         """The image goes where the prompt's ``<start_of_image>`` is, else before the text (the processor's rule for a
         prompt without text)."""
         boi = self.processor().boi_token

@@ -13,11 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForSeq2SeqLM, PreTrainedModel
+from transformers import AutoModelForSeq2SeqLM, GenerationConfig, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, Seq2SeqDecoderGraphSpec, Seq2SeqEncoderGraphSpec
+from QEfficient.export.graph_specs import (
+    ATTENTION_MASK,
+    DECODER_ATTENTION_MASK,
+    DECODER_INPUT_IDS,
+    INPUT_IDS,
+    Seq2SeqDecoderGraphSpec,
+    Seq2SeqEncoderGraphSpec,
+)
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_seq2seq_encoder_onnx
 from QEfficient.generation.beam_search import beam_settings
 from QEfficient.generation.exec_kv import print_perf
@@ -35,7 +42,6 @@ from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
 from QEfficient.utils.checks import check_generation_len, check_positive
 
 SUPPORTED_TYPES = PROVEN_SEQ2SEQ_TYPES
-DECODER_INPUT_IDS = "decoder_input_ids"  # transformers' name for the decoder's first tokens
 ALLOW_ANY = "QEFF_ALLOW_ANY_ARCHITECTURE"
 
 
@@ -98,7 +104,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         return int(head.weight.shape[0])
 
     @property
-    def generation_config(self):
+    def generation_config(self) -> GenerationConfig:
         """The generation config generate() follows: the checkpoint's (BLIP's: what its own generate passes)."""
         return self.hf.generation_config
 
@@ -277,7 +283,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
     @staticmethod
     def _processor_decoder_prompt(inputs) -> tuple:
         """(the decoder prompt a processor's output holds, its mask): ``decoder_input_ids`` (Pix2Struct's text)."""
-        return inputs.get(DECODER_INPUT_IDS), inputs.get("decoder_attention_mask")
+        return inputs.get(DECODER_INPUT_IDS), inputs.get(DECODER_ATTENTION_MASK)
 
     def text_of(self, tokenizer, ids) -> str:
         """A decoder sequence's text, as transformers' examples decode this kind of model's output."""

@@ -9,18 +9,22 @@ QEfficient has no such class; ``QEFFAutoModelForImageTextToText.from_pretrained`
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from transformers import AutoModelForImageTextToText, PreTrainedModel
 
-from QEfficient.export.graph_specs import INPUT_IDS, PIXEL_VALUES, VisionSeq2SeqEncoderGraphSpec
+from QEfficient.export.graph_specs import DECODER_INPUT_IDS, INPUT_IDS, PIXEL_VALUES, VisionSeq2SeqEncoderGraphSpec
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_vision_seq2seq_encoder_onnx
 from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.models.seq2seq_lm import QEFFAutoModelForSeq2SeqLM
 from QEfficient.transform.rewrites import apply_rewrites
 from QEfficient.transform.vision_seq2seq import PROVEN_DECODERS, QEffVisionSeq2SeqDecoder, QEffVisionSeq2SeqEncoder
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MODEL_TYPE = "vision-encoder-decoder"
 ALLOW_ANY = "QEFF_ALLOW_ANY_ARCHITECTURE"
@@ -92,7 +96,7 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
     def _prompt_starts_sequence(self) -> bool:
         return "donut" in self.encoder.encoder_config.model_type.lower()  # transformers' exception: task prompts
 
-    def image_request(self, image, prompt: str, tokenizer, image_processor) -> tuple[dict, int, int]:
+    def image_request(self, image: Image.Image, prompt: str, tokenizer: Any, image_processor: Any) -> tuple[dict, int, int]:
         """One image and its text as generate() takes them, for the server and the CLI: (generate's ``inputs`` and
         ``decoder_input_ids``, the decoder prompt's tokens with its start token, the positions the request reads: the
         image's patches and that prompt). The text here is the decoder's first tokens (Donut's task prompt)."""
@@ -100,14 +104,14 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
         decoder_prompt = self.decoder_prompt(np.array([ids]), 1, self.decoder_start()) if ids else None
         width = 1 if decoder_prompt is None else decoder_prompt.shape[1]
-        options = {"inputs": {PIXEL_VALUES: pixels}} | ({"decoder_input_ids": decoder_prompt} if ids else {})
+        options = {"inputs": {PIXEL_VALUES: pixels}} | ({DECODER_INPUT_IDS: decoder_prompt} if ids else {})
         return options, width, self.image_positions() + width
 
     def decoder_start(self) -> int:
         """The decoder's start token, as generate() reads it from the checkpoint."""
         return Seq2SeqRules.from_generation_config(self.generation_config, self.config).decoder_start_token_id
 
-    def processor(self):
+    def processor(self) -> Any:
         """The checkpoint's processor (transformers' AutoProcessor), loaded once."""
         if getattr(self, "_processor", None) is None:
             if self.local_model_dir is None:

@@ -294,6 +294,8 @@ def compiled_encoder_decoder(model_class, model_name: str, ctx_len: int, num_cor
     from transformers import AutoTokenizer
 
     model = model_class.from_pretrained(model_name, hf_overrides=hf_overrides or None)
+    if getattr(model, "two_vocabularies", lambda: False)():  # refused before the compile it would not use
+        raise ValueError(f"'{model_name}' reads prompts and writes answers in two vocabularies (two tokenizers): it is not served here.")
     model.compile(ctx_len=ctx_len, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     return model, AutoTokenizer.from_pretrained(model.local_model_dir)
 

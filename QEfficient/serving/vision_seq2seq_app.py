@@ -1,4 +1,4 @@
-"""OpenAI's chat completions API over an image encoder-decoder (TrOCR, Donut, ViT-GPT2 captioners, Pix2Struct, Florence-2):
+"""OpenAI's chat completions API over an image encoder-decoder (TrOCR, Donut, ViT-GPT2, Pix2Struct, Florence-2, BLIP, T5Gemma 2):
 the user message's image is the encoder's input, its text (where it has any) what the model's ``image_request`` makes of
 it (the decoder's prompt for Donut's task prompt ``<s_cord-v2>`` or a Pix2Struct caption start, the encoder's for a
 Florence-2 task prompt, drawn onto the image for a Pix2Struct question), and the answer what the decoder writes after
@@ -236,7 +236,7 @@ def open_vision_seq2seq_app(model_name: str, ctx_len: int, num_cores: int, mxfp6
 
     from QEfficient.base.common import QEFFCommonLoader
 
-    model_class = QEFFCommonLoader.model_class(model_name)  # TrOCR-like, Pix2Struct or Florence-2
+    model_class = QEFFCommonLoader.model_class(model_name)  # TrOCR-like, Pix2Struct, Florence-2, BLIP or T5Gemma 2
     model, tokenizer = compiled_encoder_decoder(model_class, model_name, ctx_len, num_cores, mxfp6_matmul, hf_overrides)
     image_processor = AutoImageProcessor.from_pretrained(model.local_model_dir)
     limits = {"served_names": [model_name], "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}

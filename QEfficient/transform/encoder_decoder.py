@@ -7,7 +7,6 @@ image encoder-decoders' decoder step (transform/vision_seq2seq.py), which reads 
 from __future__ import annotations
 
 import torch
-from transformers import PreTrainedModel
 
 from QEfficient.export.graph_specs import Seq2SeqEncoderGraphSpec
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqEncoder, projected
@@ -35,9 +34,6 @@ def two_vocabularies(config) -> bool:
 
 class QEffEncoderDecoderEncoder(QEffVisionSeq2SeqEncoder):
     """forward(input_ids [B, S], attention_mask [B, S]) -> cross keys/values over the S positions."""
-
-    def __init__(self, hf_model: PreTrainedModel) -> None:
-        super().__init__(hf_model)
 
     def graph_spec(self) -> Seq2SeqEncoderGraphSpec:
         return Seq2SeqEncoderGraphSpec(self.num_layers)

@@ -1,5 +1,7 @@
 """Image encoder-decoders (transformers' VisionEncoderDecoderModel: TrOCR, Donut, ViT-GPT2 captioners) in two
-exportable parts, run by the model's own modules, as the text encoder-decoders are (transform/seq2seq.py):
+exportable parts, run by the model's own modules, as the text encoder-decoders are (transform/seq2seq.py); the
+decoder step serves Pix2Struct, BLIP and transformers' EncoderDecoderModel too (transform/image_seq2seq.py,
+transform/encoder_decoder.py):
 
 * the encoder: pixels -> the vision encoder's patches (projected to the decoder's width where the model has that
   projection) -> every decoder layer's cross-attention keys and values, filled by one decoder step on a fresh
@@ -7,7 +9,8 @@ exportable parts, run by the model's own modules, as the text encoder-decoders a
 * a retained-state decoder step: the causal-LM decoder (TrOCR, GPT-2, mBART, BERT-like, ...) over a static
   self-attention cache, reading the cross keys/values.
 
-Every patch is visible (images have no padding): the decoder's cross-attention mask is all ones.
+The decoder's cross-attention mask is a graph input: all ones for an image's patches, Pix2Struct's padding patches
+and an EncoderDecoderModel's padded text masked.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, _attn_implementa
 # given; Pix2Struct's adds it to a relative position bias); the others run the static-KV attention function, which
 # reads one row of cross keys/values per image for all its decoder rows (beams)
 ADDITIVE_DECODER_TYPES = frozenset({"trocr", "pix2struct_text_model", "blip_text_model"})
-# causal-LM decoders of VisionEncoderDecoderModel and EncoderDecoderModel whose step is proven token-exact
-# (tests/test_vision_seq2seq.py, tests/test_seq2seq.py); others: QEFF_ALLOW_ANY_ARCHITECTURE=1
+# causal-LM decoders of VisionEncoderDecoderModel whose step is proven token-exact (tests/test_vision_seq2seq.py;
+# EncoderDecoderModel's: transform/encoder_decoder.py); others: QEFF_ALLOW_ANY_ARCHITECTURE=1
 PROVEN_DECODERS = ("trocr", "gpt2", "mbart", "bert", "roberta")
 
 
