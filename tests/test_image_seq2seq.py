@@ -1,7 +1,7 @@
 """Pix2Struct, Florence-2, T5Gemma 2 and BLIP, the image encoder-decoders with classes of their own: transformers'
 greedy and beam tokens over a batch that spans two compiled batches, and first-step log-probabilities of two images, on
 the tiny models of tests/vlm_fixtures_b.py; Pix2Struct's and BLIP's text as the decoder's prompt; the auto classes; the
-errors; the server (Florence-2) and the CLI (Pix2Struct; T5Gemma 2's text alone)."""
+errors; the server (Florence-2, BLIP, T5Gemma 2) and the CLI (Pix2Struct; T5Gemma 2's text alone)."""
 
 from __future__ import annotations
 
@@ -264,3 +264,46 @@ def test_infer_runs_t5gemma2_text_without_an_image(built, capsys):
     info = infer.main(model_name=str(folder), prompt="hello world the cat", ctx_len=32, generation_len=6)
     assert info.generated_ids[0][0][: len(expected)].tolist() == expected
     assert "Output : " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["blip", "t5gemma2"])
+def test_server_answers_blip_and_t5gemma2_with_their_text(built, kind):
+    """``serve``: BLIP's message text starts the caption (its processor's ids, as BLIP's generate reads them); T5Gemma
+    2's goes to the encoder with the image where ``<start_of_image>`` is, else before the text. The answer is
+    transformers' tokens after the decoder's prompt, with their log-probabilities; usage counts the positions read."""
+    import base64
+    import io
+
+    import httpx
+
+    from QEfficient.cloud.serve import build_server
+    from tests.helpers import serve_on_loopback
+
+    folder, hf, processor, ours = built[kind]
+    image = _images(2)[1]
+    png = io.BytesIO()
+    image.save(png, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    text = "a picture of" if kind == "blip" else "What is it"
+    if kind == "blip":
+        inputs = processor(images=image, text=text, return_tensors="pt")
+        width = inputs["input_ids"].shape[1] - 1  # bos, then the text less its last token
+        prompt_tokens = ours.image_positions() + width
+    else:
+        inputs = processor(text=f"{processor.boi_token} {text}", images=[[image]], return_tensors="pt")
+        width, prompt_tokens = 1, inputs["input_ids"].shape[1] + 1
+    with torch.no_grad():
+        out = hf.generate(**inputs, do_sample=False, max_new_tokens=6, output_logits=True, return_dict_in_generate=True)
+    expected = out.sequences[0, width:].tolist()
+    logprobs = [float(torch.log_softmax(step[0].double(), -1)[t]) for step, t in zip(out.logits, expected)]
+    app, _ = build_server(str(folder), None, prefill_seq_len=1, ctx_len=32, full_batch_size=1, num_cores=1)
+    content = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}]
+    body = {"model": str(folder), "messages": [{"role": "user", "content": content}], "max_tokens": 6, "logprobs": True}
+    with serve_on_loopback(app) as base:
+        reply = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=60)
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    entries = answer["choices"][0]["logprobs"]["content"]
+    assert answer["choices"][0]["message"]["content"] == processor.tokenizer.decode(expected, skip_special_tokens=True)
+    np.testing.assert_allclose([entry["logprob"] for entry in entries], logprobs, atol=1e-4)
+    assert answer["usage"]["prompt_tokens"] == prompt_tokens and answer["usage"]["completion_tokens"] == len(expected)
