@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/bench_vision_seq2seq.py [--threads 2] [--new-tokens 32] [--batch 1 4] [--beams 1]
 
-The shapes of two real checkpoints with random weights (no weights are downloaded): TrOCR-small (a DeiT-small encoder
-at 384x384, a 6-layer TrOCR decoder of width 256; 62M parameters) and a ViT-GPT2 captioner (ViT-base at 224x224, GPT-2
-small with cross-attention; 239M). For each batch size: images to ``--new-tokens`` tokens (min_new_tokens holds every
-row to that length), the image encoder included; seconds per call, median of 3 after a warm-up, and the ratio to
+The shapes of real checkpoints with random weights (no weights are downloaded): TrOCR-small (a DeiT-small encoder at
+384x384, a 6-layer TrOCR decoder of width 256; 62M parameters), a ViT-GPT2 captioner (ViT-base at 224x224, GPT-2 small
+with cross-attention; 239M), BLIP-base captioning (ViT-base at 384x384, a 12-layer BERT-base decoder with cross-attention;
+247M) and Florence-2-base (a DaViT tower at 768x768 whose 577 features join a 10-token task prompt, BART-base; 232M).
+For each batch size: images to ``--new-tokens`` tokens (min_new_tokens holds every row to that length), the image
+encoder included; seconds per call, median of 3 after a warm-up, and the ratio to
 transformers' ``generate`` for QEfficient float32 and ``mxfp6_matmul`` (8-bit decoder weights); "same" says whether
 float32's tokens equal transformers'. ``--beams K``: beam search with K beams for every engine. Ratios matter, not
 absolute seconds.
@@ -39,6 +41,31 @@ def shapes():
     }  # fmt: skip
 
 
+def extra_models(name: str):
+    """(transformers model, its generate inputs) for the shapes with classes of their own (models/image_seq2seq.py)."""
+    import torch
+    from transformers import BlipConfig, BlipForConditionalGeneration, Florence2Config, Florence2ForConditionalGeneration
+
+    if name == "blip-base":
+        config = BlipConfig(vision_config={"image_size": 384, "initializer_range": 0.02}, text_config={"sep_token_id": 102})
+        return BlipForConditionalGeneration(config).eval(), lambda batch: {"pixel_values": torch.randn(batch, 3, 384, 384)}
+    vision = dict(depths=[1, 1, 9, 1], embed_dim=[128, 256, 512, 1024], num_heads=[4, 8, 16, 32], num_groups=[4, 8, 16, 32])
+    vision.update(window_size=12, projection_dim=768)
+    bart = dict(vocab_size=51289, d_model=768, encoder_layers=6, decoder_layers=6, encoder_attention_heads=12)
+    bart.update(decoder_attention_heads=12, encoder_ffn_dim=3072, decoder_ffn_dim=3072, max_position_embeddings=1024)
+    bart.update(pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)
+    model = Florence2ForConditionalGeneration(Florence2Config(vision_config=vision, text_config=bart, image_token_id=51288)).eval()
+
+    def inputs(batch: int) -> dict:
+        ids = torch.cat([torch.full((batch, 577), 51288), torch.randint(3, 50000, (batch, 10))], 1)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": torch.randn(batch, 3, 768, 768)}
+
+    return model, inputs
+
+
+EXTRA_SHAPES = ("blip-base", "florence2-base")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
@@ -51,7 +78,7 @@ def main() -> None:
     import torch
     from transformers import VisionEncoderDecoderConfig, VisionEncoderDecoderModel
 
-    from QEfficient import QEFFAutoModelForVisionEncoderDecoder
+    from QEfficient import QEFFAutoModelForImageTextToText, QEFFAutoModelForVisionEncoderDecoder
 
     torch.set_num_threads(args.threads)
     setting = f"{args.threads} threads; load average {os.getloadavg()[0]:.1f}; {args.new_tokens} new tokens, {args.beams} beam(s)"
@@ -86,6 +113,33 @@ def main() -> None:
                 rows = [row for b in model.generate(pixels, **options).generated_ids for row in b]
                 same = all(r[: reference.shape[1]].tolist() == e.tolist() for r, e in zip(rows, reference))
                 seconds = median_seconds(lambda model=model, pixels=pixels, options=options: model.generate(pixels, **options))
+                print(f"{name:12} {batch:5} {label:26} {seconds:8.3f} {base / seconds:14.2f}x {('yes' if same else 'no'):>5}")
+            sys.stdout.flush()
+    for name in EXTRA_SHAPES:
+        if args.shapes and name not in args.shapes:
+            continue
+        torch.manual_seed(0)
+        hf, make_inputs = extra_models(name)
+        folder = Path(tempfile.mkdtemp()) / name
+        hf.save_pretrained(folder)
+        options = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, num_beams=args.beams)
+        for batch in args.batch:
+            torch.manual_seed(batch)
+            inputs = make_inputs(batch)
+
+            def hf_run(hf=hf, inputs=inputs, options=options):
+                with torch.no_grad():
+                    return hf.generate(**inputs, do_sample=False, **options)
+
+            reference = hf_run()
+            base = median_seconds(hf_run)
+            print(f"{name:12} {batch:5} {'transformers eager fp32':26} {base:8.3f} {1.0:14.2f}x {'':>5}")
+            for label, mxfp6 in (("QEfficient fp32", False), ("QEfficient 8-bit (mxfp6)", True)):
+                model = QEFFAutoModelForImageTextToText.from_pretrained(folder)  # compiled for this batch size
+                model.compile(ctx_len=args.new_tokens + 8, num_cores=args.threads, batch_size=batch, mxfp6_matmul=mxfp6)
+                rows = [row for b in model.generate(inputs=inputs, **options).generated_ids for row in b]
+                same = all(r[: reference.shape[1]].tolist() == e.tolist() for r, e in zip(rows, reference))
+                seconds = median_seconds(lambda model=model, inputs=inputs, options=options: model.generate(inputs=inputs, **options))
                 print(f"{name:12} {batch:5} {label:26} {seconds:8.3f} {base / seconds:14.2f}x {('yes' if same else 'no'):>5}")
             sys.stdout.flush()
 

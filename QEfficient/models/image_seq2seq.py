@@ -263,7 +263,10 @@ class QEFFFlorence2ForConditionalGeneration(_PromptWithImage):
                 from PIL import Image
                 from transformers import AutoImageProcessor
 
-                processor = AutoImageProcessor.from_pretrained(self.local_model_dir)
+                try:
+                    processor = AutoImageProcessor.from_pretrained(self.local_model_dir)
+                except (OSError, ValueError):  # a folder without the processor's files: Florence-2's own size
+                    return self._processor_size
                 shape = processor(images=Image.new("RGB", (32, 32)), return_tensors="np")[PIXEL_VALUES].shape
                 self._processor_size = (int(shape[-2]), int(shape[-1]))
         return self._processor_size
