@@ -41,6 +41,20 @@ def shapes():
     }  # fmt: skip
 
 
+def vision_encoder_decoder(name: str):
+    """(a VisionEncoderDecoderModel of ``name``'s shape, its generate inputs for a batch size)."""
+    import torch
+    from transformers import VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+
+    encoder, decoder = shapes()[name]
+    hf = VisionEncoderDecoderModel(VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)).eval()
+    start = getattr(decoder, "decoder_start_token_id", None)
+    start = start if start is not None else decoder.bos_token_id
+    hf.generation_config.update(decoder_start_token_id=start, pad_token_id=decoder.pad_token_id, eos_token_id=decoder.eos_token_id)
+    size = encoder.image_size
+    return hf, lambda batch: {"pixel_values": torch.randn(batch, 3, size, size)}
+
+
 def extra_models(name: str):
     """(transformers model, its generate inputs) for the shapes with classes of their own (models/image_seq2seq.py)."""
     import torch
@@ -76,50 +90,18 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-vision-seq2seq-"))
     import torch
-    from transformers import VisionEncoderDecoderConfig, VisionEncoderDecoderModel
 
-    from QEfficient import QEFFAutoModelForImageTextToText, QEFFAutoModelForVisionEncoderDecoder
+    from QEfficient import QEFFAutoModelForImageTextToText
 
     torch.set_num_threads(args.threads)
     setting = f"{args.threads} threads; load average {os.getloadavg()[0]:.1f}; {args.new_tokens} new tokens, {args.beams} beam(s)"
     print(f"CPU: {cpu_model()}; {setting}")
-    print(f"{'shape':12} {'batch':>5} {'engine':26} {'s/call':>8} {'x transformers':>15} {'same':>5}")
-    for name, (encoder, decoder) in shapes().items():
+    print(f"{'shape':14} {'batch':>5} {'engine':26} {'s/call':>8} {'x transformers':>15} {'same':>5}")
+    for name in [*shapes(), *EXTRA_SHAPES]:
         if args.shapes and name not in args.shapes:
             continue
         torch.manual_seed(0)
-        config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
-        hf = VisionEncoderDecoderModel(config).eval()
-        start = getattr(decoder, "decoder_start_token_id", None)
-        start = start if start is not None else decoder.bos_token_id
-        hf.generation_config.update(decoder_start_token_id=start, pad_token_id=decoder.pad_token_id, eos_token_id=decoder.eos_token_id)
-        folder = Path(tempfile.mkdtemp()) / name
-        hf.save_pretrained(folder)
-        size = encoder.image_size
-        options = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, num_beams=args.beams)
-        for batch in args.batch:
-            pixels = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch))
-
-            def hf_run(hf=hf, pixels=pixels, options=options):
-                with torch.no_grad():
-                    return hf.generate(pixel_values=pixels, do_sample=False, **options)
-
-            reference = hf_run()
-            base = median_seconds(hf_run)
-            print(f"{name:12} {batch:5} {'transformers eager fp32':26} {base:8.3f} {1.0:14.2f}x {'':>5}")
-            for label, mxfp6 in (("QEfficient fp32", False), ("QEfficient 8-bit (mxfp6)", True)):
-                model = QEFFAutoModelForVisionEncoderDecoder.from_pretrained(folder)  # compiled for this batch size
-                model.compile(ctx_len=args.new_tokens + 8, num_cores=args.threads, batch_size=batch, mxfp6_matmul=mxfp6)
-                rows = [row for b in model.generate(pixels, **options).generated_ids for row in b]
-                same = all(r[: reference.shape[1]].tolist() == e.tolist() for r, e in zip(rows, reference))
-                seconds = median_seconds(lambda model=model, pixels=pixels, options=options: model.generate(pixels, **options))
-                print(f"{name:12} {batch:5} {label:26} {seconds:8.3f} {base / seconds:14.2f}x {('yes' if same else 'no'):>5}")
-            sys.stdout.flush()
-    for name in EXTRA_SHAPES:
-        if args.shapes and name not in args.shapes:
-            continue
-        torch.manual_seed(0)
-        hf, make_inputs = extra_models(name)
+        hf, make_inputs = extra_models(name) if name in EXTRA_SHAPES else vision_encoder_decoder(name)
         folder = Path(tempfile.mkdtemp()) / name
         hf.save_pretrained(folder)
         options = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, num_beams=args.beams)
@@ -133,14 +115,14 @@ def main() -> None:
 
             reference = hf_run()
             base = median_seconds(hf_run)
-            print(f"{name:12} {batch:5} {'transformers eager fp32':26} {base:8.3f} {1.0:14.2f}x {'':>5}")
+            print(f"{name:14} {batch:5} {'transformers eager fp32':26} {base:8.3f} {1.0:14.2f}x {'':>5}")
             for label, mxfp6 in (("QEfficient fp32", False), ("QEfficient 8-bit (mxfp6)", True)):
-                model = QEFFAutoModelForImageTextToText.from_pretrained(folder)  # compiled for this batch size
+                model = QEFFAutoModelForImageTextToText.from_pretrained(folder)  # its class; compiled for this batch size
                 model.compile(ctx_len=args.new_tokens + 8, num_cores=args.threads, batch_size=batch, mxfp6_matmul=mxfp6)
                 rows = [row for b in model.generate(inputs=inputs, **options).generated_ids for row in b]
                 same = all(r[: reference.shape[1]].tolist() == e.tolist() for r, e in zip(rows, reference))
                 seconds = median_seconds(lambda model=model, inputs=inputs, options=options: model.generate(inputs=inputs, **options))
-                print(f"{name:12} {batch:5} {label:26} {seconds:8.3f} {base / seconds:14.2f}x {('yes' if same else 'no'):>5}")
+                print(f"{name:14} {batch:5} {label:26} {seconds:8.3f} {base / seconds:14.2f}x {('yes' if same else 'no'):>5}")
             sys.stdout.flush()
 
 
