@@ -23,6 +23,7 @@ from QEfficient.export.graph_specs import (
     PIXEL_VALUES,
     ImageTextSeq2SeqEncoderGraphSpec,
     PatchSeq2SeqEncoderGraphSpec,
+    VisionSeq2SeqEncoderGraphSpec,
 )
 from QEfficient.models.vision_seq2seq import QEFFAutoModelForVisionEncoderDecoder
 from QEfficient.transform.image_seq2seq import QEffBlipEncoder, QEffFlorence2Encoder, QEffPix2StructEncoder, QEffT5Gemma2Encoder
@@ -69,7 +70,7 @@ class QEFFPix2StructForConditionalGeneration(QEFFAutoModelForVisionEncoderDecode
             raise TypeError(f"{type(model).__name__} is not Pix2StructForConditionalGeneration.")
 
     def _graph_modules(self) -> tuple:
-        encoder = QEffPix2StructEncoder(self.hf)
+        encoder = QEffPix2StructEncoder(self.hf, PatchSeq2SeqEncoderGraphSpec)
         return encoder, QEffVisionSeq2SeqDecoder(self.hf, encoder.num_layers, encoder.kv_shape())
 
     def _encoder_specializations(self, batch_size: int) -> dict:
@@ -128,7 +129,7 @@ class QEFFBlipForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
             raise NotImplementedError(f"{kind} is not run here: BLIP's captioning model (BlipForConditionalGeneration) is.")
 
     def _graph_modules(self) -> tuple:
-        encoder = QEffBlipEncoder(self.hf)
+        encoder = QEffBlipEncoder(self.hf, VisionSeq2SeqEncoderGraphSpec)
         return encoder, QEffVisionSeq2SeqDecoder(self.hf, encoder.num_layers, encoder.kv_shape(), self.hf.text_decoder)
 
     @property
@@ -245,7 +246,7 @@ class QEFFFlorence2ForConditionalGeneration(_PromptWithImage):
             raise TypeError(f"{type(model).__name__} is not Florence2ForConditionalGeneration.")
 
     def _graph_modules(self) -> tuple:
-        encoder = QEffFlorence2Encoder(self.hf)
+        encoder = QEffFlorence2Encoder(self.hf, ImageTextSeq2SeqEncoderGraphSpec)
         return encoder, QEffSeq2SeqDecoder(self.hf, encoder.kv_shape(), config=self.hf.config.text_config)
 
     def export(self, export_dir=None, **kwargs) -> list[Path]:
@@ -310,7 +311,7 @@ class QEFFT5Gemma2ForConditionalGeneration(_PromptWithImage):
             raise TypeError(f"{type(model).__name__} is not T5Gemma2ForConditionalGeneration.")
 
     def _graph_modules(self) -> tuple:
-        encoder = QEffT5Gemma2Encoder(self.hf)
+        encoder = QEffT5Gemma2Encoder(self.hf, ImageTextSeq2SeqEncoderGraphSpec)
         return encoder, QEffSeq2SeqDecoder(self.hf, encoder.kv_shape())
 
     def _image_size(self) -> tuple[int, int]:

@@ -76,7 +76,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         self.hf = model.eval()
         apply_rewrites(self.hf)  # methods that do not export as transformers writes them (transform/rewrites.py)
         if kind == ENCODER_DECODER:  # a text encoder and a causal-LM decoder: the image encoder-decoders' step
-            self.encoder = QEffEncoderDecoderEncoder(self.hf)
+            self.encoder = QEffEncoderDecoderEncoder(self.hf, Seq2SeqEncoderGraphSpec)
             self.decoder = QEffVisionSeq2SeqDecoder(self.hf, self.encoder.num_layers, self.encoder.kv_shape())
         else:
             self.encoder = QEffSeq2SeqEncoder(self.hf)

@@ -73,7 +73,7 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
 
     def _graph_modules(self) -> tuple:
         """(the encoder's module, the decoder step's module), each exported to a graph."""
-        encoder = QEffVisionSeq2SeqEncoder(self.hf)
+        encoder = QEffVisionSeq2SeqEncoder(self.hf, VisionSeq2SeqEncoderGraphSpec)
         return encoder, QEffVisionSeq2SeqDecoder(self.hf, encoder.num_layers, encoder.kv_shape())
 
     def _encoder_specializations(self, batch_size: int) -> dict:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 
-from QEfficient.export.graph_specs import Seq2SeqEncoderGraphSpec
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqEncoder, projected
 
 MODEL_TYPE = "encoder-decoder"
@@ -35,11 +34,8 @@ def two_vocabularies(config) -> bool:
 class QEffEncoderDecoderEncoder(QEffVisionSeq2SeqEncoder):
     """forward(input_ids [B, S], attention_mask [B, S]) -> cross keys/values over the S positions."""
 
-    def graph_spec(self) -> Seq2SeqEncoderGraphSpec:
-        return Seq2SeqEncoderGraphSpec(self.num_layers)
-
     def dummy_inputs(self) -> tuple[torch.Tensor, ...]:
-        return Seq2SeqEncoderGraphSpec.dummy_inputs()
+        return self.spec.dummy_inputs()
 
     def encoded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return projected(self.hf, self.hf.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state)

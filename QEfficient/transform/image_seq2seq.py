@@ -17,7 +17,6 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from QEfficient.export.graph_specs import ImageTextSeq2SeqEncoderGraphSpec, PatchSeq2SeqEncoderGraphSpec
 from QEfficient.transform.seq2seq import merged_attention_fill_masks, windowed_encoder_masks
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqEncoder
 
@@ -26,14 +25,11 @@ class QEffPix2StructEncoder(QEffVisionSeq2SeqEncoder):
     """forward(flattened_patches [B, P, 2 + patch values], attention_mask [B, P]) -> cross keys/values over the P
     patches, padding ones included (the decoder's cross mask hides them)."""
 
-    def __init__(self, hf_model: PreTrainedModel) -> None:
-        super().__init__(hf_model, hf_model.config.vision_config, hf_model.config.text_config)
-
-    def graph_spec(self) -> PatchSeq2SeqEncoderGraphSpec:
-        return PatchSeq2SeqEncoderGraphSpec(self.num_layers)
+    def __init__(self, hf_model: PreTrainedModel, spec: type) -> None:
+        super().__init__(hf_model, spec, hf_model.config.vision_config, hf_model.config.text_config)
 
     def dummy_inputs(self) -> tuple[torch.Tensor, ...]:
-        return PatchSeq2SeqEncoderGraphSpec.dummy_inputs(self.encoder_config.patch_embed_hidden_size)
+        return self.spec.dummy_inputs(self.encoder_config.patch_embed_hidden_size)
 
     def encoded(self, flattened_patches: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.hf.encoder(flattened_patches=flattened_patches, attention_mask=attention_mask).last_hidden_state
@@ -45,12 +41,9 @@ class QEffFlorence2Encoder(QEffVisionSeq2SeqEncoder):
     the batch, where every row holds one image's placeholders). The graph is traced at ``image_size`` (the
     processor's: the tower's window padding follows the size), a small one until the model sets it."""
 
-    def __init__(self, hf_model: PreTrainedModel, image_size: tuple[int, int] = (64, 64)) -> None:
+    def __init__(self, hf_model: PreTrainedModel, spec: type, image_size: tuple[int, int] = (64, 64)) -> None:
         self.image_size = image_size
-        super().__init__(hf_model, hf_model.config.vision_config, hf_model.config.text_config)
-
-    def graph_spec(self) -> ImageTextSeq2SeqEncoderGraphSpec:
-        return ImageTextSeq2SeqEncoderGraphSpec(self.num_layers)
+        super().__init__(hf_model, spec, hf_model.config.vision_config, hf_model.config.text_config)
 
     @torch.no_grad()
     def image_tokens(self) -> int:
@@ -58,8 +51,7 @@ class QEffFlorence2Encoder(QEffVisionSeq2SeqEncoder):
         return self._features(torch.zeros(1, 3, *self.image_size)).shape[1]
 
     def dummy_inputs(self) -> tuple[torch.Tensor, ...]:
-        token = self.hf.config.image_token_id
-        return ImageTextSeq2SeqEncoderGraphSpec.dummy_inputs(token, self.image_tokens(), 3, *self.image_size)
+        return self.spec.dummy_inputs(self.hf.config.image_token_id, self.image_tokens(), 3, *self.image_size)
 
     def text_decoder(self) -> nn.Module:
         return self.hf.model.language_model.decoder
@@ -79,22 +71,18 @@ class QEffT5Gemma2Encoder(QEffVisionSeq2SeqEncoder):
     projector); the encoder's masks per layer type and the fill step's masks given (transformers builds them with
     vmap)."""
 
-    def __init__(self, hf_model: PreTrainedModel) -> None:
+    def __init__(self, hf_model: PreTrainedModel, spec: type) -> None:
         encoder = hf_model.config.encoder
         size = encoder.vision_config.image_size
         self.image_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-        super().__init__(hf_model, encoder, hf_model.config.decoder)
-
-    def graph_spec(self) -> ImageTextSeq2SeqEncoderGraphSpec:
-        return ImageTextSeq2SeqEncoderGraphSpec(self.num_layers)
+        super().__init__(hf_model, spec, encoder, hf_model.config.decoder)
 
     def image_tokens(self) -> int:
         return int(self.encoder_config.mm_tokens_per_image)
 
     def dummy_inputs(self) -> tuple[torch.Tensor, ...]:
-        token = self.encoder_config.image_token_id
         channels = self.encoder_config.vision_config.num_channels
-        return ImageTextSeq2SeqEncoderGraphSpec.dummy_inputs(token, self.image_tokens(), channels, *self.image_size)
+        return self.spec.dummy_inputs(self.encoder_config.image_token_id, self.image_tokens(), channels, *self.image_size)
 
     def text_decoder(self) -> nn.Module:
         return self.hf.get_decoder()
@@ -115,8 +103,8 @@ class QEffBlipEncoder(QEffVisionSeq2SeqEncoder):
     """BLIP captioning: forward(pixel_values [B, C, H, W]) -> cross keys/values over the ViT's patches (and its class
     token), read by the BERT-style text decoder's cross-attention in every layer."""
 
-    def __init__(self, hf_model: PreTrainedModel) -> None:
-        super().__init__(hf_model, hf_model.config.vision_config, hf_model.config.text_config)
+    def __init__(self, hf_model: PreTrainedModel, spec: type) -> None:
+        super().__init__(hf_model, spec, hf_model.config.vision_config, hf_model.config.text_config)
 
     def encoded(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.hf.vision_model(pixel_values=pixel_values).last_hidden_state

@@ -125,11 +125,11 @@ def windowed_encoder_masks(window: int, attention_mask: torch.Tensor) -> dict[st
     """A bidirectional encoder's additive masks per layer type (T5Gemma 2's): the padding, and within the sliding
     window by the model's own rule (its ``sliding_window_mask_function``) evaluated on broadcast positions;
     transformers builds the windowed one with vmap, which tracing does not take."""
+    from transformers.models.t5gemma2.modeling_t5gemma2 import sliding_window_mask_function
+
     low = torch.finfo(torch.float32).min
     padding = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * low
     positions = torch.arange(attention_mask.shape[1])
-    from transformers.models.t5gemma2.modeling_t5gemma2 import sliding_window_mask_function
-
     rule = sliding_window_mask_function(window, is_causal=False)
     inside = rule(0, 0, positions[:, None], positions[None, :])
     return {"full_attention": padding, "sliding_attention": padding + (~inside).to(torch.float32) * low}

@@ -15,6 +15,8 @@ and an EncoderDecoderModel's padded text masked.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -51,26 +53,24 @@ def projected(hf: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
 class QEffVisionSeq2SeqEncoder(nn.Module):
     """forward(pixel_values [B, C, H, W]) -> (cross_key.0, cross_value.0, ...) each [B, heads, patches, head_dim].
 
-    The other image encoder-decoders (transform/image_seq2seq.py) change what the encoder reads (``encoded``), the
-    text decoder that turns its output into cross keys/values (``text_decoder``) and the graph (``graph_spec``)."""
+    ``spec``: the encoder graph's spec class (export/graph_specs.py), given by the model class: its names, axes and
+    example inputs. The other image encoder-decoders (transform/image_seq2seq.py) change what the encoder reads
+    (``encoded``), the text decoder that turns its output into cross keys/values (``text_decoder``) and the example."""
 
-    def __init__(self, hf_model: PreTrainedModel, encoder_config=None, decoder_config=None) -> None:
+    def __init__(self, hf_model: PreTrainedModel, spec: type, encoder_config=None, decoder_config=None) -> None:
         super().__init__()
         self.hf = hf_model
+        self.spec = spec
         self.encoder_config = encoder_config or hf_model.config.encoder
         self.decoder_config = decoder_config or hf_model.decoder.config
         with torch.no_grad():
             self.num_layers = len(self._fill(*self._dummy())) // 2
 
-    def graph_spec(self):
-        from QEfficient.export.graph_specs import VisionSeq2SeqEncoderGraphSpec
-
-        return VisionSeq2SeqEncoderGraphSpec(self.num_layers)
+    def graph_spec(self) -> Any:
+        return self.spec(self.num_layers)
 
     def dummy_inputs(self) -> tuple[torch.Tensor, ...]:
-        from QEfficient.export.graph_specs import VisionSeq2SeqEncoderGraphSpec
-
-        return VisionSeq2SeqEncoderGraphSpec.dummy_inputs(self.encoder_config)
+        return self.spec.dummy_inputs(self.encoder_config)
 
     def encoded(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """What the decoder's cross-attention reads."""
