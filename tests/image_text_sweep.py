@@ -230,6 +230,7 @@ OTHER_CLASS = {
     "florence2": "tests/test_image_seq2seq.py",
     "t5gemma2": "tests/test_image_seq2seq.py",
     "blip": "tests/test_image_seq2seq.py",
+    "pp_formulanet": "tests/test_image_seq2seq.py",
 }
 
 

@@ -1,7 +1,8 @@
-"""Pix2Struct, Florence-2, T5Gemma 2 and BLIP, the image encoder-decoders with classes of their own: transformers'
-greedy and beam tokens over a batch that spans two compiled batches, and first-step log-probabilities of two images, on
-the tiny models of tests/vlm_fixtures_b.py; Pix2Struct's and BLIP's text as the decoder's prompt; the auto classes; the
-errors; the server (Florence-2, BLIP, T5Gemma 2) and the CLI (Pix2Struct; T5Gemma 2's text alone)."""
+"""Pix2Struct, Florence-2, T5Gemma 2, BLIP and PP-FormulaNet, the image encoder-decoders with classes of their own:
+transformers' greedy and beam tokens over a batch that spans two compiled batches, and first-step log-probabilities of
+two images, on tiny models (tests/vlm_fixtures_b.py; PP-FormulaNet's built here); Pix2Struct's and BLIP's text as the
+decoder's prompt; the auto classes; the errors; the server (Florence-2, BLIP, T5Gemma 2) and the CLI (Pix2Struct;
+T5Gemma 2's text alone)."""
 
 from __future__ import annotations
 
@@ -307,3 +308,44 @@ def test_server_answers_blip_and_t5gemma2_with_their_text(built, kind):
     assert answer["choices"][0]["message"]["content"] == processor.tokenizer.decode(expected, skip_special_tokens=True)
     np.testing.assert_allclose([entry["logprob"] for entry in entries], logprobs, atol=1e-4)
     assert answer["usage"]["prompt_tokens"] == prompt_tokens and answer["usage"]["completion_tokens"] == len(expected)
+
+
+def test_pp_formulanet_tokens_and_logits_are_transformers(tmp_path):
+    """PP-FormulaNet (a SAM-style tower, its projected features read by an MBart-style decoder): transformers'
+    greedy and 3-beam tokens for three images (two compiled batches), its first-step logits for two, and the class
+    the image-text auto class returns; transformers' spelling ``generate(pixel_values, max_new_tokens=...)``."""
+    from transformers import PPFormulaNetConfig, PPFormulaNetForConditionalGeneration
+
+    from QEfficient import QEFFPPFormulaNetForConditionalGeneration
+
+    vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=64, patch_size=16, window_size=2)
+    vision.update(global_attn_indexes=[1], mlp_dim=37, output_channels=16, post_conv_in_channels=16, post_conv_mid_channels=16)
+    vision.update(post_conv_out_channels=32, decoder_hidden_size=32, initializer_range=0.02)  # 1e-10 would give a constant map
+    text = dict(vocab_size=320, d_model=32, decoder_layers=2, decoder_attention_heads=4, decoder_ffn_dim=37, max_position_embeddings=64)
+    torch.manual_seed(0)
+    hf = PPFormulaNetForConditionalGeneration(PPFormulaNetConfig(vision_config=vision, text_config=text)).eval()
+    with torch.no_grad():  # widened, as the other tiny models are: the image moves the logits far from ties
+        for weight in hf.parameters():
+            if weight.dim() > 1:
+                weight.normal_(0.0, 0.3)
+    hf.save_pretrained(tmp_path)
+    ours = QEFFAutoModelForImageTextToText.from_pretrained(tmp_path)
+    assert type(ours) is QEFFPPFormulaNetForConditionalGeneration
+    ours.compile(ctx_len=32, batch_size=2)
+    pixels = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    for settings in ({}, {"num_beams": 3, "num_return_sequences": 2}):
+        with torch.no_grad():
+            expected = hf.generate(pixel_values=pixels, do_sample=False, max_new_tokens=8, min_new_tokens=4, **settings).tolist()
+        info = ours.generate(pixels, max_new_tokens=8, min_new_tokens=4, **settings)
+        got = [row.tolist() for batch in info.generated_ids for row in batch]
+        assert [row[: len(want)] for row, want in zip(got, expected)] == expected
+    prompt = torch.tensor([[2, 5, 9]] * 2)
+    with torch.no_grad():
+        logits = torch.log_softmax(hf(pixel_values=pixels[:2], decoder_input_ids=prompt).logits[:, -1].double(), -1)
+    assert (logits[0] - logits[1]).abs().max() > 0.01  # the image reaches the decoder
+    info = ours.generate(pixels[:2], generation_len=1, decoder_input_ids=prompt, top_logprobs=5)
+    for row in range(2):
+        _, ids, values = info.logprobs[row][0]
+        top = logits[row].topk(5)
+        assert list(ids) == top.indices.tolist()
+        np.testing.assert_allclose(values, top.values.numpy(), atol=1e-4)

@@ -1,6 +1,6 @@
 """The image encoder-decoders that are not transformers' VisionEncoderDecoderModel, in the lifecycle of
 QEFFAutoModelForVisionEncoderDecoder (two graphs, greedy, sampled or beam-search tokens equal to transformers'
-``generate``): Pix2Struct, Florence-2, T5Gemma 2 and BLIP captioning (transform/image_seq2seq.py).
+``generate``): Pix2Struct, Florence-2, T5Gemma 2, BLIP captioning and PP-FormulaNet (transform/image_seq2seq.py).
 ``QEFFAutoModelForImageTextToText.from_pretrained`` returns these for such checkpoints; QEfficient has no such classes.
 """
 
@@ -26,7 +26,13 @@ from QEfficient.export.graph_specs import (
     VisionSeq2SeqEncoderGraphSpec,
 )
 from QEfficient.models.vision_seq2seq import QEFFAutoModelForVisionEncoderDecoder
-from QEfficient.transform.image_seq2seq import QEffBlipEncoder, QEffFlorence2Encoder, QEffPix2StructEncoder, QEffT5Gemma2Encoder
+from QEfficient.transform.image_seq2seq import (
+    QEffBlipEncoder,
+    QEffFlorence2Encoder,
+    QEffPix2StructEncoder,
+    QEffPPFormulaNetEncoder,
+    QEffT5Gemma2Encoder,
+)
 from QEfficient.transform.seq2seq import QEffSeq2SeqDecoder
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
 
@@ -173,6 +179,31 @@ class QEFFBlipForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
         inputs = dict(self.processor()(images=image, text=prompt, return_tensors="np"))
         width = self._processor_decoder_prompt(inputs)[0].shape[1]
         return {"inputs": inputs}, width, self.image_positions() + width
+
+
+class QEFFPPFormulaNetForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
+    """PP-FormulaNet (formula images to LaTeX): a SAM-style tower at its config's image size, an MBart-style decoder.
+
+    >>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/PP-FormulaNet_plus-L_safetensors")
+    >>> model.compile(ctx_len=512)
+    >>> model.generate(processor, inputs=processor(images=image, return_tensors="pt"), generation_len=256).texts"""
+
+    graph_kind = "pp_formulanet"
+
+    @staticmethod
+    def _check_model(model: PreTrainedModel) -> None:
+        if getattr(getattr(model, "config", None), "model_type", None) != "pp_formulanet":
+            raise TypeError(f"{type(model).__name__} is not PPFormulaNetForConditionalGeneration.")
+
+    def _graph_modules(self) -> tuple:
+        encoder = QEffPPFormulaNetEncoder(self.hf, VisionSeq2SeqEncoderGraphSpec)
+        return encoder, QEffSeq2SeqDecoder(self.hf, encoder.kv_shape(), config=self.hf.config.text_config)
+
+    def _prompt_starts_sequence(self) -> bool:
+        return False
+
+    def _check_max_positions(self, name: str, length: int, config=None) -> None:
+        super()._check_max_positions(name, length, config or self.hf.config.text_config)
 
 
 class _PromptWithImage(QEFFAutoModelForVisionEncoderDecoder):
@@ -340,6 +371,7 @@ IMAGE_SEQ2SEQ_CLASSES: dict[str, type[QEFFAutoModelForVisionEncoderDecoder]] = {
     "florence2": QEFFFlorence2ForConditionalGeneration,
     "t5gemma2": QEFFT5Gemma2ForConditionalGeneration,
     "blip": QEFFBlipForConditionalGeneration,
+    "pp_formulanet": QEFFPPFormulaNetForConditionalGeneration,
 }
 
 __all__ = [
@@ -347,5 +379,6 @@ __all__ = [
     "QEFFBlipForConditionalGeneration",
     "QEFFFlorence2ForConditionalGeneration",
     "QEFFPix2StructForConditionalGeneration",
+    "QEFFPPFormulaNetForConditionalGeneration",
     "QEFFT5Gemma2ForConditionalGeneration",
 ]

@@ -7,6 +7,8 @@
   that prompt, and the BART decoder (the text encoder-decoders' step, transform/seq2seq.py);
 * BLIP captioning: a ViT whose patches a BERT-style text decoder reads by cross-attention (the image encoder-decoders'
   step, transform/vision_seq2seq.py);
+* PP-FormulaNet: a SAM-style tower whose projected features an MBart-style decoder reads by cross-attention (the text
+  encoder-decoders' step);
 * T5Gemma 2: Gemma 3's SigLIP tower and projector into the prompt's placeholders, a Gemma-style encoder (sliding-window
   layers) and a decoder with merged self- and cross-attention (the text encoder-decoders' step).
 """
@@ -111,6 +113,20 @@ class QEffBlipEncoder(QEffVisionSeq2SeqEncoder):
 
     def text_decoder(self) -> nn.Module:
         return self.hf.text_decoder
+
+
+class QEffPPFormulaNetEncoder(QEffVisionSeq2SeqEncoder):
+    """PP-FormulaNet: forward(pixel_values [B, C, H, W]) -> cross keys/values over its SAM-style tower's projected
+    feature map (the pooled output its decoder reads)."""
+
+    def __init__(self, hf_model: PreTrainedModel, spec: type) -> None:
+        super().__init__(hf_model, spec, hf_model.config.vision_config, hf_model.config.text_config)
+
+    def encoded(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.hf.model.encoder(pixel_values=pixel_values).pooler_output
+
+    def text_decoder(self) -> nn.Module:
+        return self.hf.model.decoder
 
 
 def with_image_features(embeds: torch.Tensor, features: torch.Tensor, placeholders: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-from transformers.modeling_outputs import BaseModelOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from QEfficient.transform.adapters import fsmt_steps
 from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, StaticKVCache, _attn_implementation, as_mask_kind, visibility_mask
@@ -69,9 +69,9 @@ class _StepCache(EncoderDecoderCache):
         return self.position
 
 
-class _EncoderPlaceholder(BaseModelOutput):
+class _EncoderPlaceholder(BaseModelOutputWithPooling):
     """What the decoder step passes as the encoder's output (the cache holds what it would give); mixture-of-experts
-    families also read its router logits."""
+    families also read its router logits, PP-FormulaNet its pooled (projected) output."""
 
     router_logits = None
 
@@ -180,7 +180,8 @@ class QEffSeq2SeqDecoder(nn.Module):
         if self.config.model_type in DIRECT_DECODER_TYPES:
             logits = fsmt_steps.step_logits(self.hf, input_ids, encoder_attention_mask, masks[0], cache)
             return (logits[:, -1:].float(), *self_cache.retained())
-        placeholder = _EncoderPlaceholder(last_hidden_state=torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], 1))
+        empty = torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], 1)
+        placeholder = _EncoderPlaceholder(last_hidden_state=empty, pooler_output=empty)
         extra = {}
         if self.config.model_type in NESTED_DECODER_TYPES:  # a mask per layer type, rotary positions
             window = getattr(self.attention_config, "sliding_window", None)

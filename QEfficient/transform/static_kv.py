@@ -65,12 +65,15 @@ def static_kv_attention(
     softcap = kwargs.get("softcap")
     if softcap:
         scores = torch.tanh(scores / softcap) * softcap
-    # One mask for every head [B,1,S,T], or one per query head [B,H,S,T] (Doge's dynamic mask)
-    mask = attention_mask.unsqueeze(2) if attention_mask.shape[1] == 1 else attention_mask.reshape(bsz, n_kv, -1, *attention_mask.shape[2:])
-    if mask.dtype == torch.bool:
-        scores = torch.where(mask, scores, torch.finfo(scores.dtype).min)
-    else:
-        scores = scores + mask
+    # One mask for every head [B,1,S,T], or one per query head [B,H,S,T] (Doge's dynamic mask); None: every key
+    # (a cross-attention its model gives no mask, PP-FormulaNet's)
+    if attention_mask is not None:
+        mask = (
+            attention_mask.unsqueeze(2)
+            if attention_mask.shape[1] == 1
+            else attention_mask.reshape(bsz, n_kv, -1, *attention_mask.shape[2:])
+        )
+        scores = torch.where(mask, scores, torch.finfo(scores.dtype).min) if mask.dtype == torch.bool else scores + mask
     indices = kwargs.get("indices")
     if indices is not None:  # sparse attention (DSA): each query sees the keys its indexer selected [B, S, k], if visible
         selected = torch.zeros(scores.shape[0], *scores.shape[-2:], dtype=torch.bool, device=scores.device)
@@ -99,8 +102,12 @@ def _rows_folded(module, query, key, value, attention_mask, scaling, dropout, **
     rows, heads, seq, dim = query.shape
     inputs = key.shape[0]
     q = query.reshape(inputs, -1, heads, seq, dim).transpose(1, 2).reshape(inputs, heads, -1, dim)
-    mask = attention_mask.expand(rows, -1, seq, -1)
-    mask = mask.reshape(inputs, -1, mask.shape[1], seq, mask.shape[-1]).transpose(1, 2).reshape(inputs, mask.shape[1], -1, mask.shape[-1])
+    mask = attention_mask
+    if mask is not None:
+        mask = mask.expand(rows, -1, seq, -1)
+        mask = (
+            mask.reshape(inputs, -1, mask.shape[1], seq, mask.shape[-1]).transpose(1, 2).reshape(inputs, mask.shape[1], -1, mask.shape[-1])
+        )
     # out [inputs, per_input * S, H, Dv]; probs (where kept) [inputs, Hkv, H/Hkv, per_input * S, T], left folded
     out, probs = static_kv_attention(module, q, key, value, mask, scaling, dropout, **kwargs)
     return out.reshape(rows, seq, heads, out.shape[-1]), probs

@@ -189,7 +189,8 @@ KNOWN_FAILURES: dict[str, str] = {
     "(QEFFAutoModelForImageTextToText.from_pretrained returns one), not this path",
     "t5gemma2": "an image tower feeding a text encoder-decoder: QEFFT5Gemma2ForConditionalGeneration runs it "
     "(QEFFAutoModelForImageTextToText.from_pretrained returns one), not this path",
-    "pp_formulanet": "an encoder-decoder model (a SLANeXt tower, an MBart decoder), not a decoder-only language model with image tokens",
+    "pp_formulanet": "a SAM-style tower feeding an MBart-style decoder by cross-attention: "
+    "QEFFPPFormulaNetForConditionalGeneration runs it (QEFFAutoModelForImageTextToText.from_pretrained returns one), not this path",
 }
 
 # Vision adapters that are ready but whose text model the decoder path cannot export yet: they run once
