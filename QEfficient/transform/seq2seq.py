@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 
 from QEfficient.transform.adapters import fsmt_steps
 from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, StaticKVCache, _attn_implementation, as_mask_kind, visibility_mask
@@ -37,6 +37,8 @@ NESTED_DECODER_TYPES = frozenset({"t5gemma", "t5gemma2"})
 # families whose decoder attends over its own keys and the encoder's in one softmax (T5Gemma 2's merged attention):
 # the two are concatenated per decoder row, so the cross keys/values come one row per decoder row
 MERGED_ATTENTION_TYPES = frozenset({"t5gemma2"})
+# families whose decoder reads the encoder's pooled output, not its last hidden state (PP-FormulaNet's text config)
+POOLED_ENCODER_TYPES = frozenset({"pp_formulanet_text"})
 
 
 class _CrossCache:
@@ -69,11 +71,15 @@ class _StepCache(EncoderDecoderCache):
         return self.position
 
 
-class _EncoderPlaceholder(BaseModelOutputWithPooling):
+class _EncoderPlaceholder(BaseModelOutput):
     """What the decoder step passes as the encoder's output (the cache holds what it would give); mixture-of-experts
-    families also read its router logits, PP-FormulaNet its pooled (projected) output."""
+    families also read its router logits."""
 
     router_logits = None
+
+
+class _PooledEncoderPlaceholder(BaseModelOutputWithPooling):
+    """The placeholder of a family whose decoder reads the encoder's pooled (projected) output (PP-FormulaNet)."""
 
 
 def step_caches(position_ids: torch.Tensor, tensors: tuple[torch.Tensor, ...], num_layers: int) -> tuple[_SelfCache, _StepCache]:
@@ -181,7 +187,10 @@ class QEffSeq2SeqDecoder(nn.Module):
             logits = fsmt_steps.step_logits(self.hf, input_ids, encoder_attention_mask, masks[0], cache)
             return (logits[:, -1:].float(), *self_cache.retained())
         empty = torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], 1)
-        placeholder = _EncoderPlaceholder(last_hidden_state=empty, pooler_output=empty)
+        if self.config.model_type in POOLED_ENCODER_TYPES:
+            placeholder = _PooledEncoderPlaceholder(last_hidden_state=empty, pooler_output=empty)
+        else:
+            placeholder = _EncoderPlaceholder(last_hidden_state=empty)
         extra = {}
         if self.config.model_type in NESTED_DECODER_TYPES:  # a mask per layer type, rotary positions
             window = getattr(self.attention_config, "sliding_window", None)

@@ -65,8 +65,10 @@ def static_kv_attention(
     softcap = kwargs.get("softcap")
     if softcap:
         scores = torch.tanh(scores / softcap) * softcap
-    # One mask for every head [B,1,S,T], or one per query head [B,H,S,T] (Doge's dynamic mask); None: every key
-    # (a cross-attention its model gives no mask, PP-FormulaNet's)
+    # One mask for every head [B,1,S,T], or one per query head [B,H,S,T] (Doge's dynamic mask); None: every key, for
+    # a cross-attention its model gives no mask (PP-FormulaNet's), never for a causal one over the static cache
+    if attention_mask is None and getattr(module, "is_causal", False):
+        raise ValueError(f"{type(module).__name__} is causal and was given no mask: the static cache's unwritten slots would be read.")
     if attention_mask is not None:
         mask = (
             attention_mask.unsqueeze(2)
