@@ -184,6 +184,8 @@ def test_bad_inputs_say_what_to_pass(built):
     _, hf, processor, florence = built["florence2"]
     with pytest.raises(TypeError, match="load it with QEFFFlorence2ForConditionalGeneration"):
         QEFFAutoModelForVisionEncoderDecoder(hf)
+    with pytest.raises(TypeError, match="is not a Pix2StructForConditionalGeneration: load it with QEFFFlorence2"):
+        QEFFPix2StructForConditionalGeneration(hf)
     inputs = dict(_processed("florence2", processor, _images(1)))
     with pytest.raises(ValueError, match=r"through the processor: inputs=processor\(text=prompt, images=image"):
         florence.generate(processor, "Describe the picture")

@@ -56,7 +56,19 @@ def _given(inputs, names: tuple[str, ...], call: str) -> list:
     return [inputs[name] for name in names]
 
 
-class QEFFPix2StructForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
+class _ImageSeq2SeqModel(QEFFAutoModelForVisionEncoderDecoder):
+    """The image encoder-decoders that are not VisionEncoderDecoderModel: no decoder type to prove (their decoder is
+    their own), their task prompts follow transformers' start-token rule (not Donut's)."""
+
+    @staticmethod
+    def _check_details(model: PreTrainedModel) -> None:
+        return None
+
+    def _prompt_starts_sequence(self) -> bool:
+        return False
+
+
+class QEFFPix2StructForConditionalGeneration(_ImageSeq2SeqModel):
     """Pix2Struct (captioning, DePlot, MatCha, chart and screen question answering).
 
     >>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/pix2struct-textcaps-base")
@@ -68,12 +80,8 @@ class QEFFPix2StructForConditionalGeneration(QEFFAutoModelForVisionEncoderDecode
     decoder's prompt, as transformers' generate reads it)."""
 
     graph_kind = "pix2struct"
+    hf_model_type, hf_class_name = "pix2struct", "Pix2StructForConditionalGeneration"
     CALL = "processor(images=image, return_tensors='pt')"
-
-    @staticmethod
-    def _check_model(model: PreTrainedModel) -> None:
-        if getattr(getattr(model, "config", None), "model_type", None) != "pix2struct":
-            raise TypeError(f"{type(model).__name__} is not Pix2StructForConditionalGeneration.")
 
     def _graph_modules(self) -> tuple:
         encoder = QEffPix2StructEncoder(self.hf, PatchSeq2SeqEncoderGraphSpec)
@@ -81,9 +89,6 @@ class QEFFPix2StructForConditionalGeneration(QEFFAutoModelForVisionEncoderDecode
 
     def _encoder_specializations(self, batch_size: int) -> dict:
         return PatchSeq2SeqEncoderGraphSpec.specializations(batch_size, 0)  # any number of patches
-
-    def _prompt_starts_sequence(self) -> bool:
-        return False
 
     def image_request(self, image: Image.Image, prompt: str, tokenizer: Any, image_processor: Any) -> tuple[dict, int, int]:
         """The processor's output for the image (its text: a question drawn onto the image, or the decoder's first
@@ -114,7 +119,7 @@ class QEFFPix2StructForConditionalGeneration(QEFFAutoModelForVisionEncoderDecode
         return {FLATTENED_PATCHES: patches, ATTENTION_MASK: mask}
 
 
-class QEFFBlipForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
+class QEFFBlipForConditionalGeneration(_ImageSeq2SeqModel):
     """BLIP image captioning (``Salesforce/blip-image-captioning-*``), optionally continuing a text prompt.
 
     >>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/blip-image-captioning-base")
@@ -125,9 +130,10 @@ class QEFFBlipForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
     token, the prompt's last (its ``[SEP]``) dropped, and ends at ``sep_token_id``."""
 
     graph_kind = "blip"
+    hf_model_type, hf_class_name = "blip", "BlipForConditionalGeneration"
 
     @staticmethod
-    def _check_model(model: PreTrainedModel) -> None:
+    def _check_details(model: PreTrainedModel) -> None:
         # a BLIP question-answering or retrieval checkpoint loads into this class too, with other weights' meaning
         saved = [a for a in getattr(model.config, "architectures", None) or [] if a != "BlipForConditionalGeneration"]
         if type(model).__name__ != "BlipForConditionalGeneration" or saved:
@@ -148,9 +154,6 @@ class QEFFBlipForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
             config.update(decoder_start_token_id=text.bos_token_id, eos_token_id=text.sep_token_id, pad_token_id=text.pad_token_id)
             self._generation_config = config
         return self._generation_config
-
-    def _prompt_starts_sequence(self) -> bool:
-        return False
 
     def _check_max_positions(self, name: str, length: int, config=None) -> None:
         super()._check_max_positions(name, length, config or self.hf.config.text_config)
@@ -181,7 +184,7 @@ class QEFFBlipForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
         return {"inputs": inputs}, width, self.image_positions() + width
 
 
-class QEFFPPFormulaNetForConditionalGeneration(QEFFAutoModelForVisionEncoderDecoder):
+class QEFFPPFormulaNetForConditionalGeneration(_ImageSeq2SeqModel):
     """PP-FormulaNet (formula images to LaTeX): a SAM-style tower at its config's image size, an MBart-style decoder.
 
     >>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/PP-FormulaNet_plus-L_safetensors")
@@ -189,24 +192,17 @@ class QEFFPPFormulaNetForConditionalGeneration(QEFFAutoModelForVisionEncoderDeco
     >>> model.generate(processor, inputs=processor(images=image, return_tensors="pt"), generation_len=256).texts"""
 
     graph_kind = "pp_formulanet"
-
-    @staticmethod
-    def _check_model(model: PreTrainedModel) -> None:
-        if getattr(getattr(model, "config", None), "model_type", None) != "pp_formulanet":
-            raise TypeError(f"{type(model).__name__} is not PPFormulaNetForConditionalGeneration.")
+    hf_model_type, hf_class_name = "pp_formulanet", "PPFormulaNetForConditionalGeneration"
 
     def _graph_modules(self) -> tuple:
         encoder = QEffPPFormulaNetEncoder(self.hf, VisionSeq2SeqEncoderGraphSpec)
         return encoder, QEffSeq2SeqDecoder(self.hf, encoder.kv_shape(), config=self.hf.config.text_config)
 
-    def _prompt_starts_sequence(self) -> bool:
-        return False
-
     def _check_max_positions(self, name: str, length: int, config=None) -> None:
         super()._check_max_positions(name, length, config or self.hf.config.text_config)
 
 
-class _PromptWithImage(QEFFAutoModelForVisionEncoderDecoder):
+class _PromptWithImage(_ImageSeq2SeqModel):
     """An encoder that reads a prompt whose placeholders take one image's features (Florence-2, T5Gemma 2): the
     processor's ``input_ids``, ``attention_mask`` and ``pixel_values``, one image per prompt."""
 
@@ -224,9 +220,6 @@ class _PromptWithImage(QEFFAutoModelForVisionEncoderDecoder):
 
     def _encoder_specializations(self, batch_size: int) -> dict:
         return ImageTextSeq2SeqEncoderGraphSpec.specializations(batch_size, *self._image_size())
-
-    def _prompt_starts_sequence(self) -> bool:
-        return False
 
     def image_request(self, image: Image.Image, prompt: str, tokenizer: Any, image_processor: Any) -> tuple[dict, int, int]:
         """The processor's output for the image and its prompt; the positions read: the encoder's (the image's
@@ -270,11 +263,7 @@ class QEFFFlorence2ForConditionalGeneration(_PromptWithImage):
     that the processor's ``post_process_generation`` reads."""
 
     graph_kind = "florence2"
-
-    @staticmethod
-    def _check_model(model: PreTrainedModel) -> None:
-        if getattr(getattr(model, "config", None), "model_type", None) != "florence2":
-            raise TypeError(f"{type(model).__name__} is not Florence2ForConditionalGeneration.")
+    hf_model_type, hf_class_name = "florence2", "Florence2ForConditionalGeneration"
 
     def _graph_modules(self) -> tuple:
         encoder = QEffFlorence2Encoder(self.hf, ImageTextSeq2SeqEncoderGraphSpec)
@@ -334,12 +323,8 @@ class QEFFT5Gemma2ForConditionalGeneration(_PromptWithImage):
     >>> model.generate(processor, inputs=inputs, generation_len=64).texts"""
 
     graph_kind = "t5gemma2"
+    hf_model_type, hf_class_name = "t5gemma2", "T5Gemma2ForConditionalGeneration"
     runs_text_alone = True  # QEFFAutoModelForSeq2SeqLM runs a prompt without an image (infer takes it so)
-
-    @staticmethod
-    def _check_model(model: PreTrainedModel) -> None:
-        if getattr(getattr(model, "config", None), "model_type", None) != "t5gemma2":
-            raise TypeError(f"{type(model).__name__} is not T5Gemma2ForConditionalGeneration.")
 
     def _graph_modules(self) -> tuple:
         encoder = QEffT5Gemma2Encoder(self.hf, ImageTextSeq2SeqEncoderGraphSpec)

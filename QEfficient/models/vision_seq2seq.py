@@ -41,6 +41,7 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
 
     auto_class = AutoModelForImageTextToText
     graph_kind = "vision-seq2seq"
+    hf_model_type, hf_class_name = MODEL_TYPE, "VisionEncoderDecoderModel"  # what this class runs
     export_graphs = (export_vision_seq2seq_encoder_onnx, export_seq2seq_decoder_onnx)
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
@@ -51,19 +52,21 @@ class QEFFAutoModelForVisionEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         self.encoder, self.decoder = self._graph_modules()
         self.qpc_paths = None
 
-    @staticmethod
-    def _check_model(model: PreTrainedModel) -> None:
+    @classmethod
+    def _check_model(cls, model: PreTrainedModel) -> None:
+        """A model of another type is refused with the class that runs it; then the class's own checks."""
         model_type = getattr(getattr(model, "config", None), "model_type", None)
-        if model_type != MODEL_TYPE:
+        if model_type != cls.hf_model_type:
             from QEfficient.models.image_seq2seq import IMAGE_SEQ2SEQ_CLASSES
 
             other = IMAGE_SEQ2SEQ_CLASSES.get(model_type)
-            hint = (
-                f"load it with {other.__name__} (or QEFFAutoModelForImageTextToText)"
-                if other
-                else "QEFFAutoModelForVisionEncoderDecoder runs those"
-            )
-            raise TypeError(f"{type(model).__name__} is not a VisionEncoderDecoderModel: {hint}.")
+            hint = f"load it with {other.__name__} (or QEFFAutoModelForImageTextToText)" if other else f"{cls.__name__} runs those"
+            raise TypeError(f"{type(model).__name__} is not a {cls.hf_class_name}: {hint}.")
+        cls._check_details(model)
+
+    @staticmethod
+    def _check_details(model: PreTrainedModel) -> None:
+        """The decoder's type is one proven here."""
         decoder_type = model.config.decoder.model_type
         if decoder_type not in PROVEN_DECODERS and os.environ.get(ALLOW_ANY) != "1":
             raise NotImplementedError(
