@@ -44,8 +44,8 @@ def test_every_adapter_has_a_tiny_model():
 
 
 def test_types_without_a_builder_get_a_reason_without_building_anything():
-    result = check_type("git")
-    assert result.status == "not-attempted" and "one sequence" in result.note
+    result = check_type("udop")
+    assert result.status == "not-attempted" and "encoder-decoder" in result.note
 
 
 def test_unsupported_and_unproven_types_say_why():

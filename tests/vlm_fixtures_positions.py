@@ -129,3 +129,33 @@ def build_kosmos_2(folder) -> Path:
 
 
 PROMPTS["kosmos-2"] = "Describe the picture in a few words"
+
+
+def build_git(folder) -> Path:
+    """GIT: a 2-layer CLIP-style tower (28 px, patch 7: 16 patches and the class token), its projection, a 2-layer
+    BERT-style text model with a learned position table; the processor (CLIP's image half, the tiny tokenizer) writes
+    no image token: the image's 17 states come before the text."""
+    from transformers import CLIPImageProcessorPil, GitConfig, GitForCausalLM, GitProcessor
+
+    folder = Path(folder)
+    tok = _tokenizer([])
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7)
+    config = GitConfig(
+        vision_config=vision,
+        vocab_size=len(tok),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=96,
+        max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    torch.manual_seed(0)
+    _widen_and_save(GitForCausalLM(config), folder)
+    GitProcessor(CLIPImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}), tok).save_pretrained(folder)
+    return folder
+
+
+PROMPTS["git"] = "Describe the picture in a few words"

@@ -20,7 +20,7 @@ from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConf
 from QEfficient.compile.compile_helper import empty_inputs
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
-from QEfficient.export.graph_specs import ATTENTION_MASK, DecoderGraphSpec, VisionGraphSpec
+from QEfficient.export.graph_specs import DecoderGraphSpec, VisionGraphSpec
 from QEfficient.export.one_graph import combine_vision_language
 from QEfficient.export.onnx_export import export_image_text_decoder_onnx, export_vision_onnx
 from QEfficient.generation.continuous_batching import Request
@@ -467,9 +467,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
 
     def prompt_token_lists(self, inputs) -> list[list[int]]:
         """Each prompt's tokens as the language graph reads them (image tokens included), from the processor's outputs."""
-        ids = self.adapter.prompt_ids(inputs, self.config)
-        mask = np.asarray(inputs[ATTENTION_MASK]) if ATTENTION_MASK in inputs else np.ones_like(ids)
-        return [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
+        return self.adapter.prompt_token_lists(inputs, self.config)
 
     def _request_extras(self, prefiller: ImagePrefill, token_lists, vision_inputs) -> list[dict]:
         rows_vision, rows_embeds = prepare_images(prefiller, self._sessions[1], token_lists, vision_inputs)

@@ -27,6 +27,7 @@ from QEfficient.transform.vision_adapters.exaone4_5 import Exaone4_5Adapter
 from QEfficient.transform.vision_adapters.fuyu import FuyuAdapter
 from QEfficient.transform.vision_adapters.gemma3 import Gemma3Adapter
 from QEfficient.transform.vision_adapters.gemma4 import Gemma4Adapter, Gemma4UnifiedAdapter
+from QEfficient.transform.vision_adapters.git import GitAdapter
 from QEfficient.transform.vision_adapters.glm4v import Glm4vAdapter
 from QEfficient.transform.vision_adapters.glm5_next import Glm5NextAdapter
 from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
@@ -160,6 +161,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Inkling2VLAdapter("inkling2"),  # a ViT with a class token per image; its text model's conv states retained
     Inkling2VLAdapter("inkling2_loop"),  # Inkling 2's tower; its loop passes have cache layers of their own
     IdeficsAdapter("idefics"),  # gated cross-attention blocks over keys/values computed once per image (as Mllama's)
+    GitAdapter("git"),  # the image's states before the text in one BERT-style sequence; text positions count text only
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
@@ -178,8 +180,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "a mistral3 checkpoint with a Mistral 4 text model)",
     "blip": "an image encoder whose patches a BERT-style text decoder reads by cross-attention in every layer: "
     "QEFFBlipForConditionalGeneration runs it (QEFFAutoModelForImageTextToText.from_pretrained returns one), not this path",
-    "git": "its BERT-style text model runs the image embeddings and the text as one sequence (images attending each other "
-    "both ways, text causally) with its own position scheme; no adapter yet",
     "vision-encoder-decoder": "an image encoder with a cross-attending text decoder (TrOCR, Donut, ViT-GPT2): "
     "QEFFAutoModelForVisionEncoderDecoder runs it (QEFFAutoModelForImageTextToText.from_pretrained returns one), not this path",
     "pix2struct": "an image encoder with a cross-attending text decoder: QEFFPix2StructForConditionalGeneration runs it "

@@ -149,6 +149,13 @@ class VisionLanguageAdapter:
             return ids
         return np.where(ids == config.video_token_id, config.image_token_id, ids)
 
+    def prompt_token_lists(self, inputs, config) -> list[list[int]]:
+        """Each prompt's tokens as the language graph reads them (image tokens included): ``prompt_ids`` where the
+        processor's attention mask keeps them."""
+        ids = self.prompt_ids(inputs, config)
+        mask = np.asarray(inputs["attention_mask"]) if "attention_mask" in inputs else np.ones_like(ids)
+        return [[int(t) for t, m in zip(row, keep) if m] for row, keep in zip(ids, mask)]
+
     def image_placeholder(self, processor) -> str:
         """What a prompt writes where an image goes (the processor expands it to the image tokens)."""
         return processor.image_token
