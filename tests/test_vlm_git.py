@@ -85,6 +85,11 @@ def test_continuous_batching_and_first_step_logits(git, monkeypatch):
     model.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_cores=1)
     images = [image(7), image(8, (30, 30)), image(9, (40, 40))]
     prompts = ["Describe the picture", "Name it", "What is in the picture in a few words"]
+    # one request, the other slot idle at every decode step (its placeholder positions take GIT's one axis)
+    alone = model.generate(processor=processor, images=images[:1], prompts=prompts[:1], generation_len=8, stream=False)
+    ref = trimmed(hf_tokens(hf, 8, **processor(images=images[:1], text=prompts[:1], return_tensors="pt")), hf.config.eos_token_id)[0]
+    assert alone.generated_ids[0][: len(ref)].tolist() == ref
+    first_logits.clear()
     info = model.generate(processor=processor, images=images, prompts=prompts, generation_len=8, stream=False)
     assert len(first_logits) == len(prompts)
     for img, text, row in zip(images, prompts, info.generated_ids):

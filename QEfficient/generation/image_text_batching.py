@@ -58,6 +58,8 @@ class ImageTextBatchingEngine(ContinuousBatchingEngine):
             self.session.bind_inputs(**inputs)
             self.session.bind_outputs(**outputs)
         if rope is not None:
+            if not self.uses_rope:  # idle rows' placeholders get the model's number of position axes (GIT's one, Qwen2-VL's three)
+                self.rope = [(np.zeros((len(rope[0]), 1), np.int64), 0)] * self.session.batch_size
             self.rope[slot], self.uses_rope = rope, True
         return logits
 

@@ -61,7 +61,7 @@ class TextCountPositions:
 @dataclass(frozen=True)
 class GitAdapter(VisionLanguageAdapter):
     bidirectional_images: bool = True
-    bos_token_id: int = 0  # what HF generate starts a prompt given only pixels with
+    bos_token_id: int | None = None  # what HF generate starts a prompt given only pixels with
 
     def for_config(self, config) -> GitAdapter:
         if config.num_image_with_embedding is not None:
@@ -72,7 +72,7 @@ class GitAdapter(VisionLanguageAdapter):
                 "(num_image_with_embedding, GIT's video variants); only the image variants (num_image_with_embedding=None) "
                 "are supported."
             )
-        return dataclasses.replace(self, bos_token_id=int(config.bos_token_id))
+        return dataclasses.replace(self, bos_token_id=config.bos_token_id)
 
     # --- the vision graph ------------------------------------------------------------------------
     def image_features(self, hf: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -113,6 +113,8 @@ class GitAdapter(VisionLanguageAdapter):
         if "input_ids" in inputs:
             return np.asarray(inputs["input_ids"])
         # processor(images=...) alone: HF generate starts each caption with the BOS token
+        if self.bos_token_id is None:
+            raise ValueError("The config names no bos_token_id to start a caption with: pass input_ids (processor(text=...)).")
         return np.full((len(inputs["pixel_values"]), 1), self.bos_token_id, np.int64)
 
     def prompt_token_lists(self, inputs, config) -> list[list[int]]:
