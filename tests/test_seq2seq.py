@@ -65,6 +65,8 @@ def tiny_config(kind: str, tok):
         )  # fmt: skip
         if kind == "bigbird_pegasus":
             options["attention_type"] = "original_full"  # block-sparse attention needs inputs of many blocks
+        if kind == "led":  # windows of 4 and 8 tokens (2 and 4 either side): the inputs span several; a table per half
+            options |= dict(attention_window=[4, 8], max_encoder_position_embeddings=130, max_decoder_position_embeddings=130)
         if kind == "fsmt":  # a vocabulary per language
             options |= dict(langs=["en", "de"], src_vocab_size=320, tgt_vocab_size=320)
     return AutoConfig.for_model(kind, vocab_size=320, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **options)
@@ -96,13 +98,17 @@ def seq2seq_dir(tmp_path_factory, tokenizer_dir):
     return make
 
 
-def step_logits(qpc_paths: dict, ids: np.ndarray, mask: np.ndarray, decoder_ids: np.ndarray) -> np.ndarray:
-    """The decoder graph's logits [rows, steps, vocab] after each of ``decoder_ids``' tokens, fed one at a time."""
+def step_logits(model, qpc_paths: dict, ids: np.ndarray, mask: np.ndarray, decoder_ids: np.ndarray, **extra) -> np.ndarray:
+    """The decoder graph's logits [rows, steps, vocab] after each of ``decoder_ids``' tokens, fed one at a time; the
+    encoder's inputs as ``model``'s generate() makes them (LED's padded, with its global attention mask: ``extra``)."""
     encoder = open_artifact_session(qpc_paths["encoder_qpc_path"], 1)
     decoder = open_kv_session(qpc_paths["decoder_qpc_path"], 1)
-    cross = encoder.run(None, {INPUT_IDS: ids, ATTENTION_MASK: mask})
+    inputs = model._inputs(None, None, {INPUT_IDS: np.asarray(ids), ATTENTION_MASK: np.asarray(mask)}, **extra)
+    cross = encoder.run(None, inputs)
     decoder.reset()
-    decoder.bind_inputs(**{ENCODER_ATTENTION_MASK: mask, **dict(zip(Seq2SeqEncoderGraphSpec(len(cross) // 2).output_names, cross))})
+    decoder.bind_inputs(
+        **{ENCODER_ATTENTION_MASK: inputs[ATTENTION_MASK], **dict(zip(Seq2SeqEncoderGraphSpec(len(cross) // 2).output_names, cross))}
+    )
     rows = len(ids)
     return np.stack([decoder.run(decoder_ids[:, i : i + 1], np.full((rows, 1), i)).copy() for i in range(decoder_ids.shape[1])], 1)
 
@@ -125,7 +131,7 @@ def test_greedy_tokens_and_step_logits_equal_transformers(kind, seq2seq_dir):
     assert info.generated_texts[0] == tok.batch_decode(reference, skip_special_tokens=True)
     with torch.no_grad():
         expected = hf(**enc, decoder_input_ids=reference, use_cache=False).logits.numpy()  # FSMT masks nothing with a cache
-    got = step_logits(paths, enc["input_ids"].numpy(), enc["attention_mask"].numpy(), reference.numpy())
+    got = step_logits(model, paths, enc["input_ids"].numpy(), enc["attention_mask"].numpy(), reference.numpy())
     for row in range(2):  # up to each row's end: after it HF feeds padding
         n = int((reference[row] != tok.pad_token_id).sum()) if kind not in T5_TYPES else reference.shape[1]
         np.testing.assert_allclose(got[row, :n], expected[row, :n], atol=1e-4, rtol=0)
@@ -133,7 +139,7 @@ def test_greedy_tokens_and_step_logits_equal_transformers(kind, seq2seq_dir):
     forced = torch.cat([reference[:, :1], torch.randint(3, 300, (2, 11), generator=torch.Generator().manual_seed(1))], 1)
     with torch.no_grad():
         expected = hf(**enc, decoder_input_ids=forced, use_cache=False).logits.numpy()
-    got = step_logits(paths, enc["input_ids"].numpy(), enc["attention_mask"].numpy(), forced.numpy())
+    got = step_logits(model, paths, enc["input_ids"].numpy(), enc["attention_mask"].numpy(), forced.numpy())
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
     # beam search: two inputs of two beams each (where the family's graph reads one row of cross keys/values per
     # input, the beams of each input share it)
@@ -229,7 +235,7 @@ def test_8_bit_decoder_weights_stay_close(seq2seq_dir):
     for mxfp6 in (False, True):
         model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
         paths = model.compile(ctx_len=16, batch_size=2, num_cores=1, mxfp6_matmul=mxfp6)
-        logits.append(step_logits(paths, enc["input_ids"], enc["attention_mask"], steps))
+        logits.append(step_logits(model, paths, enc["input_ids"], enc["attention_mask"], steps))
         assert model.generate(tok, PROMPTS, generation_len=4).generated_ids[0].shape[0] == 2
     assert np.abs(logits[1] - logits[0]).max() < 0.03 * np.abs(logits[0]).max()
 
@@ -314,9 +320,10 @@ def test_bad_input_is_a_clear_error(seq2seq_dir, tiny_model_dir):
 
     with pytest.raises(TypeError, match="QEFFAutoModelForCausalLM"):
         QEFFAutoModelForSeq2SeqLM(AutoModelForCausalLM.from_pretrained(tiny_model_dir("llama")))
-    led = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model("led", vocab_size=320, d_model=32, encoder_layers=1, decoder_layers=1))
+    shape = dict(vocab_size=320, hidden_size=32, num_encoder_layers=1, num_decoder_layers=1, encoder_ffn_dim=37, decoder_ffn_dim=37)
+    prophetnet = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model("prophetnet", **shape))
     with pytest.raises(NotImplementedError, match="QEFF_ALLOW_ANY_ARCHITECTURE"):
-        QEFFAutoModelForSeq2SeqLM(led)
+        QEFFAutoModelForSeq2SeqLM(prophetnet)
     sparse = AutoConfig.for_model("bigbird_pegasus", vocab_size=320, d_model=32, encoder_layers=1, decoder_layers=1)
     with pytest.raises(NotImplementedError, match="original_full"):  # block-sparse attention: not exported
         QEFFAutoModelForSeq2SeqLM(AutoModelForSeq2SeqLM.from_config(sparse))
@@ -370,3 +377,44 @@ def test_nested_halves_bound_the_lengths(seq2seq_dir):
     with pytest.raises(ValueError, match=rf"ctx_len \({limit + 1}\) exceeds the model's max_position_embeddings \({limit}\)"):
         model.compile(ctx_len=limit + 1)
     assert model.max_input_positions() == model.config.encoder.max_position_embeddings
+
+
+def test_led_global_attention_equals_transformers(seq2seq_dir):
+    """LED with tokens marked for global attention (its model cards mark the first): a different number per row (up
+    to three, where the export's example had two), inputs of several windows, one padded: tokens, beams and each
+    step's logits equal transformers'; the mask goes in as generate()'s argument or in the inputs."""
+    folder, tok = seq2seq_dir("led")
+    prompts = [PROMPTS[1] + " m n o p q r s t", PROMPTS[0]]
+    enc = tok(prompts, padding=True, return_tensors="pt")
+    global_mask = torch.zeros_like(enc["input_ids"])
+    global_mask[:, 0] = 1
+    global_mask[0, [3, 11]] = 1
+    model = QEFFAutoModelForSeq2SeqLM.from_pretrained(folder)
+    paths = model.compile(ctx_len=32, batch_size=2, num_cores=1)
+    hf = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        reference = hf.generate(**enc, global_attention_mask=global_mask, max_new_tokens=GEN, do_sample=False, num_beams=1)
+        plain = hf.generate(**enc, max_new_tokens=GEN, do_sample=False, num_beams=1)
+    assert reference.tolist() != plain.tolist()  # the global tokens change the answer
+    ours = model.generate(tok, prompts, generation_len=GEN, global_attention_mask=global_mask).generated_ids[0]
+    assert ours.tolist() == reference[:, : ours.shape[1]].tolist() and (reference[:, ours.shape[1] :] == tok.pad_token_id).all()
+    in_inputs = model.generate(inputs={**enc, "global_attention_mask": global_mask}, max_new_tokens=GEN).generated_ids[0]
+    assert in_inputs.tolist() == ours.tolist()
+    with torch.no_grad():
+        expected = hf(**enc, global_attention_mask=global_mask, decoder_input_ids=reference, use_cache=False).logits.numpy()
+    got = step_logits(model, paths, enc["input_ids"], enc["attention_mask"], reference.numpy(), global_attention_mask=global_mask)
+    for row in range(2):
+        n = int((reference[row] != tok.pad_token_id).sum())
+        np.testing.assert_allclose(got[row, :n], expected[row, :n], atol=1e-4, rtol=0)
+    with torch.no_grad():
+        beams = hf.generate(**enc, global_attention_mask=global_mask, max_new_tokens=GEN, num_beams=2, do_sample=False)
+    got_beams = model.generate(tok, prompts, generation_len=GEN, num_beams=2, global_attention_mask=global_mask).generated_ids[0]
+    assert got_beams.tolist() == beams.tolist()
+
+    with pytest.raises(ValueError, match="shaped as input_ids"):
+        model.generate(tok, prompts, generation_len=2, global_attention_mask=global_mask[:, :3])
+    bart, _ = seq2seq_dir("bart")
+    other = QEFFAutoModelForSeq2SeqLM.from_pretrained(bart)
+    other.compile(ctx_len=16, batch_size=2, num_cores=1)
+    with pytest.raises(ValueError, match="LED's"):
+        other.generate(tok, prompts, generation_len=2, global_attention_mask=global_mask)

@@ -382,6 +382,30 @@ class Seq2SeqEncoderGraphSpec:
         return {"specializations": [{"name": "Encoder", "symbols": symbols}]}
 
 
+GLOBAL_ATTENTION_MASK = "global_attention_mask"
+
+
+@dataclass(frozen=True)
+class GlobalAttentionSeq2SeqEncoderGraphSpec(Seq2SeqEncoderGraphSpec):
+    """LED's encoder graph: also which tokens attend globally (Longformer's ``global_attention_mask``, 0 or 1); the
+    inputs padded to a multiple of the attention window by the host."""
+
+    input_names = (INPUT_IDS, ATTENTION_MASK, GLOBAL_ATTENTION_MASK)
+
+    @staticmethod
+    def dummy_inputs(length: int) -> tuple:
+        """Two inputs of ``length`` tokens (a multiple of the window), the second with its last two padding; the first
+        token of each and one more of the second global."""
+        import torch
+
+        ids, mask = torch.arange(2, 2 + 2 * length, dtype=torch.int64).reshape(2, length), torch.ones(2, length, dtype=torch.int64)
+        mask[1, -2:] = 0
+        global_mask = torch.zeros_like(mask)
+        global_mask[:, 0] = 1
+        global_mask[1, 1] = 1
+        return ids, mask, global_mask
+
+
 @dataclass(frozen=True)
 class Seq2SeqDecoderGraphSpec(SpeechDecoderGraphSpec):
     """A text encoder-decoder's decoder step: the retained-state decoder, the encoder's mask and its cross keys/values.

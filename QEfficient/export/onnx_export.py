@@ -33,7 +33,6 @@ from QEfficient.export.graph_specs import (
     EncoderGraphSpec,
     ImageTextDecoderGraphSpec,
     Seq2SeqDecoderGraphSpec,
-    Seq2SeqEncoderGraphSpec,
     SpeculativeDecoderGraphSpec,
     SpeechDecoderGraphSpec,
     SpeechEncoderGraphSpec,
@@ -251,9 +250,10 @@ def _with_row_scatters(onnx_path: Path) -> Path:
 
 
 def export_seq2seq_encoder_onnx(module, out_dir: Path, model_name: str) -> Path:
-    """Export a QEffSeq2SeqEncoder: input_ids, attention_mask -> cross_key.i / cross_value.i."""
-    spec = Seq2SeqEncoderGraphSpec(module.num_layers)
-    args = spec.dummy_inputs()
+    """Export a QEffSeq2SeqEncoder: its graph spec's inputs (input_ids, attention_mask; LED's global_attention_mask too)
+    -> cross_key.i / cross_value.i."""
+    spec = module.graph_spec()
+    args = module.dummy_inputs()
     return torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
 
 

@@ -21,7 +21,9 @@ from QEfficient.export.graph_specs import (
     ATTENTION_MASK,
     DECODER_ATTENTION_MASK,
     DECODER_INPUT_IDS,
+    GLOBAL_ATTENTION_MASK,
     INPUT_IDS,
+    GlobalAttentionSeq2SeqEncoderGraphSpec,
     Seq2SeqDecoderGraphSpec,
     Seq2SeqEncoderGraphSpec,
 )
@@ -33,11 +35,12 @@ from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.seq2seq_generation import UNAPPLIED, UNAPPLIED_WARPERS, Sampling, Seq2SeqGeneration, Seq2SeqRules
 from QEfficient.models.base import EncoderDecoderModel, usable_positions
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
+from QEfficient.transform.adapters import led_encoder
 from QEfficient.transform.adapters.seq2seq_types import PROVEN_SEQ2SEQ_TYPES
 from QEfficient.transform.encoder_decoder import MODEL_TYPE as ENCODER_DECODER
 from QEfficient.transform.encoder_decoder import QEffEncoderDecoderEncoder, two_vocabularies, unproven_halves
 from QEfficient.transform.rewrites import apply_rewrites
-from QEfficient.transform.seq2seq import NESTED_DECODER_TYPES, QEffSeq2SeqDecoder, QEffSeq2SeqEncoder
+from QEfficient.transform.seq2seq import GLOBAL_ATTENTION_TYPES, NESTED_DECODER_TYPES, QEffSeq2SeqDecoder, QEffSeq2SeqEncoder
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
 from QEfficient.utils.checks import check_generation_len, check_positive
 
@@ -79,15 +82,22 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             self.encoder = QEffEncoderDecoderEncoder(self.hf, Seq2SeqEncoderGraphSpec)
             self.decoder = QEffVisionSeq2SeqDecoder(self.hf, self.encoder.num_layers, self.encoder.kv_shape())
         else:
-            self.encoder = QEffSeq2SeqEncoder(self.hf)
+            spec = GlobalAttentionSeq2SeqEncoderGraphSpec if kind in GLOBAL_ATTENTION_TYPES else Seq2SeqEncoderGraphSpec
+            self.encoder = QEffSeq2SeqEncoder(self.hf, spec)
             with torch.no_grad():  # the cross keys' heads and width are the decoder cache's
-                key = self.encoder(*Seq2SeqEncoderGraphSpec.dummy_inputs())[0]
+                key = self.encoder(*self.encoder.dummy_inputs())[0]
             self.decoder = QEffSeq2SeqDecoder(self.hf, (key.shape[1], key.shape[-1]))
         self.qpc_paths: dict[str, Path] | None = None
 
     def _check_max_positions(self, name: str, length: int, config=None) -> None:
         """Where the halves keep their own configs (EncoderDecoderModel, T5Gemma), their position tables: the
         decoder's for ctx_len, the encoder's for inputs."""
+        if config is None and self.config.model_type in GLOBAL_ATTENTION_TYPES:  # LED: a table per half
+            half = "decoder" if name == "ctx_len" else "encoder"
+            table = getattr(self.config, f"max_{half}_position_embeddings")
+            if length > table:
+                raise ValueError(f"{name} ({length}) exceeds the model's max_{half}_position_embeddings ({table}).")
+            return
         if config is None:
             config = self._half_config("decoder" if name == "ctx_len" else "encoder")
         super()._check_max_positions(name, length, config)
@@ -115,6 +125,8 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
 
     def max_input_positions(self) -> int | None:
         """The longest input the encoder's position table takes (None: no table)."""
+        if self.config.model_type in GLOBAL_ATTENTION_TYPES:
+            return self.config.max_encoder_position_embeddings
         return usable_positions(self._half_config("encoder"))
 
     def compile(
@@ -192,6 +204,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         streamer=None,
         decoder_input_ids=None,
         top_logprobs: int | None = None,
+        global_attention_mask=None,
     ) -> CloudAI100ExecInfo:
         """Outputs for ``prompts`` (tokenized by ``tokenizer``, padded) or ``inputs`` (a tokenizer's output: input_ids
         and attention_mask). ``generation_len``: the most new tokens (None: the checkpoint's maximum, within the
@@ -210,7 +223,9 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         decoder's first tokens (a task prompt, as Donut's), the start token put before them where transformers puts it;
         the outputs begin with them. ``top_logprobs`` N (greedy or sampled): ``info.logprobs`` holds, per output row and
         new token, (its log-probability, the N likeliest ids, their log-probabilities), from the decoder's logits before
-        the generation rules (vLLM's raw logprobs; transformers' ``output_logits`` log-softmaxed)."""
+        the generation rules (vLLM's raw logprobs; transformers' ``output_logits`` log-softmaxed). ``global_attention_mask``
+        [inputs, length] (LED only; or in ``inputs``): 1 where a token attends globally, as transformers' LED takes it
+        (its model cards mark the first token); None: none does."""
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         tokenizer, inputs = _transformers_spelling(tokenizer, prompts, inputs, input_ids, attention_mask)
@@ -245,7 +260,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             beams = None
             samples = num_return_sequences or self.generation_config.num_return_sequences or 1
             check_positive(num_return_sequences=samples)
-        encoder_inputs = self._inputs(tokenizer, prompts, inputs)
+        encoder_inputs = self._inputs(tokenizer, prompts, inputs, global_attention_mask)
         count = len(next(iter(encoder_inputs.values())))
         if samples > 1:
             encoder_inputs = {name: np.repeat(value, samples, 0) for name, value in encoder_inputs.items()}
@@ -345,8 +360,9 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             raise ValueError(f"temperature must be > 0 to sample, got {settings.temperature} (for greedy decoding leave do_sample out).")
         return settings
 
-    def _inputs(self, tokenizer, prompts, inputs) -> dict[str, np.ndarray]:
-        """The encoder graph's inputs by name, one row per input: here the token ids and their mask."""
+    def _inputs(self, tokenizer, prompts, inputs, global_attention_mask=None) -> dict[str, np.ndarray]:
+        """The encoder graph's inputs by name, one row per input: the token ids and their mask (LED's: and the global
+        attention mask, all padded to a multiple of its window as transformers pads them)."""
         if inputs is None:
             if tokenizer is None or prompts is None:
                 raise ValueError("generate() needs a tokenizer and prompts, or inputs (a tokenizer's input_ids and attention_mask).")
@@ -366,8 +382,30 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             raise ValueError(
                 f"input_ids and attention_mask must be [batch, length >= 1] alike, got {list(ids.shape)} and {list(mask.shape)}."
             )
-        self._check_max_positions("the input's length", ids.shape[1])
-        return {INPUT_IDS: ids, ATTENTION_MASK: mask}
+        if global_attention_mask is None and hasattr(inputs, "get"):
+            global_attention_mask = inputs.get(GLOBAL_ATTENTION_MASK)
+        if self.config.model_type not in GLOBAL_ATTENTION_TYPES:
+            if global_attention_mask is not None:
+                raise ValueError(f"global_attention_mask is LED's (Longformer attention); {self.config.model_type} takes none.")
+            self._check_max_positions("the input's length", ids.shape[1])
+            return {INPUT_IDS: ids, ATTENTION_MASK: mask}
+        return self._global_attention_inputs(ids, mask, global_attention_mask)
+
+    def _global_attention_inputs(self, ids: np.ndarray, mask: np.ndarray, global_mask) -> dict[str, np.ndarray]:
+        """LED's encoder inputs: padded to a multiple of the window with the pad token, masked; no global token by default."""
+        if global_mask is None:
+            global_mask = np.zeros_like(ids)
+        global_mask = np.asarray(global_mask.cpu() if isinstance(global_mask, torch.Tensor) else global_mask, np.int64)
+        if global_mask.shape != ids.shape:
+            raise ValueError(f"global_attention_mask must be shaped as input_ids {list(ids.shape)}, got {list(global_mask.shape)}.")
+        length = led_encoder.padded_length(self.config, ids.shape[1])
+        self._check_max_positions("the input's length padded to the attention window", length)
+        widths = ((0, 0), (0, length - ids.shape[1]))
+        return {
+            INPUT_IDS: np.pad(ids, widths, constant_values=self.config.pad_token_id),
+            ATTENTION_MASK: np.pad(mask, widths),
+            GLOBAL_ATTENTION_MASK: np.pad(global_mask * mask, widths),
+        }
 
 
 def _transformers_spelling(tokenizer, prompts, inputs, input_ids, attention_mask) -> tuple:

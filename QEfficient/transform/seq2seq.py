@@ -14,6 +14,7 @@ Rows of a batch step together (one position for all: the families place tokens b
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,14 +22,14 @@ from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 
-from QEfficient.transform.adapters import fsmt_steps
+from QEfficient.transform.adapters import fsmt_steps, led_encoder
 from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, StaticKVCache, _attn_implementation, as_mask_kind, visibility_mask
 
 # families whose attention adds the mask to a relative position bias: their decoder keeps its own copy of the config
 # (still eager attention, not the static-KV function set below), which takes an additive mask
 ADDITIVE_MASK_TYPES = frozenset({"t5", "mt5", "umt5", "longt5", "switch_transformers"})
 # families whose eager-only attention checks its additive masks' full [batch, 1, queries, keys] shape
-FULL_ADDITIVE_MASK_TYPES = frozenset({"mvp"})
+FULL_ADDITIVE_MASK_TYPES = frozenset({"mvp", "led"})
 # families whose decoder is called directly (transform/adapters/fsmt_steps.py); they take additive masks
 DIRECT_DECODER_TYPES = frozenset({"fsmt"})
 # families whose decoder keeps its own config (``config.decoder``), takes rotary positions and a mask per layer type
@@ -37,6 +38,9 @@ NESTED_DECODER_TYPES = frozenset({"t5gemma", "t5gemma2"})
 # families whose decoder attends over its own keys and the encoder's in one softmax (T5Gemma 2's merged attention):
 # the two are concatenated per decoder row, so the cross keys/values come one row per decoder row
 MERGED_ATTENTION_TYPES = frozenset({"t5gemma2"})
+# families whose encoder attends within a window and globally from the tokens marked so (LED's Longformer attention:
+# transform/adapters/led_encoder.py); their encoder graph takes the global attention mask too
+GLOBAL_ATTENTION_TYPES = frozenset({"led"})
 # families whose decoder reads the encoder's pooled output, not its last hidden state (PP-FormulaNet's text config)
 POOLED_ENCODER_TYPES = frozenset({"pp_formulanet_text"})
 
@@ -98,21 +102,37 @@ def decoder_layers(config) -> int:
 
 
 class QEffSeq2SeqEncoder(nn.Module):
-    """forward(input_ids [B,S], attention_mask [B,S]) -> (cross_key.0, cross_value.0, ...) each [B, heads, S, head_dim]."""
+    """forward(input_ids [B,S], attention_mask [B,S]) -> (cross_key.0, cross_value.0, ...) each [B, heads, S, head_dim];
+    LED's also takes global_attention_mask [B,S] (``GLOBAL_ATTENTION_TYPES``).
 
-    def __init__(self, hf_model: PreTrainedModel) -> None:
+    ``spec``: the encoder graph's spec class (export/graph_specs.py), given by the model class: its names, axes and
+    example inputs."""
+
+    def __init__(self, hf_model: PreTrainedModel, spec: type) -> None:
         super().__init__()
         self.hf = hf_model
         self.config = hf_model.config
+        self.spec = spec
         self.num_layers = decoder_layers(hf_model.config)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def graph_spec(self) -> Any:
+        return self.spec(self.num_layers)
+
+    def dummy_inputs(self) -> tuple[torch.Tensor, ...]:
+        if self.config.model_type in GLOBAL_ATTENTION_TYPES:
+            return self.spec.dummy_inputs(led_encoder.padded_length(self.config, 6))
+        return self.spec.dummy_inputs()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, global_attention_mask=None) -> tuple[torch.Tensor, ...]:
         # the cross cache without the config: a sliding-window layer's (T5Gemma's) would keep only its window
         cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache())
         if self.config.model_type in DIRECT_DECODER_TYPES:
             fsmt_steps.fill_cross_cache(self.hf, input_ids, attention_mask, cache)
         else:
-            hidden = self.hf.get_encoder()(input_ids=input_ids, attention_mask=self._encoder_mask(attention_mask)).last_hidden_state
+            if self.config.model_type in GLOBAL_ATTENTION_TYPES:
+                hidden = led_encoder.encoder_states(self.hf.get_encoder(), input_ids, attention_mask, global_attention_mask)
+            else:
+                hidden = self.hf.get_encoder()(input_ids=input_ids, attention_mask=self._encoder_mask(attention_mask)).last_hidden_state
             start = torch.zeros(input_ids.shape[0], 1, dtype=torch.int64)
             masks = {"encoder_attention_mask": attention_mask}
             if self.config.model_type in MERGED_ATTENTION_TYPES:
