@@ -103,7 +103,7 @@ def step_logits(model, qpc_paths: dict, ids: np.ndarray, mask: np.ndarray, decod
     encoder's inputs as ``model``'s generate() makes them (LED's padded, with its global attention mask: ``extra``)."""
     encoder = open_artifact_session(qpc_paths["encoder_qpc_path"], 1)
     decoder = open_kv_session(qpc_paths["decoder_qpc_path"], 1)
-    inputs = model._inputs(None, None, {INPUT_IDS: np.asarray(ids), ATTENTION_MASK: np.asarray(mask)}, **extra)
+    inputs = model._encoder_inputs(None, None, {INPUT_IDS: np.asarray(ids), ATTENTION_MASK: np.asarray(mask)}, **extra)
     cross = encoder.run(None, inputs)
     decoder.reset()
     decoder.bind_inputs(

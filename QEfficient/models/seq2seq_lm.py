@@ -260,7 +260,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             beams = None
             samples = num_return_sequences or self.generation_config.num_return_sequences or 1
             check_positive(num_return_sequences=samples)
-        encoder_inputs = self._inputs(tokenizer, prompts, inputs, global_attention_mask)
+        encoder_inputs = self._encoder_inputs(tokenizer, prompts, inputs, global_attention_mask)
         count = len(next(iter(encoder_inputs.values())))
         if samples > 1:
             encoder_inputs = {name: np.repeat(value, samples, 0) for name, value in encoder_inputs.items()}
@@ -360,9 +360,20 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             raise ValueError(f"temperature must be > 0 to sample, got {settings.temperature} (for greedy decoding leave do_sample out).")
         return settings
 
-    def _inputs(self, tokenizer, prompts, inputs, global_attention_mask=None) -> dict[str, np.ndarray]:
-        """The encoder graph's inputs by name, one row per input: the token ids and their mask (LED's: and the global
-        attention mask, all padded to a multiple of its window as transformers pads them)."""
+    def _encoder_inputs(self, tokenizer, prompts, inputs, global_attention_mask=None) -> dict[str, np.ndarray]:
+        """The encoder graph's inputs by name, one row per input (``_inputs``); LED's also its global attention mask,
+        all padded to a multiple of its window as transformers pads them."""
+        encoder_inputs = self._inputs(tokenizer, prompts, inputs)
+        if global_attention_mask is None and hasattr(inputs, "get"):
+            global_attention_mask = inputs.get(GLOBAL_ATTENTION_MASK)
+        if self.config.model_type in GLOBAL_ATTENTION_TYPES:
+            return self._global_attention_inputs(encoder_inputs[INPUT_IDS], encoder_inputs[ATTENTION_MASK], global_attention_mask)
+        if global_attention_mask is not None:
+            raise ValueError(f"global_attention_mask is LED's (Longformer attention); {self.config.model_type} takes none.")
+        return encoder_inputs
+
+    def _inputs(self, tokenizer, prompts, inputs) -> dict[str, np.ndarray]:
+        """The encoder graph's inputs by name, one row per input: here the token ids and their mask."""
         if inputs is None:
             if tokenizer is None or prompts is None:
                 raise ValueError("generate() needs a tokenizer and prompts, or inputs (a tokenizer's input_ids and attention_mask).")
@@ -382,14 +393,8 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
             raise ValueError(
                 f"input_ids and attention_mask must be [batch, length >= 1] alike, got {list(ids.shape)} and {list(mask.shape)}."
             )
-        if global_attention_mask is None and hasattr(inputs, "get"):
-            global_attention_mask = inputs.get(GLOBAL_ATTENTION_MASK)
-        if self.config.model_type not in GLOBAL_ATTENTION_TYPES:
-            if global_attention_mask is not None:
-                raise ValueError(f"global_attention_mask is LED's (Longformer attention); {self.config.model_type} takes none.")
-            self._check_max_positions("the input's length", ids.shape[1])
-            return {INPUT_IDS: ids, ATTENTION_MASK: mask}
-        return self._global_attention_inputs(ids, mask, global_attention_mask)
+        self._check_max_positions("the input's length", ids.shape[1])
+        return {INPUT_IDS: ids, ATTENTION_MASK: mask}
 
     def _global_attention_inputs(self, ids: np.ndarray, mask: np.ndarray, global_mask) -> dict[str, np.ndarray]:
         """LED's encoder inputs: padded to a multiple of the window with the pad token, masked; no global token by default."""
