@@ -411,6 +411,7 @@ def test_led_global_attention_equals_transformers(seq2seq_dir):
     got_beams = model.generate(tok, prompts, generation_len=GEN, num_beams=2, global_attention_mask=global_mask).generated_ids[0]
     assert got_beams.tolist() == beams.tolist()
 
+    assert model.max_input_positions() == 128  # its 130-row table, less what padding to the window (8) would pass
     with pytest.raises(ValueError, match="shaped as input_ids"):
         model.generate(tok, prompts, generation_len=2, global_attention_mask=global_mask[:, :3])
     bart, _ = seq2seq_dir("bart")

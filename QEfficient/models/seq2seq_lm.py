@@ -125,8 +125,9 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
 
     def max_input_positions(self) -> int | None:
         """The longest input the encoder's position table takes (None: no table)."""
-        if self.config.model_type in GLOBAL_ATTENTION_TYPES:
-            return self.config.max_encoder_position_embeddings
+        if self.config.model_type in GLOBAL_ATTENTION_TYPES:  # LED's inputs padded to its window must fit the table
+            multiple = led_encoder.window_multiple(self.config)
+            return self.config.max_encoder_position_embeddings // multiple * multiple
         return usable_positions(self._half_config("encoder"))
 
     def compile(

@@ -103,9 +103,13 @@ def encoder_states(
     return hidden
 
 
-def padded_length(config, length: int) -> int:
-    """The length LED's encoder inputs are padded to: a multiple of every layer's window (transformers pads to the
-    widest, which its own chunking needs to be a multiple of the others; real tokens' states do not depend on it)."""
+def window_multiple(config) -> int:
+    """What LED's encoder inputs are padded to a multiple of: every layer's window (transformers pads to the widest,
+    which its own chunking needs to be a multiple of the others; real tokens' states do not depend on it)."""
     windows = config.attention_window if isinstance(config.attention_window, (list, tuple)) else [config.attention_window]
-    multiple = math.lcm(*windows)
-    return -(-length // multiple) * multiple
+    return math.lcm(*windows)
+
+
+def padded_length(config, length: int) -> int:
+    """The length LED's encoder inputs are padded to."""
+    return -(-length // window_multiple(config)) * window_multiple(config)
