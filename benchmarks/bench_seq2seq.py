@@ -1,6 +1,7 @@
 """Text encoder-decoders: transformers (PyTorch) vs QEfficient, side by side in one process.
 
     .venv/bin/python benchmarks/bench_seq2seq.py [--threads 2] [--new-tokens 64] [--batch 1 4] [--beams 1] [--ct2 PEERS/ct2]
+        [--models t5-small opus-mt] [--input-len 24]
 
 Two shapes of real checkpoints with random weights (no weights are downloaded): T5-small (60M parameters, relative
 position bias) and Opus-MT (Marian, 74M, sinusoidal positions). For each batch size, a 24-token input per row and
@@ -8,6 +9,8 @@ position bias) and Opus-MT (Marian, 74M, sinusoidal positions). For each batch s
 3 after a warm-up, and the ratio to transformers' ``generate``, for QEfficient float32 and ``mxfp6_matmul`` (8-bit
 decoder weights); "same" says whether float32's tokens equal transformers'. ``--beams K``: beam search with K beams
 for every engine (each input's best hypothesis counts its tokens once). Ratios matter, not absolute seconds.
+``--models led-base --input-len 4096``: LED-base's shape (Longformer attention, windows of 1024), its first token
+global as its model card sets it.
 
 ``--ct2 VENV``: CTranslate2 too (``python3 -m venv VENV && VENV/bin/pip install ctranslate2``), float32 and int8, the
 engine usually picked for these models on CPUs; its converter runs here, with this venv's transformers, on the same
@@ -36,6 +39,14 @@ SHAPES = {
             vocab_size=58101, d_model=512, encoder_layers=6, decoder_layers=6, encoder_attention_heads=8, decoder_attention_heads=8,
             encoder_ffn_dim=2048, decoder_ffn_dim=2048, max_position_embeddings=512, pad_token_id=58100, eos_token_id=0,
             decoder_start_token_id=58100,
+        ),
+    ),
+    "led-base": (
+        "led",
+        dict(
+            vocab_size=50265, d_model=768, encoder_layers=6, decoder_layers=6, encoder_attention_heads=12, decoder_attention_heads=12,
+            encoder_ffn_dim=3072, decoder_ffn_dim=3072, attention_window=1024, max_encoder_position_embeddings=16384,
+            max_decoder_position_embeddings=1024, pad_token_id=1, eos_token_id=2, decoder_start_token_id=2,
         ),
     ),
 }  # fmt: skip
@@ -79,6 +90,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--beams", type=int, default=1)
     ap.add_argument("--ct2", type=Path, default=None, help="a virtualenv with ctranslate2 installed")
+    ap.add_argument("--models", nargs="+", default=["t5-small", "opus-mt"], choices=sorted(SHAPES))
+    ap.add_argument("--input-len", type=int, default=24, help="tokens per input row")
     args = ap.parse_args()
     if args.ct2 is not None:
         sys.path.append(str(next(args.ct2.glob("lib/python3*/site-packages"))))
@@ -93,9 +106,13 @@ def main() -> None:
     new = args.new_tokens
     rows = []
     beams = args.beams
-    print(f"{cpu_model()}, {args.threads} threads, {new} new tokens, {beams} beam(s); decoded tokens/s (ratio to transformers)")
+    print(
+        f"{cpu_model()}, {args.threads} threads, {args.input_len}-token inputs, {new} new tokens, {beams} beam(s); "
+        "decoded tokens/s (ratio to transformers)"
+    )
     print(f"{'model':>9s} {'batch':>5s} {'transformers':>12s} {'QEff fp32':>16s} {'QEff mxfp6':>16s} {'same':>5s}")
-    for name, (kind, options) in SHAPES.items():
+    for name in args.models:
+        kind, options = SHAPES[name]
         torch.manual_seed(0)
         folder = Path(tempfile.mkdtemp(prefix=f"qeff-bench-{name}-"))
         hf = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model(kind, **options)).eval()
@@ -105,8 +122,10 @@ def main() -> None:
         translators = ct2_translators(folder, options, args.threads) if args.ct2 is not None else {}
         for batch in args.batch:
             rng = np.random.default_rng(batch)
-            ids = rng.integers(5, 30000, (batch, 24)).astype(np.int64)
+            ids = rng.integers(5, 30000, (batch, args.input_len)).astype(np.int64)
             inputs = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+            if kind == "led":  # the first token attends globally, as LED's model cards set it
+                inputs["global_attention_mask"] = (np.arange(args.input_len) == 0).astype(np.int64)[None].repeat(batch, 0)
             pt = {k: torch.from_numpy(v) for k, v in inputs.items()}
 
             def run_hf(pt=pt, hf=hf):
