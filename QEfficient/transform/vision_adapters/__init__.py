@@ -42,6 +42,7 @@ from QEfficient.transform.vision_adapters.inkling import Inkling2VLAdapter, Inkl
 from QEfficient.transform.vision_adapters.internvl import InternVLAdapter
 from QEfficient.transform.vision_adapters.kimi_k25 import KimiK25Adapter
 from QEfficient.transform.vision_adapters.kosmos2 import Kosmos2Adapter
+from QEfficient.transform.vision_adapters.kosmos2_5 import Kosmos2_5Adapter
 from QEfficient.transform.vision_adapters.lfm2_vl import Lfm2VlAdapter
 from QEfficient.transform.vision_adapters.lfm3_vl import Lfm3VlAdapter
 from QEfficient.transform.vision_adapters.lighton_ocr import LightOnOcrAdapter
@@ -162,6 +163,7 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
     Inkling2VLAdapter("inkling2_loop"),  # Inkling 2's tower; its loop passes have cache layers of their own
     IdeficsAdapter("idefics"),  # gated cross-attention blocks over keys/values computed once per image (as Mllama's)
     GitAdapter("git"),  # the image's states before the text in one BERT-style sequence; text positions count text only
+    Kosmos2_5Adapter("kosmos-2.5"),  # flattened patches; a segment embedding over the image's span of the prompt
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
@@ -174,8 +176,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "shieldgemma2": "transformers loads its checkpoints into Gemma3ForConditionalGeneration with the language model's "
     "weights missing (randomly initialised), so there is nothing to match",
     "fast_vlm": "its FastViT tower is a timm model (a convolutional feature map, not Llava's tokens); no adapter yet",
-    "kosmos-2.5": "its text decoder (kosmos_2_5_text_model: the image's latent queries at the positions its processor "
-    "marks, sinusoidal positions) is not in the decoder table (QEfficient/transform/adapters)",
     "mistral4": "transformers maps it to Mistral4ForCausalLM, a text-only model that takes no image (Mistral 4 with images is "
     "a mistral3 checkpoint with a Mistral 4 text model)",
     "blip": "an image encoder whose patches a BERT-style text decoder reads by cross-attention in every layer: "
