@@ -1,16 +1,17 @@
-"""A SmolVLM-256M-shaped or Qwen2.5-VL-3B-shaped vision-language model: HF transformers (eager) vs
+"""A SmolVLM-256M-, Qwen2.5-VL-3B- or GIT-base-shaped vision-language model: HF transformers (eager) vs
 QEfficient, side by side.
 
-    .venv/bin/python benchmarks/bench_image_text.py [--shape smolvlm|qwen2_5_vl] [--threads 2] [--tokens 32]
+    .venv/bin/python benchmarks/bench_image_text.py [--shape smolvlm|qwen2_5_vl|git_base] [--threads 2] [--tokens 32]
 
 No VLM weights can be downloaded here, so the models have real shapes and random weights. smolvlm:
 SmolVLM-256M's (Idefics3 layout: SigLIP-B/16 at 512 px, pixel shuffle 4 -> 64 image tokens, a 30-layer
 SmolLM2-135M text model). qwen2_5_vl: Qwen2.5-VL-3B's vision tower (32 blocks, 1280 wide, 112 px windows,
 full attention in 4 blocks) at 224x224 px (64 image tokens) and its text model's widths (2048 hidden,
 16 / 2 heads, 11008 MLP, 151936 vocabulary) with 2 of its 36 layers, so that the PyTorch and ONNX Runtime
-copies fit in this machine's memory together. Time to first token (vision encoder + prefill) and decode rate for one image and
-prompt at batch 1, in this one process: HF generate, QEfficient with two graphs, with one graph, and
-with mxfp6_matmul + mxint8_kv_cache. Ratios matter, not absolute seconds.
+copies fit in this machine's memory together. git_base: GIT-base's (microsoft/git-base-coco: CLIP ViT-B/16 at 224 px,
+197 image states before the text, a 6-layer BERT-style text model 768 wide, 30522 tokens). Time to first token (vision
+encoder + prefill) and decode rate for one image and prompt at batch 1, in this one process: HF generate, QEfficient
+with two graphs, with one graph, and with mxfp6_matmul + mxint8_kv_cache. Ratios matter, not absolute seconds.
 """
 
 from __future__ import annotations
@@ -111,8 +112,24 @@ def build_qwen2_5_vl(folder: Path) -> Path:
     return folder
 
 
+def build_git_base(folder: Path) -> Path:
+    import torch
+    from transformers import CLIPImageProcessorPil, GitConfig, GitForCausalLM, GitProcessor
+
+    from tests.tiny_models import build_tokenizer
+
+    vision = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224, patch_size=16)
+    config = GitConfig(vision_config=vision, vocab_size=30522, hidden_size=768, num_hidden_layers=6, num_attention_heads=12)
+    torch.manual_seed(0)
+    GitForCausalLM(config).eval().save_pretrained(folder)
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
+    GitProcessor(image_processor=image_processor, tokenizer=build_tokenizer()).save_pretrained(folder)
+    return folder
+
+
 SHAPES = {
     "smolvlm": (build_model, "<image> Describe this picture in a few words."),
+    "git_base": (build_git_base, "a picture of"),
     "qwen2_5_vl": (build_qwen2_5_vl, "<|vision_start|><|image_pad|><|vision_end|> Describe this picture in a few words."),
 }
 
@@ -153,7 +170,9 @@ def run(args, scratch: Path) -> None:
     n_prompt = inputs["input_ids"].shape[1]
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
-    print(f"{args.shape}: prompt {n_prompt} tokens (64 image tokens), {args.tokens} new tokens, {args.threads} threads, load {load}")
+    image_tokens = 197 if args.shape == "git_base" else 64
+    print(f"{args.shape}: prompt {n_prompt} tokens ({image_tokens} image tokens), {args.tokens} new tokens, {args.threads} threads")
+    print(f"load {load}")
     print(f"prefill_seq_len {args.prefill_seq_len}, ctx_len 256")
 
     hf = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
