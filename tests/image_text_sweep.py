@@ -189,6 +189,23 @@ def image(seed: int, size=(40, 50)) -> Image.Image:
     return Image.fromarray((np.random.default_rng(seed).random((*size, 3)) * 255).astype(np.uint8))
 
 
+def record_prefill_logits(monkeypatch) -> list[tuple[tuple[int, ...], np.ndarray]]:
+    """(tokens, first-step logits) of each request the image-text continuous-batching engine prefills from now on, as
+    the engine computed them."""
+    from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
+
+    recorded: list[tuple[tuple[int, ...], np.ndarray]] = []
+    prefill_request = ImageTextBatchingEngine._prefill_request
+
+    def recording(engine, slot, request):
+        logits = prefill_request(engine, slot, request)
+        recorded.append((tuple(request.tokens), np.array(logits, np.float32).reshape(-1)))
+        return logits
+
+    monkeypatch.setattr(ImageTextBatchingEngine, "_prefill_request", recording)
+    return recorded
+
+
 def _short(exc: BaseException) -> str:
     line = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {line[:240]}"

@@ -10,10 +10,9 @@ import torch
 from transformers import AutoProcessor, GitConfig, GitForCausalLM
 
 from QEfficient import QEFFAutoModelForImageTextToText
-from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
 from QEfficient.transform.adapters import UnsupportedArchitectureError
 from QEfficient.transform.vision_adapters import get_vision_adapter
-from tests.image_text_sweep import image
+from tests.image_text_sweep import image, record_prefill_logits
 from tests.vlm_fixtures_positions import build_git
 
 
@@ -72,15 +71,7 @@ def test_captions_prompts_and_shared_images_equal_hf(git, kv_offload):
 
 def test_continuous_batching_and_first_step_logits(git, monkeypatch):
     folder, hf, processor = git
-    first_logits: dict[tuple, np.ndarray] = {}
-    prefill_request = ImageTextBatchingEngine._prefill_request
-
-    def recording(engine, slot, request):  # each request's prefill logits, as the engine computed them
-        logits = prefill_request(engine, slot, request)
-        first_logits[tuple(request.tokens)] = np.array(logits, np.float32).reshape(-1)
-        return logits
-
-    monkeypatch.setattr(ImageTextBatchingEngine, "_prefill_request", recording)
+    recorded = record_prefill_logits(monkeypatch)
     model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=True, continuous_batching=True)
     model.compile(prefill_seq_len=8, ctx_len=64, full_batch_size=2, num_cores=1)
     images = [image(7), image(8, (30, 30)), image(9, (40, 40))]
@@ -89,8 +80,9 @@ def test_continuous_batching_and_first_step_logits(git, monkeypatch):
     alone = model.generate(processor=processor, images=images[:1], prompts=prompts[:1], generation_len=8, stream=False)
     ref = trimmed(hf_tokens(hf, 8, **processor(images=images[:1], text=prompts[:1], return_tensors="pt")), hf.config.eos_token_id)[0]
     assert alone.generated_ids[0][: len(ref)].tolist() == ref
-    first_logits.clear()
+    recorded.clear()
     info = model.generate(processor=processor, images=images, prompts=prompts, generation_len=8, stream=False)
+    first_logits = dict(recorded)
     assert len(first_logits) == len(prompts)
     for img, text, row in zip(images, prompts, info.generated_ids):
         inputs = processor(images=[img], text=[text], return_tensors="pt")
@@ -101,6 +93,43 @@ def test_continuous_batching_and_first_step_logits(git, monkeypatch):
         text = inputs["input_ids"][0].tolist()
         (got,) = [logits for tokens, logits in first_logits.items() if list(tokens[-len(text) :]) == text]  # after the image's
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+def test_a_bert_tokenizer_s_layouts_equal_hf(tmp_path):
+    """A real GIT checkpoint's tokenizer is BERT's ([CLS] 101 = BOS, [SEP] 102 = EOS, [PAD] 0): the processor's
+    [CLS] text [SEP], HF's documented question recipe ([CLS] + the question without special tokens) and captions from
+    pixels alone give HF's tokens."""
+    from transformers import BertTokenizer, CLIPImageProcessorPil, GitProcessor
+
+    words = ["what", "is", "in", "the", "picture", "a", "of", "cat", "dog", "on"]
+    vocab = ["[PAD]", *[f"[unused{i}]" for i in range(99)], "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    vocab += [chr(c) for c in range(ord("a"), ord("z") + 1)] + [f"##{chr(c)}" for c in range(ord("a"), ord("z") + 1)]
+    # as git-base's tokenizer config: no token type ids (GIT's generate takes none)
+    tok = BertTokenizer(vocab={word: i for i, word in enumerate(vocab)}, model_input_names=["input_ids", "attention_mask"])
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7)
+    shape = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96, max_position_embeddings=128)
+    torch.manual_seed(1)
+    hf = GitForCausalLM(GitConfig(vision_config=vision, vocab_size=len(vocab), **shape)).eval()  # bos 101, eos 102, pad 0
+    with torch.no_grad():  # random init is small: widened, so that logits are far from ties
+        for weight in (w for w in hf.parameters() if w.dim() > 1):
+            weight.mul_(4.0)
+    folder = tmp_path / "git-bert"
+    hf.save_pretrained(folder)
+    processor = GitProcessor(CLIPImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}), tok)
+    processor.save_pretrained(folder)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=48, num_cores=1)
+    img, question, n = image(3), "what is in the picture", 8
+    pixels = processor(images=[img], return_tensors="pt")["pixel_values"]
+    recipe = torch.tensor([[tok.cls_token_id, *tok(question, add_special_tokens=False).input_ids]])
+    layouts = {
+        "processor": dict(processor(images=[img], text=[question], return_tensors="pt")),
+        "recipe": {"pixel_values": pixels, "input_ids": recipe},
+        "caption": {"pixel_values": pixels},
+    }
+    assert layouts["processor"]["input_ids"][0, -1] == 102 and recipe[0, 0] == 101
+    for name, inputs in layouts.items():
+        assert ours(model, inputs, n) == hf_tokens(hf, n, **inputs), name
 
 
 def test_video_checkpoints_are_refused_with_the_reason():

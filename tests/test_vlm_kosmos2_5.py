@@ -10,8 +10,7 @@ import torch
 from transformers import AutoProcessor, Kosmos2_5ForConditionalGeneration
 
 from QEfficient import QEFFAutoModelForImageTextToText
-from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
-from tests.image_text_sweep import image
+from tests.image_text_sweep import image, record_prefill_logits
 from tests.vlm_fixtures_b import build_kosmos_2_5
 
 PROMPTS = ["Describe the picture", "What is written here, in a few words"]
@@ -50,15 +49,7 @@ def test_a_batch_of_prompts_and_images_equals_hf(kosmos, kv_offload):
 
 def test_continuous_batching_and_first_step_logits(kosmos, monkeypatch):
     folder, hf, processor = kosmos
-    first_logits: list[np.ndarray] = []
-    prefill_request = ImageTextBatchingEngine._prefill_request
-
-    def recording(engine, slot, request):  # each request's prefill logits, as the engine computed them
-        logits = prefill_request(engine, slot, request)
-        first_logits.append(np.array(logits, np.float32).reshape(-1))
-        return logits
-
-    monkeypatch.setattr(ImageTextBatchingEngine, "_prefill_request", recording)
+    first_logits = record_prefill_logits(monkeypatch)
     model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=True, continuous_batching=True)
     model.compile(prefill_seq_len=4, ctx_len=64, full_batch_size=2, num_cores=1)
     for count in (1, 2):  # one request with a slot idle, then two
@@ -67,4 +58,20 @@ def test_continuous_batching_and_first_step_logits(kosmos, monkeypatch):
         for k, (img, text) in enumerate(zip(IMAGES[:count], PROMPTS[:count])):
             ref, logits = hf_alone(hf, processor, img, text, 8)
             assert info.generated_ids[k][: len(ref)].tolist() == ref
-            np.testing.assert_allclose(first_logits[k], logits, atol=1e-4, rtol=0)
+            np.testing.assert_allclose(first_logits[k][1], logits, atol=1e-4, rtol=0)
+
+
+def test_a_prompt_without_an_image_equals_hf(kosmos, monkeypatch):
+    """The processor takes no prompt without an image, but the model does (the tokenizer's ids alone): segment 0
+    everywhere, as HF without ``image_embeds_position_mask`` (its first-step logits show it)."""
+    folder, hf, processor = kosmos
+    first_logits = record_prefill_logits(monkeypatch)
+    model = QEFFAutoModelForImageTextToText.from_pretrained(folder, kv_offload=True, continuous_batching=True)
+    model.compile(prefill_seq_len=4, ctx_len=64, full_batch_size=2, num_cores=1)
+    inputs = processor.tokenizer(["<s>Describe the picture"], add_special_tokens=False, return_tensors="pt")
+    with torch.no_grad():
+        ref = hf.generate(**inputs, do_sample=False, max_new_tokens=8, pad_token_id=0)[0, inputs["input_ids"].shape[1] :].tolist()
+        logits = hf(**inputs).logits[0, -1].numpy()
+    got = model.generate(inputs=inputs, tokenizer=processor.tokenizer, generation_len=8, stream=False).generated_ids[0]
+    assert got[: len(ref)].tolist() == ref
+    np.testing.assert_allclose(first_logits[0][1], logits, atol=1e-4, rtol=0)

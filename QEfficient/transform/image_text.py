@@ -115,7 +115,7 @@ class QEffImageTextDecoder(nn.Module):
         elif self.vision_adapter.bidirectional_prompt:  # a step sees its whole chunk (one token at decode: causal)
             upto = position_ids.amax(dim=1, keepdim=True).expand_as(position_ids)
         kwargs = {**self.vision_adapter.language_kwargs(position_ids, *extra), **image_kwargs}
-        kwargs.update(self.vision_adapter.text_kwargs(self.lm.base, input_ids, is_image, takes_row, prefill))
+        kwargs.update(self.vision_adapter.text_kwargs(self.lm.base, input_ids, is_image, takes_row, prefill, with_images))
         logits, retained = self.lm.step(position_ids, list(past), inputs_embeds=merged, visible_upto=upto, visible_from=start, **kwargs)
         next_idx = image_idx + is_image.sum(dim=1, keepdim=True)
         return (logits, next_idx, *retained)

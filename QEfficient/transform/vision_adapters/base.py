@@ -110,11 +110,18 @@ class VisionLanguageAdapter:
         return embeds
 
     def text_kwargs(
-        self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor, takes_row: torch.Tensor, prefill: torch.Tensor
+        self,
+        base: nn.Module,
+        input_ids: torch.Tensor,
+        is_image: torch.Tensor,
+        takes_row: torch.Tensor,
+        prefill: torch.Tensor,
+        with_images: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         """Keyword arguments for the text model made from the ids (Gemma 4's per-layer inputs); none by default.
         ``is_image``: every image token; ``takes_row``: those that take an image row (not one the model generated);
-        ``prefill`` [B, 1]: whether the step is a prefill (HF's steps that get the processor's token type ids)."""
+        ``prefill`` [B, 1]: whether the step is a prefill (HF's steps that get the processor's token type ids);
+        ``with_images`` [B, 1]: whether it is the prefill of a call whose prompts hold images (HF's steps with pixels)."""
         return {}
 
     def image_token_text_id(self, config) -> int | None:

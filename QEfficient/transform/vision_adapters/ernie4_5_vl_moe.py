@@ -82,7 +82,13 @@ class Ernie4_5_VLMoeAdapter(Qwen2VLAdapter):
         return text, hf.lm_head, hf.config.text_config
 
     def text_kwargs(
-        self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor, takes_row: torch.Tensor, prefill: torch.Tensor
+        self,
+        base: nn.Module,
+        input_ids: torch.Tensor,
+        is_image: torch.Tensor,
+        takes_row: torch.Tensor,
+        prefill: torch.Tensor,
+        with_images: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         # HF's processor marks these ids in any prompt, and its decode gives no modality ids: an image, start, end or
         # video token the model generates goes to the text experts

@@ -63,7 +63,13 @@ class Gemma4Adapter(VisionLanguageAdapter):
         return config.text_config.pad_token_id  # HF embeds every multimodal token as padding
 
     def text_kwargs(
-        self, base: nn.Module, input_ids: torch.Tensor, is_image: torch.Tensor, takes_row: torch.Tensor, prefill: torch.Tensor
+        self,
+        base: nn.Module,
+        input_ids: torch.Tensor,
+        is_image: torch.Tensor,
+        takes_row: torch.Tensor,
+        prefill: torch.Tensor,
+        with_images: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         if not getattr(base.config, "hidden_size_per_layer_input", None):
             return {}

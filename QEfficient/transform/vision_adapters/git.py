@@ -99,7 +99,7 @@ class GitAdapter(VisionLanguageAdapter):
     def language_kwargs(self, position_ids: torch.Tensor, rope_position_ids: torch.Tensor) -> dict[str, Any]:
         return {"rotary_position_ids": rope_position_ids[0]}
 
-    def text_kwargs(self, base, input_ids, is_image, takes_row, prefill) -> dict[str, Any]:
+    def text_kwargs(self, base, input_ids, is_image, takes_row, prefill, with_images=None) -> dict[str, Any]:
         return {"is_image": is_image}
 
     # --- the host side ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ padding id, as fairseq does) that adds a segment embedding: 1 at the image's spa
 Its processor lays every prompt out alike, ``<s> <image> [image tokens] </image> text``, and marks the image tokens 1
 and the two markers -1 in ``image_embeds_position_mask``. On the host the image tokens take an id outside the text
 vocabulary (``vocab_size``), which the language graph never looks up; the segment is 1 at cache positions 1 to
-``latent_query_num + 2`` of a prefill (where the processor's mask is not 0) and 0 at decode, where HF passes no mask."""
+``latent_query_num + 2`` of a prefill with images (where the processor's mask is not 0), else 0 (HF passes no mask)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 
 class SegmentedTextModel(nn.Module):
     """Kosmos2_5TextTransformer given its segment mask from the step's positions (``position_ids``: the sinusoidal
-    table's rows, cache positions + ``offset``) and whether the step is a prefill."""
+    table's rows, cache positions + ``offset``) and whether the step is the prefill of prompts with images (a prompt
+    without one, as HF's without ``image_embeds_position_mask``, and decode take segment 0)."""
 
     def __init__(self, text_model: nn.Module, offset: int, image_tokens: int) -> None:
         super().__init__()
@@ -33,9 +34,9 @@ class SegmentedTextModel(nn.Module):
     def get_input_embeddings(self) -> nn.Module:
         return self.text_model.get_input_embeddings()
 
-    def forward(self, position_ids=None, prefill=None, **kwargs):
+    def forward(self, position_ids=None, with_images=None, **kwargs):
         cache_position = position_ids - self.offset
-        segment = prefill & (cache_position >= 1) & (cache_position <= self.image_tokens + 2)
+        segment = with_images & (cache_position >= 1) & (cache_position <= self.image_tokens + 2)
         return self.text_model(position_ids=position_ids, image_embeds_position_mask=segment.to(torch.int64), **kwargs)
 
 
@@ -83,8 +84,8 @@ class Kosmos2_5Adapter(VisionLanguageAdapter):
         # the sinusoidal table's rows: fairseq's positions start after the padding id
         return {"rotary_position_ids": position_ids.clamp(min=0) + self.position_offset}
 
-    def text_kwargs(self, base, input_ids, is_image, takes_row, prefill) -> dict[str, Any]:
-        return {"prefill": prefill}
+    def text_kwargs(self, base, input_ids, is_image, takes_row, prefill, with_images=None) -> dict[str, Any]:
+        return {"with_images": with_images}
 
     # --- the host side ---------------------------------------------------------------------------
     def image_placeholder(self, processor) -> str:
