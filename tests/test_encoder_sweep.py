@@ -53,6 +53,7 @@ _SLIDING_FULL_SLIDING = ["sliding_attention", "full_attention", "sliding_attenti
 PER_TYPE = {
     "reformer": dict(axial_pos_shape=[4, 8], axial_pos_embds_dim=[32, 32], max_position_embeddings=32),
     "luke": dict(entity_vocab_size=16, entity_emb_size=16),  # its 500k-entity table is unused by text inputs
+    "longformer": dict(attention_window=[4, 8]),  # windows of 2 and 4 tokens either side: the sentences span several
     "neomme": dict(num_hidden_layers=4, sliding_window=4),  # per-layer windows: 4, its long one, 4, none
     "modernvbert": dict(
         text_config=_TINY_TEXT | dict(local_attention=16, layer_types=_FULL_SLIDING_FULL),

@@ -239,15 +239,15 @@ class EncoderGraphSpec:
         }
 
     @staticmethod
-    def dummy_inputs(token_types: bool = False) -> tuple:
+    def dummy_inputs(token_types: bool = False, length: int = 8) -> tuple:
         import torch
 
-        ids = torch.zeros(2, 8, dtype=torch.int64)
-        mask = torch.ones(2, 8, dtype=torch.int64)
+        ids = torch.zeros(2, length, dtype=torch.int64)
+        mask = torch.ones(2, length, dtype=torch.int64)
         mask[1, 5:] = 0
         if not token_types:
             return ids, mask
-        types = torch.zeros(2, 8, dtype=torch.int64)
+        types = torch.zeros(2, length, dtype=torch.int64)
         types[:, 4:] = 1  # a pair: the second text's tokens
         return ids, mask, types
 

@@ -184,7 +184,7 @@ def export_speculative_onnx(qeff_module, out_dir: Path, model_name: str, kv_dtyp
 
 def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str) -> Path:
     """Export a QEffEncoder: inputs input_ids/attention_mask (/token_type_ids) [batch, seq], one output, dynamic axes."""
-    args = EncoderGraphSpec.dummy_inputs(module.token_types)
+    args = EncoderGraphSpec.dummy_inputs(module.token_types, module.example_length)
     with torch.no_grad():
         pooled = module.eval()(*args).dim() == 2
     spec = EncoderGraphSpec(output_name, pooled, module.token_types)

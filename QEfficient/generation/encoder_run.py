@@ -35,7 +35,10 @@ def run_encoder(session: Any, compile_params: dict, token_types: bool, ids: np.n
         if real < batch:  # pad with copies of the last row, dropped below
             chunk = {name: np.concatenate([v, np.repeat(v[-1:], batch - real, 0)]) for name, v in chunk.items()}
         outputs.append(session.run(None, chunk)[0][:real])
-    return np.concatenate(outputs)
+    out = np.concatenate(outputs)
+    if out.ndim >= 3 and out.shape[1] == fit > ids.shape[1]:  # per-token outputs: the input's columns, not the compiled length's
+        out = out[:, : ids.shape[1]]
+    return out
 
 
 def encoder_inputs(inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -98,6 +98,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
         lengths = sorted({seq_len} if isinstance(seq_len, int) else set(seq_len))
         if not lengths or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in lengths):
             raise ValueError(f"seq_len must be a positive integer or a list of them, got {seq_len!r}.")
+        lengths = self.model.graph_lengths(lengths)  # a Longformer's: multiples of its window
         self._check_max_positions("seq_len", lengths[-1])
         if self.model.static_kv is not None:  # a decoder run through the causal-LM graph: one prefill step of seq_len
             check_recurrent_chunk(self.model.static_kv.lm, lengths[-1], "seq_len")

@@ -35,7 +35,7 @@ from QEfficient.generation.sampling import SamplingParams
 from QEfficient.generation.seq2seq_generation import UNAPPLIED, UNAPPLIED_WARPERS, Sampling, Seq2SeqGeneration, Seq2SeqRules
 from QEfficient.models.base import EncoderDecoderModel, usable_positions
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
-from QEfficient.transform.adapters import led_encoder
+from QEfficient.transform.adapters import longformer
 from QEfficient.transform.adapters.seq2seq_types import PROVEN_SEQ2SEQ_TYPES
 from QEfficient.transform.encoder_decoder import MODEL_TYPE as ENCODER_DECODER
 from QEfficient.transform.encoder_decoder import QEffEncoderDecoderEncoder, two_vocabularies, unproven_halves
@@ -126,7 +126,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
     def max_input_positions(self) -> int | None:
         """The longest input the encoder's position table takes (None: no table)."""
         if self.config.model_type in GLOBAL_ATTENTION_TYPES:  # LED's inputs padded to its window must fit the table
-            multiple = led_encoder.window_multiple(self.config)
+            multiple = longformer.window_multiple(self.config)
             return self.config.max_encoder_position_embeddings // multiple * multiple
         return usable_positions(self._half_config("encoder"))
 
@@ -404,7 +404,7 @@ class QEFFAutoModelForSeq2SeqLM(EncoderDecoderModel):
         global_mask = np.asarray(global_mask.cpu() if isinstance(global_mask, torch.Tensor) else global_mask, np.int64)
         if global_mask.shape != ids.shape:
             raise ValueError(f"global_attention_mask must be shaped as input_ids {list(ids.shape)}, got {list(global_mask.shape)}.")
-        length = led_encoder.padded_length(self.config, ids.shape[1])
+        length = longformer.padded_length(self.config, ids.shape[1])
         self._check_max_positions("the input's length padded to the attention window", length)
         widths = ((0, 0), (0, length - ids.shape[1]))
         return {

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import inspect
 import sys
+import types
 from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from QEfficient.transform.adapters import longformer
 from QEfficient.transform.decoder_encoder import STATIC_KV_DECODERS, QEffDecoderEncoder
 
 PoolingFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -93,14 +95,18 @@ def eager_attention(config) -> Iterator[None]:
 
 # Encoders whose attention takes the 2-D padding mask and builds its own from it without a branch on its values
 # (DeBERTa's relative positions), or that refuse a 4-D one (XLM's and FlauBERT's assert on its shape)
-TWO_D_MASK_TYPES = frozenset({"deberta", "deberta-v2", "xlm", "flaubert", "esm", "layoutlm", "ultrabert", "ultravbert", "eurobert"})
+TWO_D_MASK_TYPES = frozenset(
+    {"deberta", "deberta-v2", "xlm", "flaubert", "esm", "layoutlm", "ultrabert", "ultravbert", "eurobert", "longformer"}
+)
+# encoders whose attention is Longformer's (a window either side, global tokens): the block-banded form
+# (transform/adapters/longformer.py) replaces their self-attention, and the graph's lengths are multiples of the window
+LONGFORMER_TYPES = frozenset({"longformer"})
 
 # Encoder types that cannot run as a graph here, and why (tests/test_encoder_sweep.py proves the others)
 UNSUPPORTED_ENCODERS = {
     "fnet": "its Fourier-transform token mixing (torch.fft.fftn) has no ONNX export",
     "tapas": "its table pooling (scatter_reduce without the initial values) has no ONNX export",
     "yoso": "its attention hashes with random projections drawn on every call, so no two runs agree (transformers' neither)",
-    "longformer": "it pads the input to a multiple of its attention window inside the forward, so a traced graph keeps one length",
     "reformer": "its LSH attention draws random buckets and chunks the sequence in Python",
     "mra": "its block-sparse attention is traced without the attention mask",
 }
@@ -164,6 +170,22 @@ class QEffEncoder(nn.Module):
                 "and its attention is causal as transformers marks it (Llama, Qwen2, Mistral, Gemma, GPT-2 style)."
             )
         self.static_kv = QEffDecoderEncoder(hf_model, self.classifier) if static_kv else None
+        if self.config.model_type in LONGFORMER_TYPES:
+            for module in hf_model.modules():
+                if type(module).__name__ == "LongformerSelfAttention":
+                    module.forward = types.MethodType(longformer.self_attention_forward, module)
+
+    @property
+    def example_length(self) -> int:
+        """The export example's length: a multiple of a Longformer's window (its padding, traced, must be none)."""
+        return longformer.window_multiple(self.config) if self.config.model_type in LONGFORMER_TYPES else 8
+
+    def graph_lengths(self, lengths: list[int]) -> list[int]:
+        """The compiled lengths for ``lengths``: a Longformer's rounded up to multiples of its window, as transformers
+        pads its inputs."""
+        if self.config.model_type not in LONGFORMER_TYPES:
+            return lengths
+        return sorted({longformer.padded_length(self.config, n) for n in lengths})
 
     @property
     def config(self):

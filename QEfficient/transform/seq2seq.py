@@ -22,7 +22,7 @@ from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 
-from QEfficient.transform.adapters import fsmt_steps, led_encoder
+from QEfficient.transform.adapters import fsmt_steps, longformer
 from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, StaticKVCache, _attn_implementation, as_mask_kind, visibility_mask
 
 # families whose attention adds the mask to a relative position bias: their decoder keeps its own copy of the config
@@ -39,7 +39,7 @@ NESTED_DECODER_TYPES = frozenset({"t5gemma", "t5gemma2"})
 # the two are concatenated per decoder row, so the cross keys/values come one row per decoder row
 MERGED_ATTENTION_TYPES = frozenset({"t5gemma2"})
 # families whose encoder attends within a window and globally from the tokens marked so (LED's Longformer attention:
-# transform/adapters/led_encoder.py); their encoder graph takes the global attention mask too
+# transform/adapters/longformer.py); their encoder graph takes the global attention mask too
 GLOBAL_ATTENTION_TYPES = frozenset({"led"})
 # families whose decoder reads the encoder's pooled output, not its last hidden state (PP-FormulaNet's text config)
 POOLED_ENCODER_TYPES = frozenset({"pp_formulanet_text"})
@@ -120,7 +120,7 @@ class QEffSeq2SeqEncoder(nn.Module):
 
     def dummy_inputs(self) -> tuple[torch.Tensor, ...]:
         if self.config.model_type in GLOBAL_ATTENTION_TYPES:
-            return self.spec.dummy_inputs(led_encoder.padded_length(self.config, 6))
+            return self.spec.dummy_inputs(longformer.padded_length(self.config, 6))
         return self.spec.dummy_inputs()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, global_attention_mask=None) -> tuple[torch.Tensor, ...]:
@@ -130,7 +130,7 @@ class QEffSeq2SeqEncoder(nn.Module):
             fsmt_steps.fill_cross_cache(self.hf, input_ids, attention_mask, cache)
         else:
             if self.config.model_type in GLOBAL_ATTENTION_TYPES:
-                hidden = led_encoder.encoder_states(self.hf.get_encoder(), input_ids, attention_mask, global_attention_mask)
+                hidden = longformer.encoder_states(self.hf.get_encoder(), input_ids, attention_mask, global_attention_mask)
             else:
                 hidden = self.hf.get_encoder()(input_ids=input_ids, attention_mask=self._encoder_mask(attention_mask)).last_hidden_state
             start = torch.zeros(input_ids.shape[0], 1, dtype=torch.int64)

@@ -1,7 +1,8 @@
-"""LED's encoder (Longformer attention: each token sees a window of ``w`` tokens either side, and the tokens marked for
-global attention see, and are seen by, every token) as a graph of any length. transformers' version pads the input in
-Python and gathers the global tokens with ``nonzero`` and Python counts, which tracing would freeze at the example's
-sizes; here the host pads the input to a multiple of the window (as transformers does, the padding masked), and:
+"""Longformer attention (Longformer's encoder, LED's encoder: each token sees a window of ``w`` tokens either side, and
+the tokens marked for global attention see, and are seen by, every token) as a graph of any length. transformers'
+version gathers the global tokens with ``nonzero`` and Python counts, which tracing would freeze at the example's sizes
+(and LED's pads the input in Python); here the host pads the input to a multiple of the window (as transformers does,
+the padding masked), and:
 
 * local attention runs by blocks of ``w`` queries, each over its own block and the two beside it (``3w`` keys, those
   outside the window masked), so memory follows ``length x 3w``, not ``length^2``;
@@ -84,6 +85,12 @@ def longformer_attention(attn: nn.Module, hidden: torch.Tensor, is_real: torch.T
     out = torch.where(is_global[:, None, :, None], _gather_rows(global_out, rank), out)
     out = torch.where(is_real[:, None, :, None], out, 0.0)  # transformers zeroes a padding query's probabilities
     return out.transpose(1, 2).reshape(batch, length, -1)
+
+
+def self_attention_forward(self, hidden_states, attention_mask=None, is_index_masked=None, is_index_global_attn=None, **_):
+    """LongformerSelfAttention.forward (set on the instance): ``longformer_attention`` from the masks the encoder made
+    (``is_global_attn``, a Python bool transformers takes with ``.item()``, is not read)."""
+    return (longformer_attention(self, hidden_states, ~is_index_masked, is_index_global_attn),)
 
 
 def encoder_states(
