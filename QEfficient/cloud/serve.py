@@ -501,7 +501,7 @@ def build_from_args(args: argparse.Namespace):
             raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
         from QEfficient.compile.ort_cpu import read_artifact
         from QEfficient.serving.artifact import open_app
-        from QEfficient.serving.encoder_artifact import is_encoder_artifact, open_compilongformer_app
+        from QEfficient.serving.encoder_artifact import is_encoder_artifact, open_compiled_encoder_app
 
         names = (args.model_name,) if args.model_name else ()
         if is_encoder_artifact(read_artifact(Path(args.qpc_path))):  # an embeddings or scores server, as compiled
@@ -513,7 +513,7 @@ def build_from_args(args: argparse.Namespace):
                     f"{', '.join(given) or '--task generate'} do not apply."
                 )
             with step(f"Opening the encoder artifact {args.qpc_path}"):
-                return open_compilongformer_app(args.qpc_path, names, args.num_cores, args.api_key, args.max_body_bytes, args.task)
+                return open_compiled_encoder_app(args.qpc_path, names, args.num_cores, args.api_key, args.max_body_bytes, args.task)
         with step(f"Opening the artifact {args.qpc_path}"):
             artifact = decoder_artifact_from_args(args, args.num_cores)
             return open_app(artifact, args.num_cores, args.max_queue, args.api_key, args.max_body_bytes)

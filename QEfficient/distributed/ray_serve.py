@@ -136,10 +136,10 @@ class QEffEngine:
             rank = serve.get_replica_context().rank
             self.cores = pin_to_cores(getattr(rank, "local_rank", rank or 0), cores)
         if ENCODER_TASK in artifact:  # an encoder's artifact: its embeddings or scores server, without torch
-            from QEfficient.serving.encoder_artifact import open_compilongformer_app
+            from QEfficient.serving.encoder_artifact import open_compiled_encoder_app
 
             names, task = artifact["served_names"], artifact[ENCODER_TASK]
-            self.app, self.runner = open_compilongformer_app(self.qpc_path, names, cores, api_key, max_body_bytes, task)
+            self.app, self.runner = open_compiled_encoder_app(self.qpc_path, names, cores, api_key, max_body_bytes, task)
         else:
             self.app, self.runner = open_app(ServingArtifact(**artifact), cores, max_queue, api_key, max_body_bytes)
         self.replica_id = serve.get_replica_context().replica_id.unique_id

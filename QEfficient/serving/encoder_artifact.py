@@ -89,7 +89,7 @@ class CompiledEncoder:
         return self._head(out, np.asarray(inputs[ATTENTION_MASK]), normalize)
 
 
-def open_compilongformer_app(
+def open_compiled_encoder_app(
     qpc_path: str, served_names, num_cores: int, api_key: str | None, max_body_bytes: int | None, task: str = "auto"
 ):
     """(app, runner): the embeddings server for a QEFFAutoModel's artifact, the scores server for a classifier's

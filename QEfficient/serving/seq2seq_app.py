@@ -289,7 +289,7 @@ def create_seq2seq_app(
     return app
 
 
-def compilongformer_decoder(model_class, model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, hf_overrides=None):
+def compiled_encoder_decoder(model_class, model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, hf_overrides=None):
     """(model, tokenizer): an encoder-decoder of ``model_class`` loaded and compiled for ``ctx_len`` decoder tokens."""
     from transformers import AutoTokenizer
 
@@ -304,7 +304,7 @@ def open_seq2seq_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul
     """(app, runner) for a text encoder-decoder, compiled for ``ctx_len`` decoder tokens."""
     from QEfficient import QEFFAutoModelForSeq2SeqLM
 
-    model, tokenizer = compilongformer_decoder(QEFFAutoModelForSeq2SeqLM, model_name, ctx_len, num_cores, mxfp6_matmul, hf_overrides)
+    model, tokenizer = compiled_encoder_decoder(QEFFAutoModelForSeq2SeqLM, model_name, ctx_len, num_cores, mxfp6_matmul, hf_overrides)
     limits = {"served_names": [model_name], "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
     app = create_seq2seq_app(model, tokenizer, model.model_name, ctx_len, **limits)
     app.state.qpc_path = model.qpc_paths["decoder_qpc_path"]

@@ -32,7 +32,7 @@ from QEfficient.serving.seq2seq_app import (
     MAX_PROMPTS,
     answer_of,
     before_cut,
-    compilongformer_decoder,
+    compiled_encoder_decoder,
     sampling_options,
     served_body,
     token_steps,
@@ -237,7 +237,7 @@ def open_vision_seq2seq_app(model_name: str, ctx_len: int, num_cores: int, mxfp6
     from QEfficient.base.common import QEFFCommonLoader
 
     model_class = QEFFCommonLoader.model_class(model_name)  # TrOCR-like, Pix2Struct, Florence-2, BLIP or T5Gemma 2
-    model, tokenizer = compilongformer_decoder(model_class, model_name, ctx_len, num_cores, mxfp6_matmul, hf_overrides)
+    model, tokenizer = compiled_encoder_decoder(model_class, model_name, ctx_len, num_cores, mxfp6_matmul, hf_overrides)
     image_processor = AutoImageProcessor.from_pretrained(model.local_model_dir)
     limits = {"served_names": [model_name], "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
     app = create_vision_seq2seq_app(model, image_processor, tokenizer, model.model_name, ctx_len, **limits)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import sys
-import types
 from collections.abc import Callable, Iterator
 
 import torch
@@ -19,6 +18,7 @@ from transformers import PreTrainedModel
 
 from QEfficient.transform.adapters import longformer
 from QEfficient.transform.decoder_encoder import STATIC_KV_DECODERS, QEffDecoderEncoder
+from QEfficient.transform.rewrites import apply_rewrites, rewritten_functions
 
 PoolingFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -171,9 +171,7 @@ class QEffEncoder(nn.Module):
             )
         self.static_kv = QEffDecoderEncoder(hf_model, self.classifier) if static_kv else None
         if self.config.model_type in LONGFORMER_TYPES:
-            for module in hf_model.modules():
-                if type(module).__name__ == "LongformerSelfAttention":
-                    module.forward = types.MethodType(longformer.self_attention_forward, module)
+            apply_rewrites(hf_model)  # its self-attention by blocks of its window (transform/rewrites.py)
 
     @property
     def example_length(self) -> int:
@@ -206,7 +204,7 @@ class QEffEncoder(nn.Module):
                 mask = {i: mask if window is None else self._window(mask, window) for i, window in enumerate(self.layer_windows)}
             elif self.window is not None:
                 mask, extra["use_cache"] = {"full_attention": mask, "sliding_attention": self._window(mask, self.window)}, False
-        with eager_attention(self.config):
+        with eager_attention(self.config), rewritten_functions(self.hf):
             if self.last_token_head:
                 hidden = self.hf.base_model(input_ids=input_ids, attention_mask=mask, **extra).last_hidden_state
                 return self.hf.score(last_token_pooling(hidden, attention_mask))

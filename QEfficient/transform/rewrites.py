@@ -10,6 +10,9 @@ or assumes a cache that grows with the sequence.
 * BLOOM builds its ALiBi bias from a 2-D padding mask; here it is built from the static cache's slots.
 * GPT-Neo's attention reads causality and its local window from a buffer sliced by cache length.
 * T5Gemma 2's embedding writes its end-of-image vector by boolean index assignment: here with ``where``.
+* Longformer's self-attention gathers its global tokens with ``nonzero`` and Python counts: here by blocks of its
+  window and compacted global slots (adapters/longformer.py); its model's padding mask is built [B, 1, 1, L], not
+  [B, 1, L, L] (it reads one row of it).
 * Llama 4 and DeepSeek-V2 rotate queries and keys with complex numbers (``torch.polar``,
   ``view_as_complex``), which ONNX cannot express: their rotary tables become (cos, sin) pairs and the
   rotation is written out in real arithmetic (the module functions are swapped only while our forward runs).
@@ -27,6 +30,7 @@ import torch
 from torch import nn
 from transformers.activations import SiLUActivation
 
+from QEfficient.transform.adapters import longformer
 from QEfficient.transform.adapters.openai_gpt import openai_gpt_model_forward
 from QEfficient.transform.moe_op import fused_moe, longcat_flash_experts_forward, step3p7_experts_forward
 
@@ -160,12 +164,14 @@ REWRITES = {
     "GPTNeoSelfAttention": {"_attn": gpt_neo_attn},
     "Llama4TextRotaryEmbedding": {"forward": real_rotary_forward},
     "DeepseekV2RotaryEmbedding": {"forward": real_rotary_forward},
+    "LongformerSelfAttention": {"forward": longformer.self_attention_forward},
 }
 
 # transformers module -> {function name: replacement}, swapped in while our forward runs
 FUNCTION_REWRITES = {
     "transformers.models.llama4.modeling_llama4": {"apply_rotary_emb": llama4_apply_rotary_emb},
     "transformers.models.deepseek_v2.modeling_deepseek_v2": {"apply_rotary_emb": deepseek_v2_apply_rotary_emb},
+    "transformers.models.longformer.modeling_longformer": {"create_bidirectional_mask": longformer.padding_mask},
 }
 
 

@@ -93,6 +93,14 @@ def self_attention_forward(self, hidden_states, attention_mask=None, is_index_ma
     return (longformer_attention(self, hidden_states, ~is_index_masked, is_index_global_attn),)
 
 
+def padding_mask(config=None, inputs_embeds=None, attention_mask=None, **_) -> torch.Tensor:
+    """transformers' ``create_bidirectional_mask`` as LongformerModel reads it (its ``[:, 0, 0, :]``): the 2-D mask's
+    additive form [B, 1, 1, L] (0 kept, the dtype's minimum masked), without the [B, 1, L, L] it would build."""
+    dtype = inputs_embeds.dtype
+    keep = attention_mask[:, None, None, :].bool()
+    return torch.where(keep, torch.zeros((), dtype=dtype), torch.tensor(torch.finfo(dtype).min, dtype=dtype))
+
+
 def encoder_states(
     encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, global_attention_mask: torch.Tensor
 ) -> torch.Tensor:
