@@ -13,7 +13,19 @@ from transformers import (
     Data2VecAudioForCTC,
     HubertConfig,
     HubertForCTC,
+    OmniASRCTCConfig,
+    OmniASRForCTC,
+    SEWConfig,
+    SEWDConfig,
+    SEWDForCTC,
+    SEWForCTC,
+    UniSpeechConfig,
+    UniSpeechForCTC,
+    UniSpeechSatConfig,
+    UniSpeechSatForCTC,
     Wav2Vec2Config,
+    Wav2Vec2ConformerConfig,
+    Wav2Vec2ConformerForCTC,
     Wav2Vec2CTCTokenizer,
     Wav2Vec2FeatureExtractor,
     Wav2Vec2ForCTC,
@@ -36,15 +48,37 @@ ARCHITECTURES = {
     "hubert": (HubertConfig, HubertForCTC, {}),
     "wavlm": (WavLMConfig, WavLMForCTC, dict(num_buckets=32, max_bucket_distance=100)),
     "data2vec-audio": (Data2VecAudioConfig, Data2VecAudioForCTC, dict(num_conv_pos_embeddings=5, conv_pos_kernel_size=5)),
+    "wav2vec2-conformer-rel-pos": (Wav2Vec2ConformerConfig, Wav2Vec2ConformerForCTC, dict(position_embeddings_type="relative")),
+    "wav2vec2-conformer-rope": (Wav2Vec2ConformerConfig, Wav2Vec2ConformerForCTC, dict(position_embeddings_type="rotary")),
+    "unispeech": (UniSpeechConfig, UniSpeechForCTC, {}),
+    "unispeech-sat": (UniSpeechSatConfig, UniSpeechSatForCTC, {}),
+    "sew": (SEWConfig, SEWForCTC, dict(conv_dim=(16,) * 13)),
+    "sew-d": (SEWDConfig, SEWDForCTC, dict(conv_dim=(16,) * 13)),
+    "omniasr_ctc": (OmniASRCTCConfig, OmniASRForCTC, {}),  # its audio a [B, 1, samples] tensor in transformers
 }
+# CTC types that read their feature extractor's spectrogram (input_features), not raw samples: refused, saying so
+FEATURE_INPUT_TYPES = {"granite_speech5_ctc", "lasr_ctc", "parakeet_ctc", "wav2vec2-bert"}
+
+
+def _config(arch: str):
+    config_cls, _, extra = ARCHITECTURES[arch]
+    if config_cls is OmniASRCTCConfig:  # its audio encoder is a nested config
+        audio = {k: v for k, v in SMALL.items() if k not in ("vocab_size", "pad_token_id")}
+        return OmniASRCTCConfig(vocab_size=len(VOCAB), pad_token_id=0, audio_config=audio)
+    return config_cls(**{**SMALL, **extra})
+
+
+def _reference(hf, values: torch.Tensor) -> np.ndarray:
+    """transformers' logits for [B, samples] audio (with the channel axis Omnilingual ASR's model reads)."""
+    with torch.no_grad():
+        return hf(values[:, None] if hf.config.model_type == "omniasr_ctc" else values).logits.numpy()
 
 
 def _folder(tmp_path, arch: str):
-    config_cls, model_cls, extra = ARCHITECTURES[arch]
     torch.manual_seed(0)
-    hf = model_cls(config_cls(**{**SMALL, **extra})).eval()
+    hf = ARCHITECTURES[arch][1](_config(arch)).eval()
     with torch.no_grad():  # a head that prefers letters over the blank, so the text is not empty
-        hf.lm_head.bias[0] -= 2.0
+        (hf.lm_head if hasattr(hf, "lm_head") else hf.ctc_head).bias[0] -= 2.0  # Omnilingual ASR's is ctc_head
     hf.save_pretrained(tmp_path)
     (tmp_path / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(VOCAB)}))
     tokenizer = Wav2Vec2CTCTokenizer(str(tmp_path / "vocab.json"))
@@ -63,13 +97,27 @@ def test_ctc_logits_and_text_equal_transformers(tmp_path, arch):
     model = QEFFAutoModelForCTC.from_pretrained(tmp_path)
     model.compile(seq_len=32000, batch_size=1, num_cores=1)
     inputs = processor(_audio(), sampling_rate=16000, return_tensors="pt")
-    with torch.no_grad():
-        expected = hf(inputs.input_values).logits.numpy()
+    expected = _reference(hf, inputs.input_values)
     got = model.logits(inputs)
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    short = processor(_audio()[0][:9000], sampling_rate=16000, return_tensors="pt")  # another length than the export's
+    np.testing.assert_allclose(model.logits(short), _reference(hf, short.input_values), atol=1e-4, rtol=0)
     texts = model.generate(processor, _audio())
     assert texts == processor.batch_decode(expected.argmax(-1))
     assert any(texts)
+
+
+def test_every_ctc_type_runs_or_is_refused(tmp_path):
+    """Every CTC type of transformers is swept above, or reads spectrogram features and is refused with the reason."""
+    from transformers import Wav2Vec2BertConfig, Wav2Vec2BertForCTC
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CTC_MAPPING_NAMES
+
+    swept = {_config(arch).model_type for arch in ARCHITECTURES}
+    assert set(MODEL_FOR_CTC_MAPPING_NAMES) == swept | FEATURE_INPUT_TYPES
+    shape = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=40, vocab_size=len(VOCAB))
+    Wav2Vec2BertForCTC(Wav2Vec2BertConfig(**shape)).save_pretrained(tmp_path)
+    with pytest.raises(NotImplementedError, match="reads input_features"):
+        QEFFAutoModelForCTC.from_pretrained(tmp_path)
 
 
 def test_ctc_bad_inputs_say_what_to_do(tmp_path):

@@ -34,6 +34,11 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         name = type(model).__name__
         if not name.endswith("ForCTC"):
             raise TypeError(f"{name} is not a CTC model (expected a *ForCTC class such as Wav2Vec2ForCTC).")
+        if model.main_input_name != INPUT_VALUES:
+            raise NotImplementedError(
+                f"{name} reads {model.main_input_name} (its feature extractor's spectrogram features), not raw audio: only "
+                "CTC models that take the audio's samples (input_values: Wav2Vec2, HuBERT, WavLM, ...) run here."
+            )
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
         self.hf = model.eval()
         self.model = QEffCTC(self.hf)
@@ -93,6 +98,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         values = inputs[INPUT_VALUES] if not isinstance(inputs, (np.ndarray, torch.Tensor, list)) else inputs
         values = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
         values = np.ascontiguousarray(values[None] if values.ndim == 1 else values, dtype=np.float32)
+        if values.ndim == 3 and values.shape[1] == 1:  # a channel axis (Omnilingual ASR's feature extractor writes one)
+            values = values[:, 0]
         if values.ndim != 2:
             raise ValueError(f"input_values must be [batch, samples] of 16 kHz audio, got shape {list(values.shape)}.")
         if not runtime_ai100:

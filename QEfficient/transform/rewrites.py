@@ -13,6 +13,8 @@ or assumes a cache that grows with the sequence.
 * Longformer's self-attention gathers its global tokens with ``nonzero`` and Python counts: here by blocks of its
   window and compacted global slots (adapters/longformer.py); its model's padding mask is built [B, 1, 1, L], not
   [B, 1, L, L] (it reads one row of it).
+* Wav2Vec2-Conformer's relative positions slice their table and skew their scores with sizes tracing keeps: here
+  by indices from the frames' count.
 * Llama 4 and DeepSeek-V2 rotate queries and keys with complex numbers (``torch.polar``,
   ``view_as_complex``), which ONNX cannot express: their rotary tables become (cos, sin) pairs and the
   rotation is written out in real arithmetic (the module functions are swapped only while our forward runs).
@@ -151,6 +153,27 @@ def t5gemma2_embedding_forward(self, input_ids: torch.Tensor) -> torch.Tensor:
     return torch.where((input_ids == self.eoi_token_index)[..., None], self.eoi_embedding.to(embeds.dtype), embeds)
 
 
+def conformer_relative_positions_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    """Wav2Vec2ConformerRelPositionalEmbedding: the 2T - 1 rows of its table around the centre for T frames, by an
+    index from the frames' count (its slice bounds are Python ints, which tracing keeps at the example's length)."""
+    length = hidden_states.shape[1]
+    index = torch.arange(2 * length - 1) + (self.pe.shape[1] // 2 - length + 1)
+    return self.pe.index_select(1, index).to(hidden_states.dtype)
+
+
+def conformer_relative_scores(module, query, key, relative_position_embeddings):
+    """transformers' ``_apply_relative_position_encoding`` (Wav2Vec2-Conformer, relative positions): the position
+    scores shifted by a gather, score[i, j] = raw[i, T - 1 - i + j], instead of its pad-and-view skew, whose view sizes
+    tracing keeps at the example's length."""
+    proj = module.linear_pos(relative_position_embeddings)
+    proj = proj.view(*relative_position_embeddings.shape[:2], -1, module.head_size).permute(0, 2, 3, 1)
+    raw = torch.matmul(query + module.pos_bias_v[None, :, None, :], proj)  # [B, H, T, 2T - 1]
+    frames = query.shape[2]
+    index = (frames - 1) - torch.arange(frames)[:, None] + torch.arange(key.shape[2])[None, :]
+    scores = torch.gather(raw, -1, index.expand(*raw.shape[:2], -1, -1))
+    return query + module.pos_bias_u[None, :, None, :], scores * module.scaling
+
+
 # class name -> {method name: replacement}
 REWRITES = {
     "T5Gemma2TextScaledWordEmbedding": {"forward": t5gemma2_embedding_forward},
@@ -165,6 +188,7 @@ REWRITES = {
     "Llama4TextRotaryEmbedding": {"forward": real_rotary_forward},
     "DeepseekV2RotaryEmbedding": {"forward": real_rotary_forward},
     "LongformerSelfAttention": {"forward": longformer.self_attention_forward},
+    "Wav2Vec2ConformerRelPositionalEmbedding": {"forward": conformer_relative_positions_forward},
 }
 
 # transformers module -> {function name: replacement}, swapped in while our forward runs
@@ -172,6 +196,7 @@ FUNCTION_REWRITES = {
     "transformers.models.llama4.modeling_llama4": {"apply_rotary_emb": llama4_apply_rotary_emb},
     "transformers.models.deepseek_v2.modeling_deepseek_v2": {"apply_rotary_emb": deepseek_v2_apply_rotary_emb},
     "transformers.models.longformer.modeling_longformer": {"create_bidirectional_mask": longformer.padding_mask},
+    "transformers.models.wav2vec2_conformer.modeling_wav2vec2_conformer": {"_apply_relative_position_encoding": conformer_relative_scores},
 }
 
 
