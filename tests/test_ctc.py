@@ -69,9 +69,10 @@ def _config(arch: str):
 
 
 def _reference(hf, values: torch.Tensor) -> np.ndarray:
-    """transformers' logits for [B, samples] audio (with the channel axis Omnilingual ASR's model reads)."""
+    """transformers' logits for [B, samples] audio (with the channel axis Omnilingual ASR's model reads, where its
+    processor did not write it)."""
     with torch.no_grad():
-        return hf(values[:, None] if hf.config.model_type == "omniasr_ctc" else values).logits.numpy()
+        return hf(values[:, None] if hf.config.model_type == "omniasr_ctc" and values.dim() == 2 else values).logits.numpy()
 
 
 def _folder(tmp_path, arch: str):
@@ -82,6 +83,11 @@ def _folder(tmp_path, arch: str):
     hf.save_pretrained(tmp_path)
     (tmp_path / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(VOCAB)}))
     tokenizer = Wav2Vec2CTCTokenizer(str(tmp_path / "vocab.json"))
+    if arch == "omniasr_ctc":  # its own processor: [B, 1, samples] torch tensors and a padding mask
+        from transformers import AutoProcessor, OmniASRCTCProcessor, OmniASRFeatureExtractor
+
+        OmniASRCTCProcessor(OmniASRFeatureExtractor(), tokenizer).save_pretrained(tmp_path)
+        return hf, AutoProcessor.from_pretrained(tmp_path)
     Wav2Vec2Processor(Wav2Vec2FeatureExtractor(), tokenizer).save_pretrained(tmp_path)
     return hf, Wav2Vec2Processor.from_pretrained(tmp_path)
 
@@ -118,6 +124,25 @@ def test_every_ctc_type_runs_or_is_refused(tmp_path):
     Wav2Vec2BertForCTC(Wav2Vec2BertConfig(**shape)).save_pretrained(tmp_path)
     with pytest.raises(NotImplementedError, match="reads input_features"):
         QEFFAutoModelForCTC.from_pretrained(tmp_path)
+
+
+def test_audios_of_other_lengths_are_each_read_at_their_own(tmp_path):
+    """The graph reads no padding mask: generate() runs audios of different lengths one by one, each as transformers
+    reads it alone (Omnilingual ASR's processor writes torch tensors only, and its model pads with a mask)."""
+    hf, processor = _folder(tmp_path, "omniasr_ctc")
+    model = QEFFAutoModelForCTC.from_pretrained(tmp_path)
+    model.compile(seq_len=32000, batch_size=2, num_cores=1)
+    audio = [_audio()[0], _audio()[1][:15000]]
+    alone = [processor(a, sampling_rate=16000, return_tensors="pt").input_values for a in audio]
+    expected = [processor.batch_decode(_reference(hf, values).argmax(-1))[0] for values in alone]
+    assert model.generate(processor, audio) == expected
+
+
+def test_a_relative_position_table_bounds_the_compiled_audio(tmp_path):
+    _folder(tmp_path, "wav2vec2-conformer-rel-pos")
+    model = QEFFAutoModelForCTC.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="relative position table"):
+        model.compile(seq_len=320 * model.config.max_source_positions + 16000, num_cores=1)
 
 
 def test_ctc_bad_inputs_say_what_to_do(tmp_path):

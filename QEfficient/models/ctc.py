@@ -18,7 +18,7 @@ from QEfficient.export.graph_specs import INPUT_VALUES, CTCGraphSpec
 from QEfficient.export.onnx_export import export_ctc_onnx
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
-from QEfficient.transform.ctc import QEffCTC
+from QEfficient.transform.ctc import CHANNEL_AXIS_TYPES, QEffCTC
 from QEfficient.utils.checks import check_positive
 
 SAMPLING_RATE = 16000
@@ -81,6 +81,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         if not lengths or any(not isinstance(n, int) or isinstance(n, bool) or n < 400 for n in lengths):
             raise ValueError(f"seq_len must be a number of samples (>= 400, 25 ms at 16 kHz) or a list of them, got {seq_len!r}.")
         check_positive(batch_size=batch_size, num_cores=num_cores)
+        self._check_position_table(lengths[-1])
         warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1, "mxfp6_matmul": mxfp6_matmul})
         onnx_path = onnx_path or self.export()
         self.qpc_path = self._build_artifact(
@@ -92,6 +93,19 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         )
         self._num_cores = num_cores
         return self.qpc_path
+
+    def _check_position_table(self, samples: int) -> None:
+        """A relative-position table (Wav2Vec2-Conformer's, ``max_source_positions`` frames) must cover the longest
+        audio: the graph holds the table as it is (transformers grows it on the fly)."""
+        table = getattr(self.config, "max_source_positions", None)
+        if getattr(self.config, "position_embeddings_type", None) != "relative" or not table:
+            return
+        frames = int(self.hf._get_feat_extract_output_lengths(torch.tensor(samples)))
+        if frames > table:
+            raise ValueError(
+                f"seq_len={samples} samples make {frames} frames, past this model's relative position table "
+                f"(max_source_positions={table} frames): compile with a shorter seq_len, or cut the audio."
+            )
 
     def logits(self, inputs, runtime_ai100: bool = True) -> np.ndarray:
         """Per-frame logits [N, frames, vocab] of ``inputs`` (a processor's output or input_values [N, samples])."""
@@ -135,10 +149,12 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         if write_io or (device_ids is not None and len(device_ids) > 1):
             warn_ignored_options("generate()", {"write_io": write_io, "device_ids": device_ids})
         if isinstance(inputs, list) or (isinstance(inputs, (np.ndarray, torch.Tensor)) and np.ndim(inputs) == 1):
-            audio = inputs if isinstance(inputs, list) else [inputs]
-            inputs = processor(
-                [np.asarray(a, dtype=np.float32) for a in audio], sampling_rate=SAMPLING_RATE, return_tensors="np", padding=True
-            )
+            audio = [np.asarray(a, dtype=np.float32) for a in (inputs if isinstance(inputs, list) else [inputs])]
+            if len({len(a) for a in audio}) > 1:  # each at its own length: the graph reads no padding mask
+                return [text for a in audio for text in self.generate(processor, [a], runtime_ai100=runtime_ai100)]
+            # Omnilingual ASR's feature extractor writes torch tensors only
+            tensors = "pt" if self.config.model_type in CHANNEL_AXIS_TYPES else "np"
+            inputs = processor(audio, sampling_rate=SAMPLING_RATE, return_tensors=tensors, padding=True)
         ids = self.logits(inputs, runtime_ai100).argmax(-1)
         return processor.batch_decode(ids)
 

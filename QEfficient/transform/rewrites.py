@@ -157,7 +157,7 @@ def conformer_relative_positions_forward(self, hidden_states: torch.Tensor) -> t
     """Wav2Vec2ConformerRelPositionalEmbedding: the 2T - 1 rows of its table around the centre for T frames, by an
     index from the frames' count (its slice bounds are Python ints, which tracing keeps at the example's length)."""
     length = hidden_states.shape[1]
-    index = torch.arange(2 * length - 1) + (self.pe.shape[1] // 2 - length + 1)
+    index = torch.arange(2 * length - 1, device=hidden_states.device) + (self.pe.shape[1] // 2 - length + 1)
     return self.pe.index_select(1, index).to(hidden_states.dtype)
 
 
@@ -169,7 +169,8 @@ def conformer_relative_scores(module, query, key, relative_position_embeddings):
     proj = proj.view(*relative_position_embeddings.shape[:2], -1, module.head_size).permute(0, 2, 3, 1)
     raw = torch.matmul(query + module.pos_bias_v[None, :, None, :], proj)  # [B, H, T, 2T - 1]
     frames = query.shape[2]
-    index = (frames - 1) - torch.arange(frames)[:, None] + torch.arange(key.shape[2])[None, :]
+    rows, columns = torch.arange(frames, device=query.device), torch.arange(key.shape[2], device=query.device)
+    index = (frames - 1) - rows[:, None] + columns[None, :]
     scores = torch.gather(raw, -1, index.expand(*raw.shape[:2], -1, -1))
     return query + module.pos_bias_u[None, :, None, :], scores * module.scaling
 
