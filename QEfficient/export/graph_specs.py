@@ -546,7 +546,7 @@ class CTCGraphSpec:
         return {INPUT_VALUES: {0: "batch_size", 1: "seq_len"}, LOGITS: {0: "batch_size", 1: "frames"}}
 
     @staticmethod
-    def dummy_inputs() -> tuple:
+    def dummy_inputs(config=None) -> tuple:
         import torch
 
         return (torch.randn(2, 16000, generator=torch.Generator().manual_seed(0)) * 0.1,)
@@ -559,3 +559,37 @@ class CTCGraphSpec:
                 for i, n in enumerate(lengths)
             ]
         }
+
+
+@dataclass(frozen=True)
+class FeatureCTCGraphSpec(CTCGraphSpec):
+    """CTC models that read their feature extractor's spectrogram (Parakeet, Wav2Vec2-BERT): the features and their
+    frames' mask in, per-frame logits out."""
+
+    input_names = (INPUT_FEATURES, ATTENTION_MASK)
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        frames = {0: "batch_size", 1: "seq_len"}
+        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, LOGITS: {0: "batch_size", 1: "frames"}}
+
+    @staticmethod
+    def dummy_inputs(config=None) -> tuple:
+        """Two inputs of 100 frames of the model's feature width, the second's last 20 padding."""
+        import torch
+
+        bins = feature_width(config)
+        features = torch.randn(2, 100, bins, generator=torch.Generator().manual_seed(0))
+        mask = torch.ones(2, 100, dtype=torch.int64)
+        mask[1, 80:] = 0
+        return features, mask
+
+
+def feature_width(config) -> int:
+    """The width of a frame of a spectrogram CTC model's input features: its encoder config's mel bins (Parakeet), or
+    its feature projection's input (Wav2Vec2-BERT: stacked mel bins)."""
+    encoder = getattr(config, "encoder_config", None) or config
+    bins = getattr(encoder, "num_mel_bins", None) or getattr(encoder, "feature_projection_input_dim", None)
+    if bins is None:
+        raise ValueError(f"{type(config).__name__} names no feature width (num_mel_bins or feature_projection_input_dim).")
+    return int(bins)

@@ -28,7 +28,6 @@ from QEfficient.export.graph_specs import (
     CTX_LEN_AXIS,
     IMAGE_IDX,
     VISION_EMBEDS,
-    CTCGraphSpec,
     DecoderGraphSpec,
     EncoderGraphSpec,
     ImageTextDecoderGraphSpec,
@@ -274,9 +273,10 @@ def export_vision_seq2seq_encoder_onnx(module, out_dir: Path, model_name: str) -
 
 
 def export_ctc_onnx(module, out_dir: Path, model_name: str) -> Path:
-    """Export a QEffCTC: input_values [batch, samples] -> logits [batch, frames, vocab]."""
-    spec = CTCGraphSpec()
-    args = spec.dummy_inputs()
+    """Export a QEffCTC: input_values [batch, samples] (or a spectrogram model's input_features and their mask) ->
+    logits [batch, frames, vocab]."""
+    spec = module.spec
+    args = spec.dummy_inputs(module.config)
     return torchscript_export(
         module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), list(spec.output_names), spec.dynamic_axes()
     )

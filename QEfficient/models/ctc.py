@@ -1,8 +1,8 @@
-"""QEFFAutoModelForCTC: Wav2Vec2, HuBERT, WavLM and Data2VecAudio with a CTC head, as one graph.
+"""QEFFAutoModelForCTC: speech encoders with a CTC head (Wav2Vec2, HuBERT, WavLM, ..., Parakeet), as one graph.
 
-Raw 16 kHz samples in, per-frame logits out; greedy CTC decoding (argmax, then the processor's
-``batch_decode``, which merges repeats and drops blanks) gives the text, as transformers' examples do.
-The graph's sample axis is dynamic, so audio runs at its own length: no padding changes the output.
+Raw 16 kHz samples in (or a spectrogram model's input features and their mask), per-frame logits out; greedy CTC
+decoding (argmax, then the processor's ``batch_decode``, which merges repeats and drops blanks) gives the text, as
+transformers' examples do. The graph's time axis is dynamic, so audio runs at its own length.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForCTC, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
-from QEfficient.export.graph_specs import INPUT_VALUES, CTCGraphSpec
+from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_FEATURES, INPUT_VALUES, CTCGraphSpec, FeatureCTCGraphSpec
 from QEfficient.export.onnx_export import export_ctc_onnx
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
@@ -22,6 +22,8 @@ from QEfficient.transform.ctc import CHANNEL_AXIS_TYPES, QEffCTC
 from QEfficient.utils.checks import check_positive
 
 SAMPLING_RATE = 16000
+# families whose transformers examples decode with skip_special_tokens=True (Parakeet's model card)
+SKIP_SPECIAL_TOKENS_TYPES = frozenset({"parakeet_ctc"})
 
 
 class QEFFAutoModelForCTC(QEFFBaseModel):
@@ -34,14 +36,12 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         name = type(model).__name__
         if not name.endswith("ForCTC"):
             raise TypeError(f"{name} is not a CTC model (expected a *ForCTC class such as Wav2Vec2ForCTC).")
-        if model.main_input_name != INPUT_VALUES:
-            raise NotImplementedError(
-                f"{name} reads {model.main_input_name} (its feature extractor's spectrogram features), not raw audio: only "
-                "CTC models that take the audio's samples (input_values: Wav2Vec2, HuBERT, WavLM, ...) run here."
-            )
+        specs = {INPUT_VALUES: CTCGraphSpec, INPUT_FEATURES: FeatureCTCGraphSpec}
+        if model.main_input_name not in specs:
+            raise NotImplementedError(f"{name} reads {model.main_input_name}: CTC models here read input_values or input_features.")
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
         self.hf = model.eval()
-        self.model = QEffCTC(self.hf)
+        self.model = QEffCTC(self.hf, specs[model.main_input_name])
         self.qpc_session = None
 
     @classmethod
@@ -89,7 +89,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             compile_dir,
             {"model_name": self.model_name, "num_cores": num_cores},
             {"backend": "onnxruntime-cpu", "seq_len": lengths, "batch_size": batch_size},
-            CTCGraphSpec.specializations(lengths, batch_size),
+            self.model.spec.specializations(lengths, batch_size),
         )
         self._num_cores = num_cores
         return self.qpc_path
@@ -107,38 +107,52 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
                 f"(max_source_positions={table} frames): compile with a shorter seq_len, or cut the audio."
             )
 
-    def logits(self, inputs, runtime_ai100: bool = True) -> np.ndarray:
-        """Per-frame logits [N, frames, vocab] of ``inputs`` (a processor's output or input_values [N, samples])."""
+    def _graph_inputs(self, inputs) -> dict[str, np.ndarray]:
+        """The graph's inputs by name from a processor's output (raw audio: also input_values or an array)."""
+        if self.model.spec is FeatureCTCGraphSpec:
+            if isinstance(inputs, (np.ndarray, torch.Tensor, list)) or INPUT_FEATURES not in inputs:
+                raise ValueError("This model reads its processor's input_features: pass the processor's output (or audio to generate()).")
+            features = _as_numpy(inputs[INPUT_FEATURES], np.float32)
+            features = features[None] if features.ndim == 2 else features
+            mask = _as_numpy(inputs[ATTENTION_MASK], np.int64) if inputs.get(ATTENTION_MASK) is not None else None
+            return {INPUT_FEATURES: features, ATTENTION_MASK: np.ones(features.shape[:2], np.int64) if mask is None else mask}
         values = inputs[INPUT_VALUES] if not isinstance(inputs, (np.ndarray, torch.Tensor, list)) else inputs
-        values = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-        values = np.ascontiguousarray(values[None] if values.ndim == 1 else values, dtype=np.float32)
+        values = _as_numpy(values, np.float32)
+        values = values[None] if values.ndim == 1 else values
         if values.ndim == 3 and values.shape[1] == 1:  # a channel axis (Omnilingual ASR's feature extractor writes one)
             values = values[:, 0]
         if values.ndim != 2:
             raise ValueError(f"input_values must be [batch, samples] of 16 kHz audio, got shape {list(values.shape)}.")
+        return {INPUT_VALUES: values}
+
+    def logits(self, inputs, runtime_ai100: bool = True) -> np.ndarray:
+        """Per-frame logits [N, frames, vocab] of ``inputs`` (a processor's output or input_values [N, samples])."""
+        columns = self._graph_inputs(inputs)
         if not runtime_ai100:
             with torch.no_grad():
-                return self.model(torch.from_numpy(values)).numpy()
+                return self.model(*(torch.from_numpy(v) for v in columns.values())).numpy()
         if self.qpc_path is None:
             raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
         params = read_artifact(self.qpc_path)["compile_params"]
         longest, batch = max(params["seq_len"]), params["batch_size"]
-        if values.shape[1] > longest:
+        samples = columns[INPUT_VALUES].shape[1] if INPUT_VALUES in columns else 0  # a spectrogram's frames: any number
+        if samples > longest:
             raise ValueError(
-                f"The audio has {values.shape[1]} samples but the model was compiled for at most {longest}: "
-                f"compile with seq_len >= {values.shape[1]} or cut the audio."
+                f"The audio has {samples} samples but the model was compiled for at most {longest}: "
+                f"compile with seq_len >= {samples} or cut the audio."
             )
         self.qpc_session = None  # released first if the artifact changed
         self.qpc_session = self._session(
             "ctc", (str(self.qpc_path), self._num_cores), lambda: open_artifact_session(self.qpc_path, self._num_cores)
         )
         outputs = []
-        for start in range(0, len(values), batch):
-            chunk = values[start : start + batch]
-            real = len(chunk)
+        rows = len(next(iter(columns.values())))
+        for start in range(0, rows, batch):
+            chunk = {name: values[start : start + batch] for name, values in columns.items()}
+            real = len(next(iter(chunk.values())))
             if real < batch:  # pad with copies of the last row, dropped below
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, 0)])
-            outputs.append(self.qpc_session.run(None, {INPUT_VALUES: chunk})[0][:real])
+                chunk = {name: np.concatenate([v, np.repeat(v[-1:], batch - real, 0)]) for name, v in chunk.items()}
+            outputs.append(self.qpc_session.run(None, chunk)[0][:real])
         return np.concatenate(outputs)
 
     def generate(
@@ -156,7 +170,13 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             tensors = "pt" if self.config.model_type in CHANNEL_AXIS_TYPES else "np"
             inputs = processor(audio, sampling_rate=SAMPLING_RATE, return_tensors=tensors, padding=True)
         ids = self.logits(inputs, runtime_ai100).argmax(-1)
-        return processor.batch_decode(ids)
+        # as transformers' examples decode each family's ids (Parakeet's drop its special tokens)
+        return processor.batch_decode(ids, skip_special_tokens=self.config.model_type in SKIP_SPECIAL_TOKENS_TYPES)
+
+
+def _as_numpy(value, dtype) -> np.ndarray:
+    value = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    return np.ascontiguousarray(value, dtype=dtype)
 
 
 __all__ = ["QEFFAutoModelForCTC"]

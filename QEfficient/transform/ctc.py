@@ -15,16 +15,22 @@ CHANNEL_AXIS_TYPES = frozenset({"omniasr_ctc"})
 
 
 class QEffCTC(nn.Module):
-    """forward(input_values [B, samples]) -> logits [B, frames, vocab] (float32)."""
+    """forward(input_values [B, samples]) -> logits [B, frames, vocab] (float32); a spectrogram model's
+    forward(input_features [B, frames, width], attention_mask [B, frames]).
 
-    def __init__(self, hf_model: PreTrainedModel) -> None:
+    ``spec``: the graph's spec class (export/graph_specs.py), given by the model class."""
+
+    def __init__(self, hf_model: PreTrainedModel, spec: type) -> None:
         super().__init__()
         self.hf = hf_model
         self.config = hf_model.config
+        self.spec = spec
         apply_rewrites(hf_model)  # Wav2Vec2-Conformer's relative positions (transform/rewrites.py)
 
-    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
-        if self.config.model_type in CHANNEL_AXIS_TYPES:
-            input_values = input_values[:, None, :]
+    def forward(self, values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if attention_mask is not None:  # a spectrogram and its frames' mask
+            inputs = {"input_features": values, "attention_mask": attention_mask}
+        else:
+            inputs = {"input_values": values[:, None, :] if self.config.model_type in CHANNEL_AXIS_TYPES else values}
         with rewritten_functions(self.hf):
-            return self.hf(input_values).logits.float()
+            return self.hf(**inputs).logits.float()
