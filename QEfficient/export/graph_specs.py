@@ -561,17 +561,23 @@ class CTCGraphSpec:
         }
 
 
+LOGITS_MASK = "logits_mask"  # a spectrogram CTC model's output frames that hold audio (its subsampled input mask)
+
+
 @dataclass(frozen=True)
 class FeatureCTCGraphSpec(CTCGraphSpec):
     """CTC models that read their feature extractor's spectrogram (Parakeet, Wav2Vec2-BERT): the features and their
-    frames' mask in, per-frame logits out."""
+    frames' mask in, per-frame logits and which output frames hold audio out (transformers' Parakeet decodes the others
+    as blanks)."""
 
     input_names = (INPUT_FEATURES, ATTENTION_MASK)
+    output_names = (LOGITS, LOGITS_MASK)
 
     @staticmethod
     def dynamic_axes() -> dict[str, dict[int, str]]:
         frames = {0: "batch_size", 1: "seq_len"}
-        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, LOGITS: {0: "batch_size", 1: "frames"}}
+        out = {0: "batch_size", 1: "frames"}
+        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, LOGITS: out, LOGITS_MASK: out}
 
     @staticmethod
     def dummy_inputs(config=None) -> tuple:

@@ -23,7 +23,12 @@ from QEfficient.utils.checks import check_positive
 
 SAMPLING_RATE = 16000
 # families whose transformers examples decode with skip_special_tokens=True (Parakeet's model card)
-SKIP_SPECIAL_TOKENS_TYPES = frozenset({"parakeet_ctc"})
+SKIP_SPECIAL_TOKENS_TYPES = frozenset({"parakeet_ctc", "lasr_ctc"})
+# CTC types refused, and why
+UNSUPPORTED_CTC = {
+    "granite_speech5_ctc": "its encoder reads stacked feature frames with deltas, which this graph's example does not build; "
+    "not proven here",
+}
 
 
 class QEFFAutoModelForCTC(QEFFBaseModel):
@@ -36,6 +41,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         name = type(model).__name__
         if not name.endswith("ForCTC"):
             raise TypeError(f"{name} is not a CTC model (expected a *ForCTC class such as Wav2Vec2ForCTC).")
+        if model.config.model_type in UNSUPPORTED_CTC:
+            raise NotImplementedError(f"{name} is not supported: {UNSUPPORTED_CTC[model.config.model_type]}.")
         specs = {INPUT_VALUES: CTCGraphSpec, INPUT_FEATURES: FeatureCTCGraphSpec}
         if model.main_input_name not in specs:
             raise NotImplementedError(f"{name} reads {model.main_input_name}: CTC models here read input_values or input_features.")
@@ -98,7 +105,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         """A relative-position table (Wav2Vec2-Conformer's, ``max_source_positions`` frames) must cover the longest
         audio: the graph holds the table as it is (transformers grows it on the fly)."""
         table = getattr(self.config, "max_source_positions", None)
-        if getattr(self.config, "position_embeddings_type", None) != "relative" or not table:
+        if self.model.spec is not CTCGraphSpec or getattr(self.config, "position_embeddings_type", None) != "relative" or not table:
             return
         frames = int(self.hf._get_feat_extract_output_lengths(torch.tensor(samples)))
         if frames > table:
@@ -115,7 +122,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             features = _as_numpy(inputs[INPUT_FEATURES], np.float32)
             features = features[None] if features.ndim == 2 else features
             mask = _as_numpy(inputs[ATTENTION_MASK], np.int64) if inputs.get(ATTENTION_MASK) is not None else None
-            return {INPUT_FEATURES: features, ATTENTION_MASK: np.ones(features.shape[:2], np.int64) if mask is None else mask}
+            mask = np.ones(features.shape[:2], np.int64) if mask is None else mask.reshape(features.shape[:2])
+            return {INPUT_FEATURES: features, ATTENTION_MASK: mask}
         values = inputs[INPUT_VALUES] if not isinstance(inputs, (np.ndarray, torch.Tensor, list)) else inputs
         values = _as_numpy(values, np.float32)
         values = values[None] if values.ndim == 1 else values
@@ -127,10 +135,15 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
 
     def logits(self, inputs, runtime_ai100: bool = True) -> np.ndarray:
         """Per-frame logits [N, frames, vocab] of ``inputs`` (a processor's output or input_values [N, samples])."""
+        return self._outputs(inputs, runtime_ai100)[0]
+
+    def _outputs(self, inputs, runtime_ai100: bool) -> list[np.ndarray]:
+        """The graph's outputs: the logits (and a spectrogram model's output frames that hold audio)."""
         columns = self._graph_inputs(inputs)
         if not runtime_ai100:
             with torch.no_grad():
-                return self.model(*(torch.from_numpy(v) for v in columns.values())).numpy()
+                out = self.model(*(torch.from_numpy(v) for v in columns.values()))
+            return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
         if self.qpc_path is None:
             raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
         params = read_artifact(self.qpc_path)["compile_params"]
@@ -152,8 +165,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             real = len(next(iter(chunk.values())))
             if real < batch:  # pad with copies of the last row, dropped below
                 chunk = {name: np.concatenate([v, np.repeat(v[-1:], batch - real, 0)]) for name, v in chunk.items()}
-            outputs.append(self.qpc_session.run(None, chunk)[0][:real])
-        return np.concatenate(outputs)
+            outputs.append([out[:real] for out in self.qpc_session.run(None, chunk)])
+        return [np.concatenate(parts) for parts in zip(*outputs)]
 
     def generate(
         self, processor, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, write_io: bool = False
@@ -169,8 +182,11 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             # Omnilingual ASR's feature extractor writes torch tensors only
             tensors = "pt" if self.config.model_type in CHANNEL_AXIS_TYPES else "np"
             inputs = processor(audio, sampling_rate=SAMPLING_RATE, return_tensors=tensors, padding=True)
-        ids = self.logits(inputs, runtime_ai100).argmax(-1)
-        # as transformers' examples decode each family's ids (Parakeet's drop its special tokens)
+        logits, *holds_audio = self._outputs(inputs, runtime_ai100)
+        ids = logits.argmax(-1)
+        if holds_audio:  # frames past the audio read as blanks, as transformers' Parakeet generate() sets them
+            ids = np.where(holds_audio[0].astype(bool), ids, self.config.pad_token_id)
+        # as transformers' examples decode each family's ids (Parakeet's and LASR's drop their special tokens)
         return processor.batch_decode(ids, skip_special_tokens=self.config.model_type in SKIP_SPECIAL_TOKENS_TYPES)
 
 

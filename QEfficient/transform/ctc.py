@@ -27,10 +27,16 @@ class QEffCTC(nn.Module):
         self.spec = spec
         apply_rewrites(hf_model)  # Wav2Vec2-Conformer's relative positions (transform/rewrites.py)
 
-    def forward(self, values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        if attention_mask is not None:  # a spectrogram and its frames' mask
-            inputs = {"input_features": values, "attention_mask": attention_mask}
+    def forward(self, values: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        if attention_mask is None:
+            values = values[:, None, :] if self.config.model_type in CHANNEL_AXIS_TYPES else values
+            with rewritten_functions(self.hf):
+                return self.hf(input_values=values).logits.float()
+        # a spectrogram and its frames' mask: the logits, and the output frames that hold audio (the model's own
+        # subsampled mask where it has one, as its generate() reads it; else every frame)
+        logits = self.hf(input_features=values, attention_mask=attention_mask).logits.float()
+        if hasattr(self.hf, "_get_output_attention_mask"):
+            holds_audio = self.hf._get_output_attention_mask(attention_mask, target_length=logits.shape[1])
         else:
-            inputs = {"input_values": values[:, None, :] if self.config.model_type in CHANNEL_AXIS_TYPES else values}
-        with rewritten_functions(self.hf):
-            return self.hf(**inputs).logits.float()
+            holds_audio = torch.ones(logits.shape[:2], dtype=torch.bool, device=logits.device)
+        return logits, holds_audio.to(torch.int64)
