@@ -9,7 +9,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoModelForSequenceClassification, PreTrainedModel
+from transformers import (
+    AutoModel,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    PreTrainedModel,
+)
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
@@ -289,3 +295,26 @@ class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100, **kwargs).items()}
+
+
+class QEFFAutoModelForTokenClassification(_QEFFEncoderBase):
+    """Token classifiers (NER: BERT, RoBERTa, DeBERTa-v2, ...); generate() returns {"logits": torch.Tensor [B, S, labels]},
+    the input's columns, as transformers' forward."""
+
+    _hf_auto = AutoModelForTokenClassification
+    _output_name = LOGITS
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
+        return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100, **kwargs).items()}
+
+
+class QEFFAutoModelForQuestionAnswering(_QEFFEncoderBase):
+    """Extractive question answering (SQuAD heads on BERT, RoBERTa, DeBERTa-v2, ...); generate() returns
+    {"start_logits", "end_logits"} torch tensors [B, S], as transformers' forward (the graph outputs them stacked)."""
+
+    _hf_auto = AutoModelForQuestionAnswering
+    _output_name = LOGITS
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
+        both = torch.from_numpy(super().generate(inputs, device_ids, runtime_ai100, **kwargs)[LOGITS])
+        return {"start_logits": both[..., 0], "end_logits": both[..., 1]}

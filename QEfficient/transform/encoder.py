@@ -132,11 +132,14 @@ def check_encoder_type(config, classifier: bool = False) -> None:
 
 class QEffEncoder(nn.Module):
     """forward(input_ids [B,S], attention_mask [B,S], token_type_ids [B,S] where the model has them) -> pooled [B,H],
-    last hidden state [B,S,H], or logits [B,L]."""
+    last hidden state [B,S,H], logits [B,L], a token classifier's [B,S,L], or a QA head's start and end logits [B,S,2]."""
 
     def __init__(self, hf_model: PreTrainedModel, pooling: PoolingFn | None = None) -> None:
         super().__init__()
-        self.classifier = hasattr(hf_model, "classifier") or type(hf_model).__name__.endswith("ForSequenceClassification")
+        name = type(hf_model).__name__
+        # a head over every token (NER's token classifier; extractive QA's start and end logits)
+        self.token_head = name.endswith(("ForTokenClassification", "ForQuestionAnswering"))
+        self.classifier = self.token_head or hasattr(hf_model, "classifier") or name.endswith("ForSequenceClassification")
         check_encoder_type(hf_model.config, self.classifier)
         self.hf = hf_model
         self.pooling = pooling
@@ -168,6 +171,10 @@ class QEffEncoder(nn.Module):
             raise ValueError(
                 f"{type(hf_model).__name__} is not run as a classifier here: a decoder's is when its head is a 'score' Linear "
                 "and its attention is causal as transformers marks it (Llama, Qwen2, Mistral, Gemma, GPT-2 style)."
+            )
+        if self.token_head and self.causal:
+            raise ValueError(
+                f"{name} is a decoder's head over every token: token classification and question answering run for encoders here."
             )
         self.static_kv = QEffDecoderEncoder(hf_model, self.classifier) if static_kv else None
         if self.config.model_type in LONGFORMER_TYPES:
@@ -209,6 +216,8 @@ class QEffEncoder(nn.Module):
                 hidden = self.hf.base_model(input_ids=input_ids, attention_mask=mask, **extra).last_hidden_state
                 return self.hf.score(last_token_pooling(hidden, attention_mask))
             out = self.hf(input_ids=input_ids, attention_mask=mask, **extra)
+        if hasattr(out, "start_logits"):  # extractive QA: [B, S, 2], start then end
+            return torch.stack([out.start_logits, out.end_logits], dim=-1)
         if self.classifier:
             return out.logits
         hidden = out.last_hidden_state

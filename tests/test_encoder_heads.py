@@ -1,0 +1,61 @@
+"""Heads over every token of a text encoder: token classification (NER) and extractive question answering. A tiny
+random model of each encoder family below, a padded batch of two: the real tokens' logits equal transformers' forward
+to 1e-4; a decoder's such head is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelForTokenClassification, AutoTokenizer
+
+from QEfficient import QEFFAutoModelForQuestionAnswering, QEFFAutoModelForTokenClassification
+
+SHAPE = dict(vocab_size=320, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96, max_position_embeddings=130)
+TYPES = ["bert", "roberta", "deberta-v2", "distilbert", "longformer"]
+QUESTION = ("Who wrote the letter?", "Ada wrote the letter to her friend on a quiet morning")
+
+
+def _config(model_type: str, **extra):
+    defaults = AutoConfig.for_model(model_type)
+    shape = {k: v for k, v in SHAPE.items() if hasattr(defaults, k)}
+    if model_type == "distilbert":
+        shape = dict(vocab_size=320, dim=64, n_layers=2, n_heads=4, hidden_dim=96, max_position_embeddings=130)
+    if model_type == "longformer":
+        shape |= dict(attention_window=[4, 8])
+    return AutoConfig.for_model(model_type, pad_token_id=0, **shape, **extra)
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+def test_token_classification_and_question_answering_equal_transformers(model_type, tmp_path, tokenizer_dir):
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    sentences = tok(["My name is Ada", "The sun rises over the quiet sea every morning"], padding=True, return_tensors="pt")
+    pair = tok([QUESTION[0], "Where?"], [QUESTION[1], "On the hill by the sea"], padding=True, return_tensors="pt")
+    heads = [(AutoModelForTokenClassification, QEFFAutoModelForTokenClassification, sentences, 5)]
+    if model_type != "longformer":  # its QA head finds the question by the separator token's id (none in the tiny tokenizer)
+        heads.append((AutoModelForQuestionAnswering, QEFFAutoModelForQuestionAnswering, pair, 2))
+    for auto, qeff, inputs, labels in heads:
+        folder = tmp_path / auto.__name__
+        torch.manual_seed(0)
+        auto.from_config(_config(model_type, num_labels=labels)).save_pretrained(folder)
+        tok.save_pretrained(folder)
+        hf = auto.from_pretrained(folder).eval()
+        feed = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
+        with torch.no_grad():
+            expected = hf(**feed)
+        model = qeff.from_pretrained(folder)
+        model.compile(seq_len=inputs["input_ids"].shape[1], batch_size=2, num_cores=1)
+        got = model.generate({k: v.numpy() for k, v in feed.items()})
+        real = feed["attention_mask"].bool()
+        names = ["logits"] if auto is AutoModelForTokenClassification else ["start_logits", "end_logits"]
+        assert sorted(got) == sorted(names)
+        for name in names:
+            np.testing.assert_allclose(got[name][real].numpy(), getattr(expected, name)[real].numpy(), atol=1e-4, rtol=0)
+
+
+def test_a_decoder_s_token_head_is_refused(tmp_path, tiny_model_dir):
+    from transformers import LlamaForTokenClassification
+
+    LlamaForTokenClassification.from_pretrained(tiny_model_dir("llama"), num_labels=3).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="run for encoders"):
+        QEFFAutoModelForTokenClassification.from_pretrained(tmp_path)
