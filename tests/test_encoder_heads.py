@@ -44,13 +44,24 @@ def test_token_classification_and_question_answering_equal_transformers(model_ty
         with torch.no_grad():
             expected = hf(**feed)
         model = qeff.from_pretrained(folder)
-        model.compile(seq_len=inputs["input_ids"].shape[1], batch_size=2, num_cores=1)
+        width = inputs["input_ids"].shape[1]
+        model.compile(seq_len=[width - 2, width + 8], batch_size=2, num_cores=1)  # a compiled length past the input
         got = model.generate({k: v.numpy() for k, v in feed.items()})
+        # padded past its last real token (padding="max_length"): the input's columns still, those past the graph's zero
+        wide = {k: torch.nn.functional.pad(v, (0, 40)) for k, v in feed.items()}
+        assert all(v.shape[1] == width + 40 for v in model.generate({k: v.numpy() for k, v in wide.items()}).values())
         real = feed["attention_mask"].bool()
         names = ["logits"] if auto is AutoModelForTokenClassification else ["start_logits", "end_logits"]
         assert sorted(got) == sorted(names)
         for name in names:
             np.testing.assert_allclose(got[name][real].numpy(), getattr(expected, name)[real].numpy(), atol=1e-4, rtol=0)
+
+
+def test_question_answering_heads_that_read_more_than_the_encoder_are_refused(tmp_path):
+    torch.manual_seed(0)
+    AutoModelForQuestionAnswering.from_config(_config("big_bird", num_labels=2, attention_type="original_full")).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="first separator"):
+        QEFFAutoModelForQuestionAnswering.from_pretrained(tmp_path)
 
 
 def test_a_decoder_s_token_head_is_refused(tmp_path, tiny_model_dir):

@@ -36,8 +36,10 @@ def run_encoder(session: Any, compile_params: dict, token_types: bool, ids: np.n
             chunk = {name: np.concatenate([v, np.repeat(v[-1:], batch - real, 0)]) for name, v in chunk.items()}
         outputs.append(session.run(None, chunk)[0][:real])
     out = np.concatenate(outputs)
-    if out.ndim >= 3 and out.shape[1] == fit > ids.shape[1]:  # per-token outputs: the input's columns, not the compiled length's
+    if out.ndim >= 3 and out.shape[1] == fit != ids.shape[1]:  # per-token outputs: the input's columns, not the compiled length's
         out = out[:, : ids.shape[1]]
+        if out.shape[1] < ids.shape[1]:  # columns past the last real token (padding="max_length"): zeros
+            out = np.pad(out, [(0, 0), (0, ids.shape[1] - out.shape[1])] + [(0, 0)] * (out.ndim - 2))
     return out
 
 

@@ -112,6 +112,15 @@ UNSUPPORTED_ENCODERS = {
 }
 
 
+# Question-answering heads that read the input beyond the encoder's output, and why they are refused
+UNSUPPORTED_QA = {
+    "big_bird": "without token_type_ids its head builds them from the first separator, which this graph does not",
+    "longformer": "its head finds the question by counting separator tokens in Python",
+    "splinter": "its head masks the logits with the 2-D attention mask, which this graph gives it in 4-D",
+    "canine": "its characters' mask is built from a 2-D mask, which this graph gives it in 4-D",
+}
+
+
 # Decoders whose sequence classifier or base model (an embedding model's) cannot run here, and why
 # (tests/test_encoder_sweep.py proves the others; those of decoder_encoder.STATIC_KV_DECODERS run the causal-LM graph)
 UNSUPPORTED_DECODER_CLASSIFIERS = {
@@ -172,6 +181,8 @@ class QEffEncoder(nn.Module):
                 f"{type(hf_model).__name__} is not run as a classifier here: a decoder's is when its head is a 'score' Linear "
                 "and its attention is causal as transformers marks it (Llama, Qwen2, Mistral, Gemma, GPT-2 style)."
             )
+        if name.endswith("ForQuestionAnswering") and self.config.model_type in UNSUPPORTED_QA:
+            raise ValueError(f"{name} is not supported here: {UNSUPPORTED_QA[self.config.model_type]}.")
         if self.token_head and self.causal:
             raise ValueError(
                 f"{name} is a decoder's head over every token: token classification and question answering run for encoders here."
