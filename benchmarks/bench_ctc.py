@@ -12,25 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench_causal_lm import cpu_model  # benchmarks/bench_causal_lm.py
+from bench_seq2seq import median_seconds  # benchmarks/bench_seq2seq.py
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def median_seconds(fn, runs: int = 3) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def build(name: str, folder: Path):

@@ -49,8 +49,9 @@ def _gather_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def longformer_attention(attn: nn.Module, hidden: torch.Tensor, is_real: torch.Tensor, is_global: torch.Tensor) -> torch.Tensor:
-    """LEDEncoderSelfAttention's output [B, L, D] (before its output projection) for ``hidden`` [B, L, D], L a multiple
-    of its one-sided window; ``is_real``: not padding, ``is_global``: marked for global attention (and real)."""
+    """Longformer's (or LED's encoder's) self-attention output [B, L, D], before its output projection, for ``hidden``
+    [B, L, D], L a multiple of its one-sided window; ``is_real``: not padding, ``is_global``: marked for global
+    attention (and real)."""
     heads, w = attn.num_heads, attn.one_sided_attn_window_size
     batch, length, _ = hidden.shape
     scale = attn.head_dim**0.5
