@@ -22,9 +22,8 @@ import pytest
 from transformers import AutoConfig, AutoProcessor
 
 from QEfficient import QEFFAutoModelForImageTextToText
-from QEfficient.generation.image_text_batching import ImageTextBatchingEngine
 from QEfficient.transform.vision_adapters import get_vision_adapter
-from tests.image_text_sweep import BUILDERS, REFERENCES, hf_greedy, image
+from tests.image_text_sweep import BUILDERS, REFERENCES, hf_greedy, image, record_prefill_logits
 from tests.vlm_family_fixtures import build_llava_next
 
 FAMILIES = {
@@ -91,21 +90,12 @@ def _run(folder, processor, prompts: list[str], kv_offload: bool, mxfp6: bool, c
 @pytest.mark.parametrize("kv_offload", [True, False], ids=["two_graphs", "one_graph"])
 def test_continuous_batching_and_mxfp6(family, kv_offload, monkeypatch):
     name, folder, processor, prompts, refs = family
-    first_logits: dict[str, dict[tuple, np.ndarray]] = {"fp32": {}, "mxfp6": {}}
-    prefill_request = ImageTextBatchingEngine._prefill_request
-
-    def recording(target):  # each request's prefill logits, as the engine computed them
-        def prefill(engine, slot, request):
-            logits = prefill_request(engine, slot, request)
-            target[tuple(request.tokens)] = np.array(logits, np.float32).reshape(-1)
-            return logits
-
-        return prefill
-
-    monkeypatch.setattr(ImageTextBatchingEngine, "_prefill_request", recording(first_logits["fp32"]))
+    recorded = record_prefill_logits(monkeypatch)  # each request's prefill logits, as the engine computed them
     assert _run(folder, processor, prompts, kv_offload, mxfp6=False, continuous=True) == refs
-    monkeypatch.setattr(ImageTextBatchingEngine, "_prefill_request", recording(first_logits["mxfp6"]))
+    first_logits = {"fp32": dict(recorded)}
+    recorded.clear()
     mxfp6_tokens = _run(folder, processor, prompts, kv_offload, mxfp6=True, continuous=True)
+    first_logits["mxfp6"] = dict(recorded)
 
     assert first_logits["fp32"].keys() == first_logits["mxfp6"].keys() and len(first_logits["fp32"]) == len(prompts)
     for key, fp32 in first_logits["fp32"].items():

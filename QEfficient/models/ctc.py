@@ -121,8 +121,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
                 raise ValueError("This model reads its processor's input_features: pass the processor's output (or audio to generate()).")
             features = _as_numpy(inputs[INPUT_FEATURES], np.float32)
             features = features[None] if features.ndim == 2 else features
-            mask = _as_numpy(inputs[ATTENTION_MASK], np.int64) if inputs.get(ATTENTION_MASK) is not None else None
-            mask = np.ones(features.shape[:2], np.int64) if mask is None else mask.reshape(features.shape[:2])
+            mask = inputs.get(ATTENTION_MASK)
+            mask = np.ones(features.shape[:2], np.int64) if mask is None else _as_numpy(mask, np.int64).reshape(features.shape[:2])
             return {INPUT_FEATURES: features, ATTENTION_MASK: mask}
         values = inputs[INPUT_VALUES] if not isinstance(inputs, (np.ndarray, torch.Tensor, list)) else inputs
         values = _as_numpy(values, np.float32)
