@@ -17,6 +17,7 @@ INPUT_IDS = "input_ids"
 POSITION_IDS = "position_ids"
 ATTENTION_MASK = "attention_mask"
 TOKEN_TYPE_IDS = "token_type_ids"  # encoders with segment embeddings (BERT): a pair's second text is type 1
+GLOBAL_ATTENTION_MASK = "global_attention_mask"  # Longformer attention (Longformer, LED's encoder): tokens seen by all
 LOGITS = "logits"
 VISION_EMBEDS = "vision_embeds"
 IMAGE_IDX = "image_idx"
@@ -214,15 +215,17 @@ class ImageTextDecoderGraphSpec(DecoderGraphSpec):
 @dataclass(frozen=True)
 class EncoderGraphSpec:
     """Encoders (embeddings, sequence classification): ids and mask (and token types, for encoders that have
-    them) in, one output."""
+    them; and which tokens attend globally, for Longformer's) in, one output."""
 
     output_name: str
     pooled: bool = False
     token_types: bool = False
+    global_attention: bool = False
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS) if self.token_types else (INPUT_IDS, ATTENTION_MASK)
+        optional = ((TOKEN_TYPE_IDS,) if self.token_types else ()) + ((GLOBAL_ATTENTION_MASK,) if self.global_attention else ())
+        return (INPUT_IDS, ATTENTION_MASK) + optional
 
     @property
     def output_names(self) -> list[str]:
@@ -238,18 +241,21 @@ class EncoderGraphSpec:
             self.output_name: {0: "batch_size"} if self.pooled else {0: "batch_size", 1: "seq_len"},
         }
 
-    @staticmethod
-    def dummy_inputs(token_types: bool = False, length: int = 8) -> tuple:
+    def dummy_inputs(self, length: int = 8) -> dict[str, Any]:
+        """{input name: tensor}, in the graph's order: two rows of ``length`` tokens, the second's last ones padding; a
+        pair's token types; the first token of each row global, and one more of the second (a question's two)."""
         import torch
 
-        ids = torch.zeros(2, length, dtype=torch.int64)
         mask = torch.ones(2, length, dtype=torch.int64)
         mask[1, 5:] = 0
-        if not token_types:
-            return ids, mask
         types = torch.zeros(2, length, dtype=torch.int64)
         types[:, 4:] = 1  # a pair: the second text's tokens
-        return ids, mask, types
+        global_mask = torch.zeros(2, length, dtype=torch.int64)
+        global_mask[:, 0] = 1
+        global_mask[1, 1] = 1
+        values = {INPUT_IDS: torch.zeros(2, length, dtype=torch.int64), ATTENTION_MASK: mask}
+        values |= {TOKEN_TYPE_IDS: types, GLOBAL_ATTENTION_MASK: global_mask}
+        return {name: values[name] for name in self.input_names}
 
     def specializations(self, lengths: list[int], batch_size: int) -> dict[str, Any]:
         return {
@@ -380,9 +386,6 @@ class Seq2SeqEncoderGraphSpec:
     def specializations(batch_size: int, encoder_seq_len: int) -> dict[str, Any]:
         symbols = {"batch_size": str(batch_size), "encoder_seq_len": str(encoder_seq_len)}
         return {"specializations": [{"name": "Encoder", "symbols": symbols}]}
-
-
-GLOBAL_ATTENTION_MASK = "global_attention_mask"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from QEfficient.export.graph_specs import (
     ATTENTION_MASK,
     CTX_LEN_AXIS,
     IMAGE_IDX,
+    INPUT_IDS,
     VISION_EMBEDS,
     DecoderGraphSpec,
     EncoderGraphSpec,
@@ -183,10 +184,15 @@ def export_speculative_onnx(qeff_module, out_dir: Path, model_name: str, kv_dtyp
 
 def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str) -> Path:
     """Export a QEffEncoder: inputs input_ids/attention_mask (/token_type_ids) [batch, seq], one output, dynamic axes."""
-    args = EncoderGraphSpec.dummy_inputs(module.token_types, module.example_length)
+    values = EncoderGraphSpec(output_name, token_types=module.token_types, global_attention=module.global_attention).dummy_inputs(
+        module.example_length
+    )
+    # ids and mask by position, the optional inputs by name (the module's keywords are transformers' input names)
+    positional, named = (values.pop(INPUT_IDS), values.pop(ATTENTION_MASK)), values
     with torch.no_grad():
-        pooled = module.eval()(*args).dim() == 2
-    spec = EncoderGraphSpec(output_name, pooled, module.token_types)
+        pooled = module.eval()(*positional, **named).dim() == 2
+    spec = EncoderGraphSpec(output_name, pooled, module.token_types, module.global_attention)
+    args = positional + ((named,) if named else ())
     path = torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
     if ATTENTION_MASK not in graph_input_names(path):  # traced away: padded rows would be attended to
         raise ValueError(

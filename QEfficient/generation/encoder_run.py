@@ -8,11 +8,57 @@ from typing import Any
 
 import numpy as np
 
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
+from QEfficient.export.graph_specs import ATTENTION_MASK, GLOBAL_ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
+
+# What a Longformer head marks for global attention when it is given no global_attention_mask, as transformers' do
+GLOBAL_NONE = "none"  # the base model, the token classifier
+GLOBAL_FIRST_TOKEN = "first_token"  # the sequence classifier: <s>
+GLOBAL_QUESTION = "question"  # the QA head: the tokens before the first separator
 
 
-def run_encoder(session: Any, compile_params: dict, token_types: bool, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
-    """The graph's output for ids/mask/types [B, S] (int64); ``token_types``: whether the graph takes them."""
+def global_attention_rule(head_name: str) -> str:
+    """The default global attention of a Longformer model class (``LongformerForQuestionAnswering``, ...)."""
+    if head_name.endswith("ForSequenceClassification"):
+        return GLOBAL_FIRST_TOKEN
+    return GLOBAL_QUESTION if head_name.endswith("ForQuestionAnswering") else GLOBAL_NONE
+
+
+def global_attention_mask(rule: str, ids: np.ndarray, given, sep_token_id: int | None) -> np.ndarray:
+    """The global attention mask [B, S] (int64) to run ``ids`` with: ``given`` (the user's), or ``rule``'s."""
+    if given is not None:
+        given = np.asarray(given).astype(np.int64)
+        given = given[None] if given.ndim == 1 else given
+        if given.shape != ids.shape:
+            raise ValueError(f"global_attention_mask has shape {list(given.shape)}; it must be input_ids' {list(ids.shape)}.")
+        return given
+    marked = np.zeros_like(ids)
+    if rule == GLOBAL_FIRST_TOKEN:
+        marked[:, 0] = 1
+    elif rule == GLOBAL_QUESTION:
+        is_sep = ids == sep_token_id
+        counts = is_sep.sum(1)
+        if (counts != 3).any():
+            raise ValueError(
+                f"Longformer's question answering marks the question (the tokens before the first separator, id "
+                f"{sep_token_id}) for global attention and needs exactly three separators in each row, as transformers does; "
+                f"the rows have {counts.tolist()}. Tokenize each question and context as a pair (tokenizer(question, "
+                "context)), or pass global_attention_mask."
+            )
+        marked = (np.arange(ids.shape[1])[None, :] < is_sep.argmax(1)[:, None]).astype(np.int64)
+    return marked
+
+
+def run_encoder(
+    session: Any,
+    compile_params: dict,
+    token_types: bool,
+    ids: np.ndarray,
+    mask: np.ndarray,
+    types: np.ndarray,
+    global_mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """The graph's output for ids/mask/types [B, S] (int64); ``token_types``: whether the graph takes them;
+    ``global_mask``: a Longformer graph's global attention mask."""
     lengths, batch = compile_params["seq_len"], compile_params["batch_size"]
     need = int(np.nonzero(mask.any(0))[0].max()) + 1 if mask.any() else 1  # last real column
     fit = next((n for n in lengths if n >= need), None)
@@ -24,6 +70,8 @@ def run_encoder(session: Any, compile_params: dict, token_types: bool, ids: np.n
     columns = {INPUT_IDS: ids, ATTENTION_MASK: mask}
     if token_types:
         columns[TOKEN_TYPE_IDS] = types
+    if global_mask is not None:
+        columns[GLOBAL_ATTENTION_MASK] = global_mask
     padded = {}
     for name, values in columns.items():  # cut to the real columns, then zeros up to the compiled length
         padded[name] = np.zeros((ids.shape[0], fit), np.int64)

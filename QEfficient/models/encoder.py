@@ -19,9 +19,9 @@ from transformers import (
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import ATTENTION_MASK, LOGITS, TOKEN_TYPE_IDS, EncoderGraphSpec
+from QEfficient.export.graph_specs import ATTENTION_MASK, GLOBAL_ATTENTION_MASK, LOGITS, TOKEN_TYPE_IDS, EncoderGraphSpec
 from QEfficient.export.onnx_export import export_encoder_onnx
-from QEfficient.generation.encoder_run import encoder_inputs, run_encoder
+from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, global_attention_rule, run_encoder
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk
 from QEfficient.models.sentence_transformers import (
@@ -84,7 +84,11 @@ class _QEFFEncoderBase(QEFFBaseModel):
         """Export to ONNX (cached under QEFF_HOME); returns the .onnx path."""
         name = self.model_name.replace("/", "_")
         self.onnx_path = self._export_graph(
-            self.model, name, export_dir, export_fn=lambda tmp: export_encoder_onnx(self.model, tmp, name, self._output_name)
+            self.model,
+            name,
+            export_dir,
+            export_fn=lambda tmp: export_encoder_onnx(self.model, tmp, name, self._output_name),
+            hash_extra={"global_attention": True} if self.model.global_attention else None,
         )
         return self.onnx_path
 
@@ -116,6 +120,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
         # a graph given by path may predate token types as an input; this export has them where the model does
         token_types = TOKEN_TYPE_IDS in graph_input_names(Path(onnx_path)) if onnx_path else self.model.token_types
         onnx_path = Path(onnx_path) if onnx_path else self.export()
+        if self.model.global_attention and GLOBAL_ATTENTION_MASK not in graph_input_names(onnx_path):
+            raise ValueError(f"{onnx_path} predates Longformer's global attention mask as an input: compile without onnx_path.")
         specs = EncoderGraphSpec(self._output_name).specializations(lengths, batch_size)
         params = {"backend": "onnxruntime-cpu", "seq_len": lengths, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
         # the folder's files the artifact keeps for a server (serving_files): a changed config or Dense module is a new artifact
@@ -126,6 +132,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
             params["tokenizer"] = tokenizer_digest(folder)
         manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
         manifest["token_types"] = token_types
+        if self.model.global_attention:  # what the host marks global when given no mask (and a server, which takes none)
+            manifest["global_attention"] = self._global_attention
         manifest |= {"pooled": self.pooling_fn is not None, "causal": self.model.causal}  # for a server on the artifact
         self.qpc_path = self._build_artifact(
             onnx_path,
@@ -159,6 +167,11 @@ class _QEFFEncoderBase(QEFFBaseModel):
         )
         return self.qpc_session, qconfig
 
+    @property
+    def _global_attention(self) -> dict:
+        """A Longformer's default global attention: its head's rule, and the separator its QA head counts."""
+        return {"rule": global_attention_rule(type(self.hf_model).__name__), "sep_token_id": self.config.sep_token_id}
+
     def generate(
         self,
         inputs,
@@ -167,8 +180,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
         write_io: bool = False,
         dtype: torch.dtype | None = torch.float32,
     ) -> dict[str, np.ndarray]:
-        """Run ``inputs`` (a tokenizer's output: input_ids and attention_mask); returns {output name: array}
-        in ``dtype``."""
+        """Run ``inputs`` (a tokenizer's output: input_ids and attention_mask; a Longformer's may add
+        global_attention_mask, else its head's default, as transformers'); returns {output name: array} in ``dtype``."""
         if write_io:
             warn_once("enc_write_io", "generate(write_io=True): dumping Cloud AI 100 input/output buffers is not supported.")
         out_dtype = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}.get(dtype or torch.float32)
@@ -178,13 +191,22 @@ class _QEFFEncoderBase(QEFFBaseModel):
 
     def _run(self, inputs, runtime_ai100: bool) -> np.ndarray:
         ids, mask, types = encoder_inputs({name: _as_numpy(value) for name, value in inputs.items()})
+        given = inputs.get(GLOBAL_ATTENTION_MASK)
+        if given is not None and not self.model.global_attention:
+            raise ValueError(f"global_attention_mask is Longformer's; {self.config.model_type} takes none.")
+        global_mask = None
+        if self.model.global_attention:
+            default = self._global_attention
+            global_mask = global_attention_mask(default["rule"], ids, None if given is None else _as_numpy(given), default["sep_token_id"])
         if not runtime_ai100:
-            args = [torch.from_numpy(ids), torch.from_numpy(mask)] + ([torch.from_numpy(types)] if self.model.token_types else [])
+            named = {"token_type_ids": torch.from_numpy(types)} if self.model.token_types else {}
+            if global_mask is not None:
+                named["global_attention_mask"] = torch.from_numpy(global_mask)
             with torch.no_grad():
-                out = self.model(*args)
+                out = self.model(torch.from_numpy(ids), torch.from_numpy(mask), **named)
             return out.numpy()
         session, qconfig = self._encoder_session()
-        return run_encoder(session, qconfig["compile_params"], bool(qconfig.get("token_types")), ids, mask, types)
+        return run_encoder(session, qconfig["compile_params"], bool(qconfig.get("token_types")), ids, mask, types, global_mask)
 
 
 class QEFFAutoModel(_QEFFEncoderBase):

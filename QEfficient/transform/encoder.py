@@ -115,7 +115,6 @@ UNSUPPORTED_ENCODERS = {
 # Question-answering heads that read the input beyond the encoder's output, and why they are refused
 UNSUPPORTED_QA = {
     "big_bird": "without token_type_ids its head builds them from the first separator, which this graph does not",
-    "longformer": "its head finds the question by counting separator tokens in Python",
     "splinter": "its head masks the logits with the 2-D attention mask, which this graph gives it in 4-D",
     "canine": "its characters' mask is built from a 2-D mask, which this graph gives it in 4-D",
 }
@@ -188,7 +187,10 @@ class QEffEncoder(nn.Module):
                 f"{name} is a decoder's head over every token: token classification and question answering run for encoders here."
             )
         self.static_kv = QEffDecoderEncoder(hf_model, self.classifier) if static_kv else None
-        if self.config.model_type in LONGFORMER_TYPES:
+        # Longformer's tokens marked for global attention: a graph input; what transformers' head marks when given none
+        # (its classifier the first token, its QA head the question) the host marks (generation/encoder_run.py)
+        self.global_attention = self.config.model_type in LONGFORMER_TYPES
+        if self.global_attention:
             apply_rewrites(hf_model)  # its self-attention by blocks of its window (transform/rewrites.py)
 
     @property
@@ -207,11 +209,19 @@ class QEffEncoder(nn.Module):
     def config(self):
         return self.hf.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        global_attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         if self.static_kv is not None:
             out = self.static_kv(input_ids, attention_mask)
             return self.pooling(out, attention_mask) if self.pooling is not None and not self.classifier else out
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        if global_attention_mask is not None:
+            extra["global_attention_mask"] = global_attention_mask
         if self.config.model_type in TWO_D_MASK_TYPES:
             mask = attention_mask  # the model builds its own mask from the 2-D one, without a branch on its values
         elif self.causal:  # a decoder's base model (Qwen3-Embedding, e5-mistral)
