@@ -94,8 +94,10 @@ def test_global_attention_given_or_as_each_head_marks_it(tmp_path, tokenizer_dir
         got = np.asarray(model.generate(dict(enc))[name])
         np.testing.assert_allclose(got[real], by_default[real], atol=1e-4, rtol=0)
         if name == "logits":  # the server's runner: the artifact's default, without torch's model
-            served = CompiledEncoder(path, 1).generate(dict(enc))["logits"]
-            np.testing.assert_allclose(served, by_default, atol=1e-4, rtol=0)
+            served = CompiledEncoder(path, 1)
+            np.testing.assert_allclose(served.generate(dict(enc))["logits"], by_default, atol=1e-4, rtol=0)
+            got = served.generate(dict(enc, global_attention_mask=marked))["logits"]
+            np.testing.assert_allclose(got, given.numpy(), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="three separators"):
         model.generate(tok(["who wrote it"], return_tensors="np"))  # one text: one separator
     with pytest.raises(ValueError, match="must be input_ids'"):

@@ -183,7 +183,8 @@ def export_speculative_onnx(qeff_module, out_dir: Path, model_name: str, kv_dtyp
 
 
 def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str) -> Path:
-    """Export a QEffEncoder: inputs input_ids/attention_mask (/token_type_ids) [batch, seq], one output, dynamic axes."""
+    """Export a QEffEncoder: inputs input_ids/attention_mask (/token_type_ids, /a Longformer's global_attention_mask)
+    [batch, seq], one output, dynamic axes."""
     values = EncoderGraphSpec(output_name, token_types=module.token_types, global_attention=module.global_attention).dummy_inputs(
         module.example_length
     )

@@ -31,6 +31,8 @@ def global_attention_mask(rule: str, ids: np.ndarray, given, sep_token_id: int |
         if given.shape != ids.shape:
             raise ValueError(f"global_attention_mask has shape {list(given.shape)}; it must be input_ids' {list(ids.shape)}.")
         return given
+    if rule not in (GLOBAL_NONE, GLOBAL_FIRST_TOKEN, GLOBAL_QUESTION):
+        raise ValueError(f"Unknown default global attention {rule!r} (an artifact of a newer version?): compile it again here.")
     marked = np.zeros_like(ids)
     if rule == GLOBAL_FIRST_TOKEN:
         marked[:, 0] = 1

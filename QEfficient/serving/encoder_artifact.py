@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from QEfficient.compile.ort_cpu import read_artifact
-from QEfficient.export.graph_specs import ATTENTION_MASK, LOGITS
+from QEfficient.export.graph_specs import ATTENTION_MASK, GLOBAL_ATTENTION_MASK, LOGITS
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, run_encoder
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_SUBDIR,
@@ -77,8 +77,10 @@ class CompiledEncoder:
 
     def generate(self, inputs) -> dict[str, np.ndarray]:
         ids, mask, types = encoder_inputs(inputs)
-        default = self.qconfig.get("global_attention")  # a Longformer's: its head's, as transformers marks them
-        global_mask = None if default is None else global_attention_mask(default["rule"], ids, None, default["sep_token_id"])
+        default, given = self.qconfig.get("global_attention"), inputs.get(GLOBAL_ATTENTION_MASK)  # a Longformer's
+        if default is None and given is not None:
+            raise ValueError(f"global_attention_mask is Longformer's; {self.model_name} takes none.")
+        global_mask = None if default is None else global_attention_mask(default["rule"], ids, given, default["sep_token_id"])
         params = self.qconfig["compile_params"]
         out = run_encoder(self.session, params, bool(self.qconfig.get("token_types")), ids, mask, types, global_mask)
         return {self.output_name: out}
