@@ -1,6 +1,6 @@
 """CTC speech models: PyTorch (transformers) vs QEfficient, side by side in one process.
 
-    .venv/bin/python benchmarks/bench_ctc.py [--threads 2] [--models wav2vec2-base parakeet-ctc-0.6b]
+    .venv/bin/python benchmarks/bench_ctc.py [--threads 2] [--models wav2vec2-base parakeet-ctc-0.6b] [--mxfp6]
 
 Real shapes with random weights (no weights are downloaded): Wav2Vec2-base (95M parameters, raw audio in) and
 Parakeet-CTC-0.6B (a FastConformer, 600M, its processor's log-mel spectrogram in). The test recording
@@ -53,6 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=["wav2vec2-base", "parakeet-ctc-0.6b"], choices=["wav2vec2-base", "parakeet-ctc-0.6b"])
+    ap.add_argument("--mxfp6", action="store_true", help="also compile with mxfp6_matmul=True (int8 GEMMs)")
     args = ap.parse_args()
     os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-ctc-"))
     import numpy as np
@@ -75,12 +76,26 @@ def main() -> None:
         model = QEFFAutoModelForCTC(hf, pretrained_model_name_or_path=str(folder) if folder else name)
         model.compile(seq_len=160000, batch_size=1, num_cores=args.threads)
         seconds["QEfficient"] = median_seconds(lambda model=model, inputs=inputs: model.logits(inputs))
-        diff = float(np.abs(model.logits(inputs) - run_torch().numpy()).max())
+        reference = run_torch().numpy()
+        diff = float(np.abs(model.logits(inputs) - reference).max())
         print(
             f"  {name}: PyTorch {seconds['PyTorch']:.3f} s, QEfficient {seconds['QEfficient']:.3f} s "
             f"({seconds['PyTorch'] / seconds['QEfficient']:.2f}x); max |logit diff| {diff:.1e}",
             flush=True,
         )
+        if args.mxfp6:  # int8 weights and activations: speed, and how far the logits move from float32
+            int8 = QEFFAutoModelForCTC(hf, pretrained_model_name_or_path=str(folder) if folder else name)
+            int8.compile(seq_len=160000, batch_size=1, num_cores=args.threads, mxfp6_matmul=True)
+            took = median_seconds(lambda int8=int8, inputs=inputs: int8.logits(inputs))
+            logits = int8.logits(inputs)
+            same = float((logits.argmax(-1) == reference.argmax(-1)).mean())
+            spread = float(reference.max(-1).mean() - reference.min(-1).mean())
+            print(
+                f"  {name} mxfp6_matmul (int8): {took:.3f} s ({seconds['PyTorch'] / took:.2f}x PyTorch, "
+                f"{seconds['QEfficient'] / took:.2f}x float32); frames with float32's top token {same:.1%}, max |logit "
+                f"diff| {float(np.abs(logits - reference).max()):.2f} (logits span {spread:.2f} per frame)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

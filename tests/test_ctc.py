@@ -222,3 +222,22 @@ def test_infer_audio_path_with_a_ctc_model(tmp_path, capsys):
         )
     assert texts == expected
     assert f"Transcription : {texts[0]}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arch", ["wav2vec2", "parakeet_ctc"])
+def test_mxfp6_matmul_runs_int8_gemms_near_float32(tmp_path, arch):
+    """``compile(mxfp6_matmul=True)``: the encoder's MatMuls as int8 GEMMs (int8 weights per channel, activations
+    quantised as they come), raw audio and spectrogram models alike; the logits stay near float32's, the text alike."""
+    import onnx
+
+    hf, processor = _folder(tmp_path, arch)
+    model = QEFFAutoModelForCTC.from_pretrained(tmp_path)
+    inputs = processor(_audio(), sampling_rate=16000, return_tensors="pt")
+    model.compile(seq_len=32000, batch_size=1, num_cores=1)
+    exact = model.logits(inputs)
+    path = model.compile(seq_len=32000, batch_size=1, num_cores=1, mxfp6_matmul=True)
+    ops = {node.op_type for node in onnx.load(next(path.glob("*.onnx")), load_external_data=False).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
+    quantized = model.logits(inputs)
+    assert np.abs(quantized - exact).max() < 0.1 * (exact.max(-1) - exact.min(-1)).mean()
+    assert (quantized.argmax(-1) == exact.argmax(-1)).mean() > 0.9

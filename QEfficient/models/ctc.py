@@ -14,6 +14,7 @@ import torch
 from transformers import AutoModelForCTC, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_FEATURES, INPUT_VALUES, CTCGraphSpec, FeatureCTCGraphSpec
 from QEfficient.export.onnx_export import export_ctc_onnx
 from QEfficient.models.base import QEFFBaseModel
@@ -89,14 +90,16 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             raise ValueError(f"seq_len must be a number of samples (>= 400, 25 ms at 16 kHz) or a list of them, got {seq_len!r}.")
         check_positive(batch_size=batch_size, num_cores=num_cores)
         self._check_position_table(lengths[-1])
-        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1, "mxfp6_matmul": mxfp6_matmul})
+        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
         onnx_path = onnx_path or self.export()
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,
             {"model_name": self.model_name, "num_cores": num_cores},
-            {"backend": "onnxruntime-cpu", "seq_len": lengths, "batch_size": batch_size},
+            {"backend": "onnxruntime-cpu", "seq_len": lengths, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
             self.model.spec.specializations(lengths, batch_size),
+            # an encoder over hundreds of frames: int8 GEMMs, as the text encoders' (weights and activations in int8)
+            rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
         )
         self._num_cores = num_cores
         return self.qpc_path
