@@ -58,22 +58,31 @@ def run_encoder(
     mask: np.ndarray,
     types: np.ndarray,
     global_mask: np.ndarray | None = None,
+    reads_padding: bool = False,
 ) -> np.ndarray:
     """The graph's output for ids/mask/types [B, S] (int64); ``token_types``: whether the graph takes them;
-    ``global_mask``: a Longformer graph's global attention mask."""
+    ``global_mask``: a Longformer graph's global attention mask; ``reads_padding``: a graph whose every column enters
+    each output (FNet's), run at the input's own width, up to the longest compiled length."""
     lengths, batch = compile_params["seq_len"], compile_params["batch_size"]
-    need = int(np.nonzero(mask.any(0))[0].max()) + 1 if mask.any() else 1  # last real column
-    fit = next((n for n in lengths if n >= need), None)
+    if reads_padding:  # every column, padding included
+        need = ids.shape[1]
+        fit = need if need <= lengths[-1] else None
+    else:  # up to the last real column, then zeros up to a compiled length
+        need = int(np.nonzero(mask.any(0))[0].max()) + 1 if mask.any() else 1
+        fit = next((n for n in lengths if n >= need), None)
     if fit is None:
+        counted = " (padding included: this model reads every column)" if reads_padding else ""
         raise ValueError(
-            f"The input has {need} tokens but the longest compiled seq_len is {lengths[-1]}: compile with a larger "
-            f"seq_len (e.g. seq_len=[{', '.join(map(str, lengths))}, {need}]) or truncate the input."
+            f"The input has {need} tokens{counted} but the longest compiled seq_len is {lengths[-1]}: compile with a "
+            f"larger seq_len (e.g. seq_len=[{', '.join(map(str, lengths))}, {need}]) or truncate the input."
         )
     columns = {INPUT_IDS: ids, ATTENTION_MASK: mask}
     if token_types:
         columns[TOKEN_TYPE_IDS] = types
     if global_mask is not None:
         columns[GLOBAL_ATTENTION_MASK] = global_mask
+    graph_inputs = {i.name for i in session.get_inputs()}  # a graph that reads no mask has none (FNet's, unpooled)
+    columns = {name: values for name, values in columns.items() if name in graph_inputs}
     padded = {}
     for name, values in columns.items():  # cut to the real columns, then zeros up to the compiled length
         padded[name] = np.zeros((ids.shape[0], fit), np.int64)

@@ -132,6 +132,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
             params["tokenizer"] = tokenizer_digest(folder)
         manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
         manifest["token_types"] = token_types
+        if self.model.reads_padding:  # run at the input's own width (FNet's Fourier mixing reads every column)
+            manifest["reads_padding"] = True
         if self.model.global_attention:  # what the host marks global when given no mask (and a server, which takes none)
             manifest["global_attention"] = self._global_attention
         manifest |= {"pooled": self.pooling_fn is not None, "causal": self.model.causal}  # for a server on the artifact
@@ -206,7 +208,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
                 out = self.model(torch.from_numpy(ids), torch.from_numpy(mask), **named)
             return out.numpy()
         session, qconfig = self._encoder_session()
-        return run_encoder(session, qconfig["compile_params"], bool(qconfig.get("token_types")), ids, mask, types, global_mask)
+        params, token_types = qconfig["compile_params"], bool(qconfig.get("token_types"))
+        return run_encoder(session, params, token_types, ids, mask, types, global_mask, bool(qconfig.get("reads_padding")))
 
 
 class QEFFAutoModel(_QEFFEncoderBase):

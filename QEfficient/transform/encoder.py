@@ -101,10 +101,12 @@ TWO_D_MASK_TYPES = frozenset(
 # encoders whose attention is Longformer's (a window either side, global tokens): the block-banded form
 # (transform/adapters/longformer.py) replaces their self-attention, and the graph's lengths are multiples of the window
 LONGFORMER_TYPES = frozenset({"longformer"})
+# encoders that read no attention mask: every column, padding included, enters each token's output (FNet's Fourier
+# mixing, a DFT by MatMuls here: transform/rewrites.py); their graph runs at the input's own width, as transformers does
+UNMASKED_TYPES = frozenset({"fnet"})
 
 # Encoder types that cannot run as a graph here, and why (tests/test_encoder_sweep.py proves the others)
 UNSUPPORTED_ENCODERS = {
-    "fnet": "its Fourier-transform token mixing (torch.fft.fftn) has no ONNX export",
     "tapas": "its table pooling (scatter_reduce without the initial values) has no ONNX export",
     "yoso": "its attention hashes with random projections drawn on every call, so no two runs agree (transformers' neither)",
     "reformer": "its LSH attention draws random buckets and chunks the sequence in Python",
@@ -190,8 +192,9 @@ class QEffEncoder(nn.Module):
         # Longformer's tokens marked for global attention: a graph input; what transformers' head marks when given none
         # (its classifier the first token, its QA head the question) the host marks (generation/encoder_run.py)
         self.global_attention = self.config.model_type in LONGFORMER_TYPES
-        if self.global_attention:
-            apply_rewrites(hf_model)  # its self-attention by blocks of its window (transform/rewrites.py)
+        self.reads_padding = self.config.model_type in UNMASKED_TYPES
+        if self.global_attention or self.reads_padding:
+            apply_rewrites(hf_model)  # Longformer's attention by blocks of its window, FNet's DFT (transform/rewrites.py)
 
     @property
     def example_length(self) -> int:
@@ -222,7 +225,9 @@ class QEffEncoder(nn.Module):
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         if global_attention_mask is not None:
             extra["global_attention_mask"] = global_attention_mask
-        if self.config.model_type in TWO_D_MASK_TYPES:
+        if self.reads_padding:
+            mask = None  # the model takes none (the mask still serves pooling below)
+        elif self.config.model_type in TWO_D_MASK_TYPES:
             mask = attention_mask  # the model builds its own mask from the 2-D one, without a branch on its values
         elif self.causal:  # a decoder's base model (Qwen3-Embedding, e5-mistral)
             mask, extra["use_cache"] = attention_mask, False

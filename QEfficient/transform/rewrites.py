@@ -13,6 +13,7 @@ or assumes a cache that grows with the sequence.
 * Longformer's self-attention gathers its global tokens with ``nonzero`` and Python counts: here by blocks of its
   window and compacted global slots (adapters/longformer.py); its model's padding mask is built [B, 1, 1, L], not
   [B, 1, L, L] (it reads one row of it).
+* FNet's token mixing is torch.fft, which has no ONNX export: here the real part of the same DFT by MatMuls.
 * Wav2Vec2-Conformer's relative positions slice their table and skew their scores with sizes tracing keeps: here
   by indices from the frames' count.
 * Llama 4 and DeepSeek-V2 rotate queries and keys with complex numbers (``torch.polar``,
@@ -153,6 +154,25 @@ def t5gemma2_embedding_forward(self, input_ids: torch.Tensor) -> torch.Tensor:
     return torch.where((input_ids == self.eoi_token_index)[..., None], self.eoi_embedding.to(embeds.dtype), embeds)
 
 
+def _dft_parts(n: torch.Tensor | int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, sin) of the n-point DFT matrix, exp(-2 pi i j k / n) = cos - i sin; j k taken modulo n first, so that the
+    angles stay below 2 pi (float32 keeps them to its own precision at any n)."""
+    index = torch.arange(n, dtype=torch.int64)
+    angle = torch.remainder(index[:, None] * index[None, :], n).to(torch.float64 if dtype == torch.float64 else torch.float32)
+    angle = angle * (2 * torch.pi / n)
+    return torch.cos(angle).to(dtype), torch.sin(angle).to(dtype)
+
+
+def fnet_fourier_forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor]:
+    """FNetBasicFourierTransform: the real part of the 2-D DFT over (tokens, hidden), Re(F_S X F_H) = C_S X C_H -
+    S_S X S_H for real X, as four MatMuls (torch.fft has no ONNX export); the tokens' matrices are built from the
+    input's length, so the graph takes any length, as transformers' FFT does."""
+    cos_seq, sin_seq = _dft_parts(hidden_states.shape[1], hidden_states.dtype)
+    cos_hidden, sin_hidden = _dft_parts(hidden_states.shape[2], hidden_states.dtype)
+    real = torch.matmul(torch.matmul(cos_seq, hidden_states), cos_hidden)
+    return (real - torch.matmul(torch.matmul(sin_seq, hidden_states), sin_hidden),)
+
+
 def conformer_relative_positions_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
     """Wav2Vec2ConformerRelPositionalEmbedding: the 2T - 1 rows of its table around the centre for T frames, by an
     index from the frames' count (its slice bounds are Python ints, which tracing keeps at the example's length)."""
@@ -189,6 +209,7 @@ REWRITES = {
     "Llama4TextRotaryEmbedding": {"forward": real_rotary_forward},
     "DeepseekV2RotaryEmbedding": {"forward": real_rotary_forward},
     "LongformerSelfAttention": {"forward": longformer.self_attention_forward},
+    "FNetBasicFourierTransform": {"forward": fnet_fourier_forward},
     "Wav2Vec2ConformerRelPositionalEmbedding": {"forward": conformer_relative_positions_forward},
 }
 

@@ -1,0 +1,71 @@
+"""FNet (QEFFAutoModel, its classifier): its Fourier token mixing as a DFT by MatMuls (transform/rewrites.py), and, as
+it reads no attention mask, its graph run at the input's own width, padding included, as transformers runs it: every
+column of a padded batch equal to transformers' within 1e-4, at a width between the compiled lengths, and pooled; a
+server on the artifact runs each text alone, so that its answer does not depend on the texts batched with it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, FNetConfig
+
+from QEfficient import QEFFAutoModel, QEFFAutoModelForSequenceClassification
+from QEfficient.serving.encoder_artifact import CompiledEncoder
+
+TEXTS = ["a b c d e f g", "the quick brown fox jumps over the lazy dog"]
+
+
+def _config(**extra) -> FNetConfig:
+    return FNetConfig(vocab_size=320, hidden_size=64, num_hidden_layers=2, intermediate_size=96, max_position_embeddings=130, **extra)
+
+
+def test_fnet_runs_at_the_input_s_width_as_transformers(tmp_path, tokenizer_dir):
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    enc = tok(TEXTS, padding=True, return_tensors="np")
+    width = enc["input_ids"].shape[1]
+    torch.manual_seed(0)
+    AutoModel.from_config(_config(pad_token_id=tok.pad_token_id)).save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    hf = AutoModel.from_pretrained(tmp_path / "base").eval()
+    with torch.no_grad():
+        expected = hf(input_ids=torch.as_tensor(enc["input_ids"])).last_hidden_state.numpy()
+    model = QEFFAutoModel.from_pretrained(tmp_path / "base")
+    path = model.compile(seq_len=[8, width + 16], batch_size=2, num_cores=1)  # the input between the two
+    got = model.generate(dict(enc))["output"]
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)  # the padding's columns too: transformers computes them
+    alone = tok(TEXTS[:1], return_tensors="np")  # one row: a short last batch
+    with torch.no_grad():
+        reference = hf(input_ids=torch.as_tensor(alone["input_ids"])).last_hidden_state.numpy()
+    np.testing.assert_allclose(model.generate(dict(alone))["output"], reference, atol=1e-4, rtol=0)
+    # a server's answer for a text does not depend on the texts batched with it: each is run alone, at its own length
+    served = CompiledEncoder(path, 1).generate(dict(enc))["output"]
+    real = enc["attention_mask"].astype(bool)
+    np.testing.assert_allclose(served[0][real[0]], reference[0], atol=1e-4, rtol=0)
+    assert not served[~real].any()
+    np.testing.assert_allclose(served[1], expected[1], atol=1e-4, rtol=0)  # the longest: no padding of its own
+    wide = {k: np.pad(v, [(0, 0), (0, 17)]) for k, v in enc.items()}
+    with pytest.raises(ValueError, match="padding included"):
+        model.generate(wide)
+
+    pooled = QEFFAutoModel.from_pretrained(tmp_path / "base", pooling="mean")
+    pooled.compile(seq_len=width + 16, batch_size=2, num_cores=1)
+    mask = enc["attention_mask"][..., None]
+    np.testing.assert_allclose(pooled.generate(dict(enc))["output"], (expected * mask).sum(1) / mask.sum(1), atol=1e-4, rtol=0)
+
+
+def test_fnet_classifier_equals_transformers(tmp_path, tokenizer_dir):
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    enc = tok(TEXTS, padding=True, return_tensors="np")
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(
+        _config(num_labels=3, pad_token_id=tok.pad_token_id, initializer_range=0.3)
+    ).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    hf = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        expected = hf(input_ids=torch.as_tensor(enc["input_ids"]), token_type_ids=torch.zeros(enc["input_ids"].shape, dtype=torch.long))
+    model = QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path)
+    model.compile(seq_len=64, batch_size=1, num_cores=1)
+    np.testing.assert_allclose(model.generate(dict(enc))["logits"].numpy(), expected.logits.numpy(), atol=1e-4, rtol=0)
