@@ -210,7 +210,7 @@ def test_ctc_bad_inputs_say_what_to_do(tmp_path):
         model.compile(seq_len=0)
 
 
-def test_infer_audio_path_with_a_ctc_model(tmp_path, capsys):
+def test_infer_audio_path_with_a_ctc_model(tmp_path, capsys, monkeypatch):
     from QEfficient.cloud import infer
 
     hf, processor = _folder(tmp_path, "wav2vec2")
@@ -222,6 +222,11 @@ def test_infer_audio_path_with_a_ctc_model(tmp_path, capsys):
         )
     assert texts == expected
     assert f"Transcription : {texts[0]}" in capsys.readouterr().out
+    home = tmp_path / "home"  # --mxfp6 reaches a CTC model's compile: its artifact holds int8 GEMMs
+    monkeypatch.setenv("QEFF_HOME", str(home))
+    infer.main(model_name=str(tmp_path), audio_path=str(DATA / "speech16k.wav"), num_cores=1, mxfp6=True)
+    params = [json.loads(p.read_text())["compile_params"] for p in home.rglob("qconfig.json")]
+    assert [p["mxfp6_matmul"] for p in params] == [True]
 
 
 @pytest.mark.parametrize("arch", ["wav2vec2", "parakeet_ctc"])

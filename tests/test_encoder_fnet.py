@@ -1,17 +1,21 @@
 """FNet (QEFFAutoModel, its classifier): its Fourier token mixing as a DFT by MatMuls (transform/rewrites.py), and, as
 it reads no attention mask, its graph run at the input's own width, padding included, as transformers runs it: every
-column of a padded batch equal to transformers' within 1e-4, at a width between the compiled lengths, and pooled; a
-server on the artifact runs each text alone, so that its answer does not depend on the texts batched with it."""
+column of a padded batch equal to transformers' within 1e-4, at a width between the compiled lengths, pooled, and from
+the compiled artifact; a server batches only texts of one length, so that an answer does not depend on the texts
+batched with it."""
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pytest
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, FNetConfig
 
 from QEfficient import QEFFAutoModel, QEFFAutoModelForSequenceClassification
+from QEfficient.cloud.serve import build_from_args, parse_args
 from QEfficient.serving.encoder_artifact import CompiledEncoder
+from tests.helpers import serve_on_loopback
 
 TEXTS = ["a b c d e f g", "the quick brown fox jumps over the lazy dog"]
 
@@ -39,12 +43,7 @@ def test_fnet_runs_at_the_input_s_width_as_transformers(tmp_path, tokenizer_dir)
     with torch.no_grad():
         reference = hf(input_ids=torch.as_tensor(alone["input_ids"])).last_hidden_state.numpy()
     np.testing.assert_allclose(model.generate(dict(alone))["output"], reference, atol=1e-4, rtol=0)
-    # a server's answer for a text does not depend on the texts batched with it: each is run alone, at its own length
-    served = CompiledEncoder(path, 1).generate(dict(enc))["output"]
-    real = enc["attention_mask"].astype(bool)
-    np.testing.assert_allclose(served[0][real[0]], reference[0], atol=1e-4, rtol=0)
-    assert not served[~real].any()
-    np.testing.assert_allclose(served[1], expected[1], atol=1e-4, rtol=0)  # the longest: no padding of its own
+    np.testing.assert_allclose(CompiledEncoder(path, 1).generate(dict(enc))["output"], expected, atol=1e-4, rtol=0)
     wide = {k: np.pad(v, [(0, 0), (0, 17)]) for k, v in enc.items()}
     with pytest.raises(ValueError, match="padding included"):
         model.generate(wide)
@@ -55,7 +54,7 @@ def test_fnet_runs_at_the_input_s_width_as_transformers(tmp_path, tokenizer_dir)
     np.testing.assert_allclose(pooled.generate(dict(enc))["output"], (expected * mask).sum(1) / mask.sum(1), atol=1e-4, rtol=0)
 
 
-def test_fnet_classifier_equals_transformers(tmp_path, tokenizer_dir):
+def test_fnet_classifier_equals_transformers_and_serves_each_text_as_alone(tmp_path, tokenizer_dir):
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     enc = tok(TEXTS, padding=True, return_tensors="np")
     torch.manual_seed(0)
@@ -69,3 +68,27 @@ def test_fnet_classifier_equals_transformers(tmp_path, tokenizer_dir):
     model = QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path)
     model.compile(seq_len=64, batch_size=1, num_cores=1)
     np.testing.assert_allclose(model.generate(dict(enc))["logits"].numpy(), expected.logits.numpy(), atol=1e-4, rtol=0)
+    # served (vLLM's /classify): texts batched with others get the answers each gets alone, the server batching only
+    # texts of one length together (the padding of the others would enter their mixing)
+    texts = TEXTS + ["a b c d e f h", "on the hill"]
+    app, runner = build_from_args(parse_args(["--model_name", str(tmp_path), "--ctx_len", "64", "--num_cores", "1"]))
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            together = httpx.post(f"{url}/classify", json={"input": texts}, timeout=120).json()["data"]
+            alone = [httpx.post(f"{url}/classify", json={"input": [t]}, timeout=120).json()["data"][0] for t in texts]
+    finally:
+        runner.stop()
+    for text, one, batched in zip(texts, alone, together):
+        with torch.no_grad():
+            logits = hf(input_ids=torch.as_tensor(tok([text], return_tensors="np")["input_ids"])).logits[0]
+        np.testing.assert_allclose(batched["probs"], one["probs"], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(one["probs"], torch.softmax(logits, -1).numpy(), atol=1e-5, rtol=0)
+
+
+def test_fnet_with_tpu_fourier_matrices_says_how_to_load_it():
+    """Its DFT matrices of one length (transformers builds them with SciPy, which this machine lacks: set on the config
+    of a built model here)."""
+    model = AutoModel.from_config(_config())
+    model.config.use_tpu_fourier_optimizations = True
+    with pytest.raises(ValueError, match="use_tpu_fourier_optimizations=False"):
+        QEFFAutoModel(model)

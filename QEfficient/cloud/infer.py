@@ -292,7 +292,8 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
         processor = load_hf_processor(model.local_model_dir)
     if model_class is QEFFAutoModelForCTC:
         with step("Exporting and compiling the CTC graph (cached)"):
-            model.compile(seq_len=max(len(audio), 400), batch_size=1, num_cores=compile_options["num_cores"])
+            options = {k: compile_options[k] for k in ("num_cores", "mxfp6_matmul")}
+            model.compile(seq_len=max(len(audio), 400), batch_size=1, **options)
         text = model.generate(processor, audio)[0]
         print(f"\nAudio : {audio_path}\nTranscription : {text}")
         return [text]
@@ -391,7 +392,7 @@ def infer(
             raise ValueError(f"'{model_name}' is a speech model: pass a 16 kHz WAV file with --audio_path.")
         if speech_class is None:
             raise ValueError(f"--audio_path needs a speech model (Whisper, or Wav2Vec2-style CTC); '{model_name}' is not one.")
-        compile_options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, **compiler_options)
+        compile_options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, mxfp6_matmul=mxfp6, **compiler_options)
         return run_speech(speech_class, model_name, audio_path, compile_options, generation_len, **speech_options)
     text_alone = not (image_path or image_url) and _runs_text_alone(model_name, cache_dir)  # T5Gemma 2 without an image
     if not gguf_file and not text_alone and _is_vision_seq2seq(model_name, cache_dir):  # an image into the encoder, the prompt its text

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from transformers import (
     AutoModel,
+    AutoModelForMaskedLM,
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
@@ -170,6 +171,11 @@ class _QEFFEncoderBase(QEFFBaseModel):
         return self.qpc_session, qconfig
 
     @property
+    def reads_padding(self) -> bool:
+        """Whether every column, padding included, enters each output (FNet's): the servers batch texts of one length."""
+        return self.model.reads_padding
+
+    @property
     def _global_attention(self) -> dict:
         """A Longformer's default global attention: its head's rule, and the separator its QA head counts."""
         return {"rule": global_attention_rule(type(self.hf_model).__name__), "sep_token_id": self.config.sep_token_id}
@@ -280,11 +286,19 @@ class QEFFAutoModel(_QEFFEncoderBase):
         return self._head(out, _as_numpy(inputs[ATTENTION_MASK]), normalize, prompt_length)
 
 
-class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):
+class _QEFFLogitsEncoder(_QEFFEncoderBase):
+    """A head's logits, returned as torch tensors (as QEfficient's classifier returns them)."""
+
+    _output_name = LOGITS
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
+        return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100, **kwargs).items()}
+
+
+class QEFFAutoModelForSequenceClassification(_QEFFLogitsEncoder):
     """Sequence classifiers (BERT, RoBERTa, DeBERTa-v2, ...); generate() returns {"logits": torch.Tensor}, as in QEfficient."""
 
     _hf_auto = AutoModelForSequenceClassification
-    _output_name = LOGITS
 
     @classmethod
     def from_pretrained(
@@ -318,19 +332,19 @@ class QEFFAutoModelForSequenceClassification(_QEFFEncoderBase):
         obj.local_model_dir = folder
         return obj
 
-    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
-        return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100, **kwargs).items()}
 
-
-class QEFFAutoModelForTokenClassification(_QEFFEncoderBase):
+class QEFFAutoModelForTokenClassification(_QEFFLogitsEncoder):
     """Token classifiers (NER: BERT, RoBERTa, DeBERTa-v2, ...); generate() returns {"logits": torch.Tensor [B, S, labels]},
     the input's columns, as transformers' forward."""
 
     _hf_auto = AutoModelForTokenClassification
-    _output_name = LOGITS
 
-    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
-        return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100, **kwargs).items()}
+
+class QEFFAutoModelForMaskedLM(_QEFFLogitsEncoder):
+    """Masked language models (fill-mask: BERT, RoBERTa, DeBERTa-v2, ModernBERT, ...); generate() returns {"logits":
+    torch.Tensor [B, S, vocab]}, the input's columns, as transformers' forward."""
+
+    _hf_auto = AutoModelForMaskedLM
 
 
 class QEFFAutoModelForQuestionAnswering(_QEFFEncoderBase):

@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS
 from QEfficient.models.sentence_transformers import sentence_transformers_width
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.encoder_batches import length_batches
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
 from QEfficient.serving.runner import NoRunner
@@ -97,10 +98,8 @@ def create_embeddings_app(
     single_model_routes(app, model_id, lock.locked)
 
     def embed(token_lists: list[list[int]]) -> np.ndarray:
-        order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
         out = np.zeros((len(token_lists), 0), np.float32)
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        for rows in length_batches([len(t) for t in token_lists], batch_size, model.reads_padding):
             emb = model.embed(padded([token_lists[i] for i in rows], pad_id), normalize=normalize).astype(np.float32)
             if out.shape[1] == 0:
                 out = np.zeros((len(token_lists), emb.shape[1]), np.float32)

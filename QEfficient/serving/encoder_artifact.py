@@ -75,6 +75,11 @@ class CompiledEncoder:
         """Whether the graph was compiled with pooling inside (QEFFAutoModel's ``pooling=``)."""
         return bool(self.qconfig.get("pooled"))
 
+    @property
+    def reads_padding(self) -> bool:
+        """Whether every column, padding included, enters each output (FNet's): the servers batch texts of one length."""
+        return bool(self.qconfig.get("reads_padding"))
+
     def generate(self, inputs) -> dict[str, np.ndarray]:
         ids, mask, types = encoder_inputs(inputs)
         default, given = self.qconfig.get("global_attention"), inputs.get(GLOBAL_ATTENTION_MASK)  # a Longformer's
@@ -82,26 +87,8 @@ class CompiledEncoder:
             raise ValueError(f"global_attention_mask is Longformer's; {self.model_name} takes none.")
         global_mask = None if default is None else global_attention_mask(default["rule"], ids, given, default["sep_token_id"])
         params, token_types = self.qconfig["compile_params"], bool(self.qconfig.get("token_types"))
-        if self.qconfig.get("reads_padding") and not mask.all():
-            return {self.output_name: self._each_alone(ids, mask, types)}
-        out = run_encoder(self.session, params, token_types, ids, mask, types, global_mask, bool(self.qconfig.get("reads_padding")))
+        out = run_encoder(self.session, params, token_types, ids, mask, types, global_mask, self.reads_padding)
         return {self.output_name: out}
-
-    def _each_alone(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
-        """A model that reads every column (FNet's) on a padded batch: each text run alone at its own length, so that a
-        request's answer does not depend on the texts batched with it; per-token outputs back at their columns (zeros at
-        the padding's)."""
-        params, token_types = self.qconfig["compile_params"], bool(self.qconfig.get("token_types"))
-        rows = []
-        for row_ids, row_mask, row_types in zip(ids, mask.astype(bool), types):
-            one = [a[row_mask][None] for a in (row_ids, np.ones_like(row_ids), row_types)]
-            rows.append(run_encoder(self.session, params, token_types, *one, None, True)[0])
-        if rows[0].ndim == 1:  # pooled, or a classifier's logits
-            return np.stack(rows)
-        out = np.zeros((len(ids), ids.shape[1], *rows[0].shape[1:]), rows[0].dtype)
-        for i, (row, row_mask) in enumerate(zip(rows, mask.astype(bool))):
-            out[i, row_mask] = row
-        return out
 
     def embed(self, inputs, normalize: bool = True) -> np.ndarray:
         """As QEFFAutoModel.embed: the folder's pooling (unless the graph pooled), Dense modules and normalization."""

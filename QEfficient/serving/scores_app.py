@@ -32,6 +32,7 @@ from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.encoder_batches import length_batches
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
 from QEfficient.serving.runner import NoRunner
@@ -195,10 +196,9 @@ def create_scores_app(
         return encoded
 
     def logits(encoded: list[dict[str, list[int]]]) -> np.ndarray:
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][INPUT_IDS]))  # similar lengths together
         out = np.zeros((len(encoded), labels), np.float32)
-        for start in range(0, len(order), batch_size):
-            rows = [encoded[i] for i in order[start : start + batch_size]]
+        for indices in length_batches([len(enc[INPUT_IDS]) for enc in encoded], batch_size, model.reads_padding):
+            rows = [encoded[i] for i in indices]
             width = max(len(r[INPUT_IDS]) for r in rows)
             batch = {name: np.zeros((len(rows), width), np.int64) for name in (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS)}
             batch[INPUT_IDS][:] = pad_id
@@ -207,7 +207,7 @@ def create_scores_app(
                 batch[INPUT_IDS][row, :n], batch[ATTENTION_MASK][row, :n] = enc[INPUT_IDS], 1
                 if TOKEN_TYPE_IDS in enc:
                     batch[TOKEN_TYPE_IDS][row, :n] = enc[TOKEN_TYPE_IDS]
-            out[order[start : start + batch_size]] = np.asarray(model.generate(batch)["logits"], np.float32)
+            out[indices] = np.asarray(model.generate(batch)["logits"], np.float32)
         return out
 
     async def run(texts) -> tuple[np.ndarray, int]:

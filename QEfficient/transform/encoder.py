@@ -142,15 +142,25 @@ def check_encoder_type(config, classifier: bool = False) -> None:
 
 class QEffEncoder(nn.Module):
     """forward(input_ids [B,S], attention_mask [B,S], token_type_ids [B,S] where the model has them) -> pooled [B,H],
-    last hidden state [B,S,H], logits [B,L], a token classifier's [B,S,L], or a QA head's start and end logits [B,S,2]."""
+    last hidden state [B,S,H], logits [B,L], a token classifier's [B,S,L], a masked LM's [B,S,V], or a QA head's start and
+    end logits [B,S,2]."""
 
     def __init__(self, hf_model: PreTrainedModel, pooling: PoolingFn | None = None) -> None:
         super().__init__()
         name = type(hf_model).__name__
-        # a head over every token (NER's token classifier; extractive QA's start and end logits)
-        self.token_head = name.endswith(("ForTokenClassification", "ForQuestionAnswering"))
+        # a head over every token (NER's token classifier; extractive QA's start and end logits; a masked LM's vocabulary)
+        # (XLM's and FlauBERT's masked LMs are their WithLMHeadModel classes)
+        self.token_head = name.endswith(("ForTokenClassification", "ForQuestionAnswering", "ForMaskedLM", "WithLMHeadModel"))
         self.classifier = self.token_head or hasattr(hf_model, "classifier") or name.endswith("ForSequenceClassification")
+        if name.endswith("ForConditionalGeneration") and getattr(hf_model.config, "is_encoder_decoder", False):
+            raise ValueError(f"{name} is an encoder-decoder model (BART's masked LM is one): run it with QEFFAutoModelForSeq2SeqLM.")
         check_encoder_type(hf_model.config, self.classifier)
+        if getattr(hf_model.config, "use_tpu_fourier_optimizations", False):  # FNet's DFT matrices of one length
+            raise ValueError(
+                f"{name} sets use_tpu_fourier_optimizations, which fixes its inputs to tpu_short_seq_length tokens; load it "
+                "with use_tpu_fourier_optimizations=False (from_pretrained passes it to transformers): the same transform "
+                "at any length."
+            )
         self.hf = hf_model
         self.pooling = pooling
         # a decoder whose own modules do not serve here runs the causal-LM path's graph (decoder_encoder.py)
@@ -186,7 +196,8 @@ class QEffEncoder(nn.Module):
             raise ValueError(f"{name} is not supported here: {UNSUPPORTED_QA[self.config.model_type]}.")
         if self.token_head and self.causal:
             raise ValueError(
-                f"{name} is a decoder's head over every token: token classification and question answering run for encoders here."
+                f"{name} is a decoder's head over every token: token classification, question answering and masked LM "
+                "heads run for encoders here."
             )
         self.static_kv = QEffDecoderEncoder(hf_model, self.classifier) if static_kv else None
         # Longformer's tokens marked for global attention: a graph input; what transformers' head marks when given none

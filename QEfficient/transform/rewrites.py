@@ -155,22 +155,22 @@ def t5gemma2_embedding_forward(self, input_ids: torch.Tensor) -> torch.Tensor:
 
 
 def _dft_parts(n: torch.Tensor | int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cos, sin) of the n-point DFT matrix, exp(-2 pi i j k / n) = cos - i sin; j k taken modulo n first, so that the
-    angles stay below 2 pi (float32 keeps them to its own precision at any n)."""
+    """(cos, sin) of the n-point DFT matrix, exp(-2 pi i j k / n) = cos - i sin, in ``dtype`` (float32 or float64);
+    j k taken modulo n first, so that the angles stay below 2 pi (float32 keeps them to its own precision at any n)."""
     index = torch.arange(n, dtype=torch.int64)
-    angle = torch.remainder(index[:, None] * index[None, :], n).to(torch.float64 if dtype == torch.float64 else torch.float32)
-    angle = angle * (2 * torch.pi / n)
-    return torch.cos(angle).to(dtype), torch.sin(angle).to(dtype)
+    angle = torch.remainder(index[:, None] * index[None, :], n).to(dtype) * (2 * torch.pi / n)
+    return torch.cos(angle), torch.sin(angle)
 
 
 def fnet_fourier_forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor]:
     """FNetBasicFourierTransform: the real part of the 2-D DFT over (tokens, hidden), Re(F_S X F_H) = C_S X C_H -
     S_S X S_H for real X, as four MatMuls (torch.fft has no ONNX export); the tokens' matrices are built from the
     input's length, so the graph takes any length, as transformers' FFT does."""
-    cos_seq, sin_seq = _dft_parts(hidden_states.shape[1], hidden_states.dtype)
-    cos_hidden, sin_hidden = _dft_parts(hidden_states.shape[2], hidden_states.dtype)
-    real = torch.matmul(torch.matmul(cos_seq, hidden_states), cos_hidden)
-    return (real - torch.matmul(torch.matmul(sin_seq, hidden_states), sin_hidden),)
+    x = hidden_states if hidden_states.dtype == torch.float64 else hidden_states.float()  # sums of S x H terms
+    cos_seq, sin_seq = _dft_parts(x.shape[1], x.dtype)
+    cos_hidden, sin_hidden = _dft_parts(x.shape[2], x.dtype)
+    real = torch.matmul(torch.matmul(cos_seq, x), cos_hidden) - torch.matmul(torch.matmul(sin_seq, x), sin_hidden)
+    return (real.to(hidden_states.dtype),)
 
 
 def conformer_relative_positions_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
