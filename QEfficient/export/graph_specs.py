@@ -475,6 +475,34 @@ class VisionSeq2SeqEncoderGraphSpec:
         return {"specializations": [{"name": "Encoder", "symbols": symbols}]}
 
 
+@dataclass(frozen=True)
+class ImageEncoderGraphSpec:
+    """Image encoders (ViT, DINOv2, ConvNeXt, ...) and their classifiers: the pixels at the compiled size in, one output
+    (the last hidden state, pooled where asked, or the logits)."""
+
+    output_name: str
+
+    input_names = (PIXEL_VALUES,)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [self.output_name]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {PIXEL_VALUES: {0: "batch_size"}, self.output_name: {0: "batch_size"}}
+
+    @staticmethod
+    def dummy_inputs(channels: int, height: int, width: int) -> tuple:
+        import torch
+
+        return (torch.rand(2, channels, height, width, generator=torch.Generator().manual_seed(0)),)
+
+    @staticmethod
+    def specializations(batch_size: int, height: int, width: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "height": str(height), "width": str(width)}
+        return {"specializations": [{"name": "ImageEncoder", "symbols": symbols}]}
+
+
 FLATTENED_PATCHES = "flattened_patches"
 # a processor's decoder prompt (Pix2Struct's text) and its mask, as transformers names them
 DECODER_INPUT_IDS = "decoder_input_ids"

@@ -31,6 +31,7 @@ from QEfficient.export.graph_specs import (
     VISION_EMBEDS,
     DecoderGraphSpec,
     EncoderGraphSpec,
+    ImageEncoderGraphSpec,
     ImageTextDecoderGraphSpec,
     Seq2SeqDecoderGraphSpec,
     SpeculativeDecoderGraphSpec,
@@ -201,6 +202,15 @@ def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str
             "padded inputs would give other outputs than transformers: this architecture is not supported as an encoder."
         )
     return path
+
+
+def export_image_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str, height: int, width: int) -> Path:
+    """Export a QEffImageEncoder: pixel_values [batch, channels, height, width] -> its one output, batch dynamic."""
+    spec = ImageEncoderGraphSpec(output_name)
+    args = spec.dummy_inputs(module.num_channels, height, width)
+    with module.fixed_positions(height, width):  # the position table at this size: a constant of the graph
+        path = out_dir / f"{model_name}.onnx"
+        return torchscript_export(module, args, path, list(spec.input_names), spec.output_names, spec.dynamic_axes())
 
 
 def export_vision_onnx(module, out_dir: Path, model_name: str, img_size: int) -> Path:

@@ -25,6 +25,7 @@ from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, global_attention_rule, run_encoder
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk
+from QEfficient.models.image_encoder import QEFFAutoModelForImageFeatureExtraction
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_FORMAT,
     MODEL_FILES_SUBDIR,
@@ -39,6 +40,7 @@ from QEfficient.models.sentence_transformers import (
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.runtime.tokenizer import tokenizer_digest
 from QEfficient.transform.encoder import PoolingFn, QEffEncoder, resolve_pooling
+from QEfficient.transform.image_encoder import reads_pixels
 from QEfficient.utils.cache import file_digest, hash_dict
 from QEfficient.utils.checks import check_positive, check_strings
 from QEfficient.utils.onnx_files import graph_input_names
@@ -69,7 +71,9 @@ class _QEFFEncoderBase(QEFFBaseModel):
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
         pooling = kwargs.pop("pooling", None)
         model, folder = load_pretrained(cls._hf_auto, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
-        obj = cls(model, pooling=pooling, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+        # a model that reads pixels (ViT, DINOv2, ...): QEfficient's QEFFAutoModel takes any AutoModel
+        kind = QEFFAutoModelForImageFeatureExtraction if cls is QEFFAutoModel and reads_pixels(model) else cls
+        obj = kind(model, pooling=pooling, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
         obj.local_model_dir = folder
         return obj
 

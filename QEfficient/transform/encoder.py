@@ -110,7 +110,7 @@ UNSUPPORTED_ENCODERS = {
     "tapas": "its table pooling (scatter_reduce without the initial values) has no ONNX export",
     "yoso": "its attention hashes with random projections drawn on every call, so no two runs agree (transformers' neither)",
     "reformer": "its LSH attention draws random buckets and chunks the sequence in Python",
-    "mra": "its block-sparse attention is traced without the attention mask",
+    "mra": "its block-sparse attention runs as a CUDA kernel; without one transformers returns zeros for it (and traces no mask)",
 }
 
 
@@ -148,6 +148,11 @@ class QEffEncoder(nn.Module):
     def __init__(self, hf_model: PreTrainedModel, pooling: PoolingFn | None = None) -> None:
         super().__init__()
         name = type(hf_model).__name__
+        if getattr(hf_model, "main_input_name", None) == "pixel_values":
+            raise ValueError(
+                f"{name} reads pixel_values: run it with QEFFAutoModelForImageFeatureExtraction or "
+                "QEFFAutoModelForImageClassification (QEFFAutoModel.from_pretrained picks the first)."
+            )
         # a head over every token (NER's token classifier; extractive QA's start and end logits; a masked LM's vocabulary)
         # (XLM's and FlauBERT's masked LMs are their WithLMHeadModel classes)
         self.token_head = name.endswith(("ForTokenClassification", "ForQuestionAnswering", "ForMaskedLM", "WithLMHeadModel"))

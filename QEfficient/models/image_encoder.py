@@ -1,0 +1,185 @@
+"""Image encoders and image classifiers: ``QEFFAutoModel.from_pretrained`` on a model that reads pixels (ViT, DINOv2,
+ConvNeXt, SigLIP's vision tower, ...) gives a ``QEFFAutoModelForImageFeatureExtraction``; image classifiers are
+``QEFFAutoModelForImageClassification``. One graph, the batch axis dynamic, at the size the model was trained at."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModel, AutoModelForImageClassification, PreTrainedModel
+
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.compile.weight_compression import quantize_dynamic_int8
+from QEfficient.export.graph_specs import LOGITS, PIXEL_VALUES, ImageEncoderGraphSpec
+from QEfficient.export.onnx_export import export_image_encoder_onnx
+from QEfficient.loading.hf_loader import load_pretrained
+from QEfficient.models.base import QEFFBaseModel
+from QEfficient.runtime.ort_session import open_artifact_session
+from QEfficient.transform.encoder import PoolingFn, resolve_pooling
+from QEfficient.transform.image_encoder import QEffImageEncoder, image_size
+from QEfficient.utils.checks import check_positive
+
+
+def processor_image_size(folder: Path | None) -> tuple[int, int] | None:
+    """(height, width) of the images the folder's image processor writes (its crop, or a fixed size), or None: the
+    size a model is run at (DINOv2's config says 518, its processor crops 224)."""
+    path = folder / "preprocessor_config.json" if folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    config = json.loads(path.read_text())
+    for key, used in (("crop_size", config.get("do_center_crop", False)), ("size", config.get("do_resize", True))):
+        size = config.get(key)
+        if not used or size is None:
+            continue
+        if isinstance(size, int):
+            return size, size
+        if isinstance(size, dict) and "height" in size and "width" in size:
+            return int(size["height"]), int(size["width"])
+    return None
+
+
+class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
+    """An image encoder (transformers' ``AutoModel`` of a model that reads pixels): ``generate(processor(images))``
+    returns {"output": its last hidden state}, or the pooled states with ``pooling`` ("cls", "mean", "max")."""
+
+    _hf_auto = AutoModel
+    _output_name = "output"
+
+    def __init__(self, model: PreTrainedModel, pooling: str | PoolingFn | None = None, **kwargs) -> None:
+        pooling_name = pooling if isinstance(pooling, str) or pooling is None else f"{pooling.__module__}.{pooling.__qualname__}"
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), pooling=pooling_name)
+        self.model = QEffImageEncoder(model.eval(), resolve_pooling(pooling))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
+        pooling = kwargs.pop("pooling", None)
+        model, folder = load_pretrained(cls._hf_auto, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
+        obj = cls(model, pooling=pooling, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+        obj.local_model_dir = folder
+        return obj
+
+    @property
+    def hf_model(self) -> PreTrainedModel:
+        return self.model.hf
+
+    def _size(self, img_size) -> tuple[int, int]:
+        if img_size is None:
+            size = processor_image_size(self.local_model_dir) or image_size(self.config)
+            if size is None:
+                raise ValueError(
+                    f"Neither {type(self.hf_model).__name__}'s config nor an image processor names its image size: pass "
+                    "compile(img_size=...)."
+                )
+            return size
+        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        if len(size) != 2 or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in size):
+            raise ValueError(f"img_size must be a positive integer or (height, width), got {img_size!r}.")
+        return size
+
+    def export(self, export_dir: str | os.PathLike | None = None, img_size: int | tuple[int, int] | None = None, **kwargs) -> Path:
+        """Export to ONNX at ``img_size`` (default: the image processor's size, else the config's; cached under
+        QEFF_HOME); returns the path."""
+        warn_ignored_options("export()", kwargs)
+        height, width = self._size(img_size)
+        name = self.model_name.replace("/", "_")
+        self.onnx_path = self._export_graph(
+            self.model,
+            name,
+            export_dir,
+            export_fn=lambda tmp: export_image_encoder_onnx(self.model, tmp, name, self._output_name, height, width),
+            hash_extra={"image_size": [height, width]},
+        )
+        return self.onnx_path
+
+    def compile(
+        self,
+        onnx_path: str | os.PathLike | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        img_size: int | tuple[int, int] | None = None,
+        batch_size: int = 1,
+        num_devices: int = 1,
+        num_cores: int = 16,
+        mxfp6_matmul: bool = False,
+        **compiler_options,
+    ) -> Path:
+        """Export if needed, then build the artifact for images of ``img_size`` (by default the size the folder's image
+        processor writes, else the config's), run
+        ``batch_size`` at a time; ``mxfp6_matmul``: the MatMuls as int8 GEMMs."""
+        height, width = self._size(img_size)
+        check_positive(batch_size=batch_size, num_cores=num_cores)
+        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
+        onnx_path = Path(onnx_path) if onnx_path else self.export(img_size=(height, width))
+        params = {"backend": "onnxruntime-cpu", "image_size": [height, width], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
+        manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
+        self.qpc_path = self._build_artifact(
+            onnx_path,
+            compile_dir,
+            manifest,
+            params,
+            ImageEncoderGraphSpec.specializations(batch_size, height, width),
+            rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
+        )
+        self._num_cores = num_cores
+        return self.qpc_path
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> dict[str, Any]:
+        """Run ``inputs`` (an image processor's output, or pixel_values [N, C, H, W]); returns {output name: array}."""
+        if device_ids is not None and len(device_ids) > 1:
+            warn_ignored_options("generate()", {"device_ids": device_ids})
+        pixels = inputs[PIXEL_VALUES] if isinstance(inputs, dict) or hasattr(inputs, "keys") else inputs
+        pixels = pixels.detach().cpu().numpy() if isinstance(pixels, torch.Tensor) else np.asarray(pixels)
+        pixels = np.ascontiguousarray(pixels[None] if pixels.ndim == 3 else pixels, dtype=np.float32)
+        if pixels.ndim != 4 or pixels.shape[1] != self.model.num_channels:
+            raise ValueError(
+                f"pixel_values must be [images, {self.model.num_channels}, height, width] (an image processor's output), "
+                f"got shape {list(pixels.shape)}."
+            )
+        if not runtime_ai100:
+            with torch.no_grad():
+                return {self._output_name: self.model(torch.from_numpy(pixels)).numpy()}
+        return {self._output_name: self._run(pixels)}
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        if self.qpc_path is None:
+            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
+        params = read_artifact(self.qpc_path)["compile_params"]
+        size, batch = tuple(params["image_size"]), params["batch_size"]
+        if tuple(pixels.shape[2:]) != size:
+            raise ValueError(
+                f"The images are {pixels.shape[2]}x{pixels.shape[3]} but the model was compiled for {size[0]}x{size[1]}: "
+                f"resize them with the model's image processor, or compile(img_size={tuple(pixels.shape[2:])})."
+            )
+        session = self._session(
+            "image_encoder", (str(self.qpc_path), self._num_cores), lambda: open_artifact_session(self.qpc_path, self._num_cores)
+        )
+        outputs = []
+        for start in range(0, len(pixels), batch):
+            chunk = pixels[start : start + batch]
+            real = len(chunk)
+            if real < batch:  # a short last batch: copies of its last image, dropped below
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, 0)])
+            outputs.append(session.run(None, {PIXEL_VALUES: chunk})[0][:real])
+        return np.concatenate(outputs)
+
+
+class QEFFAutoModelForImageClassification(QEFFAutoModelForImageFeatureExtraction):
+    """Image classifiers (ViT, ConvNeXt, DINOv2, Swin, ... ``ForImageClassification``); generate() returns
+    {"logits": torch.Tensor [images, labels]}, as transformers' forward."""
+
+    _hf_auto = AutoModelForImageClassification
+    _output_name = LOGITS
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        if kwargs.get("pooling") is not None:
+            raise ValueError("A classifier's graph ends in its logits: load it without pooling.")
+        super().__init__(model, **kwargs)
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> dict[str, torch.Tensor]:
+        return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100).items()}

@@ -1,0 +1,97 @@
+"""Image encoders (any transformers ``AutoModel`` that reads ``pixel_values``: ViT, DINOv2, ConvNeXt, SigLIP's vision
+tower, ...) and image classifiers in export-ready form: the pixels in, the last hidden state (pooled where asked) or
+the logits out. The model runs its own modules; only its position table, resized to the compiled image size (``interpolate_pos_encoding``:
+bicubic, DINOv2-with-registers' antialiased, which has no ONNX export), enters the graph as the constant it is there."""
+
+from __future__ import annotations
+
+import contextlib
+import types
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from QEfficient.transform.encoder import PoolingFn, eager_attention
+
+
+def reads_pixels(model: PreTrainedModel) -> bool:
+    """Whether ``model`` is an image encoder (its main input is ``pixel_values``)."""
+    return getattr(model, "main_input_name", None) == "pixel_values"
+
+
+def image_size(config) -> tuple[int, int] | None:
+    """(height, width) the model was trained at, from its config (or its vision config), or None where it says none."""
+    size = getattr(config, "image_size", None) or getattr(getattr(config, "vision_config", None), "image_size", None)
+    if size is None:
+        return None
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+class QEffImageEncoder(nn.Module):
+    """forward(pixel_values [B, C, H, W]) -> the last hidden state [B, tokens, D] (a convolutional model's [B, D, h, w]),
+    pooled [B, D] where ``pooling`` is given, or a classifier's logits [B, labels]."""
+
+    def __init__(self, hf_model: PreTrainedModel, pooling: PoolingFn | None = None) -> None:
+        super().__init__()
+        if not reads_pixels(hf_model):
+            raise ValueError(f"{type(hf_model).__name__} does not read pixel_values: it is not an image encoder.")
+        self.hf = hf_model
+        self.pooling = pooling
+        self.classifier = type(hf_model).__name__.endswith("ForImageClassification")
+        config = hf_model.config
+        self.num_channels = getattr(config, "num_channels", None) or getattr(getattr(config, "vision_config", None), "num_channels", 3)
+
+    @property
+    def config(self):
+        return self.hf.config
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        with eager_attention(self.config):
+            out = self.hf(pixel_values=pixel_values)
+        if self.classifier:
+            return out.logits
+        hidden = out.last_hidden_state
+        if self.pooling is None:
+            return hidden
+        if hidden.dim() != 3:
+            raise ValueError(
+                f"pooling applies to a sequence of patch states; {type(self.hf).__name__}'s last hidden state has shape "
+                f"{list(hidden.shape)}: load it without pooling."
+            )
+        return self.pooling(hidden, torch.ones(hidden.shape[:2], dtype=torch.int64))
+
+    @contextlib.contextmanager
+    def fixed_positions(self, height: int, width: int) -> Iterator[None]:
+        """While exporting for ``height`` x ``width`` images: each ``interpolate_pos_encoding`` returns the table it
+        computes for that size (run here on two random images; one whose output depends on the image is left alone)."""
+        methods = {m: m.interpolate_pos_encoding for m in self.hf.modules() if callable(getattr(m, "interpolate_pos_encoding", None))}
+        methods = {m: f for m, f in methods.items() if isinstance(f, types.MethodType)}
+        recorded: dict[nn.Module, list[torch.Tensor]] = {m: [] for m in methods}
+
+        def recorder(module):
+            def record(embeddings, *args, **kwargs):
+                out = methods[module](embeddings, *args, **kwargs)
+                recorded[module].append(out.detach().clone() if isinstance(out, torch.Tensor) else None)
+                return out
+
+            return record
+
+        try:
+            for module in methods:
+                module.interpolate_pos_encoding = recorder(module)
+            generator = torch.Generator().manual_seed(0)
+            with torch.no_grad():
+                for _ in range(2):
+                    self(torch.rand(1, self.num_channels, height, width, generator=generator))
+            for module, outs in recorded.items():
+                fixed = len(outs) == 2 and outs[0] is not None and outs[1] is not None and torch.equal(outs[0], outs[1])
+                if fixed:
+                    module.interpolate_pos_encoding = lambda *args, table=outs[0], **kwargs: table
+                else:
+                    del module.interpolate_pos_encoding  # back to the class's method
+            yield
+        finally:
+            for module in methods:
+                module.__dict__.pop("interpolate_pos_encoding", None)

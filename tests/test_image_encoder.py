@@ -1,0 +1,90 @@
+"""Image encoders through QEFFAutoModel (which gives a QEFFAutoModelForImageFeatureExtraction for a model that reads
+pixels) and QEFFAutoModelForImageClassification: ViT, DINOv2 with registers (its position table resized by antialiased
+bicubic interpolation, which has no ONNX export: a constant of the graph at the compiled size), ResNet, ConvNeXt and
+Swin as tiny random models; the last hidden state and the logits equal transformers' within 1e-4 over a batch larger
+than the compiled one. A sweep of transformers' image-classification types with a tiny config each, run once by hand,
+is in the README."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    AutoModel,
+    AutoModelForImageClassification,
+    ConvNextConfig,
+    Dinov2WithRegistersConfig,
+    ResNetConfig,
+    SwinConfig,
+    ViTConfig,
+)
+
+from QEfficient import QEFFAutoModel, QEFFAutoModelForImageClassification, QEFFAutoModelForImageFeatureExtraction
+
+_VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, patch_size=8)
+CONFIGS = {
+    "vit": lambda: ViTConfig(**_VIT, image_size=32),
+    # trained at 64, its processor crops 32: the table is resized, and compile() reads the size from the processor
+    "dinov2_with_registers": lambda: Dinov2WithRegistersConfig(**_VIT, image_size=64),
+    "resnet": lambda: ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic"),
+    "convnext": lambda: ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2),
+    "swin": lambda: SwinConfig(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=4),
+}
+
+
+def _saved(auto, model_type: str, folder, **config):
+    settings = CONFIGS[model_type]()
+    for key, value in config.items():
+        setattr(settings, key, value)
+    torch.manual_seed(0)
+    hf = auto.from_config(settings).eval()
+    hf.save_pretrained(folder)
+    if model_type == "dinov2_with_registers":
+        (folder / "preprocessor_config.json").write_text(json.dumps({"do_center_crop": True, "crop_size": {"height": 32, "width": 32}}))
+    return hf
+
+
+@pytest.mark.parametrize("model_type", list(CONFIGS))
+def test_image_encoders_and_classifiers_equal_transformers(model_type, tmp_path):
+    pixels = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    hf = _saved(AutoModel, model_type, tmp_path / "base")
+    with torch.no_grad():
+        expected = hf(pixel_values=pixels).last_hidden_state.numpy()
+    model = QEFFAutoModel.from_pretrained(tmp_path / "base")
+    assert isinstance(model, QEFFAutoModelForImageFeatureExtraction)
+    model.compile(img_size=None if model_type == "dinov2_with_registers" else 32, batch_size=2, num_cores=1)
+    np.testing.assert_allclose(model.generate({"pixel_values": pixels})["output"], expected, atol=1e-4, rtol=0)
+
+    hf = _saved(AutoModelForImageClassification, model_type, tmp_path / "classifier", num_labels=3)
+    with torch.no_grad():
+        expected = hf(pixel_values=pixels).logits
+    classifier = QEFFAutoModelForImageClassification.from_pretrained(tmp_path / "classifier")
+    classifier.compile(img_size=32, num_cores=1)
+    got = classifier.generate({"pixel_values": pixels})["logits"]
+    assert isinstance(got, torch.Tensor) and got.shape == (3, 3)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-4, rtol=0)
+
+
+def test_pooling_int8_and_bad_inputs(tmp_path):
+    pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    hf = _saved(AutoModel, "vit", tmp_path)
+    with torch.no_grad():
+        hidden = hf(pixel_values=pixels).last_hidden_state.numpy()
+    for pooling, expected in (("cls", hidden[:, 0]), ("mean", hidden.mean(1))):
+        model = QEFFAutoModel.from_pretrained(tmp_path, pooling=pooling)
+        model.compile(num_cores=1)
+        np.testing.assert_allclose(model.generate({"pixel_values": pixels})["output"], expected, atol=1e-4, rtol=0)
+    quantized = QEFFAutoModel.from_pretrained(tmp_path).compile(num_cores=1, mxfp6_matmul=True)  # int8 GEMMs
+    assert quantized != model.qpc_path
+    with pytest.raises(ValueError, match=r"compiled for 32x32"):
+        model.generate({"pixel_values": torch.rand(1, 3, 48, 48)})
+    with pytest.raises(ValueError, match=r"pixel_values must be \[images, 3, height, width\]"):
+        model.generate({"pixel_values": torch.rand(2, 1, 32, 32)})
+    with pytest.raises(ValueError, match="QEFFAutoModelForImageFeatureExtraction"):
+        QEFFAutoModel(hf)  # the text encoder class, given an image model directly
+    _saved(AutoModel, "resnet", tmp_path / "resnet")
+    with pytest.raises(ValueError, match="load it without pooling"):
+        QEFFAutoModel.from_pretrained(tmp_path / "resnet", pooling="mean").compile(img_size=32, num_cores=1)
