@@ -208,6 +208,10 @@ def test_ctc_bad_inputs_say_what_to_do(tmp_path):
         model.generate(processor, _audio()[0])
     with pytest.raises(ValueError, match="seq_len must be a number of samples"):
         model.compile(seq_len=0)
+    from QEfficient import QEFFAutoModel
+
+    with pytest.raises(ValueError, match=r"reads audio \(input_values\): its text is read with QEFFAutoModelForCTC"):
+        QEFFAutoModel.from_pretrained(tmp_path)  # the base model of a CTC checkpoint
 
 
 def test_infer_audio_path_with_a_ctc_model(tmp_path, capsys, monkeypatch):

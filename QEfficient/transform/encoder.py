@@ -148,10 +148,16 @@ class QEffEncoder(nn.Module):
     def __init__(self, hf_model: PreTrainedModel, pooling: PoolingFn | None = None) -> None:
         super().__init__()
         name = type(hf_model).__name__
-        if getattr(hf_model, "main_input_name", None) == "pixel_values":
+        main_input = getattr(hf_model, "main_input_name", "input_ids")
+        if main_input == "pixel_values":
             raise ValueError(
                 f"{name} reads pixel_values: run it with QEFFAutoModelForImageFeatureExtraction or "
                 "QEFFAutoModelForImageClassification (QEFFAutoModel.from_pretrained picks the first)."
+            )
+        if main_input in ("input_values", "input_features"):
+            raise ValueError(
+                f"{name} reads audio ({main_input}): its text is read with QEFFAutoModelForCTC (a CTC head) or "
+                "QEFFAutoModelForSpeechSeq2Seq (Whisper); its hidden states alone are not served by a graph here."
             )
         # a head over every token (NER's token classifier; extractive QA's start and end logits; a masked LM's vocabulary)
         # (XLM's and FlauBERT's masked LMs are their WithLMHeadModel classes)
