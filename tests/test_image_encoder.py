@@ -88,3 +88,38 @@ def test_pooling_int8_and_bad_inputs(tmp_path):
     _saved(AutoModel, "resnet", tmp_path / "resnet")
     with pytest.raises(ValueError, match="load it without pooling"):
         QEFFAutoModel.from_pretrained(tmp_path / "resnet", pooling="mean").compile(img_size=32, num_cores=1)
+
+
+def test_other_image_models_and_servers(tmp_path):
+    """A distilled DeiT's classifier (...WithTeacher: the mean of its two heads), ViT at a size other than its config's
+    (its table resized, as transformers does when asked), ViT-MAE refused (random patches on every call), and the
+    servers, which take text, refuse an image encoder and its artifact saying so."""
+    from transformers import DeiTConfig, DeiTForImageClassificationWithTeacher, ViTMAEConfig, ViTMAEModel, ViTModel
+
+    from QEfficient.cloud.serve import build_from_args, parse_args
+
+    pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    DeiTForImageClassificationWithTeacher(DeiTConfig(**_VIT, image_size=32, num_labels=3)).save_pretrained(tmp_path / "deit")
+    hf = DeiTForImageClassificationWithTeacher.from_pretrained(tmp_path / "deit").eval()
+    with torch.no_grad():
+        expected = hf(pixel_values=pixels).logits.numpy()
+    model = QEFFAutoModelForImageClassification.from_pretrained(tmp_path / "deit")
+    model.compile(num_cores=1)
+    np.testing.assert_allclose(model.generate({"pixel_values": pixels})["logits"].numpy(), expected, atol=1e-4, rtol=0)
+
+    hf = _saved(AutoModel, "vit", tmp_path / "vit")
+    wide = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = hf(pixel_values=wide, interpolate_pos_encoding=True).last_hidden_state.numpy()
+    model = QEFFAutoModel.from_pretrained(tmp_path / "vit")
+    path = model.compile(img_size=48, num_cores=1)
+    np.testing.assert_allclose(model.generate({"pixel_values": wide})["output"], expected, atol=1e-4, rtol=0)
+
+    ViTMAEModel(ViTMAEConfig(**_VIT, image_size=32)).save_pretrained(tmp_path / "mae")
+    with pytest.raises(ValueError, match="at random on every call"):
+        QEFFAutoModel.from_pretrained(tmp_path / "mae")
+    assert isinstance(hf, ViTModel)
+    for argv in (["--qpc_path", str(path)], ["--model_name", str(tmp_path / "vit"), "--task", "embed"]):
+        with pytest.raises(ValueError, match="image encoder|reads images"):
+            build_from_args(parse_args([*argv, "--num_cores", "1"]))

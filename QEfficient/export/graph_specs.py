@@ -475,6 +475,9 @@ class VisionSeq2SeqEncoderGraphSpec:
         return {"specializations": [{"name": "Encoder", "symbols": symbols}]}
 
 
+IMAGE_ENCODER_KIND = "image_encoder"  # an image encoder's artifact (its manifest's "kind")
+
+
 @dataclass(frozen=True)
 class ImageEncoderGraphSpec:
     """Image encoders (ViT, DINOv2, ConvNeXt, ...) and their classifiers: the pixels at the compiled size in, one output

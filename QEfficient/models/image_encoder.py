@@ -15,7 +15,7 @@ from transformers import AutoModel, AutoModelForImageClassification, PreTrainedM
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import LOGITS, PIXEL_VALUES, ImageEncoderGraphSpec
+from QEfficient.export.graph_specs import IMAGE_ENCODER_KIND, LOGITS, PIXEL_VALUES, ImageEncoderGraphSpec
 from QEfficient.export.onnx_export import export_image_encoder_onnx
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel
@@ -118,6 +118,7 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
         onnx_path = Path(onnx_path) if onnx_path else self.export(img_size=(height, width))
         params = {"backend": "onnxruntime-cpu", "image_size": [height, width], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
         manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
+        manifest["kind"] = IMAGE_ENCODER_KIND  # not a text encoder's: the servers refuse it
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,
@@ -136,9 +137,10 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
         pixels = inputs[PIXEL_VALUES] if isinstance(inputs, dict) or hasattr(inputs, "keys") else inputs
         pixels = pixels.detach().cpu().numpy() if isinstance(pixels, torch.Tensor) else np.asarray(pixels)
         pixels = np.ascontiguousarray(pixels[None] if pixels.ndim == 3 else pixels, dtype=np.float32)
-        if pixels.ndim != 4 or pixels.shape[1] != self.model.num_channels:
+        if pixels.ndim != 4 or pixels.shape[1] != self.model.num_channels or not len(pixels):
             raise ValueError(
-                f"pixel_values must be [images, {self.model.num_channels}, height, width] (an image processor's output), "
+                f"pixel_values must be [images, {self.model.num_channels}, height, width] (an image processor's output, "
+                "one image or more), "
                 f"got shape {list(pixels.shape)}."
             )
         if not runtime_ai100:

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from QEfficient.compile.ort_cpu import read_artifact
-from QEfficient.export.graph_specs import ATTENTION_MASK, GLOBAL_ATTENTION_MASK, LOGITS
+from QEfficient.export.graph_specs import ATTENTION_MASK, GLOBAL_ATTENTION_MASK, IMAGE_ENCODER_KIND, LOGITS
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, run_encoder
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_SUBDIR,
@@ -31,7 +31,13 @@ from QEfficient.serving.runner import NoRunner
 
 
 def is_encoder_artifact(qconfig: dict) -> bool:
-    """Whether an artifact's qconfig is an encoder's (QEFFAutoModel or a sequence classifier)."""
+    """Whether an artifact's qconfig is a text encoder's (QEFFAutoModel or a sequence classifier); an image encoder's is
+    refused, saying so."""
+    if qconfig.get("kind") == IMAGE_ENCODER_KIND:
+        raise ValueError(
+            f"'{qconfig.get('model_name')}' is an image encoder's artifact: the servers here take text (embeddings, scores, "
+            "generation). Run it from Python (QEFFAutoModelForImageFeatureExtraction, QEFFAutoModelForImageClassification)."
+        )
     return "output_name" in qconfig and "kv_shape" not in qconfig
 
 

@@ -6,6 +6,7 @@ bicubic, DINOv2-with-registers' antialiased, which has no ONNX export), enters t
 from __future__ import annotations
 
 import contextlib
+import inspect
 import types
 from collections.abc import Iterator
 
@@ -37,9 +38,17 @@ class QEffImageEncoder(nn.Module):
         super().__init__()
         if not reads_pixels(hf_model):
             raise ValueError(f"{type(hf_model).__name__} does not read pixel_values: it is not an image encoder.")
+        if getattr(hf_model.config, "mask_ratio", 0):  # ViT-MAE's pre-training embeddings
+            raise ValueError(
+                f"{type(hf_model).__name__} masks and shuffles its patches at random on every call (mask_ratio="
+                f"{hf_model.config.mask_ratio}, random noise): no two runs agree, transformers' neither. Its encoder is not run "
+                "here: a checkpoint fine-tuned from it (ViT) is."
+            )
         self.hf = hf_model
         self.pooling = pooling
-        self.classifier = type(hf_model).__name__.endswith("ForImageClassification")
+        # DeiT's distilled and LeViT's classifiers are ...ForImageClassificationWithTeacher, Perceiver's ...Learned
+        self.classifier = "ForImageClassification" in type(hf_model).__name__
+        self.resizes_positions = "interpolate_pos_encoding" in inspect.signature(hf_model.forward).parameters
         config = hf_model.config
         self.num_channels = getattr(config, "num_channels", None) or getattr(getattr(config, "vision_config", None), "num_channels", 3)
 
@@ -48,8 +57,11 @@ class QEffImageEncoder(nn.Module):
         return self.hf.config
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        extra = {}
+        if self.resizes_positions and image_size(self.config) != tuple(pixel_values.shape[2:]):
+            extra["interpolate_pos_encoding"] = True  # as a user of transformers asks for other sizes than the config's
         with eager_attention(self.config):
-            out = self.hf(pixel_values=pixel_values)
+            out = self.hf(pixel_values=pixel_values, **extra)
         if self.classifier:
             return out.logits
         hidden = out.last_hidden_state
