@@ -26,6 +26,7 @@ _LAZY = {
     "QEFFAutoModelForQuestionAnswering": "QEfficient.models.encoder",
     "QEFFAutoModelForCausalLM": "QEfficient.models.causal_lm",
     "QEFFAutoModelForCTC": "QEfficient.models.ctc",
+    "QEFFAutoModelForAudioClassification": "QEfficient.models.ctc",
     "QEFFAutoModelForImageTextToText": "QEfficient.models.image_text",
     "QEFFAutoModelForSpeechSeq2Seq": "QEfficient.models.speech_seq2seq",
     "QEFFAutoModelForSeq2SeqLM": "QEfficient.models.seq2seq_lm",
@@ -86,6 +87,7 @@ transform = QEfficient.transform
 
 __all__ = [
     "QEFFAutoModel",
+    "QEFFAutoModelForAudioClassification",
     "QEFFAutoModelForCausalLM",
     "QEFFAutoModelForCTC",
     "QEFFAutoModelForImageClassification",

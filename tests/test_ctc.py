@@ -250,3 +250,54 @@ def test_mxfp6_matmul_runs_int8_gemms_near_float32(tmp_path, arch):
     quantized = model.logits(inputs)
     assert np.abs(quantized - exact).max() < 0.1 * (exact.max(-1) - exact.min(-1)).mean()
     assert (quantized.argmax(-1) == exact.argmax(-1)).mean() > 0.9
+
+
+# transformers' audio classification types that read raw samples, as the CTC sweep above builds them
+AUDIO_CLASSIFIERS = {
+    "wav2vec2": "wav2vec2",
+    "hubert": "hubert",
+    "wavlm": "wavlm",
+    "data2vec-audio": "data2vec-audio",
+    "wav2vec2-conformer": "wav2vec2-conformer-rel-pos",
+    "unispeech": "unispeech",
+    "unispeech-sat": "unispeech-sat",
+    "sew": "sew",
+    "sew-d": "sew-d",
+}
+
+
+@pytest.mark.parametrize("model_type", list(AUDIO_CLASSIFIERS))
+def test_audio_classifiers_equal_transformers_on_each_audio(tmp_path, model_type):
+    """QEFFAutoModelForAudioClassification: each audio's logits (the model pools its frames) equal transformers' for
+    that audio alone, within 1e-4, audios of different lengths in one call; Wav2Vec2 also with its weighted layer sum."""
+    from transformers import AutoModelForAudioClassification
+
+    from QEfficient import QEFFAutoModelForAudioClassification
+
+    _, processor = _folder(tmp_path, AUDIO_CLASSIFIERS[model_type])
+    config = _config(AUDIO_CLASSIFIERS[model_type])
+    config.num_labels = 4
+    config.use_weighted_layer_sum = model_type == "wav2vec2"
+    torch.manual_seed(0)
+    hf = AutoModelForAudioClassification.from_config(config)
+    with torch.no_grad():  # logits of a few units, not hundredths: differences in the encoder show
+        hf.projector.weight.mul_(10.0)
+        hf.classifier.weight.mul_(10.0)
+    hf.save_pretrained(tmp_path)
+    hf = AutoModelForAudioClassification.from_pretrained(tmp_path).eval()
+    audio = [_audio()[0], _audio()[1][:15000]]
+    with torch.no_grad():
+        expected = [hf(**processor(a, sampling_rate=16000, return_tensors="pt")).logits[0].numpy() for a in audio]
+    model = QEFFAutoModelForAudioClassification.from_pretrained(tmp_path)
+    model.compile(seq_len=32000, batch_size=1, num_cores=1)
+    got = model.generate(processor, audio)["logits"]
+    assert got.shape == (2, 4)
+    np.testing.assert_allclose(got.numpy(), np.stack(expected), atol=1e-4, rtol=0)
+
+
+def test_every_audio_classification_type_runs_or_is_refused():
+    from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES
+
+    from QEfficient.models.ctc import UNSUPPORTED_AUDIO_CLASSIFICATION
+
+    assert set(MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES) == set(AUDIO_CLASSIFIERS) | set(UNSUPPORTED_AUDIO_CLASSIFICATION)

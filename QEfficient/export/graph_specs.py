@@ -595,6 +595,15 @@ class CTCGraphSpec:
         }
 
 
+class AudioClassificationGraphSpec(CTCGraphSpec):
+    """Audio classifiers over raw 16 kHz samples: the samples in, one row of logits per audio out (the model pools its
+    frames)."""
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        return {INPUT_VALUES: {0: "batch_size", 1: "seq_len"}, LOGITS: {0: "batch_size"}}
+
+
 LOGITS_MASK = "logits_mask"  # a spectrogram CTC model's output frames that hold audio (its subsampled input mask)
 
 

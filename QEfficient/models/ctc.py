@@ -11,11 +11,19 @@ import os
 
 import numpy as np
 import torch
-from transformers import AutoModelForCTC, PreTrainedModel
+from transformers import AutoModelForAudioClassification, AutoModelForCTC, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_FEATURES, INPUT_VALUES, CTCGraphSpec, FeatureCTCGraphSpec
+from QEfficient.export.graph_specs import (
+    ATTENTION_MASK,
+    INPUT_FEATURES,
+    INPUT_VALUES,
+    LOGITS,
+    AudioClassificationGraphSpec,
+    CTCGraphSpec,
+    FeatureCTCGraphSpec,
+)
 from QEfficient.export.onnx_export import export_ctc_onnx
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
@@ -38,18 +46,23 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
     >>> model.generate(processor, audio)  # ["A MAN SAID TO THE UNIVERSE ..."]
     """
 
+    _hf_auto = AutoModelForCTC
+    _head = "ForCTC"  # the transformers classes taken (Wav2Vec2ForCTC, ...)
+    _specs = {INPUT_VALUES: CTCGraphSpec, INPUT_FEATURES: FeatureCTCGraphSpec}  # the graph, by what the model reads
+
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
         name = type(model).__name__
-        if not name.endswith("ForCTC"):
-            raise TypeError(f"{name} is not a CTC model (expected a *ForCTC class such as Wav2Vec2ForCTC).")
+        if not name.endswith(self._head):
+            raise TypeError(f"{name} is not a *{self._head} model, which {type(self).__name__} runs.")
         if model.config.model_type in UNSUPPORTED_CTC:
             raise NotImplementedError(f"{name} is not supported: {UNSUPPORTED_CTC[model.config.model_type]}.")
-        specs = {INPUT_VALUES: CTCGraphSpec, INPUT_FEATURES: FeatureCTCGraphSpec}
-        if model.main_input_name not in specs:
-            raise NotImplementedError(f"{name} reads {model.main_input_name}: CTC models here read input_values or input_features.")
+        if model.main_input_name not in self._specs:
+            raise NotImplementedError(
+                f"{name} reads {model.main_input_name}: {type(self).__name__} runs models that read {' or '.join(self._specs)}."
+            )
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
         self.hf = model.eval()
-        self.model = QEffCTC(self.hf, specs[model.main_input_name])
+        self.model = QEffCTC(self.hf, self._specs[model.main_input_name])
         self.qpc_session = None
 
     @classmethod
@@ -58,7 +71,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         signature (a CTC model has nothing to pool); other keyword arguments go to transformers."""
         if pooling is not None:
             warn_ignored_options("from_pretrained()", {"pooling": pooling})
-        return cls._from_hf(AutoModelForCTC, pretrained_model_name_or_path, *args, **kwargs)
+        return cls._from_hf(cls._hf_auto, pretrained_model_name_or_path, *args, **kwargs)
 
     @property
     def hf_model(self) -> PreTrainedModel:
@@ -171,6 +184,18 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             outputs.append([out[:real] for out in self.qpc_session.run(None, chunk)])
         return [np.concatenate(parts) for parts in zip(*outputs)]
 
+    def _processed(self, processor, inputs) -> list:
+        """``inputs`` as the processor's outputs to run: raw 16 kHz audio (an array, or a list of them) through the
+        processor, audios of different lengths one by one (the graph reads no padding mask); a processor's output as
+        it is."""
+        if not (isinstance(inputs, list) or (isinstance(inputs, (np.ndarray, torch.Tensor)) and np.ndim(inputs) == 1)):
+            return [inputs]
+        audio = [np.asarray(a, dtype=np.float32) for a in (inputs if isinstance(inputs, list) else [inputs])]
+        # Omnilingual ASR's feature extractor writes torch tensors only
+        tensors = "pt" if self.config.model_type in CHANNEL_AXIS_TYPES else "np"
+        batches = [[a] for a in audio] if len({len(a) for a in audio}) > 1 else [audio]
+        return [processor(batch, sampling_rate=SAMPLING_RATE, return_tensors=tensors, padding=True) for batch in batches]
+
     def generate(
         self, processor, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, write_io: bool = False
     ) -> list[str]:
@@ -178,19 +203,53 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         processor's output."""
         if write_io or (device_ids is not None and len(device_ids) > 1):
             warn_ignored_options("generate()", {"write_io": write_io, "device_ids": device_ids})
-        if isinstance(inputs, list) or (isinstance(inputs, (np.ndarray, torch.Tensor)) and np.ndim(inputs) == 1):
-            audio = [np.asarray(a, dtype=np.float32) for a in (inputs if isinstance(inputs, list) else [inputs])]
-            if len({len(a) for a in audio}) > 1:  # each at its own length: the graph reads no padding mask
-                return [text for a in audio for text in self.generate(processor, [a], runtime_ai100=runtime_ai100)]
-            # Omnilingual ASR's feature extractor writes torch tensors only
-            tensors = "pt" if self.config.model_type in CHANNEL_AXIS_TYPES else "np"
-            inputs = processor(audio, sampling_rate=SAMPLING_RATE, return_tensors=tensors, padding=True)
-        logits, *holds_audio = self._outputs(inputs, runtime_ai100)
-        ids = logits.argmax(-1)
-        if holds_audio:  # frames past the audio read as blanks, as transformers' Parakeet generate() sets them
-            ids = np.where(holds_audio[0].astype(bool), ids, self.config.pad_token_id)
-        # as transformers' examples decode each family's ids (Parakeet's and LASR's drop their special tokens)
-        return processor.batch_decode(ids, skip_special_tokens=self.config.model_type in SKIP_SPECIAL_TOKENS_TYPES)
+        texts = []
+        for batch in self._processed(processor, inputs):
+            logits, *holds_audio = self._outputs(batch, runtime_ai100)
+            ids = logits.argmax(-1)
+            if holds_audio:  # frames past the audio read as blanks, as transformers' Parakeet generate() sets them
+                ids = np.where(holds_audio[0].astype(bool), ids, self.config.pad_token_id)
+            # as transformers' examples decode each family's ids (Parakeet's and LASR's drop their special tokens)
+            texts += processor.batch_decode(ids, skip_special_tokens=self.config.model_type in SKIP_SPECIAL_TOKENS_TYPES)
+        return texts
+
+
+# audio classification types refused, and why (the raw-sample ones run: tests/test_ctc.py)
+UNSUPPORTED_AUDIO_CLASSIFICATION = {
+    "audio-spectrogram-transformer": "it reads a fixed-size log-mel spectrogram (named input_values), not raw samples; not proven here",
+    "wav2vec2-bert": "it reads its processor's spectrogram (input_features); not proven here",
+    "whisper": "it reads its processor's spectrogram (input_features); not proven here",
+}
+
+
+class QEFFAutoModelForAudioClassification(QEFFAutoModelForCTC):
+    """Audio classifiers over raw 16 kHz samples (Wav2Vec2, HuBERT, WavLM, Data2VecAudio, UniSpeech, SEW
+    ``ForSequenceClassification``: keyword spotting, emotion, language ID); generate(processor, audio) returns
+    {"logits": torch.Tensor [audios, labels]}, each audio read at its own length, as transformers reads it alone.
+
+    >>> model = QEFFAutoModelForAudioClassification.from_pretrained("path/to/wav2vec2-base-superb-ks")
+    >>> model.compile(seq_len=16000)
+    >>> model.generate(processor, audio)["logits"].argmax(-1)
+    """
+
+    _hf_auto = AutoModelForAudioClassification
+    _head = "ForSequenceClassification"
+    _specs = {INPUT_VALUES: AudioClassificationGraphSpec}
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        reason = UNSUPPORTED_AUDIO_CLASSIFICATION.get(model.config.model_type)
+        if reason is not None:
+            raise NotImplementedError(f"{type(model).__name__} is not supported: {reason}.")
+        super().__init__(model, **kwargs)
+
+    def generate(
+        self, processor, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, write_io: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """The logits of ``inputs``: raw 16 kHz audio (an array, or a list of them) or a processor's output."""
+        if write_io or (device_ids is not None and len(device_ids) > 1):
+            warn_ignored_options("generate()", {"write_io": write_io, "device_ids": device_ids})
+        logits = [self._outputs(batch, runtime_ai100)[0] for batch in self._processed(processor, inputs)]
+        return {LOGITS: torch.from_numpy(np.concatenate(logits))}
 
 
 def _as_numpy(value, dtype) -> np.ndarray:
@@ -198,4 +257,4 @@ def _as_numpy(value, dtype) -> np.ndarray:
     return np.ascontiguousarray(value, dtype=dtype)
 
 
-__all__ = ["QEFFAutoModelForCTC"]
+__all__ = ["QEFFAutoModelForAudioClassification", "QEFFAutoModelForCTC", "UNSUPPORTED_AUDIO_CLASSIFICATION"]

@@ -157,7 +157,8 @@ class QEffEncoder(nn.Module):
         if main_input in ("input_values", "input_features"):
             raise ValueError(
                 f"{name} reads audio ({main_input}): its text is read with QEFFAutoModelForCTC (a CTC head) or "
-                "QEFFAutoModelForSpeechSeq2Seq (Whisper); its hidden states alone are not served by a graph here."
+                "QEFFAutoModelForSpeechSeq2Seq (Whisper), its classes with QEFFAutoModelForAudioClassification; its hidden "
+                "states alone are not served by a graph here."
             )
         # a head over every token (NER's token classifier; extractive QA's start and end logits; a masked LM's vocabulary)
         # (XLM's and FlauBERT's masked LMs are their WithLMHeadModel classes)
