@@ -301,3 +301,54 @@ def test_every_audio_classification_type_runs_or_is_refused():
     from QEfficient.models.ctc import UNSUPPORTED_AUDIO_CLASSIFICATION
 
     assert set(MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES) == set(AUDIO_CLASSIFIERS) | set(UNSUPPORTED_AUDIO_CLASSIFICATION)
+
+
+def test_audio_classifier_padded_batches_loader_and_infer(tmp_path, capsys, monkeypatch):
+    """A processor's padded batch with its attention mask (a layer-norm Wav2Vec2, whose extractor writes one): each
+    row's real samples run alone, as transformers answers a masked batch; CTC's logits() refuses such a batch and its
+    generate() decodes each row; QEFFCommonLoader and infer pick the classifier class by the saved head, and a
+    checkpoint of the other head is refused; a Wav2Vec2-Conformer classifier's position table bounds seq_len."""
+    from transformers import AutoModelForAudioClassification, Wav2Vec2FeatureExtractor
+
+    from QEfficient import QEFFAutoModelForAudioClassification, QEFFCommonLoader
+    from QEfficient.cloud import infer
+
+    ctc, processor = _folder(tmp_path / "ctc", "wav2vec2-layer-norm")
+    config = _config("wav2vec2-layer-norm")
+    config.num_labels, config.id2label = 2, {0: "no", 1: "yes"}
+    torch.manual_seed(0)
+    AutoModelForAudioClassification.from_config(config).save_pretrained(tmp_path / "cls")
+    extractor = Wav2Vec2FeatureExtractor(return_attention_mask=True)
+    extractor.save_pretrained(tmp_path / "cls")
+    hf = AutoModelForAudioClassification.from_pretrained(tmp_path / "cls").eval()
+    audio = [_audio()[0], _audio()[1][:9000]]
+    padded = extractor(audio, sampling_rate=16000, return_tensors="pt", padding=True)
+    assert not padded["attention_mask"].all()
+    with torch.no_grad():
+        expected = hf(**padded).logits.numpy()
+    assert QEFFCommonLoader.model_class(tmp_path / "cls") is QEFFAutoModelForAudioClassification
+    model = QEFFAutoModelForAudioClassification.from_pretrained(tmp_path / "cls")
+    model.compile(seq_len=32000, num_cores=1)
+    np.testing.assert_allclose(model.generate(extractor, padded)["logits"].numpy(), expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(model.logits(padded), expected, atol=1e-4, rtol=0)
+
+    ctc_model = QEFFAutoModelForCTC.from_pretrained(tmp_path / "ctc")
+    ctc_model.compile(seq_len=32000, num_cores=1)
+    batch = processor(audio, sampling_rate=16000, return_tensors="pt", padding=True, return_attention_mask=True)
+    with pytest.raises(ValueError, match="Call logits\\(\\) per audio"):
+        ctc_model.logits(batch)
+    assert ctc_model.generate(processor, batch) == ctc_model.generate(processor, audio)
+
+    with pytest.raises(ValueError, match="Load it with QEFFAutoModelForCTC"):
+        QEFFAutoModelForAudioClassification.from_pretrained(tmp_path / "ctc")
+    with pytest.raises(ValueError, match="Load it with QEFFAutoModelForAudioClassification"):
+        QEFFAutoModelForCTC.from_pretrained(tmp_path / "cls")
+    monkeypatch.setenv("QEFF_HOME", str(tmp_path / "home"))
+    label = infer.main(model_name=str(tmp_path / "cls"), audio_path=str(DATA / "speech16k.wav"), num_cores=1)
+    assert label[0] in ("no", "yes") and f"Label : {label[0]}" in capsys.readouterr().out
+
+    config = _config("wav2vec2-conformer-rel-pos")
+    config.max_source_positions = 20
+    AutoModelForAudioClassification.from_config(config).save_pretrained(tmp_path / "conformer")
+    with pytest.raises(ValueError, match="relative position table"):
+        QEFFAutoModelForAudioClassification.from_pretrained(tmp_path / "conformer").compile(seq_len=48000, num_cores=1)

@@ -51,6 +51,10 @@ class QEFFCommonLoader:
         if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
             return QEFFAutoModelForCausalLM
         if model_type in MODEL_FOR_CTC_MAPPING_NAMES:
+            if any(a.endswith("ForSequenceClassification") for a in config.architectures or []):  # an audio classifier
+                from QEfficient.models.ctc import QEFFAutoModelForAudioClassification
+
+                return QEFFAutoModelForAudioClassification
             return QEFFAutoModelForCTC
         raise NotImplementedError(
             f"Unknown architecture '{model_type}' for QEFFCommonLoader (causal LMs, image-text-to-text, text encoder-decoders, "

@@ -184,15 +184,16 @@ def run_image_text(
 
 
 def _speech_class(model_name: str, cache_dir: str | None) -> type | None:
-    """QEFFAutoModelForSpeechSeq2Seq or QEFFAutoModelForCTC when the model is one of those, else None."""
-    from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForSpeechSeq2Seq
+    """QEFFAutoModelForSpeechSeq2Seq, QEFFAutoModelForCTC or QEFFAutoModelForAudioClassification when the model is one
+    of those, else None."""
+    from QEfficient import QEFFAutoModelForAudioClassification, QEFFAutoModelForCTC, QEFFAutoModelForSpeechSeq2Seq
     from QEfficient.base.common import QEFFCommonLoader
 
     try:
         cls = QEFFCommonLoader.model_class(model_name, cache_dir)
     except (OSError, ValueError, NotImplementedError):  # unknown configs: the causal-LM path reports those
         return None
-    return cls if cls in (QEFFAutoModelForSpeechSeq2Seq, QEFFAutoModelForCTC) else None
+    return cls if cls in (QEFFAutoModelForSpeechSeq2Seq, QEFFAutoModelForCTC, QEFFAutoModelForAudioClassification) else None
 
 
 def _is_speech(model_name: str, cache_dir: str | None) -> bool:
@@ -281,15 +282,28 @@ def run_seq2seq(model_name: str, prompts: list[str], compile_options: dict, gene
 
 
 def run_speech(model_class: type, model_name: str, audio_path: str, compile_options: dict, generation_len: int | None, **generate_options):
-    """Transcribe one WAV file: Whisper (any length: read in 30 s windows) or a CTC model (one pass)."""
-    from QEfficient import QEFFAutoModelForCTC
+    """Transcribe one WAV file: Whisper (any length: read in 30 s windows) or a CTC model (one pass); or name its
+    class with an audio classifier."""
+    from QEfficient import QEFFAutoModelForAudioClassification, QEFFAutoModelForCTC
     from QEfficient.utils.audio import read_wav
     from QEfficient.utils.tokenizer import load_hf_processor
 
     audio = read_wav(audio_path)
     with step(f"Loading {model_name}"):
         model = model_class.from_pretrained(model_name)
-        processor = load_hf_processor(model.local_model_dir)
+        if model_class is QEFFAutoModelForAudioClassification:  # its feature extractor only: it has no tokenizer
+            from transformers import AutoFeatureExtractor
+
+            processor = AutoFeatureExtractor.from_pretrained(model.local_model_dir)
+        else:
+            processor = load_hf_processor(model.local_model_dir)
+    if model_class is QEFFAutoModelForAudioClassification:  # the audio's label, as transformers' pipeline names it
+        with step("Exporting and compiling the classifier graph (cached)"):
+            options = {k: compile_options[k] for k in ("num_cores", "mxfp6_matmul")}
+            model.compile(seq_len=max(len(audio), 400), batch_size=1, **options)
+        label = model.config.id2label[int(model.generate(processor, audio)["logits"][0].argmax())]
+        print(f"\nAudio : {audio_path}\nLabel : {label}")
+        return [label]
     if model_class is QEFFAutoModelForCTC:
         with step("Exporting and compiling the CTC graph (cached)"):
             options = {k: compile_options[k] for k in ("num_cores", "mxfp6_matmul")}

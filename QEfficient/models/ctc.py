@@ -68,10 +68,20 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, pooling=None, *args, **kwargs) -> QEFFAutoModelForCTC:
         """A local folder or a hub id in the local HF cache; ``pooling`` is accepted for QEfficient's
-        signature (a CTC model has nothing to pool); other keyword arguments go to transformers."""
+        signature (the model pools, or has nothing to pool); other keyword arguments go to transformers. A checkpoint
+        saved with another head (a classifier's for CTC, or the reverse) is refused: that head would be untrained."""
         if pooling is not None:
             warn_ignored_options("from_pretrained()", {"pooling": pooling})
-        return cls._from_hf(cls._hf_auto, pretrained_model_name_or_path, *args, **kwargs)
+        obj = cls._from_hf(cls._hf_auto, pretrained_model_name_or_path, *args, **kwargs)
+        saved = obj.config.architectures or []
+        if saved and not any(a.endswith(cls._head) for a in saved):
+            by_head = {"ForCTC": "QEFFAutoModelForCTC", "ForSequenceClassification": "QEFFAutoModelForAudioClassification"}
+            other = next((name for head, name in by_head.items() if saved[0].endswith(head)), "its own class")
+            raise ValueError(
+                f"'{pretrained_model_name_or_path}' holds a {saved[0]}: as a *{cls._head} model its head would be "
+                f"untrained. Load it with {other}."
+            )
+        return obj
 
     @property
     def hf_model(self) -> PreTrainedModel:
@@ -121,7 +131,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         """A relative-position table (Wav2Vec2-Conformer's, ``max_source_positions`` frames) must cover the longest
         audio: the graph holds the table as it is (transformers grows it on the fly)."""
         table = getattr(self.config, "max_source_positions", None)
-        if self.model.spec is not CTCGraphSpec or getattr(self.config, "position_embeddings_type", None) != "relative" or not table:
+        raw_samples = INPUT_VALUES in self.model.spec.input_names
+        if not raw_samples or getattr(self.config, "position_embeddings_type", None) != "relative" or not table:
             return
         frames = int(self.hf._get_feat_extract_output_lengths(torch.tensor(samples)))
         if frames > table:
@@ -149,8 +160,27 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             raise ValueError(f"input_values must be [batch, samples] of 16 kHz audio, got shape {list(values.shape)}.")
         return {INPUT_VALUES: values}
 
+    def _padded_rows(self, inputs) -> list[np.ndarray] | None:
+        """A raw-sample processor's padded batch with its attention mask: each row's real samples (transformers gives a
+        clip the same answer alone as in a masked batch; this graph reads no mask, so it runs them one by one); None
+        for anything else."""
+        mask = inputs.get(ATTENTION_MASK) if hasattr(inputs, "get") else None
+        if mask is None or INPUT_VALUES not in self.model.spec.input_names:
+            return None
+        values = self._graph_inputs(inputs)[INPUT_VALUES]
+        mask = _as_numpy(mask, np.int64).reshape(values.shape).astype(bool)
+        return None if mask.all() else [row[keep] for row, keep in zip(values, mask)]
+
     def logits(self, inputs, runtime_ai100: bool = True) -> np.ndarray:
-        """Per-frame logits [N, frames, vocab] of ``inputs`` (a processor's output or input_values [N, samples])."""
+        """The logits of ``inputs`` (a processor's output or input_values [N, samples]): per frame [N, frames, vocab]
+        for a CTC model, [N, labels] for a classifier."""
+        if self._padded_rows(inputs) is not None and self._head == "ForCTC":
+            raise ValueError(
+                "A padded batch with an attention mask: this graph reads no mask, and its rows' frames differ in number. "
+                "Call logits() per audio, or pass the audios as a list to generate()."
+            )
+        if self._padded_rows(inputs) is not None:
+            return np.concatenate([self._outputs(batch, runtime_ai100)[0] for batch in self._processed(None, inputs)])
         return self._outputs(inputs, runtime_ai100)[0]
 
     def _outputs(self, inputs, runtime_ai100: bool) -> list[np.ndarray]:
@@ -189,7 +219,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         processor, audios of different lengths one by one (the graph reads no padding mask); a processor's output as
         it is."""
         if not (isinstance(inputs, list) or (isinstance(inputs, (np.ndarray, torch.Tensor)) and np.ndim(inputs) == 1)):
-            return [inputs]
+            rows = self._padded_rows(inputs)
+            return [inputs] if rows is None else [{INPUT_VALUES: row[None]} for row in rows]
         audio = [np.asarray(a, dtype=np.float32) for a in (inputs if isinstance(inputs, list) else [inputs])]
         # Omnilingual ASR's feature extractor writes torch tensors only
         tensors = "pt" if self.config.model_type in CHANNEL_AXIS_TYPES else "np"
