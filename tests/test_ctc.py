@@ -298,9 +298,10 @@ def test_audio_classifiers_equal_transformers_on_each_audio(tmp_path, model_type
 def test_every_audio_classification_type_runs_or_is_refused():
     from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES
 
-    from QEfficient.models.ctc import UNSUPPORTED_AUDIO_CLASSIFICATION
+    from QEfficient.models.ctc import FIXED_SPECTROGRAM_CLASSIFIERS, UNSUPPORTED_AUDIO_CLASSIFICATION
 
-    assert set(MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES) == set(AUDIO_CLASSIFIERS) | set(UNSUPPORTED_AUDIO_CLASSIFICATION)
+    swept = set(AUDIO_CLASSIFIERS) | set(FIXED_SPECTROGRAM_CLASSIFIERS)  # the second: the test below
+    assert set(MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES) == swept | set(UNSUPPORTED_AUDIO_CLASSIFICATION)
 
 
 def test_audio_classifier_padded_batches_loader_and_infer(tmp_path, capsys, monkeypatch):
@@ -352,3 +353,51 @@ def test_audio_classifier_padded_batches_loader_and_infer(tmp_path, capsys, monk
     AutoModelForAudioClassification.from_config(config).save_pretrained(tmp_path / "conformer")
     with pytest.raises(ValueError, match="relative position table"):
         QEFFAutoModelForAudioClassification.from_pretrained(tmp_path / "conformer").compile(seq_len=48000, num_cores=1)
+
+
+def test_fixed_size_spectrogram_classifiers_equal_transformers(tmp_path):
+    """The Audio Spectrogram Transformer (its fbank features, named input_values) and Whisper's encoder classifier (its
+    30 s log-mel features): each audio's features at the extractor's one size, logits equal transformers' within 1e-4;
+    features of another size are refused."""
+    from transformers import (
+        ASTConfig,
+        ASTFeatureExtractor,
+        AutoModelForAudioClassification,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+    )
+
+    from QEfficient import QEFFAutoModelForAudioClassification, QEFFCommonLoader
+
+    cases = {
+        "ast": (
+            ASTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, max_length=64, num_mel_bins=32),
+            ASTFeatureExtractor(num_mel_bins=32, max_length=64),
+        ),
+        "whisper": (
+            WhisperConfig(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=37, classifier_proj_size=16),
+            WhisperFeatureExtractor(),
+        ),
+    }
+    audio = [_audio()[0], _audio()[1][:15000]]
+    for name, (config, extractor) in cases.items():
+        config.num_labels = 3
+        folder = tmp_path / name
+        torch.manual_seed(0)
+        hf = AutoModelForAudioClassification.from_config(config)
+        with torch.no_grad():  # logits of a few units
+            head = hf.classifier.dense if name == "ast" else hf.classifier
+            head.weight.mul_(10.0)
+        hf.save_pretrained(folder)
+        extractor.save_pretrained(folder)
+        hf = AutoModelForAudioClassification.from_pretrained(folder).eval()
+        with torch.no_grad():
+            expected = np.concatenate([hf(**extractor(a, sampling_rate=16000, return_tensors="pt")).logits.numpy() for a in audio])
+        assert QEFFCommonLoader.model_class(folder) is QEFFAutoModelForAudioClassification  # Whisper's too
+        model = QEFFAutoModelForAudioClassification.from_pretrained(folder)
+        model.compile(num_cores=1)
+        np.testing.assert_allclose(model.generate(extractor, audio)["logits"].numpy(), expected, atol=1e-4, rtol=0)
+        features = extractor(audio[0], sampling_rate=16000, return_tensors="np")
+        short = {k: v[:, :, :10] if name == "whisper" else v[:, :10] for k, v in features.items() if k != "attention_mask"}
+        with pytest.raises(ValueError, match="as this model's feature extractor writes them"):
+            model.logits(short)

@@ -27,6 +27,7 @@ class QEFFCommonLoader:
         """The auto class for a model folder, .gguf file or cached hub id (its config decides)."""
         from transformers import AutoConfig
         from transformers.models.auto.modeling_auto import (
+            MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES,
             MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
             MODEL_FOR_CTC_MAPPING_NAMES,
             MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
@@ -38,6 +39,13 @@ class QEFFCommonLoader:
             return QEFFAutoModelForCausalLM
         config = AutoConfig.from_pretrained(folder)
         model_type = config.model_type
+        heads = config.architectures or []
+        if model_type in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES and any(
+            a.endswith(("ForSequenceClassification", "ForAudioClassification")) for a in heads
+        ):  # an audio classifier (Wav2Vec2's, AST's, Whisper's encoder's), not its CTC or speech-to-text model
+            from QEfficient.models.ctc import QEFFAutoModelForAudioClassification
+
+            return QEFFAutoModelForAudioClassification
         if model_type in IMAGE_SEQ2SEQ_CLASSES:  # an image encoder with a cross-attending decoder (TrOCR, Donut, Florence-2)
             return IMAGE_SEQ2SEQ_CLASSES[model_type]
         if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:  # checked first, as in QEfficient
@@ -51,10 +59,6 @@ class QEFFCommonLoader:
         if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
             return QEFFAutoModelForCausalLM
         if model_type in MODEL_FOR_CTC_MAPPING_NAMES:
-            if any(a.endswith("ForSequenceClassification") for a in config.architectures or []):  # an audio classifier
-                from QEfficient.models.ctc import QEFFAutoModelForAudioClassification
-
-                return QEFFAutoModelForAudioClassification
             return QEFFAutoModelForCTC
         raise NotImplementedError(
             f"Unknown architecture '{model_type}' for QEFFCommonLoader (causal LMs, image-text-to-text, text encoder-decoders, "

@@ -604,6 +604,33 @@ class AudioClassificationGraphSpec(CTCGraphSpec):
         return {INPUT_VALUES: {0: "batch_size", 1: "seq_len"}, LOGITS: {0: "batch_size"}}
 
 
+@dataclass(frozen=True)
+class SpectrogramClassificationGraphSpec:
+    """Audio classifiers over a spectrogram of one fixed size (the Audio Spectrogram Transformer's 1024 x 128 frames,
+    named input_values; Whisper's encoder's 80 x 3000, input_features): the features in, one row of logits out."""
+
+    input_name: str
+    shape: tuple[int, int]  # one audio's features
+
+    output_names = (LOGITS,)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return (self.input_name,)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {self.input_name: {0: "batch_size"}, LOGITS: {0: "batch_size"}}
+
+    def dummy_inputs(self, config=None) -> tuple:
+        import torch
+
+        return (torch.randn(2, *self.shape, generator=torch.Generator().manual_seed(0)),)
+
+    @staticmethod
+    def specializations(lengths: list[int], batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "AudioClassification", "symbols": {"batch_size": str(batch_size)}}]}
+
+
 LOGITS_MASK = "logits_mask"  # a spectrogram CTC model's output frames that hold audio (its subsampled input mask)
 
 

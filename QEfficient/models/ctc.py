@@ -23,6 +23,7 @@ from QEfficient.export.graph_specs import (
     AudioClassificationGraphSpec,
     CTCGraphSpec,
     FeatureCTCGraphSpec,
+    SpectrogramClassificationGraphSpec,
 )
 from QEfficient.export.onnx_export import export_ctc_onnx
 from QEfficient.models.base import QEFFBaseModel
@@ -53,16 +54,27 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
         name = type(model).__name__
         if not name.endswith(self._head):
-            raise TypeError(f"{name} is not a *{self._head} model, which {type(self).__name__} runs.")
+            heads = " or ".join(f"*{h}" for h in ((self._head,) if isinstance(self._head, str) else self._head))
+            raise TypeError(f"{name} is not a {heads} model, which {type(self).__name__} runs.")
         if model.config.model_type in UNSUPPORTED_CTC:
             raise NotImplementedError(f"{name} is not supported: {UNSUPPORTED_CTC[model.config.model_type]}.")
-        if model.main_input_name not in self._specs:
+        spec = self._spec_for(model)
+        if spec is None:
             raise NotImplementedError(
                 f"{name} reads {model.main_input_name}: {type(self).__name__} runs models that read {' or '.join(self._specs)}."
             )
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
         self.hf = model.eval()
-        self.model = QEffCTC(self.hf, self._specs[model.main_input_name])
+        self.model = QEffCTC(self.hf, spec)
+
+    def _spec_for(self, model: PreTrainedModel):
+        """The graph's spec for ``model`` (by what it reads), or None."""
+        return self._specs.get(model.main_input_name)
+
+    @property
+    def _reads_samples(self) -> bool:
+        """Whether the graph reads raw 16 kHz samples [batch, samples] (else a spectrogram)."""
+        return self.model.spec in (CTCGraphSpec, AudioClassificationGraphSpec)
         self.qpc_session = None
 
     @classmethod
@@ -75,10 +87,11 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         obj = cls._from_hf(cls._hf_auto, pretrained_model_name_or_path, *args, **kwargs)
         saved = obj.config.architectures or []
         if saved and not any(a.endswith(cls._head) for a in saved):
-            by_head = {"ForCTC": "QEFFAutoModelForCTC", "ForSequenceClassification": "QEFFAutoModelForAudioClassification"}
+            classifier = "QEFFAutoModelForAudioClassification"
+            by_head = {"ForCTC": "QEFFAutoModelForCTC", "ForSequenceClassification": classifier, "ForAudioClassification": classifier}
             other = next((name for head, name in by_head.items() if saved[0].endswith(head)), "its own class")
             raise ValueError(
-                f"'{pretrained_model_name_or_path}' holds a {saved[0]}: as a *{cls._head} model its head would be "
+                f"'{pretrained_model_name_or_path}' holds a {saved[0]}: for {cls.__name__} its head would be "
                 f"untrained. Load it with {other}."
             )
         return obj
@@ -131,8 +144,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         """A relative-position table (Wav2Vec2-Conformer's, ``max_source_positions`` frames) must cover the longest
         audio: the graph holds the table as it is (transformers grows it on the fly)."""
         table = getattr(self.config, "max_source_positions", None)
-        raw_samples = INPUT_VALUES in self.model.spec.input_names
-        if not raw_samples or getattr(self.config, "position_embeddings_type", None) != "relative" or not table:
+        if not self._reads_samples or getattr(self.config, "position_embeddings_type", None) != "relative" or not table:
             return
         frames = int(self.hf._get_feat_extract_output_lengths(torch.tensor(samples)))
         if frames > table:
@@ -143,7 +155,21 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
 
     def _graph_inputs(self, inputs) -> dict[str, np.ndarray]:
         """The graph's inputs by name from a processor's output (raw audio: also input_values or an array)."""
-        if self.model.spec is FeatureCTCGraphSpec:
+        spec = self.model.spec
+        if isinstance(spec, SpectrogramClassificationGraphSpec):
+            if isinstance(inputs, (np.ndarray, torch.Tensor, list)) or spec.input_name not in inputs:
+                raise ValueError(
+                    f"This model reads its processor's {spec.input_name}: pass the processor's output (or audio to generate())."
+                )
+            features = _as_numpy(inputs[spec.input_name], np.float32)
+            features = features[None] if features.ndim == 2 else features
+            if features.shape[1:] != spec.shape:
+                raise ValueError(
+                    f"{spec.input_name} must be [audios, {spec.shape[0]}, {spec.shape[1]}] as this model's feature extractor "
+                    f"writes them, got {list(features.shape)}."
+                )
+            return {spec.input_name: features}
+        if spec is FeatureCTCGraphSpec:
             if isinstance(inputs, (np.ndarray, torch.Tensor, list)) or INPUT_FEATURES not in inputs:
                 raise ValueError("This model reads its processor's input_features: pass the processor's output (or audio to generate()).")
             features = _as_numpy(inputs[INPUT_FEATURES], np.float32)
@@ -165,7 +191,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         clip the same answer alone as in a masked batch; this graph reads no mask, so it runs them one by one); None
         for anything else."""
         mask = inputs.get(ATTENTION_MASK) if hasattr(inputs, "get") else None
-        if mask is None or INPUT_VALUES not in self.model.spec.input_names:
+        if mask is None or not self._reads_samples:
             return None
         values = self._graph_inputs(inputs)[INPUT_VALUES]
         mask = _as_numpy(mask, np.int64).reshape(values.shape).astype(bool)
@@ -194,7 +220,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
         params = read_artifact(self.qpc_path)["compile_params"]
         longest, batch = max(params["seq_len"]), params["batch_size"]
-        samples = columns[INPUT_VALUES].shape[1] if INPUT_VALUES in columns else 0  # a spectrogram's frames: any number
+        samples = columns[INPUT_VALUES].shape[1] if self._reads_samples else 0  # a spectrogram's frames: any number
         if samples > longest:
             raise ValueError(
                 f"The audio has {samples} samples but the model was compiled for at most {longest}: "
@@ -225,7 +251,9 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         # Omnilingual ASR's feature extractor writes torch tensors only
         tensors = "pt" if self.config.model_type in CHANNEL_AXIS_TYPES else "np"
         batches = [[a] for a in audio] if len({len(a) for a in audio}) > 1 else [audio]
-        return [processor(batch, sampling_rate=SAMPLING_RATE, return_tensors=tensors, padding=True) for batch in batches]
+        # a fixed-size spectrogram: its feature extractor's own padding (Whisper's to 30 s)
+        padding = {} if isinstance(self.model.spec, SpectrogramClassificationGraphSpec) else {"padding": True}
+        return [processor(batch, sampling_rate=SAMPLING_RATE, return_tensors=tensors, **padding) for batch in batches]
 
     def generate(
         self, processor, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, write_io: bool = False
@@ -247,16 +275,20 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
 
 # audio classification types refused, and why (the raw-sample ones run: tests/test_ctc.py)
 UNSUPPORTED_AUDIO_CLASSIFICATION = {
-    "audio-spectrogram-transformer": "it reads a fixed-size log-mel spectrogram (named input_values), not raw samples; not proven here",
-    "wav2vec2-bert": "it reads its processor's spectrogram (input_features); not proven here",
-    "whisper": "it reads its processor's spectrogram (input_features); not proven here",
+    "wav2vec2-bert": "it reads its processor's spectrogram of any length with its mask (input_features); not proven here",
+}
+# classifiers over a spectrogram of one size: (the input's name, one audio's feature shape from the config)
+FIXED_SPECTROGRAM_CLASSIFIERS = {
+    "audio-spectrogram-transformer": lambda config: (INPUT_VALUES, (config.max_length, config.num_mel_bins)),
+    "whisper": lambda config: (INPUT_FEATURES, (config.num_mel_bins, 2 * config.max_source_positions)),
 }
 
 
 class QEFFAutoModelForAudioClassification(QEFFAutoModelForCTC):
-    """Audio classifiers over raw 16 kHz samples (Wav2Vec2, HuBERT, WavLM, Data2VecAudio, UniSpeech, SEW
-    ``ForSequenceClassification``: keyword spotting, emotion, language ID); generate(processor, audio) returns
-    {"logits": torch.Tensor [audios, labels]}, each audio read at its own length, as transformers reads it alone.
+    """Audio classifiers (keyword spotting, emotion, language ID, sound events) over raw 16 kHz samples (Wav2Vec2,
+    HuBERT, WavLM, Data2VecAudio, UniSpeech, SEW ``ForSequenceClassification``), each audio read at its own length as
+    transformers reads it alone, or over a spectrogram of one size (the Audio Spectrogram Transformer, Whisper's encoder
+    classifier); generate(processor, audio) returns {"logits": torch.Tensor [audios, labels]}.
 
     >>> model = QEFFAutoModelForAudioClassification.from_pretrained("path/to/wav2vec2-base-superb-ks")
     >>> model.compile(seq_len=16000)
@@ -264,7 +296,7 @@ class QEFFAutoModelForAudioClassification(QEFFAutoModelForCTC):
     """
 
     _hf_auto = AutoModelForAudioClassification
-    _head = "ForSequenceClassification"
+    _head = ("ForSequenceClassification", "ForAudioClassification")  # Wav2Vec2's ..., AST's and Whisper's
     _specs = {INPUT_VALUES: AudioClassificationGraphSpec}
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
@@ -272,6 +304,10 @@ class QEFFAutoModelForAudioClassification(QEFFAutoModelForCTC):
         if reason is not None:
             raise NotImplementedError(f"{type(model).__name__} is not supported: {reason}.")
         super().__init__(model, **kwargs)
+
+    def _spec_for(self, model: PreTrainedModel):
+        fixed = FIXED_SPECTROGRAM_CLASSIFIERS.get(model.config.model_type)
+        return SpectrogramClassificationGraphSpec(*fixed(model.config)) if fixed else super()._spec_for(model)
 
     def generate(
         self, processor, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, write_io: bool = False
@@ -288,4 +324,9 @@ def _as_numpy(value, dtype) -> np.ndarray:
     return np.ascontiguousarray(value, dtype=dtype)
 
 
-__all__ = ["QEFFAutoModelForAudioClassification", "QEFFAutoModelForCTC", "UNSUPPORTED_AUDIO_CLASSIFICATION"]
+__all__ = [
+    "FIXED_SPECTROGRAM_CLASSIFIERS",
+    "QEFFAutoModelForAudioClassification",
+    "QEFFAutoModelForCTC",
+    "UNSUPPORTED_AUDIO_CLASSIFICATION",
+]

@@ -30,8 +30,8 @@ class QEffCTC(nn.Module):
     def forward(self, values: torch.Tensor, attention_mask: torch.Tensor | None = None):
         if attention_mask is None:
             values = values[:, None, :] if self.config.model_type in CHANNEL_AXIS_TYPES else values
-            with rewritten_functions(self.hf):
-                return self.hf(input_values=values).logits.float()
+            with rewritten_functions(self.hf):  # raw samples, or a classifier's fixed-size spectrogram (Whisper's features)
+                return self.hf(**{self.hf.main_input_name: values}).logits.float()
         # a spectrogram and its frames' mask: the logits, and the output frames that hold audio (the model's own
         # subsampled mask where it has one, as its generate() reads it; else every frame)
         logits = self.hf(input_features=values, attention_mask=attention_mask).logits.float()
