@@ -35,6 +35,7 @@ from pathlib import Path
 from causal_lm_sweeps import plot, sweeps  # benchmarks/causal_lm_sweeps.py
 from engine_rounds import interleaved_rounds, median_row, paired_ratios, ratio_text  # benchmarks/engine_rounds.py
 from peers import PEERS, peak_rss_mb, peak_rss_reset, peer_config, rss_mb, run_peer_worker  # benchmarks/peers.py
+from scratch import scratch_dir  # benchmarks/scratch.py
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -504,7 +505,7 @@ def main() -> None:
 
     from QEfficient.loading.hf_loader import _convert_gguf, default_model_path
 
-    os.environ["QEFF_HOME"] = os.environ.get("QEFF_BENCH_HOME") or tempfile.mkdtemp(prefix="qeff-bench-")
+    os.environ["QEFF_HOME"] = os.environ.get("QEFF_BENCH_HOME") or scratch_dir("qeff-bench-")
     gguf = args.gguf.resolve() if args.gguf else default_model_path()
     t = time.perf_counter()
     hf_dir = _convert_gguf(gguf.parent, gguf.name)  # one-time GGUF -> safetensors, shared by HF and QEfficient

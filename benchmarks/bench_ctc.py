@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from bench_causal_lm import cpu_model  # benchmarks/bench_causal_lm.py
 from bench_seq2seq import median_seconds  # benchmarks/bench_seq2seq.py
+from scratch import scratch_dir  # benchmarks/scratch.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["wav2vec2-base", "parakeet-ctc-0.6b"], choices=["wav2vec2-base", "parakeet-ctc-0.6b"])
     ap.add_argument("--mxfp6", action="store_true", help="also compile with mxfp6_matmul=True (int8 GEMMs)")
     args = ap.parse_args()
-    os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-ctc-"))
+    os.environ.setdefault("QEFF_HOME", scratch_dir("qeff-bench-ctc-"))
     import numpy as np
     import torch
 
@@ -64,7 +64,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"{cpu_model()}, {args.threads} threads, the 7.8 s test recording at batch 1; seconds per transcription (ratio to PyTorch)")
     for name in args.models:
-        hf, inputs = build(name, Path(tempfile.mkdtemp(prefix=f"qeff-bench-{name}-")))
+        hf, inputs = build(name, Path(scratch_dir(f"qeff-bench-{name}-")))
         folder = Path(hf.name_or_path) if hf.name_or_path else None
         torch_inputs = {k: v for k, v in inputs.items() if k in ("input_values", "input_features", "attention_mask")}
 

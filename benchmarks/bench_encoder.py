@@ -20,9 +20,10 @@ import importlib.util
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
+
+from scratch import scratch_dir  # benchmarks/scratch.py
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
@@ -44,7 +45,7 @@ def main() -> None:
     ap.add_argument("--longformer", type=int, default=None, help="tokens of a Longformer-base-shaped classifier's input")
     ap.add_argument("--image", type=int, nargs="+", default=None, help="batch sizes of a ViT-base-shaped image classifier")
     args = ap.parse_args()
-    os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-enc-"))
+    os.environ.setdefault("QEFF_HOME", scratch_dir("qeff-bench-enc-"))
     if args.longformer:
         return longformer(args.threads, args.longformer)
     if args.image:
@@ -97,7 +98,7 @@ def longformer(threads: int, tokens: int) -> None:
     from QEfficient import QEFFAutoModelForSequenceClassification
 
     torch.set_num_threads(threads)
-    folder = Path(tempfile.mkdtemp(prefix="qeff-bench-longformer-"))
+    folder = Path(scratch_dir("qeff-bench-longformer-"))
     torch.manual_seed(0)
     config = LongformerConfig(attention_window=512, max_position_embeddings=4098, num_labels=2)  # longformer-base's shape
     AutoModelForSequenceClassification.from_config(config).eval().save_pretrained(folder)
@@ -133,7 +134,7 @@ def image_classifier(threads: int, batches: list[int]) -> None:
     from QEfficient import QEFFAutoModelForImageClassification
 
     torch.set_num_threads(threads)
-    folder = Path(tempfile.mkdtemp(prefix="qeff-bench-vit-"))
+    folder = Path(scratch_dir("qeff-bench-vit-"))
     torch.manual_seed(0)
     ViTForImageClassification(ViTConfig(num_labels=1000)).eval().save_pretrained(folder)
     hf = ViTForImageClassification.from_pretrained(folder).eval()

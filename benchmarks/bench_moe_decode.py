@@ -16,13 +16,14 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from scratch import scratch_dir  # benchmarks/scratch.py
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-moe-bench-"))
+os.environ.setdefault("QEFF_HOME", scratch_dir("qeff-moe-bench-"))
 
 
 def compiled(model, experts: str, **options):

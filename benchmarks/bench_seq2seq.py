@@ -24,11 +24,11 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from bench_causal_lm import cpu_model  # benchmarks/bench_causal_lm.py
+from scratch import scratch_dir  # benchmarks/scratch.py
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 SHAPES = {
@@ -95,7 +95,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.ct2 is not None:
         sys.path.append(str(next(args.ct2.glob("lib/python3*/site-packages"))))
-    os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-s2s-"))
+    os.environ.setdefault("QEFF_HOME", scratch_dir("qeff-bench-s2s-"))
     import numpy as np
     import torch
     from transformers import AutoConfig, AutoModelForSeq2SeqLM
@@ -114,7 +114,7 @@ def main() -> None:
     for name in args.models:
         kind, options = SHAPES[name]
         torch.manual_seed(0)
-        folder = Path(tempfile.mkdtemp(prefix=f"qeff-bench-{name}-"))
+        folder = Path(scratch_dir(f"qeff-bench-{name}-"))
         hf = AutoModelForSeq2SeqLM.from_config(AutoConfig.for_model(kind, **options)).eval()
         hf.generation_config.max_length = None  # the checkpoint's own limits stay out of the way
         hf.save_pretrained(folder)

@@ -37,6 +37,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from scratch import scratch_dir  # benchmarks/scratch.py
+
 ROOT = Path(__file__).resolve().parents[1]
 PEER = Path(__file__).with_name("faster_whisper_peer.py")
 FW_TYPES = ("float32", "int8")
@@ -133,7 +135,7 @@ def main() -> None:
         help="the interpreter of a venv with faster-whisper (default: $FASTER_WHISPER_PYTHON; none: rows skipped)",
     )
     args = ap.parse_args()
-    os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-speech-"))
+    os.environ.setdefault("QEFF_HOME", scratch_dir("qeff-bench-speech-"))
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from bench_causal_lm import cpu_model  # benchmarks/bench_causal_lm.py
 from bench_seq2seq import median_seconds  # benchmarks/bench_seq2seq.py
+from scratch import scratch_dir  # benchmarks/scratch.py
 
 
 def shapes():
@@ -88,7 +88,7 @@ def main() -> None:
     ap.add_argument("--beams", type=int, default=1)
     ap.add_argument("--shapes", nargs="+", default=None, help="which shapes (default: all)")
     args = ap.parse_args()
-    os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-bench-vision-seq2seq-"))
+    os.environ.setdefault("QEFF_HOME", scratch_dir("qeff-bench-vision-seq2seq-"))
     import torch
 
     from QEfficient import QEFFAutoModelForImageTextToText
@@ -102,7 +102,7 @@ def main() -> None:
             continue
         torch.manual_seed(0)
         hf, make_inputs = extra_models(name) if name in EXTRA_SHAPES else vision_encoder_decoder(name)
-        folder = Path(tempfile.mkdtemp()) / name
+        folder = Path(scratch_dir()) / name
         hf.save_pretrained(folder)
         options = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, num_beams=args.beams)
         for batch in args.batch:

@@ -16,11 +16,12 @@ import os
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from scratch import scratch_dir  # benchmarks/scratch.py
 
 USERS = [
     "What is the capital of France?",
@@ -78,7 +79,7 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=600, help="seconds; the whole run stops by then")
     args = ap.parse_args()
     deadline = time.time() + args.time_limit
-    os.environ.setdefault("QEFF_HOME", tempfile.mkdtemp(prefix="qeff-load-"))
+    os.environ.setdefault("QEFF_HOME", scratch_dir("qeff-load-"))
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import uvicorn
 
