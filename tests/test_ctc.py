@@ -375,7 +375,14 @@ def test_fixed_size_spectrogram_classifiers_equal_transformers(tmp_path):
             ASTFeatureExtractor(num_mel_bins=32, max_length=64),
         ),
         "whisper": (
-            WhisperConfig(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=37, classifier_proj_size=16),
+            WhisperConfig(
+                d_model=32,
+                encoder_layers=2,
+                encoder_attention_heads=2,
+                encoder_ffn_dim=37,
+                classifier_proj_size=16,
+                use_weighted_layer_sum=True,
+            ),  # fmt: skip
             WhisperFeatureExtractor(),
         ),
     }

@@ -66,6 +66,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
         self.hf = model.eval()
         self.model = QEffCTC(self.hf, spec)
+        self.qpc_session = None
 
     def _spec_for(self, model: PreTrainedModel):
         """The graph's spec for ``model`` (by what it reads), or None."""
@@ -75,7 +76,6 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
     def _reads_samples(self) -> bool:
         """Whether the graph reads raw 16 kHz samples [batch, samples] (else a spectrogram)."""
         return self.model.spec in (CTCGraphSpec, AudioClassificationGraphSpec)
-        self.qpc_session = None
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, pooling=None, *args, **kwargs) -> QEFFAutoModelForCTC:
@@ -120,7 +120,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         **compiler_options,
     ):
         """Export if needed, then build the artifact. ``seq_len`` (samples; a list is QEfficient's form):
-        the longest audio accepted, 480000 = 30 s. Audio runs at its own length."""
+        the longest audio accepted, 480000 = 30 s. Audio runs at its own length (a classifier over a spectrogram of one
+        size takes audio of any length, as its feature extractor pads or cuts it)."""
         lengths = sorted({seq_len} if isinstance(seq_len, int) else set(seq_len))
         if not lengths or any(not isinstance(n, int) or isinstance(n, bool) or n < 400 for n in lengths):
             raise ValueError(f"seq_len must be a number of samples (>= 400, 25 ms at 16 kHz) or a list of them, got {seq_len!r}.")
