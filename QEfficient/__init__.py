@@ -27,6 +27,7 @@ _LAZY = {
     "QEFFAutoModelForCausalLM": "QEfficient.models.causal_lm",
     "QEFFAutoModelForCTC": "QEfficient.models.ctc",
     "QEFFAutoModelForAudioClassification": "QEfficient.models.ctc",
+    "QEFFAutoModelForAudioFeatureExtraction": "QEfficient.models.ctc",
     "QEFFAutoModelForImageTextToText": "QEfficient.models.image_text",
     "QEFFAutoModelForSpeechSeq2Seq": "QEfficient.models.speech_seq2seq",
     "QEFFAutoModelForSeq2SeqLM": "QEfficient.models.seq2seq_lm",
@@ -88,6 +89,7 @@ transform = QEfficient.transform
 __all__ = [
     "QEFFAutoModel",
     "QEFFAutoModelForAudioClassification",
+    "QEFFAutoModelForAudioFeatureExtraction",
     "QEFFAutoModelForCausalLM",
     "QEFFAutoModelForCTC",
     "QEFFAutoModelForImageClassification",

@@ -208,10 +208,6 @@ def test_ctc_bad_inputs_say_what_to_do(tmp_path):
         model.generate(processor, _audio()[0])
     with pytest.raises(ValueError, match="seq_len must be a number of samples"):
         model.compile(seq_len=0)
-    from QEfficient import QEFFAutoModel
-
-    with pytest.raises(ValueError, match=r"reads audio \(input_values\): its text is read with QEFFAutoModelForCTC"):
-        QEFFAutoModel.from_pretrained(tmp_path)  # the base model of a CTC checkpoint
 
 
 def test_infer_audio_path_with_a_ctc_model(tmp_path, capsys, monkeypatch):
@@ -408,3 +404,32 @@ def test_fixed_size_spectrogram_classifiers_equal_transformers(tmp_path):
         short = {k: v[:, :, :10] if name == "whisper" else v[:, :10] for k, v in features.items() if k != "attention_mask"}
         with pytest.raises(ValueError, match="as this model's feature extractor writes them"):
             model.logits(short)
+
+
+@pytest.mark.parametrize("arch", ["wav2vec2", "hubert", "wavlm"])
+def test_audio_encoders_hidden_states_equal_transformers(tmp_path, arch):
+    """QEFFAutoModel on an audio encoder's folder (a CTC checkpoint's base model) gives a
+    QEFFAutoModelForAudioFeatureExtraction: each audio's last hidden state equal to transformers' for that audio alone,
+    within 1e-4, a shorter one's frames past its own zeros; pooling is refused, and the text encoder class given such a
+    model says which class reads it."""
+    from transformers import AutoModel
+
+    from QEfficient import QEFFAutoModel, QEFFAutoModelForAudioFeatureExtraction
+
+    _, processor = _folder(tmp_path, arch)
+    hf = AutoModel.from_pretrained(tmp_path).eval()
+    audio = [_audio()[0], _audio()[1][:15000]]
+    with torch.no_grad():
+        expected = [hf(**processor(a, sampling_rate=16000, return_tensors="pt")).last_hidden_state[0].numpy() for a in audio]
+    model = QEFFAutoModel.from_pretrained(tmp_path)
+    assert isinstance(model, QEFFAutoModelForAudioFeatureExtraction)
+    model.compile(seq_len=32000, num_cores=1)
+    got = model.generate(processor, audio)["output"]
+    assert got.shape == (2, len(expected[0]), expected[0].shape[1])
+    np.testing.assert_allclose(got[0], expected[0], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(got[1][: len(expected[1])], expected[1], atol=1e-4, rtol=0)
+    assert not got[1][len(expected[1]) :].any()
+    with pytest.raises(ValueError, match="load it without pooling"):
+        QEFFAutoModel.from_pretrained(tmp_path, pooling="mean")
+    with pytest.raises(ValueError, match="QEFFAutoModelForAudioFeatureExtraction"):
+        QEFFAutoModel(hf)

@@ -604,6 +604,20 @@ class AudioClassificationGraphSpec(CTCGraphSpec):
         return {INPUT_VALUES: {0: "batch_size", 1: "seq_len"}, LOGITS: {0: "batch_size"}}
 
 
+OUTPUT = "output"  # an encoder's last hidden state (pooled where asked), as QEfficient's QEFFAutoModel names it
+
+
+class AudioFeatureGraphSpec(CTCGraphSpec):
+    """Audio encoders' hidden states over raw 16 kHz samples (Wav2Vec2Model, HubertModel, ...): the samples in, the last
+    hidden state per frame out."""
+
+    output_names = (OUTPUT,)
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        return {INPUT_VALUES: {0: "batch_size", 1: "seq_len"}, OUTPUT: {0: "batch_size", 1: "frames"}}
+
+
 @dataclass(frozen=True)
 class SpectrogramClassificationGraphSpec:
     """Audio classifiers over a spectrogram of one fixed size (the Audio Spectrogram Transformer's 1024 x 128 frames,

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 import torch
-from transformers import AutoModelForAudioClassification, AutoModelForCTC, PreTrainedModel
+from transformers import AutoModel, AutoModelForAudioClassification, AutoModelForCTC, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
@@ -20,7 +20,9 @@ from QEfficient.export.graph_specs import (
     INPUT_FEATURES,
     INPUT_VALUES,
     LOGITS,
+    OUTPUT,
     AudioClassificationGraphSpec,
+    AudioFeatureGraphSpec,
     CTCGraphSpec,
     FeatureCTCGraphSpec,
     SpectrogramClassificationGraphSpec,
@@ -75,7 +77,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
     @property
     def _reads_samples(self) -> bool:
         """Whether the graph reads raw 16 kHz samples [batch, samples] (else a spectrogram)."""
-        return self.model.spec in (CTCGraphSpec, AudioClassificationGraphSpec)
+        return self.model.spec in (CTCGraphSpec, AudioClassificationGraphSpec, AudioFeatureGraphSpec)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, pooling=None, *args, **kwargs) -> QEFFAutoModelForCTC:
@@ -86,7 +88,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             warn_ignored_options("from_pretrained()", {"pooling": pooling})
         obj = cls._from_hf(cls._hf_auto, pretrained_model_name_or_path, *args, **kwargs)
         saved = obj.config.architectures or []
-        if saved and not any(a.endswith(cls._head) for a in saved):
+        if cls._head != "Model" and saved and not any(a.endswith(cls._head) for a in saved):  # a base model takes any
             classifier = "QEFFAutoModelForAudioClassification"
             by_head = {"ForCTC": "QEFFAutoModelForCTC", "ForSequenceClassification": classifier, "ForAudioClassification": classifier}
             other = next((name for head, name in by_head.items() if saved[0].endswith(head)), "its own class")
@@ -320,6 +322,27 @@ class QEFFAutoModelForAudioClassification(QEFFAutoModelForCTC):
         return {LOGITS: torch.from_numpy(np.concatenate(logits))}
 
 
+class QEFFAutoModelForAudioFeatureExtraction(QEFFAutoModelForCTC):
+    """An audio encoder's hidden states (Wav2Vec2Model, HubertModel, WavLMModel, ...: transformers' ``AutoModel`` of a
+    model that reads raw samples; what ``QEFFAutoModel.from_pretrained`` gives for one): generate(processor, audio)
+    returns {"output": np.ndarray [audios, frames, hidden]}, each audio read at its own length as transformers reads it
+    alone, a shorter one's frames past its own zeros."""
+
+    _hf_auto = AutoModel
+    _head = "Model"
+    _specs = {INPUT_VALUES: AudioFeatureGraphSpec}
+
+    def generate(
+        self, processor, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, write_io: bool = False
+    ) -> dict[str, np.ndarray]:
+        """The last hidden state of ``inputs``: raw 16 kHz audio (an array, or a list of them) or a processor's output."""
+        if write_io or (device_ids is not None and len(device_ids) > 1):
+            warn_ignored_options("generate()", {"write_io": write_io, "device_ids": device_ids})
+        rows = [row for batch in self._processed(processor, inputs) for row in self._outputs(batch, runtime_ai100)[0]]
+        frames = max(len(row) for row in rows)
+        return {OUTPUT: np.stack([np.pad(row, [(0, frames - len(row)), (0, 0)]) for row in rows])}
+
+
 def _as_numpy(value, dtype) -> np.ndarray:
     value = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
     return np.ascontiguousarray(value, dtype=dtype)
@@ -328,6 +351,7 @@ def _as_numpy(value, dtype) -> np.ndarray:
 __all__ = [
     "FIXED_SPECTROGRAM_CLASSIFIERS",
     "QEFFAutoModelForAudioClassification",
+    "QEFFAutoModelForAudioFeatureExtraction",
     "QEFFAutoModelForCTC",
     "UNSUPPORTED_AUDIO_CLASSIFICATION",
 ]

@@ -73,6 +73,14 @@ class _QEFFEncoderBase(QEFFBaseModel):
         model, folder = load_pretrained(cls._hf_auto, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
         # a model that reads pixels (ViT, DINOv2, ...): QEfficient's QEFFAutoModel takes any AutoModel
         kind = QEFFAutoModelForImageFeatureExtraction if cls is QEFFAutoModel and reads_pixels(model) else cls
+        if cls is QEFFAutoModel and getattr(model, "main_input_name", None) == "input_values":  # an audio encoder
+            from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction
+
+            if pooling is not None:
+                raise ValueError("An audio encoder's hidden states are per frame here: load it without pooling.")
+            obj = QEFFAutoModelForAudioFeatureExtraction(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+            obj.local_model_dir = folder
+            return obj
         obj = kind(model, pooling=pooling, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
         obj.local_model_dir = folder
         return obj

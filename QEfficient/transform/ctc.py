@@ -15,7 +15,8 @@ CHANNEL_AXIS_TYPES = frozenset({"omniasr_ctc"})
 
 
 class QEffCTC(nn.Module):
-    """forward(input_values [B, samples]) -> logits [B, frames, vocab] (float32); a spectrogram model's
+    """forward(input_values [B, samples]) -> logits [B, frames, vocab] (float32; a classifier's [B, labels], a base
+    model's last hidden state [B, frames, D]); a spectrogram model's
     forward(input_features [B, frames, width], attention_mask [B, frames]).
 
     ``spec``: the graph's spec class (export/graph_specs.py), given by the model class."""
@@ -31,7 +32,8 @@ class QEffCTC(nn.Module):
         if attention_mask is None:
             values = values[:, None, :] if self.config.model_type in CHANNEL_AXIS_TYPES else values
             with rewritten_functions(self.hf):  # raw samples, or a classifier's fixed-size spectrogram (Whisper's features)
-                return self.hf(**{self.hf.main_input_name: values}).logits.float()
+                out = self.hf(**{self.hf.main_input_name: values})
+            return (out.logits if hasattr(out, "logits") else out.last_hidden_state).float()  # a base model's states
         # a spectrogram and its frames' mask: the logits, and the output frames that hold audio (the model's own
         # subsampled mask where it has one, as its generate() reads it; else every frame)
         logits = self.hf(input_features=values, attention_mask=attention_mask).logits.float()

@@ -156,9 +156,9 @@ class QEffEncoder(nn.Module):
             )
         if main_input in ("input_values", "input_features"):
             raise ValueError(
-                f"{name} reads audio ({main_input}): its text is read with QEFFAutoModelForCTC (a CTC head) or "
-                "QEFFAutoModelForSpeechSeq2Seq (Whisper), its classes with QEFFAutoModelForAudioClassification; its hidden "
-                "states alone are not served by a graph here."
+                f"{name} reads audio ({main_input}): its hidden states are read with QEFFAutoModelForAudioFeatureExtraction "
+                "(QEFFAutoModel.from_pretrained picks it for raw samples), its text with QEFFAutoModelForCTC or "
+                "QEFFAutoModelForSpeechSeq2Seq (Whisper), its classes with QEFFAutoModelForAudioClassification."
             )
         # a head over every token (NER's token classifier; extractive QA's start and end logits; a masked LM's vocabulary)
         # (XLM's and FlauBERT's masked LMs are their WithLMHeadModel classes)
