@@ -433,3 +433,13 @@ def test_audio_encoders_hidden_states_equal_transformers(tmp_path, arch):
         QEFFAutoModel.from_pretrained(tmp_path, pooling="mean")
     with pytest.raises(ValueError, match="QEFFAutoModelForAudioFeatureExtraction"):
         QEFFAutoModel(hf)
+    if arch == "wav2vec2":  # an audio model that is not a CTC encoder over raw samples: refused, saying so
+        from transformers import ASTConfig, ASTModel
+
+        ASTModel(ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)).save_pretrained(
+            tmp_path / "ast"
+        )
+        with pytest.raises(ValueError, match=r"reads audio \(input_values\)"):
+            QEFFAutoModel.from_pretrained(tmp_path / "ast")
+        with pytest.raises(NotImplementedError, match="not run here as an audio encoder"):
+            QEFFAutoModelForAudioFeatureExtraction(ASTModel(ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2)))

@@ -81,6 +81,8 @@ class BatchJob:
             from QEfficient import QEFFAutoModel
 
             model = QEFFAutoModel.from_pretrained(self.model_name, pooling=self.pooling)
+            if not isinstance(model, QEFFAutoModel):  # an image or audio encoder: this job embeds text
+                raise ValueError(f"'{self.model_name}' is not a text encoder ({type(model).__name__}): the embed task takes text.")
             model.compile(seq_len=self.seq_len, batch_size=self.batch_size, num_cores=self.cores_per_actor)
         return model, AutoTokenizer.from_pretrained(model.local_model_dir)
 

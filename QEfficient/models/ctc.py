@@ -322,6 +322,16 @@ class QEFFAutoModelForAudioClassification(QEFFAutoModelForCTC):
         return {LOGITS: torch.from_numpy(np.concatenate(logits))}
 
 
+def reads_raw_speech(model: PreTrainedModel) -> bool:
+    """Whether ``model`` is the encoder of a CTC model type that reads raw 16 kHz samples (what
+    QEFFAutoModelForAudioFeatureExtraction runs; QEFFAutoModel picks it for these)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CTC_MAPPING_NAMES
+
+    model_type = model.config.model_type
+    raw = getattr(model, "main_input_name", None) == INPUT_VALUES
+    return raw and model_type in MODEL_FOR_CTC_MAPPING_NAMES and model_type not in UNSUPPORTED_CTC
+
+
 class QEFFAutoModelForAudioFeatureExtraction(QEFFAutoModelForCTC):
     """An audio encoder's hidden states (Wav2Vec2Model, HubertModel, WavLMModel, ...: transformers' ``AutoModel`` of a
     model that reads raw samples; what ``QEFFAutoModel.from_pretrained`` gives for one): generate(processor, audio)
@@ -332,6 +342,15 @@ class QEFFAutoModelForAudioFeatureExtraction(QEFFAutoModelForCTC):
     _head = "Model"
     _specs = {INPUT_VALUES: AudioFeatureGraphSpec}
 
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        if not reads_raw_speech(model):
+            raise NotImplementedError(
+                f"{type(model).__name__} is not run here as an audio encoder: the encoders of the CTC models that read raw "
+                "16 kHz samples are (Wav2Vec2, HuBERT, WavLM, Data2VecAudio, UniSpeech, SEW, ...); codecs, spectrogram "
+                "models and speech-to-text models are not."
+            )
+        super().__init__(model, **kwargs)
+
     def generate(
         self, processor, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, write_io: bool = False
     ) -> dict[str, np.ndarray]:
@@ -339,6 +358,8 @@ class QEFFAutoModelForAudioFeatureExtraction(QEFFAutoModelForCTC):
         if write_io or (device_ids is not None and len(device_ids) > 1):
             warn_ignored_options("generate()", {"write_io": write_io, "device_ids": device_ids})
         rows = [row for batch in self._processed(processor, inputs) for row in self._outputs(batch, runtime_ai100)[0]]
+        if not rows:
+            raise ValueError("No audio given: pass an array of 16 kHz samples, a list of them, or a processor's output.")
         frames = max(len(row) for row in rows)
         return {OUTPUT: np.stack([np.pad(row, [(0, frames - len(row)), (0, 0)]) for row in rows])}
 

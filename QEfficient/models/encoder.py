@@ -25,6 +25,7 @@ from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, global_attention_rule, run_encoder
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk
+from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction, reads_raw_speech
 from QEfficient.models.image_encoder import QEFFAutoModelForImageFeatureExtraction
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_FORMAT,
@@ -73,9 +74,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
         model, folder = load_pretrained(cls._hf_auto, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
         # a model that reads pixels (ViT, DINOv2, ...): QEfficient's QEFFAutoModel takes any AutoModel
         kind = QEFFAutoModelForImageFeatureExtraction if cls is QEFFAutoModel and reads_pixels(model) else cls
-        if cls is QEFFAutoModel and getattr(model, "main_input_name", None) == "input_values":  # an audio encoder
-            from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction
-
+        if cls is QEFFAutoModel and reads_raw_speech(model):  # an audio encoder (Wav2Vec2Model, HubertModel, ...)
             if pooling is not None:
                 raise ValueError("An audio encoder's hidden states are per frame here: load it without pooling.")
             obj = QEFFAutoModelForAudioFeatureExtraction(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))

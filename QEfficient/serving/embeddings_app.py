@@ -169,8 +169,9 @@ def open_embeddings_app(
     from QEfficient.models.sentence_transformers import check_sentence_transformers_folder, sentence_transformers_normalizes
 
     model = QEFFAutoModel.from_pretrained(model_name, hf_overrides=hf_overrides or None)
-    if not isinstance(model, QEFFAutoModel):  # an image encoder (QEFFAutoModelForImageFeatureExtraction)
-        raise ValueError(f"'{model_name}' reads images: the embeddings server takes text. Run it from Python ({type(model).__name__}).")
+    if not isinstance(model, QEFFAutoModel):  # an image or audio encoder (QEFFAutoModelFor{Image,Audio}FeatureExtraction)
+        kind = "images" if "Image" in type(model).__name__ else "audio"
+        raise ValueError(f"'{model_name}' reads {kind}: the embeddings server takes text. Run it from Python ({type(model).__name__}).")
     check_sentence_transformers_folder(model.local_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)

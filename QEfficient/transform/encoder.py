@@ -155,10 +155,16 @@ class QEffEncoder(nn.Module):
                 "QEFFAutoModelForImageClassification (QEFFAutoModel.from_pretrained picks the first)."
             )
         if main_input in ("input_values", "input_features"):
+            states = (
+                "its hidden states with QEFFAutoModelForAudioFeatureExtraction (QEFFAutoModel.from_pretrained picks it for "
+                "the encoders of CTC models over raw samples), "
+                if main_input == "input_values"
+                else ""
+            )
             raise ValueError(
-                f"{name} reads audio ({main_input}): its hidden states are read with QEFFAutoModelForAudioFeatureExtraction "
-                "(QEFFAutoModel.from_pretrained picks it for raw samples), its text with QEFFAutoModelForCTC or "
-                "QEFFAutoModelForSpeechSeq2Seq (Whisper), its classes with QEFFAutoModelForAudioClassification."
+                f"{name} reads audio ({main_input}): {states}its text is read with QEFFAutoModelForCTC or "
+                "QEFFAutoModelForSpeechSeq2Seq (Whisper), its classes with QEFFAutoModelForAudioClassification; other audio "
+                "models are not run here."
             )
         # a head over every token (NER's token classifier; extractive QA's start and end logits; a masked LM's vocabulary)
         # (XLM's and FlauBERT's masked LMs are their WithLMHeadModel classes)
