@@ -78,9 +78,8 @@ def test_a_decoder_s_token_head_is_refused(tmp_path, tiny_model_dir):
 @pytest.mark.parametrize("model_type", ["xlm", "modernbert", "fnet"])
 def test_masked_lm_heads_of_other_shapes_equal_transformers(model_type, tmp_path, tokenizer_dir):
     """XLM's masked LM is its WithLMHeadModel class; ModernBERT's head reads the hidden states through its own
-    normalization; FNet's reads every column (its graph runs at the input's width). 41 of transformers' 41 text
-    encoder types with a masked-LM head equal it this way (checked once by hand; the sweep runs base models and
-    classifiers)."""
+    normalization; FNet's reads every column (its graph runs at the input's width). The encoder sweep runs every text
+    encoder type's masked LM (tests/test_encoder_sweep.py)."""
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     enc = tok(["My name is Ada", "The sun rises over the quiet sea every morning"], padding=True, return_tensors="np")
     torch.manual_seed(0)

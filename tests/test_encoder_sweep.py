@@ -1,7 +1,8 @@
 """Every text encoder type in transformers (a masked-LM model type with a base model), as QEFFAutoModel runs it: a
 tiny random model's last hidden state through the exported graph equals transformers' on a padded batch of two
 (real tokens, within 1e-4), and so do its sequence classifier's logits (QEFFAutoModelForSequenceClassification: a
-cross-encoder) where the type has one; or the type is refused with the reason
+cross-encoder) where the type has one, and its masked LM's logits (QEFFAutoModelForMaskedLM); or the type is refused
+with the reason
 (transform/encoder.UNSUPPORTED_ENCODERS). Types that are not text encoders are listed with what they take instead."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.models.auto.modeling_auto import (
     MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
     MODEL_FOR_MASKED_LM_MAPPING_NAMES,
@@ -17,7 +18,7 @@ from transformers.models.auto.modeling_auto import (
     MODEL_MAPPING_NAMES,
 )
 
-from QEfficient import QEFFAutoModel, QEFFAutoModelForSequenceClassification
+from QEfficient import QEFFAutoModel, QEFFAutoModelForMaskedLM, QEFFAutoModelForSequenceClassification
 from QEfficient.transform.adapters.sweep_status import PROVEN
 from QEfficient.transform.decoder_encoder import STATIC_KV_DECODERS
 from QEfficient.transform.encoder import UNSUPPORTED_DECODER_CLASSIFIERS, UNSUPPORTED_ENCODERS, mean_pooling
@@ -80,11 +81,15 @@ TYPES = sorted(set(MODEL_FOR_MASKED_LM_MAPPING_NAMES) & set(MODEL_MAPPING_NAMES)
 SENTENCES = ["My name is Ada", "The sun rises over the quiet sea every morning"]
 
 
-CASES = [(t, "base") for t in TYPES if t not in NOT_SWEPT] + [
-    (t, "classifier")
-    for t in TYPES
-    if t not in NOT_SWEPT and t not in UNSUPPORTED_ENCODERS and t in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
-]
+CASES = (
+    [(t, "base") for t in TYPES if t not in NOT_SWEPT]
+    + [
+        (t, "classifier")
+        for t in TYPES
+        if t not in NOT_SWEPT and t not in UNSUPPORTED_ENCODERS and t in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+    ]
+    + [(t, "masked_lm") for t in TYPES if t not in NOT_SWEPT and t not in UNSUPPORTED_ENCODERS]
+)  # every type has one
 
 
 @pytest.mark.parametrize("model_type, head", CASES)
@@ -92,9 +97,11 @@ def test_every_text_encoder_type_runs_as_transformers_or_is_refused(model_type, 
     defaults = AutoConfig.for_model(model_type)
     values = {k: v for k, v in SHRINK.items() if hasattr(defaults, k)} | PER_TYPE.get(model_type, {})
     config = AutoConfig.for_model(model_type, **values, num_labels=2)
-    auto, qeff = (
-        (AutoModel, QEFFAutoModel) if head == "base" else (AutoModelForSequenceClassification, QEFFAutoModelForSequenceClassification)
-    )
+    auto, qeff = {
+        "base": (AutoModel, QEFFAutoModel),
+        "classifier": (AutoModelForSequenceClassification, QEFFAutoModelForSequenceClassification),
+        "masked_lm": (AutoModelForMaskedLM, QEFFAutoModelForMaskedLM),
+    }[head]
     torch.manual_seed(0)
     with_no_zero_weights(auto.from_config(config)).save_pretrained(tmp_path)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -117,8 +124,9 @@ def with_no_zero_weights(model):
 
 
 def assert_runs_as_transformers(auto, qeff, folder, tokenizer, head: str) -> None:
-    """The compiled graph against transformers on a padded batch of two: a classifier's logits, or the hidden states of
-    the real tokens (padding columns are not compared: transformers' differ by model), within 1e-4."""
+    """The compiled graph against transformers on a padded batch of two: a classifier's logits, or the hidden states (a
+    masked LM's logits) of the real tokens (padding columns are not compared: transformers' differ by model), within
+    1e-4."""
     enc = tokenizer(SENTENCES, padding=True, return_tensors="np")
     hf = auto.from_pretrained(folder).eval()
     with torch.no_grad():
@@ -129,6 +137,10 @@ def assert_runs_as_transformers(auto, qeff, folder, tokenizer, head: str) -> Non
         np.testing.assert_allclose(np.asarray(model.generate(dict(enc))["logits"]), expected.logits.numpy(), atol=1e-4, rtol=0)
         return
     real = enc["attention_mask"].astype(bool)
+    if head == "masked_lm":  # every token's vocabulary logits
+        got = model.generate(dict(enc))["logits"].numpy()
+        np.testing.assert_allclose(got[real], expected.logits.numpy()[real], atol=1e-4, rtol=0)
+        return
     np.testing.assert_allclose(model.generate(dict(enc))["output"][real], expected.last_hidden_state.numpy()[real], atol=1e-4, rtol=0)
 
 

@@ -38,7 +38,7 @@ class QEffImageEncoder(nn.Module):
         super().__init__()
         if not reads_pixels(hf_model):
             raise ValueError(f"{type(hf_model).__name__} does not read pixel_values: it is not an image encoder.")
-        if getattr(hf_model.config, "mask_ratio", 0):  # ViT-MAE's pre-training embeddings
+        if hf_model.config.model_type == "vit_mae" and getattr(hf_model.config, "mask_ratio", 0):  # its pre-training embeddings
             raise ValueError(
                 f"{type(hf_model).__name__} masks and shuffles its patches at random on every call (mask_ratio="
                 f"{hf_model.config.mask_ratio}, random noise): no two runs agree, transformers' neither. Its encoder is not run "
