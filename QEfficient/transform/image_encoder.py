@@ -15,6 +15,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from QEfficient.transform.encoder import PoolingFn, eager_attention
+from QEfficient.transform.rewrites import apply_rewrites
 
 
 def reads_pixels(model: PreTrainedModel) -> bool:
@@ -44,6 +45,7 @@ class QEffImageEncoder(nn.Module):
                 f"{hf_model.config.mask_ratio}, random noise): no two runs agree, transformers' neither. Its encoder is not run "
                 "here: a checkpoint fine-tuned from it (ViT) is."
             )
+        apply_rewrites(hf_model)  # MobileViTV2's patch folding (transform/rewrites.py)
         self.hf = hf_model
         self.pooling = pooling
         # DeiT's distilled and LeViT's classifiers are ...ForImageClassificationWithTeacher, Perceiver's ...Learned

@@ -14,6 +14,7 @@ or assumes a cache that grows with the sequence.
   window and compacted global slots (adapters/longformer.py); its model's padding mask is built [B, 1, 1, L], not
   [B, 1, L, L] (it reads one row of it).
 * FNet's token mixing is torch.fft, which has no ONNX export: here the real part of the same DFT by MatMuls.
+* MobileViTV2 folds its patches back with ``fold`` (col2im, no ONNX export at opset 17): here by reshape and permute.
 * Wav2Vec2-Conformer's relative positions slice their table and skew their scores with sizes tracing keeps: here
   by indices from the frames' count.
 * Llama 4 and DeepSeek-V2 rotate queries and keys with complex numbers (``torch.polar``,
@@ -173,6 +174,16 @@ def fnet_fourier_forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tenso
     return (real.to(hidden_states.dtype),)
 
 
+def mobilevitv2_folding(self, patches: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+    """MobileViTV2Layer.folding: transformers' ``nn.functional.fold`` of non-overlapping patches (col2im, which has no
+    ONNX export at opset 17) as the reshape it is: [B, C, ph*pw, patches] -> [B, C, H, W]."""
+    batch, channels = patches.shape[0], patches.shape[1]
+    height, width = output_size
+    rows, cols = height // self.patch_height, width // self.patch_width
+    grid = patches.reshape(batch, channels, self.patch_height, self.patch_width, rows, cols)
+    return grid.permute(0, 1, 4, 2, 5, 3).reshape(batch, channels, height, width)
+
+
 def conformer_relative_positions_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
     """Wav2Vec2ConformerRelPositionalEmbedding: the 2T - 1 rows of its table around the centre for T frames, by an
     index from the frames' count (its slice bounds are Python ints, which tracing keeps at the example's length)."""
@@ -210,6 +221,7 @@ REWRITES = {
     "DeepseekV2RotaryEmbedding": {"forward": real_rotary_forward},
     "LongformerSelfAttention": {"forward": longformer.self_attention_forward},
     "FNetBasicFourierTransform": {"forward": fnet_fourier_forward},
+    "MobileViTV2Layer": {"folding": mobilevitv2_folding},
     "Wav2Vec2ConformerRelPositionalEmbedding": {"forward": conformer_relative_positions_forward},
 }
 
