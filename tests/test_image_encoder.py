@@ -31,7 +31,7 @@ CONFIGS = {
     "dinov2_with_registers": lambda: Dinov2WithRegistersConfig(**_VIT, image_size=64),
     "resnet": lambda: ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic"),
     "convnext": lambda: ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2),
-    "swin": lambda: SwinConfig(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=4),
+    "swin": lambda: SwinConfig(image_size=32, patch_size=4, embed_dim=8, depths=[2, 2], num_heads=[1, 2], window_size=4),
 }
 
 
@@ -123,3 +123,17 @@ def test_other_image_models_and_servers(tmp_path):
     for argv in (["--qpc_path", str(path)], ["--model_name", str(tmp_path / "vit"), "--task", "embed"]):
         with pytest.raises(ValueError, match="image encoder|reads images"):
             build_from_args(parse_args([*argv, "--num_cores", "1"]))
+
+
+@pytest.mark.parametrize("size", [(8, 8), (7, 9)])
+def test_mobilevitv2_folding_equals_torch_fold(size):
+    """MobileViTV2's patch folding as a reshape (transform/rewrites.py) equals ``nn.functional.fold`` of transformers'
+    ``unfold`` layout, rows and columns past the last whole patch zeros as ``fold`` leaves them."""
+    from types import SimpleNamespace
+
+    from QEfficient.transform.rewrites import mobilevitv2_folding
+
+    layer = SimpleNamespace(patch_height=2, patch_width=2)
+    patches = torch.randn(2, 3, 4, (size[0] // 2) * (size[1] // 2))
+    expected = torch.nn.functional.fold(patches.reshape(2, 12, -1), output_size=size, kernel_size=(2, 2), stride=(2, 2))
+    assert torch.equal(mobilevitv2_folding(layer, patches, size), expected)

@@ -176,12 +176,14 @@ def fnet_fourier_forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tenso
 
 def mobilevitv2_folding(self, patches: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
     """MobileViTV2Layer.folding: transformers' ``nn.functional.fold`` of non-overlapping patches (col2im, which has no
-    ONNX export at opset 17) as the reshape it is: [B, C, ph*pw, patches] -> [B, C, H, W]."""
+    ONNX export at opset 17) as the reshape it is: [B, C, ph*pw, patches] -> [B, C, H, W]; rows and columns past the
+    last whole patch are zeros, as ``fold`` leaves them (``unfold`` dropped them)."""
     batch, channels = patches.shape[0], patches.shape[1]
     height, width = output_size
     rows, cols = height // self.patch_height, width // self.patch_width
     grid = patches.reshape(batch, channels, self.patch_height, self.patch_width, rows, cols)
-    return grid.permute(0, 1, 4, 2, 5, 3).reshape(batch, channels, height, width)
+    folded = grid.permute(0, 1, 4, 2, 5, 3).reshape(batch, channels, rows * self.patch_height, cols * self.patch_width)
+    return nn.functional.pad(folded, (0, width - cols * self.patch_width, 0, height - rows * self.patch_height))
 
 
 def conformer_relative_positions_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
