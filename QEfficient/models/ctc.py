@@ -2,7 +2,9 @@
 
 Raw 16 kHz samples in (or a spectrogram model's input features and their mask), per-frame logits out; greedy CTC
 decoding (argmax, then the processor's ``batch_decode``, which merges repeats and drops blanks) gives the text, as
-transformers' examples do. The graph's time axis is dynamic, so audio runs at its own length.
+transformers' examples do. The graph's time axis is dynamic, so audio runs at its own length. The same graph serves
+QEFFAutoModelForAudioClassification (the model pools its frames into one row of logits; also over a spectrogram of one
+size) and QEFFAutoModelForAudioFeatureExtraction (the encoder's last hidden state).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
     _hf_auto = AutoModelForCTC
     _head = "ForCTC"  # the transformers classes taken (Wav2Vec2ForCTC, ...)
     _specs = {INPUT_VALUES: CTCGraphSpec, INPUT_FEATURES: FeatureCTCGraphSpec}  # the graph, by what the model reads
+    _one_row_per_audio = False  # a classifier's output (its frames pooled)
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
         name = type(model).__name__
@@ -203,14 +206,15 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
     def logits(self, inputs, runtime_ai100: bool = True) -> np.ndarray:
         """The logits of ``inputs`` (a processor's output or input_values [N, samples]): per frame [N, frames, vocab]
         for a CTC model, [N, labels] for a classifier."""
-        if self._padded_rows(inputs) is not None and self._head == "ForCTC":
+        rows = self._padded_rows(inputs)
+        if rows is None:
+            return self._outputs(inputs, runtime_ai100)[0]
+        if not self._one_row_per_audio:
             raise ValueError(
                 "A padded batch with an attention mask: this graph reads no mask, and its rows' frames differ in number. "
                 "Call logits() per audio, or pass the audios as a list to generate()."
             )
-        if self._padded_rows(inputs) is not None:
-            return np.concatenate([self._outputs(batch, runtime_ai100)[0] for batch in self._processed(None, inputs)])
-        return self._outputs(inputs, runtime_ai100)[0]
+        return np.concatenate([self._outputs({INPUT_VALUES: row[None]}, runtime_ai100)[0] for row in rows])
 
     def _outputs(self, inputs, runtime_ai100: bool) -> list[np.ndarray]:
         """The graph's outputs: the logits (and a spectrogram model's output frames that hold audio)."""
@@ -300,6 +304,7 @@ class QEFFAutoModelForAudioClassification(QEFFAutoModelForCTC):
 
     _hf_auto = AutoModelForAudioClassification
     _head = ("ForSequenceClassification", "ForAudioClassification")  # Wav2Vec2's ..., AST's and Whisper's
+    _one_row_per_audio = True
     _specs = {INPUT_VALUES: AudioClassificationGraphSpec}
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:

@@ -1,7 +1,8 @@
 """Image encoders (any transformers ``AutoModel`` that reads ``pixel_values``: ViT, DINOv2, ConvNeXt, SigLIP's vision
 tower, ...) and image classifiers in export-ready form: the pixels in, the last hidden state (pooled where asked) or
-the logits out. The model runs its own modules; only its position table, resized to the compiled image size (``interpolate_pos_encoding``:
-bicubic, DINOv2-with-registers' antialiased, which has no ONNX export), enters the graph as the constant it is there."""
+the logits out. The model runs its own modules, but for two things: its position table, resized to the compiled image
+size (``interpolate_pos_encoding``: bicubic, DINOv2-with-registers' antialiased, which has no ONNX export), enters the
+graph as the constant it is there; MobileViTV2's patch folding is a reshape (transform/rewrites.py)."""
 
 from __future__ import annotations
 
