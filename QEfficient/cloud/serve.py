@@ -252,6 +252,11 @@ def _pooling_server(task, model_name, options: tuple, generation_options: dict, 
     given = [f"--{name}" for name, value in generation_options.items() if value is not None]
     if given:
         raise ValueError(f"'{model_name}' is served for {_POOLING_ROUTES[task]}: {', '.join(given)} do not apply; leave them out.")
+    if task == "score" and _is_image_classifier(model_name):
+        from QEfficient.serving.image_classify_app import open_image_classify_app
+
+        _ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes = options
+        return open_image_classify_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
     if task == "score":
         from QEfficient.serving.scores_app import open_scores_app
 
@@ -259,6 +264,12 @@ def _pooling_server(task, model_name, options: tuple, generation_options: dict, 
     from QEfficient.serving.embeddings_app import open_embeddings_app
 
     return open_embeddings_app(model_name, *options, hf_overrides=hf_overrides)
+
+
+def _is_image_classifier(model_name: str) -> bool:
+    from QEfficient.serving.tasks import is_image_classifier
+
+    return is_image_classifier(model_name)
 
 
 def _is_vision_language(model_name: str) -> bool:
@@ -374,7 +385,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("auto", "generate", "embed", "score"),
         default="auto",
         help="embed: an encoder's embeddings (/v1/embeddings); score: a classifier's /score, /rerank, /classify; auto: a "
-        "sentence-transformers folder or a base encoder is embed, a sequence classifier is score",
+        "sentence-transformers folder or a base encoder is embed, a sequence classifier is score (an image classifier: "
+        "/classify of images)",
     )
     add_argument(
         p,

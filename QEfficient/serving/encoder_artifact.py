@@ -35,8 +35,9 @@ def is_encoder_artifact(qconfig: dict) -> bool:
     refused, saying so."""
     if qconfig.get("kind") == IMAGE_ENCODER_KIND:
         raise ValueError(
-            f"'{qconfig.get('model_name')}' is an image encoder's artifact: the servers here take text (embeddings, scores, "
-            "generation). Run it from Python (QEFFAutoModelForImageFeatureExtraction, QEFFAutoModelForImageClassification)."
+            f"'{qconfig.get('model_name')}' is an image encoder's artifact, which holds no image processor: serve an image "
+            "classifier from its folder (serve --model_name FOLDER: /classify), or run it from Python "
+            "(QEFFAutoModelForImageFeatureExtraction, QEFFAutoModelForImageClassification)."
         )
     return "output_name" in qconfig and "kv_shape" not in qconfig
 

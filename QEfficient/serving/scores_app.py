@@ -69,6 +69,20 @@ def classify_probabilities(logits: np.ndarray, config) -> np.ndarray:
     return shifted / shifted.sum(1, keepdims=True)
 
 
+def classify_rows(values: np.ndarray, config) -> list[dict]:
+    """/classify's ``data``: each row's label (the config's name for its largest value), values and label count."""
+    id2label = getattr(config, "id2label", None) or {}
+    return [
+        {
+            "index": i,
+            "label": id2label.get(int(row.argmax()), str(int(row.argmax()))),
+            "probs": [float(p) for p in row],
+            "num_classes": int(config.num_labels),
+        }
+        for i, row in enumerate(values)
+    ]
+
+
 # fields vLLM takes that would change the answer, with the values that do not (a 400 for any other)
 _NEUTRAL = {"truncate_prompt_tokens": (None,), "priority": (None, 0)}
 
@@ -264,17 +278,7 @@ def create_scores_app(
         activate = use_activation(body)
         values, tokens = await run(inputs)
         probs = classify_probabilities(values, config) if activate else values
-        id2label = getattr(config, "id2label", None) or {}
-        data = [
-            {
-                "index": i,
-                "label": id2label.get(int(row.argmax()), str(int(row.argmax()))),
-                "probs": [float(p) for p in row],
-                "num_classes": labels,
-            }
-            for i, row in enumerate(probs)
-        ]
-        return listing("classify", name, data, tokens)
+        return listing("classify", name, classify_rows(probs, config), tokens)
 
     for path in ("/score", "/v1/score"):
         app.post(path)(score)

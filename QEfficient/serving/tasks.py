@@ -1,5 +1,6 @@
 """What a model folder is served for: generation (the default), embeddings (/v1/embeddings) or scores (/score,
-/rerank, /classify). ``--task`` forces one; "auto" tells them apart from the folder, as vLLM's runner detection does."""
+/rerank, /classify; an image classifier's: /classify). ``--task`` forces one; "auto" tells them apart from the folder,
+as vLLM's runner detection does."""
 
 from __future__ import annotations
 
@@ -63,6 +64,22 @@ def is_sequence_classifier(model_name: str) -> bool:
     (BERT) or a decoder's (Qwen2ForSequenceClassification), which vLLM also serves for scores, not generation."""
     found = _folder_and_config(model_name)
     return found is not None and _saved_as_classifier(found[1])
+
+
+def _saved_as_image_classifier(config) -> bool:
+    """Saved as an image classifier: its type in transformers' image-classification mapping, every architecture an
+    image classifier (DeiT's distilled one ends in ...WithTeacher)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
+
+    architectures = getattr(config, "architectures", None) or []
+    in_mapping = config.model_type in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
+    return in_mapping and bool(architectures) and all(a.endswith(("ForImageClassification", "WithTeacher")) for a in architectures)
+
+
+def is_image_classifier(model_name: str) -> bool:
+    """An image classifier's folder (ViT, ConvNeXt, Swin, ... ForImageClassification), served for /classify."""
+    found = _folder_and_config(model_name)
+    return found is not None and _saved_as_image_classifier(found[1])
 
 
 # vLLM's hf_overrides that score a causal LM by some of its tokens' logits (its Qwen3-Reranker recipe); with an
@@ -129,4 +146,4 @@ def pooling_task(model_name: str, gguf_file: str | None, task: str, hf_overrides
         return task
     if is_embedding_model(model_name):
         return "embed"
-    return "score" if is_sequence_classifier(model_name) else None
+    return "score" if is_sequence_classifier(model_name) or is_image_classifier(model_name) else None

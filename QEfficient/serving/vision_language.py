@@ -88,6 +88,19 @@ def read_image(
         raise APIError(400, f"{where} is not an image the server can read: {err}", "messages") from None
 
 
+def read_images(urls: list[str]) -> list:
+    """The images of a request's messages (``urls`` in order) as RGB, within the limits of one request: its pixels
+    (MAX_REQUEST_PIXELS) and the time to fetch them all (REQUEST_FETCH_S)."""
+    images, budget, deadline = [], MAX_REQUEST_PIXELS, time.monotonic() + REQUEST_FETCH_S
+    for n, url in enumerate(urls):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise APIError(400, f"The images were not all read within {REQUEST_FETCH_S:g} s: send fewer, or as data: URLs.", "messages")
+        images.append(read_image(url, f"image {n} of the messages", timeout=min(FETCH_TIMEOUT_S, remaining), pixel_budget=budget))
+        budget -= images[-1].width * images[-1].height
+    return images
+
+
 def _data_url_bytes(url: str, where: str) -> bytes:
     match = _DATA_URL.fullmatch(url)
     if match is None or not match["b64"]:
@@ -165,13 +178,7 @@ class ImagePrompts:
             prompt = self.processor.apply_chat_template(messages, tokenize=False, **(options or {"add_generation_prompt": True}))
         except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
             raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
-        images, budget, deadline = [], MAX_REQUEST_PIXELS, time.monotonic() + REQUEST_FETCH_S
-        for n, url in enumerate(urls):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise APIError(400, f"The images were not all read within {REQUEST_FETCH_S:g} s: send fewer, or as data: URLs.", "messages")
-            images.append(read_image(url, f"image {n} of the messages", timeout=min(FETCH_TIMEOUT_S, remaining), pixel_budget=budget))
-            budget -= images[-1].width * images[-1].height
+        images = read_images(urls)
         # the template may write the BOS token itself: then the processor must not add another (HF's rule)
         bos = self.tokenizer.bos_token
         special = {"add_special_tokens": False} if bos is not None and prompt.startswith(bos) else {}
