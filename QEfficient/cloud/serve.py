@@ -252,11 +252,17 @@ def _pooling_server(task, model_name, options: tuple, generation_options: dict, 
     given = [f"--{name}" for name, value in generation_options.items() if value is not None]
     if given:
         raise ValueError(f"'{model_name}' is served for {_POOLING_ROUTES[task]}: {', '.join(given)} do not apply; leave them out.")
-    if task == "score" and _is_image_classifier(model_name):
-        from QEfficient.serving.image_classify_app import open_image_classify_app
+    media = _media_classifier(model_name) if task == "score" else None
+    if media is not None:
+        from QEfficient.serving.classify_media_app import AUDIO, IMAGES, open_classify_media_app
+        from QEfficient.serving.tasks import split_hf_overrides
+
+        if split_hf_overrides(hf_overrides)[0]:
+            raise ValueError(f"'{model_name}' classifies {media}: --hf_overrides' classifier keys are for a causal LM; leave them out.")
 
         _ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes = options
-        return open_image_classify_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
+        modality = AUDIO if media == "audio" else IMAGES
+        return open_classify_media_app(model_name, modality, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
     if task == "score":
         from QEfficient.serving.scores_app import open_scores_app
 
@@ -266,10 +272,10 @@ def _pooling_server(task, model_name, options: tuple, generation_options: dict, 
     return open_embeddings_app(model_name, *options, hf_overrides=hf_overrides)
 
 
-def _is_image_classifier(model_name: str) -> bool:
-    from QEfficient.serving.tasks import is_image_classifier
+def _media_classifier(model_name: str) -> str | None:
+    from QEfficient.serving.tasks import media_classifier
 
-    return is_image_classifier(model_name)
+    return media_classifier(model_name)
 
 
 def _is_vision_language(model_name: str) -> bool:
@@ -385,8 +391,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("auto", "generate", "embed", "score"),
         default="auto",
         help="embed: an encoder's embeddings (/v1/embeddings); score: a classifier's /score, /rerank, /classify; auto: a "
-        "sentence-transformers folder or a base encoder is embed, a sequence classifier is score (an image classifier: "
-        "/classify of images)",
+        "sentence-transformers folder or a base encoder is embed, a sequence classifier is score (an image or audio "
+        "classifier: /classify of images or audio)",
     )
     add_argument(
         p,

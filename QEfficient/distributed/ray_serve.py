@@ -382,7 +382,7 @@ def application_from_args(args):
     from QEfficient.cloud._cli import resolve_model_name
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.artifact import compile_for_serving
-    from QEfficient.serving.tasks import is_image_classifier, pooling_task
+    from QEfficient.serving.tasks import media_classifier, pooling_task
 
     options = ReplicaOptions(
         num_replicas=args.num_replicas,
@@ -397,8 +397,8 @@ def application_from_args(args):
         return _artifact_application(args, options)
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
     pooling = pooling_task(model_name, gguf_file, getattr(args, "task", "auto"), getattr(args, "hf_overrides", None))
-    if pooling is not None and is_image_classifier(model_name):  # replicas open artifacts, and this one holds no processor
-        raise ValueError(f"'{model_name}' is an image classifier, served by one process: leave out --ray.")
+    if pooling == "score" and media_classifier(model_name):  # replicas open artifacts, which hold no image processor
+        raise ValueError(f"'{model_name}' classifies {media_classifier(model_name)}, served by one process: leave out --ray.")
     if pooling is not None:  # an encoder: compiled here, each replica serves the artifact (one request at a time)
         qpc_path = _compile_encoder(model_name, pooling, args)
         shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None

@@ -1,5 +1,5 @@
 """What a model folder is served for: generation (the default), embeddings (/v1/embeddings) or scores (/score,
-/rerank, /classify; an image classifier's: /classify). ``--task`` forces one; "auto" tells them apart from the folder,
+/rerank, /classify; an image or audio classifier's: /classify). ``--task`` forces one; "auto" tells them apart from the folder,
 as vLLM's runner detection does."""
 
 from __future__ import annotations
@@ -66,20 +66,39 @@ def is_sequence_classifier(model_name: str) -> bool:
     return found is not None and _saved_as_classifier(found[1])
 
 
-def _saved_as_image_classifier(config) -> bool:
-    """Saved as an image classifier: its type in transformers' image-classification mapping, every architecture an
-    image classifier (DeiT's distilled one ends in ...WithTeacher)."""
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
+def _media_read(config) -> str | None:
+    """ "images" for an image classifier's checkpoint (its type in transformers' image-classification mapping, every
+    architecture an image classifier: DeiT's distilled one ends in ...WithTeacher), "audio" for an audio classifier's,
+    else None."""
+    import transformers
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES,
+        MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+    )
 
     architectures = getattr(config, "architectures", None) or []
-    in_mapping = config.model_type in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
-    return in_mapping and bool(architectures) and all(a.endswith(("ForImageClassification", "WithTeacher")) for a in architectures)
+    kinds = {
+        "images": (MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES, ("ForImageClassification", "WithTeacher"), ("pixel_values",)),
+        "audio": (
+            MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES,
+            ("ForSequenceClassification", "ForAudioClassification"),
+            ("input_values", "input_features"),
+        ),
+    }
+    for noun, (mapping, heads, inputs) in kinds.items():
+        if config.model_type not in mapping or not architectures or not all(a.endswith(heads) for a in architectures):
+            continue
+        # what each class reads: ImageGPT's classifier reads token ids, ShieldGemma 2's a prompt with its image
+        classes = [getattr(transformers, a, None) for a in architectures]
+        if all(c is not None and getattr(c, "main_input_name", None) in inputs for c in classes):
+            return noun
+    return None
 
 
-def is_image_classifier(model_name: str) -> bool:
-    """An image classifier's folder (ViT, ConvNeXt, Swin, ... ForImageClassification), served for /classify."""
+def media_classifier(model_name: str) -> str | None:
+    """ "images" or "audio" for an image or audio classifier's folder (served for /classify), else None."""
     found = _folder_and_config(model_name)
-    return found is not None and _saved_as_image_classifier(found[1])
+    return None if found is None else _media_read(found[1])
 
 
 # vLLM's hf_overrides that score a causal LM by some of its tokens' logits (its Qwen3-Reranker recipe); with an
@@ -146,4 +165,4 @@ def pooling_task(model_name: str, gguf_file: str | None, task: str, hf_overrides
         return task
     if is_embedding_model(model_name):
         return "embed"
-    return "score" if is_sequence_classifier(model_name) or is_image_classifier(model_name) else None
+    return "score" if is_sequence_classifier(model_name) or media_classifier(model_name) else None

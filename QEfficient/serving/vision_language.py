@@ -51,21 +51,7 @@ def read_image(
     ``pixel_budget``: what the request's images may still hold, checked before the image is decoded."""
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        scheme = urllib.parse.urlparse(url).scheme.lower()
-    except ValueError as err:
-        raise APIError(400, f"{where} is not a valid URL: {err}.", "messages") from None
-    if scheme == "data":
-        data = _data_url_bytes(url, where)
-    elif scheme in ("http", "https"):
-        data = _fetch(url, where, timeout, max_bytes)
-    else:
-        raise APIError(
-            400,
-            f"{where} must be a data: URL (base64) or an http(s) URL, got a '{scheme or 'relative'}' URL: "
-            "the server does not read its own files.",
-            "messages",
-        )
+    data = read_url_bytes(url, where, timeout, max_bytes)
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
@@ -88,6 +74,25 @@ def read_image(
         raise APIError(400, f"{where} is not an image the server can read: {err}", "messages") from None
 
 
+def read_url_bytes(url: str, where: str, timeout: float = FETCH_TIMEOUT_S, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+    """The bytes a data: URL holds, or those an http(s) URL answers (at most ``max_bytes``, within ``timeout``); a
+    400 that says what is wrong otherwise (the server reads no files of its own)."""
+    try:
+        scheme = urllib.parse.urlparse(url).scheme.lower()
+    except ValueError as err:
+        raise APIError(400, f"{where} is not a valid URL: {err}.", "messages") from None
+    if scheme == "data":
+        return _data_url_bytes(url, where)
+    if scheme in ("http", "https"):
+        return _fetch(url, where, timeout, max_bytes)
+    raise APIError(
+        400,
+        f"{where} must be a data: URL (base64) or an http(s) URL, got a '{scheme or 'relative'}' URL: "
+        "the server does not read its own files.",
+        "messages",
+    )
+
+
 def read_images(urls: list[str]) -> list:
     """The images of a request's messages (``urls`` in order) as RGB, within the limits of one request: its pixels
     (MAX_REQUEST_PIXELS) and the time to fetch them all (REQUEST_FETCH_S)."""
@@ -104,7 +109,8 @@ def read_images(urls: list[str]) -> list:
 def _data_url_bytes(url: str, where: str) -> bytes:
     match = _DATA_URL.fullmatch(url)
     if match is None or not match["b64"]:
-        raise APIError(400, f"{where} is not a base64 data URL: send 'data:image/png;base64,<base64 bytes>'.", "messages")
+        example = "'data:<media type>;base64,<base64 bytes>' (data:image/png;base64,...)"
+        raise APIError(400, f"{where} is not a base64 data URL: send {example}.", "messages")
     text = re.sub(r"\s+", "", match["data"])  # line breaks, as some encoders write them
     try:  # the standard alphabet, or the URL-safe one
         return base64.b64decode(text, altchars=b"-_" if re.search(r"[-_]", text) else None, validate=True)

@@ -1,0 +1,251 @@
+"""vLLM's classify API over an image classifier (ViT, ConvNeXt, Swin, DINOv2, ... ``ForImageClassification``) or an
+audio classifier (Wav2Vec2, HuBERT, WavLM, AST, Whisper's encoder, ... ``ForSequenceClassification`` /
+``ForAudioClassification``).
+
+Routes: GET /health, GET /v1/models, GET /version, and POST /classify, /v1/classify. The inputs come as vLLM's chat
+form of a classification request takes them: ``messages`` whose content holds
+- images: ``image_url`` parts (a base64 data: URL, or an http(s) URL the server fetches, read as the vision-language
+  server reads them);
+- audio: OpenAI's ``input_audio`` parts (``{"data": base64, "format": "wav"}``) or vLLM's ``audio_url`` parts (a data:
+  or http(s) URL); PCM WAV at the feature extractor's sampling rate (16 kHz), mono or averaged to mono.
+Each image or audio gets one result, in the order of the messages: its label and probabilities, as the text
+classifier's /classify answers (a softmax, or a sigmoid per label where the config's problem_type is multi-label;
+``"use_activation": false`` gives the logits). vLLM answers one result per request, which is what a request with one
+input gets here. The model's own image processor or feature extractor (its folder's preprocessor_config.json) prepares
+the inputs; a text ``input`` or text parts are refused. Requests run one at a time on a worker thread, so /health
+keeps answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+
+from QEfficient.compile.ort_cpu import read_artifact
+from QEfficient.export.graph_specs import LOGITS, PIXEL_VALUES
+from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.protocol import APIError, parse_json
+from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.scores_app import classify_probabilities, classify_rows, listing, use_activation
+from QEfficient.serving.vision_language import DEFAULT_MAX_BODY_BYTES, MAX_IMAGES_PER_REQUEST, read_images, read_url_bytes
+
+# fields of vLLM's chat classification request that would change the answer, with the values that do not
+_NEUTRAL = {"mm_processor_kwargs": (None, {})}
+MAX_AUDIO_BYTES = 64 * 1024 * 1024  # one fetched audio: 30 min of 16 kHz 16-bit mono
+
+
+@dataclass(frozen=True)
+class Modality:
+    """What a classifier reads: ``noun`` (in messages), the content part types that carry it."""
+
+    noun: str
+    part_types: tuple[str, ...]
+
+
+IMAGES = Modality("images", ("image_url",))
+AUDIO = Modality("audio", ("input_audio", "audio_url"))
+
+
+def media_parts(body: dict, modality: Modality) -> list[tuple[str, dict]]:
+    """(where, part) for each part of ``modality`` in a request's ``messages``, in order; a 400 for text (the model
+    reads no text), another kind of part, no input, or more than MAX_IMAGES_PER_REQUEST."""
+    kinds = " or ".join(f"'{t}'" for t in modality.part_types)
+    if body.get("input") is not None or body.get("prompt") is not None:
+        raise APIError(
+            400, f"This model classifies {modality.noun}: send them as {kinds} parts of 'messages', not a text 'input'.", "input"
+        )
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise APIError(400, f"'messages' must be a non-empty list, whose content holds {kinds} parts (what to classify).", "messages")
+    found = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise APIError(400, f"messages[{i}] must be an object with a 'content'.", "messages")
+        content, where = message.get("content"), f"messages[{i}].content"
+        if isinstance(content, str) or content is None:
+            content = [{"type": "text", "text": content or ""}]
+        if not isinstance(content, list):
+            raise APIError(400, f"{where} must be a list of {kinds} parts.", "messages")
+        for j, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and isinstance(part.get("text"), str) and not part["text"].strip():
+                continue  # an empty text part says nothing
+            if kind == "text":
+                raise APIError(400, f"{where}[{j}] is text; this model reads only {modality.noun}: send {kinds} parts alone.", "messages")
+            if kind not in modality.part_types:
+                what = f"a part of type '{kind}'" if isinstance(kind, str) else "a part without a type"
+                raise APIError(400, f"{where}[{j}] is {what}; this model takes {kinds} parts.", "messages")
+            found.append((f"{where}[{j}]", part))
+    if not found:
+        raise APIError(400, f"The messages hold no {kinds} part: send the {modality.noun} to classify.", "messages")
+    if len(found) > MAX_IMAGES_PER_REQUEST:
+        raise APIError(400, f"At most {MAX_IMAGES_PER_REQUEST} inputs per request, got {len(found)}.", "messages")
+    return found
+
+
+def part_url(where: str, part: dict) -> str:
+    """The URL of an ``image_url`` or ``audio_url`` part (an object with a ``url``, or the URL itself)."""
+    value = part.get(part["type"])
+    url = value.get("url") if isinstance(value, dict) else value
+    if not isinstance(url, str) or not url:
+        raise APIError(400, f'{where} needs "{part["type"]}": {{"url": "data:...;base64,..." or "https://..."}}.', "messages")
+    return url
+
+
+def audio_bytes(where: str, part: dict) -> bytes:
+    """The file an audio part holds: ``input_audio``'s base64 ``data`` (``format`` "wav"), or what ``audio_url`` names."""
+    if part["type"] == "audio_url":
+        return read_url_bytes(part_url(where, part), where, max_bytes=MAX_AUDIO_BYTES)
+    audio = part.get("input_audio")
+    data, form = (audio.get("data"), audio.get("format")) if isinstance(audio, dict) else (None, None)
+    if not isinstance(data, str) or not data:
+        raise APIError(400, f'{where} needs "input_audio": {{"data": "<base64 WAV>", "format": "wav"}}.', "messages")
+    if form not in (None, "wav"):
+        raise APIError(
+            400, f"{where} is {form!r}; this server reads PCM WAV: convert it (ffmpeg -i in -ar 16000 -ac 1 out.wav).", "messages"
+        )
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise APIError(400, f"{where} holds invalid base64.", "messages") from None
+
+
+def read_audio(parts: list[tuple[str, dict]], sampling_rate: int) -> list[np.ndarray]:
+    """Each audio part's samples at ``sampling_rate`` (PCM WAV, channels averaged); a 400 that says how to convert."""
+    from QEfficient.utils.audio import decode_wav
+
+    samples = []
+    for where, part in parts:
+        try:
+            samples.append(decode_wav(audio_bytes(where, part), sampling_rate, where))
+        except ValueError as err:
+            raise APIError(400, str(err), "messages") from None
+        if not len(samples[-1]):
+            raise APIError(400, f"{where} holds no samples.", "messages")
+    return samples
+
+
+def check_processor_size(processor, size: tuple[int, int], model_name: str) -> None:
+    """Refuse an image processor whose output is not the compiled size for images of any shape (one that resizes the
+    shortest edge only keeps the aspect ratio): the graph runs one size."""
+    from PIL import Image
+
+    for shape in ((640, 480), (480, 640)):
+        written = tuple(np.asarray(processor(images=[Image.new("RGB", shape)], return_tensors="np")[PIXEL_VALUES]).shape[2:])
+        if written != size:
+            raise ValueError(
+                f"'{model_name}''s image processor writes a {shape[0]}x{shape[1]} image as {written[1]}x{written[0]} pixels, not the "
+                f"compiled {size[1]}x{size[0]}: the server runs one image size. Give the processor a fixed size or a crop "
+                "(preprocessor_config.json), or classify from Python."
+            )
+
+
+def create_classify_media_app(
+    model,
+    processor,
+    modality: Modality,
+    model_id: str,
+    *,
+    served_names=None,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """The app over a compiled QEFFAutoModelForImageClassification (``modality`` IMAGES; ``processor`` its image
+    processor) or QEFFAutoModelForAudioClassification (AUDIO; its feature extractor)."""
+    app = FastAPI(title=f"QEfficient {modality.noun} classification", version="1")
+    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    config = model.config
+    lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
+    openai_app_basics(app, api_key)
+    single_model_routes(app, model_id, lock.locked)
+
+    def check_model(body: dict) -> str:
+        name = body.get("model")
+        if name is not None and not isinstance(name, str):
+            raise APIError(400, f"'model' must be a string, got {name!r}.", "model")
+        if name is not None and name not in names:
+            message = f"The model '{name}' does not exist; this server serves '{names[0]}' (see /v1/models)."
+            raise APIError(404, message, "model", "model_not_found")
+        return name or model_id
+
+    def prepared(parts: list[tuple[str, dict]]):
+        """The model's inputs: pixels through the image processor, or the audio's samples (generate() runs the
+        feature extractor, one audio at a time where lengths differ)."""
+        if modality is AUDIO:
+            return read_audio(parts, int(getattr(processor, "sampling_rate", 16000)))
+        images = read_images([part_url(where, part) for where, part in parts])
+        try:
+            return {PIXEL_VALUES: np.asarray(processor(images=images, return_tensors="np")[PIXEL_VALUES], dtype=np.float32)}
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
+            raise APIError(400, f"The image processor rejected the images: {err}", "messages") from None
+
+    def logits(inputs) -> np.ndarray:
+        try:
+            out = model.generate(processor, inputs) if modality is AUDIO else model.generate(inputs)
+        except ValueError as err:  # an audio longer than the compiled length
+            raise APIError(400, str(err), "messages") from None
+        return out[LOGITS].numpy()
+
+    # fetching and decoding on threads of their own: a slow fetch must not hold up the request that holds the session
+    readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qeff-media")
+
+    async def classify(request: Request):
+        body = parse_json(await read_limited_body(request, max_body_bytes))
+        name = check_model(body)
+        for field, neutral in _NEUTRAL.items():
+            if body.get(field) not in neutral:
+                raise APIError(400, f"'{field}' is not supported by this server; leave it out.", field)
+        activate = use_activation(body)
+        parts = media_parts(body, modality)
+        inputs = await asyncio.get_running_loop().run_in_executor(readers, prepared, parts)  # before the session is taken
+        async with lock:
+            values = await asyncio.to_thread(logits, inputs)
+        values = classify_probabilities(values, config) if activate else values
+        return listing("classify", name, classify_rows(values, config), 0)  # no text tokens
+
+    for path in ("/classify", "/v1/classify"):
+        app.post(path)(classify)
+    return app
+
+
+def open_classify_media_app(
+    model_name: str,
+    modality: Modality,
+    num_cores: int,
+    mxfp6_matmul: bool,
+    api_key: str | None,
+    max_body_bytes: int | None,
+    hf_overrides: dict | None = None,
+):
+    """(app, runner) for an image classifier's folder (compiled at its image processor's size) or an audio
+    classifier's (raw-sample models for audio of up to 30 s; spectrogram models at their extractor's size)."""
+    from transformers import AutoFeatureExtractor, AutoImageProcessor
+
+    from QEfficient import QEFFAutoModelForAudioClassification, QEFFAutoModelForImageClassification
+
+    cls = QEFFAutoModelForAudioClassification if modality is AUDIO else QEFFAutoModelForImageClassification
+    model = cls.from_pretrained(model_name, hf_overrides=hf_overrides or None)
+    folder = Path(model.local_model_dir) if model.local_model_dir else None
+    if folder is None or not (folder / "preprocessor_config.json").is_file():
+        kind = "feature extractor" if modality is AUDIO else "image processor"
+        raise ValueError(
+            f"'{model_name}' has no preprocessor_config.json: the server prepares {modality.noun} with the model's own {kind}. "
+            f"Save it to the folder (its save_pretrained), or classify from Python ({cls.__name__})."
+        )
+    processor = (AutoFeatureExtractor if modality is AUDIO else AutoImageProcessor).from_pretrained(folder)
+    model.compile(batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    if modality is IMAGES:
+        check_processor_size(processor, tuple(read_artifact(model.qpc_path)["compile_params"]["image_size"]), model_name)
+    limit = max_body_bytes or (MAX_AUDIO_BYTES if modality is AUDIO else DEFAULT_MAX_BODY_BYTES)
+    app = create_classify_media_app(
+        model, processor, modality, model.model_name, served_names=[model_name], api_key=api_key, max_body_bytes=limit
+    )
+    app.state.qpc_path = model.qpc_path
+    return app, NoRunner()
