@@ -179,6 +179,16 @@ def build_server(
         from QEfficient.serving.speech_app import open_speech_app
 
         return open_speech_app(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
+    if not gguf_file and _is_ctc(model_name):  # transcribed in one pass, one request at a time
+        from QEfficient.serving.ctc_app import open_ctc_app
+
+        given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
+        given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
+        given |= {"img_size": img_size, "max_num_images": max_num_images, "mxint8_kv_cache": mxint8_kv_cache or None}
+        named = [f"--{name}" for name, value in given.items() if value is not None]
+        if named:
+            raise ValueError(f"'{model_name}' is a CTC speech model (/v1/audio/transcriptions): {', '.join(named)} do not apply.")
+        return open_ctc_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and (_is_seq2seq(model_name) or _is_vision_seq2seq(model_name)):  # encoder-decoders: one request at a time
         from QEfficient.serving.seq2seq_app import open_seq2seq_app
         from QEfficient.serving.vision_seq2seq_app import open_vision_seq2seq_app
@@ -294,6 +304,13 @@ def _is_vision_seq2seq(model_name: str) -> bool:
     from QEfficient.cloud.infer import _is_vision_seq2seq as is_vision_seq2seq
 
     return is_vision_seq2seq(model_name, None)
+
+
+def _is_ctc(model_name: str) -> bool:
+    from QEfficient import QEFFAutoModelForCTC
+    from QEfficient.cloud.infer import _speech_class
+
+    return _speech_class(model_name, None) is QEFFAutoModelForCTC
 
 
 def _is_speech(model_name: str) -> bool:

@@ -52,6 +52,19 @@ def parse_form(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
     return fields
 
 
+def read_form(request: Request, body: bytes, names: list[str]) -> tuple[list[tuple[str, bytes]], bytes, dict[str, str]]:
+    """A transcription form's (field pairs, the audio file's bytes, its other fields as text); a 400 without a file, a
+    404 for a ``model`` not among ``names`` (the first: the served model's id)."""
+    pairs = parse_form(request.headers.get("content-type", ""), body)
+    fields = dict(pairs)
+    if "file" not in fields:
+        raise APIError(400, "The form has no 'file' field: attach the audio as file=@speech.wav.", param="file")
+    text = {k: v.decode("utf-8", "replace").strip() for k, v in fields.items() if k != "file"}
+    if text.get("model") and text["model"] not in names:
+        raise APIError(404, f"The model '{text['model']}' does not exist; this server serves '{names[0]}'.", param="model")
+    return pairs, fields["file"], text
+
+
 def _clock(seconds: float, separator: str) -> str:
     millis = round(seconds * 1000)
     hours, millis = divmod(millis, 3_600_000)
@@ -133,19 +146,12 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
         return await answer(request, "translate")
 
     async def answer(request: Request, task: str | None):
-        body = await read_limited_body(request, max_body_bytes)
-        pairs = parse_form(request.headers.get("content-type", ""), body)
-        fields = dict(pairs)
-        if "file" not in fields:
-            raise APIError(400, "The form has no 'file' field: attach the audio as file=@speech.wav.", param="file")
-        text_field = {k: v.decode("utf-8", "replace").strip() for k, v in fields.items() if k != "file"}
-        if text_field.get("model") and text_field["model"] not in names:
-            raise APIError(404, f"The model '{text_field['model']}' does not exist; this server serves '{model_id}'.", param="model")
+        pairs, audio_file, text_field = read_form(request, await read_limited_body(request, max_body_bytes), names)
         response_format = text_field.get("response_format") or "json"
         if response_format not in _FORMATS:
             raise APIError(400, f"response_format must be one of {list(_FORMATS)}, got '{response_format}'.", param="response_format")
         try:
-            audio = decode_wav(fields["file"], name="file")
+            audio = decode_wav(audio_file, name="file")
         except ValueError as err:
             raise APIError(400, str(err), param="file") from None
         granularities = {v.decode("utf-8", "replace").strip() for k, v in pairs if k.startswith("timestamp_granularities")}

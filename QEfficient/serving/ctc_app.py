@@ -1,0 +1,104 @@
+"""OpenAI's transcription API over a CTC speech model (Wav2Vec2, HuBERT, WavLM, Data2VecAudio, Parakeet, ...
+``ForCTC``): greedy CTC decoding, as QEFFAutoModelForCTC.generate and transformers' examples decode each family's ids.
+
+Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV
+at the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, or
+text). A CTC model reads one language, times no segments and samples nothing, so Whisper's options that would change
+the answer (``language``, ``prompt``, a ``temperature`` above 0, ``timestamp_granularities[]``, ``stream``, the timed
+formats) are refused, saying so; /v1/audio/translations answers that such a model does not translate. Audio up to the
+compiled length (30 s) is read in one pass. Transcriptions run one at a time on a worker thread, so /health keeps
+answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
+
+from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.protocol import APIError
+from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.speech_app import DEFAULT_MAX_AUDIO_BYTES, read_form
+from QEfficient.utils.audio import decode_wav
+
+MAX_SECONDS = 30  # the compiled length: audio of up to 30 s runs in one pass
+# Whisper's form fields that a CTC model cannot honour, with why
+_REFUSED = {
+    "language": "reads the one language it was trained on",
+    "prompt": "takes no text before the audio",
+    "timestamp_granularities": "times no segments or words",
+    "stream": "gives its text at once, not window by window",
+}
+
+
+def refused_fields(fields: dict[str, str], model_id: str) -> None:
+    """A 400 for a form field that would change a Whisper model's answer but cannot change a CTC model's."""
+    for name, value in fields.items():
+        base = name.split("[", 1)[0]
+        if base in _REFUSED and value and value.lower() not in ("false", "0"):
+            raise APIError(400, f"'{model_id}' is a CTC model, which {_REFUSED[base]}: leave '{base}' out.", param=base)
+    temperature = fields.get("temperature")
+    if temperature:
+        try:
+            greedy = float(temperature) == 0
+        except ValueError:
+            greedy = False
+        if not greedy:
+            raise APIError(400, f"'{model_id}' is a CTC model, decoded greedily: leave 'temperature' out or send 0.", param="temperature")
+
+
+def create_ctc_app(model, processor, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_AUDIO_BYTES):
+    """The app over a compiled QEFFAutoModelForCTC and its processor (feature extractor and tokenizer)."""
+    app = FastAPI(title="QEfficient speech (CTC)", version="1")
+    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    rate = int(getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", 16000))
+    lock = asyncio.Lock()  # one transcription at a time: the cores are shared anyway
+    openai_app_basics(app, api_key)
+    single_model_routes(app, model_id, lock.locked)
+
+    @app.post("/v1/audio/translations")
+    async def translations(request: Request):
+        raise APIError(400, f"'{model_id}' is a CTC model: it transcribes in its own language and does not translate.")
+
+    @app.post("/v1/audio/transcriptions")
+    async def transcriptions(request: Request):
+        _, audio_file, text_fields = read_form(request, await read_limited_body(request, max_body_bytes), names)
+        response_format = text_fields.get("response_format") or "json"
+        if response_format not in ("json", "text"):
+            raise APIError(
+                400,
+                f"response_format must be json or text for a CTC model, which times no segments; got '{response_format}'.",
+                param="response_format",
+            )
+        refused_fields(text_fields, model_id)
+        try:
+            audio = decode_wav(audio_file, rate, name="file")
+        except ValueError as err:
+            raise APIError(400, str(err), param="file") from None
+        if not len(audio):
+            raise APIError(400, "The file holds no samples.", param="file")
+        async with lock:
+            try:
+                text = (await asyncio.to_thread(model.generate, processor, audio))[0]
+            except ValueError as err:  # longer than the compiled length
+                raise APIError(400, str(err), param="file") from None
+        return PlainTextResponse(text) if response_format == "text" else {"text": text}
+
+    return app
+
+
+def open_ctc_app(model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None, hf_overrides=None):
+    """(app, runner) for a CTC model's folder: compiled for audio of up to MAX_SECONDS, with its processor."""
+    from QEfficient import QEFFAutoModelForCTC
+    from QEfficient.utils.tokenizer import load_hf_processor
+
+    model = QEFFAutoModelForCTC.from_pretrained(model_name, hf_overrides=hf_overrides or None)
+    processor = load_hf_processor(model.local_model_dir)
+    rate = int(getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", 16000))
+    model.compile(seq_len=MAX_SECONDS * rate, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
+    app = create_ctc_app(model, processor, model.model_name, served_names=[model_name], api_key=api_key, **limits)
+    app.state.qpc_path = model.qpc_path
+    return app, NoRunner()

@@ -1,0 +1,78 @@
+"""OpenAI's /v1/audio/transcriptions over a CTC model: ``serve --model_name`` on a tiny Wav2Vec2 CTC folder with its
+processor, on loopback. The text equals transformers' greedy CTC decoding of the same samples (its logits' argmax
+through the processor's batch_decode); Whisper's options a CTC model cannot honour get a 400 that says so."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from QEfficient.cloud.serve import build_from_args, parse_args
+from tests.helpers import serve_on_loopback
+from tests.test_ctc import _audio, _folder
+
+
+def wav(samples: np.ndarray, rate: int = 16000) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((samples * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def ctc_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wav2vec2-ctc")
+    hf, processor = _folder(folder, "wav2vec2")
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1"]))
+    with serve_on_loopback(app, log_level="critical") as url:
+        yield url, hf, processor
+    runner.stop()
+
+
+def transcribe(url: str, audio: bytes, route: str = "/v1/audio/transcriptions", **fields) -> httpx.Response:
+    return httpx.post(f"{url}{route}", files={"file": ("speech.wav", audio, "audio/wav")}, data=fields, timeout=120)
+
+
+def test_transcriptions_equal_transformers_greedy_ctc(ctc_server):
+    url, hf, processor = ctc_server
+    clip = np.round(_audio()[0] * 32767) / 32767  # what 16 bits hold
+    with torch.no_grad():
+        ids = hf(**processor(clip, sampling_rate=16000, return_tensors="pt")).logits.argmax(-1)
+    expected = processor.batch_decode(ids)[0]
+    assert expected.strip()  # the tiny head prefers letters: a text, not blanks
+    answer = transcribe(url, wav(clip))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"text": expected}
+    plain = transcribe(url, wav(clip), response_format="text", temperature="0", language="")
+    assert plain.status_code == 200 and plain.text == expected
+
+
+def test_what_a_ctc_model_cannot_do_is_refused(ctc_server):
+    url, _, _ = ctc_server
+    clip = wav(_audio()[0])
+    cases = [
+        (dict(language="fr"), "reads the one language"),
+        (dict(prompt="Hello"), "takes no text before the audio"),
+        (dict(temperature="0.4"), "decoded greedily"),
+        (dict(response_format="verbose_json"), "json or text"),
+        ({"timestamp_granularities[]": "word"}, "times no segments"),
+        (dict(stream="true"), "at once"),
+    ]
+    for fields, message in cases:
+        answer = transcribe(url, clip, **fields)
+        assert answer.status_code == 400 and message in answer.json()["error"]["message"], (fields, answer.text)
+    assert "does not translate" in transcribe(url, clip, "/v1/audio/translations").json()["error"]["message"]
+    assert "sampled at 8000 Hz" in transcribe(url, wav(_audio()[0], rate=8000)).json()["error"]["message"]
+    too_long = transcribe(url, wav(np.zeros(31 * 16000, np.float32)))
+    assert too_long.status_code == 400 and "seq_len" in too_long.json()["error"]["message"]
+    assert transcribe(url, clip, model="other").status_code == 404
+    no_file = httpx.post(f"{url}/v1/audio/transcriptions", files={"model": (None, "x")}, timeout=60)
+    assert no_file.status_code == 400 and "no 'file' field" in no_file.json()["error"]["message"]
