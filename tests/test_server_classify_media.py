@@ -202,7 +202,8 @@ def test_audio_classified_as_transformers(audio_classifier):
         ([{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "mp3"}}], "reads PCM WAV"),
         ([{"type": "input_audio", "input_audio": {"data": base64.b64encode(b"not a wav").decode()}}], "not a PCM WAV file"),
         ([{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}], "takes 'input_audio' or 'audio_url'"),
-        ([{"type": "input_audio", "input_audio": {"data": base64.b64encode(wav(np.zeros(40 * 16000))).decode()}}], "seq_len"),
+        ([{"type": "input_audio", "input_audio": {"data": base64.b64encode(wav(np.zeros(40 * 16000))).decode()}}], "to 30 s"),
+        ([{"type": "input_audio", "input_audio": {"data": base64.b64encode(wav(np.zeros(100))).decode()}}], "from 400 samples"),
     ]
     for content, message in cases:
         answer = post(url, {"messages": [{"role": "user", "content": content}]})

@@ -72,7 +72,19 @@ def test_what_a_ctc_model_cannot_do_is_refused(ctc_server):
     assert "does not translate" in transcribe(url, clip, "/v1/audio/translations").json()["error"]["message"]
     assert "sampled at 8000 Hz" in transcribe(url, wav(_audio()[0], rate=8000)).json()["error"]["message"]
     too_long = transcribe(url, wav(np.zeros(31 * 16000, np.float32)))
-    assert too_long.status_code == 400 and "seq_len" in too_long.json()["error"]["message"]
+    assert too_long.status_code == 400 and "reads up to 30 s" in too_long.json()["error"]["message"]
+    too_short = transcribe(url, wav(np.zeros(100, np.float32)))
+    assert too_short.status_code == 400 and "at least 400" in too_short.json()["error"]["message"]
+    repeated = httpx.post(
+        f"{url}/v1/audio/transcriptions",
+        files=[
+            ("file", ("a.wav", clip, "audio/wav")),
+            ("timestamp_granularities[]", (None, "word")),
+            ("timestamp_granularities[]", (None, "")),
+        ],
+        timeout=60,
+    )
+    assert repeated.status_code == 400 and "times no segments" in repeated.json()["error"]["message"]
     assert transcribe(url, clip, model="other").status_code == 404
     no_file = httpx.post(f"{url}/v1/audio/transcriptions", files={"model": (None, "x")}, timeout=60)
     assert no_file.status_code == 400 and "no 'file' field" in no_file.json()["error"]["message"]

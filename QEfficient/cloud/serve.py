@@ -635,7 +635,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[QEfficient] warning: {warning}", file=sys.stderr, flush=True)
     try:
         app, runner = build_from_args(args)
-    except (OSError, ValueError, TypeError) as err:  # FileNotFoundError and a damaged artifact are OSErrors
+    except (OSError, ValueError, TypeError, NotImplementedError) as err:  # a damaged artifact is an OSError
         fail(str(err))
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
@@ -653,7 +653,7 @@ def serve_on_ray(args: argparse.Namespace) -> None:
         print(f"[QEfficient] warning: {warning}", file=sys.stderr, flush=True)
     try:
         run_cli(args)
-    except (OSError, ValueError, TypeError) as err:  # FileNotFoundError and a damaged artifact are OSErrors
+    except (OSError, ValueError, TypeError, NotImplementedError) as err:  # a damaged artifact is an OSError
         fail(str(err))
 
 

@@ -7,7 +7,8 @@ form of a classification request takes them: ``messages`` whose content holds
 - images: ``image_url`` parts (a base64 data: URL, or an http(s) URL the server fetches, read as the vision-language
   server reads them);
 - audio: OpenAI's ``input_audio`` parts (``{"data": base64, "format": "wav"}``) or vLLM's ``audio_url`` parts (a data:
-  or http(s) URL); PCM WAV at the feature extractor's sampling rate (16 kHz), mono or averaged to mono.
+  or http(s) URL); PCM WAV at the feature extractor's sampling rate (16 kHz), mono or averaged to mono, 25 ms to
+  30 s each.
 Each image or audio gets one result, in the order of the messages: its label and probabilities, as the text
 classifier's /classify answers (a softmax, or a sigmoid per label where the config's problem_type is multi-label;
 ``"use_activation": false`` gives the logits). vLLM answers one result per request, which is what a request with one
@@ -21,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +37,20 @@ from QEfficient.serving.app import openai_app_basics, read_limited_body, single_
 from QEfficient.serving.protocol import APIError, parse_json
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.scores_app import classify_probabilities, classify_rows, listing, use_activation
-from QEfficient.serving.vision_language import DEFAULT_MAX_BODY_BYTES, MAX_IMAGES_PER_REQUEST, read_images, read_url_bytes
+from QEfficient.serving.vision_language import (
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_IMAGES_PER_REQUEST,
+    REQUEST_FETCH_S,
+    read_images,
+    read_url_bytes,
+)
 
 # fields of vLLM's chat classification request that would change the answer, with the values that do not
 _NEUTRAL = {"mm_processor_kwargs": (None, {})}
-MAX_AUDIO_BYTES = 64 * 1024 * 1024  # one fetched audio: 30 min of 16 kHz 16-bit mono
+MAX_AUDIO_SECONDS = 30  # a raw-sample classifier's compiled length (spectrogram ones read their extractor's window)
+MIN_SAMPLES = 400  # 25 ms at 16 kHz: what Wav2Vec2's first convolution reads
+MAX_AUDIO_BYTES = 16 * 1024 * 1024  # one audio: 30 s at 16 kHz is 1 MB as 16-bit mono, 4 MB as 32-bit stereo
+MAX_REQUEST_AUDIO_BYTES = 64 * 1024 * 1024  # all the audio of one request
 
 
 @dataclass(frozen=True)
@@ -99,10 +111,11 @@ def part_url(where: str, part: dict) -> str:
     return url
 
 
-def audio_bytes(where: str, part: dict) -> bytes:
-    """The file an audio part holds: ``input_audio``'s base64 ``data`` (``format`` "wav"), or what ``audio_url`` names."""
+def audio_bytes(where: str, part: dict, max_bytes: int = MAX_AUDIO_BYTES) -> bytes:
+    """The file an audio part holds: ``input_audio``'s base64 ``data`` (``format`` "wav"), or what ``audio_url`` names
+    (at most ``max_bytes`` fetched)."""
     if part["type"] == "audio_url":
-        return read_url_bytes(part_url(where, part), where, max_bytes=MAX_AUDIO_BYTES)
+        return read_url_bytes(part_url(where, part), where, max_bytes=max_bytes)
     audio = part.get("input_audio")
     data, form = (audio.get("data"), audio.get("format")) if isinstance(audio, dict) else (None, None)
     if not isinstance(data, str) or not data:
@@ -112,23 +125,32 @@ def audio_bytes(where: str, part: dict) -> bytes:
             400, f"{where} is {form!r}; this server reads PCM WAV: convert it (ffmpeg -i in -ar 16000 -ac 1 out.wav).", "messages"
         )
     try:
-        return base64.b64decode(data, validate=True)
+        return base64.b64decode(re.sub(r"\s+", "", data), validate=True)  # line breaks, as some encoders write them
     except (binascii.Error, ValueError):
         raise APIError(400, f"{where} holds invalid base64.", "messages") from None
 
 
 def read_audio(parts: list[tuple[str, dict]], sampling_rate: int) -> list[np.ndarray]:
-    """Each audio part's samples at ``sampling_rate`` (PCM WAV, channels averaged); a 400 that says how to convert."""
+    """Each audio part's samples at ``sampling_rate`` (PCM WAV, channels averaged), within a request's limits (its
+    bytes, the time to fetch them, MAX_AUDIO_SECONDS each); a 400 that says what to do."""
     from QEfficient.utils.audio import decode_wav
 
-    samples = []
+    samples, budget, deadline = [], MAX_REQUEST_AUDIO_BYTES, time.monotonic() + REQUEST_FETCH_S
     for where, part in parts:
+        if time.monotonic() > deadline:
+            raise APIError(400, f"The audio was not all read within {REQUEST_FETCH_S:g} s: send less, or as base64.", "messages")
+        data = audio_bytes(where, part, min(MAX_AUDIO_BYTES, budget))
+        budget -= len(data)
+        if budget < 0:
+            raise APIError(400, f"The audio of a request may hold {MAX_REQUEST_AUDIO_BYTES} bytes in all: send less.", "messages")
         try:
-            samples.append(decode_wav(audio_bytes(where, part), sampling_rate, where))
+            samples.append(decode_wav(data, sampling_rate, where))
         except ValueError as err:
             raise APIError(400, str(err), "messages") from None
-        if not len(samples[-1]):
-            raise APIError(400, f"{where} holds no samples.", "messages")
+        seconds = len(samples[-1]) / sampling_rate
+        if len(samples[-1]) < MIN_SAMPLES or seconds > MAX_AUDIO_SECONDS:
+            limits = f"from {MIN_SAMPLES} samples (25 ms) to {MAX_AUDIO_SECONDS} s"
+            raise APIError(400, f"{where} lasts {seconds:.3f} s; this server classifies audio {limits}: cut it.", "messages")
     return samples
 
 
@@ -240,10 +262,14 @@ def open_classify_media_app(
             f"Save it to the folder (its save_pretrained), or classify from Python ({cls.__name__})."
         )
     processor = (AutoFeatureExtractor if modality is AUDIO else AutoImageProcessor).from_pretrained(folder)
+    if modality is AUDIO:
+        from QEfficient.serving.ctc_app import check_sampling_rate
+
+        check_sampling_rate(int(getattr(processor, "sampling_rate", 16000)), model_name)
     model.compile(batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     if modality is IMAGES:
         check_processor_size(processor, tuple(read_artifact(model.qpc_path)["compile_params"]["image_size"]), model_name)
-    limit = max_body_bytes or (MAX_AUDIO_BYTES if modality is AUDIO else DEFAULT_MAX_BODY_BYTES)
+    limit = max_body_bytes or (MAX_REQUEST_AUDIO_BYTES if modality is AUDIO else DEFAULT_MAX_BODY_BYTES)
     app = create_classify_media_app(
         model, processor, modality, model.model_name, served_names=[model_name], api_key=api_key, max_body_bytes=limit
     )

@@ -20,10 +20,12 @@ from fastapi.responses import PlainTextResponse
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.speech_app import DEFAULT_MAX_AUDIO_BYTES, read_form
-from QEfficient.utils.audio import decode_wav
+from QEfficient.serving.speech_app import read_form
+from QEfficient.utils.audio import SAMPLING_RATE, decode_wav
 
 MAX_SECONDS = 30  # the compiled length: audio of up to 30 s runs in one pass
+MIN_SAMPLES = 400  # 25 ms at 16 kHz: what Wav2Vec2's first convolution reads
+DEFAULT_MAX_CTC_BYTES = 16 * 1024 * 1024  # 30 s of 16 kHz audio is 1 MB as 16-bit mono, 4 MB as 32-bit stereo
 # Whisper's form fields that a CTC model cannot honour, with why
 _REFUSED = {
     "language": "reads the one language it was trained on",
@@ -33,13 +35,28 @@ _REFUSED = {
 }
 
 
-def refused_fields(fields: dict[str, str], model_id: str) -> None:
+def check_audio_length(samples: int, rate: int, what: str) -> None:
+    """A 400 for audio shorter than 25 ms (less than a CTC model's first convolution reads) or longer than
+    MAX_SECONDS, before it is run."""
+    if samples < MIN_SAMPLES:
+        raise APIError(400, f"{what} holds {samples} samples; send at least {MIN_SAMPLES} (25 ms at 16 kHz).", param="file")
+    if samples > MAX_SECONDS * rate:
+        raise APIError(400, f"{what} lasts {samples / rate:.1f} s; this server reads up to {MAX_SECONDS} s: cut it.", param="file")
+
+
+def check_sampling_rate(rate: int, model_name: str) -> None:
+    """The models run here read 16 kHz audio; refuse at start one whose processor says otherwise."""
+    if rate != SAMPLING_RATE:
+        raise ValueError(f"'{model_name}''s feature extractor reads {rate} Hz audio; the server runs models of {SAMPLING_RATE} Hz.")
+
+
+def refused_fields(fields: list[tuple[str, str]], model_id: str) -> None:
     """A 400 for a form field that would change a Whisper model's answer but cannot change a CTC model's."""
-    for name, value in fields.items():
+    for name, value in fields:
         base = name.split("[", 1)[0]
         if base in _REFUSED and value and value.lower() not in ("false", "0"):
             raise APIError(400, f"'{model_id}' is a CTC model, which {_REFUSED[base]}: leave '{base}' out.", param=base)
-    temperature = fields.get("temperature")
+    temperature = dict(fields).get("temperature")
     if temperature:
         try:
             greedy = float(temperature) == 0
@@ -49,7 +66,7 @@ def refused_fields(fields: dict[str, str], model_id: str) -> None:
             raise APIError(400, f"'{model_id}' is a CTC model, decoded greedily: leave 'temperature' out or send 0.", param="temperature")
 
 
-def create_ctc_app(model, processor, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_AUDIO_BYTES):
+def create_ctc_app(model, processor, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_CTC_BYTES):
     """The app over a compiled QEFFAutoModelForCTC and its processor (feature extractor and tokenizer)."""
     app = FastAPI(title="QEfficient speech (CTC)", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
@@ -64,7 +81,7 @@ def create_ctc_app(model, processor, model_id: str, *, served_names=None, api_ke
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):
-        _, audio_file, text_fields = read_form(request, await read_limited_body(request, max_body_bytes), names)
+        pairs, audio_file, text_fields = read_form(request, await read_limited_body(request, max_body_bytes), names)
         response_format = text_fields.get("response_format") or "json"
         if response_format not in ("json", "text"):
             raise APIError(
@@ -72,13 +89,12 @@ def create_ctc_app(model, processor, model_id: str, *, served_names=None, api_ke
                 f"response_format must be json or text for a CTC model, which times no segments; got '{response_format}'.",
                 param="response_format",
             )
-        refused_fields(text_fields, model_id)
+        refused_fields([(k, v.decode("utf-8", "replace").strip()) for k, v in pairs if k != "file"], model_id)
         try:
             audio = decode_wav(audio_file, rate, name="file")
         except ValueError as err:
             raise APIError(400, str(err), param="file") from None
-        if not len(audio):
-            raise APIError(400, "The file holds no samples.", param="file")
+        check_audio_length(len(audio), rate, "The file")
         async with lock:
             try:
                 text = (await asyncio.to_thread(model.generate, processor, audio))[0]
@@ -97,6 +113,7 @@ def open_ctc_app(model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: s
     model = QEFFAutoModelForCTC.from_pretrained(model_name, hf_overrides=hf_overrides or None)
     processor = load_hf_processor(model.local_model_dir)
     rate = int(getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", 16000))
+    check_sampling_rate(rate, model_name)
     model.compile(seq_len=MAX_SECONDS * rate, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
     app = create_ctc_app(model, processor, model.model_name, served_names=[model_name], api_key=api_key, **limits)

@@ -144,14 +144,14 @@ def _fetch(url: str, where: str, timeout: float, max_bytes: int) -> bytes:
                 pieces.append(piece)
                 size += len(piece)
                 if size > max_bytes:
-                    raise APIError(400, f"{where}: the image at {url} is larger than {max_bytes} bytes.", "messages")
+                    raise APIError(400, f"{where}: the file at {url} is larger than {max_bytes} bytes.", "messages")
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"not received within {timeout:g} s")
     except urllib.error.HTTPError as err:
         raise APIError(400, f"{where}: fetching {url} answered HTTP {err.code} {err.reason}.", "messages") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:  # TimeoutError is an OSError
         reason = getattr(err, "reason", None) or err
-        message = f"{where}: could not fetch {url} ({reason}); send the image as a base64 data: URL instead."
+        message = f"{where}: could not fetch {url} ({reason}); send it as a base64 data: URL instead."
         raise APIError(400, message, "messages") from None
     return b"".join(pieces)
 
