@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from QEfficient.export.graph_specs import ATTENTION_MASK, GLOBAL_ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
+from QEfficient.export.graph_specs import ATTENTION_MASK, GLOBAL_ATTENTION_MASK, INPUT_IDS, PIXEL_VALUES, TOKEN_TYPE_IDS
 
 # What a Longformer head marks for global attention when it is given no global_attention_mask, as transformers' do
 GLOBAL_NONE = "none"  # the base model, the token classifier
@@ -111,3 +111,22 @@ def encoder_inputs(inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if ids.ndim == 1:
         ids, mask, types = ids[None], mask[None], types[None]
     return ids, mask, types
+
+
+def run_image_encoder(session: Any, compile_params: dict, pixels: np.ndarray) -> np.ndarray:
+    """An image graph's output for pixels [N, C, H, W] at the compiled ``image_size``, ``batch_size`` at a time (a short
+    last batch filled with copies of its last image, their rows dropped); a ValueError for another size."""
+    size, batch = tuple(compile_params["image_size"]), compile_params["batch_size"]
+    if tuple(pixels.shape[2:]) != size:
+        raise ValueError(
+            f"The images are {pixels.shape[2]}x{pixels.shape[3]} but the model was compiled for {size[0]}x{size[1]}: "
+            f"resize them with the model's image processor, or compile(img_size={tuple(pixels.shape[2:])})."
+        )
+    outputs = []
+    for start in range(0, len(pixels), batch):
+        chunk = pixels[start : start + batch]
+        real = len(chunk)
+        if real < batch:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, 0)])
+        outputs.append(session.run(None, {PIXEL_VALUES: chunk})[0][:real])
+    return np.concatenate(outputs)

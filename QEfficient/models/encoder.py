@@ -40,6 +40,7 @@ from QEfficient.models.sentence_transformers import (
 )
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.runtime.tokenizer import tokenizer_digest
+from QEfficient.transform.dual_encoder import is_dual_encoder
 from QEfficient.transform.encoder import PoolingFn, QEffEncoder, resolve_pooling
 from QEfficient.transform.image_encoder import reads_pixels
 from QEfficient.utils.cache import file_digest, hash_dict
@@ -78,6 +79,15 @@ class _QEFFEncoderBase(QEFFBaseModel):
             if pooling is not None:
                 raise ValueError("An audio encoder's hidden states are per frame here: load it without pooling.")
             obj = QEFFAutoModelForAudioFeatureExtraction(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+            obj.local_model_dir = folder
+            return obj
+        if cls is QEFFAutoModel and is_dual_encoder(model):  # CLIP, SigLIP, ...: two towers, text and image
+            from QEfficient.models.dual_encoder import QEFFAutoModelForZeroShotImageClassification
+
+            if pooling is not None:
+                raise ValueError(f"{type(model).__name__}'s towers pool as the model does: load it without pooling.")
+            kind = QEFFAutoModelForZeroShotImageClassification
+            obj = kind(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
             obj.local_model_dir = folder
             return obj
         obj = kind(model, pooling=pooling, pretrained_model_name_or_path=str(pretrained_model_name_or_path))

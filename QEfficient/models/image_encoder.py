@@ -17,6 +17,7 @@ from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import IMAGE_ENCODER_KIND, LOGITS, PIXEL_VALUES, ImageEncoderGraphSpec
 from QEfficient.export.onnx_export import export_image_encoder_onnx
+from QEfficient.generation.encoder_run import run_image_encoder
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
@@ -151,24 +152,10 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         if self.qpc_path is None:
             raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
-        params = read_artifact(self.qpc_path)["compile_params"]
-        size, batch = tuple(params["image_size"]), params["batch_size"]
-        if tuple(pixels.shape[2:]) != size:
-            raise ValueError(
-                f"The images are {pixels.shape[2]}x{pixels.shape[3]} but the model was compiled for {size[0]}x{size[1]}: "
-                f"resize them with the model's image processor, or compile(img_size={tuple(pixels.shape[2:])})."
-            )
         session = self._session(
             "image_encoder", (str(self.qpc_path), self._num_cores), lambda: open_artifact_session(self.qpc_path, self._num_cores)
         )
-        outputs = []
-        for start in range(0, len(pixels), batch):
-            chunk = pixels[start : start + batch]
-            real = len(chunk)
-            if real < batch:  # a short last batch: copies of its last image, dropped below
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, 0)])
-            outputs.append(session.run(None, {PIXEL_VALUES: chunk})[0][:real])
-        return np.concatenate(outputs)
+        return run_image_encoder(session, read_artifact(self.qpc_path)["compile_params"], pixels)
 
 
 class QEFFAutoModelForImageClassification(QEFFAutoModelForImageFeatureExtraction):
