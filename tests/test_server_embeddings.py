@@ -103,8 +103,9 @@ def test_unknown_model_and_options_that_do_not_apply(server, tiny_model_dir):
 
 
 def test_models_the_server_would_get_wrong_are_told_apart(tmp_path):
-    """Auto-detection takes text encoders' base checkpoints and sentence-transformers folders only, and a folder whose
-    modules or pooling this server does not run is refused at start instead of giving other vectors."""
+    """Auto-detection takes text encoders' base checkpoints, sentence-transformers folders and contrastive image-text
+    models (CLIP) only, and a folder whose modules or pooling this server does not run is refused at start instead of
+    giving other vectors."""
     import json
 
     from transformers import AutoTokenizer, BertConfig, CLIPConfig, LlamaConfig, RobertaConfig
@@ -120,7 +121,7 @@ def test_models_the_server_would_get_wrong_are_told_apart(tmp_path):
         "bert-base": (BertConfig(architectures=["BertModel"]), True),
         "bert-mlm": (BertConfig(architectures=["BertForMaskedLM"]), False),
         "llama-base": (LlamaConfig(architectures=["LlamaModel"]), False),
-        "clip": (CLIPConfig(architectures=["CLIPModel"]), False),
+        "clip": (CLIPConfig(architectures=["CLIPModel"]), True),  # texts and images (test_server_dual_embeddings.py)
     }
     for name, (config, expected) in cases.items():
         config.save_pretrained(tmp_path / name)

@@ -382,7 +382,7 @@ def application_from_args(args):
     from QEfficient.cloud._cli import resolve_model_name
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.artifact import compile_for_serving
-    from QEfficient.serving.tasks import media_classifier, pooling_task
+    from QEfficient.serving.tasks import media_classifier, pooling_task, reads_images
 
     options = ReplicaOptions(
         num_replicas=args.num_replicas,
@@ -399,6 +399,8 @@ def application_from_args(args):
     pooling = pooling_task(model_name, gguf_file, getattr(args, "task", "auto"), getattr(args, "hf_overrides", None))
     if pooling == "score" and media_classifier(model_name):  # replicas open artifacts, which hold no image processor
         raise ValueError(f"'{model_name}' classifies {media_classifier(model_name)}, served by one process: leave out --ray.")
+    if pooling == "embed" and reads_images(model_name):
+        raise ValueError(f"'{model_name}' embeds texts and images, served by one process: leave out --ray.")
     if pooling is not None:  # an encoder: compiled here, each replica serves the artifact (one request at a time)
         qpc_path = _compile_encoder(model_name, pooling, args)
         shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None

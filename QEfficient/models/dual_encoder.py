@@ -22,6 +22,7 @@ from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import (
     ATTENTION_MASK,
+    DUAL_ENCODER_KIND,
     INPUT_IDS,
     PIXEL_VALUES,
     TOKEN_TYPE_IDS,
@@ -111,14 +112,14 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
             f"{name}-text",
             export_dir,
             export_fn=lambda tmp: export_encoder_onnx(self.text, tmp, f"{name}-text", TEXT_EMBEDS),
-            hash_extra={"graph": "dual-encoder-text"},
+            hash_extra={"graph": f"{DUAL_ENCODER_KIND}-text"},
         )
         image = self._export_graph(
             self.image,
             f"{name}-image",
             export_dir,
             export_fn=lambda tmp: export_image_encoder_onnx(self.image, tmp, f"{name}-image", IMAGE_EMBEDS, height, width),
-            hash_extra={"graph": "dual-encoder-image", "image_size": [height, width]},
+            hash_extra={"graph": f"{DUAL_ENCODER_KIND}-image", "image_size": [height, width]},
         )
         self.onnx_path = [text, image]
         return self.onnx_path
@@ -152,7 +153,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         text = self._build_artifact(
             text_onnx,
             compile_dir,
-            {**common, "kind": "dual-encoder-text", "output_name": TEXT_EMBEDS, "similarity": self.rule},
+            {**common, "kind": f"{DUAL_ENCODER_KIND}-text", "output_name": TEXT_EMBEDS, "similarity": self.rule},
             {"backend": "onnxruntime-cpu", "seq_len": [seq_len], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
             EncoderGraphSpec(TEXT_EMBEDS, pooled=True).specializations([seq_len], batch_size),
             rewrite=rewrite,
@@ -160,7 +161,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         image = self._build_artifact(
             image_onnx,
             compile_dir,
-            {**common, "kind": "dual-encoder-image", "output_name": IMAGE_EMBEDS},
+            {**common, "kind": f"{DUAL_ENCODER_KIND}-image", "output_name": IMAGE_EMBEDS},
             {"backend": "onnxruntime-cpu", "image_size": [height, width], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
             ImageEncoderGraphSpec.specializations(batch_size, height, width),
             rewrite=rewrite,
@@ -176,6 +177,19 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
             raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
         session = self._session(role, (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
         return session, read_artifact(path)["compile_params"]
+
+    @property
+    def compiled_image_size(self) -> tuple[int, int]:
+        """(height, width) of the compiled image graph."""
+        return tuple(self._compiled("image")[1]["image_size"])
+
+    @property
+    def embedding_width(self) -> int:
+        """The width of the compiled towers' features (the text graph's output, a constant of its weights)."""
+        width = self._compiled("text")[0].get_outputs()[0].shape[-1]
+        if not isinstance(width, int):
+            raise ValueError("The text graph's output width is not fixed: compile the model again.")
+        return width
 
     def get_text_features(self, inputs, runtime_ai100: bool = True) -> np.ndarray:
         """The text tower's features [texts, D] of a tokenizer's output (input_ids, attention_mask), not normalized."""

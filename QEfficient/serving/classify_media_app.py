@@ -34,7 +34,7 @@ from fastapi import FastAPI, Request
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.export.graph_specs import LOGITS, PIXEL_VALUES
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.protocol import APIError, parse_json
+from QEfficient.serving.protocol import APIError, parse_json, served_model
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.scores_app import classify_probabilities, classify_rows, listing, use_activation
 from QEfficient.serving.vision_language import (
@@ -65,9 +65,10 @@ IMAGES = Modality("images", ("image_url",))
 AUDIO = Modality("audio", ("input_audio", "audio_url"))
 
 
-def media_parts(body: dict, modality: Modality) -> list[tuple[str, dict]]:
+def media_parts(body: dict, modality: Modality, text_hint: str | None = None) -> list[tuple[str, dict]]:
     """(where, part) for each part of ``modality`` in a request's ``messages``, in order; a 400 for text (the model
-    reads no text), another kind of part, no input, or more than MAX_IMAGES_PER_REQUEST."""
+    reads no text; ``text_hint``: where text goes instead), another kind of part, no input, or more than
+    MAX_IMAGES_PER_REQUEST."""
     kinds = " or ".join(f"'{t}'" for t in modality.part_types)
     if body.get("input") is not None or body.get("prompt") is not None:
         raise APIError(
@@ -90,7 +91,8 @@ def media_parts(body: dict, modality: Modality) -> list[tuple[str, dict]]:
             if kind == "text" and isinstance(part.get("text"), str) and not part["text"].strip():
                 continue  # an empty text part says nothing
             if kind == "text":
-                raise APIError(400, f"{where}[{j}] is text; this model reads only {modality.noun}: send {kinds} parts alone.", "messages")
+                hint = text_hint or f"this model reads only {modality.noun}: send {kinds} parts alone"
+                raise APIError(400, f"{where}[{j}] is text; {hint}.", "messages")
             if kind not in modality.part_types:
                 what = f"a part of type '{kind}'" if isinstance(kind, str) else "a part without a type"
                 raise APIError(400, f"{where}[{j}] is {what}; this model takes {kinds} parts.", "messages")
@@ -188,15 +190,6 @@ def create_classify_media_app(
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
 
-    def check_model(body: dict) -> str:
-        name = body.get("model")
-        if name is not None and not isinstance(name, str):
-            raise APIError(400, f"'model' must be a string, got {name!r}.", "model")
-        if name is not None and name not in names:
-            message = f"The model '{name}' does not exist; this server serves '{names[0]}' (see /v1/models)."
-            raise APIError(404, message, "model", "model_not_found")
-        return name or model_id
-
     def prepared(parts: list[tuple[str, dict]]):
         """The model's inputs: pixels through the image processor, or the audio's samples (generate() runs the
         feature extractor, one audio at a time where lengths differ)."""
@@ -220,7 +213,7 @@ def create_classify_media_app(
 
     async def classify(request: Request):
         body = parse_json(await read_limited_body(request, max_body_bytes))
-        name = check_model(body)
+        name = served_model(body, names)
         for field, neutral in _NEUTRAL.items():
             if body.get(field) not in neutral:
                 raise APIError(400, f"'{field}' is not supported by this server; leave it out.", field)

@@ -33,6 +33,31 @@ MAX_INPUTS = 2048  # OpenAI's limit per request
 _FORMATS = ("float", "base64")
 
 
+def embedding_format(body: dict, width: int) -> str:
+    """The request's ``encoding_format`` ("float" or "base64"), after checking its ``dimensions`` (``width`` or none)."""
+    encoding = body.get("encoding_format")
+    encoding = "float" if encoding is None else encoding
+    if encoding not in _FORMATS:
+        raise APIError(400, f"'encoding_format' must be one of {list(_FORMATS)}, got {encoding!r}.", "encoding_format")
+    dimensions = number(body, "dimensions", int, None, low=1)
+    if dimensions is not None and dimensions != width:
+        raise APIError(400, f"This model's embeddings have {width} dimensions; leave out 'dimensions' or send that.", "dimensions")
+    return encoding
+
+
+def embedding_list(vectors: np.ndarray, encoding: str, model: str, tokens: int) -> dict:
+    """OpenAI's embeddings response: one row of ``vectors`` per input, as floats or little-endian float32 base64."""
+    data = [
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if encoding == "base64" else v.tolist(),
+        }
+        for i, v in enumerate(vectors)
+    ]
+    return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
 def parse_inputs(raw, tokenizer, max_len: int, vocab_size: int) -> list[list[int]]:
     """``input`` in any of OpenAI's four forms -> one list of token ids per input, each checked."""
     items = openai_input_forms(raw, "input", MAX_INPUTS, " (OpenAI's limit)")
@@ -111,26 +136,11 @@ def create_embeddings_app(
         body = parse_json(await read_limited_body(request, max_body_bytes))
         parser.check_model(body)
         name = body.get("model")
-        encoding = body.get("encoding_format")
-        encoding = "float" if encoding is None else encoding
-        if encoding not in _FORMATS:
-            raise APIError(400, f"'encoding_format' must be one of {list(_FORMATS)}, got {encoding!r}.", "encoding_format")
-        dimensions = number(body, "dimensions", int, None, low=1)
-        if dimensions is not None and dimensions != width:
-            raise APIError(400, f"This model's embeddings have {width} dimensions; leave out 'dimensions' or send that.", "dimensions")
+        encoding = embedding_format(body, width)
         token_lists = await asyncio.to_thread(parse_inputs, body.get("input"), tokenizer, max_len, vocab_size)
         async with lock:
             vectors = await asyncio.to_thread(embed, token_lists)
-        data = [
-            {
-                "object": "embedding",
-                "index": i,
-                "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if encoding == "base64" else v.tolist(),
-            }
-            for i, v in enumerate(vectors)
-        ]
-        tokens = sum(len(ids) for ids in token_lists)
-        return {"object": "list", "data": data, "model": name or model_id, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return embedding_list(vectors, encoding, name or model_id, sum(len(ids) for ids in token_lists))
 
     return app
 
@@ -165,10 +175,14 @@ def open_embeddings_app(
     ``hf_overrides`` (vLLM's) when given."""
     from transformers import AutoTokenizer
 
-    from QEfficient import QEFFAutoModel
+    from QEfficient import QEFFAutoModel, QEFFAutoModelForZeroShotImageClassification
     from QEfficient.models.sentence_transformers import check_sentence_transformers_folder, sentence_transformers_normalizes
 
     model = QEFFAutoModel.from_pretrained(model_name, hf_overrides=hf_overrides or None)
+    if isinstance(model, QEFFAutoModelForZeroShotImageClassification):  # CLIP, SigLIP, ...: texts and images
+        from QEfficient.serving.dual_embeddings_app import open_dual_embeddings_app
+
+        return open_dual_embeddings_app(model, model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     if not isinstance(model, QEFFAutoModel):  # an image or audio encoder (QEFFAutoModelFor{Image,Audio}FeatureExtraction)
         kind = "images" if "Image" in type(model).__name__ else "audio"
         raise ValueError(f"'{model_name}' reads {kind}: the embeddings server takes text. Run it from Python ({type(model).__name__}).")

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from QEfficient.compile.ort_cpu import read_artifact
-from QEfficient.export.graph_specs import ATTENTION_MASK, GLOBAL_ATTENTION_MASK, IMAGE_ENCODER_KIND, LOGITS
+from QEfficient.export.graph_specs import ATTENTION_MASK, DUAL_ENCODER_KIND, GLOBAL_ATTENTION_MASK, IMAGE_ENCODER_KIND, LOGITS
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, run_encoder
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_SUBDIR,
@@ -38,6 +38,11 @@ def is_encoder_artifact(qconfig: dict) -> bool:
             f"'{qconfig.get('model_name')}' is an image encoder's artifact, which holds no image processor: serve an image "
             "classifier from its folder (serve --model_name FOLDER: /classify), or run it from Python "
             "(QEFFAutoModelForImageFeatureExtraction, QEFFAutoModelForImageClassification)."
+        )
+    if str(qconfig.get("kind", "")).startswith(DUAL_ENCODER_KIND):
+        raise ValueError(
+            f"'{qconfig.get('model_name')}' is a tower of a contrastive image-text model (CLIP, SigLIP), whose artifact holds no "
+            "processor: serve the model from its folder (serve --model_name FOLDER: /v1/embeddings of texts and images)."
         )
     return "output_name" in qconfig and "kv_shape" not in qconfig
 

@@ -370,16 +370,7 @@ class RequestParser:
 
     def check_model(self, body: dict) -> None:
         """A 400 for a ``model`` that is not a string, a 404 for one this server does not serve."""
-        model = body.get("model")
-        if model is not None and not isinstance(model, str):
-            raise APIError(400, f"'model' must be a string, got {model!r}.", "model")
-        if model is not None and model not in self.served_names:
-            raise APIError(
-                404,
-                f"The model '{model}' does not exist; this server serves '{self.served_names[0]}' (see /v1/models).",
-                "model",
-                "model_not_found",
-            )
+        served_model(body, self.served_names)
 
     def _logit_bias(self, value) -> tuple[tuple[int, float], ...] | None:
         """OpenAI's ``logit_bias``: {token id (a string in JSON): a value in [-100, 100] added to its logit}."""
@@ -590,3 +581,19 @@ def template_options(body: dict) -> dict:
         raise APIError(400, '\'reasoning_effort\' must be a string, such as "low", "medium" or "high".', "reasoning_effort")
     effort = {} if effort is None else {"reasoning_effort": effort}
     return {**effort, **(kwargs or {}), "add_generation_prompt": add, "continue_final_message": extend}
+
+
+def served_model(body: dict, served_names: list[str] | tuple[str, ...]) -> str:
+    """The request's ``model``, else the served model's id (``served_names[0]``); a 400 for a ``model`` that is not a
+    string, a 404 for one this server does not serve."""
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise APIError(400, f"'model' must be a string, got {model!r}.", "model")
+    if model is not None and model not in served_names:
+        raise APIError(
+            404,
+            f"The model '{model}' does not exist; this server serves '{served_names[0]}' (see /v1/models).",
+            "model",
+            "model_not_found",
+        )
+    return model or served_names[0]

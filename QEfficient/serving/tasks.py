@@ -44,15 +44,33 @@ def _saved_as_classifier(config) -> bool:
     return in_mapping and bool(architectures) and all(a.endswith("ForSequenceClassification") for a in architectures)
 
 
+def contrastive_image_text(config) -> bool:
+    """A contrastive image-text model's checkpoint (CLIPModel, SiglipModel, ...: the zero-shot image classification
+    mapping's class of its type)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES
+
+    architectures = getattr(config, "architectures", None) or []
+    whole = MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES.get(config.model_type)
+    return whole is not None and architectures == [whole]
+
+
+def reads_images(model_name: str) -> bool:
+    """A contrastive image-text model's folder (CLIP, SigLIP): embeddings of texts and of images."""
+    found = _folder_and_config(model_name)
+    return found is not None and contrastive_image_text(found[1])
+
+
 def is_embedding_model(model_name: str) -> bool:
-    """A sentence-transformers folder (modules.json), or a text encoder whose checkpoint is its base model only
-    (architectures such as BertModel)."""
+    """A sentence-transformers folder (modules.json), a text encoder whose checkpoint is its base model only
+    (architectures such as BertModel), or a contrastive image-text model (CLIP, SigLIP)."""
     found = _folder_and_config(model_name)
     if found is None:
         return False
     folder, config = found
     if _saved_as_classifier(config):
         return False  # a cross-encoder, which sentence-transformers 5.4 and later also saves with a modules.json
+    if contrastive_image_text(config):  # CLIP, SigLIP, ...: text and image embeddings, as vLLM serves them
+        return True
     architectures = _text_encoder_architectures(config)
     if (folder / "modules.json").is_file():
         return True

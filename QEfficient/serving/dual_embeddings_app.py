@@ -1,0 +1,116 @@
+"""OpenAI's embeddings API over a contrastive image-text model (CLIP, SigLIP, ...), as vLLM serves one: texts as
+``input`` (a string, a list of them, or token ids) get the text tower's embeddings; images as ``image_url`` parts of
+``messages`` (vLLM's chat form of an embeddings request; base64 data: URLs or http(s) URLs) get the image tower's, one
+per image in order. Both are L2-normalized, as the model's forward normalizes them, so a text's and an image's dot
+product is their cosine. Each text runs alone, as its tokenizer writes it (SigLIP's padded to its 64 positions, as it
+was trained); one longer than the text tower's positions is refused. Requests run one at a time on a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from fastapi import FastAPI, Request
+
+from QEfficient.export.graph_specs import INPUT_IDS, PIXEL_VALUES
+from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.classify_media_app import IMAGES, check_processor_size, media_parts, part_url
+from QEfficient.serving.embeddings_app import MAX_INPUTS, embedding_format, embedding_list
+from QEfficient.serving.messages import openai_input_forms
+from QEfficient.serving.protocol import APIError, parse_json, served_model
+from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.vision_language import DEFAULT_MAX_BODY_BYTES, read_images
+
+PADDED_TO_POSITIONS = frozenset({"siglip"})  # trained on texts padded to every position: tokenized so here too
+
+
+def l2_normalized(x: np.ndarray) -> np.ndarray:
+    from QEfficient.models.dual_encoder import l2_rows
+
+    return l2_rows(x)
+
+
+def create_dual_embeddings_app(
+    model, processor, model_id: str, max_len: int, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES
+) -> FastAPI:
+    """The app over a compiled QEFFAutoModelForZeroShotImageClassification and its processor (tokenizer and image
+    processor); texts of at most ``max_len`` tokens."""
+    app = FastAPI(title="QEfficient image-text embeddings", version="1")
+    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    tokenizer, image_processor = processor.tokenizer, processor.image_processor
+    vocab_size = len(tokenizer)
+    padding = {"padding": "max_length", "max_length": max_len} if model.config.model_type in PADDED_TO_POSITIONS else {}
+    lock = asyncio.Lock()  # one request at a time on the sessions: the cores are shared anyway
+    readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qeff-images")  # image fetches: off the session's turn
+    openai_app_basics(app, api_key)
+    single_model_routes(app, model_id, lock.locked)
+
+    def token_lists(raw) -> list[list[int]]:
+        out = []
+        items = openai_input_forms(raw, "input", MAX_INPUTS, " (OpenAI's limit)")
+        for i, item in enumerate(items):
+            where = f"input[{i}]" if len(items) > 1 else "input"
+            ids = tokenizer(item, **padding)[INPUT_IDS] if isinstance(item, str) else list(item)
+            if not ids:
+                raise APIError(400, f"{where} is empty.", "input")
+            bad = next((t for t in ids if not 0 <= t < vocab_size), None)
+            if bad is not None:
+                raise APIError(400, f"{where} has the token id {bad}, outside this model's vocabulary [0, {vocab_size}).", "input")
+            if len(ids) > max_len:
+                message = f"{where} has {len(ids)} tokens, more than the text tower's {max_len} positions; shorten it."
+                raise APIError(400, message, "input", "context_length_exceeded")
+            out.append(ids)
+        return out
+
+    def texts(lists: list[list[int]]) -> np.ndarray:
+        rows = [model.get_text_features({INPUT_IDS: np.asarray([ids], np.int64)}) for ids in lists]
+        return l2_normalized(np.concatenate(rows))
+
+    def pixels(body: dict) -> np.ndarray:
+        parts = media_parts(body, IMAGES, "send texts as 'input', in a request of their own")
+        images = read_images([part_url(where, part) for where, part in parts])
+        try:
+            return np.asarray(image_processor(images=images, return_tensors="np")[PIXEL_VALUES], dtype=np.float32)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
+            raise APIError(400, f"The image processor rejected the images: {err}", "messages") from None
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request):
+        body = parse_json(await read_limited_body(request, max_body_bytes))
+        name = served_model(body, names)
+        encoding = embedding_format(body, model.embedding_width)
+        if (body.get("input") is None) == (body.get("messages") is None):
+            raise APIError(400, "Send texts as 'input' or images as 'image_url' parts of 'messages' (one of the two).", "input")
+        if body.get("input") is not None:
+            lists = await asyncio.to_thread(token_lists, body["input"])
+            async with lock:
+                vectors = await asyncio.to_thread(texts, lists)
+            return embedding_list(vectors, encoding, name, sum(len(ids) for ids in lists))
+        batch = await asyncio.get_running_loop().run_in_executor(readers, pixels, body)
+        async with lock:
+            vectors = l2_normalized(await asyncio.to_thread(model.get_image_features, batch))
+        return embedding_list(vectors, encoding, name, 0)
+
+    return app
+
+
+def open_dual_embeddings_app(model, model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key, max_body_bytes):
+    """(app, runner) for a loaded QEFFAutoModelForZeroShotImageClassification: compiled for texts of up to ``ctx_len``
+    tokens (within its text tower's positions) and its image processor's size, with its processor."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(model.local_model_dir)
+    if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
+        raise ValueError(f"'{model_name}' has no processor with a tokenizer and an image processor: save its processor to the folder.")
+    positions = getattr(model._text_config(), "max_position_embeddings", None) or ctx_len
+    max_len = min(ctx_len, positions)
+    paths = model.compile(seq_len=max_len, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    check_processor_size(processor.image_processor, tuple(model.compiled_image_size), model_name)
+    if model.config.model_type in PADDED_TO_POSITIONS and max_len < positions:
+        raise ValueError(f"'{model_name}' reads texts padded to its {positions} positions: serve it with --ctx_len {positions} or more.")
+    limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
+    app = create_dual_embeddings_app(model, processor, model.model_name, max_len, served_names=[model_name], api_key=api_key, **limits)
+    app.state.qpc_path = paths["text_qpc_path"]
+    return app, NoRunner()

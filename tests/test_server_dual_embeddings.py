@@ -1,0 +1,99 @@
+"""/v1/embeddings over a contrastive image-text model, as vLLM serves CLIP: ``serve --model_name`` on a tiny CLIP folder
+(its processor: a byte-level BPE tokenizer and a CLIP image processor), on loopback. Texts as ``input`` and images as
+``image_url`` parts of ``messages`` get transformers' get_text_features / get_image_features, L2-normalized, within
+1e-5; bad requests get a 400 that says what to do."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoProcessor, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.serving.tasks import pooling_task
+from tests.helpers import serve_on_loopback
+from tests.tiny_models import VOCAB, build_tokenizer
+
+TEXTS = ["the cat sat on the mat", "a dog ran", "hello"]
+
+
+def data_url(seed: int) -> str:
+    pixels = np.random.default_rng(seed).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+@pytest.fixture(scope="module")
+def clip_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clip")
+    tokenizer = build_tokenizer()
+    text = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, max_position_embeddings=24)
+    text |= dict(vocab_size=VOCAB, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id, pad_token_id=0)
+    vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, image_size=32, patch_size=8)
+    torch.manual_seed(0)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    assert pooling_task(str(folder), None, "auto") == "embed"
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1"]))
+    with serve_on_loopback(app, log_level="critical") as url:
+        yield url, str(folder), str(app.state.qpc_path)
+    runner.stop()
+
+
+def post(url: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{url}/v1/embeddings", json=body, timeout=120)
+
+
+def normalized(x: torch.Tensor) -> np.ndarray:
+    return (x / x.norm(dim=-1, keepdim=True)).numpy()
+
+
+def test_texts_and_images_equal_transformers(clip_server):
+    url, folder, _ = clip_server
+    hf = CLIPModel.from_pretrained(folder).eval()
+    processor = AutoProcessor.from_pretrained(folder)
+    with torch.no_grad():
+        expected_texts = np.concatenate(
+            [normalized(hf.get_text_features(**processor.tokenizer(t, return_tensors="pt")).pooler_output) for t in TEXTS]
+        )
+        images = [Image.open(io.BytesIO(base64.b64decode(data_url(s).split(",", 1)[1]))).convert("RGB") for s in (1, 2)]
+        pixels = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+        expected_images = normalized(hf.get_image_features(pixel_values=pixels).pooler_output)
+
+    answer = post(url, {"input": TEXTS})
+    assert answer.status_code == 200, answer.text
+    got = np.array([row["embedding"] for row in answer.json()["data"]])
+    np.testing.assert_allclose(got, expected_texts, atol=1e-5, rtol=0)
+    assert answer.json()["usage"]["prompt_tokens"] == sum(len(processor.tokenizer(t)["input_ids"]) for t in TEXTS)
+
+    parts = [{"type": "image_url", "image_url": {"url": data_url(s)}} for s in (1, 2)]
+    answer = post(url, {"messages": [{"role": "user", "content": parts}], "encoding_format": "base64"})
+    assert answer.status_code == 200, answer.text
+    got = np.stack([np.frombuffer(base64.b64decode(row["embedding"]), "<f4") for row in answer.json()["data"]])
+    np.testing.assert_allclose(got, expected_images, atol=1e-5, rtol=0)
+
+
+def test_bad_requests_say_what_to_do(clip_server):
+    url, _, qpc_path = clip_server
+    image = [{"type": "image_url", "image_url": {"url": data_url(3)}}]
+    cases = [
+        ({"input": "a cat", "messages": [{"role": "user", "content": image}]}, "one of the two"),
+        ({}, "one of the two"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "a cat"}, *image]}]}, "send texts as 'input'"),
+        ({"input": "a cat", "dimensions": 7}, "16 dimensions"),
+        ({"input": "cat " * 40}, "more than the text tower's 24 positions"),
+        ({"input": [[5, 100000]]}, "outside this model's vocabulary"),
+    ]
+    for body, message in cases:
+        answer = post(url, body)
+        assert answer.status_code == 400 and message in answer.json()["error"]["message"], (body, answer.text)
+    with pytest.raises(ValueError, match="serve the model from its folder"):  # a tower's artifact holds no processor
+        build_from_args(parse_args(["--qpc_path", qpc_path, "--num_cores", "1"]))
