@@ -53,7 +53,9 @@ def recurrent_state_manifest(lm, rows: int, state_dtype: str) -> dict[str, Any]:
 
 
 # position tables whose first position follows the padding index (RoBERTa's: positions start at pad_token_id + 1)
-OFFSET_POSITION_TYPES = frozenset({"roberta", "xlm-roberta", "camembert", "roberta-prelayernorm", "xmod", "data2vec-text", "longformer"})
+OFFSET_POSITION_TYPES = frozenset(
+    {"roberta", "xlm-roberta", "camembert", "roberta-prelayernorm", "xmod", "data2vec-text", "longformer", "altclip_text_model"}
+)
 
 
 def usable_positions(config) -> int | None:

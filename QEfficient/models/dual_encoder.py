@@ -71,7 +71,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         self.hf = model.eval()
         self.text = QEffTextFeatures(self.hf)
         self.image = QEffImageFeatures(self.hf)
-        self.rule = similarity_rule(self.hf)
+        similarity_rule(self.hf)  # a model without CLIP's similarity is refused now
         self.qpc_paths: dict[str, Path] = {}
 
     @classmethod
@@ -129,7 +129,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         onnx_path: str | os.PathLike | None = None,
         compile_dir: str | os.PathLike | None = None,
         *,
-        seq_len: int | None = None,
+        seq_len: int | list[int] | None = None,
         img_size: int | tuple[int, int] | None = None,
         batch_size: int = 1,
         num_devices: int = 1,
@@ -142,7 +142,10 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         ``mxfp6_matmul``: both towers' MatMuls as int8 GEMMs, as the encoders'."""
         if onnx_path is not None:
             raise ValueError(f"{type(self).__name__} builds two graphs; call compile() without onnx_path (it exports them).")
-        seq_len = seq_len or getattr(self._text_config(), "max_position_embeddings", None) or 77
+        if seq_len is None:
+            seq_len = getattr(self._text_config(), "max_position_embeddings", None) or 77
+        elif isinstance(seq_len, (list, tuple)) and seq_len:  # QEFFAutoModel's form: texts run at their own width
+            seq_len = max(seq_len)
         check_positive(seq_len=seq_len, batch_size=batch_size, num_cores=num_cores)
         self._check_max_positions("seq_len", seq_len, self._text_config())
         warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
@@ -153,7 +156,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         text = self._build_artifact(
             text_onnx,
             compile_dir,
-            {**common, "kind": f"{DUAL_ENCODER_KIND}-text", "output_name": TEXT_EMBEDS, "similarity": self.rule},
+            {**common, "kind": f"{DUAL_ENCODER_KIND}-text", "output_name": TEXT_EMBEDS, "similarity": similarity_rule(self.hf)},
             {"backend": "onnxruntime-cpu", "seq_len": [seq_len], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
             EncoderGraphSpec(TEXT_EMBEDS, pooled=True).specializations([seq_len], batch_size),
             rewrite=rewrite,
@@ -227,8 +230,9 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
             out[TEXT_EMBEDS] = l2_rows(self.get_text_features(inputs, runtime_ai100))
         if PIXEL_VALUES in keys:
             out[IMAGE_EMBEDS] = l2_rows(self.get_image_features(inputs[PIXEL_VALUES], runtime_ai100))
-        if len(out) == 2:
-            out |= similarity_logits(out[TEXT_EMBEDS], out[IMAGE_EMBEDS], self.rule["scale"], self.rule["bias"])
+        if len(out) == 2:  # the compiled model's numbers, or the PyTorch model's as they are now
+            rule = read_artifact(self.qpc_paths["text_qpc_path"])["similarity"] if runtime_ai100 else similarity_rule(self.hf)
+            out |= similarity_logits(out[TEXT_EMBEDS], out[IMAGE_EMBEDS], rule["scale"], rule["bias"])
         return {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in out.items()}
 
 
