@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoModelForImageClassification, PreTrainedModel
+from transformers import (
+    AutoModel,
+    AutoModelForDepthEstimation,
+    AutoModelForImageClassification,
+    AutoModelForSemanticSegmentation,
+    PreTrainedModel,
+)
+from transformers.modeling_outputs import DepthEstimatorOutput, SemanticSegmenterOutput
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
@@ -50,11 +57,12 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
 
     _hf_auto = AutoModel
     _output_name = "output"
+    _head_output: str | None = None  # the attribute of transformers' output the graph returns (None: hidden states)
 
     def __init__(self, model: PreTrainedModel, pooling: str | PoolingFn | None = None, **kwargs) -> None:
         pooling_name = pooling if isinstance(pooling, str) or pooling is None else f"{pooling.__module__}.{pooling.__qualname__}"
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), pooling=pooling_name)
-        self.model = QEffImageEncoder(model.eval(), resolve_pooling(pooling))
+        self.model = QEffImageEncoder(model.eval(), resolve_pooling(pooling), self._head_output)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
@@ -164,11 +172,35 @@ class QEFFAutoModelForImageClassification(QEFFAutoModelForImageFeatureExtraction
 
     _hf_auto = AutoModelForImageClassification
     _output_name = LOGITS
+    _head_output = LOGITS
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
         if kwargs.get("pooling") is not None:
-            raise ValueError("A classifier's graph ends in its logits: load it without pooling.")
+            raise ValueError(f"{type(self).__name__}'s graph ends in the head's output: load it without pooling.")
         super().__init__(model, **kwargs)
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100).items()}
+
+
+class QEFFAutoModelForDepthEstimation(QEFFAutoModelForImageClassification):
+    """Depth estimation (Depth Anything, DPT, GLPN, ZoeDepth, ... ``ForDepthEstimation``): generate() returns
+    transformers' DepthEstimatorOutput with ``predicted_depth`` [images, height, width], which the image processor's
+    ``post_process_depth_estimation`` takes as it is."""
+
+    _hf_auto = AutoModelForDepthEstimation
+    _output_name = _head_output = "predicted_depth"
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> DepthEstimatorOutput:
+        return DepthEstimatorOutput(**super().generate(inputs, device_ids, runtime_ai100))
+
+
+class QEFFAutoModelForSemanticSegmentation(QEFFAutoModelForImageClassification):
+    """Semantic segmentation (SegFormer, UperNet, DPT, BEiT, MobileViT, ... ``ForSemanticSegmentation``): generate()
+    returns transformers' SemanticSegmenterOutput with ``logits`` [images, labels, height, width] (the head's
+    resolution), which the image processor's ``post_process_semantic_segmentation`` takes as it is."""
+
+    _hf_auto = AutoModelForSemanticSegmentation
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> SemanticSegmenterOutput:
+        return SemanticSegmenterOutput(**super().generate(inputs, device_ids, runtime_ai100))

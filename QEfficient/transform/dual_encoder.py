@@ -93,7 +93,7 @@ class QEffImageFeatures(QEffImageEncoder):
         nn.Module.__init__(self)  # not QEffImageEncoder's checks: the dual model's main input is its text
         self.hf = dual
         self.pooling = None
-        self.classifier = False
+        self.classifier, self.output = False, None
         self.resizes_positions = "interpolate_pos_encoding" in inspect.signature(dual.get_image_features).parameters
         vision = getattr(dual.config, "vision_config", None)
         self.num_channels = getattr(vision, "num_channels", None) or 3

@@ -16,7 +16,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from QEfficient.transform.encoder import PoolingFn, eager_attention
-from QEfficient.transform.rewrites import apply_rewrites
+from QEfficient.transform.rewrites import apply_rewrites, fix_adaptive_pools
 
 
 def reads_pixels(model: PreTrainedModel) -> bool:
@@ -34,9 +34,10 @@ def image_size(config) -> tuple[int, int] | None:
 
 class QEffImageEncoder(nn.Module):
     """forward(pixel_values [B, C, H, W]) -> the last hidden state [B, tokens, D] (a convolutional model's [B, D, h, w]),
-    pooled [B, D] where ``pooling`` is given, or a classifier's logits [B, labels]."""
+    pooled [B, D] where ``pooling`` is given, or the head's ``output``: a classifier's logits [B, labels], a segmenter's
+    [B, labels, h, w], a depth map [B, H, W]."""
 
-    def __init__(self, hf_model: PreTrainedModel, pooling: PoolingFn | None = None) -> None:
+    def __init__(self, hf_model: PreTrainedModel, pooling: PoolingFn | None = None, output: str | None = None) -> None:
         super().__init__()
         if not reads_pixels(hf_model):
             raise ValueError(f"{type(hf_model).__name__} does not read pixel_values: it is not an image encoder.")
@@ -47,10 +48,13 @@ class QEffImageEncoder(nn.Module):
                 "here: a checkpoint fine-tuned from it (ViT) is."
             )
         apply_rewrites(hf_model)  # MobileViTV2's patch folding (transform/rewrites.py)
+        fix_adaptive_pools(hf_model)  # pyramid pooling (BEiT's and UperNet's segmentation heads) at the one compiled size
         self.hf = hf_model
         self.pooling = pooling
         # DeiT's distilled and LeViT's classifiers are ...ForImageClassificationWithTeacher, Perceiver's ...Learned
         self.classifier = "ForImageClassification" in type(hf_model).__name__
+        # the head's output the graph returns (a classifier's or a segmenter's logits, a depth map), else the hidden states
+        self.output = output or ("logits" if self.classifier else None)
         self.resizes_positions = "interpolate_pos_encoding" in inspect.signature(hf_model.forward).parameters
         config = hf_model.config
         self.num_channels = getattr(config, "num_channels", None) or getattr(getattr(config, "vision_config", None), "num_channels", 3)
@@ -65,8 +69,8 @@ class QEffImageEncoder(nn.Module):
             extra["interpolate_pos_encoding"] = True  # as a user of transformers asks for other sizes than the config's
         with eager_attention(self.config):
             out = self.hf(pixel_values=pixel_values, **extra)
-        if self.classifier:
-            return out.logits
+        if self.output is not None:
+            return getattr(out, self.output)
         hidden = out.last_hidden_state
         if self.pooling is None:
             return hidden

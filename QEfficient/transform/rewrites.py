@@ -186,6 +186,32 @@ def mobilevitv2_folding(self, patches: torch.Tensor, output_size: tuple[int, int
     return nn.functional.pad(folded, (0, width - cols * self.patch_width, 0, height - rows * self.patch_height))
 
 
+def fixed_size_adaptive_avg_pool(self, x: torch.Tensor) -> torch.Tensor:
+    """nn.AdaptiveAvgPool2d for an input whose height and width tracing keeps as constants (an image graph compiled for
+    one size): the TorchScript exporter takes only outputs that divide the input (or 1 x 1), and loses the input's size
+    where shape inference is off. Each output cell is the mean of PyTorch's region for it, rows floor(i H / h) to
+    ceil((i + 1) H / h), columns likewise: exact."""
+    height, width = int(x.shape[-2]), int(x.shape[-1])
+    size = self.output_size if isinstance(self.output_size, tuple) else (self.output_size, self.output_size)
+    out_h, out_w = (height if size[0] is None else size[0]), (width if size[1] is None else size[1])
+    if height % out_h == 0 and width % out_w == 0:
+        return nn.functional.avg_pool2d(x, (height // out_h, width // out_w))
+    rows = [(i * height // out_h, -(-(i + 1) * height // out_h)) for i in range(out_h)]
+    cols = [(j * width // out_w, -(-(j + 1) * width // out_w)) for j in range(out_w)]
+    return torch.stack([torch.stack([x[..., a:b, c:d].mean((-2, -1)) for c, d in cols], -1) for a, b in rows], -2)
+
+
+def fix_adaptive_pools(model: nn.Module) -> int:
+    """Use fixed_size_adaptive_avg_pool for every nn.AdaptiveAvgPool2d of ``model`` whose output is not 1 x 1 (those
+    export as a global pool): only for a graph compiled for one image size. Returns how many."""
+    count = 0
+    for module in model.modules():
+        if isinstance(module, nn.AdaptiveAvgPool2d) and module.output_size not in (1, (1, 1)):
+            module.forward = types.MethodType(fixed_size_adaptive_avg_pool, module)
+            count += 1
+    return count
+
+
 def conformer_relative_positions_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
     """Wav2Vec2ConformerRelPositionalEmbedding: the 2T - 1 rows of its table around the centre for T frames, by an
     index from the frames' count (its slice bounds are Python ints, which tracing keeps at the example's length)."""

@@ -1,0 +1,137 @@
+"""Depth estimation and semantic segmentation: QEFFAutoModelForDepthEstimation and QEFFAutoModelForSemanticSegmentation
+on tiny random models of transformers' two mappings (weights widened so that the maps follow the image), each equal to
+transformers' predicted_depth / logits within 1e-4 of its largest value; every other type listed with why it is not
+swept. The outputs are transformers' own output classes, which the image processors' post-processing takes as they are.
+Pyramid pooling at sizes that do not divide the input (UperNet's, BEiT's) runs as the exact regions PyTorch averages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForDepthEstimation, AutoModelForSemanticSegmentation, DPTImageProcessor
+from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES, MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES
+
+from QEfficient import QEFFAutoModelForDepthEstimation, QEFFAutoModelForSemanticSegmentation
+from QEfficient.transform.rewrites import fixed_size_adaptive_avg_pool
+
+_VIT = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37, image_size=32, patch_size=8)
+_NECK = dict(neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16)
+_DINOV2 = dict(_VIT, model_type="dinov2", out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False)
+_DINOV3 = dict(_VIT, model_type="dinov3_vit", num_register_tokens=1, out_indices=[1, 2, 3, 4], return_class_token=True)
+_MIX = dict(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], patch_sizes=[7, 3], strides=[4, 2])
+_MIX |= dict(num_attention_heads=[1, 2], mlp_ratios=[2, 2], decoder_hidden_size=16)
+_BEIT_SEG = dict(_VIT, out_indices=[0, 1, 2, 3], use_auxiliary_head=False, pool_scales=[1, 2])
+_DPT = dict(_VIT, backbone_out_indices=[0, 1, 2, 3], head_in_index=-1, **_NECK)
+DEPTH = {
+    "depth_anything": dict(backbone_config=_DINOV2, head_hidden_size=8, reassemble_hidden_size=32, patch_size=8, **_NECK),
+    "prompt_depth_anything": dict(backbone_config=_DINOV2, head_hidden_size=8, reassemble_hidden_size=32, patch_size=8, **_NECK),
+    "chmv2": dict(backbone_config=_DINOV3, patch_size=8, post_process_channels=[8, 16, 32, 32], fusion_hidden_size=16),
+    "dpt": _DPT,
+    "glpn": _MIX,
+    "zoedepth": dict(
+        backbone_config=dict(_VIT, model_type="beit", out_indices=[0, 1, 2, 3], reshape_hidden_states=False),
+        bottleneck_features=16,
+        num_attractors=[4, 4, 4, 4],
+        bin_embedding_dim=8,
+        num_relative_features=8,
+        patch_size=8,
+        **_NECK,
+    ),  # fmt: skip
+}
+SEGMENTATION = {
+    "beit": _BEIT_SEG,
+    "data2vec-vision": _BEIT_SEG,
+    "dpt": dict(_DPT, use_auxiliary_head=False),
+    "segformer": _MIX,
+    "upernet": dict(
+        backbone_config=dict(
+            model_type="convnext", hidden_sizes=[8, 16, 32, 64], depths=[1] * 4, out_features=["stage1", "stage2", "stage3", "stage4"]
+        ),
+        hidden_size=16,
+        auxiliary_in_channels=32,
+        use_auxiliary_head=False,
+        pool_scales=[1, 2, 3],
+    ),  # fmt: skip
+    "mobilenet_v2": dict(image_size=32, depth_multiplier=0.35),
+    # MobileViT's and MobileViTV2's tiny maps stay near zero (batch norm and ReLU6) even widened: their entries prove less
+    "mobilevit": dict(image_size=32, hidden_sizes=[16, 24, 32], neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64]),
+    "mobilevitv2": dict(image_size=64, patch_size=2, width_multiplier=0.25),
+}
+NOT_SWEPT = {
+    "depth_pro": "its patches of 384 pixels at three scales need images of 1536: too large for this sweep",
+    "tipsv2_dpt": "its backbone's outputs do not fit this sweep's small shapes",
+    "sapiens2": "its default config does not build in transformers itself (no head_config)",
+}
+# image sizes other than 32 (MobileViTV2's patches of 2 at a width of 0.25 need 64)
+SIZES = {"mobilevitv2": 64}
+
+
+def tiny(auto, model_type: str, shape: dict):
+    config = AutoConfig.for_model(model_type, **shape, **({"num_labels": 3} if auto is AutoModelForSemanticSegmentation else {}))
+    torch.manual_seed(0)
+    model = auto.from_config(config).eval()
+    with torch.no_grad():  # random init leaves maps near constant; wider weights make them follow the image
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(module.weight)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=module.in_features**-0.5)
+    return model
+
+
+def test_every_type_is_swept_or_listed():
+    swept = {("depth", t) for t in DEPTH} | {("segmentation", t) for t in SEGMENTATION}
+    mapped = {("depth", t) for t in MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES} | {
+        ("segmentation", t) for t in MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES
+    }
+    assert {t for _, t in mapped - swept} == set(NOT_SWEPT)
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("task, model_type", [("depth", t) for t in DEPTH] + [("segmentation", t) for t in SEGMENTATION], ids=lambda x: x)
+def test_dense_outputs_equal_transformers(task, model_type):
+    auto, qeff, name = {
+        "depth": (AutoModelForDepthEstimation, QEFFAutoModelForDepthEstimation, "predicted_depth"),
+        "segmentation": (AutoModelForSemanticSegmentation, QEFFAutoModelForSemanticSegmentation, "logits"),
+    }[task]
+    hf = tiny(auto, model_type, (DEPTH if task == "depth" else SEGMENTATION)[model_type])
+    size = SIZES.get(model_type, 32)
+    pixels = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = getattr(hf(pixel_values=pixels), name).numpy()
+    model = qeff(hf)
+    model.compile(img_size=size, batch_size=2, num_cores=1)
+    got = getattr(model.generate({"pixel_values": pixels}), name).numpy()
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-4 * max(1.0, float(np.abs(expected).max())), rtol=0)
+
+
+def test_post_processing_takes_the_outputs(tmp_path):
+    """A DPT depth model from a folder: the image processor's post_process_depth_estimation gives transformers' depth
+    maps from ours; a segmenter refuses pooling."""
+    tiny(AutoModelForDepthEstimation, "dpt", _DPT).save_pretrained(tmp_path)
+    processor = DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False)
+    processor.save_pretrained(tmp_path)
+    hf = AutoModelForDepthEstimation.from_pretrained(tmp_path).eval()
+    images = [np.random.default_rng(s).integers(0, 256, (40, 50, 3), dtype=np.uint8) for s in (1, 2)]
+    inputs = processor(images=images, return_tensors="pt")
+    with torch.no_grad():
+        expected = processor.post_process_depth_estimation(hf(**inputs), target_sizes=[(40, 50)] * 2)
+    model = QEFFAutoModelForDepthEstimation.from_pretrained(tmp_path)
+    model.compile(num_cores=1)  # at the processor's 32 x 32
+    got = processor.post_process_depth_estimation(model.generate(inputs), target_sizes=[(40, 50)] * 2)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(
+            a["predicted_depth"].numpy(), b["predicted_depth"].numpy(), atol=1e-4 * float(b["predicted_depth"].abs().max())
+        )
+    with pytest.raises(ValueError, match="without pooling"):
+        QEFFAutoModelForSemanticSegmentation(tiny(AutoModelForSemanticSegmentation, "segformer", _MIX), pooling="mean")
+
+
+@pytest.mark.parametrize("size, output", [((7, 9), (3, 2)), ((8, 8), (2, 4)), ((5, 6), (5, 1))])
+def test_adaptive_pooling_regions_equal_torch(size, output):
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0))
+    pool = nn.AdaptiveAvgPool2d(output)
+    torch.testing.assert_close(fixed_size_adaptive_avg_pool(pool, x), pool(x), atol=1e-6, rtol=0)
