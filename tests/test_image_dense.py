@@ -60,7 +60,7 @@ SEGMENTATION = {
     "mobilevitv2": dict(image_size=64, patch_size=2, width_multiplier=0.25),
 }
 NOT_SWEPT = {
-    "depth_pro": "its patches of 384 pixels at three scales need images of 1536: too large for this sweep",
+    "depth_pro": "refused: its field-of-view head scales the depth, and its post-processing reads that output",
     "tipsv2_dpt": "its backbone's outputs do not fit this sweep's small shapes",
     "sapiens2": "its default config does not build in transformers itself (no head_config)",
 }
@@ -128,6 +128,12 @@ def test_post_processing_takes_the_outputs(tmp_path):
         )
     with pytest.raises(ValueError, match="without pooling"):
         QEFFAutoModelForSemanticSegmentation(tiny(AutoModelForSemanticSegmentation, "segformer", _MIX), pooling="mean")
+    with pytest.raises(ValueError, match="prompt_depth map is not taken"):
+        model.generate({**inputs, "prompt_depth": torch.rand(2, 1, 8, 8)})
+    with pytest.raises(ValueError, match=r"keep_aspect_ratio=False where it keeps"):
+        model.generate({"pixel_values": torch.rand(1, 3, 32, 48)})
+    with torch.device("meta"), pytest.raises(NotImplementedError, match="field-of-view"):  # refused by its config: no weights
+        QEFFAutoModelForDepthEstimation(AutoModelForDepthEstimation.from_config(AutoConfig.for_model("depth_pro")))
 
 
 @pytest.mark.parametrize("size, output", [((7, 9), (3, 2)), ((8, 8), (2, 4)), ((5, 6), (5, 1))])

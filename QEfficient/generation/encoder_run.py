@@ -119,8 +119,9 @@ def run_image_encoder(session: Any, compile_params: dict, pixels: np.ndarray) ->
     size, batch = tuple(compile_params["image_size"]), compile_params["batch_size"]
     if tuple(pixels.shape[2:]) != size:
         raise ValueError(
-            f"The images are {pixels.shape[2]}x{pixels.shape[3]} but the model was compiled for {size[0]}x{size[1]}: "
-            f"resize them with the model's image processor, or compile(img_size={tuple(pixels.shape[2:])})."
+            f"The images are {pixels.shape[2]}x{pixels.shape[3]} but the model was compiled for {size[0]}x{size[1]}: have the "
+            f"image processor write {size[0]}x{size[1]} images (keep_aspect_ratio=False where it keeps each image's aspect "
+            f"ratio), or compile(img_size={tuple(pixels.shape[2:])})."
         )
     outputs = []
     for start in range(0, len(pixels), batch):

@@ -20,7 +20,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import DepthEstimatorOutput, SemanticSegmenterOutput
 
-from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import IMAGE_ENCODER_KIND, LOGITS, PIXEL_VALUES, ImageEncoderGraphSpec
 from QEfficient.export.onnx_export import export_image_encoder_onnx
@@ -49,6 +49,13 @@ def processor_image_size(folder: Path | None) -> tuple[int, int] | None:
         if isinstance(size, dict) and "height" in size and "width" in size:
             return int(size["height"]), int(size["width"])
     return None
+
+
+def keeps_aspect_ratio(folder: Path | None) -> bool:
+    """Whether the folder's image processor resizes keeping each image's aspect ratio (DPT's, Depth Anything's,
+    ZoeDepth's ``keep_aspect_ratio``), so that the sizes it writes vary from image to image."""
+    path = folder / "preprocessor_config.json" if folder is not None else None
+    return bool(path is not None and path.is_file() and json.loads(path.read_text()).get("keep_aspect_ratio"))
 
 
 class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
@@ -84,6 +91,13 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
                 raise ValueError(
                     f"Neither {type(self.hf_model).__name__}'s config nor an image processor names its image size: pass "
                     "compile(img_size=...)."
+                )
+            if keeps_aspect_ratio(self.local_model_dir):
+                warn_once(
+                    f"aspect-{self.local_model_dir}",
+                    f"{self.model_name}'s image processor keeps each image's aspect ratio, so the sizes it writes vary; this "
+                    f"graph runs {size[0]}x{size[1]}: call the processor with keep_aspect_ratio=False (and size={{'height': "
+                    f"{size[0]}, 'width': {size[1]}}}), or compile(img_size=...) for the size it writes.",
                 )
             return size
         size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
@@ -183,15 +197,29 @@ class QEFFAutoModelForImageClassification(QEFFAutoModelForImageFeatureExtraction
         return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100).items()}
 
 
+# depth models whose answer is more than their depth map, with why they are not run here
+UNSUPPORTED_DEPTH = {
+    "depth_pro": "its field-of-view head scales the depth to metres, and its post-processing reads that output too",
+}
+
+
 class QEFFAutoModelForDepthEstimation(QEFFAutoModelForImageClassification):
     """Depth estimation (Depth Anything, DPT, GLPN, ZoeDepth, ... ``ForDepthEstimation``): generate() returns
     transformers' DepthEstimatorOutput with ``predicted_depth`` [images, height, width], which the image processor's
-    ``post_process_depth_estimation`` takes as it is."""
+    ``post_process_depth_estimation`` takes as it is. Prompt Depth Anything runs without its prompt depth map."""
 
     _hf_auto = AutoModelForDepthEstimation
     _output_name = _head_output = "predicted_depth"
 
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        reason = UNSUPPORTED_DEPTH.get(model.config.model_type)
+        if reason is not None:
+            raise NotImplementedError(f"{type(model).__name__} is not supported: {reason}.")
+        super().__init__(model, **kwargs)
+
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> DepthEstimatorOutput:
+        if hasattr(inputs, "keys") and inputs.get("prompt_depth") is not None:
+            raise ValueError("The graph reads the image alone: a prompt_depth map is not taken; leave it out of the inputs.")
         return DepthEstimatorOutput(**super().generate(inputs, device_ids, runtime_ai100))
 
 

@@ -192,7 +192,7 @@ def fixed_size_adaptive_avg_pool(self, x: torch.Tensor) -> torch.Tensor:
     where shape inference is off. Each output cell is the mean of PyTorch's region for it, rows floor(i H / h) to
     ceil((i + 1) H / h), columns likewise: exact."""
     height, width = int(x.shape[-2]), int(x.shape[-1])
-    size = self.output_size if isinstance(self.output_size, tuple) else (self.output_size, self.output_size)
+    size = tuple(self.output_size) if isinstance(self.output_size, (tuple, list)) else (self.output_size, self.output_size)
     out_h, out_w = (height if size[0] is None else size[0]), (width if size[1] is None else size[1])
     if height % out_h == 0 and width % out_w == 0:
         return nn.functional.avg_pool2d(x, (height // out_h, width // out_w))
@@ -206,7 +206,8 @@ def fix_adaptive_pools(model: nn.Module) -> int:
     export as a global pool): only for a graph compiled for one image size. Returns how many."""
     count = 0
     for module in model.modules():
-        if isinstance(module, nn.AdaptiveAvgPool2d) and module.output_size not in (1, (1, 1)):
+        size = module.output_size if isinstance(module, nn.AdaptiveAvgPool2d) else None
+        if size is not None and (tuple(size) if isinstance(size, (tuple, list)) else (size, size)) != (1, 1):
             module.forward = types.MethodType(fixed_size_adaptive_avg_pool, module)
             count += 1
     return count
