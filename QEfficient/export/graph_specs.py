@@ -485,15 +485,16 @@ class ImageEncoderGraphSpec:
     (the last hidden state, pooled where asked, or the logits)."""
 
     output_name: str
+    more_outputs: tuple[str, ...] = ()  # a detector's boxes after its logits
 
     input_names = (PIXEL_VALUES,)
 
     @property
     def output_names(self) -> list[str]:
-        return [self.output_name]
+        return [self.output_name, *self.more_outputs]
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
-        return {PIXEL_VALUES: {0: "batch_size"}, self.output_name: {0: "batch_size"}}
+        return {PIXEL_VALUES: {0: "batch_size"}, **{name: {0: "batch_size"} for name in self.output_names}}
 
     @staticmethod
     def dummy_inputs(channels: int, height: int, width: int) -> tuple:

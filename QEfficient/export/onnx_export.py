@@ -204,9 +204,12 @@ def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str
     return path
 
 
-def export_image_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str, height: int, width: int) -> Path:
-    """Export a QEffImageEncoder: pixel_values [batch, channels, height, width] -> its one output, batch dynamic."""
-    spec = ImageEncoderGraphSpec(output_name)
+def export_image_encoder_onnx(
+    module, out_dir: Path, model_name: str, output_name: str, height: int, width: int, more_outputs: tuple[str, ...] = ()
+) -> Path:
+    """Export a QEffImageEncoder: pixel_values [batch, channels, height, width] -> its output (and ``more_outputs``: a
+    detector's boxes), batch dynamic."""
+    spec = ImageEncoderGraphSpec(output_name, more_outputs)
     args = spec.dummy_inputs(module.num_channels, height, width)
     with module.fixed_positions(height, width):  # the position table at this size: a constant of the graph
         path = out_dir / f"{model_name}.onnx"

@@ -114,7 +114,12 @@ def encoder_inputs(inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def run_image_encoder(session: Any, compile_params: dict, pixels: np.ndarray) -> np.ndarray:
-    """An image graph's output for pixels [N, C, H, W] at the compiled ``image_size``, ``batch_size`` at a time (a short
+    """An image graph's (first) output for pixels [N, C, H, W] (run_image_graph)."""
+    return run_image_graph(session, compile_params, pixels)[0]
+
+
+def run_image_graph(session: Any, compile_params: dict, pixels: np.ndarray) -> list[np.ndarray]:
+    """An image graph's outputs for pixels [N, C, H, W] at the compiled ``image_size``, ``batch_size`` at a time (a short
     last batch filled with copies of its last image, their rows dropped); a ValueError for another size."""
     size, batch = tuple(compile_params["image_size"]), compile_params["batch_size"]
     if tuple(pixels.shape[2:]) != size:
@@ -129,5 +134,5 @@ def run_image_encoder(session: Any, compile_params: dict, pixels: np.ndarray) ->
         real = len(chunk)
         if real < batch:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, 0)])
-        outputs.append(session.run(None, {PIXEL_VALUES: chunk})[0][:real])
-    return np.concatenate(outputs)
+        outputs.append([value[:real] for value in session.run(None, {PIXEL_VALUES: chunk})])
+    return [np.concatenate(values) for values in zip(*outputs)]

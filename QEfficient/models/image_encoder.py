@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,18 @@ from transformers import (
     AutoModel,
     AutoModelForDepthEstimation,
     AutoModelForImageClassification,
+    AutoModelForObjectDetection,
     AutoModelForSemanticSegmentation,
     PreTrainedModel,
 )
 from transformers.modeling_outputs import DepthEstimatorOutput, SemanticSegmenterOutput
+from transformers.utils import ModelOutput
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import IMAGE_ENCODER_KIND, LOGITS, PIXEL_VALUES, ImageEncoderGraphSpec
 from QEfficient.export.onnx_export import export_image_encoder_onnx
-from QEfficient.generation.encoder_run import run_image_encoder
+from QEfficient.generation.encoder_run import run_image_graph
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
@@ -65,11 +68,13 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
     _hf_auto = AutoModel
     _output_name = "output"
     _head_output: str | None = None  # the attribute of transformers' output the graph returns (None: hidden states)
+    _more_outputs: tuple[str, ...] = ()  # attributes it returns after that one (a detector's boxes)
 
     def __init__(self, model: PreTrainedModel, pooling: str | PoolingFn | None = None, **kwargs) -> None:
         pooling_name = pooling if isinstance(pooling, str) or pooling is None else f"{pooling.__module__}.{pooling.__qualname__}"
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), pooling=pooling_name)
-        self.model = QEffImageEncoder(model.eval(), resolve_pooling(pooling), self._head_output)
+        head = (self._head_output, *self._more_outputs) if self._more_outputs else self._head_output
+        self.model = QEffImageEncoder(model.eval(), resolve_pooling(pooling), head)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
@@ -115,7 +120,7 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
             self.model,
             name,
             export_dir,
-            export_fn=lambda tmp: export_image_encoder_onnx(self.model, tmp, name, self._output_name, height, width),
+            export_fn=lambda tmp: export_image_encoder_onnx(self.model, tmp, name, self._output_name, height, width, self._more_outputs),
             hash_extra={"image_size": [height, width]},
         )
         return self.onnx_path
@@ -166,18 +171,20 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
                 "one image or more), "
                 f"got shape {list(pixels.shape)}."
             )
+        names = (self._output_name, *self._more_outputs)
         if not runtime_ai100:
             with torch.no_grad():
-                return {self._output_name: self.model(torch.from_numpy(pixels)).numpy()}
-        return {self._output_name: self._run(pixels)}
+                out = self.model(torch.from_numpy(pixels))
+            return dict(zip(names, [v.numpy() for v in (out if isinstance(out, tuple) else (out,))]))
+        return dict(zip(names, self._run(pixels)))
 
-    def _run(self, pixels: np.ndarray) -> np.ndarray:
+    def _run(self, pixels: np.ndarray) -> list[np.ndarray]:
         if self.qpc_path is None:
             raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
         session = self._session(
             "image_encoder", (str(self.qpc_path), self._num_cores), lambda: open_artifact_session(self.qpc_path, self._num_cores)
         )
-        return run_image_encoder(session, read_artifact(self.qpc_path)["compile_params"], pixels)
+        return run_image_graph(session, read_artifact(self.qpc_path)["compile_params"], pixels)
 
 
 class QEFFAutoModelForImageClassification(QEFFAutoModelForImageFeatureExtraction):
@@ -187,14 +194,57 @@ class QEFFAutoModelForImageClassification(QEFFAutoModelForImageFeatureExtraction
     _hf_auto = AutoModelForImageClassification
     _output_name = LOGITS
     _head_output = LOGITS
+    _unsupported: dict[str, str] = {}  # model type -> why this class does not run it
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        reason = self._unsupported.get(model.config.model_type)
+        if reason is not None:
+            raise NotImplementedError(f"{type(model).__name__} is not supported: {reason}.")
         if kwargs.get("pooling") is not None:
             raise ValueError(f"{type(self).__name__}'s graph ends in the head's output: load it without pooling.")
         super().__init__(model, **kwargs)
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100).items()}
+
+
+_QUERY_SELECTION = (
+    "its graph's answers differ from transformers' (RT-DETR's selection of queries from the encoder's anchors, checked on a "
+    "tiny model), so it is not run here"
+)
+_TEXT_MAPS = "a text detector: its output is a probability map of text regions, not class logits and boxes"
+# detectors not run here, with why
+UNSUPPORTED_DETECTION = {
+    **dict.fromkeys(("rt_detr", "rt_detr_v2"), _QUERY_SELECTION),
+    **dict.fromkeys(
+        ("d_fine", "deimv2", "pp_doclayout_v2", "pp_doclayout_v3", "pp_doclayout_v4"), _QUERY_SELECTION + " (RT-DETR's design)"
+    ),
+    **dict.fromkeys(("pp_ocrv5_mobile_det", "pp_ocrv5_server_det", "pp_ocrv6_medium_det", "pp_ocrv6_small_det"), _TEXT_MAPS),
+}
+
+
+@dataclass
+class ObjectDetectionOutput(ModelOutput):
+    """A detector's class logits [images, queries, labels + 1] and boxes [images, queries, 4] (centre x, centre y, width,
+    height, relative to the image), as every DETR-family output class holds them: what the image processors'
+    ``post_process_object_detection`` reads."""
+
+    logits: torch.Tensor | None = None
+    pred_boxes: torch.Tensor | None = None
+
+
+class QEFFAutoModelForObjectDetection(QEFFAutoModelForImageClassification):
+    """Object detection (DETR, Conditional DETR, YOLOS, RT-DETR, ... ``ForObjectDetection``): generate() returns
+    ObjectDetectionOutput (``logits``, ``pred_boxes``), which the image processor's ``post_process_object_detection``
+    takes as it is."""
+
+    _hf_auto = AutoModelForObjectDetection
+    _more_outputs = ("pred_boxes",)
+
+    _unsupported = UNSUPPORTED_DETECTION
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> ObjectDetectionOutput:
+        return ObjectDetectionOutput(**super().generate(inputs, device_ids, runtime_ai100))
 
 
 # depth models whose answer is more than their depth map, with why they are not run here
@@ -211,11 +261,7 @@ class QEFFAutoModelForDepthEstimation(QEFFAutoModelForImageClassification):
     _hf_auto = AutoModelForDepthEstimation
     _output_name = _head_output = "predicted_depth"
 
-    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
-        reason = UNSUPPORTED_DEPTH.get(model.config.model_type)
-        if reason is not None:
-            raise NotImplementedError(f"{type(model).__name__} is not supported: {reason}.")
-        super().__init__(model, **kwargs)
+    _unsupported = UNSUPPORTED_DEPTH
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> DepthEstimatorOutput:
         if hasattr(inputs, "keys") and inputs.get("prompt_depth") is not None:

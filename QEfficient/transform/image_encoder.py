@@ -35,9 +35,9 @@ def image_size(config) -> tuple[int, int] | None:
 class QEffImageEncoder(nn.Module):
     """forward(pixel_values [B, C, H, W]) -> the last hidden state [B, tokens, D] (a convolutional model's [B, D, h, w]),
     pooled [B, D] where ``pooling`` is given, or the head's ``output``: a classifier's logits [B, labels], a segmenter's
-    [B, labels, h, w], a depth map [B, H, W]."""
+    [B, labels, h, w], a depth map [B, H, W], or (a tuple of names) a detector's logits and boxes."""
 
-    def __init__(self, hf_model: PreTrainedModel, pooling: PoolingFn | None = None, output: str | None = None) -> None:
+    def __init__(self, hf_model: PreTrainedModel, pooling: PoolingFn | None = None, output: str | tuple[str, ...] | None = None) -> None:
         super().__init__()
         if not reads_pixels(hf_model):
             raise ValueError(f"{type(hf_model).__name__} does not read pixel_values: it is not an image encoder.")
@@ -69,6 +69,8 @@ class QEffImageEncoder(nn.Module):
             extra["interpolate_pos_encoding"] = True  # as a user of transformers asks for other sizes than the config's
         with eager_attention(self.config):
             out = self.hf(pixel_values=pixel_values, **extra)
+        if isinstance(self.output, tuple):  # a detector's logits and boxes
+            return tuple(getattr(out, name) for name in self.output)
         if self.output is not None:
             return getattr(out, self.output)
         hidden = out.last_hidden_state

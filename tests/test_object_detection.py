@@ -1,0 +1,98 @@
+"""Object detection: QEFFAutoModelForObjectDetection on tiny random models of transformers' detection mapping (DETR and
+its family with a transformers ResNet backbone, Deformable DETR's multi-scale deformable attention, YOLOS), each
+equal to transformers' logits and boxes within 1e-4; every other type refused or listed with why. The output is one
+the image processors' post_process_object_detection takes as it is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForObjectDetection, DetrImageProcessor
+from transformers.models.auto.modeling_auto import MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES
+
+from QEfficient import QEFFAutoModelForObjectDetection
+from QEfficient.models.image_encoder import UNSUPPORTED_DETECTION
+
+_RESNET = dict(model_type="resnet", embedding_size=8, hidden_sizes=[8, 16, 32, 64], depths=[1] * 4, layer_type="basic")
+_DETR = dict(
+    use_timm_backbone=False, backbone_config=dict(_RESNET, out_features=["stage4"]), d_model=32, encoder_layers=1,
+    decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37,
+    num_queries=5, num_labels=3,
+)  # fmt: skip
+DETECTORS = {
+    "detr": _DETR,
+    "conditional_detr": _DETR,
+    "table-transformer": _DETR,
+    "dab-detr": dict(_DETR, hidden_size=32),
+    "deformable_detr": dict(
+        _DETR,
+        backbone_config=dict(_RESNET, out_features=["stage2", "stage3", "stage4"]),
+        num_feature_levels=3,
+        encoder_n_points=2,
+        decoder_n_points=2,
+        decoder_layers=2,
+    ),  # fmt: skip
+    "yolos": dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        image_size=[64, 64],
+        patch_size=8,
+        num_detection_tokens=5,
+        num_labels=3,
+    ),  # fmt: skip
+}
+NOT_SWEPT = {"lw_detr": "its defaults shrunk here do not build", "rf_detr": "too large as its defaults build"}
+
+
+def tiny(model_type: str):
+    torch.manual_seed(0)
+    model = AutoModelForObjectDetection.from_config(AutoConfig.for_model(model_type, **DETECTORS[model_type])).eval()
+    with torch.no_grad():  # random init leaves features near zero: widened, the boxes follow the image
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=module.in_features**-0.5)
+    return model
+
+
+def test_every_detection_type_runs_or_is_refused():
+    assert set(MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES) == set(DETECTORS) | set(UNSUPPORTED_DETECTION) | set(NOT_SWEPT)
+    config = AutoConfig.for_model("rt_detr")
+    with torch.device("meta"), pytest.raises(NotImplementedError, match="selection of queries"):
+        QEFFAutoModelForObjectDetection(AutoModelForObjectDetection.from_config(config))
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("model_type", list(DETECTORS))
+def test_logits_and_boxes_equal_transformers(model_type):
+    hf = tiny(model_type)
+    pixels = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = hf(pixel_values=pixels)
+    model = QEFFAutoModelForObjectDetection(hf)
+    model.compile(img_size=64, batch_size=2, num_cores=1)
+    out = model.generate({"pixel_values": pixels})
+    for name in ("logits", "pred_boxes"):
+        np.testing.assert_allclose(out[name].numpy(), getattr(expected, name).numpy(), atol=1e-4, rtol=0, err_msg=name)
+    assert float((expected.logits[0] - expected.logits[1]).abs().max()) > 1e-3  # the image decides
+
+
+def test_post_processing_takes_the_output():
+    hf = tiny("detr")
+    processor = DetrImageProcessor(size={"height": 64, "width": 64}, do_pad=False)
+    images = [np.random.default_rng(s).integers(0, 256, (48, 80, 3), dtype=np.uint8) for s in (1, 2)]
+    inputs = processor(images=images, return_tensors="pt")
+    with torch.no_grad():
+        expected = processor.post_process_object_detection(hf(**inputs), threshold=0.0, target_sizes=[(48, 80)] * 2)
+    model = QEFFAutoModelForObjectDetection(hf)
+    model.compile(img_size=64, num_cores=1)
+    got = processor.post_process_object_detection(model.generate(inputs), threshold=0.0, target_sizes=[(48, 80)] * 2)
+    for a, b in zip(got, expected):
+        assert a["labels"].tolist() == b["labels"].tolist()
+        np.testing.assert_allclose(a["scores"].numpy(), b["scores"].numpy(), atol=1e-5)
+        np.testing.assert_allclose(a["boxes"].numpy(), b["boxes"].numpy(), atol=1e-3)
