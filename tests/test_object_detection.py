@@ -1,5 +1,6 @@
 """Object detection: QEFFAutoModelForObjectDetection on tiny random models of transformers' detection mapping (DETR and
-its family with a transformers ResNet backbone, Deformable DETR's multi-scale deformable attention, YOLOS), each
+its family with a transformers ResNet backbone, Deformable DETR's multi-scale deformable attention, YOLOS, RT-DETR and
+its v2, whose top queries are chosen from the encoder's anchors: the heads' weights widened so that scores do not tie), each
 equal to transformers' logits and boxes within 1e-4; every other type refused or listed with why. The output is one
 the image processors' post_process_object_detection takes as it is."""
 
@@ -45,7 +46,18 @@ DETECTORS = {
         num_labels=3,
     ),  # fmt: skip
 }
-NOT_SWEPT = {"lw_detr": "its defaults shrunk here do not build", "rf_detr": "too large as its defaults build"}
+_RT_DETR = dict(
+    backbone_config=dict(_RESNET, model_type="rt_detr_resnet", out_features=["stage2", "stage3", "stage4"]), encoder_hidden_dim=32,
+    encoder_in_channels=[16, 32, 64], decoder_in_channels=[32, 32, 32], d_model=32, encoder_layers=1, decoder_layers=2,
+    encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37, num_queries=5, num_labels=3,
+    decoder_n_points=2,
+)  # fmt: skip
+DETECTORS |= {"rt_detr": _RT_DETR, "rt_detr_v2": _RT_DETR}
+_LARGE = "too large as its defaults build: needs a shape of its own"
+NOT_SWEPT = {
+    "lw_detr": "its defaults shrunk here do not build",
+    **dict.fromkeys(("rf_detr", "d_fine", "deimv2", "pp_doclayout_v2", "pp_doclayout_v3", "pp_doclayout_v4"), _LARGE),
+}
 
 
 def tiny(model_type: str):
@@ -62,8 +74,8 @@ def tiny(model_type: str):
 
 def test_every_detection_type_runs_or_is_refused():
     assert set(MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES) == set(DETECTORS) | set(UNSUPPORTED_DETECTION) | set(NOT_SWEPT)
-    config = AutoConfig.for_model("rt_detr")
-    with torch.device("meta"), pytest.raises(NotImplementedError, match="selection of queries"):
+    config = AutoConfig.for_model("pp_ocrv5_mobile_det")
+    with torch.device("meta"), pytest.raises(NotImplementedError, match="probability map of text regions"):
         QEFFAutoModelForObjectDetection(AutoModelForObjectDetection.from_config(config))
 
 

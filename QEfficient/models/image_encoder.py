@@ -208,19 +208,11 @@ class QEFFAutoModelForImageClassification(QEFFAutoModelForImageFeatureExtraction
         return {name: torch.from_numpy(value) for name, value in super().generate(inputs, device_ids, runtime_ai100).items()}
 
 
-_QUERY_SELECTION = (
-    "its graph's answers differ from transformers' (RT-DETR's selection of queries from the encoder's anchors, checked on a "
-    "tiny model), so it is not run here"
-)
 _TEXT_MAPS = "a text detector: its output is a probability map of text regions, not class logits and boxes"
 # detectors not run here, with why
-UNSUPPORTED_DETECTION = {
-    **dict.fromkeys(("rt_detr", "rt_detr_v2"), _QUERY_SELECTION),
-    **dict.fromkeys(
-        ("d_fine", "deimv2", "pp_doclayout_v2", "pp_doclayout_v3", "pp_doclayout_v4"), _QUERY_SELECTION + " (RT-DETR's design)"
-    ),
-    **dict.fromkeys(("pp_ocrv5_mobile_det", "pp_ocrv5_server_det", "pp_ocrv6_medium_det", "pp_ocrv6_small_det"), _TEXT_MAPS),
-}
+UNSUPPORTED_DETECTION = dict.fromkeys(
+    ("pp_ocrv5_mobile_det", "pp_ocrv5_server_det", "pp_ocrv6_medium_det", "pp_ocrv6_small_det"), _TEXT_MAPS
+)
 
 
 @dataclass
@@ -236,7 +228,8 @@ class ObjectDetectionOutput(ModelOutput):
 class QEFFAutoModelForObjectDetection(QEFFAutoModelForImageClassification):
     """Object detection (DETR, Conditional DETR, YOLOS, RT-DETR, ... ``ForObjectDetection``): generate() returns
     ObjectDetectionOutput (``logits``, ``pred_boxes``), which the image processor's ``post_process_object_detection``
-    takes as it is."""
+    takes as it is. RT-DETR's choice of its top queries is ONNX Runtime's TopK, which breaks exact ties between scores
+    by position (a trained model's scores do not tie; a random one with zero-initialized heads does)."""
 
     _hf_auto = AutoModelForObjectDetection
     _more_outputs = ("pred_boxes",)
