@@ -56,9 +56,15 @@ def processor_image_size(folder: Path | None) -> tuple[int, int] | None:
 
 def keeps_aspect_ratio(folder: Path | None) -> bool:
     """Whether the folder's image processor resizes keeping each image's aspect ratio (DPT's, Depth Anything's,
-    ZoeDepth's ``keep_aspect_ratio``), so that the sizes it writes vary from image to image."""
+    ZoeDepth's ``keep_aspect_ratio``; DETR's and YOLOS' shortest and longest edge, uncropped), so that the sizes it
+    writes vary from image to image."""
     path = folder / "preprocessor_config.json" if folder is not None else None
-    return bool(path is not None and path.is_file() and json.loads(path.read_text()).get("keep_aspect_ratio"))
+    if path is None or not path.is_file():
+        return False
+    config = json.loads(path.read_text())
+    size = config.get("size")
+    by_edge = isinstance(size, dict) and ("shortest_edge" in size or "longest_edge" in size) and not config.get("do_center_crop")
+    return bool(config.get("keep_aspect_ratio")) or by_edge
 
 
 class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
@@ -237,6 +243,12 @@ class QEFFAutoModelForObjectDetection(QEFFAutoModelForImageClassification):
     _unsupported = UNSUPPORTED_DETECTION
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> ObjectDetectionOutput:
+        mask = inputs.get("pixel_mask") if hasattr(inputs, "keys") else None
+        if mask is not None and not np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask).all():
+            raise ValueError(
+                "The images are padded (pixel_mask holds zeros), and the graph reads every pixel as image: have the image "
+                "processor write the compiled size without padding (do_pad=False, size={'height': H, 'width': W})."
+            )
         return ObjectDetectionOutput(**super().generate(inputs, device_ids, runtime_ai100))
 
 

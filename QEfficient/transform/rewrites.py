@@ -186,6 +186,26 @@ def mobilevitv2_folding(self, patches: torch.Tensor, output_size: tuple[int, int
     return nn.functional.pad(folded, (0, width - cols * self.patch_width, 0, height - rows * self.patch_height))
 
 
+def zoedepth_reassemble_forward(self, hidden_states: list[torch.Tensor], patch_height: int, patch_width: int) -> list[torch.Tensor]:
+    """ZoeDepthReassembleStage.forward, each stage on its own: transformers stacks the stages along the batch axis and
+    splits them back by the batch size, which tracing keeps as a constant (a graph of one batch size); every step is
+    per image, so the result is the same."""
+    out = []
+    for stage_idx, hidden_state in enumerate(hidden_states):
+        cls_token, hidden_state = hidden_state[:, 0], hidden_state[:, 1:]
+        channels = hidden_state.shape[-1]
+        hidden_state = hidden_state.reshape(-1, patch_height, patch_width, channels).permute(0, 3, 1, 2).contiguous()
+        if self.readout_type == "project":
+            hidden_state = hidden_state.flatten(2).permute((0, 2, 1))
+            readout = cls_token.unsqueeze(dim=1).expand_as(hidden_state)
+            hidden_state = self.readout_projects[stage_idx](torch.cat((hidden_state, readout), -1))
+        elif self.readout_type == "add":
+            hidden_state = hidden_state + cls_token.unsqueeze(-1)
+        hidden_state = hidden_state.permute(0, 2, 1).reshape(hidden_state.shape[0], -1, patch_height, patch_width)
+        out.append(self.layers[stage_idx](hidden_state))
+    return out
+
+
 def fixed_size_adaptive_avg_pool(self, x: torch.Tensor) -> torch.Tensor:
     """nn.AdaptiveAvgPool2d for an input whose height and width tracing keeps as constants (an image graph compiled for
     one size): the TorchScript exporter takes only outputs that divide the input (or 1 x 1), and loses the input's size
@@ -251,6 +271,7 @@ REWRITES = {
     "LongformerSelfAttention": {"forward": longformer.self_attention_forward},
     "FNetBasicFourierTransform": {"forward": fnet_fourier_forward},
     "MobileViTV2Layer": {"folding": mobilevitv2_folding},
+    "ZoeDepthReassembleStage": {"forward": zoedepth_reassemble_forward},
     "Wav2Vec2ConformerRelPositionalEmbedding": {"forward": conformer_relative_positions_forward},
 }
 
