@@ -1,8 +1,9 @@
-"""Depth estimation and semantic segmentation: QEFFAutoModelForDepthEstimation and QEFFAutoModelForSemanticSegmentation
-on tiny random models of transformers' two mappings (weights widened so that the maps follow the image), each equal to
-transformers' predicted_depth / logits within 1e-4 of its largest value; every other type listed with why it is not
-swept. The outputs are transformers' own output classes, which the image processors' post-processing takes as they are.
-Pyramid pooling at sizes that do not divide the input (UperNet's, BEiT's) runs as the exact regions PyTorch averages."""
+"""Depth estimation, semantic segmentation and mask classification: QEFFAutoModelForDepthEstimation,
+QEFFAutoModelForSemanticSegmentation and QEFFAutoModelForUniversalSegmentation on tiny random models of transformers'
+three mappings (weights widened so that the maps follow the image), each equal to transformers' outputs within 1e-4 of
+their largest value, at a batch other than the export's; every other type listed with why it is not swept. The outputs
+are ones the image processors' post-processing takes as they are. Pyramid pooling at sizes that do not divide the input
+(UperNet's, BEiT's) runs as the exact regions PyTorch averages."""
 
 from __future__ import annotations
 
@@ -10,10 +11,22 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForDepthEstimation, AutoModelForSemanticSegmentation, DPTImageProcessor
-from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES, MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES
+from transformers import (
+    AutoConfig,
+    AutoModelForDepthEstimation,
+    AutoModelForSemanticSegmentation,
+    AutoModelForUniversalSegmentation,
+    DPTImageProcessor,
+    Mask2FormerImageProcessor,
+)
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES,
+    MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES,
+    MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING_NAMES,
+)
 
-from QEfficient import QEFFAutoModelForDepthEstimation, QEFFAutoModelForSemanticSegmentation
+from QEfficient import QEFFAutoModelForDepthEstimation, QEFFAutoModelForSemanticSegmentation, QEFFAutoModelForUniversalSegmentation
+from QEfficient.models.image_encoder import UNSUPPORTED_UNIVERSAL_SEGMENTATION
 from QEfficient.transform.rewrites import fixed_size_adaptive_avg_pool
 
 _VIT = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37, image_size=32, patch_size=8)
@@ -59,7 +72,44 @@ SEGMENTATION = {
     "mobilevit": dict(image_size=32, hidden_sizes=[16, 24, 32], neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64]),
     "mobilevitv2": dict(image_size=64, patch_size=2, width_multiplier=0.25),
 }
+_SWIN = dict(model_type="swin", image_size=64, patch_size=4, embed_dim=8, depths=[1] * 4, num_heads=[1, 1, 2, 2], window_size=2)
+_SWIN["out_features"] = ["stage1", "stage2", "stage3", "stage4"]
+# mask classification (semantic, instance and panoptic segmentation), at 64 x 64; group norms of 32 groups
+UNIVERSAL = {
+    "mask2former": dict(
+        backbone_config=_SWIN,
+        feature_size=32,
+        mask_feature_size=32,
+        hidden_dim=32,
+        encoder_feedforward_dim=32,
+        dim_feedforward=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        num_attention_heads=2,
+        num_queries=5,
+        common_stride=4,
+    ),  # fmt: skip
+    "maskformer": dict(
+        backbone_config=_SWIN,
+        fpn_feature_size=32,
+        mask_feature_size=32,
+        num_queries=5,
+        decoder_config=dict(
+            model_type="detr",
+            d_model=32,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=32,
+            decoder_ffn_dim=32,
+            num_queries=5,
+        ),
+    ),  # fmt: skip
+    "eomt": dict(_VIT, image_size=64, num_blocks=2, num_queries=5, num_upscale_blocks=1),
+}
 NOT_SWEPT = {
+    "eomt_dinov3": "too large as its defaults build: needs a shape of its own",
     "depth_pro": "refused: its field-of-view head scales the depth, and its post-processing reads that output",
     "tipsv2_dpt": "its backbone's outputs do not fit this sweep's small shapes",
     "sapiens2": "its default config does not build in transformers itself (no head_config)",
@@ -69,7 +119,8 @@ SIZES = {"mobilevitv2": 64}
 
 
 def tiny(auto, model_type: str, shape: dict):
-    config = AutoConfig.for_model(model_type, **shape, **({"num_labels": 3} if auto is AutoModelForSemanticSegmentation else {}))
+    labels = {"num_labels": 3} if auto is not AutoModelForDepthEstimation else {}
+    config = AutoConfig.for_model(model_type, **shape, **labels)
     torch.manual_seed(0)
     model = auto.from_config(config).eval()
     with torch.no_grad():  # random init leaves maps near constant; wider weights make them follow the image
@@ -82,30 +133,44 @@ def tiny(auto, model_type: str, shape: dict):
 
 
 def test_every_type_is_swept_or_listed():
-    swept = {("depth", t) for t in DEPTH} | {("segmentation", t) for t in SEGMENTATION}
+    swept = {("depth", t) for t in DEPTH} | {("segmentation", t) for t in SEGMENTATION} | {("universal", t) for t in UNIVERSAL}
     mapped = {("depth", t) for t in MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES} | {
         ("segmentation", t) for t in MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES
     }
+    mapped |= {("universal", t) for t in MODEL_FOR_UNIVERSAL_SEGMENTATION_MAPPING_NAMES if t not in UNSUPPORTED_UNIVERSAL_SEGMENTATION}
     assert {t for _, t in mapped - swept} == set(NOT_SWEPT)
+    with torch.device("meta"), pytest.raises(NotImplementedError, match="task prompt"):
+        QEFFAutoModelForUniversalSegmentation(AutoModelForUniversalSegmentation.from_config(AutoConfig.for_model("oneformer")))
+
+
+TASKS = {
+    "depth": (AutoModelForDepthEstimation, QEFFAutoModelForDepthEstimation, DEPTH, ("predicted_depth",)),
+    "segmentation": (AutoModelForSemanticSegmentation, QEFFAutoModelForSemanticSegmentation, SEGMENTATION, ("logits",)),
+    "universal": (
+        AutoModelForUniversalSegmentation,
+        QEFFAutoModelForUniversalSegmentation,
+        UNIVERSAL,
+        ("class_queries_logits", "masks_queries_logits"),
+    ),  # fmt: skip
+}
 
 
 @pytest.mark.sweep
-@pytest.mark.parametrize("task, model_type", [("depth", t) for t in DEPTH] + [("segmentation", t) for t in SEGMENTATION], ids=lambda x: x)
+@pytest.mark.parametrize("task, model_type", [(task, t) for task, spec in TASKS.items() for t in spec[2]], ids=lambda x: x)
 def test_dense_outputs_equal_transformers(task, model_type):
-    auto, qeff, name = {
-        "depth": (AutoModelForDepthEstimation, QEFFAutoModelForDepthEstimation, "predicted_depth"),
-        "segmentation": (AutoModelForSemanticSegmentation, QEFFAutoModelForSemanticSegmentation, "logits"),
-    }[task]
-    hf = tiny(auto, model_type, (DEPTH if task == "depth" else SEGMENTATION)[model_type])
-    size = SIZES.get(model_type, 32)
+    auto, qeff, shapes, names = TASKS[task]
+    hf = tiny(auto, model_type, shapes[model_type])
+    size = SIZES.get(model_type, 64 if task == "universal" else 32)
     pixels = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        expected = getattr(hf(pixel_values=pixels), name).numpy()
+        expected = hf(pixel_values=pixels)
     model = qeff(hf)
     model.compile(img_size=size, batch_size=3, num_cores=1)  # not the export's batch of 2: the batch axis is free
-    got = getattr(model.generate({"pixel_values": pixels}), name).numpy()
-    assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, atol=1e-4 * max(1.0, float(np.abs(expected).max())), rtol=0)
+    got = model.generate({"pixel_values": pixels})
+    for name in names:
+        want = getattr(expected, name).numpy()
+        assert got[name].shape == want.shape
+        np.testing.assert_allclose(got[name].numpy(), want, atol=1e-4 * max(1.0, float(np.abs(want).max())), rtol=0, err_msg=name)
 
 
 def test_post_processing_takes_the_outputs(tmp_path):
@@ -134,6 +199,20 @@ def test_post_processing_takes_the_outputs(tmp_path):
         model.generate({"pixel_values": torch.rand(1, 3, 32, 48)})
     with torch.device("meta"), pytest.raises(NotImplementedError, match="field-of-view"):  # refused by its config: no weights
         QEFFAutoModelForDepthEstimation(AutoModelForDepthEstimation.from_config(AutoConfig.for_model("depth_pro")))
+
+
+def test_mask_classification_post_processing_takes_the_outputs():
+    hf = tiny(AutoModelForUniversalSegmentation, "mask2former", UNIVERSAL["mask2former"])
+    pixels = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    processor = Mask2FormerImageProcessor()
+    with torch.no_grad():
+        expected = processor.post_process_semantic_segmentation(hf(pixel_values=pixels), target_sizes=[(40, 50)] * 2)
+    model = QEFFAutoModelForUniversalSegmentation(hf)
+    model.compile(img_size=64, num_cores=1)
+    got = processor.post_process_semantic_segmentation(model.generate({"pixel_values": pixels}), target_sizes=[(40, 50)] * 2)
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    with pytest.raises(ValueError, match="pixel_mask holds zeros"):
+        model.generate({"pixel_values": pixels, "pixel_mask": torch.zeros(2, 64, 64, dtype=torch.int64)})
 
 
 @pytest.mark.parametrize("size, output", [((7, 9), (3, 2)), ((8, 8), (2, 4)), ((5, 6), (5, 1))])

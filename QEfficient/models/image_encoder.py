@@ -18,6 +18,7 @@ from transformers import (
     AutoModelForImageClassification,
     AutoModelForObjectDetection,
     AutoModelForSemanticSegmentation,
+    AutoModelForUniversalSegmentation,
     PreTrainedModel,
 )
 from transformers.modeling_outputs import DepthEstimatorOutput, SemanticSegmenterOutput
@@ -168,6 +169,12 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
         """Run ``inputs`` (an image processor's output, or pixel_values [N, C, H, W]); returns {output name: array}."""
         if device_ids is not None and len(device_ids) > 1:
             warn_ignored_options("generate()", {"device_ids": device_ids})
+        mask = inputs.get("pixel_mask") if hasattr(inputs, "keys") else None
+        if mask is not None and not np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask).all():
+            raise ValueError(
+                "The images are padded (pixel_mask holds zeros), and the graph reads every pixel as image: have the image "
+                "processor write the compiled size without padding (do_pad=False, size={'height': H, 'width': W})."
+            )
         pixels = inputs[PIXEL_VALUES] if isinstance(inputs, dict) or hasattr(inputs, "keys") else inputs
         pixels = pixels.detach().cpu().numpy() if isinstance(pixels, torch.Tensor) else np.asarray(pixels)
         pixels = np.ascontiguousarray(pixels[None] if pixels.ndim == 3 else pixels, dtype=np.float32)
@@ -243,13 +250,39 @@ class QEFFAutoModelForObjectDetection(QEFFAutoModelForImageClassification):
     _unsupported = UNSUPPORTED_DETECTION
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> ObjectDetectionOutput:
-        mask = inputs.get("pixel_mask") if hasattr(inputs, "keys") else None
-        if mask is not None and not np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask).all():
-            raise ValueError(
-                "The images are padded (pixel_mask holds zeros), and the graph reads every pixel as image: have the image "
-                "processor write the compiled size without padding (do_pad=False, size={'height': H, 'width': W})."
-            )
         return ObjectDetectionOutput(**super().generate(inputs, device_ids, runtime_ai100))
+
+
+@dataclass
+class UniversalSegmentationOutput(ModelOutput):
+    """A mask classifier's per-query class logits [images, queries, labels + 1] and mask logits [images, queries, height,
+    width], as Mask2Former's, MaskFormer's and EoMT's output classes hold them: what the image processors' semantic,
+    instance and panoptic post-processing read."""
+
+    class_queries_logits: torch.Tensor | None = None
+    masks_queries_logits: torch.Tensor | None = None
+
+
+UNSUPPORTED_UNIVERSAL_SEGMENTATION = {
+    "oneformer": "it reads a task prompt (task_inputs: semantic, instance or panoptic) beside the image",
+    "videomt": "it reads video frames",
+    "detr": "DetrForSegmentation answers a detector's boxes with a mask each (logits, pred_boxes, pred_masks), not mask "
+    "classification's outputs",
+}
+
+
+class QEFFAutoModelForUniversalSegmentation(QEFFAutoModelForImageClassification):
+    """Mask classification for semantic, instance and panoptic segmentation (Mask2Former, MaskFormer, EoMT, ...
+    ``ForUniversalSegmentation``): generate() returns UniversalSegmentationOutput (``class_queries_logits``,
+    ``masks_queries_logits``), which the image processor's ``post_process_*_segmentation`` take as they are."""
+
+    _hf_auto = AutoModelForUniversalSegmentation
+    _output_name = _head_output = "class_queries_logits"
+    _more_outputs = ("masks_queries_logits",)
+    _unsupported = UNSUPPORTED_UNIVERSAL_SEGMENTATION
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> UniversalSegmentationOutput:
+        return UniversalSegmentationOutput(**super().generate(inputs, device_ids, runtime_ai100))
 
 
 # depth models whose answer is more than their depth map, with why they are not run here
