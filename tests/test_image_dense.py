@@ -211,8 +211,19 @@ def test_mask_classification_post_processing_takes_the_outputs():
     model.compile(img_size=64, num_cores=1)
     got = processor.post_process_semantic_segmentation(model.generate({"pixel_values": pixels}), target_sizes=[(40, 50)] * 2)
     assert all(torch.equal(a, b) for a, b in zip(got, expected))
-    with pytest.raises(ValueError, match="pixel_mask holds zeros"):
-        model.generate({"pixel_values": pixels, "pixel_mask": torch.zeros(2, 64, 64, dtype=torch.int64)})
+    mask = torch.ones(2, 64, 64, dtype=torch.int64)
+    mask[:, 40:] = 0  # padding, which Mask2Former does not mask out either: the same answer
+    masked = model.generate({"pixel_values": pixels, "pixel_mask": mask})
+    assert torch.equal(masked.class_queries_logits, model.generate({"pixel_values": pixels}).class_queries_logits)
+    offsets = [torch.tensor([0, 0, 64]), torch.tensor([1, 0, 64])]  # EoMT's processor's, which its post-processing reads
+    assert model.generate({"pixel_values": pixels, "patch_offsets": offsets}).patch_offsets is offsets
+    bins = [{"n_bins": 8, "min_depth": 0.001, "max_depth": 10.0, "name": n} for n in ("nyu", "kitti")]
+    router = dict(num_patch_transformer_layers=1, patch_transformer_hidden_size=16, patch_transformer_intermediate_size=16)
+    config = AutoConfig.for_model(
+        "zoedepth", **DEPTH["zoedepth"], bin_configurations=bins, **router, patch_transformer_num_attention_heads=2
+    )
+    with torch.device("meta"), pytest.raises(NotImplementedError, match="picks a head for each image"):
+        QEFFAutoModelForDepthEstimation(AutoModelForDepthEstimation.from_config(config))
 
 
 @pytest.mark.parametrize("size, output", [((7, 9), (3, 2)), ((8, 8), (2, 4)), ((5, 6), (5, 1))])

@@ -55,6 +55,10 @@ def processor_image_size(folder: Path | None) -> tuple[int, int] | None:
     return None
 
 
+# image models whose transformers forward masks padding out with pixel_mask (others take none, or fill it with ones)
+READS_PIXEL_MASK = frozenset({"detr", "conditional_detr", "dab-detr", "table-transformer", "deformable_detr"})
+
+
 def keeps_aspect_ratio(folder: Path | None) -> bool:
     """Whether the folder's image processor resizes keeping each image's aspect ratio (DPT's, Depth Anything's,
     ZoeDepth's ``keep_aspect_ratio``; DETR's and YOLOS' shortest and longest edge, uncropped), so that the sizes it
@@ -64,8 +68,12 @@ def keeps_aspect_ratio(folder: Path | None) -> bool:
         return False
     config = json.loads(path.read_text())
     size = config.get("size")
-    by_edge = isinstance(size, dict) and ("shortest_edge" in size or "longest_edge" in size) and not config.get("do_center_crop")
-    return bool(config.get("keep_aspect_ratio")) or by_edge
+    # by edge: {"shortest_edge": ...}, or an older config's "size": 800 with "max_size": 1333 (DETR's, YOLOS')
+    by_edge = (isinstance(size, dict) and ("shortest_edge" in size or "longest_edge" in size)) or (
+        isinstance(size, int) and config.get("max_size") is not None
+    )
+    fixed_after = any(config.get(k) for k in ("do_center_crop", "crop_pct", "do_pad", "do_split_image"))  # cropped or padded
+    return bool(config.get("keep_aspect_ratio")) or (by_edge and not fixed_after)
 
 
 class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
@@ -170,10 +178,11 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
         if device_ids is not None and len(device_ids) > 1:
             warn_ignored_options("generate()", {"device_ids": device_ids})
         mask = inputs.get("pixel_mask") if hasattr(inputs, "keys") else None
-        if mask is not None and not np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask).all():
+        padded = mask is not None and not np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask).all()
+        if padded and self.config.model_type in READS_PIXEL_MASK:
             raise ValueError(
-                "The images are padded (pixel_mask holds zeros), and the graph reads every pixel as image: have the image "
-                "processor write the compiled size without padding (do_pad=False, size={'height': H, 'width': W})."
+                "The images are padded (pixel_mask holds zeros), which this model masks out and the graph reads as image: have "
+                "the image processor write the compiled size without padding (do_pad=False, size={'height': H, 'width': W})."
             )
         pixels = inputs[PIXEL_VALUES] if isinstance(inputs, dict) or hasattr(inputs, "keys") else inputs
         pixels = pixels.detach().cpu().numpy() if isinstance(pixels, torch.Tensor) else np.asarray(pixels)
@@ -261,6 +270,7 @@ class UniversalSegmentationOutput(ModelOutput):
 
     class_queries_logits: torch.Tensor | None = None
     masks_queries_logits: torch.Tensor | None = None
+    patch_offsets: list | None = None  # EoMT's: where each of an image's patches lies (its processor's, passed through)
 
 
 UNSUPPORTED_UNIVERSAL_SEGMENTATION = {
@@ -282,7 +292,8 @@ class QEFFAutoModelForUniversalSegmentation(QEFFAutoModelForImageClassification)
     _unsupported = UNSUPPORTED_UNIVERSAL_SEGMENTATION
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> UniversalSegmentationOutput:
-        return UniversalSegmentationOutput(**super().generate(inputs, device_ids, runtime_ai100))
+        offsets = inputs.get("patch_offsets") if hasattr(inputs, "keys") else None
+        return UniversalSegmentationOutput(**super().generate(inputs, device_ids, runtime_ai100), patch_offsets=offsets)
 
 
 # depth models whose answer is more than their depth map, with why they are not run here
@@ -300,6 +311,14 @@ class QEFFAutoModelForDepthEstimation(QEFFAutoModelForImageClassification):
     _output_name = _head_output = "predicted_depth"
 
     _unsupported = UNSUPPORTED_DEPTH
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        if model.config.model_type == "zoedepth" and len(model.config.bin_configurations) > 1:
+            raise NotImplementedError(
+                f"{type(model).__name__} with {len(model.config.bin_configurations)} bin configurations is not supported: it "
+                "picks a head for each image from the image itself, which the graph would fix at export (one head only)."
+            )
+        super().__init__(model, **kwargs)
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> DepthEstimatorOutput:
         if hasattr(inputs, "keys") and inputs.get("prompt_depth") is not None:
