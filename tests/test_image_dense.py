@@ -26,7 +26,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from QEfficient import QEFFAutoModelForDepthEstimation, QEFFAutoModelForSemanticSegmentation, QEFFAutoModelForUniversalSegmentation
-from QEfficient.models.image_encoder import UNSUPPORTED_UNIVERSAL_SEGMENTATION
+from QEfficient.models.image_heads import UNSUPPORTED_UNIVERSAL_SEGMENTATION
 from QEfficient.transform.rewrites import fixed_size_adaptive_avg_pool
 
 _VIT = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37, image_size=32, patch_size=8)

@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForObjectDetection, DetrImageProce
 from transformers.models.auto.modeling_auto import MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES
 
 from QEfficient import QEFFAutoModelForObjectDetection
-from QEfficient.models.image_encoder import UNSUPPORTED_DETECTION
+from QEfficient.models.image_heads import UNSUPPORTED_DETECTION
 
 _RESNET = dict(model_type="resnet", embedding_size=8, hidden_sizes=[8, 16, 32, 64], depths=[1] * 4, layer_type="basic")
 _DETR = dict(
