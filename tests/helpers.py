@@ -85,3 +85,18 @@ def tiny_chat_server(folder, chat_template: str, **options) -> Iterator[tuple]:
             yield url, runner, tok, AutoModelForCausalLM.from_pretrained(folder).eval()
     finally:
         runner.stop()
+
+
+def widen_weights(model) -> None:
+    """Re-draw a tiny random model's convolution and linear weights at unit gain (Kaiming for convolutions, 1/sqrt(fan-in)
+    for linears): transformers' small initial ranges leave deep vision models' outputs near constant, so that equal
+    outputs would prove little; widened, they follow the input."""
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(module.weight)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=module.in_features**-0.5)

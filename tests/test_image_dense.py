@@ -28,6 +28,7 @@ from transformers.models.auto.modeling_auto import (
 from QEfficient import QEFFAutoModelForDepthEstimation, QEFFAutoModelForSemanticSegmentation, QEFFAutoModelForUniversalSegmentation
 from QEfficient.models.image_heads import UNSUPPORTED_UNIVERSAL_SEGMENTATION
 from QEfficient.transform.rewrites import fixed_size_adaptive_avg_pool
+from tests.helpers import widen_weights
 
 _VIT = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37, image_size=32, patch_size=8)
 _NECK = dict(neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16)
@@ -123,12 +124,7 @@ def tiny(auto, model_type: str, shape: dict):
     config = AutoConfig.for_model(model_type, **shape, **labels)
     torch.manual_seed(0)
     model = auto.from_config(config).eval()
-    with torch.no_grad():  # random init leaves maps near constant; wider weights make them follow the image
-        for module in model.modules():
-            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-                nn.init.kaiming_normal_(module.weight)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=module.in_features**-0.5)
+    widen_weights(model)
     return model
 
 

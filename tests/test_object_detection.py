@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 from transformers import AutoConfig, AutoModelForObjectDetection, DetrImageProcessor
 from transformers.models.auto.modeling_auto import MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES
 
 from QEfficient import QEFFAutoModelForObjectDetection
 from QEfficient.models.image_heads import UNSUPPORTED_DETECTION
+from tests.helpers import widen_weights
 
 _RESNET = dict(model_type="resnet", embedding_size=8, hidden_sizes=[8, 16, 32, 64], depths=[1] * 4, layer_type="basic")
 _DETR = dict(
@@ -66,12 +66,7 @@ def tiny(name: str):
     torch.manual_seed(0)
     config = AutoConfig.for_model(name.split("-two-stage")[0], **DETECTORS[name])
     model = AutoModelForObjectDetection.from_config(config).eval()
-    with torch.no_grad():  # random init leaves features near zero: widened, the boxes follow the image
-        for module in model.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=module.in_features**-0.5)
+    widen_weights(model)
     return model
 
 

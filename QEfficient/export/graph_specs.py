@@ -508,6 +508,34 @@ class ImageEncoderGraphSpec:
         return {"specializations": [{"name": "ImageEncoder", "symbols": symbols}]}
 
 
+@dataclass(frozen=True)
+class VideoClassificationGraphSpec:
+    """Video classifiers (VideoMAE, TimeSformer, ViViT, V-JEPA 2): the frames [batch, frames, channels, height, width]
+    at the compiled size in (named as the model names them: pixel_values, or pixel_values_videos), the logits out."""
+
+    input_name: str
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return (self.input_name,)
+
+    output_names = [LOGITS]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {self.input_name: {0: "batch_size"}, LOGITS: {0: "batch_size"}}
+
+    @staticmethod
+    def dummy_inputs(frames: int, channels: int, height: int, width: int) -> tuple:
+        import torch
+
+        return (torch.rand(2, frames, channels, height, width, generator=torch.Generator().manual_seed(0)),)
+
+    @staticmethod
+    def specializations(batch_size: int, frames: int, height: int, width: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "num_frames": str(frames), "height": str(height), "width": str(width)}
+        return {"specializations": [{"name": "VideoClassifier", "symbols": symbols}]}
+
+
 FLATTENED_PATCHES = "flattened_patches"
 # a processor's decoder prompt (Pix2Struct's text) and its mask, as transformers names them
 DECODER_INPUT_IDS = "decoder_input_ids"

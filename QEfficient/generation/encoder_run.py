@@ -128,11 +128,17 @@ def run_image_graph(session: Any, compile_params: dict, pixels: np.ndarray) -> l
             f"image processor write {size[0]}x{size[1]} images (keep_aspect_ratio=False where it keeps each image's aspect "
             f"ratio), or compile(img_size={tuple(pixels.shape[2:])})."
         )
+    return run_in_batches(session, PIXEL_VALUES, pixels, batch)
+
+
+def run_in_batches(session: Any, input_name: str, values: np.ndarray, batch: int) -> list[np.ndarray]:
+    """A one-input graph's outputs for ``values`` (rows on axis 0), ``batch`` rows at a time: a short last batch is
+    filled with copies of its last row, whose outputs are dropped."""
     outputs = []
-    for start in range(0, len(pixels), batch):
-        chunk = pixels[start : start + batch]
+    for start in range(0, len(values), batch):
+        chunk = values[start : start + batch]
         real = len(chunk)
         if real < batch:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, 0)])
-        outputs.append([value[:real] for value in session.run(None, {PIXEL_VALUES: chunk})])
-    return [np.concatenate(values) for values in zip(*outputs)]
+        outputs.append([value[:real] for value in session.run(None, {input_name: chunk})])
+    return [np.concatenate(parts) for parts in zip(*outputs)]

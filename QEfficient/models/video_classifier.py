@@ -1,0 +1,142 @@
+"""QEFFAutoModelForVideoClassification: video classifiers (VideoMAE, TimeSformer, ViViT, V-JEPA 2; transformers'
+``AutoModelForVideoClassification``) as one graph at the frames and size they were trained at, the batch axis dynamic.
+
+``generate(processor(videos))`` returns {"logits": torch.Tensor [videos, labels]}, as transformers' forward."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForVideoClassification, PreTrainedModel
+
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.compile.weight_compression import quantize_dynamic_int8
+from QEfficient.export.graph_specs import IMAGE_ENCODER_KIND, LOGITS, VideoClassificationGraphSpec
+from QEfficient.export.onnx_export import torchscript_export
+from QEfficient.generation.encoder_run import run_in_batches
+from QEfficient.loading.hf_loader import load_pretrained
+from QEfficient.models.base import QEFFBaseModel
+from QEfficient.runtime.ort_session import open_artifact_session
+from QEfficient.transform.video_classifier import QEffVideoClassifier, video_shape
+from QEfficient.utils.checks import check_positive
+
+
+def export_video_classifier_onnx(module: QEffVideoClassifier, out_dir: Path, name: str, shape: tuple[int, int, int]) -> Path:
+    """Export a QEffVideoClassifier at (frames, height, width): the clips in, the logits out, batch dynamic."""
+    spec = VideoClassificationGraphSpec(module.input_name)
+    args = spec.dummy_inputs(shape[0], module.num_channels, shape[1], shape[2])
+    return torchscript_export(module, args, out_dir / f"{name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
+
+
+class QEFFAutoModelForVideoClassification(QEFFBaseModel):
+    """A video classifier (module docstring).
+
+    >>> model = QEFFAutoModelForVideoClassification.from_pretrained("path/to/videomae-base-finetuned-kinetics")
+    >>> model.compile(num_cores=16)
+    >>> model.generate(processor(list(frames), return_tensors="pt"))["logits"].argmax(-1)
+    """
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
+        self.model = QEffVideoClassifier(model.eval())
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
+        model, folder = load_pretrained(AutoModelForVideoClassification, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
+        obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+        obj.local_model_dir = folder
+        return obj
+
+    @property
+    def hf_model(self) -> PreTrainedModel:
+        return self.model.hf
+
+    def _shape(self, num_frames: int | None, img_size) -> tuple[int, int, int]:
+        frames, height, width = video_shape(self.config)
+        if img_size is not None:
+            height, width = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        frames = num_frames or frames
+        check_positive(num_frames=frames, height=height, width=width)
+        return frames, height, width
+
+    def export(self, export_dir: str | os.PathLike | None = None, num_frames: int | None = None, img_size=None, **kwargs) -> Path:
+        """Export to ONNX at ``num_frames`` frames of ``img_size`` (default: the config's; cached under QEFF_HOME)."""
+        warn_ignored_options("export()", kwargs)
+        shape = self._shape(num_frames, img_size)
+        name = self.model_name.replace("/", "_")
+        self.onnx_path = self._export_graph(
+            self.model,
+            name,
+            export_dir,
+            export_fn=lambda tmp: export_video_classifier_onnx(self.model, tmp, name, shape),
+            hash_extra={"video_shape": list(shape)},
+        )
+        return self.onnx_path
+
+    def compile(
+        self,
+        onnx_path: str | os.PathLike | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        num_frames: int | None = None,
+        img_size: int | tuple[int, int] | None = None,
+        batch_size: int = 1,
+        num_devices: int = 1,
+        num_cores: int = 16,
+        mxfp6_matmul: bool = False,
+        **compiler_options,
+    ) -> Path:
+        """Build the artifact for clips of ``num_frames`` frames of ``img_size`` (default: the config's), ``batch_size`` at
+        a time; ``mxfp6_matmul``: the MatMuls as int8 GEMMs."""
+        frames, height, width = self._shape(num_frames, img_size)
+        check_positive(batch_size=batch_size, num_cores=num_cores)
+        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
+        onnx_path = Path(onnx_path) if onnx_path else self.export(num_frames=frames, img_size=(height, width))
+        params = {"backend": "onnxruntime-cpu", "video_shape": [frames, height, width], "batch_size": batch_size}
+        params["mxfp6_matmul"] = mxfp6_matmul
+        manifest = {"model_name": self.model_name, "output_name": LOGITS, "num_cores": num_cores, "kind": IMAGE_ENCODER_KIND}
+        self.qpc_path = self._build_artifact(
+            onnx_path,
+            compile_dir,
+            manifest,
+            params,
+            VideoClassificationGraphSpec.specializations(batch_size, frames, height, width),
+            rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
+        )
+        self._num_cores = num_cores
+        return self.qpc_path
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> dict[str, torch.Tensor]:
+        """The logits of a video processor's output (or clips [videos, frames, channels, height, width])."""
+        if device_ids is not None and len(device_ids) > 1:
+            warn_ignored_options("generate()", {"device_ids": device_ids})
+        name = self.model.input_name
+        clips = inputs[name] if hasattr(inputs, "keys") else inputs
+        clips = clips.detach().cpu().numpy() if isinstance(clips, torch.Tensor) else np.asarray(clips)
+        clips = np.ascontiguousarray(clips[None] if clips.ndim == 4 else clips, dtype=np.float32)
+        if clips.ndim != 5 or clips.shape[2] != self.model.num_channels or not len(clips):
+            raise ValueError(
+                f"{name} must be [videos, frames, {self.model.num_channels}, height, width] (a video processor's output), got "
+                f"shape {list(clips.shape)}."
+            )
+        if not runtime_ai100:
+            with torch.no_grad():
+                return {LOGITS: self.model(torch.from_numpy(clips))}
+        if self.qpc_path is None:
+            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
+        params = read_artifact(self.qpc_path)["compile_params"]
+        shape = tuple(params["video_shape"])
+        if (clips.shape[1], *clips.shape[3:]) != shape:
+            raise ValueError(
+                f"The clips are {clips.shape[1]} frames of {clips.shape[3]}x{clips.shape[4]}, but the model was compiled for "
+                f"{shape[0]} frames of {shape[1]}x{shape[2]}: sample and resize them as compiled, or compile(num_frames="
+                f"{clips.shape[1]}, img_size={tuple(clips.shape[3:])})."
+            )
+        session = self._session(
+            "video", (str(self.qpc_path), self._num_cores), lambda: open_artifact_session(self.qpc_path, self._num_cores)
+        )
+        return {LOGITS: torch.from_numpy(run_in_batches(session, name, clips, params["batch_size"])[0])}
