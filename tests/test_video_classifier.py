@@ -79,3 +79,13 @@ def test_processor_output_and_bad_clips(tmp_path):
         model.generate({"pixel_values": torch.rand(1, 6, 3, 32, 32)})
     with pytest.raises(ValueError, match=r"must be \[videos, frames, 3, height, width\]"):
         model.generate({"pixel_values": torch.rand(2, 4, 1, 32, 32)})
+    with pytest.raises(ValueError, match="position table is for 4 frames of 32x32"):
+        model.compile(num_frames=8, num_cores=1)
+    with pytest.raises(ValueError, match="reads its clips as 'pixel_values'"):
+        model.generate({"pixel_values_videos": torch.rand(1, 4, 3, 32, 32)})
+    vjepa2 = QEFFAutoModelForVideoClassification(tiny("vjepa2"))  # rotary positions: any number of frames
+    vjepa2.compile(num_frames=6, num_cores=1)
+    clips = torch.rand(1, 6, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = vjepa2.hf_model(pixel_values_videos=clips).logits.numpy()
+    np.testing.assert_allclose(vjepa2.generate({"pixel_values_videos": clips})["logits"].numpy(), expected, atol=1e-4, rtol=0)

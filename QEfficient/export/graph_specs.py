@@ -476,6 +476,7 @@ class VisionSeq2SeqEncoderGraphSpec:
 
 
 IMAGE_ENCODER_KIND = "image_encoder"  # an image encoder's artifact (its manifest's "kind")
+VIDEO_CLASSIFIER_KIND = "video_classifier"  # a video classifier's artifact
 DUAL_ENCODER_KIND = "dual-encoder"  # the prefix of a contrastive image-text model's towers' artifact kinds (-text, -image)
 
 

@@ -14,7 +14,7 @@ from transformers import AutoModelForVideoClassification, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import IMAGE_ENCODER_KIND, LOGITS, VideoClassificationGraphSpec
+from QEfficient.export.graph_specs import LOGITS, VIDEO_CLASSIFIER_KIND, VideoClassificationGraphSpec
 from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.loading.hf_loader import load_pretrained
@@ -22,6 +22,9 @@ from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.video_classifier import QEffVideoClassifier, video_shape
 from QEfficient.utils.checks import check_positive
+
+# video classifiers whose positions follow the clip (V-JEPA 2's rotary ones): any frames and size
+ANY_VIDEO_SHAPE = frozenset({"vjepa2"})
 
 
 def export_video_classifier_onnx(module: QEffVideoClassifier, out_dir: Path, name: str, shape: tuple[int, int, int]) -> Path:
@@ -56,11 +59,17 @@ class QEFFAutoModelForVideoClassification(QEFFBaseModel):
         return self.model.hf
 
     def _shape(self, num_frames: int | None, img_size) -> tuple[int, int, int]:
-        frames, height, width = video_shape(self.config)
+        trained = video_shape(self.config)
+        frames, height, width = trained
         if img_size is not None:
             height, width = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        frames = num_frames or frames
+        frames = frames if num_frames is None else num_frames
         check_positive(num_frames=frames, height=height, width=width)
+        if (frames, height, width) != trained and self.config.model_type not in ANY_VIDEO_SHAPE:
+            raise ValueError(
+                f"{type(self.hf_model).__name__}'s position table is for {trained[0]} frames of {trained[1]}x{trained[2]}: "
+                "compile without num_frames and img_size, and sample and resize clips to that."
+            )
         return frames, height, width
 
     def export(self, export_dir: str | os.PathLike | None = None, num_frames: int | None = None, img_size=None, **kwargs) -> Path:
@@ -98,7 +107,7 @@ class QEFFAutoModelForVideoClassification(QEFFBaseModel):
         onnx_path = Path(onnx_path) if onnx_path else self.export(num_frames=frames, img_size=(height, width))
         params = {"backend": "onnxruntime-cpu", "video_shape": [frames, height, width], "batch_size": batch_size}
         params["mxfp6_matmul"] = mxfp6_matmul
-        manifest = {"model_name": self.model_name, "output_name": LOGITS, "num_cores": num_cores, "kind": IMAGE_ENCODER_KIND}
+        manifest = {"model_name": self.model_name, "output_name": LOGITS, "num_cores": num_cores, "kind": VIDEO_CLASSIFIER_KIND}
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,
@@ -115,6 +124,8 @@ class QEFFAutoModelForVideoClassification(QEFFBaseModel):
         if device_ids is not None and len(device_ids) > 1:
             warn_ignored_options("generate()", {"device_ids": device_ids})
         name = self.model.input_name
+        if hasattr(inputs, "keys") and name not in inputs:
+            raise ValueError(f"{type(self.hf_model).__name__} reads its clips as {name!r}; the inputs hold {sorted(inputs)}.")
         clips = inputs[name] if hasattr(inputs, "keys") else inputs
         clips = clips.detach().cpu().numpy() if isinstance(clips, torch.Tensor) else np.asarray(clips)
         clips = np.ascontiguousarray(clips[None] if clips.ndim == 4 else clips, dtype=np.float32)
@@ -131,10 +142,11 @@ class QEFFAutoModelForVideoClassification(QEFFBaseModel):
         params = read_artifact(self.qpc_path)["compile_params"]
         shape = tuple(params["video_shape"])
         if (clips.shape[1], *clips.shape[3:]) != shape:
+            other = f", or compile(num_frames={clips.shape[1]}, img_size={tuple(clips.shape[3:])})"
             raise ValueError(
                 f"The clips are {clips.shape[1]} frames of {clips.shape[3]}x{clips.shape[4]}, but the model was compiled for "
-                f"{shape[0]} frames of {shape[1]}x{shape[2]}: sample and resize them as compiled, or compile(num_frames="
-                f"{clips.shape[1]}, img_size={tuple(clips.shape[3:])})."
+                f"{shape[0]} frames of {shape[1]}x{shape[2]}: sample and resize them as compiled"
+                f"{other if self.config.model_type in ANY_VIDEO_SHAPE else ''}."
             )
         session = self._session(
             "video", (str(self.qpc_path), self._num_cores), lambda: open_artifact_session(self.qpc_path, self._num_cores)

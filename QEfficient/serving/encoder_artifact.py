@@ -15,7 +15,14 @@ from types import SimpleNamespace
 import numpy as np
 
 from QEfficient.compile.ort_cpu import read_artifact
-from QEfficient.export.graph_specs import ATTENTION_MASK, DUAL_ENCODER_KIND, GLOBAL_ATTENTION_MASK, IMAGE_ENCODER_KIND, LOGITS
+from QEfficient.export.graph_specs import (
+    ATTENTION_MASK,
+    DUAL_ENCODER_KIND,
+    GLOBAL_ATTENTION_MASK,
+    IMAGE_ENCODER_KIND,
+    LOGITS,
+    VIDEO_CLASSIFIER_KIND,
+)
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, run_encoder
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_SUBDIR,
@@ -39,6 +46,8 @@ def is_encoder_artifact(qconfig: dict) -> bool:
             "classifier from its folder (serve --model_name FOLDER: /classify), or run it from Python "
             "(QEFFAutoModelForImageFeatureExtraction, QEFFAutoModelForImageClassification)."
         )
+    if qconfig.get("kind") == VIDEO_CLASSIFIER_KIND:
+        raise ValueError(f"'{qconfig.get('model_name')}' is a video classifier's artifact: no server here takes video. Run it from Python.")
     if str(qconfig.get("kind", "")).startswith(DUAL_ENCODER_KIND):
         raise ValueError(
             f"'{qconfig.get('model_name')}' is a tower of a contrastive image-text model (CLIP, SigLIP), whose artifact holds no "
