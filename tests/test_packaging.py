@@ -52,7 +52,7 @@ def test_dependencies_are_ranges_and_the_pins_fall_inside_them():
                 continue
             assert not any(s.operator in ("==", "===") for s in req.specifier), f"{req}: a range, not a pin"
             version = pinned.get(canonicalize_name(req.name))
-            if extra in (None, "test", "serve", "gguf", "vision", "dynamo"):  # what setup.sh installs
+            if extra in (None, "test", "serve", "gguf", "vision", "segmentation", "dynamo"):  # what setup.sh installs
                 assert version is not None, f"{req.name} is installed by setup.sh but not pinned in constraints.txt"
             if version is not None:
                 assert req.specifier.contains(version, prereleases=True), f"constraints.txt pins {req.name}=={version} outside {req}"

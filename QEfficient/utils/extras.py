@@ -16,6 +16,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "serve": ("fastapi", "uvicorn", "llguidance", "prometheus_client"),
     "gguf": ("gguf", "accelerate"),
     "vision": ("PIL",),
+    "segmentation": ("scipy",),
     "dynamo": ("onnxscript",),
     "bench": ("matplotlib",),
     "ray": ("ray", "ray.serve", "ray.data"),
