@@ -10,14 +10,13 @@ plus SigLIP's bias; ALIGN and TIPSv2 divide by a temperature) needs two numbers 
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-from collections.abc import Iterator
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from QEfficient.transform.encoder import eager_everywhere
 from QEfficient.transform.image_encoder import QEffImageEncoder, image_size
 
 # types of transformers' zero-shot image classification mapping that are not run here, with why
@@ -26,20 +25,6 @@ UNSUPPORTED_DUAL_ENCODERS = {
     "blip-2": "Blip2ForImageTextRetrieval scores image-text matching through its Q-Former, not two towers",
     "videoprism": "it reads video frames",
 }
-
-
-@contextlib.contextmanager
-def eager_everywhere(config) -> Iterator[None]:
-    """Plain attention ops in every tower: the composite config's and its text and vision configs' implementation."""
-    configs = [c for c in (config, getattr(config, "text_config", None), getattr(config, "vision_config", None)) if c is not None]
-    old = [c._attn_implementation for c in configs]
-    for c in configs:
-        c._attn_implementation = "eager"
-    try:
-        yield
-    finally:
-        for c, value in zip(configs, old):
-            c._attn_implementation = value
 
 
 def _features(out) -> torch.Tensor:

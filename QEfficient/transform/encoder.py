@@ -93,6 +93,20 @@ def eager_attention(config) -> Iterator[None]:
         config._attn_implementation = old
 
 
+@contextlib.contextmanager
+def eager_everywhere(config) -> Iterator[None]:
+    """Plain attention ops in every tower: the composite config's and its text and vision configs' implementation."""
+    configs = [c for c in (config, getattr(config, "text_config", None), getattr(config, "vision_config", None)) if c is not None]
+    old = [c._attn_implementation for c in configs]
+    for c in configs:
+        c._attn_implementation = "eager"
+    try:
+        yield
+    finally:
+        for c, value in zip(configs, old):
+            c._attn_implementation = value
+
+
 # Encoders whose attention takes the 2-D padding mask and builds its own from it without a branch on its values
 # (DeBERTa's relative positions), or that refuse a 4-D one (XLM's and FlauBERT's assert on its shape)
 TWO_D_MASK_TYPES = frozenset(

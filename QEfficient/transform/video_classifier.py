@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from QEfficient.transform.dual_encoder import eager_everywhere
+from QEfficient.transform.encoder import eager_everywhere
 
 # video classifiers not run here, with why
 UNSUPPORTED_VIDEO_CLASSIFIERS: dict[str, str] = {}
