@@ -171,6 +171,16 @@ def check_processor_size(processor, size: tuple[int, int], model_name: str) -> N
             )
 
 
+def image_pixels(image_processor, parts: list[tuple[str, dict]]) -> np.ndarray:
+    """The images of ``image_url`` parts (read_images' limits) through the model's image processor: pixel_values, float32;
+    a 400 where the processor refuses them."""
+    images = read_images([part_url(where, part) for where, part in parts])
+    try:
+        return np.asarray(image_processor(images=images, return_tensors="np")[PIXEL_VALUES], dtype=np.float32)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
+        raise APIError(400, f"The image processor rejected the images: {err}", "messages") from None
+
+
 def create_classify_media_app(
     model,
     processor,
@@ -195,11 +205,7 @@ def create_classify_media_app(
         feature extractor, one audio at a time where lengths differ)."""
         if modality is AUDIO:
             return read_audio(parts, int(getattr(processor, "sampling_rate", 16000)))
-        images = read_images([part_url(where, part) for where, part in parts])
-        try:
-            return {PIXEL_VALUES: np.asarray(processor(images=images, return_tensors="np")[PIXEL_VALUES], dtype=np.float32)}
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
-            raise APIError(400, f"The image processor rejected the images: {err}", "messages") from None
+        return {PIXEL_VALUES: image_pixels(processor, parts)}
 
     def logits(inputs) -> np.ndarray:
         try:

@@ -14,22 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from fastapi import FastAPI, Request
 
-from QEfficient.export.graph_specs import INPUT_IDS, PIXEL_VALUES
+from QEfficient.export.graph_specs import INPUT_IDS
+from QEfficient.models.dual_encoder import l2_rows
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.classify_media_app import IMAGES, check_processor_size, media_parts, part_url
+from QEfficient.serving.classify_media_app import IMAGES, check_processor_size, image_pixels, media_parts
 from QEfficient.serving.embeddings_app import MAX_INPUTS, embedding_format, embedding_list
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, parse_json, served_model
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.vision_language import DEFAULT_MAX_BODY_BYTES, read_images
+from QEfficient.serving.vision_language import DEFAULT_MAX_BODY_BYTES
 
 PADDED_TO_POSITIONS = frozenset({"siglip"})  # trained on texts padded to every position: tokenized so here too
-
-
-def l2_normalized(x: np.ndarray) -> np.ndarray:
-    from QEfficient.models.dual_encoder import l2_rows
-
-    return l2_rows(x)
 
 
 def create_dual_embeddings_app(
@@ -66,15 +61,10 @@ def create_dual_embeddings_app(
 
     def texts(lists: list[list[int]]) -> np.ndarray:
         rows = [model.get_text_features({INPUT_IDS: np.asarray([ids], np.int64)}) for ids in lists]
-        return l2_normalized(np.concatenate(rows))
+        return l2_rows(np.concatenate(rows))
 
     def pixels(body: dict) -> np.ndarray:
-        parts = media_parts(body, IMAGES, "send texts as 'input', in a request of their own")
-        images = read_images([part_url(where, part) for where, part in parts])
-        try:
-            return np.asarray(image_processor(images=images, return_tensors="np")[PIXEL_VALUES], dtype=np.float32)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
-            raise APIError(400, f"The image processor rejected the images: {err}", "messages") from None
+        return image_pixels(image_processor, media_parts(body, IMAGES, "send texts as 'input', in a request of their own"))
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request):
@@ -90,7 +80,7 @@ def create_dual_embeddings_app(
             return embedding_list(vectors, encoding, name, sum(len(ids) for ids in lists))
         batch = await asyncio.get_running_loop().run_in_executor(readers, pixels, body)
         async with lock:
-            vectors = l2_normalized(await asyncio.to_thread(model.get_image_features, batch))
+            vectors = l2_rows(await asyncio.to_thread(model.get_image_features, batch))
         return embedding_list(vectors, encoding, name, 0)
 
     return app
