@@ -537,6 +537,40 @@ class VideoClassificationGraphSpec:
         return {"specializations": [{"name": "VideoClassifier", "symbols": symbols}]}
 
 
+PRED_BOXES = "pred_boxes"  # a detector's boxes [images, boxes, 4]: centre x, centre y, width, height, relative
+ZERO_SHOT_DETECTOR_KIND = "zero_shot_detector"  # a text-prompted detector's artifact
+
+
+@dataclass(frozen=True)
+class ZeroShotDetectionGraphSpec:
+    """Text-prompted detectors (OWL-ViT, OWLv2, Grounding DINO): the prompts' tokens [texts, seq_len] (``texts_per_image``
+    rows per image: OWL-ViT's queries, one prompt for Grounding DINO) and the images at the compiled size in; the scores
+    of each box against each query or prompt token, and the boxes, out."""
+
+    texts_per_image: int
+
+    input_names = (INPUT_IDS, ATTENTION_MASK, PIXEL_VALUES)
+    output_names = [LOGITS, PRED_BOXES]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        text, images = {0: "texts", 1: "seq_len"}, {0: "batch_size"}
+        return {INPUT_IDS: text, ATTENTION_MASK: text, PIXEL_VALUES: images, LOGITS: images, PRED_BOXES: images}
+
+    def dummy_inputs(self, vocab_size: int, seq_len: int, channels: int, height: int, width: int) -> tuple:
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        ids = torch.randint(1, max(2, min(vocab_size, 1000)), (2 * self.texts_per_image, seq_len), generator=generator)
+        mask = torch.ones_like(ids)
+        mask[-1, seq_len // 2 :] = 0
+        return ids, mask, torch.rand(2, channels, height, width, generator=generator)
+
+    @staticmethod
+    def specializations(batch_size: int, seq_len: int, height: int, width: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "seq_len": str(seq_len), "height": str(height), "width": str(width)}
+        return {"specializations": [{"name": "ZeroShotDetector", "symbols": symbols}]}
+
+
 FLATTENED_PATCHES = "flattened_patches"
 # a processor's decoder prompt (Pix2Struct's text) and its mask, as transformers names them
 DECODER_INPUT_IDS = "decoder_input_ids"

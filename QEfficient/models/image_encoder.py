@@ -69,6 +69,29 @@ def keeps_aspect_ratio(folder: Path | None) -> bool:
     return bool(config.get("keep_aspect_ratio")) or (by_edge and not fixed_after)
 
 
+def pick_image_size(owner: QEFFBaseModel, img_size) -> tuple[int, int]:
+    """The (height, width) a graph is compiled at: ``img_size``, else the size the folder's image processor writes, else
+    the config's (a warning where the processor keeps each image's aspect ratio)."""
+    if img_size is None:
+        size = processor_image_size(owner.local_model_dir) or image_size(owner.config)
+        if size is None:
+            raise ValueError(
+                f"Neither {type(owner.hf_model).__name__}'s config nor an image processor names its image size: pass compile(img_size=...)."
+            )
+        if keeps_aspect_ratio(owner.local_model_dir):
+            warn_once(
+                f"aspect-{owner.local_model_dir}",
+                f"{owner.model_name}'s image processor keeps each image's aspect ratio, so the sizes it writes vary; this "
+                f"graph runs {size[0]}x{size[1]}: call the processor with keep_aspect_ratio=False (and size={{'height': "
+                f"{size[0]}, 'width': {size[1]}}}), or compile(img_size=...) for the size it writes.",
+            )
+        return size
+    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    if len(size) != 2 or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in size):
+        raise ValueError(f"img_size must be a positive integer or (height, width), got {img_size!r}.")
+    return size
+
+
 class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
     """An image encoder (transformers' ``AutoModel`` of a model that reads pixels): ``generate(processor(images))``
     returns {"output": its last hidden state}, or the pooled states with ``pooling`` ("cls", "mean", "max")."""
@@ -98,25 +121,7 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
         return self.model.hf
 
     def _size(self, img_size) -> tuple[int, int]:
-        if img_size is None:
-            size = processor_image_size(self.local_model_dir) or image_size(self.config)
-            if size is None:
-                raise ValueError(
-                    f"Neither {type(self.hf_model).__name__}'s config nor an image processor names its image size: pass "
-                    "compile(img_size=...)."
-                )
-            if keeps_aspect_ratio(self.local_model_dir):
-                warn_once(
-                    f"aspect-{self.local_model_dir}",
-                    f"{self.model_name}'s image processor keeps each image's aspect ratio, so the sizes it writes vary; this "
-                    f"graph runs {size[0]}x{size[1]}: call the processor with keep_aspect_ratio=False (and size={{'height': "
-                    f"{size[0]}, 'width': {size[1]}}}), or compile(img_size=...) for the size it writes.",
-                )
-            return size
-        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        if len(size) != 2 or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in size):
-            raise ValueError(f"img_size must be a positive integer or (height, width), got {img_size!r}.")
-        return size
+        return pick_image_size(self, img_size)
 
     def export(self, export_dir: str | os.PathLike | None = None, img_size: int | tuple[int, int] | None = None, **kwargs) -> Path:
         """Export to ONNX at ``img_size`` (default: the image processor's size, else the config's; cached under

@@ -20,6 +20,8 @@ or assumes a cache that grows with the sequence.
 * Llama 4 and DeepSeek-V2 rotate queries and keys with complex numbers (``torch.polar``,
   ``view_as_complex``), which ONNX cannot express: their rotary tables become (cos, sin) pairs and the
   rotation is written out in real arithmetic (the module functions are swapped only while our forward runs).
+* Grounding DINO splits its prompt into phrases with ``isin`` and running maxima, which have no ONNX export: here by
+  comparisons over positions (adapters/grounding_dino.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from torch import nn
 from transformers.activations import SiLUActivation
 
 from QEfficient.transform.adapters import longformer
+from QEfficient.transform.adapters.grounding_dino import text_masks_and_positions
 from QEfficient.transform.adapters.openai_gpt import openai_gpt_model_forward
 from QEfficient.transform.moe_op import fused_moe, longcat_flash_experts_forward, step3p7_experts_forward
 
@@ -281,6 +284,10 @@ FUNCTION_REWRITES = {
     "transformers.models.deepseek_v2.modeling_deepseek_v2": {"apply_rotary_emb": deepseek_v2_apply_rotary_emb},
     "transformers.models.longformer.modeling_longformer": {"create_bidirectional_mask": longformer.padding_mask},
     "transformers.models.wav2vec2_conformer.modeling_wav2vec2_conformer": {"_apply_relative_position_encoding": conformer_relative_scores},
+    **{
+        f"transformers.models.{name}.modeling_{name}": {"generate_masks_with_special_tokens_and_transfer_map": text_masks_and_positions}
+        for name in ("grounding_dino", "mm_grounding_dino")
+    },
 }
 
 
