@@ -123,6 +123,20 @@ def test_owlvit_post_processing_and_bad_inputs():
     assert np.corrcoef(model.generate(inputs).logits.numpy().ravel(), want)[0, 1] > 0.99
 
 
+def test_owlv2_at_another_size_resizes_its_positions():
+    hf = tiny("owlv2")
+    inputs = {**prompts("owlv2", 1, 16), "pixel_values": torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(4))}
+    with torch.no_grad():
+        expected = hf(**inputs, interpolate_pos_encoding=True)
+    model = QEFFAutoModelForZeroShotObjectDetection(hf)
+    model.compile(img_size=96, num_cores=1)
+    out = model.generate(inputs)
+    for name in ("logits", "pred_boxes"):
+        np.testing.assert_allclose(getattr(out, name).numpy(), getattr(expected, name).numpy(), atol=1e-4, rtol=0, err_msg=name)
+    with pytest.raises(ValueError, match="must be \\[texts, tokens\\] alike"):
+        model.generate({**inputs, "attention_mask": inputs["attention_mask"][:, :8]})
+
+
 def _bert_tokenizer(folder) -> BertTokenizerFast:
     """A BERT WordPiece tokenizer whose special tokens sit at BERT's ids (Grounding DINO's phrase rule reads them)."""
     vocab = [f"w{i}" for i in range(1100)]
@@ -152,4 +166,4 @@ def test_grounding_dino_processor_round_trip(tmp_path):
     with pytest.raises(ValueError, match="pixel_mask holds zeros"):
         model.generate(padded)
     with pytest.raises(ValueError, match="one prompt per image"):
-        model.generate({**inputs, "input_ids": inputs["input_ids"][:1], "attention_mask": inputs["attention_mask"][:1]})
+        model.generate({**inputs, **{name: inputs[name][:1] for name in ("input_ids", "attention_mask", "token_type_ids")}})

@@ -571,6 +571,50 @@ class ZeroShotDetectionGraphSpec:
         return {"specializations": [{"name": "ZeroShotDetector", "symbols": symbols}]}
 
 
+IMAGE_EMBEDDINGS = "image_embeddings"  # SAM's image encoder's output [images, channels, height, width]
+INPUT_POINTS, INPUT_LABELS, INPUT_BOXES = "input_points", "input_labels", "input_boxes"  # SAM's prompts, as its processor
+PRED_MASKS, IOU_SCORES = "pred_masks", "iou_scores"
+MASK_GENERATOR_KIND = "mask_generator"  # the prefix of a promptable segmenter's artifact kinds (-image, -points, ...)
+
+
+@dataclass(frozen=True)
+class MaskDecoderGraphSpec:
+    """A promptable segmenter's (SAM's) prompt encoder and mask decoder: the image embeddings and one kind of prompt in
+    (points [images, prompts, points, 2] with their labels [images, prompts, points], or boxes [images, prompts, 4], or
+    both), every mask token's low-resolution masks [images, prompts, masks, h, w] and predicted IoU [images, prompts,
+    masks] out; the host keeps the ones asked for (multimask_output)."""
+
+    prompts: tuple[str, ...]
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return (IMAGE_EMBEDDINGS, *self.prompts)
+
+    output_names = [PRED_MASKS, IOU_SCORES]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        prompt = {0: "batch_size", 1: "prompts"}
+        axes = {IMAGE_EMBEDDINGS: {0: "batch_size"}, PRED_MASKS: prompt, IOU_SCORES: prompt, INPUT_BOXES: prompt}
+        axes |= {name: {**prompt, 2: "points"} for name in (INPUT_POINTS, INPUT_LABELS)}
+        return {name: axes[name] for name in (*self.input_names, *self.output_names)}
+
+    def dummy_inputs(self, embedding_shape: tuple[int, int, int], image_size: int) -> tuple:
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        values = {
+            IMAGE_EMBEDDINGS: torch.rand(2, *embedding_shape, generator=generator),
+            INPUT_POINTS: torch.rand(2, 3, 2, 2, generator=generator) * image_size,
+            INPUT_LABELS: torch.tensor([[[1, 0], [1, 1], [1, -10]]] * 2),
+            INPUT_BOXES: torch.sort(torch.rand(2, 3, 2, 2, generator=generator) * image_size, dim=2).values.reshape(2, 3, 4),
+        }
+        return tuple(values[name] for name in self.input_names)
+
+    @staticmethod
+    def specializations(batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "MaskDecoder", "symbols": {"batch_size": str(batch_size)}}]}
+
+
 FLATTENED_PATCHES = "flattened_patches"
 # a processor's decoder prompt (Pix2Struct's text) and its mask, as transformers names them
 DECODER_INPUT_IDS = "decoder_input_ids"

@@ -84,18 +84,22 @@ class QEFFBaseModel:
         self._sessions_by_key: dict[str, tuple[tuple, Any]] = {}
 
     @classmethod
+    def _from_auto(cls, auto_class, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """Load with ``auto_class`` (other keyword arguments go to transformers) and wrap; remembers the folder for the
+        processor."""
+        model, folder = load_pretrained(auto_class, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
+        obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+        obj.local_model_dir = folder
+        return obj
+
+    @classmethod
     def _from_hf(cls, auto_class, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         """Load with transformers' eager attention (the graphs are written out here, not by an attention
         backend) for a kind that has no continuous batching; remembers the folder for the processor."""
         kwargs.pop("attn_implementation", None)
         if kwargs.pop("continuous_batching", False):
             raise NotImplementedError(f"Continuous batching is not supported for {cls.__name__} (nor in QEfficient); load it without.")
-        model, folder = load_pretrained(
-            auto_class, pretrained_model_name_or_path, *args, owner=cls.__name__, attn_implementation="eager", **kwargs
-        )
-        obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
-        obj.local_model_dir = folder
-        return obj
+        return cls._from_auto(auto_class, pretrained_model_name_or_path, *args, attn_implementation="eager", **kwargs)
 
     def __repr__(self) -> str:
         """QEfficient's: the class, then the transformers model it wraps (``print(qeff_model)``)."""

@@ -31,7 +31,6 @@ from QEfficient.export.graph_specs import (
 )
 from QEfficient.export.onnx_export import export_encoder_onnx, export_image_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, run_encoder, run_image_encoder
-from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.models.image_encoder import processor_image_size
 from QEfficient.runtime.ort_session import open_artifact_session
@@ -77,12 +76,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
-        model, folder = load_pretrained(
-            AutoModelForZeroShotImageClassification, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs
-        )
-        obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
-        obj.local_model_dir = folder
-        return obj
+        return cls._from_auto(AutoModelForZeroShotImageClassification, pretrained_model_name_or_path, *args, **kwargs)
 
     @property
     def hf_model(self) -> PreTrainedModel:

@@ -17,7 +17,6 @@ from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import LOGITS, VIDEO_CLASSIFIER_KIND, VideoClassificationGraphSpec
 from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.generation.encoder_run import run_in_batches
-from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.video_classifier import QEffVideoClassifier, video_shape
@@ -49,10 +48,7 @@ class QEFFAutoModelForVideoClassification(QEFFBaseModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
-        model, folder = load_pretrained(AutoModelForVideoClassification, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
-        obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
-        obj.local_model_dir = folder
-        return obj
+        return cls._from_auto(AutoModelForVideoClassification, pretrained_model_name_or_path, *args, **kwargs)
 
     @property
     def hf_model(self) -> PreTrainedModel:

@@ -31,7 +31,6 @@ from QEfficient.export.graph_specs import (
 )
 from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.generation.encoder_run import encoder_inputs
-from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.models.image_encoder import pick_image_size
 from QEfficient.runtime.ort_session import open_artifact_session
@@ -75,12 +74,7 @@ class QEFFAutoModelForZeroShotObjectDetection(QEFFBaseModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
-        model, folder = load_pretrained(
-            AutoModelForZeroShotObjectDetection, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs
-        )
-        obj = cls(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
-        obj.local_model_dir = folder
-        return obj
+        return cls._from_auto(AutoModelForZeroShotObjectDetection, pretrained_model_name_or_path, *args, **kwargs)
 
     @property
     def hf_model(self) -> PreTrainedModel:
@@ -144,7 +138,13 @@ class QEFFAutoModelForZeroShotObjectDetection(QEFFBaseModel):
             raise ValueError("Pass a processor's output for texts and images together: input_ids and pixel_values.")
         if inputs.get("query_pixel_values") is not None:
             raise ValueError("Image-guided detection (query_pixel_values) is not supported: describe the objects in text.")
-        ids, mask, types = encoder_inputs({k: _numpy(v) for k, v in inputs.items() if k in (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS)})
+        text = {k: _numpy(v) for k, v in inputs.items() if k in (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS) and v is not None}
+        ids, mask, types = encoder_inputs(text)
+        if ids.ndim != 2 or mask.shape != ids.shape or types.shape != ids.shape:
+            raise ValueError(
+                f"input_ids, attention_mask and token_type_ids must be [texts, tokens] alike, got shapes {list(ids.shape)}, "
+                f"{list(mask.shape)} and {list(types.shape)}."
+            )
         if types.any():
             raise ValueError("token_type_ids other than 0: the graph reads one prompt per row, as the processor writes it.")
         pixel_mask = inputs.get("pixel_mask")

@@ -11,6 +11,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from QEfficient.transform.encoder import eager_everywhere
+from QEfficient.transform.image_encoder import image_size
 from QEfficient.transform.rewrites import rewritten_functions
 
 # types of transformers' zero-shot detection mapping not run here, with why
@@ -51,6 +52,9 @@ class QEffZeroShotDetector(nn.Module):
         # Grounding DINO keeps its text tower's own attention: transformers' eager BERT reads its boolean phrase mask
         # otherwise than SDPA does (other scores), and SDPA, its default, exports as it is
         plain = contextlib.nullcontext() if self.config.model_type in PROMPT_PER_IMAGE else eager_everywhere(self.config)
+        extra = {}
+        if self.config.model_type not in PROMPT_PER_IMAGE and tuple(pixel_values.shape[2:]) != image_size(self.config):
+            extra["interpolate_pos_encoding"] = True  # OWL-ViT at another size: its positions and box bias resized
         with plain, rewritten_functions(self.hf):
-            out = self.hf(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values)
+            out = self.hf(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values, **extra)
         return out.logits, out.pred_boxes

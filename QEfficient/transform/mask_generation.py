@@ -1,0 +1,80 @@
+"""SAM (transformers' ``SamModel``, ``AutoModelForMaskGeneration``) as two modules: the image encoder (pixels -> image
+embeddings, the expensive part, run once per image) and the prompt encoder with the mask decoder (image embeddings and
+one kind of prompt -> masks and their predicted IoU), run once per set of prompts.
+
+transformers' mask decoder keeps mask tokens 1-3 (``multimask_output=True``) or token 0 (False) with a ``slice`` it
+builds in Python; here the decoder returns all four (the name ``slice`` in its module answers every mask while our
+forward runs) and the host keeps the ones asked for, so one graph serves both. The prompt kind decides the graph:
+transformers pads a points-only prompt with one extra point, not a prompt with a box.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from QEfficient.export.graph_specs import INPUT_BOXES, INPUT_LABELS, INPUT_POINTS
+
+# types of transformers' mask generation mapping not run here, with why
+UNSUPPORTED_MASK_GENERATORS = {
+    "sam_hq": "its high-quality mask token and its choice among the masks differ from SAM's decoder, which is what runs here",
+    **dict.fromkeys(("sam2", "sam2_video", "edgetam", "edgetam_video"), "its Hiera image encoder and memory are not run here"),
+    **dict.fromkeys(("sam3_tracker", "sam3_video"), "it tracks objects through a video's frames with a memory"),
+}
+# the prompt kinds, each one graph: name -> the graph's prompt inputs
+PROMPT_KINDS = {
+    "points": (INPUT_POINTS, INPUT_LABELS),
+    "boxes": (INPUT_BOXES,),
+    "points_boxes": (INPUT_POINTS, INPUT_LABELS, INPUT_BOXES),
+}
+
+
+def check_mask_generator(model: PreTrainedModel) -> None:
+    reason = UNSUPPORTED_MASK_GENERATORS.get(model.config.model_type)
+    if reason is not None:
+        raise NotImplementedError(f"{type(model).__name__} is not supported: {reason}.")
+    if model.config.model_type != "sam":
+        raise NotImplementedError(f"{type(model).__name__} ({model.config.model_type}) is not a SAM model: not supported.")
+
+
+@contextlib.contextmanager
+def every_mask(model: PreTrainedModel) -> Iterator[None]:
+    """While it runs, the mask decoder's ``slice(...)`` keeps every mask token (see the module docstring)."""
+    module = sys.modules[type(model).__module__]
+    module.slice = lambda *args: builtins.slice(None)
+    try:
+        yield
+    finally:
+        del module.slice
+
+
+class QEffSamImageEncoder(nn.Module):
+    """forward(pixel_values [B, 3, S, S]) -> image embeddings [B, C, h, w] (transformers' ``get_image_embeddings``)."""
+
+    def __init__(self, sam: PreTrainedModel) -> None:
+        super().__init__()
+        self.hf = sam
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.hf.get_image_embeddings(pixel_values)
+
+
+class QEffSamPromptDecoder(nn.Module):
+    """forward(image_embeddings, *the kind's prompts) -> (pred_masks [B, P, 4, h, w], iou_scores [B, P, 4]): every mask
+    token's masks for each prompt of each image."""
+
+    def __init__(self, sam: PreTrainedModel, kind: str) -> None:
+        super().__init__()
+        self.hf = sam
+        self.prompt_names = PROMPT_KINDS[kind]
+
+    def forward(self, image_embeddings: torch.Tensor, *prompts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with every_mask(self.hf):
+            out = self.hf(image_embeddings=image_embeddings, multimask_output=True, **dict(zip(self.prompt_names, prompts)))
+        return out.pred_masks, out.iou_scores
