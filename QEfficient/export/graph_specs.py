@@ -713,6 +713,20 @@ class AudioClassificationGraphSpec(CTCGraphSpec):
         return {INPUT_VALUES: {0: "batch_size", 1: "seq_len"}, LOGITS: {0: "batch_size"}}
 
 
+EMBEDDINGS = "embeddings"  # a speaker-verification model's x-vector [audios, D] (transformers' XVectorOutput)
+
+
+class AudioXVectorGraphSpec(CTCGraphSpec):
+    """Speaker verification over raw 16 kHz samples (Wav2Vec2, WavLM, ... ``ForXVector``): the samples in, the speaker
+    classifier's logits and the x-vector (its embedding) per audio out."""
+
+    output_names = (LOGITS, EMBEDDINGS)
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        return {INPUT_VALUES: {0: "batch_size", 1: "seq_len"}, LOGITS: {0: "batch_size"}, EMBEDDINGS: {0: "batch_size"}}
+
+
 OUTPUT = "output"  # an encoder's last hidden state (pooled where asked), as QEfficient's QEFFAutoModel names it
 
 

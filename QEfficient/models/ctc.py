@@ -25,11 +25,14 @@ from QEfficient.export.graph_specs import (
     OUTPUT,
     AudioClassificationGraphSpec,
     AudioFeatureGraphSpec,
+    AudioXVectorGraphSpec,
     CTCGraphSpec,
     FeatureCTCGraphSpec,
     SpectrogramClassificationGraphSpec,
 )
 from QEfficient.export.onnx_export import export_ctc_onnx
+from QEfficient.loading.hf_loader import load_config
+from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.ctc import CHANNEL_AXIS_TYPES, QEffCTC
@@ -80,7 +83,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
     @property
     def _reads_samples(self) -> bool:
         """Whether the graph reads raw 16 kHz samples [batch, samples] (else a spectrogram)."""
-        return self.model.spec in (CTCGraphSpec, AudioClassificationGraphSpec, AudioFeatureGraphSpec)
+        return self.model.spec in (CTCGraphSpec, AudioClassificationGraphSpec, AudioFeatureGraphSpec, AudioXVectorGraphSpec)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, pooling=None, *args, **kwargs) -> QEFFAutoModelForCTC:
@@ -89,17 +92,20 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         saved with another head (a classifier's for CTC, or the reverse) is refused: that head would be untrained."""
         if pooling is not None:
             warn_ignored_options("from_pretrained()", {"pooling": pooling})
-        obj = cls._from_hf(cls._hf_auto, pretrained_model_name_or_path, *args, **kwargs)
-        saved = obj.config.architectures or []
+        # the saved head, from the config: before the weights, whose head's shapes may not fit this class's
+        folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+        saved = load_config(folder).architectures or []
         if cls._head != "Model" and saved and not any(a.endswith(cls._head) for a in saved):  # a base model takes any
             classifier = "QEFFAutoModelForAudioClassification"
             by_head = {"ForCTC": "QEFFAutoModelForCTC", "ForSequenceClassification": classifier, "ForAudioClassification": classifier}
+            by_head["ForAudioFrameClassification"] = "QEFFAutoModelForAudioFrameClassification"
+            by_head["ForXVector"] = "QEFFAutoModelForAudioXVector"
             other = next((name for head, name in by_head.items() if saved[0].endswith(head)), "its own class")
             raise ValueError(
                 f"'{pretrained_model_name_or_path}' holds a {saved[0]}: for {cls.__name__} its head would be "
                 f"untrained. Load it with {other}."
             )
-        return obj
+        return cls._from_hf(cls._hf_auto, pretrained_model_name_or_path, *args, **kwargs)
 
     @property
     def hf_model(self) -> PreTrainedModel:

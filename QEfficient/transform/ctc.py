@@ -15,8 +15,9 @@ CHANNEL_AXIS_TYPES = frozenset({"omniasr_ctc"})
 
 
 class QEffCTC(nn.Module):
-    """forward(input_values [B, samples]) -> logits [B, frames, vocab] (float32; a classifier's [B, labels], a base
-    model's last hidden state [B, frames, D]); a spectrogram model's
+    """forward(input_values [B, samples]) -> logits [B, frames, vocab] (float32; a classifier's [B, labels], a frame
+    classifier's [B, frames, labels], a base model's last hidden state [B, frames, D], a speaker-verification model's
+    logits and x-vector [B, D]); a spectrogram model's
     forward(input_features [B, frames, width], attention_mask [B, frames]).
 
     ``spec``: the graph's spec class (export/graph_specs.py), given by the model class."""
@@ -33,6 +34,8 @@ class QEffCTC(nn.Module):
             values = values[:, None, :] if self.config.model_type in CHANNEL_AXIS_TYPES else values
             with rewritten_functions(self.hf):  # raw samples, or a classifier's fixed-size spectrogram (Whisper's features)
                 out = self.hf(**{self.hf.main_input_name: values})
+            if getattr(out, "embeddings", None) is not None:  # a speaker-verification model: its logits and x-vector
+                return out.logits.float(), out.embeddings.float()
             return (out.logits if hasattr(out, "logits") else out.last_hidden_state).float()  # a base model's states
         # a spectrogram and its frames' mask: the logits, and the output frames that hold audio (the model's own
         # subsampled mask where it has one, as its generate() reads it; else every frame)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import sys
+import threading
 from collections.abc import Iterator
 
 import torch
@@ -43,15 +44,28 @@ def check_mask_generator(model: PreTrainedModel) -> None:
         raise NotImplementedError(f"{type(model).__name__} ({model.config.model_type}) is not a SAM model: not supported.")
 
 
+_PATCH_LOCK = threading.Lock()
+_patch_depth = 0
+
+
 @contextlib.contextmanager
 def every_mask(model: PreTrainedModel) -> Iterator[None]:
-    """While it runs, the mask decoder's ``slice(...)`` keeps every mask token (see the module docstring)."""
-    module = sys.modules[type(model).__module__]
-    module.slice = lambda *args: builtins.slice(None)
+    """While it runs, the mask decoder's ``slice(...)`` keeps every mask token (see the module docstring). Nested and
+    concurrent uses share one patch, removed when the last ends; a plain SamModel run meanwhile in another thread
+    would return every mask too, so the wrappers here are what such runs should use."""
+    global _patch_depth
+    module = sys.modules[type(model.mask_decoder).__module__]
+    with _PATCH_LOCK:
+        if _patch_depth == 0:
+            module.slice = lambda *args: builtins.slice(None)
+        _patch_depth += 1
     try:
         yield
     finally:
-        del module.slice
+        with _PATCH_LOCK:
+            _patch_depth -= 1
+            if _patch_depth == 0:
+                del module.slice
 
 
 class QEffSamImageEncoder(nn.Module):
@@ -77,4 +91,9 @@ class QEffSamPromptDecoder(nn.Module):
     def forward(self, image_embeddings: torch.Tensor, *prompts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with every_mask(self.hf):
             out = self.hf(image_embeddings=image_embeddings, multimask_output=True, **dict(zip(self.prompt_names, prompts)))
+        if out.pred_masks.shape[2] != self.hf.mask_decoder.num_mask_tokens:  # the decoder no longer picks by slice()
+            raise NotImplementedError(
+                f"{type(self.hf).__name__}'s mask decoder returned {out.pred_masks.shape[2]} masks, not its "
+                f"{self.hf.mask_decoder.num_mask_tokens} mask tokens': this transformers version chooses them otherwise."
+            )
         return out.pred_masks, out.iou_scores

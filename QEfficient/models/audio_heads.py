@@ -1,0 +1,87 @@
+"""Speech encoders' other heads over raw 16 kHz samples, on the CTC models' graph (models/ctc.py): per-frame classes
+(speaker diarization: transformers' ``AutoModelForAudioFrameClassification``) and speaker verification (x-vectors:
+``AutoModelForAudioXVector``). Each audio is read at its own length, as transformers reads it alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import AutoModelForAudioFrameClassification, AutoModelForAudioXVector, PreTrainedModel
+
+from QEfficient.compile.ort_cpu import warn_ignored_options
+from QEfficient.export.graph_specs import EMBEDDINGS, INPUT_VALUES, LOGITS, AudioXVectorGraphSpec, CTCGraphSpec
+from QEfficient.models.ctc import QEFFAutoModelForCTC
+
+_SPECTROGRAM = "it reads a spectrogram (input_features); the heads here run on models that read raw 16 kHz samples"
+# frame classification and x-vector types not run here, with why
+UNSUPPORTED_AUDIO_HEADS = {
+    "wav2vec2-bert": _SPECTROGRAM,
+    "nemotron3_diarization": f"{_SPECTROGRAM}, and it streams with a speaker cache",
+}
+
+
+class _RawAudioHead(QEFFAutoModelForCTC):
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        reason = UNSUPPORTED_AUDIO_HEADS.get(model.config.model_type)
+        if reason is not None:
+            raise NotImplementedError(f"{type(model).__name__} is not supported: {reason}.")
+        super().__init__(model, **kwargs)
+
+    def _check_call(self, device_ids, write_io) -> None:
+        if write_io or (device_ids is not None and len(device_ids) > 1):
+            warn_ignored_options("generate()", {"write_io": write_io, "device_ids": device_ids})
+
+
+class QEFFAutoModelForAudioFrameClassification(_RawAudioHead):
+    """Per-frame classes (speaker diarization: Wav2Vec2, WavLM, UniSpeech-SAT, Data2VecAudio, Wav2Vec2-Conformer
+    ``ForAudioFrameClassification``): generate(processor, audio) returns {"logits": torch.Tensor [audios, frames,
+    labels]} (a sigmoid per label gives who speaks in each 20 ms frame), a shorter audio's frames past its own zeros.
+
+    >>> model = QEFFAutoModelForAudioFrameClassification.from_pretrained("path/to/wav2vec2-base-superb-sd")
+    >>> model.compile(seq_len=160000)
+    >>> model.generate(processor, audio)["logits"].sigmoid() > 0.5
+    """
+
+    _hf_auto = AutoModelForAudioFrameClassification
+    _head = "ForAudioFrameClassification"
+    _specs = {INPUT_VALUES: CTCGraphSpec}
+
+    def generate(
+        self, processor, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, write_io: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """The per-frame logits of ``inputs``: raw 16 kHz audio (an array, or a list of them) or a processor's output."""
+        self._check_call(device_ids, write_io)
+        rows = [row for batch in self._processed(processor, inputs) for row in self._outputs(batch, runtime_ai100)[0]]
+        if not rows:
+            raise ValueError("No audio given: pass an array of 16 kHz samples, a list of them, or a processor's output.")
+        frames = max(len(row) for row in rows)
+        return {LOGITS: torch.from_numpy(np.stack([np.pad(row, [(0, frames - len(row)), (0, 0)]) for row in rows]))}
+
+
+class QEFFAutoModelForAudioXVector(_RawAudioHead):
+    """Speaker verification (Wav2Vec2, WavLM, UniSpeech-SAT, Data2VecAudio, Wav2Vec2-Conformer ``ForXVector``):
+    generate(processor, audio) returns {"logits": [audios, speakers], "embeddings": [audios, D]}, the x-vectors whose
+    cosine similarity says whether two audios are one speaker, as transformers' forward.
+
+    >>> model = QEFFAutoModelForAudioXVector.from_pretrained("path/to/wavlm-base-plus-sv")
+    >>> model.compile(seq_len=160000)
+    >>> e = torch.nn.functional.normalize(model.generate(processor, [audio_a, audio_b])["embeddings"], dim=-1)
+    >>> float(e[0] @ e[1])  # the same speaker above a threshold (0.86 on the model card)
+    """
+
+    _hf_auto = AutoModelForAudioXVector
+    _head = "ForXVector"
+    _one_row_per_audio = True
+    _specs = {INPUT_VALUES: AudioXVectorGraphSpec}
+
+    def generate(
+        self, processor, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, write_io: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """The speaker logits and x-vectors of ``inputs``: raw 16 kHz audio (an array, or a list of them) or a
+        processor's output."""
+        self._check_call(device_ids, write_io)
+        parts = [self._outputs(batch, runtime_ai100) for batch in self._processed(processor, inputs)]
+        if not parts:
+            raise ValueError("No audio given: pass an array of 16 kHz samples, a list of them, or a processor's output.")
+        logits, embeddings = (np.concatenate(column) for column in zip(*parts))
+        return {LOGITS: torch.from_numpy(logits), EMBEDDINGS: torch.from_numpy(embeddings)}
