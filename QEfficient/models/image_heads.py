@@ -1,6 +1,7 @@
 """Image models whose head answers more than a class: object detection, mask classification (semantic, instance and
-panoptic segmentation), depth estimation and semantic segmentation. Each is the image encoder's one graph at the
-compiled size, returning its head's outputs in an output class the image processors' post-processing takes as it is."""
+panoptic segmentation), depth estimation, semantic segmentation, super-resolution, matting and pose estimation. Each is
+the image encoder's one graph at the compiled size, returning its head's outputs in an output class the image
+processors' post-processing takes as it is."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from dataclasses import dataclass
 import torch
 from transformers import (
     AutoModelForDepthEstimation,
+    AutoModelForImageMatting,
+    AutoModelForImageToImage,
     AutoModelForObjectDetection,
+    AutoModelForPoseEstimation,
     AutoModelForSemanticSegmentation,
     AutoModelForUniversalSegmentation,
     PreTrainedModel,
 )
-from transformers.modeling_outputs import DepthEstimatorOutput, SemanticSegmenterOutput
+from transformers.modeling_outputs import DepthEstimatorOutput, ImageSuperResolutionOutput, SemanticSegmenterOutput
 from transformers.utils import ModelOutput
 
 from QEfficient.models.image_encoder import QEFFAutoModelForImageClassification
@@ -124,3 +128,70 @@ class QEFFAutoModelForSemanticSegmentation(QEFFAutoModelForImageClassification):
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> SemanticSegmenterOutput:
         return SemanticSegmenterOutput(**super().generate(inputs, device_ids, runtime_ai100))
+
+
+class QEFFAutoModelForImageToImage(QEFFAutoModelForImageClassification):
+    """Image super-resolution (Swin2SR, ``AutoModelForImageToImage``): generate() returns transformers'
+    ImageSuperResolutionOutput with ``reconstruction`` [images, channels, height x scale, width x scale]. The processor
+    pads each image to a multiple of the window, so its sizes vary: compile(img_size=...) at the size it writes."""
+
+    _hf_auto = AutoModelForImageToImage
+    _output_name = _head_output = "reconstruction"
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> ImageSuperResolutionOutput:
+        return ImageSuperResolutionOutput(**super().generate(inputs, device_ids, runtime_ai100))
+
+
+@dataclass
+class ImageMattingOutput(ModelOutput):
+    """A matting model's alpha matte [images, 1, height, width], as transformers' VitMatte output holds it."""
+
+    alphas: torch.Tensor | None = None
+
+
+_SAPIENS_2 = "not swept here: its defaults build a model too large for a test (Sapiens 2's heads are not proven)"
+
+
+class QEFFAutoModelForImageMatting(QEFFAutoModelForImageClassification):
+    """Image matting (VitMatte, ``AutoModelForImageMatting``): pixel_values are the image and its trimap (4 channels, as
+    the image processor writes them); generate() returns ImageMattingOutput with ``alphas`` [images, 1, height,
+    width]. The processor pads each image to a multiple of 32: compile(img_size=...) at the size it writes."""
+
+    _hf_auto = AutoModelForImageMatting
+    _output_name = _head_output = "alphas"
+    _unsupported = {"sapiens2": _SAPIENS_2}
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> ImageMattingOutput:
+        return ImageMattingOutput(**super().generate(inputs, device_ids, runtime_ai100))
+
+
+@dataclass
+class PoseEstimatorOutput(ModelOutput):
+    """A pose estimator's heatmaps [people, keypoints, height, width], as transformers' VitPose output holds them: what
+    the image processor's ``post_process_pose_estimation`` reads."""
+
+    heatmaps: torch.Tensor | None = None
+
+
+class QEFFAutoModelForPoseEstimation(QEFFAutoModelForImageClassification):
+    """Top-down pose estimation (ViTPose, ``AutoModelForPoseEstimation``): each person's crop in (the image processor
+    crops the boxes it is given), keypoint heatmaps out; generate() returns PoseEstimatorOutput, which
+    ``post_process_pose_estimation(outputs, boxes=...)`` takes as it is."""
+
+    _hf_auto = AutoModelForPoseEstimation
+    _output_name = _head_output = "heatmaps"
+    _unsupported = {"sapiens2": _SAPIENS_2}
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        backbone = getattr(model.config, "backbone_config", None)
+        if getattr(backbone, "num_experts", 1) > 1:
+            raise NotImplementedError(
+                f"{type(model).__name__} with {backbone.num_experts} experts (ViTPose+) is not supported: each image picks its "
+                "expert by a dataset_index, which the graph does not read."
+            )
+        super().__init__(model, **kwargs)
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> PoseEstimatorOutput:
+        if hasattr(inputs, "keys") and inputs.get("flip_pairs") is not None:
+            raise ValueError("flip_pairs (flipped test-time inputs) are not taken: leave them out of the inputs.")
+        return PoseEstimatorOutput(**super().generate(inputs, device_ids, runtime_ai100))

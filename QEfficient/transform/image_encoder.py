@@ -57,7 +57,8 @@ class QEffImageEncoder(nn.Module):
         self.output = output or ("logits" if self.classifier else None)
         self.resizes_positions = "interpolate_pos_encoding" in inspect.signature(hf_model.forward).parameters
         config = hf_model.config
-        self.num_channels = getattr(config, "num_channels", None) or getattr(getattr(config, "vision_config", None), "num_channels", 3)
+        nested = getattr(config, "vision_config", None) or getattr(config, "backbone_config", None)  # VitMatte's: 4 (with the trimap)
+        self.num_channels = getattr(config, "num_channels", None) or getattr(nested, "num_channels", 3)
 
     @property
     def config(self):
