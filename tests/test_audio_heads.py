@@ -42,6 +42,12 @@ def test_every_type_runs_or_is_refused():
         QEFFAutoModelForAudioFrameClassification(AutoModelForAudioFrameClassification.from_config(config))
 
 
+def test_a_refused_type_is_refused_before_its_weights_load(tmp_path):
+    AutoConfig.for_model("wav2vec2-bert", architectures=["Wav2Vec2BertForXVector"]).save_pretrained(tmp_path)  # no weights
+    with pytest.raises(NotImplementedError, match="reads a spectrogram"):
+        QEFFAutoModelForAudioXVector.from_pretrained(tmp_path)
+
+
 def _saved(tmp_path, model_type: str, auto_class, **extra):
     _, processor = _folder(tmp_path, RAW_AUDIO[model_type])
     config = _config(RAW_AUDIO[model_type])
@@ -77,7 +83,7 @@ def test_frame_logits_equal_transformers_on_each_audio(tmp_path, model_type):
 
 @pytest.mark.parametrize("model_type", list(RAW_AUDIO))
 def test_xvectors_equal_transformers_on_each_audio(tmp_path, model_type):
-    hf, processor = _saved(tmp_path, model_type, AutoModelForAudioXVector, **XVECTOR)
+    hf, processor = _saved(tmp_path, model_type, AutoModelForAudioXVector, **XVECTOR, use_weighted_layer_sum=model_type == "wavlm")
     audio = [_audio()[0], _audio()[1][:15000]]
     with torch.no_grad():
         expected = [hf(**processor(a, sampling_rate=16000, return_tensors="pt")) for a in audio]

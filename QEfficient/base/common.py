@@ -46,10 +46,11 @@ class QEFFCommonLoader:
             from QEfficient.models.ctc import QEFFAutoModelForAudioClassification
 
             return QEFFAutoModelForAudioClassification
-        if any(a.endswith(("ForAudioFrameClassification", "ForXVector")) for a in heads):  # diarization, speaker verification
+        audio_head = next((a for a in heads if a.endswith(("ForAudioFrameClassification", "ForXVector"))), None)
+        if audio_head is not None:  # diarization, speaker verification
             from QEfficient.models.audio_heads import QEFFAutoModelForAudioFrameClassification, QEFFAutoModelForAudioXVector
 
-            return QEFFAutoModelForAudioXVector if heads[0].endswith("ForXVector") else QEFFAutoModelForAudioFrameClassification
+            return QEFFAutoModelForAudioXVector if audio_head.endswith("ForXVector") else QEFFAutoModelForAudioFrameClassification
         if model_type in IMAGE_SEQ2SEQ_CLASSES:  # an image encoder with a cross-attending decoder (TrOCR, Donut, Florence-2)
             return IMAGE_SEQ2SEQ_CLASSES[model_type]
         if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:  # checked first, as in QEfficient

@@ -21,6 +21,10 @@ UNSUPPORTED_AUDIO_HEADS = {
 
 
 class _RawAudioHead(QEFFAutoModelForCTC):
+    @classmethod
+    def _refused_types(cls) -> dict[str, str]:
+        return UNSUPPORTED_AUDIO_HEADS
+
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
         reason = UNSUPPORTED_AUDIO_HEADS.get(model.config.model_type)
         if reason is not None:
@@ -61,7 +65,8 @@ class QEFFAutoModelForAudioFrameClassification(_RawAudioHead):
 class QEFFAutoModelForAudioXVector(_RawAudioHead):
     """Speaker verification (Wav2Vec2, WavLM, UniSpeech-SAT, Data2VecAudio, Wav2Vec2-Conformer ``ForXVector``):
     generate(processor, audio) returns {"logits": [audios, speakers], "embeddings": [audios, D]}, the x-vectors whose
-    cosine similarity says whether two audios are one speaker, as transformers' forward.
+    cosine similarity says whether two audios are one speaker, as transformers' forward gives them for each audio alone
+    (a padded batch's shorter rows pool some padding frames there).
 
     >>> model = QEFFAutoModelForAudioXVector.from_pretrained("path/to/wavlm-base-plus-sv")
     >>> model.compile(seq_len=160000)

@@ -76,6 +76,11 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         self.model = QEffCTC(self.hf, spec)
         self.qpc_session = None
 
+    @classmethod
+    def _refused_types(cls) -> dict[str, str]:
+        """Model types this class refuses, with why."""
+        return UNSUPPORTED_CTC
+
     def _spec_for(self, model: PreTrainedModel):
         """The graph's spec for ``model`` (by what it reads), or None."""
         return self._specs.get(model.main_input_name)
@@ -94,7 +99,11 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             warn_ignored_options("from_pretrained()", {"pooling": pooling})
         # the saved head, from the config: before the weights, whose head's shapes may not fit this class's
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
-        saved = load_config(folder).architectures or []
+        config = load_config(folder)
+        saved = config.architectures or []
+        reason = cls._refused_types().get(config.model_type)
+        if reason is not None:  # before the weights load
+            raise NotImplementedError(f"{saved[0] if saved else config.model_type} is not supported: {reason}.")
         if cls._head != "Model" and saved and not any(a.endswith(cls._head) for a in saved):  # a base model takes any
             classifier = "QEFFAutoModelForAudioClassification"
             by_head = {"ForCTC": "QEFFAutoModelForCTC", "ForSequenceClassification": classifier, "ForAudioClassification": classifier}
@@ -312,6 +321,10 @@ class QEFFAutoModelForAudioClassification(QEFFAutoModelForCTC):
     _head = ("ForSequenceClassification", "ForAudioClassification")  # Wav2Vec2's ..., AST's and Whisper's
     _one_row_per_audio = True
     _specs = {INPUT_VALUES: AudioClassificationGraphSpec}
+
+    @classmethod
+    def _refused_types(cls) -> dict[str, str]:
+        return UNSUPPORTED_AUDIO_CLASSIFICATION
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
         reason = UNSUPPORTED_AUDIO_CLASSIFICATION.get(model.config.model_type)
