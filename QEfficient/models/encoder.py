@@ -12,6 +12,8 @@ import torch
 from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
+    AutoModelForMultipleChoice,
+    AutoModelForNextSentencePrediction,
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
@@ -20,7 +22,7 @@ from transformers import (
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import ATTENTION_MASK, GLOBAL_ATTENTION_MASK, LOGITS, TOKEN_TYPE_IDS, EncoderGraphSpec
+from QEfficient.export.graph_specs import ATTENTION_MASK, GLOBAL_ATTENTION_MASK, INPUT_IDS, LOGITS, TOKEN_TYPE_IDS, EncoderGraphSpec
 from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, global_attention_rule, run_encoder
 from QEfficient.loading.hf_loader import load_pretrained
@@ -366,6 +368,57 @@ class QEFFAutoModelForMaskedLM(_QEFFLogitsEncoder):
     torch.Tensor [B, S, vocab]}, the input's columns, as transformers' forward."""
 
     _hf_auto = AutoModelForMaskedLM
+
+
+class QEFFAutoModelForNextSentencePrediction(_QEFFLogitsEncoder):
+    """Next sentence prediction (BERT's pre-training head: ERNIE, MegatronBERT, MobileBERT, FNet): a tokenizer's
+    output of sentence pairs in, {"logits": torch.Tensor [pairs, 2]} out (index 0: the second sentence follows the
+    first), as transformers' forward."""
+
+    _hf_auto = AutoModelForNextSentencePrediction
+
+
+# multiple-choice types not run here, with why
+UNSUPPORTED_MULTIPLE_CHOICE = {
+    "longformer": "its head marks every token after the first separator for global attention by default, a rule not built here",
+    "canine": "it reads characters through its own hashed embeddings; not proven here",
+    "roc_bert": "it reads each token's shape and pronunciation ids beside input_ids",
+    "xlnet": "a permutation language model with its own memory and masks; not proven here as an encoder",
+    "funnel": "its blocks pool the sequence (block_sizes); not proven here",
+    "xmod": "it needs a language per input (lang_ids)",
+}
+
+
+class QEFFAutoModelForMultipleChoice(_QEFFLogitsEncoder):
+    """Multiple choice (SWAG-style heads: BERT, RoBERTa, DeBERTa-v2, ALBERT, ... ``ForMultipleChoice``): generate()
+    takes a tokenizer's output of [questions, choices, tokens] (each question paired with each of its choices) and
+    returns {"logits": torch.Tensor [questions, choices]}, as transformers' forward. Each row (one choice) is scored
+    alone, so compile's ``batch_size`` counts rows.
+
+    >>> enc = tokenizer([[prompt, choice] for choice in choices], return_tensors="pt", padding=True)
+    >>> model.generate({name: value[None] for name, value in enc.items()})["logits"].argmax(-1)
+    """
+
+    _hf_auto = AutoModelForMultipleChoice
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        reason = UNSUPPORTED_MULTIPLE_CHOICE.get(model.config.model_type)
+        if reason is not None:
+            raise NotImplementedError(f"{type(model).__name__} is not supported: {reason}.")
+        super().__init__(model, **kwargs)
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
+        ids = _as_numpy(inputs[INPUT_IDS])
+        if ids.ndim != 3:
+            raise ValueError(
+                f"input_ids must be [questions, choices, tokens] (a tokenizer's output of the pairs with a question axis "
+                f"added: value[None] for one question), got shape {list(ids.shape)}."
+            )
+        questions, choices = ids.shape[:2]
+        names = (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS, GLOBAL_ATTENTION_MASK)
+        rows = {name: _as_numpy(v).reshape(questions * choices, -1) for name, v in inputs.items() if name in names and v is not None}
+        logits = super().generate(rows, device_ids, runtime_ai100, **kwargs)[LOGITS]
+        return {LOGITS: logits.reshape(questions, choices)}
 
 
 class QEFFAutoModelForQuestionAnswering(_QEFFEncoderBase):

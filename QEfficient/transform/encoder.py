@@ -183,7 +183,10 @@ class QEffEncoder(nn.Module):
         # a head over every token (NER's token classifier; extractive QA's start and end logits; a masked LM's vocabulary)
         # (XLM's and FlauBERT's masked LMs are their WithLMHeadModel classes)
         self.token_head = name.endswith(("ForTokenClassification", "ForQuestionAnswering", "ForMaskedLM", "WithLMHeadModel"))
-        self.classifier = self.token_head or hasattr(hf_model, "classifier") or name.endswith("ForSequenceClassification")
+        # a multiple-choice head scores each (context, choice) row alone: the graph takes rows, the host groups choices
+        self.multiple_choice = name.endswith("ForMultipleChoice")
+        self.classifier = self.token_head or hasattr(hf_model, "classifier") or self.multiple_choice
+        self.classifier = self.classifier or name.endswith(("ForSequenceClassification", "ForNextSentencePrediction"))
         if name.endswith("ForConditionalGeneration") and getattr(hf_model.config, "is_encoder_decoder", False):
             raise ValueError(f"{name} is an encoder-decoder model (BART's masked LM is one): run it with QEFFAutoModelForSeq2SeqLM.")
         check_encoder_type(hf_model.config, self.classifier)
@@ -284,6 +287,8 @@ class QEffEncoder(nn.Module):
             if self.last_token_head:
                 hidden = self.hf.base_model(input_ids=input_ids, attention_mask=mask, **extra).last_hidden_state
                 return self.hf.score(last_token_pooling(hidden, attention_mask))
+            if self.multiple_choice:
+                return self._row_scores(input_ids, mask, extra)
             out = self.hf(input_ids=input_ids, attention_mask=mask, **extra)
         if hasattr(out, "start_logits"):  # extractive QA: [B, S, 2], start then end
             return torch.stack([out.start_logits, out.end_logits], dim=-1)
@@ -291,6 +296,24 @@ class QEffEncoder(nn.Module):
             return out.logits
         hidden = out.last_hidden_state
         return self.pooling(hidden, attention_mask) if self.pooling is not None else hidden
+
+    def _row_scores(self, input_ids: torch.Tensor, mask, extra: dict) -> torch.Tensor:
+        """A multiple-choice head's score of each row [R, 1], each row one choice. transformers' head flattens its
+        [B, choices, S] inputs to rows and its mask to [rows, S]; the 4-D mask built above is handed to the base model
+        in its place (its forward wrapped on the instance while the head runs), and the other inputs get a choice axis."""
+        base = self.hf.base_model
+        forward = base.forward
+
+        def with_mask(*args, **kwargs):
+            kwargs["attention_mask"] = mask
+            return forward(*args, **kwargs)
+
+        base.forward = with_mask
+        try:
+            rows = {name: value[:, None] for name, value in extra.items() if isinstance(value, torch.Tensor)}
+            return self.hf(input_ids=input_ids[:, None], **rows).logits
+        finally:
+            del base.forward
 
     def _window(self, padding: torch.Tensor, window: int) -> torch.Tensor:
         """The padding mask [B,1,1,S] within the model's bidirectional window: transformers' own rule, evaluated on
