@@ -8,13 +8,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForMultipleChoice, AutoModelForNextSentencePrediction, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForMultipleChoice,
+    AutoModelForNextSentencePrediction,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
 from transformers.models.auto.modeling_auto import (
     MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES,
     MODEL_FOR_NEXT_SENTENCE_PREDICTION_MAPPING_NAMES,
 )
 
-from QEfficient import QEFFAutoModelForMultipleChoice, QEFFAutoModelForNextSentencePrediction
+from QEfficient import QEFFAutoModelForMultipleChoice, QEFFAutoModelForNextSentencePrediction, QEFFAutoModelForSequenceClassification
 from QEfficient.models.encoder import UNSUPPORTED_MULTIPLE_CHOICE
 from QEfficient.transform.encoder import UNSUPPORTED_ENCODERS
 from tests.test_encoder_sweep import PER_TYPE, SHRINK, with_no_zero_weights
@@ -28,9 +34,9 @@ REFUSED = set(UNSUPPORTED_MULTIPLE_CHOICE) | (set(UNSUPPORTED_ENCODERS) & set(MO
 FLAT_SCORES = {"mobilebert"}
 
 
-def _tiny(model_type: str, auto_class, folder, tokenizer_dir):
+def _tiny(model_type: str, auto_class, folder, tokenizer_dir, **extra):
     defaults = AutoConfig.for_model(model_type)
-    values = {k: v for k, v in SHRINK.items() if hasattr(defaults, k)} | PER_TYPE.get(model_type, {})
+    values = {k: v for k, v in SHRINK.items() if hasattr(defaults, k)} | PER_TYPE.get(model_type, {}) | extra
     torch.manual_seed(0)
     model = with_no_zero_weights(auto_class.from_config(AutoConfig.for_model(model_type, **values)))
     with torch.no_grad():  # a multiple-choice score head's small initial range leaves every choice's score alike
@@ -52,9 +58,12 @@ def test_every_type_is_swept_or_refused():
 
 
 @pytest.mark.sweep
-@pytest.mark.parametrize("model_type", [t for t in MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES if t not in REFUSED])
+@pytest.mark.parametrize("model_type", [t for t in MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES if t not in REFUSED] + ["modernbert-mean"])
 def test_multiple_choice_equals_transformers(model_type, tmp_path, tokenizer_dir):
-    hf, tokenizer = _tiny(model_type, AutoModelForMultipleChoice, tmp_path, tokenizer_dir)
+    # ModernBERT's checkpoints pool by the mask's mean (its head reads the 2-D mask too)
+    extra = {"classifier_pooling": "mean"} if model_type == "modernbert-mean" else {}
+    model_type = model_type.removesuffix("-mean")
+    hf, tokenizer = _tiny(model_type, AutoModelForMultipleChoice, tmp_path, tokenizer_dir, **extra)
     pairs = [[q, c] for q, options in zip(QUESTIONS, CHOICES) for c in options]
     flat = tokenizer(pairs, padding=True, return_tensors="pt")
     inputs = {name: value.reshape(2, 3, -1) for name, value in flat.items()}
@@ -77,6 +86,16 @@ def test_next_sentence_prediction_equals_transformers(model_type, tmp_path, toke
         expected = hf(**inputs).logits.numpy()
     model = QEFFAutoModelForNextSentencePrediction.from_pretrained(tmp_path)
     model.compile(seq_len=inputs["input_ids"].shape[-1], batch_size=2, num_cores=1)
+    np.testing.assert_allclose(model.generate(inputs)["logits"].numpy(), expected, atol=1e-4, rtol=0)
+
+
+def test_modernbert_mean_pooling_classifier_equals_transformers(tmp_path, tokenizer_dir):
+    hf, tokenizer = _tiny("modernbert", AutoModelForSequenceClassification, tmp_path, tokenizer_dir, classifier_pooling="mean")
+    inputs = tokenizer(QUESTIONS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = hf(**inputs).logits.numpy()
+    model = QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path)
+    model.compile(seq_len=32, batch_size=2, num_cores=1)  # longer than the input: padded columns
     np.testing.assert_allclose(model.generate(inputs)["logits"].numpy(), expected, atol=1e-4, rtol=0)
 
 

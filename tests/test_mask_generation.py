@@ -42,7 +42,7 @@ def prompts() -> dict[str, dict[str, torch.Tensor]]:
     points = torch.rand(2, 3, 2, 2, generator=generator) * SIZE
     labels = torch.tensor([[[1, 0], [1, -10], [0, 1]], [[1, 1], [0, -1], [1, 0]]])
     corners = torch.sort(torch.rand(2, 3, 2, 2, generator=generator) * SIZE, dim=2).values
-    boxes = corners.permute(0, 1, 3, 2).reshape(2, 3, 4)  # x0, y0, x1, y1
+    boxes = corners.reshape(2, 3, 4)  # x0, y0, x1, y1
     return {
         "points": {"input_points": points, "input_labels": labels},
         "points, default labels": {"input_points": points},

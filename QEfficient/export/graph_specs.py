@@ -17,6 +17,7 @@ INPUT_IDS = "input_ids"
 POSITION_IDS = "position_ids"
 ATTENTION_MASK = "attention_mask"
 TOKEN_TYPE_IDS = "token_type_ids"  # encoders with segment embeddings (BERT): a pair's second text is type 1
+BBOX = "bbox"  # document models (LayoutLM, LiLT, Bros, LayoutLMv3): each token's box on its page [B, S, 4]
 GLOBAL_ATTENTION_MASK = "global_attention_mask"  # Longformer attention (Longformer, LED's encoder): tokens seen by all
 LOGITS = "logits"
 VISION_EMBEDS = "vision_embeds"
@@ -215,16 +216,21 @@ class ImageTextDecoderGraphSpec(DecoderGraphSpec):
 @dataclass(frozen=True)
 class EncoderGraphSpec:
     """Encoders (embeddings, sequence classification): ids and mask (and token types, for encoders that have
-    them; and which tokens attend globally, for Longformer's) in, one output."""
+    them; which tokens attend globally, for Longformer's; each token's box on its page, and the page's image at
+    ``image_size``, for the document models) in, one output."""
 
     output_name: str
     pooled: bool = False
     token_types: bool = False
     global_attention: bool = False
+    layout: bool = False  # a document model's bbox [B, S, 4] (x0, y0, x1, y1 on a 0-1000 page)
+    image_size: tuple[int, int] | None = None  # LayoutLMv3's page image pixel_values [B, 3, H, W]
+    float_boxes: bool = False  # Bros': the boxes as fractions of the page (float32), not integers
 
     @property
     def input_names(self) -> tuple[str, ...]:
         optional = ((TOKEN_TYPE_IDS,) if self.token_types else ()) + ((GLOBAL_ATTENTION_MASK,) if self.global_attention else ())
+        optional += ((BBOX,) if self.layout else ()) + ((PIXEL_VALUES,) if self.image_size else ())
         return (INPUT_IDS, ATTENTION_MASK) + optional
 
     @property
@@ -238,6 +244,7 @@ class EncoderGraphSpec:
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         return {
             **{name: {0: "batch_size", 1: "seq_len"} for name in self.input_names},
+            **({PIXEL_VALUES: {0: "batch_size"}} if self.image_size else {}),
             self.output_name: {0: "batch_size"} if self.pooled else {0: "batch_size", 1: "seq_len"},
         }
 
@@ -255,6 +262,13 @@ class EncoderGraphSpec:
         global_mask[1, 1] = 1
         values = {INPUT_IDS: torch.zeros(2, length, dtype=torch.int64), ATTENTION_MASK: mask}
         values |= {TOKEN_TYPE_IDS: types, GLOBAL_ATTENTION_MASK: global_mask}
+        if self.layout:  # boxes with x0 <= x1 and y0 <= y1, as a processor writes them
+            generator = torch.Generator().manual_seed(0)
+            corners = torch.rand(2, length, 2, 2, generator=generator)
+            corners = corners if self.float_boxes else (corners * 1000).to(torch.int64)
+            values[BBOX] = torch.sort(corners, dim=2).values.reshape(2, length, 4)
+        if self.image_size:
+            values[PIXEL_VALUES] = torch.rand(2, 3, *self.image_size, generator=torch.Generator().manual_seed(0))
         return {name: values[name] for name in self.input_names}
 
     def specializations(self, lengths: list[int], batch_size: int) -> dict[str, Any]:

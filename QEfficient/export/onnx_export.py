@@ -186,14 +186,16 @@ def export_speculative_onnx(qeff_module, out_dir: Path, model_name: str, kv_dtyp
 def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str) -> Path:
     """Export a QEffEncoder: inputs input_ids/attention_mask (/token_type_ids, /a Longformer's global_attention_mask)
     [batch, seq], one output, dynamic axes."""
-    values = EncoderGraphSpec(output_name, token_types=module.token_types, global_attention=module.global_attention).dummy_inputs(
+    # a document model's boxes and page image (other encoders, the dual encoders' text towers, have neither)
+    layout = {name: getattr(module, name, default) for name, default in (("layout", False), ("image_size", None), ("float_boxes", False))}
+    values = EncoderGraphSpec(output_name, token_types=module.token_types, global_attention=module.global_attention, **layout).dummy_inputs(
         module.example_length
     )
     # ids and mask by position, the optional inputs by name (the module's keywords are transformers' input names)
     positional, named = (values.pop(INPUT_IDS), values.pop(ATTENTION_MASK)), values
     with torch.no_grad():
         pooled = module.eval()(*positional, **named).dim() == 2
-    spec = EncoderGraphSpec(output_name, pooled, module.token_types, module.global_attention)
+    spec = EncoderGraphSpec(output_name, pooled, module.token_types, module.global_attention, **layout)
     args = positional + ((named,) if named else ())
     path = torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
     if ATTENTION_MASK not in graph_input_names(path) and not module.reads_padding:  # traced away: padding attended to

@@ -22,7 +22,16 @@ from transformers import (
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import ATTENTION_MASK, GLOBAL_ATTENTION_MASK, INPUT_IDS, LOGITS, TOKEN_TYPE_IDS, EncoderGraphSpec
+from QEfficient.export.graph_specs import (
+    ATTENTION_MASK,
+    BBOX,
+    GLOBAL_ATTENTION_MASK,
+    INPUT_IDS,
+    LOGITS,
+    PIXEL_VALUES,
+    TOKEN_TYPE_IDS,
+    EncoderGraphSpec,
+)
 from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, global_attention_rule, run_encoder
 from QEfficient.loading.hf_loader import load_pretrained
@@ -112,9 +121,16 @@ class _QEFFEncoderBase(QEFFBaseModel):
             name,
             export_dir,
             export_fn=lambda tmp: export_encoder_onnx(self.model, tmp, name, self._output_name),
-            hash_extra={"global_attention": True} if self.model.global_attention else None,
+            hash_extra=self._graph_inputs_extra(),
         )
         return self.onnx_path
+
+    def _graph_inputs_extra(self) -> dict | None:
+        """What the graph reads beyond ids, mask and token types (its export's cache key)."""
+        extra = {"global_attention": True} if self.model.global_attention else {}
+        if self.model.layout:
+            extra |= {"layout": True, "image_size": self.model.image_size}
+        return extra or None
 
     def compile(
         self,
@@ -156,6 +172,10 @@ class _QEFFEncoderBase(QEFFBaseModel):
             params["tokenizer"] = tokenizer_digest(folder)
         manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
         manifest["token_types"] = token_types
+        if self.model.multiple_choice:  # one score per row, grouped by the host: no server here takes it
+            manifest["multiple_choice"] = True
+        if self.model.layout:  # a document model's boxes (and page images): no server here sends them
+            manifest["layout"] = True
         if self.model.reads_padding:  # run at the input's own width (FNet's Fourier mixing reads every column)
             manifest["reads_padding"] = True
         if self.model.global_attention:  # what the host marks global when given no mask (and a server, which takes none)
@@ -229,16 +249,41 @@ class _QEFFEncoderBase(QEFFBaseModel):
         if self.model.global_attention:
             default = self._global_attention
             global_mask = global_attention_mask(default["rule"], ids, None if given is None else _as_numpy(given), default["sep_token_id"])
+        bbox, pixels = self._layout_inputs(inputs, ids)
         if not runtime_ai100:
             named = {"token_type_ids": torch.from_numpy(types)} if self.model.token_types else {}
             if global_mask is not None:
                 named["global_attention_mask"] = torch.from_numpy(global_mask)
+            named |= {name: torch.from_numpy(v) for name, v in ((BBOX, bbox), (PIXEL_VALUES, pixels)) if v is not None}
             with torch.no_grad():
                 out = self.model(torch.from_numpy(ids), torch.from_numpy(mask), **named)
             return out.numpy()
         session, qconfig = self._encoder_session()
         params, token_types = qconfig["compile_params"], bool(qconfig.get("token_types"))
-        return run_encoder(session, params, token_types, ids, mask, types, global_mask, bool(qconfig.get("reads_padding")))
+        reads_padding = bool(qconfig.get("reads_padding"))
+        return run_encoder(session, params, token_types, ids, mask, types, global_mask, reads_padding, bbox=bbox, pixels=pixels)
+
+    def _layout_inputs(self, inputs, ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """A document model's boxes [B, S, 4] (transformers' default where none are given: zeros) and LayoutLMv3's page
+        images [B, 3, H, W]; (None, None) for other models, which take neither."""
+        bbox, pixels = inputs.get(BBOX), inputs.get(PIXEL_VALUES)
+        if not self.model.layout:
+            if bbox is not None or pixels is not None:
+                raise ValueError(f"{type(self.hf_model).__name__} reads text alone: leave bbox and pixel_values out of the inputs.")
+            return None, None
+        dtype = np.float32 if self.model.float_boxes else np.int64  # Bros' fractions of the page, or 0-1000 integers
+        bbox = np.zeros((*ids.shape, 4), dtype) if bbox is None else _as_numpy(bbox).astype(dtype).reshape(*ids.shape, 4)
+        size = self.model.image_size
+        if size is None:
+            if pixels is not None:
+                raise ValueError(f"{type(self.hf_model).__name__} embeds no page image (visual_embed=False): leave pixel_values out.")
+            return bbox, None
+        if pixels is None:
+            raise ValueError(f"{type(self.hf_model).__name__} reads each page's image: pass the processor's pixel_values with the text.")
+        pixels = np.ascontiguousarray(_as_numpy(pixels), dtype=np.float32)
+        if pixels.shape != (len(ids), 3, *size):
+            raise ValueError(f"pixel_values must be [{len(ids)}, 3, {size[0]}, {size[1]}] (a page per text), got {list(pixels.shape)}.")
+        return bbox, pixels
 
 
 class QEFFAutoModel(_QEFFEncoderBase):
@@ -416,7 +461,11 @@ class QEFFAutoModelForMultipleChoice(_QEFFLogitsEncoder):
             )
         questions, choices = ids.shape[:2]
         names = (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS, GLOBAL_ATTENTION_MASK)
-        rows = {name: _as_numpy(v).reshape(questions * choices, -1) for name, v in inputs.items() if name in names and v is not None}
+        given = {name: _as_numpy(v) for name, v in inputs.items() if name in names and v is not None}
+        wrong = [f"{name} {list(v.shape)}" for name, v in given.items() if v.shape != ids.shape]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: each input must be [questions, choices, tokens] as input_ids {list(ids.shape)}.")
+        rows = {name: v.reshape(questions * choices, -1) for name, v in given.items()}
         logits = super().generate(rows, device_ids, runtime_ai100, **kwargs)[LOGITS]
         return {LOGITS: logits.reshape(questions, choices)}
 

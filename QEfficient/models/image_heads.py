@@ -138,6 +138,14 @@ class QEFFAutoModelForImageToImage(QEFFAutoModelForImageClassification):
     _hf_auto = AutoModelForImageToImage
     _output_name = _head_output = "reconstruction"
 
+    def _size(self, img_size) -> tuple[int, int]:
+        if img_size is None:  # its config's image_size is a training crop; its processor writes any size
+            raise ValueError(
+                f"{type(self.hf_model).__name__} upscales images of any size, and its processor pads each to a multiple of "
+                "the window: pass compile(img_size=(height, width)) for the size it writes."
+            )
+        return super()._size(img_size)
+
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> ImageSuperResolutionOutput:
         return ImageSuperResolutionOutput(**super().generate(inputs, device_ids, runtime_ai100))
 

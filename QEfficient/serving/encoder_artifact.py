@@ -46,6 +46,14 @@ def is_encoder_artifact(qconfig: dict) -> bool:
             "classifier from its folder (serve --model_name FOLDER: /classify), or run it from Python "
             "(QEFFAutoModelForImageFeatureExtraction, QEFFAutoModelForImageClassification)."
         )
+    if qconfig.get("multiple_choice"):
+        name = qconfig.get("model_name")
+        raise ValueError(f"'{name}' is a multiple-choice head's artifact, which no server here takes. Run it from Python.")
+    if qconfig.get("layout"):
+        raise ValueError(
+            f"'{qconfig.get('model_name')}' is a document model's artifact (LayoutLM, LiLT, Bros, LayoutLMv3): it reads each "
+            "token's box, which no server here takes. Run it from Python."
+        )
     if qconfig.get("kind") == VIDEO_CLASSIFIER_KIND:
         raise ValueError(f"'{qconfig.get('model_name')}' is a video classifier's artifact: no server here takes video. Run it from Python.")
     if str(qconfig.get("kind", "")).startswith(DUAL_ENCODER_KIND):

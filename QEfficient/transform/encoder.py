@@ -111,7 +111,10 @@ def eager_everywhere(config) -> Iterator[None]:
 # (DeBERTa's relative positions), or that refuse a 4-D one (XLM's and FlauBERT's assert on its shape)
 TWO_D_MASK_TYPES = frozenset(
     {"deberta", "deberta-v2", "xlm", "flaubert", "esm", "layoutlm", "ultrabert", "ultravbert", "eurobert", "longformer"}
+    | {"layoutlmv3"}  # LayoutLMv3 appends its image patches' mask to the 2-D one
 )
+# document models: each token's box on its page (bbox) is a graph input; LayoutLMv3's page image too, where it embeds one
+LAYOUT_TYPES = frozenset({"layoutlm", "lilt", "bros", "layoutlmv3"})
 # encoders whose attention is Longformer's (a window either side, global tokens): the block-banded form
 # (transform/adapters/longformer.py) replaces their self-attention, and the graph's lengths are multiples of the window
 LONGFORMER_TYPES = frozenset({"longformer"})
@@ -206,6 +209,11 @@ class QEffEncoder(nn.Module):
         self.token_types = (getattr(self.config, "type_vocab_size", 0) or 0) > 1 and "token_type_ids" in inspect.signature(
             hf_model.forward
         ).parameters
+        self.layout = self.config.model_type in LAYOUT_TYPES
+        self.float_boxes = self.config.model_type == "bros"  # its boxes are fractions of the page
+        # LayoutLMv3's page image (its patches join the sequence), at the size its patch embedding was built for
+        visual = self.config.model_type == "layoutlmv3" and getattr(self.config, "visual_embed", False)
+        self.image_size = (self.config.input_size, self.config.input_size) if visual else None
         # a bidirectional model with sliding-window layers (EmbeddingGemma): one mask per layer type, built here,
         # since transformers builds the windowed one with vmap, which tracing does not take; or one window per layer
         # (NeoMME's per_layer_config; None: a full-attention layer), masks keyed by layer; a composite model's text
@@ -264,11 +272,14 @@ class QEffEncoder(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
         global_attention_mask: torch.Tensor | None = None,
+        bbox: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.static_kv is not None:
             out = self.static_kv(input_ids, attention_mask)
             return self.pooling(out, attention_mask) if self.pooling is not None and not self.classifier else out
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        extra |= {name: value for name, value in (("bbox", bbox), ("pixel_values", pixel_values)) if value is not None}
         if global_attention_mask is not None:
             extra["global_attention_mask"] = global_attention_mask
         if self.reads_padding:
@@ -288,8 +299,12 @@ class QEffEncoder(nn.Module):
                 hidden = self.hf.base_model(input_ids=input_ids, attention_mask=mask, **extra).last_hidden_state
                 return self.hf.score(last_token_pooling(hidden, attention_mask))
             if self.multiple_choice:
-                return self._row_scores(input_ids, mask, extra)
-            out = self.hf(input_ids=input_ids, attention_mask=mask, **extra)
+                return self._row_scores(input_ids, attention_mask, mask, extra)
+            if self.classifier and getattr(self.config, "classifier_pooling", None) == "mean":  # ModernBERT's head pools by the mask
+                with self.with_base_mask(mask):
+                    out = self.hf(input_ids=input_ids, attention_mask=attention_mask, **extra)
+            else:
+                out = self.hf(input_ids=input_ids, attention_mask=mask, **extra)
         if hasattr(out, "start_logits"):  # extractive QA: [B, S, 2], start then end
             return torch.stack([out.start_logits, out.end_logits], dim=-1)
         if self.classifier:
@@ -297,11 +312,21 @@ class QEffEncoder(nn.Module):
         hidden = out.last_hidden_state
         return self.pooling(hidden, attention_mask) if self.pooling is not None else hidden
 
-    def _row_scores(self, input_ids: torch.Tensor, mask, extra: dict) -> torch.Tensor:
-        """A multiple-choice head's score of each row [R, 1], each row one choice. transformers' head flattens its
-        [B, choices, S] inputs to rows and its mask to [rows, S]; the 4-D mask built above is handed to the base model
-        in its place (its forward wrapped on the instance while the head runs), and the other inputs get a choice axis."""
+    def _row_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, mask, extra: dict) -> torch.Tensor:
+        """A multiple-choice head's score of each row [R, 1], each row one choice: transformers' head gets the rows as
+        [R, 1, S] (one choice each) with the 2-D padding mask, which it flattens and may pool with (ModernBERT's mean);
+        its base model gets the mask built above (``with_base_mask``)."""
+        with self.with_base_mask(mask):
+            rows = {name: value[:, None] for name, value in extra.items() if isinstance(value, torch.Tensor)}
+            return self.hf(input_ids=input_ids[:, None], attention_mask=attention_mask[:, None], **rows).logits
+
+    @contextlib.contextmanager
+    def with_base_mask(self, mask) -> Iterator[None]:
+        """While it runs, the base model's forward takes ``mask`` (the one built for the graph) in place of the
+        attention mask its head hands it: for heads that also read the 2-D mask themselves (multiple choice, ModernBERT's
+        mean pooling). The wrapper is set on the instance and the instance's own forward, if any, put back after."""
         base = self.hf.base_model
+        own = base.__dict__.get("forward")
         forward = base.forward
 
         def with_mask(*args, **kwargs):
@@ -310,10 +335,12 @@ class QEffEncoder(nn.Module):
 
         base.forward = with_mask
         try:
-            rows = {name: value[:, None] for name, value in extra.items() if isinstance(value, torch.Tensor)}
-            return self.hf(input_ids=input_ids[:, None], **rows).logits
+            yield
         finally:
-            del base.forward
+            if own is None:
+                del base.forward
+            else:
+                base.forward = own
 
     def _window(self, padding: torch.Tensor, window: int) -> torch.Tensor:
         """The padding mask [B,1,1,S] within the model's bidirectional window: transformers' own rule, evaluated on
