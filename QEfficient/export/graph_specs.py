@@ -629,6 +629,47 @@ class MaskDecoderGraphSpec:
         return {"specializations": [{"name": "MaskDecoder", "symbols": {"batch_size": str(batch_size)}}]}
 
 
+WAVEFORM, SEQUENCE_LENGTHS = "waveform", "sequence_lengths"  # a text-to-speech graph's audio [B, samples], real lengths [B]
+# VITS' sampling controls, scalar inputs of its graph (transformers reads them from the model: noise_scale, ...)
+NOISE_SCALE, NOISE_SCALE_DURATION, SPEAKING_RATE, SPEAKER_ID = "noise_scale", "noise_scale_duration", "speaking_rate", "speaker_id"
+TEXT_TO_WAVEFORM_KIND = "text_to_waveform"
+
+
+@dataclass(frozen=True)
+class TextToWaveformGraphSpec:
+    """Non-autoregressive text-to-speech (VITS, MMS-TTS): the text's ids and mask, the noise scales and speaking rate
+    (scalars), and a multi-speaker model's speaker ([1]: one per call, as transformers takes it) in; the waveform
+    [B, samples] and each row's real length out. The noise is drawn inside the graph."""
+
+    speakers: bool = False
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        controls = (NOISE_SCALE, NOISE_SCALE_DURATION, SPEAKING_RATE) + ((SPEAKER_ID,) if self.speakers else ())
+        return (INPUT_IDS, ATTENTION_MASK, *controls)
+
+    output_names = [WAVEFORM, SEQUENCE_LENGTHS]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        text = {0: "batch_size", 1: "seq_len"}
+        axes = {INPUT_IDS: text, ATTENTION_MASK: text, WAVEFORM: {0: "batch_size", 1: "samples"}, SEQUENCE_LENGTHS: {0: "batch_size"}}
+        return axes
+
+    def dummy_inputs(self, vocab_size: int) -> tuple:
+        """Two rows of 7 tokens, the second's last two padding; no noise (the traced sizes follow the durations)."""
+        import torch
+
+        ids = torch.randint(1, max(2, vocab_size), (2, 7), generator=torch.Generator().manual_seed(0))
+        mask = torch.ones_like(ids)
+        mask[1, 5:] = 0
+        scalars = (torch.tensor(0.0), torch.tensor(0.0), torch.tensor(1.0))
+        return (ids, mask, *scalars) + ((torch.zeros(1, dtype=torch.int64),) if self.speakers else ())  # one speaker per call
+
+    @staticmethod
+    def specializations(batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "TextToWaveform", "symbols": {"batch_size": str(batch_size)}}]}
+
+
 FLATTENED_PATCHES = "flattened_patches"
 # a processor's decoder prompt (Pix2Struct's text) and its mask, as transformers names them
 DECODER_INPUT_IDS = "decoder_input_ids"

@@ -1,0 +1,172 @@
+"""QEFFAutoModelForTextToWaveform: non-autoregressive text-to-speech (VITS, and the MMS-TTS checkpoints built on it;
+transformers' ``AutoModelForTextToWaveform``) as one graph: a tokenizer's output in, the waveform and each row's length
+out, as transformers' forward returns them.
+
+The noise scales and speaking rate default to the model's (its config's) and may be given per call. Like transformers,
+each call with noise draws new noise; the graph draws it with ONNX Runtime's generator, so torch's seed does not
+reproduce transformers' waveform. With both noise scales 0 the waveform is transformers' own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForTextToWaveform, PreTrainedModel
+
+from QEfficient.compile.ort_cpu import warn_ignored_options
+from QEfficient.compile.weight_compression import quantize_dynamic_int8
+from QEfficient.export.graph_specs import (
+    ATTENTION_MASK,
+    INPUT_IDS,
+    NOISE_SCALE,
+    NOISE_SCALE_DURATION,
+    SEQUENCE_LENGTHS,
+    SPEAKER_ID,
+    SPEAKING_RATE,
+    TEXT_TO_WAVEFORM_KIND,
+    WAVEFORM,
+    TextToWaveformGraphSpec,
+)
+from QEfficient.export.onnx_export import torchscript_export
+from QEfficient.generation.encoder_run import encoder_inputs
+from QEfficient.models.base import QEFFBaseModel
+from QEfficient.runtime.ort_session import open_artifact_session
+from QEfficient.transform.text_to_speech import QEffVits
+from QEfficient.utils.checks import check_positive
+
+
+def export_text_to_waveform_onnx(module: QEffVits, out_dir: Path, name: str) -> Path:
+    """Export a QEffVits: text, noise scales and speaking rate in, waveform and lengths out; batch and length dynamic."""
+    spec = TextToWaveformGraphSpec(module.speakers)
+    args = spec.dummy_inputs(module.config.vocab_size)
+    return torchscript_export(module, args, out_dir / f"{name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
+
+
+class QEFFAutoModelForTextToWaveform(QEFFBaseModel):
+    """Text-to-speech with VITS (module docstring).
+
+    >>> model = QEFFAutoModelForTextToWaveform.from_pretrained("path/to/mms-tts-eng")
+    >>> model.compile(num_cores=16)
+    >>> out = model.generate(tokenizer("Hello, my dog is cute", return_tensors="pt"))
+    >>> out["waveform"][0, : out["sequence_lengths"][0]]  # at model.sampling_rate
+    """
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
+        self.model = QEffVits(model.eval())
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
+        return cls._from_auto(AutoModelForTextToWaveform, pretrained_model_name_or_path, *args, **kwargs)
+
+    @property
+    def hf_model(self) -> PreTrainedModel:
+        return self.model.hf
+
+    @property
+    def sampling_rate(self) -> int:
+        """The waveform's samples per second."""
+        return self.config.sampling_rate
+
+    def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
+        """Export to ONNX (cached under QEFF_HOME); returns the path."""
+        warn_ignored_options("export()", kwargs)
+        name = self.model_name.replace("/", "_")
+        self.onnx_path = self._export_graph(
+            self.model,
+            name,
+            export_dir,
+            export_fn=lambda tmp: export_text_to_waveform_onnx(self.model, tmp, name),
+            hash_extra={"graph": TEXT_TO_WAVEFORM_KIND},
+        )
+        return self.onnx_path
+
+    def compile(
+        self,
+        onnx_path: str | os.PathLike | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        batch_size: int = 1,
+        num_devices: int = 1,
+        num_cores: int = 16,
+        mxfp6_matmul: bool = False,
+        **compiler_options,
+    ) -> Path:
+        """Build the artifact. The texts of one call run together, padded as the tokenizer pads them (as transformers
+        runs a batch); ``mxfp6_matmul``: the MatMuls as int8 GEMMs."""
+        check_positive(batch_size=batch_size, num_cores=num_cores)
+        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
+        onnx_path = Path(onnx_path) if onnx_path else self.export()
+        manifest = {"model_name": self.model_name, "output_name": WAVEFORM, "num_cores": num_cores, "kind": TEXT_TO_WAVEFORM_KIND}
+        self.qpc_path = self._build_artifact(
+            onnx_path,
+            compile_dir,
+            manifest,
+            {"backend": "onnxruntime-cpu", "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
+            TextToWaveformGraphSpec.specializations(batch_size),
+            rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
+        )
+        self._num_cores = num_cores
+        return self.qpc_path
+
+    def generate(
+        self,
+        inputs,
+        device_ids: list[int] | None = None,
+        runtime_ai100: bool = True,
+        *,
+        noise_scale: float | None = None,
+        noise_scale_duration: float | None = None,
+        speaking_rate: float | None = None,
+        speaker_id: int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """{"waveform": [texts, samples], "sequence_lengths": [texts]} for a tokenizer's output; each row's audio is its
+        first sequence_lengths samples, at ``sampling_rate``. The noise scales and speaking rate default to the model's."""
+        if device_ids is not None and len(device_ids) > 1:
+            warn_ignored_options("generate()", {"device_ids": device_ids})
+        if not hasattr(inputs, "keys") or INPUT_IDS not in inputs:
+            raise ValueError("Pass a tokenizer's output (input_ids and attention_mask).")
+        ids, mask, _ = encoder_inputs({k: _numpy(v) for k, v in inputs.items() if k in (INPUT_IDS, ATTENTION_MASK) and v is not None})
+        if ids.ndim != 2 or mask.shape != ids.shape or not ids.shape[1]:
+            raise ValueError(f"input_ids and attention_mask must be [texts, tokens] alike, got {list(ids.shape)} and {list(mask.shape)}.")
+        feed = self._controls(noise_scale, noise_scale_duration, speaking_rate, speaker_id)
+        if not runtime_ai100:
+            with torch.no_grad():
+                waveform, lengths = self.model(torch.from_numpy(ids), torch.from_numpy(mask), *map(torch.from_numpy, feed.values()))
+            return {WAVEFORM: waveform, SEQUENCE_LENGTHS: lengths}
+        if self.qpc_path is None:
+            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
+        path = self.qpc_path
+        session = self._session("vits", (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
+        waveform, lengths = session.run([WAVEFORM, SEQUENCE_LENGTHS], {INPUT_IDS: ids, ATTENTION_MASK: mask, **feed})
+        return {WAVEFORM: torch.from_numpy(waveform), SEQUENCE_LENGTHS: torch.from_numpy(lengths)}
+
+    def _controls(self, noise_scale, noise_scale_duration, speaking_rate, speaker_id) -> dict[str, np.ndarray]:
+        """The graph's scalar inputs: the given values, else the model's own (transformers' defaults from the config)."""
+        hf = self.hf_model
+        values = {
+            NOISE_SCALE: hf.noise_scale if noise_scale is None else noise_scale,
+            NOISE_SCALE_DURATION: hf.noise_scale_duration if noise_scale_duration is None else noise_scale_duration,
+            SPEAKING_RATE: hf.speaking_rate if speaking_rate is None else speaking_rate,
+        }
+        for name, value in values.items():
+            bad = not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0
+            if bad or (name == SPEAKING_RATE and value <= 0):
+                raise ValueError(f"{name} must be a number >= 0 (speaking_rate > 0), got {value!r}.")
+        feed = {name: np.array(value, np.float32) for name, value in values.items()}
+        speakers = self.config.num_speakers
+        if speakers > 1:  # transformers runs such a model without a speaker's embedding when given none; the graph takes one
+            if not isinstance(speaker_id, int) or isinstance(speaker_id, bool) or not 0 <= speaker_id < speakers:
+                raise ValueError(f"{type(hf).__name__} has {speakers} speakers: pass speaker_id, an integer from 0 to {speakers - 1}.")
+            feed[SPEAKER_ID] = np.array([speaker_id], np.int64)
+        elif speaker_id is not None:
+            raise ValueError(f"{type(hf).__name__} has one speaker: leave speaker_id out.")
+        return feed
+
+
+def _numpy(value) -> np.ndarray:
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
