@@ -42,6 +42,7 @@ HEADS = {
 }
 CASES = [(name, "tokens") for name in DOCUMENT_MODELS]
 CASES += [("layoutlm", "sequence"), ("layoutlmv3", "sequence"), ("lilt", "qa"), ("layoutlmv3", "qa"), ("bros", "base")]
+CASES += [("layoutlmv3", "base")]
 
 
 def _inputs(with_image: bool) -> dict[str, torch.Tensor]:
@@ -87,10 +88,13 @@ def test_document_models_equal_transformers(name, head, tmp_path):
         pairs = [(got["logits"], expected.logits)]
     for ours, theirs in pairs:
         ours, theirs = np.asarray(ours), theirs.numpy()
+        assert ours.shape == theirs.shape
         if head == "sequence":
             np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)
-        else:  # the text tokens' outputs (LayoutLMv3's QA head also scores its image patches, after them)
-            np.testing.assert_allclose(ours[:, : real.shape[1]][real], theirs[:, : real.shape[1]][real], atol=1e-4, rtol=0)
+            continue
+        text = real.shape[1]  # the text tokens' outputs; LayoutLMv3's QA head and base model also its image patches after them
+        np.testing.assert_allclose(ours[:, :text][real], theirs[:, :text][real], atol=1e-4, rtol=0)
+        np.testing.assert_allclose(ours[:, text:], theirs[:, text:], atol=1e-4, rtol=0)
     theirs_moved = (moved.start_logits if head == "qa" else moved.last_hidden_state if head == "base" else moved.logits).numpy()
     assert float(np.abs(theirs_moved - pairs[0][1].numpy()).max()) > 1e-3  # the boxes decide
     if head == "tokens" and name == "layoutlm":
@@ -117,3 +121,9 @@ def test_document_inputs_are_checked(tmp_path):
         model.generate({k: v for k, v in inputs.items() if k != "pixel_values"}, runtime_ai100=False)
     with pytest.raises(ValueError, match="a page per text"):
         model.generate({**inputs, "pixel_values": inputs["pixel_values"][:1]}, runtime_ai100=False)
+    with pytest.raises(ValueError, match="bbox must be"):
+        model.generate({**inputs, "bbox": inputs["bbox"][:, :4]}, runtime_ai100=False)
+    with pytest.raises(ValueError, match="integers on a 0-1000 page"):
+        model.generate({**inputs, "bbox": inputs["bbox"] / 1000.0}, runtime_ai100=False)
+    with pytest.raises(ValueError, match="without pooling"):
+        QEFFAutoModel.from_pretrained(tmp_path, pooling="mean")

@@ -245,7 +245,8 @@ class EncoderGraphSpec:
         return {
             **{name: {0: "batch_size", 1: "seq_len"} for name in self.input_names},
             **({PIXEL_VALUES: {0: "batch_size"}} if self.image_size else {}),
-            self.output_name: {0: "batch_size"} if self.pooled else {0: "batch_size", 1: "seq_len"},
+            # LayoutLMv3's per-token outputs may hold its image patches after the text: their own length
+            self.output_name: {0: "batch_size"} if self.pooled else {0: "batch_size", 1: "tokens" if self.image_size else "seq_len"},
         }
 
     def dummy_inputs(self, length: int = 8) -> dict[str, Any]:

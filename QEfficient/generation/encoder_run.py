@@ -102,6 +102,11 @@ def run_encoder(
             chunk = {name: np.concatenate([v, np.repeat(v[-1:], batch - real, 0)]) for name, v in chunk.items()}
         outputs.append(session.run(None, chunk)[0][:real])
     out = np.concatenate(outputs)
+    if pixels is not None and out.ndim >= 3 and out.shape[1] > fit:  # LayoutLMv3's image patches after the text columns
+        text, patches = out[:, :fit], out[:, fit:]
+        text = text[:, : ids.shape[1]]
+        text = np.pad(text, [(0, 0), (0, ids.shape[1] - text.shape[1])] + [(0, 0)] * (out.ndim - 2))
+        return np.concatenate([text, patches], axis=1)
     if out.ndim >= 3 and out.shape[1] == fit != ids.shape[1]:  # per-token outputs: the input's columns, not the compiled length's
         out = out[:, : ids.shape[1]]
         if out.shape[1] < ids.shape[1]:  # columns past the last real token (padding="max_length"): zeros

@@ -160,6 +160,10 @@ class _QEFFEncoderBase(QEFFBaseModel):
         # a graph given by path may predate token types as an input; this export has them where the model does
         token_types = TOKEN_TYPE_IDS in graph_input_names(Path(onnx_path)) if onnx_path else self.model.token_types
         onnx_path = Path(onnx_path) if onnx_path else self.export()
+        missing = [n for n, needed in ((BBOX, self.model.layout), (PIXEL_VALUES, self.model.image_size)) if needed]
+        missing = [n for n in missing if n not in graph_input_names(onnx_path)]
+        if missing:
+            raise ValueError(f"{onnx_path} predates {' and '.join(missing)} as graph inputs: compile without onnx_path.")
         if self.model.global_attention and GLOBAL_ATTENTION_MASK not in graph_input_names(onnx_path):
             raise ValueError(f"{onnx_path} predates Longformer's global attention mask as an input: compile without onnx_path.")
         specs = EncoderGraphSpec(self._output_name).specializations(lengths, batch_size)
@@ -272,7 +276,16 @@ class _QEFFEncoderBase(QEFFBaseModel):
                 raise ValueError(f"{type(self.hf_model).__name__} reads text alone: leave bbox and pixel_values out of the inputs.")
             return None, None
         dtype = np.float32 if self.model.float_boxes else np.int64  # Bros' fractions of the page, or 0-1000 integers
-        bbox = np.zeros((*ids.shape, 4), dtype) if bbox is None else _as_numpy(bbox).astype(dtype).reshape(*ids.shape, 4)
+        if bbox is None:
+            if self.model.float_boxes:  # transformers' Bros asks for them too
+                raise ValueError(f"{type(self.hf_model).__name__} needs each token's box: pass bbox [texts, tokens, 4].")
+            bbox = np.zeros((*ids.shape, 4), dtype)  # transformers' default
+        bbox = _as_numpy(bbox)
+        if bbox.shape != (*ids.shape, 4):
+            raise ValueError(f"bbox must be [texts, tokens, 4] as input_ids {list(ids.shape)} (x0, y0, x1, y1), got {list(bbox.shape)}.")
+        if not self.model.float_boxes and not np.issubdtype(bbox.dtype, np.integer):
+            raise ValueError(f"{type(self.hf_model).__name__}'s boxes are integers on a 0-1000 page, got {bbox.dtype} values.")
+        bbox = bbox.astype(dtype)
         size = self.model.image_size
         if size is None:
             if pixels is not None:

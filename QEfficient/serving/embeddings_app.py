@@ -186,6 +186,8 @@ def open_embeddings_app(
     if not isinstance(model, QEFFAutoModel):  # an image or audio encoder (QEFFAutoModelFor{Image,Audio}FeatureExtraction)
         kind = "images" if "Image" in type(model).__name__ else "audio"
         raise ValueError(f"'{model_name}' reads {kind}: the embeddings server takes text. Run it from Python ({type(model).__name__}).")
+    if model.model.layout:  # LayoutLM, LiLT, Bros, LayoutLMv3
+        raise ValueError(f"'{model_name}' is a document model: it reads each token's box, which no server here takes. Run it from Python.")
     check_sentence_transformers_folder(model.local_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)

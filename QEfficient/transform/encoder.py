@@ -214,6 +214,11 @@ class QEffEncoder(nn.Module):
         # LayoutLMv3's page image (its patches join the sequence), at the size its patch embedding was built for
         visual = self.config.model_type == "layoutlmv3" and getattr(self.config, "visual_embed", False)
         self.image_size = (self.config.input_size, self.config.input_size) if visual else None
+        if self.image_size and pooling is not None:
+            raise ValueError(
+                f"{name}'s hidden states hold its page image's patches after the text: load it without pooling (its "
+                "heads pool as the model does)."
+            )
         # a bidirectional model with sliding-window layers (EmbeddingGemma): one mask per layer type, built here,
         # since transformers builds the windowed one with vmap, which tracing does not take; or one window per layer
         # (NeoMME's per_layer_config; None: a full-attention layer), masks keyed by layer; a composite model's text
