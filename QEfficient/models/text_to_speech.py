@@ -9,6 +9,8 @@ reproduce transformers' waveform. With both noise scales 0 the waveform is trans
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from pathlib import Path
 
@@ -131,7 +133,7 @@ class QEFFAutoModelForTextToWaveform(QEFFBaseModel):
         if not hasattr(inputs, "keys") or INPUT_IDS not in inputs:
             raise ValueError("Pass a tokenizer's output (input_ids and attention_mask).")
         ids, mask, _ = encoder_inputs({k: _numpy(v) for k, v in inputs.items() if k in (INPUT_IDS, ATTENTION_MASK) and v is not None})
-        if ids.ndim != 2 or mask.shape != ids.shape or not ids.shape[1]:
+        if ids.ndim != 2 or mask.shape != ids.shape or not ids.shape[0] or not ids.shape[1]:
             raise ValueError(f"input_ids and attention_mask must be [texts, tokens] alike, got {list(ids.shape)} and {list(mask.shape)}.")
         feed = self._controls(noise_scale, noise_scale_duration, speaking_rate, speaker_id)
         if not runtime_ai100:
@@ -142,7 +144,9 @@ class QEFFAutoModelForTextToWaveform(QEFFBaseModel):
             raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
         path = self.qpc_path
         session = self._session("vits", (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
-        waveform, lengths = session.run([WAVEFORM, SEQUENCE_LENGTHS], {INPUT_IDS: ids, ATTENTION_MASK: mask, **feed})
+        graph_inputs = {i.name for i in session.get_inputs()}  # a deterministic duration predictor reads no duration noise
+        feed = {name: value for name, value in {INPUT_IDS: ids, ATTENTION_MASK: mask, **feed}.items() if name in graph_inputs}
+        waveform, lengths = session.run([WAVEFORM, SEQUENCE_LENGTHS], feed)
         return {WAVEFORM: torch.from_numpy(waveform), SEQUENCE_LENGTHS: torch.from_numpy(lengths)}
 
     def _controls(self, noise_scale, noise_scale_duration, speaking_rate, speaker_id) -> dict[str, np.ndarray]:
@@ -154,18 +158,30 @@ class QEFFAutoModelForTextToWaveform(QEFFBaseModel):
             SPEAKING_RATE: hf.speaking_rate if speaking_rate is None else speaking_rate,
         }
         for name, value in values.items():
-            bad = not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0
+            value = _scalar(value)
+            bad = not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value < 0
             if bad or (name == SPEAKING_RATE and value <= 0):
-                raise ValueError(f"{name} must be a number >= 0 (speaking_rate > 0), got {value!r}.")
+                raise ValueError(f"{name} must be a finite number >= 0 (speaking_rate > 0), got {value!r}.")
+            values[name] = value
         feed = {name: np.array(value, np.float32) for name, value in values.items()}
         speakers = self.config.num_speakers
         if speakers > 1:  # transformers runs such a model without a speaker's embedding when given none; the graph takes one
+            speaker_id = _scalar(speaker_id)
             if not isinstance(speaker_id, int) or isinstance(speaker_id, bool) or not 0 <= speaker_id < speakers:
                 raise ValueError(f"{type(hf).__name__} has {speakers} speakers: pass speaker_id, an integer from 0 to {speakers - 1}.")
             feed[SPEAKER_ID] = np.array([speaker_id], np.int64)
         elif speaker_id is not None:
             raise ValueError(f"{type(hf).__name__} has one speaker: leave speaker_id out.")
         return feed
+
+
+def _scalar(value):
+    """A one-element numpy or torch value as a Python number (others as they are)."""
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else value
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.item() if value.size == 1 else value
+    return value
 
 
 def _numpy(value) -> np.ndarray:

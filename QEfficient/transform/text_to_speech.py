@@ -1,9 +1,12 @@
 """VITS (MMS-TTS; transformers' ``VitsModel``) as one graph: text in, waveform out. Its durations decide the audio's
 length inside the graph, and its two noises (the durations' and the prior's) are drawn inside it too (ONNX Runtime's
-random normal); the noise scales and speaking rate, which transformers reads from the model's attributes, are scalar
-inputs, set on the model while our forward runs."""
+random normal); the noise scales, which transformers reads from the model's attributes, are scalar inputs set on the
+model while our forward runs, and the speaking rate one passed to its forward. A model whose durations are not
+stochastic reads no duration noise: its graph has no such input."""
 
 from __future__ import annotations
+
+import threading
 
 import torch
 from torch import nn
@@ -30,6 +33,9 @@ def check_text_to_waveform(model: PreTrainedModel) -> None:
         raise NotImplementedError(f"{type(model).__name__} is not supported: {reason}.")
 
 
+_SWAP_LOCK = threading.Lock()
+
+
 class QEffVits(nn.Module):
     """forward(input_ids, attention_mask, noise_scale, noise_scale_duration, speaking_rate[, speaker_id]) -> (waveform
     [B, samples], sequence_lengths [B])."""
@@ -53,14 +59,15 @@ class QEffVits(nn.Module):
         speaking_rate: torch.Tensor,
         speaker_id: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        names = ("noise_scale", "noise_scale_duration", "speaking_rate")
-        saved = [getattr(self.hf, name) for name in names]
-        for name, value in zip(names, (noise_scale, noise_scale_duration, speaking_rate)):
-            setattr(self.hf, name, value)
-        try:
-            speaker = {} if speaker_id is None else {"speaker_id": speaker_id}
-            out = self.hf(input_ids=input_ids, attention_mask=attention_mask, **speaker)
-        finally:
-            for name, value in zip(names, saved):
+        names = ("noise_scale", "noise_scale_duration")  # read from the model; the speaking rate is an argument
+        speaker = {} if speaker_id is None else {"speaker_id": speaker_id}
+        with _SWAP_LOCK:  # one swap at a time: a concurrent run would save another's tensors as the model's values
+            saved = [getattr(self.hf, name) for name in names]
+            for name, value in zip(names, (noise_scale, noise_scale_duration)):
                 setattr(self.hf, name, value)
+            try:
+                out = self.hf(input_ids=input_ids, attention_mask=attention_mask, speaking_rate=speaking_rate, **speaker)
+            finally:
+                for name, value in zip(names, saved):
+                    setattr(self.hf, name, value)
         return out.waveform, out.sequence_lengths
