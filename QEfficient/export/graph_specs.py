@@ -671,6 +671,44 @@ class TextToWaveformGraphSpec:
         return {"specializations": [{"name": "TextToWaveform", "symbols": {"batch_size": str(batch_size)}}]}
 
 
+PAST_VALUES, PAST_OBSERVED_MASK = "past_values", "past_observed_mask"  # a time series' context [B, context, channels]
+TIME_SERIES_KIND = "time_series"
+
+
+@dataclass(frozen=True)
+class TimeSeriesGraphSpec:
+    """Time-series models (PatchTST, PatchTSMixer: forecasting, regression, classification): the context window [B,
+    context_length, channels] (and which of its values were observed, where the model reads that) in, the head's output
+    out (a forecast [B, prediction_length, channels], regression targets or class logits)."""
+
+    output_name: str
+    observed_mask: bool = True
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return (PAST_VALUES, PAST_OBSERVED_MASK) if self.observed_mask else (PAST_VALUES,)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [self.output_name]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {name: {0: "batch_size"} for name in (*self.input_names, self.output_name)}
+
+    def dummy_inputs(self, context_length: int, channels: int) -> tuple:
+        import torch
+
+        values = torch.randn(2, context_length, channels, generator=torch.Generator().manual_seed(0))
+        observed = torch.ones_like(values)
+        observed[1, :2] = 0  # a few unobserved values
+        return (values, observed) if self.observed_mask else (values,)
+
+    @staticmethod
+    def specializations(batch_size: int, context_length: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "context_length": str(context_length)}
+        return {"specializations": [{"name": "TimeSeries", "symbols": symbols}]}
+
+
 FLATTENED_PATCHES = "flattened_patches"
 # a processor's decoder prompt (Pix2Struct's text) and its mask, as transformers names them
 DECODER_INPUT_IDS = "decoder_input_ids"

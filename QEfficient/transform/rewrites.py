@@ -20,6 +20,8 @@ or assumes a cache that grows with the sequence.
 * Llama 4 and DeepSeek-V2 rotate queries and keys with complex numbers (``torch.polar``,
   ``view_as_complex``), which ONNX cannot express: their rotary tables become (cos, sin) pairs and the
   rotation is written out in real arithmetic (the module functions are swapped only while our forward runs).
+* PatchTST's and PatchTSMixer's patches are ``unfold`` over the time axis, which exports with a wrong shape when the
+  batch is dynamic: here a gather of each patch's positions.
 * Grounding DINO splits its prompt into phrases with ``isin`` and running maxima, which have no ONNX export: here by
   comparisons over positions (adapters/grounding_dino.py).
 """
@@ -258,8 +260,21 @@ def conformer_relative_scores(module, query, key, relative_position_embeddings):
     return query + module.pos_bias_u[None, :, None, :], scores * module.scaling
 
 
+def patchify_forward(self, past_values: torch.Tensor) -> torch.Tensor:
+    """PatchTST's and PatchTSMixer's patches [B, channels, patches, patch_length] by a gather of window positions:
+    ``unfold`` over a middle axis exports with a wrong shape for a dynamic batch."""
+    if past_values.shape[-2] != self.sequence_length:
+        raise ValueError(f"Input sequence length ({past_values.shape[-2]}) doesn't match model configuration ({self.sequence_length}).")
+    starts = torch.arange(self.num_patches, device=past_values.device) * self.patch_stride + self.sequence_start
+    positions = starts[:, None] + torch.arange(self.patch_length, device=past_values.device)[None, :]
+    patches = past_values[:, positions, :]  # [B, patches, patch_length, channels]
+    return patches.permute(0, 3, 1, 2).contiguous()
+
+
 # class name -> {method name: replacement}
 REWRITES = {
+    "PatchTSTPatchify": {"forward": patchify_forward},
+    "PatchTSMixerPatchify": {"forward": patchify_forward},
     "T5Gemma2TextScaledWordEmbedding": {"forward": t5gemma2_embedding_forward},
     "DbrxExperts": {"forward": dbrx_experts_forward},
     "JetMoeMoE": {"forward": jetmoe_moe_forward},

@@ -1,0 +1,144 @@
+"""QEFFAutoModelForTimeSeriesPrediction: time-series models over a fixed context window (PatchTST and PatchTSMixer's
+forecasting, regression and classification heads) as one graph, loaded by the head the checkpoint was saved with.
+
+``generate({"past_values": [series, context_length, channels]})`` returns {output name: torch.Tensor} as transformers'
+forward names it: ``prediction_outputs`` (a forecast [series, prediction_length, channels], or PatchTSMixer's class
+logits), ``regression_outputs``, or PatchTST's ``prediction_logits``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import PreTrainedModel
+
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.export.graph_specs import PAST_OBSERVED_MASK, PAST_VALUES, TIME_SERIES_KIND, TimeSeriesGraphSpec
+from QEfficient.export.onnx_export import torchscript_export
+from QEfficient.generation.encoder_run import run_in_batches
+from QEfficient.loading.hf_loader import load_config
+from QEfficient.loading.model_path import resolve_model_path
+from QEfficient.models.base import QEFFBaseModel
+from QEfficient.runtime.ort_session import open_artifact_session
+from QEfficient.transform.time_series import TIME_SERIES_HEADS, QEffTimeSeries
+from QEfficient.utils.checks import check_positive
+
+
+class QEFFAutoModelForTimeSeriesPrediction(QEFFBaseModel):
+    """A time-series model (module docstring).
+
+    >>> model = QEFFAutoModelForTimeSeriesPrediction.from_pretrained("path/to/patchtst-etth1-forecast")
+    >>> model.compile(num_cores=16)
+    >>> model.generate({"past_values": context})["prediction_outputs"]  # [series, prediction_length, channels]
+    """
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
+        self.model = QEffTimeSeries(model.eval())
+        self.spec = TimeSeriesGraphSpec(self.model.output, self.model.mask_name is not None)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """A local folder or a hub id in the local HF cache, loaded with the head it was saved with (its config's
+        architectures); other keyword arguments go to transformers."""
+        folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+        config = load_config(folder)
+        head = next((a for a in config.architectures or [] if a in TIME_SERIES_HEADS), None)
+        if head is None:
+            raise NotImplementedError(
+                f"'{pretrained_model_name_or_path}' ({', '.join(config.architectures or [config.model_type])}) is not a "
+                f"time-series head run here: {', '.join(TIME_SERIES_HEADS)}."
+            )
+        return cls._from_auto(getattr(transformers, head), pretrained_model_name_or_path, *args, **kwargs)
+
+    @property
+    def hf_model(self) -> PreTrainedModel:
+        return self.model.hf
+
+    @property
+    def _window(self) -> tuple[int, int]:
+        """(context_length, channels) the model reads."""
+        return self.config.context_length, self.config.num_input_channels
+
+    def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
+        """Export to ONNX (cached under QEFF_HOME); returns the path."""
+        warn_ignored_options("export()", kwargs)
+        name = self.model_name.replace("/", "_")
+        args = self.spec.dummy_inputs(*self._window)
+        self.onnx_path = self._export_graph(
+            self.model,
+            name,
+            export_dir,
+            export_fn=lambda tmp: torchscript_export(
+                self.model, args, tmp / f"{name}.onnx", list(self.spec.input_names), self.spec.output_names, self.spec.dynamic_axes()
+            ),
+            hash_extra={"graph": TIME_SERIES_KIND},
+        )
+        return self.onnx_path
+
+    def compile(
+        self,
+        onnx_path: str | os.PathLike | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        batch_size: int = 1,
+        num_devices: int = 1,
+        num_cores: int = 16,
+        **compiler_options,
+    ) -> Path:
+        """Build the artifact for ``batch_size`` series at a time (the context window is the model's)."""
+        check_positive(batch_size=batch_size, num_cores=num_cores)
+        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
+        onnx_path = Path(onnx_path) if onnx_path else self.export()
+        manifest = {"model_name": self.model_name, "output_name": self.spec.output_name, "num_cores": num_cores, "kind": TIME_SERIES_KIND}
+        self.qpc_path = self._build_artifact(
+            onnx_path,
+            compile_dir,
+            manifest,
+            {"backend": "onnxruntime-cpu", "batch_size": batch_size},
+            TimeSeriesGraphSpec.specializations(batch_size, self._window[0]),
+        )
+        self._num_cores = num_cores
+        return self.qpc_path
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> dict[str, torch.Tensor]:
+        """The head's output for {"past_values": [series, context_length, channels], "past_observed_mask": the same
+        shape, 1 where observed (default: all)}."""
+        if device_ids is not None and len(device_ids) > 1:
+            warn_ignored_options("generate()", {"device_ids": device_ids})
+        if not hasattr(inputs, "keys") or PAST_VALUES not in inputs:
+            raise ValueError("Pass {'past_values': [series, context_length, channels]} (and past_observed_mask where known).")
+        values = np.ascontiguousarray(_numpy(inputs[PAST_VALUES]), dtype=np.float32)
+        context, channels = self._window
+        if values.ndim != 3 or values.shape[1:] != (context, channels) or not len(values):
+            raise ValueError(f"past_values must be [series, {context}, {channels}] (the model's context window), got {list(values.shape)}.")
+        observed = inputs.get(PAST_OBSERVED_MASK, inputs.get("observed_mask"))
+        observed = np.ones_like(values) if observed is None else np.ascontiguousarray(_numpy(observed), dtype=np.float32)
+        if observed.shape != values.shape:
+            raise ValueError(f"past_observed_mask must be shaped as past_values {list(values.shape)}, got {list(observed.shape)}.")
+        if not self.spec.observed_mask and not observed.all():
+            raise ValueError(f"{type(self.hf_model).__name__} reads no observed mask: fill the missing values instead.")
+        columns = [values, observed] if self.spec.observed_mask else [values]
+        if not runtime_ai100:
+            with torch.no_grad():
+                return {self.spec.output_name: self.model(*map(torch.from_numpy, columns))}
+        if self.qpc_path is None:
+            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
+        path, batch = self.qpc_path, read_artifact(self.qpc_path)["compile_params"]["batch_size"]
+        session = self._session("time_series", (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
+        if self.spec.observed_mask:  # two inputs: run them together, batch_size series at a time
+            feeds = (
+                {PAST_VALUES: values[i : i + batch], PAST_OBSERVED_MASK: observed[i : i + batch]} for i in range(0, len(values), batch)
+            )
+            out = np.concatenate([session.run(None, feed)[0] for feed in feeds])
+        else:
+            out = run_in_batches(session, PAST_VALUES, values, batch)[0]
+        return {self.spec.output_name: torch.from_numpy(out)}
+
+
+def _numpy(value) -> np.ndarray:
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)

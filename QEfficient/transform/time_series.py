@@ -1,0 +1,57 @@
+"""Time-series models with a head over a fixed context window (PatchTST and PatchTSMixer: forecasting, regression,
+classification): forward(past_values [, past_observed_mask]) -> the head's output. Heads that output a distribution's
+parameters, and TimesFM (its per-series preprocessing and forecast loop run in Python), are not run here."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from QEfficient.transform.rewrites import apply_rewrites
+
+# the transformers classes run here -> the attribute of their output the graph returns
+TIME_SERIES_HEADS = {
+    "PatchTSTForPrediction": "prediction_outputs",
+    "PatchTSTForRegression": "regression_outputs",
+    "PatchTSTForClassification": "prediction_logits",
+    "PatchTSMixerForPrediction": "prediction_outputs",
+    "PatchTSMixerForRegression": "regression_outputs",
+    "PatchTSMixerForTimeSeriesClassification": "prediction_outputs",
+}
+# time-series types of transformers' mappings not run here, with why
+UNSUPPORTED_TIME_SERIES = {
+    "timesfm": "its per-series padding and normalisation and its forecast loop over output patches run in Python",
+    "timesfm2_5": "its per-series padding and normalisation and its forecast loop over output patches run in Python",
+}
+
+
+class QEffTimeSeries(nn.Module):
+    """The head's output for a batch of context windows."""
+
+    def __init__(self, hf_model: PreTrainedModel) -> None:
+        super().__init__()
+        name = type(hf_model).__name__
+        reason = UNSUPPORTED_TIME_SERIES.get(hf_model.config.model_type)
+        if reason is None and name not in TIME_SERIES_HEADS:
+            reason = f"the time-series heads run here are {', '.join(TIME_SERIES_HEADS)}"
+        if reason is None and getattr(hf_model.config, "loss", "mse") != "mse":
+            reason = f"its head outputs a {hf_model.config.distribution_output} distribution's parameters (loss='nll'), not values"
+        if reason is not None:
+            raise NotImplementedError(f"{name} is not supported: {reason}.")
+        apply_rewrites(hf_model)  # the patches by a gather (transform/rewrites.py)
+        self.hf = hf_model
+        self.output = TIME_SERIES_HEADS[name]
+        parameters = inspect.signature(hf_model.forward).parameters
+        # PatchTST's heads call it past_observed_mask, PatchTSMixer's forecaster observed_mask; its other heads take none
+        self.mask_name = next((n for n in ("past_observed_mask", "observed_mask") if n in parameters), None)
+
+    @property
+    def config(self):
+        return self.hf.config
+
+    def forward(self, past_values: torch.Tensor, past_observed_mask: torch.Tensor | None = None) -> torch.Tensor:
+        mask = {} if self.mask_name is None else {self.mask_name: past_observed_mask}
+        return getattr(self.hf(past_values=past_values, **mask), self.output)
