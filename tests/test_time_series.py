@@ -22,9 +22,11 @@ CONFIGS = {
 }
 
 
-def _saved(folder, head: str):
+def _saved(folder, head: str, **extra):
     torch.manual_seed(0)
     config = CONFIGS[head.split("For")[0]]()
+    for name, value in extra.items():
+        setattr(config, name, value)
     hf = getattr(transformers, head)(config).eval()
     widen_weights(hf)  # heads initialised near zero would answer alike for every series
     hf.save_pretrained(folder)
@@ -47,10 +49,13 @@ def test_every_time_series_type_runs_or_is_refused():
         assert set(mapping) <= run | set(UNSUPPORTED_TIME_SERIES)
 
 
-@pytest.mark.parametrize("head", list(TIME_SERIES_HEADS))
+@pytest.mark.parametrize("head", list(TIME_SERIES_HEADS) + ["PatchTSTForPrediction-overlapping"])
 def test_outputs_equal_transformers(head, tmp_path):
-    hf = _saved(tmp_path, head)
-    values = torch.randn(3, 32, 3, generator=torch.Generator().manual_seed(1)) * 5 + 2
+    overlapping = head.endswith("-overlapping")  # patches of 8 every 5 from position 2 (35 = 2 + 5 * 6 + 3): unfold's start
+    head = head.removesuffix("-overlapping")
+    hf = _saved(tmp_path, head, **(dict(context_length=35, patch_stride=5, use_cls_token=True) if overlapping else {}))
+    context = 35 if overlapping else 32
+    values = torch.randn(3, context, 3, generator=torch.Generator().manual_seed(1)) * 5 + 2
     observed = torch.ones_like(values)
     model = QEFFAutoModelForTimeSeriesPrediction.from_pretrained(tmp_path)
     inputs = {"past_values": values}
@@ -76,6 +81,7 @@ def test_bad_inputs_and_refusals(tmp_path):
     nll = PatchTSTConfig(**_WINDOW, d_model=16, num_attention_heads=2, num_hidden_layers=1, ffn_dim=32, loss="nll")
     with pytest.raises(NotImplementedError, match="distribution's parameters"):
         QEFFAutoModelForTimeSeriesPrediction(transformers.PatchTSTForPrediction(nll))
+    QEFFAutoModelForTimeSeriesPrediction(transformers.PatchTSTForClassification(nll))  # a classifier ignores the loss
     torch.manual_seed(0)
     transformers.PatchTSTModel(nll).save_pretrained(tmp_path / "base")
     with pytest.raises(NotImplementedError, match="not a time-series head run here"):

@@ -709,6 +709,38 @@ class TimeSeriesGraphSpec:
         return {"specializations": [{"name": "TimeSeries", "symbols": symbols}]}
 
 
+VISUAL_QA_KIND = "visual_question_answering"
+
+
+@dataclass(frozen=True)
+class VisualQuestionAnsweringGraphSpec:
+    """Image-text classifiers that read both in one transformer (ViLT's question answering and retrieval heads): the
+    question's tokens [B, S] and an image [B, 3, H, W] of any size in (its patch grid follows it), the logits out."""
+
+    input_names = (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS, PIXEL_VALUES)
+    output_names = [LOGITS]
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        text = {0: "batch_size", 1: "seq_len"}
+        image = {0: "batch_size", 2: "height", 3: "width"}
+        return {INPUT_IDS: text, ATTENTION_MASK: text, TOKEN_TYPE_IDS: text, PIXEL_VALUES: image, LOGITS: {0: "batch_size"}}
+
+    @staticmethod
+    def dummy_inputs(vocab_size: int, patch_size: int) -> tuple:
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        ids = torch.randint(1, max(2, min(vocab_size, 1000)), (2, 7), generator=generator)
+        mask = torch.ones_like(ids)
+        mask[1, 5:] = 0
+        return ids, mask, torch.zeros_like(ids), torch.rand(2, 3, 3 * patch_size, 2 * patch_size, generator=generator)
+
+    @staticmethod
+    def specializations(batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "VisualQuestionAnswering", "symbols": {"batch_size": str(batch_size)}}]}
+
+
 FLATTENED_PATCHES = "flattened_patches"
 # a processor's decoder prompt (Pix2Struct's text) and its mask, as transformers names them
 DECODER_INPUT_IDS = "decoder_input_ids"

@@ -15,12 +15,14 @@ from typing import Any, Self
 
 from transformers import PreTrainedModel
 
-from QEfficient.compile.ort_cpu import build_artifact
+from QEfficient.compile.ort_cpu import build_artifact, warn_ignored_options
+from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import recurrent_state_names
 from QEfficient.export.onnx_export import cached_export
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.runtime.devices import current_device
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
+from QEfficient.utils.checks import check_positive
 
 
 def check_recurrent_chunk(lm, prefill_seq_len: int, option: str = "prefill_seq_len") -> None:
@@ -184,6 +186,36 @@ class QEFFBaseModel:
             rewrite=rewrite,
             extra_files=extra_files,
         )
+
+    def _compile_graph(
+        self,
+        onnx_path: str | os.PathLike | None,
+        compile_dir: str | os.PathLike | None,
+        manifest: dict,
+        params: dict,
+        specializations: dict,
+        *,
+        batch_size: int,
+        num_devices: int,
+        num_cores: int,
+        mxfp6_matmul: bool,
+        compiler_options: dict,
+    ) -> Path:
+        """A one-graph model's compile(): the common options checked, the graph exported unless given, the artifact
+        built (the MatMuls as int8 GEMMs with ``mxfp6_matmul``) and kept as ``qpc_path``."""
+        check_positive(batch_size=batch_size, num_cores=num_cores)
+        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
+        onnx_path = Path(onnx_path) if onnx_path else self.export()
+        self.qpc_path = self._build_artifact(
+            onnx_path,
+            compile_dir,
+            {"model_name": self.model_name, "num_cores": num_cores, **manifest},
+            {"backend": "onnxruntime-cpu", "batch_size": batch_size, **params, "mxfp6_matmul": mxfp6_matmul},
+            specializations,
+            rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
+        )
+        self._num_cores = num_cores
+        return self.qpc_path
 
     def _session(self, role: str, key: tuple, open_fn: Callable[[], Any]) -> Any:
         """The session for ``role`` opened by ``open_fn`` (runtime/), reused while ``key`` (artifact,

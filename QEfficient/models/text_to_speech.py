@@ -19,7 +19,6 @@ import torch
 from transformers import AutoModelForTextToWaveform, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
-from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import (
     ATTENTION_MASK,
     INPUT_IDS,
@@ -37,7 +36,6 @@ from QEfficient.generation.encoder_run import encoder_inputs
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.text_to_speech import QEffVits
-from QEfficient.utils.checks import check_positive
 
 
 def export_text_to_waveform_onnx(module: QEffVits, out_dir: Path, name: str) -> Path:
@@ -100,20 +98,18 @@ class QEFFAutoModelForTextToWaveform(QEFFBaseModel):
     ) -> Path:
         """Build the artifact. The texts of one call run together, padded as the tokenizer pads them (as transformers
         runs a batch); ``mxfp6_matmul``: the MatMuls as int8 GEMMs."""
-        check_positive(batch_size=batch_size, num_cores=num_cores)
-        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
-        onnx_path = Path(onnx_path) if onnx_path else self.export()
-        manifest = {"model_name": self.model_name, "output_name": WAVEFORM, "num_cores": num_cores, "kind": TEXT_TO_WAVEFORM_KIND}
-        self.qpc_path = self._build_artifact(
+        return self._compile_graph(
             onnx_path,
             compile_dir,
-            manifest,
-            {"backend": "onnxruntime-cpu", "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
+            {"output_name": WAVEFORM, "kind": TEXT_TO_WAVEFORM_KIND},
+            {},
             TextToWaveformGraphSpec.specializations(batch_size),
-            rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
+            batch_size=batch_size,
+            num_devices=num_devices,
+            num_cores=num_cores,
+            mxfp6_matmul=mxfp6_matmul,
+            compiler_options=compiler_options,
         )
-        self._num_cores = num_cores
-        return self.qpc_path
 
     def generate(
         self,

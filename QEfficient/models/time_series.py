@@ -24,8 +24,7 @@ from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
-from QEfficient.transform.time_series import TIME_SERIES_HEADS, QEffTimeSeries
-from QEfficient.utils.checks import check_positive
+from QEfficient.transform.time_series import TIME_SERIES_HEADS, UNSUPPORTED_TIME_SERIES, QEffTimeSeries
 
 
 class QEFFAutoModelForTimeSeriesPrediction(QEFFBaseModel):
@@ -47,13 +46,15 @@ class QEFFAutoModelForTimeSeriesPrediction(QEFFBaseModel):
         architectures); other keyword arguments go to transformers."""
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         config = load_config(folder)
+        if config.model_type in UNSUPPORTED_TIME_SERIES:
+            raise NotImplementedError(f"{config.model_type} is not supported: {UNSUPPORTED_TIME_SERIES[config.model_type]}.")
         head = next((a for a in config.architectures or [] if a in TIME_SERIES_HEADS), None)
         if head is None:
             raise NotImplementedError(
                 f"'{pretrained_model_name_or_path}' ({', '.join(config.architectures or [config.model_type])}) is not a "
                 f"time-series head run here: {', '.join(TIME_SERIES_HEADS)}."
             )
-        return cls._from_auto(getattr(transformers, head), pretrained_model_name_or_path, *args, **kwargs)
+        return cls._from_hf(getattr(transformers, head), pretrained_model_name_or_path, *args, **kwargs)  # eager attention
 
     @property
     def hf_model(self) -> PreTrainedModel:
@@ -91,23 +92,23 @@ class QEFFAutoModelForTimeSeriesPrediction(QEFFBaseModel):
         **compiler_options,
     ) -> Path:
         """Build the artifact for ``batch_size`` series at a time (the context window is the model's)."""
-        check_positive(batch_size=batch_size, num_cores=num_cores)
-        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
-        onnx_path = Path(onnx_path) if onnx_path else self.export()
-        manifest = {"model_name": self.model_name, "output_name": self.spec.output_name, "num_cores": num_cores, "kind": TIME_SERIES_KIND}
-        self.qpc_path = self._build_artifact(
+        return self._compile_graph(
             onnx_path,
             compile_dir,
-            manifest,
-            {"backend": "onnxruntime-cpu", "batch_size": batch_size},
+            {"output_name": self.spec.output_name, "kind": TIME_SERIES_KIND},
+            {},
             TimeSeriesGraphSpec.specializations(batch_size, self._window[0]),
+            batch_size=batch_size,
+            num_devices=num_devices,
+            num_cores=num_cores,
+            mxfp6_matmul=False,  # small models: float32
+            compiler_options=compiler_options,
         )
-        self._num_cores = num_cores
-        return self.qpc_path
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> dict[str, torch.Tensor]:
         """The head's output for {"past_values": [series, context_length, channels], "past_observed_mask": the same
-        shape, 1 where observed (default: all)}."""
+        shape, 1 where observed (default: all)}. The series run ``batch_size`` at a time: a mean scaler's fallback for
+        a channel observed nowhere averages over those series, as transformers' over the batch it is given."""
         if device_ids is not None and len(device_ids) > 1:
             warn_ignored_options("generate()", {"device_ids": device_ids})
         if not hasattr(inputs, "keys") or PAST_VALUES not in inputs:

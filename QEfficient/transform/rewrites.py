@@ -22,6 +22,8 @@ or assumes a cache that grows with the sequence.
   rotation is written out in real arithmetic (the module functions are swapped only while our forward runs).
 * PatchTST's and PatchTSMixer's patches are ``unfold`` over the time axis, which exports with a wrong shape when the
   batch is dynamic: here a gather of each patch's positions.
+* ViLT picks its image patches with ``nonzero``, Python lists and a random order (which its output does not see): here
+  every patch in order, for unpadded images.
 * Grounding DINO splits its prompt into phrases with ``isin`` and running maxima, which have no ONNX export: here by
   comparisons over positions (adapters/grounding_dino.py).
 """
@@ -271,8 +273,30 @@ def patchify_forward(self, past_values: torch.Tensor) -> torch.Tensor:
     return patches.permute(0, 3, 1, 2).contiguous()
 
 
+def vilt_visual_embed(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor, max_image_length: int = 200):
+    """ViLT's image tokens for unpadded images (every patch valid; the host runs a padded image alone, cropped): its
+    patches in order with the position table resized to the image's patch grid, and its [CLS]. transformers draws the
+    patches' order at random (``multinomial`` over all of them), which its attention and [CLS] pooling do not see, and
+    selects them with ``nonzero`` and Python lists, which tracing would freeze."""
+    x = self.patch_embeddings(pixel_values)
+    batch, channels, height, width = x.shape
+    grid = self.config.image_size // self.config.patch_size
+    table = self.position_embeddings[:, 1:, :].transpose(1, 2).view(1, channels, grid, grid)
+    positions = nn.functional.interpolate(table, size=(height, width), mode="bilinear", align_corners=True)
+    positions = positions.flatten(2).transpose(1, 2).expand(batch, -1, -1)
+    x = x.flatten(2).transpose(1, 2)
+    rows, columns = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    patch_index = torch.stack([rows, columns], dim=-1).flatten(0, 1)[None].expand(batch, -1, -1).to(x.device)
+    x = torch.cat((self.cls_token.expand(batch, -1, -1), x), dim=1)
+    x = x + torch.cat((self.position_embeddings[:, :1, :].expand(batch, -1, -1), positions), dim=1)
+    x = self.dropout(x)
+    x_mask = torch.ones(x.shape[:2], dtype=torch.long, device=x.device)
+    return x, x_mask, (patch_index, (height, width))
+
+
 # class name -> {method name: replacement}
 REWRITES = {
+    "ViltEmbeddings": {"visual_embed": vilt_visual_embed},
     "PatchTSTPatchify": {"forward": patchify_forward},
     "PatchTSMixerPatchify": {"forward": patchify_forward},
     "T5Gemma2TextScaledWordEmbedding": {"forward": t5gemma2_embedding_forward},

@@ -37,8 +37,8 @@ class QEffTimeSeries(nn.Module):
         reason = UNSUPPORTED_TIME_SERIES.get(hf_model.config.model_type)
         if reason is None and name not in TIME_SERIES_HEADS:
             reason = f"the time-series heads run here are {', '.join(TIME_SERIES_HEADS)}"
-        if reason is None and getattr(hf_model.config, "loss", "mse") != "mse":
-            reason = f"its head outputs a {hf_model.config.distribution_output} distribution's parameters (loss='nll'), not values"
+        if reason is None and getattr(hf_model, "distribution_output", None) is not None:
+            reason = f"its head outputs a {hf_model.config.distribution_output} distribution's parameters, not values"
         if reason is not None:
             raise NotImplementedError(f"{name} is not supported: {reason}.")
         apply_rewrites(hf_model)  # the patches by a gather (transform/rewrites.py)
@@ -54,4 +54,4 @@ class QEffTimeSeries(nn.Module):
 
     def forward(self, past_values: torch.Tensor, past_observed_mask: torch.Tensor | None = None) -> torch.Tensor:
         mask = {} if self.mask_name is None else {self.mask_name: past_observed_mask}
-        return getattr(self.hf(past_values=past_values, **mask), self.output)
+        return getattr(self.hf(past_values=past_values, return_dict=True, **mask), self.output)
