@@ -173,6 +173,17 @@ def build_server(
         }
         options = (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
         return _pooling_server(pooling, model_name, options, generation_options, hf_overrides)
+    if not gguf_file and _is_text_to_speech(model_name):  # VITS: /v1/audio/speech, one request at a time
+        from QEfficient.serving.tts_app import open_tts_app
+
+        given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
+        given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
+        given |= {"img_size": img_size, "max_num_images": max_num_images, "mxint8_kv_cache": mxint8_kv_cache or None}
+        given |= {"hf_overrides": hf_overrides or None}
+        named = [f"--{name}" for name, value in given.items() if value is not None]
+        if named:
+            raise ValueError(f"'{model_name}' is a text-to-speech model (/v1/audio/speech): {', '.join(named)} do not apply.")
+        return open_tts_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     if (tool_call_parser or reasoning_parser) is not None and not gguf_file and _is_speech(model_name):
         raise ValueError(f"'{model_name}' is not served for chat here: leave --tool_call_parser and --reasoning_parser out.")
     if not gguf_file and _is_speech(model_name):
@@ -311,6 +322,12 @@ def _is_ctc(model_name: str) -> bool:
     from QEfficient.cloud.infer import _speech_class
 
     return _speech_class(model_name, None) is QEFFAutoModelForCTC
+
+
+def _is_text_to_speech(model_name: str) -> bool:
+    from QEfficient.serving.tasks import is_text_to_speech
+
+    return is_text_to_speech(model_name)
 
 
 def _is_speech(model_name: str) -> bool:

@@ -401,6 +401,11 @@ def application_from_args(args):
         raise ValueError(f"'{model_name}' classifies {media_classifier(model_name)}, served by one process: leave out --ray.")
     if pooling == "embed" and reads_images(model_name):
         raise ValueError(f"'{model_name}' embeds texts and images, served by one process: leave out --ray.")
+    if gguf_file is None:
+        from QEfficient.serving.tasks import is_text_to_speech
+
+        if is_text_to_speech(model_name):
+            raise ValueError(f"'{model_name}' is a text-to-speech model (/v1/audio/speech), served by one process: leave out --ray.")
     if pooling is not None:  # an encoder: compiled here, each replica serves the artifact (one request at a time)
         qpc_path = _compile_encoder(model_name, pooling, args)
         shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None

@@ -10,7 +10,7 @@ from typing import Any
 TASKS = ("auto", "generate", "embed", "score")
 
 
-def _folder_and_config(model_name: str) -> tuple[Path, Any] | None:
+def folder_and_config(model_name: str) -> tuple[Path, Any] | None:
     """The model's folder and config; None for a GGUF file or what transformers cannot read (the other model kinds
     report unknown or missing models)."""
     from transformers import AutoConfig
@@ -56,14 +56,14 @@ def contrastive_image_text(config) -> bool:
 
 def reads_images(model_name: str) -> bool:
     """A contrastive image-text model's folder (CLIP, SigLIP): embeddings of texts and of images."""
-    found = _folder_and_config(model_name)
+    found = folder_and_config(model_name)
     return found is not None and contrastive_image_text(found[1])
 
 
 def is_embedding_model(model_name: str) -> bool:
     """A sentence-transformers folder (modules.json), a text encoder whose checkpoint is its base model only
     (architectures such as BertModel), or a contrastive image-text model (CLIP, SigLIP)."""
-    found = _folder_and_config(model_name)
+    found = folder_and_config(model_name)
     if found is None:
         return False
     folder, config = found
@@ -80,7 +80,7 @@ def is_embedding_model(model_name: str) -> bool:
 def is_sequence_classifier(model_name: str) -> bool:
     """A text model saved as a sequence classifier: a cross-encoder reranker or a text classifier, an encoder's
     (BERT) or a decoder's (Qwen2ForSequenceClassification), which vLLM also serves for scores, not generation."""
-    found = _folder_and_config(model_name)
+    found = folder_and_config(model_name)
     return found is not None and _saved_as_classifier(found[1])
 
 
@@ -115,7 +115,7 @@ def _media_read(config) -> str | None:
 
 def media_classifier(model_name: str) -> str | None:
     """ "images" or "audio" for an image or audio classifier's folder (served for /classify), else None."""
-    found = _folder_and_config(model_name)
+    found = folder_and_config(model_name)
     return None if found is None else _media_read(found[1])
 
 
@@ -184,3 +184,9 @@ def pooling_task(model_name: str, gguf_file: str | None, task: str, hf_overrides
     if is_embedding_model(model_name):
         return "embed"
     return "score" if is_sequence_classifier(model_name) or media_classifier(model_name) else None
+
+
+def is_text_to_speech(model_name: str) -> bool:
+    """Whether the folder holds a VITS model (what QEFFAutoModelForTextToWaveform runs: /v1/audio/speech)."""
+    found = folder_and_config(model_name)
+    return found is not None and found[1].model_type == "vits"

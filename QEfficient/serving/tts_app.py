@@ -1,0 +1,116 @@
+"""OpenAI's speech API over a VITS model (MMS-TTS; QEFFAutoModelForTextToWaveform).
+
+Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/speech (JSON: ``input`` the text, at most 4096
+characters as OpenAI takes; optional ``model``; ``response_format`` wav, the default here, or pcm: 16-bit little-endian
+mono at the model's sampling rate, which the response's ``X-Sampling-Rate`` header names; ``speed`` 0.25 to 4, the
+model's speaking rate times it; ``voice`` a multi-speaker model's speaker number, ignored by one speaker as OpenAI's
+names are). OpenAI's compressed formats (mp3, opus, aac, flac) and streamed events are refused, saying so. Requests run
+one at a time on a worker thread, so /health keeps answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import wave
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.protocol import APIError, parse_json, served_model
+from QEfficient.serving.runner import NoRunner
+
+MAX_INPUT_CHARS = 4096  # OpenAI's limit on ``input``
+DEFAULT_MAX_TTS_BYTES = 1024 * 1024  # a JSON body of 4096 characters is far below
+
+
+def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    """16-bit PCM mono WAV of float samples in [-1, 1] (clipped)."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm16(samples))
+    return out.getvalue()
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1.0, 1.0) * 32767).round().astype("<i2").tobytes()
+
+
+def _speech_options(body: dict, speakers: int) -> dict:
+    """generate()'s options from OpenAI's fields: ``speed`` scales the model's speaking rate; ``voice`` is a speaker's
+    number for a multi-speaker model."""
+    speed = body.get("speed", 1.0)
+    if not isinstance(speed, (int, float)) or isinstance(speed, bool) or not 0.25 <= speed <= 4.0:
+        raise APIError(400, f"'speed' must be a number from 0.25 to 4.0, got {speed!r}.", "speed")
+    options = {"speed": float(speed)}
+    voice = body.get("voice")
+    if speakers > 1:
+        try:
+            speaker = int(str(voice))
+        except ValueError:
+            message = f"This model has {speakers} speakers: 'voice' must be a number from 0 to {speakers - 1}."
+            raise APIError(400, message, "voice") from None
+        if not 0 <= speaker < speakers:
+            raise APIError(400, f"'voice' must be a number from 0 to {speakers - 1}, got {voice!r}.", "voice")
+        options["speaker_id"] = speaker
+    return options
+
+
+def create_tts_app(model, tokenizer, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_TTS_BYTES):
+    """The app over a compiled QEFFAutoModelForTextToWaveform and its tokenizer."""
+    app = FastAPI(title="QEfficient speech synthesis", version="1")
+    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    rate, speakers = int(model.sampling_rate), int(model.config.num_speakers)
+    base_rate = float(model.hf_model.speaking_rate)
+    lock = asyncio.Lock()  # one request at a time: the cores are shared anyway
+    openai_app_basics(app, api_key)
+    single_model_routes(app, model_id, lock.locked)
+
+    @app.post("/v1/audio/speech")
+    async def speech(request: Request):
+        body = parse_json(await read_limited_body(request, max_body_bytes))
+        served_model(body, names)
+        text = body.get("input")
+        if not isinstance(text, str) or not text.strip():
+            raise APIError(400, "'input' must be the text to speak, a non-empty string.", "input")
+        if len(text) > MAX_INPUT_CHARS:
+            raise APIError(400, f"'input' holds {len(text)} characters; send at most {MAX_INPUT_CHARS}.", "input")
+        response_format = body.get("response_format") or "wav"
+        if response_format not in ("wav", "pcm"):
+            raise APIError(400, f"response_format must be wav or pcm here (no {response_format!r} encoder is bundled).", "response_format")
+        if body.get("stream_format") not in (None, "audio"):
+            raise APIError(400, "Speech is returned whole here: leave 'stream_format' out.", "stream_format")
+        options = _speech_options(body, speakers)
+        ids = tokenizer(text, return_tensors="np")
+        if not ids["input_ids"].shape[-1]:
+            raise APIError(400, "The tokenizer reads nothing it can speak in 'input' (characters outside its vocabulary).", "input")
+        speaker = {"speaker_id": options["speaker_id"]} if "speaker_id" in options else {}
+        async with lock:
+            out = await asyncio.to_thread(model.generate, dict(ids), speaking_rate=base_rate * options["speed"], **speaker)
+        samples = out["waveform"][0, : int(out["sequence_lengths"][0])].numpy()
+        headers = {"X-Sampling-Rate": str(rate)}
+        if response_format == "pcm":
+            return Response(pcm16(samples), media_type="audio/pcm", headers=headers)
+        return Response(wav_bytes(samples, rate), media_type="audio/wav", headers=headers)
+
+    return app
+
+
+def open_tts_app(model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None):
+    """(app, runner) for a VITS model's folder, with its tokenizer."""
+    from transformers import AutoTokenizer
+
+    from QEfficient import QEFFAutoModelForTextToWaveform
+
+    model = QEFFAutoModelForTextToWaveform.from_pretrained(model_name)
+    tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
+    model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
+    app = create_tts_app(model, tokenizer, model.model_name, served_names=[model_name], api_key=api_key, **limits)
+    app.state.qpc_path = model.qpc_path
+    return app, NoRunner()

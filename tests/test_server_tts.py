@@ -1,0 +1,82 @@
+"""OpenAI's /v1/audio/speech over a VITS model: ``serve --model_name`` on a tiny VITS folder (its noise scales set to 0,
+so that the audio is deterministic) with a character tokenizer, on loopback. The WAV's samples equal transformers'
+waveform as 16 bits hold it, at the model's sampling rate; pcm and speed work; what the server cannot do gets a 400
+that says so; --ray is refused."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import httpx
+import numpy as np
+import pytest
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from QEfficient.cloud.serve import build_from_args, parse_args
+from tests.helpers import serve_on_loopback
+from tests.test_text_to_speech import tiny, transformers_waveform
+
+
+@pytest.fixture(scope="module")
+def tts_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("vits")
+    hf = tiny(noise_scale=0.0, noise_scale_duration=0.0)
+    hf.save_pretrained(folder)
+    vocab = {"<pad>": 0, " ": 1, **{c: i + 2 for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")}}
+    characters = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    characters.pre_tokenizer = pre_tokenizers.Split("", "isolated")  # one token per character
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=characters, pad_token="<pad>")
+    tokenizer.save_pretrained(folder)
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1"]))
+    with serve_on_loopback(app, log_level="critical") as url:
+        yield url, hf, tokenizer, folder
+    runner.stop()
+
+
+def speak(url: str, **body) -> httpx.Response:
+    return httpx.post(f"{url}/v1/audio/speech", json=body, timeout=120)
+
+
+def test_speech_equals_transformers(tts_server):
+    url, hf, tokenizer, _ = tts_server
+    for speed in (1.0, 1.5):
+        expected = transformers_waveform(hf, tokenizer("hello there", return_tensors="pt"), speaking_rate=speed)
+        samples = expected.waveform[0, : int(expected.sequence_lengths[0])].numpy()
+        answer = speak(url, input="hello there", voice="alloy", speed=speed)  # one speaker: OpenAI's voice names ignored
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "audio/wav"
+        with wave.open(io.BytesIO(answer.content)) as wav:
+            assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (hf.config.sampling_rate, 1, 2)
+            got = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
+        assert len(got) == len(samples)
+        np.testing.assert_allclose(got / 32767, np.clip(samples, -1, 1), atol=2 / 32767)
+    pcm = speak(url, input="hello there", response_format="pcm")
+    assert pcm.status_code == 200 and pcm.headers["x-sampling-rate"] == str(hf.config.sampling_rate)
+    assert len(pcm.content) == 2 * int(transformers_waveform(hf, tokenizer("hello there", return_tensors="pt")).sequence_lengths[0])
+
+
+def test_what_the_server_cannot_do_is_refused(tts_server):
+    url, _, _, folder = tts_server
+    cases = [
+        (dict(input="hello", response_format="mp3"), "wav or pcm"),
+        (dict(input=""), "non-empty string"),
+        (dict(input="a" * 4097), "at most 4096"),
+        (dict(input="hello", speed=9), "0.25 to 4.0"),
+        (dict(input="hello", stream_format="sse"), "returned whole"),
+        (dict(input="hello", model="other"), "does not exist"),
+    ]
+    for body, message in cases:
+        answer = speak(url, **body)
+        assert answer.status_code in (400, 404) and message in answer.json()["error"]["message"], (body, answer.text)
+    with pytest.raises(ValueError, match="leave out --ray"):
+        from QEfficient.distributed.ray_serve import application_from_args
+
+        application_from_args(parse_args(["--model_name", str(folder), "--ray"]))
+
+
+def test_serve_options_that_do_not_apply_are_refused(tts_server):
+    _, _, _, folder = tts_server
+    with pytest.raises(ValueError, match="text-to-speech model"):
+        build_from_args(parse_args(["--model_name", str(folder), "--chat_template", "{{ messages }}"]))
