@@ -90,6 +90,12 @@ def test_padded_batch_runs_image_by_image(tmp_path):
         np.testing.assert_allclose(got[row], expected[0], atol=1e-4 * max(1.0, np.abs(expected).max()), rtol=0)
 
 
+def test_the_wrapped_model_keeps_its_own_method():
+    hf = tiny()
+    QEFFAutoModelForVisualQuestionAnswering(hf).generate(_pairs(1, 32, 32), runtime_ai100=False)
+    assert "visual_embed" not in vars(hf.vilt.embeddings)  # transformers' method: a padded batch still reads pixel_mask
+
+
 def test_images_sampled_at_random_are_refused():
     model = QEFFAutoModelForVisualQuestionAnswering(tiny(max_image_length=4))
     with pytest.raises(ValueError, match="drawn at random"):

@@ -134,6 +134,9 @@ class QEFFAutoModelForVisualQuestionAnswering(QEFFBaseModel):
         """The images, or (a padded batch) each cropped to the region its mask marks; each checked against the patches
         transformers would keep at random (``max_image_length``)."""
         images = pixels
+        if pixel_mask is not None and _numpy(pixel_mask).shape != (len(pixels), *pixels.shape[2:]):
+            shape = [len(pixels), *pixels.shape[2:]]
+            raise ValueError(f"pixel_mask must be {shape} (an image's pixels), got {list(_numpy(pixel_mask).shape)}.")
         if pixel_mask is not None and not _numpy(pixel_mask).all():
             images = []
             for image, valid in zip(pixels, _numpy(pixel_mask).astype(bool)):
@@ -144,7 +147,7 @@ class QEFFAutoModelForVisualQuestionAnswering(QEFFBaseModel):
         patch, limit = self.config.patch_size, self.config.max_image_length
         for image in images:
             patches = (image.shape[-2] // patch) * (image.shape[-1] // patch)
-            if limit is not None and limit > 0 and patches > limit:
+            if isinstance(limit, int) and limit >= 0 and patches > limit:  # transformers' rule (a negative one: no limit)
                 raise ValueError(
                     f"An image of {patches} patches: {type(self.hf_model).__name__} keeps {limit} of them, drawn at random "
                     f"(max_image_length), so its answers vary from call to call. Resize the image to at most {limit} patches."

@@ -296,7 +296,6 @@ def vilt_visual_embed(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor
 
 # class name -> {method name: replacement}
 REWRITES = {
-    "ViltEmbeddings": {"visual_embed": vilt_visual_embed},
     "PatchTSTPatchify": {"forward": patchify_forward},
     "PatchTSMixerPatchify": {"forward": patchify_forward},
     "T5Gemma2TextScaledWordEmbedding": {"forward": t5gemma2_embedding_forward},

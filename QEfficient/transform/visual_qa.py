@@ -1,15 +1,19 @@
 """ViLT's image-text heads (visual question answering, image-text retrieval): forward(input_ids, attention_mask,
-token_type_ids, pixel_values) -> logits, with eager attention and its image tokens built from every patch in order
-(rewrites.py: ``vilt_visual_embed``), for unpadded images of any size."""
+token_type_ids, pixel_values) -> logits, with eager attention and, while it runs, its image tokens built from every
+patch in order (rewrites.py: ``vilt_visual_embed``), for unpadded images of any size."""
 
 from __future__ import annotations
+
+import contextlib
+import types
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
 from QEfficient.transform.encoder import eager_everywhere
-from QEfficient.transform.rewrites import apply_rewrites
+from QEfficient.transform.rewrites import vilt_visual_embed
 
 # the heads run here (one image per text; ViLT's NLVR2 head reads two)
 VILT_HEADS = ("ViltForQuestionAnswering", "ViltForImageAndTextRetrieval")
@@ -31,7 +35,6 @@ class QEffVisualQA(nn.Module):
             reason = f"the image-text heads run here are {', '.join(VILT_HEADS)}"
         if reason is not None:
             raise NotImplementedError(f"{name} is not supported: {reason}.")
-        apply_rewrites(hf_model)  # its image tokens without nonzero or a random order (transform/rewrites.py)
         self.hf = hf_model
 
     @property
@@ -41,6 +44,18 @@ class QEffVisualQA(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor, pixel_values: torch.Tensor
     ) -> torch.Tensor:
-        with eager_everywhere(self.config):
+        with eager_everywhere(self.config), patches_in_order(self.hf):
             out = self.hf(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, pixel_values=pixel_values)
         return out.logits
+
+
+@contextlib.contextmanager
+def patches_in_order(vilt: PreTrainedModel) -> Iterator[None]:
+    """While our forward runs, ViLT's image tokens are every patch in order (rewrites.vilt_visual_embed); the model
+    itself keeps transformers' method, which reads pixel_mask."""
+    embeddings = vilt.vilt.embeddings
+    embeddings.visual_embed = types.MethodType(vilt_visual_embed, embeddings)
+    try:
+        yield
+    finally:
+        del embeddings.visual_embed
