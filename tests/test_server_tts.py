@@ -15,6 +15,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.serving.tts_app import resample, text_pieces
 from tests.helpers import serve_on_loopback
 from tests.test_text_to_speech import tiny, transformers_waveform
 
@@ -52,9 +53,25 @@ def test_speech_equals_transformers(tts_server):
             got = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
         assert len(got) == len(samples)
         np.testing.assert_allclose(got / 32767, np.clip(samples, -1, 1), atol=2 / 32767)
-    pcm = speak(url, input="hello there", response_format="pcm")
-    assert pcm.status_code == 200 and pcm.headers["x-sampling-rate"] == str(hf.config.sampling_rate)
-    assert len(pcm.content) == 2 * int(transformers_waveform(hf, tokenizer("hello there", return_tensors="pt")).sequence_lengths[0])
+    pcm = speak(url, input="hello there", response_format="pcm")  # OpenAI's: 24 kHz
+    assert pcm.status_code == 200 and pcm.headers["x-sampling-rate"] == "24000"
+    samples = int(transformers_waveform(hf, tokenizer("hello there", return_tensors="pt")).sequence_lengths[0])
+    assert len(pcm.content) == 2 * round(samples * 24000 / hf.config.sampling_rate)
+    sentences = [" ".join(["hello there"] * 25) + ".", " ".join(["good day"] * 30)]  # 299 and 269 characters
+    two = speak(url, input=" ".join(sentences))  # longer than one piece: spoken sentence after sentence
+    first, second = (transformers_waveform(hf, tokenizer(t, return_tensors="pt")) for t in sentences)
+    with wave.open(io.BytesIO(two.content)) as wav:
+        assert wav.getnframes() == int(first.sequence_lengths[0]) + int(second.sequence_lengths[0])
+
+
+def test_text_pieces_and_resampling():
+    assert text_pieces("One. Two!  Three?") == ["One. Two! Three?"]
+    assert text_pieces("a" * 5 + " " + "b" * 5, limit=6) == ["aaaaa", "bbbbb"]
+    assert text_pieces("First one. Second one.", limit=12) == ["First one.", "Second one."]
+    tone = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+    resampled = resample(tone, 16000, 24000)
+    assert len(resampled) == 24000
+    np.testing.assert_allclose(resampled, np.sin(2 * np.pi * 440 * np.arange(24000) / 24000), atol=1e-6)
 
 
 def test_what_the_server_cannot_do_is_refused(tts_server):
@@ -66,6 +83,7 @@ def test_what_the_server_cannot_do_is_refused(tts_server):
         (dict(input="hello", speed=9), "0.25 to 4.0"),
         (dict(input="hello", stream_format="sse"), "returned whole"),
         (dict(input="hello", model="other"), "does not exist"),
+        (dict(input="hello", instructions="whisper it"), "reads no instructions"),
     ]
     for body, message in cases:
         answer = speak(url, **body)
@@ -80,3 +98,5 @@ def test_serve_options_that_do_not_apply_are_refused(tts_server):
     _, _, _, folder = tts_server
     with pytest.raises(ValueError, match="text-to-speech model"):
         build_from_args(parse_args(["--model_name", str(folder), "--chat_template", "{{ messages }}"]))
+    with pytest.raises(ValueError, match="--task do not apply"):
+        build_from_args(parse_args(["--model_name", str(folder), "--task", "embed"]))

@@ -158,6 +158,17 @@ def build_server(
     (serving/tasks.CLASSIFIER_OVERRIDES). ``tool_call_parser``: the model's tool-call syntax (serving/tool_parsers.py), which lets chat
     requests leave tool_choice "auto" (serving/tools.py); ``reasoning_parser``: the syntax of its thinking, which chat answers
     return apart as ``reasoning`` (serving/reasoning.py)."""
+    if not gguf_file and _is_text_to_speech(model_name):  # VITS: /v1/audio/speech, one request at a time
+        from QEfficient.serving.tts_app import open_tts_app
+
+        given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
+        given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
+        given |= {"img_size": img_size, "max_num_images": max_num_images, "mxint8_kv_cache": mxint8_kv_cache or None}
+        given |= {"hf_overrides": hf_overrides or None, "task": None if task == "auto" else task}
+        named = [f"--{name}" for name, value in given.items() if value is not None]
+        if named:
+            raise ValueError(f"'{model_name}' is a text-to-speech model (/v1/audio/speech): {', '.join(named)} do not apply.")
+        return open_tts_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     pooling = _pooling_task(model_name, gguf_file, task, hf_overrides)
     if pooling is not None:
         generation_options = {
@@ -173,17 +184,6 @@ def build_server(
         }
         options = (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
         return _pooling_server(pooling, model_name, options, generation_options, hf_overrides)
-    if not gguf_file and _is_text_to_speech(model_name):  # VITS: /v1/audio/speech, one request at a time
-        from QEfficient.serving.tts_app import open_tts_app
-
-        given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
-        given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
-        given |= {"img_size": img_size, "max_num_images": max_num_images, "mxint8_kv_cache": mxint8_kv_cache or None}
-        given |= {"hf_overrides": hf_overrides or None}
-        named = [f"--{name}" for name, value in given.items() if value is not None]
-        if named:
-            raise ValueError(f"'{model_name}' is a text-to-speech model (/v1/audio/speech): {', '.join(named)} do not apply.")
-        return open_tts_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     if (tool_call_parser or reasoning_parser) is not None and not gguf_file and _is_speech(model_name):
         raise ValueError(f"'{model_name}' is not served for chat here: leave --tool_call_parser and --reasoning_parser out.")
     if not gguf_file and _is_speech(model_name):

@@ -1,10 +1,12 @@
 """OpenAI's speech API over a VITS model (MMS-TTS; QEFFAutoModelForTextToWaveform).
 
 Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/speech (JSON: ``input`` the text, at most 4096
-characters as OpenAI takes; optional ``model``; ``response_format`` wav, the default here, or pcm: 16-bit little-endian
-mono at the model's sampling rate, which the response's ``X-Sampling-Rate`` header names; ``speed`` 0.25 to 4, the
-model's speaking rate times it; ``voice`` a multi-speaker model's speaker number, ignored by one speaker as OpenAI's
-names are). OpenAI's compressed formats (mp3, opus, aac, flac) and streamed events are refused, saying so. Requests run
+characters as OpenAI takes; optional ``model``; ``response_format`` wav, the default here (at the model's sampling
+rate, which its header names), or pcm: 16-bit little-endian mono at 24 kHz, as OpenAI's (resampled); ``speed`` 0.25 to
+4, the model's speaking rate times it; ``voice`` a multi-speaker model's speaker number, ignored by one speaker as
+OpenAI's names are). OpenAI's compressed formats (mp3, opus, aac, flac), streamed events and ``instructions`` (VITS
+reads no style prompt) are refused, saying so. Long texts are spoken sentence by sentence (pieces of at most
+MAX_PIECE_CHARS characters), the pieces' audio joined: VITS' attention grows with the square of the text. Requests run
 one at a time on a worker thread, so /health keeps answering.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import wave
 
 import numpy as np
@@ -23,7 +26,37 @@ from QEfficient.serving.protocol import APIError, parse_json, served_model
 from QEfficient.serving.runner import NoRunner
 
 MAX_INPUT_CHARS = 4096  # OpenAI's limit on ``input``
+MAX_PIECE_CHARS = 400  # the text spoken in one pass: its sentences, split at spaces where one is longer
+PCM_RATE = 24000  # OpenAI's pcm format
 DEFAULT_MAX_TTS_BYTES = 1024 * 1024  # a JSON body of 4096 characters is far below
+
+
+def text_pieces(text: str, limit: int = MAX_PIECE_CHARS) -> list[str]:
+    """The text's sentences, joined while they fit in ``limit`` characters; a longer sentence split at spaces (a word
+    longer than the limit cut)."""
+    pieces: list[str] = []
+    for sentence in re.split(r"(?<=[.!?;])\s+", text.strip()):
+        words = sentence.split()
+        while words:
+            piece = words.pop(0)[:limit]
+            while words and len(piece) + 1 + len(words[0]) <= limit:
+                piece += " " + words.pop(0)
+            if pieces and len(pieces[-1]) + 1 + len(piece) <= limit and pieces[-1][-1:] in ".!?;":
+                pieces[-1] += " " + piece
+            else:
+                pieces.append(piece)
+    return pieces
+
+
+def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """``samples`` at ``target`` Hz by their spectrum (band-limited, as scipy.signal.resample), for a whole clip."""
+    if rate == target or not len(samples):
+        return samples
+    count = max(1, round(len(samples) * target / rate))
+    spectrum = np.fft.rfft(samples)
+    bins = count // 2 + 1
+    spectrum = spectrum[:bins] if len(spectrum) >= bins else np.pad(spectrum, (0, bins - len(spectrum)))
+    return np.fft.irfft(spectrum, count) * (count / len(samples))
 
 
 def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
@@ -85,18 +118,28 @@ def create_tts_app(model, tokenizer, model_id: str, *, served_names=None, api_ke
             raise APIError(400, f"response_format must be wav or pcm here (no {response_format!r} encoder is bundled).", "response_format")
         if body.get("stream_format") not in (None, "audio"):
             raise APIError(400, "Speech is returned whole here: leave 'stream_format' out.", "stream_format")
+        if body.get("instructions"):
+            raise APIError(400, "VITS reads no instructions (style prompts): leave 'instructions' out.", "instructions")
         options = _speech_options(body, speakers)
-        ids = tokenizer(text, return_tensors="np")
-        if not ids["input_ids"].shape[-1]:
-            raise APIError(400, "The tokenizer reads nothing it can speak in 'input' (characters outside its vocabulary).", "input")
         speaker = {"speaker_id": options["speaker_id"]} if "speaker_id" in options else {}
+
+        def synthesize() -> np.ndarray:
+            audio = []
+            for piece in text_pieces(text):
+                ids = tokenizer(piece, return_tensors="np")
+                if not ids["input_ids"].shape[-1]:
+                    continue  # nothing the tokenizer can speak (characters outside its vocabulary)
+                out = model.generate(dict(ids), speaking_rate=base_rate * options["speed"], **speaker)
+                audio.append(out["waveform"][0, : int(out["sequence_lengths"][0])].numpy())
+            return np.concatenate(audio) if audio else np.zeros(0, np.float32)
+
         async with lock:
-            out = await asyncio.to_thread(model.generate, dict(ids), speaking_rate=base_rate * options["speed"], **speaker)
-        samples = out["waveform"][0, : int(out["sequence_lengths"][0])].numpy()
-        headers = {"X-Sampling-Rate": str(rate)}
+            samples = await asyncio.to_thread(synthesize)
+        if not len(samples):
+            raise APIError(400, "The tokenizer reads nothing it can speak in 'input' (characters outside its vocabulary).", "input")
         if response_format == "pcm":
-            return Response(pcm16(samples), media_type="audio/pcm", headers=headers)
-        return Response(wav_bytes(samples, rate), media_type="audio/wav", headers=headers)
+            return Response(pcm16(resample(samples, rate, PCM_RATE)), media_type="audio/pcm", headers={"X-Sampling-Rate": str(PCM_RATE)})
+        return Response(wav_bytes(samples, rate), media_type="audio/wav", headers={"X-Sampling-Rate": str(rate)})
 
     return app
 
@@ -108,7 +151,18 @@ def open_tts_app(model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: s
     from QEfficient import QEFFAutoModelForTextToWaveform
 
     model = QEFFAutoModelForTextToWaveform.from_pretrained(model_name)
-    tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
+    try:  # a tokenizer that needs what is not installed (VitsTokenizer: phonemizer; uroman) says so now, not per request
+        tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
+        tokenizer("hello")
+    except ImportError as err:
+        raise ValueError(f"'{model_name}''s tokenizer cannot run here: {err}") from None
+    if getattr(tokenizer, "is_uroman", False):
+        import importlib.util
+
+        if importlib.util.find_spec("uroman") is None:
+            raise ValueError(
+                f"'{model_name}''s tokenizer romanizes its text with uroman first (is_uroman), which is not installed: pip install uroman."
+            )
     model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
     app = create_tts_app(model, tokenizer, model.model_name, served_names=[model_name], api_key=api_key, **limits)
