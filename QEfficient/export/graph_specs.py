@@ -741,6 +741,38 @@ class VisualQuestionAnsweringGraphSpec:
         return {"specializations": [{"name": "VisualQuestionAnswering", "symbols": {"batch_size": str(batch_size)}}]}
 
 
+PAST_VALUES_PADDING, FREQ, PATCH_FORECASTS = "past_values_padding", "freq", "patch_forecasts"
+
+
+@dataclass(frozen=True)
+class TimesFmGraphSpec:
+    """TimesFM's decoder and forecast head, one pass: the context [B, context_length] (left-padded by the host, as
+    transformers' preprocessing), its padding [B, context_length] and each series' frequency class [B, 1] in; every
+    patch's forecast [B, patches, horizon_length, 1 + quantiles] (the mean, then the quantiles) out."""
+
+    input_names = (PAST_VALUES, PAST_VALUES_PADDING, FREQ)
+    output_names = [PATCH_FORECASTS]
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        return {name: {0: "batch_size"} for name in (PAST_VALUES, PAST_VALUES_PADDING, FREQ, PATCH_FORECASTS)}
+
+    @staticmethod
+    def dummy_inputs(context_length: int) -> tuple:
+        import torch
+
+        values = torch.randn(2, context_length, generator=torch.Generator().manual_seed(0))
+        padding = torch.zeros(2, context_length)
+        padding[1, : context_length // 2] = 1  # a shorter series, padded in front
+        values[1, : context_length // 2] = 0
+        return values, padding, torch.tensor([[0], [1]], dtype=torch.int32)
+
+    @staticmethod
+    def specializations(batch_size: int, context_length: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "context_length": str(context_length)}
+        return {"specializations": [{"name": "TimesFm", "symbols": symbols}]}
+
+
 FLATTENED_PATCHES = "flattened_patches"
 # a processor's decoder prompt (Pix2Struct's text) and its mask, as transformers names them
 DECODER_INPUT_IDS = "decoder_input_ids"

@@ -1,5 +1,6 @@
 """QEFFAutoModelForTimeSeriesPrediction: time-series models over a fixed context window (PatchTST and PatchTSMixer's
-forecasting, regression and classification heads) as one graph, loaded by the head the checkpoint was saved with.
+forecasting, regression and classification heads) as one graph, loaded by the head the checkpoint was saved with; a
+TimesFM checkpoint loads as QEFFTimesFmModelForPrediction (models/timesfm.py).
 
 ``generate({"past_values": [series, context_length, channels]})`` returns {output name: torch.Tensor} as transformers'
 forward names it: ``prediction_outputs`` (a forecast [series, prediction_length, channels], or PatchTSMixer's class
@@ -46,6 +47,10 @@ class QEFFAutoModelForTimeSeriesPrediction(QEFFBaseModel):
         architectures); other keyword arguments go to transformers."""
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         config = load_config(folder)
+        if config.model_type == "timesfm":  # transformers' AutoModelForTimeSeriesPrediction model: its own class here
+            from QEfficient.models.timesfm import QEFFTimesFmModelForPrediction
+
+            return QEFFTimesFmModelForPrediction.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         if config.model_type in UNSUPPORTED_TIME_SERIES:
             raise NotImplementedError(f"{config.model_type} is not supported: {UNSUPPORTED_TIME_SERIES[config.model_type]}.")
         head = next((a for a in config.architectures or [] if a in TIME_SERIES_HEADS), None)

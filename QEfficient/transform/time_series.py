@@ -23,8 +23,7 @@ TIME_SERIES_HEADS = {
 }
 # time-series types of transformers' mappings not run here, with why
 UNSUPPORTED_TIME_SERIES = {
-    "timesfm": "its per-series padding and normalisation and its forecast loop over output patches run in Python",
-    "timesfm2_5": "its per-series padding and normalisation and its forecast loop over output patches run in Python",
+    "timesfm2_5": "its flip-invariant forecasts and per-series normalisation run in Python; not proven here",
 }
 
 
@@ -55,3 +54,24 @@ class QEffTimeSeries(nn.Module):
     def forward(self, past_values: torch.Tensor, past_observed_mask: torch.Tensor | None = None) -> torch.Tensor:
         mask = {} if self.mask_name is None else {self.mask_name: past_observed_mask}
         return getattr(self.hf(past_values=past_values, return_dict=True, **mask), self.output)
+
+
+class QEffTimesFm(nn.Module):
+    """TimesFM's one decoding pass (its forecast horizon is one output patch): forward(past_values [B, context],
+    past_values_padding [B, context], freq [B, 1]) -> every patch's forecast [B, patches, horizon, 1 + quantiles],
+    de-normalised, as transformers' forward computes it before picking the last patch (the host picks, and assembles
+    the forecast on the context when asked)."""
+
+    def __init__(self, hf_model: PreTrainedModel) -> None:
+        super().__init__()
+        if hf_model.config.model_type != "timesfm":
+            raise NotImplementedError(f"{type(hf_model).__name__} is not a TimesFM forecaster.")
+        self.hf = hf_model
+
+    @property
+    def config(self):
+        return self.hf.config
+
+    def forward(self, past_values: torch.Tensor, past_values_padding: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
+        out = self.hf.decoder(past_values=past_values, past_values_padding=past_values_padding, freq=freq)
+        return self.hf._postprocess_output(out.last_hidden_state, (out.loc, out.scale))

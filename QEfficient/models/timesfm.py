@@ -1,0 +1,164 @@
+"""TimesFM (Google's time-series foundation model; transformers' ``TimesFmModelForPrediction``, what
+``AutoModelForTimeSeriesPrediction`` loads for it) as one graph: its decoder and forecast head over the context window,
+one pass (its horizon is one output patch). What transformers' forward does around that pass in Python runs on the host
+with numpy, in its order: each series cut to its last ``context_length`` values or padded in front, the optional
+trend/residual decomposition (``window_size``), the last patch's forecast (and the forecast on the context, when
+asked), and ``truncate_negative``.
+
+``generate({"past_values": [series, ...], "freq": [...]})`` returns transformers' TimesFmOutputForPrediction with
+``mean_predictions`` [series, horizon] and ``full_predictions`` [series, horizon, 1 + quantiles].
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel, TimesFmModelForPrediction
+from transformers.models.timesfm.modeling_timesfm import TimesFmOutputForPrediction
+
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.export.graph_specs import FREQ, PAST_VALUES, PAST_VALUES_PADDING, PATCH_FORECASTS, TIME_SERIES_KIND, TimesFmGraphSpec
+from QEfficient.export.onnx_export import torchscript_export
+from QEfficient.models.base import QEFFBaseModel
+from QEfficient.runtime.ort_session import open_artifact_session
+from QEfficient.transform.time_series import QEffTimesFm
+
+
+def moving_average(series: np.ndarray, window: int) -> list[np.ndarray]:
+    """transformers' trend/residual decomposition: the mean of each value's window (zeros before the series), and what
+    is left."""
+    padded = np.concatenate([np.zeros(window - 1, series.dtype), series])
+    smoothed = np.lib.stride_tricks.sliding_window_view(padded, window).mean(-1, dtype=np.float32).astype(series.dtype)
+    return [smoothed, series - smoothed]
+
+
+class QEFFTimesFmModelForPrediction(QEFFBaseModel):
+    """TimesFM (module docstring).
+
+    >>> model = QEFFAutoModelForTimeSeriesPrediction.from_pretrained("path/to/timesfm-2.0-500m-pytorch")  # this class
+    >>> model.compile(num_cores=16)
+    >>> model.generate({"past_values": [series_a, series_b], "freq": [0, 1]}).mean_predictions
+    """
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
+        self.model = QEffTimesFm(model.eval())
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
+        return cls._from_hf(TimesFmModelForPrediction, pretrained_model_name_or_path, *args, **kwargs)  # eager attention
+
+    @property
+    def hf_model(self) -> PreTrainedModel:
+        return self.model.hf
+
+    def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
+        """Export to ONNX (cached under QEFF_HOME); returns the path."""
+        warn_ignored_options("export()", kwargs)
+        name = self.model_name.replace("/", "_")
+        spec, args = TimesFmGraphSpec(), TimesFmGraphSpec.dummy_inputs(self.config.context_length)
+        self.onnx_path = self._export_graph(
+            self.model,
+            name,
+            export_dir,
+            export_fn=lambda tmp: torchscript_export(
+                self.model, args, tmp / f"{name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes()
+            ),
+            hash_extra={"graph": f"{TIME_SERIES_KIND}-timesfm"},
+        )
+        return self.onnx_path
+
+    def compile(
+        self,
+        onnx_path: str | os.PathLike | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        batch_size: int = 1,
+        num_devices: int = 1,
+        num_cores: int = 16,
+        mxfp6_matmul: bool = False,
+        **compiler_options,
+    ) -> Path:
+        """Build the artifact for ``batch_size`` series at a time; ``mxfp6_matmul``: the MatMuls as int8 GEMMs."""
+        return self._compile_graph(
+            onnx_path,
+            compile_dir,
+            {"output_name": PATCH_FORECASTS, "kind": f"{TIME_SERIES_KIND}-timesfm"},
+            {"context_length": self.config.context_length},
+            TimesFmGraphSpec.specializations(batch_size, self.config.context_length),
+            batch_size=batch_size,
+            num_devices=num_devices,
+            num_cores=num_cores,
+            mxfp6_matmul=mxfp6_matmul,
+            compiler_options=compiler_options,
+        )
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> TimesFmOutputForPrediction:
+        """Forecasts for {"past_values": a list of 1-D series of any lengths, "freq": a frequency class per series (0
+        high, 1 medium, 2 low; default 0), "window_size", "forecast_context_len", "return_forecast_on_context",
+        "truncate_negative"}, as transformers' forward takes them (or the list of series alone)."""
+        if device_ids is not None and len(device_ids) > 1:
+            warn_ignored_options("generate()", {"device_ids": device_ids})
+        options = dict(inputs) if hasattr(inputs, "keys") else {PAST_VALUES: inputs}
+        unknown = set(options) - {
+            PAST_VALUES,
+            FREQ,
+            "window_size",
+            "forecast_context_len",
+            "return_forecast_on_context",
+            "truncate_negative",
+        }
+        if unknown:
+            raise ValueError(f"Unknown inputs {sorted(unknown)}: TimesFM takes past_values, freq, window_size, forecast_context_len, ...")
+        context, horizon, patch = self.config.context_length, self.config.horizon_length, self.config.patch_length
+        if options.get("forecast_context_len") not in (None, context):
+            raise ValueError(f"The graph reads {context} values of context (the model's context_length): leave forecast_context_len out.")
+        series = [np.asarray(_numpy(ts), np.float32).reshape(-1)[-context:] for ts in options.get(PAST_VALUES) or []]
+        if not series or any(not len(ts) for ts in series):
+            raise ValueError("past_values must be a list of non-empty 1-D series.")
+        freq = options.get(FREQ)
+        freq = [0] * len(series) if freq is None else [int(f) for f in np.asarray(_numpy(freq)).reshape(-1)]
+        if len(freq) != len(series) or any(not 0 <= f < self.config.freq_size for f in freq):
+            raise ValueError(f"freq must hold one frequency class (0 to {self.config.freq_size - 1}) per series.")
+        lowest = min(float(ts.min()) for ts in series)
+        window = options.get("window_size")
+        if window is not None:  # each series as its trend and its residual, forecast apart and summed
+            series = [part for ts in series for part in moving_average(ts, int(window))]
+            freq = [f for f in freq for _ in range(2)]
+        values = np.zeros((len(series), context), np.float32)
+        padding = np.ones((len(series), context), np.float32)
+        for row, ts in enumerate(series):  # padded in front, as transformers' _preprocess
+            values[row, context - len(ts) :], padding[row, context - len(ts) :] = ts, 0
+        forecasts = self._forecasts(values, padding, np.asarray(freq, np.int32)[:, None], runtime_ai100)
+        full = forecasts[:, -1, :horizon, :]
+        if options.get("return_forecast_on_context"):
+            on_context = forecasts[:, :-1, :patch, :].reshape(len(series), -1, forecasts.shape[-1])
+            full = np.concatenate([on_context, full], axis=1)[:, : context - patch + horizon]
+        mean = full[..., 0]
+        if window is not None:
+            mean, full = mean[0::2] + mean[1::2], full[0::2] + full[1::2]
+        if options.get("truncate_negative") and lowest >= 0:
+            mean, full = np.maximum(mean, 0), np.maximum(full, 0)
+        return TimesFmOutputForPrediction(mean_predictions=torch.from_numpy(mean), full_predictions=torch.from_numpy(full))
+
+    def _forecasts(self, values: np.ndarray, padding: np.ndarray, freq: np.ndarray, runtime_ai100: bool) -> np.ndarray:
+        if not runtime_ai100:
+            with torch.no_grad():
+                return self.model(torch.from_numpy(values), torch.from_numpy(padding), torch.from_numpy(freq)).numpy()
+        if self.qpc_path is None:
+            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
+        path, batch = self.qpc_path, read_artifact(self.qpc_path)["compile_params"]["batch_size"]
+        session = self._session("timesfm", (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
+        parts = []
+        for start in range(0, len(values), batch):
+            rows = slice(start, start + batch)
+            parts.append(session.run(None, {PAST_VALUES: values[rows], PAST_VALUES_PADDING: padding[rows], FREQ: freq[rows]})[0])
+        return np.concatenate(parts)
+
+
+def _numpy(value) -> np.ndarray:
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
