@@ -11,7 +11,7 @@ import torch
 from transformers import AutoConfig, AutoModelForMaskGeneration, SamConfig, SamImageProcessor, SamModel, SamProcessor
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASK_GENERATION_MAPPING_NAMES
 
-from QEfficient import QEFFAutoModelForMaskGeneration
+from QEfficient import QEFFAutoModel, QEFFAutoModelForMaskGeneration
 from QEfficient.transform.mask_generation import UNSUPPORTED_MASK_GENERATORS
 from tests.helpers import widen_weights
 
@@ -56,6 +56,12 @@ def prompts() -> dict[str, dict[str, torch.Tensor]]:
             "input_boxes": boxes[:, :1].repeat(2, 1, 1)[:3],
         },
     }
+
+
+def test_qeff_auto_model_gives_the_mask_generator(sam, tmp_path):
+    hf, _ = sam
+    hf.save_pretrained(tmp_path)
+    assert type(QEFFAutoModel.from_pretrained(tmp_path)) is QEFFAutoModelForMaskGeneration  # AutoModel's SamModel
 
 
 def test_every_mask_generation_type_runs_or_is_refused():

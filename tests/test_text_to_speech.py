@@ -11,7 +11,7 @@ import torch
 from transformers import AutoConfig, AutoModelForTextToWaveform, VitsConfig, VitsModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_TEXT_TO_WAVEFORM_MAPPING_NAMES
 
-from QEfficient import QEFFAutoModelForTextToWaveform
+from QEfficient import QEFFAutoModel, QEFFAutoModelForTextToWaveform
 from QEfficient.transform.text_to_speech import UNSUPPORTED_TEXT_TO_WAVEFORM
 
 TINY = dict(
@@ -67,6 +67,7 @@ def test_noise_and_loading(tmp_path):
     hf = tiny()
     hf.save_pretrained(tmp_path)
     model = QEFFAutoModelForTextToWaveform.from_pretrained(tmp_path)
+    assert type(QEFFAutoModel.from_pretrained(tmp_path)) is QEFFAutoModelForTextToWaveform  # AutoModel's VitsModel
     model.compile(num_cores=1)
     inputs = _padded(1, 8)  # (transformers' VitsTokenizer needs the phonemizer package, not installed here)
     expected = transformers_waveform(hf, inputs)

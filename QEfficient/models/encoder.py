@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from pathlib import Path
@@ -67,6 +68,13 @@ def _as_numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
+# types whose transformers AutoModel class is already the task's model, and the class that runs it
+WHOLE_MODELS = {
+    "sam": ("QEfficient.models.mask_generation", "QEFFAutoModelForMaskGeneration"),  # SamModel: promptable segmentation
+    "vits": ("QEfficient.models.text_to_speech", "QEFFAutoModelForTextToWaveform"),  # VitsModel: text to speech
+}
+
+
 class _QEFFEncoderBase(QEFFBaseModel):
     _hf_auto = AutoModel
     _output_name = "output"
@@ -90,6 +98,13 @@ class _QEFFEncoderBase(QEFFBaseModel):
             if pooling is not None:
                 raise ValueError("An audio encoder's hidden states are per frame here: load it without pooling.")
             obj = QEFFAutoModelForAudioFeatureExtraction(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+            obj.local_model_dir = folder
+            return obj
+        if cls is QEFFAutoModel and model.config.model_type in WHOLE_MODELS:  # transformers' AutoModel is the task's model
+            if pooling is not None:
+                raise ValueError(f"{type(model).__name__} is not an encoder with hidden states to pool: load it without pooling.")
+            module, name = WHOLE_MODELS[model.config.model_type]
+            obj = getattr(importlib.import_module(module), name)(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
             obj.local_model_dir = folder
             return obj
         if cls is QEFFAutoModel and is_dual_encoder(model):  # CLIP, SigLIP, ...: two towers, text and image
