@@ -67,3 +67,9 @@ def test_bad_inputs(timesfm):
         model.generate({"past_values": _series(), "forecast_context_len": 16})
     with pytest.raises(ValueError, match="Unknown inputs"):
         model.generate({"past_values": _series(), "future_values": torch.zeros(3, 16)})
+    rows = torch.stack([s[-20:] for s in _series()])  # a [series, length] tensor: its rows
+    np.testing.assert_allclose(
+        model.generate({"past_values": rows}).mean_predictions.numpy(), model.generate(list(rows)).mean_predictions.numpy()
+    )
+    with pytest.raises(NotImplementedError, match="use_positional_embedding"):
+        QEFFTimesFmModelForPrediction(TimesFmModelForPrediction(TimesFmConfig(**TINY, use_positional_embedding=True)))

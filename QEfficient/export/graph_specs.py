@@ -773,6 +773,36 @@ class TimesFmGraphSpec:
         return {"specializations": [{"name": "TimesFm", "symbols": symbols}]}
 
 
+KEYPOINT_SCORES, DENSE_DESCRIPTORS = "keypoint_scores", "dense_descriptors"
+KEYPOINT_DETECTOR_KIND = "keypoint_detector"
+
+
+@dataclass(frozen=True)
+class KeypointGraphSpec:
+    """SuperPoint's dense part: the image [B, C, H, W] of any size in; each pixel's keypoint score after non-maximum
+    suppression [B, H, W] and the L2-normalized descriptor map [B, D, H / 8, W / 8] out (the host picks the keypoints
+    and samples their descriptors, as transformers does per image)."""
+
+    input_names = (PIXEL_VALUES,)
+    output_names = [KEYPOINT_SCORES, DENSE_DESCRIPTORS]
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        image = {0: "batch_size", 2: "height", 3: "width"}
+        return {PIXEL_VALUES: image, KEYPOINT_SCORES: {0: "batch_size", 1: "height", 2: "width"}, DENSE_DESCRIPTORS: {0: "batch_size"}}
+
+    @staticmethod
+    def dummy_inputs(channels: int) -> tuple:
+        import torch
+
+        gray = torch.rand(2, 1, 64, 48, generator=torch.Generator().manual_seed(0))
+        return (gray.expand(-1, channels, -1, -1).contiguous(),)
+
+    @staticmethod
+    def specializations(batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "KeypointDetector", "symbols": {"batch_size": str(batch_size)}}]}
+
+
 FLATTENED_PATCHES = "flattened_patches"
 # a processor's decoder prompt (Pix2Struct's text) and its mask, as transformers names them
 DECODER_INPUT_IDS = "decoder_input_ids"

@@ -50,7 +50,11 @@ class QEFFTimesFmModelForPrediction(QEFFBaseModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
-        return cls._from_hf(TimesFmModelForPrediction, pretrained_model_name_or_path, *args, **kwargs)  # eager attention
+        obj = cls._from_hf(TimesFmModelForPrediction, pretrained_model_name_or_path, *args, **kwargs)  # eager attention
+        saved = obj.config.architectures or []
+        if saved and "TimesFmModelForPrediction" not in saved:  # its forecast head would be untrained
+            raise ValueError(f"'{pretrained_model_name_or_path}' holds a {saved[0]}, not TimesFM's forecaster (TimesFmModelForPrediction).")
+        return obj
 
     @property
     def hf_model(self) -> PreTrainedModel:
@@ -117,14 +121,16 @@ class QEFFTimesFmModelForPrediction(QEFFBaseModel):
         context, horizon, patch = self.config.context_length, self.config.horizon_length, self.config.patch_length
         if options.get("forecast_context_len") not in (None, context):
             raise ValueError(f"The graph reads {context} values of context (the model's context_length): leave forecast_context_len out.")
-        series = [np.asarray(_numpy(ts), np.float32).reshape(-1)[-context:] for ts in options.get(PAST_VALUES) or []]
+        given = options.get(PAST_VALUES)
+        given = [] if given is None else given  # a list of series, or a [series, length] array or tensor (its rows)
+        series = [np.asarray(_numpy(ts), np.float32).reshape(-1)[-context:] for ts in given]
         if not series or any(not len(ts) for ts in series):
             raise ValueError("past_values must be a list of non-empty 1-D series.")
         freq = options.get(FREQ)
         freq = [0] * len(series) if freq is None else [int(f) for f in np.asarray(_numpy(freq)).reshape(-1)]
         if len(freq) != len(series) or any(not 0 <= f < self.config.freq_size for f in freq):
             raise ValueError(f"freq must hold one frequency class (0 to {self.config.freq_size - 1}) per series.")
-        lowest = min(float(ts.min()) for ts in series)
+        lowest = float(np.min([ts.min() for ts in series]))  # NaN if any is, as torch.min
         window = options.get("window_size")
         if window is not None:  # each series as its trend and its residual, forecast apart and summed
             series = [part for ts in series for part in moving_average(ts, int(window))]

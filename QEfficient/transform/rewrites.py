@@ -22,6 +22,8 @@ or assumes a cache that grows with the sequence.
   rotation is written out in real arithmetic (the module functions are swapped only while our forward runs).
 * PatchTST's and PatchTSMixer's patches are ``unfold`` over the time axis, which exports with a wrong shape when the
   batch is dynamic: here a gather of each patch's positions.
+* SuperPoint's non-maximum suppression max-pools a 3-D [B, H, W] tensor as an unbatched image, which exports as a 1-D
+  pool: here over [B, 1, H, W].
 * ViLT picks its image patches with ``nonzero``, Python lists and a random order (which its output does not see): here
   every patch in order, for unpadded images.
 * Grounding DINO splits its prompt into phrases with ``isin`` and running maxima, which have no ONNX export: here by
@@ -294,6 +296,24 @@ def vilt_visual_embed(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor
     return x, x_mask, (patch_index, (height, width))
 
 
+def superpoint_simple_nms(scores: torch.Tensor, nms_radius: int) -> torch.Tensor:
+    """SuperPoint's non-maximum suppression with its max pools over [B, 1, H, W]: transformers pools the 3-D [B, H, W]
+    as an unbatched image, which exports as a 1-D pool with 2-D attributes."""
+    if nms_radius < 0:
+        raise ValueError("Expected positive values for nms_radius")
+
+    def max_pool(x):
+        return nn.functional.max_pool2d(x[:, None], kernel_size=nms_radius * 2 + 1, stride=1, padding=nms_radius)[:, 0]
+
+    zeros = torch.zeros_like(scores)
+    max_mask = scores == max_pool(scores)
+    for _ in range(2):
+        suppressed = max_pool(max_mask.float()) > 0
+        suppressed_scores = torch.where(suppressed, zeros, scores)
+        max_mask = max_mask | ((suppressed_scores == max_pool(suppressed_scores)) & ~suppressed)
+    return torch.where(max_mask, scores, zeros)
+
+
 # class name -> {method name: replacement}
 REWRITES = {
     "PatchTSTPatchify": {"forward": patchify_forward},
@@ -322,6 +342,7 @@ FUNCTION_REWRITES = {
     "transformers.models.deepseek_v2.modeling_deepseek_v2": {"apply_rotary_emb": deepseek_v2_apply_rotary_emb},
     "transformers.models.longformer.modeling_longformer": {"create_bidirectional_mask": longformer.padding_mask},
     "transformers.models.wav2vec2_conformer.modeling_wav2vec2_conformer": {"_apply_relative_position_encoding": conformer_relative_scores},
+    "transformers.models.superpoint.modeling_superpoint": {"simple_nms": superpoint_simple_nms},
     **{
         f"transformers.models.{name}.modeling_{name}": {"generate_masks_with_special_tokens_and_transfer_map": text_masks_and_positions}
         for name in ("grounding_dino", "mm_grounding_dino")

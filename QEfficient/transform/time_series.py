@@ -1,6 +1,7 @@
-"""Time-series models with a head over a fixed context window (PatchTST and PatchTSMixer: forecasting, regression,
-classification): forward(past_values [, past_observed_mask]) -> the head's output. Heads that output a distribution's
-parameters, and TimesFM (its per-series preprocessing and forecast loop run in Python), are not run here."""
+"""Time-series models over a fixed context window: PatchTST's and PatchTSMixer's forecasting, regression and
+classification heads (forward(past_values [, past_observed_mask]) -> the head's output; heads that output a
+distribution's parameters are not run here), and TimesFM's one decoding pass (QEffTimesFm; models/timesfm.py does what
+transformers does around it)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,11 @@ class QEffTimesFm(nn.Module):
         super().__init__()
         if hf_model.config.model_type != "timesfm":
             raise NotImplementedError(f"{type(hf_model).__name__} is not a TimesFM forecaster.")
+        if hf_model.config.use_positional_embedding:
+            raise NotImplementedError(
+                f"{type(hf_model).__name__} with use_positional_embedding=True is not supported: transformers repeats its "
+                "position table by a Python count of the series, which the graph would fix at the export's."
+            )
         self.hf = hf_model
 
     @property

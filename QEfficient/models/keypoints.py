@@ -1,0 +1,164 @@
+"""QEFFAutoModelForKeypointDetection: SuperPoint (transformers' ``AutoModelForKeypointDetection``). Its dense part (the
+keypoint scores after non-maximum suppression and the descriptor map) is one graph, for images of any size; picking each
+image's keypoints and sampling their descriptors runs on the host with numpy, in transformers' order: the scores above
+``keypoint_threshold``, those away from the borders (transformers' rule, as it computes it), the ``max_keypoints`` best,
+their descriptors read bilinearly from the map (``grid_sample``, align_corners) and L2-normalized.
+
+``generate(processor(images, return_tensors="pt"))`` returns transformers' SuperPointKeypointDescriptionOutput
+(``keypoints`` relative to the image, ``scores``, ``descriptors``, ``mask``), which the processor's
+``post_process_keypoint_detection`` takes as it is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForKeypointDetection, PreTrainedModel
+from transformers.models.superpoint.modeling_superpoint import SuperPointKeypointDescriptionOutput
+
+from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.export.graph_specs import KEYPOINT_DETECTOR_KIND, KEYPOINT_SCORES, PIXEL_VALUES, KeypointGraphSpec
+from QEfficient.export.onnx_export import torchscript_export
+from QEfficient.generation.encoder_run import run_in_batches
+from QEfficient.models.base import QEFFBaseModel
+from QEfficient.runtime.ort_session import open_artifact_session
+from QEfficient.transform.keypoints import QEffSuperPoint
+
+SCALE = 8  # SuperPoint's descriptor map is 8 times coarser than the image
+
+
+def pick_keypoints(scores: np.ndarray, threshold: float, border: int, max_keypoints: int) -> tuple[np.ndarray, np.ndarray]:
+    """(keypoints [N, 2] as (x, y), their scores [N]) of one image's score map [H, W], as transformers' keypoint
+    decoder picks them (its border test compares rows and columns with 8 times the map's size, as it does)."""
+    height, width = scores.shape
+    rows, columns = np.nonzero(scores > threshold)  # row-major, as torch.nonzero
+    values = scores[rows, columns]
+    keep = (rows >= border) & (rows < height * SCALE - border) & (columns >= border) & (columns < width * SCALE - border)
+    rows, columns, values = rows[keep], columns[keep], values[keep]
+    if 0 <= max_keypoints < len(values):
+        best = np.argsort(-values, kind="stable")[:max_keypoints]
+        rows, columns, values = rows[best], columns[best], values[best]
+    return np.stack([columns, rows], axis=-1).astype(np.float32), values.astype(np.float32)
+
+
+def sample_descriptors(keypoints: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
+    """[N, D]: the descriptor map [D, h, w] read bilinearly at each keypoint (pixel coordinates), as transformers'
+    ``grid_sample(align_corners=True)`` (zeros outside the map), each row then L2-normalized."""
+    channels, height, width = descriptors.shape
+    if not len(keypoints):
+        return np.zeros((0, channels), np.float32)
+    shifted = keypoints - SCALE / 2 + 0.5
+    grid = shifted / np.array([width * SCALE - SCALE / 2 - 0.5, height * SCALE - SCALE / 2 - 0.5], np.float32) * 2 - 1
+    x, y = (grid[:, 0] + 1) / 2 * (width - 1), (grid[:, 1] + 1) / 2 * (height - 1)
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    sampled = np.zeros((len(keypoints), channels), np.float32)
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        xi, yi = x0 + dx, y0 + dy
+        weight = (1 - np.abs(x - xi)) * (1 - np.abs(y - yi))
+        inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
+        sampled[inside] += weight[inside, None] * descriptors[:, yi[inside], xi[inside]].T
+    return sampled / np.maximum(np.linalg.norm(sampled, axis=-1, keepdims=True), 1e-12)
+
+
+class QEFFAutoModelForKeypointDetection(QEFFBaseModel):
+    """SuperPoint (module docstring).
+
+    >>> model = QEFFAutoModelForKeypointDetection.from_pretrained("path/to/superpoint")
+    >>> model.compile(num_cores=16)
+    >>> out = model.generate(processor(images, return_tensors="pt"))
+    >>> processor.post_process_keypoint_detection(out, [image.size[::-1] for image in images])
+    """
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
+        self.model = QEffSuperPoint(model.eval())
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
+        return cls._from_auto(AutoModelForKeypointDetection, pretrained_model_name_or_path, *args, **kwargs)
+
+    @property
+    def hf_model(self) -> PreTrainedModel:
+        return self.model.hf
+
+    def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
+        """Export to ONNX (cached under QEFF_HOME); returns the path."""
+        warn_ignored_options("export()", kwargs)
+        name = self.model_name.replace("/", "_")
+        spec, args = KeypointGraphSpec(), KeypointGraphSpec.dummy_inputs(3)
+        self.onnx_path = self._export_graph(
+            self.model,
+            name,
+            export_dir,
+            export_fn=lambda tmp: torchscript_export(
+                self.model, args, tmp / f"{name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes()
+            ),
+            hash_extra={"graph": KEYPOINT_DETECTOR_KIND},
+        )
+        return self.onnx_path
+
+    def compile(
+        self,
+        onnx_path: str | os.PathLike | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        batch_size: int = 1,
+        num_devices: int = 1,
+        num_cores: int = 16,
+        **compiler_options,
+    ) -> Path:
+        """Build the artifact for images of any size (multiples of 8), ``batch_size`` of one size at a time."""
+        return self._compile_graph(
+            onnx_path,
+            compile_dir,
+            {"output_name": KEYPOINT_SCORES, "kind": KEYPOINT_DETECTOR_KIND},
+            {},
+            KeypointGraphSpec.specializations(batch_size),
+            batch_size=batch_size,
+            num_devices=num_devices,
+            num_cores=num_cores,
+            mxfp6_matmul=False,  # a small convolutional network: float32
+            compiler_options=compiler_options,
+        )
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> SuperPointKeypointDescriptionOutput:
+        """Keypoints, scores, descriptors and mask for an image processor's output (or pixel_values [images, channels,
+        height, width], height and width multiples of 8), as transformers' forward returns them."""
+        if device_ids is not None and len(device_ids) > 1:
+            warn_ignored_options("generate()", {"device_ids": device_ids})
+        pixels = inputs[PIXEL_VALUES] if hasattr(inputs, "keys") else inputs
+        pixels = np.ascontiguousarray(pixels.detach().cpu().numpy() if isinstance(pixels, torch.Tensor) else pixels, dtype=np.float32)
+        pixels = pixels[None] if pixels.ndim == 3 else pixels
+        if pixels.ndim != 4 or not len(pixels) or pixels.shape[2] % SCALE or pixels.shape[3] % SCALE:
+            raise ValueError(f"pixel_values must be [images, channels, height, width] with sizes multiples of 8, got {list(pixels.shape)}.")
+        if not runtime_ai100:
+            with torch.no_grad():
+                scores, descriptors = (t.numpy() for t in self.model(torch.from_numpy(pixels)))
+        else:
+            if self.qpc_path is None:
+                raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
+            path, batch = self.qpc_path, read_artifact(self.qpc_path)["compile_params"]["batch_size"]
+            session = self._session("superpoint", (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
+            scores, descriptors = run_in_batches(session, PIXEL_VALUES, pixels, batch)
+        config = self.config
+        picked = [pick_keypoints(s, config.keypoint_threshold, config.border_removal_distance, config.max_keypoints) for s in scores]
+        count = max(len(values) for _, values in picked)
+        keypoints = np.zeros((len(pixels), count, 2), np.float32)
+        values = np.zeros((len(pixels), count), np.float32)
+        sampled = np.zeros((len(pixels), count, descriptors.shape[1]), np.float32)
+        mask = np.zeros((len(pixels), count), np.int32)
+        for row, ((points, point_scores), dense) in enumerate(zip(picked, descriptors)):
+            keypoints[row, : len(points)], values[row, : len(points)] = points, point_scores
+            sampled[row, : len(points)] = sample_descriptors(points, dense)
+            mask[row, : len(points)] = 1
+        keypoints /= np.array([pixels.shape[3], pixels.shape[2]], np.float32)  # relative (x, y)
+        return SuperPointKeypointDescriptionOutput(
+            keypoints=torch.from_numpy(keypoints),
+            scores=torch.from_numpy(values),
+            descriptors=torch.from_numpy(sampled),
+            mask=torch.from_numpy(mask),
+        )
