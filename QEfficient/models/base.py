@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 from QEfficient.compile.ort_cpu import build_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import recurrent_state_names
-from QEfficient.export.onnx_export import cached_export
+from QEfficient.export.onnx_export import cached_export, torchscript_export
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.runtime.devices import current_device
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
@@ -186,6 +186,22 @@ class QEFFBaseModel:
             rewrite=rewrite,
             extra_files=extra_files,
         )
+
+    def _export_one_graph(self, spec, args: tuple, kind: str, export_dir: str | os.PathLike | None, options: dict) -> Path:
+        """A one-graph model's export(): ``self.model`` traced on ``args`` with ``spec``'s names and axes, through the
+        export cache (``kind`` names the graph in its key); kept as ``onnx_path``."""
+        warn_ignored_options("export()", options)
+        name = self.model_name.replace("/", "_")
+        self.onnx_path = self._export_graph(
+            self.model,
+            name,
+            export_dir,
+            export_fn=lambda tmp: torchscript_export(
+                self.model, args, tmp / f"{name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes()
+            ),
+            hash_extra={"graph": kind},
+        )
+        return self.onnx_path
 
     def _compile_graph(
         self,

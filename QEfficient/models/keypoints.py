@@ -21,7 +21,6 @@ from transformers.models.superpoint.modeling_superpoint import SuperPointKeypoin
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.export.graph_specs import KEYPOINT_DETECTOR_KIND, KEYPOINT_SCORES, PIXEL_VALUES, KeypointGraphSpec
-from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
@@ -87,19 +86,8 @@ class QEFFAutoModelForKeypointDetection(QEFFBaseModel):
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
         """Export to ONNX (cached under QEFF_HOME); returns the path."""
-        warn_ignored_options("export()", kwargs)
-        name = self.model_name.replace("/", "_")
-        spec, args = KeypointGraphSpec(), KeypointGraphSpec.dummy_inputs(3)
-        self.onnx_path = self._export_graph(
-            self.model,
-            name,
-            export_dir,
-            export_fn=lambda tmp: torchscript_export(
-                self.model, args, tmp / f"{name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes()
-            ),
-            hash_extra={"graph": KEYPOINT_DETECTOR_KIND},
-        )
-        return self.onnx_path
+        spec = KeypointGraphSpec()
+        return self._export_one_graph(spec, spec.dummy_inputs(3), KEYPOINT_DETECTOR_KIND, export_dir, kwargs)
 
     def compile(
         self,

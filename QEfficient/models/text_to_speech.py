@@ -31,18 +31,10 @@ from QEfficient.export.graph_specs import (
     WAVEFORM,
     TextToWaveformGraphSpec,
 )
-from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.generation.encoder_run import encoder_inputs
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.text_to_speech import QEffVits
-
-
-def export_text_to_waveform_onnx(module: QEffVits, out_dir: Path, name: str) -> Path:
-    """Export a QEffVits: text, noise scales and speaking rate in, waveform and lengths out; batch and length dynamic."""
-    spec = TextToWaveformGraphSpec(module.speakers)
-    args = spec.dummy_inputs(module.config.vocab_size)
-    return torchscript_export(module, args, out_dir / f"{name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
 
 
 class QEFFAutoModelForTextToWaveform(QEFFBaseModel):
@@ -74,16 +66,8 @@ class QEFFAutoModelForTextToWaveform(QEFFBaseModel):
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
         """Export to ONNX (cached under QEFF_HOME); returns the path."""
-        warn_ignored_options("export()", kwargs)
-        name = self.model_name.replace("/", "_")
-        self.onnx_path = self._export_graph(
-            self.model,
-            name,
-            export_dir,
-            export_fn=lambda tmp: export_text_to_waveform_onnx(self.model, tmp, name),
-            hash_extra={"graph": TEXT_TO_WAVEFORM_KIND},
-        )
-        return self.onnx_path
+        spec = TextToWaveformGraphSpec(self.model.speakers)
+        return self._export_one_graph(spec, spec.dummy_inputs(self.config.vocab_size), TEXT_TO_WAVEFORM_KIND, export_dir, kwargs)
 
     def compile(
         self,

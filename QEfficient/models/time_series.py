@@ -19,7 +19,6 @@ from transformers import PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.export.graph_specs import PAST_OBSERVED_MASK, PAST_VALUES, TIME_SERIES_KIND, TimeSeriesGraphSpec
-from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
@@ -72,19 +71,7 @@ class QEFFAutoModelForTimeSeriesPrediction(QEFFBaseModel):
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
         """Export to ONNX (cached under QEFF_HOME); returns the path."""
-        warn_ignored_options("export()", kwargs)
-        name = self.model_name.replace("/", "_")
-        args = self.spec.dummy_inputs(*self._window)
-        self.onnx_path = self._export_graph(
-            self.model,
-            name,
-            export_dir,
-            export_fn=lambda tmp: torchscript_export(
-                self.model, args, tmp / f"{name}.onnx", list(self.spec.input_names), self.spec.output_names, self.spec.dynamic_axes()
-            ),
-            hash_extra={"graph": TIME_SERIES_KIND},
-        )
-        return self.onnx_path
+        return self._export_one_graph(self.spec, self.spec.dummy_inputs(*self._window), TIME_SERIES_KIND, export_dir, kwargs)
 
     def compile(
         self,

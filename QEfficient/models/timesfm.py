@@ -21,7 +21,6 @@ from transformers.models.timesfm.modeling_timesfm import TimesFmOutputForPredict
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.export.graph_specs import FREQ, PAST_VALUES, PAST_VALUES_PADDING, PATCH_FORECASTS, TIME_SERIES_KIND, TimesFmGraphSpec
-from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.time_series import QEffTimesFm
@@ -62,19 +61,9 @@ class QEFFTimesFmModelForPrediction(QEFFBaseModel):
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
         """Export to ONNX (cached under QEFF_HOME); returns the path."""
-        warn_ignored_options("export()", kwargs)
-        name = self.model_name.replace("/", "_")
-        spec, args = TimesFmGraphSpec(), TimesFmGraphSpec.dummy_inputs(self.config.context_length)
-        self.onnx_path = self._export_graph(
-            self.model,
-            name,
-            export_dir,
-            export_fn=lambda tmp: torchscript_export(
-                self.model, args, tmp / f"{name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes()
-            ),
-            hash_extra={"graph": f"{TIME_SERIES_KIND}-timesfm"},
-        )
-        return self.onnx_path
+        spec = TimesFmGraphSpec()
+        args = spec.dummy_inputs(self.config.context_length)
+        return self._export_one_graph(spec, args, f"{TIME_SERIES_KIND}-timesfm", export_dir, kwargs)
 
     def compile(
         self,

@@ -26,7 +26,6 @@ from QEfficient.export.graph_specs import (
     VISUAL_QA_KIND,
     VisualQuestionAnsweringGraphSpec,
 )
-from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.generation.encoder_run import encoder_inputs
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
@@ -63,20 +62,9 @@ class QEFFAutoModelForVisualQuestionAnswering(QEFFBaseModel):
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
         """Export to ONNX (cached under QEFF_HOME); returns the path."""
-        warn_ignored_options("export()", kwargs)
-        name = self.model_name.replace("/", "_")
         spec = VisualQuestionAnsweringGraphSpec()
         args = spec.dummy_inputs(self.config.vocab_size, self.config.patch_size)
-        self.onnx_path = self._export_graph(
-            self.model,
-            name,
-            export_dir,
-            export_fn=lambda tmp: torchscript_export(
-                self.model, args, tmp / f"{name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes()
-            ),
-            hash_extra={"graph": VISUAL_QA_KIND},
-        )
-        return self.onnx_path
+        return self._export_one_graph(spec, args, VISUAL_QA_KIND, export_dir, kwargs)
 
     def compile(
         self,
