@@ -139,6 +139,9 @@ UNSUPPORTED_QA = {
 }
 
 
+# encoder classes whose output is one embedding per text (transformers' pooler_output), run as a pooled graph
+EMBEDDING_HEADS = frozenset({"DPRQuestionEncoder", "DPRContextEncoder"})
+
 # Decoders whose sequence classifier or base model (an embedding model's) cannot run here, and why
 # (tests/test_encoder_sweep.py proves the others; those of decoder_encoder.STATIC_KV_DECODERS run the causal-LM graph)
 UNSUPPORTED_DECODER_CLASSIFIERS = {
@@ -201,6 +204,10 @@ class QEffEncoder(nn.Module):
             )
         self.hf = hf_model
         self.pooling = pooling
+        # an encoder whose output is its embedding (DPR's question and passage encoders: the [CLS] state, projected)
+        self.embedding_head = name in EMBEDDING_HEADS
+        if self.embedding_head and pooling is not None:
+            raise ValueError(f"{name}'s output is already its embedding ([texts, hidden]): load it without pooling.")
         # a decoder whose own modules do not serve here runs the causal-LM path's graph (decoder_encoder.py)
         static_kv = hf_model.config.model_type in STATIC_KV_DECODERS
         # a decoder's attention says so (is_causal); its masks, sliding windows included, are transformers' own
@@ -314,6 +321,8 @@ class QEffEncoder(nn.Module):
             return torch.stack([out.start_logits, out.end_logits], dim=-1)
         if self.classifier:
             return out.logits
+        if self.embedding_head:  # DPR's encoders: their embedding is the output
+            return out.pooler_output
         hidden = out.last_hidden_state
         return self.pooling(hidden, attention_mask) if self.pooling is not None else hidden
 
