@@ -39,3 +39,27 @@ def test_dpr_reader_is_refused(tmp_path):
     DPRReader(DPRConfig(**TINY)).save_pretrained(tmp_path)
     with pytest.raises(NotImplementedError, match="DPRReader scores passages"):
         QEFFAutoModel.from_pretrained(tmp_path)
+
+
+def test_serve_answers_dpr_embeddings(tmp_path, tokenizer_dir):
+    import httpx
+    from transformers import AutoTokenizer
+
+    from QEfficient.cloud.serve import build_from_args, parse_args
+    from tests.helpers import serve_on_loopback
+
+    torch.manual_seed(0)
+    hf = DPRContextEncoder(DPRConfig(**TINY)).eval()
+    hf.save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp_path)
+    app, runner = build_from_args(parse_args(["--model_name", str(tmp_path), "--num_cores", "1"]))  # found on its own
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            answer = httpx.post(f"{url}/v1/embeddings", json={"input": ["a passage about the sea"]}, timeout=60)
+    finally:
+        runner.stop()
+    assert answer.status_code == 200, answer.text
+    got = np.array(answer.json()["data"][0]["embedding"])
+    with torch.no_grad():
+        expected = hf(**AutoTokenizer.from_pretrained(tmp_path)(["a passage about the sea"], return_tensors="pt")).pooler_output[0].numpy()
+    assert float(got @ expected / np.linalg.norm(got) / np.linalg.norm(expected)) > 1 - 1e-6

@@ -52,6 +52,9 @@ def test_keypoints_equal_transformers():
         expected = unlimited.hf_model(pixel_values=pixels)
     _compare(unlimited.generate({"pixel_values": pixels}), expected)
     assert len(set(expected.mask.sum(1).tolist())) > 1  # every keypoint above the threshold: each image its own count
+    odd = torch.rand(1, 1, 52, 70, generator=torch.Generator().manual_seed(2))  # one channel, sizes not multiples of 8
+    with torch.no_grad():
+        _compare(unlimited.generate({"pixel_values": odd}), unlimited.hf_model(pixel_values=odd))
 
 
 def test_post_processing_takes_the_output():

@@ -779,9 +779,9 @@ KEYPOINT_DETECTOR_KIND = "keypoint_detector"
 
 @dataclass(frozen=True)
 class KeypointGraphSpec:
-    """SuperPoint's dense part: the image [B, C, H, W] of any size in; each pixel's keypoint score after non-maximum
-    suppression [B, H, W] and the L2-normalized descriptor map [B, D, H / 8, W / 8] out (the host picks the keypoints
-    and samples their descriptors, as transformers does per image)."""
+    """SuperPoint's dense part: the image's first channel [B, 1, H, W] (its gray) of any size in; each pixel's keypoint
+    score after non-maximum suppression [B, H, W] and the L2-normalized descriptor map [B, D, H / 8, W / 8] out (the
+    host picks the keypoints and samples their descriptors, as transformers does per image)."""
 
     input_names = (PIXEL_VALUES,)
     output_names = [KEYPOINT_SCORES, DENSE_DESCRIPTORS]

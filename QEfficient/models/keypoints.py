@@ -37,8 +37,8 @@ def pick_keypoints(scores: np.ndarray, threshold: float, border: int, max_keypoi
     values = scores[rows, columns]
     keep = (rows >= border) & (rows < height * SCALE - border) & (columns >= border) & (columns < width * SCALE - border)
     rows, columns, values = rows[keep], columns[keep], values[keep]
-    if 0 <= max_keypoints < len(values):
-        best = np.argsort(-values, kind="stable")[:max_keypoints]
+    if 0 <= max_keypoints < len(values):  # torch's top k, so that ties pick as transformers' do
+        best = torch.topk(torch.from_numpy(values), max_keypoints, dim=0).indices.numpy()
         rows, columns, values = rows[best], columns[best], values[best]
     return np.stack([columns, rows], axis=-1).astype(np.float32), values.astype(np.float32)
 
@@ -87,7 +87,7 @@ class QEFFAutoModelForKeypointDetection(QEFFBaseModel):
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
         """Export to ONNX (cached under QEFF_HOME); returns the path."""
         spec = KeypointGraphSpec()
-        return self._export_one_graph(spec, spec.dummy_inputs(3), KEYPOINT_DETECTOR_KIND, export_dir, kwargs)
+        return self._export_one_graph(spec, spec.dummy_inputs(1), KEYPOINT_DETECTOR_KIND, export_dir, kwargs)
 
     def compile(
         self,
@@ -99,7 +99,7 @@ class QEFFAutoModelForKeypointDetection(QEFFBaseModel):
         num_cores: int = 16,
         **compiler_options,
     ) -> Path:
-        """Build the artifact for images of any size (multiples of 8), ``batch_size`` of one size at a time."""
+        """Build the artifact for images of any size, ``batch_size`` of one size at a time."""
         return self._compile_graph(
             onnx_path,
             compile_dir,
@@ -115,14 +115,15 @@ class QEFFAutoModelForKeypointDetection(QEFFBaseModel):
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> SuperPointKeypointDescriptionOutput:
         """Keypoints, scores, descriptors and mask for an image processor's output (or pixel_values [images, channels,
-        height, width], height and width multiples of 8), as transformers' forward returns them."""
+        height, width]; its first channel is read), as transformers' forward returns them."""
         if device_ids is not None and len(device_ids) > 1:
             warn_ignored_options("generate()", {"device_ids": device_ids})
         pixels = inputs[PIXEL_VALUES] if hasattr(inputs, "keys") else inputs
         pixels = np.ascontiguousarray(pixels.detach().cpu().numpy() if isinstance(pixels, torch.Tensor) else pixels, dtype=np.float32)
         pixels = pixels[None] if pixels.ndim == 3 else pixels
-        if pixels.ndim != 4 or not len(pixels) or pixels.shape[2] % SCALE or pixels.shape[3] % SCALE:
-            raise ValueError(f"pixel_values must be [images, channels, height, width] with sizes multiples of 8, got {list(pixels.shape)}.")
+        if pixels.ndim != 4 or not len(pixels) or pixels.shape[2] < SCALE or pixels.shape[3] < SCALE:
+            raise ValueError(f"pixel_values must be [images, channels, height, width] of at least 8 x 8, got {list(pixels.shape)}.")
+        pixels = np.ascontiguousarray(pixels[:, :1])  # SuperPoint reads the first channel (the processor's gray, repeated)
         if not runtime_ai100:
             with torch.no_grad():
                 scores, descriptors = (t.numpy() for t in self.model(torch.from_numpy(pixels)))

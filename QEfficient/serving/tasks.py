@@ -62,7 +62,8 @@ def reads_images(model_name: str) -> bool:
 
 def is_embedding_model(model_name: str) -> bool:
     """A sentence-transformers folder (modules.json), a text encoder whose checkpoint is its base model only
-    (architectures such as BertModel), or a contrastive image-text model (CLIP, SigLIP)."""
+    (architectures such as BertModel), a contrastive image-text model (CLIP, SigLIP), or DPR's question or passage
+    encoder."""
     found = folder_and_config(model_name)
     if found is None:
         return False
@@ -71,6 +72,8 @@ def is_embedding_model(model_name: str) -> bool:
         return False  # a cross-encoder, which sentence-transformers 5.4 and later also saves with a modules.json
     if contrastive_image_text(config):  # CLIP, SigLIP, ...: text and image embeddings, as vLLM serves them
         return True
+    if config.model_type == "dpr" and any(a in ("DPRQuestionEncoder", "DPRContextEncoder") for a in config.architectures or []):
+        return True  # DPR's question or passage encoder: one embedding per text
     architectures = _text_encoder_architectures(config)
     if (folder / "modules.json").is_file():
         return True
