@@ -216,12 +216,14 @@ class QEFFBaseModel:
         num_cores: int,
         mxfp6_matmul: bool,
         compiler_options: dict,
+        export: Callable[[], Path] | None = None,
     ) -> Path:
-        """A one-graph model's compile(): the common options checked, the graph exported unless given, the artifact
-        built (the MatMuls as int8 GEMMs with ``mxfp6_matmul``) and kept as ``qpc_path``."""
+        """A one-graph model's compile(): the common options checked, the graph exported unless given (``export``, else
+        ``self.export()``), the artifact built (the MatMuls as int8 GEMMs with ``mxfp6_matmul``) and kept as
+        ``qpc_path``."""
         check_positive(batch_size=batch_size, num_cores=num_cores)
         warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
-        onnx_path = Path(onnx_path) if onnx_path else self.export()
+        onnx_path = Path(onnx_path) if onnx_path else (export or self.export)()
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,

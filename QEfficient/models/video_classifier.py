@@ -13,7 +13,6 @@ import torch
 from transformers import AutoModelForVideoClassification, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
-from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import LOGITS, VIDEO_CLASSIFIER_KIND, VideoClassificationGraphSpec
 from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.generation.encoder_run import run_in_batches
@@ -98,22 +97,19 @@ class QEFFAutoModelForVideoClassification(QEFFBaseModel):
         """Build the artifact for clips of ``num_frames`` frames of ``img_size`` (default: the config's), ``batch_size`` at
         a time; ``mxfp6_matmul``: the MatMuls as int8 GEMMs."""
         frames, height, width = self._shape(num_frames, img_size)
-        check_positive(batch_size=batch_size, num_cores=num_cores)
-        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
-        onnx_path = Path(onnx_path) if onnx_path else self.export(num_frames=frames, img_size=(height, width))
-        params = {"backend": "onnxruntime-cpu", "video_shape": [frames, height, width], "batch_size": batch_size}
-        params["mxfp6_matmul"] = mxfp6_matmul
-        manifest = {"model_name": self.model_name, "output_name": LOGITS, "num_cores": num_cores, "kind": VIDEO_CLASSIFIER_KIND}
-        self.qpc_path = self._build_artifact(
+        return self._compile_graph(
             onnx_path,
             compile_dir,
-            manifest,
-            params,
+            {"output_name": LOGITS, "kind": VIDEO_CLASSIFIER_KIND},
+            {"video_shape": [frames, height, width]},
             VideoClassificationGraphSpec.specializations(batch_size, frames, height, width),
-            rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
+            batch_size=batch_size,
+            num_devices=num_devices,
+            num_cores=num_cores,
+            mxfp6_matmul=mxfp6_matmul,
+            compiler_options=compiler_options,
+            export=lambda: self.export(num_frames=frames, img_size=(height, width)),
         )
-        self._num_cores = num_cores
-        return self.qpc_path
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> dict[str, torch.Tensor]:
         """The logits of a video processor's output (or clips [videos, frames, channels, height, width])."""

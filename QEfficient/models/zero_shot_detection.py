@@ -18,7 +18,6 @@ from transformers import AutoModelForZeroShotObjectDetection, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
-from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import (
     ATTENTION_MASK,
     INPUT_IDS,
@@ -117,21 +116,19 @@ class QEFFAutoModelForZeroShotObjectDetection(QEFFBaseModel):
         if seq_len > limit:
             raise ValueError(f"seq_len ({seq_len}) exceeds the longest prompt {type(self.hf_model).__name__} reads ({limit} tokens).")
         height, width = pick_image_size(self, img_size)
-        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
-        onnx_path = Path(onnx_path) if onnx_path else self.export(img_size=(height, width))
-        params = {"backend": "onnxruntime-cpu", "image_size": [height, width], "seq_len": seq_len, "batch_size": batch_size}
-        params["mxfp6_matmul"] = mxfp6_matmul
-        manifest = {"model_name": self.model_name, "output_name": LOGITS, "num_cores": num_cores, "kind": ZERO_SHOT_DETECTOR_KIND}
-        self.qpc_path = self._build_artifact(
+        return self._compile_graph(
             onnx_path,
             compile_dir,
-            manifest,
-            params,
+            {"output_name": LOGITS, "kind": ZERO_SHOT_DETECTOR_KIND},
+            {"image_size": [height, width], "seq_len": seq_len},
             ZeroShotDetectionGraphSpec.specializations(batch_size, seq_len, height, width),
-            rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
+            batch_size=batch_size,
+            num_devices=num_devices,
+            num_cores=num_cores,
+            mxfp6_matmul=mxfp6_matmul,
+            compiler_options=compiler_options,
+            export=lambda: self.export(img_size=(height, width)),
         )
-        self._num_cores = num_cores
-        return self.qpc_path
 
     def _checked_inputs(self, inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not hasattr(inputs, "keys") or INPUT_IDS not in inputs or PIXEL_VALUES not in inputs:
