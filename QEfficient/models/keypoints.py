@@ -20,7 +20,8 @@ from transformers import AutoModelForKeypointDetection, PreTrainedModel
 from transformers.models.superpoint.modeling_superpoint import SuperPointKeypointDescriptionOutput
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
-from QEfficient.export.graph_specs import KEYPOINT_DETECTOR_KIND, KEYPOINT_SCORES, PIXEL_VALUES, KeypointGraphSpec
+from QEfficient.export.graph_specs import PIXEL_VALUES
+from QEfficient.export.task_graph_specs import KEYPOINT_DETECTOR_KIND, KEYPOINT_SCORES, KeypointGraphSpec
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session

@@ -19,19 +19,18 @@ from transformers.models.sam.modeling_sam import SamImageSegmentationOutput
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import (
+from QEfficient.export.graph_specs import PIXEL_VALUES, ImageEncoderGraphSpec
+from QEfficient.export.onnx_export import torchscript_export
+from QEfficient.export.task_graph_specs import (
     IMAGE_EMBEDDINGS,
     INPUT_BOXES,
     INPUT_LABELS,
     INPUT_POINTS,
     IOU_SCORES,
     MASK_GENERATOR_KIND,
-    PIXEL_VALUES,
     PRED_MASKS,
-    ImageEncoderGraphSpec,
     MaskDecoderGraphSpec,
 )
-from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session

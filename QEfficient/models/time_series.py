@@ -18,7 +18,7 @@ import transformers
 from transformers import PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
-from QEfficient.export.graph_specs import PAST_OBSERVED_MASK, PAST_VALUES, TIME_SERIES_KIND, TimeSeriesGraphSpec
+from QEfficient.export.task_graph_specs import PAST_OBSERVED_MASK, PAST_VALUES, TIME_SERIES_KIND, TimeSeriesGraphSpec
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path

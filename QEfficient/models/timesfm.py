@@ -20,7 +20,7 @@ from transformers import PreTrainedModel, TimesFmModelForPrediction
 from transformers.models.timesfm.modeling_timesfm import TimesFmOutputForPrediction
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
-from QEfficient.export.graph_specs import FREQ, PAST_VALUES, PAST_VALUES_PADDING, PATCH_FORECASTS, TIME_SERIES_KIND, TimesFmGraphSpec
+from QEfficient.export.task_graph_specs import FREQ, PAST_VALUES, PAST_VALUES_PADDING, PATCH_FORECASTS, TIME_SERIES_KIND, TimesFmGraphSpec
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.time_series import QEffTimesFm

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from QEfficient.export.graph_specs import INPUT_BOXES, INPUT_LABELS, INPUT_POINTS
+from QEfficient.export.task_graph_specs import INPUT_BOXES, INPUT_LABELS, INPUT_POINTS
 
 # types of transformers' mask generation mapping not run here, with why
 UNSUPPORTED_MASK_GENERATORS = {

@@ -1,0 +1,260 @@
+"""Graph specs of the one-graph task models: text-prompted detection, SAM's prompt decoder, SuperPoint, ViLT, VITS and
+the time-series models. As graph_specs.py's, each owns its graph's input and output names, dynamic axes, the dummy
+inputs the exporter traces with and the specializations the compile step records; no torch at import time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, PIXEL_VALUES, TOKEN_TYPE_IDS
+
+PRED_BOXES = "pred_boxes"  # a detector's boxes [images, boxes, 4]: centre x, centre y, width, height, relative
+ZERO_SHOT_DETECTOR_KIND = "zero_shot_detector"  # a text-prompted detector's artifact
+
+
+@dataclass(frozen=True)
+class ZeroShotDetectionGraphSpec:
+    """Text-prompted detectors (OWL-ViT, OWLv2, Grounding DINO): the prompts' tokens [texts, seq_len] (``texts_per_image``
+    rows per image: OWL-ViT's queries, one prompt for Grounding DINO) and the images at the compiled size in; the scores
+    of each box against each query or prompt token, and the boxes, out."""
+
+    texts_per_image: int
+
+    input_names = (INPUT_IDS, ATTENTION_MASK, PIXEL_VALUES)
+    output_names = [LOGITS, PRED_BOXES]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        text, images = {0: "texts", 1: "seq_len"}, {0: "batch_size"}
+        return {INPUT_IDS: text, ATTENTION_MASK: text, PIXEL_VALUES: images, LOGITS: images, PRED_BOXES: images}
+
+    def dummy_inputs(self, vocab_size: int, seq_len: int, channels: int, height: int, width: int) -> tuple:
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        ids = torch.randint(1, max(2, min(vocab_size, 1000)), (2 * self.texts_per_image, seq_len), generator=generator)
+        mask = torch.ones_like(ids)
+        mask[-1, seq_len // 2 :] = 0
+        return ids, mask, torch.rand(2, channels, height, width, generator=generator)
+
+    @staticmethod
+    def specializations(batch_size: int, seq_len: int, height: int, width: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "seq_len": str(seq_len), "height": str(height), "width": str(width)}
+        return {"specializations": [{"name": "ZeroShotDetector", "symbols": symbols}]}
+
+
+IMAGE_EMBEDDINGS = "image_embeddings"  # SAM's image encoder's output [images, channels, height, width]
+INPUT_POINTS, INPUT_LABELS, INPUT_BOXES = "input_points", "input_labels", "input_boxes"  # SAM's prompts, as its processor
+PRED_MASKS, IOU_SCORES = "pred_masks", "iou_scores"
+MASK_GENERATOR_KIND = "mask_generator"  # the prefix of a promptable segmenter's artifact kinds (-image, -points, ...)
+
+
+@dataclass(frozen=True)
+class MaskDecoderGraphSpec:
+    """A promptable segmenter's (SAM's) prompt encoder and mask decoder: the image embeddings and one kind of prompt in
+    (points [images, prompts, points, 2] with their labels [images, prompts, points], or boxes [images, prompts, 4], or
+    both), every mask token's low-resolution masks [images, prompts, masks, h, w] and predicted IoU [images, prompts,
+    masks] out; the host keeps the ones asked for (multimask_output)."""
+
+    prompts: tuple[str, ...]
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return (IMAGE_EMBEDDINGS, *self.prompts)
+
+    output_names = [PRED_MASKS, IOU_SCORES]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        prompt = {0: "batch_size", 1: "prompts"}
+        axes = {IMAGE_EMBEDDINGS: {0: "batch_size"}, PRED_MASKS: prompt, IOU_SCORES: prompt, INPUT_BOXES: prompt}
+        axes |= {name: {**prompt, 2: "points"} for name in (INPUT_POINTS, INPUT_LABELS)}
+        return {name: axes[name] for name in (*self.input_names, *self.output_names)}
+
+    def dummy_inputs(self, embedding_shape: tuple[int, int, int], image_size: int) -> tuple:
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        values = {
+            IMAGE_EMBEDDINGS: torch.rand(2, *embedding_shape, generator=generator),
+            INPUT_POINTS: torch.rand(2, 3, 2, 2, generator=generator) * image_size,
+            INPUT_LABELS: torch.tensor([[[1, 0], [1, 1], [1, -10]]] * 2),
+            INPUT_BOXES: torch.sort(torch.rand(2, 3, 2, 2, generator=generator) * image_size, dim=2).values.reshape(2, 3, 4),
+        }
+        return tuple(values[name] for name in self.input_names)
+
+    @staticmethod
+    def specializations(batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "MaskDecoder", "symbols": {"batch_size": str(batch_size)}}]}
+
+
+WAVEFORM, SEQUENCE_LENGTHS = "waveform", "sequence_lengths"  # a text-to-speech graph's audio [B, samples], real lengths [B]
+# VITS' sampling controls, scalar inputs of its graph (transformers reads them from the model: noise_scale, ...)
+NOISE_SCALE, NOISE_SCALE_DURATION, SPEAKING_RATE, SPEAKER_ID = "noise_scale", "noise_scale_duration", "speaking_rate", "speaker_id"
+TEXT_TO_WAVEFORM_KIND = "text_to_waveform"
+
+
+@dataclass(frozen=True)
+class TextToWaveformGraphSpec:
+    """Non-autoregressive text-to-speech (VITS, MMS-TTS): the text's ids and mask, the noise scales and speaking rate
+    (scalars), and a multi-speaker model's speaker ([1]: one per call, as transformers takes it) in; the waveform
+    [B, samples] and each row's real length out. The noise is drawn inside the graph."""
+
+    speakers: bool = False
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        controls = (NOISE_SCALE, NOISE_SCALE_DURATION, SPEAKING_RATE) + ((SPEAKER_ID,) if self.speakers else ())
+        return (INPUT_IDS, ATTENTION_MASK, *controls)
+
+    output_names = [WAVEFORM, SEQUENCE_LENGTHS]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        text = {0: "batch_size", 1: "seq_len"}
+        axes = {INPUT_IDS: text, ATTENTION_MASK: text, WAVEFORM: {0: "batch_size", 1: "samples"}, SEQUENCE_LENGTHS: {0: "batch_size"}}
+        return axes
+
+    def dummy_inputs(self, vocab_size: int) -> tuple:
+        """Two rows of 7 tokens, the second's last two padding; no noise (the traced sizes follow the durations)."""
+        import torch
+
+        ids = torch.randint(1, max(2, vocab_size), (2, 7), generator=torch.Generator().manual_seed(0))
+        mask = torch.ones_like(ids)
+        mask[1, 5:] = 0
+        scalars = (torch.tensor(0.0), torch.tensor(0.0), torch.tensor(1.0))
+        return (ids, mask, *scalars) + ((torch.zeros(1, dtype=torch.int64),) if self.speakers else ())  # one speaker per call
+
+    @staticmethod
+    def specializations(batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "TextToWaveform", "symbols": {"batch_size": str(batch_size)}}]}
+
+
+PAST_VALUES, PAST_OBSERVED_MASK = "past_values", "past_observed_mask"  # a time series' context [B, context, channels]
+TIME_SERIES_KIND = "time_series"
+
+
+@dataclass(frozen=True)
+class TimeSeriesGraphSpec:
+    """Time-series models (PatchTST, PatchTSMixer: forecasting, regression, classification): the context window [B,
+    context_length, channels] (and which of its values were observed, where the model reads that) in, the head's output
+    out (a forecast [B, prediction_length, channels], regression targets or class logits)."""
+
+    output_name: str
+    observed_mask: bool = True
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return (PAST_VALUES, PAST_OBSERVED_MASK) if self.observed_mask else (PAST_VALUES,)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [self.output_name]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {name: {0: "batch_size"} for name in (*self.input_names, self.output_name)}
+
+    def dummy_inputs(self, context_length: int, channels: int) -> tuple:
+        import torch
+
+        values = torch.randn(2, context_length, channels, generator=torch.Generator().manual_seed(0))
+        observed = torch.ones_like(values)
+        observed[1, :2] = 0  # a few unobserved values
+        return (values, observed) if self.observed_mask else (values,)
+
+    @staticmethod
+    def specializations(batch_size: int, context_length: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "context_length": str(context_length)}
+        return {"specializations": [{"name": "TimeSeries", "symbols": symbols}]}
+
+
+VISUAL_QA_KIND = "visual_question_answering"
+
+
+@dataclass(frozen=True)
+class VisualQuestionAnsweringGraphSpec:
+    """Image-text classifiers that read both in one transformer (ViLT's question answering and retrieval heads): the
+    question's tokens [B, S] and an image [B, 3, H, W] of any size in (its patch grid follows it), the logits out."""
+
+    input_names = (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS, PIXEL_VALUES)
+    output_names = [LOGITS]
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        text = {0: "batch_size", 1: "seq_len"}
+        image = {0: "batch_size", 2: "height", 3: "width"}
+        return {INPUT_IDS: text, ATTENTION_MASK: text, TOKEN_TYPE_IDS: text, PIXEL_VALUES: image, LOGITS: {0: "batch_size"}}
+
+    @staticmethod
+    def dummy_inputs(vocab_size: int, patch_size: int) -> tuple:
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        ids = torch.randint(1, max(2, min(vocab_size, 1000)), (2, 7), generator=generator)
+        mask = torch.ones_like(ids)
+        mask[1, 5:] = 0
+        return ids, mask, torch.zeros_like(ids), torch.rand(2, 3, 3 * patch_size, 2 * patch_size, generator=generator)
+
+    @staticmethod
+    def specializations(batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "VisualQuestionAnswering", "symbols": {"batch_size": str(batch_size)}}]}
+
+
+PAST_VALUES_PADDING, FREQ, PATCH_FORECASTS = "past_values_padding", "freq", "patch_forecasts"
+
+
+@dataclass(frozen=True)
+class TimesFmGraphSpec:
+    """TimesFM's decoder and forecast head, one pass: the context [B, context_length] (left-padded by the host, as
+    transformers' preprocessing), its padding [B, context_length] and each series' frequency class [B, 1] in; every
+    patch's forecast [B, patches, horizon_length, 1 + quantiles] (the mean, then the quantiles) out."""
+
+    input_names = (PAST_VALUES, PAST_VALUES_PADDING, FREQ)
+    output_names = [PATCH_FORECASTS]
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        return {name: {0: "batch_size"} for name in (PAST_VALUES, PAST_VALUES_PADDING, FREQ, PATCH_FORECASTS)}
+
+    @staticmethod
+    def dummy_inputs(context_length: int) -> tuple:
+        import torch
+
+        values = torch.randn(2, context_length, generator=torch.Generator().manual_seed(0))
+        padding = torch.zeros(2, context_length)
+        padding[1, : context_length // 2] = 1  # a shorter series, padded in front
+        values[1, : context_length // 2] = 0
+        return values, padding, torch.tensor([[0], [1]], dtype=torch.int32)
+
+    @staticmethod
+    def specializations(batch_size: int, context_length: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "context_length": str(context_length)}
+        return {"specializations": [{"name": "TimesFm", "symbols": symbols}]}
+
+
+KEYPOINT_SCORES, DENSE_DESCRIPTORS = "keypoint_scores", "dense_descriptors"
+KEYPOINT_DETECTOR_KIND = "keypoint_detector"
+
+
+@dataclass(frozen=True)
+class KeypointGraphSpec:
+    """SuperPoint's dense part: the image's first channel [B, 1, H, W] (its gray) of any size in; each pixel's keypoint
+    score after non-maximum suppression [B, H, W] and the L2-normalized descriptor map [B, D, H / 8, W / 8] out (the
+    host picks the keypoints and samples their descriptors, as transformers does per image)."""
+
+    input_names = (PIXEL_VALUES,)
+    output_names = [KEYPOINT_SCORES, DENSE_DESCRIPTORS]
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        image = {0: "batch_size", 2: "height", 3: "width"}
+        return {PIXEL_VALUES: image, KEYPOINT_SCORES: {0: "batch_size", 1: "height", 2: "width"}, DENSE_DESCRIPTORS: {0: "batch_size"}}
+
+    @staticmethod
+    def dummy_inputs(channels: int) -> tuple:
+        import torch
+
+        gray = torch.rand(2, 1, 64, 48, generator=torch.Generator().manual_seed(0))
+        return (gray.expand(-1, channels, -1, -1).contiguous(),)
+
+    @staticmethod
+    def specializations(batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "KeypointDetector", "symbols": {"batch_size": str(batch_size)}}]}
