@@ -36,6 +36,7 @@ from QEfficient.models.image_encoder import processor_image_size
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.dual_encoder import QEffImageFeatures, QEffTextFeatures, check_dual_encoder, similarity_rule
 from QEfficient.transform.image_encoder import image_size
+from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.checks import check_positive
 
 TEXT_EMBEDS, IMAGE_EMBEDS = "text_embeds", "image_embeds"
@@ -190,7 +191,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
 
     def get_text_features(self, inputs, runtime_ai100: bool = True) -> np.ndarray:
         """The text tower's features [texts, D] of a tokenizer's output (input_ids, attention_mask), not normalized."""
-        text = {k: _numpy(v) for k, v in dict(inputs).items() if k in (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS)}
+        text = {k: as_numpy(v) for k, v in dict(inputs).items() if k in (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS)}
         ids, mask, types = encoder_inputs(text)
         if types.any():
             raise ValueError("token_type_ids other than 0 (a pair of texts): the text tower reads one text per row.")
@@ -203,7 +204,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
 
     def get_image_features(self, pixel_values, runtime_ai100: bool = True) -> np.ndarray:
         """The image tower's features [images, D] of an image processor's pixel_values, not normalized."""
-        pixels = np.ascontiguousarray(_numpy(pixel_values), dtype=np.float32)
+        pixels = np.ascontiguousarray(as_numpy(pixel_values), dtype=np.float32)
         pixels = pixels[None] if pixels.ndim == 3 else pixels
         if pixels.ndim != 4 or pixels.shape[1] != self.image.num_channels or not len(pixels):
             raise ValueError(f"pixel_values must be [images, {self.image.num_channels}, height, width], got shape {list(pixels.shape)}.")
@@ -230,7 +231,3 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
             rule = read_artifact(self.qpc_paths["text_qpc_path"])["similarity"] if runtime_ai100 else similarity_rule(self.hf)
             out |= similarity_logits(out[TEXT_EMBEDS], out[IMAGE_EMBEDS], rule["scale"], rule["bias"])
         return {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in out.items()}
-
-
-def _numpy(value) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)

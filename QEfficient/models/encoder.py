@@ -56,17 +56,12 @@ from QEfficient.runtime.tokenizer import tokenizer_digest
 from QEfficient.transform.dual_encoder import is_dual_encoder
 from QEfficient.transform.encoder import PoolingFn, QEffEncoder, resolve_pooling
 from QEfficient.transform.image_encoder import reads_pixels
+from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.cache import file_digest, hash_dict
 from QEfficient.utils.checks import check_positive, check_strings
 from QEfficient.utils.onnx_files import graph_input_names
 
 logger = logging.getLogger(__name__)
-
-
-def _as_numpy(value) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 # types whose transformers AutoModel class is already the task's model, and the class that runs it
@@ -280,14 +275,14 @@ class _QEFFEncoderBase(QEFFBaseModel):
         return {self._output_name: self._run(inputs, runtime_ai100).astype(out_dtype, copy=False)}
 
     def _run(self, inputs, runtime_ai100: bool) -> np.ndarray:
-        ids, mask, types = encoder_inputs({name: _as_numpy(value) for name, value in inputs.items()})
+        ids, mask, types = encoder_inputs({name: as_numpy(value) for name, value in inputs.items()})
         given = inputs.get(GLOBAL_ATTENTION_MASK)
         if given is not None and not self.model.global_attention:
             raise ValueError(f"global_attention_mask is Longformer's; {self.config.model_type} takes none.")
         global_mask = None
         if self.model.global_attention:
             default = self._global_attention
-            global_mask = global_attention_mask(default["rule"], ids, None if given is None else _as_numpy(given), default["sep_token_id"])
+            global_mask = global_attention_mask(default["rule"], ids, None if given is None else as_numpy(given), default["sep_token_id"])
         bbox, pixels = self._layout_inputs(inputs, ids)
         if not runtime_ai100:
             named = {"token_type_ids": torch.from_numpy(types)} if self.model.token_types else {}
@@ -315,7 +310,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
             if self.model.float_boxes:  # transformers' Bros asks for them too
                 raise ValueError(f"{type(self.hf_model).__name__} needs each token's box: pass bbox [texts, tokens, 4].")
             bbox = np.zeros((*ids.shape, 4), dtype)  # transformers' default
-        bbox = _as_numpy(bbox)
+        bbox = as_numpy(bbox)
         if bbox.shape != (*ids.shape, 4):
             raise ValueError(f"bbox must be [texts, tokens, 4] as input_ids {list(ids.shape)} (x0, y0, x1, y1), got {list(bbox.shape)}.")
         if not self.model.float_boxes and not np.issubdtype(bbox.dtype, np.integer):
@@ -328,7 +323,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
             return bbox, None
         if pixels is None:
             raise ValueError(f"{type(self.hf_model).__name__} reads each page's image: pass the processor's pixel_values with the text.")
-        pixels = np.ascontiguousarray(_as_numpy(pixels), dtype=np.float32)
+        pixels = np.ascontiguousarray(as_numpy(pixels), dtype=np.float32)
         if pixels.shape != (len(ids), 3, *size):
             raise ValueError(f"pixel_values must be [{len(ids)}, 3, {size[0]}, {size[1]}] (a page per text), got {list(pixels.shape)}.")
         return bbox, pixels
@@ -399,7 +394,7 @@ class QEFFAutoModel(_QEFFEncoderBase):
         if self._head is None:  # first use: read (and check) what sentence-transformers runs after the encoder
             self._head = EmbeddingHead(self.local_model_dir, self.pooling_fn is not None, self.model.causal)
         out = self.generate(inputs, runtime_ai100=self.qpc_path is not None)["output"]
-        return self._head(out, _as_numpy(inputs[ATTENTION_MASK]), normalize, prompt_length)
+        return self._head(out, as_numpy(inputs[ATTENTION_MASK]), normalize, prompt_length)
 
 
 class _QEFFLogitsEncoder(_QEFFEncoderBase):
@@ -501,7 +496,7 @@ class QEFFAutoModelForMultipleChoice(_QEFFLogitsEncoder):
         super().__init__(model, **kwargs)
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
-        ids = _as_numpy(inputs[INPUT_IDS])
+        ids = as_numpy(inputs[INPUT_IDS])
         if ids.ndim != 3:
             raise ValueError(
                 f"input_ids must be [questions, choices, tokens] (a tokenizer's output of the pairs with a question axis "
@@ -509,7 +504,7 @@ class QEFFAutoModelForMultipleChoice(_QEFFLogitsEncoder):
             )
         questions, choices = ids.shape[:2]
         names = (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS, GLOBAL_ATTENTION_MASK)
-        given = {name: _as_numpy(v) for name, v in inputs.items() if name in names and v is not None}
+        given = {name: as_numpy(v) for name, v in inputs.items() if name in names and v is not None}
         wrong = [f"{name} {list(v.shape)}" for name, v in given.items() if v.shape != ids.shape]
         if wrong:
             raise ValueError(f"{', '.join(wrong)}: each input must be [questions, choices, tokens] as input_ids {list(ids.shape)}.")

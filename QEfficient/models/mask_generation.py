@@ -35,6 +35,7 @@ from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.mask_generation import PROMPT_KINDS, QEffSamImageEncoder, QEffSamPromptDecoder, check_mask_generator
+from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.checks import check_positive
 
 
@@ -166,7 +167,7 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
 
     def get_image_embeddings(self, pixel_values, runtime_ai100: bool = True) -> torch.Tensor:
         """The image encoder's output [images, C, h, w] for a processor's pixel_values, as transformers' method."""
-        pixels = np.ascontiguousarray(_numpy(pixel_values), dtype=np.float32)
+        pixels = np.ascontiguousarray(as_numpy(pixel_values), dtype=np.float32)
         pixels = pixels[None] if pixels.ndim == 3 else pixels
         size = self.image_size
         if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (self.config.vision_config.num_channels, size, size):
@@ -197,7 +198,7 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
             raise ValueError("Pass either pixel_values or image_embeddings (from get_image_embeddings), not both or neither.")
         prompts = self._prompts(inputs)
         if inputs.get(IMAGE_EMBEDDINGS) is not None:
-            embeddings = np.ascontiguousarray(_numpy(inputs[IMAGE_EMBEDDINGS]), dtype=np.float32)
+            embeddings = np.ascontiguousarray(as_numpy(inputs[IMAGE_EMBEDDINGS]), dtype=np.float32)
             if embeddings.shape[1:] != self._embedding_shape():
                 raise ValueError(
                     f"image_embeddings must be [images, {', '.join(map(str, self._embedding_shape()))}], got {list(embeddings.shape)}."
@@ -226,16 +227,16 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         point a foreground point, 1, as transformers), boxes [images, prompts, 4]."""
         prompts = {}
         if inputs.get(INPUT_POINTS) is not None:
-            points = np.ascontiguousarray(_numpy(inputs[INPUT_POINTS]), dtype=np.float32)
+            points = np.ascontiguousarray(as_numpy(inputs[INPUT_POINTS]), dtype=np.float32)
             if points.ndim != 4 or points.shape[-1] != 2:
                 raise ValueError(f"input_points must be [images, prompts, points, 2] (the processor's), got shape {list(points.shape)}.")
             labels = inputs.get(INPUT_LABELS)
-            labels = np.ones(points.shape[:3], np.int64) if labels is None else np.ascontiguousarray(_numpy(labels), dtype=np.int64)
+            labels = np.ones(points.shape[:3], np.int64) if labels is None else np.ascontiguousarray(as_numpy(labels), dtype=np.int64)
             if labels.shape != points.shape[:3]:
                 raise ValueError(f"input_labels must be {list(points.shape[:3])} (one per point), got {list(labels.shape)}.")
             prompts |= {INPUT_POINTS: points, INPUT_LABELS: labels}
         if inputs.get(INPUT_BOXES) is not None:
-            boxes = np.ascontiguousarray(_numpy(inputs[INPUT_BOXES]), dtype=np.float32)
+            boxes = np.ascontiguousarray(as_numpy(inputs[INPUT_BOXES]), dtype=np.float32)
             if boxes.ndim != 3 or boxes.shape[-1] != 4:
                 raise ValueError(f"input_boxes must be [images, boxes, 4] (the processor's), got shape {list(boxes.shape)}.")
             if INPUT_POINTS in prompts and boxes.shape[:2] != prompts[INPUT_POINTS].shape[:2]:
@@ -244,7 +245,3 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         if not prompts:
             raise ValueError("Pass a prompt: input_points (with input_labels), input_boxes, or both.")
         return prompts
-
-
-def _numpy(value) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)

@@ -34,6 +34,7 @@ from QEfficient.generation.encoder_run import encoder_inputs
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.text_to_speech import QEffVits
+from QEfficient.utils.arrays import as_numpy
 
 
 class QEFFAutoModelForTextToWaveform(QEFFBaseModel):
@@ -111,7 +112,7 @@ class QEFFAutoModelForTextToWaveform(QEFFBaseModel):
             warn_ignored_options("generate()", {"device_ids": device_ids})
         if not hasattr(inputs, "keys") or INPUT_IDS not in inputs:
             raise ValueError("Pass a tokenizer's output (input_ids and attention_mask).")
-        ids, mask, _ = encoder_inputs({k: _numpy(v) for k, v in inputs.items() if k in (INPUT_IDS, ATTENTION_MASK) and v is not None})
+        ids, mask, _ = encoder_inputs({k: as_numpy(v) for k, v in inputs.items() if k in (INPUT_IDS, ATTENTION_MASK) and v is not None})
         if ids.ndim != 2 or mask.shape != ids.shape or not ids.shape[0] or not ids.shape[1]:
             raise ValueError(f"input_ids and attention_mask must be [texts, tokens] alike, got {list(ids.shape)} and {list(mask.shape)}.")
         feed = self._controls(noise_scale, noise_scale_duration, speaking_rate, speaker_id)
@@ -161,7 +162,3 @@ def _scalar(value):
     if isinstance(value, (np.generic, np.ndarray)):
         return value.item() if value.size == 1 else value
     return value
-
-
-def _numpy(value) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)

@@ -25,6 +25,7 @@ from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.time_series import TIME_SERIES_HEADS, UNSUPPORTED_TIME_SERIES, QEffTimeSeries
+from QEfficient.utils.arrays import as_numpy
 
 
 class QEFFAutoModelForTimeSeriesPrediction(QEFFBaseModel):
@@ -105,12 +106,12 @@ class QEFFAutoModelForTimeSeriesPrediction(QEFFBaseModel):
             warn_ignored_options("generate()", {"device_ids": device_ids})
         if not hasattr(inputs, "keys") or PAST_VALUES not in inputs:
             raise ValueError("Pass {'past_values': [series, context_length, channels]} (and past_observed_mask where known).")
-        values = np.ascontiguousarray(_numpy(inputs[PAST_VALUES]), dtype=np.float32)
+        values = np.ascontiguousarray(as_numpy(inputs[PAST_VALUES]), dtype=np.float32)
         context, channels = self._window
         if values.ndim != 3 or values.shape[1:] != (context, channels) or not len(values):
             raise ValueError(f"past_values must be [series, {context}, {channels}] (the model's context window), got {list(values.shape)}.")
         observed = inputs.get(PAST_OBSERVED_MASK, inputs.get("observed_mask"))
-        observed = np.ones_like(values) if observed is None else np.ascontiguousarray(_numpy(observed), dtype=np.float32)
+        observed = np.ones_like(values) if observed is None else np.ascontiguousarray(as_numpy(observed), dtype=np.float32)
         if observed.shape != values.shape:
             raise ValueError(f"past_observed_mask must be shaped as past_values {list(values.shape)}, got {list(observed.shape)}.")
         if not self.spec.observed_mask and not observed.all():
@@ -131,7 +132,3 @@ class QEFFAutoModelForTimeSeriesPrediction(QEFFBaseModel):
         else:
             out = run_in_batches(session, PAST_VALUES, values, batch)[0]
         return {self.spec.output_name: torch.from_numpy(out)}
-
-
-def _numpy(value) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)

@@ -24,6 +24,7 @@ from QEfficient.export.task_graph_specs import FREQ, PAST_VALUES, PAST_VALUES_PA
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.time_series import QEffTimesFm
+from QEfficient.utils.arrays import as_numpy
 
 
 def moving_average(series: np.ndarray, window: int) -> list[np.ndarray]:
@@ -112,11 +113,11 @@ class QEFFTimesFmModelForPrediction(QEFFBaseModel):
             raise ValueError(f"The graph reads {context} values of context (the model's context_length): leave forecast_context_len out.")
         given = options.get(PAST_VALUES)
         given = [] if given is None else given  # a list of series, or a [series, length] array or tensor (its rows)
-        series = [np.asarray(_numpy(ts), np.float32).reshape(-1)[-context:] for ts in given]
+        series = [np.asarray(as_numpy(ts), np.float32).reshape(-1)[-context:] for ts in given]
         if not series or any(not len(ts) for ts in series):
             raise ValueError("past_values must be a list of non-empty 1-D series.")
         freq = options.get(FREQ)
-        freq = [0] * len(series) if freq is None else [int(f) for f in np.asarray(_numpy(freq)).reshape(-1)]
+        freq = [0] * len(series) if freq is None else [int(f) for f in np.asarray(as_numpy(freq)).reshape(-1)]
         if len(freq) != len(series) or any(not 0 <= f < self.config.freq_size for f in freq):
             raise ValueError(f"freq must hold one frequency class (0 to {self.config.freq_size - 1}) per series.")
         lowest = float(np.min([ts.min() for ts in series]))  # NaN if any is, as torch.min
@@ -153,7 +154,3 @@ class QEFFTimesFmModelForPrediction(QEFFBaseModel):
             rows = slice(start, start + batch)
             parts.append(session.run(None, {PAST_VALUES: values[rows], PAST_VALUES_PADDING: padding[rows], FREQ: freq[rows]})[0])
         return np.concatenate(parts)
-
-
-def _numpy(value) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)

@@ -25,6 +25,7 @@ from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.visual_qa import VILT_HEADS, QEffVisualQA
+from QEfficient.utils.arrays import as_numpy
 
 
 class QEFFAutoModelForVisualQuestionAnswering(QEFFBaseModel):
@@ -91,9 +92,9 @@ class QEFFAutoModelForVisualQuestionAnswering(QEFFBaseModel):
             warn_ignored_options("generate()", {"device_ids": device_ids})
         if not hasattr(inputs, "keys") or INPUT_IDS not in inputs or PIXEL_VALUES not in inputs:
             raise ValueError("Pass a processor's output for questions and images together: input_ids and pixel_values.")
-        text = {k: _numpy(v) for k, v in inputs.items() if k in (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS) and v is not None}
+        text = {k: as_numpy(v) for k, v in inputs.items() if k in (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS) and v is not None}
         ids, mask, types = encoder_inputs(text)
-        pixels = np.ascontiguousarray(_numpy(inputs[PIXEL_VALUES]), dtype=np.float32)
+        pixels = np.ascontiguousarray(as_numpy(inputs[PIXEL_VALUES]), dtype=np.float32)
         pixels = pixels[None] if pixels.ndim == 3 else pixels
         if pixels.ndim != 4 or pixels.shape[1] != 3 or len(pixels) != len(ids) or mask.shape != ids.shape:
             raise ValueError(
@@ -115,12 +116,12 @@ class QEFFAutoModelForVisualQuestionAnswering(QEFFBaseModel):
         """The images, or (a padded batch) each cropped to the region its mask marks; each checked against the patches
         transformers would keep at random (``max_image_length``)."""
         images = pixels
-        if pixel_mask is not None and _numpy(pixel_mask).shape != (len(pixels), *pixels.shape[2:]):
+        if pixel_mask is not None and as_numpy(pixel_mask).shape != (len(pixels), *pixels.shape[2:]):
             shape = [len(pixels), *pixels.shape[2:]]
-            raise ValueError(f"pixel_mask must be {shape} (an image's pixels), got {list(_numpy(pixel_mask).shape)}.")
-        if pixel_mask is not None and not _numpy(pixel_mask).all():
+            raise ValueError(f"pixel_mask must be {shape} (an image's pixels), got {list(as_numpy(pixel_mask).shape)}.")
+        if pixel_mask is not None and not as_numpy(pixel_mask).all():
             images = []
-            for image, valid in zip(pixels, _numpy(pixel_mask).astype(bool)):
+            for image, valid in zip(pixels, as_numpy(pixel_mask).astype(bool)):
                 height, width = int(valid.any(1).sum()), int(valid.any(0).sum())
                 if not valid[:height, :width].all() or valid.sum() != height * width:
                     raise ValueError("pixel_mask must mark each image as a top-left rectangle, as ViLT's processor pads them.")
@@ -154,7 +155,3 @@ class QEFFAutoModelForVisualQuestionAnswering(QEFFBaseModel):
             return session.run([LOGITS], feed)[0]
 
         return run_graph
-
-
-def _numpy(value) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)

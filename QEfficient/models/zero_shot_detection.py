@@ -26,6 +26,7 @@ from QEfficient.models.base import QEFFBaseModel
 from QEfficient.models.image_encoder import pick_image_size
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.zero_shot_detection import PROMPT_PER_IMAGE, QEffZeroShotDetector, text_limit
+from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.checks import check_positive
 
 
@@ -127,7 +128,7 @@ class QEFFAutoModelForZeroShotObjectDetection(QEFFBaseModel):
             raise ValueError("Pass a processor's output for texts and images together: input_ids and pixel_values.")
         if inputs.get("query_pixel_values") is not None:
             raise ValueError("Image-guided detection (query_pixel_values) is not supported: describe the objects in text.")
-        text = {k: _numpy(v) for k, v in inputs.items() if k in (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS) and v is not None}
+        text = {k: as_numpy(v) for k, v in inputs.items() if k in (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS) and v is not None}
         ids, mask, types = encoder_inputs(text)
         if ids.ndim != 2 or mask.shape != ids.shape or types.shape != ids.shape:
             raise ValueError(
@@ -137,12 +138,12 @@ class QEFFAutoModelForZeroShotObjectDetection(QEFFBaseModel):
         if types.any():
             raise ValueError("token_type_ids other than 0: the graph reads one prompt per row, as the processor writes it.")
         pixel_mask = inputs.get("pixel_mask")
-        if pixel_mask is not None and not _numpy(pixel_mask).all():
+        if pixel_mask is not None and not as_numpy(pixel_mask).all():
             raise ValueError(
                 "The images are padded (pixel_mask holds zeros), which this model masks out and the graph reads as image: have "
                 "the image processor write the compiled size (size={'height': H, 'width': W}), so that nothing is padded."
             )
-        pixels = np.ascontiguousarray(_numpy(inputs[PIXEL_VALUES]), dtype=np.float32)
+        pixels = np.ascontiguousarray(as_numpy(inputs[PIXEL_VALUES]), dtype=np.float32)
         pixels = pixels[None] if pixels.ndim == 3 else pixels
         if pixels.ndim != 4 or pixels.shape[1] != self.model.num_channels or not len(pixels):
             raise ValueError(f"pixel_values must be [images, {self.model.num_channels}, height, width], got shape {list(pixels.shape)}.")
@@ -184,7 +185,3 @@ class QEFFAutoModelForZeroShotObjectDetection(QEFFBaseModel):
             parts.append(session.run([LOGITS, PRED_BOXES], feed))
         logits, boxes = (torch.from_numpy(np.concatenate(column)) for column in zip(*parts))
         return ZeroShotObjectDetectionOutput(logits=logits, pred_boxes=boxes, input_ids=torch.from_numpy(ids))
-
-
-def _numpy(value) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
