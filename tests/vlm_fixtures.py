@@ -172,8 +172,8 @@ def build_gemma3(folder) -> Path:
     return folder
 
 
-def build_qwen2_vl(folder) -> Path:
-    folder = Path(folder)
+def qwen2_vl_parts() -> tuple[PreTrainedTokenizerFast, Qwen2VLConfig, Qwen2VLImageProcessorPil]:
+    """The tiny Qwen2-VL's tokenizer, config and image processor (4-16 merged tokens an image)."""
     tok = _tokenizer(
         ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
         {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
@@ -202,11 +202,17 @@ def build_qwen2_vl(folder) -> Path:
         vision_start_token_id=ids("<|vision_start|>"),
         vision_end_token_id=ids("<|vision_end|>"),
     )
-    torch.manual_seed(0)
-    _widen_and_save(Qwen2VLForConditionalGeneration(config), folder)
     image_processor = Qwen2VLImageProcessorPil(
         min_pixels=14 * 14 * 4, max_pixels=14 * 14 * 16, patch_size=7, temporal_patch_size=2, merge_size=2
     )
+    return tok, config, image_processor
+
+
+def build_qwen2_vl(folder) -> Path:
+    folder = Path(folder)
+    tok, config, image_processor = qwen2_vl_parts()
+    torch.manual_seed(0)
+    _widen_and_save(Qwen2VLForConditionalGeneration(config), folder)
     TinyQwen2VLProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
     return folder
 

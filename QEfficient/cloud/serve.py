@@ -158,6 +158,11 @@ def build_server(
     (serving/tasks.CLASSIFIER_OVERRIDES). ``tool_call_parser``: the model's tool-call syntax (serving/tool_parsers.py), which lets chat
     requests leave tool_choice "auto" (serving/tools.py); ``reasoning_parser``: the syntax of its thinking, which chat answers
     return apart as ``reasoning`` (serving/reasoning.py)."""
+    if not gguf_file and _is_retriever(model_name):
+        raise ValueError(
+            f"'{model_name}' is a late-interaction retriever (ColPali): its per-token embeddings are not served over HTTP here; "
+            "run it in Python with QEFFAutoModelForRetrieval."
+        )
     if not gguf_file and _is_text_to_speech(model_name):  # VITS: /v1/audio/speech, one request at a time
         from QEfficient.serving.tts_app import open_tts_app
 
@@ -322,6 +327,12 @@ def _is_ctc(model_name: str) -> bool:
     from QEfficient.cloud.infer import _speech_class
 
     return _speech_class(model_name, None) is QEFFAutoModelForCTC
+
+
+def _is_retriever(model_name: str) -> bool:
+    from QEfficient.serving.tasks import is_retriever
+
+    return is_retriever(model_name)
 
 
 def _is_text_to_speech(model_name: str) -> bool:

@@ -1,13 +1,14 @@
-"""Graph specs of the one-graph task models: text-prompted detection, SAM's prompt decoder, SuperPoint, ViLT, VITS and
-the time-series models. As graph_specs.py's, each owns its graph's input and output names, dynamic axes, the dummy
-inputs the exporter traces with and the specializations the compile step records; no torch at import time."""
+"""Graph specs of the task models: text-prompted detection, SAM's prompt decoder, SuperPoint, ViLT, VITS, the
+time-series models and late-interaction retrieval (ColPali). As graph_specs.py's, each owns its graph's input and
+output names, dynamic axes, the dummy inputs the exporter traces with and the specializations the compile step
+records; no torch at import time."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, PIXEL_VALUES, TOKEN_TYPE_IDS
+from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, PIXEL_VALUES, TOKEN_TYPE_IDS, VISION_EMBEDS
 
 PRED_BOXES = "pred_boxes"  # a detector's boxes [images, boxes, 4]: centre x, centre y, width, height, relative
 ZERO_SHOT_DETECTOR_KIND = "zero_shot_detector"  # a text-prompted detector's artifact
@@ -258,3 +259,40 @@ class KeypointGraphSpec:
     @staticmethod
     def specializations(batch_size: int) -> dict[str, Any]:
         return {"specializations": [{"name": "KeypointDetector", "symbols": {"batch_size": str(batch_size)}}]}
+
+
+EMBEDDINGS = "embeddings"  # a retrieval model's per-token embeddings [B, S, dim], as transformers' output names them
+RETRIEVAL_KIND = "retrieval"  # the prefix of a retrieval model's artifact kinds (-vision: graph_specs.VisionGraphSpec, -text)
+
+
+@dataclass(frozen=True)
+class RetrievalTextGraphSpec:
+    """A late-interaction retriever's language model: the tokens of pages or queries [B, S] (their types: PaliGemma's
+    prefix) and the image-token embeddings as rows [rows, hidden] in (a query binds one row it does not read), the
+    per-token embeddings [B, S, dim] out. Its image tower is the image-text path's vision graph."""
+
+    input_names = (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS, VISION_EMBEDS)
+    output_names = [EMBEDDINGS]
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        text = {0: "batch_size", 1: "seq_len"}
+        return {INPUT_IDS: text, ATTENTION_MASK: text, TOKEN_TYPE_IDS: text, VISION_EMBEDS: {0: "rows"}, EMBEDDINGS: text}
+
+    @staticmethod
+    def dummy_inputs(vocab_size: int, image_token_id: int, hidden_size: int) -> tuple:
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        ids = torch.randint(1, max(2, min(vocab_size, 1000)), (2, 7), generator=generator)
+        ids[ids == image_token_id] = 0
+        ids[0, :3] = image_token_id  # a page of three image tokens, then a query padded on the left
+        mask = torch.ones_like(ids)
+        mask[1, :2] = 0
+        types = torch.zeros_like(ids)
+        types[0, -1] = 1
+        return ids, mask, types, torch.rand(3, hidden_size, generator=generator)
+
+    @staticmethod
+    def specializations(batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "RetrievalText", "symbols": {"batch_size": str(batch_size)}}]}

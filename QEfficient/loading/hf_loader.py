@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.initialization import no_init_weights
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_PRETRAINING_MAPPING_NAMES
 
 from QEfficient.loading.config_overrides import apply_hf_overrides, weights_fit
 from QEfficient.loading.gguf_shared import gguf_parsed_once
@@ -40,6 +40,13 @@ def load_config(folder: Path, gguf_file: str | None = None, **kwargs) -> Pretrai
             f"Could not read a transformers config from '{folder}'{' / ' + gguf_file if gguf_file else ''}: {err}. "
             "The folder must contain config.json (or pass gguf_file=...)."
         ) from err
+
+
+def retrieval_class_name(model_type: str) -> str | None:
+    """transformers' late-interaction retriever class for a model type (ColPali's ``ColPaliForRetrieval``), or None:
+    AutoModel does not load them, and transformers' retrieval mapping lacks ColQwen2; its pretraining mapping has them all."""
+    name = MODEL_FOR_PRETRAINING_MAPPING_NAMES.get(model_type, "")
+    return name if name.endswith("ForRetrieval") else None
 
 
 def with_load_defaults(kwargs: dict) -> dict:

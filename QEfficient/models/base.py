@@ -15,12 +15,13 @@ from typing import Any, Self
 
 from transformers import PreTrainedModel
 
-from QEfficient.compile.ort_cpu import build_artifact, warn_ignored_options
+from QEfficient.compile.ort_cpu import build_artifact, read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import recurrent_state_names
 from QEfficient.export.onnx_export import cached_export, torchscript_export
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.runtime.devices import current_device
+from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.utils.cache import fingerprint_state_dict, qeff_home
 from QEfficient.utils.checks import check_positive
 
@@ -247,6 +248,19 @@ class QEFFBaseModel:
         session = open_fn()
         self._sessions_by_key[role] = (key, session)
         return session
+
+    def _graph_session(self, role: str) -> tuple[Any, dict]:
+        """(session, compile params) of the artifact a model of several graphs keeps as ``qpc_paths[f"{role}_qpc_path"]``."""
+        paths = getattr(self, "qpc_paths", None)
+        path = paths.get(f"{role}_qpc_path") if isinstance(paths, dict) else None
+        if path is None:
+            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
+        # the manifest read once with the session
+        return self._session(
+            role,
+            (str(path), self._num_cores),
+            lambda: (open_artifact_session(path, self._num_cores), read_artifact(path)["compile_params"]),
+        )
 
     def _drop_sessions(self) -> None:
         self._sessions_by_key.clear()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +32,6 @@ from QEfficient.export.onnx_export import export_encoder_onnx, export_image_enco
 from QEfficient.generation.encoder_run import encoder_inputs, run_encoder, run_image_encoder
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.models.image_encoder import processor_image_size
-from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.dual_encoder import QEffImageFeatures, QEffTextFeatures, check_dual_encoder, similarity_rule
 from QEfficient.transform.image_encoder import image_size
 from QEfficient.utils.arrays import as_numpy
@@ -169,22 +167,15 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         self._num_cores = num_cores
         return self.qpc_paths
 
-    def _compiled(self, role: str) -> tuple[Any, dict]:
-        path = self.qpc_paths.get(f"{role}_qpc_path")
-        if path is None:
-            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
-        session = self._session(role, (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
-        return session, read_artifact(path)["compile_params"]
-
     @property
     def compiled_image_size(self) -> tuple[int, int]:
         """(height, width) of the compiled image graph."""
-        return tuple(self._compiled("image")[1]["image_size"])
+        return tuple(self._graph_session("image")[1]["image_size"])
 
     @property
     def embedding_width(self) -> int:
         """The width of the compiled towers' features (the text graph's output, a constant of its weights)."""
-        width = self._compiled("text")[0].get_outputs()[0].shape[-1]
+        width = self._graph_session("text")[0].get_outputs()[0].shape[-1]
         if not isinstance(width, int):
             raise ValueError("The text graph's output width is not fixed: compile the model again.")
         return width
@@ -198,7 +189,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         if not runtime_ai100:
             with torch.no_grad():
                 return self.text(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
-        session, params = self._compiled("text")
+        session, params = self._graph_session("text")
         params = {**params, "batch_size": min(params["batch_size"], len(ids))}  # the batch axis is free: no filler rows
         return run_encoder(session, params, False, ids, mask, types, reads_padding=True)
 
@@ -211,7 +202,7 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         if not runtime_ai100:
             with torch.no_grad():
                 return self.image(torch.from_numpy(pixels)).numpy()
-        session, params = self._compiled("image")
+        session, params = self._graph_session("image")
         return run_image_encoder(session, {**params, "batch_size": min(params["batch_size"], len(pixels))}, pixels)
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> dict[str, torch.Tensor]:

@@ -35,7 +35,7 @@ from QEfficient.export.graph_specs import (
 )
 from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, global_attention_rule, run_encoder
-from QEfficient.loading.hf_loader import load_config, load_pretrained
+from QEfficient.loading.hf_loader import load_config, load_pretrained, retrieval_class_name
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk
 from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction, reads_raw_speech
@@ -71,13 +71,17 @@ WHOLE_MODELS = {
 }
 
 
-def _saved_dpr_class(name_or_path, kwargs: dict):
+def _saved_config(name_or_path, kwargs: dict):
+    """The config of a folder (or cached hub id), or None for a GGUF file."""
+    folder, gguf_file = resolve_model_path(name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+    return None if gguf_file else load_config(folder)
+
+
+def _saved_dpr_class(config):
     """A DPR checkpoint's own class (its question or passage encoder; transformers' AutoModel loads every DPR
     checkpoint as a question encoder, a passage encoder's weights then unread), or None for other models."""
     import transformers
 
-    folder, gguf_file = resolve_model_path(name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
-    config = None if gguf_file else load_config(folder)
     if config is None or config.model_type != "dpr":
         return None
     saved = next((a for a in config.architectures or [] if a.startswith("DPR")), "DPRQuestionEncoder")
@@ -105,7 +109,14 @@ class _QEFFEncoderBase(QEFFBaseModel):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
         pooling = kwargs.pop("pooling", None)
-        auto = _saved_dpr_class(pretrained_model_name_or_path, kwargs) if cls is QEFFAutoModel else None
+        config = _saved_config(pretrained_model_name_or_path, kwargs) if cls is QEFFAutoModel else None
+        if config is not None and retrieval_class_name(config.model_type):  # ColPali: transformers' AutoModel does not load it
+            if pooling is not None:
+                raise ValueError(f"'{config.model_type}' gives one embedding per token (late interaction): load it without pooling.")
+            from QEfficient.models.retrieval import QEFFAutoModelForRetrieval
+
+            return QEFFAutoModelForRetrieval.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        auto = _saved_dpr_class(config)
         model, folder = load_pretrained(auto or cls._hf_auto, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
         # a model that reads pixels (ViT, DINOv2, ...): QEfficient's QEFFAutoModel takes any AutoModel
         kind = QEFFAutoModelForImageFeatureExtraction if cls is QEFFAutoModel and reads_pixels(model) else cls

@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForMaskGeneration, PreTrainedModel
 from transformers.models.sam.modeling_sam import SamImageSegmentationOutput
 
-from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_specs import PIXEL_VALUES, ImageEncoderGraphSpec
 from QEfficient.export.onnx_export import torchscript_export
@@ -33,7 +33,6 @@ from QEfficient.export.task_graph_specs import (
 )
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.models.base import QEFFBaseModel
-from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.mask_generation import PROMPT_KINDS, QEffSamImageEncoder, QEffSamPromptDecoder, check_mask_generator
 from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.checks import check_positive
@@ -159,12 +158,6 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         self._num_cores = num_cores
         return self.qpc_paths
 
-    def _compiled(self, role: str):
-        path = self.qpc_paths.get(f"{role}_qpc_path")
-        if path is None:
-            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
-        return self._session(role, (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
-
     def get_image_embeddings(self, pixel_values, runtime_ai100: bool = True) -> torch.Tensor:
         """The image encoder's output [images, C, h, w] for a processor's pixel_values, as transformers' method."""
         pixels = np.ascontiguousarray(as_numpy(pixel_values), dtype=np.float32)
@@ -178,9 +171,8 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         if not runtime_ai100:
             with torch.no_grad():
                 return self.image_encoder(torch.from_numpy(pixels))
-        session = self._compiled("image")
-        batch = read_artifact(self.qpc_paths["image_qpc_path"])["compile_params"]["batch_size"]
-        return torch.from_numpy(run_in_batches(session, PIXEL_VALUES, pixels, batch)[0])
+        session, params = self._graph_session("image")
+        return torch.from_numpy(run_in_batches(session, PIXEL_VALUES, pixels, params["batch_size"])[0])
 
     def generate(
         self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, multimask_output: bool = True
@@ -214,7 +206,7 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
                     t.numpy() for t in self.decoders[kind](torch.from_numpy(embeddings), *map(torch.from_numpy, prompts.values()))
                 )
         else:
-            masks, scores = self._compiled(kind).run([PRED_MASKS, IOU_SCORES], {IMAGE_EMBEDDINGS: embeddings, **prompts})
+            masks, scores = self._graph_session(kind)[0].run([PRED_MASKS, IOU_SCORES], {IMAGE_EMBEDDINGS: embeddings, **prompts})
         keep = slice(1, None) if multimask_output else slice(0, 1)
         return SamImageSegmentationOutput(
             iou_scores=torch.from_numpy(np.ascontiguousarray(scores[:, :, keep])),

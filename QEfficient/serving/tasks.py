@@ -193,3 +193,11 @@ def is_text_to_speech(model_name: str) -> bool:
     """Whether the folder holds a VITS model (what QEFFAutoModelForTextToWaveform runs: /v1/audio/speech)."""
     found = folder_and_config(model_name)
     return found is not None and found[1].model_type == "vits"
+
+
+def is_retriever(model_name: str) -> bool:
+    """Whether the folder holds a late-interaction retriever (ColPali: QEFFAutoModelForRetrieval), which is not served."""
+    from QEfficient.loading.hf_loader import retrieval_class_name
+
+    found = folder_and_config(model_name)
+    return found is not None and retrieval_class_name(found[1].model_type) is not None

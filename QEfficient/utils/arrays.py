@@ -8,8 +8,9 @@ import numpy as np
 
 
 def as_numpy(value: Any) -> np.ndarray:
-    """``value`` as a numpy array: a torch tensor detached and moved to the CPU (torch is not imported here), anything
-    else through ``np.asarray``."""
+    """``value`` as a numpy array: a torch tensor detached and moved to the CPU (bfloat16, which numpy lacks, as float32;
+    torch is not imported here), anything else through ``np.asarray``."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
-        return value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        return (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy()
     return np.asarray(value)

@@ -1,0 +1,170 @@
+"""QEFFAutoModelForRetrieval: ColPali (late-interaction retrieval over PaliGemma) and ColQwen2 (over Qwen2-VL) as tiny
+random models saved with their processors (weights widened so that the page and the query decide). Pages and queries,
+batched past the compiled batch size (ColQwen2's pages of three patch grids), give transformers' embeddings within 1e-4
+and the processor's MaxSim scores from them. Where transformers' SDPA leaves a left-padded row that sees nothing NaN
+(ColPali without token types, ColQwen2), the real tokens match, padding is zero, and the whole output equals its eager
+attention's; QEFFAutoModel routes a retriever here; ColModernVBert, bad inputs and the server are refused saying why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import (
+    ColModernVBertConfig,
+    ColPaliConfig,
+    ColPaliForRetrieval,
+    ColPaliProcessor,
+    ColQwen2Config,
+    ColQwen2ForRetrieval,
+    ColQwen2Processor,
+    Gemma2Config,
+    GemmaConfig,
+    PaliGemmaConfig,
+    SiglipImageProcessorPil,
+    SiglipVisionConfig,
+)
+
+from QEfficient import QEFFAutoModel, QEFFAutoModelForRetrieval
+from QEfficient.cloud.serve import build_server
+from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, qwen2_vl_parts
+
+
+@pytest.fixture(scope="module")
+def colpali(tmp_path_factory):
+    """A tiny ColPali folder: SigLIP at 28 px (16 image tokens), Gemma text model, 24-wide embeddings."""
+    folder = tmp_path_factory.mktemp("tiny-colpali")
+    tok = _tokenizer(["<image>"], {"image_token": "<image>"})
+    vision = SiglipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7, projection_dim=64
+    )
+    text = GemmaConfig(**_TEXT, vocab_size=len(tok), head_dim=16, tie_word_embeddings=False)
+    vlm = PaliGemmaConfig(vision_config=vision, text_config=text, image_token_index=tok.image_token_id, projection_dim=64)
+    torch.manual_seed(0)
+    _widen_and_save(ColPaliForRetrieval(ColPaliConfig(vlm_config=vlm, embedding_dim=24)), folder)
+    image_processor = SiglipImageProcessorPil(size={"height": 28, "width": 28})
+    image_processor.image_seq_length = 16
+    ColPaliProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def colqwen2(tmp_path_factory):
+    """A tiny ColQwen2 folder: Qwen2-VL's tower (patch 7, 2x2 merge, 16-64 patches a page), its text model."""
+    folder = tmp_path_factory.mktemp("tiny-colqwen2")
+    tok, vlm, image_processor = qwen2_vl_parts()
+    torch.manual_seed(0)
+    _widen_and_save(ColQwen2ForRetrieval(ColQwen2Config(vlm_config=vlm, embedding_dim=24)), folder)
+    ColQwen2Processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+def _pages(n: int, step: int = 10) -> list[Image.Image]:
+    return [Image.fromarray(np.random.default_rng(i).integers(0, 256, (30 + step * i, 40, 3), dtype=np.uint8)) for i in range(n)]
+
+
+QUERIES = ["what is the cat", "a dog ran home today quickly", "x"]
+
+
+def test_embeddings_and_scores_equal_transformers(colpali):
+    processor = ColPaliProcessor.from_pretrained(colpali)
+    hf = ColPaliForRetrieval.from_pretrained(colpali).eval()  # transformers' own, untouched by the wrapper
+    pages, queries = processor.process_images(_pages(3)), processor.process_queries(QUERIES)
+    with torch.no_grad():
+        expected_pages, expected_queries = hf(**pages).embeddings, hf(**queries).embeddings
+    model = QEFFAutoModel.from_pretrained(colpali)  # QEFFAutoModel routes a retriever to its class
+    assert isinstance(model, QEFFAutoModelForRetrieval)
+    model.compile(batch_size=2, num_cores=1)  # a full batch, then a short one
+    got_pages, got_queries = model.generate(pages).embeddings, model.generate(queries).embeddings
+    torch.testing.assert_close(got_pages, expected_pages, atol=1e-4, rtol=0)
+    torch.testing.assert_close(got_queries, expected_queries, atol=1e-4, rtol=0)
+    assert (expected_pages[0] - expected_pages[1]).abs().max() > 0.1  # the page decides
+    scores = processor.score_retrieval(got_queries, got_pages)
+    torch.testing.assert_close(scores, processor.score_retrieval(expected_queries, expected_pages), atol=1e-3, rtol=0)
+    torch.testing.assert_close(model.generate(pages, runtime_ai100=False).embeddings, expected_pages, atol=1e-4, rtol=0)
+
+    # without token types transformers attends causally (and its padded rows see nothing: NaN); the real tokens match
+    causal = {"input_ids": queries["input_ids"], "attention_mask": queries["attention_mask"]}
+    with torch.no_grad():
+        expected = hf(**causal).embeddings
+    got = model.generate(causal).embeddings
+    real = queries["attention_mask"].bool()
+    torch.testing.assert_close(got[real], expected[real], atol=1e-4, rtol=0)
+    assert (got[~real] == 0).all() and (~real).any()
+    assert (got[real] - got_queries[real]).abs().max() > 1e-2  # the mask differs, so do the embeddings
+
+    # a row's prefix (type 0) attends both ways and its suffix (type 1) causally; padding on the right
+    processor.tokenizer.padding_side = "right"
+    mixed = dict(processor.process_queries(QUERIES))
+    mixed["token_type_ids"] = (torch.arange(mixed["input_ids"].shape[1]) >= 6).long().expand_as(mixed["input_ids"]).clone()
+    with torch.no_grad():
+        expected = hf(**mixed).embeddings
+    torch.testing.assert_close(model.generate(mixed).embeddings, expected, atol=1e-4, rtol=0)
+
+    int8 = QEFFAutoModelForRetrieval.from_pretrained(colpali)
+    int8.compile(num_cores=1, mxfp6_matmul=True)
+    int8_scores = processor.score_retrieval(int8.generate(queries).embeddings, int8.generate(pages).embeddings)
+    np.testing.assert_allclose(int8_scores.numpy(), scores.numpy(), rtol=0.05)
+
+
+def test_colqwen2_embeddings_equal_transformers(colqwen2):
+    processor = ColQwen2Processor.from_pretrained(colqwen2)
+    pages, queries = processor.process_images(_pages(3, step=20)), processor.process_queries(QUERIES)
+    assert len(set(map(tuple, pages["image_grid_thw"].tolist()))) == 3  # three patch grids, padded to the longest
+    model = QEFFAutoModel.from_pretrained(colqwen2)
+    assert isinstance(model, QEFFAutoModelForRetrieval)
+    model.compile(batch_size=2, num_cores=1)  # a batch of two grids (the tower runs page by page), then one
+    got_pages, got_queries = model.generate(pages).embeddings, model.generate(queries).embeddings
+    for attention in ("sdpa", "eager"):
+        hf = ColQwen2ForRetrieval.from_pretrained(colqwen2, attn_implementation=attention).eval()
+        with torch.no_grad():
+            expected_pages, expected_queries = hf(**pages).embeddings, hf(**queries).embeddings
+        for got, expected, mask in ((got_pages, expected_pages, pages), (got_queries, expected_queries, queries)):
+            real = mask["attention_mask"].bool()
+            torch.testing.assert_close(got[real], expected[real], atol=1e-4, rtol=0)
+            assert (got[~real] == 0).all() and (~real).any()
+    torch.testing.assert_close(got_pages, expected_pages, atol=1e-4, rtol=0)  # eager: padding rows are zero too
+    torch.testing.assert_close(model.generate(pages, runtime_ai100=False).embeddings, expected_pages, atol=1e-4, rtol=0)
+    assert type(model.generate(queries)).__name__ == "ColQwen2ForRetrievalOutput"
+    scores = processor.score_retrieval(got_queries, got_pages)
+    torch.testing.assert_close(scores, processor.score_retrieval(expected_queries, expected_pages), atol=1e-3, rtol=0)
+    assert (expected_pages[0] - expected_pages[1]).abs().max() > 0.1  # the page decides
+
+
+def test_bad_inputs_and_other_retrievers_are_refused(colpali, colqwen2, tmp_path):
+    processor = ColPaliProcessor.from_pretrained(colpali)
+    model = QEFFAutoModelForRetrieval.from_pretrained(colpali)
+    pages = processor.process_images(_pages(2))
+    with pytest.raises(TypeError, match="compile"):
+        model.generate(pages)
+    with pytest.raises(ValueError, match="no pixel_values"):
+        model.generate({"input_ids": pages["input_ids"]}, runtime_ai100=False)
+    with pytest.raises(ValueError, match=r"must be \[2, 3, 28, 28\].*got \[1, 3, 28, 28\]; a batch holds pages or queries"):
+        model.generate({**pages, "pixel_values": pages["pixel_values"][:1]}, runtime_ai100=False)
+    with pytest.raises(ValueError, match=r"let processor.process_images resize them\), got \[2, 3, 20, 20\]\.$"):
+        model.generate({**pages, "pixel_values": pages["pixel_values"][..., :20, :20]}, runtime_ai100=False)
+    colqwen2_pages = ColQwen2Processor.from_pretrained(colqwen2).process_images(_pages(2))
+    with pytest.raises(ValueError, match="image_grid_thw"):
+        QEFFAutoModelForRetrieval.from_pretrained(colqwen2).generate({**colqwen2_pages, "image_grid_thw": None}, runtime_ai100=False)
+    cut = {**pages, "input_ids": pages["input_ids"][:, 1:], "attention_mask": pages["attention_mask"][:, 1:]}
+    cut["token_type_ids"] = pages["token_type_ids"][:, 1:]
+    with pytest.raises(ValueError, match=r"one image token per image embedding \(\[16, 16\]\), got \[15, 15\]"):
+        model.generate(cut, runtime_ai100=False)
+    with pytest.raises(ValueError, match="process_images"):
+        model.generate(["a query"])
+    with pytest.raises(ValueError, match="without pooling"):
+        QEFFAutoModel.from_pretrained(colpali, pooling="mean")
+    with pytest.raises(ValueError, match="not served"):
+        build_server(str(colpali), None, 8, 64, 1, 1)
+
+    ColModernVBertConfig().save_pretrained(tmp_path)  # refused from its config, before any weight is looked for
+    with pytest.raises(NotImplementedError, match="ModernBERT"):
+        QEFFAutoModelForRetrieval.from_pretrained(tmp_path)
+    vlm = PaliGemmaConfig(text_config=Gemma2Config(**_TEXT, vocab_size=64), vision_config=SiglipVisionConfig(image_size=28, patch_size=7))
+    ColPaliConfig(vlm_config=vlm).save_pretrained(tmp_path / "paligemma2")
+    with pytest.raises(NotImplementedError, match="sliding_attention"):
+        QEFFAutoModelForRetrieval.from_pretrained(tmp_path / "paligemma2")
+    GemmaConfig(**_TEXT, vocab_size=64).save_pretrained(tmp_path / "gemma")
+    with pytest.raises(ValueError, match="not a late-interaction retrieval model"):
+        QEFFAutoModelForRetrieval.from_pretrained(tmp_path / "gemma")
