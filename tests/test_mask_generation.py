@@ -1,17 +1,20 @@
-"""QEFFAutoModelForMaskGeneration: SAM as a tiny random model (weights widened so that the masks follow the image and
-the prompts), its masks and IoU scores equal to transformers' within 1e-4 for points (foreground, background and padding
-labels), boxes and both, three masks or one, from pixels or from image embeddings computed once; the processor's
-post-processing takes the output as it is; the other types of the mask generation mapping are refused saying why."""
+"""QEFFAutoModelForMaskGeneration: SAM and SAM 2 as tiny random models (weights widened so that the masks follow the
+image and the prompts), their masks and IoU scores (and SAM 2's object scores) equal to transformers' within 1e-4 for
+points (foreground, background and padding labels), boxes and both, three masks or one (SAM 2's by the stability of the
+single-mask token, checked on masks built to fall either way), from pixels or from image embeddings computed once; SAM's
+processor's post-processing takes the output as it is (SAM 2's needs torchvision); the other types of the mask
+generation mapping are refused saying why."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForMaskGeneration, SamConfig, SamImageProcessor, SamModel, SamProcessor
+from transformers import AutoConfig, AutoModelForMaskGeneration, Sam2Config, Sam2Model, SamConfig, SamImageProcessor, SamModel, SamProcessor
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASK_GENERATION_MAPPING_NAMES
 
 from QEfficient import QEFFAutoModel, QEFFAutoModelForMaskGeneration
+from QEfficient.models.mask_generation import stable_single_mask
 from QEfficient.transform.mask_generation import UNSUPPORTED_MASK_GENERATORS
 from tests.helpers import widen_weights
 
@@ -33,6 +36,37 @@ def sam():
     widen_weights(hf)
     model = QEFFAutoModelForMaskGeneration(hf)
     model.compile(num_cores=1)  # images one at a time: two images run as two batches
+    return hf, model
+
+
+@pytest.fixture(scope="module")
+def sam2():
+    """A tiny SAM 2: Hiera at 64 px (4 stages, windowed and global attention), an FPN of three levels, SAM 2's decoder."""
+    torch.manual_seed(0)
+    hiera = dict(
+        model_type="sam2_hiera_det_model",
+        hidden_size=16,
+        num_attention_heads=1,
+        image_size=[SIZE, SIZE],
+        blocks_per_stage=[1, 1, 2, 1],
+        embed_dim_per_stage=[16, 32, 64, 128],
+        num_attention_heads_per_stage=[1, 1, 2, 2],
+        window_size_per_stage=[4, 4, 2, 2],
+        global_attention_blocks=[3],
+        window_positional_embedding_background_size=[4, 4],
+    )
+    config = Sam2Config(
+        vision_config=dict(
+            backbone_config=hiera, backbone_channel_list=[128, 64, 32, 16], backbone_feature_sizes=[[16, 16], [8, 8], [4, 4]],
+            fpn_hidden_size=32,
+        ),
+        prompt_encoder_config=dict(hidden_size=32, image_size=SIZE, patch_size=16, mask_input_channels=4),
+        mask_decoder_config=dict(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
+    )  # fmt: skip
+    hf = Sam2Model(config).eval()
+    widen_weights(hf)
+    model = QEFFAutoModelForMaskGeneration(hf)
+    model.compile(batch_size=2, num_cores=1)  # two images a run: three run as a full batch and a short one
     return hf, model
 
 
@@ -58,32 +92,37 @@ def prompts() -> dict[str, dict[str, torch.Tensor]]:
     }
 
 
-def test_qeff_auto_model_gives_the_mask_generator(sam, tmp_path):
-    hf, _ = sam
+@pytest.mark.parametrize("kind", ["sam", "sam2"])
+def test_qeff_auto_model_gives_the_mask_generator(kind, request, tmp_path):
+    hf, _ = request.getfixturevalue(kind)
     hf.save_pretrained(tmp_path)
-    assert type(QEFFAutoModel.from_pretrained(tmp_path)) is QEFFAutoModelForMaskGeneration  # AutoModel's SamModel
+    assert type(QEFFAutoModel.from_pretrained(tmp_path)) is QEFFAutoModelForMaskGeneration  # AutoModel's SamModel, Sam2Model
 
 
 def test_every_mask_generation_type_runs_or_is_refused():
-    assert set(MODEL_FOR_MASK_GENERATION_MAPPING_NAMES) == {"sam"} | set(UNSUPPORTED_MASK_GENERATORS)
+    assert set(MODEL_FOR_MASK_GENERATION_MAPPING_NAMES) == {"sam", "sam2"} | set(UNSUPPORTED_MASK_GENERATORS)
     with torch.device("meta"), pytest.raises(NotImplementedError, match="high-quality mask token"):
         QEFFAutoModelForMaskGeneration(AutoModelForMaskGeneration.from_config(AutoConfig.for_model("sam_hq")))
 
 
+@pytest.mark.parametrize("kind", ["sam", "sam2"])
 @pytest.mark.parametrize("prompt", list(prompts()))
 @pytest.mark.parametrize("multimask", [True, False])
-def test_masks_equal_transformers(sam, prompt, multimask):
-    hf, model = sam
+def test_masks_equal_transformers(kind, prompt, multimask, request):
+    hf, model = request.getfixturevalue(kind)
     given = prompts()[prompt]
     images = len(next(iter(given.values())))
     pixels = torch.rand(images, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = hf(pixel_values=pixels, multimask_output=multimask, **given)
+        expected_embeddings = hf.get_image_embeddings(pixels)
     embeddings = model.get_image_embeddings(pixels)
-    np.testing.assert_allclose(embeddings.numpy(), hf.get_image_embeddings(pixels).detach().numpy(), atol=1e-4, rtol=0)
+    for got, want in zip(*((e if isinstance(e, list) else [e]) for e in (embeddings, expected_embeddings)), strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4, rtol=0)
+    outputs = ("pred_masks", "iou_scores") + (("object_score_logits",) if kind == "sam2" else ())
     for source in ({"pixel_values": pixels}, {"image_embeddings": embeddings}):
         out = model.generate({**source, **given}, multimask_output=multimask)
-        for name in ("pred_masks", "iou_scores"):
+        for name in outputs:
             want = getattr(expected, name).numpy()
             assert getattr(out, name).shape == want.shape, name
             np.testing.assert_allclose(getattr(out, name).numpy(), want, atol=1e-4 * max(1.0, np.abs(want).max()), rtol=0, err_msg=name)
@@ -118,3 +157,35 @@ def test_processor_round_trip_and_bad_inputs(sam):
     int8 = QEFFAutoModelForMaskGeneration(hf)
     int8.compile(num_cores=1, mxfp6_matmul=True)  # the image encoder's MatMuls as int8 GEMMs: the masks move a little
     assert np.corrcoef(int8.generate(inputs).pred_masks.numpy().ravel(), expected.pred_masks.numpy().ravel())[0, 1] > 0.99
+
+
+def test_sam2_single_mask_follows_the_stability_rule(sam2):
+    """Masks built so that the single-mask token is stable in some prompts and not in others: the host's choice is
+    transformers' ``_dynamic_multimask_via_stability``."""
+    hf, model = sam2
+    generator = torch.Generator().manual_seed(0)
+    masks = torch.randn(2, 3, 4, 8, 8, generator=generator)
+    masks[:, :2, 0] *= 100  # far from 0: few logits within the band, stable
+    masks[0, 0, 0, :4] = 0.01  # a quarter inside the band: unstable
+    scores = torch.rand(2, 3, 4, generator=generator)
+    scores[1, 2, 2] = scores[1, 2, 3]  # a tie among the other three: the first wins
+    decoder = hf.mask_decoder
+    want_masks, want_scores = decoder._dynamic_multimask_via_stability(masks, scores)
+    config = hf.config.mask_decoder_config
+    got_masks, got_scores = stable_single_mask(
+        masks.numpy(), scores.numpy(), config.dynamic_multimask_stability_delta, config.dynamic_multimask_stability_thresh
+    )
+    stability = decoder._get_stability_scores(masks[:, :, :1])
+    assert (stability >= config.dynamic_multimask_stability_thresh).any() and (stability < config.dynamic_multimask_stability_thresh).any()
+    np.testing.assert_array_equal(got_masks, want_masks.numpy())
+    np.testing.assert_array_equal(got_scores, want_scores.numpy())
+
+
+def test_sam2_bad_embeddings_are_refused(sam2):
+    _, model = sam2
+    points = {"input_points": torch.rand(1, 1, 1, 2) * SIZE}
+    embeddings = model.get_image_embeddings(torch.rand(1, 3, SIZE, SIZE), runtime_ai100=False)
+    with pytest.raises(ValueError, match=r"a list of \[images, 4, 16, 16\], \[images, 8, 8, 8\], \[images, 32, 4, 4\]"):
+        model.generate({"image_embeddings": embeddings[-1], **points}, runtime_ai100=False)
+    with pytest.raises(ValueError, match="resizes every image to 64x64"):
+        model.generate({"pixel_values": torch.rand(1, 3, 32, 32), **points}, runtime_ai100=False)

@@ -46,37 +46,51 @@ class ZeroShotDetectionGraphSpec:
 
 IMAGE_EMBEDDINGS = "image_embeddings"  # SAM's image encoder's output [images, channels, height, width]
 INPUT_POINTS, INPUT_LABELS, INPUT_BOXES = "input_points", "input_labels", "input_boxes"  # SAM's prompts, as its processor
-PRED_MASKS, IOU_SCORES = "pred_masks", "iou_scores"
+PRED_MASKS, IOU_SCORES, OBJECT_SCORE_LOGITS = "pred_masks", "iou_scores", "object_score_logits"
 MASK_GENERATOR_KIND = "mask_generator"  # the prefix of a promptable segmenter's artifact kinds (-image, -points, ...)
+
+
+def image_embedding_names(levels: int) -> tuple[str, ...]:
+    """The image encoder's outputs: SAM's one map, or SAM 2's maps from the highest resolution to the lowest (the list
+    transformers' ``get_image_embeddings`` returns), ``image_embeddings.0``, ``.1``, ..."""
+    return (IMAGE_EMBEDDINGS,) if levels == 1 else tuple(f"{IMAGE_EMBEDDINGS}.{level}" for level in range(levels))
 
 
 @dataclass(frozen=True)
 class MaskDecoderGraphSpec:
-    """A promptable segmenter's (SAM's) prompt encoder and mask decoder: the image embeddings and one kind of prompt in
-    (points [images, prompts, points, 2] with their labels [images, prompts, points], or boxes [images, prompts, 4], or
-    both), every mask token's low-resolution masks [images, prompts, masks, h, w] and predicted IoU [images, prompts,
-    masks] out; the host keeps the ones asked for (multimask_output)."""
+    """A promptable segmenter's (SAM's, SAM 2's) prompt encoder and mask decoder: the image embeddings (SAM 2's at each
+    resolution) and one kind of prompt in (points [images, prompts, points, 2] with their labels [images, prompts,
+    points], or boxes [images, prompts, 4], or both), every mask token's low-resolution masks [images, prompts, masks,
+    h, w] and predicted IoU [images, prompts, masks] out (and SAM 2's object score [images, prompts, 1]); the host keeps
+    the ones asked for (multimask_output)."""
 
     prompts: tuple[str, ...]
+    levels: int = 1  # image embedding maps: SAM's one, SAM 2's three
+    object_scores: bool = False
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return (IMAGE_EMBEDDINGS, *self.prompts)
+        return (*image_embedding_names(self.levels), *self.prompts)
 
-    output_names = [PRED_MASKS, IOU_SCORES]
+    @property
+    def output_names(self) -> list[str]:
+        return [PRED_MASKS, IOU_SCORES, *([OBJECT_SCORE_LOGITS] if self.object_scores else [])]
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         prompt = {0: "batch_size", 1: "prompts"}
-        axes = {IMAGE_EMBEDDINGS: {0: "batch_size"}, PRED_MASKS: prompt, IOU_SCORES: prompt, INPUT_BOXES: prompt}
+        axes = {name: {0: "batch_size"} for name in image_embedding_names(self.levels)}
+        axes |= {PRED_MASKS: prompt, IOU_SCORES: prompt, OBJECT_SCORE_LOGITS: prompt, INPUT_BOXES: prompt}
         axes |= {name: {**prompt, 2: "points"} for name in (INPUT_POINTS, INPUT_LABELS)}
         return {name: axes[name] for name in (*self.input_names, *self.output_names)}
 
-    def dummy_inputs(self, embedding_shape: tuple[int, int, int], image_size: int) -> tuple:
+    def dummy_inputs(self, embedding_shapes: list[tuple[int, int, int]], image_size: int) -> tuple:
         import torch
 
         generator = torch.Generator().manual_seed(0)
         values = {
-            IMAGE_EMBEDDINGS: torch.rand(2, *embedding_shape, generator=generator),
+            name: torch.rand(2, *shape, generator=generator) for name, shape in zip(image_embedding_names(self.levels), embedding_shapes)
+        }
+        values |= {
             INPUT_POINTS: torch.rand(2, 3, 2, 2, generator=generator) * image_size,
             INPUT_LABELS: torch.tensor([[[1, 0], [1, 1], [1, -10]]] * 2),
             INPUT_BOXES: torch.sort(torch.rand(2, 3, 2, 2, generator=generator) * image_size, dim=2).values.reshape(2, 3, 4),

@@ -1,10 +1,12 @@
-"""QEFFAutoModelForMaskGeneration: SAM (Segment Anything; transformers' ``AutoModelForMaskGeneration``) as an image
-encoder graph and a prompt decoder graph per kind of prompt (points, boxes, both).
+"""QEFFAutoModelForMaskGeneration: SAM and SAM 2 (Segment Anything; transformers' ``AutoModelForMaskGeneration``) as
+an image encoder graph and a prompt decoder graph per kind of prompt (points, boxes, both).
 
 ``generate(processor(image, input_points=...))`` returns what transformers' forward does (``iou_scores``,
-``pred_masks``), which the processor's ``post_process_masks`` takes as it is. ``get_image_embeddings`` runs the image
-encoder alone; ``generate`` takes its output (``image_embeddings``) instead of pixels, so that an image is encoded
-once and prompted many times, as transformers allows.
+``pred_masks``; SAM 2's ``object_score_logits`` too), which the processor's ``post_process_masks`` takes as it is.
+``get_image_embeddings`` runs the image encoder alone (SAM 2's: a list of three maps, as transformers'); ``generate``
+takes its output (``image_embeddings``) instead of pixels, so that an image is encoded once and prompted many times,
+as transformers allows. SAM 2 asked for one mask (``multimask_output=False``) keeps transformers' rule: the single-mask
+token's, unless its stability score is low, then the best of the other three by predicted IoU.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForMaskGeneration, PreTrainedModel
 from transformers.models.sam.modeling_sam import SamImageSegmentationOutput
+from transformers.models.sam2.modeling_sam2 import Sam2ImageSegmentationOutput
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
@@ -26,20 +29,40 @@ from QEfficient.export.task_graph_specs import (
     INPUT_BOXES,
     INPUT_LABELS,
     INPUT_POINTS,
-    IOU_SCORES,
     MASK_GENERATOR_KIND,
     PRED_MASKS,
     MaskDecoderGraphSpec,
+    image_embedding_names,
 )
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.models.base import QEFFBaseModel
-from QEfficient.transform.mask_generation import PROMPT_KINDS, QEffSamImageEncoder, QEffSamPromptDecoder, check_mask_generator
+from QEfficient.transform.mask_generation import (
+    PROMPT_KINDS,
+    QEffSamImageEncoder,
+    QEffSamPromptDecoder,
+    check_mask_generator,
+    embedding_levels,
+)
 from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.checks import check_positive
 
 
+def stable_single_mask(masks: np.ndarray, scores: np.ndarray, delta: float, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """SAM 2's one mask per prompt from every mask token's ([B, P, 4, h, w], [B, P, 4]), as transformers'
+    ``_dynamic_multimask_via_stability``: token 0's where the share of its logits above ``delta`` among those above
+    ``-delta`` reaches ``threshold``, else the best of tokens 1-3 by predicted IoU."""
+    best = scores[:, :, 1:].argmax(-1)  # the first of equal scores, as torch's argmax
+    best_masks = np.take_along_axis(masks[:, :, 1:], best[:, :, None, None, None], axis=2)
+    best_scores = np.take_along_axis(scores[:, :, 1:], best[:, :, None], axis=2)
+    single = masks[:, :, :1].reshape(*masks.shape[:2], 1, -1)
+    inside, union = (single > delta).sum(-1).astype(np.float32), (single > -delta).sum(-1).astype(np.float32)
+    stability = np.where(union > 0, inside / np.maximum(union, 1), np.float32(1.0))
+    stable = stability >= threshold  # [B, P, 1]
+    return np.where(stable[..., None, None], masks[:, :, :1], best_masks), np.where(stable, scores[:, :, :1], best_scores)
+
+
 class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
-    """SAM (module docstring).
+    """SAM and SAM 2 (module docstring).
 
     >>> model = QEFFAutoModelForMaskGeneration.from_pretrained("path/to/sam-vit-base")
     >>> model.compile(num_cores=16)
@@ -54,6 +77,8 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         self.hf = model.eval()
         self.image_encoder = QEffSamImageEncoder(self.hf)
         self.decoders = {kind: QEffSamPromptDecoder(self.hf, kind) for kind in PROMPT_KINDS}
+        self.levels = embedding_levels(self.config)
+        self.is_sam2 = self.config.model_type == "sam2"
         self.qpc_paths: dict[str, Path] = {}
 
     @classmethod
@@ -67,19 +92,31 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
 
     @property
     def image_size(self) -> int:
-        """The side of the square images SAM reads (its processor resizes the longest side to it and pads)."""
-        return self.config.vision_config.image_size
+        """The side of the square images SAM reads (its processor resizes the longest side to it and pads; SAM 2's
+        resizes to it)."""
+        return self.config.prompt_encoder_config.image_size if self.is_sam2 else self.config.vision_config.image_size
 
-    def _embedding_shape(self) -> tuple[int, int, int]:
+    @property
+    def num_channels(self) -> int:
+        vision = self.config.vision_config
+        return vision.backbone_config.num_channels if self.is_sam2 else vision.num_channels
+
+    def _embedding_shapes(self) -> list[tuple[int, int, int]]:
+        """[channels, height, width] of each image embedding map the decoder reads."""
         prompt = self.config.prompt_encoder_config
-        return prompt.hidden_size, prompt.image_embedding_size, prompt.image_embedding_size
+        if not self.is_sam2:
+            return [(prompt.hidden_size, prompt.image_embedding_size, prompt.image_embedding_size)]
+        decoder_width = self.config.mask_decoder_config.hidden_size  # its conv_s0 / conv_s1 narrow the high-resolution maps
+        channels = [decoder_width // 8, decoder_width // 4, prompt.hidden_size]
+        return [(c, *size) for c, size in zip(channels, self.config.vision_config.backbone_feature_sizes)]
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> dict[str, Path]:
         """Export the image encoder and a prompt decoder per kind of prompt (each cached under QEFF_HOME): {"image": path,
         "points": path, "boxes": path, "points_boxes": path}."""
         warn_ignored_options("export()", kwargs)
         name, size = self.model_name.replace("/", "_"), self.image_size
-        image_spec = ImageEncoderGraphSpec(IMAGE_EMBEDDINGS)
+        first, *more = image_embedding_names(self.levels)
+        image_spec = ImageEncoderGraphSpec(first, tuple(more))
         paths = {
             "image": self._export_graph(
                 self.image_encoder,
@@ -87,7 +124,7 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
                 export_dir,
                 export_fn=lambda tmp: torchscript_export(
                     self.image_encoder,
-                    image_spec.dummy_inputs(self.config.vision_config.num_channels, size, size),
+                    image_spec.dummy_inputs(self.num_channels, size, size),
                     tmp / f"{name}-image.onnx",
                     list(image_spec.input_names),
                     image_spec.output_names,
@@ -97,14 +134,14 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
             )
         }
         for kind, decoder in self.decoders.items():
-            spec = MaskDecoderGraphSpec(decoder.prompt_names)
+            spec = MaskDecoderGraphSpec(decoder.prompt_names, self.levels, object_scores=self.is_sam2)
             paths[kind] = self._export_graph(
                 decoder,
                 f"{name}-{kind}",
                 export_dir,
                 export_fn=lambda tmp, decoder=decoder, spec=spec, kind=kind: torchscript_export(
                     decoder,
-                    spec.dummy_inputs(self._embedding_shape(), size),
+                    spec.dummy_inputs(self._embedding_shapes(), size),
                     tmp / f"{name}-{kind}.onnx",
                     list(spec.input_names),
                     spec.output_names,
@@ -140,7 +177,7 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
             "image_qpc_path": self._build_artifact(
                 paths["image"],
                 compile_dir,
-                {**common, "kind": f"{MASK_GENERATOR_KIND}-image", "output_name": IMAGE_EMBEDDINGS},
+                {**common, "kind": f"{MASK_GENERATOR_KIND}-image", "output_name": image_embedding_names(self.levels)[0]},
                 {"backend": "onnxruntime-cpu", "image_size": [size, size], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
                 ImageEncoderGraphSpec.specializations(batch_size, size, size),
                 rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
@@ -158,28 +195,48 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         self._num_cores = num_cores
         return self.qpc_paths
 
-    def get_image_embeddings(self, pixel_values, runtime_ai100: bool = True) -> torch.Tensor:
-        """The image encoder's output [images, C, h, w] for a processor's pixel_values, as transformers' method."""
+    def get_image_embeddings(self, pixel_values, runtime_ai100: bool = True) -> torch.Tensor | list[torch.Tensor]:
+        """The image encoder's output [images, C, h, w] for a processor's pixel_values (SAM 2's: a list of them, from the
+        highest resolution), as transformers' method."""
+        maps = self._image_embeddings(pixel_values, runtime_ai100)
+        return [torch.from_numpy(m) for m in maps] if self.is_sam2 else torch.from_numpy(maps[0])
+
+    def _image_embeddings(self, pixel_values, runtime_ai100: bool) -> list[np.ndarray]:
         pixels = np.ascontiguousarray(as_numpy(pixel_values), dtype=np.float32)
         pixels = pixels[None] if pixels.ndim == 3 else pixels
-        size = self.image_size
-        if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (self.config.vision_config.num_channels, size, size):
+        size, channels = self.image_size, self.num_channels
+        if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (channels, size, size):
+            how = "resizes" if self.is_sam2 else "resizes and pads"
             raise ValueError(
-                f"pixel_values must be [images, {self.config.vision_config.num_channels}, {size}, {size}] (SAM's processor resizes "
-                f"and pads every image to {size}x{size}), got shape {list(pixels.shape)}."
+                f"pixel_values must be [images, {channels}, {size}, {size}] (the processor {how} every image to "
+                f"{size}x{size}), got shape {list(pixels.shape)}."
             )
         if not runtime_ai100:
             with torch.no_grad():
-                return self.image_encoder(torch.from_numpy(pixels))
+                out = self.image_encoder(torch.from_numpy(pixels))
+            return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
         session, params = self._graph_session("image")
-        return torch.from_numpy(run_in_batches(session, PIXEL_VALUES, pixels, params["batch_size"])[0])
+        return run_in_batches(session, PIXEL_VALUES, pixels, params["batch_size"])
+
+    def _given_embeddings(self, given) -> list[np.ndarray]:
+        """``image_embeddings`` as get_image_embeddings returns them (SAM 2's: a list), checked."""
+        maps = list(given) if isinstance(given, (list, tuple)) else [given]
+        maps = [np.ascontiguousarray(as_numpy(m), dtype=np.float32) for m in maps]
+        shapes = self._embedding_shapes()
+        if len(maps) != len(shapes) or any(m.ndim != 4 or m.shape[1:] != shape or len(m) != len(maps[0]) for m, shape in zip(maps, shapes)):
+            expected = ", ".join(f"[images, {', '.join(map(str, shape))}]" for shape in shapes)
+            raise ValueError(
+                f"image_embeddings must be {'a list of ' if len(shapes) > 1 else ''}{expected} (get_image_embeddings' output), "
+                f"got {[list(np.shape(m)) for m in maps]}."
+            )
+        return maps
 
     def generate(
         self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, multimask_output: bool = True
-    ) -> SamImageSegmentationOutput:
+    ) -> SamImageSegmentationOutput | Sam2ImageSegmentationOutput:
         """Masks for a processor's output (pixel_values, or image_embeddings from get_image_embeddings, with input_points
         and input_labels, input_boxes, or both): ``pred_masks`` [images, prompts, masks, h, w] and ``iou_scores``, three
-        masks per prompt with ``multimask_output`` (transformers' default), else one."""
+        masks per prompt with ``multimask_output`` (transformers' default), else one (module docstring)."""
         if device_ids is not None and len(device_ids) > 1:
             warn_ignored_options("generate()", {"device_ids": device_ids})
         if not hasattr(inputs, "keys"):
@@ -190,27 +247,36 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
             raise ValueError("Pass either pixel_values or image_embeddings (from get_image_embeddings), not both or neither.")
         prompts = self._prompts(inputs)
         if inputs.get(IMAGE_EMBEDDINGS) is not None:
-            embeddings = np.ascontiguousarray(as_numpy(inputs[IMAGE_EMBEDDINGS]), dtype=np.float32)
-            if embeddings.shape[1:] != self._embedding_shape():
-                raise ValueError(
-                    f"image_embeddings must be [images, {', '.join(map(str, self._embedding_shape()))}], got {list(embeddings.shape)}."
-                )
+            embeddings = self._given_embeddings(inputs[IMAGE_EMBEDDINGS])
         else:
-            embeddings = self.get_image_embeddings(inputs[PIXEL_VALUES], runtime_ai100).numpy()
-        if len(next(iter(prompts.values()))) != len(embeddings):
-            raise ValueError(f"The prompts are for {len(next(iter(prompts.values())))} images, the inputs hold {len(embeddings)}.")
+            embeddings = self._image_embeddings(inputs[PIXEL_VALUES], runtime_ai100)
+        if len(next(iter(prompts.values()))) != len(embeddings[0]):
+            raise ValueError(f"The prompts are for {len(next(iter(prompts.values())))} images, the inputs hold {len(embeddings[0])}.")
         kind = "points_boxes" if len(prompts) == 3 else ("points" if INPUT_POINTS in prompts else "boxes")
         if not runtime_ai100:
             with torch.no_grad():
-                masks, scores = (
-                    t.numpy() for t in self.decoders[kind](torch.from_numpy(embeddings), *map(torch.from_numpy, prompts.values()))
-                )
+                outputs = [t.numpy() for t in self.decoders[kind](*map(torch.from_numpy, (*embeddings, *prompts.values())))]
         else:
-            masks, scores = self._graph_session(kind)[0].run([PRED_MASKS, IOU_SCORES], {IMAGE_EMBEDDINGS: embeddings, **prompts})
-        keep = slice(1, None) if multimask_output else slice(0, 1)
-        return SamImageSegmentationOutput(
-            iou_scores=torch.from_numpy(np.ascontiguousarray(scores[:, :, keep])),
-            pred_masks=torch.from_numpy(np.ascontiguousarray(masks[:, :, keep])),
+            names = MaskDecoderGraphSpec(PROMPT_KINDS[kind], self.levels, object_scores=self.is_sam2).output_names
+            feed = dict(zip(image_embedding_names(self.levels), embeddings)) | prompts
+            outputs = self._graph_session(kind)[0].run(names, feed)
+        masks, scores = outputs[0], outputs[1]
+        decoder = self.config.mask_decoder_config
+        if not multimask_output and self.is_sam2 and decoder.dynamic_multimask_via_stability:
+            masks, scores = stable_single_mask(
+                masks, scores, decoder.dynamic_multimask_stability_delta, decoder.dynamic_multimask_stability_thresh
+            )
+        else:
+            keep = slice(1, None) if multimask_output else slice(0, 1)
+            masks, scores = masks[:, :, keep], scores[:, :, keep]
+        masks, scores = (torch.from_numpy(np.ascontiguousarray(x)) for x in (masks, scores))
+        if not self.is_sam2:
+            return SamImageSegmentationOutput(iou_scores=scores, pred_masks=masks)
+        return Sam2ImageSegmentationOutput(
+            iou_scores=scores,
+            pred_masks=masks,
+            object_score_logits=torch.from_numpy(outputs[2]),
+            image_embeddings=[torch.from_numpy(m) for m in embeddings],
         )
 
     @staticmethod

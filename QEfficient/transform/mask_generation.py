@@ -1,6 +1,7 @@
-"""SAM (transformers' ``SamModel``, ``AutoModelForMaskGeneration``) as two modules: the image encoder (pixels -> image
-embeddings, the expensive part, run once per image) and the prompt encoder with the mask decoder (image embeddings and
-one kind of prompt -> masks and their predicted IoU), run once per set of prompts.
+"""SAM and SAM 2 (transformers' ``SamModel``, ``Sam2Model``: ``AutoModelForMaskGeneration``) as two modules: the image
+encoder (pixels -> image embeddings, SAM 2's at three resolutions; the expensive part, run once per image) and the
+prompt encoder with the mask decoder (image embeddings and one kind of prompt -> masks and their predicted IoU, SAM 2's
+object score too), run once per set of prompts.
 
 transformers' mask decoder keeps mask tokens 1-3 (``multimask_output=True``) or token 0 (False) with a ``slice`` it
 builds in Python; here the decoder returns all four (the name ``slice`` in its module answers every mask while our
@@ -25,7 +26,8 @@ from QEfficient.export.task_graph_specs import INPUT_BOXES, INPUT_LABELS, INPUT_
 # types of transformers' mask generation mapping not run here, with why
 UNSUPPORTED_MASK_GENERATORS = {
     "sam_hq": "its high-quality mask token and its choice among the masks differ from SAM's decoder, which is what runs here",
-    **dict.fromkeys(("sam2", "sam2_video", "edgetam", "edgetam_video"), "its Hiera image encoder and memory are not run here"),
+    "sam2_video": "it tracks objects through a video's frames with a memory (SAM 2's image model, Sam2Model, runs here)",
+    **dict.fromkeys(("edgetam", "edgetam_video"), "its image encoder is a timm backbone, which is not installed here"),
     **dict.fromkeys(("sam3_tracker", "sam3_video"), "it tracks objects through a video's frames with a memory"),
 }
 # the prompt kinds, each one graph: name -> the graph's prompt inputs
@@ -40,8 +42,13 @@ def check_mask_generator(model: PreTrainedModel) -> None:
     reason = UNSUPPORTED_MASK_GENERATORS.get(model.config.model_type)
     if reason is not None:
         raise NotImplementedError(f"{type(model).__name__} is not supported: {reason}.")
-    if model.config.model_type != "sam":
-        raise NotImplementedError(f"{type(model).__name__} ({model.config.model_type}) is not a SAM model: not supported.")
+    if model.config.model_type not in ("sam", "sam2"):
+        raise NotImplementedError(f"{type(model).__name__} ({model.config.model_type}) is not a SAM or SAM 2 model: not supported.")
+
+
+def embedding_levels(config) -> int:
+    """The image embedding maps the decoder reads: SAM's one, SAM 2's one per feature level (high resolution first)."""
+    return config.vision_config.num_feature_levels if config.model_type == "sam2" else 1
 
 
 _PATCH_LOCK = threading.Lock()
@@ -69,26 +76,31 @@ def every_mask(model: PreTrainedModel) -> Iterator[None]:
 
 
 class QEffSamImageEncoder(nn.Module):
-    """forward(pixel_values [B, 3, S, S]) -> image embeddings [B, C, h, w] (transformers' ``get_image_embeddings``)."""
+    """forward(pixel_values [B, 3, S, S]) -> image embeddings [B, C, h, w], SAM 2's a tuple of them (transformers'
+    ``get_image_embeddings``)."""
 
     def __init__(self, sam: PreTrainedModel) -> None:
         super().__init__()
         self.hf = sam
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.hf.get_image_embeddings(pixel_values)
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        embeddings = self.hf.get_image_embeddings(pixel_values)
+        return embeddings if isinstance(embeddings, torch.Tensor) else tuple(embeddings)
 
 
 class QEffSamPromptDecoder(nn.Module):
-    """forward(image_embeddings, *the kind's prompts) -> (pred_masks [B, P, 4, h, w], iou_scores [B, P, 4]): every mask
-    token's masks for each prompt of each image."""
+    """forward(*image_embeddings, *the kind's prompts) -> (pred_masks [B, P, 4, h, w], iou_scores [B, P, 4]; SAM 2's
+    object_score_logits [B, P, 1]): every mask token's masks for each prompt of each image."""
 
     def __init__(self, sam: PreTrainedModel, kind: str) -> None:
         super().__init__()
         self.hf = sam
         self.prompt_names = PROMPT_KINDS[kind]
+        self.levels = embedding_levels(sam.config)
 
-    def forward(self, image_embeddings: torch.Tensor, *prompts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        embeddings, prompts = inputs[: self.levels], inputs[self.levels :]
+        image_embeddings = embeddings[0] if self.levels == 1 else list(embeddings)
         with every_mask(self.hf):
             out = self.hf(image_embeddings=image_embeddings, multimask_output=True, **dict(zip(self.prompt_names, prompts)))
         if out.pred_masks.shape[2] != self.hf.mask_decoder.num_mask_tokens:  # the decoder no longer picks by slice()
@@ -96,4 +108,5 @@ class QEffSamPromptDecoder(nn.Module):
                 f"{type(self.hf).__name__}'s mask decoder returned {out.pred_masks.shape[2]} masks, not its "
                 f"{self.hf.mask_decoder.num_mask_tokens} mask tokens': this transformers version chooses them otherwise."
             )
-        return out.pred_masks, out.iou_scores
+        object_scores = getattr(out, "object_score_logits", None)
+        return (out.pred_masks, out.iou_scores) + ((object_scores,) if object_scores is not None else ())
