@@ -145,8 +145,11 @@ def test_bad_inputs_and_other_retrievers_are_refused(colpali, colqwen2, tmp_path
     with pytest.raises(ValueError, match=r"let processor.process_images resize them\), got \[2, 3, 20, 20\]\.$"):
         model.generate({**pages, "pixel_values": pages["pixel_values"][..., :20, :20]}, runtime_ai100=False)
     colqwen2_pages = ColQwen2Processor.from_pretrained(colqwen2).process_images(_pages(2))
+    colqwen2_model = QEFFAutoModelForRetrieval.from_pretrained(colqwen2)
     with pytest.raises(ValueError, match="image_grid_thw"):
-        QEFFAutoModelForRetrieval.from_pretrained(colqwen2).generate({**colqwen2_pages, "image_grid_thw": None}, runtime_ai100=False)
+        colqwen2_model.generate({**colqwen2_pages, "image_grid_thw": None}, runtime_ai100=False)
+    with pytest.raises(ValueError, match=r"got \[2, 36, 294\] and \[2, 2\]\.$"):
+        colqwen2_model.generate({**colqwen2_pages, "image_grid_thw": colqwen2_pages["image_grid_thw"][:, 1:]}, runtime_ai100=False)
     cut = {**pages, "input_ids": pages["input_ids"][:, 1:], "attention_mask": pages["attention_mask"][:, 1:]}
     cut["token_type_ids"] = pages["token_type_ids"][:, 1:]
     with pytest.raises(ValueError, match=r"one image token per image embedding \(\[16, 16\]\), got \[15, 15\]"):

@@ -161,12 +161,20 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
         grid = inputs.get(IMAGE_GRID_THW)
         if grid is None:
             raise ValueError(f"pixel_values come with {IMAGE_GRID_THW} (each page's patch grid): pass the processor's whole output.")
-        grid = np.asarray(as_numpy(grid), dtype=np.int64).reshape(-1, 3)
+        grid = np.asarray(as_numpy(grid), dtype=np.int64)
+        width = self.adapter.patch_width(self.config.vlm_config)
         # the processor pads each page's patches to the longest page's: [pages, patches, values]
-        if pixels.ndim != 3 or len(pixels) != pages or len(grid) != pages or (grid.prod(-1) > pixels.shape[1]).any():
+        if (
+            pixels.ndim != 3
+            or pixels.shape[2] != width
+            or grid.shape != (len(pixels), 3)
+            or len(pixels) != pages
+            or (grid.prod(-1) > pixels.shape[1]).any()
+        ):
             raise ValueError(
-                f"pixel_values [pages, patches, values] and {IMAGE_GRID_THW} [pages, 3] must hold one page per row of input_ids "
-                f"({pages}), each page's patches its grid's count, got {list(pixels.shape)} and {list(grid.shape)}{mixed}."
+                f"pixel_values [pages, patches, {width}] and {IMAGE_GRID_THW} [pages, 3] must hold one page per row of "
+                f"input_ids ({pages}), each page's patches its grid's count, got {list(pixels.shape)} and {list(grid.shape)}"
+                f"{mixed if len(pixels) != pages else ''}."
             )
         return [{PIXEL_VALUES: pixels[i, : int(g.prod())], IMAGE_GRID_THW: g[None]} for i, g in enumerate(grid)]
 
