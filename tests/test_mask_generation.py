@@ -7,6 +7,8 @@ generation mapping are refused saying why."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -100,7 +102,9 @@ def test_qeff_auto_model_gives_the_mask_generator(kind, request, tmp_path):
 
 
 def test_every_mask_generation_type_runs_or_is_refused():
-    assert set(MODEL_FOR_MASK_GENERATION_MAPPING_NAMES) == {"sam", "sam2"} | set(UNSUPPORTED_MASK_GENERATORS)
+    assert set(MODEL_FOR_MASK_GENERATION_MAPPING_NAMES) == {"sam", "sam2", "sam2_video"} | set(UNSUPPORTED_MASK_GENERATORS)
+    with torch.device("meta"):  # SAM 2.1's checkpoints say "sam2_video": the mapping loads their image model
+        assert QEFFAutoModelForMaskGeneration(AutoModelForMaskGeneration.from_config(AutoConfig.for_model("sam2_video"))).is_sam2
     with torch.device("meta"), pytest.raises(NotImplementedError, match="high-quality mask token"):
         QEFFAutoModelForMaskGeneration(AutoModelForMaskGeneration.from_config(AutoConfig.for_model("sam_hq")))
 
@@ -189,3 +193,24 @@ def test_sam2_bad_embeddings_are_refused(sam2):
         model.generate({"image_embeddings": embeddings[-1], **points}, runtime_ai100=False)
     with pytest.raises(ValueError, match="resizes every image to 64x64"):
         model.generate({"pixel_values": torch.rand(1, 3, 32, 32), **points}, runtime_ai100=False)
+
+
+def test_sam2_checkpoint_typed_as_its_video_model_and_no_prompt(sam2, tmp_path):
+    """SAM 2.1's checkpoints name the video model's type: QEFFAutoModelForMaskGeneration runs their image model, and
+    QEFFAutoModel (transformers' AutoModel gives the video tracker) says so. Without a prompt, transformers' padding point."""
+    hf, model = sam2
+    hf.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "sam2_video"}))
+    loaded = QEFFAutoModelForMaskGeneration.from_pretrained(tmp_path)
+    assert loaded.is_sam2 and loaded.config.model_type == "sam2_video"
+    with pytest.raises(NotImplementedError, match="QEFFAutoModelForMaskGeneration"):
+        QEFFAutoModel.from_pretrained(tmp_path)
+    pixels = torch.rand(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        expected = hf(pixel_values=pixels)
+    for runner, runtime_ai100 in ((model, True), (loaded, False)):
+        out = runner.generate({"pixel_values": pixels}, runtime_ai100=runtime_ai100)
+        np.testing.assert_allclose(
+            out.pred_masks.numpy(), expected.pred_masks.numpy(), atol=1e-4 * expected.pred_masks.abs().max().item(), rtol=0
+        )

@@ -116,6 +116,11 @@ class _QEFFEncoderBase(QEFFBaseModel):
             from QEfficient.models.retrieval import QEFFAutoModelForRetrieval
 
             return QEFFAutoModelForRetrieval.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if config is not None and config.model_type == "sam2_video":  # AutoModel gives the video tracker
+            raise NotImplementedError(
+                "SAM 2's checkpoints load in transformers' AutoModel as its video tracker, which is not run here; its image "
+                "model is: QEFFAutoModelForMaskGeneration.from_pretrained(...)."
+            )
         auto = _saved_dpr_class(config)
         model, folder = load_pretrained(auto or cls._hf_auto, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
         # a model that reads pixels (ViT, DINOv2, ...): QEfficient's QEFFAutoModel takes any AutoModel

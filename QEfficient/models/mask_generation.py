@@ -42,6 +42,7 @@ from QEfficient.transform.mask_generation import (
     QEffSamPromptDecoder,
     check_mask_generator,
     embedding_levels,
+    is_sam2,
 )
 from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.checks import check_positive
@@ -69,6 +70,7 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
     >>> inputs = processor(image, input_points=[[[450, 600]]], return_tensors="pt")
     >>> out = model.generate(inputs)
     >>> processor.post_process_masks(out.pred_masks, inputs["original_sizes"], inputs["reshaped_input_sizes"])
+    >>> # SAM 2 ("path/to/sam2.1-hiera-tiny"): processor.post_process_masks(out.pred_masks, inputs["original_sizes"])
     """
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
@@ -77,8 +79,8 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         self.hf = model.eval()
         self.image_encoder = QEffSamImageEncoder(self.hf)
         self.decoders = {kind: QEffSamPromptDecoder(self.hf, kind) for kind in PROMPT_KINDS}
-        self.levels = embedding_levels(self.config)
-        self.is_sam2 = self.config.model_type == "sam2"
+        self.levels = embedding_levels(self.hf)
+        self.is_sam2 = is_sam2(self.hf)
         self.qpc_paths: dict[str, Path] = {}
 
     @classmethod
@@ -107,7 +109,7 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         if not self.is_sam2:
             return [(prompt.hidden_size, prompt.image_embedding_size, prompt.image_embedding_size)]
         decoder_width = self.config.mask_decoder_config.hidden_size  # its conv_s0 / conv_s1 narrow the high-resolution maps
-        channels = [decoder_width // 8, decoder_width // 4, prompt.hidden_size]
+        channels = [decoder_width // 8, decoder_width // 4, self.config.vision_config.fpn_hidden_size]
         return [(c, *size) for c, size in zip(channels, self.config.vision_config.backbone_feature_sizes)]
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> dict[str, Path]:
@@ -246,10 +248,15 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         if (inputs.get(PIXEL_VALUES) is None) == (inputs.get(IMAGE_EMBEDDINGS) is None):
             raise ValueError("Pass either pixel_values or image_embeddings (from get_image_embeddings), not both or neither.")
         prompts = self._prompts(inputs)
+        if not prompts and not self.is_sam2:
+            raise ValueError("Pass a prompt: input_points (with input_labels), input_boxes, or both.")
         if inputs.get(IMAGE_EMBEDDINGS) is not None:
             embeddings = self._given_embeddings(inputs[IMAGE_EMBEDDINGS])
         else:
             embeddings = self._image_embeddings(inputs[PIXEL_VALUES], runtime_ai100)
+        if not prompts:  # SAM 2 without a prompt: transformers' one padding point (label -1) per image
+            images = len(embeddings[0])
+            prompts = {INPUT_POINTS: np.zeros((images, 1, 1, 2), np.float32), INPUT_LABELS: -np.ones((images, 1, 1), np.int64)}
         if len(next(iter(prompts.values()))) != len(embeddings[0]):
             raise ValueError(f"The prompts are for {len(next(iter(prompts.values())))} images, the inputs hold {len(embeddings[0])}.")
         kind = "points_boxes" if len(prompts) == 3 else ("points" if INPUT_POINTS in prompts else "boxes")
@@ -261,10 +268,10 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
             feed = dict(zip(image_embedding_names(self.levels), embeddings)) | prompts
             outputs = self._graph_session(kind)[0].run(names, feed)
         masks, scores = outputs[0], outputs[1]
-        decoder = self.config.mask_decoder_config
-        if not multimask_output and self.is_sam2 and decoder.dynamic_multimask_via_stability:
+        decoder_config = self.config.mask_decoder_config
+        if not multimask_output and self.is_sam2 and decoder_config.dynamic_multimask_via_stability:
             masks, scores = stable_single_mask(
-                masks, scores, decoder.dynamic_multimask_stability_delta, decoder.dynamic_multimask_stability_thresh
+                masks, scores, decoder_config.dynamic_multimask_stability_delta, decoder_config.dynamic_multimask_stability_thresh
             )
         else:
             keep = slice(1, None) if multimask_output else slice(0, 1)
@@ -282,7 +289,7 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
     @staticmethod
     def _prompts(inputs) -> dict[str, np.ndarray]:
         """The prompts by graph input name, checked: points [images, prompts, points, 2] with labels (default: every
-        point a foreground point, 1, as transformers), boxes [images, prompts, 4]."""
+        point a foreground point, 1, as transformers), boxes [images, prompts, 4]; none given, none."""
         prompts = {}
         if inputs.get(INPUT_POINTS) is not None:
             points = np.ascontiguousarray(as_numpy(inputs[INPUT_POINTS]), dtype=np.float32)
@@ -300,6 +307,4 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
             if INPUT_POINTS in prompts and boxes.shape[:2] != prompts[INPUT_POINTS].shape[:2]:
                 raise ValueError("With points and boxes together, give one box per prompt of points (as transformers).")
             prompts[INPUT_BOXES] = boxes
-        if not prompts:
-            raise ValueError("Pass a prompt: input_points (with input_labels), input_boxes, or both.")
         return prompts

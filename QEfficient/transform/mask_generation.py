@@ -23,13 +23,15 @@ from transformers import PreTrainedModel
 
 from QEfficient.export.task_graph_specs import INPUT_BOXES, INPUT_LABELS, INPUT_POINTS
 
-# types of transformers' mask generation mapping not run here, with why
+# the transformers classes run here (SAM 2's checkpoints say "sam2_video", which transformers' mask generation mapping
+# also loads as Sam2Model); types of that mapping not run here, with why
+MASK_GENERATORS = ("SamModel", "Sam2Model")
 UNSUPPORTED_MASK_GENERATORS = {
     "sam_hq": "its high-quality mask token and its choice among the masks differ from SAM's decoder, which is what runs here",
-    "sam2_video": "it tracks objects through a video's frames with a memory (SAM 2's image model, Sam2Model, runs here)",
-    **dict.fromkeys(("edgetam", "edgetam_video"), "its image encoder is a timm backbone, which is not installed here"),
+    **dict.fromkeys(("edgetam", "edgetam_video"), "its image encoder is a timm backbone, which the export does not trace"),
     **dict.fromkeys(("sam3_tracker", "sam3_video"), "it tracks objects through a video's frames with a memory"),
 }
+SAM2_LEVELS = 3  # SAM 2's decoder reads three image embedding maps (two narrowed by its conv_s0 / conv_s1)
 # the prompt kinds, each one graph: name -> the graph's prompt inputs
 PROMPT_KINDS = {
     "points": (INPUT_POINTS, INPUT_LABELS),
@@ -39,39 +41,47 @@ PROMPT_KINDS = {
 
 
 def check_mask_generator(model: PreTrainedModel) -> None:
+    name = type(model).__name__
     reason = UNSUPPORTED_MASK_GENERATORS.get(model.config.model_type)
+    if reason is None and name not in MASK_GENERATORS:
+        reason = f"the promptable segmenters run here are {' and '.join(MASK_GENERATORS)} (SAM 2's video tracker is not)"
+    if reason is None and is_sam2(model) and model.config.vision_config.num_feature_levels != SAM2_LEVELS:
+        reason = f"its image encoder gives {model.config.vision_config.num_feature_levels} feature levels, not SAM 2's {SAM2_LEVELS}"
     if reason is not None:
-        raise NotImplementedError(f"{type(model).__name__} is not supported: {reason}.")
-    if model.config.model_type not in ("sam", "sam2"):
-        raise NotImplementedError(f"{type(model).__name__} ({model.config.model_type}) is not a SAM or SAM 2 model: not supported.")
+        raise NotImplementedError(f"{name} ({model.config.model_type}) is not supported: {reason}.")
 
 
-def embedding_levels(config) -> int:
-    """The image embedding maps the decoder reads: SAM's one, SAM 2's one per feature level (high resolution first)."""
-    return config.vision_config.num_feature_levels if config.model_type == "sam2" else 1
+def is_sam2(model: PreTrainedModel) -> bool:
+    """SAM 2's image model, whatever its config's type says (its checkpoints': "sam2_video")."""
+    return type(model).__name__ == "Sam2Model"
+
+
+def embedding_levels(model: PreTrainedModel) -> int:
+    """The image embedding maps the decoder reads: SAM's one, SAM 2's three (high resolution first)."""
+    return SAM2_LEVELS if is_sam2(model) else 1
 
 
 _PATCH_LOCK = threading.Lock()
-_patch_depth = 0
+_patch_depth: dict[str, int] = {}  # per patched module (SAM's, SAM 2's)
 
 
 @contextlib.contextmanager
 def every_mask(model: PreTrainedModel) -> Iterator[None]:
     """While it runs, the mask decoder's ``slice(...)`` keeps every mask token (see the module docstring). Nested and
-    concurrent uses share one patch, removed when the last ends; a plain SamModel run meanwhile in another thread
-    would return every mask too, so the wrappers here are what such runs should use."""
-    global _patch_depth
-    module = sys.modules[type(model.mask_decoder).__module__]
+    concurrent uses of one module share one patch, removed when the last ends; a plain SamModel or Sam2Model run
+    meanwhile in another thread would return every mask too, so the wrappers here are what such runs should use."""
+    name = type(model.mask_decoder).__module__
+    module = sys.modules[name]
     with _PATCH_LOCK:
-        if _patch_depth == 0:
+        if _patch_depth.get(name, 0) == 0:
             module.slice = lambda *args: builtins.slice(None)
-        _patch_depth += 1
+        _patch_depth[name] = _patch_depth.get(name, 0) + 1
     try:
         yield
     finally:
         with _PATCH_LOCK:
-            _patch_depth -= 1
-            if _patch_depth == 0:
+            _patch_depth[name] -= 1
+            if _patch_depth[name] == 0:
                 del module.slice
 
 
@@ -96,7 +106,7 @@ class QEffSamPromptDecoder(nn.Module):
         super().__init__()
         self.hf = sam
         self.prompt_names = PROMPT_KINDS[kind]
-        self.levels = embedding_levels(sam.config)
+        self.levels = embedding_levels(sam)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         embeddings, prompts = inputs[: self.levels], inputs[self.levels :]
