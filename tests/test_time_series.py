@@ -40,7 +40,7 @@ def test_every_time_series_type_runs_or_is_refused():
         MODEL_FOR_TIME_SERIES_REGRESSION_MAPPING_NAMES,
     )
 
-    run = {head.split("For")[0].lower() for head in TIME_SERIES_HEADS} | {"timesfm"}  # tests/test_timesfm.py
+    run = {head.split("For")[0].lower() for head in TIME_SERIES_HEADS} | {"timesfm", "timesfm2_5"}  # tests/test_timesfm*.py
     for mapping in (
         MODEL_FOR_TIME_SERIES_CLASSIFICATION_MAPPING_NAMES,
         MODEL_FOR_TIME_SERIES_PREDICTION_MAPPING_NAMES,

@@ -245,6 +245,40 @@ class TimesFmGraphSpec:
         return {"specializations": [{"name": "TimesFm", "symbols": symbols}]}
 
 
+POINT_FORECAST, QUANTILE_SPREADS = "point_forecast", "quantile_spreads"
+
+
+@dataclass(frozen=True)
+class TimesFm2_5GraphSpec:
+    """TimesFM 2.5's decoder and output heads, one pass: the normalized context [B, context] (left-padded by the host,
+    as transformers' preprocessing; any multiple of the patch length) and its padding [B, context] in; the last patch's
+    point forecast [B, horizon, 1 + quantiles] and quantile spreads [B, quantile horizon, 1 + quantiles] out."""
+
+    input_names = (PAST_VALUES, PAST_VALUES_PADDING)
+    output_names = [POINT_FORECAST, QUANTILE_SPREADS]
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        series = {0: "batch_size", 1: "context_length"}
+        return {PAST_VALUES: series, PAST_VALUES_PADDING: series, POINT_FORECAST: {0: "batch_size"}, QUANTILE_SPREADS: {0: "batch_size"}}
+
+    @staticmethod
+    def dummy_inputs(patch_length: int) -> tuple:
+        import torch
+
+        context = 4 * patch_length
+        values = torch.randn(2, context, generator=torch.Generator().manual_seed(0))
+        padding = torch.zeros(2, context)
+        padding[1, : context // 2 + 1] = 1  # a shorter series, padded in front (a patch partly)
+        values[1, : context // 2 + 1] = 0
+        return values, padding
+
+    @staticmethod
+    def specializations(batch_size: int, context_length: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "context_length": str(context_length)}
+        return {"specializations": [{"name": "TimesFm2_5", "symbols": symbols}]}
+
+
 KEYPOINT_SCORES, DENSE_DESCRIPTORS = "keypoint_scores", "dense_descriptors"
 KEYPOINT_DETECTOR_KIND = "keypoint_detector"
 

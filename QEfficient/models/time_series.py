@@ -1,6 +1,7 @@
 """QEFFAutoModelForTimeSeriesPrediction: time-series models over a fixed context window (PatchTST and PatchTSMixer's
 forecasting, regression and classification heads) as one graph, loaded by the head the checkpoint was saved with; a
-TimesFM checkpoint loads as QEFFTimesFmModelForPrediction (models/timesfm.py).
+TimesFM checkpoint loads as QEFFTimesFmModelForPrediction (models/timesfm.py), a TimesFM 2.5 one as
+QEFFTimesFm2_5ModelForPrediction (models/timesfm2_5.py).
 
 ``generate({"past_values": [series, context_length, channels]})`` returns {output name: torch.Tensor} as transformers'
 forward names it: ``prediction_outputs`` (a forecast [series, prediction_length, channels], or PatchTSMixer's class
@@ -51,6 +52,10 @@ class QEFFAutoModelForTimeSeriesPrediction(QEFFBaseModel):
             from QEfficient.models.timesfm import QEFFTimesFmModelForPrediction
 
             return QEFFTimesFmModelForPrediction.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if config.model_type == "timesfm2_5":
+            from QEfficient.models.timesfm2_5 import QEFFTimesFm2_5ModelForPrediction
+
+            return QEFFTimesFm2_5ModelForPrediction.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         if config.model_type in UNSUPPORTED_TIME_SERIES:
             raise NotImplementedError(f"{config.model_type} is not supported: {UNSUPPORTED_TIME_SERIES[config.model_type]}.")
         head = next((a for a in config.architectures or [] if a in TIME_SERIES_HEADS), None)

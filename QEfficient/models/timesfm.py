@@ -45,15 +45,18 @@ class QEFFTimesFmModelForPrediction(QEFFBaseModel):
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
-        self.model = QEffTimesFm(model.eval())
+        self.model = self.module_class(model.eval())
+
+    hf_class: type[PreTrainedModel] = TimesFmModelForPrediction  # transformers' forecaster
+    module_class: type[torch.nn.Module] = QEffTimesFm  # the graph's module (transform/)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
-        obj = cls._from_hf(TimesFmModelForPrediction, pretrained_model_name_or_path, *args, **kwargs)  # eager attention
-        saved = obj.config.architectures or []
-        if saved and "TimesFmModelForPrediction" not in saved:  # its forecast head would be untrained
-            raise ValueError(f"'{pretrained_model_name_or_path}' holds a {saved[0]}, not TimesFM's forecaster (TimesFmModelForPrediction).")
+        obj = cls._from_hf(cls.hf_class, pretrained_model_name_or_path, *args, **kwargs)  # eager attention
+        saved, name = obj.config.architectures or [], cls.hf_class.__name__
+        if saved and name not in saved:  # its forecast head would be untrained
+            raise ValueError(f"'{pretrained_model_name_or_path}' holds a {saved[0]}, not TimesFM's forecaster ({name}).")
         return obj
 
     @property

@@ -22,10 +22,8 @@ TIME_SERIES_HEADS = {
     "PatchTSMixerForRegression": "regression_outputs",
     "PatchTSMixerForTimeSeriesClassification": "prediction_outputs",
 }
-# time-series types of transformers' mappings not run here, with why
-UNSUPPORTED_TIME_SERIES = {
-    "timesfm2_5": "its flip-invariant forecasts and per-series normalisation run in Python; not proven here",
-}
+# time-series types of transformers' mappings not run here, with why (TimesFM and TimesFM 2.5 run in their own classes)
+UNSUPPORTED_TIME_SERIES: dict[str, str] = {}
 
 
 class QEffTimeSeries(nn.Module):
