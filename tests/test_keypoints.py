@@ -1,17 +1,29 @@
 """QEFFAutoModelForKeypointDetection: SuperPoint as a tiny random model (weights widened so that the scores follow the
 image), its keypoints, scores, descriptors and mask equal to transformers' forward (keypoints and mask exactly, scores
 and descriptors within 1e-4) for a batch of images at a size other than the export's; the processor's post-processing
-takes the output as it is."""
+takes the output as it is. QEFFAutoModelForKeypointMatching: SuperGlue over that SuperPoint, its matches equal to
+transformers' exactly and their scores within 1e-5, for pairs batched past the compiled batch, images of two sizes, a
+pair without keypoints and the processor's round trip; LightGlue and EfficientLoFTR are refused saying why."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
-from transformers import AutoModelForKeypointDetection, SuperPointConfig, SuperPointImageProcessor
-from transformers.models.auto.modeling_auto import MODEL_FOR_KEYPOINT_DETECTION_MAPPING_NAMES
+from transformers import (
+    AutoConfig,
+    AutoModelForKeypointDetection,
+    AutoModelForKeypointMatching,
+    SuperGlueConfig,
+    SuperGlueForKeypointMatching,
+    SuperGlueImageProcessorPil,
+    SuperPointConfig,
+    SuperPointImageProcessor,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_KEYPOINT_DETECTION_MAPPING_NAMES, MODEL_FOR_KEYPOINT_MATCHING_MAPPING_NAMES
 
-from QEfficient import QEFFAutoModelForKeypointDetection
-from QEfficient.transform.keypoints import KEYPOINT_DETECTORS
+from QEfficient import QEFFAutoModelForKeypointDetection, QEFFAutoModelForKeypointMatching
+from QEfficient.transform.keypoints import KEYPOINT_DETECTORS, KEYPOINT_MATCHERS, UNSUPPORTED_KEYPOINT_MATCHERS
 from tests.helpers import widen_weights
 
 TINY = dict(encoder_hidden_sizes=[8, 8, 16, 16], decoder_hidden_size=32, descriptor_decoder_dim=16, max_keypoints=40)
@@ -70,3 +82,71 @@ def test_post_processing_takes_the_output():
     for a, b in zip(got, expected):
         np.testing.assert_allclose(a["keypoints"].numpy(), b["keypoints"].numpy(), atol=1e-4)
         np.testing.assert_allclose(a["descriptors"].numpy(), b["descriptors"].numpy(), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def superglue(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("superglue")
+    config = SuperGlueConfig(
+        keypoint_detector_config=SuperPointConfig(**TINY), hidden_size=16, keypoint_encoder_sizes=[8, 16],
+        gnn_layers_types=["self", "cross"] * 2, num_attention_heads=2, sinkhorn_iterations=20,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    hf = SuperGlueForKeypointMatching(config).eval()
+    widen_weights(hf)
+    hf.save_pretrained(folder)
+    model = QEFFAutoModelForKeypointMatching.from_pretrained(folder)
+    model.compile(batch_size=2, num_cores=1)  # three pairs: a full batch, then a short one
+    return SuperGlueForKeypointMatching.from_pretrained(folder).eval(), model  # transformers' own, untouched
+
+
+def _compare_matches(got, expected):
+    np.testing.assert_array_equal(got.mask.numpy(), expected.mask.numpy())
+    np.testing.assert_array_equal(got.matches.numpy(), expected.matches.numpy())
+    np.testing.assert_allclose(got.matching_scores.numpy(), expected.matching_scores.numpy(), atol=1e-5)
+    np.testing.assert_allclose(got.keypoints.numpy(), expected.keypoints.numpy(), atol=1e-6)
+
+
+def test_every_keypoint_matching_type_runs_or_is_refused():
+    assert set(MODEL_FOR_KEYPOINT_MATCHING_MAPPING_NAMES) == KEYPOINT_MATCHERS | set(UNSUPPORTED_KEYPOINT_MATCHERS)
+    with torch.device("meta"), pytest.raises(NotImplementedError, match="stop early and prune"):
+        QEFFAutoModelForKeypointMatching(AutoModelForKeypointMatching.from_config(AutoConfig.for_model("lightglue")))
+
+
+@pytest.mark.parametrize("size", [(96, 80), (64, 112)])
+def test_matches_equal_transformers(superglue, size):
+    hf, model = superglue
+    gray = torch.rand(3, 2, 1, *size, generator=torch.Generator().manual_seed(size[0]))
+    gray[2, 1] = gray[2, 0]  # a pair of one image twice
+    pixels = gray.expand(-1, -1, 3, -1, -1)
+    with torch.no_grad():
+        expected = hf(pixel_values=pixels)
+    _compare_matches(model.generate({"pixel_values": pixels}), expected)
+    _compare_matches(model.generate(pixels, runtime_ai100=False), expected)
+    assert (expected.matches >= 0).sum() > 4 and (expected.matches[0] != expected.matches[1]).any()  # the images decide
+
+
+def test_no_keypoints_and_the_processor_round_trip(superglue):
+    hf, model = superglue
+    flat = torch.zeros(1, 2, 3, 64, 64)
+    # scores are at most 1: no keypoint passes (transformers' decoder keeps its threshold, the host reads the config's)
+    threshold = model.detector.config.keypoint_threshold
+    hf.keypoint_detector.keypoint_decoder.keypoint_threshold = model.detector.config.keypoint_threshold = 2.0
+    try:
+        with torch.no_grad():
+            expected = hf(pixel_values=flat)
+        got = model.generate({"pixel_values": flat})
+    finally:
+        hf.keypoint_detector.keypoint_decoder.keypoint_threshold = model.detector.config.keypoint_threshold = threshold
+    assert got.matches.shape == expected.matches.shape == (1, 2, 0) and got.matches.dtype == expected.matches.dtype
+    processor = SuperGlueImageProcessorPil(size={"height": 64, "width": 80})
+    images = [[np.random.default_rng(s).integers(0, 256, (50, 70, 3), dtype=np.uint8) for s in (1, 2)]]
+    inputs = processor(images, return_tensors="pt")
+    with torch.no_grad():
+        want = processor.post_process_keypoint_matching(hf(**inputs), [[(50, 70), (50, 70)]])
+    got = processor.post_process_keypoint_matching(model.generate(inputs), [[(50, 70), (50, 70)]])
+    for a, b in zip(got, want):
+        for name in ("keypoints0", "keypoints1", "matching_scores"):
+            np.testing.assert_allclose(a[name].numpy(), b[name].numpy(), atol=1e-4, err_msg=name)
+    with pytest.raises(ValueError, match="pairs of images"):
+        model.generate({"pixel_values": flat[0]})

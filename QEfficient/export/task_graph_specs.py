@@ -344,3 +344,38 @@ class RetrievalTextGraphSpec:
     @staticmethod
     def specializations(batch_size: int) -> dict[str, Any]:
         return {"specializations": [{"name": "RetrievalText", "symbols": {"batch_size": str(batch_size)}}]}
+
+
+KEYPOINTS, DESCRIPTORS, SCORES, MASK = "keypoints", "descriptors", "scores", "mask"  # as transformers' outputs name them
+MATCHES, MATCHING_SCORES = "matches", "matching_scores"
+KEYPOINT_MATCHER_KIND = "keypoint_matcher"
+
+
+@dataclass(frozen=True)
+class KeypointMatcherGraphSpec:
+    """SuperGlue's matcher: image pairs' keypoints normalized to their image [pairs, 2, N, 2], their descriptors
+    [pairs, 2, N, D], scores and mask [pairs, 2, N] (padded to the batch's most keypoints) in; each keypoint's match in
+    the other image (-1 for none) and its score [pairs, 2, N] out."""
+
+    input_names = (KEYPOINTS, DESCRIPTORS, SCORES, MASK)
+    output_names = [MATCHES, MATCHING_SCORES]
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        points = {0: "pairs", 2: "keypoints"}
+        return {name: points for name in (KEYPOINTS, DESCRIPTORS, SCORES, MASK, MATCHES, MATCHING_SCORES)}
+
+    @staticmethod
+    def dummy_inputs(descriptor_dim: int) -> tuple:
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        keypoints = torch.rand(2, 2, 5, 2, generator=generator) - 0.5
+        descriptors = torch.nn.functional.normalize(torch.randn(2, 2, 5, descriptor_dim, generator=generator), dim=-1)
+        mask = torch.ones(2, 2, 5, dtype=torch.int32)
+        mask[1, 0, 3:] = 0  # an image with fewer keypoints
+        return keypoints, descriptors, torch.rand(2, 2, 5, generator=generator), mask
+
+    @staticmethod
+    def specializations(batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "KeypointMatcher", "symbols": {"pairs": str(batch_size)}}]}

@@ -1,4 +1,7 @@
-"""QEFFAutoModelForKeypointDetection: SuperPoint (transformers' ``AutoModelForKeypointDetection``). Its dense part (the
+"""QEFFAutoModelForKeypointDetection: SuperPoint (transformers' ``AutoModelForKeypointDetection``), and
+QEFFAutoModelForKeypointMatching: SuperGlue (``AutoModelForKeypointMatching``), its SuperPoint then its matcher.
+
+SuperPoint's dense part (the
 keypoint scores after non-maximum suppression and the descriptor map) is one graph, for images of any size; picking each
 image's keypoints and sampling their descriptors runs on the host with numpy, in transformers' order: the scores above
 ``keypoint_threshold``, those away from the borders (transformers' rule, as it computes it), the ``max_keypoints`` best,
@@ -7,6 +10,11 @@ their descriptors read bilinearly from the map (``grid_sample``, align_corners) 
 ``generate(processor(images, return_tensors="pt"))`` returns transformers' SuperPointKeypointDescriptionOutput
 (``keypoints`` relative to the image, ``scores``, ``descriptors``, ``mask``), which the processor's
 ``post_process_keypoint_detection`` takes as it is.
+
+SuperGlue: ``generate(processor(pairs_of_images, return_tensors="pt"))`` finds each image's keypoints as above (padded
+to the batch's most, as transformers pads them), normalizes them to the image's size on the host, and runs the matcher
+graph (transform/keypoints.py) on the pairs; it returns transformers' SuperGlueKeypointMatchingOutput (``matches``,
+``matching_scores``, ``keypoints``, ``mask``), which the processor's ``post_process_keypoint_matching`` takes as it is.
 """
 
 from __future__ import annotations
@@ -16,16 +24,31 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForKeypointDetection, PreTrainedModel
+from transformers import AutoModelForKeypointDetection, AutoModelForKeypointMatching, PreTrainedModel
+from transformers.models.superglue.modeling_superglue import SuperGlueKeypointMatchingOutput
 from transformers.models.superpoint.modeling_superpoint import SuperPointKeypointDescriptionOutput
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.export.graph_specs import PIXEL_VALUES
-from QEfficient.export.task_graph_specs import KEYPOINT_DETECTOR_KIND, KEYPOINT_SCORES, KeypointGraphSpec
+from QEfficient.export.onnx_export import torchscript_export
+from QEfficient.export.task_graph_specs import (
+    DESCRIPTORS,
+    KEYPOINT_DETECTOR_KIND,
+    KEYPOINT_MATCHER_KIND,
+    KEYPOINT_SCORES,
+    KEYPOINTS,
+    MASK,
+    MATCHES,
+    SCORES,
+    KeypointGraphSpec,
+    KeypointMatcherGraphSpec,
+)
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
-from QEfficient.transform.keypoints import QEffSuperPoint
+from QEfficient.transform.keypoints import QEffSuperGlueMatcher, QEffSuperPoint
+from QEfficient.utils.arrays import as_numpy
+from QEfficient.utils.checks import check_positive
 
 SCALE = 8  # SuperPoint's descriptor map is 8 times coarser than the image
 
@@ -152,3 +175,128 @@ class QEFFAutoModelForKeypointDetection(QEFFBaseModel):
             descriptors=torch.from_numpy(sampled),
             mask=torch.from_numpy(mask),
         )
+
+
+def normalized_keypoints(relative: np.ndarray, height: int, width: int) -> np.ndarray:
+    """SuperGlue's ``normalize_keypoints`` of keypoints relative to the image (as SuperPoint gives them), in its float32
+    steps: to pixels, less the image's centre, over 0.7 times its longer side."""
+    size = np.array([width, height], np.float32)
+    return (relative * size - size / 2) / (size.max() * np.float32(0.7))
+
+
+class QEFFAutoModelForKeypointMatching(QEFFBaseModel):
+    """SuperGlue (module docstring).
+
+    >>> model = QEFFAutoModelForKeypointMatching.from_pretrained("path/to/superglue_outdoor")
+    >>> model.compile(num_cores=16)
+    >>> out = model.generate(processor([[image_a, image_b]], return_tensors="pt"))
+    >>> processor.post_process_keypoint_matching(out, [[image_a.size[::-1], image_b.size[::-1]]])
+    """
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
+        self.hf = model.eval()
+        self.matcher = QEffSuperGlueMatcher(self.hf)
+        self.detector = QEFFAutoModelForKeypointDetection(self.hf.keypoint_detector)
+        self.qpc_paths: dict[str, Path] = {}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
+        return cls._from_auto(AutoModelForKeypointMatching, pretrained_model_name_or_path, *args, **kwargs)
+
+    @property
+    def hf_model(self) -> PreTrainedModel:
+        return self.hf
+
+    def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> dict[str, Path]:
+        """Export the keypoint detector's graph and the matcher's (each cached under QEFF_HOME)."""
+        warn_ignored_options("export()", kwargs)
+        spec, name = KeypointMatcherGraphSpec(), self.model_name.replace("/", "_")
+        matcher = self._export_graph(
+            self.matcher,
+            f"{name}-matcher",
+            export_dir,
+            export_fn=lambda tmp: torchscript_export(
+                self.matcher,
+                spec.dummy_inputs(self.config.hidden_size),
+                tmp / f"{name}-matcher.onnx",
+                list(spec.input_names),
+                spec.output_names,
+                spec.dynamic_axes(),
+            ),
+            hash_extra={"graph": KEYPOINT_MATCHER_KIND},
+        )
+        self.onnx_path = {"detector": self.detector.export(export_dir), "matcher": matcher}
+        return self.onnx_path
+
+    def compile(
+        self,
+        onnx_path: str | os.PathLike | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        batch_size: int = 1,
+        num_devices: int = 1,
+        num_cores: int = 16,
+        **compiler_options,
+    ) -> dict[str, Path]:
+        """Build the detector's artifact (images of any size) and the matcher's, for ``batch_size`` image pairs at a
+        time: {"detector_qpc_path": ..., "matcher_qpc_path": ...}."""
+        if onnx_path is not None:
+            raise ValueError(f"{type(self).__name__} builds two graphs; call compile() without onnx_path (it exports them).")
+        check_positive(batch_size=batch_size, num_cores=num_cores)
+        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
+        detector = self.detector.compile(compile_dir=compile_dir, batch_size=2 * batch_size, num_cores=num_cores)
+        matcher = self._build_artifact(
+            self.export()["matcher"],
+            compile_dir,
+            {"model_name": self.model_name, "num_cores": num_cores, "kind": KEYPOINT_MATCHER_KIND, "output_name": MATCHES},
+            {"backend": "onnxruntime-cpu", "batch_size": batch_size, "mxfp6_matmul": False},
+            KeypointMatcherGraphSpec.specializations(batch_size),
+        )
+        self.qpc_paths = {"detector_qpc_path": detector, "matcher_qpc_path": matcher}
+        self.qpc_path = matcher
+        self._num_cores = num_cores
+        return self.qpc_paths
+
+    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> SuperGlueKeypointMatchingOutput:
+        """Matches for an image processor's output of image pairs (or pixel_values [pairs, 2, channels, height,
+        width]), as transformers' forward returns them (module docstring)."""
+        if device_ids is not None and len(device_ids) > 1:
+            warn_ignored_options("generate()", {"device_ids": device_ids})
+        pixels = np.asarray(as_numpy(inputs[PIXEL_VALUES] if hasattr(inputs, "keys") else inputs), dtype=np.float32)
+        if pixels.ndim != 5 or pixels.shape[1] != 2 or not len(pixels):
+            raise ValueError(f"pixel_values must be pairs of images [pairs, 2, channels, height, width], got {list(pixels.shape)}.")
+        pairs, _, channels, height, width = pixels.shape
+        if runtime_ai100 and "detector_qpc_path" not in self.qpc_paths:
+            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
+        found = self.detector.generate(pixels.reshape(pairs * 2, channels, height, width), runtime_ai100=runtime_ai100)
+        relative = found.keypoints.numpy().reshape(pairs, 2, -1, 2)
+        mask = found.mask.numpy().reshape(pairs, 2, -1)
+        count = relative.shape[2]
+        if count == 0:  # transformers' answer for no keypoints
+            matches, scores = np.full((pairs, 2, 0), -1, np.int32), np.zeros((pairs, 2, 0), np.float32)
+        else:
+            feed = {
+                KEYPOINTS: normalized_keypoints(relative, height, width),
+                DESCRIPTORS: found.descriptors.numpy().reshape(pairs, 2, count, -1),
+                SCORES: found.scores.numpy().reshape(pairs, 2, count),
+                MASK: mask,
+            }
+            matches, scores = self._match(feed, runtime_ai100)
+        return SuperGlueKeypointMatchingOutput(
+            matches=torch.from_numpy(matches),
+            matching_scores=torch.from_numpy(scores),
+            keypoints=torch.from_numpy(relative),
+            mask=torch.from_numpy(mask),
+        )
+
+    def _match(self, feed: dict[str, np.ndarray], runtime_ai100: bool) -> tuple[np.ndarray, np.ndarray]:
+        if not runtime_ai100:
+            with torch.no_grad():
+                return tuple(t.numpy() for t in self.matcher(*map(torch.from_numpy, feed.values())))
+        session, params = self._graph_session("matcher")
+        batch, parts = params["batch_size"], []
+        for start in range(0, len(feed[KEYPOINTS]), batch):
+            parts.append(session.run(None, {name: np.ascontiguousarray(value[start : start + batch]) for name, value in feed.items()}))
+        return tuple(np.concatenate(outputs) for outputs in zip(*parts))

@@ -1,7 +1,13 @@
 """SuperPoint (transformers' ``SuperPointForKeypointDetection``): its dense part as one module, forward(pixel_values) ->
 (keypoint scores after non-maximum suppression [B, H, W], L2-normalized descriptor map [B, D, H / 8, W / 8]), computed
 by transformers' own layers. Picking the keypoints (a threshold, the borders, the top k) and sampling their descriptors
-vary in count by image: the host does them (models/keypoints.py), as transformers does image by image."""
+vary in count by image: the host does them (models/keypoints.py), as transformers does image by image.
+
+SuperGlue (``SuperGlueForKeypointMatching``): its matcher as one module over the keypoints of image pairs (padded to
+the pair batch's most, with their mask), forward(keypoints, descriptors, scores, mask) -> (matches, matching_scores),
+transformers' ``_match_image_pair`` (its graph network, the Sinkhorn iterations, the mutual check). The host gives the
+keypoints already normalized to the image's size (transformers normalizes them with Python numbers, which a trace would
+fix at the export's size), so one graph serves images of any size."""
 
 from __future__ import annotations
 
@@ -13,6 +19,12 @@ from QEfficient.transform.rewrites import rewritten_functions
 
 # types of transformers' keypoint detection mapping run here
 KEYPOINT_DETECTORS = frozenset({"superpoint"})
+# types of transformers' keypoint matching mapping run here (their detector through QEffSuperPoint), and not, with why
+KEYPOINT_MATCHERS = frozenset({"superglue"})
+UNSUPPORTED_KEYPOINT_MATCHERS = {
+    "lightglue": "its layers stop early and prune keypoints by their confidence, decided from the data layer by layer",
+    "efficientloftr": "its semi-dense matches vary in count with the data inside the model, and are not run here yet",
+}
 
 
 class QEffSuperPoint(nn.Module):
@@ -33,3 +45,22 @@ class QEffSuperPoint(nn.Module):
         decoder = self.hf.descriptor_decoder
         descriptors = decoder.conv_descriptor_b(decoder.relu(decoder.conv_descriptor_a(hidden)))
         return scores, nn.functional.normalize(descriptors, p=2, dim=1)
+
+
+class QEffSuperGlueMatcher(nn.Module):
+    """forward(keypoints normalized [B, 2, N, 2], descriptors [B, 2, N, D], scores [B, 2, N], mask [B, 2, N]) ->
+    (matches [B, 2, N], matching_scores [B, 2, N]) (module docstring)."""
+
+    def __init__(self, hf_model: PreTrainedModel) -> None:
+        super().__init__()
+        model_type = hf_model.config.model_type
+        if model_type in UNSUPPORTED_KEYPOINT_MATCHERS:
+            raise NotImplementedError(f"{type(hf_model).__name__} is not supported: {UNSUPPORTED_KEYPOINT_MATCHERS[model_type]}.")
+        if model_type not in KEYPOINT_MATCHERS:
+            raise NotImplementedError(f"{type(hf_model).__name__} is not supported: the keypoint matchers run here are SuperGlue's.")
+        self.hf = hf_model
+
+    def forward(self, keypoints, descriptors, scores, mask) -> tuple[torch.Tensor, torch.Tensor]:
+        with rewritten_functions(self.hf):  # normalize_keypoints passes the host's normalized keypoints through
+            matches, matching_scores, _, _ = self.hf._match_image_pair(keypoints, descriptors, scores, 1, 1, mask=mask)
+        return matches, matching_scores
