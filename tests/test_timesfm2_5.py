@@ -33,25 +33,34 @@ def timesfm2_5(tmp_path_factory):
     hf.save_pretrained(folder)
     model = QEFFAutoModelForTimeSeriesPrediction.from_pretrained(folder)
     assert isinstance(model, QEFFTimesFm2_5ModelForPrediction)
-    model.compile(batch_size=2, num_cores=1)  # three series (six flipped): full batches, then a short one
+    model.compile(batch_size=2, num_cores=1)  # three series: a full batch, then a short one (flipped: three full ones)
     references = [TimesFm2_5ModelForPrediction.from_pretrained(folder, attn_implementation=a).eval() for a in ("eager", "sdpa")]
     return references, model
 
 
-def _series(positive: bool = False) -> list[torch.Tensor]:
+def _series(positive: bool = False, level: float = 0.0) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(1)
     series = [torch.randn(n, generator=generator).cumsum(0) + 3 * torch.sin(torch.arange(n) / 3.0) for n in (20, 64, 90)]
+    series = [s + level for s in series]
     return [s.abs() + 0.5 for s in series] if positive else series
 
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"force_flip_invariance": False}, {"window_size": 4}, {"forecast_context_len": 32}, {"truncate_negative": True}],
-    ids=["plain", "no-flip", "decomposed", "shorter-context", "truncate-negative"],
+    [
+        {},
+        {"force_flip_invariance": False},
+        {"window_size": 4, "force_flip_invariance": False},
+        {"forecast_context_len": 32},
+        {"truncate_negative": True},
+        {"truncate_negative": False, "level": 1000.0},
+    ],
+    ids=["plain", "no-flip", "decomposed", "shorter-context", "truncate-negative", "offset-not-truncated"],
 )
 def test_forecasts_equal_transformers(timesfm2_5, options):
     references, model = timesfm2_5
-    series = _series(positive=bool(options.get("truncate_negative")))
+    options = dict(options)
+    series = _series(positive=bool(options.get("truncate_negative")), level=options.pop("level", 0.0))
     got = model.generate({"past_values": series, **options})
     for hf in references:
         with torch.no_grad():
@@ -77,9 +86,10 @@ def test_without_the_continuous_quantile_head(timesfm2_5, tmp_path):
     np.testing.assert_allclose(got, expected, atol=1e-4 * np.abs(expected).max(), rtol=0)
 
 
-def test_running_stats_equal_transformers_loop():
+@pytest.mark.parametrize("level, spread", [(1.0, 2.0), (5.6, 0.006)], ids=["centred", "a level far above the spread"])
+def test_running_stats_equal_transformers_loop(level, spread):
     generator = torch.Generator().manual_seed(2)
-    patches = torch.randn(3, 6, 8, generator=generator) * 2 + 1
+    patches = torch.randn(3, 6, 8, generator=generator) * spread + level + torch.linspace(0, 3 * spread, 48).reshape(6, 8)
     masked = torch.zeros(3, 6, 8, dtype=torch.bool)
     masked[1, :2] = True  # two whole padded patches in front
     masked[2, :3, :5] = True  # padding ending inside a patch
@@ -90,8 +100,8 @@ def test_running_stats_equal_transformers_loop():
         means.append(mean)
         stds.append(std)
     got_mean, got_std = running_stats(patches, masked)
-    torch.testing.assert_close(got_mean, torch.stack(means, 1), atol=1e-5, rtol=0)
-    torch.testing.assert_close(got_std, torch.stack(stds, 1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(got_mean, torch.stack(means, 1), atol=1e-5 * level, rtol=0)
+    torch.testing.assert_close(got_std, torch.stack(stds, 1), atol=1e-4 * spread, rtol=0)
     assert (got_mean[1, :2] == 0).all() and (got_std[1, :2] == 0).all()
 
 
@@ -101,6 +111,10 @@ def test_bad_inputs(timesfm2_5):
         model.generate({"past_values": []})
     with pytest.raises(ValueError, match="multiple of the patch length"):
         model.generate({"past_values": _series(), "forecast_context_len": 20})
+    with pytest.raises(ValueError, match=r"one series: \[series\]"):
+        model.generate({"past_values": _series()[0]})  # a single series, not in a list
+    with pytest.raises(ValueError, match="window_size must be a positive integer"):
+        model.generate({"past_values": _series(), "window_size": 0})
     with pytest.raises(ValueError, match="Unknown inputs"):
         model.generate({"past_values": _series(), "future_values": torch.zeros(3, 16)})
     with pytest.raises(TypeError, match="compile"):

@@ -274,9 +274,8 @@ class TimesFm2_5GraphSpec:
         return values, padding
 
     @staticmethod
-    def specializations(batch_size: int, context_length: int) -> dict[str, Any]:
-        symbols = {"batch_size": str(batch_size), "context_length": str(context_length)}
-        return {"specializations": [{"name": "TimesFm2_5", "symbols": symbols}]}
+    def specializations(batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "TimesFm2_5", "symbols": {"batch_size": str(batch_size)}}]}
 
 
 KEYPOINT_SCORES, DENSE_DESCRIPTORS = "keypoint_scores", "dense_descriptors"

@@ -249,10 +249,11 @@ class QEFFBaseModel:
         self._sessions_by_key[role] = (key, session)
         return session
 
-    def _graph_session(self, role: str) -> tuple[Any, dict]:
-        """(session, compile params) of the artifact a model of several graphs keeps as ``qpc_paths[f"{role}_qpc_path"]``."""
+    def _graph_session(self, role: str, path: Path | None = None) -> tuple[Any, dict]:
+        """(session, compile params) of the artifact ``path``, else the one a model of several graphs keeps as
+        ``qpc_paths[f"{role}_qpc_path"]``."""
         paths = getattr(self, "qpc_paths", None)
-        path = paths.get(f"{role}_qpc_path") if isinstance(paths, dict) else None
+        path = path or (paths.get(f"{role}_qpc_path") if isinstance(paths, dict) else None)
         if path is None:
             raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
         # the manifest read once with the session

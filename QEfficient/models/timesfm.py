@@ -19,10 +19,9 @@ import torch
 from transformers import PreTrainedModel, TimesFmModelForPrediction
 from transformers.models.timesfm.modeling_timesfm import TimesFmOutputForPrediction
 
-from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.export.task_graph_specs import FREQ, PAST_VALUES, PAST_VALUES_PADDING, PATCH_FORECASTS, TIME_SERIES_KIND, TimesFmGraphSpec
 from QEfficient.models.base import QEFFBaseModel
-from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.time_series import QEffTimesFm
 from QEfficient.utils.arrays import as_numpy
 
@@ -35,20 +34,33 @@ def moving_average(series: np.ndarray, window: int) -> list[np.ndarray]:
     return [smoothed, series - smoothed]
 
 
-class QEFFTimesFmModelForPrediction(QEFFBaseModel):
-    """TimesFM (module docstring).
+def series_inputs(given, context: int) -> list[np.ndarray]:
+    """``past_values`` (a list of 1-D series, or a [series, length] array or tensor: its rows), each cut to its last
+    ``context`` values, checked."""
+    series = [np.asarray(as_numpy(ts), np.float32) for ts in ([] if given is None else given)]
+    if not series or any(ts.ndim != 1 or not len(ts) for ts in series):
+        raise ValueError("past_values must be a list of non-empty 1-D series (one series: [series]).")
+    return [ts[-context:] for ts in series]
 
-    >>> model = QEFFAutoModelForTimeSeriesPrediction.from_pretrained("path/to/timesfm-2.0-500m-pytorch")  # this class
-    >>> model.compile(num_cores=16)
-    >>> model.generate({"past_values": [series_a, series_b], "freq": [0, 1]}).mean_predictions
-    """
+
+def window_option(options: dict) -> int | None:
+    """The trend/residual decomposition's ``window_size``: None, or a positive integer."""
+    window = options.get("window_size")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
+        raise ValueError(f"window_size must be a positive integer, got {window!r}.")
+    return None if window is None else int(window)
+
+
+class TimesFmForecaster(QEFFBaseModel):
+    """What the TimesFM classes share: loading transformers' forecaster (``hf_class``), wrapped in the graph's module
+    (``module_class``), and the compiled artifact's session."""
+
+    hf_class: type[PreTrainedModel]
+    module_class: type[torch.nn.Module]
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
         self.model = self.module_class(model.eval())
-
-    hf_class: type[PreTrainedModel] = TimesFmModelForPrediction  # transformers' forecaster
-    module_class: type[torch.nn.Module] = QEffTimesFm  # the graph's module (transform/)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
@@ -62,6 +74,22 @@ class QEFFTimesFmModelForPrediction(QEFFBaseModel):
     @property
     def hf_model(self) -> PreTrainedModel:
         return self.model.hf
+
+    def _forecast_session(self) -> tuple:
+        """(session, compile params) of the artifact compile() built."""
+        return self._graph_session("timesfm", self.qpc_path)
+
+
+class QEFFTimesFmModelForPrediction(TimesFmForecaster):
+    """TimesFM (module docstring).
+
+    >>> model = QEFFAutoModelForTimeSeriesPrediction.from_pretrained("path/to/timesfm-2.0-500m-pytorch")  # this class
+    >>> model.compile(num_cores=16)
+    >>> model.generate({"past_values": [series_a, series_b], "freq": [0, 1]}).mean_predictions
+    """
+
+    hf_class = TimesFmModelForPrediction
+    module_class = QEffTimesFm
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> Path:
         """Export to ONNX (cached under QEFF_HOME); returns the path."""
@@ -114,19 +142,15 @@ class QEFFTimesFmModelForPrediction(QEFFBaseModel):
         context, horizon, patch = self.config.context_length, self.config.horizon_length, self.config.patch_length
         if options.get("forecast_context_len") not in (None, context):
             raise ValueError(f"The graph reads {context} values of context (the model's context_length): leave forecast_context_len out.")
-        given = options.get(PAST_VALUES)
-        given = [] if given is None else given  # a list of series, or a [series, length] array or tensor (its rows)
-        series = [np.asarray(as_numpy(ts), np.float32).reshape(-1)[-context:] for ts in given]
-        if not series or any(not len(ts) for ts in series):
-            raise ValueError("past_values must be a list of non-empty 1-D series.")
+        series = series_inputs(options.get(PAST_VALUES), context)
         freq = options.get(FREQ)
         freq = [0] * len(series) if freq is None else [int(f) for f in np.asarray(as_numpy(freq)).reshape(-1)]
         if len(freq) != len(series) or any(not 0 <= f < self.config.freq_size for f in freq):
             raise ValueError(f"freq must hold one frequency class (0 to {self.config.freq_size - 1}) per series.")
         lowest = float(np.min([ts.min() for ts in series]))  # NaN if any is, as torch.min
-        window = options.get("window_size")
+        window = window_option(options)
         if window is not None:  # each series as its trend and its residual, forecast apart and summed
-            series = [part for ts in series for part in moving_average(ts, int(window))]
+            series = [part for ts in series for part in moving_average(ts, window)]
             freq = [f for f in freq for _ in range(2)]
         values = np.zeros((len(series), context), np.float32)
         padding = np.ones((len(series), context), np.float32)
@@ -148,11 +172,8 @@ class QEFFTimesFmModelForPrediction(QEFFBaseModel):
         if not runtime_ai100:
             with torch.no_grad():
                 return self.model(torch.from_numpy(values), torch.from_numpy(padding), torch.from_numpy(freq)).numpy()
-        if self.qpc_path is None:
-            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
-        path, batch = self.qpc_path, read_artifact(self.qpc_path)["compile_params"]["batch_size"]
-        session = self._session("timesfm", (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
-        parts = []
+        session, params = self._forecast_session()
+        batch, parts = params["batch_size"], []
         for start in range(0, len(values), batch):
             rows = slice(start, start + batch)
             parts.append(session.run(None, {PAST_VALUES: values[rows], PAST_VALUES_PADDING: padding[rows], FREQ: freq[rows]})[0])

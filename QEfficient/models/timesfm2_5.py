@@ -21,13 +21,11 @@ from transformers.models.timesfm2_5.modeling_timesfm2_5 import TimesFm2_5OutputF
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.export.task_graph_specs import PAST_VALUES, PAST_VALUES_PADDING, TIME_SERIES_KIND, TimesFm2_5GraphSpec
-from QEfficient.models.timesfm import QEFFTimesFmModelForPrediction, moving_average
+from QEfficient.models.timesfm import TimesFmForecaster, moving_average, series_inputs, window_option
 from QEfficient.transform.timesfm2_5 import QEffTimesFm2_5
-from QEfficient.utils.arrays import as_numpy
 
 KIND = f"{TIME_SERIES_KIND}-timesfm2_5"
 OPTIONS = (PAST_VALUES, "window_size", "forecast_context_len", "truncate_negative", "force_flip_invariance")
-TOLERANCE = 1e-6  # transformers' RevIN: a deviation below it divides by 1
 
 
 def flip_quantiles(x: np.ndarray) -> np.ndarray:
@@ -35,7 +33,7 @@ def flip_quantiles(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[..., :1], x[..., :0:-1]], axis=-1)
 
 
-class QEFFTimesFm2_5ModelForPrediction(QEFFTimesFmModelForPrediction):
+class QEFFTimesFm2_5ModelForPrediction(TimesFmForecaster):
     """TimesFM 2.5 (module docstring).
 
     >>> model = QEFFAutoModelForTimeSeriesPrediction.from_pretrained("path/to/timesfm-2.5-200m-transformers")  # this class
@@ -64,21 +62,18 @@ class QEFFTimesFm2_5ModelForPrediction(QEFFTimesFmModelForPrediction):
     ) -> Path:
         """Build the artifact for ``batch_size`` series at a time (a flip-invariant forecast runs each series twice), at
         any context length; ``mxfp6_matmul``: the MatMuls as int8 GEMMs."""
-        self.qpc_paths = {}
-        path = self._compile_graph(
+        return self._compile_graph(
             onnx_path,
             compile_dir,
             {"output_name": TimesFm2_5GraphSpec.output_names[0], "kind": KIND},
             {},
-            TimesFm2_5GraphSpec.specializations(batch_size, self.config.context_length),
+            TimesFm2_5GraphSpec.specializations(batch_size),
             batch_size=batch_size,
             num_devices=num_devices,
             num_cores=num_cores,
             mxfp6_matmul=mxfp6_matmul,
             compiler_options=compiler_options,
         )
-        self.qpc_paths = {"timesfm_qpc_path": path}
-        return path
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> TimesFm2_5OutputForPrediction:
         """Forecasts for {"past_values": a list of 1-D series of any lengths, "window_size", "forecast_context_len",
@@ -91,19 +86,17 @@ class QEFFTimesFm2_5ModelForPrediction(QEFFTimesFmModelForPrediction):
         if unknown:
             raise ValueError(f"Unknown inputs {sorted(unknown)}: TimesFM 2.5 takes {', '.join(OPTIONS)}.")
         config = self.config
-        context = int(options.get("forecast_context_len") or config.context_length)
-        if context < 1 or context % config.patch_length:
+        context = options.get("forecast_context_len") or config.context_length
+        if isinstance(context, bool) or not isinstance(context, (int, np.integer)) or context < 1 or context % config.patch_length:
             raise ValueError(
                 f"forecast_context_len must be a positive multiple of the patch length ({config.patch_length}), got {context}."
             )
-        given = options.get(PAST_VALUES)
-        series = [np.asarray(as_numpy(ts), np.float32).reshape(-1)[-context:] for ts in ([] if given is None else given)]
-        if not series or any(not len(ts) for ts in series):
-            raise ValueError("past_values must be a list of non-empty 1-D series.")
+        series = series_inputs(options.get(PAST_VALUES), int(context))
+        context = int(context)
         lowest = float(np.min([ts.min() for ts in series]))  # NaN if any is, as torch.min
-        window = options.get("window_size")
+        window = window_option(options)
         if window is not None:  # each series as its trend and its residual, forecast apart and summed
-            series = [part for ts in series for part in moving_average(ts, int(window))]
+            series = [part for ts in series for part in moving_average(ts, window)]
         truncate = options.get("truncate_negative")
         truncate = config.infer_is_positive if truncate is None else truncate
         flip = options.get("force_flip_invariance")
@@ -114,7 +107,7 @@ class QEFFTimesFm2_5ModelForPrediction(QEFFTimesFmModelForPrediction):
         for row, ts in enumerate(series):  # padded in front, as transformers' _preprocess
             values[row, context - len(ts) :], padding[row, context - len(ts) :] = ts, 0
         mu, sigma = values.mean(1, keepdims=True), values.std(1, ddof=1, keepdims=True)  # torch.std: unbiased
-        normed = (values - mu) / np.where(sigma < TOLERANCE, np.float32(1), sigma)
+        normed = (values - mu) / np.where(sigma < self.hf_model.model.tolerance, np.float32(1), sigma)
         rows, row_padding = (np.concatenate([normed, -normed]), np.concatenate([padding, padding])) if flip else (normed, padding)
         point, spreads = self._forecasts(np.ascontiguousarray(rows), np.ascontiguousarray(row_padding), runtime_ai100)
         if flip:
@@ -141,7 +134,7 @@ class QEFFTimesFm2_5ModelForPrediction(QEFFTimesFmModelForPrediction):
         if not runtime_ai100:
             with torch.no_grad():
                 return tuple(t.numpy() for t in self.model(torch.from_numpy(values), torch.from_numpy(padding)))
-        session, params = self._graph_session("timesfm")
+        session, params = self._forecast_session()
         batch, parts = params["batch_size"], []
         for start in range(0, len(values), batch):
             rows = slice(start, start + batch)

@@ -5,8 +5,8 @@ transformers does around it (the global normalization, flip invariance, the cont
 (models/timesfm2_5.py).
 
 transformers updates each series' running mean and deviation patch by patch in a Python loop (Welford's), which a
-trace would unroll once per patch (512 at the 16k context); here they are cumulative sums over the patches, the same
-statistics. The attention mask (causal, padded patches hidden) is written out as additive values.
+trace would unroll once per patch (512 at the 16k context); here they are cumulative sums over the patches
+(``running_stats``). The attention mask (causal, padded patches hidden) is written out as additive values.
 """
 
 from __future__ import annotations
@@ -18,15 +18,26 @@ from transformers import PreTrainedModel
 
 def running_stats(patches: torch.Tensor, masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean and (population) deviation of each series' valid values up to each patch ([B, N, P] values and
-    padding -> [B, N] each): 0 where nothing is valid yet, as transformers' ``_update_running_stats``."""
+    padding -> [B, N] each): 0 where nothing is valid yet, as transformers' ``_update_running_stats``.
+
+    As its update, each patch's squared deviations are taken around the patch's own mean; the patches are then merged
+    (Chan's formula) as cumulative sums around each series' overall mean, so that a level far above the spread (a short
+    series in a long context keeps its own) costs no precision."""
     valid = (~masked).to(patches.dtype)
-    count = torch.cumsum(valid.sum(-1), dim=1)
+    count = valid.sum(-1)  # [B, N]
     safe = torch.where(count == 0, torch.ones_like(count), count)
-    mean = torch.cumsum((patches * valid).sum(-1), dim=1) / safe
-    squares = torch.cumsum((patches * patches * valid).sum(-1), dim=1) / safe
-    mean = torch.where(count == 0, torch.zeros_like(mean), mean)
-    variance = torch.where(count == 0, torch.zeros_like(squares), squares - mean * mean)
-    return mean, torch.sqrt(torch.clamp(variance, min=0.0))
+    mean = (patches * valid).sum(-1) / safe
+    squares = (((patches - mean.unsqueeze(-1)) * valid) ** 2).sum(-1)  # each patch's, around its mean
+    total = count.sum(-1, keepdim=True)
+    shift = (mean * count).sum(-1, keepdim=True) / torch.where(total == 0, torch.ones_like(total), total)
+    running_count = torch.cumsum(count, dim=1)
+    running_safe = torch.where(running_count == 0, torch.ones_like(running_count), running_count)
+    offset = torch.cumsum(count * (mean - shift), dim=1) / running_safe  # the running mean less the shift
+    merged = torch.cumsum(squares + count * (mean - shift) ** 2, dim=1) - running_count * offset**2
+    empty = running_count == 0
+    running_mean = torch.where(empty, torch.zeros_like(offset), shift + offset)
+    variance = torch.where(empty, torch.zeros_like(merged), merged / running_safe)
+    return running_mean, torch.sqrt(torch.clamp(variance, min=0.0))
 
 
 class QEffTimesFm2_5(nn.Module):
