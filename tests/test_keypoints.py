@@ -88,7 +88,8 @@ def test_post_processing_takes_the_output():
 def superglue(tmp_path_factory):
     folder = tmp_path_factory.mktemp("superglue")
     config = SuperGlueConfig(
-        keypoint_detector_config=SuperPointConfig(**TINY), hidden_size=16, keypoint_encoder_sizes=[8, 16],
+        keypoint_detector_config=SuperPointConfig(**{**TINY, "max_keypoints": -1, "keypoint_threshold": 0.05}),
+        hidden_size=16, keypoint_encoder_sizes=[8, 16],
         gnn_layers_types=["self", "cross"] * 2, num_attention_heads=2, sinkhorn_iterations=20,
     )  # fmt: skip
     torch.manual_seed(0)
@@ -123,22 +124,45 @@ def test_matches_equal_transformers(superglue, size):
         expected = hf(pixel_values=pixels)
     _compare_matches(model.generate({"pixel_values": pixels}), expected)
     _compare_matches(model.generate(pixels, runtime_ai100=False), expected)
+    assert (expected.mask == 0).any()  # images of their own keypoint counts, padded to the most
     assert (expected.matches >= 0).sum() > 4 and (expected.matches[0] != expected.matches[1]).any()  # the images decide
+
+
+def test_matching_threshold_is_read_at_run_time(superglue):
+    hf, model = superglue
+    gray = torch.rand(2, 2, 1, 96, 80, generator=torch.Generator().manual_seed(5))
+    pixels = gray.expand(-1, -1, 3, -1, -1)
+    with torch.no_grad():
+        scores = hf(pixel_values=pixels).matching_scores
+    passing = scores[scores > 0].unique()  # sorted
+    threshold = float(passing[len(passing) // 2 - 1 : len(passing) // 2 + 1].mean())  # between two scores: about half pass
+    hf.config.matching_threshold = model.config.matching_threshold = threshold
+    try:
+        with torch.no_grad():
+            expected = hf(pixel_values=pixels)
+        got = model.generate(pixels)
+    finally:
+        hf.config.matching_threshold = model.config.matching_threshold = 0.0
+    _compare_matches(got, expected)
+    assert 0 < (expected.matches >= 0).sum() < (scores > 0).sum()
 
 
 def test_no_keypoints_and_the_processor_round_trip(superglue):
     hf, model = superglue
     flat = torch.zeros(1, 2, 3, 64, 64)
-    # scores are at most 1: no keypoint passes (transformers' decoder keeps its threshold, the host reads the config's)
-    threshold = model.detector.config.keypoint_threshold
-    hf.keypoint_detector.keypoint_decoder.keypoint_threshold = model.detector.config.keypoint_threshold = 2.0
+    decoders = (hf.keypoint_detector.keypoint_decoder, model.hf_model.keypoint_detector.keypoint_decoder)
+    threshold = decoders[0].keypoint_threshold
+    for decoder in decoders:  # scores are at most 1: no keypoint passes (the host reads transformers' decoder's rule)
+        decoder.keypoint_threshold = 2.0
     try:
         with torch.no_grad():
             expected = hf(pixel_values=flat)
         got = model.generate({"pixel_values": flat})
     finally:
-        hf.keypoint_detector.keypoint_decoder.keypoint_threshold = model.detector.config.keypoint_threshold = threshold
+        for decoder in decoders:
+            decoder.keypoint_threshold = threshold
     assert got.matches.shape == expected.matches.shape == (1, 2, 0) and got.matches.dtype == expected.matches.dtype
+    _compare_matches(got, expected)
     processor = SuperGlueImageProcessorPil(size={"height": 64, "width": 80})
     images = [[np.random.default_rng(s).integers(0, 256, (50, 70, 3), dtype=np.uint8) for s in (1, 2)]]
     inputs = processor(images, return_tensors="pt")
@@ -150,3 +174,5 @@ def test_no_keypoints_and_the_processor_round_trip(superglue):
             np.testing.assert_allclose(a[name].numpy(), b[name].numpy(), atol=1e-4, err_msg=name)
     with pytest.raises(ValueError, match="pairs of images"):
         model.generate({"pixel_values": flat[0]})
+    with pytest.raises(ValueError, match="at least 8 x 8"):
+        model.generate({"pixel_values": flat[..., :6, :6]})

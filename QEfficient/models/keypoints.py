@@ -157,8 +157,8 @@ class QEFFAutoModelForKeypointDetection(QEFFBaseModel):
             path, batch = self.qpc_path, read_artifact(self.qpc_path)["compile_params"]["batch_size"]
             session = self._session("superpoint", (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
             scores, descriptors = run_in_batches(session, PIXEL_VALUES, pixels, batch)
-        config = self.config
-        picked = [pick_keypoints(s, config.keypoint_threshold, config.border_removal_distance, config.max_keypoints) for s in scores]
+        rule = self.model.hf.keypoint_decoder  # transformers' decoder keeps its config's rules from its construction
+        picked = [pick_keypoints(s, rule.keypoint_threshold, rule.border_removal_distance, rule.max_keypoints) for s in scores]
         count = max(len(values) for _, values in picked)
         keypoints = np.zeros((len(pixels), count, 2), np.float32)
         values = np.zeros((len(pixels), count), np.float32)
@@ -268,6 +268,8 @@ class QEFFAutoModelForKeypointMatching(QEFFBaseModel):
         if pixels.ndim != 5 or pixels.shape[1] != 2 or not len(pixels):
             raise ValueError(f"pixel_values must be pairs of images [pairs, 2, channels, height, width], got {list(pixels.shape)}.")
         pairs, _, channels, height, width = pixels.shape
+        if height < SCALE or width < SCALE:
+            raise ValueError(f"The images must be at least {SCALE} x {SCALE} pixels, got {height} x {width}.")
         if runtime_ai100 and "detector_qpc_path" not in self.qpc_paths:
             raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
         found = self.detector.generate(pixels.reshape(pairs * 2, channels, height, width), runtime_ai100=runtime_ai100)
@@ -284,6 +286,8 @@ class QEFFAutoModelForKeypointMatching(QEFFBaseModel):
                 MASK: mask,
             }
             matches, scores = self._match(feed, runtime_ai100)
+            keep = scores > self.config.matching_threshold  # the graph's threshold is 0 (transform/keypoints.py)
+            matches, scores = np.where(keep, matches, -1), np.where(keep, scores, np.float32(0))
         return SuperGlueKeypointMatchingOutput(
             matches=torch.from_numpy(matches),
             matching_scores=torch.from_numpy(scores),
@@ -296,7 +300,12 @@ class QEFFAutoModelForKeypointMatching(QEFFBaseModel):
             with torch.no_grad():
                 return tuple(t.numpy() for t in self.matcher(*map(torch.from_numpy, feed.values())))
         session, params = self._graph_session("matcher")
-        batch, parts = params["batch_size"], []
-        for start in range(0, len(feed[KEYPOINTS]), batch):
-            parts.append(session.run(None, {name: np.ascontiguousarray(value[start : start + batch]) for name, value in feed.items()}))
+        batch, pairs, parts = params["batch_size"], len(feed[KEYPOINTS]), []
+        for start in range(0, pairs, batch):
+            # a short last batch filled with copies of its last pair (pairs are independent), whose outputs are dropped
+            rows = np.minimum(np.arange(start, start + batch), pairs - 1)
+            real = min(batch, pairs - start)
+            parts.append(
+                [out[:real] for out in session.run(None, {name: np.ascontiguousarray(value[rows]) for name, value in feed.items()})]
+            )
         return tuple(np.concatenate(outputs) for outputs in zip(*parts))

@@ -5,11 +5,14 @@ vary in count by image: the host does them (models/keypoints.py), as transformer
 
 SuperGlue (``SuperGlueForKeypointMatching``): its matcher as one module over the keypoints of image pairs (padded to
 the pair batch's most, with their mask), forward(keypoints, descriptors, scores, mask) -> (matches, matching_scores),
-transformers' ``_match_image_pair`` (its graph network, the Sinkhorn iterations, the mutual check). The host gives the
-keypoints already normalized to the image's size (transformers normalizes them with Python numbers, which a trace would
-fix at the export's size), so one graph serves images of any size."""
+transformers' ``_match_image_pair`` (its graph network, the Sinkhorn iterations, the mutual check) with a matching
+threshold of 0. The host gives the keypoints already normalized to the image's size (transformers normalizes them with
+Python numbers, which a trace would fix at the export's size), so one graph serves images of any size, and applies the
+configured threshold to the scores, which transformers compares on both images alike."""
 
 from __future__ import annotations
+
+import sys
 
 import torch
 from torch import nn
@@ -61,6 +64,17 @@ class QEffSuperGlueMatcher(nn.Module):
         self.hf = hf_model
 
     def forward(self, keypoints, descriptors, scores, mask) -> tuple[torch.Tensor, torch.Tensor]:
-        with rewritten_functions(self.hf):  # normalize_keypoints passes the host's normalized keypoints through
+        module = sys.modules[type(self.hf).__module__]
+        normalize, threshold = module.normalize_keypoints, self.hf.config.matching_threshold
+        # the host has normalized the keypoints, and keeps the matches above the threshold (its own at run time)
+        module.normalize_keypoints, self.hf.config.matching_threshold = keypoints_as_given, 0.0
+        try:
             matches, matching_scores, _, _ = self.hf._match_image_pair(keypoints, descriptors, scores, 1, 1, mask=mask)
+        finally:
+            module.normalize_keypoints, self.hf.config.matching_threshold = normalize, threshold
         return matches, matching_scores
+
+
+def keypoints_as_given(keypoints: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """SuperGlue's ``normalize_keypoints`` while the matcher runs: the host has normalized them."""
+    return keypoints

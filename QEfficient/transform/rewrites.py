@@ -337,11 +337,6 @@ REWRITES = {
 }
 
 
-def keypoints_normalized_by_the_host(keypoints: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """SuperGlue's ``normalize_keypoints`` where the host has normalized them (models/keypoints.py): unchanged."""
-    return keypoints
-
-
 # transformers module -> {function name: replacement}, swapped in while our forward runs
 FUNCTION_REWRITES = {
     "transformers.models.llama4.modeling_llama4": {"apply_rotary_emb": llama4_apply_rotary_emb},
@@ -349,7 +344,6 @@ FUNCTION_REWRITES = {
     "transformers.models.longformer.modeling_longformer": {"create_bidirectional_mask": longformer.padding_mask},
     "transformers.models.wav2vec2_conformer.modeling_wav2vec2_conformer": {"_apply_relative_position_encoding": conformer_relative_scores},
     "transformers.models.superpoint.modeling_superpoint": {"simple_nms": superpoint_simple_nms},
-    "transformers.models.superglue.modeling_superglue": {"normalize_keypoints": keypoints_normalized_by_the_host},
     **{
         f"transformers.models.{name}.modeling_{name}": {"generate_masks_with_special_tokens_and_transfer_map": text_masks_and_positions}
         for name in ("grounding_dino", "mm_grounding_dino")
