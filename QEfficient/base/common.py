@@ -31,7 +31,9 @@ class QEFFCommonLoader:
             MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
             MODEL_FOR_CTC_MAPPING_NAMES,
             MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+            MODEL_FOR_RNNT_MAPPING_NAMES,
             MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES,
+            MODEL_FOR_TDT_MAPPING_NAMES,
         )
 
         folder, gguf_file = resolve_model_path(pretrained_model_name_or_path, cache_dir)
@@ -65,9 +67,13 @@ class QEFFCommonLoader:
             return QEFFAutoModelForCausalLM
         if model_type in MODEL_FOR_CTC_MAPPING_NAMES:
             return QEFFAutoModelForCTC
+        if model_type in MODEL_FOR_TDT_MAPPING_NAMES or model_type in MODEL_FOR_RNNT_MAPPING_NAMES:  # Parakeet's transducers
+            from QEfficient.models.transducer import QEFFAutoModelForRNNT, QEFFAutoModelForTDT
+
+            return QEFFAutoModelForTDT if model_type in MODEL_FOR_TDT_MAPPING_NAMES else QEFFAutoModelForRNNT
         raise NotImplementedError(
             f"Unknown architecture '{model_type}' for QEFFCommonLoader (causal LMs, image-text-to-text, text encoder-decoders, "
-            "Whisper and CTC speech models); "
+            "Whisper, CTC and transducer speech models); "
             "load it with its auto class, e.g. QEFFAutoModel for encoders."
         )
 

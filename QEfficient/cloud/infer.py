@@ -193,7 +193,15 @@ def _speech_class(model_name: str, cache_dir: str | None) -> type | None:
         cls = QEFFCommonLoader.model_class(model_name, cache_dir)
     except (OSError, ValueError, NotImplementedError):  # unknown configs: the causal-LM path reports those
         return None
-    return cls if cls in (QEFFAutoModelForSpeechSeq2Seq, QEFFAutoModelForCTC, QEFFAutoModelForAudioClassification) else None
+    speech = (QEFFAutoModelForSpeechSeq2Seq, QEFFAutoModelForCTC, QEFFAutoModelForAudioClassification, *_transducer_classes())
+    return cls if cls in speech else None
+
+
+def _transducer_classes() -> tuple[type, ...]:
+    """The one-pass transcribers besides CTC models: Parakeet's RNN-T and TDT."""
+    from QEfficient import QEFFAutoModelForRNNT, QEFFAutoModelForTDT
+
+    return QEFFAutoModelForRNNT, QEFFAutoModelForTDT
 
 
 def _is_speech(model_name: str, cache_dir: str | None) -> bool:
@@ -282,8 +290,8 @@ def run_seq2seq(model_name: str, prompts: list[str], compile_options: dict, gene
 
 
 def run_speech(model_class: type, model_name: str, audio_path: str, compile_options: dict, generation_len: int | None, **generate_options):
-    """Transcribe one WAV file: Whisper (any length: read in 30 s windows) or a CTC model (one pass); or name its
-    class with an audio classifier."""
+    """Transcribe one WAV file: Whisper (any length: read in 30 s windows), a CTC model or a transducer (one pass); or
+    name its class with an audio classifier."""
     from QEfficient import QEFFAutoModelForAudioClassification, QEFFAutoModelForCTC
     from QEfficient.utils.audio import read_wav
     from QEfficient.utils.tokenizer import load_hf_processor
@@ -304,10 +312,11 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
         label = model.config.id2label[int(model.generate(processor, audio)["logits"][0].argmax())]
         print(f"\nAudio : {audio_path}\nLabel : {label}")
         return [label]
-    if model_class is QEFFAutoModelForCTC:
-        with step("Exporting and compiling the CTC graph (cached)"):
+    if model_class is QEFFAutoModelForCTC or model_class in _transducer_classes():
+        with step(f"Exporting and compiling the {'CTC' if model_class is QEFFAutoModelForCTC else 'transducer'} graphs (cached)"):
             options = {k: compile_options[k] for k in ("num_cores", "mxfp6_matmul")}
-            model.compile(seq_len=max(len(audio), 400), batch_size=1, **options)
+            length = {"seq_len": max(len(audio), 400)} if model_class is QEFFAutoModelForCTC else {}
+            model.compile(batch_size=1, **length, **options)
         text = model.generate(processor, audio)[0]
         print(f"\nAudio : {audio_path}\nTranscription : {text}")
         return [text]
@@ -405,7 +414,10 @@ def infer(
         if not audio_path:
             raise ValueError(f"'{model_name}' is a speech model: pass a 16 kHz WAV file with --audio_path.")
         if speech_class is None:
-            raise ValueError(f"--audio_path needs a speech model (Whisper, or Wav2Vec2-style CTC); '{model_name}' is not one.")
+            raise ValueError(
+                f"--audio_path needs a speech model (Whisper, a Wav2Vec2-style CTC model or a Parakeet transducer); "
+                f"'{model_name}' is not one."
+            )
         compile_options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, mxfp6_matmul=mxfp6, **compiler_options)
         return run_speech(speech_class, model_name, audio_path, compile_options, generation_len, **speech_options)
     text_alone = not (image_path or image_url) and _runs_text_alone(model_name, cache_dir)  # T5Gemma 2 without an image

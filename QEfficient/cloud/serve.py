@@ -203,7 +203,7 @@ def build_server(
         given |= {"img_size": img_size, "max_num_images": max_num_images, "mxint8_kv_cache": mxint8_kv_cache or None}
         named = [f"--{name}" for name, value in given.items() if value is not None]
         if named:
-            raise ValueError(f"'{model_name}' is a CTC speech model (/v1/audio/transcriptions): {', '.join(named)} do not apply.")
+            raise ValueError(f"'{model_name}' is a one-pass speech model (/v1/audio/transcriptions): {', '.join(named)} do not apply.")
         return open_ctc_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and (_is_seq2seq(model_name) or _is_vision_seq2seq(model_name)):  # encoder-decoders: one request at a time
         from QEfficient.serving.seq2seq_app import open_seq2seq_app
@@ -323,10 +323,11 @@ def _is_vision_seq2seq(model_name: str) -> bool:
 
 
 def _is_ctc(model_name: str) -> bool:
-    from QEfficient import QEFFAutoModelForCTC
+    """A one-pass transcriber: a CTC model or a transducer (serving/ctc_app.py)."""
+    from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForRNNT, QEFFAutoModelForTDT
     from QEfficient.cloud.infer import _speech_class
 
-    return _speech_class(model_name, None) is QEFFAutoModelForCTC
+    return _speech_class(model_name, None) in (QEFFAutoModelForCTC, QEFFAutoModelForRNNT, QEFFAutoModelForTDT)
 
 
 def _is_retriever(model_name: str) -> bool:

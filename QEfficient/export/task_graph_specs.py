@@ -8,7 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, PIXEL_VALUES, TOKEN_TYPE_IDS, VISION_EMBEDS
+from QEfficient.export.graph_specs import (
+    ATTENTION_MASK,
+    DECODER_INPUT_IDS,
+    INPUT_FEATURES,
+    INPUT_IDS,
+    LOGITS,
+    PIXEL_VALUES,
+    TOKEN_TYPE_IDS,
+    VISION_EMBEDS,
+)
 
 PRED_BOXES = "pred_boxes"  # a detector's boxes [images, boxes, 4]: centre x, centre y, width, height, relative
 ZERO_SHOT_DETECTOR_KIND = "zero_shot_detector"  # a text-prompted detector's artifact
@@ -378,3 +387,67 @@ class KeypointMatcherGraphSpec:
     @staticmethod
     def specializations(batch_size: int) -> dict[str, Any]:
         return {"specializations": [{"name": "KeypointMatcher", "symbols": {"pairs": str(batch_size)}}]}
+
+
+# a transducer's encoder outputs and its decoding step's state (transform/transducer.py)
+ENCODER_STATES, ENCODER_MASK = "encoder_states", "encoder_mask"
+HIDDEN_STATE, CELL_STATE, DECODER_OUTPUT = "hidden_state", "cell_state", "decoder_output"
+KEEP_DECODER_STATE, ENCODER_FRAME = "keep_decoder_state", "encoder_frame"
+TRANSDUCER_KIND = "transducer"  # the prefix of a transducer's artifact kinds (-encoder, -step)
+
+
+@dataclass(frozen=True)
+class TransducerEncoderGraphSpec:
+    """A transducer's encoder: the spectrogram [B, frames, mels] and its mask [B, frames] in; the encoder states
+    projected for the joint network [B, T, H] and the frames that hold audio [B, T] out."""
+
+    input_names = (INPUT_FEATURES, ATTENTION_MASK)
+    output_names = [ENCODER_STATES, ENCODER_MASK]
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        frames, encoded = {0: "batch_size", 1: "frames"}, {0: "batch_size", 1: "encoder_frames"}
+        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, ENCODER_STATES: encoded, ENCODER_MASK: encoded}
+
+    @staticmethod
+    def dummy_inputs(mels: int) -> tuple:
+        import torch
+
+        features = torch.randn(2, 64, mels, generator=torch.Generator().manual_seed(0))
+        mask = torch.ones(2, 64, dtype=torch.int64)
+        mask[1, 40:] = 0  # a shorter clip, padded
+        return features, mask
+
+    @staticmethod
+    def specializations(batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "TransducerEncoder", "symbols": {"batch_size": str(batch_size)}}]}
+
+
+@dataclass(frozen=True)
+class TransducerStepGraphSpec:
+    """A transducer's decoding step: each row's last token [B, 1], the prediction network's LSTM state [layers, B, H]
+    twice and last output [B, 1, H], whether to keep them [B, 1], and the encoder frame it reads [B, H] in; the joint
+    network's logits [B, vocab (+ durations)] and the state to carry out."""
+
+    input_names = (DECODER_INPUT_IDS, HIDDEN_STATE, CELL_STATE, DECODER_OUTPUT, KEEP_DECODER_STATE, ENCODER_FRAME)
+    output_names = [LOGITS, f"{HIDDEN_STATE}_out", f"{CELL_STATE}_out", f"{DECODER_OUTPUT}_out"]
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        rows, state = {0: "batch_size"}, {1: "batch_size"}
+        axes = {DECODER_INPUT_IDS: rows, DECODER_OUTPUT: rows, KEEP_DECODER_STATE: rows, ENCODER_FRAME: rows, LOGITS: rows}
+        axes |= {HIDDEN_STATE: state, CELL_STATE: state, f"{HIDDEN_STATE}_out": state, f"{CELL_STATE}_out": state}
+        return axes | {f"{DECODER_OUTPUT}_out": rows}
+
+    @staticmethod
+    def dummy_inputs(layers: int, hidden: int, encoder_width: int) -> tuple:
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        state = (torch.randn(layers, 2, hidden, generator=generator) for _ in range(2))
+        output = torch.randn(2, 1, hidden, generator=generator)
+        return (torch.tensor([[1], [0]]), *state, output, torch.tensor([[0], [1]]), torch.randn(2, encoder_width, generator=generator))
+
+    @staticmethod
+    def specializations(batch_size: int) -> dict[str, Any]:
+        return {"specializations": [{"name": "TransducerStep", "symbols": {"batch_size": str(batch_size)}}]}

@@ -1,5 +1,6 @@
 """OpenAI's transcription API over a CTC speech model (Wav2Vec2, HuBERT, WavLM, Data2VecAudio, Parakeet, ...
-``ForCTC``): greedy CTC decoding, as QEFFAutoModelForCTC.generate and transformers' examples decode each family's ids.
+``ForCTC``): greedy CTC decoding, as QEFFAutoModelForCTC.generate and transformers' examples decode each family's ids;
+or over a Parakeet transducer (RNN-T, TDT), decoded greedily as its generate does (QEFFAutoModelForTDT).
 
 Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV
 at the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, or
@@ -108,13 +109,16 @@ def create_ctc_app(model, processor, model_id: str, *, served_names=None, api_ke
 def open_ctc_app(model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None, hf_overrides=None):
     """(app, runner) for a CTC model's folder: compiled for audio of up to MAX_SECONDS, with its processor."""
     from QEfficient import QEFFAutoModelForCTC
+    from QEfficient.base.common import QEFFCommonLoader
     from QEfficient.utils.tokenizer import load_hf_processor
 
-    model = QEFFAutoModelForCTC.from_pretrained(model_name, hf_overrides=hf_overrides or None)
+    model_class = QEFFCommonLoader.model_class(model_name)  # QEFFAutoModelForCTC, or a Parakeet transducer's class
+    model = model_class.from_pretrained(model_name, hf_overrides=hf_overrides or None)
     processor = load_hf_processor(model.local_model_dir)
     rate = int(getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", 16000))
     check_sampling_rate(rate, model_name)
-    model.compile(seq_len=MAX_SECONDS * rate, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    length = {"seq_len": MAX_SECONDS * rate} if model_class is QEFFAutoModelForCTC else {}  # a transducer's graphs take any
+    model.compile(**length, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
     app = create_ctc_app(model, processor, model.model_name, served_names=[model_name], api_key=api_key, **limits)
     app.state.qpc_path = model.qpc_path

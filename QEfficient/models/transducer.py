@@ -1,0 +1,216 @@
+"""QEFFAutoModelForTDT and QEFFAutoModelForRNNT: Parakeet's transducer speech recognizers (transformers'
+``AutoModelForTDT``, ``AutoModelForRNNT``) as an encoder graph and a decoding-step graph (transform/transducer.py),
+decoded greedily by the host as transformers' ``generate`` decodes them (generation/transducer_decoding.py).
+
+``generate(processor(audio, sampling_rate=16000, return_tensors="pt"))`` returns transformers'
+ParakeetRNNTGenerateOutput: ``sequences`` (from the start token, blanks included) and ``durations`` (each step's frame
+advance), which ``processor.batch_decode(out.sequences, skip_special_tokens=True)`` and ``processor.decode(...,
+durations=...)`` read as they read transformers'. A batch is decoded together, as transformers decodes it: a row that
+has walked past its audio goes on until every row has.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForRNNT, AutoModelForTDT, PreTrainedModel
+from transformers.models.parakeet.generation_parakeet import ParakeetRNNTGenerateOutput
+
+from QEfficient.compile.ort_cpu import warn_ignored_options
+from QEfficient.compile.weight_compression import quantize_dynamic_int8
+from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_FEATURES
+from QEfficient.export.onnx_export import torchscript_export
+from QEfficient.export.task_graph_specs import TRANSDUCER_KIND, TransducerEncoderGraphSpec, TransducerStepGraphSpec
+from QEfficient.generation.transducer_decoding import TransducerRule, greedy_transducer
+from QEfficient.models.base import QEFFBaseModel
+from QEfficient.transform.transducer import QEffTransducerEncoder, QEffTransducerStep, check_transducer
+from QEfficient.utils.arrays import as_numpy
+from QEfficient.utils.audio import SAMPLING_RATE
+from QEfficient.utils.checks import check_positive
+
+
+class QEFFAutoModelForRNNT(QEFFBaseModel):
+    """A Parakeet transducer (module docstring).
+
+    >>> model = QEFFAutoModelForTDT.from_pretrained("path/to/parakeet-tdt-0.6b-v3")
+    >>> model.compile(num_cores=16)
+    >>> out = model.generate(processor(audio, sampling_rate=16000, return_tensors="pt"))
+    >>> processor.batch_decode(out.sequences, skip_special_tokens=True)
+    """
+
+    auto_class: Any = AutoModelForRNNT
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        check_transducer(model)
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
+        self.hf = model.eval()
+        self.encoder = QEffTransducerEncoder(self.hf)
+        self.step = QEffTransducerStep(self.hf)
+        self.qpc_paths: dict[str, Path] = {}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
+        return cls._from_hf(cls.auto_class, pretrained_model_name_or_path, *args, **kwargs)
+
+    @property
+    def hf_model(self) -> PreTrainedModel:
+        return self.hf
+
+    @property
+    def rule(self) -> TransducerRule:
+        config = self.config
+        start = self.hf.generation_config.decoder_start_token_id
+        if start is None:
+            raise ValueError(f"{type(self.hf).__name__}'s generation config names no decoder_start_token_id (transformers needs it too).")
+        durations = getattr(config, "durations", None)
+        return TransducerRule(
+            vocab_size=config.vocab_size,
+            blank_token_id=config.blank_token_id,
+            start_token_id=int(start),
+            num_layers=config.num_decoder_layers,
+            hidden_size=config.decoder_hidden_size,
+            max_symbols_per_step=config.max_symbols_per_step,
+            durations=tuple(durations) if durations is not None else None,
+        )
+
+    def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> list[Path]:
+        """Export the encoder and the decoding step (each cached under QEFF_HOME): [encoder, step] .onnx paths."""
+        warn_ignored_options("export()", kwargs)
+        name, config = self.model_name.replace("/", "_"), self.config
+        step_args = TransducerStepGraphSpec.dummy_inputs(config.num_decoder_layers, config.decoder_hidden_size, config.decoder_hidden_size)
+        parts = (
+            (
+                "encoder",
+                self.encoder,
+                TransducerEncoderGraphSpec,
+                TransducerEncoderGraphSpec.dummy_inputs(config.encoder_config.num_mel_bins),
+            ),
+            ("step", self.step, TransducerStepGraphSpec, step_args),
+        )
+        self.onnx_path = [
+            self._export_graph(
+                module,
+                f"{name}-{role}",
+                export_dir,
+                export_fn=lambda tmp, module=module, spec=spec, args=args, role=role: torchscript_export(
+                    module, args, tmp / f"{name}-{role}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes()
+                ),
+                hash_extra={"graph": f"{TRANSDUCER_KIND}-{role}"},
+            )
+            for role, module, spec, args in parts
+        ]
+        return self.onnx_path
+
+    def compile(
+        self,
+        onnx_path: str | os.PathLike | None = None,
+        compile_dir: str | os.PathLike | None = None,
+        *,
+        batch_size: int = 1,
+        num_devices: int = 1,
+        num_cores: int = 16,
+        mxfp6_matmul: bool = False,
+        **compiler_options,
+    ) -> dict[str, Path]:
+        """Build the encoder's artifact (``batch_size`` clips at a time; ``mxfp6_matmul``: its MatMuls as int8 GEMMs) and
+        the decoding step's (float32: it decides the tokens): {"encoder_qpc_path": ..., "step_qpc_path": ...}."""
+        if onnx_path is not None:
+            raise ValueError(f"{type(self).__name__} builds two graphs; call compile() without onnx_path (it exports them).")
+        check_positive(batch_size=batch_size, num_cores=num_cores)
+        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
+        encoder_onnx, step_onnx = self.export()
+        common, params = {"model_name": self.model_name, "num_cores": num_cores}, {"backend": "onnxruntime-cpu", "batch_size": batch_size}
+        encoder = self._build_artifact(
+            encoder_onnx,
+            compile_dir,
+            {**common, "kind": f"{TRANSDUCER_KIND}-encoder", "output_name": TransducerEncoderGraphSpec.output_names[0]},
+            {**params, "mxfp6_matmul": mxfp6_matmul},
+            TransducerEncoderGraphSpec.specializations(batch_size),
+            rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
+        )
+        step = self._build_artifact(
+            step_onnx,
+            compile_dir,
+            {**common, "kind": f"{TRANSDUCER_KIND}-step", "output_name": TransducerStepGraphSpec.output_names[0]},
+            {**params, "mxfp6_matmul": False},
+            TransducerStepGraphSpec.specializations(batch_size),
+        )
+        self.qpc_paths = {"encoder_qpc_path": encoder, "step_qpc_path": step}
+        self.qpc_path = step
+        self._num_cores = num_cores
+        return self.qpc_paths
+
+    def _encode(self, features: np.ndarray, mask: np.ndarray, runtime_ai100: bool) -> tuple[np.ndarray, np.ndarray]:
+        if not runtime_ai100:
+            with torch.no_grad():
+                states, valid = self.encoder(torch.from_numpy(features), torch.from_numpy(mask))
+            return states.numpy(), valid.numpy()
+        session, params = self._graph_session("encoder")
+        batch, parts = params["batch_size"], []
+        for start in range(0, len(features), batch):
+            rows = slice(start, start + batch)
+            parts.append(session.run(None, {INPUT_FEATURES: features[rows], ATTENTION_MASK: mask[rows]}))
+        return tuple(np.concatenate(outputs) for outputs in zip(*parts))
+
+    def _step_fn(self, runtime_ai100: bool):
+        if not runtime_ai100:
+
+            def run_torch(*arrays):
+                with torch.no_grad():
+                    return tuple(t.numpy() for t in self.step(*map(torch.from_numpy, arrays)))
+
+            return run_torch
+        session = self._graph_session("step")[0]
+        names = TransducerStepGraphSpec.input_names
+        return lambda *arrays: tuple(session.run(None, dict(zip(names, map(np.ascontiguousarray, arrays)))))
+
+    def generate(
+        self,
+        inputs,
+        audio=None,
+        device_ids: list[int] | None = None,
+        runtime_ai100: bool = True,
+        max_new_tokens: int | None = None,
+    ) -> ParakeetRNNTGenerateOutput | list[str]:
+        """Greedy transcription of a processor's output (input_features [B, frames, mels], attention_mask) as
+        transformers' generate gives it; ``max_new_tokens`` caps the steps (default: transformers', the model's
+        ``max_symbols_per_step`` times the encoder's frames). As QEFFAutoModelForCTC's, ``generate(processor, audio)``
+        (16 kHz audio: an array, or a list of them) returns the texts."""
+        if device_ids is not None and len(device_ids) > 1:
+            warn_ignored_options("generate()", {"device_ids": device_ids})
+        if hasattr(inputs, "batch_decode"):  # (processor, audio): the texts
+            if audio is None:
+                raise ValueError("generate(processor, audio) needs the audio: a 16 kHz array, or a list of them.")
+            clips = [np.asarray(a, dtype=np.float32) for a in (audio if isinstance(audio, list) else [audio])]
+            features = inputs(clips, sampling_rate=SAMPLING_RATE, return_tensors="np")
+            out = self.generate(features, runtime_ai100=runtime_ai100, max_new_tokens=max_new_tokens)
+            return inputs.batch_decode(out.sequences, skip_special_tokens=True)
+        if not hasattr(inputs, "keys") or inputs.get(INPUT_FEATURES) is None:
+            raise ValueError("Pass the processor's output: processor(audio, sampling_rate=16000, return_tensors='pt').")
+        features = np.ascontiguousarray(as_numpy(inputs[INPUT_FEATURES]), dtype=np.float32)
+        mels = self.config.encoder_config.num_mel_bins
+        if features.ndim != 3 or features.shape[-1] != mels or not features.shape[1]:
+            raise ValueError(f"input_features must be [clips, frames, {mels}] (the processor's), got {list(features.shape)}.")
+        mask = inputs.get(ATTENTION_MASK)
+        mask = np.ones(features.shape[:2], np.int64) if mask is None else np.ascontiguousarray(as_numpy(mask), dtype=np.int64)
+        if mask.shape != features.shape[:2]:
+            raise ValueError(f"attention_mask must be {list(features.shape[:2])} (one per frame), got {list(mask.shape)}.")
+        if runtime_ai100 and "step_qpc_path" not in self.qpc_paths:
+            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
+        states, valid = self._encode(features, mask, runtime_ai100)
+        if max_new_tokens is not None:
+            check_positive(max_new_tokens=max_new_tokens)
+        max_length = 1 + max_new_tokens if max_new_tokens is not None else self.config.max_symbols_per_step * states.shape[1]
+        sequences, durations = greedy_transducer(self._step_fn(runtime_ai100), states, valid.sum(-1), self.rule, max_length)
+        return ParakeetRNNTGenerateOutput(sequences=torch.from_numpy(sequences), durations=torch.from_numpy(durations))
+
+
+class QEFFAutoModelForTDT(QEFFAutoModelForRNNT):
+    """A Parakeet TDT transducer (``AutoModelForTDT``): tokens and their durations (module docstring)."""
+
+    auto_class = AutoModelForTDT

@@ -1,0 +1,134 @@
+"""QEFFAutoModelForTDT and QEFFAutoModelForRNNT: Parakeet TDT and RNN-T as tiny random models (weights widened, the joint
+network's blank raised, so that the tokens and durations vary with the audio) saved with a processor; three clips of
+the test recording of different lengths give transformers' generate's sequences and durations exactly, batched past the
+compiled encoder batch (TDT runs to transformers' max_length, RNN-T until every clip has walked past its audio; each
+also from PyTorch and with max_new_tokens), and the processor decodes them alike; ``generate(processor, audio)`` gives
+the texts, as QEFFAutoModelForCTC's does, and ``serve`` on the TDT folder answers /v1/audio/transcriptions with
+transformers' text on loopback; the other transducer types are refused saying why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer, models
+from transformers import (
+    AutoConfig,
+    AutoModelForRNNT,
+    ParakeetFeatureExtractor,
+    ParakeetForRNNT,
+    ParakeetForTDT,
+    ParakeetProcessor,
+    ParakeetRNNTConfig,
+    ParakeetTDTConfig,
+    ParakeetTokenizer,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_RNNT_MAPPING_NAMES, MODEL_FOR_TDT_MAPPING_NAMES
+
+from QEfficient import QEFFAutoModelForRNNT, QEFFAutoModelForTDT
+from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.transform.transducer import TRANSDUCERS, UNSUPPORTED_TRANSDUCERS
+from tests.helpers import serve_on_loopback
+from tests.test_ctranslate2_whisper import DATA, read_wav
+from tests.test_server_ctc import transcribe, wav
+
+VOCAB = ["<pad>", "<unk>", *"etaonisrhdlucmfw", "'", "<blank>"]  # 20 tokens, the blank last
+ENCODER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, subsampling_conv_channels=16)
+# (transformers class, config class, QEfficient class, seed): seeds whose tiny model emits several tokens
+KINDS = {
+    "tdt": (ParakeetForTDT, ParakeetTDTConfig, QEFFAutoModelForTDT, 0),
+    "rnnt": (ParakeetForRNNT, ParakeetRNNTConfig, QEFFAutoModelForRNNT, 4),
+}
+
+
+def _build(folder, kind: str):
+    hf_class, config_class, _, seed = KINDS[kind]
+    config = config_class(
+        vocab_size=len(VOCAB), blank_token_id=len(VOCAB) - 1, pad_token_id=0, encoder_config=ENCODER, decoder_hidden_size=24
+    )
+    torch.manual_seed(seed)
+    hf = hf_class(config).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            if p.dim() > 1:
+                p.mul_(4.0)
+        hf.joint.head.weight.mul_(4.0)
+        hf.joint.head.bias.zero_()
+        hf.joint.head.bias[config.blank_token_id] += 2.0 if kind == "tdt" else 0.75
+    hf.generation_config.decoder_start_token_id = config.blank_token_id
+    hf.save_pretrained(folder)
+    vocab = Tokenizer(models.WordLevel({t: i for i, t in enumerate(VOCAB)}, unk_token="<unk>"))
+    tokenizer = ParakeetTokenizer(tokenizer_object=vocab, pad_token="<pad>", unk_token="<unk>")
+    ParakeetProcessor(ParakeetFeatureExtractor(), tokenizer).save_pretrained(folder)
+    return ParakeetProcessor.from_pretrained(folder)
+
+
+@pytest.fixture(scope="module", params=list(KINDS))
+def transducer(request, tmp_path_factory):
+    kind = request.param
+    folder = tmp_path_factory.mktemp(f"parakeet-{kind}")
+    processor = _build(folder, kind)
+    hf_class, _, qeff_class, _ = KINDS[kind]
+    model = qeff_class.from_pretrained(folder)
+    model.compile(batch_size=2, num_cores=1)  # three clips: a full batch, then a short one
+    model.folder = folder
+    return kind, hf_class.from_pretrained(folder).eval(), model, processor  # transformers' own, untouched
+
+
+def _clips() -> list[np.ndarray]:
+    speech = read_wav(DATA / "speech16k.wav")
+    return [speech[:16000], speech[20000:44000], speech[50000:58000]]  # 1.0, 1.5 and 0.5 s
+
+
+def test_sequences_and_durations_equal_transformers(transducer):
+    kind, hf, model, processor = transducer
+    inputs = processor(_clips(), sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        expected = hf.generate(**inputs)
+    got = model.generate(inputs)
+    np.testing.assert_array_equal(got.sequences.numpy(), expected.sequences.numpy())
+    np.testing.assert_array_equal(got.durations.numpy(), expected.durations.numpy())
+    tokens = expected.sequences[:, 1:]
+    assert len(set(tokens.unique().tolist()) - {hf.config.blank_token_id}) >= 2  # the audio decides, not a constant
+    max_length = hf.config.max_symbols_per_step * hf.encoder._get_subsampling_output_length(
+        torch.tensor([inputs["input_features"].shape[1]])
+    )
+    assert (expected.sequences.shape[1] == int(max_length)) == (kind == "tdt")  # TDT stops at max_length, RNN-T before
+    assert processor.batch_decode(got.sequences, skip_special_tokens=True) == processor.batch_decode(
+        expected.sequences, skip_special_tokens=True
+    )
+    torch.testing.assert_close(model.generate(inputs, runtime_ai100=False).sequences, expected.sequences, rtol=0, atol=0)
+    with torch.no_grad():
+        capped = hf.generate(**inputs, max_new_tokens=7)
+    np.testing.assert_array_equal(model.generate(inputs, max_new_tokens=7).sequences.numpy(), capped.sequences.numpy())
+
+
+def test_other_transducers_and_bad_inputs_are_refused(transducer):
+    _, _, model, _ = transducer
+    assert set(MODEL_FOR_RNNT_MAPPING_NAMES) | set(MODEL_FOR_TDT_MAPPING_NAMES) == TRANSDUCERS | set(UNSUPPORTED_TRANSDUCERS)
+    with torch.device("meta"), pytest.raises(NotImplementedError, match="streaming"):
+        QEFFAutoModelForRNNT(AutoModelForRNNT.from_config(AutoConfig.for_model("nemotron_asr_streaming")))
+    with pytest.raises(ValueError, match="processor's output"):
+        model.generate({"input_values": torch.zeros(1, 16000)})
+    with pytest.raises(ValueError, match=r"input_features must be \[clips, frames, 80\]"):
+        model.generate({"input_features": torch.zeros(1, 40, 64)})
+    with pytest.raises(ValueError, match="one per frame"):
+        model.generate({"input_features": torch.zeros(1, 40, 80), "attention_mask": torch.ones(1, 30)})
+
+
+def test_texts_from_audio_and_over_http(transducer):
+    kind, hf, model, processor = transducer
+    clip = np.round(_clips()[1] * 32767) / 32767  # what 16 bits hold
+    with torch.no_grad():
+        expected = processor.batch_decode(
+            hf.generate(**processor(clip, sampling_rate=16000, return_tensors="pt")).sequences, skip_special_tokens=True
+        )
+    assert model.generate(processor, clip) == expected and expected[0].strip()
+    if kind != "tdt":  # one server is enough: the app is the CTC models'
+        return
+    app, runner = build_from_args(parse_args(["--model_name", str(model.folder), "--num_cores", "1"]))
+    with serve_on_loopback(app, log_level="critical") as url:
+        answer = transcribe(url, wav(clip))
+    runner.stop()
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"text": expected[0]}
