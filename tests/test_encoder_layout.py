@@ -1,7 +1,8 @@
 """Document models (LayoutLM, LiLT, Bros, LayoutLMv3 with and without its page image): each token's box (bbox) is a
 graph input, and LayoutLMv3's page image too. Tiny random models' outputs through the exported graph equal
 transformers' on a padded batch of two with boxes (real tokens, within 1e-4) for their token classifiers, sequence
-classifiers, QA heads and base models; the boxes decide; a document artifact is refused by the servers."""
+classifiers, QA heads (QEFFAutoModelForDocumentQuestionAnswering's too) and base models; the boxes decide; a document
+artifact is refused by the servers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from transformers import (
     AutoConfig,
     AutoModel,
+    AutoModelForDocumentQuestionAnswering,
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
@@ -18,6 +20,7 @@ from transformers import (
 
 from QEfficient import (
     QEFFAutoModel,
+    QEFFAutoModelForDocumentQuestionAnswering,
     QEFFAutoModelForQuestionAnswering,
     QEFFAutoModelForSequenceClassification,
     QEFFAutoModelForTokenClassification,
@@ -38,11 +41,12 @@ HEADS = {
     "tokens": (AutoModelForTokenClassification, QEFFAutoModelForTokenClassification),
     "sequence": (AutoModelForSequenceClassification, QEFFAutoModelForSequenceClassification),
     "qa": (AutoModelForQuestionAnswering, QEFFAutoModelForQuestionAnswering),
+    "document-qa": (AutoModelForDocumentQuestionAnswering, QEFFAutoModelForDocumentQuestionAnswering),
     "base": (AutoModel, QEFFAutoModel),
 }
 CASES = [(name, "tokens") for name in DOCUMENT_MODELS]
 CASES += [("layoutlm", "sequence"), ("layoutlmv3", "sequence"), ("lilt", "qa"), ("layoutlmv3", "qa"), ("bros", "base")]
-CASES += [("layoutlmv3", "base")]
+CASES += [("layoutlmv3", "base"), ("layoutlm", "document-qa"), ("layoutlmv3", "document-qa")]
 
 
 def _inputs(with_image: bool) -> dict[str, torch.Tensor]:
@@ -63,7 +67,8 @@ def test_document_models_equal_transformers(name, head, tmp_path):
     model_type, values = DOCUMENT_MODELS[name]
     auto, qeff = HEADS[head]
     torch.manual_seed(0)
-    model = auto.from_config(AutoConfig.for_model(model_type, **values, num_labels=2 if head == "qa" else 3))
+    qa = head in ("qa", "document-qa")
+    model = auto.from_config(AutoConfig.for_model(model_type, **values, num_labels=2 if qa else 3))
     with torch.no_grad():  # LiLT's layout stream and Bros' box projection start too small for the boxes to show
         for weight_name, weight in model.named_parameters():
             if any(part in weight_name for part in ("layout_query", "layout_key", "box_linear", "bbox_projection")):
@@ -80,7 +85,7 @@ def test_document_models_equal_transformers(name, head, tmp_path):
     model.compile(seq_len=16, batch_size=2, num_cores=1)  # longer than the input: padded columns
     got = model.generate(inputs)
     real = inputs["attention_mask"].numpy().astype(bool)
-    if head == "qa":
+    if qa:
         pairs = [(got["start_logits"], expected.start_logits), (got["end_logits"], expected.end_logits)]
     elif head == "base":
         pairs = [(got["output"], expected.last_hidden_state)]
@@ -95,7 +100,7 @@ def test_document_models_equal_transformers(name, head, tmp_path):
         text = real.shape[1]  # the text tokens' outputs; LayoutLMv3's QA head and base model also its image patches after them
         np.testing.assert_allclose(ours[:, :text][real], theirs[:, :text][real], atol=1e-4, rtol=0)
         np.testing.assert_allclose(ours[:, text:], theirs[:, text:], atol=1e-4, rtol=0)
-    theirs_moved = (moved.start_logits if head == "qa" else moved.last_hidden_state if head == "base" else moved.logits).numpy()
+    theirs_moved = (moved.start_logits if qa else moved.last_hidden_state if head == "base" else moved.logits).numpy()
     assert float(np.abs(theirs_moved - pairs[0][1].numpy()).max()) > 1e-3  # the boxes decide
     if head == "tokens" and name == "layoutlm":
         assert not is_encoder_artifact_servable(model.qpc_path)

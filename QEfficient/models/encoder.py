@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from transformers import (
     AutoModel,
+    AutoModelForDocumentQuestionAnswering,
     AutoModelForMaskedLM,
     AutoModelForMultipleChoice,
     AutoModelForNextSentencePrediction,
@@ -539,3 +540,11 @@ class QEFFAutoModelForQuestionAnswering(_QEFFEncoderBase):
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
         both = torch.from_numpy(super().generate(inputs, device_ids, runtime_ai100, **kwargs)[LOGITS])
         return {"start_logits": both[..., 0], "end_logits": both[..., 1]}
+
+
+class QEFFAutoModelForDocumentQuestionAnswering(QEFFAutoModelForQuestionAnswering):
+    """Extractive question answering over a document's words and their boxes (LayoutLM, LayoutLMv3 with or without its
+    page image: transformers' ``AutoModelForDocumentQuestionAnswering``), the boxes (``bbox``) and page image as graph
+    inputs; generate() returns {"start_logits", "end_logits"}, as transformers' forward."""
+
+    _hf_auto = AutoModelForDocumentQuestionAnswering
