@@ -18,6 +18,7 @@ from transformers import (
     AutoModelForNextSentencePrediction,
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
+    AutoModelForTextEncoding,
     AutoModelForTokenClassification,
     PreTrainedModel,
 )
@@ -540,6 +541,14 @@ class QEFFAutoModelForQuestionAnswering(_QEFFEncoderBase):
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
         both = torch.from_numpy(super().generate(inputs, device_ids, runtime_ai100, **kwargs)[LOGITS])
         return {"start_logits": both[..., 0], "end_logits": both[..., 1]}
+
+
+class QEFFAutoModelForTextEncoding(QEFFAutoModel):
+    """A model's text encoder alone (transformers' ``AutoModelForTextEncoding``: T5's, mT5's and UMT5's encoders, CLIP's
+    text tower, BERT-style encoders), as the text encoders of image and audio generators use them: generate() returns
+    {"output": the last hidden state [B, S, D]} (pooled with ``pooling=``)."""
+
+    _hf_auto = AutoModelForTextEncoding
 
 
 class QEFFAutoModelForDocumentQuestionAnswering(QEFFAutoModelForQuestionAnswering):

@@ -112,6 +112,7 @@ def eager_everywhere(config) -> Iterator[None]:
 TWO_D_MASK_TYPES = frozenset(
     {"deberta", "deberta-v2", "xlm", "flaubert", "esm", "layoutlm", "ultrabert", "ultravbert", "eurobert", "longformer"}
     | {"layoutlmv3"}  # LayoutLMv3 appends its image patches' mask to the 2-D one
+    | {"clip_text_model"}  # CLIP's text tower makes its causal mask from the 2-D one (a 4-D mask would replace it)
 )
 # document models: each token's box on its page (bbox) is a graph input; LayoutLMv3's page image too, where it embeds one
 LAYOUT_TYPES = frozenset({"layoutlm", "lilt", "bros", "layoutlmv3"})
