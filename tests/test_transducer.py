@@ -4,7 +4,9 @@ the test recording of different lengths give transformers' generate's sequences 
 compiled encoder batch (TDT runs to transformers' max_length, RNN-T until every clip has walked past its audio; each
 also from PyTorch and with max_new_tokens), and the processor decodes them alike; ``generate(processor, audio)`` gives
 the texts, as QEFFAutoModelForCTC's does, and ``serve`` on the TDT folder answers /v1/audio/transcriptions with
-transformers' text on loopback; the other transducer types are refused saying why."""
+transformers' text on loopback. The generation config's eos token (finished rows then padded) and length limit are
+read as transformers reads them, inputs without a mask and ``generate(**inputs)`` too; options the greedy loop does not
+apply and the other transducer types are refused saying why."""
 
 from __future__ import annotations
 
@@ -103,6 +105,37 @@ def test_sequences_and_durations_equal_transformers(transducer):
     np.testing.assert_array_equal(model.generate(inputs, max_new_tokens=7).sequences.numpy(), capped.sequences.numpy())
 
 
+def test_generation_config_eos_and_length_as_transformers(transducer):
+    _, hf, model, processor = transducer
+    inputs = processor(_clips(), sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        plain = hf.generate(**inputs).sequences
+    emitted = plain[:, 1:][plain[:, 1:] != hf.config.blank_token_id]
+    common = int(torch.mode(emitted).values)  # as eos: rows finish at different steps
+    settings = [{"eos_token_id": common}, {"max_new_tokens": 5}, {"max_length": 9}]
+    for setting in settings:
+        for config in (hf.generation_config, model.hf_model.generation_config):
+            for name, value in setting.items():
+                setattr(config, name, value)
+        try:
+            with torch.no_grad():
+                expected = hf.generate(**inputs)
+            got = model.generate(**inputs)  # transformers' calling convention
+        finally:
+            for config in (hf.generation_config, model.hf_model.generation_config):
+                for name in setting:
+                    setattr(config, name, None)
+        np.testing.assert_array_equal(got.sequences.numpy(), expected.sequences.numpy(), err_msg=str(setting))
+        np.testing.assert_array_equal(got.durations.numpy(), expected.durations.numpy(), err_msg=str(setting))
+    unmasked = {"input_features": inputs["input_features"][:1]}  # one clip, no attention_mask: every frame holds audio
+    with torch.no_grad():
+        expected = hf.generate(**unmasked)
+    np.testing.assert_array_equal(model.generate(unmasked).sequences.numpy(), expected.sequences.numpy())
+    with torch.no_grad():
+        sequences = hf.generate(**inputs).sequences
+    assert model.generate(processor, _clips()) == processor.batch_decode(sequences, skip_special_tokens=True)
+
+
 def test_other_transducers_and_bad_inputs_are_refused(transducer):
     _, _, model, _ = transducer
     assert set(MODEL_FOR_RNNT_MAPPING_NAMES) | set(MODEL_FOR_TDT_MAPPING_NAMES) == TRANSDUCERS | set(UNSUPPORTED_TRANSDUCERS)
@@ -114,6 +147,14 @@ def test_other_transducers_and_bad_inputs_are_refused(transducer):
         model.generate({"input_features": torch.zeros(1, 40, 64)})
     with pytest.raises(ValueError, match="one per frame"):
         model.generate({"input_features": torch.zeros(1, 40, 80), "attention_mask": torch.ones(1, 30)})
+    model.hf_model.generation_config.suppress_tokens = [3]
+    try:
+        with pytest.raises(NotImplementedError, match="sets suppress_tokens"):
+            model.generate({"input_features": torch.zeros(1, 40, 80)})
+    finally:
+        model.hf_model.generation_config.suppress_tokens = None
+    with pytest.raises(NotImplementedError, match="decoder_input_ids"):
+        model.generate({"input_features": torch.zeros(1, 40, 80), "decoder_input_ids": torch.zeros(1, 1, dtype=torch.long)})
 
 
 def test_texts_from_audio_and_over_http(transducer):

@@ -184,8 +184,8 @@ def run_image_text(
 
 
 def _speech_class(model_name: str, cache_dir: str | None) -> type | None:
-    """QEFFAutoModelForSpeechSeq2Seq, QEFFAutoModelForCTC or QEFFAutoModelForAudioClassification when the model is one
-    of those, else None."""
+    """QEFFAutoModelForSpeechSeq2Seq, QEFFAutoModelForCTC, QEFFAutoModelForAudioClassification or a transducer's class
+    (QEFFAutoModelForRNNT, QEFFAutoModelForTDT) when the model is one of those, else None."""
     from QEfficient import QEFFAutoModelForAudioClassification, QEFFAutoModelForCTC, QEFFAutoModelForSpeechSeq2Seq
     from QEfficient.base.common import QEFFCommonLoader
 

@@ -3,10 +3,12 @@ callable (the step graph: transform/transducer.py), in transformers' order (its 
 generation mixins):
 
 * every step appends the argmax of the joint network's logits (for TDT, over the token and duration logits together,
-  as transformers' generate does) to each row, for every row until all rows have walked past their audio or the
-  sequences reach ``max_length`` (transformers' default: ``max_symbols_per_step`` times the encoder's frames);
-* the encoder frame a row reads advances by the predicted duration (TDT; a blank of duration 0 advances by 1) or, for
-  RNN-T, by one on a blank or after ``max_symbols_per_step`` tokens at one frame;
+  as transformers' generate does) to each row, for every row until all rows have walked past their audio (or emitted
+  an eos token, where the generation config names one: a finished row then takes the pad token) or the sequences
+  reach ``max_length``;
+* the encoder frame a row reads advances by the predicted duration's index (TDT, as transformers' generate reads it:
+  its durations are 0-4, index and value alike; a blank of duration 0 advances by 1) or, for RNN-T, by one on a blank
+  or after ``max_symbols_per_step`` tokens at one frame;
 * the prediction network keeps a row's state when its last token is blank (after the first step).
 """
 
@@ -32,7 +34,9 @@ class TransducerRule:
     num_layers: int  # the prediction network's LSTM layers
     hidden_size: int  # its width
     max_symbols_per_step: int
-    durations: tuple[int, ...] | None  # TDT's duration values; None for RNN-T
+    durations: tuple[int, ...] | None  # TDT's duration values (the loop reads their index); None for RNN-T
+    eos_token_ids: tuple[int, ...] = ()  # the generation config's: a row that emits one is finished
+    pad_token_id: int | None = None  # what a finished row takes, where there is an eos token
 
 
 def greedy_transducer(
@@ -48,6 +52,7 @@ def greedy_transducer(
     durations = [np.zeros(rows, np.int64)]
     frame = np.zeros(rows, np.int64)
     symbols = np.zeros(rows, np.int64)  # RNN-T: tokens emitted at the current frame
+    unfinished = np.ones(rows, bool)
     started = False
     while True:
         last = sequences[-1]
@@ -55,7 +60,15 @@ def greedy_transducer(
         read = encoder_states[np.arange(rows), np.minimum(frame, frames - 1)]
         logits, hidden, cell, output = step(last[:, None], hidden, cell, output, keep[:, None].astype(np.int64), read)
         started = True
-        sequences.append(logits.argmax(-1).astype(np.int64))
+        chosen = logits.argmax(-1).astype(np.int64)
+        if rule.eos_token_ids:  # transformers pads the rows it has finished
+            chosen = np.where(unfinished, chosen, rule.pad_token_id)
+        if (chosen >= rule.vocab_size).any():
+            raise ValueError(
+                "The model's largest logit was a duration's, which transformers' generate appends as a token too (and then "
+                "fails on): this model cannot be decoded greedily."
+            )
+        sequences.append(chosen)
         if rule.durations is not None:  # TDT: the token's and the duration's argmax apart
             token = logits[:, : rule.vocab_size].argmax(-1)
             advance = logits[:, rule.vocab_size :].argmax(-1).astype(np.int64)
@@ -68,6 +81,9 @@ def greedy_transducer(
             advance = (blank | forced).astype(np.int64)
         frame = frame + advance
         durations.append(advance)
-        if (frame >= valid_frames).all() or len(sequences) >= max_length:
+        unfinished &= frame < valid_frames
+        if rule.eos_token_ids:
+            unfinished &= ~np.isin(chosen, rule.eos_token_ids)
+        if not unfinished.any() or len(sequences) >= max_length:
             break
     return np.stack(sequences, 1), np.stack(durations, 1)

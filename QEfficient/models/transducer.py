@@ -6,7 +6,8 @@ decoded greedily by the host as transformers' ``generate`` decodes them (generat
 ParakeetRNNTGenerateOutput: ``sequences`` (from the start token, blanks included) and ``durations`` (each step's frame
 advance), which ``processor.batch_decode(out.sequences, skip_special_tokens=True)`` and ``processor.decode(...,
 durations=...)`` read as they read transformers'. A batch is decoded together, as transformers decodes it: a row that
-has walked past its audio goes on until every row has.
+has walked past its audio goes on until every row has (or, where the generation config names an eos token, pads). The
+step graph runs the whole batch at once, whatever ``compile(batch_size=...)`` says (that is the encoder's).
 """
 
 from __future__ import annotations
@@ -22,15 +23,36 @@ from transformers.models.parakeet.generation_parakeet import ParakeetRNNTGenerat
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_FEATURES
+from QEfficient.export.graph_specs import ATTENTION_MASK, DECODER_INPUT_IDS, INPUT_FEATURES
 from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.export.task_graph_specs import TRANSDUCER_KIND, TransducerEncoderGraphSpec, TransducerStepGraphSpec
 from QEfficient.generation.transducer_decoding import TransducerRule, greedy_transducer
+from QEfficient.loading.hf_loader import load_config
+from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel
-from QEfficient.transform.transducer import QEffTransducerEncoder, QEffTransducerStep, check_transducer
+from QEfficient.transform.transducer import QEffTransducerEncoder, QEffTransducerStep, check_transducer, check_transducer_type
 from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.audio import SAMPLING_RATE
 from QEfficient.utils.checks import check_positive
+
+
+def _generation_options(generation) -> dict[str, bool]:
+    """The generation config's options that change transformers' greedy tokens, and whether each is set."""
+    eos = generation.eos_token_id is not None
+    return {
+        "do_sample": bool(generation.do_sample),
+        "num_beams": (generation.num_beams or 1) > 1,
+        "suppress_tokens": bool(generation.suppress_tokens),
+        "begin_suppress_tokens": bool(generation.begin_suppress_tokens),
+        "bad_words_ids": bool(generation.bad_words_ids),
+        "sequence_bias": bool(generation.sequence_bias),
+        "repetition_penalty": generation.repetition_penalty not in (None, 1.0),
+        "no_repeat_ngram_size": bool(generation.no_repeat_ngram_size),
+        "forced_bos_token_id": generation.forced_bos_token_id is not None,
+        "forced_eos_token_id": generation.forced_eos_token_id is not None,
+        "min_length": eos and bool(generation.min_length),  # applied only with an eos token, as transformers does
+        "min_new_tokens": eos and bool(generation.min_new_tokens),
+    }
 
 
 class QEFFAutoModelForRNNT(QEFFBaseModel):
@@ -55,6 +77,8 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
+        folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+        check_transducer_type(load_config(folder).model_type)  # before any weight is read
         return cls._from_hf(cls.auto_class, pretrained_model_name_or_path, *args, **kwargs)
 
     @property
@@ -63,10 +87,24 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
 
     @property
     def rule(self) -> TransducerRule:
-        config = self.config
-        start = self.hf.generation_config.decoder_start_token_id
+        """What the greedy loop needs of the config and generation config, those options refused that the loop does not
+        apply (transformers' logits processors, sampling, beams)."""
+        config, generation = self.config, self.hf.generation_config
+        refused = [name for name, value in _generation_options(generation).items() if value]
+        if refused:
+            raise NotImplementedError(
+                f"{type(self.hf).__name__}'s generation config sets {', '.join(refused)}: only transformers' plain greedy "
+                "decoding is run here; unset them (model.hf_model.generation_config) to decode greedily."
+            )
+        start = generation.decoder_start_token_id if generation.decoder_start_token_id is not None else generation.bos_token_id
         if start is None:
-            raise ValueError(f"{type(self.hf).__name__}'s generation config names no decoder_start_token_id (transformers needs it too).")
+            raise ValueError(
+                f"{type(self.hf).__name__}'s generation config names no decoder_start_token_id nor bos_token_id (transformers needs one)."
+            )
+        eos = generation.eos_token_id
+        eos = () if eos is None else tuple(eos) if isinstance(eos, (list, tuple)) else (eos,)
+        if eos and generation.pad_token_id is None:
+            raise ValueError(f"{type(self.hf).__name__}'s generation config names an eos_token_id but no pad_token_id for finished rows.")
         durations = getattr(config, "durations", None)
         return TransducerRule(
             vocab_size=config.vocab_size,
@@ -76,7 +114,20 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
             hidden_size=config.decoder_hidden_size,
             max_symbols_per_step=config.max_symbols_per_step,
             durations=tuple(durations) if durations is not None else None,
+            eos_token_ids=tuple(int(e) for e in eos),
+            pad_token_id=generation.pad_token_id,
         )
+
+    def _max_length(self, max_new_tokens: int | None, encoder_frames: int) -> int:
+        """transformers' length limit: ``max_new_tokens`` (given, else the generation config's) after the start token,
+        else the generation config's ``max_length``, else Parakeet's default: ``max_symbols_per_step`` per encoder frame."""
+        generation = self.hf.generation_config
+        new = max_new_tokens if max_new_tokens is not None else generation.max_new_tokens
+        if new is not None:
+            return 1 + new
+        if generation.max_length is not None:
+            return generation.max_length
+        return self.config.max_symbols_per_step * encoder_frames
 
     def export(self, export_dir: str | os.PathLike | None = None, **kwargs) -> list[Path]:
         """Export the encoder and the decoding step (each cached under QEFF_HOME): [encoder, step] .onnx paths."""
@@ -171,18 +222,26 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
 
     def generate(
         self,
-        inputs,
+        inputs=None,
         audio=None,
         device_ids: list[int] | None = None,
         runtime_ai100: bool = True,
         max_new_tokens: int | None = None,
+        **given,
     ) -> ParakeetRNNTGenerateOutput | list[str]:
-        """Greedy transcription of a processor's output (input_features [B, frames, mels], attention_mask) as
-        transformers' generate gives it; ``max_new_tokens`` caps the steps (default: transformers', the model's
-        ``max_symbols_per_step`` times the encoder's frames). As QEFFAutoModelForCTC's, ``generate(processor, audio)``
-        (16 kHz audio: an array, or a list of them) returns the texts."""
+        """Greedy transcription of a processor's output (input_features [B, frames, mels], attention_mask; also as keyword
+        arguments, as transformers' ``generate(**inputs)``), as transformers' generate gives it; ``max_new_tokens`` caps
+        the steps (default: the generation config's, else the model's ``max_symbols_per_step`` times the encoder's
+        frames). As QEFFAutoModelForCTC's, ``generate(processor, audio)`` (16 kHz audio: an array, or a list of them)
+        returns the texts."""
         if device_ids is not None and len(device_ids) > 1:
             warn_ignored_options("generate()", {"device_ids": device_ids})
+        if inputs is None and given:
+            inputs, given = given, {}
+        if given:
+            raise TypeError(f"generate() got unexpected keyword arguments {sorted(given)}.")
+        if max_new_tokens is not None:
+            check_positive(max_new_tokens=max_new_tokens)
         if hasattr(inputs, "batch_decode"):  # (processor, audio): the texts
             if audio is None:
                 raise ValueError("generate(processor, audio) needs the audio: a 16 kHz array, or a list of them.")
@@ -192,6 +251,9 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
             return inputs.batch_decode(out.sequences, skip_special_tokens=True)
         if not hasattr(inputs, "keys") or inputs.get(INPUT_FEATURES) is None:
             raise ValueError("Pass the processor's output: processor(audio, sampling_rate=16000, return_tensors='pt').")
+        if inputs.get(DECODER_INPUT_IDS) is not None:
+            raise NotImplementedError("decoder_input_ids (a prompt for the prediction network) are not supported: leave them out.")
+        rule = self.rule  # refused options fail here, before the encoder runs
         features = np.ascontiguousarray(as_numpy(inputs[INPUT_FEATURES]), dtype=np.float32)
         mels = self.config.encoder_config.num_mel_bins
         if features.ndim != 3 or features.shape[-1] != mels or not features.shape[1]:
@@ -203,10 +265,8 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
         if runtime_ai100 and "step_qpc_path" not in self.qpc_paths:
             raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
         states, valid = self._encode(features, mask, runtime_ai100)
-        if max_new_tokens is not None:
-            check_positive(max_new_tokens=max_new_tokens)
-        max_length = 1 + max_new_tokens if max_new_tokens is not None else self.config.max_symbols_per_step * states.shape[1]
-        sequences, durations = greedy_transducer(self._step_fn(runtime_ai100), states, valid.sum(-1), self.rule, max_length)
+        max_length = self._max_length(max_new_tokens, states.shape[1])
+        sequences, durations = greedy_transducer(self._step_fn(runtime_ai100), states, valid.sum(-1), rule, max_length)
         return ParakeetRNNTGenerateOutput(sequences=torch.from_numpy(sequences), durations=torch.from_numpy(durations))
 
 

@@ -4,9 +4,10 @@ or over a Parakeet transducer (RNN-T, TDT), decoded greedily as its generate doe
 
 Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV
 at the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, or
-text). A CTC model reads one language, times no segments and samples nothing, so Whisper's options that would change
-the answer (``language``, ``prompt``, a ``temperature`` above 0, ``timestamp_granularities[]``, ``stream``, the timed
-formats) are refused, saying so; /v1/audio/translations answers that such a model does not translate. Audio up to the
+text). These models take no language hint, are served without segment times and sample nothing, so Whisper's options
+that would change the answer (``language``, ``prompt``, a ``temperature`` above 0, ``timestamp_granularities[]``,
+``stream``, the timed formats) are refused, saying so; /v1/audio/translations answers that such a model does not
+translate. Audio up to the
 compiled length (30 s) is read in one pass. Transcriptions run one at a time on a worker thread, so /health keeps
 answering.
 """
@@ -27,11 +28,11 @@ from QEfficient.utils.audio import SAMPLING_RATE, decode_wav
 MAX_SECONDS = 30  # the compiled length: audio of up to 30 s runs in one pass
 MIN_SAMPLES = 400  # 25 ms at 16 kHz: what Wav2Vec2's first convolution reads
 DEFAULT_MAX_CTC_BYTES = 16 * 1024 * 1024  # 30 s of 16 kHz audio is 1 MB as 16-bit mono, 4 MB as 32-bit stereo
-# Whisper's form fields that a CTC model cannot honour, with why
+# Whisper's form fields that the models served here cannot honour, with why
 _REFUSED = {
-    "language": "reads the one language it was trained on",
+    "language": "takes no language hint: it transcribes what it hears",
     "prompt": "takes no text before the audio",
-    "timestamp_granularities": "times no segments or words",
+    "timestamp_granularities": "is served here without segment or word times",
     "stream": "gives its text at once, not window by window",
 }
 
@@ -51,12 +52,12 @@ def check_sampling_rate(rate: int, model_name: str) -> None:
         raise ValueError(f"'{model_name}''s feature extractor reads {rate} Hz audio; the server runs models of {SAMPLING_RATE} Hz.")
 
 
-def refused_fields(fields: list[tuple[str, str]], model_id: str) -> None:
-    """A 400 for a form field that would change a Whisper model's answer but cannot change a CTC model's."""
+def refused_fields(fields: list[tuple[str, str]], model_id: str, kind: str = "CTC model") -> None:
+    """A 400 for a form field that would change a Whisper model's answer but cannot change this one's (``kind``)."""
     for name, value in fields:
         base = name.split("[", 1)[0]
         if base in _REFUSED and value and value.lower() not in ("false", "0"):
-            raise APIError(400, f"'{model_id}' is a CTC model, which {_REFUSED[base]}: leave '{base}' out.", param=base)
+            raise APIError(400, f"'{model_id}' is a {kind}, which {_REFUSED[base]}: leave '{base}' out.", param=base)
     temperature = dict(fields).get("temperature")
     if temperature:
         try:
@@ -64,12 +65,15 @@ def refused_fields(fields: list[tuple[str, str]], model_id: str) -> None:
         except ValueError:
             greedy = False
         if not greedy:
-            raise APIError(400, f"'{model_id}' is a CTC model, decoded greedily: leave 'temperature' out or send 0.", param="temperature")
+            raise APIError(400, f"'{model_id}' is a {kind}, decoded greedily: leave 'temperature' out or send 0.", param="temperature")
 
 
-def create_ctc_app(model, processor, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_CTC_BYTES):
-    """The app over a compiled QEFFAutoModelForCTC and its processor (feature extractor and tokenizer)."""
-    app = FastAPI(title="QEfficient speech (CTC)", version="1")
+def create_ctc_app(
+    model, processor, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_CTC_BYTES, kind: str = "CTC model"
+):
+    """The app over a compiled QEFFAutoModelForCTC (or a transducer: ``kind`` names it in messages) and its processor
+    (feature extractor and tokenizer)."""
+    app = FastAPI(title=f"QEfficient speech ({kind})", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     rate = int(getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", 16000))
     lock = asyncio.Lock()  # one transcription at a time: the cores are shared anyway
@@ -78,7 +82,7 @@ def create_ctc_app(model, processor, model_id: str, *, served_names=None, api_ke
 
     @app.post("/v1/audio/translations")
     async def translations(request: Request):
-        raise APIError(400, f"'{model_id}' is a CTC model: it transcribes in its own language and does not translate.")
+        raise APIError(400, f"'{model_id}' is a {kind}: it transcribes what it hears and does not translate.")
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):
@@ -87,10 +91,10 @@ def create_ctc_app(model, processor, model_id: str, *, served_names=None, api_ke
         if response_format not in ("json", "text"):
             raise APIError(
                 400,
-                f"response_format must be json or text for a CTC model, which times no segments; got '{response_format}'.",
+                f"response_format must be json or text for a {kind}, served without segment times; got '{response_format}'.",
                 param="response_format",
             )
-        refused_fields([(k, v.decode("utf-8", "replace").strip()) for k, v in pairs if k != "file"], model_id)
+        refused_fields([(k, v.decode("utf-8", "replace").strip()) for k, v in pairs if k != "file"], model_id, kind)
         try:
             audio = decode_wav(audio_file, rate, name="file")
         except ValueError as err:
@@ -117,9 +121,13 @@ def open_ctc_app(model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: s
     processor = load_hf_processor(model.local_model_dir)
     rate = int(getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", 16000))
     check_sampling_rate(rate, model_name)
-    length = {"seq_len": MAX_SECONDS * rate} if model_class is QEFFAutoModelForCTC else {}  # a transducer's graphs take any
+    ctc = model_class is QEFFAutoModelForCTC
+    if not ctc:
+        _ = model.rule  # a generation config the greedy loop does not apply is refused at start, not per request
+    length = {"seq_len": MAX_SECONDS * rate} if ctc else {}  # a transducer's graphs take any length
     model.compile(**length, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
-    app = create_ctc_app(model, processor, model.model_name, served_names=[model_name], api_key=api_key, **limits)
+    kind = "CTC model" if ctc else "transducer"
+    app = create_ctc_app(model, processor, model.model_name, served_names=[model_name], api_key=api_key, kind=kind, **limits)
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()

@@ -21,13 +21,16 @@ UNSUPPORTED_TRANSDUCERS = {
 }
 
 
-def check_transducer(model: PreTrainedModel) -> None:
-    model_type = model.config.model_type
+def check_transducer_type(model_type: str) -> None:
     reason = UNSUPPORTED_TRANSDUCERS.get(model_type)
     if reason is None and model_type not in TRANSDUCERS:
         reason = f"the transducers run here are {', '.join(sorted(TRANSDUCERS))}"
     if reason is not None:
-        raise NotImplementedError(f"{type(model).__name__} ({model_type}) is not supported: {reason}.")
+        raise NotImplementedError(f"'{model_type}' is not supported: {reason}.")
+
+
+def check_transducer(model: PreTrainedModel) -> None:
+    check_transducer_type(model.config.model_type)
 
 
 class QEffTransducerEncoder(nn.Module):
