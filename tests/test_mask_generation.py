@@ -1,7 +1,8 @@
-"""QEFFAutoModelForMaskGeneration: SAM and SAM 2 as tiny random models (weights widened so that the masks follow the
-image and the prompts), their masks and IoU scores (and SAM 2's object scores) equal to transformers' within 1e-4 for
-points (foreground, background and padding labels), boxes and both, three masks or one (SAM 2's by the stability of the
-single-mask token, checked on masks built to fall either way), from pixels or from image embeddings computed once; SAM's
+"""QEFFAutoModelForMaskGeneration: SAM, SAM 2 and SAM-HQ (with and without hq_token_only) as tiny random models (weights
+widened so that the masks follow the image and the prompts), their masks and IoU scores (and SAM 2's object scores)
+equal to transformers' within 1e-4 of the largest for points (foreground, background and padding labels), boxes and
+both, three masks or one (SAM 2's by the stability of the single-mask token, checked on masks built to fall either way;
+SAM-HQ's sorted by IoU and added to its high-quality mask), from pixels or from image embeddings computed once; SAM's
 processor's post-processing takes the output as it is (SAM 2's needs torchvision); the other types of the mask
 generation mapping are refused saying why."""
 
@@ -12,7 +13,18 @@ import json
 import numpy as np
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForMaskGeneration, Sam2Config, Sam2Model, SamConfig, SamImageProcessor, SamModel, SamProcessor
+from transformers import (
+    AutoConfig,
+    AutoModelForMaskGeneration,
+    Sam2Config,
+    Sam2Model,
+    SamConfig,
+    SamHQConfig,
+    SamHQModel,
+    SamImageProcessor,
+    SamModel,
+    SamProcessor,
+)
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASK_GENERATION_MAPPING_NAMES
 
 from QEfficient import QEFFAutoModel, QEFFAutoModelForMaskGeneration
@@ -38,6 +50,27 @@ def sam():
     widen_weights(hf)
     model = QEFFAutoModelForMaskGeneration(hf)
     model.compile(num_cores=1)  # images one at a time: two images run as two batches
+    return hf, model
+
+
+@pytest.fixture(scope="module")
+def sam_hq():
+    """A tiny SAM-HQ: SAM's tiny shape, its high-quality token reading the global attention block's features."""
+    torch.manual_seed(0)
+    config = SamHQConfig(
+        vision_config=dict(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=SIZE, patch_size=8, output_channels=16,
+            window_size=4, global_attn_indexes=[1], mlp_dim=37, num_pos_feats=8,
+        ),
+        prompt_encoder_config=dict(hidden_size=16, image_size=SIZE, patch_size=8, mask_input_channels=4),
+        mask_decoder_config=dict(
+            hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_dim=32, iou_head_hidden_dim=16, vit_dim=32
+        ),
+    )  # fmt: skip
+    hf = SamHQModel(config).eval()
+    widen_weights(hf)
+    model = QEFFAutoModelForMaskGeneration(hf)
+    model.compile(num_cores=1)
     return hf, model
 
 
@@ -94,7 +127,7 @@ def prompts() -> dict[str, dict[str, torch.Tensor]]:
     }
 
 
-@pytest.mark.parametrize("kind", ["sam", "sam2"])
+@pytest.mark.parametrize("kind", ["sam", "sam2", "sam_hq"])
 def test_qeff_auto_model_gives_the_mask_generator(kind, request, tmp_path):
     hf, _ = request.getfixturevalue(kind)
     hf.save_pretrained(tmp_path)
@@ -102,30 +135,37 @@ def test_qeff_auto_model_gives_the_mask_generator(kind, request, tmp_path):
 
 
 def test_every_mask_generation_type_runs_or_is_refused():
-    assert set(MODEL_FOR_MASK_GENERATION_MAPPING_NAMES) == {"sam", "sam2", "sam2_video"} | set(UNSUPPORTED_MASK_GENERATORS)
+    run = {"sam", "sam2", "sam2_video", "sam_hq"}
+    assert set(MODEL_FOR_MASK_GENERATION_MAPPING_NAMES) == run | set(UNSUPPORTED_MASK_GENERATORS)
     with torch.device("meta"):  # SAM 2.1's checkpoints say "sam2_video": the mapping loads their image model
         assert QEFFAutoModelForMaskGeneration(AutoModelForMaskGeneration.from_config(AutoConfig.for_model("sam2_video"))).is_sam2
-    with torch.device("meta"), pytest.raises(NotImplementedError, match="high-quality mask token"):
-        QEFFAutoModelForMaskGeneration(AutoModelForMaskGeneration.from_config(AutoConfig.for_model("sam_hq")))
+    with torch.device("meta"), pytest.raises(NotImplementedError, match="tracks objects"):
+        QEFFAutoModelForMaskGeneration(AutoModelForMaskGeneration.from_config(AutoConfig.for_model("sam3_tracker")))
 
 
-@pytest.mark.parametrize("kind", ["sam", "sam2"])
+@pytest.mark.parametrize("kind", ["sam", "sam2", "sam_hq", "sam_hq-hq_token_only"])
 @pytest.mark.parametrize("prompt", list(prompts()))
 @pytest.mark.parametrize("multimask", [True, False])
 def test_masks_equal_transformers(kind, prompt, multimask, request):
-    hf, model = request.getfixturevalue(kind)
+    hf, model = request.getfixturevalue(kind.split("-")[0])
+    options = {"multimask_output": multimask} | ({"hq_token_only": True} if kind.endswith("hq_token_only") else {})
     given = prompts()[prompt]
     images = len(next(iter(given.values())))
     pixels = torch.rand(images, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        expected = hf(pixel_values=pixels, multimask_output=multimask, **given)
+        expected = hf(pixel_values=pixels, **options, **given)
         expected_embeddings = hf.get_image_embeddings(pixels)
     embeddings = model.get_image_embeddings(pixels)
+    if kind.startswith("sam_hq"):  # (its map, its global blocks' ViT features: the decoder reads the first)
+        embedded = {"image_embeddings": embeddings[0], "intermediate_embeddings": embeddings[1]}
+        embeddings, expected_embeddings = [embeddings[0], embeddings[1][0]], [expected_embeddings[0], expected_embeddings[1][0]]
+    else:
+        embedded = {"image_embeddings": embeddings}
     for got, want in zip(*((e if isinstance(e, list) else [e]) for e in (embeddings, expected_embeddings)), strict=True):
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4, rtol=0)
     outputs = ("pred_masks", "iou_scores") + (("object_score_logits",) if kind == "sam2" else ())
-    for source in ({"pixel_values": pixels}, {"image_embeddings": embeddings}):
-        out = model.generate({**source, **given}, multimask_output=multimask)
+    for source in ({"pixel_values": pixels}, embedded):
+        out = model.generate({**source, **given}, **options)
         for name in outputs:
             want = getattr(expected, name).numpy()
             assert getattr(out, name).shape == want.shape, name

@@ -54,6 +54,7 @@ class ZeroShotDetectionGraphSpec:
 
 
 IMAGE_EMBEDDINGS = "image_embeddings"  # SAM's image encoder's output [images, channels, height, width]
+INTERMEDIATE_EMBEDDINGS = "intermediate_embeddings"  # SAM-HQ's: its first global attention block's [images, h, w, width]
 INPUT_POINTS, INPUT_LABELS, INPUT_BOXES = "input_points", "input_labels", "input_boxes"  # SAM's prompts, as its processor
 PRED_MASKS, IOU_SCORES, OBJECT_SCORE_LOGITS = "pred_masks", "iou_scores", "object_score_logits"
 MASK_GENERATOR_KIND = "mask_generator"  # the prefix of a promptable segmenter's artifact kinds (-image, -points, ...)
@@ -67,19 +68,19 @@ def image_embedding_names(levels: int) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class MaskDecoderGraphSpec:
-    """A promptable segmenter's (SAM's, SAM 2's) prompt encoder and mask decoder: the image embeddings (SAM 2's at each
-    resolution) and one kind of prompt in (points [images, prompts, points, 2] with their labels [images, prompts,
-    points], or boxes [images, prompts, 4], or both), every mask token's low-resolution masks [images, prompts, masks,
-    h, w] and predicted IoU [images, prompts, masks] out (and SAM 2's object score [images, prompts, 1]); the host keeps
-    the ones asked for (multimask_output)."""
+    """A promptable segmenter's (SAM's, SAM 2's, SAM-HQ's) prompt encoder and mask decoder: the image embeddings (SAM 2's
+    at each resolution, SAM-HQ's with its ViT features) and one kind of prompt in (points [images, prompts, points, 2]
+    with their labels [images, prompts, points], or boxes [images, prompts, 4], or both), every mask token's
+    low-resolution masks [images, prompts, masks, h, w] and predicted IoU [images, prompts, masks] out (and SAM 2's
+    object score [images, prompts, 1]); the host keeps the ones asked for (multimask_output)."""
 
     prompts: tuple[str, ...]
-    levels: int = 1  # image embedding maps: SAM's one, SAM 2's three
+    embeddings: tuple[str, ...] = (IMAGE_EMBEDDINGS,)  # SAM's one map, SAM 2's three, SAM-HQ's and its ViT features
     object_scores: bool = False
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return (*image_embedding_names(self.levels), *self.prompts)
+        return (*self.embeddings, *self.prompts)
 
     @property
     def output_names(self) -> list[str]:
@@ -87,7 +88,7 @@ class MaskDecoderGraphSpec:
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         prompt = {0: "batch_size", 1: "prompts"}
-        axes = {name: {0: "batch_size"} for name in image_embedding_names(self.levels)}
+        axes = {name: {0: "batch_size"} for name in self.embeddings}
         axes |= {PRED_MASKS: prompt, IOU_SCORES: prompt, OBJECT_SCORE_LOGITS: prompt, INPUT_BOXES: prompt}
         axes |= {name: {**prompt, 2: "points"} for name in (INPUT_POINTS, INPUT_LABELS)}
         return {name: axes[name] for name in (*self.input_names, *self.output_names)}
@@ -96,9 +97,7 @@ class MaskDecoderGraphSpec:
         import torch
 
         generator = torch.Generator().manual_seed(0)
-        values = {
-            name: torch.rand(2, *shape, generator=generator) for name, shape in zip(image_embedding_names(self.levels), embedding_shapes)
-        }
+        values = {name: torch.rand(2, *shape, generator=generator) for name, shape in zip(self.embeddings, embedding_shapes)}
         values |= {
             INPUT_POINTS: torch.rand(2, 3, 2, 2, generator=generator) * image_size,
             INPUT_LABELS: torch.tensor([[[1, 0], [1, 1], [1, -10]]] * 2),

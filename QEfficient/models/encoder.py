@@ -68,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 # types whose transformers AutoModel class is already the task's model, and the class that runs it
 WHOLE_MODELS = {
-    **dict.fromkeys(("sam", "sam2"), ("QEfficient.models.mask_generation", "QEFFAutoModelForMaskGeneration")),  # promptable segmentation
+    **dict.fromkeys(("sam", "sam2", "sam_hq"), ("QEfficient.models.mask_generation", "QEFFAutoModelForMaskGeneration")),  # segmenters
     "vits": ("QEfficient.models.text_to_speech", "QEFFAutoModelForTextToWaveform"),  # VitsModel: text to speech
 }
 

@@ -1,5 +1,5 @@
-"""QEFFAutoModelForMaskGeneration: SAM and SAM 2 (Segment Anything; transformers' ``AutoModelForMaskGeneration``) as
-an image encoder graph and a prompt decoder graph per kind of prompt (points, boxes, both).
+"""QEFFAutoModelForMaskGeneration: SAM, SAM 2 and SAM-HQ (Segment Anything; transformers' ``AutoModelForMaskGeneration``)
+as an image encoder graph and a prompt decoder graph per kind of prompt (points, boxes, both).
 
 ``generate(processor(image, input_points=...))`` returns what transformers' forward does (``iou_scores``,
 ``pred_masks``; SAM 2's ``object_score_logits`` too), which the processor's ``post_process_masks`` takes as it is.
@@ -19,6 +19,7 @@ import torch
 from transformers import AutoModelForMaskGeneration, PreTrainedModel
 from transformers.models.sam.modeling_sam import SamImageSegmentationOutput
 from transformers.models.sam2.modeling_sam2 import Sam2ImageSegmentationOutput
+from transformers.models.sam_hq.modeling_sam_hq import SamHQImageSegmentationOutput
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
@@ -29,10 +30,10 @@ from QEfficient.export.task_graph_specs import (
     INPUT_BOXES,
     INPUT_LABELS,
     INPUT_POINTS,
+    INTERMEDIATE_EMBEDDINGS,
     MASK_GENERATOR_KIND,
     PRED_MASKS,
     MaskDecoderGraphSpec,
-    image_embedding_names,
 )
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.models.base import QEFFBaseModel
@@ -41,8 +42,9 @@ from QEfficient.transform.mask_generation import (
     QEffSamImageEncoder,
     QEffSamPromptDecoder,
     check_mask_generator,
-    embedding_levels,
+    embedding_names,
     is_sam2,
+    is_sam_hq,
 )
 from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.checks import check_positive
@@ -62,8 +64,22 @@ def stable_single_mask(masks: np.ndarray, scores: np.ndarray, delta: float, thre
     return np.where(stable[..., None, None], masks[:, :, :1], best_masks), np.where(stable, scores[:, :, :1], best_scores)
 
 
+def high_quality_masks(masks: np.ndarray, scores: np.ndarray, multimask: bool, hq_only: bool) -> tuple[np.ndarray, np.ndarray]:
+    """SAM-HQ's masks from every token's ([B, P, 5, h, w]: four SAM tokens, then the high-quality one) and the SAM tokens'
+    IoU [B, P, 4], as its decoder picks them: tokens 1-3 sorted by IoU (or token 0), plus the high-quality mask (or it
+    alone)."""
+    high = masks[:, :, -1:]
+    if multimask:
+        order = np.argsort(-scores[:, :, 1:], axis=-1, kind="stable")  # descending, as torch.sort
+        picked = np.take_along_axis(masks[:, :, 1:-1], order[..., None, None], axis=2)
+        scores = np.take_along_axis(scores[:, :, 1:], order, axis=-1)
+    else:
+        picked, scores = masks[:, :, :1], scores[:, :, :1]
+    return np.ascontiguousarray(high if hq_only else picked + high), np.ascontiguousarray(scores)
+
+
 class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
-    """SAM and SAM 2 (module docstring).
+    """SAM, SAM 2 and SAM-HQ (module docstring).
 
     >>> model = QEFFAutoModelForMaskGeneration.from_pretrained("path/to/sam-vit-base")
     >>> model.compile(num_cores=16)
@@ -79,8 +95,8 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         self.hf = model.eval()
         self.image_encoder = QEffSamImageEncoder(self.hf)
         self.decoders = {kind: QEffSamPromptDecoder(self.hf, kind) for kind in PROMPT_KINDS}
-        self.levels = embedding_levels(self.hf)
-        self.is_sam2 = is_sam2(self.hf)
+        self.embedding_names = embedding_names(self.hf)
+        self.is_sam2, self.is_sam_hq = is_sam2(self.hf), is_sam_hq(self.hf)
         self.qpc_paths: dict[str, Path] = {}
 
     @classmethod
@@ -104,10 +120,16 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         return vision.backbone_config.num_channels if self.is_sam2 else vision.num_channels
 
     def _embedding_shapes(self) -> list[tuple[int, int, int]]:
-        """[channels, height, width] of each image embedding map the decoder reads."""
+        """[channels, height, width] of each image embedding map the decoder reads (SAM-HQ's ViT features: [height,
+        width, channels], as transformers gives them)."""
         prompt = self.config.prompt_encoder_config
         if not self.is_sam2:
-            return [(prompt.hidden_size, prompt.image_embedding_size, prompt.image_embedding_size)]
+            shapes = [(prompt.hidden_size, prompt.image_embedding_size, prompt.image_embedding_size)]
+            if len(self.embedding_names) > 1:  # SAM-HQ's first global attention block's output
+                vision = self.config.vision_config
+                patches = vision.image_size // vision.patch_size
+                shapes.append((patches, patches, vision.hidden_size))
+            return shapes
         decoder_width = self.config.mask_decoder_config.hidden_size  # its conv_s0 / conv_s1 narrow the high-resolution maps
         channels = [decoder_width // 8, decoder_width // 4, self.config.vision_config.fpn_hidden_size]
         return [(c, *size) for c, size in zip(channels, self.config.vision_config.backbone_feature_sizes)]
@@ -117,7 +139,7 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         "points": path, "boxes": path, "points_boxes": path}."""
         warn_ignored_options("export()", kwargs)
         name, size = self.model_name.replace("/", "_"), self.image_size
-        first, *more = image_embedding_names(self.levels)
+        first, *more = self.embedding_names
         image_spec = ImageEncoderGraphSpec(first, tuple(more))
         paths = {
             "image": self._export_graph(
@@ -136,7 +158,7 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
             )
         }
         for kind, decoder in self.decoders.items():
-            spec = MaskDecoderGraphSpec(decoder.prompt_names, self.levels, object_scores=self.is_sam2)
+            spec = MaskDecoderGraphSpec(decoder.prompt_names, self.embedding_names, object_scores=self.is_sam2)
             paths[kind] = self._export_graph(
                 decoder,
                 f"{name}-{kind}",
@@ -179,7 +201,7 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
             "image_qpc_path": self._build_artifact(
                 paths["image"],
                 compile_dir,
-                {**common, "kind": f"{MASK_GENERATOR_KIND}-image", "output_name": image_embedding_names(self.levels)[0]},
+                {**common, "kind": f"{MASK_GENERATOR_KIND}-image", "output_name": self.embedding_names[0]},
                 {"backend": "onnxruntime-cpu", "image_size": [size, size], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
                 ImageEncoderGraphSpec.specializations(batch_size, size, size),
                 rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
@@ -197,18 +219,21 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         self._num_cores = num_cores
         return self.qpc_paths
 
-    def get_image_embeddings(self, pixel_values, runtime_ai100: bool = True) -> torch.Tensor | list[torch.Tensor]:
+    def get_image_embeddings(self, pixel_values, runtime_ai100: bool = True):
         """The image encoder's output [images, C, h, w] for a processor's pixel_values (SAM 2's: a list of them, from the
-        highest resolution), as transformers' method."""
-        maps = self._image_embeddings(pixel_values, runtime_ai100)
-        return [torch.from_numpy(m) for m in maps] if self.is_sam2 else torch.from_numpy(maps[0])
+        highest resolution; SAM-HQ's: (it, [its first global block's ViT features]), which its decoder reads), as
+        transformers' method; ``generate`` takes it back as ``image_embeddings`` (SAM-HQ's: and ``intermediate_embeddings``)."""
+        maps = [torch.from_numpy(m) for m in self._image_embeddings(pixel_values, runtime_ai100)]
+        if self.is_sam2:
+            return maps
+        return (maps[0], maps[1:]) if self.is_sam_hq else maps[0]
 
     def _image_embeddings(self, pixel_values, runtime_ai100: bool) -> list[np.ndarray]:
         pixels = np.ascontiguousarray(as_numpy(pixel_values), dtype=np.float32)
         pixels = pixels[None] if pixels.ndim == 3 else pixels
         size, channels = self.image_size, self.num_channels
         if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (channels, size, size):
-            how = "resizes" if self.is_sam2 else "resizes and pads"
+            how = "resizes" if self.is_sam2 else "resizes and pads"  # SAM-HQ's processor: SAM's
             raise ValueError(
                 f"pixel_values must be [images, {channels}, {size}, {size}] (the processor {how} every image to "
                 f"{size}x{size}), got shape {list(pixels.shape)}."
@@ -220,9 +245,14 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         session, params = self._graph_session("image")
         return run_in_batches(session, PIXEL_VALUES, pixels, params["batch_size"])
 
-    def _given_embeddings(self, given) -> list[np.ndarray]:
-        """``image_embeddings`` as get_image_embeddings returns them (SAM 2's: a list), checked."""
+    def _given_embeddings(self, given, intermediate=None) -> list[np.ndarray]:
+        """``image_embeddings`` as get_image_embeddings returns them (SAM 2's: a list; SAM-HQ's with its
+        ``intermediate_embeddings``, of which the decoder reads the first), checked."""
         maps = list(given) if isinstance(given, (list, tuple)) else [given]
+        if self.is_sam_hq and len(self.embedding_names) > 1:
+            if intermediate is None:
+                raise ValueError("SAM-HQ's decoder reads its ViT features: pass intermediate_embeddings with image_embeddings.")
+            maps += list(intermediate)[:1] if isinstance(intermediate, (list, tuple)) else [intermediate]
         maps = [np.ascontiguousarray(as_numpy(m), dtype=np.float32) for m in maps]
         shapes = self._embedding_shapes()
         if len(maps) != len(shapes) or any(m.ndim != 4 or m.shape[1:] != shape or len(m) != len(maps[0]) for m, shape in zip(maps, shapes)):
@@ -234,11 +264,17 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         return maps
 
     def generate(
-        self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, multimask_output: bool = True
-    ) -> SamImageSegmentationOutput | Sam2ImageSegmentationOutput:
+        self,
+        inputs,
+        device_ids: list[int] | None = None,
+        runtime_ai100: bool = True,
+        multimask_output: bool = True,
+        hq_token_only: bool = False,
+    ) -> SamImageSegmentationOutput | Sam2ImageSegmentationOutput | SamHQImageSegmentationOutput:
         """Masks for a processor's output (pixel_values, or image_embeddings from get_image_embeddings, with input_points
         and input_labels, input_boxes, or both): ``pred_masks`` [images, prompts, masks, h, w] and ``iou_scores``, three
-        masks per prompt with ``multimask_output`` (transformers' default), else one (module docstring)."""
+        masks per prompt with ``multimask_output`` (transformers' default), else one (module docstring); SAM-HQ's
+        ``hq_token_only``: its high-quality token's mask alone, as transformers'."""
         if device_ids is not None and len(device_ids) > 1:
             warn_ignored_options("generate()", {"device_ids": device_ids})
         if not hasattr(inputs, "keys"):
@@ -251,7 +287,7 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         if not prompts and not self.is_sam2:
             raise ValueError("Pass a prompt: input_points (with input_labels), input_boxes, or both.")
         if inputs.get(IMAGE_EMBEDDINGS) is not None:
-            embeddings = self._given_embeddings(inputs[IMAGE_EMBEDDINGS])
+            embeddings = self._given_embeddings(inputs[IMAGE_EMBEDDINGS], inputs.get(INTERMEDIATE_EMBEDDINGS))
         else:
             embeddings = self._image_embeddings(inputs[PIXEL_VALUES], runtime_ai100)
         if not prompts:  # SAM 2 without a prompt: transformers' one padding point (label -1) per image
@@ -264,11 +300,14 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
             with torch.no_grad():
                 outputs = [t.numpy() for t in self.decoders[kind](*map(torch.from_numpy, (*embeddings, *prompts.values())))]
         else:
-            names = MaskDecoderGraphSpec(PROMPT_KINDS[kind], self.levels, object_scores=self.is_sam2).output_names
-            feed = dict(zip(image_embedding_names(self.levels), embeddings)) | prompts
+            names = MaskDecoderGraphSpec(PROMPT_KINDS[kind], self.embedding_names, object_scores=self.is_sam2).output_names
+            feed = dict(zip(self.embedding_names, embeddings)) | prompts
             outputs = self._graph_session(kind)[0].run(names, feed)
         masks, scores = outputs[0], outputs[1]
         decoder_config = self.config.mask_decoder_config
+        if self.is_sam_hq:
+            masks, scores = high_quality_masks(masks, scores, multimask_output, hq_token_only)
+            return SamHQImageSegmentationOutput(iou_scores=torch.from_numpy(scores), pred_masks=torch.from_numpy(masks))
         if not multimask_output and self.is_sam2 and decoder_config.dynamic_multimask_via_stability:
             masks, scores = stable_single_mask(
                 masks, scores, decoder_config.dynamic_multimask_stability_delta, decoder_config.dynamic_multimask_stability_thresh

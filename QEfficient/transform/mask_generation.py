@@ -1,11 +1,14 @@
-"""SAM and SAM 2 (transformers' ``SamModel``, ``Sam2Model``: ``AutoModelForMaskGeneration``) as two modules: the image
-encoder (pixels -> image embeddings, SAM 2's at three resolutions; the expensive part, run once per image) and the
-prompt encoder with the mask decoder (image embeddings and one kind of prompt -> masks and their predicted IoU, SAM 2's
-object score too), run once per set of prompts.
+"""SAM, SAM 2 and SAM-HQ (transformers' ``SamModel``, ``Sam2Model``, ``SamHQModel``: ``AutoModelForMaskGeneration``) as
+two modules: the image encoder (pixels -> image embeddings, SAM 2's at three resolutions, SAM-HQ's with its first
+global attention block's ViT features; the expensive part, run once per image) and the prompt encoder with the mask
+decoder (image embeddings and one kind of prompt -> masks and their predicted IoU, SAM 2's object score too), run once
+per set of prompts.
 
 transformers' mask decoder keeps mask tokens 1-3 (``multimask_output=True``) or token 0 (False) with a ``slice`` it
 builds in Python; here the decoder returns all four (the name ``slice`` in its module answers every mask while our
-forward runs) and the host keeps the ones asked for, so one graph serves both. The prompt kind decides the graph:
+forward runs) and the host keeps the ones asked for, so one graph serves both. SAM-HQ's decoder, run with one mask and
+``hq_token_only`` under that patch, returns its four masks and its high-quality token's mask, and its four IoU scores:
+the host sorts, picks and adds them as transformers' decoder does. The prompt kind decides the graph:
 transformers pads a points-only prompt with one extra point, not a prompt with a box.
 """
 
@@ -21,13 +24,19 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from QEfficient.export.task_graph_specs import INPUT_BOXES, INPUT_LABELS, INPUT_POINTS
+from QEfficient.export.task_graph_specs import (
+    IMAGE_EMBEDDINGS,
+    INPUT_BOXES,
+    INPUT_LABELS,
+    INPUT_POINTS,
+    INTERMEDIATE_EMBEDDINGS,
+    image_embedding_names,
+)
 
 # the transformers classes run here (SAM 2's checkpoints say "sam2_video", which transformers' mask generation mapping
 # also loads as Sam2Model); types of that mapping not run here, with why
-MASK_GENERATORS = ("SamModel", "Sam2Model")
+MASK_GENERATORS = ("SamModel", "Sam2Model", "SamHQModel")
 UNSUPPORTED_MASK_GENERATORS = {
-    "sam_hq": "its high-quality mask token and its choice among the masks differ from SAM's decoder, which is what runs here",
     **dict.fromkeys(("edgetam", "edgetam_video"), "its image encoder is a timm backbone, which the export does not trace"),
     **dict.fromkeys(("sam3_tracker", "sam3_video"), "it tracks objects through a video's frames with a memory"),
 }
@@ -56,9 +65,18 @@ def is_sam2(model: PreTrainedModel) -> bool:
     return type(model).__name__ == "Sam2Model"
 
 
-def embedding_levels(model: PreTrainedModel) -> int:
-    """The image embedding maps the decoder reads: SAM's one, SAM 2's three (high resolution first)."""
-    return SAM2_LEVELS if is_sam2(model) else 1
+def is_sam_hq(model: PreTrainedModel) -> bool:
+    return type(model).__name__ == "SamHQModel"
+
+
+def embedding_names(model: PreTrainedModel) -> tuple[str, ...]:
+    """The image encoder's outputs the decoder reads: SAM's one map, SAM 2's three (high resolution first), SAM-HQ's map
+    and its first global attention block's ViT features (none where it has no global block)."""
+    if is_sam2(model):
+        return image_embedding_names(SAM2_LEVELS)
+    if is_sam_hq(model) and model.config.vision_config.global_attn_indexes:
+        return IMAGE_EMBEDDINGS, INTERMEDIATE_EMBEDDINGS
+    return (IMAGE_EMBEDDINGS,)
 
 
 _PATCH_LOCK = threading.Lock()
@@ -95,6 +113,9 @@ class QEffSamImageEncoder(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         embeddings = self.hf.get_image_embeddings(pixel_values)
+        if is_sam_hq(self.hf):  # (its map, every global block's features): the decoder reads the first block's
+            embeddings, intermediate = embeddings
+            return (embeddings, intermediate[0]) if intermediate else embeddings
         return embeddings if isinstance(embeddings, torch.Tensor) else tuple(embeddings)
 
 
@@ -106,13 +127,18 @@ class QEffSamPromptDecoder(nn.Module):
         super().__init__()
         self.hf = sam
         self.prompt_names = PROMPT_KINDS[kind]
-        self.levels = embedding_levels(sam)
+        self.levels = len(embedding_names(sam))
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         embeddings, prompts = inputs[: self.levels], inputs[self.levels :]
-        image_embeddings = embeddings[0] if self.levels == 1 else list(embeddings)
+        given = dict(zip(self.prompt_names, prompts))
+        if is_sam_hq(self.hf):  # one mask, the high-quality token's only: under the patch, every mask (module docstring)
+            given |= {"multimask_output": False, "hq_token_only": True, "intermediate_embeddings": list(embeddings[1:])}
+        else:
+            given["multimask_output"] = True
+        image_embeddings = list(embeddings) if is_sam2(self.hf) else embeddings[0]
         with every_mask(self.hf):
-            out = self.hf(image_embeddings=image_embeddings, multimask_output=True, **dict(zip(self.prompt_names, prompts)))
+            out = self.hf(image_embeddings=image_embeddings, **given)
         if out.pred_masks.shape[2] != self.hf.mask_decoder.num_mask_tokens:  # the decoder no longer picks by slice()
             raise NotImplementedError(
                 f"{type(self.hf).__name__}'s mask decoder returned {out.pred_masks.shape[2]} masks, not its "
