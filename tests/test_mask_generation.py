@@ -74,6 +74,24 @@ def sam_hq():
     return hf, model
 
 
+def test_sam_hq_without_a_global_block(sam_hq):
+    """Without a global attention block SAM-HQ's decoder reads no ViT features: the graph takes the image map alone."""
+    hf, _ = sam_hq
+    config = hf.config.to_dict()
+    config["vision_config"]["global_attn_indexes"] = []
+    torch.manual_seed(0)
+    windowed = SamHQModel(SamHQConfig(**config)).eval()
+    widen_weights(windowed)
+    model = QEFFAutoModelForMaskGeneration(windowed)
+    assert model.embedding_names == ("image_embeddings",)
+    given = prompts()["points"]
+    pixels = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = windowed(pixel_values=pixels, **given)
+    got = model.generate({"pixel_values": pixels, **given}, runtime_ai100=False)
+    np.testing.assert_allclose(got.pred_masks.numpy(), expected.pred_masks.numpy(), atol=1e-4 * expected.pred_masks.abs().max().item())
+
+
 @pytest.fixture(scope="module")
 def sam2():
     """A tiny SAM 2: Hiera at 64 px (4 stages, windowed and global attention), an FPN of three levels, SAM 2's decoder."""

@@ -45,3 +45,19 @@ def test_text_encoders_equal_transformers(model_type, tmp_path):
         real = mask.numpy().astype(bool)
         np.testing.assert_allclose(got[real], expected[real], atol=1e-4 * max(1.0, np.abs(expected).max()), rtol=0)
     assert float(np.abs(expected[0] - expected[1]).max()) > 1e-2  # the tokens decide
+
+
+def test_every_text_encoding_type_runs_or_is_refused(tmp_path):
+    """A type of transformers' text-encoding mapping is tested here, swept as an encoder (tests/test_encoder_sweep.py),
+    or refused saying why, before any weight is read."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES
+
+    from QEfficient.transform.encoder import UNSUPPORTED_ENCODERS, UNSUPPORTED_TEXT_ENCODING
+    from tests.test_encoder_sweep import TYPES
+
+    assert set(MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES) <= set(SMALL) | set(TYPES) | set(UNSUPPORTED_TEXT_ENCODING) | set(
+        UNSUPPORTED_ENCODERS
+    )
+    AutoConfig.for_model("t5gemma").save_pretrained(tmp_path)
+    with pytest.raises(NotImplementedError, match="sliding-window"):
+        QEFFAutoModelForTextEncoding.from_pretrained(tmp_path)

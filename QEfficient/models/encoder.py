@@ -56,7 +56,7 @@ from QEfficient.models.sentence_transformers import (
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.runtime.tokenizer import tokenizer_digest
 from QEfficient.transform.dual_encoder import is_dual_encoder
-from QEfficient.transform.encoder import PoolingFn, QEffEncoder, resolve_pooling
+from QEfficient.transform.encoder import UNSUPPORTED_TEXT_ENCODING, PoolingFn, QEffEncoder, resolve_pooling
 from QEfficient.transform.image_encoder import reads_pixels
 from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.cache import file_digest, hash_dict
@@ -549,6 +549,15 @@ class QEFFAutoModelForTextEncoding(QEFFAutoModel):
     {"output": the last hidden state [B, S, D]} (pooled with ``pooling=``)."""
 
     _hf_auto = AutoModelForTextEncoding
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, pooling: str | PoolingFn | None = None, *args, **kwargs):
+        """As QEFFAutoModel's; the text-encoding types not run here are refused before any weight is read."""
+        config = _saved_config(pretrained_model_name_or_path, kwargs)
+        reason = UNSUPPORTED_TEXT_ENCODING.get(config.model_type) if config is not None else None
+        if reason is not None:
+            raise NotImplementedError(f"'{config.model_type}' is not supported as a text encoder here: {reason}.")
+        return super().from_pretrained(pretrained_model_name_or_path, pooling, *args, **kwargs)
 
 
 class QEFFAutoModelForDocumentQuestionAnswering(QEFFAutoModelForQuestionAnswering):

@@ -219,7 +219,9 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         self._num_cores = num_cores
         return self.qpc_paths
 
-    def get_image_embeddings(self, pixel_values, runtime_ai100: bool = True):
+    def get_image_embeddings(
+        self, pixel_values, runtime_ai100: bool = True
+    ) -> torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """The image encoder's output [images, C, h, w] for a processor's pixel_values (SAM 2's: a list of them, from the
         highest resolution; SAM-HQ's: (it, [its first global block's ViT features]), which its decoder reads), as
         transformers' method; ``generate`` takes it back as ``image_embeddings`` (SAM-HQ's: and ``intermediate_embeddings``)."""
@@ -256,11 +258,12 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         maps = [np.ascontiguousarray(as_numpy(m), dtype=np.float32) for m in maps]
         shapes = self._embedding_shapes()
         if len(maps) != len(shapes) or any(m.ndim != 4 or m.shape[1:] != shape or len(m) != len(maps[0]) for m, shape in zip(maps, shapes)):
-            expected = ", ".join(f"[images, {', '.join(map(str, shape))}]" for shape in shapes)
-            raise ValueError(
-                f"image_embeddings must be {'a list of ' if len(shapes) > 1 else ''}{expected} (get_image_embeddings' output), "
-                f"got {[list(np.shape(m)) for m in maps]}."
-            )
+            expected = [f"[images, {', '.join(map(str, shape))}]" for shape in shapes]
+            if self.is_sam_hq and len(shapes) > 1:  # its map, and its ViT features as intermediate_embeddings
+                what = f"{expected[0]} with intermediate_embeddings [{expected[1]}]"
+            else:
+                what = ("a list of " if len(shapes) > 1 else "") + ", ".join(expected)
+            raise ValueError(f"image_embeddings must be {what} (get_image_embeddings' output), got {[list(np.shape(m)) for m in maps]}.")
         return maps
 
     def generate(

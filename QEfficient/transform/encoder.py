@@ -132,6 +132,21 @@ UNSUPPORTED_ENCODERS = {
 }
 
 
+# document models whose inputs are not graph inputs here, and why (the others: LAYOUT_TYPES)
+UNSUPPORTED_DOCUMENT_MODELS = {
+    "layoutlmv2": "its page image goes through a detectron2 backbone, which neither transformers here nor this graph runs",
+}
+
+# types of transformers' text-encoding mapping (AutoModelForTextEncoding) not run as text encoders here, and why
+UNSUPPORTED_TEXT_ENCODING = {
+    "t5gemma": "its encoder's sliding-window layers need a mask this graph does not write for them",
+    **dict.fromkeys(
+        ("llama4", "mllama", "emu3", "molmo2_text", "tipsv2_text_model"),
+        "the text model of a multimodal model, not proven as a text encoder here",
+    ),
+}
+
+
 # Question-answering heads that read the input beyond the encoder's output, and why they are refused
 UNSUPPORTED_QA = {
     "big_bird": "without token_type_ids its head builds them from the first separator, which this graph does not",
@@ -153,7 +168,7 @@ UNSUPPORTED_DECODER_CLASSIFIERS = {
 def check_encoder_type(config, classifier: bool = False) -> None:
     """An encoder type (or a decoder's sequence classifier) known not to run as a graph is refused before anything is
     exported, saying why."""
-    reason = UNSUPPORTED_ENCODERS.get(config.model_type)
+    reason = UNSUPPORTED_ENCODERS.get(config.model_type) or UNSUPPORTED_DOCUMENT_MODELS.get(config.model_type)
     if reason is not None:
         raise ValueError(f"'{config.model_type}' is not supported as an encoder here: {reason}.")
     reason = UNSUPPORTED_DECODER_CLASSIFIERS.get(config.model_type)

@@ -53,7 +53,7 @@ def check_mask_generator(model: PreTrainedModel) -> None:
     name = type(model).__name__
     reason = UNSUPPORTED_MASK_GENERATORS.get(model.config.model_type)
     if reason is None and name not in MASK_GENERATORS:
-        reason = f"the promptable segmenters run here are {' and '.join(MASK_GENERATORS)} (SAM 2's video tracker is not)"
+        reason = f"the promptable segmenters run here are {', '.join(MASK_GENERATORS)} (SAM 2's video tracker is not)"
     if reason is None and is_sam2(model) and model.config.vision_config.num_feature_levels != SAM2_LEVELS:
         reason = f"its image encoder gives {model.config.vision_config.num_feature_levels} feature levels, not SAM 2's {SAM2_LEVELS}"
     if reason is not None:
@@ -74,7 +74,7 @@ def embedding_names(model: PreTrainedModel) -> tuple[str, ...]:
     and its first global attention block's ViT features (none where it has no global block)."""
     if is_sam2(model):
         return image_embedding_names(SAM2_LEVELS)
-    if is_sam_hq(model) and model.config.vision_config.global_attn_indexes:
+    if is_sam_hq(model) and any(layer.window_size == 0 for layer in model.vision_encoder.layers):  # transformers' rule
         return IMAGE_EMBEDDINGS, INTERMEDIATE_EMBEDDINGS
     return (IMAGE_EMBEDDINGS,)
 
@@ -105,23 +105,25 @@ def every_mask(model: PreTrainedModel) -> Iterator[None]:
 
 class QEffSamImageEncoder(nn.Module):
     """forward(pixel_values [B, 3, S, S]) -> image embeddings [B, C, h, w], SAM 2's a tuple of them (transformers'
-    ``get_image_embeddings``)."""
+    ``get_image_embeddings``), SAM-HQ's with its first global block's ViT features [B, h, w, width]."""
 
     def __init__(self, sam: PreTrainedModel) -> None:
         super().__init__()
         self.hf = sam
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if is_sam_hq(self.hf):  # its map and every global block's features, by name: the decoder reads the first block's
+            out = self.hf.vision_encoder(pixel_values=pixel_values)
+            intermediate = out.intermediate_embeddings
+            return (out.last_hidden_state, intermediate[0]) if intermediate else out.last_hidden_state
         embeddings = self.hf.get_image_embeddings(pixel_values)
-        if is_sam_hq(self.hf):  # (its map, every global block's features): the decoder reads the first block's
-            embeddings, intermediate = embeddings
-            return (embeddings, intermediate[0]) if intermediate else embeddings
         return embeddings if isinstance(embeddings, torch.Tensor) else tuple(embeddings)
 
 
 class QEffSamPromptDecoder(nn.Module):
     """forward(*image_embeddings, *the kind's prompts) -> (pred_masks [B, P, 4, h, w], iou_scores [B, P, 4]; SAM 2's
-    object_score_logits [B, P, 1]): every mask token's masks for each prompt of each image."""
+    object_score_logits [B, P, 1]; SAM-HQ's masks [B, P, 5, h, w], the high-quality token's last): every mask token's
+    masks for each prompt of each image."""
 
     def __init__(self, sam: PreTrainedModel, kind: str) -> None:
         super().__init__()
