@@ -1,9 +1,10 @@
-"""QEFFAutoModelForRetrieval: ColPali (late-interaction retrieval over PaliGemma) and ColQwen2 (over Qwen2-VL) as tiny
-random models saved with their processors (weights widened so that the page and the query decide). Pages and queries,
-batched past the compiled batch size (ColQwen2's pages of three patch grids), give transformers' embeddings within 1e-4
-and the processor's MaxSim scores from them. Where transformers' SDPA leaves a left-padded row that sees nothing NaN
-(ColPali without token types, ColQwen2), the real tokens match, padding is zero, and the whole output equals its eager
-attention's; QEFFAutoModel routes a retriever here; ColModernVBert, bad inputs and the server are refused saying why."""
+"""QEFFAutoModelForRetrieval: ColPali (late-interaction retrieval over PaliGemma) and ColQwen2 (over Qwen2-VL and, as
+ColQwen2.5, Qwen2.5-VL) as tiny random models saved with their processors (weights widened so that the page and the
+query decide). Pages and queries, batched past the compiled batch size (ColQwen2's pages of three patch grids), give
+transformers' embeddings within 1e-4 and the processor's MaxSim scores from them. Where transformers' SDPA leaves a
+left-padded row that sees nothing NaN (ColPali without token types, ColQwen2), the real tokens match, padding is zero,
+and the whole output equals its eager attention's; QEFFAutoModel routes a retriever here; ColModernVBert, bad inputs
+and the server are refused saying why."""
 
 from __future__ import annotations
 
@@ -22,13 +23,14 @@ from transformers import (
     Gemma2Config,
     GemmaConfig,
     PaliGemmaConfig,
+    Qwen2_5_VLConfig,
     SiglipImageProcessorPil,
     SiglipVisionConfig,
 )
 
 from QEfficient import QEFFAutoModel, QEFFAutoModelForRetrieval
 from QEfficient.cloud.serve import build_server
-from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, qwen2_vl_parts
+from tests.vlm_fixtures import _TEXT, QWEN2_5_VL_VISION, _tokenizer, _widen_and_save, qwen2_vl_parts
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +51,21 @@ def colpali(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module")
-def colqwen2(tmp_path_factory):
-    """A tiny ColQwen2 folder: Qwen2-VL's tower (patch 7, 2x2 merge, 16-64 patches a page), its text model."""
-    folder = tmp_path_factory.mktemp("tiny-colqwen2")
+@pytest.fixture(scope="module", params=["qwen2_vl", "qwen2_5_vl"])
+def colqwen2(request, tmp_path_factory):
+    """A tiny ColQwen2 folder over Qwen2-VL (patch 7, 2x2 merge, 16-64 patches a page), or ColQwen2.5's over Qwen2.5-VL
+    (its tower attends within windows in one block, within the page in the other)."""
+    folder = tmp_path_factory.mktemp(f"tiny-colqwen2-{request.param}")
     tok, vlm, image_processor = qwen2_vl_parts()
+    if request.param == "qwen2_5_vl":
+        vlm = Qwen2_5_VLConfig(
+            text_config=vlm.text_config.to_dict(),
+            vision_config=dict(QWEN2_5_VL_VISION),
+            image_token_id=vlm.image_token_id,
+            video_token_id=vlm.video_token_id,
+            vision_start_token_id=vlm.vision_start_token_id,
+            vision_end_token_id=vlm.vision_end_token_id,
+        )
     torch.manual_seed(0)
     _widen_and_save(ColQwen2ForRetrieval(ColQwen2Config(vlm_config=vlm, embedding_dim=24)), folder)
     ColQwen2Processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)

@@ -28,15 +28,15 @@ from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_visi
 class RetrieverRule:
     """What differs between the retrievers' language models."""
 
-    vlm_type: str  # the vision-language model it is built on (the image-text path's vision adapter)
+    vlm_types: tuple[str, ...]  # the vision-language models it is built on (the image-text path's vision adapters)
     first_position: int  # PaliGemma counts positions from 1 (over the padding too), Qwen2-VL from 0
     # PaliGemma's prefix attends both ways; ColQwen2's forward passes no token types, so the host feeds type 1 (causal)
     reads_token_types: bool
 
 
 RETRIEVERS = {
-    "colpali": RetrieverRule("paligemma", first_position=1, reads_token_types=True),
-    "colqwen2": RetrieverRule("qwen2_vl", first_position=0, reads_token_types=False),
+    "colpali": RetrieverRule(("paligemma",), first_position=1, reads_token_types=True),
+    "colqwen2": RetrieverRule(("qwen2_vl", "qwen2_5_vl"), first_position=0, reads_token_types=False),  # ColQwen2, ColQwen2.5
 }
 # the retrieval types that are not run here, and why
 UNSUPPORTED_RETRIEVAL = {
@@ -51,8 +51,8 @@ def retriever_rule(config) -> RetrieverRule:
         raise NotImplementedError(f"'{model_type}' retrieval models are not supported: {UNSUPPORTED_RETRIEVAL[model_type]}.")
     rule = RETRIEVERS.get(model_type)
     vlm = getattr(config, "vlm_config", None)
-    if rule is None or getattr(vlm, "model_type", None) != rule.vlm_type:
-        known = ", ".join(f"{t} over {r.vlm_type}" for t, r in RETRIEVERS.items())
+    if rule is None or getattr(vlm, "model_type", None) not in rule.vlm_types:
+        known = ", ".join(f"{t} over {' or '.join(r.vlm_types)}" for t, r in RETRIEVERS.items())
         raise NotImplementedError(f"'{model_type}' over '{getattr(vlm, 'model_type', None)}' is not a retriever this graph runs ({known}).")
     layer_types = set(getattr(vlm.text_config, "layer_types", None) or ["full_attention"])
     if layer_types != {"full_attention"}:  # PaliGemma 2's Gemma 2: sliding windows, whose mask this graph does not write
