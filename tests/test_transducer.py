@@ -3,10 +3,11 @@ network's blank raised, so that the tokens and durations vary with the audio) sa
 the test recording of different lengths give transformers' generate's sequences and durations exactly, batched past the
 compiled encoder batch (TDT runs to transformers' max_length, RNN-T until every clip has walked past its audio; each
 also from PyTorch and with max_new_tokens), and the processor decodes them alike; ``generate(processor, audio)`` gives
-the texts, as QEFFAutoModelForCTC's does, and ``serve`` on the TDT folder answers /v1/audio/transcriptions with
-transformers' text on loopback. The generation config's eos token (finished rows then padded) and length limit are
-read as transformers reads them, inputs without a mask and ``generate(**inputs)`` too; options the greedy loop does not
-apply and the other transducer types are refused saying why."""
+the texts, as QEFFAutoModelForCTC's does, ``serve`` on the TDT folder answers /v1/audio/transcriptions with
+transformers' text on loopback, and ``infer --audio_path`` on the RNN-T folder returns it. The generation config's eos
+token (finished rows then padded) and length limit are read as transformers reads them, inputs without a mask and
+``generate(**inputs)`` too; options the greedy loop does not apply and the other transducer types are refused saying
+why."""
 
 from __future__ import annotations
 
@@ -165,7 +166,14 @@ def test_texts_from_audio_and_over_http(transducer):
             hf.generate(**processor(clip, sampling_rate=16000, return_tensors="pt")).sequences, skip_special_tokens=True
         )
     assert model.generate(processor, clip) == expected and expected[0].strip()
-    if kind != "tdt":  # one server is enough: the app is the CTC models'
+    if kind != "tdt":  # the command line for RNN-T; one server (TDT's) is enough: the app is the CTC models'
+        from QEfficient.cloud import infer
+
+        audio = read_wav(DATA / "speech16k.wav")
+        with torch.no_grad():
+            sequences = hf.generate(**processor(audio, sampling_rate=16000, return_tensors="pt")).sequences
+        texts = infer.main(model_name=str(model.folder), audio_path=str(DATA / "speech16k.wav"), num_cores=1)
+        assert texts == processor.batch_decode(sequences, skip_special_tokens=True)
         return
     app, runner = build_from_args(parse_args(["--model_name", str(model.folder), "--num_cores", "1"]))
     with serve_on_loopback(app, log_level="critical") as url:
