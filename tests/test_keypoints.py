@@ -14,6 +14,9 @@ from transformers import (
     AutoConfig,
     AutoModelForKeypointDetection,
     AutoModelForKeypointMatching,
+    EfficientLoFTRConfig,
+    EfficientLoFTRForKeypointMatching,
+    EfficientLoFTRImageProcessorPil,
     SuperGlueConfig,
     SuperGlueForKeypointMatching,
     SuperGlueImageProcessorPil,
@@ -21,9 +24,10 @@ from transformers import (
     SuperPointImageProcessor,
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_KEYPOINT_DETECTION_MAPPING_NAMES, MODEL_FOR_KEYPOINT_MATCHING_MAPPING_NAMES
+from transformers.models.efficientloftr.modeling_efficientloftr import EfficientLoFTRKeypointMatchingOutput
 
-from QEfficient import QEFFAutoModelForKeypointDetection, QEFFAutoModelForKeypointMatching
-from QEfficient.transform.keypoints import KEYPOINT_DETECTORS, KEYPOINT_MATCHERS, UNSUPPORTED_KEYPOINT_MATCHERS
+from QEfficient import QEFFAutoModelForKeypointDetection, QEFFAutoModelForKeypointMatching, QEFFEfficientLoFTRForKeypointMatching
+from QEfficient.transform.keypoints import DENSE_MATCHERS, KEYPOINT_DETECTORS, KEYPOINT_MATCHERS, UNSUPPORTED_KEYPOINT_MATCHERS
 from tests.helpers import widen_weights
 
 TINY = dict(encoder_hidden_sizes=[8, 8, 16, 16], decoder_hidden_size=32, descriptor_decoder_dim=16, max_keypoints=40)
@@ -109,7 +113,7 @@ def _compare_matches(got, expected):
 
 
 def test_every_keypoint_matching_type_runs_or_is_refused():
-    assert set(MODEL_FOR_KEYPOINT_MATCHING_MAPPING_NAMES) == KEYPOINT_MATCHERS | set(UNSUPPORTED_KEYPOINT_MATCHERS)
+    assert set(MODEL_FOR_KEYPOINT_MATCHING_MAPPING_NAMES) == KEYPOINT_MATCHERS | DENSE_MATCHERS | set(UNSUPPORTED_KEYPOINT_MATCHERS)
     with torch.device("meta"), pytest.raises(NotImplementedError, match="stop early and prune"):
         QEFFAutoModelForKeypointMatching(AutoModelForKeypointMatching.from_config(AutoConfig.for_model("lightglue")))
 
@@ -176,3 +180,49 @@ def test_no_keypoints_and_the_processor_round_trip(superglue):
         model.generate({"pixel_values": flat[0]})
     with pytest.raises(ValueError, match="at least 8 x 8"):
         model.generate({"pixel_values": flat[..., :6, :6]})
+
+
+def test_efficientloftr_matches_equal_transformers(tmp_path):
+    """EfficientLoFTR, a semi-dense matcher, as one graph (the dynamo exporter's): its matches equal transformers' exactly,
+    scores and refined keypoints within 1e-4, for pairs of different images and a shifted noisy copy, run pair by pair
+    (as transformers on each pair alone); the processor's post-processing takes them as they are. Its weights are left as drawn (its
+    coarse threshold at 0), which leaves dozens of mutual matches a pair."""
+    config = EfficientLoFTRConfig(
+        stage_num_blocks=[1, 1, 1], out_features=[16, 16, 32], stage_stride=[2, 1, 2], hidden_size=32, num_attention_layers=2,
+        num_attention_heads=8, fine_kernel_size=4, fine_matching_slice_dim=4, coarse_matching_threshold=0.0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    EfficientLoFTRForKeypointMatching(config).eval().save_pretrained(tmp_path)
+    processor = EfficientLoFTRImageProcessorPil(size={"height": 64, "width": 64})
+    processor.save_pretrained(tmp_path)
+    hf = EfficientLoFTRForKeypointMatching.from_pretrained(tmp_path).eval()
+    model = QEFFAutoModelForKeypointMatching.from_pretrained(tmp_path)
+    assert isinstance(model, QEFFEfficientLoFTRForKeypointMatching)
+    with pytest.raises(ValueError, match="mixes the pairs of a batch"):
+        model.compile(batch_size=2, num_cores=1)
+    model.compile(num_cores=1)  # at the processor's 64 x 64
+    generator = torch.Generator().manual_seed(1)
+    pixels = torch.rand(3, 2, 3, 64, 64, generator=generator)
+    # a shifted copy with noise (an exact copy ties the dual softmax's maxima, which torch and ONNX Runtime break apart)
+    pixels[1, 1] = torch.roll(pixels[1, 0], shifts=(8, 8), dims=(1, 2)) + 0.05 * torch.rand(3, 64, 64, generator=generator)
+    with torch.no_grad():  # pair by pair: transformers' batched forward hands a pair another pair's match indices
+        parts = [hf(pixel_values=pixels[i : i + 1]) for i in range(len(pixels))]
+    expected = EfficientLoFTRKeypointMatchingOutput(
+        **{name: torch.cat([getattr(part, name) for part in parts]) for name in ("matches", "matching_scores", "keypoints")}
+    )
+    got = model.generate({"pixel_values": pixels})
+    np.testing.assert_array_equal(got.matches.numpy(), expected.matches.numpy())
+    np.testing.assert_allclose(got.matching_scores.numpy(), expected.matching_scores.numpy(), atol=1e-4)
+    np.testing.assert_allclose(got.keypoints.numpy(), expected.keypoints.numpy(), atol=1e-4)
+    assert (expected.matches >= 0).sum(dim=(1, 2)).min() > 10  # every pair has matches to compare
+    with torch.no_grad():  # the reason pairs run alone: batched, transformers' indices move between pairs
+        assert not torch.equal(hf(pixel_values=pixels).matches, expected.matches)
+    images = [[np.random.default_rng(s).integers(0, 256, (50, 70, 3), dtype=np.uint8) for s in (1, 2)]]
+    inputs = processor(images, return_tensors="pt")
+    with torch.no_grad():
+        want = processor.post_process_keypoint_matching(hf(**inputs), [[(50, 70), (50, 70)]])
+    for a, b in zip(processor.post_process_keypoint_matching(model.generate(inputs), [[(50, 70), (50, 70)]]), want):
+        for name in ("keypoints0", "keypoints1", "matching_scores"):
+            np.testing.assert_allclose(a[name].numpy(), b[name].numpy(), atol=1e-3, err_msg=name)
+    with pytest.raises(ValueError, match="compiled for 64 x 64"):
+        model.generate({"pixel_values": pixels[..., :32, :32]})

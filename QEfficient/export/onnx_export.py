@@ -89,20 +89,32 @@ def export_onnx(qeff_module, out_dir: Path, model_name: str, dynamo: bool = Fals
     axes = io.dynamic_axes()  # the KV cache has a ctx_len axis, recurrent states only a batch axis
     retained_shapes = tuple({0: batch, 2: ctx} if 2 in axes[n] else {0: batch} for n in io.past_names)
     shapes = ({0: batch, 1: seq}, {0: batch, 1: seq}, retained_shapes)
+    return _dynamo(qeff_module, args, onnx_path, io.input_names, io.output_names, shapes)
+
+
+def _dynamo(module, args: tuple, onnx_path: Path, input_names: list[str], output_names: list[str], shapes: tuple) -> Path:
     with _EXPORT_LOCK, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the dynamo exporter's warnings
         torch.onnx.export(
-            qeff_module,
+            module,
             args,
             str(onnx_path),
-            input_names=io.input_names,
-            output_names=io.output_names,
+            input_names=input_names,
+            output_names=output_names,
             dynamic_shapes=shapes,
             dynamo=True,
             opset_version=18,
             external_data=True,
         )
     return onnx_path
+
+
+def dynamo_export(module, args: tuple, onnx_path: Path, input_names: list[str], output_names: list[str], what: str) -> Path:
+    """The dynamo exporter, the first axis of every input dynamic (a batch), for a module the TorchScript exporter
+    fails on; ``what`` names the model in the error that asks for the extra."""
+    require_extra("dynamo", what)
+    batch = torch.export.Dim("batch_size", min=1)
+    return _dynamo(module.eval(), args, onnx_path, input_names, output_names, tuple({0: batch} for _ in args))
 
 
 _GRAPH_SHAPE_PASS = "_jit_pass_onnx_graph_shape_type_inference"

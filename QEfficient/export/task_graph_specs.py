@@ -450,3 +450,24 @@ class TransducerStepGraphSpec:
     @staticmethod
     def specializations(batch_size: int) -> dict[str, Any]:
         return {"specializations": [{"name": "TransducerStep", "symbols": {"batch_size": str(batch_size)}}]}
+
+
+@dataclass(frozen=True)
+class DenseMatcherGraphSpec:
+    """A semi-dense matcher (EfficientLoFTR): image pairs at the compiled size [pairs, 2, channels, height, width] in;
+    for each coarse position of each image its match in the other (-1 for none), its score and its refined keypoint
+    [pairs, 2, positions(, 2)] out."""
+
+    input_names = (PIXEL_VALUES,)
+    output_names = [MATCHES, MATCHING_SCORES, KEYPOINTS]
+
+    @staticmethod
+    def dummy_inputs(channels: int, height: int, width: int) -> tuple:
+        import torch
+
+        return (torch.rand(2, 2, channels, height, width, generator=torch.Generator().manual_seed(0)),)
+
+    @staticmethod
+    def specializations(batch_size: int, height: int, width: int) -> dict[str, Any]:
+        symbols = {"pairs": str(batch_size), "height": str(height), "width": str(width)}
+        return {"specializations": [{"name": "DenseMatcher", "symbols": symbols}]}

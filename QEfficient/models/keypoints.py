@@ -44,9 +44,11 @@ from QEfficient.export.task_graph_specs import (
     KeypointMatcherGraphSpec,
 )
 from QEfficient.generation.encoder_run import run_in_batches
+from QEfficient.loading.hf_loader import load_config
+from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
-from QEfficient.transform.keypoints import QEffSuperGlueMatcher, QEffSuperPoint
+from QEfficient.transform.keypoints import DENSE_MATCHERS, QEffSuperGlueMatcher, QEffSuperPoint
 from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.checks import check_positive
 
@@ -202,7 +204,13 @@ class QEFFAutoModelForKeypointMatching(QEFFBaseModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
-        """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
+        """A local folder or a hub id in the local HF cache (an EfficientLoFTR folder gives a
+        QEFFEfficientLoFTRForKeypointMatching); other keyword arguments go to transformers."""
+        folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+        if load_config(folder).model_type in DENSE_MATCHERS:
+            from QEfficient.models.dense_matching import QEFFEfficientLoFTRForKeypointMatching
+
+            return QEFFEfficientLoFTRForKeypointMatching.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         return cls._from_auto(AutoModelForKeypointMatching, pretrained_model_name_or_path, *args, **kwargs)
 
     @property

@@ -8,7 +8,9 @@ the pair batch's most, with their mask), forward(keypoints, descriptors, scores,
 transformers' ``_match_image_pair`` (its graph network, the Sinkhorn iterations, the mutual check) with a matching
 threshold of 0. The host gives the keypoints already normalized to the image's size (transformers normalizes them with
 Python numbers, which a trace would fix at the export's size), so one graph serves images of any size, and applies the
-configured threshold to the scores, which transformers compares on both images alike."""
+configured threshold to the scores, which transformers compares on both images alike.
+
+EfficientLoFTR (``EfficientLoFTRForKeypointMatching``): the whole model as one module (QEffDenseMatcher)."""
 
 from __future__ import annotations
 
@@ -24,9 +26,9 @@ from QEfficient.transform.rewrites import rewritten_functions
 KEYPOINT_DETECTORS = frozenset({"superpoint"})
 # types of transformers' keypoint matching mapping run here (their detector through QEffSuperPoint), and not, with why
 KEYPOINT_MATCHERS = frozenset({"superglue"})
+DENSE_MATCHERS = frozenset({"efficientloftr"})  # one graph from the image pairs (QEffDenseMatcher)
 UNSUPPORTED_KEYPOINT_MATCHERS = {
     "lightglue": "its layers stop early and prune keypoints by their confidence, decided from the data layer by layer",
-    "efficientloftr": "its semi-dense matches vary in count with the data inside the model, and are not run here yet",
 }
 
 
@@ -59,6 +61,11 @@ class QEffSuperGlueMatcher(nn.Module):
         model_type = hf_model.config.model_type
         if model_type in UNSUPPORTED_KEYPOINT_MATCHERS:
             raise NotImplementedError(f"{type(hf_model).__name__} is not supported: {UNSUPPORTED_KEYPOINT_MATCHERS[model_type]}.")
+        if model_type in DENSE_MATCHERS:
+            raise NotImplementedError(
+                f"{type(hf_model).__name__} runs as QEFFEfficientLoFTRForKeypointMatching (one graph from the pixels): "
+                "load it with QEFFAutoModelForKeypointMatching.from_pretrained."
+            )
         if model_type not in KEYPOINT_MATCHERS:
             raise NotImplementedError(f"{type(hf_model).__name__} is not supported: the keypoint matchers run here are SuperGlue's.")
         self.hf = hf_model
@@ -78,3 +85,20 @@ class QEffSuperGlueMatcher(nn.Module):
 def keypoints_as_given(keypoints: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """SuperGlue's ``normalize_keypoints`` while the matcher runs: the host has normalized them."""
     return keypoints
+
+
+class QEffDenseMatcher(nn.Module):
+    """EfficientLoFTR (``EfficientLoFTRForKeypointMatching``) whole: forward(pixel_values [pairs, 2, C, H, W]) ->
+    (matches, matching_scores [pairs, 2, positions], keypoints [pairs, 2, positions, 2]), its coarse positions fixed by
+    the image size. Its matching is written with fixed-size tensors (masks, not lists), so the whole model is one graph
+    (the dynamo exporter's: the TorchScript one fails on its in-place writes)."""
+
+    def __init__(self, hf_model: PreTrainedModel) -> None:
+        super().__init__()
+        if hf_model.config.model_type not in DENSE_MATCHERS:
+            raise NotImplementedError(f"{type(hf_model).__name__} is not a semi-dense matcher run here (EfficientLoFTR).")
+        self.hf = hf_model
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.hf(pixel_values=pixel_values)
+        return out.matches, out.matching_scores, out.keypoints
