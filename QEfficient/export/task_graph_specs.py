@@ -454,7 +454,8 @@ class TransducerStepGraphSpec:
 
 @dataclass(frozen=True)
 class DenseMatcherGraphSpec:
-    """A semi-dense matcher (EfficientLoFTR): image pairs at the compiled size [pairs, 2, channels, height, width] in;
+    """A semi-dense matcher (EfficientLoFTR): image pairs at the compiled size [pairs, 2, 1, height, width] (their first
+    channel, which it reads) in;
     for each coarse position of each image its match in the other (-1 for none), its score and its refined keypoint
     [pairs, 2, positions(, 2)] out."""
 
@@ -469,5 +470,5 @@ class DenseMatcherGraphSpec:
 
     @staticmethod
     def specializations(batch_size: int, height: int, width: int) -> dict[str, Any]:
-        symbols = {"pairs": str(batch_size), "height": str(height), "width": str(width)}
+        symbols = {"batch_size": str(batch_size), "height": str(height), "width": str(width)}
         return {"specializations": [{"name": "DenseMatcher", "symbols": symbols}]}

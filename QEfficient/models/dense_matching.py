@@ -6,8 +6,9 @@ border removal, mutual nearest neighbours) and fine refinement, written by trans
 ``generate(processor(pairs_of_images, return_tensors="pt"))`` returns transformers' EfficientLoFTRKeypointMatchingOutput
 (``matches``, ``matching_scores``, ``keypoints``: one entry per coarse position of each image, -1 where none matched),
 which the processor's ``post_process_keypoint_matching`` takes as it is. Pairs run one at a time: transformers' forward
-concatenates a batch's match indices in an order that hands a pair another pair's indices (its scores stay in place), so
-each pair's answer is transformers' on that pair alone.
+concatenates a batch's match indices in an order that hands a pair another pair's indices (its scores stay in place),
+and gathers the refined keypoints with them, so each pair's answer is transformers' on that pair alone. The graph reads
+the images' first channel, as transformers does (the processor's grayscale, three times, or one channel).
 """
 
 from __future__ import annotations
@@ -71,13 +72,14 @@ class QEFFEfficientLoFTRForKeypointMatching(QEFFBaseModel):
             export_dir,
             export_fn=lambda tmp: dynamo_export(
                 self.model,
-                spec.dummy_inputs(3, height, width),
+                spec.dummy_inputs(1, height, width),
                 tmp / f"{name}.onnx",
                 list(spec.input_names),
                 spec.output_names,
                 f"{type(self).__name__}'s export (EfficientLoFTR's in-place matching needs the dynamo exporter)",
             ),
-            hash_extra={"graph": KIND, "img_size": [height, width], "threshold": config.coarse_matching_threshold},
+            # the config as it is now: its matching settings are constants of the graph
+            hash_extra={"graph": KIND, "img_size": [height, width], "config": config.to_diff_dict()},
         )
         return self.onnx_path
 
@@ -121,9 +123,10 @@ class QEFFEfficientLoFTRForKeypointMatching(QEFFBaseModel):
         at the compiled size), as transformers' forward returns them."""
         if device_ids is not None and len(device_ids) > 1:
             warn_ignored_options("generate()", {"device_ids": device_ids})
-        pixels = np.ascontiguousarray(as_numpy(inputs[PIXEL_VALUES] if hasattr(inputs, "keys") else inputs), dtype=np.float32)
+        pixels = np.asarray(as_numpy(inputs[PIXEL_VALUES] if hasattr(inputs, "keys") else inputs), dtype=np.float32)
         if pixels.ndim != 5 or pixels.shape[1] != 2 or not len(pixels):
             raise ValueError(f"pixel_values must be pairs of images [pairs, 2, channels, height, width], got {list(pixels.shape)}.")
+        pixels = np.ascontiguousarray(pixels[:, :, :1])  # the first channel, which transformers reads
         if not runtime_ai100:
             with torch.no_grad():
                 parts = [[t.numpy() for t in self.model(torch.from_numpy(pixels[i : i + 1]))] for i in range(len(pixels))]

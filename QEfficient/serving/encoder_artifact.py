@@ -61,6 +61,12 @@ def is_encoder_artifact(qconfig: dict) -> bool:
             f"'{qconfig.get('model_name')}' is a tower of a contrastive image-text model (CLIP, SigLIP), whose artifact holds no "
             "processor: serve the model from its folder (serve --model_name FOLDER: /v1/embeddings of texts and images)."
         )
+    kind = qconfig.get("kind")
+    if kind and "output_name" in qconfig and "kv_shape" not in qconfig:  # a task model's graph (SAM's, a matcher's, ...)
+        raise ValueError(
+            f"'{qconfig.get('model_name')}' is an artifact of a {kind} graph, which no server here takes from an artifact: "
+            "run it from Python (or serve the model's folder, where its kind is served)."
+        )
     return "output_name" in qconfig and "kv_shape" not in qconfig
 
 

@@ -64,7 +64,7 @@ class QEffSuperGlueMatcher(nn.Module):
         if model_type in DENSE_MATCHERS:
             raise NotImplementedError(
                 f"{type(hf_model).__name__} runs as QEFFEfficientLoFTRForKeypointMatching (one graph from the pixels): "
-                "load it with QEFFAutoModelForKeypointMatching.from_pretrained."
+                "load it with QEFFAutoModelForKeypointMatching.from_pretrained, or wrap it: QEFFEfficientLoFTRForKeypointMatching(model)."
             )
         if model_type not in KEYPOINT_MATCHERS:
             raise NotImplementedError(f"{type(hf_model).__name__} is not supported: the keypoint matchers run here are SuperGlue's.")
