@@ -23,14 +23,13 @@ from transformers import (
     Gemma2Config,
     GemmaConfig,
     PaliGemmaConfig,
-    Qwen2_5_VLConfig,
     SiglipImageProcessorPil,
     SiglipVisionConfig,
 )
 
 from QEfficient import QEFFAutoModel, QEFFAutoModelForRetrieval
 from QEfficient.cloud.serve import build_server
-from tests.vlm_fixtures import _TEXT, QWEN2_5_VL_VISION, _tokenizer, _widen_and_save, qwen2_vl_parts
+from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, qwen2_5_vl_config, qwen2_vl_parts
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +57,7 @@ def colqwen2(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"tiny-colqwen2-{request.param}")
     tok, vlm, image_processor = qwen2_vl_parts()
     if request.param == "qwen2_5_vl":
-        vlm = Qwen2_5_VLConfig(
-            text_config=vlm.text_config.to_dict(),
-            vision_config=dict(QWEN2_5_VL_VISION),
-            image_token_id=vlm.image_token_id,
-            video_token_id=vlm.video_token_id,
-            vision_start_token_id=vlm.vision_start_token_id,
-            vision_end_token_id=vlm.vision_end_token_id,
-        )
+        vlm = qwen2_5_vl_config(vlm)
     torch.manual_seed(0)
     _widen_and_save(ColQwen2ForRetrieval(ColQwen2Config(vlm_config=vlm, embedding_dim=24)), folder)
     ColQwen2Processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)

@@ -310,22 +310,27 @@ QWEN2_5_VL_VISION = dict(
 )
 
 
-def build_qwen2_5_vl(folder) -> Path:
-    """Qwen2.5-VL: Qwen2-VL's text side and processor; the vision tower attends within 2x2-token windows
-    (window_size 28 px) in block 0 and within whole images in block 1."""
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+def qwen2_5_vl_config(source: Qwen2VLConfig):
+    """The tiny Qwen2.5-VL's config: the tiny Qwen2-VL's text side and token ids, Qwen2.5-VL's windowed tower."""
+    from transformers import Qwen2_5_VLConfig
 
-    folder = build_qwen2_vl(folder)  # tokenizer and processor; the model is replaced
-    source = Qwen2VLConfig.from_pretrained(folder)
-    vision = dict(QWEN2_5_VL_VISION)
-    config = Qwen2_5_VLConfig(
+    return Qwen2_5_VLConfig(
         text_config=source.text_config.to_dict(),
-        vision_config=vision,
+        vision_config=dict(QWEN2_5_VL_VISION),
         image_token_id=source.image_token_id,
         video_token_id=source.video_token_id,
         vision_start_token_id=source.vision_start_token_id,
         vision_end_token_id=source.vision_end_token_id,
     )
+
+
+def build_qwen2_5_vl(folder) -> Path:
+    """Qwen2.5-VL: Qwen2-VL's text side and processor; the vision tower attends within 2x2-token windows
+    (window_size 28 px) in block 0 and within whole images in block 1."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    folder = build_qwen2_vl(folder)  # tokenizer and processor; the model is replaced
+    config = qwen2_5_vl_config(Qwen2VLConfig.from_pretrained(folder))
     torch.manual_seed(0)
     _widen_and_save(Qwen2_5_VLForConditionalGeneration(config), folder)
     return folder

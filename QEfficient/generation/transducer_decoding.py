@@ -60,7 +60,8 @@ def greedy_transducer(
         read = encoder_states[np.arange(rows), np.minimum(frame, frames - 1)]
         logits, hidden, cell, output = step(last[:, None], hidden, cell, output, keep[:, None].astype(np.int64), read)
         started = True
-        chosen = logits.argmax(-1).astype(np.int64)
+        argmax = logits.argmax(-1).astype(np.int64)
+        chosen = argmax
         if rule.eos_token_ids:  # transformers pads the rows it has finished
             chosen = np.where(unfinished, chosen, rule.pad_token_id)
         if (chosen >= rule.vocab_size).any():
@@ -73,8 +74,8 @@ def greedy_transducer(
             token = logits[:, : rule.vocab_size].argmax(-1)
             advance = logits[:, rule.vocab_size :].argmax(-1).astype(np.int64)
             advance = np.where((token == rule.blank_token_id) & (advance == 0), 1, advance)
-        else:
-            blank = logits.argmax(-1) == rule.blank_token_id
+        else:  # RNN-T: the argmax is the token (before any padding of a finished row)
+            blank = argmax == rule.blank_token_id
             symbols = np.where(blank, 0, symbols + 1)
             forced = symbols >= rule.max_symbols_per_step
             symbols = np.where(blank | forced, 0, symbols)
