@@ -195,7 +195,7 @@ def build_server(
         from QEfficient.serving.speech_app import open_speech_app
 
         return open_speech_app(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
-    if not gguf_file and _is_ctc(model_name):  # transcribed in one pass, one request at a time
+    if not gguf_file and _transcribes_in_one_pass(model_name):  # transcribed in one pass, one request at a time
         from QEfficient.serving.ctc_app import open_ctc_app
 
         given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
@@ -322,7 +322,7 @@ def _is_vision_seq2seq(model_name: str) -> bool:
     return is_vision_seq2seq(model_name, None)
 
 
-def _is_ctc(model_name: str) -> bool:
+def _transcribes_in_one_pass(model_name: str) -> bool:
     """A one-pass transcriber: a CTC model or a transducer (serving/ctc_app.py)."""
     from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForRNNT, QEFFAutoModelForTDT
     from QEfficient.cloud.infer import _speech_class

@@ -1,7 +1,8 @@
-"""Graph specs of the task models: text-prompted detection, SAM's prompt decoder, SuperPoint, ViLT, VITS, the
-time-series models and late-interaction retrieval (ColPali). As graph_specs.py's, each owns its graph's input and
-output names, dynamic axes, the dummy inputs the exporter traces with and the specializations the compile step
-records; no torch at import time."""
+"""Graph specs of the task models: text-prompted detection, SAM's prompt decoder, SuperPoint, SuperGlue's and
+EfficientLoFTR's matchers, ViLT, VITS, the time-series models (TimesFM 2.5 too), late-interaction retrieval (ColPali)
+and the transducers' encoder and decoding step. As graph_specs.py's, each owns its graph's input and output names,
+dynamic axes, the dummy inputs the exporter traces with and the specializations the compile step records; no torch at
+import time."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from QEfficient.export.graph_specs import (
     ATTENTION_MASK,
     DECODER_INPUT_IDS,
+    EMBEDDINGS,
     INPUT_FEATURES,
     INPUT_IDS,
     LOGITS,
@@ -60,10 +62,21 @@ PRED_MASKS, IOU_SCORES, OBJECT_SCORE_LOGITS = "pred_masks", "iou_scores", "objec
 MASK_GENERATOR_KIND = "mask_generator"  # the prefix of a promptable segmenter's artifact kinds (-image, -points, ...)
 
 
-def image_embedding_names(levels: int) -> tuple[str, ...]:
-    """The image encoder's outputs: SAM's one map, or SAM 2's maps from the highest resolution to the lowest (the list
-    transformers' ``get_image_embeddings`` returns), ``image_embeddings.0``, ``.1``, ..."""
-    return (IMAGE_EMBEDDINGS,) if levels == 1 else tuple(f"{IMAGE_EMBEDDINGS}.{level}" for level in range(levels))
+# a promptable segmenter's prompt kinds, each one decoder graph: name -> the graph's prompt inputs
+PROMPT_KINDS = {
+    "points": (INPUT_POINTS, INPUT_LABELS),
+    "boxes": (INPUT_BOXES,),
+    "points_boxes": (INPUT_POINTS, INPUT_LABELS, INPUT_BOXES),
+}
+
+
+def image_embedding_names(count: int, vit_features: bool = False) -> tuple[str, ...]:
+    """The image encoder's outputs: SAM's one map; SAM-HQ's map and its ViT features (``vit_features``); or SAM 2's maps
+    from the highest resolution to the lowest (the list transformers' ``get_image_embeddings`` returns),
+    ``image_embeddings.0``, ``.1``, ..."""
+    if vit_features:
+        return IMAGE_EMBEDDINGS, INTERMEDIATE_EMBEDDINGS
+    return (IMAGE_EMBEDDINGS,) if count == 1 else tuple(f"{IMAGE_EMBEDDINGS}.{level}" for level in range(count))
 
 
 @dataclass(frozen=True)
@@ -316,7 +329,6 @@ class KeypointGraphSpec:
         return {"specializations": [{"name": "KeypointDetector", "symbols": {"batch_size": str(batch_size)}}]}
 
 
-EMBEDDINGS = "embeddings"  # a retrieval model's per-token embeddings [B, S, dim], as transformers' output names them
 RETRIEVAL_KIND = "retrieval"  # the prefix of a retrieval model's artifact kinds (-vision: graph_specs.VisionGraphSpec, -text)
 
 

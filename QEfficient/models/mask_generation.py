@@ -33,16 +33,18 @@ from QEfficient.export.task_graph_specs import (
     INTERMEDIATE_EMBEDDINGS,
     MASK_GENERATOR_KIND,
     PRED_MASKS,
+    PROMPT_KINDS,
     MaskDecoderGraphSpec,
+    image_embedding_names,
 )
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.transform.mask_generation import (
-    PROMPT_KINDS,
     QEffSamImageEncoder,
     QEffSamPromptDecoder,
     check_mask_generator,
-    embedding_names,
+    embedding_count,
+    has_vit_features,
     is_sam2,
     is_sam_hq,
 )
@@ -94,8 +96,8 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
         self.hf = model.eval()
         self.image_encoder = QEffSamImageEncoder(self.hf)
-        self.decoders = {kind: QEffSamPromptDecoder(self.hf, kind) for kind in PROMPT_KINDS}
-        self.embedding_names = embedding_names(self.hf)
+        self.decoders = {kind: QEffSamPromptDecoder(self.hf, names) for kind, names in PROMPT_KINDS.items()}
+        self.embedding_names = image_embedding_names(embedding_count(self.hf), has_vit_features(self.hf))
         self.is_sam2, self.is_sam_hq = is_sam2(self.hf), is_sam_hq(self.hf)
         self.qpc_paths: dict[str, Path] = {}
 

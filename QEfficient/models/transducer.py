@@ -56,9 +56,9 @@ def _generation_options(generation) -> dict[str, bool]:
 
 
 class QEFFAutoModelForRNNT(QEFFBaseModel):
-    """A Parakeet transducer (module docstring).
+    """A Parakeet RNN-T transducer (``AutoModelForRNNT``), and the base of QEFFAutoModelForTDT (module docstring).
 
-    >>> model = QEFFAutoModelForTDT.from_pretrained("path/to/parakeet-tdt-0.6b-v3")
+    >>> model = QEFFAutoModelForRNNT.from_pretrained("path/to/parakeet-rnnt-0.6b")  # QEFFAutoModelForTDT: parakeet-tdt-0.6b-v3
     >>> model.compile(num_cores=16)
     >>> out = model.generate(processor(audio, sampling_rate=16000, return_tensors="pt"))
     >>> processor.batch_decode(out.sequences, skip_special_tokens=True)
@@ -85,10 +85,9 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
     def hf_model(self) -> PreTrainedModel:
         return self.hf
 
-    @property
-    def rule(self) -> TransducerRule:
-        """What the greedy loop needs of the config and generation config, those options refused that the loop does not
-        apply (transformers' logits processors, sampling, beams)."""
+    def decoding_rule(self) -> TransducerRule:
+        """What the greedy loop needs of the config and generation config; raises for options the loop does not apply
+        (transformers' logits processors, sampling, beams)."""
         config, generation = self.config, self.hf.generation_config
         refused = [name for name, value in _generation_options(generation).items() if value]
         if refused:
@@ -253,7 +252,7 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
             raise ValueError("Pass the processor's output: processor(audio, sampling_rate=16000, return_tensors='pt').")
         if inputs.get(DECODER_INPUT_IDS) is not None:
             raise NotImplementedError("decoder_input_ids (a prompt for the prediction network) are not supported: leave them out.")
-        rule = self.rule  # refused options fail here, before the encoder runs
+        rule = self.decoding_rule()  # refused options fail here, before the encoder runs
         features = np.ascontiguousarray(as_numpy(inputs[INPUT_FEATURES]), dtype=np.float32)
         mels = self.config.encoder_config.num_mel_bins
         if features.ndim != 3 or features.shape[-1] != mels or not features.shape[1]:

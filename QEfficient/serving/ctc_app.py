@@ -123,7 +123,7 @@ def open_ctc_app(model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: s
     check_sampling_rate(rate, model_name)
     ctc = model_class is QEFFAutoModelForCTC
     if not ctc:
-        _ = model.rule  # a generation config the greedy loop does not apply is refused at start, not per request
+        model.decoding_rule()  # a generation config the greedy loop does not apply is refused at start, not per request
     length = {"seq_len": MAX_SECONDS * rate} if ctc else {}  # a transducer's graphs take any length
     model.compile(**length, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}

@@ -24,15 +24,6 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from QEfficient.export.task_graph_specs import (
-    IMAGE_EMBEDDINGS,
-    INPUT_BOXES,
-    INPUT_LABELS,
-    INPUT_POINTS,
-    INTERMEDIATE_EMBEDDINGS,
-    image_embedding_names,
-)
-
 # the transformers classes run here (SAM 2's checkpoints say "sam2_video", which transformers' mask generation mapping
 # also loads as Sam2Model); types of that mapping not run here, with why
 MASK_GENERATORS = ("SamModel", "Sam2Model", "SamHQModel")
@@ -41,12 +32,6 @@ UNSUPPORTED_MASK_GENERATORS = {
     **dict.fromkeys(("sam3_tracker", "sam3_video"), "it tracks objects through a video's frames with a memory"),
 }
 SAM2_LEVELS = 3  # SAM 2's decoder reads three image embedding maps (two narrowed by its conv_s0 / conv_s1)
-# the prompt kinds, each one graph: name -> the graph's prompt inputs
-PROMPT_KINDS = {
-    "points": (INPUT_POINTS, INPUT_LABELS),
-    "boxes": (INPUT_BOXES,),
-    "points_boxes": (INPUT_POINTS, INPUT_LABELS, INPUT_BOXES),
-}
 
 
 def check_mask_generator(model: PreTrainedModel) -> None:
@@ -69,14 +54,15 @@ def is_sam_hq(model: PreTrainedModel) -> bool:
     return type(model).__name__ == "SamHQModel"
 
 
-def embedding_names(model: PreTrainedModel) -> tuple[str, ...]:
+def has_vit_features(model: PreTrainedModel) -> bool:
+    """Whether SAM-HQ's decoder reads ViT features: where its encoder has a global attention block (transformers' rule)."""
+    return is_sam_hq(model) and any(layer.window_size == 0 for layer in model.vision_encoder.layers)
+
+
+def embedding_count(model: PreTrainedModel) -> int:
     """The image encoder's outputs the decoder reads: SAM's one map, SAM 2's three (high resolution first), SAM-HQ's map
     and its first global attention block's ViT features (none where it has no global block)."""
-    if is_sam2(model):
-        return image_embedding_names(SAM2_LEVELS)
-    if is_sam_hq(model) and any(layer.window_size == 0 for layer in model.vision_encoder.layers):  # transformers' rule
-        return IMAGE_EMBEDDINGS, INTERMEDIATE_EMBEDDINGS
-    return (IMAGE_EMBEDDINGS,)
+    return SAM2_LEVELS if is_sam2(model) else 2 if has_vit_features(model) else 1
 
 
 _PATCH_LOCK = threading.Lock()
@@ -125,11 +111,11 @@ class QEffSamPromptDecoder(nn.Module):
     object_score_logits [B, P, 1]; SAM-HQ's masks [B, P, 5, h, w], the high-quality token's last): every mask token's
     masks for each prompt of each image."""
 
-    def __init__(self, sam: PreTrainedModel, kind: str) -> None:
+    def __init__(self, sam: PreTrainedModel, prompt_names: tuple[str, ...]) -> None:
         super().__init__()
         self.hf = sam
-        self.prompt_names = PROMPT_KINDS[kind]
-        self.levels = len(embedding_names(sam))
+        self.prompt_names = prompt_names  # transformers' keyword names of the graph's prompt inputs
+        self.levels = embedding_count(sam)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         embeddings, prompts = inputs[: self.levels], inputs[self.levels :]

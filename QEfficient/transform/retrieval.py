@@ -70,7 +70,7 @@ class VisionLanguageView(nn.Module):
 
 
 def retriever_vision_adapter(hf_model: PreTrainedModel) -> VisionLanguageAdapter:
-    """The image-text path's vision adapter of a retriever's vision-language model (its rule checked first)."""
+    """The image-text path's vision adapter of a retriever's vision-language model (``retriever_rule`` checks the type)."""
     return get_vision_adapter(hf_model.config.vlm_config)
 
 
