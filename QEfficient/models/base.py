@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -67,6 +68,20 @@ def usable_positions(config) -> int | None:
     if max_pos and getattr(config, "model_type", None) in OFFSET_POSITION_TYPES:
         max_pos -= (getattr(config, "pad_token_id", None) or 0) + 1
     return max_pos
+
+
+@dataclass(frozen=True)
+class GraphArtifact:
+    """One graph of a model of several, to build: its role (compile() keeps it as ``qpc_paths[f"{role}_qpc_path"]``),
+    its ONNX file, its manifest entries (kind, output_name, ...), compile params and specializations, and the rewrite its
+    MatMuls take (int8 GEMMs) or None."""
+
+    role: str
+    onnx_path: Path
+    manifest: dict
+    params: dict
+    specializations: dict
+    rewrite: Callable | None = None
 
 
 class QEFFBaseModel:
@@ -235,6 +250,32 @@ class QEFFBaseModel:
         )
         self._num_cores = num_cores
         return self.qpc_path
+
+    def _check_graphs_compile(self, onnx_path, num_devices: int, compiler_options: dict, **positive: int) -> None:
+        """The common checks of a compile() that builds several graphs (it exports them itself)."""
+        if onnx_path is not None:
+            raise ValueError(f"{type(self).__name__} builds several graphs; call compile() without onnx_path (it exports them).")
+        check_positive(**positive)
+        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
+
+    def _compile_graphs(self, graphs: list[GraphArtifact], compile_dir, num_cores: int, main: str) -> dict[str, Path]:
+        """Build each graph's artifact; keeps them as ``qpc_paths`` (QEfficient's return value), the ``main`` role's as
+        ``qpc_path``."""
+        common, backend = {"model_name": self.model_name, "num_cores": num_cores}, {"backend": "onnxruntime-cpu"}
+        self.qpc_paths = {
+            f"{graph.role}_qpc_path": self._build_artifact(
+                graph.onnx_path,
+                compile_dir,
+                {**common, **graph.manifest},
+                {**backend, **graph.params},
+                graph.specializations,
+                rewrite=graph.rewrite,
+            )
+            for graph in graphs
+        }
+        self.qpc_path = self.qpc_paths[f"{main}_qpc_path"]
+        self._num_cores = num_cores
+        return self.qpc_paths
 
     def _session(self, role: str, key: tuple, open_fn: Callable[[], Any]) -> Any:
         """The session for ``role`` opened by ``open_fn`` (runtime/), reused while ``key`` (artifact,

@@ -30,7 +30,7 @@ from QEfficient.export.graph_specs import (
 )
 from QEfficient.export.onnx_export import export_encoder_onnx, export_image_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, run_encoder, run_image_encoder
-from QEfficient.models.base import QEFFBaseModel
+from QEfficient.models.base import GraphArtifact, QEFFBaseModel
 from QEfficient.models.image_encoder import processor_image_size
 from QEfficient.transform.dual_encoder import QEffImageFeatures, QEffTextFeatures, check_dual_encoder, similarity_rule
 from QEfficient.transform.image_encoder import image_size
@@ -145,27 +145,25 @@ class QEFFAutoModelForZeroShotImageClassification(QEFFBaseModel):
         height, width = self._image_size(img_size)
         text_onnx, image_onnx = self.export(img_size=(height, width))
         rewrite = quantize_dynamic_int8 if mxfp6_matmul else None
-        common = {"model_name": self.model_name, "num_cores": num_cores}
-        text = self._build_artifact(
-            text_onnx,
-            compile_dir,
-            {**common, "kind": f"{DUAL_ENCODER_KIND}-text", "output_name": TEXT_EMBEDS, "similarity": similarity_rule(self.hf)},
-            {"backend": "onnxruntime-cpu", "seq_len": [seq_len], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
-            EncoderGraphSpec(TEXT_EMBEDS, pooled=True).specializations([seq_len], batch_size),
-            rewrite=rewrite,
-        )
-        image = self._build_artifact(
-            image_onnx,
-            compile_dir,
-            {**common, "kind": f"{DUAL_ENCODER_KIND}-image", "output_name": IMAGE_EMBEDS},
-            {"backend": "onnxruntime-cpu", "image_size": [height, width], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
-            ImageEncoderGraphSpec.specializations(batch_size, height, width),
-            rewrite=rewrite,
-        )
-        self.qpc_paths = {"text_qpc_path": text, "image_qpc_path": image}
-        self.qpc_path = text
-        self._num_cores = num_cores
-        return self.qpc_paths
+        graphs = [
+            GraphArtifact(
+                "text",
+                text_onnx,
+                {"kind": f"{DUAL_ENCODER_KIND}-text", "output_name": TEXT_EMBEDS, "similarity": similarity_rule(self.hf)},
+                {"seq_len": [seq_len], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
+                EncoderGraphSpec(TEXT_EMBEDS, pooled=True).specializations([seq_len], batch_size),
+                rewrite,
+            ),
+            GraphArtifact(
+                "image",
+                image_onnx,
+                {"kind": f"{DUAL_ENCODER_KIND}-image", "output_name": IMAGE_EMBEDS},
+                {"image_size": [height, width], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
+                ImageEncoderGraphSpec.specializations(batch_size, height, width),
+                rewrite,
+            ),
+        ]
+        return self._compile_graphs(graphs, compile_dir, num_cores, main="text")
 
     @property
     def compiled_image_size(self) -> tuple[int, int]:

@@ -46,11 +46,10 @@ from QEfficient.export.task_graph_specs import (
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
-from QEfficient.models.base import QEFFBaseModel
+from QEfficient.models.base import GraphArtifact, QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.keypoints import DENSE_MATCHERS, QEffSuperGlueMatcher, QEffSuperPoint
 from QEfficient.utils.arrays import as_numpy
-from QEfficient.utils.checks import check_positive
 
 SCALE = 8  # SuperPoint's descriptor map is 8 times coarser than the image
 
@@ -250,21 +249,17 @@ class QEFFAutoModelForKeypointMatching(QEFFBaseModel):
     ) -> dict[str, Path]:
         """Build the detector's artifact (images of any size) and the matcher's, for ``batch_size`` image pairs at a
         time: {"detector_qpc_path": ..., "matcher_qpc_path": ...}."""
-        if onnx_path is not None:
-            raise ValueError(f"{type(self).__name__} builds two graphs; call compile() without onnx_path (it exports them).")
-        check_positive(batch_size=batch_size, num_cores=num_cores)
-        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
+        self._check_graphs_compile(onnx_path, num_devices, compiler_options, batch_size=batch_size, num_cores=num_cores)
         detector = self.detector.compile(compile_dir=compile_dir, batch_size=2 * batch_size, num_cores=num_cores)
-        matcher = self._build_artifact(
+        matcher = GraphArtifact(
+            "matcher",
             self.export()["matcher"],
-            compile_dir,
-            {"model_name": self.model_name, "num_cores": num_cores, "kind": KEYPOINT_MATCHER_KIND, "output_name": MATCHES},
-            {"backend": "onnxruntime-cpu", "batch_size": batch_size, "mxfp6_matmul": False},
+            {"kind": KEYPOINT_MATCHER_KIND, "output_name": MATCHES},
+            {"batch_size": batch_size, "mxfp6_matmul": False},
             KeypointMatcherGraphSpec.specializations(batch_size),
         )
-        self.qpc_paths = {"detector_qpc_path": detector, "matcher_qpc_path": matcher}
-        self.qpc_path = matcher
-        self._num_cores = num_cores
+        self._compile_graphs([matcher], compile_dir, num_cores, main="matcher")
+        self.qpc_paths = {"detector_qpc_path": detector, **self.qpc_paths}  # the detector's: its own class built it
         return self.qpc_paths
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> SuperGlueKeypointMatchingOutput:

@@ -38,7 +38,7 @@ from QEfficient.export.task_graph_specs import (
     image_embedding_names,
 )
 from QEfficient.generation.encoder_run import run_in_batches
-from QEfficient.models.base import QEFFBaseModel
+from QEfficient.models.base import GraphArtifact, QEFFBaseModel
 from QEfficient.transform.mask_generation import (
     QEffSamImageEncoder,
     QEffSamPromptDecoder,
@@ -49,7 +49,6 @@ from QEfficient.transform.mask_generation import (
     is_sam_hq,
 )
 from QEfficient.utils.arrays import as_numpy
-from QEfficient.utils.checks import check_positive
 
 
 def stable_single_mask(masks: np.ndarray, scores: np.ndarray, delta: float, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -192,34 +191,28 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         """Build the image encoder's artifact (``batch_size`` images at a time) and the prompt decoders'; returns
         {"image_qpc_path": ..., "points_qpc_path": ..., ...}. ``mxfp6_matmul``: the MatMuls as int8 GEMMs (the image
         encoder's; the decoders, small, stay float32)."""
-        if onnx_path is not None:
-            raise ValueError(f"{type(self).__name__} builds several graphs; call compile() without onnx_path (it exports them).")
-        check_positive(batch_size=batch_size, num_cores=num_cores)
-        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
+        self._check_graphs_compile(onnx_path, num_devices, compiler_options, batch_size=batch_size, num_cores=num_cores)
         paths = self.export()
         size = self.image_size
-        common = {"model_name": self.model_name, "num_cores": num_cores}
-        self.qpc_paths = {
-            "image_qpc_path": self._build_artifact(
-                paths["image"],
-                compile_dir,
-                {**common, "kind": f"{MASK_GENERATOR_KIND}-image", "output_name": self.embedding_names[0]},
-                {"backend": "onnxruntime-cpu", "image_size": [size, size], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
-                ImageEncoderGraphSpec.specializations(batch_size, size, size),
-                rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
-            )
-        }
-        for kind in PROMPT_KINDS:
-            self.qpc_paths[f"{kind}_qpc_path"] = self._build_artifact(
+        image = GraphArtifact(
+            "image",
+            paths["image"],
+            {"kind": f"{MASK_GENERATOR_KIND}-image", "output_name": self.embedding_names[0]},
+            {"image_size": [size, size], "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
+            ImageEncoderGraphSpec.specializations(batch_size, size, size),
+            quantize_dynamic_int8 if mxfp6_matmul else None,
+        )
+        decoders = [
+            GraphArtifact(
+                kind,
                 paths[kind],
-                compile_dir,
-                {**common, "kind": f"{MASK_GENERATOR_KIND}-{kind}", "output_name": PRED_MASKS},
-                {"backend": "onnxruntime-cpu", "batch_size": batch_size},
+                {"kind": f"{MASK_GENERATOR_KIND}-{kind}", "output_name": PRED_MASKS},
+                {"batch_size": batch_size},
                 MaskDecoderGraphSpec.specializations(batch_size),
             )
-        self.qpc_path = self.qpc_paths["image_qpc_path"]
-        self._num_cores = num_cores
-        return self.qpc_paths
+            for kind in PROMPT_KINDS
+        ]
+        return self._compile_graphs([image, *decoders], compile_dir, num_cores, main="image")
 
     def get_image_embeddings(
         self, pixel_values, runtime_ai100: bool = True

@@ -27,11 +27,10 @@ from QEfficient.export.onnx_export import export_vision_onnx, torchscript_export
 from QEfficient.export.task_graph_specs import EMBEDDINGS, RETRIEVAL_KIND, RetrievalTextGraphSpec
 from QEfficient.loading.hf_loader import load_config, retrieval_class_name
 from QEfficient.loading.model_path import resolve_model_path
-from QEfficient.models.base import QEFFBaseModel
+from QEfficient.models.base import GraphArtifact, QEFFBaseModel
 from QEfficient.transform.image_text import QEffVisionEncoder
 from QEfficient.transform.retrieval import QEffRetrievalEmbeddings, VisionLanguageView, retriever_rule, retriever_vision_adapter
 from QEfficient.utils.arrays import as_numpy
-from QEfficient.utils.checks import check_positive
 
 IMAGE_GRID_THW = "image_grid_thw"  # Qwen2-VL's patch grid per page; ColQwen2's processor pads the patches per page
 
@@ -117,34 +116,29 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
     ) -> dict[str, Path]:
         """Build the two artifacts: {"vision_qpc_path": ..., "text_qpc_path": ...}. ``batch_size``: pages or queries per
         run (every input runs at its own length); ``mxfp6_matmul``: the MatMuls as int8 GEMMs, as the encoders'."""
-        if onnx_path is not None:
-            raise ValueError(f"{type(self).__name__} builds two graphs; call compile() without onnx_path (it exports them).")
-        check_positive(batch_size=batch_size, num_cores=num_cores)
-        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
+        self._check_graphs_compile(onnx_path, num_devices, compiler_options, batch_size=batch_size, num_cores=num_cores)
         vision_onnx, text_onnx = self.export()
         rewrite = quantize_dynamic_int8 if mxfp6_matmul else None
-        common = {"model_name": self.model_name, "num_cores": num_cores}
-        params = {"backend": "onnxruntime-cpu", "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
-        vision = self._build_artifact(
-            vision_onnx,
-            compile_dir,
-            {**common, "kind": f"{RETRIEVAL_KIND}-vision", "output_name": VISION_EMBEDS},
-            {**params, "img_size": self.img_size},
-            VisionGraphSpec.specializations(self.img_size, batch_size),
-            rewrite=rewrite,
-        )
-        text = self._build_artifact(
-            text_onnx,
-            compile_dir,
-            {**common, "kind": f"{RETRIEVAL_KIND}-text", "output_name": EMBEDDINGS},
-            params,
-            RetrievalTextGraphSpec.specializations(batch_size),
-            rewrite=rewrite,
-        )
-        self.qpc_paths = {"vision_qpc_path": vision, "text_qpc_path": text}
-        self.qpc_path = text
-        self._num_cores = num_cores
-        return self.qpc_paths
+        params = {"batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
+        graphs = [
+            GraphArtifact(
+                "vision",
+                vision_onnx,
+                {"kind": f"{RETRIEVAL_KIND}-vision", "output_name": VISION_EMBEDS},
+                {**params, "img_size": self.img_size},
+                VisionGraphSpec.specializations(self.img_size, batch_size),
+                rewrite,
+            ),
+            GraphArtifact(
+                "text",
+                text_onnx,
+                {"kind": f"{RETRIEVAL_KIND}-text", "output_name": EMBEDDINGS},
+                params,
+                RetrievalTextGraphSpec.specializations(batch_size),
+                rewrite,
+            ),
+        ]
+        return self._compile_graphs(graphs, compile_dir, num_cores, main="text")
 
     def _pages(self, inputs, pages: int) -> list[dict[str, np.ndarray]]:
         """Each page's vision inputs, as a processor's output holds them for one page."""

@@ -29,7 +29,7 @@ from QEfficient.export.task_graph_specs import TRANSDUCER_KIND, TransducerEncode
 from QEfficient.generation.transducer_decoding import TransducerRule, greedy_transducer
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
-from QEfficient.models.base import QEFFBaseModel
+from QEfficient.models.base import GraphArtifact, QEFFBaseModel
 from QEfficient.transform.transducer import QEffTransducerEncoder, QEffTransducerStep, check_transducer, check_transducer_type
 from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.audio import SAMPLING_RATE
@@ -169,31 +169,26 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
     ) -> dict[str, Path]:
         """Build the encoder's artifact (``batch_size`` clips at a time; ``mxfp6_matmul``: its MatMuls as int8 GEMMs) and
         the decoding step's (float32: it decides the tokens): {"encoder_qpc_path": ..., "step_qpc_path": ...}."""
-        if onnx_path is not None:
-            raise ValueError(f"{type(self).__name__} builds two graphs; call compile() without onnx_path (it exports them).")
-        check_positive(batch_size=batch_size, num_cores=num_cores)
-        warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
+        self._check_graphs_compile(onnx_path, num_devices, compiler_options, batch_size=batch_size, num_cores=num_cores)
         encoder_onnx, step_onnx = self.export()
-        common, params = {"model_name": self.model_name, "num_cores": num_cores}, {"backend": "onnxruntime-cpu", "batch_size": batch_size}
-        encoder = self._build_artifact(
-            encoder_onnx,
-            compile_dir,
-            {**common, "kind": f"{TRANSDUCER_KIND}-encoder", "output_name": TransducerEncoderGraphSpec.output_names[0]},
-            {**params, "mxfp6_matmul": mxfp6_matmul},
-            TransducerEncoderGraphSpec.specializations(batch_size),
-            rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
-        )
-        step = self._build_artifact(
-            step_onnx,
-            compile_dir,
-            {**common, "kind": f"{TRANSDUCER_KIND}-step", "output_name": TransducerStepGraphSpec.output_names[0]},
-            {**params, "mxfp6_matmul": False},
-            TransducerStepGraphSpec.specializations(batch_size),
-        )
-        self.qpc_paths = {"encoder_qpc_path": encoder, "step_qpc_path": step}
-        self.qpc_path = step
-        self._num_cores = num_cores
-        return self.qpc_paths
+        graphs = [
+            GraphArtifact(
+                "encoder",
+                encoder_onnx,
+                {"kind": f"{TRANSDUCER_KIND}-encoder", "output_name": TransducerEncoderGraphSpec.output_names[0]},
+                {"batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
+                TransducerEncoderGraphSpec.specializations(batch_size),
+                quantize_dynamic_int8 if mxfp6_matmul else None,
+            ),
+            GraphArtifact(
+                "step",
+                step_onnx,
+                {"kind": f"{TRANSDUCER_KIND}-step", "output_name": TransducerStepGraphSpec.output_names[0]},
+                {"batch_size": batch_size, "mxfp6_matmul": False},
+                TransducerStepGraphSpec.specializations(batch_size),
+            ),
+        ]
+        return self._compile_graphs(graphs, compile_dir, num_cores, main="step")
 
     def _encode(self, features: np.ndarray, mask: np.ndarray, runtime_ai100: bool) -> tuple[np.ndarray, np.ndarray]:
         if not runtime_ai100:
