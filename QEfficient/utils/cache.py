@@ -236,10 +236,12 @@ def entry_lock(entry: Path) -> Iterator[None]:
     lock, made_parent = None, False
     for _ in range(_LOCK_ATTEMPTS):  # bounded: a file system whose inode numbers move would never settle
         made_parent = not entry.parent.exists()
-        entry.parent.mkdir(parents=True, exist_ok=True)
         try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
             handle = open(path, "a")  # noqa: SIM115 - held across the yield below
         except FileNotFoundError:  # another process's failed build removed the folder it had made: again
+            continue
+        except FileExistsError:  # made by another process and removed again before mkdir could see it: again
             continue
         try:
             try:
