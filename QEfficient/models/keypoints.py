@@ -28,7 +28,7 @@ from transformers import AutoModelForKeypointDetection, AutoModelForKeypointMatc
 from transformers.models.superglue.modeling_superglue import SuperGlueKeypointMatchingOutput
 from transformers.models.superpoint.modeling_superpoint import SuperPointKeypointDescriptionOutput
 
-from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.export.graph_specs import PIXEL_VALUES
 from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.export.task_graph_specs import (
@@ -47,7 +47,6 @@ from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import GraphArtifact, QEFFBaseModel
-from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.keypoints import DENSE_MATCHERS, QEffSuperGlueMatcher, QEffSuperPoint
 from QEfficient.utils.arrays import as_numpy
 
@@ -144,7 +143,7 @@ class QEFFAutoModelForKeypointDetection(QEFFBaseModel):
         if device_ids is not None and len(device_ids) > 1:
             warn_ignored_options("generate()", {"device_ids": device_ids})
         pixels = inputs[PIXEL_VALUES] if hasattr(inputs, "keys") else inputs
-        pixels = np.ascontiguousarray(pixels.detach().cpu().numpy() if isinstance(pixels, torch.Tensor) else pixels, dtype=np.float32)
+        pixels = np.ascontiguousarray(as_numpy(pixels), dtype=np.float32)
         pixels = pixels[None] if pixels.ndim == 3 else pixels
         if pixels.ndim != 4 or not len(pixels) or pixels.shape[2] < SCALE or pixels.shape[3] < SCALE:
             raise ValueError(f"pixel_values must be [images, channels, height, width] of at least 8 x 8, got {list(pixels.shape)}.")
@@ -153,11 +152,8 @@ class QEFFAutoModelForKeypointDetection(QEFFBaseModel):
             with torch.no_grad():
                 scores, descriptors = (t.numpy() for t in self.model(torch.from_numpy(pixels)))
         else:
-            if self.qpc_path is None:
-                raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
-            path, batch = self.qpc_path, read_artifact(self.qpc_path)["compile_params"]["batch_size"]
-            session = self._session("superpoint", (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
-            scores, descriptors = run_in_batches(session, PIXEL_VALUES, pixels, batch)
+            session, params = self._graph_session("superpoint", self.qpc_path)
+            scores, descriptors = run_in_batches(session, PIXEL_VALUES, pixels, params["batch_size"])
         rule = self.model.hf.keypoint_decoder  # transformers' decoder keeps its config's rules from its construction
         picked = [pick_keypoints(s, rule.keypoint_threshold, rule.border_removal_distance, rule.max_keypoints) for s in scores]
         count = max(len(values) for _, values in picked)

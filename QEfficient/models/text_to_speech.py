@@ -32,7 +32,6 @@ from QEfficient.export.task_graph_specs import (
 )
 from QEfficient.generation.encoder_run import encoder_inputs
 from QEfficient.models.base import QEFFBaseModel
-from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.text_to_speech import QEffVits
 from QEfficient.utils.arrays import as_numpy
 
@@ -120,10 +119,7 @@ class QEFFAutoModelForTextToWaveform(QEFFBaseModel):
             with torch.no_grad():
                 waveform, lengths = self.model(torch.from_numpy(ids), torch.from_numpy(mask), *map(torch.from_numpy, feed.values()))
             return {WAVEFORM: waveform, SEQUENCE_LENGTHS: lengths}
-        if self.qpc_path is None:
-            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
-        path = self.qpc_path
-        session = self._session("vits", (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
+        session = self._graph_session("vits", self.qpc_path)[0]
         graph_inputs = {i.name for i in session.get_inputs()}  # a deterministic duration predictor reads no duration noise
         feed = {name: value for name, value in {INPUT_IDS: ids, ATTENTION_MASK: mask, **feed}.items() if name in graph_inputs}
         waveform, lengths = session.run([WAVEFORM, SEQUENCE_LENGTHS], feed)

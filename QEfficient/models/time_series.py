@@ -18,13 +18,12 @@ import torch
 import transformers
 from transformers import PreTrainedModel
 
-from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.export.task_graph_specs import PAST_OBSERVED_MASK, PAST_VALUES, TIME_SERIES_KIND, TimeSeriesGraphSpec
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel
-from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.time_series import TIME_SERIES_HEADS, UNSUPPORTED_TIME_SERIES, QEffTimeSeries
 from QEfficient.utils.arrays import as_numpy
 
@@ -125,10 +124,8 @@ class QEFFAutoModelForTimeSeriesPrediction(QEFFBaseModel):
         if not runtime_ai100:
             with torch.no_grad():
                 return {self.spec.output_name: self.model(*map(torch.from_numpy, columns))}
-        if self.qpc_path is None:
-            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
-        path, batch = self.qpc_path, read_artifact(self.qpc_path)["compile_params"]["batch_size"]
-        session = self._session("time_series", (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
+        session, params = self._graph_session("time_series", self.qpc_path)
+        batch = params["batch_size"]
         if self.spec.observed_mask:  # two inputs: run them together, batch_size series at a time
             feeds = (
                 {PAST_VALUES: values[i : i + batch], PAST_OBSERVED_MASK: observed[i : i + batch]} for i in range(0, len(values), batch)

@@ -16,14 +16,13 @@ import torch
 import transformers
 from transformers import AutoModelForVisualQuestionAnswering, PreTrainedModel
 
-from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
+from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, PIXEL_VALUES, TOKEN_TYPE_IDS
 from QEfficient.export.task_graph_specs import VISUAL_QA_KIND, VisualQuestionAnsweringGraphSpec
 from QEfficient.generation.encoder_run import encoder_inputs
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel
-from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.visual_qa import VILT_HEADS, QEffVisualQA
 from QEfficient.utils.arrays import as_numpy
 
@@ -104,7 +103,7 @@ class QEFFAutoModelForVisualQuestionAnswering(QEFFBaseModel):
         images = self._unpadded(pixels, inputs.get("pixel_mask"))
         run = self._runner(runtime_ai100)
         if isinstance(images, np.ndarray):  # one size: batch_size pairs at a time
-            batch = read_artifact(self.qpc_path)["compile_params"]["batch_size"] if runtime_ai100 else len(ids)
+            batch = self._graph_session("vilt", self.qpc_path)[1]["batch_size"] if runtime_ai100 else len(ids)
             parts = [
                 run(ids[i : i + batch], mask[i : i + batch], types[i : i + batch], images[i : i + batch]) for i in range(0, len(ids), batch)
             ]
@@ -145,10 +144,7 @@ class QEFFAutoModelForVisualQuestionAnswering(QEFFBaseModel):
                     return self.model(*map(torch.from_numpy, arrays)).numpy()
 
             return run_torch
-        if self.qpc_path is None:
-            raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
-        path = self.qpc_path
-        session = self._session("vilt", (str(path), self._num_cores), lambda: open_artifact_session(path, self._num_cores))
+        session = self._graph_session("vilt", self.qpc_path)[0]
 
         def run_graph(ids, mask, types, pixels):
             feed = {INPUT_IDS: ids, ATTENTION_MASK: mask, TOKEN_TYPE_IDS: types, PIXEL_VALUES: np.ascontiguousarray(pixels)}
