@@ -60,7 +60,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from QEfficient import QEffAutoLoraModelForCausalLM, QEFFAutoModelForCausalLM
-    from QEfficient.export.graph_specs import LORA_IDS
+    from QEfficient.export.graph_names import LORA_IDS
     from QEfficient.generation.exec_kv import right_padding
     from QEfficient.generation.lora_generation import LoraTextGeneration
     from QEfficient.generation.text_generation import TextGeneration, eos_token_ids

@@ -10,7 +10,7 @@ import pytest
 from transformers import AutoProcessor
 
 from QEfficient import QEFFAutoModelForImageTextToText
-from QEfficient.export.graph_specs import CONV_STATE, retained
+from QEfficient.export.graph_names import CONV_STATE, retained
 from tests.image_text_sweep import hf_greedy, image
 from tests.vlm_family_fixtures_more import PROMPTS, build_lfm2_vl
 

@@ -14,7 +14,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LlamaConfig
 
 from QEfficient import QEffAutoLoraModelForCausalLM, QEffAutoPeftModelForCausalLM
-from QEfficient.export.graph_specs import LORA_IDS
+from QEfficient.export.graph_names import LORA_IDS
 from QEfficient.runtime.ort_session import open_kv_session
 from QEfficient.utils.extras import MissingExtraError
 from tests.helpers import hf_greedy, real_tokens

@@ -13,7 +13,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from QEfficient import QEFFAutoModelForCausalLM
-from QEfficient.export.graph_specs import recurrent_state_names, retained
+from QEfficient.export.graph_names import recurrent_state_names, retained
 from QEfficient.transform.static_kv import QEffCausalLM
 from tests.helpers import hf_greedy, real_tokens
 from tests.tiny_models import sweep_config

@@ -11,7 +11,8 @@ import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from QEfficient import QEFFAutoModelForSeq2SeqLM, QEFFCommonLoader, QEFFT5Gemma2ForConditionalGeneration
-from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS, Seq2SeqEncoderGraphSpec
+from QEfficient.export.graph_names import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS
+from QEfficient.export.seq2seq_graph_specs import Seq2SeqEncoderGraphSpec
 from QEfficient.models.seq2seq_lm import SUPPORTED_TYPES
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 

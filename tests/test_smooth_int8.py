@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from QEfficient.compile import smooth_int8
-from QEfficient.export.graph_specs import INPUT_IDS
+from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.runtime.ort_session import session_options
 
 HIDDEN, VOCAB = 16, 50

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from QEfficient.export.graph_specs import POSITION_IDS, RETAINED_SUFFIX
+from QEfficient.export.graph_names import POSITION_IDS, RETAINED_SUFFIX
 
 _PREFIX = "qeff_fusion/window"
 _SLOT_AXIS = 2  # [batch, kv heads, slots, head dim]

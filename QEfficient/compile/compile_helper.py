@@ -15,9 +15,10 @@ from typing import Any
 
 import onnx
 
-from QEfficient.compile.ort_cpu import build_artifact, decoder_specializations, warn_ignored_options, warn_once
+from QEfficient.compile.ort_cpu import build_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
-from QEfficient.export.graph_specs import CONV_STATE, INPUT_IDS, LOGITS, SSM_STATE, past_names, recurrent_state_names
+from QEfficient.export.graph_names import CONV_STATE, INPUT_IDS, LOGITS, SSM_STATE, past_names, recurrent_state_names
+from QEfficient.export.graph_specs import decoder_specializations
 from QEfficient.utils.checks import check_positive
 
 _ONNX_KV_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16"}

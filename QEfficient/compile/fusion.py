@@ -61,7 +61,7 @@ from QEfficient.compile.weight_compression import (
     quantize_lm_heads,
     quantize_remaining_matmuls,
 )
-from QEfficient.export.graph_specs import POSITION_IDS
+from QEfficient.export.graph_names import POSITION_IDS
 from QEfficient.export.retained_outputs import drop_retained_casts
 from QEfficient.export.shape_folding import prune_dead_nodes
 from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights

@@ -35,7 +35,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from QEfficient.compile.fusion import MS_DOMAIN, _attr, _Graph, _topological_sort, _upstream, subgraph_session
-from QEfficient.export.graph_specs import POSITION_IDS
+from QEfficient.export.graph_names import POSITION_IDS
 
 _PREFIX = "qeff_fusion/gqa"
 

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from QEfficient.export.graph_specs import decoder_specializations  # noqa: F401 - re-exported: callers import it from here
 from QEfficient.utils.cache import CacheEntryDamagedError, build_entry, hash_dict, is_complete, verify_entry
 from QEfficient.utils.memory import folder_bytes, release_freed_memory
 

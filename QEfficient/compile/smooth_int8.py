@@ -42,7 +42,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from QEfficient.export.graph_specs import CTX_LEN_AXIS, INPUT_IDS, POSITION_IDS
+from QEfficient.export.graph_names import CTX_LEN_AXIS, INPUT_IDS, POSITION_IDS
 from QEfficient.utils.onnx_files import save_copy_with_external_weights
 
 logger = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from QEfficient.distributed import require_ray
 from QEfficient.distributed.shipping import Shipment, receive, receive_vision
-from QEfficient.export.graph_specs import LOGITS
+from QEfficient.export.graph_names import LOGITS
 from QEfficient.serving.artifact import ServingArtifact, open_app
 from QEfficient.serving.protocol import APIError
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
-from QEfficient.export.graph_specs import RETAINED_EMBEDS, VISION_EMBEDS
+from QEfficient.export.graph_names import RETAINED_EMBEDS, VISION_EMBEDS
 from QEfficient.utils.onnx_files import load_graph_and_weights, save_with_external_weights
 
 VISION_PREFIX = "vision/"

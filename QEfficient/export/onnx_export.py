@@ -23,23 +23,17 @@ from pathlib import Path
 import onnx
 import torch
 
+from QEfficient.export.graph_names import ATTENTION_MASK, CTX_LEN_AXIS, IMAGE_IDX, INPUT_IDS, VISION_EMBEDS
 from QEfficient.export.graph_specs import (
-    ATTENTION_MASK,
-    CTX_LEN_AXIS,
-    IMAGE_IDX,
-    INPUT_IDS,
-    VISION_EMBEDS,
     DecoderGraphSpec,
     EncoderGraphSpec,
-    ImageEncoderGraphSpec,
     ImageTextDecoderGraphSpec,
-    Seq2SeqDecoderGraphSpec,
     SpeculativeDecoderGraphSpec,
-    SpeechDecoderGraphSpec,
-    SpeechEncoderGraphSpec,
     VisionGraphSpec,
 )
+from QEfficient.export.media_graph_specs import ImageEncoderGraphSpec
 from QEfficient.export.retained_outputs import drop_retained_casts, scatter_cache_rows
+from QEfficient.export.seq2seq_graph_specs import Seq2SeqDecoderGraphSpec, SpeechDecoderGraphSpec, SpeechEncoderGraphSpec
 from QEfficient.export.shape_folding import fold_reshape_shapes, read_only_as_weights
 from QEfficient.utils.cache import build_entry, hash_dict, source_digest, verify_entry
 from QEfficient.utils.extras import require_extra

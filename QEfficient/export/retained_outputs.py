@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from QEfficient.export.graph_specs import RETAINED_SUFFIX
+from QEfficient.export.graph_names import RETAINED_SUFFIX
 
 
 def drop_retained_casts(model: onnx.ModelProto) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from QEfficient.export.graph_specs import (
+from QEfficient.export.graph_names import (
     ATTENTION_MASK,
     DECODER_INPUT_IDS,
     EMBEDDINGS,

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from QEfficient.export.graph_specs import ATTENTION_MASK, BBOX, GLOBAL_ATTENTION_MASK, INPUT_IDS, PIXEL_VALUES, TOKEN_TYPE_IDS
+from QEfficient.export.graph_names import ATTENTION_MASK, BBOX, GLOBAL_ATTENTION_MASK, INPUT_IDS, PIXEL_VALUES, TOKEN_TYPE_IDS
 
 # What a Longformer head marks for global attention when it is given no global_attention_mask, as transformers' do
 GLOBAL_NONE = "none"  # the base model, the token classifier

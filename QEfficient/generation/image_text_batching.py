@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from QEfficient.export.graph_specs import ROPE_POSITION_IDS
+from QEfficient.export.graph_names import ROPE_POSITION_IDS
 from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
 from QEfficient.generation.image_text_generation import ImagePrefill, join_embeddings, rope_positions
 from QEfficient.runtime.ort_session import KVCacheSession

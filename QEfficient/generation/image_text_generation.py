@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from QEfficient.export.graph_specs import CROSS_ATTENTION_MASK, IMAGE_IDX, RETAINED_EMBEDS, ROPE_POSITION_IDS, VISION_EMBEDS
+from QEfficient.export.graph_names import CROSS_ATTENTION_MASK, IMAGE_IDX, RETAINED_EMBEDS, ROPE_POSITION_IDS, VISION_EMBEDS
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.text_generation import PromptTooLongError, TextGeneration, average_metrics, prefill
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from QEfficient.export.graph_specs import LORA_IDS, lora_table_names
+from QEfficient.export.graph_names import LORA_IDS, lora_table_names
 from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
 from QEfficient.generation.speculative import SpeculativeGeneration
 from QEfficient.generation.text_generation import TextGeneration

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from QEfficient.export.graph_specs import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS
+from QEfficient.export.graph_names import ATTENTION_MASK, ENCODER_ATTENTION_MASK, INPUT_IDS
 from QEfficient.generation.beam_search import BeamSearch, BeamSettings
 from QEfficient.generation.logprobs import token_logprobs
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from QEfficient.export.graph_specs import CROSS_ATTENTIONS, INPUT_FEATURES
+from QEfficient.export.graph_names import CROSS_ATTENTIONS, INPUT_FEATURES
 from QEfficient.generation.beam_search import BeamSearch, BeamSettings
 from QEfficient.generation.metrics import CloudAI100ExecInfo, PerfMetrics
 from QEfficient.generation.sampling import draw, warped

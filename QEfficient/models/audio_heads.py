@@ -9,7 +9,8 @@ import torch
 from transformers import AutoModelForAudioFrameClassification, AutoModelForAudioXVector, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
-from QEfficient.export.graph_specs import EMBEDDINGS, INPUT_VALUES, LOGITS, AudioXVectorGraphSpec, CTCGraphSpec
+from QEfficient.export.graph_names import EMBEDDINGS, INPUT_VALUES, LOGITS
+from QEfficient.export.media_graph_specs import AudioXVectorGraphSpec, CTCGraphSpec
 from QEfficient.models.ctc import QEFFAutoModelForCTC
 
 _SPECTROGRAM = "it reads a spectrogram (input_features); the heads here run on models that read raw 16 kHz samples"

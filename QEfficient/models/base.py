@@ -2,7 +2,7 @@
 
 load (transformers) -> hash (config + weights fingerprint) -> export (one cached ONNX entry per
 graph, see export/onnx_export.py) -> artifact (compile/ort_cpu.py) -> session (runtime/, one per
-artifact, reused across generate() calls). A model kind adds its graph specs (export/graph_specs.py),
+artifact, reused across generate() calls). A model kind adds its graph specs (export/*graph_specs.py),
 its compile arguments and its generation loop.
 """
 
@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 
 from QEfficient.compile.ort_cpu import build_artifact, read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import recurrent_state_names
+from QEfficient.export.graph_names import recurrent_state_names
 from QEfficient.export.onnx_export import cached_export, torchscript_export
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.runtime.devices import current_device

@@ -17,12 +17,8 @@ from transformers import AutoModel, AutoModelForAudioClassification, AutoModelFo
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import (
-    ATTENTION_MASK,
-    INPUT_FEATURES,
-    INPUT_VALUES,
-    LOGITS,
-    OUTPUT,
+from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_FEATURES, INPUT_VALUES, LOGITS, OUTPUT
+from QEfficient.export.media_graph_specs import (
     AudioClassificationGraphSpec,
     AudioFeatureGraphSpec,
     AudioXVectorGraphSpec,

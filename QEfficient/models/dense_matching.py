@@ -22,7 +22,7 @@ from transformers import AutoModelForKeypointMatching, PreTrainedModel
 from transformers.models.efficientloftr.modeling_efficientloftr import EfficientLoFTRKeypointMatchingOutput
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
-from QEfficient.export.graph_specs import PIXEL_VALUES
+from QEfficient.export.graph_names import PIXEL_VALUES
 from QEfficient.export.onnx_export import dynamo_export
 from QEfficient.export.task_graph_specs import KEYPOINT_MATCHER_KIND, MATCHES, DenseMatcherGraphSpec
 from QEfficient.generation.encoder_run import run_in_batches

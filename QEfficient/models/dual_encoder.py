@@ -19,15 +19,9 @@ from transformers import AutoModelForZeroShotImageClassification, PreTrainedMode
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import (
-    ATTENTION_MASK,
-    DUAL_ENCODER_KIND,
-    INPUT_IDS,
-    PIXEL_VALUES,
-    TOKEN_TYPE_IDS,
-    EncoderGraphSpec,
-    ImageEncoderGraphSpec,
-)
+from QEfficient.export.graph_names import ATTENTION_MASK, DUAL_ENCODER_KIND, INPUT_IDS, PIXEL_VALUES, TOKEN_TYPE_IDS
+from QEfficient.export.graph_specs import EncoderGraphSpec
+from QEfficient.export.media_graph_specs import ImageEncoderGraphSpec
 from QEfficient.export.onnx_export import export_encoder_onnx, export_image_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, run_encoder, run_image_encoder
 from QEfficient.models.base import GraphArtifact, QEFFBaseModel

@@ -25,16 +25,8 @@ from transformers import (
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import (
-    ATTENTION_MASK,
-    BBOX,
-    GLOBAL_ATTENTION_MASK,
-    INPUT_IDS,
-    LOGITS,
-    PIXEL_VALUES,
-    TOKEN_TYPE_IDS,
-    EncoderGraphSpec,
-)
+from QEfficient.export.graph_names import ATTENTION_MASK, BBOX, GLOBAL_ATTENTION_MASK, INPUT_IDS, LOGITS, PIXEL_VALUES, TOKEN_TYPE_IDS
+from QEfficient.export.graph_specs import EncoderGraphSpec
 from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, global_attention_rule, run_encoder
 from QEfficient.loading.hf_loader import load_config, load_pretrained, retrieval_class_name

@@ -19,7 +19,8 @@ from transformers import (
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import IMAGE_ENCODER_KIND, LOGITS, PIXEL_VALUES, ImageEncoderGraphSpec
+from QEfficient.export.graph_names import IMAGE_ENCODER_KIND, LOGITS, PIXEL_VALUES
+from QEfficient.export.media_graph_specs import ImageEncoderGraphSpec
 from QEfficient.export.onnx_export import export_image_encoder_onnx
 from QEfficient.generation.encoder_run import run_image_graph
 from QEfficient.loading.hf_loader import load_pretrained

@@ -14,13 +14,15 @@ import numpy as np
 import torch
 from transformers import GenerationConfig, PretrainedConfig, PreTrainedModel
 
-from QEfficient.export.graph_specs import (
+from QEfficient.export.graph_names import (
     ATTENTION_MASK,
     DECODER_ATTENTION_MASK,
     DECODER_INPUT_IDS,
     FLATTENED_PATCHES,
     INPUT_IDS,
     PIXEL_VALUES,
+)
+from QEfficient.export.seq2seq_graph_specs import (
     ImageTextSeq2SeqEncoderGraphSpec,
     PatchSeq2SeqEncoderGraphSpec,
     VisionSeq2SeqEncoderGraphSpec,

@@ -29,7 +29,7 @@ from transformers.models.superglue.modeling_superglue import SuperGlueKeypointMa
 from transformers.models.superpoint.modeling_superpoint import SuperPointKeypointDescriptionOutput
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
-from QEfficient.export.graph_specs import PIXEL_VALUES
+from QEfficient.export.graph_names import PIXEL_VALUES
 from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.export.task_graph_specs import (
     DESCRIPTORS,

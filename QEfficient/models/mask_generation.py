@@ -23,7 +23,8 @@ from transformers.models.sam_hq.modeling_sam_hq import SamHQImageSegmentationOut
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import PIXEL_VALUES, ImageEncoderGraphSpec
+from QEfficient.export.graph_names import PIXEL_VALUES
+from QEfficient.export.media_graph_specs import ImageEncoderGraphSpec
 from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.export.task_graph_specs import (
     IMAGE_EMBEDDINGS,

@@ -22,7 +22,8 @@ from transformers.utils import ModelOutput
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, PIXEL_VALUES, TOKEN_TYPE_IDS, VISION_EMBEDS, VisionGraphSpec
+from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, PIXEL_VALUES, TOKEN_TYPE_IDS, VISION_EMBEDS
+from QEfficient.export.graph_specs import VisionGraphSpec
 from QEfficient.export.onnx_export import export_vision_onnx, torchscript_export
 from QEfficient.export.task_graph_specs import EMBEDDINGS, RETRIEVAL_KIND, RetrievalTextGraphSpec
 from QEfficient.loading.hf_loader import load_config, retrieval_class_name

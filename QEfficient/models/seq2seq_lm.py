@@ -17,17 +17,9 @@ from transformers import AutoModelForSeq2SeqLM, GenerationConfig, PreTrainedMode
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
-from QEfficient.export.graph_specs import (
-    ATTENTION_MASK,
-    DECODER_ATTENTION_MASK,
-    DECODER_INPUT_IDS,
-    GLOBAL_ATTENTION_MASK,
-    INPUT_IDS,
-    GlobalAttentionSeq2SeqEncoderGraphSpec,
-    Seq2SeqDecoderGraphSpec,
-    Seq2SeqEncoderGraphSpec,
-)
+from QEfficient.export.graph_names import ATTENTION_MASK, DECODER_ATTENTION_MASK, DECODER_INPUT_IDS, GLOBAL_ATTENTION_MASK, INPUT_IDS
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_seq2seq_encoder_onnx
+from QEfficient.export.seq2seq_graph_specs import GlobalAttentionSeq2SeqEncoderGraphSpec, Seq2SeqDecoderGraphSpec, Seq2SeqEncoderGraphSpec
 from QEfficient.generation.beam_search import beam_settings
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo

@@ -22,8 +22,9 @@ from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_FEATURES, SpeechDecoderGraphSpec, SpeechEncoderGraphSpec
+from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_FEATURES
 from QEfficient.export.onnx_export import export_speech_decoder_onnx, export_speech_encoder_onnx
+from QEfficient.export.seq2seq_graph_specs import SpeechDecoderGraphSpec, SpeechEncoderGraphSpec
 from QEfficient.generation.beam_search import beam_settings
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo

@@ -19,7 +19,7 @@ import torch
 from transformers import AutoModelForTextToWaveform, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS
+from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
 from QEfficient.export.task_graph_specs import (
     NOISE_SCALE,
     NOISE_SCALE_DURATION,

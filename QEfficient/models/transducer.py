@@ -23,7 +23,7 @@ from transformers.models.parakeet.generation_parakeet import ParakeetRNNTGenerat
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_specs import ATTENTION_MASK, DECODER_INPUT_IDS, INPUT_FEATURES
+from QEfficient.export.graph_names import ATTENTION_MASK, DECODER_INPUT_IDS, INPUT_FEATURES
 from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.export.task_graph_specs import TRANSDUCER_KIND, TransducerEncoderGraphSpec, TransducerStepGraphSpec
 from QEfficient.generation.transducer_decoding import TransducerRule, greedy_transducer

@@ -13,7 +13,8 @@ import torch
 from transformers import AutoModelForVideoClassification, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
-from QEfficient.export.graph_specs import LOGITS, VIDEO_CLASSIFIER_KIND, VideoClassificationGraphSpec
+from QEfficient.export.graph_names import LOGITS, VIDEO_CLASSIFIER_KIND
+from QEfficient.export.media_graph_specs import VideoClassificationGraphSpec
 from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.models.base import QEFFBaseModel

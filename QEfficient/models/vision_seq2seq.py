@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from transformers import AutoModelForImageTextToText, PreTrainedModel
 
-from QEfficient.export.graph_specs import DECODER_INPUT_IDS, INPUT_IDS, PIXEL_VALUES, VisionSeq2SeqEncoderGraphSpec
+from QEfficient.export.graph_names import DECODER_INPUT_IDS, INPUT_IDS, PIXEL_VALUES
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_vision_seq2seq_encoder_onnx
+from QEfficient.export.seq2seq_graph_specs import VisionSeq2SeqEncoderGraphSpec
 from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.models.seq2seq_lm import QEFFAutoModelForSeq2SeqLM

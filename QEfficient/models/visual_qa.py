@@ -17,7 +17,7 @@ import transformers
 from transformers import AutoModelForVisualQuestionAnswering, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, PIXEL_VALUES, TOKEN_TYPE_IDS
+from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, LOGITS, PIXEL_VALUES, TOKEN_TYPE_IDS
 from QEfficient.export.task_graph_specs import VISUAL_QA_KIND, VisualQuestionAnsweringGraphSpec
 from QEfficient.generation.encoder_run import encoder_inputs
 from QEfficient.loading.hf_loader import load_config

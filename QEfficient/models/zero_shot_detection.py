@@ -18,7 +18,7 @@ from transformers import AutoModelForZeroShotObjectDetection, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, LOGITS, PIXEL_VALUES, TOKEN_TYPE_IDS
+from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, LOGITS, PIXEL_VALUES, TOKEN_TYPE_IDS
 from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.export.task_graph_specs import PRED_BOXES, ZERO_SHOT_DETECTOR_KIND, ZeroShotDetectionGraphSpec
 from QEfficient.generation.encoder_run import encoder_inputs

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from QEfficient.export.graph_specs import lora_table_names
+from QEfficient.export.graph_names import lora_table_names
 from QEfficient.transform.lora import layer_of
 from QEfficient.utils.extras import require_extra
 

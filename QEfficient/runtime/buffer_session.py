@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from QEfficient.compile.ort_cpu import read_artifact
-from QEfficient.export.graph_specs import RETAINED_SUFFIX, past_names
+from QEfficient.export.graph_names import RETAINED_SUFFIX, past_names
 from QEfficient.runtime.ort_session import available_cores, open_artifact_session
 
 

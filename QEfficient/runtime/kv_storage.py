@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-from QEfficient.export.graph_specs import retained
+from QEfficient.export.graph_names import retained
 
 
 def relay_rows(flat: np.ndarray, rows: int, old_stride: int, new_stride: int) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import onnxruntime as ort
 
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH, read_artifact, warn_once
-from QEfficient.export.graph_specs import INPUT_IDS, LANGUAGE_SIDE_INPUTS, LOGITS, POSITION_IDS, past_names, retained
+from QEfficient.export.graph_names import INPUT_IDS, LANGUAGE_SIDE_INPUTS, LOGITS, POSITION_IDS, past_names, retained
 from QEfficient.runtime.cpu_features import X64_QUANT_PRECISION, int8_pair_sums_saturate
 from QEfficient.runtime.devices import CPU, Device, current_device
 from QEfficient.runtime.kv_storage import DeviceKVStorage, HostKVStorage, KVStorage, bind_in_place

@@ -32,7 +32,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 
 from QEfficient.compile.ort_cpu import read_artifact
-from QEfficient.export.graph_specs import LOGITS, PIXEL_VALUES
+from QEfficient.export.graph_names import LOGITS, PIXEL_VALUES
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError, parse_json, served_model
 from QEfficient.serving.runner import NoRunner

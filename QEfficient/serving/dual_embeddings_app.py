@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from fastapi import FastAPI, Request
 
-from QEfficient.export.graph_specs import INPUT_IDS
+from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.models.dual_encoder import l2_rows
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.classify_media_app import IMAGES, check_processor_size, image_pixels, media_parts

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, Request
 
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS
+from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
 from QEfficient.models.sentence_transformers import sentence_transformers_width
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.encoder_batches import length_batches

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from QEfficient.compile.ort_cpu import read_artifact
-from QEfficient.export.graph_specs import (
+from QEfficient.export.graph_names import (
     ATTENTION_MASK,
     DUAL_ENCODER_KIND,
     GLOBAL_ATTENTION_MASK,

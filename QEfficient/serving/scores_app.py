@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, Request
 
-from QEfficient.export.graph_specs import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
+from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.encoder_batches import length_batches
 from QEfficient.serving.messages import openai_input_forms

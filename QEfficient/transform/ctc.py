@@ -20,7 +20,7 @@ class QEffCTC(nn.Module):
     logits and x-vector [B, D]); a spectrogram model's
     forward(input_features [B, frames, width], attention_mask [B, frames]).
 
-    ``spec``: the graph's spec class (export/graph_specs.py), given by the model class."""
+    ``spec``: the graph's spec class (export/media_graph_specs.py), given by the model class."""
 
     def __init__(self, hf_model: PreTrainedModel, spec: type) -> None:
         super().__init__()

@@ -105,7 +105,7 @@ class QEffSeq2SeqEncoder(nn.Module):
     """forward(input_ids [B,S], attention_mask [B,S]) -> (cross_key.0, cross_value.0, ...) each [B, heads, S, head_dim];
     LED's also takes global_attention_mask [B,S] (``GLOBAL_ATTENTION_TYPES``).
 
-    ``spec``: the encoder graph's spec class (export/graph_specs.py), given by the model class: its names, axes and
+    ``spec``: the encoder graph's spec class (export/seq2seq_graph_specs.py), given by the model class: its names, axes and
     example inputs."""
 
     def __init__(self, hf_model: PreTrainedModel, spec: type) -> None:

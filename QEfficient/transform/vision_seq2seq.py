@@ -53,7 +53,7 @@ def projected(hf: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
 class QEffVisionSeq2SeqEncoder(nn.Module):
     """forward(pixel_values [B, C, H, W]) -> (cross_key.0, cross_value.0, ...) each [B, heads, patches, head_dim].
 
-    ``spec``: the encoder graph's spec class (export/graph_specs.py), given by the model class: its names, axes and
+    ``spec``: the encoder graph's spec class (export/seq2seq_graph_specs.py), given by the model class: its names, axes and
     example inputs. The other image encoder-decoders (transform/image_seq2seq.py) change what the encoder reads
     (``encoded``), the text decoder that turns its output into cross keys/values (``text_decoder``) and the example."""
 
