@@ -16,7 +16,8 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from QEfficient import QEFFAutoModel
-from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
 from QEfficient.transform.encoder import last_token_pooling, mean_pooling
 from tests.helpers import serve_on_loopback
 from tests.tiny_models import tiny_config

@@ -45,7 +45,8 @@ def test_serve_answers_dpr_embeddings(tmp_path, tokenizer_dir):
     import httpx
     from transformers import AutoTokenizer
 
-    from QEfficient.cloud.serve import build_from_args, parse_args
+    from QEfficient.cloud.serve import build_from_args
+    from QEfficient.cloud.serve_args import parse_args
     from tests.helpers import serve_on_loopback
 
     torch.manual_seed(0)

@@ -13,7 +13,8 @@ import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, FNetConfig
 
 from QEfficient import QEFFAutoModel, QEFFAutoModelForSequenceClassification
-from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.encoder_artifact import CompiledEncoder
 from tests.helpers import serve_on_loopback
 

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Qwen2VLConfig
 
 from QEfficient import QEFFAutoModelForCausalLM, QEFFAutoModelForImageTextToText
-from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
 from QEfficient.loading.config_overrides import apply_hf_overrides
 from tests.vlm_fixtures import build_qwen2_vl
 

@@ -96,7 +96,8 @@ def test_other_image_models_and_servers(tmp_path):
     servers, which take text, refuse an image encoder and its artifact saying so."""
     from transformers import DeiTConfig, DeiTForImageClassificationWithTeacher, ViTMAEConfig, ViTMAEModel, ViTModel
 
-    from QEfficient.cloud.serve import build_from_args, parse_args
+    from QEfficient.cloud.serve import build_from_args
+    from QEfficient.cloud.serve_args import parse_args
 
     pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     torch.manual_seed(0)

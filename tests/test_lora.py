@@ -288,7 +288,7 @@ def test_server_serves_each_adapter_as_a_model(llama):
 
 
 def test_serve_cli_lora_option():
-    from QEfficient.cloud.serve import parse_args
+    from QEfficient.cloud.serve_args import parse_args
 
     assert parse_args(["--lora", "a=/x/a", "b=/y/b"]).lora == {"a": "/x/a", "b": "/y/b"}
     for bad in (["--lora", "a"], ["--lora", "a=/x", "a=/y"], ["--draft_model", "/d"]):

@@ -327,7 +327,8 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(free_cpu
     from ray import serve
     from starlette.testclient import TestClient
 
-    from QEfficient.cloud.serve import build_from_args, parse_args
+    from QEfficient.cloud.serve import build_from_args
+    from QEfficient.cloud.serve_args import parse_args
     from QEfficient.distributed.ray_serve import APP_NAME, ReplicaOptions, app_builder, application_from_args, build_encoder_application
     from QEfficient.distributed.shipping import ship
     from tests.test_encoder import minilm_folder
@@ -386,7 +387,7 @@ def test_a_decoder_artifact_on_a_replica_answers_as_the_single_server(free_cpus,
     single-process server over the same artifact; its compiled slots are autoscaling's default target."""
     from ray import serve
 
-    from QEfficient.cloud.serve import parse_args
+    from QEfficient.cloud.serve_args import parse_args
     from QEfficient.distributed.ray_serve import APP_NAME, application_from_args
 
     driver_disk = tmp_path / "driver-disk"

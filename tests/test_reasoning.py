@@ -346,11 +346,11 @@ def test_an_assistant_turn_sends_its_reasoning_back_to_the_template(server):
 
 
 def test_the_command_line_names_the_parsers():
-    from QEfficient.cloud import serve
+    from QEfficient.cloud import serve_args
 
-    assert serve.REASONING_PARSERS == REASONING_PARSERS  # kept without the serve extra
+    assert serve_args.REASONING_PARSERS == REASONING_PARSERS  # kept without the serve extra
     with pytest.raises(SystemExit):
-        serve.parse_args(["--model_name", "m", "--reasoning_parser", "nonesuch"])
+        serve_args.parse_args(["--model_name", "m", "--reasoning_parser", "nonesuch"])
 
 
 HARMONY_CALL = (

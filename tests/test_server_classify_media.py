@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageClassification, ViTConfig, ViTImageProcessor
 
-from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.tasks import media_classifier, pooling_task
 from tests.helpers import serve_on_loopback
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
 from tests.helpers import serve_on_loopback
 from tests.test_ctc import _audio, _folder
 

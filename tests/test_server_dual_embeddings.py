@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.tasks import pooling_task
 from tests.helpers import serve_on_loopback
 from tests.tiny_models import VOCAB, build_tokenizer

@@ -11,7 +11,8 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.tasks import is_embedding_model
 from tests.helpers import serve_on_loopback
 from tests.test_encoder import minilm_folder

@@ -16,7 +16,8 @@ import torch
 from fastapi.testclient import TestClient
 from transformers import AutoModel, AutoTokenizer
 
-from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
 from tests.test_decoder_embeddings import sentence_transformers_folder
 from tests.test_encoder import minilm_folder
 from tests.test_server_scores import DOCS, QUERY, classifier, decoder_classifier, qwen3_reranker

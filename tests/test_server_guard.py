@@ -8,7 +8,8 @@ import threading
 import httpx
 import pytest
 
-from QEfficient.cloud.serve import build_from_args, exposure_warning, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import exposure_warning, parse_args
 from QEfficient.compile.ort_cpu import read_artifact
 from tests.helpers import serve_on_loopback
 

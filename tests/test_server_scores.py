@@ -13,7 +13,8 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from QEfficient import QEFFAutoModelForSequenceClassification
-from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.tasks import is_embedding_model, is_sequence_classifier
 from tests.helpers import serve_on_loopback
 from tests.tiny_models import build_wordpiece_tokenizer

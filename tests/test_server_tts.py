@@ -14,7 +14,8 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.tts_app import resample, text_pieces
 from tests.helpers import serve_on_loopback
 from tests.test_text_to_speech import tiny, transformers_waveform

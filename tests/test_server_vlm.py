@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
 from tests.helpers import free_port, serve_on_loopback
 from tests.vlm_fixtures import build_llava
 

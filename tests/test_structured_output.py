@@ -371,10 +371,10 @@ def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):
     mistral = AutoTools(TOOLS, "mistral").message
     assert mistral("[TOOL_CALLS]get_time[ARGS]{} and more") is None and mistral('[TOOL_CALLS] [{"name": "get_time"}]') is None
     assert all(pythonic(t) is None for t in ("[get_time(**k)]", "[f(x=y)]", "[get_time(zone=2)] and more", "[]", "[a.b(c=1)]"))
-    from QEfficient.cloud import serve
+    from QEfficient.cloud import serve_args
     from QEfficient.serving.tools import TOOL_CALL_PARSERS
 
-    assert serve.TOOL_CALL_PARSERS == TOOL_CALL_PARSERS  # the command line's names, kept without the serve extra
+    assert serve_args.TOOL_CALL_PARSERS == TOOL_CALL_PARSERS  # the command line's names, kept without the serve extra
     assert parse('<tool_call>{"name": "get_time", "arguments": {}}</tool_call>')["content"] is None
     folder = shutil.copytree(tiny_model_dir("llama"), tmp_path / "llama")
     with tiny_chat_server(folder, TOOLS_TEMPLATE, prefill_seq_len=8, ctx_len=160, full_batch_size=2, tool_call_parser="hermes") as up:

@@ -29,7 +29,8 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_RNNT_MAPPING_NAMES, MODEL_FOR_TDT_MAPPING_NAMES
 
 from QEfficient import QEFFAutoModelForRNNT, QEFFAutoModelForTDT
-from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
 from QEfficient.transform.transducer import TRANSDUCERS, UNSUPPORTED_TRANSDUCERS
 from tests.helpers import serve_on_loopback
 from tests.test_ctranslate2_whisper import DATA, read_wav

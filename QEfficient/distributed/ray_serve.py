@@ -358,7 +358,7 @@ def app_builder(args: dict):
     ``serve deploy`` builds the application in a task that ends before replicas start, so nothing
     is shipped through the object store here: the nodes need a shared QEFF_HOME.
     """
-    from QEfficient.cloud.serve import parse_args
+    from QEfficient.cloud.serve_args import parse_args
 
     if args.get("ship_artifact", "off") not in ("off", None):
         raise ValueError(
