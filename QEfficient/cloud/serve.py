@@ -93,7 +93,7 @@ def build_server(
 
         return open_speech_app(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and _transcribes_in_one_pass(model_name):  # transcribed in one pass, one request at a time
-        from QEfficient.serving.ctc_app import open_ctc_app
+        from QEfficient.serving.transcriber_app import open_transcriber_app
 
         given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
         given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
@@ -101,7 +101,7 @@ def build_server(
         named = [f"--{name}" for name, value in given.items() if value is not None]
         if named:
             raise ValueError(f"'{model_name}' is a one-pass speech model (/v1/audio/transcriptions): {', '.join(named)} do not apply.")
-        return open_ctc_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
+        return open_transcriber_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and (_is_seq2seq(model_name) or _is_vision_seq2seq(model_name)):  # encoder-decoders: one request at a time
         from QEfficient.serving.seq2seq_app import open_seq2seq_app
         from QEfficient.serving.vision_seq2seq_app import open_vision_seq2seq_app
@@ -220,7 +220,7 @@ def _is_vision_seq2seq(model_name: str) -> bool:
 
 
 def _transcribes_in_one_pass(model_name: str) -> bool:
-    """A one-pass transcriber: a CTC model or a transducer (serving/ctc_app.py)."""
+    """A one-pass transcriber: a CTC model or a transducer (serving/transcriber_app.py)."""
     from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForRNNT, QEFFAutoModelForTDT
     from QEfficient.cloud.infer import _speech_class
 

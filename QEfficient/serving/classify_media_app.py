@@ -262,7 +262,7 @@ def open_classify_media_app(
         )
     processor = (AutoFeatureExtractor if modality is AUDIO else AutoImageProcessor).from_pretrained(folder)
     if modality is AUDIO:
-        from QEfficient.serving.ctc_app import check_sampling_rate
+        from QEfficient.serving.transcriber_app import check_sampling_rate
 
         check_sampling_rate(int(getattr(processor, "sampling_rate", 16000)), model_name)
     model.compile(batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)

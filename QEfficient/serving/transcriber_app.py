@@ -1,15 +1,14 @@
-"""OpenAI's transcription API over a CTC speech model (Wav2Vec2, HuBERT, WavLM, Data2VecAudio, Parakeet, ...
-``ForCTC``): greedy CTC decoding, as QEFFAutoModelForCTC.generate and transformers' examples decode each family's ids;
-or over a Parakeet transducer (RNN-T, TDT), decoded greedily as its generate does (QEFFAutoModelForTDT).
+"""OpenAI's transcription API over a one-pass transcriber: a CTC speech model (Wav2Vec2, HuBERT, WavLM, Data2VecAudio,
+Parakeet, ... ``ForCTC``), decoded greedily as QEFFAutoModelForCTC.generate and transformers' examples decode each
+family's ids, or a Parakeet transducer (RNN-T, TDT), decoded greedily as its generate does (QEFFAutoModelForTDT).
 
 Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV
 at the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, or
 text). These models take no language hint, are served without segment times and sample nothing, so Whisper's options
 that would change the answer (``language``, ``prompt``, a ``temperature`` above 0, ``timestamp_granularities[]``,
 ``stream``, the timed formats) are refused, saying so; /v1/audio/translations answers that such a model does not
-translate. Audio up to the
-compiled length (30 s) is read in one pass. Transcriptions run one at a time on a worker thread, so /health keeps
-answering.
+translate. Audio of up to 30 s (a CTC model's compiled length) is read in one pass. Transcriptions run one at a time
+on a worker thread, so /health keeps answering.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from QEfficient.utils.audio import SAMPLING_RATE, decode_wav
 
 MAX_SECONDS = 30  # the compiled length: audio of up to 30 s runs in one pass
 MIN_SAMPLES = 400  # 25 ms at 16 kHz: what Wav2Vec2's first convolution reads
-DEFAULT_MAX_CTC_BYTES = 16 * 1024 * 1024  # 30 s of 16 kHz audio is 1 MB as 16-bit mono, 4 MB as 32-bit stereo
+DEFAULT_MAX_AUDIO_BYTES = 16 * 1024 * 1024  # 30 s of 16 kHz audio is 1 MB as 16-bit mono, 4 MB as 32-bit stereo
 # Whisper's form fields that the models served here cannot honour, with why
 _REFUSED = {
     "language": "takes no language hint: it transcribes what it hears",
@@ -68,8 +67,8 @@ def refused_fields(fields: list[tuple[str, str]], model_id: str, kind: str = "CT
             raise APIError(400, f"'{model_id}' is a {kind}, decoded greedily: leave 'temperature' out or send 0.", param="temperature")
 
 
-def create_ctc_app(
-    model, processor, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_CTC_BYTES, kind: str = "CTC model"
+def create_transcriber_app(
+    model, processor, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_AUDIO_BYTES, kind: str = "CTC model"
 ):
     """The app over a compiled QEFFAutoModelForCTC (or a transducer: ``kind`` names it in messages) and its processor
     (feature extractor and tokenizer)."""
@@ -110,8 +109,11 @@ def create_ctc_app(
     return app
 
 
-def open_ctc_app(model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None, hf_overrides=None):
-    """(app, runner) for a CTC model's folder: compiled for audio of up to MAX_SECONDS, with its processor."""
+def open_transcriber_app(
+    model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None, hf_overrides=None
+):
+    """(app, runner) for a CTC model's or a transducer's folder: a CTC model compiled for audio of up to MAX_SECONDS, with
+    its processor."""
     from QEfficient import QEFFAutoModelForCTC
     from QEfficient.base.common import QEFFCommonLoader
     from QEfficient.utils.tokenizer import load_hf_processor
@@ -128,6 +130,6 @@ def open_ctc_app(model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: s
     model.compile(**length, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
     kind = "CTC model" if ctc else "transducer"
-    app = create_ctc_app(model, processor, model.model_name, served_names=[model_name], api_key=api_key, kind=kind, **limits)
+    app = create_transcriber_app(model, processor, model.model_name, served_names=[model_name], api_key=api_key, kind=kind, **limits)
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()
