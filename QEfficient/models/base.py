@@ -203,20 +203,24 @@ class QEFFBaseModel:
             extra_files=extra_files,
         )
 
+    def _export_spec_graph(self, module, spec, args: tuple, graph_name: str, kind: str, export_dir, hash_extra=None) -> Path:
+        """``module`` traced on ``args`` with ``spec``'s names and axes into ``graph_name``.onnx, through the export cache
+        (``kind``, and ``hash_extra``, in its key)."""
+        return self._export_graph(
+            module,
+            graph_name,
+            export_dir,
+            export_fn=lambda tmp: torchscript_export(
+                module, args, tmp / f"{graph_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes()
+            ),
+            hash_extra={"graph": kind, **(hash_extra or {})},
+        )
+
     def _export_one_graph(self, spec, args: tuple, kind: str, export_dir: str | os.PathLike | None, options: dict) -> Path:
         """A one-graph model's export(): ``self.model`` traced on ``args`` with ``spec``'s names and axes, through the
         export cache (``kind`` names the graph in its key); kept as ``onnx_path``."""
         warn_ignored_options("export()", options)
-        name = self.model_name.replace("/", "_")
-        self.onnx_path = self._export_graph(
-            self.model,
-            name,
-            export_dir,
-            export_fn=lambda tmp: torchscript_export(
-                self.model, args, tmp / f"{name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes()
-            ),
-            hash_extra={"graph": kind},
-        )
+        self.onnx_path = self._export_spec_graph(self.model, spec, args, self.model_name.replace("/", "_"), kind, export_dir)
         return self.onnx_path
 
     def _compile_graph(

@@ -30,7 +30,6 @@ from transformers.models.superpoint.modeling_superpoint import SuperPointKeypoin
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.export.graph_names import PIXEL_VALUES
-from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.export.task_graph_specs import (
     DESCRIPTORS,
     KEYPOINT_DETECTOR_KIND,
@@ -216,20 +215,8 @@ class QEFFAutoModelForKeypointMatching(QEFFBaseModel):
         """Export the keypoint detector's graph and the matcher's (each cached under QEFF_HOME)."""
         warn_ignored_options("export()", kwargs)
         spec, name = KeypointMatcherGraphSpec(), self.model_name.replace("/", "_")
-        matcher = self._export_graph(
-            self.matcher,
-            f"{name}-matcher",
-            export_dir,
-            export_fn=lambda tmp: torchscript_export(
-                self.matcher,
-                spec.dummy_inputs(self.config.hidden_size),
-                tmp / f"{name}-matcher.onnx",
-                list(spec.input_names),
-                spec.output_names,
-                spec.dynamic_axes(),
-            ),
-            hash_extra={"graph": KEYPOINT_MATCHER_KIND},
-        )
+        matcher_args = spec.dummy_inputs(self.config.hidden_size)
+        matcher = self._export_spec_graph(self.matcher, spec, matcher_args, f"{name}-matcher", KEYPOINT_MATCHER_KIND, export_dir)
         self.onnx_path = {"detector": self.detector.export(export_dir), "matcher": matcher}
         return self.onnx_path
 

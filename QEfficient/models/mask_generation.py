@@ -25,7 +25,6 @@ from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_names import PIXEL_VALUES
 from QEfficient.export.media_graph_specs import ImageEncoderGraphSpec
-from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.export.task_graph_specs import (
     IMAGE_EMBEDDINGS,
     INPUT_BOXES,
@@ -143,38 +142,16 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
         name, size = self.model_name.replace("/", "_"), self.image_size
         first, *more = self.embedding_names
         image_spec = ImageEncoderGraphSpec(first, tuple(more))
+        image_args = image_spec.dummy_inputs(self.num_channels, size, size)
         paths = {
-            "image": self._export_graph(
-                self.image_encoder,
-                f"{name}-image",
-                export_dir,
-                export_fn=lambda tmp: torchscript_export(
-                    self.image_encoder,
-                    image_spec.dummy_inputs(self.num_channels, size, size),
-                    tmp / f"{name}-image.onnx",
-                    list(image_spec.input_names),
-                    image_spec.output_names,
-                    image_spec.dynamic_axes(),
-                ),
-                hash_extra={"graph": f"{MASK_GENERATOR_KIND}-image"},
+            "image": self._export_spec_graph(
+                self.image_encoder, image_spec, image_args, f"{name}-image", f"{MASK_GENERATOR_KIND}-image", export_dir
             )
         }
         for kind, decoder in self.decoders.items():
             spec = MaskDecoderGraphSpec(decoder.prompt_names, self.embedding_names, object_scores=self.is_sam2)
-            paths[kind] = self._export_graph(
-                decoder,
-                f"{name}-{kind}",
-                export_dir,
-                export_fn=lambda tmp, decoder=decoder, spec=spec, kind=kind: torchscript_export(
-                    decoder,
-                    spec.dummy_inputs(self._embedding_shapes(), size),
-                    tmp / f"{name}-{kind}.onnx",
-                    list(spec.input_names),
-                    spec.output_names,
-                    spec.dynamic_axes(),
-                ),
-                hash_extra={"graph": f"{MASK_GENERATOR_KIND}-{kind}"},
-            )
+            args = spec.dummy_inputs(self._embedding_shapes(), size)
+            paths[kind] = self._export_spec_graph(decoder, spec, args, f"{name}-{kind}", f"{MASK_GENERATOR_KIND}-{kind}", export_dir)
         self.onnx_path = paths
         return paths
 

@@ -24,7 +24,7 @@ from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, PIXEL_VALUES, TOKEN_TYPE_IDS, VISION_EMBEDS
 from QEfficient.export.graph_specs import VisionGraphSpec
-from QEfficient.export.onnx_export import export_vision_onnx, torchscript_export
+from QEfficient.export.onnx_export import export_vision_onnx
 from QEfficient.export.task_graph_specs import EMBEDDINGS, RETRIEVAL_KIND, RetrievalTextGraphSpec
 from QEfficient.loading.hf_loader import load_config, retrieval_class_name
 from QEfficient.loading.model_path import resolve_model_path
@@ -92,15 +92,7 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
             export_fn=lambda tmp: export_vision_onnx(self.vision, tmp, f"{name}-vision", self.img_size),
             hash_extra={"graph": f"{RETRIEVAL_KIND}-vision", "img_size": self.img_size},
         )
-        text = self._export_graph(
-            self.text,
-            f"{name}-text",
-            export_dir,
-            export_fn=lambda tmp: torchscript_export(
-                self.text, text_args, tmp / f"{name}-text.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes()
-            ),
-            hash_extra={"graph": f"{RETRIEVAL_KIND}-text"},
-        )
+        text = self._export_spec_graph(self.text, spec, text_args, f"{name}-text", f"{RETRIEVAL_KIND}-text", export_dir)
         self.onnx_path = [vision, text]
         return self.onnx_path
 

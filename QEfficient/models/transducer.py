@@ -24,7 +24,6 @@ from transformers.models.parakeet.generation_parakeet import ParakeetRNNTGenerat
 from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_names import ATTENTION_MASK, DECODER_INPUT_IDS, INPUT_FEATURES
-from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.export.task_graph_specs import TRANSDUCER_KIND, TransducerEncoderGraphSpec, TransducerStepGraphSpec
 from QEfficient.generation.transducer_decoding import TransducerRule, greedy_transducer
 from QEfficient.loading.hf_loader import load_config
@@ -143,15 +142,7 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
             ("step", self.step, TransducerStepGraphSpec, step_args),
         )
         self.onnx_path = [
-            self._export_graph(
-                module,
-                f"{name}-{role}",
-                export_dir,
-                export_fn=lambda tmp, module=module, spec=spec, args=args, role=role: torchscript_export(
-                    module, args, tmp / f"{name}-{role}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes()
-                ),
-                hash_extra={"graph": f"{TRANSDUCER_KIND}-{role}"},
-            )
+            self._export_spec_graph(module, spec, args, f"{name}-{role}", f"{TRANSDUCER_KIND}-{role}", export_dir)
             for role, module, spec, args in parts
         ]
         return self.onnx_path
