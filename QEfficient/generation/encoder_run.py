@@ -4,6 +4,7 @@ No torch: the servers run it from a compiled artifact."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -94,14 +95,7 @@ def run_encoder(
         padded[name][:, : min(fit, values.shape[1])] = values[:, :fit]
     if pixels is not None:  # one per row, not per column
         padded[PIXEL_VALUES] = pixels
-    outputs = []
-    for start in range(0, len(ids), batch):
-        chunk = {name: values[start : start + batch] for name, values in padded.items()}
-        real = len(chunk[INPUT_IDS])
-        if real < batch:  # pad with copies of the last row, dropped below
-            chunk = {name: np.concatenate([v, np.repeat(v[-1:], batch - real, 0)]) for name, v in chunk.items()}
-        outputs.append(session.run(None, chunk)[0][:real])
-    out = np.concatenate(outputs)
+    out = run_in_batches(session, padded, batch)[0]
     if pixels is not None and out.ndim >= 3 and out.shape[1] > fit:  # LayoutLMv3's image patches after the text columns
         text, patches = out[:, :fit], out[:, fit:]
         text = text[:, : ids.shape[1]]
@@ -140,17 +134,16 @@ def run_image_graph(session: Any, compile_params: dict, pixels: np.ndarray) -> l
             f"image processor write {size[0]}x{size[1]} images (keep_aspect_ratio=False where it keeps each image's aspect "
             f"ratio), or compile(img_size={tuple(pixels.shape[2:])})."
         )
-    return run_in_batches(session, PIXEL_VALUES, pixels, batch)
+    return run_in_batches(session, {PIXEL_VALUES: pixels}, batch)
 
 
-def run_in_batches(session: Any, input_name: str, values: np.ndarray, batch: int) -> list[np.ndarray]:
-    """A one-input graph's outputs for ``values`` (rows on axis 0), ``batch`` rows at a time: a short last batch is
-    filled with copies of its last row, whose outputs are dropped."""
-    outputs = []
-    for start in range(0, len(values), batch):
-        chunk = values[start : start + batch]
-        real = len(chunk)
-        if real < batch:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, 0)])
-        outputs.append([value[:real] for value in session.run(None, {input_name: chunk})])
+def run_in_batches(session: Any, inputs: Mapping[str, np.ndarray], batch: int) -> list[np.ndarray]:
+    """A graph's outputs for ``inputs`` (named arrays with the same rows on axis 0), ``batch`` rows at a time, as the
+    artifact was compiled: a short last batch is filled with copies of its last row, whose outputs are dropped."""
+    rows, outputs = len(next(iter(inputs.values()))), []
+    for start in range(0, rows, batch):
+        real = min(batch, rows - start)
+        picked = np.minimum(np.arange(start, start + batch), rows - 1)  # the last row repeated past the end
+        feed = {name: np.ascontiguousarray(values[picked]) for name, values in inputs.items()}
+        outputs.append([value[:real] for value in session.run(None, feed)])
     return [np.concatenate(parts) for parts in zip(*outputs)]

@@ -27,6 +27,7 @@ from QEfficient.export.media_graph_specs import (
     SpectrogramClassificationGraphSpec,
 )
 from QEfficient.export.onnx_export import export_ctc_onnx
+from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel
@@ -248,15 +249,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         self.qpc_session = self._session(
             "ctc", (str(self.qpc_path), self._num_cores), lambda: open_artifact_session(self.qpc_path, self._num_cores)
         )
-        outputs = []
-        rows = len(next(iter(columns.values())))
-        for start in range(0, rows, batch):
-            chunk = {name: values[start : start + batch] for name, values in columns.items()}
-            real = len(next(iter(chunk.values())))
-            if real < batch:  # pad with copies of the last row, dropped below
-                chunk = {name: np.concatenate([v, np.repeat(v[-1:], batch - real, 0)]) for name, v in chunk.items()}
-            outputs.append([out[:real] for out in self.qpc_session.run(None, chunk)])
-        return [np.concatenate(parts) for parts in zip(*outputs)]
+        return run_in_batches(self.qpc_session, columns, batch)
 
     def _processed(self, processor, inputs) -> list:
         """``inputs`` as the processor's outputs to run: raw 16 kHz audio (an array, or a list of them) through the

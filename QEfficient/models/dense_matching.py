@@ -140,7 +140,7 @@ class QEFFEfficientLoFTRForKeypointMatching(QEFFBaseModel):
                     f"{self.img_size[1]}: let the processor resize them, or compile with img_size=({pixels.shape[-2]}, {pixels.shape[-1]})."
                 )
             session = self._graph_session("matcher", self.qpc_path)[0]
-            matches, scores, keypoints = run_in_batches(session, PIXEL_VALUES, pixels, 1)  # a pair at a time
+            matches, scores, keypoints = run_in_batches(session, {PIXEL_VALUES: pixels}, 1)  # a pair at a time
         return EfficientLoFTRKeypointMatchingOutput(
             matches=torch.from_numpy(matches), matching_scores=torch.from_numpy(scores), keypoints=torch.from_numpy(keypoints)
         )

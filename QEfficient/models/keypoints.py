@@ -152,7 +152,7 @@ class QEFFAutoModelForKeypointDetection(QEFFBaseModel):
                 scores, descriptors = (t.numpy() for t in self.model(torch.from_numpy(pixels)))
         else:
             session, params = self._graph_session("superpoint", self.qpc_path)
-            scores, descriptors = run_in_batches(session, PIXEL_VALUES, pixels, params["batch_size"])
+            scores, descriptors = run_in_batches(session, {PIXEL_VALUES: pixels}, params["batch_size"])
         rule = self.model.hf.keypoint_decoder  # transformers' decoder keeps its config's rules from its construction
         picked = [pick_keypoints(s, rule.keypoint_threshold, rule.border_removal_distance, rule.max_keypoints) for s in scores]
         count = max(len(values) for _, values in picked)
@@ -286,12 +286,4 @@ class QEFFAutoModelForKeypointMatching(QEFFBaseModel):
             with torch.no_grad():
                 return tuple(t.numpy() for t in self.matcher(*map(torch.from_numpy, feed.values())))
         session, params = self._graph_session("matcher")
-        batch, pairs, parts = params["batch_size"], len(feed[KEYPOINTS]), []
-        for start in range(0, pairs, batch):
-            # a short last batch filled with copies of its last pair (pairs are independent), whose outputs are dropped
-            rows = np.minimum(np.arange(start, start + batch), pairs - 1)
-            real = min(batch, pairs - start)
-            parts.append(
-                [out[:real] for out in session.run(None, {name: np.ascontiguousarray(value[rows]) for name, value in feed.items()})]
-            )
-        return tuple(np.concatenate(outputs) for outputs in zip(*parts))
+        return tuple(run_in_batches(session, feed, params["batch_size"]))  # pairs are independent

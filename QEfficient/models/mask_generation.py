@@ -218,7 +218,7 @@ class QEFFAutoModelForMaskGeneration(QEFFBaseModel):
                 out = self.image_encoder(torch.from_numpy(pixels))
             return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
         session, params = self._graph_session("image")
-        return run_in_batches(session, PIXEL_VALUES, pixels, params["batch_size"])
+        return run_in_batches(session, {PIXEL_VALUES: pixels}, params["batch_size"])
 
     def _given_embeddings(self, given, intermediate=None) -> list[np.ndarray]:
         """``image_embeddings`` as get_image_embeddings returns them (SAM 2's: a list; SAM-HQ's with its

@@ -126,11 +126,6 @@ class QEFFAutoModelForTimeSeriesPrediction(QEFFBaseModel):
                 return {self.spec.output_name: self.model(*map(torch.from_numpy, columns))}
         session, params = self._graph_session("time_series", self.qpc_path)
         batch = params["batch_size"]
-        if self.spec.observed_mask:  # two inputs: run them together, batch_size series at a time
-            feeds = (
-                {PAST_VALUES: values[i : i + batch], PAST_OBSERVED_MASK: observed[i : i + batch]} for i in range(0, len(values), batch)
-            )
-            out = np.concatenate([session.run(None, feed)[0] for feed in feeds])
-        else:
-            out = run_in_batches(session, PAST_VALUES, values, batch)[0]
+        feed = {PAST_VALUES: values, **({PAST_OBSERVED_MASK: observed} if self.spec.observed_mask else {})}
+        out = run_in_batches(session, feed, batch)[0]
         return {self.spec.output_name: torch.from_numpy(out)}

@@ -21,6 +21,7 @@ from transformers.models.timesfm.modeling_timesfm import TimesFmOutputForPredict
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.export.task_graph_specs import FREQ, PAST_VALUES, PAST_VALUES_PADDING, PATCH_FORECASTS, TIME_SERIES_KIND, TimesFmGraphSpec
+from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.transform.time_series import QEffTimesFm
 from QEfficient.utils.arrays import as_numpy
@@ -173,8 +174,4 @@ class QEFFTimesFmModelForPrediction(TimesFmForecaster):
             with torch.no_grad():
                 return self.model(torch.from_numpy(values), torch.from_numpy(padding), torch.from_numpy(freq)).numpy()
         session, params = self._forecast_session()
-        batch, parts = params["batch_size"], []
-        for start in range(0, len(values), batch):
-            rows = slice(start, start + batch)
-            parts.append(session.run(None, {PAST_VALUES: values[rows], PAST_VALUES_PADDING: padding[rows], FREQ: freq[rows]})[0])
-        return np.concatenate(parts)
+        return run_in_batches(session, {PAST_VALUES: values, PAST_VALUES_PADDING: padding, FREQ: freq}, params["batch_size"])[0]

@@ -21,6 +21,7 @@ from transformers.models.timesfm2_5.modeling_timesfm2_5 import TimesFm2_5OutputF
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.export.task_graph_specs import PAST_VALUES, PAST_VALUES_PADDING, TIME_SERIES_KIND, TimesFm2_5GraphSpec
+from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.models.timesfm import TimesFmForecaster, moving_average, series_inputs, window_option
 from QEfficient.transform.timesfm2_5 import QEffTimesFm2_5
 
@@ -135,8 +136,4 @@ class QEFFTimesFm2_5ModelForPrediction(TimesFmForecaster):
             with torch.no_grad():
                 return tuple(t.numpy() for t in self.model(torch.from_numpy(values), torch.from_numpy(padding)))
         session, params = self._forecast_session()
-        batch, parts = params["batch_size"], []
-        for start in range(0, len(values), batch):
-            rows = slice(start, start + batch)
-            parts.append(session.run(None, {PAST_VALUES: values[rows], PAST_VALUES_PADDING: padding[rows]}))
-        return tuple(np.concatenate(outputs) for outputs in zip(*parts))
+        return tuple(run_in_batches(session, {PAST_VALUES: values, PAST_VALUES_PADDING: padding}, params["batch_size"]))

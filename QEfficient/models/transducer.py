@@ -25,6 +25,7 @@ from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_names import ATTENTION_MASK, DECODER_INPUT_IDS, INPUT_FEATURES
 from QEfficient.export.task_graph_specs import TRANSDUCER_KIND, TransducerEncoderGraphSpec, TransducerStepGraphSpec
+from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.generation.transducer_decoding import TransducerRule, greedy_transducer
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
@@ -187,11 +188,7 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
                 states, valid = self.encoder(torch.from_numpy(features), torch.from_numpy(mask))
             return states.numpy(), valid.numpy()
         session, params = self._graph_session("encoder")
-        batch, parts = params["batch_size"], []
-        for start in range(0, len(features), batch):
-            rows = slice(start, start + batch)
-            parts.append(session.run(None, {INPUT_FEATURES: features[rows], ATTENTION_MASK: mask[rows]}))
-        return tuple(np.concatenate(outputs) for outputs in zip(*parts))
+        return tuple(run_in_batches(session, {INPUT_FEATURES: features, ATTENTION_MASK: mask}, params["batch_size"]))
 
     def _step_fn(self, runtime_ai100: bool):
         if not runtime_ai100:

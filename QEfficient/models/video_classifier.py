@@ -144,4 +144,4 @@ class QEFFAutoModelForVideoClassification(QEFFBaseModel):
         session = self._session(
             "video", (str(self.qpc_path), self._num_cores), lambda: open_artifact_session(self.qpc_path, self._num_cores)
         )
-        return {LOGITS: torch.from_numpy(run_in_batches(session, name, clips, params["batch_size"])[0])}
+        return {LOGITS: torch.from_numpy(run_in_batches(session, {name: clips}, params["batch_size"])[0])}
