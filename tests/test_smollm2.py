@@ -110,5 +110,5 @@ def test_mxfp6_prefill_keeps_the_float32_predictions(smollm2):
     agree = (exact.argmax(1) == int8.argmax(1)).mean()
     ppl_exact, ppl_int8 = (np.exp(-lp[np.arange(len(targets)), targets].mean()) for lp in (exact, int8))
     kl = (np.exp(exact) * (exact - int8)).sum(1).mean()
-    # between the figures measured with and without the smoothing (docs/performance.md, "int8 GEMMs after the normalizations")
+    # between the figures measured with and without the smoothing (docs/performance-issue12-log.md, "int8 GEMMs after the normalizations")
     assert agree >= 0.93 and abs(ppl_int8 / ppl_exact - 1) <= 0.02 and kl <= 0.015, (agree, ppl_exact, ppl_int8, kl)
