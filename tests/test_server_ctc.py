@@ -63,7 +63,7 @@ def test_what_a_ctc_model_cannot_do_is_refused(ctc_server):
         (dict(language="fr"), "takes no language hint"),
         (dict(prompt="Hello"), "takes no text before the audio"),
         (dict(temperature="0.4"), "decoded greedily"),
-        (dict(response_format="verbose_json"), "json or text"),
+        (dict(response_format="verbose_json"), "['json', 'text'] for a CTC model, served without segment times"),
         ({"timestamp_granularities[]": "word"}, "without segment or word times"),
         (dict(stream="true"), "at once"),
     ]

@@ -3,8 +3,8 @@ network's blank raised, so that the tokens and durations vary with the audio) sa
 the test recording of different lengths give transformers' generate's sequences and durations exactly, batched past the
 compiled encoder batch (TDT runs to transformers' max_length, RNN-T until every clip has walked past its audio; each
 also from PyTorch and with max_new_tokens), and the processor decodes them alike; ``generate(processor, audio)`` gives
-the texts, as QEFFAutoModelForCTC's does, ``serve`` on the TDT folder answers /v1/audio/transcriptions with
-transformers' text on loopback, and ``infer --audio_path`` on the RNN-T folder returns it. The generation config's eos
+the texts, as QEFFAutoModelForCTC's does, ``serve`` on a TDT folder answers /v1/audio/transcriptions with
+transformers' text on loopback, and with its processor's times, and ``infer --audio_path`` on the RNN-T folder returns it. The generation config's eos
 token (finished rows then padded) and length limit are read as transformers reads them, inputs without a mask and
 ``generate(**inputs)`` too; options the greedy loop does not apply and the other transducer types are refused saying
 why."""
@@ -31,6 +31,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_RNNT_MAPPING_NAMES,
 from QEfficient import QEFFAutoModelForRNNT, QEFFAutoModelForTDT
 from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
+from QEfficient.serving.transcriber_app import sentence_segments, timed_words
 from QEfficient.transform.transducer import TRANSDUCERS, UNSUPPORTED_TRANSDUCERS
 from tests.helpers import serve_on_loopback
 from tests.test_ctranslate2_whisper import DATA, read_wav
@@ -45,7 +46,7 @@ KINDS = {
 }
 
 
-def _build(folder, kind: str):
+def _build(folder, kind: str, letters: bool = False):
     hf_class, config_class, _, seed = KINDS[kind]
     config = config_class(
         vocab_size=len(VOCAB), blank_token_id=len(VOCAB) - 1, pad_token_id=0, encoder_config=ENCODER, decoder_hidden_size=24
@@ -59,6 +60,10 @@ def _build(folder, kind: str):
         hf.joint.head.weight.mul_(4.0)
         hf.joint.head.bias.zero_()
         hf.joint.head.bias[config.blank_token_id] += 2.0 if kind == "tdt" else 0.75
+        if letters:  # <pad> and <unk> (decoded as nothing) lowered, and TDT's duration 0: timed letters
+            hf.joint.head.bias[:2] -= 8.0
+            if kind == "tdt":
+                hf.joint.head.bias[len(VOCAB)] -= 4.0
     hf.generation_config.decoder_start_token_id = config.blank_token_id
     hf.save_pretrained(folder)
     vocab = Tokenizer(models.WordLevel({t: i for i, t in enumerate(VOCAB)}, unk_token="<unk>"))
@@ -167,18 +172,80 @@ def test_texts_from_audio_and_over_http(transducer):
             hf.generate(**processor(clip, sampling_rate=16000, return_tensors="pt")).sequences, skip_special_tokens=True
         )
     assert model.generate(processor, clip) == expected and expected[0].strip()
-    if kind != "tdt":  # the command line for RNN-T; one server (TDT's) is enough: the app is the CTC models'
-        from QEfficient.cloud import infer
-
-        audio = read_wav(DATA / "speech16k.wav")
-        with torch.no_grad():
-            sequences = hf.generate(**processor(audio, sampling_rate=16000, return_tensors="pt")).sequences
-        texts = infer.main(model_name=str(model.folder), audio_path=str(DATA / "speech16k.wav"), num_cores=1)
-        assert texts == processor.batch_decode(sequences, skip_special_tokens=True)
+    if kind != "rnnt":  # the command line for RNN-T; a TDT model is served (next test)
         return
-    app, runner = build_from_args(parse_args(["--model_name", str(model.folder), "--num_cores", "1"]))
+    from QEfficient.cloud import infer
+
+    audio = read_wav(DATA / "speech16k.wav")
+    with torch.no_grad():
+        sequences = hf.generate(**processor(audio, sampling_rate=16000, return_tensors="pt")).sequences
+    texts = infer.main(model_name=str(model.folder), audio_path=str(DATA / "speech16k.wav"), num_cores=1)
+    assert texts == processor.batch_decode(sequences, skip_special_tokens=True)
+
+
+def test_a_tdt_model_is_served_with_times(tmp_path):
+    """``serve`` on a TDT folder answers /v1/audio/transcriptions with transformers' text, and with the times
+    transformers' processor decodes from its durations (verbose_json's words and segments, srt), for audio past a CTC
+    model's 30 s too; the model's letters are timed by the audio (its <pad>, <unk> and zero durations lowered)."""
+    processor = _build(tmp_path, "tdt", letters=True)
+    hf = ParakeetForTDT.from_pretrained(tmp_path).eval()
+    clip = np.round(_clips()[1] * 32767) / 32767  # what 16 bits hold
+    long_clip = np.round(np.tile(read_wav(DATA / "speech16k.wav"), 4)[: 31 * 16000] * 32767) / 32767
+    with torch.no_grad():
+        timed = hf.generate(**processor(clip, sampling_rate=16000, return_tensors="pt"))
+        long_text = processor.batch_decode(
+            hf.generate(**processor(long_clip, sampling_rate=16000, return_tensors="pt")).sequences, skip_special_tokens=True
+        )[0]
+    text, pieces = processor.decode(timed.sequences, durations=timed.durations, skip_special_tokens=True)
+    words = timed_words(pieces[0])
+    assert len(words) >= 2 and len({w["start"] for w in words}) >= 2  # timed by the durations, not all at 0
+    app, runner = build_from_args(parse_args(["--model_name", str(tmp_path), "--num_cores", "1"]))
     with serve_on_loopback(app, log_level="critical") as url:
         answer = transcribe(url, wav(clip))
+        verbose = transcribe(url, wav(clip), response_format="verbose_json", **{"timestamp_granularities[]": ["word", "segment"]})
+        only_words = transcribe(url, wav(clip), response_format="verbose_json", **{"timestamp_granularities[]": "word"})
+        subtitles = transcribe(url, wav(clip), response_format="srt")
+        long_answer = transcribe(url, wav(long_clip))
+        too_long = transcribe(url, wav(np.zeros(301 * 16000, np.float32)))
+        bad = transcribe(url, wav(clip), response_format="json", **{"timestamp_granularities[]": "word"})
     runner.stop()
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"text": expected[0]}
+    assert answer.json() == {"text": text[0]} == {"text": processor.batch_decode(timed.sequences, skip_special_tokens=True)[0]}
+    assert verbose.status_code == 200, verbose.text
+    segment = {"id": 0, "seek": 0, "start": words[0]["start"], "end": words[-1]["end"], "text": " " + " ".join(w["word"] for w in words)}
+    assert verbose.json() == {
+        "task": "transcribe",
+        "duration": len(clip) / 16000,
+        "text": text[0],
+        "segments": [segment | {"temperature": 0.0}],
+        "words": words,
+    }
+    assert only_words.json() == {"task": "transcribe", "duration": len(clip) / 16000, "text": text[0], "words": words}
+    assert subtitles.status_code == 200 and subtitles.text.startswith("1\n00:00:00,") and words[-1]["word"] in subtitles.text
+    assert long_answer.status_code == 200 and long_answer.json() == {"text": long_text}
+    assert too_long.status_code == 400 and "up to 300 s" in too_long.json()["error"]["message"]
+    assert bad.status_code == 400 and "verbose_json" in bad.json()["error"]["message"]
+
+
+def test_words_and_sentences_from_timed_pieces():
+    """SentencePiece-style pieces, as transformers' ParakeetProcessor.decode times them: a leading space starts a word,
+    word pieces and punctuation end it; a sentence's last word closes its segment."""
+    pieces = [
+        {"token": "Hello", "start": 0.0, "end": 0.24},
+        {"token": ",", "start": 0.24, "end": 0.24},
+        {"token": " wor", "start": 0.32, "end": 0.4},
+        {"token": "ld", "start": 0.4, "end": 0.56},
+        {"token": ".", "start": 0.56, "end": 0.56},
+        {"token": " Bye", "start": 0.8, "end": 1.04},
+    ]
+    words = timed_words(pieces)
+    assert words == [
+        {"word": "Hello,", "start": 0.0, "end": 0.24},
+        {"word": "world.", "start": 0.32, "end": 0.56},
+        {"word": "Bye", "start": 0.8, "end": 1.04},
+    ]
+    assert sentence_segments(words) == [
+        {"id": 0, "seek": 0, "start": 0.0, "end": 0.56, "text": " Hello, world.", "temperature": 0.0},
+        {"id": 1, "seek": 0, "start": 0.8, "end": 1.04, "text": " Bye", "temperature": 0.0},
+    ]
+    assert timed_words([]) == [] and sentence_segments([]) == []

@@ -111,6 +111,18 @@ def verbose_json(info, duration: float, temperature: float, task: str = "transcr
     return out | ({"words": words} if words is not None else {})
 
 
+def timestamp_granularities(pairs: list[tuple[str, bytes]], response_format: str) -> set[str]:
+    """The form's ``timestamp_granularities[]`` ("segment" and/or "word"), checked against ``response_format``."""
+    granularities = {v.decode("utf-8", "replace").strip() for k, v in pairs if k.startswith("timestamp_granularities")}
+    if granularities - {"segment", "word"}:
+        raise APIError(
+            400, f"timestamp_granularities[] takes 'segment' and 'word', got {sorted(granularities)}.", param="timestamp_granularities"
+        )
+    if "word" in granularities and response_format != "verbose_json":  # segments: each format's own (srt, vtt) or none
+        raise APIError(400, "timestamp_granularities[]=word needs response_format=verbose_json.", param="timestamp_granularities")
+    return granularities
+
+
 def _decoding_options(fields: dict[str, str], processor) -> dict:
     """The form's ``temperature`` and ``prompt`` as generate() options."""
     options = {}
@@ -154,15 +166,7 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
             audio = decode_wav(audio_file, name="file")
         except ValueError as err:
             raise APIError(400, str(err), param="file") from None
-        granularities = {v.decode("utf-8", "replace").strip() for k, v in pairs if k.startswith("timestamp_granularities")}
-        if granularities - {"segment", "word"}:
-            raise APIError(
-                400,
-                f"timestamp_granularities[] takes 'segment' and 'word', got {sorted(granularities)}.",
-                param="timestamp_granularities",
-            )
-        if "word" in granularities and response_format != "verbose_json":  # segments: each format's own (srt, vtt) or none
-            raise APIError(400, "timestamp_granularities[]=word needs response_format=verbose_json.", param="timestamp_granularities")
+        granularities = timestamp_granularities(pairs, response_format)
         if "word" in granularities and not model.decoder.alignment_heads:
             raise APIError(
                 400,

@@ -4,11 +4,14 @@ family's ids, or a Parakeet transducer (RNN-T, TDT), decoded greedily as its gen
 
 Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV
 at the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, or
-text). These models take no language hint, are served without segment times and sample nothing, so Whisper's options
-that would change the answer (``language``, ``prompt``, a ``temperature`` above 0, ``timestamp_granularities[]``,
-``stream``, the timed formats) are refused, saying so; /v1/audio/translations answers that such a model does not
-translate. Audio of up to 30 s (a CTC model's compiled length) is read in one pass. Transcriptions run one at a time
-on a worker thread, so /health keeps answering.
+text). These models take no language hint and sample nothing, so Whisper's options that would change the answer
+(``language``, ``prompt``, a ``temperature`` above 0, ``stream``) are refused, saying so; /v1/audio/translations
+answers that such a model does not translate. A CTC model is served without times (``timestamp_granularities[]`` and
+the timed formats refused) and reads audio of up to 30 s (its compiled length) in one pass. A transducer also answers
+with times (verbose_json, with segments and, with ``timestamp_granularities[]=word``, words; srt; vtt): its tokens'
+times as transformers' processor decodes them from the durations, grouped into words and sentences; it reads up to
+5 min in one pass, as transformers runs it. Transcriptions run one at a time on a worker thread, so /health keeps
+answering.
 """
 
 from __future__ import annotations
@@ -21,28 +24,70 @@ from fastapi.responses import PlainTextResponse
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.speech_app import read_form
+from QEfficient.serving.speech_app import read_form, subtitles, timestamp_granularities
 from QEfficient.utils.audio import SAMPLING_RATE, decode_wav
 
-MAX_SECONDS = 30  # the compiled length: audio of up to 30 s runs in one pass
+MAX_SECONDS = 30  # a CTC model's compiled length: audio of up to 30 s runs in one pass
+# a transducer's encoder takes any length in one pass, as transformers runs it; its attention's memory grows with the
+# square of the length (5 min: ~3,750 frames), so the server stops there
+MAX_TRANSDUCER_SECONDS = 300
+SENTENCE_ENDS = (".", "?", "!")  # a segment ends with a word ending so (NeMo's segment delimiters)
 MIN_SAMPLES = 400  # 25 ms at 16 kHz: what Wav2Vec2's first convolution reads
+_TIMED = ("verbose_json", "srt", "vtt")  # a transducer's formats with times
 DEFAULT_MAX_AUDIO_BYTES = 16 * 1024 * 1024  # 30 s of 16 kHz audio is 1 MB as 16-bit mono, 4 MB as 32-bit stereo
 # Whisper's form fields that the models served here cannot honour, with why
 _REFUSED = {
     "language": "takes no language hint: it transcribes what it hears",
     "prompt": "takes no text before the audio",
-    "timestamp_granularities": "is served here without segment or word times",
+    "timestamp_granularities": "is served here without segment or word times (a transducer is served with them)",
     "stream": "gives its text at once, not window by window",
 }
 
 
-def check_audio_length(samples: int, rate: int, what: str) -> None:
+def check_audio_length(samples: int, rate: int, what: str, max_seconds: int = MAX_SECONDS) -> None:
     """A 400 for audio shorter than 25 ms (less than a CTC model's first convolution reads) or longer than
-    MAX_SECONDS, before it is run."""
+    ``max_seconds``, before it is run."""
     if samples < MIN_SAMPLES:
         raise APIError(400, f"{what} holds {samples} samples; send at least {MIN_SAMPLES} (25 ms at 16 kHz).", param="file")
-    if samples > MAX_SECONDS * rate:
-        raise APIError(400, f"{what} lasts {samples / rate:.1f} s; this server reads up to {MAX_SECONDS} s: cut it.", param="file")
+    if samples > max_seconds * rate:
+        raise APIError(400, f"{what} lasts {samples / rate:.1f} s; this server reads up to {max_seconds} s: cut it.", param="file")
+
+
+def timed_words(tokens: list[dict]) -> list[dict]:
+    """OpenAI's ``words`` from a transcript's timed pieces (transformers' ParakeetProcessor.decode with durations:
+    ``token``, ``start``, ``end`` in seconds): a piece that starts with a space starts a word, the others (word pieces,
+    punctuation) end the one before."""
+    words: list[dict] = []
+    for piece in tokens:
+        text = piece["token"]
+        if words and not text[:1].isspace():
+            words[-1]["word"] += text
+            words[-1]["end"] = max(words[-1]["end"], piece["end"])
+        elif text.strip():
+            words.append({"word": text.strip(), "start": piece["start"], "end": piece["end"]})
+    return words
+
+
+def sentence_segments(words: list[dict]) -> list[dict]:
+    """OpenAI's ``segments`` from timed words: one per sentence (a word ending with . ? or ! closes it), decoded
+    greedily (temperature 0)."""
+    segments, current = [], []
+    for i, word in enumerate(words):
+        current.append(word)
+        if word["word"].endswith(SENTENCE_ENDS) or i == len(words) - 1:
+            text = " " + " ".join(w["word"] for w in current)
+            segment = {"id": len(segments), "seek": 0, "start": current[0]["start"], "end": current[-1]["end"], "text": text}
+            segments.append(segment | {"temperature": 0.0})
+            current = []
+    return segments
+
+
+def timed_transcript(model, processor, audio, rate: int) -> tuple[str, list[dict]]:
+    """A transducer's greedy transcript and its timed pieces, as transformers' processor decodes its generate output
+    with the durations."""
+    out = model.generate(processor(audio, sampling_rate=rate, return_tensors="np"))
+    texts, pieces = processor.decode(out.sequences, durations=out.durations, skip_special_tokens=True)
+    return texts[0], pieces[0]
 
 
 def check_sampling_rate(rate: int, model_name: str) -> None:
@@ -68,14 +113,25 @@ def refused_fields(fields: list[tuple[str, str]], model_id: str, kind: str = "CT
 
 
 def create_transcriber_app(
-    model, processor, model_id: str, *, served_names=None, api_key=None, max_body_bytes=DEFAULT_MAX_AUDIO_BYTES, kind: str = "CTC model"
+    model,
+    processor,
+    model_id: str,
+    *,
+    served_names=None,
+    api_key=None,
+    max_body_bytes=DEFAULT_MAX_AUDIO_BYTES,
+    kind: str = "CTC model",
+    timed: bool = False,
+    max_seconds: int = MAX_SECONDS,
 ):
     """The app over a compiled QEFFAutoModelForCTC (or a transducer: ``kind`` names it in messages) and its processor
-    (feature extractor and tokenizer)."""
+    (feature extractor and tokenizer); ``timed`` (a transducer, whose durations time each token as transformers'
+    processor reads them): answers with segment and word times too; audio longer than ``max_seconds`` is refused."""
     app = FastAPI(title=f"QEfficient speech ({kind})", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     rate = int(getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", 16000))
     lock = asyncio.Lock()  # one transcription at a time: the cores are shared anyway
+    formats = ("json", "text", *_TIMED) if timed else ("json", "text")
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
 
@@ -87,24 +143,35 @@ def create_transcriber_app(
     async def transcriptions(request: Request):
         pairs, audio_file, text_fields = read_form(request, await read_limited_body(request, max_body_bytes), names)
         response_format = text_fields.get("response_format") or "json"
-        if response_format not in ("json", "text"):
-            raise APIError(
-                400,
-                f"response_format must be json or text for a {kind}, served without segment times; got '{response_format}'.",
-                param="response_format",
-            )
-        refused_fields([(k, v.decode("utf-8", "replace").strip()) for k, v in pairs if k != "file"], model_id, kind)
+        if response_format not in formats:
+            detail = "" if timed else ", served without segment times"
+            message = f"response_format must be one of {list(formats)} for a {kind}{detail}; got '{response_format}'."
+            raise APIError(400, message, param="response_format")
+        granularities = timestamp_granularities(pairs, response_format) if timed else set()
+        fields = [(k, v.decode("utf-8", "replace").strip()) for k, v in pairs if k != "file"]
+        refused_fields([(k, v) for k, v in fields if not (timed and k.startswith("timestamp_granularities"))], model_id, kind)
         try:
             audio = decode_wav(audio_file, rate, name="file")
         except ValueError as err:
             raise APIError(400, str(err), param="file") from None
-        check_audio_length(len(audio), rate, "The file")
+        check_audio_length(len(audio), rate, "The file", max_seconds)
+        if response_format not in _TIMED:
+            async with lock:
+                try:
+                    text = (await asyncio.to_thread(model.generate, processor, audio))[0]
+                except ValueError as err:  # longer than the compiled length
+                    raise APIError(400, str(err), param="file") from None
+            return PlainTextResponse(text) if response_format == "text" else {"text": text}
         async with lock:
-            try:
-                text = (await asyncio.to_thread(model.generate, processor, audio))[0]
-            except ValueError as err:  # longer than the compiled length
-                raise APIError(400, str(err), param="file") from None
-        return PlainTextResponse(text) if response_format == "text" else {"text": text}
+            text, pieces = await asyncio.to_thread(timed_transcript, model, processor, audio, rate)
+        words = timed_words(pieces)
+        segments = sentence_segments(words)
+        if response_format != "verbose_json":
+            return PlainTextResponse(subtitles(segments, response_format))
+        answer = {"task": "transcribe", "duration": len(audio) / rate, "text": text}
+        if "segment" in granularities or not granularities:
+            answer["segments"] = segments
+        return answer | ({"words": words} if "word" in granularities else {})
 
     return app
 
@@ -130,6 +197,8 @@ def open_transcriber_app(
     model.compile(**length, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
     kind = "CTC model" if ctc else "transducer"
-    app = create_transcriber_app(model, processor, model.model_name, served_names=[model_name], api_key=api_key, kind=kind, **limits)
+    names = {"served_names": [model_name], "api_key": api_key, "kind": kind, "timed": not ctc}
+    names["max_seconds"] = MAX_SECONDS if ctc else MAX_TRANSDUCER_SECONDS
+    app = create_transcriber_app(model, processor, model.model_name, **names, **limits)
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()
