@@ -4,8 +4,9 @@ the test recording of different lengths give transformers' generate's sequences 
 compiled encoder batch (TDT runs to transformers' max_length, RNN-T until every clip has walked past its audio; each
 also from PyTorch and with max_new_tokens), and the processor decodes them alike; ``generate(processor, audio)`` gives
 the texts, as QEFFAutoModelForCTC's does, ``serve`` on a TDT folder answers /v1/audio/transcriptions with
-transformers' text on loopback, and with its processor's times, and ``infer --audio_path`` on the RNN-T folder returns it. The generation config's eos
-token (finished rows then padded) and length limit are read as transformers reads them, inputs without a mask and
+transformers' text on loopback, and with its processor's times, and ``infer --audio_path`` on the RNN-T folder returns
+it. The generation config's eos token (finished rows then padded) and length limit are read as transformers reads them,
+inputs without a mask and
 ``generate(**inputs)`` too; options the greedy loop does not apply and the other transducer types are refused saying
 why."""
 

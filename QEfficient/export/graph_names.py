@@ -13,6 +13,9 @@ POSITION_IDS = "position_ids"
 ATTENTION_MASK = "attention_mask"
 TOKEN_TYPE_IDS = "token_type_ids"  # encoders with segment embeddings (BERT): a pair's second text is type 1
 BBOX = "bbox"  # document models (LayoutLM, LiLT, Bros, LayoutLMv3): each token's box on its page [B, S, 4]
+# MarkupLM: each token's XPath in its HTML page, as tag ids and subscripts, one per level [B, S, max_depth]
+XPATH_TAGS_SEQ = "xpath_tags_seq"
+XPATH_SUBS_SEQ = "xpath_subs_seq"
 GLOBAL_ATTENTION_MASK = "global_attention_mask"  # Longformer attention (Longformer, LED's encoder): tokens seen by all
 LOGITS = "logits"
 VISION_EMBEDS = "vision_embeds"

@@ -28,6 +28,8 @@ from QEfficient.export.graph_names import (
     POSITION_IDS,
     TOKEN_TYPE_IDS,
     VISION_EMBEDS,
+    XPATH_SUBS_SEQ,
+    XPATH_TAGS_SEQ,
     lora_table_names,
     past_names,
     recurrent_state_names,
@@ -188,7 +190,7 @@ class ImageTextDecoderGraphSpec(DecoderGraphSpec):
 class EncoderGraphSpec:
     """Encoders (embeddings, sequence classification): ids and mask (and token types, for encoders that have
     them; which tokens attend globally, for Longformer's; each token's box on its page, and the page's image at
-    ``image_size``, for the document models) in, one output."""
+    ``image_size``, for the document models; each token's XPath, for MarkupLM) in, one output."""
 
     output_name: str
     pooled: bool = False
@@ -197,11 +199,13 @@ class EncoderGraphSpec:
     layout: bool = False  # a document model's bbox [B, S, 4] (x0, y0, x1, y1 on a 0-1000 page)
     image_size: tuple[int, int] | None = None  # LayoutLMv3's page image pixel_values [B, 3, H, W]
     float_boxes: bool = False  # Bros': the boxes as fractions of the page (float32), not integers
+    xpath_depth: int | None = None  # MarkupLM's XPaths [B, S, depth] (tag ids, subscripts)
 
     @property
     def input_names(self) -> tuple[str, ...]:
         optional = ((TOKEN_TYPE_IDS,) if self.token_types else ()) + ((GLOBAL_ATTENTION_MASK,) if self.global_attention else ())
         optional += ((BBOX,) if self.layout else ()) + ((PIXEL_VALUES,) if self.image_size else ())
+        optional += (XPATH_TAGS_SEQ, XPATH_SUBS_SEQ) if self.xpath_depth else ()
         return (INPUT_IDS, ATTENTION_MASK) + optional
 
     @property
@@ -241,6 +245,10 @@ class EncoderGraphSpec:
             values[BBOX] = torch.sort(corners, dim=2).values.reshape(2, length, 4)
         if self.image_size:
             values[PIXEL_VALUES] = torch.rand(2, 3, *self.image_size, generator=torch.Generator().manual_seed(0))
+        if self.xpath_depth:  # a shallow path per token, then padding levels (their ids do not matter to the trace)
+            levels = torch.zeros(2, length, self.xpath_depth, dtype=torch.int64)
+            levels[:, :, :3] = torch.arange(1, 4)
+            values |= {XPATH_TAGS_SEQ: levels, XPATH_SUBS_SEQ: levels.clone()}
         return {name: values[name] for name in self.input_names}
 
     def specializations(self, lengths: list[int], batch_size: int) -> dict[str, Any]:

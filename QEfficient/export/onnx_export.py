@@ -192,8 +192,9 @@ def export_speculative_onnx(qeff_module, out_dir: Path, model_name: str, kv_dtyp
 def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str) -> Path:
     """Export a QEffEncoder: inputs input_ids/attention_mask (/token_type_ids, /a Longformer's global_attention_mask)
     [batch, seq], one output, dynamic axes."""
-    # a document model's boxes and page image (other encoders, the dual encoders' text towers, have neither)
-    layout = {name: getattr(module, name, default) for name, default in (("layout", False), ("image_size", None), ("float_boxes", False))}
+    # a document model's boxes and page image, MarkupLM's XPaths (other encoders, the dual encoders' text towers, have none)
+    page = (("layout", False), ("image_size", None), ("float_boxes", False), ("xpath_depth", None))
+    layout = {name: getattr(module, name, default) for name, default in page}
     values = EncoderGraphSpec(output_name, token_types=module.token_types, global_attention=module.global_attention, **layout).dummy_inputs(
         module.example_length
     )

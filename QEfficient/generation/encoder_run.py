@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from QEfficient.export.graph_names import ATTENTION_MASK, BBOX, GLOBAL_ATTENTION_MASK, INPUT_IDS, PIXEL_VALUES, TOKEN_TYPE_IDS
+from QEfficient.export.graph_names import ATTENTION_MASK, GLOBAL_ATTENTION_MASK, INPUT_IDS, PIXEL_VALUES, TOKEN_TYPE_IDS
 
 # What a Longformer head marks for global attention when it is given no global_attention_mask, as transformers' do
 GLOBAL_NONE = "none"  # the base model, the token classifier
@@ -60,13 +60,14 @@ def run_encoder(
     types: np.ndarray,
     global_mask: np.ndarray | None = None,
     reads_padding: bool = False,
-    bbox: np.ndarray | None = None,
+    token_inputs: dict[str, np.ndarray] | None = None,
     pixels: np.ndarray | None = None,
 ) -> np.ndarray:
     """The graph's output for ids/mask/types [B, S] (int64); ``token_types``: whether the graph takes them;
     ``global_mask``: a Longformer graph's global attention mask; ``reads_padding``: a graph whose every column enters
-    each output (FNet's), run at the input's own width, up to the longest compiled length; ``bbox`` [B, S, 4] and
-    ``pixels`` [B, 3, H, W]: a document model's boxes and page images."""
+    each output (FNet's), run at the input's own width, up to the longest compiled length; ``token_inputs``: more
+    inputs per token [B, S, ...] (a document model's boxes, MarkupLM's XPaths); ``pixels`` [B, 3, H, W]: a document
+    model's page images."""
     lengths, batch = compile_params["seq_len"], compile_params["batch_size"]
     if reads_padding:  # every column, padding included
         need = ids.shape[1]
@@ -85,13 +86,12 @@ def run_encoder(
         columns[TOKEN_TYPE_IDS] = types
     if global_mask is not None:
         columns[GLOBAL_ATTENTION_MASK] = global_mask
-    if bbox is not None:
-        columns[BBOX] = bbox
+    columns |= token_inputs or {}
     graph_inputs = {i.name for i in session.get_inputs()}  # a graph that reads no mask has none (FNet's, unpooled)
     columns = {name: values for name, values in columns.items() if name in graph_inputs}
     padded = {}
     for name, values in columns.items():  # cut to the real columns, then zeros up to the compiled length
-        padded[name] = np.zeros((ids.shape[0], fit, *values.shape[2:]), values.dtype if name == BBOX else np.int64)
+        padded[name] = np.zeros((ids.shape[0], fit, *values.shape[2:]), values.dtype if name in (token_inputs or {}) else np.int64)
         padded[name][:, : min(fit, values.shape[1])] = values[:, :fit]
     if pixels is not None:  # one per row, not per column
         padded[PIXEL_VALUES] = pixels

@@ -59,7 +59,9 @@ def copy_runtime_tokenizer(folder: Path, generation_config: Any, artifact_dir: P
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
-        except (OSError, ValueError) as err:  # generate() will say what is wrong when it loads one
+        # generate() will say what is wrong when it loads one; a TypeError: no files, and a class whose constructor
+        # needs more than they would give (MarkupLM's tags_dict)
+        except (OSError, ValueError, TypeError) as err:
             logger.warning("The artifact holds no tokenizer: transformers could not load the one in %s (%s).", folder, err)
             raise _NoRuntimeTokenizer from err
         if runtime_tokenizer.save_artifact_tokenizer(tokenizer, tmp, generation_config) is None:

@@ -25,7 +25,16 @@ from transformers import (
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
-from QEfficient.export.graph_names import ATTENTION_MASK, BBOX, GLOBAL_ATTENTION_MASK, INPUT_IDS, LOGITS, PIXEL_VALUES, TOKEN_TYPE_IDS
+from QEfficient.export.graph_names import (
+    ATTENTION_MASK,
+    BBOX,
+    GLOBAL_ATTENTION_MASK,
+    INPUT_IDS,
+    LOGITS,
+    PIXEL_VALUES,
+    TOKEN_TYPE_IDS,
+    XPATH_TAGS_SEQ,
+)
 from QEfficient.export.graph_specs import EncoderGraphSpec
 from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, global_attention_rule, run_encoder
@@ -34,6 +43,7 @@ from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk
 from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction, reads_raw_speech
 from QEfficient.models.image_encoder import QEFFAutoModelForImageFeatureExtraction
+from QEfficient.models.page_inputs import layout_inputs, xpath_inputs
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_FORMAT,
     MODEL_FILES_SUBDIR,
@@ -170,6 +180,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
         extra = {"global_attention": True} if self.model.global_attention else {}
         if self.model.layout:
             extra |= {"layout": True, "image_size": self.model.image_size}
+        if self.model.xpath_depth:
+            extra["xpath_depth"] = self.model.xpath_depth
         return extra or None
 
     def compile(
@@ -200,7 +212,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
         # a graph given by path may predate token types as an input; this export has them where the model does
         token_types = TOKEN_TYPE_IDS in graph_input_names(Path(onnx_path)) if onnx_path else self.model.token_types
         onnx_path = Path(onnx_path) if onnx_path else self.export()
-        missing = [n for n, needed in ((BBOX, self.model.layout), (PIXEL_VALUES, self.model.image_size)) if needed]
+        page_inputs = ((BBOX, self.model.layout), (PIXEL_VALUES, self.model.image_size), (XPATH_TAGS_SEQ, self.model.xpath_depth))
+        missing = [n for n, needed in page_inputs if needed]
         missing = [n for n in missing if n not in graph_input_names(onnx_path)]
         if missing:
             raise ValueError(f"{onnx_path} predates {' and '.join(missing)} as graph inputs: compile without onnx_path.")
@@ -220,6 +233,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
             manifest["multiple_choice"] = True
         if self.model.layout:  # a document model's boxes (and page images): no server here sends them
             manifest["layout"] = True
+        if self.model.xpath_depth:  # a web page's XPaths: no server here sends them either
+            manifest["markup"] = True
         if self.model.reads_padding:  # run at the input's own width (FNet's Fourier mixing reads every column)
             manifest["reads_padding"] = True
         if self.model.global_attention:  # what the host marks global when given no mask (and a server, which takes none)
@@ -293,50 +308,21 @@ class _QEFFEncoderBase(QEFFBaseModel):
         if self.model.global_attention:
             default = self._global_attention
             global_mask = global_attention_mask(default["rule"], ids, None if given is None else as_numpy(given), default["sep_token_id"])
-        bbox, pixels = self._layout_inputs(inputs, ids)
+        bbox, pixels = layout_inputs(self.model, inputs, ids)
+        token_inputs = ({BBOX: bbox} if bbox is not None else {}) | xpath_inputs(self.model, inputs, ids)
         if not runtime_ai100:
             named = {"token_type_ids": torch.from_numpy(types)} if self.model.token_types else {}
             if global_mask is not None:
                 named["global_attention_mask"] = torch.from_numpy(global_mask)
-            named |= {name: torch.from_numpy(v) for name, v in ((BBOX, bbox), (PIXEL_VALUES, pixels)) if v is not None}
+            named |= {name: torch.from_numpy(v) for name, v in token_inputs.items()}
+            named |= {PIXEL_VALUES: torch.from_numpy(pixels)} if pixels is not None else {}
             with torch.no_grad():
                 out = self.model(torch.from_numpy(ids), torch.from_numpy(mask), **named)
             return out.numpy()
         session, qconfig = self._encoder_session()
         params, token_types = qconfig["compile_params"], bool(qconfig.get("token_types"))
         reads_padding = bool(qconfig.get("reads_padding"))
-        return run_encoder(session, params, token_types, ids, mask, types, global_mask, reads_padding, bbox=bbox, pixels=pixels)
-
-    def _layout_inputs(self, inputs, ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """A document model's boxes [B, S, 4] (transformers' default where none are given: zeros) and LayoutLMv3's page
-        images [B, 3, H, W]; (None, None) for other models, which take neither."""
-        bbox, pixels = inputs.get(BBOX), inputs.get(PIXEL_VALUES)
-        if not self.model.layout:
-            if bbox is not None or pixels is not None:
-                raise ValueError(f"{type(self.hf_model).__name__} reads text alone: leave bbox and pixel_values out of the inputs.")
-            return None, None
-        dtype = np.float32 if self.model.float_boxes else np.int64  # Bros' fractions of the page, or 0-1000 integers
-        if bbox is None:
-            if self.model.float_boxes:  # transformers' Bros asks for them too
-                raise ValueError(f"{type(self.hf_model).__name__} needs each token's box: pass bbox [texts, tokens, 4].")
-            bbox = np.zeros((*ids.shape, 4), dtype)  # transformers' default
-        bbox = as_numpy(bbox)
-        if bbox.shape != (*ids.shape, 4):
-            raise ValueError(f"bbox must be [texts, tokens, 4] as input_ids {list(ids.shape)} (x0, y0, x1, y1), got {list(bbox.shape)}.")
-        if not self.model.float_boxes and not np.issubdtype(bbox.dtype, np.integer):
-            raise ValueError(f"{type(self.hf_model).__name__}'s boxes are integers on a 0-1000 page, got {bbox.dtype} values.")
-        bbox = bbox.astype(dtype)
-        size = self.model.image_size
-        if size is None:
-            if pixels is not None:
-                raise ValueError(f"{type(self.hf_model).__name__} embeds no page image (visual_embed=False): leave pixel_values out.")
-            return bbox, None
-        if pixels is None:
-            raise ValueError(f"{type(self.hf_model).__name__} reads each page's image: pass the processor's pixel_values with the text.")
-        pixels = np.ascontiguousarray(as_numpy(pixels), dtype=np.float32)
-        if pixels.shape != (len(ids), 3, *size):
-            raise ValueError(f"pixel_values must be [{len(ids)}, 3, {size[0]}, {size[1]}] (a page per text), got {list(pixels.shape)}.")
-        return bbox, pixels
+        return run_encoder(session, params, token_types, ids, mask, types, global_mask, reads_padding, token_inputs, pixels)
 
 
 class QEFFAutoModel(_QEFFEncoderBase):

@@ -188,6 +188,8 @@ def open_embeddings_app(
         raise ValueError(f"'{model_name}' reads {kind}: the embeddings server takes text. Run it from Python ({type(model).__name__}).")
     if model.model.layout:  # LayoutLM, LiLT, Bros, LayoutLMv3
         raise ValueError(f"'{model_name}' is a document model: it reads each token's box, which no server here takes. Run it from Python.")
+    if model.model.xpath_depth:  # MarkupLM
+        raise ValueError(f"'{model_name}' reads web pages: each token's XPath, which no server here takes. Run it from Python.")
     check_sentence_transformers_folder(model.local_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)

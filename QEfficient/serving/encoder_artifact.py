@@ -54,6 +54,11 @@ def is_encoder_artifact(qconfig: dict) -> bool:
             f"'{qconfig.get('model_name')}' is a document model's artifact (LayoutLM, LiLT, Bros, LayoutLMv3): it reads each "
             "token's box, which no server here takes. Run it from Python."
         )
+    if qconfig.get("markup"):
+        raise ValueError(
+            f"'{qconfig.get('model_name')}' is a web-page model's artifact (MarkupLM): it reads each token's XPath, which no "
+            "server here takes. Run it from Python."
+        )
     if qconfig.get("kind") == VIDEO_CLASSIFIER_KIND:
         raise ValueError(f"'{qconfig.get('model_name')}' is a video classifier's artifact: no server here takes video. Run it from Python.")
     if str(qconfig.get("kind", "")).startswith(DUAL_ENCODER_KIND):

@@ -325,6 +325,8 @@ def open_scores_app(
         model.config.use_pad_token = use_pad_token
     if model.model.layout:  # LayoutLM, LiLT, Bros, LayoutLMv3
         raise ValueError(f"'{model_name}' is a document model: it reads each token's box, which no server here takes. Run it from Python.")
+    if model.model.xpath_depth:  # MarkupLM
+        raise ValueError(f"'{model_name}' reads web pages: each token's XPath, which no server here takes. Run it from Python.")
     check_sequence_classifier(model.config, model_name)
     if model.config.num_labels == 1:
         cross_encoder_activation(model.config, model.local_model_dir)  # an activation not run here stops the server now

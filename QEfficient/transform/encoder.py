@@ -113,7 +113,10 @@ TWO_D_MASK_TYPES = frozenset(
     {"deberta", "deberta-v2", "xlm", "flaubert", "esm", "layoutlm", "ultrabert", "ultravbert", "eurobert", "longformer"}
     | {"layoutlmv3"}  # LayoutLMv3 appends its image patches' mask to the 2-D one
     | {"clip_text_model"}  # CLIP's text tower makes its causal mask from the 2-D one (a 4-D mask would replace it)
+    | {"markuplm"}  # MarkupLM extends the 2-D mask itself (a 4-D one would be extended again)
 )
+# web-page models: each token's XPath in its HTML page (tag ids and subscripts per level) is a graph input
+MARKUP_TYPES = frozenset({"markuplm"})
 # document models: each token's box on its page (bbox) is a graph input; LayoutLMv3's page image too, where it embeds one
 LAYOUT_TYPES = frozenset({"layoutlm", "lilt", "bros", "layoutlmv3"})
 # encoders whose attention is Longformer's (a window either side, global tokens): the block-banded form
@@ -233,6 +236,7 @@ class QEffEncoder(nn.Module):
             hf_model.forward
         ).parameters
         self.layout = self.config.model_type in LAYOUT_TYPES
+        self.xpath_depth = self.config.max_depth if self.config.model_type in MARKUP_TYPES else None
         self.float_boxes = self.config.model_type == "bros"  # its boxes are fractions of the page
         # LayoutLMv3's page image (its patches join the sequence), at the size its patch embedding was built for
         visual = self.config.model_type == "layoutlmv3" and getattr(self.config, "visual_embed", False)
@@ -302,12 +306,15 @@ class QEffEncoder(nn.Module):
         global_attention_mask: torch.Tensor | None = None,
         bbox: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
+        xpath_tags_seq: torch.Tensor | None = None,
+        xpath_subs_seq: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.static_kv is not None:
             out = self.static_kv(input_ids, attention_mask)
             return self.pooling(out, attention_mask) if self.pooling is not None and not self.classifier else out
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        extra |= {name: value for name, value in (("bbox", bbox), ("pixel_values", pixel_values)) if value is not None}
+        page = (("bbox", bbox), ("pixel_values", pixel_values), ("xpath_tags_seq", xpath_tags_seq), ("xpath_subs_seq", xpath_subs_seq))
+        extra |= {name: value for name, value in page if value is not None}
         if global_attention_mask is not None:
             extra["global_attention_mask"] = global_attention_mask
         if self.reads_padding:
