@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer, models
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     AutoConfig,
     AutoModelForRNNT,
@@ -185,9 +185,10 @@ def test_texts_from_audio_and_over_http(transducer):
 
 
 def test_a_tdt_model_is_served_with_times(tmp_path):
-    """``serve`` on a TDT folder answers /v1/audio/transcriptions with transformers' text, and with the times
-    transformers' processor decodes from its durations (verbose_json's words and segments, srt), for audio past a CTC
-    model's 30 s too; the model's letters are timed by the audio (its <pad>, <unk> and zero durations lowered)."""
+    """``serve`` on a TDT folder answers /v1/audio/transcriptions with transformers' text, also for audio past a CTC
+    model's 30 s, and with the times transformers' processor decodes from its durations (verbose_json's words and
+    segments, srt, vtt); the model's letters are timed by the audio (its <pad>, <unk> and zero durations lowered). How
+    pieces group into words and sentences: the next test."""
     processor = _build(tmp_path, "tdt", letters=True)
     hf = ParakeetForTDT.from_pretrained(tmp_path).eval()
     clip = np.round(_clips()[1] * 32767) / 32767  # what 16 bits hold
@@ -206,6 +207,8 @@ def test_a_tdt_model_is_served_with_times(tmp_path):
         verbose = transcribe(url, wav(clip), response_format="verbose_json", **{"timestamp_granularities[]": ["word", "segment"]})
         only_words = transcribe(url, wav(clip), response_format="verbose_json", **{"timestamp_granularities[]": "word"})
         subtitles = transcribe(url, wav(clip), response_format="srt")
+        cues = transcribe(url, wav(clip), response_format="vtt")
+        segments_only = transcribe(url, wav(clip), response_format="verbose_json")
         long_answer = transcribe(url, wav(long_clip))
         too_long = transcribe(url, wav(np.zeros(301 * 16000, np.float32)))
         bad = transcribe(url, wav(clip), response_format="json", **{"timestamp_granularities[]": "word"})
@@ -222,31 +225,41 @@ def test_a_tdt_model_is_served_with_times(tmp_path):
         "words": words,
     }
     assert only_words.json() == {"task": "transcribe", "duration": len(clip) / 16000, "text": text[0], "words": words}
-    assert subtitles.status_code == 200 and subtitles.text.startswith("1\n00:00:00,") and words[-1]["word"] in subtitles.text
+    assert segments_only.json() == {k: v for k, v in verbose.json().items() if k != "words"}  # segments, the default
+    timing = f"{words[0]['start']:06.3f} --> 00:00:{words[-1]['end']:06.3f}"
+    assert subtitles.text == f"1\n00:00:{timing.replace('.', ',')}\n{segment['text'].strip()}\n"
+    assert cues.text == f"WEBVTT\n\n00:00:{timing}\n{segment['text'].strip()}\n"
     assert long_answer.status_code == 200 and long_answer.json() == {"text": long_text}
     assert too_long.status_code == 400 and "up to 300 s" in too_long.json()["error"]["message"]
     assert bad.status_code == 400 and "verbose_json" in bad.json()["error"]["message"]
 
 
 def test_words_and_sentences_from_timed_pieces():
-    """SentencePiece-style pieces, as transformers' ParakeetProcessor.decode times them: a leading space starts a word,
-    word pieces and punctuation end it; a sentence's last word closes its segment."""
-    pieces = [
-        {"token": "Hello", "start": 0.0, "end": 0.24},
-        {"token": ",", "start": 0.24, "end": 0.24},
-        {"token": " wor", "start": 0.32, "end": 0.4},
-        {"token": "ld", "start": 0.4, "end": 0.56},
-        {"token": ".", "start": 0.56, "end": 0.56},
-        {"token": " Bye", "start": 0.8, "end": 1.04},
-    ]
+    """A SentencePiece-style vocabulary (Metaspace: a word's first piece carries the boundary, a lone boundary piece
+    stands between a word and digits) timed by transformers' ParakeetProcessor.decode: a piece after a space starts a
+    word, word pieces and punctuation end it, punctuation before the first word opens it; a sentence's last word closes
+    its segment."""
+    vocab = ["<pad>", "<unk>", "▁hello", "▁", "2", ".", "▁bye", ",", "▁wor", "ld", "?", "<blank>"]
+    metaspace = Tokenizer(models.WordLevel({t: i for i, t in enumerate(vocab)}, unk_token="<unk>"))
+    metaspace.pre_tokenizer, metaspace.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+    tokenizer = ParakeetTokenizer(tokenizer_object=metaspace, pad_token="<pad>", unk_token="<unk>")
+    processor = ParakeetProcessor(ParakeetFeatureExtractor(), tokenizer)
+
+    def timed(pieces: list[str], durations: list[int]) -> list[dict]:
+        ids = torch.tensor([[vocab.index("<blank>")] + [vocab.index(p) for p in pieces]])
+        return processor.decode(ids, durations=torch.tensor([[0, *durations]]), skip_special_tokens=True)[1][0]
+
+    pieces = timed(["▁hello", "▁", "2", ".", "▁wor", "ld", ",", "▁bye", "?"], [2, 1, 1, 0, 3, 2, 0, 4, 1])
+    assert any(p["token"] == " " for p in pieces)  # the lone boundary, as transformers decodes it
     words = timed_words(pieces)
-    assert words == [
-        {"word": "Hello,", "start": 0.0, "end": 0.24},
-        {"word": "world.", "start": 0.32, "end": 0.56},
-        {"word": "Bye", "start": 0.8, "end": 1.04},
+    frame = 0.08  # 10 ms hops, 8x subsampled
+    assert [w["word"] for w in words] == ["hello", "2.", "world,", "bye?"]
+    assert [(round(w["start"] / frame), round(w["end"] / frame)) for w in words] == [(0, 2), (3, 4), (4, 9), (9, 13)]
+    segments = sentence_segments(words)
+    assert [(s["id"], s["text"], s["start"], s["end"]) for s in segments] == [
+        (0, " hello 2.", words[0]["start"], words[1]["end"]),
+        (1, " world, bye?", words[2]["start"], words[3]["end"]),
     ]
-    assert sentence_segments(words) == [
-        {"id": 0, "seek": 0, "start": 0.0, "end": 0.56, "text": " Hello, world.", "temperature": 0.0},
-        {"id": 1, "seek": 0, "start": 0.8, "end": 1.04, "text": " Bye", "temperature": 0.0},
-    ]
+    assert [w["word"] for w in timed_words(timed([",", "▁hello"], [1, 2]))] == [",hello"]
+    assert [w["word"] for w in timed_words(timed(["."], [1]))] == ["."]
     assert timed_words([]) == [] and sentence_segments([]) == []

@@ -2,16 +2,17 @@
 Parakeet, ... ``ForCTC``), decoded greedily as QEFFAutoModelForCTC.generate and transformers' examples decode each
 family's ids, or a Parakeet transducer (RNN-T, TDT), decoded greedily as its generate does (QEFFAutoModelForTDT).
 
-Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV
-at the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, or
-text). These models take no language hint and sample nothing, so Whisper's options that would change the answer
-(``language``, ``prompt``, a ``temperature`` above 0, ``stream``) are refused, saying so; /v1/audio/translations
-answers that such a model does not translate. A CTC model is served without times (``timestamp_granularities[]`` and
-the timed formats refused) and reads audio of up to 30 s (its compiled length) in one pass. A transducer also answers
-with times (verbose_json, with segments and, with ``timestamp_granularities[]=word``, words; srt; vtt): its tokens'
-times as transformers' processor decodes them from the durations, grouped into words and sentences; it reads up to
-5 min in one pass, as transformers runs it. Transcriptions run one at a time on a worker thread, so /health keeps
-answering.
+Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV at
+the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, text, and
+for a transducer the timed formats below). These models take no language hint and sample nothing, so Whisper's options
+that would change the answer (``language``, ``prompt``, a ``temperature`` above 0, ``stream``) are refused, saying so;
+/v1/audio/translations answers that such a model does not translate. A CTC model is served without times
+(``timestamp_granularities[]`` and the timed formats refused) and reads audio of up to 30 s (its compiled length) in one
+pass. A transducer also answers with times (verbose_json, with segments and, with ``timestamp_granularities[]=word``,
+words; srt; vtt): its tokens' times as transformers' processor decodes them from the durations, grouped into words and
+sentences; it reads up to 5 min in one pass, as transformers runs it. Its verbose_json has no ``language`` (the model
+names none) and its segments no Whisper scores (``tokens``, ``avg_logprob``, ``compression_ratio``, ``no_speech_prob``).
+Transcriptions run one at a time on a worker thread, so /health keeps answering.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ SENTENCE_ENDS = (".", "?", "!")  # a segment ends with a word ending so (NeMo's 
 MIN_SAMPLES = 400  # 25 ms at 16 kHz: what Wav2Vec2's first convolution reads
 _TIMED = ("verbose_json", "srt", "vtt")  # a transducer's formats with times
 DEFAULT_MAX_AUDIO_BYTES = 16 * 1024 * 1024  # 30 s of 16 kHz audio is 1 MB as 16-bit mono, 4 MB as 32-bit stereo
+MAX_TRANSDUCER_AUDIO_BYTES = 40 * 1024 * 1024  # 5 min: 9.6 MB as 16-bit mono, 38.4 MB as 32-bit stereo
 # Whisper's form fields that the models served here cannot honour, with why
 _REFUSED = {
     "language": "takes no language hint: it transcribes what it hears",
@@ -55,16 +57,29 @@ def check_audio_length(samples: int, rate: int, what: str, max_seconds: int = MA
 
 def timed_words(tokens: list[dict]) -> list[dict]:
     """OpenAI's ``words`` from a transcript's timed pieces (transformers' ParakeetProcessor.decode with durations:
-    ``token``, ``start``, ``end`` in seconds): a piece that starts with a space starts a word, the others (word pieces,
-    punctuation) end the one before."""
+    ``token``, ``start``, ``end`` in seconds): a piece after a space (its own, or a space piece's: SentencePiece's lone
+    word boundary) starts a word, the others (word pieces, punctuation) end the one before; punctuation before the
+    first word opens it."""
     words: list[dict] = []
+    spaced, opening = True, None  # whether the next piece starts a word; punctuation before any word
     for piece in tokens:
         text = piece["token"]
-        if words and not text[:1].isspace():
+        if not text.strip():
+            spaced = True
+            continue
+        if words and not spaced and not text[:1].isspace():
             words[-1]["word"] += text
             words[-1]["end"] = max(words[-1]["end"], piece["end"])
-        elif text.strip():
-            words.append({"word": text.strip(), "start": piece["start"], "end": piece["end"]})
+        elif not words and opening is None and not any(c.isalnum() for c in text):
+            opening = {"word": text.strip(), "start": piece["start"]}
+        else:
+            word = {"word": text.strip(), "start": piece["start"], "end": piece["end"]}
+            if opening is not None and not words:
+                word |= {"word": opening["word"] + word["word"], "start": opening["start"]}
+            words.append(word)
+        spaced = text[-1:].isspace()
+    if not words and opening is not None:  # punctuation alone
+        words.append(opening | {"end": tokens[-1]["end"]})
     return words
 
 
@@ -163,7 +178,10 @@ def create_transcriber_app(
                     raise APIError(400, str(err), param="file") from None
             return PlainTextResponse(text) if response_format == "text" else {"text": text}
         async with lock:
-            text, pieces = await asyncio.to_thread(timed_transcript, model, processor, audio, rate)
+            try:
+                text, pieces = await asyncio.to_thread(timed_transcript, model, processor, audio, rate)
+            except ValueError as err:
+                raise APIError(400, str(err), param="file") from None
         words = timed_words(pieces)
         segments = sentence_segments(words)
         if response_format != "verbose_json":
@@ -195,7 +213,8 @@ def open_transcriber_app(
         model.decoding_rule()  # a generation config the greedy loop does not apply is refused at start, not per request
     length = {"seq_len": MAX_SECONDS * rate} if ctc else {}  # a transducer's graphs take any length
     model.compile(**length, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
-    limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
+    default_bytes = DEFAULT_MAX_AUDIO_BYTES if ctc else MAX_TRANSDUCER_AUDIO_BYTES
+    limits = {"max_body_bytes": default_bytes if max_body_bytes is None else max_body_bytes}
     kind = "CTC model" if ctc else "transducer"
     names = {"served_names": [model_name], "api_key": api_key, "kind": kind, "timed": not ctc}
     names["max_seconds"] = MAX_SECONDS if ctc else MAX_TRANSDUCER_SECONDS
