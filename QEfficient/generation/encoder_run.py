@@ -140,7 +140,10 @@ def run_image_graph(session: Any, compile_params: dict, pixels: np.ndarray) -> l
 def run_in_batches(session: Any, inputs: Mapping[str, np.ndarray], batch: int) -> list[np.ndarray]:
     """A graph's outputs for ``inputs`` (named arrays with the same rows on axis 0), ``batch`` rows at a time, as the
     artifact was compiled: a short last batch is filled with copies of its last row, whose outputs are dropped."""
-    rows, outputs = len(next(iter(inputs.values()))), []
+    counts = {name: len(values) for name, values in inputs.items()}
+    rows, outputs = max(counts.values(), default=0), []
+    if not rows or len(set(counts.values())) > 1:
+        raise ValueError(f"Each input needs the same number of rows, at least one; got {counts}.")
     for start in range(0, rows, batch):
         real = min(batch, rows - start)
         picked = np.minimum(np.arange(start, start + batch), rows - 1)  # the last row repeated past the end
