@@ -200,6 +200,27 @@ def test_not_a_causal_lm(tmp_path):
         QEFFAutoModelForCausalLM.from_pretrained(tmp_path)
 
 
+def test_a_causal_lm_the_auto_mapping_leaves_out_loads(tmp_path, tokenizer_dir):
+    """Mistral4ForCausalLM: transformers' AutoModelForCausalLM does not map mistral4 (its image-text mapping gives the
+    same text-only class), so the checkpoint's own class loads it; its greedy tokens are transformers'."""
+    from transformers.models.mistral4.modeling_mistral4 import Mistral4ForCausalLM
+
+    from benchmarks.arch_sweep import tiny_model
+    from tests.tiny_models import sweep_config
+
+    tiny_model(sweep_config("mistral4")).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp_path)
+    hf = Mistral4ForCausalLM.from_pretrained(tmp_path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    expected = hf_greedy(hf, tokenizer, "the cat sat on", 6)
+    model = QEFFAutoModelForCausalLM.from_pretrained(tmp_path)
+    assert model.model_architecture == "Mistral4ForCausalLM"
+    model.compile(prefill_seq_len=8, ctx_len=32, num_cores=1)
+    got = model.generate(tokenizer, ["the cat sat on"], generation_len=6).generated_ids[0][0]
+    assert real_tokens(got, tokenizer.pad_token_id, len(expected)) == expected
+    assert len(set(expected)) > 1  # tokens, not one repeated
+
+
 def test_architecture_known_to_fail_is_refused_with_the_reason(tmp_path, monkeypatch):
     from QEfficient.transform.adapters import ALLOW_ANY_ARCHITECTURE_ENV
     from QEfficient.transform.adapters.sweep_status import KNOWN_FAILURES

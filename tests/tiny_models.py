@@ -343,6 +343,8 @@ SWEEP_OVERRIDES: dict[str, dict] = {
         global_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96),
     ),
     "mistral_large4_text": _DSA,
+    # Mistral 4's head_dim is the whole query-key head (no-rope part + rotary part; the rotary fraction from it)
+    "mistral4": dict(head_dim=16),
     # HY-V4's DSA layers with 3-D multimodal rotary: the (time, height, width) sections cover the 4 rotary pairs
     "hy_v4_vl_text": dict(_DSA, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1]}),
     # multi-latent attention (a key/value head per query head) with DSA layers and sliding-window MLA layers

@@ -97,12 +97,35 @@ def load_pretrained(auto_class, name_or_path: str | os.PathLike, *args, owner: s
         raise ValueError(f"{owner} cannot load '{name_or_path}': {err}") from err
 
 
+def unmapped_causal_lm_class(config: PretrainedConfig) -> type | None:
+    """transformers' causal-LM class for a config whose type its AutoModelForCausalLM does not map (Mistral4ForCausalLM,
+    of the mistral4 type): the one the checkpoint names, else the only one built on this config class; None for the
+    mapped types and the others."""
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return None
+    import transformers
+
+    names = [a for a in config.architectures or [] if a.endswith("ForCausalLM")] or unmapped_causal_lm_names()
+    found = [getattr(transformers, name, None) for name in names]
+    found = [c for c in found if isinstance(c, type) and getattr(c, "config_class", None) is type(config)]
+    return found[0] if len(found) == 1 else None
+
+
+def unmapped_causal_lm_names() -> list[str]:
+    """transformers' ``*ForCausalLM`` classes that its AutoModelForCausalLM does not map."""
+    import transformers
+
+    mapped = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    return sorted(n for n in dir(transformers) if n.endswith("ForCausalLM") and n != "AutoModelForCausalLM" and n not in mapped)
+
+
 def check_causal_lm_config(config: PretrainedConfig) -> None:
     """Before any weight is read: NotACausalLMError, UnsupportedArchitectureError for a type the
     architecture sweep recorded as failing, a warning for a type it has not proven."""
     heads = config.architectures or []
     is_causal_head = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in heads)
-    if (heads and not is_causal_head) or config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+    mapped = config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or unmapped_causal_lm_class(config) is not None
+    if (heads and not is_causal_head) or not mapped:
         archs = ", ".join(config.architectures or []) or config.model_type
         raise NotACausalLMError(
             f"'{archs}' (model_type '{config.model_type}') is not a causal language model, so "
@@ -185,8 +208,9 @@ def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None
     if overrides is not None:  # a GGUF file's apply to its converted folder's config
         check_causal_lm_config(with_hf_overrides(folder, kwargs)["config"])
     kwargs.pop("hf_overrides", None)
+    model_class = unmapped_causal_lm_class(load_config(folder)) or AutoModelForCausalLM
     with weights_fit(overrides):
-        model = AutoModelForCausalLM.from_pretrained(folder, **with_load_defaults(kwargs))
+        model = model_class.from_pretrained(folder, **with_load_defaults(kwargs))
     return model.eval(), folder
 
 

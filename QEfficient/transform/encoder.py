@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from QEfficient.transform import moe_op
 from QEfficient.transform.adapters import longformer
 from QEfficient.transform.decoder_encoder import STATIC_KV_DECODERS, QEffDecoderEncoder
 from QEfficient.transform.rewrites import apply_rewrites, rewritten_functions
@@ -84,13 +85,15 @@ def _decoder_type(config) -> bool:
 
 @contextlib.contextmanager
 def eager_attention(config) -> Iterator[None]:
-    """Plain attention ops in the graph: ONNX Runtime's transformer optimizer fuses that pattern."""
-    old = config._attn_implementation
-    config._attn_implementation = "eager"
+    """Plain attention ops in the graph: ONNX Runtime's transformer optimizer fuses that pattern. Mixture-of-experts
+    layers built with transformers' ``use_experts_implementation`` (OpenAI's privacy filter) run as one MoE node
+    (moe_op.py) instead of transformers' loop over the experts a trace would freeze."""
+    old, old_experts = config._attn_implementation, getattr(config, "_experts_implementation", None)
+    config._attn_implementation, config._experts_implementation = "eager", moe_op.IMPLEMENTATION
     try:
         yield
     finally:
-        config._attn_implementation = old
+        config._attn_implementation, config._experts_implementation = old, old_experts
 
 
 @contextlib.contextmanager
@@ -115,6 +118,8 @@ TWO_D_MASK_TYPES = frozenset(
     | {"clip_text_model"}  # CLIP's text tower makes its causal mask from the 2-D one (a 4-D mask would replace it)
     | {"markuplm"}  # MarkupLM extends the 2-D mask itself (a 4-D one would be extended again)
 )
+# bidirectional encoders whose every layer attends within a window of ``sliding_window`` tokens either side
+SLIDING_ENCODERS = frozenset({"openai_privacy_filter"})
 # web-page models: each token's XPath in its HTML page (tag ids and subscripts per level) is a graph input
 MARKUP_TYPES = frozenset({"markuplm"})
 # document models: each token's box on its page (bbox) is a graph input; LayoutLMv3's page image too, where it embeds one
@@ -138,6 +143,12 @@ UNSUPPORTED_ENCODERS = {
 # document models whose inputs are not graph inputs here, and why (the others: LAYOUT_TYPES)
 UNSUPPORTED_DOCUMENT_MODELS = {
     "layoutlmv2": "its page image goes through a detectron2 backbone, which neither transformers here nor this graph runs",
+}
+
+# encoders of text and an object detector's image regions, whose region features are not graph inputs here, and why
+UNSUPPORTED_REGION_ENCODERS = {
+    "lxmert": "it reads each image's regions from an object detector (visual_feats, visual_pos) beside the text, which "
+    "this encoder graph does not take (and transformers does not compute)",
 }
 
 # types of transformers' text-encoding mapping (AutoModelForTextEncoding) not run as text encoders here, and why
@@ -172,6 +183,7 @@ def check_encoder_type(config, classifier: bool = False) -> None:
     """An encoder type (or a decoder's sequence classifier) known not to run as a graph is refused before anything is
     exported, saying why."""
     reason = UNSUPPORTED_ENCODERS.get(config.model_type) or UNSUPPORTED_DOCUMENT_MODELS.get(config.model_type)
+    reason = reason or UNSUPPORTED_REGION_ENCODERS.get(config.model_type)
     if reason is not None:
         raise ValueError(f"'{config.model_type}' is not supported as an encoder here: {reason}.")
     reason = UNSUPPORTED_DECODER_CLASSIFIERS.get(config.model_type)
@@ -259,6 +271,8 @@ class QEffEncoder(nn.Module):
             text = getattr(self.config, "text_config", None) or self.config
             if getattr(text, "sliding_window", None) and getattr(text, "layer_types", None) and not self.causal:
                 self.window = text.sliding_window
+            elif self.config.model_type in SLIDING_ENCODERS:  # every layer windowed: one mask
+                self.window = text.sliding_window
         # a decoder's classifier (Qwen2ForSequenceClassification): its head reads the last real token, found from the
         # mask as vLLM does; transformers finds it by pad_token_id in input_ids, which the graph's zero padding breaks
         self.last_token_head = self.classifier and self.causal and isinstance(getattr(hf_model, "score", None), nn.Linear)
@@ -327,6 +341,8 @@ class QEffEncoder(nn.Module):
             mask = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
             if self.layer_windows is not None:
                 mask = {i: mask if window is None else self._window(mask, window) for i, window in enumerate(self.layer_windows)}
+            elif self.config.model_type in SLIDING_ENCODERS:
+                mask = self._window(mask, self.window)
             elif self.window is not None:
                 mask, extra["use_cache"] = {"full_attention": mask, "sliding_attention": self._window(mask, self.window)}, False
         with eager_attention(self.config), rewritten_functions(self.hf):

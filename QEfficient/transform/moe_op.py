@@ -40,7 +40,8 @@ def _swiglu_parameters(experts: nn.Module) -> dict | None:
     gate = getattr(type(experts), "_apply_gate", None)
     if gate is _default_apply_gate and experts.is_concatenated and isinstance(experts.act_fn, (SiLUActivation, nn.SiLU)):
         return {"alpha": 1.0, "beta": 0.0, "limit": None}
-    if type(experts).__name__ == "GptOssExperts":  # gate, up interleaved; clamp(limit); (up + 1) * glu
+    # GPT-OSS's gate (its gate, up interleaved; the privacy filter's concatenated): clamp(limit); (up + 1) * glu
+    if type(experts).__name__ in ("GptOssExperts", "OpenAIPrivacyFilterExperts"):
         return {"alpha": float(experts.alpha), "beta": 1.0, "limit": float(experts.limit)}
     return None
 

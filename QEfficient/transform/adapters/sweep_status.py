@@ -106,6 +106,7 @@ PROVEN: frozenset[str] = frozenset(
         "ministral",
         "ministral3",
         "mistral",
+        "mistral4",
         "mixtral",
         "modernbert-decoder",
         "mpt",
