@@ -114,9 +114,11 @@ def not_decoder_reason(model_type: str, config) -> str | None:
     if model_type in modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         return "encoder (masked LM) with a causal head"
     subs = set(getattr(config, "sub_configs", {}) or {})
-    # (an image-text type that transformers maps to a text-only causal LM, mistral4, is a decoder)
+    # (an image-text type that transformers maps to a text-only causal LM its causal-LM mapping leaves out, mistral4,
+    # is a decoder; Fuyu's causal-LM class reads images)
     image_text = modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES.get(model_type, "")
-    if (image_text and not image_text.endswith("ForCausalLM")) or subs & {"vision_config", "audio_config", "vq_config"}:
+    text_only = image_text.endswith("ForCausalLM") and model_type not in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    if (image_text and not text_only) or subs & {"vision_config", "audio_config", "vq_config"}:
         return "multimodal model: use QEFFAutoModelForImageTextToText (or its *_text type)"
     return None
 

@@ -106,6 +106,15 @@ def test_registry_covers_only_types_in_the_mapping():
     assert not (PROVEN & set(KNOWN_FAILURES)) and not (PROVEN & set(NOT_DECODER))
 
 
+def test_an_image_text_type_whose_class_is_a_text_only_causal_lm():
+    """mistral4's image-text entry is Mistral4ForCausalLM, which the causal-LM mapping leaves out: a decoder, swept;
+    Fuyu's is FuyuForCausalLM, mapped as a causal LM but reading images: not one."""
+    from tests.tiny_models import sweep_config
+
+    assert "mistral4" in causal_lm_types() and not_decoder_reason("mistral4", sweep_config("mistral4")) is None
+    assert "multimodal" in not_decoder_reason("fuyu", AutoConfig.for_model("fuyu"))
+
+
 def test_proven_type_runs_silently():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 import torch
 from tokenizers import processors
-from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForQuestionAnswering, AutoModelForTokenClassification, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForMaskedLM,
+    AutoModelForQuestionAnswering,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+)
 
-from QEfficient import QEFFAutoModelForMaskedLM, QEFFAutoModelForQuestionAnswering, QEFFAutoModelForTokenClassification
+from QEfficient import QEFFAutoModel, QEFFAutoModelForMaskedLM, QEFFAutoModelForQuestionAnswering, QEFFAutoModelForTokenClassification
 
 SHAPE = dict(vocab_size=320, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96, max_position_embeddings=130)
 TYPES = ["bert", "roberta", "deberta-v2", "distilbert", "longformer"]
@@ -65,6 +71,15 @@ def test_question_answering_heads_that_read_more_than_the_encoder_are_refused(tm
     AutoModelForQuestionAnswering.from_config(_config("big_bird", num_labels=2, attention_type="original_full")).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="first separator"):
         QEFFAutoModelForQuestionAnswering.from_pretrained(tmp_path)
+
+
+def test_lxmert_is_refused_with_the_reason(tmp_path):
+    from transformers import LxmertConfig, LxmertModel
+
+    config = LxmertConfig(vocab_size=64, hidden_size=32, num_attention_heads=2, intermediate_size=32, l_layers=1, x_layers=1, r_layers=1)
+    LxmertModel(config).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="region.*visual_feats"):
+        QEFFAutoModel.from_pretrained(tmp_path)
 
 
 def test_a_decoder_s_token_head_is_refused(tmp_path, tiny_model_dir):

@@ -111,6 +111,9 @@ def test_markup_inputs_are_checked(tmp_path):
         model.generate({**inputs, "xpath_tags_seq": inputs["xpath_tags_seq"][:, :, :10]}, runtime_ai100=False)
     with pytest.raises(ValueError, match="xpath_subs_seq must be integers"):
         model.generate({**inputs, "xpath_subs_seq": inputs["xpath_subs_seq"].float()}, runtime_ai100=False)
+    with pytest.raises(ValueError, match="xpath_tags_seq holds ids from 0 to 256; this model's table has 0 to 255"):
+        wrong = inputs["xpath_tags_seq"].clamp(max=0) + torch.tensor([0, 256])[:, None, None]
+        model.generate({**inputs, "xpath_tags_seq": wrong}, runtime_ai100=False)
     from QEfficient.serving.scores_app import open_scores_app
 
     with pytest.raises(ValueError, match="reads web pages"):

@@ -198,6 +198,13 @@ def test_not_a_causal_lm(tmp_path):
     BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(tmp_path)
     with pytest.raises(NotACausalLMError, match="QEFFAutoModel"):
         QEFFAutoModelForCausalLM.from_pretrained(tmp_path)
+    # a speech model's decoder part, a causal-LM class transformers does not map (nor its base model): not one either
+    from transformers import ClvpDecoderConfig, ClvpForCausalLM
+
+    config = ClvpDecoderConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=32)
+    ClvpForCausalLM(config).save_pretrained(tmp_path / "clvp")
+    with pytest.raises(NotACausalLMError, match="clvp_decoder"):
+        QEFFAutoModelForCausalLM.from_pretrained(tmp_path / "clvp")
 
 
 def test_a_causal_lm_the_auto_mapping_leaves_out_loads(tmp_path, tokenizer_dir):
@@ -213,6 +220,9 @@ def test_a_causal_lm_the_auto_mapping_leaves_out_loads(tmp_path, tokenizer_dir):
     hf = Mistral4ForCausalLM.from_pretrained(tmp_path).eval()
     tokenizer = AutoTokenizer.from_pretrained(tmp_path)
     expected = hf_greedy(hf, tokenizer, "the cat sat on", 6)
+    from QEfficient.base.common import QEFFCommonLoader
+
+    assert QEFFCommonLoader.model_class(tmp_path) is QEFFAutoModelForCausalLM  # not its image-text entry
     model = QEFFAutoModelForCausalLM.from_pretrained(tmp_path)
     assert model.model_architecture == "Mistral4ForCausalLM"
     model.compile(prefill_seq_len=8, ctx_len=32, num_cores=1)

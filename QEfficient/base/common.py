@@ -36,6 +36,8 @@ class QEFFCommonLoader:
             MODEL_FOR_TDT_MAPPING_NAMES,
         )
 
+        from QEfficient.loading.hf_loader import unmapped_causal_lm_class
+
         folder, gguf_file = resolve_model_path(pretrained_model_name_or_path, cache_dir)
         if gguf_file:
             return QEFFAutoModelForCausalLM
@@ -55,6 +57,8 @@ class QEFFCommonLoader:
             return QEFFAutoModelForAudioXVector if audio_head.endswith("ForXVector") else QEFFAutoModelForAudioFrameClassification
         if model_type in IMAGE_SEQ2SEQ_CLASSES:  # an image encoder with a cross-attending decoder (TrOCR, Donut, Florence-2)
             return IMAGE_SEQ2SEQ_CLASSES[model_type]
+        if unmapped_causal_lm_class(config) is not None:  # mistral4: its image-text entry is the text-only causal LM
+            return QEFFAutoModelForCausalLM
         if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:  # checked first, as in QEfficient
             return QEFFAutoModelForImageTextToText
         if model_type == "whisper" and model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES:  # before: it has a causal-LM class too

@@ -247,7 +247,7 @@ class EncoderGraphSpec:
             values[PIXEL_VALUES] = torch.rand(2, 3, *self.image_size, generator=torch.Generator().manual_seed(0))
         if self.xpath_depth:  # a shallow path per token, then padding levels (their ids do not matter to the trace)
             levels = torch.zeros(2, length, self.xpath_depth, dtype=torch.int64)
-            levels[:, :, :3] = torch.arange(1, 4)
+            levels[:, :, :3] = torch.arange(1, min(3, self.xpath_depth) + 1)
             values |= {XPATH_TAGS_SEQ: levels, XPATH_SUBS_SEQ: levels.clone()}
         return {name: values[name] for name in self.input_names}
 

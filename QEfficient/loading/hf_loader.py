@@ -15,7 +15,11 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.initialization import no_init_weights
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_PRETRAINING_MAPPING_NAMES
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_PRETRAINING_MAPPING_NAMES,
+    MODEL_MAPPING_NAMES,
+)
 
 from QEfficient.loading.config_overrides import apply_hf_overrides, weights_fit
 from QEfficient.loading.gguf_shared import gguf_parsed_once
@@ -101,8 +105,8 @@ def unmapped_causal_lm_class(config: PretrainedConfig) -> type | None:
     """transformers' causal-LM class for a config whose type its AutoModelForCausalLM does not map (Mistral4ForCausalLM,
     of the mistral4 type): the one the checkpoint names, else the only one built on this config class; None for the
     mapped types and the others."""
-    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        return None
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or config.model_type not in MODEL_MAPPING_NAMES:
+        return None  # (a sub-model's decoder, as CLVP's or CSM's depth decoder, has no base model of its own type)
     import transformers
 
     names = [a for a in config.architectures or [] if a.endswith("ForCausalLM")] or unmapped_causal_lm_names()
@@ -124,8 +128,9 @@ def check_causal_lm_config(config: PretrainedConfig) -> None:
     architecture sweep recorded as failing, a warning for a type it has not proven."""
     heads = config.architectures or []
     is_causal_head = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in heads)
-    mapped = config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or unmapped_causal_lm_class(config) is not None
-    if (heads and not is_causal_head) or not mapped:
+    if (heads and not is_causal_head) or not (
+        config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or unmapped_causal_lm_class(config) is not None
+    ):
         archs = ", ".join(config.architectures or []) or config.model_type
         raise NotACausalLMError(
             f"'{archs}' (model_type '{config.model_type}') is not a causal language model, so "

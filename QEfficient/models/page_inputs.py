@@ -20,7 +20,9 @@ def xpath_inputs(encoder, inputs, ids: np.ndarray) -> dict[str, np.ndarray]:
         if any(v is not None for v in given.values()):
             raise ValueError(f"{type(encoder.hf).__name__} reads no web page: leave xpath_tags_seq and xpath_subs_seq out.")
         return {}
-    pads = {XPATH_TAGS_SEQ: encoder.config.tag_pad_id, XPATH_SUBS_SEQ: encoder.config.subs_pad_id}
+    config = encoder.config
+    pads = {XPATH_TAGS_SEQ: config.tag_pad_id, XPATH_SUBS_SEQ: config.subs_pad_id}
+    tables = {XPATH_TAGS_SEQ: config.max_xpath_tag_unit_embeddings, XPATH_SUBS_SEQ: config.max_xpath_subs_unit_embeddings}
     xpaths = {}
     for name, value in given.items():
         value = np.full((*ids.shape, depth), pads[name], np.int64) if value is None else as_numpy(value)
@@ -28,6 +30,11 @@ def xpath_inputs(encoder, inputs, ids: np.ndarray) -> dict[str, np.ndarray]:
             raise ValueError(
                 f"{name} must be integers [texts, tokens, {depth}] as input_ids {list(ids.shape)} (one id per level of "
                 f"each token's XPath, as the MarkupLM tokenizer writes them), got {list(value.shape)} {value.dtype} values."
+            )
+        if value.size and (value.min() < 0 or value.max() >= tables[name]):
+            raise ValueError(
+                f"{name} holds ids from {value.min()} to {value.max()}; this model's table has 0 to {tables[name] - 1}: "
+                "tokenize the page with the model's own MarkupLM tokenizer (its tags_dict, max_width)."
             )
         xpaths[name] = value.astype(np.int64)
     return xpaths
