@@ -126,13 +126,14 @@ def with_no_zero_weights(model):
 def assert_runs_as_transformers(auto, qeff, folder, tokenizer, head: str) -> None:
     """The compiled graph against transformers on a padded batch of two: a classifier's logits, or the hidden states (a
     masked LM's logits) of the real tokens (padding columns are not compared: transformers' differ by model), within
-    1e-4."""
+    1e-4. The graph is compiled longer than the input, as users compile it (zero columns past the input's: a model whose
+    outputs read neighbouring columns runs at the input's own width)."""
     enc = tokenizer(SENTENCES, padding=True, return_tensors="np")
     hf = auto.from_pretrained(folder).eval()
     with torch.no_grad():
         expected = hf(input_ids=torch.as_tensor(enc["input_ids"]), attention_mask=torch.as_tensor(enc["attention_mask"]))
     model = qeff.from_pretrained(folder)
-    model.compile(seq_len=enc["input_ids"].shape[1], batch_size=2, num_cores=1)
+    model.compile(seq_len=enc["input_ids"].shape[1] + 5, batch_size=2, num_cores=1)
     if head == "classifier":
         np.testing.assert_allclose(np.asarray(model.generate(dict(enc))["logits"]), expected.logits.numpy(), atol=1e-4, rtol=0)
         return

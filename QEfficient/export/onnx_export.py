@@ -205,7 +205,7 @@ def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str
     spec = EncoderGraphSpec(output_name, pooled, module.token_types, module.global_attention, **layout)
     args = positional + ((named,) if named else ())
     path = torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
-    if ATTENTION_MASK not in graph_input_names(path) and not module.reads_padding:  # traced away: padding attended to
+    if ATTENTION_MASK not in graph_input_names(path) and not getattr(module, "unmasked", False):  # traced away: padding attended to
         raise ValueError(
             f"{type(module.hf).__name__}'s graph does not read the attention mask (its attention was traced without it), so "
             "padded inputs would give other outputs than transformers: this architecture is not supported as an encoder."

@@ -60,8 +60,9 @@ def copy_runtime_tokenizer(folder: Path, generation_config: Any, artifact_dir: P
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
         # generate() will say what is wrong when it loads one; a TypeError: no files, and a class whose constructor
-        # needs more than they would give (MarkupLM's tags_dict)
-        except (OSError, ValueError, TypeError) as err:
+        # needs more than they would give (MarkupLM's tags_dict); an ImportError: a package its class needs
+        # (sacremoses for XLM's and FlauBERT's, rjieba for RoFormer's)
+        except (OSError, ValueError, TypeError, ImportError) as err:
             logger.warning("The artifact holds no tokenizer: transformers could not load the one in %s (%s).", folder, err)
             raise _NoRuntimeTokenizer from err
         if runtime_tokenizer.save_artifact_tokenizer(tokenizer, tmp, generation_config) is None:

@@ -235,7 +235,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
             manifest["layout"] = True
         if self.model.xpath_depth:  # a web page's XPaths: no server here sends them either
             manifest["markup"] = True
-        if self.model.reads_padding:  # run at the input's own width (FNet's Fourier mixing reads every column)
+        if self.model.reads_padding:  # run at the input's own width (FNet's Fourier mixing, ConvBERT's convolutions)
             manifest["reads_padding"] = True
         if self.model.global_attention:  # what the host marks global when given no mask (and a server, which takes none)
             manifest["global_attention"] = self._global_attention

@@ -55,6 +55,7 @@ class QEffTextFeatures(nn.Module):
     token_types = False
     global_attention = False
     reads_padding = True  # run at the input's own width: SigLIP pools its last position, padding or not
+    unmasked = True  # may read no mask: SigLIP's text tower takes none
     example_length = 8
 
     def __init__(self, dual: PreTrainedModel) -> None:

@@ -130,6 +130,9 @@ LONGFORMER_TYPES = frozenset({"longformer"})
 # encoders that read no attention mask: every column, padding included, enters each token's output (FNet's Fourier
 # mixing, a DFT by MatMuls here: transform/rewrites.py); their graph runs at the input's own width, as transformers does
 UNMASKED_TYPES = frozenset({"fnet"})
+# encoders whose output at a token reads its neighbouring columns, padding included (ConvBERT's span convolutions,
+# Nystromformer's convolution over the values): they read the mask, but their graph too runs at the input's own width
+WIDTH_TYPES = UNMASKED_TYPES | {"convbert", "nystromformer"}
 
 # Encoder types that cannot run as a graph here, and why (tests/test_encoder_sweep.py proves the others)
 UNSUPPORTED_ENCODERS = {
@@ -292,8 +295,9 @@ class QEffEncoder(nn.Module):
         # Longformer's tokens marked for global attention: a graph input; what transformers' head marks when given none
         # (its classifier the first token, its QA head the question) the host marks (generation/encoder_run.py)
         self.global_attention = self.config.model_type in LONGFORMER_TYPES
-        self.reads_padding = self.config.model_type in UNMASKED_TYPES
-        if self.global_attention or self.reads_padding:
+        self.reads_padding = self.config.model_type in WIDTH_TYPES
+        self.unmasked = self.config.model_type in UNMASKED_TYPES  # (FNet) takes no mask at all
+        if self.global_attention or self.unmasked:
             apply_rewrites(hf_model)  # Longformer's attention by blocks of its window, FNet's DFT (transform/rewrites.py)
 
     @property
@@ -331,7 +335,7 @@ class QEffEncoder(nn.Module):
         extra |= {name: value for name, value in page if value is not None}
         if global_attention_mask is not None:
             extra["global_attention_mask"] = global_attention_mask
-        if self.reads_padding:
+        if self.unmasked:
             mask = None  # the model takes none (the mask still serves pooling below)
         elif self.config.model_type in TWO_D_MASK_TYPES:
             mask = attention_mask  # the model builds its own mask from the 2-D one, without a branch on its values
