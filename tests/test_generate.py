@@ -210,6 +210,7 @@ def test_not_a_causal_lm(tmp_path):
 def test_a_causal_lm_the_auto_mapping_leaves_out_loads(tmp_path, tokenizer_dir):
     """Mistral4ForCausalLM: transformers' AutoModelForCausalLM does not map mistral4 (its image-text mapping gives the
     same text-only class), so the checkpoint's own class loads it; its greedy tokens are transformers'."""
+    import torch
     from transformers.models.mistral4.modeling_mistral4 import Mistral4ForCausalLM
 
     from benchmarks.arch_sweep import tiny_model
@@ -229,6 +230,17 @@ def test_a_causal_lm_the_auto_mapping_leaves_out_loads(tmp_path, tokenizer_dir):
     got = model.generate(tokenizer, ["the cat sat on"], generation_len=6).generated_ids[0][0]
     assert real_tokens(got, tokenizer.pad_token_id, len(expected)) == expected
     assert len(set(expected)) > 1  # tokens, not one repeated
+    # scored by two of its tokens' logits (vLLM's classifier_from_token): the last real token's, as transformers gives them
+    from QEfficient import QEFFAutoModelForSequenceClassification
+
+    words = ["he", "at"]  # tokens of the tiny tokenizer's vocabulary
+    ids = [tokenizer.convert_tokens_to_ids(w) for w in words]
+    scorer = QEFFAutoModelForSequenceClassification.from_pretrained(tmp_path, classifier_from_token=words, method="no_post_processing")
+    scorer.compile(seq_len=8, batch_size=1, num_cores=1)
+    enc = tokenizer(["the cat sat on"], return_tensors="pt")
+    with torch.no_grad():
+        logits = hf(**enc).logits[0, -1, ids].numpy()
+    np.testing.assert_allclose(scorer.generate({k: v.numpy() for k, v in enc.items()})["logits"].numpy()[0], logits, atol=1e-5, rtol=0)
 
 
 def test_architecture_known_to_fail_is_refused_with_the_reason(tmp_path, monkeypatch):

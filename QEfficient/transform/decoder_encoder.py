@@ -29,6 +29,7 @@ STATIC_KV_DECODERS = {
     **dict.fromkeys(("glm", "glm4"), "its partial rotary embedding does not trace with a padding mask"),
     "helium": "its attention reshapes to the traced length, so other lengths fail in ONNX Runtime",
     "axk2": "its cache scatter does not trace (a PyTorch JIT error)",
+    "mistral4": "transformers' eager attention repeats its latent attention's keys by num_key_value_heads (a shape error)",
     **dict.fromkeys(("bloom", "doge", "mpt", "openai-gpt"), _UNMARKED),
 }
 
