@@ -46,7 +46,7 @@ from transformers import AutoModelForCausalLM  # noqa: E402
 from transformers.models.auto import modeling_auto  # noqa: E402
 
 from QEfficient.generation.exec_kv import open_session  # noqa: E402
-from QEfficient.loading.hf_loader import unmapped_causal_lm_class, unmapped_causal_lm_names  # noqa: E402
+from QEfficient.loading.hf_loader import causal_lm_class, unmapped_causal_lm_class, unmapped_causal_lm_names  # noqa: E402
 from QEfficient.transform.adapters import ALLOW_ANY_ARCHITECTURE_ENV  # noqa: E402
 from tests.tiny_models import VOCAB, sweep_config  # noqa: E402
 
@@ -101,8 +101,8 @@ def causal_lm_types() -> list[str]:
 
 def build_causal_lm(config, **kwargs):
     """``config``'s causal LM with fresh weights: through AutoModelForCausalLM, or the unmapped type's own class."""
-    model_class = unmapped_causal_lm_class(config)
-    return model_class._from_config(config, **kwargs) if model_class else AutoModelForCausalLM.from_config(config, **kwargs)
+    model_class = causal_lm_class(config)
+    return model_class.from_config(config, **kwargs) if model_class is AutoModelForCausalLM else model_class._from_config(config, **kwargs)
 
 
 def not_decoder_reason(model_type: str, config) -> str | None:
@@ -114,11 +114,10 @@ def not_decoder_reason(model_type: str, config) -> str | None:
     if model_type in modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         return "encoder (masked LM) with a causal head"
     subs = set(getattr(config, "sub_configs", {}) or {})
-    # (an image-text type that transformers maps to a text-only causal LM its causal-LM mapping leaves out, mistral4,
-    # is a decoder; Fuyu's causal-LM class reads images)
-    image_text = modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES.get(model_type, "")
-    text_only = image_text.endswith("ForCausalLM") and model_type not in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-    if (image_text and not text_only) or subs & {"vision_config", "audio_config", "vq_config"}:
+    # (an image-text type whose class is a text-only causal LM the causal-LM mapping leaves out, mistral4, is a decoder;
+    # Fuyu's causal-LM class reads images)
+    image_text = model_type in modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES and not unmapped_causal_lm_class(config)
+    if image_text or subs & {"vision_config", "audio_config", "vq_config"}:
         return "multimodal model: use QEFFAutoModelForImageTextToText (or its *_text type)"
     return None
 
@@ -336,6 +335,7 @@ def write_registry(results: list[SweepResult], path: Path = REGISTRY) -> None:
 
 def write_doc(results: list[SweepResult], seconds: float, path: Path = DOC) -> None:
     counts = {s: sum(r.status == s for r in results) for s in STATUSES}
+    unmapped = sum(r.model_type not in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES for r in results)
     decoders = len(results) - counts["not-decoder"]
     hf_runs = decoders - counts["hf-fails"]
     lines = [
@@ -372,7 +372,8 @@ def write_doc(results: list[SweepResult], seconds: float, path: Path = DOC) -> N
         "  NVFP4 rounding casts scales to float8 e4m3, which the exporter at opset 17 has no type for, and its indexer selects",
         "  keys in Python loops over rows.",
         "",
-        f"transformers {transformers.__version__}: {len(results)} types in the mapping, {decoders} decoder-only, "
+        f"transformers {transformers.__version__}: {len(results)} types ({unmapped} of them outside the causal-LM mapping), "
+        f"{decoders} decoder-only, "
         f"{hf_runs} of them run in HF with the tiny config, **{counts['token-exact']} token-exact**, "
         f"{counts['differs']} differ, {counts['export-fails']} fail to export, {counts['runtime-fails']} fail at run time, "
         f"{counts['hf-fails']} fail in HF, {counts['not-decoder']} are not decoder-only. Sweep time {seconds / 60:.1f} min "

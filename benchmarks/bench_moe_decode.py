@@ -28,13 +28,13 @@ os.environ.setdefault("QEFF_HOME", scratch_dir("qeff-moe-bench-"))
 
 def compiled(model, experts: str, **options):
     """``model`` compiled with its experts exported as ``experts`` (an experts implementation name)."""
-    from QEfficient.transform import static_kv
+    from QEfficient.transform import moe_op
 
-    default, static_kv.EXPERTS_IMPLEMENTATION = static_kv.EXPERTS_IMPLEMENTATION, experts
+    default, moe_op.TRACED_EXPERTS = moe_op.TRACED_EXPERTS, experts
     try:
         return model.compile(**options)
     finally:
-        static_kv.EXPERTS_IMPLEMENTATION = default
+        moe_op.TRACED_EXPERTS = default
 
 
 def decode_steps_ms(models: list, steps: int, num_cores: int, mxfp6: bool = False) -> list[float]:

@@ -195,6 +195,8 @@ def test_missing_path():
 
 
 def test_not_a_causal_lm(tmp_path):
+    """An encoder, and a causal-LM class transformers' mapping leaves out whose type has no base model of its own (a
+    speech model's decoder part), are refused as causal LMs, naming the class to use."""
     BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(tmp_path)
     with pytest.raises(NotACausalLMError, match="QEFFAutoModel"):
         QEFFAutoModelForCausalLM.from_pretrained(tmp_path)

@@ -30,7 +30,8 @@ TEXTS = ["The cat sits on the mat.", "A quick brown fox jumps over the lazy dog 
 _ON_ARTIFACT = """
 import json, sys
 from fastapi.testclient import TestClient
-from QEfficient.cloud.serve import build_from_args, parse_args
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
 app, runner = build_from_args(parse_args(["--qpc_path", sys.argv[1], "--num_cores", "1"]))
 client = TestClient(app)
 out = {route: client.post(route, json=body).json() for route, body in json.loads(sys.argv[2]).items()}

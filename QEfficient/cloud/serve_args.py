@@ -21,6 +21,9 @@ graph's: without its weights, torch imported). --mxfp6 and --mxint8 are accepted
 id of its own in /v1/models; a request's "model" picks it, as vLLM does (pip install "QEfficient[lora]").
 """
 
+# This module is serve's command line (its docstring above is the --help text): the options, the names of the tool-call
+# and reasoning parsers, the checks of --chat_template, --hf_overrides and --lora, and the warning for an exposed server.
+
 from __future__ import annotations
 
 import argparse

@@ -1,7 +1,8 @@
 """The names of graph inputs and outputs, written once.
 
 The exporter, the runtime and generation all take names from here (and the graph specs beside it own which
-of them a graph kind has). No torch: runtime/ and generation/ import it.
+of them a graph kind has); the task models' own names (mask generation, keypoints, detection, ...) live with their
+specs in task_graph_specs.py. No torch: runtime/ and generation/ import it.
 """
 
 from __future__ import annotations

@@ -193,19 +193,19 @@ def export_encoder_onnx(module, out_dir: Path, model_name: str, output_name: str
     """Export a QEffEncoder: inputs input_ids/attention_mask (/token_type_ids, /a Longformer's global_attention_mask)
     [batch, seq], one output, dynamic axes."""
     # a document model's boxes and page image, MarkupLM's XPaths (other encoders, the dual encoders' text towers, have none)
-    page = (("layout", False), ("image_size", None), ("float_boxes", False), ("xpath_depth", None))
-    layout = {name: getattr(module, name, default) for name, default in page}
-    values = EncoderGraphSpec(output_name, token_types=module.token_types, global_attention=module.global_attention, **layout).dummy_inputs(
+    defaults = (("layout", False), ("image_size", None), ("float_boxes", False), ("xpath_depth", None))
+    page = {name: getattr(module, name, default) for name, default in defaults}
+    values = EncoderGraphSpec(output_name, token_types=module.token_types, global_attention=module.global_attention, **page).dummy_inputs(
         module.example_length
     )
     # ids and mask by position, the optional inputs by name (the module's keywords are transformers' input names)
     positional, named = (values.pop(INPUT_IDS), values.pop(ATTENTION_MASK)), values
     with torch.no_grad():
         pooled = module.eval()(*positional, **named).dim() == 2
-    spec = EncoderGraphSpec(output_name, pooled, module.token_types, module.global_attention, **layout)
+    spec = EncoderGraphSpec(output_name, pooled, module.token_types, module.global_attention, **page)
     args = positional + ((named,) if named else ())
     path = torchscript_export(module, args, out_dir / f"{model_name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
-    if ATTENTION_MASK not in graph_input_names(path) and not getattr(module, "unmasked", False):  # traced away: padding attended to
+    if ATTENTION_MASK not in graph_input_names(path) and not module.unmasked:  # traced away: padding attended to
         raise ValueError(
             f"{type(module.hf).__name__}'s graph does not read the attention mask (its attention was traced without it), so "
             "padded inputs would give other outputs than transformers: this architecture is not supported as an encoder."

@@ -64,10 +64,10 @@ def run_encoder(
     pixels: np.ndarray | None = None,
 ) -> np.ndarray:
     """The graph's output for ids/mask/types [B, S] (int64); ``token_types``: whether the graph takes them;
-    ``global_mask``: a Longformer graph's global attention mask; ``reads_padding``: a graph whose every column enters
-    each output (FNet's), run at the input's own width, up to the longest compiled length; ``token_inputs``: more
-    inputs per token [B, S, ...] (a document model's boxes, MarkupLM's XPaths); ``pixels`` [B, 3, H, W]: a document
-    model's page images."""
+    ``global_mask``: a Longformer graph's global attention mask; ``reads_padding``: a graph whose outputs read
+    padding columns (FNet's every column, ConvBERT's and Nystromformer's neighbours), run at the input's own width,
+    up to the longest compiled length; ``token_inputs``: more inputs per token [B, S, ...] (a document model's
+    boxes, MarkupLM's XPaths); ``pixels`` [B, 3, H, W]: a document model's page images."""
     lengths, batch = compile_params["seq_len"], compile_params["batch_size"]
     if reads_padding:  # every column, padding included
         need = ids.shape[1]

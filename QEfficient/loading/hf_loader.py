@@ -8,6 +8,7 @@ QEFF_HOME/gguf so later loads take a second or two.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -103,24 +104,32 @@ def load_pretrained(auto_class, name_or_path: str | os.PathLike, *args, owner: s
 
 def unmapped_causal_lm_class(config: PretrainedConfig) -> type | None:
     """transformers' causal-LM class for a config whose type its AutoModelForCausalLM does not map (Mistral4ForCausalLM,
-    of the mistral4 type): the one the checkpoint names, else the only one built on this config class; None for the
-    mapped types and the others."""
+    of the mistral4 type): the one the checkpoint names, or for a config that names none the only one built on its
+    config class; None for the mapped types, the others, and a sub-model's decoder (CLVP's, CSM's depth decoder: no
+    base model of its own type)."""
     if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or config.model_type not in MODEL_MAPPING_NAMES:
-        return None  # (a sub-model's decoder, as CLVP's or CSM's depth decoder, has no base model of its own type)
+        return None
     import transformers
 
-    names = [a for a in config.architectures or [] if a.endswith("ForCausalLM")] or unmapped_causal_lm_names()
+    heads = config.architectures
+    names = [a for a in heads if a.endswith("ForCausalLM")] if heads else unmapped_causal_lm_names()
     found = [getattr(transformers, name, None) for name in names]
     found = [c for c in found if isinstance(c, type) and getattr(c, "config_class", None) is type(config)]
     return found[0] if len(found) == 1 else None
 
 
-def unmapped_causal_lm_names() -> list[str]:
+def causal_lm_class(config: PretrainedConfig) -> type:
+    """The class that loads (or builds) ``config``'s causal LM: AutoModelForCausalLM, or the unmapped type's own."""
+    return unmapped_causal_lm_class(config) or AutoModelForCausalLM
+
+
+@functools.cache
+def unmapped_causal_lm_names() -> tuple[str, ...]:
     """transformers' ``*ForCausalLM`` classes that its AutoModelForCausalLM does not map."""
     import transformers
 
     mapped = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
-    return sorted(n for n in dir(transformers) if n.endswith("ForCausalLM") and n != "AutoModelForCausalLM" and n not in mapped)
+    return tuple(sorted(n for n in dir(transformers) if n.endswith("ForCausalLM") and n != "AutoModelForCausalLM" and n not in mapped))
 
 
 def check_causal_lm_config(config: PretrainedConfig) -> None:
@@ -213,7 +222,7 @@ def load_causal_lm(name_or_path: str | os.PathLike, gguf_file: str | None = None
     if overrides is not None:  # a GGUF file's apply to its converted folder's config
         check_causal_lm_config(with_hf_overrides(folder, kwargs)["config"])
     kwargs.pop("hf_overrides", None)
-    model_class = unmapped_causal_lm_class(load_config(folder)) or AutoModelForCausalLM
+    model_class = causal_lm_class(load_config(folder))
     with weights_fit(overrides):
         model = model_class.from_pretrained(folder, **with_load_defaults(kwargs))
     return model.eval(), folder

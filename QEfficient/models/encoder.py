@@ -38,7 +38,7 @@ from QEfficient.export.graph_names import (
 from QEfficient.export.graph_specs import EncoderGraphSpec
 from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, global_attention_rule, run_encoder
-from QEfficient.loading.hf_loader import load_config, load_pretrained, retrieval_class_name, unmapped_causal_lm_class
+from QEfficient.loading.hf_loader import causal_lm_class, load_config, load_pretrained, retrieval_class_name
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk
 from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction, reads_raw_speech
@@ -274,7 +274,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
 
     @property
     def reads_padding(self) -> bool:
-        """Whether every column, padding included, enters each output (FNet's): the servers batch texts of one length."""
+        """Whether the outputs read padding columns (FNet's every column, ConvBERT's and Nystromformer's neighbours): the
+        servers batch texts of one length."""
         return self.model.reads_padding
 
     @property
@@ -427,13 +428,12 @@ class QEFFAutoModelForSequenceClassification(_QEFFLogitsEncoder):
             )
         if classifier_from_token is None:
             return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        from transformers import AutoModelForCausalLM
 
         from QEfficient.transform.lm_as_classifier import lm_as_classifier, token_ids
         from QEfficient.utils.tokenizer import load_hf_tokenizer
 
         folder = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))[0]
-        auto = unmapped_causal_lm_class(load_config(folder)) or AutoModelForCausalLM  # Mistral4ForCausalLM: its own class
+        auto = causal_lm_class(load_config(folder))  # Mistral4ForCausalLM: its own class
         causal_lm, folder = load_pretrained(auto, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
         ids = token_ids(load_hf_tokenizer(folder), classifier_from_token)
         model = lm_as_classifier(causal_lm, ids, method)

@@ -5,13 +5,19 @@ graph takes."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from QEfficient.export.graph_names import BBOX, PIXEL_VALUES, XPATH_SUBS_SEQ, XPATH_TAGS_SEQ
 from QEfficient.utils.arrays import as_numpy
 
+if TYPE_CHECKING:
+    from QEfficient.transform.encoder import QEffEncoder
 
-def xpath_inputs(encoder, inputs, ids: np.ndarray) -> dict[str, np.ndarray]:
+
+def xpath_inputs(encoder: QEffEncoder, inputs: Mapping[str, Any], ids: np.ndarray) -> dict[str, np.ndarray]:
     """MarkupLM's XPaths [B, S, max_depth] (tag ids and subscripts, as its tokenizer writes them; where none are given,
     transformers' default: every level padding); {} for other models, which take none."""
     given = {name: inputs.get(name) for name in (XPATH_TAGS_SEQ, XPATH_SUBS_SEQ)}
@@ -40,7 +46,7 @@ def xpath_inputs(encoder, inputs, ids: np.ndarray) -> dict[str, np.ndarray]:
     return xpaths
 
 
-def layout_inputs(encoder, inputs, ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+def layout_inputs(encoder: QEffEncoder, inputs: Mapping[str, Any], ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     """A document model's boxes [B, S, 4] (transformers' default where none are given: zeros) and LayoutLMv3's page
     images [B, 3, H, W]; (None, None) for other models, which take neither."""
     bbox, pixels = inputs.get(BBOX), inputs.get(PIXEL_VALUES)

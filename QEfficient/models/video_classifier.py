@@ -15,7 +15,6 @@ from transformers import AutoModelForVideoClassification, PreTrainedModel
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.export.graph_names import LOGITS, VIDEO_CLASSIFIER_KIND
 from QEfficient.export.media_graph_specs import VideoClassificationGraphSpec
-from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
@@ -24,13 +23,6 @@ from QEfficient.utils.checks import check_positive
 
 # video classifiers whose positions follow the clip (V-JEPA 2's rotary ones): any frames and size
 ANY_VIDEO_SHAPE = frozenset({"vjepa2"})
-
-
-def export_video_classifier_onnx(module: QEffVideoClassifier, out_dir: Path, name: str, shape: tuple[int, int, int]) -> Path:
-    """Export a QEffVideoClassifier at (frames, height, width): the clips in, the logits out, batch dynamic."""
-    spec = VideoClassificationGraphSpec(module.input_name)
-    args = spec.dummy_inputs(shape[0], module.num_channels, shape[1], shape[2])
-    return torchscript_export(module, args, out_dir / f"{name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
 
 
 class QEFFAutoModelForVideoClassification(QEFFBaseModel):
@@ -73,13 +65,11 @@ class QEFFAutoModelForVideoClassification(QEFFBaseModel):
         warn_ignored_options("export()", kwargs)
         shape = self._shape(num_frames, img_size)
         name = self.model_name.replace("/", "_")
-        self.onnx_path = self._export_graph(
-            self.model,
-            name,
-            export_dir,
-            export_fn=lambda tmp: export_video_classifier_onnx(self.model, tmp, name, shape),
-            hash_extra={"video_shape": list(shape)},
-        )
+        # the clips in at (frames, height, width), the logits out, batch dynamic
+        spec = VideoClassificationGraphSpec(self.model.input_name)
+        args = spec.dummy_inputs(shape[0], self.model.num_channels, shape[1], shape[2])
+        extra = {"video_shape": list(shape)}
+        self.onnx_path = self._export_spec_graph(self.model, spec, args, name, VIDEO_CLASSIFIER_KIND, export_dir, extra)
         return self.onnx_path
 
     def compile(

@@ -19,7 +19,6 @@ from transformers.utils import ModelOutput
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, LOGITS, PIXEL_VALUES, TOKEN_TYPE_IDS
-from QEfficient.export.onnx_export import torchscript_export
 from QEfficient.export.task_graph_specs import PRED_BOXES, ZERO_SHOT_DETECTOR_KIND, ZeroShotDetectionGraphSpec
 from QEfficient.generation.encoder_run import encoder_inputs
 from QEfficient.models.base import QEFFBaseModel
@@ -39,15 +38,6 @@ class ZeroShotObjectDetectionOutput(ModelOutput):
     logits: torch.Tensor | None = None
     pred_boxes: torch.Tensor | None = None
     input_ids: torch.Tensor | None = None
-
-
-def export_zero_shot_detector_onnx(module: QEffZeroShotDetector, out_dir: Path, name: str, height: int, width: int) -> Path:
-    """Export a QEffZeroShotDetector at height x width: the prompts and images in, logits and boxes out; the numbers of
-    texts and images and the prompts' length dynamic."""
-    spec = ZeroShotDetectionGraphSpec(module.texts_per_image)
-    vocab = (getattr(module.config, "text_config", None) or module.config).vocab_size
-    args = spec.dummy_inputs(vocab, min(8, text_limit(module.config)), module.num_channels, height, width)
-    return torchscript_export(module, args, out_dir / f"{name}.onnx", list(spec.input_names), spec.output_names, spec.dynamic_axes())
 
 
 class QEFFAutoModelForZeroShotObjectDetection(QEFFBaseModel):
@@ -78,13 +68,13 @@ class QEFFAutoModelForZeroShotObjectDetection(QEFFBaseModel):
         warn_ignored_options("export()", kwargs)
         height, width = pick_image_size(self, img_size)
         name = self.model_name.replace("/", "_")
-        self.onnx_path = self._export_graph(
-            self.model,
-            name,
-            export_dir,
-            export_fn=lambda tmp: export_zero_shot_detector_onnx(self.model, tmp, name, height, width),
-            hash_extra={"graph": ZERO_SHOT_DETECTOR_KIND, "image_size": [height, width]},
-        )
+        # the prompts and images in at height x width, logits and boxes out; the numbers of texts and images and the
+        # prompts' length dynamic
+        spec = ZeroShotDetectionGraphSpec(self.model.texts_per_image)
+        vocab = (getattr(self.config, "text_config", None) or self.config).vocab_size
+        args = spec.dummy_inputs(vocab, min(8, text_limit(self.config)), self.model.num_channels, height, width)
+        extra = {"image_size": [height, width]}
+        self.onnx_path = self._export_spec_graph(self.model, spec, args, name, ZERO_SHOT_DETECTOR_KIND, export_dir, extra)
         return self.onnx_path
 
     def compile(

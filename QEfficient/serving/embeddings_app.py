@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
 from QEfficient.models.sentence_transformers import sentence_transformers_width
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.encoder_batches import length_batches
+from QEfficient.serving.encoder_batches import length_batches, refuse_token_inputs
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
 from QEfficient.serving.runner import NoRunner
@@ -186,10 +186,7 @@ def open_embeddings_app(
     if not isinstance(model, QEFFAutoModel):  # an image or audio encoder (QEFFAutoModelFor{Image,Audio}FeatureExtraction)
         kind = "images" if "Image" in type(model).__name__ else "audio"
         raise ValueError(f"'{model_name}' reads {kind}: the embeddings server takes text. Run it from Python ({type(model).__name__}).")
-    if model.model.layout:  # LayoutLM, LiLT, Bros, LayoutLMv3
-        raise ValueError(f"'{model_name}' is a document model: it reads each token's box, which no server here takes. Run it from Python.")
-    if model.model.xpath_depth:  # MarkupLM
-        raise ValueError(f"'{model_name}' reads web pages: each token's XPath, which no server here takes. Run it from Python.")
+    refuse_token_inputs(model.model, model_name)
     check_sentence_transformers_folder(model.local_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)

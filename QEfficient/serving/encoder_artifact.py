@@ -117,7 +117,8 @@ class CompiledEncoder:
 
     @property
     def reads_padding(self) -> bool:
-        """Whether every column, padding included, enters each output (FNet's): the servers batch texts of one length."""
+        """Whether the outputs read padding columns (FNet's every column, ConvBERT's and Nystromformer's neighbours): the
+        servers batch texts of one length."""
         return bool(self.qconfig.get("reads_padding"))
 
     def generate(self, inputs) -> dict[str, np.ndarray]:

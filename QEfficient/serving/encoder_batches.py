@@ -1,12 +1,12 @@
-"""How the encoder servers group a request's texts into model calls."""
+"""How the encoder servers group a request's texts into model calls, and which encoders they take."""
 
 from __future__ import annotations
 
 
 def length_batches(lengths: list[int], batch_size: int, same_length: bool = False) -> list[list[int]]:
     """The rows' indices in calls of at most ``batch_size``, shortest first, so that padding stays short; with
-    ``same_length``, each call holds texts of one length only: a model that reads every column (FNet's Fourier mixing
-    reads the padding too) then answers each text as it would alone, whatever it is batched with."""
+    ``same_length``, each call holds texts of one length only: a model whose outputs read padding columns (FNet's Fourier
+    mixing, ConvBERT's convolutions) then answers each text as it would alone, whatever it is batched with."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     if not same_length:
         return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
@@ -16,3 +16,12 @@ def length_batches(lengths: list[int], batch_size: int, same_length: bool = Fals
             batches.append([])
         batches[-1].append(i)
     return batches
+
+
+def refuse_token_inputs(encoder, model_name: str) -> None:
+    """A model that reads more per token than its text (transform/encoder.QEffEncoder: a document model's boxes,
+    MarkupLM's XPaths) is refused by the text servers, saying why."""
+    if encoder.layout:  # LayoutLM, LiLT, Bros, LayoutLMv3
+        raise ValueError(f"'{model_name}' is a document model: it reads each token's box, which no server here takes. Run it from Python.")
+    if encoder.xpath_depth:  # MarkupLM
+        raise ValueError(f"'{model_name}' reads web pages: each token's XPath, which no server here takes. Run it from Python.")

@@ -32,7 +32,7 @@ from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.encoder_batches import length_batches
+from QEfficient.serving.encoder_batches import length_batches, refuse_token_inputs
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
 from QEfficient.serving.runner import NoRunner
@@ -323,10 +323,7 @@ def open_scores_app(
     model = QEFFAutoModelForSequenceClassification.from_pretrained(model_name, **conversion, hf_overrides=config_overrides)
     if use_pad_token is not None:
         model.config.use_pad_token = use_pad_token
-    if model.model.layout:  # LayoutLM, LiLT, Bros, LayoutLMv3
-        raise ValueError(f"'{model_name}' is a document model: it reads each token's box, which no server here takes. Run it from Python.")
-    if model.model.xpath_depth:  # MarkupLM
-        raise ValueError(f"'{model_name}' reads web pages: each token's XPath, which no server here takes. Run it from Python.")
+    refuse_token_inputs(model.model, model_name)
     check_sequence_classifier(model.config, model_name)
     if model.config.num_labels == 1:
         cross_encoder_activation(model.config, model.local_model_dir)  # an activation not run here stops the server now

@@ -132,19 +132,23 @@ def create_transcriber_app(
     processor,
     model_id: str,
     *,
-    served_names=None,
-    api_key=None,
-    max_body_bytes=DEFAULT_MAX_AUDIO_BYTES,
-    kind: str = "CTC model",
-    timed: bool = False,
-    max_seconds: int = MAX_SECONDS,
-):
-    """The app over a compiled QEFFAutoModelForCTC (or a transducer: ``kind`` names it in messages) and its processor
-    (feature extractor and tokenizer); ``timed`` (a transducer, whose durations time each token as transformers'
-    processor reads them): answers with segment and word times too; audio longer than ``max_seconds`` is refused."""
+    served_names: list[str] | None = None,
+    api_key: str | None = None,
+    max_body_bytes: int | None = None,
+    transducer: bool = False,
+) -> FastAPI:
+    """The app over a compiled QEFFAutoModelForCTC and its processor (feature extractor and tokenizer): audio of up to
+    MAX_SECONDS, untimed; or, ``transducer``, over a compiled Parakeet transducer (QEFFAutoModelForTDT, ...RNNT), whose
+    durations time each token as transformers' processor reads them: answers with segment and word times too, audio of
+    up to MAX_TRANSDUCER_SECONDS. ``max_body_bytes``: the upload limit (default: DEFAULT_MAX_AUDIO_BYTES, a transducer's
+    MAX_TRANSDUCER_AUDIO_BYTES)."""
+    kind, timed = ("transducer", True) if transducer else ("CTC model", False)
+    max_seconds = MAX_TRANSDUCER_SECONDS if transducer else MAX_SECONDS
+    if max_body_bytes is None:
+        max_body_bytes = MAX_TRANSDUCER_AUDIO_BYTES if transducer else DEFAULT_MAX_AUDIO_BYTES
     app = FastAPI(title=f"QEfficient speech ({kind})", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
-    rate = int(getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", 16000))
+    rate = sampling_rate(processor)
     lock = asyncio.Lock()  # one transcription at a time: the cores are shared anyway
     formats = ("json", "text", *_TIMED) if timed else ("json", "text")
     openai_app_basics(app, api_key)
@@ -194,11 +198,17 @@ def create_transcriber_app(
     return app
 
 
+def sampling_rate(processor) -> int:
+    """The audio rate ``processor``'s feature extractor reads (16 kHz where it names none)."""
+    return int(getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", SAMPLING_RATE))
+
+
 def open_transcriber_app(
     model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None, hf_overrides=None
-):
-    """(app, runner) for a CTC model's or a transducer's folder: a CTC model compiled for audio of up to MAX_SECONDS, with
-    its processor."""
+) -> tuple[FastAPI, NoRunner]:
+    """(app, runner) for a CTC model's folder (compiled for audio of up to MAX_SECONDS) or a Parakeet transducer's (its
+    graphs take any length), with its processor; a generation config a transducer's greedy loop does not apply is
+    refused at start."""
     from QEfficient import QEFFAutoModelForCTC
     from QEfficient.base.common import QEFFCommonLoader
     from QEfficient.utils.tokenizer import load_hf_processor
@@ -206,18 +216,15 @@ def open_transcriber_app(
     model_class = QEFFCommonLoader.model_class(model_name)  # QEFFAutoModelForCTC, or a Parakeet transducer's class
     model = model_class.from_pretrained(model_name, hf_overrides=hf_overrides or None)
     processor = load_hf_processor(model.local_model_dir)
-    rate = int(getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", 16000))
+    rate = sampling_rate(processor)
     check_sampling_rate(rate, model_name)
     ctc = model_class is QEFFAutoModelForCTC
     if not ctc:
         model.decoding_rule()  # a generation config the greedy loop does not apply is refused at start, not per request
     length = {"seq_len": MAX_SECONDS * rate} if ctc else {}  # a transducer's graphs take any length
     model.compile(**length, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
-    default_bytes = DEFAULT_MAX_AUDIO_BYTES if ctc else MAX_TRANSDUCER_AUDIO_BYTES
-    limits = {"max_body_bytes": default_bytes if max_body_bytes is None else max_body_bytes}
-    kind = "CTC model" if ctc else "transducer"
-    names = {"served_names": [model_name], "api_key": api_key, "kind": kind, "timed": not ctc}
-    names["max_seconds"] = MAX_SECONDS if ctc else MAX_TRANSDUCER_SECONDS
-    app = create_transcriber_app(model, processor, model.model_name, **names, **limits)
+    app = create_transcriber_app(
+        model, processor, model.model_name, served_names=[model_name], api_key=api_key, max_body_bytes=max_body_bytes, transducer=not ctc
+    )
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()

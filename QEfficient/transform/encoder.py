@@ -83,17 +83,11 @@ def _decoder_type(config) -> bool:
     return causal or bool(getattr(config, "is_encoder_decoder", False))
 
 
-@contextlib.contextmanager
-def eager_attention(config) -> Iterator[None]:
-    """Plain attention ops in the graph: ONNX Runtime's transformer optimizer fuses that pattern. Mixture-of-experts
-    layers built with transformers' ``use_experts_implementation`` (OpenAI's privacy filter) run as one MoE node
-    (moe_op.py) instead of transformers' loop over the experts a trace would freeze."""
-    old, old_experts = config._attn_implementation, getattr(config, "_experts_implementation", None)
-    config._attn_implementation, config._experts_implementation = "eager", moe_op.IMPLEMENTATION
-    try:
-        yield
-    finally:
-        config._attn_implementation, config._experts_implementation = old, old_experts
+def eager_attention(config) -> contextlib.AbstractContextManager:
+    """Plain attention ops in the graph (ONNX Runtime's transformer optimizer fuses that pattern), and mixture-of-experts
+    layers as one MoE node (OpenAI's privacy filter; moe_op.py) instead of transformers' loop over the experts a trace
+    would freeze."""
+    return moe_op.traced_implementations(config, "eager")
 
 
 @contextlib.contextmanager

@@ -22,6 +22,9 @@ gates) and the dynamo exporter keep "batched_mm".
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 from transformers.activations import SiLUActivation
@@ -178,3 +181,22 @@ def longcat_flash_experts_forward(
 
 
 ALL_EXPERTS_FUNCTIONS.register(IMPLEMENTATION, ort_moe_experts_forward)
+
+
+# The experts implementation a traced graph gets (benchmarks/bench_moe_decode.py swaps it): layers built with
+# transformers' ``use_experts_implementation`` export as the fused MoE node, which runs each token through its top-k
+# experts only; layouts it cannot express run "batched_mm" (gather the selected experts' weights, one batched matmul).
+# Neither has a data-dependent loop over experts or ``histc``, so both export.
+TRACED_EXPERTS = IMPLEMENTATION
+
+
+@contextlib.contextmanager
+def traced_implementations(config, attention: str) -> Iterator[None]:
+    """``config``'s attention run as ``attention`` and its experts as TRACED_EXPERTS while a graph is traced; both
+    restored after."""
+    old = config._attn_implementation, getattr(config, "_experts_implementation", None)
+    config._attn_implementation, config._experts_implementation = attention, TRACED_EXPERTS
+    try:
+        yield
+    finally:
+        config._attn_implementation, config._experts_implementation = old

@@ -23,7 +23,8 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 
 from QEfficient.transform.adapters import fsmt_steps, longformer
-from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, StaticKVCache, _attn_implementation, as_mask_kind, visibility_mask
+from QEfficient.transform.moe_op import traced_implementations
+from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, StaticKVCache, as_mask_kind, visibility_mask
 
 # families whose attention adds the mask to a relative position bias: their decoder keeps its own copy of the config
 # (still eager attention, not the static-KV function set below), which takes an additive mask
@@ -218,7 +219,7 @@ class QEffSeq2SeqDecoder(nn.Module):
             cross = masks[1].expand(-1, -1, input_ids.shape[1], -1)  # a row per query: merged attention concatenates it
             masks = ({"full_attention": masks[0], "sliding_attention": sliding}, {"full_attention": cross})
             extra["decoder_position_ids"] = position_ids
-        with _attn_implementation(self.attention_config, STATIC_KV_ATTENTION):
+        with traced_implementations(self.attention_config, STATIC_KV_ATTENTION):
             logits = self.hf(
                 encoder_outputs=placeholder,  # its keys and values are in the cache
                 attention_mask=masks[1],

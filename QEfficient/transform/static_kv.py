@@ -22,9 +22,6 @@ input after it, so a runtime may bind one buffer as both and update the cache in
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
@@ -230,13 +227,6 @@ def attention_masks(config, position_ids: torch.Tensor, slots: torch.Tensor, upp
     return visibility_mask(position_ids, slots, sliding, upper, lower=lower)
 
 
-# Mixture-of-experts layers (those built with transformers' ``use_experts_implementation``) export
-# as ONNX Runtime's fused MoE node, which runs each token through its top-k experts only (moe_op.py);
-# layouts it cannot express run "batched_mm" (gather the selected experts' weights, one batched
-# matmul). Neither has a data-dependent loop over experts or ``histc``, so both export.
-EXPERTS_IMPLEMENTATION = moe_op.IMPLEMENTATION
-
-
 def as_mask_kind(masks, kind: str, dtype: torch.dtype):
     """Boolean visibility masks in the form a model's own attention expects: "additive" 0 (visible) /
     dtype-min (hidden) floats, or "hidden" booleans (True where a slot is hidden)."""
@@ -245,19 +235,6 @@ def as_mask_kind(masks, kind: str, dtype: torch.dtype):
     if kind == "hidden":
         return ~masks
     return torch.where(masks, torch.zeros((), dtype=dtype), torch.tensor(torch.finfo(dtype).min, dtype=dtype))
-
-
-@contextlib.contextmanager
-def _attn_implementation(config, name: str) -> Iterator[None]:
-    old = config._attn_implementation
-    old_experts = getattr(config, "_experts_implementation", None)
-    config._attn_implementation = name
-    config._experts_implementation = EXPERTS_IMPLEMENTATION
-    try:
-        yield
-    finally:
-        config._attn_implementation = old
-        config._experts_implementation = old_experts
 
 
 class QEffCausalLM(nn.Module):
@@ -377,7 +354,11 @@ class QEffCausalLM(nn.Module):
             cache = RecurrentStateCache(cache, self.adapter.attention_layers(self.config), self.recurrent_layers, states, position_ids)
             masks = self.adapter.recurrent_masks(masks)
         forwards = self.adapter.module_forwards
-        with _attn_implementation(self.config, STATIC_KV_ATTENTION), rewritten_functions(self.hf), swapped_forwards(self.hf, forwards):
+        with (
+            moe_op.traced_implementations(self.config, STATIC_KV_ATTENTION),
+            rewritten_functions(self.hf),
+            swapped_forwards(self.hf, forwards),
+        ):
             out = self.base(
                 input_ids=input_ids,
                 inputs_embeds=inputs_embeds,

@@ -22,8 +22,9 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
+from QEfficient.transform.moe_op import traced_implementations
 from QEfficient.transform.seq2seq import step_caches
-from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, _attn_implementation, as_mask_kind, visibility_mask
+from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, as_mask_kind, visibility_mask
 
 # decoders whose eager-only attention adds a full [batch, 1, queries, keys] mask (and reads no cross mask when none is
 # given; Pix2Struct's adds it to a relative position bias); the others run the static-KV attention function, which
@@ -147,7 +148,7 @@ class QEffVisionSeq2SeqDecoder(nn.Module):
                 use_cache=True,
             )
         else:
-            with _attn_implementation(self.config, STATIC_KV_ATTENTION):
+            with traced_implementations(self.config, STATIC_KV_ATTENTION):
                 out = self.text_decoder(
                     input_ids=input_ids,
                     attention_mask=visible,
