@@ -76,6 +76,30 @@ SPREAD_MODULES = ("tests/test_arch_sweep.py", "tests/test_image_text_sweep.py", 
 SMOLLM2_MODULES = ("tests/test_gguf_blocks.py", "tests/test_no_torch.py", "tests/test_smollm2.py")
 
 
+# The longest modules (real models, Ray deployments), first: the two workers take them at the start and the many short
+# modules fill in after, so that neither worker is left alone with a long module at the end (docs/performance.md, "The
+# test suite on 2 cores").
+LONG_MODULES_FIRST = (
+    "tests/test_ray.py",
+    "tests/test_gemma3_gguf.py",
+    *SMOLLM2_MODULES,
+    "tests/test_speech.py",
+    "tests/test_whisper_longform.py",
+    "tests/test_whisper_timestamps.py",
+    "tests/test_vlm_inkling.py",
+    "tests/test_cli.py",
+    "tests/test_seq2seq.py",
+    "tests/test_keypoints.py",
+    "tests/test_mask_generation.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The long modules first (LONG_MODULES_FIRST), each module's tests in their own order."""
+    rank = {module: i for i, module in enumerate(LONG_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown when xdist is not loaded (-p no:xdist)
 def pytest_xdist_make_scheduler(config, log):
     """With ``-n 2 --dist loadscope`` (pyproject.toml) each test module runs on one worker, so its module
