@@ -146,7 +146,8 @@ def run_in_batches(session: Any, inputs: Mapping[str, np.ndarray], batch: int) -
         raise ValueError(f"Each input needs the same number of rows, at least one; got {counts}.")
     for start in range(0, rows, batch):
         real = min(batch, rows - start)
-        picked = np.minimum(np.arange(start, start + batch), rows - 1)  # the last row repeated past the end
+        # a full batch as a slice (no copy); a short one with its last row repeated past the end
+        picked = slice(start, start + batch) if real == batch else np.minimum(np.arange(start, start + batch), rows - 1)
         feed = {name: np.ascontiguousarray(values[picked]) for name, values in inputs.items()}
         outputs.append([value[:real] for value in session.run(None, feed)])
     return [np.concatenate(parts) for parts in zip(*outputs)]
