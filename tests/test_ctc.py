@@ -208,6 +208,39 @@ def test_ctc_bad_inputs_say_what_to_do(tmp_path):
         model.generate(processor, _audio()[0])
     with pytest.raises(ValueError, match="seq_len must be a number of samples"):
         model.compile(seq_len=0)
+    with pytest.raises(ValueError, match="windows of 32000 samples, but the model was compiled for at most 16000"):
+        model.transcribe(processor, _audio()[0], chunk_length_s=2)
+    with pytest.raises(ValueError, match="longer than its two strides"):
+        model.transcribe(processor, _audio()[0], chunk_length_s=1, stride_length_s=0.5)
+    with pytest.raises(ValueError, match="'word' or 'char'"):
+        model.transcribe(processor, _audio()[0], return_timestamps="segment")
+    with pytest.raises(ValueError, match="one audio"):
+        model.transcribe(processor, np.stack(_audio()))
+
+
+@pytest.mark.parametrize("arch", ["wav2vec2", "wav2vec2-bert"])
+def test_transcribe_reads_long_audio_in_windows_as_the_pipeline(tmp_path, arch):
+    """transcribe() with chunk_length_s reads audio longer than the compiled length in overlapping windows; its text and
+    character or word times are transformers' speech-recognition pipeline's with the same arguments (raw samples, and a
+    spectrogram model whose config names its samples per frame)."""
+    from transformers import pipeline
+
+    hf, processor = _folder(tmp_path, arch)
+    model = QEFFAutoModelForCTC.from_pretrained(tmp_path)
+    model.compile(seq_len=16000, num_cores=1)
+    asr = pipeline("automatic-speech-recognition", model=hf, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor)
+    speech = read_wav(DATA / "speech16k.wav")  # 7.8 s: windows of 1 s
+    cases = [
+        (speech[:16000], dict(return_timestamps="word")),  # one pass
+        (speech, dict(chunk_length_s=1.0)),
+        (speech, dict(chunk_length_s=1.0, stride_length_s=(0.3, 0.1), return_timestamps="char")),
+        (speech, dict(chunk_length_s=1.0, return_timestamps="word")),
+    ]
+    for audio, kwargs in cases:
+        expected = asr(audio.copy(), **kwargs)
+        got = model.transcribe(processor, audio, **kwargs)
+        assert got == expected, kwargs
+    assert len(expected["chunks"]) > 3 and expected["chunks"][-1]["timestamp"][1] > 6  # words from every window
 
 
 def test_infer_audio_path_with_a_ctc_model(tmp_path, capsys, monkeypatch):

@@ -1,6 +1,8 @@
 """OpenAI's /v1/audio/transcriptions over a CTC model: ``serve --model_name`` on a tiny Wav2Vec2 CTC folder with its
 processor, on loopback. The text equals transformers' greedy CTC decoding of the same samples (its logits' argmax
-through the processor's batch_decode); Whisper's options a CTC model cannot honour get a 400 that says so."""
+through the processor's batch_decode); audio past the compiled 30 s and the word times are those of transformers'
+speech-recognition pipeline with ``chunk_length_s=30``; Whisper's options a CTC model cannot honour get a 400 that says
+so, and so do times and long audio for a model whose frames' length is not known (Parakeet's CTC)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from transformers import AutoProcessor
 
 from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
+from QEfficient.utils.audio import decode_wav
 from tests.helpers import serve_on_loopback
 from tests.test_ctc import _audio, _folder
+from tests.test_ctranslate2_whisper import DATA, read_wav
 
 
 def wav(samples: np.ndarray, rate: int = 16000) -> bytes:
@@ -63,8 +68,7 @@ def test_what_a_ctc_model_cannot_do_is_refused(ctc_server):
         (dict(language="fr"), "takes no language hint"),
         (dict(prompt="Hello"), "takes no text before the audio"),
         (dict(temperature="0.4"), "decoded greedily"),
-        (dict(response_format="verbose_json"), "['json', 'text'] for a CTC model, served without segment times"),
-        ({"timestamp_granularities[]": "word"}, "without segment or word times"),
+        (dict(response_format="srt", **{"timestamp_granularities[]": "word"}), "needs response_format=verbose_json"),
         (dict(stream="true"), "at once"),
     ]
     for fields, message in cases:
@@ -72,8 +76,8 @@ def test_what_a_ctc_model_cannot_do_is_refused(ctc_server):
         assert answer.status_code == 400 and message in answer.json()["error"]["message"], (fields, answer.text)
     assert "does not translate" in transcribe(url, clip, "/v1/audio/translations").json()["error"]["message"]
     assert "sampled at 8000 Hz" in transcribe(url, wav(_audio()[0], rate=8000)).json()["error"]["message"]
-    too_long = transcribe(url, wav(np.zeros(31 * 16000, np.float32)))
-    assert too_long.status_code == 400 and "reads up to 30 s" in too_long.json()["error"]["message"]
+    too_long = transcribe(url, wav(np.zeros(301 * 16000, np.float32)))
+    assert too_long.status_code == 400 and "reads up to 300 s" in too_long.json()["error"]["message"]
     too_short = transcribe(url, wav(np.zeros(100, np.float32)))
     assert too_short.status_code == 400 and "at least 400" in too_short.json()["error"]["message"]
     repeated = httpx.post(
@@ -82,10 +86,67 @@ def test_what_a_ctc_model_cannot_do_is_refused(ctc_server):
             ("file", ("a.wav", clip, "audio/wav")),
             ("timestamp_granularities[]", (None, "word")),
             ("timestamp_granularities[]", (None, "")),
+            ("response_format", (None, "verbose_json")),
         ],
         timeout=60,
     )
-    assert repeated.status_code == 400 and "without segment or word times" in repeated.json()["error"]["message"]
+    assert repeated.status_code == 400 and "takes 'segment' and 'word', got ['', 'word']" in repeated.json()["error"]["message"]
     assert transcribe(url, clip, model="other").status_code == 404
     no_file = httpx.post(f"{url}/v1/audio/transcriptions", files={"model": (None, "x")}, timeout=60)
     assert no_file.status_code == 400 and "no 'file' field" in no_file.json()["error"]["message"]
+
+
+def test_long_audio_and_word_times_are_the_pipelines(ctc_server):
+    """70 s, past the compiled 30 s: read in windows of 30 s, its text and word times those of transformers' pipeline
+    with chunk_length_s=30; segments of at most 30 s (the model writes no sentence ends)."""
+    from transformers import pipeline
+
+    url, hf, processor = ctc_server
+    audio = wav(np.tile(read_wav(DATA / "speech16k.wav"), 9))
+    speech = decode_wav(audio)  # what the server reads
+    asr = pipeline("automatic-speech-recognition", model=hf, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor)
+    expected = asr(speech.copy(), chunk_length_s=30, return_timestamps="word")
+    plain = transcribe(url, audio)
+    assert plain.status_code == 200, plain.text
+    assert plain.json() == {"text": expected["text"]}
+    answer = transcribe(url, audio, response_format="verbose_json", **{"timestamp_granularities[]": ["word", "segment"]})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["text"] == expected["text"] and body["duration"] == len(speech) / 16000
+    words = [{"word": c["text"], "start": c["timestamp"][0], "end": c["timestamp"][1]} for c in expected["chunks"]]
+    assert body["words"] == words and words[-1]["end"] > 65
+    segments = body["segments"]
+    assert len(segments) >= 3 and all(s["end"] - s["start"] <= 30 for s in segments)
+    assert " ".join(s["text"].strip() for s in segments) == expected["text"]
+    srt = transcribe(url, audio, response_format="srt")
+    assert srt.status_code == 200 and srt.text.count(" --> ") == len(segments)
+
+
+def test_a_ctc_model_without_frame_times_reads_30_s_untimed(tmp_path):
+    """Parakeet's CTC config names no samples per output frame: its server reads up to 30 s in one pass, as generate()
+    does, and refuses times, saying why."""
+    from starlette.testclient import TestClient
+
+    from QEfficient import QEFFAutoModelForCTC
+
+    _folder(tmp_path, "parakeet_ctc")
+    app, runner = build_from_args(parse_args(["--model_name", str(tmp_path), "--num_cores", "1"]))
+    client = TestClient(app)
+    clip = _audio()[0]
+
+    def post(audio: np.ndarray, **fields) -> httpx.Response:
+        return client.post("/v1/audio/transcriptions", files={"file": ("a.wav", wav(audio), "audio/wav")}, data=fields)
+
+    model = QEFFAutoModelForCTC.from_pretrained(tmp_path)
+    model.compile(seq_len=480000, num_cores=1)
+    processor = AutoProcessor.from_pretrained(tmp_path)
+    assert post(clip).json() == {"text": model.generate(processor, decode_wav(wav(clip)))[0]}
+    timed = post(clip, response_format="verbose_json")
+    assert timed.status_code == 400 and "names no audio samples per output frame" in timed.json()["error"]["message"]
+    words = post(clip, **{"timestamp_granularities[]": "word"})
+    assert words.status_code == 400 and "without segment or word times" in words.json()["error"]["message"]
+    too_long = post(np.zeros(31 * 16000, np.float32))
+    assert too_long.status_code == 400 and "reads up to 30 s" in too_long.json()["error"]["message"]
+    with pytest.raises(ValueError, match="leave chunk_length_s out"):
+        model.transcribe(processor, clip, chunk_length_s=30)
+    runner.stop()

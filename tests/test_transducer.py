@@ -263,3 +263,5 @@ def test_words_and_sentences_from_timed_pieces():
     assert [w["word"] for w in timed_words(timed([",", "▁hello"], [1, 2]))] == [",hello"]
     assert [w["word"] for w in timed_words(timed(["."], [1]))] == ["."]
     assert timed_words([]) == [] and sentence_segments([]) == []
+    unpunctuated = [{"word": f"w{i}", "start": 4.0 * i, "end": 4.0 * i + 3} for i in range(20)]  # segments of at most 30 s
+    assert [(s["start"], s["end"]) for s in sentence_segments(unpunctuated)] == [(0.0, 27.0), (28.0, 55.0), (56.0, 79.0)]

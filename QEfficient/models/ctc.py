@@ -9,6 +9,7 @@ size) and QEFFAutoModelForAudioFeatureExtraction (the encoder's last hidden stat
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import numpy as np
@@ -27,6 +28,7 @@ from QEfficient.export.media_graph_specs import (
     SpectrogramClassificationGraphSpec,
 )
 from QEfficient.export.onnx_export import export_ctc_onnx
+from QEfficient.generation.ctc_windows import kept_frames, window_sizes, windows
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
@@ -273,15 +275,104 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         processor's output."""
         if write_io or (device_ids is not None and len(device_ids) > 1):
             warn_ignored_options("generate()", {"write_io": write_io, "device_ids": device_ids})
-        texts = []
-        for batch in self._processed(processor, inputs):
-            logits, *holds_audio = self._outputs(batch, runtime_ai100)
-            ids = logits.argmax(-1)
-            if holds_audio:  # frames past the audio read as blanks, as transformers' Parakeet generate() sets them
-                ids = np.where(holds_audio[0].astype(bool), ids, self.config.pad_token_id)
-            # as transformers' examples decode each family's ids (Parakeet's and LASR's drop their special tokens)
-            texts += processor.batch_decode(ids, skip_special_tokens=self.config.model_type in SKIP_SPECIAL_TOKENS_TYPES)
-        return texts
+        return [
+            text for batch in self._processed(processor, inputs) for text in self._texts(processor, self._frame_ids(batch, runtime_ai100))
+        ]
+
+    def _frame_ids(self, batch, runtime_ai100: bool = True) -> np.ndarray:
+        """The greedy id of each output frame of a processor's output, [N, frames]."""
+        logits, *holds_audio = self._outputs(batch, runtime_ai100)
+        ids = logits.argmax(-1)
+        if holds_audio:  # frames past the audio read as blanks, as transformers' Parakeet generate() sets them
+            ids = np.where(holds_audio[0].astype(bool), ids, self.config.pad_token_id)
+        return ids
+
+    def _texts(self, processor, ids: np.ndarray) -> list[str]:
+        """Greedy CTC texts of frame ids [N, frames], as transformers' examples decode each family's (Parakeet's and
+        LASR's drop their special tokens)."""
+        return processor.batch_decode(ids, skip_special_tokens=self.config.model_type in SKIP_SPECIAL_TOKENS_TYPES)
+
+    @property
+    def samples_per_frame(self) -> int | None:
+        """Audio samples per output frame where the config names it (transformers' ``inputs_to_logits_ratio``), which
+        long audio's windows and the times of words are counted in; None where it does not (Parakeet's CTC)."""
+        return getattr(self.config, "inputs_to_logits_ratio", None)
+
+    def timestamps_refusal(self, processor) -> str | None:
+        """Why transcribe() cannot time this model's words, or None where it can."""
+        if self.samples_per_frame is None:
+            return f"its config ({self.config.model_type}) names no audio samples per output frame (inputs_to_logits_ratio)"
+        tokenizer = getattr(processor, "tokenizer", processor)
+        if "output_char_offsets" not in inspect.signature(tokenizer.decode).parameters:
+            return f"its tokenizer ({type(tokenizer).__name__}) gives no character offsets, as Wav2Vec2CTCTokenizer does"
+        return None
+
+    def transcribe(
+        self,
+        processor,
+        audio,
+        *,
+        chunk_length_s: float | None = None,
+        stride_length_s: float | tuple[float, float] | None = None,
+        return_timestamps: str | None = None,
+    ) -> dict:
+        """One audio's greedy transcript as transformers' ``pipeline("automatic-speech-recognition")`` gives it with the
+        same arguments: ``{"text": ...}``, and with ``return_timestamps`` ("word" or "char") its ``"chunks"``, each
+        ``{"text", "timestamp": (start, end)}`` in seconds. ``chunk_length_s`` reads the audio in windows of that length
+        (at most the compiled one), overlapping by ``stride_length_s`` each side (default: a sixth of the window), whose
+        edges only give context: audio of any length.
+
+        >>> model.transcribe(processor, audio, chunk_length_s=30, return_timestamps="word")
+        """
+        if self._head != "ForCTC":
+            raise TypeError(f"{type(self).__name__} does not transcribe: QEFFAutoModelForCTC does.")
+        if return_timestamps not in (None, "word", "char"):
+            raise ValueError(f"return_timestamps must be None, 'word' or 'char', got {return_timestamps!r}.")
+        audio = _as_numpy(audio, np.float32)
+        if audio.ndim != 1 or not len(audio):
+            raise ValueError(f"transcribe() reads one audio: a 1-D array of 16 kHz samples, got shape {list(audio.shape)}.")
+        ratio = self.samples_per_frame
+        if chunk_length_s is not None and ratio is None:
+            raise ValueError(
+                f"{self.config.model_type} names no audio samples per output frame (inputs_to_logits_ratio), which windows "
+                "are cut by: leave chunk_length_s out (the audio is read in one pass)."
+            )
+        refusal = self.timestamps_refusal(processor) if return_timestamps else None
+        if refusal:
+            raise ValueError(f"This model's words cannot be timed: {refusal}. Leave return_timestamps out.")
+        if chunk_length_s is None:
+            ids = self._frame_ids(self._processed(processor, audio)[0])[0]
+        else:
+            window, left, right = window_sizes(chunk_length_s, stride_length_s, SAMPLING_RATE, ratio)
+            self._check_window(window, chunk_length_s)
+            pieces = windows(len(audio), window, left, right)
+            ids = np.concatenate(
+                [self._frame_ids(self._processed(processor, audio[w.start : w.end])[0])[0][kept_frames(w, ratio)] for w in pieces]
+            )
+        result = {"text": self._texts(processor, ids[None])[0]}
+        if return_timestamps:
+            tokenizer = getattr(processor, "tokenizer", processor)
+            kind = f"output_{return_timestamps}_offsets"
+            offsets = tokenizer.decode(ids, **{kind: True})[kind[len("output_") :]]
+            result["chunks"] = [
+                {
+                    "text": o[return_timestamps],
+                    "timestamp": (float(o["start_offset"] * ratio / SAMPLING_RATE), float(o["end_offset"] * ratio / SAMPLING_RATE)),
+                }
+                for o in offsets
+            ]
+        return result
+
+    def _check_window(self, window: int, chunk_length_s: float) -> None:
+        """A window must fit the compiled length."""
+        if self.qpc_path is None:
+            raise TypeError("Please run compile() before transcribe().")
+        longest = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"])
+        if self._reads_samples and window > longest:
+            raise ValueError(
+                f"chunk_length_s={chunk_length_s} makes windows of {window} samples, but the model was compiled for at most "
+                f"{longest}: pass a shorter chunk_length_s or compile with seq_len >= {window}."
+            )
 
 
 # audio classification types refused, and why (the raw-sample ones run: tests/test_ctc.py)

@@ -6,12 +6,15 @@ Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions
 the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, text, and
 for a transducer the timed formats below). These models take no language hint and sample nothing, so Whisper's options
 that would change the answer (``language``, ``prompt``, a ``temperature`` above 0, ``stream``) are refused, saying so;
-/v1/audio/translations answers that such a model does not translate. A CTC model is served without times
-(``timestamp_granularities[]`` and the timed formats refused) and reads audio of up to 30 s (its compiled length) in one
-pass. A transducer also answers with times (verbose_json, with segments and, with ``timestamp_granularities[]=word``,
-words; srt; vtt): its tokens' times as transformers' processor decodes them from the durations, grouped into words and
-sentences; it reads up to 5 min in one pass, as transformers runs it. Its verbose_json has no ``language`` (the model
-names none) and its segments no Whisper scores (``tokens``, ``avg_logprob``, ``compression_ratio``, ``no_speech_prob``).
+/v1/audio/translations answers that such a model does not translate. A CTC model whose config names its samples per
+output frame (Wav2Vec2, HuBERT, WavLM, ...) reads up to 5 min in windows of its compiled 30 s, as transformers' pipeline
+reads audio with ``chunk_length_s=30``, and where its tokenizer gives character offsets (Wav2Vec2CTCTokenizer) answers
+with times too: the pipeline's word times. Another (Parakeet's CTC) reads up to 30 s in one pass, untimed. A transducer
+answers with times (its tokens' times as transformers' processor decodes them from the durations, grouped into words)
+and reads up to 5 min in one pass, as transformers runs it. The timed formats: verbose_json, with segments (a sentence,
+or at most 30 s) and, with ``timestamp_granularities[]=word``, words; srt; vtt. Their verbose_json has no ``language``
+(the models name none) and its segments no Whisper scores (``tokens``, ``avg_logprob``, ``compression_ratio``,
+``no_speech_prob``).
 Transcriptions run one at a time on a worker thread, so /health keeps answering.
 """
 
@@ -28,20 +31,21 @@ from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.speech_app import read_form, subtitles, timestamp_granularities
 from QEfficient.utils.audio import SAMPLING_RATE, decode_wav
 
-MAX_SECONDS = 30  # a CTC model's compiled length: audio of up to 30 s runs in one pass
+MAX_SECONDS = 30  # a CTC model's compiled length: its one pass, or its windows
 # a transducer's encoder takes any length in one pass, as transformers runs it; its attention's memory grows with the
-# square of the length (5 min: ~3,750 frames), so the server stops there
-MAX_TRANSDUCER_SECONDS = 300
+# square of the length (5 min: ~3,750 frames), so the server stops there, and CTC models' windows too
+MAX_LONG_SECONDS = 300
 SENTENCE_ENDS = (".", "?", "!")  # a segment ends with a word ending so (NeMo's segment delimiters)
+MAX_SEGMENT_SECONDS = 30  # or before a word that would take it longer (a Whisper segment is within a 30 s window)
 MIN_SAMPLES = 400  # 25 ms at 16 kHz: what Wav2Vec2's first convolution reads
-_TIMED = ("verbose_json", "srt", "vtt")  # a transducer's formats with times
+_TIMED = ("verbose_json", "srt", "vtt")  # the formats with times
 DEFAULT_MAX_AUDIO_BYTES = 16 * 1024 * 1024  # 30 s of 16 kHz audio is 1 MB as 16-bit mono, 4 MB as 32-bit stereo
-MAX_TRANSDUCER_AUDIO_BYTES = 40 * 1024 * 1024  # 5 min: 9.6 MB as 16-bit mono, 38.4 MB as 32-bit stereo
+MAX_LONG_AUDIO_BYTES = 40 * 1024 * 1024  # 5 min: 9.6 MB as 16-bit mono, 38.4 MB as 32-bit stereo
 # Whisper's form fields that the models served here cannot honour, with why
 _REFUSED = {
     "language": "takes no language hint: it transcribes what it hears",
     "prompt": "takes no text before the audio",
-    "timestamp_granularities": "is served here without segment or word times (a transducer is served with them)",
+    "timestamp_granularities": "is served here without segment or word times",
     "stream": "gives its text at once, not window by window",
 }
 
@@ -84,12 +88,14 @@ def timed_words(tokens: list[dict]) -> list[dict]:
 
 
 def sentence_segments(words: list[dict]) -> list[dict]:
-    """OpenAI's ``segments`` from timed words: one per sentence (a word ending with . ? or ! closes it), decoded
-    greedily (temperature 0)."""
+    """OpenAI's ``segments`` from timed words: one per sentence (a word ending with . ? or ! closes it), or closed before
+    a word that would take it past MAX_SEGMENT_SECONDS; decoded greedily (temperature 0)."""
     segments, current = [], []
     for i, word in enumerate(words):
         current.append(word)
-        if word["word"].endswith(SENTENCE_ENDS) or i == len(words) - 1:
+        following = words[i + 1] if i + 1 < len(words) else None
+        too_long = following is not None and following["end"] - current[0]["start"] > MAX_SEGMENT_SECONDS
+        if word["word"].endswith(SENTENCE_ENDS) or following is None or too_long:
             text = " " + " ".join(w["word"] for w in current)
             segment = {"id": len(segments), "seek": 0, "start": current[0]["start"], "end": current[-1]["end"], "text": text}
             segments.append(segment | {"temperature": 0.0})
@@ -137,22 +143,44 @@ def create_transcriber_app(
     max_body_bytes: int | None = None,
     transducer: bool = False,
 ) -> FastAPI:
-    """The app over a compiled QEFFAutoModelForCTC and its processor (feature extractor and tokenizer): audio of up to
-    MAX_SECONDS, untimed; or, ``transducer``, over a compiled Parakeet transducer (QEFFAutoModelForTDT, ...RNNT), whose
-    durations time each token as transformers' processor reads them: answers with segment and word times too, audio of
-    up to MAX_TRANSDUCER_SECONDS. ``max_body_bytes``: the upload limit (default: DEFAULT_MAX_AUDIO_BYTES, a transducer's
-    MAX_TRANSDUCER_AUDIO_BYTES)."""
-    kind, timed = ("transducer", True) if transducer else ("CTC model", False)
-    max_seconds = MAX_TRANSDUCER_SECONDS if transducer else MAX_SECONDS
+    """The app over a compiled QEFFAutoModelForCTC (compiled for MAX_SECONDS) and its processor (feature extractor and
+    tokenizer): audio of up to MAX_LONG_SECONDS in windows of MAX_SECONDS where the model's config names its samples per
+    frame, timed where its tokenizer gives character offsets, else up to MAX_SECONDS in one pass, untimed; or,
+    ``transducer``, over a compiled Parakeet transducer (QEFFAutoModelForTDT, ...RNNT), whose durations time each token
+    as transformers' processor reads them, audio of up to MAX_LONG_SECONDS. ``max_body_bytes``: the upload limit
+    (default: DEFAULT_MAX_AUDIO_BYTES for 30 s, MAX_LONG_AUDIO_BYTES for 5 min)."""
+    windowed = not transducer and model.samples_per_frame is not None  # a CTC model read in windows
+    kind, untimed = ("transducer", None) if transducer else ("CTC model", model.timestamps_refusal(processor))
+    max_seconds = MAX_LONG_SECONDS if transducer or windowed else MAX_SECONDS
     if max_body_bytes is None:
-        max_body_bytes = MAX_TRANSDUCER_AUDIO_BYTES if transducer else DEFAULT_MAX_AUDIO_BYTES
+        max_body_bytes = MAX_LONG_AUDIO_BYTES if max_seconds == MAX_LONG_SECONDS else DEFAULT_MAX_AUDIO_BYTES
     app = FastAPI(title=f"QEfficient speech ({kind})", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     rate = sampling_rate(processor)
     lock = asyncio.Lock()  # one transcription at a time: the cores are shared anyway
-    formats = ("json", "text", *_TIMED) if timed else ("json", "text")
+    formats = ("json", "text") if untimed else ("json", "text", *_TIMED)
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
+
+    def transcript(audio) -> str:
+        if windowed:
+            return model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS)["text"]
+        return model.generate(processor, audio)[0]
+
+    def timed(audio) -> tuple[str, list[dict]]:
+        """The transcript and its timed words."""
+        if transducer:
+            text, pieces = timed_transcript(model, processor, audio, rate)
+            return text, timed_words(pieces)
+        out = model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS, return_timestamps="word")
+        return out["text"], [{"word": c["text"], "start": c["timestamp"][0], "end": c["timestamp"][1]} for c in out["chunks"]]
+
+    async def run(work, audio):
+        async with lock:
+            try:
+                return await asyncio.to_thread(work, audio)
+            except ValueError as err:  # longer than the compiled length
+                raise APIError(400, str(err), param="file") from None
 
     @app.post("/v1/audio/translations")
     async def translations(request: Request):
@@ -163,30 +191,21 @@ def create_transcriber_app(
         pairs, audio_file, text_fields = read_form(request, await read_limited_body(request, max_body_bytes), names)
         response_format = text_fields.get("response_format") or "json"
         if response_format not in formats:
-            detail = "" if timed else ", served without segment times"
-            message = f"response_format must be one of {list(formats)} for a {kind}{detail}; got '{response_format}'."
+            detail = f", served without times: {untimed}" if untimed else ""
+            message = f"response_format must be one of {list(formats)} for this {kind}{detail}; got '{response_format}'."
             raise APIError(400, message, param="response_format")
-        granularities = timestamp_granularities(pairs, response_format) if timed else set()
+        granularities = set() if untimed else timestamp_granularities(pairs, response_format)
         fields = [(k, v.decode("utf-8", "replace").strip()) for k, v in pairs if k != "file"]
-        refused_fields([(k, v) for k, v in fields if not (timed and k.startswith("timestamp_granularities"))], model_id, kind)
+        refused_fields([(k, v) for k, v in fields if untimed or not k.startswith("timestamp_granularities")], model_id, kind)
         try:
             audio = decode_wav(audio_file, rate, name="file")
         except ValueError as err:
             raise APIError(400, str(err), param="file") from None
         check_audio_length(len(audio), rate, "The file", max_seconds)
         if response_format not in _TIMED:
-            async with lock:
-                try:
-                    text = (await asyncio.to_thread(model.generate, processor, audio))[0]
-                except ValueError as err:  # longer than the compiled length
-                    raise APIError(400, str(err), param="file") from None
+            text = await run(transcript, audio)
             return PlainTextResponse(text) if response_format == "text" else {"text": text}
-        async with lock:
-            try:
-                text, pieces = await asyncio.to_thread(timed_transcript, model, processor, audio, rate)
-            except ValueError as err:
-                raise APIError(400, str(err), param="file") from None
-        words = timed_words(pieces)
+        text, words = await run(timed, audio)
         segments = sentence_segments(words)
         if response_format != "verbose_json":
             return PlainTextResponse(subtitles(segments, response_format))
@@ -206,8 +225,8 @@ def sampling_rate(processor) -> int:
 def open_transcriber_app(
     model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None, hf_overrides=None
 ) -> tuple[FastAPI, NoRunner]:
-    """(app, runner) for a CTC model's folder (compiled for audio of up to MAX_SECONDS) or a Parakeet transducer's (its
-    graphs take any length), with its processor; a generation config a transducer's greedy loop does not apply is
+    """(app, runner) for a CTC model's folder (compiled for MAX_SECONDS: its one pass, or its windows) or a Parakeet
+    transducer's (its graphs take any length), with its processor; a generation config a transducer's greedy loop does not apply is
     refused at start."""
     from QEfficient import QEFFAutoModelForCTC
     from QEfficient.base.common import QEFFCommonLoader
