@@ -4,6 +4,7 @@ audio encoder with a CTC head (tiny random models)."""
 from __future__ import annotations
 
 import json
+import wave
 
 import numpy as np
 import pytest
@@ -44,6 +45,7 @@ from transformers import (
     Wav2Vec2Processor,
     WavLMConfig,
     WavLMForCTC,
+    pipeline,
 )
 
 from QEfficient import QEFFAutoModelForCTC
@@ -223,8 +225,6 @@ def test_transcribe_reads_long_audio_in_windows_as_the_pipeline(tmp_path, arch):
     """transcribe() with chunk_length_s reads audio longer than the compiled length in overlapping windows; its text and
     character or word times are transformers' speech-recognition pipeline's with the same arguments (raw samples, and a
     spectrogram model whose config names its samples per frame)."""
-    from transformers import pipeline
-
     hf, processor = _folder(tmp_path, arch)
     model = QEFFAutoModelForCTC.from_pretrained(tmp_path)
     model.compile(seq_len=16000, num_cores=1)
@@ -255,11 +255,19 @@ def test_infer_audio_path_with_a_ctc_model(tmp_path, capsys, monkeypatch):
         )
     assert texts == expected
     assert f"Transcription : {texts[0]}" in capsys.readouterr().out
+    long = tmp_path / "long.wav"  # 39 s, past the 30 s window: read in windows, as the pipeline with chunk_length_s=30
+    with wave.open(str(long), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.tile(audio, 5) * 32767).astype("<i2").tobytes())
+    asr = pipeline("automatic-speech-recognition", model=hf, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor)
+    assert infer.main(model_name=str(tmp_path), audio_path=str(long), num_cores=1) == [asr(read_wav(long), chunk_length_s=30)["text"]]
     home = tmp_path / "home"  # --mxfp6 reaches a CTC model's compile: its artifact holds int8 GEMMs
     monkeypatch.setenv("QEFF_HOME", str(home))
     infer.main(model_name=str(tmp_path), audio_path=str(DATA / "speech16k.wav"), num_cores=1, mxfp6=True)
     params = [json.loads(p.read_text())["compile_params"] for p in home.rglob("qconfig.json")]
-    assert [p["mxfp6_matmul"] for p in params] == [True]
+    assert [(p["mxfp6_matmul"], p["seq_len"]) for p in params] == [(True, [480000])]
 
 
 @pytest.mark.parametrize("arch", ["wav2vec2", "parakeet_ctc"])

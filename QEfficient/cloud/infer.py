@@ -290,10 +290,12 @@ def run_seq2seq(model_name: str, prompts: list[str], compile_options: dict, gene
 
 
 def run_speech(model_class: type, model_name: str, audio_path: str, compile_options: dict, generation_len: int | None, **generate_options):
-    """Transcribe one WAV file: Whisper (any length: read in 30 s windows), a CTC model or a transducer (one pass); or
-    name its class with an audio classifier."""
+    """Transcribe one WAV file: Whisper (any length: read in 30 s windows), a CTC model (in windows of 30 s where its
+    config names its samples per frame, as transformers' pipeline with ``chunk_length_s=30``; else one pass) or a
+    transducer (one pass); or name its class with an audio classifier."""
     from QEfficient import QEFFAutoModelForAudioClassification, QEFFAutoModelForCTC
-    from QEfficient.utils.audio import read_wav
+    from QEfficient.generation.ctc_windows import WINDOW_SECONDS
+    from QEfficient.utils.audio import SAMPLING_RATE, read_wav
     from QEfficient.utils.tokenizer import load_hf_processor
 
     audio = read_wav(audio_path)
@@ -313,11 +315,16 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
         print(f"\nAudio : {audio_path}\nLabel : {label}")
         return [label]
     if model_class is QEFFAutoModelForCTC or model_class in _transducer_classes():
+        # a CTC model whose frames' length is known reads windows of 30 s, as the server does; another, one pass
+        windowed = model_class is QEFFAutoModelForCTC and model.samples_per_frame is not None
         with step(f"Exporting and compiling the {'CTC' if model_class is QEFFAutoModelForCTC else 'transducer'} graphs (cached)"):
             options = {k: compile_options[k] for k in ("num_cores", "mxfp6_matmul")}
             length = {"seq_len": max(len(audio), 400)} if model_class is QEFFAutoModelForCTC else {}
-            model.compile(batch_size=1, **length, **options)
-        text = model.generate(processor, audio)[0]
+            model.compile(batch_size=1, **(dict(seq_len=WINDOW_SECONDS * SAMPLING_RATE) if windowed else length), **options)
+        if windowed:
+            text = model.transcribe(processor, audio, chunk_length_s=WINDOW_SECONDS)["text"]
+        else:
+            text = model.generate(processor, audio)[0]
         print(f"\nAudio : {audio_path}\nTranscription : {text}")
         return [text]
     with step("Exporting and compiling the encoder and decoder graphs (cached)"):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+WINDOW_SECONDS = 30  # the window `infer` and the server read a CTC model's long audio in (and compile it for)
+
 
 @dataclass(frozen=True)
 class Window:

@@ -25,13 +25,14 @@ import asyncio
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
+from QEfficient.generation.ctc_windows import WINDOW_SECONDS
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.speech_app import read_form, subtitles, timestamp_granularities
 from QEfficient.utils.audio import SAMPLING_RATE, decode_wav
 
-MAX_SECONDS = 30  # a CTC model's compiled length: its one pass, or its windows
+MAX_SECONDS = WINDOW_SECONDS  # a CTC model's compiled length: its one pass, or its windows
 # a transducer's encoder takes any length in one pass, as transformers runs it; its attention's memory grows with the
 # square of the length (5 min: ~3,750 frames), so the server stops there, and CTC models' windows too
 MAX_LONG_SECONDS = 300
