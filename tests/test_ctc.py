@@ -205,6 +205,8 @@ def test_ctc_bad_inputs_say_what_to_do(tmp_path):
     model = QEFFAutoModelForCTC.from_pretrained(tmp_path)
     with pytest.raises(TypeError, match="compile"):
         model.generate(processor, _audio()[0])
+    with pytest.raises(TypeError, match="compile"):
+        model.transcribe(processor, _audio()[0])
     model.compile(seq_len=16000, num_cores=1)
     with pytest.raises(ValueError, match="compiled for at most 16000"):
         model.generate(processor, _audio()[0])
@@ -212,12 +214,32 @@ def test_ctc_bad_inputs_say_what_to_do(tmp_path):
         model.compile(seq_len=0)
     with pytest.raises(ValueError, match="windows of 32000 samples, but the model was compiled for at most 16000"):
         model.transcribe(processor, _audio()[0], chunk_length_s=2)
-    with pytest.raises(ValueError, match="longer than its two strides"):
+    with pytest.raises(ValueError, match=r"longer than its strides together \(0.5 s on the left, 0.5 s on the right\)"):
         model.transcribe(processor, _audio()[0], chunk_length_s=1, stride_length_s=0.5)
     with pytest.raises(ValueError, match="'word' or 'char'"):
         model.transcribe(processor, _audio()[0], return_timestamps="segment")
     with pytest.raises(ValueError, match="one audio"):
-        model.transcribe(processor, np.stack(_audio()))
+        model.transcribe(processor, np.stack(_audio() * 3))
+    with pytest.raises(ValueError, match=r"pass chunk_length_s \(at most 1\) to read it in windows"):
+        model.transcribe(processor, _audio()[0])
+    clip = _audio()[0][:16000]  # 0 reads it in one pass, and two equal channels are the one, as the pipeline reads them
+    assert model.transcribe(processor, np.stack([clip, clip]), chunk_length_s=0) == model.transcribe(processor, clip)
+
+
+def test_what_windows_and_times_count_frames_in(tmp_path):
+    """LASR's ratio counts spectrogram frames (times the feature extractor's hop, as the pipeline counts them); a
+    phoneme tokenizer gives character offsets but no word offsets."""
+    from transformers import LasrCTCConfig, LasrFeatureExtractor, LasrForCTC, Wav2Vec2PhonemeCTCTokenizer
+
+    encoder = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    lasr = QEFFAutoModelForCTC(LasrForCTC(LasrCTCConfig(vocab_size=len(VOCAB), pad_token_id=0, encoder_config=encoder)))
+    extractor = LasrFeatureExtractor()
+    assert lasr.samples_per_frame(extractor) == lasr.config.inputs_to_logits_ratio * extractor.hop_length > 4
+    _, processor = _folder(tmp_path, "wav2vec2")
+    model = QEFFAutoModelForCTC.from_pretrained(tmp_path)
+    phonemes = Wav2Vec2PhonemeCTCTokenizer(str(tmp_path / "vocab.json"), do_phonemize=False)
+    assert "(Wav2Vec2PhonemeCTCTokenizer) gives no word offsets" in model.timestamps_refusal(phonemes, "word")
+    assert model.timestamps_refusal(phonemes, "char") is None and model.timestamps_refusal(processor) is None
 
 
 @pytest.mark.parametrize("arch", ["wav2vec2", "wav2vec2-bert"])

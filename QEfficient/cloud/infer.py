@@ -316,7 +316,7 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
         return [label]
     if model_class is QEFFAutoModelForCTC or model_class in _transducer_classes():
         # a CTC model whose frames' length is known reads windows of 30 s, as the server does; another, one pass
-        windowed = model_class is QEFFAutoModelForCTC and model.samples_per_frame is not None
+        windowed = model_class is QEFFAutoModelForCTC and model.samples_per_frame(processor) is not None
         with step(f"Exporting and compiling the {'CTC' if model_class is QEFFAutoModelForCTC else 'transducer'} graphs (cached)"):
             options = {k: compile_options[k] for k in ("num_cores", "mxfp6_matmul")}
             length = {"seq_len": max(len(audio), 400)} if model_class is QEFFAutoModelForCTC else {}

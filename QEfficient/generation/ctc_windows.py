@@ -36,8 +36,8 @@ def window_sizes(
     window, left, right = samples(chunk_length_s), samples(left_s), samples(right_s)
     if min(left, right) < 0 or window <= left + right:
         raise ValueError(
-            f"chunk_length_s={chunk_length_s} must be longer than its two strides ({stride_length_s} s each side), which "
-            "must not be negative."
+            f"chunk_length_s={chunk_length_s} must be longer than its strides together ({left_s} s on the left, {right_s} s "
+            "on the right), and they must not be negative."
         )
     return window, left, right
 

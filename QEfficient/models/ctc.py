@@ -40,6 +40,8 @@ from QEfficient.utils.checks import check_positive
 SAMPLING_RATE = 16000
 # families whose transformers examples decode with skip_special_tokens=True (Parakeet's model card)
 SKIP_SPECIAL_TOKENS_TYPES = frozenset({"parakeet_ctc", "lasr_ctc"})
+# types whose inputs_to_logits_ratio counts spectrogram frames, not samples (transformers' pipeline multiplies by the hop)
+RATIO_IN_SPECTROGRAM_FRAMES = frozenset({"lasr_ctc"})
 # CTC types refused, and why
 UNSUPPORTED_CTC = {
     "granite_speech5_ctc": "its encoder reads stacked feature frames with deltas, which this graph's example does not build; "
@@ -292,19 +294,22 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         LASR's drop their special tokens)."""
         return processor.batch_decode(ids, skip_special_tokens=self.config.model_type in SKIP_SPECIAL_TOKENS_TYPES)
 
-    @property
-    def samples_per_frame(self) -> int | None:
-        """Audio samples per output frame where the config names it (transformers' ``inputs_to_logits_ratio``), which
-        long audio's windows and the times of words are counted in; None where it does not (Parakeet's CTC)."""
-        return getattr(self.config, "inputs_to_logits_ratio", None)
+    def samples_per_frame(self, processor) -> int | None:
+        """Audio samples per output frame as transformers' speech-recognition pipeline counts them (the config's
+        ``inputs_to_logits_ratio``; LASR's counts spectrogram frames of the feature extractor's ``hop_length``), which
+        long audio's windows and the times of words are counted in; None where the config names none (Parakeet's CTC)."""
+        ratio = getattr(self.config, "inputs_to_logits_ratio", None)
+        if ratio is not None and self.config.model_type in RATIO_IN_SPECTROGRAM_FRAMES:
+            ratio *= getattr(processor, "feature_extractor", processor).hop_length
+        return ratio
 
-    def timestamps_refusal(self, processor) -> str | None:
-        """Why transcribe() cannot time this model's words, or None where it can."""
-        if self.samples_per_frame is None:
+    def timestamps_refusal(self, processor, kind: str = "word") -> str | None:
+        """Why transcribe() cannot give this model's ``kind`` ("word" or "char") times, or None where it can."""
+        if self.samples_per_frame(processor) is None:
             return f"its config ({self.config.model_type}) names no audio samples per output frame (inputs_to_logits_ratio)"
         tokenizer = getattr(processor, "tokenizer", processor)
-        if "output_char_offsets" not in inspect.signature(tokenizer.decode).parameters:
-            return f"its tokenizer ({type(tokenizer).__name__}) gives no character offsets, as Wav2Vec2CTCTokenizer does"
+        if f"output_{kind}_offsets" not in inspect.signature(tokenizer.decode).parameters:
+            return f"its tokenizer ({type(tokenizer).__name__}) gives no {kind} offsets, as Wav2Vec2CTCTokenizer does"
         return None
 
     def transcribe(
@@ -320,7 +325,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         same arguments: ``{"text": ...}``, and with ``return_timestamps`` ("word" or "char") its ``"chunks"``, each
         ``{"text", "timestamp": (start, end)}`` in seconds. ``chunk_length_s`` reads the audio in windows of that length
         (at most the compiled one), overlapping by ``stride_length_s`` each side (default: a sixth of the window), whose
-        edges only give context: audio of any length.
+        edges only give context: audio of any length. The text is decoded as generate() decodes it (the pipeline keeps
+        the special tokens that Parakeet's and LASR's examples drop).
 
         >>> model.transcribe(processor, audio, chunk_length_s=30, return_timestamps="word")
         """
@@ -328,23 +334,24 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             raise TypeError(f"{type(self).__name__} does not transcribe: QEFFAutoModelForCTC does.")
         if return_timestamps not in (None, "word", "char"):
             raise ValueError(f"return_timestamps must be None, 'word' or 'char', got {return_timestamps!r}.")
-        audio = _as_numpy(audio, np.float32)
-        if audio.ndim != 1 or not len(audio):
-            raise ValueError(f"transcribe() reads one audio: a 1-D array of 16 kHz samples, got shape {list(audio.shape)}.")
-        ratio = self.samples_per_frame
+        if self.qpc_path is None:
+            raise TypeError("Please run compile() before transcribe().")
+        audio, ratio = _mono(audio), self.samples_per_frame(processor)
+        chunk_length_s = chunk_length_s or None  # 0 reads the audio in one pass, as the pipeline reads it
         if chunk_length_s is not None and ratio is None:
             raise ValueError(
                 f"{self.config.model_type} names no audio samples per output frame (inputs_to_logits_ratio), which windows "
                 "are cut by: leave chunk_length_s out (the audio is read in one pass)."
             )
-        refusal = self.timestamps_refusal(processor) if return_timestamps else None
+        refusal = self.timestamps_refusal(processor, return_timestamps) if return_timestamps else None
         if refusal:
-            raise ValueError(f"This model's words cannot be timed: {refusal}. Leave return_timestamps out.")
+            raise ValueError(f"This model's {return_timestamps}s cannot be timed: {refusal}. Leave return_timestamps out.")
         if chunk_length_s is None:
+            self._check_length(len(audio), None, ratio is not None)
             ids = self._frame_ids(self._processed(processor, audio)[0])[0]
         else:
             window, left, right = window_sizes(chunk_length_s, stride_length_s, SAMPLING_RATE, ratio)
-            self._check_window(window, chunk_length_s)
+            self._check_length(window, chunk_length_s, True)
             pieces = windows(len(audio), window, left, right)
             ids = np.concatenate(
                 [self._frame_ids(self._processed(processor, audio[w.start : w.end])[0])[0][kept_frames(w, ratio)] for w in pieces]
@@ -363,16 +370,20 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             ]
         return result
 
-    def _check_window(self, window: int, chunk_length_s: float) -> None:
-        """A window must fit the compiled length."""
-        if self.qpc_path is None:
-            raise TypeError("Please run compile() before transcribe().")
+    def _check_length(self, samples: int, chunk_length_s: float | None, windowable: bool) -> None:
+        """The audio (or a window of ``chunk_length_s``) must fit the compiled length (a spectrogram graph takes any)."""
         longest = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"])
-        if self._reads_samples and window > longest:
+        if not self._reads_samples or samples <= longest:
+            return
+        if chunk_length_s is not None:
             raise ValueError(
-                f"chunk_length_s={chunk_length_s} makes windows of {window} samples, but the model was compiled for at most "
-                f"{longest}: pass a shorter chunk_length_s or compile with seq_len >= {window}."
+                f"chunk_length_s={chunk_length_s} makes windows of {samples} samples, but the model was compiled for at most "
+                f"{longest}: pass a shorter chunk_length_s or compile with seq_len >= {samples}."
             )
+        hint = f"pass chunk_length_s (at most {longest / SAMPLING_RATE:g}) to read it in windows, or " if windowable else ""
+        raise ValueError(
+            f"The audio has {samples} samples but the model was compiled for at most {longest}: {hint}compile with seq_len >= {samples}."
+        )
 
 
 # audio classification types refused, and why (the raw-sample ones run: tests/test_ctc.py)
@@ -466,6 +477,22 @@ class QEFFAutoModelForAudioFeatureExtraction(QEFFAutoModelForCTC):
             raise ValueError("No audio given: pass an array of 16 kHz samples, a list of them, or a processor's output.")
         frames = max(len(row) for row in rows)
         return {OUTPUT: np.stack([np.pad(row, [(0, frames - len(row)), (0, 0)]) for row in rows])}
+
+
+def _mono(audio) -> np.ndarray:
+    """One audio's 16 kHz samples, 1-D: [channels, samples] of one or two channels averaged, as transformers' pipeline
+    reads them."""
+    samples = _as_numpy(audio, np.float32)
+    if samples.ndim == 2 and samples.shape[0] in (1, 2):
+        samples = samples.mean(axis=0)
+    if samples.ndim != 1:
+        raise ValueError(
+            f"transcribe() reads one audio: 16 kHz samples [samples], or [channels, samples] of 1 or 2 channels; got shape "
+            f"{list(samples.shape)}."
+        )
+    if not len(samples):
+        raise ValueError("The audio is empty: pass its 16 kHz samples.")
+    return samples
 
 
 def _as_numpy(value, dtype) -> np.ndarray:

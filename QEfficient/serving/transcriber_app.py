@@ -4,7 +4,7 @@ family's ids, or a Parakeet transducer (RNN-T, TDT), decoded greedily as its gen
 
 Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV at
 the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, text, and
-for a transducer the timed formats below). These models take no language hint and sample nothing, so Whisper's options
+for a model served with times the timed formats below). These models take no language hint and sample nothing, so Whisper's options
 that would change the answer (``language``, ``prompt``, a ``temperature`` above 0, ``stream``) are refused, saying so;
 /v1/audio/translations answers that such a model does not translate. A CTC model whose config names its samples per
 output frame (Wav2Vec2, HuBERT, WavLM, ...) reads up to 5 min in windows of its compiled 30 s, as transformers' pipeline
@@ -46,7 +46,6 @@ MAX_LONG_AUDIO_BYTES = 40 * 1024 * 1024  # 5 min: 9.6 MB as 16-bit mono, 38.4 MB
 _REFUSED = {
     "language": "takes no language hint: it transcribes what it hears",
     "prompt": "takes no text before the audio",
-    "timestamp_granularities": "is served here without segment or word times",
     "stream": "gives its text at once, not window by window",
 }
 
@@ -150,7 +149,7 @@ def create_transcriber_app(
     ``transducer``, over a compiled Parakeet transducer (QEFFAutoModelForTDT, ...RNNT), whose durations time each token
     as transformers' processor reads them, audio of up to MAX_LONG_SECONDS. ``max_body_bytes``: the upload limit
     (default: DEFAULT_MAX_AUDIO_BYTES for 30 s, MAX_LONG_AUDIO_BYTES for 5 min)."""
-    windowed = not transducer and model.samples_per_frame is not None  # a CTC model read in windows
+    windowed = not transducer and model.samples_per_frame(processor) is not None  # a CTC model read in windows
     kind, untimed = ("transducer", None) if transducer else ("CTC model", model.timestamps_refusal(processor))
     max_seconds = MAX_LONG_SECONDS if transducer or windowed else MAX_SECONDS
     if max_body_bytes is None:
@@ -197,7 +196,10 @@ def create_transcriber_app(
             raise APIError(400, message, param="response_format")
         granularities = set() if untimed else timestamp_granularities(pairs, response_format)
         fields = [(k, v.decode("utf-8", "replace").strip()) for k, v in pairs if k != "file"]
-        refused_fields([(k, v) for k, v in fields if untimed or not k.startswith("timestamp_granularities")], model_id, kind)
+        if untimed and any(k.startswith("timestamp_granularities") and v for k, v in fields):
+            message = f"'{model_id}' is served without segment or word times: {untimed}. Leave 'timestamp_granularities' out."
+            raise APIError(400, message, param="timestamp_granularities")
+        refused_fields([(k, v) for k, v in fields if not k.startswith("timestamp_granularities")], model_id, kind)
         try:
             audio = decode_wav(audio_file, rate, name="file")
         except ValueError as err:
