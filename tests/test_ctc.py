@@ -322,13 +322,15 @@ AUDIO_CLASSIFIERS = {
     "unispeech-sat": "unispeech-sat",
     "sew": "sew",
     "sew-d": "sew-d",
+    "wav2vec2-bert": "wav2vec2-bert",  # a spectrogram of any length and its mask
 }
 
 
 @pytest.mark.parametrize("model_type", list(AUDIO_CLASSIFIERS))
 def test_audio_classifiers_equal_transformers_on_each_audio(tmp_path, model_type):
     """QEFFAutoModelForAudioClassification: each audio's logits (the model pools its frames) equal transformers' for
-    that audio alone, within 1e-4, audios of different lengths in one call; Wav2Vec2 also with its weighted layer sum."""
+    that audio alone, within 1e-4, audios of different lengths in one call; Wav2Vec2 also with its weighted layer sum;
+    Wav2Vec2-BERT also a padded batch with its mask."""
     from transformers import AutoModelForAudioClassification
 
     from QEfficient import QEFFAutoModelForAudioClassification
@@ -352,6 +354,12 @@ def test_audio_classifiers_equal_transformers_on_each_audio(tmp_path, model_type
     got = model.generate(processor, audio)["logits"]
     assert got.shape == (2, 4)
     np.testing.assert_allclose(got.numpy(), np.stack(expected), atol=1e-4, rtol=0)
+    if model_type == "wav2vec2-bert":  # a padded batch with its mask in one run, as transformers reads it
+        padded = processor(audio, sampling_rate=16000, return_tensors="pt", padding=True)
+        assert not padded["attention_mask"].all()
+        with torch.no_grad():
+            reference = hf(**padded).logits.numpy()
+        np.testing.assert_allclose(model.logits(padded), reference, atol=1e-4, rtol=0)
 
 
 def test_every_audio_classification_type_runs_or_is_refused():

@@ -190,6 +190,18 @@ class FeatureCTCGraphSpec(CTCGraphSpec):
         return features, mask
 
 
+class FeatureAudioClassificationGraphSpec(FeatureCTCGraphSpec):
+    """Audio classifiers over their feature extractor's spectrogram of any length (Wav2Vec2-BERT): the features and
+    their frames' mask in, one row of logits per audio out (the model pools the frames its mask keeps)."""
+
+    output_names = (LOGITS,)
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        frames = {0: "batch_size", 1: "seq_len"}
+        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, LOGITS: {0: "batch_size"}}
+
+
 def feature_width(config) -> int:
     """The width of a frame of a spectrogram CTC model's input features: its encoder config's mel bins (Parakeet), or
     its feature projection's input (Wav2Vec2-BERT: stacked mel bins)."""

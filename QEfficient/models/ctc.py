@@ -24,6 +24,7 @@ from QEfficient.export.media_graph_specs import (
     AudioFeatureGraphSpec,
     AudioXVectorGraphSpec,
     CTCGraphSpec,
+    FeatureAudioClassificationGraphSpec,
     FeatureCTCGraphSpec,
     SpectrogramClassificationGraphSpec,
 )
@@ -191,7 +192,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
                     f"writes them, got {list(features.shape)}."
                 )
             return {spec.input_name: features}
-        if spec is FeatureCTCGraphSpec:
+        if spec in (FeatureCTCGraphSpec, FeatureAudioClassificationGraphSpec):
             if isinstance(inputs, (np.ndarray, torch.Tensor, list)) or INPUT_FEATURES not in inputs:
                 raise ValueError("This model reads its processor's input_features: pass the processor's output (or audio to generate()).")
             features = _as_numpy(inputs[INPUT_FEATURES], np.float32)
@@ -386,10 +387,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         )
 
 
-# audio classification types refused, and why (the raw-sample ones run: tests/test_ctc.py)
-UNSUPPORTED_AUDIO_CLASSIFICATION = {
-    "wav2vec2-bert": "it reads its processor's spectrogram of any length with its mask (input_features); not proven here",
-}
+# audio classification types refused, and why (the others run: tests/test_ctc.py)
+UNSUPPORTED_AUDIO_CLASSIFICATION: dict[str, str] = {}
 # classifiers over a spectrogram of one size: (the input's name, one audio's feature shape from the config)
 FIXED_SPECTROGRAM_CLASSIFIERS = {
     "audio-spectrogram-transformer": lambda config: (INPUT_VALUES, (config.max_length, config.num_mel_bins)),
@@ -400,8 +399,9 @@ FIXED_SPECTROGRAM_CLASSIFIERS = {
 class QEFFAutoModelForAudioClassification(QEFFAutoModelForCTC):
     """Audio classifiers (keyword spotting, emotion, language ID, sound events) over raw 16 kHz samples (Wav2Vec2,
     HuBERT, WavLM, Data2VecAudio, UniSpeech, SEW ``ForSequenceClassification``), each audio read at its own length as
-    transformers reads it alone, or over a spectrogram of one size (the Audio Spectrogram Transformer, Whisper's encoder
-    classifier); generate(processor, audio) returns {"logits": torch.Tensor [audios, labels]}.
+    transformers reads it alone, over a spectrogram of any length with its frames' mask (Wav2Vec2-BERT: a padded batch
+    in one run), or over a spectrogram of one size (the Audio Spectrogram Transformer, Whisper's encoder classifier);
+    generate(processor, audio) returns {"logits": torch.Tensor [audios, labels]}.
 
     >>> model = QEFFAutoModelForAudioClassification.from_pretrained("path/to/wav2vec2-base-superb-ks")
     >>> model.compile(seq_len=16000)
@@ -411,7 +411,7 @@ class QEFFAutoModelForAudioClassification(QEFFAutoModelForCTC):
     _hf_auto = AutoModelForAudioClassification
     _head = ("ForSequenceClassification", "ForAudioClassification")  # Wav2Vec2's ..., AST's and Whisper's
     _one_row_per_audio = True
-    _specs = {INPUT_VALUES: AudioClassificationGraphSpec}
+    _specs = {INPUT_VALUES: AudioClassificationGraphSpec, INPUT_FEATURES: FeatureAudioClassificationGraphSpec}
 
     @classmethod
     def _refused_types(cls) -> dict[str, str]:

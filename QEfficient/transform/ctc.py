@@ -18,7 +18,8 @@ class QEffCTC(nn.Module):
     """forward(input_values [B, samples]) -> logits [B, frames, vocab] (float32; a classifier's [B, labels], a frame
     classifier's [B, frames, labels], a base model's last hidden state [B, frames, D], a speaker-verification model's
     logits and x-vector [B, D]); a spectrogram model's
-    forward(input_features [B, frames, width], attention_mask [B, frames]).
+    forward(input_features [B, frames, width], attention_mask [B, frames]) -> logits and which output frames hold audio
+    (a classifier's: its logits [B, labels]).
 
     ``spec``: the graph's spec class (export/media_graph_specs.py), given by the model class."""
 
@@ -37,9 +38,11 @@ class QEffCTC(nn.Module):
             if getattr(out, "embeddings", None) is not None:  # a speaker-verification model: its logits and x-vector
                 return out.logits.float(), out.embeddings.float()
             return (out.logits if hasattr(out, "logits") else out.last_hidden_state).float()  # a base model's states
-        # a spectrogram and its frames' mask: the logits, and the output frames that hold audio (the model's own
-        # subsampled mask where it has one, as its generate() reads it; else every frame)
         logits = self.hf(input_features=values, attention_mask=attention_mask).logits.float()
+        if len(self.spec.output_names) == 1:  # a classifier over a spectrogram and its mask: its pooled logits
+            return logits
+        # a CTC model's spectrogram and its frames' mask: the logits, and the output frames that hold audio (the model's
+        # own subsampled mask where it has one, as its generate() reads it; else every frame)
         if hasattr(self.hf, "_get_output_attention_mask"):
             holds_audio = self.hf._get_output_attention_mask(attention_mask, target_length=logits.shape[1])
         else:
