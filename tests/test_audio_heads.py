@@ -1,7 +1,8 @@
 """QEFFAutoModelForAudioFrameClassification (speaker diarization) and QEFFAutoModelForAudioXVector (speaker
-verification): every raw-sample type of transformers' two mappings as a tiny random model, each audio's outputs equal
-to transformers' for that audio alone within 1e-4, audios of different lengths in one call; the spectrogram types
-refused saying why; a checkpoint of another head refused at load."""
+verification): every type of transformers' two mappings as a tiny random model (raw samples, and Wav2Vec2-BERT's
+spectrogram with its mask), each audio's outputs equal to transformers' for that audio alone within 1e-4, audios of
+different lengths in one call; the streamed diarization model refused saying why; a checkpoint of another head refused
+at load."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ RAW_AUDIO = {
     "data2vec-audio": "data2vec-audio",
     "unispeech-sat": "unispeech-sat",
     "wav2vec2-conformer": "wav2vec2-conformer-rel-pos",
+    "wav2vec2-bert": "wav2vec2-bert",  # a spectrogram of any length and its mask
 }
 XVECTOR = dict(tdnn_dim=(16, 16, 16, 16, 24), tdnn_kernel=(5, 3, 3, 1, 1), tdnn_dilation=(1, 2, 3, 1, 1), xvector_output_dim=12)
 
@@ -43,9 +45,10 @@ def test_every_type_runs_or_is_refused():
 
 
 def test_a_refused_type_is_refused_before_its_weights_load(tmp_path):
-    AutoConfig.for_model("wav2vec2-bert", architectures=["Wav2Vec2BertForXVector"]).save_pretrained(tmp_path)  # no weights
-    with pytest.raises(NotImplementedError, match="reads a spectrogram"):
-        QEFFAutoModelForAudioXVector.from_pretrained(tmp_path)
+    architecture = MODEL_FOR_AUDIO_FRAME_CLASSIFICATION_MAPPING_NAMES["nemotron3_diarization"]
+    AutoConfig.for_model("nemotron3_diarization", architectures=[architecture]).save_pretrained(tmp_path)  # no weights
+    with pytest.raises(NotImplementedError, match="speaker cache"):
+        QEFFAutoModelForAudioFrameClassification.from_pretrained(tmp_path)
 
 
 def _saved(tmp_path, model_type: str, auto_class, **extra):

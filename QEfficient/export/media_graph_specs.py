@@ -202,6 +202,29 @@ class FeatureAudioClassificationGraphSpec(FeatureCTCGraphSpec):
         return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, LOGITS: {0: "batch_size"}}
 
 
+class FeatureAudioFrameGraphSpec(FeatureCTCGraphSpec):
+    """Per-frame classes over a spectrogram of any length and its frames' mask (Wav2Vec2-BERT's diarization head)."""
+
+    output_names = (LOGITS,)
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        frames = {0: "batch_size", 1: "seq_len"}
+        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, LOGITS: {0: "batch_size", 1: "frames"}}
+
+
+class FeatureAudioXVectorGraphSpec(FeatureCTCGraphSpec):
+    """Speaker verification over a spectrogram of any length and its frames' mask (Wav2Vec2-BERT ``ForXVector``): the
+    speaker classifier's logits and the x-vector per audio out."""
+
+    output_names = (LOGITS, EMBEDDINGS)
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        frames = {0: "batch_size", 1: "seq_len"}
+        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, LOGITS: {0: "batch_size"}, EMBEDDINGS: {0: "batch_size"}}
+
+
 def feature_width(config) -> int:
     """The width of a frame of a spectrogram CTC model's input features: its encoder config's mel bins (Parakeet), or
     its feature projection's input (Wav2Vec2-BERT: stacked mel bins)."""

@@ -1,6 +1,7 @@
-"""Speech encoders' other heads over raw 16 kHz samples, on the CTC models' graph (models/ctc.py): per-frame classes
-(speaker diarization: transformers' ``AutoModelForAudioFrameClassification``) and speaker verification (x-vectors:
-``AutoModelForAudioXVector``). Each audio is read at its own length, as transformers reads it alone."""
+"""Speech encoders' other heads over raw 16 kHz samples or a spectrogram of any length with its frames' mask
+(Wav2Vec2-BERT), on the CTC models' graph (models/ctc.py): per-frame classes (speaker diarization: transformers'
+``AutoModelForAudioFrameClassification``) and speaker verification (x-vectors: ``AutoModelForAudioXVector``). Each
+audio is read at its own length, as transformers reads it alone."""
 
 from __future__ import annotations
 
@@ -9,19 +10,22 @@ import torch
 from transformers import AutoModelForAudioFrameClassification, AutoModelForAudioXVector, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import warn_ignored_options
-from QEfficient.export.graph_names import EMBEDDINGS, INPUT_VALUES, LOGITS
-from QEfficient.export.media_graph_specs import AudioXVectorGraphSpec, CTCGraphSpec
+from QEfficient.export.graph_names import EMBEDDINGS, INPUT_FEATURES, INPUT_VALUES, LOGITS
+from QEfficient.export.media_graph_specs import (
+    AudioXVectorGraphSpec,
+    CTCGraphSpec,
+    FeatureAudioFrameGraphSpec,
+    FeatureAudioXVectorGraphSpec,
+)
 from QEfficient.models.ctc import QEFFAutoModelForCTC
 
-_SPECTROGRAM = "it reads a spectrogram (input_features); the heads here run on models that read raw 16 kHz samples"
 # frame classification and x-vector types not run here, with why
 UNSUPPORTED_AUDIO_HEADS = {
-    "wav2vec2-bert": _SPECTROGRAM,
-    "nemotron3_diarization": f"{_SPECTROGRAM}, and it streams with a speaker cache",
+    "nemotron3_diarization": "it streams its spectrogram in chunks with a speaker cache, which this one-pass graph does not keep",
 }
 
 
-class _RawAudioHead(QEFFAutoModelForCTC):
+class _AudioHead(QEFFAutoModelForCTC):
     @classmethod
     def _refused_types(cls) -> dict[str, str]:
         return UNSUPPORTED_AUDIO_HEADS
@@ -37,9 +41,9 @@ class _RawAudioHead(QEFFAutoModelForCTC):
             warn_ignored_options("generate()", {"write_io": write_io, "device_ids": device_ids})
 
 
-class QEFFAutoModelForAudioFrameClassification(_RawAudioHead):
-    """Per-frame classes (speaker diarization: Wav2Vec2, WavLM, UniSpeech-SAT, Data2VecAudio, Wav2Vec2-Conformer
-    ``ForAudioFrameClassification``): generate(processor, audio) returns {"logits": torch.Tensor [audios, frames,
+class QEFFAutoModelForAudioFrameClassification(_AudioHead):
+    """Per-frame classes (speaker diarization: Wav2Vec2, WavLM, UniSpeech-SAT, Data2VecAudio, Wav2Vec2-Conformer,
+    Wav2Vec2-BERT ``ForAudioFrameClassification``): generate(processor, audio) returns {"logits": torch.Tensor [audios, frames,
     labels]} (a sigmoid per label gives who speaks in each 20 ms frame), a shorter audio's frames past its own zeros.
 
     >>> model = QEFFAutoModelForAudioFrameClassification.from_pretrained("path/to/wav2vec2-base-superb-sd")
@@ -49,7 +53,7 @@ class QEFFAutoModelForAudioFrameClassification(_RawAudioHead):
 
     _hf_auto = AutoModelForAudioFrameClassification
     _head = "ForAudioFrameClassification"
-    _specs = {INPUT_VALUES: CTCGraphSpec}
+    _specs = {INPUT_VALUES: CTCGraphSpec, INPUT_FEATURES: FeatureAudioFrameGraphSpec}
 
     def generate(
         self, processor, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, write_io: bool = False
@@ -63,8 +67,9 @@ class QEFFAutoModelForAudioFrameClassification(_RawAudioHead):
         return {LOGITS: torch.from_numpy(np.stack([np.pad(row, [(0, frames - len(row)), (0, 0)]) for row in rows]))}
 
 
-class QEFFAutoModelForAudioXVector(_RawAudioHead):
-    """Speaker verification (Wav2Vec2, WavLM, UniSpeech-SAT, Data2VecAudio, Wav2Vec2-Conformer ``ForXVector``):
+class QEFFAutoModelForAudioXVector(_AudioHead):
+    """Speaker verification (Wav2Vec2, WavLM, UniSpeech-SAT, Data2VecAudio, Wav2Vec2-Conformer, Wav2Vec2-BERT
+    ``ForXVector``):
     generate(processor, audio) returns {"logits": [audios, speakers], "embeddings": [audios, D]}, the x-vectors whose
     cosine similarity says whether two audios are one speaker, as transformers' forward gives them for each audio alone
     (a padded batch's shorter rows pool some padding frames there).
@@ -78,7 +83,7 @@ class QEFFAutoModelForAudioXVector(_RawAudioHead):
     _hf_auto = AutoModelForAudioXVector
     _head = "ForXVector"
     _one_row_per_audio = True
-    _specs = {INPUT_VALUES: AudioXVectorGraphSpec}
+    _specs = {INPUT_VALUES: AudioXVectorGraphSpec, INPUT_FEATURES: FeatureAudioXVectorGraphSpec}
 
     def generate(
         self, processor, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, write_io: bool = False

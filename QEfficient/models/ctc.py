@@ -192,7 +192,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
                     f"writes them, got {list(features.shape)}."
                 )
             return {spec.input_name: features}
-        if spec in (FeatureCTCGraphSpec, FeatureAudioClassificationGraphSpec):
+        if isinstance(spec, type) and issubclass(spec, FeatureCTCGraphSpec):  # a spectrogram of any length and its mask
             if isinstance(inputs, (np.ndarray, torch.Tensor, list)) or INPUT_FEATURES not in inputs:
                 raise ValueError("This model reads its processor's input_features: pass the processor's output (or audio to generate()).")
             features = _as_numpy(inputs[INPUT_FEATURES], np.float32)

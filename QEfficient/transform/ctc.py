@@ -19,7 +19,7 @@ class QEffCTC(nn.Module):
     classifier's [B, frames, labels], a base model's last hidden state [B, frames, D], a speaker-verification model's
     logits and x-vector [B, D]); a spectrogram model's
     forward(input_features [B, frames, width], attention_mask [B, frames]) -> logits and which output frames hold audio
-    (a classifier's: its logits [B, labels]).
+    (a classifier's, frame classifier's or speaker-verification model's: its outputs as above).
 
     ``spec``: the graph's spec class (export/media_graph_specs.py), given by the model class."""
 
@@ -38,8 +38,11 @@ class QEffCTC(nn.Module):
             if getattr(out, "embeddings", None) is not None:  # a speaker-verification model: its logits and x-vector
                 return out.logits.float(), out.embeddings.float()
             return (out.logits if hasattr(out, "logits") else out.last_hidden_state).float()  # a base model's states
-        logits = self.hf(input_features=values, attention_mask=attention_mask).logits.float()
-        if len(self.spec.output_names) == 1:  # a classifier over a spectrogram and its mask: its pooled logits
+        out = self.hf(input_features=values, attention_mask=attention_mask)
+        if getattr(out, "embeddings", None) is not None:  # a speaker-verification model: its logits and x-vector
+            return out.logits.float(), out.embeddings.float()
+        logits = out.logits.float()
+        if len(self.spec.output_names) == 1:  # a classifier's pooled logits, or a frame classifier's per frame
             return logits
         # a CTC model's spectrogram and its frames' mask: the logits, and the output frames that hold audio (the model's
         # own subsampled mask where it has one, as its generate() reads it; else every frame)
