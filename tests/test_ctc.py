@@ -477,10 +477,10 @@ def test_fixed_size_spectrogram_classifiers_equal_transformers(tmp_path):
             model.logits(short)
 
 
-@pytest.mark.parametrize("arch", ["wav2vec2", "hubert", "wavlm"])
+@pytest.mark.parametrize("arch", ["wav2vec2", "hubert", "wavlm", "wav2vec2-bert"])
 def test_audio_encoders_hidden_states_equal_transformers(tmp_path, arch):
-    """QEFFAutoModel on an audio encoder's folder (a CTC checkpoint's base model) gives a
-    QEFFAutoModelForAudioFeatureExtraction: each audio's last hidden state equal to transformers' for that audio alone,
+    """QEFFAutoModel on an audio encoder's folder (a CTC checkpoint's base model; Wav2Vec2-BERT's over its spectrogram and
+    mask) gives a QEFFAutoModelForAudioFeatureExtraction: each audio's last hidden state equal to transformers' for that audio alone,
     within 1e-4, a shorter one's frames past its own zeros; pooling is refused, and the text encoder class given such a
     model says which class reads it."""
     from transformers import AutoModel

@@ -213,6 +213,18 @@ class FeatureAudioFrameGraphSpec(FeatureCTCGraphSpec):
         return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, LOGITS: {0: "batch_size", 1: "frames"}}
 
 
+class FeatureAudioStatesGraphSpec(FeatureCTCGraphSpec):
+    """An audio encoder's hidden states over a spectrogram of any length and its frames' mask (Wav2Vec2BertModel): the
+    last hidden state per frame out."""
+
+    output_names = (OUTPUT,)
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        frames = {0: "batch_size", 1: "seq_len"}
+        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, OUTPUT: {0: "batch_size", 1: "frames"}}
+
+
 class FeatureAudioXVectorGraphSpec(FeatureCTCGraphSpec):
     """Speaker verification over a spectrogram of any length and its frames' mask (Wav2Vec2-BERT ``ForXVector``): the
     speaker classifier's logits and the x-vector per audio out."""

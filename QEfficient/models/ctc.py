@@ -25,6 +25,7 @@ from QEfficient.export.media_graph_specs import (
     AudioXVectorGraphSpec,
     CTCGraphSpec,
     FeatureAudioClassificationGraphSpec,
+    FeatureAudioStatesGraphSpec,
     FeatureCTCGraphSpec,
     SpectrogramClassificationGraphSpec,
 )
@@ -437,32 +438,38 @@ class QEFFAutoModelForAudioClassification(QEFFAutoModelForCTC):
         return {LOGITS: torch.from_numpy(np.concatenate(logits))}
 
 
-def reads_raw_speech(model: PreTrainedModel) -> bool:
-    """Whether ``model`` is the encoder of a CTC model type that reads raw 16 kHz samples (what
-    QEFFAutoModelForAudioFeatureExtraction runs; QEFFAutoModel picks it for these)."""
+# audio encoders that read a spectrogram of any length with its frames' mask, run as QEFFAutoModelForAudioFeatureExtraction
+SPECTROGRAM_ENCODERS = frozenset({"wav2vec2-bert"})
+
+
+def is_speech_encoder(model: PreTrainedModel) -> bool:
+    """Whether ``model`` is the encoder of a CTC model type that reads raw 16 kHz samples, or one of
+    SPECTROGRAM_ENCODERS (what QEFFAutoModelForAudioFeatureExtraction runs; QEFFAutoModel picks it for these)."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_CTC_MAPPING_NAMES
 
-    model_type = model.config.model_type
-    raw = getattr(model, "main_input_name", None) == INPUT_VALUES
-    return raw and model_type in MODEL_FOR_CTC_MAPPING_NAMES and model_type not in UNSUPPORTED_CTC
+    model_type, reads = model.config.model_type, getattr(model, "main_input_name", None)
+    if reads == INPUT_FEATURES:
+        return model_type in SPECTROGRAM_ENCODERS
+    return reads == INPUT_VALUES and model_type in MODEL_FOR_CTC_MAPPING_NAMES and model_type not in UNSUPPORTED_CTC
 
 
 class QEFFAutoModelForAudioFeatureExtraction(QEFFAutoModelForCTC):
     """An audio encoder's hidden states (Wav2Vec2Model, HubertModel, WavLMModel, ...: transformers' ``AutoModel`` of a
-    model that reads raw samples; what ``QEFFAutoModel.from_pretrained`` gives for one): generate(processor, audio)
+    model that reads raw samples, or Wav2Vec2BertModel's over its spectrogram and mask; what
+    ``QEFFAutoModel.from_pretrained`` gives for one): generate(processor, audio)
     returns {"output": np.ndarray [audios, frames, hidden]}, each audio read at its own length as transformers reads it
     alone, a shorter one's frames past its own zeros."""
 
     _hf_auto = AutoModel
     _head = "Model"
-    _specs = {INPUT_VALUES: AudioFeatureGraphSpec}
+    _specs = {INPUT_VALUES: AudioFeatureGraphSpec, INPUT_FEATURES: FeatureAudioStatesGraphSpec}
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
-        if not reads_raw_speech(model):
+        if not is_speech_encoder(model):
             raise NotImplementedError(
                 f"{type(model).__name__} is not run here as an audio encoder: the encoders of the CTC models that read raw "
-                "16 kHz samples are (Wav2Vec2, HuBERT, WavLM, Data2VecAudio, UniSpeech, SEW, ...); codecs, spectrogram "
-                "models and speech-to-text models are not."
+                "16 kHz samples are (Wav2Vec2, HuBERT, WavLM, Data2VecAudio, UniSpeech, SEW, ...), and Wav2Vec2-BERT's; "
+                "codecs, other spectrogram models and speech-to-text models are not."
             )
         super().__init__(model, **kwargs)
 

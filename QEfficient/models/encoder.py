@@ -41,7 +41,7 @@ from QEfficient.generation.encoder_run import encoder_inputs, global_attention_m
 from QEfficient.loading.hf_loader import causal_lm_class, load_config, load_pretrained, retrieval_class_name
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk
-from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction, reads_raw_speech
+from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction, is_speech_encoder
 from QEfficient.models.image_encoder import QEFFAutoModelForImageFeatureExtraction
 from QEfficient.models.page_inputs import layout_inputs, xpath_inputs
 from QEfficient.models.sentence_transformers import (
@@ -129,7 +129,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
         model, folder = load_pretrained(auto or cls._hf_auto, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
         # a model that reads pixels (ViT, DINOv2, ...): QEfficient's QEFFAutoModel takes any AutoModel
         kind = QEFFAutoModelForImageFeatureExtraction if cls is QEFFAutoModel and reads_pixels(model) else cls
-        if cls is QEFFAutoModel and reads_raw_speech(model):  # an audio encoder (Wav2Vec2Model, HubertModel, ...)
+        if cls is QEFFAutoModel and is_speech_encoder(model):  # an audio encoder (Wav2Vec2Model, HubertModel, Wav2Vec2BertModel, ...)
             if pooling is not None:
                 raise ValueError("An audio encoder's hidden states are per frame here: load it without pooling.")
             obj = QEFFAutoModelForAudioFeatureExtraction(model, pretrained_model_name_or_path=str(pretrained_model_name_or_path))

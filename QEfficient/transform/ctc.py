@@ -41,8 +41,8 @@ class QEffCTC(nn.Module):
         out = self.hf(input_features=values, attention_mask=attention_mask)
         if getattr(out, "embeddings", None) is not None:  # a speaker-verification model: its logits and x-vector
             return out.logits.float(), out.embeddings.float()
-        logits = out.logits.float()
-        if len(self.spec.output_names) == 1:  # a classifier's pooled logits, or a frame classifier's per frame
+        logits = (out.logits if hasattr(out, "logits") else out.last_hidden_state).float()  # a base model's states
+        if len(self.spec.output_names) == 1:  # a classifier's pooled logits, a frame classifier's, a base model's states
             return logits
         # a CTC model's spectrogram and its frames' mask: the logits, and the output frames that hold audio (the model's
         # own subsampled mask where it has one, as its generate() reads it; else every frame)

@@ -205,9 +205,7 @@ class QEffEncoder(nn.Module):
         if main_input in ("input_values", "input_features"):
             states = (
                 "its hidden states with QEFFAutoModelForAudioFeatureExtraction (QEFFAutoModel.from_pretrained picks it for "
-                "the encoders of CTC models over raw samples), "
-                if main_input == "input_values"
-                else ""
+                "the encoders of CTC models over raw samples, and Wav2Vec2-BERT's), "
             )
             raise ValueError(
                 f"{name} reads audio ({main_input}): {states}its text is read with QEFFAutoModelForCTC or "
