@@ -244,4 +244,8 @@ def feature_width(config) -> int:
     bins = getattr(encoder, "num_mel_bins", None) or getattr(encoder, "feature_projection_input_dim", None)
     if bins is None:
         raise ValueError(f"{type(config).__name__} names no feature width (num_mel_bins or feature_projection_input_dim).")
-    return int(bins)
+    return int(bins) * FRAMES_PER_FEATURE.get(encoder.model_type, 1)
+
+
+# encoders whose feature frame holds several mel frames (Granite Speech 5's: each with its delta, stacked in pairs)
+FRAMES_PER_FEATURE = {"granite_speech5_encoder": 4}

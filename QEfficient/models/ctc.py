@@ -41,14 +41,11 @@ from QEfficient.utils.checks import check_positive
 
 SAMPLING_RATE = 16000
 # families whose transformers examples decode with skip_special_tokens=True (Parakeet's model card)
-SKIP_SPECIAL_TOKENS_TYPES = frozenset({"parakeet_ctc", "lasr_ctc"})
+SKIP_SPECIAL_TOKENS_TYPES = frozenset({"parakeet_ctc", "lasr_ctc", "granite_speech5_ctc"})
 # types whose inputs_to_logits_ratio counts spectrogram frames, not samples (transformers' pipeline multiplies by the hop)
 RATIO_IN_SPECTROGRAM_FRAMES = frozenset({"lasr_ctc"})
 # CTC types refused, and why
-UNSUPPORTED_CTC = {
-    "granite_speech5_ctc": "its encoder reads stacked feature frames with deltas, which this graph's example does not build; "
-    "not proven here",
-}
+UNSUPPORTED_CTC: dict[str, str] = {}
 
 
 class QEFFAutoModelForCTC(QEFFBaseModel):

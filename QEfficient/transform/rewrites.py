@@ -26,6 +26,8 @@ or assumes a cache that grows with the sequence.
   pool: here over [B, 1, H, W].
 * ViLT picks its image patches with ``nonzero``, Python lists and a random order (which its output does not see): here
   every patch in order, for unpadded images.
+* Granite Speech 5's encoder pools pairs of frames with ``unfold``, which does not export over a dynamic length: here by
+  reshape.
 * Grounding DINO splits its prompt into phrases with ``isin`` and running maxima, which have no ONNX export: here by
   comparisons over positions (adapters/grounding_dino.py).
 """
@@ -314,8 +316,30 @@ def superpoint_simple_nms(scores: torch.Tensor, nms_radius: int) -> torch.Tensor
     return torch.where(max_mask, scores, zeros)
 
 
+def granite_speech5_subsampling_forward(self, hidden_states, attention_mask=None, position_embeddings=None, **kwargs):
+    """GraniteSpeech5EncoderSubsamplingBlock.forward with its pooling of frame pairs by reshape, not ``unfold`` (which
+    does not export over a dynamic length); an odd last frame is dropped, as there."""
+    residual = hidden_states
+    hidden_states = residual + 0.5 * self.feed_forward1(self.norm_feed_forward1(hidden_states))
+    attn_output, _ = self.self_attn(
+        hidden_states=self.norm_self_att(hidden_states),
+        attention_mask=attention_mask,
+        position_embeddings=position_embeddings,
+        **kwargs,
+    )
+    hidden_states = hidden_states + attn_output
+    conv_output = self.conv(self.norm_conv(hidden_states), attention_mask=attention_mask)
+    batch, frames, width = hidden_states.shape
+    pairs = frames // 2
+    pooled = hidden_states[:, : 2 * pairs].reshape(batch, pairs, 2, width).mean(2)
+    hidden_states = pooled + conv_output[:, :pairs]
+    hidden_states = hidden_states + 0.5 * self.feed_forward2(self.norm_feed_forward2(hidden_states))
+    return self.norm_out(hidden_states)
+
+
 # class name -> {method name: replacement}
 REWRITES = {
+    "GraniteSpeech5EncoderSubsamplingBlock": {"forward": granite_speech5_subsampling_forward},
     "PatchTSTPatchify": {"forward": patchify_forward},
     "PatchTSMixerPatchify": {"forward": patchify_forward},
     "T5Gemma2TextScaledWordEmbedding": {"forward": t5gemma2_embedding_forward},
