@@ -363,7 +363,7 @@ AUDIO_CLASSIFIERS = {
 def test_audio_classifiers_equal_transformers_on_each_audio(tmp_path, model_type):
     """QEFFAutoModelForAudioClassification: each audio's logits (the model pools its frames) equal transformers' for
     that audio alone, within 1e-4, audios of different lengths in one call; Wav2Vec2 also with its weighted layer sum;
-    Wav2Vec2-BERT also a padded batch with its mask."""
+    Wav2Vec2-BERT also a padded batch with its mask (its rows pooled by the mask)."""
     from transformers import AutoModelForAudioClassification
 
     from QEfficient import QEFFAutoModelForAudioClassification

@@ -44,7 +44,8 @@ class _AudioHead(QEFFAutoModelForCTC):
 class QEFFAutoModelForAudioFrameClassification(_AudioHead):
     """Per-frame classes (speaker diarization: Wav2Vec2, WavLM, UniSpeech-SAT, Data2VecAudio, Wav2Vec2-Conformer,
     Wav2Vec2-BERT ``ForAudioFrameClassification``): generate(processor, audio) returns {"logits": torch.Tensor [audios, frames,
-    labels]} (a sigmoid per label gives who speaks in each 20 ms frame), a shorter audio's frames past its own zeros.
+    labels]} (a sigmoid per label gives who speaks in each 20 ms frame), a shorter audio's frames past its own zeros (a
+    processor's padded batch: transformers' values there).
 
     >>> model = QEFFAutoModelForAudioFrameClassification.from_pretrained("path/to/wav2vec2-base-superb-sd")
     >>> model.compile(seq_len=160000)
@@ -72,7 +73,7 @@ class QEFFAutoModelForAudioXVector(_AudioHead):
     ``ForXVector``):
     generate(processor, audio) returns {"logits": [audios, speakers], "embeddings": [audios, D]}, the x-vectors whose
     cosine similarity says whether two audios are one speaker, as transformers' forward gives them for each audio alone
-    (a padded batch's shorter rows pool some padding frames there).
+    (a raw-sample model's padded batch pools some padding frames there; Wav2Vec2-BERT pools by its mask).
 
     >>> model = QEFFAutoModelForAudioXVector.from_pretrained("path/to/wavlm-base-plus-sv")
     >>> model.compile(seq_len=160000)

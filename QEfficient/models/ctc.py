@@ -36,7 +36,7 @@ from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel
 from QEfficient.runtime.ort_session import open_artifact_session
-from QEfficient.transform.ctc import CHANNEL_AXIS_TYPES, QEffCTC
+from QEfficient.transform.ctc import CHANNEL_AXIS_TYPES, SPECTROGRAM_ENCODERS, QEffCTC
 from QEfficient.utils.checks import check_positive
 
 SAMPLING_RATE = 16000
@@ -435,10 +435,6 @@ class QEFFAutoModelForAudioClassification(QEFFAutoModelForCTC):
         return {LOGITS: torch.from_numpy(np.concatenate(logits))}
 
 
-# audio encoders that read a spectrogram of any length with its frames' mask, run as QEFFAutoModelForAudioFeatureExtraction
-SPECTROGRAM_ENCODERS = frozenset({"wav2vec2-bert"})
-
-
 def is_speech_encoder(model: PreTrainedModel) -> bool:
     """Whether ``model`` is the encoder of a CTC model type that reads raw 16 kHz samples, or one of
     SPECTROGRAM_ENCODERS (what QEFFAutoModelForAudioFeatureExtraction runs; QEFFAutoModel picks it for these)."""
@@ -455,7 +451,7 @@ class QEFFAutoModelForAudioFeatureExtraction(QEFFAutoModelForCTC):
     model that reads raw samples, or Wav2Vec2BertModel's over its spectrogram and mask; what
     ``QEFFAutoModel.from_pretrained`` gives for one): generate(processor, audio)
     returns {"output": np.ndarray [audios, frames, hidden]}, each audio read at its own length as transformers reads it
-    alone, a shorter one's frames past its own zeros."""
+    alone, a shorter one's frames past its own zeros (a processor's padded batch: transformers' values there)."""
 
     _hf_auto = AutoModel
     _head = "Model"

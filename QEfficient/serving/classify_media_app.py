@@ -47,7 +47,7 @@ from QEfficient.serving.vision_language import (
 
 # fields of vLLM's chat classification request that would change the answer, with the values that do not
 _NEUTRAL = {"mm_processor_kwargs": (None, {})}
-MAX_AUDIO_SECONDS = 30  # a raw-sample classifier's compiled length (spectrogram ones read their extractor's window)
+MAX_AUDIO_SECONDS = 30  # a raw-sample classifier's compiled length (fixed-size spectrograms read their extractor's window)
 MIN_SAMPLES = 400  # 25 ms at 16 kHz: what Wav2Vec2's first convolution reads
 MAX_AUDIO_BYTES = 16 * 1024 * 1024  # one audio: 30 s at 16 kHz is 1 MB as 16-bit mono, 4 MB as 32-bit stereo
 MAX_REQUEST_AUDIO_BYTES = 64 * 1024 * 1024  # all the audio of one request
@@ -246,7 +246,7 @@ def open_classify_media_app(
     hf_overrides: dict | None = None,
 ):
     """(app, runner) for an image classifier's folder (compiled at its image processor's size) or an audio
-    classifier's (raw-sample models for audio of up to 30 s; spectrogram models at their extractor's size)."""
+    classifier's (audio of up to 30 s; a fixed-size spectrogram model at its extractor's size)."""
     from transformers import AutoFeatureExtractor, AutoImageProcessor
 
     from QEfficient import QEFFAutoModelForAudioClassification, QEFFAutoModelForImageClassification

@@ -9,6 +9,8 @@ from transformers import PreTrainedModel
 
 from QEfficient.transform.rewrites import apply_rewrites, rewritten_functions
 
+# audio encoders (base models) that read a spectrogram of any length with its frames' mask, run for their hidden states
+SPECTROGRAM_ENCODERS = frozenset({"wav2vec2-bert"})
 # models whose audio comes with a channel axis ([B, 1, samples]: Omnilingual ASR's feature extractor adds it); the
 # graph takes [B, samples] as for the others
 CHANNEL_AXIS_TYPES = frozenset({"omniasr_ctc"})
@@ -19,7 +21,7 @@ class QEffCTC(nn.Module):
     classifier's [B, frames, labels], a base model's last hidden state [B, frames, D], a speaker-verification model's
     logits and x-vector [B, D]); a spectrogram model's
     forward(input_features [B, frames, width], attention_mask [B, frames]) -> logits and which output frames hold audio
-    (a classifier's, frame classifier's or speaker-verification model's: its outputs as above).
+    (a classifier's, frame classifier's, speaker-verification model's or base model's: its outputs as above).
 
     ``spec``: the graph's spec class (export/media_graph_specs.py), given by the model class."""
 

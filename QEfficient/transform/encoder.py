@@ -18,6 +18,7 @@ from transformers import PreTrainedModel
 
 from QEfficient.transform import moe_op
 from QEfficient.transform.adapters import longformer
+from QEfficient.transform.ctc import SPECTROGRAM_ENCODERS
 from QEfficient.transform.decoder_encoder import STATIC_KV_DECODERS, QEffDecoderEncoder
 from QEfficient.transform.rewrites import apply_rewrites, rewritten_functions
 
@@ -206,6 +207,8 @@ class QEffEncoder(nn.Module):
             states = (
                 "its hidden states with QEFFAutoModelForAudioFeatureExtraction (QEFFAutoModel.from_pretrained picks it for "
                 "the encoders of CTC models over raw samples, and Wav2Vec2-BERT's), "
+                if main_input == "input_values" or hf_model.config.model_type in SPECTROGRAM_ENCODERS
+                else ""
             )
             raise ValueError(
                 f"{name} reads audio ({main_input}): {states}its text is read with QEFFAutoModelForCTC or "

@@ -26,6 +26,8 @@ or assumes a cache that grows with the sequence.
   pool: here over [B, 1, H, W].
 * ViLT picks its image patches with ``nonzero``, Python lists and a random order (which its output does not see): here
   every patch in order, for unpadded images.
+* Wav2Vec2-BERT's x-vector head pools each row's frames in a Python loop over the batch, which tracing unrolls to the
+  example's rows: here by masked sums.
 * Granite Speech 5's encoder pools pairs of frames with ``unfold``, which does not export over a dynamic length: here by
   reshape.
 * Grounding DINO splits its prompt into phrases with ``isin`` and running maxima, which have no ONNX export: here by
@@ -43,6 +45,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 from transformers.activations import SiLUActivation
+from transformers.modeling_outputs import XVectorOutput
 
 from QEfficient.transform.adapters import longformer
 from QEfficient.transform.adapters.grounding_dino import text_masks_and_positions
@@ -337,8 +340,34 @@ def granite_speech5_subsampling_forward(self, hidden_states, attention_mask=None
     return self.norm_out(hidden_states)
 
 
+def wav2vec2_bert_xvector_forward(self, input_features, attention_mask=None, labels=None, **kwargs):
+    """Wav2Vec2BertForXVector.forward with its statistics pooling over each row's frames as masked sums, not a Python
+    loop over the batch's rows (which tracing would unroll to the example's count)."""
+    outputs = self.wav2vec2_bert(input_features, attention_mask=attention_mask, output_hidden_states=self.config.use_weighted_layer_sum)
+    if self.config.use_weighted_layer_sum:
+        weights = nn.functional.softmax(self.layer_weights, dim=-1)
+        hidden_states = (torch.stack(outputs.hidden_states, dim=1) * weights.view(-1, 1, 1)).sum(dim=1)
+    else:
+        hidden_states = outputs.last_hidden_state
+    hidden_states = self.projector(hidden_states)
+    for tdnn_layer in self.tdnn:
+        hidden_states = tdnn_layer(hidden_states)
+    if attention_mask is None:
+        lengths = torch.full(hidden_states.shape[:1], hidden_states.shape[1], device=hidden_states.device)
+    else:
+        lengths = self._get_tdnn_output_lengths(self._get_feat_extract_output_lengths(attention_mask.sum(dim=1)))
+    frames = torch.arange(hidden_states.shape[1], device=hidden_states.device)
+    keep = (frames[None, :] < lengths[:, None]).to(hidden_states.dtype)[..., None]
+    count = keep.sum(dim=1)
+    mean = (hidden_states * keep).sum(dim=1) / count
+    std = ((((hidden_states - mean[:, None]) * keep) ** 2).sum(dim=1) / (count - 1)).sqrt()  # torch.std's n - 1
+    embeddings = self.feature_extractor(torch.cat([mean, std], dim=-1))
+    return XVectorOutput(logits=self.classifier(embeddings), embeddings=embeddings)
+
+
 # class name -> {method name: replacement}
 REWRITES = {
+    "Wav2Vec2BertForXVector": {"forward": wav2vec2_bert_xvector_forward},
     "GraniteSpeech5EncoderSubsamplingBlock": {"forward": granite_speech5_subsampling_forward},
     "PatchTSTPatchify": {"forward": patchify_forward},
     "PatchTSMixerPatchify": {"forward": patchify_forward},
