@@ -7,6 +7,7 @@ so, and so do times and long audio for a model whose frames' length is not known
 from __future__ import annotations
 
 import io
+import json
 import wave
 
 import httpx
@@ -69,7 +70,9 @@ def test_what_a_ctc_model_cannot_do_is_refused(ctc_server):
         (dict(prompt="Hello"), "takes no text before the audio"),
         (dict(temperature="0.4"), "decoded greedily"),
         (dict(response_format="srt", **{"timestamp_granularities[]": "word"}), "needs response_format=verbose_json"),
-        (dict(stream="true"), "at once"),
+        (dict(stream="true", response_format="srt"), "use response_format json or text"),
+        (dict(stream="maybe"), "'stream' must be true or false"),
+        (dict(stream="true", language="fr"), "takes no language hint"),
     ]
     for fields, message in cases:
         answer = transcribe(url, clip, **fields)
@@ -120,6 +123,23 @@ def test_long_audio_and_word_times_are_the_pipelines(ctc_server):
     assert " ".join(s["text"].strip() for s in segments) == expected["text"]
     srt = transcribe(url, audio, response_format="srt")
     assert srt.status_code == 200 and srt.text.count(" --> ") == len(segments)
+    # a stream: each window's text as it is read (to its last space), then the rest, the usage and [DONE]
+    with httpx.stream(
+        "POST",
+        f"{url}/v1/audio/transcriptions",
+        files={"file": ("a.wav", audio, "audio/wav")},
+        data=dict(stream="true", stream_include_usage="true"),
+        timeout=120,
+    ) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        events = [line[len("data: ") :] for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    deltas = [c["choices"][0]["delta"]["content"] for c in chunks if c["choices"]]
+    assert "".join(deltas) == expected["text"] and len([d for d in deltas if d]) >= 3  # the windows' text as it came
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and {c["object"] for c in chunks} == {"transcription.chunk"}
+    usage = chunks[-1]["usage"]
+    assert abs(usage["prompt_tokens"] - len(speech) / 320) < 2 and usage["total_tokens"] > usage["prompt_tokens"]  # 20 ms frames
 
 
 def test_a_ctc_model_without_frame_times_reads_30_s_untimed(tmp_path):
@@ -143,6 +163,8 @@ def test_a_ctc_model_without_frame_times_reads_30_s_untimed(tmp_path):
     assert post(clip).json() == {"text": model.generate(processor, decode_wav(wav(clip)))[0]}
     timed = post(clip, response_format="verbose_json")
     assert timed.status_code == 400 and "names no audio samples per output frame" in timed.json()["error"]["message"]
+    stream = post(clip, stream="true")
+    assert stream.status_code == 400 and "gives its text at once" in stream.json()["error"]["message"]
     words = post(clip, **{"timestamp_granularities[]": "word"})
     assert words.status_code == 400 and "without segment or word times: its config (parakeet_ctc)" in words.json()["error"]["message"]
     too_long = post(np.zeros(31 * 16000, np.float32))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -276,9 +277,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         processor's output."""
         if write_io or (device_ids is not None and len(device_ids) > 1):
             warn_ignored_options("generate()", {"write_io": write_io, "device_ids": device_ids})
-        return [
-            text for batch in self._processed(processor, inputs) for text in self._texts(processor, self._frame_ids(batch, runtime_ai100))
-        ]
+        batches = self._processed(processor, inputs)
+        return [text for batch in batches for text in self.frames_text(processor, self._frame_ids(batch, runtime_ai100))]
 
     def _frame_ids(self, batch, runtime_ai100: bool = True) -> np.ndarray:
         """The greedy id of each output frame of a processor's output, [N, frames]."""
@@ -288,9 +288,9 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             ids = np.where(holds_audio[0].astype(bool), ids, self.config.pad_token_id)
         return ids
 
-    def _texts(self, processor, ids: np.ndarray) -> list[str]:
-        """Greedy CTC texts of frame ids [N, frames], as transformers' examples decode each family's (Parakeet's and
-        LASR's drop their special tokens)."""
+    def frames_text(self, processor, ids: np.ndarray) -> list[str]:
+        """Greedy CTC texts of frame ids [N, frames] (repeats merged, blanks dropped), as transformers' examples decode
+        each family's (Parakeet's, LASR's and Granite Speech 5's drop their special tokens)."""
         return processor.batch_decode(ids, skip_special_tokens=self.config.model_type in SKIP_SPECIAL_TOKENS_TYPES)
 
     def samples_per_frame(self, processor) -> int | None:
@@ -319,13 +319,15 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         chunk_length_s: float | None = None,
         stride_length_s: float | tuple[float, float] | None = None,
         return_timestamps: str | None = None,
+        on_window: Callable[[np.ndarray], None] | None = None,
     ) -> dict:
         """One audio's greedy transcript as transformers' ``pipeline("automatic-speech-recognition")`` gives it with the
         same arguments: ``{"text": ...}``, and with ``return_timestamps`` ("word" or "char") its ``"chunks"``, each
         ``{"text", "timestamp": (start, end)}`` in seconds. ``chunk_length_s`` reads the audio in windows of that length
         (at most the compiled one), overlapping by ``stride_length_s`` each side (default: a sixth of the window), whose
         edges only give context: audio of any length. The text is decoded as generate() decodes it (the pipeline keeps
-        the special tokens that Parakeet's and LASR's examples drop).
+        the special tokens that Parakeet's and LASR's examples drop). ``on_window(ids)`` is called with each window's
+        kept frame ids as it is read (frames_text of all of them so far: the text so far, for a stream).
 
         >>> model.transcribe(processor, audio, chunk_length_s=30, return_timestamps="word")
         """
@@ -348,14 +350,18 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         if chunk_length_s is None:
             self._check_length(len(audio), None, ratio is not None)
             ids = self._frame_ids(self._processed(processor, audio)[0])[0]
+            if on_window is not None:
+                on_window(ids)
         else:
             window, left, right = window_sizes(chunk_length_s, stride_length_s, SAMPLING_RATE, ratio)
             self._check_length(window, chunk_length_s, True)
-            pieces = windows(len(audio), window, left, right)
-            ids = np.concatenate(
-                [self._frame_ids(self._processed(processor, audio[w.start : w.end])[0])[0][kept_frames(w, ratio)] for w in pieces]
-            )
-        result = {"text": self._texts(processor, ids[None])[0]}
+            kept = []
+            for w in windows(len(audio), window, left, right):
+                kept.append(self._frame_ids(self._processed(processor, audio[w.start : w.end])[0])[0][kept_frames(w, ratio)])
+                if on_window is not None:
+                    on_window(kept[-1])
+            ids = np.concatenate(kept)
+        result = {"text": self.frames_text(processor, ids[None])[0]}
         if return_timestamps:
             tokenizer = getattr(processor, "tokenizer", processor)
             kind = f"output_{return_timestamps}_offsets"

@@ -16,9 +16,6 @@ from __future__ import annotations
 import asyncio
 import email.parser
 import email.policy
-import json
-import time
-import uuid
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -27,7 +24,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.worker_stream import TextPieces, error_event, worker_items
+from QEfficient.serving.worker_stream import TextPieces, error_event, transcription_event, transcription_head, worker_items
 from QEfficient.utils.audio import decode_wav
 
 DEFAULT_MAX_AUDIO_BYTES = 64 * 1024 * 1024  # 30 min of 16 kHz 16-bit mono
@@ -181,10 +178,10 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
             options.update(return_timestamps=True, return_segments="word" not in granularities or "segment" in granularities)
         if "word" in granularities:
             options["word_timestamps"] = True
-        if _flag(text_field, "stream"):
+        if form_flag(text_field, "stream"):
             if response_format not in ("json", "text"):
                 raise APIError(400, "A stream gives the text as it is transcribed: use response_format json or text.", param="stream")
-            usage = _flag(text_field, "stream_include_usage")
+            usage = form_flag(text_field, "stream_include_usage")
             return await streamed(audio, options, task, text_field.get("model") or model_id, usage)
         async with lock:
             try:
@@ -204,8 +201,7 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
     async def streamed(audio, options: dict, task: str | None, name: str, include_usage: bool) -> StreamingResponse:
         """vLLM's transcription stream: each 30 s window's text as it is decided, then the finish reason, the usage where
         asked (the encoder's audio positions as prompt tokens), then [DONE]."""
-        kind = "translation.chunk" if task == "translate" else "transcription.chunk"
-        head = {"id": f"trsc-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()), "model": name}
+        head = transcription_head(name, task == "translate")
 
         def work(send) -> None:  # on the worker thread
             decode = lambda ids: processor.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
@@ -220,7 +216,7 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
         items = await worker_items(lock, work)
 
         def event(choices: list[dict], **more) -> str:
-            return f"data: {json.dumps(head | {'choices': choices} | more)}\n\n"
+            return transcription_event(head, choices, **more)
 
         async def events():
             async for kind, *rest in items:
@@ -246,7 +242,7 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
     return app
 
 
-def _flag(fields: dict[str, str], name: str) -> bool:
+def form_flag(fields: dict[str, str], name: str) -> bool:
     """A form's boolean field (true/false, as a multipart form writes it)."""
     value = fields.get(name, "").lower()
     if value not in ("", "true", "false", "1", "0"):

@@ -4,12 +4,14 @@ family's ids, or a Parakeet transducer (RNN-T, TDT), decoded greedily as its gen
 
 Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV at
 the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, text, and
-for a model served with times the timed formats below). These models take no language hint and sample nothing, so Whisper's options
-that would change the answer (``language``, ``prompt``, a ``temperature`` above 0, ``stream``) are refused, saying so;
-/v1/audio/translations answers that such a model does not translate. A CTC model whose config names its samples per
+for a model served with times the timed formats below). These models take no language hint and sample nothing, so
+Whisper's options that would change the answer (``language``, ``prompt``, a ``temperature`` above 0, ``stream`` but
+where a CTC model reads windows) are refused, saying so; /v1/audio/translations answers that such a model does not
+translate. A CTC model whose config names its samples per
 output frame (Wav2Vec2, HuBERT, WavLM, ...) reads up to 5 min in windows of its compiled 30 s, as transformers' pipeline
 reads audio with ``chunk_length_s=30``, and where its tokenizer gives character offsets (Wav2Vec2CTCTokenizer) answers
-with times too: the pipeline's word times. Another (Parakeet's CTC) reads up to 30 s in one pass, untimed. A transducer
+with times too: the pipeline's word times; with ``stream`` (json or text) it sends each window's text as it is read,
+as vLLM's transcription stream. Another (Parakeet's CTC) reads up to 30 s in one pass, untimed. A transducer
 answers with times (its tokens' times as transformers' processor decodes them from the durations, grouped into words)
 and reads up to 5 min in one pass, as transformers runs it. The timed formats: verbose_json, with segments (a sentence,
 or at most 30 s) and, with ``timestamp_granularities[]=word``, words; srt; vtt. Their verbose_json has no ``language``
@@ -21,15 +23,18 @@ Transcriptions run one at a time on a worker thread, so /health keeps answering.
 from __future__ import annotations
 
 import asyncio
+from itertools import groupby
 
+import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from QEfficient.generation.ctc_windows import WINDOW_SECONDS
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.speech_app import read_form, subtitles, timestamp_granularities
+from QEfficient.serving.speech_app import form_flag, read_form, subtitles, timestamp_granularities
+from QEfficient.serving.worker_stream import TextPieces, error_event, transcription_event, transcription_head, worker_items
 from QEfficient.utils.audio import SAMPLING_RATE, decode_wav
 
 MAX_SECONDS = WINDOW_SECONDS  # a CTC model's compiled length: its one pass, or its windows
@@ -182,6 +187,48 @@ def create_transcriber_app(
             except ValueError as err:  # longer than the compiled length
                 raise APIError(400, str(err), param="file") from None
 
+    def read_audio(data: bytes) -> np.ndarray:
+        """The form's WAV file as samples at the model's rate, within the server's lengths; a 400 otherwise."""
+        try:
+            audio = decode_wav(data, rate, name="file")
+        except ValueError as err:
+            raise APIError(400, str(err), param="file") from None
+        check_audio_length(len(audio), rate, "The file", max_seconds)
+        return audio
+
+    async def streamed(audio: np.ndarray, name: str, include_usage: bool) -> StreamingResponse:
+        """vLLM's transcription stream over a CTC model's windows: the text as each window is read (up to its last
+        space: the next window may end the word), then the finish reason, the usage where asked (the frames read as
+        prompt tokens, the transcript's tokens, repeats merged and blanks dropped, as completion tokens), then [DONE]."""
+        head = transcription_head(name)
+
+        def work(send) -> None:  # on the worker thread
+            pieces = TextPieces(lambda ids: model.frames_text(processor, np.asarray(ids)[None])[0], lambda piece: send("text", piece))
+            text = model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS, on_window=pieces.add)["text"]
+            send("done", text, pieces)
+
+        items = await worker_items(lock, work)
+
+        async def events():
+            async for kind, *rest in items:
+                if kind == "text":
+                    yield transcription_event(head, [{"delta": {"content": rest[0]}}])
+                elif kind == "done":
+                    text, pieces = rest
+                    yield transcription_event(
+                        head, [{"delta": {"content": pieces.rest(text)}, "finish_reason": "stop", "stop_reason": None}]
+                    )
+                    if include_usage:
+                        frames, blank = len(pieces.tokens), model.config.pad_token_id
+                        tokens = sum(1 for token, _ in groupby(pieces.tokens) if token != blank)
+                        usage = {"prompt_tokens": frames, "completion_tokens": tokens, "total_tokens": frames + tokens}
+                        yield transcription_event(head, [], usage=usage)
+                else:
+                    yield error_event(*rest)
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
     @app.post("/v1/audio/translations")
     async def translations(request: Request):
         raise APIError(400, f"'{model_id}' is a {kind}: it transcribes what it hears and does not translate.")
@@ -199,12 +246,13 @@ def create_transcriber_app(
         if untimed and any(k.startswith("timestamp_granularities") and v for k, v in fields):
             message = f"'{model_id}' is served without segment or word times: {untimed}. Leave 'timestamp_granularities' out."
             raise APIError(400, message, param="timestamp_granularities")
-        refused_fields([(k, v) for k, v in fields if not k.startswith("timestamp_granularities")], model_id, kind)
-        try:
-            audio = decode_wav(audio_file, rate, name="file")
-        except ValueError as err:
-            raise APIError(400, str(err), param="file") from None
-        check_audio_length(len(audio), rate, "The file", max_seconds)
+        checked = ("timestamp_granularities", "stream") if windowed else ("timestamp_granularities",)  # above, or below
+        refused_fields([(k, v) for k, v in fields if not k.startswith(checked)], model_id, kind)
+        audio = read_audio(audio_file)
+        if windowed and form_flag(text_fields, "stream"):  # a CTC model read in windows: each window's text as it is read
+            if response_format not in ("json", "text"):
+                raise APIError(400, "A stream gives the text as it is transcribed: use response_format json or text.", param="stream")
+            return await streamed(audio, text_fields.get("model") or model_id, form_flag(text_fields, "stream_include_usage"))
         if response_format not in _TIMED:
             text = await run(transcript, audio)
             return PlainTextResponse(text) if response_format == "text" else {"text": text}

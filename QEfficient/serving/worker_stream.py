@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
@@ -60,6 +62,17 @@ def error_event(message: str, code: int = 400) -> str:
     """vLLM's event for a request that failed after its first byte."""
     kind = "BadRequestError" if code == 400 else "InternalServerError"
     return f"data: {json.dumps({'error': {'message': message, 'type': kind, 'code': code}})}\n\n"
+
+
+def transcription_head(model: str, translate: bool = False) -> dict:
+    """The fields every event of one vLLM transcription (or translation) stream carries."""
+    kind = "translation.chunk" if translate else "transcription.chunk"
+    return {"id": f"trsc-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()), "model": model}
+
+
+def transcription_event(head: dict, choices: list[dict], **more) -> str:
+    """One server-sent event of a transcription stream."""
+    return f"data: {json.dumps(head | {'choices': choices} | more)}\n\n"
 
 
 def _printable_end(text: str) -> int:
