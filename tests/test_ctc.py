@@ -173,25 +173,29 @@ def test_ctc_logits_and_text_equal_transformers(tmp_path, arch):
 def test_granite_speech5_ctc_equals_transformers_on_features(tmp_path):
     """Granite Speech 5's CTC model over its stacked feature frames (4 x 80 wide; its encoder attends in blocks and pools
     frame pairs twice): logits within 1e-4 and the frames that hold audio as transformers', lengths on and off its
-    blocks, a padded batch; generate() the ids of transformers' generate, decoded without special tokens."""
+    blocks, padded batches on 3 compiled rows; generate() the ids of transformers' generate, decoded without special
+    tokens by its tokenizer; a block size the export example would fill is refused."""
     from transformers import GraniteSpeech5CTCConfig, GraniteSpeech5ForCTC
 
+    def config(block: int) -> GraniteSpeech5CTCConfig:
+        sizes = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, vocab_size=len(VOCAB))
+        return GraniteSpeech5CTCConfig(vocab_size=len(VOCAB), pad_token_id=0, encoder_config=dict(sizes, context_size=block))
+
     torch.manual_seed(0)
-    encoder = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, context_size=16, vocab_size=len(VOCAB))
-    hf = GraniteSpeech5ForCTC(GraniteSpeech5CTCConfig(vocab_size=len(VOCAB), pad_token_id=0, encoder_config=encoder)).eval()
+    hf = GraniteSpeech5ForCTC(config(16)).eval()
     with torch.no_grad():  # a head that prefers letters over the blank
         hf.ctc_head.bias[0] -= 2.0
         hf.ctc_head.weight.mul_(4.0)
     hf.save_pretrained(tmp_path)
-    (tmp_path / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(VOCAB)}))
-    tokenizer = Wav2Vec2CTCTokenizer(str(tmp_path / "vocab.json"))
+    tokenizer = _parakeet_processor(tmp_path, None).tokenizer  # the type's tokenizer class
     model = QEFFAutoModelForCTC.from_pretrained(tmp_path)
-    model.compile(seq_len=32000, num_cores=1)
+    model.compile(seq_len=32000, batch_size=3, num_cores=1)
     generator = torch.Generator().manual_seed(1)
-    for frames in (64, 70, 23):  # four blocks of 16, then off the blocks; one row
-        features = torch.randn(2 if frames > 23 else 1, frames, 320, generator=generator)
+    for rows, frames in ((3, 64), (3, 70), (1, 23)):  # four blocks of 16, then off the blocks
+        features = torch.randn(rows, frames, 320, generator=generator)
         mask = torch.ones(features.shape[:2], dtype=torch.int64)
         mask[1:, frames // 2 :] = 0
+        mask[2:, frames // 3 :] = 0
         inputs = {"input_features": features, "attention_mask": mask}
         with torch.no_grad():
             expected, ids = hf(**inputs).logits.numpy(), hf.generate(**inputs)
@@ -201,6 +205,8 @@ def test_granite_speech5_ctc_equals_transformers_on_features(tmp_path):
         assert frames_out.astype(bool).tolist() == holds.tolist()
         texts = model.generate(tokenizer, inputs)
         assert texts == tokenizer.batch_decode(ids, skip_special_tokens=True) and any(texts)
+    with pytest.raises(NotImplementedError, match="context_size=25: its layer 0 would see"):
+        QEFFAutoModelForCTC(GraniteSpeech5ForCTC(config(25)))
 
 
 def test_every_ctc_type_runs_or_is_refused(tmp_path):

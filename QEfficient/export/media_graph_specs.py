@@ -163,9 +163,12 @@ class SpectrogramClassificationGraphSpec:
         return {"specializations": [{"name": "AudioClassification", "symbols": {"batch_size": str(batch_size)}}]}
 
 
+EXAMPLE_FRAMES = 100  # the export example's feature frames
+
+
 @dataclass(frozen=True)
 class FeatureCTCGraphSpec(CTCGraphSpec):
-    """CTC models that read their feature extractor's spectrogram (Parakeet, Wav2Vec2-BERT): the features and their
+    """CTC models that read their feature extractor's spectrogram (Parakeet, Wav2Vec2-BERT, Granite Speech 5): the features and their
     frames' mask in, per-frame logits and which output frames hold audio out (transformers' Parakeet decodes the others
     as blanks)."""
 
@@ -184,7 +187,7 @@ class FeatureCTCGraphSpec(CTCGraphSpec):
         import torch
 
         bins = feature_width(config)
-        features = torch.randn(2, 100, bins, generator=torch.Generator().manual_seed(0))
+        features = torch.randn(2, EXAMPLE_FRAMES, bins, generator=torch.Generator().manual_seed(0))
         mask = torch.ones(2, 100, dtype=torch.int64)
         mask[1, 80:] = 0
         return features, mask
@@ -238,8 +241,8 @@ class FeatureAudioXVectorGraphSpec(FeatureCTCGraphSpec):
 
 
 def feature_width(config) -> int:
-    """The width of a frame of a spectrogram CTC model's input features: its encoder config's mel bins (Parakeet), or
-    its feature projection's input (Wav2Vec2-BERT: stacked mel bins)."""
+    """The width of a frame of a spectrogram CTC model's input features: its encoder config's mel bins (Parakeet; Granite
+    Speech 5's times FRAMES_PER_FEATURE), or its feature projection's input (Wav2Vec2-BERT: stacked mel bins)."""
     encoder = getattr(config, "encoder_config", None) or config
     bins = getattr(encoder, "num_mel_bins", None) or getattr(encoder, "feature_projection_input_dim", None)
     if bins is None:

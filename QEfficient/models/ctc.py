@@ -21,6 +21,7 @@ from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_FEATURES, INPUT_VALUES, LOGITS, OUTPUT
 from QEfficient.export.media_graph_specs import (
+    EXAMPLE_FRAMES,
     AudioClassificationGraphSpec,
     AudioFeatureGraphSpec,
     AudioXVectorGraphSpec,
@@ -76,6 +77,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         self.hf = model.eval()
         self.model = QEffCTC(self.hf, spec)
         self.qpc_session = None
+        _check_block_padding(model.config)
 
     @classmethod
     def _refused_types(cls) -> dict[str, str]:
@@ -326,7 +328,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         ``{"text", "timestamp": (start, end)}`` in seconds. ``chunk_length_s`` reads the audio in windows of that length
         (at most the compiled one), overlapping by ``stride_length_s`` each side (default: a sixth of the window), whose
         edges only give context: audio of any length. The text is decoded as generate() decodes it (the pipeline keeps
-        the special tokens that Parakeet's and LASR's examples drop). ``on_window(ids)`` is called with each window's
+        the special tokens that Parakeet's, LASR's and Granite Speech 5's examples drop). ``on_window(ids)`` is called with each window's
         kept frame ids as it is read (frames_text of all of them so far: the text so far, for a stream).
 
         >>> model.transcribe(processor, audio, chunk_length_s=30, return_timestamps="word")
@@ -483,6 +485,23 @@ class QEFFAutoModelForAudioFeatureExtraction(QEFFAutoModelForCTC):
             raise ValueError("No audio given: pass an array of 16 kHz samples, a list of them, or a processor's output.")
         frames = max(len(row) for row in rows)
         return {OUTPUT: np.stack([np.pad(row, [(0, frames - len(row)), (0, 0)]) for row in rows])}
+
+
+def _check_block_padding(config) -> None:
+    """Granite Speech 5's attention pads each layer's frames to whole blocks of ``context_size`` only where they do not
+    fill them, a branch the export keeps as the example takes it: the example's frames (halved by each subsampling
+    layer) must need the padding at every layer, or lengths that do would fail in the graph."""
+    encoder = getattr(config, "encoder_config", None)
+    if getattr(encoder, "model_type", None) != "granite_speech5_encoder":
+        return
+    frames, block = EXAMPLE_FRAMES, encoder.context_size
+    for layer in range(encoder.num_hidden_layers):
+        if frames % block == 0:
+            raise NotImplementedError(
+                f"Granite Speech 5 with context_size={block}: its layer {layer} would see the export example's {frames} "
+                "frames as whole blocks and keep no padding for other lengths; not supported."
+            )
+        frames = frames // 2 if layer in encoder.subsample_layers else frames
 
 
 def _mono(audio) -> np.ndarray:
