@@ -475,3 +475,29 @@ def test_batch_cli_names_a_missing_input(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--model_name", str(tmp_path), "--input", str(tmp_path / "none.jsonl"), "--output", str(tmp_path / "o.jsonl")])
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_an_output_that_is_not_a_batch_jobs_is_refused_untouched(ray_cluster, tmp_path):
+    """A file that is not a batch job's output is refused before anything is written to it (a torn last line of one
+    is dropped and written again); an input without rows says so."""
+    from QEfficient.distributed.ray_data import BatchJob, _Output, run_batch
+
+    texts = {"notes.jsonl": "first line\nlast line, no newline", "other.jsonl": '{"text": 1}\n', "single.jsonl": "no newline"}
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text)
+        match = "not the output of a batch job" + (" over 'prompt' \\(line 1\\)" if "\n" in text else ": remove it")
+        with pytest.raises(ValueError, match=match):
+            _Output(tmp_path / name, "prompt").written()
+        assert (tmp_path / name).read_text() == text
+    (tmp_path / "folder.jsonl").mkdir()
+    with pytest.raises(ValueError, match="is a folder"):
+        _Output(tmp_path / "folder.jsonl", "prompt").written()
+    (tmp_path / "file.parquet").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        _Output(tmp_path / "file.parquet", "prompt").written()
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text('{"prompt": "a", "generated_text": "b"}\n{"pro')
+    assert _Output(torn, "prompt").written() == ["a"] and torn.read_text() == '{"prompt": "a", "generated_text": "b"}\n'
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(ValueError, match="holds no rows"):
+        run_batch(BatchJob(model_name=str(tmp_path)), tmp_path / "empty.jsonl", tmp_path / "out.jsonl")

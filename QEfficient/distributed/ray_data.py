@@ -169,20 +169,42 @@ class _Output:
         self.parts = 0
 
     def written(self) -> list:
-        """The input column of every complete row already written (a torn last JSONL line is dropped)."""
+        """The input column of every complete row already written (a torn last JSONL line is dropped); a file that is
+        not such an output is refused, untouched."""
         if not self.path.exists():
             return []
         if self.kind == "jsonl":
+            if not self.path.is_file():
+                raise ValueError(f"'{self.path}' is a folder: a .jsonl output is a file; pick another --output.")
             data = self.path.read_bytes()
             keep = data[: data.rfind(b"\n") + 1]  # a line cut by a crash is dropped and written again
+            rows = [self._row(number, line) for number, line in enumerate(keep.splitlines(), 1) if line.strip()]
+            torn = data[len(keep) :]
+            if torn.strip() and not rows and not torn.startswith(b'{"'):  # no row of ours before it: not ours
+                raise ValueError(f"'{self.path}' is not the output of a batch job: remove it or pick another --output.")
             if len(keep) != len(data):
                 self.path.write_bytes(keep)
-            return [json.loads(line)[self.input_column] for line in keep.splitlines() if line.strip()]
+            return [row[self.input_column] for row in rows]
+        if self.path.is_file():
+            raise ValueError(f"'{self.path}' is a file: a Parquet output is a folder of parts; pick another --output.")
         import pyarrow.parquet as pq
 
         parts = sorted(self.path.glob("part-*.parquet"))
         self.parts = len(parts)
         return [v for p in parts for v in pq.read_table(p, columns=[self.input_column]).column(0).to_pylist()]
+
+    def _row(self, number: int, line: bytes) -> dict:
+        """Line ``number`` of a JSONL output, which must be one of its rows."""
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if not isinstance(row, dict) or self.input_column not in row:
+            raise ValueError(
+                f"'{self.path}' is not the output of a batch job over '{self.input_column}' (line {number}): remove it or "
+                "pick another --output."
+            )
+        return row
 
     def write(self, batch: dict[str, np.ndarray]) -> None:
         if self.kind == "jsonl":
@@ -210,8 +232,11 @@ def run_batch(job: BatchJob, input_path: str | os.PathLike, output_path: str | o
     """
     ray = require_ray()
     ds = dataset if dataset is not None else read_dataset(input_path)
-    if job.input_column not in ds.columns():
-        raise ValueError(f"The input has no column '{job.input_column}' (it has {', '.join(ds.columns())}); pass --input_column.")
+    columns = ds.columns() or []  # None for an input without rows
+    if not columns:
+        raise ValueError(f"'{input_path}' holds no rows: nothing to run.")
+    if job.input_column not in columns:
+        raise ValueError(f"The input has no column '{job.input_column}' (it has {', '.join(columns)}); pass --input_column.")
     output = _Output(output_path, job.input_column)
     done = output.written()
     if done:
