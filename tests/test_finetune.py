@@ -254,3 +254,12 @@ def test_missing_files_say_where_to_get_them(tiny_model_dir, tmp_path, monkeypat
     with pytest.warns(UserWarning, match="num_epoch"):
         with pytest.raises(FileNotFoundError):
             main(model_name=str(tiny_model_dir("llama")), num_epoch=3, **FAST)  # misspelt: QEfficient ignores it silently
+
+
+def test_cli_bad_options_are_one_line_errors(capsys):
+    from QEfficient.cloud.finetune import cli
+
+    for argv, message in ((["--device", "foo"], "--device must be qaic, cpu or cuda"), (["--log_level", "BOGUS"], "log_level must be")):
+        with pytest.raises(SystemExit):
+            cli(argv)
+        assert message in capsys.readouterr().err

@@ -100,15 +100,18 @@ def main(**kwargs: Any) -> dict:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    from QEfficient.cloud._cli import cli_warnings
+    from QEfficient.cloud._cli import cli_warnings, fail
 
     cli_warnings()
     args = get_finetune_parser().parse_args(argv)
-    logging.basicConfig(level=log_level(args.log_level), format="%(message)s")
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft reading transformers' old name
-        results = main(**vars(args))
+    try:
+        logging.basicConfig(level=log_level(args.log_level), format="%(message)s")
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft reading transformers' old name
+            results = main(**vars(args))
+    except (OSError, ValueError, TypeError, NotImplementedError) as err:  # a user's input: the message, not a traceback
+        fail(str(err))
     print(f"train loss {float(results['last_epoch_train_loss']):.4f}, metric {float(results['last_epoch_train_metric']):.4f}")
     if "last_epoch_eval_loss" in results:
         print(f"eval loss {float(results['last_epoch_eval_loss']):.4f}, metric {float(results['last_epoch_eval_metric']):.4f}")
