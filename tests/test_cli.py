@@ -97,3 +97,20 @@ def test_a_prompt_longer_than_the_context_is_refused_before_the_export(tiny_mode
     with pytest.raises(ValueError, match=r"prompt_len \(64\) must not exceed ctx_len \(32\): raise --ctx_len"):
         main(model_name=str(tiny_model_dir("llama")), prompt_len=64, ctx_len=32, num_cores=1)
     assert not list(tmp_path.rglob("*.onnx"))  # refused before anything was loaded or exported
+
+
+def test_serve_and_execute_refuse_counts_and_ports_that_cannot_work(tmp_path, capsys):
+    from QEfficient.cloud import execute
+    from QEfficient.cloud.serve_args import parse_args
+
+    for argv, message in (
+        (["--port", "70000"], "--port must be from 0 to 65535, got 70000"),
+        (["--port", "-1"], "--port must be from 0 to 65535"),
+        (["--max_queue", "0"], "--max_queue must be at least 1, got 0"),
+        (["--num_cores", "-3"], "--num_cores must be at least 1"),
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+        assert message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="num_cores must be a positive integer, got 0"):
+        execute.main(qpc_path=str(tmp_path), num_cores=0)

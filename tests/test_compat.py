@@ -780,3 +780,21 @@ def test_image_text_skip_vision_and_skip_lang(llava, fresh_warnings):
     one = QEfficient.QEFFAutoModelForImageTextToText.from_pretrained(llava)
     with pytest.warns(UserWarning, match="one graph"):
         assert Path(one.compile(num_cores=1, ctx_len=256, skip_vision=True)).is_dir()
+
+
+def test_legacy_compile_and_artifact_paths_that_are_not_what_they_should_be(compiled, legacy, tmp_path):
+    """compile() refuses a file that is not ONNX, and a qpc_path whose qpcs is a real folder before building anything;
+    an export's folder given as an artifact names the artifacts in it."""
+    from QEfficient.compile.ort_cpu import read_artifact
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("not a graph")
+    with pytest.raises(ValueError, match="is not an ONNX file"):
+        QEfficient.compile(onnx_path=junk, qpc_path=tmp_path / "a", num_cores=1, ctx_len=CTX_LEN)
+    (tmp_path / "b" / "qpcs").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="is not a link this function made"):
+        QEfficient.compile(onnx_path=legacy[1], qpc_path=tmp_path / "b", num_cores=1, prompt_len=PROMPT_LEN, ctx_len=CTX_LEN)
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["qpcs"]  # nothing built, no link left behind
+    export_dir = Path(compiled[0].qpc_path).parent
+    with pytest.raises(FileNotFoundError, match=f"Its compiled artifacts: .*{Path(compiled[0].qpc_path).name}"):
+        read_artifact(export_dir)

@@ -37,10 +37,13 @@ def execute(
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.generation.text_generation_inference import cloud_ai_100_exec_kv
     from QEfficient.runtime.tokenizer import has_runtime_tokenizer, load_tokenizer
+    from QEfficient.utils.checks import check_positive
     from QEfficient.utils.tokenizer import check_and_assign_cache_dir, load_hf_tokenizer
 
     if qpc_path is None:
         raise TypeError("execute needs qpc_path: the artifact folder that compile() returned.")
+    if num_cores is not None:
+        check_positive(num_cores=num_cores)
     qconfig = read_artifact(Path(qpc_path))
     compiled_fbs = qconfig["kv_shape"][0] if qconfig.get("continuous_batching") else None
     if full_batch_size is not None and full_batch_size != compiled_fbs:

@@ -257,6 +257,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.max_body_bytes is not None and args.max_body_bytes < 1:
         p.error("--max_body_bytes must be a positive number of bytes")
+    if not 0 <= args.port <= 65535:
+        p.error(f"--port must be from 0 to 65535, got {args.port}")
+    for name in ("num_cores", "max_queue", "full_batch_size", "prefill_seq_len", "ctx_len"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if (args.draft_model is None) != (args.num_speculative_tokens is None):
         p.error("--draft_model and --num_speculative_tokens K go together")
     if args.enable_auto_tool_choice != (args.tool_call_parser is not None):

@@ -46,7 +46,10 @@ def empty_inputs(onnx_path: Path) -> dict[str, list]:
 
 def graph_geometry(onnx_path: Path) -> dict[str, Any]:
     """num_layers, KV heads, head size, KV dtype and vocabulary size of a retained-state decoder graph."""
-    model = onnx.load(str(onnx_path), load_external_data=False)
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as err:  # protobuf's DecodeError / ParseError: not an ONNX file
+        raise ValueError(f"'{onnx_path}' is not an ONNX file ({type(err).__name__}): pass the .onnx that export wrote.") from None
     inputs = {i.name: i for i in model.graph.input}
     outputs = {o.name: o for o in model.graph.output}
     num_layers = sum(1 for name in inputs if name.startswith(past_names(1)[0][:-1]))  # "past_key."
@@ -117,6 +120,9 @@ def compile(  # noqa: A001 - QEfficient's public name
     check_positive(num_cores=num_cores, batch_size=batch_size, prompt_len=prompt_len, ctx_len=ctx_len)
     if prompt_len > ctx_len:
         raise ValueError(f"prompt_len ({prompt_len}) must not exceed ctx_len ({ctx_len}).")
+    link = Path(qpc_path) / "qpcs"
+    if link.exists() and not link.is_symlink():  # before anything is built
+        raise FileExistsError(f"'{link}' exists and is not a link this function made; remove it or pick another qpc_path.")
     geometry = graph_geometry(onnx_path)
     if mxint8 and geometry["kv_dtype"] == "float32":
         warn_once(
@@ -175,11 +181,12 @@ def compile(  # noqa: A001 - QEfficient's public name
         decoder_specializations(prompt_len, ctx_len, batch_size, full_batch_size),
         rewrite=compress_matmul_weights if mxfp6 else None,
     )
-    link = qpc_root / "qpcs"
     tmp_link = qpc_root / f".qpcs-{os.getpid()}"
     tmp_link.unlink(missing_ok=True)
     tmp_link.symlink_to(entry.name, target_is_directory=True)
-    if link.is_dir() and not link.is_symlink():
-        raise FileExistsError(f"'{link}' exists and is not a link this function made; remove it or pick another qpc_path.")
-    os.replace(tmp_link, link)  # atomic: a reader sees the old artifact or the new one
+    try:
+        os.replace(tmp_link, link)  # atomic: a reader sees the old artifact or the new one
+    except OSError:
+        tmp_link.unlink(missing_ok=True)
+        raise
     return str(link)

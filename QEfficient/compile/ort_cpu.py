@@ -115,12 +115,16 @@ def read_artifact(artifact_dir: Path) -> dict[str, Any]:
     """
     artifact_dir = Path(artifact_dir)
     qconfig = artifact_dir / "qconfig.json"
+    not_artifact = (
+        f"'{artifact_dir}' is not a compiled QEfficient artifact (expected {ARTIFACT_GRAPH}, qconfig.json and "
+        "specializations.json). Build one with model.compile(...) or `python -m QEfficient.cloud.infer`."
+    )
     if not artifact_dir.is_dir() or not (is_complete(artifact_dir) or qconfig.is_file()):
-        raise FileNotFoundError(
-            f"'{artifact_dir}' is not a compiled QEfficient artifact (expected {ARTIFACT_GRAPH}, qconfig.json and "
-            "specializations.json). Build one with model.compile(...) or `python -m QEfficient.cloud.infer`."
-        )
+        raise FileNotFoundError(not_artifact)
     problem = verify_entry(artifact_dir)
     if problem is not None:
         raise CacheEntryDamagedError(f"{problem.message()} (model.compile(...) or `python -m QEfficient.cloud.infer` rebuilds it.)")
+    if not qconfig.is_file():  # another cache entry: an export's folder (its artifacts are the qpc-* folders in it)
+        compiled = sorted(p.name for p in artifact_dir.glob("qpc-*") if p.is_dir())
+        raise FileNotFoundError(not_artifact + (f" Its compiled artifacts: {', '.join(compiled)}." if compiled else ""))
     return json.loads(qconfig.read_text())
