@@ -114,3 +114,9 @@ def test_serve_and_execute_refuse_counts_and_ports_that_cannot_work(tmp_path, ca
         assert message in capsys.readouterr().err
     with pytest.raises(ValueError, match="num_cores must be a positive integer, got 0"):
         execute.main(qpc_path=str(tmp_path), num_cores=0)
+    from QEfficient.cloud import infer
+
+    for flag in ("--model_name", "--local_model_dir"):  # not the default model, quietly
+        with pytest.raises(SystemExit):
+            infer.main([flag, ""])
+        assert "named by an empty string" in capsys.readouterr().err

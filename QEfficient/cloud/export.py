@@ -35,7 +35,7 @@ def export(
     from QEfficient.utils.tokenizer import check_and_assign_cache_dir
 
     cache_dir = check_and_assign_cache_dir(local_model_dir, cache_dir)
-    model_name, gguf_file = resolve_model_name(local_model_dir or model_name, gguf_file, cache_dir)
+    model_name, gguf_file = resolve_model_name(local_model_dir if local_model_dir is not None else model_name, gguf_file, cache_dir)
     from QEfficient import QEFFAutoModelForCausalLM
 
     with step(f"Loading {model_name}"):

@@ -391,7 +391,7 @@ def infer(
     io_encrypt = kwargs.pop("io_encrypt", None)
     cache_dir = check_and_assign_cache_dir(local_model_dir, cache_dir)
     use_default = not (model_name or local_model_dir)
-    model_name, gguf_file = resolve_model_name(local_model_dir or model_name, gguf_file, cache_dir)
+    model_name, gguf_file = resolve_model_name(local_model_dir if local_model_dir is not None else model_name, gguf_file, cache_dir)
     # bad numbers fail now, not after the model is loaded, exported and compiled
     check_positive(prompt_len=prompt_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
     if img_size is not None:
