@@ -116,6 +116,17 @@ def test_serve_and_execute_refuse_counts_and_ports_that_cannot_work(tmp_path, ca
         execute.main(qpc_path=str(tmp_path), num_cores=0)
     from QEfficient.cloud import infer
 
+    from QEfficient.generation.exec_kv import load_prompts
+
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    for path, message in (
+        (tmp_path / "blank.txt", "holds no prompts"),
+        (tmp_path / "latin1.txt", "is not UTF-8"),
+        (tmp_path, "is a folder"),
+    ):
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            load_prompts(None, str(path))
     for flag in ("--model_name", "--local_model_dir"):  # not the default model, quietly
         with pytest.raises(SystemExit):
             infer.main([flag, ""])

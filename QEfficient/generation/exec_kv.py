@@ -27,8 +27,17 @@ def load_prompts(prompt: list[str] | str | None, prompts_txt_file_path: str | No
     if prompts_txt_file_path:
         path = Path(prompts_txt_file_path)
         if not path.is_file():
-            raise FileNotFoundError(f"prompts_txt_file_path '{path}' does not exist.")
-        return [line for line in path.read_text().splitlines() if line.strip()]
+            raise FileNotFoundError(
+                f"prompts_txt_file_path '{path}' " + ("is a folder, not a file." if path.is_dir() else "does not exist.")
+            )
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"prompts_txt_file_path '{path}' is not UTF-8 text ({err.reason} at byte {err.start}).") from None
+        prompts = [line for line in text.splitlines() if line.strip()]
+        if not prompts:
+            raise ValueError(f"prompts_txt_file_path '{path}' holds no prompts: write one per line.")
+        return prompts
     if prompt is None:
         raise ValueError("Pass prompts (a string, a list, or 'a|b' on the command line) or prompts_txt_file_path.")
     return [prompt] if isinstance(prompt, str) else list(prompt)
