@@ -99,7 +99,7 @@ def test_a_prompt_longer_than_the_context_is_refused_before_the_export(tiny_mode
     assert not list(tmp_path.rglob("*.onnx"))  # refused before anything was loaded or exported
 
 
-def test_serve_and_execute_refuse_counts_and_ports_that_cannot_work(tmp_path, capsys):
+def test_serve_and_execute_refuse_counts_and_ports_that_cannot_work(tiny_model_dir, tmp_path, capsys):
     from QEfficient.cloud import execute
     from QEfficient.cloud.serve_args import parse_args
 
@@ -115,7 +115,15 @@ def test_serve_and_execute_refuse_counts_and_ports_that_cannot_work(tmp_path, ca
     with pytest.raises(ValueError, match="num_cores must be a positive integer, got 0"):
         execute.main(qpc_path=str(tmp_path), num_cores=0)
     from QEfficient.cloud import infer
+    from QEfficient.cloud.serve import build_from_args
+    from QEfficient.loading.model_path import ModelNotFoundError
 
+    with pytest.raises(ModelNotFoundError):  # before the target is compiled
+        build_from_args(
+            parse_args(
+                ["--model_name", str(tiny_model_dir("llama")), "--draft_model", str(tmp_path / "no-draft"), "--num_speculative_tokens", "2"]
+            )
+        )
     from QEfficient.generation.exec_kv import load_prompts
 
     (tmp_path / "blank.txt").write_text("\n  \n")

@@ -269,6 +269,8 @@ def build_from_args(args: argparse.Namespace):
             artifact = decoder_artifact_from_args(args, args.num_cores)
             return open_app(artifact, args.num_cores, args.max_queue, args.api_key, args.max_body_bytes)
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
+    if getattr(args, "draft_model", None):  # a missing draft fails now, not after the target is compiled
+        resolve_model_name(args.draft_model, None)
     # bad numbers fail now, not after the model is loaded, exported and compiled
     check_positive(
         prefill_seq_len=args.prefill_seq_len, ctx_len=args.ctx_len, full_batch_size=args.full_batch_size, num_cores=args.num_cores
