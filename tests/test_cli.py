@@ -135,6 +135,9 @@ def test_serve_and_execute_refuse_counts_and_ports_that_cannot_work(tiny_model_d
     ):
         with pytest.raises((ValueError, FileNotFoundError), match=message):
             load_prompts(None, str(path))
+    with pytest.raises(SystemExit):  # a misspelled option is not taken for a Cloud AI 100 compiler option
+        infer.main(["--ctx-length", "256"])
+    assert "unknown option '--ctx-length': did you mean --ctx_len?" in capsys.readouterr().err
     for flag in ("--model_name", "--local_model_dir"):  # not the default model, quietly
         with pytest.raises(SystemExit):
             infer.main([flag, ""])

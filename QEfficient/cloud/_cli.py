@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import logging
 import sys
 import time
@@ -37,6 +38,10 @@ def parse_with_extras(parser: argparse.ArgumentParser, argv: list[str] | None) -
         if not token.startswith("--"):
             parser.error(f"unexpected argument '{token}'")
         key = token[2:].replace("-", "_")
+        known = [option.lstrip("-").replace("-", "_") for action in parser._actions for option in action.option_strings]
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        if close and key not in known:  # a misspelled option, not a Cloud AI 100 compiler option
+            parser.error(f"unknown option '{token}': did you mean --{close[0]}?")
         if i + 1 < len(rest) and not rest[i + 1].startswith("-"):
             extras[key] = rest[i + 1]
             i += 2

@@ -377,7 +377,7 @@ def cached_export(
         "kv_cache_dtype": str(kv_dtype or next(qeff_module.parameters()).dtype) if export_fn is None else None,
     }
     digest = hash_dict(params)
-    base = Path(export_dir) if export_dir is not None else cache_root / arch / model_name
+    base = Path(export_dir) if export_dir else cache_root / arch / model_name  # "" too, as QEfficient reads it
     entry = base.parent / f"{base.name}-{digest}"
     onnx_path = entry / f"{model_name}.onnx"
     problem = verify_entry(entry)
