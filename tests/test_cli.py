@@ -138,6 +138,10 @@ def test_serve_and_execute_refuse_counts_and_ports_that_cannot_work(tiny_model_d
     with pytest.raises(SystemExit):  # a misspelled option is not taken for a Cloud AI 100 compiler option
         infer.main(["--ctx-length", "256"])
     assert "unknown option '--ctx-length': did you mean --ctx_len?" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit):
+        infer.main(["--model_name", str(tmp_path / "empty")])
+    assert "is not a model folder: it has no config.json" in capsys.readouterr().err
     for flag in ("--model_name", "--local_model_dir"):  # not the default model, quietly
         with pytest.raises(SystemExit):
             infer.main([flag, ""])

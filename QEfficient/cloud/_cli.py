@@ -9,6 +9,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from QEfficient.utils.cli_args import add_argument  # noqa: F401 (the commands import it from here)
 
@@ -74,6 +75,13 @@ def resolve_model_name(model_name: str | None, gguf_file: str | None, cache_dir:
         from QEfficient.loading.model_path import resolve_model_path
 
         resolve_model_path(model_name, cache_dir)
+        folder = Path(model_name)
+        markers = ("config.json", "adapter_config.json", "model_index.json", "*.gguf")  # a model, a LoRA adapter, a GGUF
+        if gguf_file is None and folder.is_dir() and not any(any(folder.glob(marker)) for marker in markers):
+            raise ValueError(
+                f"'{model_name}' is not a model folder: it has no config.json (save the model there with save_pretrained), "
+                "nor a .gguf file."
+            )
         return model_name, gguf_file
     from QEfficient.loading.hf_loader import DEFAULT_GGUF_FILE, default_model_path
 
