@@ -138,6 +138,10 @@ def test_serve_and_execute_refuse_counts_and_ports_that_cannot_work(tiny_model_d
     with pytest.raises(SystemExit):  # a misspelled option is not taken for a Cloud AI 100 compiler option
         infer.main(["--ctx-length", "256"])
     assert "unknown option '--ctx-length': did you mean --ctx_len?" in capsys.readouterr().err
+    from QEfficient.cloud._cli import parse_with_extras
+
+    extras = parse_with_extras(infer.build_parser(), ["--aic_num_cores", "4", "--mdts_mos", "2"])[1]  # Cloud AI 100's own
+    assert extras == {"aic_num_cores": "4", "mdts_mos": "2"}
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit):
         infer.main(["--model_name", str(tmp_path / "empty")])

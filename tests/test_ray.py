@@ -482,10 +482,15 @@ def test_an_output_that_is_not_a_batch_jobs_is_refused_untouched(ray_cluster, tm
     is dropped and written again); an input without rows says so."""
     from QEfficient.distributed.ray_data import BatchJob, _Output, run_batch
 
-    texts = {"notes.jsonl": "first line\nlast line, no newline", "other.jsonl": '{"text": 1}\n', "single.jsonl": "no newline"}
+    texts = {
+        "notes.jsonl": "first line\nlast line, no newline",
+        "other.jsonl": '{"text": 1}\n',
+        "single.jsonl": "no newline",
+        "one-row.jsonl": '{"text": "mine"}',
+    }
     for name, text in texts.items():
         (tmp_path / name).write_text(text)
-        match = "not the output of a batch job" + (" over 'prompt' \\(line 1\\)" if "\n" in text else ": remove it")
+        match = "not the output of a batch job" + (" over 'prompt' \\(line 1\\)" if "\n" in text or "{" in text else ": remove it")
         with pytest.raises(ValueError, match=match):
             _Output(tmp_path / name, "prompt").written()
         assert (tmp_path / name).read_text() == text
@@ -495,9 +500,13 @@ def test_an_output_that_is_not_a_batch_jobs_is_refused_untouched(ray_cluster, tm
     (tmp_path / "file.parquet").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
         _Output(tmp_path / "file.parquet", "prompt").written()
-    torn = tmp_path / "torn.jsonl"
-    torn.write_text('{"prompt": "a", "generated_text": "b"}\n{"pro')
-    assert _Output(torn, "prompt").written() == ["a"] and torn.read_text() == '{"prompt": "a", "generated_text": "b"}\n'
+    row = '{"prompt": "a", "generated_text": "b"}'
+    for text, rows in ((f"{row}\n" + '{"pro', ["a"]), (row, ["a"])):  # a torn last line; a whole one without its newline
+        (tmp_path / "out.jsonl").write_text(text)
+        output = _Output(tmp_path / "out.jsonl", "prompt")
+        assert output.written() == rows and (tmp_path / "out.jsonl").read_text() == text  # read only
+        output.resume()  # once run_batch has found the rows to be this input's
+        assert (tmp_path / "out.jsonl").read_text() == f"{row}\n"
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(ValueError, match="holds no rows"):
-        run_batch(BatchJob(model_name=str(tmp_path)), tmp_path / "empty.jsonl", tmp_path / "out.jsonl")
+        run_batch(BatchJob(model_name=str(tmp_path)), tmp_path / "empty.jsonl", tmp_path / "new.jsonl")

@@ -40,7 +40,11 @@ def parse_with_extras(parser: argparse.ArgumentParser, argv: list[str] | None) -
             parser.error(f"unexpected argument '{token}'")
         key = token[2:].replace("-", "_")
         known = [option.lstrip("-").replace("-", "_") for action in parser._actions for option in action.option_strings]
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        close = [
+            name  # not another option ending like one of ours (aic_num_cores), nor a flag's no_ form (stream, no_stream)
+            for name in difflib.get_close_matches(key, known, n=3, cutoff=0.8)
+            if not (key.endswith("_" + name) or name.endswith("_" + key))
+        ]
         if close and key not in known:  # a misspelled option, not a Cloud AI 100 compiler option
             parser.error(f"unknown option '{token}': did you mean --{close[0]}?")
         if i + 1 < len(rest) and not rest[i + 1].startswith("-"):
@@ -75,7 +79,7 @@ def resolve_model_name(model_name: str | None, gguf_file: str | None, cache_dir:
         from QEfficient.loading.model_path import resolve_model_path
 
         resolve_model_path(model_name, cache_dir)
-        folder = Path(model_name)
+        folder = Path(model_name).expanduser()
         markers = ("config.json", "adapter_config.json", "model_index.json", "*.gguf")  # a model, a LoRA adapter, a GGUF
         if gguf_file is None and folder.is_dir() and not any(any(folder.glob(marker)) for marker in markers):
             raise ValueError(

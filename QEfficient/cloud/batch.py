@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"The input '{args.input}' does not exist.")
     try:
         model_name, gguf_file = resolve_model_name(args.model_name, None)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     if gguf_file:  # the default model: its .gguf file (from_pretrained loads one by path)
         model_name = str(Path(model_name) / gguf_file)

@@ -76,6 +76,13 @@ def log_file(train_config: TrainConfig) -> Iterator[None]:
 def main(**kwargs: Any) -> dict:
     """Fine-tune with QEfficient's options (the fields of ``TrainConfig`` and its ``LoraConfig``, and
     ``custom_dataset_config``); returns its results dictionary (losses, perplexity or accuracy, times)."""
+    options = _options(**kwargs)
+    with log_file(options[0]):
+        return train(*_setup(*options), options[0])
+
+
+def _options(**kwargs: Any) -> tuple:
+    """(train config, dataset config, device, LoRA options) from QEfficient's options, checked."""
     if "lora_r" in kwargs:  # the command line's name for LoRA's r
         kwargs["r"] = kwargs.pop("lora_r")
     warn_unknown_options(kwargs)
@@ -89,14 +96,18 @@ def main(**kwargs: Any) -> dict:
     setup_seeds(train_config.seed)
     lora_fields = {f.name for f in fields(LoraConfig)}
     peft_options = {k: v for k, v in kwargs.items() if k in lora_fields or k.lower().startswith("loraconfig.")}
-    with log_file(train_config):
-        model, tokenizer = load_model_and_tokenizer(train_config, dataset_config, device, peft_options)
-        train_loader, eval_loader, longest = setup_dataloaders(train_config, dataset_config, tokenizer)
-        logger.info("finetune: %d training batches, the longest example %d tokens", len(train_loader), longest)
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=train_config.lr, weight_decay=train_config.weight_decay)
-        scheduler = StepLR(optimizer, step_size=1, gamma=train_config.gamma)
-        return train(model, tokenizer, train_loader, eval_loader, optimizer, scheduler, train_config)
+    return train_config, dataset_config, device, peft_options
+
+
+def _setup(train_config: TrainConfig, dataset_config: Any, device: Any, peft_options: dict) -> tuple:
+    """(model, tokenizer, train loader, eval loader, optimizer, scheduler): train()'s arguments before the config."""
+    model, tokenizer = load_model_and_tokenizer(train_config, dataset_config, device, peft_options)
+    train_loader, eval_loader, longest = setup_dataloaders(train_config, dataset_config, tokenizer)
+    logger.info("finetune: %d training batches, the longest example %d tokens", len(train_loader), longest)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=train_config.lr, weight_decay=train_config.weight_decay)
+    scheduler = StepLR(optimizer, step_size=1, gamma=train_config.gamma)
+    return model, tokenizer, train_loader, eval_loader, optimizer, scheduler
 
 
 def cli(argv: list[str] | None = None) -> None:
@@ -104,14 +115,21 @@ def cli(argv: list[str] | None = None) -> None:
 
     cli_warnings()
     args = get_finetune_parser().parse_args(argv)
-    try:
-        logging.basicConfig(level=log_level(args.log_level), format="%(message)s")
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft reading transformers' old name
-            results = main(**vars(args))
-    except (OSError, ValueError, TypeError, NotImplementedError) as err:  # a user's input: the message, not a traceback
-        fail(str(err))
+    user_errors = (OSError, ValueError, TypeError, NotImplementedError)  # before training: the message, not a traceback
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft reading transformers' old name
+        try:
+            logging.basicConfig(level=log_level(args.log_level), format="%(message)s")
+            options = _options(**vars(args))
+        except user_errors as err:
+            fail(str(err))
+        with log_file(options[0]):
+            try:
+                parts = _setup(*options)
+            except user_errors as err:
+                fail(str(err))
+            results = train(*parts, options[0])  # a failure while training keeps its traceback
     print(f"train loss {float(results['last_epoch_train_loss']):.4f}, metric {float(results['last_epoch_train_metric']):.4f}")
     if "last_epoch_eval_loss" in results:
         print(f"eval loss {float(results['last_epoch_eval_loss']):.4f}, metric {float(results['last_epoch_eval_metric']):.4f}")

@@ -48,7 +48,9 @@ def graph_geometry(onnx_path: Path) -> dict[str, Any]:
     """num_layers, KV heads, head size, KV dtype and vocabulary size of a retained-state decoder graph."""
     try:
         model = onnx.load(str(onnx_path), load_external_data=False)
-    except Exception as err:  # protobuf's DecodeError / ParseError: not an ONNX file
+    except OSError:
+        raise
+    except Exception as err:  # protobuf's DecodeError, onnx's parse error: not an ONNX file
         raise ValueError(f"'{onnx_path}' is not an ONNX file ({type(err).__name__}): pass the .onnx that export wrote.") from None
     inputs = {i.name: i for i in model.graph.input}
     outputs = {o.name: o for o in model.graph.output}

@@ -121,10 +121,12 @@ def read_artifact(artifact_dir: Path) -> dict[str, Any]:
     )
     if not artifact_dir.is_dir() or not (is_complete(artifact_dir) or qconfig.is_file()):
         raise FileNotFoundError(not_artifact)
+    compiled = sorted(p.name for p in artifact_dir.glob("qpc-*") if p.is_dir())
+    if not qconfig.is_file() and compiled:  # an export's folder: its artifacts are the qpc-* folders in it
+        raise FileNotFoundError(f"{not_artifact} Its compiled artifacts: {', '.join(compiled)}.")
     problem = verify_entry(artifact_dir)
     if problem is not None:
         raise CacheEntryDamagedError(f"{problem.message()} (model.compile(...) or `python -m QEfficient.cloud.infer` rebuilds it.)")
-    if not qconfig.is_file():  # another cache entry: an export's folder (its artifacts are the qpc-* folders in it)
-        compiled = sorted(p.name for p in artifact_dir.glob("qpc-*") if p.is_dir())
-        raise FileNotFoundError(not_artifact + (f" Its compiled artifacts: {', '.join(compiled)}." if compiled else ""))
+    if not qconfig.is_file():  # another cache entry
+        raise FileNotFoundError(not_artifact)
     return json.loads(qconfig.read_text())

@@ -167,23 +167,31 @@ class _Output:
     def __init__(self, path: str | os.PathLike, input_column: str) -> None:
         self.path, self.kind, self.input_column = Path(path), _format(path), input_column
         self.parts = 0
+        self.repair = b""  # what resume() writes over a JSONL output's end: its whole rows, then a newline if one lacks it
+        self.cut = None  # where resume() cuts it
 
     def written(self) -> list:
-        """The input column of every complete row already written (a torn last JSONL line is dropped); a file that is
-        not such an output is refused, untouched."""
+        """The input column of every complete row already written; a file that is not such an output is refused. Reads
+        only: resume() drops a torn last line (a crash's) once the rows are found to be this input's."""
         if not self.path.exists():
             return []
         if self.kind == "jsonl":
             if not self.path.is_file():
                 raise ValueError(f"'{self.path}' is a folder: a .jsonl output is a file; pick another --output.")
             data = self.path.read_bytes()
-            keep = data[: data.rfind(b"\n") + 1]  # a line cut by a crash is dropped and written again
+            keep = data[: data.rfind(b"\n") + 1]
             rows = [self._row(number, line) for number, line in enumerate(keep.splitlines(), 1) if line.strip()]
-            torn = data[len(keep) :]
-            if torn.strip() and not rows and not torn.startswith(b'{"'):  # no row of ours before it: not ours
-                raise ValueError(f"'{self.path}' is not the output of a batch job: remove it or pick another --output.")
-            if len(keep) != len(data):
-                self.path.write_bytes(keep)
+            tail = data[len(keep) :]
+            if tail.strip():
+                try:
+                    json.loads(tail)
+                except ValueError:  # a line cut by a crash: dropped and written again, if the rows before it are ours
+                    if not rows and not tail.startswith(b'{"'):
+                        raise ValueError(f"'{self.path}' is not the output of a batch job: remove it or pick another --output.") from None
+                    self.cut = len(keep)
+                else:  # a whole row without its newline
+                    rows.append(self._row(len(rows) + 1, tail))
+                    self.cut, self.repair = len(data), b"\n"
             return [row[self.input_column] for row in rows]
         if self.path.is_file():
             raise ValueError(f"'{self.path}' is a file: a Parquet output is a folder of parts; pick another --output.")
@@ -192,6 +200,15 @@ class _Output:
         parts = sorted(self.path.glob("part-*.parquet"))
         self.parts = len(parts)
         return [v for p in parts for v in pq.read_table(p, columns=[self.input_column]).column(0).to_pylist()]
+
+    def resume(self) -> None:
+        """Make a JSONL output end with a whole line before rows are appended (after written() and its check)."""
+        if self.cut is not None:
+            with self.path.open("r+b") as f:
+                f.truncate(self.cut)
+                f.seek(self.cut)
+                f.write(self.repair)
+            self.cut, self.repair = None, b""
 
     def _row(self, number: int, line: bytes) -> dict:
         """Line ``number`` of a JSONL output, which must be one of its rows."""
@@ -248,6 +265,7 @@ def run_batch(job: BatchJob, input_path: str | os.PathLike, output_path: str | o
             logger.info("all %d rows are already in %s", total, output_path)
             return 0
         ds = ds.split_at_indices([len(done)])[1]
+    output.resume()  # the rows are this input's: a torn last line goes before new rows come
     model, _ = job.load()  # compile once, here: the actors open (or receive) the artifact
     actor_args: dict = {"job": asdict(job)}
     if job.task == "generate":
