@@ -106,8 +106,8 @@ def test_serve_and_execute_refuse_counts_and_ports_that_cannot_work(tiny_model_d
     for argv, message in (
         (["--port", "70000"], "--port must be from 0 to 65535, got 70000"),
         (["--port", "-1"], "--port must be from 0 to 65535"),
-        (["--max_queue", "0"], "--max_queue must be at least 1, got 0"),
-        (["--num_cores", "-3"], "--num_cores must be at least 1"),
+        (["--max_queue", "0"], "max_queue must be a positive integer, got 0"),
+        (["--num_cores", "-3"], "num_cores must be a positive integer, got -3"),
     ):
         with pytest.raises(SystemExit):
             parse_args(argv)

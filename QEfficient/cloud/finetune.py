@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
@@ -73,12 +73,27 @@ def log_file(train_config: TrainConfig) -> Iterator[None]:
         handler.close()
 
 
+# what a user's options and files raise before training: the command line prints the message, not a traceback
+USER_ERRORS = (OSError, ValueError, TypeError, NotImplementedError)
+
+
 def main(**kwargs: Any) -> dict:
     """Fine-tune with QEfficient's options (the fields of ``TrainConfig`` and its ``LoraConfig``, and
     ``custom_dataset_config``); returns its results dictionary (losses, perplexity or accuracy, times)."""
-    options = _options(**kwargs)
+    return _finetune(_options(**kwargs))
+
+
+def _finetune(options: tuple, setup_failed: Callable[[str], None] | None = None) -> dict:
+    """Load, prepare and train under the run's log file; ``setup_failed(message)`` (the command line's) instead of
+    raising a user's error before training starts (a failure while training keeps its traceback)."""
     with log_file(options[0]):
-        return train(*_setup(*options), options[0])
+        try:
+            parts = _setup(*options)
+        except USER_ERRORS as err:
+            if setup_failed is None:
+                raise
+            setup_failed(str(err))
+        return train(*parts, options[0])
 
 
 def _options(**kwargs: Any) -> tuple:
@@ -115,21 +130,15 @@ def cli(argv: list[str] | None = None) -> None:
 
     cli_warnings()
     args = get_finetune_parser().parse_args(argv)
-    user_errors = (OSError, ValueError, TypeError, NotImplementedError)  # before training: the message, not a traceback
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft reading transformers' old name
         try:
             logging.basicConfig(level=log_level(args.log_level), format="%(message)s")
             options = _options(**vars(args))
-        except user_errors as err:
+        except USER_ERRORS as err:
             fail(str(err))
-        with log_file(options[0]):
-            try:
-                parts = _setup(*options)
-            except user_errors as err:
-                fail(str(err))
-            results = train(*parts, options[0])  # a failure while training keeps its traceback
+        results = _finetune(options, fail)
     print(f"train loss {float(results['last_epoch_train_loss']):.4f}, metric {float(results['last_epoch_train_metric']):.4f}")
     if "last_epoch_eval_loss" in results:
         print(f"eval loss {float(results['last_epoch_eval_loss']):.4f}, metric {float(results['last_epoch_eval_metric']):.4f}")

@@ -295,7 +295,7 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
     transducer (one pass); or name its class with an audio classifier."""
     from QEfficient import QEFFAutoModelForAudioClassification, QEFFAutoModelForCTC
     from QEfficient.generation.ctc_windows import WINDOW_SECONDS
-    from QEfficient.utils.audio import SAMPLING_RATE, read_wav
+    from QEfficient.utils.audio import read_wav
     from QEfficient.utils.tokenizer import load_hf_processor
 
     audio = read_wav(audio_path)
@@ -316,12 +316,12 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
         return [label]
     if model_class is QEFFAutoModelForCTC or model_class in _transducer_classes():
         # a CTC model whose frames' length is known reads windows of 30 s, as the server does; another, one pass
-        windowed = model_class is QEFFAutoModelForCTC and model.samples_per_frame(processor) is not None
+        window = model.window_samples(processor) if model_class is QEFFAutoModelForCTC else None
         with step(f"Exporting and compiling the {'CTC' if model_class is QEFFAutoModelForCTC else 'transducer'} graphs (cached)"):
             options = {k: compile_options[k] for k in ("num_cores", "mxfp6_matmul")}
-            length = {"seq_len": max(len(audio), 400)} if model_class is QEFFAutoModelForCTC else {}
-            model.compile(batch_size=1, **(dict(seq_len=WINDOW_SECONDS * SAMPLING_RATE) if windowed else length), **options)
-        if windowed:
+            length = {"seq_len": window or max(len(audio), 400)} if model_class is QEFFAutoModelForCTC else {}
+            model.compile(batch_size=1, **length, **options)
+        if window is not None:
             text = model.transcribe(processor, audio, chunk_length_s=WINDOW_SECONDS)["text"]
         else:
             text = model.generate(processor, audio)[0]

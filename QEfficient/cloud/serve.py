@@ -92,7 +92,7 @@ def build_server(
         from QEfficient.serving.speech_app import open_speech_app
 
         return open_speech_app(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
-    if not gguf_file and _transcribes_in_one_pass(model_name):  # transcribed in one pass, one request at a time
+    if not gguf_file and _is_ctc_or_transducer(model_name):  # transcribed greedily, one request at a time
         from QEfficient.serving.transcriber_app import open_transcriber_app
 
         given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
@@ -100,7 +100,9 @@ def build_server(
         given |= {"img_size": img_size, "max_num_images": max_num_images, "mxint8_kv_cache": mxint8_kv_cache or None}
         named = [f"--{name}" for name, value in given.items() if value is not None]
         if named:
-            raise ValueError(f"'{model_name}' is a one-pass speech model (/v1/audio/transcriptions): {', '.join(named)} do not apply.")
+            raise ValueError(
+                f"'{model_name}' is a CTC or transducer speech model (/v1/audio/transcriptions): {', '.join(named)} do not apply."
+            )
         return open_transcriber_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and (_is_seq2seq(model_name) or _is_vision_seq2seq(model_name)):  # encoder-decoders: one request at a time
         from QEfficient.serving.seq2seq_app import open_seq2seq_app
@@ -219,8 +221,8 @@ def _is_vision_seq2seq(model_name: str) -> bool:
     return is_vision_seq2seq(model_name, None)
 
 
-def _transcribes_in_one_pass(model_name: str) -> bool:
-    """A one-pass transcriber: a CTC model or a transducer (serving/transcriber_app.py)."""
+def _is_ctc_or_transducer(model_name: str) -> bool:
+    """A CTC model or a transducer, served by serving/transcriber_app.py."""
     from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForRNNT, QEFFAutoModelForTDT
     from QEfficient.cloud.infer import _speech_class
 
@@ -271,10 +273,7 @@ def build_from_args(args: argparse.Namespace):
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
     if getattr(args, "draft_model", None):  # a missing draft fails now, not after the target is compiled
         resolve_model_name(args.draft_model, None)
-    # bad numbers fail now, not after the model is loaded, exported and compiled
-    check_positive(
-        prefill_seq_len=args.prefill_seq_len, ctx_len=args.ctx_len, full_batch_size=args.full_batch_size, num_cores=args.num_cores
-    )
+    # bad numbers fail now, not after the model is loaded, exported and compiled (the counts every server has: parse_args)
     check_positive(**{name: getattr(args, name) for name in ("img_size", "max_num_images") if getattr(args, name) is not None})
     pooling = _pooling_task(model_name, gguf_file, args.task, args.hf_overrides)
     purpose = _POOLING_ROUTES[pooling] if pooling else f"continuous batching ({args.full_batch_size} slots)"

@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 
 from QEfficient.cloud._cli import add_argument
+from QEfficient.utils.checks import check_positive
 
 # serving/tools.TOOL_CALL_PARSERS, named here: the command line parses without the serve extra
 TOOL_CALL_PARSERS = (
@@ -259,9 +260,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--max_body_bytes must be a positive number of bytes")
     if not 0 <= args.port <= 65535:
         p.error(f"--port must be from 0 to 65535, got {args.port}")
-    for name in ("num_cores", "max_queue", "full_batch_size", "prefill_seq_len", "ctx_len"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    try:
+        counts = ("num_cores", "max_queue", "full_batch_size", "prefill_seq_len", "ctx_len")
+        check_positive(**{name: getattr(args, name) for name in counts})
+    except ValueError as err:
+        p.error(str(err))
     if (args.draft_model is None) != (args.num_speculative_tokens is None):
         p.error("--draft_model and --num_speculative_tokens K go together")
     if args.enable_auto_tool_choice != (args.tool_call_parser is not None):

@@ -183,13 +183,13 @@ class FeatureCTCGraphSpec(CTCGraphSpec):
 
     @staticmethod
     def dummy_inputs(config=None) -> tuple:
-        """Two inputs of 100 frames of the model's feature width, the second's last 20 padding."""
+        """Two inputs of EXAMPLE_FRAMES frames of the model's feature width, the second's last fifth padding."""
         import torch
 
         bins = feature_width(config)
         features = torch.randn(2, EXAMPLE_FRAMES, bins, generator=torch.Generator().manual_seed(0))
-        mask = torch.ones(2, 100, dtype=torch.int64)
-        mask[1, 80:] = 0
+        mask = torch.ones(2, EXAMPLE_FRAMES, dtype=torch.int64)
+        mask[1, EXAMPLE_FRAMES * 4 // 5 :] = 0
         return features, mask
 
 
@@ -240,6 +240,30 @@ class FeatureAudioXVectorGraphSpec(FeatureCTCGraphSpec):
         return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, LOGITS: {0: "batch_size"}, EMBEDDINGS: {0: "batch_size"}}
 
 
+# encoders whose feature frame holds several mel frames (Granite Speech 5's: each with its delta, stacked in pairs)
+FRAMES_PER_FEATURE = {"granite_speech5_encoder": 4}
+# encoders that pad each layer's frames to whole attention blocks only where they do not fill them (Granite Speech 5's):
+# the config field of the block's size
+BLOCK_PADDED_ENCODERS = {"granite_speech5_encoder": "context_size"}
+
+
+def check_example_padding(config) -> None:
+    """A block-padded encoder's branch on the padding is exported as the example takes it: the example's frames (halved
+    by each subsampling layer) must need the padding at every layer, or lengths that do would fail in the graph."""
+    encoder = getattr(config, "encoder_config", None)
+    field = BLOCK_PADDED_ENCODERS.get(getattr(encoder, "model_type", None))
+    if field is None:
+        return
+    frames, block = EXAMPLE_FRAMES, getattr(encoder, field)
+    for layer in range(encoder.num_hidden_layers):
+        if frames % block == 0:
+            raise NotImplementedError(
+                f"{type(config).__name__} with {field}={block}: its layer {layer} would see the export example's {frames} "
+                "frames as whole blocks and keep no padding for other lengths; not supported."
+            )
+        frames = frames // 2 if layer in encoder.subsample_layers else frames
+
+
 def feature_width(config) -> int:
     """The width of a frame of a spectrogram CTC model's input features: its encoder config's mel bins (Parakeet; Granite
     Speech 5's times FRAMES_PER_FEATURE), or its feature projection's input (Wav2Vec2-BERT: stacked mel bins)."""
@@ -248,7 +272,3 @@ def feature_width(config) -> int:
     if bins is None:
         raise ValueError(f"{type(config).__name__} names no feature width (num_mel_bins or feature_projection_input_dim).")
     return int(bins) * FRAMES_PER_FEATURE.get(encoder.model_type, 1)
-
-
-# encoders whose feature frame holds several mel frames (Granite Speech 5's: each with its delta, stacked in pairs)
-FRAMES_PER_FEATURE = {"granite_speech5_encoder": 4}

@@ -21,7 +21,6 @@ from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_FEATURES, INPUT_VALUES, LOGITS, OUTPUT
 from QEfficient.export.media_graph_specs import (
-    EXAMPLE_FRAMES,
     AudioClassificationGraphSpec,
     AudioFeatureGraphSpec,
     AudioXVectorGraphSpec,
@@ -30,9 +29,10 @@ from QEfficient.export.media_graph_specs import (
     FeatureAudioStatesGraphSpec,
     FeatureCTCGraphSpec,
     SpectrogramClassificationGraphSpec,
+    check_example_padding,
 )
 from QEfficient.export.onnx_export import export_ctc_onnx
-from QEfficient.generation.ctc_windows import kept_frames, window_sizes, windows
+from QEfficient.generation.ctc_windows import WINDOW_SECONDS, kept_frames, window_sizes, windows
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
@@ -77,7 +77,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         self.hf = model.eval()
         self.model = QEffCTC(self.hf, spec)
         self.qpc_session = None
-        _check_block_padding(model.config)
+        check_example_padding(model.config)
 
     @classmethod
     def _refused_types(cls) -> dict[str, str]:
@@ -107,6 +107,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         reason = cls._refused_types().get(config.model_type)
         if reason is not None:  # before the weights load
             raise NotImplementedError(f"{saved[0] if saved else config.model_type} is not supported: {reason}.")
+        check_example_padding(config)
         if cls._head != "Model" and saved and not any(a.endswith(cls._head) for a in saved):  # a base model takes any
             classifier = "QEFFAutoModelForAudioClassification"
             by_head = {"ForCTC": "QEFFAutoModelForCTC", "ForSequenceClassification": classifier, "ForAudioClassification": classifier}
@@ -245,12 +246,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
         params = read_artifact(self.qpc_path)["compile_params"]
         longest, batch = max(params["seq_len"]), params["batch_size"]
-        samples = columns[INPUT_VALUES].shape[1] if self._reads_samples else 0  # a spectrogram's frames: any number
-        if samples > longest:
-            raise ValueError(
-                f"The audio has {samples} samples but the model was compiled for at most {longest}: "
-                f"compile with seq_len >= {samples} or cut the audio."
-            )
+        if self._reads_samples:  # a spectrogram's frames: any number
+            self._check_length(columns[INPUT_VALUES].shape[1], longest)
         self.qpc_session = None  # released first if the artifact changed
         self.qpc_session = self._session(
             "ctc", (str(self.qpc_path), self._num_cores), lambda: open_artifact_session(self.qpc_path, self._num_cores)
@@ -304,6 +301,12 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             ratio *= getattr(processor, "feature_extractor", processor).hop_length
         return ratio
 
+    def window_samples(self, processor) -> int | None:
+        """The samples of a WINDOW_SECONDS window as transcribe() cuts it (whole frames): what ``infer`` and the server
+        compile a model read in windows for; None for a model read in one pass (its config names no frame length)."""
+        ratio = self.samples_per_frame(processor)
+        return None if ratio is None else window_sizes(WINDOW_SECONDS, None, SAMPLING_RATE, ratio)[0]
+
     def timestamps_refusal(self, processor, kind: str = "word") -> str | None:
         """Why transcribe() cannot give this model's ``kind`` ("word" or "char") times, or None where it can."""
         if self.samples_per_frame(processor) is None:
@@ -350,13 +353,13 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         if refusal:
             raise ValueError(f"This model's {return_timestamps}s cannot be timed: {refusal}. Leave return_timestamps out.")
         if chunk_length_s is None:
-            self._check_length(len(audio), None, ratio is not None)
+            self._check_length(len(audio), self._longest(), windowable=ratio is not None)
             ids = self._frame_ids(self._processed(processor, audio)[0])[0]
             if on_window is not None:
                 on_window(ids)
         else:
             window, left, right = window_sizes(chunk_length_s, stride_length_s, SAMPLING_RATE, ratio)
-            self._check_length(window, chunk_length_s, True)
+            self._check_length(window, self._longest(), chunk_length_s)
             kept = []
             for w in windows(len(audio), window, left, right):
                 kept.append(self._frame_ids(self._processed(processor, audio[w.start : w.end])[0])[0][kept_frames(w, ratio)])
@@ -377,9 +380,13 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             ]
         return result
 
-    def _check_length(self, samples: int, chunk_length_s: float | None, windowable: bool) -> None:
-        """The audio (or a window of ``chunk_length_s``) must fit the compiled length (a spectrogram graph takes any)."""
-        longest = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"])
+    def _longest(self) -> int:
+        """The most samples the artifact was compiled for."""
+        return max(read_artifact(self.qpc_path)["compile_params"]["seq_len"])
+
+    def _check_length(self, samples: int, longest: int, chunk_length_s: float | None = None, windowable: bool = False) -> None:
+        """Raw audio (or a window of ``chunk_length_s``) must fit the compiled length (a spectrogram graph takes any);
+        ``windowable``: the error says transcribe() can read it in windows."""
         if not self._reads_samples or samples <= longest:
             return
         if chunk_length_s is not None:
@@ -389,7 +396,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             )
         hint = f"pass chunk_length_s (at most {longest / SAMPLING_RATE:g}) to read it in windows, or " if windowable else ""
         raise ValueError(
-            f"The audio has {samples} samples but the model was compiled for at most {longest}: {hint}compile with seq_len >= {samples}."
+            f"The audio has {samples} samples but the model was compiled for at most {longest}: {hint}compile with "
+            f"seq_len >= {samples}{'' if windowable else ' or cut the audio'}."
         )
 
 
@@ -485,23 +493,6 @@ class QEFFAutoModelForAudioFeatureExtraction(QEFFAutoModelForCTC):
             raise ValueError("No audio given: pass an array of 16 kHz samples, a list of them, or a processor's output.")
         frames = max(len(row) for row in rows)
         return {OUTPUT: np.stack([np.pad(row, [(0, frames - len(row)), (0, 0)]) for row in rows])}
-
-
-def _check_block_padding(config) -> None:
-    """Granite Speech 5's attention pads each layer's frames to whole blocks of ``context_size`` only where they do not
-    fill them, a branch the export keeps as the example takes it: the example's frames (halved by each subsampling
-    layer) must need the padding at every layer, or lengths that do would fail in the graph."""
-    encoder = getattr(config, "encoder_config", None)
-    if getattr(encoder, "model_type", None) != "granite_speech5_encoder":
-        return
-    frames, block = EXAMPLE_FRAMES, encoder.context_size
-    for layer in range(encoder.num_hidden_layers):
-        if frames % block == 0:
-            raise NotImplementedError(
-                f"Granite Speech 5 with context_size={block}: its layer {layer} would see the export example's {frames} "
-                "frames as whole blocks and keep no padding for other lengths; not supported."
-            )
-        frames = frames // 2 if layer in encoder.subsample_layers else frames
 
 
 def _mono(audio) -> np.ndarray:

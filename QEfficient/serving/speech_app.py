@@ -24,7 +24,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.worker_stream import TextPieces, error_event, transcription_event, transcription_head, worker_items
+from QEfficient.serving.worker_stream import TextPieces, transcription_events, worker_items
 from QEfficient.utils.audio import decode_wav
 
 DEFAULT_MAX_AUDIO_BYTES = 64 * 1024 * 1024  # 30 min of 16 kHz 16-bit mono
@@ -201,7 +201,6 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
     async def streamed(audio, options: dict, task: str | None, name: str, include_usage: bool) -> StreamingResponse:
         """vLLM's transcription stream: each 30 s window's text as it is decided, then the finish reason, the usage where
         asked (the encoder's audio positions as prompt tokens), then [DONE]."""
-        head = transcription_head(name, task == "translate")
 
         def work(send) -> None:  # on the worker thread
             decode = lambda ids: processor.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
@@ -211,33 +210,18 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
                 if segments:
                     pieces.add(np.concatenate([s.tokens for s in segments]))
 
-            send("done", model.transcribe(audio, processor, None, on_segments=on_segments, **options), pieces)
+            info = model.transcribe(audio, processor, None, on_segments=on_segments, **options)
+            send("done", info.texts[0], pieces, info)
+
+        def usage(_pieces, info) -> dict:
+            # the encoder's positions of the 30 s windows the audio spans (a window read again counts once)
+            prompt = -(-len(audio) // (16000 * 30)) * model.config.max_source_positions
+            generated = int((info.generated_ids[0][0] != model.hf.generation_config.pad_token_id).sum())
+            return {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
 
         items = await worker_items(lock, work)
-
-        def event(choices: list[dict], **more) -> str:
-            return transcription_event(head, choices, **more)
-
-        async def events():
-            async for kind, *rest in items:
-                if kind == "text":
-                    yield event([{"delta": {"content": rest[0]}}])
-                elif kind == "done":
-                    info, pieces = rest
-                    tail = pieces.rest(info.texts[0])
-                    yield event([{"delta": {"content": tail}, "finish_reason": "stop", "stop_reason": None}])
-                    if include_usage:
-                        # the encoder's positions of the 30 s windows the audio spans (a window read again counts once)
-                        windows = -(-len(audio) // (16000 * 30))
-                        prompt = windows * model.config.max_source_positions
-                        generated = int((info.generated_ids[0][0] != model.hf.generation_config.pad_token_id).sum())
-                        usage = {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
-                        yield event([], usage=usage)
-                else:
-                    yield error_event(*rest)
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream")
+        events = transcription_events(items, name, usage if include_usage else None, task == "translate")
+        return StreamingResponse(events, media_type="text/event-stream")
 
     return app
 

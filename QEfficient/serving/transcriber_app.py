@@ -1,5 +1,5 @@
-"""OpenAI's transcription API over a one-pass transcriber: a CTC speech model (Wav2Vec2, HuBERT, WavLM, Data2VecAudio,
-Parakeet, ... ``ForCTC``), decoded greedily as QEFFAutoModelForCTC.generate and transformers' examples decode each
+"""OpenAI's transcription API over a CTC speech model (Wav2Vec2, HuBERT, WavLM, Data2VecAudio, Parakeet, ...
+``ForCTC``), decoded greedily as QEFFAutoModelForCTC.generate and transformers' examples decode each
 family's ids, or a Parakeet transducer (RNN-T, TDT), decoded greedily as its generate does (QEFFAutoModelForTDT).
 
 Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV at
@@ -9,7 +9,7 @@ Whisper's options that would change the answer (``language``, ``prompt``, a ``te
 where a CTC model reads windows) are refused, saying so; /v1/audio/translations answers that such a model does not
 translate. A CTC model whose config names its samples per
 output frame (Wav2Vec2, HuBERT, WavLM, ...) reads up to 5 min in windows of its compiled 30 s, as transformers' pipeline
-reads audio with ``chunk_length_s=30``, and where its tokenizer gives character offsets (Wav2Vec2CTCTokenizer) answers
+reads audio with ``chunk_length_s=30``, and where its tokenizer gives word offsets (Wav2Vec2CTCTokenizer) answers
 with times too: the pipeline's word times; with ``stream`` (json or text) it sends each window's text as it is read,
 as vLLM's transcription stream. Another (Parakeet's CTC) reads up to 30 s in one pass, untimed. A transducer
 answers with times (its tokens' times as transformers' processor decodes them from the durations, grouped into words)
@@ -34,7 +34,7 @@ from QEfficient.serving.app import openai_app_basics, read_limited_body, single_
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.speech_app import form_flag, read_form, subtitles, timestamp_granularities
-from QEfficient.serving.worker_stream import TextPieces, error_event, transcription_event, transcription_head, worker_items
+from QEfficient.serving.worker_stream import TextPieces, transcription_events, worker_items
 from QEfficient.utils.audio import SAMPLING_RATE, decode_wav
 
 MAX_SECONDS = WINDOW_SECONDS  # a CTC model's compiled length: its one pass, or its windows
@@ -150,11 +150,11 @@ def create_transcriber_app(
 ) -> FastAPI:
     """The app over a compiled QEFFAutoModelForCTC (compiled for MAX_SECONDS) and its processor (feature extractor and
     tokenizer): audio of up to MAX_LONG_SECONDS in windows of MAX_SECONDS where the model's config names its samples per
-    frame, timed where its tokenizer gives character offsets, else up to MAX_SECONDS in one pass, untimed; or,
+    frame, timed where its tokenizer gives word offsets, else up to MAX_SECONDS in one pass, untimed; or,
     ``transducer``, over a compiled Parakeet transducer (QEFFAutoModelForTDT, ...RNNT), whose durations time each token
     as transformers' processor reads them, audio of up to MAX_LONG_SECONDS. ``max_body_bytes``: the upload limit
     (default: DEFAULT_MAX_AUDIO_BYTES for 30 s, MAX_LONG_AUDIO_BYTES for 5 min)."""
-    windowed = not transducer and model.samples_per_frame(processor) is not None  # a CTC model read in windows
+    windowed = not transducer and model.window_samples(processor) is not None  # a CTC model read in windows
     kind, untimed = ("transducer", None) if transducer else ("CTC model", model.timestamps_refusal(processor))
     max_seconds = MAX_LONG_SECONDS if transducer or windowed else MAX_SECONDS
     if max_body_bytes is None:
@@ -200,34 +200,19 @@ def create_transcriber_app(
         """vLLM's transcription stream over a CTC model's windows: the text as each window is read (up to its last
         space: the next window may end the word), then the finish reason, the usage where asked (the frames read as
         prompt tokens, the transcript's tokens, repeats merged and blanks dropped, as completion tokens), then [DONE]."""
-        head = transcription_head(name)
 
         def work(send) -> None:  # on the worker thread
             pieces = TextPieces(lambda ids: model.frames_text(processor, np.asarray(ids)[None])[0], lambda piece: send("text", piece))
             text = model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS, on_window=pieces.add)["text"]
             send("done", text, pieces)
 
+        def usage(pieces: TextPieces) -> dict:
+            frames, blank = len(pieces.tokens), model.config.pad_token_id
+            tokens = sum(1 for token, _ in groupby(pieces.tokens) if token != blank)
+            return {"prompt_tokens": frames, "completion_tokens": tokens, "total_tokens": frames + tokens}
+
         items = await worker_items(lock, work)
-
-        async def events():
-            async for kind, *rest in items:
-                if kind == "text":
-                    yield transcription_event(head, [{"delta": {"content": rest[0]}}])
-                elif kind == "done":
-                    text, pieces = rest
-                    yield transcription_event(
-                        head, [{"delta": {"content": pieces.rest(text)}, "finish_reason": "stop", "stop_reason": None}]
-                    )
-                    if include_usage:
-                        frames, blank = len(pieces.tokens), model.config.pad_token_id
-                        tokens = sum(1 for token, _ in groupby(pieces.tokens) if token != blank)
-                        usage = {"prompt_tokens": frames, "completion_tokens": tokens, "total_tokens": frames + tokens}
-                        yield transcription_event(head, [], usage=usage)
-                else:
-                    yield error_event(*rest)
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return StreamingResponse(transcription_events(items, name, usage if include_usage else None), media_type="text/event-stream")
 
     @app.post("/v1/audio/translations")
     async def translations(request: Request):
@@ -291,7 +276,8 @@ def open_transcriber_app(
     ctc = model_class is QEFFAutoModelForCTC
     if not ctc:
         model.decoding_rule()  # a generation config the greedy loop does not apply is refused at start, not per request
-    length = {"seq_len": MAX_SECONDS * rate} if ctc else {}  # a transducer's graphs take any length
+    # a CTC model's windows (whole frames), or its one pass; a transducer's graphs take any length
+    length = {"seq_len": model.window_samples(processor) or MAX_SECONDS * rate} if ctc else {}
     model.compile(**length, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     app = create_transcriber_app(
         model, processor, model.model_name, served_names=[model_name], api_key=api_key, max_body_bytes=max_body_bytes, transducer=not ctc

@@ -64,15 +64,29 @@ def error_event(message: str, code: int = 400) -> str:
     return f"data: {json.dumps({'error': {'message': message, 'type': kind, 'code': code}})}\n\n"
 
 
-def transcription_head(model: str, translate: bool = False) -> dict:
-    """The fields every event of one vLLM transcription (or translation) stream carries."""
+async def transcription_events(
+    items: AsyncIterator[tuple], model: str, usage: Callable[..., dict] | None, translate: bool = False
+) -> AsyncIterator[str]:
+    """vLLM's transcription (or translation) stream from a worker's items (worker_items): ``("text", piece)`` a delta;
+    ``("done", text, pieces, *result)`` what ``text`` adds to the pieces sent (TextPieces) with the finish reason, then,
+    where ``usage`` is given, ``usage(pieces, *result)`` (prompt, completion and total tokens); an error; then [DONE]."""
     kind = "translation.chunk" if translate else "transcription.chunk"
-    return {"id": f"trsc-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()), "model": model}
+    head = {"id": f"trsc-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()), "model": model}
 
+    def event(choices: list[dict], **more) -> str:
+        return f"data: {json.dumps(head | {'choices': choices} | more)}\n\n"
 
-def transcription_event(head: dict, choices: list[dict], **more) -> str:
-    """One server-sent event of a transcription stream."""
-    return f"data: {json.dumps(head | {'choices': choices} | more)}\n\n"
+    async for kind, *rest in items:
+        if kind == "text":
+            yield event([{"delta": {"content": rest[0]}}])
+        elif kind == "done":
+            text, pieces, *result = rest
+            yield event([{"delta": {"content": pieces.rest(text)}, "finish_reason": "stop", "stop_reason": None}])
+            if usage is not None:
+                yield event([], usage=usage(pieces, *result))
+        else:
+            yield error_event(*rest)
+    yield "data: [DONE]\n\n"
 
 
 def _printable_end(text: str) -> int:
