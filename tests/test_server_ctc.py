@@ -163,8 +163,10 @@ def test_a_ctc_model_without_frame_times_reads_30_s_untimed(tmp_path):
     assert post(clip).json() == {"text": model.generate(processor, decode_wav(wav(clip)))[0]}
     timed = post(clip, response_format="verbose_json")
     assert timed.status_code == 400 and "names no audio samples per output frame" in timed.json()["error"]["message"]
-    stream = post(clip, stream="true")
-    assert stream.status_code == 400 and "gives its text at once" in stream.json()["error"]["message"]
+    stream = post(clip, stream="true", stream_include_usage="true")  # one pass: the text at once
+    events = [json.loads(line[len("data: ") :]) for line in stream.text.splitlines() if line.startswith("data: {")]
+    assert "".join(e["choices"][0]["delta"]["content"] for e in events if e["choices"]) == post(clip).json()["text"]
+    assert events[-1]["usage"]["prompt_tokens"] > 0
     words = post(clip, **{"timestamp_granularities[]": "word"})
     assert words.status_code == 400 and "without segment or word times: its config (parakeet_ctc)" in words.json()["error"]["message"]
     too_long = post(np.zeros(31 * 16000, np.float32))

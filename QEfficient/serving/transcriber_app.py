@@ -5,13 +5,13 @@ family's ids, or a Parakeet transducer (RNN-T, TDT), decoded greedily as its gen
 Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV at
 the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, text, and
 for a model served with times the timed formats below). These models take no language hint and sample nothing, so
-Whisper's options that would change the answer (``language``, ``prompt``, a ``temperature`` above 0, ``stream`` but
-where a CTC model reads windows) are refused, saying so; /v1/audio/translations answers that such a model does not
+Whisper's options that would change the answer (``language``, ``prompt``, a ``temperature`` above 0, and a transducer's
+``stream``) are refused, saying so; /v1/audio/translations answers that such a model does not
 translate. A CTC model whose config names its samples per
 output frame (Wav2Vec2, HuBERT, WavLM, ...) reads up to 5 min in windows of its compiled 30 s, as transformers' pipeline
 reads audio with ``chunk_length_s=30``, and where its tokenizer gives word offsets (Wav2Vec2CTCTokenizer) answers
-with times too: the pipeline's word times; with ``stream`` (json or text) it sends each window's text as it is read,
-as vLLM's transcription stream. Another (Parakeet's CTC) reads up to 30 s in one pass, untimed. A transducer
+with times too: the pipeline's word times. Another (Parakeet's CTC) reads up to 30 s in one pass, untimed. A CTC model
+streams (``stream``, json or text) as vLLM's transcription stream: each window's text as it is read (one pass: at once). A transducer
 answers with times (its tokens' times as transformers' processor decodes them from the durations, grouped into words)
 and reads up to 5 min in one pass, as transformers runs it. The timed formats: verbose_json, with segments (a sentence,
 or at most 30 s) and, with ``timestamp_granularities[]=word``, words; srt; vtt. Their verbose_json has no ``language``
@@ -51,7 +51,7 @@ MAX_LONG_AUDIO_BYTES = 40 * 1024 * 1024  # 5 min: 9.6 MB as 16-bit mono, 38.4 MB
 _REFUSED = {
     "language": "takes no language hint: it transcribes what it hears",
     "prompt": "takes no text before the audio",
-    "stream": "gives its text at once, not window by window",
+    "stream": "is served here without a stream (its text comes at once)",
 }
 
 
@@ -197,13 +197,14 @@ def create_transcriber_app(
         return audio
 
     async def streamed(audio: np.ndarray, name: str, include_usage: bool) -> StreamingResponse:
-        """vLLM's transcription stream over a CTC model's windows: the text as each window is read (up to its last
-        space: the next window may end the word), then the finish reason, the usage where asked (the frames read as
-        prompt tokens, the transcript's tokens, repeats merged and blanks dropped, as completion tokens), then [DONE]."""
+        """vLLM's transcription stream over a CTC model: the text as each window is read (up to its last space: the next
+        window may end the word; a model read in one pass, all of it at once), then the finish reason, the usage where
+        asked (the frames read as prompt tokens, the transcript's tokens, repeats merged and blanks dropped, as
+        completion tokens), then [DONE]."""
 
         def work(send) -> None:  # on the worker thread
             pieces = TextPieces(lambda ids: model.frames_text(processor, np.asarray(ids)[None])[0], lambda piece: send("text", piece))
-            text = model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS, on_window=pieces.add)["text"]
+            text = model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS if windowed else None, on_window=pieces.add)["text"]
             send("done", text, pieces)
 
         def usage(pieces: TextPieces) -> dict:
@@ -231,10 +232,10 @@ def create_transcriber_app(
         if untimed and any(k.startswith("timestamp_granularities") and v for k, v in fields):
             message = f"'{model_id}' is served without segment or word times: {untimed}. Leave 'timestamp_granularities' out."
             raise APIError(400, message, param="timestamp_granularities")
-        checked = ("timestamp_granularities", "stream") if windowed else ("timestamp_granularities",)  # above, or below
+        checked = ("timestamp_granularities",) if transducer else ("timestamp_granularities", "stream")  # above, or below
         refused_fields([(k, v) for k, v in fields if not k.startswith(checked)], model_id, kind)
         audio = read_audio(audio_file)
-        if windowed and form_flag(text_fields, "stream"):  # a CTC model read in windows: each window's text as it is read
+        if not transducer and form_flag(text_fields, "stream"):  # a CTC model: each window's text as it is read
             if response_format not in ("json", "text"):
                 raise APIError(400, "A stream gives the text as it is transcribed: use response_format json or text.", param="stream")
             return await streamed(audio, text_fields.get("model") or model_id, form_flag(text_fields, "stream_include_usage"))
