@@ -331,8 +331,9 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         ``{"text", "timestamp": (start, end)}`` in seconds. ``chunk_length_s`` reads the audio in windows of that length
         (at most the compiled one), overlapping by ``stride_length_s`` each side (default: a sixth of the window), whose
         edges only give context: audio of any length. The text is decoded as generate() decodes it (the pipeline keeps
-        the special tokens that Parakeet's, LASR's and Granite Speech 5's examples drop). ``on_window(ids)`` is called with each window's
-        kept frame ids as it is read (frames_text of all of them so far: the text so far, for a stream).
+        the special tokens that Parakeet's, LASR's and Granite Speech 5's examples drop). ``on_window(ids)`` is called
+        with each window's kept frame ids as it is read (frames_text of all of them so far: the text so far, for a
+        stream).
 
         >>> model.transcribe(processor, audio, chunk_length_s=30, return_timestamps="word")
         """
@@ -414,7 +415,7 @@ class QEFFAutoModelForAudioClassification(QEFFAutoModelForCTC):
     """Audio classifiers (keyword spotting, emotion, language ID, sound events) over raw 16 kHz samples (Wav2Vec2,
     HuBERT, WavLM, Data2VecAudio, UniSpeech, SEW ``ForSequenceClassification``), each audio read at its own length as
     transformers reads it alone, over a spectrogram of any length with its frames' mask (Wav2Vec2-BERT: a padded batch
-    in one run), or over a spectrogram of one size (the Audio Spectrogram Transformer, Whisper's encoder classifier);
+    too), or over a spectrogram of one size (the Audio Spectrogram Transformer, Whisper's encoder classifier);
     generate(processor, audio) returns {"logits": torch.Tensor [audios, labels]}.
 
     >>> model = QEFFAutoModelForAudioClassification.from_pretrained("path/to/wav2vec2-base-superb-ks")
