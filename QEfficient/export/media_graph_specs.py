@@ -166,20 +166,24 @@ class SpectrogramClassificationGraphSpec:
 EXAMPLE_FRAMES = 100  # the export example's feature frames
 
 
+_ROWS = {0: "batch_size"}  # an output with one row per audio
+_FRAMES = {0: "batch_size", 1: "frames"}  # an output with a row per output frame
+
+
 @dataclass(frozen=True)
 class FeatureCTCGraphSpec(CTCGraphSpec):
-    """CTC models that read their feature extractor's spectrogram (Parakeet, Wav2Vec2-BERT, Granite Speech 5): the features and their
-    frames' mask in, per-frame logits and which output frames hold audio out (transformers' Parakeet decodes the others
-    as blanks)."""
+    """CTC models that read their feature extractor's spectrogram (Parakeet, Wav2Vec2-BERT, Granite Speech 5): the
+    features and their frames' mask in, per-frame logits and which output frames hold audio out (transformers' Parakeet
+    decodes the others as blanks). The other heads over such a spectrogram differ in their outputs only."""
 
     input_names = (INPUT_FEATURES, ATTENTION_MASK)
-    output_names = (LOGITS, LOGITS_MASK)
+    output_axes = {LOGITS: _FRAMES, LOGITS_MASK: _FRAMES}
+    output_names = tuple(output_axes)
 
-    @staticmethod
-    def dynamic_axes() -> dict[str, dict[int, str]]:
+    @classmethod
+    def dynamic_axes(cls) -> dict[str, dict[int, str]]:
         frames = {0: "batch_size", 1: "seq_len"}
-        out = {0: "batch_size", 1: "frames"}
-        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, LOGITS: out, LOGITS_MASK: out}
+        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, **cls.output_axes}
 
     @staticmethod
     def dummy_inputs(config=None) -> tuple:
@@ -194,50 +198,33 @@ class FeatureCTCGraphSpec(CTCGraphSpec):
 
 
 class FeatureAudioClassificationGraphSpec(FeatureCTCGraphSpec):
-    """Audio classifiers over their feature extractor's spectrogram of any length (Wav2Vec2-BERT): the features and
-    their frames' mask in, one row of logits per audio out (the model pools the frames its mask keeps)."""
+    """Audio classifiers over a spectrogram of any length (Wav2Vec2-BERT): one row of logits per audio (the model pools
+    the frames its mask keeps)."""
 
-    output_names = (LOGITS,)
-
-    @staticmethod
-    def dynamic_axes() -> dict[str, dict[int, str]]:
-        frames = {0: "batch_size", 1: "seq_len"}
-        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, LOGITS: {0: "batch_size"}}
+    output_axes = {LOGITS: _ROWS}
+    output_names = tuple(output_axes)
 
 
 class FeatureAudioFrameGraphSpec(FeatureCTCGraphSpec):
-    """Per-frame classes over a spectrogram of any length and its frames' mask (Wav2Vec2-BERT's diarization head)."""
+    """Per-frame classes over a spectrogram of any length (Wav2Vec2-BERT's diarization head)."""
 
-    output_names = (LOGITS,)
-
-    @staticmethod
-    def dynamic_axes() -> dict[str, dict[int, str]]:
-        frames = {0: "batch_size", 1: "seq_len"}
-        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, LOGITS: {0: "batch_size", 1: "frames"}}
+    output_axes = {LOGITS: _FRAMES}
+    output_names = tuple(output_axes)
 
 
 class FeatureAudioStatesGraphSpec(FeatureCTCGraphSpec):
-    """An audio encoder's hidden states over a spectrogram of any length and its frames' mask (Wav2Vec2BertModel): the
-    last hidden state per frame out."""
+    """An audio encoder's last hidden state per frame over a spectrogram of any length (Wav2Vec2BertModel)."""
 
-    output_names = (OUTPUT,)
-
-    @staticmethod
-    def dynamic_axes() -> dict[str, dict[int, str]]:
-        frames = {0: "batch_size", 1: "seq_len"}
-        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, OUTPUT: {0: "batch_size", 1: "frames"}}
+    output_axes = {OUTPUT: _FRAMES}
+    output_names = tuple(output_axes)
 
 
 class FeatureAudioXVectorGraphSpec(FeatureCTCGraphSpec):
-    """Speaker verification over a spectrogram of any length and its frames' mask (Wav2Vec2-BERT ``ForXVector``): the
-    speaker classifier's logits and the x-vector per audio out."""
+    """Speaker verification over a spectrogram of any length (Wav2Vec2-BERT ``ForXVector``): the speaker classifier's
+    logits and the x-vector per audio."""
 
-    output_names = (LOGITS, EMBEDDINGS)
-
-    @staticmethod
-    def dynamic_axes() -> dict[str, dict[int, str]]:
-        frames = {0: "batch_size", 1: "seq_len"}
-        return {INPUT_FEATURES: frames, ATTENTION_MASK: frames, LOGITS: {0: "batch_size"}, EMBEDDINGS: {0: "batch_size"}}
+    output_axes = {LOGITS: _ROWS, EMBEDDINGS: _ROWS}
+    output_names = tuple(output_axes)
 
 
 # encoders whose feature frame holds several mel frames (Granite Speech 5's: each with its delta, stacked in pairs)
