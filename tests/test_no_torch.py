@@ -287,7 +287,9 @@ def test_a_missing_model_is_named_before_torch_loads(cli, qeff_home, tmp_path):
         pytest.param("infer", ["--ctx_len", "0"], "ctx_len must be a positive integer, got 0", id="infer-ctx_len"),
         pytest.param("infer", ["--generation_len", "-3"], "generation_len must be a positive whole number", id="infer-generation_len"),
         pytest.param("infer", ["--full_batch_size", "0"], "full_batch_size must be a positive integer, got 0", id="infer-full_batch_size"),
-        pytest.param("serve", ["--prefill_seq_len", "0"], "prefill_seq_len must be a positive integer, got 0", id="serve-prefill_seq_len"),
+        pytest.param(
+            "serve", ["--prefill_seq_len", "0"], "--prefill_seq_len must be a positive integer, got 0", id="serve-prefill_seq_len"
+        ),
         pytest.param("batch", ["--num_actors", "0"], "num_actors must be a positive integer, got 0", id="batch-num_actors"),
     ],
 )

@@ -90,9 +90,9 @@ def _finetune(options: tuple, setup_failed: Callable[[str], None] | None = None)
         try:
             parts = _setup(*options)
         except USER_ERRORS as err:
-            if setup_failed is None:
-                raise
-            setup_failed(str(err))
+            if setup_failed is not None:
+                setup_failed(str(err))  # the command line's: prints the message and exits
+            raise
         return train(*parts, options[0])
 
 

@@ -264,7 +264,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         counts = ("num_cores", "max_queue", "full_batch_size", "prefill_seq_len", "ctx_len")
         check_positive(**{name: getattr(args, name) for name in counts})
     except ValueError as err:
-        p.error(str(err))
+        p.error(f"--{err}")
     if (args.draft_model is None) != (args.num_speculative_tokens is None):
         p.error("--draft_model and --num_speculative_tokens K go together")
     if args.enable_auto_tool_choice != (args.tool_call_parser is not None):

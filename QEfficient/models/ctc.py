@@ -107,7 +107,6 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         reason = cls._refused_types().get(config.model_type)
         if reason is not None:  # before the weights load
             raise NotImplementedError(f"{saved[0] if saved else config.model_type} is not supported: {reason}.")
-        check_example_padding(config)
         if cls._head != "Model" and saved and not any(a.endswith(cls._head) for a in saved):  # a base model takes any
             classifier = "QEFFAutoModelForAudioClassification"
             by_head = {"ForCTC": "QEFFAutoModelForCTC", "ForSequenceClassification": classifier, "ForAudioClassification": classifier}

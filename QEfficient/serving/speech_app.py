@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import email.parser
 import email.policy
+import time
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -219,8 +220,9 @@ def create_speech_app(model, processor, model_id: str, *, served_names=None, api
             generated = int((info.generated_ids[0][0] != model.hf.generation_config.pad_token_id).sum())
             return {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
 
+        created = int(time.time())
         items = await worker_items(lock, work)
-        events = transcription_events(items, name, usage if include_usage else None, task == "translate")
+        events = transcription_events(items, name, created, usage if include_usage else None, task == "translate")
         return StreamingResponse(events, media_type="text/event-stream")
 
     return app

@@ -23,6 +23,7 @@ Transcriptions run one at a time on a worker thread, so /health keeps answering.
 from __future__ import annotations
 
 import asyncio
+import time
 from itertools import groupby
 
 import numpy as np
@@ -212,8 +213,10 @@ def create_transcriber_app(
             tokens = sum(1 for token, _ in groupby(pieces.tokens) if token != blank)
             return {"prompt_tokens": frames, "completion_tokens": tokens, "total_tokens": frames + tokens}
 
+        created = int(time.time())
         items = await worker_items(lock, work)
-        return StreamingResponse(transcription_events(items, name, usage if include_usage else None), media_type="text/event-stream")
+        events = transcription_events(items, name, created, usage if include_usage else None)
+        return StreamingResponse(events, media_type="text/event-stream")
 
     @app.post("/v1/audio/translations")
     async def translations(request: Request):

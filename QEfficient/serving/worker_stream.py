@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -65,13 +64,14 @@ def error_event(message: str, code: int = 400) -> str:
 
 
 async def transcription_events(
-    items: AsyncIterator[tuple], model: str, usage: Callable[..., dict] | None, translate: bool = False
+    items: AsyncIterator[tuple], model: str, created: int, usage: Callable[..., dict] | None, translate: bool = False
 ) -> AsyncIterator[str]:
     """vLLM's transcription (or translation) stream from a worker's items (worker_items): ``("text", piece)`` a delta;
     ``("done", text, pieces, *result)`` what ``text`` adds to the pieces sent (TextPieces) with the finish reason, then,
-    where ``usage`` is given, ``usage(pieces, *result)`` (prompt, completion and total tokens); an error; then [DONE]."""
+    where ``usage`` is given, ``usage(pieces, *result)`` (prompt, completion and total tokens); an error; then [DONE].
+    ``created``: when the request came (before it waited for the server's lock)."""
     kind = "translation.chunk" if translate else "transcription.chunk"
-    head = {"id": f"trsc-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()), "model": model}
+    head = {"id": f"trsc-{uuid.uuid4().hex}", "object": kind, "created": created, "model": model}
 
     def event(choices: list[dict], **more) -> str:
         return f"data: {json.dumps(head | {'choices': choices} | more)}\n\n"
