@@ -12,6 +12,8 @@ why."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -212,7 +214,11 @@ def test_a_tdt_model_is_served_with_times(tmp_path):
         long_answer = transcribe(url, wav(long_clip))
         too_long = transcribe(url, wav(np.zeros(301 * 16000, np.float32)))
         bad = transcribe(url, wav(clip), response_format="json", **{"timestamp_granularities[]": "word"})
+        streamed = transcribe(url, wav(clip), stream="true", stream_include_usage="true")  # the text at once
     runner.stop()
+    events = [json.loads(line[len("data: ") :]) for line in streamed.text.splitlines() if line.startswith("data: {")]
+    assert [e["choices"][0]["delta"]["content"] for e in events if e["choices"]] == [text[0]]
+    assert events[-1]["usage"]["completion_tokens"] == len(pieces[0]) and events[-1]["usage"]["prompt_tokens"] > 0
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"text": text[0]} == {"text": processor.batch_decode(timed.sequences, skip_special_tokens=True)[0]}
     assert verbose.status_code == 200, verbose.text

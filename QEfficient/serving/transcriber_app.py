@@ -5,13 +5,14 @@ family's ids, or a Parakeet transducer (RNN-T, TDT), decoded greedily as its gen
 Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV at
 the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, text, and
 for a model served with times the timed formats below). These models take no language hint and sample nothing, so
-Whisper's options that would change the answer (``language``, ``prompt``, a ``temperature`` above 0, and a transducer's
-``stream``) are refused, saying so; /v1/audio/translations answers that such a model does not
+Whisper's options that would change the answer (``language``, ``prompt``, a ``temperature`` above 0) are refused,
+saying so; /v1/audio/translations answers that such a model does not
 translate. A CTC model whose config names its samples per
 output frame (Wav2Vec2, HuBERT, WavLM, ...) reads up to 5 min in windows of its compiled 30 s, as transformers' pipeline
 reads audio with ``chunk_length_s=30``, and where its tokenizer gives word offsets (Wav2Vec2CTCTokenizer) answers
-with times too: the pipeline's word times. Another (Parakeet's CTC) reads up to 30 s in one pass, untimed. A CTC model
-streams (``stream``, json or text) as vLLM's transcription stream: each window's text as it is read (one pass: at once). A transducer
+with times too: the pipeline's word times. Another (Parakeet's CTC) reads up to 30 s in one pass, untimed. Every model
+streams (``stream``, json or text) as vLLM's transcription stream: a CTC model each window's text as it is read, a model
+read in one pass (a transducer too) all of it at once. A transducer
 answers with times (its tokens' times as transformers' processor decodes them from the durations, grouped into words)
 and reads up to 5 min in one pass, as transformers runs it. The timed formats: verbose_json, with segments (a sentence,
 or at most 30 s) and, with ``timestamp_granularities[]=word``, words; srt; vtt. Their verbose_json has no ``language``
@@ -52,7 +53,6 @@ MAX_LONG_AUDIO_BYTES = 40 * 1024 * 1024  # 5 min: 9.6 MB as 16-bit mono, 38.4 MB
 _REFUSED = {
     "language": "takes no language hint: it transcribes what it hears",
     "prompt": "takes no text before the audio",
-    "stream": "is served here without a stream (its text comes at once)",
 }
 
 
@@ -198,19 +198,25 @@ def create_transcriber_app(
         return audio
 
     async def streamed(audio: np.ndarray, name: str, include_usage: bool) -> StreamingResponse:
-        """vLLM's transcription stream over a CTC model: the text as each window is read (up to its last space: the next
-        window may end the word; a model read in one pass, all of it at once), then the finish reason, the usage where
-        asked (the frames read as prompt tokens, the transcript's tokens, repeats merged and blanks dropped, as
-        completion tokens), then [DONE]."""
+        """vLLM's transcription stream: a CTC model's text as each window is read (up to its last space: the next window
+        may end the word; a model read in one pass, or a transducer, all of it at once), then the finish reason, the
+        usage where asked (the encoder's frames as prompt tokens; the transcript's tokens, a CTC model's repeats merged
+        and blanks dropped, as completion tokens), then [DONE]."""
 
         def work(send) -> None:  # on the worker thread
+            if transducer:
+                out = model.generate(processor(audio, sampling_rate=rate, return_tensors="np"))
+                text = processor.batch_decode(out.sequences, skip_special_tokens=True)[0]
+                tokens = len(processor.decode(out.sequences, durations=out.durations, skip_special_tokens=True)[1][0])
+                nothing_sent = TextPieces(lambda ids: "", lambda piece: None)  # the whole text goes in the last event
+                send("done", text, nothing_sent, int(out.durations[0].sum()), tokens)  # the frames it walked
+                return
             pieces = TextPieces(lambda ids: model.frames_text(processor, np.asarray(ids)[None])[0], lambda piece: send("text", piece))
             text = model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS if windowed else None, on_window=pieces.add)["text"]
-            send("done", text, pieces)
+            blank = model.config.pad_token_id
+            send("done", text, pieces, len(pieces.tokens), sum(1 for token, _ in groupby(pieces.tokens) if token != blank))
 
-        def usage(pieces: TextPieces) -> dict:
-            frames, blank = len(pieces.tokens), model.config.pad_token_id
-            tokens = sum(1 for token, _ in groupby(pieces.tokens) if token != blank)
+        def usage(_pieces: TextPieces, frames: int, tokens: int) -> dict:
             return {"prompt_tokens": frames, "completion_tokens": tokens, "total_tokens": frames + tokens}
 
         created = int(time.time())
@@ -235,10 +241,9 @@ def create_transcriber_app(
         if untimed and any(k.startswith("timestamp_granularities") and v for k, v in fields):
             message = f"'{model_id}' is served without segment or word times: {untimed}. Leave 'timestamp_granularities' out."
             raise APIError(400, message, param="timestamp_granularities")
-        checked = ("timestamp_granularities",) if transducer else ("timestamp_granularities", "stream")  # above, or below
-        refused_fields([(k, v) for k, v in fields if not k.startswith(checked)], model_id, kind)
+        refused_fields([(k, v) for k, v in fields if not k.startswith(("timestamp_granularities", "stream"))], model_id, kind)
         audio = read_audio(audio_file)
-        if not transducer and form_flag(text_fields, "stream"):  # a CTC model: each window's text as it is read
+        if form_flag(text_fields, "stream"):
             if response_format not in ("json", "text"):
                 raise APIError(400, "A stream gives the text as it is transcribed: use response_format json or text.", param="stream")
             return await streamed(audio, text_fields.get("model") or model_id, form_flag(text_fields, "stream_include_usage"))
