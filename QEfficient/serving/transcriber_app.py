@@ -206,10 +206,9 @@ def create_transcriber_app(
         def work(send) -> None:  # on the worker thread
             if transducer:
                 out = model.generate(processor(audio, sampling_rate=rate, return_tensors="np"))
-                text = processor.batch_decode(out.sequences, skip_special_tokens=True)[0]
-                tokens = len(processor.decode(out.sequences, durations=out.durations, skip_special_tokens=True)[1][0])
+                texts, tokens = processor.decode(out.sequences, durations=out.durations, skip_special_tokens=True)
                 nothing_sent = TextPieces(lambda ids: "", lambda piece: None)  # the whole text goes in the last event
-                send("done", text, nothing_sent, int(out.durations[0].sum()), tokens)  # the frames it walked
+                send("done", texts[0], nothing_sent, int(out.durations[0].sum()), len(tokens[0]))  # the frames it walked
                 return
             pieces = TextPieces(lambda ids: model.frames_text(processor, np.asarray(ids)[None])[0], lambda piece: send("text", piece))
             text = model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS if windowed else None, on_window=pieces.add)["text"]
