@@ -1,16 +1,20 @@
 """CTC speech models: PyTorch (transformers) vs QEfficient, side by side in one process.
 
     .venv/bin/python benchmarks/bench_ctc.py [--threads 2] [--models wav2vec2-base parakeet-ctc-0.6b] [--mxfp6]
+    .venv/bin/python benchmarks/bench_ctc.py --long 120     # Wav2Vec2-base over 2 min in 30 s windows, with word times
 
 Real shapes with random weights (no weights are downloaded): Wav2Vec2-base (95M parameters, raw audio in) and
 Parakeet-CTC-0.6B (a FastConformer, 600M, its processor's log-mel spectrogram in). The test recording
 (tests/data/speech16k.wav, 7.8 s) at batch 1: seconds per transcription, median of 3 after a warm-up, the ratio to
-PyTorch, and the largest logit difference. Ratios matter, not absolute seconds.
+PyTorch, and the largest logit difference. ``--long SECONDS``: the recording repeated to that length, transcribed
+with word times in windows of 30 s by transformers' pipeline(chunk_length_s=30) and by QEFFAutoModelForCTC.transcribe
+with the same arguments (their answers compared). Ratios matter, not absolute seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -54,6 +58,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=["wav2vec2-base", "parakeet-ctc-0.6b"], choices=["wav2vec2-base", "parakeet-ctc-0.6b"])
     ap.add_argument("--mxfp6", action="store_true", help="also compile with mxfp6_matmul=True (int8 GEMMs)")
+    ap.add_argument("--long", type=float, default=None, help="seconds of audio for the windowed transcription (Wav2Vec2-base)")
     args = ap.parse_args()
     os.environ.setdefault("QEFF_HOME", scratch_dir("qeff-bench-ctc-"))
     import numpy as np
@@ -62,6 +67,8 @@ def main() -> None:
     from QEfficient import QEFFAutoModelForCTC
 
     torch.set_num_threads(args.threads)
+    if args.long:
+        return long_audio(args.long, args.threads)
     print(f"{cpu_model()}, {args.threads} threads, the 7.8 s test recording at batch 1; seconds per transcription (ratio to PyTorch)")
     for name in args.models:
         hf, inputs = build(name, Path(scratch_dir(f"qeff-bench-{name}-")))
@@ -96,6 +103,33 @@ def main() -> None:
                 f"diff| {float(np.abs(logits - reference).max()):.2f} (logits span {spread:.2f} per frame)",
                 flush=True,
             )
+
+
+def long_audio(seconds: float, threads: int) -> None:
+    """transformers' pipeline and QEFFAutoModelForCTC.transcribe over long audio in 30 s windows, with word times."""
+    import numpy as np
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor, pipeline
+
+    from QEfficient import QEFFAutoModelForCTC
+
+    folder = Path(scratch_dir("qeff-bench-wav2vec2-long-"))
+    hf, inputs = build("wav2vec2-base", folder)
+    letters = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONISRHDLUCMFWGYPBVKXJQZ'"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(letters)}))
+    processor = Wav2Vec2Processor(Wav2Vec2FeatureExtractor(), Wav2Vec2CTCTokenizer(str(folder / "vocab.json")))
+    audio = np.resize(inputs["input_values"][0].numpy(), int(seconds * 16000)).astype(np.float32)
+    asr = pipeline("automatic-speech-recognition", model=hf, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor)
+    model = QEFFAutoModelForCTC(hf, pretrained_model_name_or_path=str(folder))
+    model.compile(seq_len=model.window_samples(processor), batch_size=1, num_cores=threads)
+    options = dict(chunk_length_s=30, return_timestamps="word")
+    theirs = median_seconds(lambda: asr(audio.copy(), **options))
+    ours = median_seconds(lambda: model.transcribe(processor, audio, **options))
+    same = asr(audio.copy(), **options) == model.transcribe(processor, audio, **options)
+    print(f"{cpu_model()}, {threads} threads, Wav2Vec2-base (random weights), {seconds:g} s of audio in 30 s windows with word times:")
+    print(
+        f"  transformers' pipeline {theirs:.2f} s, QEfficient {ours:.2f} s ({theirs / ours:.2f}x); the same text and word times: {same}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
