@@ -33,13 +33,13 @@ def parse_with_extras(parser: argparse.ArgumentParser, argv: list[str] | None) -
     """Known arguments, plus unknown ``--key value`` pairs as compiler options (QEfficient's rule)."""
     args, rest = parser.parse_known_args(argv)
     extras: dict = {}
+    known = [option.lstrip("-").replace("-", "_") for action in parser._actions for option in action.option_strings]
     i = 0
     while i < len(rest):
         token = rest[i]
         if not token.startswith("--"):
             parser.error(f"unexpected argument '{token}'")
         key = token[2:].replace("-", "_")
-        known = [option.lstrip("-").replace("-", "_") for action in parser._actions for option in action.option_strings]
         close = [
             name  # not another option ending like one of ours (aic_num_cores), nor a flag's no_ form (stream, no_stream)
             for name in difflib.get_close_matches(key, known, n=3, cutoff=0.8)

@@ -167,8 +167,8 @@ class _Output:
     def __init__(self, path: str | os.PathLike, input_column: str) -> None:
         self.path, self.kind, self.input_column = Path(path), _format(path), input_column
         self.parts = 0
-        self.repair = b""  # what resume() writes over a JSONL output's end: its whole rows, then a newline if one lacks it
-        self.cut = None  # where resume() cuts it
+        self.cut = None  # where resume() cuts a JSONL output: after its last whole row
+        self.repair = b""  # what resume() writes there: a newline, where that row lacks one
 
     def written(self) -> list:
         """The input column of every complete row already written; a file that is not such an output is refused. Reads

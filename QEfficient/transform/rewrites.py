@@ -322,8 +322,7 @@ def superpoint_simple_nms(scores: torch.Tensor, nms_radius: int) -> torch.Tensor
 def granite_speech5_subsampling_forward(self, hidden_states, attention_mask=None, position_embeddings=None, **kwargs):
     """GraniteSpeech5EncoderSubsamplingBlock.forward with its pooling of frame pairs by reshape, not ``unfold`` (which
     does not export over a dynamic length); an odd last frame is dropped, as there."""
-    residual = hidden_states
-    hidden_states = residual + 0.5 * self.feed_forward1(self.norm_feed_forward1(hidden_states))
+    hidden_states = hidden_states + 0.5 * self.feed_forward1(self.norm_feed_forward1(hidden_states))
     attn_output, _ = self.self_attn(
         hidden_states=self.norm_self_att(hidden_states),
         attention_mask=attention_mask,
