@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from QEfficient.export.seq2seq_graph_specs import AUDIO_SEQ2SEQ_INPUTS
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
 from QEfficient.models.ctc import QEFFAutoModelForCTC
@@ -63,6 +64,10 @@ class QEFFCommonLoader:
             return QEFFAutoModelForImageTextToText
         if model_type == "whisper" and model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES:  # before: it has a causal-LM class too
             return QEFFAutoModelForSpeechSeq2Seq
+        if model_type in AUDIO_SEQ2SEQ_INPUTS:  # Moonshine, Speech2Text, SpeechEncoderDecoderModel
+            from QEfficient.models.speech_encoder_decoder import QEFFAutoModelForSpeechEncoderDecoder
+
+            return QEFFAutoModelForSpeechEncoderDecoder
         if model_type == "encoder-decoder":  # transformers' EncoderDecoderModel: a text encoder and a causal-LM decoder
             return QEFFAutoModelForSeq2SeqLM
         if model_type in SEQ2SEQ_TYPES and _whole_model(config):

@@ -186,14 +186,25 @@ def run_image_text(
 def _speech_class(model_name: str, cache_dir: str | None) -> type | None:
     """QEFFAutoModelForSpeechSeq2Seq, QEFFAutoModelForCTC, QEFFAutoModelForAudioClassification or a transducer's class
     (QEFFAutoModelForRNNT, QEFFAutoModelForTDT) when the model is one of those, else None."""
-    from QEfficient import QEFFAutoModelForAudioClassification, QEFFAutoModelForCTC, QEFFAutoModelForSpeechSeq2Seq
+    from QEfficient import (
+        QEFFAutoModelForAudioClassification,
+        QEFFAutoModelForCTC,
+        QEFFAutoModelForSpeechEncoderDecoder,
+        QEFFAutoModelForSpeechSeq2Seq,
+    )
     from QEfficient.base.common import QEFFCommonLoader
 
     try:
         cls = QEFFCommonLoader.model_class(model_name, cache_dir)
     except (OSError, ValueError, NotImplementedError):  # unknown configs: the causal-LM path reports those
         return None
-    speech = (QEFFAutoModelForSpeechSeq2Seq, QEFFAutoModelForCTC, QEFFAutoModelForAudioClassification, *_transducer_classes())
+    speech = (
+        QEFFAutoModelForSpeechSeq2Seq,
+        QEFFAutoModelForSpeechEncoderDecoder,
+        QEFFAutoModelForCTC,
+        QEFFAutoModelForAudioClassification,
+        *_transducer_classes(),
+    )
     return cls if cls in speech else None
 
 

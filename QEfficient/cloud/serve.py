@@ -100,10 +100,8 @@ def build_server(
         given |= {"img_size": img_size, "max_num_images": max_num_images, "mxint8_kv_cache": mxint8_kv_cache or None}
         named = [f"--{name}" for name, value in given.items() if value is not None]
         if named:
-            raise ValueError(
-                f"'{model_name}' is a CTC or transducer speech model (/v1/audio/transcriptions): {', '.join(named)} do not apply."
-            )
-        return open_transcriber_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
+            raise ValueError(f"'{model_name}' is a speech recognition model (/v1/audio/transcriptions): {', '.join(named)} do not apply.")
+        return open_transcriber_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides, ctx_len)
     if not gguf_file and (_is_seq2seq(model_name) or _is_vision_seq2seq(model_name)):  # encoder-decoders: one request at a time
         from QEfficient.serving.seq2seq_app import open_seq2seq_app
         from QEfficient.serving.vision_seq2seq_app import open_vision_seq2seq_app
@@ -222,11 +220,12 @@ def _is_vision_seq2seq(model_name: str) -> bool:
 
 
 def _is_ctc_or_transducer(model_name: str) -> bool:
-    """A CTC model or a transducer, served by serving/transcriber_app.py."""
-    from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForRNNT, QEFFAutoModelForTDT
+    """A CTC model, a transducer or a speech encoder-decoder other than Whisper, served by serving/transcriber_app.py."""
+    from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForRNNT, QEFFAutoModelForSpeechEncoderDecoder, QEFFAutoModelForTDT
     from QEfficient.cloud.infer import _speech_class
 
-    return _speech_class(model_name, None) in (QEFFAutoModelForCTC, QEFFAutoModelForRNNT, QEFFAutoModelForTDT)
+    served = (QEFFAutoModelForCTC, QEFFAutoModelForRNNT, QEFFAutoModelForTDT, QEFFAutoModelForSpeechEncoderDecoder)
+    return _speech_class(model_name, None) in served
 
 
 def _is_retriever(model_name: str) -> bool:

@@ -17,6 +17,7 @@ from QEfficient.export.graph_names import (
     GLOBAL_ATTENTION_MASK,
     INPUT_FEATURES,
     INPUT_IDS,
+    INPUT_VALUES,
     PIXEL_VALUES,
     POSITION_IDS,
     past_names,
@@ -120,6 +121,58 @@ class Seq2SeqEncoderGraphSpec:
     @staticmethod
     def specializations(batch_size: int, encoder_seq_len: int) -> dict[str, Any]:
         symbols = {"batch_size": str(batch_size), "encoder_seq_len": str(encoder_seq_len)}
+        return {"specializations": [{"name": "Encoder", "symbols": symbols}]}
+
+
+# speech encoder-decoder type -> what its encoder reads: raw 16 kHz samples [B, samples] or filter banks [B, frames, bins]
+AUDIO_SEQ2SEQ_INPUTS = {"moonshine": INPUT_VALUES, "speech_to_text": INPUT_FEATURES, "speech-encoder-decoder": INPUT_VALUES}
+
+
+@dataclass(frozen=True)
+class AudioSeq2SeqEncoderGraphSpec:
+    """A speech encoder-decoder's encoder graph (Moonshine, Speech2Text, SpeechEncoderDecoderModel): the audio
+    (``audio_input``: raw samples [B, samples] or filter-bank features [B, frames, bins]) and its mask in, every decoder
+    layer's cross-attention keys and values over the encoder's frames out, with those frames' mask, which the decoder's
+    cross-attention reads."""
+
+    num_layers: int
+    audio_input: str = field(default=INPUT_VALUES, kw_only=True)
+
+    @classmethod
+    def of_model_type(cls, num_layers: int, model_type: str) -> AudioSeq2SeqEncoderGraphSpec:
+        return cls(num_layers, audio_input=AUDIO_SEQ2SEQ_INPUTS[model_type])
+
+    @property
+    def input_names(self) -> tuple[str, str]:
+        return (self.audio_input, ATTENTION_MASK)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [*past_names(self.num_layers, "cross"), ENCODER_ATTENTION_MASK]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        axes = {name: {0: "batch_size", 1: "audio_len"} for name in self.input_names}
+        frames = {name: {0: "batch_size", 2: "encoder_seq_len"} for name in self.output_names[:-1]}
+        return {**axes, **frames, ENCODER_ATTENTION_MASK: {0: "batch_size", 1: "encoder_seq_len"}}
+
+    @staticmethod
+    def dummy_inputs(config) -> tuple:
+        """Two recordings for a model of ``config``, the second's last quarter padding: 4000 samples (a quarter second
+        at 16 kHz), or 32 frames of the model's filter-bank width."""
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        if AUDIO_SEQ2SEQ_INPUTS[config.model_type] == INPUT_VALUES:
+            audio = torch.randn(2, 4000, generator=generator)
+        else:
+            audio = torch.randn(2, 32, config.input_feat_per_channel * config.input_channels, generator=generator)
+        mask = torch.ones(2, audio.shape[1], dtype=torch.int64)
+        mask[1, -audio.shape[1] // 4 :] = 0
+        return audio, mask
+
+    @staticmethod
+    def specializations(batch_size: int) -> dict[str, Any]:
+        symbols = {"batch_size": str(batch_size), "audio_len": "0"}  # audio of any length
         return {"specializations": [{"name": "Encoder", "symbols": symbols}]}
 
 

@@ -216,7 +216,8 @@ class Seq2SeqGeneration:
     ) -> CloudAI100ExecInfo:
         """``encoder_inputs``: the encoder graph's inputs by name, one row per input (token ids and their mask, an
         image's pixels, or both); its ``attention_mask``, where it has one, is what the decoder's cross-attention
-        reads (else every encoder position), and its ``input_ids`` what the encoder n-gram rule reads.
+        reads (else every encoder position), unless the encoder graph outputs its positions' own mask after the cross
+        keys/values (an audio encoder's, subsampled by its convolutions), and its ``input_ids`` what the encoder n-gram rule reads.
         ``generation_len``: the most new tokens (None: the checkpoint's maximum, within the compiled ctx_len).
         ``decoder_prompt`` [inputs, P]: the decoder's first tokens, as transformers' ``decoder_input_ids`` once its
         start token rule is applied (None: the start token alone); the outputs begin with it.
@@ -293,6 +294,8 @@ class Seq2SeqGeneration:
             batch = {name: np.concatenate([v, np.repeat(v[-1:], self.batch_size - real, 0)]) for name, v in batch.items()}
         cross = self.encoder.run(None, batch)
         mask = batch.get(ATTENTION_MASK)
+        if len(cross) > len(self.cross_names):  # the encoder's own frames' mask (an audio encoder's, subsampled)
+            cross, mask = cross[: len(self.cross_names)], cross[len(self.cross_names)]
         if mask is None:  # every encoder position (an image's patches)
             mask = np.ones((self.batch_size, cross[0].shape[2]), np.int64)
         if per_input > 1 and not self.shared_cross:

@@ -17,20 +17,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForSpeechSeq2Seq, PreTrainedModel
+from transformers import AutoConfig, AutoModelForSpeechSeq2Seq, PreTrainedModel
 from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_FEATURES
 from QEfficient.export.onnx_export import export_speech_decoder_onnx, export_speech_encoder_onnx
-from QEfficient.export.seq2seq_graph_specs import SpeechDecoderGraphSpec, SpeechEncoderGraphSpec
+from QEfficient.export.seq2seq_graph_specs import AUDIO_SEQ2SEQ_INPUTS, SpeechDecoderGraphSpec, SpeechEncoderGraphSpec
 from QEfficient.generation.beam_search import beam_settings
 from QEfficient.generation.exec_kv import print_perf
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.generation.speech_generation import SpeechSeq2SeqGeneration, WhisperDecoding
 from QEfficient.generation.whisper_alignment import word_timestamps as word_timestamps_of
 from QEfficient.generation.whisper_longform import longform_settings
+from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
 from QEfficient.transform.whisper import QEffWhisperDecoder, QEffWhisperEncoder
@@ -51,7 +52,10 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
         name = type(model).__name__
         if not name.endswith("ForConditionalGeneration") or getattr(model.config, "model_type", None) != "whisper":
-            raise TypeError(f"{name} is not a Whisper model (WhisperForConditionalGeneration); QEFFAutoModelForSpeechSeq2Seq runs Whisper.")
+            raise TypeError(
+                f"{name} is not a Whisper model (WhisperForConditionalGeneration); QEFFAutoModelForSpeechSeq2Seq runs Whisper "
+                f"(its from_pretrained loads {', '.join(AUDIO_SEQ2SEQ_INPUTS)} as QEFFAutoModelForSpeechEncoderDecoder)."
+            )
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None))
         self.hf = model.eval()
         self.encoder = QEffWhisperEncoder(self.hf)
@@ -59,6 +63,23 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         self.hash_params["alignment_heads"] = self.decoder.alignment_heads  # the decoder graph outputs their attention
         self.qpc_paths: dict[str, Path] | None = None
         self._processor = None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """Whisper; the other speech encoder-decoders (Moonshine, Speech2Text, SpeechEncoderDecoderModel) load as
+        QEFFAutoModelForSpeechEncoderDecoder, as transformers' AutoModelForSpeechSeq2Seq loads each its own class."""
+        folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+        model_type = AutoConfig.from_pretrained(folder).model_type
+        if model_type in AUDIO_SEQ2SEQ_INPUTS:
+            from QEfficient.models.speech_encoder_decoder import QEFFAutoModelForSpeechEncoderDecoder
+
+            return QEFFAutoModelForSpeechEncoderDecoder.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if model_type != "whisper":  # before any weight is read
+            raise NotImplementedError(
+                f"Speech model type {model_type!r} is not supported by QEFFAutoModelForSpeechSeq2Seq (supported: whisper, "
+                f"{', '.join(AUDIO_SEQ2SEQ_INPUTS)})."
+            )
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     def compile(
         self,

@@ -1,6 +1,9 @@
 """OpenAI's transcription API over a CTC speech model (Wav2Vec2, HuBERT, WavLM, Data2VecAudio, Parakeet, ...
 ``ForCTC``), decoded greedily as QEFFAutoModelForCTC.generate and transformers' examples decode each
-family's ids, or a Parakeet transducer (RNN-T, TDT), decoded greedily as its generate does (QEFFAutoModelForTDT).
+family's ids, a Parakeet transducer (RNN-T, TDT), decoded greedily as its generate does (QEFFAutoModelForTDT), or a
+speech encoder-decoder other than Whisper (Moonshine, Speech2Text, SpeechEncoderDecoderModel), decoded greedily as
+transformers' generate decodes it with the checkpoint's generation config (QEFFAutoModelForSpeechEncoderDecoder): up to
+30 s in one pass, untimed, streamed token by token.
 
 Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV at
 the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, text, and
@@ -36,7 +39,7 @@ from QEfficient.serving.app import openai_app_basics, read_limited_body, single_
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.speech_app import form_flag, read_form, subtitles, timestamp_granularities
-from QEfficient.serving.worker_stream import TextPieces, transcription_events, worker_items
+from QEfficient.serving.worker_stream import RowsStreamer, TextPieces, transcription_events, worker_items
 from QEfficient.utils.audio import SAMPLING_RATE, decode_wav
 
 MAX_SECONDS = WINDOW_SECONDS  # a CTC model's compiled length: its one pass, or its windows
@@ -47,6 +50,9 @@ SENTENCE_ENDS = (".", "?", "!")  # a segment ends with a word ending so (NeMo's 
 MAX_SEGMENT_SECONDS = 30  # or before a word that would take it longer (a Whisper segment is within a 30 s window)
 MIN_SAMPLES = 400  # 25 ms at 16 kHz: what Wav2Vec2's first convolution reads
 _TIMED = ("verbose_json", "srt", "vtt")  # the formats with times
+# the kinds of model served here, as the answers name them
+CTC, TRANSDUCER, ENCODER_DECODER = "CTC model", "transducer", "speech encoder-decoder"
+_UNTIMED_TOKENS = "its tokens carry no times"  # an encoder-decoder's (Moonshine's, Speech2Text's)
 DEFAULT_MAX_AUDIO_BYTES = 16 * 1024 * 1024  # 30 s of 16 kHz audio is 1 MB as 16-bit mono, 4 MB as 32-bit stereo
 MAX_LONG_AUDIO_BYTES = 40 * 1024 * 1024  # 5 min: 9.6 MB as 16-bit mono, 38.4 MB as 32-bit stereo
 # Whisper's form fields that the models served here cannot honour, with why
@@ -147,16 +153,19 @@ def create_transcriber_app(
     served_names: list[str] | None = None,
     api_key: str | None = None,
     max_body_bytes: int | None = None,
-    transducer: bool = False,
+    kind: str = CTC,
 ) -> FastAPI:
     """The app over a compiled QEFFAutoModelForCTC (compiled for MAX_SECONDS) and its processor (feature extractor and
     tokenizer): audio of up to MAX_LONG_SECONDS in windows of MAX_SECONDS where the model's config names its samples per
-    frame, timed where its tokenizer gives word offsets, else up to MAX_SECONDS in one pass, untimed; or,
-    ``transducer``, over a compiled Parakeet transducer (QEFFAutoModelForTDT, ...RNNT), whose durations time each token
-    as transformers' processor reads them, audio of up to MAX_LONG_SECONDS. ``max_body_bytes``: the upload limit
-    (default: DEFAULT_MAX_AUDIO_BYTES for 30 s, MAX_LONG_AUDIO_BYTES for 5 min)."""
-    windowed = not transducer and model.window_samples(processor) is not None  # a CTC model read in windows
-    kind, untimed = ("transducer", None) if transducer else ("CTC model", model.timestamps_refusal(processor))
+    frame, timed where its tokenizer gives word offsets, else up to MAX_SECONDS in one pass, untimed; or, ``kind``
+    TRANSDUCER, over a compiled Parakeet transducer (QEFFAutoModelForTDT, ...RNNT), whose durations time each token
+    as transformers' processor reads them, audio of up to MAX_LONG_SECONDS; or, ``kind`` ENCODER_DECODER, over a
+    compiled QEFFAutoModelForSpeechEncoderDecoder (Moonshine, Speech2Text), decoded greedily, audio of up to MAX_SECONDS,
+    untimed. ``max_body_bytes``: the upload limit (default: DEFAULT_MAX_AUDIO_BYTES for 30 s, MAX_LONG_AUDIO_BYTES for
+    5 min)."""
+    transducer, encoder_decoder = kind == TRANSDUCER, kind == ENCODER_DECODER
+    windowed = kind == CTC and model.window_samples(processor) is not None  # a CTC model read in windows
+    untimed = {CTC: lambda: model.timestamps_refusal(processor), TRANSDUCER: lambda: None}.get(kind, lambda: _UNTIMED_TOKENS)()
     max_seconds = MAX_LONG_SECONDS if transducer or windowed else MAX_SECONDS
     if max_body_bytes is None:
         max_body_bytes = MAX_LONG_AUDIO_BYTES if max_seconds == MAX_LONG_SECONDS else DEFAULT_MAX_AUDIO_BYTES
@@ -169,6 +178,8 @@ def create_transcriber_app(
     single_model_routes(app, model_id, lock.locked)
 
     def transcript(audio) -> str:
+        if encoder_decoder:
+            return model.transcribe(audio, processor).texts[0]
         if windowed:
             return model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS)["text"]
         return model.generate(processor, audio)[0]
@@ -204,6 +215,14 @@ def create_transcriber_app(
         and blanks dropped, as completion tokens), then [DONE]."""
 
         def work(send) -> None:  # on the worker thread
+            if encoder_decoder:  # each token's text as it is decoded (held back while it splits a character), as vLLM's
+                decode = lambda ids: model.text_of(processor, ids)  # noqa: E731
+                streamer = RowsStreamer(decode, lambda _row, piece, _step: send("text", piece) if piece else None, open_words=False)
+                inputs = processor(audio, sampling_rate=rate, return_tensors="np")
+                info = model.generate(inputs, processor=processor, streamer=streamer)
+                row = streamer.rows[0]
+                send("done", info.texts[0], row, model.encoder_positions(inputs)[0], streamer.generated(0))
+                return
             if transducer:
                 out = model.generate(processor(audio, sampling_rate=rate, return_tensors="np"))
                 texts, tokens = processor.decode(out.sequences, durations=out.durations, skip_special_tokens=True)
@@ -267,12 +286,19 @@ def sampling_rate(processor) -> int:
 
 
 def open_transcriber_app(
-    model_name: str, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None, hf_overrides=None
+    model_name: str,
+    num_cores: int,
+    mxfp6_matmul: bool,
+    api_key: str | None,
+    max_body_bytes: int | None,
+    hf_overrides=None,
+    ctx_len: int = 128,
 ) -> tuple[FastAPI, NoRunner]:
-    """(app, runner) for a CTC model's folder (compiled for MAX_SECONDS: its one pass, or its windows) or a Parakeet
-    transducer's (its graphs take any length), with its processor; a generation config a transducer's greedy loop does not apply is
-    refused at start."""
-    from QEfficient import QEFFAutoModelForCTC
+    """(app, runner) for a CTC model's folder (compiled for MAX_SECONDS: its one pass, or its windows), a Parakeet
+    transducer's (its graphs take any length) or a speech encoder-decoder's (Moonshine, Speech2Text: its decoder compiled
+    for ``ctx_len`` tokens, within its position table), with its processor; a generation config a transducer's greedy
+    loop does not apply is refused at start."""
+    from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForSpeechEncoderDecoder
     from QEfficient.base.common import QEFFCommonLoader
     from QEfficient.utils.tokenizer import load_hf_processor
 
@@ -281,14 +307,18 @@ def open_transcriber_app(
     processor = load_hf_processor(model.local_model_dir)
     rate = sampling_rate(processor)
     check_sampling_rate(rate, model_name)
-    ctc = model_class is QEFFAutoModelForCTC
-    if not ctc:
+    ctc, encoder_decoder = model_class is QEFFAutoModelForCTC, model_class is QEFFAutoModelForSpeechEncoderDecoder
+    kind = CTC if ctc else ENCODER_DECODER if encoder_decoder else TRANSDUCER
+    if kind == TRANSDUCER:
         model.decoding_rule()  # a generation config the greedy loop does not apply is refused at start, not per request
-    # a CTC model's windows (whole frames), or its one pass; a transducer's graphs take any length
+    # a CTC model's windows (whole frames), or its one pass; an encoder-decoder's decoder slots; a transducer's graphs
+    # take any length
     length = {"seq_len": model.window_samples(processor) or MAX_SECONDS * rate} if ctc else {}
+    if encoder_decoder:
+        length = {"ctx_len": min(ctx_len, model.decoder_positions())}
     model.compile(**length, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     app = create_transcriber_app(
-        model, processor, model.model_name, served_names=[model_name], api_key=api_key, max_body_bytes=max_body_bytes, transducer=not ctc
+        model, processor, model.model_name, served_names=[model_name], api_key=api_key, max_body_bytes=max_body_bytes, kind=kind
     )
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()

@@ -16,12 +16,13 @@ PROVEN_ENCODERS = ("bert", "roberta")
 PROVEN_DECODERS = ("bert", "gpt2")
 
 
-def unproven_halves(config) -> str | None:
-    """What is not proven of an EncoderDecoderModel's ``config`` ("a 'longformer' encoder"), or None."""
-    if config.encoder.model_type not in PROVEN_ENCODERS:
-        return f"a {config.encoder.model_type!r} encoder (proven: {', '.join(PROVEN_ENCODERS)})"
-    if config.decoder.model_type not in PROVEN_DECODERS:
-        return f"a {config.decoder.model_type!r} decoder (proven: {', '.join(PROVEN_DECODERS)})"
+def unproven_halves(config, encoders: tuple[str, ...] = PROVEN_ENCODERS, decoders: tuple[str, ...] = PROVEN_DECODERS) -> str | None:
+    """What is not proven of an EncoderDecoderModel's ``config`` ("a 'longformer' encoder"), or None; ``encoders`` and
+    ``decoders``: the proven types (a SpeechEncoderDecoderModel's others)."""
+    if config.encoder.model_type not in encoders:
+        return f"a {config.encoder.model_type!r} encoder (proven: {', '.join(encoders)})"
+    if config.decoder.model_type not in decoders:
+        return f"a {config.decoder.model_type!r} decoder (proven: {', '.join(decoders)})"
     return None
 
 

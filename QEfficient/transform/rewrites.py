@@ -30,6 +30,8 @@ or assumes a cache that grows with the sequence.
   example's rows: here by masked sums.
 * Granite Speech 5's encoder pools pairs of frames with ``unfold``, which does not export over a dynamic length: here by
   reshape.
+* Moonshine's encoder counts its frames with ``int()``, which tracing turns into the example's count: here in tensor
+  arithmetic.
 * Grounding DINO splits its prompt into phrases with ``isin`` and running maxima, which have no ONNX export: here by
   comparisons over positions (adapters/grounding_dino.py).
 """
@@ -364,8 +366,17 @@ def wav2vec2_bert_xvector_forward(self, input_features, attention_mask=None, lab
     return XVectorOutput(logits=self.classifier(embeddings), embeddings=embeddings)
 
 
+def moonshine_output_lengths(self, input_lengths):
+    """MoonshinePreTrainedModel._get_feat_extract_output_lengths without ``int()``, which tracing turns into the
+    example's length: the same whole numbers for any audio of 127 samples or more."""
+    first = (input_lengths - 127) // 64 + 1
+    second = (first - 7) // 3 + 1
+    return (second - 3) // 2 + 1
+
+
 # class name -> {method name: replacement}
 REWRITES = {
+    "MoonshineEncoder": {"_get_feat_extract_output_lengths": moonshine_output_lengths},
     "Wav2Vec2BertForXVector": {"forward": wav2vec2_bert_xvector_forward},
     "GraniteSpeech5EncoderSubsamplingBlock": {"forward": granite_speech5_subsampling_forward},
     "PatchTSTPatchify": {"forward": patchify_forward},

@@ -88,7 +88,10 @@ class QEffVisionSeq2SeqEncoder(nn.Module):
         return tuple(t[:1] for t in self.dummy_inputs())
 
     def _fill(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        hidden = self.encoded(*inputs)
+        return self._filled(self.encoded(*inputs))
+
+    def _filled(self, hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every decoder layer's cross keys and values over ``hidden`` (the encoder's output)."""
         # caches without a config: their layers are the decoder's (an mBART decoder's config counts its encoder's)
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         start = torch.zeros(hidden.shape[0], 1, dtype=torch.int64)

@@ -1,0 +1,214 @@
+"""QEFFAutoModelForSpeechEncoderDecoder: the speech encoder-decoders other than Whisper (Moonshine, Speech2Text,
+transformers' SpeechEncoderDecoderModel) as two graphs, as the text encoder-decoders run: the audio encoder's cross
+keys/values and frame mask bound to a retained-state decoder step (transform/speech_seq2seq.py); greedy, sampled or
+beam-search tokens equal to transformers' ``generate`` (generation/seq2seq_generation.py).
+
+QEfficient has no such class; ``QEFFAutoModelForSpeechSeq2Seq.from_pretrained`` returns this one for such a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForSpeechSeq2Seq, PreTrainedModel
+
+from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_FEATURES, INPUT_VALUES
+from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_seq2seq_encoder_onnx
+from QEfficient.export.seq2seq_graph_specs import AUDIO_SEQ2SEQ_INPUTS, AudioSeq2SeqEncoderGraphSpec
+from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.models.base import EncoderDecoderModel, usable_positions
+from QEfficient.models.seq2seq_lm import ALLOW_ANY, QEFFAutoModelForSeq2SeqLM
+from QEfficient.transform.rewrites import apply_rewrites
+from QEfficient.transform.speech_seq2seq import SPEECH_ENCODER_DECODER, QEffSpeechSeq2SeqDecoder, QEffSpeechSeq2SeqEncoder, unproven_halves
+from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
+
+SAMPLING_RATE = 16000
+# the fewest samples Moonshine's three convolutions (kernels 127, 7, 3; strides 64, 3, 2) leave a frame of
+MOONSHINE_SHORTEST = 127 + 64 * (7 - 1 + 3 * (3 - 1))
+
+
+class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
+    """>>> model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained("path/to/moonshine-tiny")  # this class
+    >>> model.compile(ctx_len=64)
+    >>> model.generate(inputs=processor(audio, sampling_rate=16000, return_tensors="pt"), generation_len=40).texts
+
+    ``generate(inputs, generation_len)`` as QEFFAutoModelForSpeechSeq2Seq takes it (``inputs``: the processor's output,
+    or the audio array: Moonshine's and Wav2Vec2's ``input_values``, Speech2Text's ``input_features``, with their
+    ``attention_mask`` where the processor gives one); transformers' spelling ``generate(input_values, max_new_tokens=40)``
+    works too. The rest as QEFFAutoModelForSeq2SeqLM.generate (beams, sampling, streamer, forced_bos_token_id for a
+    multilingual Speech2Text's target language). Texts are decoded with the checkpoint's tokenizer."""
+
+    auto_class = AutoModelForSpeechSeq2Seq
+    graph_kind = "speech-seq2seq"
+    export_graphs = (export_seq2seq_encoder_onnx, export_seq2seq_decoder_onnx)
+
+    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
+        kind = getattr(getattr(model, "config", None), "model_type", None)
+        if kind not in AUDIO_SEQ2SEQ_INPUTS:
+            hint = "load Whisper with QEFFAutoModelForSpeechSeq2Seq" if kind == "whisper" else f"it runs {', '.join(AUDIO_SEQ2SEQ_INPUTS)}"
+            raise TypeError(f"{type(model).__name__} is not a speech encoder-decoder this class runs: {hint}.")
+        unproven = unproven_halves(model.config) if kind == SPEECH_ENCODER_DECODER else None
+        if unproven and os.environ.get(ALLOW_ANY) != "1":
+            raise NotImplementedError(f"A SpeechEncoderDecoderModel with {unproven} is not proven here; {ALLOW_ANY}=1 tries it anyway.")
+        EncoderDecoderModel.__init__(self, model, kwargs.pop("pretrained_model_name_or_path", None))
+        self.hf = model.eval()
+        apply_rewrites(self.hf)  # methods that do not export as transformers writes them (transform/rewrites.py)
+        self.encoder = QEffSpeechSeq2SeqEncoder(self.hf, AudioSeq2SeqEncoderGraphSpec)
+        kv = self.encoder.kv_shape()
+        if kind == SPEECH_ENCODER_DECODER:  # a causal-LM decoder: the image encoder-decoders' step
+            self.decoder = QEffVisionSeq2SeqDecoder(self.hf, self.encoder.num_layers, kv)
+        else:
+            self.decoder = QEffSpeechSeq2SeqDecoder(self.hf, self.encoder.num_layers, kv)
+        self.qpc_paths = None
+        self._processor = None
+
+    @property
+    def audio_input(self) -> str:
+        """The encoder graph's audio input: ``input_values`` (raw samples) or ``input_features`` (filter banks)."""
+        return AUDIO_SEQ2SEQ_INPUTS[self.config.model_type]
+
+    def _check_max_positions(self, name: str, length: int, config=None) -> None:
+        """``ctx_len`` within the decoder's position table (Speech2Text's ``max_target_positions``)."""
+        config = config or self._decoder_config()
+        table = getattr(config, "max_target_positions", None)
+        if table is None:
+            super()._check_max_positions(name, length, config)
+        elif length > table:
+            raise ValueError(f"{name} ({length}) exceeds the model's max_target_positions ({table}).")
+
+    def _decoder_config(self):
+        return self.hf.decoder.config if self.config.model_type == SPEECH_ENCODER_DECODER else self.config
+
+    def decoder_positions(self) -> int:
+        """The most decoder slots (``ctx_len``) its position table serves."""
+        config = self._decoder_config()
+        return getattr(config, "max_target_positions", None) or usable_positions(config)
+
+    def encoder_positions(self, inputs) -> list[int]:
+        """Each recording's encoder frames (the positions its cross-attention reads), from its mask's length, as the
+        model counts them."""
+        lengths = torch.from_numpy(self._inputs(None, None, inputs)[ATTENTION_MASK].sum(-1))
+        encoder = self.hf.encoder if self.config.model_type == SPEECH_ENCODER_DECODER else self.hf.get_encoder()
+        return [int(n) for n in encoder._get_feat_extract_output_lengths(lengths)]
+
+    def _encoder_specializations(self, batch_size: int) -> dict:
+        return AudioSeq2SeqEncoderGraphSpec.specializations(batch_size)
+
+    def processor(self) -> Any:
+        """The checkpoint's processor (transformers' AutoProcessor), loaded once."""
+        if self._processor is None:
+            if self.local_model_dir is None:
+                raise ValueError("This model was not loaded from a folder: pass generate() its processor or tokenizer.")
+            from transformers import AutoProcessor
+
+            self._processor = AutoProcessor.from_pretrained(self.local_model_dir)
+        return self._processor
+
+    def generate(self, inputs=None, generation_len: int | None = None, *args, **kwargs) -> CloudAI100ExecInfo:
+        """See the class docstring: ``inputs`` the processor's output (or the audio array), or, as the text
+        encoder-decoders take it, a tokenizer/processor first with ``inputs=`` after it."""
+        tokenizer = kwargs.pop("processor", None) or kwargs.pop("tokenizer", None)
+        if callable(inputs) and not isinstance(inputs, (np.ndarray, torch.Tensor)):  # generate(processor, inputs=...)
+            if isinstance(generation_len, (str, list, tuple)):  # generate(tokenizer, prompts): the text models' spelling
+                raise ValueError("A speech encoder-decoder reads audio, not prompts: pass inputs=processor(audio, sampling_rate=16000).")
+            tokenizer, inputs = inputs, kwargs.pop("inputs", None)
+        elif "inputs" in kwargs:
+            if inputs is not None:
+                raise ValueError("Pass the audio once: generate(inputs) or generate(inputs=...).")
+            inputs = kwargs.pop("inputs")
+        if args:
+            raise TypeError("generate() takes the audio and generation_len positionally; pass the other options by name.")
+        for name in (INPUT_VALUES, INPUT_FEATURES):
+            if name in kwargs:
+                if inputs is not None:
+                    raise ValueError(f"Pass the audio once: inputs or {name}=.")
+                inputs = {name: kwargs.pop(name)}
+        mask = kwargs.pop(ATTENTION_MASK, None)
+        if mask is not None:  # transformers' spelling: the audio and its mask as arguments of their own
+            if isinstance(inputs, (np.ndarray, torch.Tensor, list)):
+                inputs = {self.audio_input: inputs}
+            if not hasattr(inputs, "get") or inputs.get(ATTENTION_MASK) is not None:
+                raise ValueError("Pass the attention_mask once, with the audio: generate(input_values, attention_mask=...).")
+            inputs = {**inputs, ATTENTION_MASK: mask}
+        if tokenizer is None and self.local_model_dir is not None:
+            tokenizer = self._checkpoint_tokenizer()
+        return super().generate(tokenizer, inputs=inputs, generation_len=generation_len, **kwargs)
+
+    def _checkpoint_tokenizer(self) -> Any:
+        """The checkpoint's tokenizer for the texts (its processor's, else its own), or None where its folder has none."""
+        try:
+            return getattr(self.processor(), "tokenizer", self.processor())
+        except (OSError, ValueError, TypeError):
+            from transformers import AutoTokenizer
+
+            try:
+                return AutoTokenizer.from_pretrained(self.local_model_dir)
+            except (OSError, ValueError, TypeError):
+                return None
+
+    def text_of(self, tokenizer, ids) -> str:
+        return getattr(tokenizer, "tokenizer", tokenizer).decode(ids, skip_special_tokens=True)
+
+    def _inputs(self, tokenizer, prompts, inputs) -> dict[str, np.ndarray]:
+        """{the audio input [N, samples] or [N, frames, bins] float32, attention_mask [N, samples or frames] int64}."""
+        if prompts is not None:
+            raise ValueError("A speech encoder-decoder reads audio, not prompts: pass inputs=processor(audio, sampling_rate=16000).")
+        if inputs is None:
+            raise ValueError("generate() needs the audio: inputs=processor(audio, sampling_rate=16000, return_tensors='pt').")
+        name = self.audio_input
+        if isinstance(inputs, (np.ndarray, torch.Tensor, list)):
+            inputs = {name: inputs}
+        audio = inputs.get(name) if hasattr(inputs, "get") else None
+        if audio is None:
+            given = sorted(inputs) if hasattr(inputs, "keys") else type(inputs).__name__
+            raise ValueError(f"inputs has no {name} (it has {given}): pass this model's processor's output.")
+        audio = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio, np.float32)
+        features = name == INPUT_FEATURES
+        if audio.ndim == (2 if features else 1):
+            audio = audio[None]
+        bins = self.config.input_feat_per_channel * self.config.input_channels if features else None
+        if audio.ndim != (3 if features else 2) or audio.shape[1] == 0 or (features and audio.shape[2] != bins):
+            want = f"[batch, frames, {bins}] (filter banks)" if features else "[batch, samples] (16 kHz audio)"
+            raise ValueError(f"{name} must be {want}, got {list(audio.shape)}.")
+        mask = inputs.get(ATTENTION_MASK)
+        mask = np.ones(audio.shape[:2], np.int64) if mask is None else np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask)
+        if mask.shape != audio.shape[:2]:
+            axis = "frames" if features else "samples"
+            raise ValueError(f"attention_mask must be [batch, {axis}] {list(audio.shape[:2])}, got {list(mask.shape)}.")
+        self._check_audio_length(audio.shape[1])
+        return {name: audio, ATTENTION_MASK: mask.astype(np.int64)}
+
+    def transcribe(self, audio: np.ndarray, processor, generation_len: int | None = None, **whisper_options) -> CloudAI100ExecInfo:
+        """One recording at the processor's rate (16 kHz), through ``processor``, as QEFFAutoModelForSpeechSeq2Seq's
+        ``transcribe`` takes it (``infer --audio_path``); Whisper's own options (language, task, timestamps) are refused
+        where set: these models transcribe without them."""
+        given = sorted(k for k, v in whisper_options.items() if v not in (None, False))
+        if given:
+            raise ValueError(f"{given}: Whisper's options; a {self.config.model_type} model transcribes without them (leave them out).")
+        audio = np.asarray(audio, np.float32)
+        if audio.ndim != 1 or audio.size == 0:
+            raise ValueError(f"audio must be one mono recording, a non-empty 1-D array; got shape {list(audio.shape)}.")
+        rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", SAMPLING_RATE)
+        inputs = processor(audio, sampling_rate=rate, return_tensors="np")
+        return self.generate(inputs, generation_len, processor=processor)
+
+    def _check_audio_length(self, length: int) -> None:
+        """Audio the encoder's convolutions leave frames of, within its position table where it has one."""
+        if self.config.model_type == "moonshine" and length < MOONSHINE_SHORTEST:
+            raise ValueError(f"The audio is too short: {length} samples; Moonshine's encoder reads {MOONSHINE_SHORTEST} at least.")
+        if self.config.model_type == "speech_to_text":  # its sinusoidal table, as exported (positions after the pad id)
+            frames = length
+            for _ in range(self.config.num_conv_layers):
+                frames = (frames - 1) // 2 + 1
+            rows = self.hf.get_encoder().embed_positions.weights.shape[0]
+            if self.config.pad_token_id + frames >= rows:
+                longest = (rows - 1 - self.config.pad_token_id) * 2**self.config.num_conv_layers
+                raise ValueError(
+                    f"The audio is too long: {length} frames; the encoder's position table reads {longest} at most (split the audio)."
+                )
+
+
+__all__ = ["QEFFAutoModelForSpeechEncoderDecoder", "SAMPLING_RATE"]
