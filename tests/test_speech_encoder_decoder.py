@@ -202,11 +202,11 @@ def test_bad_inputs_say_what_to_pass(speech_models):
         model.generate(np.zeros((1, 401, 16), np.float32))
     with pytest.raises(TypeError, match="QEFFAutoModelForSpeechEncoderDecoder"):
         QEFFAutoModelForSpeechSeq2Seq(hf)
-    voxtral = folder.parent / "voxtral"  # an audio-LLM of transformers' speech auto class: refused before its weights
-    voxtral.mkdir()
-    (voxtral / "config.json").write_text(json.dumps({"model_type": "voxtral"}))
-    with pytest.raises(NotImplementedError, match="'voxtral' is not supported .* whisper, moonshine, speech_to_text"):
-        QEFFAutoModelForSpeechSeq2Seq.from_pretrained(voxtral)
+    granite = folder.parent / "granite_speech"  # an audio-LLM of transformers' speech auto class: refused before its weights
+    granite.mkdir()
+    (granite / "config.json").write_text(json.dumps({"model_type": "granite_speech"}))
+    with pytest.raises(NotImplementedError, match="'granite_speech' is not supported .* whisper, moonshine, .*, voxtral"):
+        QEFFAutoModelForSpeechSeq2Seq.from_pretrained(granite)
     with pytest.raises(NotImplementedError, match="'data2vec-audio' encoder .* QEFF_ALLOW_ANY_ARCHITECTURE=1"):
         from transformers import Data2VecAudioConfig
 

@@ -14,6 +14,7 @@ from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
 from QEfficient.models.seq2seq_lm import SUPPORTED_TYPES as SEQ2SEQ_TYPES
 from QEfficient.models.seq2seq_lm import QEFFAutoModelForSeq2SeqLM
 from QEfficient.models.speech_seq2seq import QEFFAutoModelForSpeechSeq2Seq
+from QEfficient.transform.vision_adapters import AUDIO_ADAPTERS
 
 
 class QEFFCommonLoader:
@@ -60,8 +61,8 @@ class QEFFCommonLoader:
             return IMAGE_SEQ2SEQ_CLASSES[model_type]
         if unmapped_causal_lm_class(config) is not None:  # mistral4: its image-text entry is the text-only causal LM
             return QEFFAutoModelForCausalLM
-        if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:  # checked first, as in QEfficient
-            return QEFFAutoModelForImageTextToText
+        if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES or model_type in AUDIO_ADAPTERS:  # first, as in QEfficient
+            return QEFFAutoModelForImageTextToText  # audio-text models (Voxtral) too: audio chunks in the place of images
         if model_type == "whisper" and model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES:  # before: it has a causal-LM class too
             return QEFFAutoModelForSpeechSeq2Seq
         if model_type in AUDIO_SEQ2SEQ_INPUTS:  # Moonshine, Speech2Text, SpeechEncoderDecoderModel

@@ -140,7 +140,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         with_hf_overrides(folder, with_load_defaults(kwargs))  # vLLM's hf_overrides, sub-configs merged
         get_vision_adapter(kwargs["config"])  # an unsupported architecture fails before any weight is read
         with weights_fit(overrides):
-            model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
+            model = _auto_class(kwargs["config"].model_type).from_pretrained(folder, **kwargs)
         obj = cls(
             model,
             kv_offload=bool(kv_offload),
@@ -388,6 +388,11 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         frames) with ``processor`` and ``prompts``; images and videos may share a batch and a prompt."""
         if not self.adapter.takes_videos and (videos is not None or (inputs is not None and inputs.get("pixel_values_videos") is not None)):
             raise NotImplementedError(f"Video input is not supported for {self.config.model_type} yet: pass images.")
+        if self.adapter.takes_audio and (images is not None or videos is not None):
+            raise ValueError(
+                f"{self.config.model_type} reads audio, not images: pass inputs= its processor's output (input_ids with the "
+                "audio tokens, input_features)."
+            )
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
         include_sampler = kwargs.pop("include_sampler", None)
@@ -480,7 +485,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         try:
             return self.adapter.vision_inputs(inputs, self.img_size, self.config)
         except Exception as err:
-            pixels = [v for name, v in inputs.items() if "pixel_values" in name and v is not None and np.size(v)]
+            media = ("pixel_values", "input_features")  # images, videos; an audio-text model's chunks (Voxtral)
+            pixels = [v for name, v in inputs.items() if any(m in name for m in media) and v is not None and np.size(v)]
             if any(np.isin(tokens, self.lang_model.image_token_id).any() for tokens in token_lists):
                 if not pixels:
                     raise ValueError(
@@ -558,3 +564,15 @@ def _prompt_rope(adapter: VisionLanguageAdapter, config) -> PromptRope | None:
     if type(adapter).prompt_positions is VisionLanguageAdapter.prompt_positions:
         return None
     return MultimodalRope(int(config.image_token_id), int(config.vision_config.spatial_merge_size))
+
+
+def _auto_class(model_type: str) -> type:
+    """transformers' auto class for an image-text (or audio-text: Voxtral) model type: AutoModelForImageTextToText,
+    else its superset AutoModelForMultimodalLM."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        return AutoModelForImageTextToText
+    from transformers import AutoModelForMultimodalLM
+
+    return AutoModelForMultimodalLM

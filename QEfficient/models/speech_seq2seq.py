@@ -34,6 +34,7 @@ from QEfficient.generation.whisper_longform import longform_settings
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import EncoderDecoderModel
 from QEfficient.runtime.ort_session import open_artifact_session, open_kv_session
+from QEfficient.transform.vision_adapters import AUDIO_ADAPTERS
 from QEfficient.transform.whisper import QEffWhisperDecoder, QEffWhisperEncoder
 from QEfficient.utils.checks import check_generation_len, check_positive
 
@@ -67,17 +68,22 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         """Whisper; the other speech encoder-decoders (Moonshine, Speech2Text, SpeechEncoderDecoderModel) load as
-        QEFFAutoModelForSpeechEncoderDecoder, as transformers' AutoModelForSpeechSeq2Seq loads each its own class."""
+        QEFFAutoModelForSpeechEncoderDecoder, and Voxtral as QEFFAutoModelForImageTextToText, as transformers'
+        AutoModelForSpeechSeq2Seq loads each its own class."""
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         model_type = AutoConfig.from_pretrained(folder).model_type
         if model_type in AUDIO_SEQ2SEQ_INPUTS:
             from QEfficient.models.speech_encoder_decoder import QEFFAutoModelForSpeechEncoderDecoder
 
             return QEFFAutoModelForSpeechEncoderDecoder.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if model_type in AUDIO_ADAPTERS:  # an audio-text model (Voxtral): the image-text path, audio chunks for images
+            from QEfficient.models.image_text import QEFFAutoModelForImageTextToText
+
+            return QEFFAutoModelForImageTextToText.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         if model_type != "whisper":  # before any weight is read
             raise NotImplementedError(
                 f"Speech model type {model_type!r} is not supported by QEFFAutoModelForSpeechSeq2Seq (supported: whisper, "
-                f"{', '.join(AUDIO_SEQ2SEQ_INPUTS)})."
+                f"{', '.join([*AUDIO_SEQ2SEQ_INPUTS, *AUDIO_ADAPTERS])})."
             )
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 

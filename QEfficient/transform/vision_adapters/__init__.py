@@ -75,6 +75,7 @@ from QEfficient.transform.vision_adapters.unlimited_ocr import UnlimitedOcrAdapt
 from QEfficient.transform.vision_adapters.video_llama_3 import VideoLlama3Adapter
 from QEfficient.transform.vision_adapters.video_llava import VideoLlavaAdapter
 from QEfficient.transform.vision_adapters.vipllava import VipLlavaAdapter
+from QEfficient.transform.vision_adapters.voxtral import VoxtralAdapter
 
 _ADAPTERS: list[VisionLanguageAdapter] = [
     LlavaAdapter("llava"),
@@ -167,6 +168,14 @@ _ADAPTERS: list[VisionLanguageAdapter] = [
 ]
 
 VISION_ADAPTERS: dict[str, VisionLanguageAdapter] = {a.model_type: a for a in _ADAPTERS}
+# audio-text models that run the same path, audio chunks in the place of images (tests/test_audio_text.py): not in
+# transformers' image-text mapping, so not in the image-text sweep
+AUDIO_ADAPTERS: dict[str, VisionLanguageAdapter] = {
+    a.model_type: a
+    for a in (
+        VoxtralAdapter("voxtral"),  # each 30 s chunk of log-mel frames a unit of a fixed number of audio tokens
+    )
+}
 
 
 # Why some image-text types cannot run here, beyond "its text model is not in the decoder table".
@@ -213,6 +222,8 @@ def get_vision_adapter(config) -> VisionLanguageAdapter:
     """The adapter of ``config.model_type``. A Llava-shaped type outside the table runs as Llava with a
     warning (unproven); known failures and unsupported text models raise with the reason."""
     model_type = getattr(config, "model_type", None)
+    if model_type in AUDIO_ADAPTERS:
+        return AUDIO_ADAPTERS[model_type].for_config(config)
     waiting = WAITING_ON_DECODER.get(model_type)
     if model_type in VISION_ADAPTERS and (waiting is None or waiting in PROVEN_DECODERS):
         return VISION_ADAPTERS[model_type].for_config(config)
@@ -241,4 +252,12 @@ def get_vision_adapter(config) -> VisionLanguageAdapter:
     )
 
 
-__all__ = ["KNOWN_FAILURES", "NEWER_TRANSFORMERS", "VISION_ADAPTERS", "WAITING_ON_DECODER", "VisionLanguageAdapter", "get_vision_adapter"]
+__all__ = [
+    "AUDIO_ADAPTERS",
+    "KNOWN_FAILURES",
+    "NEWER_TRANSFORMERS",
+    "VISION_ADAPTERS",
+    "WAITING_ON_DECODER",
+    "VisionLanguageAdapter",
+    "get_vision_adapter",
+]

@@ -1,0 +1,71 @@
+"""Audio-text models through the image-text path, audio chunks in the place of images (AUDIO_ADAPTERS): a tiny random
+Voxtral (Whisper-style encoder of 16-frame chunks, two audio tokens per chunk, Llama text model) gives transformers'
+greedy tokens in both layouts, for a batch of prompts with two chunks and one, audio tokens across prefill chunks; the
+loaders pick it; bad features say what to pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import VoxtralConfig, VoxtralForConditionalGeneration
+
+from QEfficient import QEFFAutoModelForImageTextToText, QEFFAutoModelForSpeechSeq2Seq
+from QEfficient.base.common import QEFFCommonLoader
+
+AUDIO_TOKEN = 24
+AUDIO = dict(num_mel_bins=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_source_positions=8)
+TEXT = dict(
+    model_type="llama", vocab_size=320, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+    intermediate_size=37, max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def voxtral(tmp_path_factory, tokenizer_dir):
+    """(folder, transformers model): weights drawn wide (std 0.3) so that greedy tokens vary."""
+    from transformers import AutoTokenizer
+
+    torch.manual_seed(0)
+    hf = VoxtralForConditionalGeneration(VoxtralConfig(audio_config=AUDIO, text_config=TEXT, audio_token_id=AUDIO_TOKEN)).eval()
+    with torch.no_grad():
+        for key, weight in hf.named_parameters():
+            if "norm" not in key and weight.dim() > 1:
+                weight.normal_(0, 0.3)
+    folder = tmp_path_factory.mktemp("voxtral")
+    hf.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
+    return folder, hf
+
+
+def _inputs() -> dict[str, torch.Tensor]:
+    """Two prompts as Voxtral's processor lays them out: the first reads two 16-frame chunks (four audio tokens), the
+    second one chunk (two tokens); the chunks in prompt order."""
+    ids = torch.tensor([[1, 5, *[AUDIO_TOKEN] * 4, 7, 8], [1, 6, *[AUDIO_TOKEN] * 2, 9, 10, 11, 12]])
+    features = torch.randn(3, 8, 16, generator=torch.Generator().manual_seed(1))
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "input_features": features}
+
+
+def test_tokens_are_transformers_in_both_layouts(voxtral):
+    folder, hf = voxtral
+    inputs = _inputs()
+    chunks = [inputs["input_features"][:2], inputs["input_features"][2:]]
+    with torch.no_grad():
+        expected = [
+            hf.generate(input_ids=ids[None], input_features=audio, attention_mask=torch.ones(1, 8), max_new_tokens=8, do_sample=False)[
+                0, 8:
+            ]
+            for ids, audio in zip(inputs["input_ids"], chunks)
+        ]
+    assert QEFFCommonLoader.model_class(str(folder)) is QEFFAutoModelForImageTextToText
+    for kv_offload in (True, False):
+        model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder, kv_offload=kv_offload)
+        assert isinstance(model, QEFFAutoModelForImageTextToText)
+        model.compile(prefill_seq_len=4, ctx_len=32, batch_size=2, num_cores=1)  # audio tokens across prefill chunks
+        rows = model.generate(inputs=inputs, generation_len=8, stream=False).generated_ids[0]
+        assert [row[: len(want)].tolist() for row, want in zip(rows, expected)] == [want.tolist() for want in expected], kv_offload
+        assert rows[0].tolist() != rows[1].tolist()
+    with pytest.raises(ValueError, match=r"input_features must be \[chunks, 8, 16\]"):
+        model.generate(inputs={**inputs, "input_features": np.zeros((3, 8, 30), np.float32)}, generation_len=4, stream=False)
+    with pytest.raises(ValueError, match="voxtral reads audio, not images: pass inputs="):
+        model.generate(processor=object(), images=[object()], prompts=["hi"], generation_len=4, stream=False)
