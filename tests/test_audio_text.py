@@ -1,17 +1,27 @@
-"""Audio-text models through the image-text path, audio chunks in the place of images (AUDIO_ADAPTERS): a tiny random
+"""Audio-text models through the image-text path, audio in the place of images (AUDIO_ADAPTERS): a tiny random
 Voxtral (Whisper-style encoder of 16-frame chunks, two audio tokens per chunk, Llama text model) gives transformers'
-greedy tokens in both layouts, for a batch of prompts with two chunks and one, audio tokens across prefill chunks; the
-loaders pick it; bad features say what to pass."""
+greedy tokens in both layouts, for a batch of prompts with two chunks and one, audio tokens across prefill chunks; so
+does a tiny random Qwen2-Audio (Whisper-style encoder over 30 s, Qwen2 text model) for two recordings of the test clip
+of different lengths through its real processor (each audio's tokens as many as its length gives); the loaders pick
+them; bad features say what to pass."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from transformers import VoxtralConfig, VoxtralForConditionalGeneration
+from transformers import (
+    Qwen2AudioConfig,
+    Qwen2AudioForConditionalGeneration,
+    Qwen2AudioProcessor,
+    VoxtralConfig,
+    VoxtralForConditionalGeneration,
+    WhisperFeatureExtractor,
+)
 
 from QEfficient import QEFFAutoModelForImageTextToText, QEFFAutoModelForSpeechSeq2Seq
 from QEfficient.base.common import QEFFCommonLoader
+from tests.test_ctranslate2_whisper import DATA, read_wav
 
 AUDIO_TOKEN = 24
 AUDIO = dict(num_mel_bins=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_source_positions=8)
@@ -21,17 +31,23 @@ TEXT = dict(
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def voxtral(tmp_path_factory, tokenizer_dir):
-    """(folder, transformers model): weights drawn wide (std 0.3) so that greedy tokens vary."""
-    from transformers import AutoTokenizer
-
+def _widened(hf):
+    """The model with weights drawn wide (std 0.3), so that greedy tokens vary."""
     torch.manual_seed(0)
-    hf = VoxtralForConditionalGeneration(VoxtralConfig(audio_config=AUDIO, text_config=TEXT, audio_token_id=AUDIO_TOKEN)).eval()
     with torch.no_grad():
         for key, weight in hf.named_parameters():
             if "norm" not in key and weight.dim() > 1:
                 weight.normal_(0, 0.3)
+    return hf.eval()
+
+
+@pytest.fixture(scope="module")
+def voxtral(tmp_path_factory, tokenizer_dir):
+    """(folder, transformers model)."""
+    from transformers import AutoTokenizer
+
+    torch.manual_seed(0)
+    hf = _widened(VoxtralForConditionalGeneration(VoxtralConfig(audio_config=AUDIO, text_config=TEXT, audio_token_id=AUDIO_TOKEN)))
     folder = tmp_path_factory.mktemp("voxtral")
     hf.save_pretrained(folder)
     AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(folder)
@@ -69,3 +85,45 @@ def test_tokens_are_transformers_in_both_layouts(voxtral):
         model.generate(inputs={**inputs, "input_features": np.zeros((3, 8, 30), np.float32)}, generation_len=4, stream=False)
     with pytest.raises(ValueError, match="voxtral reads audio, not images: pass inputs="):
         model.generate(processor=object(), images=[object()], prompts=["hi"], generation_len=4, stream=False)
+
+
+def test_qwen2_audio_through_its_processor_is_transformers(tmp_path, tokenizer_dir):
+    """Two recordings of 3 s and 1.5 s (75 and 37 audio tokens) with prompts of different lengths, through
+    Qwen2-Audio's processor (the local tokenizer with its audio tokens), in both layouts."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]})
+    audio_token = tokenizer.convert_tokens_to_ids("<|AUDIO|>")
+    config = Qwen2AudioConfig(
+        audio_config=dict(num_mel_bins=8, d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32),
+        text_config={**TEXT, "model_type": "qwen2", "vocab_size": len(tokenizer)},
+        audio_token_id=audio_token,
+    )
+    torch.manual_seed(0)
+    hf = _widened(Qwen2AudioForConditionalGeneration(config))
+    hf.save_pretrained(tmp_path)
+    Qwen2AudioProcessor(WhisperFeatureExtractor(feature_size=8, sampling_rate=16000), tokenizer).save_pretrained(tmp_path)
+    processor = Qwen2AudioProcessor.from_pretrained(tmp_path)
+    clip = read_wav(DATA / "speech16k.wav")
+    prompts, audios = (
+        ["Say: <|audio_bos|><|AUDIO|><|audio_eos|> now", "Hi <|audio_bos|><|AUDIO|><|audio_eos|>"],
+        [clip[:48000], clip[16000:40000]],
+    )
+    inputs = processor(text=prompts, audio=audios, sampling_rate=16000, return_tensors="pt", padding=True)
+    assert (inputs["input_ids"] == audio_token).sum(-1).tolist() == [75, 37]
+    expected = []
+    for prompt, audio in zip(prompts, audios):
+        one = processor(text=[prompt], audio=[audio], sampling_rate=16000, return_tensors="pt")
+        with torch.no_grad():
+            expected.append(hf.generate(**one, max_new_tokens=8, do_sample=False)[0, one["input_ids"].shape[1] :].tolist())
+    for kv_offload in (True, False):
+        model = QEFFAutoModelForImageTextToText.from_pretrained(tmp_path, kv_offload=kv_offload)
+        model.compile(prefill_seq_len=32, ctx_len=128, batch_size=2, num_cores=1)
+        rows = model.generate(inputs=inputs, generation_len=8, stream=False).generated_ids[0]
+        assert [row[: len(want)].tolist() for row, want in zip(rows, expected)] == expected, kv_offload
+    assert expected[0] != expected[1]
+    with pytest.raises(ValueError, match=r"feature_attention_mask must be \[audios, 3000\]"):
+        model.generate(
+            inputs={**inputs, "feature_attention_mask": inputs["feature_attention_mask"][:, :100]}, generation_len=4, stream=False
+        )

@@ -67,6 +67,7 @@ from QEfficient.transform.vision_adapters.paddleocr_vl import PaddleOCRVLAdapter
 from QEfficient.transform.vision_adapters.paligemma import PaliGemmaAdapter
 from QEfficient.transform.vision_adapters.perception_lm import PerceptionLMAdapter
 from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
+from QEfficient.transform.vision_adapters.qwen2_audio import Qwen2AudioAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
 from QEfficient.transform.vision_adapters.qwen3_5 import Qwen3_5Adapter
 from QEfficient.transform.vision_adapters.qwen3_vl import Qwen3VLAdapter
@@ -174,6 +175,7 @@ AUDIO_ADAPTERS: dict[str, VisionLanguageAdapter] = {
     a.model_type: a
     for a in (
         VoxtralAdapter("voxtral"),  # each 30 s chunk of log-mel frames a unit of a fixed number of audio tokens
+        Qwen2AudioAdapter("qwen2_audio"),  # each audio a unit of as many tokens as its length gives
     )
 }
 

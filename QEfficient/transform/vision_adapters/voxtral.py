@@ -11,19 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
-
-AUDIO_FEATURES = "input_features"
+from QEfficient.transform.vision_adapters.audio import AUDIO_FEATURES, AudioTextAdapter
 
 
 @dataclass(frozen=True)
-class VoxtralAdapter(VisionLanguageAdapter):
-    takes_audio = True
-
-    def default_img_size(self, config) -> int:
-        """The log-mel frames of one chunk (3000: 30 s), which the encoder requires; the "image size" of this path."""
-        return 2 * int(config.audio_config.max_source_positions)
-
+class VoxtralAdapter(AudioTextAdapter):
     def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
         return {AUDIO_FEATURES: torch.zeros(2, config.audio_config.num_mel_bins, img_size)}
 
@@ -39,19 +31,7 @@ class VoxtralAdapter(VisionLanguageAdapter):
         audio = config.audio_config
         return int(audio.max_source_positions) * int(audio.hidden_size) // int(audio.intermediate_size)
 
-    def image_token_id(self, config) -> int:
-        return int(config.audio_token_id)
-
-    def image_placeholder(self, processor) -> str:
-        raise NotImplementedError("Voxtral reads audio: pass generate(inputs=processor.apply_chat_template(...)), not images.")
-
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         """The encoder's chunks from the processor's ``input_features`` [chunks, mels, frames]."""
-        features = np.asarray(inputs[AUDIO_FEATURES], dtype=np.float32)
-        mels = config.audio_config.num_mel_bins
-        if features.ndim != 3 or features.shape[1:] != (mels, img_size):
-            raise ValueError(
-                f"input_features must be [chunks, {mels}, {img_size}] (the processor's 30 s chunks of log-mel frames), "
-                f"got {list(features.shape)}."
-            )
-        return {AUDIO_FEATURES: np.ascontiguousarray(features), "_tokens": np.full(len(features), self.tokens_per_unit(config), np.int64)}
+        features = self.features(inputs, img_size, config, "chunks")
+        return {AUDIO_FEATURES: features, "_tokens": np.full(len(features), self.tokens_per_unit(config), np.int64)}
