@@ -140,7 +140,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         with_hf_overrides(folder, with_load_defaults(kwargs))  # vLLM's hf_overrides, sub-configs merged
         get_vision_adapter(kwargs["config"])  # an unsupported architecture fails before any weight is read
         with weights_fit(overrides):
-            model = _auto_class(kwargs["config"].model_type).from_pretrained(folder, **kwargs)
+            model = _auto_class(kwargs["config"]).from_pretrained(folder, **kwargs)
         obj = cls(
             model,
             kv_offload=bool(kv_offload),
@@ -566,13 +566,16 @@ def _prompt_rope(adapter: VisionLanguageAdapter, config) -> PromptRope | None:
     return MultimodalRope(int(config.image_token_id), int(config.vision_config.spatial_merge_size))
 
 
-def _auto_class(model_type: str) -> type:
-    """transformers' auto class for an image-text (or audio-text: Voxtral) model type: AutoModelForImageTextToText,
-    else its superset AutoModelForMultimodalLM."""
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+def _auto_class(config) -> type:
+    """transformers' class for an image-text (or audio-text) model's config: AutoModelForImageTextToText, else its
+    superset AutoModelForMultimodalLM, else the class its config names (AudioFlamingo 3's, which no auto class of those
+    maps)."""
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES, MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES
 
-    if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+    if config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
         return AutoModelForImageTextToText
-    from transformers import AutoModelForMultimodalLM
-
-    return AutoModelForMultimodalLM
+    if config.model_type in MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES:
+        return transformers.AutoModelForMultimodalLM
+    named = [getattr(transformers, name, None) for name in config.architectures or []]
+    return next((cls for cls in named if cls is not None), AutoModelForImageTextToText)

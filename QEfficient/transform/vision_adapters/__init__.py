@@ -52,6 +52,7 @@ from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_next_video import LlavaNextVideoAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
 from QEfficient.transform.vision_adapters.llava_onevision1_5 import LlavaOnevision1_5Adapter
+from QEfficient.transform.vision_adapters.masked_audio import MaskedAudioAdapter, merged_tokens
 from QEfficient.transform.vision_adapters.minicpmv import MiniCPMVAdapter
 from QEfficient.transform.vision_adapters.minicpmv4_7 import MiniCPMV4_7Adapter
 from QEfficient.transform.vision_adapters.minimax_m3_vl import MiniMaxM3VLAdapter
@@ -176,6 +177,8 @@ AUDIO_ADAPTERS: dict[str, VisionLanguageAdapter] = {
     for a in (
         VoxtralAdapter("voxtral"),  # each 30 s chunk of log-mel frames a unit of a fixed number of audio tokens
         Qwen2AudioAdapter("qwen2_audio"),  # each audio a unit of as many tokens as its length gives
+        MaskedAudioAdapter("audioflamingo3"),  # Qwen2-Audio's encoder and token count, masked by the model itself
+        MaskedAudioAdapter("glmasr", tokens_of=merged_tokens, any_length=True),  # windows padded to the longest
     )
 }
 
