@@ -73,7 +73,10 @@ MODELS = {
     ),
     "hubert-gpt2": lambda: _paired(HubertConfig(**WAV2VEC2), DECODERS["gpt2"]()),
     "wav2vec2-mbart": lambda: _paired(Wav2Vec2Config(**WAV2VEC2), DECODERS["mbart"]()),
-    "wav2vec2-bert": lambda: _paired(Wav2Vec2Config(**WAV2VEC2), DECODERS["bert"]()),
+    # wav2vec2-base's layout: group norm in the feature encoder, post-norm layers
+    "wav2vec2-bert": lambda: _paired(
+        Wav2Vec2Config(**{**WAV2VEC2, "feat_extract_norm": "group", "do_stable_layer_norm": False}), DECODERS["bert"]()
+    ),
 }  # fmt: skip
 
 
@@ -165,6 +168,10 @@ def test_spellings_loaders_and_the_pipeline(speech_models, tmp_path, capsys):
     assert _rows(model.generate(inputs["input_values"], attention_mask=inputs["attention_mask"], max_new_tokens=8)) == expected
     assert _rows(model.generate(**inputs, max_new_tokens=8)) == expected
     processor = Wav2Vec2Processor.from_pretrained(folder)
+    one = {"input_values": inputs["input_values"][0].numpy(), "attention_mask": inputs["attention_mask"][0].numpy()}  # 1-D
+    info = model.generate(processor, one, max_new_tokens=8)  # a CTC model's spelling: the processor first
+    assert _rows(info) == expected[:1] and info.texts == processor.batch_decode(expected[:1], skip_special_tokens=True)
+    assert _rows(model.generate(processor, inputs=inputs, generation_len=8)) == expected
     asr = pipeline("automatic-speech-recognition", model=hf, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor)
     want = asr(read_wav(DATA / "speech16k.wav"), generate_kwargs={"max_new_tokens": 20, "num_beams": 1})["text"]  # greedy
     texts = infer.main(model_name=str(folder), audio_path=str(DATA / "speech16k.wav"), generation_len=20, ctx_len=32, num_cores=1).texts
@@ -182,6 +189,16 @@ def test_bad_inputs_say_what_to_pass(speech_models):
         model.generate(AutoTokenizer.from_pretrained(folder), ["hello"])
     with pytest.raises(ValueError, match=r"input_values must be \[batch, samples\]"):
         model.generate(np.zeros((1, 2, 4000), np.float32))
+    with pytest.raises(ValueError, match="input_values must be floats .* got int16"):
+        model.generate(np.zeros(4000, np.int16))
+    with pytest.raises(ValueError, match="recordings of different lengths; pad them with the processor"):
+        model.generate([np.zeros(4000, np.float32), np.zeros(3000, np.float32)])
+    with pytest.raises(ValueError, match="attention_mask was given without the audio"):
+        model.generate(attention_mask=np.ones((1, 4000)))
+    with pytest.raises(ValueError, match="processor= or tokenizer="):
+        model.generate(
+            np.zeros(4000, np.float32), processor=AutoTokenizer.from_pretrained(folder), tokenizer=AutoTokenizer.from_pretrained(folder)
+        )
     with pytest.raises(ValueError, match="too short: 800 samples; Moonshine's encoder reads 895"):
         model.generate(np.zeros(800, np.float32))
     with pytest.raises(ValueError, match=r"attention_mask must be \[batch, samples\] \[1, 4000\]"):
@@ -213,21 +230,27 @@ def test_bad_inputs_say_what_to_pass(speech_models):
         QEFFAutoModelForSpeechEncoderDecoder(_paired(Data2VecAudioConfig(**WAV2VEC2), DECODERS["gpt2"]()))
 
 
-def test_server_transcribes_and_streams(speech_models):
-    """``serve`` on a Moonshine folder: /v1/audio/transcriptions answers the text of transformers' greedy generate
-    (compiled for serve's ctx_len within the position table), streams it token by token as vLLM does (the deltas add up
-    to it; usage counts the encoder's frames and the generated tokens), and refuses times and Whisper's options."""
+def test_server_transcribes_and_streams(speech_models, tmp_path):
+    """``serve`` on a Moonshine folder whose generation config asks for 3 beams: /v1/audio/transcriptions answers the
+    text of transformers' greedy generate, as long as Moonshine's model card bounds it (6.5 tokens a second; the
+    checkpoint names no length), streams it token by token as vLLM does (the deltas add up to it; usage counts the
+    encoder's frames and the generated tokens), and refuses times, Whisper's options and translations."""
+    import shutil
+
     from QEfficient.cloud.serve import build_from_args
     from QEfficient.cloud.serve_args import parse_args
     from tests.helpers import serve_on_loopback
     from tests.test_server_ctc import transcribe, wav
 
-    folder, hf = speech_models("moonshine")
+    source, hf = speech_models("moonshine")
+    folder = shutil.copytree(source, tmp_path / "moonshine-beams")
+    settings = json.loads((folder / "generation_config.json").read_text())
+    (folder / "generation_config.json").write_text(json.dumps({**settings, "num_beams": 3}))
     processor = Wav2Vec2Processor.from_pretrained(folder)
     clip = np.round(read_wav(DATA / "speech16k.wav")[:48000] * 32767) / 32767  # 3 s, as 16 bits hold them
     inputs = processor(clip, sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
-        ids = hf.generate(**inputs, do_sample=False, num_beams=1)[0]
+        ids = hf.generate(**inputs, do_sample=False, num_beams=1, max_length=int(3 * 6.5))[0]
     expected = processor.tokenizer.decode(ids, skip_special_tokens=True)
     app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--ctx_len", "100"]))
     with serve_on_loopback(app, log_level="critical") as url:
@@ -247,4 +270,6 @@ def test_server_transcribes_and_streams(speech_models):
         ):
             refused = transcribe(url, wav(clip), **fields)
             assert refused.status_code == 400 and word in refused.json()["error"]["message"], refused.text
+        translated = transcribe(url, wav(clip), route="/v1/audio/translations")
+        assert translated.status_code == 400 and "/v1/audio/transcriptions only" in translated.json()["error"]["message"]
     runner.stop()

@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_argument(p, "image_path", default=None, help="an image for every prompt (vision-language models; without one: text only)")
     add_argument(p, "image_url", default=None, help="an image's http(s):// or file:// URL (instead of --image_path)")
     add_argument(p, "img_size", type=int, default=None, help="vision-language models: the image size to compile for")
-    add_argument(p, "audio_path", default=None, help="a 16 kHz WAV file: transcribes it with a speech model (Whisper)")
+    add_argument(
+        p, "audio_path", default=None, help="a 16 kHz WAV file: transcribes it with a speech model (Whisper, Moonshine, a CTC model, ...)"
+    )
     add_argument(p, "language", default=None, help="speech models: the spoken language (default: detected)")
     add_argument(p, "task", default=None, help="speech models: transcribe (default) or translate")
     add_argument(p, "timestamps", "return_timestamps", action="store_true", help="speech models: decode with timestamp tokens")
@@ -433,7 +435,8 @@ def infer(
             raise ValueError(f"'{model_name}' is a speech model: pass a 16 kHz WAV file with --audio_path.")
         if speech_class is None:
             raise ValueError(
-                f"--audio_path needs a speech model (Whisper, a Wav2Vec2-style CTC model or a Parakeet transducer); "
+                f"--audio_path needs a speech model (Whisper, Moonshine, Speech2Text, a Wav2Vec2-style CTC model or a Parakeet "
+                "transducer); "
                 f"'{model_name}' is not one."
             )
         compile_options = dict(ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores, mxfp6_matmul=mxfp6, **compiler_options)

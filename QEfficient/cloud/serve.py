@@ -92,7 +92,7 @@ def build_server(
         from QEfficient.serving.speech_app import open_speech_app
 
         return open_speech_app(model_name, ctx_len, num_cores, api_key, max_body_bytes, hf_overrides)
-    if not gguf_file and _is_ctc_or_transducer(model_name):  # transcribed greedily, one request at a time
+    if not gguf_file and _is_transcriber(model_name):  # transcribed greedily, one request at a time
         from QEfficient.serving.transcriber_app import open_transcriber_app
 
         given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
@@ -219,7 +219,7 @@ def _is_vision_seq2seq(model_name: str) -> bool:
     return is_vision_seq2seq(model_name, None)
 
 
-def _is_ctc_or_transducer(model_name: str) -> bool:
+def _is_transcriber(model_name: str) -> bool:
     """A CTC model, a transducer or a speech encoder-decoder other than Whisper, served by serving/transcriber_app.py."""
     from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForRNNT, QEFFAutoModelForSpeechEncoderDecoder, QEFFAutoModelForTDT
     from QEfficient.cloud.infer import _speech_class

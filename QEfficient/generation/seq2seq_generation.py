@@ -194,6 +194,9 @@ class Seq2SeqGeneration:
         they are repeated per beam); ``sampling``: draw each token (transformers' warpers) instead of the likeliest."""
         self.encoder, self.decoder, self.rules, self.cross_names = encoder_session, decoder_session, rules, cross_names
         self.beams, self.shared_cross, self.sampling = beams, shared_cross, sampling
+        outputs = [output.name for output in encoder_session.get_outputs()]
+        # an audio encoder's own positions' mask (subsampled by its convolutions), which the cross-attention reads
+        self.encoder_mask = outputs.index(ENCODER_ATTENTION_MASK) if ENCODER_ATTENTION_MASK in outputs else None
         if beams is not None and sampling is not None:
             raise NotImplementedError(
                 "Sampling with beams (transformers' beam sampling) is not supported: pass num_beams=1 or do_sample=False."
@@ -216,8 +219,9 @@ class Seq2SeqGeneration:
     ) -> CloudAI100ExecInfo:
         """``encoder_inputs``: the encoder graph's inputs by name, one row per input (token ids and their mask, an
         image's pixels, or both); its ``attention_mask``, where it has one, is what the decoder's cross-attention
-        reads (else every encoder position), unless the encoder graph outputs its positions' own mask after the cross
-        keys/values (an audio encoder's, subsampled by its convolutions), and its ``input_ids`` what the encoder n-gram rule reads.
+        reads (else every encoder position), unless the encoder graph outputs its positions' own mask
+        (``encoder_attention_mask``: an audio encoder's, subsampled by its convolutions), and its ``input_ids`` what
+        the encoder n-gram rule reads.
         ``generation_len``: the most new tokens (None: the checkpoint's maximum, within the compiled ctx_len).
         ``decoder_prompt`` [inputs, P]: the decoder's first tokens, as transformers' ``decoder_input_ids`` once its
         start token rule is applied (None: the start token alone); the outputs begin with it.
@@ -292,10 +296,9 @@ class Seq2SeqGeneration:
         real = len(next(iter(batch.values())))
         if real < self.batch_size:
             batch = {name: np.concatenate([v, np.repeat(v[-1:], self.batch_size - real, 0)]) for name, v in batch.items()}
-        cross = self.encoder.run(None, batch)
-        mask = batch.get(ATTENTION_MASK)
-        if len(cross) > len(self.cross_names):  # the encoder's own frames' mask (an audio encoder's, subsampled)
-            cross, mask = cross[: len(self.cross_names)], cross[len(self.cross_names)]
+        outputs = self.encoder.run(None, batch)
+        cross = outputs[: len(self.cross_names)]
+        mask = batch.get(ATTENTION_MASK) if self.encoder_mask is None else outputs[self.encoder_mask]
         if mask is None:  # every encoder position (an image's patches)
             mask = np.ones((self.batch_size, cross[0].shape[2]), np.int64)
         if per_input > 1 and not self.shared_cross:

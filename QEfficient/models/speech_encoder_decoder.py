@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSpeechSeq2Seq, PreTrainedModel
 
+from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_FEATURES, INPUT_VALUES
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_seq2seq_encoder_onnx
 from QEfficient.export.seq2seq_graph_specs import AUDIO_SEQ2SEQ_INPUTS, AudioSeq2SeqEncoderGraphSpec
@@ -26,6 +27,7 @@ from QEfficient.transform.speech_seq2seq import SPEECH_ENCODER_DECODER, QEffSpee
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
 
 SAMPLING_RATE = 16000
+MOONSHINE_TOKENS_PER_SECOND = 6.5  # its model card's bound on a transcript's length, against repetition loops
 # the fewest samples Moonshine's three convolutions (kernels 127, 7, 3; strides 64, 3, 2) leave a frame of
 MOONSHINE_SHORTEST = 127 + 64 * (7 - 1 + 3 * (3 - 1))
 
@@ -88,8 +90,9 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         return getattr(config, "max_target_positions", None) or usable_positions(config)
 
     def encoder_positions(self, inputs) -> list[int]:
-        """Each recording's encoder frames (the positions its cross-attention reads), from its mask's length, as the
-        model counts them."""
+        """Each recording's encoder frames (the positions its cross-attention reads), from its mask's length by the
+        model's ``_get_feat_extract_output_lengths`` (for a padded Moonshine row, its mask's strided slice may keep one
+        frame more)."""
         lengths = torch.from_numpy(self._inputs(None, None, inputs)[ATTENTION_MASK].sum(-1))
         encoder = self.hf.encoder if self.config.model_type == SPEECH_ENCODER_DECODER else self.hf.get_encoder()
         return [int(n) for n in encoder._get_feat_extract_output_lengths(lengths)]
@@ -107,47 +110,66 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
             self._processor = AutoProcessor.from_pretrained(self.local_model_dir)
         return self._processor
 
-    def generate(self, inputs=None, generation_len: int | None = None, *args, **kwargs) -> CloudAI100ExecInfo:
-        """See the class docstring: ``inputs`` the processor's output (or the audio array), or, as the text
-        encoder-decoders take it, a tokenizer/processor first with ``inputs=`` after it."""
+    def generate(self, *args, **kwargs) -> CloudAI100ExecInfo:
+        """See the class docstring. The audio: ``generate(inputs)``, ``generate(inputs=...)``, ``generate(processor,
+        audio)`` (a CTC model's spelling), ``generate(input_values, attention_mask=...)`` or ``generate(**inputs)``; then
+        ``generation_len`` (or ``max_new_tokens``); the processor or tokenizer that decodes the texts as ``processor=``
+        (else the checkpoint's)."""
+        args = list(args)
+        if "processor" in kwargs and "tokenizer" in kwargs:
+            raise ValueError("Pass processor= or tokenizer= (what decodes the texts), not both.")
         tokenizer = kwargs.pop("processor", None) or kwargs.pop("tokenizer", None)
-        if callable(inputs) and not isinstance(inputs, (np.ndarray, torch.Tensor)):  # generate(processor, inputs=...)
-            if isinstance(generation_len, (str, list, tuple)):  # generate(tokenizer, prompts): the text models' spelling
+        if args and _decodes(args[0]):  # generate(processor, audio), generate(processor, inputs=...)
+            if tokenizer is not None:
+                raise ValueError("Pass the processor once: first, or as processor=.")
+            tokenizer = args.pop(0)
+            if args and (isinstance(args[0], str) or (isinstance(args[0], (list, tuple)) and args[0] and isinstance(args[0][0], str))):
                 raise ValueError("A speech encoder-decoder reads audio, not prompts: pass inputs=processor(audio, sampling_rate=16000).")
-            tokenizer, inputs = inputs, kwargs.pop("inputs", None)
-        elif "inputs" in kwargs:
-            if inputs is not None:
-                raise ValueError("Pass the audio once: generate(inputs) or generate(inputs=...).")
-            inputs = kwargs.pop("inputs")
+        given = [kwargs.pop(name) for name in ("inputs", INPUT_VALUES, INPUT_FEATURES) if name in kwargs]
+        if args:
+            given.insert(0, args.pop(0))
+        if len(given) > 1:
+            raise ValueError("Pass the audio once: generate(inputs), generate(inputs=...) or generate(input_values=...).")
+        inputs = given[0] if given else None
+        if args:
+            if "generation_len" in kwargs:
+                raise TypeError("generate() got generation_len twice.")
+            kwargs["generation_len"] = args.pop(0)
         if args:
             raise TypeError("generate() takes the audio and generation_len positionally; pass the other options by name.")
-        for name in (INPUT_VALUES, INPUT_FEATURES):
-            if name in kwargs:
-                if inputs is not None:
-                    raise ValueError(f"Pass the audio once: inputs or {name}=.")
-                inputs = {name: kwargs.pop(name)}
         mask = kwargs.pop(ATTENTION_MASK, None)
         if mask is not None:  # transformers' spelling: the audio and its mask as arguments of their own
-            if isinstance(inputs, (np.ndarray, torch.Tensor, list)):
+            if inputs is None:
+                raise ValueError("attention_mask was given without the audio: pass both (or inputs=, the processor's output).")
+            if not hasattr(inputs, "get"):
                 inputs = {self.audio_input: inputs}
-            if not hasattr(inputs, "get") or inputs.get(ATTENTION_MASK) is not None:
-                raise ValueError("Pass the attention_mask once, with the audio: generate(input_values, attention_mask=...).")
+            if inputs.get(ATTENTION_MASK) is not None:
+                raise ValueError("Pass the attention_mask once: in inputs or as attention_mask=.")
             inputs = {**inputs, ATTENTION_MASK: mask}
-        if tokenizer is None and self.local_model_dir is not None:
+        if tokenizer is None:
             tokenizer = self._checkpoint_tokenizer()
-        return super().generate(tokenizer, inputs=inputs, generation_len=generation_len, **kwargs)
+        return super().generate(tokenizer, inputs=inputs, **kwargs)
 
     def _checkpoint_tokenizer(self) -> Any:
-        """The checkpoint's tokenizer for the texts (its processor's, else its own), or None where its folder has none."""
-        try:
-            return getattr(self.processor(), "tokenizer", self.processor())
-        except (OSError, ValueError, TypeError):
+        """The checkpoint's tokenizer for the texts (its processor's, else its own), or None where its folder has none
+        (looked up once)."""
+        if getattr(self, "_texts_tokenizer", False) is not False:
+            return self._texts_tokenizer
+        found = None
+        if self.local_model_dir is not None:
             from transformers import AutoTokenizer
 
-            try:
-                return AutoTokenizer.from_pretrained(self.local_model_dir)
-            except (OSError, ValueError, TypeError):
-                return None
+            for load in (lambda: self.processor(), lambda: AutoTokenizer.from_pretrained(self.local_model_dir)):
+                try:
+                    candidate = load()
+                except (OSError, ValueError, TypeError):
+                    continue
+                candidate = getattr(candidate, "tokenizer", candidate)
+                if hasattr(candidate, "decode"):  # not a feature extractor alone
+                    found = candidate
+                    break
+        self._texts_tokenizer = found
+        return found
 
     def text_of(self, tokenizer, ids) -> str:
         return getattr(tokenizer, "tokenizer", tokenizer).decode(ids, skip_special_tokens=True)
@@ -165,35 +187,67 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         if audio is None:
             given = sorted(inputs) if hasattr(inputs, "keys") else type(inputs).__name__
             raise ValueError(f"inputs has no {name} (it has {given}): pass this model's processor's output.")
-        audio = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio, np.float32)
+        try:
+            audio = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio)
+        except ValueError:  # recordings of different lengths
+            raise ValueError(f"{name}: recordings of different lengths; pad them with the processor (it gives their mask).") from None
+        if not np.issubdtype(audio.dtype, np.floating):
+            raise ValueError(f"{name} must be floats (the processor's output), got {audio.dtype}: 16-bit PCM is read as samples / 32768.")
+        audio = audio.astype(np.float32)
         features = name == INPUT_FEATURES
-        if audio.ndim == (2 if features else 1):
+        mask = inputs.get(ATTENTION_MASK)
+        mask = None if mask is None else np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask)
+        if audio.ndim == (2 if features else 1):  # one recording
             audio = audio[None]
+            mask = mask if mask is None or mask.ndim != 1 else mask[None]
         bins = self.config.input_feat_per_channel * self.config.input_channels if features else None
         if audio.ndim != (3 if features else 2) or audio.shape[1] == 0 or (features and audio.shape[2] != bins):
             want = f"[batch, frames, {bins}] (filter banks)" if features else "[batch, samples] (16 kHz audio)"
             raise ValueError(f"{name} must be {want}, got {list(audio.shape)}.")
-        mask = inputs.get(ATTENTION_MASK)
-        mask = np.ones(audio.shape[:2], np.int64) if mask is None else np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask)
+        mask = np.ones(audio.shape[:2], np.int64) if mask is None else mask
         if mask.shape != audio.shape[:2]:
             axis = "frames" if features else "samples"
             raise ValueError(f"attention_mask must be [batch, {axis}] {list(audio.shape[:2])}, got {list(mask.shape)}.")
         self._check_audio_length(audio.shape[1])
         return {name: audio, ATTENTION_MASK: mask.astype(np.int64)}
 
-    def transcribe(self, audio: np.ndarray, processor, generation_len: int | None = None, **whisper_options) -> CloudAI100ExecInfo:
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        processor,
+        generation_len: int | None = None,
+        language: str | None = None,
+        task: str | None = None,
+        return_timestamps: bool = False,
+        **options,
+    ) -> CloudAI100ExecInfo:
         """One recording at the processor's rate (16 kHz), through ``processor``, as QEFFAutoModelForSpeechSeq2Seq's
-        ``transcribe`` takes it (``infer --audio_path``); Whisper's own options (language, task, timestamps) are refused
-        where set: these models transcribe without them."""
-        given = sorted(k for k, v in whisper_options.items() if v not in (None, False))
+        ``transcribe`` takes it (``infer --audio_path``, the server); ``options`` as for generate() (``num_beams``,
+        ``streamer``, ...). Whisper's own options (language, task, timestamps) are refused where set: these models
+        transcribe without them. ``generation_len`` None: the checkpoint's length, or, for a Moonshine checkpoint that
+        names none, 6.5 tokens per second of audio, as its model card bounds it (within the compiled ctx_len)."""
+        given = [name for name, value in (("language", language), ("task", task), ("return_timestamps", return_timestamps)) if value]
         if given:
             raise ValueError(f"{given}: Whisper's options; a {self.config.model_type} model transcribes without them (leave them out).")
-        audio = np.asarray(audio, np.float32)
+        audio = np.asarray(audio)
         if audio.ndim != 1 or audio.size == 0:
             raise ValueError(f"audio must be one mono recording, a non-empty 1-D array; got shape {list(audio.shape)}.")
         rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", SAMPLING_RATE)
-        inputs = processor(audio, sampling_rate=rate, return_tensors="np")
-        return self.generate(inputs, generation_len, processor=processor)
+        inputs = processor(audio.astype(np.float32), sampling_rate=rate, return_tensors="np")
+        if generation_len is None:
+            generation_len = self._spoken_length(len(audio) / rate)
+        return self.generate(inputs, generation_len, processor=processor, **options)
+
+    def _spoken_length(self, seconds: float) -> int | None:
+        """Moonshine's bound on the tokens of ``seconds`` of speech where its checkpoint names no length (transformers'
+        default would stop at 20): its model card's ``max_length`` of 6.5 tokens per second, within the compiled ctx_len;
+        None for the others (the checkpoint's length)."""
+        g = self.generation_config
+        if self.config.model_type != "moonshine" or g.max_length is not None or g.max_new_tokens is not None:
+            return None
+        slots = read_artifact(self.qpc_paths["decoder_qpc_path"])["kv_shape"][2] if self.qpc_paths else None
+        tokens = max(1, int(seconds * MOONSHINE_TOKENS_PER_SECOND) - 1)  # max_length counts the start token
+        return min(tokens, slots) if slots else tokens
 
     def _check_audio_length(self, length: int) -> None:
         """Audio the encoder's convolutions leave frames of, within its position table where it has one."""
@@ -203,12 +257,17 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
             frames = length
             for _ in range(self.config.num_conv_layers):
                 frames = (frames - 1) // 2 + 1
-            rows = self.hf.get_encoder().embed_positions.weights.shape[0]
+            rows = self.config.max_source_positions + self.hf.get_encoder().embed_positions.offset  # the table as exported
             if self.config.pad_token_id + frames >= rows:
                 longest = (rows - 1 - self.config.pad_token_id) * 2**self.config.num_conv_layers
                 raise ValueError(
                     f"The audio is too long: {length} frames; the encoder's position table reads {longest} at most (split the audio)."
                 )
+
+
+def _decodes(value) -> bool:
+    """Whether a positional argument is a processor or tokenizer (callable, not audio)."""
+    return callable(value) and not isinstance(value, (np.ndarray, torch.Tensor)) and not hasattr(value, "keys")
 
 
 __all__ = ["QEFFAutoModelForSpeechEncoderDecoder", "SAMPLING_RATE"]

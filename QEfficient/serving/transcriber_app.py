@@ -53,6 +53,7 @@ _TIMED = ("verbose_json", "srt", "vtt")  # the formats with times
 # the kinds of model served here, as the answers name them
 CTC, TRANSDUCER, ENCODER_DECODER = "CTC model", "transducer", "speech encoder-decoder"
 _UNTIMED_TOKENS = "its tokens carry no times"  # an encoder-decoder's (Moonshine's, Speech2Text's)
+GREEDY = {"num_beams": 1, "do_sample": False}  # an encoder-decoder's decoding here, whatever its checkpoint asks
 DEFAULT_MAX_AUDIO_BYTES = 16 * 1024 * 1024  # 30 s of 16 kHz audio is 1 MB as 16-bit mono, 4 MB as 32-bit stereo
 MAX_LONG_AUDIO_BYTES = 40 * 1024 * 1024  # 5 min: 9.6 MB as 16-bit mono, 38.4 MB as 32-bit stereo
 # Whisper's form fields that the models served here cannot honour, with why
@@ -163,6 +164,8 @@ def create_transcriber_app(
     compiled QEFFAutoModelForSpeechEncoderDecoder (Moonshine, Speech2Text), decoded greedily, audio of up to MAX_SECONDS,
     untimed. ``max_body_bytes``: the upload limit (default: DEFAULT_MAX_AUDIO_BYTES for 30 s, MAX_LONG_AUDIO_BYTES for
     5 min)."""
+    if kind not in (CTC, TRANSDUCER, ENCODER_DECODER):
+        raise ValueError(f"kind must be one of {[CTC, TRANSDUCER, ENCODER_DECODER]}, got {kind!r}.")
     transducer, encoder_decoder = kind == TRANSDUCER, kind == ENCODER_DECODER
     windowed = kind == CTC and model.window_samples(processor) is not None  # a CTC model read in windows
     untimed = {CTC: lambda: model.timestamps_refusal(processor), TRANSDUCER: lambda: None}.get(kind, lambda: _UNTIMED_TOKENS)()
@@ -179,7 +182,7 @@ def create_transcriber_app(
 
     def transcript(audio) -> str:
         if encoder_decoder:
-            return model.transcribe(audio, processor).texts[0]
+            return model.transcribe(audio, processor, **GREEDY).texts[0]
         if windowed:
             return model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS)["text"]
         return model.generate(processor, audio)[0]
@@ -210,18 +213,17 @@ def create_transcriber_app(
 
     async def streamed(audio: np.ndarray, name: str, include_usage: bool) -> StreamingResponse:
         """vLLM's transcription stream: a CTC model's text as each window is read (up to its last space: the next window
-        may end the word; a model read in one pass, or a transducer, all of it at once), then the finish reason, the
-        usage where asked (the encoder's frames as prompt tokens; the transcript's tokens, a CTC model's repeats merged
-        and blanks dropped, as completion tokens), then [DONE]."""
+        may end the word; a model read in one pass, or a transducer, all of it at once), an encoder-decoder's token by
+        token, then the finish reason, the usage where asked (the encoder's frames as prompt tokens; the transcript's
+        tokens, a CTC model's repeats merged and blanks dropped, as completion tokens), then [DONE]."""
 
         def work(send) -> None:  # on the worker thread
             if encoder_decoder:  # each token's text as it is decoded (held back while it splits a character), as vLLM's
                 decode = lambda ids: model.text_of(processor, ids)  # noqa: E731
                 streamer = RowsStreamer(decode, lambda _row, piece, _step: send("text", piece) if piece else None, open_words=False)
-                inputs = processor(audio, sampling_rate=rate, return_tensors="np")
-                info = model.generate(inputs, processor=processor, streamer=streamer)
-                row = streamer.rows[0]
-                send("done", info.texts[0], row, model.encoder_positions(inputs)[0], streamer.generated(0))
+                info = model.transcribe(audio, processor, streamer=streamer, **GREEDY)
+                frames = model.encoder_positions(processor(audio, sampling_rate=rate, return_tensors="np"))[0]
+                send("done", info.texts[0], streamer.rows[0], frames, streamer.generated(0))
                 return
             if transducer:
                 out = model.generate(processor(audio, sampling_rate=rate, return_tensors="np"))
@@ -244,6 +246,8 @@ def create_transcriber_app(
 
     @app.post("/v1/audio/translations")
     async def translations(request: Request):
+        if encoder_decoder:  # a speech-translation checkpoint answers in its own target language
+            raise APIError(400, f"'{model_id}' is served at /v1/audio/transcriptions only: it answers there in its own language.")
         raise APIError(400, f"'{model_id}' is a {kind}: it transcribes what it hears and does not translate.")
 
     @app.post("/v1/audio/transcriptions")
@@ -302,7 +306,7 @@ def open_transcriber_app(
     from QEfficient.base.common import QEFFCommonLoader
     from QEfficient.utils.tokenizer import load_hf_processor
 
-    model_class = QEFFCommonLoader.model_class(model_name)  # QEFFAutoModelForCTC, or a Parakeet transducer's class
+    model_class = QEFFCommonLoader.model_class(model_name)  # QEFFAutoModelForCTC, a transducer's or an encoder-decoder's
     model = model_class.from_pretrained(model_name, hf_overrides=hf_overrides or None)
     processor = load_hf_processor(model.local_model_dir)
     rate = sampling_rate(processor)

@@ -368,7 +368,7 @@ def wav2vec2_bert_xvector_forward(self, input_features, attention_mask=None, lab
 
 def moonshine_output_lengths(self, input_lengths):
     """MoonshinePreTrainedModel._get_feat_extract_output_lengths without ``int()``, which tracing turns into the
-    example's length: the same whole numbers for any audio of 127 samples or more."""
+    example's length: the same whole numbers for any audio the model reads (895 samples or more)."""
     first = (input_lengths - 127) // 64 + 1
     second = (first - 7) // 3 + 1
     return (second - 3) // 2 + 1

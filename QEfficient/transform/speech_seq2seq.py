@@ -79,15 +79,12 @@ class QEffSpeechSeq2SeqEncoder(QEffVisionSeq2SeqEncoder):
         hidden, frames = encoded_audio(self.hf, audio, attention_mask)
         return (*self._filled(hidden), frames)
 
-    def _fill(self, audio: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self._filled(self.encoded(audio, attention_mask))
-
 
 class QEffSpeechSeq2SeqDecoder(nn.Module):
     """forward(input_ids [B,S], position_ids [B,S], encoder_attention_mask [B, frames], cross_key.0, cross_value.0, ...,
     past_key.0, past_value.0, ...) -> (logits [B,1,V] at the step's last position, past_key.0_RetainedState, ...): the
-    model's decoder (Moonshine's, Speech2Text's) and its output head, which the model's own forward would reach only
-    after subsampling the mask again."""
+    model's decoder (Moonshine's, Speech2Text's) and its output head, called directly: Speech2Text's own forward would
+    subsample the (already subsampled) mask again."""
 
     shared_cross = True  # the static-KV attention reads one row of cross keys/values per audio for all its beams
 
