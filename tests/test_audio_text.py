@@ -3,8 +3,8 @@ Voxtral (Whisper-style encoder of 16-frame chunks, two audio tokens per chunk, L
 greedy tokens in both layouts, for a batch of prompts with two chunks and one, audio tokens across prefill chunks; so
 does a tiny random Qwen2-Audio (Whisper-style encoder over 30 s, Qwen2 text model) for two recordings of the test clip
 of different lengths through its real processor (each audio's tokens as many as its length gives), and tiny random
-AudioFlamingo 3 and GLM-ASR models (their own audio features masked per audio); the loaders pick them; bad features say
-what to pass."""
+AudioFlamingo 3 and GLM-ASR models (their own audio features masked per audio) through their real processors, long
+audio in two windows; the loaders pick them; bad features say what to pass."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ import torch
 from transformers import (
     AudioFlamingo3Config,
     AudioFlamingo3ForConditionalGeneration,
+    AudioFlamingo3Processor,
     GlmAsrConfig,
     GlmAsrForConditionalGeneration,
+    GlmAsrProcessor,
     Qwen2AudioConfig,
     Qwen2AudioForConditionalGeneration,
     Qwen2AudioProcessor,
@@ -134,65 +136,63 @@ def test_qwen2_audio_through_its_processor_is_transformers(tmp_path, tokenizer_d
         )
 
 
-MASKED_AUDIO = {  # tiny models whose own get_audio_features masks each audio's tokens: (config, class, frames of a window)
-    "audioflamingo3": lambda: (
+# tiny models whose own get_audio_features masks each audio's tokens: (config, model class, processor class, audio token)
+MASKED_AUDIO = {
+    "audioflamingo3": lambda tokens: (
         AudioFlamingo3Config(
-            audio_config=dict(
-                num_mel_bins=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_source_positions=8
-            ),
-            text_config={**TEXT, "model_type": "qwen2"},
-            audio_token_id=AUDIO_TOKEN,
+            audio_config=dict(num_mel_bins=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32),
+            text_config={**TEXT, "model_type": "qwen2", "vocab_size": tokens, "max_position_embeddings": 2048},
         ),
         AudioFlamingo3ForConditionalGeneration,
-        16,
+        AudioFlamingo3Processor,
+        "<sound>",
     ),
-    # a rotary encoder over windows of any length (40 frames here), every four frames' states merged
-    "glmasr": lambda: (
+    # a rotary encoder, every four frames' states merged
+    "glmasr": lambda tokens: (
         GlmAsrConfig(
             audio_config=dict(num_mel_bins=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64),
-            text_config=TEXT,
-            audio_token_id=AUDIO_TOKEN,
+            text_config={**TEXT, "vocab_size": tokens, "max_position_embeddings": 2048},
         ),
         GlmAsrForConditionalGeneration,
-        40,
+        GlmAsrProcessor,
+        "<|pad|>",
     ),
 }
 
 
 @pytest.mark.parametrize("model_type", list(MASKED_AUDIO))
-def test_masked_audio_models_are_transformers(model_type, tmp_path, tokenizer_dir):
-    """Two audios, the second's features masked after five eighths (AudioFlamingo 3: 4 and 2 audio tokens; GLM-ASR: 5
-    and 3), in prompts of different lengths, right-padded: greedy tokens equal transformers' in both layouts."""
-    from transformers import AutoTokenizer
+def test_masked_audio_models_through_their_processors_are_transformers(model_type, tmp_path, tokenizer_dir):
+    """39 s of speech (two 30 s windows) and 3 s, in prompts of different lengths, through the model's real processor
+    (the local tokenizer with its audio token; windows padded to 3000 frames, text padded on the left): greedy tokens
+    equal transformers' in both layouts; the loaders pick the image-text class."""
+    from transformers import AutoTokenizer, WhisperFeatureExtractor
 
-    from QEfficient.transform.vision_adapters import AUDIO_ADAPTERS
-
-    config, model_class, frames = MASKED_AUDIO[model_type]()
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    audio_token = MASKED_AUDIO[model_type](0)[3]
+    tokenizer.add_special_tokens({"additional_special_tokens": [audio_token]})
+    config, model_class, processor_class, _ = MASKED_AUDIO[model_type](len(tokenizer))
+    config.audio_token_id = tokenizer.convert_tokens_to_ids(audio_token)
     torch.manual_seed(0)
     hf = _widened(model_class(config))
     hf.save_pretrained(tmp_path)
-    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp_path)
-    features = torch.randn(2, 8, frames, generator=torch.Generator().manual_seed(1))
-    mask = torch.ones(2, frames, dtype=torch.int64)
-    mask[1, frames * 5 // 8 :] = 0
-    tokens = AUDIO_ADAPTERS[model_type].tokens_of(mask.sum(-1).numpy()).tolist()
-    prompts = [[1, 5, *[AUDIO_TOKEN] * tokens[0], 7, 8], [1, 6, *[AUDIO_TOKEN] * tokens[1], 9, 10, 11, 12]]
+    processor_class(WhisperFeatureExtractor(feature_size=8, sampling_rate=16000), tokenizer).save_pretrained(tmp_path)
+    processor = processor_class.from_pretrained(tmp_path)
+    clip = read_wav(DATA / "speech16k.wav")
+    prompts = [f"Say: {audio_token} now", f"Hi {audio_token}"]
+    audios = [np.tile(clip, 5)[: 39 * 16000], clip[16000:64000]]
+    inputs = processor(text=prompts, audio=audios, sampling_rate=16000)
+    assert tuple(inputs["input_features"].shape) == (3, 8, 3000)  # two windows and one
     expected = []
-    with torch.no_grad():
-        for i, prompt in enumerate(prompts):
-            ids = torch.tensor([prompt])
-            out = hf.generate(
-                input_ids=ids, input_features=features[i : i + 1], input_features_mask=mask[i : i + 1], attention_mask=torch.ones_like(ids),
-                max_new_tokens=8, do_sample=False,
-            )  # fmt: skip
-            expected.append(out[0, len(prompt) :].tolist())
-    width = max(map(len, prompts))
-    ids = torch.tensor([p + [0] * (width - len(p)) for p in prompts])
-    attention = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in prompts])
-    inputs = {"input_ids": ids, "attention_mask": attention, "input_features": features, "input_features_mask": mask}
+    for prompt, audio in zip(prompts, audios):
+        one = processor(text=[prompt], audio=[audio], sampling_rate=16000)
+        with torch.no_grad():
+            expected.append(hf.generate(**one, max_new_tokens=8, do_sample=False)[0, one["input_ids"].shape[1] :].tolist())
+    assert QEFFCommonLoader.model_class(str(tmp_path)) is QEFFAutoModelForImageTextToText
     for kv_offload in (True, False):
-        model = QEFFAutoModelForImageTextToText.from_pretrained(tmp_path, kv_offload=kv_offload)
-        model.compile(prefill_seq_len=4, ctx_len=48, batch_size=2, num_cores=1)
+        model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(tmp_path, kv_offload=kv_offload)
+        model.compile(prefill_seq_len=64, ctx_len=1024, batch_size=2, num_cores=1)
         rows = model.generate(inputs=inputs, generation_len=8, stream=False).generated_ids[0]
         assert [row[: len(want)].tolist() for row, want in zip(rows, expected)] == expected, kv_offload
     assert expected[0] != expected[1]
+    with pytest.raises(ValueError, match="no input_features_mask: pass the processor's output whole"):
+        model.generate(inputs={k: v for k, v in inputs.items() if k != "input_features_mask"}, generation_len=4, stream=False)

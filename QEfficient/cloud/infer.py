@@ -224,6 +224,20 @@ def _is_speech(model_name: str, cache_dir: str | None) -> bool:
     return _speech_class(model_name, cache_dir) is QEFFAutoModelForSpeechSeq2Seq
 
 
+def _is_audio_text(model_name: str, cache_dir: str | None) -> bool:
+    """An audio-text model (Voxtral, Qwen2-Audio, ...), which the image-text class runs with audio for images."""
+    from transformers import AutoConfig
+
+    from QEfficient.loading.model_path import resolve_model_path
+    from QEfficient.transform.vision_adapters import AUDIO_ADAPTERS
+
+    try:
+        folder, _ = resolve_model_path(model_name, cache_dir)
+        return AutoConfig.from_pretrained(folder).model_type in AUDIO_ADAPTERS
+    except (OSError, ValueError):
+        return False
+
+
 def _is_seq2seq(model_name: str, cache_dir: str | None) -> bool:
     """A text encoder-decoder (T5, BART, Marian, ...), which QEFFAutoModelForSeq2SeqLM runs."""
     from QEfficient import QEFFAutoModelForSeq2SeqLM
@@ -433,6 +447,11 @@ def infer(
     if audio_path or speech_class is not None:
         if not audio_path:
             raise ValueError(f"'{model_name}' is a speech model: pass a 16 kHz WAV file with --audio_path.")
+        if speech_class is None and _is_audio_text(model_name, cache_dir):
+            raise ValueError(
+                f"'{model_name}' is an audio-text model: infer runs its text prompts only; give it audio from Python with "
+                "generate(inputs=processor(text=..., audio=...))."
+            )
         if speech_class is None:
             raise ValueError(
                 f"--audio_path needs a speech model (Whisper, Moonshine, Speech2Text, a Wav2Vec2-style CTC model or a Parakeet "
@@ -476,6 +495,8 @@ def infer(
     )
     vision_language = _is_vision_language(model_name, gguf_file, cache_dir)
     if image_path or image_url:
+        if vision_language and _is_audio_text(model_name, cache_dir):
+            raise ValueError(f"'{model_name}' is an audio-text model: it reads audio, not images; leave --image_path/--image_url out.")
         if vision_language:
             image = load_image(image_path, image_url)
             return run_image_text(model_name, image, prompts, img_size, decoder_compile_options, generation_len, chat)

@@ -106,7 +106,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             read_artifact(vision)  # there and intact
         config = AutoConfig.from_pretrained(folder)
         with torch.device("meta"):
-            hf = AutoModelForImageTextToText.from_config(config)
+            hf = _auto_class(config).from_config(config)
         if (folder / "generation_config.json").is_file():
             hf.generation_config = GenerationConfig.from_pretrained(folder)
         obj = cls(hf, kv_offload=two_graphs, continuous_batching=bool(qconfig.get("continuous_batching")))
@@ -164,8 +164,9 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         """A context for ``images`` images' tokens (where the adapter knows how many one gives; a tiled image counts
         one tile) and 512 of text, in steps of 256, at least 1,024 (QEfficient's for LLaVA), at most the model's
         positions."""
+        most = getattr(self.adapter, "most_tokens_per_unit", self.adapter.tokens_per_unit)  # an audio window's, at most
         try:
-            image_tokens = self.adapter.tokens_per_unit(self.config) * images
+            image_tokens = most(self.config) * images
         except NotImplementedError:  # token counts that come with each image's size (Qwen-VL): the floor
             image_tokens = 0
         length = max(1024, -(-(image_tokens + 512) // 256) * 256)
@@ -388,6 +389,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         frames) with ``processor`` and ``prompts``; images and videos may share a batch and a prompt."""
         if not self.adapter.takes_videos and (videos is not None or (inputs is not None and inputs.get("pixel_values_videos") is not None)):
             raise NotImplementedError(f"Video input is not supported for {self.config.model_type} yet: pass images.")
+        if self.adapter.takes_audio and any(name in kwargs for name in ("audio", "audios")):
+            raise ValueError(f"{self.config.model_type} takes its audio through inputs=processor(text=..., audio=...).")
         if self.adapter.takes_audio and (images is not None or videos is not None):
             raise ValueError(
                 f"{self.config.model_type} reads audio, not images: pass inputs= its processor's output (input_ids with the "
@@ -486,8 +489,13 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             return self.adapter.vision_inputs(inputs, self.img_size, self.config)
         except Exception as err:
             media = ("pixel_values", "input_features")  # images, videos; an audio-text model's chunks (Voxtral)
-            pixels = [v for name, v in inputs.items() if any(m in name for m in media) and v is not None and np.size(v)]
+            pixels = [v for name, v in inputs.items() if any(m in name for m in media) and v is not None and _given(v)]
             if any(np.isin(tokens, self.lang_model.image_token_id).any() for tokens in token_lists):
+                if not pixels and self.adapter.takes_audio:
+                    raise ValueError(
+                        "The prompts hold audio tokens but no audio was given: pass inputs=processor(text=..., audio=...) "
+                        "(its input_features and their mask)."
+                    ) from err
                 if not pixels:
                     raise ValueError(
                         "The prompts hold image tokens but no images were given: pass images= (one per image placeholder) "
@@ -567,15 +575,27 @@ def _prompt_rope(adapter: VisionLanguageAdapter, config) -> PromptRope | None:
 
 
 def _auto_class(config) -> type:
-    """transformers' class for an image-text (or audio-text) model's config: AutoModelForImageTextToText, else its
-    superset AutoModelForMultimodalLM, else the class its config names (AudioFlamingo 3's, which no auto class of those
-    maps)."""
+    """transformers' auto class for an image-text (or audio-text) model's config: AutoModelForImageTextToText, else its
+    superset AutoModelForMultimodalLM, else AutoModelForSeq2SeqLM, whose mapping alone holds AudioFlamingo 3."""
     import transformers
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES, MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+        MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES,
+        MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+    )
 
     if config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
         return AutoModelForImageTextToText
     if config.model_type in MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES:
         return transformers.AutoModelForMultimodalLM
-    named = [getattr(transformers, name, None) for name in config.architectures or []]
-    return next((cls for cls in named if cls is not None), AutoModelForImageTextToText)
+    if config.model_type in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        return transformers.AutoModelForSeq2SeqLM
+    return AutoModelForImageTextToText
+
+
+def _given(value) -> bool:
+    """Whether a media input holds anything (a ragged list of arrays counts: its own check names it)."""
+    try:
+        return bool(np.size(value))
+    except ValueError:
+        return True

@@ -68,8 +68,8 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         """Whisper; the other speech encoder-decoders (Moonshine, Speech2Text, SpeechEncoderDecoderModel) load as
-        QEFFAutoModelForSpeechEncoderDecoder, and Voxtral as QEFFAutoModelForImageTextToText, as transformers'
-        AutoModelForSpeechSeq2Seq loads each its own class."""
+        QEFFAutoModelForSpeechEncoderDecoder, and the audio-text models (Voxtral, Qwen2-Audio, AudioFlamingo 3,
+        GLM-ASR) as QEFFAutoModelForImageTextToText."""
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
         model_type = AutoConfig.from_pretrained(folder).model_type
         if model_type in AUDIO_SEQ2SEQ_INPUTS:

@@ -401,6 +401,8 @@ def _compile_kwargs(compile_options: dict) -> dict:
 def check_template_writes_images(model, processor) -> None:
     """A chat template given at start must write the model's image placeholder where an image part stands:
     otherwise every request with an image would fail; the server refuses to start instead."""
+    if model.adapter.takes_audio:  # an audio-text model takes no image: its chats here are text only
+        return
     placeholder = model.adapter.image_placeholder(processor)
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Hello"}]}]
     try:

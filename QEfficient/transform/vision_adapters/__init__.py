@@ -13,6 +13,7 @@ import warnings
 from QEfficient.transform.adapters import UnsupportedArchitectureError
 from QEfficient.transform.adapters.sweep_status import PROVEN as PROVEN_DECODERS
 from QEfficient.transform.vision_adapters.aria import AriaAdapter
+from QEfficient.transform.vision_adapters.audio import MaskedAudioAdapter, merged_tokens
 from QEfficient.transform.vision_adapters.aya_vision import AyaVisionAdapter
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.blip_2 import Blip2Adapter, InstructBlipAdapter
@@ -52,7 +53,6 @@ from QEfficient.transform.vision_adapters.llava_next import LlavaNextAdapter
 from QEfficient.transform.vision_adapters.llava_next_video import LlavaNextVideoAdapter
 from QEfficient.transform.vision_adapters.llava_onevision import LlavaOnevisionAdapter
 from QEfficient.transform.vision_adapters.llava_onevision1_5 import LlavaOnevision1_5Adapter
-from QEfficient.transform.vision_adapters.masked_audio import MaskedAudioAdapter, merged_tokens
 from QEfficient.transform.vision_adapters.minicpmv import MiniCPMVAdapter
 from QEfficient.transform.vision_adapters.minicpmv4_7 import MiniCPMV4_7Adapter
 from QEfficient.transform.vision_adapters.minimax_m3_vl import MiniMaxM3VLAdapter
@@ -178,7 +178,7 @@ AUDIO_ADAPTERS: dict[str, VisionLanguageAdapter] = {
         VoxtralAdapter("voxtral"),  # each 30 s chunk of log-mel frames a unit of a fixed number of audio tokens
         Qwen2AudioAdapter("qwen2_audio"),  # each audio a unit of as many tokens as its length gives
         MaskedAudioAdapter("audioflamingo3"),  # Qwen2-Audio's encoder and token count, masked by the model itself
-        MaskedAudioAdapter("glmasr", tokens_of=merged_tokens, any_length=True),  # windows padded to the longest
+        MaskedAudioAdapter("glmasr", tokens_of=merged_tokens),  # a rotary encoder, every four frames merged
     )
 }
 
@@ -232,7 +232,7 @@ def get_vision_adapter(config) -> VisionLanguageAdapter:
     waiting = WAITING_ON_DECODER.get(model_type)
     if model_type in VISION_ADAPTERS and (waiting is None or waiting in PROVEN_DECODERS):
         return VISION_ADAPTERS[model_type].for_config(config)
-    supported = ", ".join(sorted(VISION_ADAPTERS))
+    supported = ", ".join(sorted([*VISION_ADAPTERS, *AUDIO_ADAPTERS]))
     text_type = getattr(getattr(config, "text_config", None), "model_type", None)
     if model_type in KNOWN_FAILURES:
         reason = KNOWN_FAILURES[model_type]

@@ -1,24 +1,49 @@
-"""What the audio-text models (Voxtral, Qwen2-Audio) share on the image-text path: audio in the place of images, log-mel
-features of Whisper's 30 s windows as the "image", the config's audio token as the image token."""
+"""What the audio-text models (Voxtral, Qwen2-Audio, AudioFlamingo 3, GLM-ASR) share on the image-text path: audio in
+the place of images, each 30 s window's log-mel frames (3000) as the "image", the config's audio token as the image
+token; and the models whose audio tokens, as many as each audio's length gives, follow one another (masked audio)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch import nn
 
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 
 AUDIO_FEATURES = "input_features"
+WINDOW_FRAMES = 3000  # the log-mel frames of 30 s (hop 160 at 16 kHz), to which the processors pad each window
+
+
+def pooled_tokens(frames: np.ndarray) -> np.ndarray:
+    """A Whisper-style encoder's tokens for ``frames`` log-mel frames: its stride-2 convolution, then pooling by two
+    (Qwen2-Audio's and AudioFlamingo 3's ``_get_feat_extract_output_lengths``)."""
+    return ((frames - 1) // 2 + 1 - 2) // 2 + 1
+
+
+def merged_tokens(frames: np.ndarray) -> np.ndarray:
+    """GLM-ASR's tokens for ``frames`` log-mel frames: its two padded convolutions (strides 1 and 2), then every four
+    frames merged (its processor's ``_get_audio_token_length``)."""
+    for padding, kernel, stride in ((1, 3, 1), (1, 3, 2)):
+        frames = (frames + 2 * padding - (kernel - 1) - 1) // stride + 1
+    return (frames - 4) // 4 + 1
 
 
 @dataclass(frozen=True)
 class AudioTextAdapter(VisionLanguageAdapter):
     takes_audio = True
+    processor_tensors = "pt"  # AudioFlamingo 3's and GLM-ASR's processors make torch tensors only
 
     def default_img_size(self, config) -> int:
-        """The log-mel frames of one window (3000: 30 s), which the encoder requires; the "image size" of this path."""
-        return 2 * int(config.audio_config.max_source_positions)
+        """The log-mel frames of one window, which the encoder requires; the "image size" of this path."""
+        positions = getattr(config.audio_config, "max_source_positions", None)
+        return 2 * int(positions) if positions else WINDOW_FRAMES
+
+    def most_tokens_per_unit(self, config) -> int:
+        """The audio tokens of a whole window (the default context's sizing)."""
+        return self.tokens_per_unit(config)
 
     def image_token_id(self, config) -> int:
         return int(config.audio_token_id)
@@ -28,12 +53,54 @@ class AudioTextAdapter(VisionLanguageAdapter):
 
     @staticmethod
     def features(inputs, frames: int, config, units: str) -> np.ndarray:
-        """The processor's ``input_features`` [units, mels, frames] as float32, checked."""
-        features = np.asarray(inputs[AUDIO_FEATURES], dtype=np.float32)
+        """The processor's ``input_features`` [units, mels, frames] (or a list of such per audio) as float32, checked."""
+        features = inputs[AUDIO_FEATURES]
+        if isinstance(features, (list, tuple)) and features and np.ndim(features[0]) == 3:
+            features = np.concatenate([np.asarray(f, np.float32) for f in features])
+        try:
+            features = np.asarray(features, dtype=np.float32)
+        except ValueError:  # a ragged list
+            features = np.zeros(0, np.float32)
         mels = config.audio_config.num_mel_bins
         if features.ndim != 3 or features.shape[1:] != (mels, frames):
             raise ValueError(
-                f"input_features must be [{units}, {mels}, {frames}] (the processor's log-mel frames of 30 s windows), "
-                f"got {list(features.shape)}."
+                f"input_features must be [{units}, {mels}, {frames}] (the processor's log-mel frames of 30 s windows, as it "
+                f"pads them by default), got {list(features.shape)}."
             )
         return np.ascontiguousarray(features)
+
+
+@dataclass(frozen=True)
+class MaskedAudioAdapter(AudioTextAdapter):
+    """Audio-text models whose ``get_audio_features(input_features, input_features_mask)`` gives each audio's tokens, as
+    many as its length gives, one audio (window) after another (AudioFlamingo 3, GLM-ASR)."""
+
+    tokens_of: Callable[[np.ndarray], np.ndarray] = pooled_tokens  # each audio's tokens from its frames
+    mask_input: str = "input_features_mask"  # the processor's name of the frames' mask
+    flat_embeddings = True  # the audios' tokens one after another
+
+    def most_tokens_per_unit(self, config) -> int:
+        return int(self.tokens_of(np.int64(self.default_img_size(config))))
+
+    def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
+        """Two audios, the second's last third padding (no axis specialised on one length)."""
+        mask = torch.ones(2, img_size, dtype=torch.int64)
+        mask[1, 2 * img_size // 3 :] = 0
+        return {AUDIO_FEATURES: torch.zeros(2, config.audio_config.num_mel_bins, img_size), self.mask_input: mask}
+
+    def vision_axes(self) -> dict[str, dict[int, str]]:
+        return {AUDIO_FEATURES: {0: "num_images"}, self.mask_input: {0: "num_images"}, "vision_embeds": {1: "num_image_tokens"}}
+
+    def image_features(self, hf: nn.Module, input_features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[1, the audios' tokens, text hidden]: transformers' audio features, in order."""
+        return hf.model.get_audio_features(input_features, mask, return_dict=True).pooler_output[None]
+
+    def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
+        """Each audio's (window's) features [audios, mels, frames] and their mask, as the processor pads them."""
+        features = self.features(inputs, img_size, config, "audios")
+        if inputs.get(self.mask_input) is None:
+            raise ValueError(f"inputs has input_features but no {self.mask_input}: pass the processor's output whole.")
+        mask = np.asarray(inputs[self.mask_input], np.int64)
+        if mask.shape != features.shape[::2]:
+            raise ValueError(f"{self.mask_input} must be [audios, {img_size}], got {list(mask.shape)}.")
+        return {AUDIO_FEATURES: features, self.mask_input: mask, "_tokens": self.tokens_of(mask.sum(-1)).astype(np.int64)}
