@@ -94,24 +94,32 @@ def test_tokens_are_transformers_in_both_layouts(voxtral):
         model.generate(processor=object(), images=[object()], prompts=["hi"], generation_len=4, stream=False)
 
 
-def test_qwen2_audio_through_its_processor_is_transformers(tmp_path, tokenizer_dir):
-    """Two recordings of 3 s and 1.5 s (75 and 37 audio tokens) with prompts of different lengths, through
-    Qwen2-Audio's processor (the local tokenizer with its audio tokens), in both layouts."""
+@pytest.fixture(scope="module")
+def qwen2_audio(tmp_path_factory, tokenizer_dir):
+    """(folder, transformers model, processor): a tiny Qwen2-Audio with its real processor (the local tokenizer with
+    its audio tokens; the processor's default chat template)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]})
-    audio_token = tokenizer.convert_tokens_to_ids("<|AUDIO|>")
     config = Qwen2AudioConfig(
         audio_config=dict(num_mel_bins=8, d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32),
-        text_config={**TEXT, "model_type": "qwen2", "vocab_size": len(tokenizer)},
-        audio_token_id=audio_token,
+        text_config={**TEXT, "model_type": "qwen2", "vocab_size": len(tokenizer), "max_position_embeddings": 512},
+        audio_token_id=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
     )
     torch.manual_seed(0)
     hf = _widened(Qwen2AudioForConditionalGeneration(config))
-    hf.save_pretrained(tmp_path)
-    Qwen2AudioProcessor(WhisperFeatureExtractor(feature_size=8, sampling_rate=16000), tokenizer).save_pretrained(tmp_path)
-    processor = Qwen2AudioProcessor.from_pretrained(tmp_path)
+    folder = tmp_path_factory.mktemp("qwen2-audio")
+    hf.save_pretrained(folder)
+    Qwen2AudioProcessor(WhisperFeatureExtractor(feature_size=8, sampling_rate=16000), tokenizer).save_pretrained(folder)
+    return folder, hf, Qwen2AudioProcessor.from_pretrained(folder)
+
+
+def test_qwen2_audio_through_its_processor_is_transformers(qwen2_audio):
+    """Two recordings of 3 s and 1.5 s (75 and 37 audio tokens) with prompts of different lengths, through
+    Qwen2-Audio's processor (the local tokenizer with its audio tokens), in both layouts."""
+    tmp_path, hf, processor = qwen2_audio
+    audio_token = hf.config.audio_token_id
     clip = read_wav(DATA / "speech16k.wav")
     prompts, audios = (
         ["Say: <|audio_bos|><|AUDIO|><|audio_eos|> now", "Hi <|audio_bos|><|AUDIO|><|audio_eos|>"],
@@ -196,3 +204,50 @@ def test_masked_audio_models_through_their_processors_are_transformers(model_typ
     assert expected[0] != expected[1]
     with pytest.raises(ValueError, match="no input_features_mask: pass the processor's output whole"):
         model.generate(inputs={k: v for k, v in inputs.items() if k != "input_features_mask"}, generation_len=4, stream=False)
+
+
+def test_a_served_chat_with_audio_is_transformers(qwen2_audio):
+    """``serve`` on the Qwen2-Audio folder: a chat whose message holds OpenAI's ``input_audio`` part (base64 WAV) answers
+    transformers' greedy text for the processor's chat template over that audio (``audio_url`` parts too); image
+    parts and other audio formats are refused, saying what the model takes."""
+    import base64
+
+    import httpx
+
+    from QEfficient.cloud.serve import build_from_args
+    from QEfficient.cloud.serve_args import parse_args
+    from QEfficient.utils.audio import decode_wav
+    from tests.helpers import serve_on_loopback
+    from tests.test_server_ctc import wav
+
+    folder, hf, processor = qwen2_audio
+    sent = wav(read_wav(DATA / "speech16k.wav")[:32000])  # 2 s as a 16-bit WAV file
+    clip, data = decode_wav(sent), base64.b64encode(sent).decode()  # what the server reads from it
+    messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "What is said?"}]}]
+    prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    inputs = processor(text=[prompt], audio=[clip], sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        ids = hf.generate(**inputs, max_new_tokens=8, do_sample=False)[0, inputs["input_ids"].shape[1] :]
+    expected = processor.tokenizer.decode(ids, skip_special_tokens=True)
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--ctx_len", "256"]))
+    with serve_on_loopback(app, log_level="critical") as url:
+        for part in (
+            {"type": "input_audio", "input_audio": {"data": data, "format": "wav"}},
+            {"type": "audio_url", "audio_url": {"url": f"data:audio/wav;base64,{data}"}},
+        ):
+            body = {
+                "messages": [{"role": "user", "content": [part, {"type": "text", "text": "What is said?"}]}],
+                "max_tokens": 8,
+                "temperature": 0,
+            }
+            answer = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["choices"][0]["message"]["content"] == expected
+        for part, word in (
+            ({"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}, "takes 'text' and 'input_audio'"),
+            ({"type": "input_audio", "input_audio": {"data": data, "format": "mp3"}}, "reads WAV"),
+        ):
+            body = {"messages": [{"role": "user", "content": [part, {"type": "text", "text": "Hi"}]}], "max_tokens": 4}
+            refused = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)
+            assert refused.status_code == 400 and word in refused.json()["error"]["message"], refused.text
+    runner.stop()

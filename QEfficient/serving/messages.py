@@ -84,27 +84,33 @@ def text_content(content, i: int) -> str:
     return "\n".join(texts)
 
 
+MEDIA_PARTS = ("image_url", "input_audio", "audio_url")  # the content parts that fetch or decode media
+
+
 def holds_image_parts(body: dict) -> bool:
-    """Whether a chat body's messages hold an image part (a quick look; chat_parts checks them)."""
+    """Whether a chat body's messages hold an image (or audio) part (a quick look; chat_parts checks them)."""
     messages = body.get("messages")
     return isinstance(messages, list) and any(
         isinstance(m, dict)
         and isinstance(m.get("content"), list)
-        and any(isinstance(part, dict) and part.get("type") == "image_url" for part in m["content"])
+        and any(isinstance(part, dict) and part.get("type") in MEDIA_PARTS for part in m["content"])
         for m in messages
     )
 
 
-def chat_parts(content, i: int) -> tuple[str | list[dict], list[str]]:
+def chat_parts(content, i: int, audio: bool = False) -> tuple[str | list[dict], list[str]]:
     """A message's content for the processor's chat template (a string as it is, a list as HF's content parts)
-    and the URLs of its images in order. No content (an assistant turn that called tools) is an empty string."""
+    and the URLs of its images in order (``audio``: of its audio, for an audio-text model: OpenAI's ``input_audio``
+    parts, base64 WAV, as data: URLs, and vLLM's ``audio_url`` parts). No content (an assistant turn that called
+    tools) is an empty string."""
     where = f"messages[{i}].content"
+    takes = "'text' and 'input_audio' (or 'audio_url')" if audio else "'text' and 'image_url'"
     if content is None:
         return "", []
     if isinstance(content, str):
         return content, []
     if not isinstance(content, list):
-        raise APIError(400, f"{where} must be a string or a list of 'text' and 'image_url' parts.", "messages")
+        raise APIError(400, f"{where} must be a string or a list of {takes} parts.", "messages")
     parts, urls = [], []
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
@@ -112,14 +118,37 @@ def chat_parts(content, i: int) -> tuple[str | list[dict], list[str]]:
             if not isinstance(part.get("text"), str):
                 raise APIError(400, f"{where}[{j}] needs a string 'text'.", "messages")
             parts.append({"type": "text", "text": part["text"]})
-        elif kind == "image_url":
+        elif kind == "image_url" and not audio:
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
             if not isinstance(url, str) or not url:
                 raise APIError(400, f'{where}[{j}] needs "image_url": {{"url": "data:image/...;base64,..." or "https://..."}}.', "messages")
             parts.append({"type": "image"})
             urls.append(url)
+        elif kind in ("input_audio", "audio_url") and audio:
+            parts.append({"type": "audio"})
+            urls.append(_audio_url(part, kind, f"{where}[{j}]"))
         else:
             what = f"a part of type '{kind}'" if isinstance(kind, str) else "a part without a type"
-            raise APIError(400, f"{where}[{j}] is {what}; this model takes 'text' and 'image_url' parts.", "messages")
+            raise APIError(400, f"{where}[{j}] is {what}; this model takes {takes} parts.", "messages")
     return parts, urls
+
+
+def _audio_url(part: dict, kind: str, where: str) -> str:
+    """An audio part's source as a URL: OpenAI's ``{"input_audio": {"data": base64, "format": "wav"}}`` as a data: URL,
+    vLLM's ``{"audio_url": {"url": ...}}`` as it is."""
+    if kind == "audio_url":
+        value = part.get("audio_url")
+        url = value.get("url") if isinstance(value, dict) else value
+        if not isinstance(url, str) or not url:
+            raise APIError(400, f'{where} needs "audio_url": {{"url": "data:audio/wav;base64,..." or "https://..."}}.', "messages")
+        return url
+    value = part.get("input_audio")
+    data, fmt = (value.get("data"), value.get("format", "wav")) if isinstance(value, dict) else (None, None)
+    if not isinstance(data, str) or not data:
+        raise APIError(400, f'{where} needs "input_audio": {{"data": "<base64 WAV>", "format": "wav"}}.', "messages")
+    if fmt != "wav":
+        raise APIError(
+            400, f"{where} is '{fmt}' audio; this server reads WAV (convert it: ffmpeg -i in -ar 16000 -ac 1 out.wav).", "messages"
+        )
+    return f"data:audio/wav;base64,{data}"

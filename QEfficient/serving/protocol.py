@@ -332,13 +332,13 @@ class RequestParser:
             raise APIError(400, "This model's processor has no chat template; use /v1/completions.", "messages")
         out, urls = [], []
         for i, m in enumerate(self._message_list(body.get("messages"))):
-            parts, found = chat_parts(m.get("content"), i)
+            parts, found = chat_parts(m.get("content"), i, self.images.takes_audio)
             out.append({**m, "content": parts, **assistant_turn(m)})
             urls += found
             if len(urls) > self.images.max_images:  # before any image is fetched or decoded
                 raise APIError(
                     400,
-                    f"The messages hold more than {self.images.max_images} image(s); this server takes at most "
+                    f"The messages hold more than {self.images.max_images} image(s) or audio clips; this server takes at most "
                     f"{self.images.max_images} per request (--max_num_images).",
                     "messages",
                 )
@@ -353,7 +353,8 @@ class RequestParser:
         def check(ids: list[int]) -> None:
             if not ids:
                 raise APIError(400, f"{where} is empty.", param_of(where))
-            self._check_context(ids, max_tokens, f"{where} (image tokens included)")
+            media = "audio" if self.images.takes_audio else "image"
+            self._check_context(ids, max_tokens, f"{where} ({media} tokens included)")
 
         return check
 

@@ -32,6 +32,7 @@ from QEfficient.serving.protocol import APIError
 # A request body carries its images in base64; 4 MiB (the text server's limit) is one phone photo.
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # one fetched image
+MAX_AUDIO_BYTES = 40 * 1024 * 1024  # one fetched audio clip: 5 min of 16 kHz 32-bit stereo WAV
 FETCH_TIMEOUT_S = 10.0  # the whole fetch of one image, redirects included (vLLM's default is 5 s)
 REQUEST_FETCH_S = 30.0  # all the fetched images of one request
 MAX_REDIRECTS = 5
@@ -106,6 +107,25 @@ def read_images(urls: list[str]) -> list:
     return images
 
 
+def read_audios(urls: list[str], sampling_rate: int) -> list[np.ndarray]:
+    """The audio clips of a request's messages (``urls`` in order: data: URLs of WAV files, or http(s) URLs), as mono
+    samples at ``sampling_rate``, read within the time one request may take (REQUEST_FETCH_S)."""
+    from QEfficient.utils.audio import decode_wav
+
+    clips, deadline = [], time.monotonic() + REQUEST_FETCH_S
+    for n, url in enumerate(urls):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise APIError(400, f"The audio was not all read within {REQUEST_FETCH_S:g} s: send less, or as data: URLs.", "messages")
+        where = f"audio {n} of the messages"
+        data = read_url_bytes(url, where, timeout=min(FETCH_TIMEOUT_S, remaining), max_bytes=MAX_AUDIO_BYTES)
+        try:
+            clips.append(decode_wav(data, sampling_rate, name=where))
+        except ValueError as err:
+            raise APIError(400, str(err), "messages") from None
+    return clips
+
+
 def _data_url_bytes(url: str, where: str) -> bytes:
     match = _DATA_URL.fullmatch(url)
     if match is None or not match["b64"]:
@@ -171,6 +191,16 @@ class ImagePrompts:
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="qeff-images")
 
     @property
+    def sampling_rate(self) -> int:
+        """The audio rate the processor's feature extractor reads (16 kHz where it names none)."""
+        return int(getattr(getattr(self.processor, "feature_extractor", None), "sampling_rate", None) or 16000)
+
+    @property
+    def takes_audio(self) -> bool:
+        """An audio-text model (Voxtral, Qwen2-Audio, ...): its chats hold audio, not images."""
+        return self.model.adapter.takes_audio
+
+    @property
     def has_chat_template(self) -> bool:
         return bool(getattr(self.processor, "chat_template", None))
 
@@ -184,7 +214,7 @@ class ImagePrompts:
             prompt = self.processor.apply_chat_template(messages, tokenize=False, **(options or {"add_generation_prompt": True}))
         except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
             raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
-        images = read_images(urls)
+        images = read_audios(urls, self.sampling_rate) if self.takes_audio else read_images(urls)
         # the template may write the BOS token itself: then the processor must not add another (HF's rule)
         bos = self.tokenizer.bos_token
         special = {"add_special_tokens": False} if bos is not None and prompt.startswith(bos) else {}
@@ -200,12 +230,16 @@ class ImagePrompts:
     def _extra(self, prompt: str, images: list, processor_kwargs: dict, where: str, fits) -> tuple[list[int], dict]:
         adapter = self.model.adapter
         media = {"images": [images]} if images else {}  # the batch of one conversation's images, as HF's chat path gives it
+        if images and self.takes_audio:  # its clips, at the feature extractor's rate
+            media = {"audio": images, "sampling_rate": self.sampling_rate}
         try:
             inputs = self.processor(**media, text=[prompt], return_tensors=adapter.processor_tensors, **processor_kwargs)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
             completion = where.startswith("prompt")
-            hint = " /v1/completions takes no images: send images as 'image_url' parts of a chat message." if completion else ""
-            raise APIError(400, f"The processor rejected {where} with {len(images)} image(s): {err}{hint}", _param(where)) from None
+            kind = "audio clip(s)" if self.takes_audio else "image(s)"
+            media = "audio: send 'input_audio'" if self.takes_audio else "images: send images as 'image_url'"
+            hint = f" /v1/completions takes no {media} parts of a chat message." if completion else ""
+            raise APIError(400, f"The processor rejected {where} with {len(images)} {kind}: {err}{hint}", _param(where)) from None
         return self._run(inputs, where, fits)
 
     def _run(self, inputs, where: str, fits) -> tuple[list[int], dict]:
