@@ -1,4 +1,4 @@
-"""Speech encoder-decoders other than Whisper (QEFFAutoModelForSpeechEncoderDecoder): Moonshine, Speech2Text and
+"""Speech encoder-decoders other than Whisper (QEFFAutoModelForSpeechEncoderDecoder): Moonshine, Speech2Text, SpeechT5 and
 transformers' SpeechEncoderDecoderModel (HuBERT + GPT-2, Wav2Vec2 + mBART, Wav2Vec2 + BERT) tiny random models give the tokens of
 transformers' ``generate``, greedy and with beams, on padded audio that spans two compiled batches; the loaders, the
 spellings, ``infer --audio_path`` against transformers' pipeline and the errors."""
@@ -22,6 +22,8 @@ from transformers import (
     Speech2TextForConditionalGeneration,
     SpeechEncoderDecoderConfig,
     SpeechEncoderDecoderModel,
+    SpeechT5Config,
+    SpeechT5ForSpeechToText,
     Wav2Vec2Config,
     Wav2Vec2FeatureExtractor,
     Wav2Vec2Processor,
@@ -69,6 +71,14 @@ MODELS = {
             encoder_ffn_dim=37, decoder_ffn_dim=37, input_feat_per_channel=16, input_channels=1, conv_channels=16,
             conv_kernel_sizes=[5, 5], max_source_positions=100, max_target_positions=64, tie_word_embeddings=False,
             scale_embedding=False, **START,
+        )
+    ),
+    # SpeechT5's speech-to-text head: Wav2Vec2's feature encoder, relative positions, a text decoder with its prenet
+    "speecht5": lambda: SpeechT5ForSpeechToText(
+        SpeechT5Config(
+            vocab_size=VOCAB, hidden_size=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+            encoder_ffn_dim=37, decoder_ffn_dim=37, conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2, max_text_positions=64, tie_word_embeddings=False, **START,
         )
     ),
     "hubert-gpt2": lambda: _paired(HubertConfig(**WAV2VEC2), DECODERS["gpt2"]()),
@@ -224,6 +234,11 @@ def test_bad_inputs_say_what_to_pass(speech_models):
     (granite / "config.json").write_text(json.dumps({"model_type": "granite_speech"}))
     with pytest.raises(NotImplementedError, match="'granite_speech' is not supported .* whisper, moonshine, .*, voxtral"):
         QEFFAutoModelForSpeechSeq2Seq.from_pretrained(granite)
+    tts = folder.parent / "speecht5-tts"  # SpeechT5's type also names its text-to-speech model: refused before its weights
+    tts.mkdir()
+    (tts / "config.json").write_text(json.dumps({"model_type": "speecht5", "architectures": ["SpeechT5ForTextToSpeech"]}))
+    with pytest.raises(NotImplementedError, match=r"\(speecht5: SpeechT5ForTextToSpeech\) is not a speech-to-text encoder-decoder"):
+        QEFFAutoModelForSpeechSeq2Seq.from_pretrained(tts)
     with pytest.raises(NotImplementedError, match="'data2vec-audio' encoder .* QEFF_ALLOW_ANY_ARCHITECTURE=1"):
         from transformers import Data2VecAudioConfig
 

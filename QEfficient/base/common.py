@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from QEfficient.export.seq2seq_graph_specs import AUDIO_SEQ2SEQ_INPUTS
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.causal_lm import QEFFAutoModelForCausalLM
 from QEfficient.models.ctc import QEFFAutoModelForCTC
@@ -65,9 +64,9 @@ class QEFFCommonLoader:
             return QEFFAutoModelForImageTextToText  # audio-text models (Voxtral) too: audio chunks in the place of images
         if model_type == "whisper" and model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES:  # before: it has a causal-LM class too
             return QEFFAutoModelForSpeechSeq2Seq
-        if model_type in AUDIO_SEQ2SEQ_INPUTS:  # Moonshine, Speech2Text, SpeechEncoderDecoderModel
-            from QEfficient.models.speech_encoder_decoder import QEFFAutoModelForSpeechEncoderDecoder
+        from QEfficient.models.speech_encoder_decoder import QEFFAutoModelForSpeechEncoderDecoder, transcribes
 
+        if transcribes(config):  # Moonshine, Speech2Text, SpeechT5's speech-to-text, SpeechEncoderDecoderModel
             return QEFFAutoModelForSpeechEncoderDecoder
         if model_type == "encoder-decoder":  # transformers' EncoderDecoderModel: a text encoder and a causal-LM decoder
             return QEFFAutoModelForSeq2SeqLM

@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForSpeechSeq2Seq, PreTrainedModel
+from transformers import AutoConfig, AutoModelForSpeechSeq2Seq, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_FEATURES, INPUT_VALUES
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_seq2seq_encoder_onnx
 from QEfficient.export.seq2seq_graph_specs import AUDIO_SEQ2SEQ_INPUTS, AudioSeq2SeqEncoderGraphSpec
 from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import EncoderDecoderModel, usable_positions
 from QEfficient.models.seq2seq_lm import ALLOW_ANY, QEFFAutoModelForSeq2SeqLM
 from QEfficient.transform.rewrites import apply_rewrites
@@ -49,6 +50,8 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
         kind = getattr(getattr(model, "config", None), "model_type", None)
+        if kind == "speecht5" and type(model).__name__ != "SpeechT5ForSpeechToText":
+            raise TypeError(f"{type(model).__name__} is not SpeechT5's speech-to-text model (SpeechT5ForSpeechToText).")
         if kind not in AUDIO_SEQ2SEQ_INPUTS:
             hint = "load Whisper with QEFFAutoModelForSpeechSeq2Seq" if kind == "whisper" else f"it runs {', '.join(AUDIO_SEQ2SEQ_INPUTS)}"
             raise TypeError(f"{type(model).__name__} is not a speech encoder-decoder this class runs: {hint}.")
@@ -66,6 +69,19 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
             self.decoder = QEffSpeechSeq2SeqDecoder(self.hf, self.encoder.num_layers, kv)
         self.qpc_paths = None
         self._processor = None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """A folder (or cached hub id) of a model this class runs; another is refused before its weights are read."""
+        folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+        config = AutoConfig.from_pretrained(folder)
+        if not transcribes(config):
+            heads = ", ".join(config.architectures or ["none named"])
+            raise NotImplementedError(
+                f"'{pretrained_model_name_or_path}' ({config.model_type}: {heads}) is not a speech-to-text encoder-decoder this "
+                f"class runs ({', '.join(AUDIO_SEQ2SEQ_INPUTS)}; SpeechT5's SpeechT5ForSpeechToText)."
+            )
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @property
     def audio_input(self) -> str:
@@ -265,9 +281,17 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
                 )
 
 
+def transcribes(config) -> bool:
+    """Whether ``config`` is a speech encoder-decoder this class runs: its type's, and for SpeechT5 (whose type also
+    names its text-to-speech and speech-to-speech models) its speech-to-text head."""
+    if config.model_type == "speecht5":
+        return "SpeechT5ForSpeechToText" in (config.architectures or [])
+    return config.model_type in AUDIO_SEQ2SEQ_INPUTS
+
+
 def _decodes(value) -> bool:
     """Whether a positional argument is a processor or tokenizer (callable, not audio)."""
     return callable(value) and not isinstance(value, (np.ndarray, torch.Tensor)) and not hasattr(value, "keys")
 
 
-__all__ = ["QEFFAutoModelForSpeechEncoderDecoder", "SAMPLING_RATE"]
+__all__ = ["QEFFAutoModelForSpeechEncoderDecoder", "SAMPLING_RATE", "transcribes"]

@@ -71,8 +71,9 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         QEFFAutoModelForSpeechEncoderDecoder, and the audio-text models (Voxtral, Qwen2-Audio, AudioFlamingo 3,
         GLM-ASR) as QEFFAutoModelForImageTextToText."""
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
-        model_type = AutoConfig.from_pretrained(folder).model_type
-        if model_type in AUDIO_SEQ2SEQ_INPUTS:
+        config = AutoConfig.from_pretrained(folder)
+        model_type = config.model_type
+        if model_type in AUDIO_SEQ2SEQ_INPUTS:  # refused there, before its weights, where it is not speech-to-text
             from QEfficient.models.speech_encoder_decoder import QEFFAutoModelForSpeechEncoderDecoder
 
             return QEFFAutoModelForSpeechEncoderDecoder.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)

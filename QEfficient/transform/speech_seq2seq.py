@@ -20,12 +20,28 @@ from transformers import PreTrainedModel
 from QEfficient.transform.encoder_decoder import unproven_halves as unproven_pair
 from QEfficient.transform.moe_op import traced_implementations
 from QEfficient.transform.seq2seq import step_caches
-from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, visibility_mask
+from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, as_mask_kind, visibility_mask
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqEncoder, projected
 
 SPEECH_ENCODER_DECODER = "speech-encoder-decoder"
 # decoders that place their tokens by rotary position ids (the others by the cache's length)
 ROTARY_DECODER_TYPES = frozenset({"moonshine"})
+# decoders whose eager-only attention adds full [batch, 1, queries, keys] masks, reads one row of cross keys/values per
+# decoder row, and takes its token ids as ``input_values`` (SpeechT5's text decoder with its prenet)
+ADDITIVE_DECODER_TYPES = frozenset({"speecht5"})
+
+
+class _IdsAsValues(nn.Module):
+    """SpeechT5's text decoder called with ``input_ids``, as the other decoders are: it names them ``input_values``."""
+
+    def __init__(self, decoder: nn.Module) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, input_ids: torch.Tensor, **kwargs):
+        return self.decoder(input_values=input_ids, **kwargs)
+
+
 # SpeechEncoderDecoderModel's halves proven token-exact (tests/test_speech_encoder_decoder.py); others: QEFF_ALLOW_ANY_ARCHITECTURE=1
 PROVEN_ENCODERS = ("wav2vec2", "hubert")
 PROVEN_DECODERS = ("bert", "gpt2", "mbart")
@@ -47,6 +63,10 @@ def encoded_audio(hf: PreTrainedModel, audio: torch.Tensor, attention_mask: torc
         encoder = hf.get_encoder()
         hidden = encoder(input_features=audio, attention_mask=attention_mask).last_hidden_state
         return hidden, encoder._get_feature_vector_attention_mask(hidden.shape[1], attention_mask)
+    if kind == "speecht5":
+        encoder = hf.get_encoder()
+        hidden = encoder(input_values=audio, attention_mask=attention_mask).last_hidden_state
+        return hidden, encoder.prenet._get_feature_vector_attention_mask(hidden.shape[1], attention_mask).to(torch.int64)
     hidden = hf.encoder(input_values=audio, attention_mask=attention_mask).last_hidden_state
     frames = hf.encoder._get_feature_vector_attention_mask(hidden.shape[1], attention_mask).to(torch.int64)
     return projected(hf, hidden), frames
@@ -70,7 +90,10 @@ class QEffSpeechSeq2SeqEncoder(QEffVisionSeq2SeqEncoder):
         return self.spec.dummy_inputs(self.hf.config)
 
     def text_decoder(self) -> nn.Module:
-        return self.hf.decoder if self.hf.config.model_type == SPEECH_ENCODER_DECODER else self.hf.get_decoder()
+        kind = self.hf.config.model_type
+        if kind in ADDITIVE_DECODER_TYPES:
+            return _IdsAsValues(self.hf.get_decoder())
+        return self.hf.decoder if kind == SPEECH_ENCODER_DECODER else self.hf.get_decoder()
 
     def encoded(self, audio: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return encoded_audio(self.hf, audio, attention_mask)[0]
@@ -86,14 +109,15 @@ class QEffSpeechSeq2SeqDecoder(nn.Module):
     model's decoder (Moonshine's, Speech2Text's) and its output head, called directly: Speech2Text's own forward would
     subsample the (already subsampled) mask again."""
 
-    shared_cross = True  # the static-KV attention reads one row of cross keys/values per audio for all its beams
-
     def __init__(self, hf_model: PreTrainedModel, num_layers: int, kv_shape: tuple[int, int]) -> None:
         super().__init__()
         self.hf = hf_model
-        self.text_decoder = hf_model.get_decoder()
+        self.additive = hf_model.config.model_type in ADDITIVE_DECODER_TYPES
+        # the static-KV attention reads one row of cross keys/values per audio for all its beams; SpeechT5's own one per row
+        self.shared_cross = not self.additive
+        self.text_decoder = _IdsAsValues(hf_model.get_decoder()) if self.additive else hf_model.get_decoder()
         self.head = hf_model.get_output_embeddings()
-        self.config = self.text_decoder.config
+        self.config = hf_model.get_decoder().config
         self.num_layers = num_layers
         self.heads, self.head_dim = kv_shape
         self.rotary = hf_model.config.model_type in ROTARY_DECODER_TYPES
@@ -106,6 +130,17 @@ class QEffSpeechSeq2SeqDecoder(nn.Module):
         visible = visibility_mask(position_ids, torch.arange(self_cache.keys[0].shape[2], device=input_ids.device))
         placeholder = torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], 1)  # the cache holds the keys
         extra = {"position_ids": position_ids} if self.rotary else {}
+        if self.additive:  # full [batch, 1, queries, keys] additive masks, as this attention code checks them
+            frames = encoder_attention_mask[:, None, None, :].bool().expand(-1, -1, input_ids.shape[1], -1)
+            hidden = self.text_decoder(
+                input_ids=input_ids,
+                attention_mask=as_mask_kind(visible, "additive", torch.float32),
+                encoder_hidden_states=placeholder,
+                encoder_attention_mask=as_mask_kind(frames, "additive", torch.float32),
+                cache=cache,
+                use_cache=True,
+            ).last_hidden_state
+            return (self.head(hidden[:, -1:]).float(), *self_cache.retained())
         with traced_implementations(self.config, STATIC_KV_ATTENTION):
             hidden = self.text_decoder(
                 input_ids=input_ids,
