@@ -208,8 +208,9 @@ def test_masked_audio_models_through_their_processors_are_transformers(model_typ
 
 def test_a_served_chat_with_audio_is_transformers(qwen2_audio):
     """``serve`` on the Qwen2-Audio folder: a chat whose message holds OpenAI's ``input_audio`` part (base64 WAV) answers
-    transformers' greedy text for the processor's chat template over that audio (``audio_url`` parts too); image
-    parts and other audio formats are refused, saying what the model takes."""
+    transformers' greedy text for the processor's chat template over that audio (``audio_url`` parts and the Responses
+    API's ``input_audio`` parts too); image parts, other formats, a damaged WAV, another rate, a clip longer than the
+    processor reads and audio tokens in a plain prompt are refused, saying what the model takes."""
     import base64
 
     import httpx
@@ -230,24 +231,45 @@ def test_a_served_chat_with_audio_is_transformers(qwen2_audio):
         ids = hf.generate(**inputs, max_new_tokens=8, do_sample=False)[0, inputs["input_ids"].shape[1] :]
     expected = processor.tokenizer.decode(ids, skip_special_tokens=True)
     app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--ctx_len", "256"]))
-    with serve_on_loopback(app, log_level="critical") as url:
-        for part in (
-            {"type": "input_audio", "input_audio": {"data": data, "format": "wav"}},
-            {"type": "audio_url", "audio_url": {"url": f"data:audio/wav;base64,{data}"}},
-        ):
-            body = {
-                "messages": [{"role": "user", "content": [part, {"type": "text", "text": "What is said?"}]}],
-                "max_tokens": 8,
-                "temperature": 0,
-            }
-            answer = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)
-            assert answer.status_code == 200, answer.text
-            assert answer.json()["choices"][0]["message"]["content"] == expected
-        for part, word in (
-            ({"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}, "takes 'text' and 'input_audio'"),
-            ({"type": "input_audio", "input_audio": {"data": data, "format": "mp3"}}, "reads WAV"),
-        ):
-            body = {"messages": [{"role": "user", "content": [part, {"type": "text", "text": "Hi"}]}], "max_tokens": 4}
-            refused = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)
-            assert refused.status_code == 400 and word in refused.json()["error"]["message"], refused.text
-    runner.stop()
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            for part in (
+                {"type": "input_audio", "input_audio": {"data": data, "format": "wav"}},
+                {"type": "audio_url", "audio_url": {"url": f"data:audio/wav;base64,{data}"}},
+            ):
+                body = {"messages": [{"role": "user", "content": [part, {"type": "text", "text": "What is said?"}]}], "max_tokens": 8}
+                answer = httpx.post(f"{url}/v1/chat/completions", json={**body, "temperature": 0}, timeout=120)
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["choices"][0]["message"]["content"] == expected
+            content = [
+                {"type": "input_audio", "input_audio": {"data": data, "format": "wav"}},
+                {"type": "input_text", "text": "What is said?"},
+            ]
+            response = httpx.post(
+                f"{url}/v1/responses",
+                json={"input": [{"role": "user", "content": content}], "max_output_tokens": 8, "temperature": 0},
+                timeout=120,
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["output"][0]["content"][0]["text"] == expected  # the Responses API's input_audio part too
+
+            def audio_part(samples: np.ndarray, rate: int = 16000) -> dict:
+                return {"type": "input_audio", "input_audio": {"data": base64.b64encode(wav(samples, rate)).decode(), "format": "wav"}}
+
+            speech = read_wav(DATA / "speech16k.wav")
+            for part, word in (
+                ({"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}, "takes 'text' and 'input_audio'"),
+                ({"type": "input_audio", "input_audio": {"data": data, "format": "mp3"}}, "reads WAV"),
+                ({"type": "input_audio", "input_audio": {"data": base64.b64encode(b"RIFF1234WAVE").decode()}}, "not a PCM WAV"),
+                (audio_part(speech[:8000], 8000), "sampled at 8000 Hz"),
+                (audio_part(np.tile(speech, 4)[: 31 * 16000]), "is 31.00 s; this model reads clips of 0.025 s to 30 s"),
+            ):
+                body = {"messages": [{"role": "user", "content": [part, {"type": "text", "text": "Hi"}]}], "max_tokens": 4}
+                refused = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)
+                assert refused.status_code == 400 and word in refused.json()["error"]["message"], refused.text
+            prompt = httpx.post(
+                f"{url}/v1/completions", json={"prompt": "Hi <|audio_bos|><|AUDIO|><|audio_eos|>", "max_tokens": 4}, timeout=120
+            )
+            assert prompt.status_code == 400 and "send 'input_audio' parts of a chat" in prompt.json()["error"]["message"], prompt.text
+    finally:
+        runner.stop()

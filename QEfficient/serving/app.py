@@ -40,7 +40,7 @@ from QEfficient.serving.anthropic import chat_body as anthropic_chat_body
 from QEfficient.serving.anthropic import error_body as anthropic_error
 from QEfficient.serving.beam_answers import beam_chunks, beam_payloads, searches_done
 from QEfficient.serving.choices import ChoiceText, TokenText
-from QEfficient.serving.messages import holds_image_parts
+from QEfficient.serving.messages import holds_media_parts
 from QEfficient.serving.metrics import ServerMetrics
 from QEfficient.serving.protocol import APIError, Call, RequestParser, parse_json, template_options
 from QEfficient.serving.reasoning import REASONING_PARSERS, default_parser
@@ -276,7 +276,7 @@ def create_app(
         raw = await read_body(request)
         body = await asyncio.to_thread(parse_json, raw)
         # chats with images fetch them: on a pool of their own, so that slow image hosts hold up no other request
-        executor = images.executor if images is not None and holds_image_parts(body) else None
+        executor = images.executor if images is not None and holds_media_parts(body) else None
         chat = await asyncio.get_running_loop().run_in_executor(executor, parser.chat, body)
         return await answer(request, chat)
 
@@ -285,7 +285,7 @@ def create_app(
         raw = await read_body(request)
         body = await asyncio.to_thread(parse_json, raw)
         shape = ResponsesCall(body, model_id, lambda text: len(tokenizer.encode(text, add_special_tokens=False)))
-        executor = images.executor if images is not None and holds_image_parts(shape.chat) else None
+        executor = images.executor if images is not None and holds_media_parts(shape.chat) else None
         try:
             chat = await asyncio.get_running_loop().run_in_executor(executor, parser.chat, shape.chat)
         except APIError as err:  # the chat route's 400, naming the Responses API's field
@@ -298,7 +298,7 @@ def create_app(
         async def reply():
             body = await asyncio.to_thread(parse_json, await read_body(request))
             shape = MessagesCall(body, model_id)
-            executor = images.executor if images is not None and holds_image_parts(shape.chat) else None
+            executor = images.executor if images is not None and holds_media_parts(shape.chat) else None
             chat = await asyncio.get_running_loop().run_in_executor(executor, parser.chat, shape.chat)
             return await answer(request, chat, shape)
 

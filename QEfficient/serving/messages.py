@@ -87,7 +87,7 @@ def text_content(content, i: int) -> str:
 MEDIA_PARTS = ("image_url", "input_audio", "audio_url")  # the content parts that fetch or decode media
 
 
-def holds_image_parts(body: dict) -> bool:
+def holds_media_parts(body: dict) -> bool:
     """Whether a chat body's messages hold an image (or audio) part (a quick look; chat_parts checks them)."""
     messages = body.get("messages")
     return isinstance(messages, list) and any(
@@ -144,7 +144,7 @@ def _audio_url(part: dict, kind: str, where: str) -> str:
             raise APIError(400, f'{where} needs "audio_url": {{"url": "data:audio/wav;base64,..." or "https://..."}}.', "messages")
         return url
     value = part.get("input_audio")
-    data, fmt = (value.get("data"), value.get("format", "wav")) if isinstance(value, dict) else (None, None)
+    data, fmt = (value.get("data"), value.get("format") or "wav") if isinstance(value, dict) else (None, None)
     if not isinstance(data, str) or not data:
         raise APIError(400, f'{where} needs "input_audio": {{"data": "<base64 WAV>", "format": "wav"}}.', "messages")
     if fmt != "wav":

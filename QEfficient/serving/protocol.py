@@ -336,9 +336,10 @@ class RequestParser:
             out.append({**m, "content": parts, **assistant_turn(m)})
             urls += found
             if len(urls) > self.images.max_images:  # before any image is fetched or decoded
+                media = "audio clips" if self.images.takes_audio else "image(s)"
                 raise APIError(
                     400,
-                    f"The messages hold more than {self.images.max_images} image(s) or audio clips; this server takes at most "
+                    f"The messages hold more than {self.images.max_images} {media}; this server takes at most "
                     f"{self.images.max_images} per request (--max_num_images).",
                     "messages",
                 )

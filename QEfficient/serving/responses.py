@@ -45,10 +45,12 @@ def _text_of(content: Any, where: str) -> str | list[dict]:
             parts.append({"type": "text", "text": part["text"]})
         elif kind == "input_image" and isinstance(part.get("image_url"), str):
             parts.append({"type": "image_url", "image_url": {"url": part["image_url"]}})
+        elif kind == "input_audio" and isinstance(part.get("input_audio"), dict):  # an audio-text model's (the chat checks it)
+            parts.append({"type": "input_audio", "input_audio": part["input_audio"]})
         else:
             raise APIError(
                 400,
-                f"{where}.content[{i}] is not an input_text or input_image part with an image_url (files, audio and "
+                f"{where}.content[{i}] is not an input_text, input_image (with an image_url) or input_audio part (files and "
                 "file_id images are not served here).",
                 "input",
             )

@@ -34,7 +34,8 @@ def add_tokenize_routes(app: FastAPI, parser: RequestParser, read_body) -> None:
             raise APIError(400, "Send either 'prompt' (a string) or 'messages' (a chat), one of them.", "prompt")
         if has_messages:
             if parser.images is not None:
-                raise APIError(400, "This server tokenizes a 'prompt' only (a vision-language model's chat holds images).", "messages")
+                media = "audio" if parser.images.takes_audio else "images"
+                raise APIError(400, f"This server tokenizes a 'prompt' only (this model's chats hold {media}).", "messages")
             tools = body.get("tools") or None
             if tools is not None and not isinstance(tools, list):
                 raise APIError(400, "'tools' must be a list of tool objects.", "tools")

@@ -33,6 +33,8 @@ from QEfficient.serving.protocol import APIError
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # one fetched image
 MAX_AUDIO_BYTES = 40 * 1024 * 1024  # one fetched audio clip: 5 min of 16 kHz 32-bit stereo WAV
+MAX_REQUEST_AUDIO_BYTES = 64 * 1024 * 1024  # all the audio of one request
+MIN_AUDIO_SAMPLES = 400  # 25 ms at 16 kHz: a processor drops an empty clip's placeholder
 FETCH_TIMEOUT_S = 10.0  # the whole fetch of one image, redirects included (vLLM's default is 5 s)
 REQUEST_FETCH_S = 30.0  # all the fetched images of one request
 MAX_REDIRECTS = 5
@@ -107,22 +109,34 @@ def read_images(urls: list[str]) -> list:
     return images
 
 
-def read_audios(urls: list[str], sampling_rate: int) -> list[np.ndarray]:
+def read_audios(urls: list[str], sampling_rate: int, longest_s: float) -> list[np.ndarray]:
     """The audio clips of a request's messages (``urls`` in order: data: URLs of WAV files, or http(s) URLs), as mono
-    samples at ``sampling_rate``, read within the time one request may take (REQUEST_FETCH_S)."""
+    samples at ``sampling_rate``, each of MIN_AUDIO_SAMPLES to ``longest_s`` seconds, all of them within
+    MAX_REQUEST_AUDIO_BYTES and read within the time one request may take (REQUEST_FETCH_S)."""
     from QEfficient.utils.audio import decode_wav
 
-    clips, deadline = [], time.monotonic() + REQUEST_FETCH_S
+    clips, budget, deadline = [], MAX_REQUEST_AUDIO_BYTES, time.monotonic() + REQUEST_FETCH_S
     for n, url in enumerate(urls):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise APIError(400, f"The audio was not all read within {REQUEST_FETCH_S:g} s: send less, or as data: URLs.", "messages")
         where = f"audio {n} of the messages"
-        data = read_url_bytes(url, where, timeout=min(FETCH_TIMEOUT_S, remaining), max_bytes=MAX_AUDIO_BYTES)
+        data = read_url_bytes(url, where, timeout=min(FETCH_TIMEOUT_S, remaining), max_bytes=min(MAX_AUDIO_BYTES, budget))
+        budget -= len(data)
+        if budget < 0:
+            raise APIError(400, f"The messages' audio is more than {MAX_REQUEST_AUDIO_BYTES >> 20} MiB: send less.", "messages")
         try:
-            clips.append(decode_wav(data, sampling_rate, name=where))
+            clip = decode_wav(data, sampling_rate, name=where)
         except ValueError as err:
             raise APIError(400, str(err), "messages") from None
+        if not MIN_AUDIO_SAMPLES <= len(clip) <= longest_s * sampling_rate:
+            raise APIError(
+                400,
+                f"{where} is {len(clip) / sampling_rate:.2f} s; this model reads clips of {MIN_AUDIO_SAMPLES / sampling_rate:g} s "
+                f"to {longest_s:g} s (its processor would cut a longer one short): send shorter clips.",
+                "messages",
+            )
+        clips.append(clip)
     return clips
 
 
@@ -210,15 +224,35 @@ class ImagePrompts:
         """Messages with HF content parts (``chat_parts``) and their images' URLs, in order; ``fits(tokens)`` raises
         the 400 of a prompt beyond the context, before the vision graph runs; ``options``: the template's
         (serving/protocol.template_options; by default a generation prompt)."""
+        if self.takes_audio and urls:
+            self._check_clip_count(len(urls))
         try:
             prompt = self.processor.apply_chat_template(messages, tokenize=False, **(options or {"add_generation_prompt": True}))
         except Exception as err:  # the template's own checks (roles must alternate, ...) and jinja errors
             raise APIError(400, f"The chat template rejected these messages: {err}", "messages") from None
-        images = read_audios(urls, self.sampling_rate) if self.takes_audio else read_images(urls)
+        if not isinstance(prompt, str):  # a processor whose template tokenizes anyway (Voxtral's)
+            raise APIError(
+                400, f"{self.model.config.model_type}'s processor does not render a chat as text: use /v1/completions.", "messages"
+            )
+        images = read_audios(urls, self.sampling_rate, self._longest_clip()) if self.takes_audio else read_images(urls)
         # the template may write the BOS token itself: then the processor must not add another (HF's rule)
         bos = self.tokenizer.bos_token
         special = {"add_special_tokens": False} if bos is not None and prompt.startswith(bos) else {}
         return self._extra(prompt, images, special, "messages", fits)
+
+    def _check_clip_count(self, clips: int) -> None:
+        """An audio-text model's clips per conversation, as its processor takes them (one prompt: AudioFlamingo 3's and
+        GLM-ASR's one clip; none for Voxtral's, which takes audio only through its own chat request format)."""
+        most = self.model.adapter.chat_clips
+        if most is not None and clips > most:
+            takes = f"{most} audio clip per conversation" if most else "no audio in chat messages here (its processor reads none)"
+            raise APIError(400, f"The messages hold {clips} audio clips; {self.model.config.model_type} takes {takes}.", "messages")
+
+    def _longest_clip(self) -> float:
+        """The most seconds of one clip the processor reads (its max_audio_len, else its feature extractor's window);
+        a longer clip would be cut short without a word."""
+        extractor = getattr(self.processor, "feature_extractor", None)
+        return float(getattr(self.processor, "max_audio_len", None) or getattr(extractor, "chunk_length", None) or 30)
 
     def text(self, prompt: str | list[int], where: str, fits: Callable[[list[int]], None]) -> tuple[list[int], dict]:
         """A /v1/completions prompt: a string through the processor, or token ids as they are; no image."""
@@ -250,6 +284,9 @@ class ImagePrompts:
         except ValueError as err:  # image tokens without images, more images than slots, a wrong image size
             if "image tokens but no images" in str(err):
                 message = f"{where} holds image tokens but no image: send images as 'image_url' parts of a chat message."
+                raise APIError(400, message, _param(where)) from None
+            if "audio tokens but no audio" in str(err):
+                message = f"{where} holds audio tokens but no audio: send audio as 'input_audio' parts of a chat message."
                 raise APIError(400, message, _param(where)) from None
             raise APIError(400, f"{where}: {err}", _param(where)) from None
 
@@ -433,18 +470,18 @@ def _compile_kwargs(compile_options: dict) -> dict:
 
 
 def check_template_writes_images(model, processor) -> None:
-    """A chat template given at start must write the model's image placeholder where an image part stands:
-    otherwise every request with an image would fail; the server refuses to start instead."""
-    if model.adapter.takes_audio:  # an audio-text model takes no image: its chats here are text only
-        return
-    placeholder = model.adapter.image_placeholder(processor)
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Hello"}]}]
+    """A chat template given at start must write the model's image placeholder where an image part stands (an
+    audio-text model's audio placeholder where an audio part does): otherwise every request with one would fail; the
+    server refuses to start instead."""
+    kind = "audio" if model.adapter.takes_audio else "image"
+    placeholder = getattr(processor, "audio_token", None) if kind == "audio" else model.adapter.image_placeholder(processor)
+    messages = [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": "Hello"}]}]
     try:
         rendered = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     except Exception as err:  # its own raise_exception, names it does not define
-        raise ValueError(f"The chat template fails on a message with an image: {type(err).__name__}: {err}") from None
-    if placeholder is not None and placeholder not in rendered:
+        raise ValueError(f"The chat template fails on a message with an {kind}: {type(err).__name__}: {err}") from None
+    if placeholder is not None and placeholder not in str(rendered):
         raise ValueError(
-            f"The chat template does not write the image placeholder {placeholder!r} for an image part "
-            f'({{"type": "image"}} in HF\'s content parts): it renders {rendered!r}. Fix the template.'
+            f"The chat template does not write the {kind} placeholder {placeholder!r} for an {kind} part "
+            f'({{"type": "{kind}"}} in HF\'s content parts): it renders {rendered!r}. Fix the template.'
         )

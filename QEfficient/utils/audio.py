@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import wave
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def decode_wav(data: bytes, sampling_rate: int = SAMPLING_RATE, name: str = "the
     try:
         with wave.open(io.BytesIO(data)) as w:
             width, channels, rate, frames = w.getsampwidth(), w.getnchannels(), w.getframerate(), w.readframes(w.getnframes())
-    except (wave.Error, EOFError) as err:
+    except (wave.Error, EOFError, RuntimeError, OSError, ValueError, struct.error) as err:  # a damaged header's many kinds
         raise ValueError(f"'{name}' is not a PCM WAV file ({err}). Convert it first, e.g. {fix}") from err
     if width not in _PCM:
         raise ValueError(f"'{name}' has {8 * width}-bit samples; use 8, 16 or 32-bit PCM ({fix}).")

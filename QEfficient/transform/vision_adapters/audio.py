@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ def merged_tokens(frames: np.ndarray) -> np.ndarray:
 class AudioTextAdapter(VisionLanguageAdapter):
     takes_audio = True
     processor_tensors = "pt"  # AudioFlamingo 3's and GLM-ASR's processors make torch tensors only
+    chat_clips: ClassVar[int | None] = None  # the audio clips one chat's prompt may hold, as its processor takes them
 
     def default_img_size(self, config) -> int:
         """The log-mel frames of one window, which the encoder requires; the "image size" of this path."""
@@ -78,6 +80,7 @@ class MaskedAudioAdapter(AudioTextAdapter):
     tokens_of: Callable[[np.ndarray], np.ndarray] = pooled_tokens  # each audio's tokens from its frames
     mask_input: str = "input_features_mask"  # the processor's name of the frames' mask
     flat_embeddings = True  # the audios' tokens one after another
+    chat_clips: ClassVar[int | None] = 1  # their processors take one clip per text
 
     def most_tokens_per_unit(self, config) -> int:
         return int(self.tokens_of(np.int64(self.default_img_size(config))))

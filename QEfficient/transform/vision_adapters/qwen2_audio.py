@@ -6,6 +6,7 @@ places in a Qwen2 text model, as its processor expands one placeholder into that
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -16,6 +17,7 @@ from QEfficient.transform.vision_adapters.audio import MaskedAudioAdapter
 @dataclass(frozen=True)
 class Qwen2AudioAdapter(MaskedAudioAdapter):
     mask_input: str = "feature_attention_mask"
+    chat_clips: ClassVar[int | None] = None  # its processor takes a text's clips in order
 
     def image_features(self, hf: nn.Module, input_features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[1, the audios' tokens, text hidden]: transformers' audio features of each audio's frames, in order (its

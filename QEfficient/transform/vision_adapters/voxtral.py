@@ -6,6 +6,7 @@ tokens' places in a Llama (Mistral) text model."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -16,6 +17,8 @@ from QEfficient.transform.vision_adapters.audio import AUDIO_FEATURES, AudioText
 
 @dataclass(frozen=True)
 class VoxtralAdapter(AudioTextAdapter):
+    chat_clips: ClassVar[int | None] = 0  # its processor takes audio only through its own request format (mistral-common)
+
     def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
         return {AUDIO_FEATURES: torch.zeros(2, config.audio_config.num_mel_bins, img_size)}
 
