@@ -1,4 +1,5 @@
-"""Speech encoder-decoders other than Whisper (QEFFAutoModelForSpeechEncoderDecoder): Moonshine, Speech2Text, SpeechT5 and
+"""Speech encoder-decoders other than Whisper (QEFFAutoModelForSpeechEncoderDecoder): Moonshine, Speech2Text, SpeechT5, Canary,
+Cohere ASR and
 transformers' SpeechEncoderDecoderModel (HuBERT + GPT-2, Wav2Vec2 + mBART, Wav2Vec2 + BERT) tiny random models give the tokens of
 transformers' ``generate``, greedy and with beams, on padded audio that spans two compiled batches; the loaders, the
 spellings, ``infer --audio_path`` against transformers' pipeline and the errors."""
@@ -13,6 +14,10 @@ import torch
 from transformers import (
     AutoTokenizer,
     BertConfig,
+    CanaryConfig,
+    CanaryForConditionalGeneration,
+    CohereAsrConfig,
+    CohereAsrForConditionalGeneration,
     GPT2Config,
     HubertConfig,
     MBartConfig,
@@ -40,6 +45,14 @@ START = dict(decoder_start_token_id=0, **TOKENS)
 WAV2VEC2 = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, conv_dim=(16, 16), conv_stride=(5, 4),
     conv_kernel=(10, 4), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, feat_extract_norm="layer", do_stable_layer_norm=True,
+)  # fmt: skip
+PARAKEET = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, num_mel_bins=16, subsampling_conv_channels=8,
+    conv_kernel_size=3, dropout=0.0, layerdrop=0.0, activation_dropout=0.0, attention_dropout=0.0,
+)  # fmt: skip
+PROMPTED_DECODER = dict(
+    vocab_size=VOCAB, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, head_dim=8,
+    max_position_embeddings=64, **TOKENS,
 )  # fmt: skip
 DECODERS = {
     # narrower than the encoder: the model's projection between them; untied: a random model's tokens then vary
@@ -80,6 +93,14 @@ MODELS = {
             encoder_ffn_dim=37, decoder_ffn_dim=37, conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=16,
             num_conv_pos_embedding_groups=2, max_text_positions=64, tie_word_embeddings=False, **START,
         )
+    ),
+    # Parakeet's FastConformer encoder (16 mel bins, 8x subsampling) with a decoder of its own (Cohere ASR's projects the
+    # encoder's states first); their processors give a decoder prompt
+    "canary": lambda: CanaryForConditionalGeneration(
+        CanaryConfig(encoder_config=PARAKEET, decoder_config=PROMPTED_DECODER, vocab_size=VOCAB, **START)
+    ),
+    "cohere_asr": lambda: CohereAsrForConditionalGeneration(
+        CohereAsrConfig(encoder_config=PARAKEET, **{**PROMPTED_DECODER, **START})  # its decoder's settings are its own
     ),
     "hubert-gpt2": lambda: _paired(HubertConfig(**WAV2VEC2), DECODERS["gpt2"]()),
     "wav2vec2-mbart": lambda: _paired(Wav2Vec2Config(**WAV2VEC2), DECODERS["mbart"]()),
@@ -127,7 +148,7 @@ def speech_models(tmp_path_factory, tokenizer_dir):
 def _audio(model) -> dict[str, torch.Tensor]:
     """Three recordings (filter banks for Speech2Text), the second padded after two thirds, as a processor pads it."""
     generator = torch.Generator().manual_seed(3)
-    if model.config.model_type == "speech_to_text":
+    if model.config.model_type in ("speech_to_text", "canary", "cohere_asr"):  # 16-bin filter banks
         audio, name = torch.randn(3, 60, 16, generator=generator), "input_features"
     else:
         audio, name = torch.randn(3, 6000, generator=generator), "input_values"
@@ -161,6 +182,22 @@ def test_tokens_are_transformers(speech_models, name):
     assert rows[1] != masked
     info = model.generate(inputs, 12)  # the texts: the checkpoint's tokenizer's
     assert info.texts == AutoTokenizer.from_pretrained(folder).batch_decode(_rows(info), skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("name", ["canary", "cohere_asr"])
+def test_a_processors_decoder_prompt_is_transformers(speech_models, name):
+    """Canary's and Cohere ASR's processors give a decoder prompt (task and language tokens) with the features: it starts
+    the sequence as in transformers' generate, greedy and with beams."""
+    folder, hf = speech_models(name)
+    model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
+    model.compile(ctx_len=32, batch_size=2, num_cores=1)
+    inputs = {**_audio(hf), "decoder_input_ids": torch.tensor([[0, 5, 17, 42]] * 3)}
+    for options in ({"num_beams": 1}, {"num_beams": 3}):
+        with torch.no_grad():
+            expected = hf.generate(**inputs, max_new_tokens=8, do_sample=False, **options).tolist()
+        rows = _rows(model.generate(inputs, 8, **options))
+        assert [row[: len(want)] for row, want in zip(rows, expected)] == expected, options
+        assert all(row[:4] == [0, 5, 17, 42] for row in rows)
 
 
 def test_spellings_loaders_and_the_pipeline(speech_models, tmp_path, capsys):

@@ -130,7 +130,17 @@ AUDIO_SEQ2SEQ_INPUTS = {
     "speech_to_text": INPUT_FEATURES,
     "speech-encoder-decoder": INPUT_VALUES,
     "speecht5": INPUT_VALUES,
+    "canary": INPUT_FEATURES,  # a Parakeet encoder's log-mel frames [B, frames, mels]
+    "cohere_asr": INPUT_FEATURES,
 }
+
+
+def audio_feature_width(config) -> int:
+    """The filter-bank width a speech encoder-decoder's ``input_features`` have: Speech2Text's channels x bins, a
+    Parakeet encoder's (Canary's, Cohere ASR's) mel bins."""
+    if hasattr(config, "input_feat_per_channel"):
+        return int(config.input_feat_per_channel * config.input_channels)
+    return int(config.encoder_config.num_mel_bins)
 
 
 @dataclass(frozen=True)
@@ -170,7 +180,7 @@ class AudioSeq2SeqEncoderGraphSpec:
         if AUDIO_SEQ2SEQ_INPUTS[config.model_type] == INPUT_VALUES:
             audio = torch.randn(2, 4000, generator=generator)
         else:
-            audio = torch.randn(2, 32, config.input_feat_per_channel * config.input_channels, generator=generator)
+            audio = torch.randn(2, 32, audio_feature_width(config), generator=generator)
         mask = torch.ones(2, audio.shape[1], dtype=torch.int64)
         mask[1, -audio.shape[1] // 4 :] = 0
         return audio, mask

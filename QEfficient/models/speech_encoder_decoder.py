@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForSpeechSeq2Seq, PreTrainedModel
+from transformers import AutoConfig, AutoModelForSpeechSeq2Seq, PretrainedConfig, PreTrainedModel
 
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_FEATURES, INPUT_VALUES
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_seq2seq_encoder_onnx
-from QEfficient.export.seq2seq_graph_specs import AUDIO_SEQ2SEQ_INPUTS, AudioSeq2SeqEncoderGraphSpec
+from QEfficient.export.seq2seq_graph_specs import AUDIO_SEQ2SEQ_INPUTS, AudioSeq2SeqEncoderGraphSpec, audio_feature_width
 from QEfficient.generation.metrics import CloudAI100ExecInfo
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import EncoderDecoderModel, usable_positions
@@ -98,7 +98,10 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
             raise ValueError(f"{name} ({length}) exceeds the model's max_target_positions ({table}).")
 
     def _decoder_config(self):
-        return self.hf.decoder.config if self.config.model_type == SPEECH_ENCODER_DECODER else self.config
+        if self.config.model_type == SPEECH_ENCODER_DECODER:
+            return self.hf.decoder.config
+        nested = getattr(self.config, "decoder_config", None)  # Canary's (Cohere ASR's settings are its own)
+        return nested if isinstance(nested, PretrainedConfig) else self.config
 
     def decoder_positions(self) -> int:
         """The most decoder slots (``ctx_len``) its position table serves."""
@@ -216,7 +219,7 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         if audio.ndim == (2 if features else 1):  # one recording
             audio = audio[None]
             mask = mask if mask is None or mask.ndim != 1 else mask[None]
-        bins = self.config.input_feat_per_channel * self.config.input_channels if features else None
+        bins = audio_feature_width(self.config) if features else None
         if audio.ndim != (3 if features else 2) or audio.shape[1] == 0 or (features and audio.shape[2] != bins):
             want = f"[batch, frames, {bins}] (filter banks)" if features else "[batch, samples] (16 kHz audio)"
             raise ValueError(f"{name} must be {want}, got {list(audio.shape)}.")

@@ -24,8 +24,10 @@ from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, as_mask_kind, vi
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqEncoder, projected
 
 SPEECH_ENCODER_DECODER = "speech-encoder-decoder"
-# decoders that place their tokens by rotary position ids (the others by the cache's length)
-ROTARY_DECODER_TYPES = frozenset({"moonshine"})
+# decoders that place their tokens by position ids, rotary or a table's (the others by the cache's length)
+POSITIONED_DECODER_TYPES = frozenset({"moonshine", "canary", "cohere_asr"})
+# models whose encoder is Parakeet's FastConformer over log-mel frames, with a decoder of their own
+PARAKEET_ENCODER_TYPES = frozenset({"canary", "cohere_asr"})
 # decoders whose eager-only attention adds full [batch, 1, queries, keys] masks, reads one row of cross keys/values per
 # decoder row, and takes its token ids as ``input_values`` (SpeechT5's text decoder with its prenet)
 ADDITIVE_DECODER_TYPES = frozenset({"speecht5"})
@@ -58,6 +60,9 @@ def encoded_audio(hf: PreTrainedModel, audio: torch.Tensor, attention_mask: torc
     kind = hf.config.model_type
     if kind == "moonshine":
         out = hf.get_encoder()(input_values=audio, attention_mask=attention_mask)
+        return out.last_hidden_state, out.attention_mask.to(torch.int64)
+    if kind in PARAKEET_ENCODER_TYPES:  # its output holds the subsampled frames' mask
+        out = hf.get_encoder()(input_features=audio, attention_mask=attention_mask)
         return out.last_hidden_state, out.attention_mask.to(torch.int64)
     if kind == "speech_to_text":
         encoder = hf.get_encoder()
@@ -120,7 +125,9 @@ class QEffSpeechSeq2SeqDecoder(nn.Module):
         self.config = hf_model.get_decoder().config
         self.num_layers = num_layers
         self.heads, self.head_dim = kv_shape
-        self.rotary = hf_model.config.model_type in ROTARY_DECODER_TYPES
+        self.positioned = hf_model.config.model_type in POSITIONED_DECODER_TYPES
+        # the encoder states' width where the decoder projects them before its layers (Cohere ASR's), else any
+        self.encoder_width = getattr(getattr(hf_model.config, "encoder_config", None), "hidden_size", 1)
 
     def kv_shape(self, batch_size: int, ctx_len: int) -> tuple[int, int, int, int]:
         return (batch_size, self.heads, ctx_len, self.head_dim)
@@ -128,8 +135,9 @@ class QEffSpeechSeq2SeqDecoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, encoder_attention_mask: torch.Tensor, *tensors: torch.Tensor):
         self_cache, cache = step_caches(position_ids, tensors, self.num_layers)
         visible = visibility_mask(position_ids, torch.arange(self_cache.keys[0].shape[2], device=input_ids.device))
-        placeholder = torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], 1)  # the cache holds the keys
-        extra = {"position_ids": position_ids} if self.rotary else {}
+        placeholder = torch.zeros(input_ids.shape[0], encoder_attention_mask.shape[1], self.encoder_width)  # the cache holds the keys
+        # a padding slot's position (-1) read as 0: a table's lookup (Cohere ASR's) takes no -1; its row is not used
+        extra = {"position_ids": position_ids.clamp(min=0)} if self.positioned else {}
         if self.additive:  # full [batch, 1, queries, keys] additive masks, as this attention code checks them
             frames = encoder_attention_mask[:, None, None, :].bool().expand(-1, -1, input_ids.shape[1], -1)
             hidden = self.text_decoder(
