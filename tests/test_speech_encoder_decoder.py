@@ -1,4 +1,5 @@
-"""Speech encoder-decoders other than Whisper (QEFFAutoModelForSpeechEncoderDecoder): Moonshine, Speech2Text, SpeechT5, Canary,
+"""Speech encoder-decoders other than Whisper (QEFFAutoModelForSpeechEncoderDecoder): Moonshine (and its streaming model),
+Speech2Text, SpeechT5, Canary,
 Cohere ASR and
 transformers' SpeechEncoderDecoderModel (HuBERT + GPT-2, Wav2Vec2 + mBART, Wav2Vec2 + BERT) tiny random models give the tokens of
 transformers' ``generate``, greedy and with beams, on padded audio that spans two compiled batches; the loaders, the
@@ -23,6 +24,8 @@ from transformers import (
     MBartConfig,
     MoonshineConfig,
     MoonshineForConditionalGeneration,
+    MoonshineStreamingConfig,
+    MoonshineStreamingForConditionalGeneration,
     Speech2TextConfig,
     Speech2TextForConditionalGeneration,
     SpeechEncoderDecoderConfig,
@@ -75,6 +78,17 @@ MODELS = {
             vocab_size=VOCAB, hidden_size=36, intermediate_size=37, pad_head_dim_to_multiple_of=8, encoder_num_hidden_layers=2,
             decoder_num_hidden_layers=2, encoder_num_attention_heads=4, decoder_num_attention_heads=4, max_position_embeddings=64,
             **START,
+        )
+    ),
+    # per-layer bands of frames in the encoder (16 back, 4 or 0 ahead), frames compressed by asinh
+    "moonshine_streaming": lambda: MoonshineStreamingForConditionalGeneration(
+        MoonshineStreamingConfig(
+            encoder_config=dict(
+                hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, head_dim=8,
+                sliding_windows=[[16, 4], [16, 0]],
+            ),
+            vocab_size=VOCAB, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+            head_dim=8, max_position_embeddings=64, **START,
         )
     ),
     # a 16-bin filter bank; untied, unscaled embeddings: a random model's tokens then vary

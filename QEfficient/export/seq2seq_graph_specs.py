@@ -127,6 +127,7 @@ class Seq2SeqEncoderGraphSpec:
 # speech encoder-decoder type -> what its encoder reads: raw 16 kHz samples [B, samples] or filter banks [B, frames, bins]
 AUDIO_SEQ2SEQ_INPUTS = {
     "moonshine": INPUT_VALUES,
+    "moonshine_streaming": INPUT_VALUES,
     "speech_to_text": INPUT_FEATURES,
     "speech-encoder-decoder": INPUT_VALUES,
     "speecht5": INPUT_VALUES,

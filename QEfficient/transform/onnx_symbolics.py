@@ -4,8 +4,8 @@ and the exporter either lacks or translates with the trace-time shapes baked in.
 * ``aten::repeat_interleave`` with one repeat count (interleaved rotary tables: GLM, Cohere, Helium,
   ERNIE): the stock translation reads the traced sizes into constants, so a graph traced at one
   sequence length fails at another. Here: Unsqueeze -> Expand -> Reshape over the runtime shape.
-* ``aten::expm1`` (xIELU activation, Apertus) and ``aten::rms_norm`` (``nn.functional.rms_norm``,
-  DiffLlama) have no opset-17 translation.
+* ``aten::expm1`` (xIELU activation, Apertus), ``aten::rms_norm`` (``nn.functional.rms_norm``, DiffLlama) and
+  ``aten::asinh`` (Moonshine Streaming's compression of its frames) have no opset-17 translation; ONNX has Asinh.
 """
 
 from __future__ import annotations
@@ -58,7 +58,12 @@ def rms_norm(g, self, normalized_shape, weight=None, eps=None):
     return out
 
 
+def asinh(g, self):
+    return g.op("Asinh", self)
+
+
 def register() -> None:
     torch.onnx.register_custom_op_symbolic("aten::repeat_interleave", repeat_interleave, OPSET)
     torch.onnx.register_custom_op_symbolic("aten::expm1", expm1, OPSET)
     torch.onnx.register_custom_op_symbolic("aten::rms_norm", rms_norm, OPSET)
+    torch.onnx.register_custom_op_symbolic("aten::asinh", asinh, OPSET)

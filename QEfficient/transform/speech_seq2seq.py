@@ -19,13 +19,14 @@ from transformers import PreTrainedModel
 
 from QEfficient.transform.encoder_decoder import unproven_halves as unproven_pair
 from QEfficient.transform.moe_op import traced_implementations
+from QEfficient.transform.rewrites import rewritten_functions
 from QEfficient.transform.seq2seq import step_caches
 from QEfficient.transform.static_kv import STATIC_KV_ATTENTION, as_mask_kind, visibility_mask
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqEncoder, projected
 
 SPEECH_ENCODER_DECODER = "speech-encoder-decoder"
 # decoders that place their tokens by position ids, rotary or a table's (the others by the cache's length)
-POSITIONED_DECODER_TYPES = frozenset({"moonshine", "canary", "cohere_asr"})
+POSITIONED_DECODER_TYPES = frozenset({"moonshine", "moonshine_streaming", "canary", "cohere_asr"})
 # models whose encoder is Parakeet's FastConformer over log-mel frames, with a decoder of their own
 PARAKEET_ENCODER_TYPES = frozenset({"canary", "cohere_asr"})
 # decoders whose eager-only attention adds full [batch, 1, queries, keys] masks, reads one row of cross keys/values per
@@ -58,7 +59,7 @@ def encoded_audio(hf: PreTrainedModel, audio: torch.Tensor, attention_mask: torc
     """(the encoder's frames as the decoder's cross-attention reads them, their mask [B, frames]) for ``audio`` and its
     mask, as the model's own forward computes them."""
     kind = hf.config.model_type
-    if kind == "moonshine":
+    if kind in ("moonshine", "moonshine_streaming"):  # its output holds the subsampled frames' mask
         out = hf.get_encoder()(input_values=audio, attention_mask=attention_mask)
         return out.last_hidden_state, out.attention_mask.to(torch.int64)
     if kind in PARAKEET_ENCODER_TYPES:  # its output holds the subsampled frames' mask
@@ -101,10 +102,12 @@ class QEffSpeechSeq2SeqEncoder(QEffVisionSeq2SeqEncoder):
         return self.hf.decoder if kind == SPEECH_ENCODER_DECODER else self.hf.get_decoder()
 
     def encoded(self, audio: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return encoded_audio(self.hf, audio, attention_mask)[0]
+        with rewritten_functions(self.hf):  # Moonshine Streaming's banded masks (rewrites.py)
+            return encoded_audio(self.hf, audio, attention_mask)[0]
 
     def forward(self, audio: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        hidden, frames = encoded_audio(self.hf, audio, attention_mask)
+        with rewritten_functions(self.hf):
+            hidden, frames = encoded_audio(self.hf, audio, attention_mask)
         return (*self._filled(hidden), frames)
 
 
