@@ -1,9 +1,8 @@
-"""Speech encoder-decoders other than Whisper (QEFFAutoModelForSpeechEncoderDecoder): Moonshine (and its streaming model),
-Speech2Text, SpeechT5, Canary,
-Cohere ASR and
-transformers' SpeechEncoderDecoderModel (HuBERT + GPT-2, Wav2Vec2 + mBART, Wav2Vec2 + BERT) tiny random models give the tokens of
-transformers' ``generate``, greedy and with beams, on padded audio that spans two compiled batches; the loaders, the
-spellings, ``infer --audio_path`` against transformers' pipeline and the errors."""
+"""Speech encoder-decoders other than Whisper (QEFFAutoModelForSpeechEncoderDecoder): tiny random Moonshine, Moonshine
+Streaming, Speech2Text, SpeechT5, Canary, Cohere ASR and transformers' SpeechEncoderDecoderModel (HuBERT + GPT-2,
+Wav2Vec2 + mBART, Wav2Vec2 + BERT) models give the tokens of transformers' ``generate``, greedy and with beams, on padded
+audio that spans two compiled batches; a processor's decoder prompt, the loaders, the spellings, ``infer --audio_path``
+against transformers' pipeline, the server and the errors."""
 
 from __future__ import annotations
 
