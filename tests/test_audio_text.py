@@ -273,3 +273,47 @@ def test_a_served_chat_with_audio_is_transformers(qwen2_audio):
             assert prompt.status_code == 400 and "send 'input_audio' parts of a chat" in prompt.json()["error"]["message"], prompt.text
     finally:
         runner.stop()
+
+
+def test_fun_asr_nano_stacked_frames_are_transformers(tmp_path, tokenizer_dir):
+    """FunASR-Nano: time-major stacked frames of any length (20, and 12 padded to 20), a token per frame through its
+    adaptor, Qwen3 text; greedy tokens equal transformers' on the same padded features in both layouts."""
+    from transformers import AutoTokenizer, FunAsrNanoConfig, FunAsrNanoForConditionalGeneration
+
+    config = FunAsrNanoConfig(
+        audio_config=dict(
+            num_mel_bins=8, hidden_size=16, num_attention_heads=2, intermediate_size=32, num_hidden_layers=2, num_stacked_frames=7,
+            num_timestamp_prediction_layers=1, max_position_embeddings=256,
+        ),
+        text_config={**TEXT, "model_type": "qwen3", "head_dim": 8},
+        adaptor_config=dict(hidden_size=32, intermediate_size=8, num_attention_heads=2, num_hidden_layers=1, projector_hidden_size=24),
+        audio_token_id=AUDIO_TOKEN,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    hf = _widened(FunAsrNanoForConditionalGeneration(config))
+    hf.save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp_path)
+    features = torch.randn(2, 20, 8 * 7, generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(2, 20, dtype=torch.int64)
+    mask[1, 12:] = 0
+    prompts = [[1, 5, *[AUDIO_TOKEN] * 20, 7, 8], [1, 6, *[AUDIO_TOKEN] * 12, 9, 10, 11, 12]]
+    expected = []
+    with torch.no_grad():
+        for i, prompt in enumerate(prompts):
+            ids = torch.tensor([prompt])
+            out = hf.generate(
+                input_ids=ids, input_features=features[i : i + 1], input_features_mask=mask[i : i + 1], attention_mask=torch.ones_like(ids),
+                max_new_tokens=8, do_sample=False,
+            )  # fmt: skip
+            expected.append(out[0, len(prompt) :].tolist())
+    width = max(map(len, prompts))
+    ids = torch.tensor([p + [0] * (width - len(p)) for p in prompts])
+    attention = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in prompts])
+    inputs = {"input_ids": ids, "attention_mask": attention, "input_features": features, "input_features_mask": mask}
+    assert QEFFCommonLoader.model_class(str(tmp_path)) is QEFFAutoModelForImageTextToText
+    for kv_offload in (True, False):
+        model = QEFFAutoModelForImageTextToText.from_pretrained(tmp_path, kv_offload=kv_offload)
+        model.compile(prefill_seq_len=8, ctx_len=64, batch_size=2, num_cores=1)
+        rows = model.generate(inputs=inputs, generation_len=8, stream=False).generated_ids[0]
+        assert [row[: len(want)].tolist() for row, want in zip(rows, expected)] == expected, kv_offload
+    assert expected[0] != expected[1]

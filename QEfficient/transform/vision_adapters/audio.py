@@ -107,3 +107,48 @@ class MaskedAudioAdapter(AudioTextAdapter):
         if mask.shape != features.shape[::2]:
             raise ValueError(f"{self.mask_input} must be [audios, {img_size}], got {list(mask.shape)}.")
         return {AUDIO_FEATURES: features, self.mask_input: mask, "_tokens": self.tokens_of(mask.sum(-1)).astype(np.int64)}
+
+
+@dataclass(frozen=True)
+class StackedFramesAudioAdapter(MaskedAudioAdapter):
+    """FunASR-Nano: features time-major, [audios, frames, stacked mel bins] (its processor stacks 7 frames of 80 bins),
+    of any length (padded to the longest, masked); one audio token per frame."""
+
+    tokens_of: Callable[[np.ndarray], np.ndarray] = np.asarray  # a token per frame
+
+    def default_img_size(self, config) -> int:
+        return 0  # any length: the processor pads a batch to its longest
+
+    def most_tokens_per_unit(self, config) -> int:
+        return 0  # as many as the audio's frames: the default context is the text's
+
+    def feature_width(self, config) -> int:
+        return int(config.audio_config.num_mel_bins * config.audio_config.num_stacked_frames)
+
+    def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
+        """Two audios of 24 frames, the second's last third padding."""
+        mask = torch.ones(2, 24, dtype=torch.int64)
+        mask[1, 16:] = 0
+        return {AUDIO_FEATURES: torch.zeros(2, 24, self.feature_width(config)), self.mask_input: mask}
+
+    def vision_axes(self) -> dict[str, dict[int, str]]:
+        frames = {0: "num_images", 1: "num_frames"}
+        return {AUDIO_FEATURES: frames, self.mask_input: frames, "vision_embeds": {1: "num_image_tokens"}}
+
+    def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
+        width = self.feature_width(config)
+        try:
+            features = np.asarray(inputs[AUDIO_FEATURES], dtype=np.float32)
+        except ValueError:  # a ragged list
+            features = np.zeros(0, np.float32)
+        if features.ndim != 3 or features.shape[2] != width:
+            raise ValueError(
+                f"input_features must be [audios, frames, {width}] (the processor's stacked frames), got {list(features.shape)}."
+            )
+        if inputs.get(self.mask_input) is None:
+            raise ValueError(f"inputs has input_features but no {self.mask_input}: pass the processor's output whole.")
+        mask = np.asarray(inputs[self.mask_input], np.int64)
+        if mask.shape != features.shape[:2]:
+            raise ValueError(f"{self.mask_input} must be [audios, frames] {list(features.shape[:2])}, got {list(mask.shape)}.")
+        features = np.ascontiguousarray(features)
+        return {AUDIO_FEATURES: features, self.mask_input: mask, "_tokens": mask.sum(-1).astype(np.int64)}
