@@ -38,6 +38,19 @@ TEXT = dict(
 )  # fmt: skip
 
 
+def _both_layouts(folder, inputs: dict, expected: list[list[int]], **compile_options):
+    """The model of ``folder`` in both layouts, loaded as QEFFAutoModelForSpeechSeq2Seq loads it, compiled for batches of
+    2: each row's greedy tokens begin with ``expected``'s; returns the last model."""
+    for kv_offload in (True, False):
+        model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder, kv_offload=kv_offload)
+        assert isinstance(model, QEFFAutoModelForImageTextToText)
+        model.compile(batch_size=2, num_cores=1, **compile_options)
+        rows = model.generate(inputs=inputs, generation_len=8, stream=False).generated_ids[0]
+        assert [row[: len(want)].tolist() for row, want in zip(rows, expected)] == expected, kv_offload
+    assert expected[0] != expected[1]
+    return model
+
+
 def _widened(hf):
     """The model with weights drawn wide (std 0.3), so that greedy tokens vary."""
     torch.manual_seed(0)
@@ -81,13 +94,7 @@ def test_tokens_are_transformers_in_both_layouts(voxtral):
             for ids, audio in zip(inputs["input_ids"], chunks)
         ]
     assert QEFFCommonLoader.model_class(str(folder)) is QEFFAutoModelForImageTextToText
-    for kv_offload in (True, False):
-        model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder, kv_offload=kv_offload)
-        assert isinstance(model, QEFFAutoModelForImageTextToText)
-        model.compile(prefill_seq_len=4, ctx_len=32, batch_size=2, num_cores=1)  # audio tokens across prefill chunks
-        rows = model.generate(inputs=inputs, generation_len=8, stream=False).generated_ids[0]
-        assert [row[: len(want)].tolist() for row, want in zip(rows, expected)] == [want.tolist() for want in expected], kv_offload
-        assert rows[0].tolist() != rows[1].tolist()
+    model = _both_layouts(folder, inputs, [want.tolist() for want in expected], prefill_seq_len=4, ctx_len=32)  # across chunks
     with pytest.raises(ValueError, match=r"input_features must be \[chunks, 8, 16\]"):
         model.generate(inputs={**inputs, "input_features": np.zeros((3, 8, 30), np.float32)}, generation_len=4, stream=False)
     with pytest.raises(ValueError, match="voxtral reads audio, not images: pass inputs="):
@@ -132,12 +139,7 @@ def test_qwen2_audio_through_its_processor_is_transformers(qwen2_audio):
         one = processor(text=[prompt], audio=[audio], sampling_rate=16000, return_tensors="pt")
         with torch.no_grad():
             expected.append(hf.generate(**one, max_new_tokens=8, do_sample=False)[0, one["input_ids"].shape[1] :].tolist())
-    for kv_offload in (True, False):
-        model = QEFFAutoModelForImageTextToText.from_pretrained(tmp_path, kv_offload=kv_offload)
-        model.compile(prefill_seq_len=32, ctx_len=128, batch_size=2, num_cores=1)
-        rows = model.generate(inputs=inputs, generation_len=8, stream=False).generated_ids[0]
-        assert [row[: len(want)].tolist() for row, want in zip(rows, expected)] == expected, kv_offload
-    assert expected[0] != expected[1]
+    model = _both_layouts(tmp_path, inputs, expected, prefill_seq_len=32, ctx_len=128)
     with pytest.raises(ValueError, match=r"feature_attention_mask must be \[audios, 3000\]"):
         model.generate(
             inputs={**inputs, "feature_attention_mask": inputs["feature_attention_mask"][:, :100]}, generation_len=4, stream=False
@@ -196,12 +198,7 @@ def test_masked_audio_models_through_their_processors_are_transformers(model_typ
         with torch.no_grad():
             expected.append(hf.generate(**one, max_new_tokens=8, do_sample=False)[0, one["input_ids"].shape[1] :].tolist())
     assert QEFFCommonLoader.model_class(str(tmp_path)) is QEFFAutoModelForImageTextToText
-    for kv_offload in (True, False):
-        model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(tmp_path, kv_offload=kv_offload)
-        model.compile(prefill_seq_len=64, ctx_len=1024, batch_size=2, num_cores=1)
-        rows = model.generate(inputs=inputs, generation_len=8, stream=False).generated_ids[0]
-        assert [row[: len(want)].tolist() for row, want in zip(rows, expected)] == expected, kv_offload
-    assert expected[0] != expected[1]
+    model = _both_layouts(tmp_path, inputs, expected, prefill_seq_len=64, ctx_len=1024)
     with pytest.raises(ValueError, match="no input_features_mask: pass the processor's output whole"):
         model.generate(inputs={k: v for k, v in inputs.items() if k != "input_features_mask"}, generation_len=4, stream=False)
 
@@ -311,9 +308,4 @@ def test_fun_asr_nano_stacked_frames_are_transformers(tmp_path, tokenizer_dir):
     attention = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in prompts])
     inputs = {"input_ids": ids, "attention_mask": attention, "input_features": features, "input_features_mask": mask}
     assert QEFFCommonLoader.model_class(str(tmp_path)) is QEFFAutoModelForImageTextToText
-    for kv_offload in (True, False):
-        model = QEFFAutoModelForImageTextToText.from_pretrained(tmp_path, kv_offload=kv_offload)
-        model.compile(prefill_seq_len=8, ctx_len=64, batch_size=2, num_cores=1)
-        rows = model.generate(inputs=inputs, generation_len=8, stream=False).generated_ids[0]
-        assert [row[: len(want)].tolist() for row, want in zip(rows, expected)] == expected, kv_offload
-    assert expected[0] != expected[1]
+    _both_layouts(tmp_path, inputs, expected, prefill_seq_len=8, ctx_len=64)
