@@ -284,6 +284,23 @@ def test_bad_inputs_say_what_to_pass(speech_models):
     (granite / "config.json").write_text(json.dumps({"model_type": "granite_speech"}))
     with pytest.raises(NotImplementedError, match="'granite_speech' is not supported .* whisper, moonshine, .*, voxtral"):
         QEFFAutoModelForSpeechSeq2Seq.from_pretrained(granite)
+    folder, hf = speech_models("speecht5")
+    model = QEFFAutoModelForSpeechEncoderDecoder.from_pretrained(folder)
+    with pytest.raises(ValueError, match=r"ctx_len \(65\) exceeds the model's max_text_positions \(64\)"):
+        model.compile(ctx_len=65, num_cores=1)
+    folder, hf = speech_models("moonshine_streaming")
+    model = QEFFAutoModelForSpeechEncoderDecoder.from_pretrained(folder)
+    model.compile(ctx_len=32, num_cores=1)
+    with pytest.raises(ValueError, match="reads whole 80-sample frames: pad the audio to a multiple of 80"):
+        model.generate(np.zeros(4001, np.float32))
+    folder, hf = speech_models("canary")
+    model = QEFFAutoModelForSpeechEncoderDecoder.from_pretrained(folder)
+    with pytest.raises(NotImplementedError, match="canary's processor builds a decoder prompt .* generate\\(inputs=processor"):
+        model.transcribe(np.zeros(16000, np.float32), AutoTokenizer.from_pretrained(folder))
+    from QEfficient.serving.transcriber_app import open_transcriber_app
+
+    with pytest.raises(NotImplementedError, match="takes a decoder prompt .* not served here"):
+        open_transcriber_app(str(folder), 1, False, None, None)
     tts = folder.parent / "speecht5-tts"  # SpeechT5's type also names its text-to-speech model: refused before its weights
     tts.mkdir()
     (tts / "config.json").write_text(json.dumps({"model_type": "speecht5", "architectures": ["SpeechT5ForTextToSpeech"]}))

@@ -146,7 +146,7 @@ def audio_feature_width(config) -> int:
 
 @dataclass(frozen=True)
 class AudioSeq2SeqEncoderGraphSpec:
-    """A speech encoder-decoder's encoder graph (Moonshine, Speech2Text, SpeechEncoderDecoderModel): the audio
+    """A speech encoder-decoder's encoder graph (Moonshine, Speech2Text, SpeechT5, Canary, ...: AUDIO_SEQ2SEQ_INPUTS): the audio
     (``audio_input``: raw samples [B, samples] or filter-bank features [B, frames, bins]) and its mask in, every decoder
     layer's cross-attention keys and values over the encoder's frames out, with those frames' mask, which the decoder's
     cross-attention reads."""

@@ -1,7 +1,8 @@
-"""QEFFAutoModelForSpeechEncoderDecoder: the speech encoder-decoders other than Whisper (Moonshine, Speech2Text,
-transformers' SpeechEncoderDecoderModel) as two graphs, as the text encoder-decoders run: the audio encoder's cross
-keys/values and frame mask bound to a retained-state decoder step (transform/speech_seq2seq.py); greedy, sampled or
-beam-search tokens equal to transformers' ``generate`` (generation/seq2seq_generation.py).
+"""QEFFAutoModelForSpeechEncoderDecoder: the speech encoder-decoders other than Whisper (Moonshine, Moonshine Streaming,
+Speech2Text, SpeechT5's speech-to-text model, Canary, Cohere ASR, transformers' SpeechEncoderDecoderModel) as two graphs,
+as the text encoder-decoders run: the audio encoder's cross keys/values and frame mask bound to a retained-state decoder
+step (transform/speech_seq2seq.py); greedy, sampled or beam-search tokens equal to transformers' ``generate``
+(generation/seq2seq_generation.py).
 
 QEfficient has no such class; ``QEFFAutoModelForSpeechSeq2Seq.from_pretrained`` returns this one for such a checkpoint.
 """
@@ -28,6 +29,8 @@ from QEfficient.transform.speech_seq2seq import SPEECH_ENCODER_DECODER, QEffSpee
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
 
 SAMPLING_RATE = 16000
+# models whose processor gives a decoder prompt (task, language) built from arguments of its own: generate() only
+PROMPTED_TYPES = frozenset({"canary", "cohere_asr"})
 MOONSHINE_TOKENS_PER_SECOND = 6.5  # its model card's bound on a transcript's length, against repetition loops
 # the fewest samples Moonshine's three convolutions (kernels 127, 7, 3; strides 64, 3, 2) leave a frame of
 MOONSHINE_SHORTEST = 127 + 64 * (7 - 1 + 3 * (3 - 1))
@@ -91,11 +94,11 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
     def _check_max_positions(self, name: str, length: int, config=None) -> None:
         """``ctx_len`` within the decoder's position table (Speech2Text's ``max_target_positions``)."""
         config = config or self._decoder_config()
-        table = getattr(config, "max_target_positions", None)
-        if table is None:
+        field = next((f for f in ("max_target_positions", "max_text_positions") if getattr(config, f, None) is not None), None)
+        if field is None:
             super()._check_max_positions(name, length, config)
-        elif length > table:
-            raise ValueError(f"{name} ({length}) exceeds the model's max_target_positions ({table}).")
+        elif length > getattr(config, field):
+            raise ValueError(f"{name} ({length}) exceeds the model's {field} ({getattr(config, field)}).")
 
     def _decoder_config(self):
         if self.config.model_type == SPEECH_ENCODER_DECODER:
@@ -104,17 +107,29 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         return nested if isinstance(nested, PretrainedConfig) else self.config
 
     def decoder_positions(self) -> int:
-        """The most decoder slots (``ctx_len``) its position table serves."""
+        """The most decoder slots (``ctx_len``) its position table serves (SpeechT5's text table: max_text_positions)."""
         config = self._decoder_config()
-        return getattr(config, "max_target_positions", None) or usable_positions(config)
+        return getattr(config, "max_target_positions", None) or getattr(config, "max_text_positions", None) or usable_positions(config)
 
     def encoder_positions(self, inputs) -> list[int]:
         """Each recording's encoder frames (the positions its cross-attention reads), from its mask's length by the
         model's ``_get_feat_extract_output_lengths`` (for a padded Moonshine row, its mask's strided slice may keep one
         frame more)."""
         lengths = torch.from_numpy(self._inputs(None, None, inputs)[ATTENTION_MASK].sum(-1))
-        encoder = self.hf.encoder if self.config.model_type == SPEECH_ENCODER_DECODER else self.hf.get_encoder()
-        return [int(n) for n in encoder._get_feat_extract_output_lengths(lengths)]
+        return [int(n) for n in self._encoder_frames(lengths)]
+
+    def _encoder_frames(self, lengths: torch.Tensor) -> torch.Tensor:
+        """The encoder's frames for audio of ``lengths`` (samples or feature frames), by the model's own rule."""
+        kind, hf = self.config.model_type, self.hf
+        if kind == SPEECH_ENCODER_DECODER:
+            return hf.encoder._get_feat_extract_output_lengths(lengths)
+        if kind == "speecht5":
+            return hf.get_encoder().prenet._get_feat_extract_output_lengths(lengths)
+        if kind == "moonshine_streaming":
+            return hf._get_feat_extract_output_lengths(lengths)
+        if kind in ("canary", "cohere_asr"):  # Parakeet's encoder
+            return hf.get_encoder()._get_subsampling_output_length(lengths)
+        return hf.get_encoder()._get_feat_extract_output_lengths(lengths)
 
     def _encoder_specializations(self, batch_size: int) -> dict:
         return AudioSeq2SeqEncoderGraphSpec.specializations(batch_size)
@@ -245,17 +260,28 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         ``streamer``, ...). Whisper's own options (language, task, timestamps) are refused where set: these models
         transcribe without them. ``generation_len`` None: the checkpoint's length, or, for a Moonshine checkpoint that
         names none, 6.5 tokens per second of audio, as its model card bounds it (within the compiled ctx_len)."""
+        if self.config.model_type in PROMPTED_TYPES:
+            raise NotImplementedError(
+                f"{self.config.model_type}'s processor builds a decoder prompt (language, task) with the features: call "
+                "generate(inputs=processor(...)) with its output; transcribe(), infer --audio_path and serve do not run it."
+            )
         given = [name for name, value in (("language", language), ("task", task), ("return_timestamps", return_timestamps)) if value]
         if given:
             raise ValueError(f"{given}: Whisper's options; a {self.config.model_type} model transcribes without them (leave them out).")
+        inputs = self.transcription_inputs(audio, processor)
+        if generation_len is None:
+            rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", SAMPLING_RATE)
+            generation_len = self._spoken_length(len(audio) / rate)
+        return self.generate(inputs, generation_len, processor=processor, **options)
+
+    def transcription_inputs(self, audio: np.ndarray, processor) -> Any:
+        """One recording (1-D, at the processor's rate) through ``processor`` as its examples call it (``audio=``,
+        torch tensors: some processors make no others)."""
         audio = np.asarray(audio)
         if audio.ndim != 1 or audio.size == 0:
             raise ValueError(f"audio must be one mono recording, a non-empty 1-D array; got shape {list(audio.shape)}.")
         rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", SAMPLING_RATE)
-        inputs = processor(audio.astype(np.float32), sampling_rate=rate, return_tensors="np")
-        if generation_len is None:
-            generation_len = self._spoken_length(len(audio) / rate)
-        return self.generate(inputs, generation_len, processor=processor, **options)
+        return processor(audio=audio.astype(np.float32), sampling_rate=rate, return_tensors="pt")
 
     def _spoken_length(self, seconds: float) -> int | None:
         """Moonshine's bound on the tokens of ``seconds`` of speech where its checkpoint names no length (transformers'
@@ -272,7 +298,20 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         """Audio the encoder's convolutions leave frames of, within its position table where it has one."""
         if self.config.model_type == "moonshine" and length < MOONSHINE_SHORTEST:
             raise ValueError(f"The audio is too short: {length} samples; Moonshine's encoder reads {MOONSHINE_SHORTEST} at least.")
-        if self.config.model_type == "speech_to_text":  # its sinusoidal table, as exported (positions after the pad id)
+        kind = self.config.model_type
+        if kind == "moonshine_streaming":
+            frame = int(round(self.config.encoder_config.sample_rate * self.config.encoder_config.frame_ms / 1000))
+            if length % frame:
+                raise ValueError(f"Moonshine Streaming reads whole {frame}-sample frames: pad the audio to a multiple of {frame}.")
+            table = self.config.max_position_embeddings  # the decoder's table of the encoder's frames
+            if int(self._encoder_frames(torch.tensor(length))) > table:
+                raise ValueError(f"The audio is too long: {length} samples, more encoder frames than its position table's {table}.")
+        if kind == "speecht5":  # its speech table, as exported (positions after the pad id)
+            frames = int(self._encoder_frames(torch.tensor(length)))
+            rows = self.config.max_speech_positions + self.config.pad_token_id + 1 + 2
+            if self.config.pad_token_id + frames >= rows:
+                raise ValueError(f"The audio is too long: {length} samples give {frames} frames, more than its position table's.")
+        if kind == "speech_to_text":  # its sinusoidal table, as exported (positions after the pad id)
             frames = length
             for _ in range(self.config.num_conv_layers):
                 frames = (frames - 1) // 2 + 1

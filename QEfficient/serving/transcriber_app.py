@@ -1,7 +1,7 @@
 """OpenAI's transcription API over a CTC speech model (Wav2Vec2, HuBERT, WavLM, Data2VecAudio, Parakeet, ...
 ``ForCTC``), decoded greedily as QEFFAutoModelForCTC.generate and transformers' examples decode each
 family's ids, a Parakeet transducer (RNN-T, TDT), decoded greedily as its generate does (QEFFAutoModelForTDT), or a
-speech encoder-decoder other than Whisper (Moonshine, Speech2Text, SpeechEncoderDecoderModel), decoded greedily as
+speech encoder-decoder other than Whisper (Moonshine, Speech2Text, SpeechT5, SpeechEncoderDecoderModel), decoded greedily as
 transformers' generate decodes it with the checkpoint's generation config (QEFFAutoModelForSpeechEncoderDecoder): up to
 30 s in one pass, untimed, streamed token by token.
 
@@ -161,7 +161,7 @@ def create_transcriber_app(
     frame, timed where its tokenizer gives word offsets, else up to MAX_SECONDS in one pass, untimed; or, ``kind``
     TRANSDUCER, over a compiled Parakeet transducer (QEFFAutoModelForTDT, ...RNNT), whose durations time each token
     as transformers' processor reads them, audio of up to MAX_LONG_SECONDS; or, ``kind`` ENCODER_DECODER, over a
-    compiled QEFFAutoModelForSpeechEncoderDecoder (Moonshine, Speech2Text), decoded greedily, audio of up to MAX_SECONDS,
+    compiled QEFFAutoModelForSpeechEncoderDecoder (Moonshine, Speech2Text, SpeechT5, ...), decoded greedily, audio of up to MAX_SECONDS,
     untimed. ``max_body_bytes``: the upload limit (default: DEFAULT_MAX_AUDIO_BYTES for 30 s, MAX_LONG_AUDIO_BYTES for
     5 min)."""
     if kind not in (CTC, TRANSDUCER, ENCODER_DECODER):
@@ -222,7 +222,7 @@ def create_transcriber_app(
                 decode = lambda ids: model.text_of(processor, ids)  # noqa: E731
                 streamer = RowsStreamer(decode, lambda _row, piece, _step: send("text", piece) if piece else None, open_words=False)
                 info = model.transcribe(audio, processor, streamer=streamer, **GREEDY)
-                frames = model.encoder_positions(processor(audio, sampling_rate=rate, return_tensors="np"))[0]
+                frames = model.encoder_positions(model.transcription_inputs(audio, processor))[0]
                 send("done", info.texts[0], streamer.rows[0], frames, streamer.generated(0))
                 return
             if transducer:
@@ -299,15 +299,23 @@ def open_transcriber_app(
     ctx_len: int = 128,
 ) -> tuple[FastAPI, NoRunner]:
     """(app, runner) for a CTC model's folder (compiled for MAX_SECONDS: its one pass, or its windows), a Parakeet
-    transducer's (its graphs take any length) or a speech encoder-decoder's (Moonshine, Speech2Text: its decoder compiled
-    for ``ctx_len`` tokens, within its position table), with its processor; a generation config a transducer's greedy
-    loop does not apply is refused at start."""
+    transducer's (its graphs take any length) or a speech encoder-decoder's (Moonshine, Speech2Text, SpeechT5, ...: its
+    decoder compiled for ``ctx_len`` tokens, within its position table), with its processor; a generation config a
+    transducer's greedy loop does not apply is refused at start, and so are the encoder-decoders whose processor builds a
+    decoder prompt of its own (Canary, Cohere ASR)."""
     from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForSpeechEncoderDecoder
     from QEfficient.base.common import QEFFCommonLoader
     from QEfficient.utils.tokenizer import load_hf_processor
 
     model_class = QEFFCommonLoader.model_class(model_name)  # QEFFAutoModelForCTC, a transducer's or an encoder-decoder's
     model = model_class.from_pretrained(model_name, hf_overrides=hf_overrides or None)
+    from QEfficient.models.speech_encoder_decoder import PROMPTED_TYPES
+
+    if model.config.model_type in PROMPTED_TYPES:
+        raise NotImplementedError(
+            f"'{model_name}' ({model.config.model_type}) takes a decoder prompt (language, task) its processor builds: it is "
+            "not served here; run it from Python with generate(inputs=processor(...))."
+        )
     processor = load_hf_processor(model.local_model_dir)
     rate = sampling_rate(processor)
     check_sampling_rate(rate, model_name)

@@ -379,10 +379,7 @@ def moonshine_output_lengths(self, input_lengths):
 def banded_bidirectional_mask(config, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, and_mask_function=None, **_):
     """transformers' ``create_bidirectional_mask`` for an eager encoder whose layers attend within a band (Moonshine
     Streaming's per-layer sliding windows): the band's rule evaluated on broadcast positions and the padding, as an
-    additive [B, 1, Q, K] mask; transformers builds it with vmap, which tracing does not take. A 4-D mask is taken as it
-    is (the decoder step's own)."""
-    if attention_mask.dim() == 4:
-        return attention_mask
+    additive [B, 1, Q, K] mask; transformers builds it with vmap, which tracing does not take."""
     keys = attention_mask[:, None, None, :].bool()
     if and_mask_function is not None:
         positions = torch.arange(inputs_embeds.shape[1])

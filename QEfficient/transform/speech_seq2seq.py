@@ -1,6 +1,6 @@
-"""Speech encoder-decoders other than Whisper (Moonshine, Speech2Text, transformers' SpeechEncoderDecoderModel: a
-Wav2Vec2-like encoder paired with a causal-LM decoder) in the text encoder-decoders' two graphs, run by the model's own
-modules:
+"""Speech encoder-decoders other than Whisper (Moonshine, Speech2Text, SpeechT5, Canary, ...; transformers'
+SpeechEncoderDecoderModel: a Wav2Vec2-like encoder paired with a causal-LM decoder) in the text encoder-decoders' two
+graphs, run by the model's own modules:
 
 * the encoder: the audio (raw samples or filter-bank features) and its mask of any length -> every decoder layer's
   cross-attention keys and values over the encoder's frames, and those frames' mask (the audio mask subsampled by the

@@ -114,8 +114,6 @@ class StackedFramesAudioAdapter(MaskedAudioAdapter):
     """FunASR-Nano: features time-major, [audios, frames, stacked mel bins] (its processor stacks 7 frames of 80 bins),
     of any length (padded to the longest, masked); one audio token per frame."""
 
-    tokens_of: Callable[[np.ndarray], np.ndarray] = np.asarray  # a token per frame
-
     def default_img_size(self, config) -> int:
         return 0  # any length: the processor pads a batch to its longest
 
@@ -147,6 +145,9 @@ class StackedFramesAudioAdapter(MaskedAudioAdapter):
             )
         if inputs.get(self.mask_input) is None:
             raise ValueError(f"inputs has input_features but no {self.mask_input}: pass the processor's output whole.")
+        longest = int(config.audio_config.max_position_embeddings) - 1  # its encoder's position table
+        if features.shape[1] > longest:
+            raise ValueError(f"The audio is too long: {features.shape[1]} frames, more than the encoder's {longest}: split it.")
         mask = np.asarray(inputs[self.mask_input], np.int64)
         if mask.shape != features.shape[:2]:
             raise ValueError(f"{self.mask_input} must be [audios, frames] {list(features.shape[:2])}, got {list(mask.shape)}.")
