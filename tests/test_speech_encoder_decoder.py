@@ -25,6 +25,8 @@ from transformers import (
     MoonshineForConditionalGeneration,
     MoonshineStreamingConfig,
     MoonshineStreamingForConditionalGeneration,
+    SeamlessM4TConfig,
+    SeamlessM4TForSpeechToText,
     Speech2TextConfig,
     Speech2TextForConditionalGeneration,
     SpeechEncoderDecoderConfig,
@@ -115,6 +117,17 @@ MODELS = {
     "cohere_asr": lambda: CohereAsrForConditionalGeneration(
         CohereAsrConfig(encoder_config=PARAKEET, **{**PROMPTED_DECODER, **START})  # its decoder's settings are its own
     ),
+    # w2v-BERT's conformer over stacked log-mel frames, an adaptor that subsamples by 2, an NLLB-style text decoder
+    "seamless_m4t": lambda: SeamlessM4TForSpeechToText(
+        SeamlessM4TConfig(
+            vocab_size=VOCAB, hidden_size=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+            encoder_ffn_dim=37, decoder_ffn_dim=37, speech_encoder_layers=2, speech_encoder_attention_heads=4,
+            speech_encoder_intermediate_size=37, feature_projection_input_dim=16, num_adapter_layers=1, adaptor_kernel_size=4,
+            adaptor_stride=2, conv_depthwise_kernel_size=3, max_position_embeddings=64, t2u_encoder_layers=1, t2u_decoder_layers=1,
+            t2u_vocab_size=16, unit_embed_dim=16, upsample_initial_channel=16, tie_word_embeddings=False, scale_embedding=False,
+            **START,
+        )
+    ),  # fmt: skip
     "hubert-gpt2": lambda: _paired(HubertConfig(**WAV2VEC2), DECODERS["gpt2"]()),
     "wav2vec2-mbart": lambda: _paired(Wav2Vec2Config(**WAV2VEC2), DECODERS["mbart"]()),
     # wav2vec2-base's layout: group norm in the feature encoder, post-norm layers
@@ -145,6 +158,8 @@ def speech_models(tmp_path_factory, tokenizer_dir):
                     if "norm" not in key and weight.dim() > 1:
                         weight.normal_(0, 0.3)
             model.generation_config.update(**START)
+            if name == "seamless_m4t":  # its target languages' decoder tokens, as its checkpoints' generation config maps them
+                model.generation_config.text_decoder_lang_to_code_id = {"eng": 17, "fra": 42}
             folder = tmp_path_factory.mktemp(name)
             model.save_pretrained(folder)
             tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -161,7 +176,7 @@ def speech_models(tmp_path_factory, tokenizer_dir):
 def _audio(model) -> dict[str, torch.Tensor]:
     """Three recordings (filter banks for Speech2Text), the second padded after two thirds, as a processor pads it."""
     generator = torch.Generator().manual_seed(3)
-    if model.config.model_type in ("speech_to_text", "canary", "cohere_asr"):  # 16-bin filter banks
+    if model.config.model_type in ("speech_to_text", "canary", "cohere_asr", "seamless_m4t"):  # 16-bin filter banks
         audio, name = torch.randn(3, 60, 16, generator=generator), "input_features"
     else:
         audio, name = torch.randn(3, 6000, generator=generator), "input_values"
@@ -199,8 +214,8 @@ def test_tokens_are_transformers(speech_models, name):
 
 @pytest.mark.parametrize("name", ["canary", "cohere_asr"])
 def test_a_processors_decoder_prompt_is_transformers(speech_models, name):
-    """Canary's and Cohere ASR's processors give a decoder prompt (task and language tokens) with the features: it starts
-    the sequence as in transformers' generate, greedy and with beams."""
+    """Canary's and Cohere ASR's processors give a decoder prompt (task and language tokens, here made by hand) with the
+    features: it starts the sequence as in transformers' generate, greedy and with beams."""
     folder, hf = speech_models(name)
     model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
     model.compile(ctx_len=32, batch_size=2, num_cores=1)
@@ -211,6 +226,23 @@ def test_a_processors_decoder_prompt_is_transformers(speech_models, name):
         rows = _rows(model.generate(inputs, 8, **options))
         assert [row[: len(want)] for row, want in zip(rows, expected)] == expected, options
         assert all(row[:4] == [0, 5, 17, 42] for row in rows)
+
+
+def test_seamless_target_language_is_transformers(speech_models):
+    """SeamlessM4T's ``tgt_lang``: its language token after the start token, as its generate puts it; an unknown one
+    and a model without target languages are refused."""
+    folder, hf = speech_models("seamless_m4t")
+    model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
+    model.compile(ctx_len=32, batch_size=2, num_cores=1)
+    inputs = _audio(hf)
+    with torch.no_grad():
+        expected = hf.generate(**inputs, tgt_lang="fra", max_new_tokens=8, do_sample=False).tolist()
+    rows = _rows(model.generate(inputs, 8, tgt_lang="__fra__"))
+    assert [row[: len(want)] for row, want in zip(rows, expected)] == expected and rows[0][:2] == [0, 42]
+    with pytest.raises(ValueError, match=r"tgt_lang='deu' is not supported by this model: use one of \['eng', 'fra'\]"):
+        model.generate(inputs, 8, tgt_lang="deu")
+    with pytest.raises(NotImplementedError, match="takes a decoder prompt .* tgt_lang"):
+        model.transcribe(np.zeros(16000, np.float32), AutoTokenizer.from_pretrained(folder))
 
 
 def test_spellings_loaders_and_the_pipeline(speech_models, tmp_path, capsys):
@@ -295,7 +327,7 @@ def test_bad_inputs_say_what_to_pass(speech_models):
         model.generate(np.zeros(4001, np.float32))
     folder, hf = speech_models("canary")
     model = QEFFAutoModelForSpeechEncoderDecoder.from_pretrained(folder)
-    with pytest.raises(NotImplementedError, match="canary's processor builds a decoder prompt .* generate\\(inputs=processor"):
+    with pytest.raises(NotImplementedError, match="canary takes a decoder prompt .* generate\\(inputs=processor"):
         model.transcribe(np.zeros(16000, np.float32), AutoTokenizer.from_pretrained(folder))
     from QEfficient.serving.transcriber_app import open_transcriber_app
 

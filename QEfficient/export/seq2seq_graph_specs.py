@@ -133,6 +133,7 @@ AUDIO_SEQ2SEQ_INPUTS = {
     "speecht5": INPUT_VALUES,
     "canary": INPUT_FEATURES,  # a Parakeet encoder's log-mel frames [B, frames, mels]
     "cohere_asr": INPUT_FEATURES,
+    "seamless_m4t": INPUT_FEATURES,  # w2v-BERT's log-mel frames [B, frames, 160 (two stacked)]
 }
 
 
@@ -141,6 +142,8 @@ def audio_feature_width(config) -> int:
     Parakeet encoder's (Canary's, Cohere ASR's) mel bins."""
     if hasattr(config, "input_feat_per_channel"):
         return int(config.input_feat_per_channel * config.input_channels)
+    if hasattr(config, "feature_projection_input_dim"):  # SeamlessM4T's
+        return int(config.feature_projection_input_dim)
     return int(config.encoder_config.num_mel_bins)
 
 

@@ -9,6 +9,7 @@ QEfficient has no such class; ``QEFFAutoModelForSpeechSeq2Seq.from_pretrained`` 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -30,7 +31,12 @@ from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
 
 SAMPLING_RATE = 16000
 # models whose processor gives a decoder prompt (task, language) built from arguments of its own: generate() only
-PROMPTED_TYPES = frozenset({"canary", "cohere_asr"})
+PROMPTED_TYPES = frozenset({"canary", "cohere_asr", "seamless_m4t"})
+# types that also name other models: the checkpoints (config architectures) that hold the speech-to-text model's weights
+SPEECH_TO_TEXT_CHECKPOINTS = {
+    "speecht5": ("SpeechT5ForSpeechToText",),
+    "seamless_m4t": ("SeamlessM4TForSpeechToText", "SeamlessM4TModel", "SeamlessM4TForSpeechToSpeech"),
+}
 MOONSHINE_TOKENS_PER_SECOND = 6.5  # its model card's bound on a transcript's length, against repetition loops
 # the fewest samples Moonshine's three convolutions (kernels 127, 7, 3; strides 64, 3, 2) leave a frame of
 MOONSHINE_SHORTEST = 127 + 64 * (7 - 1 + 3 * (3 - 1))
@@ -53,8 +59,8 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
 
     def __init__(self, model: PreTrainedModel, **kwargs) -> None:
         kind = getattr(getattr(model, "config", None), "model_type", None)
-        if kind == "speecht5" and type(model).__name__ != "SpeechT5ForSpeechToText":
-            raise TypeError(f"{type(model).__name__} is not SpeechT5's speech-to-text model (SpeechT5ForSpeechToText).")
+        if kind in SPEECH_TO_TEXT_CHECKPOINTS and not type(model).__name__.endswith("ForSpeechToText"):
+            raise TypeError(f"{type(model).__name__} is not {kind}'s speech-to-text model (load it with AutoModelForSpeechSeq2Seq).")
         if kind not in AUDIO_SEQ2SEQ_INPUTS:
             hint = "load Whisper with QEFFAutoModelForSpeechSeq2Seq" if kind == "whisper" else f"it runs {', '.join(AUDIO_SEQ2SEQ_INPUTS)}"
             raise TypeError(f"{type(model).__name__} is not a speech encoder-decoder this class runs: {hint}.")
@@ -171,6 +177,9 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
             kwargs["generation_len"] = args.pop(0)
         if args:
             raise TypeError("generate() takes the audio and generation_len positionally; pass the other options by name.")
+        tgt_lang = kwargs.pop("tgt_lang", None)
+        if tgt_lang is not None:  # SeamlessM4T's target language: its decoder prompt, ahead of decoder_input_ids
+            kwargs["decoder_input_ids"] = self._target_language_prompt(tgt_lang)
         mask = kwargs.pop(ATTENTION_MASK, None)
         if mask is not None:  # transformers' spelling: the audio and its mask as arguments of their own
             if inputs is None:
@@ -183,6 +192,28 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         if tokenizer is None:
             tokenizer = self._checkpoint_tokenizer()
         return super().generate(tokenizer, inputs=inputs, **kwargs)
+
+    def _target_language_prompt(self, tgt_lang: str) -> np.ndarray:
+        """SeamlessM4T's decoder prompt for ``tgt_lang`` ("eng", or "__eng__"): its language token, by the generation
+        config's ``text_decoder_lang_to_code_id`` as its generate reads it (one prompt, for every recording)."""
+        codes = getattr(self.generation_config, "text_decoder_lang_to_code_id", None) or self._saved_generation_setting(
+            "text_decoder_lang_to_code_id"
+        )
+        if self.config.model_type != "seamless_m4t" or not codes:
+            kind = self.config.model_type
+            raise ValueError(f"tgt_lang is SeamlessM4T's (its generation config's text_decoder_lang_to_code_id); {kind} takes none.")
+        lang = tgt_lang.replace("__", "")
+        if lang not in codes:
+            raise ValueError(f"tgt_lang={tgt_lang!r} is not supported by this model: use one of {sorted(codes)}.")
+        return np.array([[codes[lang]]], np.int64)
+
+    def _saved_generation_setting(self, name: str) -> Any:
+        """A setting of the checkpoint's generation_config.json that transformers' GenerationConfig does not keep when it
+        loads it (SeamlessM4T's language map), or None."""
+        path = self.local_model_dir / "generation_config.json" if self.local_model_dir is not None else None
+        if path is None or not path.is_file():
+            return None
+        return json.loads(path.read_text()).get(name)
 
     def _checkpoint_tokenizer(self) -> Any:
         """The checkpoint's tokenizer for the texts (its processor's, else its own), or None where its folder has none
@@ -262,8 +293,9 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         names none, 6.5 tokens per second of audio, as its model card bounds it (within the compiled ctx_len)."""
         if self.config.model_type in PROMPTED_TYPES:
             raise NotImplementedError(
-                f"{self.config.model_type}'s processor builds a decoder prompt (language, task) with the features: call "
-                "generate(inputs=processor(...)) with its output; transcribe(), infer --audio_path and serve do not run it."
+                f"{self.config.model_type} takes a decoder prompt (a language, a task: its processor's, or SeamlessM4T's "
+                "tgt_lang): call generate(inputs=processor(...)) (with tgt_lang=...); transcribe(), infer --audio_path and "
+                "serve do not run it."
             )
         given = [name for name, value in (("language", language), ("task", task), ("return_timestamps", return_timestamps)) if value]
         if given:
@@ -324,10 +356,11 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
 
 
 def transcribes(config) -> bool:
-    """Whether ``config`` is a speech encoder-decoder this class runs: its type's, and for SpeechT5 (whose type also
-    names its text-to-speech and speech-to-speech models) its speech-to-text head."""
-    if config.model_type == "speecht5":
-        return "SpeechT5ForSpeechToText" in (config.architectures or [])
+    """Whether ``config`` is a speech encoder-decoder this class runs: its type's, and where the type also names other
+    models (SpeechT5's text-to-speech, SeamlessM4T's text-to-text) a checkpoint that holds the speech encoder and the text
+    decoder."""
+    if config.model_type in SPEECH_TO_TEXT_CHECKPOINTS:
+        return bool(set(config.architectures or []) & set(SPEECH_TO_TEXT_CHECKPOINTS[config.model_type]))
     return config.model_type in AUDIO_SEQ2SEQ_INPUTS
 
 

@@ -27,6 +27,7 @@ from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqEncoder, projec
 SPEECH_ENCODER_DECODER = "speech-encoder-decoder"
 # decoders that place their tokens by position ids, rotary or a table's (the others by the cache's length)
 POSITIONED_DECODER_TYPES = frozenset({"moonshine", "moonshine_streaming", "canary", "cohere_asr"})
+SEAMLESS_TYPES = frozenset({"seamless_m4t"})  # its speech-to-text model
 # models whose encoder is Parakeet's FastConformer over log-mel frames, with a decoder of their own
 PARAKEET_ENCODER_TYPES = frozenset({"canary", "cohere_asr"})
 # decoders whose eager-only attention adds full [batch, 1, queries, keys] masks, reads one row of cross keys/values per
@@ -69,6 +70,11 @@ def encoded_audio(hf: PreTrainedModel, audio: torch.Tensor, attention_mask: torc
         encoder = hf.get_encoder()
         hidden = encoder(input_features=audio, attention_mask=attention_mask).last_hidden_state
         return hidden, encoder._get_feature_vector_attention_mask(hidden.shape[1], attention_mask)
+    if kind in SEAMLESS_TYPES:  # its adaptor's subsampled lengths, as its speech-to-text forward computes them
+        hidden = hf.speech_encoder(input_features=audio, attention_mask=attention_mask).last_hidden_state
+        lengths = hf._compute_sub_sample_lengths_from_attention_mask(attention_mask)
+        frames = (torch.arange(hidden.shape[1])[None, :] < lengths[:, None]).to(torch.int64)
+        return hidden, frames
     if kind == "speecht5":
         encoder = hf.get_encoder()
         hidden = encoder(input_values=audio, attention_mask=attention_mask).last_hidden_state
