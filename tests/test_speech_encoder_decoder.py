@@ -27,6 +27,8 @@ from transformers import (
     MoonshineStreamingForConditionalGeneration,
     SeamlessM4TConfig,
     SeamlessM4TForSpeechToText,
+    SeamlessM4Tv2Config,
+    SeamlessM4Tv2ForSpeechToText,
     Speech2TextConfig,
     Speech2TextForConditionalGeneration,
     SpeechEncoderDecoderConfig,
@@ -117,17 +119,26 @@ MODELS = {
     "cohere_asr": lambda: CohereAsrForConditionalGeneration(
         CohereAsrConfig(encoder_config=PARAKEET, **{**PROMPTED_DECODER, **START})  # its decoder's settings are its own
     ),
-    # w2v-BERT's conformer over stacked log-mel frames, an adaptor that subsamples by 2, an NLLB-style text decoder
-    "seamless_m4t": lambda: SeamlessM4TForSpeechToText(
-        SeamlessM4TConfig(
-            vocab_size=VOCAB, hidden_size=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
-            encoder_ffn_dim=37, decoder_ffn_dim=37, speech_encoder_layers=2, speech_encoder_attention_heads=4,
-            speech_encoder_intermediate_size=37, feature_projection_input_dim=16, num_adapter_layers=1, adaptor_kernel_size=4,
-            adaptor_stride=2, conv_depthwise_kernel_size=3, max_position_embeddings=64, t2u_encoder_layers=1, t2u_decoder_layers=1,
-            t2u_vocab_size=16, unit_embed_dim=16, upsample_initial_channel=16, tie_word_embeddings=False, scale_embedding=False,
-            **START,
+    # w2v-BERT's conformer over stacked log-mel frames, an adaptor that subsamples by 2, an NLLB-style text decoder (v2: its
+    # encoder's chunk mask, which transformers' eager attention misreads, as its default attention reads it)
+    **{
+        name: (
+            lambda model_class=model_class, config_class=config_class: model_class(
+                config_class(
+                    vocab_size=VOCAB, hidden_size=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                    decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=37, speech_encoder_layers=2,
+                    speech_encoder_attention_heads=4, speech_encoder_intermediate_size=37, feature_projection_input_dim=16,
+                    num_adapter_layers=1, adaptor_kernel_size=4, adaptor_stride=2, conv_depthwise_kernel_size=3,
+                    max_position_embeddings=64, t2u_encoder_layers=1, t2u_decoder_layers=1, t2u_vocab_size=16, unit_embed_dim=16,
+                    upsample_initial_channel=16, tie_word_embeddings=False, scale_embedding=False, **START,
+                )
+            )
         )
-    ),  # fmt: skip
+        for name, model_class, config_class in (
+            ("seamless_m4t", SeamlessM4TForSpeechToText, SeamlessM4TConfig),
+            ("seamless_m4t_v2", SeamlessM4Tv2ForSpeechToText, SeamlessM4Tv2Config),
+        )
+    },  # fmt: skip
     "hubert-gpt2": lambda: _paired(HubertConfig(**WAV2VEC2), DECODERS["gpt2"]()),
     "wav2vec2-mbart": lambda: _paired(Wav2Vec2Config(**WAV2VEC2), DECODERS["mbart"]()),
     # wav2vec2-base's layout: group norm in the feature encoder, post-norm layers
@@ -176,7 +187,7 @@ def speech_models(tmp_path_factory, tokenizer_dir):
 def _audio(model) -> dict[str, torch.Tensor]:
     """Three recordings (filter banks for Speech2Text), the second padded after two thirds, as a processor pads it."""
     generator = torch.Generator().manual_seed(3)
-    if model.config.model_type in ("speech_to_text", "canary", "cohere_asr", "seamless_m4t"):  # 16-bin filter banks
+    if model.config.model_type in ("speech_to_text", "canary", "cohere_asr", "seamless_m4t", "seamless_m4t_v2"):  # 16-bin filter banks
         audio, name = torch.randn(3, 60, 16, generator=generator), "input_features"
     else:
         audio, name = torch.randn(3, 6000, generator=generator), "input_values"

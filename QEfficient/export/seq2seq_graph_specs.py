@@ -134,6 +134,7 @@ AUDIO_SEQ2SEQ_INPUTS = {
     "canary": INPUT_FEATURES,  # a Parakeet encoder's log-mel frames [B, frames, mels]
     "cohere_asr": INPUT_FEATURES,
     "seamless_m4t": INPUT_FEATURES,  # w2v-BERT's log-mel frames [B, frames, 160 (two stacked)]
+    "seamless_m4t_v2": INPUT_FEATURES,
 }
 
 

@@ -31,11 +31,12 @@ from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
 
 SAMPLING_RATE = 16000
 # models whose processor gives a decoder prompt (task, language) built from arguments of its own: generate() only
-PROMPTED_TYPES = frozenset({"canary", "cohere_asr", "seamless_m4t"})
+PROMPTED_TYPES = frozenset({"canary", "cohere_asr", "seamless_m4t", "seamless_m4t_v2"})
 # types that also name other models: the checkpoints (config architectures) that hold the speech-to-text model's weights
 SPEECH_TO_TEXT_CHECKPOINTS = {
     "speecht5": ("SpeechT5ForSpeechToText",),
     "seamless_m4t": ("SeamlessM4TForSpeechToText", "SeamlessM4TModel", "SeamlessM4TForSpeechToSpeech"),
+    "seamless_m4t_v2": ("SeamlessM4Tv2ForSpeechToText", "SeamlessM4Tv2Model", "SeamlessM4Tv2ForSpeechToSpeech"),
 }
 MOONSHINE_TOKENS_PER_SECOND = 6.5  # its model card's bound on a transcript's length, against repetition loops
 # the fewest samples Moonshine's three convolutions (kernels 127, 7, 3; strides 64, 3, 2) leave a frame of
@@ -199,7 +200,7 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         codes = getattr(self.generation_config, "text_decoder_lang_to_code_id", None) or self._saved_generation_setting(
             "text_decoder_lang_to_code_id"
         )
-        if self.config.model_type != "seamless_m4t" or not codes:
+        if self.config.model_type not in ("seamless_m4t", "seamless_m4t_v2") or not codes:
             kind = self.config.model_type
             raise ValueError(f"tgt_lang is SeamlessM4T's (its generation config's text_decoder_lang_to_code_id); {kind} takes none.")
         lang = tgt_lang.replace("__", "")

@@ -33,7 +33,8 @@ or assumes a cache that grows with the sequence.
 * Moonshine's encoder counts its frames with ``int()``, which tracing turns into the example's count: here in tensor
   arithmetic.
 * Moonshine Streaming's encoder masks each layer's band with transformers' vmap-built mask: here from the band's rule on
-  broadcast positions.
+  broadcast positions; SeamlessM4T v2's speech encoder's boolean chunk mask, which eager attention would add as 1s and
+  0s, becomes additive.
 * Grounding DINO splits its prompt into phrases with ``isin`` and running maxima, which have no ONNX export: here by
   comparisons over positions (adapters/grounding_dino.py).
 """
@@ -379,7 +380,12 @@ def moonshine_output_lengths(self, input_lengths):
 def banded_bidirectional_mask(config, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, and_mask_function=None, **_):
     """transformers' ``create_bidirectional_mask`` for an eager encoder whose layers attend within a band (Moonshine
     Streaming's per-layer sliding windows): the band's rule evaluated on broadcast positions and the padding, as an
-    additive [B, 1, Q, K] mask; transformers builds it with vmap, which tracing does not take."""
+    additive [B, 1, Q, K] mask; transformers builds it with vmap, which tracing does not take. A 4-D boolean mask
+    (SeamlessM4T v2's chunks) becomes additive too: transformers passes it through as it is, and its eager attention adds
+    the booleans (1 and 0) to the scores, where its default (SDPA) attention masks them."""
+    if attention_mask.dim() == 4:
+        keys = attention_mask.bool()
+        return torch.zeros(keys.shape, dtype=inputs_embeds.dtype).masked_fill(~keys, torch.finfo(inputs_embeds.dtype).min)
     keys = attention_mask[:, None, None, :].bool()
     if and_mask_function is not None:
         positions = torch.arange(inputs_embeds.shape[1])
@@ -421,7 +427,10 @@ FUNCTION_REWRITES = {
     "transformers.models.longformer.modeling_longformer": {"create_bidirectional_mask": longformer.padding_mask},
     "transformers.models.wav2vec2_conformer.modeling_wav2vec2_conformer": {"_apply_relative_position_encoding": conformer_relative_scores},
     "transformers.models.superpoint.modeling_superpoint": {"simple_nms": superpoint_simple_nms},
-    "transformers.models.moonshine_streaming.modeling_moonshine_streaming": {"create_bidirectional_mask": banded_bidirectional_mask},
+    **{
+        f"transformers.models.{name}.modeling_{name}": {"create_bidirectional_mask": banded_bidirectional_mask}
+        for name in ("moonshine_streaming", "seamless_m4t_v2")
+    },
     **{
         f"transformers.models.{name}.modeling_{name}": {"generate_masks_with_special_tokens_and_transfer_map": text_masks_and_positions}
         for name in ("grounding_dino", "mm_grounding_dino")

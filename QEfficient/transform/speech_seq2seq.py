@@ -27,7 +27,7 @@ from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqEncoder, projec
 SPEECH_ENCODER_DECODER = "speech-encoder-decoder"
 # decoders that place their tokens by position ids, rotary or a table's (the others by the cache's length)
 POSITIONED_DECODER_TYPES = frozenset({"moonshine", "moonshine_streaming", "canary", "cohere_asr"})
-SEAMLESS_TYPES = frozenset({"seamless_m4t"})  # its speech-to-text model
+SEAMLESS_TYPES = frozenset({"seamless_m4t", "seamless_m4t_v2"})  # their speech-to-text models
 # models whose encoder is Parakeet's FastConformer over log-mel frames, with a decoder of their own
 PARAKEET_ENCODER_TYPES = frozenset({"canary", "cohere_asr"})
 # decoders whose eager-only attention adds full [batch, 1, queries, keys] masks, reads one row of cross keys/values per
