@@ -14,11 +14,23 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoModelForMultimodalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.initialization import no_init_weights
 from transformers.models.auto.modeling_auto import (
     MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+    MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES,
     MODEL_FOR_PRETRAINING_MAPPING_NAMES,
+    MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
     MODEL_MAPPING_NAMES,
 )
 
@@ -100,6 +112,18 @@ def load_pretrained(auto_class, name_or_path: str | os.PathLike, *args, owner: s
             return auto_class.from_pretrained(folder, *args, **kwargs), folder
     except ValueError as err:
         raise ValueError(f"{owner} cannot load '{name_or_path}': {err}") from err
+
+
+def image_text_class(config: PretrainedConfig) -> type:
+    """transformers' auto class for an image-text (or audio-text) model's config: AutoModelForImageTextToText, else its
+    superset AutoModelForMultimodalLM, else AutoModelForSeq2SeqLM, whose mapping alone holds AudioFlamingo 3."""
+    if config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        return AutoModelForImageTextToText
+    if config.model_type in MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES:
+        return AutoModelForMultimodalLM
+    if config.model_type in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        return AutoModelForSeq2SeqLM
+    return AutoModelForImageTextToText
 
 
 def unmapped_causal_lm_class(config: PretrainedConfig) -> type | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig, PreTrainedModel
+from transformers import AutoConfig, GenerationConfig, PreTrainedModel
 
 from QEfficient.compile.compile_helper import empty_inputs
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
@@ -33,7 +33,7 @@ from QEfficient.generation.sampling import SamplingParams, check_allowed_tokens
 from QEfficient.generation.text_generation import eos_token_ids
 from QEfficient.generation.text_generation_inference import resolve_sampling
 from QEfficient.loading.config_overrides import weights_fit
-from QEfficient.loading.hf_loader import resolve_model_path, with_hf_overrides, with_load_defaults
+from QEfficient.loading.hf_loader import image_text_class, resolve_model_path, with_hf_overrides, with_load_defaults
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk, recurrent_state_manifest
 from QEfficient.models.image_text_view import ModelView, check_img_size, holds_an_image
 from QEfficient.runtime.ort_session import no_image_inputs, open_artifact_session, open_kv_session
@@ -106,7 +106,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             read_artifact(vision)  # there and intact
         config = AutoConfig.from_pretrained(folder)
         with torch.device("meta"):
-            hf = _auto_class(config).from_config(config)
+            hf = image_text_class(config).from_config(config)
         if (folder / "generation_config.json").is_file():
             hf.generation_config = GenerationConfig.from_pretrained(folder)
         obj = cls(hf, kv_offload=two_graphs, continuous_batching=bool(qconfig.get("continuous_batching")))
@@ -140,7 +140,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         with_hf_overrides(folder, with_load_defaults(kwargs))  # vLLM's hf_overrides, sub-configs merged
         get_vision_adapter(kwargs["config"])  # an unsupported architecture fails before any weight is read
         with weights_fit(overrides):
-            model = _auto_class(kwargs["config"]).from_pretrained(folder, **kwargs)
+            model = image_text_class(kwargs["config"]).from_pretrained(folder, **kwargs)
         obj = cls(
             model,
             kv_offload=bool(kv_offload),
@@ -572,25 +572,6 @@ def _prompt_rope(adapter: VisionLanguageAdapter, config) -> PromptRope | None:
     if type(adapter).prompt_positions is VisionLanguageAdapter.prompt_positions:
         return None
     return MultimodalRope(int(config.image_token_id), int(config.vision_config.spatial_merge_size))
-
-
-def _auto_class(config) -> type:
-    """transformers' auto class for an image-text (or audio-text) model's config: AutoModelForImageTextToText, else its
-    superset AutoModelForMultimodalLM, else AutoModelForSeq2SeqLM, whose mapping alone holds AudioFlamingo 3."""
-    import transformers
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
-        MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES,
-        MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
-    )
-
-    if config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
-        return AutoModelForImageTextToText
-    if config.model_type in MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES:
-        return transformers.AutoModelForMultimodalLM
-    if config.model_type in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
-        return transformers.AutoModelForSeq2SeqLM
-    return AutoModelForImageTextToText
 
 
 def _given(value) -> bool:
