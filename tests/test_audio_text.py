@@ -4,7 +4,8 @@ greedy tokens in both layouts, for a batch of prompts with two chunks and one, a
 does a tiny random Qwen2-Audio (Whisper-style encoder over 30 s, Qwen2 text model) for two recordings of the test clip
 of different lengths through its real processor (each audio's tokens as many as its length gives), and tiny random
 AudioFlamingo 3 and GLM-ASR models (their own audio features masked per audio) through their real processors, long
-audio in two windows; the loaders pick them; bad features say what to pass."""
+audio in two windows; FunASR-Nano's stacked frames and OmniASR's raw samples of any length; the loaders pick them; bad
+features say what to pass; a served chat with audio."""
 
 from __future__ import annotations
 
@@ -309,3 +310,42 @@ def test_fun_asr_nano_stacked_frames_are_transformers(tmp_path, tokenizer_dir):
     inputs = {"input_ids": ids, "attention_mask": attention, "input_features": features, "input_features_mask": mask}
     assert QEFFCommonLoader.model_class(str(tmp_path)) is QEFFAutoModelForImageTextToText
     _both_layouts(tmp_path, inputs, expected, prefill_seq_len=8, ctx_len=64)
+
+
+def test_omniasr_raw_audio_is_transformers(tmp_path, tokenizer_dir):
+    """OmniASR: raw samples of any length (2000, and 1200 padded to 2000) through Wav2Vec2-style convolutions, a token
+    per frame (99 and 59), Llama text; greedy tokens equal transformers' on each recording alone, in both layouts."""
+    from transformers import AutoTokenizer, OmniASRConfig, OmniASRForConditionalGeneration
+
+    from QEfficient.transform.vision_adapters import AUDIO_ADAPTERS
+
+    audio = dict(
+        hidden_size=16, num_attention_heads=2, num_hidden_layers=1, intermediate_size=32, conv_dim=(8, 8), conv_kernel=(10, 4),
+        conv_stride=(5, 4), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+    )  # fmt: skip
+    config = OmniASRConfig(audio_config=audio, text_config={**TEXT, "max_position_embeddings": 256}, audio_token_id=AUDIO_TOKEN)
+    torch.manual_seed(0)
+    hf = _widened(OmniASRForConditionalGeneration(config))
+    hf.save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp_path)
+    samples = torch.randn(2, 1, 2000, generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(2, 2000, dtype=torch.int64)
+    mask[1, 1200:] = 0
+    tokens = AUDIO_ADAPTERS["omniasr"].tokens_of(config, mask.sum(-1).numpy()).tolist()
+    assert tokens == [99, 59]
+    prompts = [[1, 5, *[AUDIO_TOKEN] * tokens[0], 7, 8], [1, 6, *[AUDIO_TOKEN] * tokens[1], 9, 10, 11, 12]]
+    expected = []
+    with torch.no_grad():
+        for i, (prompt, length) in enumerate(zip(prompts, (2000, 1200))):
+            ids = torch.tensor([prompt])
+            out = hf.generate(
+                input_ids=ids, input_values=samples[i : i + 1, :, :length], padding_mask=mask[i : i + 1, :length],
+                attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
+            )  # fmt: skip
+            expected.append(out[0, len(prompt) :].tolist())
+    width = max(map(len, prompts))
+    ids = torch.tensor([p + [0] * (width - len(p)) for p in prompts])
+    attention = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in prompts])
+    inputs = {"input_ids": ids, "attention_mask": attention, "input_values": samples, "padding_mask": mask}
+    assert QEFFCommonLoader.model_class(str(tmp_path)) is QEFFAutoModelForImageTextToText
+    _both_layouts(tmp_path, inputs, expected, prefill_seq_len=8, ctx_len=128)

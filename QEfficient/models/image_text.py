@@ -488,7 +488,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         try:
             return self.adapter.vision_inputs(inputs, self.img_size, self.config)
         except Exception as err:
-            media = ("pixel_values", "input_features")  # images, videos; an audio-text model's chunks (Voxtral)
+            media = ("pixel_values", "input_features", "input_values")  # images, videos; an audio-text model's audio
             pixels = [v for name, v in inputs.items() if any(m in name for m in media) and v is not None and _given(v)]
             if any(np.isin(tokens, self.lang_model.image_token_id).any() for tokens in token_lists):
                 if not pixels and self.adapter.takes_audio:

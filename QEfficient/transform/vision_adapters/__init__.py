@@ -13,7 +13,7 @@ import warnings
 from QEfficient.transform.adapters import UnsupportedArchitectureError
 from QEfficient.transform.adapters.sweep_status import PROVEN as PROVEN_DECODERS
 from QEfficient.transform.vision_adapters.aria import AriaAdapter
-from QEfficient.transform.vision_adapters.audio import MaskedAudioAdapter, StackedFramesAudioAdapter, merged_tokens
+from QEfficient.transform.vision_adapters.audio import MaskedAudioAdapter, RawAudioAdapter, StackedFramesAudioAdapter, merged_tokens
 from QEfficient.transform.vision_adapters.aya_vision import AyaVisionAdapter
 from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 from QEfficient.transform.vision_adapters.blip_2 import Blip2Adapter, InstructBlipAdapter
@@ -180,6 +180,7 @@ AUDIO_ADAPTERS: dict[str, VisionLanguageAdapter] = {
         MaskedAudioAdapter("audioflamingo3"),  # Qwen2-Audio's encoder and token count, masked by the model itself
         MaskedAudioAdapter("glmasr", tokens_of=merged_tokens),  # a rotary encoder, every four frames merged
         StackedFramesAudioAdapter("fun_asr_nano"),  # stacked frames of any length, a token per frame
+        RawAudioAdapter("omniasr"),  # raw samples of any length through Wav2Vec2-style convolutions, a token per frame
     )
 }
 

@@ -153,3 +153,59 @@ class StackedFramesAudioAdapter(MaskedAudioAdapter):
             raise ValueError(f"{self.mask_input} must be [audios, frames] {list(features.shape[:2])}, got {list(mask.shape)}.")
         features = np.ascontiguousarray(features)
         return {AUDIO_FEATURES: features, self.mask_input: mask, "_tokens": mask.sum(-1).astype(np.int64)}
+
+
+@dataclass(frozen=True)
+class RawAudioAdapter(AudioTextAdapter):
+    """OmniASR: raw samples [audios, 1, samples] of any length (padded to the batch's longest) and their
+    ``padding_mask``, through a Wav2Vec2-style convolution stack and encoder that reads the audio's frames only; its own
+    ``get_audio_features`` keeps each audio's frames, one token each."""
+
+    flat_embeddings = True
+    audio_input: str = "input_values"
+    mask_input: str = "padding_mask"
+
+    def default_img_size(self, config) -> int:
+        return 0  # any length
+
+    def most_tokens_per_unit(self, config) -> int:
+        return 0  # as many as the audio's frames: the default context is the text's
+
+    def tokens_of(self, config, samples: np.ndarray) -> np.ndarray:
+        """The encoder's frames for ``samples``: its convolutions' arithmetic (``_get_subsampling_output_length``)."""
+        frames = np.asarray(samples, np.int64)
+        for kernel, stride in zip(config.audio_config.conv_kernel, config.audio_config.conv_stride):
+            frames = (frames - kernel) // stride + 1
+        return frames
+
+    def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
+        """Two audios of 4000 samples, the second's last quarter padding."""
+        mask = torch.ones(2, 4000, dtype=torch.int64)
+        mask[1, 3000:] = 0
+        return {self.audio_input: torch.zeros(2, 1, 4000), self.mask_input: mask}
+
+    def vision_axes(self) -> dict[str, dict[int, str]]:
+        return {
+            self.audio_input: {0: "num_images", 2: "num_samples"},
+            self.mask_input: {0: "num_images", 1: "num_samples"},
+            "vision_embeds": {1: "num_image_tokens"},
+        }
+
+    def image_features(self, hf: nn.Module, input_values: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+        """[1, the audios' tokens, text hidden]: transformers' audio features, in order."""
+        return hf.model.get_audio_features(input_values, padding_mask, return_dict=True).pooler_output[None]
+
+    def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
+        """The processor's ``input_values`` [audios, 1, samples] (or [audios, samples]) and ``padding_mask``."""
+        if inputs.get(self.audio_input) is None:
+            raise ValueError(f"inputs has no {self.audio_input}: pass inputs=processor(text=..., audio=...).")
+        audio = np.asarray(inputs[self.audio_input], dtype=np.float32)
+        audio = audio[:, None] if audio.ndim == 2 else audio
+        if audio.ndim != 3 or audio.shape[1] != 1:
+            raise ValueError(f"{self.audio_input} must be [audios, 1, samples] (the processor's raw audio), got {list(audio.shape)}.")
+        mask = inputs.get(self.mask_input)
+        mask = np.ones((len(audio), audio.shape[2]), np.int64) if mask is None else np.asarray(mask, np.int64)
+        if mask.shape != (len(audio), audio.shape[2]):
+            raise ValueError(f"{self.mask_input} must be [audios, samples] {[len(audio), audio.shape[2]]}, got {list(mask.shape)}.")
+        tokens = self.tokens_of(config, mask.sum(-1))
+        return {self.audio_input: np.ascontiguousarray(audio), self.mask_input: mask, "_tokens": tokens}
