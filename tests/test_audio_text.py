@@ -52,6 +52,13 @@ def _both_layouts(folder, inputs: dict, expected: list[list[int]], **compile_opt
     return model
 
 
+def _right_padded(prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompts' ids right-padded with 0 to the longest, and their attention mask."""
+    width = max(map(len, prompts))
+    ids = torch.tensor([p + [0] * (width - len(p)) for p in prompts])
+    return ids, torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in prompts])
+
+
 def _widened(hf):
     """The model with weights drawn wide (std 0.3), so that greedy tokens vary."""
     torch.manual_seed(0)
@@ -304,9 +311,7 @@ def test_fun_asr_nano_stacked_frames_are_transformers(tmp_path, tokenizer_dir):
                 max_new_tokens=8, do_sample=False,
             )  # fmt: skip
             expected.append(out[0, len(prompt) :].tolist())
-    width = max(map(len, prompts))
-    ids = torch.tensor([p + [0] * (width - len(p)) for p in prompts])
-    attention = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in prompts])
+    ids, attention = _right_padded(prompts)
     inputs = {"input_ids": ids, "attention_mask": attention, "input_features": features, "input_features_mask": mask}
     assert QEFFCommonLoader.model_class(str(tmp_path)) is QEFFAutoModelForImageTextToText
     _both_layouts(tmp_path, inputs, expected, prefill_seq_len=8, ctx_len=64)
@@ -343,9 +348,7 @@ def test_omniasr_raw_audio_is_transformers(tmp_path, tokenizer_dir):
                 attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
             )  # fmt: skip
             expected.append(out[0, len(prompt) :].tolist())
-    width = max(map(len, prompts))
-    ids = torch.tensor([p + [0] * (width - len(p)) for p in prompts])
-    attention = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in prompts])
+    ids, attention = _right_padded(prompts)
     inputs = {"input_ids": ids, "attention_mask": attention, "input_values": samples, "padding_mask": mask}
     assert QEFFCommonLoader.model_class(str(tmp_path)) is QEFFAutoModelForImageTextToText
     _both_layouts(tmp_path, inputs, expected, prefill_seq_len=8, ctx_len=128)
