@@ -336,7 +336,7 @@ def test_omniasr_raw_audio_is_transformers(tmp_path, tokenizer_dir):
     samples = torch.randn(2, 1, 2000, generator=torch.Generator().manual_seed(1))
     mask = torch.ones(2, 2000, dtype=torch.int64)
     mask[1, 1200:] = 0
-    tokens = AUDIO_ADAPTERS["omniasr"].tokens_of(config, mask.sum(-1).numpy()).tolist()
+    tokens = AUDIO_ADAPTERS["omniasr"].frames_of(config, mask.sum(-1).numpy()).tolist()
     assert tokens == [99, 59]
     prompts = [[1, 5, *[AUDIO_TOKEN] * tokens[0], 7, 8], [1, 6, *[AUDIO_TOKEN] * tokens[1], 9, 10, 11, 12]]
     expected = []

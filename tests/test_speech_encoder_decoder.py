@@ -342,7 +342,7 @@ def test_bad_inputs_say_what_to_pass(speech_models):
         model.transcribe(np.zeros(16000, np.float32), AutoTokenizer.from_pretrained(folder))
     from QEfficient.serving.transcriber_app import open_transcriber_app
 
-    with pytest.raises(NotImplementedError, match="takes a decoder prompt .* not served here"):
+    with pytest.raises(NotImplementedError, match="takes a decoder prompt .* serve do not run it"):
         open_transcriber_app(str(folder), 1, False, None, None)
     tts = folder.parent / "speecht5-tts"  # SpeechT5's type also names its text-to-speech model: refused before its weights
     tts.mkdir()

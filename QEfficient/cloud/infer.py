@@ -354,6 +354,8 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
             text = model.generate(processor, audio)[0]
         print(f"\nAudio : {audio_path}\nTranscription : {text}")
         return [text]
+    if hasattr(model, "check_transcribable"):  # a speech encoder-decoder other than Whisper: refused before compiling
+        model.check_transcribable(**generate_options)
     with step("Exporting and compiling the encoder and decoder graphs (cached)"):
         model.compile(**compile_options)
     info = model.transcribe(audio, processor, generation_len, **generate_options)

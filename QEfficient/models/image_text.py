@@ -20,6 +20,7 @@ from transformers import AutoConfig, GenerationConfig, PreTrainedModel
 from QEfficient.compile.compile_helper import empty_inputs
 from QEfficient.compile.ort_cpu import read_artifact, warn_ignored_options, warn_once
 from QEfficient.compile.weight_compression import compress_matmul_weights
+from QEfficient.export.graph_names import INPUT_FEATURES, INPUT_VALUES, PIXEL_VALUES
 from QEfficient.export.graph_specs import DecoderGraphSpec, VisionGraphSpec
 from QEfficient.export.one_graph import combine_vision_language
 from QEfficient.export.onnx_export import export_image_text_decoder_onnx, export_vision_onnx
@@ -164,9 +165,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         """A context for ``images`` images' tokens (where the adapter knows how many one gives; a tiled image counts
         one tile) and 512 of text, in steps of 256, at least 1,024 (QEfficient's for LLaVA), at most the model's
         positions."""
-        most = getattr(self.adapter, "most_tokens_per_unit", self.adapter.tokens_per_unit)  # an audio window's, at most
         try:
-            image_tokens = most(self.config) * images
+            image_tokens = self.adapter.most_tokens_per_unit(self.config) * images  # an audio window's, at most
         except NotImplementedError:  # token counts that come with each image's size (Qwen-VL): the floor
             image_tokens = 0
         length = max(1024, -(-(image_tokens + 512) // 256) * 256)
@@ -488,7 +488,7 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         try:
             return self.adapter.vision_inputs(inputs, self.img_size, self.config)
         except Exception as err:
-            media = ("pixel_values", "input_features", "input_values")  # images, videos; an audio-text model's audio
+            media = (PIXEL_VALUES, INPUT_FEATURES, INPUT_VALUES)  # images, videos (pixel_values_videos); an audio model's audio
             pixels = [v for name, v in inputs.items() if any(m in name for m in media) and v is not None and _given(v)]
             if any(np.isin(tokens, self.lang_model.image_token_id).any() for tokens in token_lists):
                 if not pixels and self.adapter.takes_audio:

@@ -30,7 +30,8 @@ from QEfficient.transform.speech_seq2seq import SPEECH_ENCODER_DECODER, QEffSpee
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
 
 SAMPLING_RATE = 16000
-# models whose processor gives a decoder prompt (task, language) built from arguments of its own: generate() only
+# models that need a decoder prompt of a language and task: their processor's (Canary, Cohere ASR) or generate()'s
+# tgt_lang (SeamlessM4T); transcribe(), infer --audio_path and serve do not make one
 PROMPTED_TYPES = frozenset({"canary", "cohere_asr", "seamless_m4t", "seamless_m4t_v2"})
 # types that also name other models: the checkpoints (config architectures) that hold the speech-to-text model's weights
 SPEECH_TO_TEXT_CHECKPOINTS = {
@@ -136,6 +137,9 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
             return hf._get_feat_extract_output_lengths(lengths)
         if kind in ("canary", "cohere_asr"):  # Parakeet's encoder
             return hf.get_encoder()._get_subsampling_output_length(lengths)
+        if kind in ("seamless_m4t", "seamless_m4t_v2"):  # its adaptor's rule reads a mask
+            mask = (torch.arange(int(lengths.max())) < lengths.reshape(-1, 1)).to(torch.int64)
+            return hf._compute_sub_sample_lengths_from_attention_mask(mask).to(torch.int64).reshape(lengths.shape)
         return hf.get_encoder()._get_feat_extract_output_lengths(lengths)
 
     def _encoder_specializations(self, batch_size: int) -> dict:
@@ -179,7 +183,9 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         if args:
             raise TypeError("generate() takes the audio and generation_len positionally; pass the other options by name.")
         tgt_lang = kwargs.pop("tgt_lang", None)
-        if tgt_lang is not None:  # SeamlessM4T's target language: its decoder prompt, ahead of decoder_input_ids
+        if tgt_lang is not None:  # SeamlessM4T's target language: its decoder prompt
+            if kwargs.get("decoder_input_ids") is not None:
+                raise ValueError("Pass tgt_lang or decoder_input_ids, not both: tgt_lang makes the decoder prompt.")
             kwargs["decoder_input_ids"] = self._target_language_prompt(tgt_lang)
         mask = kwargs.pop(ATTENTION_MASK, None)
         if mask is not None:  # transformers' spelling: the audio and its mask as arguments of their own
@@ -292,20 +298,25 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         ``streamer``, ...). Whisper's own options (language, task, timestamps) are refused where set: these models
         transcribe without them. ``generation_len`` None: the checkpoint's length, or, for a Moonshine checkpoint that
         names none, 6.5 tokens per second of audio, as its model card bounds it (within the compiled ctx_len)."""
+        self.check_transcribable(language=language, task=task, return_timestamps=return_timestamps)
+        inputs = self.transcription_inputs(audio, processor)
+        if generation_len is None:
+            rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", SAMPLING_RATE)
+            generation_len = self._spoken_length(len(audio) / rate)
+        return self.generate(inputs, generation_len, processor=processor, **options)
+
+    def check_transcribable(self, **whisper_options) -> None:
+        """That transcribe() runs this model with these options (before anything is compiled): a model that needs a
+        decoder prompt (PROMPTED_TYPES) or Whisper's own options (language, task, timestamps) set are refused."""
         if self.config.model_type in PROMPTED_TYPES:
             raise NotImplementedError(
                 f"{self.config.model_type} takes a decoder prompt (a language, a task: its processor's, or SeamlessM4T's "
                 "tgt_lang): call generate(inputs=processor(...)) (with tgt_lang=...); transcribe(), infer --audio_path and "
                 "serve do not run it."
             )
-        given = [name for name, value in (("language", language), ("task", task), ("return_timestamps", return_timestamps)) if value]
+        given = [name for name, value in whisper_options.items() if value]
         if given:
             raise ValueError(f"{given}: Whisper's options; a {self.config.model_type} model transcribes without them (leave them out).")
-        inputs = self.transcription_inputs(audio, processor)
-        if generation_len is None:
-            rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", SAMPLING_RATE)
-            generation_len = self._spoken_length(len(audio) / rate)
-        return self.generate(inputs, generation_len, processor=processor, **options)
 
     def transcription_inputs(self, audio: np.ndarray, processor) -> Any:
         """One recording (1-D, at the processor's rate) through ``processor`` as its examples call it (``audio=``,
@@ -341,7 +352,8 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
                 raise ValueError(f"The audio is too long: {length} samples, more encoder frames than its position table's {table}.")
         if kind == "speecht5":  # its speech table, as exported (positions after the pad id)
             frames = int(self._encoder_frames(torch.tensor(length)))
-            rows = self.config.max_speech_positions + self.config.pad_token_id + 1 + 2
+            offset = self.hf.get_encoder().prenet.pos_sinusoidal_embed.offset
+            rows = self.config.max_speech_positions + self.config.pad_token_id + 1 + offset  # the table as exported
             if self.config.pad_token_id + frames >= rows:
                 raise ValueError(f"The audio is too long: {length} samples give {frames} frames, more than its position table's.")
         if kind == "speech_to_text":  # its sinusoidal table, as exported (positions after the pad id)

@@ -302,24 +302,19 @@ def open_transcriber_app(
     transducer's (its graphs take any length) or a speech encoder-decoder's (Moonshine, Speech2Text, SpeechT5, ...: its
     decoder compiled for ``ctx_len`` tokens, within its position table), with its processor; a generation config a
     transducer's greedy loop does not apply is refused at start, and so are the encoder-decoders whose processor builds a
-    decoder prompt of its own (Canary, Cohere ASR)."""
+    decoder prompt of a language and task (Canary, Cohere ASR, SeamlessM4T)."""
     from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForSpeechEncoderDecoder
     from QEfficient.base.common import QEFFCommonLoader
     from QEfficient.utils.tokenizer import load_hf_processor
 
     model_class = QEFFCommonLoader.model_class(model_name)  # QEFFAutoModelForCTC, a transducer's or an encoder-decoder's
     model = model_class.from_pretrained(model_name, hf_overrides=hf_overrides or None)
-    from QEfficient.models.speech_encoder_decoder import PROMPTED_TYPES
-
-    if model.config.model_type in PROMPTED_TYPES:
-        raise NotImplementedError(
-            f"'{model_name}' ({model.config.model_type}) takes a decoder prompt (language, task) its processor builds: it is "
-            "not served here; run it from Python with generate(inputs=processor(...))."
-        )
+    ctc, encoder_decoder = model_class is QEFFAutoModelForCTC, model_class is QEFFAutoModelForSpeechEncoderDecoder
+    if encoder_decoder:
+        model.check_transcribable()  # a model that needs a decoder prompt of a language and task is not served here
     processor = load_hf_processor(model.local_model_dir)
     rate = sampling_rate(processor)
     check_sampling_rate(rate, model_name)
-    ctc, encoder_decoder = model_class is QEFFAutoModelForCTC, model_class is QEFFAutoModelForSpeechEncoderDecoder
     kind = CTC if ctc else ENCODER_DECODER if encoder_decoder else TRANSDUCER
     if kind == TRANSDUCER:
         model.decoding_rule()  # a generation config the greedy loop does not apply is refused at start, not per request

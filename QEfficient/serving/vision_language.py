@@ -480,6 +480,8 @@ def check_template_writes_images(model, processor) -> None:
         rendered = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     except Exception as err:  # its own raise_exception, names it does not define
         raise ValueError(f"The chat template fails on a message with an {kind}: {type(err).__name__}: {err}") from None
+    if kind == "audio" and placeholder is None:
+        raise ValueError(f"{model.config.model_type}'s processor names no audio token: its chats cannot hold audio here.")
     if placeholder is not None and placeholder not in str(rendered):
         raise ValueError(
             f"The chat template does not write the {kind} placeholder {placeholder!r} for an {kind} part "

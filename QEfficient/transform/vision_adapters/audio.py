@@ -1,6 +1,7 @@
-"""What the audio-text models (Voxtral, Qwen2-Audio, AudioFlamingo 3, GLM-ASR) share on the image-text path: audio in
-the place of images, each 30 s window's log-mel frames (3000) as the "image", the config's audio token as the image
-token; and the models whose audio tokens, as many as each audio's length gives, follow one another (masked audio)."""
+"""What the audio-text models (Voxtral, Qwen2-Audio, AudioFlamingo 3, GLM-ASR, FunASR-Nano, OmniASR) share on the
+image-text path: audio in the place of images (each 30 s window's log-mel frames, 3000, as the "image" where the encoder
+reads windows), the config's audio token as the image token; and the models whose audio tokens, as many as each audio's
+length gives, follow one another (masked audio, stacked frames, raw samples)."""
 
 from __future__ import annotations
 
@@ -171,7 +172,7 @@ class RawAudioAdapter(AudioTextAdapter):
     def most_tokens_per_unit(self, config) -> int:
         return 0  # as many as the audio's frames: the default context is the text's
 
-    def tokens_of(self, config, samples: np.ndarray) -> np.ndarray:
+    def frames_of(self, config, samples: np.ndarray) -> np.ndarray:
         """The encoder's frames for ``samples``: its convolutions' arithmetic (``_get_subsampling_output_length``)."""
         frames = np.asarray(samples, np.int64)
         for kernel, stride in zip(config.audio_config.conv_kernel, config.audio_config.conv_stride):
@@ -203,9 +204,10 @@ class RawAudioAdapter(AudioTextAdapter):
         audio = audio[:, None] if audio.ndim == 2 else audio
         if audio.ndim != 3 or audio.shape[1] != 1:
             raise ValueError(f"{self.audio_input} must be [audios, 1, samples] (the processor's raw audio), got {list(audio.shape)}.")
-        mask = inputs.get(self.mask_input)
-        mask = np.ones((len(audio), audio.shape[2]), np.int64) if mask is None else np.asarray(mask, np.int64)
+        if inputs.get(self.mask_input) is None:
+            raise ValueError(f"inputs has {self.audio_input} but no {self.mask_input}: pass the processor's output whole.")
+        mask = np.asarray(inputs[self.mask_input], np.int64)
         if mask.shape != (len(audio), audio.shape[2]):
             raise ValueError(f"{self.mask_input} must be [audios, samples] {[len(audio), audio.shape[2]]}, got {list(mask.shape)}.")
-        tokens = self.tokens_of(config, mask.sum(-1))
+        tokens = self.frames_of(config, mask.sum(-1))
         return {self.audio_input: np.ascontiguousarray(audio), self.mask_input: mask, "_tokens": tokens}

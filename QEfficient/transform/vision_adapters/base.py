@@ -192,6 +192,10 @@ class VisionLanguageAdapter:
         """Image tokens one unit (image, tile) gives."""
         raise NotImplementedError
 
+    def most_tokens_per_unit(self, config) -> int:
+        """The most image tokens one unit gives (the default context's sizing): ``tokens_per_unit``."""
+        return self.tokens_per_unit(config)
+
     def select_units(self, vision: dict[str, np.ndarray], units: np.ndarray) -> dict[str, np.ndarray]:
         return {name: value[units] for name, value in vision.items()}
 
