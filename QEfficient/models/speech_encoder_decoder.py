@@ -137,7 +137,7 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
             return hf._get_feat_extract_output_lengths(lengths)
         if kind in ("canary", "cohere_asr"):  # Parakeet's encoder
             return hf.get_encoder()._get_subsampling_output_length(lengths)
-        if kind in ("seamless_m4t", "seamless_m4t_v2"):  # its adaptor's rule reads a mask
+        if kind in ("seamless_m4t", "seamless_m4t_v2"):  # its adaptor's rule reads a mask (one more than an unpadded row holds)
             mask = (torch.arange(int(lengths.max())) < lengths.reshape(-1, 1)).to(torch.int64)
             return hf._compute_sub_sample_lengths_from_attention_mask(mask).to(torch.int64).reshape(lengths.shape)
         return hf.get_encoder()._get_feat_extract_output_lengths(lengths)
