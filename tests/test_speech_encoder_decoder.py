@@ -386,6 +386,8 @@ def test_server_transcribes_and_streams(speech_models, tmp_path):
         events = [json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: {")]
         deltas = [e["choices"][0]["delta"]["content"] for e in events if e["choices"]]
         assert len(deltas) > 2 and "".join(deltas) == expected
+        ended = int(ids[-1]) == hf.generation_config.eos_token_id
+        assert events[-2]["choices"][0]["finish_reason"] == ("stop" if ended else "length")  # the bound ended it, or the end token
         frames = int(hf.get_encoder()._get_feat_extract_output_lengths(torch.tensor(len(clip))))
         assert events[-1]["usage"] == {"prompt_tokens": frames, "completion_tokens": len(ids) - 1, "total_tokens": frames + len(ids) - 1}
         for fields, word in (

@@ -22,6 +22,7 @@ from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_FEATURES, INPUT_
 from QEfficient.export.onnx_export import export_seq2seq_decoder_onnx, export_seq2seq_encoder_onnx
 from QEfficient.export.seq2seq_graph_specs import AUDIO_SEQ2SEQ_INPUTS, AudioSeq2SeqEncoderGraphSpec, audio_feature_width
 from QEfficient.generation.metrics import CloudAI100ExecInfo
+from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import EncoderDecoderModel, usable_positions
 from QEfficient.models.seq2seq_lm import ALLOW_ANY, QEFFAutoModelForSeq2SeqLM
@@ -304,6 +305,10 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
             rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", SAMPLING_RATE)
             generation_len = self._spoken_length(len(audio) / rate)
         return self.generate(inputs, generation_len, processor=processor, **options)
+
+    def end_token_ids(self) -> tuple[int, ...]:
+        """The tokens that end a transcript (the generation config's eos tokens)."""
+        return Seq2SeqRules.from_generation_config(self.generation_config, self.config).eos_token_ids
 
     def check_transcribable(self, **whisper_options) -> None:
         """That transcribe() runs this model with these options (before anything is compiled): a model that needs a

@@ -223,7 +223,9 @@ def create_transcriber_app(
                 streamer = RowsStreamer(decode, lambda _row, piece, _step: send("text", piece) if piece else None, open_words=False)
                 info = model.transcribe(audio, processor, streamer=streamer, **GREEDY)
                 frames = model.encoder_positions(model.transcription_inputs(audio, processor))[0]
-                send("done", info.texts[0], streamer.rows[0], frames, streamer.generated(0))
+                row = streamer.rows[0]
+                row.finish_reason = "stop" if row.tokens and row.tokens[-1] in model.end_token_ids() else "length"
+                send("done", info.texts[0], row, frames, streamer.generated(0))
                 return
             if transducer:
                 out = model.generate(processor(audio, sampling_rate=rate, return_tensors="np"))

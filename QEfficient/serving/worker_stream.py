@@ -81,7 +81,8 @@ async def transcription_events(
             yield event([{"delta": {"content": rest[0]}}])
         elif kind == "done":
             text, pieces, *result = rest
-            yield event([{"delta": {"content": pieces.rest(text)}, "finish_reason": "stop", "stop_reason": None}])
+            finish = getattr(pieces, "finish_reason", "stop")
+            yield event([{"delta": {"content": pieces.rest(text)}, "finish_reason": finish, "stop_reason": None}])
             if usage is not None:
                 yield event([], usage=usage(pieces, *result))
         else:
@@ -112,6 +113,7 @@ class TextPieces:
     def __init__(self, decode: Callable[[list[int]], str], emit: Callable[[str], None], open_words: bool = True) -> None:
         """``decode(ids)``: the text of the tokens so far (the tokenizer's decode, special tokens skipped or not)."""
         self.decode, self.emit, self.open_words = decode, emit, open_words
+        self.finish_reason = "stop"  # "length" where a length bound, not an end token, ended the sequence
         self.tokens: list[int] = []
         self.sent = ""
 
