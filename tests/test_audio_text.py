@@ -52,6 +52,20 @@ def _both_layouts(folder, inputs: dict, expected: list[list[int]], **compile_opt
     return model
 
 
+def _hand_made_prompts_are_transformers(hf, folder, prompts: list[list[int]], audio: list[dict], batch: dict, ctx_len: int) -> None:
+    """Each prompt with its own audio (``audio[i]``: the model's inputs for it alone) through transformers' greedy
+    generate; the right-padded prompts with the batch's audio (``batch``) through the loaders' class in both layouts."""
+    expected = []
+    with torch.no_grad():
+        for prompt, own in zip(prompts, audio):
+            ids = torch.tensor([prompt])
+            out = hf.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False, **own)
+            expected.append(out[0, len(prompt) :].tolist())
+    ids, attention = _right_padded(prompts)
+    assert QEFFCommonLoader.model_class(str(folder)) is QEFFAutoModelForImageTextToText
+    _both_layouts(folder, {"input_ids": ids, "attention_mask": attention, **batch}, expected, prefill_seq_len=8, ctx_len=ctx_len)
+
+
 def _right_padded(prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """The prompts' ids right-padded with 0 to the longest, and their attention mask."""
     width = max(map(len, prompts))
@@ -302,19 +316,8 @@ def test_fun_asr_nano_stacked_frames_are_transformers(tmp_path, tokenizer_dir):
     mask = torch.ones(2, 20, dtype=torch.int64)
     mask[1, 12:] = 0
     prompts = [[1, 5, *[AUDIO_TOKEN] * 20, 7, 8], [1, 6, *[AUDIO_TOKEN] * 12, 9, 10, 11, 12]]
-    expected = []
-    with torch.no_grad():
-        for i, prompt in enumerate(prompts):
-            ids = torch.tensor([prompt])
-            out = hf.generate(
-                input_ids=ids, input_features=features[i : i + 1], input_features_mask=mask[i : i + 1], attention_mask=torch.ones_like(ids),
-                max_new_tokens=8, do_sample=False,
-            )  # fmt: skip
-            expected.append(out[0, len(prompt) :].tolist())
-    ids, attention = _right_padded(prompts)
-    inputs = {"input_ids": ids, "attention_mask": attention, "input_features": features, "input_features_mask": mask}
-    assert QEFFCommonLoader.model_class(str(tmp_path)) is QEFFAutoModelForImageTextToText
-    _both_layouts(tmp_path, inputs, expected, prefill_seq_len=8, ctx_len=64)
+    audio = [{"input_features": features[i : i + 1], "input_features_mask": mask[i : i + 1]} for i in range(2)]
+    _hand_made_prompts_are_transformers(hf, tmp_path, prompts, audio, {"input_features": features, "input_features_mask": mask}, 64)
 
 
 def test_omniasr_raw_audio_is_transformers(tmp_path, tokenizer_dir):
@@ -339,16 +342,5 @@ def test_omniasr_raw_audio_is_transformers(tmp_path, tokenizer_dir):
     tokens = AUDIO_ADAPTERS["omniasr"].frames_of(config, mask.sum(-1).numpy()).tolist()
     assert tokens == [99, 59]
     prompts = [[1, 5, *[AUDIO_TOKEN] * tokens[0], 7, 8], [1, 6, *[AUDIO_TOKEN] * tokens[1], 9, 10, 11, 12]]
-    expected = []
-    with torch.no_grad():
-        for i, (prompt, length) in enumerate(zip(prompts, (2000, 1200))):
-            ids = torch.tensor([prompt])
-            out = hf.generate(
-                input_ids=ids, input_values=samples[i : i + 1, :, :length], padding_mask=mask[i : i + 1, :length],
-                attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
-            )  # fmt: skip
-            expected.append(out[0, len(prompt) :].tolist())
-    ids, attention = _right_padded(prompts)
-    inputs = {"input_ids": ids, "attention_mask": attention, "input_values": samples, "padding_mask": mask}
-    assert QEFFCommonLoader.model_class(str(tmp_path)) is QEFFAutoModelForImageTextToText
-    _both_layouts(tmp_path, inputs, expected, prefill_seq_len=8, ctx_len=128)
+    audio = [{"input_values": samples[i : i + 1, :, :n], "padding_mask": mask[i : i + 1, :n]} for i, n in enumerate((2000, 1200))]
+    _hand_made_prompts_are_transformers(hf, tmp_path, prompts, audio, {"input_values": samples, "padding_mask": mask}, 128)
