@@ -91,7 +91,8 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
             heads = ", ".join(config.architectures or ["none named"])
             raise NotImplementedError(
                 f"'{pretrained_model_name_or_path}' ({config.model_type}: {heads}) is not a speech-to-text encoder-decoder this "
-                f"class runs ({', '.join(AUDIO_SEQ2SEQ_INPUTS)}; SpeechT5's SpeechT5ForSpeechToText)."
+                f"class runs ({', '.join(AUDIO_SEQ2SEQ_INPUTS)}; for {', '.join(SPEECH_TO_TEXT_CHECKPOINTS)} a checkpoint of their "
+                "speech-to-text model)."
             )
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
@@ -101,7 +102,8 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         return AUDIO_SEQ2SEQ_INPUTS[self.config.model_type]
 
     def _check_max_positions(self, name: str, length: int, config=None) -> None:
-        """``ctx_len`` within the decoder's position table (Speech2Text's ``max_target_positions``)."""
+        """``ctx_len`` within the decoder's position table (Speech2Text's ``max_target_positions``, SpeechT5's
+        ``max_text_positions``, else the decoder config's ``max_position_embeddings``)."""
         config = config or self._decoder_config()
         field = next((f for f in ("max_target_positions", "max_text_positions") if getattr(config, f, None) is not None), None)
         if field is None:
@@ -122,8 +124,8 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
 
     def encoder_positions(self, inputs) -> list[int]:
         """Each recording's encoder frames (the positions its cross-attention reads), from its mask's length by the
-        model's ``_get_feat_extract_output_lengths`` (for a padded Moonshine row, its mask's strided slice may keep one
-        frame more)."""
+        model's own rule (``_encoder_frames``; for a padded Moonshine row, its mask's strided slice may keep one frame
+        more)."""
         lengths = torch.from_numpy(self._inputs(None, None, inputs)[ATTENTION_MASK].sum(-1))
         return [int(n) for n in self._encoder_frames(lengths)]
 
