@@ -9,6 +9,8 @@ features say what to pass; a served chat with audio."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -317,6 +319,13 @@ def test_fun_asr_nano_stacked_frames_are_transformers(tmp_path, tokenizer_dir):
     mask[1, 12:] = 0
     prompts = [[1, 5, *[AUDIO_TOKEN] * 20, 7, 8], [1, 6, *[AUDIO_TOKEN] * 12, 9, 10, 11, 12]]
     audio = [{"input_features": features[i : i + 1], "input_features_mask": mask[i : i + 1]} for i in range(2)]
+    with torch.no_grad():
+        ids = torch.tensor([prompts[0]])
+        heard, silent = (
+            hf.generate(input_ids=ids, input_features=f, input_features_mask=mask[:1], max_new_tokens=8, do_sample=False)[0].tolist()
+            for f in (features[:1], torch.zeros_like(features[:1]))
+        )
+    assert heard != silent  # the audio decides the answer
     _hand_made_prompts_are_transformers(hf, tmp_path, prompts, audio, {"input_features": features, "input_features_mask": mask}, 64)
 
 
@@ -344,3 +353,57 @@ def test_omniasr_raw_audio_is_transformers(tmp_path, tokenizer_dir):
     prompts = [[1, 5, *[AUDIO_TOKEN] * tokens[0], 7, 8], [1, 6, *[AUDIO_TOKEN] * tokens[1], 9, 10, 11, 12]]
     audio = [{"input_values": samples[i : i + 1, :, :n], "padding_mask": mask[i : i + 1, :n]} for i, n in enumerate((2000, 1200))]
     _hand_made_prompts_are_transformers(hf, tmp_path, prompts, audio, {"input_values": samples, "padding_mask": mask}, 128)
+
+
+@pytest.mark.parametrize("model_type", ["granite_speech", "granite_speech_plus"])
+def test_granite_speech_blocks_and_windows_are_transformers(model_type, tmp_path, tokenizer_dir):
+    """Granite Speech (Plus: the first layer's states joined to the last's): stacked frames of any length (50, and 20
+    padded to 50) through a conformer attending within blocks of 8 frames and a Q-Former reading windows of 6 (two
+    queries each: 18 and 8 audio tokens), Granite text; greedy tokens equal transformers' on the same padded features,
+    in both layouts."""
+    from transformers import AutoConfig, AutoModelForMultimodalLM, AutoTokenizer
+
+    encoder = dict(
+        input_dim=12, num_layers=2, hidden_dim=16, feedforward_mult=2, num_heads=2, dim_head=8, output_dim=10, context_size=8,
+        max_pos_emb=16, conv_kernel_size=3, conv_expansion_factor=2,
+    )  # fmt: skip
+    joined = 2 if model_type == "granite_speech_plus" else 1
+    if joined == 2:
+        encoder["cat_hidden_layers"] = [1]
+    projector = dict(
+        model_type="blip_2_qformer", hidden_size=16, num_attention_heads=2, intermediate_size=32, num_hidden_layers=1,
+        encoder_hidden_size=16 * joined, cross_attention_frequency=1,
+    )  # fmt: skip
+    text = {**TEXT, "model_type": "granite", "embedding_multiplier": 2.0, "logits_scaling": 0.5, "residual_multiplier": 0.7}
+    config = AutoConfig.for_model(
+        model_type, encoder_config=encoder, projector_config=projector, text_config=text, window_size=6, downsample_rate=3,
+        audio_token_id=AUDIO_TOKEN, has_lora_adapter=False,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    hf = _widened(AutoModelForMultimodalLM.from_config(config))
+    hf.save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp_path)
+    if joined == 1:  # as the real checkpoints, a LoRA adapter beside the weights, which transformers loads with them
+        from peft import LoraConfig, get_peft_model
+        from transformers import GenerationMixin
+
+        get_peft_model(hf, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)).save_pretrained(tmp_path)
+        hf = AutoModelForMultimodalLM.from_pretrained(tmp_path).eval()
+        assert any("lora_A" in name for name, _ in hf.named_modules())
+        # Its generate() turns the adapter on for audio (off for text alone) through peft 0.22's API; peft 0.21, the
+        # index's newest, cannot: transformers' own generation loop, the adapter on as it is loaded.
+        hf.generate = functools.partial(GenerationMixin.generate, hf)
+    features = torch.randn(2, 50, 12, generator=torch.Generator().manual_seed(1))
+    features[1, 20:] = 0  # the processor's padding: the encoder reads it (it takes no mask), as transformers' does
+    tokens = [18, 8]  # 50 frames: 7 blocks, 9 windows of 6 (the export's example: 5 and 7); 20 frames: 4 windows
+    mask = torch.arange(18)[None, :] < torch.tensor(tokens)[:, None]
+    prompts = [[1, 5, *[AUDIO_TOKEN] * tokens[0], 7, 8], [1, 6, *[AUDIO_TOKEN] * tokens[1], 9, 10, 11, 12]]
+    audio = [{"input_features": features[i : i + 1], "input_features_mask": mask[i : i + 1]} for i in range(2)]
+    with torch.no_grad():
+        ids = torch.tensor([prompts[0]])
+        heard, silent = (
+            hf.generate(input_ids=ids, input_features=f, input_features_mask=mask[:1], max_new_tokens=8, do_sample=False)[0].tolist()
+            for f in (features[:1], torch.zeros_like(features[:1]))
+        )
+    assert heard != silent  # the audio decides the answer
+    _hand_made_prompts_are_transformers(hf, tmp_path, prompts, audio, {"input_features": features, "input_features_mask": mask}, 64)

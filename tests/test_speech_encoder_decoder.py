@@ -322,11 +322,11 @@ def test_bad_inputs_say_what_to_pass(speech_models):
         model.generate(np.zeros((1, 401, 16), np.float32))
     with pytest.raises(TypeError, match="QEFFAutoModelForSpeechEncoderDecoder"):
         QEFFAutoModelForSpeechSeq2Seq(hf)
-    granite = folder.parent / "granite_speech"  # an audio-LLM of transformers' speech auto class: refused before its weights
-    granite.mkdir()
-    (granite / "config.json").write_text(json.dumps({"model_type": "granite_speech"}))
-    with pytest.raises(NotImplementedError, match="'granite_speech' is not supported .* whisper, moonshine, .*, voxtral"):
-        QEFFAutoModelForSpeechSeq2Seq.from_pretrained(granite)
+    unsupported = folder.parent / "qwen3_asr"  # an audio-LLM of transformers' speech auto class: refused before its weights
+    unsupported.mkdir()
+    (unsupported / "config.json").write_text(json.dumps({"model_type": "qwen3_asr"}))
+    with pytest.raises(NotImplementedError, match="'qwen3_asr' is not supported .* whisper, moonshine, .*, voxtral"):
+        QEFFAutoModelForSpeechSeq2Seq.from_pretrained(unsupported)
     folder, hf = speech_models("speecht5")
     model = QEFFAutoModelForSpeechEncoderDecoder.from_pretrained(folder)
     with pytest.raises(ValueError, match=r"ctx_len \(65\) exceeds the model's max_text_positions \(64\)"):

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from QEfficient.transform.rewrites import apply_rewrites
 from QEfficient.transform.static_kv import QEffCausalLM
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
 
@@ -27,6 +28,7 @@ class QEffVisionEncoder(nn.Module):
         super().__init__()
         self.hf = hf_model
         self.adapter = adapter or get_vision_adapter(hf_model.config)
+        apply_rewrites(hf_model)  # the towers' (Granite Speech's blocks and windows: transform/rewrites.py)
 
     def forward(self, *vision_inputs: torch.Tensor) -> torch.Tensor:
         return self.adapter.image_features(self.hf, *vision_inputs)

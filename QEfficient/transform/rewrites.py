@@ -30,6 +30,8 @@ or assumes a cache that grows with the sequence.
   example's rows: here by masked sums.
 * Granite Speech 5's encoder pools pairs of frames with ``unfold``, which does not export over a dynamic length: here by
   reshape.
+* Granite Speech's conformer attends within blocks of its context and its projector reads windows of frames, both
+  counted with ``math.ceil`` on sizes, which tracing fixes to the example's: here in tensor arithmetic.
 * Moonshine's encoder counts its frames with ``int()``, which tracing turns into the example's count: here in tensor
   arithmetic.
 * Moonshine Streaming's encoder masks each layer's band with transformers' vmap-built mask: here from the band's rule on
@@ -344,6 +346,39 @@ def granite_speech5_subsampling_forward(self, hidden_states, attention_mask=None
     return self.norm_out(hidden_states)
 
 
+def granite_speech_attention_forward(self, hidden_states, attention_dists):
+    """GraniteSpeechConformerAttention.forward with its blocks counted in tensor arithmetic (``math.ceil`` fixes them to
+    the example's length): the frames right-padded to whole blocks of ``context_size``, the padding's keys masked. Rows
+    of the padding see other keys than transformers' (it masks their whole rows); they are dropped after, as there."""
+    hidden_states = self.pre_norm(hidden_states)
+    batch, frames, _ = hidden_states.shape
+    size = self.context_size
+    blocks = (frames + size - 1) // size
+    hidden_states = nn.functional.pad(hidden_states, (0, 0, 0, blocks * size - frames))
+    query = self.to_q(hidden_states)
+    key, value = self.to_kv(hidden_states).chunk(2, dim=-1)
+    query, key, value = (s.reshape(batch * blocks, size, self.num_heads, -1).transpose(1, 2) for s in (query, key, value))
+    scores = torch.einsum("b h c d, c r d -> b h c r", query, self.rel_pos_emb(attention_dists)) * self.scale
+    slots = torch.arange(size, device=hidden_states.device)[None, :] + size * torch.arange(blocks, device=hidden_states.device)[:, None]
+    padding = (slots >= frames).repeat(batch, 1)[:, None, None, :]  # [batch * blocks, 1, 1, keys]
+    scores = scores.masked_fill(padding, -torch.finfo(scores.dtype).max)
+    out = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=scores, scale=self.scale)
+    out = out.transpose(1, 2).reshape(batch, blocks * size, -1)
+    return self.dropout(self.to_out(out[:, :frames, :]))
+
+
+def granite_speech_projector_forward(self, hidden_states):
+    """GraniteSpeechEncoderProjector.forward with its windows counted in tensor arithmetic (``math.ceil`` fixes them to
+    the example's length): the frames right-padded with zeros to whole windows, each window's queries through the
+    Q-Former, as there."""
+    batch, frames, width = hidden_states.shape
+    blocks = (frames + self.window_size - 1) // self.window_size
+    hidden_states = nn.functional.pad(hidden_states, (0, 0, 0, blocks * self.window_size - frames))
+    hidden_states = hidden_states.reshape(batch * blocks, self.window_size, width)
+    out = self.qformer(query_embeds=self.query, encoder_hidden_states=hidden_states, encoder_attention_mask=None, return_dict=True)
+    return self.linear(out.last_hidden_state.reshape(batch, blocks * self.num_queries, -1))
+
+
 def wav2vec2_bert_xvector_forward(self, input_features, attention_mask=None, labels=None, **kwargs):
     """Wav2Vec2BertForXVector.forward with its statistics pooling over each row's frames as masked sums, not a Python
     loop over the batch's rows (which tracing would unroll to the example's count)."""
@@ -399,6 +434,8 @@ REWRITES = {
     "MoonshineEncoder": {"_get_feat_extract_output_lengths": moonshine_output_lengths},
     "Wav2Vec2BertForXVector": {"forward": wav2vec2_bert_xvector_forward},
     "GraniteSpeech5EncoderSubsamplingBlock": {"forward": granite_speech5_subsampling_forward},
+    **{f"{name}ConformerAttention": {"forward": granite_speech_attention_forward} for name in ("GraniteSpeech", "GraniteSpeechPlus")},
+    **{f"{name}EncoderProjector": {"forward": granite_speech_projector_forward} for name in ("GraniteSpeech", "GraniteSpeechPlus")},
     "PatchTSTPatchify": {"forward": patchify_forward},
     "PatchTSMixerPatchify": {"forward": patchify_forward},
     "T5Gemma2TextScaledWordEmbedding": {"forward": t5gemma2_embedding_forward},

@@ -34,6 +34,7 @@ from QEfficient.transform.vision_adapters.glm5_next import Glm5NextAdapter
 from QEfficient.transform.vision_adapters.got_ocr2 import GotOcr2Adapter
 from QEfficient.transform.vision_adapters.granite4_vision import Granite4VisionAdapter
 from QEfficient.transform.vision_adapters.granite_docling import GraniteDoclingAdapter
+from QEfficient.transform.vision_adapters.granite_speech import GraniteSpeechAdapter
 from QEfficient.transform.vision_adapters.hunyuan_vl import HunYuanVLAdapter
 from QEfficient.transform.vision_adapters.hy_v4_vl import HYV4VLAdapter
 from QEfficient.transform.vision_adapters.hyperclovax_vision import HyperClovaXVisionAdapter
@@ -181,6 +182,8 @@ AUDIO_ADAPTERS: dict[str, VisionLanguageAdapter] = {
         MaskedAudioAdapter("glmasr", tokens_of=merged_tokens),  # a rotary encoder, every four frames merged
         StackedFramesAudioAdapter("fun_asr_nano"),  # stacked frames of any length, a token per frame
         RawAudioAdapter("omniasr"),  # raw samples of any length through Wav2Vec2-style convolutions, a token per frame
+        GraniteSpeechAdapter("granite_speech"),  # a block-attention conformer, a Q-Former's queries per window of frames
+        GraniteSpeechAdapter("granite_speech_plus"),  # the same, some layers' states joined to the last's
     )
 }
 
