@@ -54,9 +54,10 @@ def _both_layouts(folder, inputs: dict, expected: list[list[int]], **compile_opt
     return model
 
 
-def _hand_made_prompts_are_transformers(hf, folder, prompts: list[list[int]], audio: list[dict], batch: dict, ctx_len: int) -> None:
+def _hand_made_prompts_are_transformers(hf, folder, prompts: list[list[int]], audio: list[dict], batch: dict, ctx_len: int):
     """Each prompt with its own audio (``audio[i]``: the model's inputs for it alone) through transformers' greedy
-    generate; the right-padded prompts with the batch's audio (``batch``) through the loaders' class in both layouts."""
+    generate; the right-padded prompts with the batch's audio (``batch``) through the loaders' class in both layouts.
+    Returns the last model."""
     expected = []
     with torch.no_grad():
         for prompt, own in zip(prompts, audio):
@@ -65,7 +66,18 @@ def _hand_made_prompts_are_transformers(hf, folder, prompts: list[list[int]], au
             expected.append(out[0, len(prompt) :].tolist())
     ids, attention = _right_padded(prompts)
     assert QEFFCommonLoader.model_class(str(folder)) is QEFFAutoModelForImageTextToText
-    _both_layouts(folder, {"input_ids": ids, "attention_mask": attention, **batch}, expected, prefill_seq_len=8, ctx_len=ctx_len)
+    return _both_layouts(folder, {"input_ids": ids, "attention_mask": attention, **batch}, expected, prefill_seq_len=8, ctx_len=ctx_len)
+
+
+def _audio_decides(hf, prompt: list[int], audio: dict) -> None:
+    """transformers' greedy tokens for ``prompt`` differ with ``audio``'s features and with zeros in their place."""
+    ids = torch.tensor([prompt])
+    with torch.no_grad():
+        heard, silent = (
+            hf.generate(input_ids=ids, **{**audio, "input_features": f}, max_new_tokens=8, do_sample=False)[0].tolist()
+            for f in (audio["input_features"], torch.zeros_like(audio["input_features"]))
+        )
+    assert heard != silent
 
 
 def _right_padded(prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,13 +331,7 @@ def test_fun_asr_nano_stacked_frames_are_transformers(tmp_path, tokenizer_dir):
     mask[1, 12:] = 0
     prompts = [[1, 5, *[AUDIO_TOKEN] * 20, 7, 8], [1, 6, *[AUDIO_TOKEN] * 12, 9, 10, 11, 12]]
     audio = [{"input_features": features[i : i + 1], "input_features_mask": mask[i : i + 1]} for i in range(2)]
-    with torch.no_grad():
-        ids = torch.tensor([prompts[0]])
-        heard, silent = (
-            hf.generate(input_ids=ids, input_features=f, input_features_mask=mask[:1], max_new_tokens=8, do_sample=False)[0].tolist()
-            for f in (features[:1], torch.zeros_like(features[:1]))
-        )
-    assert heard != silent  # the audio decides the answer
+    _audio_decides(hf, prompts[0], audio[0])
     _hand_made_prompts_are_transformers(hf, tmp_path, prompts, audio, {"input_features": features, "input_features_mask": mask}, 64)
 
 
@@ -399,11 +405,9 @@ def test_granite_speech_blocks_and_windows_are_transformers(model_type, tmp_path
     mask = torch.arange(18)[None, :] < torch.tensor(tokens)[:, None]
     prompts = [[1, 5, *[AUDIO_TOKEN] * tokens[0], 7, 8], [1, 6, *[AUDIO_TOKEN] * tokens[1], 9, 10, 11, 12]]
     audio = [{"input_features": features[i : i + 1], "input_features_mask": mask[i : i + 1]} for i in range(2)]
-    with torch.no_grad():
-        ids = torch.tensor([prompts[0]])
-        heard, silent = (
-            hf.generate(input_ids=ids, input_features=f, input_features_mask=mask[:1], max_new_tokens=8, do_sample=False)[0].tolist()
-            for f in (features[:1], torch.zeros_like(features[:1]))
-        )
-    assert heard != silent  # the audio decides the answer
-    _hand_made_prompts_are_transformers(hf, tmp_path, prompts, audio, {"input_features": features, "input_features_mask": mask}, 64)
+    _audio_decides(hf, prompts[0], audio[0])
+    batch = {"input_features": features, "input_features_mask": mask}
+    model = _hand_made_prompts_are_transformers(hf, tmp_path, prompts, audio, batch, 64)
+    ids, attention = _right_padded(prompts)
+    with pytest.raises(ValueError, match=r"input_features_mask must be \[audios, 18\] \(the projector's query tokens of 50 frames\)"):
+        model.generate(inputs={**batch, "input_ids": ids, "attention_mask": attention, "input_features_mask": mask[:, :8]}, stream=False)

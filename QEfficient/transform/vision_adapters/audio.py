@@ -134,8 +134,8 @@ class StackedFramesAudioAdapter(MaskedAudioAdapter):
         frames = {0: "num_images", 1: "num_frames"}
         return {AUDIO_FEATURES: frames, self.mask_input: frames, "vision_embeds": {1: "num_image_tokens"}}
 
-    def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
-        width = self.feature_width(config)
+    def time_major_features(self, inputs, width: int) -> np.ndarray:
+        """The processor's ``input_features`` [audios, frames, width] as float32, checked, and its mask's presence."""
         try:
             features = np.asarray(inputs[AUDIO_FEATURES], dtype=np.float32)
         except ValueError:  # a ragged list
@@ -146,6 +146,10 @@ class StackedFramesAudioAdapter(MaskedAudioAdapter):
             )
         if inputs.get(self.mask_input) is None:
             raise ValueError(f"inputs has input_features but no {self.mask_input}: pass the processor's output whole.")
+        return features
+
+    def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
+        features = self.time_major_features(inputs, self.feature_width(config))
         longest = int(config.audio_config.max_position_embeddings) - 1  # its encoder's position table
         if features.shape[1] > longest:
             raise ValueError(f"The audio is too long: {features.shape[1]} frames, more than the encoder's {longest}: split it.")

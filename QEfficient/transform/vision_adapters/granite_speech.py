@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from QEfficient.transform.vision_adapters.audio import AUDIO_FEATURES, MaskedAudioAdapter
+from QEfficient.transform.vision_adapters.audio import AUDIO_FEATURES, StackedFramesAudioAdapter
 
 EXAMPLE_FRAMES = 40  # the export's example: no block or window count of a real audio is specialised on it
 
@@ -25,21 +25,18 @@ def windows_tokens(config, frames: int) -> int:
 
 
 @dataclass(frozen=True)
-class GraniteSpeechAdapter(MaskedAudioAdapter):
+class GraniteSpeechAdapter(StackedFramesAudioAdapter):
     chat_clips: ClassVar[int | None] = None  # its processor takes a text's clips in order
 
-    def default_img_size(self, config) -> int:
-        return 0  # any length: the processor pads a batch to its longest
-
-    def most_tokens_per_unit(self, config) -> int:
-        return 0  # as many as the audio's windows give: the default context is the text's
+    def feature_width(self, config) -> int:
+        return int(config.encoder_config.input_dim)
 
     def vision_example(self, config, img_size: int) -> dict[str, torch.Tensor]:
         """Two audios of 40 frames, the second's tokens one window fewer."""
         tokens = windows_tokens(config, EXAMPLE_FRAMES)
         mask = torch.ones(2, tokens, dtype=torch.int64)
         mask[1, tokens - config.window_size // config.downsample_rate :] = 0
-        return {AUDIO_FEATURES: torch.zeros(2, EXAMPLE_FRAMES, config.encoder_config.input_dim), self.mask_input: mask}
+        return {AUDIO_FEATURES: torch.zeros(2, EXAMPLE_FRAMES, self.feature_width(config)), self.mask_input: mask}
 
     def vision_axes(self) -> dict[str, dict[int, str]]:
         return {
@@ -55,17 +52,7 @@ class GraniteSpeechAdapter(MaskedAudioAdapter):
 
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         """The processor's ``input_features`` [audios, frames, width] and ``input_features_mask`` [audios, query tokens]."""
-        width = int(config.encoder_config.input_dim)
-        try:
-            features = np.asarray(inputs[AUDIO_FEATURES], dtype=np.float32)
-        except ValueError:  # a ragged list
-            features = np.zeros(0, np.float32)
-        if features.ndim != 3 or features.shape[2] != width:
-            raise ValueError(
-                f"input_features must be [audios, frames, {width}] (the processor's stacked log-mel frames), got {list(features.shape)}."
-            )
-        if inputs.get(self.mask_input) is None:
-            raise ValueError(f"inputs has input_features but no {self.mask_input}: pass the processor's output whole.")
+        features = self.time_major_features(inputs, self.feature_width(config))
         mask = np.asarray(inputs[self.mask_input]).astype(np.int64)
         tokens = windows_tokens(config, features.shape[1])
         if mask.shape != (len(features), tokens):
