@@ -411,3 +411,40 @@ def test_granite_speech_blocks_and_windows_are_transformers(model_type, tmp_path
     ids, attention = _right_padded(prompts)
     with pytest.raises(ValueError, match=r"input_features_mask must be \[audios, 18\] \(the projector's query tokens of 50 frames\)"):
         model.generate(inputs={**batch, "input_ids": ids, "attention_mask": attention, "input_features_mask": mask[:, :8]}, stream=False)
+
+
+def test_qwen3_asr_packed_windows_are_transformers(tmp_path, tokenizer_dir):
+    """Qwen3-ASR through its real processor (the local tokenizer with its audio tokens): 5.5 s and 1.25 s of the test
+    clip (550 log-mel frames padded to 600, in chunks of 100; 125), each audio's own frames packed and attending within
+    windows of two chunks' worth (26 frames), Qwen3 text; greedy tokens equal transformers' on each recording alone (its
+    encoder is blind to the padding), in both layouts."""
+    from transformers import AutoModelForMultimodalLM, AutoTokenizer, Qwen3ASRConfig, Qwen3ASRFeatureExtractor, Qwen3ASRProcessor
+
+    names = {"audio_token": "<|audio_pad|>", "audio_bos_token": "<|audio_start|>", "audio_eos_token": "<|audio_end|>"}
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, extra_special_tokens=names)
+    audio = dict(
+        num_mel_bins=8, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16, output_dim=32,
+        n_window=50, n_window_infer=200, downsample_hidden_size=4, max_position_embeddings=13,
+    )  # fmt: skip
+    text = {**TEXT, "model_type": "qwen3", "head_dim": 8, "vocab_size": len(tokenizer), "max_position_embeddings": 256}
+    config = Qwen3ASRConfig(audio_config=audio, text_config=text, audio_token_id=tokenizer.convert_tokens_to_ids(names["audio_token"]))
+    torch.manual_seed(0)
+    hf = _widened(AutoModelForMultimodalLM.from_config(config))
+    hf.save_pretrained(tmp_path)
+    Qwen3ASRProcessor(Qwen3ASRFeatureExtractor(feature_size=8), tokenizer).save_pretrained(tmp_path)
+    processor = Qwen3ASRProcessor.from_pretrained(tmp_path)
+    clip = read_wav(DATA / "speech16k.wav")
+    prompts, audios = ["Say: <|audio_pad|> now", "Hi <|audio_pad|>"], [np.tile(clip, 3)[:88000], clip[:20000]]
+    inputs = processor(text=prompts, audio=audios, sampling_rate=16000)
+    assert tuple(inputs["input_features"].shape) == (2, 8, 600) and inputs["input_features_mask"].sum(-1).tolist() == [550, 125]
+    assert (inputs["input_ids"] == config.audio_token_id).sum(-1).tolist() == [72, 17]  # 13 a chunk, 7 for 50 frames; 13 + 4
+    expected = []
+    for prompt, clip_ in zip(prompts, audios):
+        one = processor(text=[prompt], audio=[clip_], sampling_rate=16000)
+        with torch.no_grad():
+            expected.append(hf.generate(**one, max_new_tokens=8, do_sample=False)[0, one["input_ids"].shape[1] :].tolist())
+    _audio_decides(hf, one["input_ids"][0].tolist(), {k: one[k] for k in ("input_features", "input_features_mask")})  # the short one's
+    assert QEFFCommonLoader.model_class(str(tmp_path)) is QEFFAutoModelForImageTextToText
+    model = _both_layouts(tmp_path, inputs, expected, prefill_seq_len=32, ctx_len=128)
+    with pytest.raises(ValueError, match=r"input_features must be \[audios, 8, frames\], frames a multiple of 100"):
+        model.generate(inputs={**inputs, "input_features": inputs["input_features"][..., :550]}, generation_len=4, stream=False)

@@ -32,6 +32,9 @@ or assumes a cache that grows with the sequence.
   reshape.
 * Granite Speech's conformer attends within blocks of its context and its projector reads windows of frames, both
   counted with ``math.ceil`` on sizes, which tracing fixes to the example's: here in tensor arithmetic.
+* Qwen3-ASR's encoder packs every audio's frames into one sequence and attends within windows listed by Python
+  (``tolist`` of its cumulative lengths): here one attention over the packed frames, masked to each frame's audio and
+  window, both computed in tensor arithmetic.
 * Moonshine's encoder counts its frames with ``int()``, which tracing turns into the example's count: here in tensor
   arithmetic.
 * Moonshine Streaming's encoder masks each layer's band with transformers' vmap-built mask: here from the band's rule on
@@ -52,7 +55,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 from transformers.activations import SiLUActivation
-from transformers.modeling_outputs import XVectorOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling, XVectorOutput
 
 from QEfficient.transform.adapters import longformer
 from QEfficient.transform.adapters.grounding_dino import text_masks_and_positions
@@ -379,6 +382,46 @@ def granite_speech_projector_forward(self, hidden_states):
     return self.linear(out.last_hidden_state.reshape(batch, blocks * self.num_queries, -1))
 
 
+def qwen3_asr_encoder_forward(self, input_features, input_features_mask, **kwargs):
+    """Qwen3ASREncoder.forward with its attention windows as a mask over the packed frames (transformers lists them in
+    Python, which tracing fixes to the example's): each chunk's frames through the convolutions, the valid ones packed
+    in order, and each frame attending to the frames of its own audio's window (windows of ``n_window_infer`` mel
+    frames' worth, counted from the audio's start)."""
+    batch, mels, length = input_features.shape
+    chunk = self.n_window * 2
+    chunks = length // chunk
+    pieces = input_features.reshape(batch, mels, chunks, chunk).permute(0, 2, 1, 3).reshape(batch * chunks, 1, mels, chunk)
+    states = nn.functional.gelu(self.conv2d3(nn.functional.gelu(self.conv2d2(nn.functional.gelu(self.conv2d1(pieces))))))
+    total, channels, bins, steps = states.shape
+    states = self.conv_out(states.permute(0, 3, 1, 2).reshape(total, steps, channels * bins))
+    states = states + self.positional_embedding.positional_embedding[:steps].to(states.dtype)
+    lengths = self._post_cnn_length(input_features_mask.reshape(batch, chunks, chunk).sum(-1).reshape(-1).long())
+    valid = (torch.arange(steps, device=states.device)[None, :] < lengths[:, None]).reshape(batch, chunks * steps)
+    window = lengths.max() * (self.n_window_infer // chunk)  # transformers' window: the longest chunk's frames, times
+    windows = torch.div(valid.long().cumsum(-1) - 1, window, rounding_mode="floor")
+    groups = windows + (chunks * steps) * torch.arange(batch, device=states.device)[:, None]  # one id per (audio, window)
+    kept = valid.reshape(-1).nonzero().squeeze(-1)
+    hidden_states = states.reshape(-1, states.shape[-1]).index_select(0, kept)
+    groups = groups.reshape(-1).index_select(0, kept)
+    same = groups[:, None] == groups[None, :]
+    mask = torch.zeros(same.shape, dtype=hidden_states.dtype).masked_fill(~same, torch.finfo(hidden_states.dtype).min)
+    for layer in self.layers:
+        hidden_states = layer(hidden_states, cu_seqlens=mask)[0]  # the windows' mask, passed where the lengths were
+    return BaseModelOutputWithPooling(last_hidden_state=self.ln_post(hidden_states))
+
+
+def qwen3_asr_attention_forward(self, hidden_states, cu_seqlens, **kwargs):
+    """Qwen3ASRAudioAttention.forward over the packed frames at once, ``cu_seqlens`` holding the windows' additive mask
+    [frames, frames] (qwen3_asr_encoder_forward): the same products as transformers' attention per window."""
+    frames = hidden_states.shape[0]
+    query, key, value = (
+        proj(hidden_states).reshape(frames, self.num_heads, -1).transpose(0, 1) for proj in (self.q_proj, self.k_proj, self.v_proj)
+    )
+    scores = torch.matmul(query, key.transpose(1, 2)) * self.scaling + cu_seqlens
+    out = torch.matmul(nn.functional.softmax(scores, dim=-1), value)
+    return self.out_proj(out.transpose(0, 1).reshape(frames, -1))
+
+
 def wav2vec2_bert_xvector_forward(self, input_features, attention_mask=None, labels=None, **kwargs):
     """Wav2Vec2BertForXVector.forward with its statistics pooling over each row's frames as masked sums, not a Python
     loop over the batch's rows (which tracing would unroll to the example's count)."""
@@ -436,6 +479,8 @@ REWRITES = {
     "GraniteSpeech5EncoderSubsamplingBlock": {"forward": granite_speech5_subsampling_forward},
     **{f"{name}ConformerAttention": {"forward": granite_speech_attention_forward} for name in ("GraniteSpeech", "GraniteSpeechPlus")},
     **{f"{name}EncoderProjector": {"forward": granite_speech_projector_forward} for name in ("GraniteSpeech", "GraniteSpeechPlus")},
+    "Qwen3ASREncoder": {"forward": qwen3_asr_encoder_forward},
+    "Qwen3ASRAudioAttention": {"forward": qwen3_asr_attention_forward},
     "PatchTSTPatchify": {"forward": patchify_forward},
     "PatchTSMixerPatchify": {"forward": patchify_forward},
     "T5Gemma2TextScaledWordEmbedding": {"forward": t5gemma2_embedding_forward},
