@@ -27,7 +27,8 @@ or assumes a cache that grows with the sequence.
 * ViLT picks its image patches with ``nonzero``, Python lists and a random order (which its output does not see): here
   every patch in order, for unpadded images.
 * Wav2Vec2-BERT's x-vector head pools each row's frames in a Python loop over the batch, which tracing unrolls to the
-  example's rows: here by masked sums.
+  example's rows: here by masked sums (this and the speech models' replacements below, up to SeamlessM4T v2's, live in
+  speech_rewrites.py).
 * Granite Speech 5's encoder pools pairs of frames with ``unfold``, which does not export over a dynamic length: here by
   reshape.
 * Granite Speech's conformer attends within blocks of its context and its projector reads windows of frames, both
@@ -55,12 +56,21 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 from transformers.activations import SiLUActivation
-from transformers.modeling_outputs import BaseModelOutputWithPooling, XVectorOutput
 
 from QEfficient.transform.adapters import longformer
 from QEfficient.transform.adapters.grounding_dino import text_masks_and_positions
 from QEfficient.transform.adapters.openai_gpt import openai_gpt_model_forward
 from QEfficient.transform.moe_op import fused_moe, longcat_flash_experts_forward, step3p7_experts_forward
+from QEfficient.transform.speech_rewrites import (
+    banded_bidirectional_mask,
+    granite_speech5_subsampling_forward,
+    granite_speech_attention_forward,
+    granite_speech_projector_forward,
+    moonshine_output_lengths,
+    qwen3_asr_attention_forward,
+    qwen3_asr_encoder_forward,
+    wav2vec2_bert_xvector_forward,
+)
 
 
 def dbrx_experts_forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor) -> torch.Tensor:
@@ -327,149 +337,6 @@ def superpoint_simple_nms(scores: torch.Tensor, nms_radius: int) -> torch.Tensor
         suppressed_scores = torch.where(suppressed, zeros, scores)
         max_mask = max_mask | ((suppressed_scores == max_pool(suppressed_scores)) & ~suppressed)
     return torch.where(max_mask, scores, zeros)
-
-
-def granite_speech5_subsampling_forward(self, hidden_states, attention_mask=None, position_embeddings=None, **kwargs):
-    """GraniteSpeech5EncoderSubsamplingBlock.forward with its pooling of frame pairs by reshape, not ``unfold`` (which
-    does not export over a dynamic length); an odd last frame is dropped, as there."""
-    hidden_states = hidden_states + 0.5 * self.feed_forward1(self.norm_feed_forward1(hidden_states))
-    attn_output, _ = self.self_attn(
-        hidden_states=self.norm_self_att(hidden_states),
-        attention_mask=attention_mask,
-        position_embeddings=position_embeddings,
-        **kwargs,
-    )
-    hidden_states = hidden_states + attn_output
-    conv_output = self.conv(self.norm_conv(hidden_states), attention_mask=attention_mask)
-    batch, frames, width = hidden_states.shape
-    pairs = frames // 2
-    pooled = hidden_states[:, : 2 * pairs].reshape(batch, pairs, 2, width).mean(2)
-    hidden_states = pooled + conv_output[:, :pairs]
-    hidden_states = hidden_states + 0.5 * self.feed_forward2(self.norm_feed_forward2(hidden_states))
-    return self.norm_out(hidden_states)
-
-
-def granite_speech_attention_forward(self, hidden_states, attention_dists):
-    """GraniteSpeechConformerAttention.forward with its blocks counted in tensor arithmetic (``math.ceil`` fixes them to
-    the example's length): the frames right-padded to whole blocks of ``context_size``, the padding's keys masked. Rows
-    of the padding see other keys than transformers' (it masks their whole rows); they are dropped after, as there."""
-    hidden_states = self.pre_norm(hidden_states)
-    batch, frames, _ = hidden_states.shape
-    size = self.context_size
-    blocks = (frames + size - 1) // size
-    hidden_states = nn.functional.pad(hidden_states, (0, 0, 0, blocks * size - frames))
-    query = self.to_q(hidden_states)
-    key, value = self.to_kv(hidden_states).chunk(2, dim=-1)
-    query, key, value = (s.reshape(batch * blocks, size, self.num_heads, -1).transpose(1, 2) for s in (query, key, value))
-    scores = torch.einsum("b h c d, c r d -> b h c r", query, self.rel_pos_emb(attention_dists)) * self.scale
-    slots = torch.arange(size, device=hidden_states.device)[None, :] + size * torch.arange(blocks, device=hidden_states.device)[:, None]
-    padding = (slots >= frames).repeat(batch, 1)[:, None, None, :]  # [batch * blocks, 1, 1, keys]
-    scores = scores.masked_fill(padding, -torch.finfo(scores.dtype).max)
-    out = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=scores, scale=self.scale)
-    out = out.transpose(1, 2).reshape(batch, blocks * size, -1)
-    return self.dropout(self.to_out(out[:, :frames, :]))
-
-
-def granite_speech_projector_forward(self, hidden_states):
-    """GraniteSpeechEncoderProjector.forward with its windows counted in tensor arithmetic (``math.ceil`` fixes them to
-    the example's length): the frames right-padded with zeros to whole windows, each window's queries through the
-    Q-Former, as there."""
-    batch, frames, width = hidden_states.shape
-    blocks = (frames + self.window_size - 1) // self.window_size
-    hidden_states = nn.functional.pad(hidden_states, (0, 0, 0, blocks * self.window_size - frames))
-    hidden_states = hidden_states.reshape(batch * blocks, self.window_size, width)
-    out = self.qformer(query_embeds=self.query, encoder_hidden_states=hidden_states, encoder_attention_mask=None, return_dict=True)
-    return self.linear(out.last_hidden_state.reshape(batch, blocks * self.num_queries, -1))
-
-
-def qwen3_asr_encoder_forward(self, input_features, input_features_mask, **kwargs):
-    """Qwen3ASREncoder.forward with its attention windows as a mask over the packed frames (transformers lists them in
-    Python, which tracing fixes to the example's): each chunk's frames through the convolutions, the valid ones packed
-    in order, and each frame attending to the frames of its own audio's window (windows of ``n_window_infer`` mel
-    frames' worth, counted from the audio's start)."""
-    batch, mels, length = input_features.shape
-    chunk = self.n_window * 2
-    chunks = length // chunk
-    pieces = input_features.reshape(batch, mels, chunks, chunk).permute(0, 2, 1, 3).reshape(batch * chunks, 1, mels, chunk)
-    states = nn.functional.gelu(self.conv2d3(nn.functional.gelu(self.conv2d2(nn.functional.gelu(self.conv2d1(pieces))))))
-    total, channels, bins, steps = states.shape
-    states = self.conv_out(states.permute(0, 3, 1, 2).reshape(total, steps, channels * bins))
-    states = states + self.positional_embedding.positional_embedding[:steps].to(states.dtype)
-    lengths = self._post_cnn_length(input_features_mask.reshape(batch, chunks, chunk).sum(-1).reshape(-1).long())
-    valid = (torch.arange(steps, device=states.device)[None, :] < lengths[:, None]).reshape(batch, chunks * steps)
-    window = lengths.max() * (self.n_window_infer // chunk)  # transformers' window: the longest chunk's frames, times
-    windows = torch.div(valid.long().cumsum(-1) - 1, window, rounding_mode="floor")
-    groups = windows + (chunks * steps) * torch.arange(batch, device=states.device)[:, None]  # one id per (audio, window)
-    kept = valid.reshape(-1).nonzero().squeeze(-1)
-    hidden_states = states.reshape(-1, states.shape[-1]).index_select(0, kept)
-    groups = groups.reshape(-1).index_select(0, kept)
-    same = groups[:, None] == groups[None, :]
-    mask = torch.zeros(same.shape, dtype=hidden_states.dtype).masked_fill(~same, torch.finfo(hidden_states.dtype).min)
-    for layer in self.layers:
-        hidden_states = layer(hidden_states, cu_seqlens=mask)[0]  # the windows' mask, passed where the lengths were
-    return BaseModelOutputWithPooling(last_hidden_state=self.ln_post(hidden_states))
-
-
-def qwen3_asr_attention_forward(self, hidden_states, cu_seqlens, **kwargs):
-    """Qwen3ASRAudioAttention.forward over the packed frames at once, ``cu_seqlens`` holding the windows' additive mask
-    [frames, frames] (qwen3_asr_encoder_forward): the same products as transformers' attention per window."""
-    frames = hidden_states.shape[0]
-    query, key, value = (
-        proj(hidden_states).reshape(frames, self.num_heads, -1).transpose(0, 1) for proj in (self.q_proj, self.k_proj, self.v_proj)
-    )
-    scores = torch.matmul(query, key.transpose(1, 2)) * self.scaling + cu_seqlens
-    out = torch.matmul(nn.functional.softmax(scores, dim=-1), value)
-    return self.out_proj(out.transpose(0, 1).reshape(frames, -1))
-
-
-def wav2vec2_bert_xvector_forward(self, input_features, attention_mask=None, labels=None, **kwargs):
-    """Wav2Vec2BertForXVector.forward with its statistics pooling over each row's frames as masked sums, not a Python
-    loop over the batch's rows (which tracing would unroll to the example's count)."""
-    outputs = self.wav2vec2_bert(input_features, attention_mask=attention_mask, output_hidden_states=self.config.use_weighted_layer_sum)
-    if self.config.use_weighted_layer_sum:
-        weights = nn.functional.softmax(self.layer_weights, dim=-1)
-        hidden_states = (torch.stack(outputs.hidden_states, dim=1) * weights.view(-1, 1, 1)).sum(dim=1)
-    else:
-        hidden_states = outputs.last_hidden_state
-    hidden_states = self.projector(hidden_states)
-    for tdnn_layer in self.tdnn:
-        hidden_states = tdnn_layer(hidden_states)
-    if attention_mask is None:
-        lengths = torch.full(hidden_states.shape[:1], hidden_states.shape[1], device=hidden_states.device)
-    else:
-        lengths = self._get_tdnn_output_lengths(self._get_feat_extract_output_lengths(attention_mask.sum(dim=1)))
-    frames = torch.arange(hidden_states.shape[1], device=hidden_states.device)
-    keep = (frames[None, :] < lengths[:, None]).to(hidden_states.dtype)[..., None]
-    count = keep.sum(dim=1)
-    mean = (hidden_states * keep).sum(dim=1) / count
-    std = ((((hidden_states - mean[:, None]) * keep) ** 2).sum(dim=1) / (count - 1)).sqrt()  # torch.std's n - 1
-    embeddings = self.feature_extractor(torch.cat([mean, std], dim=-1))
-    return XVectorOutput(logits=self.classifier(embeddings), embeddings=embeddings)
-
-
-def moonshine_output_lengths(self, input_lengths):
-    """MoonshinePreTrainedModel._get_feat_extract_output_lengths without ``int()``, which tracing turns into the
-    example's length: the same whole numbers for any audio the model reads (895 samples or more)."""
-    first = (input_lengths - 127) // 64 + 1
-    second = (first - 7) // 3 + 1
-    return (second - 3) // 2 + 1
-
-
-def banded_bidirectional_mask(config, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, and_mask_function=None, **_):
-    """transformers' ``create_bidirectional_mask`` for an eager encoder whose layers attend within a band (Moonshine
-    Streaming's per-layer sliding windows): the band's rule evaluated on broadcast positions and the padding, as an
-    additive [B, 1, Q, K] mask; transformers builds it with vmap, which tracing does not take. A 4-D boolean mask
-    (SeamlessM4T v2's chunks) becomes additive too: transformers passes it through as it is, and its eager attention adds
-    the booleans (1 and 0) to the scores, where its default (SDPA) attention masks them."""
-    if attention_mask.dim() == 4:
-        keys = attention_mask.bool()
-        return torch.zeros(keys.shape, dtype=inputs_embeds.dtype).masked_fill(~keys, torch.finfo(inputs_embeds.dtype).min)
-    keys = attention_mask[:, None, None, :].bool()
-    if and_mask_function is not None:
-        positions = torch.arange(inputs_embeds.shape[1])
-        keys = keys & and_mask_function(0, 0, positions[:, None], positions[None, :])[None, None]
-    low = torch.finfo(inputs_embeds.dtype).min
-    return torch.zeros(keys.shape, dtype=inputs_embeds.dtype).masked_fill(~keys, low)
 
 
 # class name -> {method name: replacement}
