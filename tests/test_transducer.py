@@ -7,8 +7,8 @@ the texts, as QEFFAutoModelForCTC's does, ``serve`` on a TDT folder answers /v1/
 transformers' text on loopback, and with its processor's times, and ``infer --audio_path`` on the RNN-T folder returns
 it. The generation config's eos token (finished rows then padded) and length limit are read as transformers reads them,
 inputs without a mask and
-``generate(**inputs)`` too; options the greedy loop does not apply and the other transducer types are refused saying
-why."""
+``generate(**inputs)`` too; options the greedy loop does not apply and other model types are refused saying why.
+Nemotron ASR's transducers (streaming, 3.5 with its language prompts) give transformers' offline sequences too."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from QEfficient import QEFFAutoModelForRNNT, QEFFAutoModelForTDT
 from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.transcriber_app import sentence_segments, timed_words
-from QEfficient.transform.transducer import TRANSDUCERS, UNSUPPORTED_TRANSDUCERS
+from QEfficient.transform.transducer import TRANSDUCERS, check_transducer_type
 from tests.helpers import serve_on_loopback
 from tests.test_ctranslate2_whisper import DATA, read_wav
 from tests.test_server_ctc import transcribe, wav
@@ -54,6 +54,20 @@ def _build(folder, kind: str, letters: bool = False):
     config = config_class(
         vocab_size=len(VOCAB), blank_token_id=len(VOCAB) - 1, pad_token_id=0, encoder_config=ENCODER, decoder_hidden_size=24
     )
+    hf = _widened(hf_class, config, seed, 2.0 if kind == "tdt" else 0.75)
+    if letters:  # <pad> and <unk> (decoded as nothing) lowered, and TDT's duration 0: timed letters
+        with torch.no_grad():
+            hf.joint.head.bias[:2] -= 8.0
+            if kind == "tdt":
+                hf.joint.head.bias[len(VOCAB)] -= 4.0
+    hf.save_pretrained(folder)
+    ParakeetProcessor(ParakeetFeatureExtractor(), _tokenizer()).save_pretrained(folder)
+    return ParakeetProcessor.from_pretrained(folder)
+
+
+def _widened(hf_class, config, seed: int, blank_bias: float):
+    """A tiny random transducer whose tokens vary with the audio: weights widened, the joint network's blank raised by
+    ``blank_bias``; transformers' generate starts from the blank."""
     torch.manual_seed(seed)
     hf = hf_class(config).eval()
     with torch.no_grad():
@@ -62,17 +76,14 @@ def _build(folder, kind: str, letters: bool = False):
                 p.mul_(4.0)
         hf.joint.head.weight.mul_(4.0)
         hf.joint.head.bias.zero_()
-        hf.joint.head.bias[config.blank_token_id] += 2.0 if kind == "tdt" else 0.75
-        if letters:  # <pad> and <unk> (decoded as nothing) lowered, and TDT's duration 0: timed letters
-            hf.joint.head.bias[:2] -= 8.0
-            if kind == "tdt":
-                hf.joint.head.bias[len(VOCAB)] -= 4.0
+        hf.joint.head.bias[config.blank_token_id] += blank_bias
     hf.generation_config.decoder_start_token_id = config.blank_token_id
-    hf.save_pretrained(folder)
+    return hf
+
+
+def _tokenizer() -> ParakeetTokenizer:
     vocab = Tokenizer(models.WordLevel({t: i for i, t in enumerate(VOCAB)}, unk_token="<unk>"))
-    tokenizer = ParakeetTokenizer(tokenizer_object=vocab, pad_token="<pad>", unk_token="<unk>")
-    ParakeetProcessor(ParakeetFeatureExtractor(), tokenizer).save_pretrained(folder)
-    return ParakeetProcessor.from_pretrained(folder)
+    return ParakeetTokenizer(tokenizer_object=vocab, pad_token="<pad>", unk_token="<unk>")
 
 
 @pytest.fixture(scope="module", params=list(KINDS))
@@ -148,9 +159,9 @@ def test_generation_config_eos_and_length_as_transformers(transducer):
 
 def test_other_transducers_and_bad_inputs_are_refused(transducer):
     _, _, model, _ = transducer
-    assert set(MODEL_FOR_RNNT_MAPPING_NAMES) | set(MODEL_FOR_TDT_MAPPING_NAMES) == TRANSDUCERS | set(UNSUPPORTED_TRANSDUCERS)
-    with torch.device("meta"), pytest.raises(NotImplementedError, match="streaming"):
-        QEFFAutoModelForRNNT(AutoModelForRNNT.from_config(AutoConfig.for_model("nemotron_asr_streaming")))
+    assert set(MODEL_FOR_RNNT_MAPPING_NAMES) | set(MODEL_FOR_TDT_MAPPING_NAMES) == TRANSDUCERS
+    with pytest.raises(NotImplementedError, match="'parakeet_ctc' is not supported: the transducers run here are nemotron3_5_asr"):
+        check_transducer_type("parakeet_ctc")
     with pytest.raises(ValueError, match="processor's output"):
         model.generate({"input_values": torch.zeros(1, 16000)})
     with pytest.raises(ValueError, match=r"input_features must be \[clips, frames, 80\]"):
@@ -271,3 +282,57 @@ def test_words_and_sentences_from_timed_pieces():
     assert timed_words([]) == [] and sentence_segments([]) == []
     unpunctuated = [{"word": f"w{i}", "start": 4.0 * i, "end": 4.0 * i + 3} for i in range(20)]  # segments of at most 30 s
     assert [(s["start"], s["end"]) for s in sentence_segments(unpunctuated)] == [(0.0, 27.0), (28.0, 55.0), (56.0, 79.0)]
+
+
+@pytest.mark.parametrize("model_type", ["nemotron_asr_streaming", "nemotron3_5_asr"])
+def test_nemotron_whole_clips_equal_transformers(model_type, tmp_path):
+    """Nemotron ASR's RNN-T transducers over whole clips (transformers' offline generate): the cache-aware encoder's
+    chunked, limited-context attention (chunks of 3 frames, one chunk of left context) and causal convolutions, through
+    their real processors; three clips of different lengths, batched past the compiled batch, give transformers'
+    sequences, and ``generate(processor, audio)`` transformers' texts; Nemotron 3.5 with a language prompt per clip (the
+    prompt decides, too); another lookahead than the graph's and bad prompts are refused, saying what to do."""
+    from transformers import AutoProcessor, Nemotron3_5AsrProcessor, NemotronAsrStreamingFeatureExtractor, NemotronAsrStreamingProcessor
+
+    prompted = model_type == "nemotron3_5_asr"
+    encoder = dict(ENCODER, sliding_window=6, default_num_lookahead_tokens=2, conv_kernel_size=5)
+    options = dict(num_prompts=4, default_prompt_id=3, prompt_intermediate_size=16) if prompted else {}
+    config = AutoConfig.for_model(
+        model_type, vocab_size=len(VOCAB), blank_token_id=len(VOCAB) - 1, pad_token_id=0, decoder_hidden_size=24,
+        encoder_config=encoder, **options,
+    )  # fmt: skip
+    seed, blank_bias = (7, 0.3) if prompted else (4, 0.75)  # a tiny model that emits several tokens, not blanks only
+    _widened(AutoModelForRNNT.from_config, config, seed, blank_bias).save_pretrained(tmp_path)
+    tokenizer = _tokenizer()
+    extractor, lookaheads = NemotronAsrStreamingFeatureExtractor(), [2, 0]
+    if prompted:
+        languages = {"en-US": 0, "de-DE": 1, "auto": 3}
+        Nemotron3_5AsrProcessor(
+            extractor, tokenizer, supported_num_lookahead_tokens=lookaheads, prompt_dictionary=languages, num_prompts=4
+        ).save_pretrained(tmp_path)
+    else:
+        NemotronAsrStreamingProcessor(extractor, tokenizer, supported_num_lookahead_tokens=lookaheads).save_pretrained(tmp_path)
+    processor = AutoProcessor.from_pretrained(tmp_path)
+    language = {"language": ["en-US", "de-DE", "auto"]} if prompted else {}
+    inputs = processor(_clips(), sampling_rate=16000, **language)
+    assert inputs["num_lookahead_tokens"] == 2
+    reference = AutoModelForRNNT.from_pretrained(tmp_path).eval()  # transformers' own, untouched
+    with torch.no_grad():
+        expected = reference.generate(**inputs).sequences
+    assert len(set(expected[:, 1:].unique().tolist()) - {config.blank_token_id}) >= 2  # the audio decides, not a constant
+    model = QEFFAutoModelForRNNT.from_pretrained(tmp_path)
+    model.compile(batch_size=2, num_cores=1)
+    np.testing.assert_array_equal(model.generate(inputs).sequences.numpy(), expected.numpy())
+    with torch.no_grad():  # the texts of generate(processor, audio), which serve and infer run (the default language)
+        texts = processor.batch_decode(reference.generate(**processor(_clips(), sampling_rate=16000)).sequences, skip_special_tokens=True)
+    assert model.generate(processor, _clips()) == texts
+    if prompted:
+        german = processor(_clips(), sampling_rate=16000, language="de-DE")
+        with torch.no_grad():
+            expected_german = reference.generate(**german).sequences
+        assert not torch.equal(expected_german[:1], expected[:1])  # the language decides, too
+        np.testing.assert_array_equal(model.generate(german).sequences.numpy(), expected_german.numpy())
+        with pytest.raises(ValueError, match=r"prompt_ids must be one prompt index per clip \(3\), each below 4"):
+            model.generate({**inputs, "prompt_ids": torch.tensor([0, 1, 4])})
+    processor.set_num_lookahead_tokens(0)
+    with pytest.raises(NotImplementedError, match=r"num_lookahead_tokens=0: this model's encoder graph attends 2 frames ahead"):
+        model.generate(processor(_clips(), sampling_rate=16000))

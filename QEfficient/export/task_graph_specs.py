@@ -404,6 +404,7 @@ class KeypointMatcherGraphSpec:
 ENCODER_STATES, ENCODER_MASK = "encoder_states", "encoder_mask"
 HIDDEN_STATE, CELL_STATE, DECODER_OUTPUT = "hidden_state", "cell_state", "decoder_output"
 KEEP_DECODER_STATE, ENCODER_FRAME = "keep_decoder_state", "encoder_frame"
+PROMPT_IDS = "prompt_ids"  # a transducer's prompt per clip (Nemotron 3.5 ASR's language), as its processor names it
 TRANSDUCER_KIND = "transducer"  # the prefix of a transducer's artifact kinds (-encoder, -step)
 
 
@@ -432,6 +433,23 @@ class TransducerEncoderGraphSpec:
     @staticmethod
     def specializations(batch_size: int) -> dict[str, Any]:
         return {"specializations": [{"name": "TransducerEncoder", "symbols": {"batch_size": str(batch_size)}}]}
+
+
+@dataclass(frozen=True)
+class PromptedTransducerEncoderGraphSpec(TransducerEncoderGraphSpec):
+    """A transducer's encoder conditioned on a prompt per clip (Nemotron 3.5 ASR's language, ``prompt_ids`` [B]) too."""
+
+    input_names = (INPUT_FEATURES, ATTENTION_MASK, PROMPT_IDS)
+
+    @staticmethod
+    def dynamic_axes() -> dict[str, dict[int, str]]:
+        return TransducerEncoderGraphSpec.dynamic_axes() | {PROMPT_IDS: {0: "batch_size"}}
+
+    @staticmethod
+    def dummy_inputs(mels: int) -> tuple:
+        import torch
+
+        return (*TransducerEncoderGraphSpec.dummy_inputs(mels), torch.tensor([1, 0]))
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,27 @@ from transformers.models.parakeet.generation_parakeet import ParakeetRNNTGenerat
 from QEfficient.compile.ort_cpu import warn_ignored_options
 from QEfficient.compile.weight_compression import quantize_dynamic_int8
 from QEfficient.export.graph_names import ATTENTION_MASK, DECODER_INPUT_IDS, INPUT_FEATURES
-from QEfficient.export.task_graph_specs import TRANSDUCER_KIND, TransducerEncoderGraphSpec, TransducerStepGraphSpec
+from QEfficient.export.task_graph_specs import (
+    PROMPT_IDS,
+    TRANSDUCER_KIND,
+    PromptedTransducerEncoderGraphSpec,
+    TransducerEncoderGraphSpec,
+    TransducerStepGraphSpec,
+)
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.generation.transducer_decoding import TransducerRule, greedy_transducer
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import GraphArtifact, QEFFBaseModel
-from QEfficient.transform.transducer import QEffTransducerEncoder, QEffTransducerStep, check_transducer, check_transducer_type
+from QEfficient.transform.transducer import (
+    NUM_LOOKAHEAD_TOKENS,
+    PROMPTED_TRANSDUCERS,
+    QEffTransducerEncoder,
+    QEffTransducerStep,
+    check_transducer,
+    check_transducer_type,
+    lookahead_kwargs,
+)
 from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.audio import SAMPLING_RATE
 from QEfficient.utils.checks import check_positive
@@ -117,6 +131,18 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
             pad_token_id=generation.pad_token_id,
         )
 
+    def _check_lookahead(self, given) -> None:
+        """A streaming encoder's right context (Nemotron ASR's processor passes ``num_lookahead_tokens``) is fixed in its
+        graph: another value is refused, saying how to export for it."""
+        fixed = lookahead_kwargs(self.config).get(NUM_LOOKAHEAD_TOKENS)
+        if fixed is None or given is None or int(as_numpy(given)) == fixed:
+            return
+        raise NotImplementedError(
+            f"num_lookahead_tokens={int(as_numpy(given))}: this model's encoder graph attends {fixed} frames ahead (its config's "
+            f"default_num_lookahead_tokens). Call processor.set_num_lookahead_tokens({fixed}), or set "
+            f"model.hf_model.config.encoder_config.default_num_lookahead_tokens = {int(as_numpy(given))} before compile()."
+        )
+
     def _max_length(self, max_new_tokens: int | None, encoder_frames: int) -> int:
         """transformers' length limit: ``max_new_tokens`` (given, else the generation config's) after the start token,
         else the generation config's ``max_length``, else Parakeet's default: ``max_symbols_per_step`` per encoder frame."""
@@ -133,13 +159,9 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
         warn_ignored_options("export()", kwargs)
         name, config = self.model_name.replace("/", "_"), self.config
         step_args = TransducerStepGraphSpec.dummy_inputs(config.num_decoder_layers, config.decoder_hidden_size, config.decoder_hidden_size)
+        encoder_spec = self._encoder_spec()
         parts = (
-            (
-                "encoder",
-                self.encoder,
-                TransducerEncoderGraphSpec,
-                TransducerEncoderGraphSpec.dummy_inputs(config.encoder_config.num_mel_bins),
-            ),
+            ("encoder", self.encoder, encoder_spec, encoder_spec.dummy_inputs(config.encoder_config.num_mel_bins)),
             ("step", self.step, TransducerStepGraphSpec, step_args),
         )
         self.onnx_path = [
@@ -167,9 +189,9 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
             GraphArtifact(
                 "encoder",
                 encoder_onnx,
-                {"kind": f"{TRANSDUCER_KIND}-encoder", "output_name": TransducerEncoderGraphSpec.output_names[0]},
+                {"kind": f"{TRANSDUCER_KIND}-encoder", "output_name": self._encoder_spec().output_names[0]},
                 {"batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
-                TransducerEncoderGraphSpec.specializations(batch_size),
+                self._encoder_spec().specializations(batch_size),
                 quantize_dynamic_int8 if mxfp6_matmul else None,
             ),
             GraphArtifact(
@@ -182,13 +204,36 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
         ]
         return self._compile_graphs(graphs, compile_dir, num_cores, main="step")
 
-    def _encode(self, features: np.ndarray, mask: np.ndarray, runtime_ai100: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _encoder_spec(self) -> type[TransducerEncoderGraphSpec]:
+        return PromptedTransducerEncoderGraphSpec if self.config.model_type in PROMPTED_TRANSDUCERS else TransducerEncoderGraphSpec
+
+    def _prompt_ids(self, given, clips: int) -> np.ndarray | None:
+        """A prompted encoder's ``prompt_ids`` [clips] (the processor's, from its ``language``), checked; transformers'
+        default where none is given: the config's ``default_prompt_id`` (Nemotron 3.5 ASR's automatic language)."""
+        if self.config.model_type not in PROMPTED_TRANSDUCERS:
+            if given is not None:
+                raise ValueError(f"{PROMPT_IDS} is for a prompted transducer (Nemotron 3.5 ASR); this model takes none: leave it out.")
+            return None
+        if given is None:
+            return np.full(clips, self.config.default_prompt_id, np.int64)
+        prompts = np.ascontiguousarray(as_numpy(given), dtype=np.int64).reshape(-1)
+        if prompts.shape != (clips,) or not ((prompts >= 0) & (prompts < self.config.num_prompts)).all():
+            raise ValueError(
+                f"{PROMPT_IDS} must be one prompt index per clip ({clips}), each below {self.config.num_prompts}: pass the "
+                f"processor's (processor(audio, language=...)), got {as_numpy(given).tolist()}."
+            )
+        return prompts
+
+    def _encode(
+        self, features: np.ndarray, mask: np.ndarray, prompts: np.ndarray | None, runtime_ai100: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        arrays = (features, mask) if prompts is None else (features, mask, prompts)
         if not runtime_ai100:
             with torch.no_grad():
-                states, valid = self.encoder(torch.from_numpy(features), torch.from_numpy(mask))
+                states, valid = self.encoder(*map(torch.from_numpy, arrays))
             return states.numpy(), valid.numpy()
         session, params = self._graph_session("encoder")
-        return tuple(run_in_batches(session, {INPUT_FEATURES: features, ATTENTION_MASK: mask}, params["batch_size"]))
+        return tuple(run_in_batches(session, dict(zip(self._encoder_spec().input_names, arrays)), params["batch_size"]))
 
     def _step_fn(self, runtime_ai100: bool):
         if not runtime_ai100:
@@ -236,6 +281,7 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
         if inputs.get(DECODER_INPUT_IDS) is not None:
             raise NotImplementedError("decoder_input_ids (a prompt for the prediction network) are not supported: leave them out.")
         rule = self.decoding_rule()  # refused options fail here, before the encoder runs
+        self._check_lookahead(inputs.get(NUM_LOOKAHEAD_TOKENS))
         features = np.ascontiguousarray(as_numpy(inputs[INPUT_FEATURES]), dtype=np.float32)
         mels = self.config.encoder_config.num_mel_bins
         if features.ndim != 3 or features.shape[-1] != mels or not features.shape[1]:
@@ -246,7 +292,8 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
             raise ValueError(f"attention_mask must be {list(features.shape[:2])} (one per frame), got {list(mask.shape)}.")
         if runtime_ai100 and "step_qpc_path" not in self.qpc_paths:
             raise TypeError("Please run compile() before generate(), or pass runtime_ai100=False to run PyTorch.")
-        states, valid = self._encode(features, mask, runtime_ai100)
+        prompts = self._prompt_ids(inputs.get(PROMPT_IDS), len(features))
+        states, valid = self._encode(features, mask, prompts, runtime_ai100)
         max_length = self._max_length(max_new_tokens, states.shape[1])
         sequences, durations = greedy_transducer(self._step_fn(runtime_ai100), states, valid.sum(-1), rule, max_length)
         return ParakeetRNNTGenerateOutput(sequences=torch.from_numpy(sequences), durations=torch.from_numpy(durations))

@@ -63,10 +63,12 @@ from QEfficient.transform.adapters.openai_gpt import openai_gpt_model_forward
 from QEfficient.transform.moe_op import fused_moe, longcat_flash_experts_forward, step3p7_experts_forward
 from QEfficient.transform.speech_rewrites import (
     banded_bidirectional_mask,
+    banded_boolean_mask,
     granite_speech5_subsampling_forward,
     granite_speech_attention_forward,
     granite_speech_projector_forward,
     moonshine_output_lengths,
+    nemotron_streaming_attention_forward,
     qwen3_asr_attention_forward,
     qwen3_asr_encoder_forward,
     wav2vec2_bert_xvector_forward,
@@ -347,6 +349,7 @@ REWRITES = {
     **{f"{name}ConformerAttention": {"forward": granite_speech_attention_forward} for name in ("GraniteSpeech", "GraniteSpeechPlus")},
     **{f"{name}EncoderProjector": {"forward": granite_speech_projector_forward} for name in ("GraniteSpeech", "GraniteSpeechPlus")},
     "Qwen3ASREncoder": {"forward": qwen3_asr_encoder_forward},
+    "NemotronAsrStreamingEncoderAttention": {"forward": nemotron_streaming_attention_forward},
     "Qwen3ASRAudioAttention": {"forward": qwen3_asr_attention_forward},
     "PatchTSTPatchify": {"forward": patchify_forward},
     "PatchTSMixerPatchify": {"forward": patchify_forward},
@@ -380,6 +383,7 @@ FUNCTION_REWRITES = {
         f"transformers.models.{name}.modeling_{name}": {"create_bidirectional_mask": banded_bidirectional_mask}
         for name in ("moonshine_streaming", "seamless_m4t_v2")
     },
+    "transformers.models.nemotron_asr_streaming.modeling_nemotron_asr_streaming": {"create_bidirectional_mask": banded_boolean_mask},
     **{
         f"transformers.models.{name}.modeling_{name}": {"generate_masks_with_special_tokens_and_transfer_map": text_masks_and_positions}
         for name in ("grounding_dino", "mm_grounding_dino")

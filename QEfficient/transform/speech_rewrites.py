@@ -135,18 +135,50 @@ def moonshine_output_lengths(self, input_lengths):
     return (second - 3) // 2 + 1
 
 
+def banded_keys(inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None, and_mask_function=None) -> torch.Tensor:
+    """[B, 1, Q, K] booleans (True: attend): the padding's keys and the band's rule (``and_mask_function``) evaluated on
+    broadcast positions, which transformers evaluates with vmap (tracing does not take it)."""
+    frames = inputs_embeds.shape[1]
+    keys = torch.ones(inputs_embeds.shape[:2], dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    keys = keys[:, None, None, :]
+    if and_mask_function is not None:
+        positions = torch.arange(frames)
+        keys = keys & and_mask_function(0, 0, positions[:, None], positions[None, :])[None, None]
+    return keys
+
+
 def banded_bidirectional_mask(config, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, and_mask_function=None, **_):
     """transformers' ``create_bidirectional_mask`` for an eager encoder whose layers attend within a band (Moonshine
-    Streaming's per-layer sliding windows): the band's rule evaluated on broadcast positions and the padding, as an
-    additive [B, 1, Q, K] mask; transformers builds it with vmap, which tracing does not take. A 4-D boolean mask
+    Streaming's per-layer sliding windows): ``banded_keys`` as an additive [B, 1, Q, K] mask. A 4-D boolean mask
     (SeamlessM4T v2's chunks) becomes additive too: transformers passes it through as it is, and its eager attention adds
     the booleans (1 and 0) to the scores, where its default (SDPA) attention masks them."""
-    if attention_mask.dim() == 4:
-        keys = attention_mask.bool()
-        return torch.zeros(keys.shape, dtype=inputs_embeds.dtype).masked_fill(~keys, torch.finfo(inputs_embeds.dtype).min)
-    keys = attention_mask[:, None, None, :].bool()
-    if and_mask_function is not None:
-        positions = torch.arange(inputs_embeds.shape[1])
-        keys = keys & and_mask_function(0, 0, positions[:, None], positions[None, :])[None, None]
-    low = torch.finfo(inputs_embeds.dtype).min
-    return torch.zeros(keys.shape, dtype=inputs_embeds.dtype).masked_fill(~keys, low)
+    keys = attention_mask.bool() if attention_mask.dim() == 4 else banded_keys(inputs_embeds, attention_mask, and_mask_function)
+    return torch.zeros(keys.shape, dtype=inputs_embeds.dtype).masked_fill(~keys, torch.finfo(inputs_embeds.dtype).min)
+
+
+def banded_boolean_mask(config, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None, and_mask_function=None, **_):
+    """transformers' ``create_bidirectional_mask`` for Nemotron ASR's SDPA encoder, whose chunks attend within a limited
+    context: ``banded_keys`` as booleans, the form transformers gives it (the encoder finds its fully masked rows in it)."""
+    return banded_keys(inputs_embeds, attention_mask, and_mask_function)
+
+
+def nemotron_streaming_attention_forward(self, hidden_states, position_embeddings, attention_mask=None, cache=None, **kwargs):
+    """NemotronAsrStreamingEncoderAttention.forward over a whole clip (no cache), its relative-position scores added and
+    its boolean mask (``banded_boolean_mask``) applied before one softmax, a row with no key to attend giving zeros as
+    torch's SDPA gives them (transformers leaves it to SDPA; ONNX's Softmax would give NaN, which the next layer would
+    spread to every frame)."""
+    batch, frames = hidden_states.shape[:2]
+    heads, width = self.config.num_attention_heads, self.head_dim
+    query, key, value = (
+        proj(hidden_states).view(batch, frames, -1, width).transpose(1, 2) for proj in (self.q_proj, self.k_proj, self.v_proj)
+    )
+    relative = self.relative_k_proj(position_embeddings).view(batch, -1, heads, width).permute(0, 2, 3, 1)
+    positional = self._rel_shift((query + self.bias_v.view(1, heads, 1, width)) @ relative)[..., :frames]
+    scores = ((query + self.bias_u.view(1, heads, 1, width)) @ key.transpose(2, 3) + positional) * self.scaling
+    if attention_mask is not None:
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    probs = nn.functional.softmax(scores, dim=-1)
+    if attention_mask is not None:
+        probs = probs * attention_mask.any(dim=-1, keepdim=True)
+    out = (probs @ value).transpose(1, 2).reshape(batch, frames, -1)
+    return self.o_proj(out), None

@@ -1,7 +1,8 @@
-"""Transducer speech recognizers (Parakeet RNN-T and TDT: transformers' ``ParakeetForRNNT``, ``ParakeetForTDT``) as two
-modules: the encoder (the spectrogram and its mask -> the projected encoder states and the frames that hold audio), run
-once per batch, and one decoding step (the prediction network's LSTM on the last token, then the joint network on one
-encoder frame), run by the host's greedy loop (generation/transducer_decoding.py).
+"""Transducer speech recognizers (Parakeet RNN-T and TDT: transformers' ``ParakeetForRNNT``, ``ParakeetForTDT``; Nemotron
+ASR's RNN-T over whole clips) as two modules: the encoder (the spectrogram and its mask, and Nemotron 3.5's language
+prompt -> the projected encoder states and the frames that hold audio), run once per batch, and one decoding step
+(the prediction network's LSTM on the last token, then the joint network on one encoder frame), run by the host's
+greedy loop (generation/transducer_decoding.py).
 
 transformers' prediction network keeps its state for a row whose last token is blank (its cache's masked update): the
 step takes that choice as an input (``keep_decoder_state``) and returns the state to carry, so the loop needs no torch.
@@ -13,20 +14,18 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-# the transducer types run here, and those of transformers' RNN-T / TDT mappings that are not, with why
-TRANSDUCERS = frozenset({"parakeet_rnnt", "parakeet_tdt"})
-UNSUPPORTED_TRANSDUCERS = {
-    "nemotron3_5_asr": "its encoder and decoding differ from Parakeet's and are not proven here",
-    "nemotron_asr_streaming": "it decodes audio in streaming chunks with a cache across them, which is not run here",
-}
+from QEfficient.transform.rewrites import apply_rewrites, rewritten_functions
+
+NUM_LOOKAHEAD_TOKENS = "num_lookahead_tokens"
+# the transducer types run here: every type of transformers' RNN-T and TDT mappings
+TRANSDUCERS = frozenset({"parakeet_rnnt", "parakeet_tdt", "nemotron_asr_streaming", "nemotron3_5_asr"})
+# transducers whose encoder reads a prompt per clip (``prompt_ids``: Nemotron 3.5 ASR's language)
+PROMPTED_TRANSDUCERS = frozenset({"nemotron3_5_asr"})
 
 
 def check_transducer_type(model_type: str) -> None:
-    reason = UNSUPPORTED_TRANSDUCERS.get(model_type)
-    if reason is None and model_type not in TRANSDUCERS:
-        reason = f"the transducers run here are {', '.join(sorted(TRANSDUCERS))}"
-    if reason is not None:
-        raise NotImplementedError(f"'{model_type}' is not supported: {reason}.")
+    if model_type not in TRANSDUCERS:
+        raise NotImplementedError(f"'{model_type}' is not supported: the transducers run here are {', '.join(sorted(TRANSDUCERS))}.")
 
 
 def check_transducer(model: PreTrainedModel) -> None:
@@ -40,10 +39,24 @@ class QEffTransducerEncoder(nn.Module):
     def __init__(self, hf_model: PreTrainedModel) -> None:
         super().__init__()
         self.hf = hf_model
+        apply_rewrites(hf_model)  # Nemotron ASR's attention with rows of no key as torch's SDPA gives them (rewrites.py)
 
-    def forward(self, input_features: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.hf.get_audio_features(input_features=input_features, attention_mask=attention_mask, output_attention_mask=True)
+    def forward(
+        self, input_features: torch.Tensor, attention_mask: torch.Tensor, prompt_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        extra = lookahead_kwargs(self.hf.config) | ({} if prompt_ids is None else {"prompt_ids": prompt_ids})
+        with rewritten_functions(self.hf.encoder):  # a streaming encoder's chunked attention mask without vmap (rewrites.py)
+            out = self.hf.get_audio_features(
+                input_features=input_features, attention_mask=attention_mask, output_attention_mask=True, **extra
+            )
         return out.pooler_output, out.attention_mask.to(torch.int64)
+
+
+def lookahead_kwargs(config) -> dict[str, int]:
+    """A streaming encoder's right context (Nemotron ASR's ``num_lookahead_tokens``, in encoder frames), fixed in its
+    graph: its config's default; {} for the others."""
+    lookahead = getattr(config.encoder_config, "default_num_lookahead_tokens", None)
+    return {} if lookahead is None else {NUM_LOOKAHEAD_TOKENS: int(lookahead)}
 
 
 class QEffTransducerStep(nn.Module):
