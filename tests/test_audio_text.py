@@ -361,13 +361,9 @@ def test_omniasr_raw_audio_is_transformers(tmp_path, tokenizer_dir):
     _hand_made_prompts_are_transformers(hf, tmp_path, prompts, audio, {"input_values": samples, "padding_mask": mask}, 128)
 
 
-@pytest.mark.parametrize("model_type", ["granite_speech", "granite_speech_plus"])
-def test_granite_speech_blocks_and_windows_are_transformers(model_type, tmp_path, tokenizer_dir):
-    """Granite Speech (Plus: the first layer's states joined to the last's): stacked frames of any length (50, and 20
-    padded to 50) through a conformer attending within blocks of 8 frames and a Q-Former reading windows of 6 (two
-    queries each: 18 and 8 audio tokens), Granite text; greedy tokens equal transformers' on the same padded features,
-    in both layouts."""
-    from transformers import AutoConfig, AutoModelForMultimodalLM, AutoTokenizer
+def _granite_speech_config(model_type: str):
+    """A tiny Granite Speech (Plus: the first layer's states joined to the last's): blocks of 8 frames, windows of 6."""
+    from transformers import AutoConfig
 
     encoder = dict(
         input_dim=12, num_layers=2, hidden_dim=16, feedforward_mult=2, num_heads=2, dim_head=8, output_dim=10, context_size=8,
@@ -381,10 +377,66 @@ def test_granite_speech_blocks_and_windows_are_transformers(model_type, tmp_path
         encoder_hidden_size=16 * joined, cross_attention_frequency=1,
     )  # fmt: skip
     text = {**TEXT, "model_type": "granite", "embedding_multiplier": 2.0, "logits_scaling": 0.5, "residual_multiplier": 0.7}
-    config = AutoConfig.for_model(
+    return AutoConfig.for_model(
         model_type, encoder_config=encoder, projector_config=projector, text_config=text, window_size=6, downsample_rate=3,
         audio_token_id=AUDIO_TOKEN, has_lora_adapter=False,
     )  # fmt: skip
+
+
+def _qwen3_asr_config(vocab_size: int = TEXT["vocab_size"], audio_token_id: int = AUDIO_TOKEN):
+    """A tiny Qwen3-ASR: chunks of 100 log-mel frames (13 frames after its convolutions), windows of two chunks."""
+    from transformers import Qwen3ASRConfig
+
+    audio = dict(
+        num_mel_bins=8, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16, output_dim=32,
+        n_window=50, n_window_infer=200, downsample_hidden_size=4, max_position_embeddings=13,
+    )  # fmt: skip
+    text = {**TEXT, "model_type": "qwen3", "head_dim": 8, "vocab_size": vocab_size, "max_position_embeddings": 256}
+    return Qwen3ASRConfig(audio_config=audio, text_config=text, audio_token_id=audio_token_id)
+
+
+def test_audio_rewrites_equal_transformers_at_edge_lengths():
+    """The rewritten block, window and packed-window counts (transform/speech_rewrites.py) give transformers' audio
+    features, in PyTorch, at lengths where counting goes wrong first: Granite Speech at 48 frames (whole blocks and
+    windows), 5 (less than one block) and 17 with 40 (a batch); Qwen3-ASR at 30 frames (less than a chunk: one window),
+    260 (a window and a part of one), 400 whole and a batch of 400, 130 and 0 frames."""
+    import copy
+
+    from transformers import AutoModelForMultimodalLM
+
+    from QEfficient.transform.rewrites import apply_rewrites
+
+    def same(hf, **audio):
+        ours = copy.deepcopy(hf)
+        assert apply_rewrites(ours) > 0
+        with torch.no_grad():
+            want, got = (m.model.get_audio_features(**audio, return_dict=True).pooler_output for m in (hf, ours))
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+
+    generator = torch.Generator().manual_seed(1)
+    for model_type in ("granite_speech", "granite_speech_plus"):
+        torch.manual_seed(0)
+        hf = _widened(AutoModelForMultimodalLM.from_config(_granite_speech_config(model_type)))
+        for frames in ((48,), (5,), (17, 40)):
+            same(hf, input_features=torch.randn(len(frames), max(frames), 12, generator=generator))
+    torch.manual_seed(0)
+    hf = _widened(AutoModelForMultimodalLM.from_config(_qwen3_asr_config()))
+    for lengths in ((30,), (260,), (400,), (400, 130, 0)):
+        width = -(-max(lengths) // 100) * 100
+        mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
+        same(hf, input_features=torch.randn(len(lengths), 8, width, generator=generator), input_features_mask=mask)
+
+
+@pytest.mark.parametrize("model_type", ["granite_speech", "granite_speech_plus"])
+def test_granite_speech_blocks_and_windows_are_transformers(model_type, tmp_path, tokenizer_dir):
+    """Granite Speech (Plus: the first layer's states joined to the last's): stacked frames of any length (50, and 20
+    padded to 50) through a conformer attending within blocks of 8 frames and a Q-Former reading windows of 6 (two
+    queries each: 18 and 8 audio tokens), Granite text; greedy tokens equal transformers' on the same padded features,
+    in both layouts."""
+    from transformers import AutoModelForMultimodalLM, AutoTokenizer
+
+    config = _granite_speech_config(model_type)
+    joined = 2 if model_type == "granite_speech_plus" else 1
     torch.manual_seed(0)
     hf = _widened(AutoModelForMultimodalLM.from_config(config))
     hf.save_pretrained(tmp_path)
@@ -418,16 +470,11 @@ def test_qwen3_asr_packed_windows_are_transformers(tmp_path, tokenizer_dir):
     clip (550 log-mel frames padded to 600, in chunks of 100; 125), each audio's own frames packed and attending within
     windows of two chunks' worth (26 frames), Qwen3 text; greedy tokens equal transformers' on each recording alone (its
     encoder is blind to the padding), in both layouts."""
-    from transformers import AutoModelForMultimodalLM, AutoTokenizer, Qwen3ASRConfig, Qwen3ASRFeatureExtractor, Qwen3ASRProcessor
+    from transformers import AutoModelForMultimodalLM, AutoTokenizer, Qwen3ASRFeatureExtractor, Qwen3ASRProcessor
 
     names = {"audio_token": "<|audio_pad|>", "audio_bos_token": "<|audio_start|>", "audio_eos_token": "<|audio_end|>"}
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, extra_special_tokens=names)
-    audio = dict(
-        num_mel_bins=8, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16, output_dim=32,
-        n_window=50, n_window_infer=200, downsample_hidden_size=4, max_position_embeddings=13,
-    )  # fmt: skip
-    text = {**TEXT, "model_type": "qwen3", "head_dim": 8, "vocab_size": len(tokenizer), "max_position_embeddings": 256}
-    config = Qwen3ASRConfig(audio_config=audio, text_config=text, audio_token_id=tokenizer.convert_tokens_to_ids(names["audio_token"]))
+    config = _qwen3_asr_config(len(tokenizer), tokenizer.convert_tokens_to_ids(names["audio_token"]))
     torch.manual_seed(0)
     hf = _widened(AutoModelForMultimodalLM.from_config(config))
     hf.save_pretrained(tmp_path)
@@ -448,3 +495,7 @@ def test_qwen3_asr_packed_windows_are_transformers(tmp_path, tokenizer_dir):
     model = _both_layouts(tmp_path, inputs, expected, prefill_seq_len=32, ctx_len=128)
     with pytest.raises(ValueError, match=r"input_features must be \[audios, 8, frames\], frames a multiple of 100"):
         model.generate(inputs={**inputs, "input_features": inputs["input_features"][..., :550]}, generation_len=4, stream=False)
+    holes = inputs["input_features_mask"].clone()
+    holes[0, 10] = 0  # not a prefix: the graph's windows and the prompt's audio tokens would disagree
+    with pytest.raises(ValueError, match="input_features_mask must be the processor's: 1 for each audio's frames, then 0"):
+        model.generate(inputs={**inputs, "input_features_mask": holes}, generation_len=4, stream=False)

@@ -63,10 +63,13 @@ def granite_speech_projector_forward(self, hidden_states):
 
 
 def qwen3_asr_encoder_forward(self, input_features, input_features_mask, **kwargs):
-    """Qwen3ASREncoder.forward with its attention windows as a mask over the packed frames (transformers lists them in
-    Python, which tracing fixes to the example's): each chunk's frames through the convolutions, the valid ones packed
-    in order, and each frame attending to the frames of its own audio's window (windows of ``n_window_infer`` mel
-    frames' worth, counted from the audio's start)."""
+    """Qwen3ASREncoder.forward with its attention windows counted in tensor arithmetic (transformers lists them in
+    Python, which tracing fixes to the example's): each chunk's frames through the convolutions; each audio's frames in
+    windows of ``n_window_infer`` mel frames' worth from its start, attending within their window, the padding's keys
+    masked; then the audios' own frames packed in order, as transformers packs them. The windows are transformers' where
+    a chunk of the batch is whole (its window is the longest chunk's frames, times the windows' chunks); where none is,
+    every audio fits in one window either way. A frame attends its window only, so the cost grows with the audio's
+    length, not its square."""
     batch, mels, length = input_features.shape
     chunk = self.n_window * 2
     chunks = length // chunk
@@ -76,30 +79,31 @@ def qwen3_asr_encoder_forward(self, input_features, input_features_mask, **kwarg
     states = self.conv_out(states.permute(0, 3, 1, 2).reshape(total, steps, channels * bins))
     states = states + self.positional_embedding.positional_embedding[:steps].to(states.dtype)
     lengths = self._post_cnn_length(input_features_mask.reshape(batch, chunks, chunk).sum(-1).reshape(-1).long())
-    valid = (torch.arange(steps, device=states.device)[None, :] < lengths[:, None]).reshape(batch, chunks * steps)
-    window = lengths.max() * (self.n_window_infer // chunk)  # transformers' window: the longest chunk's frames, times
-    windows = torch.div(valid.long().cumsum(-1) - 1, window, rounding_mode="floor")
-    groups = windows + (chunks * steps) * torch.arange(batch, device=states.device)[:, None]  # one id per (audio, window)
-    kept = valid.reshape(-1).nonzero().squeeze(-1)
-    hidden_states = states.reshape(-1, states.shape[-1]).index_select(0, kept)
-    groups = groups.reshape(-1).index_select(0, kept)
-    same = groups[:, None] == groups[None, :]
-    mask = torch.zeros(same.shape, dtype=hidden_states.dtype).masked_fill(~same, torch.finfo(hidden_states.dtype).min)
+    valid = (torch.arange(steps, device=states.device)[None, :] < lengths[:, None]).reshape(batch, chunks * steps).long()
+    frames, window = chunks * steps, steps * (self.n_window_infer // chunk)
+    padding = (frames + window - 1) // window * window - frames
+    states = nn.functional.pad(states.reshape(batch, frames, -1), (0, 0, 0, padding))
+    valid = nn.functional.pad(valid, (0, padding)).bool()  # an audio's frames come first in its row (a prefix mask)
+    keys = valid.reshape(-1, window)  # [batch * windows, window]
+    mask = torch.zeros(keys.shape, dtype=states.dtype, device=states.device).masked_fill(~keys, torch.finfo(states.dtype).min)
+    hidden_states = states.reshape(-1, states.shape[-1])
     for layer in self.layers:
-        hidden_states = layer(hidden_states, cu_seqlens=mask)[0]  # the windows' mask, passed where the lengths were
-    return BaseModelOutputWithPooling(last_hidden_state=self.ln_post(hidden_states))
+        hidden_states = layer(hidden_states, cu_seqlens=mask[:, None, None, :])[0]  # the windows' mask, where the lengths were
+    kept = valid.reshape(-1).nonzero().squeeze(-1)
+    return BaseModelOutputWithPooling(last_hidden_state=self.ln_post(hidden_states.index_select(0, kept)))
 
 
 def qwen3_asr_attention_forward(self, hidden_states, cu_seqlens, **kwargs):
-    """Qwen3ASRAudioAttention.forward over the packed frames at once, ``cu_seqlens`` holding the windows' additive mask
-    [frames, frames] (qwen3_asr_encoder_forward): the same products as transformers' attention per window."""
-    frames = hidden_states.shape[0]
+    """Qwen3ASRAudioAttention.forward within windows: ``hidden_states`` [windows x window, width] and ``cu_seqlens``
+    holding the windows' additive key mask [windows, 1, 1, window] (qwen3_asr_encoder_forward); the same products as
+    transformers' attention per window."""
+    windows, window = cu_seqlens.shape[0], cu_seqlens.shape[-1]
     query, key, value = (
-        proj(hidden_states).reshape(frames, self.num_heads, -1).transpose(0, 1) for proj in (self.q_proj, self.k_proj, self.v_proj)
+        proj(hidden_states).reshape(windows, window, self.num_heads, -1).transpose(1, 2) for proj in (self.q_proj, self.k_proj, self.v_proj)
     )
-    scores = torch.matmul(query, key.transpose(1, 2)) * self.scaling + cu_seqlens
+    scores = torch.matmul(query, key.transpose(2, 3)) * self.scaling + cu_seqlens
     out = torch.matmul(nn.functional.softmax(scores, dim=-1), value)
-    return self.out_proj(out.transpose(0, 1).reshape(frames, -1))
+    return self.out_proj(out.transpose(1, 2).reshape(windows * window, -1))
 
 
 def wav2vec2_bert_xvector_forward(self, input_features, attention_mask=None, labels=None, **kwargs):
@@ -138,11 +142,11 @@ def moonshine_output_lengths(self, input_lengths):
 def banded_keys(inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None, and_mask_function=None) -> torch.Tensor:
     """[B, 1, Q, K] booleans (True: attend): the padding's keys and the band's rule (``and_mask_function``) evaluated on
     broadcast positions, which transformers evaluates with vmap (tracing does not take it)."""
-    frames = inputs_embeds.shape[1]
-    keys = torch.ones(inputs_embeds.shape[:2], dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    frames, device = inputs_embeds.shape[1], inputs_embeds.device
+    keys = torch.ones(inputs_embeds.shape[:2], dtype=torch.bool, device=device) if attention_mask is None else attention_mask.bool()
     keys = keys[:, None, None, :]
     if and_mask_function is not None:
-        positions = torch.arange(frames)
+        positions = torch.arange(frames, device=device)
         keys = keys & and_mask_function(0, 0, positions[:, None], positions[None, :])[None, None]
     return keys
 
@@ -153,7 +157,8 @@ def banded_bidirectional_mask(config, inputs_embeds: torch.Tensor, attention_mas
     (SeamlessM4T v2's chunks) becomes additive too: transformers passes it through as it is, and its eager attention adds
     the booleans (1 and 0) to the scores, where its default (SDPA) attention masks them."""
     keys = attention_mask.bool() if attention_mask.dim() == 4 else banded_keys(inputs_embeds, attention_mask, and_mask_function)
-    return torch.zeros(keys.shape, dtype=inputs_embeds.dtype).masked_fill(~keys, torch.finfo(inputs_embeds.dtype).min)
+    zeros = torch.zeros(keys.shape, dtype=inputs_embeds.dtype, device=inputs_embeds.device)
+    return zeros.masked_fill(~keys, torch.finfo(inputs_embeds.dtype).min)
 
 
 def banded_boolean_mask(config, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None, and_mask_function=None, **_):

@@ -72,7 +72,7 @@ from QEfficient.transform.vision_adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from QEfficient.transform.vision_adapters.qwen2_audio import Qwen2AudioAdapter
 from QEfficient.transform.vision_adapters.qwen2_vl import Qwen2VLAdapter
 from QEfficient.transform.vision_adapters.qwen3_5 import Qwen3_5Adapter
-from QEfficient.transform.vision_adapters.qwen3_asr import Qwen3AsrAdapter
+from QEfficient.transform.vision_adapters.qwen3_asr import Qwen3ASRAdapter
 from QEfficient.transform.vision_adapters.qwen3_vl import Qwen3VLAdapter
 from QEfficient.transform.vision_adapters.step3p7 import Step3p7Adapter
 from QEfficient.transform.vision_adapters.unlimited_ocr import UnlimitedOcrAdapter
@@ -185,7 +185,7 @@ AUDIO_ADAPTERS: dict[str, VisionLanguageAdapter] = {
         RawAudioAdapter("omniasr"),  # raw samples of any length through Wav2Vec2-style convolutions, a token per frame
         GraniteSpeechAdapter("granite_speech"),  # a block-attention conformer, a Q-Former's queries per window of frames
         GraniteSpeechAdapter("granite_speech_plus"),  # the same, some layers' states joined to the last's
-        Qwen3AsrAdapter("qwen3_asr"),  # chunks of frames, the audio's own packed and attending within windows
+        Qwen3ASRAdapter("qwen3_asr"),  # chunks of frames, the audio's own packed and attending within windows
     )
 }
 

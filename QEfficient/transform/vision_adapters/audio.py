@@ -1,7 +1,7 @@
-"""What the audio-text models (Voxtral, Qwen2-Audio, AudioFlamingo 3, GLM-ASR, FunASR-Nano, OmniASR) share on the
-image-text path: audio in the place of images (each 30 s window's log-mel frames, 3000, as the "image" where the encoder
-reads windows), the config's audio token as the image token; and the models whose audio tokens, as many as each audio's
-length gives, follow one another (masked audio, stacked frames, raw samples)."""
+"""What the audio-text models (Voxtral, Qwen2-Audio, AudioFlamingo 3, GLM-ASR, FunASR-Nano, OmniASR, Granite Speech,
+Qwen3-ASR) share on the image-text path: audio in the place of images (each 30 s window's log-mel frames, 3000, as the
+"image" where the encoder reads windows), the config's audio token as the image token; and the models whose audio
+tokens, as many as each audio's length gives, follow one another (masked audio, stacked frames, raw samples)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,8 @@ class AudioTextAdapter(VisionLanguageAdapter):
 @dataclass(frozen=True)
 class MaskedAudioAdapter(AudioTextAdapter):
     """Audio-text models whose ``get_audio_features(input_features, input_features_mask)`` gives each audio's tokens, as
-    many as its length gives, one audio (window) after another (AudioFlamingo 3, GLM-ASR)."""
+    many as its length gives, one audio (window) after another (AudioFlamingo 3, GLM-ASR; Qwen3-ASR's and Granite Speech's
+    adapters build on it)."""
 
     tokens_of: Callable[[np.ndarray], np.ndarray] = pooled_tokens  # each audio's tokens from its frames
     mask_input: str = "input_features_mask"  # the processor's name of the frames' mask

@@ -60,4 +60,5 @@ class GraniteSpeechAdapter(StackedFramesAudioAdapter):
                 f"{self.mask_input} must be [audios, {tokens}] (the projector's query tokens of {features.shape[1]} frames), "
                 f"got {list(mask.shape)}."
             )
-        return {AUDIO_FEATURES: np.ascontiguousarray(features), self.mask_input: mask, "_tokens": mask.sum(-1)}
+        tokens = (mask != 0).sum(-1)  # the graph keeps the tokens its mask marks, as transformers does
+        return {AUDIO_FEATURES: np.ascontiguousarray(features), self.mask_input: mask, "_tokens": tokens}

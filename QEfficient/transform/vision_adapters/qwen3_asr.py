@@ -27,7 +27,7 @@ def qwen3_asr_tokens(frames: np.ndarray, n_window: int = 50) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Qwen3AsrAdapter(MaskedAudioAdapter):
+class Qwen3ASRAdapter(MaskedAudioAdapter):
     def chunk(self, config) -> int:
         return 2 * int(config.audio_config.n_window)
 
@@ -59,7 +59,7 @@ class Qwen3AsrAdapter(MaskedAudioAdapter):
         except ValueError:  # a ragged list
             features = np.zeros(0, np.float32)
         mels, chunk = config.audio_config.num_mel_bins, self.chunk(config)
-        if features.ndim != 3 or features.shape[1] != mels or features.shape[2] % chunk:
+        if features.ndim != 3 or features.shape[1] != mels or features.shape[2] % chunk or not features.shape[2]:
             raise ValueError(
                 f"input_features must be [audios, {mels}, frames], frames a multiple of {chunk} (the processor's log-mel "
                 f"frames, padded to whole chunks), got {list(features.shape)}."
@@ -69,5 +69,7 @@ class Qwen3AsrAdapter(MaskedAudioAdapter):
         mask = np.asarray(inputs[self.mask_input]).astype(np.int64)
         if mask.shape != features.shape[::2]:
             raise ValueError(f"{self.mask_input} must be [audios, frames] {list(features.shape[::2])}, got {list(mask.shape)}.")
+        if not np.isin(mask, (0, 1)).all() or (np.diff(mask, axis=-1) > 0).any():
+            raise ValueError(f"{self.mask_input} must be the processor's: 1 for each audio's frames, then 0 for its padding.")
         tokens = qwen3_asr_tokens(mask.sum(-1), config.audio_config.n_window)
         return {AUDIO_FEATURES: np.ascontiguousarray(features), self.mask_input: mask, "_tokens": tokens}
