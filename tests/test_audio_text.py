@@ -69,13 +69,13 @@ def _hand_made_prompts_are_transformers(hf, folder, prompts: list[list[int]], au
     return _both_layouts(folder, {"input_ids": ids, "attention_mask": attention, **batch}, expected, prefill_seq_len=8, ctx_len=ctx_len)
 
 
-def _audio_decides(hf, prompt: list[int], audio: dict) -> None:
-    """transformers' greedy tokens for ``prompt`` differ with ``audio``'s features and with zeros in their place."""
+def _audio_decides(hf, prompt: list[int], audio: dict, key: str = "input_features") -> None:
+    """transformers' greedy tokens for ``prompt`` differ with ``audio``'s ``key`` (its features) and with zeros there."""
     ids = torch.tensor([prompt])
     with torch.no_grad():
         heard, silent = (
-            hf.generate(input_ids=ids, **{**audio, "input_features": f}, max_new_tokens=8, do_sample=False)[0].tolist()
-            for f in (audio["input_features"], torch.zeros_like(audio["input_features"]))
+            hf.generate(input_ids=ids, **{**audio, key: f}, max_new_tokens=8, do_sample=False)[0].tolist()
+            for f in (audio[key], torch.zeros_like(audio[key]))
         )
     assert heard != silent
 
@@ -395,6 +395,18 @@ def _qwen3_asr_config(vocab_size: int = TEXT["vocab_size"], audio_token_id: int 
     return Qwen3ASRConfig(audio_config=audio, text_config=text, audio_token_id=audio_token_id)
 
 
+def _vibevoice_asr_config(vocab_size: int = TEXT["vocab_size"], audio: int = AUDIO_TOKEN, bos: int = 25, eos: int = 26):
+    """A tiny VibeVoice ASR: tokenizers with the real hop (3200 samples: 8 x 20 x 20), which its processor assumes."""
+    from transformers import VibeVoiceAsrConfig
+
+    acoustic = dict(hidden_size=8, num_filters=2, downsampling_ratios=[8, 20, 20], depths=[1, 1, 1, 1], kernel_size=3, ffn_expansion=2)
+    return VibeVoiceAsrConfig(
+        acoustic_tokenizer_encoder_config=acoustic, semantic_tokenizer_encoder_config={**acoustic, "hidden_size": 6},
+        text_config={**TEXT, "model_type": "qwen2", "vocab_size": vocab_size, "max_position_embeddings": 256},
+        audio_token_id=audio, audio_bos_token_id=bos, audio_eos_token_id=eos,
+    )  # fmt: skip
+
+
 def test_audio_rewrites_equal_transformers_at_edge_lengths():
     """The rewritten block, window and packed-window counts (transform/speech_rewrites.py) give transformers' audio
     features, in PyTorch, at lengths where counting goes wrong first: Granite Speech at 48 frames (whole blocks and
@@ -405,6 +417,7 @@ def test_audio_rewrites_equal_transformers_at_edge_lengths():
     from transformers import AutoModelForMultimodalLM
 
     from QEfficient.transform.rewrites import apply_rewrites
+    from QEfficient.transform.vision_adapters import AUDIO_ADAPTERS
 
     def same(hf, **audio):
         ours = copy.deepcopy(hf)
@@ -425,6 +438,15 @@ def test_audio_rewrites_equal_transformers_at_edge_lengths():
         width = -(-max(lengths) // 100) * 100
         mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
         same(hf, input_features=torch.randn(len(lengths), 8, width, generator=generator), input_features_mask=mask)
+    torch.manual_seed(0)
+    hf = _widened(AutoModelForMultimodalLM.from_config(_vibevoice_asr_config()))
+    hf.config.acoustic_tokenizer_chunk_size = 6400  # transformers' chunks with their caches: two hops each
+    values = torch.randn(2, 1, 5 * 3200, generator=generator)
+    mask = (torch.arange(5 * 3200)[None, :] < torch.tensor([[16000], [7000]])).long()
+    with torch.no_grad():
+        want = hf.model.get_audio_features(values, padding_mask=mask, sample=False).pooler_output
+        got = AUDIO_ADAPTERS["vibevoice_asr"].image_features(hf, values, mask)[0]  # one pass
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("model_type", ["granite_speech", "granite_speech_plus"])
@@ -499,3 +521,38 @@ def test_qwen3_asr_packed_windows_are_transformers(tmp_path, tokenizer_dir):
     holes[0, 10] = 0  # not a prefix: the graph's windows and the prompt's audio tokens would disagree
     with pytest.raises(ValueError, match="input_features_mask must be the processor's: 1 for each audio's frames, then 0"):
         model.generate(inputs={**inputs, "input_features_mask": holes}, generation_len=4, stream=False)
+
+
+def test_vibevoice_asr_raw_audio_is_transformers(tmp_path, tokenizer_dir):
+    """VibeVoice ASR through its real processor (the local tokenizer with its audio tokens): 3 s and 1.2 s of the test
+    clip read as 24 kHz samples, padded to whole hops of 3200 (23 and 9 audio tokens), through its acoustic and semantic
+    causal convolutional tokenizers, Qwen2 text; greedy tokens equal transformers' without its latent noise
+    (``sample=False``) on each recording alone, in both layouts."""
+    from transformers import AutoModelForMultimodalLM, AutoTokenizer, VibeVoiceAcousticTokenizerFeatureExtractor, VibeVoiceAsrProcessor
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|box_start|>", "<|object_ref_start|>", "<|object_ref_end|>"]})
+    ids = tokenizer.convert_tokens_to_ids
+    names = ("<|box_start|>", "<|object_ref_start|>", "<|object_ref_end|>")
+    config = _vibevoice_asr_config(len(tokenizer), *(ids(name) for name in names))
+    torch.manual_seed(0)
+    hf = _widened(AutoModelForMultimodalLM.from_config(config))
+    hf.save_pretrained(tmp_path)
+    VibeVoiceAsrProcessor(VibeVoiceAcousticTokenizerFeatureExtractor(), tokenizer).save_pretrained(tmp_path)
+    processor = VibeVoiceAsrProcessor.from_pretrained(tmp_path)
+    clip = read_wav(DATA / "speech16k.wav")
+    prompts, audios = ["Say: <|box_start|> now", "Hi <|box_start|>"], [np.tile(clip, 2)[:72000], clip[:28800]]
+    inputs = processor(text=prompts, audio=audios, return_tensors="pt")
+    assert (inputs["input_ids"] == config.audio_token_id).sum(-1).tolist() == [23, 9]
+    expected = []
+    for prompt, audio in zip(prompts, audios):
+        one = processor(text=[prompt], audio=[audio], return_tensors="pt")
+        with torch.no_grad():
+            expected.append(hf.generate(**one, sample=False, max_new_tokens=8, do_sample=False)[0, one["input_ids"].shape[1] :].tolist())
+    audio = {"input_values": one["input_values"], "padding_mask": one["padding_mask"], "sample": False}
+    _audio_decides(hf, one["input_ids"][0].tolist(), audio, key="input_values")  # the short one's
+    assert QEFFCommonLoader.model_class(str(tmp_path)) is QEFFAutoModelForImageTextToText
+    model = _both_layouts(tmp_path, inputs, expected, prefill_seq_len=32, ctx_len=128)
+    with pytest.raises(ValueError, match=r"input_values must hold a whole number of the tokenizers' hops \(3200 samples\)"):
+        cut = {"input_values": inputs["input_values"][..., :-5], "padding_mask": inputs["padding_mask"][:, :-5]}
+        model.generate(inputs={**inputs, **cut}, generation_len=4, stream=False)

@@ -322,10 +322,10 @@ def test_bad_inputs_say_what_to_pass(speech_models):
         model.generate(np.zeros((1, 401, 16), np.float32))
     with pytest.raises(TypeError, match="QEFFAutoModelForSpeechEncoderDecoder"):
         QEFFAutoModelForSpeechSeq2Seq(hf)
-    unsupported = folder.parent / "vibevoice_asr"  # an audio-LLM of transformers' speech auto class: refused before its weights
+    unsupported = folder.parent / "kyutai_speech_to_text"  # an audio-LLM of transformers' speech auto class: refused before its weights
     unsupported.mkdir()
-    (unsupported / "config.json").write_text(json.dumps({"model_type": "vibevoice_asr"}))
-    with pytest.raises(NotImplementedError, match="'vibevoice_asr' is not supported .* whisper, moonshine, .*, voxtral"):
+    (unsupported / "config.json").write_text(json.dumps({"model_type": "kyutai_speech_to_text"}))
+    with pytest.raises(NotImplementedError, match="'kyutai_speech_to_text' is not supported .* whisper, moonshine, .*, voxtral"):
         QEFFAutoModelForSpeechSeq2Seq.from_pretrained(unsupported)
     folder, hf = speech_models("speecht5")
     model = QEFFAutoModelForSpeechEncoderDecoder.from_pretrained(folder)

@@ -76,6 +76,7 @@ from QEfficient.transform.vision_adapters.qwen3_asr import Qwen3ASRAdapter
 from QEfficient.transform.vision_adapters.qwen3_vl import Qwen3VLAdapter
 from QEfficient.transform.vision_adapters.step3p7 import Step3p7Adapter
 from QEfficient.transform.vision_adapters.unlimited_ocr import UnlimitedOcrAdapter
+from QEfficient.transform.vision_adapters.vibevoice_asr import VibeVoiceASRAdapter
 from QEfficient.transform.vision_adapters.video_llama_3 import VideoLlama3Adapter
 from QEfficient.transform.vision_adapters.video_llava import VideoLlavaAdapter
 from QEfficient.transform.vision_adapters.vipllava import VipLlavaAdapter
@@ -186,6 +187,7 @@ AUDIO_ADAPTERS: dict[str, VisionLanguageAdapter] = {
         GraniteSpeechAdapter("granite_speech"),  # a block-attention conformer, a Q-Former's queries per window of frames
         GraniteSpeechAdapter("granite_speech_plus"),  # the same, some layers' states joined to the last's
         Qwen3ASRAdapter("qwen3_asr"),  # chunks of frames, the audio's own packed and attending within windows
+        VibeVoiceASRAdapter("vibevoice_asr"),  # raw 24 kHz samples through two causal convolutional tokenizers, a token a hop
     )
 }
 
