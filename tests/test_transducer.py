@@ -333,6 +333,41 @@ def test_nemotron_whole_clips_equal_transformers(model_type, tmp_path):
         np.testing.assert_array_equal(model.generate(german).sequences.numpy(), expected_german.numpy())
         with pytest.raises(ValueError, match=r"prompt_ids must be one prompt index per clip \(3\), each below 4"):
             model.generate({**inputs, "prompt_ids": torch.tensor([0, 1, 4])})
+        _served_in_a_language(tmp_path, processor, reference)
     processor.set_num_lookahead_tokens(0)
+    no_lookahead = processor(_clips(), sampling_rate=16000, **language)
     with pytest.raises(NotImplementedError, match=r"num_lookahead_tokens=0: this model's encoder graph attends 2 frames ahead"):
-        model.generate(processor(_clips(), sampling_rate=16000))
+        model.generate(no_lookahead)
+    if not prompted:  # what the refusal says to do: the model loaded for that lookahead, its own graph
+        overrides = {"encoder_config": {"default_num_lookahead_tokens": 0}}
+        model = QEFFAutoModelForRNNT.from_pretrained(tmp_path, hf_overrides=overrides)
+        model.compile(batch_size=2, num_cores=1)
+        with torch.no_grad():
+            blind = reference.generate(**no_lookahead).sequences
+        assert not torch.equal(blind, expected)  # the lookahead changes the tokens: a stale graph would show
+        np.testing.assert_array_equal(model.generate(no_lookahead).sequences.numpy(), blind.numpy())
+
+
+def _served_in_a_language(folder, processor, reference) -> None:
+    """``serve`` on a Nemotron 3.5 ASR folder takes the transcription form's ``language`` (its processor's prompt):
+    its texts, plain and timed, equal transformers' in that language; a language it has no prompt for is refused."""
+    clip = np.round(_clips()[1] * 32767) / 32767  # what 16 bits hold
+    with torch.no_grad():
+        german, auto = (
+            processor.batch_decode(
+                reference.generate(**processor(clip, sampling_rate=16000, language=lang)).sequences, skip_special_tokens=True
+            )[0]
+            for lang in ("de-DE", "auto")
+        )
+    assert german != auto  # the form's language reaches the model
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1"]))
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            answer = transcribe(url, wav(clip), language="de-DE")
+            assert answer.status_code == 200 and answer.json() == {"text": german}, answer.text
+            timed = transcribe(url, wav(clip), language="de-DE", response_format="verbose_json")
+            assert timed.status_code == 200 and timed.json()["text"] == german, timed.text
+            refused = transcribe(url, wav(clip), language="xx")
+            assert refused.status_code == 400 and "language must be one of this model's: auto, de-DE, en-US" in refused.text
+    finally:
+        runner.stop()

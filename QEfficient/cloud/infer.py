@@ -211,7 +211,7 @@ def _speech_class(model_name: str, cache_dir: str | None) -> type | None:
 
 
 def _transducer_classes() -> tuple[type, ...]:
-    """The one-pass transcribers besides CTC models: Parakeet's RNN-T and TDT."""
+    """The one-pass transcribers besides CTC models: the RNN-T and TDT transducers (Parakeet's, Nemotron ASR's)."""
     from QEfficient import QEFFAutoModelForRNNT, QEFFAutoModelForTDT
 
     return QEFFAutoModelForRNNT, QEFFAutoModelForTDT
@@ -456,7 +456,7 @@ def infer(
             )
         if speech_class is None:
             raise ValueError(
-                f"--audio_path needs a speech model (Whisper, Moonshine, Speech2Text, a Wav2Vec2-style CTC model or a Parakeet "
+                f"--audio_path needs a speech model (Whisper, Moonshine, Speech2Text, a Wav2Vec2-style CTC model or a "
                 "transducer); "
                 f"'{model_name}' is not one."
             )

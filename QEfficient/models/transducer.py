@@ -1,6 +1,7 @@
-"""QEFFAutoModelForTDT and QEFFAutoModelForRNNT: Parakeet's transducer speech recognizers (transformers'
-``AutoModelForTDT``, ``AutoModelForRNNT``) as an encoder graph and a decoding-step graph (transform/transducer.py),
-decoded greedily by the host as transformers' ``generate`` decodes them (generation/transducer_decoding.py).
+"""QEFFAutoModelForTDT and QEFFAutoModelForRNNT: transducer speech recognizers (transformers' ``AutoModelForTDT``,
+``AutoModelForRNNT``: Parakeet's, and Nemotron ASR's over whole clips) as an encoder graph and a decoding-step graph
+(transform/transducer.py), decoded greedily by the host as transformers' ``generate`` decodes them
+(generation/transducer_decoding.py).
 
 ``generate(processor(audio, sampling_rate=16000, return_tensors="pt"))`` returns transformers'
 ParakeetRNNTGenerateOutput: ``sequences`` (from the start token, blanks included) and ``durations`` (each step's frame
@@ -70,7 +71,8 @@ def _generation_options(generation) -> dict[str, bool]:
 
 
 class QEFFAutoModelForRNNT(QEFFBaseModel):
-    """A Parakeet RNN-T transducer (``AutoModelForRNNT``), and the base of QEFFAutoModelForTDT (module docstring).
+    """An RNN-T transducer (``AutoModelForRNNT``: Parakeet's, Nemotron ASR's), and the base of QEFFAutoModelForTDT (module
+    docstring).
 
     >>> model = QEFFAutoModelForRNNT.from_pretrained("path/to/parakeet-rnnt-0.6b")  # QEFFAutoModelForTDT: parakeet-tdt-0.6b-v3
     >>> model.compile(num_cores=16)
@@ -139,8 +141,8 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
             return
         raise NotImplementedError(
             f"num_lookahead_tokens={int(as_numpy(given))}: this model's encoder graph attends {fixed} frames ahead (its config's "
-            f"default_num_lookahead_tokens). Call processor.set_num_lookahead_tokens({fixed}), or set "
-            f"model.hf_model.config.encoder_config.default_num_lookahead_tokens = {int(as_numpy(given))} before compile()."
+            f"default_num_lookahead_tokens). Call processor.set_num_lookahead_tokens({fixed}), or load the model with "
+            f"hf_overrides={{'encoder_config': {{'default_num_lookahead_tokens': {int(as_numpy(given))}}}}} and compile it again."
         )
 
     def _max_length(self, max_new_tokens: int | None, encoder_frames: int) -> int:
@@ -164,8 +166,9 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
             ("encoder", self.encoder, encoder_spec, encoder_spec.dummy_inputs(config.encoder_config.num_mel_bins)),
             ("step", self.step, TransducerStepGraphSpec, step_args),
         )
+        fixed = lookahead_kwargs(config)  # a streaming encoder's right context: in its graph, so in its cache key
         self.onnx_path = [
-            self._export_spec_graph(module, spec, args, f"{name}-{role}", f"{TRANSDUCER_KIND}-{role}", export_dir)
+            self._export_spec_graph(module, spec, args, f"{name}-{role}", f"{TRANSDUCER_KIND}-{role}", export_dir, hash_extra=fixed)
             for role, module, spec, args in parts
         ]
         return self.onnx_path
@@ -204,13 +207,18 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
         ]
         return self._compile_graphs(graphs, compile_dir, num_cores, main="step")
 
+    @property
+    def prompted(self) -> bool:
+        """Whether the encoder reads a prompt per clip (Nemotron 3.5 ASR's language: its processor's ``language=``)."""
+        return self.config.model_type in PROMPTED_TRANSDUCERS
+
     def _encoder_spec(self) -> type[TransducerEncoderGraphSpec]:
-        return PromptedTransducerEncoderGraphSpec if self.config.model_type in PROMPTED_TRANSDUCERS else TransducerEncoderGraphSpec
+        return PromptedTransducerEncoderGraphSpec if self.prompted else TransducerEncoderGraphSpec
 
     def _prompt_ids(self, given, clips: int) -> np.ndarray | None:
         """A prompted encoder's ``prompt_ids`` [clips] (the processor's, from its ``language``), checked; transformers'
         default where none is given: the config's ``default_prompt_id`` (Nemotron 3.5 ASR's automatic language)."""
-        if self.config.model_type not in PROMPTED_TRANSDUCERS:
+        if not self.prompted:
             if given is not None:
                 raise ValueError(f"{PROMPT_IDS} is for a prompted transducer (Nemotron 3.5 ASR); this model takes none: leave it out.")
             return None

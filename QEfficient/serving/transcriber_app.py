@@ -1,16 +1,17 @@
 """OpenAI's transcription API over a CTC speech model (Wav2Vec2, HuBERT, WavLM, Data2VecAudio, Parakeet, ...
 ``ForCTC``), decoded greedily as QEFFAutoModelForCTC.generate and transformers' examples decode each
-family's ids, a Parakeet transducer (RNN-T, TDT), decoded greedily as its generate does (QEFFAutoModelForTDT), or a
+family's ids, a transducer (Parakeet's RNN-T and TDT, Nemotron ASR's RNN-T), decoded greedily as its generate does
+(QEFFAutoModelForTDT, ...RNNT), or a
 speech encoder-decoder other than Whisper (Moonshine, Speech2Text, SpeechT5, SpeechEncoderDecoderModel), decoded greedily as
 transformers' generate decodes it with the checkpoint's generation config (QEFFAutoModelForSpeechEncoderDecoder): up to
 30 s in one pass, untimed, streamed token by token.
 
 Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV at
 the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, text, and
-for a model served with times the timed formats below). These models take no language hint and sample nothing, so
-Whisper's options that would change the answer (``language``, ``prompt``, a ``temperature`` above 0) are refused,
-saying so; /v1/audio/translations answers that such a model does not
-translate. A CTC model whose config names its samples per
+for a model served with times the timed formats below). These models take no language hint (but Nemotron 3.5 ASR,
+whose processor turns ``language`` into its prompt) and sample nothing, so Whisper's options that would change the
+answer (``language``, ``prompt``, a ``temperature`` above 0) are refused, saying so; /v1/audio/translations answers
+that such a model does not translate. A CTC model whose config names its samples per
 output frame (Wav2Vec2, HuBERT, WavLM, ...) reads up to 5 min in windows of its compiled 30 s, as transformers' pipeline
 reads audio with ``chunk_length_s=30``, and where its tokenizer gives word offsets (Wav2Vec2CTCTokenizer) answers
 with times too: the pipeline's word times. Another (Parakeet's CTC) reads up to 30 s in one pass, untimed. Every model
@@ -116,10 +117,10 @@ def sentence_segments(words: list[dict]) -> list[dict]:
     return segments
 
 
-def timed_transcript(model, processor, audio, rate: int) -> tuple[str, list[dict]]:
-    """A transducer's greedy transcript and its timed pieces, as transformers' processor decodes its generate output
-    with the durations."""
-    out = model.generate(processor(audio, sampling_rate=rate, return_tensors="np"))
+def timed_transcript(model, features, processor) -> tuple[str, list[dict]]:
+    """A transducer's greedy transcript of one recording's processor output and its timed pieces, as transformers'
+    processor decodes its generate output with the durations."""
+    out = model.generate(features)
     texts, pieces = processor.decode(out.sequences, durations=out.durations, skip_special_tokens=True)
     return texts[0], pieces[0]
 
@@ -130,11 +131,12 @@ def check_sampling_rate(rate: int, model_name: str) -> None:
         raise ValueError(f"'{model_name}''s feature extractor reads {rate} Hz audio; the server runs models of {SAMPLING_RATE} Hz.")
 
 
-def refused_fields(fields: list[tuple[str, str]], model_id: str, kind: str = "CTC model") -> None:
-    """A 400 for a form field that would change a Whisper model's answer but cannot change this one's (``kind``)."""
+def refused_fields(fields: list[tuple[str, str]], model_id: str, kind: str = "CTC model", taken: tuple[str, ...] = ()) -> None:
+    """A 400 for a form field that would change a Whisper model's answer but cannot change this one's (``kind``; the
+    fields in ``taken`` it reads)."""
     for name, value in fields:
         base = name.split("[", 1)[0]
-        if base in _REFUSED and value and value.lower() not in ("false", "0"):
+        if base in _REFUSED and base not in taken and value and value.lower() not in ("false", "0"):
             raise APIError(400, f"'{model_id}' is a {kind}, which {_REFUSED[base]}: leave '{base}' out.", param=base)
     temperature = dict(fields).get("temperature")
     if temperature:
@@ -167,6 +169,8 @@ def create_transcriber_app(
     if kind not in (CTC, TRANSDUCER, ENCODER_DECODER):
         raise ValueError(f"kind must be one of {[CTC, TRANSDUCER, ENCODER_DECODER]}, got {kind!r}.")
     transducer, encoder_decoder = kind == TRANSDUCER, kind == ENCODER_DECODER
+    # a prompted transducer's languages (Nemotron 3.5 ASR's processor turns ``language`` into its prompt)
+    languages = processor.prompt_dictionary if transducer and model.prompted else None
     windowed = kind == CTC and model.window_samples(processor) is not None  # a CTC model read in windows
     untimed = {CTC: lambda: model.timestamps_refusal(processor), TRANSDUCER: lambda: None}.get(kind, lambda: _UNTIMED_TOKENS)()
     max_seconds = MAX_LONG_SECONDS if transducer or windowed else MAX_SECONDS
@@ -180,25 +184,31 @@ def create_transcriber_app(
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
 
-    def transcript(audio) -> str:
+    def features(audio, language: str | None):
+        """A transducer's processor output for one recording (in ``language``, for a prompted one)."""
+        return processor(audio, sampling_rate=rate, return_tensors="np", **({"language": language} if language else {}))
+
+    def transcript(audio, language: str | None = None) -> str:
         if encoder_decoder:
             return model.transcribe(audio, processor, **GREEDY).texts[0]
         if windowed:
             return model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS)["text"]
+        if transducer:
+            return processor.batch_decode(model.generate(features(audio, language)).sequences, skip_special_tokens=True)[0]
         return model.generate(processor, audio)[0]
 
-    def timed(audio) -> tuple[str, list[dict]]:
+    def timed(audio, language: str | None = None) -> tuple[str, list[dict]]:
         """The transcript and its timed words."""
         if transducer:
-            text, pieces = timed_transcript(model, processor, audio, rate)
+            text, pieces = timed_transcript(model, features(audio, language), processor)
             return text, timed_words(pieces)
         out = model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS, return_timestamps="word")
         return out["text"], [{"word": c["text"], "start": c["timestamp"][0], "end": c["timestamp"][1]} for c in out["chunks"]]
 
-    async def run(work, audio):
+    async def run(work, audio, language: str | None = None):
         async with lock:
             try:
-                return await asyncio.to_thread(work, audio)
+                return await asyncio.to_thread(work, audio, language)
             except ValueError as err:  # longer than the compiled length
                 raise APIError(400, str(err), param="file") from None
 
@@ -211,7 +221,7 @@ def create_transcriber_app(
         check_audio_length(len(audio), rate, "The file", max_seconds)
         return audio
 
-    async def streamed(audio: np.ndarray, name: str, include_usage: bool) -> StreamingResponse:
+    async def streamed(audio: np.ndarray, name: str, include_usage: bool, language: str | None) -> StreamingResponse:
         """vLLM's transcription stream: a CTC model's text as each window is read (up to its last space: the next window
         may end the word; a model read in one pass, or a transducer, all of it at once), an encoder-decoder's token by
         token, then the finish reason, the usage where asked (the encoder's frames as prompt tokens; the transcript's
@@ -228,7 +238,7 @@ def create_transcriber_app(
                 send("done", info.texts[0], row, frames, streamer.generated(0))
                 return
             if transducer:
-                out = model.generate(processor(audio, sampling_rate=rate, return_tensors="np"))
+                out = model.generate(features(audio, language))
                 texts, tokens = processor.decode(out.sequences, durations=out.durations, skip_special_tokens=True)
                 nothing_sent = TextPieces(lambda ids: "", lambda piece: None)  # the whole text goes in the last event
                 send("done", texts[0], nothing_sent, int(out.durations[0].sum()), len(tokens[0]))  # the frames it walked
@@ -265,16 +275,23 @@ def create_transcriber_app(
         if untimed and any(k.startswith("timestamp_granularities") and v for k, v in fields):
             message = f"'{model_id}' is served without segment or word times: {untimed}. Leave 'timestamp_granularities' out."
             raise APIError(400, message, param="timestamp_granularities")
-        refused_fields([(k, v) for k, v in fields if not k.startswith(("timestamp_granularities", "stream"))], model_id, kind)
+        taken = ("language",) if languages is not None else ()
+        refused_fields([(k, v) for k, v in fields if not k.startswith(("timestamp_granularities", "stream"))], model_id, kind, taken)
+        language = (text_fields.get("language") or "").strip() or None  # refused above unless the model takes one
+        if language is not None and language not in languages:
+            raise APIError(
+                400, f"language must be one of this model's: {', '.join(sorted(languages))}; got '{language}'.", param="language"
+            )
         audio = read_audio(audio_file)
         if form_flag(text_fields, "stream"):
             if response_format not in ("json", "text"):
                 raise APIError(400, "A stream gives the text as it is transcribed: use response_format json or text.", param="stream")
-            return await streamed(audio, text_fields.get("model") or model_id, form_flag(text_fields, "stream_include_usage"))
+            name, usage = text_fields.get("model") or model_id, form_flag(text_fields, "stream_include_usage")
+            return await streamed(audio, name, usage, language)
         if response_format not in _TIMED:
-            text = await run(transcript, audio)
+            text = await run(transcript, audio, language)
             return PlainTextResponse(text) if response_format == "text" else {"text": text}
-        text, words = await run(timed, audio)
+        text, words = await run(timed, audio, language)
         segments = sentence_segments(words)
         if response_format != "verbose_json":
             return PlainTextResponse(subtitles(segments, response_format))

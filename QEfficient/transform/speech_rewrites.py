@@ -140,8 +140,9 @@ def moonshine_output_lengths(self, input_lengths):
 
 
 def banded_keys(inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None, and_mask_function=None) -> torch.Tensor:
-    """[B, 1, Q, K] booleans (True: attend): the padding's keys and the band's rule (``and_mask_function``) evaluated on
-    broadcast positions, which transformers evaluates with vmap (tracing does not take it)."""
+    """[B, 1, Q, K] booleans (True: attend; [B, 1, 1, K] without a band): the padding's keys and the band's rule
+    (``and_mask_function``) evaluated on broadcast positions, which transformers evaluates with vmap (tracing does not
+    take it)."""
     frames, device = inputs_embeds.shape[1], inputs_embeds.device
     keys = torch.ones(inputs_embeds.shape[:2], dtype=torch.bool, device=device) if attention_mask is None else attention_mask.bool()
     keys = keys[:, None, None, :]
@@ -172,6 +173,10 @@ def nemotron_streaming_attention_forward(self, hidden_states, position_embedding
     its boolean mask (``banded_boolean_mask``) applied before one softmax, a row with no key to attend giving zeros as
     torch's SDPA gives them (transformers leaves it to SDPA; ONNX's Softmax would give NaN, which the next layer would
     spread to every frame)."""
+    if cache is not None:
+        raise NotImplementedError("Nemotron ASR's encoder runs here over whole clips; streaming it with a cache is not supported.")
+    if attention_mask is not None and attention_mask.dtype != torch.bool:  # transformers' additive mask (eager): 0 where kept
+        attention_mask = attention_mask == 0
     batch, frames = hidden_states.shape[:2]
     heads, width = self.config.num_attention_heads, self.head_dim
     query, key, value = (
