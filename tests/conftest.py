@@ -74,6 +74,14 @@ SPREAD_MODULES = ("tests/test_arch_sweep.py", "tests/test_image_text_sweep.py", 
 # Modules that convert (and export) the real SmolLM2 file: one worker runs them all, so its QEFF_HOME
 # keeps one conversion and one export for all of them.
 SMOLLM2_MODULES = ("tests/test_gguf_blocks.py", "tests/test_no_torch.py", "tests/test_smollm2.py")
+# Modules that export the real Whisper models (base, tiny.en): one worker runs them, so each model is exported once (the
+# export is shape-free; their compiled lengths differ).
+WHISPER_MODULES = (
+    "tests/test_speech.py",
+    "tests/test_whisper_longform.py",
+    "tests/test_whisper_timestamps.py",
+    "tests/test_ctranslate2_whisper.py",
+)
 
 
 # The longest modules (real models, Ray deployments), first: the two workers take them at the start and the many short
@@ -83,9 +91,7 @@ LONG_MODULES_FIRST = (
     "tests/test_ray.py",
     "tests/test_gemma3_gguf.py",
     *SMOLLM2_MODULES,
-    "tests/test_speech.py",
-    "tests/test_whisper_longform.py",
-    "tests/test_whisper_timestamps.py",
+    *WHISPER_MODULES,
     "tests/test_vlm_inkling.py",
     "tests/test_cli.py",
     "tests/test_seq2seq.py",
@@ -104,7 +110,8 @@ def pytest_collection_modifyitems(config, items) -> None:
 def pytest_xdist_make_scheduler(config, log):
     """With ``-n 2 --dist loadscope`` (pyproject.toml) each test module runs on one worker, so its module
     fixtures (an exported model, a converted GGUF file, a server) are built once, and the modules of the
-    real SmolLM2 file share one worker (and so its cached conversion); the sweeps' cases are
+    real SmolLM2 file share one worker (and so its cached conversion), as do those of the real Whisper models (their
+    cached exports); the sweeps' cases are
     independent, so each is a unit of its own and they fill in wherever a worker is free.
 
     (Grouping by ``xdist_group`` marks does not work with pytest 9.2: pytest-xdist 3.8 renames tests
@@ -119,6 +126,8 @@ def pytest_xdist_make_scheduler(config, log):
             module = nodeid.split("::", 1)[0]
             if module in SMOLLM2_MODULES:
                 return "real SmolLM2"
+            if module in WHISPER_MODULES:
+                return "real Whisper"
             return nodeid if module in SPREAD_MODULES else module
 
     return ModuleScheduling(config, log)
