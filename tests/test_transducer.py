@@ -350,7 +350,8 @@ def test_nemotron_whole_clips_equal_transformers(model_type, tmp_path):
 
 def _served_in_a_language(folder, processor, reference) -> None:
     """``serve`` on a Nemotron 3.5 ASR folder takes the transcription form's ``language`` (its processor's prompt):
-    its texts, plain and timed, equal transformers' in that language; a language it has no prompt for is refused."""
+    its texts, plain and timed, equal transformers' in that language; a language it has no prompt for is refused, and
+    so, at start, is a graph whose lookahead is not the processor's."""
     clip = np.round(_clips()[1] * 32767) / 32767  # what 16 bits hold
     with torch.no_grad():
         german, auto = (
@@ -371,3 +372,6 @@ def _served_in_a_language(folder, processor, reference) -> None:
             assert refused.status_code == 400 and "language must be one of this model's: auto, de-DE, en-US" in refused.text
     finally:
         runner.stop()
+    overrides = '{"encoder_config": {"default_num_lookahead_tokens": 0}}'  # the processor's lookahead is 2: refused at start
+    with pytest.raises(NotImplementedError, match=r"num_lookahead_tokens=2: this model's encoder graph attends 0 frames ahead"):
+        build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--hf_overrides", overrides]))

@@ -76,7 +76,9 @@ class QEFFCommonLoader:
             return QEFFAutoModelForCausalLM
         if model_type in MODEL_FOR_CTC_MAPPING_NAMES:
             return QEFFAutoModelForCTC
-        if model_type in MODEL_FOR_TDT_MAPPING_NAMES or model_type in MODEL_FOR_RNNT_MAPPING_NAMES:  # Parakeet's transducers
+        if (
+            model_type in MODEL_FOR_TDT_MAPPING_NAMES or model_type in MODEL_FOR_RNNT_MAPPING_NAMES
+        ):  # Parakeet's and Nemotron ASR's transducers
             from QEfficient.models.transducer import QEFFAutoModelForRNNT, QEFFAutoModelForTDT
 
             return QEFFAutoModelForTDT if model_type in MODEL_FOR_TDT_MAPPING_NAMES else QEFFAutoModelForRNNT

@@ -344,6 +344,8 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
     if model_class is QEFFAutoModelForCTC or model_class in _transducer_classes():
         # a CTC model whose frames' length is known reads windows of 30 s, as the server does; another, one pass
         window = model.window_samples(processor) if model_class is QEFFAutoModelForCTC else None
+        if model_class is not QEFFAutoModelForCTC:  # a streaming transducer's right context, fixed in its graph
+            model.check_lookahead(getattr(processor, "default_num_lookahead_tokens", None))
         with step(f"Exporting and compiling the {'CTC' if model_class is QEFFAutoModelForCTC else 'transducer'} graphs (cached)"):
             options = {k: compile_options[k] for k in ("num_cores", "mxfp6_matmul")}
             length = {"seq_len": window or max(len(audio), 400)} if model_class is QEFFAutoModelForCTC else {}

@@ -133,9 +133,9 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
             pad_token_id=generation.pad_token_id,
         )
 
-    def _check_lookahead(self, given) -> None:
+    def check_lookahead(self, given) -> None:
         """A streaming encoder's right context (Nemotron ASR's processor passes ``num_lookahead_tokens``) is fixed in its
-        graph: another value is refused, saying how to export for it."""
+        graph: another value is refused, saying how to export for it (serve and infer check the processor's at start)."""
         fixed = lookahead_kwargs(self.config).get(NUM_LOOKAHEAD_TOKENS)
         if fixed is None or given is None or int(as_numpy(given)) == fixed:
             return
@@ -166,9 +166,8 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
             ("encoder", self.encoder, encoder_spec, encoder_spec.dummy_inputs(config.encoder_config.num_mel_bins)),
             ("step", self.step, TransducerStepGraphSpec, step_args),
         )
-        fixed = lookahead_kwargs(config)  # a streaming encoder's right context: in its graph, so in its cache key
-        self.onnx_path = [
-            self._export_spec_graph(module, spec, args, f"{name}-{role}", f"{TRANSDUCER_KIND}-{role}", export_dir, hash_extra=fixed)
+        self.onnx_path = [  # (a streaming encoder's right context is in its config, so in the cache key)
+            self._export_spec_graph(module, spec, args, f"{name}-{role}", f"{TRANSDUCER_KIND}-{role}", export_dir)
             for role, module, spec, args in parts
         ]
         return self.onnx_path
@@ -289,7 +288,7 @@ class QEFFAutoModelForRNNT(QEFFBaseModel):
         if inputs.get(DECODER_INPUT_IDS) is not None:
             raise NotImplementedError("decoder_input_ids (a prompt for the prediction network) are not supported: leave them out.")
         rule = self.decoding_rule()  # refused options fail here, before the encoder runs
-        self._check_lookahead(inputs.get(NUM_LOOKAHEAD_TOKENS))
+        self.check_lookahead(inputs.get(NUM_LOOKAHEAD_TOKENS))
         features = np.ascontiguousarray(as_numpy(inputs[INPUT_FEATURES]), dtype=np.float32)
         mels = self.config.encoder_config.num_mel_bins
         if features.ndim != 3 or features.shape[-1] != mels or not features.shape[1]:

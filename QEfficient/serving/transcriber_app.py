@@ -161,7 +161,7 @@ def create_transcriber_app(
     """The app over a compiled QEFFAutoModelForCTC (compiled for MAX_SECONDS) and its processor (feature extractor and
     tokenizer): audio of up to MAX_LONG_SECONDS in windows of MAX_SECONDS where the model's config names its samples per
     frame, timed where its tokenizer gives word offsets, else up to MAX_SECONDS in one pass, untimed; or, ``kind``
-    TRANSDUCER, over a compiled Parakeet transducer (QEFFAutoModelForTDT, ...RNNT), whose durations time each token
+    TRANSDUCER, over a compiled transducer (QEFFAutoModelForTDT, ...RNNT: Parakeet's, Nemotron ASR's), whose durations time each token
     as transformers' processor reads them, audio of up to MAX_LONG_SECONDS; or, ``kind`` ENCODER_DECODER, over a
     compiled QEFFAutoModelForSpeechEncoderDecoder (Moonshine, Speech2Text, SpeechT5, ...), decoded greedily, audio of up to MAX_SECONDS,
     untimed. ``max_body_bytes``: the upload limit (default: DEFAULT_MAX_AUDIO_BYTES for 30 s, MAX_LONG_AUDIO_BYTES for
@@ -317,8 +317,8 @@ def open_transcriber_app(
     hf_overrides=None,
     ctx_len: int = 128,
 ) -> tuple[FastAPI, NoRunner]:
-    """(app, runner) for a CTC model's folder (compiled for MAX_SECONDS: its one pass, or its windows), a Parakeet
-    transducer's (its graphs take any length) or a speech encoder-decoder's (Moonshine, Speech2Text, SpeechT5, ...: its
+    """(app, runner) for a CTC model's folder (compiled for MAX_SECONDS: its one pass, or its windows), a transducer's
+    (Parakeet's, Nemotron ASR's: its graphs take any length) or a speech encoder-decoder's (Moonshine, Speech2Text, SpeechT5, ...: its
     decoder compiled for ``ctx_len`` tokens, within its position table), with its processor; a generation config a
     transducer's greedy loop does not apply is refused at start, and so are the encoder-decoders whose processor builds a
     decoder prompt of a language and task (Canary, Cohere ASR, SeamlessM4T)."""
@@ -337,6 +337,7 @@ def open_transcriber_app(
     kind = CTC if ctc else ENCODER_DECODER if encoder_decoder else TRANSDUCER
     if kind == TRANSDUCER:
         model.decoding_rule()  # a generation config the greedy loop does not apply is refused at start, not per request
+        model.check_lookahead(getattr(processor, "default_num_lookahead_tokens", None))  # Nemotron's processor's, too
     # a CTC model's windows (whole frames), or its one pass; an encoder-decoder's decoder slots; a transducer's graphs
     # take any length
     length = {"seq_len": model.window_samples(processor) or MAX_SECONDS * rate} if ctc else {}

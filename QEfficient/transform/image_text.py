@@ -28,7 +28,7 @@ class QEffVisionEncoder(nn.Module):
         super().__init__()
         self.hf = hf_model
         self.adapter = adapter or get_vision_adapter(hf_model.config)
-        apply_rewrites(hf_model)  # the towers' own (Granite Speech's blocks, Qwen3-ASR's windows: transform/rewrites.py)
+        apply_rewrites(hf_model)  # the towers' own (Granite Speech's blocks, Qwen3-ASR's windows), also where no decoder wraps it
 
     def forward(self, *vision_inputs: torch.Tensor) -> torch.Tensor:
         return self.adapter.image_features(self.hf, *vision_inputs)

@@ -34,13 +34,15 @@ or assumes a cache that grows with the sequence.
 * Granite Speech's conformer attends within blocks of its context and its projector reads windows of frames, both
   counted with ``math.ceil`` on sizes, which tracing fixes to the example's: here in tensor arithmetic.
 * Qwen3-ASR's encoder packs every audio's frames into one sequence and attends within windows listed by Python
-  (``tolist`` of its cumulative lengths): here one attention over the packed frames, masked to each frame's audio and
-  window, both computed in tensor arithmetic.
+  (``tolist`` of its cumulative lengths): here each audio's frames in a batch of windows counted in tensor arithmetic,
+  the padding's keys masked, then packed.
 * Moonshine's encoder counts its frames with ``int()``, which tracing turns into the example's count: here in tensor
   arithmetic.
 * Moonshine Streaming's encoder masks each layer's band with transformers' vmap-built mask: here from the band's rule on
   broadcast positions; SeamlessM4T v2's speech encoder's boolean chunk mask, which eager attention would add as 1s and
-  0s, becomes additive.
+  0s, becomes additive; Nemotron ASR's chunked limited-context mask is built the same way, as the booleans its encoder
+  reads, and its attention over a whole clip gives a row with no key zeros, as torch's SDPA does (ONNX's Softmax would
+  give NaN).
 * Grounding DINO splits its prompt into phrases with ``isin`` and running maxima, which have no ONNX export: here by
   comparisons over positions (adapters/grounding_dino.py).
 """

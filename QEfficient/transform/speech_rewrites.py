@@ -1,6 +1,7 @@
 """The speech models' rewrites that transform/rewrites.py lists (its docstring says why each is needed): Granite Speech 5's
-frame pairs, Granite Speech's blocks and windows, Qwen3-ASR's packed windows, Wav2Vec2-BERT's x-vector pooling,
-Moonshine's frame count, and the banded and chunked encoder masks of Moonshine Streaming and SeamlessM4T v2."""
+frame pairs, Granite Speech's blocks and windows, Qwen3-ASR's windows, Wav2Vec2-BERT's x-vector pooling, Moonshine's
+frame count, the banded and chunked encoder masks of Moonshine Streaming, SeamlessM4T v2 and Nemotron ASR, and Nemotron
+ASR's attention over a whole clip."""
 
 from __future__ import annotations
 
@@ -88,20 +89,20 @@ def qwen3_asr_encoder_forward(self, input_features, input_features_mask, **kwarg
     mask = torch.zeros(keys.shape, dtype=states.dtype, device=states.device).masked_fill(~keys, torch.finfo(states.dtype).min)
     hidden_states = states.reshape(-1, states.shape[-1])
     for layer in self.layers:
-        hidden_states = layer(hidden_states, cu_seqlens=mask[:, None, None, :])[0]  # the windows' mask, where the lengths were
+        hidden_states = layer(hidden_states, cu_seqlens=None, window_mask=mask[:, None, None, :])[0]
     kept = valid.reshape(-1).nonzero().squeeze(-1)
     return BaseModelOutputWithPooling(last_hidden_state=self.ln_post(hidden_states.index_select(0, kept)))
 
 
-def qwen3_asr_attention_forward(self, hidden_states, cu_seqlens, **kwargs):
-    """Qwen3ASRAudioAttention.forward within windows: ``hidden_states`` [windows x window, width] and ``cu_seqlens``
-    holding the windows' additive key mask [windows, 1, 1, window] (qwen3_asr_encoder_forward); the same products as
-    transformers' attention per window."""
-    windows, window = cu_seqlens.shape[0], cu_seqlens.shape[-1]
+def qwen3_asr_attention_forward(self, hidden_states, cu_seqlens=None, window_mask=None, **kwargs):
+    """Qwen3ASRAudioAttention.forward within windows: ``hidden_states`` [windows x window, width] and ``window_mask`` the
+    windows' additive key mask [windows, 1, 1, window] (qwen3_asr_encoder_forward passes it through its layers, in the
+    place of the lengths); the same products as transformers' attention per window."""
+    windows, window = window_mask.shape[0], window_mask.shape[-1]
     query, key, value = (
         proj(hidden_states).reshape(windows, window, self.num_heads, -1).transpose(1, 2) for proj in (self.q_proj, self.k_proj, self.v_proj)
     )
-    scores = torch.matmul(query, key.transpose(2, 3)) * self.scaling + cu_seqlens
+    scores = torch.matmul(query, key.transpose(2, 3)) * self.scaling + window_mask
     out = torch.matmul(nn.functional.softmax(scores, dim=-1), value)
     return self.out_proj(out.transpose(1, 2).reshape(windows * window, -1))
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from QEfficient.transform.vision_adapters.audio import AUDIO_FEATURES, MaskedAudioAdapter
 
@@ -47,10 +46,6 @@ class Qwen3ASRAdapter(MaskedAudioAdapter):
     def vision_axes(self) -> dict[str, dict[int, str]]:
         frames = {0: "num_images", 1: "num_frames"}
         return {AUDIO_FEATURES: {0: "num_images", 2: "num_frames"}, self.mask_input: frames, "vision_embeds": {1: "num_image_tokens"}}
-
-    def image_features(self, hf: nn.Module, input_features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[1, the audios' tokens, text hidden]: transformers' audio features (its encoder packs each audio's own)."""
-        return hf.model.get_audio_features(input_features, mask, return_dict=True).pooler_output[None]
 
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         """The processor's ``input_features`` [audios, mels, frames] and their ``input_features_mask``."""

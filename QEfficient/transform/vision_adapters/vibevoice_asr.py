@@ -20,8 +20,6 @@ from QEfficient.transform.vision_adapters.audio import RawAudioAdapter
 
 @dataclass(frozen=True)
 class VibeVoiceASRAdapter(RawAudioAdapter):
-    mask_input: str = "padding_mask"
-
     def hop(self, config) -> int:
         return int(config.acoustic_tokenizer_encoder_config.hop_length)
 
