@@ -76,9 +76,8 @@ class QEFFCommonLoader:
             return QEFFAutoModelForCausalLM
         if model_type in MODEL_FOR_CTC_MAPPING_NAMES:
             return QEFFAutoModelForCTC
-        if (
-            model_type in MODEL_FOR_TDT_MAPPING_NAMES or model_type in MODEL_FOR_RNNT_MAPPING_NAMES
-        ):  # Parakeet's and Nemotron ASR's transducers
+        # Parakeet's and Nemotron ASR's transducers
+        if model_type in MODEL_FOR_TDT_MAPPING_NAMES or model_type in MODEL_FOR_RNNT_MAPPING_NAMES:
             from QEfficient.models.transducer import QEFFAutoModelForRNNT, QEFFAutoModelForTDT
 
             return QEFFAutoModelForTDT if model_type in MODEL_FOR_TDT_MAPPING_NAMES else QEFFAutoModelForRNNT

@@ -277,7 +277,8 @@ def create_transcriber_app(
             raise APIError(400, message, param="timestamp_granularities")
         taken = ("language",) if languages is not None else ()
         refused_fields([(k, v) for k, v in fields if not k.startswith(("timestamp_granularities", "stream"))], model_id, kind, taken)
-        language = (text_fields.get("language") or "").strip() or None  # refused above unless the model takes one
+        given = (text_fields.get("language") or "").strip() or None
+        language = given if languages is not None else None  # ("false" or "0" pass the refusal above: no language)
         if language is not None and language not in languages:
             raise APIError(
                 400, f"language must be one of this model's: {', '.join(sorted(languages))}; got '{language}'.", param="language"

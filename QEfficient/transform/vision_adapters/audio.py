@@ -1,7 +1,8 @@
 """What the audio-text models (Voxtral, Qwen2-Audio, AudioFlamingo 3, GLM-ASR, FunASR-Nano, OmniASR, Granite Speech,
-Qwen3-ASR, VibeVoice ASR) share on the image-text path: audio in the place of images (each 30 s window's log-mel frames, 3000, as the
-"image" where the encoder reads windows), the config's audio token as the image token; and the models whose audio
-tokens, as many as each audio's length gives, follow one another (masked audio, stacked frames, raw samples)."""
+Qwen3-ASR, VibeVoice ASR) share on the image-text path: audio in the place of images (each 30 s window's log-mel
+frames, 3000, as the "image" where the encoder reads windows), the config's audio token as the image token; and the
+models whose audio tokens, as many as each audio's length gives, follow one another (masked audio, stacked frames, raw
+samples)."""
 
 from __future__ import annotations
 
