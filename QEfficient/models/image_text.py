@@ -57,6 +57,13 @@ _PROCESSOR_SUFFIXES = (".json", ".jinja", ".txt", ".model", ".tiktoken")
 _WRITTEN = ("config.json", "generation_config.json", "model.safetensors.index.json")  # written from the model, or not needed
 
 
+# Granite Speech's: transformers' generate turns its LoRA adapter off for prompts without audio; the graph holds it on
+AUDIO_ONLY_LORA = (
+    "A prompt without audio runs with the checkpoint's LoRA adapter on, which transformers turns off for text alone: its "
+    "answer is not transformers'. Send the prompt with audio, or load the model without its adapter for text."
+)
+
+
 class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     """>>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/llava", kv_offload=True)
     >>> model.compile(prefill_seq_len=128, ctx_len=512, img_size=336)
@@ -504,6 +511,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
                 raise
             if any(holds_an_image(p) for p in pixels):  # not a processor's all-zero stand-in (IDEFICS): keep its error
                 raise
+        if self.adapter.audio_only_lora and getattr(self.hf, "_hf_peft_config_loaded", False):
+            warn_once("audio_only_lora", AUDIO_ONLY_LORA)
         if self.kv_offload and self._sessions[1] is None:  # compile(skip_vision=True): the inputs it recorded
             recorded = read_artifact(self._lang_path).get("vision_graph_inputs") or {}
             return {**{name: np.zeros(dims, dtype) for name, (dtype, dims) in recorded.items()}, "_tokens": np.zeros(0, np.int64)}

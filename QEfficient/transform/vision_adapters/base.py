@@ -147,6 +147,7 @@ class VisionLanguageAdapter:
 
     takes_videos = False  # video frames in (``pixel_values_videos``): the Qwen-VL and LLaVA families
     takes_audio = False  # audio chunks in the place of images (``input_features``), no images: Voxtral
+    audio_only_lora = False  # a LoRA adapter transformers turns on for prompts with audio only: Granite Speech
 
     def prompt_ids(self, inputs, config) -> np.ndarray:
         """The prompt ids the language graph reads, from the processor's outputs: its ``input_ids`` by default

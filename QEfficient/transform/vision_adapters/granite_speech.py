@@ -27,6 +27,7 @@ def windows_tokens(config, frames: int) -> int:
 @dataclass(frozen=True)
 class GraniteSpeechAdapter(StackedFramesAudioAdapter):
     chat_clips: ClassVar[int | None] = None  # its processor takes a text's clips in order
+    audio_only_lora = True  # its checkpoints' adapter: transformers' generate turns it off for text alone
 
     def feature_width(self, config) -> int:
         return int(config.encoder_config.input_dim)
