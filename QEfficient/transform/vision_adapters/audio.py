@@ -20,6 +20,14 @@ AUDIO_FEATURES = "input_features"
 WINDOW_FRAMES = 3000  # the log-mel frames of 30 s (hop 160 at 16 kHz), to which the processors pad each window
 
 
+def float_features(values) -> np.ndarray:
+    """A processor's audio features as float32; an empty array for a ragged list, which the callers' shape checks refuse."""
+    try:
+        return np.asarray(values, dtype=np.float32)
+    except ValueError:
+        return np.zeros(0, np.float32)
+
+
 def pooled_tokens(frames: np.ndarray) -> np.ndarray:
     """A Whisper-style encoder's tokens for ``frames`` log-mel frames: its stride-2 convolution, then pooling by two
     (Qwen2-Audio's and AudioFlamingo 3's ``_get_feat_extract_output_lengths``)."""
@@ -61,10 +69,7 @@ class AudioTextAdapter(VisionLanguageAdapter):
         features = inputs[AUDIO_FEATURES]
         if isinstance(features, (list, tuple)) and features and np.ndim(features[0]) == 3:
             features = np.concatenate([np.asarray(f, np.float32) for f in features])
-        try:
-            features = np.asarray(features, dtype=np.float32)
-        except ValueError:  # a ragged list
-            features = np.zeros(0, np.float32)
+        features = float_features(features)
         mels = config.audio_config.num_mel_bins
         if features.ndim != 3 or features.shape[1:] != (mels, frames):
             raise ValueError(
@@ -138,10 +143,7 @@ class StackedFramesAudioAdapter(MaskedAudioAdapter):
 
     def time_major_features(self, inputs, width: int) -> np.ndarray:
         """The processor's ``input_features`` [audios, frames, width] as float32, checked, and its mask's presence."""
-        try:
-            features = np.asarray(inputs[AUDIO_FEATURES], dtype=np.float32)
-        except ValueError:  # a ragged list
-            features = np.zeros(0, np.float32)
+        features = float_features(inputs[AUDIO_FEATURES])
         if features.ndim != 3 or features.shape[2] != width:
             raise ValueError(
                 f"input_features must be [audios, frames, {width}] (the processor's stacked frames), got {list(features.shape)}."

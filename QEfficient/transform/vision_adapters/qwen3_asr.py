@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from QEfficient.transform.vision_adapters.audio import AUDIO_FEATURES, MaskedAudioAdapter
+from QEfficient.transform.vision_adapters.audio import AUDIO_FEATURES, MaskedAudioAdapter, float_features
 
 FULL_CHUNK_TOKENS = 13  # the tokens of a whole chunk (100 frames), which transformers' count fixes
 
@@ -49,10 +49,7 @@ class Qwen3ASRAdapter(MaskedAudioAdapter):
 
     def vision_inputs(self, inputs, img_size: int, config) -> dict[str, np.ndarray]:
         """The processor's ``input_features`` [audios, mels, frames] and their ``input_features_mask``."""
-        try:
-            features = np.asarray(inputs[AUDIO_FEATURES], dtype=np.float32)
-        except ValueError:  # a ragged list
-            features = np.zeros(0, np.float32)
+        features = float_features(inputs[AUDIO_FEATURES])
         mels, chunk = config.audio_config.num_mel_bins, self.chunk(config)
         if features.ndim != 3 or features.shape[1] != mels or features.shape[2] % chunk or not features.shape[2]:
             raise ValueError(
