@@ -41,6 +41,17 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="module")
+def serve_url(ray_cluster) -> str:
+    """One Serve instance (controller and HTTP proxy) for the file: each test runs its application in it and deletes it
+    after (a start and a shutdown of Serve took seconds each)."""
+    from ray import serve
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
 def artifact(tiny_model_dir):
     return compile_for_serving(str(tiny_model_dir("llama")), None, prefill_seq_len=8, ctx_len=96, full_batch_size=3, num_cores=1)
 
@@ -62,7 +73,7 @@ def replica_home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def deployment(ray_cluster, artifact, replica_home, tmp_path_factory):
+def deployment(serve_url, artifact, replica_home, tmp_path_factory):
     """Two engine replicas of one core each behind the gateway, on real HTTP, on nodes that share no
     disk with the driver: their QEFF_HOME starts empty and the driver's copy of the artifact is gone
     once shipped, so they receive it through Ray's object store."""
@@ -76,8 +87,6 @@ def deployment(ray_cluster, artifact, replica_home, tmp_path_factory):
     tokenizer = shutil.copytree(artifact.tokenizer_dir, driver_disk / "tokenizer")
     shipment = ship(qpc, tokenizer)
     shutil.rmtree(driver_disk)
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     options = ReplicaOptions(
         num_replicas=2,
         cores_per_replica=1,
@@ -88,17 +97,21 @@ def deployment(ray_cluster, artifact, replica_home, tmp_path_factory):
     )
     shipped = dataclasses.replace(artifact, qpc_path=str(qpc), tokenizer_dir=str(tokenizer))
     serve.run(build_application(shipped, options, api_key=API_KEY, max_body_bytes=2048, shipment=shipment), name=APP_NAME, route_prefix="/")
-    yield f"http://127.0.0.1:{port}"
-    serve.shutdown()
+    yield serve_url
+    serve.delete(APP_NAME)
 
 
 @pytest.fixture
-def free_cpus(ray_cluster):
-    """The batch jobs' actors need the CPUs the Serve replicas hold: stop Serve first (idempotent)."""
+def bare_serve(serve_url):
+    """The module's Serve with no application (its URL): a test's own replicas and the batch jobs' actors need the CPUs
+    the module's deployment holds. Deletes it first (idempotent), and the test's own application after."""
     from ray import serve
 
-    serve.shutdown()
-    return ray_cluster
+    from QEfficient.distributed.ray_serve import APP_NAME
+
+    serve.delete(APP_NAME)
+    yield serve_url
+    serve.delete(APP_NAME)
 
 
 def complete(url: str, prompt: str, max_tokens: int = 12, **extra) -> httpx.Response:
@@ -266,7 +279,7 @@ def prompts_file(tmp_path_factory):
     return path
 
 
-def test_a_vision_language_model_on_a_replica_answers_as_hf(free_cpus, tmp_path):
+def test_a_vision_language_model_on_a_replica_answers_as_hf(bare_serve, tmp_path):
     """A replica serves the driver's two compiled graphs without loading the model, shipped through the object store to
     a node that shares no disk with the driver (both artifacts are gone from it), and takes images in chat as the single
     server."""
@@ -298,29 +311,24 @@ def test_a_vision_language_model_on_a_replica_answers_as_hf(free_cpus, tmp_path)
         pin_cores=False,
         runtime_env={"env_vars": {"QEFF_HOME": str(replica_home)}},
     )
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    try:
-        serve.run(
-            build_application(dataclasses.replace(artifact, qpc_path=str(language)), options, shipment=shipment),
-            name=APP_NAME,
-            route_prefix="/",
-        )
-        img = image(1)
-        content = [{"type": "image_url", "image_url": {"url": data_url(img)}}, {"type": "text", "text": "What is this?"}]
-        body = {"messages": [{"role": "user", "content": content}], "max_tokens": TOKENS, "temperature": 0}
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=120)
-        assert r.status_code == 200, r.text
-        expected = hf_chat_text(
-            folder, [{"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": "What is this?"}]}]
-        )
-        assert r.json()["choices"][0]["message"]["content"] == expected
-        assert len(list((replica_home / "shipped").glob("qpc-*"))) == 2  # both graphs, the replica's own copies
-    finally:
-        serve.shutdown()
+    serve.run(
+        build_application(dataclasses.replace(artifact, qpc_path=str(language)), options, shipment=shipment),
+        name=APP_NAME,
+        route_prefix="/",
+    )
+    img = image(1)
+    content = [{"type": "image_url", "image_url": {"url": data_url(img)}}, {"type": "text", "text": "What is this?"}]
+    body = {"messages": [{"role": "user", "content": content}], "max_tokens": TOKENS, "temperature": 0}
+    r = httpx.post(f"{bare_serve}/v1/chat/completions", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    expected = hf_chat_text(
+        folder, [{"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": "What is this?"}]}]
+    )
+    assert r.json()["choices"][0]["message"]["content"] == expected
+    assert len(list((replica_home / "shipped").glob("qpc-*"))) == 2  # both graphs, the replica's own copies
 
 
-def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(free_cpus, artifact, tmp_path):
+def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_serve, artifact, tmp_path):
     """An encoder's artifact on a replica: all-MiniLM-L6-v2's, shipped through the object store to a node that shares
     no disk with the driver, answers /v1/embeddings, and a cross-encoder compiled from --model_name answers /rerank,
     exactly as the single-process server does."""
@@ -348,30 +356,21 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(free_cpu
     shutil.rmtree(driver_disk)
     replica_home = tmp_path / "replica-home"
     options = ReplicaOptions(cores_per_replica=1, pin_cores=False, runtime_env={"env_vars": {"QEFF_HOME": str(replica_home)}})
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    try:
-        serve.run(build_encoder_application(str(copy), "embed", options, [minilm], shipment=shipment), name=APP_NAME, route_prefix="/")
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/embeddings", json=body, timeout=120)
-        assert r.status_code == 200, r.text
-        assert [d["embedding"] for d in r.json()["data"]] == [d["embedding"] for d in expected["data"]]
-        assert list((replica_home / "shipped").glob("qpc-*"))  # the replica's own copy, from the object store
-    finally:
-        serve.shutdown()
+    serve.run(build_encoder_application(str(copy), "embed", options, [minilm], shipment=shipment), name=APP_NAME, route_prefix="/")
+    r = httpx.post(f"{bare_serve}/v1/embeddings", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    assert [d["embedding"] for d in r.json()["data"]] == [d["embedding"] for d in expected["data"]]
+    assert list((replica_home / "shipped").glob("qpc-*"))  # the replica's own copy, from the object store
+    serve.delete(APP_NAME)
 
     reranker, body = classifier(tmp_path / "ce", "bert", 1), {"query": QUERY, "documents": DOCS}
     expected, qpc = single_answer(reranker, "/rerank", body)
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    try:
-        ray_args = ["--ray", "--model_name", reranker, "--ctx_len", "64", "--cores_per_replica", "1", "--ship_artifact", "off"]
-        serve.run(application_from_args(parse_args(ray_args)), name=APP_NAME, route_prefix="/")
-        r = httpx.post(f"http://127.0.0.1:{port}/rerank", json=body, timeout=120)
-        assert r.status_code == 200, r.text
-        assert r.json()["results"] == expected["results"]
-        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 200
-    finally:
-        serve.shutdown()
+    ray_args = ["--ray", "--model_name", reranker, "--ctx_len", "64", "--cores_per_replica", "1", "--ship_artifact", "off"]
+    serve.run(application_from_args(parse_args(ray_args)), name=APP_NAME, route_prefix="/")
+    r = httpx.post(f"{bare_serve}/rerank", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["results"] == expected["results"]
+    assert httpx.get(f"{bare_serve}/health", timeout=30).status_code == 200
     assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"])) is not None
     with pytest.raises(ValueError, match="compiled for --task score, not embed"):
         application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--task", "embed", "--ship_artifact", "off"]))
@@ -381,7 +380,7 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(free_cpu
         app_builder({"model_name": reranker, "hf_overrides": {"model_type": "llama"}})
 
 
-def test_a_decoder_artifact_on_a_replica_answers_as_the_single_server(free_cpus, artifact, single, tmp_path):
+def test_a_decoder_artifact_on_a_replica_answers_as_the_single_server(bare_serve, artifact, single, tmp_path):
     """``--ray --qpc_path`` with a decoder's artifact: shipped through the object store (the driver's copy deleted before
     the replica starts), the replica opens it as ``serve --qpc_path`` does and answers greedy completions as the
     single-process server over the same artifact; its compiled slots are autoscaling's default target."""
@@ -395,24 +394,18 @@ def test_a_decoder_artifact_on_a_replica_answers_as_the_single_server(free_cpus,
     args = ["--ray", "--qpc_path", str(copy), "--cores_per_replica", "1", "--ship_artifact", "on", "--api_key", API_KEY]
     app = application_from_args(parse_args([*args, "--model_name", "served-name"]))
     shutil.rmtree(driver_disk)
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    try:
-        serve.run(app, name=APP_NAME, route_prefix="/")
-        url = f"http://127.0.0.1:{port}"
-        for prompt in PROMPTS[:3]:
-            body = {"prompt": prompt, "max_tokens": 12, "temperature": 0}
-            expected = single.post("/v1/completions", json=body, headers=AUTH).json()
-            got = complete(url, prompt, model="served-name")
-            assert got.status_code == 200, got.text
-            assert got.json()["choices"][0]["text"] == expected["choices"][0]["text"]
-        handle = serve.get_deployment_handle("QEffEngine", app_name=APP_NAME)
-        assert handle.artifact_path.remote().result(timeout_s=30) != str(copy)  # the replica's own copy
-    finally:
-        serve.shutdown()
+    serve.run(app, name=APP_NAME, route_prefix="/")
+    for prompt in PROMPTS[:3]:
+        body = {"prompt": prompt, "max_tokens": 12, "temperature": 0}
+        expected = single.post("/v1/completions", json=body, headers=AUTH).json()
+        got = complete(bare_serve, prompt, model="served-name")
+        assert got.status_code == 200, got.text
+        assert got.json()["choices"][0]["text"] == expected["choices"][0]["text"]
+    handle = serve.get_deployment_handle("QEffEngine", app_name=APP_NAME)
+    assert handle.artifact_path.remote().result(timeout_s=30) != str(copy)  # the replica's own copy
 
 
-def test_batch_generation_equals_generate_row_by_row_and_resumes(free_cpus, tiny_model_dir, prompts_file, tmp_path):
+def test_batch_generation_equals_generate_row_by_row_and_resumes(bare_serve, tiny_model_dir, prompts_file, tmp_path):
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModelForCausalLM
@@ -440,7 +433,7 @@ def test_batch_generation_equals_generate_row_by_row_and_resumes(free_cpus, tiny
     assert run_batch(job, prompts_file, out) == 0
 
 
-def test_batch_embeddings_to_parquet_equal_encode(free_cpus, tmp_path, tokenizer_dir):
+def test_batch_embeddings_to_parquet_equal_encode(bare_serve, tmp_path, tokenizer_dir):
     import numpy as np
     import pyarrow.parquet as pq
     import torch

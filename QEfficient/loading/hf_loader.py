@@ -213,8 +213,9 @@ def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None 
             del loaded.quantization_config
         with no_init_weights():  # every weight is loaded next: a random initialisation is wasted time
             plain = type(model)(loaded)
-        plain.tie_weights()  # what the skipped initialisation also does
-        plain.load_state_dict(model.state_dict())
+        # the de-quantized tensors themselves, not copies: the conversion holds the weights once
+        plain.load_state_dict(model.state_dict(), assign=True)
+        plain.tie_weights()  # what the skipped initialisation also does (assign gave each tied name its own parameter)
         plain.generation_config = model.generation_config
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file, config=config)
         plain.save_pretrained(tmp)
