@@ -26,14 +26,19 @@ from QEfficient.generation.seq2seq_generation import Seq2SeqRules
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import EncoderDecoderModel, usable_positions
 from QEfficient.models.seq2seq_lm import ALLOW_ANY, QEFFAutoModelForSeq2SeqLM
+from QEfficient.models.speech_prompts import (
+    ENGLISH,
+    PROMPTED_TYPES,
+    check_prompt_request,
+    prompt_languages,
+    prompted_inputs,
+    target_language,
+)
 from QEfficient.transform.rewrites import apply_rewrites
 from QEfficient.transform.speech_seq2seq import SPEECH_ENCODER_DECODER, QEffSpeechSeq2SeqDecoder, QEffSpeechSeq2SeqEncoder, unproven_halves
 from QEfficient.transform.vision_seq2seq import QEffVisionSeq2SeqDecoder
 
 SAMPLING_RATE = 16000
-# models that need a decoder prompt of a language and task: their processor's (Canary, Cohere ASR) or generate()'s
-# tgt_lang (SeamlessM4T); transcribe(), infer --audio_path and serve do not make one
-PROMPTED_TYPES = frozenset({"canary", "cohere_asr", "seamless_m4t", "seamless_m4t_v2"})
 # types that also name other models: the checkpoints (config architectures) that hold the speech-to-text model's weights
 SPEECH_TO_TEXT_CHECKPOINTS = {
     "speecht5": ("SpeechT5ForSpeechToText",),
@@ -298,40 +303,61 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
     ) -> CloudAI100ExecInfo:
         """One recording at the processor's rate (16 kHz), through ``processor``, as QEFFAutoModelForSpeechSeq2Seq's
         ``transcribe`` takes it (``infer --audio_path``, the server); ``options`` as for generate() (``num_beams``,
-        ``streamer``, ...). Whisper's own options (language, task, timestamps) are refused where set: these models
-        transcribe without them. ``generation_len`` None: the checkpoint's length, or, for a Moonshine checkpoint that
-        names none, 6.5 tokens per second of audio, as its model card bounds it (within the compiled ctx_len)."""
+        ``streamer``, ...). A model that takes a decoder prompt (Canary, Cohere ASR, SeamlessM4T) takes ``language``
+        (the audio's: Canary's source, Cohere ASR's, which it needs; SeamlessM4T's target) and ``task`` "translate"
+        (into English: Canary, SeamlessM4T); the others transcribe without them, and timestamps are refused. ``generation_len``
+        None: the checkpoint's length, or, for a Moonshine checkpoint that names none, 6.5 tokens per second of audio, as
+        its model card bounds it (within the compiled ctx_len)."""
         self.check_transcribable(language=language, task=task, return_timestamps=return_timestamps)
-        inputs = self.transcription_inputs(audio, processor)
+        inputs = self.transcription_inputs(audio, processor, language, task)
         if generation_len is None:
             rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", SAMPLING_RATE)
             generation_len = self._spoken_length(len(audio) / rate)
-        return self.generate(inputs, generation_len, processor=processor, **options)
+        tgt_lang = target_language(self.config.model_type, language, task)
+        return self.generate(inputs, generation_len, processor=processor, **({"tgt_lang": tgt_lang} if tgt_lang else {}), **options)
 
     def end_token_ids(self) -> tuple[int, ...]:
         """The tokens that end a transcript (the generation config's eos tokens)."""
         return Seq2SeqRules.from_generation_config(self.generation_config, self.config).eos_token_ids
 
-    def check_transcribable(self, **whisper_options) -> None:
-        """That transcribe() runs this model with these options (before anything is compiled): a model that needs a
-        decoder prompt (PROMPTED_TYPES) or Whisper's own options (language, task, timestamps) set are refused."""
-        if self.config.model_type in PROMPTED_TYPES:
-            raise NotImplementedError(
-                f"{self.config.model_type} takes a decoder prompt (a language, a task: its processor's, or SeamlessM4T's "
-                "tgt_lang): call generate(inputs=processor(...)) (with tgt_lang=...); transcribe(), infer --audio_path and "
-                "serve do not run it."
-            )
-        given = [name for name, value in whisper_options.items() if value]
+    def check_transcribable(self, language: str | None = None, task: str | None = None, return_timestamps: bool = False) -> None:
+        """That transcribe() runs this model with these options (before anything is compiled): a language and task its
+        decoder prompt takes (a model that takes one: transcription_languages()); no options for the others."""
+        kind = self.config.model_type
+        if kind in PROMPTED_TYPES:
+            if return_timestamps:
+                raise ValueError(f"A {kind} model's tokens carry no times: leave return_timestamps out.")
+            check_prompt_request(kind, self.transcription_languages(), language, task)
+            return
+        given = [name for name, value in {"language": language, "task": task, "return_timestamps": return_timestamps}.items() if value]
         if given:
-            raise ValueError(f"{given}: Whisper's options; a {self.config.model_type} model transcribes without them (leave them out).")
+            raise ValueError(f"{given}: Whisper's options; a {kind} model transcribes without them (leave them out).")
 
-    def transcription_inputs(self, audio: np.ndarray, processor) -> Any:
+    def transcription_languages(self) -> frozenset[str] | None:
+        """The languages this model's decoder prompt takes (Canary, Cohere ASR, SeamlessM4T), or None: it takes none."""
+        kind = self.config.model_type
+        if kind not in PROMPTED_TYPES:
+            return None
+        codes = getattr(self.generation_config, "text_decoder_lang_to_code_id", None) or self._saved_generation_setting(
+            "text_decoder_lang_to_code_id"
+        )
+        return prompt_languages(kind, codes)
+
+    def translates(self) -> bool:
+        """Whether this model translates speech into English (Canary, SeamlessM4T: transcribe(task="translate"))."""
+        languages = self.transcription_languages()
+        return self.config.model_type in ENGLISH and languages is not None and ENGLISH[self.config.model_type] in languages
+
+    def transcription_inputs(self, audio: np.ndarray, processor, language: str | None = None, task: str | None = None) -> Any:
         """One recording (1-D, at the processor's rate) through ``processor`` as its examples call it (``audio=``,
-        torch tensors: some processors make no others)."""
+        torch tensors: some processors make no others), with the decoder prompt of ``language`` and ``task`` where the
+        model takes one."""
         audio = np.asarray(audio)
         if audio.ndim != 1 or audio.size == 0:
             raise ValueError(f"audio must be one mono recording, a non-empty 1-D array; got shape {list(audio.shape)}.")
         rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", SAMPLING_RATE)
+        if self.config.model_type in PROMPTED_TYPES:
+            return prompted_inputs(self.config.model_type, processor, audio.astype(np.float32), rate, language, task)
         return processor(audio=audio.astype(np.float32), sampling_rate=rate, return_tensors="pt")
 
     def _spoken_length(self, seconds: float) -> int | None:

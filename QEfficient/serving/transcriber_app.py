@@ -9,9 +9,10 @@ transformers' generate decodes it with the checkpoint's generation config (QEFFA
 Routes: GET /health, GET /v1/models, GET /version, POST /v1/audio/transcriptions (multipart form: ``file`` a PCM WAV at
 the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``response_format`` json, the default, text, and
 for a model served with times the timed formats below). These models take no language hint (but Nemotron 3.5 ASR,
-whose processor turns ``language`` into its prompt) and sample nothing, so Whisper's options that would change the
-answer (``language``, ``prompt``, a ``temperature`` above 0) are refused, saying so; /v1/audio/translations answers
-that such a model does not translate. A CTC model whose config names its samples per
+whose processor turns ``language`` into its prompt, and Canary, Cohere ASR and SeamlessM4T, whose decoder prompt names
+it) and sample nothing, so Whisper's options that would change the answer (``language``, ``prompt``, a ``temperature``
+above 0) are refused, saying so; /v1/audio/translations answers that such a model does not translate (but Canary and
+SeamlessM4T, which translate into English, from the form's ``language``). A CTC model whose config names its samples per
 output frame (Wav2Vec2, HuBERT, WavLM, ...) reads up to 5 min in windows of its compiled 30 s, as transformers' pipeline
 reads audio with ``chunk_length_s=30``, and where its tokenizer gives word offsets (Wav2Vec2CTCTokenizer) answers
 with times too: the pipeline's word times. Another (Parakeet's CTC) reads up to 30 s in one pass, untimed. Every model
@@ -169,8 +170,12 @@ def create_transcriber_app(
     if kind not in (CTC, TRANSDUCER, ENCODER_DECODER):
         raise ValueError(f"kind must be one of {[CTC, TRANSDUCER, ENCODER_DECODER]}, got {kind!r}.")
     transducer, encoder_decoder = kind == TRANSDUCER, kind == ENCODER_DECODER
-    # a prompted transducer's languages (Nemotron 3.5 ASR's processor turns ``language`` into its prompt)
+    # the languages of a model that takes a prompt (Nemotron 3.5 ASR's processor turns ``language`` into its prompt; Canary's,
+    # Cohere ASR's and SeamlessM4T's decoder prompt names it), or None
     languages = processor.prompt_dictionary if transducer and model.prompted else None
+    if encoder_decoder:
+        languages = model.transcription_languages()
+    translates = encoder_decoder and languages is not None and model.translates()
     windowed = kind == CTC and model.window_samples(processor) is not None  # a CTC model read in windows
     untimed = {CTC: lambda: model.timestamps_refusal(processor), TRANSDUCER: lambda: None}.get(kind, lambda: _UNTIMED_TOKENS)()
     max_seconds = MAX_LONG_SECONDS if transducer or windowed else MAX_SECONDS
@@ -188,9 +193,9 @@ def create_transcriber_app(
         """A transducer's processor output for one recording (in ``language``, for a prompted one)."""
         return processor(audio, sampling_rate=rate, return_tensors="np", **({"language": language} if language else {}))
 
-    def transcript(audio, language: str | None = None) -> str:
+    def transcript(audio, language: str | None = None, task: str | None = None) -> str:
         if encoder_decoder:
-            return model.transcribe(audio, processor, **GREEDY).texts[0]
+            return model.transcribe(audio, processor, language=language, task=task, **GREEDY).texts[0]
         if windowed:
             return model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS)["text"]
         if transducer:
@@ -205,10 +210,10 @@ def create_transcriber_app(
         out = model.transcribe(processor, audio, chunk_length_s=MAX_SECONDS, return_timestamps="word")
         return out["text"], [{"word": c["text"], "start": c["timestamp"][0], "end": c["timestamp"][1]} for c in out["chunks"]]
 
-    async def run(work, audio, language: str | None = None):
+    async def run(work, audio, *prompt):
         async with lock:
             try:
-                return await asyncio.to_thread(work, audio, language)
+                return await asyncio.to_thread(work, audio, *prompt)
             except ValueError as err:  # longer than the compiled length
                 raise APIError(400, str(err), param="file") from None
 
@@ -221,7 +226,9 @@ def create_transcriber_app(
         check_audio_length(len(audio), rate, "The file", max_seconds)
         return audio
 
-    async def streamed(audio: np.ndarray, name: str, include_usage: bool, language: str | None) -> StreamingResponse:
+    async def streamed(
+        audio: np.ndarray, name: str, include_usage: bool, language: str | None, task: str | None = None
+    ) -> StreamingResponse:
         """vLLM's transcription stream: a CTC model's text as each window is read (up to its last space: the next window
         may end the word; a model read in one pass, or a transducer, all of it at once), an encoder-decoder's token by
         token, then the finish reason, the usage where asked (the encoder's frames as prompt tokens; the transcript's
@@ -231,8 +238,8 @@ def create_transcriber_app(
             if encoder_decoder:  # each token's text as it is decoded (held back while it splits a character), as vLLM's
                 decode = lambda ids: model.text_of(processor, ids)  # noqa: E731
                 streamer = RowsStreamer(decode, lambda _row, piece, _step: send("text", piece) if piece else None, open_words=False)
-                info = model.transcribe(audio, processor, streamer=streamer, **GREEDY)
-                frames = model.encoder_positions(model.transcription_inputs(audio, processor))[0]
+                info = model.transcribe(audio, processor, language=language, task=task, streamer=streamer, **GREEDY)
+                frames = model.encoder_positions(model.transcription_inputs(audio, processor, language, task))[0]
                 row = streamer.rows[0]
                 row.finish_reason = "stop" if row.tokens and row.tokens[-1] in model.end_token_ids() else "length"
                 send("done", info.texts[0], row, frames, streamer.generated(0))
@@ -256,11 +263,41 @@ def create_transcriber_app(
         events = transcription_events(items, name, created, usage if include_usage else None)
         return StreamingResponse(events, media_type="text/event-stream")
 
+    def prompt_language(text_fields: dict, task: str | None) -> str | None:
+        """The form's ``language`` (the audio's; SeamlessM4T's transcript's), checked against the model's prompt: a 400
+        saying what to send otherwise (Cohere ASR needs one)."""
+        language = (text_fields.get("language") or "").strip() or None
+        if encoder_decoder:
+            try:
+                model.check_transcribable(language=language, task=task)
+            except ValueError as err:
+                raise APIError(400, str(err), param="language") from None
+        elif language is not None and language not in languages:
+            message = f"language must be one of this model's: {', '.join(sorted(languages))}; got '{language}'."
+            raise APIError(400, message, param="language")
+        return language
+
     @app.post("/v1/audio/translations")
     async def translations(request: Request):
-        if encoder_decoder:  # a speech-translation checkpoint answers in its own target language
-            raise APIError(400, f"'{model_id}' is served at /v1/audio/transcriptions only: it answers there in its own language.")
-        raise APIError(400, f"'{model_id}' is a {kind}: it transcribes what it hears and does not translate.")
+        """Into English, as OpenAI's translations (vLLM's ``language``: the audio's), for a model whose prompt names a
+        target language (Canary, SeamlessM4T); json or text, or streamed."""
+        if not translates:
+            if encoder_decoder and languages is None:  # a speech-translation checkpoint answers in its own target language
+                raise APIError(400, f"'{model_id}' is served at /v1/audio/transcriptions only: it answers there in its own language.")
+            raise APIError(400, f"'{model_id}' is a {kind}: it transcribes what it hears and does not translate.")
+        pairs, audio_file, text_fields = read_form(request, await read_limited_body(request, max_body_bytes), names)
+        response_format = text_fields.get("response_format") or "json"
+        if response_format not in ("json", "text"):
+            raise APIError(400, f"response_format must be json or text for this {kind} ({_UNTIMED_TOKENS}); got '{response_format}'.")
+        fields = [(k, v.decode("utf-8", "replace").strip()) for k, v in pairs if k not in ("file", "stream", "stream_include_usage")]
+        refused_fields(fields, model_id, kind, ("language",))
+        language = prompt_language(text_fields, "translate")
+        audio = read_audio(audio_file)
+        if form_flag(text_fields, "stream"):
+            name, usage = text_fields.get("model") or model_id, form_flag(text_fields, "stream_include_usage")
+            return await streamed(audio, name, usage, language, "translate")
+        text = await run(transcript, audio, language, "translate")
+        return PlainTextResponse(text) if response_format == "text" else {"text": text}
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):
@@ -277,12 +314,8 @@ def create_transcriber_app(
             raise APIError(400, message, param="timestamp_granularities")
         taken = ("language",) if languages is not None else ()
         refused_fields([(k, v) for k, v in fields if not k.startswith(("timestamp_granularities", "stream"))], model_id, kind, taken)
-        given = (text_fields.get("language") or "").strip() or None
-        language = given if languages is not None else None  # ("false" or "0" pass the refusal above: no language)
-        if language is not None and language not in languages:
-            raise APIError(
-                400, f"language must be one of this model's: {', '.join(sorted(languages))}; got '{language}'.", param="language"
-            )
+        # ("false" or "0" pass the refusal above for a model that takes no language: none)
+        language = prompt_language(text_fields, None) if languages is not None else None
         audio = read_audio(audio_file)
         if form_flag(text_fields, "stream"):
             if response_format not in ("json", "text"):
@@ -321,8 +354,7 @@ def open_transcriber_app(
     """(app, runner) for a CTC model's folder (compiled for MAX_SECONDS: its one pass, or its windows), a transducer's
     (Parakeet's, Nemotron ASR's: its graphs take any length) or a speech encoder-decoder's (Moonshine, Speech2Text, SpeechT5, ...: its
     decoder compiled for ``ctx_len`` tokens, within its position table), with its processor; a generation config a
-    transducer's greedy loop does not apply is refused at start, and so are the encoder-decoders whose processor builds a
-    decoder prompt of a language and task (Canary, Cohere ASR, SeamlessM4T)."""
+    transducer's greedy loop does not apply is refused at start."""
     from QEfficient import QEFFAutoModelForCTC, QEFFAutoModelForSpeechEncoderDecoder
     from QEfficient.base.common import QEFFCommonLoader
     from QEfficient.utils.tokenizer import load_hf_processor
@@ -330,8 +362,6 @@ def open_transcriber_app(
     model_class = QEFFCommonLoader.model_class(model_name)  # QEFFAutoModelForCTC, a transducer's or an encoder-decoder's
     model = model_class.from_pretrained(model_name, hf_overrides=hf_overrides or None)
     ctc, encoder_decoder = model_class is QEFFAutoModelForCTC, model_class is QEFFAutoModelForSpeechEncoderDecoder
-    if encoder_decoder:
-        model.check_transcribable()  # a model that needs a decoder prompt of a language and task is not served here
     processor = load_hf_processor(model.local_model_dir)
     rate = sampling_rate(processor)
     check_sampling_rate(rate, model_name)
