@@ -316,6 +316,8 @@ def test_infer_audio_path_with_a_ctc_model(tmp_path, capsys, monkeypatch):
         )
     assert texts == expected
     assert f"Transcription : {texts[0]}" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="is a CTC model, which prints its transcript without --language, --timestamps"):
+        infer.main(model_name=str(tmp_path), audio_path=str(DATA / "speech16k.wav"), num_cores=1, language="en", timestamps=True)
     long = tmp_path / "long.wav"  # 39 s, past the 30 s window: read in windows, as the pipeline with chunk_length_s=30
     with wave.open(str(long), "wb") as w:
         w.setnchannels(1)

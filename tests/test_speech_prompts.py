@@ -14,9 +14,7 @@ from transformers import (
     CohereAsrConfig,
     CohereAsrForConditionalGeneration,
     ParakeetFeatureExtractor,
-    SeamlessM4TConfig,
     SeamlessM4TFeatureExtractor,
-    SeamlessM4TForSpeechToText,
 )
 from transformers.models.canary.processing_canary import CanaryProcessor
 from transformers.models.cohere_asr.feature_extraction_cohere_asr import CohereAsrFeatureExtractor
@@ -28,9 +26,10 @@ from tests.test_ctranslate2_whisper import DATA, read_wav
 from tests.test_speech_encoder_decoder import MODELS, PARAKEET, PROMPTED_DECODER, START
 from tests.tiny_models import build_tokenizer
 
-# the prompt tokens of Canary's and Cohere ASR's processors, for English and German ("▁": Cohere ASR's first)
+# the prompt tokens of Canary's and Cohere ASR's processors for English and German ("▁": Cohere ASR's first), and
+# SeamlessM4T's language tokens (special, as its tokenizer's)
 PROMPT_TOKENS = ["▁", "<|startofcontext|>", "<|startoftranscript|>", "<|emo:undefined|>", "<|en|>", "<|de|>", "<|pnc|>"]
-PROMPT_TOKENS += ["<|nopnc|>", "<|noitn|>", "<|notimestamp|>", "<|nodiarize|>"]
+PROMPT_TOKENS += ["<|nopnc|>", "<|noitn|>", "<|notimestamp|>", "<|nodiarize|>", "__eng__", "__deu__"]
 VOCAB = 336  # the local tokenizer's 320 and the prompt tokens
 # Canary's prompt from its processor's request (the checkpoints' own template is not here: the same tokens, in order)
 CANARY_TEMPLATE = (
@@ -38,13 +37,14 @@ CANARY_TEMPLATE = (
     "<|startofcontext|><|startoftranscript|><|emo:undefined|><|{{ item['source_language'] }}|><|{{ item['target_language'] }}|>"
     "{{ '<|pnc|>' if item['punctuation'] else '<|nopnc|>' }}<|noitn|><|notimestamp|><|nodiarize|>{% endif %}{% endfor %}{% endfor %}"
 )
-SEAMLESS_LANGUAGES = {"eng": 17, "deu": 42}
+SEAMLESS_LANGUAGES = {"eng": 331, "deu": 332}  # the ids of __eng__ and __deu__
 NEW_TOKENS = 8
-# (language, task) per model: each changes the prompt, so the tokens
+# (language, task) per model: each makes another prompt (SeamlessM4T's translation is its English transcription)
 CASES = {
     "canary": [("de", None), ("en", None), ("de", "translate")],
     "cohere_asr": [("de", None), ("en", None)],
-    "seamless_m4t": [("deu", None), (None, "translate"), (None, None)],
+    "seamless_m4t": [("__deu__", None), (None, "translate")],
+    "seamless_m4t_v2": [("deu", None), ("eng", None)],
 }
 
 
@@ -54,6 +54,7 @@ def build(name: str, folder):
     torch.manual_seed(0)
     tokenizer = build_tokenizer()
     tokenizer.add_special_tokens({"additional_special_tokens": PROMPT_TOKENS})
+    assert tokenizer.convert_tokens_to_ids(["__eng__", "__deu__"]) == list(SEAMLESS_LANGUAGES.values())
     decoder = {**PROMPTED_DECODER, "vocab_size": VOCAB}
     if name == "canary":
         model = CanaryForConditionalGeneration(CanaryConfig(encoder_config=PARAKEET, decoder_config=decoder, vocab_size=VOCAB, **START))
@@ -61,17 +62,18 @@ def build(name: str, folder):
     elif name == "cohere_asr":
         model = CohereAsrForConditionalGeneration(CohereAsrConfig(encoder_config=PARAKEET, **{**decoder, **START}))
         processor = CohereAsrProcessor(CohereAsrFeatureExtractor(feature_size=16), tokenizer)
-    else:  # tests/test_speech_encoder_decoder.py's SeamlessM4T, with the prompt tokens' vocabulary
-        config = MODELS["seamless_m4t"]().config.to_dict() | {"vocab_size": VOCAB}
-        model = SeamlessM4TForSpeechToText(SeamlessM4TConfig(**config))
+    else:  # tests/test_speech_encoder_decoder.py's SeamlessM4T (v2), with the prompt tokens' vocabulary
+        hf = MODELS[name]()
+        model = type(hf)(type(hf.config)(**hf.config.to_dict() | {"vocab_size": VOCAB}))
         processor = SeamlessM4TProcessor(SeamlessM4TFeatureExtractor(feature_size=8, num_mel_bins=8, stride=2), tokenizer)
     with torch.no_grad():
         for key, weight in model.named_parameters():
             if "norm" not in key and weight.dim() > 1:
                 weight.normal_(0, 0.3)
     model.generation_config.update(**START)
-    if name == "seamless_m4t":
+    if name.startswith("seamless_m4t"):
         model.generation_config.text_decoder_lang_to_code_id = SEAMLESS_LANGUAGES
+        model.generation_config.max_new_tokens = 16  # within its 64 positions (the tiny config's default is 256)
     model.eval().save_pretrained(folder)
     processor.save_pretrained(folder)
     return model, processor
@@ -79,9 +81,9 @@ def build(name: str, folder):
 
 def reference_tokens(
     name: str, hf, processor, audio: np.ndarray, language: str | None, task: str | None, new_tokens=NEW_TOKENS
-) -> list[int]:
+) -> tuple[list[int], np.ndarray]:
     """transformers' greedy tokens with the prompt made as the model card makes it (``new_tokens`` None: the checkpoint's
-    length)."""
+    length), and the log-probabilities of its first new token."""
     if name == "canary":
         target = "en" if task == "translate" else None
         inputs = processor.apply_transcription_request(
@@ -91,10 +93,11 @@ def reference_tokens(
         inputs = processor(audio=audio, language=language, sampling_rate=16000)
     else:
         inputs = processor(audio=audio, sampling_rate=16000, return_tensors="pt")
-    extra = {"tgt_lang": "eng" if task == "translate" else language} if name == "seamless_m4t" and (language or task) else {}
+    extra = {"tgt_lang": "eng" if task == "translate" else language} if name.startswith("seamless_m4t") else {}
     with torch.no_grad():
         length = {} if new_tokens is None else {"max_new_tokens": new_tokens}
-        return hf.generate(**inputs, do_sample=False, **length, **extra)[0].tolist()
+        out = hf.generate(**inputs, do_sample=False, output_logits=True, return_dict_in_generate=True, **length, **extra)
+    return out.sequences[0].tolist(), torch.log_softmax(out.logits[0][0].double(), -1).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -117,32 +120,40 @@ def clip() -> np.ndarray:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_transcribe_with_a_language_is_transformers(prompted, name):
-    """transcribe(audio, processor, language=..., task=...) gives transformers' tokens for each language and task (each
-    changes them), and the processor's texts."""
+    """transcribe(audio, processor, language=..., task=...) gives transformers' tokens for each language and task, and
+    the processor's texts; the first new token's log-probabilities are transformers' too, and each prompt changes them
+    (the tiny models' greedy tokens barely follow a prompt token)."""
     folder, hf, processor = prompted(name)
     model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
     model.compile(ctx_len=32, batch_size=1, num_cores=1)
     audio = clip().astype(np.float32)
-    seen = set()
+    firsts = []
     for language, task in CASES[name]:
-        expected = reference_tokens(name, hf, processor, audio, language, task)
-        info = model.transcribe(audio, processor, NEW_TOKENS, language=language, task=task)
+        expected, first = reference_tokens(name, hf, processor, audio, language, task)
+        info = model.transcribe(audio, processor, NEW_TOKENS, language=language, task=task, top_logprobs=5)
         ours = [int(t) for t in info.generated_ids[0][0]][: len(expected)]
         assert ours == expected, (language, task)
         assert info.texts[0] == processor.tokenizer.decode(expected, skip_special_tokens=True)
-        seen.add(tuple(expected))
-    assert len(seen) == len(CASES[name])  # the language and the task decide the tokens
+        _, top_ids, top_logprobs = info.logprobs[0][0]
+        assert top_ids == np.argsort(-first)[:5].tolist() and np.allclose(top_logprobs, first[top_ids], atol=1e-4)
+        firsts.append(first)
+    for i, first in enumerate(firsts):  # each prompt reaches the decoder
+        assert all(np.abs(first - other).max() > 0.1 for other in firsts[i + 1 :])
 
 
 def test_a_request_the_prompt_cannot_make_says_what_to_pass(prompted):
     folder, _, processor = prompted("cohere_asr")
     model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
     audio = clip().astype(np.float32)
-    with pytest.raises(ValueError, match=r"Cohere ASR transcribes in the language you name: pass language= \(one of ar, de, el, en"):
+    # its tokenizer holds the prompt tokens of German and English only: the languages it takes
+    assert model.transcription_languages(processor) == {"de", "en"} and "fr" in model.transcription_languages()
+    with pytest.raises(
+        ValueError, match=r"A cohere_asr model does not detect the language: name the audio's language .* \(one of de, en\)"
+    ):
         model.transcribe(audio, processor)
-    with pytest.raises(ValueError, match="language='xx' is not one of this cohere_asr model's: ar, de"):
-        model.check_transcribable(language="xx")
-    with pytest.raises(ValueError, match="A cohere_asr model transcribes and does not translate: leave task out"):
+    with pytest.raises(ValueError, match="language='fr' is not one of this cohere_asr model's: de, en"):
+        model.transcribe(audio, processor, language="fr")
+    with pytest.raises(ValueError, match="A cohere_asr model transcribes and does not translate: leave the task out"):
         model.check_transcribable(language="en", task="translate")
     with pytest.raises(
         ValueError, match=r"Cohere ASR reads up to 35.0 s in one pass; its processor splits this 36.0 s audio into 2 chunks"
@@ -150,14 +161,25 @@ def test_a_request_the_prompt_cannot_make_says_what_to_pass(prompted):
         model.transcribe(np.zeros(36 * 16000, np.float32), processor, language="en")
     with pytest.raises(ValueError, match="tokens carry no times"):
         model.check_transcribable(language="en", return_timestamps=True)
-    assert not model.translates()
-    folder, _, processor = prompted("canary")
+    assert not model.translates(processor)
+    folder, hf, processor = prompted("canary")
     model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
-    with pytest.raises(ValueError, match="Canary translates from the language you name"):
-        model.check_transcribable(task="translate")
+    with pytest.raises(ValueError, match="A canary model does not detect the language"):
+        model.check_transcribable(task="translate", processor=processor)
     with pytest.raises(ValueError, match="task must be 'transcribe' or 'translate', got 'summarize'"):
         model.check_transcribable(language="en", task="summarize")
-    assert model.translates() and "de" in model.transcription_languages()
+    with pytest.raises(ValueError, match="makes the target language from language and task: leave tgt_lang out"):
+        model.transcribe(audio, processor, language="en", tgt_lang="eng")
+    assert model.translates(processor)
+    # a name, as Canary's processor takes it (any case): the code's prompt
+    model.compile(ctx_len=32, batch_size=1, num_cores=1)
+    by_name = model.transcribe(audio, processor, NEW_TOKENS, language="GERMAN").generated_ids[0][0].tolist()
+    assert by_name == model.transcribe(audio, processor, NEW_TOKENS, language="de").generated_ids[0][0].tolist()
+    folder, _, processor = prompted("seamless_m4t")
+    model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
+    with pytest.raises(ValueError, match=r"A seamless_m4t model does not detect the language: .* \(one of deu, eng\)"):
+        model.check_transcribable(processor=processor)
+    model.check_transcribable(language="fra", task="translate", processor=processor)  # it reads any language: not asked
 
 
 def test_infer_transcribes_a_file_in_its_language(prompted, capsys):
@@ -165,7 +187,7 @@ def test_infer_transcribes_a_file_in_its_language(prompted, capsys):
     from QEfficient.cloud import infer
 
     folder, hf, processor = prompted("cohere_asr")
-    tokens = reference_tokens("cohere_asr", hf, processor, read_wav(DATA / "speech16k.wav"), "de", None)
+    tokens, _ = reference_tokens("cohere_asr", hf, processor, read_wav(DATA / "speech16k.wav"), "de", None)
     expected = processor.tokenizer.decode(tokens, skip_special_tokens=True)
     info = infer.main(
         model_name=str(folder), audio_path=str(DATA / "speech16k.wav"), language="de", generation_len=NEW_TOKENS, ctx_len=32, num_cores=1
@@ -175,8 +197,8 @@ def test_infer_transcribes_a_file_in_its_language(prompted, capsys):
 
 def test_served_with_a_language_and_translating(prompted):
     """serve: Cohere ASR's transcription in the form's language (none, or one it lacks: a 400 naming the field), streamed
-    alike; Canary's translation into English from the form's language, at /v1/audio/translations; Cohere ASR does not
-    translate."""
+    alike; Canary's translation into English from the form's language, and SeamlessM4T's from any (it reads none), at
+    /v1/audio/translations; Cohere ASR does not translate."""
     import json
 
     from QEfficient.serving.transcriber_app import open_transcriber_app
@@ -187,9 +209,10 @@ def test_served_with_a_language_and_translating(prompted):
     for name, route, language, task in (
         ("cohere_asr", "/v1/audio/transcriptions", "de", None),
         ("canary", "/v1/audio/translations", "de", "translate"),
+        ("seamless_m4t", "/v1/audio/translations", "de", "translate"),
     ):
         folder, hf, processor = prompted(name)
-        tokens = reference_tokens(name, hf, processor, audio.astype(np.float32), language, task, None)  # the checkpoint's length
+        tokens, _ = reference_tokens(name, hf, processor, audio.astype(np.float32), language, task, None)  # the checkpoint's length
         expected = processor.tokenizer.decode(tokens, skip_special_tokens=True)
         app, runner = open_transcriber_app(str(folder), 1, False, None, None)
         with serve_on_loopback(app, log_level="critical") as url:
@@ -200,11 +223,13 @@ def test_served_with_a_language_and_translating(prompted):
             streamed = transcribe(url, wav(audio), route, language=language, stream="true")
             events = [json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: {")]
             assert "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"]) == text
-            missing = transcribe(url, wav(audio), route)
-            assert missing.status_code == 400 and missing.json()["error"]["param"] == "language", missing.text
-            assert "language" in missing.json()["error"]["message"]
-            wrong = transcribe(url, wav(audio), route, language="xx")
-            assert wrong.status_code == 400 and "'xx' is not one of this" in wrong.json()["error"]["message"], wrong.text
+            missing, wrong = (transcribe(url, wav(audio), route, **form) for form in ({}, {"language": "xx"}))
+            if name == "seamless_m4t":  # the audio's language is not asked
+                assert missing.json() == wrong.json() == answer.json()
+            else:
+                assert missing.status_code == 400 and missing.json()["error"]["param"] == "language", missing.text
+                assert "does not detect the language" in missing.json()["error"]["message"]
+                assert wrong.status_code == 400 and "'xx' is not one of this" in wrong.json()["error"]["message"], wrong.text
             if name == "cohere_asr":
                 refused = transcribe(url, wav(audio), "/v1/audio/translations", language="de")
                 assert refused.status_code == 400 and "does not translate" in refused.json()["error"]["message"], refused.text

@@ -372,6 +372,13 @@ def _served_in_a_language(folder, processor, reference) -> None:
             assert refused.status_code == 400 and "language must be one of this model's: auto, de-DE, en-US" in refused.text
     finally:
         runner.stop()
+    from QEfficient.cloud import infer
+
+    path = folder / "clip.wav"  # infer --audio_path --language: the same prompt
+    path.write_bytes(wav(clip))
+    assert infer.main(model_name=str(folder), audio_path=str(path), language="de-DE", num_cores=1) == [german]
+    with pytest.raises(ValueError, match="--language must be one of this model's: auto, de-DE, en-US; got 'xx'"):
+        infer.main(model_name=str(folder), audio_path=str(path), language="xx", num_cores=1)
     overrides = '{"encoder_config": {"default_num_lookahead_tokens": 0}}'  # the processor's lookahead is 2: refused at start
     with pytest.raises(NotImplementedError, match=r"num_lookahead_tokens=2: this model's encoder graph attends 0 frames ahead"):
         build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--hf_overrides", overrides]))

@@ -70,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_argument(
         p, "audio_path", default=None, help="a 16 kHz WAV file: transcribes it with a speech model (Whisper, Moonshine, a CTC model, ...)"
     )
-    add_argument(p, "language", default=None, help="speech models: the spoken language (default: detected)")
+    add_argument(
+        p,
+        "language",
+        default=None,
+        help="speech models: the spoken language (Whisper: detected where not given; Canary, Cohere ASR and SeamlessM4T need it)",
+    )
     add_argument(p, "task", default=None, help="speech models: transcribe (default) or translate")
     add_argument(p, "timestamps", "return_timestamps", action="store_true", help="speech models: decode with timestamp tokens")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -322,7 +327,7 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
     transducer (one pass); or name its class with an audio classifier."""
     from QEfficient import QEFFAutoModelForAudioClassification, QEFFAutoModelForCTC
     from QEfficient.generation.ctc_windows import WINDOW_SECONDS
-    from QEfficient.utils.audio import read_wav
+    from QEfficient.utils.audio import SAMPLING_RATE, read_wav
     from QEfficient.utils.tokenizer import load_hf_processor
 
     audio = read_wav(audio_path)
@@ -342,6 +347,15 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
         print(f"\nAudio : {audio_path}\nLabel : {label}")
         return [label]
     if model_class is QEFFAutoModelForCTC or model_class in _transducer_classes():
+        language = generate_options.get("language")
+        prompted = model_class is not QEFFAutoModelForCTC and model.prompted  # Nemotron 3.5 ASR: its processor's language
+        flags = {"language": "--language", "task": "--task", "return_timestamps": "--timestamps"}
+        given = [flags[name] for name, value in generate_options.items() if value and not (prompted and name == "language")]
+        if given:
+            kind = "CTC model" if model_class is QEFFAutoModelForCTC else "transducer"
+            raise ValueError(f"'{model_name}' is a {kind}, which prints its transcript without {', '.join(given)}: leave them out.")
+        if language is not None and language not in processor.prompt_dictionary:
+            raise ValueError(f"--language must be one of this model's: {', '.join(sorted(processor.prompt_dictionary))}; got '{language}'.")
         # a CTC model whose frames' length is known reads windows of 30 s, as the server does; another, one pass
         window = model.window_samples(processor) if model_class is QEFFAutoModelForCTC else None
         if model_class is not QEFFAutoModelForCTC:  # a streaming transducer's right context, fixed in its graph
@@ -352,12 +366,15 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
             model.compile(batch_size=1, **length, **options)
         if window is not None:
             text = model.transcribe(processor, audio, chunk_length_s=WINDOW_SECONDS)["text"]
+        elif language is not None:  # the prompt of the language, as the server makes it
+            features = processor(audio, sampling_rate=SAMPLING_RATE, return_tensors="np", language=language)
+            text = processor.batch_decode(model.generate(features).sequences, skip_special_tokens=True)[0]
         else:
             text = model.generate(processor, audio)[0]
         print(f"\nAudio : {audio_path}\nTranscription : {text}")
         return [text]
     if hasattr(model, "check_transcribable"):  # a speech encoder-decoder other than Whisper: refused before compiling
-        model.check_transcribable(**generate_options)
+        model.check_transcribable(**generate_options, processor=processor)
     with step("Exporting and compiling the encoder and decoder graphs (cached)"):
         model.compile(**compile_options)
     info = model.transcribe(audio, processor, generation_len, **generate_options)

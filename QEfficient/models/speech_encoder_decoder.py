@@ -303,12 +303,15 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
     ) -> CloudAI100ExecInfo:
         """One recording at the processor's rate (16 kHz), through ``processor``, as QEFFAutoModelForSpeechSeq2Seq's
         ``transcribe`` takes it (``infer --audio_path``, the server); ``options`` as for generate() (``num_beams``,
-        ``streamer``, ...). A model that takes a decoder prompt (Canary, Cohere ASR, SeamlessM4T) takes ``language``
-        (the audio's: Canary's source, Cohere ASR's, which it needs; SeamlessM4T's target) and ``task`` "translate"
-        (into English: Canary, SeamlessM4T); the others transcribe without them, and timestamps are refused. ``generation_len``
+        ``streamer``, ...). A model that takes a decoder prompt (Canary, Cohere ASR, SeamlessM4T) needs ``language`` (the
+        audio's; none detects it: a code, or for Canary a name; SeamlessM4T's three-letter code) and takes ``task``
+        "translate" (into English: Canary from ``language``, SeamlessM4T from any); the others transcribe without them,
+        and timestamps are refused. ``generation_len``
         None: the checkpoint's length, or, for a Moonshine checkpoint that names none, 6.5 tokens per second of audio, as
         its model card bounds it (within the compiled ctx_len)."""
-        self.check_transcribable(language=language, task=task, return_timestamps=return_timestamps)
+        self.check_transcribable(language=language, task=task, return_timestamps=return_timestamps, processor=processor)
+        if "tgt_lang" in options and self.config.model_type in PROMPTED_TYPES:
+            raise ValueError("transcribe() makes the target language from language and task: leave tgt_lang out.")
         inputs = self.transcription_inputs(audio, processor, language, task)
         if generation_len is None:
             rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", SAMPLING_RATE)
@@ -320,32 +323,35 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         """The tokens that end a transcript (the generation config's eos tokens)."""
         return Seq2SeqRules.from_generation_config(self.generation_config, self.config).eos_token_ids
 
-    def check_transcribable(self, language: str | None = None, task: str | None = None, return_timestamps: bool = False) -> None:
+    def check_transcribable(
+        self, language: str | None = None, task: str | None = None, return_timestamps: bool = False, processor=None
+    ) -> None:
         """That transcribe() runs this model with these options (before anything is compiled): a language and task its
-        decoder prompt takes (a model that takes one: transcription_languages()); no options for the others."""
+        decoder prompt takes (a model that takes one: transcription_languages(processor)); no options for the others."""
         kind = self.config.model_type
         if kind in PROMPTED_TYPES:
             if return_timestamps:
-                raise ValueError(f"A {kind} model's tokens carry no times: leave return_timestamps out.")
-            check_prompt_request(kind, self.transcription_languages(), language, task)
+                raise ValueError(f"A {kind} model's tokens carry no times: ask for no timestamps.")
+            check_prompt_request(kind, self.transcription_languages(processor), language, task)
             return
         given = [name for name, value in {"language": language, "task": task, "return_timestamps": return_timestamps}.items() if value]
         if given:
             raise ValueError(f"{given}: Whisper's options; a {kind} model transcribes without them (leave them out).")
 
-    def transcription_languages(self) -> frozenset[str] | None:
-        """The languages this model's decoder prompt takes (Canary, Cohere ASR, SeamlessM4T), or None: it takes none."""
+    def transcription_languages(self, processor=None) -> frozenset[str] | None:
+        """The languages this model's decoder prompt takes (Canary, Cohere ASR, SeamlessM4T; of Canary's and Cohere
+        ASR's, those ``processor``'s tokenizer has a token for where it is given), or None: it takes none."""
         kind = self.config.model_type
         if kind not in PROMPTED_TYPES:
             return None
         codes = getattr(self.generation_config, "text_decoder_lang_to_code_id", None) or self._saved_generation_setting(
             "text_decoder_lang_to_code_id"
         )
-        return prompt_languages(kind, codes)
+        return prompt_languages(kind, codes, processor)
 
-    def translates(self) -> bool:
+    def translates(self, processor=None) -> bool:
         """Whether this model translates speech into English (Canary, SeamlessM4T: transcribe(task="translate"))."""
-        languages = self.transcription_languages()
+        languages = self.transcription_languages(processor)
         return self.config.model_type in ENGLISH and languages is not None and ENGLISH[self.config.model_type] in languages
 
     def transcription_inputs(self, audio: np.ndarray, processor, language: str | None = None, task: str | None = None) -> Any:

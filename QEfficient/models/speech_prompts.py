@@ -1,6 +1,7 @@
 """The decoder prompt of the speech encoder-decoders that take one (Canary, Cohere ASR, SeamlessM4T): the languages each
 takes, and a transcription or a translation into English made into its processor's inputs as its model card calls it
-(Canary's ``apply_transcription_request``, Cohere ASR's processor with ``language``, SeamlessM4T's ``tgt_lang``)."""
+(Canary's ``apply_transcription_request``, Cohere ASR's processor with ``language``, SeamlessM4T's ``tgt_lang``). None of
+them detects the language: a transcription names it."""
 
 from __future__ import annotations
 
@@ -14,48 +15,67 @@ SEAMLESS_TYPES = frozenset({"seamless_m4t", "seamless_m4t_v2"})
 # the target of a translation (OpenAI's translations answer in English), in each model's codes
 ENGLISH = {"canary": "en", "seamless_m4t": "eng", "seamless_m4t_v2": "eng"}
 TASKS = ("transcribe", "translate")
+NAME_IT = "name the audio's language (language=..., --language, or the form's language field)"
 
 
-def prompt_languages(model_type: str, seamless_codes: dict | None = None) -> frozenset[str]:
-    """The language codes a prompted model's decoder prompt takes (SeamlessM4T's: its generation config's
-    ``text_decoder_lang_to_code_id``, given as ``seamless_codes``)."""
+def prompt_languages(model_type: str, seamless_codes: dict | None = None, processor=None) -> frozenset[str]:
+    """The language codes a prompted model's decoder prompt takes: SeamlessM4T's, its generation config's
+    ``text_decoder_lang_to_code_id`` (``seamless_codes``); Canary's and Cohere ASR's, transformers' table, only those whose
+    ``<|xx|>`` token ``processor``'s tokenizer holds where it is given (a checkpoint may hold fewer)."""
+    if model_type in SEAMLESS_TYPES:
+        return frozenset(code.replace("__", "") for code in seamless_codes or {})
+    if model_type == "canary":
+        from transformers.models.canary.processing_canary import LANGUAGE_CODE_TO_NAME as codes
+    else:
+        from transformers.models.cohere_asr.processing_cohere_asr import LANGUAGES as codes
+    vocabulary = getattr(getattr(processor, "tokenizer", None), "get_vocab", None)
+    held = vocabulary() if vocabulary is not None else None
+    return frozenset(code for code in codes if held is None or f"<|{code}|>" in held)
+
+
+def canonical_language(model_type: str, language: str | None) -> str | None:
+    """``language`` in the model's codes: Canary's processor also takes a name ("German") in any case, SeamlessM4T's
+    generate the code in underscores ("__deu__")."""
+    if language is None:
+        return None
+    if model_type in SEAMLESS_TYPES:
+        return language.replace("__", "")
     if model_type == "canary":
         from transformers.models.canary.processing_canary import LANGUAGE_CODE_TO_NAME
 
-        return frozenset(LANGUAGE_CODE_TO_NAME)
-    if model_type == "cohere_asr":
-        from transformers.models.cohere_asr.processing_cohere_asr import LANGUAGES
-
-        return frozenset(LANGUAGES)
-    return frozenset(code.strip("_") for code in seamless_codes or {})
+        found = [code for code, name in LANGUAGE_CODE_TO_NAME.items() if language.lower() in (code, name.lower())]
+        return found[0] if found else language
+    return language.lower()
 
 
 def check_prompt_request(model_type: str, languages: frozenset[str], language: str | None, task: str | None) -> None:
-    """A ValueError saying what to pass where ``language`` (the audio's; for SeamlessM4T the transcript's) or ``task``
-    cannot make this model's prompt."""
+    """A ValueError saying what to send where ``language`` (the audio's; for SeamlessM4T the transcript's, and unread by
+    its translation into English) or ``task`` cannot make this model's prompt."""
     if task not in (None, *TASKS):
         raise ValueError(f"task must be 'transcribe' or 'translate', got {task!r}.")
-    if language is not None and language.strip("_") not in languages:
-        raise ValueError(f"language={language!r} is not one of this {model_type} model's: {', '.join(sorted(languages))}.")
+    listed = ", ".join(sorted(languages))
     if task == "translate":
         if model_type not in ENGLISH:
-            raise ValueError(f"A {model_type} model transcribes and does not translate: leave task out.")
+            raise ValueError(f"A {model_type} model transcribes and does not translate: leave the task out.")
         if ENGLISH[model_type] not in languages:
             raise ValueError(f"This {model_type} model does not write English ({ENGLISH[model_type]!r}): it cannot translate into it.")
-        if model_type == "canary" and language is None:
-            raise ValueError("Canary translates from the language you name: pass the audio's language (language='de', ...).")
-    if model_type == "cohere_asr" and language is None:
-        raise ValueError(f"Cohere ASR transcribes in the language you name: pass language= (one of {', '.join(sorted(languages))}).")
+        if model_type in SEAMLESS_TYPES:
+            return  # it reads any language and writes English: the audio's is not asked
+    if language is None:
+        raise ValueError(f"A {model_type} model does not detect the language: {NAME_IT} (one of {listed}).")
+    if canonical_language(model_type, language) not in languages:
+        raise ValueError(f"language={language!r} is not one of this {model_type} model's: {listed}.")
 
 
 def prompted_inputs(model_type: str, processor, audio: np.ndarray, rate: int, language: str | None, task: str | None) -> Any:
-    """The processor's inputs for one recording with its decoder prompt: Canary's from ``language`` (English where none is
-    named, as transformers' default) into itself or into English, Cohere ASR's in ``language``; SeamlessM4T's processor
-    makes no prompt (generate's ``tgt_lang``: ``target_language``)."""
+    """The processor's inputs for one recording with its decoder prompt (a request check_prompt_request passed): Canary's
+    from ``language`` into itself or into English, Cohere ASR's in ``language``; SeamlessM4T's processor makes no prompt
+    (generate's ``tgt_lang``: ``target_language``)."""
+    language = canonical_language(model_type, language)
     if model_type == "canary":
         target = ENGLISH["canary"] if task == "translate" else None  # None: the source's, a transcription
         return processor.apply_transcription_request(
-            audio, source_language=language or "en", target_language=target, processor_kwargs={"sampling_rate": rate}
+            audio, source_language=language, target_language=target, processor_kwargs={"sampling_rate": rate}
         )
     if model_type == "cohere_asr":
         inputs = processor(audio=audio, language=language, sampling_rate=rate, return_tensors="pt")
@@ -72,8 +92,7 @@ def prompted_inputs(model_type: str, processor, audio: np.ndarray, rate: int, la
 
 
 def target_language(model_type: str, language: str | None, task: str | None) -> str | None:
-    """SeamlessM4T's ``tgt_lang``: English for a translation, else the transcript's language (None: its generate's
-    default prompt); None for the others."""
+    """SeamlessM4T's ``tgt_lang``: English for a translation, else the transcript's language; None for the others."""
     if model_type not in SEAMLESS_TYPES:
         return None
-    return ENGLISH[model_type] if task == "translate" else language
+    return ENGLISH[model_type] if task == "translate" else canonical_language(model_type, language)

@@ -174,8 +174,8 @@ def create_transcriber_app(
     # Cohere ASR's and SeamlessM4T's decoder prompt names it), or None
     languages = processor.prompt_dictionary if transducer and model.prompted else None
     if encoder_decoder:
-        languages = model.transcription_languages()
-    translates = encoder_decoder and languages is not None and model.translates()
+        languages = model.transcription_languages(processor)
+    translates = encoder_decoder and languages is not None and model.translates(processor)
     windowed = kind == CTC and model.window_samples(processor) is not None  # a CTC model read in windows
     untimed = {CTC: lambda: model.timestamps_refusal(processor), TRANSDUCER: lambda: None}.get(kind, lambda: _UNTIMED_TOKENS)()
     max_seconds = MAX_LONG_SECONDS if transducer or windowed else MAX_SECONDS
@@ -269,7 +269,7 @@ def create_transcriber_app(
         language = (text_fields.get("language") or "").strip() or None
         if encoder_decoder:
             try:
-                model.check_transcribable(language=language, task=task)
+                model.check_transcribable(language=language, task=task, processor=processor)
             except ValueError as err:
                 raise APIError(400, str(err), param="language") from None
         elif language is not None and language not in languages:
@@ -279,8 +279,8 @@ def create_transcriber_app(
 
     @app.post("/v1/audio/translations")
     async def translations(request: Request):
-        """Into English, as OpenAI's translations (vLLM's ``language``: the audio's), for a model whose prompt names a
-        target language (Canary, SeamlessM4T); json or text, or streamed."""
+        """Into English, as OpenAI's translations, for a model whose prompt names a target language: Canary from the form's
+        ``language`` (vLLM's field: the audio's), SeamlessM4T from any (it reads no language); json or text, or streamed."""
         if not translates:
             if encoder_decoder and languages is None:  # a speech-translation checkpoint answers in its own target language
                 raise APIError(400, f"'{model_id}' is served at /v1/audio/transcriptions only: it answers there in its own language.")
@@ -288,7 +288,8 @@ def create_transcriber_app(
         pairs, audio_file, text_fields = read_form(request, await read_limited_body(request, max_body_bytes), names)
         response_format = text_fields.get("response_format") or "json"
         if response_format not in ("json", "text"):
-            raise APIError(400, f"response_format must be json or text for this {kind} ({_UNTIMED_TOKENS}); got '{response_format}'.")
+            message = f"response_format must be json or text for this {kind} ({_UNTIMED_TOKENS}); got '{response_format}'."
+            raise APIError(400, message, param="response_format")
         fields = [(k, v.decode("utf-8", "replace").strip()) for k, v in pairs if k not in ("file", "stream", "stream_include_usage")]
         refused_fields(fields, model_id, kind, ("language",))
         language = prompt_language(text_fields, "translate")
