@@ -195,6 +195,8 @@ def test_texts_from_audio_and_over_http(transducer):
         sequences = hf.generate(**processor(audio, sampling_rate=16000, return_tensors="pt")).sequences
     texts = infer.main(model_name=str(model.folder), audio_path=str(DATA / "speech16k.wav"), num_cores=1)
     assert texts == processor.batch_decode(sequences, skip_special_tokens=True)
+    with pytest.raises(ValueError, match="is a transducer, which prints its transcript without --language: leave them out"):
+        infer.main(model_name=str(model.folder), audio_path=str(DATA / "speech16k.wav"), num_cores=1, language="en")
 
 
 def test_a_tdt_model_is_served_with_times(tmp_path):
@@ -379,6 +381,8 @@ def _served_in_a_language(folder, processor, reference) -> None:
     assert infer.main(model_name=str(folder), audio_path=str(path), language="de-DE", num_cores=1) == [german]
     with pytest.raises(ValueError, match="--language must be one of this model's: auto, de-DE, en-US; got 'xx'"):
         infer.main(model_name=str(folder), audio_path=str(path), language="xx", num_cores=1)
+    with pytest.raises(ValueError, match="is a transducer, which prints its transcript without --task"):
+        infer.main(model_name=str(folder), audio_path=str(path), language="de-DE", task="translate", num_cores=1)
     overrides = '{"encoder_config": {"default_num_lookahead_tokens": 0}}'  # the processor's lookahead is 2: refused at start
     with pytest.raises(NotImplementedError, match=r"num_lookahead_tokens=2: this model's encoder graph attends 0 frames ahead"):
         build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--hf_overrides", overrides]))

@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         p,
         "language",
         default=None,
-        help="speech models: the spoken language (Whisper: detected where not given; Canary, Cohere ASR and SeamlessM4T need it)",
+        help="speech models: the spoken language (Whisper: detected where not given; Nemotron 3.5 ASR: its prompt, 'auto' where "
+        "not given; Canary, Cohere ASR and SeamlessM4T need it to transcribe)",
     )
     add_argument(p, "task", default=None, help="speech models: transcribe (default) or translate")
     add_argument(p, "timestamps", "return_timestamps", action="store_true", help="speech models: decode with timestamp tokens")
@@ -339,7 +340,12 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
             processor = AutoFeatureExtractor.from_pretrained(model.local_model_dir)
         else:
             processor = load_hf_processor(model.local_model_dir)
+    flags = {"language": "--language", "task": "--task", "return_timestamps": "--timestamps"}
+    language = generate_options.get("language") or None
     if model_class is QEFFAutoModelForAudioClassification:  # the audio's label, as transformers' pipeline names it
+        given = [flags[name] for name, value in generate_options.items() if value]
+        if given:
+            raise ValueError(f"'{model_name}' is an audio classifier, which prints a label without {', '.join(given)}: leave them out.")
         with step("Exporting and compiling the classifier graph (cached)"):
             options = {k: compile_options[k] for k in ("num_cores", "mxfp6_matmul")}
             model.compile(seq_len=max(len(audio), 400), batch_size=1, **options)
@@ -347,9 +353,7 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
         print(f"\nAudio : {audio_path}\nLabel : {label}")
         return [label]
     if model_class is QEFFAutoModelForCTC or model_class in _transducer_classes():
-        language = generate_options.get("language")
         prompted = model_class is not QEFFAutoModelForCTC and model.prompted  # Nemotron 3.5 ASR: its processor's language
-        flags = {"language": "--language", "task": "--task", "return_timestamps": "--timestamps"}
         given = [flags[name] for name, value in generate_options.items() if value and not (prompted and name == "language")]
         if given:
             kind = "CTC model" if model_class is QEFFAutoModelForCTC else "transducer"

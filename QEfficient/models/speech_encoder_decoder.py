@@ -344,10 +344,14 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         kind = self.config.model_type
         if kind not in PROMPTED_TYPES:
             return None
+        cached = getattr(self, "_languages_of", None)  # the server asks per request: the tokenizer's vocabulary is read once
+        if cached is not None and cached[0] is processor:
+            return cached[1]
         codes = getattr(self.generation_config, "text_decoder_lang_to_code_id", None) or self._saved_generation_setting(
             "text_decoder_lang_to_code_id"
         )
-        return prompt_languages(kind, codes, processor)
+        self._languages_of = processor, prompt_languages(kind, codes, processor)
+        return self._languages_of[1]
 
     def translates(self, processor=None) -> bool:
         """Whether this model translates speech into English (Canary, SeamlessM4T: transcribe(task="translate"))."""

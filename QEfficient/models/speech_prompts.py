@@ -39,7 +39,7 @@ def canonical_language(model_type: str, language: str | None) -> str | None:
     if language is None:
         return None
     if model_type in SEAMLESS_TYPES:
-        return language.replace("__", "")
+        return language.replace("__", "").lower()
     if model_type == "canary":
         from transformers.models.canary.processing_canary import LANGUAGE_CODE_TO_NAME
 

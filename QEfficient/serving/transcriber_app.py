@@ -11,8 +11,8 @@ the model's sampling rate, 16 kHz, stereo averaged; optional ``model``; ``respon
 for a model served with times the timed formats below). These models take no language hint (but Nemotron 3.5 ASR,
 whose processor turns ``language`` into its prompt, and Canary, Cohere ASR and SeamlessM4T, whose decoder prompt names
 it) and sample nothing, so Whisper's options that would change the answer (``language``, ``prompt``, a ``temperature``
-above 0) are refused, saying so; /v1/audio/translations answers that such a model does not translate (but Canary and
-SeamlessM4T, which translate into English, from the form's ``language``). A CTC model whose config names its samples per
+above 0) are refused, saying so; /v1/audio/translations answers that such a model does not translate (but Canary, from
+the form's ``language``, and SeamlessM4T, which reads none, translate into English). A CTC model whose config names its samples per
 output frame (Wav2Vec2, HuBERT, WavLM, ...) reads up to 5 min in windows of its compiled 30 s, as transformers' pipeline
 reads audio with ``chunk_length_s=30``, and where its tokenizer gives word offsets (Wav2Vec2CTCTokenizer) answers
 with times too: the pipeline's word times. Another (Parakeet's CTC) reads up to 30 s in one pass, untimed. Every model
@@ -265,7 +265,7 @@ def create_transcriber_app(
 
     def prompt_language(text_fields: dict, task: str | None) -> str | None:
         """The form's ``language`` (the audio's; SeamlessM4T's transcript's), checked against the model's prompt: a 400
-        saying what to send otherwise (Cohere ASR needs one)."""
+        saying what to send otherwise (a transcription by Canary, Cohere ASR or SeamlessM4T needs one)."""
         language = (text_fields.get("language") or "").strip() or None
         if encoder_decoder:
             try:
