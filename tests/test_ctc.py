@@ -455,6 +455,8 @@ def test_audio_classifier_padded_batches_loader_and_infer(tmp_path, capsys, monk
     monkeypatch.setenv("QEFF_HOME", str(tmp_path / "home"))
     label = infer.main(model_name=str(tmp_path / "cls"), audio_path=str(DATA / "speech16k.wav"), num_cores=1)
     assert label[0] in ("no", "yes") and f"Label : {label[0]}" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="is an audio classifier, which prints a label without --task: leave them out"):
+        infer.main(model_name=str(tmp_path / "cls"), audio_path=str(DATA / "speech16k.wav"), num_cores=1, task="translate")
 
     config = _config("wav2vec2-conformer-rel-pos")
     config.max_source_positions = 20

@@ -104,7 +104,8 @@ def deployment(serve_url, artifact, replica_home, tmp_path_factory):
 @pytest.fixture
 def bare_serve(serve_url):
     """The module's Serve with no application (its URL): a test's own replicas and the batch jobs' actors need the CPUs
-    the module's deployment holds. Deletes it first (idempotent), and the test's own application after."""
+    the module's deployment holds. Deletes it first (idempotent), and the test's own application after: the tests of
+    ``deployment`` come before those of this fixture in the file, which runs in its order."""
     from ray import serve
 
     from QEfficient.distributed.ray_serve import APP_NAME

@@ -340,12 +340,16 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
             processor = AutoFeatureExtractor.from_pretrained(model.local_model_dir)
         else:
             processor = load_hf_processor(model.local_model_dir)
-    flags = {"language": "--language", "task": "--task", "return_timestamps": "--timestamps"}
     language = generate_options.get("language") or None
-    if model_class is QEFFAutoModelForAudioClassification:  # the audio's label, as transformers' pipeline names it
-        given = [flags[name] for name, value in generate_options.items() if value]
+
+    def refuse_speech_options(kind: str, prints: str, taken: tuple[str, ...] = ()) -> None:
+        flags = {"language": "--language", "task": "--task", "return_timestamps": "--timestamps"}
+        given = [flags[name] for name, value in generate_options.items() if value and name not in taken]
         if given:
-            raise ValueError(f"'{model_name}' is an audio classifier, which prints a label without {', '.join(given)}: leave them out.")
+            raise ValueError(f"'{model_name}' is {kind}, which prints {prints} without {', '.join(given)}: leave them out.")
+
+    if model_class is QEFFAutoModelForAudioClassification:  # the audio's label, as transformers' pipeline names it
+        refuse_speech_options("an audio classifier", "a label")
         with step("Exporting and compiling the classifier graph (cached)"):
             options = {k: compile_options[k] for k in ("num_cores", "mxfp6_matmul")}
             model.compile(seq_len=max(len(audio), 400), batch_size=1, **options)
@@ -354,10 +358,8 @@ def run_speech(model_class: type, model_name: str, audio_path: str, compile_opti
         return [label]
     if model_class is QEFFAutoModelForCTC or model_class in _transducer_classes():
         prompted = model_class is not QEFFAutoModelForCTC and model.prompted  # Nemotron 3.5 ASR: its processor's language
-        given = [flags[name] for name, value in generate_options.items() if value and not (prompted and name == "language")]
-        if given:
-            kind = "CTC model" if model_class is QEFFAutoModelForCTC else "transducer"
-            raise ValueError(f"'{model_name}' is a {kind}, which prints its transcript without {', '.join(given)}: leave them out.")
+        kind = "a CTC model" if model_class is QEFFAutoModelForCTC else "a transducer"
+        refuse_speech_options(kind, "its transcript", ("language",) if prompted else ())
         if language is not None and language not in processor.prompt_dictionary:
             raise ValueError(f"--language must be one of this model's: {', '.join(sorted(processor.prompt_dictionary))}; got '{language}'.")
         # a CTC model whose frames' length is known reads windows of 30 s, as the server does; another, one pass

@@ -226,7 +226,7 @@ def _convert_gguf(folder: Path, gguf_file: str, config: PretrainedConfig | None 
             config = load_config(folder, gguf_file)
         check_causal_lm_config(config)
         reused = build_entry(entry, convert)
-    if not reused:  # the conversion held the model twice: give the freed heap back before the export
+    if not reused:  # the conversion's de-quantization buffers are freed: give the heap back before the export
         release_freed_memory(folder_bytes(entry))
     return entry
 

@@ -29,6 +29,7 @@ from QEfficient.models.seq2seq_lm import ALLOW_ANY, QEFFAutoModelForSeq2SeqLM
 from QEfficient.models.speech_prompts import (
     ENGLISH,
     PROMPTED_TYPES,
+    SEAMLESS_TYPES,
     check_prompt_request,
     prompt_languages,
     prompted_inputs,
@@ -145,7 +146,7 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
             return hf._get_feat_extract_output_lengths(lengths)
         if kind in ("canary", "cohere_asr"):  # Parakeet's encoder
             return hf.get_encoder()._get_subsampling_output_length(lengths)
-        if kind in ("seamless_m4t", "seamless_m4t_v2"):  # its adaptor's rule reads a mask (one more than an unpadded row holds)
+        if kind in SEAMLESS_TYPES:  # its adaptor's rule reads a mask (one more than an unpadded row holds)
             mask = (torch.arange(int(lengths.max())) < lengths.reshape(-1, 1)).to(torch.int64)
             return hf._compute_sub_sample_lengths_from_attention_mask(mask).to(torch.int64).reshape(lengths.shape)
         return hf.get_encoder()._get_feat_extract_output_lengths(lengths)
@@ -214,7 +215,7 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         codes = getattr(self.generation_config, "text_decoder_lang_to_code_id", None) or self._saved_generation_setting(
             "text_decoder_lang_to_code_id"
         )
-        if self.config.model_type not in ("seamless_m4t", "seamless_m4t_v2") or not codes:
+        if self.config.model_type not in SEAMLESS_TYPES or not codes:
             kind = self.config.model_type
             raise ValueError(f"tgt_lang is SeamlessM4T's (its generation config's text_decoder_lang_to_code_id); {kind} takes none.")
         lang = tgt_lang.replace("__", "")

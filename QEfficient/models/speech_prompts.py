@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from QEfficient.transform.speech_seq2seq import SEAMLESS_TYPES
+
 # models that need a decoder prompt of a language and task
-PROMPTED_TYPES = frozenset({"canary", "cohere_asr", "seamless_m4t", "seamless_m4t_v2"})
-SEAMLESS_TYPES = frozenset({"seamless_m4t", "seamless_m4t_v2"})
+PROMPTED_TYPES = frozenset({"canary", "cohere_asr", *SEAMLESS_TYPES})
 # the target of a translation (OpenAI's translations answer in English), in each model's codes
 ENGLISH = {"canary": "en", "seamless_m4t": "eng", "seamless_m4t_v2": "eng"}
 TASKS = ("transcribe", "translate")
