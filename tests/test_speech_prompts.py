@@ -196,6 +196,19 @@ def test_infer_transcribes_a_file_in_its_language(prompted, capsys):
     assert info.texts == [expected] and f"Transcription : {expected}" in capsys.readouterr().out
 
 
+def seamless_frames_read(hf, processor, audio: np.ndarray) -> int:
+    """The encoder frames SeamlessM4T's decoder attends to, as its forward masks them: its adaptor's rule on the audio's
+    mask, cut to the frames its convolutions leave (the tiny adaptor's kernel 4 and stride 2 leave one fewer)."""
+    from transformers.models.seamless_m4t.modeling_seamless_m4t import _compute_new_attention_mask
+
+    inputs = processor(audio=audio.astype(np.float32), sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        hidden = hf.speech_encoder(input_features=inputs["input_features"], attention_mask=inputs["attention_mask"]).last_hidden_state
+    lengths = hf._compute_sub_sample_lengths_from_attention_mask(inputs["attention_mask"])
+    assert int(lengths[0]) == hidden.shape[1] + 1  # where the rule alone would count one frame too many
+    return int(_compute_new_attention_mask(hidden, lengths).sum())
+
+
 def test_served_with_a_language_and_translating(prompted):
     """serve: Cohere ASR's transcription in the form's language (none, or one it lacks: a 400 naming the field), streamed
     alike; Canary's translation into English from the form's language, and SeamlessM4T's from any (it reads none), at
@@ -228,9 +241,11 @@ def test_served_with_a_language_and_translating(prompted):
                 assert answer.status_code == 200, answer.text
                 text = answer.json()["text"]
                 assert text == expected and text.strip()
-                streamed = transcribe(url, wav(audio), route, language=language, stream="true")
+                streamed = transcribe(url, wav(audio), route, language=language, stream="true", stream_include_usage="true")
                 events = [json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: {")]
                 assert "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"]) == text
+                if name == "seamless_m4t":  # the prompt tokens: the encoder frames transformers' cross-attention reads
+                    assert events[-1]["usage"]["prompt_tokens"] == seamless_frames_read(hf, processor, audio)
                 missing, wrong = (transcribe(url, wav(audio), route, **form) for form in ({}, {"language": "xx"}))
                 if name == "seamless_m4t":  # the audio's language is not asked
                     assert missing.json() == wrong.json() == answer.json()

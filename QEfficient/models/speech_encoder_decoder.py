@@ -132,11 +132,12 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         """Each recording's encoder frames (the positions its cross-attention reads), from its mask's length by the
         model's own rule (``_encoder_frames``; for a padded Moonshine row, its mask's strided slice may keep one frame
         more)."""
-        lengths = torch.from_numpy(self._inputs(None, None, inputs)[ATTENTION_MASK].sum(-1))
-        return [int(n) for n in self._encoder_frames(lengths)]
+        mask = self._inputs(None, None, inputs)[ATTENTION_MASK]
+        return [int(n) for n in self._encoder_frames(torch.from_numpy(mask.sum(-1)), mask.shape[1])]
 
-    def _encoder_frames(self, lengths: torch.Tensor) -> torch.Tensor:
-        """The encoder's frames for audio of ``lengths`` (samples or feature frames), by the model's own rule."""
+    def _encoder_frames(self, lengths: torch.Tensor, padded: int | None = None) -> torch.Tensor:
+        """The encoder's frames for audio of ``lengths`` (samples or feature frames; ``padded``: the batch's width, else
+        the longest), by the model's own rule."""
         kind, hf = self.config.model_type, self.hf
         if kind == SPEECH_ENCODER_DECODER:
             return hf.encoder._get_feat_extract_output_lengths(lengths)
@@ -146,9 +147,16 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
             return hf._get_feat_extract_output_lengths(lengths)
         if kind in ("canary", "cohere_asr"):  # Parakeet's encoder
             return hf.get_encoder()._get_subsampling_output_length(lengths)
-        if kind in SEAMLESS_TYPES:  # its adaptor's rule reads a mask (one more than an unpadded row holds)
-            mask = (torch.arange(int(lengths.max())) < lengths.reshape(-1, 1)).to(torch.int64)
-            return hf._compute_sub_sample_lengths_from_attention_mask(mask).to(torch.int64).reshape(lengths.shape)
+        if kind in SEAMLESS_TYPES:
+            # its adaptor's rule reads a mask; the cross-attention's mask is cut to the frames the adaptor's convolutions
+            # leave of the batch's width (fewer where the kernel's half is not the stride's: padding stride // 2)
+            width = int(lengths.max()) if padded is None else padded
+            mask = (torch.arange(width) < lengths.reshape(-1, 1)).to(torch.int64)
+            by_mask = hf._compute_sub_sample_lengths_from_attention_mask(mask).to(torch.int64).reshape(lengths.shape)
+            config, frames = self.config, width
+            for _ in range(config.num_adapter_layers if config.add_adapter else 0):
+                frames = (frames + 2 * (config.adaptor_stride // 2) - config.adaptor_kernel_size) // config.adaptor_stride + 1
+            return torch.clamp(by_mask, max=frames)
         return hf.get_encoder()._get_feat_extract_output_lengths(lengths)
 
     def _encoder_specializations(self, batch_size: int) -> dict:
