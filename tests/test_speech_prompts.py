@@ -244,6 +244,7 @@ def test_served_with_a_language_and_translating(prompted):
                 streamed = transcribe(url, wav(audio), route, language=language, stream="true", stream_include_usage="true")
                 events = [json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: {")]
                 assert "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"]) == text
+                assert {e["object"] for e in events} == {"translation.chunk" if task else "transcription.chunk"}  # vLLM's
                 if name == "seamless_m4t":  # the prompt tokens: the encoder frames transformers' cross-attention reads
                     assert events[-1]["usage"]["prompt_tokens"] == seamless_frames_read(hf, processor, audio)
                 missing, wrong = (transcribe(url, wav(audio), route, **form) for form in ({}, {"language": "xx"}))

@@ -315,9 +315,8 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         ``streamer``, ...). A model that takes a decoder prompt (Canary, Cohere ASR, SeamlessM4T) needs ``language`` (the
         audio's; none detects it: a code, or for Canary a name; SeamlessM4T's three-letter code) and takes ``task``
         "translate" (into English: Canary from ``language``, SeamlessM4T from any); the others transcribe without them,
-        and timestamps are refused. ``generation_len``
-        None: the checkpoint's length, or, for a Moonshine checkpoint that names none, 6.5 tokens per second of audio, as
-        its model card bounds it (within the compiled ctx_len)."""
+        and timestamps are refused. ``generation_len`` None: the checkpoint's length, or, for a Moonshine checkpoint that
+        names none, 6.5 tokens per second of audio, as its model card bounds it (within the compiled ctx_len)."""
         self.check_transcribable(language=language, task=task, return_timestamps=return_timestamps, processor=processor)
         if "tgt_lang" in options and self.config.model_type in PROMPTED_TYPES:
             raise ValueError("transcribe() makes the target language from language and task: leave tgt_lang out.")

@@ -260,7 +260,7 @@ def create_transcriber_app(
 
         created = int(time.time())
         items = await worker_items(lock, work)
-        events = transcription_events(items, name, created, usage if include_usage else None)
+        events = transcription_events(items, name, created, usage if include_usage else None, translate=task == "translate")
         return StreamingResponse(events, media_type="text/event-stream")
 
     def prompt_language(text_fields: dict, task: str | None) -> str | None:
