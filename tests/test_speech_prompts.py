@@ -157,10 +157,6 @@ def test_a_request_the_prompt_cannot_make_says_what_to_pass(prompted):
         model.transcribe(audio, processor, language="fr")
     with pytest.raises(ValueError, match="A cohere_asr model transcribes and does not translate: leave the task out"):
         model.check_transcribable(language="en", task="translate")
-    with pytest.raises(
-        ValueError, match=r"Cohere ASR reads up to 35.0 s in one pass; its processor splits this 36.0 s audio into 2 chunks"
-    ):
-        model.transcribe(np.zeros(36 * 16000, np.float32), processor, language="en")
     with pytest.raises(ValueError, match="tokens carry no times"):
         model.check_transcribable(language="en", return_timestamps=True)
     assert not model.translates(processor)
@@ -181,6 +177,34 @@ def test_a_request_the_prompt_cannot_make_says_what_to_pass(prompted):
     with pytest.raises(ValueError, match=r"A seamless_m4t model does not detect the language: .* \(one of deu, eng\)"):
         model.check_transcribable(processor=processor)
     model.check_transcribable(language="fra", task="translate", processor=processor)  # it reads any language: not asked
+
+
+def test_audio_its_processor_splits_is_one_text(prompted, tmp_path):
+    """Cohere ASR's processor splits audio past its clip length into chunks (here 3 s, overlapping by 1 s: the 7.8 s
+    test file in 4); transcribe() answers one text, joined as its processor's decode joins transformers' rows, with the
+    chunks batched past the compiled batch."""
+    import shutil
+
+    from transformers import AutoProcessor
+
+    source, hf, _ = prompted("cohere_asr")
+    folder = shutil.copytree(source, tmp_path / "cohere-short-clips")
+    processor = AutoProcessor.from_pretrained(folder)
+    processor.feature_extractor.max_audio_clip_s, processor.feature_extractor.overlap_chunk_second = 3.0, 1.0
+    processor.save_pretrained(folder)
+    audio = read_wav(DATA / "speech16k.wav")
+    inputs = processor(audio=audio, language="de", sampling_rate=16000)
+    assert len(inputs["audio_chunk_index"]) == 4
+    with torch.no_grad():
+        rows = hf.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    (expected,) = processor.decode(rows, audio_chunk_index=inputs["audio_chunk_index"], language="de", skip_special_tokens=True)
+    model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
+    model.compile(ctx_len=32, batch_size=3, num_cores=1)
+    info = model.transcribe(audio, processor, NEW_TOKENS, language="de")
+    assert info.texts == [expected]
+    unpadded = lambda row: [t for t in row if t != hf.config.pad_token_id]  # noqa: E731
+    ours = [unpadded(row.tolist()) for batch in info.generated_ids for row in batch][:4]
+    assert ours == [unpadded(row) for row in rows.tolist()]  # a row per chunk: transformers' tokens
 
 
 def test_infer_transcribes_a_file_in_its_language(prompted, capsys):

@@ -31,6 +31,7 @@ from QEfficient.models.speech_prompts import (
     PROMPTED_TYPES,
     SEAMLESS_TYPES,
     check_prompt_request,
+    joined_chunks,
     prompt_languages,
     prompted_inputs,
     target_language,
@@ -315,8 +316,10 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
         ``streamer``, ...). A model that takes a decoder prompt (Canary, Cohere ASR, SeamlessM4T) needs ``language`` (the
         audio's; none detects it: a code, or for Canary a name; SeamlessM4T's three-letter code) and takes ``task``
         "translate" (into English: Canary from ``language``, SeamlessM4T from any); the others transcribe without them,
-        and timestamps are refused. ``generation_len`` None: the checkpoint's length, or, for a Moonshine checkpoint that
-        names none, 6.5 tokens per second of audio, as its model card bounds it (within the compiled ctx_len)."""
+        and timestamps are refused. Audio Cohere ASR's processor splits (past its 35 s) is one text, joined as its
+        ``decode`` joins the chunks (``generated_ids``: a row per chunk). ``generation_len`` None: the checkpoint's
+        length, or, for a Moonshine checkpoint that names none, 6.5 tokens per second of audio, as its model card bounds
+        it (within the compiled ctx_len)."""
         self.check_transcribable(language=language, task=task, return_timestamps=return_timestamps, processor=processor)
         if "tgt_lang" in options and self.config.model_type in PROMPTED_TYPES:
             raise ValueError("transcribe() makes the target language from language and task: leave tgt_lang out.")
@@ -325,7 +328,12 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
             rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", SAMPLING_RATE)
             generation_len = self._spoken_length(len(audio) / rate)
         tgt_lang = target_language(self.config.model_type, language, task)
-        return self.generate(inputs, generation_len, processor=processor, **({"tgt_lang": tgt_lang} if tgt_lang else {}), **options)
+        info = self.generate(inputs, generation_len, processor=processor, **({"tgt_lang": tgt_lang} if tgt_lang else {}), **options)
+        rows = [row.tolist() for batch in info.generated_ids for row in batch]
+        joined = joined_chunks(self.config.model_type, processor, inputs, rows, language)
+        if joined is not None:  # one text for the recording; generated_ids keep a row per chunk
+            info.generated_texts = [[joined]]
+        return info
 
     def end_token_ids(self) -> tuple[int, ...]:
         """The tokens that end a transcript (the generation config's eos tokens)."""

@@ -78,18 +78,19 @@ def prompted_inputs(model_type: str, processor, audio: np.ndarray, rate: int, la
         return processor.apply_transcription_request(
             audio, source_language=language, target_language=target, processor_kwargs={"sampling_rate": rate}
         )
-    if model_type == "cohere_asr":
-        inputs = processor(audio=audio, language=language, sampling_rate=rate, return_tensors="pt")
-        chunks = len(inputs.get("audio_chunk_index") or ())
-        if chunks > 1:  # rows of one recording, which transcribe() would answer apart
-            longest = getattr(processor.feature_extractor, "max_audio_clip_s", None)
-            raise ValueError(
-                f"Cohere ASR reads up to {longest} s in one pass; its processor splits this {len(audio) / rate:.1f} s audio into "
-                f"{chunks} chunks: cut it, or run generate(inputs=processor(...)) and join the rows with "
-                "processor.decode(..., audio_chunk_index=..., language=...)."
-            )
-        return inputs
+    if model_type == "cohere_asr":  # past its clip length (35 s), a row per chunk: joined_chunks() joins their texts
+        return processor(audio=audio, language=language, sampling_rate=rate, return_tensors="pt")
     return processor(audio=audio, sampling_rate=rate, return_tensors="pt")
+
+
+def joined_chunks(model_type: str, processor, inputs, rows: list, language: str | None) -> str | None:
+    """The text of one recording its processor split into chunks (Cohere ASR's, each a row of ``rows``), joined as its
+    ``decode`` joins them (with ``audio_chunk_index``); None where it was not split."""
+    chunks = inputs.get("audio_chunk_index") if model_type == "cohere_asr" and hasattr(inputs, "get") else None
+    if not chunks or len(chunks) < 2:
+        return None
+    language = canonical_language(model_type, language)
+    return processor.decode(rows[: len(chunks)], audio_chunk_index=chunks, language=language, skip_special_tokens=True)[0]
 
 
 def target_language(model_type: str, language: str | None, task: str | None) -> str | None:
