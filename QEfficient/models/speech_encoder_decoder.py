@@ -329,8 +329,7 @@ class QEFFAutoModelForSpeechEncoderDecoder(QEFFAutoModelForSeq2SeqLM):
             generation_len = self._spoken_length(len(audio) / rate)
         tgt_lang = target_language(self.config.model_type, language, task)
         info = self.generate(inputs, generation_len, processor=processor, **({"tgt_lang": tgt_lang} if tgt_lang else {}), **options)
-        rows = [row.tolist() for batch in info.generated_ids for row in batch]
-        joined = joined_chunks(self.config.model_type, processor, inputs, rows, language)
+        joined = joined_chunks(self.config.model_type, processor, inputs, info.generated_ids, language)
         if joined is not None:  # one text for the recording; generated_ids keep a row per chunk
             info.generated_texts = [[joined]]
         return info

@@ -83,14 +83,15 @@ def prompted_inputs(model_type: str, processor, audio: np.ndarray, rate: int, la
     return processor(audio=audio, sampling_rate=rate, return_tensors="pt")
 
 
-def joined_chunks(model_type: str, processor, inputs, rows: list, language: str | None) -> str | None:
-    """The text of one recording its processor split into chunks (Cohere ASR's, each a row of ``rows``), joined as its
-    ``decode`` joins them (with ``audio_chunk_index``); None where it was not split."""
+def joined_chunks(model_type: str, processor, inputs, generated_ids: list, language: str | None) -> str | None:
+    """The text of one recording its processor split into chunks (Cohere ASR's, a row of ``generated_ids`` each, batch
+    after batch), joined as its ``decode`` joins them (with ``audio_chunk_index``); None where it was not split."""
     chunks = inputs.get("audio_chunk_index") if model_type == "cohere_asr" and hasattr(inputs, "get") else None
     if not chunks or len(chunks) < 2:
         return None
+    rows = [row.tolist() for batch in generated_ids for row in batch][: len(chunks)]
     language = canonical_language(model_type, language)
-    return processor.decode(rows[: len(chunks)], audio_chunk_index=chunks, language=language, skip_special_tokens=True)[0]
+    return processor.decode(rows, audio_chunk_index=chunks, language=language, skip_special_tokens=True)[0]
 
 
 def target_language(model_type: str, language: str | None, task: str | None) -> str | None:
