@@ -3,8 +3,8 @@ ColQwen2.5, Qwen2.5-VL) as tiny random models saved with their processors (weigh
 query decide). Pages and queries, batched past the compiled batch size (ColQwen2's pages of three patch grids), give
 transformers' embeddings within 1e-4 and the processor's MaxSim scores from them. Where transformers' SDPA leaves a
 left-padded row that sees nothing NaN (ColPali without token types, ColQwen2), the real tokens match, padding is zero,
-and the whole output equals its eager attention's; QEFFAutoModel routes a retriever here; ColModernVBert, bad inputs
-and the server are refused saying why."""
+and the whole output equals its eager attention's; QEFFAutoModel routes a retriever here; ColModernVBert and bad inputs are
+refused saying why (tests/test_server_retrieval.py serves both over HTTP)."""
 
 from __future__ import annotations
 
@@ -28,14 +28,11 @@ from transformers import (
 )
 
 from QEfficient import QEFFAutoModel, QEFFAutoModelForRetrieval
-from QEfficient.cloud.serve import build_server
 from tests.vlm_fixtures import _TEXT, _tokenizer, _widen_and_save, qwen2_5_vl_config, qwen2_vl_parts
 
 
-@pytest.fixture(scope="module")
-def colpali(tmp_path_factory):
+def tiny_colpali(folder) -> None:
     """A tiny ColPali folder: SigLIP at 28 px (16 image tokens), Gemma text model, 24-wide embeddings."""
-    folder = tmp_path_factory.mktemp("tiny-colpali")
     tok = _tokenizer(["<image>"], {"image_token": "<image>"})
     vision = SiglipVisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7, projection_dim=64
@@ -47,20 +44,30 @@ def colpali(tmp_path_factory):
     image_processor = SiglipImageProcessorPil(size={"height": 28, "width": 28})
     image_processor.image_seq_length = 16
     ColPaliProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+
+
+def tiny_colqwen2(folder, base: str = "qwen2_vl") -> None:
+    """A tiny ColQwen2 folder over Qwen2-VL (patch 7, 2x2 merge, 16-64 patches a page), or ColQwen2.5's over Qwen2.5-VL
+    (its tower attends within windows in one block, within the page in the other)."""
+    tok, vlm, image_processor = qwen2_vl_parts()
+    if base == "qwen2_5_vl":
+        vlm = qwen2_5_vl_config(vlm)
+    torch.manual_seed(0)
+    _widen_and_save(ColQwen2ForRetrieval(ColQwen2Config(vlm_config=vlm, embedding_dim=24)), folder)
+    ColQwen2Processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def colpali(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-colpali")
+    tiny_colpali(folder)
     return folder
 
 
 @pytest.fixture(scope="module", params=["qwen2_vl", "qwen2_5_vl"])
 def colqwen2(request, tmp_path_factory):
-    """A tiny ColQwen2 folder over Qwen2-VL (patch 7, 2x2 merge, 16-64 patches a page), or ColQwen2.5's over Qwen2.5-VL
-    (its tower attends within windows in one block, within the page in the other)."""
     folder = tmp_path_factory.mktemp(f"tiny-colqwen2-{request.param}")
-    tok, vlm, image_processor = qwen2_vl_parts()
-    if request.param == "qwen2_5_vl":
-        vlm = qwen2_5_vl_config(vlm)
-    torch.manual_seed(0)
-    _widen_and_save(ColQwen2ForRetrieval(ColQwen2Config(vlm_config=vlm, embedding_dim=24)), folder)
-    ColQwen2Processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+    tiny_colqwen2(folder, request.param)
     return folder
 
 
@@ -162,8 +169,6 @@ def test_bad_inputs_and_other_retrievers_are_refused(colpali, colqwen2, tmp_path
         model.generate(["a query"])
     with pytest.raises(ValueError, match="without pooling"):
         QEFFAutoModel.from_pretrained(colpali, pooling="mean")
-    with pytest.raises(ValueError, match="not served"):
-        build_server(str(colpali), None, 8, 64, 1, 1)
 
     ColModernVBertConfig().save_pretrained(tmp_path)  # refused from its config, before any weight is looked for
     with pytest.raises(NotImplementedError, match="ModernBERT"):

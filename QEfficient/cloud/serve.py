@@ -1,7 +1,7 @@
 """python -m QEfficient.cloud.serve: an OpenAI-compatible server with continuous batching.
 
-Which server a model gets (a decoder's, a vision-language model's, an encoder's embeddings or scores, speech,
-text to speech), built from the command line that serve_args.py parses (its options and what they mean are there,
+Which server a model gets (a decoder's, a vision-language model's, an encoder's embeddings or scores, a document
+retriever's, speech, text to speech), built from the command line that serve_args.py parses (its options and what they mean are there,
 and in --help).
 """
 
@@ -55,11 +55,19 @@ def build_server(
     (serving/tasks.CLASSIFIER_OVERRIDES). ``tool_call_parser``: the model's tool-call syntax (serving/tool_parsers.py), which lets chat
     requests leave tool_choice "auto" (serving/tools.py); ``reasoning_parser``: the syntax of its thinking, which chat answers
     return apart as ``reasoning`` (serving/reasoning.py)."""
-    if not gguf_file and _is_retriever(model_name):
-        raise ValueError(
-            f"'{model_name}' is a late-interaction retriever (ColPali): its per-token embeddings are not served over HTTP here; "
-            "run it in Python with QEFFAutoModelForRetrieval."
-        )
+    if not gguf_file and _is_retriever(model_name):  # ColPali, ColQwen2: vLLM's /pooling, /score and /rerank (MaxSim)
+        from QEfficient.serving.retrieval_app import open_retrieval_app
+
+        given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
+        given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
+        given |= {"img_size": img_size, "max_num_images": max_num_images, "mxint8_kv_cache": mxint8_kv_cache or None}
+        given |= {"hf_overrides": hf_overrides or None, "task": None if task in ("auto", "embed") else task}
+        named = [f"--{name}" for name, value in given.items() if value is not None]
+        if named:
+            raise ValueError(
+                f"'{model_name}' is a late-interaction retriever (/pooling, /score, /rerank): {', '.join(named)} do not apply."
+            )
+        return open_retrieval_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     if not gguf_file and _is_text_to_speech(model_name):  # VITS: /v1/audio/speech, one request at a time
         from QEfficient.serving.tts_app import open_tts_app
 

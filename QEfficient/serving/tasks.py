@@ -196,7 +196,7 @@ def is_text_to_speech(model_name: str) -> bool:
 
 
 def is_retriever(model_name: str) -> bool:
-    """Whether the folder holds a late-interaction retriever (ColPali: QEFFAutoModelForRetrieval), which is not served."""
+    """Whether the folder holds a late-interaction retriever (ColPali: QEFFAutoModelForRetrieval; serving/retrieval_app.py)."""
     from QEfficient.loading.hf_loader import retrieval_class_name
 
     found = folder_and_config(model_name)

@@ -1,0 +1,288 @@
+"""vLLM's late-interaction API over a document retriever (ColPali, ColQwen2: QEFFAutoModelForRetrieval), as vLLM serves
+ColPali's and ColQwen's ``token_embed`` pooling.
+
+Routes: GET /health, GET /v1/models, GET /version, and POST
+- /pooling: ``input`` (a string or a list of strings: queries) or ``messages`` whose ``image_url`` parts are pages ->
+  one item per query or page, ``data`` its L2-normalized per-token embeddings [tokens, dim] (``encoding_format``
+  "float", or "base64": the little-endian float32 rows in one string);
+- /score, /v1/score: ``text_1`` (queries) and ``text_2`` (pages: ``{"content": [image_url parts]}``, vLLM's form, or a
+  list of image_url parts) -> one MaxSim score per pair (one query against each page, or the lists pairwise);
+- /rerank, /v1/rerank, /v2/rerank: ``query`` and ``documents`` (pages, as ``text_2``), ``top_n``,
+  ``return_documents`` -> the pages by MaxSim score, highest first.
+
+Each query and page is what transformers' processor writes for it (``process_queries``: its prefix and augmentation
+tokens; ``process_images``: the page with the processor's own prompt, which a text part of a page's message may repeat
+but not replace), so its embeddings are transformers' forward's at its tokens. A score is ColBERT's MaxSim over the
+two's tokens, what ``processor.score_retrieval`` gives for one query and one page. Text documents are refused: the
+processor defines queries (text) and pages (images). Requests run one at a time on a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from fastapi import FastAPI, Request
+
+from QEfficient.export.graph_names import ATTENTION_MASK
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.classify_media_app import part_url
+from QEfficient.serving.protocol import APIError, number, parse_json, served_model
+from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.scores_app import MAX_PAIRS, listing
+from QEfficient.serving.vision_language import MAX_IMAGES_PER_REQUEST, read_images
+
+_FORMATS = ("float", "base64")
+# vLLM's pooling fields that would change the answer here, with the values that do not
+_NEUTRAL = {"task": (None, "token_embed"), "normalize": (None, True), "truncate_prompt_tokens": (None,), "priority": (None, 0)}
+
+
+def _check_neutral(body: dict, width: int) -> None:
+    for name, allowed in _NEUTRAL.items():
+        if body.get(name) not in allowed:
+            detail = "this model gives L2-normalized per-token embeddings ('token_embed')" if name in ("task", "normalize") else ""
+            raise APIError(400, f"'{name}' is not supported by this server{': ' + detail if detail else ''}; leave it out.", name)
+    dimensions = number(body, "dimensions", int, None, low=1)
+    if dimensions is not None and dimensions != width:
+        raise APIError(400, f"This model's embeddings have {width} dimensions; leave out 'dimensions' or send that.", "dimensions")
+
+
+def query_texts(value, name: str) -> list[str]:
+    """Queries: a string or a non-empty list of strings (the processor writes each one's tokens)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(t, str) for t in value):
+        if len(value) > MAX_PAIRS:
+            raise APIError(400, f"At most {MAX_PAIRS} queries in '{name}', got {len(value)}.", name)
+        return value
+    raise APIError(
+        400,
+        f"'{name}' must be a query text or a non-empty list of them (token ids are not taken: the processor writes each query's prompt).",
+        name,
+    )
+
+
+def _image_part(part, where: str, name: str, page_prompt: str) -> bool:
+    """Whether ``part`` is an image_url part (a page); False for a text part that only repeats the page prompt; a 400
+    for anything else."""
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "image_url":
+        return True
+    if kind == "text" and isinstance(part.get("text"), str) and part["text"].strip() in page_prompt:
+        return False
+    if kind == "text" or isinstance(part, str):
+        raise APIError(
+            400,
+            f"{where} is text; a page is read with its processor's own prompt ({page_prompt!r}) and documents are pages: send "
+            "queries as text and pages as image_url parts.",
+            name,
+        )
+    what = f"a part of type '{kind}'" if isinstance(kind, str) else "not an image_url part"
+    raise APIError(400, f"{where} is {what}; pages are image_url parts.", name)
+
+
+def page_parts(value, name: str, page_prompt: str) -> list[tuple[str, dict]]:
+    """(where, part) for each page of ``text_2`` / ``documents``: vLLM's ``{"content": [parts]}`` or a list of parts."""
+    parts = value.get("content") if isinstance(value, dict) else value
+    if not isinstance(parts, list) or not parts:
+        raise APIError(
+            400,
+            f'\'{name}\' must hold the pages as image_url parts: {{"content": [{{"type": "image_url", "image_url": '
+            '{"url": "data:image/png;base64,..."}}, ...]} or a list of such parts (documents are pages, not text).',
+            name,
+        )
+    where = f"{name}.content" if isinstance(value, dict) else name
+    found = [(f"{where}[{i}]", part) for i, part in enumerate(parts) if _image_part(part, f"{where}[{i}]", name, page_prompt)]
+    return _within_limit(found, name)
+
+
+def message_pages(body: dict, page_prompt: str) -> list[tuple[str, dict]]:
+    """(where, part) for each image_url part of a /pooling request's ``messages``: each one page."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise APIError(400, "'messages' must be a non-empty list whose content holds the pages as image_url parts.", "messages")
+    found = []
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        if not isinstance(content, list):
+            raise APIError(400, f"messages[{i}] must be an object whose 'content' is a list of image_url parts.", "messages")
+        for j, part in enumerate(content):
+            if _image_part(part, f"messages[{i}].content[{j}]", "messages", page_prompt):
+                found.append((f"messages[{i}].content[{j}]", part))
+    return _within_limit(found, "messages")
+
+
+def _within_limit(found: list, name: str) -> list:
+    if not found:
+        raise APIError(400, f"'{name}' holds no image_url part: send the pages.", name)
+    if len(found) > MAX_IMAGES_PER_REQUEST:
+        raise APIError(400, f"At most {MAX_IMAGES_PER_REQUEST} pages per request, got {len(found)}.", name)
+    return found
+
+
+def maxsim(query: np.ndarray, page: np.ndarray) -> float:
+    """ColBERT's late interaction: each query token's best dot product over the page's tokens, summed."""
+    return float((query @ page.T).max(axis=1).sum())
+
+
+def token_rows(embeddings, mask) -> list[np.ndarray]:
+    """Each row's embeddings at its real tokens (the attention mask's ones), float32 [tokens, dim]."""
+    values, mask = np.asarray(embeddings, np.float32), np.asarray(mask).astype(bool)
+    return [values[i][mask[i]] for i in range(len(values))]
+
+
+def create_retrieval_app(
+    model, processor, model_id: str, max_len: int, *, served_names=None, api_key=None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> FastAPI:
+    """The app over a compiled QEFFAutoModelForRetrieval and its processor; queries of at most ``max_len`` tokens."""
+    app = FastAPI(title="QEfficient late-interaction retrieval", version="1")
+    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    width = int(model.config.embedding_dim)
+    page_prompt = str(getattr(processor, "visual_prompt_prefix", "") or "")
+    lock = asyncio.Lock()  # one request at a time on the sessions: the cores are shared anyway
+    readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qeff-images")  # image fetches: off the session's turn
+    openai_app_basics(app, api_key)
+    single_model_routes(app, model_id, lock.locked)
+
+    def queries(texts: list[str]):
+        inputs = processor.process_queries(texts)
+        lengths = np.asarray(inputs[ATTENTION_MASK]).sum(axis=1)
+        for i, n in enumerate(lengths):
+            if n > max_len:
+                where = f"query {i}" if len(texts) > 1 else "the query"
+                raise APIError(
+                    400,
+                    f"{where} has {int(n)} tokens, more than this server's {max_len} (--ctx_len); shorten it.",
+                    code="context_length_exceeded",
+                )
+        return inputs
+
+    def pages(parts: list[tuple[str, dict]]):
+        images = read_images([part_url(where, part) for where, part in parts])
+        try:
+            return processor.process_images(images)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
+            raise APIError(400, f"The image processor rejected the pages: {err}", "messages") from None
+
+    def embed(inputs) -> list[np.ndarray]:
+        return token_rows(model.generate(inputs).embeddings.numpy(), inputs[ATTENTION_MASK])
+
+    async def run(prepare, *args) -> list[np.ndarray]:
+        inputs = await asyncio.get_running_loop().run_in_executor(readers, prepare, *args)
+        async with lock:
+            return await asyncio.to_thread(embed, inputs)
+
+    async def read(request: Request) -> tuple[dict, str]:
+        body = parse_json(await read_limited_body(request, max_body_bytes))
+        return body, served_model(body, names)
+
+    @app.post("/pooling")
+    async def pooling(request: Request):
+        body, name = await read(request)
+        _check_neutral(body, width)
+        encoding = body.get("encoding_format") or "float"
+        if encoding not in _FORMATS:
+            raise APIError(400, f"'encoding_format' must be one of {list(_FORMATS)}, got {encoding!r}.", "encoding_format")
+        if (body.get("input") is None) == (body.get("messages") is None):
+            raise APIError(400, "Send queries as 'input' or pages as image_url parts of 'messages' (one of the two).", "input")
+        if body.get("input") is not None:
+            rows = await run(queries, query_texts(body["input"], "input"))
+        else:
+            rows = await run(pages, message_pages(body, page_prompt))
+        data = [
+            {
+                "index": i,
+                "object": "pooling",
+                "data": base64.b64encode(r.astype("<f4").tobytes()).decode() if encoding == "base64" else r.tolist(),
+            }
+            for i, r in enumerate(rows)
+        ]
+        return listing("pool", name, data, sum(len(r) for r in rows))
+
+    async def scored(first: list[str], first_name: str, documents: list[tuple[str, dict]], pairwise: bool) -> tuple[list[float], int]:
+        if pairwise and len(first) not in (1, len(documents)):
+            raise APIError(
+                400,
+                f"'{first_name}' has {len(first)} queries and {len(documents)} pages: send one query, or one per page.",
+                first_name,
+            )
+        texts = list(dict.fromkeys(first))  # each distinct query embedded once
+        query_rows = dict(zip(texts, await run(queries, texts), strict=True))
+        page_rows = await run(pages, documents)
+        firsts = first * len(documents) if len(first) == 1 else first
+        scores = [maxsim(query_rows[q], p) for q, p in zip(firsts, page_rows, strict=True)]
+        return scores, sum(len(r) for r in query_rows.values()) + sum(len(r) for r in page_rows)
+
+    async def score(request: Request):
+        body, name = await read(request)
+        _check_neutral(body, width)
+        first_name = next((n for n in ("text_1", "queries", "data_1") if body.get(n) is not None), "text_1")
+        second_name = next((n for n in ("text_2", "documents", "items", "data_2") if body.get(n) is not None), "text_2")
+        first = query_texts(body.get(first_name), first_name)
+        scores, tokens = await scored(first, first_name, page_parts(body.get(second_name), second_name, page_prompt), True)
+        return listing("score", name, [{"index": i, "object": "score", "score": s} for i, s in enumerate(scores)], tokens)
+
+    async def rerank(request: Request):
+        body, name = await read(request)
+        _check_neutral(body, width)
+        query = body.get("query")
+        if not isinstance(query, str):
+            raise APIError(400, "'query' must be a string.", "query")
+        documents = page_parts(body.get("documents"), "documents", page_prompt)
+        top_n = number(body, "top_n", int, 0)
+        top_n = top_n if top_n > 0 else len(documents)  # vLLM: 0 or less is every document
+        keep = body.get("return_documents", True)
+        if not isinstance(keep, bool):
+            raise APIError(400, f"'return_documents' must be true or false, got {keep!r}.", "return_documents")
+        scores, tokens = await scored([query], "query", documents, False)
+        ranked = sorted(range(len(documents)), key=lambda i: -scores[i])[:top_n]
+        results = [{"index": i, **({"document": documents[i][1]} if keep else {}), "relevance_score": scores[i]} for i in ranked]
+        return {
+            "id": f"rerank-{uuid.uuid4().hex}",
+            "model": name,
+            "created": int(time.time()),
+            "usage": {"total_tokens": tokens},
+            "results": results,
+        }
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request):
+        raise APIError(
+            400,
+            "This model gives one embedding per token (late interaction), not one per input: POST /pooling for the embeddings, "
+            "/score or /rerank for MaxSim scores.",
+            code="unsupported",
+        )
+
+    for path in ("/score", "/v1/score"):
+        app.post(path)(score)
+    for path in ("/rerank", "/v1/rerank", "/v2/rerank"):
+        app.post(path)(rerank)
+    return app
+
+
+def open_retrieval_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key, max_body_bytes):
+    """(app, runner) for a late-interaction retriever's folder: compiled (a batch of one) with its processor; queries
+    of up to ``ctx_len`` tokens (within its language model's positions)."""
+    from transformers import AutoProcessor
+
+    from QEfficient import QEFFAutoModelForRetrieval
+
+    model = QEFFAutoModelForRetrieval.from_pretrained(model_name)
+    processor = AutoProcessor.from_pretrained(model.local_model_dir)
+    if not all(hasattr(processor, name) for name in ("process_queries", "process_images")):
+        raise ValueError(f"'{model_name}' has no retrieval processor (process_queries, process_images): save its processor to the folder.")
+    positions = getattr(model.config.vlm_config.text_config, "max_position_embeddings", None) or ctx_len
+    paths = model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
+    app = create_retrieval_app(
+        model, processor, model.model_name, min(ctx_len, positions), served_names=[model_name], api_key=api_key, **limits
+    )
+    app.state.qpc_path = paths["text_qpc_path"]
+    return app, NoRunner()

@@ -1,0 +1,130 @@
+"""vLLM's late-interaction API over a document retriever: ``serve --model_name`` on tiny ColPali and ColQwen2 folders
+(tests/test_retrieval.py builds them), on loopback. Queries as ``input`` and pages as ``image_url`` parts of ``messages``
+get transformers' per-token embeddings within 1e-4 (/pooling, as floats and base64); /score and /rerank give the
+processor's MaxSim scores of those embeddings; bad requests get a 400 that says what to do."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoProcessor, ColPaliForRetrieval, ColQwen2ForRetrieval
+
+from QEfficient.cloud.serve import build_from_args, build_server
+from QEfficient.cloud.serve_args import parse_args
+from tests.helpers import serve_on_loopback
+from tests.test_retrieval import tiny_colpali, tiny_colqwen2
+
+QUERIES = ["what is the cat", "a dog ran home"]
+CTX_LEN = 40  # the longest query the server takes, in tokens (prefix and augmentation tokens included)
+
+
+def page(seed: int) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (30 + 10 * seed, 40, 3), dtype=np.uint8))
+
+
+def image_part(seed: int) -> dict:
+    buffer = io.BytesIO()
+    page(seed).save(buffer, format="PNG")
+    return {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()}}
+
+
+@pytest.fixture(scope="module", params=["colpali", "colqwen2"])
+def server(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(request.param)
+    hf_class = ColPaliForRetrieval if request.param == "colpali" else ColQwen2ForRetrieval
+    (tiny_colpali if request.param == "colpali" else tiny_colqwen2)(folder)
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--ctx_len", str(CTX_LEN)]))
+    with serve_on_loopback(app, log_level="critical") as url:
+        yield url, folder, hf_class.from_pretrained(folder).eval(), AutoProcessor.from_pretrained(folder)
+    runner.stop()
+
+
+def post(url: str, route: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{url}{route}", json=body, timeout=120)
+
+
+def hf_rows(hf, inputs) -> list[np.ndarray]:
+    """transformers' embeddings of each row at its real tokens."""
+    with torch.no_grad():
+        out = hf(**inputs).embeddings.numpy()
+    return [row[mask.astype(bool)] for row, mask in zip(out, inputs["attention_mask"].numpy(), strict=True)]
+
+
+def test_queries_and_pages_equal_transformers(server):
+    url, _, hf, processor = server
+    expected_queries = [hf_rows(hf, processor.process_queries([q]))[0] for q in QUERIES]
+    expected_pages = [hf_rows(hf, processor.process_images([page(s)]))[0] for s in (0, 1)]
+
+    reply = post(url, "/pooling", {"input": QUERIES})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["object"] == "list" and [d["object"] for d in body["data"]] == ["pooling"] * 2
+    for item, expected in zip(body["data"], expected_queries, strict=True):
+        np.testing.assert_allclose(np.array(item["data"]), expected, atol=1e-4)
+    assert body["usage"]["prompt_tokens"] == sum(len(e) for e in expected_queries)
+
+    # a page's message may repeat its prompt (vLLM's ColQwen example sends it); each image is one page
+    content = [image_part(0), {"type": "text", "text": "Describe the image."}, image_part(1)]
+    reply = post(url, "/pooling", {"messages": [{"role": "user", "content": content}], "encoding_format": "base64"})
+    assert reply.status_code == 200, reply.text
+    for item, expected in zip(reply.json()["data"], expected_pages, strict=True):
+        rows = np.frombuffer(base64.b64decode(item["data"]), "<f4").reshape(-1, expected.shape[1])
+        np.testing.assert_allclose(rows, expected, atol=1e-4)
+    assert (np.abs(expected_pages[0][-4:] - expected_pages[1][-4:]).max()) > 0.1  # the page decides
+
+    # /score: one query against each page, then pairwise; the processor's MaxSim of transformers' embeddings
+    def expected_score(q: int, p: int) -> float:
+        as_tensors = [torch.from_numpy(expected_queries[q])], [torch.from_numpy(expected_pages[p])]
+        return float(processor.score_retrieval(*as_tensors)[0, 0])
+
+    reply = post(url, "/score", {"text_1": QUERIES[0], "text_2": {"content": [image_part(0), image_part(1)]}})
+    assert reply.status_code == 200, reply.text
+    scores = [d["score"] for d in reply.json()["data"]]
+    np.testing.assert_allclose(scores, [expected_score(0, 0), expected_score(0, 1)], atol=1e-3)
+    reply = post(url, "/v1/score", {"text_1": QUERIES, "text_2": [image_part(0), image_part(1)]})
+    np.testing.assert_allclose([d["score"] for d in reply.json()["data"]], [expected_score(0, 0), expected_score(1, 1)], atol=1e-3)
+
+    reply = post(url, "/rerank", {"query": QUERIES[0], "documents": [image_part(0), image_part(1)], "top_n": 1, "return_documents": False})
+    assert reply.status_code == 200, reply.text
+    (best,) = reply.json()["results"]
+    assert best["index"] == int(np.argmax(scores)) and "document" not in best
+    assert best["relevance_score"] == pytest.approx(max(scores), abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "status", "says"),
+    [
+        ("/pooling", {"input": [[5, 6, 7]]}, 400, "token ids are not taken"),
+        ("/pooling", {"input": "x", "messages": [{"role": "user", "content": [image_part(0)]}]}, 400, "one of the two"),
+        ("/pooling", {"input": "x", "task": "embed"}, 400, "token_embed"),
+        ("/pooling", {"input": "x", "dimensions": 8}, 400, "24 dimensions"),
+        ("/pooling", {"input": " ".join(["word"] * 60)}, 400, "--ctx_len"),
+        ("/pooling", {"messages": [{"role": "user", "content": [{"type": "text", "text": "a caption"}]}]}, 400, "image_url parts"),
+        ("/score", {"text_1": "q", "text_2": ["a text document"]}, 400, "documents are pages"),
+        ("/score", {"text_1": ["a", "b", "c"], "text_2": [image_part(0), image_part(1)]}, 400, "one per page"),
+        ("/rerank", {"query": "q", "documents": "not a list"}, 400, "image_url"),
+        ("/v1/embeddings", {"input": "x"}, 400, "/pooling"),
+        ("/pooling", {"input": "x", "model": "another"}, 404, "another"),
+    ],
+)
+def test_bad_requests_say_what_to_do(server, route, body, status, says):
+    reply = post(server[0], route, body)
+    assert reply.status_code == status and says in reply.json()["error"]["message"], reply.text
+
+
+def test_generation_options_and_ray_are_refused(tmp_path):
+    from QEfficient.distributed.ray_serve import application_from_args
+
+    tiny_colpali(tmp_path)
+    with pytest.raises(ValueError, match="--lora do not apply"):
+        build_server(str(tmp_path), None, 8, 64, 1, 1, lora={"a": str(tmp_path)})
+    with pytest.raises(ValueError, match="--task do not apply"):
+        build_server(str(tmp_path), None, 8, 64, 1, 1, task="score")
+    with pytest.raises(ValueError, match="served by one process: leave out --ray"):
+        application_from_args(parse_args(["--ray", "--model_name", str(tmp_path), "--ship_artifact", "off"]))
