@@ -1,0 +1,62 @@
+"""A served chat with audio for the audio-text models whose features are masked per audio (AudioFlamingo 3, GLM-ASR:
+tests/test_audio_text.py builds them), beside Qwen2-Audio's (tested there): ``serve`` on a tiny random folder saved
+with its real processor and a chat template, OpenAI's ``input_audio`` part (base64 WAV) in a user message, answers
+transformers' greedy text for the processor's chat template over that audio."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import pytest
+import torch
+from transformers import AutoTokenizer, WhisperFeatureExtractor
+
+from QEfficient.cloud.serve import build_from_args
+from QEfficient.cloud.serve_args import parse_args
+from QEfficient.utils.audio import decode_wav
+from tests.helpers import serve_on_loopback
+from tests.test_audio_text import DATA, MASKED_AUDIO, _widened, read_wav
+from tests.test_server_ctc import wav
+
+# a ChatML template that writes the model's audio token where an audio part is (the checkpoints' templates do)
+TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] is string %}{{ m['content'] }}{% else %}"
+    "{% for c in m['content'] %}{% if c['type'] == 'audio' %}AUDIO{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("model_type", list(MASKED_AUDIO))
+def test_a_served_chat_with_audio_is_transformers(model_type, tmp_path, tokenizer_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    audio_token = MASKED_AUDIO[model_type](0)[3]
+    tokenizer.add_special_tokens({"additional_special_tokens": [audio_token]})
+    config, model_class, processor_class, _ = MASKED_AUDIO[model_type](len(tokenizer))
+    config.audio_token_id = tokenizer.convert_tokens_to_ids(audio_token)
+    torch.manual_seed(0)
+    hf = _widened(model_class(config))
+    hf.save_pretrained(tmp_path)
+    extractor = WhisperFeatureExtractor(feature_size=8, sampling_rate=16000)
+    processor_class(extractor, tokenizer, chat_template=TEMPLATE.replace("AUDIO", audio_token)).save_pretrained(tmp_path)
+    processor = processor_class.from_pretrained(tmp_path)
+
+    sent = wav(read_wav(DATA / "speech16k.wav")[:32000])  # 2 s as a 16-bit WAV file
+    messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "What is said?"}]}]
+    prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    inputs = processor(text=[prompt], audio=[decode_wav(sent)], sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        ids = hf.generate(**inputs, max_new_tokens=8, do_sample=False)[0, inputs["input_ids"].shape[1] :]
+    expected = processor.tokenizer.decode(ids, skip_special_tokens=True)
+
+    app, runner = build_from_args(parse_args(["--model_name", str(tmp_path), "--num_cores", "1", "--ctx_len", "256"]))
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(sent).decode(), "format": "wav"}}
+            body = {"messages": [{"role": "user", "content": [part, {"type": "text", "text": "What is said?"}]}], "max_tokens": 8}
+            answer = httpx.post(f"{url}/v1/chat/completions", json={**body, "temperature": 0}, timeout=120)
+    finally:
+        runner.stop()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["choices"][0]["message"]["content"] == expected
+    assert answer.json()["usage"]["prompt_tokens"] == inputs["input_ids"].shape[1]
