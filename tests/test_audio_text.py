@@ -206,11 +206,9 @@ MASKED_AUDIO = {
 }
 
 
-@pytest.mark.parametrize("model_type", list(MASKED_AUDIO))
-def test_masked_audio_models_through_their_processors_are_transformers(model_type, tmp_path, tokenizer_dir):
-    """39 s of speech (two 30 s windows) and 3 s, in prompts of different lengths, through the model's real processor
-    (the local tokenizer with its audio token; windows padded to 3000 frames, text padded on the left): greedy tokens
-    equal transformers' in both layouts; the loaders pick the image-text class."""
+def masked_audio_folder(model_type: str, folder, tokenizer_dir, chat_template: str | None = None):
+    """(transformers' model, its processor, the audio token): a MASKED_AUDIO model saved to ``folder`` with its real
+    processor over the local tokenizer (``chat_template``'s AUDIO written as the audio token)."""
     from transformers import AutoTokenizer, WhisperFeatureExtractor
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -220,9 +218,18 @@ def test_masked_audio_models_through_their_processors_are_transformers(model_typ
     config.audio_token_id = tokenizer.convert_tokens_to_ids(audio_token)
     torch.manual_seed(0)
     hf = _widened(model_class(config))
-    hf.save_pretrained(tmp_path)
-    processor_class(WhisperFeatureExtractor(feature_size=8, sampling_rate=16000), tokenizer).save_pretrained(tmp_path)
-    processor = processor_class.from_pretrained(tmp_path)
+    hf.save_pretrained(folder)
+    template = {"chat_template": chat_template.replace("AUDIO", audio_token)} if chat_template else {}
+    processor_class(WhisperFeatureExtractor(feature_size=8, sampling_rate=16000), tokenizer, **template).save_pretrained(folder)
+    return hf, processor_class.from_pretrained(folder), audio_token
+
+
+@pytest.mark.parametrize("model_type", list(MASKED_AUDIO))
+def test_masked_audio_models_through_their_processors_are_transformers(model_type, tmp_path, tokenizer_dir):
+    """39 s of speech (two 30 s windows) and 3 s, in prompts of different lengths, through the model's real processor
+    (the local tokenizer with its audio token; windows padded to 3000 frames, text padded on the left): greedy tokens
+    equal transformers' in both layouts; the loaders pick the image-text class."""
+    hf, processor, audio_token = masked_audio_folder(model_type, tmp_path, tokenizer_dir)
     clip = read_wav(DATA / "speech16k.wav")
     prompts = [f"Say: {audio_token} now", f"Hi {audio_token}"]
     audios = [np.tile(clip, 5)[: 39 * 16000], clip[16000:64000]]

@@ -10,13 +10,12 @@ import base64
 import httpx
 import pytest
 import torch
-from transformers import AutoTokenizer, WhisperFeatureExtractor
 
 from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.utils.audio import decode_wav
 from tests.helpers import serve_on_loopback
-from tests.test_audio_text import DATA, MASKED_AUDIO, _widened, read_wav
+from tests.test_audio_text import DATA, MASKED_AUDIO, masked_audio_folder, read_wav
 from tests.test_server_ctc import wav
 
 # a ChatML template that writes the model's audio token where an audio part is (the checkpoints' templates do)
@@ -29,17 +28,7 @@ TEMPLATE = (
 
 @pytest.mark.parametrize("model_type", list(MASKED_AUDIO))
 def test_a_served_chat_with_audio_is_transformers(model_type, tmp_path, tokenizer_dir):
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    audio_token = MASKED_AUDIO[model_type](0)[3]
-    tokenizer.add_special_tokens({"additional_special_tokens": [audio_token]})
-    config, model_class, processor_class, _ = MASKED_AUDIO[model_type](len(tokenizer))
-    config.audio_token_id = tokenizer.convert_tokens_to_ids(audio_token)
-    torch.manual_seed(0)
-    hf = _widened(model_class(config))
-    hf.save_pretrained(tmp_path)
-    extractor = WhisperFeatureExtractor(feature_size=8, sampling_rate=16000)
-    processor_class(extractor, tokenizer, chat_template=TEMPLATE.replace("AUDIO", audio_token)).save_pretrained(tmp_path)
-    processor = processor_class.from_pretrained(tmp_path)
+    hf, processor, _ = masked_audio_folder(model_type, tmp_path, tokenizer_dir, TEMPLATE)
 
     sent = wav(read_wav(DATA / "speech16k.wav")[:32000])  # 2 s as a 16-bit WAV file
     messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "What is said?"}]}]
