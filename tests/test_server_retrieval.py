@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import httpx
 import numpy as np
@@ -34,11 +35,12 @@ def image_part(seed: int) -> dict:
     return {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()}}
 
 
-@pytest.fixture(scope="module", params=["colpali", "colqwen2"])
+@pytest.fixture(scope="module", params=["colpali", "qwen2_vl", "qwen2_5_vl"])
 def server(request, tmp_path_factory):
+    """A served tiny ColPali, ColQwen2 or ColQwen2.5 (over Qwen2.5-VL), transformers' model and the processor."""
     folder = tmp_path_factory.mktemp(request.param)
     hf_class = ColPaliForRetrieval if request.param == "colpali" else ColQwen2ForRetrieval
-    (tiny_colpali if request.param == "colpali" else tiny_colqwen2)(folder)
+    tiny_colpali(folder) if request.param == "colpali" else tiny_colqwen2(folder, request.param)
     app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--ctx_len", str(CTX_LEN)]))
     with serve_on_loopback(app, log_level="critical") as url:
         yield url, folder, hf_class.from_pretrained(folder).eval(), AutoProcessor.from_pretrained(folder)
@@ -88,6 +90,7 @@ def test_queries_and_pages_equal_transformers(server):
     scores = [d["score"] for d in reply.json()["data"]]
     np.testing.assert_allclose(scores, [expected_score(0, 0), expected_score(0, 1)], atol=1e-3)
     reply = post(url, "/v1/score", {"text_1": QUERIES, "text_2": [image_part(0), image_part(1)]})
+    assert reply.status_code == 200, reply.text
     np.testing.assert_allclose([d["score"] for d in reply.json()["data"]], [expected_score(0, 0), expected_score(1, 1)], atol=1e-3)
 
     reply = post(url, "/rerank", {"query": QUERIES[0], "documents": [image_part(0), image_part(1)], "top_n": 1, "return_documents": False})
@@ -95,6 +98,11 @@ def test_queries_and_pages_equal_transformers(server):
     (best,) = reply.json()["results"]
     assert best["index"] == int(np.argmax(scores)) and "document" not in best
     assert best["relevance_score"] == pytest.approx(max(scores), abs=1e-3)
+    reply = post(url, "/v1/rerank", {"query": QUERIES[0], "documents": {"content": [image_part(0), image_part(1)]}})  # vLLM's form
+    assert reply.status_code == 200, reply.text
+    ranked = reply.json()["results"]
+    assert [r["index"] for r in ranked] == list(np.argsort(scores)[::-1]) and reply.json()["usage"]["prompt_tokens"] > 0
+    assert ranked[0]["document"] == {"text": None, "multi_modal": image_part(int(np.argmax(scores)))}
 
 
 @pytest.mark.parametrize(
@@ -107,6 +115,28 @@ def test_queries_and_pages_equal_transformers(server):
         ("/pooling", {"input": " ".join(["word"] * 60)}, 400, "--ctx_len"),
         ("/pooling", {"messages": [{"role": "user", "content": [{"type": "text", "text": "a caption"}]}]}, 400, "image_url parts"),
         ("/score", {"text_1": "q", "text_2": ["a text document"]}, 400, "documents are pages"),
+        (
+            "/rerank",
+            {"query": "q", "documents": [{"type": "text", "text": "Describe the image."}, image_part(0)]},
+            400,
+            "documents are pages",
+        ),
+        ("/pooling", {"input": []}, 400, "non-empty list"),
+        ("/pooling", {"input": ["ok", "a IMAGE_TOKEN here"]}, 400, "input[1] holds the image token"),
+        ("/pooling", {"messages": ["not an object"]}, 400, "messages[0] must be an object"),
+        (
+            "/pooling",
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]},
+            400,
+            "messages[0].content[0]",
+        ),
+        (
+            "/score",
+            {"text_1": "q", "text_2": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+            400,
+            "text_2[0]",
+        ),
+        ("/pooling", {"input": "x", "normalize": 1}, 400, "'normalize' is not supported"),
         ("/score", {"text_1": ["a", "b", "c"], "text_2": [image_part(0), image_part(1)]}, 400, "one per page"),
         ("/rerank", {"query": "q", "documents": "not a list"}, 400, "image_url"),
         ("/v1/embeddings", {"input": "x"}, 400, "/pooling"),
@@ -114,6 +144,7 @@ def test_queries_and_pages_equal_transformers(server):
     ],
 )
 def test_bad_requests_say_what_to_do(server, route, body, status, says):
+    body = json.loads(json.dumps(body).replace("IMAGE_TOKEN", server[3].image_token))  # the processor's own
     reply = post(server[0], route, body)
     assert reply.status_code == status and says in reply.json()["error"]["message"], reply.text
 
@@ -128,3 +159,8 @@ def test_generation_options_and_ray_are_refused(tmp_path):
         build_server(str(tmp_path), None, 8, 64, 1, 1, task="score")
     with pytest.raises(ValueError, match="served by one process: leave out --ray"):
         application_from_args(parse_args(["--ray", "--model_name", str(tmp_path), "--ship_artifact", "off"]))
+    app, runner = build_server(str(tmp_path), None, 8, 64, 1, 1, max_num_images=1)  # the pages a request may hold
+    with serve_on_loopback(app, log_level="critical") as url:
+        reply = post(url, "/pooling", {"messages": [{"role": "user", "content": [image_part(0), image_part(1)]}]})
+    runner.stop()
+    assert reply.status_code == 400 and "At most 1 pages per request (--max_num_images)" in reply.json()["error"]["message"]

@@ -102,7 +102,7 @@ def test_score_and_rerank_equal_transformers_through_a_sigmoid(cross_encoder):
         np.testing.assert_allclose([x["relevance_score"] for x in results], expected[order], atol=1e-5, rtol=0)
     bare = post(url, "/rerank", {"query": QUERY, "documents": [{"text": d} for d in DOCS], "return_documents": False}).json()
     assert len(bare["results"]) == 4 and all("document" not in x for x in bare["results"])
-    assert bare["usage"] == {"total_tokens": tokens}
+    assert bare["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
     assert len(post(url, "/rerank", {"query": QUERY, "documents": DOCS, "top_n": -1}).json()["results"]) == 4  # vLLM: all
     raw = post(url, "/score", {"queries": QUERY, "documents": DOCS, "use_activation": False}).json()["data"]  # vLLM's other names
     np.testing.assert_allclose([d["score"] for d in raw], hf_logits(folder, [QUERY] * len(DOCS), DOCS)[:, 0], atol=1e-5, rtol=0)

@@ -60,14 +60,14 @@ def build_server(
 
         given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
         given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
-        given |= {"img_size": img_size, "max_num_images": max_num_images, "mxint8_kv_cache": mxint8_kv_cache or None}
+        given |= {"img_size": img_size, "num_speculative_tokens": num_speculative_tokens, "mxint8_kv_cache": mxint8_kv_cache or None}
         given |= {"hf_overrides": hf_overrides or None, "task": None if task in ("auto", "embed") else task}
         named = [f"--{name}" for name, value in given.items() if value is not None]
         if named:
             raise ValueError(
                 f"'{model_name}' is a late-interaction retriever (/pooling, /score, /rerank): {', '.join(named)} do not apply."
             )
-        return open_retrieval_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
+        return open_retrieval_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, max_num_images)  # pages
     if not gguf_file and _is_text_to_speech(model_name):  # VITS: /v1/audio/speech, one request at a time
         from QEfficient.serving.tts_app import open_tts_app
 

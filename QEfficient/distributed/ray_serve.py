@@ -407,7 +407,9 @@ def application_from_args(args):
         if is_text_to_speech(model_name):
             raise ValueError(f"'{model_name}' is a text-to-speech model (/v1/audio/speech), served by one process: leave out --ray.")
         if is_retriever(model_name):
-            raise ValueError(f"'{model_name}' is a late-interaction retriever (/pooling, /score), served by one process: leave out --ray.")
+            raise ValueError(
+                f"'{model_name}' is a late-interaction retriever (/pooling, /score, /rerank), served by one process: leave out --ray."
+            )
     if pooling is not None:  # an encoder: compiled here, each replica serves the artifact (one request at a time)
         qpc_path = _compile_encoder(model_name, pooling, args)
         shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None

@@ -11,31 +11,36 @@ Routes: GET /health, GET /v1/models, GET /version, and POST
   ``return_documents`` -> the pages by MaxSim score, highest first.
 
 Each query and page is what transformers' processor writes for it (``process_queries``: its prefix and augmentation
-tokens; ``process_images``: the page with the processor's own prompt, which a text part of a page's message may repeat
-but not replace), so its embeddings are transformers' forward's at its tokens. A score is ColBERT's MaxSim over the
-two's tokens, what ``processor.score_retrieval`` gives for one query and one page. Text documents are refused: the
-processor defines queries (text) and pages (images). Requests run one at a time on a worker thread.
+tokens; ``process_images``: the page with the processor's own prompt, whose instruction, "Describe the image.", a text
+part of a page's message may repeat but not replace), so its embeddings are transformers' forward's at its tokens. A
+score is ColBERT's MaxSim over the two's tokens, what ``processor.score_retrieval`` gives for one query and one page.
+Text documents are refused: the processor defines queries (text) and pages (images). Requests run one at a time on a
+worker thread, each query at its own length; at most MAX_QUERIES queries and ``max_pages`` pages a request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import re
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 
 from QEfficient.export.graph_names import ATTENTION_MASK
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.classify_media_app import part_url
 from QEfficient.serving.protocol import APIError, number, parse_json, served_model
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.scores_app import MAX_PAIRS, listing
+from QEfficient.serving.scores_app import listing
 from QEfficient.serving.vision_language import MAX_IMAGES_PER_REQUEST, read_images
 
+MAX_QUERIES = 256  # per request: each runs on its own, and /pooling returns every token's vector
 _FORMATS = ("float", "base64")
 # vLLM's pooling fields that would change the answer here, with the values that do not
 _NEUTRAL = {"task": (None, "token_embed"), "normalize": (None, True), "truncate_prompt_tokens": (None,), "priority": (None, 0)}
@@ -43,7 +48,8 @@ _NEUTRAL = {"task": (None, "token_embed"), "normalize": (None, True), "truncate_
 
 def _check_neutral(body: dict, width: int) -> None:
     for name, allowed in _NEUTRAL.items():
-        if body.get(name) not in allowed:
+        value = body.get(name)
+        if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):  # true is not 1 here
             detail = "this model gives L2-normalized per-token embeddings ('token_embed')" if name in ("task", "normalize") else ""
             raise APIError(400, f"'{name}' is not supported by this server{': ' + detail if detail else ''}; leave it out.", name)
     dimensions = number(body, "dimensions", int, None, low=1)
@@ -51,13 +57,23 @@ def _check_neutral(body: dict, width: int) -> None:
         raise APIError(400, f"This model's embeddings have {width} dimensions; leave out 'dimensions' or send that.", "dimensions")
 
 
-def query_texts(value, name: str) -> list[str]:
-    """Queries: a string or a non-empty list of strings (the processor writes each one's tokens)."""
+def page_instruction(prompt: str) -> str:
+    """The words of a processor's page prompt ("Describe the image."), without its special tokens and turn markers."""
+    return max(re.split(r"<[^>]*>|\n|User:|Assistant:", prompt), key=len).strip()
+
+
+def query_texts(value, name: str, image_token: str | None) -> list[str]:
+    """Queries: a string or a non-empty list of strings (the processor writes each one's tokens), none holding the
+    image token."""
     if isinstance(value, str):
-        return [value]
+        value = [value]
     if isinstance(value, list) and value and all(isinstance(t, str) for t in value):
-        if len(value) > MAX_PAIRS:
-            raise APIError(400, f"At most {MAX_PAIRS} queries in '{name}', got {len(value)}.", name)
+        if len(value) > MAX_QUERIES:
+            raise APIError(400, f"At most {MAX_QUERIES} queries in '{name}', got {len(value)}.", name)
+        for i, text in enumerate(value):
+            if image_token and image_token in text:
+                where = f"{name}[{i}]" if len(value) > 1 else name
+                raise APIError(400, f"{where} holds the image token {image_token!r}: pages go in image_url parts, not in queries.", name)
         return value
     raise APIError(
         400,
@@ -66,27 +82,29 @@ def query_texts(value, name: str) -> list[str]:
     )
 
 
-def _image_part(part, where: str, name: str, page_prompt: str) -> bool:
-    """Whether ``part`` is an image_url part (a page); False for a text part that only repeats the page prompt; a 400
-    for anything else."""
+def _image_part(part, where: str, name: str, instruction: str | None) -> bool:
+    """Whether ``part`` is an image_url part (a page); False for a text part that is empty or repeats the page prompt's
+    ``instruction`` (None: every part is a document, so text is refused); a 400 for anything else."""
     kind = part.get("type") if isinstance(part, dict) else None
     if kind == "image_url":
         return True
-    if kind == "text" and isinstance(part.get("text"), str) and part["text"].strip() in page_prompt:
+    text = part.get("text") if kind == "text" else None
+    if instruction is not None and isinstance(text, str) and text.strip() in ("", instruction):
         return False
     if kind == "text" or isinstance(part, str):
         raise APIError(
             400,
-            f"{where} is text; a page is read with its processor's own prompt ({page_prompt!r}) and documents are pages: send "
-            "queries as text and pages as image_url parts.",
+            f"{where} is text; documents are pages, each read with its processor's own prompt: send queries as text and pages "
+            "as image_url parts.",
             name,
         )
     what = f"a part of type '{kind}'" if isinstance(kind, str) else "not an image_url part"
     raise APIError(400, f"{where} is {what}; pages are image_url parts.", name)
 
 
-def page_parts(value, name: str, page_prompt: str) -> list[tuple[str, dict]]:
-    """(where, part) for each page of ``text_2`` / ``documents``: vLLM's ``{"content": [parts]}`` or a list of parts."""
+def page_parts(value, name: str, max_pages: int) -> list[tuple[str, dict]]:
+    """(where, part) for each page of ``text_2`` / ``documents``: vLLM's ``{"content": [parts]}`` or a list of parts,
+    each one document (a text part is refused)."""
     parts = value.get("content") if isinstance(value, dict) else value
     if not isinstance(parts, list) or not parts:
         raise APIError(
@@ -96,11 +114,11 @@ def page_parts(value, name: str, page_prompt: str) -> list[tuple[str, dict]]:
             name,
         )
     where = f"{name}.content" if isinstance(value, dict) else name
-    found = [(f"{where}[{i}]", part) for i, part in enumerate(parts) if _image_part(part, f"{where}[{i}]", name, page_prompt)]
-    return _within_limit(found, name)
+    found = [(f"{where}[{i}]", part) for i, part in enumerate(parts) if _image_part(part, f"{where}[{i}]", name, None)]
+    return _within_limit(found, name, max_pages)
 
 
-def message_pages(body: dict, page_prompt: str) -> list[tuple[str, dict]]:
+def message_pages(body: dict, instruction: str, max_pages: int) -> list[tuple[str, dict]]:
     """(where, part) for each image_url part of a /pooling request's ``messages``: each one page."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -113,16 +131,16 @@ def message_pages(body: dict, page_prompt: str) -> list[tuple[str, dict]]:
         if not isinstance(content, list):
             raise APIError(400, f"messages[{i}] must be an object whose 'content' is a list of image_url parts.", "messages")
         for j, part in enumerate(content):
-            if _image_part(part, f"messages[{i}].content[{j}]", "messages", page_prompt):
+            if _image_part(part, f"messages[{i}].content[{j}]", "messages", instruction):
                 found.append((f"messages[{i}].content[{j}]", part))
-    return _within_limit(found, "messages")
+    return _within_limit(found, "messages", max_pages)
 
 
-def _within_limit(found: list, name: str) -> list:
+def _within_limit(found: list, name: str, max_pages: int) -> list:
     if not found:
         raise APIError(400, f"'{name}' holds no image_url part: send the pages.", name)
-    if len(found) > MAX_IMAGES_PER_REQUEST:
-        raise APIError(400, f"At most {MAX_IMAGES_PER_REQUEST} pages per request, got {len(found)}.", name)
+    if len(found) > max_pages:
+        raise APIError(400, f"At most {max_pages} pages per request (--max_num_images), got {len(found)}.", name)
     return found
 
 
@@ -138,49 +156,81 @@ def token_rows(embeddings, mask) -> list[np.ndarray]:
 
 
 def create_retrieval_app(
-    model, processor, model_id: str, max_len: int, *, served_names=None, api_key=None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    model,
+    processor,
+    model_id: str,
+    max_len: int,
+    *,
+    served_names=None,
+    api_key=None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_pages: int = MAX_IMAGES_PER_REQUEST,
 ) -> FastAPI:
-    """The app over a compiled QEFFAutoModelForRetrieval and its processor; queries of at most ``max_len`` tokens."""
+    """The app over a compiled QEFFAutoModelForRetrieval and its processor; queries of at most ``max_len`` tokens, at
+    most ``max_pages`` pages a request."""
     app = FastAPI(title="QEfficient late-interaction retrieval", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     width = int(model.config.embedding_dim)
-    page_prompt = str(getattr(processor, "visual_prompt_prefix", "") or "")
+    instruction = page_instruction(str(getattr(processor, "visual_prompt_prefix", "") or ""))
+    image_token = getattr(processor, "image_token", None)
     lock = asyncio.Lock()  # one request at a time on the sessions: the cores are shared anyway
+    processing = threading.Lock()  # the processor's tokenizer changes its padding settings as it runs: one call at a time
     readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qeff-images")  # image fetches: off the session's turn
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
 
-    def queries(texts: list[str]):
-        inputs = processor.process_queries(texts)
-        lengths = np.asarray(inputs[ATTENTION_MASK]).sum(axis=1)
-        for i, n in enumerate(lengths):
+    def query_inputs(texts: list[str]) -> list:
+        """Each query as the processor writes it, on its own (no padding to the longest)."""
+        out = []
+        for i, text in enumerate(texts):
+            try:
+                with processing:
+                    inputs = processor.process_queries([text])
+            except ValueError as err:
+                raise APIError(400, f"The processor rejected query {i}: {err}", "input") from None
+            n = int(np.asarray(inputs[ATTENTION_MASK]).sum())
             if n > max_len:
                 where = f"query {i}" if len(texts) > 1 else "the query"
                 raise APIError(
                     400,
-                    f"{where} has {int(n)} tokens, more than this server's {max_len} (--ctx_len); shorten it.",
+                    f"{where} has {n} tokens, more than this server's {max_len} (--ctx_len); shorten it.",
                     code="context_length_exceeded",
                 )
-        return inputs
+            out.append(inputs)
+        return out
 
-    def pages(parts: list[tuple[str, dict]]):
-        images = read_images([part_url(where, part) for where, part in parts])
+    def page_inputs(parts: list[tuple[str, dict]], name: str) -> list:
         try:
-            return processor.process_images(images)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
-            raise APIError(400, f"The image processor rejected the pages: {err}", "messages") from None
+            images = read_images([part_url(where, part) for where, part in parts], [where for where, _ in parts])
+        except APIError as err:
+            err.param = name
+            raise
+        try:
+            with processing:
+                return [processor.process_images(images)]
+        except (ValueError, TypeError) as err:
+            raise APIError(400, f"The image processor rejected the pages: {err}", name) from None
 
-    def embed(inputs) -> list[np.ndarray]:
-        return token_rows(model.generate(inputs).embeddings.numpy(), inputs[ATTENTION_MASK])
+    def embed(batches: list) -> list[np.ndarray]:
+        return [row for inputs in batches for row in token_rows(model.generate(inputs).embeddings.numpy(), inputs[ATTENTION_MASK])]
 
-    async def run(prepare, *args) -> list[np.ndarray]:
-        inputs = await asyncio.get_running_loop().run_in_executor(readers, prepare, *args)
+    async def queries(texts: list[str]) -> list[np.ndarray]:
+        batches = await asyncio.to_thread(query_inputs, texts)
         async with lock:
-            return await asyncio.to_thread(embed, inputs)
+            return await asyncio.to_thread(embed, batches)
+
+    async def pages(parts: list[tuple[str, dict]], name: str) -> list[np.ndarray]:
+        batches = await asyncio.get_running_loop().run_in_executor(readers, page_inputs, parts, name)
+        async with lock:
+            return await asyncio.to_thread(embed, batches)
 
     async def read(request: Request) -> tuple[dict, str]:
         body = parse_json(await read_limited_body(request, max_body_bytes))
         return body, served_model(body, names)
+
+    async def json_response(payload: dict) -> Response:
+        """Serialized off the event loop: a /pooling answer holds every token's vector."""
+        return Response(await asyncio.to_thread(json.dumps, payload), media_type="application/json")
 
     @app.post("/pooling")
     async def pooling(request: Request):
@@ -192,29 +242,24 @@ def create_retrieval_app(
         if (body.get("input") is None) == (body.get("messages") is None):
             raise APIError(400, "Send queries as 'input' or pages as image_url parts of 'messages' (one of the two).", "input")
         if body.get("input") is not None:
-            rows = await run(queries, query_texts(body["input"], "input"))
+            rows = await queries(query_texts(body["input"], "input", image_token))
         else:
-            rows = await run(pages, message_pages(body, page_prompt))
-        data = [
-            {
-                "index": i,
-                "object": "pooling",
-                "data": base64.b64encode(r.astype("<f4").tobytes()).decode() if encoding == "base64" else r.tolist(),
-            }
-            for i, r in enumerate(rows)
-        ]
-        return listing("pool", name, data, sum(len(r) for r in rows))
+            rows = await pages(message_pages(body, instruction, max_pages), "messages")
 
-    async def scored(first: list[str], first_name: str, documents: list[tuple[str, dict]], pairwise: bool) -> tuple[list[float], int]:
-        if pairwise and len(first) not in (1, len(documents)):
+        def item(i: int, r: np.ndarray) -> dict:
+            data = base64.b64encode(r.astype("<f4").tobytes()).decode() if encoding == "base64" else r.tolist()
+            return {"index": i, "object": "pooling", "data": data}
+
+        return await json_response(listing("pool", name, [item(i, r) for i, r in enumerate(rows)], sum(len(r) for r in rows)))
+
+    async def scored(first: list[str], first_name: str, documents: list[tuple[str, dict]], name: str) -> tuple[list[float], int]:
+        if len(first) not in (1, len(documents)):
             raise APIError(
-                400,
-                f"'{first_name}' has {len(first)} queries and {len(documents)} pages: send one query, or one per page.",
-                first_name,
+                400, f"'{first_name}' has {len(first)} queries and {len(documents)} pages: send one query, or one per page.", first_name
             )
         texts = list(dict.fromkeys(first))  # each distinct query embedded once
-        query_rows = dict(zip(texts, await run(queries, texts), strict=True))
-        page_rows = await run(pages, documents)
+        query_rows = dict(zip(texts, await queries(texts), strict=True))
+        page_rows = await pages(documents, name)
         firsts = first * len(documents) if len(first) == 1 else first
         scores = [maxsim(query_rows[q], p) for q, p in zip(firsts, page_rows, strict=True)]
         return scores, sum(len(r) for r in query_rows.values()) + sum(len(r) for r in page_rows)
@@ -224,32 +269,30 @@ def create_retrieval_app(
         _check_neutral(body, width)
         first_name = next((n for n in ("text_1", "queries", "data_1") if body.get(n) is not None), "text_1")
         second_name = next((n for n in ("text_2", "documents", "items", "data_2") if body.get(n) is not None), "text_2")
-        first = query_texts(body.get(first_name), first_name)
-        scores, tokens = await scored(first, first_name, page_parts(body.get(second_name), second_name, page_prompt), True)
+        first = query_texts(body.get(first_name), first_name, image_token)
+        scores, tokens = await scored(first, first_name, page_parts(body.get(second_name), second_name, max_pages), second_name)
         return listing("score", name, [{"index": i, "object": "score", "score": s} for i, s in enumerate(scores)], tokens)
 
     async def rerank(request: Request):
         body, name = await read(request)
         _check_neutral(body, width)
-        query = body.get("query")
-        if not isinstance(query, str):
+        query = query_texts(body.get("query"), "query", image_token) if isinstance(body.get("query"), str) else None
+        if query is None:
             raise APIError(400, "'query' must be a string.", "query")
-        documents = page_parts(body.get("documents"), "documents", page_prompt)
+        documents = page_parts(body.get("documents"), "documents", max_pages)
         top_n = number(body, "top_n", int, 0)
         top_n = top_n if top_n > 0 else len(documents)  # vLLM: 0 or less is every document
         keep = body.get("return_documents", True)
         if not isinstance(keep, bool):
             raise APIError(400, f"'return_documents' must be true or false, got {keep!r}.", "return_documents")
-        scores, tokens = await scored([query], "query", documents, False)
+        scores, tokens = await scored(query, "query", documents, "documents")
         ranked = sorted(range(len(documents)), key=lambda i: -scores[i])[:top_n]
-        results = [{"index": i, **({"document": documents[i][1]} if keep else {}), "relevance_score": scores[i]} for i in ranked]
-        return {
-            "id": f"rerank-{uuid.uuid4().hex}",
-            "model": name,
-            "created": int(time.time()),
-            "usage": {"total_tokens": tokens},
-            "results": results,
-        }
+        results = [
+            {"index": i, **({"document": {"text": None, "multi_modal": documents[i][1]}} if keep else {}), "relevance_score": scores[i]}
+            for i in ranked
+        ]
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return {"id": f"rerank-{uuid.uuid4().hex}", "model": name, "created": int(time.time()), "usage": usage, "results": results}
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request):
@@ -267,9 +310,9 @@ def create_retrieval_app(
     return app
 
 
-def open_retrieval_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key, max_body_bytes):
+def open_retrieval_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key, max_body_bytes, max_pages=None):
     """(app, runner) for a late-interaction retriever's folder: compiled (a batch of one) with its processor; queries
-    of up to ``ctx_len`` tokens (within its language model's positions)."""
+    of up to ``ctx_len`` tokens (within its language model's positions), ``max_pages`` pages a request."""
     from transformers import AutoProcessor
 
     from QEfficient import QEFFAutoModelForRetrieval
@@ -281,6 +324,7 @@ def open_retrieval_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matm
     positions = getattr(model.config.vlm_config.text_config, "max_position_embeddings", None) or ctx_len
     paths = model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
+    limits |= {"max_pages": max_pages} if max_pages else {}
     app = create_retrieval_app(
         model, processor, model.model_name, min(ctx_len, positions), served_names=[model_name], api_key=api_key, **limits
     )

@@ -269,7 +269,8 @@ def create_scores_app(
         results = [
             {"index": i, **({"document": {"text": documents[i]}} if keep else {}), "relevance_score": float(scores[i])} for i in ranked
         ]
-        return {"id": f"rerank-{uuid.uuid4().hex}", "model": name, "usage": {"total_tokens": tokens}, "results": results}
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}  # vLLM's RerankUsage
+        return {"id": f"rerank-{uuid.uuid4().hex}", "model": name, "usage": usage, "results": results}
 
     async def classify(request: Request):
         body = await read(request)

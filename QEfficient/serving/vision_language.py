@@ -96,15 +96,16 @@ def read_url_bytes(url: str, where: str, timeout: float = FETCH_TIMEOUT_S, max_b
     )
 
 
-def read_images(urls: list[str]) -> list:
-    """The images of a request's messages (``urls`` in order) as RGB, within the limits of one request: its pixels
-    (MAX_REQUEST_PIXELS) and the time to fetch them all (REQUEST_FETCH_S)."""
+def read_images(urls: list[str], wheres: list[str] | None = None) -> list:
+    """The images of a request's messages (``urls`` in order; ``wheres``: where each is, for the errors) as RGB, within
+    the limits of one request: its pixels (MAX_REQUEST_PIXELS) and the time to fetch them all (REQUEST_FETCH_S)."""
     images, budget, deadline = [], MAX_REQUEST_PIXELS, time.monotonic() + REQUEST_FETCH_S
     for n, url in enumerate(urls):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise APIError(400, f"The images were not all read within {REQUEST_FETCH_S:g} s: send fewer, or as data: URLs.", "messages")
-        images.append(read_image(url, f"image {n} of the messages", timeout=min(FETCH_TIMEOUT_S, remaining), pixel_budget=budget))
+        where = wheres[n] if wheres else f"image {n} of the messages"
+        images.append(read_image(url, where, timeout=min(FETCH_TIMEOUT_S, remaining), pixel_budget=budget))
         budget -= images[-1].width * images[-1].height
     return images
 
