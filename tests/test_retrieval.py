@@ -14,6 +14,8 @@ import torch
 from PIL import Image
 from transformers import (
     ColModernVBertConfig,
+    ColModernVBertForRetrieval,
+    ColModernVBertProcessor,
     ColPaliConfig,
     ColPaliForRetrieval,
     ColPaliProcessor,
@@ -22,6 +24,9 @@ from transformers import (
     ColQwen2Processor,
     Gemma2Config,
     GemmaConfig,
+    Idefics3ImageProcessorPil,
+    ModernBertConfig,
+    ModernVBertConfig,
     PaliGemmaConfig,
     SiglipImageProcessorPil,
     SiglipVisionConfig,
@@ -55,6 +60,26 @@ def tiny_colqwen2(folder, base: str = "qwen2_vl") -> None:
     torch.manual_seed(0)
     _widen_and_save(ColQwen2ForRetrieval(ColQwen2Config(vlm_config=vlm, embedding_dim=24)), folder)
     ColQwen2Processor(image_processor=image_processor, tokenizer=tok).save_pretrained(folder)
+
+
+def tiny_colmodernvbert(folder) -> None:
+    """A tiny ColModernVBert folder: SigLIP at 28 px in Idefics3 tiles (a page cut into up to 2x2 tiles and a global
+    view, 4 image tokens each), a three-layer ModernBERT whose middle layer sees 4 tokens either side."""
+    rows_cols = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
+    tok = _tokenizer(["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>", "<|begin_of_text|>", *rows_cols])
+    text = ModernBertConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2,
+        global_attn_every_n_layers=2, local_attention=8, pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2,
+    )  # fmt: skip
+    vision = SiglipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7
+    )
+    image_token = tok.convert_tokens_to_ids("<image>")
+    vlm = ModernVBertConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), image_token_id=image_token, pixel_shuffle_factor=2)
+    torch.manual_seed(0)
+    _widen_and_save(ColModernVBertForRetrieval(ColModernVBertConfig(vlm_config=vlm, embedding_dim=24)), folder)
+    tiles = Idefics3ImageProcessorPil(size={"longest_edge": 56}, max_image_size={"longest_edge": 28}, do_image_splitting=True)
+    ColModernVBertProcessor(image_processor=tiles, tokenizer=tok, image_seq_len=4).save_pretrained(folder)
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +168,32 @@ def test_colqwen2_embeddings_equal_transformers(colqwen2):
     assert (expected_pages[0] - expected_pages[1]).abs().max() > 0.1  # the page decides
 
 
+def test_colmodernvbert_embeddings_equal_transformers(tmp_path):
+    """ColModernVBert: pages of 1x2, 2x2 and 2x1 tiles besides their global views (padded with empty tiles), queries
+    padded on the left, ModernBERT's sliding layer windowed as transformers windows it."""
+    tiny_colmodernvbert(tmp_path)
+    processor = ColModernVBertProcessor.from_pretrained(tmp_path)
+    hf = ColModernVBertForRetrieval.from_pretrained(tmp_path).eval()
+    images = [
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, size, dtype=np.uint8))
+        for i, size in enumerate([(12, 60, 3), (50, 50, 3), (60, 14, 3)])
+    ]
+    pages, queries = processor.process_images(images), processor.process_queries(QUERIES)
+    real_tiles = (pages["pixel_values"].flatten(2) != 0).any(-1).sum(1).tolist()
+    assert real_tiles == [3, 5, 3] and pages["input_ids"].shape[1] > 2 * 4  # past the sliding layer's window
+    with torch.no_grad():
+        expected_pages, expected_queries = hf(**pages).embeddings, hf(**queries).embeddings
+    model = QEFFAutoModel.from_pretrained(tmp_path)
+    assert isinstance(model, QEFFAutoModelForRetrieval)
+    model.compile(batch_size=2, num_cores=1)
+    torch.testing.assert_close(model.generate(pages).embeddings, expected_pages, atol=1e-4, rtol=0)
+    torch.testing.assert_close(model.generate(queries).embeddings, expected_queries, atol=1e-4, rtol=0)
+    torch.testing.assert_close(model.generate(pages, runtime_ai100=False).embeddings, expected_pages, atol=1e-4, rtol=0)
+    image = pages["input_ids"] == processor.image_token_id  # pages 0 and 2: 3 tiles' image tokens each
+    assert (expected_pages[0][image[0]] - expected_pages[2][image[2]]).abs().max() > 0.1  # the page decides
+    assert (queries["attention_mask"] == 0).any()
+
+
 def test_bad_inputs_and_other_retrievers_are_refused(colpali, colqwen2, tmp_path):
     processor = ColPaliProcessor.from_pretrained(colpali)
     model = QEFFAutoModelForRetrieval.from_pretrained(colpali)
@@ -170,9 +221,6 @@ def test_bad_inputs_and_other_retrievers_are_refused(colpali, colqwen2, tmp_path
     with pytest.raises(ValueError, match="without pooling"):
         QEFFAutoModel.from_pretrained(colpali, pooling="mean")
 
-    ColModernVBertConfig().save_pretrained(tmp_path)  # refused from its config, before any weight is looked for
-    with pytest.raises(NotImplementedError, match="ModernBERT"):
-        QEFFAutoModelForRetrieval.from_pretrained(tmp_path)
     vlm = PaliGemmaConfig(text_config=Gemma2Config(**_TEXT, vocab_size=64), vision_config=SiglipVisionConfig(image_size=28, patch_size=7))
     ColPaliConfig(vlm_config=vlm).save_pretrained(tmp_path / "paligemma2")
     with pytest.raises(NotImplementedError, match="sliding_attention"):

@@ -1,6 +1,6 @@
-"""QEFFAutoModelForRetrieval: late-interaction document retrieval (ColPali and ColQwen2: transformers'
-``ColPaliForRetrieval``, ``ColQwen2ForRetrieval``) as two graphs, the page images' tower and the language model
-(transform/retrieval.py).
+"""QEFFAutoModelForRetrieval: late-interaction document retrieval (ColPali, ColQwen2 and ColModernVBert: transformers'
+``ColPaliForRetrieval``, ``ColQwen2ForRetrieval``, ``ColModernVBertForRetrieval``) as two graphs, the page images'
+tower and the language model (transform/retrieval.py).
 
 ``generate(processor.process_images(pages))`` and ``generate(processor.process_queries(queries))`` return what
 transformers' forward returns: an output whose ``embeddings`` [batch, seq, dim] hold one L2-normalized vector per token
@@ -34,6 +34,7 @@ from QEfficient.transform.retrieval import QEffRetrievalEmbeddings, VisionLangua
 from QEfficient.utils.arrays import as_numpy
 
 IMAGE_GRID_THW = "image_grid_thw"  # Qwen2-VL's patch grid per page; ColQwen2's processor pads the patches per page
+PIXEL_ATTENTION_MASK = "pixel_attention_mask"  # Idefics3's processor: the real pixels of each page's tiles
 
 
 def _retrieval_class(config):
@@ -137,6 +138,17 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
         """Each page's vision inputs, as a processor's output holds them for one page."""
         pixels = np.asarray(as_numpy(inputs[PIXEL_VALUES]), dtype=np.float32)
         mixed = "; a batch holds pages or queries, not both (the processor writes one kind at a time)"
+        if self.adapter.nested_images:  # each page's tiles (Idefics3's splitting), padded with all-zero tiles to the most
+            mask = inputs.get(PIXEL_ATTENTION_MASK)
+            if pixels.ndim != 5 or len(pixels) != pages or pixels.shape[-2:] != (self.img_size, self.img_size):
+                raise ValueError(
+                    f"pixel_values must be [pages, tiles, channels, {self.img_size}, {self.img_size}], one page per row of "
+                    f"input_ids ({pages}), got {list(pixels.shape)}{mixed if len(pixels) != pages else ''}."
+                )
+            mask = None if mask is None else np.asarray(as_numpy(mask))
+            return [
+                {PIXEL_VALUES: pixels[i : i + 1], **({} if mask is None else {PIXEL_ATTENTION_MASK: mask[i : i + 1]})} for i in range(pages)
+            ]
         if self.img_size:  # pages at the model's fixed size
             shape = (pages, self.config.vlm_config.vision_config.num_channels, self.img_size, self.img_size)
             if pixels.shape != shape:
@@ -181,8 +193,12 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
                 with torch.no_grad():
                     out = self.vision(*map(torch.from_numpy, feed.values())).numpy()
             rows.append(out.reshape(-1, self.text.hidden_size))
-            tokens.append(vision["_tokens"])
-        return np.concatenate(rows), np.concatenate(tokens)
+            # each page's image tokens: its own units' (a page may be several tiles)
+            units = (
+                [vision] if len(group) == 1 else [self.adapter.vision_inputs(page, self.img_size, self.config.vlm_config) for page in group]
+            )
+            tokens += [int(unit["_tokens"].sum()) for unit in units]
+        return np.concatenate(rows), np.asarray(tokens)
 
     def _embed(self, ids, mask, types, rows, runtime_ai100: bool) -> np.ndarray:
         if not runtime_ai100:
@@ -190,7 +206,8 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
                 return self.text(*map(torch.from_numpy, (ids, mask, types, rows))).numpy()
         session, _ = self._graph_session("text")
         feed = {INPUT_IDS: ids, ATTENTION_MASK: mask, TOKEN_TYPE_IDS: types, VISION_EMBEDS: rows}
-        return session.run([EMBEDDINGS], feed)[0]
+        taken = {i.name for i in session.get_inputs()}  # an encoder's graph (ColModernVBert) reads no token types
+        return session.run([EMBEDDINGS], {name: value for name, value in feed.items() if name in taken})[0]
 
     @property
     def output_class(self) -> type[ModelOutput]:

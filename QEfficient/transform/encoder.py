@@ -105,6 +105,18 @@ def eager_everywhere(config) -> Iterator[None]:
             c._attn_implementation = value
 
 
+def bidirectional_window(padding: torch.Tensor, window: int, modeling_module: str) -> torch.Tensor:
+    """The padding mask [B,1,1,S] within a bidirectional window: transformers' own rule (``modeling_module``'s, where it
+    has one), evaluated on broadcast positions (Gemma 3 keeps |query - key| < sliding_window, ModernBERT <= it)."""
+    from transformers import masking_utils
+
+    module = sys.modules.get(modeling_module)
+    overlay = getattr(module, "_bidirectional_window_overlay", None) or masking_utils.sliding_window_bidirectional_overlay
+    positions = torch.arange(padding.shape[-1], device=padding.device)
+    inside = overlay(window)(0, 0, positions[:, None], positions[None, :])
+    return padding + (~inside).to(torch.float32) * torch.finfo(torch.float32).min
+
+
 # Encoders whose attention takes the 2-D padding mask and builds its own from it without a branch on its values
 # (DeBERTa's relative positions), or that refuse a 4-D one (XLM's and FlauBERT's assert on its shape)
 TWO_D_MASK_TYPES = frozenset(
@@ -395,12 +407,4 @@ class QEffEncoder(nn.Module):
                 base.forward = own
 
     def _window(self, padding: torch.Tensor, window: int) -> torch.Tensor:
-        """The padding mask [B,1,1,S] within the model's bidirectional window: transformers' own rule, evaluated on
-        broadcast positions (Gemma 3 keeps |query - key| < sliding_window, ModernBERT <= it)."""
-        from transformers import masking_utils
-
-        module = sys.modules.get(type(self.hf).__module__)
-        overlay = getattr(module, "_bidirectional_window_overlay", None) or masking_utils.sliding_window_bidirectional_overlay
-        positions = torch.arange(padding.shape[-1], device=padding.device)
-        inside = overlay(window)(0, 0, positions[:, None], positions[None, :])
-        return padding + (~inside).to(torch.float32) * torch.finfo(torch.float32).min
+        return bidirectional_window(padding, window, type(self.hf).__module__)

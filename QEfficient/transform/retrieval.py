@@ -1,16 +1,19 @@
-"""Late-interaction retrieval models (transformers' ``ColPaliForRetrieval``, ``ColQwen2ForRetrieval``): a
-vision-language model whose last hidden states, projected and L2-normalized, are one embedding per token; a query's
-and a page's embeddings are scored by ColBERT's MaxSim (the processor's ``score_retrieval``).
+"""Late-interaction retrieval models (transformers' ``ColPaliForRetrieval``, ``ColQwen2ForRetrieval``,
+``ColModernVBertForRetrieval``): a vision-language model whose last hidden states, projected and L2-normalized, are one
+embedding per token; a query's and a page's embeddings are scored by ColBERT's MaxSim (the processor's
+``score_retrieval``).
 
 Two graphs, so that the language model's weights are held once for pages and queries:
 
 * the page images' tower: the image-text path's vision graph of the retriever's own vision-language model
-  (``QEffVisionEncoder`` with its vision adapter: PaliGemma's fixed-size pages, Qwen2-VL's patch grids);
+  (``QEffVisionEncoder`` with its vision adapter: PaliGemma's fixed-size pages, Qwen2-VL's patch grids, ModernVBERT's
+  Idefics3 tiles);
 * ``QEffRetrievalEmbeddings``: input_ids, attention_mask, token_type_ids and the image-token embeddings as rows
   [rows, hidden] -> the per-token embeddings [batch, seq, dim]. The k-th image token of the batch (row-major) takes
   row k, as HF's ``masked_scatter`` fills them; a query binds one placeholder row it never reads. The attention mask
   is written out here: causal, padding never seen, and tokens of type 0 (what PaliGemma's processor writes) see each
-  other both ways; the host feeds type 1 where the retriever reads no token types.
+  other both ways; the host feeds type 1 where the retriever reads no token types. ModernVBERT's text model is
+  ModernBERT, an encoder: every token sees every other one but padding, within a window in its sliding layers.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from QEfficient.transform.encoder import bidirectional_window, eager_attention
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
+from QEfficient.transform.vision_adapters.idefics3 import Idefics3Adapter
 
 
 @dataclass(frozen=True)
@@ -32,30 +37,37 @@ class RetrieverRule:
     first_position: int  # PaliGemma counts positions from 1 (over the padding too), Qwen2-VL from 0
     # PaliGemma's prefix attends both ways; ColQwen2's forward passes no token types, so the host feeds type 1 (causal)
     reads_token_types: bool
+    encoder: bool = False  # the text model attends both ways (ModernBERT), its sliding layers within their window
 
 
 RETRIEVERS = {
     "colpali": RetrieverRule(("paligemma",), first_position=1, reads_token_types=True),
     "colqwen2": RetrieverRule(("qwen2_vl", "qwen2_5_vl"), first_position=0, reads_token_types=False),  # ColQwen2, ColQwen2.5
+    "colmodernvbert": RetrieverRule(("modernvbert",), first_position=0, reads_token_types=False, encoder=True),
 }
-# the retrieval types that are not run here, and why
-UNSUPPORTED_RETRIEVAL = {
-    "colmodernvbert": "its image splitting and ModernBERT text model are not wired into the retrieval graph yet",
-}
+
+
+@dataclass(frozen=True)
+class ModernVBertAdapter(Idefics3Adapter):
+    """ModernVBERT's tower: Idefics3's tiles (the processor splits each page) through SigLIP and a pixel-shuffle
+    connector, whose factor it names ``pixel_shuffle_factor``. Not an image-text model: only retrievers use it."""
+
+    def tokens_per_unit(self, config) -> int:
+        side = config.vision_config.image_size // config.vision_config.patch_size
+        return side * side // config.pixel_shuffle_factor**2
 
 
 def retriever_rule(config) -> RetrieverRule:
     """The rule of a retriever's config, refused (before anything is traced) where this graph does not reproduce it."""
     model_type = config.model_type
-    if model_type in UNSUPPORTED_RETRIEVAL:
-        raise NotImplementedError(f"'{model_type}' retrieval models are not supported: {UNSUPPORTED_RETRIEVAL[model_type]}.")
     rule = RETRIEVERS.get(model_type)
     vlm = getattr(config, "vlm_config", None)
     if rule is None or getattr(vlm, "model_type", None) not in rule.vlm_types:
         known = ", ".join(f"{t} over {' or '.join(r.vlm_types)}" for t, r in RETRIEVERS.items())
         raise NotImplementedError(f"'{model_type}' over '{getattr(vlm, 'model_type', None)}' is not a retriever this graph runs ({known}).")
     layer_types = set(getattr(vlm.text_config, "layer_types", None) or ["full_attention"])
-    if layer_types != {"full_attention"}:  # PaliGemma 2's Gemma 2: sliding windows, whose mask this graph does not write
+    written = {"full_attention", "sliding_attention"} if rule.encoder else {"full_attention"}
+    if not layer_types <= written:  # PaliGemma 2's Gemma 2: causal sliding windows, whose mask this graph does not write
         raise NotImplementedError(f"'{model_type}' over a text model with {sorted(layer_types)} layers is not supported.")
     return rule
 
@@ -71,7 +83,8 @@ class VisionLanguageView(nn.Module):
 
 def retriever_vision_adapter(hf_model: PreTrainedModel) -> VisionLanguageAdapter:
     """The image-text path's vision adapter of a retriever's vision-language model (``retriever_rule`` checks the type)."""
-    return get_vision_adapter(hf_model.config.vlm_config)
+    vlm_config = hf_model.config.vlm_config
+    return ModernVBertAdapter("modernvbert") if vlm_config.model_type == "modernvbert" else get_vision_adapter(vlm_config)
 
 
 def prefix_mask(attention_mask: torch.Tensor, token_type_ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -109,8 +122,25 @@ class QEffRetrievalEmbeddings(nn.Module):
         merged = torch.where(is_image.unsqueeze(-1), vision_embeds[index].to(embeds.dtype), embeds)
         first = self.rule.first_position
         positions = torch.arange(first, input_ids.shape[1] + first, device=input_ids.device).unsqueeze(0).expand_as(input_ids)
-        mask = prefix_mask(attention_mask, token_type_ids, merged.dtype)
-        hidden = vlm.language_model(inputs_embeds=merged, attention_mask=mask, position_ids=positions, use_cache=False).last_hidden_state
+        if self.rule.encoder:
+            hidden = self._encoder_hidden(merged, attention_mask, positions)
+        else:
+            mask = prefix_mask(attention_mask, token_type_ids, merged.dtype)
+            hidden = vlm.language_model(
+                inputs_embeds=merged, attention_mask=mask, position_ids=positions, use_cache=False
+            ).last_hidden_state
         embeddings = self.hf.embedding_proj_layer(hidden)
         embeddings = embeddings / embeddings.norm(dim=-1, keepdim=True)
         return embeddings * attention_mask.unsqueeze(-1).to(embeddings.dtype)
+
+    def _encoder_hidden(self, merged: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """ModernBERT over the merged embeddings: one mask per layer type (padding hidden; the sliding layers' window
+        too), written here as the encoder graph writes them (transformers builds the windowed one with vmap)."""
+        text_model = self.hf.vlm.text_model
+        config = text_model.config
+        padding = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
+        masks = {"full_attention": padding}
+        if "sliding_attention" in (getattr(config, "layer_types", None) or ()):
+            masks["sliding_attention"] = bidirectional_window(padding, config.sliding_window, type(text_model).__module__)
+        with eager_attention(config):
+            return text_model(inputs_embeds=merged, attention_mask=masks, position_ids=positions).last_hidden_state
