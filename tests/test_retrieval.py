@@ -180,7 +180,7 @@ def test_colmodernvbert_embeddings_equal_transformers(tmp_path):
     ]
     pages, queries = processor.process_images(images), processor.process_queries(QUERIES)
     real_tiles = (pages["pixel_values"].flatten(2) != 0).any(-1).sum(1).tolist()
-    assert real_tiles == [3, 5, 3] and pages["input_ids"].shape[1] > 2 * 4  # past the sliding layer's window
+    assert real_tiles == [3, 5, 3]
     with torch.no_grad():
         expected_pages, expected_queries = hf(**pages).embeddings, hf(**queries).embeddings
     model = QEFFAutoModel.from_pretrained(tmp_path)
@@ -192,6 +192,20 @@ def test_colmodernvbert_embeddings_equal_transformers(tmp_path):
     image = pages["input_ids"] == processor.image_token_id  # pages 0 and 2: 3 tiles' image tokens each
     assert (expected_pages[0][image[0]] - expected_pages[2][image[2]]).abs().max() > 0.1  # the page decides
     assert (queries["attention_mask"] == 0).any()
+    scores = processor.score_retrieval(model.generate(queries).embeddings, model.generate(pages).embeddings)
+    torch.testing.assert_close(scores, processor.score_retrieval(expected_queries, expected_pages), atol=1e-3, rtol=0)
+
+    # the sliding layer's window matters here: without it (every position within reach) the pages' embeddings move
+    unwindowed = ColModernVBertConfig.from_pretrained(tmp_path)
+    unwindowed.vlm_config.text_config.sliding_window = unwindowed.vlm_config.text_config.local_attention = 4096
+    with torch.no_grad():
+        moved = ColModernVBertForRetrieval.from_pretrained(tmp_path, config=unwindowed).eval()(**pages).embeddings
+    assert (moved - expected_pages).abs().max() > 1e-2
+
+    int8 = QEFFAutoModelForRetrieval.from_pretrained(tmp_path)
+    int8.compile(num_cores=1, mxfp6_matmul=True)
+    int8_scores = processor.score_retrieval(int8.generate(queries).embeddings, int8.generate(pages).embeddings)
+    np.testing.assert_allclose(int8_scores.numpy(), scores.numpy(), rtol=0.05)
 
 
 def test_bad_inputs_and_other_retrievers_are_refused(colpali, colqwen2, tmp_path):

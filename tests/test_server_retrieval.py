@@ -28,7 +28,8 @@ CTX_LEN = 40  # the longest query the server takes, in tokens (prefix and augmen
 
 
 def page(seed: int) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (30 + 10 * seed, 40, 3), dtype=np.uint8))
+    """Pages of two shapes: ColQwen2's patch grids and ColModernVBert's tiles (1x2 and 2x2) differ between them."""
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, [(12, 60, 3), (50, 50, 3)][seed], dtype=np.uint8))
 
 
 def image_part(seed: int) -> dict:

@@ -138,7 +138,7 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
         """Each page's vision inputs, as a processor's output holds them for one page."""
         pixels = np.asarray(as_numpy(inputs[PIXEL_VALUES]), dtype=np.float32)
         mixed = "; a batch holds pages or queries, not both (the processor writes one kind at a time)"
-        if self.adapter.nested_images:  # each page's tiles (Idefics3's splitting), padded with all-zero tiles to the most
+        if getattr(self.adapter, "tiled_pages", False):  # each page's tiles (Idefics3's splitting), padded with all-zero tiles
             mask = inputs.get(PIXEL_ATTENTION_MASK)
             if pixels.ndim != 5 or len(pixels) != pages or pixels.shape[-2:] != (self.img_size, self.img_size):
                 raise ValueError(
@@ -180,8 +180,9 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
     def _page_rows(self, pages: list[dict[str, np.ndarray]], runtime_ai100: bool) -> tuple[np.ndarray, np.ndarray]:
         """The image-token embeddings of ``pages`` as rows [tokens, hidden], and each page's count of them. Pages of
         any grid run one at a time (their attention is over one page's patches: joined, its mask would be pages² as
-        large), pages of one size together."""
-        groups = [[page] for page in pages] if self.adapter.vision_per_unit else [pages]
+        large), and so do tiled pages (a real page is up to 17 tiles), pages of one size together."""
+        one_at_a_time = self.adapter.vision_per_unit or getattr(self.adapter, "tiled_pages", False)
+        groups = [[page] for page in pages] if one_at_a_time else [pages]
         rows, tokens = [], []
         for group in groups:
             joined = {name: np.concatenate([page[name] for page in group]) for name in group[0]}

@@ -206,8 +206,8 @@ def create_retrieval_app(
             err.param = name
             raise
         try:
-            with processing:
-                return [processor.process_images(images)]
+            with processing:  # each page on its own: pages differ in length (tiles, patch grids), padding would not pay
+                return [processor.process_images([image]) for image in images]
         except (ValueError, TypeError) as err:
             raise APIError(400, f"The image processor rejected the pages: {err}", name) from None
 

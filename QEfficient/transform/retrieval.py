@@ -52,6 +52,8 @@ class ModernVBertAdapter(Idefics3Adapter):
     """ModernVBERT's tower: Idefics3's tiles (the processor splits each page) through SigLIP and a pixel-shuffle
     connector, whose factor it names ``pixel_shuffle_factor``. Not an image-text model: only retrievers use it."""
 
+    tiled_pages: bool = True  # pixel_values [pages, tiles, channels, height, width], padded with all-zero tiles
+
     def tokens_per_unit(self, config) -> int:
         side = config.vision_config.image_size // config.vision_config.patch_size
         return side * side // config.pixel_shuffle_factor**2
@@ -65,6 +67,11 @@ def retriever_rule(config) -> RetrieverRule:
     if rule is None or getattr(vlm, "model_type", None) not in rule.vlm_types:
         known = ", ".join(f"{t} over {' or '.join(r.vlm_types)}" for t, r in RETRIEVERS.items())
         raise NotImplementedError(f"'{model_type}' over '{getattr(vlm, 'model_type', None)}' is not a retriever this graph runs ({known}).")
+    towers = (vlm.vision_config.model_type, vlm.text_config.model_type)
+    if rule.encoder and towers != ("siglip_vision_model", "modernbert"):  # the tiles' embeddings and masks are theirs
+        raise NotImplementedError(
+            f"'{model_type}' over a {towers[0]} tower and a {towers[1]} text model is not supported (SigLIP, ModernBERT)."
+        )
     layer_types = set(getattr(vlm.text_config, "layer_types", None) or ["full_attention"])
     written = {"full_attention", "sliding_attention"} if rule.encoder else {"full_attention"}
     if not layer_types <= written:  # PaliGemma 2's Gemma 2: causal sliding windows, whose mask this graph does not write
