@@ -164,9 +164,13 @@ def test_bad_requests_say_what_to_do(server, route, body, status, says):
 
 
 def test_generation_options_and_ray_are_refused(tmp_path):
+    from QEfficient import QEFFAutoModelForCausalLM
     from QEfficient.distributed.ray_serve import application_from_args
+    from QEfficient.loading.hf_loader import NotACausalLMError
 
     tiny_colpali(tmp_path)
+    with pytest.raises(NotACausalLMError, match="late-interaction document retriever.*/pooling, /score, /rerank"):  # infer's way in
+        QEFFAutoModelForCausalLM.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="--lora do not apply"):
         build_server(str(tmp_path), None, 8, 64, 1, 1, lora={"a": str(tmp_path)})
     with pytest.raises(ValueError, match="--task do not apply"):

@@ -165,6 +165,12 @@ def check_causal_lm_config(config: PretrainedConfig) -> None:
         config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or unmapped_causal_lm_class(config) is not None
     ):
         archs = ", ".join(config.architectures or []) or config.model_type
+        if retrieval_class_name(config.model_type) is not None:  # ColPali & co: per-token embeddings, no text to generate
+            raise NotACausalLMError(
+                f"'{archs}' (model_type '{config.model_type}') is a late-interaction document retriever: it embeds queries "
+                "and pages, it generates no text. Run it with QEFFAutoModelForRetrieval (or QEFFAutoModel), or serve it "
+                "(python -m QEfficient.cloud.serve --model_name ...: /pooling, /score, /rerank)."
+            )
         raise NotACausalLMError(
             f"'{archs}' (model_type '{config.model_type}') is not a causal language model, so "
             "QEFFAutoModelForCausalLM cannot run it. For encoders and embedding models use QEFFAutoModel; "
