@@ -55,7 +55,7 @@ def build_server(
     (serving/tasks.CLASSIFIER_OVERRIDES). ``tool_call_parser``: the model's tool-call syntax (serving/tool_parsers.py), which lets chat
     requests leave tool_choice "auto" (serving/tools.py); ``reasoning_parser``: the syntax of its thinking, which chat answers
     return apart as ``reasoning`` (serving/reasoning.py)."""
-    if not gguf_file and _is_retriever(model_name):  # ColPali, ColQwen2: vLLM's /pooling, /score and /rerank (MaxSim)
+    if not gguf_file and _is_retriever(model_name):  # ColPali & co: vLLM's /pooling, /score and /rerank (MaxSim)
         from QEfficient.serving.retrieval_app import open_retrieval_app
 
         given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}

@@ -194,12 +194,9 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
                 with torch.no_grad():
                     out = self.vision(*map(torch.from_numpy, feed.values())).numpy()
             rows.append(out.reshape(-1, self.text.hidden_size))
-            # each page's image tokens: its own units' (a page may be several tiles)
-            units = (
-                [vision] if len(group) == 1 else [self.adapter.vision_inputs(page, self.img_size, self.config.vlm_config) for page in group]
-            )
-            tokens += [int(unit["_tokens"].sum()) for unit in units]
-        return np.concatenate(rows), np.asarray(tokens)
+            # each page's image tokens: pages run together are one unit each; a page run alone may be several (tiles)
+            tokens.append(vision["_tokens"] if len(group) > 1 else vision["_tokens"].sum(keepdims=True))
+        return np.concatenate(rows), np.concatenate(tokens)
 
     def _embed(self, ids, mask, types, rows, runtime_ai100: bool) -> np.ndarray:
         if not runtime_ai100:

@@ -1,5 +1,5 @@
-"""vLLM's late-interaction API over a document retriever (ColPali, ColQwen2: QEFFAutoModelForRetrieval), as vLLM serves
-ColPali's and ColQwen's ``token_embed`` pooling.
+"""vLLM's late-interaction API over a document retriever (ColPali, ColQwen2, ColModernVBert: QEFFAutoModelForRetrieval),
+as vLLM serves ColPali's and ColQwen's ``token_embed`` pooling.
 
 Routes: GET /health, GET /v1/models, GET /version, and POST
 - /pooling: ``input`` (a string or a list of strings: queries) or ``messages`` whose ``image_url`` parts are pages ->
