@@ -1,10 +1,11 @@
-"""QEFFAutoModelForRetrieval: ColPali (late-interaction retrieval over PaliGemma) and ColQwen2 (over Qwen2-VL and, as
-ColQwen2.5, Qwen2.5-VL) as tiny random models saved with their processors (weights widened so that the page and the
-query decide). Pages and queries, batched past the compiled batch size (ColQwen2's pages of three patch grids), give
+"""QEFFAutoModelForRetrieval: ColPali (late-interaction retrieval over PaliGemma), ColQwen2 (over Qwen2-VL and, as
+ColQwen2.5, Qwen2.5-VL) and ColModernVBert (over ModernVBERT: SigLIP on Idefics3 tiles, a ModernBERT encoder) as tiny
+random models saved with their processors (weights widened so that the page and the query decide). Pages and queries,
+batched past the compiled batch size (ColQwen2's pages of three patch grids, ColModernVBert's of 3 and 5 tiles), give
 transformers' embeddings within 1e-4 and the processor's MaxSim scores from them. Where transformers' SDPA leaves a
 left-padded row that sees nothing NaN (ColPali without token types, ColQwen2), the real tokens match, padding is zero,
-and the whole output equals its eager attention's; QEFFAutoModel routes a retriever here; ColModernVBert and bad inputs are
-refused saying why (tests/test_server_retrieval.py serves both over HTTP)."""
+and the whole output equals its eager attention's; QEFFAutoModel routes a retriever here; bad inputs and the retrievers
+not run here are refused saying why (tests/test_server_retrieval.py serves the four over HTTP)."""
 
 from __future__ import annotations
 
@@ -206,6 +207,8 @@ def test_colmodernvbert_embeddings_equal_transformers(tmp_path):
     int8.compile(num_cores=1, mxfp6_matmul=True)
     int8_scores = processor.score_retrieval(int8.generate(queries).embeddings, int8.generate(pages).embeddings)
     np.testing.assert_allclose(int8_scores.numpy(), scores.numpy(), rtol=0.05)
+    with pytest.raises(ValueError, match=r"pixel_values must be \[pages, tiles, channels, 28, 28\].*got \[3, 3, 28, 28\]"):
+        model.generate({**pages, "pixel_values": pages["pixel_values"][:, 0]}, runtime_ai100=False)  # one tile each
 
 
 def test_bad_inputs_and_other_retrievers_are_refused(colpali, colqwen2, tmp_path):
@@ -235,6 +238,10 @@ def test_bad_inputs_and_other_retrievers_are_refused(colpali, colqwen2, tmp_path
     with pytest.raises(ValueError, match="without pooling"):
         QEFFAutoModel.from_pretrained(colpali, pooling="mean")
 
+    vlm = ModernVBertConfig(text_config=GemmaConfig(**_TEXT, vocab_size=64).to_dict())  # refused from its config
+    ColModernVBertConfig(vlm_config=vlm).save_pretrained(tmp_path / "gemma-vbert")
+    with pytest.raises(NotImplementedError, match=r"siglip_vision_model tower and a gemma text model is not supported"):
+        QEFFAutoModelForRetrieval.from_pretrained(tmp_path / "gemma-vbert")
     vlm = PaliGemmaConfig(text_config=Gemma2Config(**_TEXT, vocab_size=64), vision_config=SiglipVisionConfig(image_size=28, patch_size=7))
     ColPaliConfig(vlm_config=vlm).save_pretrained(tmp_path / "paligemma2")
     with pytest.raises(NotImplementedError, match="sliding_attention"):

@@ -127,7 +127,8 @@ def test_queries_and_pages_equal_transformers(server):
         ("/pooling", {"input": "x", "task": "embed"}, 400, "token_embed"),
         ("/pooling", {"input": "x", "dimensions": 8}, 400, "24 dimensions"),
         ("/pooling", {"input": " ".join(["word"] * 60)}, 400, "--ctx_len"),
-        ("/pooling", {"messages": [{"role": "user", "content": [{"type": "text", "text": "a caption"}]}]}, 400, "image_url parts"),
+        ("/pooling", {"messages": [{"role": "user", "content": [{"type": "text", "text": "a caption"}]}]}, 400, "is text; a page is read"),
+        ("/pooling", {"input": ["q"] * 257}, 400, "At most 256 queries"),
         ("/score", {"text_1": "q", "text_2": ["a text document"]}, 400, "documents are pages"),
         (
             "/rerank",
@@ -181,4 +182,4 @@ def test_generation_options_and_ray_are_refused(tmp_path):
     with serve_on_loopback(app, log_level="critical") as url:
         reply = post(url, "/pooling", {"messages": [{"role": "user", "content": [image_part(0), image_part(1)]}]})
     runner.stop()
-    assert reply.status_code == 400 and "At most 1 pages per request (--max_num_images)" in reply.json()["error"]["message"]
+    assert reply.status_code == 400 and "At most 1 inputs per request" in reply.json()["error"]["message"]

@@ -47,7 +47,8 @@ def build_server(
     decode speculatively, verifying up to K prompt-lookup drafts a step (same tokens, fewer steps);
     ``draft_model`` + ``num_speculative_tokens=K``: the same with a draft model's K tokens.
     ``lora``: adapter name -> PEFT adapter folder, each served as its own model id. ``img_size`` and
-    ``max_num_images`` (the most images per request; a cross-attention model's image slots) are for vision-language models.
+    ``max_num_images`` (the most images per request; a cross-attention model's image slots) are for vision-language models;
+    a document retriever (ColPali & co: /pooling, /score, /rerank) takes ``max_num_images`` as its most pages a request.
     ``chat_template``: a Jinja template for chat requests instead of the model's own. ``task``: "embed" serves an
     encoder's embeddings (/v1/embeddings), "score" a classifier's /score, /rerank and /classify, "generate"
     generation, "auto" (default) tells them apart from the model. ``hf_overrides``: vLLM's, changes to the model's config
@@ -55,45 +56,40 @@ def build_server(
     (serving/tasks.CLASSIFIER_OVERRIDES). ``tool_call_parser``: the model's tool-call syntax (serving/tool_parsers.py), which lets chat
     requests leave tool_choice "auto" (serving/tools.py); ``reasoning_parser``: the syntax of its thinking, which chat answers
     return apart as ``reasoning`` (serving/reasoning.py)."""
+    # the options of generation, which the models served one request at a time refuse (given: not None)
+    generation_options = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
+    generation_options |= {"num_speculative_tokens": num_speculative_tokens, "mxint8_kv_cache": mxint8_kv_cache or None}
+    generation_options |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
+    media_options = {"img_size": img_size, "max_num_images": max_num_images}
     if not gguf_file and _is_retriever(model_name):  # ColPali & co: vLLM's /pooling, /score and /rerank (MaxSim)
         from QEfficient.serving.retrieval_app import open_retrieval_app
 
-        given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
-        given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
-        given |= {"img_size": img_size, "num_speculative_tokens": num_speculative_tokens, "mxint8_kv_cache": mxint8_kv_cache or None}
-        given |= {"hf_overrides": hf_overrides or None, "task": None if task in ("auto", "embed") else task}
-        named = [f"--{name}" for name, value in given.items() if value is not None]
-        if named:
-            raise ValueError(
-                f"'{model_name}' is a late-interaction retriever (/pooling, /score, /rerank): {', '.join(named)} do not apply."
-            )
+        _refuse_options(
+            model_name,
+            "a late-interaction retriever (/pooling, /score, /rerank)",
+            **generation_options,
+            img_size=img_size,
+            hf_overrides=hf_overrides or None,
+            task=None if task in ("auto", "embed") else task,
+        )
         return open_retrieval_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, max_num_images)  # pages
     if not gguf_file and _is_text_to_speech(model_name):  # VITS: /v1/audio/speech, one request at a time
         from QEfficient.serving.tts_app import open_tts_app
 
-        given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
-        given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
-        given |= {"img_size": img_size, "max_num_images": max_num_images, "mxint8_kv_cache": mxint8_kv_cache or None}
-        given |= {"hf_overrides": hf_overrides or None, "task": None if task == "auto" else task}
-        named = [f"--{name}" for name, value in given.items() if value is not None]
-        if named:
-            raise ValueError(f"'{model_name}' is a text-to-speech model (/v1/audio/speech): {', '.join(named)} do not apply.")
+        _refuse_options(
+            model_name,
+            "a text-to-speech model (/v1/audio/speech)",
+            **generation_options,
+            **media_options,
+            hf_overrides=hf_overrides or None,
+            task=None if task == "auto" else task,
+        )
         return open_tts_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     pooling = _pooling_task(model_name, gguf_file, task, hf_overrides)
     if pooling is not None:
-        generation_options = {
-            "lora": lora,
-            "prompt_lookup_num_tokens": prompt_lookup_num_tokens,
-            "draft_model": draft_model,
-            "img_size": img_size,
-            "max_num_images": max_num_images,
-            "chat_template": chat_template,
-            "tool_call_parser": tool_call_parser,
-            "reasoning_parser": reasoning_parser,
-            "mxint8_kv_cache": mxint8_kv_cache or None,
-        }
+        _refuse_options(model_name, f"served for {_POOLING_ROUTES[pooling]}", **generation_options, **media_options)
         options = (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
-        return _pooling_server(pooling, model_name, options, generation_options, hf_overrides)
+        return _pooling_server(pooling, model_name, options, hf_overrides)
     if (tool_call_parser or reasoning_parser) is not None and not gguf_file and _is_speech(model_name):
         raise ValueError(f"'{model_name}' is not served for chat here: leave --tool_call_parser and --reasoning_parser out.")
     if not gguf_file and _is_speech(model_name):
@@ -103,26 +99,13 @@ def build_server(
     if not gguf_file and _is_transcriber(model_name):  # transcribed greedily, one request at a time
         from QEfficient.serving.transcriber_app import open_transcriber_app
 
-        given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
-        given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
-        given |= {"img_size": img_size, "max_num_images": max_num_images, "mxint8_kv_cache": mxint8_kv_cache or None}
-        named = [f"--{name}" for name, value in given.items() if value is not None]
-        if named:
-            raise ValueError(f"'{model_name}' is a speech recognition model (/v1/audio/transcriptions): {', '.join(named)} do not apply.")
+        _refuse_options(model_name, "a speech recognition model (/v1/audio/transcriptions)", **generation_options, **media_options)
         return open_transcriber_app(model_name, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides, ctx_len)
     if not gguf_file and (_is_seq2seq(model_name) or _is_vision_seq2seq(model_name)):  # encoder-decoders: one request at a time
         from QEfficient.serving.seq2seq_app import open_seq2seq_app
         from QEfficient.serving.vision_seq2seq_app import open_vision_seq2seq_app
 
-        given = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
-        given |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
-        given |= {"img_size": img_size, "max_num_images": max_num_images, "num_speculative_tokens": num_speculative_tokens}
-        given |= {"mxint8_kv_cache": mxint8_kv_cache or None}
-        named = [f"--{name}" for name, value in given.items() if value is not None]
-        if named:
-            raise ValueError(
-                f"'{model_name}' is an encoder-decoder, served one request at a time: {', '.join(named)} do not apply; leave them out."
-            )
+        _refuse_options(model_name, "an encoder-decoder, served one request at a time", **generation_options, **media_options)
         open_app = open_vision_seq2seq_app if _is_vision_seq2seq(model_name) else open_seq2seq_app
         return open_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, hf_overrides)
     if not gguf_file and _is_vision_language(model_name):  # compiled and opened in one go: the model is loaded once
@@ -176,13 +159,9 @@ def _pooling_task(model_name: str, gguf_file: str | None, task: str, hf_override
 _POOLING_ROUTES = {"embed": "embeddings (/v1/embeddings)", "score": "scores (/score, /rerank, /classify)"}
 
 
-def _pooling_server(task, model_name, options: tuple, generation_options: dict, hf_overrides: dict | None):
+def _pooling_server(task, model_name, options: tuple, hf_overrides: dict | None):
     """An encoder's /v1/embeddings server (``task`` "embed") or a classifier's score server ("score"), with ``options``
-    (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes); the options that only mean something for generation
-    are refused."""
-    given = [f"--{name}" for name, value in generation_options.items() if value is not None]
-    if given:
-        raise ValueError(f"'{model_name}' is served for {_POOLING_ROUTES[task]}: {', '.join(given)} do not apply; leave them out.")
+    (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)."""
     media = _media_classifier(model_name) if task == "score" else None
     if media is not None:
         from QEfficient.serving.classify_media_app import AUDIO, IMAGES, open_classify_media_app
@@ -383,3 +362,11 @@ def serve_on_ray(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _refuse_options(model_name: str, what: str, **given) -> None:
+    """A ValueError naming the command-line options among ``given`` (those not None) that a model served as ``what``
+    does not take."""
+    named = [f"--{name}" for name, value in given.items() if value is not None]
+    if named:
+        raise ValueError(f"'{model_name}' is {what}: {', '.join(named)} do not apply; leave them out.")

@@ -13,7 +13,9 @@ images in chat messages ("image_url" parts: base64 data: URLs, or http(s) URLs t
 sequence classifier (a cross-encoder reranker) or a decoder's (Qwen2ForSequenceClassification) for vLLM's POST /score,
 /rerank and /classify; --hf_overrides '{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token":
 ["no", "yes"], "is_original_qwen3_reranker": true}' scores a causal LM by two of its tokens' logits, as vLLM serves
-Qwen3-Reranker; its other keys change the model's config before it is loaded, as vLLM applies them. --qpc_path serves
+Qwen3-Reranker; its other keys change the model's config before it is loaded, as vLLM applies them. A late-interaction
+document retriever (ColPali, ColQwen2, ColModernVBert) is served as vLLM serves ColPali: POST /pooling for each query's
+or page's per-token embeddings, /score and /rerank for MaxSim scores (--max_num_images: the most pages a request). --qpc_path serves
 an artifact that compile() built with continuous batching, or an encoder's artifact
 (embeddings or scores), without loading torch or the model (a vision-language model's language artifact, or its one
 graph's: without its weights, torch imported). --mxfp6 and --mxint8 are accepted for --mxfp6_matmul and
@@ -195,7 +197,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "max_num_images",
         type=int,
         default=None,
-        help="vision-language models: the most images per request (default 16; 1 for Mllama and IDEFICS: their image slots)",
+        help="vision-language models: the most images per request (default 16; 1 for Mllama and IDEFICS: their image slots); "
+        "retrievers: the most pages per request (default 16)",
     )
     add_argument(
         p,

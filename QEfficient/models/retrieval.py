@@ -138,13 +138,13 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
         """Each page's vision inputs, as a processor's output holds them for one page."""
         pixels = np.asarray(as_numpy(inputs[PIXEL_VALUES]), dtype=np.float32)
         mixed = "; a batch holds pages or queries, not both (the processor writes one kind at a time)"
-        if getattr(self.adapter, "tiled_pages", False):  # each page's tiles (Idefics3's splitting), padded with all-zero tiles
-            mask = inputs.get(PIXEL_ATTENTION_MASK)
+        if self.adapter.tiled_pages:  # each page's tiles (Idefics3's splitting), padded with all-zero tiles
             if pixels.ndim != 5 or len(pixels) != pages or pixels.shape[-2:] != (self.img_size, self.img_size):
                 raise ValueError(
                     f"pixel_values must be [pages, tiles, channels, {self.img_size}, {self.img_size}], one page per row of "
                     f"input_ids ({pages}), got {list(pixels.shape)}{mixed if len(pixels) != pages else ''}."
                 )
+            mask = inputs.get(PIXEL_ATTENTION_MASK)
             mask = None if mask is None else np.asarray(as_numpy(mask))
             return [
                 {PIXEL_VALUES: pixels[i : i + 1], **({} if mask is None else {PIXEL_ATTENTION_MASK: mask[i : i + 1]})} for i in range(pages)
@@ -181,7 +181,7 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
         """The image-token embeddings of ``pages`` as rows [tokens, hidden], and each page's count of them. Pages of
         any grid run one at a time (their attention is over one page's patches: joined, its mask would be pages² as
         large), and so do tiled pages (a real page is up to 17 tiles), pages of one size together."""
-        one_at_a_time = self.adapter.vision_per_unit or getattr(self.adapter, "tiled_pages", False)
+        one_at_a_time = self.adapter.vision_per_unit or self.adapter.tiled_pages
         groups = [[page] for page in pages] if one_at_a_time else [pages]
         rows, tokens = [], []
         for group in groups:

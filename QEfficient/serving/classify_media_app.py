@@ -65,10 +65,12 @@ IMAGES = Modality("images", ("image_url",))
 AUDIO = Modality("audio", ("input_audio", "audio_url"))
 
 
-def media_parts(body: dict, modality: Modality, text_hint: str | None = None) -> list[tuple[str, dict]]:
+def media_parts(
+    body: dict, modality: Modality, text_hint: str | None = None, said: str = "", max_items: int = MAX_IMAGES_PER_REQUEST
+) -> list[tuple[str, dict]]:
     """(where, part) for each part of ``modality`` in a request's ``messages``, in order; a 400 for text (the model
-    reads no text; ``text_hint``: where text goes instead), another kind of part, no input, or more than
-    MAX_IMAGES_PER_REQUEST."""
+    reads no text; ``text_hint``: where text goes instead; ``said``: a text the model's own prompt already says, which
+    a part may repeat), another kind of part, no input, or more than ``max_items``."""
     kinds = " or ".join(f"'{t}'" for t in modality.part_types)
     if body.get("input") is not None or body.get("prompt") is not None:
         raise APIError(
@@ -88,8 +90,8 @@ def media_parts(body: dict, modality: Modality, text_hint: str | None = None) ->
             raise APIError(400, f"{where} must be a list of {kinds} parts.", "messages")
         for j, part in enumerate(content):
             kind = part.get("type") if isinstance(part, dict) else None
-            if kind == "text" and isinstance(part.get("text"), str) and not part["text"].strip():
-                continue  # an empty text part says nothing
+            if kind == "text" and isinstance(part.get("text"), str) and part["text"].strip() in ("", said):
+                continue  # an empty text part says nothing, nor one the model's prompt says anyway
             if kind == "text":
                 hint = text_hint or f"this model reads only {modality.noun}: send {kinds} parts alone"
                 raise APIError(400, f"{where}[{j}] is text; {hint}.", "messages")
@@ -98,9 +100,9 @@ def media_parts(body: dict, modality: Modality, text_hint: str | None = None) ->
                 raise APIError(400, f"{where}[{j}] is {what}; this model takes {kinds} parts.", "messages")
             found.append((f"{where}[{j}]", part))
     if not found:
-        raise APIError(400, f"The messages hold no {kinds} part: send the {modality.noun} to classify.", "messages")
-    if len(found) > MAX_IMAGES_PER_REQUEST:
-        raise APIError(400, f"At most {MAX_IMAGES_PER_REQUEST} inputs per request, got {len(found)}.", "messages")
+        raise APIError(400, f"The messages hold no {kinds} part: send the {modality.noun}.", "messages")
+    if len(found) > max_items:
+        raise APIError(400, f"At most {max_items} inputs per request, got {len(found)}.", "messages")
     return found
 
 

@@ -25,44 +25,47 @@ import base64
 import json
 import re
 import threading
-import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 from fastapi import FastAPI, Request, Response
 
 from QEfficient.export.graph_names import ATTENTION_MASK
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.classify_media_app import part_url
-from QEfficient.serving.protocol import APIError, number, parse_json, served_model
+from QEfficient.serving.classify_media_app import IMAGES, media_parts, part_url
+from QEfficient.serving.embeddings_app import embedding_format
+from QEfficient.serving.protocol import APIError, parse_json, served_model
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.scores_app import listing
+from QEfficient.serving.scores_app import listing, rerank_answer, rerank_options
 from QEfficient.serving.vision_language import MAX_IMAGES_PER_REQUEST, read_images
 
+if TYPE_CHECKING:
+    from transformers import ProcessorMixin
+
+    from QEfficient.models.retrieval import QEFFAutoModelForRetrieval
+
 MAX_QUERIES = 256  # per request: each runs on its own, and /pooling returns every token's vector
-_FORMATS = ("float", "base64")
 # vLLM's pooling fields that would change the answer here, with the values that do not
 _NEUTRAL = {"task": (None, "token_embed"), "normalize": (None, True), "truncate_prompt_tokens": (None,), "priority": (None, 0)}
 
 
-def _check_neutral(body: dict, width: int) -> None:
+def _check_neutral(body: dict) -> None:
+    """vLLM's pooling fields that would change the answer: a 400 for any value but those that do not."""
     for name, allowed in _NEUTRAL.items():
         value = body.get(name)
         if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):  # true is not 1 here
             detail = "this model gives L2-normalized per-token embeddings ('token_embed')" if name in ("task", "normalize") else ""
             raise APIError(400, f"'{name}' is not supported by this server{': ' + detail if detail else ''}; leave it out.", name)
-    dimensions = number(body, "dimensions", int, None, low=1)
-    if dimensions is not None and dimensions != width:
-        raise APIError(400, f"This model's embeddings have {width} dimensions; leave out 'dimensions' or send that.", "dimensions")
 
 
 def page_instruction(prompt: str) -> str:
-    """The words of a processor's page prompt ("Describe the image."), without its special tokens and turn markers."""
-    return max(re.split(r"<[^>]*>|\n|User:|Assistant:", prompt), key=len).strip()
+    """The words of a processor's page prompt ("Describe the image."): its longest line between special tokens, a turn's
+    role marker ("User:") left out."""
+    return max((re.sub(r"^\w+:", "", part).strip() for part in re.split(r"<[^>]*>|\n", prompt)), key=len)
 
 
-def query_texts(value, name: str, image_token: str | None) -> list[str]:
+def query_texts(value: object, name: str, image_token: str | None) -> list[str]:
     """Queries: a string or a non-empty list of strings (the processor writes each one's tokens), none holding the
     image token."""
     if isinstance(value, str):
@@ -82,15 +85,11 @@ def query_texts(value, name: str, image_token: str | None) -> list[str]:
     )
 
 
-def _image_part(part, where: str, name: str, instruction: str | None) -> bool:
-    """Whether ``part`` is an image_url part (a page); False for a text part that is empty or repeats the page prompt's
-    ``instruction`` (None: every part is a document, so text is refused); a 400 for anything else."""
+def _check_page_part(part: object, where: str, name: str) -> None:
+    """A 400 unless ``part`` is an image_url part: each part of /score's and /rerank's documents is one document."""
     kind = part.get("type") if isinstance(part, dict) else None
     if kind == "image_url":
-        return True
-    text = part.get("text") if kind == "text" else None
-    if instruction is not None and isinstance(text, str) and text.strip() in ("", instruction):
-        return False
+        return
     if kind == "text" or isinstance(part, str):
         raise APIError(
             400,
@@ -102,7 +101,7 @@ def _image_part(part, where: str, name: str, instruction: str | None) -> bool:
     raise APIError(400, f"{where} is {what}; pages are image_url parts.", name)
 
 
-def page_parts(value, name: str, max_pages: int) -> list[tuple[str, dict]]:
+def page_parts(value: object, name: str, max_pages: int) -> list[tuple[str, dict]]:
     """(where, part) for each page of ``text_2`` / ``documents``: vLLM's ``{"content": [parts]}`` or a list of parts,
     each one document (a text part is refused)."""
     parts = value.get("content") if isinstance(value, dict) else value
@@ -114,31 +113,9 @@ def page_parts(value, name: str, max_pages: int) -> list[tuple[str, dict]]:
             name,
         )
     where = f"{name}.content" if isinstance(value, dict) else name
-    found = [(f"{where}[{i}]", part) for i, part in enumerate(parts) if _image_part(part, f"{where}[{i}]", name, None)]
-    return _within_limit(found, name, max_pages)
-
-
-def message_pages(body: dict, instruction: str, max_pages: int) -> list[tuple[str, dict]]:
-    """(where, part) for each image_url part of a /pooling request's ``messages``: each one page."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise APIError(400, "'messages' must be a non-empty list whose content holds the pages as image_url parts.", "messages")
-    found = []
-    for i, message in enumerate(messages):
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            content = [{"type": "text", "text": content}]
-        if not isinstance(content, list):
-            raise APIError(400, f"messages[{i}] must be an object whose 'content' is a list of image_url parts.", "messages")
-        for j, part in enumerate(content):
-            if _image_part(part, f"messages[{i}].content[{j}]", "messages", instruction):
-                found.append((f"messages[{i}].content[{j}]", part))
-    return _within_limit(found, "messages", max_pages)
-
-
-def _within_limit(found: list, name: str, max_pages: int) -> list:
-    if not found:
-        raise APIError(400, f"'{name}' holds no image_url part: send the pages.", name)
+    found = [(f"{where}[{i}]", part) for i, part in enumerate(parts)]
+    for place, part in found:
+        _check_page_part(part, place, name)
     if len(found) > max_pages:
         raise APIError(400, f"At most {max_pages} pages per request (--max_num_images), got {len(found)}.", name)
     return found
@@ -149,20 +126,20 @@ def maxsim(query: np.ndarray, page: np.ndarray) -> float:
     return float((query @ page.T).max(axis=1).sum())
 
 
-def token_rows(embeddings, mask) -> list[np.ndarray]:
+def token_rows(embeddings: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
     """Each row's embeddings at its real tokens (the attention mask's ones), float32 [tokens, dim]."""
     values, mask = np.asarray(embeddings, np.float32), np.asarray(mask).astype(bool)
     return [values[i][mask[i]] for i in range(len(values))]
 
 
 def create_retrieval_app(
-    model,
-    processor,
+    model: QEFFAutoModelForRetrieval,
+    processor: ProcessorMixin,
     model_id: str,
     max_len: int,
     *,
-    served_names=None,
-    api_key=None,
+    served_names: list[str] | None = None,
+    api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_pages: int = MAX_IMAGES_PER_REQUEST,
 ) -> FastAPI:
@@ -235,16 +212,15 @@ def create_retrieval_app(
     @app.post("/pooling")
     async def pooling(request: Request):
         body, name = await read(request)
-        _check_neutral(body, width)
-        encoding = body.get("encoding_format") or "float"
-        if encoding not in _FORMATS:
-            raise APIError(400, f"'encoding_format' must be one of {list(_FORMATS)}, got {encoding!r}.", "encoding_format")
+        _check_neutral(body)
+        encoding = embedding_format(body, width)
         if (body.get("input") is None) == (body.get("messages") is None):
             raise APIError(400, "Send queries as 'input' or pages as image_url parts of 'messages' (one of the two).", "input")
         if body.get("input") is not None:
             rows = await queries(query_texts(body["input"], "input", image_token))
         else:
-            rows = await pages(message_pages(body, instruction, max_pages), "messages")
+            hint = "a page is read with its processor's own prompt: send queries as 'input', in a request of their own"
+            rows = await pages(media_parts(body, IMAGES, hint, said=instruction, max_items=max_pages), "messages")
 
         def item(i: int, r: np.ndarray) -> dict:
             data = base64.b64encode(r.astype("<f4").tobytes()).decode() if encoding == "base64" else r.tolist()
@@ -266,7 +242,7 @@ def create_retrieval_app(
 
     async def score(request: Request):
         body, name = await read(request)
-        _check_neutral(body, width)
+        _check_neutral(body)
         first_name = next((n for n in ("text_1", "queries", "data_1") if body.get(n) is not None), "text_1")
         second_name = next((n for n in ("text_2", "documents", "items", "data_2") if body.get(n) is not None), "text_2")
         first = query_texts(body.get(first_name), first_name, image_token)
@@ -275,24 +251,14 @@ def create_retrieval_app(
 
     async def rerank(request: Request):
         body, name = await read(request)
-        _check_neutral(body, width)
-        query = query_texts(body.get("query"), "query", image_token) if isinstance(body.get("query"), str) else None
-        if query is None:
+        _check_neutral(body)
+        if not isinstance(body.get("query"), str):
             raise APIError(400, "'query' must be a string.", "query")
+        query = query_texts(body["query"], "query", image_token)
         documents = page_parts(body.get("documents"), "documents", max_pages)
-        top_n = number(body, "top_n", int, 0)
-        top_n = top_n if top_n > 0 else len(documents)  # vLLM: 0 or less is every document
-        keep = body.get("return_documents", True)
-        if not isinstance(keep, bool):
-            raise APIError(400, f"'return_documents' must be true or false, got {keep!r}.", "return_documents")
+        top_n, keep = rerank_options(body)
         scores, tokens = await scored(query, "query", documents, "documents")
-        ranked = sorted(range(len(documents)), key=lambda i: -scores[i])[:top_n]
-        results = [
-            {"index": i, **({"document": {"text": None, "multi_modal": documents[i][1]}} if keep else {}), "relevance_score": scores[i]}
-            for i in ranked
-        ]
-        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-        return {"id": f"rerank-{uuid.uuid4().hex}", "model": name, "created": int(time.time()), "usage": usage, "results": results}
+        return rerank_answer(name, scores, [{"text": None, "multi_modal": part} for _, part in documents], tokens, top_n, keep)
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request):
@@ -310,7 +276,15 @@ def create_retrieval_app(
     return app
 
 
-def open_retrieval_app(model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key, max_body_bytes, max_pages=None):
+def open_retrieval_app(
+    model_name: str,
+    ctx_len: int,
+    num_cores: int,
+    mxfp6_matmul: bool,
+    api_key: str | None,
+    max_body_bytes: int | None,
+    max_pages: int | None = None,
+) -> tuple[FastAPI, NoRunner]:
     """(app, runner) for a late-interaction retriever's folder: compiled (a batch of one) with its processor; queries
     of up to ``ctx_len`` tokens (within its language model's positions), ``max_pages`` pages a request."""
     from transformers import AutoProcessor

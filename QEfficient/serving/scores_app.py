@@ -146,6 +146,24 @@ def rerank_documents(body: dict) -> tuple[str, list[str]]:
     return query, texts
 
 
+def rerank_options(body: dict) -> tuple[int, bool]:
+    """/rerank's ``top_n`` (0 or less: every document, as vLLM) and ``return_documents``, checked before any document runs."""
+    top_n = number(body, "top_n", int, 0)
+    keep = body.get("return_documents", True)
+    if not isinstance(keep, bool):
+        raise APIError(400, f"'return_documents' must be true or false, got {keep!r}.", "return_documents")
+    return top_n, keep
+
+
+def rerank_answer(model: str, scores, documents: list[dict], tokens: int, top_n: int, keep: bool) -> dict:
+    """vLLM's rerank response: the ``top_n`` documents by score, highest first, each its ``document`` (vLLM's
+    RerankDocument) where ``keep``."""
+    ranked = sorted(range(len(documents)), key=lambda i: -scores[i])[: top_n if top_n > 0 else len(documents)]
+    results = [{"index": i, **({"document": documents[i]} if keep else {}), "relevance_score": float(scores[i])} for i in ranked]
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}  # vLLM's RerankUsage
+    return {"id": f"rerank-{uuid.uuid4().hex}", "model": model, "usage": usage, "results": results}
+
+
 def listing(kind: str, model: str, data: list[dict], tokens: int) -> dict:
     """vLLM's list response of /score and /classify."""
     usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0}
@@ -257,20 +275,10 @@ def create_scores_app(
         scores_only("/rerank")
         name = check_model(body)
         query, documents = rerank_documents(body)
-        top_n = number(body, "top_n", int, 0)
-        top_n = top_n if top_n > 0 else len(documents)  # vLLM: 0 or less is every document
-        keep = body.get("return_documents", True)
-        if not isinstance(keep, bool):
-            raise APIError(400, f"'return_documents' must be true or false, got {keep!r}.", "return_documents")
+        top_n, keep = rerank_options(body)
         activate = use_activation(body)
         values, tokens = await run([(query, d) for d in documents])
-        scores = relevance(values, activate)
-        ranked = sorted(range(len(documents)), key=lambda i: -scores[i])[:top_n]
-        results = [
-            {"index": i, **({"document": {"text": documents[i]}} if keep else {}), "relevance_score": float(scores[i])} for i in ranked
-        ]
-        usage = {"prompt_tokens": tokens, "total_tokens": tokens}  # vLLM's RerankUsage
-        return {"id": f"rerank-{uuid.uuid4().hex}", "model": name, "usage": usage, "results": results}
+        return rerank_answer(name, relevance(values, activate), [{"text": d} for d in documents], tokens, top_n, keep)
 
     async def classify(request: Request):
         body = await read(request)

@@ -117,6 +117,16 @@ def bidirectional_window(padding: torch.Tensor, window: int, modeling_module: st
     return padding + (~inside).to(torch.float32) * torch.finfo(torch.float32).min
 
 
+def bidirectional_masks(attention_mask: torch.Tensor, window: int | None, modeling_module: str) -> dict[str, torch.Tensor]:
+    """An encoder's masks by layer type from the 2-D padding mask: padding hidden, and for its sliding layers (a
+    ``window``) positions outside the window too."""
+    padding = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
+    masks = {"full_attention": padding}
+    if window is not None:
+        masks["sliding_attention"] = bidirectional_window(padding, window, modeling_module)
+    return masks
+
+
 # Encoders whose attention takes the 2-D padding mask and builds its own from it without a branch on its values
 # (DeBERTa's relative positions), or that refuse a 4-D one (XLM's and FlauBERT's assert on its shape)
 TWO_D_MASK_TYPES = frozenset(
@@ -355,7 +365,7 @@ class QEffEncoder(nn.Module):
             elif self.config.model_type in SLIDING_ENCODERS:
                 mask = self._window(mask, self.window)
             elif self.window is not None:
-                mask, extra["use_cache"] = {"full_attention": mask, "sliding_attention": self._window(mask, self.window)}, False
+                mask, extra["use_cache"] = bidirectional_masks(attention_mask, self.window, type(self.hf).__module__), False
         with eager_attention(self.config), rewritten_functions(self.hf):
             if self.last_token_head:
                 hidden = self.hf.base_model(input_ids=input_ids, attention_mask=mask, **extra).last_hidden_state

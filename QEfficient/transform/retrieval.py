@@ -24,9 +24,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from QEfficient.transform.encoder import bidirectional_window, eager_attention
+from QEfficient.transform.encoder import bidirectional_masks, eager_attention
 from QEfficient.transform.vision_adapters import VisionLanguageAdapter, get_vision_adapter
-from QEfficient.transform.vision_adapters.idefics3 import Idefics3Adapter
+from QEfficient.transform.vision_adapters.idefics3 import ModernVBertAdapter
 
 
 @dataclass(frozen=True)
@@ -38,25 +38,17 @@ class RetrieverRule:
     # PaliGemma's prefix attends both ways; ColQwen2's forward passes no token types, so the host feeds type 1 (causal)
     reads_token_types: bool
     encoder: bool = False  # the text model attends both ways (ModernBERT), its sliding layers within their window
+    # the tower's adapter where the vision-language model is not an image-text model (none: the image-text path's)
+    vision_adapter: VisionLanguageAdapter | None = None
 
 
 RETRIEVERS = {
     "colpali": RetrieverRule(("paligemma",), first_position=1, reads_token_types=True),
     "colqwen2": RetrieverRule(("qwen2_vl", "qwen2_5_vl"), first_position=0, reads_token_types=False),  # ColQwen2, ColQwen2.5
-    "colmodernvbert": RetrieverRule(("modernvbert",), first_position=0, reads_token_types=False, encoder=True),
+    "colmodernvbert": RetrieverRule(
+        ("modernvbert",), first_position=0, reads_token_types=False, encoder=True, vision_adapter=ModernVBertAdapter("modernvbert")
+    ),
 }
-
-
-@dataclass(frozen=True)
-class ModernVBertAdapter(Idefics3Adapter):
-    """ModernVBERT's tower: Idefics3's tiles (the processor splits each page) through SigLIP and a pixel-shuffle
-    connector, whose factor it names ``pixel_shuffle_factor``. Not an image-text model: only retrievers use it."""
-
-    tiled_pages: bool = True  # pixel_values [pages, tiles, channels, height, width], padded with all-zero tiles
-
-    def tokens_per_unit(self, config) -> int:
-        side = config.vision_config.image_size // config.vision_config.patch_size
-        return side * side // config.pixel_shuffle_factor**2
 
 
 def retriever_rule(config) -> RetrieverRule:
@@ -90,8 +82,7 @@ class VisionLanguageView(nn.Module):
 
 def retriever_vision_adapter(hf_model: PreTrainedModel) -> VisionLanguageAdapter:
     """The image-text path's vision adapter of a retriever's vision-language model (``retriever_rule`` checks the type)."""
-    vlm_config = hf_model.config.vlm_config
-    return ModernVBertAdapter("modernvbert") if vlm_config.model_type == "modernvbert" else get_vision_adapter(vlm_config)
+    return retriever_rule(hf_model.config).vision_adapter or get_vision_adapter(hf_model.config.vlm_config)
 
 
 def prefix_mask(attention_mask: torch.Tensor, token_type_ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -145,9 +136,7 @@ class QEffRetrievalEmbeddings(nn.Module):
         too), written here as the encoder graph writes them (transformers builds the windowed one with vmap)."""
         text_model = self.hf.vlm.text_model
         config = text_model.config
-        padding = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
-        masks = {"full_attention": padding}
-        if "sliding_attention" in (getattr(config, "layer_types", None) or ()):
-            masks["sliding_attention"] = bidirectional_window(padding, config.sliding_window, type(text_model).__module__)
+        sliding = "sliding_attention" in (getattr(config, "layer_types", None) or ())
+        masks = bidirectional_masks(attention_mask, config.sliding_window if sliding else None, type(text_model).__module__)
         with eager_attention(config):
             return text_model(inputs_embeds=merged, attention_mask=masks, position_ids=positions).last_hidden_state

@@ -188,6 +188,7 @@ class VisionLanguageAdapter:
     # tokens (``_tokens``), in prompt order.
     flat_embeddings = False  # the vision graph returns [1, tokens, hidden], not [units, tokens, hidden]
     vision_per_unit = False  # run the vision graph one unit at a time (units of different sizes)
+    tiled_pages = False  # a retriever's pages come as [pages, tiles, ...] (ModernVBERT's Idefics3 tiles)
 
     def tokens_per_unit(self, config) -> int:
         """Image tokens one unit (image, tile) gives."""

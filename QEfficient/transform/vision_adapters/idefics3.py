@@ -22,9 +22,11 @@ from QEfficient.transform.vision_adapters.base import VisionLanguageAdapter
 class Idefics3Adapter(VisionLanguageAdapter):
     nested_images: bool = True
 
+    shuffle_factor = "scale_factor"  # the config's name for the connector's pixel-shuffle factor
+
     def tokens_per_unit(self, config) -> int:
         side = config.vision_config.image_size // config.vision_config.patch_size
-        return side * side // config.scale_factor**2
+        return side * side // getattr(config, self.shuffle_factor) ** 2
 
     def image_features(self, hf: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
         # Real tiles are full (never padded inside): no patch mask, and each patch's position is its
@@ -54,6 +56,15 @@ class Idefics3Adapter(VisionLanguageAdapter):
             if not real.all():
                 raise ValueError("Tiles with padding inside (pixel_attention_mask) are not supported: let the processor resize images.")
         return super().vision_inputs({"pixel_values": tiles}, img_size, config)
+
+
+@dataclass(frozen=True)
+class ModernVBertAdapter(Idefics3Adapter):
+    """ModernVBERT (under ColModernVBert retrievers): Idefics3's tiles through SigLIP and the pixel-shuffle connector, its
+    factor named otherwise; pages come as [pages, tiles, ...]. Not an image-text model: only retrievers use it."""
+
+    shuffle_factor = "pixel_shuffle_factor"
+    tiled_pages = True
 
 
 @dataclass(frozen=True)
