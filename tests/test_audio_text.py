@@ -224,6 +224,17 @@ def masked_audio_folder(model_type: str, folder, tokenizer_dir, chat_template: s
     return hf, processor_class.from_pretrained(folder), audio_token
 
 
+def hf_chat_answer(hf, processor, clip: np.ndarray, question: str = "What is said?") -> tuple[str, int]:
+    """transformers' greedy answer (8 tokens) to a user turn of ``clip`` then ``question`` through the processor's chat
+    template, and the prompt's token count."""
+    messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": question}]}]
+    prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    inputs = processor(text=[prompt], audio=[clip], sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        ids = hf.generate(**inputs, max_new_tokens=8, do_sample=False)[0, inputs["input_ids"].shape[1] :]
+    return processor.tokenizer.decode(ids, skip_special_tokens=True), inputs["input_ids"].shape[1]
+
+
 @pytest.mark.parametrize("model_type", list(MASKED_AUDIO))
 def test_masked_audio_models_through_their_processors_are_transformers(model_type, tmp_path, tokenizer_dir):
     """39 s of speech (two 30 s windows) and 3 s, in prompts of different lengths, through the model's real processor
@@ -264,12 +275,7 @@ def test_a_served_chat_with_audio_is_transformers(qwen2_audio):
     folder, hf, processor = qwen2_audio
     sent = wav(read_wav(DATA / "speech16k.wav")[:32000])  # 2 s as a 16-bit WAV file
     clip, data = decode_wav(sent), base64.b64encode(sent).decode()  # what the server reads from it
-    messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "What is said?"}]}]
-    prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    inputs = processor(text=[prompt], audio=[clip], sampling_rate=16000, return_tensors="pt")
-    with torch.no_grad():
-        ids = hf.generate(**inputs, max_new_tokens=8, do_sample=False)[0, inputs["input_ids"].shape[1] :]
-    expected = processor.tokenizer.decode(ids, skip_special_tokens=True)
+    expected, _ = hf_chat_answer(hf, processor, clip)
     app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1", "--ctx_len", "256"]))
     try:
         with serve_on_loopback(app, log_level="critical") as url:

@@ -9,13 +9,12 @@ import base64
 
 import httpx
 import pytest
-import torch
 
 from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.utils.audio import decode_wav
 from tests.helpers import serve_on_loopback
-from tests.test_audio_text import DATA, MASKED_AUDIO, masked_audio_folder, read_wav
+from tests.test_audio_text import DATA, MASKED_AUDIO, hf_chat_answer, masked_audio_folder, read_wav
 from tests.test_server_ctc import wav
 
 # a ChatML template that writes the model's audio token where an audio part is (the checkpoints' templates do)
@@ -31,12 +30,7 @@ def test_a_served_chat_with_audio_is_transformers(model_type, tmp_path, tokenize
     hf, processor, _ = masked_audio_folder(model_type, tmp_path, tokenizer_dir, TEMPLATE)
 
     sent = wav(read_wav(DATA / "speech16k.wav")[:32000])  # 2 s as a 16-bit WAV file
-    messages = [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "What is said?"}]}]
-    prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    inputs = processor(text=[prompt], audio=[decode_wav(sent)], sampling_rate=16000, return_tensors="pt")
-    with torch.no_grad():
-        ids = hf.generate(**inputs, max_new_tokens=8, do_sample=False)[0, inputs["input_ids"].shape[1] :]
-    expected = processor.tokenizer.decode(ids, skip_special_tokens=True)
+    expected, prompt_tokens = hf_chat_answer(hf, processor, decode_wav(sent))
 
     app, runner = build_from_args(parse_args(["--model_name", str(tmp_path), "--num_cores", "1", "--ctx_len", "256"]))
     try:
@@ -48,4 +42,4 @@ def test_a_served_chat_with_audio_is_transformers(model_type, tmp_path, tokenize
         runner.stop()
     assert answer.status_code == 200, answer.text
     assert answer.json()["choices"][0]["message"]["content"] == expected
-    assert answer.json()["usage"]["prompt_tokens"] == inputs["input_ids"].shape[1]
+    assert answer.json()["usage"]["prompt_tokens"] == prompt_tokens
