@@ -73,6 +73,18 @@ def build_server(
             task=None if task in ("auto", "embed") else task,
         )
         return open_retrieval_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes, max_num_images)  # pages
+    if not gguf_file and _is_colbert(model_name):  # ColBERT: the same routes over text
+        from QEfficient.serving.colbert_app import open_colbert_app
+
+        _refuse_options(
+            model_name,
+            "a ColBERT retriever (/pooling, /score, /rerank)",
+            **generation_options,
+            **media_options,
+            hf_overrides=hf_overrides or None,
+            task=None if task in ("auto", "embed") else task,
+        )
+        return open_colbert_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     if not gguf_file and _is_text_to_speech(model_name):  # VITS: /v1/audio/speech, one request at a time
         from QEfficient.serving.tts_app import open_tts_app
 
@@ -219,6 +231,12 @@ def _is_retriever(model_name: str) -> bool:
     from QEfficient.serving.tasks import is_retriever
 
     return is_retriever(model_name)
+
+
+def _is_colbert(model_name: str) -> bool:
+    from QEfficient.serving.tasks import is_colbert
+
+    return is_colbert(model_name)
 
 
 def _is_text_to_speech(model_name: str) -> bool:

@@ -38,6 +38,7 @@ from QEfficient.export.graph_names import (
 from QEfficient.export.graph_specs import EncoderGraphSpec
 from QEfficient.export.onnx_export import export_encoder_onnx
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, global_attention_rule, run_encoder
+from QEfficient.loading.colbert import is_colbert_folder
 from QEfficient.loading.hf_loader import causal_lm_class, load_config, load_pretrained, retrieval_class_name
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk
@@ -61,7 +62,7 @@ from QEfficient.transform.dual_encoder import is_dual_encoder
 from QEfficient.transform.encoder import UNSUPPORTED_TEXT_ENCODING, PoolingFn, QEffEncoder, resolve_pooling
 from QEfficient.transform.image_encoder import reads_pixels
 from QEfficient.utils.arrays import as_numpy
-from QEfficient.utils.cache import file_digest, hash_dict
+from QEfficient.utils.cache import file_digest, fingerprint_state_dict, hash_dict
 from QEfficient.utils.checks import check_positive, check_strings
 from QEfficient.utils.onnx_files import graph_input_names
 
@@ -97,13 +98,24 @@ def _saved_dpr_class(config):
     return getattr(transformers, saved)
 
 
+def _pooling_key(pooling: str | PoolingFn | None) -> str | None:
+    """What the export's cache key holds of ``pooling``: its name, a function's qualified name, or a module's class and
+    weights (ColBERT's projection)."""
+    if pooling is None or isinstance(pooling, str):
+        return pooling
+    if isinstance(pooling, torch.nn.Module):
+        kind = type(pooling)
+        return f"{kind.__module__}.{kind.__qualname__}:{fingerprint_state_dict(pooling.state_dict())}"
+    return f"{pooling.__module__}.{pooling.__qualname__}"
+
+
 class _QEFFEncoderBase(QEFFBaseModel):
     _hf_auto = AutoModel
     _output_name = "output"
+    late_interaction = False  # the graph gives every token's retrieval vector (ColBERT: models/colbert.py)
 
     def __init__(self, model: PreTrainedModel, pooling: str | PoolingFn | None = None, **kwargs) -> None:
-        pooling_name = pooling if isinstance(pooling, str) or pooling is None else f"{pooling.__module__}.{pooling.__qualname__}"
-        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), pooling=pooling_name)
+        super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), pooling=_pooling_key(pooling))
         self.pooling_fn = resolve_pooling(pooling)
         self.pooling = pooling
         self.model = QEffEncoder(model.eval(), self.pooling_fn)
@@ -114,6 +126,10 @@ class _QEFFEncoderBase(QEFFBaseModel):
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
         pooling = kwargs.pop("pooling", None)
         config = _saved_config(pretrained_model_name_or_path, kwargs) if cls is QEFFAutoModel else None
+        if config is not None and is_colbert_folder(resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"))[0]):
+            from QEfficient.models.colbert import QEFFColBERTModel  # one vector per token: ColBERT's own class
+
+            return QEFFColBERTModel.from_pretrained(pretrained_model_name_or_path, *args, pooling=pooling, **kwargs)
         if config is not None and retrieval_class_name(config.model_type):  # ColPali: transformers' AutoModel does not load it
             if pooling is not None:
                 raise ValueError(f"'{config.model_type}' gives one embedding per token (late interaction): load it without pooling.")
@@ -240,6 +256,9 @@ class _QEFFEncoderBase(QEFFBaseModel):
         if self.model.global_attention:  # what the host marks global when given no mask (and a server, which takes none)
             manifest["global_attention"] = self._global_attention
         manifest |= {"pooled": self.pooling_fn is not None, "causal": self.model.causal}  # for a server on the artifact
+        if self.late_interaction:  # one vector per token, after the graph's own head (ColBERT's projection); a query's
+            # expansion tokens are unattended columns whose vectors count: every column runs
+            manifest |= {"pooled": False, "late_interaction": True, "reads_padding": True}
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,

@@ -26,6 +26,7 @@ from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, PIXEL_VALUE
 from QEfficient.export.graph_specs import VisionGraphSpec
 from QEfficient.export.onnx_export import export_vision_onnx
 from QEfficient.export.task_graph_specs import EMBEDDINGS, RETRIEVAL_KIND, RetrievalTextGraphSpec
+from QEfficient.loading.colbert import is_colbert_folder
 from QEfficient.loading.hf_loader import load_config, retrieval_class_name
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import GraphArtifact, QEFFBaseModel
@@ -42,8 +43,8 @@ def _retrieval_class(config):
     name = retrieval_class_name(config.model_type)
     if name is None:
         raise ValueError(
-            f"'{config.model_type}' is not a late-interaction retrieval model (ColPali). For text embeddings use QEFFAutoModel; "
-            "for image-text similarity, QEFFAutoModelForZeroShotImageClassification."
+            f"'{config.model_type}' is not a late-interaction retrieval model (ColPali, or a ColBERT folder). For text embeddings "
+            "use QEFFAutoModel; for image-text similarity, QEFFAutoModelForZeroShotImageClassification."
         )
     retriever_rule(config)
     return getattr(transformers, name)
@@ -73,6 +74,10 @@ class QEFFAutoModelForRetrieval(QEFFBaseModel):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
         folder, _ = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+        if is_colbert_folder(folder):  # a text retriever: ColBERT's own class
+            from QEfficient.models.colbert import QEFFColBERTModel
+
+            return QEFFColBERTModel.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         return cls._from_hf(_retrieval_class(load_config(folder)), pretrained_model_name_or_path, *args, **kwargs)
 
     @property

@@ -93,6 +93,11 @@ class CompiledEncoder:
     def __init__(self, qpc_path: str | Path, num_cores: int) -> None:
         self.qpc_path = Path(qpc_path)
         self.qconfig = read_artifact(self.qpc_path)
+        if self.qconfig.get("late_interaction"):
+            raise ValueError(
+                f"'{qpc_path}' is a ColBERT retriever's artifact (one vector per token): serve it with --model_name and its "
+                "folder (/pooling, /score, /rerank)."
+            )
         self.local_model_dir = self.qpc_path / MODEL_FILES_SUBDIR
         check_servable(self.qpc_path)
         config = json.loads((self.local_model_dir / SERVING_CONFIG).read_text())

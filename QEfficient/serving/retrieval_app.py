@@ -25,13 +25,16 @@ import base64
 import json
 import re
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from fastapi import FastAPI, Request, Response
 
 from QEfficient.export.graph_names import ATTENTION_MASK
+from QEfficient.generation.late_interaction import maxsim
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.classify_media_app import IMAGES, media_parts, part_url
 from QEfficient.serving.embeddings_app import embedding_format
@@ -80,7 +83,7 @@ def query_texts(value: object, name: str, image_token: str | None) -> list[str]:
         return value
     raise APIError(
         400,
-        f"'{name}' must be a query text or a non-empty list of them (token ids are not taken: the processor writes each query's prompt).",
+        f"'{name}' must be a text or a non-empty list of them (token ids are not taken: each text is tokenized here).",
         name,
     )
 
@@ -119,11 +122,6 @@ def page_parts(value: object, name: str, max_pages: int) -> list[tuple[str, dict
     if len(found) > max_pages:
         raise APIError(400, f"At most {max_pages} pages per request (--max_num_images), got {len(found)}.", name)
     return found
-
-
-def maxsim(query: np.ndarray, page: np.ndarray) -> float:
-    """ColBERT's late interaction: each query token's best dot product over the page's tokens, summed."""
-    return float((query @ page.T).max(axis=1).sum())
 
 
 def token_rows(embeddings: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
@@ -201,32 +199,13 @@ def create_retrieval_app(
         async with lock:
             return await asyncio.to_thread(embed, batches)
 
-    async def read(request: Request) -> tuple[dict, str]:
-        body = parse_json(await read_limited_body(request, max_body_bytes))
-        return body, served_model(body, names)
-
-    async def json_response(payload: dict) -> Response:
-        """Serialized off the event loop: a /pooling answer holds every token's vector."""
-        return Response(await asyncio.to_thread(json.dumps, payload), media_type="application/json")
-
-    @app.post("/pooling")
-    async def pooling(request: Request):
-        body, name = await read(request)
-        _check_neutral(body)
-        encoding = embedding_format(body, width)
+    async def pooling_rows(body: dict) -> list[np.ndarray]:
         if (body.get("input") is None) == (body.get("messages") is None):
             raise APIError(400, "Send queries as 'input' or pages as image_url parts of 'messages' (one of the two).", "input")
         if body.get("input") is not None:
-            rows = await queries(query_texts(body["input"], "input", image_token))
-        else:
-            hint = "a page is read with its processor's own prompt: send queries as 'input', in a request of their own"
-            rows = await pages(media_parts(body, IMAGES, hint, said=instruction, max_items=max_pages), "messages")
-
-        def item(i: int, r: np.ndarray) -> dict:
-            data = base64.b64encode(r.astype("<f4").tobytes()).decode() if encoding == "base64" else r.tolist()
-            return {"index": i, "object": "pooling", "data": data}
-
-        return await json_response(listing("pool", name, [item(i, r) for i, r in enumerate(rows)], sum(len(r) for r in rows)))
+            return await queries(query_texts(body["input"], "input", image_token))
+        hint = "a page is read with its processor's own prompt: send queries as 'input', in a request of their own"
+        return await pages(media_parts(body, IMAGES, hint, said=instruction, max_items=max_pages), "messages")
 
     async def scored(first: list[str], first_name: str, documents: list[tuple[str, dict]], name: str) -> tuple[list[float], int]:
         if len(first) not in (1, len(documents)):
@@ -240,25 +219,71 @@ def create_retrieval_app(
         scores = [maxsim(query_rows[q], p) for q, p in zip(firsts, page_rows, strict=True)]
         return scores, sum(len(r) for r in query_rows.values()) + sum(len(r) for r in page_rows)
 
-    async def score(request: Request):
-        body, name = await read(request)
-        _check_neutral(body)
+    async def score_rows(body: dict) -> tuple[list[float], int]:
         first_name = next((n for n in ("text_1", "queries", "data_1") if body.get(n) is not None), "text_1")
         second_name = next((n for n in ("text_2", "documents", "items", "data_2") if body.get(n) is not None), "text_2")
         first = query_texts(body.get(first_name), first_name, image_token)
-        scores, tokens = await scored(first, first_name, page_parts(body.get(second_name), second_name, max_pages), second_name)
-        return listing("score", name, [{"index": i, "object": "score", "score": s} for i, s in enumerate(scores)], tokens)
+        return await scored(first, first_name, page_parts(body.get(second_name), second_name, max_pages), second_name)
 
-    async def rerank(request: Request):
-        body, name = await read(request)
-        _check_neutral(body)
+    async def rerank_rows(body: dict) -> tuple[list[float], list[dict], int]:
         if not isinstance(body.get("query"), str):
             raise APIError(400, "'query' must be a string.", "query")
         query = query_texts(body["query"], "query", image_token)
         documents = page_parts(body.get("documents"), "documents", max_pages)
-        top_n, keep = rerank_options(body)
         scores, tokens = await scored(query, "query", documents, "documents")
-        return rerank_answer(name, scores, [{"text": None, "multi_modal": part} for _, part in documents], tokens, top_n, keep)
+        return scores, [{"text": None, "multi_modal": part} for _, part in documents], tokens
+
+    late_interaction_routes(app, names, max_body_bytes, LateInteraction(width, pooling_rows, score_rows, rerank_rows))
+    return app
+
+
+@dataclass(frozen=True)
+class LateInteraction:
+    """What the routes ask of a retriever, each from a request's body (checked there, a 400 saying what is wrong): the
+    /pooling rows, /score's scores and the token count, /rerank's scores, its documents as vLLM's RerankDocument and the
+    token count. ``width``: the embeddings' size."""
+
+    width: int
+    pooling_rows: Callable[[dict], Awaitable[list[np.ndarray]]]
+    score_rows: Callable[[dict], Awaitable[tuple[list[float], int]]]
+    rerank_rows: Callable[[dict], Awaitable[tuple[list[float], list[dict], int]]]
+
+
+def late_interaction_routes(app: FastAPI, names: list[str], max_body_bytes: int, retriever: LateInteraction) -> None:
+    """vLLM's /pooling, /score and /rerank routes of a late-interaction retriever on ``app`` (module docstring), and its
+    /v1/embeddings refused."""
+
+    async def read(request: Request) -> tuple[dict, str]:
+        body = parse_json(await read_limited_body(request, max_body_bytes))
+        _check_neutral(body)
+        return body, served_model(body, names)
+
+    async def json_response(payload: dict) -> Response:
+        """Serialized off the event loop: a /pooling answer holds every token's vector."""
+        return Response(await asyncio.to_thread(json.dumps, payload), media_type="application/json")
+
+    @app.post("/pooling")
+    async def pooling(request: Request):
+        body, name = await read(request)
+        encoding = embedding_format(body, retriever.width)
+        rows = await retriever.pooling_rows(body)
+
+        def item(i: int, r: np.ndarray) -> dict:
+            data = base64.b64encode(r.astype("<f4").tobytes()).decode() if encoding == "base64" else r.tolist()
+            return {"index": i, "object": "pooling", "data": data}
+
+        return await json_response(listing("pool", name, [item(i, r) for i, r in enumerate(rows)], sum(len(r) for r in rows)))
+
+    async def score(request: Request):
+        body, name = await read(request)
+        scores, tokens = await retriever.score_rows(body)
+        return listing("score", name, [{"index": i, "object": "score", "score": s} for i, s in enumerate(scores)], tokens)
+
+    async def rerank(request: Request):
+        body, name = await read(request)
+        top_n, keep = rerank_options(body)
+        scores, documents, tokens = await retriever.rerank_rows(body)
+        return rerank_answer(name, scores, documents, tokens, top_n, keep)
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request):
@@ -273,7 +298,6 @@ def create_retrieval_app(
         app.post(path)(score)
     for path in ("/rerank", "/v1/rerank", "/v2/rerank"):
         app.post(path)(rerank)
-    return app
 
 
 def open_retrieval_app(

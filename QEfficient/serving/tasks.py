@@ -196,8 +196,17 @@ def is_text_to_speech(model_name: str) -> bool:
 
 
 def is_retriever(model_name: str) -> bool:
-    """Whether the folder holds a late-interaction retriever (ColPali: QEFFAutoModelForRetrieval; serving/retrieval_app.py)."""
+    """Whether the folder holds a late-interaction document retriever (ColPali: QEFFAutoModelForRetrieval;
+    serving/retrieval_app.py)."""
     from QEfficient.loading.hf_loader import retrieval_class_name
 
     found = folder_and_config(model_name)
     return found is not None and retrieval_class_name(found[1].model_type) is not None
+
+
+def is_colbert(model_name: str) -> bool:
+    """Whether the folder holds a ColBERT text retriever (QEFFColBERTModel; serving/colbert_app.py)."""
+    from QEfficient.loading.colbert import is_colbert_folder
+
+    found = folder_and_config(model_name)
+    return found is not None and is_colbert_folder(found[0])

@@ -69,7 +69,7 @@ def resolve_pooling(pooling: str | PoolingFn | None) -> PoolingFn | None:
             )
         return POOLING[pooling]
     if callable(pooling):
-        params = list(inspect.signature(pooling).parameters)
+        params = list(inspect.signature(pooling.forward if isinstance(pooling, nn.Module) else pooling).parameters)
         if params[:2] != ["last_hidden_states", "attention_mask"]:
             raise ValueError(f"A pooling callable must take (last_hidden_states, attention_mask); got parameters {params}.")
         return pooling

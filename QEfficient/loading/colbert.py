@@ -1,0 +1,167 @@
+"""What makes a folder a ColBERT text retriever, read from its files: the projection after the encoder and how queries and
+documents are tokenized. Two layouts are read:
+
+* PyLate's (a sentence-transformers folder: ``modules.json`` lists the Transformer and ``pylate.models.Dense.Dense``
+  modules, ``config_sentence_transformers.json`` holds the prefixes, lengths and skiplist);
+* Stanford ColBERT's (``HF_ColBERT``: the encoder's checkpoint also holds ``linear.weight``; ``artifact.metadata``
+  holds the marker tokens and lengths), as colbert-ir/colbertv2.0 and answerdotai/answerai-colbert-small-v1 ship.
+
+Defaults are PyLate's where its config leaves a key out, and Stanford ColBERT's settings where its metadata does.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# config.json architectures that mark a ColBERT checkpoint (vLLM's names for the same layout included)
+COLBERT_ARCHITECTURES = ("HF_ColBERT", "ColBERTModel", "ColBERTModernBertModel")
+PYLATE_DENSE = "pylate.models.Dense.Dense"
+PROJECTION_ACTIVATIONS = ("Identity", "Tanh", "ReLU", "Sigmoid")  # what a Dense module may end in here
+
+
+@dataclass(frozen=True)
+class ProjectionLayer:
+    """One linear layer after the encoder, applied to every token: activation(x @ weight.T + bias)."""
+
+    weight: np.ndarray  # [out_features, in_features], float32
+    bias: np.ndarray | None
+    activation: str = "Identity"
+
+
+@dataclass(frozen=True)
+class ColBERTSettings:
+    """A ColBERT folder's projection and its query / document tokenization."""
+
+    layers: tuple[ProjectionLayer, ...]
+    query_prefix: str
+    document_prefix: str
+    query_length: int
+    document_length: int
+    do_query_expansion: bool = True  # queries padded to query_length with the mask token, every position kept
+    attend_to_expansion_tokens: bool = False
+    skiplist_words: tuple[str, ...] = field(default_factory=lambda: tuple(string.punctuation))
+    layout: str = "pylate"  # or "stanford"
+
+    @property
+    def dim(self) -> int:
+        return int(self.layers[-1].weight.shape[0])
+
+
+def _json(path: Path) -> dict | list | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _modules(folder: Path) -> list[dict]:
+    modules = _json(folder / "modules.json")
+    return modules if isinstance(modules, list) else []
+
+
+def is_colbert_folder(folder: str | Path | None) -> bool:
+    """Whether ``folder`` holds a ColBERT text retriever in either layout (nothing is read but small JSON files)."""
+    if not folder or not Path(folder).is_dir():
+        return False
+    folder = Path(folder)
+    if any(m.get("type") == PYLATE_DENSE for m in _modules(folder)):
+        return True
+    config = _json(folder / "config.json")
+    return isinstance(config, dict) and any(a in COLBERT_ARCHITECTURES for a in config.get("architectures") or [])
+
+
+def read_colbert_folder(folder: str | Path) -> ColBERTSettings:
+    """The folder's ColBERT settings; a ValueError that says why where the folder is not one, or holds what is not run
+    here (another sentence-transformers module, a residual Dense, an activation outside PROJECTION_ACTIVATIONS)."""
+    folder = Path(folder)
+    if not is_colbert_folder(folder):
+        raise ValueError(
+            f"{folder} is not a ColBERT model: expected a PyLate folder (modules.json with {PYLATE_DENSE}) or a Stanford "
+            f"ColBERT checkpoint (config.json architectures {list(COLBERT_ARCHITECTURES)})."
+        )
+    if any(m.get("type") == PYLATE_DENSE for m in _modules(folder)):
+        return _pylate(folder)
+    return _stanford(folder)
+
+
+def _pylate(folder: Path) -> ColBERTSettings:
+    layers = []
+    for module in _modules(folder):
+        kind = str(module.get("type", ""))
+        if kind == PYLATE_DENSE:
+            layers.append(_dense_layer(folder / str(module.get("path", ""))))
+        elif kind.rsplit(".", 1)[-1] != "Transformer":
+            raise ValueError(f"This ColBERT folder's module {kind!r} is not run here (PyLate's Transformer and Dense modules are).")
+    config = _json(folder / "config_sentence_transformers.json") or {}
+    if config.get("default_prompt_name"):
+        raise ValueError(f"This ColBERT folder prepends the prompt {config['default_prompt_name']!r} to every text, which is not run here.")
+    prefixes = {key: config.get(key, default) for key, default in (("query_prefix", "[Q] "), ("document_prefix", "[D] "))}
+    return ColBERTSettings(
+        layers=tuple(layers),
+        query_prefix=str(prefixes["query_prefix"] or ""),
+        document_prefix=str(prefixes["document_prefix"] or ""),
+        query_length=int(config.get("query_length") or 32),
+        document_length=int(config.get("document_length") or 180),
+        do_query_expansion=bool(config.get("do_query_expansion", True)),
+        attend_to_expansion_tokens=bool(config.get("attend_to_expansion_tokens") or False),
+        skiplist_words=tuple(config.get("skiplist_words") or string.punctuation),
+    )
+
+
+def _dense_layer(where: Path) -> ProjectionLayer:
+    config = _json(where / "config.json") or {}
+    if config.get("use_residual"):
+        raise ValueError(f"The Dense module {where.name} adds its input back (use_residual), which is not run here.")
+    activation = str(config.get("activation_function") or "Identity").rsplit(".", 1)[-1]
+    if activation not in PROJECTION_ACTIVATIONS:
+        raise ValueError(
+            f"The Dense module {where.name} ends in {config.get('activation_function')}; {', '.join(PROJECTION_ACTIVATIONS)} run here."
+        )
+    weights = _weights(where, ("linear.weight", "linear.bias"))
+    if "linear.weight" not in weights:
+        raise ValueError(f"The Dense module {where.name} holds no linear.weight.")
+    return ProjectionLayer(weights["linear.weight"], weights.get("linear.bias"), activation)
+
+
+def _stanford(folder: Path) -> ColBERTSettings:
+    weights = _weights(folder, ("linear.weight",))
+    if "linear.weight" not in weights:
+        raise ValueError(f"{folder} is marked HF_ColBERT but its checkpoint holds no 'linear.weight' (the projection).")
+    meta = _json(folder / "artifact.metadata") or {}
+    meta = {**(meta.get("config") or {}), **meta} if isinstance(meta, dict) else {}
+    return ColBERTSettings(
+        layers=(ProjectionLayer(weights["linear.weight"], None),),
+        query_prefix=str(meta.get("query_token_id") or "[unused0]"),
+        document_prefix=str(meta.get("doc_token_id") or "[unused1]"),
+        query_length=int(meta.get("query_maxlen") or 32),
+        document_length=int(meta.get("doc_maxlen") or 220),
+        attend_to_expansion_tokens=bool(meta.get("attend_to_mask_tokens") or False),
+        skiplist_words=tuple(string.punctuation) if meta.get("mask_punctuation", True) else (),
+        layout="stanford",
+    )
+
+
+def _weights(where: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """``names`` from the folder's checkpoint as float32 (a safetensors file, sharded or not, read tensor by tensor; else a
+    pytorch_model.bin)."""
+    index = _json(where / "model.safetensors.index.json")
+    files = {name: index["weight_map"][name] for name in names if name in index.get("weight_map", {})} if index else {}
+    if not index and (where / "model.safetensors").is_file():
+        files = dict.fromkeys(names, "model.safetensors")
+    if files:
+        from safetensors import safe_open
+
+        found = {}
+        for name, file in files.items():
+            with safe_open(str(where / file), framework="pt") as f:
+                if name in f.keys():  # noqa: SIM118 (safe_open has no __contains__)
+                    found[name] = f.get_tensor(name).float().numpy()
+        return found
+    if (where / "pytorch_model.bin").is_file():
+        import torch
+
+        state = torch.load(where / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        return {name: state[name].float().numpy() for name in names if name in state}
+    raise ValueError(f"{where} has neither model.safetensors nor pytorch_model.bin.")

@@ -1,0 +1,152 @@
+"""QEFFColBERTModel: ColBERT text retrievers (PyLate folders such as lightonai/GTE-ModernColBERT-v1, and Stanford ColBERT
+checkpoints such as colbert-ir/colbertv2.0): the encoder with its projection and L2 norm in one graph
+(transform/colbert.py), one vector per token.
+
+``encode(texts, is_query=...)`` returns what PyLate's ``ColBERT.encode`` does: a query after its marker token, padded
+with the mask token to ``query_length`` (query expansion, every position kept); a document after its marker, without
+its padding and skiplist (punctuation) tokens. ``generation.late_interaction.maxsim_scores`` then scores queries against
+documents (ColBERT's MaxSim, PyLate's ``colbert_scores``). QEFFAutoModelForRetrieval and QEFFAutoModel load such folders as this class.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from transformers import AutoModel, PreTrainedModel
+
+from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
+from QEfficient.export.task_graph_specs import EMBEDDINGS
+from QEfficient.loading.colbert import ColBERTSettings, read_colbert_folder
+from QEfficient.loading.hf_loader import load_pretrained
+from QEfficient.loading.model_path import resolve_model_path
+from QEfficient.models.encoder import _QEFFEncoderBase
+from QEfficient.transform.colbert import ColBERTProjection
+from QEfficient.utils.checks import check_positive, check_strings
+
+
+def _token_id(tokenizer, token: str, what: str) -> int:
+    found = tokenizer.convert_tokens_to_ids(token)
+    if found is None or (found == tokenizer.unk_token_id and token != tokenizer.unk_token):
+        raise ValueError(f"The tokenizer has no {what} token {token!r}: save the ColBERT model's own tokenizer with it.")
+    return int(found)
+
+
+def colbert_inputs(tokenizer, texts: list[str], settings: ColBERTSettings, is_query: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask, kept) [texts, width] as PyLate tokenizes queries or documents: the marker token after
+    the first (special) token, ``query_length`` / ``document_length`` tokens at most; queries padded with the mask token
+    to ``query_length`` (attended where ``attend_to_expansion_tokens``) and kept whole; documents kept at their attended,
+    non-skiplist tokens."""
+    prefix = settings.query_prefix if is_query else settings.document_prefix
+    length = settings.query_length if is_query else settings.document_length
+    prefix_id = _token_id(tokenizer, prefix, "query marker" if is_query else "document marker") if prefix else None
+    rows = tokenizer(texts, truncation=True, max_length=length - (prefix_id is not None))[INPUT_IDS]
+    if prefix_id is not None:
+        rows = [row[:1] + [prefix_id] + row[1:] for row in rows]
+    expand = is_query and settings.do_query_expansion
+    width = length if expand else max(len(row) for row in rows)
+    if expand:
+        pad = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else tokenizer.eos_token_id
+        if pad is None:
+            raise ValueError("Query expansion pads with the tokenizer's mask token (else its end-of-text token): it has neither.")
+    else:
+        pad = tokenizer.pad_token_id or 0
+    ids = np.full((len(rows), width), pad, np.int64)
+    mask = np.zeros((len(rows), width), np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)], mask[i, : len(row)] = row, 1
+    if expand:
+        kept = np.ones_like(mask, dtype=bool)
+        if settings.attend_to_expansion_tokens:
+            mask[:] = 1
+    elif is_query:
+        kept = mask.astype(bool)
+    else:  # PyLate's skiplist: each word's token id, as convert_tokens_to_ids gives it
+        skip = [tokenizer.convert_tokens_to_ids(word) for word in settings.skiplist_words]
+        kept = mask.astype(bool) & ~np.isin(ids, [s for s in skip if s is not None])
+    return ids, mask, kept
+
+
+class QEFFColBERTModel(_QEFFEncoderBase):
+    """A ColBERT text retriever (module docstring).
+
+    >>> model = QEFFColBERTModel.from_pretrained("path/to/GTE-ModernColBERT-v1")
+    >>> model.compile(num_cores=16)
+    >>> queries = model.encode(["What is late interaction?"], is_query=True)
+    >>> documents = model.encode(["ColBERT scores each query token against every document token."], is_query=False)
+    >>> from QEfficient.generation.late_interaction import maxsim_scores
+    >>> maxsim_scores(queries, documents)
+    """
+
+    late_interaction = True
+    _output_name = EMBEDDINGS
+
+    def __init__(self, model: PreTrainedModel, settings: ColBERTSettings, **kwargs) -> None:
+        if kwargs.pop("pooling", None) is not None:
+            raise ValueError("A ColBERT model gives one vector per token (late interaction): load it without pooling.")
+        hidden = int(model.config.hidden_size)
+        if settings.layers[0].weight.shape[1] != hidden:
+            raise ValueError(
+                f"The ColBERT projection reads {settings.layers[0].weight.shape[1]} features, but the encoder's hidden size is {hidden}."
+            )
+        self.settings = settings
+        super().__init__(model, pooling=ColBERTProjection(settings.layers), **kwargs)
+        self._tokenizer = None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """A PyLate folder or a Stanford ColBERT checkpoint (local, or a hub id in the local HF cache); other keyword
+        arguments go to transformers."""
+        if kwargs.pop("pooling", None) is not None:
+            raise ValueError("A ColBERT model gives one vector per token (late interaction): load it without pooling.")
+        folder, gguf_file = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+        if gguf_file:
+            raise ValueError("A ColBERT model is read from its folder (config, encoder weights and projection), not a GGUF file.")
+        settings = read_colbert_folder(folder)
+        model, folder = load_pretrained(AutoModel, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
+        obj = cls(model, settings, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+        obj.local_model_dir = folder
+        return obj
+
+    @property
+    def tokenizer(self):
+        """The folder's tokenizer (its marker tokens included), read at first use."""
+        if self._tokenizer is None:
+            if self.local_model_dir is None:
+                raise ValueError("This model has no folder to read its tokenizer from: pass tokenizer= to encode().")
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
+        return self._tokenizer
+
+    def compile(
+        self, onnx_path: str | os.PathLike | None = None, compile_dir: str | os.PathLike | None = None, *, seq_len=None, **kwargs
+    ) -> Path:
+        """As QEFFAutoModel's; ``seq_len`` defaults to the query length and powers of two up to the document length
+        (within the encoder's positions), so that each batch runs at the shortest length that holds it."""
+        if seq_len is None:
+            longest = min(self.settings.document_length, getattr(self.config, "max_position_embeddings", None) or 1 << 30)
+            lengths = {min(self.settings.query_length, longest), longest}
+            lengths |= {n for n in (64, 128, 256, 512, 1024, 2048, 4096) if n < longest}
+            seq_len = sorted(lengths)
+        return super().compile(onnx_path, compile_dir, seq_len=seq_len, **kwargs)
+
+    def encode(
+        self, sentences: list[str] | str, is_query: bool = True, batch_size: int = 32, tokenizer=None
+    ) -> list[np.ndarray] | np.ndarray:
+        """Each text's L2-normalized token vectors [tokens, dim], as PyLate's ``encode(sentences, is_query=...)`` gives
+        them (module docstring); one array for one string."""
+        single = isinstance(sentences, str)
+        texts = [sentences] if single else sentences
+        if not isinstance(texts, (list, tuple)) or not texts:
+            raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
+        check_strings("Sentence", texts)
+        check_positive(batch_size=batch_size)
+        tokenizer = tokenizer or self.tokenizer
+        out = []
+        for start in range(0, len(texts), batch_size):
+            ids, mask, kept = colbert_inputs(tokenizer, list(texts[start : start + batch_size]), self.settings, is_query)
+            rows = self.generate({INPUT_IDS: ids, ATTENTION_MASK: mask}, runtime_ai100=self.qpc_path is not None)[self._output_name]
+            out += [row[keep] for row, keep in zip(rows, kept, strict=True)]
+        return out[0] if single else out

@@ -1,0 +1,204 @@
+"""QEFFColBERTModel: ColBERT text retrievers in both layouts, as tiny random models (weights widened so that the text
+decides): a Stanford ColBERT checkpoint (``HF_ColBERT``: BERT whose checkpoint also holds ``linear.weight``, and
+``artifact.metadata``) and a PyLate folder (ModernBERT with a 4-token window in one layer, a ``1_Dense`` projection,
+``config_sentence_transformers.json``). The graph's per-token vectors equal transformers' encoder through the
+projection, L2-normalized, within 1e-5; ``encode`` tokenizes queries and documents as PyLate does (checked token by
+token); MaxSim scores follow; QEFFAutoModel and QEFFAutoModelForRetrieval load these folders as QEFFColBERTModel, and what
+is not run is refused saying why (tests/test_server_colbert.py serves them over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModel, BertConfig, BertModel, ModernBertConfig, ModernBertModel
+
+from QEfficient import QEFFAutoModel, QEFFAutoModelForRetrieval, QEFFColBERTModel
+from QEfficient.generation.late_interaction import maxsim_scores
+from tests.tiny_models import build_wordpiece_tokenizer
+
+QUERIES = ["the cat sat", "a dog on the mat"]
+DOCUMENTS = ["Late interaction scores each query token, then sums the best matches.", "The cat sat on the mat!", "a dog"]
+
+
+def _widened(model: torch.nn.Module) -> torch.nn.Module:
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if weight.dim() == 2:
+                weight.normal_(0, 0.3)
+            elif "norm" not in name.lower():
+                weight.normal_(0, 0.1)
+    return model.eval()
+
+
+def tiny_stanford_colbert(folder: Path, dim: int = 16) -> Path:
+    """colbert-ir/colbertv2.0's layout: ``bert.*`` and ``linear.weight`` in one checkpoint, marker tokens [unused0] and
+    [unused1], lengths in artifact.metadata."""
+    tok = build_wordpiece_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["[unused0]", "[unused1]"]})
+    config = BertConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=64, pad_token_id=tok.pad_token_id, architectures=["HF_ColBERT"],
+    )  # fmt: skip
+    bert = _widened(BertModel(config))
+    state = {f"bert.{k}": v.contiguous() for k, v in bert.state_dict().items()}
+    state["linear.weight"] = torch.randn(dim, 32) * 0.3
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(folder / "model.safetensors"))
+    config.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    meta = {"query_token_id": "[unused0]", "doc_token_id": "[unused1]", "query_maxlen": 12, "doc_maxlen": 24, "dim": dim}
+    (folder / "artifact.metadata").write_text(json.dumps(meta | {"attend_to_mask_tokens": False, "mask_punctuation": True}))
+    return folder
+
+
+def tiny_pylate_colbert(folder: Path, dim: int = 16, **settings) -> Path:
+    """A PyLate folder: ModernBERT at the root (its middle layer sees 4 tokens either side), the added marker tokens
+    "[Q] " and "[D] ", 1_Dense (no bias, Identity), config_sentence_transformers.json (``settings`` override it)."""
+    tok = build_wordpiece_tokenizer()
+    tok.add_tokens(["[Q] ", "[D] "])
+    config = ModernBertConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2,
+        global_attn_every_n_layers=2, local_attention=8, max_position_embeddings=64,
+        pad_token_id=tok.pad_token_id, cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id,
+    )  # fmt: skip
+    _widened(ModernBertModel(config)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"},
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    dense = folder / "1_Dense"
+    dense.mkdir()
+    activation = "torch.nn.modules.linear.Identity"
+    (dense / "config.json").write_text(
+        json.dumps({"in_features": 32, "out_features": dim, "bias": False, "activation_function": activation})
+    )
+    save_file({"linear.weight": torch.randn(dim, 32) * 0.3}, str(dense / "model.safetensors"))
+    config_st = {"query_prefix": "[Q] ", "document_prefix": "[D] ", "query_length": 12, "document_length": 24}
+    config_st |= {"attend_to_expansion_tokens": False, "skiplist_words": [".", ",", "!"]} | settings
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(config_st))
+    return folder
+
+
+def reference(folder: Path, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """transformers' encoder (its own load of the folder) through the folder's projection, each token L2-normalized."""
+    encoder = AutoModel.from_pretrained(folder).eval()
+    if (folder / "1_Dense").is_dir():
+        weight = load_file(str(folder / "1_Dense" / "model.safetensors"))["linear.weight"]
+    else:
+        weight = load_file(str(folder / "model.safetensors"))["linear.weight"]
+    with torch.no_grad():
+        hidden = encoder(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
+        return torch.nn.functional.normalize(hidden @ weight.T, dim=-1).numpy()
+
+
+BUILDERS = {"stanford-bert": tiny_stanford_colbert, "pylate-modernbert": tiny_pylate_colbert}
+
+
+@pytest.fixture(scope="module", params=list(BUILDERS))
+def colbert(request, tmp_path_factory):
+    folder = BUILDERS[request.param](tmp_path_factory.mktemp(request.param) / "model")
+    model = QEFFColBERTModel.from_pretrained(folder)
+    model.compile(num_cores=1)
+    return request.param, folder, model
+
+
+def test_per_token_vectors_equal_transformers_through_the_projection(colbert):
+    _, folder, model = colbert
+    tok = model.tokenizer
+    enc = tok(DOCUMENTS, padding=True, truncation=True, max_length=model.settings.document_length, return_tensors="np")
+    ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+    ours = model.generate({"input_ids": ids, "attention_mask": mask})["embeddings"]
+    ref = reference(folder, ids, mask)
+    assert ours.shape == ref.shape == (*ids.shape, 16)
+    real = mask.astype(bool)
+    assert np.abs(ours[real] - ref[real]).max() < 1e-5
+    assert np.allclose(np.linalg.norm(ours[real], axis=-1), 1, atol=1e-5)
+    assert not np.allclose(ours[0, 1], ours[1, 1], atol=1e-2)  # the text decides
+
+
+def test_encode_tokenizes_as_pylate_and_scores_by_maxsim(colbert):
+    name, folder, model = colbert
+    tok = model.tokenizer
+    settings = model.settings
+    q_marker, d_marker = ("[unused0]", "[unused1]") if name.startswith("stanford") else ("[Q] ", "[D] ")
+    queries, documents = model.encode(QUERIES, is_query=True), model.encode(DOCUMENTS, is_query=False, batch_size=2)
+    assert len(queries) == 2 and len(documents) == 3
+
+    # a query: [CLS] marker text [SEP], then [MASK] up to query_length, attention on the real tokens only, all kept
+    words = tok(QUERIES[0])["input_ids"]
+    ids = np.array([words[:1] + [tok.convert_tokens_to_ids(q_marker)] + words[1:]], np.int64)
+    ids = np.concatenate([ids, np.full((1, settings.query_length - ids.shape[1]), tok.mask_token_id)], axis=1)
+    mask = (np.arange(settings.query_length) < len(words) + 1)[None].astype(np.int64)
+    assert queries[0].shape == (settings.query_length, 16)
+    assert np.abs(queries[0] - reference(folder, ids, mask)[0]).max() < 1e-5
+
+    # a document (batched with a longer one): [CLS] marker text [SEP] without its skiplist tokens ("!", which this
+    # tokenizer reads as [UNK], the skiplist's id for it too)
+    words = tok(DOCUMENTS[1])["input_ids"]
+    ids = np.array([words[:1] + [tok.convert_tokens_to_ids(d_marker)] + words[1:]], np.int64)
+    skip = [tok.convert_tokens_to_ids(w) for w in settings.skiplist_words]
+    keep = ~np.isin(ids[0], skip)
+    assert keep.sum() < ids.shape[1] and len(ids[0]) <= settings.document_length
+    assert np.abs(documents[1] - reference(folder, ids, np.ones_like(ids))[0][keep]).max() < 1e-5
+    assert len(documents[0]) <= settings.document_length < len(tok(DOCUMENTS[0])["input_ids"])  # truncated
+
+    scores = maxsim_scores(queries, documents)
+    expected = [[float((q @ d.T).max(1).sum()) for d in documents] for q in queries]
+    assert np.allclose(scores, expected, atol=1e-5) and scores.shape == (2, 3)
+    assert model.encode(QUERIES[1]).shape == (settings.query_length, 16)  # one string, one array
+    assert model.encode(DOCUMENTS[0] * 3).shape == (settings.query_length, 16)  # a long query: truncated
+
+
+def test_the_auto_classes_load_colbert_folders(colbert):
+    _, folder, _ = colbert
+    assert type(QEFFAutoModel.from_pretrained(folder)) is QEFFColBERTModel
+    assert type(QEFFAutoModelForRetrieval.from_pretrained(folder)) is QEFFColBERTModel
+    with pytest.raises(ValueError, match="one vector per token"):
+        QEFFAutoModel.from_pretrained(folder, pooling="mean")
+
+
+def test_pylate_settings_are_read(tmp_path):
+    folder = tiny_pylate_colbert(tmp_path / "m", attend_to_expansion_tokens=True, do_query_expansion=False)
+    model = QEFFColBERTModel.from_pretrained(folder)
+    assert model.settings.attend_to_expansion_tokens and not model.settings.do_query_expansion
+    short = model.encode("the cat", is_query=True, tokenizer=model.tokenizer)  # no expansion: its own tokens
+    assert short.shape == (len(model.tokenizer("the cat")["input_ids"]) + 1, 16)
+
+
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        (lambda f: (f / "1_Dense" / "config.json").write_text(json.dumps({"activation_function": "torch.nn.GELU"})), "GELU"),
+        (lambda f: (f / "1_Dense" / "config.json").write_text(json.dumps({"use_residual": True})), "use_residual"),
+        (lambda f: (f / "config_sentence_transformers.json").write_text(json.dumps({"default_prompt_name": "query"})), "prompt"),
+    ],
+    ids=["activation", "residual", "prompt"],
+)
+def test_what_is_not_run_is_refused(tmp_path, change, says):
+    folder = tiny_pylate_colbert(tmp_path / "m")
+    change(folder)
+    with pytest.raises(ValueError, match=says):
+        QEFFColBERTModel.from_pretrained(folder)
+
+
+def test_a_checkpoint_without_its_projection_is_refused(tmp_path):
+    folder = tiny_stanford_colbert(tmp_path / "m")
+    state = load_file(str(folder / "model.safetensors"))
+    del state["linear.weight"]
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(ValueError, match="linear.weight"):
+        QEFFColBERTModel.from_pretrained(folder)
+
+
+def test_string_punctuation_is_the_default_skiplist(tmp_path):
+    folder = tiny_stanford_colbert(tmp_path / "m")
+    assert QEFFColBERTModel.from_pretrained(folder).settings.skiplist_words == tuple(string.punctuation)
