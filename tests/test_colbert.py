@@ -1,13 +1,14 @@
 """QEFFColBERTModel: ColBERT text retrievers in both layouts, as tiny random models (weights widened so that the text
 decides): a Stanford ColBERT checkpoint (``HF_ColBERT``: BERT whose checkpoint also holds ``linear.weight``, and
-``artifact.metadata``) and a PyLate folder (ModernBERT with a 4-token window in one layer, a ``1_Dense`` projection,
-``config_sentence_transformers.json``). The graph's per-token vectors equal transformers' encoder through the
+``artifact.metadata``) and PyLate folders (ModernBERT with a 4-token window in one layer, or LFM2-ColBERT's causal LFM2;
+a ``1_Dense`` projection, ``config_sentence_transformers.json``). The graph's per-token vectors equal transformers' encoder through the
 projection, L2-normalized, within 1e-5; ``encode`` tokenizes queries and documents as PyLate does (checked token by
 token); MaxSim scores follow; QEFFAutoModel and QEFFAutoModelForRetrieval load these folders as QEFFColBERTModel, and what
 is not run is refused saying why (tests/test_server_colbert.py serves them over HTTP)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import string
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModel, BertConfig, BertModel, ModernBertConfig, ModernBertModel
+from transformers import AutoModel, BertConfig, BertModel, Lfm2Config, Lfm2Model, ModernBertConfig, ModernBertModel
 
 from QEfficient import QEFFAutoModel, QEFFAutoModelForRetrieval, QEFFColBERTModel
 from QEfficient.generation.late_interaction import maxsim_scores
@@ -58,17 +59,27 @@ def tiny_stanford_colbert(folder: Path, dim: int = 16) -> Path:
     return folder
 
 
-def tiny_pylate_colbert(folder: Path, dim: int = 16, **settings) -> Path:
-    """A PyLate folder: ModernBERT at the root (its middle layer sees 4 tokens either side), the added marker tokens
-    "[Q] " and "[D] ", 1_Dense (no bias, Identity), config_sentence_transformers.json (``settings`` override it)."""
+def tiny_pylate_colbert(folder: Path, dim: int = 16, backbone: str = "modernbert", **settings) -> Path:
+    """A PyLate folder: ModernBERT at the root (its middle layer sees 4 tokens either side), or LFM2 (LFM2-ColBERT's
+    backbone: causal, short convolutions and attention), the added marker tokens "[Q] " and "[D] ", 1_Dense (no bias,
+    Identity), config_sentence_transformers.json (``settings`` override it)."""
     tok = build_wordpiece_tokenizer()
     tok.add_tokens(["[Q] ", "[D] "])
-    config = ModernBertConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2,
-        global_attn_every_n_layers=2, local_attention=8, max_position_embeddings=64,
-        pad_token_id=tok.pad_token_id, cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id,
-    )  # fmt: skip
-    _widened(ModernBertModel(config)).save_pretrained(folder)
+    if backbone == "lfm2":
+        config = Lfm2Config(
+            vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2,
+            num_key_value_heads=1, layer_types=["conv", "full_attention", "conv"], max_position_embeddings=64,
+            pad_token_id=tok.pad_token_id,
+        )  # fmt: skip
+        encoder = Lfm2Model(config)
+    else:
+        config = ModernBertConfig(
+            vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2,
+            global_attn_every_n_layers=2, local_attention=8, max_position_embeddings=64,
+            pad_token_id=tok.pad_token_id, cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id,
+        )  # fmt: skip
+        encoder = ModernBertModel(config)
+    _widened(encoder).save_pretrained(folder)
     tok.save_pretrained(folder)
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -89,18 +100,23 @@ def tiny_pylate_colbert(folder: Path, dim: int = 16, **settings) -> Path:
 
 
 def reference(folder: Path, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """transformers' encoder (its own load of the folder) through the folder's projection, each token L2-normalized."""
+    """transformers' encoder (its own load of the folder) through the folder's projection (a PyLate Dense's bias and
+    Tanh read from its files), each token L2-normalized."""
     encoder = AutoModel.from_pretrained(folder).eval()
-    if (folder / "1_Dense").is_dir():
-        weight = load_file(str(folder / "1_Dense" / "model.safetensors"))["linear.weight"]
-    else:
-        weight = load_file(str(folder / "model.safetensors"))["linear.weight"]
+    dense = folder / "1_Dense"
+    weights = load_file(str(dense / "model.safetensors" if dense.is_dir() else folder / "model.safetensors"))
+    tanh = dense.is_dir() and "Tanh" in json.loads((dense / "config.json").read_text())["activation_function"]
     with torch.no_grad():
         hidden = encoder(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
-        return torch.nn.functional.normalize(hidden @ weight.T, dim=-1).numpy()
+        projected = hidden @ weights["linear.weight"].T + weights.get("linear.bias", 0)
+        return torch.nn.functional.normalize(torch.tanh(projected) if tanh else projected, dim=-1).numpy()
 
 
-BUILDERS = {"stanford-bert": tiny_stanford_colbert, "pylate-modernbert": tiny_pylate_colbert}
+BUILDERS = {
+    "stanford-bert": tiny_stanford_colbert,
+    "pylate-modernbert": tiny_pylate_colbert,
+    "pylate-lfm2": functools.partial(tiny_pylate_colbert, backbone="lfm2"),
+}
 
 
 @pytest.fixture(scope="module", params=list(BUILDERS))
@@ -166,12 +182,48 @@ def test_the_auto_classes_load_colbert_folders(colbert):
         QEFFAutoModel.from_pretrained(folder, pooling="mean")
 
 
-def test_pylate_settings_are_read(tmp_path):
-    folder = tiny_pylate_colbert(tmp_path / "m", attend_to_expansion_tokens=True, do_query_expansion=False)
+@pytest.mark.parametrize("attend", [False, True])
+def test_pylate_settings_are_read(tmp_path, attend):
+    """Without query expansion a query is its own tokens; with it and attend_to_expansion_tokens the mask tokens are
+    attended (PyLate's attention of ones)."""
+    folder = tiny_pylate_colbert(tmp_path / "m", attend_to_expansion_tokens=attend, do_query_expansion=attend)
     model = QEFFColBERTModel.from_pretrained(folder)
-    assert model.settings.attend_to_expansion_tokens and not model.settings.do_query_expansion
-    short = model.encode("the cat", is_query=True, tokenizer=model.tokenizer)  # no expansion: its own tokens
-    assert short.shape == (len(model.tokenizer("the cat")["input_ids"]) + 1, 16)
+    assert model.settings.attend_to_expansion_tokens is attend and model.settings.do_query_expansion is attend
+    tok, length = model.tokenizer, model.settings.query_length
+    words = tok("the cat")["input_ids"]
+    query = model.encode(" the cat ", is_query=True)  # stripped, as sentence-transformers does
+    if not attend:
+        assert query.shape == (len(words) + 1, 16)
+        return
+    ids = np.array([words[:1] + [tok.convert_tokens_to_ids("[Q] ")] + words[1:]], np.int64)
+    ids = np.concatenate([ids, np.full((1, length - ids.shape[1]), tok.mask_token_id)], axis=1)
+    assert np.abs(query - reference(folder, ids, np.ones_like(ids))[0]).max() < 1e-5
+
+
+def test_a_dense_with_bias_and_tanh_runs_in_the_graph(tmp_path):
+    folder = tiny_pylate_colbert(tmp_path / "m")
+    dense = folder / "1_Dense"
+    config = json.loads((dense / "config.json").read_text()) | {"bias": True, "activation_function": "torch.nn.modules.activation.Tanh"}
+    (dense / "config.json").write_text(json.dumps(config))
+    weights = load_file(str(dense / "model.safetensors"))
+    save_file(weights | {"linear.bias": torch.randn(16) * 0.5}, str(dense / "model.safetensors"))
+    model = QEFFColBERTModel.from_pretrained(folder)
+    model.compile(num_cores=1)
+    ids = np.array([model.tokenizer(DOCUMENTS[1])["input_ids"]], np.int64)
+    ours = model.generate({"input_ids": ids, "attention_mask": np.ones_like(ids)})["embeddings"]
+    assert np.abs(ours - reference(folder, ids, np.ones_like(ids))).max() < 1e-5
+
+
+def test_the_projection_is_part_of_the_export_key(tmp_path):
+    """Two projections with the same weights but another activation are two exports (activations have no weights)."""
+    from QEfficient.loading.colbert import ProjectionLayer
+    from QEfficient.models.encoder import _pooling_key
+    from QEfficient.transform.colbert import ColBERTProjection
+
+    weight = np.ones((4, 8), np.float32)
+    keys = {_pooling_key(ColBERTProjection((ProjectionLayer(weight, None, act),))) for act in ("Identity", "Tanh")}
+    keys.add(_pooling_key(ColBERTProjection((ProjectionLayer(weight * 2, None),))))
+    assert len(keys) == 3
 
 
 @pytest.mark.parametrize(
@@ -199,6 +251,25 @@ def test_a_checkpoint_without_its_projection_is_refused(tmp_path):
         QEFFColBERTModel.from_pretrained(folder)
 
 
-def test_string_punctuation_is_the_default_skiplist(tmp_path):
+def test_stanford_metadata_is_read_as_pylate_reads_it(tmp_path):
+    """PyLate's defaults where the metadata leaves a key out (document length 180) and its punctuation skiplist whatever
+    mask_punctuation says; a pytorch_model.bin checkpoint is read too."""
     folder = tiny_stanford_colbert(tmp_path / "m")
-    assert QEFFColBERTModel.from_pretrained(folder).settings.skiplist_words == tuple(string.punctuation)
+    (folder / "artifact.metadata").write_text(json.dumps({"query_maxlen": 12, "mask_punctuation": False}))
+    state = load_file(str(folder / "model.safetensors"))
+    torch.save(state, folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    model = QEFFColBERTModel.from_pretrained(folder)
+    assert model.settings.skiplist_words == tuple(string.punctuation) and model.settings.document_length == 180
+    assert np.array_equal(model.settings.layers[0].weight, state["linear.weight"].numpy())
+
+
+def test_a_sharded_checkpoint_without_its_projection_says_so(tmp_path):
+    from QEfficient.loading.colbert import read_colbert_folder
+
+    folder = tiny_stanford_colbert(tmp_path / "m")
+    (folder / "model.safetensors").rename(folder / "model-00001-of-00001.safetensors")
+    index = {"weight_map": {"bert.embeddings.word_embeddings.weight": "model-00001-of-00001.safetensors"}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="holds no 'linear.weight'"):
+        read_colbert_folder(folder)

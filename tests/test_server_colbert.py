@@ -56,6 +56,9 @@ def test_pooling_score_and_rerank_equal_transformers(server):
     assert [d["index"] for d in data] == [0, 1, 2] and reply.json()["usage"]["prompt_tokens"] == sum(len(e) for e in expected)
     for item, want in zip(data, expected, strict=True):
         assert np.abs(np.array(item["data"]) - want).max() < 1e-5
+    vllm_034 = post(url, "/v1/embeddings", {"input": texts[:2]}).json()  # vLLM 0.34's answer for a token_embed model
+    assert [d["object"] for d in vllm_034["data"]] == ["embedding"] * 2
+    assert all(np.abs(np.array(d["embedding"]) - e).max() < 1e-5 for d, e in zip(vllm_034["data"], expected[:2], strict=True))
     packed = post(url, "/pooling", {"input": texts[0], "encoding_format": "base64"}).json()["data"][0]["data"]
     assert np.abs(np.frombuffer(base64.b64decode(packed), "<f4").reshape(expected[0].shape) - expected[0]).max() < 1e-5
 
@@ -84,7 +87,8 @@ def test_pooling_score_and_rerank_equal_transformers(server):
         ("/pooling", {"input": "x", "task": "embed"}, "token_embed"),
         ("/score", {"text_1": ["a", "b", "c"], "text_2": ["x", "y"]}, "send one text_1"),
         ("/rerank", {"query": "q", "documents": [{"image_url": "x"}]}, "documents[0]"),
-        ("/v1/embeddings", {"input": "x"}, "/pooling"),
+        ("/v1/embeddings", {"input": "x", "dimensions": 8}, "'dimensions' does not apply"),
+        ("/pooling", {"input": "x", "late_chunking_params": {"chunk_size": 4}}, "'late_chunking_params' is not supported"),
     ],
 )
 def test_bad_requests_say_what_to_do(server, route, body, says):

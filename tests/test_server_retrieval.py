@@ -82,6 +82,9 @@ def test_queries_and_pages_equal_transformers(server):
     for item, expected in zip(body["data"], expected_queries, strict=True):
         np.testing.assert_allclose(np.array(item["data"]), expected, atol=1e-4)
     assert body["usage"]["prompt_tokens"] == sum(len(e) for e in expected_queries)
+    embedded = post(url, "/v1/embeddings", {"input": QUERIES}).json()["data"]  # vLLM 0.34: a matrix per query
+    for item, expected in zip(embedded, expected_queries, strict=True):
+        np.testing.assert_allclose(np.array(item["embedding"]), expected, atol=1e-4)
 
     # a page's message may repeat its prompt (vLLM's ColQwen example sends it); each image is one page
     content = [image_part(0), {"type": "text", "text": "Describe the image."}, image_part(1)]
@@ -128,7 +131,7 @@ def test_queries_and_pages_equal_transformers(server):
         ("/pooling", {"input": "x", "dimensions": 8}, 400, "24 dimensions"),
         ("/pooling", {"input": " ".join(["word"] * 60)}, 400, "--ctx_len"),
         ("/pooling", {"messages": [{"role": "user", "content": [{"type": "text", "text": "a caption"}]}]}, 400, "is text; a page is read"),
-        ("/pooling", {"input": ["q"] * 257}, 400, "At most 256 queries"),
+        ("/pooling", {"input": ["q"] * 257}, 400, "At most 256 texts"),
         ("/score", {"text_1": "q", "text_2": ["a text document"]}, 400, "documents are pages"),
         (
             "/rerank",
@@ -154,7 +157,8 @@ def test_queries_and_pages_equal_transformers(server):
         ("/pooling", {"input": "x", "normalize": 1}, 400, "'normalize' is not supported"),
         ("/score", {"text_1": ["a", "b", "c"], "text_2": [image_part(0), image_part(1)]}, 400, "one per page"),
         ("/rerank", {"query": "q", "documents": "not a list"}, 400, "image_url"),
-        ("/v1/embeddings", {"input": "x"}, 400, "/pooling"),
+        ("/v1/embeddings", {"input": "x", "encoding_format": "base64"}, 400, "POST /pooling for base64"),
+        ("/v1/embeddings", {"messages": [{"role": "user", "content": [image_part(0)]}]}, 400, "pages go to /pooling"),
         ("/pooling", {"input": "x", "model": "another"}, 404, "another"),
     ],
 )

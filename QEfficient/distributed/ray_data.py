@@ -81,6 +81,11 @@ class BatchJob:
             from QEfficient import QEFFAutoModel
 
             model = QEFFAutoModel.from_pretrained(self.model_name, pooling=self.pooling)
+            if getattr(model, "late_interaction", False):
+                raise ValueError(
+                    f"'{self.model_name}' is a ColBERT retriever: one vector per token, not one per text; embed with "
+                    "QEFFColBERTModel.encode, or serve it (/pooling)."
+                )
             if not isinstance(model, QEFFAutoModel):  # an image or audio encoder: this job embeds text
                 raise ValueError(f"'{self.model_name}' is not a text encoder ({type(model).__name__}): the embed task takes text.")
             model.compile(seq_len=self.seq_len, batch_size=self.batch_size, num_cores=self.cores_per_actor)

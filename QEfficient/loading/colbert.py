@@ -6,7 +6,7 @@ documents are tokenized. Two layouts are read:
 * Stanford ColBERT's (``HF_ColBERT``: the encoder's checkpoint also holds ``linear.weight``; ``artifact.metadata``
   holds the marker tokens and lengths), as colbert-ir/colbertv2.0 and answerdotai/answerai-colbert-small-v1 ship.
 
-Defaults are PyLate's where its config leaves a key out, and Stanford ColBERT's settings where its metadata does.
+Defaults are PyLate's where a folder leaves a key out, as PyLate loads either layout.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ PYLATE_DENSE = "pylate.models.Dense.Dense"
 PROJECTION_ACTIVATIONS = ("Identity", "Tanh", "ReLU", "Sigmoid")  # what a Dense module may end in here
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ProjectionLayer:
     """One linear layer after the encoder, applied to every token: activation(x @ weight.T + bias)."""
 
@@ -33,7 +33,7 @@ class ProjectionLayer:
     activation: str = "Identity"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ColBERTSettings:
     """A ColBERT folder's projection and its query / document tokenization."""
 
@@ -46,6 +46,7 @@ class ColBERTSettings:
     attend_to_expansion_tokens: bool = False
     skiplist_words: tuple[str, ...] = field(default_factory=lambda: tuple(string.punctuation))
     layout: str = "pylate"  # or "stanford"
+    lowercase: bool = False  # sentence-transformers' do_lower_case (sentence_bert_config.json)
 
     @property
     def dim(self) -> int:
@@ -106,7 +107,8 @@ def _pylate(folder: Path) -> ColBERTSettings:
         document_length=int(config.get("document_length") or 180),
         do_query_expansion=bool(config.get("do_query_expansion", True)),
         attend_to_expansion_tokens=bool(config.get("attend_to_expansion_tokens") or False),
-        skiplist_words=tuple(config.get("skiplist_words") or string.punctuation),
+        skiplist_words=tuple(string.punctuation if config.get("skiplist_words") is None else config["skiplist_words"]),
+        lowercase=bool((_json(folder / "sentence_bert_config.json") or {}).get("do_lower_case")),
     )
 
 
@@ -129,6 +131,8 @@ def _stanford(folder: Path) -> ColBERTSettings:
     weights = _weights(folder, ("linear.weight",))
     if "linear.weight" not in weights:
         raise ValueError(f"{folder} is marked HF_ColBERT but its checkpoint holds no 'linear.weight' (the projection).")
+    # the keys PyLate reads (its own defaults where they are missing: its skiplist is punctuation whatever
+    # mask_punctuation says)
     meta = _json(folder / "artifact.metadata") or {}
     meta = {**(meta.get("config") or {}), **meta} if isinstance(meta, dict) else {}
     return ColBERTSettings(
@@ -136,9 +140,8 @@ def _stanford(folder: Path) -> ColBERTSettings:
         query_prefix=str(meta.get("query_token_id") or "[unused0]"),
         document_prefix=str(meta.get("doc_token_id") or "[unused1]"),
         query_length=int(meta.get("query_maxlen") or 32),
-        document_length=int(meta.get("doc_maxlen") or 220),
+        document_length=int(meta.get("doc_maxlen") or 180),
         attend_to_expansion_tokens=bool(meta.get("attend_to_mask_tokens") or False),
-        skiplist_words=tuple(string.punctuation) if meta.get("mask_punctuation", True) else (),
         layout="stanford",
     )
 
@@ -150,7 +153,7 @@ def _weights(where: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     files = {name: index["weight_map"][name] for name in names if name in index.get("weight_map", {})} if index else {}
     if not index and (where / "model.safetensors").is_file():
         files = dict.fromkeys(names, "model.safetensors")
-    if files:
+    if index or files:
         from safetensors import safe_open
 
         found = {}

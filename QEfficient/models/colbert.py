@@ -21,6 +21,7 @@ from QEfficient.export.task_graph_specs import EMBEDDINGS
 from QEfficient.loading.colbert import ColBERTSettings, read_colbert_folder
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.loading.model_path import resolve_model_path
+from QEfficient.models.base import usable_positions
 from QEfficient.models.encoder import _QEFFEncoderBase
 from QEfficient.transform.colbert import ColBERTProjection
 from QEfficient.utils.checks import check_positive, check_strings
@@ -41,15 +42,16 @@ def colbert_inputs(tokenizer, texts: list[str], settings: ColBERTSettings, is_qu
     prefix = settings.query_prefix if is_query else settings.document_prefix
     length = settings.query_length if is_query else settings.document_length
     prefix_id = _token_id(tokenizer, prefix, "query marker" if is_query else "document marker") if prefix else None
+    texts = [text.strip().lower() if settings.lowercase else text.strip() for text in texts]  # sentence-transformers' Transformer
     rows = tokenizer(texts, truncation=True, max_length=length - (prefix_id is not None))[INPUT_IDS]
     if prefix_id is not None:
         rows = [row[:1] + [prefix_id] + row[1:] for row in rows]
     expand = is_query and settings.do_query_expansion
     width = length if expand else max(len(row) for row in rows)
-    if expand:
-        pad = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else tokenizer.eos_token_id
+    if expand:  # PyLate's padding token: the mask token, else the end-of-text one, else the padding one
+        pad = next((t for t in (tokenizer.mask_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None), None)
         if pad is None:
-            raise ValueError("Query expansion pads with the tokenizer's mask token (else its end-of-text token): it has neither.")
+            raise ValueError("Query expansion pads with the tokenizer's mask, end-of-text or padding token: it has none of them.")
     else:
         pad = tokenizer.pad_token_id or 0
     ids = np.full((len(rows), width), pad, np.int64)
@@ -123,17 +125,16 @@ class QEFFColBERTModel(_QEFFEncoderBase):
     def compile(
         self, onnx_path: str | os.PathLike | None = None, compile_dir: str | os.PathLike | None = None, *, seq_len=None, **kwargs
     ) -> Path:
-        """As QEFFAutoModel's; ``seq_len`` defaults to the query length and powers of two up to the document length
-        (within the encoder's positions), so that each batch runs at the shortest length that holds it."""
+        """As QEFFAutoModel's; ``seq_len`` (the longest input: every batch runs at its own width, since a query's
+        expansion tokens are unattended columns that count) defaults to the longer of the query and document lengths,
+        within the encoder's positions."""
         if seq_len is None:
-            longest = min(self.settings.document_length, getattr(self.config, "max_position_embeddings", None) or 1 << 30)
-            lengths = {min(self.settings.query_length, longest), longest}
-            lengths |= {n for n in (64, 128, 256, 512, 1024, 2048, 4096) if n < longest}
-            seq_len = sorted(lengths)
+            seq_len = max(self.settings.query_length, self.settings.document_length)
+            seq_len = min(seq_len, usable_positions(self.config) or seq_len)
         return super().compile(onnx_path, compile_dir, seq_len=seq_len, **kwargs)
 
     def encode(
-        self, sentences: list[str] | str, is_query: bool = True, batch_size: int = 32, tokenizer=None
+        self, sentences: list[str] | str, *, is_query: bool = True, batch_size: int = 32, tokenizer=None
     ) -> list[np.ndarray] | np.ndarray:
         """Each text's L2-normalized token vectors [tokens, dim], as PyLate's ``encode(sentences, is_query=...)`` gives
         them (module docstring); one array for one string."""

@@ -103,9 +103,9 @@ def _pooling_key(pooling: str | PoolingFn | None) -> str | None:
     weights (ColBERT's projection)."""
     if pooling is None or isinstance(pooling, str):
         return pooling
-    if isinstance(pooling, torch.nn.Module):
+    if isinstance(pooling, torch.nn.Module):  # its layers (activations have no weights) and its weights
         kind = type(pooling)
-        return f"{kind.__module__}.{kind.__qualname__}:{fingerprint_state_dict(pooling.state_dict())}"
+        return f"{kind.__module__}.{kind.__qualname__}:{pooling!r}:{fingerprint_state_dict(pooling.state_dict())}"
     return f"{pooling.__module__}.{pooling.__qualname__}"
 
 
@@ -126,7 +126,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
         pooling = kwargs.pop("pooling", None)
         config = _saved_config(pretrained_model_name_or_path, kwargs) if cls is QEFFAutoModel else None
-        if config is not None and is_colbert_folder(resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"))[0]):
+        folder = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))[0] if config else None
+        if is_colbert_folder(folder):
             from QEfficient.models.colbert import QEFFColBERTModel  # one vector per token: ColBERT's own class
 
             return QEFFColBERTModel.from_pretrained(pretrained_model_name_or_path, *args, pooling=pooling, **kwargs)

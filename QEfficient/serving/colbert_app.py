@@ -1,5 +1,5 @@
 """vLLM's late-interaction API over a ColBERT text retriever (QEFFColBERTModel), as vLLM serves ColBERT's ``token_embed``
-pooling: the routes of serving/retrieval_app.py (/pooling, /score, /rerank; /v1/embeddings refused), with text documents.
+pooling: the routes of serving/late_interaction_app.py (/pooling, /v1/embeddings, /score, /rerank), over text.
 
 As in vLLM, each text is its tokenizer's tokens with the special tokens, every one kept, and no query or document
 marker, expansion or skiplist (those are PyLate's ``encode``: QEFFColBERTModel.encode(texts, is_query=...)). A score is
@@ -21,8 +21,9 @@ from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
 from QEfficient.export.task_graph_specs import EMBEDDINGS
 from QEfficient.generation.late_interaction import maxsim
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, single_model_routes
+from QEfficient.serving.embeddings_app import max_input_tokens
+from QEfficient.serving.late_interaction_app import LateInteraction, input_texts, late_interaction_routes
 from QEfficient.serving.protocol import APIError
-from QEfficient.serving.retrieval_app import LateInteraction, late_interaction_routes, query_texts
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.scores_app import rerank_documents, score_pairs
 
@@ -70,7 +71,7 @@ def create_colbert_app(
     async def pooling_rows(body: dict) -> list[np.ndarray]:
         if body.get("messages") is not None:
             raise APIError(400, "This model reads text: send the texts as 'input' (a string or a list of strings).", "messages")
-        texts = query_texts(body.get("input"), "input", None)
+        texts = input_texts(body.get("input"), "input")
         rows = await embedded(texts)
         return [rows[t] for t in texts]
 
@@ -92,12 +93,12 @@ def create_colbert_app(
 def open_colbert_app(
     model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None
 ) -> tuple[FastAPI, NoRunner]:
-    """(app, runner) for a ColBERT folder: compiled for texts of up to ``ctx_len`` tokens (within its encoder's positions)."""
+    """(app, runner) for a ColBERT folder: compiled for texts of up to ``ctx_len`` tokens (within its encoder's positions,
+    its tokenizer's and sentence-transformers' limits)."""
     from QEfficient.models.colbert import QEFFColBERTModel
 
     model = QEFFColBERTModel.from_pretrained(model_name)
-    positions = getattr(model.config, "max_position_embeddings", None) or ctx_len
-    max_len = min(ctx_len, positions)
+    max_len = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, ctx_len)
     path = model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul, seq_len=max_len)
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
     app = create_colbert_app(model, model.tokenizer, model.model_name, max_len, served_names=[model_name], api_key=api_key, **limits)

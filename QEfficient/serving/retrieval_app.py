@@ -1,10 +1,8 @@
 """vLLM's late-interaction API over a document retriever (ColPali, ColQwen2, ColModernVBert: QEFFAutoModelForRetrieval),
-as vLLM serves ColPali's and ColQwen's ``token_embed`` pooling.
+as vLLM serves ColPali's and ColQwen's ``token_embed`` pooling, on the routes of serving/late_interaction_app.py:
 
-Routes: GET /health, GET /v1/models, GET /version, and POST
 - /pooling: ``input`` (a string or a list of strings: queries) or ``messages`` whose ``image_url`` parts are pages ->
-  one item per query or page, ``data`` its L2-normalized per-token embeddings [tokens, dim] (``encoding_format``
-  "float", or "base64": the little-endian float32 rows in one string);
+  one item per query or page; /v1/embeddings: the queries' (``input``);
 - /score, /v1/score: ``text_1`` (queries) and ``text_2`` (pages: ``{"content": [image_url parts]}``, vLLM's form, or a
   list of image_url parts) -> one MaxSim score per pair (one query against each page, or the lists pairwise);
 - /rerank, /v1/rerank, /v2/rerank: ``query`` and ``documents`` (pages, as ``text_2``), ``top_n``,
@@ -15,32 +13,28 @@ tokens; ``process_images``: the page with the processor's own prompt, whose inst
 part of a page's message may repeat but not replace), so its embeddings are transformers' forward's at its tokens. A
 score is ColBERT's MaxSim over the two's tokens, what ``processor.score_retrieval`` gives for one query and one page.
 Text documents are refused: the processor defines queries (text) and pages (images). Requests run one at a time on a
-worker thread, each query at its own length; at most MAX_QUERIES queries and ``max_pages`` pages a request.
+worker thread, each query at its own length; at most MAX_TEXTS queries and ``max_pages`` pages a request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import re
 import threading
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from QEfficient.export.graph_names import ATTENTION_MASK
 from QEfficient.generation.late_interaction import maxsim
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, single_model_routes
 from QEfficient.serving.classify_media_app import IMAGES, media_parts, part_url
-from QEfficient.serving.embeddings_app import embedding_format
-from QEfficient.serving.protocol import APIError, parse_json, served_model
+from QEfficient.serving.late_interaction_app import LateInteraction, input_texts, late_interaction_routes
+from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.scores_app import listing, rerank_answer, rerank_options
+from QEfficient.serving.scores_app import score_field_names
 from QEfficient.serving.vision_language import MAX_IMAGES_PER_REQUEST, read_images
 
 if TYPE_CHECKING:
@@ -48,44 +42,11 @@ if TYPE_CHECKING:
 
     from QEfficient.models.retrieval import QEFFAutoModelForRetrieval
 
-MAX_QUERIES = 256  # per request: each runs on its own, and /pooling returns every token's vector
-# vLLM's pooling fields that would change the answer here, with the values that do not
-_NEUTRAL = {"task": (None, "token_embed"), "normalize": (None, True), "truncate_prompt_tokens": (None,), "priority": (None, 0)}
-
-
-def _check_neutral(body: dict) -> None:
-    """vLLM's pooling fields that would change the answer: a 400 for any value but those that do not."""
-    for name, allowed in _NEUTRAL.items():
-        value = body.get(name)
-        if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):  # true is not 1 here
-            detail = "this model gives L2-normalized per-token embeddings ('token_embed')" if name in ("task", "normalize") else ""
-            raise APIError(400, f"'{name}' is not supported by this server{': ' + detail if detail else ''}; leave it out.", name)
-
 
 def page_instruction(prompt: str) -> str:
     """The words of a processor's page prompt ("Describe the image."): its longest line between special tokens, a turn's
     role marker ("User:") left out."""
     return max((re.sub(r"^\w+:", "", part).strip() for part in re.split(r"<[^>]*>|\n", prompt)), key=len)
-
-
-def query_texts(value: object, name: str, image_token: str | None) -> list[str]:
-    """Queries: a string or a non-empty list of strings (the processor writes each one's tokens), none holding the
-    image token."""
-    if isinstance(value, str):
-        value = [value]
-    if isinstance(value, list) and value and all(isinstance(t, str) for t in value):
-        if len(value) > MAX_QUERIES:
-            raise APIError(400, f"At most {MAX_QUERIES} queries in '{name}', got {len(value)}.", name)
-        for i, text in enumerate(value):
-            if image_token and image_token in text:
-                where = f"{name}[{i}]" if len(value) > 1 else name
-                raise APIError(400, f"{where} holds the image token {image_token!r}: pages go in image_url parts, not in queries.", name)
-        return value
-    raise APIError(
-        400,
-        f"'{name}' must be a text or a non-empty list of them (token ids are not taken: each text is tokenized here).",
-        name,
-    )
 
 
 def _check_page_part(part: object, where: str, name: str) -> None:
@@ -203,7 +164,7 @@ def create_retrieval_app(
         if (body.get("input") is None) == (body.get("messages") is None):
             raise APIError(400, "Send queries as 'input' or pages as image_url parts of 'messages' (one of the two).", "input")
         if body.get("input") is not None:
-            return await queries(query_texts(body["input"], "input", image_token))
+            return await queries(input_texts(body["input"], "input", image_token))
         hint = "a page is read with its processor's own prompt: send queries as 'input', in a request of their own"
         return await pages(media_parts(body, IMAGES, hint, said=instruction, max_items=max_pages), "messages")
 
@@ -220,84 +181,20 @@ def create_retrieval_app(
         return scores, sum(len(r) for r in query_rows.values()) + sum(len(r) for r in page_rows)
 
     async def score_rows(body: dict) -> tuple[list[float], int]:
-        first_name = next((n for n in ("text_1", "queries", "data_1") if body.get(n) is not None), "text_1")
-        second_name = next((n for n in ("text_2", "documents", "items", "data_2") if body.get(n) is not None), "text_2")
-        first = query_texts(body.get(first_name), first_name, image_token)
+        first_name, second_name = score_field_names(body)
+        first = input_texts(body.get(first_name), first_name, image_token)
         return await scored(first, first_name, page_parts(body.get(second_name), second_name, max_pages), second_name)
 
     async def rerank_rows(body: dict) -> tuple[list[float], list[dict], int]:
         if not isinstance(body.get("query"), str):
             raise APIError(400, "'query' must be a string.", "query")
-        query = query_texts(body["query"], "query", image_token)
+        query = input_texts(body["query"], "query", image_token)
         documents = page_parts(body.get("documents"), "documents", max_pages)
         scores, tokens = await scored(query, "query", documents, "documents")
         return scores, [{"text": None, "multi_modal": part} for _, part in documents], tokens
 
     late_interaction_routes(app, names, max_body_bytes, LateInteraction(width, pooling_rows, score_rows, rerank_rows))
     return app
-
-
-@dataclass(frozen=True)
-class LateInteraction:
-    """What the routes ask of a retriever, each from a request's body (checked there, a 400 saying what is wrong): the
-    /pooling rows, /score's scores and the token count, /rerank's scores, its documents as vLLM's RerankDocument and the
-    token count. ``width``: the embeddings' size."""
-
-    width: int
-    pooling_rows: Callable[[dict], Awaitable[list[np.ndarray]]]
-    score_rows: Callable[[dict], Awaitable[tuple[list[float], int]]]
-    rerank_rows: Callable[[dict], Awaitable[tuple[list[float], list[dict], int]]]
-
-
-def late_interaction_routes(app: FastAPI, names: list[str], max_body_bytes: int, retriever: LateInteraction) -> None:
-    """vLLM's /pooling, /score and /rerank routes of a late-interaction retriever on ``app`` (module docstring), and its
-    /v1/embeddings refused."""
-
-    async def read(request: Request) -> tuple[dict, str]:
-        body = parse_json(await read_limited_body(request, max_body_bytes))
-        _check_neutral(body)
-        return body, served_model(body, names)
-
-    async def json_response(payload: dict) -> Response:
-        """Serialized off the event loop: a /pooling answer holds every token's vector."""
-        return Response(await asyncio.to_thread(json.dumps, payload), media_type="application/json")
-
-    @app.post("/pooling")
-    async def pooling(request: Request):
-        body, name = await read(request)
-        encoding = embedding_format(body, retriever.width)
-        rows = await retriever.pooling_rows(body)
-
-        def item(i: int, r: np.ndarray) -> dict:
-            data = base64.b64encode(r.astype("<f4").tobytes()).decode() if encoding == "base64" else r.tolist()
-            return {"index": i, "object": "pooling", "data": data}
-
-        return await json_response(listing("pool", name, [item(i, r) for i, r in enumerate(rows)], sum(len(r) for r in rows)))
-
-    async def score(request: Request):
-        body, name = await read(request)
-        scores, tokens = await retriever.score_rows(body)
-        return listing("score", name, [{"index": i, "object": "score", "score": s} for i, s in enumerate(scores)], tokens)
-
-    async def rerank(request: Request):
-        body, name = await read(request)
-        top_n, keep = rerank_options(body)
-        scores, documents, tokens = await retriever.rerank_rows(body)
-        return rerank_answer(name, scores, documents, tokens, top_n, keep)
-
-    @app.post("/v1/embeddings")
-    async def embeddings(request: Request):
-        raise APIError(
-            400,
-            "This model gives one embedding per token (late interaction), not one per input: POST /pooling for the embeddings, "
-            "/score or /rerank for MaxSim scores.",
-            code="unsupported",
-        )
-
-    for path in ("/score", "/v1/score"):
-        app.post(path)(score)
-    for path in ("/rerank", "/v1/rerank", "/v2/rerank"):
-        app.post(path)(rerank)
 
 
 def open_retrieval_app(

@@ -110,11 +110,18 @@ def _texts(value, name: str, allow_one: bool = True) -> list[str]:
     raise APIError(400, f"'{name}' must be {form}.", name)
 
 
-def score_pairs(body: dict) -> list[tuple[str, str]]:
-    """/score's ``text_1`` x ``text_2`` (or vLLM's other names for them: queries/documents, queries/items,
-    data_1/data_2): one text against each of the others, or the lists pairwise (vLLM's rule)."""
+def score_field_names(body: dict) -> tuple[str, str]:
+    """The names /score's two sides have in ``body``: ``text_1`` and ``text_2``, or vLLM's other names for them
+    (queries/documents, queries/items, data_1/data_2)."""
     first_name = next((n for n in ("text_1", "queries", "data_1") if body.get(n) is not None), "text_1")
     second_name = next((n for n in ("text_2", "documents", "items", "data_2") if body.get(n) is not None), "text_2")
+    return first_name, second_name
+
+
+def score_pairs(body: dict) -> list[tuple[str, str]]:
+    """/score's ``text_1`` x ``text_2`` (``score_field_names``): one text against each of the others, or the lists
+    pairwise (vLLM's rule)."""
+    first_name, second_name = score_field_names(body)
     first, second = _texts(body.get(first_name), first_name), _texts(body.get(second_name), second_name)
     if len(first) == 1:
         first = first * len(second)
