@@ -70,7 +70,46 @@ def colbert_inputs(tokenizer, texts: list[str], settings: ColBERTSettings, is_qu
     return ids, mask, kept
 
 
-class QEFFColBERTModel(_QEFFEncoderBase):
+class PerTokenEncoder(_QEFFEncoderBase):
+    """An encoder whose graph ends in its folder's own per-token heads (ColBERT's projection, BGE-M3's heads), loaded
+    from the folder with them (``_read_heads``: what ``__init__`` takes beside the model); its tokenizer is read from
+    the folder at first use."""
+
+    late_interaction = True  # per-token outputs: not a server's pooled embedding model on its own
+    _output_name = EMBEDDINGS
+    _no_pooling = "This model's outputs are per token, from its own heads: load it without pooling."
+
+    @classmethod
+    def _read_heads(cls, folder: Path):
+        raise NotImplementedError
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """The model's folder (local, or a hub id in the local HF cache); other keyword arguments go to transformers."""
+        if kwargs.pop("pooling", None) is not None:
+            raise ValueError(cls._no_pooling)
+        folder, gguf_file = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+        if gguf_file:
+            raise ValueError(f"{cls.__name__} reads a model's folder (its encoder and heads), not a GGUF file.")
+        heads = cls._read_heads(folder)
+        model, folder = load_pretrained(AutoModel, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
+        obj = cls(model, heads, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
+        obj.local_model_dir = folder
+        return obj
+
+    @property
+    def tokenizer(self):
+        """The folder's tokenizer (a ColBERT's marker tokens included), read at first use."""
+        if getattr(self, "_tokenizer", None) is None:
+            if self.local_model_dir is None:
+                raise ValueError("This model has no folder to read its tokenizer from: pass tokenizer= to encode().")
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
+        return self._tokenizer
+
+
+class QEFFColBERTModel(PerTokenEncoder):
     """A ColBERT text retriever (module docstring).
 
     >>> model = QEFFColBERTModel.from_pretrained("path/to/GTE-ModernColBERT-v1")
@@ -81,12 +120,9 @@ class QEFFColBERTModel(_QEFFEncoderBase):
     >>> maxsim_scores(queries, documents)
     """
 
-    late_interaction = True
-    _output_name = EMBEDDINGS
-
     def __init__(self, model: PreTrainedModel, settings: ColBERTSettings, **kwargs) -> None:
         if kwargs.pop("pooling", None) is not None:
-            raise ValueError("A ColBERT model gives one vector per token (late interaction): load it without pooling.")
+            raise ValueError(self._no_pooling)
         hidden = int(model.config.hidden_size)
         if settings.layers[0].weight.shape[1] != hidden:
             raise ValueError(
@@ -94,33 +130,9 @@ class QEFFColBERTModel(_QEFFEncoderBase):
             )
         self.settings = settings
         super().__init__(model, pooling=ColBERTProjection(settings.layers), **kwargs)
-        self._tokenizer = None
 
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
-        """A PyLate folder or a Stanford ColBERT checkpoint (local, or a hub id in the local HF cache); other keyword
-        arguments go to transformers."""
-        if kwargs.pop("pooling", None) is not None:
-            raise ValueError("A ColBERT model gives one vector per token (late interaction): load it without pooling.")
-        folder, gguf_file = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
-        if gguf_file:
-            raise ValueError("A ColBERT model is read from its folder (config, encoder weights and projection), not a GGUF file.")
-        settings = read_colbert_folder(folder)
-        model, folder = load_pretrained(AutoModel, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
-        obj = cls(model, settings, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
-        obj.local_model_dir = folder
-        return obj
-
-    @property
-    def tokenizer(self):
-        """The folder's tokenizer (its marker tokens included), read at first use."""
-        if self._tokenizer is None:
-            if self.local_model_dir is None:
-                raise ValueError("This model has no folder to read its tokenizer from: pass tokenizer= to encode().")
-            from transformers import AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
-        return self._tokenizer
+    _no_pooling = "A ColBERT model gives one vector per token (late interaction): load it without pooling."
+    _read_heads = staticmethod(read_colbert_folder)
 
     def compile(
         self, onnx_path: str | os.PathLike | None = None, compile_dir: str | os.PathLike | None = None, *, seq_len=None, **kwargs

@@ -1,0 +1,144 @@
+"""QEFFBGEM3Model: BGE-M3 (BAAI/bge-m3 and models saved the same way) with the three outputs FlagEmbedding's
+``BGEM3FlagModel`` gives: dense vectors (the first token's hidden state), lexical weights (its sparse head's relu per
+token, the largest per token id, special tokens left out) and multi-vector (ColBERT) vectors (its multi-vector head at
+every token but the first, padding left out), from one graph (transform/colbert.py: BGEM3Heads).
+
+``encode(sentences, return_dense=..., return_sparse=..., return_colbert_vecs=...)`` returns FlagEmbedding's dictionary
+(``dense_vecs``, ``lexical_weights``, ``colbert_vecs``); ``compute_lexical_matching_score``, ``colbert_score`` and
+``convert_id_to_token`` are FlagEmbedding's. QEFFAutoModel loads the same folder for its dense vectors alone, as
+sentence-transformers does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from transformers import PreTrainedModel
+
+from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
+from QEfficient.loading.colbert import read_bge_m3_heads
+from QEfficient.models.base import usable_positions
+from QEfficient.models.colbert import PerTokenEncoder
+from QEfficient.models.sentence_transformers import l2_normalized
+from QEfficient.transform.colbert import BGEM3Heads
+from QEfficient.utils.checks import check_positive, check_strings
+
+_SPECIAL = ("cls_token", "eos_token", "pad_token", "unk_token")  # left out of the lexical weights, as FlagEmbedding does
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each vector over the last axis at unit length (torch's F.normalize: a zero vector stays zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class QEFFBGEM3Model(PerTokenEncoder):
+    """BGE-M3 (module docstring).
+
+    >>> model = QEFFBGEM3Model.from_pretrained("path/to/bge-m3")
+    >>> model.compile(num_cores=16)
+    >>> out = model.encode(["What is BGE M3?"], return_dense=True, return_sparse=True, return_colbert_vecs=True)
+    >>> out["dense_vecs"], out["lexical_weights"], out["colbert_vecs"]
+    """
+
+    _no_pooling = "BGE-M3's outputs are its own (dense, sparse, multi-vector): load it without pooling."
+
+    @classmethod
+    def _read_heads(cls, folder: Path) -> BGEM3Heads:
+        return BGEM3Heads(*read_bge_m3_heads(folder))
+
+    def __init__(self, model: PreTrainedModel, heads: BGEM3Heads, **kwargs) -> None:
+        if kwargs.pop("pooling", None) is not None:
+            raise ValueError(self._no_pooling)
+        hidden = int(model.config.hidden_size)
+        if heads.colbert_linear.in_features != hidden:
+            raise ValueError(f"BGE-M3's heads read {heads.colbert_linear.in_features} features, but the encoder's hidden size is {hidden}.")
+        super().__init__(model, pooling=heads, **kwargs)
+        self.hidden_size, self.colbert_dim = hidden, heads.colbert_linear.out_features
+
+    def compile(
+        self, onnx_path: str | os.PathLike | None = None, compile_dir: str | os.PathLike | None = None, *, seq_len=512, **kwargs
+    ) -> Path:
+        """As QEFFAutoModel's; ``seq_len`` (the longest input) defaults to FlagEmbedding's passage length, 512, within the
+        encoder's positions."""
+        if isinstance(seq_len, int):
+            seq_len = min(seq_len, usable_positions(self.config) or seq_len)
+        return super().compile(onnx_path, compile_dir, seq_len=seq_len, **kwargs)
+
+    def encode(
+        self,
+        sentences: list[str] | str,
+        *,
+        batch_size: int = 256,
+        max_length: int = 512,
+        return_dense: bool = True,
+        return_sparse: bool = False,
+        return_colbert_vecs: bool = False,
+        tokenizer=None,
+    ) -> dict:
+        """FlagEmbedding's ``BGEM3FlagModel.encode``: {"dense_vecs": [texts, H] (L2-normalized), "lexical_weights": one
+        {token id (str): weight} per text, "colbert_vecs": one [tokens - 1, C] array per text (L2-normalized)}, each None
+        unless asked for; one text's own for a string. Texts longer than ``max_length`` tokens are truncated."""
+        single = isinstance(sentences, str)
+        texts = [sentences] if single else sentences
+        if not isinstance(texts, (list, tuple)) or not texts:
+            raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
+        check_strings("Sentence", texts)
+        check_positive(batch_size=batch_size, max_length=max_length)
+        if not (return_dense or return_sparse or return_colbert_vecs):
+            raise ValueError("Choose one or more of return_dense, return_sparse and return_colbert_vecs.")
+        tokenizer = tokenizer or self.tokenizer
+        rows = tokenizer(list(texts), truncation=True, max_length=max_length)[INPUT_IDS]
+        special = {tokenizer.convert_tokens_to_ids(tokenizer.special_tokens_map[t]) for t in _SPECIAL if t in tokenizer.special_tokens_map}
+        dense, lexical, colbert = [], [], []
+        pad = tokenizer.pad_token_id or 0
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            width = max(len(row) for row in batch)
+            ids = np.full((len(batch), width), pad, np.int64)
+            mask = np.zeros((len(batch), width), np.int64)
+            for i, row in enumerate(batch):
+                ids[i, : len(row)], mask[i, : len(row)] = row, 1
+            out = self.generate({INPUT_IDS: ids, ATTENTION_MASK: mask}, runtime_ai100=self.qpc_path is not None)[self._output_name]
+            hidden, vectors, weights = np.split(out, [self.hidden_size, self.hidden_size + self.colbert_dim], axis=-1)
+            dense.append(l2_normalized(hidden[:, 0]))
+            for i, row in enumerate(batch):
+                n = len(row)
+                colbert.append(_unit_rows(vectors[i, 1:n]))  # every token but the first, the last one's included
+                found: dict[str, float] = {}
+                for token, weight in zip(row, weights[i, :n, 0], strict=True):
+                    if token not in special and weight > 0 and weight > found.get(str(token), 0):
+                        found[str(token)] = weight
+                lexical.append(found)
+        answer = {
+            "dense_vecs": np.concatenate(dense) if return_dense else None,
+            "lexical_weights": lexical if return_sparse else None,
+            "colbert_vecs": colbert if return_colbert_vecs else None,
+        }
+        return {k: v if v is None or not single else v[0] for k, v in answer.items()}
+
+    @staticmethod
+    def compute_lexical_matching_score(lexical_weights_1, lexical_weights_2):
+        """FlagEmbedding's: the sum of the weight products over the token ids two texts share; a [n, m] array for two
+        lists."""
+
+        def one(first: dict, second: dict) -> float:
+            return sum(weight * second[token] for token, weight in first.items() if token in second)
+
+        if isinstance(lexical_weights_1, dict) and isinstance(lexical_weights_2, dict):
+            return one(lexical_weights_1, lexical_weights_2)
+        if isinstance(lexical_weights_1, list) and isinstance(lexical_weights_2, list):
+            return np.array([[one(a, b) for b in lexical_weights_2] for a in lexical_weights_1])
+        raise ValueError("Pass two lexical weight dictionaries, or two lists of them.")
+
+    @staticmethod
+    def colbert_score(q_reps: np.ndarray, p_reps: np.ndarray) -> float:
+        """FlagEmbedding's multi-vector score: each query vector's best dot product over the passage's, averaged."""
+        return float((np.asarray(q_reps, np.float32) @ np.asarray(p_reps, np.float32).T).max(-1).sum() / len(q_reps))
+
+    def convert_id_to_token(self, lexical_weights: list[dict] | dict) -> list[dict] | dict:
+        """Lexical weights keyed by their tokens' text instead of ids (FlagEmbedding's)."""
+        items = [lexical_weights] if isinstance(lexical_weights, dict) else lexical_weights
+        converted = [{self.tokenizer.decode([int(i)]): w for i, w in item.items()} for item in items]
+        return converted[0] if len(converted) == 1 else converted
