@@ -30,19 +30,20 @@ def main(folder: Path) -> None:
     from FlagEmbedding import BGEM3FlagModel
 
     from QEfficient import QEFFBGEM3Model
-    from tests.test_bge_m3 import TEXTS, tiny_bge_m3
+    from tests.test_bge_m3 import COLBERT_DIM, TEXTS, tiny_bge_m3
 
     if not folder.is_dir():
         folder.mkdir(parents=True)
         tiny_bge_m3(folder)
     ours = QEFFBGEM3Model.from_pretrained(folder)
     ours.compile(num_cores=1)
-    theirs = BGEM3FlagModel(str(folder), use_fp16=False, devices="cpu")
+    theirs = BGEM3FlagModel(str(folder), use_fp16=False, devices="cpu", colbert_dim=COLBERT_DIM)
     options = {"return_dense": True, "return_sparse": True, "return_colbert_vecs": True}
     a, b = ours.encode(TEXTS, batch_size=2, **options), theirs.encode(TEXTS, batch_size=2, **options)
     print("dense max |diff|", f"{np.abs(a['dense_vecs'] - b['dense_vecs']).max():.2e}")
     same_ids = all(x.keys() == y.keys() for x, y in zip(a["lexical_weights"], b["lexical_weights"], strict=True))
-    lexical = max(abs(float(x[k]) - float(y[k])) for x, y in zip(a["lexical_weights"], b["lexical_weights"], strict=True) for k in x)
+    pairs = zip(a["lexical_weights"], b["lexical_weights"], strict=True)
+    lexical = max(abs(float(x[k]) - float(y[k])) for x, y in pairs for k in x.keys() & y.keys())
     print("lexical weights: same token ids", same_ids, f"max |diff| {lexical:.2e}")
     shapes = all(x.shape == y.shape for x, y in zip(a["colbert_vecs"], b["colbert_vecs"], strict=True))
     multi = max(float(np.abs(x - y).max()) for x, y in zip(a["colbert_vecs"], b["colbert_vecs"], strict=True))
@@ -58,6 +59,12 @@ def main(folder: Path) -> None:
         ),
     ]
     print("colbert score, lexical score (ours, FlagEmbedding):", scores)
+    pairs = [(TEXTS[0], TEXTS[2]), (TEXTS[1], TEXTS[0])]
+    ours_pairs, theirs_pairs = ours.compute_score(pairs), theirs.compute_score(pairs)
+    print(
+        "compute_score max |diff| per mode:",
+        {k: max(abs(x - y) for x, y in zip(ours_pairs[k], theirs_pairs[k], strict=True)) for k in ours_pairs},
+    )
 
 
 if __name__ == "__main__":

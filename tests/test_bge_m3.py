@@ -18,26 +18,33 @@ from QEfficient import QEFFAutoModel, QEFFBGEM3Model
 from tests.test_colbert import _widened
 from tests.tiny_models import build_wordpiece_tokenizer
 
+COLBERT_DIM = 16  # the multi-vector head narrower than the hidden size (32)
 TEXTS = ["the cat sat on the mat", "a dog", "late interaction scores each query token, then sums the best matches"]
 
 
 def tiny_bge_m3(folder: Path) -> Path:
     tok = build_wordpiece_tokenizer()
+    tok.eos_token = "[SEP]"  # XLM-RoBERTa's </s> is both its separator and its end of text
     config = XLMRobertaConfig(
         vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
         max_position_embeddings=66, pad_token_id=tok.pad_token_id,
     )  # fmt: skip
-    _widened(XLMRobertaModel(config, add_pooling_layer=False)).save_pretrained(folder)
+    encoder = _widened(XLMRobertaModel(config, add_pooling_layer=False))
+    encoder.save_pretrained(folder)
     tok.save_pretrained(folder)
     torch.manual_seed(1)
-    colbert, sparse = torch.nn.Linear(32, 32), torch.nn.Linear(32, 1)
+    colbert, sparse = torch.nn.Linear(32, COLBERT_DIM), torch.nn.Linear(32, 1)
     with torch.no_grad():
         colbert.weight.normal_(0, 0.3)
         colbert.bias.normal_(0, 0.2)
-        # weights near 1 that the token moves: positive whatever ids the trained tokenizer gives (its training breaks
-        # ties by chance)
-        sparse.weight.normal_(0, 0.05)
-        sparse.bias.fill_(1.0)
+        sparse.weight.normal_(0, 0.3)
+        # the sparse head's bias in the middle third of its weights over the texts' tokens, at their widest gap: about
+        # half of them relu to 0, none near 0 (whatever ids the trained tokenizer gives: its training breaks ties by chance)
+        hidden = encoder(**tok(TEXTS, padding=True, return_tensors="pt")).last_hidden_state
+        raw = (hidden @ sparse.weight.T).flatten().sort().values
+        third = len(raw) // 3
+        gap = int((raw[third + 1 : 2 * third] - raw[third : 2 * third - 1]).argmax()) + third
+        sparse.bias.fill_(-float(raw[gap] + raw[gap + 1]) / 2)
     torch.save(colbert.state_dict(), folder / "colbert_linear.pt")
     torch.save(sparse.state_dict(), folder / "sparse_linear.pt")
     modules = [
@@ -62,15 +69,11 @@ def flag_embedding(folder: Path, texts: list[str]) -> dict:
 
     tok = AutoTokenizer.from_pretrained(folder)
     encoder = AutoModel.from_pretrained(folder).eval()
-    colbert, sparse = torch.nn.Linear(32, 32), torch.nn.Linear(32, 1)
+    colbert, sparse = torch.nn.Linear(32, COLBERT_DIM), torch.nn.Linear(32, 1)
     colbert.load_state_dict(torch.load(folder / "colbert_linear.pt"))
     sparse.load_state_dict(torch.load(folder / "sparse_linear.pt"))
     enc = tok(texts, padding=True, return_tensors="pt")
-    special = {
-        tok.convert_tokens_to_ids(tok.special_tokens_map[t])
-        for t in ("cls_token", "eos_token", "pad_token", "unk_token")
-        if t in tok.special_tokens_map
-    }
+    special = {tok.cls_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id}
     with torch.no_grad():
         hidden = encoder(**enc).last_hidden_state
         weights = torch.relu(sparse(hidden)).squeeze(-1).numpy()
@@ -105,7 +108,14 @@ def test_the_three_outputs_are_flag_embeddings(bge_m3):
         assert a.shape == b.shape and np.abs(a - b).max() < 1e-5
     for a, b in zip(ours["lexical_weights"], ref["lexical_weights"], strict=True):
         assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-5 for k in a)
-    assert 0 < len(ours["lexical_weights"][0]) < len(model.tokenizer(TEXTS[0])["input_ids"])  # [CLS] and repeats out
+    weights = {k: w for lw in ours["lexical_weights"] for k, w in lw.items()}
+    assert weights and not {str(t) for t in (model.tokenizer.cls_token_id, model.tokenizer.sep_token_id)} & weights.keys()
+    real = {str(t) for ids in model.tokenizer(TEXTS)["input_ids"] for t in ids} - {
+        str(model.tokenizer.cls_token_id),
+        str(model.tokenizer.sep_token_id),
+    }
+    assert len(weights) < len(real)  # relu's zeros left out too
+    assert ours["colbert_vecs"][0].shape == (len(model.tokenizer(TEXTS[0])["input_ids"]) - 1, COLBERT_DIM)
     assert not np.allclose(ours["dense_vecs"][0], ours["dense_vecs"][1], atol=1e-2)  # the text decides
 
     q, p = ours["colbert_vecs"][0], ours["colbert_vecs"][2]
@@ -115,12 +125,26 @@ def test_the_three_outputs_are_flag_embeddings(bge_m3):
     assert abs(model.compute_lexical_matching_score(lw[0], lw[2]) - shared) < 1e-6
     assert abs(model.compute_lexical_matching_score(lw[0], lw[0]) - sum(w * w for w in lw[0].values())) < 1e-5
     assert model.compute_lexical_matching_score(lw, lw).shape == (3, 3)
-    assert all(isinstance(token, str) for token in model.convert_id_to_token(lw[1]))
+    tokens = model.convert_id_to_token(lw[1])
+    assert sorted(tokens.values()) == sorted(lw[1].values()) and set(tokens) <= set(model.tokenizer.tokenize(TEXTS[1]))
+    assert lw[1].copy()["not an id"] == 0  # FlagEmbedding's defaultdict
 
-    one = model.encode(TEXTS[1], return_dense=False, return_sparse=True)
+    one = model.encode(TEXTS[1], 8, 512, False, True)  # FlagEmbedding's positional order
     assert one["dense_vecs"] is None and one["colbert_vecs"] is None and one["lexical_weights"].keys() == lw[1].keys()
+    assert model.encode(TEXTS[1])["dense_vecs"].shape == (32,)
+    short = model.encode(TEXTS[2], max_length=8, return_colbert_vecs=True)["colbert_vecs"]
+    assert short.shape == (7, COLBERT_DIM)  # truncated to 8 tokens, the first one's vector left out
     with pytest.raises(ValueError, match="one or more"):
         model.encode(TEXTS, return_dense=False)
+
+    scores = model.compute_score([(TEXTS[0], TEXTS[2]), (TEXTS[1], TEXTS[0])], weights_for_different_modes=[0.4, 0.2, 0.4])
+    dense = float(ref["dense_vecs"][0] @ ref["dense_vecs"][2])
+    sparse = sum(w * ref["lexical_weights"][2][t] for t, w in ref["lexical_weights"][0].items() if t in ref["lexical_weights"][2])
+    colbert = float((ref["colbert_vecs"][0] @ ref["colbert_vecs"][2].T).max(1).mean())
+    assert np.allclose([scores["dense"][0], scores["sparse"][0], scores["colbert"][0]], [dense, sparse, colbert], atol=1e-5)
+    assert abs(scores["colbert+sparse+dense"][0] - (0.4 * dense + 0.2 * sparse + 0.4 * colbert)) < 1e-5
+    assert abs(scores["sparse+dense"][0] - (0.4 * dense + 0.2 * sparse) / 0.6) < 1e-5
+    assert isinstance(model.compute_score((TEXTS[0], TEXTS[1]))["dense"], float)  # one pair: numbers
 
 
 def test_qeff_auto_model_gives_the_same_dense_vectors(bge_m3):

@@ -197,5 +197,8 @@ def read_bge_m3_heads(folder: str | Path) -> tuple[ProjectionLayer, ProjectionLa
         heads.append(ProjectionLayer(state["weight"].float().numpy(), None if bias is None else bias.float().numpy()))
     colbert, sparse = heads
     if sparse.weight.shape[0] != 1 or colbert.weight.shape[1] != sparse.weight.shape[1]:
-        raise ValueError(f"{folder}'s sparse head must map the hidden size to 1 weight, got {list(sparse.weight.shape)}.")
+        raise ValueError(
+            f"{folder}'s heads must both read the hidden state and the sparse one give 1 weight: colbert_linear is "
+            f"{list(colbert.weight.shape)}, sparse_linear {list(sparse.weight.shape)}."
+        )
     return colbert, sparse

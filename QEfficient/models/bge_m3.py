@@ -4,14 +4,16 @@ token, the largest per token id, special tokens left out) and multi-vector (ColB
 every token but the first, padding left out), from one graph (transform/colbert.py: BGEM3Heads).
 
 ``encode(sentences, return_dense=..., return_sparse=..., return_colbert_vecs=...)`` returns FlagEmbedding's dictionary
-(``dense_vecs``, ``lexical_weights``, ``colbert_vecs``); ``compute_lexical_matching_score``, ``colbert_score`` and
-``convert_id_to_token`` are FlagEmbedding's. QEFFAutoModel loads the same folder for its dense vectors alone, as
+(``dense_vecs``, ``lexical_weights``, ``colbert_vecs``); ``encode_queries``, ``encode_corpus``, ``compute_score``,
+``compute_lexical_matching_score``, ``colbert_score`` (a float) and ``convert_id_to_token`` are FlagEmbedding's.
+FlagEmbedding's ``truncate_dim`` (shorter vectors) is not taken. QEFFAutoModel loads the same folder for its dense vectors alone, as
 sentence-transformers does.
 """
 
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ from QEfficient.transform.colbert import BGEM3Heads
 from QEfficient.utils.checks import check_positive, check_strings
 
 _SPECIAL = ("cls_token", "eos_token", "pad_token", "unk_token")  # left out of the lexical weights, as FlagEmbedding does
+QUERY_MAX_LENGTH = PASSAGE_MAX_LENGTH = 512  # FlagEmbedding's defaults
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -58,28 +61,29 @@ class QEFFBGEM3Model(PerTokenEncoder):
         self.hidden_size, self.colbert_dim = hidden, heads.colbert_linear.out_features
 
     def compile(
-        self, onnx_path: str | os.PathLike | None = None, compile_dir: str | os.PathLike | None = None, *, seq_len=512, **kwargs
+        self, onnx_path: str | os.PathLike | None = None, compile_dir: str | os.PathLike | None = None, *, seq_len=None, **kwargs
     ) -> Path:
-        """As QEFFAutoModel's; ``seq_len`` (the longest input) defaults to FlagEmbedding's passage length, 512, within the
-        encoder's positions."""
-        if isinstance(seq_len, int):
-            seq_len = min(seq_len, usable_positions(self.config) or seq_len)
+        """As QEFFAutoModel's; ``seq_len`` (the longest input: every batch runs at its own width) defaults to
+        FlagEmbedding's passage length, 512, within the encoder's positions."""
+        if seq_len is None:
+            seq_len = min(PASSAGE_MAX_LENGTH, usable_positions(self.config) or PASSAGE_MAX_LENGTH)
         return super().compile(onnx_path, compile_dir, seq_len=seq_len, **kwargs)
 
     def encode(
         self,
         sentences: list[str] | str,
-        *,
         batch_size: int = 256,
-        max_length: int = 512,
+        max_length: int = PASSAGE_MAX_LENGTH,
         return_dense: bool = True,
         return_sparse: bool = False,
         return_colbert_vecs: bool = False,
+        *,
         tokenizer=None,
     ) -> dict:
-        """FlagEmbedding's ``BGEM3FlagModel.encode``: {"dense_vecs": [texts, H] (L2-normalized), "lexical_weights": one
-        {token id (str): weight} per text, "colbert_vecs": one [tokens - 1, C] array per text (L2-normalized)}, each None
-        unless asked for; one text's own for a string. Texts longer than ``max_length`` tokens are truncated."""
+        """FlagEmbedding's ``BGEM3FlagModel.encode`` (its arguments in its order): {"dense_vecs": [texts, H]
+        (L2-normalized), "lexical_weights": one defaultdict {token id (str): weight} per text, "colbert_vecs": one
+        [tokens - 1, C] array per text (L2-normalized)}, each None unless asked for; one text's own for a string. Texts
+        longer than ``max_length`` tokens are truncated; texts of similar length run together, ``batch_size`` at a time."""
         single = isinstance(sentences, str)
         texts = [sentences] if single else sentences
         if not isinstance(texts, (list, tuple)) or not texts:
@@ -91,32 +95,80 @@ class QEFFBGEM3Model(PerTokenEncoder):
         tokenizer = tokenizer or self.tokenizer
         rows = tokenizer(list(texts), truncation=True, max_length=max_length)[INPUT_IDS]
         special = {tokenizer.convert_tokens_to_ids(tokenizer.special_tokens_map[t]) for t in _SPECIAL if t in tokenizer.special_tokens_map}
-        dense, lexical, colbert = [], [], []
+        dense = np.zeros((len(rows), self.hidden_size), np.float32)
+        lexical: list = [None] * len(rows)
+        colbert: list = [None] * len(rows)
+        order = np.argsort([-len(row) for row in rows], kind="stable")  # FlagEmbedding's: the longest first, less padding
         pad = tokenizer.pad_token_id or 0
         for start in range(0, len(rows), batch_size):
-            batch = rows[start : start + batch_size]
-            width = max(len(row) for row in batch)
-            ids = np.full((len(batch), width), pad, np.int64)
-            mask = np.zeros((len(batch), width), np.int64)
-            for i, row in enumerate(batch):
-                ids[i, : len(row)], mask[i, : len(row)] = row, 1
+            picked = order[start : start + batch_size]
+            width = len(rows[picked[0]])
+            ids = np.full((len(picked), width), pad, np.int64)
+            mask = np.zeros((len(picked), width), np.int64)
+            for i, r in enumerate(picked):
+                ids[i, : len(rows[r])], mask[i, : len(rows[r])] = rows[r], 1
             out = self.generate({INPUT_IDS: ids, ATTENTION_MASK: mask}, runtime_ai100=self.qpc_path is not None)[self._output_name]
+            if out.shape[-1] != self.hidden_size + self.colbert_dim + 1:
+                raise ValueError(f"The graph gives {out.shape[-1]} values per token, not BGE-M3's heads': compile without onnx_path.")
             hidden, vectors, weights = np.split(out, [self.hidden_size, self.hidden_size + self.colbert_dim], axis=-1)
-            dense.append(l2_normalized(hidden[:, 0]))
-            for i, row in enumerate(batch):
-                n = len(row)
-                colbert.append(_unit_rows(vectors[i, 1:n]))  # every token but the first, the last one's included
-                found: dict[str, float] = {}
-                for token, weight in zip(row, weights[i, :n, 0], strict=True):
-                    if token not in special and weight > 0 and weight > found.get(str(token), 0):
+            dense[picked] = l2_normalized(hidden[:, 0])
+            for i, r in enumerate(picked):
+                n = len(rows[r])
+                colbert[r] = _unit_rows(vectors[i, 1:n])  # every token but the first, the last one's included
+                found = defaultdict(int)  # FlagEmbedding's: a missing id weighs 0
+                for token, weight in zip(rows[r], weights[i, :n, 0], strict=True):
+                    if token not in special and weight > 0 and weight > found[str(token)]:
                         found[str(token)] = weight
-                lexical.append(found)
+                lexical[r] = found
         answer = {
-            "dense_vecs": np.concatenate(dense) if return_dense else None,
+            "dense_vecs": dense if return_dense else None,
             "lexical_weights": lexical if return_sparse else None,
             "colbert_vecs": colbert if return_colbert_vecs else None,
         }
         return {k: v if v is None or not single else v[0] for k, v in answer.items()}
+
+    def encode_queries(self, queries: list[str] | str, batch_size: int = 256, max_length: int = QUERY_MAX_LENGTH, **options) -> dict:
+        """FlagEmbedding's: ``encode`` at the query length (512)."""
+        return self.encode(queries, batch_size, max_length, **options)
+
+    def encode_corpus(self, corpus: list[str] | str, batch_size: int = 256, max_length: int = PASSAGE_MAX_LENGTH, **options) -> dict:
+        """FlagEmbedding's: ``encode`` at the passage length (512)."""
+        return self.encode(corpus, batch_size, max_length, **options)
+
+    def compute_score(
+        self,
+        sentence_pairs: list[tuple[str, str]] | tuple[str, str],
+        batch_size: int = 256,
+        max_query_length: int = QUERY_MAX_LENGTH,
+        max_passage_length: int = PASSAGE_MAX_LENGTH,
+        weights_for_different_modes: list[float] | None = None,
+    ) -> dict:
+        """FlagEmbedding's scores of (query, passage) pairs: {"colbert", "sparse", "dense", "sparse+dense",
+        "colbert+sparse+dense"}, each a list (one pair: a number); the combined ones weighted by
+        ``weights_for_different_modes`` (dense, sparse, colbert; 1 each by default). The multi-vector score is
+        ``colbert_score`` of each pair's vectors (FlagEmbedding's batched one also counts the zero vectors of a batch's
+        padding, which lifts a query token's best score to 0 where all its scores are negative)."""
+        one_pair = isinstance(sentence_pairs, tuple) or (sentence_pairs and isinstance(sentence_pairs[0], str))
+        pairs = [tuple(sentence_pairs)] if one_pair else list(sentence_pairs)
+        if not pairs or any(len(p) != 2 for p in pairs):
+            raise ValueError("sentence_pairs must be a (query, passage) pair or a non-empty list of them.")
+        weights = list(weights_for_different_modes or (1.0, 1.0, 1.0))
+        if len(weights) != 3:
+            raise ValueError(f"weights_for_different_modes holds the dense, sparse and colbert weights: 3 numbers, got {weights}.")
+        everything = {"return_dense": True, "return_sparse": True, "return_colbert_vecs": True}
+        queries = self.encode([q for q, _ in pairs], batch_size, max_query_length, **everything)
+        passages = self.encode([p for _, p in pairs], batch_size, max_passage_length, **everything)
+        scores: dict[str, list[float]] = {"colbert": [], "sparse": [], "dense": [], "sparse+dense": [], "colbert+sparse+dense": []}
+        for i in range(len(pairs)):
+            dense = float(queries["dense_vecs"][i] @ passages["dense_vecs"][i])
+            sparse = float(self.compute_lexical_matching_score(queries["lexical_weights"][i], passages["lexical_weights"][i]))
+            colbert = self.colbert_score(queries["colbert_vecs"][i], passages["colbert_vecs"][i])
+            scores["dense"].append(dense)
+            scores["sparse"].append(sparse)
+            scores["colbert"].append(colbert)
+            scores["sparse+dense"].append((sparse * weights[1] + dense * weights[0]) / (weights[1] + weights[0]))
+            scores["colbert+sparse+dense"].append((colbert * weights[2] + sparse * weights[1] + dense * weights[0]) / sum(weights))
+        return {k: v[0] for k, v in scores.items()} if one_pair else scores
 
     @staticmethod
     def compute_lexical_matching_score(lexical_weights_1, lexical_weights_2):
@@ -137,8 +189,9 @@ class QEFFBGEM3Model(PerTokenEncoder):
         """FlagEmbedding's multi-vector score: each query vector's best dot product over the passage's, averaged."""
         return float((np.asarray(q_reps, np.float32) @ np.asarray(p_reps, np.float32).T).max(-1).sum() / len(q_reps))
 
-    def convert_id_to_token(self, lexical_weights: list[dict] | dict) -> list[dict] | dict:
+    def convert_id_to_token(self, lexical_weights: list[dict] | dict, tokenizer=None) -> list[dict] | dict:
         """Lexical weights keyed by their tokens' text instead of ids (FlagEmbedding's)."""
+        tokenizer = tokenizer or self.tokenizer
         items = [lexical_weights] if isinstance(lexical_weights, dict) else lexical_weights
-        converted = [{self.tokenizer.decode([int(i)]): w for i, w in item.items()} for item in items]
+        converted = [{tokenizer.decode([int(i)]): w for i, w in item.items()} for item in items]
         return converted[0] if len(converted) == 1 else converted

@@ -75,7 +75,7 @@ class PerTokenEncoder(_QEFFEncoderBase):
     from the folder with them (``_read_heads``: what ``__init__`` takes beside the model); its tokenizer is read from
     the folder at first use."""
 
-    late_interaction = True  # per-token outputs: not a server's pooled embedding model on its own
+    late_interaction = True  # per-token outputs, every column run: its artifact is not an embeddings server's
     _output_name = EMBEDDINGS
     _no_pooling = "This model's outputs are per token, from its own heads: load it without pooling."
 

@@ -95,8 +95,8 @@ class CompiledEncoder:
         self.qconfig = read_artifact(self.qpc_path)
         if self.qconfig.get("late_interaction"):
             raise ValueError(
-                f"'{qpc_path}' is a ColBERT retriever's artifact (one vector per token): serve it with --model_name and its "
-                "folder (/pooling, /score, /rerank)."
+                f"'{qpc_path}' is the artifact of a model with per-token heads (ColBERT, BGE-M3): serve it with --model_name "
+                "and its folder."
             )
         self.local_model_dir = self.qpc_path / MODEL_FILES_SUBDIR
         check_servable(self.qpc_path)
