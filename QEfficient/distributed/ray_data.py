@@ -81,10 +81,10 @@ class BatchJob:
             from QEfficient import QEFFAutoModel
 
             model = QEFFAutoModel.from_pretrained(self.model_name, pooling=self.pooling)
-            if getattr(model, "late_interaction", False):
+            if getattr(model, "own_heads", None):  # ColBERT's per-token vectors, SPLADE's sparse ones, ...
                 raise ValueError(
-                    f"'{self.model_name}' is a ColBERT retriever: one vector per token, not one per text; embed with "
-                    "QEFFColBERTModel.encode, or serve it (/pooling)."
+                    f"'{self.model_name}' is a {model.own_heads} model, whose outputs are its own heads' (not one embedding "
+                    f"per text): run it with {type(model).__name__}.encode."
                 )
             if not isinstance(model, QEFFAutoModel):  # an image or audio encoder: this job embeds text
                 raise ValueError(f"'{self.model_name}' is not a text encoder ({type(model).__name__}): the embed task takes text.")

@@ -25,7 +25,7 @@ from QEfficient.models.base import usable_positions
 from QEfficient.models.colbert import PerTokenEncoder
 from QEfficient.models.sentence_transformers import l2_normalized
 from QEfficient.transform.colbert import BGEM3Heads
-from QEfficient.utils.checks import check_positive, check_strings
+from QEfficient.utils.checks import check_positive
 
 _SPECIAL = ("cls_token", "eos_token", "pad_token", "unk_token")  # left out of the lexical weights, as FlagEmbedding does
 QUERY_MAX_LENGTH = PASSAGE_MAX_LENGTH = 512  # FlagEmbedding's defaults
@@ -46,6 +46,7 @@ class QEFFBGEM3Model(PerTokenEncoder):
     """
 
     _no_pooling = "BGE-M3's outputs are its own (dense, sparse, multi-vector): load it without pooling."
+    own_heads = "BGE-M3"
 
     @classmethod
     def _read_heads(cls, folder: Path) -> BGEM3Heads:
@@ -84,11 +85,7 @@ class QEFFBGEM3Model(PerTokenEncoder):
         (L2-normalized), "lexical_weights": one defaultdict {token id (str): weight} per text, "colbert_vecs": one
         [tokens - 1, C] array per text (L2-normalized)}, each None unless asked for; one text's own for a string. Texts
         longer than ``max_length`` tokens are truncated; texts of similar length run together, ``batch_size`` at a time."""
-        single = isinstance(sentences, str)
-        texts = [sentences] if single else sentences
-        if not isinstance(texts, (list, tuple)) or not texts:
-            raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
-        check_strings("Sentence", texts)
+        texts, single = self._texts(sentences)
         check_positive(batch_size=batch_size, max_length=max_length)
         if not (return_dense or return_sparse or return_colbert_vecs):
             raise ValueError("Choose one or more of return_dense, return_sparse and return_colbert_vecs.")

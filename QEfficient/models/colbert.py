@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from transformers import AutoModel, PreTrainedModel
+from transformers import PreTrainedModel
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
 from QEfficient.export.task_graph_specs import EMBEDDINGS
@@ -75,7 +75,7 @@ class PerTokenEncoder(_QEFFEncoderBase):
     from the folder with them (``_read_heads``: what ``__init__`` takes beside the model); its tokenizer is read from
     the folder at first use."""
 
-    late_interaction = True  # per-token outputs, every column run: its artifact is not an embeddings server's
+    late_interaction = True  # per-token outputs: every column runs
     _output_name = EMBEDDINGS
     _no_pooling = "This model's outputs are per token, from its own heads: load it without pooling."
 
@@ -92,10 +92,20 @@ class PerTokenEncoder(_QEFFEncoderBase):
         if gguf_file:
             raise ValueError(f"{cls.__name__} reads a model's folder (its encoder and heads), not a GGUF file.")
         heads = cls._read_heads(folder)
-        model, folder = load_pretrained(AutoModel, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
+        model, folder = load_pretrained(cls._hf_auto, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
         obj = cls(model, heads, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
         obj.local_model_dir = folder
         return obj
+
+    @staticmethod
+    def _texts(sentences: list[str] | str) -> tuple[list[str], bool]:
+        """(texts, whether one string was given) of an ``encode`` call's ``sentences``, checked."""
+        single = isinstance(sentences, str)
+        texts = [sentences] if single else sentences
+        if not isinstance(texts, (list, tuple)) or not texts:
+            raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
+        check_strings("Sentence", texts)
+        return list(texts), single
 
     @property
     def tokenizer(self):
@@ -132,6 +142,7 @@ class QEFFColBERTModel(PerTokenEncoder):
         super().__init__(model, pooling=ColBERTProjection(settings.layers), **kwargs)
 
     _no_pooling = "A ColBERT model gives one vector per token (late interaction): load it without pooling."
+    own_heads = "ColBERT"
     _read_heads = staticmethod(read_colbert_folder)
 
     def compile(
@@ -150,11 +161,7 @@ class QEFFColBERTModel(PerTokenEncoder):
     ) -> list[np.ndarray] | np.ndarray:
         """Each text's L2-normalized token vectors [tokens, dim], as PyLate's ``encode(sentences, is_query=...)`` gives
         them (module docstring); one array for one string."""
-        single = isinstance(sentences, str)
-        texts = [sentences] if single else sentences
-        if not isinstance(texts, (list, tuple)) or not texts:
-            raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
-        check_strings("Sentence", texts)
+        texts, single = self._texts(sentences)
         check_positive(batch_size=batch_size)
         tokenizer = tokenizer or self.tokenizer
         out = []

@@ -41,6 +41,7 @@ from QEfficient.generation.encoder_run import encoder_inputs, global_attention_m
 from QEfficient.loading.colbert import is_colbert_folder
 from QEfficient.loading.hf_loader import causal_lm_class, load_config, load_pretrained, retrieval_class_name
 from QEfficient.loading.model_path import resolve_model_path
+from QEfficient.loading.sparse_encoder import is_sparse_encoder_folder
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk
 from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction, is_speech_encoder
 from QEfficient.models.image_encoder import QEFFAutoModelForImageFeatureExtraction
@@ -113,6 +114,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
     _hf_auto = AutoModel
     _output_name = "output"
     late_interaction = False  # the graph gives every token's retrieval vector (ColBERT: models/colbert.py)
+    own_heads: str | None = None  # the model whose own heads end the graph (its artifact is not an embeddings server's)
 
     def __init__(self, model: PreTrainedModel, pooling: str | PoolingFn | None = None, **kwargs) -> None:
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), pooling=_pooling_key(pooling))
@@ -131,6 +133,10 @@ class _QEFFEncoderBase(QEFFBaseModel):
             from QEfficient.models.colbert import QEFFColBERTModel  # one vector per token: ColBERT's own class
 
             return QEFFColBERTModel.from_pretrained(pretrained_model_name_or_path, *args, pooling=pooling, **kwargs)
+        if is_sparse_encoder_folder(folder):
+            from QEfficient.models.sparse_encoder import QEFFSparseEncoder  # sentence-transformers' SparseEncoder (SPLADE)
+
+            return QEFFSparseEncoder.from_pretrained(pretrained_model_name_or_path, *args, pooling=pooling, **kwargs)
         if config is not None and retrieval_class_name(config.model_type):  # ColPali: transformers' AutoModel does not load it
             if pooling is not None:
                 raise ValueError(f"'{config.model_type}' gives one embedding per token (late interaction): load it without pooling.")
@@ -260,6 +266,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
         if self.late_interaction:  # one vector per token, after the graph's own head (ColBERT's projection); a query's
             # expansion tokens are unattended columns whose vectors count: every column runs
             manifest |= {"pooled": False, "late_interaction": True, "reads_padding": True}
+        if self.own_heads:
+            manifest["own_heads"] = self.own_heads
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,

@@ -183,6 +183,11 @@ def open_embeddings_app(
         from QEfficient.serving.dual_embeddings_app import open_dual_embeddings_app
 
         return open_dual_embeddings_app(model, model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
+    if getattr(model, "own_heads", None):  # a SPLADE sparse encoder: vocabulary-sized vectors, not an embedding
+        raise ValueError(
+            f"'{model_name}' is a {model.own_heads} model, whose vectors are its own heads' (not one embedding per text): "
+            f"serving it is not done; run it from Python ({type(model).__name__}.encode)."
+        )
     if not isinstance(model, QEFFAutoModel):  # an image or audio encoder (QEFFAutoModelFor{Image,Audio}FeatureExtraction)
         kind = "images" if "Image" in type(model).__name__ else "audio"
         raise ValueError(f"'{model_name}' reads {kind}: the embeddings server takes text. Run it from Python ({type(model).__name__}).")

@@ -93,10 +93,10 @@ class CompiledEncoder:
     def __init__(self, qpc_path: str | Path, num_cores: int) -> None:
         self.qpc_path = Path(qpc_path)
         self.qconfig = read_artifact(self.qpc_path)
-        if self.qconfig.get("late_interaction"):
+        if self.qconfig.get("own_heads"):  # ColBERT's, BGE-M3's, SPLADE's: not an embedding model's pooled vector
             raise ValueError(
-                f"'{qpc_path}' is the artifact of a model with per-token heads (ColBERT, BGE-M3): serve it with --model_name "
-                "and its folder."
+                f"'{qpc_path}' is a {self.qconfig['own_heads']} model's artifact, ending in its own heads: it is not served "
+                "on its own (the README says how such a model runs and is served)."
             )
         self.local_model_dir = self.qpc_path / MODEL_FILES_SUBDIR
         check_servable(self.qpc_path)

@@ -1,0 +1,113 @@
+"""QEFFSparseEncoder: SPLADE sparse encoders as sentence-transformers' SparseEncoder runs them, for a tiny random folder
+(BERT's masked LM with weights widened so that the text decides, MLMTransformer -> SpladePooling, a "query" prompt):
+each vector within 1e-5 of transformers' masked LM through SPLADE's pooling (max and sum; relu and log1p_relu); the
+sparse tensor, max_active_dims, the prompts, decode and similarity; QEFFAutoModel loads the folder as this class, and
+the SparseEncoders not run (an inference-free one's Router) are refused saying why."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
+
+from QEfficient import QEFFAutoModel, QEFFSparseEncoder
+from tests.test_colbert import _widened
+from tests.tiny_models import build_wordpiece_tokenizer
+
+TEXTS = ["the cat sat on the mat", "a dog", "late interaction scores each query token, then sums the best matches"]
+
+
+def tiny_splade(folder: Path, pooling_strategy: str = "max", activation_function: str = "relu") -> Path:
+    tok = build_wordpiece_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=64, pad_token_id=tok.pad_token_id,
+    )  # fmt: skip
+    _widened(BertForMaskedLM(config)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.sparse_encoder.models.MLMTransformer"},
+        {"idx": 1, "name": "1", "path": "1_SpladePooling", "type": "sentence_transformers.sparse_encoder.models.SpladePooling"},
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_SpladePooling").mkdir()
+    pooling = {"pooling_strategy": pooling_strategy, "activation_function": activation_function, "word_embedding_dimension": len(tok)}
+    (folder / "1_SpladePooling" / "config.json").write_text(json.dumps(pooling))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 24, "do_lower_case": False}))
+    st_config = {"model_type": "SparseEncoder", "prompts": {"query": "query: ", "document": ""}, "default_prompt_name": None}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(st_config | {"similarity_fn_name": "dot"}))
+    return folder
+
+
+def reference(folder: Path, texts: list[str], pooling_strategy: str = "max", activation_function: str = "relu") -> np.ndarray:
+    """transformers' masked LM (its own load of the folder) through SPLADE's pooling, inputs truncated to 24 tokens."""
+    tok = AutoTokenizer.from_pretrained(folder)
+    enc = tok(texts, padding=True, truncation=True, max_length=24, return_tensors="pt")
+    with torch.no_grad():
+        logits = AutoModelForMaskedLM.from_pretrained(folder).eval()(**enc).logits
+    values = torch.log1p(torch.relu(logits * enc["attention_mask"][..., None]))
+    values = torch.log1p(values) if activation_function == "log1p_relu" else values
+    return (values.amax(1) if pooling_strategy == "max" else values.sum(1)).numpy()
+
+
+@pytest.fixture(scope="module")
+def splade(tmp_path_factory):
+    folder = tiny_splade(tmp_path_factory.mktemp("splade"))
+    model = QEFFSparseEncoder.from_pretrained(folder)
+    model.compile(num_cores=1)
+    return folder, model
+
+
+def test_vectors_are_the_masked_lm_through_splade_pooling(splade):
+    folder, model = splade
+    sparse = model.encode(TEXTS, batch_size=2)
+    assert sparse.is_sparse and sparse.shape == (3, len(model.tokenizer))
+    dense = sparse.to_dense().numpy()
+    assert np.abs(dense - reference(folder, TEXTS)).max() < 1e-5
+    assert 0 < (dense[1] > 0).sum() < dense.shape[1]  # sparse: not every token of the vocabulary
+    assert not np.allclose(dense[0], dense[1], atol=1e-2)  # the text decides
+
+    one = model.encode(TEXTS[1], convert_to_sparse_tensor=False)
+    assert isinstance(one, np.ndarray) and np.abs(one - dense[1]).max() < 1e-5
+    top = model.encode(TEXTS[:2], max_active_dims=3, convert_to_sparse_tensor=False)
+    assert ((top > 0).sum(1) == 3).all() and np.array_equal(top.max(1), dense[:2].max(1))
+
+    query = model.encode_query(TEXTS[1], convert_to_sparse_tensor=False)  # "query: " before the text
+    assert np.abs(query - reference(folder, ["query: " + TEXTS[1]])[0]).max() < 1e-5
+    assert np.abs(model.encode_document(TEXTS[1], convert_to_sparse_tensor=False) - dense[1]).max() < 1e-5  # "" prompt
+
+    scores = model.similarity(model.encode(TEXTS[:2]), sparse)
+    assert scores.shape == (2, 3) and torch.allclose(scores, torch.from_numpy(dense[:2] @ dense.T), atol=1e-4)
+    decoded = model.decode(sparse[1], top_k=2)
+    best = np.argsort(-dense[1])[:2]
+    assert [t for t, _ in decoded] == model.tokenizer.convert_ids_to_tokens(best.tolist())
+    assert np.allclose([w for _, w in decoded], dense[1][best], atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling_strategy, activation_function", [("sum", "relu"), ("max", "log1p_relu")])
+def test_sum_pooling_and_log1p_relu(tmp_path, pooling_strategy, activation_function):
+    folder = tiny_splade(tmp_path / "m", pooling_strategy, activation_function)
+    model = QEFFAutoModel.from_pretrained(folder)  # the folder says what it is
+    assert type(model) is QEFFSparseEncoder
+    model.compile(num_cores=1, seq_len=24)
+    ours = model.encode(TEXTS, convert_to_sparse_tensor=False)
+    assert np.abs(ours - reference(folder, TEXTS, pooling_strategy, activation_function)).max() < 1e-4
+
+
+def test_sparse_encoders_not_run_are_refused(tmp_path):
+    folder = tiny_splade(tmp_path / "m")
+    modules = json.loads((folder / "modules.json").read_text())
+    modules[0]["type"] = "sentence_transformers.models.Router"  # an inference-free model's query and document routes
+    (folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(ValueError, match="Router -> SpladePooling.*SPLADE sparse encoders"):
+        QEFFSparseEncoder.from_pretrained(folder)
+    with pytest.raises(ValueError, match="pools its masked LM's logits itself"):
+        QEFFSparseEncoder.from_pretrained(tiny_splade(tmp_path / "n"), pooling="mean")
+    from QEfficient.cloud.serve import build_server
+
+    with pytest.raises(ValueError, match="SPLADE model.*serving it is not done.*QEFFSparseEncoder.encode"):
+        build_server(str(tmp_path / "n"), None, 8, 64, 1, 1)
