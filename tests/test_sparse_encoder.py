@@ -71,14 +71,17 @@ def test_vectors_are_the_masked_lm_through_splade_pooling(splade):
     assert 0 < (dense[1] > 0).sum() < dense.shape[1]  # sparse: not every token of the vocabulary
     assert not np.allclose(dense[0], dense[1], atol=1e-2)  # the text decides
 
-    one = model.encode(TEXTS[1], convert_to_sparse_tensor=False)
-    assert isinstance(one, np.ndarray) and np.abs(one - dense[1]).max() < 1e-5
-    top = model.encode(TEXTS[:2], max_active_dims=3, convert_to_sparse_tensor=False)
-    assert ((top > 0).sum(1) == 3).all() and np.array_equal(top.max(1), dense[:2].max(1))
+    one = model.encode(TEXTS[1], convert_to_sparse_tensor=False)  # a dense tensor, as SparseEncoder's
+    assert isinstance(one, torch.Tensor) and not one.is_sparse and np.abs(one.numpy() - dense[1]).max() < 1e-5
+    assert model.encode(TEXTS[1]).is_sparse and model.encode(TEXTS[1]).shape == (len(model.tokenizer),)
+    top = model.encode(TEXTS[:2], max_active_dims=3, convert_to_tensor=False, convert_to_sparse_tensor=False)
+    assert isinstance(top, np.ndarray) and ((top > 0).sum(1) == 3).all() and np.array_equal(top.max(1), dense[:2].max(1))
+    assert np.abs(model.encode(["  " + TEXTS[1] + " "], task="query", show_progress_bar=False).to_dense().numpy() - dense[1]).max() < 1e-5
 
-    query = model.encode_query(TEXTS[1], convert_to_sparse_tensor=False)  # "query: " before the text
+    query = model.encode_query(TEXTS[1], convert_to_sparse_tensor=False).numpy()  # "query: " before the text
     assert np.abs(query - reference(folder, ["query: " + TEXTS[1]])[0]).max() < 1e-5
-    assert np.abs(model.encode_document(TEXTS[1], convert_to_sparse_tensor=False) - dense[1]).max() < 1e-5  # "" prompt
+    document = model.encode_document(TEXTS[1], convert_to_sparse_tensor=False).numpy()  # the folder's "" prompt
+    assert np.abs(document - dense[1]).max() < 1e-5
 
     scores = model.similarity(model.encode(TEXTS[:2]), sparse)
     assert scores.shape == (2, 3) and torch.allclose(scores, torch.from_numpy(dense[:2] @ dense.T), atol=1e-4)
@@ -99,15 +102,50 @@ def test_sum_pooling_and_log1p_relu(tmp_path, pooling_strategy, activation_funct
 
 
 def test_sparse_encoders_not_run_are_refused(tmp_path):
-    folder = tiny_splade(tmp_path / "m")
-    modules = json.loads((folder / "modules.json").read_text())
-    modules[0]["type"] = "sentence_transformers.models.Router"  # an inference-free model's query and document routes
-    (folder / "modules.json").write_text(json.dumps(modules))
-    with pytest.raises(ValueError, match="Router -> SpladePooling.*SPLADE sparse encoders"):
-        QEFFSparseEncoder.from_pretrained(folder)
-    with pytest.raises(ValueError, match="pools its masked LM's logits itself"):
-        QEFFSparseEncoder.from_pretrained(tiny_splade(tmp_path / "n"), pooling="mean")
-    from QEfficient.cloud.serve import build_server
+    """An inference-free SparseEncoder (modules.json lists its Router alone) and a sparse autoencoder over a dense
+    embedding are refused, through QEFFAutoModel too; a SPLADE artifact alone and a SPLADE folder are not served."""
+    from QEfficient.cloud.serve import build_from_args, build_server
+    from QEfficient.cloud.serve_args import parse_args
 
-    with pytest.raises(ValueError, match="SPLADE model.*serving it is not done.*QEFFSparseEncoder.encode"):
-        build_server(str(tmp_path / "n"), None, 8, 64, 1, 1)
+    router = tiny_splade(tmp_path / "router")
+    (router / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Router"}]))
+    with pytest.raises(ValueError, match="runs Router; QEfficient runs SPLADE sparse encoders"):
+        QEFFAutoModel.from_pretrained(router)
+    csr = tiny_splade(tmp_path / "csr")
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_SparseAutoEncoder", "type": "sentence_transformers.sparse_encoder.models.SparseAutoEncoder"},
+    ]
+    (csr / "modules.json").write_text(json.dumps(modules))
+    (csr / "config_sentence_transformers.json").unlink()
+    with pytest.raises(ValueError, match="Transformer -> Pooling -> SparseAutoEncoder"):
+        QEFFAutoModel.from_pretrained(csr)
+
+    folder = tiny_splade(tmp_path / "n")
+    with pytest.raises(ValueError, match="pools its masked LM's logits itself"):
+        QEFFSparseEncoder.from_pretrained(folder, pooling="mean")
+    with pytest.raises(ValueError, match="sparse encoder.*serving it is not done.*QEFFSparseEncoder.encode"):
+        build_server(str(folder), None, 8, 64, 1, 1)
+    model = QEFFSparseEncoder.from_pretrained(folder)
+    with pytest.raises(ValueError, match="SPLADE model's artifact, ending in its own heads"):
+        build_from_args(parse_args(["--qpc_path", str(model.compile(num_cores=1, seq_len=24)), "--num_cores", "1"]))
+
+
+def test_cosine_similarity_and_a_masked_lm_with_pooling_keeps_its_logits(tmp_path):
+    """A folder scoring by cosine is scored so; QEFFAutoModelForMaskedLM given a pooling still answers every token's
+    logits (only SPLADE's pooling reads them)."""
+    from QEfficient import QEFFAutoModelForMaskedLM
+
+    folder = tiny_splade(tmp_path / "m")
+    config = json.loads((folder / "config_sentence_transformers.json").read_text()) | {"similarity_fn_name": "cosine"}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(config))
+    model = QEFFSparseEncoder.from_pretrained(folder)
+    a = model.encode(TEXTS[:2], convert_to_tensor=False, convert_to_sparse_tensor=False)
+    unit = a / np.linalg.norm(a, axis=1, keepdims=True)
+    assert np.allclose(model.similarity(model.encode(TEXTS[:2]), a).numpy(), unit @ unit.T, atol=1e-5)
+
+    masked_lm = QEFFAutoModelForMaskedLM.from_pretrained(folder, pooling="mean")
+    masked_lm.compile(num_cores=1, seq_len=8)
+    enc = model.tokenizer(["a dog"], return_tensors="pt")
+    assert masked_lm.generate(enc)["logits"].shape == (*enc["input_ids"].shape, len(model.tokenizer))

@@ -85,6 +85,11 @@ def build_server(
             task=None if task in ("auto", "embed") else task,
         )
         return open_colbert_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
+    if not gguf_file and _is_sparse_encoder(model_name):  # refused before its weights are read
+        raise ValueError(
+            f"'{model_name}' is a sparse encoder (sentence-transformers' SparseEncoder, SPLADE): serving it is not done; run "
+            "it with QEFFSparseEncoder.encode."
+        )
     if not gguf_file and _is_text_to_speech(model_name):  # VITS: /v1/audio/speech, one request at a time
         from QEfficient.serving.tts_app import open_tts_app
 
@@ -237,6 +242,12 @@ def _is_colbert(model_name: str) -> bool:
     from QEfficient.serving.tasks import is_colbert
 
     return is_colbert(model_name)
+
+
+def _is_sparse_encoder(model_name: str) -> bool:
+    from QEfficient.serving.tasks import is_sparse_encoder
+
+    return is_sparse_encoder(model_name)
 
 
 def _is_text_to_speech(model_name: str) -> bool:

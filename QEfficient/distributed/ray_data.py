@@ -81,11 +81,9 @@ class BatchJob:
             from QEfficient import QEFFAutoModel
 
             model = QEFFAutoModel.from_pretrained(self.model_name, pooling=self.pooling)
-            if getattr(model, "own_heads", None):  # ColBERT's per-token vectors, SPLADE's sparse ones, ...
-                raise ValueError(
-                    f"'{self.model_name}' is a {model.own_heads} model, whose outputs are its own heads' (not one embedding "
-                    f"per text): run it with {type(model).__name__}.encode."
-                )
+            from QEfficient.serving.encoder_batches import refuse_own_heads
+
+            refuse_own_heads(model, self.model_name)
             if not isinstance(model, QEFFAutoModel):  # an image or audio encoder: this job embeds text
                 raise ValueError(f"'{self.model_name}' is not a text encoder ({type(model).__name__}): the embed task takes text.")
             model.compile(seq_len=self.seq_len, batch_size=self.batch_size, num_cores=self.cores_per_actor)

@@ -14,3 +14,6 @@ def maxsim(query: np.ndarray, document: np.ndarray) -> float:
 def maxsim_scores(queries: list[np.ndarray], documents: list[np.ndarray]) -> np.ndarray:
     """[queries, documents] MaxSim scores."""
     return np.array([[maxsim(q, d) for d in documents] for q in queries], np.float32)
+
+
+colbert_scores = maxsim_scores  # PyLate's name for it (pylate.scores.colbert_scores)

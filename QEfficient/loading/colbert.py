@@ -11,33 +11,24 @@ Defaults are PyLate's where a folder leaves a key out, as PyLate loads either la
 
 from __future__ import annotations
 
-import json
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from QEfficient.loading.sentence_transformers_files import DenseLayer, read_dense_module, read_json, sentence_bert_config, st_modules
+
 # config.json architectures that mark a ColBERT checkpoint (vLLM's names for the same layout included)
 COLBERT_ARCHITECTURES = ("HF_ColBERT", "ColBERTModel", "ColBERTModernBertModel")
 PYLATE_DENSE = "pylate.models.Dense.Dense"
-PROJECTION_ACTIVATIONS = ("Identity", "Tanh", "ReLU", "Sigmoid")  # what a Dense module may end in here
-
-
-@dataclass(frozen=True, eq=False)
-class ProjectionLayer:
-    """One linear layer after the encoder, applied to every token: activation(x @ weight.T + bias)."""
-
-    weight: np.ndarray  # [out_features, in_features], float32
-    bias: np.ndarray | None
-    activation: str = "Identity"
 
 
 @dataclass(frozen=True, eq=False)
 class ColBERTSettings:
     """A ColBERT folder's projection and its query / document tokenization."""
 
-    layers: tuple[ProjectionLayer, ...]
+    layers: tuple[DenseLayer, ...]  # each over every token
     query_prefix: str
     document_prefix: str
     query_length: int
@@ -45,21 +36,11 @@ class ColBERTSettings:
     do_query_expansion: bool = True  # queries padded to query_length with the mask token, every position kept
     attend_to_expansion_tokens: bool = False
     skiplist_words: tuple[str, ...] = field(default_factory=lambda: tuple(string.punctuation))
-    layout: str = "pylate"  # or "stanford"
-    lowercase: bool = False  # sentence-transformers' do_lower_case (sentence_bert_config.json)
+    do_lower_case: bool = False  # sentence-transformers' (sentence_bert_config.json)
 
     @property
     def dim(self) -> int:
         return int(self.layers[-1].weight.shape[0])
-
-
-def _json(path: Path) -> dict | list | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _modules(folder: Path) -> list[dict]:
-    modules = _json(folder / "modules.json")
-    return modules if isinstance(modules, list) else []
 
 
 def is_colbert_folder(folder: str | Path | None) -> bool:
@@ -67,9 +48,9 @@ def is_colbert_folder(folder: str | Path | None) -> bool:
     if not folder or not Path(folder).is_dir():
         return False
     folder = Path(folder)
-    if any(m.get("type") == PYLATE_DENSE for m in _modules(folder)):
+    if any(m.get("type") == PYLATE_DENSE for m in (st_modules(folder) or [])):
         return True
-    config = _json(folder / "config.json")
+    config = read_json(folder / "config.json")
     return isinstance(config, dict) and any(a in COLBERT_ARCHITECTURES for a in config.get("architectures") or [])
 
 
@@ -82,20 +63,20 @@ def read_colbert_folder(folder: str | Path) -> ColBERTSettings:
             f"{folder} is not a ColBERT model: expected a PyLate folder (modules.json with {PYLATE_DENSE}) or a Stanford "
             f"ColBERT checkpoint (config.json architectures {list(COLBERT_ARCHITECTURES)})."
         )
-    if any(m.get("type") == PYLATE_DENSE for m in _modules(folder)):
+    if any(m.get("type") == PYLATE_DENSE for m in (st_modules(folder) or [])):
         return _pylate(folder)
     return _stanford(folder)
 
 
 def _pylate(folder: Path) -> ColBERTSettings:
     layers = []
-    for module in _modules(folder):
+    for module in st_modules(folder) or []:
         kind = str(module.get("type", ""))
         if kind == PYLATE_DENSE:
             layers.append(_dense_layer(folder / str(module.get("path", ""))))
         elif kind.rsplit(".", 1)[-1] != "Transformer":
             raise ValueError(f"This ColBERT folder's module {kind!r} is not run here (PyLate's Transformer and Dense modules are).")
-    config = _json(folder / "config_sentence_transformers.json") or {}
+    config = read_json(folder / "config_sentence_transformers.json") or {}
     if config.get("default_prompt_name"):
         raise ValueError(f"This ColBERT folder prepends the prompt {config['default_prompt_name']!r} to every text, which is not run here.")
     prefixes = {key: config.get(key, default) for key, default in (("query_prefix", "[Q] "), ("document_prefix", "[D] "))}
@@ -108,23 +89,14 @@ def _pylate(folder: Path) -> ColBERTSettings:
         do_query_expansion=bool(config.get("do_query_expansion", True)),
         attend_to_expansion_tokens=bool(config.get("attend_to_expansion_tokens") or False),
         skiplist_words=tuple(string.punctuation if config.get("skiplist_words") is None else config["skiplist_words"]),
-        lowercase=bool((_json(folder / "sentence_bert_config.json") or {}).get("do_lower_case")),
+        do_lower_case=bool(sentence_bert_config(folder).get("do_lower_case")),
     )
 
 
-def _dense_layer(where: Path) -> ProjectionLayer:
-    config = _json(where / "config.json") or {}
-    if config.get("use_residual"):
+def _dense_layer(where: Path) -> DenseLayer:
+    if (read_json(where / "config.json") or {}).get("use_residual"):
         raise ValueError(f"The Dense module {where.name} adds its input back (use_residual), which is not run here.")
-    activation = str(config.get("activation_function") or "Identity").rsplit(".", 1)[-1]
-    if activation not in PROJECTION_ACTIVATIONS:
-        raise ValueError(
-            f"The Dense module {where.name} ends in {config.get('activation_function')}; {', '.join(PROJECTION_ACTIVATIONS)} run here."
-        )
-    weights = _weights(where, ("linear.weight", "linear.bias"))
-    if "linear.weight" not in weights:
-        raise ValueError(f"The Dense module {where.name} holds no linear.weight.")
-    return ProjectionLayer(weights["linear.weight"], weights.get("linear.bias"), activation)
+    return read_dense_module(where)
 
 
 def _stanford(folder: Path) -> ColBERTSettings:
@@ -133,23 +105,22 @@ def _stanford(folder: Path) -> ColBERTSettings:
         raise ValueError(f"{folder} is marked HF_ColBERT but its checkpoint holds no 'linear.weight' (the projection).")
     # the keys PyLate reads (its own defaults where they are missing: its skiplist is punctuation whatever
     # mask_punctuation says)
-    meta = _json(folder / "artifact.metadata") or {}
+    meta = read_json(folder / "artifact.metadata") or {}
     meta = {**(meta.get("config") or {}), **meta} if isinstance(meta, dict) else {}
     return ColBERTSettings(
-        layers=(ProjectionLayer(weights["linear.weight"], None),),
+        layers=(DenseLayer(weights["linear.weight"], None),),
         query_prefix=str(meta.get("query_token_id") or "[unused0]"),
         document_prefix=str(meta.get("doc_token_id") or "[unused1]"),
         query_length=int(meta.get("query_maxlen") or 32),
         document_length=int(meta.get("doc_maxlen") or 180),
         attend_to_expansion_tokens=bool(meta.get("attend_to_mask_tokens") or False),
-        layout="stanford",
     )
 
 
 def _weights(where: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """``names`` from the folder's checkpoint as float32 (a safetensors file, sharded or not, read tensor by tensor; else a
     pytorch_model.bin)."""
-    index = _json(where / "model.safetensors.index.json")
+    index = read_json(where / "model.safetensors.index.json")
     files = {name: index["weight_map"][name] for name in names if name in index.get("weight_map", {})} if index else {}
     if not index and (where / "model.safetensors").is_file():
         files = dict.fromkeys(names, "model.safetensors")
@@ -168,37 +139,3 @@ def _weights(where: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
         state = torch.load(where / "pytorch_model.bin", map_location="cpu", weights_only=True)
         return {name: state[name].float().numpy() for name in names if name in state}
     raise ValueError(f"{where} has neither model.safetensors nor pytorch_model.bin.")
-
-
-# BGE-M3 (BAAI/bge-m3): its encoder's folder also holds the multi-vector and the sparse heads, as FlagEmbedding saves them
-M3_HEAD_FILES = ("colbert_linear.pt", "sparse_linear.pt")
-
-
-def is_bge_m3_folder(folder: str | Path | None) -> bool:
-    """Whether ``folder`` holds BGE-M3's heads beside its encoder (FlagEmbedding's colbert_linear.pt and sparse_linear.pt)."""
-    return bool(folder) and all((Path(folder) / name).is_file() for name in M3_HEAD_FILES)
-
-
-def read_bge_m3_heads(folder: str | Path) -> tuple[ProjectionLayer, ProjectionLayer]:
-    """BGE-M3's (multi-vector, sparse) heads: each a torch Linear's state dict (``weight``, ``bias``) in its .pt file."""
-    import torch
-
-    folder = Path(folder)
-    if not is_bge_m3_folder(folder):
-        raise ValueError(
-            f"{folder} is not a BGE-M3 model: it needs {' and '.join(M3_HEAD_FILES)} beside its encoder (FlagEmbedding's heads)."
-        )
-    heads = []
-    for name in M3_HEAD_FILES:
-        state = torch.load(folder / name, map_location="cpu", weights_only=True)
-        if "weight" not in state:
-            raise ValueError(f"{folder / name} holds no 'weight': it should be a torch Linear's state dict.")
-        bias = state.get("bias")
-        heads.append(ProjectionLayer(state["weight"].float().numpy(), None if bias is None else bias.float().numpy()))
-    colbert, sparse = heads
-    if sparse.weight.shape[0] != 1 or colbert.weight.shape[1] != sparse.weight.shape[1]:
-        raise ValueError(
-            f"{folder}'s heads must both read the hidden state and the sparse one give 1 weight: colbert_linear is "
-            f"{list(colbert.weight.shape)}, sparse_linear {list(sparse.weight.shape)}."
-        )
-    return colbert, sparse

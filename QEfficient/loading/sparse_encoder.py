@@ -1,12 +1,14 @@
-"""What makes a folder a SPLADE sparse encoder (sentence-transformers' SparseEncoder: naver/splade-*,
-opensearch-project/opensearch-neural-sparse-encoding-*, ...), read from its files: ``modules.json`` lists an
-MLMTransformer (a masked LM) and a SpladePooling, whose config says how the vocabulary-sized vector is pooled."""
+"""What makes a folder a SPLADE sparse encoder (sentence-transformers' SparseEncoder: naver/splade-*, the
+opensearch-project/opensearch-neural-sparse-encoding-v1/v2 bi-encoders, ...), read from its files: ``modules.json`` lists
+an MLMTransformer (a masked LM) and a SpladePooling, whose config says how the vocabulary-sized vector is pooled;
+``config_sentence_transformers.json`` holds the prompts and the similarity."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from QEfficient.loading.sentence_transformers_files import module_kind, read_json, sentence_bert_config, st_modules
 
 _MODULES = "sentence_transformers.sparse_encoder.models."
 SPLADE_MODULES = (f"{_MODULES}MLMTransformer", f"{_MODULES}SpladePooling")
@@ -21,34 +23,55 @@ class SpladeSettings:
     activation_function: str = "relu"
     max_seq_length: int | None = None
     do_lower_case: bool = False
-
-
-def _modules(folder: Path) -> list[dict]:
-    path = folder / "modules.json"
-    modules = json.loads(path.read_text()) if path.is_file() else []
-    return modules if isinstance(modules, list) else []
+    prompts: tuple[tuple[str, str], ...] = (("query", ""), ("document", ""))  # SparseEncoder's, then the folder's
+    default_prompt_name: str | None = None
+    similarity_fn_name: str = "dot"
 
 
 def is_sparse_encoder_folder(folder: str | Path | None) -> bool:
-    """Whether ``folder`` holds a sentence-transformers SparseEncoder (any of its modules)."""
-    return bool(folder) and Path(folder).is_dir() and any(str(m.get("type", "")).startswith(_MODULES) for m in _modules(Path(folder)))
+    """Whether ``folder`` holds a sentence-transformers SparseEncoder: its config says so, or it lists a SparseEncoder
+    module (an inference-free one's modules.json lists only its Router)."""
+    if not folder or not Path(folder).is_dir():
+        return False
+    config = read_json(Path(folder) / "config_sentence_transformers.json")
+    if isinstance(config, dict) and config.get("model_type") == "SparseEncoder":
+        return True
+    return any(str(m.get("type", "")).startswith(_MODULES) for m in st_modules(folder) or [])
 
 
 def read_splade_folder(folder: str | Path) -> SpladeSettings:
     """The folder's SPLADE settings; a ValueError saying why for a SparseEncoder this does not run (an inference-free
     one, whose queries go through a SparseStaticEmbedding and a Router; a sparse autoencoder over dense embeddings)."""
     folder = Path(folder)
-    kinds = [str(m.get("type", "")) for m in _modules(folder)]
+    modules = st_modules(folder) or []
+    kinds = [str(m.get("type", "")) for m in modules]
     if kinds != list(SPLADE_MODULES):
-        names = " -> ".join(k.rsplit(".", 1)[-1] for k in kinds) or "no modules.json"
-        raise ValueError(f"{folder} runs {names}; QEfficient runs SPLADE sparse encoders (MLMTransformer -> SpladePooling) only.")
-    pooling_path = folder / str(_modules(folder)[1].get("path", "")) / "config.json"
-    pooling = json.loads(pooling_path.read_text()) if pooling_path.is_file() else {}
+        names = " -> ".join(module_kind(m) for m in modules) or "no modules.json"
+        raise ValueError(
+            f"{folder} runs {names}; QEfficient runs SPLADE sparse encoders (MLMTransformer -> SpladePooling) only (not an "
+            "inference-free one's Router, nor a sparse autoencoder over dense embeddings)."
+        )
+    pooling = read_json(folder / str(modules[1].get("path", "")) / "config.json") or {}
     strategy, activation = pooling.get("pooling_strategy", "max"), pooling.get("activation_function", "relu")
     if strategy not in ("max", "sum") or activation not in ("relu", "log1p_relu"):
         raise ValueError(
             f"SpladePooling with {strategy!r} pooling and {activation!r} is not sentence-transformers' (max or sum; relu or log1p_relu)."
         )
-    transformer_path = folder / str(_modules(folder)[0].get("path", "")) / "sentence_bert_config.json"
-    transformer = json.loads(transformer_path.read_text()) if transformer_path.is_file() else {}
-    return SpladeSettings(strategy, activation, transformer.get("max_seq_length"), bool(transformer.get("do_lower_case")))
+    transformer = sentence_bert_config(folder, modules[0])
+    config = read_json(folder / "config_sentence_transformers.json") or {}
+    prompts = {"query": "", "document": ""} | (config.get("prompts") or {})
+    similarity = config.get("similarity_fn_name") or "dot"
+    if similarity not in ("dot", "cosine"):
+        raise ValueError(f"This SparseEncoder scores by {similarity!r}; QEfficient scores by 'dot' or 'cosine'.")
+    default = config.get("default_prompt_name")
+    if default is not None and default not in prompts:
+        raise ValueError(f"This SparseEncoder's default prompt name {default!r} is not among its prompts {sorted(prompts)}.")
+    return SpladeSettings(
+        strategy,
+        activation,
+        transformer.get("max_seq_length"),
+        bool(transformer.get("do_lower_case")),
+        tuple(prompts.items()),
+        default,
+        similarity,
+    )

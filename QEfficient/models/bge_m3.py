@@ -1,7 +1,7 @@
 """QEFFBGEM3Model: BGE-M3 (BAAI/bge-m3 and models saved the same way) with the three outputs FlagEmbedding's
 ``BGEM3FlagModel`` gives: dense vectors (the first token's hidden state), lexical weights (its sparse head's relu per
 token, the largest per token id, special tokens left out) and multi-vector (ColBERT) vectors (its multi-vector head at
-every token but the first, padding left out), from one graph (transform/colbert.py: BGEM3Heads).
+every token but the first, padding left out), from one graph (transform/bge_m3.py: BGEM3Heads).
 
 ``encode(sentences, return_dense=..., return_sparse=..., return_colbert_vecs=...)`` returns FlagEmbedding's dictionary
 (``dense_vecs``, ``lexical_weights``, ``colbert_vecs``); ``encode_queries``, ``encode_corpus``, ``compute_score``,
@@ -20,23 +20,20 @@ import numpy as np
 from transformers import PreTrainedModel
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
-from QEfficient.loading.colbert import read_bge_m3_heads
+from QEfficient.generation.late_interaction import maxsim
+from QEfficient.loading.bge_m3 import read_bge_m3_heads
+from QEfficient.loading.sentence_transformers_files import DenseLayer
 from QEfficient.models.base import usable_positions
-from QEfficient.models.colbert import PerTokenEncoder
+from QEfficient.models.headed_encoder import HeadedEncoder
 from QEfficient.models.sentence_transformers import l2_normalized
-from QEfficient.transform.colbert import BGEM3Heads
+from QEfficient.transform.bge_m3 import BGEM3Heads
 from QEfficient.utils.checks import check_positive
 
 _SPECIAL = ("cls_token", "eos_token", "pad_token", "unk_token")  # left out of the lexical weights, as FlagEmbedding does
 QUERY_MAX_LENGTH = PASSAGE_MAX_LENGTH = 512  # FlagEmbedding's defaults
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    """Each vector over the last axis at unit length (torch's F.normalize: a zero vector stays zero)."""
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-class QEFFBGEM3Model(PerTokenEncoder):
+class QEFFBGEM3Model(HeadedEncoder):
     """BGE-M3 (module docstring).
 
     >>> model = QEFFBGEM3Model.from_pretrained("path/to/bge-m3")
@@ -45,29 +42,26 @@ class QEFFBGEM3Model(PerTokenEncoder):
     >>> out["dense_vecs"], out["lexical_weights"], out["colbert_vecs"]
     """
 
-    _no_pooling = "BGE-M3's outputs are its own (dense, sparse, multi-vector): load it without pooling."
     own_heads = "BGE-M3"
+    _no_pooling = "BGE-M3's outputs are its own (dense, sparse, multi-vector): load it without pooling."
+    _read_folder = staticmethod(read_bge_m3_heads)
 
-    @classmethod
-    def _read_heads(cls, folder: Path) -> BGEM3Heads:
-        return BGEM3Heads(*read_bge_m3_heads(folder))
-
-    def __init__(self, model: PreTrainedModel, heads: BGEM3Heads, **kwargs) -> None:
-        if kwargs.pop("pooling", None) is not None:
-            raise ValueError(self._no_pooling)
+    def __init__(self, model: PreTrainedModel, heads: tuple[DenseLayer, DenseLayer], **kwargs) -> None:
+        colbert, sparse = heads
         hidden = int(model.config.hidden_size)
-        if heads.colbert_linear.in_features != hidden:
-            raise ValueError(f"BGE-M3's heads read {heads.colbert_linear.in_features} features, but the encoder's hidden size is {hidden}.")
-        super().__init__(model, pooling=heads, **kwargs)
-        self.hidden_size, self.colbert_dim = hidden, heads.colbert_linear.out_features
+        if colbert.weight.shape[1] != hidden:
+            raise ValueError(f"BGE-M3's heads read {colbert.weight.shape[1]} features, but the encoder's hidden size is {hidden}.")
+        super().__init__(model, BGEM3Heads(colbert, sparse), **kwargs)
+        self.hidden_size, self.colbert_dim = hidden, int(colbert.weight.shape[0])
 
     def compile(
         self, onnx_path: str | os.PathLike | None = None, compile_dir: str | os.PathLike | None = None, *, seq_len=None, **kwargs
     ) -> Path:
-        """As QEFFAutoModel's; ``seq_len`` (the longest input: every batch runs at its own width) defaults to
-        FlagEmbedding's passage length, 512, within the encoder's positions."""
+        """As QEFFAutoModel's; ``seq_len`` defaults to lengths up to FlagEmbedding's passage length, 512 (within the
+        encoder's positions): each batch runs at the shortest that holds it."""
         if seq_len is None:
-            seq_len = min(PASSAGE_MAX_LENGTH, usable_positions(self.config) or PASSAGE_MAX_LENGTH)
+            longest = min(PASSAGE_MAX_LENGTH, usable_positions(self.config) or PASSAGE_MAX_LENGTH)
+            seq_len = sorted({n for n in (32, 64, 128, 256) if n < longest} | {longest})
         return super().compile(onnx_path, compile_dir, seq_len=seq_len, **kwargs)
 
     def encode(
@@ -105,13 +99,11 @@ class QEFFBGEM3Model(PerTokenEncoder):
             for i, r in enumerate(picked):
                 ids[i, : len(rows[r])], mask[i, : len(rows[r])] = rows[r], 1
             out = self.generate({INPUT_IDS: ids, ATTENTION_MASK: mask}, runtime_ai100=self.qpc_path is not None)[self._output_name]
-            if out.shape[-1] != self.hidden_size + self.colbert_dim + 1:
-                raise ValueError(f"The graph gives {out.shape[-1]} values per token, not BGE-M3's heads': compile without onnx_path.")
-            hidden, vectors, weights = np.split(out, [self.hidden_size, self.hidden_size + self.colbert_dim], axis=-1)
+            hidden, vectors, weights = BGEM3Heads.split(out, self.hidden_size, self.colbert_dim)
             dense[picked] = l2_normalized(hidden[:, 0])
             for i, r in enumerate(picked):
                 n = len(rows[r])
-                colbert[r] = _unit_rows(vectors[i, 1:n])  # every token but the first, the last one's included
+                colbert[r] = l2_normalized(vectors[i, 1:n])  # every token but the first, the last one's included
                 found = defaultdict(int)  # FlagEmbedding's: a missing id weighs 0
                 for token, weight in zip(rows[r], weights[i, :n, 0], strict=True):
                     if token not in special and weight > 0 and weight > found[str(token)]:
@@ -184,7 +176,7 @@ class QEFFBGEM3Model(PerTokenEncoder):
     @staticmethod
     def colbert_score(q_reps: np.ndarray, p_reps: np.ndarray) -> float:
         """FlagEmbedding's multi-vector score: each query vector's best dot product over the passage's, averaged."""
-        return float((np.asarray(q_reps, np.float32) @ np.asarray(p_reps, np.float32).T).max(-1).sum() / len(q_reps))
+        return maxsim(q_reps, p_reps) / len(q_reps)
 
     def convert_id_to_token(self, lexical_weights: list[dict] | dict, tokenizer=None) -> list[dict] | dict:
         """Lexical weights keyed by their tokens' text instead of ids (FlagEmbedding's)."""

@@ -17,14 +17,11 @@ import numpy as np
 from transformers import PreTrainedModel
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
-from QEfficient.export.task_graph_specs import EMBEDDINGS
 from QEfficient.loading.colbert import ColBERTSettings, read_colbert_folder
-from QEfficient.loading.hf_loader import load_pretrained
-from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import usable_positions
-from QEfficient.models.encoder import _QEFFEncoderBase
+from QEfficient.models.headed_encoder import HeadedEncoder
 from QEfficient.transform.colbert import ColBERTProjection
-from QEfficient.utils.checks import check_positive, check_strings
+from QEfficient.utils.checks import check_positive
 
 
 def _token_id(tokenizer, token: str, what: str) -> int:
@@ -42,7 +39,7 @@ def colbert_inputs(tokenizer, texts: list[str], settings: ColBERTSettings, is_qu
     prefix = settings.query_prefix if is_query else settings.document_prefix
     length = settings.query_length if is_query else settings.document_length
     prefix_id = _token_id(tokenizer, prefix, "query marker" if is_query else "document marker") if prefix else None
-    texts = [text.strip().lower() if settings.lowercase else text.strip() for text in texts]  # sentence-transformers' Transformer
+    texts = [text.strip().lower() if settings.do_lower_case else text.strip() for text in texts]  # sentence-transformers' Transformer
     rows = tokenizer(texts, truncation=True, max_length=length - (prefix_id is not None))[INPUT_IDS]
     if prefix_id is not None:
         rows = [row[:1] + [prefix_id] + row[1:] for row in rows]
@@ -70,56 +67,7 @@ def colbert_inputs(tokenizer, texts: list[str], settings: ColBERTSettings, is_qu
     return ids, mask, kept
 
 
-class PerTokenEncoder(_QEFFEncoderBase):
-    """An encoder whose graph ends in its folder's own per-token heads (ColBERT's projection, BGE-M3's heads), loaded
-    from the folder with them (``_read_heads``: what ``__init__`` takes beside the model); its tokenizer is read from
-    the folder at first use."""
-
-    late_interaction = True  # per-token outputs: every column runs
-    _output_name = EMBEDDINGS
-    _no_pooling = "This model's outputs are per token, from its own heads: load it without pooling."
-
-    @classmethod
-    def _read_heads(cls, folder: Path):
-        raise NotImplementedError
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
-        """The model's folder (local, or a hub id in the local HF cache); other keyword arguments go to transformers."""
-        if kwargs.pop("pooling", None) is not None:
-            raise ValueError(cls._no_pooling)
-        folder, gguf_file = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
-        if gguf_file:
-            raise ValueError(f"{cls.__name__} reads a model's folder (its encoder and heads), not a GGUF file.")
-        heads = cls._read_heads(folder)
-        model, folder = load_pretrained(cls._hf_auto, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
-        obj = cls(model, heads, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
-        obj.local_model_dir = folder
-        return obj
-
-    @staticmethod
-    def _texts(sentences: list[str] | str) -> tuple[list[str], bool]:
-        """(texts, whether one string was given) of an ``encode`` call's ``sentences``, checked."""
-        single = isinstance(sentences, str)
-        texts = [sentences] if single else sentences
-        if not isinstance(texts, (list, tuple)) or not texts:
-            raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
-        check_strings("Sentence", texts)
-        return list(texts), single
-
-    @property
-    def tokenizer(self):
-        """The folder's tokenizer (a ColBERT's marker tokens included), read at first use."""
-        if getattr(self, "_tokenizer", None) is None:
-            if self.local_model_dir is None:
-                raise ValueError("This model has no folder to read its tokenizer from: pass tokenizer= to encode().")
-            from transformers import AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(self.local_model_dir)
-        return self._tokenizer
-
-
-class QEFFColBERTModel(PerTokenEncoder):
+class QEFFColBERTModel(HeadedEncoder):
     """A ColBERT text retriever (module docstring).
 
     >>> model = QEFFColBERTModel.from_pretrained("path/to/GTE-ModernColBERT-v1")
@@ -130,20 +78,23 @@ class QEFFColBERTModel(PerTokenEncoder):
     >>> maxsim_scores(queries, documents)
     """
 
+    own_heads = "ColBERT"
+    _no_pooling = "A ColBERT model gives one vector per token (late interaction): load it without pooling."
+    _read_folder = staticmethod(read_colbert_folder)
+
     def __init__(self, model: PreTrainedModel, settings: ColBERTSettings, **kwargs) -> None:
-        if kwargs.pop("pooling", None) is not None:
-            raise ValueError(self._no_pooling)
         hidden = int(model.config.hidden_size)
         if settings.layers[0].weight.shape[1] != hidden:
             raise ValueError(
                 f"The ColBERT projection reads {settings.layers[0].weight.shape[1]} features, but the encoder's hidden size is {hidden}."
             )
         self.settings = settings
-        super().__init__(model, pooling=ColBERTProjection(settings.layers), **kwargs)
+        super().__init__(model, ColBERTProjection(settings.layers), **kwargs)
 
-    _no_pooling = "A ColBERT model gives one vector per token (late interaction): load it without pooling."
-    own_heads = "ColBERT"
-    _read_heads = staticmethod(read_colbert_folder)
+    @property
+    def reads_padding(self) -> bool:
+        """True: a query's expansion tokens are unattended columns whose vectors count, so every column runs."""
+        return True
 
     def compile(
         self, onnx_path: str | os.PathLike | None = None, compile_dir: str | os.PathLike | None = None, *, seq_len=None, **kwargs

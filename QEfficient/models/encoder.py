@@ -113,8 +113,7 @@ def _pooling_key(pooling: str | PoolingFn | None) -> str | None:
 class _QEFFEncoderBase(QEFFBaseModel):
     _hf_auto = AutoModel
     _output_name = "output"
-    late_interaction = False  # the graph gives every token's retrieval vector (ColBERT: models/colbert.py)
-    own_heads: str | None = None  # the model whose own heads end the graph (its artifact is not an embeddings server's)
+    own_heads: str | None = None  # the family whose own heads end the graph (models/headed_encoder.py): not an embedding server's
 
     def __init__(self, model: PreTrainedModel, pooling: str | PoolingFn | None = None, **kwargs) -> None:
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), pooling=_pooling_key(pooling))
@@ -258,15 +257,12 @@ class _QEFFEncoderBase(QEFFBaseModel):
             manifest["layout"] = True
         if self.model.xpath_depth:  # a web page's XPaths: no server here sends them either
             manifest["markup"] = True
-        if self.model.reads_padding:  # run at the input's own width (FNet's Fourier mixing, ConvBERT's convolutions)
+        if self.reads_padding:  # run at the input's own width (FNet's Fourier mixing, ConvBERT's convolutions)
             manifest["reads_padding"] = True
         if self.model.global_attention:  # what the host marks global when given no mask (and a server, which takes none)
             manifest["global_attention"] = self._global_attention
         manifest |= {"pooled": self.pooling_fn is not None, "causal": self.model.causal}  # for a server on the artifact
-        if self.late_interaction:  # one vector per token, after the graph's own head (ColBERT's projection); a query's
-            # expansion tokens are unattended columns whose vectors count: every column runs
-            manifest |= {"pooled": False, "late_interaction": True, "reads_padding": True}
-        if self.own_heads:
+        if self.own_heads:  # a server on the artifact refuses it (serving/encoder_artifact.py)
             manifest["own_heads"] = self.own_heads
         self.qpc_path = self._build_artifact(
             onnx_path,

@@ -17,6 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from QEfficient.loading.sentence_transformers_files import (
+    DenseLayer,
+    module_kind,
+    read_dense_module,
+    read_module_weights,
+    sentence_bert_config,
+    st_modules,
+)
+
 logger = logging.getLogger(__name__)
 
 SENTENCE_TRANSFORMERS_MODULES = ("Transformer", "Pooling", "Dense", "LayerNorm", "Normalize")
@@ -29,23 +38,6 @@ POOLING_MODES = {
     "pooling_mode_weightedmean_tokens": "weightedmean",
     "pooling_mode_lasttoken": "lasttoken",
 }
-_ACTIVATIONS = {
-    "Identity": lambda x: x,
-    "Tanh": np.tanh,
-    "ReLU": lambda x: np.maximum(x, 0),
-    "Sigmoid": lambda x: 1 / (1 + np.exp(-x)),
-}
-
-
-def _modules(folder: Path | None) -> list[dict] | None:
-    path = Path(folder) / "modules.json" if folder else None
-    if not path or not path.is_file():
-        return None
-    return json.loads(path.read_text())
-
-
-def _kind(module: dict) -> str:
-    return str(module.get("type", "")).rsplit(".", 1)[-1]
 
 
 # Pooling's ``pooling_mode`` string, which overrides its boolean keys
@@ -76,8 +68,8 @@ def check_sentence_transformers_folder(folder: Path | None) -> None:
     """Refuse a sentence-transformers model with a module, pooling mode or activation not run here (e.g. a CNN, LSTM or
     WordWeights module); nothing to check outside such a folder."""
     kinds = []
-    for module in _modules(folder) or []:
-        kind = _kind(module)
+    for module in st_modules(folder) or []:
+        kind = module_kind(module)
         if kind not in SENTENCE_TRANSFORMERS_MODULES:
             raise ValueError(
                 f"This sentence-transformers model has a {kind} module ({module.get('path')}); QEfficient runs "
@@ -102,8 +94,8 @@ def check_sentence_transformers_folder(folder: Path | None) -> None:
 def sentence_transformers_pooling(folder: Path | None, default: str = "mean") -> list[str]:
     """The poolings a sentence-transformers model folder declares (its Pooling module's config), in the order their
     vectors are concatenated; else [``default``]."""
-    for module in _modules(folder) or []:
-        if _kind(module) == "Pooling":
+    for module in st_modules(folder) or []:
+        if module_kind(module) == "Pooling":
             modes = _pooling_modes(folder, module)
             return [name for key, name in POOLING_MODES.items() if key in modes]
     return [default]
@@ -133,32 +125,17 @@ def sentence_transformers_prompt(folder: Path | None, prompt_name: str | None = 
 def sentence_transformers_pools_prompt(folder: Path | None) -> bool:
     """Whether the folder's Pooling pools the prompt's tokens too (its ``include_prompt``, true by default; false:
     INSTRUCTOR, GRIT, which pool the sentence's tokens only)."""
-    for module in _modules(folder) or []:
+    for module in st_modules(folder) or []:
         where = Path(folder) / str(module.get("path", "")) / "config.json"
-        if _kind(module) == "Pooling" and where.is_file():
+        if module_kind(module) == "Pooling" and where.is_file():
             return json.loads(where.read_text()).get("include_prompt", True) is not False
     return True
 
 
 def sentence_transformers_normalizes(folder: Path | None) -> bool | None:
     """Whether a sentence-transformers model folder ends in a Normalize module; None when it is not such a folder."""
-    modules = _modules(folder)
-    return None if modules is None else any(_kind(m) == "Normalize" for m in modules)
-
-
-@dataclass(frozen=True)
-class DenseLayer:
-    """sentence-transformers' Dense module: activation(x @ weight.T + bias)."""
-
-    weight: np.ndarray  # [out_features, in_features]
-    bias: np.ndarray | None
-    activation: str
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        y = x.astype(np.float32, copy=False) @ self.weight.T
-        if self.bias is not None:
-            y = y + self.bias
-        return _ACTIVATIONS[self.activation](y).astype(np.float32, copy=False)
+    modules = st_modules(folder)
+    return None if modules is None else any(module_kind(m) == "Normalize" for m in modules)
 
 
 @dataclass(frozen=True)
@@ -178,13 +155,13 @@ class LayerNormLayer:
 def pooled_layers(folder: Path | None) -> list[DenseLayer | LayerNormLayer]:
     """The folder's Dense and LayerNorm modules in order (none outside a sentence-transformers folder)."""
     layers = []
-    for module in _modules(folder) or []:
-        kind = _kind(module)
+    for module in st_modules(folder) or []:
+        kind = module_kind(module)
         if kind not in ("Dense", "LayerNorm"):
             continue
         where = Path(folder) / str(module.get("path", ""))
         if kind == "LayerNorm":
-            weights = _module_weights(where)
+            weights = read_module_weights(where)
             layers.append(LayerNormLayer(np.asarray(weights["norm.weight"], np.float32), np.asarray(weights["norm.bias"], np.float32)))
             continue
         config = json.loads((where / "config.json").read_text())
@@ -194,37 +171,8 @@ def pooled_layers(folder: Path | None) -> list[DenseLayer | LayerNormLayer]:
                 f"The Dense module {where.name} reads or writes {sorted(routes)}; QEfficient runs a Dense on the pooled "
                 "sentence embedding only."
             )
-        if "activation_function" not in config:
-            raise ValueError(f"The Dense module {where.name} names no activation_function (sentence-transformers needs one).")
-        activation = str(config["activation_function"] or "Identity").rsplit(".", 1)[-1]
-        if activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"The Dense module {where.name} ends in {config.get('activation_function')}; QEfficient runs "
-                f"{', '.join(_ACTIVATIONS)} there."
-            )
-        weights = _module_weights(where)
-        weight = np.asarray(weights["linear.weight"], np.float32)
-        bias = weights.get("linear.bias")
-        layers.append(DenseLayer(weight, None if bias is None else np.asarray(bias, np.float32), activation))
+        layers.append(read_dense_module(where))
     return layers
-
-
-def _module_weights(where: Path) -> dict[str, np.ndarray]:
-    if (where / "model.safetensors").is_file():
-        from safetensors.numpy import load_file
-
-        try:  # float32 whatever the file holds (numpy reads bfloat16 where ml_dtypes is loaded)
-            return {k: v.astype(np.float32) for k, v in load_file(where / "model.safetensors").items()}
-        except TypeError:  # bfloat16, which numpy has no type for
-            from safetensors.torch import load_file as load_torch
-
-            return {k: v.float().numpy() for k, v in load_torch(where / "model.safetensors").items()}
-    if (where / "pytorch_model.bin").is_file():
-        import torch
-
-        state = torch.load(where / "pytorch_model.bin", map_location="cpu", weights_only=True)
-        return {k: v.float().numpy() for k, v in state.items()}
-    raise ValueError(f"The module {where} has neither model.safetensors nor pytorch_model.bin.")
 
 
 def sentence_transformers_width(folder: Path | None, hidden_size: int, pooled: bool = False) -> int:
@@ -329,9 +277,9 @@ def serving_files(folder: Path | None) -> list[Path]:
         return []
     folder = Path(folder)
     files = [Path(name) for name in _TOP_FILES if (folder / name).is_file()]
-    for module in _modules(folder) or []:
+    for module in st_modules(folder) or []:
         where = str(module.get("path", ""))
-        if where and _kind(module) in ("Pooling", "Dense", "LayerNorm", "Normalize") and (folder / where).is_dir():
+        if where and module_kind(module) in ("Pooling", "Dense", "LayerNorm", "Normalize") and (folder / where).is_dir():
             files += sorted(p.relative_to(folder) for p in (folder / where).rglob("*") if p.is_file())
     return files
 
@@ -356,6 +304,19 @@ def copy_serving_files(folder: Path, destination: Path, config) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         if relative.name in ("model.safetensors", "pytorch_model.bin"):
             if not target.with_name("model.safetensors").is_file():
-                save_file(_module_weights(folder / relative.parent), str(target.with_name("model.safetensors")))
+                save_file(read_module_weights(folder / relative.parent), str(target.with_name("model.safetensors")))
         else:
             shutil.copy2(folder / relative, target)
+
+
+def max_input_tokens(folder: Path, config, tokenizer, ctx_len: int) -> int:
+    """The longest input served: --ctx_len, within sentence-transformers' max_seq_length, the tokenizer's
+    model_max_length and the model's positions (RoBERTa's family counts its padding offset among them)."""
+    limits = [ctx_len, sentence_bert_config(Path(folder)).get("max_seq_length") or ctx_len]
+    if 0 < (tokenizer.model_max_length or 0) < 1_000_000:
+        limits.append(int(tokenizer.model_max_length))
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        offset = config.pad_token_id + 1 if config.model_type in ("roberta", "xlm-roberta", "camembert", "mpnet") else 0
+        limits.append(int(positions) - offset)
+    return int(min(limits))

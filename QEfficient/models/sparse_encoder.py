@@ -1,17 +1,19 @@
-"""QEFFSparseEncoder: SPLADE sparse encoders as sentence-transformers' SparseEncoder runs them (naver/splade-*,
-opensearch-project/opensearch-neural-sparse-encoding-*, prithivida/Splade_PP_en_v1, ...): the masked LM with SPLADE's
-pooling in one graph (transform/splade.py), one vocabulary-sized vector per text.
+"""QEFFSparseEncoder: SPLADE sparse encoders as sentence-transformers' SparseEncoder runs them (naver/splade-*, the
+opensearch-project/opensearch-neural-sparse-encoding-v1/v2 bi-encoders, prithivida/Splade_PP_en_v1, ...): the masked LM
+with SPLADE's pooling in one graph (transform/splade.py), one vocabulary-sized vector per text.
 
 ``encode(sentences)`` returns what ``SparseEncoder.encode`` does: a torch sparse COO tensor [texts, vocabulary] (one
-text: [vocabulary]), or dense numpy rows with ``convert_to_sparse_tensor=False``; ``max_active_dims`` keeps each row's
-largest values. ``encode_query`` and ``encode_document`` use the folder's "query" and "document" prompts where it has
-them; ``similarity`` is the dot product (SparseEncoder's default); ``decode`` lists a vector's tokens by weight.
-QEFFAutoModel loads such a folder as this class.
+text: [vocabulary]); a dense torch tensor with ``convert_to_sparse_tensor=False``, numpy rows with
+``convert_to_tensor=False`` too; ``max_active_dims`` keeps each row's largest values. ``encode_query`` and
+``encode_document`` use the "query" and "document" prompts (empty unless the folder sets them); ``similarity`` is the
+folder's (dot product by default, or cosine); ``decode`` lists a vector's tokens by weight. QEFFAutoModel loads such a
+folder as this class.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +22,13 @@ from transformers import AutoModelForMaskedLM, PreTrainedModel
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
 from QEfficient.loading.sparse_encoder import SpladeSettings, read_splade_folder
-from QEfficient.models.base import usable_positions
-from QEfficient.models.colbert import PerTokenEncoder
-from QEfficient.models.sentence_transformers import sentence_transformers_prompt
+from QEfficient.models.headed_encoder import HeadedEncoder
+from QEfficient.models.sentence_transformers import max_input_tokens
 from QEfficient.transform.splade import SpladePooling
 from QEfficient.utils.checks import check_positive
 
 
-class QEFFSparseEncoder(PerTokenEncoder):
+class QEFFSparseEncoder(HeadedEncoder):
     """A SPLADE sparse encoder (module docstring).
 
     >>> model = QEFFSparseEncoder.from_pretrained("path/to/splade-v3")
@@ -38,25 +39,20 @@ class QEFFSparseEncoder(PerTokenEncoder):
     """
 
     _hf_auto = AutoModelForMaskedLM
-    late_interaction = False  # one (sparse) vector per text
     own_heads = "SPLADE"
     _no_pooling = "A SPLADE model pools its masked LM's logits itself: load it without pooling."
-    _read_heads = staticmethod(read_splade_folder)
+    _read_folder = staticmethod(read_splade_folder)
 
     def __init__(self, model: PreTrainedModel, settings: SpladeSettings, **kwargs) -> None:
-        if kwargs.pop("pooling", None) is not None:
-            raise ValueError(self._no_pooling)
         self.settings = settings
-        super().__init__(model, pooling=SpladePooling(settings.pooling_strategy, settings.activation_function), **kwargs)
+        super().__init__(model, SpladePooling(settings.pooling_strategy, settings.activation_function), **kwargs)
         if not self.model.token_head:
             raise ValueError(f"{type(model).__name__} is not a masked LM: SPLADE pools a masked LM's logits.")
 
     @property
     def max_seq_length(self) -> int:
-        """The longest input: the folder's max_seq_length, else the tokenizer's and the encoder's positions."""
-        limits = [self.settings.max_seq_length, usable_positions(self.config)]
-        limits.append(self.tokenizer.model_max_length if 0 < (self.tokenizer.model_max_length or 0) < 1_000_000 else None)
-        return int(min(n for n in limits if n) if any(limits) else 512)
+        """The longest input: the folder's max_seq_length, within the tokenizer's and the encoder's positions."""
+        return max_input_tokens(self.local_model_dir, self.config, self.tokenizer, self.settings.max_seq_length or 1 << 30)
 
     def compile(
         self, onnx_path: str | os.PathLike | None = None, compile_dir: str | os.PathLike | None = None, *, seq_len=None, **kwargs
@@ -67,63 +63,81 @@ class QEFFSparseEncoder(PerTokenEncoder):
             seq_len = sorted({n for n in (32, 64, 128, 256) if n < self.max_seq_length} | {self.max_seq_length})
         return super().compile(onnx_path, compile_dir, seq_len=seq_len, **kwargs)
 
+    def _prompt(self, prompt_name: str | None, prompt: str | None) -> str:
+        """SparseEncoder's: ``prompt``, else the prompt named ``prompt_name``, else the folder's default one, else none."""
+        prompts = dict(self.settings.prompts)
+        if prompt is not None:
+            return prompt
+        name = prompt_name if prompt_name is not None else self.settings.default_prompt_name
+        if name is not None and name not in prompts:
+            raise ValueError(f"Prompt name '{name}' is not among this model's prompts {sorted(prompts)}.")
+        return prompts.get(name, "") if name is not None else ""
+
     def encode(
         self,
         sentences: list[str] | str,
         prompt_name: str | None = None,
         prompt: str | None = None,
         batch_size: int = 32,
+        *,
+        convert_to_tensor: bool = True,
         convert_to_sparse_tensor: bool = True,
         max_active_dims: int | None = None,
-        *,
-        tokenizer=None,
+        **ignored,
     ):
-        """SparseEncoder's ``encode`` (module docstring): each text after its prompt (``prompt``, else the folder's named
-        ``prompt_name``, else its default), stripped (lowercased where the folder says so), truncated to
-        ``max_seq_length`` tokens."""
+        """SparseEncoder's ``encode`` (module docstring): each text after its prompt, stripped (lowercased where the folder
+        says so), truncated to ``max_seq_length`` tokens; texts of similar length run together. What only changes
+        SparseEncoder's speed or display (``task`` of a model without a Router, ``show_progress_bar``, ``chunk_size``,
+        ``device``) is taken and has no effect."""
+        unknown = set(ignored) - {"task", "show_progress_bar", "chunk_size", "device", "save_to_cpu"}
+        if unknown:
+            raise TypeError(f"encode() got unexpected keyword arguments {sorted(unknown)}.")
         texts, single = self._texts(sentences)
         check_positive(batch_size=batch_size)
         if max_active_dims is not None:
             check_positive(max_active_dims=max_active_dims)
-        prefix = sentence_transformers_prompt(self.local_model_dir, prompt_name, prompt)
+        prefix = self._prompt(prompt_name, prompt)
         texts = [(prefix + text).strip() for text in texts]  # sentence-transformers' Transformer strips each text
         texts = [text.lower() for text in texts] if self.settings.do_lower_case else texts
-        tokenizer = tokenizer or self.tokenizer
-        rows = []
+        tokenizer, limit = self.tokenizer, self.max_seq_length
+        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=limit)[INPUT_IDS]]
+        order = np.argsort([-n for n in lengths], kind="stable")  # SparseEncoder's: the longest first, less padding
+        vectors = None
         for start in range(0, len(texts), batch_size):
-            batch = texts[start : start + batch_size]
-            enc = tokenizer(batch, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np")
+            picked = order[start : start + batch_size]
+            enc = tokenizer([texts[i] for i in picked], padding=True, truncation=True, max_length=limit, return_tensors="np")
             feed = {INPUT_IDS: enc[INPUT_IDS].astype(np.int64), ATTENTION_MASK: enc[ATTENTION_MASK].astype(np.int64)}
-            rows.append(self.generate(feed, runtime_ai100=self.qpc_path is not None)[self._output_name])
-        vectors = np.concatenate(rows)
+            out = self.generate(feed, runtime_ai100=self.qpc_path is not None)[self._output_name]
+            vectors = np.zeros((len(texts), out.shape[1]), np.float32) if vectors is None else vectors
+            vectors[picked] = out
         if max_active_dims is not None and max_active_dims < vectors.shape[1]:  # each row's largest values (by magnitude)
             smallest = np.argpartition(np.abs(vectors), -max_active_dims, axis=1)[:, :-max_active_dims]
             np.put_along_axis(vectors, smallest, 0.0, axis=1)
-        out = torch.from_numpy(vectors).to_sparse() if convert_to_sparse_tensor else vectors
-        return out[0] if single else out
+        out = vectors[0] if single else vectors
+        if not convert_to_tensor and not convert_to_sparse_tensor:
+            return out
+        out = torch.from_numpy(out)
+        return out.to_sparse() if convert_to_sparse_tensor else out
 
     def encode_query(self, sentences: list[str] | str, **options):
-        """``encode`` with the folder's "query" prompt, where it has one."""
-        return self.encode(sentences, **self._named_prompt("query", options))
+        """``encode`` with the "query" prompt (SparseEncoder's: empty unless the folder sets one)."""
+        return self.encode(sentences, **({"prompt_name": "query"} | options))
 
     def encode_document(self, sentences: list[str] | str, **options):
-        """``encode`` with the folder's "document" prompt, where it has one."""
-        return self.encode(sentences, **self._named_prompt("document", options))
+        """``encode`` with the "document" prompt (SparseEncoder's: empty unless the folder sets one)."""
+        return self.encode(sentences, **({"prompt_name": "document"} | options))
 
-    def _named_prompt(self, name: str, options: dict) -> dict:
-        if options.get("prompt") is None and options.get("prompt_name") is None:
-            try:
-                sentence_transformers_prompt(self.local_model_dir, name)
-                options = {**options, "prompt_name": name}
-            except ValueError:  # the folder has no such prompt: its default one, if any
-                pass
-        return options
-
-    @staticmethod
-    def similarity(a, b) -> torch.Tensor:
-        """Dot products [len(a), len(b)] of two batches of vectors (sparse or dense), SparseEncoder's default."""
-        a, b = (torch.as_tensor(x).to_dense() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x)) for x in (a, b))
-        return torch.atleast_2d(a).float() @ torch.atleast_2d(b).float().T
+    def similarity(self, a, b) -> torch.Tensor:
+        """The folder's similarity [len(a), len(b)] of two batches of vectors (sparse or dense): dot products, or cosines."""
+        a, b = (x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x)) for x in (a, b))
+        a, b = (x.unsqueeze(0).float() if x.dim() == 1 else x.float() for x in (a, b))
+        if self.settings.similarity_fn_name == "cosine":
+            a, b = (x.to_dense() if x.is_sparse else x for x in (a, b))
+            a, b = torch.nn.functional.normalize(a, dim=-1), torch.nn.functional.normalize(b, dim=-1)
+        with warnings.catch_warnings():  # torch multiplies two sparse tensors through its (beta) CSR support
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+            product = torch.sparse.mm(a, b.T) if a.is_sparse else a @ (b.to_dense() if b.is_sparse else b).T
+        return product.to_dense() if product.is_sparse else product
 
     def decode(self, embeddings, top_k: int | None = None):
         """Each vector's (token, weight) pairs, the largest first (``top_k`` of them); one list for one vector."""

@@ -20,8 +20,8 @@ from fastapi import FastAPI
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
 from QEfficient.export.task_graph_specs import EMBEDDINGS
 from QEfficient.generation.late_interaction import maxsim
+from QEfficient.models.sentence_transformers import max_input_tokens
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, single_model_routes
-from QEfficient.serving.embeddings_app import max_input_tokens
 from QEfficient.serving.late_interaction_app import LateInteraction, input_texts, late_interaction_routes
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.runner import NoRunner

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
-from QEfficient.models.sentence_transformers import sentence_transformers_width
+from QEfficient.models.sentence_transformers import max_input_tokens, sentence_transformers_width
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.encoder_batches import length_batches, refuse_token_inputs
+from QEfficient.serving.encoder_batches import length_batches, refuse_own_heads, refuse_token_inputs
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
 from QEfficient.serving.runner import NoRunner
@@ -145,22 +143,6 @@ def create_embeddings_app(
     return app
 
 
-def max_input_tokens(folder: Path, config, tokenizer, ctx_len: int) -> int:
-    """The longest input served: --ctx_len, within sentence-transformers' max_seq_length, the tokenizer's
-    model_max_length and the model's positions (RoBERTa's family counts its padding offset among them)."""
-    limits = [ctx_len]
-    st_config = Path(folder) / "sentence_bert_config.json"
-    if st_config.is_file():
-        limits.append(json.loads(st_config.read_text()).get("max_seq_length") or ctx_len)
-    if 0 < (tokenizer.model_max_length or 0) < 1_000_000:
-        limits.append(int(tokenizer.model_max_length))
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions:
-        offset = config.pad_token_id + 1 if config.model_type in ("roberta", "xlm-roberta", "camembert", "mpnet") else 0
-        limits.append(int(positions) - offset)
-    return int(min(limits))
-
-
 def open_embeddings_app(
     model_name: str,
     ctx_len: int,
@@ -183,11 +165,7 @@ def open_embeddings_app(
         from QEfficient.serving.dual_embeddings_app import open_dual_embeddings_app
 
         return open_dual_embeddings_app(model, model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
-    if getattr(model, "own_heads", None):  # a SPLADE sparse encoder: vocabulary-sized vectors, not an embedding
-        raise ValueError(
-            f"'{model_name}' is a {model.own_heads} model, whose vectors are its own heads' (not one embedding per text): "
-            f"serving it is not done; run it from Python ({type(model).__name__}.encode)."
-        )
+    refuse_own_heads(model, model_name)
     if not isinstance(model, QEFFAutoModel):  # an image or audio encoder (QEFFAutoModelFor{Image,Audio}FeatureExtraction)
         kind = "images" if "Image" in type(model).__name__ else "audio"
         raise ValueError(f"'{model_name}' reads {kind}: the embeddings server takes text. Run it from Python ({type(model).__name__}).")

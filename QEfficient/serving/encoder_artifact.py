@@ -76,8 +76,16 @@ def is_encoder_artifact(qconfig: dict) -> bool:
 
 
 def check_servable(qpc_path: str | Path) -> None:
-    """Refuse an encoder's artifact without what a server reads from it: its config and run-time tokenizer."""
+    """Refuse an encoder's artifact without what a server reads from it (its config and run-time tokenizer), and one whose
+    graph ends in its model's own heads (ColBERT's, BGE-M3's, SPLADE's: not an embedding model's pooled vector)."""
     qpc_path = Path(qpc_path)
+    qconfig = read_artifact(qpc_path)
+    family = qconfig.get("own_heads") or ("ColBERT" if qconfig.get("late_interaction") else None)  # (this key: older artifacts)
+    if family:
+        raise ValueError(
+            f"'{qpc_path}' is a {family} model's artifact, ending in its own heads: it is not served on its own; serve "
+            "--model_name with its folder where the README says such a model is served, or run it from Python."
+        )
     if not (qpc_path / MODEL_FILES_SUBDIR / SERVING_CONFIG).is_file() or not has_runtime_tokenizer(qpc_path):
         raise ValueError(
             f"'{qpc_path}' holds no config or tokenizer for a server (compiled by an older version, from a model "
@@ -93,11 +101,6 @@ class CompiledEncoder:
     def __init__(self, qpc_path: str | Path, num_cores: int) -> None:
         self.qpc_path = Path(qpc_path)
         self.qconfig = read_artifact(self.qpc_path)
-        if self.qconfig.get("own_heads"):  # ColBERT's, BGE-M3's, SPLADE's: not an embedding model's pooled vector
-            raise ValueError(
-                f"'{qpc_path}' is a {self.qconfig['own_heads']} model's artifact, ending in its own heads: it is not served "
-                "on its own (the README says how such a model runs and is served)."
-            )
         self.local_model_dir = self.qpc_path / MODEL_FILES_SUBDIR
         check_servable(self.qpc_path)
         config = json.loads((self.local_model_dir / SERVING_CONFIG).read_text())

@@ -25,3 +25,14 @@ def refuse_token_inputs(encoder, model_name: str) -> None:
         raise ValueError(f"'{model_name}' is a document model: it reads each token's box, which no server here takes. Run it from Python.")
     if encoder.xpath_depth:  # MarkupLM
         raise ValueError(f"'{model_name}' reads web pages: each token's XPath, which no server here takes. Run it from Python.")
+
+
+def refuse_own_heads(model, model_name: str) -> None:
+    """A ValueError for a model whose graph ends in its own heads (ColBERT's per-token vectors, SPLADE's sparse ones,
+    BGE-M3's: models/headed_encoder.py) where one embedding per text is asked for."""
+    family = getattr(model, "own_heads", None)
+    if family:
+        raise ValueError(
+            f"'{model_name}' is a {family} model, whose outputs are its own heads' (not one embedding per text): run it "
+            f"with {type(model).__name__}.encode (the README says which of these models a server serves)."
+        )

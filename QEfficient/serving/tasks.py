@@ -210,3 +210,11 @@ def is_colbert(model_name: str) -> bool:
 
     found = folder_and_config(model_name)
     return found is not None and is_colbert_folder(found[0])
+
+
+def is_sparse_encoder(model_name: str) -> bool:
+    """Whether the folder holds a sentence-transformers SparseEncoder (SPLADE: QEFFSparseEncoder, not served)."""
+    from QEfficient.loading.sparse_encoder import is_sparse_encoder_folder
+
+    found = folder_and_config(model_name)
+    return found is not None and is_sparse_encoder_folder(found[0])

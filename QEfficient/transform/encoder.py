@@ -379,8 +379,8 @@ class QEffEncoder(nn.Module):
                 out = self.hf(input_ids=input_ids, attention_mask=mask, **extra)
         if hasattr(out, "start_logits"):  # extractive QA: [B, S, 2], start then end
             return torch.stack([out.start_logits, out.end_logits], dim=-1)
-        if self.classifier:  # a masked LM's logits may be pooled too (SPLADE's pooling: transform/splade.py)
-            return out.logits if self.pooling is None or not self.token_head else self.pooling(out.logits, attention_mask)
+        if self.classifier:  # a masked LM's logits are pooled by a pooling made for them (SPLADE's: transform/splade.py)
+            return self.pooling(out.logits, attention_mask) if getattr(self.pooling, "reads_logits", False) else out.logits
         if self.embedding_head:  # DPR's encoders: their embedding is the output
             return out.pooler_output
         hidden = out.last_hidden_state

@@ -11,6 +11,8 @@ from torch import nn
 class SpladePooling(nn.Module):
     """forward(last_hidden_states: the masked LM's logits [B, S, V], attention_mask [B, S]) -> [B, V]."""
 
+    reads_logits = True  # QEffEncoder pools a masked LM's logits with it (its other poolings read hidden states)
+
     def __init__(self, pooling_strategy: str = "max", activation_function: str = "relu") -> None:
         super().__init__()
         self.pooling_strategy, self.activation_function = pooling_strategy, activation_function

@@ -1,0 +1,94 @@
+"""A sentence-transformers folder's files, read without the sentence-transformers package: its module list
+(``modules.json``), a module's config and weights, its Transformer's ``sentence_bert_config.json``, and Dense modules as
+numpy layers. Shared by the embedding models' head (models/sentence_transformers.py) and the retrievers' folders
+(ColBERT's PyLate folders, SPLADE's SparseEncoder folders)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# the elementwise activations a Dense module may end in here, as sentence-transformers names them (torch.nn.*)
+DENSE_ACTIVATIONS = {
+    "Identity": lambda x: x,
+    "Tanh": np.tanh,
+    "ReLU": lambda x: np.maximum(x, 0),
+    "Sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+}
+
+
+def read_json(path: Path) -> dict | list | None:
+    """A JSON file's content, or None where there is no such file."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def st_modules(folder: Path | None) -> list[dict] | None:
+    """The folder's ``modules.json`` (each module's type and path), or None outside a sentence-transformers folder."""
+    modules = read_json(Path(folder) / "modules.json") if folder else None
+    return modules if isinstance(modules, list) else None
+
+
+def module_kind(module: dict) -> str:
+    """A module's class name ("Transformer", "Pooling", "Dense", ...), without its package."""
+    return str(module.get("type", "")).rsplit(".", 1)[-1]
+
+
+def sentence_bert_config(folder: Path, module: dict | None = None) -> dict:
+    """The Transformer module's ``sentence_bert_config.json`` (max_seq_length, do_lower_case), {} where it has none."""
+    config = read_json(Path(folder) / str((module or {}).get("path", "")) / "sentence_bert_config.json")
+    return config if isinstance(config, dict) else {}
+
+
+def read_module_weights(where: Path) -> dict[str, np.ndarray]:
+    """A module folder's weights as float32 (model.safetensors, else pytorch_model.bin)."""
+    if (where / "model.safetensors").is_file():
+        from safetensors.numpy import load_file
+
+        try:  # float32 whatever the file holds (numpy reads bfloat16 where ml_dtypes is loaded)
+            return {k: v.astype(np.float32) for k, v in load_file(where / "model.safetensors").items()}
+        except TypeError:  # bfloat16, which numpy has no type for
+            from safetensors.torch import load_file as load_torch
+
+            return {k: v.float().numpy() for k, v in load_torch(where / "model.safetensors").items()}
+    if (where / "pytorch_model.bin").is_file():
+        import torch
+
+        state = torch.load(where / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        return {k: v.float().numpy() for k, v in state.items()}
+    raise ValueError(f"The module {where} has neither model.safetensors nor pytorch_model.bin.")
+
+
+@dataclass(frozen=True, eq=False)
+class DenseLayer:
+    """sentence-transformers' Dense module: activation(x @ weight.T + bias) (a PyLate Dense, the same over each token)."""
+
+    weight: np.ndarray  # [out_features, in_features], float32
+    bias: np.ndarray | None
+    activation: str = "Identity"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y = x.astype(np.float32, copy=False) @ self.weight.T
+        if self.bias is not None:
+            y = y + self.bias
+        return DENSE_ACTIVATIONS[self.activation](y).astype(np.float32, copy=False)
+
+
+def read_dense_module(where: Path) -> DenseLayer:
+    """A Dense module folder (its config.json and linear.weight / linear.bias), refused where its activation is not
+    among DENSE_ACTIVATIONS."""
+    config = read_json(where / "config.json") or {}
+    if "activation_function" not in config:
+        raise ValueError(f"The Dense module {where.name} names no activation_function (sentence-transformers needs one).")
+    activation = str(config["activation_function"] or "Identity").rsplit(".", 1)[-1]
+    if activation not in DENSE_ACTIVATIONS:
+        raise ValueError(
+            f"The Dense module {where.name} ends in {config.get('activation_function')}; QEfficient runs "
+            f"{', '.join(DENSE_ACTIVATIONS)} there."
+        )
+    weights = read_module_weights(where)
+    if "linear.weight" not in weights:
+        raise ValueError(f"The Dense module {where.name} holds no linear.weight.")
+    return DenseLayer(weights["linear.weight"], weights.get("linear.bias"), activation)
