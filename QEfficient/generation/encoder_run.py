@@ -51,6 +51,17 @@ def global_attention_mask(rule: str, ids: np.ndarray, given, sep_token_id: int |
     return marked
 
 
+def right_padded(token_lists: list[list[int]], pad_id: int, width: int | None = None) -> dict[str, np.ndarray]:
+    """The token lists as a right-padded batch (input_ids, attention_mask), ``width`` columns (the longest list's by
+    default)."""
+    width = max(len(ids) for ids in token_lists) if width is None else width
+    ids = np.full((len(token_lists), width), pad_id, np.int64)
+    mask = np.zeros((len(token_lists), width), np.int64)
+    for row, tokens in enumerate(token_lists):
+        ids[row, : len(tokens)], mask[row, : len(tokens)] = tokens, 1
+    return {INPUT_IDS: ids, ATTENTION_MASK: mask}
+
+
 def run_encoder(
     session: Any,
     compile_params: dict,

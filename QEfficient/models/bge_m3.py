@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from transformers import PreTrainedModel
 
-from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
+from QEfficient.export.graph_names import INPUT_IDS
+from QEfficient.generation.encoder_run import right_padded
 from QEfficient.generation.late_interaction import maxsim
 from QEfficient.loading.bge_m3 import read_bge_m3_heads
 from QEfficient.loading.sentence_transformers_files import DenseLayer
@@ -93,12 +94,8 @@ class QEFFBGEM3Model(HeadedEncoder):
         pad = tokenizer.pad_token_id or 0
         for start in range(0, len(rows), batch_size):
             picked = order[start : start + batch_size]
-            width = len(rows[picked[0]])
-            ids = np.full((len(picked), width), pad, np.int64)
-            mask = np.zeros((len(picked), width), np.int64)
-            for i, r in enumerate(picked):
-                ids[i, : len(rows[r])], mask[i, : len(rows[r])] = rows[r], 1
-            out = self.generate({INPUT_IDS: ids, ATTENTION_MASK: mask}, runtime_ai100=self.qpc_path is not None)[self._output_name]
+            feed = right_padded([rows[r] for r in picked], pad)
+            out = self.generate(feed, runtime_ai100=self.qpc_path is not None)[self._output_name]
             hidden, vectors, weights = BGEM3Heads.split(out, self.hidden_size, self.colbert_dim)
             dense[picked] = l2_normalized(hidden[:, 0])
             for i, r in enumerate(picked):

@@ -17,6 +17,7 @@ import numpy as np
 from transformers import PreTrainedModel
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
+from QEfficient.generation.encoder_run import right_padded
 from QEfficient.loading.colbert import ColBERTSettings, read_colbert_folder
 from QEfficient.models.base import usable_positions
 from QEfficient.models.headed_encoder import HeadedEncoder
@@ -51,10 +52,8 @@ def colbert_inputs(tokenizer, texts: list[str], settings: ColBERTSettings, is_qu
             raise ValueError("Query expansion pads with the tokenizer's mask, end-of-text or padding token: it has none of them.")
     else:
         pad = tokenizer.pad_token_id or 0
-    ids = np.full((len(rows), width), pad, np.int64)
-    mask = np.zeros((len(rows), width), np.int64)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)], mask[i, : len(row)] = row, 1
+    batch = right_padded(rows, pad, width)
+    ids, mask = batch[INPUT_IDS], batch[ATTENTION_MASK]
     if expand:
         kept = np.ones_like(mask, dtype=bool)
         if settings.attend_to_expansion_tokens:

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from transformers import AutoModelForMaskedLM, PreTrainedModel
 
-from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
+from QEfficient.export.graph_names import INPUT_IDS
+from QEfficient.generation.encoder_run import right_padded
 from QEfficient.loading.sparse_encoder import SpladeSettings, read_splade_folder
 from QEfficient.models.headed_encoder import HeadedEncoder
 from QEfficient.models.sentence_transformers import max_input_tokens
@@ -99,14 +100,13 @@ class QEFFSparseEncoder(HeadedEncoder):
         prefix = self._prompt(prompt_name, prompt)
         texts = [(prefix + text).strip() for text in texts]  # sentence-transformers' Transformer strips each text
         texts = [text.lower() for text in texts] if self.settings.do_lower_case else texts
-        tokenizer, limit = self.tokenizer, self.max_seq_length
-        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=limit)[INPUT_IDS]]
-        order = np.argsort([-n for n in lengths], kind="stable")  # SparseEncoder's: the longest first, less padding
+        tokenizer = self.tokenizer
+        rows = tokenizer(texts, truncation=True, max_length=self.max_seq_length)[INPUT_IDS]
+        order = np.argsort([-len(row) for row in rows], kind="stable")  # SparseEncoder's: the longest first, less padding
         vectors = None
         for start in range(0, len(texts), batch_size):
             picked = order[start : start + batch_size]
-            enc = tokenizer([texts[i] for i in picked], padding=True, truncation=True, max_length=limit, return_tensors="np")
-            feed = {INPUT_IDS: enc[INPUT_IDS].astype(np.int64), ATTENTION_MASK: enc[ATTENTION_MASK].astype(np.int64)}
+            feed = right_padded([rows[i] for i in picked], tokenizer.pad_token_id or 0)
             out = self.generate(feed, runtime_ai100=self.qpc_path is not None)[self._output_name]
             vectors = np.zeros((len(texts), out.shape[1]), np.float32) if vectors is None else vectors
             vectors[picked] = out

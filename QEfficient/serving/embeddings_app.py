@@ -18,7 +18,8 @@ import base64
 import numpy as np
 from fastapi import FastAPI, Request
 
-from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
+from QEfficient.export.graph_names import INPUT_IDS
+from QEfficient.generation.encoder_run import right_padded
 from QEfficient.models.sentence_transformers import max_input_tokens, sentence_transformers_width
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.encoder_batches import length_batches, refuse_own_heads, refuse_token_inputs
@@ -82,16 +83,6 @@ def parse_inputs(raw, tokenizer, max_len: int, vocab_size: int) -> list[list[int
     return out
 
 
-def padded(token_lists: list[list[int]], pad_id: int) -> dict[str, np.ndarray]:
-    """The token lists as a right-padded batch (input_ids, attention_mask)."""
-    width = max(len(ids) for ids in token_lists)
-    ids = np.full((len(token_lists), width), pad_id, np.int64)
-    mask = np.zeros((len(token_lists), width), np.int64)
-    for row, tokens in enumerate(token_lists):
-        ids[row, : len(tokens)], mask[row, : len(tokens)] = tokens, 1
-    return {INPUT_IDS: ids, ATTENTION_MASK: mask}
-
-
 def create_embeddings_app(
     model,
     tokenizer,
@@ -123,7 +114,7 @@ def create_embeddings_app(
     def embed(token_lists: list[list[int]]) -> np.ndarray:
         out = np.zeros((len(token_lists), 0), np.float32)
         for rows in length_batches([len(t) for t in token_lists], batch_size, model.reads_padding):
-            emb = model.embed(padded([token_lists[i] for i in rows], pad_id), normalize=normalize).astype(np.float32)
+            emb = model.embed(right_padded([token_lists[i] for i in rows], pad_id), normalize=normalize).astype(np.float32)
             if out.shape[1] == 0:
                 out = np.zeros((len(token_lists), emb.shape[1]), np.float32)
             out[rows] = emb
