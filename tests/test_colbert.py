@@ -1,6 +1,6 @@
 """QEFFColBERTModel: ColBERT text retrievers in both layouts, as tiny random models (weights widened so that the text
 decides): a Stanford ColBERT checkpoint (``HF_ColBERT``: BERT whose checkpoint also holds ``linear.weight``, and
-``artifact.metadata``) and PyLate folders (ModernBERT with a 4-token window in one layer, or LFM2-ColBERT's causal LFM2;
+``artifact.metadata``) and PyLate folders (ModernBERT seeing 4 tokens either side in one layer, or LFM2-ColBERT's causal LFM2;
 a ``1_Dense`` projection, ``config_sentence_transformers.json``). The graph's per-token vectors equal transformers' encoder through the
 projection, L2-normalized, within 1e-5; ``encode`` tokenizes queries and documents as PyLate does (checked token by
 token); MaxSim scores follow; QEFFAutoModel and QEFFAutoModelForRetrieval load these folders as QEFFColBERTModel, and what

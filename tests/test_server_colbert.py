@@ -1,5 +1,5 @@
 """A ColBERT text retriever served as vLLM serves one (serving/colbert_app.py), for the tiny Stanford (BERT) and PyLate
-(ModernBERT) folders of tests/test_colbert.py: /pooling gives every token's vector of each text (its special tokens
+(ModernBERT, LFM2) folders of tests/test_colbert.py: /pooling gives every token's vector of each text (its special tokens
 included, no marker), equal to transformers' encoder through the projection; /score and /rerank give MaxSim over them;
 bad requests and options that do not apply are refused saying what to do."""
 

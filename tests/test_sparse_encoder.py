@@ -1,6 +1,6 @@
 """QEFFSparseEncoder: SPLADE sparse encoders as sentence-transformers' SparseEncoder runs them, for a tiny random folder
 (BERT's masked LM with weights widened so that the text decides, MLMTransformer -> SpladePooling, a "query" prompt):
-each vector within 1e-5 of transformers' masked LM through SPLADE's pooling (max and sum; relu and log1p_relu); the
+each vector within 1e-5 of transformers' masked LM through SPLADE's pooling (1e-4 for sum pooling and log1p_relu); the
 sparse tensor, max_active_dims, the prompts, decode and similarity; QEFFAutoModel loads the folder as this class, and
 the SparseEncoders not run (an inference-free one's Router) are refused saying why."""
 

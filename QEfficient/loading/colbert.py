@@ -56,7 +56,7 @@ def is_colbert_folder(folder: str | Path | None) -> bool:
 
 def read_colbert_folder(folder: str | Path) -> ColBERTSettings:
     """The folder's ColBERT settings; a ValueError that says why where the folder is not one, or holds what is not run
-    here (another sentence-transformers module, a residual Dense, an activation outside PROJECTION_ACTIVATIONS)."""
+    here (another sentence-transformers module, a residual Dense, an activation outside DENSE_ACTIVATIONS)."""
     folder = Path(folder)
     if not is_colbert_folder(folder):
         raise ValueError(
