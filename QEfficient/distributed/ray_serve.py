@@ -464,7 +464,7 @@ def _artifact_application(args, options: ReplicaOptions):
             vision = (artifact.vision_language or {}).get("vision_qpc_path")
             shipment = ship(artifact.qpc_path, None, vision)
         return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
-    check_servable(args.qpc_path)
+    check_servable(args.qpc_path, qconfig)
     task = "score" if qconfig["output_name"] == LOGITS else "embed"
     if args.task not in (TASKS[0], task):
         raise ValueError(f"'{args.qpc_path}' was compiled for --task {task}, not {args.task}: leave --task out.")

@@ -75,11 +75,12 @@ def is_encoder_artifact(qconfig: dict) -> bool:
     return "output_name" in qconfig and "kv_shape" not in qconfig
 
 
-def check_servable(qpc_path: str | Path) -> None:
+def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
     """Refuse an encoder's artifact without what a server reads from it (its config and run-time tokenizer), and one whose
-    graph ends in its model's own heads (ColBERT's, BGE-M3's, SPLADE's: not an embedding model's pooled vector)."""
+    graph ends in its model's own heads (ColBERT's, BGE-M3's, SPLADE's: not an embedding model's pooled vector).
+    ``qconfig``: the artifact's, where the caller has read it already."""
     qpc_path = Path(qpc_path)
-    qconfig = read_artifact(qpc_path)
+    qconfig = read_artifact(qpc_path) if qconfig is None else qconfig
     family = qconfig.get("own_heads") or ("ColBERT" if qconfig.get("late_interaction") else None)  # (this key: older artifacts)
     if family:
         raise ValueError(
@@ -102,7 +103,7 @@ class CompiledEncoder:
         self.qpc_path = Path(qpc_path)
         self.qconfig = read_artifact(self.qpc_path)
         self.local_model_dir = self.qpc_path / MODEL_FILES_SUBDIR
-        check_servable(self.qpc_path)
+        check_servable(self.qpc_path, self.qconfig)
         config = json.loads((self.local_model_dir / SERVING_CONFIG).read_text())
         if config.get("id2label"):  # JSON keys are strings; transformers gives the labels int keys
             config["id2label"] = {int(k): v for k, v in config["id2label"].items()}
