@@ -184,11 +184,25 @@ def test_no_keypoints_and_the_processor_round_trip(superglue):
         model.generate({"pixel_values": flat[..., :6, :6]})
 
 
+def assert_matches_equal_but_ties(got: torch.Tensor, expected: torch.Tensor, confidences: list[torch.Tensor]) -> torch.Tensor:
+    """A dense matcher's matches equal transformers' but where its coarse confidences tie to float rounding. Drawn weights
+    leave them within a millionth of each other: where a keypoint's best two (in its row, or in its match's column) tie,
+    ONNX Runtime's kernels may pick the other one (one keypoint of 1,536 on an AMD EPYC). Returns where they are equal."""
+    differ = np.argwhere(got.numpy() != expected.numpy())
+    assert len(differ) <= expected.numel() // 100, differ
+    for pair, image, keypoint in differ:
+        confidence = confidences[pair] if image == 0 else confidences[pair].T
+        matched = {int(got[pair, image, keypoint]), int(expected[pair, image, keypoint])} - {-1}
+        best_two = [torch.topk(values, 2).values for values in [confidence[keypoint], *(confidence[:, j] for j in matched)]]
+        assert any(top[1] >= top[0] * (1 - 1e-6) for top in best_two), (pair, image, keypoint, best_two)
+    return torch.from_numpy(got.numpy() == expected.numpy())
+
+
 def test_efficientloftr_matches_equal_transformers(tmp_path):
-    """EfficientLoFTR, a semi-dense matcher, as one graph (the dynamo exporter's): its matches equal transformers' exactly,
-    scores and refined keypoints within 1e-4, for pairs of different images and a shifted noisy copy, run pair by pair
-    (as transformers on each pair alone); the processor's post-processing takes them as they are. Its weights are left as drawn (its
-    coarse threshold at 0), which leaves dozens of mutual matches a pair."""
+    """EfficientLoFTR, a semi-dense matcher, as one graph (the dynamo exporter's): its matches equal transformers' but where
+    transformers' own confidences tie to float rounding, scores and refined keypoints within 1e-4, for pairs of different
+    images and a shifted noisy copy, run pair by pair (as transformers on each pair alone); the processor's post-processing
+    takes them as they are. Its weights are left as drawn (its coarse threshold at 0), which leaves dozens of mutual matches a pair."""
     config = EfficientLoFTRConfig(
         stage_num_blocks=[1, 1, 1], out_features=[16, 16, 32], stage_stride=[2, 1, 2], hidden_size=32, num_attention_layers=2,
         num_attention_heads=8, fine_kernel_size=4, fine_matching_slice_dim=4, coarse_matching_threshold=0.0,
@@ -207,15 +221,24 @@ def test_efficientloftr_matches_equal_transformers(tmp_path):
     pixels = torch.rand(3, 2, 3, 64, 64, generator=generator)
     # a shifted copy with noise (an exact copy ties the dual softmax's maxima, which torch and ONNX Runtime break apart)
     pixels[1, 1] = torch.roll(pixels[1, 0], shifts=(8, 8), dims=(1, 2)) + 0.05 * torch.rand(3, 64, 64, generator=generator)
+    confidences = []  # transformers' coarse confidences, pair by pair, as its mutual-nearest step reads them
+    find_matches = hf._get_matches_from_scores
+
+    def keep_confidences(scores: torch.Tensor):
+        confidences.append(scores.flatten(1, 2).flatten(2)[0])
+        return find_matches(scores)
+
+    hf._get_matches_from_scores = keep_confidences
     with torch.no_grad():  # pair by pair: transformers' batched forward hands a pair another pair's match indices
         parts = [hf(pixel_values=pixels[i : i + 1]) for i in range(len(pixels))]
+    del hf._get_matches_from_scores
     expected = EfficientLoFTRKeypointMatchingOutput(
         **{name: torch.cat([getattr(part, name) for part in parts]) for name in ("matches", "matching_scores", "keypoints")}
     )
     got = model.generate({"pixel_values": pixels})
-    np.testing.assert_array_equal(got.matches.numpy(), expected.matches.numpy())
-    np.testing.assert_allclose(got.matching_scores.numpy(), expected.matching_scores.numpy(), atol=1e-4)
-    np.testing.assert_allclose(got.keypoints.numpy(), expected.keypoints.numpy(), atol=1e-4)
+    same = assert_matches_equal_but_ties(got.matches, expected.matches, confidences)
+    np.testing.assert_allclose(got.matching_scores[same].numpy(), expected.matching_scores[same].numpy(), rtol=1e-4)
+    np.testing.assert_allclose(got.keypoints[same].numpy(), expected.keypoints[same].numpy(), atol=1e-4)
     assert (expected.matches >= 0).sum(dim=(1, 2)).min() > 10  # every pair has matches to compare
     with torch.no_grad():  # the reason pairs run alone: batched, transformers' indices move between pairs
         assert not torch.equal(hf(pixel_values=pixels).matches, expected.matches)
@@ -227,8 +250,8 @@ def test_efficientloftr_matches_equal_transformers(tmp_path):
         for name, tolerance in (("keypoints0", 1), ("keypoints1", 1), ("matching_scores", 1e-4)):  # keypoints: whole pixels
             np.testing.assert_allclose(a[name].numpy(), b[name].numpy(), atol=tolerance, err_msg=name)
     one_channel = {"pixel_values": pixels[:, :, :1]}  # the first channel is what transformers reads
-    np.testing.assert_array_equal(model.generate(one_channel).matches.numpy(), expected.matches.numpy())
-    np.testing.assert_array_equal(model.generate(one_channel, runtime_ai100=False).matches.numpy(), expected.matches.numpy())
+    assert_matches_equal_but_ties(model.generate(one_channel).matches, expected.matches, confidences)
+    assert_matches_equal_but_ties(model.generate(one_channel, runtime_ai100=False).matches, expected.matches, confidences)
     with pytest.raises(ValueError, match="compiled for 64 x 64"):
         model.generate({"pixel_values": pixels[..., :32, :32]})
     with pytest.raises(ValueError, match="no server here takes from an artifact"):  # serve --qpc_path on a task's graph
