@@ -27,7 +27,7 @@ def tiny_bge_m3(folder: Path) -> Path:
     tok.eos_token = "[SEP]"  # XLM-RoBERTa's </s> is both its separator and its end of text
     config = XLMRobertaConfig(
         vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=66, pad_token_id=tok.pad_token_id,
+        max_position_embeddings=66, pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
     )  # fmt: skip
     encoder = _widened(XLMRobertaModel(config, add_pooling_layer=False))
     encoder.save_pretrained(folder)

@@ -59,6 +59,7 @@ def test_pooling_score_and_rerank_equal_transformers(server):
     vllm_034 = post(url, "/v1/embeddings", {"input": texts[:2]}).json()  # vLLM 0.34's answer for a token_embed model
     assert [d["object"] for d in vllm_034["data"]] == ["embedding"] * 2
     assert all(np.abs(np.array(d["embedding"]) - e).max() < 1e-5 for d, e in zip(vllm_034["data"], expected[:2], strict=True))
+    assert post(url, "/tokenize", {"prompt": texts[0]}).json()["count"] == len(expected[0])  # vLLM's /tokenize, its tokenizer
     packed = post(url, "/pooling", {"input": texts[0], "encoding_format": "base64"}).json()["data"][0]["data"]
     assert np.abs(np.frombuffer(base64.b64decode(packed), "<f4").reshape(expected[0].shape) - expected[0]).max() < 1e-5
 

@@ -41,6 +41,7 @@ def build_server(
     hf_overrides: dict | None = None,
     tool_call_parser: str | None = None,
     reasoning_parser: str | None = None,
+    pooler_task: str | None = None,
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
     (``app.state.qpc_path``: the artifact it serves). ``prompt_lookup_num_tokens=K``: greedy requests
@@ -55,12 +56,20 @@ def build_server(
     made before it is loaded, or the keys that score a causal LM by some of its tokens' logits
     (serving/tasks.CLASSIFIER_OVERRIDES). ``tool_call_parser``: the model's tool-call syntax (serving/tool_parsers.py), which lets chat
     requests leave tool_choice "auto" (serving/tools.py); ``reasoning_parser``: the syntax of its thinking, which chat answers
-    return apart as ``reasoning`` (serving/reasoning.py)."""
+    return apart as ``reasoning`` (serving/reasoning.py). ``pooler_task``: vLLM's ``--pooler_config`` task ("embed", "classify",
+    or BGE-M3's "token_embed" and "token_classify" with ``hf_overrides`` naming BgeM3EmbeddingModel, as vLLM takes them:
+    serving/tasks.resolve_pooler_task)."""
     # the options of generation, which the models served one request at a time refuse (given: not None)
     generation_options = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
     generation_options |= {"num_speculative_tokens": num_speculative_tokens, "mxint8_kv_cache": mxint8_kv_cache or None}
     generation_options |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
     media_options = {"img_size": img_size, "max_num_images": max_num_images}
+    bge_m3_task, task, hf_overrides = _resolve_pooler_task(model_name, gguf_file, pooler_task, task, hf_overrides)
+    if bge_m3_task is not None:  # BGE-M3's multi-vector or sparse outputs, as vLLM's BgeM3EmbeddingModel
+        from QEfficient.serving.bge_m3_app import open_bge_m3_app
+
+        _refuse_options(model_name, f"BGE-M3 served for '{bge_m3_task}' (/pooling)", **generation_options, **media_options)
+        return open_bge_m3_app(model_name, bge_m3_task, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     if not gguf_file and _is_retriever(model_name):  # ColPali & co: vLLM's /pooling, /score and /rerank (MaxSim)
         from QEfficient.serving.retrieval_app import open_retrieval_app
 
@@ -167,6 +176,12 @@ def build_server(
     return open_app(artifact, num_cores, max_queue, api_key, max_body_bytes)
 
 
+def _resolve_pooler_task(model_name: str, gguf_file: str | None, pooler_task: str | None, task: str, hf_overrides: dict | None):
+    from QEfficient.serving.tasks import resolve_pooler_task
+
+    return resolve_pooler_task(model_name, gguf_file, pooler_task, task, hf_overrides)
+
+
 def _pooling_task(model_name: str, gguf_file: str | None, task: str, hf_overrides: dict | None = None) -> str | None:
     from QEfficient.serving.tasks import pooling_task
 
@@ -267,6 +282,8 @@ def build_from_args(args: argparse.Namespace):
     if args.qpc_path:
         if args.hf_overrides:
             raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
+        if getattr(args, "pooler_task", None) is not None:
+            raise ValueError("--pooler_config applies when a model is compiled; serve an encoder's artifact with --task embed or score.")
         from QEfficient.compile.ort_cpu import read_artifact
         from QEfficient.serving.artifact import open_app
         from QEfficient.serving.encoder_artifact import is_encoder_artifact, open_compiled_encoder_app
@@ -290,8 +307,11 @@ def build_from_args(args: argparse.Namespace):
         resolve_model_name(args.draft_model, None)
     # bad numbers fail now, not after the model is loaded, exported and compiled (the counts every server has: parse_args)
     check_positive(**{name: getattr(args, name) for name in ("img_size", "max_num_images") if getattr(args, name) is not None})
-    pooling = _pooling_task(model_name, gguf_file, args.task, args.hf_overrides)
+    pooler_task = getattr(args, "pooler_task", None)
+    bge_m3_task, task, hf_overrides = _resolve_pooler_task(model_name, gguf_file, pooler_task, args.task, args.hf_overrides)
+    pooling = None if bge_m3_task else _pooling_task(model_name, gguf_file, task, hf_overrides)
     purpose = _POOLING_ROUTES[pooling] if pooling else f"continuous batching ({args.full_batch_size} slots)"
+    purpose = f"BGE-M3's '{bge_m3_task}' output (/pooling)" if bge_m3_task else purpose
     with step(f"Loading and compiling {model_name} for {purpose}"):
         return build_server_from_args(args, model_name, gguf_file, args.num_cores, args.task)
 
@@ -348,6 +368,7 @@ def build_server_from_args(args: argparse.Namespace, model_name: str, gguf_file:
         hf_overrides=args.hf_overrides,
         tool_call_parser=args.tool_call_parser,
         reasoning_parser=args.reasoning_parser,
+        pooler_task=getattr(args, "pooler_task", None),
     )
 
 

@@ -5,7 +5,7 @@
         [--mxfp6_matmul] [--mxint8_kv_cache] [--api-key KEY] [--max_body_bytes 4194304]
         [--lora NAME=PATH [NAME=PATH ...]] [--prompt_lookup_num_tokens K | --draft_model PATH --num_speculative_tokens K]
         [--img_size N] [--max_num_images N] [--chat_template FILE_OR_TEMPLATE] [--task auto|generate|embed|score]
-        [--hf_overrides JSON]
+        [--hf_overrides JSON] [--pooler_config JSON]
 
 With no --model_name it serves the default model, SmolLM2-135M-Instruct. A vision-language model takes
 images in chat messages ("image_url" parts: base64 data: URLs, or http(s) URLs the server fetches). An encoder
@@ -15,7 +15,10 @@ sequence classifier (a cross-encoder reranker) or a decoder's (Qwen2ForSequenceC
 ["no", "yes"], "is_original_qwen3_reranker": true}' scores a causal LM by two of its tokens' logits, as vLLM serves
 Qwen3-Reranker; its other keys change the model's config before it is loaded, as vLLM applies them. A late-interaction
 document retriever (ColPali, ColQwen2, ColModernVBert) is served as vLLM serves ColPali: POST /pooling for each query's
-or page's per-token embeddings, /score and /rerank for MaxSim scores (--max_num_images: the most pages a request). --qpc_path serves
+or page's per-token embeddings, /score and /rerank for MaxSim scores (--max_num_images: the most pages a request); so is a
+ColBERT text retriever. BGE-M3 with --hf_overrides '{"architectures": ["BgeM3EmbeddingModel"]}' is served as vLLM
+serves it, for the task of --pooler_config '{"task": ...}': "embed" (the default) its dense vectors, "token_embed" its
+multi-vector ones (/pooling, /score, /rerank), "token_classify" its sparse weights per token (/pooling). --qpc_path serves
 an artifact that compile() built with continuous batching, or an encoder's artifact
 (embeddings or scores), without loading torch or the model (a vision-language model's language artifact, or its one
 graph's: without its weights, torch imported). --mxfp6 and --mxint8 are accepted for --mxfp6_matmul and
@@ -226,6 +229,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         'Qwen3-Reranker: \'{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token": ["no", "yes"], '
         '"is_original_qwen3_reranker": true}\'',
     )
+    add_argument(
+        p,
+        "pooler_config",
+        type=pooler_config_json,
+        default=None,
+        help='vLLM\'s: the pooling task a server answers, \'{"task": "embed"}\' (or "classify", "token_embed", '
+        '"token_classify"); BGE-M3 with --hf_overrides \'{"architectures": ["BgeM3EmbeddingModel"]}\' serves its '
+        'multi-vector ("token_embed") or sparse ("token_classify") outputs',
+    )
+    p.add_argument("--pooler_config.task", "--pooler-config.task", dest="pooler_task", metavar="TASK", help="--pooler_config's task alone")
     p.add_argument(
         "--enable_auto_tool_choice",
         "--enable-auto-tool-choice",
@@ -272,6 +285,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--draft_model and --num_speculative_tokens K go together")
     if args.enable_auto_tool_choice != (args.tool_call_parser is not None):
         p.error("--enable_auto_tool_choice and --tool_call_parser NAME go together (as vLLM's flags)")
+    if args.pooler_config is not None and args.pooler_task is not None:
+        p.error("give the pooling task once: --pooler_config '{\"task\": ...}' or --pooler_config.task")
+    if args.pooler_config is not None:
+        args.pooler_task = args.pooler_config.get("task")
     if args.lora is not None:
         names = [name for name, _ in args.lora]
         if len(set(names)) != len(names):
@@ -290,6 +307,16 @@ def hf_overrides_json(value: str) -> dict:
         raise argparse.ArgumentTypeError(f"not JSON ({err}): give an object such as '{{\"use_pad_token\": false}}'") from None
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError(f"must be a JSON object, got {value!r:.80}")
+    return parsed
+
+
+def pooler_config_json(value: str) -> dict:
+    """``--pooler_config``: a JSON object (vLLM's flag) of which this server takes ``task``; its other fields (pooling type,
+    normalization, ...) are the model's own here."""
+    parsed = hf_overrides_json(value)
+    others = sorted(set(parsed) - {"task"})
+    if others:
+        raise argparse.ArgumentTypeError(f"only 'task' is taken here (the pooling follows the model's files), not {others}")
     return parsed
 
 

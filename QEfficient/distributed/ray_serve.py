@@ -25,6 +25,7 @@ before stopping one (``graceful_shutdown_timeout_s``).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -382,7 +383,7 @@ def application_from_args(args):
     from QEfficient.cloud._cli import resolve_model_name
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.artifact import compile_for_serving
-    from QEfficient.serving.tasks import media_classifier, pooling_task, reads_images
+    from QEfficient.serving.tasks import media_classifier, pooling_task, reads_images, resolve_pooler_task
 
     options = ReplicaOptions(
         num_replicas=args.num_replicas,
@@ -396,7 +397,13 @@ def application_from_args(args):
     if getattr(args, "qpc_path", None):  # --model_name is then a name requests may use
         return _artifact_application(args, options)
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
-    pooling = pooling_task(model_name, gguf_file, getattr(args, "task", "auto"), getattr(args, "hf_overrides", None))
+    pooler, task = getattr(args, "pooler_task", None), getattr(args, "task", "auto")
+    bge_m3_task, task, hf_overrides = resolve_pooler_task(model_name, gguf_file, pooler, task, getattr(args, "hf_overrides", None))
+    if bge_m3_task is not None:
+        raise ValueError(f"BGE-M3's '{bge_m3_task}' output (/pooling) is served by one process: leave out --ray.")
+    # what the rest compiles and serves (build_server_from_args resolves no pooler task twice)
+    args = argparse.Namespace(**{**vars(args), "task": task, "hf_overrides": hf_overrides, "pooler_task": None})
+    pooling = pooling_task(model_name, gguf_file, task, hf_overrides)
     if pooling == "score" and media_classifier(model_name):  # replicas open artifacts, which hold no image processor
         raise ValueError(f"'{model_name}' classifies {media_classifier(model_name)}, served by one process: leave out --ray.")
     if pooling == "embed" and reads_images(model_name):

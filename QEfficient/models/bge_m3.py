@@ -113,6 +113,14 @@ class QEFFBGEM3Model(HeadedEncoder):
         }
         return {k: v if v is None or not single else v[0] for k, v in answer.items()}
 
+    def token_outputs(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One text's token ids (its special tokens included) through the compiled graph: every token's (hidden state,
+        multi-vector head's output, sparse head's relu weight [tokens, 1]), nothing masked or normalized (the server's
+        pooling tasks pick from them: serving/bge_m3_app.py)."""
+        out = self.generate(right_padded([ids], 0), runtime_ai100=self.qpc_path is not None)[self._output_name]
+        hidden, vectors, weights = BGEM3Heads.split(out[0, : len(ids)], self.hidden_size, self.colbert_dim)
+        return hidden, vectors, weights
+
     def encode_queries(self, queries: list[str] | str, batch_size: int = 256, max_length: int = QUERY_MAX_LENGTH, **options) -> dict:
         """FlagEmbedding's: ``encode`` at the query length (512)."""
         return self.encode(queries, batch_size, max_length, **options)

@@ -6,12 +6,13 @@ marker, expansion or skiplist (those are PyLate's ``encode``: QEFFColBERTModel.e
 MaxSim over the two texts' vectors. /score takes ``text_1`` and ``text_2`` (or vLLM's other names for them) as strings
 or lists, /rerank a ``query`` and ``documents`` (strings or objects with a ``text``). Requests run one at a time on a
 worker thread, each text alone at its own length (distinct texts of a request embedded once), at most ``max_len``
-tokens each.
+tokens each. vLLM's /tokenize and /detokenize answer with the model's tokenizer.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,11 +22,12 @@ from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
 from QEfficient.export.task_graph_specs import EMBEDDINGS
 from QEfficient.generation.late_interaction import maxsim
 from QEfficient.models.sentence_transformers import max_input_tokens
-from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, single_model_routes
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.late_interaction_app import LateInteraction, input_texts, late_interaction_routes
-from QEfficient.serving.protocol import APIError
+from QEfficient.serving.protocol import APIError, RequestParser
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.scores_app import rerank_documents, score_pairs
+from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
 if TYPE_CHECKING:
     from QEfficient.models.colbert import QEFFColBERTModel
@@ -42,52 +44,85 @@ def create_colbert_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The app over a compiled QEFFColBERTModel and its tokenizer; texts of at most ``max_len`` tokens."""
+
+    def token_vectors(ids: list[int]) -> np.ndarray:
+        feed = {INPUT_IDS: np.array([ids], np.int64), ATTENTION_MASK: np.ones((1, len(ids)), np.int64)}
+        return model.generate(feed)[EMBEDDINGS][0].astype(np.float32, copy=False)
+
     app = FastAPI(title="QEfficient ColBERT retrieval", version="1")
+    limits = dict(served_names=served_names, api_key=api_key, max_body_bytes=max_body_bytes)
+    text_late_interaction_routes(app, token_vectors, model.settings.dim, tokenizer, model_id, max_len, **limits)
+    return app
+
+
+def text_late_interaction_routes(
+    app: FastAPI,
+    token_vectors: Callable[[list[int]], np.ndarray],
+    width: int,
+    tokenizer,
+    model_id: str,
+    max_len: int,
+    *,
+    served_names: list[str] | None = None,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> None:
+    """The module docstring's routes on ``app``, over ``token_vectors(ids)``: a text's vectors [tokens, width] from its
+    token ids (the tokenizer's, special tokens included; a BGE-M3 server's leave its first token out); vLLM's /tokenize
+    and /detokenize with the tokenizer."""
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
+    app.state.tokenizer = tokenizer
+    parser = RequestParser(tokenizer, names, max_len, len(tokenizer), 1)
+    add_tokenize_routes(app, parser, lambda request: read_limited_body(request, max_body_bytes))
 
-    def embed(texts: list[str]) -> dict[str, np.ndarray]:
-        """Each distinct text's vectors, every token (the tokenizer runs on this one thread: it keeps settings as it runs)."""
-        rows = {}
+    def embed(texts: list[str]) -> dict[str, tuple[np.ndarray, int]]:
+        """Each distinct text's vectors and token count (the tokenizer runs on this one thread: it keeps settings as it runs)."""
+        found = {}
         for text in dict.fromkeys(texts):
-            ids = tokenizer(text)[INPUT_IDS]
-            if len(ids) > max_len:
-                raise APIError(
-                    400,
-                    f"The text {text[:40]!r}{'...' if len(text) > 40 else ''} has {len(ids)} tokens, more than this server's "
-                    f"{max_len} (--ctx_len); shorten it.",
-                    code="context_length_exceeded",
-                )
-            feed = {INPUT_IDS: np.array([ids], np.int64), ATTENTION_MASK: np.ones((1, len(ids)), np.int64)}
-            rows[text] = model.generate(feed)[EMBEDDINGS][0].astype(np.float32, copy=False)
-        return rows
+            ids = text_ids(tokenizer, text, max_len)
+            found[text] = token_vectors(ids), len(ids)
+        return found
 
-    async def embedded(texts: list[str]) -> dict[str, np.ndarray]:
+    async def embedded(texts: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """Each distinct text's vectors and token count."""
         async with lock:
-            return await asyncio.to_thread(embed, texts)
+            found = await asyncio.to_thread(embed, texts)
+        return {text: rows for text, (rows, _) in found.items()}, {text: count for text, (_, count) in found.items()}
 
-    async def pooling_rows(body: dict) -> list[np.ndarray]:
+    async def pooling_rows(body: dict) -> tuple[list[np.ndarray], int]:
         if body.get("messages") is not None:
             raise APIError(400, "This model reads text: send the texts as 'input' (a string or a list of strings).", "messages")
         texts = input_texts(body.get("input"), "input")
-        rows = await embedded(texts)
-        return [rows[t] for t in texts]
+        rows, counts = await embedded(texts)
+        return [rows[t] for t in texts], sum(counts[t] for t in texts)
 
     async def score_rows(body: dict) -> tuple[list[float], int]:
         pairs = score_pairs(body)
-        rows = await embedded([t for pair in pairs for t in pair])
-        return [maxsim(rows[q], rows[d]) for q, d in pairs], sum(len(r) for r in rows.values())
+        rows, counts = await embedded([t for pair in pairs for t in pair])
+        return [maxsim(rows[q], rows[d]) for q, d in pairs], sum(counts.values())
 
     async def rerank_rows(body: dict) -> tuple[list[float], list[dict], int]:
         query, documents = rerank_documents(body)
-        rows = await embedded([query, *documents])
-        scores = [maxsim(rows[query], rows[d]) for d in documents]
-        return scores, [{"text": d} for d in documents], sum(len(r) for r in rows.values())
+        rows, counts = await embedded([query, *documents])
+        return [maxsim(rows[query], rows[d]) for d in documents], [{"text": d} for d in documents], sum(counts.values())
 
-    late_interaction_routes(app, names, max_body_bytes, LateInteraction(model.settings.dim, pooling_rows, score_rows, rerank_rows))
-    return app
+    late_interaction_routes(app, names, max_body_bytes, LateInteraction(width, pooling_rows, score_rows, rerank_rows))
+
+
+def text_ids(tokenizer, text: str, max_len: int) -> list[int]:
+    """The text's token ids (special tokens included), a 400 when there are more than ``max_len``."""
+    ids = tokenizer(text)[INPUT_IDS]
+    if len(ids) > max_len:
+        raise APIError(
+            400,
+            f"The text {text[:40]!r}{'...' if len(text) > 40 else ''} has {len(ids)} tokens, more than this server's "
+            f"{max_len} (--ctx_len); shorten it.",
+            code="context_length_exceeded",
+        )
+    return ids
 
 
 def open_colbert_app(

@@ -40,6 +40,12 @@ def check_neutral(body: dict) -> None:
             raise APIError(400, f"'{name}' is not supported by this server{': ' + detail if detail else ''}; leave it out.", name)
 
 
+def pooling_item(index: int, row: np.ndarray, encoding: str) -> dict:
+    """One /pooling answer's item: ``row``'s values as a (nested) list, or for "base64" its little-endian float32 bytes."""
+    data = base64.b64encode(row.astype("<f4").tobytes()).decode() if encoding == "base64" else row.tolist()
+    return {"index": index, "object": "pooling", "data": data}
+
+
 def input_texts(value: object, name: str, image_token: str | None = None) -> list[str]:
     """A string or a non-empty list of strings (each is tokenized here), none holding ``image_token`` (a document
     retriever's: pages go in image_url parts)."""
@@ -63,11 +69,12 @@ def input_texts(value: object, name: str, image_token: str | None = None) -> lis
 @dataclass(frozen=True)
 class LateInteraction:
     """What the routes ask of a retriever, each from a request's body (checked there, a 400 saying what is wrong): the
-    /pooling rows (``pooling_rows``; /v1/embeddings gives it a body with ``input`` only), /score's scores and the token
-    count, /rerank's scores, its documents as vLLM's RerankDocument and the token count. ``width``: the vectors' size."""
+    /pooling rows and the token count (``pooling_rows``; /v1/embeddings gives it a body with ``input`` only), /score's
+    scores and the token count, /rerank's scores, its documents as vLLM's RerankDocument and the token count. ``width``:
+    the vectors' size."""
 
     width: int
-    pooling_rows: Callable[[dict], Awaitable[list[np.ndarray]]]
+    pooling_rows: Callable[[dict], Awaitable[tuple[list[np.ndarray], int]]]
     score_rows: Callable[[dict], Awaitable[tuple[list[float], int]]]
     rerank_rows: Callable[[dict], Awaitable[tuple[list[float], list[dict], int]]]
 
@@ -88,13 +95,8 @@ def late_interaction_routes(app: FastAPI, names: list[str], max_body_bytes: int,
     async def pooling(request: Request):
         body, name = await read(request)
         encoding = embedding_format(body, retriever.width)
-        rows = await retriever.pooling_rows(body)
-
-        def item(i: int, r: np.ndarray) -> dict:
-            data = base64.b64encode(r.astype("<f4").tobytes()).decode() if encoding == "base64" else r.tolist()
-            return {"index": i, "object": "pooling", "data": data}
-
-        return await json_response(listing("pool", name, [item(i, r) for i, r in enumerate(rows)], sum(len(r) for r in rows)))
+        rows, tokens = await retriever.pooling_rows(body)
+        return await json_response(listing("pool", name, [pooling_item(i, r, encoding) for i, r in enumerate(rows)], tokens))
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request):
@@ -105,9 +107,9 @@ def late_interaction_routes(app: FastAPI, names: list[str], max_body_bytes: int,
             raise APIError(400, "'dimensions' does not apply to per-token embeddings; leave it out.", "dimensions")
         if body.get("input") is None:
             raise APIError(400, "Send the texts as 'input' (a string or a list of strings); pages go to /pooling.", "input")
-        rows = await retriever.pooling_rows({"input": body["input"]})
+        rows, tokens = await retriever.pooling_rows({"input": body["input"]})
         data = [{"index": i, "object": "embedding", "embedding": r.tolist()} for i, r in enumerate(rows)]
-        return await json_response(listing("embd", name, data, sum(len(r) for r in rows)))
+        return await json_response(listing("embd", name, data, tokens))
 
     async def score(request: Request):
         body, name = await read(request)

@@ -160,13 +160,15 @@ def create_retrieval_app(
         async with lock:
             return await asyncio.to_thread(embed, batches)
 
-    async def pooling_rows(body: dict) -> list[np.ndarray]:
+    async def pooling_rows(body: dict) -> tuple[list[np.ndarray], int]:
         if (body.get("input") is None) == (body.get("messages") is None):
             raise APIError(400, "Send queries as 'input' or pages as image_url parts of 'messages' (one of the two).", "input")
         if body.get("input") is not None:
-            return await queries(input_texts(body["input"], "input", image_token))
-        hint = "a page is read with its processor's own prompt: send queries as 'input', in a request of their own"
-        return await pages(media_parts(body, IMAGES, hint, said=instruction, max_items=max_pages), "messages")
+            rows = await queries(input_texts(body["input"], "input", image_token))
+        else:
+            hint = "a page is read with its processor's own prompt: send queries as 'input', in a request of their own"
+            rows = await pages(media_parts(body, IMAGES, hint, said=instruction, max_items=max_pages), "messages")
+        return rows, sum(len(r) for r in rows)  # a vector for every token
 
     async def scored(first: list[str], first_name: str, documents: list[tuple[str, dict]], name: str) -> tuple[list[float], int]:
         if len(first) not in (1, len(documents)):

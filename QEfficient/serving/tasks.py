@@ -218,3 +218,66 @@ def is_sparse_encoder(model_name: str) -> bool:
 
     found = folder_and_config(model_name)
     return found is not None and is_sparse_encoder_folder(found[0])
+
+
+# vLLM's pooling tasks (--pooler_config's "task"); BGE-M3's heads answer the last two (serving/bge_m3_app.py)
+POOLER_TASKS = ("embed", "classify", "token_embed", "token_classify")
+BGE_M3_TASKS = ("token_embed", "token_classify")
+BGE_M3_ARCHITECTURE = "BgeM3EmbeddingModel"  # vLLM's, named in hf_overrides to load BGE-M3's heads
+
+
+def resolve_pooler_task(
+    model_name: str, gguf_file: str | None, pooler_task: str | None, task: str, hf_overrides: dict | None
+) -> tuple[str | None, str, dict | None]:
+    """vLLM's ``--pooler_config`` task with ``--task`` and ``--hf_overrides``: (BGE-M3's head task to serve, or None; the
+    ``--task`` to go on with; the overrides left to apply). As vLLM, BGE-M3's heads need ``hf_overrides`` naming
+    ``BgeM3EmbeddingModel`` (that key is taken here, not applied to the config); "embed" is its dense vectors, the
+    default. "embed" and "classify" are ``--task`` embed and score; "token_embed" is also what ColBERT and ColPali-style
+    retrievers answer."""
+    if pooler_task is None and (hf_overrides or {}).get("architectures") != [BGE_M3_ARCHITECTURE]:
+        return None, task, hf_overrides
+    if pooler_task is not None and pooler_task not in POOLER_TASKS:
+        combined = " (vLLM answers BGE-M3's 'embed&token_classify' through an IO processor plugin only)" if "&" in str(pooler_task) else ""
+        raise ValueError(f"--pooler_config's task must be one of {', '.join(POOLER_TASKS)}, not {pooler_task!r}{combined}.")
+    folder = None if gguf_file else folder_and_config(model_name)
+    bge_m3 = folder is not None and _holds_bge_m3_heads(folder[0])
+    overrides = dict(hf_overrides or {})
+    if overrides.get("architectures") == [BGE_M3_ARCHITECTURE]:
+        if not bge_m3:
+            raise ValueError(
+                f"--hf_overrides names {BGE_M3_ARCHITECTURE}, but '{model_name}' is not a BGE-M3 folder (its encoder with "
+                "FlagEmbedding's colbert_linear.pt and sparse_linear.pt): leave 'architectures' out."
+            )
+        del overrides["architectures"]
+        if pooler_task in BGE_M3_TASKS:
+            if overrides:
+                raise ValueError(f"BGE-M3's heads are served as saved: --hf_overrides {sorted(overrides)} do not apply; leave them out.")
+            if task != "auto":
+                raise ValueError(f"--task {task} does not go with --pooler_config's task {pooler_task!r}: leave --task out.")
+            return pooler_task, task, None
+        if pooler_task == "classify":
+            raise ValueError("BGE-M3 is no classifier: its tasks are embed (the default), token_embed and token_classify.")
+    elif pooler_task in BGE_M3_TASKS:
+        if bge_m3:
+            raise ValueError(
+                f"As vLLM, BGE-M3's '{pooler_task}' output needs its heads loaded: add --hf_overrides "
+                f'\'{{"architectures": ["{BGE_M3_ARCHITECTURE}"]}}\'.'
+            )
+        if pooler_task == "token_embed" and not gguf_file and (is_colbert(model_name) or is_retriever(model_name)):
+            return None, task, hf_overrides  # what these servers answer anyway
+        raise ValueError(
+            f"--pooler_config's task {pooler_task!r} is served here for BGE-M3 (with --hf_overrides naming {BGE_M3_ARCHITECTURE})"
+            f"{' and for ColBERT and ColPali-style retrievers' if pooler_task == 'token_embed' else ''}; '{model_name}' is not one."
+        )
+    if pooler_task in ("embed", "classify"):
+        wanted = "embed" if pooler_task == "embed" else "score"
+        if task not in ("auto", wanted):
+            raise ValueError(f"--task {task} does not go with --pooler_config's task {pooler_task!r}: leave --task out.")
+        task = wanted
+    return None, task, overrides or None
+
+
+def _holds_bge_m3_heads(folder: Path) -> bool:
+    from QEfficient.loading.bge_m3 import is_bge_m3_folder
+
+    return is_bge_m3_folder(folder)

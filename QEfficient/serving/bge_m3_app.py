@@ -1,0 +1,130 @@
+"""BGE-M3's sparse and multi-vector outputs served as vLLM serves them (its ``BgeM3EmbeddingModel``, chosen with
+``--hf_overrides '{"architectures": ["BgeM3EmbeddingModel"]}'``), one pooling task a server (``--pooler_config
+'{"task": ...}'``, vLLM's ``--pooler-config``):
+
+- ``token_embed``: the multi-vector head's vectors, L2-normalized, every token but the first where that is the BOS
+  token (the last one kept, as FlagEmbedding keeps it): /pooling, /v1/embeddings (one matrix per text), /score and /rerank
+  (vLLM's MaxSim: the sum over the query's tokens, where FlagEmbedding's ``colbert_score`` averages), the routes of
+  serving/colbert_app.py;
+- ``token_classify``: the sparse head's relu weight of every token, the BOS and EOS tokens left out: /pooling answers one
+  float per token for each text; clients pair them with /tokenize's tokens (vLLM's recipe) for lexical weights.
+
+The dense vectors (``embed``, the default) are the embeddings server's (serving/embeddings_app.py). BOS and EOS are the
+config's ``bos_token_id`` and ``eos_token_id``, as vLLM reads them. Each text runs alone at its own length, one request at
+a time, at most ``max_len`` tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import numpy as np
+from fastapi import FastAPI, Request
+
+from QEfficient.models.sentence_transformers import max_input_tokens
+from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.colbert_app import text_ids, text_late_interaction_routes
+from QEfficient.serving.embeddings_app import embedding_format
+from QEfficient.serving.late_interaction_app import input_texts, pooling_item
+from QEfficient.serving.protocol import APIError, RequestParser, parse_json, served_model
+from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.scores_app import listing
+from QEfficient.serving.tokenize_routes import add_tokenize_routes
+
+if TYPE_CHECKING:
+    from QEfficient.models.bge_m3 import QEFFBGEM3Model
+
+HEAD_TASKS = ("token_embed", "token_classify")
+# vLLM's pooling fields that would change a token_classify answer, with the values that do not
+_NEUTRAL = {"task": (None, "token_classify"), "truncate_prompt_tokens": (None,), "priority": (None, 0), "dimensions": (None,)}
+_NEUTRAL |= {"use_activation": (None, True), "normalize": (None,), "late_chunking_params": (None,)}
+
+
+def create_bge_m3_app(
+    model: QEFFBGEM3Model,
+    tokenizer,
+    model_id: str,
+    max_len: int,
+    task: str,
+    *,
+    served_names: list[str] | None = None,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """The app over a compiled QEFFBGEM3Model and its tokenizer for ``task`` (one of HEAD_TASKS); texts of at most
+    ``max_len`` tokens."""
+    if task not in HEAD_TASKS:
+        raise ValueError(f"BGE-M3's heads are served for {' or '.join(HEAD_TASKS)}, not {task!r}.")
+    bos, eos = getattr(model.config, "bos_token_id", None), getattr(model.config, "eos_token_id", None)
+    app = FastAPI(title=f"QEfficient BGE-M3 ({task})", version="1")
+    limits = dict(served_names=served_names, api_key=api_key, max_body_bytes=max_body_bytes)
+    if task == "token_embed":
+
+        def token_vectors(ids: list[int]) -> np.ndarray:
+            vectors = model.token_outputs(ids)[1][1 if ids[0] == bos else 0 :]
+            return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True).clip(1e-12)  # torch's normalize
+
+        text_late_interaction_routes(app, token_vectors, model.colbert_dim, tokenizer, model_id, max_len, **limits)
+        return app
+
+    names = [model_id] + [n for n in served_names or [] if n != model_id]
+    lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
+    openai_app_basics(app, api_key)
+    single_model_routes(app, model_id, lock.locked)
+    app.state.tokenizer = tokenizer
+    add_tokenize_routes(app, RequestParser(tokenizer, names, max_len, len(tokenizer), 1), lambda r: read_limited_body(r, max_body_bytes))
+
+    def sparse_weights(texts: list[str]) -> tuple[list[np.ndarray], int]:
+        rows, tokens = [], 0
+        for text in texts:
+            ids = text_ids(tokenizer, text, max_len)
+            weights = model.token_outputs(ids)[2][:, 0]
+            rows.append(weights[1 if ids[0] == bos else 0 : -1 if len(ids) > 1 and ids[-1] == eos else None])
+            tokens += len(ids)
+        return rows, tokens
+
+    @app.post("/pooling")
+    async def pooling(request: Request):
+        body = parse_json(await read_limited_body(request, max_body_bytes))
+        for field, allowed in _NEUTRAL.items():
+            value = body.get(field)
+            if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):  # true is not 1 here
+                detail = "BGE-M3's sparse weights, 'token_classify'"
+                raise APIError(400, f"'{field}' is not supported by this server ({detail}); leave it out.", field)
+        name = served_model(body, names)
+        if body.get("messages") is not None:
+            raise APIError(400, "This model reads text: send the texts as 'input' (a string or a list of strings).", "messages")
+        texts = input_texts(body.get("input"), "input")
+        encoding = embedding_format(body, 1)
+        async with lock:
+            rows, tokens = await asyncio.to_thread(sparse_weights, texts)
+        return listing("pool", name, [pooling_item(i, r, encoding) for i, r in enumerate(rows)], tokens)
+
+    async def not_this_task(request: Request):
+        raise APIError(
+            400,
+            "This server gives BGE-M3's sparse weights ('token_classify') on /pooling; start one with --pooler_config "
+            '\'{"task": "embed"}\' for dense embeddings, or \'{"task": "token_embed"}\' for multi-vector scores.',
+            "task",
+        )
+
+    for path in ("/v1/embeddings", "/score", "/v1/score", "/rerank", "/v1/rerank", "/v2/rerank"):
+        app.post(path)(not_this_task)
+    return app
+
+
+def open_bge_m3_app(
+    model_name: str, task: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None
+) -> tuple[FastAPI, NoRunner]:
+    """(app, runner) for a BGE-M3 folder served for ``task``: compiled for texts of up to ``ctx_len`` tokens (within its
+    encoder's positions and its tokenizer's limit)."""
+    from QEfficient.models.bge_m3 import QEFFBGEM3Model
+
+    model = QEFFBGEM3Model.from_pretrained(model_name)
+    max_len = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, ctx_len)
+    path = model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul, seq_len=max_len)
+    limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
+    app = create_bge_m3_app(model, model.tokenizer, model.model_name, max_len, task, served_names=[model_name], api_key=api_key, **limits)
+    app.state.qpc_path = path
+    return app, NoRunner()
