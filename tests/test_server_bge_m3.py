@@ -108,6 +108,7 @@ def test_token_embed_gives_the_multi_vector_heads_vectors_and_maxsim(folder):
         ranked = post(url, "/rerank", {"query": TEXTS[0], "documents": TEXTS[1:]}).json()["results"]
         assert [r["index"] for r in ranked] == list(np.argsort(scores)[::-1])
         assert post(url, "/pooling", {"input": TEXTS[0], "task": "token_classify"}).status_code == 400
+        assert post(url, "/pooling", {"input": TEXTS[0], "use_activation": False}).status_code == 400  # vLLM's raw vectors
     runner.stop()
 
 

@@ -313,7 +313,14 @@ def hf_overrides_json(value: str) -> dict:
 def pooler_config_json(value: str) -> dict:
     """``--pooler_config``: a JSON object (vLLM's flag) of which this server takes ``task``; its other fields (pooling type,
     normalization, ...) are the model's own here."""
-    parsed = hf_overrides_json(value)
+    import json
+
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f'not JSON ({err}): give an object such as \'{{"task": "embed"}}\'') from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f'must be a JSON object such as \'{{"task": "embed"}}\', got {value!r:.80}')
     others = sorted(set(parsed) - {"task"})
     if others:
         raise argparse.ArgumentTypeError(f"only 'task' is taken here (the pooling follows the model's files), not {others}")

@@ -461,6 +461,8 @@ def _artifact_application(args, options: ReplicaOptions):
 
     if getattr(args, "hf_overrides", None):
         raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
+    if getattr(args, "pooler_task", None) is not None:
+        raise ValueError("--pooler_config applies when a model is compiled; serve an encoder's artifact with --task embed or score.")
     qconfig = read_artifact(Path(args.qpc_path))
     if not is_encoder_artifact(qconfig):
         artifact = decoder_artifact_from_args(args, args.cores_per_replica)

@@ -10,8 +10,8 @@
   float per token for each text; clients pair them with /tokenize's tokens (vLLM's recipe) for lexical weights.
 
 The dense vectors (``embed``, the default) are the embeddings server's (serving/embeddings_app.py). BOS and EOS are the
-config's ``bos_token_id`` and ``eos_token_id``, as vLLM reads them. Each text runs alone at its own length, one request at
-a time, at most ``max_len`` tokens.
+config's ``bos_token_id`` and ``eos_token_id``, as vLLM reads them. Each text runs alone, padded to the shortest compiled
+length that holds it, one request at a time, at most ``max_len`` tokens.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def create_bge_m3_app(
         for text in texts:
             ids = text_ids(tokenizer, text, max_len)
             weights = model.token_outputs(ids)[2][:, 0]
-            rows.append(weights[1 if ids[0] == bos else 0 : -1 if len(ids) > 1 and ids[-1] == eos else None])
+            rows.append(weights[1 if ids[0] == bos else 0 : -1 if ids[-1] == eos else None])  # as vLLM's BOSEOSFilter
             tokens += len(ids)
         return rows, tokens
 
@@ -123,7 +123,8 @@ def open_bge_m3_app(
 
     model = QEFFBGEM3Model.from_pretrained(model_name)
     max_len = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, ctx_len)
-    path = model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul, seq_len=max_len)
+    lengths = sorted({n for n in (32, 64, 128, 256, 512) if n < max_len} | {max_len})  # its graph reads no padding: run at the shortest
+    path = model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul, seq_len=lengths)
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
     app = create_bge_m3_app(model, model.tokenizer, model.model_name, max_len, task, served_names=[model_name], api_key=api_key, **limits)
     app.state.qpc_path = path

@@ -102,12 +102,15 @@ def text_late_interaction_routes(
     async def score_rows(body: dict) -> tuple[list[float], int]:
         pairs = score_pairs(body)
         rows, counts = await embedded([t for pair in pairs for t in pair])
-        return [maxsim(rows[q], rows[d]) for q, d in pairs], sum(counts.values())
+        # vLLM's count: every text as sent, a query against several documents once
+        queries = [pairs[0][0]] if len(pairs) > 1 and len({q for q, _ in pairs}) == 1 else [q for q, _ in pairs]
+        return [maxsim(rows[q], rows[d]) for q, d in pairs], sum(counts[t] for t in queries + [d for _, d in pairs])
 
     async def rerank_rows(body: dict) -> tuple[list[float], list[dict], int]:
         query, documents = rerank_documents(body)
         rows, counts = await embedded([query, *documents])
-        return [maxsim(rows[query], rows[d]) for d in documents], [{"text": d} for d in documents], sum(counts.values())
+        tokens = sum(counts[t] for t in [query, *documents])  # vLLM's count: every text as sent
+        return [maxsim(rows[query], rows[d]) for d in documents], [{"text": d} for d in documents], tokens
 
     late_interaction_routes(app, names, max_body_bytes, LateInteraction(width, pooling_rows, score_rows, rerank_rows))
 
@@ -115,6 +118,8 @@ def text_late_interaction_routes(
 def text_ids(tokenizer, text: str, max_len: int) -> list[int]:
     """The text's token ids (special tokens included), a 400 when there are more than ``max_len``."""
     ids = tokenizer(text)[INPUT_IDS]
+    if not ids:
+        raise APIError(400, "A text of no tokens (this tokenizer adds no special tokens): send some text.", "input")
     if len(ids) > max_len:
         raise APIError(
             400,

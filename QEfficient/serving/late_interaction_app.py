@@ -28,7 +28,7 @@ from QEfficient.serving.scores_app import listing, rerank_answer, rerank_options
 MAX_TEXTS = 256  # per request: each runs on its own, and /pooling returns every token's vector
 # vLLM's pooling fields that would change the answer here, with the values that do not
 _NEUTRAL = {"task": (None, "token_embed"), "normalize": (None, True), "truncate_prompt_tokens": (None,), "priority": (None, 0)}
-_NEUTRAL |= {"late_chunking_params": (None,)}
+_NEUTRAL |= {"late_chunking_params": (None,), "use_activation": (None, True)}  # vLLM 0.34's switch of the normalization
 
 
 def check_neutral(body: dict) -> None:
@@ -36,7 +36,8 @@ def check_neutral(body: dict) -> None:
     for name, allowed in _NEUTRAL.items():
         value = body.get(name)
         if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):  # true is not 1 here
-            detail = "this model gives L2-normalized per-token embeddings ('token_embed')" if name in ("task", "normalize") else ""
+            normalization = ("task", "normalize", "use_activation")
+            detail = "this model gives L2-normalized per-token embeddings ('token_embed')" if name in normalization else ""
             raise APIError(400, f"'{name}' is not supported by this server{': ' + detail if detail else ''}; leave it out.", name)
 
 

@@ -269,6 +269,8 @@ def resolve_pooler_task(
             f"--pooler_config's task {pooler_task!r} is served here for BGE-M3 (with --hf_overrides naming {BGE_M3_ARCHITECTURE})"
             f"{' and for ColBERT and ColPali-style retrievers' if pooler_task == 'token_embed' else ''}; '{model_name}' is not one."
         )
+    if pooler_task in ("embed", "classify") and not gguf_file and (is_colbert(model_name) or is_retriever(model_name)):
+        raise ValueError(f"'{model_name}' is a late-interaction retriever: its pooling task is token_embed, not {pooler_task!r}.")
     if pooler_task in ("embed", "classify"):
         wanted = "embed" if pooler_task == "embed" else "score"
         if task not in ("auto", wanted):
