@@ -299,31 +299,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def hf_overrides_json(value: str) -> dict:
     """``--hf_overrides``: a JSON object (vLLM's flag); which keys it may hold is checked with the model."""
-    import json
-
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not JSON ({err}): give an object such as '{{\"use_pad_token\": false}}'") from None
-    if not isinstance(parsed, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object, got {value!r:.80}")
-    return parsed
+    return _json_object(value, '{"use_pad_token": false}')
 
 
 def pooler_config_json(value: str) -> dict:
     """``--pooler_config``: a JSON object (vLLM's flag) of which this server takes ``task``; its other fields (pooling type,
     normalization, ...) are the model's own here."""
+    parsed = _json_object(value, '{"task": "embed"}')
+    others = sorted(set(parsed) - {"task"})
+    if others:
+        raise argparse.ArgumentTypeError(f"only 'task' is taken here (the pooling follows the model's files), not {others}")
+    return parsed
+
+
+def _json_object(value: str, example: str) -> dict:
     import json
 
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f'not JSON ({err}): give an object such as \'{{"task": "embed"}}\'') from None
+        raise argparse.ArgumentTypeError(f"not JSON ({err}): give an object such as '{example}'") from None
     if not isinstance(parsed, dict):
-        raise argparse.ArgumentTypeError(f'must be a JSON object such as \'{{"task": "embed"}}\', got {value!r:.80}')
-    others = sorted(set(parsed) - {"task"})
-    if others:
-        raise argparse.ArgumentTypeError(f"only 'task' is taken here (the pooling follows the model's files), not {others}")
+        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{example}', got {value!r:.80}")
     return parsed
 
 
