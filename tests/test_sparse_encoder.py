@@ -103,7 +103,8 @@ def test_sum_pooling_and_log1p_relu(tmp_path, pooling_strategy, activation_funct
 
 def test_sparse_encoders_not_run_are_refused(tmp_path):
     """An inference-free SparseEncoder (modules.json lists its Router alone) and a sparse autoencoder over a dense
-    embedding are refused, through QEFFAutoModel too; a SPLADE artifact alone and a SPLADE folder are not served."""
+    embedding are refused, through QEFFAutoModel too; a SPLADE artifact alone is not served, nor a SPLADE folder without
+    vLLM's architecture override."""
     from QEfficient.cloud.serve import build_from_args, build_server
     from QEfficient.cloud.serve_args import parse_args
 
@@ -125,7 +126,7 @@ def test_sparse_encoders_not_run_are_refused(tmp_path):
     folder = tiny_splade(tmp_path / "n")
     with pytest.raises(ValueError, match="pools its masked LM's logits itself"):
         QEFFSparseEncoder.from_pretrained(folder, pooling="mean")
-    with pytest.raises(ValueError, match="sparse encoder.*serving it is not done.*QEFFSparseEncoder.encode"):
+    with pytest.raises(ValueError, match="sparse encoder.*serve it as vLLM does.*BertSpladeSparseEmbeddingModel.*QEFFSparseEncoder.encode"):
         build_server(str(folder), None, 8, 64, 1, 1)
     model = QEFFSparseEncoder.from_pretrained(folder)
     with pytest.raises(ValueError, match="SPLADE model's artifact, ending in its own heads"):
@@ -149,3 +150,42 @@ def test_cosine_similarity_and_a_masked_lm_with_pooling_keeps_its_logits(tmp_pat
     masked_lm.compile(num_cores=1, seq_len=8)
     enc = model.tokenizer(["a dog"], return_tensors="pt")
     assert masked_lm.generate(enc)["logits"].shape == (*enc["input_ids"].shape, len(model.tokenizer))
+
+
+def test_served_as_vllm_serves_splade(splade, tmp_path, tiny_model_dir):
+    """With vLLM's --hf_overrides naming BertSpladeSparseEmbeddingModel, /v1/embeddings gives each input's vocabulary-sized
+    vector, as sentence-transformers computes it (vLLM's SPLADE pooling: the max of log(1 + relu), not normalized), each
+    input alone within 1e-5 of transformers through SPLADE's pooling; what vLLM would answer otherwise is refused."""
+    import base64
+
+    import httpx
+
+    from QEfficient.cloud.serve import build_server
+    from QEfficient.serving.tasks import SPLADE_ARCHITECTURE, resolve_pooler_task
+    from tests.helpers import serve_on_loopback
+
+    folder, _ = splade
+    override = {"architectures": [SPLADE_ARCHITECTURE]}
+    expected = [reference(folder, [text])[0] for text in TEXTS[:2]]
+    app, runner = build_server(str(folder), None, 8, 64, 1, 1, hf_overrides=dict(override), pooler_task="embed")
+    with serve_on_loopback(app, log_level="critical") as url:
+        reply = httpx.post(f"{url}/v1/embeddings", json={"input": TEXTS[:2]}, timeout=60)
+        assert reply.status_code == 200, reply.text
+        got = np.array([d["embedding"] for d in reply.json()["data"]])
+        assert got.shape == (2, len(expected[0])) and np.abs(got - np.array(expected)).max() < 1e-5
+        ids = AutoTokenizer.from_pretrained(folder)(TEXTS[1])["input_ids"]
+        assert reply.json()["usage"]["prompt_tokens"] == len(AutoTokenizer.from_pretrained(folder)(TEXTS[0])["input_ids"]) + len(ids)
+        packed = httpx.post(f"{url}/v1/embeddings", json={"input": [ids], "encoding_format": "base64"}, timeout=60).json()
+        assert np.abs(np.frombuffer(base64.b64decode(packed["data"][0]["embedding"]), "<f4") - expected[1]).max() < 1e-5
+        too_long = httpx.post(f"{url}/v1/embeddings", json={"input": "cat " * 30}, timeout=60)
+        assert too_long.status_code == 400 and "--ctx_len" in too_long.json()["error"]["message"]
+    runner.stop()
+    summed = tiny_splade(tmp_path / "sum", pooling_strategy="sum")
+    with pytest.raises(ValueError, match="pools sum of relu; vLLM's BertSpladeSparseEmbeddingModel pools the max"):
+        build_server(str(summed), None, 8, 64, 1, 1, hf_overrides=dict(override))
+    with pytest.raises(ValueError, match="serve it as vLLM does"):  # vLLM's needs the override alone
+        build_server(str(folder), None, 8, 64, 1, 1, hf_overrides={**override, "vocab_size": 8})
+    with pytest.raises(ValueError, match="'token_embed' is served here for BGE-M3 .* is not one"):
+        build_server(str(folder), None, 8, 64, 1, 1, hf_overrides=dict(override), pooler_task="token_embed")
+    with pytest.raises(ValueError, match="not a SPLADE folder"):
+        resolve_pooler_task(str(tiny_model_dir("llama")), None, None, "auto", override)

@@ -119,6 +119,12 @@ class QEFFSparseEncoder(HeadedEncoder):
         out = torch.from_numpy(out)
         return out.to_sparse() if convert_to_sparse_tensor else out
 
+    def embed(self, inputs: dict, normalize: bool = False) -> np.ndarray:
+        """The vectors [B, vocabulary] of tokenized ``inputs`` (input_ids and attention_mask, right-padded), as they are
+        (SPLADE's, which vLLM serves unnormalized) or L2-normalized: what the embeddings server asks of a model."""
+        out = np.asarray(self.generate(inputs, runtime_ai100=self.qpc_path is not None)[self._output_name], np.float32)
+        return out / np.linalg.norm(out, axis=-1, keepdims=True).clip(1e-12) if normalize else out
+
     def encode_query(self, sentences: list[str] | str, **options):
         """``encode`` with the "query" prompt (SparseEncoder's: empty unless the folder sets one)."""
         return self.encode(sentences, **({"prompt_name": "query"} | options))

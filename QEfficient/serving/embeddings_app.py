@@ -94,13 +94,15 @@ def create_embeddings_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     batch_size: int = 8,
+    width: int | None = None,
 ) -> FastAPI:
-    """The app over a compiled QEFFAutoModel (``model.embed``) and its tokenizer; inputs of at most ``max_len``
-    tokens, run ``batch_size`` at a time (rows of similar length together, so padding stays short)."""
+    """The app over a compiled QEFFAutoModel (``model.embed``; a QEFFSparseEncoder's too, ``width`` its vocabulary) and
+    its tokenizer; inputs of at most ``max_len`` tokens, run ``batch_size`` at a time (rows of similar length together, so
+    padding stays short)."""
     app = FastAPI(title="QEfficient embeddings", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     vocab_size = min(len(tokenizer), int(getattr(model.config, "vocab_size", None) or len(tokenizer)))  # rows of the embedding table
-    width = sentence_transformers_width(model.local_model_dir, model.config.hidden_size, model.graph_pooled)
+    width = width or sentence_transformers_width(model.local_model_dir, model.config.hidden_size, model.graph_pooled)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     app.state.tokenizer = tokenizer
@@ -177,5 +179,34 @@ def open_embeddings_app(
         api_key=api_key,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
     )
+    app.state.qpc_path = model.qpc_path
+    return app, NoRunner()
+
+
+def open_splade_embeddings_app(
+    model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None
+):
+    """(app, runner) for a SPLADE folder (sentence-transformers' SparseEncoder) served as vLLM serves its
+    BertSpladeSparseEmbeddingModel: each input's vocabulary-sized vector on /v1/embeddings, log(1 + relu) of the masked
+    LM's logits, the max over its tokens, not normalized. vLLM pools so whatever the folder says, so a folder that pools
+    otherwise (sum, log1p_relu) is refused, as is a config naming [CLS] and [SEP] ids (vLLM then leaves them out)."""
+    from QEfficient.models.sparse_encoder import QEFFSparseEncoder
+    from QEfficient.serving.tasks import SPLADE_ARCHITECTURE
+
+    model = QEFFSparseEncoder.from_pretrained(model_name)
+    pooling = (model.settings.pooling_strategy, model.settings.activation_function)
+    if pooling != ("max", "relu"):
+        raise ValueError(
+            f"'{model_name}' pools {pooling[0]} of {pooling[1]}; vLLM's {SPLADE_ARCHITECTURE} pools the max of log(1 + relu) "
+            "whatever the folder says, so its answers would not be this model's: run it with QEFFSparseEncoder.encode."
+        )
+    named = [n for n in ("cls_token_id", "sep_token_id") if getattr(model.config, n, None) is not None]
+    if named:
+        raise ValueError(f"'{model_name}''s config names {' and '.join(named)} (vLLM then pools without them): serving it is not done.")
+    limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, ctx_len)
+    lengths = sorted({n for n in (32, 64, 128, 256, 512) if n < limit} | {limit})
+    model.compile(seq_len=lengths, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    options = dict(served_names=[model_name], api_key=api_key, max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES)
+    app = create_embeddings_app(model, model.tokenizer, model.model_name, limit, False, width=int(model.config.vocab_size), **options)
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()

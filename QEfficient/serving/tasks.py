@@ -224,6 +224,7 @@ def is_sparse_encoder(model_name: str) -> bool:
 POOLER_TASKS = ("embed", "classify", "token_embed", "token_classify")
 BGE_M3_TASKS = ("token_embed", "token_classify")
 BGE_M3_ARCHITECTURE = "BgeM3EmbeddingModel"  # vLLM's, named in hf_overrides to load BGE-M3's heads
+SPLADE_ARCHITECTURE = "BertSpladeSparseEmbeddingModel"  # vLLM's, named in hf_overrides to serve a SPLADE model
 
 
 def resolve_pooler_task(
@@ -234,7 +235,13 @@ def resolve_pooler_task(
     ``BgeM3EmbeddingModel`` (that key is taken here, not applied to the config); "embed" is its dense vectors, the
     default. "embed" and "classify" are ``--task`` embed and score; "token_embed" is also what ColBERT and ColPali-style
     retrievers answer."""
-    if pooler_task is None and (hf_overrides or {}).get("architectures") != [BGE_M3_ARCHITECTURE]:
+    architectures = (hf_overrides or {}).get("architectures")
+    if architectures == [SPLADE_ARCHITECTURE] and (gguf_file or not is_sparse_encoder(model_name)):
+        raise ValueError(
+            f"--hf_overrides names {SPLADE_ARCHITECTURE}, but '{model_name}' is not a SPLADE folder (sentence-transformers' "
+            "SparseEncoder): leave 'architectures' out."
+        )
+    if pooler_task is None and architectures != [BGE_M3_ARCHITECTURE]:
         return None, task, hf_overrides
     if pooler_task is not None and pooler_task not in POOLER_TASKS:
         combined = " (vLLM answers BGE-M3's 'embed&token_classify' through an IO processor plugin only)" if "&" in str(pooler_task) else ""
