@@ -152,7 +152,7 @@ def test_cosine_similarity_and_a_masked_lm_with_pooling_keeps_its_logits(tmp_pat
     assert masked_lm.generate(enc)["logits"].shape == (*enc["input_ids"].shape, len(model.tokenizer))
 
 
-def test_served_as_vllm_serves_splade(splade, tmp_path, tiny_model_dir):
+def test_served_as_vllm_serves_splade(splade, tmp_path, tiny_model_dir, tokenizer_dir):
     """With vLLM's --hf_overrides naming BertSpladeSparseEmbeddingModel, /v1/embeddings gives each input's vocabulary-sized
     vector, as sentence-transformers computes it (vLLM's SPLADE pooling: the max of log(1 + relu), not normalized), each
     input alone within 1e-5 of transformers through SPLADE's pooling; what vLLM would answer otherwise is refused."""
@@ -189,3 +189,9 @@ def test_served_as_vllm_serves_splade(splade, tmp_path, tiny_model_dir):
         build_server(str(folder), None, 8, 64, 1, 1, hf_overrides=dict(override), pooler_task="token_embed")
     with pytest.raises(ValueError, match="not a SPLADE folder"):
         resolve_pooler_task(str(tiny_model_dir("llama")), None, None, "auto", override)
+    # a folder's do_lower_case: its texts lowercased before a (cased) tokenizer, as vLLM does
+    from QEfficient.serving.embeddings_app import parse_inputs
+
+    cased = AutoTokenizer.from_pretrained(tokenizer_dir)
+    lowered = parse_inputs("The CAT Sat", cased, 64, len(cased), lowercase=True)
+    assert lowered == [cased("the cat sat")["input_ids"]] != parse_inputs("The CAT Sat", cased, 64, len(cased))

@@ -18,7 +18,9 @@ document retriever (ColPali, ColQwen2, ColModernVBert) is served as vLLM serves 
 or page's per-token embeddings, /score and /rerank for MaxSim scores (--max_num_images: the most pages a request); so is a
 ColBERT text retriever. BGE-M3 with --hf_overrides '{"architectures": ["BgeM3EmbeddingModel"]}' is served as vLLM
 serves it, for the task of --pooler_config '{"task": ...}': "embed" (the default) its dense vectors, "token_embed" its
-multi-vector ones (/pooling, /score, /rerank), "token_classify" its sparse weights per token (/pooling). --qpc_path serves
+multi-vector ones (/pooling, /score, /rerank), "token_classify" its sparse weights per token (/pooling). A SPLADE folder
+(sentence-transformers' SparseEncoder) with --hf_overrides '{"architectures": ["BertSpladeSparseEmbeddingModel"]}' is
+served as vLLM serves it: each input's vocabulary-sized vector on /v1/embeddings. --qpc_path serves
 an artifact that compile() built with continuous batching, or an encoder's artifact
 (embeddings or scores), without loading torch or the model (a vision-language model's language artifact, or its one
 graph's: without its weights, torch imported). --mxfp6 and --mxint8 are accepted for --mxfp6_matmul and
@@ -227,7 +229,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="vLLM's: changes to the model's config before it is loaded ('{\"max_position_embeddings\": 4096}'; a "
         "sub-config such as text_config is merged), or the keys that score a causal LM by some of its tokens' logits, e.g. "
         'Qwen3-Reranker: \'{"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token": ["no", "yes"], '
-        '"is_original_qwen3_reranker": true}\'',
+        "\"is_original_qwen3_reranker\": true}'; or vLLM's architecture that serves BGE-M3's heads (BgeM3EmbeddingModel) or a "
+        "SPLADE model's vectors (BertSpladeSparseEmbeddingModel)",
     )
     add_argument(
         p,

@@ -3,7 +3,8 @@
 Routes: GET /health, GET /v1/models, POST /v1/embeddings. ``input`` is a string, a list of strings, a list of
 token ids or a list of such lists (OpenAI's four forms); each gets one embedding, in order: the model's pooling
 (its sentence-transformers folder says which: mean, CLS, max or last token) and Dense projections, L2-normalized as
-the folder's Normalize module (or, outside such a folder, vLLM) does. Embedding models built on a decoder
+the folder's Normalize module (or, outside such a folder, vLLM) does; a SPLADE folder's vocabulary-sized vectors as vLLM
+serves them (open_splade_embeddings_app), not normalized. Embedding models built on a decoder
 (Qwen3-Embedding, e5-mistral, EmbeddingGemma) are served from their sentence-transformers folders.
 ``encoding_format`` "float" (default) or "base64" (little-endian float32, as OpenAI sends).
 An input longer than the compiled length is refused, not truncated. Requests run one at a time on a worker thread,
@@ -57,14 +58,15 @@ def embedding_list(vectors: np.ndarray, encoding: str, model: str, tokens: int) 
     return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 
-def parse_inputs(raw, tokenizer, max_len: int, vocab_size: int) -> list[list[int]]:
-    """``input`` in any of OpenAI's four forms -> one list of token ids per input, each checked."""
+def parse_inputs(raw, tokenizer, max_len: int, vocab_size: int, lowercase: bool = False) -> list[list[int]]:
+    """``input`` in any of OpenAI's four forms -> one list of token ids per input, each checked; texts lowercased first
+    where ``lowercase`` (a folder's do_lower_case, as vLLM reads it)."""
     items = openai_input_forms(raw, "input", MAX_INPUTS, " (OpenAI's limit)")
     out = []
     for i, item in enumerate(items):
         where = f"input[{i}]" if len(items) > 1 else "input"
         if isinstance(item, str):
-            ids = tokenizer(item)[INPUT_IDS] if item else []  # no truncation: a long input is refused below
+            ids = tokenizer(item.lower() if lowercase else item)[INPUT_IDS] if item else []  # a long input is refused below
         else:
             ids = item
             bad = next((t for t in ids if not 0 <= t < vocab_size), None)
@@ -95,10 +97,11 @@ def create_embeddings_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     batch_size: int = 8,
     width: int | None = None,
+    lowercase: bool = False,
 ) -> FastAPI:
-    """The app over a compiled QEFFAutoModel (``model.embed``; a QEFFSparseEncoder's too, ``width`` its vocabulary) and
-    its tokenizer; inputs of at most ``max_len`` tokens, run ``batch_size`` at a time (rows of similar length together, so
-    padding stays short)."""
+    """The app over a compiled QEFFAutoModel (``model.embed``; a QEFFSparseEncoder's too, ``width`` its vocabulary, texts
+    lowercased where ``lowercase``) and its tokenizer; inputs of at most ``max_len`` tokens, run ``batch_size`` at a time
+    (rows of similar length together, so padding stays short)."""
     app = FastAPI(title="QEfficient embeddings", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     vocab_size = min(len(tokenizer), int(getattr(model.config, "vocab_size", None) or len(tokenizer)))  # rows of the embedding table
@@ -128,7 +131,7 @@ def create_embeddings_app(
         parser.check_model(body)
         name = body.get("model")
         encoding = embedding_format(body, width)
-        token_lists = await asyncio.to_thread(parse_inputs, body.get("input"), tokenizer, max_len, vocab_size)
+        token_lists = await asyncio.to_thread(parse_inputs, body.get("input"), tokenizer, max_len, vocab_size, lowercase)
         async with lock:
             vectors = await asyncio.to_thread(embed, token_lists)
         return embedding_list(vectors, encoding, name or model_id, sum(len(ids) for ids in token_lists))
@@ -188,25 +191,35 @@ def open_splade_embeddings_app(
 ):
     """(app, runner) for a SPLADE folder (sentence-transformers' SparseEncoder) served as vLLM serves its
     BertSpladeSparseEmbeddingModel: each input's vocabulary-sized vector on /v1/embeddings, log(1 + relu) of the masked
-    LM's logits, the max over its tokens, not normalized. vLLM pools so whatever the folder says, so a folder that pools
-    otherwise (sum, log1p_relu) is refused, as is a config naming [CLS] and [SEP] ids (vLLM then leaves them out)."""
+    LM's logits, the max over its tokens, not normalized, texts lowercased where the folder says so. vLLM pools so whatever
+    the folder says, so a folder that pools otherwise (sum, log1p_relu) is refused, as is a config naming [CLS] and [SEP]
+    ids (vLLM then leaves them out), both before the weights load. vLLM's class loads BERT; other masked LMs (DistilBERT,
+    ...) are served the same way here."""
+    from transformers import AutoConfig
+
+    from QEfficient.loading.model_path import resolve_model_path
+    from QEfficient.loading.sparse_encoder import read_splade_folder
     from QEfficient.models.sparse_encoder import QEFFSparseEncoder
     from QEfficient.serving.tasks import SPLADE_ARCHITECTURE
 
-    model = QEFFSparseEncoder.from_pretrained(model_name)
-    pooling = (model.settings.pooling_strategy, model.settings.activation_function)
-    if pooling != ("max", "relu"):
+    folder = resolve_model_path(model_name, None)[0]
+    settings = read_splade_folder(folder)
+    if (settings.pooling_strategy, settings.activation_function) != ("max", "relu"):
         raise ValueError(
-            f"'{model_name}' pools {pooling[0]} of {pooling[1]}; vLLM's {SPLADE_ARCHITECTURE} pools the max of log(1 + relu) "
-            "whatever the folder says, so its answers would not be this model's: run it with QEFFSparseEncoder.encode."
+            f"'{model_name}' pools {settings.pooling_strategy} of {settings.activation_function}; vLLM's {SPLADE_ARCHITECTURE} "
+            "pools the max of log(1 + relu) whatever the folder says, so its answers would not be this model's: run it with "
+            "QEFFSparseEncoder.encode."
         )
-    named = [n for n in ("cls_token_id", "sep_token_id") if getattr(model.config, n, None) is not None]
+    config = AutoConfig.from_pretrained(folder)
+    named = [n for n in ("cls_token_id", "sep_token_id") if getattr(config, n, None) is not None]
     if named:
         raise ValueError(f"'{model_name}''s config names {' and '.join(named)} (vLLM then pools without them): serving it is not done.")
+    model = QEFFSparseEncoder.from_pretrained(model_name)
     limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, ctx_len)
     lengths = sorted({n for n in (32, 64, 128, 256, 512) if n < limit} | {limit})
     model.compile(seq_len=lengths, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     options = dict(served_names=[model_name], api_key=api_key, max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES)
-    app = create_embeddings_app(model, model.tokenizer, model.model_name, limit, False, width=int(model.config.vocab_size), **options)
+    options |= {"width": int(model.config.vocab_size), "lowercase": settings.do_lower_case}
+    app = create_embeddings_app(model, model.tokenizer, model.model_name, limit, False, **options)
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()

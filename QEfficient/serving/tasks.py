@@ -213,7 +213,8 @@ def is_colbert(model_name: str) -> bool:
 
 
 def is_sparse_encoder(model_name: str) -> bool:
-    """Whether the folder holds a sentence-transformers SparseEncoder (SPLADE: QEFFSparseEncoder, not served)."""
+    """Whether the folder holds a sentence-transformers SparseEncoder (SPLADE: QEFFSparseEncoder; served with vLLM's
+    SPLADE_ARCHITECTURE override, serving/embeddings_app.open_splade_embeddings_app)."""
     from QEfficient.loading.sparse_encoder import is_sparse_encoder_folder
 
     found = folder_and_config(model_name)
@@ -239,7 +240,7 @@ def resolve_pooler_task(
     if architectures == [SPLADE_ARCHITECTURE] and (gguf_file or not is_sparse_encoder(model_name)):
         raise ValueError(
             f"--hf_overrides names {SPLADE_ARCHITECTURE}, but '{model_name}' is not a SPLADE folder (sentence-transformers' "
-            "SparseEncoder): leave 'architectures' out."
+            "SparseEncoder; a bare masked LM's checkpoint is not served so): leave 'architectures' out."
         )
     if pooler_task is None and architectures != [BGE_M3_ARCHITECTURE]:
         return None, task, hf_overrides
