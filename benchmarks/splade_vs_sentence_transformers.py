@@ -1,12 +1,13 @@
 """QEFFSparseEncoder against sentence-transformers' SparseEncoder on the tiny SPLADE folders of
 tests/test_sparse_encoder.py (max and sum pooling, relu and log1p_relu): encode, encode_query (its prompt),
-max_active_dims and decode; prints the largest differences.
+max_active_dims and decode; and on its inference-free folder (a Router: a SparseStaticEmbedding for queries,
+SPLADE for documents): encode_query, encode_document, encode; prints the largest differences.
 
 sentence-transformers is not a dependency: its pure-Python package goes into a folder of its own, on top of the
 project's venv (as benchmarks/colbert_vs_pylate.py installs it, with PyLate):
 
     .venv/bin/pip install -q --target /tmp/pylate --no-deps sentence-transformers==5.3.0 scikit-learn scipy joblib \
-        threadpoolctl
+        threadpoolctl cloudpickle narwhals
     PYTHONPATH=/tmp/pylate:. .venv/bin/python benchmarks/splade_vs_sentence_transformers.py /tmp/splade-folders
 """
 
@@ -22,7 +23,7 @@ def main(root: Path) -> None:
     from sentence_transformers import SparseEncoder
 
     from QEfficient import QEFFSparseEncoder
-    from tests.test_sparse_encoder import TEXTS, tiny_splade
+    from tests.test_sparse_encoder import TEXTS, tiny_inference_free, tiny_splade
 
     for strategy, activation in (("max", "relu"), ("sum", "relu"), ("max", "log1p_relu")):
         folder = tiny_splade(root / f"{strategy}-{activation}", strategy, activation)
@@ -40,6 +41,16 @@ def main(root: Path) -> None:
             f"{strategy}/{activation}: encode {np.abs(a - b).max():.2e}, encode_query {np.abs(q - r).max():.2e}, "
             f"max_active_dims=4 {np.abs(k - m).max():.2e}, decode's top 5 tokens the same: {same_tokens}"
         )
+    folder, _ = tiny_inference_free(root / "inference-free")
+    ours = QEFFSparseEncoder.from_pretrained(folder)
+    ours.compile(num_cores=1)
+    theirs = SparseEncoder(str(folder), device="cpu")
+    texts = [*TEXTS, "  Padded  text, CASED "]
+    dense = {"convert_to_sparse_tensor": False}
+    for name in ("encode_query", "encode_document", "encode"):
+        a = getattr(ours, name)(texts, **dense).numpy()
+        b = getattr(theirs, name)(texts, convert_to_tensor=True, **dense).numpy()
+        print(f"inference-free {name}: {np.abs(a - b).max():.2e} (nonzero {np.count_nonzero(a)} / {np.count_nonzero(b)})")
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ def test_sum_pooling_and_log1p_relu(tmp_path, pooling_strategy, activation_funct
 
 
 def test_sparse_encoders_not_run_are_refused(tmp_path):
-    """An inference-free SparseEncoder (modules.json lists its Router alone) and a sparse autoencoder over a dense
+    """A Router of other routes than an inference-free SparseEncoder's and a sparse autoencoder over a dense
     embedding are refused, through QEFFAutoModel too; a SPLADE artifact alone is not served, nor a SPLADE folder without
     vLLM's architecture override."""
     from QEfficient.cloud.serve import build_from_args, build_server
@@ -110,7 +110,7 @@ def test_sparse_encoders_not_run_are_refused(tmp_path):
 
     router = tiny_splade(tmp_path / "router")
     (router / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Router"}]))
-    with pytest.raises(ValueError, match="runs Router; QEfficient runs SPLADE sparse encoders"):
+    with pytest.raises(ValueError, match="Router routes nothing; QEfficient runs an inference-free SparseEncoder's two routes"):
         QEFFAutoModel.from_pretrained(router)
     csr = tiny_splade(tmp_path / "csr")
     modules = [
@@ -195,3 +195,66 @@ def test_served_as_vllm_serves_splade(splade, tmp_path, tiny_model_dir, tokenize
     cased = AutoTokenizer.from_pretrained(tokenizer_dir)
     lowered = parse_inputs("The CAT Sat", cased, 64, len(cased), lowercase=True)
     assert lowered == [cased("the cat sat")["input_ids"]] != parse_inputs("The CAT Sat", cased, 64, len(cased))
+
+
+def tiny_inference_free(folder: Path) -> tuple[Path, np.ndarray]:
+    """An inference-free SparseEncoder as sentence-transformers saves one (opensearch's doc-* models): a Router whose query
+    route is a SparseStaticEmbedding (a weight per token id, some 0) and whose document route is MLMTransformer ->
+    SpladePooling, each module in its own subfolder; (folder, the static weights)."""
+    from safetensors.numpy import save_file
+
+    document = tiny_splade(folder / "document_0_MLMTransformer")
+    for name in ("modules.json", "config_sentence_transformers.json"):
+        (document / name).unlink()
+    (folder / "document_1_SpladePooling").mkdir()
+    (folder / "document_1_SpladePooling" / "config.json").write_text(json.dumps({"pooling_strategy": "max", "activation_function": "relu"}))
+    static = folder / "query_0_SparseStaticEmbedding"
+    static.mkdir()
+    AutoTokenizer.from_pretrained(document).save_pretrained(static)
+    weights = np.random.default_rng(0).uniform(0.5, 3.0, len(AutoTokenizer.from_pretrained(document))).astype(np.float32)
+    weights[::3] = 0  # tokens the static weights leave out
+    save_file({"weight": weights}, str(static / "model.safetensors"))
+    (static / "config.json").write_text(json.dumps({"frozen": False}))
+    router = {
+        "types": {
+            "query_0_SparseStaticEmbedding": "sentence_transformers.sparse_encoder.models.SparseStaticEmbedding",
+            "document_0_MLMTransformer": "sentence_transformers.sparse_encoder.models.MLMTransformer",
+            "document_1_SpladePooling": "sentence_transformers.sparse_encoder.models.SpladePooling",
+        },
+        "structure": {"query": ["query_0_SparseStaticEmbedding"], "document": ["document_0_MLMTransformer", "document_1_SpladePooling"]},
+        "parameters": {"default_route": "document", "allow_empty_key": True},
+    }
+    (folder / "router_config.json").write_text(json.dumps(router))
+    (folder / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Router"}]))
+    st_config = {"model_type": "SparseEncoder", "prompts": {"query": "", "document": ""}, "similarity_fn_name": "dot"}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(st_config))
+    return folder, weights
+
+
+def test_inference_free_queries_weigh_their_tokens_and_documents_run_splade(tmp_path):
+    """An inference-free SparseEncoder: encode_query gives each token of the query (no special tokens) its static weight,
+    without the model, as SparseStaticEmbedding does; encode_document (and encode, its default route) the masked LM
+    through SPLADE's pooling, within 1e-5 of transformers; an unknown task is refused as sentence-transformers refuses it,
+    and so is serving it (vLLM has no such model)."""
+    from QEfficient.cloud.serve import build_server
+
+    folder, weights = tiny_inference_free(tmp_path / "doc-v3")
+    model = QEFFAutoModel.from_pretrained(folder)
+    assert isinstance(model, QEFFSparseEncoder)
+    model.compile(num_cores=1)
+    tok = AutoTokenizer.from_pretrained(folder / "query_0_SparseStaticEmbedding")
+    queries = model.encode_query(TEXTS[:2], convert_to_sparse_tensor=False).numpy()
+    for row, text in zip(queries, TEXTS[:2], strict=True):
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        want = np.zeros(len(weights), np.float32)
+        want[ids] = weights[ids]
+        assert np.array_equal(row, want) and 0 < np.count_nonzero(row) < len(set(ids)) + 1
+    documents = model.encode_document(TEXTS, convert_to_tensor=False, convert_to_sparse_tensor=False)
+    expected = reference(folder / "document_0_MLMTransformer", TEXTS)
+    assert np.abs(documents - expected).max() < 1e-5
+    assert np.array_equal(model.encode(TEXTS, convert_to_tensor=False, convert_to_sparse_tensor=False), documents)
+    assert model.encode(TEXTS[0], task="query").to_dense().count_nonzero() == np.count_nonzero(queries[0])
+    with pytest.raises(ValueError, match="No route found for task type 'passage'"):
+        model.encode(TEXTS[0], task="passage")
+    with pytest.raises(ValueError, match="inference-free SparseEncoder.*encode_query and encode_document"):
+        build_server(str(folder), None, 8, 64, 1, 1, hf_overrides={"architectures": ["BertSpladeSparseEmbeddingModel"]})

@@ -1,17 +1,20 @@
 """What makes a folder a SPLADE sparse encoder (sentence-transformers' SparseEncoder: naver/splade-*, the
 opensearch-project/opensearch-neural-sparse-encoding-v1/v2 bi-encoders, ...), read from its files: ``modules.json`` lists
-an MLMTransformer (a masked LM) and a SpladePooling, whose config says how the vocabulary-sized vector is pooled;
-``config_sentence_transformers.json`` holds the prompts and the similarity."""
+an MLMTransformer (a masked LM) and a SpladePooling, whose config says how the vocabulary-sized vector is pooled, or an
+inference-free one's Router (``router_config.json``: a SparseStaticEmbedding for queries, those two for documents, each in
+its subfolder); ``config_sentence_transformers.json`` holds the prompts and the similarity."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from QEfficient.loading.sentence_transformers_files import module_kind, read_json, sentence_bert_config, st_modules
+from QEfficient.loading.sentence_transformers_files import module_kind, read_json, read_module_weights, sentence_bert_config, st_modules
 
 _MODULES = "sentence_transformers.sparse_encoder.models."
 SPLADE_MODULES = (f"{_MODULES}MLMTransformer", f"{_MODULES}SpladePooling")
+STATIC_MODULE = f"{_MODULES}SparseStaticEmbedding"  # an inference-free SparseEncoder's query side: a weight per token
+ROUTER = "sentence_transformers.models.Router"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,13 @@ class SpladeSettings:
     prompts: tuple[tuple[str, str], ...] = (("query", ""), ("document", ""))  # SparseEncoder's, then the folder's
     default_prompt_name: str | None = None
     similarity_fn_name: str = "dot"
+    # an inference-free SparseEncoder's (a Router): the masked LM's subfolder, its routes (the query one's SparseStaticEmbedding
+    # subfolder) and the route taken when encode() names no task; "" and None for a plain SPLADE folder
+    model_folder: str = ""
+    document_route: str | None = None
+    query_route: str | None = None
+    query_folder: str = ""
+    default_route: str | None = None
 
 
 def is_sparse_encoder_folder(folder: str | Path | None) -> bool:
@@ -45,11 +55,15 @@ def read_splade_folder(folder: str | Path) -> SpladeSettings:
     folder = Path(folder)
     modules = st_modules(folder) or []
     kinds = [str(m.get("type", "")) for m in modules]
+    routes: dict = {}
+    if kinds == [ROUTER]:  # inference-free: its document route is SPLADE's modules, its query route a SparseStaticEmbedding
+        modules, routes = _router_routes(folder, modules[0])
+        kinds = [str(m.get("type", "")) for m in modules]
     if kinds != list(SPLADE_MODULES):
         names = " -> ".join(module_kind(m) for m in modules) or "no modules.json"
         raise ValueError(
-            f"{folder} runs {names}; QEfficient runs SPLADE sparse encoders (MLMTransformer -> SpladePooling) only (not an "
-            "inference-free one's Router, nor a sparse autoencoder over dense embeddings)."
+            f"{folder} runs {names}; QEfficient runs SPLADE sparse encoders (MLMTransformer -> SpladePooling, or an "
+            "inference-free Router of those and a SparseStaticEmbedding), not a sparse autoencoder over dense embeddings."
         )
     pooling = read_json(folder / str(modules[1].get("path", "")) / "config.json") or {}
     strategy, activation = pooling.get("pooling_strategy", "max"), pooling.get("activation_function", "relu")
@@ -74,4 +88,40 @@ def read_splade_folder(folder: str | Path) -> SpladeSettings:
         tuple(prompts.items()),
         default,
         similarity,
+        model_folder=str(modules[0].get("path", "")),
+        **routes,
     )
+
+
+def _router_routes(folder: Path, router: dict) -> tuple[list[dict], dict]:
+    """An inference-free SparseEncoder's Router (its ``router_config.json``, as sentence-transformers saves it): the document
+    route's modules (as modules.json lists them, each in its subfolder) and the routes' names, the query route's
+    SparseStaticEmbedding subfolder and the default route; a ValueError saying why for other routes."""
+    where = folder / str(router.get("path", ""))
+    config = read_json(where / "router_config.json") or read_json(where / "config.json") or {}
+    types, structure = config.get("types") or {}, config.get("structure") or {}
+    static = [name for name, ids in structure.items() if [types.get(i) for i in ids] == [STATIC_MODULE]]
+    splade = [name for name, ids in structure.items() if [types.get(i) for i in ids] == list(SPLADE_MODULES)]
+    if len(structure) != 2 or len(static) != 1 or len(splade) != 1:
+        shown = {name: [str(types.get(i, i)).rsplit(".", 1)[-1] for i in ids] for name, ids in structure.items()}
+        raise ValueError(
+            f"{folder}'s Router routes {shown or 'nothing'}; QEfficient runs an inference-free SparseEncoder's two routes: "
+            "a SparseStaticEmbedding and MLMTransformer -> SpladePooling."
+        )
+    parameters = config.get("parameters") or {}
+    default = parameters.get("default_route") or (next(iter(structure)) if parameters.get("allow_empty_key", True) else None)
+    modules = [{"type": types[i], "path": str((where / i).relative_to(folder))} for i in structure[splade[0]]]
+    query_folder = str((where / structure[static[0]][0]).relative_to(folder))
+    routes = dict(document_route=splade[0], query_route=static[0], query_folder=query_folder, default_route=default)
+    return modules, routes
+
+
+def read_static_weights(folder: Path, settings: SpladeSettings):
+    """The query route's SparseStaticEmbedding weights (one per token id), as float32."""
+    where = folder / settings.query_folder
+    weights = read_module_weights(where)
+    if "weight" not in weights:
+        config = read_json(where / "config.json") or {}
+        detail = f" (its config names {config['path']!r}: an idf.json is not read here)" if config.get("path") else ""
+        raise ValueError(f"{where} holds no SparseStaticEmbedding 'weight'{detail}.")
+    return weights["weight"].reshape(-1)

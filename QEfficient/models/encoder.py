@@ -126,16 +126,18 @@ class _QEFFEncoderBase(QEFFBaseModel):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         """A local folder or a hub id in the local HF cache; other keyword arguments go to transformers."""
         pooling = kwargs.pop("pooling", None)
+        if cls is QEFFAutoModel:  # an inference-free SparseEncoder's folder may hold no config of its own: its model's is in a subfolder
+            folder, gguf_file = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))
+            if not gguf_file and is_sparse_encoder_folder(folder):
+                from QEfficient.models.sparse_encoder import QEFFSparseEncoder  # sentence-transformers' SparseEncoder (SPLADE)
+
+                return QEFFSparseEncoder.from_pretrained(pretrained_model_name_or_path, *args, pooling=pooling, **kwargs)
         config = _saved_config(pretrained_model_name_or_path, kwargs) if cls is QEFFAutoModel else None
         folder = resolve_model_path(pretrained_model_name_or_path, kwargs.get("cache_dir"), kwargs.get("revision"))[0] if config else None
         if is_colbert_folder(folder):
             from QEfficient.models.colbert import QEFFColBERTModel  # one vector per token: ColBERT's own class
 
             return QEFFColBERTModel.from_pretrained(pretrained_model_name_or_path, *args, pooling=pooling, **kwargs)
-        if is_sparse_encoder_folder(folder):
-            from QEfficient.models.sparse_encoder import QEFFSparseEncoder  # sentence-transformers' SparseEncoder (SPLADE)
-
-            return QEFFSparseEncoder.from_pretrained(pretrained_model_name_or_path, *args, pooling=pooling, **kwargs)
         if config is not None and retrieval_class_name(config.model_type):  # ColPali: transformers' AutoModel does not load it
             if pooling is not None:
                 raise ValueError(f"'{config.model_type}' gives one embedding per token (late interaction): load it without pooling.")

@@ -45,9 +45,12 @@ class HeadedEncoder(_QEFFEncoderBase):
         if gguf_file:
             raise ValueError(f"{cls.__name__} reads a model's folder (its encoder and heads), not a GGUF file.")
         settings = cls._read_folder(folder)
-        model, folder = load_pretrained(cls._hf_auto, pretrained_model_name_or_path, *args, owner=cls.__name__, **kwargs)
+        subfolder = getattr(settings, "model_folder", "")  # an inference-free SparseEncoder's masked LM is in its own
+        source = Path(folder) / subfolder if subfolder else pretrained_model_name_or_path
+        root = Path(folder)
+        model, folder = load_pretrained(cls._hf_auto, source, *args, owner=cls.__name__, **kwargs)
         obj = cls(model, settings, pretrained_model_name_or_path=str(pretrained_model_name_or_path))
-        obj.local_model_dir = folder
+        obj.local_model_dir, obj.heads_folder = folder, root  # the encoder's own folder; the folder of its heads
         return obj
 
     @staticmethod

@@ -7,7 +7,8 @@ text: [vocabulary]); a dense torch tensor with ``convert_to_sparse_tensor=False`
 ``convert_to_tensor=False`` too; ``max_active_dims`` keeps each row's largest values. ``encode_query`` and
 ``encode_document`` use the "query" and "document" prompts (empty unless the folder sets them); ``similarity`` is the
 folder's (dot product by default, or cosine); ``decode`` lists a vector's tokens by weight. QEFFAutoModel loads such a
-folder as this class.
+folder as this class. An inference-free SparseEncoder (opensearch's doc-* models: a Router) runs its query route on the
+host, each token of a query at its static weight (no model), and its document route, SPLADE, in the graph.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from transformers import AutoModelForMaskedLM, PreTrainedModel
 
 from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.generation.encoder_run import right_padded
-from QEfficient.loading.sparse_encoder import SpladeSettings, read_splade_folder
+from QEfficient.loading.sparse_encoder import SpladeSettings, read_splade_folder, read_static_weights
 from QEfficient.models.headed_encoder import HeadedEncoder
 from QEfficient.models.sentence_transformers import max_input_tokens
 from QEfficient.transform.splade import SpladePooling
@@ -84,13 +85,15 @@ class QEFFSparseEncoder(HeadedEncoder):
         convert_to_tensor: bool = True,
         convert_to_sparse_tensor: bool = True,
         max_active_dims: int | None = None,
+        task: str | None = None,
         **ignored,
     ):
         """SparseEncoder's ``encode`` (module docstring): each text after its prompt, stripped (lowercased where the folder
         says so), truncated to ``max_seq_length`` tokens; texts of similar length run together. What only changes
-        SparseEncoder's speed or display (``task`` of a model without a Router, ``show_progress_bar``, ``chunk_size``,
-        ``device``) is taken and has no effect."""
-        unknown = set(ignored) - {"task", "show_progress_bar", "chunk_size", "device", "save_to_cpu"}
+        SparseEncoder's speed or display (``show_progress_bar``, ``chunk_size``, ``device``) is taken and has no effect.
+        ``task`` picks an inference-free model's route (its Router's: the query one weighs each token of the text, without
+        the model; the default route where none is named), and has no effect on a model without a Router."""
+        unknown = set(ignored) - {"show_progress_bar", "chunk_size", "device", "save_to_cpu"}
         if unknown:
             raise TypeError(f"encode() got unexpected keyword arguments {sorted(unknown)}.")
         texts, single = self._texts(sentences)
@@ -98,7 +101,47 @@ class QEFFSparseEncoder(HeadedEncoder):
         if max_active_dims is not None:
             check_positive(max_active_dims=max_active_dims)
         prefix = self._prompt(prompt_name, prompt)
-        texts = [(prefix + text).strip() for text in texts]  # sentence-transformers' Transformer strips each text
+        route = self._route(task)
+        if route is not None and route == self.settings.query_route:
+            vectors = self._static_vectors([prefix + text for text in texts])  # as sent: this module neither strips nor lowercases
+        else:
+            vectors = self._model_vectors([prefix + text for text in texts], batch_size)
+        if max_active_dims is not None and max_active_dims < vectors.shape[1]:  # each row's largest values (by magnitude)
+            smallest = np.argpartition(np.abs(vectors), -max_active_dims, axis=1)[:, :-max_active_dims]
+            np.put_along_axis(vectors, smallest, 0.0, axis=1)
+        out = vectors[0] if single else vectors
+        if not convert_to_tensor and not convert_to_sparse_tensor:
+            return out
+        out = torch.from_numpy(out)
+        return out.to_sparse() if convert_to_sparse_tensor else out
+
+    def _route(self, task: str | None) -> str | None:
+        """The Router's route for ``task`` (its default one for None), as sentence-transformers picks it; None without a Router."""
+        if self.settings.query_route is None:
+            return None
+        route = self.settings.default_route if task is None else task
+        routes = [self.settings.query_route, self.settings.document_route]
+        if route not in routes:
+            raise ValueError(f"No route found for task type '{route}'. Available routes: {routes}.")
+        return route
+
+    def _static_vectors(self, texts: list[str]) -> np.ndarray:
+        """An inference-free model's query vectors: each token of the text (its tokenizer's, no special tokens) at its
+        static weight, as SparseStaticEmbedding weighs them."""
+        if getattr(self, "_static", None) is None:
+            from transformers import AutoTokenizer
+
+            where = Path(self.heads_folder) / self.settings.query_folder
+            self._static = AutoTokenizer.from_pretrained(where), read_static_weights(Path(self.heads_folder), self.settings)
+        tokenizer, weights = self._static
+        vectors = np.zeros((len(texts), len(weights)), np.float32)
+        for row, ids in enumerate(tokenizer(texts, add_special_tokens=False, truncation=True)[INPUT_IDS]):
+            vectors[row, ids] = weights[ids]
+        return vectors
+
+    def _model_vectors(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """SPLADE's vectors of ``texts``: the masked LM through the pooling, longest texts first."""
+        texts = [text.strip() for text in texts]  # sentence-transformers' Transformer strips each text
         texts = [text.lower() for text in texts] if self.settings.do_lower_case else texts
         tokenizer = self.tokenizer
         rows = tokenizer(texts, truncation=True, max_length=self.max_seq_length)[INPUT_IDS]
@@ -110,14 +153,7 @@ class QEFFSparseEncoder(HeadedEncoder):
             out = self.generate(feed, runtime_ai100=self.qpc_path is not None)[self._output_name]
             vectors = np.zeros((len(texts), out.shape[1]), np.float32) if vectors is None else vectors
             vectors[picked] = out
-        if max_active_dims is not None and max_active_dims < vectors.shape[1]:  # each row's largest values (by magnitude)
-            smallest = np.argpartition(np.abs(vectors), -max_active_dims, axis=1)[:, :-max_active_dims]
-            np.put_along_axis(vectors, smallest, 0.0, axis=1)
-        out = vectors[0] if single else vectors
-        if not convert_to_tensor and not convert_to_sparse_tensor:
-            return out
-        out = torch.from_numpy(out)
-        return out.to_sparse() if convert_to_sparse_tensor else out
+        return vectors
 
     def embed(self, inputs: dict, normalize: bool = False) -> np.ndarray:
         """The vectors [B, vocabulary] of tokenized ``inputs`` (input_ids and attention_mask, right-padded), as they are
@@ -126,12 +162,14 @@ class QEFFSparseEncoder(HeadedEncoder):
         return out / np.linalg.norm(out, axis=-1, keepdims=True).clip(1e-12) if normalize else out
 
     def encode_query(self, sentences: list[str] | str, **options):
-        """``encode`` with the "query" prompt (SparseEncoder's: empty unless the folder sets one)."""
-        return self.encode(sentences, **({"prompt_name": "query"} | options))
+        """``encode`` with the "query" prompt (SparseEncoder's: empty unless the folder sets one) and task (an inference-free
+        model's query route)."""
+        return self.encode(sentences, **({"prompt_name": "query", "task": "query"} | options))
 
     def encode_document(self, sentences: list[str] | str, **options):
-        """``encode`` with the "document" prompt (SparseEncoder's: empty unless the folder sets one)."""
-        return self.encode(sentences, **({"prompt_name": "document"} | options))
+        """``encode`` with the "document" prompt (SparseEncoder's: empty unless the folder sets one) and task (an
+        inference-free model's document route)."""
+        return self.encode(sentences, **({"prompt_name": "document", "task": "document"} | options))
 
     def similarity(self, a, b) -> torch.Tensor:
         """The folder's similarity [len(a), len(b)] of two batches of vectors (sparse or dense): dot products, or cosines."""

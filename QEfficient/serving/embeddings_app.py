@@ -204,6 +204,11 @@ def open_splade_embeddings_app(
 
     folder = resolve_model_path(model_name, None)[0]
     settings = read_splade_folder(folder)
+    if settings.query_route is not None:
+        raise ValueError(
+            f"'{model_name}' is an inference-free SparseEncoder (its queries are weighed without the model), which vLLM does "
+            "not serve: run it with QEFFSparseEncoder.encode_query and encode_document."
+        )
     if (settings.pooling_strategy, settings.activation_function) != ("max", "relu"):
         raise ValueError(
             f"'{model_name}' pools {settings.pooling_strategy} of {settings.activation_function}; vLLM's {SPLADE_ARCHITECTURE} "

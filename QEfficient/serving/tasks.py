@@ -215,10 +215,14 @@ def is_colbert(model_name: str) -> bool:
 def is_sparse_encoder(model_name: str) -> bool:
     """Whether the folder holds a sentence-transformers SparseEncoder (SPLADE: QEFFSparseEncoder; served with vLLM's
     SPLADE_ARCHITECTURE override, serving/embeddings_app.open_splade_embeddings_app)."""
+    from QEfficient.loading.model_path import resolve_model_path
     from QEfficient.loading.sparse_encoder import is_sparse_encoder_folder
 
-    found = folder_and_config(model_name)
-    return found is not None and is_sparse_encoder_folder(found[0])
+    try:  # not folder_and_config: an inference-free one's folder may hold no config of its own (its model's is in a subfolder)
+        folder, gguf_file = resolve_model_path(model_name, None)
+    except (OSError, ValueError):
+        return False
+    return not gguf_file and is_sparse_encoder_folder(folder)
 
 
 # vLLM's pooling tasks (--pooler_config's "task"); BGE-M3's heads answer the last two (serving/bge_m3_app.py)
