@@ -1,8 +1,9 @@
 """QEFFSparseEncoder: SPLADE sparse encoders as sentence-transformers' SparseEncoder runs them, for a tiny random folder
 (BERT's masked LM with weights widened so that the text decides, MLMTransformer -> SpladePooling, a "query" prompt):
 each vector within 1e-5 of transformers' masked LM through SPLADE's pooling (1e-4 for sum pooling and log1p_relu); the
-sparse tensor, max_active_dims, the prompts, decode and similarity; QEFFAutoModel loads the folder as this class, and
-the SparseEncoders not run (an inference-free one's Router) are refused saying why."""
+sparse tensor, max_active_dims, the prompts, decode and similarity; QEFFAutoModel loads the folder as this class; an
+inference-free one (a Router) weighs its queries' tokens and runs SPLADE for documents; the SparseEncoders not run (other
+Routers, sparse autoencoders) are refused saying why; SPLADE served as vLLM serves it."""
 
 from __future__ import annotations
 
@@ -256,5 +257,9 @@ def test_inference_free_queries_weigh_their_tokens_and_documents_run_splade(tmp_
     assert model.encode(TEXTS[0], task="query").to_dense().count_nonzero() == np.count_nonzero(queries[0])
     with pytest.raises(ValueError, match="No route found for task type 'passage'"):
         model.encode(TEXTS[0], task="passage")
-    with pytest.raises(ValueError, match="inference-free SparseEncoder.*encode_query and encode_document"):
-        build_server(str(folder), None, 8, 64, 1, 1, hf_overrides={"architectures": ["BertSpladeSparseEmbeddingModel"]})
+    for overrides in ({"architectures": ["BertSpladeSparseEmbeddingModel"]}, None):
+        with pytest.raises(ValueError, match="inference-free SparseEncoder.*encode_query and encode_document"):
+            build_server(str(folder), None, 8, 64, 1, 1, hf_overrides=overrides)
+    (folder / "query_0_SparseStaticEmbedding" / "model.safetensors").unlink()  # a broken query module fails on loading
+    with pytest.raises(ValueError, match="holds no SparseStaticEmbedding weights"):
+        QEFFSparseEncoder.from_pretrained(folder)

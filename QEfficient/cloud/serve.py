@@ -96,7 +96,9 @@ def build_server(
         return open_colbert_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     if not gguf_file and _is_sparse_encoder(model_name):  # SPLADE: vocabulary-sized vectors, as vLLM serves them
         from QEfficient.serving.embeddings_app import open_splade_embeddings_app
-        from QEfficient.serving.tasks import SPLADE_ARCHITECTURE
+        from QEfficient.serving.tasks import SPLADE_ARCHITECTURE, refuse_inference_free
+
+        refuse_inference_free(model_name)
 
         if (hf_overrides or {}) != {"architectures": [SPLADE_ARCHITECTURE]} or pooler_task not in (None, "embed"):
             raise ValueError(  # refused before its weights are read

@@ -409,11 +409,12 @@ def application_from_args(args):
     if pooling == "embed" and reads_images(model_name):
         raise ValueError(f"'{model_name}' embeds texts and images, served by one process: leave out --ray.")
     if gguf_file is None:
-        from QEfficient.serving.tasks import is_colbert, is_retriever, is_sparse_encoder, is_text_to_speech
+        from QEfficient.serving.tasks import is_colbert, is_retriever, is_sparse_encoder, is_text_to_speech, refuse_inference_free
 
         if is_text_to_speech(model_name):
             raise ValueError(f"'{model_name}' is a text-to-speech model (/v1/audio/speech), served by one process: leave out --ray.")
         if is_sparse_encoder(model_name):
+            refuse_inference_free(model_name)
             raise ValueError(f"'{model_name}' is a SPLADE sparse encoder, served by one process: leave out --ray.")
         if is_retriever(model_name) or is_colbert(model_name):
             raise ValueError(

@@ -49,9 +49,15 @@ def is_sparse_encoder_folder(folder: str | Path | None) -> bool:
     return any(str(m.get("type", "")).startswith(_MODULES) for m in st_modules(folder) or [])
 
 
+def is_inference_free_folder(folder: str | Path | None) -> bool:
+    """Whether ``folder`` is a SparseEncoder whose modules.json lists a Router alone (opensearch's inference-free doc-* models)."""
+    kinds = [str(m.get("type", "")) for m in st_modules(Path(folder)) or []] if folder else []
+    return kinds == [ROUTER]
+
+
 def read_splade_folder(folder: str | Path) -> SpladeSettings:
-    """The folder's SPLADE settings; a ValueError saying why for a SparseEncoder this does not run (an inference-free
-    one, whose queries go through a SparseStaticEmbedding and a Router; a sparse autoencoder over dense embeddings)."""
+    """The folder's SPLADE settings (an inference-free one's routes too); a ValueError saying why for a SparseEncoder this
+    does not run (a Router of other routes, a sparse autoencoder over dense embeddings)."""
     folder = Path(folder)
     modules = st_modules(folder) or []
     kinds = [str(m.get("type", "")) for m in modules]
@@ -110,6 +116,8 @@ def _router_routes(folder: Path, router: dict) -> tuple[list[dict], dict]:
         )
     parameters = config.get("parameters") or {}
     default = parameters.get("default_route") or (next(iter(structure)) if parameters.get("allow_empty_key", True) else None)
+    if default is not None and default not in structure:
+        raise ValueError(f"{folder}'s Router's default route {default!r} is not among its routes {list(structure)}.")
     modules = [{"type": types[i], "path": str((where / i).relative_to(folder))} for i in structure[splade[0]]]
     query_folder = str((where / structure[static[0]][0]).relative_to(folder))
     routes = dict(document_route=splade[0], query_route=static[0], query_folder=query_folder, default_route=default)
@@ -119,9 +127,13 @@ def _router_routes(folder: Path, router: dict) -> tuple[list[dict], dict]:
 def read_static_weights(folder: Path, settings: SpladeSettings):
     """The query route's SparseStaticEmbedding weights (one per token id), as float32."""
     where = folder / settings.query_folder
-    weights = read_module_weights(where)
+    config = read_json(where / "config.json") or {}
+    if str(config.get("path", "")).endswith(".json"):  # sentence-transformers then reads the token weights from that file
+        raise ValueError(f"{where}'s SparseStaticEmbedding takes its weights from {config['path']!r}, an idf.json, which is not read here.")
+    try:
+        weights = read_module_weights(where)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{where} holds no SparseStaticEmbedding weights: {err}") from None
     if "weight" not in weights:
-        config = read_json(where / "config.json") or {}
-        detail = f" (its config names {config['path']!r}: an idf.json is not read here)" if config.get("path") else ""
-        raise ValueError(f"{where} holds no SparseStaticEmbedding 'weight'{detail}.")
+        raise ValueError(f"{where} holds no SparseStaticEmbedding 'weight', but {sorted(weights)}.")
     return weights["weight"].reshape(-1)

@@ -119,8 +119,10 @@ class QEFFSparseEncoder(HeadedEncoder):
         """The Router's route for ``task`` (its default one for None), as sentence-transformers picks it; None without a Router."""
         if self.settings.query_route is None:
             return None
-        route = self.settings.default_route if task is None else task
         routes = [self.settings.query_route, self.settings.document_route]
+        if task is None and self.settings.default_route is None:
+            raise ValueError(f"You must provide a `task` argument ({' or '.join(routes)}): this model's Router has no default route.")
+        route = self.settings.default_route if task is None else task
         if route not in routes:
             raise ValueError(f"No route found for task type '{route}'. Available routes: {routes}.")
         return route
@@ -128,16 +130,29 @@ class QEFFSparseEncoder(HeadedEncoder):
     def _static_vectors(self, texts: list[str]) -> np.ndarray:
         """An inference-free model's query vectors: each token of the text (its tokenizer's, no special tokens) at its
         static weight, as SparseStaticEmbedding weighs them."""
+        tokenizer, weights = self._static_module()
+        vectors = np.zeros((len(texts), len(weights)), np.float32)
+        for row, ids in enumerate(tokenizer(texts, add_special_tokens=False, truncation=True)[INPUT_IDS]):
+            vectors[row, ids] = weights[ids]
+        return vectors
+
+    def _static_module(self):
+        """(tokenizer, static weights) of an inference-free model's query route, read once."""
         if getattr(self, "_static", None) is None:
             from transformers import AutoTokenizer
 
             where = Path(self.heads_folder) / self.settings.query_folder
             self._static = AutoTokenizer.from_pretrained(where), read_static_weights(Path(self.heads_folder), self.settings)
-        tokenizer, weights = self._static
-        vectors = np.zeros((len(texts), len(weights)), np.float32)
-        for row, ids in enumerate(tokenizer(texts, add_special_tokens=False, truncation=True)[INPUT_IDS]):
-            vectors[row, ids] = weights[ids]
-        return vectors
+        return self._static
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """As HeadedEncoder's; an inference-free model's query module is read now (a broken one fails here, not at the
+        first query)."""
+        obj = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if obj.settings.query_route is not None:
+            obj._static_module()
+        return obj
 
     def _model_vectors(self, texts: list[str], batch_size: int) -> np.ndarray:
         """SPLADE's vectors of ``texts``: the masked LM through the pooling, longest texts first."""

@@ -200,15 +200,11 @@ def open_splade_embeddings_app(
     from QEfficient.loading.model_path import resolve_model_path
     from QEfficient.loading.sparse_encoder import read_splade_folder
     from QEfficient.models.sparse_encoder import QEFFSparseEncoder
-    from QEfficient.serving.tasks import SPLADE_ARCHITECTURE
+    from QEfficient.serving.tasks import SPLADE_ARCHITECTURE, refuse_inference_free
 
     folder = resolve_model_path(model_name, None)[0]
+    refuse_inference_free(model_name)
     settings = read_splade_folder(folder)
-    if settings.query_route is not None:
-        raise ValueError(
-            f"'{model_name}' is an inference-free SparseEncoder (its queries are weighed without the model), which vLLM does "
-            "not serve: run it with QEFFSparseEncoder.encode_query and encode_document."
-        )
     if (settings.pooling_strategy, settings.activation_function) != ("max", "relu"):
         raise ValueError(
             f"'{model_name}' pools {settings.pooling_strategy} of {settings.activation_function}; vLLM's {SPLADE_ARCHITECTURE} "

@@ -225,6 +225,19 @@ def is_sparse_encoder(model_name: str) -> bool:
     return not gguf_file and is_sparse_encoder_folder(folder)
 
 
+def refuse_inference_free(model_name: str) -> None:
+    """A ValueError for an inference-free SparseEncoder's folder (a Router: its queries are weighed without the model),
+    which vLLM does not serve, nor does any server here."""
+    from QEfficient.loading.model_path import resolve_model_path
+    from QEfficient.loading.sparse_encoder import is_inference_free_folder
+
+    if is_inference_free_folder(resolve_model_path(model_name, None)[0]):
+        raise ValueError(
+            f"'{model_name}' is an inference-free SparseEncoder (its queries are weighed without the model), which vLLM does "
+            "not serve, nor does QEfficient: run it with QEFFSparseEncoder.encode_query and encode_document."
+        )
+
+
 # vLLM's pooling tasks (--pooler_config's "task"); BGE-M3's heads answer the last two (serving/bge_m3_app.py)
 POOLER_TASKS = ("embed", "classify", "token_embed", "token_classify")
 BGE_M3_TASKS = ("token_embed", "token_classify")
