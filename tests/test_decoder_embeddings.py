@@ -138,7 +138,19 @@ def test_a_sentence_transformers_folder_encodes_through_its_dense_modules(qwen3_
     tok = AutoTokenizer.from_pretrained(qwen3_embedding)
     got = model.encode(TEXTS, tok)
     assert got.shape == (3, 24)
-    np.testing.assert_allclose(got, sentence_transformers_reference(qwen3_embedding, TEXTS, last_token_pooling), atol=1e-5, rtol=0)
+    expected = sentence_transformers_reference(qwen3_embedding, TEXTS, last_token_pooling)
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    # sentence-transformers strips each text (this byte-level tokenizer reads the spaces: " Hi" is not "Hi")
+    assert tok(" " + TEXTS[0])["input_ids"] != tok(TEXTS[0])["input_ids"]
+    np.testing.assert_allclose(model.encode([f"  {t} " for t in TEXTS], tok), expected, atol=1e-5, rtol=0)
+    lowered = shutil.copytree(qwen3_embedding, qwen3_embedding.parent / "lowercased")  # and lowercases where the folder says so
+    (lowered / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 48, "do_lower_case": True}))
+    model = QEFFAutoModel.from_pretrained(lowered)
+    model.compile(seq_len=[16, 48], num_cores=1)
+    cased = [t.upper() for t in TEXTS]
+    assert tok(cased[0])["input_ids"] != tok(TEXTS[0].lower())["input_ids"]
+    want = sentence_transformers_reference(lowered, [t.lower() for t in TEXTS], last_token_pooling)
+    np.testing.assert_allclose(model.encode(cased, tok), want, atol=1e-5, rtol=0)
 
 
 def test_the_server_serves_a_decoder_embedding_model(qwen3_embedding):

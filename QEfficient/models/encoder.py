@@ -41,6 +41,7 @@ from QEfficient.generation.encoder_run import encoder_inputs, global_attention_m
 from QEfficient.loading.colbert import is_colbert_folder
 from QEfficient.loading.hf_loader import causal_lm_class, load_config, load_pretrained, retrieval_class_name
 from QEfficient.loading.model_path import resolve_model_path
+from QEfficient.loading.sentence_transformers_files import sentence_bert_config
 from QEfficient.loading.sparse_encoder import is_sparse_encoder_folder
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk
 from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction, is_speech_encoder
@@ -383,7 +384,8 @@ class QEFFAutoModel(_QEFFEncoderBase):
         prompt: str | None = None,
     ) -> np.ndarray:
         """Sentence embeddings as sentence-transformers computes them: each sentence after the prompt (``prompt``, else
-        the folder's prompt named ``prompt_name``, else its default one), the model's pooling, then L2 norm."""
+        the folder's prompt named ``prompt_name``, else its default one), stripped (and lowercased where the folder's
+        ``do_lower_case`` says so), as its Transformer module tokenizes, the model's pooling, then L2 norm."""
         if isinstance(sentences, str):
             sentences = [sentences]
         if not isinstance(sentences, (list, tuple)) or not sentences:
@@ -391,6 +393,11 @@ class QEFFAutoModel(_QEFFEncoderBase):
         check_strings("Sentence", sentences)
         check_positive(batch_size=batch_size)
         prefix = sentence_transformers_prompt(self.local_model_dir, prompt_name, prompt)
+        lowercase = bool(self.local_model_dir and sentence_bert_config(Path(self.local_model_dir)).get("do_lower_case"))
+
+        def as_tokenized(text: str) -> str:  # sentence-transformers' Transformer.tokenize
+            return text.strip().lower() if lowercase else text.strip()
+
         prompt_length = 0
         if prefix and not sentence_transformers_pools_prompt(self.local_model_dir):
             if self.pooling_fn is not None:
@@ -399,8 +406,8 @@ class QEFFAutoModel(_QEFFEncoderBase):
                     "it without pooling= so that the folder's pooling runs after the graph."
                 )
             # as sentence-transformers counts them: the prompt's tokens, less one (its last special token)
-            prompt_length = len(tokenizer(prefix)["input_ids"]) - 1
-        sentences = [prefix + sentence for sentence in sentences]
+            prompt_length = len(tokenizer(as_tokenized(prefix))["input_ids"]) - 1
+        sentences = [as_tokenized(prefix + sentence) for sentence in sentences]
         max_len = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"]) if self.qpc_path else None
         chunks = []
         for start in range(0, len(sentences), batch_size):
