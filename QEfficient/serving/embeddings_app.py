@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.generation.encoder_run import right_padded
+from QEfficient.loading.sentence_transformers_files import sentence_bert_config
 from QEfficient.models.sentence_transformers import max_input_tokens, sentence_transformers_width
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.encoder_batches import length_batches, refuse_own_heads, refuse_token_inputs
@@ -181,6 +183,7 @@ def open_embeddings_app(
         served_names=[model_name],
         api_key=api_key,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+        lowercase=bool(sentence_bert_config(Path(model.local_model_dir)).get("do_lower_case")),  # as vLLM reads the folder
     )
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()
