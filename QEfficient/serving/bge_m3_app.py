@@ -30,12 +30,12 @@ from QEfficient.serving.late_interaction_app import input_texts, pooling_item
 from QEfficient.serving.protocol import APIError, RequestParser, parse_json, served_model
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.scores_app import listing
+from QEfficient.serving.tasks import BGE_M3_TASKS
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
 if TYPE_CHECKING:
     from QEfficient.models.bge_m3 import QEFFBGEM3Model
 
-HEAD_TASKS = ("token_embed", "token_classify")
 # vLLM's pooling fields that would change a token_classify answer, with the values that do not
 _NEUTRAL = {"task": (None, "token_classify"), "truncate_prompt_tokens": (None,), "priority": (None, 0), "dimensions": (None,)}
 _NEUTRAL |= {"use_activation": (None, True), "normalize": (None,), "late_chunking_params": (None,)}
@@ -52,10 +52,10 @@ def create_bge_m3_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The app over a compiled QEFFBGEM3Model and its tokenizer for ``task`` (one of HEAD_TASKS); texts of at most
+    """The app over a compiled QEFFBGEM3Model and its tokenizer for ``task`` (one of BGE_M3_TASKS); texts of at most
     ``max_len`` tokens."""
-    if task not in HEAD_TASKS:
-        raise ValueError(f"BGE-M3's heads are served for {' or '.join(HEAD_TASKS)}, not {task!r}.")
+    if task not in BGE_M3_TASKS:
+        raise ValueError(f"BGE-M3's heads are served for {' or '.join(BGE_M3_TASKS)}, not {task!r}.")
     bos, eos = getattr(model.config, "bos_token_id", None), getattr(model.config, "eos_token_id", None)
     app = FastAPI(title=f"QEfficient BGE-M3 ({task})", version="1")
     limits = dict(served_names=served_names, api_key=api_key, max_body_bytes=max_body_bytes)
