@@ -1,7 +1,8 @@
 """QEFFSparseEncoder against sentence-transformers' SparseEncoder on the tiny SPLADE folders of
 tests/test_sparse_encoder.py (max and sum pooling, relu and log1p_relu): encode, encode_query (its prompt),
 max_active_dims and decode; and on its inference-free folder (a Router: a SparseStaticEmbedding for queries,
-SPLADE for documents): encode_query, encode_document, encode; prints the largest differences.
+SPLADE for documents): encode_query, encode_document, encode; and on a bare masked LM's checkpoint (SparseEncoder's
+defaults); prints the largest differences.
 
 sentence-transformers is not a dependency: its pure-Python package goes into a folder of its own, on top of the
 project's venv (as benchmarks/colbert_vs_pylate.py installs it, with PyLate):
@@ -13,6 +14,7 @@ project's venv (as benchmarks/colbert_vs_pylate.py installs it, with PyLate):
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -41,6 +43,15 @@ def main(root: Path) -> None:
             f"{strategy}/{activation}: encode {np.abs(a - b).max():.2e}, encode_query {np.abs(q - r).max():.2e}, "
             f"max_active_dims=4 {np.abs(k - m).max():.2e}, decode's top 5 tokens the same: {same_tokens}"
         )
+    bare = tiny_splade(root / "bare")  # a masked LM's checkpoint alone: SparseEncoder's defaults
+    for name in ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json"):
+        (bare / name).unlink()
+    shutil.rmtree(bare / "1_SpladePooling")
+    ours = QEFFSparseEncoder.from_pretrained(bare)
+    ours.compile(num_cores=1)
+    a = ours.encode(TEXTS, convert_to_sparse_tensor=False).numpy()
+    b = SparseEncoder(str(bare), device="cpu").encode(TEXTS, convert_to_sparse_tensor=False, convert_to_tensor=True).numpy()
+    print(f"bare masked LM: encode {np.abs(a - b).max():.2e}")
     folder, _ = tiny_inference_free(root / "inference-free")
     ours = QEFFSparseEncoder.from_pretrained(folder)
     ours.compile(num_cores=1)

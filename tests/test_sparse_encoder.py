@@ -8,6 +8,7 @@ Routers, sparse autoencoders) are refused saying why; SPLADE served as vLLM serv
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +182,20 @@ def test_served_as_vllm_serves_splade(splade, tmp_path, tiny_model_dir, tokenize
         too_long = httpx.post(f"{url}/v1/embeddings", json={"input": "cat " * 30}, timeout=60)
         assert too_long.status_code == 400 and "--ctx_len" in too_long.json()["error"]["message"]
     runner.stop()
+    # a bare masked LM's checkpoint (no sentence-transformers files): SPLADE with SparseEncoder's defaults, served too
+    bare = tiny_splade(tmp_path / "bare")
+    for name in ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json"):
+        (bare / name).unlink()
+    shutil.rmtree(bare / "1_SpladePooling")
+    want = reference(bare, TEXTS[:2])
+    model = QEFFSparseEncoder.from_pretrained(bare)
+    model.compile(num_cores=1)
+    assert np.abs(model.encode(TEXTS[:2], convert_to_sparse_tensor=False).numpy() - want).max() < 1e-5
+    app, runner = build_server(str(bare), None, 8, 64, 1, 1, hf_overrides=dict(override))
+    with serve_on_loopback(app, log_level="critical") as url:
+        got = httpx.post(f"{url}/v1/embeddings", json={"input": TEXTS[:2]}, timeout=60).json()["data"]
+        assert np.abs(np.array([d["embedding"] for d in got]) - want).max() < 1e-5
+    runner.stop()
     summed = tiny_splade(tmp_path / "sum", pooling_strategy="sum")
     with pytest.raises(ValueError, match="pools sum of relu; vLLM's BertSpladeSparseEmbeddingModel pools the max"):
         build_server(str(summed), None, 8, 64, 1, 1, hf_overrides=dict(override))
@@ -188,7 +203,7 @@ def test_served_as_vllm_serves_splade(splade, tmp_path, tiny_model_dir, tokenize
         build_server(str(folder), None, 8, 64, 1, 1, hf_overrides={**override, "vocab_size": 8})
     with pytest.raises(ValueError, match="'token_embed' is served here for BGE-M3 .* is not one"):
         build_server(str(folder), None, 8, 64, 1, 1, hf_overrides=dict(override), pooler_task="token_embed")
-    with pytest.raises(ValueError, match="not a SPLADE folder"):
+    with pytest.raises(ValueError, match="neither a SPLADE folder"):
         resolve_pooler_task(str(tiny_model_dir("llama")), None, None, "auto", override)
     # a folder's do_lower_case: its texts lowercased before a (cased) tokenizer, as vLLM does
     from QEfficient.serving.embeddings_app import parse_inputs

@@ -94,7 +94,7 @@ def build_server(
             task=None if task in ("auto", "embed") else task,
         )
         return open_colbert_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
-    if not gguf_file and _is_sparse_encoder(model_name):  # SPLADE: vocabulary-sized vectors, as vLLM serves them
+    if not gguf_file and (_is_sparse_encoder(model_name) or _names_splade(hf_overrides)):  # SPLADE's vectors, as vLLM serves them
         from QEfficient.serving.embeddings_app import open_splade_embeddings_app
         from QEfficient.serving.tasks import SPLADE_ARCHITECTURE, refuse_inference_free
 
@@ -268,6 +268,12 @@ def _is_colbert(model_name: str) -> bool:
     from QEfficient.serving.tasks import is_colbert
 
     return is_colbert(model_name)
+
+
+def _names_splade(hf_overrides: dict | None) -> bool:
+    from QEfficient.serving.tasks import names_splade
+
+    return names_splade(hf_overrides)
 
 
 def _is_sparse_encoder(model_name: str) -> bool:

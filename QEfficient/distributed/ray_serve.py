@@ -383,7 +383,7 @@ def application_from_args(args):
     from QEfficient.cloud._cli import resolve_model_name
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.artifact import compile_for_serving
-    from QEfficient.serving.tasks import media_classifier, pooling_task, reads_images, resolve_pooler_task
+    from QEfficient.serving.tasks import media_classifier, names_splade, pooling_task, reads_images, resolve_pooler_task
 
     options = ReplicaOptions(
         num_replicas=args.num_replicas,
@@ -401,6 +401,8 @@ def application_from_args(args):
     bge_m3_task, task, hf_overrides = resolve_pooler_task(model_name, gguf_file, pooler, task, getattr(args, "hf_overrides", None))
     if bge_m3_task is not None:
         raise ValueError(f"BGE-M3's '{bge_m3_task}' output (/pooling) is served by one process: leave out --ray.")
+    if names_splade(hf_overrides):
+        raise ValueError(f"'{model_name}' served as SPLADE is served by one process: leave out --ray.")
     # what the rest compiles and serves (build_server_from_args resolves no pooler task twice)
     args = argparse.Namespace(**{**vars(args), "task": task, "hf_overrides": hf_overrides, "pooler_task": None})
     pooling = pooling_task(model_name, gguf_file, task, hf_overrides)

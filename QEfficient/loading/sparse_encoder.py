@@ -55,10 +55,23 @@ def is_inference_free_folder(folder: str | Path | None) -> bool:
     return kinds == [ROUTER]
 
 
+def is_masked_lm_folder(folder: str | Path | None) -> bool:
+    """Whether ``folder`` holds a bare masked LM's checkpoint (no modules.json; its config's architectures ...ForMaskedLM),
+    which sentence-transformers' SparseEncoder runs as SPLADE with its defaults."""
+    if not folder or st_modules(Path(folder)) is not None:
+        return False
+    config = read_json(Path(folder) / "config.json")
+    architectures = config.get("architectures") if isinstance(config, dict) else None
+    return bool(architectures) and any(str(a).endswith("ForMaskedLM") for a in architectures)
+
+
 def read_splade_folder(folder: str | Path) -> SpladeSettings:
-    """The folder's SPLADE settings (an inference-free one's routes too); a ValueError saying why for a SparseEncoder this
-    does not run (a Router of other routes, a sparse autoencoder over dense embeddings)."""
+    """The folder's SPLADE settings (an inference-free one's routes too; a bare masked LM's: SparseEncoder's defaults, max
+    pooling of relu); a ValueError saying why for a SparseEncoder this does not run (a Router of other routes, a sparse
+    autoencoder over dense embeddings)."""
     folder = Path(folder)
+    if is_masked_lm_folder(folder):
+        return SpladeSettings()
     modules = st_modules(folder) or []
     kinds = [str(m.get("type", "")) for m in modules]
     routes: dict = {}

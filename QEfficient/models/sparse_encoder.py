@@ -7,7 +7,8 @@ text: [vocabulary]); a dense torch tensor with ``convert_to_sparse_tensor=False`
 ``convert_to_tensor=False`` too; ``max_active_dims`` keeps each row's largest values. ``encode_query`` and
 ``encode_document`` use the "query" and "document" prompts (empty unless the folder sets them); ``similarity`` is the
 folder's (dot product by default, or cosine); ``decode`` lists a vector's tokens by weight. QEFFAutoModel loads such a
-folder as this class. An inference-free SparseEncoder (opensearch's doc-* models: a Router) runs its query route on the
+folder as this class; a bare masked LM's checkpoint loads too, with SparseEncoder's defaults (max pooling of relu). An
+inference-free SparseEncoder (opensearch's doc-* models: a Router) runs its query route on the
 host, each token of a query at its static weight (no model), and its document route, SPLADE, in the graph.
 """
 

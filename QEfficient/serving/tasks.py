@@ -254,10 +254,10 @@ def resolve_pooler_task(
     default. "embed" and "classify" are ``--task`` embed and score; "token_embed" is also what ColBERT and ColPali-style
     retrievers answer."""
     architectures = (hf_overrides or {}).get("architectures")
-    if architectures == [SPLADE_ARCHITECTURE] and (gguf_file or not is_sparse_encoder(model_name)):
+    if architectures == [SPLADE_ARCHITECTURE] and (gguf_file or not (is_sparse_encoder(model_name) or _is_masked_lm(model_name))):
         raise ValueError(
-            f"--hf_overrides names {SPLADE_ARCHITECTURE}, but '{model_name}' is not a SPLADE folder (sentence-transformers' "
-            "SparseEncoder; a bare masked LM's checkpoint is not served so): leave 'architectures' out."
+            f"--hf_overrides names {SPLADE_ARCHITECTURE}, but '{model_name}' is neither a SPLADE folder (sentence-transformers' "
+            "SparseEncoder) nor a masked LM's checkpoint: leave 'architectures' out."
         )
     if pooler_task is None and architectures != [BGE_M3_ARCHITECTURE]:
         return None, task, hf_overrides
@@ -302,6 +302,18 @@ def resolve_pooler_task(
             raise ValueError(f"--task {task} does not go with --pooler_config's task {pooler_task!r}: leave --task out.")
         task = wanted
     return None, task, overrides or None
+
+
+def names_splade(hf_overrides: dict | None) -> bool:
+    """Whether vLLM's ``hf_overrides`` name its SPLADE architecture (a SPLADE folder or a masked LM served as SPLADE)."""
+    return (hf_overrides or {}).get("architectures") == [SPLADE_ARCHITECTURE]
+
+
+def _is_masked_lm(model_name: str) -> bool:
+    from QEfficient.loading.sparse_encoder import is_masked_lm_folder
+
+    found = folder_and_config(model_name)
+    return found is not None and is_masked_lm_folder(found[0])
 
 
 def _holds_bge_m3_heads(folder: Path) -> bool:
