@@ -18,6 +18,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from QEfficient import QEFFAutoModel
 from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
+from QEfficient.loading.sentence_transformers_files import sentence_bert_config
 from QEfficient.transform.encoder import last_token_pooling, mean_pooling
 from tests.helpers import serve_on_loopback
 from tests.tiny_models import tiny_config
@@ -151,13 +152,17 @@ def test_a_sentence_transformers_folder_encodes_through_its_dense_modules(qwen3_
     assert tok(cased[0])["input_ids"] != tok(TEXTS[0].lower())["input_ids"]
     want = sentence_transformers_reference(lowered, [t.lower() for t in TEXTS], last_token_pooling)
     np.testing.assert_allclose(model.encode(cased, tok), want, atol=1e-5, rtol=0)
-    app, runner = build_from_args(parse_args(["--model_name", str(lowered), "--ctx_len", "48", "--num_cores", "1"]))
-    try:  # the server too, as vLLM reads do_lower_case (it does not strip)
-        with serve_on_loopback(app, log_level="critical") as url:
-            r = httpx.post(f"{url}/v1/embeddings", json={"input": cased}, timeout=120)
-            np.testing.assert_allclose(np.array([d["embedding"] for d in r.json()["data"]]), want, atol=1e-5, rtol=0)
-    finally:
-        runner.stop()
+    for args in (["--model_name", str(lowered), "--ctx_len", "48"], ["--qpc_path", str(model.qpc_path)]):
+        app, runner = build_from_args(parse_args([*args, "--num_cores", "1"]))
+        try:  # the servers too (from the folder, from the artifact), as vLLM reads do_lower_case (it does not strip)
+            with serve_on_loopback(app, log_level="critical") as url:
+                r = httpx.post(f"{url}/v1/embeddings", json={"input": cased}, timeout=120)
+                np.testing.assert_allclose(np.array([d["embedding"] for d in r.json()["data"]]), want, atol=1e-5, rtol=0)
+        finally:
+            runner.stop()
+    # the older names of that file, which sentence-transformers reads too
+    (lowered / "sentence_bert_config.json").rename(lowered / "sentence_roberta_config.json")
+    assert sentence_bert_config(lowered) == {"max_seq_length": 48, "do_lower_case": True}
 
 
 def test_the_server_serves_a_decoder_embedding_model(qwen3_embedding):

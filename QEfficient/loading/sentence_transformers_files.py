@@ -36,10 +36,21 @@ def module_kind(module: dict) -> str:
     return str(module.get("type", "")).rsplit(".", 1)[-1]
 
 
+# the Transformer module's config file, and the names older sentence-transformers releases gave it (its loader reads each)
+TRANSFORMER_CONFIG_FILES = ("sentence_bert_config.json", "sentence_roberta_config.json", "sentence_distilbert_config.json")
+TRANSFORMER_CONFIG_FILES += ("sentence_camembert_config.json", "sentence_albert_config.json", "sentence_xlm-roberta_config.json")
+TRANSFORMER_CONFIG_FILES += ("sentence_xlnet_config.json",)
+
+
 def sentence_bert_config(folder: Path, module: dict | None = None) -> dict:
-    """The Transformer module's ``sentence_bert_config.json`` (max_seq_length, do_lower_case), {} where it has none."""
-    config = read_json(Path(folder) / str((module or {}).get("path", "")) / "sentence_bert_config.json")
-    return config if isinstance(config, dict) else {}
+    """The Transformer module's ``sentence_bert_config.json`` (max_seq_length, do_lower_case; or the older names of that
+    file), {} where it has none."""
+    where = Path(folder) / str((module or {}).get("path", ""))
+    for name in TRANSFORMER_CONFIG_FILES:
+        config = read_json(where / name)
+        if isinstance(config, dict):
+            return config
+    return {}
 
 
 def read_module_weights(where: Path) -> dict[str, np.ndarray]:

@@ -405,8 +405,9 @@ class QEFFAutoModel(_QEFFEncoderBase):
                     "This model pools without its prompt's tokens (include_prompt false), and this graph pools them in: load "
                     "it without pooling= so that the folder's pooling runs after the graph."
                 )
-            # as sentence-transformers counts them: the prompt's tokens, less one (its last special token)
-            prompt_length = len(tokenizer(as_tokenized(prefix))["input_ids"]) - 1
+            # as sentence-transformers counts them: the prompt's tokens, less its last where that is a special one (an end token)
+            prompt_ids = tokenizer(as_tokenized(prefix))["input_ids"]
+            prompt_length = len(prompt_ids) - (prompt_ids[-1] in set(getattr(tokenizer, "all_special_ids", ())))
         sentences = [as_tokenized(prefix + sentence) for sentence in sentences]
         max_len = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"]) if self.qpc_path else None
         chunks = []

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from QEfficient.loading.sentence_transformers_files import (
+    TRANSFORMER_CONFIG_FILES,
     DenseLayer,
     module_kind,
     read_dense_module,
@@ -267,7 +268,7 @@ _SERVING_CONFIG_KEYS = (
     "sbert_ce_default_activation_function",
     "use_pad_token",  # False: a pair is scored as its two texts joined (vLLM's LLM as reranker)
 )
-_TOP_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
+_TOP_FILES = ("config.json", "modules.json", *TRANSFORMER_CONFIG_FILES, "config_sentence_transformers.json")
 
 
 def serving_files(folder: Path | None) -> list[Path]:
