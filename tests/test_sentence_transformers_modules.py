@@ -132,3 +132,15 @@ def test_prompts_as_sentence_transformers_puts_them(st_folder, tmp_path):
     pooled = QEFFAutoModel.from_pretrained(folder, pooling="mean")
     with pytest.raises(ValueError, match="include_prompt false.*load it without pooling="):
         pooled.encode(TEXTS, tok)
+    # a tokenizer that ends a text with no special token: the prompt's tokens are all left out (none dropped)
+    from tokenizers.processors import TemplateProcessing
+
+    tok._tokenizer.post_processor = TemplateProcessing(single="[CLS] $A", special_tokens=[("[CLS]", tok.cls_token_id)])
+    tok.save_pretrained(folder)
+    open_ended = AutoTokenizer.from_pretrained(folder)
+    length = len(open_ended("query:")["input_ids"])  # [CLS] and the prompt's tokens, stripped as sentence-transformers does
+    assert open_ended("query: ")["input_ids"][-1] not in open_ended.all_special_ids
+    model = QEFFAutoModel.from_pretrained(folder)
+    model.compile(seq_len=[8, 64], batch_size=2, num_cores=1)
+    expected = reference(folder, ["query: " + t for t in TEXTS], length)
+    np.testing.assert_allclose(model.encode(TEXTS, open_ended), expected, atol=1e-5, rtol=0)
