@@ -99,16 +99,14 @@ def build_server(
         from QEfficient.serving.tasks import SPLADE_ARCHITECTURE, refuse_inference_free
 
         refuse_inference_free(model_name)
-
         if (hf_overrides or {}) != {"architectures": [SPLADE_ARCHITECTURE]} or pooler_task not in (None, "embed"):
             raise ValueError(  # refused before its weights are read
                 f"'{model_name}' is a sparse encoder (sentence-transformers' SparseEncoder, SPLADE): serve it as vLLM does, "
                 f'with --hf_overrides \'{{"architectures": ["{SPLADE_ARCHITECTURE}"]}}\' alone (its vectors on /v1/embeddings), '
                 "or run it with QEFFSparseEncoder.encode."
             )
-        _refuse_options(model_name, "a SPLADE sparse encoder (/v1/embeddings)", **generation_options, **media_options)
         task_given = None if task in ("auto", "embed") else task
-        _refuse_options(model_name, "a SPLADE sparse encoder (/v1/embeddings)", task=task_given)
+        _refuse_options(model_name, "a SPLADE sparse encoder (/v1/embeddings)", **generation_options, **media_options, task=task_given)
         return open_splade_embeddings_app(model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     if not gguf_file and _is_text_to_speech(model_name):  # VITS: /v1/audio/speech, one request at a time
         from QEfficient.serving.tts_app import open_tts_app
