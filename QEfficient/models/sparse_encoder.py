@@ -26,7 +26,7 @@ from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.generation.encoder_run import right_padded
 from QEfficient.loading.sparse_encoder import SpladeSettings, read_splade_folder, read_static_weights
 from QEfficient.models.headed_encoder import HeadedEncoder
-from QEfficient.models.sentence_transformers import max_input_tokens
+from QEfficient.models.sentence_transformers import l2_normalized, max_input_tokens
 from QEfficient.transform.splade import SpladePooling
 from QEfficient.utils.checks import check_positive
 
@@ -175,7 +175,7 @@ class QEFFSparseEncoder(HeadedEncoder):
         """The vectors [B, vocabulary] of tokenized ``inputs`` (input_ids and attention_mask, right-padded), as they are
         (SPLADE's, which vLLM serves unnormalized) or L2-normalized: what the embeddings server asks of a model."""
         out = np.asarray(self.generate(inputs, runtime_ai100=self.qpc_path is not None)[self._output_name], np.float32)
-        return out / np.linalg.norm(out, axis=-1, keepdims=True).clip(1e-12) if normalize else out
+        return l2_normalized(out) if normalize else out
 
     def encode_query(self, sentences: list[str] | str, **options):
         """``encode`` with the "query" prompt (SparseEncoder's: empty unless the folder sets one) and task (an inference-free

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from fastapi import FastAPI, Request
 
-from QEfficient.models.sentence_transformers import max_input_tokens
+from QEfficient.models.sentence_transformers import l2_normalized, max_input_tokens
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.colbert_app import text_ids, text_late_interaction_routes
 from QEfficient.serving.embeddings_app import embedding_format
-from QEfficient.serving.late_interaction_app import input_texts, pooling_item
+from QEfficient.serving.encoder_batches import serving_lengths
+from QEfficient.serving.late_interaction_app import check_neutral, input_texts, pooling_item
 from QEfficient.serving.protocol import APIError, RequestParser, parse_json, served_model
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.scores_app import listing
@@ -62,8 +63,7 @@ def create_bge_m3_app(
     if task == "token_embed":
 
         def token_vectors(ids: list[int]) -> np.ndarray:
-            vectors = model.token_outputs(ids)[1][1 if ids[0] == bos else 0 :]
-            return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True).clip(1e-12)  # torch's normalize
+            return l2_normalized(model.token_outputs(ids)[1][1 if ids[0] == bos else 0 :])
 
         text_late_interaction_routes(app, token_vectors, model.colbert_dim, tokenizer, model_id, max_len, **limits)
         return app
@@ -87,11 +87,7 @@ def create_bge_m3_app(
     @app.post("/pooling")
     async def pooling(request: Request):
         body = parse_json(await read_limited_body(request, max_body_bytes))
-        for field, allowed in _NEUTRAL.items():
-            value = body.get(field)
-            if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):  # true is not 1 here
-                detail = "BGE-M3's sparse weights, 'token_classify'"
-                raise APIError(400, f"'{field}' is not supported by this server ({detail}); leave it out.", field)
+        check_neutral(body, _NEUTRAL, lambda field: "it gives BGE-M3's sparse weights ('token_classify')")
         name = served_model(body, names)
         if body.get("messages") is not None:
             raise APIError(400, "This model reads text: send the texts as 'input' (a string or a list of strings).", "messages")
@@ -123,8 +119,8 @@ def open_bge_m3_app(
 
     model = QEFFBGEM3Model.from_pretrained(model_name)
     max_len = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, ctx_len)
-    lengths = sorted({n for n in (32, 64, 128, 256, 512) if n < max_len} | {max_len})  # its graph reads no padding: run at the shortest
-    path = model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul, seq_len=lengths)
+    # its graph reads no padding: each text runs at the shortest length that holds it
+    path = model.compile(num_cores=num_cores, mxfp6_matmul=mxfp6_matmul, seq_len=serving_lengths(max_len))
     limits = {"max_body_bytes": max_body_bytes} if max_body_bytes else {}
     app = create_bge_m3_app(model, model.tokenizer, model.model_name, max_len, task, served_names=[model_name], api_key=api_key, **limits)
     app.state.qpc_path = path

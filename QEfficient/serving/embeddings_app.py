@@ -25,7 +25,7 @@ from QEfficient.generation.encoder_run import right_padded
 from QEfficient.loading.sentence_transformers_files import sentence_bert_config
 from QEfficient.models.sentence_transformers import max_input_tokens, sentence_transformers_width
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.encoder_batches import length_batches, refuse_own_heads, refuse_token_inputs
+from QEfficient.serving.encoder_batches import length_batches, refuse_own_heads, refuse_token_inputs, serving_lengths
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
 from QEfficient.serving.runner import NoRunner
@@ -171,8 +171,7 @@ def open_embeddings_app(
     check_sentence_transformers_folder(model.local_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)
-    lengths = sorted({n for n in (32, 64, 128, 256, 512) if n < limit} | {limit})
-    model.compile(seq_len=lengths, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    model.compile(seq_len=serving_lengths(limit), batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     normalizes = sentence_transformers_normalizes(model.local_model_dir)
     app = create_embeddings_app(
         model,
@@ -220,8 +219,7 @@ def open_splade_embeddings_app(
         raise ValueError(f"'{model_name}''s config names {' and '.join(named)} (vLLM then pools without them): serving it is not done.")
     model = QEFFSparseEncoder.from_pretrained(model_name)
     limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, ctx_len)
-    lengths = sorted({n for n in (32, 64, 128, 256, 512) if n < limit} | {limit})
-    model.compile(seq_len=lengths, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    model.compile(seq_len=serving_lengths(limit), num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     options = dict(served_names=[model_name], api_key=api_key, max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES)
     options |= {"width": int(model.config.vocab_size), "lowercase": settings.do_lower_case}
     app = create_embeddings_app(model, model.tokenizer, model.model_name, limit, False, **options)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def serving_lengths(limit: int) -> list[int]:
+    """The lengths an encoder's server compiles for, up to ``limit`` tokens: a few, so that short inputs run short."""
+    return sorted({n for n in (32, 64, 128, 256, 512) if n < limit} | {limit})
+
+
 def length_batches(lengths: list[int], batch_size: int, same_length: bool = False) -> list[list[int]]:
     """The rows' indices in calls of at most ``batch_size``, shortest first, so that padding stays short; with
     ``same_length``, each call holds texts of one length only: a model whose outputs read padding columns (FNet's Fourier

@@ -31,14 +31,19 @@ _NEUTRAL = {"task": (None, "token_embed"), "normalize": (None, True), "truncate_
 _NEUTRAL |= {"late_chunking_params": (None,), "use_activation": (None, True)}  # vLLM 0.34's switch of the normalization
 
 
-def check_neutral(body: dict) -> None:
-    """vLLM's pooling fields that would change the answer: a 400 for any value but those that do not."""
-    for name, allowed in _NEUTRAL.items():
+def _token_embed_detail(name: str) -> str:
+    normalization = ("task", "normalize", "use_activation")
+    return "this model gives L2-normalized per-token embeddings ('token_embed')" if name in normalization else ""
+
+
+def check_neutral(body: dict, neutral: dict | None = None, detail: Callable[[str], str] = _token_embed_detail) -> None:
+    """vLLM's pooling fields that would change the answer (``neutral``: each field's values that do not; these routes' by
+    default): a 400 for any other value, with ``detail(field)`` where it says more."""
+    for name, allowed in (_NEUTRAL if neutral is None else neutral).items():
         value = body.get(name)
         if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):  # true is not 1 here
-            normalization = ("task", "normalize", "use_activation")
-            detail = "this model gives L2-normalized per-token embeddings ('token_embed')" if name in normalization else ""
-            raise APIError(400, f"'{name}' is not supported by this server{': ' + detail if detail else ''}; leave it out.", name)
+            said = detail(name)
+            raise APIError(400, f"'{name}' is not supported by this server{': ' + said if said else ''}; leave it out.", name)
 
 
 def pooling_item(index: int, row: np.ndarray, encoding: str) -> dict:

@@ -32,7 +32,7 @@ from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.encoder_batches import length_batches, refuse_token_inputs
+from QEfficient.serving.encoder_batches import length_batches, refuse_token_inputs, serving_lengths
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
 from QEfficient.serving.runner import NoRunner
@@ -345,8 +345,7 @@ def open_scores_app(
         cross_encoder_activation(model.config, model.local_model_dir)  # an activation not run here stops the server now
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)
-    lengths = sorted({n for n in (32, 64, 128, 256, 512) if n < limit} | {limit})
-    model.compile(seq_len=lengths, batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
+    model.compile(seq_len=serving_lengths(limit), batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     app = create_scores_app(
         model,
         tokenizer,
