@@ -141,6 +141,13 @@ def test_a_sentence_transformers_folder_encodes_through_its_dense_modules(qwen3_
     assert got.shape == (3, 24)
     expected = sentence_transformers_reference(qwen3_embedding, TEXTS, last_token_pooling)
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    # a Matryoshka model's shorter vectors (sentence-transformers' truncate_dim): cut, then normalized
+    short = torch.nn.functional.normalize(torch.as_tensor(expected[:, :8]), dim=1).numpy()
+    np.testing.assert_allclose(model.encode(TEXTS, tok, truncate_dim=8), short, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(model.encode(TEXTS, tok, normalize=False, truncate_dim=8), model.encode(TEXTS, tok, normalize=False)[:, :8])
+    np.testing.assert_array_equal(model.encode(TEXTS, tok, truncate_dim=100), got)  # as sentence-transformers: all there is
+    with pytest.raises(ValueError, match="truncate_dim must be a positive integer"):
+        model.encode(TEXTS, tok, truncate_dim=0)
     # sentence-transformers strips each text (this byte-level tokenizer reads the spaces: " Hi" is not "Hi")
     assert tok(" " + TEXTS[0])["input_ids"] != tok(TEXTS[0])["input_ids"]
     np.testing.assert_allclose(model.encode([f"  {t} " for t in TEXTS], tok), expected, atol=1e-5, rtol=0)
@@ -174,12 +181,38 @@ def test_the_server_serves_a_decoder_embedding_model(qwen3_embedding):
             got = np.array([d["embedding"] for d in r.json()["data"]], np.float32)
             expected = sentence_transformers_reference(qwen3_embedding, TEXTS, last_token_pooling)
             np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
-            r = httpx.post(f"{url}/v1/embeddings", json={"input": "hi", "dimensions": 64}, timeout=120)
-            assert r.status_code == 400 and "have 24 dimensions" in r.json()["error"]["message"]
+            for dimensions, message in ((64, "have 24 dimensions"), (8, "--hf_overrides '{\"is_matryoshka\": true}'")):
+                r = httpx.post(f"{url}/v1/embeddings", json={"input": "hi", "dimensions": dimensions}, timeout=120)
+                assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
             r = httpx.post(f"{url}/v1/embeddings", json={"input": "word " * 60}, timeout=120)  # max_seq_length 48
             assert r.status_code == 400 and "maximum of 48" in r.json()["error"]["message"]
     finally:
         runner.stop()
+    # as a Matryoshka model (vLLM's --hf_overrides): 'dimensions' asks for the vectors' first ones, normalized after the cut
+    short = torch.nn.functional.normalize(torch.as_tensor(expected[:, :8]), dim=1).numpy()
+    for overrides in ({"matryoshka_dimensions": [8, 16]}, {"is_matryoshka": True}):
+        args = ["--model_name", str(qwen3_embedding), "--ctx_len", "64", "--num_cores", "1", "--hf_overrides", json.dumps(overrides)]
+        app, runner = build_from_args(parse_args(args))
+        try:
+            with serve_on_loopback(app, log_level="critical") as url:
+                for dimensions, want in ((8, short), (24, expected), (None, expected)):
+                    r = httpx.post(f"{url}/v1/embeddings", json={"input": TEXTS, "dimensions": dimensions}, timeout=120)
+                    np.testing.assert_allclose(np.array([d["embedding"] for d in r.json()["data"]]), want, atol=1e-5, rtol=0)
+                refused = [(25, "at most that, not 25")]
+                if "is_matryoshka" not in overrides:
+                    refused.append((12, "Matryoshka dimensions are [8, 16] (or all 24)"))
+                for dimensions, message in refused:
+                    r = httpx.post(f"{url}/v1/embeddings", json={"input": "hi", "dimensions": dimensions}, timeout=120)
+                    assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
+        finally:
+            runner.stop()
+    for overrides, message in (
+        ({"matryoshka_dimensions": 8}, "matryoshka_dimensions must be a list of widths from 1 to the model's 24"),
+        ({"matryoshka_dimensions": [8, 32]}, "matryoshka_dimensions must be a list"),
+        ({"is_matryoshka": "yes"}, "is_matryoshka must be true or false"),
+    ):
+        with pytest.raises(ValueError, match=message):  # at start, not at the first request
+            build_from_args(parse_args(["--model_name", str(qwen3_embedding), "--num_cores", "1", "--hf_overrides", json.dumps(overrides)]))
 
 
 def test_task_embed_on_a_causal_lm_pools_its_last_token(tiny_model_dir):

@@ -62,6 +62,9 @@ def test_pooling_score_and_rerank_equal_transformers(server):
     assert post(url, "/tokenize", {"prompt": texts[0]}).json()["count"] == len(expected[0])  # vLLM's /tokenize, its tokenizer
     packed = post(url, "/pooling", {"input": texts[0], "encoding_format": "base64"}).json()["data"][0]["data"]
     assert np.abs(np.frombuffer(base64.b64decode(packed), "<f4").reshape(expected[0].shape) - expected[0]).max() < 1e-5
+    halves = post(url, "/pooling", {"input": texts[0], "encoding_format": "base64", "embed_dtype": "float16", "endianness": "big"})
+    halves = np.frombuffer(base64.b64decode(halves.json()["data"][0]["data"]), ">f2").reshape(expected[0].shape)  # vLLM's packing
+    assert np.abs(halves - expected[0]).max() < 1e-3
 
     scores = [maxsim(expected[0], e) for e in expected[1:]]
     reply = post(url, "/score", {"text_1": texts[0], "text_2": texts[1:]})

@@ -80,6 +80,14 @@ def test_texts_and_images_equal_transformers(clip_server):
     assert answer.status_code == 200, answer.text
     got = np.stack([np.frombuffer(base64.b64decode(row["embedding"]), "<f4") for row in answer.json()["data"]])
     np.testing.assert_allclose(got, expected_images, atol=1e-5, rtol=0)
+    # vLLM's use_activation false: the projections before normalization; embed_dtype float16, big-endian
+    answer = post(url, {"messages": [{"role": "user", "content": parts}], "encoding_format": "base64", "use_activation": False})
+    raw = np.stack([np.frombuffer(base64.b64decode(row["embedding"]), "<f4") for row in answer.json()["data"]])
+    np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), expected_images, atol=1e-5, rtol=0)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1, atol=1e-3)
+    answer = post(url, {"input": TEXTS, "encoding_format": "base64", "embed_dtype": "float16", "endianness": "big"})
+    halves = np.stack([np.frombuffer(base64.b64decode(row["embedding"]), ">f2") for row in answer.json()["data"]])
+    np.testing.assert_allclose(halves, expected_texts, atol=1e-3, rtol=0)
 
 
 def test_bad_requests_say_what_to_do(clip_server):
@@ -92,6 +100,7 @@ def test_bad_requests_say_what_to_do(clip_server):
         ({"input": "a cat", "dimensions": 7}, "16 dimensions"),
         ({"input": "cat " * 40}, "more than the text tower's 24 positions"),
         ({"input": [[5, 100000]]}, "outside this model's vocabulary"),
+        ({"input": "a cat", "truncate_prompt_tokens": 4}, "'truncate_prompt_tokens' is not applied by this server"),
     ]
     for body, message in cases:
         answer = post(url, body)

@@ -64,6 +64,70 @@ def test_embeddings_equal_transformers_in_every_input_form(server):
     np.testing.assert_array_equal(decoded, got[:2])
 
 
+def test_vllms_request_fields_as_vllm_applies_them(server):
+    """use_activation false (the pooled vectors before normalization), truncate_prompt_tokens with and without
+    truncation_side, add_special_tokens, and base64 packed as embed_dtype and endianness say (torch's casts: vLLM's)."""
+    url, folder = server
+    tok = AutoTokenizer.from_pretrained(folder)
+
+    def vectors(body: dict) -> np.ndarray:
+        r = post(url, body)
+        assert r.status_code == 200, r.text
+        return np.array([d["embedding"] for d in r.json()["data"]], np.float32)
+
+    normalized = vectors({"input": SENTENCES})
+    raw = vectors({"input": SENTENCES, "use_activation": False})
+    np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), normalized, atol=1e-6, rtol=0)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1, atol=1e-3)
+    np.testing.assert_array_equal(vectors({"input": SENTENCES, "use_activation": True}), normalized)
+
+    long = " ".join(["the quick brown fox jumps"] * 40)  # 200 words: more than the 128 tokens served
+    ids = tok(long)["input_ids"]
+    for keep, side, expected in (
+        (10, None, tok(long, truncation=True, max_length=10)["input_ids"]),  # the tokenizer's: [CLS] 8 words [SEP]
+        (-1, None, tok(long, truncation=True, max_length=128)["input_ids"]),
+        (10, "right", ids[:10]),  # a side given: the tokens cut as they are, special ones too
+        (10, "left", ids[-10:]),
+    ):
+        body = {"input": long, "truncate_prompt_tokens": keep, "truncation_side": side}
+        np.testing.assert_allclose(vectors(body), vectors({"input": expected}), atol=1e-6, rtol=0, err_msg=str((keep, side)))
+    np.testing.assert_allclose(vectors({"input": ids, "truncate_prompt_tokens": 10}), vectors({"input": ids[:10]}), atol=1e-6, rtol=0)
+    bare = tok(SENTENCES[0], add_special_tokens=False)["input_ids"]
+    np.testing.assert_allclose(vectors({"input": SENTENCES[0], "add_special_tokens": False}), vectors({"input": bare}), atol=1e-6, rtol=0)
+
+    for dtype, torch_dtype, view in (
+        ("float16", torch.float16, torch.int16),
+        ("bfloat16", torch.bfloat16, torch.int16),
+        ("fp8_e4m3", torch.float8_e4m3fn, torch.uint8),
+        ("fp8_e5m2", torch.float8_e5m2, torch.uint8),
+        ("float32", torch.float32, torch.int32),
+    ):
+        for order in ("little", "big", "native"):
+            r = post(url, {"input": SENTENCES, "encoding_format": "base64", "embed_dtype": dtype, "endianness": order})
+            bits = torch.from_numpy(normalized).to(torch_dtype).view(view).numpy()
+            if order == "big":
+                bits = bits.byteswap()
+            assert [base64.b64decode(d["embedding"]) for d in r.json()["data"]] == [row.tobytes() for row in bits], (dtype, order)
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"input": "hi", "truncate_prompt_tokens": 0}, "'truncate_prompt_tokens' must be a number of tokens from 1 to"),
+        ({"input": "hi", "truncate_prompt_tokens": 129}, "this model's maximum of 128, or -1"),
+        ({"input": "hi", "truncate_prompt_tokens": 1}, "leaves no room beside the 2 special tokens"),
+        ({"input": "hi", "truncation_side": "middle"}, "'truncation_side' must be"),
+        ({"input": "hi", "embed_dtype": "int8"}, "'embed_dtype' must be one of"),
+        ({"input": "hi", "endianness": "middle"}, "'endianness' must be one of"),
+        ({"input": "hi", "use_activation": "no"}, "'use_activation' must be true or false"),
+        ({"input": "word " * 200}, "send 'truncate_prompt_tokens'"),
+    ],
+)
+def test_bad_vllm_fields_get_a_400_that_says_what_to_send(server, body, message):
+    r = post(server[0], body)
+    assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
+
+
 @pytest.mark.parametrize(
     "body, message",
     [

@@ -74,16 +74,22 @@ def test_minilm_embeddings_from_its_artifact(qeff_home):
 
 
 def test_a_decoder_embedding_model_with_dense_modules_from_its_artifact(tmp_path, qeff_home):
-    """Last-token pooling and two Dense modules (one in bfloat16) read back from the artifact's copy."""
+    """Last-token pooling and two Dense modules (one in bfloat16) read back from the artifact's copy; as a Matryoshka model
+    (--hf_overrides, kept in the artifact's config), the vectors' first dimensions."""
     base = tmp_path / "qwen3"
     torch.manual_seed(3)
     AutoModel.from_config(tiny_config("qwen3")).save_pretrained(base)
     build_tokenizer().save_pretrained(base)
     st = sentence_transformers_folder(base, tmp_path / "st", "pooling_mode_lasttoken")
-    folder, artifact = answers_both_ways(str(st), {"/v1/embeddings": {"input": TEXTS}}, qeff_home)
+    # (the route twice: a query string, which it does not read, tells the two requests apart)
+    requests = {"/v1/embeddings": {"input": TEXTS}, "/v1/embeddings?short": {"input": TEXTS, "dimensions": 8}}
+    folder, artifact = answers_both_ways(str(st), requests, qeff_home, "--hf_overrides", '{"matryoshka_dimensions": [8]}')
     assert artifact.pop("imported") == []
-    assert vectors(artifact["/v1/embeddings"]).shape == (3, 24)
-    np.testing.assert_array_equal(vectors(artifact["/v1/embeddings"]), vectors(folder["/v1/embeddings"]))
+    assert vectors(artifact["/v1/embeddings"]).shape == (3, 24) and vectors(artifact["/v1/embeddings?short"]).shape == (3, 8)
+    for route in requests:
+        np.testing.assert_array_equal(vectors(artifact[route]), vectors(folder[route]))
+    first = vectors(folder["/v1/embeddings"])[:, :8]  # the full vectors' first 8, normalized again
+    np.testing.assert_allclose(vectors(folder["/v1/embeddings?short"]), first / np.linalg.norm(first, axis=1, keepdims=True), atol=1e-6)
 
 
 def test_a_cross_encoder_scores_from_its_artifact(tmp_path, qeff_home):

@@ -21,6 +21,8 @@ from transformers import PretrainedConfig
 logger = logging.getLogger(__name__)
 
 HfOverrides = dict[str, Any] | Callable[[PretrainedConfig], PretrainedConfig]
+# keys that vLLM's server, and so the servers here, read from a config (no model does): set without a warning
+SERVING_KEYS = frozenset({"is_matryoshka", "matryoshka_dimensions"})
 
 
 def apply_hf_overrides(config: PretrainedConfig, overrides: HfOverrides) -> PretrainedConfig:
@@ -57,7 +59,7 @@ def _merged(config: PretrainedConfig, data: dict, overrides: dict, where: str, u
         if isinstance(current, PretrainedConfig) and isinstance(value, dict):
             data[key] = _merged(current, dict(data.get(key) or current.to_dict()), value, f"{where}{key}.", unknown)
             continue
-        if key not in data and not hasattr(config, key):
+        if key not in data and not hasattr(config, key) and key not in SERVING_KEYS:
             unknown.append(where + key)
         data[key] = value
     layers, kinds = overrides.get("num_hidden_layers"), data.get("layer_types")

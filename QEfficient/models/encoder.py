@@ -382,16 +382,21 @@ class QEFFAutoModel(_QEFFEncoderBase):
         batch_size: int = 32,
         prompt_name: str | None = None,
         prompt: str | None = None,
+        truncate_dim: int | None = None,
     ) -> np.ndarray:
         """Sentence embeddings as sentence-transformers computes them: each sentence after the prompt (``prompt``, else
         the folder's prompt named ``prompt_name``, else its default one), stripped (and lowercased where the folder's
-        ``do_lower_case`` says so), as its Transformer module tokenizes, the model's pooling, then L2 norm."""
+        ``do_lower_case`` says so), as its Transformer module tokenizes, the model's pooling, then L2 norm. A Matryoshka
+        model's shorter vectors with ``truncate_dim``: the first ``truncate_dim`` dimensions, normalized after the cut (as
+        sentence-transformers' ``truncate_dim`` with ``normalize_embeddings``)."""
         if isinstance(sentences, str):
             sentences = [sentences]
         if not isinstance(sentences, (list, tuple)) or not sentences:
             raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
         check_strings("Sentence", sentences)
         check_positive(batch_size=batch_size)
+        if truncate_dim is not None:
+            check_positive(truncate_dim=int(truncate_dim) if isinstance(truncate_dim, np.integer) else truncate_dim)
         prefix = sentence_transformers_prompt(self.local_model_dir, prompt_name, prompt)
         lowercase = bool(self.local_model_dir and sentence_bert_config(Path(self.local_model_dir)).get("do_lower_case"))
 
@@ -414,7 +419,7 @@ class QEFFAutoModel(_QEFFEncoderBase):
         for start in range(0, len(sentences), batch_size):
             enc = tokenizer(sentences[start : start + batch_size], padding=True, truncation=True, max_length=max_len, return_tensors="np")
             chunks.append(self.embed(enc, normalize=False, prompt_length=prompt_length))
-        emb = np.concatenate(chunks)
+        emb = np.concatenate(chunks)[:, :truncate_dim]  # (None keeps every dimension; a larger one too, as sentence-transformers)
         return l2_normalized(emb) if normalize else emb
 
     def embed(self, inputs, normalize: bool = True, prompt_length: int = 0) -> np.ndarray:

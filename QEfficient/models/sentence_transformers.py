@@ -267,6 +267,8 @@ _SERVING_CONFIG_KEYS = (
     "sentence_transformers",
     "sbert_ce_default_activation_function",
     "use_pad_token",  # False: a pair is scored as its two texts joined (vLLM's LLM as reranker)
+    "matryoshka_dimensions",  # a Matryoshka model's shorter widths (serving/embeddings_app.matryoshka_width)
+    "is_matryoshka",
 )
 _TOP_FILES = ("config.json", "modules.json", *TRANSFORMER_CONFIG_FILES, "config_sentence_transformers.json")
 

@@ -2,7 +2,8 @@
 ``input`` (a string, a list of them, or token ids) get the text tower's embeddings; images as ``image_url`` parts of
 ``messages`` (vLLM's chat form of an embeddings request; base64 data: URLs or http(s) URLs) get the image tower's, one
 per image in order. Both are L2-normalized, as the model's forward normalizes them, so a text's and an image's dot
-product is their cosine. Each text runs alone, as its tokenizer writes it (SigLIP's padded to its 64 positions, as it
+product is their cosine (vLLM's ``use_activation`` false: the projections before it; ``embed_dtype`` and ``endianness``
+pack base64 as vLLM does). Each text runs alone, as its tokenizer writes it (SigLIP's padded to its 64 positions, as it
 was trained); one longer than the text tower's positions is refused. Requests run one at a time on a worker thread.
 """
 
@@ -18,6 +19,7 @@ from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.models.dual_encoder import l2_rows
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.classify_media_app import IMAGES, check_processor_size, image_pixels, media_parts
+from QEfficient.serving.embed_fields import packing, use_activation
 from QEfficient.serving.embeddings_app import MAX_INPUTS, embedding_format, embedding_list
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, parse_json, served_model
@@ -60,8 +62,7 @@ def create_dual_embeddings_app(
         return out
 
     def texts(lists: list[list[int]]) -> np.ndarray:
-        rows = [model.get_text_features({INPUT_IDS: np.asarray([ids], np.int64)}) for ids in lists]
-        return l2_rows(np.concatenate(rows))
+        return np.concatenate([model.get_text_features({INPUT_IDS: np.asarray([ids], np.int64)}) for ids in lists])
 
     def pixels(body: dict) -> np.ndarray:
         return image_pixels(image_processor, media_parts(body, IMAGES, "send texts as 'input', in a request of their own"))
@@ -70,18 +71,21 @@ def create_dual_embeddings_app(
     async def embeddings(request: Request):
         body = parse_json(await read_limited_body(request, max_body_bytes))
         name = served_model(body, names)
-        encoding = embedding_format(body, model.embedding_width)
+        encoding, packed, normalized = embedding_format(body, model.embedding_width), packing(body), use_activation(body, True)
+        if body.get("truncate_prompt_tokens") is not None:
+            message = "'truncate_prompt_tokens' is not applied by this server: shorten the text instead."
+            raise APIError(400, message, "truncate_prompt_tokens")
         if (body.get("input") is None) == (body.get("messages") is None):
             raise APIError(400, "Send texts as 'input' or images as 'image_url' parts of 'messages' (one of the two).", "input")
         if body.get("input") is not None:
             lists = await asyncio.to_thread(token_lists, body["input"])
             async with lock:
                 vectors = await asyncio.to_thread(texts, lists)
-            return embedding_list(vectors, encoding, name, sum(len(ids) for ids in lists))
+            return embedding_list(l2_rows(vectors) if normalized else vectors, encoding, name, sum(len(ids) for ids in lists), packed)
         batch = await asyncio.get_running_loop().run_in_executor(readers, pixels, body)
         async with lock:
-            vectors = l2_rows(await asyncio.to_thread(model.get_image_features, batch))
-        return embedding_list(vectors, encoding, name, 0)
+            vectors = await asyncio.to_thread(model.get_image_features, batch)
+        return embedding_list(l2_rows(vectors) if normalized else vectors, encoding, name, 0, packed)
 
     return app
 

@@ -6,9 +6,13 @@ token ids or a list of such lists (OpenAI's four forms); each gets one embedding
 the folder's Normalize module (or, outside such a folder, vLLM) does; a SPLADE folder's vocabulary-sized vectors as vLLM
 serves them (open_splade_embeddings_app), not normalized. Embedding models built on a decoder
 (Qwen3-Embedding, e5-mistral, EmbeddingGemma) are served from their sentence-transformers folders.
-``encoding_format`` "float" (default) or "base64" (little-endian float32, as OpenAI sends).
-An input longer than the compiled length is refused, not truncated. Requests run one at a time on a worker thread,
-so /health keeps answering.
+``encoding_format`` "float" (default) or "base64" (little-endian float32, as OpenAI sends). ``dimensions`` asks a
+Matryoshka model (its config's, or --hf_overrides', ``matryoshka_dimensions`` or ``is_matryoshka``, as vLLM reads them)
+for its vectors' first dimensions, normalized after the cut.
+vLLM's fields beside them (serving/embed_fields.py): ``use_activation`` false for the vectors before normalization,
+``truncate_prompt_tokens`` and ``truncation_side``, ``add_special_tokens``, ``embed_dtype`` and ``endianness``. An input
+longer than the compiled length is refused unless ``truncate_prompt_tokens`` cuts it. Requests run one at a time on a
+worker thread, so /health keeps answering.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from fastapi import FastAPI, Request
 from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.generation.encoder_run import right_padded
 from QEfficient.loading.sentence_transformers_files import sentence_bert_config
-from QEfficient.models.sentence_transformers import max_input_tokens, sentence_transformers_width
+from QEfficient.models.sentence_transformers import l2_normalized, max_input_tokens, sentence_transformers_width
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.embed_fields import FLOAT32, Packing, Truncation, packing, special_tokens, truncation, use_activation
 from QEfficient.serving.encoder_batches import length_batches, refuse_own_heads, refuse_token_inputs, serving_lengths
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
@@ -35,51 +40,88 @@ MAX_INPUTS = 2048  # OpenAI's limit per request
 _FORMATS = ("float", "base64")
 
 
-def embedding_format(body: dict, width: int) -> str:
-    """The request's ``encoding_format`` ("float" or "base64"), after checking its ``dimensions`` (``width`` or none)."""
+def embedding_format(body: dict, width: int, config=None, hint: str = "") -> str:
+    """The request's ``encoding_format`` ("float" or "base64"), after checking its ``dimensions``: ``width`` or none, or a
+    shorter width where ``config`` says the model is a Matryoshka one (matryoshka_width; ``hint``: how to say it is)."""
     encoding = body.get("encoding_format")
     encoding = "float" if encoding is None else encoding
     if encoding not in _FORMATS:
         raise APIError(400, f"'encoding_format' must be one of {list(_FORMATS)}, got {encoding!r}.", "encoding_format")
-    dimensions = number(body, "dimensions", int, None, low=1)
-    if dimensions is not None and dimensions != width:
-        raise APIError(400, f"This model's embeddings have {width} dimensions; leave out 'dimensions' or send that.", "dimensions")
+    matryoshka_width(body, width, config, hint)
     return encoding
 
 
-def embedding_list(vectors: np.ndarray, encoding: str, model: str, tokens: int) -> dict:
-    """OpenAI's embeddings response: one row of ``vectors`` per input, as floats or little-endian float32 base64."""
+def matryoshka_width(body: dict, width: int, config=None, hint: str = "") -> int:
+    """The width a request's ``dimensions`` asks for (``width`` where left out). A shorter one is a Matryoshka model's
+    (trained so that its vectors' first dimensions embed on their own), as vLLM reads ``config``: one of its
+    ``matryoshka_dimensions`` where it lists them, else any where ``is_matryoshka`` is true (matryoshka_widths). The
+    model's own width is taken from any model (vLLM refuses it from one that is not a Matryoshka model)."""
+    dimensions = number(body, "dimensions", int, None, low=1)
+    if dimensions is None or dimensions == width:
+        return width
+    listed = matryoshka_widths(config, width)
+    if listed is None:
+        message = f"This model's embeddings have {width} dimensions; leave out 'dimensions' or send that.{hint}"
+        raise APIError(400, message, "dimensions")
+    if dimensions > width:
+        message = f"This model's embeddings have {width} dimensions; 'dimensions' can ask for at most that, not {dimensions}."
+        raise APIError(400, message, "dimensions")
+    if listed and dimensions not in listed:
+        message = f"This model's Matryoshka dimensions are {list(listed)} (or all {width}); send one of them, not {dimensions}."
+        raise APIError(400, message, "dimensions")
+    return dimensions
+
+
+def matryoshka_widths(config, width: int) -> tuple[int, ...] | None:
+    """The shorter widths ``config`` lets a request ask for: its ``matryoshka_dimensions`` (sorted), or () for any where
+    ``is_matryoshka`` is true; None for a model that is not a Matryoshka one. A ValueError for values that are neither."""
+    listed, flag = getattr(config, "matryoshka_dimensions", None), getattr(config, "is_matryoshka", None)
+    if flag is not None and not isinstance(flag, bool):
+        raise ValueError(f"The config's is_matryoshka must be true or false, got {flag!r}.")
+    if listed is None or listed == []:
+        return () if flag else None
+    if not isinstance(listed, list) or not all(type(d) is int and 1 <= d <= width for d in listed):
+        raise ValueError(f"The config's matryoshka_dimensions must be a list of widths from 1 to the model's {width}, got {listed!r}.")
+    return tuple(sorted(set(listed)))
+
+
+def embedding_list(vectors: np.ndarray, encoding: str, model: str, tokens: int, packed: Packing = FLOAT32) -> dict:
+    """OpenAI's embeddings response: one row of ``vectors`` per input, as floats or base64 bytes (``packed``: float32,
+    little-endian, as OpenAI sends, unless vLLM's embed_dtype and endianness said otherwise)."""
     data = [
-        {
-            "object": "embedding",
-            "index": i,
-            "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if encoding == "base64" else v.tolist(),
-        }
+        {"object": "embedding", "index": i, "embedding": base64.b64encode(packed.pack(v)).decode() if encoding == "base64" else v.tolist()}
         for i, v in enumerate(vectors)
     ]
     return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 
-def parse_inputs(raw, tokenizer, max_len: int, vocab_size: int, lowercase: bool = False) -> list[list[int]]:
+def parse_inputs(
+    raw, tokenizer, max_len: int, vocab_size: int, lowercase: bool = False, special: bool = True, cut: Truncation | None = None
+) -> list[list[int]]:
     """``input`` in any of OpenAI's four forms -> one list of token ids per input, each checked; texts lowercased first
-    where ``lowercase`` (a folder's do_lower_case, as vLLM reads it)."""
+    where ``lowercase`` (a folder's do_lower_case, as vLLM reads it), with the tokenizer's special tokens where
+    ``special``; each cut as ``cut`` says (vLLM's truncate_prompt_tokens)."""
     items = openai_input_forms(raw, "input", MAX_INPUTS, " (OpenAI's limit)")
     out = []
     for i, item in enumerate(items):
         where = f"input[{i}]" if len(items) > 1 else "input"
         if isinstance(item, str):
-            ids = tokenizer(item.lower() if lowercase else item)[INPUT_IDS] if item else []  # a long input is refused below
+            text = item.lower() if lowercase else item
+            ids = tokenizer(text, add_special_tokens=special)[INPUT_IDS] if item else []  # a long input is refused below
         else:
-            ids = item
+            text, ids = None, item
             bad = next((t for t in ids if not 0 <= t < vocab_size), None)
             if bad is not None:
                 raise APIError(400, f"{where} has the token id {bad}, outside this model's vocabulary [0, {vocab_size}).", "input")
+        if cut is not None and ids:
+            ids = cut.apply(tokenizer, text, list(ids))
         if not ids:
             raise APIError(400, f"{where} is empty.", "input")
         if len(ids) > max_len:
             raise APIError(
                 400,
-                f"{where} has {len(ids)} tokens, more than this model's maximum of {max_len} (--ctx_len); shorten it.",
+                f"{where} has {len(ids)} tokens, more than this model's maximum of {max_len} (--ctx_len); shorten it, or send "
+                "'truncate_prompt_tokens' (-1: that maximum), as vLLM.",
                 "input",
                 "context_length_exceeded",
             )
@@ -100,15 +142,28 @@ def create_embeddings_app(
     batch_size: int = 8,
     width: int | None = None,
     lowercase: bool = False,
+    activation: bool = True,
+    matryoshka: bool = True,
 ) -> FastAPI:
     """The app over a compiled QEFFAutoModel (``model.embed``; a QEFFSparseEncoder's too, ``width`` its vocabulary, texts
     lowercased where ``lowercase``) and its tokenizer; inputs of at most ``max_len`` tokens, run ``batch_size`` at a time
-    (rows of similar length together, so padding stays short)."""
+    (rows of similar length together, so padding stays short). The vectors are normalized where ``normalize``, or as a
+    request's use_activation says where ``activation`` (vLLM's SPLADE pooler has none: it reads no use_activation); a
+    request's ``dimensions`` may ask for fewer where ``matryoshka`` and the config says so (matryoshka_widths)."""
     app = FastAPI(title="QEfficient embeddings", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     vocab_size = min(len(tokenizer), int(getattr(model.config, "vocab_size", None) or len(tokenizer)))  # rows of the embedding table
     width = width or sentence_transformers_width(model.local_model_dir, model.config.hidden_size, model.graph_pooled)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    config = model.config if matryoshka else None  # what says whether 'dimensions' may ask for fewer
+    matryoshka_widths(config, width)  # its values checked now, not at the first request
+    from_artifact = getattr(model, "qconfig", None) is not None
+    hint = (
+        " (Shorter vectors are a Matryoshka model's: where this is one, serve it with --hf_overrides "
+        f"'{{\"is_matryoshka\": true}}' or '{{\"matryoshka_dimensions\": [...]}}'{' from its folder' if from_artifact else ''}, as vLLM.)"
+        if matryoshka
+        else ""
+    )
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     app.state.tokenizer = tokenizer
     openai_app_basics(app, api_key)
@@ -118,13 +173,14 @@ def create_embeddings_app(
 
     single_model_routes(app, model_id, lock.locked)
 
-    def embed(token_lists: list[list[int]]) -> np.ndarray:
+    def embed(token_lists: list[list[int]], dimensions: int, normalized: bool) -> np.ndarray:
         out = np.zeros((len(token_lists), 0), np.float32)
         for rows in length_batches([len(t) for t in token_lists], batch_size, model.reads_padding):
-            emb = model.embed(right_padded([token_lists[i] for i in rows], pad_id), normalize=normalize).astype(np.float32)
+            # a Matryoshka model's shorter vectors are normalized after the cut, as vLLM does
+            emb = model.embed(right_padded([token_lists[i] for i in rows], pad_id), normalize=False)[:, :dimensions]
             if out.shape[1] == 0:
                 out = np.zeros((len(token_lists), emb.shape[1]), np.float32)
-            out[rows] = emb
+            out[rows] = l2_normalized(emb) if normalized else emb
         return out
 
     @app.post("/v1/embeddings")
@@ -132,11 +188,14 @@ def create_embeddings_app(
         body = parse_json(await read_limited_body(request, max_body_bytes))
         parser.check_model(body)
         name = body.get("model")
-        encoding = embedding_format(body, width)
-        token_lists = await asyncio.to_thread(parse_inputs, body.get("input"), tokenizer, max_len, vocab_size, lowercase)
+        encoding, packed = embedding_format(body, width, config, hint), packing(body)
+        dimensions, normalized = matryoshka_width(body, width, config), use_activation(body, normalize)
+        normalized = normalized if activation else normalize
+        shaping = dict(special=special_tokens(body), cut=truncation(body, max_len))
+        token_lists = await asyncio.to_thread(parse_inputs, body.get("input"), tokenizer, max_len, vocab_size, lowercase, **shaping)
         async with lock:
-            vectors = await asyncio.to_thread(embed, token_lists)
-        return embedding_list(vectors, encoding, name or model_id, sum(len(ids) for ids in token_lists))
+            vectors = await asyncio.to_thread(embed, token_lists, dimensions, normalized)
+        return embedding_list(vectors, encoding, name or model_id, sum(len(ids) for ids in token_lists), packed)
 
     return app
 
@@ -221,7 +280,7 @@ def open_splade_embeddings_app(
     limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, ctx_len)
     model.compile(seq_len=serving_lengths(limit), num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     options = dict(served_names=[model_name], api_key=api_key, max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES)
-    options |= {"width": int(model.config.vocab_size), "lowercase": settings.do_lower_case}
+    options |= {"width": int(model.config.vocab_size), "lowercase": settings.do_lower_case, "activation": False, "matryoshka": False}
     app = create_embeddings_app(model, model.tokenizer, model.model_name, limit, False, **options)
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()

@@ -3,7 +3,7 @@
 texts or pages become per-token vectors and scores (``LateInteraction``); the routes read, check and answer:
 
 - /pooling: one item per input, ``data`` its L2-normalized vectors [tokens, dim] (``encoding_format`` "float", or
-  "base64": the little-endian float32 rows in one string);
+  "base64": the rows' little-endian float32 bytes in one string, or as vLLM's embed_dtype and endianness say);
 - /v1/embeddings: the same vectors as vLLM 0.34 answers for a ``token_embed`` model, one matrix per input text
   (``embedding`` [tokens, dim], "float" only);
 - /score, /v1/score: one MaxSim score per pair; /rerank, /v1/rerank, /v2/rerank: the documents by MaxSim, highest first.
@@ -21,6 +21,7 @@ import numpy as np
 from fastapi import FastAPI, Request, Response
 
 from QEfficient.serving.app import read_limited_body
+from QEfficient.serving.embed_fields import FLOAT32, Packing, packing
 from QEfficient.serving.embeddings_app import embedding_format
 from QEfficient.serving.protocol import APIError, parse_json, served_model
 from QEfficient.serving.scores_app import listing, rerank_answer, rerank_options
@@ -46,9 +47,10 @@ def check_neutral(body: dict, neutral: dict | None = None, detail: Callable[[str
             raise APIError(400, f"'{name}' is not supported by this server{': ' + said if said else ''}; leave it out.", name)
 
 
-def pooling_item(index: int, row: np.ndarray, encoding: str) -> dict:
-    """One /pooling answer's item: ``row``'s values as a (nested) list, or for "base64" its little-endian float32 bytes."""
-    data = base64.b64encode(row.astype("<f4").tobytes()).decode() if encoding == "base64" else row.tolist()
+def pooling_item(index: int, row: np.ndarray, encoding: str, packed: Packing = FLOAT32) -> dict:
+    """One /pooling answer's item: ``row``'s values as a (nested) list, or for "base64" its bytes, row after row (``packed``:
+    little-endian float32 unless vLLM's embed_dtype and endianness said otherwise)."""
+    data = base64.b64encode(packed.pack(row)).decode() if encoding == "base64" else row.tolist()
     return {"index": index, "object": "pooling", "data": data}
 
 
@@ -100,9 +102,9 @@ def late_interaction_routes(app: FastAPI, names: list[str], max_body_bytes: int,
     @app.post("/pooling")
     async def pooling(request: Request):
         body, name = await read(request)
-        encoding = embedding_format(body, retriever.width)
+        encoding, packed = embedding_format(body, retriever.width), packing(body)
         rows, tokens = await retriever.pooling_rows(body)
-        return await json_response(listing("pool", name, [pooling_item(i, r, encoding) for i, r in enumerate(rows)], tokens))
+        return await json_response(listing("pool", name, [pooling_item(i, r, encoding, packed) for i, r in enumerate(rows)], tokens))
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request):

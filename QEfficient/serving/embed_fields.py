@@ -1,0 +1,112 @@
+"""vLLM's fields of an embeddings request beside OpenAI's, as vLLM applies them: ``use_activation`` (false: the vectors
+before normalization), ``truncate_prompt_tokens`` with ``truncation_side``, ``add_special_tokens``, and ``embed_dtype``
+with ``endianness`` (how base64 packs the values)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from QEfficient.serving.protocol import APIError, boolean
+
+# vLLM's embed_dtype: the values' type in base64 (numpy has no bfloat16 or 8-bit floats: ml_dtypes, onnx's dependency)
+EMBED_DTYPES = ("float32", "float16", "bfloat16", "fp8_e4m3", "fp8_e5m2")
+_ML_DTYPES = {"bfloat16": "bfloat16", "fp8_e4m3": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
+ENDIANNESS = ("native", "big", "little")
+
+
+@dataclass(frozen=True)
+class Packing:
+    """How base64 packs a vector: its values as ``dtype`` (one of EMBED_DTYPES), bytes in ``byteorder`` ("little", "big")."""
+
+    dtype: str = "float32"
+    byteorder: str = "little"
+
+    def pack(self, vector: np.ndarray) -> bytes:
+        if self.dtype in _ML_DTYPES:
+            import ml_dtypes
+
+            values = vector.astype(np.float32).astype(getattr(ml_dtypes, _ML_DTYPES[self.dtype]))  # rounded to nearest even, as torch
+        else:
+            values = vector.astype(self.dtype)
+        raw = values.view(f"u{values.itemsize}")
+        return raw.astype(raw.dtype.newbyteorder("<" if self.byteorder == "little" else ">")).tobytes()
+
+
+FLOAT32 = Packing()  # OpenAI's
+
+
+def packing(body: dict) -> Packing:
+    """The request's ``embed_dtype`` (default float32) and ``endianness`` (default native: this machine's order)."""
+    dtype = body.get("embed_dtype")
+    dtype = "float32" if dtype is None else dtype
+    if dtype not in EMBED_DTYPES:
+        raise APIError(400, f"'embed_dtype' must be one of {list(EMBED_DTYPES)}, got {dtype!r}.", "embed_dtype")
+    order = body.get("endianness")
+    order = "native" if order is None else order
+    if order not in ENDIANNESS:
+        raise APIError(400, f"'endianness' must be one of {list(ENDIANNESS)}, got {order!r}.", "endianness")
+    return Packing(dtype, sys.byteorder if order == "native" else order)
+
+
+def use_activation(body: dict, default: bool) -> bool:
+    """vLLM's ``use_activation`` of an embedding: whether the vectors are L2-normalized (``default``: the model's own)."""
+    value = body.get("use_activation")
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise APIError(400, f"'use_activation' must be true or false, got {value!r}.", "use_activation")
+    return value
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """vLLM's truncation of a pooling request's inputs: each to its first (side "right") or last ("left") ``keep``
+    tokens; with no side given, a text keeps its special tokens (the tokenizer truncates it on the right, as vLLM's
+    pooling tokenizer does) and token ids are cut on the right."""
+
+    keep: int
+    side: str | None = None
+
+    def apply(self, tokenizer, text: str | None, ids: list[int]) -> list[int]:
+        if len(ids) <= self.keep:
+            return ids
+        if self.side == "left":
+            return ids[-self.keep :]
+        if self.side == "right" or text is None:
+            return ids[: self.keep]
+        return _right_truncated_text(tokenizer, text, ids, self.keep)
+
+
+def truncation(body: dict, max_len: int) -> Truncation | None:
+    """``truncate_prompt_tokens`` (a number of tokens up to ``max_len``, or -1 for ``max_len``) and ``truncation_side``."""
+    keep, side = body.get("truncate_prompt_tokens"), body.get("truncation_side")
+    if side not in (None, "left", "right"):
+        raise APIError(400, f'\'truncation_side\' must be "left" or "right", got {side!r}.', "truncation_side")
+    if keep is None:
+        return None
+    if type(keep) is not int or not (keep == -1 or 1 <= keep <= max_len):
+        message = f"'truncate_prompt_tokens' must be a number of tokens from 1 to this model's maximum of {max_len}, or -1 (that maximum)."
+        raise APIError(400, message, "truncate_prompt_tokens")
+    return Truncation(max_len if keep == -1 else keep, side)
+
+
+def special_tokens(body: dict) -> bool:
+    """vLLM's ``add_special_tokens`` of an embeddings request (default true)."""
+    return boolean(body, "add_special_tokens", True)
+
+
+def _right_truncated_text(tokenizer, text: str, ids: list[int], keep: int) -> list[int]:
+    """``ids``, the tokens of ``text``, as the tokenizer truncates them to ``keep`` on the right: the special tokens it adds
+    around the text stay, the text's last tokens go."""
+    body = tokenizer(text, add_special_tokens=False)["input_ids"]
+    at = next((i for i in range(len(ids) - len(body) + 1) if ids[i : i + len(body)] == body), None) if body else None
+    if at is None:
+        return ids[:keep]
+    head, tail = ids[:at], ids[at + len(body) :]
+    if keep <= len(head) + len(tail):
+        message = f"'truncate_prompt_tokens' ({keep}) leaves no room beside the {len(head) + len(tail)} special tokens the tokenizer adds."
+        raise APIError(400, message, "truncate_prompt_tokens")
+    return head + body[: keep - len(head) - len(tail)] + tail
