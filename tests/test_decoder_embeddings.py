@@ -19,7 +19,7 @@ from QEfficient import QEFFAutoModel
 from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.loading.sentence_transformers_files import sentence_bert_config
-from QEfficient.transform.encoder import last_token_pooling, mean_pooling
+from QEfficient.transform.encoder import cls_pooling, last_token_pooling, mean_pooling
 from tests.helpers import serve_on_loopback
 from tests.tiny_models import tiny_config
 
@@ -215,10 +215,9 @@ def test_the_server_serves_a_decoder_embedding_model(qwen3_embedding):
             build_from_args(parse_args(["--model_name", str(qwen3_embedding), "--num_cores", "1", "--hf_overrides", json.dumps(overrides)]))
 
 
-def test_task_embed_on_a_causal_lm_pools_its_last_token(tiny_model_dir):
-    """A causal LM's checkpoint served with --task embed: its base model, the last token, L2 norm (vLLM's defaults)."""
-    folder = tiny_model_dir("llama")
-    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--task", "embed", "--ctx_len", "64", "--num_cores", "1"]))
+def served_embeddings(args: list[str]) -> np.ndarray:
+    """The server's embeddings of TEXTS, started with ``args``."""
+    app, runner = build_from_args(parse_args([*args, "--ctx_len", "64", "--num_cores", "1"]))
     try:
         with serve_on_loopback(app, log_level="critical") as url:
             r = httpx.post(f"{url}/v1/embeddings", json={"input": TEXTS}, timeout=120)
@@ -226,6 +225,27 @@ def test_task_embed_on_a_causal_lm_pools_its_last_token(tiny_model_dir):
             got = np.array([d["embedding"] for d in r.json()["data"]], np.float32)
     finally:
         runner.stop()
+    return got
+
+
+def test_an_encoders_base_checkpoint_is_served_pooled_at_its_cls_token(decoder_dir):
+    """A folder that declares no pooling (no sentence-transformers Pooling module): vLLM pools an encoder at its first
+    token (CLS), then L2 norm; encode() in Python pools the mean, as sentence-transformers does with such a folder."""
+    folder = decoder_dir("modernbert", True)
+    got = served_embeddings(["--model_name", str(folder)])
+    enc = AutoTokenizer.from_pretrained(folder)(TEXTS, padding=True, return_tensors="np")
+    expected = torch.nn.functional.normalize(torch.as_tensor(hf_pooled(folder, enc, cls_pooling)), dim=1).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    model = QEFFAutoModel.from_pretrained(folder)
+    model.compile(seq_len=[64], num_cores=1)
+    mean = torch.nn.functional.normalize(torch.as_tensor(hf_pooled(folder, enc, mean_pooling)), dim=1).numpy()
+    np.testing.assert_allclose(model.encode(TEXTS, AutoTokenizer.from_pretrained(folder)), mean, atol=1e-5, rtol=0)
+
+
+def test_task_embed_on_a_causal_lm_pools_its_last_token(tiny_model_dir):
+    """A causal LM's checkpoint served with --task embed: its base model, the last token, L2 norm (vLLM's defaults)."""
+    folder = tiny_model_dir("llama")
+    got = served_embeddings(["--model_name", str(folder), "--task", "embed"])
     enc = AutoTokenizer.from_pretrained(folder)(TEXTS, padding=True, return_tensors="np")
     expected = torch.nn.functional.normalize(torch.as_tensor(hf_pooled(folder, enc, last_token_pooling)), dim=1).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)

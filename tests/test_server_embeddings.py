@@ -88,6 +88,8 @@ def test_vllms_request_fields_as_vllm_applies_them(server):
         (-1, None, tok(long, truncation=True, max_length=128)["input_ids"]),
         (10, "right", ids[:10]),  # a side given: the tokens cut as they are, special ones too
         (10, "left", ids[-10:]),
+        (2, None, tok(long, truncation=True, max_length=2)["input_ids"]),  # [CLS] [SEP]: no room for the text
+        (1, None, ids[:1]),  # no room for the specials: the tokenizer leaves the text uncut, vLLM keeps the first token
     ):
         body = {"input": long, "truncate_prompt_tokens": keep, "truncation_side": side}
         np.testing.assert_allclose(vectors(body), vectors({"input": expected}), atol=1e-6, rtol=0, err_msg=str((keep, side)))
@@ -115,7 +117,9 @@ def test_vllms_request_fields_as_vllm_applies_them(server):
     [
         ({"input": "hi", "truncate_prompt_tokens": 0}, "'truncate_prompt_tokens' must be a number of tokens from 1 to"),
         ({"input": "hi", "truncate_prompt_tokens": 129}, "this model's maximum of 128, or -1"),
-        ({"input": "hi", "truncate_prompt_tokens": 1}, "leaves no room beside the 2 special tokens"),
+        ({"input": "hi", "normalize": False}, "Parameter 'normalize' was removed (as in vLLM); use 'use_activation'"),
+        ({"input": "hi", "padding": "max_length"}, "'padding' other than \"do_not_pad\" is not applied"),
+        ({"input": "hi", "messages": [{"role": "user", "content": "hi"}]}, "chat embeddings, 'messages', are not served"),
         ({"input": "hi", "truncation_side": "middle"}, "'truncation_side' must be"),
         ({"input": "hi", "embed_dtype": "int8"}, "'embed_dtype' must be one of"),
         ({"input": "hi", "endianness": "middle"}, "'endianness' must be one of"),

@@ -264,7 +264,10 @@ def test_inference_free_queries_weigh_their_tokens_and_documents_run_splade(tmp_
         ids = tok(text, add_special_tokens=False)["input_ids"]
         want = np.zeros(len(weights), np.float32)
         want[ids] = weights[ids]
-        assert np.array_equal(row, want) and 0 < np.count_nonzero(row) < len(set(ids)) + 1
+        assert np.array_equal(row, want) and np.count_nonzero(row) <= len(set(ids))
+    # (the tiny vocabulary's ids differ from run to run, tokenizers' training breaks ties by hash order: a short query can
+    # fall on zero weights alone, not both)
+    assert np.count_nonzero(queries) > 0
     documents = model.encode_document(TEXTS, convert_to_tensor=False, convert_to_sparse_tensor=False)
     expected = reference(folder / "document_0_MLMTransformer", TEXTS)
     assert np.abs(documents - expected).max() < 1e-5

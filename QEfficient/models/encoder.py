@@ -422,15 +422,20 @@ class QEFFAutoModel(_QEFFEncoderBase):
         emb = np.concatenate(chunks)[:, :truncate_dim]  # (None keeps every dimension; a larger one too, as sentence-transformers)
         return l2_normalized(emb) if normalize else emb
 
-    def embed(self, inputs, normalize: bool = True, prompt_length: int = 0) -> np.ndarray:
+    @property
+    def causal(self) -> bool:
+        """Whether the encoder is a decoder's base model (causal attention), pooled at its last token by default."""
+        return bool(self.model.causal)
+
+    def embed(self, inputs, normalize: bool = True, prompt_length: int = 0, pooling: list[str] | None = None) -> np.ndarray:
         """Pooled embeddings [B, D] of tokenized ``inputs`` (input_ids and attention_mask, padded): the model's
         pooling (the graph's, else the sentence-transformers folder's, else a decoder's last token or an encoder's
         mean; the folder's leaves out the first ``prompt_length`` tokens), the folder's Dense projections, then L2
-        norm if ``normalize``."""
+        norm if ``normalize``; ``pooling`` names other poolings than the folder's (ignored where the graph pools)."""
         if self._head is None:  # first use: read (and check) what sentence-transformers runs after the encoder
             self._head = EmbeddingHead(self.local_model_dir, self.pooling_fn is not None, self.model.causal)
         out = self.generate(inputs, runtime_ai100=self.qpc_path is not None)["output"]
-        return self._head(out, as_numpy(inputs[ATTENTION_MASK]), normalize, prompt_length)
+        return self._head(out, as_numpy(inputs[ATTENTION_MASK]), normalize, prompt_length, pooling)
 
 
 class _QEFFLogitsEncoder(_QEFFEncoderBase):

@@ -102,6 +102,15 @@ def sentence_transformers_pooling(folder: Path | None, default: str = "mean") ->
     return [default]
 
 
+def vllm_pooling(folder: Path | None, causal: bool) -> list[str] | None:
+    """How vLLM pools a model whose folder declares no pooling (no sentence-transformers Pooling module): a decoder at
+    its last token, an encoder at its first (CLS), where sentence-transformers would take the mean; None where the
+    folder declares its own, which vLLM reads too."""
+    if any(module_kind(module) == "Pooling" for module in st_modules(folder) or []):
+        return None
+    return ["lasttoken" if causal else "cls"]
+
+
 def sentence_transformers_prompt(folder: Path | None, prompt_name: str | None = None, prompt: str | None = None) -> str:
     """The text sentence-transformers' ``encode`` puts before each sentence: ``prompt``, else the folder's prompt named
     ``prompt_name`` (config_sentence_transformers.json's ``prompts``), else its ``default_prompt_name``'s, else none."""
@@ -223,7 +232,7 @@ HOST_POOLING = {
 
 class EmbeddingHead:
     """What follows an embedding graph, as sentence-transformers runs it: the folder's poolings, concatenated, unless
-    the graph ``pooled`` (outside such a folder a decoder's last token, an encoder's mean: vLLM's defaults), its Dense
+    the graph ``pooled`` (outside such a folder a decoder's last token, an encoder's mean), its Dense
     and LayerNorm modules, then an L2 norm. A folder with modules not run here is refused when the head is made."""
 
     def __init__(self, folder: Path | None, pooled: bool, causal: bool) -> None:
@@ -231,16 +240,20 @@ class EmbeddingHead:
         self.layers = pooled_layers(folder)
         self.pooling = None if pooled else sentence_transformers_pooling(folder, "lasttoken" if causal else "mean")
 
-    def __call__(self, output: np.ndarray, mask: np.ndarray, normalize: bool, prompt_length: int = 0) -> np.ndarray:
+    def __call__(
+        self, output: np.ndarray, mask: np.ndarray, normalize: bool, prompt_length: int = 0, pooling: list[str] | None = None
+    ) -> np.ndarray:
         """``output``: the graph's hidden states [B, S, H] (or pooled [B, H]); ``mask`` [B, <=S] covers the real
         columns, the graph's columns past it are padding; the first ``prompt_length`` columns are left out of the
-        pooling (sentence-transformers' Pooling with ``include_prompt`` false)."""
-        if self.pooling is not None:
+        pooling (sentence-transformers' Pooling with ``include_prompt`` false); ``pooling``: other poolings than the
+        folder's (a server's, vllm_pooling), unless the graph pooled (its own pooling, or a model whose output is one vector
+        per input: DPR's)."""
+        if self.pooling is not None and output.ndim == 3:
             full = np.zeros(output.shape[:2], np.int64)
             width = min(output.shape[1], mask.shape[1])
             full[:, :width] = mask[:, :width]
             full[:, :prompt_length] = 0
-            output = np.concatenate([HOST_POOLING[name](output, full) for name in self.pooling], axis=1)
+            output = np.concatenate([HOST_POOLING[name](output, full) for name in pooling or self.pooling], axis=1)
         for layer in self.layers:
             output = layer(output)
         return l2_normalized(output) if normalize else output

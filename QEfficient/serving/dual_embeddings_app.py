@@ -19,7 +19,7 @@ from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.models.dual_encoder import l2_rows
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.classify_media_app import IMAGES, check_processor_size, image_pixels, media_parts
-from QEfficient.serving.embed_fields import packing, use_activation
+from QEfficient.serving.embed_fields import packing, special_tokens, use_activation
 from QEfficient.serving.embeddings_app import MAX_INPUTS, embedding_format, embedding_list
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, parse_json, served_model
@@ -44,12 +44,12 @@ def create_dual_embeddings_app(
     openai_app_basics(app, api_key)
     single_model_routes(app, model_id, lock.locked)
 
-    def token_lists(raw) -> list[list[int]]:
+    def token_lists(raw, special: bool) -> list[list[int]]:
         out = []
         items = openai_input_forms(raw, "input", MAX_INPUTS, " (OpenAI's limit)")
         for i, item in enumerate(items):
             where = f"input[{i}]" if len(items) > 1 else "input"
-            ids = tokenizer(item, **padding)[INPUT_IDS] if isinstance(item, str) else list(item)
+            ids = tokenizer(item, add_special_tokens=special, **padding)[INPUT_IDS] if isinstance(item, str) else list(item)
             if not ids:
                 raise APIError(400, f"{where} is empty.", "input")
             bad = next((t for t in ids if not 0 <= t < vocab_size), None)
@@ -78,7 +78,7 @@ def create_dual_embeddings_app(
         if (body.get("input") is None) == (body.get("messages") is None):
             raise APIError(400, "Send texts as 'input' or images as 'image_url' parts of 'messages' (one of the two).", "input")
         if body.get("input") is not None:
-            lists = await asyncio.to_thread(token_lists, body["input"])
+            lists = await asyncio.to_thread(token_lists, body["input"], special_tokens(body))
             async with lock:
                 vectors = await asyncio.to_thread(texts, lists)
             return embedding_list(l2_rows(vectors) if normalized else vectors, encoding, name, sum(len(ids) for ids in lists), packed)

@@ -1,6 +1,6 @@
 """vLLM's fields of an embeddings request beside OpenAI's, as vLLM applies them: ``use_activation`` (false: the vectors
 before normalization), ``truncate_prompt_tokens`` with ``truncation_side``, ``add_special_tokens``, and ``embed_dtype``
-with ``endianness`` (how base64 packs the values)."""
+with ``endianness`` (how base64 packs the values); the ones not applied here refused (refuse_unapplied)."""
 
 from __future__ import annotations
 
@@ -25,12 +25,16 @@ class Packing:
     byteorder: str = "little"
 
     def pack(self, vector: np.ndarray) -> bytes:
-        if self.dtype in _ML_DTYPES:
-            import ml_dtypes
+        vector = vector.astype(np.float32)
+        if self.dtype == "fp8_e4m3":  # torch saturates at its largest finite value, 448 (ml_dtypes would give NaN)
+            vector = np.clip(vector, -448.0, 448.0)
+        with np.errstate(over="ignore"):  # float16's overflow is inf, as torch's
+            if self.dtype in _ML_DTYPES:
+                import ml_dtypes
 
-            values = vector.astype(np.float32).astype(getattr(ml_dtypes, _ML_DTYPES[self.dtype]))  # rounded to nearest even, as torch
-        else:
-            values = vector.astype(self.dtype)
+                values = vector.astype(getattr(ml_dtypes, _ML_DTYPES[self.dtype]))  # rounded to nearest even, as torch
+            else:
+                values = vector.astype(self.dtype)
         raw = values.view(f"u{values.itemsize}")
         return raw.astype(raw.dtype.newbyteorder("<" if self.byteorder == "little" else ">")).tobytes()
 
@@ -93,20 +97,32 @@ def truncation(body: dict, max_len: int) -> Truncation | None:
     return Truncation(max_len if keep == -1 else keep, side)
 
 
+def refuse_unapplied(body: dict) -> None:
+    """A 400 for vLLM's pooling fields that would change the vectors and are not applied here, and for ``normalize``,
+    which vLLM refuses too (its ``use_activation`` replaced it)."""
+    if body.get("normalize") is not None:
+        raise APIError(400, "Parameter 'normalize' was removed (as in vLLM); use 'use_activation' instead.", "normalize")
+    if body.get("padding") not in (None, "do_not_pad"):
+        raise APIError(400, "'padding' other than \"do_not_pad\" is not applied by this server: leave it out.", "padding")
+    if body.get("messages") is not None:
+        raise APIError(400, "This server embeds texts sent as 'input' (chat embeddings, 'messages', are not served).", "messages")
+
+
 def special_tokens(body: dict) -> bool:
     """vLLM's ``add_special_tokens`` of an embeddings request (default true)."""
     return boolean(body, "add_special_tokens", True)
 
 
 def _right_truncated_text(tokenizer, text: str, ids: list[int], keep: int) -> list[int]:
-    """``ids``, the tokens of ``text``, as the tokenizer truncates them to ``keep`` on the right: the special tokens it adds
-    around the text stay, the text's last tokens go."""
+    """``ids``, the tokens of ``text``, as a transformers tokenizer truncates them to ``keep`` on the right (vLLM's): the
+    special tokens it adds around the text stay and the text's last tokens go; where ``keep`` leaves the text no room,
+    the specials alone, and where it cannot hold even those, the tokenizer leaves them uncut and vLLM keeps the first
+    ``keep``."""
     body = tokenizer(text, add_special_tokens=False)["input_ids"]
     at = next((i for i in range(len(ids) - len(body) + 1) if ids[i : i + len(body)] == body), None) if body else None
-    if at is None:
+    if at is None:  # (a tokenizer whose special tokens change the text's own: cut as token ids are)
         return ids[:keep]
     head, tail = ids[:at], ids[at + len(body) :]
-    if keep <= len(head) + len(tail):
-        message = f"'truncate_prompt_tokens' ({keep}) leaves no room beside the {len(head) + len(tail)} special tokens the tokenizer adds."
-        raise APIError(400, message, "truncate_prompt_tokens")
+    if keep < len(head) + len(tail):
+        return ids[:keep]
     return head + body[: keep - len(head) - len(tail)] + tail

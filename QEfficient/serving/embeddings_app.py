@@ -1,15 +1,17 @@
 """OpenAI's embeddings API over an encoder (a sentence-transformers model such as all-MiniLM-L6-v2).
 
-Routes: GET /health, GET /v1/models, POST /v1/embeddings. ``input`` is a string, a list of strings, a list of
-token ids or a list of such lists (OpenAI's four forms); each gets one embedding, in order: the model's pooling
-(its sentence-transformers folder says which: mean, CLS, max or last token) and Dense projections, L2-normalized as
-the folder's Normalize module (or, outside such a folder, vLLM) does; a SPLADE folder's vocabulary-sized vectors as vLLM
-serves them (open_splade_embeddings_app), not normalized. Embedding models built on a decoder
-(Qwen3-Embedding, e5-mistral, EmbeddingGemma) are served from their sentence-transformers folders.
-``encoding_format`` "float" (default) or "base64" (little-endian float32, as OpenAI sends). ``dimensions`` asks a
-Matryoshka model (its config's, or --hf_overrides', ``matryoshka_dimensions`` or ``is_matryoshka``, as vLLM reads them)
-for its vectors' first dimensions, normalized after the cut.
-vLLM's fields beside them (serving/embed_fields.py): ``use_activation`` false for the vectors before normalization,
+Routes: GET /health, GET /v1/models, POST /v1/embeddings. ``input`` is a string, a list of strings, a list of token ids
+or a list of such lists (OpenAI's four forms); each gets one embedding, in order: the model's pooling (its
+sentence-transformers folder says which: mean, CLS, max or last token; outside such a folder vLLM's, an encoder's CLS and
+a decoder's last token) and Dense projections, L2-normalized as the folder's Normalize module (or, outside such a
+folder, vLLM) does; a SPLADE folder's vocabulary-sized vectors as vLLM serves them (open_splade_embeddings_app), not
+normalized. Embedding models built on a decoder (Qwen3-Embedding, e5-mistral, EmbeddingGemma) are served from their
+sentence-transformers folders.
+
+``encoding_format`` "float" (default) or "base64" (float32 in this machine's byte order, little-endian, as OpenAI
+sends). ``dimensions`` asks a Matryoshka model (its config's, or --hf_overrides', ``matryoshka_dimensions`` or
+``is_matryoshka``, as vLLM reads them) for its vectors' first dimensions, normalized after the cut. vLLM's fields beside
+them (serving/embed_fields.py): ``use_activation`` false for the vectors before normalization,
 ``truncate_prompt_tokens`` and ``truncation_side``, ``add_special_tokens``, ``embed_dtype`` and ``endianness``. An input
 longer than the compiled length is refused unless ``truncate_prompt_tokens`` cuts it. Requests run one at a time on a
 worker thread, so /health keeps answering.
@@ -27,9 +29,18 @@ from fastapi import FastAPI, Request
 from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.generation.encoder_run import right_padded
 from QEfficient.loading.sentence_transformers_files import sentence_bert_config
-from QEfficient.models.sentence_transformers import l2_normalized, max_input_tokens, sentence_transformers_width
+from QEfficient.models.sentence_transformers import l2_normalized, max_input_tokens, sentence_transformers_width, vllm_pooling
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.embed_fields import FLOAT32, Packing, Truncation, packing, special_tokens, truncation, use_activation
+from QEfficient.serving.embed_fields import (
+    FLOAT32,
+    Packing,
+    Truncation,
+    packing,
+    refuse_unapplied,
+    special_tokens,
+    truncation,
+    use_activation,
+)
 from QEfficient.serving.encoder_batches import length_batches, refuse_own_heads, refuse_token_inputs, serving_lengths
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
@@ -142,26 +153,27 @@ def create_embeddings_app(
     batch_size: int = 8,
     width: int | None = None,
     lowercase: bool = False,
-    activation: bool = True,
-    matryoshka: bool = True,
+    dense: bool = True,
 ) -> FastAPI:
     """The app over a compiled QEFFAutoModel (``model.embed``; a QEFFSparseEncoder's too, ``width`` its vocabulary, texts
     lowercased where ``lowercase``) and its tokenizer; inputs of at most ``max_len`` tokens, run ``batch_size`` at a time
-    (rows of similar length together, so padding stays short). The vectors are normalized where ``normalize``, or as a
-    request's use_activation says where ``activation`` (vLLM's SPLADE pooler has none: it reads no use_activation); a
-    request's ``dimensions`` may ask for fewer where ``matryoshka`` and the config says so (matryoshka_widths)."""
+    (rows of similar length together, so padding stays short). A ``dense`` model's vectors (not SPLADE's, whose vLLM
+    pooler reads none of this) are pooled as vLLM pools them where the folder declares no pooling (vllm_pooling),
+    normalized where ``normalize`` unless a request's use_activation says otherwise, and shorter where its ``dimensions``
+    asks and the config makes it a Matryoshka model (matryoshka_widths)."""
     app = FastAPI(title="QEfficient embeddings", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     vocab_size = min(len(tokenizer), int(getattr(model.config, "vocab_size", None) or len(tokenizer)))  # rows of the embedding table
     width = width or sentence_transformers_width(model.local_model_dir, model.config.hidden_size, model.graph_pooled)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    config = model.config if matryoshka else None  # what says whether 'dimensions' may ask for fewer
+    config = model.config if dense else None  # what says whether 'dimensions' may ask for fewer
+    pooling = {"pooling": vllm_pooling(model.local_model_dir, model.causal)} if dense else {}
     matryoshka_widths(config, width)  # its values checked now, not at the first request
     from_artifact = getattr(model, "qconfig", None) is not None
     hint = (
         " (Shorter vectors are a Matryoshka model's: where this is one, serve it with --hf_overrides "
         f"'{{\"is_matryoshka\": true}}' or '{{\"matryoshka_dimensions\": [...]}}'{' from its folder' if from_artifact else ''}, as vLLM.)"
-        if matryoshka
+        if dense
         else ""
     )
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
@@ -177,7 +189,7 @@ def create_embeddings_app(
         out = np.zeros((len(token_lists), 0), np.float32)
         for rows in length_batches([len(t) for t in token_lists], batch_size, model.reads_padding):
             # a Matryoshka model's shorter vectors are normalized after the cut, as vLLM does
-            emb = model.embed(right_padded([token_lists[i] for i in rows], pad_id), normalize=False)[:, :dimensions]
+            emb = model.embed(right_padded([token_lists[i] for i in rows], pad_id), normalize=False, **pooling)[:, :dimensions]
             if out.shape[1] == 0:
                 out = np.zeros((len(token_lists), emb.shape[1]), np.float32)
             out[rows] = l2_normalized(emb) if normalized else emb
@@ -188,9 +200,10 @@ def create_embeddings_app(
         body = parse_json(await read_limited_body(request, max_body_bytes))
         parser.check_model(body)
         name = body.get("model")
+        refuse_unapplied(body)
         encoding, packed = embedding_format(body, width, config, hint), packing(body)
         dimensions, normalized = matryoshka_width(body, width, config), use_activation(body, normalize)
-        normalized = normalized if activation else normalize
+        normalized = normalized if dense else normalize
         shaping = dict(special=special_tokens(body), cut=truncation(body, max_len))
         token_lists = await asyncio.to_thread(parse_inputs, body.get("input"), tokenizer, max_len, vocab_size, lowercase, **shaping)
         async with lock:
@@ -280,7 +293,7 @@ def open_splade_embeddings_app(
     limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, ctx_len)
     model.compile(seq_len=serving_lengths(limit), num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     options = dict(served_names=[model_name], api_key=api_key, max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES)
-    options |= {"width": int(model.config.vocab_size), "lowercase": settings.do_lower_case, "activation": False, "matryoshka": False}
+    options |= {"width": int(model.config.vocab_size), "lowercase": settings.do_lower_case, "dense": False}
     app = create_embeddings_app(model, model.tokenizer, model.model_name, limit, False, **options)
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()

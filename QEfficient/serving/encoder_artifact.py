@@ -141,13 +141,19 @@ class CompiledEncoder:
         out = run_encoder(self.session, params, token_types, ids, mask, types, global_mask, self.reads_padding)
         return {self.output_name: out}
 
-    def embed(self, inputs, normalize: bool = True) -> np.ndarray:
-        """As QEFFAutoModel.embed: the folder's pooling (unless the graph pooled), Dense modules and normalization."""
+    @property
+    def causal(self) -> bool:
+        """Whether the encoder is a decoder's base model (causal attention)."""
+        return bool(self.qconfig.get("causal"))
+
+    def embed(self, inputs, normalize: bool = True, pooling: list[str] | None = None) -> np.ndarray:
+        """As QEFFAutoModel.embed: the folder's pooling (or ``pooling``, unless the graph pooled), Dense modules and
+        normalization."""
         out = self.generate(inputs)[self.output_name]
         if self._head is None:
             pooled = self.qconfig.get("pooled", out.ndim == 2)
-            self._head = EmbeddingHead(self.local_model_dir, pooled, bool(self.qconfig.get("causal")))
-        return self._head(out, np.asarray(inputs[ATTENTION_MASK]), normalize)
+            self._head = EmbeddingHead(self.local_model_dir, pooled, self.causal)
+        return self._head(out, np.asarray(inputs[ATTENTION_MASK]), normalize, pooling=pooling)
 
 
 def open_compiled_encoder_app(
