@@ -4,6 +4,8 @@ QEFFAutoModel and POST /v1/embeddings against transformers, with padding on eith
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -238,8 +240,41 @@ def test_an_encoders_base_checkpoint_is_served_pooled_at_its_cls_token(decoder_d
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
     model = QEFFAutoModel.from_pretrained(folder)
     model.compile(seq_len=[64], num_cores=1)
-    mean = torch.nn.functional.normalize(torch.as_tensor(hf_pooled(folder, enc, mean_pooling)), dim=1).numpy()
+    raw_mean = torch.as_tensor(hf_pooled(folder, enc, mean_pooling))
+    mean = torch.nn.functional.normalize(raw_mean, dim=1).numpy()
     np.testing.assert_allclose(model.encode(TEXTS, AutoTokenizer.from_pretrained(folder)), mean, atol=1e-5, rtol=0)
+    # vLLM's --pooler_config sets another pooling and the norm for every request
+    got = served_embeddings(["--model_name", str(folder), "--pooler_config", '{"pooling_type": "MEAN", "use_activation": false}'])
+    np.testing.assert_allclose(got, raw_mean.numpy(), atol=1e-5, rtol=0)
+
+
+def test_pooler_config_fields_are_checked_where_they_do_not_apply(decoder_dir, qwen3_embedding, tiny_model_dir):
+    for config, words in (
+        ({"normalize": True}, "use 'use_activation' instead"),
+        ({"pooling_type": "ALL"}, "pool per token"),
+        ({"pooling_type": "MEAN", "seq_pooling_type": "CLS"}, "not both"),
+        ({"use_activation": 1}, "'use_activation' must be true or false"),
+        ({"dimensions": 0}, "'dimensions' must be a positive number"),
+        ({"logit_sigma": 2}, "takes task, pooling_type"),
+    ):
+        with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()) as err:
+            parse_args(["--model_name", "x", "--pooler_config", json.dumps(config)])
+        assert words in err.getvalue(), err.getvalue()
+    llama, args = str(tiny_model_dir("llama")), ["--num_cores", "1", "--ctx_len", "64"]
+    for model, config, words in (
+        (llama, {"use_activation": False}, "use_activation set an embedding model's vectors"),  # served for generation
+        (str(qwen3_embedding), {"dimensions": 8}, "--pooler_config's dimensions: This model's embeddings have 24 dimensions"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            build_from_args(parse_args(["--model_name", model, *args, "--pooler_config", json.dumps(config)]))
+    short = served_embeddings(
+        ["--model_name", str(qwen3_embedding), "--hf_overrides", '{"is_matryoshka": true}', "--pooler_config", '{"dimensions": 8}']
+    )
+    assert short.shape == (3, 8)
+    from QEfficient.distributed.ray_serve import application_from_args
+
+    with pytest.raises(ValueError, match="use_activation are applied by one process: leave out --ray"):
+        application_from_args(parse_args(["--ray", "--model_name", str(qwen3_embedding), "--pooler_config", '{"use_activation": false}']))
 
 
 def test_task_embed_on_a_causal_lm_pools_its_last_token(tiny_model_dir):

@@ -42,6 +42,7 @@ def build_server(
     tool_call_parser: str | None = None,
     reasoning_parser: str | None = None,
     pooler_task: str | None = None,
+    pooler_defaults: dict | None = None,
 ):
     """(app, runner): the model compiled for continuous batching, its engine running, the FastAPI app
     (``app.state.qpc_path``: the artifact it serves). ``prompt_lookup_num_tokens=K``: greedy requests
@@ -58,13 +59,19 @@ def build_server(
     requests leave tool_choice "auto" (serving/tools.py); ``reasoning_parser``: the syntax of its thinking, which chat answers
     return apart as ``reasoning`` (serving/reasoning.py). ``pooler_task``: vLLM's ``--pooler_config`` task ("embed", "classify",
     or BGE-M3's "token_embed" and "token_classify" with ``hf_overrides`` naming BgeM3EmbeddingModel, as vLLM takes them:
-    serving/tasks.resolve_pooler_task)."""
+    serving/tasks.resolve_pooler_task); ``pooler_defaults``: its other fields, an embedding model's defaults (pooling,
+    use_activation, dimensions: serve_args.pooler_defaults)."""
     # the options of generation, which the models served one request at a time refuse (given: not None)
     generation_options = {"lora": lora, "draft_model": draft_model, "prompt_lookup_num_tokens": prompt_lookup_num_tokens}
     generation_options |= {"num_speculative_tokens": num_speculative_tokens, "mxint8_kv_cache": mxint8_kv_cache or None}
     generation_options |= {"tool_call_parser": tool_call_parser, "reasoning_parser": reasoning_parser, "chat_template": chat_template}
     media_options = {"img_size": img_size, "max_num_images": max_num_images}
     bge_m3_task, task, hf_overrides = _resolve_pooler_task(model_name, gguf_file, pooler_task, task, hf_overrides)
+    if pooler_defaults is not None and not _serves_dense_embeddings(model_name, gguf_file, task, hf_overrides, bge_m3_task):
+        raise ValueError(
+            f"--pooler_config's {', '.join(pooler_defaults)} set an embedding model's vectors (/v1/embeddings); '{model_name}' "
+            "is served otherwise: leave them out."
+        )
     if bge_m3_task is not None:  # BGE-M3's multi-vector or sparse outputs, as vLLM's BgeM3EmbeddingModel
         from QEfficient.serving.bge_m3_app import open_bge_m3_app
 
@@ -124,7 +131,7 @@ def build_server(
     if pooling is not None:
         _refuse_options(model_name, f"served for {_POOLING_ROUTES[pooling]}", **generation_options, **media_options)
         options = (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
-        return _pooling_server(pooling, model_name, options, hf_overrides)
+        return _pooling_server(pooling, model_name, options, hf_overrides, pooler_defaults)
     if (tool_call_parser or reasoning_parser) is not None and not gguf_file and _is_speech(model_name):
         raise ValueError(f"'{model_name}' is not served for chat here: leave --tool_call_parser and --reasoning_parser out.")
     if not gguf_file and _is_speech(model_name):
@@ -200,9 +207,20 @@ def _pooling_task(model_name: str, gguf_file: str | None, task: str, hf_override
 _POOLING_ROUTES = {"embed": "embeddings (/v1/embeddings)", "score": "scores (/score, /rerank, /classify)"}
 
 
-def _pooling_server(task, model_name, options: tuple, hf_overrides: dict | None):
-    """An encoder's /v1/embeddings server (``task`` "embed") or a classifier's score server ("score"), with ``options``
-    (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)."""
+def _serves_dense_embeddings(model_name: str, gguf_file: str | None, task: str, hf_overrides: dict | None, bge_m3_task) -> bool:
+    """Whether the server is an embedding model's /v1/embeddings (not a retriever's, SPLADE's or BGE-M3's other tasks)."""
+    if bge_m3_task is not None:
+        return False
+    if not gguf_file and (
+        _is_retriever(model_name) or _is_colbert(model_name) or _is_sparse_encoder(model_name) or _names_splade(hf_overrides)
+    ):
+        return False
+    return _pooling_task(model_name, gguf_file, task, hf_overrides) == "embed"
+
+
+def _pooling_server(task, model_name, options: tuple, hf_overrides: dict | None, pooler_defaults: dict | None = None):
+    """An encoder's /v1/embeddings server (``task`` "embed", with ``pooler_defaults``) or a classifier's score server
+    ("score"), with ``options`` (ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)."""
     media = _media_classifier(model_name) if task == "score" else None
     if media is not None:
         from QEfficient.serving.classify_media_app import AUDIO, IMAGES, open_classify_media_app
@@ -220,7 +238,7 @@ def _pooling_server(task, model_name, options: tuple, hf_overrides: dict | None)
         return open_scores_app(model_name, *options, hf_overrides=hf_overrides)
     from QEfficient.serving.embeddings_app import open_embeddings_app
 
-    return open_embeddings_app(model_name, *options, hf_overrides=hf_overrides)
+    return open_embeddings_app(model_name, *options, hf_overrides=hf_overrides, pooler=pooler_defaults)
 
 
 def _media_classifier(model_name: str) -> str | None:
@@ -297,7 +315,7 @@ def build_from_args(args: argparse.Namespace):
     if args.qpc_path:
         if args.hf_overrides:
             raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
-        if getattr(args, "pooler_task", None) is not None:
+        if getattr(args, "pooler_task", None) is not None or getattr(args, "pooler_defaults", None) is not None:
             raise ValueError("--pooler_config applies when a model is compiled; serve an encoder's artifact with --task embed or score.")
         from QEfficient.compile.ort_cpu import read_artifact
         from QEfficient.serving.artifact import open_app
@@ -384,6 +402,7 @@ def build_server_from_args(args: argparse.Namespace, model_name: str, gguf_file:
         tool_call_parser=args.tool_call_parser,
         reasoning_parser=args.reasoning_parser,
         pooler_task=getattr(args, "pooler_task", None),
+        pooler_defaults=getattr(args, "pooler_defaults", None),
     )
 
 

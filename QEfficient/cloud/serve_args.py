@@ -18,7 +18,9 @@ document retriever (ColPali, ColQwen2, ColModernVBert) is served as vLLM serves 
 or page's per-token embeddings, /score and /rerank for MaxSim scores (--max_num_images: the most pages a request); so is a
 ColBERT text retriever. BGE-M3 with --hf_overrides '{"architectures": ["BgeM3EmbeddingModel"]}' is served as vLLM
 serves it, for the task of --pooler_config '{"task": ...}': "embed" (the default) its dense vectors, "token_embed" its
-multi-vector ones (/pooling, /score, /rerank), "token_classify" its sparse weights per token (/pooling). A SPLADE folder
+multi-vector ones (/pooling, /score, /rerank), "token_classify" its sparse weights per token (/pooling); an embedding
+model's --pooler_config '{"pooling_type": "MEAN", "use_activation": true, "dimensions": 256}' sets its pooling, norm and
+(a Matryoshka model's) width. A SPLADE folder
 (sentence-transformers' SparseEncoder) with --hf_overrides '{"architectures": ["BertSpladeSparseEmbeddingModel"]}' is
 served as vLLM serves it: each input's vocabulary-sized vector on /v1/embeddings. --qpc_path serves
 an artifact that compile() built with continuous batching, or an encoder's artifact
@@ -239,7 +241,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help='vLLM\'s: the pooling task a server answers, \'{"task": "embed"}\' (or "classify", "token_embed", '
         '"token_classify"); BGE-M3 with --hf_overrides \'{"architectures": ["BgeM3EmbeddingModel"]}\' serves its '
-        'multi-vector ("token_embed") or sparse ("token_classify") outputs',
+        'multi-vector ("token_embed") or sparse ("token_classify") outputs; an embedding model\'s defaults: "pooling_type" '
+        '(CLS, MEAN or LAST), "use_activation" (the L2 norm), "dimensions" (a Matryoshka model\'s width)',
     )
     p.add_argument("--pooler_config.task", "--pooler-config.task", dest="pooler_task", metavar="TASK", help="--pooler_config's task alone")
     p.add_argument(
@@ -292,6 +295,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("give the pooling task once: --pooler_config '{\"task\": ...}' or --pooler_config.task")
     if args.pooler_config is not None:
         args.pooler_task = args.pooler_config.get("task")
+    args.pooler_defaults = pooler_defaults(args.pooler_config)
     if args.lora is not None:
         names = [name for name, _ in args.lora]
         if len(set(names)) != len(names):
@@ -305,14 +309,48 @@ def hf_overrides_json(value: str) -> dict:
     return _json_object(value, '{"use_pad_token": false}')
 
 
+# --pooler_config's pooling types of one vector per input (vLLM's SequencePoolingType) -> this library's pooling names
+SEQUENCE_POOLING = {"CLS": "cls", "MEAN": "mean", "LAST": "lasttoken"}
+POOLER_CONFIG_KEYS = ("task", "pooling_type", "seq_pooling_type", "use_activation", "dimensions")
+
+
 def pooler_config_json(value: str) -> dict:
-    """``--pooler_config``: a JSON object (vLLM's flag) of which this server takes ``task``; its other fields (pooling type,
-    normalization, ...) are the model's own here."""
+    """``--pooler_config``: a JSON object (vLLM's flag) of which this server takes ``task`` and, for an embedding model,
+    the defaults of its vectors: ``pooling_type`` (or ``seq_pooling_type``) CLS, MEAN or LAST, ``use_activation`` (the L2
+    norm) and ``dimensions`` (a Matryoshka model's width); vLLM's other fields are refused."""
     parsed = _json_object(value, '{"task": "embed"}')
-    others = sorted(set(parsed) - {"task"})
+    if "normalize" in parsed:
+        raise argparse.ArgumentTypeError("'normalize' was removed from vLLM's pooler config; use 'use_activation' instead")
+    others = sorted(set(parsed) - set(POOLER_CONFIG_KEYS))
     if others:
-        raise argparse.ArgumentTypeError(f"only 'task' is taken here (the pooling follows the model's files), not {others}")
+        raise argparse.ArgumentTypeError(f"takes {', '.join(POOLER_CONFIG_KEYS)} here, not {others}")
+    if "pooling_type" in parsed and "seq_pooling_type" in parsed:
+        raise argparse.ArgumentTypeError("give 'pooling_type' or 'seq_pooling_type', not both (as vLLM)")
+    kind = parsed.get("pooling_type", parsed.get("seq_pooling_type"))
+    if kind is not None and kind not in SEQUENCE_POOLING:
+        token_types = " (ALL and STEP pool per token: a late-interaction retriever's, which pools as it was trained)"
+        raise argparse.ArgumentTypeError(
+            f"pooling type {kind!r} is not one of {list(SEQUENCE_POOLING)}{token_types if kind in ('ALL', 'STEP') else ''}"
+        )
+    if not isinstance(parsed.get("use_activation", False), bool):
+        raise argparse.ArgumentTypeError(f"'use_activation' must be true or false, got {parsed['use_activation']!r}")
+    dimensions = parsed.get("dimensions")
+    if dimensions is not None and (type(dimensions) is not int or dimensions < 1):
+        raise argparse.ArgumentTypeError(f"'dimensions' must be a positive number of dimensions, got {dimensions!r}")
     return parsed
+
+
+def pooler_defaults(pooler_config: dict | None) -> dict | None:
+    """``--pooler_config``'s defaults of an embedding model's vectors, as create_embeddings_app takes them ("pooling": this
+    library's pooling name, "use_activation", "dimensions"); None where it sets none."""
+    config = pooler_config or {}
+    kind = config.get("pooling_type", config.get("seq_pooling_type"))
+    defaults = {
+        "pooling": SEQUENCE_POOLING.get(kind),
+        "use_activation": config.get("use_activation"),
+        "dimensions": config.get("dimensions"),
+    }
+    return {k: v for k, v in defaults.items() if v is not None} or None
 
 
 def _json_object(value: str, example: str) -> dict:

@@ -401,6 +401,8 @@ def application_from_args(args):
     bge_m3_task, task, hf_overrides = resolve_pooler_task(model_name, gguf_file, pooler, task, getattr(args, "hf_overrides", None))
     if bge_m3_task is not None:
         raise ValueError(f"BGE-M3's '{bge_m3_task}' output (/pooling) is served by one process: leave out --ray.")
+    if getattr(args, "pooler_defaults", None) is not None:
+        raise ValueError(f"--pooler_config's {', '.join(args.pooler_defaults)} are applied by one process: leave out --ray.")
     if names_splade(hf_overrides):
         raise ValueError(f"'{model_name}' served as SPLADE is served by one process: leave out --ray.")
     # what the rest compiles and serves (build_server_from_args resolves no pooler task twice)
@@ -466,7 +468,7 @@ def _artifact_application(args, options: ReplicaOptions):
 
     if getattr(args, "hf_overrides", None):
         raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
-    if getattr(args, "pooler_task", None) is not None:
+    if getattr(args, "pooler_task", None) is not None or getattr(args, "pooler_defaults", None) is not None:
         raise ValueError("--pooler_config applies when a model is compiled; serve an encoder's artifact with --task embed or score.")
     qconfig = read_artifact(Path(args.qpc_path))
     if not is_encoder_artifact(qconfig):

@@ -29,7 +29,13 @@ from fastapi import FastAPI, Request
 from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.generation.encoder_run import right_padded
 from QEfficient.loading.sentence_transformers_files import sentence_bert_config
-from QEfficient.models.sentence_transformers import l2_normalized, max_input_tokens, sentence_transformers_width, vllm_pooling
+from QEfficient.models.sentence_transformers import (
+    l2_normalized,
+    max_input_tokens,
+    sentence_transformers_pooling,
+    sentence_transformers_width,
+    vllm_pooling,
+)
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.embed_fields import (
     FLOAT32,
@@ -154,20 +160,37 @@ def create_embeddings_app(
     width: int | None = None,
     lowercase: bool = False,
     dense: bool = True,
+    pooler: dict | None = None,
 ) -> FastAPI:
     """The app over a compiled QEFFAutoModel (``model.embed``; a QEFFSparseEncoder's too, ``width`` its vocabulary, texts
     lowercased where ``lowercase``) and its tokenizer; inputs of at most ``max_len`` tokens, run ``batch_size`` at a time
     (rows of similar length together, so padding stays short). A ``dense`` model's vectors (not SPLADE's, whose vLLM
     pooler reads none of this) are pooled as vLLM pools them where the folder declares no pooling (vllm_pooling),
     normalized where ``normalize`` unless a request's use_activation says otherwise, and shorter where its ``dimensions``
-    asks and the config makes it a Matryoshka model (matryoshka_widths)."""
+    asks and the config makes it a Matryoshka model (matryoshka_widths). ``pooler``: vLLM's --pooler_config defaults of
+    a dense model (serve_args.pooler_defaults): "pooling" instead of the folder's, "use_activation" instead of
+    ``normalize``, "dimensions" for requests that send none."""
     app = FastAPI(title="QEfficient embeddings", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     vocab_size = min(len(tokenizer), int(getattr(model.config, "vocab_size", None) or len(tokenizer)))  # rows of the embedding table
     width = width or sentence_transformers_width(model.local_model_dir, model.config.hidden_size, model.graph_pooled)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     config = model.config if dense else None  # what says whether 'dimensions' may ask for fewer
+    pooler = dict(pooler or {})
+    if pooler and not dense:
+        raise ValueError(f"--pooler_config's {', '.join(pooler)} do not apply to SPLADE's vectors; leave them out.")
     pooling = {"pooling": vllm_pooling(model.local_model_dir, model.causal)} if dense else {}
+    if "pooling" in pooler:  # as vLLM, the flag's pooling instead of the folder's
+        if len(sentence_transformers_pooling(model.local_model_dir)) > 1 or model.graph_pooled:
+            raise ValueError("--pooler_config's pooling_type replaces one pooling: this model's is several, concatenated; leave it out.")
+        pooling = {"pooling": [pooler["pooling"]]}
+    normalize = pooler.get("use_activation", normalize)
+    default_width = width
+    if "dimensions" in pooler:  # each request's, unless it sends its own; checked now, as the config is
+        try:
+            default_width = matryoshka_width({"dimensions": pooler["dimensions"]}, width, config)
+        except APIError as err:
+            raise ValueError(f"--pooler_config's dimensions: {err.message}") from None
     matryoshka_widths(config, width)  # its values checked now, not at the first request
     from_artifact = getattr(model, "qconfig", None) is not None
     hint = (
@@ -202,7 +225,8 @@ def create_embeddings_app(
         name = body.get("model")
         refuse_unapplied(body)
         encoding, packed = embedding_format(body, width, config, hint), packing(body)
-        dimensions, normalized = matryoshka_width(body, width, config), use_activation(body, normalize)
+        dimensions = default_width if body.get("dimensions") is None else matryoshka_width(body, width, config)
+        normalized = use_activation(body, normalize)
         normalized = normalized if dense else normalize
         shaping = dict(special=special_tokens(body), cut=truncation(body, max_len))
         token_lists = await asyncio.to_thread(parse_inputs, body.get("input"), tokenizer, max_len, vocab_size, lowercase, **shaping)
@@ -221,10 +245,11 @@ def open_embeddings_app(
     api_key: str | None,
     max_body_bytes: int | None,
     hf_overrides: dict | None = None,
+    pooler: dict | None = None,
 ):
     """(app, runner) for an encoder: compiled for inputs up to ``ctx_len`` tokens (a few lengths, so short inputs
     run short), its tokenizer, sentence-transformers' pooling and normalization; its config changed by
-    ``hf_overrides`` (vLLM's) when given."""
+    ``hf_overrides`` (vLLM's) when given; ``pooler``: --pooler_config's defaults (create_embeddings_app)."""
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModel, QEFFAutoModelForZeroShotImageClassification
@@ -233,6 +258,9 @@ def open_embeddings_app(
     model = QEFFAutoModel.from_pretrained(model_name, hf_overrides=hf_overrides or None)
     if isinstance(model, QEFFAutoModelForZeroShotImageClassification):  # CLIP, SigLIP, ...: texts and images
         from QEfficient.serving.dual_embeddings_app import open_dual_embeddings_app
+
+        if pooler:
+            raise ValueError(f"'{model_name}' embeds as its towers do: --pooler_config's {', '.join(pooler)} do not apply; leave them out.")
 
         return open_dual_embeddings_app(model, model_name, ctx_len, num_cores, mxfp6_matmul, api_key, max_body_bytes)
     refuse_own_heads(model, model_name)
@@ -255,6 +283,7 @@ def open_embeddings_app(
         api_key=api_key,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         lowercase=bool(sentence_bert_config(Path(model.local_model_dir)).get("do_lower_case")),  # as vLLM reads the folder
+        pooler=pooler,
     )
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()
