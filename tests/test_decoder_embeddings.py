@@ -263,7 +263,11 @@ def test_pooler_config_fields_are_checked_where_they_do_not_apply(decoder_dir, q
     llama, args = str(tiny_model_dir("llama")), ["--num_cores", "1", "--ctx_len", "64"]
     for model, config, words in (
         (llama, {"use_activation": False}, "use_activation set an embedding model's vectors"),  # served for generation
-        (str(qwen3_embedding), {"dimensions": 8}, "--pooler_config's dimensions: This model's embeddings have 24 dimensions"),
+        (
+            str(qwen3_embedding),
+            {"dimensions": 8},
+            "--pooler_config's dimensions: This model's embeddings have 24 dimensions.*--hf_overrides",
+        ),
     ):
         with pytest.raises(ValueError, match=words):
             build_from_args(parse_args(["--model_name", model, *args, "--pooler_config", json.dumps(config)]))
@@ -273,7 +277,7 @@ def test_pooler_config_fields_are_checked_where_they_do_not_apply(decoder_dir, q
     assert short.shape == (3, 8)
     from QEfficient.distributed.ray_serve import application_from_args
 
-    with pytest.raises(ValueError, match="use_activation are applied by one process: leave out --ray"):
+    with pytest.raises(ValueError, match=r"--pooler_config \(use_activation\) is applied by one process: leave out --ray"):
         application_from_args(parse_args(["--ray", "--model_name", str(qwen3_embedding), "--pooler_config", '{"use_activation": false}']))
 
 

@@ -209,7 +209,7 @@ _POOLING_ROUTES = {"embed": "embeddings (/v1/embeddings)", "score": "scores (/sc
 
 def _serves_dense_embeddings(model_name: str, gguf_file: str | None, task: str, hf_overrides: dict | None, bge_m3_task) -> bool:
     """Whether the server is an embedding model's /v1/embeddings (not a retriever's, SPLADE's or BGE-M3's other tasks)."""
-    if bge_m3_task is not None:
+    if bge_m3_task is not None or (not gguf_file and _reads_images(model_name)):  # BGE-M3's token tasks; CLIP's towers
         return False
     if not gguf_file and (
         _is_retriever(model_name) or _is_colbert(model_name) or _is_sparse_encoder(model_name) or _names_splade(hf_overrides)
@@ -296,6 +296,12 @@ def _is_sparse_encoder(model_name: str) -> bool:
     from QEfficient.serving.tasks import is_sparse_encoder
 
     return is_sparse_encoder(model_name)
+
+
+def _reads_images(model_name: str) -> bool:
+    from QEfficient.serving.tasks import reads_images
+
+    return reads_images(model_name)
 
 
 def _is_text_to_speech(model_name: str) -> bool:

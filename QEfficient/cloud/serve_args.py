@@ -318,7 +318,7 @@ def pooler_config_json(value: str) -> dict:
     """``--pooler_config``: a JSON object (vLLM's flag) of which this server takes ``task`` and, for an embedding model,
     the defaults of its vectors: ``pooling_type`` (or ``seq_pooling_type``) CLS, MEAN or LAST, ``use_activation`` (the L2
     norm) and ``dimensions`` (a Matryoshka model's width); vLLM's other fields are refused."""
-    parsed = _json_object(value, '{"task": "embed"}')
+    parsed = {k: v for k, v in _json_object(value, '{"task": "embed"}').items() if v is not None}  # null: vLLM's default
     if "normalize" in parsed:
         raise argparse.ArgumentTypeError("'normalize' was removed from vLLM's pooler config; use 'use_activation' instead")
     others = sorted(set(parsed) - set(POOLER_CONFIG_KEYS))
@@ -341,12 +341,12 @@ def pooler_config_json(value: str) -> dict:
 
 
 def pooler_defaults(pooler_config: dict | None) -> dict | None:
-    """``--pooler_config``'s defaults of an embedding model's vectors, as create_embeddings_app takes them ("pooling": this
-    library's pooling name, "use_activation", "dimensions"); None where it sets none."""
+    """``--pooler_config``'s defaults of an embedding model's vectors, as create_embeddings_app takes them
+    ("pooling_type": this library's pooling name, "use_activation", "dimensions"); None where it sets none."""
     config = pooler_config or {}
     kind = config.get("pooling_type", config.get("seq_pooling_type"))
     defaults = {
-        "pooling": SEQUENCE_POOLING.get(kind),
+        "pooling_type": SEQUENCE_POOLING.get(kind),
         "use_activation": config.get("use_activation"),
         "dimensions": config.get("dimensions"),
     }

@@ -402,7 +402,7 @@ def application_from_args(args):
     if bge_m3_task is not None:
         raise ValueError(f"BGE-M3's '{bge_m3_task}' output (/pooling) is served by one process: leave out --ray.")
     if getattr(args, "pooler_defaults", None) is not None:
-        raise ValueError(f"--pooler_config's {', '.join(args.pooler_defaults)} are applied by one process: leave out --ray.")
+        raise ValueError(f"--pooler_config ({', '.join(args.pooler_defaults)}) is applied by one process: leave out --ray.")
     if names_splade(hf_overrides):
         raise ValueError(f"'{model_name}' served as SPLADE is served by one process: leave out --ray.")
     # what the rest compiles and serves (build_server_from_args resolves no pooler task twice)

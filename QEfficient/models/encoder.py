@@ -61,7 +61,7 @@ from QEfficient.models.sentence_transformers import (
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.runtime.tokenizer import tokenizer_digest
 from QEfficient.transform.dual_encoder import is_dual_encoder
-from QEfficient.transform.encoder import UNSUPPORTED_TEXT_ENCODING, PoolingFn, QEffEncoder, resolve_pooling
+from QEfficient.transform.encoder import UNSUPPORTED_TEXT_ENCODING, PoolingFn, QEffEncoder, causal_lm_type, resolve_pooling
 from QEfficient.transform.image_encoder import reads_pixels
 from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.cache import file_digest, fingerprint_state_dict, hash_dict
@@ -264,7 +264,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
             manifest["reads_padding"] = True
         if self.model.global_attention:  # what the host marks global when given no mask (and a server, which takes none)
             manifest["global_attention"] = self._global_attention
-        manifest |= {"pooled": self.pooling_fn is not None, "causal": self.model.causal}  # for a server on the artifact
+        # for a server on the artifact
+        manifest |= {"pooled": self.graph_pooled, "causal": self.model.causal, "decoder": self.decoder_architecture}
         if self.own_heads:  # a server on the artifact refuses it (serving/encoder_artifact.py)
             manifest["own_heads"] = self.own_heads
         self.qpc_path = self._build_artifact(
@@ -298,6 +299,18 @@ class _QEFFEncoderBase(QEFFBaseModel):
             "encoder", (str(self.qpc_path), self._num_cores), lambda: open_artifact_session(self.qpc_path, self._num_cores)
         )
         return self.qpc_session, qconfig
+
+    @property
+    def graph_pooled(self) -> bool:
+        """Whether the graph pools (``pooling=``, or a model whose output is its embedding: DPR's), so the folder's pooling is
+        not run after it."""
+        return self.pooling_fn is not None or self.model.embedding_head
+
+    @property
+    def decoder_architecture(self) -> bool:
+        """Whether the model is a decoder's base model (causal attention, or a causal LM's architecture made bidirectional:
+        EmbeddingGemma), which vLLM pools at its last token by default."""
+        return bool(self.model.causal) or causal_lm_type(self.config)
 
     @property
     def reads_padding(self) -> bool:
@@ -369,11 +382,6 @@ class QEFFAutoModel(_QEFFEncoderBase):
 
     _head: EmbeddingHead | None = None  # pooling, Dense and normalization after the graph, read at first use
 
-    @property
-    def graph_pooled(self) -> bool:
-        """Whether the graph pools (``pooling=``), so the folder's pooling is not run after it."""
-        return self.pooling_fn is not None
-
     def encode(
         self,
         sentences: list[str] | str,
@@ -422,18 +430,13 @@ class QEFFAutoModel(_QEFFEncoderBase):
         emb = np.concatenate(chunks)[:, :truncate_dim]  # (None keeps every dimension; a larger one too, as sentence-transformers)
         return l2_normalized(emb) if normalize else emb
 
-    @property
-    def causal(self) -> bool:
-        """Whether the encoder is a decoder's base model (causal attention), pooled at its last token by default."""
-        return bool(self.model.causal)
-
     def embed(self, inputs, normalize: bool = True, prompt_length: int = 0, pooling: list[str] | None = None) -> np.ndarray:
         """Pooled embeddings [B, D] of tokenized ``inputs`` (input_ids and attention_mask, padded): the model's
         pooling (the graph's, else the sentence-transformers folder's, else a decoder's last token or an encoder's
         mean; the folder's leaves out the first ``prompt_length`` tokens), the folder's Dense projections, then L2
         norm if ``normalize``; ``pooling`` names other poolings than the folder's (ignored where the graph pools)."""
         if self._head is None:  # first use: read (and check) what sentence-transformers runs after the encoder
-            self._head = EmbeddingHead(self.local_model_dir, self.pooling_fn is not None, self.model.causal)
+            self._head = EmbeddingHead(self.local_model_dir, self.graph_pooled, self.model.causal)
         out = self.generate(inputs, runtime_ai100=self.qpc_path is not None)["output"]
         return self._head(out, as_numpy(inputs[ATTENTION_MASK]), normalize, prompt_length, pooling)
 

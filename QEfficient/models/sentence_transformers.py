@@ -102,13 +102,15 @@ def sentence_transformers_pooling(folder: Path | None, default: str = "mean") ->
     return [default]
 
 
-def vllm_pooling(folder: Path | None, causal: bool) -> list[str] | None:
-    """How vLLM pools a model whose folder declares no pooling (no sentence-transformers Pooling module): a decoder at
-    its last token, an encoder at its first (CLS), where sentence-transformers would take the mean; None where the
-    folder declares its own, which vLLM reads too."""
+def vllm_pooling(folder: Path | None, decoder: bool) -> list[str] | None:
+    """How vLLM pools a model whose folder declares no pooling (no sentence-transformers Pooling module): a ``decoder``
+    at its last token, an encoder at its first (CLS), where sentence-transformers would take the mean; None where the
+    folder declares its own. (vLLM reads a folder's CLS, mean and last-token modes; one that pools max, weightedmean,
+    mean / sqrt(length) or several modes at once is pooled here as sentence-transformers pools it, as the model was
+    trained, where vLLM takes another mode.)"""
     if any(module_kind(module) == "Pooling" for module in st_modules(folder) or []):
         return None
-    return ["lasttoken" if causal else "cls"]
+    return ["lasttoken" if decoder else "cls"]
 
 
 def sentence_transformers_prompt(folder: Path | None, prompt_name: str | None = None, prompt: str | None = None) -> str:

@@ -179,19 +179,14 @@ def create_embeddings_app(
     pooler = dict(pooler or {})
     if pooler and not dense:
         raise ValueError(f"--pooler_config's {', '.join(pooler)} do not apply to SPLADE's vectors; leave them out.")
-    pooling = {"pooling": vllm_pooling(model.local_model_dir, model.causal)} if dense else {}
-    if "pooling" in pooler:  # as vLLM, the flag's pooling instead of the folder's
-        if len(sentence_transformers_pooling(model.local_model_dir)) > 1 or model.graph_pooled:
+    pooling = {"pooling": vllm_pooling(model.local_model_dir, model.decoder_architecture)} if dense else {}
+    if "pooling_type" in pooler:  # as vLLM, the flag's pooling instead of the folder's
+        if model.graph_pooled:
+            raise ValueError("--pooler_config's pooling_type does not apply: this model's graph gives one vector per input.")
+        if len(sentence_transformers_pooling(model.local_model_dir)) > 1:
             raise ValueError("--pooler_config's pooling_type replaces one pooling: this model's is several, concatenated; leave it out.")
-        pooling = {"pooling": [pooler["pooling"]]}
+        pooling = {"pooling": [pooler["pooling_type"]]}
     normalize = pooler.get("use_activation", normalize)
-    default_width = width
-    if "dimensions" in pooler:  # each request's, unless it sends its own; checked now, as the config is
-        try:
-            default_width = matryoshka_width({"dimensions": pooler["dimensions"]}, width, config)
-        except APIError as err:
-            raise ValueError(f"--pooler_config's dimensions: {err.message}") from None
-    matryoshka_widths(config, width)  # its values checked now, not at the first request
     from_artifact = getattr(model, "qconfig", None) is not None
     hint = (
         " (Shorter vectors are a Matryoshka model's: where this is one, serve it with --hf_overrides "
@@ -199,6 +194,13 @@ def create_embeddings_app(
         if dense
         else ""
     )
+    matryoshka_widths(config, width)  # its values checked now, not at the first request
+    default_width = width
+    if "dimensions" in pooler:  # each request's, unless it sends its own; checked now, as the config is
+        try:
+            default_width = matryoshka_width({"dimensions": pooler["dimensions"]}, width, config, hint)
+        except APIError as err:
+            raise ValueError(f"--pooler_config's dimensions: {err.message}") from None
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     app.state.tokenizer = tokenizer
     openai_app_basics(app, api_key)

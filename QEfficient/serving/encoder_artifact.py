@@ -142,9 +142,9 @@ class CompiledEncoder:
         return {self.output_name: out}
 
     @property
-    def causal(self) -> bool:
-        """Whether the encoder is a decoder's base model (causal attention)."""
-        return bool(self.qconfig.get("causal"))
+    def decoder_architecture(self) -> bool:
+        """Whether the model is a decoder's base model (QEFFAutoModel.decoder_architecture, recorded at compile time)."""
+        return bool(self.qconfig.get("decoder", self.qconfig.get("causal")))
 
     def embed(self, inputs, normalize: bool = True, pooling: list[str] | None = None) -> np.ndarray:
         """As QEFFAutoModel.embed: the folder's pooling (or ``pooling``, unless the graph pooled), Dense modules and
@@ -152,7 +152,7 @@ class CompiledEncoder:
         out = self.generate(inputs)[self.output_name]
         if self._head is None:
             pooled = self.qconfig.get("pooled", out.ndim == 2)
-            self._head = EmbeddingHead(self.local_model_dir, pooled, self.causal)
+            self._head = EmbeddingHead(self.local_model_dir, pooled, bool(self.qconfig.get("causal")))
         return self._head(out, np.asarray(inputs[ATTENTION_MASK]), normalize, pooling=pooling)
 
 

@@ -76,12 +76,16 @@ def resolve_pooling(pooling: str | PoolingFn | None) -> PoolingFn | None:
     raise TypeError(f"pooling must be a string, a callable or None, got {type(pooling).__name__}.")
 
 
-def _decoder_type(config) -> bool:
-    """A causal LM's model type (not an encoder's that also has an LM head, as BERT), or an encoder-decoder's."""
+def causal_lm_type(config) -> bool:
+    """A causal LM's model type (not an encoder's that also has an LM head, as BERT)."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
-    causal = config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
-    return causal or bool(getattr(config, "is_encoder_decoder", False))
+    return config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def _decoder_type(config) -> bool:
+    """A causal LM's model type, or an encoder-decoder's."""
+    return causal_lm_type(config) or bool(getattr(config, "is_encoder_decoder", False))
 
 
 def eager_attention(config) -> contextlib.AbstractContextManager:
