@@ -248,6 +248,44 @@ def test_an_encoders_base_checkpoint_is_served_pooled_at_its_cls_token(decoder_d
     np.testing.assert_allclose(got, raw_mean.numpy(), atol=1e-5, rtol=0)
 
 
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
+)
+
+
+def test_chats_are_embedded_through_the_chat_template(qwen3_embedding, tmp_path):
+    """vLLM's chat embeddings: ``messages`` (one conversation, or a list of them) rendered by the chat template without a
+    generation prompt unless asked, tokenized without the tokenizer's specials (the template writes them)."""
+    folder = shutil.copytree(qwen3_embedding, tmp_path / "chat")
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = CHAT_TEMPLATE
+    tok.save_pretrained(folder)
+    chats = [[{"role": "user", "content": TEXTS[0]}], [{"role": "user", "content": TEXTS[2]}, {"role": "assistant", "content": "ok"}]]
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--ctx_len", "64", "--num_cores", "1"]))
+
+    def post(body: dict) -> httpx.Response:
+        return httpx.post(f"{url}/v1/embeddings", json=body, timeout=120)
+
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            for body, chat_list, generation_prompt in (
+                ({"messages": chats[0]}, chats[:1], False),
+                ({"messages": chats}, chats, False),
+                ({"messages": chats[0], "add_generation_prompt": True}, chats[:1], True),
+            ):
+                r = post(body)
+                assert r.status_code == 200, r.text
+                kwargs = dict(tokenize=True, add_generation_prompt=generation_prompt, return_dict=False)
+                ids = [list(tok.apply_chat_template(chat, **kwargs)) for chat in chat_list]
+                expected = post({"input": ids}).json()["data"]  # token ids: the route tested against transformers above
+                assert r.json()["usage"]["prompt_tokens"] == sum(map(len, ids))
+                np.testing.assert_allclose([d["embedding"] for d in r.json()["data"]], [d["embedding"] for d in expected], atol=1e-6)
+            r = post({"messages": chats[0], "input": "x"})
+            assert r.status_code == 400 and "not both" in r.json()["error"]["message"]
+    finally:
+        runner.stop()
+
+
 def test_pooler_config_fields_are_checked_where_they_do_not_apply(decoder_dir, qwen3_embedding, tiny_model_dir):
     for config, words in (
         ({"normalize": True}, "use 'use_activation' instead"),

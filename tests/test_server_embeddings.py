@@ -119,7 +119,7 @@ def test_vllms_request_fields_as_vllm_applies_them(server):
         ({"input": "hi", "truncate_prompt_tokens": 129}, "this model's maximum of 128, or -1"),
         ({"input": "hi", "normalize": False}, "Parameter 'normalize' was removed (as in vLLM); use 'use_activation'"),
         ({"input": "hi", "padding": "max_length"}, "'padding' other than \"do_not_pad\" is not applied"),
-        ({"input": "hi", "messages": [{"role": "user", "content": "hi"}]}, "chat embeddings, 'messages', are not served"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "This model has no chat template: send the texts as 'input'"),
         ({"input": "hi", "truncation_side": "middle"}, "'truncation_side' must be"),
         ({"input": "hi", "embed_dtype": "int8"}, "'embed_dtype' must be one of"),
         ({"input": "hi", "endianness": "middle"}, "'endianness' must be one of"),

@@ -104,8 +104,6 @@ def refuse_unapplied(body: dict) -> None:
         raise APIError(400, "Parameter 'normalize' was removed (as in vLLM); use 'use_activation' instead.", "normalize")
     if body.get("padding") not in (None, "do_not_pad"):
         raise APIError(400, "'padding' other than \"do_not_pad\" is not applied by this server: leave it out.", "padding")
-    if body.get("messages") is not None:
-        raise APIError(400, "This server embeds texts sent as 'input' (chat embeddings, 'messages', are not served).", "messages")
 
 
 def special_tokens(body: dict) -> bool:

@@ -12,7 +12,8 @@ sentence-transformers folders.
 sends). ``dimensions`` asks a Matryoshka model (its config's, or --hf_overrides', ``matryoshka_dimensions`` or
 ``is_matryoshka``, as vLLM reads them) for its vectors' first dimensions, normalized after the cut. vLLM's fields beside
 them (serving/embed_fields.py): ``use_activation`` false for the vectors before normalization,
-``truncate_prompt_tokens`` and ``truncation_side``, ``add_special_tokens``, ``embed_dtype`` and ``endianness``. An input
+``truncate_prompt_tokens`` and ``truncation_side``, ``add_special_tokens``, ``embed_dtype`` and ``endianness``, and chats
+(``messages``, one conversation or a list of them) through the model's chat template. An input
 longer than the compiled length is refused unless ``truncate_prompt_tokens`` cuts it. Requests run one at a time on a
 worker thread, so /health keeps answering.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +45,12 @@ from QEfficient.serving.embed_fields import (
     Truncation,
     packing,
     refuse_unapplied,
-    special_tokens,
     truncation,
     use_activation,
 )
 from QEfficient.serving.encoder_batches import length_batches, refuse_own_heads, refuse_token_inputs, serving_lengths
 from QEfficient.serving.messages import openai_input_forms
-from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
+from QEfficient.serving.protocol import APIError, RequestParser, boolean, number, parse_json, template_options
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
@@ -146,6 +147,65 @@ def parse_inputs(
     return out
 
 
+@dataclass(frozen=True)
+class VectorSettings:
+    """How a server makes its vectors: ``pooling`` (model.embed's keyword: other poolings than the folder's), L2 norm
+    where ``normalize``, ``width`` dimensions unless a request asks for fewer, ``config`` (what says whether it may:
+    matryoshka_widths) and the ``hint`` of the refusal where it may not."""
+
+    pooling: dict
+    normalize: bool
+    width: int
+    config: object = None
+    hint: str = ""
+
+
+def vector_settings(model, width: int, normalize: bool, pooler: dict | None, dense: bool) -> VectorSettings:
+    """A ``dense`` model's settings as vLLM makes them: its pooling where the folder declares none (vllm_pooling), and
+    --pooler_config's defaults (``pooler``: serve_args.pooler_defaults) over the folder's, each checked now; SPLADE's
+    (not ``dense``: its vLLM pooler reads none of them) as they are."""
+    pooler = dict(pooler or {})
+    if not dense:
+        if pooler:
+            raise ValueError(f"--pooler_config's {', '.join(pooler)} do not apply to SPLADE's vectors; leave them out.")
+        return VectorSettings({}, normalize, width)
+    pooling = vllm_pooling(model.local_model_dir, model.decoder_architecture)
+    if "pooling_type" in pooler:  # as vLLM, the flag's pooling instead of the folder's
+        if model.graph_pooled:
+            raise ValueError("--pooler_config's pooling_type does not apply: this model's graph gives one vector per input.")
+        if len(sentence_transformers_pooling(model.local_model_dir)) > 1:
+            raise ValueError("--pooler_config's pooling_type replaces one pooling: this model's is several, concatenated; leave it out.")
+        pooling = [pooler["pooling_type"]]
+    where = " from its folder" if getattr(model, "qconfig", None) is not None else ""  # a server on an artifact
+    hint = (
+        " (Shorter vectors are a Matryoshka model's: where this is one, serve it with --hf_overrides "
+        f"'{{\"is_matryoshka\": true}}' or '{{\"matryoshka_dimensions\": [...]}}'{where}, as vLLM.)"
+    )
+    matryoshka_widths(model.config, width)  # its values checked now, not at the first request
+    default_width = width
+    if "dimensions" in pooler:  # each request's, unless it sends its own
+        try:
+            default_width = matryoshka_width({"dimensions": pooler["dimensions"]}, width, model.config, hint)
+        except APIError as err:
+            raise ValueError(f"--pooler_config's dimensions: {err.message}") from None
+    return VectorSettings({"pooling": pooling}, pooler.get("use_activation", normalize), default_width, model.config, hint)
+
+
+def chat_texts(parser: RequestParser, body: dict) -> list[str]:
+    """vLLM's chat embeddings: ``messages`` (one conversation, or a list of them) each through the chat template, without
+    a generation prompt unless ``add_generation_prompt`` asks for one; one text per conversation."""
+    if body.get("input") is not None:
+        raise APIError(400, "Send the texts as 'input' or a chat as 'messages', not both.", "messages")
+    messages = body["messages"]
+    batch = isinstance(messages, list) and bool(messages) and all(isinstance(m, list) for m in messages)
+    if not getattr(parser.tokenizer, "chat_template", None):
+        raise APIError(400, "This model has no chat template: send the texts as 'input'.", "messages")
+    if batch and len(messages) > MAX_INPUTS:
+        raise APIError(400, f"At most {MAX_INPUTS} conversations in 'messages', got {len(messages)}.", "messages")
+    options = template_options({"add_generation_prompt": False, **body})  # vLLM's default for embeddings: none
+    return [parser.chat_prompt(conversation, options=options) for conversation in (messages if batch else [messages])]
+
+
 def create_embeddings_app(
     model,
     tokenizer,
@@ -164,43 +224,15 @@ def create_embeddings_app(
 ) -> FastAPI:
     """The app over a compiled QEFFAutoModel (``model.embed``; a QEFFSparseEncoder's too, ``width`` its vocabulary, texts
     lowercased where ``lowercase``) and its tokenizer; inputs of at most ``max_len`` tokens, run ``batch_size`` at a time
-    (rows of similar length together, so padding stays short). A ``dense`` model's vectors (not SPLADE's, whose vLLM
-    pooler reads none of this) are pooled as vLLM pools them where the folder declares no pooling (vllm_pooling),
-    normalized where ``normalize`` unless a request's use_activation says otherwise, and shorter where its ``dimensions``
-    asks and the config makes it a Matryoshka model (matryoshka_widths). ``pooler``: vLLM's --pooler_config defaults of
-    a dense model (serve_args.pooler_defaults): "pooling" instead of the folder's, "use_activation" instead of
-    ``normalize``, "dimensions" for requests that send none."""
+    (rows of similar length together, so padding stays short). A ``dense`` model's vectors (not SPLADE's) are made as
+    vector_settings says, with ``pooler`` (vLLM's --pooler_config defaults), L2-normalized where ``normalize`` unless
+    either says otherwise; a request's ``messages`` are embedded through the chat template (chat_texts)."""
     app = FastAPI(title="QEfficient embeddings", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     vocab_size = min(len(tokenizer), int(getattr(model.config, "vocab_size", None) or len(tokenizer)))  # rows of the embedding table
     width = width or sentence_transformers_width(model.local_model_dir, model.config.hidden_size, model.graph_pooled)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    config = model.config if dense else None  # what says whether 'dimensions' may ask for fewer
-    pooler = dict(pooler or {})
-    if pooler and not dense:
-        raise ValueError(f"--pooler_config's {', '.join(pooler)} do not apply to SPLADE's vectors; leave them out.")
-    pooling = {"pooling": vllm_pooling(model.local_model_dir, model.decoder_architecture)} if dense else {}
-    if "pooling_type" in pooler:  # as vLLM, the flag's pooling instead of the folder's
-        if model.graph_pooled:
-            raise ValueError("--pooler_config's pooling_type does not apply: this model's graph gives one vector per input.")
-        if len(sentence_transformers_pooling(model.local_model_dir)) > 1:
-            raise ValueError("--pooler_config's pooling_type replaces one pooling: this model's is several, concatenated; leave it out.")
-        pooling = {"pooling": [pooler["pooling_type"]]}
-    normalize = pooler.get("use_activation", normalize)
-    from_artifact = getattr(model, "qconfig", None) is not None
-    hint = (
-        " (Shorter vectors are a Matryoshka model's: where this is one, serve it with --hf_overrides "
-        f"'{{\"is_matryoshka\": true}}' or '{{\"matryoshka_dimensions\": [...]}}'{' from its folder' if from_artifact else ''}, as vLLM.)"
-        if dense
-        else ""
-    )
-    matryoshka_widths(config, width)  # its values checked now, not at the first request
-    default_width = width
-    if "dimensions" in pooler:  # each request's, unless it sends its own; checked now, as the config is
-        try:
-            default_width = matryoshka_width({"dimensions": pooler["dimensions"]}, width, config, hint)
-        except APIError as err:
-            raise ValueError(f"--pooler_config's dimensions: {err.message}") from None
+    vectors = vector_settings(model, width, normalize, pooler, dense)
     lock = asyncio.Lock()  # one request at a time on the session: the cores are shared anyway
     app.state.tokenizer = tokenizer
     openai_app_basics(app, api_key)
@@ -214,7 +246,7 @@ def create_embeddings_app(
         out = np.zeros((len(token_lists), 0), np.float32)
         for rows in length_batches([len(t) for t in token_lists], batch_size, model.reads_padding):
             # a Matryoshka model's shorter vectors are normalized after the cut, as vLLM does
-            emb = model.embed(right_padded([token_lists[i] for i in rows], pad_id), normalize=False, **pooling)[:, :dimensions]
+            emb = model.embed(right_padded([token_lists[i] for i in rows], pad_id), normalize=False, **vectors.pooling)[:, :dimensions]
             if out.shape[1] == 0:
                 out = np.zeros((len(token_lists), emb.shape[1]), np.float32)
             out[rows] = l2_normalized(emb) if normalized else emb
@@ -226,15 +258,16 @@ def create_embeddings_app(
         parser.check_model(body)
         name = body.get("model")
         refuse_unapplied(body)
-        encoding, packed = embedding_format(body, width, config, hint), packing(body)
-        dimensions = default_width if body.get("dimensions") is None else matryoshka_width(body, width, config)
-        normalized = use_activation(body, normalize)
-        normalized = normalized if dense else normalize
-        shaping = dict(special=special_tokens(body), cut=truncation(body, max_len))
-        token_lists = await asyncio.to_thread(parse_inputs, body.get("input"), tokenizer, max_len, vocab_size, lowercase, **shaping)
+        encoding, packed = embedding_format(body, width, vectors.config, vectors.hint), packing(body)
+        dimensions = vectors.width if body.get("dimensions") is None else matryoshka_width(body, width, vectors.config)
+        normalized = use_activation(body, vectors.normalize) if dense else vectors.normalize
+        chat = body.get("messages") is not None
+        special, cut = boolean(body, "add_special_tokens", not chat), truncation(body, max_len)  # vLLM's: chats' templates write them
+        texts = chat_texts(parser, body) if chat else body.get("input")
+        token_lists = await asyncio.to_thread(parse_inputs, texts, tokenizer, max_len, vocab_size, lowercase, special, cut)
         async with lock:
-            vectors = await asyncio.to_thread(embed, token_lists, dimensions, normalized)
-        return embedding_list(vectors, encoding, name or model_id, sum(len(ids) for ids in token_lists), packed)
+            rows = await asyncio.to_thread(embed, token_lists, dimensions, normalized)
+        return embedding_list(rows, encoding, name or model_id, sum(len(ids) for ids in token_lists), packed)
 
     return app
 
