@@ -280,8 +280,15 @@ def test_chats_are_embedded_through_the_chat_template(qwen3_embedding, tmp_path)
                 expected = post({"input": ids}).json()["data"]  # token ids: the route tested against transformers above
                 assert r.json()["usage"]["prompt_tokens"] == sum(map(len, ids))
                 np.testing.assert_allclose([d["embedding"] for d in r.json()["data"]], [d["embedding"] for d in expected], atol=1e-6)
-            r = post({"messages": chats[0], "input": "x"})
-            assert r.status_code == 400 and "not both" in r.json()["error"]["message"]
+            same = post({"input": chats}).json()["data"]  # vLLM takes chats in 'input' too
+            np.testing.assert_allclose([d["embedding"] for d in same], [d["embedding"] for d in post({"messages": chats}).json()["data"]])
+            for body, words in (
+                ({"messages": chats[0], "input": "x"}, "not both"),
+                ({"messages": chats[0], "chat_template": "{{ 1 }}"}, "'chat_template' is not taken from a request"),
+                ({"messages": [{"role": "user", "content": "word " * 60}]}, "messages has"),  # named as sent
+            ):
+                r = post(body)
+                assert r.status_code == 400 and words in r.json()["error"]["message"], r.text
     finally:
         runner.stop()
 

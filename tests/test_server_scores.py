@@ -111,6 +111,36 @@ def test_score_and_rerank_equal_transformers_through_a_sigmoid(cross_encoder):
     np.testing.assert_allclose(by_ids, 1 / (1 + np.exp(-hf_logits(folder, [DOCS[0]])[0])), atol=1e-5, rtol=0)
 
 
+def vllm_cut(tok, text: str, limit: int) -> str:
+    """vLLM's truncate_text_to_tokens, written again with transformers' offsets: the text before the first token past
+    ``limit`` (or after the last one kept), until it tokenizes within the limit."""
+    while limit and text:
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        if len(enc["input_ids"]) <= limit:
+            break
+        text = text[: min(enc["offset_mapping"][limit - 1][1], enc["offset_mapping"][limit][0], len(text) - 1)]
+    return text
+
+
+def test_queries_and_documents_cut_to_vllms_token_limits(cross_encoder):
+    """vLLM's max_tokens_per_query and max_tokens_per_doc on /score and /rerank: each side cut to that many tokens at a
+    character boundary before it is paired."""
+    url, folder = cross_encoder
+    tok = AutoTokenizer.from_pretrained(folder)
+    query, docs = vllm_cut(tok, QUERY, 4), [vllm_cut(tok, d, 3) for d in DOCS]
+    assert query != QUERY and docs[0] != DOCS[0] and docs[3] == DOCS[3]
+    expected = 1 / (1 + np.exp(-hf_logits(folder, [query] * len(docs), docs)[:, 0]))
+    limits = {"max_tokens_per_query": 4, "max_tokens_per_doc": 3}
+    r = post(url, "/rerank", {"query": QUERY, "documents": DOCS, **limits})
+    assert r.status_code == 200, r.text
+    got = sorted((x["index"], x["relevance_score"]) for x in r.json()["results"])
+    np.testing.assert_allclose([score for _, score in got], expected, atol=1e-5, rtol=0)
+    r = post(url, "/score", {"text_1": QUERY, "text_2": DOCS, **limits})
+    np.testing.assert_allclose([d["score"] for d in r.json()["data"]], expected, atol=1e-5, rtol=0)
+    r = post(url, "/score", {"text_1": QUERY, "text_2": DOCS, "max_tokens_per_doc": 64})
+    assert r.status_code == 400 and "'max_tokens_per_doc' must be a number of tokens from 0" in r.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     "route, body, message",
     [

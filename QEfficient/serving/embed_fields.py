@@ -1,6 +1,8 @@
-"""vLLM's fields of an embeddings request beside OpenAI's, as vLLM applies them: ``use_activation`` (false: the vectors
-before normalization), ``truncate_prompt_tokens`` with ``truncation_side``, ``add_special_tokens``, and ``embed_dtype``
-with ``endianness`` (how base64 packs the values); the ones not applied here refused (refuse_unapplied)."""
+"""vLLM's fields of a pooling request beside OpenAI's, as vLLM applies them: /score's and /rerank's
+``max_tokens_per_query`` and ``max_tokens_per_doc`` (token_limits, text_within); an embeddings request's
+``use_activation`` (false: the vectors before normalization), ``truncate_prompt_tokens`` with ``truncation_side``,
+``add_special_tokens``, and ``embed_dtype`` with ``endianness`` (how base64 packs the values); the ones not applied here
+refused (refuse_unapplied)."""
 
 from __future__ import annotations
 
@@ -124,3 +126,35 @@ def _right_truncated_text(tokenizer, text: str, ids: list[int], keep: int) -> li
     if keep < len(head) + len(tail):
         return ids[:keep]
     return head + body[: keep - len(head) - len(tail)] + tail
+
+
+def token_limits(body: dict, max_len: int) -> tuple[int, int]:
+    """vLLM's ``max_tokens_per_query`` and ``max_tokens_per_doc`` of a /score or /rerank request: each side's texts cut
+    to that many tokens before they are paired (0, the default: not cut)."""
+    limits = []
+    for name in ("max_tokens_per_query", "max_tokens_per_doc"):
+        value = body.get(name)
+        value = 0 if value is None else value
+        if type(value) is not int or not 0 <= value < max_len:
+            message = f"'{name}' must be a number of tokens from 0 (no limit) to less than this model's maximum of {max_len}."
+            raise APIError(400, message, name)
+        limits.append(value)
+    return limits[0], limits[1]
+
+
+def text_within(tokenizer, text: str, max_tokens: int) -> str:
+    """``text`` cut to its first ``max_tokens`` tokens (0: as it is) at a character boundary, as vLLM's
+    truncate_text_to_tokens cuts a query or document: the text before the next token's start (or the last kept token's
+    end), again until the cut text tokenizes within the limit."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if max_tokens <= 0:
+        return text
+    if backend is None:
+        raise APIError(400, "'max_tokens_per_query' and 'max_tokens_per_doc' need a fast tokenizer (tokenizer.json).", "max_tokens_per_doc")
+    while text:
+        encoding = backend.encode(text, add_special_tokens=False)
+        if len(encoding.ids) <= max_tokens:
+            break
+        end = min(encoding.offsets[max_tokens - 1][1], encoding.offsets[max_tokens][0])
+        text = text[: min(end, len(text) - 1)]
+    return text

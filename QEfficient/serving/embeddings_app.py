@@ -114,15 +114,23 @@ def embedding_list(vectors: np.ndarray, encoding: str, model: str, tokens: int, 
 
 
 def parse_inputs(
-    raw, tokenizer, max_len: int, vocab_size: int, lowercase: bool = False, special: bool = True, cut: Truncation | None = None
+    raw,
+    tokenizer,
+    max_len: int,
+    vocab_size: int,
+    lowercase: bool = False,
+    special: bool = True,
+    cut: Truncation | None = None,
+    name: str = "input",
 ) -> list[list[int]]:
     """``input`` in any of OpenAI's four forms -> one list of token ids per input, each checked; texts lowercased first
     where ``lowercase`` (a folder's do_lower_case, as vLLM reads it), with the tokenizer's special tokens where
-    ``special``; each cut as ``cut`` says (vLLM's truncate_prompt_tokens)."""
-    items = openai_input_forms(raw, "input", MAX_INPUTS, " (OpenAI's limit)")
+    ``special``; each cut as ``cut`` says (vLLM's truncate_prompt_tokens); errors name the field ``name`` (chats:
+    "messages")."""
+    items = openai_input_forms(raw, name, MAX_INPUTS, " (OpenAI's limit)")
     out = []
     for i, item in enumerate(items):
-        where = f"input[{i}]" if len(items) > 1 else "input"
+        where = f"{name}[{i}]" if len(items) > 1 else name
         if isinstance(item, str):
             text = item.lower() if lowercase else item
             ids = tokenizer(text, add_special_tokens=special)[INPUT_IDS] if item else []  # a long input is refused below
@@ -130,17 +138,17 @@ def parse_inputs(
             text, ids = None, item
             bad = next((t for t in ids if not 0 <= t < vocab_size), None)
             if bad is not None:
-                raise APIError(400, f"{where} has the token id {bad}, outside this model's vocabulary [0, {vocab_size}).", "input")
+                raise APIError(400, f"{where} has the token id {bad}, outside this model's vocabulary [0, {vocab_size}).", name)
         if cut is not None and ids:
             ids = cut.apply(tokenizer, text, list(ids))
         if not ids:
-            raise APIError(400, f"{where} is empty.", "input")
+            raise APIError(400, f"{where} is empty.", name)
         if len(ids) > max_len:
             raise APIError(
                 400,
                 f"{where} has {len(ids)} tokens, more than this model's maximum of {max_len} (--ctx_len); shorten it, or send "
                 "'truncate_prompt_tokens' (-1: that maximum), as vLLM.",
-                "input",
+                name,
                 "context_length_exceeded",
             )
         out.append(list(ids))
@@ -191,18 +199,29 @@ def vector_settings(model, width: int, normalize: bool, pooler: dict | None, den
     return VectorSettings({"pooling": pooling}, pooler.get("use_activation", normalize), default_width, model.config, hint)
 
 
+def is_chat(value) -> bool:
+    """Whether an embeddings request's ``messages`` (or ``input``: vLLM takes chats there too) is one conversation (a
+    list of role messages) or a list of them."""
+    if not isinstance(value, list) or not value:
+        return False
+    return all(isinstance(m, dict) and "role" in m for m in value) or all(is_chat(c) and isinstance(c[0], dict) for c in value)
+
+
 def chat_texts(parser: RequestParser, body: dict) -> list[str]:
-    """vLLM's chat embeddings: ``messages`` (one conversation, or a list of them) each through the chat template, without
-    a generation prompt unless ``add_generation_prompt`` asks for one; one text per conversation."""
-    if body.get("input") is not None:
+    """vLLM's chat embeddings: ``messages`` (or a chat in ``input``; one conversation, or a list of them) each through the
+    chat template, without a generation prompt unless ``add_generation_prompt`` asks for one; one text per conversation."""
+    if body.get("messages") is not None and body.get("input") is not None:
         raise APIError(400, "Send the texts as 'input' or a chat as 'messages', not both.", "messages")
-    messages = body["messages"]
-    batch = isinstance(messages, list) and bool(messages) and all(isinstance(m, list) for m in messages)
+    messages = body["messages"] if body.get("messages") is not None else body["input"]
+    if body.get("chat_template") is not None:
+        raise APIError(400, "'chat_template' is not taken from a request: the model's own renders chats; leave it out.", "chat_template")
     if not getattr(parser.tokenizer, "chat_template", None):
         raise APIError(400, "This model has no chat template: send the texts as 'input'.", "messages")
+    batch = isinstance(messages, list) and bool(messages) and all(isinstance(m, list) for m in messages)
     if batch and len(messages) > MAX_INPUTS:
         raise APIError(400, f"At most {MAX_INPUTS} conversations in 'messages', got {len(messages)}.", "messages")
-    options = template_options({"add_generation_prompt": False, **body})  # vLLM's default for embeddings: none
+    # vLLM's default for embeddings: no generation prompt (null too)
+    options = template_options({**body, "add_generation_prompt": boolean(body, "add_generation_prompt", False)})
     return [parser.chat_prompt(conversation, options=options) for conversation in (messages if batch else [messages])]
 
 
@@ -261,10 +280,14 @@ def create_embeddings_app(
         encoding, packed = embedding_format(body, width, vectors.config, vectors.hint), packing(body)
         dimensions = vectors.width if body.get("dimensions") is None else matryoshka_width(body, width, vectors.config)
         normalized = use_activation(body, vectors.normalize) if dense else vectors.normalize
-        chat = body.get("messages") is not None
+        chat = body.get("messages") is not None or is_chat(body.get("input"))
         special, cut = boolean(body, "add_special_tokens", not chat), truncation(body, max_len)  # vLLM's: chats' templates write them
-        texts = chat_texts(parser, body) if chat else body.get("input")
-        token_lists = await asyncio.to_thread(parse_inputs, texts, tokenizer, max_len, vocab_size, lowercase, special, cut)
+
+        def token_lists_of_request() -> list[list[int]]:  # (off the event loop: templates and tokenizers take time)
+            texts = chat_texts(parser, body) if chat else body.get("input")
+            return parse_inputs(texts, tokenizer, max_len, vocab_size, lowercase, special, cut, "messages" if chat else "input")
+
+        token_lists = await asyncio.to_thread(token_lists_of_request)
         async with lock:
             rows = await asyncio.to_thread(embed, token_lists, dimensions, normalized)
         return embedding_list(rows, encoding, name or model_id, sum(len(ids) for ids in token_lists), packed)

@@ -14,9 +14,10 @@ Routes: GET /health, GET /v1/models, GET /version, and POST
 A pair is tokenized as the tokenizer pairs two texts (BERT's [CLS] A [SEP] B [SEP], the second of token type 1), or
 as the two texts joined where the config's ``use_pad_token`` is false (vLLM's rule for an LM used as reranker),
 and a score is the model's logit through sentence-transformers' CrossEncoder activation (the folder's, else
-sigmoid), as vLLM scores; ``"use_activation": false`` gives the logits. A pair longer than the compiled length is
-refused, not truncated (``truncate_prompt_tokens`` too). Requests run one at a time on a worker thread, so /health
-keeps answering.
+sigmoid), as vLLM scores; ``"use_activation": false`` gives the logits. vLLM's ``max_tokens_per_query`` and
+``max_tokens_per_doc`` cut each side of /score's and /rerank's pairs first (embed_fields.text_within). A pair longer than
+the compiled length is refused, not truncated (``truncate_prompt_tokens`` too). Requests run one at a time on a worker
+thread, so /health keeps answering.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.embed_fields import text_within, token_limits
 from QEfficient.serving.encoder_batches import length_batches, refuse_token_inputs, serving_lengths
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
@@ -249,6 +251,11 @@ def create_scores_app(
             out[indices] = np.asarray(model.generate(batch)["logits"], np.float32)
         return out
 
+    def within_limits(pairs: list[tuple[str, str]], body: dict) -> list[tuple[str, str]]:
+        """The pairs with each side cut to the request's max_tokens_per_query and max_tokens_per_doc (vLLM's)."""
+        query_limit, doc_limit = token_limits(body, max_len)
+        return [(text_within(tokenizer, q, query_limit), text_within(tokenizer, d, doc_limit)) for q, d in pairs]
+
     async def run(texts) -> tuple[np.ndarray, int]:
         encoded = await asyncio.to_thread(encode, texts)
         async with lock:
@@ -273,7 +280,7 @@ def create_scores_app(
         name = check_model(body)
         pairs = score_pairs(body)
         activate = use_activation(body)
-        values, tokens = await run(pairs)
+        values, tokens = await run(within_limits(pairs, body))
         data = [{"index": i, "object": "score", "score": float(v)} for i, v in enumerate(relevance(values, activate))]
         return listing("score", name, data, tokens)
 
@@ -284,7 +291,7 @@ def create_scores_app(
         query, documents = rerank_documents(body)
         top_n, keep = rerank_options(body)
         activate = use_activation(body)
-        values, tokens = await run([(query, d) for d in documents])
+        values, tokens = await run(within_limits([(query, d) for d in documents], body))
         return rerank_answer(name, relevance(values, activate), [{"text": d} for d in documents], tokens, top_n, keep)
 
     async def classify(request: Request):
