@@ -57,9 +57,10 @@ def st_folder(tmp_path_factory) -> Path:
     return folder
 
 
-def reference(folder: Path, texts: list[str], prompt_length: int = 0) -> np.ndarray:
+def reference(folder: Path, texts: list[str], prompt_length: int = 0, order: tuple[int, ...] = (0, 1, 2)) -> np.ndarray:
     """sentence-transformers' modules, written out in torch over transformers' BERT; the first ``prompt_length`` tokens
-    left out of the pooling, as its Pooling with include_prompt false does."""
+    left out of the pooling, as its Pooling with include_prompt false does; the poolings concatenated in ``order`` (of
+    CLS, mean / sqrt(length), weighted mean); the Dense module's residual where its config adds one."""
     tok = AutoTokenizer.from_pretrained(folder)
     enc = tok(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -70,14 +71,18 @@ def reference(folder: Path, texts: list[str], prompt_length: int = 0) -> np.ndar
         total, count = (hidden * mask).sum(1), mask.sum(1).clamp(min=1e-9)
         positions = torch.arange(1, hidden.shape[1] + 1).view(1, -1, 1).float() * mask
         weighted = (hidden * positions).sum(1) / positions.sum(1).clamp(min=1e-9)
-        pooled = torch.cat([hidden[:, 0], total / count.sqrt(), weighted], 1)
+        parts = [hidden[:, 0], total / count.sqrt(), weighted]
+        pooled = torch.cat([parts[i] for i in order], 1)
         norm = torch.nn.LayerNorm(WIDTH)
         norm.load_state_dict({k.removeprefix("norm."): v for k, v in torch.load(folder / "2_LayerNorm" / "pytorch_model.bin").items()})
         linear = torch.nn.Linear(WIDTH, 32)
         from safetensors.torch import load_file
 
-        linear.load_state_dict({k.removeprefix("linear."): v for k, v in load_file(folder / "3_Dense" / "model.safetensors").items()})
+        dense = load_file(folder / "3_Dense" / "model.safetensors")
+        linear.load_state_dict({k.removeprefix("linear."): v for k, v in dense.items() if k.startswith("linear.")})
         out = torch.tanh(linear(norm(pooled)))
+        if json.loads((folder / "3_Dense" / "config.json").read_text()).get("use_residual"):  # projected: the sizes differ
+            out = out + norm(pooled) @ dense["residual.weight"].T
     return torch.nn.functional.normalize(out, dim=1).numpy()
 
 
@@ -87,6 +92,39 @@ def test_several_poolings_and_a_layer_norm_encode_as_sentence_transformers(st_fo
     got = model.encode(TEXTS, AutoTokenizer.from_pretrained(st_folder))
     assert got.shape == (3, 32)
     np.testing.assert_allclose(got, reference(st_folder, TEXTS), atol=1e-5, rtol=0)
+
+
+def test_the_layout_of_sentence_transformers_5_4_and_on(st_folder, tmp_path):
+    """From 5.4: modules named by their new paths, Pooling's modes as one ``pooling_mode`` list (concatenated in its
+    order), and a Dense module with a residual (projected, as its sizes differ)."""
+    folder = shutil.copytree(st_folder, tmp_path / "model")
+    paths = {"Transformer": "base.modules.transformer", "Pooling": "sentence_transformer.modules.pooling"}
+    paths |= {"LayerNorm": "sentence_transformer.modules.layer_norm", "Dense": "base.modules.dense", "Normalize": "base.modules.normalize"}
+    modules = json.loads((folder / "modules.json").read_text())
+    for module in modules:
+        kind = module["type"].rsplit(".", 1)[-1]
+        module["type"] = f"sentence_transformers.{paths[kind]}.{kind}"
+    (folder / "modules.json").write_text(json.dumps(modules))
+    pooling = {"embedding_dimension": 64, "pooling_mode": ["weightedmean", "cls", "mean_sqrt_len_tokens"], "include_prompt": True}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    dense = json.loads((folder / "3_Dense" / "config.json").read_text()) | {"use_residual": True}
+    (folder / "3_Dense" / "config.json").write_text(json.dumps(dense))
+    from safetensors.torch import load_file
+
+    weights = load_file(folder / "3_Dense" / "model.safetensors") | {"residual.weight": 0.1 * torch.randn(32, WIDTH)}
+    save_file(weights, folder / "3_Dense" / "model.safetensors")
+    model = QEFFAutoModel.from_pretrained(folder)
+    model.compile(seq_len=[32], num_cores=1)
+    expected = reference(folder, TEXTS, order=(2, 0, 1))
+    np.testing.assert_allclose(model.encode(TEXTS, AutoTokenizer.from_pretrained(folder)), expected, atol=1e-5, rtol=0)
+    (folder / "config_sentence_transformers.json").write_text(json.dumps({"truncate_dim": 16}))  # the folder's default width
+    short = expected[:, :16] / np.linalg.norm(expected[:, :16], axis=1, keepdims=True)
+    np.testing.assert_allclose(model.encode(TEXTS, AutoTokenizer.from_pretrained(folder)), short, atol=1e-5, rtol=0)
+    # a Transformer that takes chat messages (a tokenizer with a chat template, saved by 5.4 on): refused, not run as text
+    text = {"method": "forward", "method_output_name": "last_hidden_state"}
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"modality_config": {"text": text, "message": text | {"format": "auto"}}}))
+    with pytest.raises(ValueError, match="takes its inputs as chat messages"):
+        QEFFAutoModel.from_pretrained(folder).encode(TEXTS, AutoTokenizer.from_pretrained(folder))
 
 
 def test_the_server_on_the_folder_and_on_its_artifact(st_folder, qeff_home, tmp_path):

@@ -188,6 +188,22 @@ def test_models_options_and_detection(cross_encoder, tiny_model_dir):
         build_from_args(parse_args(["--qpc_path", folder, "--task", "score"]))
 
 
+def test_a_cross_encoder_that_pairs_texts_as_chat_messages_is_refused(cross_encoder, tmp_path):
+    """sentence-transformers 5.4 and later save a CrossEncoder whose tokenizer has a chat template with a 'message'
+    modality, and then score each pair through the template: not done here, so refused at start."""
+    import shutil
+
+    folder = shutil.copytree(cross_encoder[1], tmp_path / "chat-ce")
+    (folder / "modules.json").write_text(
+        json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"}])
+    )
+    text = {"method": "forward", "method_output_name": "logits"}
+    config = {"transformer_task": "sequence-classification", "modality_config": {"text": text, "message": text}}
+    (folder / "sentence_bert_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="takes its inputs as chat messages"):
+        build_from_args(parse_args(["--model_name", str(folder), "--ctx_len", "64", "--num_cores", "1"]))
+
+
 def test_an_identity_cross_encoder_and_a_three_label_classifier(tmp_path):
     """XLM-RoBERTa (no token types) whose config asks for raw logits, as sentence-transformers saves it; a
     classifier's /classify gives softmax probabilities and its label, and refuses /score."""

@@ -17,6 +17,7 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
 
 from QEfficient import QEFFAutoModel, QEFFSparseEncoder
+from QEfficient.loading.sparse_encoder import read_splade_folder
 from tests.test_colbert import _widened
 from tests.tiny_models import build_wordpiece_tokenizer
 
@@ -101,6 +102,42 @@ def test_sum_pooling_and_log1p_relu(tmp_path, pooling_strategy, activation_funct
     model.compile(num_cores=1, seq_len=24)
     ours = model.encode(TEXTS, convert_to_sparse_tensor=False)
     assert np.abs(ours - reference(folder, TEXTS, pooling_strategy, activation_function)).max() < 1e-4
+
+
+def test_the_layout_of_sentence_transformers_5_4_and_on(tmp_path):
+    """From 5.4 a SparseEncoder saves its masked LM as a Transformer (task fill-mask) and names modules by their new
+    modules' paths, and a Router as base.modules.router.Router: read by class name, the same vectors."""
+    folder = tiny_splade(tmp_path / "m")
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_SpladePooling", "type": "sentence_transformers.sparse_encoder.modules.SpladePooling"},
+    ]
+    modules[1]["type"] = modules[1]["type"].replace(".SpladePooling", ".splade_pooling.SpladePooling")
+    (folder / "modules.json").write_text(json.dumps(modules))
+    transformer = {"transformer_task": "fill-mask", "modality_config": {"text": {"method": "forward", "method_output_name": "logits"}}}
+    (folder / "sentence_bert_config.json").write_text(json.dumps(transformer | {"module_output_name": "token_embeddings"}))
+    tok = AutoTokenizer.from_pretrained(folder)  # the longest input: the tokenizer's, where 5.4 saves it
+    tok.model_max_length = 24
+    tok.save_pretrained(folder)
+    model = QEFFAutoModel.from_pretrained(folder)
+    assert type(model) is QEFFSparseEncoder
+    model.compile(num_cores=1, seq_len=24)
+    expected = reference(folder, TEXTS)
+    assert np.abs(model.encode(TEXTS, convert_to_sparse_tensor=False) - expected).max() < 1e-4
+    config = json.loads((folder / "config_sentence_transformers.json").read_text()) | {"max_active_dims": 3}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(config))  # the folder's default: 3 values a row
+    kept = QEFFAutoModel.from_pretrained(folder).encode(TEXTS, convert_to_sparse_tensor=False)
+    assert (np.count_nonzero(kept, axis=1) == 3).all()
+    top = np.sort(expected, axis=1)[:, -3:]
+    assert np.abs(np.sort(kept, axis=1)[:, -3:] - top).max() < 1e-4
+    free, _ = tiny_inference_free(tmp_path / "doc")
+    config = json.loads((free / "router_config.json").read_text())
+    config["types"] = {name: kind.replace(".models.", ".modules.") for name, kind in config["types"].items()}
+    (free / "router_config.json").write_text(json.dumps(config))
+    (free / "modules.json").write_text(
+        json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.router.Router"}])
+    )
+    assert read_splade_folder(free).query_route == "query"
 
 
 def test_sparse_encoders_not_run_are_refused(tmp_path):
@@ -233,9 +270,10 @@ def tiny_inference_free(folder: Path) -> tuple[Path, np.ndarray]:
     (static / "config.json").write_text(json.dumps({"frozen": False}))
     router = {
         "types": {
-            "query_0_SparseStaticEmbedding": "sentence_transformers.sparse_encoder.models.SparseStaticEmbedding",
-            "document_0_MLMTransformer": "sentence_transformers.sparse_encoder.models.MLMTransformer",
-            "document_1_SpladePooling": "sentence_transformers.sparse_encoder.models.SpladePooling",
+            # as sentence-transformers 5.3's Router.save writes them: each module's Python module, then its class
+            "query_0_SparseStaticEmbedding": "sentence_transformers.sparse_encoder.models.SparseStaticEmbedding.SparseStaticEmbedding",
+            "document_0_MLMTransformer": "sentence_transformers.sparse_encoder.models.MLMTransformer.MLMTransformer",
+            "document_1_SpladePooling": "sentence_transformers.sparse_encoder.models.SpladePooling.SpladePooling",
         },
         "structure": {"query": ["query_0_SparseStaticEmbedding"], "document": ["document_0_MLMTransformer", "document_1_SpladePooling"]},
         "parameters": {"default_route": "document", "allow_empty_key": True},

@@ -31,6 +31,22 @@ def st_modules(folder: Path | None) -> list[dict] | None:
     return modules if isinstance(modules, list) else None
 
 
+def refuse_chat_formatting(folder: Path | None) -> None:
+    """A ValueError for a sentence-transformers folder (saved by 5.4 or later) whose Transformer writes its inputs as chat
+    messages: its ``modality_config`` lists "message" (inferred where the tokenizer had a chat template), and
+    sentence-transformers then renders every text, and each pair, through the chat template, which is not done here."""
+    for module in st_modules(folder) or []:
+        if module_kind(module) == "Transformer":
+            modalities = sentence_bert_config(Path(folder), module).get("modality_config")
+            if isinstance(modalities, dict) and "message" in modalities:
+                raise ValueError(
+                    f"{folder}'s Transformer takes its inputs as chat messages (its sentence_bert_config.json's modality_config "
+                    "lists 'message', as sentence-transformers 5.4 and later save a model with a chat template): sentence-"
+                    "transformers renders each text through the chat template, which QEfficient does not, so it would give "
+                    "other results. Remove 'message' from modality_config to run it on plain text, if that is what it expects."
+                )
+
+
 def module_kind(module: dict) -> str:
     """A module's class name ("Transformer", "Pooling", "Dense", ...), without its package."""
     return str(module.get("type", "")).rsplit(".", 1)[-1]
@@ -74,17 +90,24 @@ def read_module_weights(where: Path) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True, eq=False)
 class DenseLayer:
-    """sentence-transformers' Dense module: activation(x @ weight.T + bias) (a PyLate Dense, the same over each token)."""
+    """sentence-transformers' Dense module: activation(x @ weight.T + bias) (a PyLate Dense, the same over each token),
+    plus, where it has one (5.4's ``use_residual``), its input: as it is (``residual`` True), or projected where the sizes
+    differ (``residual`` the projection's weight [out_features, in_features])."""
 
     weight: np.ndarray  # [out_features, in_features], float32
     bias: np.ndarray | None
     activation: str = "Identity"
+    residual: np.ndarray | bool = False
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        y = x.astype(np.float32, copy=False) @ self.weight.T
+        x = x.astype(np.float32, copy=False)
+        y = x @ self.weight.T
         if self.bias is not None:
             y = y + self.bias
-        return DENSE_ACTIVATIONS[self.activation](y).astype(np.float32, copy=False)
+        y = DENSE_ACTIVATIONS[self.activation](y).astype(np.float32, copy=False)
+        if isinstance(self.residual, np.ndarray):
+            return y + x @ self.residual.T
+        return y + x if self.residual else y
 
 
 def read_dense_module(where: Path) -> DenseLayer:
@@ -102,4 +125,9 @@ def read_dense_module(where: Path) -> DenseLayer:
     weights = read_module_weights(where)
     if "linear.weight" not in weights:
         raise ValueError(f"The Dense module {where.name} holds no linear.weight.")
-    return DenseLayer(weights["linear.weight"], weights.get("linear.bias"), activation)
+    residual: np.ndarray | bool = bool(config.get("use_residual"))
+    if residual and weights["linear.weight"].shape[0] != weights["linear.weight"].shape[1]:
+        if "residual.weight" not in weights:
+            raise ValueError(f"The Dense module {where.name} adds a projected residual but holds no residual.weight.")
+        residual = weights["residual.weight"]
+    return DenseLayer(weights["linear.weight"], weights.get("linear.bias"), activation, residual)

@@ -11,10 +11,17 @@ from pathlib import Path
 
 from QEfficient.loading.sentence_transformers_files import module_kind, read_json, read_module_weights, sentence_bert_config, st_modules
 
-_MODULES = "sentence_transformers.sparse_encoder.models."
-SPLADE_MODULES = (f"{_MODULES}MLMTransformer", f"{_MODULES}SpladePooling")
-STATIC_MODULE = f"{_MODULES}SparseStaticEmbedding"  # an inference-free SparseEncoder's query side: a weight per token
-ROUTER = "sentence_transformers.models.Router"
+# modules by class name: sentence-transformers writes them as sentence_transformers.sparse_encoder.models.MLMTransformer
+# (5.3), ...sparse_encoder.modules.mlm_transformer.MLMTransformer (5.4 on), a Router's types with the class name twice
+SPLADE_MODULES = ("MLMTransformer", "SpladePooling")  # from 5.4 on, also a Transformer (its task fill-mask) -> SpladePooling
+STATIC_MODULE = "SparseStaticEmbedding"  # an inference-free SparseEncoder's query side: a weight per token
+ROUTER = "Router"
+_SPARSE_PACKAGE = "sentence_transformers.sparse_encoder."
+
+
+def _splade_kinds(kinds: list[str]) -> bool:
+    """Whether the modules' class names are SPLADE's: a masked LM (MLMTransformer, or 5.4's Transformer) -> SpladePooling."""
+    return len(kinds) == 2 and kinds[0] in ("MLMTransformer", "Transformer") and kinds[1] == "SpladePooling"
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class SpladeSettings:
     query_route: str | None = None
     query_folder: str = ""
     default_route: str | None = None
+    max_active_dims: int | None = None  # each vector's largest values kept by default (saved from sentence-transformers 5.4 on)
 
 
 def is_sparse_encoder_folder(folder: str | Path | None) -> bool:
@@ -46,12 +54,12 @@ def is_sparse_encoder_folder(folder: str | Path | None) -> bool:
     config = read_json(Path(folder) / "config_sentence_transformers.json")
     if isinstance(config, dict) and config.get("model_type") == "SparseEncoder":
         return True
-    return any(str(m.get("type", "")).startswith(_MODULES) for m in st_modules(folder) or [])
+    return any(str(m.get("type", "")).startswith(_SPARSE_PACKAGE) for m in st_modules(folder) or [])
 
 
 def is_inference_free_folder(folder: str | Path | None) -> bool:
     """Whether ``folder`` is a SparseEncoder whose modules.json lists a Router alone (opensearch's inference-free doc-* models)."""
-    kinds = [str(m.get("type", "")) for m in st_modules(Path(folder)) or []] if folder else []
+    kinds = [module_kind(m) for m in st_modules(Path(folder)) or []] if folder else []
     return kinds == [ROUTER]
 
 
@@ -73,12 +81,12 @@ def read_splade_folder(folder: str | Path) -> SpladeSettings:
     if is_masked_lm_folder(folder):
         return SpladeSettings()
     modules = st_modules(folder) or []
-    kinds = [str(m.get("type", "")) for m in modules]
+    kinds = [module_kind(m) for m in modules]
     routes: dict = {}
     if kinds == [ROUTER]:  # inference-free: its document route is SPLADE's modules, its query route a SparseStaticEmbedding
         modules, routes = _router_routes(folder, modules[0])
-        kinds = [str(m.get("type", "")) for m in modules]
-    if kinds != list(SPLADE_MODULES):
+        kinds = [module_kind(m) for m in modules]
+    if not _splade_kinds(kinds):
         names = " -> ".join(module_kind(m) for m in modules) or "no modules.json"
         raise ValueError(
             f"{folder} runs {names}; QEfficient runs SPLADE sparse encoders (MLMTransformer -> SpladePooling, or an "
@@ -97,6 +105,9 @@ def read_splade_folder(folder: str | Path) -> SpladeSettings:
     if similarity not in ("dot", "cosine"):
         raise ValueError(f"This SparseEncoder scores by {similarity!r}; QEfficient scores by 'dot' or 'cosine'.")
     default = config.get("default_prompt_name")
+    active = config.get("max_active_dims")
+    if active is not None and (type(active) is not int or active < 1):
+        raise ValueError(f"This SparseEncoder's max_active_dims must be a positive integer, got {active!r}.")
     if default is not None and default not in prompts:
         raise ValueError(f"This SparseEncoder's default prompt name {default!r} is not among its prompts {sorted(prompts)}.")
     return SpladeSettings(
@@ -108,6 +119,7 @@ def read_splade_folder(folder: str | Path) -> SpladeSettings:
         default,
         similarity,
         model_folder=str(modules[0].get("path", "")),
+        max_active_dims=active,
         **routes,
     )
 
@@ -119,8 +131,9 @@ def _router_routes(folder: Path, router: dict) -> tuple[list[dict], dict]:
     where = folder / str(router.get("path", ""))
     config = read_json(where / "router_config.json") or read_json(where / "config.json") or {}
     types, structure = config.get("types") or {}, config.get("structure") or {}
-    static = [name for name, ids in structure.items() if [types.get(i) for i in ids] == [STATIC_MODULE]]
-    splade = [name for name, ids in structure.items() if [types.get(i) for i in ids] == list(SPLADE_MODULES)]
+    kinds = {name: [module_kind({"type": types.get(i, "")}) for i in ids] for name, ids in structure.items()}
+    static = [name for name, route in kinds.items() if route == [STATIC_MODULE]]
+    splade = [name for name, route in kinds.items() if _splade_kinds(route)]
     if len(structure) != 2 or len(static) != 1 or len(splade) != 1:
         shown = {name: [str(types.get(i, i)).rsplit(".", 1)[-1] for i in ids] for name, ids in structure.items()}
         raise ValueError(

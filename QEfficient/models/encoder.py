@@ -55,6 +55,7 @@ from QEfficient.models.sentence_transformers import (
     l2_normalized,
     sentence_transformers_pools_prompt,
     sentence_transformers_prompt,
+    sentence_transformers_truncate_dim,
     serving_config_values,
     serving_files,
 )
@@ -395,14 +396,16 @@ class QEFFAutoModel(_QEFFEncoderBase):
         """Sentence embeddings as sentence-transformers computes them: each sentence after the prompt (``prompt``, else
         the folder's prompt named ``prompt_name``, else its default one), stripped (and lowercased where the folder's
         ``do_lower_case`` says so), as its Transformer module tokenizes, the model's pooling, then L2 norm. A Matryoshka
-        model's shorter vectors with ``truncate_dim``: the first ``truncate_dim`` dimensions, normalized after the cut (as
-        sentence-transformers' ``truncate_dim`` with ``normalize_embeddings``)."""
+        model's shorter vectors with ``truncate_dim`` (by default the folder's, saved from sentence-transformers 5.4 on): the
+        first ``truncate_dim`` dimensions, normalized after the cut (as sentence-transformers' ``truncate_dim`` with
+        ``normalize_embeddings``)."""
         if isinstance(sentences, str):
             sentences = [sentences]
         if not isinstance(sentences, (list, tuple)) or not sentences:
             raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
         check_strings("Sentence", sentences)
         check_positive(batch_size=batch_size)
+        truncate_dim = sentence_transformers_truncate_dim(self.local_model_dir) if truncate_dim is None else truncate_dim
         if truncate_dim is not None:
             check_positive(truncate_dim=int(truncate_dim) if isinstance(truncate_dim, np.integer) else truncate_dim)
         prefix = sentence_transformers_prompt(self.local_model_dir, prompt_name, prompt)

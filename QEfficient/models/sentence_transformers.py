@@ -23,6 +23,7 @@ from QEfficient.loading.sentence_transformers_files import (
     module_kind,
     read_dense_module,
     read_module_weights,
+    refuse_chat_formatting,
     sentence_bert_config,
     st_modules,
 )
@@ -47,18 +48,22 @@ _POOLING_MODE_NAMES |= {"weightedmean": "weightedmean_tokens", "lasttoken": "las
 
 
 def _pooling_modes(folder: Path, module: dict) -> list[str]:
+    """The Pooling module's modes (POOLING_MODES' keys) in the order their vectors are concatenated: those its
+    ``pooling_mode`` names (one, or from sentence-transformers 5.4 a list of them, in that order; the booleans are then
+    ignored), else its ``pooling_mode_*`` booleans in sentence-transformers' fixed order."""
     config_file = Path(folder) / str(module.get("path", "")) / "config.json"
     config = json.loads(config_file.read_text()) if config_file.is_file() else {}
     named = config.get("pooling_mode")
-    if named is not None:  # sentence-transformers: one mode by name, the booleans ignored
-        key = _POOLING_MODE_NAMES.get(str(named).lower())
-        if key is None:
+    if named is not None:
+        keys = [_POOLING_MODE_NAMES.get(str(name).lower()) for name in (named if isinstance(named, list) else [named])]
+        if not keys or None in keys:
             raise ValueError(
                 f"This model's Pooling names the mode {named!r}; sentence-transformers knows {', '.join(_POOLING_MODE_NAMES)}."
             )
-        return [f"pooling_mode_{key}"]
+        return [f"pooling_mode_{key}" for key in keys]
     config.setdefault("pooling_mode_mean_tokens", True)  # Pooling's own default, when its config leaves the key out
-    return [k for k, v in config.items() if k.startswith("pooling_mode_") and v]
+    unknown = [k for k, v in config.items() if k.startswith("pooling_mode_") and v and k not in POOLING_MODES]
+    return [k for k in POOLING_MODES if config.get(k)] + unknown
 
 
 # the order sentence-transformers runs them in, each module at most once but Dense and LayerNorm (on the pooled vector)
@@ -67,7 +72,8 @@ _ORDER = {"Transformer": 0, "Pooling": 1, "Dense": 2, "LayerNorm": 2, "Normalize
 
 def check_sentence_transformers_folder(folder: Path | None) -> None:
     """Refuse a sentence-transformers model with a module, pooling mode or activation not run here (e.g. a CNN, LSTM or
-    WordWeights module); nothing to check outside such a folder."""
+    WordWeights module), or one that formats its inputs as chat messages; nothing to check outside such a folder."""
+    refuse_chat_formatting(folder)
     kinds = []
     for module in st_modules(folder) or []:
         kind = module_kind(module)
@@ -97,8 +103,7 @@ def sentence_transformers_pooling(folder: Path | None, default: str = "mean") ->
     vectors are concatenated; else [``default``]."""
     for module in st_modules(folder) or []:
         if module_kind(module) == "Pooling":
-            modes = _pooling_modes(folder, module)
-            return [name for key, name in POOLING_MODES.items() if key in modes]
+            return [POOLING_MODES[key] for key in _pooling_modes(folder, module)]
     return [default]
 
 
@@ -111,6 +116,16 @@ def vllm_pooling(folder: Path | None, decoder: bool) -> list[str] | None:
     if any(module_kind(module) == "Pooling" for module in st_modules(folder) or []):
         return None
     return ["lasttoken" if decoder else "cls"]
+
+
+def sentence_transformers_truncate_dim(folder: Path | None) -> int | None:
+    """The width a SentenceTransformer folder's vectors are cut to by default (config_sentence_transformers.json's
+    ``truncate_dim``, which sentence-transformers saves from 5.4 on), None where it sets none."""
+    saved = Path(folder) / "config_sentence_transformers.json" if folder else None
+    value = (json.loads(saved.read_text()) if saved and saved.is_file() else {}).get("truncate_dim")
+    if value is not None and (type(value) is not int or value < 1):
+        raise ValueError(f"This model's config_sentence_transformers.json sets truncate_dim {value!r}, not a positive integer.")
+    return value
 
 
 def sentence_transformers_prompt(folder: Path | None, prompt_name: str | None = None, prompt: str | None = None) -> str:

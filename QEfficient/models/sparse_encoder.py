@@ -99,6 +99,7 @@ class QEFFSparseEncoder(HeadedEncoder):
             raise TypeError(f"encode() got unexpected keyword arguments {sorted(unknown)}.")
         texts, single = self._texts(sentences)
         check_positive(batch_size=batch_size)
+        max_active_dims = self.settings.max_active_dims if max_active_dims is None else max_active_dims  # the folder's default
         if max_active_dims is not None:
             check_positive(max_active_dims=max_active_dims)
         prefix = self._prompt(prompt_name, prompt)

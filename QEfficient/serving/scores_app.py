@@ -32,6 +32,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
+from QEfficient.loading.sentence_transformers_files import refuse_chat_formatting
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.embed_fields import text_within, token_limits
 from QEfficient.serving.encoder_batches import length_batches, refuse_token_inputs, serving_lengths
@@ -196,6 +197,7 @@ def create_scores_app(
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     config = model.config
     labels = int(config.num_labels)
+    refuse_chat_formatting(getattr(model, "local_model_dir", None))  # a CrossEncoder that pairs texts as chat messages
     activation = cross_encoder_activation(config, getattr(model, "local_model_dir", None)) if labels == 1 else None
     vocab_size = min(len(tokenizer), int(getattr(config, "vocab_size", None) or len(tokenizer)))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
