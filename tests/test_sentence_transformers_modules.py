@@ -125,6 +125,10 @@ def test_the_layout_of_sentence_transformers_5_4_and_on(st_folder, tmp_path):
     (folder / "sentence_bert_config.json").write_text(json.dumps({"modality_config": {"text": text, "message": text | {"format": "auto"}}}))
     with pytest.raises(ValueError, match="takes its inputs as chat messages"):
         QEFFAutoModel.from_pretrained(folder).encode(TEXTS, AutoTokenizer.from_pretrained(folder))
+    (folder / "sentence_bert_config.json").write_text("{}")
+    (folder / "config_sentence_transformers.json").write_text(json.dumps({"model_type": "MultiVectorEncoder"}))
+    with pytest.raises(ValueError, match="is a sentence-transformers MultiVectorEncoder"):
+        QEFFAutoModel.from_pretrained(folder).encode(TEXTS, AutoTokenizer.from_pretrained(folder))
 
 
 def test_the_server_on_the_folder_and_on_its_artifact(st_folder, qeff_home, tmp_path):

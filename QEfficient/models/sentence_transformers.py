@@ -22,6 +22,7 @@ from QEfficient.loading.sentence_transformers_files import (
     DenseLayer,
     module_kind,
     read_dense_module,
+    read_json,
     read_module_weights,
     refuse_chat_formatting,
     sentence_bert_config,
@@ -74,6 +75,13 @@ def check_sentence_transformers_folder(folder: Path | None) -> None:
     """Refuse a sentence-transformers model with a module, pooling mode or activation not run here (e.g. a CNN, LSTM or
     WordWeights module), or one that formats its inputs as chat messages; nothing to check outside such a folder."""
     refuse_chat_formatting(folder)
+    saved = read_json(Path(folder) / "config_sentence_transformers.json") if folder else None
+    if isinstance(saved, dict) and saved.get("model_type") == "MultiVectorEncoder":
+        raise ValueError(
+            f"{folder} is a sentence-transformers MultiVectorEncoder (its 6.0 format of a late-interaction model), which "
+            "QEfficient does not read yet: a ColBERT model saved by PyLate runs with QEFFColBERTModel (served as vLLM serves "
+            "ColBERT)."
+        )
     kinds = []
     for module in st_modules(folder) or []:
         kind = module_kind(module)
