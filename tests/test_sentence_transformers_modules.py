@@ -131,6 +131,22 @@ def test_the_layout_of_sentence_transformers_5_4_and_on(st_folder, tmp_path):
         QEFFAutoModel.from_pretrained(folder).encode(TEXTS, AutoTokenizer.from_pretrained(folder))
 
 
+def test_pooling_modes_where_the_config_leaves_keys_out(tmp_path):
+    """As sentence-transformers 6.3 reads a Pooling config: the modes set true, mean where none is, a named mode alone."""
+    from QEfficient.models.sentence_transformers import sentence_transformers_pooling
+
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "modules.json").write_text(json.dumps([{"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    for config, modes in (
+        ({"pooling_mode_cls_token": True}, ["cls"]),
+        ({"pooling_mode_cls_token": False}, ["mean"]),
+        ({"pooling_mode_lasttoken": True, "pooling_mode_max_tokens": True}, ["max", "lasttoken"]),
+        ({"pooling_mode": "lasttoken", "pooling_mode_cls_token": True}, ["lasttoken"]),
+    ):
+        (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(config))
+        assert sentence_transformers_pooling(tmp_path) == modes, config
+
+
 def test_the_server_on_the_folder_and_on_its_artifact(st_folder, qeff_home, tmp_path):
     from tests.test_server_encoder_artifact import answers_both_ways, vectors
 

@@ -235,9 +235,10 @@ def test_models_the_server_would_get_wrong_are_told_apart(tmp_path):
     (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}))
     (folder / "modules.json").write_text(json.dumps(modules))
     check_sentence_transformers_folder(folder)
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))  # mean is on by default
+    # as sentence-transformers 6.3 reads it: the modes set true (5.3 added its default, mean)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True, "pooling_mode_max_tokens": True}))
     check_sentence_transformers_folder(folder)
-    assert sentence_transformers_pooling(folder) == ["cls", "mean"] and sentence_transformers_width(folder, 64) == 128
+    assert sentence_transformers_pooling(folder) == ["cls", "max"] and sentence_transformers_width(folder, 64) == 128
     assert sentence_transformers_width(folder, 64, pooled=True) == 64  # a graph that pooled: one mode
     named = {"pooling_mode": "LastToken", "pooling_mode_mean_tokens": True}  # the name wins over the booleans
     (folder / "1_Pooling" / "config.json").write_text(json.dumps(named))

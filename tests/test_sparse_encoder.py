@@ -138,6 +138,13 @@ def test_the_layout_of_sentence_transformers_5_4_and_on(tmp_path):
         json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.router.Router"}])
     )
     assert read_splade_folder(free).query_route == "query"
+    config["parameters"]["route_mappings"] = {"('query', 'text')": "query", "('document', 'text')": "document"}  # each its own
+    (free / "router_config.json").write_text(json.dumps(config))
+    assert read_splade_folder(free).document_route == "document"
+    config["parameters"]["route_mappings"] = {"(None, 'text')": "document"}  # every text to the document route
+    (free / "router_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="maps tasks or modalities to other routes"):
+        read_splade_folder(free)
 
 
 def test_sparse_encoders_not_run_are_refused(tmp_path):

@@ -6,6 +6,7 @@ numpy layers. Shared by the embedding models' head (models/sentence_transformers
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,20 +32,37 @@ def st_modules(folder: Path | None) -> list[dict] | None:
     return modules if isinstance(modules, list) else None
 
 
-def refuse_chat_formatting(folder: Path | None) -> None:
-    """A ValueError for a sentence-transformers folder (saved by 5.4 or later) whose Transformer writes its inputs as chat
+def formats_chats(folder: Path | None) -> bool:
+    """Whether a sentence-transformers folder (saved by 5.4 or later) has a Transformer that writes its inputs as chat
     messages: its ``modality_config`` lists "message" (inferred where the tokenizer had a chat template), and
-    sentence-transformers then renders every text, and each pair, through the chat template, which is not done here."""
+    sentence-transformers then renders every text, and each pair, through the chat template."""
     for module in st_modules(folder) or []:
         if module_kind(module) == "Transformer":
             modalities = sentence_bert_config(Path(folder), module).get("modality_config")
-            if isinstance(modalities, dict) and "message" in modalities:
-                raise ValueError(
-                    f"{folder}'s Transformer takes its inputs as chat messages (its sentence_bert_config.json's modality_config "
-                    "lists 'message', as sentence-transformers 5.4 and later save a model with a chat template): sentence-"
-                    "transformers renders each text through the chat template, which QEfficient does not, so it would give "
-                    "other results. Remove 'message' from modality_config to run it on plain text, if that is what it expects."
-                )
+            return isinstance(modalities, dict) and "message" in modalities
+    return False
+
+
+def warn_chat_formatting(folder: Path | None) -> None:
+    """A warning for a server over such a folder (formats_chats): served on plain text, as vLLM serves it."""
+    if formats_chats(folder):
+        logging.getLogger(__name__).warning(
+            "%s's sentence-transformers config takes chat messages ('message' in modality_config): served on plain text, as "
+            "vLLM serves it; sentence-transformers 5.4 and later render each text through the chat template.",
+            folder,
+        )
+
+
+def refuse_chat_formatting(folder: Path | None) -> None:
+    """A ValueError for a folder whose inputs sentence-transformers renders through the chat template (formats_chats),
+    which is not done here."""
+    if formats_chats(folder):
+        raise ValueError(
+            f"{folder}'s Transformer takes its inputs as chat messages (its sentence_bert_config.json's modality_config "
+            "lists 'message', as sentence-transformers 5.4 and later save a model with a chat template): sentence-"
+            "transformers renders each text through the chat template, which QEfficient does not, so it would give "
+            "other results. Remove 'message' from modality_config to run it on plain text, if that is what it expects."
+        )
 
 
 def module_kind(module: dict) -> str:

@@ -124,6 +124,17 @@ def read_splade_folder(folder: str | Path) -> SpladeSettings:
     )
 
 
+def _mapped_task(key: str) -> str | None:
+    """The task of a Router's ``route_mappings`` key, saved as the repr of a (task, modality) tuple; None for other keys."""
+    import ast
+
+    try:
+        parsed = ast.literal_eval(key)
+    except (ValueError, SyntaxError):
+        return None
+    return parsed[0] if isinstance(parsed, tuple) and len(parsed) == 2 and isinstance(parsed[0], str) else None
+
+
 def _router_routes(folder: Path, router: dict) -> tuple[list[dict], dict]:
     """An inference-free SparseEncoder's Router (its ``router_config.json``, as sentence-transformers saves it): the document
     route's modules (as modules.json lists them, each in its subfolder) and the routes' names, the query route's
@@ -141,6 +152,9 @@ def _router_routes(folder: Path, router: dict) -> tuple[list[dict], dict]:
             "a SparseStaticEmbedding and MLMTransformer -> SpladePooling."
         )
     parameters = config.get("parameters") or {}
+    mappings = parameters.get("route_mappings") or {}
+    if any(_mapped_task(key) != route for key, route in mappings.items()):  # (a task mapped to its own route is the default)
+        raise ValueError(f"{folder}'s Router maps tasks or modalities to other routes ({mappings}), which QEfficient does not follow.")
     default = parameters.get("default_route") or (next(iter(structure)) if parameters.get("allow_empty_key", True) else None)
     if default is not None and default not in structure:
         raise ValueError(f"{folder}'s Router's default route {default!r} is not among its routes {list(structure)}.")

@@ -41,7 +41,7 @@ from QEfficient.generation.encoder_run import encoder_inputs, global_attention_m
 from QEfficient.loading.colbert import is_colbert_folder
 from QEfficient.loading.hf_loader import causal_lm_class, load_config, load_pretrained, retrieval_class_name
 from QEfficient.loading.model_path import resolve_model_path
-from QEfficient.loading.sentence_transformers_files import sentence_bert_config
+from QEfficient.loading.sentence_transformers_files import refuse_chat_formatting, sentence_bert_config
 from QEfficient.loading.sparse_encoder import is_sparse_encoder_folder
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk
 from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction, is_speech_encoder
@@ -405,6 +405,7 @@ class QEFFAutoModel(_QEFFEncoderBase):
             raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
         check_strings("Sentence", sentences)
         check_positive(batch_size=batch_size)
+        refuse_chat_formatting(self.local_model_dir)  # sentence-transformers would render each text through the chat template
         truncate_dim = sentence_transformers_truncate_dim(self.local_model_dir) if truncate_dim is None else truncate_dim
         if truncate_dim is not None:
             check_positive(truncate_dim=int(truncate_dim) if isinstance(truncate_dim, np.integer) else truncate_dim)

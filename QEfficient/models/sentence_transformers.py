@@ -24,7 +24,6 @@ from QEfficient.loading.sentence_transformers_files import (
     read_dense_module,
     read_json,
     read_module_weights,
-    refuse_chat_formatting,
     sentence_bert_config,
     st_modules,
 )
@@ -62,9 +61,9 @@ def _pooling_modes(folder: Path, module: dict) -> list[str]:
                 f"This model's Pooling names the mode {named!r}; sentence-transformers knows {', '.join(_POOLING_MODE_NAMES)}."
             )
         return [f"pooling_mode_{key}" for key in keys]
-    config.setdefault("pooling_mode_mean_tokens", True)  # Pooling's own default, when its config leaves the key out
     unknown = [k for k, v in config.items() if k.startswith("pooling_mode_") and v and k not in POOLING_MODES]
-    return [k for k in POOLING_MODES if config.get(k)] + unknown
+    on = [k for k in POOLING_MODES if config.get(k)] + unknown
+    return on or ["pooling_mode_mean_tokens"]  # sentence-transformers' default where no mode is on (or named)
 
 
 # the order sentence-transformers runs them in, each module at most once but Dense and LayerNorm (on the pooled vector)
@@ -73,8 +72,7 @@ _ORDER = {"Transformer": 0, "Pooling": 1, "Dense": 2, "LayerNorm": 2, "Normalize
 
 def check_sentence_transformers_folder(folder: Path | None) -> None:
     """Refuse a sentence-transformers model with a module, pooling mode or activation not run here (e.g. a CNN, LSTM or
-    WordWeights module), or one that formats its inputs as chat messages; nothing to check outside such a folder."""
-    refuse_chat_formatting(folder)
+    WordWeights module); nothing to check outside such a folder."""
     saved = read_json(Path(folder) / "config_sentence_transformers.json") if folder else None
     if isinstance(saved, dict) and saved.get("model_type") == "MultiVectorEncoder":
         raise ValueError(

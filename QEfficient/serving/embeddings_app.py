@@ -311,6 +311,7 @@ def open_embeddings_app(
     from transformers import AutoTokenizer
 
     from QEfficient import QEFFAutoModel, QEFFAutoModelForZeroShotImageClassification
+    from QEfficient.loading.sentence_transformers_files import warn_chat_formatting
     from QEfficient.models.sentence_transformers import check_sentence_transformers_folder, sentence_transformers_normalizes
 
     model = QEFFAutoModel.from_pretrained(model_name, hf_overrides=hf_overrides or None)
@@ -327,6 +328,7 @@ def open_embeddings_app(
         raise ValueError(f"'{model_name}' reads {kind}: the embeddings server takes text. Run it from Python ({type(model).__name__}).")
     refuse_token_inputs(model.model, model_name)
     check_sentence_transformers_folder(model.local_model_dir)
+    warn_chat_formatting(model.local_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)
     model.compile(seq_len=serving_lengths(limit), batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)

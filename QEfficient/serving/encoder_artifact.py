@@ -24,7 +24,7 @@ from QEfficient.export.graph_names import (
     VIDEO_CLASSIFIER_KIND,
 )
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, run_encoder
-from QEfficient.loading.sentence_transformers_files import sentence_bert_config
+from QEfficient.loading.sentence_transformers_files import sentence_bert_config, warn_chat_formatting
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_SUBDIR,
     SERVING_CONFIG,
@@ -177,6 +177,7 @@ def open_compiled_encoder_app(
         app = create_scores_app(model, model.tokenizer, model.model_name, limit, **options)
     else:
         check_sentence_transformers_folder(model.local_model_dir)
+        warn_chat_formatting(model.local_model_dir)
         normalizes = sentence_transformers_normalizes(model.local_model_dir)
         options["lowercase"] = bool(sentence_bert_config(Path(model.local_model_dir)).get("do_lower_case"))  # as vLLM reads it
         app = create_embeddings_app(model, model.tokenizer, model.model_name, limit, normalizes is not False, **options)

@@ -197,7 +197,7 @@ def create_scores_app(
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     config = model.config
     labels = int(config.num_labels)
-    refuse_chat_formatting(getattr(model, "local_model_dir", None))  # a CrossEncoder that pairs texts as chat messages
+    refuse_chat_formatting(getattr(model, "local_model_dir", None))  # (an artifact's too) vLLM renders such pairs as chats
     activation = cross_encoder_activation(config, getattr(model, "local_model_dir", None)) if labels == 1 else None
     vocab_size = min(len(tokenizer), int(getattr(config, "vocab_size", None) or len(tokenizer)))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -354,6 +354,7 @@ def open_scores_app(
         cross_encoder_activation(model.config, model.local_model_dir)  # an activation not run here stops the server now
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)
+    refuse_chat_formatting(model.local_model_dir)  # vLLM scores its pairs through the chat template: not done here
     model.compile(seq_len=serving_lengths(limit), batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     app = create_scores_app(
         model,
