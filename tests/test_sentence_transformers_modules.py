@@ -94,7 +94,7 @@ def test_several_poolings_and_a_layer_norm_encode_as_sentence_transformers(st_fo
     np.testing.assert_allclose(got, reference(st_folder, TEXTS), atol=1e-5, rtol=0)
 
 
-def test_the_layout_of_sentence_transformers_5_4_and_on(st_folder, tmp_path):
+def test_the_layout_of_sentence_transformers_5_4_and_on(st_folder, tmp_path, caplog):
     """From 5.4: modules named by their new paths, Pooling's modes as one ``pooling_mode`` list (concatenated in its
     order), and a Dense module with a residual (projected, as its sizes differ)."""
     folder = shutil.copytree(st_folder, tmp_path / "model")
@@ -125,6 +125,13 @@ def test_the_layout_of_sentence_transformers_5_4_and_on(st_folder, tmp_path):
     (folder / "sentence_bert_config.json").write_text(json.dumps({"modality_config": {"text": text, "message": text | {"format": "auto"}}}))
     with pytest.raises(ValueError, match="takes its inputs as chat messages"):
         QEFFAutoModel.from_pretrained(folder).encode(TEXTS, AutoTokenizer.from_pretrained(folder))
+    from QEfficient.cloud.serve import build_from_args
+    from QEfficient.cloud.serve_args import parse_args
+
+    with caplog.at_level("WARNING"):  # the server: plain text, as vLLM serves it, said once at start
+        _, runner = build_from_args(parse_args(["--model_name", str(folder), "--ctx_len", "32", "--num_cores", "1"]))
+        runner.stop()
+    assert "served on plain text, as vLLM serves it" in caplog.text
     (folder / "sentence_bert_config.json").write_text("{}")
     (folder / "config_sentence_transformers.json").write_text(json.dumps({"model_type": "MultiVectorEncoder"}))
     with pytest.raises(ValueError, match="is a sentence-transformers MultiVectorEncoder"):
