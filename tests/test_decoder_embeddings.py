@@ -320,10 +320,6 @@ def test_pooler_config_fields_are_checked_where_they_do_not_apply(decoder_dir, q
         ["--model_name", str(qwen3_embedding), "--hf_overrides", '{"is_matryoshka": true}', "--pooler_config", '{"dimensions": 8}']
     )
     assert short.shape == (3, 8)
-    from QEfficient.distributed.ray_serve import application_from_args
-
-    with pytest.raises(ValueError, match=r"--pooler_config \(use_activation\) is applied by one process: leave out --ray"):
-        application_from_args(parse_args(["--ray", "--model_name", str(qwen3_embedding), "--pooler_config", '{"use_activation": false}']))
 
 
 def test_task_embed_on_a_causal_lm_pools_its_last_token(tiny_model_dir):

@@ -343,21 +343,23 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     from tests.test_encoder import minilm_folder
     from tests.test_server_scores import DOCS, QUERY, classifier
 
-    def single_answer(folder: str, route: str, body: dict) -> tuple[dict, str]:
-        app, runner = build_from_args(parse_args(["--model_name", folder, "--ctx_len", "64", "--num_cores", "1"]))
+    def single_answer(folder: str, route: str, body: dict, *options: str) -> tuple[dict, str]:
+        app, runner = build_from_args(parse_args(["--model_name", folder, "--ctx_len", "64", "--num_cores", "1", *options]))
         answer = TestClient(app).post(route, json=body).json()
         runner.stop()
         return answer, str(app.state.qpc_path)
 
-    minilm, body = str(minilm_folder()), {"input": PROMPTS}
-    expected, qpc = single_answer(minilm, "/v1/embeddings", body)
+    # with vLLM's --pooler_config defaults, which the replica receives with the artifact
+    minilm, body, pooler = str(minilm_folder()), {"input": PROMPTS}, {"use_activation": False, "pooling_type": "lasttoken"}
+    expected, qpc = single_answer(minilm, "/v1/embeddings", body, "--pooler_config", '{"use_activation": false, "pooling_type": "LAST"}')
     driver_disk = tmp_path / "driver-disk"
     copy = shutil.copytree(qpc, driver_disk / "qpc")
     shipment = ship(copy, None)
     shutil.rmtree(driver_disk)
     replica_home = tmp_path / "replica-home"
     options = ReplicaOptions(cores_per_replica=1, pin_cores=False, runtime_env={"env_vars": {"QEFF_HOME": str(replica_home)}})
-    serve.run(build_encoder_application(str(copy), "embed", options, [minilm], shipment=shipment), name=APP_NAME, route_prefix="/")
+    application = build_encoder_application(str(copy), "embed", options, [minilm], shipment=shipment, pooler=pooler)
+    serve.run(application, name=APP_NAME, route_prefix="/")
     r = httpx.post(f"{bare_serve}/v1/embeddings", json=body, timeout=120)
     assert r.status_code == 200, r.text
     assert [d["embedding"] for d in r.json()["data"]] == [d["embedding"] for d in expected["data"]]
@@ -375,6 +377,8 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"])) is not None
     with pytest.raises(ValueError, match="compiled for --task score, not embed"):
         application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--task", "embed", "--ship_artifact", "off"]))
+    with pytest.raises(ValueError, match="is a classifier's artifact: --pooler_config's use_activation set embeddings"):
+        application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--pooler_config", '{"use_activation": false}']))
     with pytest.raises(ValueError, match="--lora are compiled with the model"):
         application_from_args(parse_args(["--ray", "--qpc_path", artifact.qpc_path, "--lora", "a=/x", "--ship_artifact", "off"]))
     with pytest.raises(ValueError, match="model_type cannot change"):  # a config file's mapping reaches the CLI as JSON

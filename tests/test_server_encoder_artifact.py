@@ -73,6 +73,28 @@ def test_minilm_embeddings_from_its_artifact(qeff_home):
     assert artifact["/v1/embeddings"]["usage"] == folder["/v1/embeddings"]["usage"]
 
 
+def test_pooler_config_defaults_on_an_artifact(tmp_path):
+    """vLLM's --pooler_config pooling_type and use_activation apply to a server on an encoder's artifact too (a
+    replica's, with --ray); a classifier's artifact refuses them."""
+    artifacts = {}
+    for name, folder in (("embed", str(minilm_folder())), ("score", classifier(tmp_path / "ce", "bert", 1))):
+        app, runner = build_from_args(parse_args(["--model_name", folder, "--ctx_len", "64", "--num_cores", "1"]))
+        runner.stop()
+        artifacts[name] = str(app.state.qpc_path)
+    pooler = ["--num_cores", "1", "--pooler_config", '{"use_activation": false, "pooling_type": "CLS"}']
+    app, runner = build_from_args(parse_args(["--qpc_path", artifacts["embed"], *pooler]))
+    try:
+        raw = vectors(TestClient(app).post("/v1/embeddings", json={"input": TEXTS}).json())
+    finally:
+        runner.stop()
+    tok, hf = AutoTokenizer.from_pretrained(minilm_folder()), AutoModel.from_pretrained(minilm_folder()).eval()
+    with torch.no_grad():
+        cls = torch.stack([hf(**tok(t, return_tensors="pt")).last_hidden_state[0, 0] for t in TEXTS]).numpy()
+    np.testing.assert_allclose(raw, cls, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="is a classifier's artifact: --pooler_config's pooling_type, use_activation set embeddings"):
+        build_from_args(parse_args(["--qpc_path", artifacts["score"], *pooler]))
+
+
 def test_a_decoder_embedding_model_with_dense_modules_from_its_artifact(tmp_path, qeff_home):
     """Last-token pooling and two Dense modules (one in bfloat16) read back from the artifact's copy; as a Matryoshka model
     (--hf_overrides, kept in the artifact's config), the vectors' first dimensions."""

@@ -321,8 +321,10 @@ def build_from_args(args: argparse.Namespace):
     if args.qpc_path:
         if args.hf_overrides:
             raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
-        if getattr(args, "pooler_task", None) is not None or getattr(args, "pooler_defaults", None) is not None:
-            raise ValueError("--pooler_config applies when a model is compiled; serve an encoder's artifact with --task embed or score.")
+        if getattr(args, "pooler_task", None) is not None:
+            raise ValueError(
+                "--pooler_config's task applies when a model is compiled; serve an encoder's artifact with --task embed or score."
+            )
         from QEfficient.compile.ort_cpu import read_artifact
         from QEfficient.serving.artifact import open_app
         from QEfficient.serving.encoder_artifact import is_encoder_artifact, open_compiled_encoder_app
@@ -337,7 +339,12 @@ def build_from_args(args: argparse.Namespace):
                     f"{', '.join(given) or '--task generate'} do not apply."
                 )
             with step(f"Opening the encoder artifact {args.qpc_path}"):
-                return open_compiled_encoder_app(args.qpc_path, names, args.num_cores, args.api_key, args.max_body_bytes, args.task)
+                options = (args.num_cores, args.api_key, args.max_body_bytes, args.task)
+                return open_compiled_encoder_app(args.qpc_path, names, *options, pooler=getattr(args, "pooler_defaults", None))
+        if getattr(args, "pooler_defaults", None) is not None:
+            raise ValueError(
+                f"--pooler_config's {', '.join(args.pooler_defaults)} set an encoder's embeddings; '{args.qpc_path}' is a decoder's."
+            )
         with step(f"Opening the artifact {args.qpc_path}"):
             artifact = decoder_artifact_from_args(args, args.num_cores)
             return open_app(artifact, args.num_cores, args.max_queue, args.api_key, args.max_body_bytes)

@@ -140,7 +140,8 @@ class QEffEngine:
             from QEfficient.serving.encoder_artifact import open_compiled_encoder_app
 
             names, task = artifact["served_names"], artifact[ENCODER_TASK]
-            self.app, self.runner = open_compiled_encoder_app(self.qpc_path, names, cores, api_key, max_body_bytes, task)
+            options = (cores, api_key, max_body_bytes, task)
+            self.app, self.runner = open_compiled_encoder_app(self.qpc_path, names, *options, pooler=artifact.get("pooler"))
         else:
             self.app, self.runner = open_app(ServingArtifact(**artifact), cores, max_queue, api_key, max_body_bytes)
         self.replica_id = serve.get_replica_context().replica_id.unique_id
@@ -335,14 +336,17 @@ def build_encoder_application(
     api_key: str | None = None,
     max_body_bytes: int | None = None,
     shipment: Shipment | None = None,
+    pooler: dict | None = None,
 ):
     """The Ray Serve application over an encoder's artifact (QEFFAutoModel's or a sequence classifier's): each replica
-    serves its embeddings (``task`` "embed") or scores ("score") as ``serve --qpc_path`` does, without torch.
-    ``shipment``: ``shipping.ship(qpc_path, None)``, the artifact holding its tokenizer and model files."""
+    serves its embeddings (``task`` "embed", with ``pooler``: --pooler_config's defaults) or scores ("score") as
+    ``serve --qpc_path`` does, without torch. ``shipment``: ``shipping.ship(qpc_path, None)``, the artifact holding its
+    tokenizer and model files."""
     from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES
 
     limit = max_body_bytes or DEFAULT_MAX_BODY_BYTES
     artifact = {"qpc_path": str(qpc_path), ENCODER_TASK: task, "served_names": list(served_names or [])}
+    artifact |= {"pooler": pooler} if pooler else {}
     engine = QEffEngine.options(**options.engine_config()).bind(
         artifact, options.cores_per_replica, options.max_queue, api_key, limit, options.pin_cores, shipment
     )
@@ -401,8 +405,6 @@ def application_from_args(args):
     bge_m3_task, task, hf_overrides = resolve_pooler_task(model_name, gguf_file, pooler, task, getattr(args, "hf_overrides", None))
     if bge_m3_task is not None:
         raise ValueError(f"BGE-M3's '{bge_m3_task}' output (/pooling) is served by one process: leave out --ray.")
-    if getattr(args, "pooler_defaults", None) is not None:
-        raise ValueError(f"--pooler_config ({', '.join(args.pooler_defaults)}) is applied by one process: leave out --ray.")
     if names_splade(hf_overrides):
         raise ValueError(f"'{model_name}' served as SPLADE is served by one process: leave out --ray.")
     # what the rest compiles and serves (build_server_from_args resolves no pooler task twice)
@@ -425,10 +427,11 @@ def application_from_args(args):
                 f"'{model_name}' is a late-interaction retriever (/pooling, /score, /rerank), served by one process: leave out --ray."
             )
     if pooling is not None:  # an encoder: compiled here, each replica serves the artifact (one request at a time)
-        qpc_path = _compile_encoder(model_name, pooling, args)
+        qpc_path = _compile_encoder(model_name, pooling, args)  # (--pooler_config's defaults checked there, as by the server)
         shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None
         options = replace(options, full_batch_size=1)
-        return build_encoder_application(qpc_path, pooling, options, [model_name], args.api_key, args.max_body_bytes, shipment)
+        pooler = getattr(args, "pooler_defaults", None)
+        return build_encoder_application(qpc_path, pooling, options, [model_name], args.api_key, args.max_body_bytes, shipment, pooler)
     artifact = compile_for_serving(
         model_name,
         gguf_file,
@@ -468,8 +471,8 @@ def _artifact_application(args, options: ReplicaOptions):
 
     if getattr(args, "hf_overrides", None):
         raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
-    if getattr(args, "pooler_task", None) is not None or getattr(args, "pooler_defaults", None) is not None:
-        raise ValueError("--pooler_config applies when a model is compiled; serve an encoder's artifact with --task embed or score.")
+    if getattr(args, "pooler_task", None) is not None:
+        raise ValueError("--pooler_config's task applies when a model is compiled; serve an encoder's artifact with --task embed or score.")
     qconfig = read_artifact(Path(args.qpc_path))
     if not is_encoder_artifact(qconfig):
         artifact = decoder_artifact_from_args(args, args.cores_per_replica)
@@ -487,7 +490,12 @@ def _artifact_application(args, options: ReplicaOptions):
     shipment = ship(args.qpc_path, None) if should_ship(args.ship_artifact) else None
     names = [args.model_name] if args.model_name else []
     options = replace(options, full_batch_size=1)
-    return build_encoder_application(args.qpc_path, task, options, names, args.api_key, args.max_body_bytes, shipment)
+    pooler = getattr(args, "pooler_defaults", None)
+    if pooler is not None and task != "embed":
+        raise ValueError(
+            f"'{args.qpc_path}' is a classifier's artifact: --pooler_config's {', '.join(pooler)} set embeddings; leave them out."
+        )
+    return build_encoder_application(args.qpc_path, task, options, names, args.api_key, args.max_body_bytes, shipment, pooler)
 
 
 def _compile_encoder(model_name: str, task: str, args) -> str:

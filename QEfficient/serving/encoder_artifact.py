@@ -157,10 +157,16 @@ class CompiledEncoder:
 
 
 def open_compiled_encoder_app(
-    qpc_path: str, served_names, num_cores: int, api_key: str | None, max_body_bytes: int | None, task: str = "auto"
+    qpc_path: str,
+    served_names,
+    num_cores: int,
+    api_key: str | None,
+    max_body_bytes: int | None,
+    task: str = "auto",
+    pooler: dict | None = None,
 ):
-    """(app, runner): the embeddings server for a QEFFAutoModel's artifact, the scores server for a classifier's
-    (``task`` "embed" or "score" must be the artifact's)."""
+    """(app, runner): the embeddings server for a QEFFAutoModel's artifact, with ``pooler`` (--pooler_config's defaults),
+    the scores server for a classifier's (``task`` "embed" or "score" must be the artifact's)."""
     from QEfficient.serving.embeddings_app import create_embeddings_app, max_input_tokens
     from QEfficient.serving.scores_app import check_sequence_classifier, create_scores_app, cross_encoder_activation
 
@@ -171,6 +177,10 @@ def open_compiled_encoder_app(
     limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
     options = {"served_names": list(served_names), "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
     if model.output_name == LOGITS:
+        if pooler:
+            raise ValueError(
+                f"'{qpc_path}' is a classifier's artifact: --pooler_config's {', '.join(pooler)} set embeddings; leave them out."
+            )
         check_sequence_classifier(model.config, str(qpc_path))
         if model.config.num_labels == 1:
             cross_encoder_activation(model.config, model.local_model_dir)
@@ -180,6 +190,6 @@ def open_compiled_encoder_app(
         warn_chat_formatting(model.local_model_dir)
         normalizes = sentence_transformers_normalizes(model.local_model_dir)
         options["lowercase"] = bool(sentence_bert_config(Path(model.local_model_dir)).get("do_lower_case"))  # as vLLM reads it
-        app = create_embeddings_app(model, model.tokenizer, model.model_name, limit, normalizes is not False, **options)
+        app = create_embeddings_app(model, model.tokenizer, model.model_name, limit, normalizes is not False, pooler=pooler, **options)
     app.state.qpc_path = str(model.qpc_path)
     return app, NoRunner()
