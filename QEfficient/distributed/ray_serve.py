@@ -432,6 +432,10 @@ def application_from_args(args):
         options = replace(options, full_batch_size=1)
         pooler = getattr(args, "pooler_defaults", None)
         return build_encoder_application(qpc_path, pooling, options, [model_name], args.api_key, args.max_body_bytes, shipment, pooler)
+    if getattr(args, "pooler_defaults", None) is not None:  # (an encoder's server took them above)
+        raise ValueError(
+            f"--pooler_config's {', '.join(args.pooler_defaults)} set an embedding model's vectors; '{model_name}' is served otherwise."
+        )
     artifact = compile_for_serving(
         model_name,
         gguf_file,
@@ -475,6 +479,10 @@ def _artifact_application(args, options: ReplicaOptions):
         raise ValueError("--pooler_config's task applies when a model is compiled; serve an encoder's artifact with --task embed or score.")
     qconfig = read_artifact(Path(args.qpc_path))
     if not is_encoder_artifact(qconfig):
+        if getattr(args, "pooler_defaults", None) is not None:
+            raise ValueError(
+                f"--pooler_config's {', '.join(args.pooler_defaults)} set an encoder's embeddings; '{args.qpc_path}' is a decoder's."
+            )
         artifact = decoder_artifact_from_args(args, args.cores_per_replica)
         # autoscaling's default target: the artifact's slots
         options = replace(options, full_batch_size=qconfig["compile_params"].get("full_batch_size") or options.full_batch_size)

@@ -12,8 +12,8 @@ from pathlib import Path
 from QEfficient.loading.sentence_transformers_files import module_kind, read_json, read_module_weights, sentence_bert_config, st_modules
 
 # modules by class name: sentence-transformers writes them as sentence_transformers.sparse_encoder.models.MLMTransformer
-# (5.3), ...sparse_encoder.modules.mlm_transformer.MLMTransformer (5.4 on), a Router's types with the class name twice
-SPLADE_MODULES = ("MLMTransformer", "SpladePooling")  # from 5.4 on, also a Transformer (its task fill-mask) -> SpladePooling
+# (5.3), ...sparse_encoder.modules.mlm_transformer.MLMTransformer (5.4 on), a Router's types with the class name twice;
+# SPLADE is a masked LM (MLMTransformer, or from 5.4 a Transformer) -> SpladePooling (_splade_kinds)
 STATIC_MODULE = "SparseStaticEmbedding"  # an inference-free SparseEncoder's query side: a weight per token
 ROUTER = "Router"
 _SPARSE_PACKAGE = "sentence_transformers.sparse_encoder."
@@ -146,9 +146,8 @@ def _router_routes(folder: Path, router: dict) -> tuple[list[dict], dict]:
     static = [name for name, route in kinds.items() if route == [STATIC_MODULE]]
     splade = [name for name, route in kinds.items() if _splade_kinds(route)]
     if len(structure) != 2 or len(static) != 1 or len(splade) != 1:
-        shown = {name: [str(types.get(i, i)).rsplit(".", 1)[-1] for i in ids] for name, ids in structure.items()}
         raise ValueError(
-            f"{folder}'s Router routes {shown or 'nothing'}; QEfficient runs an inference-free SparseEncoder's two routes: "
+            f"{folder}'s Router routes {kinds or 'nothing'}; QEfficient runs an inference-free SparseEncoder's two routes: "
             "a SparseStaticEmbedding and MLMTransformer -> SpladePooling."
         )
     parameters = config.get("parameters") or {}

@@ -127,8 +127,8 @@ def vllm_pooling(folder: Path | None, decoder: bool) -> list[str] | None:
 def sentence_transformers_truncate_dim(folder: Path | None) -> int | None:
     """The width a SentenceTransformer folder's vectors are cut to by default (config_sentence_transformers.json's
     ``truncate_dim``, which sentence-transformers saves from 5.4 on), None where it sets none."""
-    saved = Path(folder) / "config_sentence_transformers.json" if folder else None
-    value = (json.loads(saved.read_text()) if saved and saved.is_file() else {}).get("truncate_dim")
+    saved = read_json(Path(folder) / "config_sentence_transformers.json") if folder else None
+    value = saved.get("truncate_dim") if isinstance(saved, dict) else None
     if value is not None and (type(value) is not int or value < 1):
         raise ValueError(f"This model's config_sentence_transformers.json sets truncate_dim {value!r}, not a positive integer.")
     return value

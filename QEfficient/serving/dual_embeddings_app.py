@@ -19,10 +19,10 @@ from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.models.dual_encoder import l2_rows
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.classify_media_app import IMAGES, check_processor_size, image_pixels, media_parts
-from QEfficient.serving.embed_fields import packing, special_tokens, use_activation
+from QEfficient.serving.embed_fields import packing
 from QEfficient.serving.embeddings_app import MAX_INPUTS, embedding_format, embedding_list
 from QEfficient.serving.messages import openai_input_forms
-from QEfficient.serving.protocol import APIError, parse_json, served_model
+from QEfficient.serving.protocol import APIError, boolean, parse_json, served_model
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.vision_language import DEFAULT_MAX_BODY_BYTES
 
@@ -71,14 +71,14 @@ def create_dual_embeddings_app(
     async def embeddings(request: Request):
         body = parse_json(await read_limited_body(request, max_body_bytes))
         name = served_model(body, names)
-        encoding, packed, normalized = embedding_format(body, model.embedding_width), packing(body), use_activation(body, True)
+        encoding, packed, normalized = embedding_format(body, model.embedding_width), packing(body), boolean(body, "use_activation", True)
         if body.get("truncate_prompt_tokens") is not None:
             message = "'truncate_prompt_tokens' is not applied by this server: shorten the text instead."
             raise APIError(400, message, "truncate_prompt_tokens")
         if (body.get("input") is None) == (body.get("messages") is None):
             raise APIError(400, "Send texts as 'input' or images as 'image_url' parts of 'messages' (one of the two).", "input")
         if body.get("input") is not None:
-            lists = await asyncio.to_thread(token_lists, body["input"], special_tokens(body))
+            lists = await asyncio.to_thread(token_lists, body["input"], boolean(body, "add_special_tokens", True))
             async with lock:
                 vectors = await asyncio.to_thread(texts, lists)
             return embedding_list(l2_rows(vectors) if normalized else vectors, encoding, name, sum(len(ids) for ids in lists), packed)

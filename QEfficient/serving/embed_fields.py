@@ -1,8 +1,8 @@
 """vLLM's fields of a pooling request beside OpenAI's, as vLLM applies them: /score's and /rerank's
 ``max_tokens_per_query`` and ``max_tokens_per_doc`` (token_limits, text_within); an embeddings request's
-``use_activation`` (false: the vectors before normalization), ``truncate_prompt_tokens`` with ``truncation_side``,
-``add_special_tokens``, and ``embed_dtype`` with ``endianness`` (how base64 packs the values); the ones not applied here
-refused (refuse_unapplied)."""
+``truncate_prompt_tokens`` with ``truncation_side`` (truncation), ``embed_dtype`` with ``endianness`` (how base64 packs
+the values: packing), and the fields not applied here refused (refuse_unapplied). (``use_activation`` and
+``add_special_tokens`` are plain booleans: serving/params.boolean.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from QEfficient.serving.protocol import APIError, boolean
+from QEfficient.serving.protocol import APIError
 
 # vLLM's embed_dtype: the values' type in base64 (numpy has no bfloat16 or 8-bit floats: ml_dtypes, onnx's dependency)
 EMBED_DTYPES = ("float32", "float16", "bfloat16", "fp8_e4m3", "fp8_e5m2")
@@ -57,16 +57,6 @@ def packing(body: dict) -> Packing:
     return Packing(dtype, sys.byteorder if order == "native" else order)
 
 
-def use_activation(body: dict, default: bool) -> bool:
-    """vLLM's ``use_activation`` of an embedding: whether the vectors are L2-normalized (``default``: the model's own)."""
-    value = body.get("use_activation")
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise APIError(400, f"'use_activation' must be true or false, got {value!r}.", "use_activation")
-    return value
-
-
 @dataclass(frozen=True)
 class Truncation:
     """vLLM's truncation of a pooling request's inputs: each to its first (side "right") or last ("left") ``keep``
@@ -106,11 +96,6 @@ def refuse_unapplied(body: dict) -> None:
         raise APIError(400, "Parameter 'normalize' was removed (as in vLLM); use 'use_activation' instead.", "normalize")
     if body.get("padding") not in (None, "do_not_pad"):
         raise APIError(400, "'padding' other than \"do_not_pad\" is not applied by this server: leave it out.", "padding")
-
-
-def special_tokens(body: dict) -> bool:
-    """vLLM's ``add_special_tokens`` of an embeddings request (default true)."""
-    return boolean(body, "add_special_tokens", True)
 
 
 def _right_truncated_text(tokenizer, text: str, ids: list[int], keep: int) -> list[int]:

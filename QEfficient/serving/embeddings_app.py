@@ -46,7 +46,6 @@ from QEfficient.serving.embed_fields import (
     packing,
     refuse_unapplied,
     truncation,
-    use_activation,
 )
 from QEfficient.serving.encoder_batches import length_batches, refuse_own_heads, refuse_token_inputs, serving_lengths
 from QEfficient.serving.messages import openai_input_forms
@@ -278,8 +277,8 @@ def create_embeddings_app(
         name = body.get("model")
         refuse_unapplied(body)
         encoding, packed = embedding_format(body, width, vectors.config, vectors.hint), packing(body)
-        dimensions = vectors.width if body.get("dimensions") is None else matryoshka_width(body, width, vectors.config)
-        normalized = use_activation(body, vectors.normalize) if dense else vectors.normalize
+        dimensions = vectors.width if body.get("dimensions") is None else int(body["dimensions"])  # (checked just above)
+        normalized = boolean(body, "use_activation", vectors.normalize) if dense else vectors.normalize
         chat = body.get("messages") is not None or is_chat(body.get("input"))
         special, cut = boolean(body, "add_special_tokens", not chat), truncation(body, max_len)  # vLLM's: chats' templates write them
 

@@ -24,7 +24,7 @@ from QEfficient.export.graph_names import (
     VIDEO_CLASSIFIER_KIND,
 )
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, run_encoder
-from QEfficient.loading.sentence_transformers_files import sentence_bert_config, warn_chat_formatting
+from QEfficient.loading.sentence_transformers_files import refuse_chat_formatting, sentence_bert_config, warn_chat_formatting
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_SUBDIR,
     SERVING_CONFIG,
@@ -122,7 +122,8 @@ class CompiledEncoder:
 
     @property
     def graph_pooled(self) -> bool:
-        """Whether the graph was compiled with pooling inside (QEFFAutoModel's ``pooling=``)."""
+        """Whether the graph gives one vector per input: compiled with pooling inside (QEFFAutoModel's ``pooling=``), or a
+        model whose output is its embedding (DPR's)."""
         return bool(self.qconfig.get("pooled"))
 
     @property
@@ -182,6 +183,7 @@ def open_compiled_encoder_app(
                 f"'{qpc_path}' is a classifier's artifact: --pooler_config's {', '.join(pooler)} set embeddings; leave them out."
             )
         check_sequence_classifier(model.config, str(qpc_path))
+        refuse_chat_formatting(model.local_model_dir)  # vLLM scores such pairs through the chat template: not done here
         if model.config.num_labels == 1:
             cross_encoder_activation(model.config, model.local_model_dir)
         app = create_scores_app(model, model.tokenizer, model.model_name, limit, **options)

@@ -197,7 +197,6 @@ def create_scores_app(
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     config = model.config
     labels = int(config.num_labels)
-    refuse_chat_formatting(getattr(model, "local_model_dir", None))  # (an artifact's too) vLLM renders such pairs as chats
     activation = cross_encoder_activation(config, getattr(model, "local_model_dir", None)) if labels == 1 else None
     vocab_size = min(len(tokenizer), int(getattr(config, "vocab_size", None) or len(tokenizer)))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
