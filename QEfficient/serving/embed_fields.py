@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from QEfficient.serving.protocol import APIError
+from QEfficient.serving.vllm_fields import text_span
 
 # vLLM's embed_dtype: the values' type in base64 (numpy has no bfloat16 or 8-bit floats: ml_dtypes, onnx's dependency)
 EMBED_DTYPES = ("float32", "float16", "bfloat16", "fp8_e4m3", "fp8_e5m2")
@@ -103,11 +104,10 @@ def _right_truncated_text(tokenizer, text: str, ids: list[int], keep: int) -> li
     special tokens it adds around the text stay and the text's last tokens go; where ``keep`` leaves the text no room,
     the specials alone, and where it cannot hold even those, the tokenizer leaves them uncut and vLLM keeps the first
     ``keep``."""
-    body = tokenizer(text, add_special_tokens=False)["input_ids"]
-    at = next((i for i in range(len(ids) - len(body) + 1) if ids[i : i + len(body)] == body), None) if body else None
-    if at is None:  # (a tokenizer whose special tokens change the text's own: cut as token ids are)
+    span = text_span(tokenizer, text, ids)
+    if span is None:  # (a tokenizer whose special tokens change the text's own: cut as token ids are)
         return ids[:keep]
-    head, tail = ids[:at], ids[at + len(body) :]
+    head, body, tail = span
     if keep < len(head) + len(tail):
         return ids[:keep]
     return head + body[: keep - len(head) - len(tail)] + tail

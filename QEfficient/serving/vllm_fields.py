@@ -138,16 +138,21 @@ def truncate_prompt_tokens(body: dict, ctx_len: int) -> int | None:
     return ctx_len if value == -1 else value
 
 
+def text_span(tokenizer, text: str, ids: list[int]) -> tuple[list[int], list[int], list[int]] | None:
+    """``ids``, the tokens of ``text`` with the special tokens the tokenizer adds, split as (those before the text's own
+    tokens, the text's, those after); None where the text's own tokens are not found among them."""
+    body = tokenizer(text, add_special_tokens=False)["input_ids"]
+    at = next((i for i in range(len(ids) - len(body) + 1) if ids[i : i + len(body)] == body), None) if body else None
+    return None if at is None else (ids[:at], body, ids[at + len(body) :])
+
+
 def truncated(tokenizer, prompt: str | list[int], ids: list[int], keep: int) -> list[int]:
     """vLLM's truncate_prompt_tokens on ``ids``, the prompt's tokens: the last ``keep`` (of a string, as the tokenizer
     truncates on the left: the special tokens it adds, a BOS, stay)."""
-    if not isinstance(prompt, str):
+    span = text_span(tokenizer, prompt, ids) if isinstance(prompt, str) else None
+    if span is None:
         return ids[-keep:]
-    text = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    at = next((i for i in range(len(ids) - len(text) + 1) if ids[i : i + len(text)] == text), None)
-    if at is None or not text:
-        return ids[-keep:]
-    head, tail = ids[:at], ids[at + len(text) :]
+    head, text, tail = span
     if keep <= len(head) + len(tail):
         message = f"'truncate_prompt_tokens' ({keep}) leaves no room beside the {len(head) + len(tail)} special tokens the tokenizer adds."
         raise APIError(400, message, "truncate_prompt_tokens")
