@@ -115,10 +115,12 @@ def sentence_transformers_folder(base: Path, folder: Path, pooling_key: str) -> 
     return folder
 
 
-def sentence_transformers_reference(folder: Path, texts: list[str], pooling) -> np.ndarray:
-    """What sentence-transformers computes from these modules, with torch: pooling, Linear + activation, L2 norm."""
+def sentence_transformers_reference(folder: Path, texts: list[str] | dict, pooling) -> np.ndarray:
+    """What sentence-transformers computes from these modules, with torch: pooling, Linear + activation, L2 norm (of
+    ``texts``, or of their tokens given as input_ids and attention_mask)."""
     tok = AutoTokenizer.from_pretrained(folder)
-    out = torch.as_tensor(hf_pooled(folder, tok(texts, padding=True, return_tensors="np"), pooling))
+    enc = texts if isinstance(texts, dict) else tok(texts, padding=True, return_tensors="np")
+    out = torch.as_tensor(hf_pooled(folder, enc, pooling))
     for i, (n_in, n_out, activation, bias) in enumerate(DENSE, start=2):
         layer = torch.nn.Linear(n_in, n_out, bias=bias)
         weights = load_file(folder / f"{i}_Dense" / "model.safetensors")
@@ -150,6 +152,14 @@ def test_a_sentence_transformers_folder_encodes_through_its_dense_modules(qwen3_
     np.testing.assert_array_equal(model.encode(TEXTS, tok, truncate_dim=100), got)  # as sentence-transformers: all there is
     with pytest.raises(ValueError, match="truncate_dim must be a positive integer"):
         model.encode(TEXTS, tok, truncate_dim=0)
+    long_text = " ".join(["word"] * 60)  # past max_seq_length (48): cut there, as sentence-transformers cuts it
+    cut = sentence_transformers_reference(qwen3_embedding, dict(tok([long_text], truncation=True, max_length=48)), last_token_pooling)
+    np.testing.assert_allclose(model.encode(long_text, tok), cut, atol=1e-5, rtol=0)
+    uncompiled = QEFFAutoModel.from_pretrained(qwen3_embedding)  # transformers' forward, before compile()
+    np.testing.assert_allclose(uncompiled.encode(long_text, tok), cut, atol=1e-5, rtol=0)
+    uncompiled.compile(seq_len=16, num_cores=1)  # a shorter graph cuts it sooner, and says so
+    with pytest.warns(UserWarning, match="cut at 16 tokens, the longest compiled seq_len, where sentence-transformers reads up to 48"):
+        uncompiled.encode([TEXTS[0], long_text], tok)
     # sentence-transformers strips each text (this byte-level tokenizer reads the spaces: " Hi" is not "Hi")
     assert tok(" " + TEXTS[0])["input_ids"] != tok(TEXTS[0])["input_ids"]
     np.testing.assert_allclose(model.encode([f"  {t} " for t in TEXTS], tok), expected, atol=1e-5, rtol=0)
@@ -329,3 +339,75 @@ def test_task_embed_on_a_causal_lm_pools_its_last_token(tiny_model_dir):
     enc = AutoTokenizer.from_pretrained(folder)(TEXTS, padding=True, return_tensors="np")
     expected = torch.nn.functional.normalize(torch.as_tensor(hf_pooled(folder, enc, last_token_pooling)), dim=1).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+# a chat template that reads a message's content as typed parts and the task, ending each turn with the end token
+TYPED_TEMPLATE = (
+    "{% for m in messages %}<{{ m['role'] }}>{% if task %} [{{ task }}]{% endif %} {{ m.content[0].text }}{{ eos_token }}\n"
+    "{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
+)
+
+
+def chat_folder(qwen3_embedding: Path, where: Path, template: str, processing: dict) -> Path:
+    """The folder as sentence-transformers 5.4 and later save a model whose tokenizer has a chat template: its Transformer's
+    modality_config lists "message"; prompts for queries and documents."""
+    folder = shutil.copytree(qwen3_embedding, where)
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = template
+    tok.save_pretrained(folder)
+    modalities = {kind: {"method": "forward", "method_output_name": "last_hidden_state"} for kind in ("text", "message")}
+    settings = {"transformer_task": "feature-extraction", "modality_config": modalities, "module_output_name": "token_embeddings"}
+    (folder / "sentence_bert_config.json").write_text(json.dumps({**settings, "processing_kwargs": processing, "max_seq_length": 48}))
+    prompts = {"query": "Find the passage.", "document": ""}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps({"prompts": prompts, "default_prompt_name": None}))
+    return folder
+
+
+def rendered_reference(folder: Path, texts: list[str], processing: dict, typed: bool, prompt: str = "", task: str | None = None):
+    """sentence_transformers_reference over the chat template's renders: each text a user message (typed parts where the
+    template reads them), the prompt a system message, cut at max_seq_length (48) with the template's text after the
+    content tokenized back over the end."""
+    tok = AutoTokenizer.from_pretrained(folder)
+
+    def turn(role: str, text: str) -> dict:
+        return {"role": role, "content": [{"type": "text", "text": text}] if typed else text}
+
+    kwargs = dict(processing.get("chat_template", {})) | ({"task": task} if task and typed else {})
+    rows = []
+    for text in texts:
+        chat = ([turn("system", prompt)] if prompt else []) + [turn("user", text)]
+        rendered = tok.apply_chat_template(chat, tokenize=False, **kwargs)
+        ids = tok(rendered, add_special_tokens=False)["input_ids"]
+        if len(ids) > 48:
+            tail = tok(rendered[rendered.rindex(text) + len(text) :], add_special_tokens=False)["input_ids"]
+            ids = ids[: 48 - len(tail)] + tail
+        rows.append(ids)
+    width = max(map(len, rows))
+    enc = {"input_ids": np.array([r + [0] * (width - len(r)) for r in rows])}
+    enc["attention_mask"] = np.array([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    return sentence_transformers_reference(folder, enc, last_token_pooling)
+
+
+def test_a_folder_taking_chat_messages_encodes_each_text_through_the_chat_template(qwen3_embedding, tmp_path):
+    """sentence-transformers 6's "message" modality: each text a user message (plain or typed as the template reads it), the
+    prompt a system message before it, processing_kwargs' chat-template arguments, the task for a template that reads it,
+    and the template's tail written back over the end of a row cut at max_seq_length."""
+    long_text = " ".join(["word"] * 60)
+    for name, template, processing, typed in (
+        ("flat", CHAT_TEMPLATE, {"chat_template": {"add_generation_prompt": True}}, False),
+        ("typed", TYPED_TEMPLATE, {}, True),
+    ):
+        folder = chat_folder(qwen3_embedding, tmp_path / name, template, processing)
+        tok = AutoTokenizer.from_pretrained(folder)
+        model = QEFFAutoModel.from_pretrained(folder)
+        model.compile(seq_len=[16, 48], num_cores=1)
+
+        texts = [*TEXTS, long_text]
+        np.testing.assert_allclose(model.encode(texts, tok), rendered_reference(folder, texts, processing, typed), atol=1e-5, rtol=0)
+        query = rendered_reference(folder, TEXTS[:2], processing, typed, "Find the passage.", "query")
+        np.testing.assert_allclose(model.encode_query(TEXTS[:2], tok), query, atol=1e-5, rtol=0)
+        document = rendered_reference(folder, TEXTS[:2], processing, typed, "", "document")
+        np.testing.assert_allclose(model.encode_document(TEXTS[:2], tok), document, atol=1e-5, rtol=0)
+    plain = AutoTokenizer.from_pretrained(qwen3_embedding)  # no chat template: it cannot render them
+    with pytest.raises(ValueError, match="no chat template"):
+        model.encode(TEXTS, plain)

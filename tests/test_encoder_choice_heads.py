@@ -21,7 +21,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from QEfficient import QEFFAutoModelForMultipleChoice, QEFFAutoModelForNextSentencePrediction, QEFFAutoModelForSequenceClassification
-from QEfficient.models.encoder import UNSUPPORTED_MULTIPLE_CHOICE
+from QEfficient.models.token_heads import UNSUPPORTED_MULTIPLE_CHOICE
 from QEfficient.transform.encoder import UNSUPPORTED_ENCODERS
 from tests.test_encoder_sweep import PER_TYPE, SHRINK, with_no_zero_weights
 

@@ -120,10 +120,11 @@ def test_the_layout_of_sentence_transformers_5_4_and_on(st_folder, tmp_path, cap
     (folder / "config_sentence_transformers.json").write_text(json.dumps({"truncate_dim": 16}))  # the folder's default width
     short = expected[:, :16] / np.linalg.norm(expected[:, :16], axis=1, keepdims=True)
     np.testing.assert_allclose(model.encode(TEXTS, AutoTokenizer.from_pretrained(folder)), short, atol=1e-5, rtol=0)
-    # a Transformer that takes chat messages (a tokenizer with a chat template, saved by 5.4 on): refused, not run as text
+    # a Transformer that takes chat messages (a tokenizer with a chat template, saved by 5.4 on): rendered through the
+    # template (tests/test_decoder_embeddings.py), so a tokenizer without one is refused rather than run on plain text
     text = {"method": "forward", "method_output_name": "last_hidden_state"}
     (folder / "sentence_bert_config.json").write_text(json.dumps({"modality_config": {"text": text, "message": text | {"format": "auto"}}}))
-    with pytest.raises(ValueError, match="takes its inputs as chat messages"):
+    with pytest.raises(ValueError, match="takes its texts as chat messages .* has no chat template"):
         QEFFAutoModel.from_pretrained(folder).encode(TEXTS, AutoTokenizer.from_pretrained(folder))
     from QEfficient.cloud.serve import build_from_args
     from QEfficient.cloud.serve_args import parse_args

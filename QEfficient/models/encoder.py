@@ -12,14 +12,8 @@ import numpy as np
 import torch
 from transformers import (
     AutoModel,
-    AutoModelForDocumentQuestionAnswering,
-    AutoModelForMaskedLM,
-    AutoModelForMultipleChoice,
-    AutoModelForNextSentencePrediction,
-    AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
     AutoModelForTextEncoding,
-    AutoModelForTokenClassification,
     PreTrainedModel,
 )
 
@@ -29,7 +23,6 @@ from QEfficient.export.graph_names import (
     ATTENTION_MASK,
     BBOX,
     GLOBAL_ATTENTION_MASK,
-    INPUT_IDS,
     LOGITS,
     PIXEL_VALUES,
     TOKEN_TYPE_IDS,
@@ -41,17 +34,18 @@ from QEfficient.generation.encoder_run import encoder_inputs, global_attention_m
 from QEfficient.loading.colbert import is_colbert_folder
 from QEfficient.loading.hf_loader import causal_lm_class, load_config, load_pretrained, retrieval_class_name
 from QEfficient.loading.model_path import resolve_model_path
-from QEfficient.loading.sentence_transformers_files import refuse_chat_formatting, sentence_bert_config
 from QEfficient.loading.sparse_encoder import is_sparse_encoder_folder
 from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_recurrent_chunk
 from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction, is_speech_encoder
 from QEfficient.models.image_encoder import QEFFAutoModelForImageFeatureExtraction
 from QEfficient.models.page_inputs import layout_inputs, xpath_inputs
+from QEfficient.models.sentence_inputs import SentenceInputs
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_FORMAT,
     MODEL_FILES_SUBDIR,
     EmbeddingHead,
     copy_serving_files,
+    first_saved_prompt,
     l2_normalized,
     sentence_transformers_pools_prompt,
     sentence_transformers_prompt,
@@ -392,47 +386,54 @@ class QEFFAutoModel(_QEFFEncoderBase):
         prompt_name: str | None = None,
         prompt: str | None = None,
         truncate_dim: int | None = None,
+        task: str | None = None,
     ) -> np.ndarray:
         """Sentence embeddings as sentence-transformers computes them: each sentence after the prompt (``prompt``, else
-        the folder's prompt named ``prompt_name``, else its default one), stripped (and lowercased where the folder's
-        ``do_lower_case`` says so), as its Transformer module tokenizes, the model's pooling, then L2 norm. A Matryoshka
-        model's shorter vectors with ``truncate_dim`` (by default the folder's, saved from sentence-transformers 5.4 on): the
-        first ``truncate_dim`` dimensions, normalized after the cut (as sentence-transformers' ``truncate_dim`` with
-        ``normalize_embeddings``)."""
+        the folder's prompt named ``prompt_name``, else its default one), tokenized as its Transformer module tokenizes
+        (stripped, lowercased where the folder's ``do_lower_case`` says so, truncated at its ``max_seq_length``; or, for a
+        folder whose Transformer takes chat messages, rendered through the chat template with the prompt as a system
+        message and ``task`` for a template that reads one: sentence_inputs.py), the model's pooling, then L2 norm. A
+        Matryoshka model's shorter vectors with ``truncate_dim`` (by default the folder's, saved from sentence-transformers
+        5.4 on): the first ``truncate_dim`` dimensions, normalized after the cut (as sentence-transformers' ``truncate_dim``
+        with ``normalize_embeddings``)."""
         if isinstance(sentences, str):
             sentences = [sentences]
         if not isinstance(sentences, (list, tuple)) or not sentences:
             raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
         check_strings("Sentence", sentences)
         check_positive(batch_size=batch_size)
-        refuse_chat_formatting(self.local_model_dir)  # sentence-transformers would render each text through the chat template
         truncate_dim = sentence_transformers_truncate_dim(self.local_model_dir) if truncate_dim is None else truncate_dim
         if truncate_dim is not None:
             check_positive(truncate_dim=int(truncate_dim) if isinstance(truncate_dim, np.integer) else truncate_dim)
         prefix = sentence_transformers_prompt(self.local_model_dir, prompt_name, prompt)
-        lowercase = bool(self.local_model_dir and sentence_bert_config(Path(self.local_model_dir)).get("do_lower_case"))
-
-        def as_tokenized(text: str) -> str:  # sentence-transformers' Transformer.tokenize
-            return text.strip().lower() if lowercase else text.strip()
-
-        prompt_length = 0
-        if prefix and not sentence_transformers_pools_prompt(self.local_model_dir):
-            if self.pooling_fn is not None:
-                raise ValueError(
-                    "This model pools without its prompt's tokens (include_prompt false), and this graph pools them in: load "
-                    "it without pooling= so that the folder's pooling runs after the graph."
-                )
-            # as sentence-transformers counts them: the prompt's tokens, less its last where that is a special one (an end token)
-            prompt_ids = tokenizer(as_tokenized(prefix))["input_ids"]
-            prompt_length = len(prompt_ids) - (prompt_ids[-1] in set(getattr(tokenizer, "all_special_ids", ())))
-        sentences = [as_tokenized(prefix + sentence) for sentence in sentences]
-        max_len = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"]) if self.qpc_path else None
+        compiled = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"]) if self.qpc_path else None
+        inputs = SentenceInputs.read(self.local_model_dir, tokenizer, self.model.config, compiled)
+        prompt_length = inputs.prompt_length(prefix) if not sentence_transformers_pools_prompt(self.local_model_dir) else 0
+        if prompt_length and self.pooling_fn is not None:
+            raise ValueError(
+                "This model pools without its prompt's tokens (include_prompt false), and this graph pools them in: load "
+                "it without pooling= so that the folder's pooling runs after the graph."
+            )
         chunks = []
         for start in range(0, len(sentences), batch_size):
-            enc = tokenizer(sentences[start : start + batch_size], padding=True, truncation=True, max_length=max_len, return_tensors="np")
+            enc = inputs(list(sentences[start : start + batch_size]), prefix, task)
             chunks.append(self.embed(enc, normalize=False, prompt_length=prompt_length))
         emb = np.concatenate(chunks)[:, :truncate_dim]  # (None keeps every dimension; a larger one too, as sentence-transformers)
         return l2_normalized(emb) if normalize else emb
+
+    def encode_query(self, sentences: list[str] | str, tokenizer, **options) -> np.ndarray:
+        """``encode`` for queries, as sentence-transformers' encode_query: the folder's "query" prompt unless another is
+        given, and the task "query" for a chat template that reads one."""
+        if options.get("prompt_name") is None and options.get("prompt") is None:
+            options["prompt_name"] = first_saved_prompt(self.local_model_dir, ("query",))
+        return self.encode(sentences, tokenizer, task="query", **options)
+
+    def encode_document(self, sentences: list[str] | str, tokenizer, **options) -> np.ndarray:
+        """``encode`` for documents, as sentence-transformers' encode_document: the folder's "document", "passage" or
+        "corpus" prompt (the first it has) unless another is given, and the task "document" for a chat template."""
+        if options.get("prompt_name") is None and options.get("prompt") is None:
+            options["prompt_name"] = first_saved_prompt(self.local_model_dir, ("document", "passage", "corpus"))
+        return self.encode(sentences, tokenizer, task="document", **options)
 
     def embed(self, inputs, normalize: bool = True, prompt_length: int = 0, pooling: list[str] | None = None) -> np.ndarray:
         """Pooled embeddings [B, D] of tokenized ``inputs`` (input_ids and attention_mask, padded): the model's
@@ -493,87 +494,6 @@ class QEFFAutoModelForSequenceClassification(_QEFFLogitsEncoder):
         return obj
 
 
-class QEFFAutoModelForTokenClassification(_QEFFLogitsEncoder):
-    """Token classifiers (NER: BERT, RoBERTa, DeBERTa-v2, ...); generate() returns {"logits": torch.Tensor [B, S, labels]},
-    the input's columns, as transformers' forward."""
-
-    _hf_auto = AutoModelForTokenClassification
-
-
-class QEFFAutoModelForMaskedLM(_QEFFLogitsEncoder):
-    """Masked language models (fill-mask: BERT, RoBERTa, DeBERTa-v2, ModernBERT, ...); generate() returns {"logits":
-    torch.Tensor [B, S, vocab]}, the input's columns, as transformers' forward."""
-
-    _hf_auto = AutoModelForMaskedLM
-
-
-class QEFFAutoModelForNextSentencePrediction(_QEFFLogitsEncoder):
-    """Next sentence prediction (BERT's pre-training head: ERNIE, MegatronBERT, MobileBERT, FNet): a tokenizer's
-    output of sentence pairs in, {"logits": torch.Tensor [pairs, 2]} out (index 0: the second sentence follows the
-    first), as transformers' forward."""
-
-    _hf_auto = AutoModelForNextSentencePrediction
-
-
-# multiple-choice types not run here, with why
-UNSUPPORTED_MULTIPLE_CHOICE = {
-    "longformer": "its head marks every token after the first separator for global attention by default, a rule not built here",
-    "canine": "it reads characters through its own hashed embeddings; not proven here",
-    "roc_bert": "it reads each token's shape and pronunciation ids beside input_ids",
-    "xlnet": "a permutation language model with its own memory and masks; not proven here as an encoder",
-    "funnel": "its blocks pool the sequence (block_sizes); not proven here",
-    "xmod": "it needs a language per input (lang_ids)",
-}
-
-
-class QEFFAutoModelForMultipleChoice(_QEFFLogitsEncoder):
-    """Multiple choice (SWAG-style heads: BERT, RoBERTa, DeBERTa-v2, ALBERT, ... ``ForMultipleChoice``): generate()
-    takes a tokenizer's output of [questions, choices, tokens] (each question paired with each of its choices) and
-    returns {"logits": torch.Tensor [questions, choices]}, as transformers' forward. Each row (one choice) is scored
-    alone, so compile's ``batch_size`` counts rows.
-
-    >>> enc = tokenizer([[prompt, choice] for choice in choices], return_tensors="pt", padding=True)
-    >>> model.generate({name: value[None] for name, value in enc.items()})["logits"].argmax(-1)
-    """
-
-    _hf_auto = AutoModelForMultipleChoice
-
-    def __init__(self, model: PreTrainedModel, **kwargs) -> None:
-        reason = UNSUPPORTED_MULTIPLE_CHOICE.get(model.config.model_type)
-        if reason is not None:
-            raise NotImplementedError(f"{type(model).__name__} is not supported: {reason}.")
-        super().__init__(model, **kwargs)
-
-    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
-        ids = as_numpy(inputs[INPUT_IDS])
-        if ids.ndim != 3:
-            raise ValueError(
-                f"input_ids must be [questions, choices, tokens] (a tokenizer's output of the pairs with a question axis "
-                f"added: value[None] for one question), got shape {list(ids.shape)}."
-            )
-        questions, choices = ids.shape[:2]
-        names = (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS, GLOBAL_ATTENTION_MASK)
-        given = {name: as_numpy(v) for name, v in inputs.items() if name in names and v is not None}
-        wrong = [f"{name} {list(v.shape)}" for name, v in given.items() if v.shape != ids.shape]
-        if wrong:
-            raise ValueError(f"{', '.join(wrong)}: each input must be [questions, choices, tokens] as input_ids {list(ids.shape)}.")
-        rows = {name: v.reshape(questions * choices, -1) for name, v in given.items()}
-        logits = super().generate(rows, device_ids, runtime_ai100, **kwargs)[LOGITS]
-        return {LOGITS: logits.reshape(questions, choices)}
-
-
-class QEFFAutoModelForQuestionAnswering(_QEFFEncoderBase):
-    """Extractive question answering (SQuAD heads on BERT, RoBERTa, DeBERTa-v2, ...); generate() returns
-    {"start_logits", "end_logits"} torch tensors [B, S], as transformers' forward (the graph outputs them stacked)."""
-
-    _hf_auto = AutoModelForQuestionAnswering
-    _output_name = LOGITS
-
-    def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, **kwargs) -> dict[str, torch.Tensor]:
-        both = torch.from_numpy(super().generate(inputs, device_ids, runtime_ai100, **kwargs)[LOGITS])
-        return {"start_logits": both[..., 0], "end_logits": both[..., 1]}
-
-
 class QEFFAutoModelForTextEncoding(QEFFAutoModel):
     """A model's text encoder alone (transformers' ``AutoModelForTextEncoding``: T5's, mT5's and UMT5's encoders, CLIP's
     text tower, BERT-style encoders), as the text encoders of image and audio generators use them: generate() returns
@@ -589,11 +509,3 @@ class QEFFAutoModelForTextEncoding(QEFFAutoModel):
         if reason is not None:
             raise NotImplementedError(f"'{config.model_type}' is not supported as a text encoder here: {reason}.")
         return super().from_pretrained(pretrained_model_name_or_path, pooling, *args, **kwargs)
-
-
-class QEFFAutoModelForDocumentQuestionAnswering(QEFFAutoModelForQuestionAnswering):
-    """Extractive question answering over a document's words and their boxes (LayoutLM, LayoutLMv3 with or without its
-    page image: transformers' ``AutoModelForDocumentQuestionAnswering``), the boxes (``bbox``) and page image as graph
-    inputs; generate() returns {"start_logits", "end_logits"}, as transformers' forward."""
-
-    _hf_auto = AutoModelForDocumentQuestionAnswering

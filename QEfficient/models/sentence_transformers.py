@@ -155,6 +155,14 @@ def sentence_transformers_prompt(folder: Path | None, prompt_name: str | None = 
     return prompt or ""
 
 
+def first_saved_prompt(folder: Path | None, names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` among the folder's saved prompts (encode_query's "query"; encode_document's "document",
+    "passage" or "corpus"), None where it has none of them."""
+    config = read_json(Path(folder) / "config_sentence_transformers.json") if folder else None
+    prompts = (config.get("prompts") if isinstance(config, dict) else None) or {}
+    return next((name for name in names if name in prompts), None)
+
+
 def sentence_transformers_pools_prompt(folder: Path | None) -> bool:
     """Whether the folder's Pooling pools the prompt's tokens too (its ``include_prompt``, true by default; false:
     INSTRUCTOR, GRIT, which pool the sentence's tokens only)."""
