@@ -57,21 +57,27 @@ def st_folder(tmp_path_factory) -> Path:
     return folder
 
 
-def reference(folder: Path, texts: list[str], prompt_length: int = 0, order: tuple[int, ...] = (0, 1, 2)) -> np.ndarray:
-    """sentence-transformers' modules, written out in torch over transformers' BERT; the first ``prompt_length`` tokens
-    left out of the pooling, as its Pooling with include_prompt false does; the poolings concatenated in ``order`` (of
-    CLS, mean / sqrt(length), weighted mean); the Dense module's residual where its config adds one."""
+def reference(
+    folder: Path, texts: list[str], prompt_length: int = 0, order: tuple[int, ...] = (0, 1, 2), side: str = "right"
+) -> np.ndarray:
+    """sentence-transformers' modules, written out in torch over transformers' BERT (padded on ``side``); each row's first
+    ``prompt_length`` real tokens left out of the pooling, as its Pooling with include_prompt false does; the poolings
+    concatenated in ``order`` (of CLS, mean / sqrt(length), weighted mean), CLS the first token pooled and weights counted
+    from the first real one, as sentence-transformers 6 pools; the Dense module's residual where its config adds one."""
     tok = AutoTokenizer.from_pretrained(folder)
+    tok.padding_side = side
     enc = tok(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
         hidden = AutoModel.from_pretrained(folder).eval()(**enc).last_hidden_state
-        mask = enc["attention_mask"].clone()
-        mask[:, :prompt_length] = 0
+        start = enc["attention_mask"].argmax(1, keepdim=True)  # past the left padding
+        columns = torch.arange(hidden.shape[1]).view(1, -1)
+        mask = enc["attention_mask"] * (columns >= start + prompt_length)
+        first = hidden[torch.arange(len(hidden)), mask.argmax(1)]
         mask = mask.unsqueeze(-1).float()
         total, count = (hidden * mask).sum(1), mask.sum(1).clamp(min=1e-9)
-        positions = torch.arange(1, hidden.shape[1] + 1).view(1, -1, 1).float() * mask
+        positions = (columns + 1 - start).unsqueeze(-1).float() * mask
         weighted = (hidden * positions).sum(1) / positions.sum(1).clamp(min=1e-9)
-        parts = [hidden[:, 0], total / count.sqrt(), weighted]
+        parts = [first, total / count.sqrt(), weighted]
         pooled = torch.cat([parts[i] for i in order], 1)
         norm = torch.nn.LayerNorm(WIDTH)
         norm.load_state_dict({k.removeprefix("norm."): v for k, v in torch.load(folder / "2_LayerNorm" / "pytorch_model.bin").items()})
@@ -194,6 +200,10 @@ def test_prompts_as_sentence_transformers_puts_them(st_folder, tmp_path):
     length = len(tok("query: ")["input_ids"]) - 1  # [CLS] and the prompt's tokens
     assert length > 1
     np.testing.assert_allclose(model.encode(TEXTS, tok), reference(folder, ["query: " + t for t in TEXTS], length), atol=1e-5, rtol=0)
+    tok.padding_side = "left"  # the padding skipped before the prompt, the weights counted from the first real token
+    left = reference(folder, ["query: " + t for t in TEXTS], length, side="left")
+    np.testing.assert_allclose(model.encode(TEXTS, tok), left, atol=1e-5, rtol=0)
+    tok.padding_side = "right"
     np.testing.assert_allclose(model.encode(TEXTS, tok, prompt=""), reference(folder, TEXTS), atol=1e-5, rtol=0)
     pooled = QEFFAutoModel.from_pretrained(folder, pooling="mean")
     with pytest.raises(ValueError, match="include_prompt false.*load it without pooling="):

@@ -224,27 +224,36 @@ def sentence_transformers_width(folder: Path | None, hidden_size: int, pooled: b
     return int(dense[-1].weight.shape[0]) if dense else int(hidden_size) * modes
 
 
-def _mean(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+# Each pooling takes the hidden states [B, S, H], the mask of the columns pooled [B, S] and each row's first real column
+# [B] (past its left padding), as sentence-transformers 6's Pooling reads them.
+def _mean(hidden: np.ndarray, mask: np.ndarray, start: np.ndarray) -> np.ndarray:
     weights = mask[..., None].astype(hidden.dtype)
     return (hidden * weights).sum(1) / np.clip(weights.sum(1), 1e-9, None)
 
 
-def _max(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _max(hidden: np.ndarray, mask: np.ndarray, start: np.ndarray) -> np.ndarray:
     return np.where(mask[..., None].astype(bool), hidden, np.finfo(hidden.dtype).min).max(1)
 
 
-def _mean_sqrt_len(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _mean_sqrt_len(hidden: np.ndarray, mask: np.ndarray, start: np.ndarray) -> np.ndarray:
     weights = mask[..., None].astype(hidden.dtype)
     return (hidden * weights).sum(1) / np.sqrt(np.clip(weights.sum(1), 1e-9, None))
 
 
-def _weighted_mean(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Tokens weighted by their column, 1-based (sentence-transformers' weightedmean: later tokens count more)."""
-    weights = (mask * np.arange(1, mask.shape[1] + 1))[..., None].astype(hidden.dtype)
+def _weighted_mean(hidden: np.ndarray, mask: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Tokens weighted by their place in the row, 1-based from its first real token (sentence-transformers' weightedmean:
+    later tokens count more; 6 counts from past the left padding, 5.3 from the first column)."""
+    weights = (mask * (np.arange(1, mask.shape[1] + 1) - start[:, None]))[..., None].astype(hidden.dtype)
     return (hidden * weights).sum(1) / np.clip(weights.sum(1), 1e-9, None)
 
 
-def _last_token(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _first_token(hidden: np.ndarray, mask: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The first pooled column: the CLS token, past any left padding and, where the prompt is left out, past the prompt
+    (sentence-transformers 6's cls; 5.3 took the first column)."""
+    return hidden[np.arange(len(hidden)), mask.argmax(1)]
+
+
+def _last_token(hidden: np.ndarray, mask: np.ndarray, start: np.ndarray) -> np.ndarray:
     last = (mask.astype(np.int64) * np.arange(mask.shape[1])).argmax(1)
     return hidden[np.arange(len(hidden)), last]
 
@@ -253,7 +262,7 @@ def _last_token(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 HOST_POOLING = {
     "mean": _mean,
     "avg": _mean,
-    "cls": lambda hidden, mask: hidden[:, 0],
+    "cls": _first_token,
     "max": _max,
     "mean_sqrt_len": _mean_sqrt_len,
     "weightedmean": _weighted_mean,
@@ -275,16 +284,17 @@ class EmbeddingHead:
         self, output: np.ndarray, mask: np.ndarray, normalize: bool, prompt_length: int = 0, pooling: list[str] | None = None
     ) -> np.ndarray:
         """``output``: the graph's hidden states [B, S, H] (or pooled [B, H]); ``mask`` [B, <=S] covers the real
-        columns, the graph's columns past it are padding; the first ``prompt_length`` columns are left out of the
-        pooling (sentence-transformers' Pooling with ``include_prompt`` false); ``pooling``: other poolings than the
+        columns, the graph's columns past it are padding; each row's first ``prompt_length`` real columns are left out of
+        the pooling (sentence-transformers' Pooling with ``include_prompt`` false); ``pooling``: other poolings than the
         folder's (a server's, vllm_pooling), unless the graph pooled (its own pooling, or a model whose output is one vector
         per input: DPR's)."""
         if self.pooling is not None and output.ndim == 3:
             full = np.zeros(output.shape[:2], np.int64)
             width = min(output.shape[1], mask.shape[1])
             full[:, :width] = mask[:, :width]
-            full[:, :prompt_length] = 0
-            output = np.concatenate([HOST_POOLING[name](output, full) for name in pooling or self.pooling], axis=1)
+            start = full.argmax(1)  # each row's first real column: 0 unless it is padded on the left
+            full[np.arange(full.shape[1]) < (start + prompt_length)[:, None]] = 0
+            output = np.concatenate([HOST_POOLING[name](output, full, start) for name in pooling or self.pooling], axis=1)
         for layer in self.layers:
             output = layer(output)
         return l2_normalized(output) if normalize else output
