@@ -160,9 +160,11 @@ def test_a_sentence_transformers_folder_encodes_through_its_dense_modules(qwen3_
     uncompiled.compile(seq_len=16, num_cores=1)  # a shorter graph cuts it sooner, and says so
     with pytest.warns(UserWarning, match="cut at 16 tokens, the longest compiled seq_len, where sentence-transformers reads up to 48"):
         uncompiled.encode([TEXTS[0], long_text], tok)
-    # sentence-transformers strips each text (this byte-level tokenizer reads the spaces: " Hi" is not "Hi")
+    # each text as sent, as sentence-transformers 5.4 and later (this byte-level tokenizer reads the spaces: " Hi" is not "Hi")
     assert tok(" " + TEXTS[0])["input_ids"] != tok(TEXTS[0])["input_ids"]
-    np.testing.assert_allclose(model.encode([f"  {t} " for t in TEXTS], tok), expected, atol=1e-5, rtol=0)
+    spaced = [f"  {t} " for t in TEXTS]
+    as_sent = sentence_transformers_reference(qwen3_embedding, spaced, last_token_pooling)
+    np.testing.assert_allclose(model.encode(spaced, tok), as_sent, atol=1e-5, rtol=0)
     lowered = shutil.copytree(qwen3_embedding, qwen3_embedding.parent / "lowercased")  # and lowercases where the folder says so
     (lowered / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 48, "do_lower_case": True}))
     model = QEFFAutoModel.from_pretrained(lowered)
@@ -348,7 +350,7 @@ TYPED_TEMPLATE = (
 )
 
 
-def chat_folder(qwen3_embedding: Path, where: Path, template: str, processing: dict) -> Path:
+def chat_folder(qwen3_embedding: Path, where: Path, template: str, processing: dict, **extra) -> Path:
     """The folder as sentence-transformers 5.4 and later save a model whose tokenizer has a chat template: its Transformer's
     modality_config lists "message"; prompts for queries and documents."""
     folder = shutil.copytree(qwen3_embedding, where)
@@ -357,30 +359,32 @@ def chat_folder(qwen3_embedding: Path, where: Path, template: str, processing: d
     tok.save_pretrained(folder)
     modalities = {kind: {"method": "forward", "method_output_name": "last_hidden_state"} for kind in ("text", "message")}
     settings = {"transformer_task": "feature-extraction", "modality_config": modalities, "module_output_name": "token_embeddings"}
-    (folder / "sentence_bert_config.json").write_text(json.dumps({**settings, "processing_kwargs": processing, "max_seq_length": 48}))
+    settings |= {"processing_kwargs": processing, "max_seq_length": 48, **extra}
+    (folder / "sentence_bert_config.json").write_text(json.dumps(settings))
     prompts = {"query": "Find the passage.", "document": ""}
     (folder / "config_sentence_transformers.json").write_text(json.dumps({"prompts": prompts, "default_prompt_name": None}))
     return folder
 
 
-def rendered_reference(folder: Path, texts: list[str], processing: dict, typed: bool, prompt: str = "", task: str | None = None):
+def rendered_reference(folder: Path, texts: list[str], processing: dict, typed: bool, prompt="", task=None, limit=48):
     """sentence_transformers_reference over the chat template's renders: each text a user message (typed parts where the
-    template reads them), the prompt a system message, cut at max_seq_length (48) with the template's text after the
+    template reads them), the prompt a system message, cut at ``limit`` tokens with the template's text after the
     content tokenized back over the end."""
     tok = AutoTokenizer.from_pretrained(folder)
 
     def turn(role: str, text: str) -> dict:
         return {"role": role, "content": [{"type": "text", "text": text}] if typed else text}
 
-    kwargs = dict(processing.get("chat_template", {})) | ({"task": task} if task and typed else {})
+    kwargs = {k: v for k, v in processing.get("chat_template", {}).items() if k != "max_length"}  # a length is the tokenizer's
+    kwargs |= {"task": task} if task and typed else {}
     rows = []
     for text in texts:
         chat = ([turn("system", prompt)] if prompt else []) + [turn("user", text)]
         rendered = tok.apply_chat_template(chat, tokenize=False, **kwargs)
         ids = tok(rendered, add_special_tokens=False)["input_ids"]
-        if len(ids) > 48:
+        if len(ids) > limit:
             tail = tok(rendered[rendered.rindex(text) + len(text) :], add_special_tokens=False)["input_ids"]
-            ids = ids[: 48 - len(tail)] + tail
+            ids = ids[: limit - len(tail)] + tail
         rows.append(ids)
     width = max(map(len, rows))
     enc = {"input_ids": np.array([r + [0] * (width - len(r)) for r in rows])}
@@ -390,24 +394,26 @@ def rendered_reference(folder: Path, texts: list[str], processing: dict, typed: 
 
 def test_a_folder_taking_chat_messages_encodes_each_text_through_the_chat_template(qwen3_embedding, tmp_path):
     """sentence-transformers 6's "message" modality: each text a user message (plain or typed as the template reads it), the
-    prompt a system message before it, processing_kwargs' chat-template arguments, the task for a template that reads it,
-    and the template's tail written back over the end of a row cut at max_seq_length."""
+    prompt a system message before it, processing_kwargs' chat-template arguments (a length among them too), the task for
+    a template that reads it, a task's own length (query_length), and the template's tail written back over the end of a
+    row cut at the length."""
     long_text = " ".join(["word"] * 60)
-    for name, template, processing, typed in (
-        ("flat", CHAT_TEMPLATE, {"chat_template": {"add_generation_prompt": True}}, False),
-        ("typed", TYPED_TEMPLATE, {}, True),
+    for name, template, processing, typed, lengths in (
+        ("flat", CHAT_TEMPLATE, {"chat_template": {"add_generation_prompt": True}}, False, (48, 24)),
+        ("typed", TYPED_TEMPLATE, {"chat_template": {"max_length": 40}}, True, (40, 40)),
     ):
-        folder = chat_folder(qwen3_embedding, tmp_path / name, template, processing)
+        folder = chat_folder(qwen3_embedding, tmp_path / name, template, processing, **({} if typed else {"query_length": 24}))
         tok = AutoTokenizer.from_pretrained(folder)
         model = QEFFAutoModel.from_pretrained(folder)
         model.compile(seq_len=[16, 48], num_cores=1)
 
         texts = [*TEXTS, long_text]
-        np.testing.assert_allclose(model.encode(texts, tok), rendered_reference(folder, texts, processing, typed), atol=1e-5, rtol=0)
-        query = rendered_reference(folder, TEXTS[:2], processing, typed, "Find the passage.", "query")
-        np.testing.assert_allclose(model.encode_query(TEXTS[:2], tok), query, atol=1e-5, rtol=0)
-        document = rendered_reference(folder, TEXTS[:2], processing, typed, "", "document")
-        np.testing.assert_allclose(model.encode_document(TEXTS[:2], tok), document, atol=1e-5, rtol=0)
+        expected = rendered_reference(folder, texts, processing, typed, limit=lengths[0])
+        np.testing.assert_allclose(model.encode(texts, tok), expected, atol=1e-5, rtol=0)
+        query = rendered_reference(folder, texts, processing, typed, "Find the passage.", "query", lengths[1])
+        np.testing.assert_allclose(model.encode_query(texts, tok), query, atol=1e-5, rtol=0)
+        document = rendered_reference(folder, texts, processing, typed, "", "document", lengths[0])
+        np.testing.assert_allclose(model.encode_document(texts, tok), document, atol=1e-5, rtol=0)
     plain = AutoTokenizer.from_pretrained(qwen3_embedding)  # no chat template: it cannot render them
     with pytest.raises(ValueError, match="no chat template"):
         model.encode(TEXTS, plain)

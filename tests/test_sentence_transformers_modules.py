@@ -214,7 +214,7 @@ def test_prompts_as_sentence_transformers_puts_them(st_folder, tmp_path):
     tok._tokenizer.post_processor = TemplateProcessing(single="[CLS] $A", special_tokens=[("[CLS]", tok.cls_token_id)])
     tok.save_pretrained(folder)
     open_ended = AutoTokenizer.from_pretrained(folder)
-    length = len(open_ended("query:")["input_ids"])  # [CLS] and the prompt's tokens, stripped as sentence-transformers does
+    length = len(open_ended("query:")["input_ids"])  # [CLS] and the prompt's tokens (WordPiece drops the space)
     assert open_ended("query: ")["input_ids"][-1] not in open_ended.all_special_ids
     model = QEFFAutoModel.from_pretrained(folder)
     model.compile(seq_len=[8, 64], batch_size=2, num_cores=1)

@@ -32,15 +32,21 @@ def st_modules(folder: Path | None) -> list[dict] | None:
     return modules if isinstance(modules, list) else None
 
 
+def transformer_module_config(folder: Path | None) -> dict:
+    """The Transformer module's saved settings (its sentence_bert_config.json; the folder's own where modules.json names no
+    Transformer), {} where there are none."""
+    if folder is None:
+        return {}
+    module = next((m for m in st_modules(folder) or [] if module_kind(m) == "Transformer"), None)
+    return sentence_bert_config(Path(folder), module)
+
+
 def formats_chats(folder: Path | None) -> bool:
     """Whether a sentence-transformers folder (saved by 5.4 or later) has a Transformer that writes its inputs as chat
     messages: its ``modality_config`` lists "message" (inferred where the tokenizer had a chat template), and
     sentence-transformers then renders every text, and each pair, through the chat template."""
-    for module in st_modules(folder) or []:
-        if module_kind(module) == "Transformer":
-            modalities = sentence_bert_config(Path(folder), module).get("modality_config")
-            return isinstance(modalities, dict) and "message" in modalities
-    return False
+    modalities = transformer_module_config(folder).get("modality_config")
+    return isinstance(modalities, dict) and "message" in modalities
 
 
 def warn_chat_formatting(folder: Path | None) -> None:

@@ -45,13 +45,13 @@ from QEfficient.models.sentence_transformers import (
     MODEL_FILES_SUBDIR,
     EmbeddingHead,
     copy_serving_files,
-    first_saved_prompt,
     l2_normalized,
     sentence_transformers_pools_prompt,
     sentence_transformers_prompt,
     sentence_transformers_truncate_dim,
     serving_config_values,
     serving_files,
+    task_prompt,
 )
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.runtime.tokenizer import tokenizer_digest
@@ -390,7 +390,7 @@ class QEFFAutoModel(_QEFFEncoderBase):
     ) -> np.ndarray:
         """Sentence embeddings as sentence-transformers computes them: each sentence after the prompt (``prompt``, else
         the folder's prompt named ``prompt_name``, else its default one), tokenized as its Transformer module tokenizes
-        (stripped, lowercased where the folder's ``do_lower_case`` says so, truncated at its ``max_seq_length``; or, for a
+        (as sent, lowercased where the folder's ``do_lower_case`` says so, truncated at its ``max_seq_length``; or, for a
         folder whose Transformer takes chat messages, rendered through the chat template with the prompt as a system
         message and ``task`` for a template that reads one: sentence_inputs.py), the model's pooling, then L2 norm. A
         Matryoshka model's shorter vectors with ``truncate_dim`` (by default the folder's, saved from sentence-transformers
@@ -422,18 +422,20 @@ class QEFFAutoModel(_QEFFEncoderBase):
         return l2_normalized(emb) if normalize else emb
 
     def encode_query(self, sentences: list[str] | str, tokenizer, **options) -> np.ndarray:
-        """``encode`` for queries, as sentence-transformers' encode_query: the folder's "query" prompt unless another is
-        given, and the task "query" for a chat template that reads one."""
-        if options.get("prompt_name") is None and options.get("prompt") is None:
-            options["prompt_name"] = first_saved_prompt(self.local_model_dir, ("query",))
-        return self.encode(sentences, tokenizer, task="query", **options)
+        """``encode`` for queries, as sentence-transformers 6's encode_query: the folder's "query" prompt (none where it
+        saves none, not the default prompt) unless another is given, the task "query" for a chat template that reads one
+        and the folder's query_length."""
+        return self._encode_for("query", sentences, tokenizer, options)
 
     def encode_document(self, sentences: list[str] | str, tokenizer, **options) -> np.ndarray:
-        """``encode`` for documents, as sentence-transformers' encode_document: the folder's "document", "passage" or
-        "corpus" prompt (the first it has) unless another is given, and the task "document" for a chat template."""
+        """``encode`` for documents, as sentence-transformers 6's encode_document: the folder's "document" prompt (none
+        where it saves none) unless another is given, the task "document" and the folder's document_length."""
+        return self._encode_for("document", sentences, tokenizer, options)
+
+    def _encode_for(self, task: str, sentences: list[str] | str, tokenizer, options: dict) -> np.ndarray:
         if options.get("prompt_name") is None and options.get("prompt") is None:
-            options["prompt_name"] = first_saved_prompt(self.local_model_dir, ("document", "passage", "corpus"))
-        return self.encode(sentences, tokenizer, task="document", **options)
+            options["prompt"] = task_prompt(self.local_model_dir, task)
+        return self.encode(sentences, tokenizer, task=task, **options)
 
     def embed(self, inputs, normalize: bool = True, prompt_length: int = 0, pooling: list[str] | None = None) -> np.ndarray:
         """Pooled embeddings [B, D] of tokenized ``inputs`` (input_ids and attention_mask, padded): the model's

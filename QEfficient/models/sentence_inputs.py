@@ -1,9 +1,10 @@
 """How sentence-transformers turns texts into its Transformer module's inputs, read from the model folder without the
-sentence-transformers package: the prompt before each text, stripped and lowercased as its Transformer module says,
-truncated at its ``max_seq_length``; and for a Transformer that takes chat messages (``modality_config`` listing
-"message", as sentence-transformers 5.4 and later save a model whose tokenizer has a chat template), each text rendered
-through the chat template as sentence-transformers 6 renders it: a user message, the prompt as a system message before
-it, ``processing_kwargs``' chat-template arguments, and the template's tail written back over the end of a truncated row.
+sentence-transformers package: the prompt before each text, lowercased where its Transformer module says so (not
+stripped, as 5.4 and later), truncated at its ``max_seq_length``; and for a Transformer that takes chat messages
+(``modality_config`` listing "message", as sentence-transformers 5.4 and later save a model whose tokenizer has a chat
+template), each text rendered through the chat template as sentence-transformers 6 renders it: a user message, the
+prompt as a system message before it, ``processing_kwargs``' chat-template arguments, and the template's tail written
+back over the end of a truncated row.
 """
 
 from __future__ import annotations
@@ -16,24 +17,14 @@ from typing import Any
 import numpy as np
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
-from QEfficient.loading.sentence_transformers_files import module_kind, sentence_bert_config, st_modules
+from QEfficient.loading.sentence_transformers_files import transformer_module_config
 
 # model types whose chat templates take a message's content as plain text, as sentence-transformers lists them
 FLAT_MESSAGE_MODEL_TYPES = frozenset({"apertus", "deepseek_v3", "gpt_oss", "minicpm3", "seed_oss"})
 # what in a chat template shows that it reads a message's content as a list of typed parts (sentence-transformers' test)
 _STRUCTURED_TEMPLATE_MARKS = ("content[0]", ".type", "'type'", '"type"', "item.type", "message.content[")
-# processing_kwargs' groups that apply to text (the others are images', audio's and video's)
-_TEXT_GROUPS = ("common", "text")
-# tokenizer arguments the chat path passes itself
-_SIZE_KEYS = frozenset({"padding", "truncation", "max_length", "return_tensors"})
-
-
-def transformer_module_config(folder: Path | None) -> dict:
-    """The Transformer module's saved settings (sentence_bert_config.json), {} outside a sentence-transformers folder."""
-    if folder is None:
-        return {}
-    module = next((m for m in st_modules(folder) or [] if module_kind(m) == "Transformer"), None)
-    return sentence_bert_config(Path(folder), module)
+# tokenizer arguments the chat path passes itself (from processing_kwargs' "text" group, or its "chat_template" one)
+_SIZE_KEYS = frozenset({"padding", "truncation", "max_length"})
 
 
 def text_token_limit(folder: Path | None, config: Any, tokenizer: Any) -> int | None:
@@ -49,45 +40,52 @@ def text_token_limit(folder: Path | None, config: Any, tokenizer: Any) -> int | 
     return min(limits) if limits else None
 
 
-def _template_variables(template: str) -> frozenset[str]:
-    try:  # what transformers' own keyword routing reads from a template; without it a template gets every argument
+def _reads_task(templates: list[str]) -> bool:
+    """Whether a chat template uses a ``task`` variable (transformers' own reading of a template's variables; without it
+    every template gets the task, as sentence-transformers then gives it)."""
+    try:
         from transformers.utils.chat_template_utils import _get_template_variables
     except ImportError:
-        return frozenset({"task"})
-    return _get_template_variables(template)
+        return True
+    return any("task" in _get_template_variables(template) for template in templates)
 
 
 @dataclass
 class ChatRendering:
     """sentence-transformers' "message" modality for text: each text one user message (its content plain or as a list of
     typed parts, as the template reads it), the prompt as a system message before it, rendered by the tokenizer's chat
-    template with ``template_kwargs``; rows cut by truncation get the template's tail back (``restore_suffix``)."""
+    template with ``template_kwargs`` (``sizes``: the tokenizer arguments among them, which win over the text group's);
+    rows cut by truncation get the template's tail back (``restore_suffix``)."""
 
     structured: bool
     template_kwargs: dict[str, Any] = field(default_factory=dict)
+    sizes: dict[str, Any] = field(default_factory=dict)
     restore_suffix: bool = True
     takes_task: bool = False
-    _tails: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    _tails: dict[str, list[int]] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def read(cls, settings: dict, tokenizer: Any, model_type: str | None) -> ChatRendering:
         template = getattr(tokenizer, "chat_template", None)
-        if not isinstance(template, str) or not template:
+        templates = [t for t in (template.values() if isinstance(template, dict) else [template]) if isinstance(t, str) and t]
+        if not templates:
             raise ValueError(
                 "This sentence-transformers model takes its texts as chat messages (its sentence_bert_config.json's "
                 "modality_config lists 'message'), and the tokenizer given has no chat template to render them: pass the "
                 "tokenizer saved with the model (AutoTokenizer.from_pretrained on its folder)."
             )
         message_format = ((settings.get("modality_config") or {}).get("message") or {}).get("format", "auto")
-        if message_format not in ("auto", "flat", "structured"):
-            raise ValueError(f"modality_config's message format {message_format!r} is not 'flat', 'structured' or 'auto'.")
-        if message_format == "auto":
-            structured = model_type not in FLAT_MESSAGE_MODEL_TYPES and any(mark in template for mark in _STRUCTURED_TEMPLATE_MARKS)
+        if message_format in ("auto", None):  # sentence-transformers' inference: named templates read typed parts
+            flat = model_type in FLAT_MESSAGE_MODEL_TYPES or (
+                isinstance(template, str) and not any(mark in template for mark in _STRUCTURED_TEMPLATE_MARKS)
+            )
         else:
-            structured = message_format == "structured"
+            flat = message_format == "flat"
         kwargs = dict((settings.get("processing_kwargs") or {}).get("chat_template") or {})
         restore = kwargs.pop("restore_suffix", True)
-        return cls(structured, kwargs, bool(restore), "task" in _template_variables(template))
+        kwargs.pop("return_tensors", None)  # numpy's, here
+        sizes = {key: kwargs.pop(key) for key in _SIZE_KEYS & kwargs.keys()}
+        return cls(not flat, kwargs, sizes, bool(restore), _reads_task(templates))
 
     def message(self, role: str, text: str) -> dict[str, Any]:
         return {"role": role, "content": [{"type": "text", "text": text}] if self.structured else text}
@@ -124,18 +122,20 @@ class ChatRendering:
 
 @dataclass
 class SentenceInputs:
-    """A sentence-transformers folder's tokenization of texts: ``tokenizer`` truncating at ``max_length``, the texts
-    lowercased where the folder says so, rendered by ``chat`` where its Transformer takes chat messages, with
-    ``processing_kwargs``' text arguments (sentence-transformers 5.4 on). ``model_length`` is sentence-transformers' own
-    limit where a compiled graph's longest input is shorter (max_length): a text cut there is warned about."""
+    """A sentence-transformers folder's tokenization of texts: ``tokenizer`` truncating at ``max_length`` (a task's at
+    ``task_lengths``': its query_length, document_length), the texts lowercased where the folder says so, rendered by
+    ``chat`` where its Transformer takes chat messages, with ``processing_kwargs``' text arguments (``tokenizer_kwargs``;
+    5.4 on). ``model_length`` is sentence-transformers' own limit where a compiled graph's longest input (``compiled``)
+    is shorter: a text cut there is warned about."""
 
     tokenizer: Any
     max_length: int | None
     lowercase: bool = False
     chat: ChatRendering | None = None
     tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)
-    model_length: int | None = None
-    _warned: bool = field(default=False, repr=False)
+    task_lengths: dict[str, int] = field(default_factory=dict)
+    compiled: int | None = None
+    _warned: bool = field(default=False, init=False, repr=False)
 
     @classmethod
     def read(cls, folder: Path | None, tokenizer: Any, config: Any, compiled_length: int | None = None) -> SentenceInputs:
@@ -145,13 +145,13 @@ class SentenceInputs:
         processing = settings.get("processing_kwargs") or {}
         if not isinstance(processing, dict):
             raise ValueError(f"sentence_bert_config.json's processing_kwargs is {processing!r:.60}, not a mapping.")
-        text_kwargs = {k: v for group in _TEXT_GROUPS for k, v in (processing.get(group) or {}).items()}
-        text_kwargs.pop("logits_to_keep", None)  # the causal LM's argument, not the tokenizer's
-        text_kwargs.pop("return_tensors", None)
-        model_length = text_kwargs.pop("max_length", None) or text_token_limit(folder, config, tokenizer)
-        limit = model_length
-        if compiled_length is not None:
-            limit = min(model_length, compiled_length) if model_length else compiled_length
+        text = dict(processing.get("text") or {})
+        if "message" not in (settings.get("modality_config") or {}):  # a plain text's tokenizer call: "common" over "text"
+            text |= processing.get("common") or {}
+        text.pop("logits_to_keep", None)  # the causal LM's argument, not the tokenizer's
+        text.pop("return_tensors", None)
+        limit = text.pop("max_length", None) or text_token_limit(folder, config, tokenizer)
+        tasks = {task: settings[f"{task}_length"] for task in ("query", "document") if isinstance(settings.get(f"{task}_length"), int)}
         lowercase = bool(settings.get("do_lower_case"))
         chat = None
         if "message" in (settings.get("modality_config") or {}):
@@ -162,11 +162,13 @@ class SentenceInputs:
                     "(do_lower_case): that pair is not reproduced here. Set do_lower_case to false in its "
                     "sentence_bert_config.json if its texts need no lowercasing."
                 )
-        return cls(tokenizer, limit, lowercase, chat, text_kwargs, model_length if model_length != limit else None)
+            limit = chat.sizes.pop("max_length", None) or limit  # the chat-template group's length wins
+        return cls(tokenizer, limit, lowercase, chat, text, tasks, compiled_length)
 
     def as_tokenized(self, text: str) -> str:
-        """A text as sentence-transformers' Transformer.tokenize reads it (5.3: stripped; lowercased where it says so)."""
-        return text.strip().lower() if self.lowercase else text.strip()
+        """A text as sentence-transformers' Transformer reads it: lowercased where it says so; not stripped (5.4 and later
+        tokenize it as sent, 5.3 stripped it)."""
+        return text.lower() if self.lowercase else text
 
     def prompt_length(self, prompt: str) -> int:
         """The prompt's tokens, less its last where that is a special one (an end token), as sentence-transformers counts
@@ -177,20 +179,20 @@ class SentenceInputs:
         return len(ids) - (ids[-1] in set(getattr(self.tokenizer, "all_special_ids", ())))
 
     def __call__(self, texts: list[str], prompt: str = "", task: str | None = None) -> dict[str, np.ndarray]:
-        """input_ids and attention_mask (numpy, padded) for ``texts`` after ``prompt``."""
-        enc = self._tokenized(texts, prompt, task, self.max_length)
-        if (
-            self.model_length is not None and not self._warned
-        ):  # the compiled graph's length binds: was a text cut that the model would read?
-            full = [i for i, n in enumerate(enc[ATTENTION_MASK].sum(axis=1)) if n >= self.max_length]
-            if (
-                full
-                and self._tokenized([texts[i] for i in full], prompt, task, self.model_length)[ATTENTION_MASK].shape[1] > self.max_length
-            ):
+        """input_ids and attention_mask (numpy, padded) for ``texts`` after ``prompt``; ``task`` ("query", "document")
+        picks its length where the folder sets one and its chat template's branch."""
+        model_length = self.task_lengths.get(task, self.max_length)
+        limit = model_length if self.compiled is None or (model_length or 1 << 30) <= self.compiled else self.compiled
+        enc = self._tokenized(texts, prompt, task, limit)
+        if limit != model_length and not self._warned:  # the compiled graph's length binds: was a text cut there?
+            lengths = enc[ATTENTION_MASK].sum(axis=1)
+            full = [texts[i] for i in np.flatnonzero(lengths >= limit)]
+            if full and self._tokenized(full, prompt, task, model_length)[ATTENTION_MASK].sum(axis=1).max() > limit:
                 self._warned = True
                 warnings.warn(  # a Python warning: scripts see it without configuring logging
-                    f"Some texts were cut at {self.max_length} tokens, the longest compiled seq_len, where sentence-transformers "
-                    f"reads up to {self.model_length}: compile with seq_len up to {self.model_length} for its embeddings of them.",
+                    f"Some texts were cut at {limit} tokens, the longest compiled seq_len, where sentence-transformers reads "
+                    f"{f'up to {model_length}' if model_length else 'them whole'}: compile with a longer seq_len for its "
+                    "embeddings of them.",
                     UserWarning,
                     stacklevel=3,
                 )
@@ -206,21 +208,15 @@ class SentenceInputs:
     def _chats(self, texts: list[str], prompt: str, task: str | None, limit: int | None) -> dict[str, np.ndarray]:
         conversations = [self.chat.conversation(text, prompt) for text in texts]
         kwargs = self.chat.kwargs_for(task)
-        sizes = {"padding": True, "truncation": "longest_first"} | {k: v for k, v in self.tokenizer_kwargs.items() if k in _SIZE_KEYS}
+        given = {k: v for k, v in self.tokenizer_kwargs.items() if k in _SIZE_KEYS} | self.chat.sizes
+        sizes = {"padding": True, "truncation": "longest_first"} | given
         rest = {k: v for k, v in self.tokenizer_kwargs.items() if k not in _SIZE_KEYS}
         enc = self.tokenizer.apply_chat_template(
-            conversations,
-            tokenize=True,
-            return_dict=True,
-            max_length=limit,
-            return_tensors="np",
-            tokenizer_kwargs=rest,
-            **sizes,
-            **kwargs,
+            conversations, tokenize=True, return_dict=True, max_length=limit, return_tensors="np", tokenizer_kwargs=rest, **sizes, **kwargs
         )
         ids, mask = np.array(enc[INPUT_IDS]), np.array(enc[ATTENTION_MASK])
         truncating = sizes["truncation"] not in (False, "do_not_truncate") and limit is not None
-        if self.chat.restore_suffix and truncating:  # rows cut at max_length lost the template's tail: written back
+        if self.chat.restore_suffix and truncating:  # rows cut at the limit lost the template's tail: written back
             lengths = mask.sum(axis=1)
             for row in np.flatnonzero(lengths >= limit):
                 tail = self.chat.tail(self.tokenizer, conversations[row], kwargs, rest)

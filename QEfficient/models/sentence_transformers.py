@@ -155,12 +155,12 @@ def sentence_transformers_prompt(folder: Path | None, prompt_name: str | None = 
     return prompt or ""
 
 
-def first_saved_prompt(folder: Path | None, names: tuple[str, ...]) -> str | None:
-    """The first of ``names`` among the folder's saved prompts (encode_query's "query"; encode_document's "document",
-    "passage" or "corpus"), None where it has none of them."""
+def task_prompt(folder: Path | None, task: str) -> str:
+    """The folder's prompt for a task ("query", "document"), "" where it saves none: sentence-transformers 6 gives every
+    model both, empty unless saved, so encode_query and encode_document never fall back to the default prompt."""
     config = read_json(Path(folder) / "config_sentence_transformers.json") if folder else None
     prompts = (config.get("prompts") if isinstance(config, dict) else None) or {}
-    return next((name for name in names if name in prompts), None)
+    return prompts.get(task) or ""
 
 
 def sentence_transformers_pools_prompt(folder: Path | None) -> bool:

@@ -89,11 +89,12 @@ class QEFFSparseEncoder(HeadedEncoder):
         task: str | None = None,
         **ignored,
     ):
-        """SparseEncoder's ``encode`` (module docstring): each text after its prompt, stripped (lowercased where the folder
-        says so), truncated to ``max_seq_length`` tokens; texts of similar length run together. What only changes
-        SparseEncoder's speed or display (``show_progress_bar``, ``chunk_size``, ``device``) is taken and has no effect.
-        ``task`` picks an inference-free model's route (its Router's: the query one weighs each token of the text, without
-        the model; the default route where none is named), and has no effect on a model without a Router."""
+        """SparseEncoder's ``encode`` (module docstring): each text after its prompt, as sent (lowercased where the folder
+        says so; sentence-transformers 5.3 stripped it, 5.4 and later do not), truncated to ``max_seq_length`` tokens;
+        texts of similar length run together. What only changes SparseEncoder's speed or display (``show_progress_bar``,
+        ``chunk_size``, ``device``) is taken and has no effect. ``task`` picks an inference-free model's route (its
+        Router's: the query one weighs each token of the text, without the model; the default route where none is
+        named), and has no effect on a model without a Router."""
         unknown = set(ignored) - {"show_progress_bar", "chunk_size", "device", "save_to_cpu"}
         if unknown:
             raise TypeError(f"encode() got unexpected keyword arguments {sorted(unknown)}.")
@@ -158,7 +159,6 @@ class QEFFSparseEncoder(HeadedEncoder):
 
     def _model_vectors(self, texts: list[str], batch_size: int) -> np.ndarray:
         """SPLADE's vectors of ``texts``: the masked LM through the pooling, longest texts first."""
-        texts = [text.strip() for text in texts]  # sentence-transformers' Transformer strips each text
         texts = [text.lower() for text in texts] if self.settings.do_lower_case else texts
         tokenizer = self.tokenizer
         rows = tokenizer(texts, truncation=True, max_length=self.max_seq_length)[INPUT_IDS]
