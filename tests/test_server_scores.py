@@ -188,19 +188,68 @@ def test_models_options_and_detection(cross_encoder, tiny_model_dir):
         build_from_args(parse_args(["--qpc_path", folder, "--task", "score"]))
 
 
-def test_a_cross_encoder_that_pairs_texts_as_chat_messages_is_refused(cross_encoder, tmp_path):
+SCORE_TEMPLATE = "{% if instruction %}{{ instruction }} {% endif %}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }} {% endfor %}"
+
+
+def test_a_cross_encoder_that_scores_chat_messages_renders_each_pair(cross_encoder, tmp_path):
     """sentence-transformers 5.4 and later save a CrossEncoder whose tokenizer has a chat template with a 'message'
-    modality, and then score each pair through the template: not done here, so refused at start."""
+    modality: vLLM scores each pair as a "query" and a "document" message through it, with the folder's saved arguments
+    under the request's chat_template_kwargs (and instruction), then tokenizes the render as a prompt; the server on the
+    folder and on its artifact do the same."""
     import shutil
 
     folder = shutil.copytree(cross_encoder[1], tmp_path / "chat-ce")
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = SCORE_TEMPLATE
+    tok.save_pretrained(folder)
     (folder / "modules.json").write_text(
         json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"}])
     )
+    (folder / "config_sentence_transformers.json").write_text(json.dumps({"model_type": "CrossEncoder"}))
     text = {"method": "forward", "method_output_name": "logits"}
     config = {"transformer_task": "sequence-classification", "modality_config": {"text": text, "message": text}}
-    (folder / "sentence_bert_config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="takes its inputs as chat messages"):
+    saved = {"chat_template": {"instruction": "Judge the passage.", "restore_suffix": True}}
+    (folder / "sentence_bert_config.json").write_text(json.dumps(config | {"processing_kwargs": saved}))
+
+    def expected(instruction: str) -> np.ndarray:
+        rendered = [f"{instruction} query: {QUERY} document: {d} " for d in DOCS]
+        assert (
+            tok.apply_chat_template(
+                [{"role": "query", "content": QUERY}, {"role": "document", "content": DOCS[0]}], tokenize=False, instruction=instruction
+            )
+            == rendered[0]
+        )
+        return 1 / (1 + np.exp(-hf_logits(str(folder), rendered)[:, 0]))
+
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--ctx_len", "64", "--num_cores", "1"]))
+    artifact = app.state.qpc_path
+    try:
+        with serve_on_loopback(app, log_level="critical") as url:
+            r = post(url, "/score", {"text_1": QUERY, "text_2": DOCS})
+            assert r.status_code == 200, r.text
+            np.testing.assert_allclose([d["score"] for d in r.json()["data"]], expected("Judge the passage."), atol=1e-5, rtol=0)
+            r = post(url, "/rerank", {"query": QUERY, "documents": DOCS, "instruction": "Rank it."})
+            by_index = sorted(r.json()["results"], key=lambda x: x["index"])
+            np.testing.assert_allclose([x["relevance_score"] for x in by_index], expected("Rank it."), atol=1e-5, rtol=0)
+            body = {"text_1": QUERY, "text_2": DOCS, "instruction": "Rank it.", "chat_template_kwargs": {"instruction": "Weigh it."}}
+            np.testing.assert_allclose([d["score"] for d in post(url, "/score", body).json()["data"]], expected("Weigh it."), atol=1e-5)
+            for bad, words in (
+                ({"chat_template_kwargs": {"tokenize": True}}, "may not set ['tokenize']"),
+                ({"chat_template_kwargs": "x"}, "must be an object"),
+                ({"instruction": 3}, "'instruction' must be a string"),
+            ):
+                r = post(url, "/score", {"text_1": QUERY, "text_2": DOCS[0], **bad})
+                assert r.status_code == 400 and words in r.json()["error"]["message"], r.text
+        app, runner2 = build_from_args(parse_args(["--qpc_path", str(artifact), "--num_cores", "1"]))
+        with serve_on_loopback(app, log_level="critical") as url:  # the artifact keeps the folder's files and the template
+            r = post(url, "/score", {"text_1": QUERY, "text_2": DOCS})
+            np.testing.assert_allclose([d["score"] for d in r.json()["data"]], expected("Judge the passage."), atol=1e-5, rtol=0)
+        runner2.stop()
+    finally:
+        runner.stop()
+    saved["chat_template"]["chat_template"] = "rerank"  # a named template the tokenizer does not have
+    (folder / "sentence_bert_config.json").write_text(json.dumps(config | {"processing_kwargs": saved}))
+    with pytest.raises(ValueError, match="its tokenizer has no 'rerank' chat template"):
         build_from_args(parse_args(["--model_name", str(folder), "--ctx_len", "64", "--num_cores", "1"]))
 
 

@@ -59,16 +59,26 @@ def warn_chat_formatting(folder: Path | None) -> None:
         )
 
 
-def refuse_chat_formatting(folder: Path | None) -> None:
-    """A ValueError for a folder whose inputs sentence-transformers renders through the chat template (formats_chats),
-    which is not done here."""
-    if formats_chats(folder):
-        raise ValueError(
-            f"{folder}'s Transformer takes its inputs as chat messages (its sentence_bert_config.json's modality_config "
-            "lists 'message', as sentence-transformers 5.4 and later save a model with a chat template): sentence-"
-            "transformers renders each text through the chat template, which QEfficient does not, so it would give "
-            "other results. Remove 'message' from modality_config to run it on plain text, if that is what it expects."
-        )
+def cross_encoder_chat_settings(folder: Path | None) -> dict | None:
+    """The chat-template arguments a sentence-transformers CrossEncoder scores its pairs with, as vLLM reads them: a
+    CrossEncoder folder (config_sentence_transformers.json) whose one module is a Transformer at its root, for
+    sequence classification, taking chat messages; its ``processing_kwargs.chat_template`` (possibly empty, with a
+    template's name under "chat_template") less ``restore_suffix``. None for any other folder (scored as plain pairs)."""
+    saved = read_json(Path(folder) / "config_sentence_transformers.json") if folder else None
+    modules = st_modules(folder)
+    if not (isinstance(saved, dict) and saved.get("model_type") == "CrossEncoder" and modules and len(modules) == 1):
+        return None
+    settings = transformer_module_config(folder)
+    if module_kind(modules[0]) != "Transformer" or modules[0].get("path") or settings.get("transformer_task") != "sequence-classification":
+        return None
+    if not formats_chats(folder):
+        return None
+    kwargs = (settings.get("processing_kwargs") or {}).get("chat_template") or {}
+    if not isinstance(kwargs, dict) or not isinstance(kwargs.get("chat_template", ""), str):
+        raise ValueError(f"{folder}'s processing_kwargs.chat_template must be a JSON object, naming its template by a string.")
+    if reserved := sorted({"tokenize", "tools"} & kwargs.keys()):
+        raise ValueError(f"{folder}'s processing_kwargs.chat_template sets {reserved}, which a scorer cannot take.")
+    return {key: value for key, value in kwargs.items() if key != "restore_suffix"}  # vLLM does not restore the suffix
 
 
 def module_kind(module: dict) -> str:

@@ -24,7 +24,7 @@ from QEfficient.export.graph_names import (
     VIDEO_CLASSIFIER_KIND,
 )
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, run_encoder
-from QEfficient.loading.sentence_transformers_files import refuse_chat_formatting, sentence_bert_config, warn_chat_formatting
+from QEfficient.loading.sentence_transformers_files import sentence_bert_config, warn_chat_formatting
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_SUBDIR,
     SERVING_CONFIG,
@@ -36,6 +36,7 @@ from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.runtime.tokenizer import has_runtime_tokenizer, load_tokenizer
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES
 from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.score_template import saved_score_template
 
 
 def is_encoder_artifact(qconfig: dict) -> bool:
@@ -183,10 +184,10 @@ def open_compiled_encoder_app(
                 f"'{qpc_path}' is a classifier's artifact: --pooler_config's {', '.join(pooler)} set embeddings; leave them out."
             )
         check_sequence_classifier(model.config, str(qpc_path))
-        refuse_chat_formatting(model.local_model_dir)  # vLLM scores such pairs through the chat template: not done here
+        template = saved_score_template(model.local_model_dir, model.tokenizer)  # a CrossEncoder scoring chat messages
         if model.config.num_labels == 1:
             cross_encoder_activation(model.config, model.local_model_dir)
-        app = create_scores_app(model, model.tokenizer, model.model_name, limit, **options)
+        app = create_scores_app(model, model.tokenizer, model.model_name, limit, template=template, **options)
     else:
         check_sentence_transformers_folder(model.local_model_dir)
         warn_chat_formatting(model.local_model_dir)

@@ -12,7 +12,8 @@ Routes: GET /health, GET /v1/models, GET /version, and POST
   probabilities (as vLLM takes them from the config's problem_type).
 
 A pair is tokenized as the tokenizer pairs two texts (BERT's [CLS] A [SEP] B [SEP], the second of token type 1), or
-as the two texts joined where the config's ``use_pad_token`` is false (vLLM's rule for an LM used as reranker),
+as the two texts joined where the config's ``use_pad_token`` is false (vLLM's rule for an LM used as reranker), or
+through the chat template of a sentence-transformers CrossEncoder that scores chat messages (score_template.py),
 and a score is the model's logit through sentence-transformers' CrossEncoder activation (the folder's, else
 sigmoid), as vLLM scores; ``"use_activation": false`` gives the logits. vLLM's ``max_tokens_per_query`` and
 ``max_tokens_per_doc`` cut each side of /score's and /rerank's pairs first (embed_fields.text_within). A pair longer than
@@ -32,13 +33,13 @@ import numpy as np
 from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
-from QEfficient.loading.sentence_transformers_files import refuse_chat_formatting
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.embed_fields import text_within, token_limits
 from QEfficient.serving.encoder_batches import length_batches, refuse_token_inputs, serving_lengths
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
 from QEfficient.serving.runner import NoRunner
+from QEfficient.serving.score_template import ScoreTemplate, request_template_kwargs, saved_score_template
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
 MAX_PAIRS = 2048  # pairs or texts per request, as the embeddings route takes inputs
@@ -190,9 +191,11 @@ def create_scores_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     batch_size: int = 8,
+    template: ScoreTemplate | None = None,
 ) -> FastAPI:
     """The app over a compiled QEFFAutoModelForSequenceClassification (``model.generate``) and its tokenizer; pairs
-    and texts of at most ``max_len`` tokens, run ``batch_size`` at a time."""
+    and texts of at most ``max_len`` tokens, run ``batch_size`` at a time; pairs rendered by ``template`` where the
+    folder scores through a chat template (score_template.py)."""
     app = FastAPI(title="QEfficient scores", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     config = model.config
@@ -212,8 +215,9 @@ def create_scores_app(
         parser.check_model(body)
         return body.get("model") or model_id
 
-    def encode(texts: list[str | list[int] | tuple[str, str]]) -> list[dict[str, list[int]]]:
-        """Each text, pair or list of token ids (checked against the vocabulary) as the graph's inputs."""
+    def encode(texts: list[str | list[int] | tuple[str, str]], template_kwargs: dict | None = None) -> list[dict[str, list[int]]]:
+        """Each text, pair or list of token ids (checked against the vocabulary) as the graph's inputs; a pair through the
+        chat template, with ``template_kwargs`` (the request's), where the folder scores through one."""
         encoded = []
         for i, item in enumerate(texts):
             if isinstance(item, list):
@@ -222,6 +226,8 @@ def create_scores_app(
                     problem = "is empty" if not item else f"has the token id {bad}, outside this model's vocabulary [0, {vocab_size})"
                     raise APIError(400, f"The input at index {i} {problem}.", "input")
                 enc = {INPUT_IDS: item}
+            elif isinstance(item, tuple) and template is not None:  # rendered, then tokenized as a prompt (vLLM's)
+                enc = tokenizer(template.prompt(tokenizer, *item, template_kwargs or {}))
             elif isinstance(item, tuple):  # a pair: the tokenizer's pairing, or the texts joined (vLLM's use_pad_token)
                 enc = tokenizer(item[0] + item[1]) if joined else tokenizer(*item)
             else:
@@ -257,8 +263,8 @@ def create_scores_app(
         query_limit, doc_limit = token_limits(body, max_len)
         return [(text_within(tokenizer, q, query_limit), text_within(tokenizer, d, doc_limit)) for q, d in pairs]
 
-    async def run(texts) -> tuple[np.ndarray, int]:
-        encoded = await asyncio.to_thread(encode, texts)
+    async def run(texts, template_kwargs: dict | None = None) -> tuple[np.ndarray, int]:
+        encoded = await asyncio.to_thread(encode, texts, template_kwargs)
         async with lock:
             values = await asyncio.to_thread(logits, encoded)
         return values, sum(len(enc[INPUT_IDS]) for enc in encoded)
@@ -281,7 +287,7 @@ def create_scores_app(
         name = check_model(body)
         pairs = score_pairs(body)
         activate = use_activation(body)
-        values, tokens = await run(within_limits(pairs, body))
+        values, tokens = await run(within_limits(pairs, body), request_template_kwargs(body))
         data = [{"index": i, "object": "score", "score": float(v)} for i, v in enumerate(relevance(values, activate))]
         return listing("score", name, data, tokens)
 
@@ -292,7 +298,7 @@ def create_scores_app(
         query, documents = rerank_documents(body)
         top_n, keep = rerank_options(body)
         activate = use_activation(body)
-        values, tokens = await run(within_limits([(query, d) for d in documents], body))
+        values, tokens = await run(within_limits([(query, d) for d in documents], body), request_template_kwargs(body))
         return rerank_answer(name, relevance(values, activate), [{"text": d} for d in documents], tokens, top_n, keep)
 
     async def classify(request: Request):
@@ -353,7 +359,7 @@ def open_scores_app(
         cross_encoder_activation(model.config, model.local_model_dir)  # an activation not run here stops the server now
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
     limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)
-    refuse_chat_formatting(model.local_model_dir)  # vLLM scores its pairs through the chat template: not done here
+    template = saved_score_template(model.local_model_dir, tokenizer)  # a CrossEncoder that scores chat messages (vLLM's)
     model.compile(seq_len=serving_lengths(limit), batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
     app = create_scores_app(
         model,
@@ -363,6 +369,7 @@ def open_scores_app(
         served_names=[model_name],
         api_key=api_key,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+        template=template,
     )
     app.state.qpc_path = model.qpc_path
     return app, NoRunner()
