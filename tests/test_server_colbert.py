@@ -6,6 +6,8 @@ bad requests and options that do not apply are refused saying what to do."""
 from __future__ import annotations
 
 import base64
+import json
+import sys
 
 import httpx
 import numpy as np
@@ -65,6 +67,12 @@ def test_pooling_score_and_rerank_equal_transformers(server):
     halves = post(url, "/pooling", {"input": texts[0], "encoding_format": "base64", "embed_dtype": "float16", "endianness": "big"})
     halves = np.frombuffer(base64.b64decode(halves.json()["data"][0]["data"]), ">f2").reshape(expected[0].shape)  # vLLM's packing
     assert np.abs(halves - expected[0]).max() < 1e-3
+    binary = post(url, "/pooling", {"input": texts[:2], "encoding_format": "bytes"})  # vLLM's binary answer: rows of tokens
+    places = json.loads(binary.headers["metadata"])["data"]
+    assert [p["shape"] for p in places] == [list(e.shape) for e in expected[:2]]
+    for place, want in zip(places, expected[:2], strict=True):
+        got = np.frombuffer(binary.content[place["start"] : place["end"]], "<f4" if sys.byteorder == "little" else ">f4")
+        assert np.abs(got.reshape(want.shape) - want).max() < 1e-5
 
     scores = [maxsim(expected[0], e) for e in expected[1:]]
     reply = post(url, "/score", {"text_1": texts[0], "text_2": texts[1:]})

@@ -4,6 +4,7 @@ float and base64 encodings, each embedding equal to transformers' mean pooling +
 from __future__ import annotations
 
 import base64
+import json
 
 import httpx
 import numpy as np
@@ -110,6 +111,18 @@ def test_vllms_request_fields_as_vllm_applies_them(server):
             if order == "big":
                 bits = bits.byteswap()
             assert [base64.b64decode(d["embedding"]) for d in r.json()["data"]] == [row.tobytes() for row in bits], (dtype, order)
+    # vLLM's binary answers: the same bytes one row after another, with (bytes) or without (bytes_only) the metadata header
+    r = post(url, {"input": SENTENCES, "encoding_format": "bytes", "embed_dtype": "float16", "endianness": "big"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
+    meta = json.loads(r.headers["metadata"])
+    halves = torch.from_numpy(normalized).to(torch.float16).view(torch.int16).numpy().byteswap()
+    assert [r.content[i["start"] : i["end"]] for i in meta["data"]] == [row.tobytes() for row in halves]
+    assert [(i["index"], i["shape"], i["embed_dtype"], i["endianness"]) for i in meta["data"]] == [
+        (i, [normalized.shape[1]], "float16", "big") for i in range(len(SENTENCES))
+    ]
+    assert meta["model"] and meta["id"].startswith("embd-") and meta["usage"]["prompt_tokens"] == meta["usage"]["total_tokens"] > 0
+    bare = post(url, {"input": SENTENCES, "encoding_format": "bytes_only"})
+    assert "metadata" not in bare.headers and bare.content == np.asarray(normalized, "<f4").tobytes()
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from QEfficient.models.sentence_transformers import l2_normalized, max_input_tokens
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.colbert_app import text_ids, text_late_interaction_routes
-from QEfficient.serving.embed_fields import packing
+from QEfficient.serving.embed_fields import BYTES_FORMATS, bytes_answer, packing
 from QEfficient.serving.embeddings_app import embedding_format
 from QEfficient.serving.encoder_batches import serving_lengths
 from QEfficient.serving.late_interaction_app import check_neutral, input_texts, pooling_item
@@ -96,6 +96,8 @@ def create_bge_m3_app(
         encoding, packed = embedding_format(body, 1), packing(body)
         async with lock:
             rows, tokens = await asyncio.to_thread(sparse_weights, texts)
+        if encoding in BYTES_FORMATS:
+            return bytes_answer(rows, encoding, packed, "pool", name, tokens)
         return listing("pool", name, [pooling_item(i, r, encoding, packed) for i, r in enumerate(rows)], tokens)
 
     async def not_this_task(request: Request):

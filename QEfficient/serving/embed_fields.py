@@ -1,15 +1,20 @@
 """vLLM's fields of a pooling request beside OpenAI's, as vLLM applies them: /score's and /rerank's
 ``max_tokens_per_query`` and ``max_tokens_per_doc`` (token_limits, text_within); an embeddings request's
-``truncate_prompt_tokens`` with ``truncation_side`` (truncation), ``embed_dtype`` with ``endianness`` (how base64 packs
-the values: packing), and the fields not applied here refused (refuse_unapplied). (``use_activation`` and
+``truncate_prompt_tokens`` with ``truncation_side`` (truncation), ``embed_dtype`` with ``endianness`` (how base64 and
+the binary answers pack the values: packing; ``encoding_format`` "bytes" and "bytes_only": bytes_answer), and the fields
+not applied here refused (refuse_unapplied). (``use_activation`` and
 ``add_special_tokens`` are plain booleans: serving/params.boolean.)"""
 
 from __future__ import annotations
 
+import json
 import sys
+import time
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
+from fastapi import Response
 
 from QEfficient.serving.protocol import APIError
 from QEfficient.serving.vllm_fields import text_span
@@ -22,10 +27,15 @@ ENDIANNESS = ("native", "big", "little")
 
 @dataclass(frozen=True)
 class Packing:
-    """How base64 packs a vector: its values as ``dtype`` (one of EMBED_DTYPES), bytes in ``byteorder`` ("little", "big")."""
+    """How base64 packs a vector: its values as ``dtype`` (one of EMBED_DTYPES), bytes in ``endianness``'s order
+    ("little", "big", or "native": this machine's)."""
 
     dtype: str = "float32"
-    byteorder: str = "little"
+    endianness: str = "little"
+
+    @property
+    def byteorder(self) -> str:
+        return sys.byteorder if self.endianness == "native" else self.endianness
 
     def pack(self, vector: np.ndarray) -> bytes:
         vector = vector.astype(np.float32)
@@ -55,7 +65,30 @@ def packing(body: dict) -> Packing:
     order = "native" if order is None else order
     if order not in ENDIANNESS:
         raise APIError(400, f"'endianness' must be one of {list(ENDIANNESS)}, got {order!r}.", "endianness")
-    return Packing(dtype, sys.byteorder if order == "native" else order)
+    return Packing(dtype, order)
+
+
+# vLLM's binary answers: the packed values as the body, with (bytes) or without (bytes_only) a metadata header
+BYTES_FORMATS = ("bytes", "bytes_only")
+
+
+def bytes_answer(rows: list[np.ndarray], encoding: str, packed: Packing, kind: str, model: str, tokens: int) -> Response:
+    """vLLM's answer in ``encoding`` "bytes" or "bytes_only": each row's values packed (``packed``), one row after another,
+    as application/octet-stream; "bytes" adds the ``metadata`` header (JSON: id, created, model, each row's index,
+    embed_dtype, endianness, start and end offsets and shape, and the usage) that says where each row lies."""
+    body, items, offset = [], [], 0
+    for index, row in enumerate(rows):
+        body.append(packed.pack(row))
+        size = len(body[-1])
+        items.append({"index": index, "embed_dtype": packed.dtype, "endianness": packed.endianness, "start": offset, "end": offset + size})
+        items[-1]["shape"] = list(np.shape(row))
+        offset += size
+    headers = None
+    if encoding == "bytes":
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        metadata = {"id": f"{kind}-{uuid.uuid4().hex}", "created": int(time.time()), "model": model, "data": items, "usage": usage}
+        headers = {"metadata": json.dumps(metadata)}
+    return Response(b"".join(body), media_type="application/octet-stream", headers=headers)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ folder, vLLM) does; a SPLADE folder's vocabulary-sized vectors as vLLM serves th
 normalized. Embedding models built on a decoder (Qwen3-Embedding, e5-mistral, EmbeddingGemma) are served from their
 sentence-transformers folders.
 
-``encoding_format`` "float" (default) or "base64" (float32 in this machine's byte order, little-endian, as OpenAI
-sends). ``dimensions`` asks a Matryoshka model (its config's, or --hf_overrides', ``matryoshka_dimensions`` or
+``encoding_format`` "float" (default), "base64" (float32, little-endian, as OpenAI sends), or vLLM's binary "bytes"
+(the packed vectors as the body, a ``metadata`` header saying where each lies) and "bytes_only" (no header). ``dimensions`` asks a Matryoshka model (its config's, or --hf_overrides', ``matryoshka_dimensions`` or
 ``is_matryoshka``, as vLLM reads them) for its vectors' first dimensions, normalized after the cut. vLLM's fields beside
 them (serving/embed_fields.py): ``use_activation`` false for the vectors before normalization,
 ``truncate_prompt_tokens`` and ``truncation_side``, ``add_special_tokens``, ``embed_dtype`` and ``endianness``, and chats
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 
 from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.generation.encoder_run import right_padded
@@ -40,9 +40,11 @@ from QEfficient.models.sentence_transformers import (
 )
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.embed_fields import (
+    BYTES_FORMATS,
     FLOAT32,
     Packing,
     Truncation,
+    bytes_answer,
     packing,
     refuse_unapplied,
     truncation,
@@ -54,12 +56,13 @@ from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
 MAX_INPUTS = 2048  # OpenAI's limit per request
-_FORMATS = ("float", "base64")
+_FORMATS = ("float", "base64", *BYTES_FORMATS)
 
 
 def embedding_format(body: dict, width: int, config=None, hint: str = "") -> str:
-    """The request's ``encoding_format`` ("float" or "base64"), after checking its ``dimensions``: ``width`` or none, or a
-    shorter width where ``config`` says the model is a Matryoshka one (matryoshka_width; ``hint``: how to say it is)."""
+    """The request's ``encoding_format`` ("float", "base64", or vLLM's binary "bytes" and "bytes_only"), after checking
+    its ``dimensions``: ``width`` or none, or a shorter width where ``config`` says the model is a Matryoshka one
+    (matryoshka_width; ``hint``: how to say it is)."""
     encoding = body.get("encoding_format")
     encoding = "float" if encoding is None else encoding
     if encoding not in _FORMATS:
@@ -102,9 +105,12 @@ def matryoshka_widths(config, width: int) -> tuple[int, ...] | None:
     return tuple(sorted(set(listed)))
 
 
-def embedding_list(vectors: np.ndarray, encoding: str, model: str, tokens: int, packed: Packing = FLOAT32) -> dict:
+def embedding_list(vectors: np.ndarray, encoding: str, model: str, tokens: int, packed: Packing = FLOAT32) -> dict | Response:
     """OpenAI's embeddings response: one row of ``vectors`` per input, as floats or base64 bytes (``packed``: float32,
-    little-endian, as OpenAI sends, unless vLLM's embed_dtype and endianness said otherwise)."""
+    little-endian, as OpenAI sends, unless vLLM's embed_dtype and endianness said otherwise); vLLM's binary answer for
+    "bytes" and "bytes_only" (bytes_answer)."""
+    if encoding in BYTES_FORMATS:
+        return bytes_answer(list(vectors), encoding, packed, "embd", model, tokens)
     data = [
         {"object": "embedding", "index": i, "embedding": base64.b64encode(packed.pack(v)).decode() if encoding == "base64" else v.tolist()}
         for i, v in enumerate(vectors)

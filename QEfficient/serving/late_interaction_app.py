@@ -21,7 +21,7 @@ import numpy as np
 from fastapi import FastAPI, Request, Response
 
 from QEfficient.serving.app import read_limited_body
-from QEfficient.serving.embed_fields import FLOAT32, Packing, packing
+from QEfficient.serving.embed_fields import BYTES_FORMATS, FLOAT32, Packing, bytes_answer, packing
 from QEfficient.serving.embeddings_app import embedding_format
 from QEfficient.serving.protocol import APIError, parse_json, served_model
 from QEfficient.serving.scores_app import listing, rerank_answer, rerank_options
@@ -105,6 +105,8 @@ def late_interaction_routes(app: FastAPI, names: list[str], max_body_bytes: int,
         body, name = await read(request)
         encoding, packed = embedding_format(body, retriever.width), packing(body)
         rows, tokens = await retriever.pooling_rows(body)
+        if encoding in BYTES_FORMATS:
+            return bytes_answer(rows, encoding, packed, "pool", name, tokens)
         return await json_response(listing("pool", name, [pooling_item(i, r, encoding, packed) for i, r in enumerate(rows)], tokens))
 
     @app.post("/v1/embeddings")
