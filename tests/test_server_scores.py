@@ -141,6 +141,40 @@ def test_queries_and_documents_cut_to_vllms_token_limits(cross_encoder):
     assert r.status_code == 400 and "'max_tokens_per_doc' must be a number of tokens from 0" in r.json()["error"]["message"]
 
 
+def test_truncate_prompt_tokens_cuts_pairs_as_vllm(cross_encoder):
+    """vLLM's truncate_prompt_tokens on /score, /rerank and /classify: the tokenizer truncates each pair (its longer side
+    first, the special tokens kept), or with truncation_side the tokens are cut from that side; a long pair then fits."""
+    url, folder = cross_encoder
+    tok = AutoTokenizer.from_pretrained(folder)
+    hf = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    long_doc = " ".join(DOCS * 6)  # more than the server's 64 tokens with the query
+
+    def expected(encodings: list[dict]) -> np.ndarray:
+        with torch.no_grad():
+            logits = [hf(**{k: torch.tensor([v]) for k, v in e.items()}).logits[0, 0].item() for e in encodings]
+        return 1 / (1 + np.exp(-np.array(logits)))
+
+    docs = [DOCS[0], long_doc]
+    truncated = [dict(tok(QUERY, d, truncation=True, max_length=20)) for d in docs]
+    assert [len(e["input_ids"]) for e in truncated] == [17, 20]  # the short pair whole
+    for route, body in (("/score", {"text_1": QUERY, "text_2": docs}), ("/rerank", {"query": QUERY, "documents": docs})):
+        r = post(url, route, {**body, "truncate_prompt_tokens": 20})
+        assert r.status_code == 200, r.text
+        got = (
+            [d["score"] for d in r.json()["data"]]
+            if route == "/score"
+            else [x["relevance_score"] for x in sorted(r.json()["results"], key=lambda x: x["index"])]
+        )
+        np.testing.assert_allclose(got, expected(truncated), atol=1e-5, rtol=0)
+    whole = [dict(tok(QUERY, d)) for d in docs]
+    for side in ("left", "right"):
+        cut = [{k: v[-20:] if side == "left" else v[:20] for k, v in e.items()} for e in whole]
+        r = post(url, "/score", {"text_1": QUERY, "text_2": docs, "truncate_prompt_tokens": 20, "truncation_side": side})
+        np.testing.assert_allclose([d["score"] for d in r.json()["data"]], expected(cut), atol=1e-5, rtol=0)
+    r = post(url, "/classify", {"input": long_doc, "truncate_prompt_tokens": -1})  # -1: the longest input served (64)
+    assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == 64, r.text
+
+
 @pytest.mark.parametrize(
     "route, body, message",
     [
@@ -151,7 +185,8 @@ def test_queries_and_documents_cut_to_vllms_token_limits(cross_encoder):
         ("/rerank", {"query": "q", "documents": []}, "'documents' must be a non-empty list"),
         ("/rerank", {"query": "q", "documents": [{"title": "a"}]}, "documents[0] must be a string or an object with a 'text'"),
         ("/rerank", {"query": "q", "documents": ["a"], "top_n": 1.5}, "'top_n' must be an integer"),
-        ("/rerank", {"query": "q", "documents": ["a"], "truncate_prompt_tokens": 4}, "'truncate_prompt_tokens' is not supported"),
+        ("/rerank", {"query": "q", "documents": ["a"], "truncate_prompt_tokens": 65}, "'truncate_prompt_tokens' must be a number"),
+        ("/score", {"text_1": "a", "text_2": "b", "truncate_prompt_tokens": 4, "truncation_side": "top"}, "'truncation_side' must"),
         ("/score", {"text_1": "a", "text_2": "b", "use_activation": "no"}, "'use_activation' must be true or false"),
         ("/rerank", {"query": "q", "documents": ["a"], "return_documents": "yes"}, "'return_documents' must be true or false"),
         ("/classify", {"input": 5}, "'input' must be a string, a list of strings, a list of token ids"),
@@ -244,6 +279,12 @@ def test_a_cross_encoder_that_scores_chat_messages_renders_each_pair(cross_encod
         with serve_on_loopback(app, log_level="critical") as url:  # the artifact keeps the folder's files and the template
             r = post(url, "/score", {"text_1": QUERY, "text_2": DOCS})
             np.testing.assert_allclose([d["score"] for d in r.json()["data"]], expected("Judge the passage."), atol=1e-5, rtol=0)
+            r = post(url, "/score", {"text_1": QUERY, "text_2": DOCS, "truncate_prompt_tokens": 12})  # the render truncated
+            rendered = [f"Judge the passage. query: {QUERY} document: {d} " for d in DOCS]
+            enc = tok(rendered, truncation=True, max_length=12, return_tensors="pt")
+            with torch.no_grad():
+                cut = AutoModelForSequenceClassification.from_pretrained(folder).eval()(**enc).logits[:, 0].numpy()
+            np.testing.assert_allclose([d["score"] for d in r.json()["data"]], 1 / (1 + np.exp(-cut)), atol=1e-5, rtol=0)
         runner2.stop()
     finally:
         runner.stop()

@@ -14,6 +14,7 @@ The chat template is rendered by transformers' own ``render_jinja_template`` (ji
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -73,6 +74,7 @@ class RuntimeTokenizer:
         self.padding_side = "right"
         self.model_max_length = model_max_length  # transformers' (an encoder server's input limit)
         self.model_input_names = list(model_input_names or ("input_ids", "attention_mask"))  # token_type_ids: BERT pairs
+        self._truncating: dict[tuple[int, str], Tokenizer] = {}  # copies of the backend that truncate, by length and strategy
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -200,10 +202,13 @@ class RuntimeTokenizer:
         padding: bool | str = False,
         return_tensors: str | None = None,
         return_attention_mask: bool = True,
+        truncation: bool | str = False,
+        max_length: int | None = None,
     ) -> dict[str, Any]:
         """``{"input_ids", "attention_mask"}`` (and ``token_type_ids`` where the model takes them) for one text or a
         batch, each with its ``text_pair`` if given; ``padding=True`` pads to the longest (with ``pad_token``, on
-        ``padding_side``); ``return_tensors="np"`` gives int64 arrays."""
+        ``padding_side``); ``truncation`` (True: "longest_first") to ``max_length`` tokens (else ``model_max_length``), as
+        transformers truncates on the backend; ``return_tensors="np"`` gives int64 arrays."""
         if return_tensors not in (None, "np"):
             raise ValueError(f"return_tensors={return_tensors!r}: the run-time tokenizer returns lists or numpy arrays ('np').")
         single = isinstance(text, str)
@@ -213,7 +218,8 @@ class RuntimeTokenizer:
             if isinstance(text_pair, str) != single or len(pairs) != len(texts):
                 raise ValueError(f"text_pair must match text: {len(texts)} text(s) and {len(pairs)} pair(s), one string each or lists.")
             texts = list(zip(texts, pairs))
-        encodings = self.backend_tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+        backend = self._truncating_backend(truncation, max_length)
+        encodings = backend.encode_batch(texts, add_special_tokens=add_special_tokens)
         columns = {"input_ids": [e.ids for e in encodings]}
         if "token_type_ids" in self.model_input_names:
             columns["token_type_ids"] = [e.type_ids for e in encodings]
@@ -226,6 +232,21 @@ class RuntimeTokenizer:
                 continue
             out[name] = np.asarray(rows, dtype=np.int64) if return_tensors == "np" else (rows[0] if single else rows)
         return out
+
+    def _truncating_backend(self, truncation: bool | str, max_length: int | None) -> Tokenizer:
+        """The backend, or a copy of it that truncates (the backend itself stays as it is: calls may run at once)."""
+        if truncation in (False, None, "do_not_truncate"):
+            return self.backend_tokenizer
+        strategy = "longest_first" if truncation is True else truncation
+        length = max_length if max_length is not None else self.model_max_length
+        if length is None:
+            return self.backend_tokenizer
+        key = (int(length), str(strategy))
+        if key not in self._truncating:
+            backend = copy.deepcopy(self.backend_tokenizer)
+            backend.enable_truncation(key[0], strategy=key[1])
+            self._truncating[key] = backend
+        return self._truncating[key]
 
     def _pad(self, columns: dict[str, list[list[int]]]) -> dict[str, list[list[int]]]:
         """Every column padded to the longest row: ids with ``pad_token``, masks and token types with 0."""

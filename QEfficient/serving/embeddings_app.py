@@ -9,7 +9,8 @@ normalized. Embedding models built on a decoder (Qwen3-Embedding, e5-mistral, Em
 sentence-transformers folders.
 
 ``encoding_format`` "float" (default), "base64" (float32, little-endian, as OpenAI sends), or vLLM's binary "bytes"
-(the packed vectors as the body, a ``metadata`` header saying where each lies) and "bytes_only" (no header). ``dimensions`` asks a Matryoshka model (its config's, or --hf_overrides', ``matryoshka_dimensions`` or
+(the packed vectors as the body, a ``metadata`` header saying where each lies) and "bytes_only" (no header).
+``dimensions`` asks a Matryoshka model (its config's, or --hf_overrides', ``matryoshka_dimensions`` or
 ``is_matryoshka``, as vLLM reads them) for its vectors' first dimensions, normalized after the cut. vLLM's fields beside
 them (serving/embed_fields.py): ``use_activation`` false for the vectors before normalization,
 ``truncate_prompt_tokens`` and ``truncation_side``, ``add_special_tokens``, ``embed_dtype`` and ``endianness``, and chats

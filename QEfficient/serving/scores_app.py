@@ -17,7 +17,8 @@ through the chat template of a sentence-transformers CrossEncoder that scores ch
 and a score is the model's logit through sentence-transformers' CrossEncoder activation (the folder's, else
 sigmoid), as vLLM scores; ``"use_activation": false`` gives the logits. vLLM's ``max_tokens_per_query`` and
 ``max_tokens_per_doc`` cut each side of /score's and /rerank's pairs first (embed_fields.text_within). A pair longer than
-the compiled length is refused, not truncated (``truncate_prompt_tokens`` too). Requests run one at a time on a worker
+the compiled length is refused unless vLLM's ``truncate_prompt_tokens`` cuts it (the tokenizer truncates, a pair's
+longer side first; with ``truncation_side`` the tokens are cut from that side). Requests run one at a time on a worker
 thread, so /health keeps answering.
 """
 
@@ -34,7 +35,7 @@ from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.embed_fields import text_within, token_limits
+from QEfficient.serving.embed_fields import Truncation, text_within, token_limits, truncation
 from QEfficient.serving.encoder_batches import length_batches, refuse_token_inputs, serving_lengths
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
@@ -88,7 +89,7 @@ def classify_rows(values: np.ndarray, config) -> list[dict]:
 
 
 # fields vLLM takes that would change the answer, with the values that do not (a 400 for any other)
-_NEUTRAL = {"truncate_prompt_tokens": (None,), "priority": (None, 0)}
+_NEUTRAL = {"priority": (None, 0)}
 
 
 def use_activation(body: dict) -> bool:
@@ -215,9 +216,26 @@ def create_scores_app(
         parser.check_model(body)
         return body.get("model") or model_id
 
-    def encode(texts: list[str | list[int] | tuple[str, str]], template_kwargs: dict | None = None) -> list[dict[str, list[int]]]:
+    def tokenized(item: str | tuple[str, str], template_kwargs: dict, cut: Truncation | None) -> dict[str, list[int]]:
+        """A text or pair's tokens; with vLLM's truncate_prompt_tokens (``cut``) the tokenizer truncates them (a pair's
+        longest side first), or with its truncation_side they are cut from that side after."""
+        limit = {"truncation": True, "max_length": cut.keep} if cut is not None and cut.side is None else {}
+        if isinstance(item, tuple) and template is not None:  # rendered, then tokenized as a prompt (vLLM's)
+            enc = tokenizer(template.prompt(tokenizer, *item, template_kwargs), **limit)
+        elif isinstance(item, tuple):  # a pair: the tokenizer's pairing, or the texts joined (vLLM's use_pad_token)
+            enc = tokenizer(item[0] + item[1], **limit) if joined else tokenizer(*item, **limit)
+        else:
+            enc = tokenizer(item, **limit)
+        if cut is not None and cut.side is not None and len(enc[INPUT_IDS]) > cut.keep:
+            enc = {name: list(v[-cut.keep :] if cut.side == "left" else v[: cut.keep]) for name, v in enc.items()}
+        return enc
+
+    def encode(
+        texts: list[str | list[int] | tuple[str, str]], template_kwargs: dict | None = None, cut: Truncation | None = None
+    ) -> list[dict[str, list[int]]]:
         """Each text, pair or list of token ids (checked against the vocabulary) as the graph's inputs; a pair through the
-        chat template, with ``template_kwargs`` (the request's), where the folder scores through one."""
+        chat template, with ``template_kwargs`` (the request's), where the folder scores through one; each cut to
+        ``cut`` (vLLM's truncate_prompt_tokens and truncation_side) where the request asks."""
         encoded = []
         for i, item in enumerate(texts):
             if isinstance(item, list):
@@ -225,13 +243,9 @@ def create_scores_app(
                 if bad is not None or not item:
                     problem = "is empty" if not item else f"has the token id {bad}, outside this model's vocabulary [0, {vocab_size})"
                     raise APIError(400, f"The input at index {i} {problem}.", "input")
-                enc = {INPUT_IDS: item}
-            elif isinstance(item, tuple) and template is not None:  # rendered, then tokenized as a prompt (vLLM's)
-                enc = tokenizer(template.prompt(tokenizer, *item, template_kwargs or {}))
-            elif isinstance(item, tuple):  # a pair: the tokenizer's pairing, or the texts joined (vLLM's use_pad_token)
-                enc = tokenizer(item[0] + item[1]) if joined else tokenizer(*item)
+                enc = {INPUT_IDS: item if cut is None or len(item) <= cut.keep else cut.apply(tokenizer, None, item)}
             else:
-                enc = tokenizer(item)
+                enc = tokenized(item, template_kwargs or {}, cut)
             if len(enc[INPUT_IDS]) > max_len:
                 what = "pair" if isinstance(item, tuple) else "input"
                 raise APIError(
@@ -263,8 +277,8 @@ def create_scores_app(
         query_limit, doc_limit = token_limits(body, max_len)
         return [(text_within(tokenizer, q, query_limit), text_within(tokenizer, d, doc_limit)) for q, d in pairs]
 
-    async def run(texts, template_kwargs: dict | None = None) -> tuple[np.ndarray, int]:
-        encoded = await asyncio.to_thread(encode, texts, template_kwargs)
+    async def run(texts, template_kwargs: dict | None = None, cut: Truncation | None = None) -> tuple[np.ndarray, int]:
+        encoded = await asyncio.to_thread(encode, texts, template_kwargs, cut)
         async with lock:
             values = await asyncio.to_thread(logits, encoded)
         return values, sum(len(enc[INPUT_IDS]) for enc in encoded)
@@ -287,7 +301,7 @@ def create_scores_app(
         name = check_model(body)
         pairs = score_pairs(body)
         activate = use_activation(body)
-        values, tokens = await run(within_limits(pairs, body), request_template_kwargs(body))
+        values, tokens = await run(within_limits(pairs, body), request_template_kwargs(body), truncation(body, max_len))
         data = [{"index": i, "object": "score", "score": float(v)} for i, v in enumerate(relevance(values, activate))]
         return listing("score", name, data, tokens)
 
@@ -298,7 +312,8 @@ def create_scores_app(
         query, documents = rerank_documents(body)
         top_n, keep = rerank_options(body)
         activate = use_activation(body)
-        values, tokens = await run(within_limits([(query, d) for d in documents], body), request_template_kwargs(body))
+        cut = truncation(body, max_len)
+        values, tokens = await run(within_limits([(query, d) for d in documents], body), request_template_kwargs(body), cut)
         return rerank_answer(name, relevance(values, activate), [{"text": d} for d in documents], tokens, top_n, keep)
 
     async def classify(request: Request):
@@ -306,7 +321,7 @@ def create_scores_app(
         name = check_model(body)
         inputs = openai_input_forms(body.get("input"), "input", MAX_PAIRS)
         activate = use_activation(body)
-        values, tokens = await run(inputs)
+        values, tokens = await run(inputs, cut=truncation(body, max_len))
         probs = classify_probabilities(values, config) if activate else values
         return listing("classify", name, classify_rows(probs, config), tokens)
 
