@@ -186,6 +186,9 @@ def test_prompts_as_sentence_transformers_puts_them(st_folder, tmp_path):
     queries = reference(folder, ["query: " + t for t in TEXTS])
     np.testing.assert_allclose(model.encode(TEXTS, tok), queries, atol=1e-5, rtol=0)
     np.testing.assert_allclose(model.encode(TEXTS, tok, prompt_name="document"), reference(folder, TEXTS), atol=1e-5, rtol=0)
+    # encode_document: the folder's "document" prompt, not the default one (sentence-transformers 6); "query" for queries
+    np.testing.assert_allclose(model.encode_document(TEXTS, tok), reference(folder, TEXTS), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(model.encode_query(TEXTS, tok), queries, atol=1e-5, rtol=0)
     given = model.encode(TEXTS, tok, prompt="passage: ", prompt_name="query")
     np.testing.assert_allclose(given, reference(folder, ["passage: " + t for t in TEXTS]), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="Prompt name 'title' is not among this model's prompts \\['document', 'query'\\]"):

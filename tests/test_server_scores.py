@@ -104,6 +104,8 @@ def test_score_and_rerank_equal_transformers_through_a_sigmoid(cross_encoder):
     assert len(bare["results"]) == 4 and all("document" not in x for x in bare["results"])
     assert bare["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
     assert len(post(url, "/rerank", {"query": QUERY, "documents": DOCS, "top_n": -1}).json()["results"]) == 4  # vLLM: all
+    ignored = {"text_1": QUERY, "text_2": DOCS, "instruction": "x", "chat_template_kwargs": {"tokenize": True}}  # no template
+    np.testing.assert_allclose([d["score"] for d in post(url, "/score", ignored).json()["data"]], expected, atol=1e-5, rtol=0)
     raw = post(url, "/score", {"queries": QUERY, "documents": DOCS, "use_activation": False}).json()["data"]  # vLLM's other names
     np.testing.assert_allclose([d["score"] for d in raw], hf_logits(folder, [QUERY] * len(DOCS), DOCS)[:, 0], atol=1e-5, rtol=0)
     ids = AutoTokenizer.from_pretrained(folder)(DOCS[0])["input_ids"]
@@ -268,7 +270,12 @@ def test_a_cross_encoder_that_scores_chat_messages_renders_each_pair(cross_encod
             np.testing.assert_allclose([x["relevance_score"] for x in by_index], expected("Rank it."), atol=1e-5, rtol=0)
             body = {"text_1": QUERY, "text_2": DOCS, "instruction": "Rank it.", "chat_template_kwargs": {"instruction": "Weigh it."}}
             np.testing.assert_allclose([d["score"] for d in post(url, "/score", body).json()["data"]], expected("Weigh it."), atol=1e-5)
+            kept = {"text_1": QUERY, "text_2": DOCS, "chat_template_kwargs": {"instruction": None}}  # null: the folder's
+            np.testing.assert_allclose(
+                [d["score"] for d in post(url, "/score", kept).json()["data"]], expected("Judge the passage."), atol=1e-5
+            )
             for bad, words in (
+                ({"chat_template_kwargs": {"messages": 1}}, "The chat template rejected this pair"),
                 ({"chat_template_kwargs": {"tokenize": True}}, "may not set ['tokenize']"),
                 ({"chat_template_kwargs": "x"}, "must be an object"),
                 ({"instruction": 3}, "'instruction' must be a string"),

@@ -59,21 +59,28 @@ def warn_chat_formatting(folder: Path | None) -> None:
         )
 
 
+# the Transformer module's types vLLM takes for a CrossEncoder scored through its chat template (5.3's and 5.4's paths)
+_TRANSFORMER_TYPES = ("sentence_transformers.models.Transformer", "sentence_transformers.base.modules.transformer.Transformer")
+
+
 def cross_encoder_chat_settings(folder: Path | None) -> dict | None:
     """The chat-template arguments a sentence-transformers CrossEncoder scores its pairs with, as vLLM reads them: a
     CrossEncoder folder (config_sentence_transformers.json) whose one module is a Transformer at its root, for
     sequence classification, taking chat messages; its ``processing_kwargs.chat_template`` (possibly empty, with a
     template's name under "chat_template") less ``restore_suffix``. None for any other folder (scored as plain pairs)."""
     saved = read_json(Path(folder) / "config_sentence_transformers.json") if folder else None
-    modules = st_modules(folder)
-    if not (isinstance(saved, dict) and saved.get("model_type") == "CrossEncoder" and modules and len(modules) == 1):
+    modules = read_json(Path(folder) / "modules.json") if folder else None
+    modules = modules.get("modules") if isinstance(modules, dict) else modules  # vLLM reads this form too
+    if not (isinstance(saved, dict) and saved.get("model_type") == "CrossEncoder" and isinstance(modules, list) and len(modules) == 1):
         return None
-    settings = transformer_module_config(folder)
-    if module_kind(modules[0]) != "Transformer" or modules[0].get("path") or settings.get("transformer_task") != "sequence-classification":
+    settings = sentence_bert_config(Path(folder))
+    module = modules[0] if isinstance(modules[0], dict) else {}
+    if module.get("type") not in _TRANSFORMER_TYPES or module.get("path") or settings.get("transformer_task") != "sequence-classification":
         return None
-    if not formats_chats(folder):
+    if "message" not in (settings.get("modality_config") or {}):
         return None
-    kwargs = (settings.get("processing_kwargs") or {}).get("chat_template") or {}
+    processing = settings.get("processing_kwargs") or {}
+    kwargs = (processing.get("chat_template") or {}) if isinstance(processing, dict) else None
     if not isinstance(kwargs, dict) or not isinstance(kwargs.get("chat_template", ""), str):
         raise ValueError(f"{folder}'s processing_kwargs.chat_template must be a JSON object, naming its template by a string.")
     if reserved := sorted({"tokenize", "tools"} & kwargs.keys()):

@@ -51,7 +51,6 @@ from QEfficient.models.sentence_transformers import (
     sentence_transformers_truncate_dim,
     serving_config_values,
     serving_files,
-    task_prompt,
 )
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.runtime.tokenizer import tokenizer_digest
@@ -434,7 +433,7 @@ class QEFFAutoModel(_QEFFEncoderBase):
 
     def _encode_for(self, task: str, sentences: list[str] | str, tokenizer, options: dict) -> np.ndarray:
         if options.get("prompt_name") is None and options.get("prompt") is None:
-            options["prompt"] = task_prompt(self.local_model_dir, task)
+            options["prompt_name"] = task  # the folder's, else none (sentence_transformers_prompt)
         return self.encode(sentences, tokenizer, task=task, **options)
 
     def embed(self, inputs, normalize: bool = True, prompt_length: int = 0, pooling: list[str] | None = None) -> np.ndarray:

@@ -145,12 +145,14 @@ class SentenceInputs:
         processing = settings.get("processing_kwargs") or {}
         if not isinstance(processing, dict):
             raise ValueError(f"sentence_bert_config.json's processing_kwargs is {processing!r:.60}, not a mapping.")
-        text = dict(processing.get("text") or {})
-        if "message" not in (settings.get("modality_config") or {}):  # a plain text's tokenizer call: "common" over "text"
-            text |= processing.get("common") or {}
+        text, common = dict(processing.get("text") or {}), dict(processing.get("common") or {})
+        if "message" in (settings.get("modality_config") or {}):  # the chat path takes the sizes of both, the text group's first
+            text = {k: v for k, v in common.items() if k in _SIZE_KEYS} | text
+        else:  # a plain text's tokenizer call: "common" over "text"
+            text |= common
         text.pop("logits_to_keep", None)  # the causal LM's argument, not the tokenizer's
         text.pop("return_tensors", None)
-        limit = text.pop("max_length", None) or text_token_limit(folder, config, tokenizer)
+        saved_length = text.pop("max_length", None)
         tasks = {task: settings[f"{task}_length"] for task in ("query", "document") if isinstance(settings.get(f"{task}_length"), int)}
         lowercase = bool(settings.get("do_lower_case"))
         chat = None
@@ -162,7 +164,10 @@ class SentenceInputs:
                     "(do_lower_case): that pair is not reproduced here. Set do_lower_case to false in its "
                     "sentence_bert_config.json if its texts need no lowercasing."
                 )
-            limit = chat.sizes.pop("max_length", None) or limit  # the chat-template group's length wins
+            saved_length = chat.sizes.pop("max_length", None) or saved_length  # the chat-template group's length wins
+        if saved_length:  # processing_kwargs' length wins over a task's, as sentence-transformers applies them
+            tasks = {}
+        limit = saved_length or text_token_limit(folder, config, tokenizer)
         return cls(tokenizer, limit, lowercase, chat, text, tasks, compiled_length)
 
     def as_tokenized(self, text: str) -> str:

@@ -136,10 +136,11 @@ def sentence_transformers_truncate_dim(folder: Path | None) -> int | None:
 
 def sentence_transformers_prompt(folder: Path | None, prompt_name: str | None = None, prompt: str | None = None) -> str:
     """The text sentence-transformers' ``encode`` puts before each sentence: ``prompt``, else the folder's prompt named
-    ``prompt_name`` (config_sentence_transformers.json's ``prompts``), else its ``default_prompt_name``'s, else none."""
+    ``prompt_name`` (config_sentence_transformers.json's ``prompts``; "query" and "document" are empty where it saves
+    none, as sentence-transformers 6 gives every model both), else its ``default_prompt_name``'s, else none."""
     saved = Path(folder) / "config_sentence_transformers.json" if folder else None
     config = json.loads(saved.read_text()) if saved and saved.is_file() else {}
-    prompts = config.get("prompts") or {}
+    prompts = {"query": "", "document": ""} | {k: v for k, v in (config.get("prompts") or {}).items() if v is not None}
     if prompt is not None and prompt_name is not None:
         logger.warning("Encode with a prompt or a prompt_name, not both: the prompt is used, as sentence-transformers does.")
     if prompt is None and prompt_name is not None:
@@ -153,14 +154,6 @@ def sentence_transformers_prompt(folder: Path | None, prompt_name: str | None = 
             )
         prompt = prompts[config["default_prompt_name"]]
     return prompt or ""
-
-
-def task_prompt(folder: Path | None, task: str) -> str:
-    """The folder's prompt for a task ("query", "document"), "" where it saves none: sentence-transformers 6 gives every
-    model both, empty unless saved, so encode_query and encode_document never fall back to the default prompt."""
-    config = read_json(Path(folder) / "config_sentence_transformers.json") if folder else None
-    prompts = (config.get("prompts") if isinstance(config, dict) else None) or {}
-    return prompts.get(task) or ""
 
 
 def sentence_transformers_pools_prompt(folder: Path | None) -> bool:
@@ -258,7 +251,8 @@ def _last_token(hidden: np.ndarray, mask: np.ndarray, start: np.ndarray) -> np.n
     return hidden[np.arange(len(hidden)), last]
 
 
-# transform/encoder.POOLING's, on the host in numpy (the graph returned hidden states)
+# transform/encoder.POOLING's names, on the host in numpy (the graph returned hidden states); CLS and weightedmean read
+# left padding as sentence-transformers 6 does, where the graph's (QEfficient's pooling=) take the first column as it is
 HOST_POOLING = {
     "mean": _mean,
     "avg": _mean,

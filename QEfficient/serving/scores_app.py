@@ -40,7 +40,7 @@ from QEfficient.serving.encoder_batches import length_batches, refuse_token_inpu
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.score_template import ScoreTemplate, request_template_kwargs, saved_score_template
+from QEfficient.serving.score_template import ScoreTemplate, check_template_fields, saved_score_template
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
 MAX_PAIRS = 2048  # pairs or texts per request, as the embeddings route takes inputs
@@ -272,6 +272,11 @@ def create_scores_app(
             out[indices] = np.asarray(model.generate(batch)["logits"], np.float32)
         return out
 
+    def template_kwargs(body: dict) -> dict:
+        """The request's chat template arguments where pairs go through the folder's template (checked either way)."""
+        check_template_fields(body)
+        return template.request_kwargs(body) if template is not None else {}
+
     def within_limits(pairs: list[tuple[str, str]], body: dict) -> list[tuple[str, str]]:
         """The pairs with each side cut to the request's max_tokens_per_query and max_tokens_per_doc (vLLM's)."""
         query_limit, doc_limit = token_limits(body, max_len)
@@ -301,7 +306,7 @@ def create_scores_app(
         name = check_model(body)
         pairs = score_pairs(body)
         activate = use_activation(body)
-        values, tokens = await run(within_limits(pairs, body), request_template_kwargs(body), truncation(body, max_len))
+        values, tokens = await run(within_limits(pairs, body), template_kwargs(body), truncation(body, max_len))
         data = [{"index": i, "object": "score", "score": float(v)} for i, v in enumerate(relevance(values, activate))]
         return listing("score", name, data, tokens)
 
@@ -313,7 +318,7 @@ def create_scores_app(
         top_n, keep = rerank_options(body)
         activate = use_activation(body)
         cut = truncation(body, max_len)
-        values, tokens = await run(within_limits([(query, d) for d in documents], body), request_template_kwargs(body), cut)
+        values, tokens = await run(within_limits([(query, d) for d in documents], body), template_kwargs(body), cut)
         return rerank_answer(name, relevance(values, activate), [{"text": d} for d in documents], tokens, top_n, keep)
 
     async def classify(request: Request):
