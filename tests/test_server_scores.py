@@ -175,6 +175,21 @@ def test_truncate_prompt_tokens_cuts_pairs_as_vllm(cross_encoder):
         np.testing.assert_allclose([d["score"] for d in r.json()["data"]], expected(cut), atol=1e-5, rtol=0)
     r = post(url, "/classify", {"input": long_doc, "truncate_prompt_tokens": -1})  # -1: the longest input served (64)
     assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == 64, r.text
+    # with max_tokens_per_doc the document alone is cut (only_second), to the query, that limit and the special tokens
+    query, doc = " ".join([QUERY] * 3), vllm_cut(tok, long_doc, 30)
+    special = tok.num_special_tokens_to_add(pair=True)
+    limit = min(len(tok(query, add_special_tokens=False)["input_ids"]) + 30 + special, 40)
+    only_doc = dict(tok(query, doc, truncation="only_second", max_length=limit))
+    assert only_doc != dict(tok(query, doc, truncation=True, max_length=40))  # the longer side first would cut the query too
+    r = post(url, "/score", {"text_1": query, "text_2": long_doc, "max_tokens_per_doc": 30, "truncate_prompt_tokens": 40})
+    np.testing.assert_allclose([d["score"] for d in r.json()["data"]], expected([only_doc]), atol=1e-5, rtol=0)
+    # a limit below the special tokens: the tokenizer leaves the text whole, then its first tokens are kept (vLLM's)
+    r = post(url, "/classify", {"input": DOCS[0], "truncate_prompt_tokens": 1, "use_activation": False})
+    first = {"input_ids": tok(DOCS[0])["input_ids"][:1], "token_type_ids": [0], "attention_mask": [1]}
+    with torch.no_grad():
+        logit = hf(**{k: torch.tensor([v]) for k, v in first.items()}).logits[0, 0].item()
+    assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == 1, r.text
+    np.testing.assert_allclose(r.json()["data"][0]["probs"], [logit], atol=1e-5)
 
 
 @pytest.mark.parametrize(

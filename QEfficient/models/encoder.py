@@ -375,6 +375,7 @@ class QEFFAutoModel(_QEFFEncoderBase):
         return super().from_pretrained(pretrained_model_name_or_path, *args, pooling=pooling, **kwargs)
 
     _head: EmbeddingHead | None = None  # pooling, Dense and normalization after the graph, read at first use
+    _inputs: tuple[Any, int | None, SentenceInputs] | None = None  # the last tokenizer's, its artifact's length, what encode() made
 
     def encode(
         self,
@@ -405,8 +406,7 @@ class QEFFAutoModel(_QEFFEncoderBase):
         if truncate_dim is not None:
             check_positive(truncate_dim=int(truncate_dim) if isinstance(truncate_dim, np.integer) else truncate_dim)
         prefix = sentence_transformers_prompt(self.local_model_dir, prompt_name, prompt)
-        compiled = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"]) if self.qpc_path else None
-        inputs = SentenceInputs.read(self.local_model_dir, tokenizer, self.model.config, compiled)
+        inputs = self._sentence_inputs(tokenizer)
         prompt_length = inputs.prompt_length(prefix) if not sentence_transformers_pools_prompt(self.local_model_dir) else 0
         if prompt_length and self.pooling_fn is not None:
             raise ValueError(
@@ -419,6 +419,14 @@ class QEFFAutoModel(_QEFFEncoderBase):
             chunks.append(self.embed(enc, normalize=False, prompt_length=prompt_length))
         emb = np.concatenate(chunks)[:, :truncate_dim]  # (None keeps every dimension; a larger one too, as sentence-transformers)
         return l2_normalized(emb) if normalize else emb
+
+    def _sentence_inputs(self, tokenizer) -> SentenceInputs:
+        """How the folder tokenizes texts with ``tokenizer``, read once per tokenizer and artifact."""
+        compiled = max(read_artifact(self.qpc_path)["compile_params"]["seq_len"]) if self.qpc_path else None
+        cached = self._inputs
+        if cached is None or cached[0] is not tokenizer or cached[1] != compiled:
+            cached = self._inputs = (tokenizer, compiled, SentenceInputs.read(self.local_model_dir, tokenizer, self.model.config, compiled))
+        return cached[2]
 
     def encode_query(self, sentences: list[str] | str, tokenizer, **options) -> np.ndarray:
         """``encode`` for queries, as sentence-transformers 6's encode_query: the folder's "query" prompt (none where it

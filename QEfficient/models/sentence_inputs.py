@@ -145,8 +145,12 @@ class SentenceInputs:
         processing = settings.get("processing_kwargs") or {}
         if not isinstance(processing, dict):
             raise ValueError(f"sentence_bert_config.json's processing_kwargs is {processing!r:.60}, not a mapping.")
+        # the lengths, first that wins: plain text "common", "text", a task's (query_length, document_length), the model's;
+        # chat messages "chat_template", "text", a task's, "common", the model's (sentence-transformers 6's order)
         text, common = dict(processing.get("text") or {}), dict(processing.get("common") or {})
-        if "message" in (settings.get("modality_config") or {}):  # the chat path takes the sizes of both, the text group's first
+        chats = "message" in (settings.get("modality_config") or {})
+        fallback = common.pop("max_length", None) if chats else None
+        if chats:  # the chat path takes the sizes of both, the text group's first
             text = {k: v for k, v in common.items() if k in _SIZE_KEYS} | text
         else:  # a plain text's tokenizer call: "common" over "text"
             text |= common
@@ -165,9 +169,9 @@ class SentenceInputs:
                     "sentence_bert_config.json if its texts need no lowercasing."
                 )
             saved_length = chat.sizes.pop("max_length", None) or saved_length  # the chat-template group's length wins
-        if saved_length:  # processing_kwargs' length wins over a task's, as sentence-transformers applies them
+        if saved_length:  # over a task's
             tasks = {}
-        limit = saved_length or text_token_limit(folder, config, tokenizer)
+        limit = saved_length or fallback or text_token_limit(folder, config, tokenizer)
         return cls(tokenizer, limit, lowercase, chat, text, tasks, compiled_length)
 
     def as_tokenized(self, text: str) -> str:

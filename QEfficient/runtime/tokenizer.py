@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from QEfficient.runtime.resident_memory import return_freed_heap
 
 TOKENIZER_SUBDIR = "tokenizer"  # inside a compiled artifact
 RUNTIME_RECORD = "qeff_runtime.json"  # what generation needs besides the tokenizer: EOS ids
+_TRUNCATING_COPIES = 8  # truncating copies of a backend kept (by length, strategy and side)
 # what a model folder's tokenizer and EOS ids are read from (tokenizer_digest)
 TOKENIZER_SOURCE_FILES = (
     "tokenizer.json",
@@ -74,7 +76,8 @@ class RuntimeTokenizer:
         self.padding_side = "right"
         self.model_max_length = model_max_length  # transformers' (an encoder server's input limit)
         self.model_input_names = list(model_input_names or ("input_ids", "attention_mask"))  # token_type_ids: BERT pairs
-        self._truncating: dict[tuple[int, str], Tokenizer] = {}  # copies of the backend that truncate, by length and strategy
+        self.truncation_side = "right"  # which end transformers' truncation cuts (tokenizer_config's truncation_side)
+        self._truncating: OrderedDict[tuple[int, str, str], Tokenizer] = OrderedDict()  # copies of the backend that truncate
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -94,7 +97,7 @@ class RuntimeTokenizer:
         record = _read_json(folder / RUNTIME_RECORD)
         backend = Tokenizer.from_file(str(folder / "tokenizer.json"))
         return_freed_heap()  # parsing the JSON left ~half of what it allocated free in the heap
-        return cls(
+        tokenizer = cls(
             backend,
             {name: _token_text(special.get(name)) for name in SPECIAL_TOKEN_NAMES},
             _read_chat_template(folder, config),
@@ -104,6 +107,8 @@ class RuntimeTokenizer:
             config.get("model_max_length"),
             config.get("model_input_names"),
         )
+        tokenizer.truncation_side = "left" if config.get("truncation_side") == "left" else "right"
+        return tokenizer
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write the folder ``from_pretrained`` (and transformers' ``AutoTokenizer``) reads back."""
@@ -115,6 +120,8 @@ class RuntimeTokenizer:
         config["model_input_names"] = self.model_input_names
         if self.model_max_length is not None:
             config["model_max_length"] = self.model_max_length
+        if self.truncation_side == "left":
+            config["truncation_side"] = "left"
         if isinstance(self.chat_template, dict):  # named templates: transformers' list form
             config["chat_template"] = [{"name": k, "template": v} for k, v in self.chat_template.items()]
         elif self.chat_template is not None:
@@ -137,7 +144,7 @@ class RuntimeTokenizer:
             clean_up = bool(getattr(tokenizer, "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output", False))
         eos = getattr(generation_config, "eos_token_id", None)
         eos_ids = None if eos is None else ([int(eos)] if isinstance(eos, int) else [int(i) for i in eos])
-        return cls(
+        runtime = cls(
             Tokenizer.from_str(backend.to_str()) if copy_backend else backend,
             dict(tokenizer.special_tokens_map),
             getattr(tokenizer, "chat_template", None),
@@ -147,6 +154,8 @@ class RuntimeTokenizer:
             _bounded(getattr(tokenizer, "model_max_length", None)),
             getattr(tokenizer, "model_input_names", None),
         )
+        runtime.truncation_side = "left" if getattr(tokenizer, "truncation_side", None) == "left" else "right"
+        return runtime
 
     # ------------------------------------------------------------------ special tokens
     def _token_id(self, name: str) -> int | None:
@@ -241,12 +250,15 @@ class RuntimeTokenizer:
         length = max_length if max_length is not None else self.model_max_length
         if length is None:
             return self.backend_tokenizer
-        key = (int(length), str(strategy))
-        if key not in self._truncating:
+        key = (int(length), str(strategy), self.truncation_side)
+        backend = self._truncating.get(key)
+        if backend is None:  # the few lengths in use kept (a request's own limit would otherwise add a copy each)
             backend = copy.deepcopy(self.backend_tokenizer)
-            backend.enable_truncation(key[0], strategy=key[1])
+            backend.enable_truncation(key[0], strategy=key[1], direction=key[2])
             self._truncating[key] = backend
-        return self._truncating[key]
+            while len(self._truncating) > _TRUNCATING_COPIES:
+                self._truncating.popitem(last=False)
+        return backend
 
     def _pad(self, columns: dict[str, list[list[int]]]) -> dict[str, list[list[int]]]:
         """Every column padded to the longest row: ids with ``pad_token``, masks and token types with 0."""

@@ -28,12 +28,14 @@ import asyncio
 import json
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
+from QEfficient.runtime.tokenizer import RuntimeTokenizer
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.embed_fields import Truncation, text_within, token_limits, truncation
 from QEfficient.serving.encoder_batches import length_batches, refuse_token_inputs, serving_lengths
@@ -90,6 +92,19 @@ def classify_rows(values: np.ndarray, config) -> list[dict]:
 
 # fields vLLM takes that would change the answer, with the values that do not (a 400 for any other)
 _NEUTRAL = {"priority": (None, 0)}
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """How a request's texts become tokens: the chat template's arguments (where the folder scores through one), vLLM's
+    truncate_prompt_tokens and truncation_side (``cut``) and max_tokens_per_doc (``doc_limit``)."""
+
+    template_kwargs: dict = field(default_factory=dict)
+    cut: Truncation | None = None
+    doc_limit: int = 0
+
+
+NO_SHAPING = Shaping()
 
 
 def use_activation(body: dict) -> bool:
@@ -216,26 +231,43 @@ def create_scores_app(
         parser.check_model(body)
         return body.get("model") or model_id
 
-    def tokenized(item: str | tuple[str, str], template_kwargs: dict, cut: Truncation | None) -> dict[str, list[int]]:
-        """A text or pair's tokens; with vLLM's truncate_prompt_tokens (``cut``) the tokenizer truncates them (a pair's
-        longest side first), or with its truncation_side they are cut from that side after."""
+    def pair_limit(query: str, shaping: Shaping) -> dict:
+        """vLLM's tokenizer arguments for a (query, document) pair: with max_tokens_per_doc, the document alone truncated
+        (only_second) to the query's tokens, that limit and the special tokens (within truncate_prompt_tokens, else one
+        past the longest input), where the query leaves it room."""
+        cut = shaping.cut
+        limit = {"truncation": True, "max_length": cut.keep} if cut is not None and cut.side is None else {}
+        if shaping.doc_limit > 0:
+            query_tokens = len(tokenizer(query, add_special_tokens=False)[INPUT_IDS])
+            special = tokenizer.backend_tokenizer.num_special_tokens_to_add(True)
+            existing = None if cut is not None and cut.side is not None else (cut.keep if cut is not None else max_len + 1)
+            effective = min(query_tokens + shaping.doc_limit + special, existing or 1 << 30)
+            if query_tokens + special < effective:
+                limit = {"truncation": "only_second", "max_length": effective}
+        return limit
+
+    def tokenized(item: str | tuple[str, str], shaping: Shaping) -> dict[str, list[int]]:
+        """A text or pair's tokens; with vLLM's truncate_prompt_tokens (``shaping.cut``) the tokenizer truncates them (a
+        pair's longer side first), or with its truncation_side they are cut from that side after; what the tokenizer
+        leaves longer (a limit below its special tokens) is cut to the first tokens, as vLLM cuts it."""
+        cut = shaping.cut
         limit = {"truncation": True, "max_length": cut.keep} if cut is not None and cut.side is None else {}
         if isinstance(item, tuple) and template is not None:  # rendered, then tokenized as a prompt (vLLM's)
-            enc = tokenizer(template.prompt(tokenizer, *item, template_kwargs), **limit)
-        elif isinstance(item, tuple):  # a pair: the tokenizer's pairing, or the texts joined (vLLM's use_pad_token)
-            enc = tokenizer(item[0] + item[1], **limit) if joined else tokenizer(*item, **limit)
+            enc = tokenizer(template.prompt(tokenizer, *item, shaping.template_kwargs), **limit)
+        elif isinstance(item, tuple) and joined:  # an LM as reranker reads "query + document" as one text (use_pad_token)
+            enc = tokenizer(item[0] + item[1], **limit)
+        elif isinstance(item, tuple):  # the tokenizer's pairing
+            enc = tokenizer(*item, **pair_limit(item[0], shaping))
         else:
             enc = tokenizer(item, **limit)
-        if cut is not None and cut.side is not None and len(enc[INPUT_IDS]) > cut.keep:
+        if cut is not None and len(enc[INPUT_IDS]) > cut.keep:
             enc = {name: list(v[-cut.keep :] if cut.side == "left" else v[: cut.keep]) for name, v in enc.items()}
         return enc
 
-    def encode(
-        texts: list[str | list[int] | tuple[str, str]], template_kwargs: dict | None = None, cut: Truncation | None = None
-    ) -> list[dict[str, list[int]]]:
-        """Each text, pair or list of token ids (checked against the vocabulary) as the graph's inputs; a pair through the
-        chat template, with ``template_kwargs`` (the request's), where the folder scores through one; each cut to
-        ``cut`` (vLLM's truncate_prompt_tokens and truncation_side) where the request asks."""
+    def encode(texts: list[str | list[int] | tuple[str, str]], shaping: Shaping = NO_SHAPING) -> list[dict[str, list[int]]]:
+        """Each text, pair or list of token ids (checked against the vocabulary) as the graph's inputs, as the request's
+        ``shaping`` says (the chat template's arguments, where the folder scores through one; vLLM's truncation)."""
+        cut = shaping.cut
         encoded = []
         for i, item in enumerate(texts):
             if isinstance(item, list):
@@ -245,7 +277,7 @@ def create_scores_app(
                     raise APIError(400, f"The input at index {i} {problem}.", "input")
                 enc = {INPUT_IDS: item if cut is None or len(item) <= cut.keep else cut.apply(tokenizer, None, item)}
             else:
-                enc = tokenized(item, template_kwargs or {}, cut)
+                enc = tokenized(item, shaping)
             if len(enc[INPUT_IDS]) > max_len:
                 what = "pair" if isinstance(item, tuple) else "input"
                 raise APIError(
@@ -277,13 +309,15 @@ def create_scores_app(
         check_template_fields(body)
         return template.request_kwargs(body) if template is not None else {}
 
-    def within_limits(pairs: list[tuple[str, str]], body: dict) -> list[tuple[str, str]]:
-        """The pairs with each side cut to the request's max_tokens_per_query and max_tokens_per_doc (vLLM's)."""
+    def within_limits(pairs: list[tuple[str, str]], body: dict) -> tuple[list[tuple[str, str]], Shaping]:
+        """The pairs with each side cut to the request's max_tokens_per_query and max_tokens_per_doc (vLLM's), and how
+        they are then tokenized."""
         query_limit, doc_limit = token_limits(body, max_len)
-        return [(text_within(tokenizer, q, query_limit), text_within(tokenizer, d, doc_limit)) for q, d in pairs]
+        cut_pairs = [(text_within(tokenizer, q, query_limit), text_within(tokenizer, d, doc_limit)) for q, d in pairs]
+        return cut_pairs, Shaping(template_kwargs(body), truncation(body, max_len), doc_limit)
 
-    async def run(texts, template_kwargs: dict | None = None, cut: Truncation | None = None) -> tuple[np.ndarray, int]:
-        encoded = await asyncio.to_thread(encode, texts, template_kwargs, cut)
+    async def run(texts, shaping: Shaping = NO_SHAPING) -> tuple[np.ndarray, int]:
+        encoded = await asyncio.to_thread(encode, texts, shaping)
         async with lock:
             values = await asyncio.to_thread(logits, encoded)
         return values, sum(len(enc[INPUT_IDS]) for enc in encoded)
@@ -306,7 +340,7 @@ def create_scores_app(
         name = check_model(body)
         pairs = score_pairs(body)
         activate = use_activation(body)
-        values, tokens = await run(within_limits(pairs, body), template_kwargs(body), truncation(body, max_len))
+        values, tokens = await run(*within_limits(pairs, body))
         data = [{"index": i, "object": "score", "score": float(v)} for i, v in enumerate(relevance(values, activate))]
         return listing("score", name, data, tokens)
 
@@ -317,8 +351,7 @@ def create_scores_app(
         query, documents = rerank_documents(body)
         top_n, keep = rerank_options(body)
         activate = use_activation(body)
-        cut = truncation(body, max_len)
-        values, tokens = await run(within_limits([(query, d) for d in documents], body), template_kwargs(body), cut)
+        values, tokens = await run(*within_limits([(query, d) for d in documents], body))
         return rerank_answer(name, relevance(values, activate), [{"text": d} for d in documents], tokens, top_n, keep)
 
     async def classify(request: Request):
@@ -326,7 +359,7 @@ def create_scores_app(
         name = check_model(body)
         inputs = openai_input_forms(body.get("input"), "input", MAX_PAIRS)
         activate = use_activation(body)
-        values, tokens = await run(inputs, cut=truncation(body, max_len))
+        values, tokens = await run(inputs, Shaping(cut=truncation(body, max_len)))
         probs = classify_probabilities(values, config) if activate else values
         return listing("classify", name, classify_rows(probs, config), tokens)
 
@@ -378,6 +411,8 @@ def open_scores_app(
     if model.config.num_labels == 1:
         cross_encoder_activation(model.config, model.local_model_dir)  # an activation not run here stops the server now
     tokenizer = AutoTokenizer.from_pretrained(model.local_model_dir)
+    if getattr(tokenizer, "backend_tokenizer", None) is not None:  # truncating copies of its backend, not its shared state
+        tokenizer = RuntimeTokenizer.from_hf(tokenizer)  # (as a server on the artifact tokenizes)
     limit = max_input_tokens(model.local_model_dir, model.config, tokenizer, ctx_len)
     template = saved_score_template(model.local_model_dir, tokenizer)  # a CrossEncoder that scores chat messages (vLLM's)
     model.compile(seq_len=serving_lengths(limit), batch_size=1, num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)
