@@ -273,3 +273,71 @@ def test_a_sharded_checkpoint_without_its_projection_says_so(tmp_path):
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match="holds no 'linear.weight'"):
         read_colbert_folder(folder)
+
+
+def tiny_multi_vector_encoder(folder: Path, expansion: dict | None, dim: int = 16) -> Path:
+    """A sentence-transformers 6 MultiVectorEncoder as it saves one: BERT at the root, 1_Dense (no bias), 2_MultiVectorMask
+    (a skiplist for documents), 3_Normalize; prompts for queries and documents, a document length, ``expansion``."""
+    tok = build_wordpiece_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=64, pad_token_id=tok.pad_token_id,
+    )  # fmt: skip
+    _widened(BertModel(config)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    kinds = (
+        "base.modules.dense.Dense",
+        "multi_vector_encoder.modules.multi_vector_mask.MultiVectorMask",
+        "base.modules.normalize.Normalize",
+    )
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"}]
+    for i, kind in enumerate(kinds, start=1):
+        name = f"{i}_{kind.rsplit('.', 1)[-1]}"
+        (folder / name).mkdir()
+        modules.append({"idx": i, "name": str(i), "path": name, "type": f"sentence_transformers.{kind}"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    dense = {"in_features": 32, "out_features": dim, "bias": False, "activation_function": "torch.nn.modules.linear.Identity"}
+    (folder / "1_Dense" / "config.json").write_text(json.dumps(dense | {"module_input_name": "token_embeddings"}))
+    save_file({"linear.weight": torch.randn(dim, 32) * 0.3}, str(folder / "1_Dense" / "model.safetensors"))
+    mask = {"skiplist_words": [".", "!", "zzz"], "skiplist_tasks": ["document"], "keep_only_token_ids": None}
+    (folder / "2_MultiVectorMask" / "config.json").write_text(json.dumps(mask))
+    (folder / "3_Normalize" / "config.json").write_text("{}")
+    transformer = {"transformer_task": "feature-extraction", "module_output_name": "token_embeddings", "document_length": 16}
+    (folder / "sentence_bert_config.json").write_text(json.dumps(transformer | {"query_expansion": expansion}))
+    prompts = {"query": "query: ", "document": "passage: "}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps({"model_type": "MultiVectorEncoder", "prompts": prompts}))
+    return folder
+
+
+@pytest.mark.parametrize("expansion", [{"strategy": "fixed", "length": 12, "attend": False, "token": None}, None])
+def test_a_sentence_transformers_multi_vector_encoder_encodes_as_it(tmp_path, expansion):
+    """sentence-transformers 6's MultiVectorEncoder: each task's prompt before the text (as text), queries expanded to
+    the expansion's length with the mask token (kept, not attended), documents cut at document_length without their
+    skiplist tokens (words that are no single token, "!" and "zzz" here, are dropped from the skiplist, not matched as
+    [UNK])."""
+    folder = tiny_multi_vector_encoder(tmp_path / "mve", expansion)
+    model = QEFFAutoModel.from_pretrained(folder)
+    assert isinstance(model, QEFFColBERTModel)
+    model.compile(num_cores=1)
+    tok = model.tokenizer
+    if expansion:
+        enc = tok(["query: " + q for q in QUERIES], padding="max_length", truncation=True, max_length=12, return_tensors="np")
+        ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+        kept = np.ones_like(mask, dtype=bool)
+        ids[mask == 0] = tok.mask_token_id
+    else:
+        enc = tok(["query: " + q for q in QUERIES], padding=True, return_tensors="np")
+        ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+        kept = mask.astype(bool)
+    vectors = reference(folder, ids, mask)
+    for got, want in zip(model.encode_query(QUERIES), [v[k] for v, k in zip(vectors, kept, strict=True)], strict=True):
+        assert got.shape == want.shape and np.abs(got - want).max() < 1e-5
+    documents = [*DOCUMENTS, "a \u20ac dog"]  # (the euro sign is not in the tiny vocabulary: an [UNK] token, which stays)
+    enc = tok(["passage: " + d for d in documents], padding=True, truncation=True, max_length=16, return_tensors="np")
+    ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+    assert tok.convert_tokens_to_ids(["!", "zzz"]) == [tok.unk_token_id] * 2  # not single tokens here: off the skiplist
+    kept = mask.astype(bool) & (ids != tok.convert_tokens_to_ids("."))
+    assert (ids[kept] == tok.unk_token_id).any()
+    vectors = reference(folder, ids, mask)
+    for got, want in zip(model.encode_document(documents), [v[k] for v, k in zip(vectors, kept, strict=True)], strict=True):
+        assert got.shape == want.shape and np.abs(got - want).max() < 1e-5

@@ -4,9 +4,11 @@ documents are tokenized. Two layouts are read:
 * PyLate's (a sentence-transformers folder: ``modules.json`` lists the Transformer and ``pylate.models.Dense.Dense``
   modules, ``config_sentence_transformers.json`` holds the prefixes, lengths and skiplist);
 * Stanford ColBERT's (``HF_ColBERT``: the encoder's checkpoint also holds ``linear.weight``; ``artifact.metadata``
-  holds the marker tokens and lengths), as colbert-ir/colbertv2.0 and answerdotai/answerai-colbert-small-v1 ship.
+  holds the marker tokens and lengths), as colbert-ir/colbertv2.0 and answerdotai/answerai-colbert-small-v1 ship;
+* sentence-transformers 6's MultiVectorEncoder (Transformer, Dense, MultiVectorMask, Normalize modules; the prompts,
+  lengths and query expansion in its own files), read into ``ColBERTSettings.multi_vector``.
 
-Defaults are PyLate's where a folder leaves a key out, as PyLate loads either layout.
+Defaults are PyLate's where a PyLate or Stanford folder leaves a key out, as PyLate loads either layout.
 """
 
 from __future__ import annotations
@@ -17,11 +19,35 @@ from pathlib import Path
 
 import numpy as np
 
-from QEfficient.loading.sentence_transformers_files import DenseLayer, read_dense_module, read_json, sentence_bert_config, st_modules
+from QEfficient.loading.sentence_transformers_files import (
+    DenseLayer,
+    module_kind,
+    read_dense_module,
+    read_json,
+    sentence_bert_config,
+    st_modules,
+)
 
 # config.json architectures that mark a ColBERT checkpoint (vLLM's names for the same layout included)
 COLBERT_ARCHITECTURES = ("HF_ColBERT", "ColBERTModel", "ColBERTModernBertModel")
 PYLATE_DENSE = "pylate.models.Dense.Dense"
+
+
+@dataclass(frozen=True)
+class MultiVectorTokenization:
+    """How sentence-transformers 6's MultiVectorEncoder tokenizes: each task's prompt put before the text (as text, not
+    stripped), truncated at the task's length (the tokenizer's where none); a query's expansion (``strategy`` "fixed":
+    padded to ``length`` with the expansion token; "min": to at least ``length``) scored, attended where ``attend``;
+    the skiplist's tokens left out of the tasks in ``skiplist_tasks`` (a text with no task counts as a document), and a
+    document's tokens outside ``keep_only_token_ids`` where it lists some."""
+
+    query_prompt: str = ""
+    document_prompt: str = ""
+    query_length: int | None = None
+    document_length: int | None = None
+    expansion: dict | None = None
+    skiplist_tasks: tuple[str, ...] = ("document",)
+    keep_only_token_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,6 +63,7 @@ class ColBERTSettings:
     attend_to_expansion_tokens: bool = False
     skiplist_words: tuple[str, ...] = field(default_factory=lambda: tuple(string.punctuation))
     do_lower_case: bool = False  # sentence-transformers' (sentence_bert_config.json)
+    multi_vector: MultiVectorTokenization | None = None  # a sentence-transformers 6 MultiVectorEncoder's tokenization
 
     @property
     def dim(self) -> int:
@@ -48,7 +75,7 @@ def is_colbert_folder(folder: str | Path | None) -> bool:
     if not folder or not Path(folder).is_dir():
         return False
     folder = Path(folder)
-    if any(m.get("type") == PYLATE_DENSE for m in (st_modules(folder) or [])):
+    if any(m.get("type") == PYLATE_DENSE for m in (st_modules(folder) or [])) or _is_multi_vector(folder):
         return True
     config = read_json(folder / "config.json")
     return isinstance(config, dict) and any(a in COLBERT_ARCHITECTURES for a in config.get("architectures") or [])
@@ -65,7 +92,76 @@ def read_colbert_folder(folder: str | Path) -> ColBERTSettings:
         )
     if any(m.get("type") == PYLATE_DENSE for m in (st_modules(folder) or [])):
         return _pylate(folder)
+    if _is_multi_vector(folder):
+        return _multi_vector(folder)
     return _stanford(folder)
+
+
+def _is_multi_vector(folder: Path) -> bool:
+    saved = read_json(folder / "config_sentence_transformers.json")
+    return isinstance(saved, dict) and saved.get("model_type") == "MultiVectorEncoder"
+
+
+# the modules of a MultiVectorEncoder run here, in their order (Dense any number of times)
+_MULTI_VECTOR_ORDER = {"Transformer": 0, "Dense": 1, "MultiVectorMask": 2, "Normalize": 3}
+
+
+def _multi_vector(folder: Path) -> ColBERTSettings:
+    modules = st_modules(folder) or []
+    kinds = [module_kind(m) for m in modules]
+    order = [_MULTI_VECTOR_ORDER.get(kind, -1) for kind in kinds]
+    if (
+        -1 in order
+        or order != sorted(order)
+        or kinds[:1] != ["Transformer"]
+        or "Normalize" not in kinds
+        or kinds.count("MultiVectorMask") > 1
+    ):
+        raise ValueError(
+            f"{folder} is a sentence-transformers MultiVectorEncoder with the modules {kinds}; QEfficient runs a Transformer, "
+            "Dense modules, a MultiVectorMask and a Normalize module, in that order (token pooling, routers and models "
+            "without Normalize are not run here)."
+        )
+    layers = [_dense_layer(folder / str(m.get("path", ""))) for m, kind in zip(modules, kinds, strict=True) if kind == "Dense"]
+    if not layers:
+        raise ValueError(f"{folder} is a MultiVectorEncoder without a Dense projection, which is not run here.")
+    transformer = sentence_bert_config(folder, modules[0])
+    if "message" in (transformer.get("modality_config") or {}) or transformer.get("processing_kwargs"):
+        raise ValueError(
+            f"{folder}'s Transformer renders its texts through a chat template or sets processing_kwargs, which a "
+            "MultiVectorEncoder here does not apply."
+        )
+    mask = next(
+        (read_json(folder / str(m.get("path", "")) / "config.json") or {} for m, k in zip(modules, kinds) if k == "MultiVectorMask"), {}
+    )
+    tasks = mask.get("skiplist_tasks") or ["document"]
+    keep_only = mask.get("keep_only_token_ids")
+    prompts = (read_json(folder / "config_sentence_transformers.json") or {}).get("prompts") or {}
+    expansion = transformer.get("query_expansion")
+    if expansion is not None and (not isinstance(expansion, dict) or expansion.get("strategy") not in ("fixed", "min")):
+        raise ValueError(f"{folder}'s query_expansion {expansion!r} is not a 'fixed' or 'min' expansion.")
+    tokenization = MultiVectorTokenization(
+        query_prompt=str(prompts.get("query") or ""),
+        document_prompt=str(prompts.get("document") or ""),
+        query_length=transformer.get("query_length"),
+        document_length=transformer.get("document_length"),
+        expansion=expansion,
+        skiplist_tasks=(tasks,) if isinstance(tasks, str) else tuple(tasks),
+        keep_only_token_ids=None if keep_only is None else tuple(int(i) for i in keep_only),
+    )
+    positions = transformer.get("max_seq_length") or 512  # (the lengths a compile covers by default)
+    return ColBERTSettings(
+        layers=tuple(layers),
+        query_prefix="",
+        document_prefix="",
+        query_length=int(tokenization.query_length or (expansion or {}).get("length") or positions),
+        document_length=int(tokenization.document_length or positions),
+        do_query_expansion=expansion is not None,
+        attend_to_expansion_tokens=bool((expansion or {}).get("attend")),
+        skiplist_words=tuple(mask.get("skiplist_words") or ()),
+        do_lower_case=bool(transformer.get("do_lower_case")),
+        multi_vector=tokenization,
+    )
 
 
 def _pylate(folder: Path) -> ColBERTSettings:

@@ -1,10 +1,11 @@
-"""QEFFColBERTModel: ColBERT text retrievers (PyLate folders such as lightonai/GTE-ModernColBERT-v1, and Stanford ColBERT
-checkpoints such as colbert-ir/colbertv2.0): the encoder with its projection and L2 norm in one graph
-(transform/colbert.py), one vector per token.
+"""QEFFColBERTModel: ColBERT text retrievers (PyLate folders such as lightonai/GTE-ModernColBERT-v1, Stanford ColBERT
+checkpoints such as colbert-ir/colbertv2.0, and sentence-transformers 6 MultiVectorEncoder folders): the encoder with its
+projection and L2 norm in one graph (transform/colbert.py), one vector per token.
 
 ``encode(texts, is_query=...)`` returns what PyLate's ``ColBERT.encode`` does: a query after its marker token, padded
 with the mask token to ``query_length`` (query expansion, every position kept); a document after its marker, without
-its padding and skiplist (punctuation) tokens. ``generation.late_interaction.maxsim_scores`` then scores queries against
+its padding and skiplist (punctuation) tokens; a MultiVectorEncoder's ``encode_query`` and ``encode_document`` as
+sentence-transformers 6 gives them (multi_vector_inputs). ``generation.late_interaction.maxsim_scores`` then scores queries against
 documents (ColBERT's MaxSim, PyLate's ``colbert_scores``). QEFFAutoModelForRetrieval and QEFFAutoModel load such folders as this class.
 """
 
@@ -37,6 +38,8 @@ def colbert_inputs(tokenizer, texts: list[str], settings: ColBERTSettings, is_qu
     the first (special) token, ``query_length`` / ``document_length`` tokens at most; queries padded with the mask token
     to ``query_length`` (attended where ``attend_to_expansion_tokens``) and kept whole; documents kept at their attended,
     non-skiplist tokens."""
+    if settings.multi_vector is not None:
+        return multi_vector_inputs(tokenizer, texts, settings, "query" if is_query else "document")
     prefix = settings.query_prefix if is_query else settings.document_prefix
     length = settings.query_length if is_query else settings.document_length
     prefix_id = _token_id(tokenizer, prefix, "query marker" if is_query else "document marker") if prefix else None
@@ -63,6 +66,50 @@ def colbert_inputs(tokenizer, texts: list[str], settings: ColBERTSettings, is_qu
     else:  # PyLate's skiplist: each word's token id, as convert_tokens_to_ids gives it
         skip = [tokenizer.convert_tokens_to_ids(word) for word in settings.skiplist_words]
         kept = mask.astype(bool) & ~np.isin(ids, [s for s in skip if s is not None])
+    return ids, mask, kept
+
+
+def multi_vector_inputs(
+    tokenizer, texts: list[str], settings: ColBERTSettings, task: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask, kept) [texts, width] as sentence-transformers 6's MultiVectorEncoder makes them for
+    ``task`` ("query", "document", or None: a document without its prompt and length): the task's prompt before each
+    text, truncated at the task's length; a query's expansion positions (the padding within the expansion length) set
+    to the expansion token (its own, else the mask token, else the end-of-text one), attended where it says, and kept;
+    the skiplist's tokens dropped for the tasks it names; a document's tokens outside keep_only_token_ids dropped."""
+    tokenization = settings.multi_vector
+    prompt = {"query": tokenization.query_prompt, "document": tokenization.document_prompt}.get(task, "")
+    texts = [(prompt + text).lower() if settings.do_lower_case else prompt + text for text in texts]
+    length = {"query": tokenization.query_length, "document": tokenization.document_length}.get(task)
+    expansion = tokenization.expansion if task == "query" else None
+    padding = True
+    if expansion is not None and expansion["strategy"] == "fixed":  # every query exactly the expansion's length
+        length, padding = expansion["length"], "max_length"
+    elif expansion is not None and length is not None:
+        length = max(length, expansion["length"])
+    enc = tokenizer(texts, padding=padding, truncation=True, max_length=length, return_tensors="np")
+    ids, mask = enc[INPUT_IDS].astype(np.int64), enc[ATTENTION_MASK].astype(np.int64)
+    kept = mask.astype(bool)
+    if expansion is not None:
+        floor = expansion["length"]
+        if ids.shape[1] < floor:  # "min": at least the expansion's length
+            ids, mask = (np.pad(a, ((0, 0), (0, floor - a.shape[1]))) for a in (ids, mask))
+        positions = (mask == 0) & (np.arange(ids.shape[1]) < floor)
+        token = expansion.get("token")
+        fill = tokenizer.convert_tokens_to_ids(token) if token is not None else tokenizer.mask_token_id
+        fill = tokenizer.eos_token_id if fill is None else fill
+        if fill is not None:
+            ids[positions] = fill
+        if expansion.get("attend"):
+            mask[positions] = 1
+        kept = mask.astype(bool) | positions
+    if (task or "document") in tokenization.skiplist_tasks and settings.skiplist_words:
+        skip = [tokenizer.convert_tokens_to_ids(word) for word in settings.skiplist_words]
+        unknown = tokenizer.unk_token_id
+        skip = [i for i, word in zip(skip, settings.skiplist_words) if i is not None and (i != unknown or word == tokenizer.unk_token)]
+        kept &= ~np.isin(ids, skip)
+    if task != "query" and tokenization.keep_only_token_ids:
+        kept &= np.isin(ids, tokenization.keep_only_token_ids)
     return ids, mask, kept
 
 
@@ -106,11 +153,20 @@ class QEFFColBERTModel(HeadedEncoder):
             seq_len = min(seq_len, usable_positions(self.config) or seq_len)
         return super().compile(onnx_path, compile_dir, seq_len=seq_len, **kwargs)
 
+    def encode_query(self, sentences: list[str] | str, **options) -> list[np.ndarray] | np.ndarray:
+        """``encode`` of queries (sentence-transformers' name: is_query=True)."""
+        return self.encode(sentences, is_query=True, **options)
+
+    def encode_document(self, sentences: list[str] | str, **options) -> list[np.ndarray] | np.ndarray:
+        """``encode`` of documents (sentence-transformers' name: is_query=False)."""
+        return self.encode(sentences, is_query=False, **options)
+
     def encode(
         self, sentences: list[str] | str, *, is_query: bool = True, batch_size: int = 32, tokenizer=None
     ) -> list[np.ndarray] | np.ndarray:
         """Each text's L2-normalized token vectors [tokens, dim], as PyLate's ``encode(sentences, is_query=...)`` gives
-        them (module docstring); one array for one string."""
+        them, or a sentence-transformers MultiVectorEncoder's ``encode_query`` / ``encode_document`` (module docstring);
+        one array for one string."""
         texts, single = self._texts(sentences)
         check_positive(batch_size=batch_size)
         tokenizer = tokenizer or self.tokenizer

@@ -76,9 +76,8 @@ def check_sentence_transformers_folder(folder: Path | None) -> None:
     saved = read_json(Path(folder) / "config_sentence_transformers.json") if folder else None
     if isinstance(saved, dict) and saved.get("model_type") == "MultiVectorEncoder":
         raise ValueError(
-            f"{folder} is a sentence-transformers MultiVectorEncoder (its 6.0 format of a late-interaction model), which "
-            "QEfficient does not read yet: a ColBERT model saved by PyLate runs with QEFFColBERTModel (served as vLLM serves "
-            "ColBERT)."
+            f"{folder} is a sentence-transformers MultiVectorEncoder (a late-interaction model: one vector per token): load it "
+            "with QEFFColBERTModel (or QEFFAutoModel, which does so), not as a sentence embedding model."
         )
     kinds = []
     for module in st_modules(folder) or []:
