@@ -301,7 +301,7 @@ def tiny_multi_vector_encoder(folder: Path, expansion: dict | None, dim: int = 1
     save_file({"linear.weight": torch.randn(dim, 32) * 0.3}, str(folder / "1_Dense" / "model.safetensors"))
     mask = {"skiplist_words": [".", "!", "zzz"], "skiplist_tasks": ["document"], "keep_only_token_ids": None}
     (folder / "2_MultiVectorMask" / "config.json").write_text(json.dumps(mask))
-    (folder / "3_Normalize" / "config.json").write_text("{}")
+    (folder / "3_Normalize" / "config.json").write_text(json.dumps({"module_input_name": "token_embeddings"}))
     transformer = {"transformer_task": "feature-extraction", "module_output_name": "token_embeddings", "document_length": 16}
     (folder / "sentence_bert_config.json").write_text(json.dumps(transformer | {"query_expansion": expansion}))
     prompts = {"query": "query: ", "document": "passage: "}
@@ -341,3 +341,13 @@ def test_a_sentence_transformers_multi_vector_encoder_encodes_as_it(tmp_path, ex
     vectors = reference(folder, ids, mask)
     for got, want in zip(model.encode_document(documents), [v[k] for v, k in zip(vectors, kept, strict=True)], strict=True):
         assert got.shape == want.shape and np.abs(got - want).max() < 1e-5
+    if expansion is None:  # a saved truncate_dim: each vector's first dimensions, normalized again; and what is refused
+        saved = json.loads((folder / "config_sentence_transformers.json").read_text())
+        (folder / "config_sentence_transformers.json").write_text(json.dumps(saved | {"truncate_dim": 8}))
+        short = QEFFAutoModel.from_pretrained(folder)
+        short.compile(num_cores=1)
+        want = vectors[0][kept[0]][:, :8]
+        assert np.abs(short.encode_document(documents[0]) - want / np.linalg.norm(want, axis=-1, keepdims=True)).max() < 1e-5
+        (folder / "3_Normalize" / "config.json").write_text("{}")  # a Normalize of the pooled vector: a no-op here
+        with pytest.raises(ValueError, match="Normalize module reads 'sentence_embedding', not the token embeddings"):
+            QEFFAutoModel.from_pretrained(folder)

@@ -48,6 +48,7 @@ class MultiVectorTokenization:
     expansion: dict | None = None
     skiplist_tasks: tuple[str, ...] = ("document",)
     keep_only_token_ids: tuple[int, ...] | None = None
+    truncate_dim: int | None = None  # each vector's first dimensions, normalized again (config_sentence_transformers.json's)
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,8 +99,11 @@ def read_colbert_folder(folder: str | Path) -> ColBERTSettings:
 
 
 def _is_multi_vector(folder: Path) -> bool:
+    """A sentence-transformers MultiVectorEncoder over text (a Dense projection after its Transformer; one over a
+    ``*ForRetrieval`` model, ColPali's, is a retriever of page images: models/retrieval.py)."""
     saved = read_json(folder / "config_sentence_transformers.json")
-    return isinstance(saved, dict) and saved.get("model_type") == "MultiVectorEncoder"
+    text = any(module_kind(m) == "Dense" for m in st_modules(folder) or [])
+    return isinstance(saved, dict) and saved.get("model_type") == "MultiVectorEncoder" and text
 
 
 # the modules of a MultiVectorEncoder run here, in their order (Dense any number of times)
@@ -122,9 +126,11 @@ def _multi_vector(folder: Path) -> ColBERTSettings:
             "Dense modules, a MultiVectorMask and a Normalize module, in that order (token pooling, routers and models "
             "without Normalize are not run here)."
         )
+    for module, kind in zip(modules, kinds, strict=True):  # each over the token embeddings (their default: the pooled one)
+        given = (read_json(folder / str(module.get("path", "")) / "config.json") or {}).get("module_input_name")
+        if kind in ("Dense", "Normalize") and given != "token_embeddings":
+            raise ValueError(f"{folder}'s {kind} module reads {given or 'sentence_embedding'!r}, not the token embeddings.")
     layers = [_dense_layer(folder / str(m.get("path", ""))) for m, kind in zip(modules, kinds, strict=True) if kind == "Dense"]
-    if not layers:
-        raise ValueError(f"{folder} is a MultiVectorEncoder without a Dense projection, which is not run here.")
     transformer = sentence_bert_config(folder, modules[0])
     if "message" in (transformer.get("modality_config") or {}) or transformer.get("processing_kwargs"):
         raise ValueError(
@@ -136,10 +142,14 @@ def _multi_vector(folder: Path) -> ColBERTSettings:
     )
     tasks = mask.get("skiplist_tasks") or ["document"]
     keep_only = mask.get("keep_only_token_ids")
-    prompts = (read_json(folder / "config_sentence_transformers.json") or {}).get("prompts") or {}
+    saved = read_json(folder / "config_sentence_transformers.json") or {}
+    prompts = saved.get("prompts") or {}
     expansion = transformer.get("query_expansion")
-    if expansion is not None and (not isinstance(expansion, dict) or expansion.get("strategy") not in ("fixed", "min")):
-        raise ValueError(f"{folder}'s query_expansion {expansion!r} is not a 'fixed' or 'min' expansion.")
+    length = (expansion or {}).get("length")
+    if expansion is not None and (expansion.get("strategy") not in ("fixed", "min") or type(length) is not int or length < 1):
+        raise ValueError(f"{folder}'s query_expansion {expansion!r} is not a 'fixed' or 'min' expansion of a positive length.")
+    if expansion is not None and (transformer.get("query_length") or length) < length:
+        raise ValueError(f"{folder}'s query_length {transformer['query_length']} is shorter than its query expansion's {length}.")
     tokenization = MultiVectorTokenization(
         query_prompt=str(prompts.get("query") or ""),
         document_prompt=str(prompts.get("document") or ""),
@@ -148,8 +158,12 @@ def _multi_vector(folder: Path) -> ColBERTSettings:
         expansion=expansion,
         skiplist_tasks=(tasks,) if isinstance(tasks, str) else tuple(tasks),
         keep_only_token_ids=None if keep_only is None else tuple(int(i) for i in keep_only),
+        truncate_dim=saved.get("truncate_dim"),
     )
-    positions = transformer.get("max_seq_length") or 512  # (the lengths a compile covers by default)
+    # where a task sets no length, the tokenizer's within the positions (what a compile covers by default)
+    limits = [(read_json(folder / "tokenizer_config.json") or {}).get("model_max_length"), transformer.get("max_seq_length")]
+    limits.append((read_json(folder / "config.json") or {}).get("max_position_embeddings"))
+    positions = min([n for n in limits if isinstance(n, int) and 0 < n < 1_000_000] or [512])
     return ColBERTSettings(
         layers=tuple(layers),
         query_prefix="",

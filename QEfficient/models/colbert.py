@@ -97,6 +97,8 @@ def multi_vector_inputs(
         positions = (mask == 0) & (np.arange(ids.shape[1]) < floor)
         token = expansion.get("token")
         fill = tokenizer.convert_tokens_to_ids(token) if token is not None else tokenizer.mask_token_id
+        if token is not None and (fill is None or (fill == tokenizer.unk_token_id and token != tokenizer.unk_token)):
+            raise ValueError(f"The query expansion's token {token!r} is not a token of this tokenizer.")
         fill = tokenizer.eos_token_id if fill is None else fill
         if fill is not None:
             ids[positions] = fill
@@ -175,4 +177,7 @@ class QEFFColBERTModel(HeadedEncoder):
             ids, mask, kept = colbert_inputs(tokenizer, list(texts[start : start + batch_size]), self.settings, is_query)
             rows = self.generate({INPUT_IDS: ids, ATTENTION_MASK: mask}, runtime_ai100=self.qpc_path is not None)[self._output_name]
             out += [row[keep] for row, keep in zip(rows, kept, strict=True)]
+        cut = self.settings.multi_vector.truncate_dim if self.settings.multi_vector is not None else None
+        if cut:  # a Matryoshka MultiVectorEncoder's saved width: each vector's first dimensions, normalized again
+            out = [row[:, :cut] / np.clip(np.linalg.norm(row[:, :cut], axis=-1, keepdims=True), 1e-12, None) for row in out]
         return out[0] if single else out

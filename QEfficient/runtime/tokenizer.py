@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections import OrderedDict
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,6 @@ from QEfficient.runtime.resident_memory import return_freed_heap
 
 TOKENIZER_SUBDIR = "tokenizer"  # inside a compiled artifact
 RUNTIME_RECORD = "qeff_runtime.json"  # what generation needs besides the tokenizer: EOS ids
-_TRUNCATING_COPIES = 8  # truncating copies of a backend kept (by length, strategy and side)
 # what a model folder's tokenizer and EOS ids are read from (tokenizer_digest)
 TOKENIZER_SOURCE_FILES = (
     "tokenizer.json",
@@ -77,7 +76,8 @@ class RuntimeTokenizer:
         self.model_max_length = model_max_length  # transformers' (an encoder server's input limit)
         self.model_input_names = list(model_input_names or ("input_ids", "attention_mask"))  # token_type_ids: BERT pairs
         self.truncation_side = "right"  # which end transformers' truncation cuts (tokenizer_config's truncation_side)
-        self._truncating: OrderedDict[tuple[int, str, str], Tokenizer] = OrderedDict()  # copies of the backend that truncate
+        self._truncating: dict[tuple[str, str], tuple[Tokenizer, threading.Lock]] = {}  # copies of the backend that truncate
+        self._truncating_lock = threading.Lock()
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -144,8 +144,10 @@ class RuntimeTokenizer:
             clean_up = bool(getattr(tokenizer, "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output", False))
         eos = getattr(generation_config, "eos_token_id", None)
         eos_ids = None if eos is None else ([int(eos)] if isinstance(eos, int) else [int(i) for i in eos])
+        copied = Tokenizer.from_str(backend.to_str()) if copy_backend else backend
+        copied.encode_special_tokens = backend.encode_special_tokens  # (transformers' split_special_tokens: not in its JSON)
         runtime = cls(
-            Tokenizer.from_str(backend.to_str()) if copy_backend else backend,
+            copied,
             dict(tokenizer.special_tokens_map),
             getattr(tokenizer, "chat_template", None),
             clean_up,
@@ -227,8 +229,7 @@ class RuntimeTokenizer:
             if isinstance(text_pair, str) != single or len(pairs) != len(texts):
                 raise ValueError(f"text_pair must match text: {len(texts)} text(s) and {len(pairs)} pair(s), one string each or lists.")
             texts = list(zip(texts, pairs))
-        backend = self._truncating_backend(truncation, max_length)
-        encodings = backend.encode_batch(texts, add_special_tokens=add_special_tokens)
+        encodings = self._encode(texts, add_special_tokens, truncation, max_length)
         columns = {"input_ids": [e.ids for e in encodings]}
         if "token_type_ids" in self.model_input_names:
             columns["token_type_ids"] = [e.type_ids for e in encodings]
@@ -242,23 +243,29 @@ class RuntimeTokenizer:
             out[name] = np.asarray(rows, dtype=np.int64) if return_tensors == "np" else (rows[0] if single else rows)
         return out
 
-    def _truncating_backend(self, truncation: bool | str, max_length: int | None) -> Tokenizer:
-        """The backend, or a copy of it that truncates (the backend itself stays as it is: calls may run at once)."""
-        if truncation in (False, None, "do_not_truncate"):
-            return self.backend_tokenizer
-        strategy = "longest_first" if truncation is True else truncation
+    def __getstate__(self) -> dict:  # (pickled without its truncating copies and their locks: made again when needed)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_truncating", "_truncating_lock")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _truncating={}, _truncating_lock=threading.Lock())
+
+    def _encode(self, texts: list, add_special_tokens: bool, truncation: bool | str, max_length: int | None) -> list:
+        """The backend's encodings; truncated (``truncation``: True is "longest_first") to ``max_length`` (else
+        ``model_max_length``) on ``truncation_side`` by a copy of the backend kept per strategy and side, its length set
+        under that copy's lock (the backend itself never truncates: calls may run at once)."""
         length = max_length if max_length is not None else self.model_max_length
-        if length is None:
-            return self.backend_tokenizer
-        key = (int(length), str(strategy), self.truncation_side)
-        backend = self._truncating.get(key)
-        if backend is None:  # the few lengths in use kept (a request's own limit would otherwise add a copy each)
-            backend = copy.deepcopy(self.backend_tokenizer)
-            backend.enable_truncation(key[0], strategy=key[1], direction=key[2])
-            self._truncating[key] = backend
-            while len(self._truncating) > _TRUNCATING_COPIES:
-                self._truncating.popitem(last=False)
-        return backend
+        if truncation in (False, None, "do_not_truncate") or length is None:
+            return self.backend_tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+        key = ("longest_first" if truncation is True else str(truncation), self.truncation_side)
+        with self._truncating_lock:
+            if key not in self._truncating:
+                copy_ = copy.deepcopy(self.backend_tokenizer)
+                copy_.encode_special_tokens = self.backend_tokenizer.encode_special_tokens
+                self._truncating[key] = (copy_, threading.Lock())
+        backend, lock = self._truncating[key]
+        with lock:
+            backend.enable_truncation(int(length), strategy=key[0], direction=key[1])
+            return backend.encode_batch(texts, add_special_tokens=add_special_tokens)
 
     def _pad(self, columns: dict[str, list[list[int]]]) -> dict[str, list[list[int]]]:
         """Every column padded to the longest row: ids with ``pad_token``, masks and token types with 0."""

@@ -260,8 +260,9 @@ def create_scores_app(
             enc = tokenizer(*item, **pair_limit(item[0], shaping))
         else:
             enc = tokenizer(item, **limit)
-        if cut is not None and len(enc[INPUT_IDS]) > cut.keep:
-            enc = {name: list(v[-cut.keep :] if cut.side == "left" else v[: cut.keep]) for name, v in enc.items()}
+        if cut is not None and len(enc[INPUT_IDS]) > cut.keep:  # (no side given: the tokenizer's, as vLLM falls back to)
+            side = cut.side or getattr(tokenizer, "truncation_side", "right")
+            enc = {name: list(v[-cut.keep :] if side == "left" else v[: cut.keep]) for name, v in enc.items()}
         return enc
 
     def encode(texts: list[str | list[int] | tuple[str, str]], shaping: Shaping = NO_SHAPING) -> list[dict[str, list[int]]]:
