@@ -26,6 +26,7 @@ from QEfficient.loading.sentence_transformers_files import (
     read_json,
     sentence_bert_config,
     st_modules,
+    token_limit,
 )
 
 # config.json architectures that mark a ColBERT checkpoint (vLLM's names for the same layout included)
@@ -163,12 +164,12 @@ def _multi_vector(folder: Path) -> ColBERTSettings:
     # where a task sets no length, the tokenizer's within the positions (what a compile covers by default)
     limits = [(read_json(folder / "tokenizer_config.json") or {}).get("model_max_length"), transformer.get("max_seq_length")]
     limits.append((read_json(folder / "config.json") or {}).get("max_position_embeddings"))
-    positions = min([n for n in limits if isinstance(n, int) and 0 < n < 1_000_000] or [512])
+    positions = min([n for n in map(token_limit, limits) if n is not None] or [512])
     return ColBERTSettings(
         layers=tuple(layers),
         query_prefix="",
         document_prefix="",
-        query_length=int(tokenization.query_length or (expansion or {}).get("length") or positions),
+        query_length=int(tokenization.query_length or positions),
         document_length=int(tokenization.document_length or positions),
         do_query_expansion=expansion is not None,
         attend_to_expansion_tokens=bool((expansion or {}).get("attend")),

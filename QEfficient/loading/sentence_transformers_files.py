@@ -21,6 +21,12 @@ DENSE_ACTIVATIONS = {
 }
 
 
+def token_limit(value) -> int | None:
+    """A length limit as a tokenizer or config states it, None where it states none (transformers writes a huge number for
+    a tokenizer without a limit)."""
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1_000_000 else None
+
+
 def read_json(path: Path) -> dict | list | None:
     """A JSON file's content, or None where there is no such file."""
     return json.loads(path.read_text()) if path.is_file() else None

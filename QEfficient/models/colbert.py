@@ -80,13 +80,15 @@ def multi_vector_inputs(
     tokenization = settings.multi_vector
     prompt = {"query": tokenization.query_prompt, "document": tokenization.document_prompt}.get(task, "")
     texts = [(prompt + text).lower() if settings.do_lower_case else prompt + text for text in texts]
-    length = {"query": tokenization.query_length, "document": tokenization.document_length}.get(task)
+    # the task's length, else the tokenizer's within the positions (loading/colbert.py resolved it: what compile() covers)
+    length = settings.query_length if task == "query" else settings.document_length
+    given = tokenization.query_length if task == "query" else tokenization.document_length
     expansion = tokenization.expansion if task == "query" else None
     padding = True
     if expansion is not None and expansion["strategy"] == "fixed":  # every query exactly the expansion's length
         length, padding = expansion["length"], "max_length"
-    elif expansion is not None and length is not None:
-        length = max(length, expansion["length"])
+    elif expansion is not None and given is not None:
+        length = max(given, expansion["length"])
     enc = tokenizer(texts, padding=padding, truncation=True, max_length=length, return_tensors="np")
     ids, mask = enc[INPUT_IDS].astype(np.int64), enc[ATTENTION_MASK].astype(np.int64)
     kept = mask.astype(bool)
@@ -155,13 +157,13 @@ class QEFFColBERTModel(HeadedEncoder):
             seq_len = min(seq_len, usable_positions(self.config) or seq_len)
         return super().compile(onnx_path, compile_dir, seq_len=seq_len, **kwargs)
 
-    def encode_query(self, sentences: list[str] | str, **options) -> list[np.ndarray] | np.ndarray:
+    def encode_query(self, sentences: list[str] | str, tokenizer=None, **options) -> list[np.ndarray] | np.ndarray:
         """``encode`` of queries (sentence-transformers' name: is_query=True)."""
-        return self.encode(sentences, is_query=True, **options)
+        return self.encode(sentences, is_query=True, tokenizer=tokenizer, **options)
 
-    def encode_document(self, sentences: list[str] | str, **options) -> list[np.ndarray] | np.ndarray:
+    def encode_document(self, sentences: list[str] | str, tokenizer=None, **options) -> list[np.ndarray] | np.ndarray:
         """``encode`` of documents (sentence-transformers' name: is_query=False)."""
-        return self.encode(sentences, is_query=False, **options)
+        return self.encode(sentences, is_query=False, tokenizer=tokenizer, **options)
 
     def encode(
         self, sentences: list[str] | str, *, is_query: bool = True, batch_size: int = 32, tokenizer=None

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS
-from QEfficient.loading.sentence_transformers_files import transformer_module_config
+from QEfficient.loading.sentence_transformers_files import token_limit, transformer_module_config
 
 # model types whose chat templates take a message's content as plain text, as sentence-transformers lists them
 FLAT_MESSAGE_MODEL_TYPES = frozenset({"apertus", "deepseek_v3", "gpt_oss", "minicpm3", "seed_oss"})
@@ -33,10 +33,8 @@ def text_token_limit(folder: Path | None, config: Any, tokenizer: Any) -> int | 
     saved = transformer_module_config(folder).get("max_seq_length")
     if isinstance(saved, int) and saved > 0:
         return saved
-    limits = [int(tokenizer.model_max_length)] if 0 < (getattr(tokenizer, "model_max_length", 0) or 0) < 1_000_000 else []
-    positions = getattr(config, "max_position_embeddings", None) if config is not None else None
-    if isinstance(positions, int) and positions > 0:
-        limits.append(positions)
+    limits = [token_limit(getattr(tokenizer, "model_max_length", None)), token_limit(getattr(config, "max_position_embeddings", None))]
+    limits = [n for n in limits if n is not None]
     return min(limits) if limits else None
 
 
@@ -160,7 +158,7 @@ class SentenceInputs:
         tasks = {task: settings[f"{task}_length"] for task in ("query", "document") if isinstance(settings.get(f"{task}_length"), int)}
         lowercase = bool(settings.get("do_lower_case"))
         chat = None
-        if "message" in (settings.get("modality_config") or {}):
+        if chats:
             chat = ChatRendering.read(settings, tokenizer, getattr(config, "model_type", None))
             if lowercase:  # sentence-transformers 6 lowercases the rendered text (template included) in the tokenizer
                 raise ValueError(

@@ -26,6 +26,7 @@ from QEfficient.loading.sentence_transformers_files import (
     read_module_weights,
     sentence_bert_config,
     st_modules,
+    token_limit,
 )
 
 logger = logging.getLogger(__name__)
@@ -363,7 +364,7 @@ def max_input_tokens(folder: Path, config, tokenizer, ctx_len: int) -> int:
     """The longest input served: --ctx_len, within sentence-transformers' max_seq_length, the tokenizer's
     model_max_length and the model's positions (RoBERTa's family counts its padding offset among them)."""
     limits = [ctx_len, sentence_bert_config(Path(folder)).get("max_seq_length") or ctx_len]
-    if 0 < (tokenizer.model_max_length or 0) < 1_000_000:
+    if token_limit(tokenizer.model_max_length) is not None:
         limits.append(int(tokenizer.model_max_length))
     positions = getattr(config, "max_position_embeddings", None)
     if positions:

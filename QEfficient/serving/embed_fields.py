@@ -27,8 +27,8 @@ ENDIANNESS = ("native", "big", "little")
 
 @dataclass(frozen=True)
 class Packing:
-    """How base64 packs a vector: its values as ``dtype`` (one of EMBED_DTYPES), bytes in ``endianness``'s order
-    ("little", "big", or "native": this machine's)."""
+    """How base64 and the binary answers pack a vector: its values as ``dtype`` (one of EMBED_DTYPES), bytes in
+    ``endianness``'s order ("little", "big", or "native": this machine's)."""
 
     dtype: str = "float32"
     endianness: str = "little"

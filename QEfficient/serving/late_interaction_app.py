@@ -3,7 +3,8 @@
 texts or pages become per-token vectors and scores (``LateInteraction``); the routes read, check and answer:
 
 - /pooling: one item per input, ``data`` its L2-normalized vectors [tokens, dim] (``encoding_format`` "float", or
-  "base64": the rows' little-endian float32 bytes in one string, or as vLLM's embed_dtype and endianness say);
+  "base64": the rows' little-endian float32 bytes in one string, or as vLLM's embed_dtype and endianness say; or vLLM's
+  binary "bytes" and "bytes_only" answers);
 - /v1/embeddings: the same vectors as vLLM 0.34 answers for a ``token_embed`` model, one matrix per input text
   (``embedding`` [tokens, dim], "float" only);
 - /score, /v1/score: one MaxSim score per pair; /rerank, /v1/rerank, /v2/rerank: the documents by MaxSim, highest first.
@@ -113,7 +114,8 @@ def late_interaction_routes(app: FastAPI, names: list[str], max_body_bytes: int,
     async def embeddings(request: Request):
         body, name = await read(request)
         if body.get("encoding_format") not in (None, "float"):
-            raise APIError(400, "A per-token /v1/embeddings answer is 'float' only (vLLM's); POST /pooling for base64.", "encoding_format")
+            message = "A per-token /v1/embeddings answer is 'float' only (vLLM's); POST /pooling for base64 or bytes."
+            raise APIError(400, message, "encoding_format")
         if body.get("dimensions") is not None:
             raise APIError(400, "'dimensions' does not apply to per-token embeddings; leave it out.", "dimensions")
         if body.get("input") is None:

@@ -231,12 +231,16 @@ def create_scores_app(
         parser.check_model(body)
         return body.get("model") or model_id
 
+    def truncating(cut: Truncation | None) -> dict:
+        """The tokenizer's arguments for vLLM's truncate_prompt_tokens without a side (with one: cut after)."""
+        return {"truncation": True, "max_length": cut.keep} if cut is not None and cut.side is None else {}
+
     def pair_limit(query: str, shaping: Shaping) -> dict:
         """vLLM's tokenizer arguments for a (query, document) pair: with max_tokens_per_doc, the document alone truncated
         (only_second) to the query's tokens, that limit and the special tokens (within truncate_prompt_tokens, else one
         past the longest input), where the query leaves it room."""
         cut = shaping.cut
-        limit = {"truncation": True, "max_length": cut.keep} if cut is not None and cut.side is None else {}
+        limit = truncating(cut)
         if shaping.doc_limit > 0:
             query_tokens = len(tokenizer(query, add_special_tokens=False)[INPUT_IDS])
             special = tokenizer.backend_tokenizer.num_special_tokens_to_add(True)
@@ -249,9 +253,9 @@ def create_scores_app(
     def tokenized(item: str | tuple[str, str], shaping: Shaping) -> dict[str, list[int]]:
         """A text or pair's tokens; with vLLM's truncate_prompt_tokens (``shaping.cut``) the tokenizer truncates them (a
         pair's longer side first), or with its truncation_side they are cut from that side after; what the tokenizer
-        leaves longer (a limit below its special tokens) is cut to the first tokens, as vLLM cuts it."""
+        leaves longer (a limit below its special tokens) is cut on the tokenizer's truncation side, as vLLM cuts it."""
         cut = shaping.cut
-        limit = {"truncation": True, "max_length": cut.keep} if cut is not None and cut.side is None else {}
+        limit = truncating(cut)
         if isinstance(item, tuple) and template is not None:  # rendered, then tokenized as a prompt (vLLM's)
             enc = tokenizer(template.prompt(tokenizer, *item, shaping.template_kwargs), **limit)
         elif isinstance(item, tuple) and joined:  # an LM as reranker reads "query + document" as one text (use_pad_token)
