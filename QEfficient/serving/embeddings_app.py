@@ -1,6 +1,7 @@
 """OpenAI's embeddings API over an encoder (a sentence-transformers model such as all-MiniLM-L6-v2).
 
-Routes: GET /health, GET /v1/models, POST /v1/embeddings. ``input`` is a string, a list of strings, a list of token ids
+Routes: GET /health, GET /v1/models, POST /v1/embeddings, and vLLM's POST /pooling (the same vectors as its pooling
+items: the model's task, "embed", only, and no ``dimensions``, as vLLM answers). ``input`` is a string, a list of strings, a list of token ids
 or a list of such lists (OpenAI's four forms); each gets one embedding, in order: the model's pooling (its
 sentence-transformers folder says which: mean, CLS, max or last token; outside such a folder vLLM's, an encoder's CLS and
 a decoder's last token) and Dense projections, L2-normalized as the folder's Normalize module (or, outside such a
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,14 +280,9 @@ def create_embeddings_app(
             out[rows] = l2_normalized(emb) if normalized else emb
         return out
 
-    @app.post("/v1/embeddings")
-    async def embeddings(request: Request):
-        body = parse_json(await read_limited_body(request, max_body_bytes))
-        parser.check_model(body)
-        name = body.get("model")
-        refuse_unapplied(body)
-        encoding, packed = embedding_format(body, width, vectors.config, vectors.hint), packing(body)
-        dimensions = vectors.width if body.get("dimensions") is None else int(body["dimensions"])  # (checked just above)
+    async def pooled_rows(body: dict) -> tuple[np.ndarray, int]:
+        """The request's vectors (one per input) and their tokens (its ``dimensions`` checked by embedding_format)."""
+        dimensions = vectors.width if body.get("dimensions") is None else int(body["dimensions"])
         normalized = boolean(body, "use_activation", vectors.normalize) if dense else vectors.normalize
         chat = body.get("messages") is not None or is_chat(body.get("input"))
         special, cut = boolean(body, "add_special_tokens", not chat), truncation(body, max_len)  # vLLM's: chats' templates write them
@@ -296,7 +294,47 @@ def create_embeddings_app(
         token_lists = await asyncio.to_thread(token_lists_of_request)
         async with lock:
             rows = await asyncio.to_thread(embed, token_lists, dimensions, normalized)
-        return embedding_list(rows, encoding, name or model_id, sum(len(ids) for ids in token_lists), packed)
+        return rows, sum(len(ids) for ids in token_lists)
+
+    async def read(request: Request) -> dict:
+        body = parse_json(await read_limited_body(request, max_body_bytes))
+        parser.check_model(body)
+        refuse_unapplied(body)
+        return body
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request):
+        body = await read(request)
+        encoding, packed = embedding_format(body, width, vectors.config, vectors.hint), packing(body)
+        rows, tokens = await pooled_rows(body)
+        return embedding_list(rows, encoding, body.get("model") or model_id, tokens, packed)
+
+    @app.post("/pooling")
+    async def pooling(request: Request):
+        """vLLM's /pooling for an embedding model: its pooling task ("embed"), each input's vector as an item."""
+        body = await read(request)
+        task = body.get("task")
+        if task not in (None, "embed"):
+            message = f"This server pools for 'embed', not {task!r}: leave 'task' out (vLLM's --pooler-config task chooses another)."
+            raise APIError(400, message, "task")
+        if body.get("dimensions") is not None:
+            raise APIError(400, "'dimensions' is not supported on /pooling (as vLLM); POST /v1/embeddings for it.", "dimensions")
+        encoding, packed = embedding_format(body, width), packing(body)
+        rows, tokens = await pooled_rows(body)
+        name = body.get("model") or model_id
+        if encoding in BYTES_FORMATS:
+            return bytes_answer(list(rows), encoding, packed, "pool", name, tokens)
+        data = [base64.b64encode(packed.pack(v)).decode() if encoding == "base64" else v.tolist() for v in rows]
+        items = [{"index": i, "object": "pooling", "data": d} for i, d in enumerate(data)]
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0}
+        return {
+            "id": f"pool-{uuid.uuid4().hex}",
+            "object": "list",
+            "created": int(time.time()),
+            "model": name,
+            "data": items,
+            "usage": usage,
+        }
 
     return app
 
