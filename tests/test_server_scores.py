@@ -111,6 +111,10 @@ def test_score_and_rerank_equal_transformers_through_a_sigmoid(cross_encoder):
     ids = AutoTokenizer.from_pretrained(folder)(DOCS[0])["input_ids"]
     by_ids = post(url, "/classify", {"input": [ids]}).json()["data"][0]["probs"]  # one label: a sigmoid, as vLLM
     np.testing.assert_allclose(by_ids, 1 / (1 + np.exp(-hf_logits(folder, [DOCS[0]])[0])), atol=1e-5, rtol=0)
+    pooled = post(url, "/pooling", {"input": [ids]}).json()["data"]  # vLLM's /pooling: the same, as pooling items
+    assert pooled[0]["object"] == "pooling" and np.allclose(pooled[0]["data"], by_ids, atol=1e-6)
+    r = post(url, "/pooling", {"input": "a", "task": "embed"})
+    assert r.status_code == 400 and "pools for 'classify', not 'embed'" in r.json()["error"]["message"], r.text
 
 
 def vllm_cut(tok, text: str, limit: int) -> str:

@@ -1,8 +1,8 @@
 """OpenAI's embeddings API over an encoder (a sentence-transformers model such as all-MiniLM-L6-v2).
 
 Routes: GET /health, GET /v1/models, POST /v1/embeddings, and vLLM's POST /pooling (the same vectors as its pooling
-items: the model's task, "embed", only, and no ``dimensions``, as vLLM answers). ``input`` is a string, a list of strings, a list of token ids
-or a list of such lists (OpenAI's four forms); each gets one embedding, in order: the model's pooling (its
+items: the model's task, "embed", only, and no ``dimensions``, as vLLM answers). ``input`` is a string, a list of
+strings, a list of token ids or a list of such lists (OpenAI's four forms); each gets one embedding, in order: the model's pooling (its
 sentence-transformers folder says which: mean, CLS, max or last token; outside such a folder vLLM's, an encoder's CLS and
 a decoder's last token) and Dense projections, L2-normalized as the folder's Normalize module (or, outside such a
 folder, vLLM) does; a SPLADE folder's vocabulary-sized vectors as vLLM serves them (open_splade_embeddings_app), not

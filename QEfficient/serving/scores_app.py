@@ -9,7 +9,8 @@ Routes: GET /health, GET /v1/models, GET /version, and POST
 - /rerank, /v1/rerank, /v2/rerank (Jina's and Cohere's form): ``query``, ``documents`` (strings, or objects with a
   ``text``), ``top_n`` (0 or less: all), ``return_documents`` -> the documents by relevance, highest first;
 - /classify, /v1/classify: ``input`` (OpenAI's four forms: strings or token ids) -> each input's label and
-  probabilities (as vLLM takes them from the config's problem_type).
+  probabilities (as vLLM takes them from the config's problem_type); vLLM's /pooling: the same probabilities as pooling
+  items (its task "classify").
 
 A pair is tokenized as the tokenizer pairs two texts (BERT's [CLS] A [SEP] B [SEP], the second of token type 1), or
 as the two texts joined where the config's ``use_pad_token`` is false (vLLM's rule for an LM used as reranker), or
@@ -368,12 +369,26 @@ def create_scores_app(
         probs = classify_probabilities(values, config) if activate else values
         return listing("classify", name, classify_rows(probs, config), tokens)
 
+    async def pooling(request: Request):
+        """vLLM's /pooling for a classifier: its pooling task ("classify"), each input's probabilities as an item."""
+        body = await read(request)
+        name = check_model(body)
+        if body.get("task") not in (None, "classify"):
+            message = f"This server pools for 'classify', not {body['task']!r}: leave 'task' out (POST /score for pairs)."
+            raise APIError(400, message, "task")
+        inputs = openai_input_forms(body.get("input"), "input", MAX_PAIRS)
+        activate = use_activation(body)
+        values, tokens = await run(inputs, Shaping(cut=truncation(body, max_len)))
+        probs = classify_probabilities(values, config) if activate else values
+        return listing("pool", name, [{"index": i, "object": "pooling", "data": row.tolist()} for i, row in enumerate(probs)], tokens)
+
     for path in ("/score", "/v1/score"):
         app.post(path)(score)
     for path in ("/rerank", "/v1/rerank", "/v2/rerank"):
         app.post(path)(rerank)
     for path in ("/classify", "/v1/classify"):
         app.post(path)(classify)
+    app.post("/pooling")(pooling)
     return app
 
 
