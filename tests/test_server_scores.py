@@ -4,7 +4,9 @@ transformers' logits through the activation sentence-transformers' CrossEncoder 
 
 from __future__ import annotations
 
+import base64
 import json
+import sys
 
 import httpx
 import numpy as np
@@ -335,6 +337,11 @@ def test_an_identity_cross_encoder_and_a_three_label_classifier(tmp_path):
                     r = post(url, "/score", {"text_1": QUERY, "text_2": DOCS})
                     expected = hf_logits(folder, [QUERY] * len(DOCS), DOCS)[:, 0]
                     np.testing.assert_allclose([d["score"] for d in r.json()["data"]], expected, atol=1e-5, rtol=0)
+                    raw = hf_logits(folder, DOCS)  # /classify and /pooling: the declared activation too (vLLM's get_act_fn)
+                    np.testing.assert_allclose([d["probs"] for d in post(url, "/classify", {"input": DOCS}).json()["data"]], raw, atol=1e-5)
+                    pooled = post(url, "/pooling", {"input": DOCS, "encoding_format": "base64"}).json()["data"]
+                    got = [np.frombuffer(base64.b64decode(d["data"]), "<f4" if sys.byteorder == "little" else ">f4") for d in pooled]
+                    np.testing.assert_allclose(got, raw, atol=1e-5)
                     continue
                 r = post(url, "/classify", {"input": DOCS})
                 assert r.status_code == 200, r.text

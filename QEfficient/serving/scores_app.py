@@ -26,6 +26,7 @@ thread, so /health keeps answering.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import uuid
@@ -38,7 +39,16 @@ from fastapi import FastAPI, Request
 from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
 from QEfficient.runtime.tokenizer import RuntimeTokenizer
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
-from QEfficient.serving.embed_fields import Truncation, text_within, token_limits, truncation
+from QEfficient.serving.embed_fields import (
+    BYTES_FORMATS,
+    Truncation,
+    bytes_answer,
+    packing,
+    refuse_unapplied,
+    text_within,
+    token_limits,
+    truncation,
+)
 from QEfficient.serving.encoder_batches import length_batches, refuse_token_inputs, serving_lengths
 from QEfficient.serving.messages import openai_input_forms
 from QEfficient.serving.protocol import APIError, RequestParser, number, parse_json
@@ -50,27 +60,32 @@ MAX_PAIRS = 2048  # pairs or texts per request, as the embeddings route takes in
 _ACTIVATIONS = {"Sigmoid": lambda x: 1 / (1 + np.exp(-x)), "Identity": lambda x: x}
 
 
-def cross_encoder_activation(config, folder: Path | None = None) -> str:
+def cross_encoder_activation(config, folder: Path | None = None, default: str | None = "Sigmoid") -> str | None:
     """sentence-transformers' CrossEncoder activation for a one-label model (what vLLM applies too): the folder's
     ``config_sentence_transformers.json`` ``activation_fn`` (sentence-transformers 5.4 and later), the config's
-    ``sentence_transformers.activation_fn`` or ``sbert_ce_default_activation_function``, else Sigmoid."""
+    ``sentence_transformers.activation_fn`` or ``sbert_ce_default_activation_function``, else ``default``."""
     saved = Path(folder) / "config_sentence_transformers.json" if folder else None
     named = json.loads(saved.read_text()).get("activation_fn") if saved and saved.is_file() else None
     st = getattr(config, "sentence_transformers", None)
     named = named or ((st or {}).get("activation_fn") if isinstance(st, dict) else None)
-    named = named or getattr(config, "sbert_ce_default_activation_function", None) or "Sigmoid"
+    named = named or getattr(config, "sbert_ce_default_activation_function", None) or default
+    if named is None:
+        return None
     name = str(named).rsplit(".", 1)[-1]
     if name not in _ACTIVATIONS:
         raise ValueError(f"This cross-encoder's activation is {named}; the score server applies {', '.join(_ACTIVATIONS)}.")
     return name
 
 
-def classify_probabilities(logits: np.ndarray, config) -> np.ndarray:
+def classify_probabilities(logits: np.ndarray, config, declared: str | None = None) -> np.ndarray:
     """/classify's probabilities, as vLLM's classifier pooler takes them from the config's problem_type: none for a
-    regression, a sigmoid per label for one label or several independent ones, else a softmax."""
+    regression, a sigmoid per label for one label or several independent ones, else a softmax; where the config names
+    no problem type, a CrossEncoder's ``declared`` activation (cross_encoder_activation) first."""
     problem = getattr(config, "problem_type", None)
     if problem == "regression":
         return logits
+    if problem not in ("single_label_classification", "multi_label_classification") and declared is not None:
+        return _ACTIVATIONS[declared](logits)
     if problem == "multi_label_classification" or logits.shape[1] == 1:
         return _ACTIVATIONS["Sigmoid"](logits)
     shifted = np.exp(logits - logits.max(1, keepdims=True))
@@ -217,7 +232,8 @@ def create_scores_app(
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     config = model.config
     labels = int(config.num_labels)
-    activation = cross_encoder_activation(config, getattr(model, "local_model_dir", None)) if labels == 1 else None
+    declared = cross_encoder_activation(config, getattr(model, "local_model_dir", None), default=None)
+    activation = (declared or "Sigmoid") if labels == 1 else None
     vocab_size = min(len(tokenizer), int(getattr(config, "vocab_size", None) or len(tokenizer)))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     joined = getattr(config, "use_pad_token", None) is False  # an LM as reranker reads "query + document" as one text
@@ -366,21 +382,31 @@ def create_scores_app(
         inputs = openai_input_forms(body.get("input"), "input", MAX_PAIRS)
         activate = use_activation(body)
         values, tokens = await run(inputs, Shaping(cut=truncation(body, max_len)))
-        probs = classify_probabilities(values, config) if activate else values
+        probs = classify_probabilities(values, config, declared) if activate else values
         return listing("classify", name, classify_rows(probs, config), tokens)
 
     async def pooling(request: Request):
         """vLLM's /pooling for a classifier: its pooling task ("classify"), each input's probabilities as an item."""
         body = await read(request)
         name = check_model(body)
+        refuse_unapplied(body)
+        if body.get("dimensions") is not None:
+            raise APIError(400, "'dimensions' is not supported on /pooling (as vLLM); leave it out.", "dimensions")
         if body.get("task") not in (None, "classify"):
             message = f"This server pools for 'classify', not {body['task']!r}: leave 'task' out (POST /score for pairs)."
             raise APIError(400, message, "task")
+        encoding, packed = body.get("encoding_format") or "float", packing(body)
+        if encoding not in ("float", "base64", *BYTES_FORMATS):
+            message = f"'encoding_format' must be one of float, base64, bytes or bytes_only, got {encoding!r}."
+            raise APIError(400, message, "encoding_format")
         inputs = openai_input_forms(body.get("input"), "input", MAX_PAIRS)
         activate = use_activation(body)
         values, tokens = await run(inputs, Shaping(cut=truncation(body, max_len)))
-        probs = classify_probabilities(values, config) if activate else values
-        return listing("pool", name, [{"index": i, "object": "pooling", "data": row.tolist()} for i, row in enumerate(probs)], tokens)
+        probs = classify_probabilities(values, config, declared) if activate else values
+        if encoding in BYTES_FORMATS:
+            return bytes_answer(list(probs), encoding, packed, "pool", name, tokens)
+        data = [base64.b64encode(packed.pack(row)).decode() if encoding == "base64" else row.tolist() for row in probs]
+        return listing("pool", name, [{"index": i, "object": "pooling", "data": d} for i, d in enumerate(data)], tokens)
 
     for path in ("/score", "/v1/score"):
         app.post(path)(score)
