@@ -125,7 +125,7 @@ def test_vllms_request_fields_as_vllm_applies_them(server):
     assert "metadata" not in bare.headers and bare.content == np.asarray(normalized, "<f4").tobytes()
     # vLLM's /pooling on an embedding model: the same vectors as pooling items; only its task, no dimensions
     pooled = httpx.post(f"{url}/pooling", json={"input": SENTENCES, "task": "embed"}, timeout=60).json()
-    assert [d["object"] for d in pooled["data"]] == ["pooling"] * len(SENTENCES) and pooled["id"].startswith("pool-")
+    assert [d["object"] for d in pooled["data"]] == ["pooling"] * len(SENTENCES) and pooled["id"].startswith("pooling-")
     np.testing.assert_allclose([d["data"] for d in pooled["data"]], normalized, atol=1e-6, rtol=0)
     packed = httpx.post(f"{url}/pooling", json={"input": SENTENCES[0], "encoding_format": "base64"}, timeout=60).json()["data"][0]
     assert base64.b64decode(packed["data"]) == np.asarray(normalized[0], "<f4").tobytes()

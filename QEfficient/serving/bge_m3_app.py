@@ -97,8 +97,8 @@ def create_bge_m3_app(
         async with lock:
             rows, tokens = await asyncio.to_thread(sparse_weights, texts)
         if encoding in BYTES_FORMATS:
-            return bytes_answer(rows, encoding, packed, "pool", name, tokens)
-        return listing("pool", name, [pooling_item(i, r, encoding, packed) for i, r in enumerate(rows)], tokens)
+            return bytes_answer(rows, encoding, packed, "pooling", name, tokens)
+        return listing("pooling", name, [pooling_item(i, r, encoding, packed) for i, r in enumerate(rows)], tokens)
 
     async def not_this_task(request: Request):
         raise APIError(

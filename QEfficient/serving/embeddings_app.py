@@ -323,12 +323,12 @@ def create_embeddings_app(
         rows, tokens = await pooled_rows(body)
         name = body.get("model") or model_id
         if encoding in BYTES_FORMATS:
-            return bytes_answer(list(rows), encoding, packed, "pool", name, tokens)
+            return bytes_answer(list(rows), encoding, packed, "pooling", name, tokens)
         data = [base64.b64encode(packed.pack(v)).decode() if encoding == "base64" else v.tolist() for v in rows]
         items = [{"index": i, "object": "pooling", "data": d} for i, d in enumerate(data)]
         usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0}
         return {
-            "id": f"pool-{uuid.uuid4().hex}",
+            "id": f"pooling-{uuid.uuid4().hex}",
             "object": "list",
             "created": int(time.time()),
             "model": name,

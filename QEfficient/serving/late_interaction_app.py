@@ -107,8 +107,8 @@ def late_interaction_routes(app: FastAPI, names: list[str], max_body_bytes: int,
         encoding, packed = embedding_format(body, retriever.width), packing(body)
         rows, tokens = await retriever.pooling_rows(body)
         if encoding in BYTES_FORMATS:
-            return bytes_answer(rows, encoding, packed, "pool", name, tokens)
-        return await json_response(listing("pool", name, [pooling_item(i, r, encoding, packed) for i, r in enumerate(rows)], tokens))
+            return bytes_answer(rows, encoding, packed, "pooling", name, tokens)
+        return await json_response(listing("pooling", name, [pooling_item(i, r, encoding, packed) for i, r in enumerate(rows)], tokens))
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request):

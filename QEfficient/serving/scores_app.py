@@ -404,9 +404,9 @@ def create_scores_app(
         values, tokens = await run(inputs, Shaping(cut=truncation(body, max_len)))
         probs = classify_probabilities(values, config, declared) if activate else values
         if encoding in BYTES_FORMATS:
-            return bytes_answer(list(probs), encoding, packed, "pool", name, tokens)
+            return bytes_answer(list(probs), encoding, packed, "pooling", name, tokens)
         data = [base64.b64encode(packed.pack(row)).decode() if encoding == "base64" else row.tolist() for row in probs]
-        return listing("pool", name, [{"index": i, "object": "pooling", "data": d} for i, d in enumerate(data)], tokens)
+        return listing("pooling", name, [{"index": i, "object": "pooling", "data": d} for i, d in enumerate(data)], tokens)
 
     for path in ("/score", "/v1/score"):
         app.post(path)(score)
