@@ -123,8 +123,8 @@ class SentenceInputs:
     """A sentence-transformers folder's tokenization of texts: ``tokenizer`` truncating at ``max_length`` (a task's at
     ``task_lengths``': its query_length, document_length), the texts lowercased where the folder says so, rendered by
     ``chat`` where its Transformer takes chat messages, with ``processing_kwargs``' text arguments (``tokenizer_kwargs``;
-    5.4 on). ``model_length`` is sentence-transformers' own limit where a compiled graph's longest input (``compiled``)
-    is shorter: a text cut there is warned about."""
+    5.4 on). Where a compiled graph's longest input (``compiled``) is shorter than sentence-transformers' own limit, texts
+    are cut there, with a warning."""
 
     tokenizer: Any
     max_length: int | None

@@ -25,13 +25,12 @@ from fastapi import FastAPI, Request
 from QEfficient.models.sentence_transformers import l2_normalized, max_input_tokens
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.colbert_app import text_ids, text_late_interaction_routes
-from QEfficient.serving.embed_fields import BYTES_FORMATS, bytes_answer, packing
+from QEfficient.serving.embed_fields import packing, pooling_answer
 from QEfficient.serving.embeddings_app import embedding_format
 from QEfficient.serving.encoder_batches import serving_lengths
-from QEfficient.serving.late_interaction_app import check_neutral, input_texts, pooling_item
+from QEfficient.serving.late_interaction_app import check_neutral, input_texts
 from QEfficient.serving.protocol import APIError, RequestParser, parse_json, served_model
 from QEfficient.serving.runner import NoRunner
-from QEfficient.serving.scores_app import listing
 from QEfficient.serving.tasks import BGE_M3_TASKS
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
@@ -96,9 +95,7 @@ def create_bge_m3_app(
         encoding, packed = embedding_format(body, 1), packing(body)
         async with lock:
             rows, tokens = await asyncio.to_thread(sparse_weights, texts)
-        if encoding in BYTES_FORMATS:
-            return bytes_answer(rows, encoding, packed, "pooling", name, tokens)
-        return listing("pooling", name, [pooling_item(i, r, encoding, packed) for i, r in enumerate(rows)], tokens)
+        return pooling_answer(rows, encoding, packed, name, tokens)
 
     async def not_this_task(request: Request):
         raise APIError(

@@ -7,6 +7,7 @@ not applied here refused (refuse_unapplied). (``use_activation`` and
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import time
@@ -70,6 +71,30 @@ def packing(body: dict) -> Packing:
 
 # vLLM's binary answers: the packed values as the body, with (bytes) or without (bytes_only) a metadata header
 BYTES_FORMATS = ("bytes", "bytes_only")
+
+
+ENCODING_FORMATS = ("float", "base64", *BYTES_FORMATS)
+
+
+def encoding_format(body: dict) -> str:
+    """The request's ``encoding_format``: "float" (the default), "base64", or vLLM's binary "bytes" and "bytes_only"."""
+    encoding = body.get("encoding_format")
+    encoding = "float" if encoding is None else encoding
+    if encoding not in ENCODING_FORMATS:
+        raise APIError(400, f"'encoding_format' must be one of {list(ENCODING_FORMATS)}, got {encoding!r}.", "encoding_format")
+    return encoding
+
+
+def pooling_answer(rows, encoding: str, packed: Packing, model: str, tokens: int) -> dict | Response:
+    """vLLM's /pooling answer: each row an item (its values as a (nested) list, or for "base64" its bytes, row after
+    row, packed as ``packed`` says), or the binary answer for "bytes" and "bytes_only" (bytes_answer)."""
+    if encoding in BYTES_FORMATS:
+        return bytes_answer(list(rows), encoding, packed, "pooling", model, tokens)
+    data = [base64.b64encode(packed.pack(row)).decode() if encoding == "base64" else np.asarray(row).tolist() for row in rows]
+    items = [{"index": i, "object": "pooling", "data": d} for i, d in enumerate(data)]
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0}
+    answer = {"id": f"pooling-{uuid.uuid4().hex}", "object": "list", "created": int(time.time()), "model": model}
+    return answer | {"data": items, "usage": usage}
 
 
 def bytes_answer(rows: list[np.ndarray], encoding: str, packed: Packing, kind: str, model: str, tokens: int) -> Response:

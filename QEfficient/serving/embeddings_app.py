@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +47,9 @@ from QEfficient.serving.embed_fields import (
     Packing,
     Truncation,
     bytes_answer,
+    encoding_format,
     packing,
+    pooling_answer,
     refuse_unapplied,
     truncation,
 )
@@ -60,17 +60,13 @@ from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
 MAX_INPUTS = 2048  # OpenAI's limit per request
-_FORMATS = ("float", "base64", *BYTES_FORMATS)
 
 
 def embedding_format(body: dict, width: int, config=None, hint: str = "") -> str:
     """The request's ``encoding_format`` ("float", "base64", or vLLM's binary "bytes" and "bytes_only"), after checking
     its ``dimensions``: ``width`` or none, or a shorter width where ``config`` says the model is a Matryoshka one
     (matryoshka_width; ``hint``: how to say it is)."""
-    encoding = body.get("encoding_format")
-    encoding = "float" if encoding is None else encoding
-    if encoding not in _FORMATS:
-        raise APIError(400, f"'encoding_format' must be one of {list(_FORMATS)}, got {encoding!r}.", "encoding_format")
+    encoding = encoding_format(body)
     matryoshka_width(body, width, config, hint)
     return encoding
 
@@ -321,20 +317,7 @@ def create_embeddings_app(
             raise APIError(400, "'dimensions' is not supported on /pooling (as vLLM); POST /v1/embeddings for it.", "dimensions")
         encoding, packed = embedding_format(body, width), packing(body)
         rows, tokens = await pooled_rows(body)
-        name = body.get("model") or model_id
-        if encoding in BYTES_FORMATS:
-            return bytes_answer(list(rows), encoding, packed, "pooling", name, tokens)
-        data = [base64.b64encode(packed.pack(v)).decode() if encoding == "base64" else v.tolist() for v in rows]
-        items = [{"index": i, "object": "pooling", "data": d} for i, d in enumerate(data)]
-        usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0}
-        return {
-            "id": f"pooling-{uuid.uuid4().hex}",
-            "object": "list",
-            "created": int(time.time()),
-            "model": name,
-            "data": items,
-            "usage": usage,
-        }
+        return pooling_answer(rows, encoding, packed, body.get("model") or model_id, tokens)
 
     return app
 

@@ -13,7 +13,6 @@ texts or pages become per-token vectors and scores (``LateInteraction``); the ro
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import numpy as np
 from fastapi import FastAPI, Request, Response
 
 from QEfficient.serving.app import read_limited_body
-from QEfficient.serving.embed_fields import BYTES_FORMATS, FLOAT32, Packing, bytes_answer, packing
+from QEfficient.serving.embed_fields import BYTES_FORMATS, packing, pooling_answer
 from QEfficient.serving.embeddings_app import embedding_format
 from QEfficient.serving.protocol import APIError, parse_json, served_model
 from QEfficient.serving.scores_app import listing, rerank_answer, rerank_options
@@ -47,13 +46,6 @@ def check_neutral(body: dict, neutral: dict | None = None, detail: Callable[[str
         if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):  # true is not 1 here
             said = detail(name)
             raise APIError(400, f"'{name}' is not supported by this server{': ' + said if said else ''}; leave it out.", name)
-
-
-def pooling_item(index: int, row: np.ndarray, encoding: str, packed: Packing = FLOAT32) -> dict:
-    """One /pooling answer's item: ``row``'s values as a (nested) list, or for "base64" its bytes, row after row (``packed``:
-    little-endian float32 unless vLLM's embed_dtype and endianness said otherwise)."""
-    data = base64.b64encode(packed.pack(row)).decode() if encoding == "base64" else row.tolist()
-    return {"index": index, "object": "pooling", "data": data}
 
 
 def input_texts(value: object, name: str, image_token: str | None = None) -> list[str]:
@@ -106,9 +98,8 @@ def late_interaction_routes(app: FastAPI, names: list[str], max_body_bytes: int,
         body, name = await read(request)
         encoding, packed = embedding_format(body, retriever.width), packing(body)
         rows, tokens = await retriever.pooling_rows(body)
-        if encoding in BYTES_FORMATS:
-            return bytes_answer(rows, encoding, packed, "pooling", name, tokens)
-        return await json_response(listing("pooling", name, [pooling_item(i, r, encoding, packed) for i, r in enumerate(rows)], tokens))
+        answer = pooling_answer(rows, encoding, packed, name, tokens)
+        return answer if encoding in BYTES_FORMATS else await json_response(answer)
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request):
