@@ -26,7 +26,6 @@ thread, so /health keeps answering.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 import uuid
@@ -40,10 +39,10 @@ from QEfficient.export.graph_names import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_
 from QEfficient.runtime.tokenizer import RuntimeTokenizer
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.embed_fields import (
-    BYTES_FORMATS,
     Truncation,
-    bytes_answer,
+    encoding_format,
     packing,
+    pooling_answer,
     refuse_unapplied,
     text_within,
     token_limits,
@@ -395,18 +394,12 @@ def create_scores_app(
         if body.get("task") not in (None, "classify"):
             message = f"This server pools for 'classify', not {body['task']!r}: leave 'task' out (POST /score for pairs)."
             raise APIError(400, message, "task")
-        encoding, packed = body.get("encoding_format") or "float", packing(body)
-        if encoding not in ("float", "base64", *BYTES_FORMATS):
-            message = f"'encoding_format' must be one of float, base64, bytes or bytes_only, got {encoding!r}."
-            raise APIError(400, message, "encoding_format")
+        encoding, packed = encoding_format(body), packing(body)
         inputs = openai_input_forms(body.get("input"), "input", MAX_PAIRS)
         activate = use_activation(body)
         values, tokens = await run(inputs, Shaping(cut=truncation(body, max_len)))
         probs = classify_probabilities(values, config, declared) if activate else values
-        if encoding in BYTES_FORMATS:
-            return bytes_answer(list(probs), encoding, packed, "pooling", name, tokens)
-        data = [base64.b64encode(packed.pack(row)).decode() if encoding == "base64" else row.tolist() for row in probs]
-        return listing("pooling", name, [{"index": i, "object": "pooling", "data": d} for i, d in enumerate(data)], tokens)
+        return pooling_answer(probs, encoding, packed, name, tokens)
 
     for path in ("/score", "/v1/score"):
         app.post(path)(score)
