@@ -95,6 +95,14 @@ def test_vllms_request_fields_as_vllm_applies_them(server):
         body = {"input": long, "truncate_prompt_tokens": keep, "truncation_side": side}
         np.testing.assert_allclose(vectors(body), vectors({"input": expected}), atol=1e-6, rtol=0, err_msg=str((keep, side)))
     np.testing.assert_allclose(vectors({"input": ids, "truncate_prompt_tokens": 10}), vectors({"input": ids[:10]}), atol=1e-6, rtol=0)
+    # a tokenizer that truncates on the left: text cut so (its specials kept), token ids too, as vLLM falls back to its side
+    from QEfficient.serving.embed_fields import Truncation
+
+    tok.truncation_side = "left"
+    for keep in (10, 2, 1):
+        want = tok(long, truncation=True, max_length=keep)["input_ids"] if keep > 1 else ids[-1:]
+        assert Truncation(keep).apply(tok, long, ids) == want, keep
+    assert Truncation(10).apply(tok, None, ids) == ids[-10:]
     bare = tok(SENTENCES[0], add_special_tokens=False)["input_ids"]
     np.testing.assert_allclose(vectors({"input": SENTENCES[0], "add_special_tokens": False}), vectors({"input": bare}), atol=1e-6, rtol=0)
 

@@ -119,8 +119,8 @@ def bytes_answer(rows: list[np.ndarray], encoding: str, packed: Packing, kind: s
 @dataclass(frozen=True)
 class Truncation:
     """vLLM's truncation of a pooling request's inputs: each to its first (side "right") or last ("left") ``keep``
-    tokens; with no side given, a text keeps its special tokens (the tokenizer truncates it on the right, as vLLM's
-    pooling tokenizer does) and token ids are cut on the right."""
+    tokens; with no side given, a text keeps its special tokens (the tokenizer truncates it, on its own truncation side,
+    as vLLM's pooling tokenizer does) and token ids are cut on the tokenizer's side."""
 
     keep: int
     side: str | None = None
@@ -128,11 +128,10 @@ class Truncation:
     def apply(self, tokenizer, text: str | None, ids: list[int]) -> list[int]:
         if len(ids) <= self.keep:
             return ids
-        if self.side == "left":
-            return ids[-self.keep :]
-        if self.side == "right" or text is None:
-            return ids[: self.keep]
-        return _right_truncated_text(tokenizer, text, ids, self.keep)
+        side = self.side or ("left" if getattr(tokenizer, "truncation_side", "right") == "left" else "right")
+        if self.side is None and text is not None:
+            return _truncated_text(tokenizer, text, ids, self.keep, side)
+        return ids[-self.keep :] if side == "left" else ids[: self.keep]
 
 
 def truncation(body: dict, max_len: int) -> Truncation | None:
@@ -157,18 +156,17 @@ def refuse_unapplied(body: dict) -> None:
         raise APIError(400, "'padding' other than \"do_not_pad\" is not applied by this server: leave it out.", "padding")
 
 
-def _right_truncated_text(tokenizer, text: str, ids: list[int], keep: int) -> list[int]:
-    """``ids``, the tokens of ``text``, as a transformers tokenizer truncates them to ``keep`` on the right (vLLM's): the
-    special tokens it adds around the text stay and the text's last tokens go; where ``keep`` leaves the text no room,
-    the specials alone, and where it cannot hold even those, the tokenizer leaves them uncut and vLLM keeps the first
-    ``keep``."""
+def _truncated_text(tokenizer, text: str, ids: list[int], keep: int, side: str) -> list[int]:
+    """``ids``, the tokens of ``text``, as a transformers tokenizer truncates them to ``keep`` on ``side`` (vLLM's): the
+    special tokens it adds around the text stay and the text's last (or first) tokens go; where ``keep`` leaves the
+    text no room, the specials alone, and where it cannot hold even those, the tokenizer leaves them uncut and vLLM
+    keeps the first (or last) ``keep``."""
     span = text_span(tokenizer, text, ids)
-    if span is None:  # (a tokenizer whose special tokens change the text's own: cut as token ids are)
-        return ids[:keep]
+    if span is None or keep < len(span[0]) + len(span[2]):  # (specials that change the text's own: cut as token ids are)
+        return ids[-keep:] if side == "left" else ids[:keep]
     head, body, tail = span
-    if keep < len(head) + len(tail):
-        return ids[:keep]
-    return head + body[: keep - len(head) - len(tail)] + tail
+    room = keep - len(head) - len(tail)
+    return head + (body[len(body) - room :] if side == "left" else body[:room]) + tail
 
 
 def token_limits(body: dict, max_len: int) -> tuple[int, int]:
