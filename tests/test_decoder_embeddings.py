@@ -81,6 +81,21 @@ def test_decoder_base_models_pool_as_transformers(model_type, bidirectional, dec
         np.testing.assert_allclose(alone, expected, atol=1e-5, rtol=0)
 
 
+def test_cls_pooling_in_the_graph_takes_each_rows_first_real_token(decoder_dir):
+    """pooling="cls" in the graph: the first real token of each row, past left padding too (vLLM's CLS pooler)."""
+    folder = decoder_dir("modernbert", True)
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = QEFFAutoModel.from_pretrained(folder, pooling="cls")
+    model.compile(seq_len=[64], batch_size=3, num_cores=1)
+    for side in ("right", "left"):
+        tok.padding_side = side
+        enc = tok(TEXTS, padding=True, return_tensors="np")
+        first = enc["attention_mask"].argmax(1)
+        with torch.no_grad():
+            hidden = AutoModel.from_pretrained(folder).eval()(**{k: torch.as_tensor(v) for k, v in enc.items()}).last_hidden_state
+        np.testing.assert_allclose(model.generate(enc)["output"], hidden[np.arange(3), first].numpy(), atol=1e-5, rtol=0)
+
+
 DENSE = [(64, 40, "torch.nn.modules.activation.Tanh", True), (40, 24, "torch.nn.modules.linear.Identity", False)]
 
 

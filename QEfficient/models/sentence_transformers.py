@@ -251,8 +251,8 @@ def _last_token(hidden: np.ndarray, mask: np.ndarray, start: np.ndarray) -> np.n
     return hidden[np.arange(len(hidden)), last]
 
 
-# transform/encoder.POOLING's names, on the host in numpy (the graph returned hidden states); CLS and weightedmean read
-# left padding as sentence-transformers 6 does, where the graph's (QEfficient's pooling=) take the first column as it is
+# transform/encoder.POOLING's, on the host in numpy (the graph returned hidden states); CLS and weightedmean read left
+# padding as sentence-transformers 6 does
 HOST_POOLING = {
     "mean": _mean,
     "avg": _mean,

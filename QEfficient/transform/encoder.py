@@ -32,7 +32,10 @@ def mean_pooling(last_hidden_states: torch.Tensor, attention_mask: torch.Tensor)
 
 
 def cls_pooling(last_hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    return last_hidden_states[:, 0]
+    """Each row's first real token (its CLS token), past any left padding: the first token of each sequence, as vLLM's
+    CLS pooler and sentence-transformers 6 take it."""
+    first = attention_mask.to(torch.int64).argmax(1)
+    return last_hidden_states[torch.arange(last_hidden_states.shape[0], device=first.device), first]
 
 
 def max_pooling(last_hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
