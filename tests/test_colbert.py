@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModel, BertConfig, BertModel, Lfm2Config, Lfm2Model, ModernBertConfig, ModernBertModel
+from transformers import AutoModel, BertModel, Lfm2Config, Lfm2Model, ModernBertConfig, ModernBertModel
 
 from QEfficient import QEFFAutoModel, QEFFAutoModelForRetrieval, QEFFColBERTModel
 from QEfficient.generation.late_interaction import maxsim_scores
-from tests.tiny_models import build_wordpiece_tokenizer
+from tests.tiny_models import build_wordpiece_tokenizer, tiny_bert_config
 
 QUERIES = ["the cat sat", "a dog on the mat"]
 DOCUMENTS = ["Late interaction scores each query token, then sums the best matches.", "The cat sat on the mat!", "a dog"]
@@ -43,10 +43,7 @@ def tiny_stanford_colbert(folder: Path, dim: int = 16) -> Path:
     [unused1], lengths in artifact.metadata."""
     tok = build_wordpiece_tokenizer()
     tok.add_special_tokens({"additional_special_tokens": ["[unused0]", "[unused1]"]})
-    config = BertConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=64, pad_token_id=tok.pad_token_id, architectures=["HF_ColBERT"],
-    )  # fmt: skip
+    config = tiny_bert_config(tok, architectures=["HF_ColBERT"])
     bert = _widened(BertModel(config))
     state = {f"bert.{k}": v.contiguous() for k, v in bert.state_dict().items()}
     state["linear.weight"] = torch.randn(dim, 32) * 0.3
@@ -279,11 +276,7 @@ def tiny_multi_vector_encoder(folder: Path, expansion: dict | None, dim: int = 1
     """A sentence-transformers 6 MultiVectorEncoder as it saves one: BERT at the root, 1_Dense (no bias), 2_MultiVectorMask
     (a skiplist for documents), 3_Normalize; prompts for queries and documents, a document length, ``expansion``."""
     tok = build_wordpiece_tokenizer()
-    config = BertConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=64, pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
-    _widened(BertModel(config)).save_pretrained(folder)
+    _widened(BertModel(tiny_bert_config(tok))).save_pretrained(folder)
     tok.save_pretrained(folder)
     kinds = (
         "base.modules.dense.Dense",

@@ -14,23 +14,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
+from transformers import AutoModelForMaskedLM, AutoTokenizer, BertForMaskedLM
 
 from QEfficient import QEFFAutoModel, QEFFSparseEncoder
 from QEfficient.loading.sparse_encoder import read_splade_folder
 from tests.test_colbert import _widened
-from tests.tiny_models import build_wordpiece_tokenizer
+from tests.tiny_models import build_wordpiece_tokenizer, tiny_bert_config
 
 TEXTS = ["the cat sat on the mat", "a dog", "late interaction scores each query token, then sums the best matches"]
 
 
 def tiny_splade(folder: Path, pooling_strategy: str = "max", activation_function: str = "relu") -> Path:
     tok = build_wordpiece_tokenizer()
-    config = BertConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=64, pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
-    _widened(BertForMaskedLM(config)).save_pretrained(folder)
+    _widened(BertForMaskedLM(tiny_bert_config(tok))).save_pretrained(folder)
     tok.save_pretrained(folder)
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.sparse_encoder.models.MLMTransformer"},

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoConfig, AutoModelForCausalLM, BertConfig, PreTrainedTokenizerFast
 
 VOCAB = 320
 PAD, BOS, EOS = 0, 1, 2
@@ -78,6 +78,14 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     tok.train_from_iterator(_CORPUS, trainer)
     assert tok.get_vocab_size() <= VOCAB
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+
+
+def tiny_bert_config(tok, **extra) -> BertConfig:
+    """A two-layer BERT of width 32 over ``tok``'s vocabulary (the retrievers' and SPLADE tests' encoder)."""
+    return BertConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=64, pad_token_id=tok.pad_token_id, **extra,
+    )  # fmt: skip
 
 
 def build_wordpiece_tokenizer() -> PreTrainedTokenizerFast:
