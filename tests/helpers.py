@@ -50,6 +50,8 @@ def serve_on_loopback(app, log_level: str = "error") -> Iterator[str]:
     import httpx
     import uvicorn
 
+    from tests.loopback import loopback_http
+
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -57,7 +59,7 @@ def serve_on_loopback(app, log_level: str = "error") -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
-            httpx.get(f"{url}/health", timeout=1)
+            loopback_http.get(f"{url}/health", timeout=1)
             break
         except httpx.TransportError:
             time.sleep(0.05)

@@ -31,6 +31,7 @@ from transformers import (
 
 from QEfficient import QEFFAutoModelForImageTextToText, QEFFAutoModelForSpeechSeq2Seq
 from QEfficient.base.common import QEFFCommonLoader
+from tests.loopback import loopback_http
 from tests.test_ctranslate2_whisper import DATA, read_wav
 
 AUDIO_TOKEN = 24
@@ -264,8 +265,6 @@ def test_a_served_chat_with_audio_is_transformers(qwen2_audio):
     processor reads and audio tokens in a plain prompt are refused, saying what the model takes."""
     import base64
 
-    import httpx
-
     from QEfficient.cloud.serve import build_from_args
     from QEfficient.cloud.serve_args import parse_args
     from QEfficient.utils.audio import decode_wav
@@ -284,14 +283,14 @@ def test_a_served_chat_with_audio_is_transformers(qwen2_audio):
                 {"type": "audio_url", "audio_url": {"url": f"data:audio/wav;base64,{data}"}},
             ):
                 body = {"messages": [{"role": "user", "content": [part, {"type": "text", "text": "What is said?"}]}], "max_tokens": 8}
-                answer = httpx.post(f"{url}/v1/chat/completions", json={**body, "temperature": 0}, timeout=120)
+                answer = loopback_http.post(f"{url}/v1/chat/completions", json={**body, "temperature": 0}, timeout=120)
                 assert answer.status_code == 200, answer.text
                 assert answer.json()["choices"][0]["message"]["content"] == expected
             content = [
                 {"type": "input_audio", "input_audio": {"data": data, "format": "wav"}},
                 {"type": "input_text", "text": "What is said?"},
             ]
-            response = httpx.post(
+            response = loopback_http.post(
                 f"{url}/v1/responses",
                 json={"input": [{"role": "user", "content": content}], "max_output_tokens": 8, "temperature": 0},
                 timeout=120,
@@ -311,9 +310,9 @@ def test_a_served_chat_with_audio_is_transformers(qwen2_audio):
                 (audio_part(np.tile(speech, 4)[: 31 * 16000]), "is 31.00 s; this model reads clips of 0.025 s to 30 s"),
             ):
                 body = {"messages": [{"role": "user", "content": [part, {"type": "text", "text": "Hi"}]}], "max_tokens": 4}
-                refused = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)
+                refused = loopback_http.post(f"{url}/v1/chat/completions", json=body, timeout=120)
                 assert refused.status_code == 400 and word in refused.json()["error"]["message"], refused.text
-            prompt = httpx.post(
+            prompt = loopback_http.post(
                 f"{url}/v1/completions", json={"prompt": "Hi <|audio_bos|><|AUDIO|><|audio_eos|>", "max_tokens": 4}, timeout=120
             )
             assert prompt.status_code == 400 and "send 'input_audio' parts of a chat" in prompt.json()["error"]["message"], prompt.text

@@ -3,7 +3,6 @@ engine beside other requests, and its best hypotheses equal transformers' ``gene
 
 from __future__ import annotations
 
-import httpx
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -13,6 +12,7 @@ from QEfficient.generation.beam_search import BeamSettings
 from QEfficient.generation.continuous_batching import ContinuousBatchingEngine, Request
 from QEfficient.generation.exec_kv import open_session
 from tests.helpers import hf_greedy, tiny_chat_server
+from tests.loopback import loopback_http
 from tests.test_server import CHAT_TEMPLATE
 
 PROMPTS = ["My name is", "Once upon a time a robot learned to paint", "The sun", "Numbers: 1 2 3"]
@@ -75,24 +75,24 @@ def test_use_beam_search_on_the_server(tiny_model_dir):
     folder = tiny_model_dir("llama")
     with tiny_chat_server(folder, CHAT_TEMPLATE, prefill_seq_len=8, ctx_len=96, full_batch_size=3) as (url, _, tok, hf):
         body = {"prompt": PROMPTS[1], "max_tokens": 6, "use_beam_search": True, "n": 3, "length_penalty": 1.0}
-        answer = httpx.post(f"{url}/v1/completions", json=body, timeout=60).json()
+        answer = loopback_http.post(f"{url}/v1/completions", json=body, timeout=60).json()
         expected = hf_beams(hf, tok, PROMPTS[1], 3, 6)
         assert [c["text"] for c in answer["choices"]] == [tok.decode(e, skip_special_tokens=True) for e in expected]
         assert [c["index"] for c in answer["choices"]] == [0, 1, 2]
         assert answer["usage"]["completion_tokens"] == sum(len(e) for e in expected)
         usage = {"stream_options": {"include_usage": True, "continuous_usage_stats": True}}
-        r = httpx.post(f"{url}/v1/completions", json=body | {"stream": True} | usage, timeout=60)
+        r = loopback_http.post(f"{url}/v1/completions", json=body | {"stream": True} | usage, timeout=60)
         chunks = [json.loads(line[6:]) for line in r.text.split("\n\n") if line.startswith("data: {")]
         assert [c["choices"][0]["text"] for c in chunks[:-1]] == [c["text"] for c in answer["choices"]]
         assert [c["usage"]["completion_tokens"] for c in chunks[:-1]] == [len(e) for e in expected]
         assert chunks[-1]["usage"] == answer["usage"] and chunks[-1]["choices"] == []
         chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "use_beam_search": True, "n": 2}
         chat |= {"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "none"}  # nothing to apply
-        reply = httpx.post(f"{url}/v1/chat/completions", json=chat, timeout=60).json()
+        reply = loopback_http.post(f"{url}/v1/chat/completions", json=chat, timeout=60).json()
         assert len(reply["choices"]) == 2 and all(c["message"]["role"] == "assistant" for c in reply["choices"])
         refused = (({"n": 4}, "n"), ({"logprobs": 1}, "logprobs"), ({"stop": ["x"]}, "stop"), ({"echo": True}, "echo"))
         for extra, param in (*refused, ({"early_stopping": 1}, "early_stopping")):
-            r = httpx.post(f"{url}/v1/completions", json=body | extra, timeout=60)
+            r = loopback_http.post(f"{url}/v1/completions", json=body | extra, timeout=60)
             assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
 
 

@@ -23,6 +23,7 @@ from QEfficient.cloud.serve_args import parse_args
 from QEfficient.loading.sentence_transformers_files import sentence_bert_config
 from QEfficient.transform.encoder import cls_pooling, last_token_pooling, mean_pooling
 from tests.helpers import serve_on_loopback
+from tests.loopback import loopback_http
 from tests.tiny_models import tiny_config
 
 # the second is longer than the tiny models' sliding window (12): the windows shape its embedding
@@ -192,7 +193,7 @@ def test_a_sentence_transformers_folder_encodes_through_its_dense_modules(qwen3_
         app, runner = build_from_args(parse_args([*args, "--num_cores", "1"]))
         try:  # the servers too (from the folder, from the artifact), as vLLM reads do_lower_case (it does not strip)
             with serve_on_loopback(app, log_level="critical") as url:
-                r = httpx.post(f"{url}/v1/embeddings", json={"input": cased}, timeout=120)
+                r = loopback_http.post(f"{url}/v1/embeddings", json={"input": cased}, timeout=120)
                 np.testing.assert_allclose(np.array([d["embedding"] for d in r.json()["data"]]), want, atol=1e-5, rtol=0)
         finally:
             runner.stop()
@@ -205,15 +206,15 @@ def test_the_server_serves_a_decoder_embedding_model(qwen3_embedding):
     app, runner = build_from_args(parse_args(["--model_name", str(qwen3_embedding), "--ctx_len", "64", "--num_cores", "1"]))
     try:
         with serve_on_loopback(app, log_level="critical") as url:
-            r = httpx.post(f"{url}/v1/embeddings", json={"input": TEXTS, "dimensions": 24}, timeout=120)
+            r = loopback_http.post(f"{url}/v1/embeddings", json={"input": TEXTS, "dimensions": 24}, timeout=120)
             assert r.status_code == 200, r.text
             got = np.array([d["embedding"] for d in r.json()["data"]], np.float32)
             expected = sentence_transformers_reference(qwen3_embedding, TEXTS, last_token_pooling)
             np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
             for dimensions, message in ((64, "have 24 dimensions"), (8, "--hf_overrides '{\"is_matryoshka\": true}'")):
-                r = httpx.post(f"{url}/v1/embeddings", json={"input": "hi", "dimensions": dimensions}, timeout=120)
+                r = loopback_http.post(f"{url}/v1/embeddings", json={"input": "hi", "dimensions": dimensions}, timeout=120)
                 assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
-            r = httpx.post(f"{url}/v1/embeddings", json={"input": "word " * 60}, timeout=120)  # max_seq_length 48
+            r = loopback_http.post(f"{url}/v1/embeddings", json={"input": "word " * 60}, timeout=120)  # max_seq_length 48
             assert r.status_code == 400 and "maximum of 48" in r.json()["error"]["message"]
     finally:
         runner.stop()
@@ -225,13 +226,13 @@ def test_the_server_serves_a_decoder_embedding_model(qwen3_embedding):
         try:
             with serve_on_loopback(app, log_level="critical") as url:
                 for dimensions, want in ((8, short), (24, expected), (None, expected)):
-                    r = httpx.post(f"{url}/v1/embeddings", json={"input": TEXTS, "dimensions": dimensions}, timeout=120)
+                    r = loopback_http.post(f"{url}/v1/embeddings", json={"input": TEXTS, "dimensions": dimensions}, timeout=120)
                     np.testing.assert_allclose(np.array([d["embedding"] for d in r.json()["data"]]), want, atol=1e-5, rtol=0)
                 refused = [(25, "at most that, not 25")]
                 if "is_matryoshka" not in overrides:
                     refused.append((12, "Matryoshka dimensions are [8, 16] (or all 24)"))
                 for dimensions, message in refused:
-                    r = httpx.post(f"{url}/v1/embeddings", json={"input": "hi", "dimensions": dimensions}, timeout=120)
+                    r = loopback_http.post(f"{url}/v1/embeddings", json={"input": "hi", "dimensions": dimensions}, timeout=120)
                     assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
         finally:
             runner.stop()
@@ -249,7 +250,7 @@ def served_embeddings(args: list[str]) -> np.ndarray:
     app, runner = build_from_args(parse_args([*args, "--ctx_len", "64", "--num_cores", "1"]))
     try:
         with serve_on_loopback(app, log_level="critical") as url:
-            r = httpx.post(f"{url}/v1/embeddings", json={"input": TEXTS}, timeout=120)
+            r = loopback_http.post(f"{url}/v1/embeddings", json={"input": TEXTS}, timeout=120)
             assert r.status_code == 200, r.text
             got = np.array([d["embedding"] for d in r.json()["data"]], np.float32)
     finally:
@@ -291,7 +292,7 @@ def test_chats_are_embedded_through_the_chat_template(qwen3_embedding, tmp_path)
     app, runner = build_from_args(parse_args(["--model_name", str(folder), "--ctx_len", "64", "--num_cores", "1"]))
 
     def post(body: dict) -> httpx.Response:
-        return httpx.post(f"{url}/v1/embeddings", json=body, timeout=120)
+        return loopback_http.post(f"{url}/v1/embeddings", json=body, timeout=120)
 
     try:
         with serve_on_loopback(app, log_level="critical") as url:

@@ -11,6 +11,7 @@ import torch
 from transformers import DPRConfig, DPRContextEncoder, DPRQuestionEncoder, DPRReader
 
 from QEfficient import QEFFAutoModel
+from tests.loopback import loopback_http
 
 TINY = dict(vocab_size=320, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, projection_dim=16)
 
@@ -42,7 +43,6 @@ def test_dpr_reader_is_refused(tmp_path):
 
 
 def test_serve_answers_dpr_embeddings(tmp_path, tokenizer_dir):
-    import httpx
     from transformers import AutoTokenizer
 
     from QEfficient.cloud.serve import build_from_args
@@ -57,7 +57,7 @@ def test_serve_answers_dpr_embeddings(tmp_path, tokenizer_dir):
     try:
         with serve_on_loopback(app, log_level="critical") as url:
             # two texts of different lengths: padded in one batch, the graph's one vector per text is not pooled again
-            answer = httpx.post(f"{url}/v1/embeddings", json={"input": ["a passage about the sea", "sea"]}, timeout=60)
+            answer = loopback_http.post(f"{url}/v1/embeddings", json={"input": ["a passage about the sea", "sea"]}, timeout=60)
     finally:
         runner.stop()
     assert answer.status_code == 200, answer.text

@@ -6,7 +6,6 @@ batched with it."""
 
 from __future__ import annotations
 
-import httpx
 import numpy as np
 import pytest
 import torch
@@ -17,6 +16,7 @@ from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.encoder_artifact import CompiledEncoder
 from tests.helpers import serve_on_loopback
+from tests.loopback import loopback_http
 
 TEXTS = ["a b c d e f g", "the quick brown fox jumps over the lazy dog"]
 
@@ -75,8 +75,8 @@ def test_fnet_classifier_equals_transformers_and_serves_each_text_as_alone(tmp_p
     app, runner = build_from_args(parse_args(["--model_name", str(tmp_path), "--ctx_len", "64", "--num_cores", "1"]))
     try:
         with serve_on_loopback(app, log_level="critical") as url:
-            together = httpx.post(f"{url}/classify", json={"input": texts}, timeout=120).json()["data"]
-            alone = [httpx.post(f"{url}/classify", json={"input": [t]}, timeout=120).json()["data"][0] for t in texts]
+            together = loopback_http.post(f"{url}/classify", json={"input": texts}, timeout=120).json()["data"]
+            alone = [loopback_http.post(f"{url}/classify", json={"input": [t]}, timeout=120).json()["data"][0] for t in texts]
     finally:
         runner.stop()
     for text, one, batched in zip(texts, alone, together):

@@ -21,6 +21,7 @@ from QEfficient import (
     QEFFT5Gemma2ForConditionalGeneration,
 )
 from tests import vlm_fixtures_b
+from tests.loopback import loopback_http
 
 BUILDERS = {
     "pix2struct": vlm_fixtures_b.build_pix2struct,
@@ -213,8 +214,6 @@ def test_server_and_cli_answer_an_image_with_its_text(built, tmp_path, capsys):
     import base64
     import io
 
-    import httpx
-
     from QEfficient.cloud import infer
     from QEfficient.cloud.serve import build_server
     from tests.helpers import serve_on_loopback
@@ -234,9 +233,9 @@ def test_server_and_cli_answer_an_image_with_its_text(built, tmp_path, capsys):
     body = {"model": str(folder), "messages": [{"role": "user", "content": content}], "max_tokens": 6, "min_tokens": None}
     body |= {"logprobs": True, "top_logprobs": 1}
     with serve_on_loopback(app) as base:
-        reply = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=60)
+        reply = loopback_http.post(f"{base}/v1/chat/completions", json=body, timeout=60)
         content[1]["text"] = "<OD> cars"  # the processor's rule: a task token alone
-        refused = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=60)
+        refused = loopback_http.post(f"{base}/v1/chat/completions", json=body, timeout=60)
     assert refused.status_code == 400 and "should be the only content" in refused.json()["error"]["message"]
     assert reply.status_code == 200, reply.text
     answer = reply.json()
@@ -277,8 +276,6 @@ def test_server_answers_blip_and_t5gemma2_with_their_text(built, kind):
     import base64
     import io
 
-    import httpx
-
     from QEfficient.cloud.serve import build_server
     from tests.helpers import serve_on_loopback
 
@@ -303,7 +300,7 @@ def test_server_answers_blip_and_t5gemma2_with_their_text(built, kind):
     content = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}]
     body = {"model": str(folder), "messages": [{"role": "user", "content": content}], "max_tokens": 6, "logprobs": True}
     with serve_on_loopback(app) as base:
-        reply = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=60)
+        reply = loopback_http.post(f"{base}/v1/chat/completions", json=body, timeout=60)
     assert reply.status_code == 200, reply.text
     answer = reply.json()
     entries = answer["choices"][0]["logprobs"]["content"]

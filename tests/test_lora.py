@@ -18,6 +18,7 @@ from QEfficient.export.graph_names import LORA_IDS
 from QEfficient.runtime.ort_session import open_kv_session
 from QEfficient.utils.extras import MissingExtraError
 from tests.helpers import hf_greedy, real_tokens
+from tests.loopback import loopback_http
 
 PROMPTS = ["hello world the cat", "a b c d e f g h i j k", "the quick brown fox jumps", "one two"]
 GEN = 12
@@ -250,8 +251,6 @@ def test_server_serves_each_adapter_as_a_model(llama):
     """serve --lora: /v1/models lists each adapter; a request's model picks it (as vLLM); unknown -> 404."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import httpx
-
     from QEfficient.cloud.serve import build_server
     from tests.helpers import serve_on_loopback
     from tests.test_server import complete
@@ -262,7 +261,7 @@ def test_server_serves_each_adapter_as_a_model(llama):
     app, runner = build_server(str(base), None, 8, 96, 2, 1, lora=lora)
     try:
         with serve_on_loopback(app) as url:
-            models = httpx.get(f"{url}/v1/models").json()["data"]
+            models = loopback_http.get(f"{url}/v1/models").json()["data"]
             base_id = models[0]["id"]
             assert [m["id"] for m in models] == [base_id, "qv", "attn"]
             assert all(m["parent"] == base_id for m in models[1:])
@@ -272,7 +271,7 @@ def test_server_serves_each_adapter_as_a_model(llama):
             for (prompt, name), body in zip(jobs, bodies):
                 assert body["choices"][0]["text"] == tokenizer.decode(reference(name, prompt), skip_special_tokens=True), name
                 assert body["model"] == (base_id if name == "base" else name)
-            r = httpx.post(f"{url}/v1/completions", json={"prompt": "hi", "model": "mlp"}, timeout=30)
+            r = loopback_http.post(f"{url}/v1/completions", json={"prompt": "hi", "model": "mlp"}, timeout=30)
             assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
             ids, scored = tokenizer(PROMPTS[0])["input_ids"], {}
             for name in ("qv", "base"):  # a prompt scored through its adapter (vLLM's prompt_logprobs) is HF+PEFT's

@@ -23,6 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from QEfficient import QEFFAutoModelForCausalLM
 from QEfficient.runtime.tokenizer import RuntimeTokenizer, load_tokenizer, save_artifact_tokenizer
 from tests.helpers import free_port, hf_greedy
+from tests.loopback import loopback_http
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ["My name is", "The sun rises over the"]
@@ -229,21 +230,21 @@ def test_serve_on_artifact_imports_no_torch(tiny, qeff_home, tmp_path):
     try:
         for _ in range(600):
             try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                if loopback_http.get(f"{url}/health", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 assert proc.poll() is None, log.read_text()[-3000:]
                 time.sleep(0.1)
         body = {"prompt": PROMPTS[0], "max_tokens": 10, "temperature": 0}
-        out = httpx.post(f"{url}/v1/completions", json=body, timeout=60).json()
+        out = loopback_http.post(f"{url}/v1/completions", json=body, timeout=60).json()
         assert out["choices"][0]["text"] == hf.decode(hf_greedy(hf_model, hf, PROMPTS[0], 10), skip_special_tokens=True)
         chat = {"messages": CONVERSATIONS[0], "max_tokens": 10, "temperature": 0}
-        answer = httpx.post(f"{url}/v1/chat/completions", json=chat, timeout=60).json()["choices"][0]["message"]["content"]
+        answer = loopback_http.post(f"{url}/v1/chat/completions", json=chat, timeout=60).json()["choices"][0]["message"]["content"]
         prompt = hf.apply_chat_template(CONVERSATIONS[0], tokenize=False, add_generation_prompt=True)
         assert answer == hf.decode(hf_greedy(hf_model, hf, prompt, 10), skip_special_tokens=True)
-        assert httpx.get(f"{url}/v1/models").json()["data"][0]["id"] == model.model_name
+        assert loopback_http.get(f"{url}/v1/models").json()["data"][0]["id"] == model.model_name
         scored = {"prompt": PROMPTS[0], "max_tokens": 0, "echo": True, "logprobs": 1}  # the prompt scored, one token a step
-        logprobs = httpx.post(f"{url}/v1/completions", json=scored, timeout=60).json()["choices"][0]["logprobs"]["token_logprobs"]
+        logprobs = loopback_http.post(f"{url}/v1/completions", json=scored, timeout=60).json()["choices"][0]["logprobs"]["token_logprobs"]
         assert logprobs[0] is None and len(logprobs) == len(hf(PROMPTS[0])["input_ids"]) and all(lp < 0 for lp in logprobs[1:])
     finally:
         proc.terminate()

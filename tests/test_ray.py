@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.loopback import loopback_http
+
 ray = pytest.importorskip("ray", reason='Ray is optional: pip install "QEfficient[ray]"')
 
 from QEfficient.serving.artifact import compile_for_serving, open_app  # noqa: E402
@@ -117,7 +119,7 @@ def bare_serve(serve_url):
 
 def complete(url: str, prompt: str, max_tokens: int = 12, **extra) -> httpx.Response:
     body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, **extra}
-    return httpx.post(f"{url}/v1/completions", json=body, headers=AUTH, timeout=120)
+    return loopback_http.post(f"{url}/v1/completions", json=body, headers=AUTH, timeout=120)
 
 
 def sse_events(response_lines) -> list[str]:
@@ -134,7 +136,7 @@ def test_replicas_answer_as_the_single_process_server(deployment, single):
         assert answer.json()["usage"] == expected.json()["usage"]
     # the tiny tokenizer has no chat template: stream a completion
     streamed = {"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0, "stream": True}
-    with httpx.stream("POST", f"{deployment}/v1/completions", json=streamed, headers=AUTH, timeout=60) as r:
+    with loopback_http.stream("POST", f"{deployment}/v1/completions", json=streamed, headers=AUTH, timeout=60) as r:
         status, lines = r.status_code, list(r.iter_lines())
     events = sse_events(lines)
     assert status == 200 and events, (status, lines)
@@ -163,14 +165,14 @@ def test_replicas_answer_as_the_single_process_server(deployment, single):
     ],
 )
 def test_auth_limits_and_errors_are_the_single_servers(deployment, single, method, route, kwargs):
-    ours = httpx.request(method, f"{deployment}{route}", timeout=60, **kwargs)
+    ours = loopback_http.request(method, f"{deployment}{route}", timeout=60, **kwargs)
     theirs = single.request(method, route, **kwargs)
     assert (ours.status_code, ours.json()) == (theirs.status_code, theirs.json())
     assert ours.headers.get("www-authenticate") == theirs.headers.get("www-authenticate")
 
 
 def test_health(deployment):
-    assert httpx.get(f"{deployment}/health", timeout=30).json()["status"] == "ok"
+    assert loopback_http.get(f"{deployment}/health", timeout=30).json()["status"] == "ok"
 
 
 def test_replicas_run_the_artifact_received_through_the_object_store(deployment, replica_home):
@@ -228,7 +230,7 @@ def test_a_killed_replica_loses_no_request_and_is_replaced(deployment, single):
     with ThreadPoolExecutor(max_workers=30) as pool:
         answers = [pool.submit(lambda p: complete(deployment, p, 60), p) for p in prompts]
         time.sleep(0.3)  # the replicas' queues fill: a stream opened now waits behind them
-        with httpx.stream("POST", f"{deployment}/v1/completions", json=body, headers=AUTH, timeout=120) as r:
+        with loopback_http.stream("POST", f"{deployment}/v1/completions", json=body, headers=AUTH, timeout=120) as r:
             victim = pids[r.headers["x-qeff-replica"]]
             os.kill(victim, signal.SIGKILL)  # while this stream and the replica's queue are unfinished
             events = sse_events(r.iter_lines())
@@ -320,7 +322,7 @@ def test_a_vision_language_model_on_a_replica_answers_as_hf(bare_serve, tmp_path
     img = image(1)
     content = [{"type": "image_url", "image_url": {"url": data_url(img)}}, {"type": "text", "text": "What is this?"}]
     body = {"messages": [{"role": "user", "content": content}], "max_tokens": TOKENS, "temperature": 0}
-    r = httpx.post(f"{bare_serve}/v1/chat/completions", json=body, timeout=120)
+    r = loopback_http.post(f"{bare_serve}/v1/chat/completions", json=body, timeout=120)
     assert r.status_code == 200, r.text
     expected = hf_chat_text(
         folder, [{"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": "What is this?"}]}]
@@ -360,7 +362,7 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     options = ReplicaOptions(cores_per_replica=1, pin_cores=False, runtime_env={"env_vars": {"QEFF_HOME": str(replica_home)}})
     application = build_encoder_application(str(copy), "embed", options, [minilm], shipment=shipment, pooler=pooler)
     serve.run(application, name=APP_NAME, route_prefix="/")
-    r = httpx.post(f"{bare_serve}/v1/embeddings", json=body, timeout=120)
+    r = loopback_http.post(f"{bare_serve}/v1/embeddings", json=body, timeout=120)
     assert r.status_code == 200, r.text
     assert [d["embedding"] for d in r.json()["data"]] == [d["embedding"] for d in expected["data"]]
     assert list((replica_home / "shipped").glob("qpc-*"))  # the replica's own copy, from the object store
@@ -370,10 +372,10 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     expected, qpc = single_answer(reranker, "/rerank", body)
     ray_args = ["--ray", "--model_name", reranker, "--ctx_len", "64", "--cores_per_replica", "1", "--ship_artifact", "off"]
     serve.run(application_from_args(parse_args(ray_args)), name=APP_NAME, route_prefix="/")
-    r = httpx.post(f"{bare_serve}/rerank", json=body, timeout=120)
+    r = loopback_http.post(f"{bare_serve}/rerank", json=body, timeout=120)
     assert r.status_code == 200, r.text
     assert r.json()["results"] == expected["results"]
-    assert httpx.get(f"{bare_serve}/health", timeout=30).status_code == 200
+    assert loopback_http.get(f"{bare_serve}/health", timeout=30).status_code == 200
     assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"])) is not None
     with pytest.raises(ValueError, match="compiled for --task score, not embed"):
         application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--task", "embed", "--ship_artifact", "off"]))

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import shutil
 
-import httpx
 import llguidance
 import pytest
 import torch
 
 from QEfficient.serving.reasoning import CLOSED, OPEN, REASONING_PARSERS, SYNTAXES, UNPROMPTED, Reasoning
 from tests.helpers import tiny_chat_server
+from tests.loopback import loopback_http
 from tests.test_server import post
 from tests.test_structured_output import SCHEMA, TIME, TOOLS, hf_constrained_greedy
 
@@ -239,7 +239,7 @@ def chat(url: str, **body) -> dict:
 def streamed(url: str, **body) -> tuple[str | None, str, str]:
     """(reasoning, content, finish reason) of a streamed chat answer, its pieces put together."""
     payload = {"messages": MESSAGES, "max_tokens": MAX_TOKENS, "temperature": 0, "stream": True, **body}
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=payload, timeout=60) as r:
+    with loopback_http.stream("POST", f"{url}/v1/chat/completions", json=payload, timeout=60) as r:
         chunks = [json.loads(line[6:])["choices"][0] for line in r.iter_lines() if line.startswith("data: {")]
     pieces = [c["delta"].get("reasoning") for c in chunks if "reasoning" in c["delta"]]
     assert all(c["delta"].get("reasoning_content") == c["delta"].get("reasoning") for c in chunks)
@@ -266,7 +266,7 @@ def test_the_thinking_comes_back_apart_streamed_or_not(server):
     assert streamed(url, include_reasoning=False) == (None, content, answer["finish_reason"])
     # with logprobs: the thinking's tokens send no chunk (vLLM's), the answer's chunks carry theirs
     payload = {"messages": MESSAGES, "max_tokens": MAX_TOKENS, "temperature": 0, "stream": True, "logprobs": True}
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json={**payload, "include_reasoning": False}, timeout=60) as r:
+    with loopback_http.stream("POST", f"{url}/v1/chat/completions", json={**payload, "include_reasoning": False}, timeout=60) as r:
         chunks = [json.loads(line[6:])["choices"][0] for line in r.iter_lines() if line.startswith("data: {")][1:]
     assert all(c["delta"] or c["finish_reason"] for c in chunks)
     sent = [t["token"] for c in chunks for t in (c["logprobs"] or {}).get("content") or []]
@@ -336,7 +336,7 @@ def test_an_assistant_turn_sends_its_reasoning_back_to_the_template(server):
     url, tok, _, _ = server
     for key in ("reasoning", "reasoning_content"):
         messages = [*MESSAGES, {"role": "assistant", "content": "blue", key: "it is day"}, {"role": "user", "content": "why"}]
-        counted = httpx.post(f"{url}/tokenize", json={"messages": messages}, timeout=60).json()["tokens"]
+        counted = loopback_http.post(f"{url}/tokenize", json={"messages": messages}, timeout=60).json()["tokens"]
         rendered = tok.apply_chat_template(
             [{**m, "reasoning_content": "it is day"} if m["role"] == "assistant" else m for m in messages],
             tokenize=False,

@@ -5,6 +5,7 @@ the errors."""
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -14,6 +15,7 @@ from QEfficient import QEFFAutoModelForSeq2SeqLM
 from QEfficient.generation.beam_search import BeamSettings, top_k
 from QEfficient.runtime.ort_session import open_kv_session
 from tests import test_seq2seq
+from tests.loopback import loopback_http
 
 PROMPTS = test_seq2seq.PROMPTS
 seq2seq_dir = test_seq2seq.seq2seq_dir  # the fixture
@@ -182,8 +184,6 @@ def test_warpers_are_transformers():
 def test_server_completes_with_the_encoder_decoder(seq2seq_dir):
     """``serve`` on a text encoder-decoder: /v1/completions gives generate()'s text (transformers' tokens), each
     request's options checked; chat is refused with where to go."""
-    import httpx
-
     from QEfficient.cloud.serve import build_server
     from tests.helpers import serve_on_loopback
 
@@ -197,7 +197,7 @@ def test_server_completes_with_the_encoder_decoder(seq2seq_dir):
         with serve_on_loopback(app) as url:
 
             def post(path="/v1/completions", **body) -> httpx.Response:
-                return httpx.post(f"{url}{path}", json=body, timeout=120)
+                return loopback_http.post(f"{url}{path}", json=body, timeout=120)
 
             r = post(prompt=PROMPTS, max_tokens=GEN, temperature=0)
             assert r.status_code == 200, r.text
@@ -267,7 +267,6 @@ def test_server_streams_completions(seq2seq_dir, num_beams):
     """``stream: true``: greedy or seeded sampled text in pieces as it is decoded (with beams, each completion whole),
     then each choice's finish reason and the usage: the same text, reasons and counts as the answer without streaming;
     the prompts share one generate() call, so their seeds are the same too."""
-    import httpx
 
     from QEfficient.cloud.serve import build_server
     from tests.helpers import serve_on_loopback
@@ -281,9 +280,9 @@ def test_server_streams_completions(seq2seq_dir, num_beams):
         with serve_on_loopback(app) as url:
             for options in cases:
                 body = {"prompt": prompts, "max_tokens": GEN, **options}
-                whole = httpx.post(f"{url}/v1/completions", json=body, timeout=120).json()
+                whole = loopback_http.post(f"{url}/v1/completions", json=body, timeout=120).json()
                 stream = {"stream": True, "stream_options": {"include_usage": True}}
-                r = httpx.post(f"{url}/v1/completions", json=body | stream, timeout=120)
+                r = loopback_http.post(f"{url}/v1/completions", json=body | stream, timeout=120)
                 assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream"), r.text
                 events = _events(r)
                 assert events[-1] == "[DONE]" and events[-2]["choices"] == [] and events[-2]["usage"] == whole["usage"]
@@ -297,7 +296,7 @@ def test_server_streams_completions(seq2seq_dir, num_beams):
                 assert all(e["usage"] is None for e in events[:-2])
                 # vLLM's continuous_usage_stats: each chunk carries its choice's usage so far
                 stream["stream_options"]["continuous_usage_stats"] = True
-                events = _events(httpx.post(f"{url}/v1/completions", json=body | stream, timeout=120))
+                events = _events(loopback_http.post(f"{url}/v1/completions", json=body | stream, timeout=120))
                 assert events[-2]["usage"] == whole["usage"]
                 counted = 0
                 for i, prompt in enumerate(prompts):
@@ -316,8 +315,6 @@ def test_server_cuts_answers_at_stop_strings(seq2seq_dir):
     include_stop_str_in_output), "stop" with the string as stop_reason, counting its tokens up to the one that completed
     it; logprobs for the tokens whose text begins before the cut; streamed, the same text and nothing past the cut ever
     sent (a stop string split across tokens included), then the same reasons and usage."""
-    import httpx
-
     from QEfficient.cloud.serve import build_server
     from tests.helpers import serve_on_loopback
 
@@ -329,7 +326,7 @@ def test_server_cuts_answers_at_stop_strings(seq2seq_dir):
 
             def post(**body) -> httpx.Response:
                 body = {"prompt": PROMPTS, "max_tokens": GEN, "temperature": 0, "logprobs": 1} | body
-                return httpx.post(f"{url}/v1/completions", json=body, timeout=120)
+                return loopback_http.post(f"{url}/v1/completions", json=body, timeout=120)
 
             plain = post().json()["choices"]
             words = plain[0]["text"].split(" ")
@@ -381,7 +378,6 @@ def test_server_gives_logprobs(seq2seq_dir):
     """``logprobs`` N on /v1/completions: each generated token (its end included) with its logprob, the N likeliest and
     where its text starts, as generate(top_logprobs=N) gives them; streamed, a chunk per token with the same entries;
     refused where the checkpoint decodes with beams and the request does not sample."""
-    import httpx
     from transformers import GenerationConfig
 
     from QEfficient.cloud.serve import build_server
@@ -398,7 +394,7 @@ def test_server_gives_logprobs(seq2seq_dir):
     try:
         with serve_on_loopback(app) as url:
             body = {"prompt": PROMPTS, "max_tokens": GEN, "temperature": 0, "logprobs": 2}
-            whole = httpx.post(f"{url}/v1/completions", json=body, timeout=120).json()
+            whole = loopback_http.post(f"{url}/v1/completions", json=body, timeout=120).json()
             for choice, entries in zip(whole["choices"], reference.logprobs):
                 logprobs = choice["logprobs"]
                 assert logprobs["token_logprobs"] == pytest.approx([e[0] for e in entries], abs=1e-6)
@@ -406,7 +402,7 @@ def test_server_gives_logprobs(seq2seq_dir):
                 assert logprobs["text_offset"][0] == 0 and logprobs["text_offset"] == sorted(logprobs["text_offset"])
                 assert "".join(logprobs["tokens"][:-1]).strip() == choice["text"].strip() or choice["finish_reason"] == "length"
             assert sum(len(c["logprobs"]["tokens"]) for c in whole["choices"]) == whole["usage"]["completion_tokens"]
-            r = httpx.post(f"{url}/v1/completions", json=body | {"stream": True}, timeout=120)
+            r = loopback_http.post(f"{url}/v1/completions", json=body | {"stream": True}, timeout=120)
             pieces = [c for e in _events(r)[:-1] for c in e["choices"]]
             for i, choice in enumerate(whole["choices"]):
                 mine = [c for c in pieces if c["index"] == i]
@@ -416,16 +412,16 @@ def test_server_gives_logprobs(seq2seq_dir):
                 assert all(c["text"] == c["logprobs"]["tokens"][0] for c in tokens)
                 joined = {key: [v for c in mine if c["logprobs"] for v in c["logprobs"][key]] for key in choice["logprobs"]}
                 assert joined == choice["logprobs"]
-            r = httpx.post(f"{url}/v1/completions", json=body | {"logprobs": 6}, timeout=120)
+            r = loopback_http.post(f"{url}/v1/completions", json=body | {"logprobs": 6}, timeout=120)
             assert r.status_code == 400 and r.json()["error"]["param"] == "logprobs"
             # n samples per prompt: generate()'s num_return_sequences, each prompt's choices in turn
             sampled = {"prompt": PROMPTS, "max_tokens": GEN, "temperature": 0.8, "seed": 3, "n": 2}
-            answer = httpx.post(f"{url}/v1/completions", json=sampled, timeout=120).json()
+            answer = loopback_http.post(f"{url}/v1/completions", json=sampled, timeout=120).json()
             options = sampling_options(sampled, model.hf.generation_config, 32, max_n=4)
             expected = model.generate(tok, PROMPTS, **options).texts
             assert [c["text"] for c in answer["choices"]] == expected and len(expected) == 4
             assert answer["usage"]["prompt_tokens"] == sum(len(ids) for ids in tok(PROMPTS)["input_ids"])
-            r = httpx.post(f"{url}/v1/completions", json=sampled | {"temperature": 0}, timeout=120)
+            r = loopback_http.post(f"{url}/v1/completions", json=sampled | {"temperature": 0}, timeout=120)
             assert r.status_code == 400 and "needs sampling" in r.json()["error"]["message"]
     finally:
         runner.stop()
@@ -437,7 +433,6 @@ def test_server_gives_logprobs(seq2seq_dir):
 def test_streamed_usage_with_several_choices_per_prompt(seq2seq_dir):
     """A checkpoint that returns two sequences per prompt (beams, or samples): each streamed choice's usage counts its
     own prompt's tokens."""
-    import httpx
 
     from QEfficient.cloud.serve import build_server
     from tests.helpers import serve_on_loopback
@@ -450,7 +445,7 @@ def test_streamed_usage_with_several_choices_per_prompt(seq2seq_dir):
         with serve_on_loopback(app) as url:
             for options in ({"temperature": 0}, {"temperature": 0.7, "seed": 1}):
                 body = {"prompt": prompts, "max_tokens": 4, **options} | stream
-                events = _events(httpx.post(f"{url}/v1/completions", json=body, timeout=120))
+                events = _events(loopback_http.post(f"{url}/v1/completions", json=body, timeout=120))
                 assert events[-1] == "[DONE]" and events[-2]["choices"] == []
                 for event in events[:-2]:
                     index = event["choices"][0]["index"]

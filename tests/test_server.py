@@ -12,6 +12,7 @@ import torch
 
 from QEfficient.generation.continuous_batching import Request
 from tests.helpers import hf_greedy, tiny_chat_server
+from tests.loopback import loopback_http
 
 PROMPTS = ["My name is", "The sun rises", "Once upon a time a robot", "What is the capital of France?", "Paris", "Numbers: 1 2"]
 CHAT_TEMPLATE = (
@@ -26,15 +27,17 @@ def server(tiny_model_dir):
 
 
 def complete(url: str, prompt, max_tokens: int = 12, **extra) -> dict:
-    r = httpx.post(f"{url}/v1/completions", json={"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, **extra}, timeout=60)
+    r = loopback_http.post(
+        f"{url}/v1/completions", json={"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, **extra}, timeout=60
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
 
 def test_health_and_models(server):
     url = server[0]
-    assert httpx.get(f"{url}/health").json()["status"] == "ok"
-    models = httpx.get(f"{url}/v1/models").json()
+    assert loopback_http.get(f"{url}/health").json()["status"] == "ok"
+    models = loopback_http.get(f"{url}/v1/models").json()
     assert models["object"] == "list" and models["data"][0]["object"] == "model"
     card = models["data"][0]
     assert card["max_model_len"] == 96 and card["root"] == card["id"] and card["parent"] is None  # vLLM's model card
@@ -53,7 +56,7 @@ def test_concurrent_greedy_requests_equal_offline(server):
 
 def test_streaming_chunks_add_up(server):
     url, _, tok, hf = server
-    with httpx.stream(
+    with loopback_http.stream(
         "POST", f"{url}/v1/completions", json={"prompt": PROMPTS[2], "max_tokens": 10, "temperature": 0, "stream": True}, timeout=60
     ) as r:
         lines = [line for line in r.iter_lines() if line.startswith("data: ")]
@@ -67,12 +70,12 @@ def test_streaming_chunks_add_up(server):
 def test_chat_completion_uses_the_chat_template(server):
     url, _, tok, hf = server
     messages = [{"role": "user", "content": "My name is"}]
-    r = httpx.post(f"{url}/v1/chat/completions", json={"messages": messages, "max_tokens": 8, "temperature": 0}, timeout=60)
+    r = loopback_http.post(f"{url}/v1/chat/completions", json={"messages": messages, "max_tokens": 8, "temperature": 0}, timeout=60)
     assert r.status_code == 200, r.text
     prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     expected = tok.decode(hf_greedy(hf, tok, prompt, 8), skip_special_tokens=True)
     assert r.json()["choices"][0]["message"] == {"role": "assistant", "content": expected}
-    with httpx.stream(
+    with loopback_http.stream(
         "POST", f"{url}/v1/chat/completions", json={"messages": messages, "max_tokens": 8, "temperature": 0, "stream": True}, timeout=60
     ) as s:
         chunks = [json.loads(x[6:]) for x in s.iter_lines() if x.startswith("data: ") and x != "data: [DONE]"]
@@ -93,12 +96,12 @@ def test_a_stop_string_split_across_tokens_never_reaches_the_client(server):
         never = [f"zzzz-never-{i}" for i in range(9)]  # ten stop strings: more than OpenAI's 4, as vLLM takes them
         body = {"prompt": prompt, "max_tokens": 16, "temperature": 0, "stop": [stop, *never], "stream": stream}
         if stream:
-            with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=60) as r:
+            with loopback_http.stream("POST", f"{url}/v1/completions", json=body, timeout=60) as r:
                 chunks = [json.loads(x[6:]) for x in r.iter_lines() if x.startswith("data: ") and x != "data: [DONE]"]
             text, choice = "".join(c["choices"][0]["text"] for c in chunks), chunks[-1]["choices"][0]
             assert all("stop_reason" not in c["choices"][0] for c in chunks[:-1])  # vLLM's: with the finish reason
         else:
-            choice = httpx.post(f"{url}/v1/completions", json=body, timeout=60).json()["choices"][0]
+            choice = loopback_http.post(f"{url}/v1/completions", json=body, timeout=60).json()["choices"][0]
             text = choice["text"]
         assert (text, choice["finish_reason"], choice["stop_reason"]) == (full[:start], "stop", stop), (full, stop)
 
@@ -148,7 +151,7 @@ def test_stop_strings_and_seeded_sampling(server):
 )
 def test_bad_input_is_a_4xx_and_the_server_keeps_serving(server, payload, status):
     url = server[0]
-    r = httpx.post(f"{url}/v1/completions", content=payload, headers={"content-type": "application/json"}, timeout=30)
+    r = loopback_http.post(f"{url}/v1/completions", content=payload, headers={"content-type": "application/json"}, timeout=30)
     assert r.status_code == status
     assert set(r.json()["error"]) >= {"message", "type"}
     assert complete(url, "My name is", 3)["choices"][0]["text"] is not None
@@ -156,7 +159,7 @@ def test_bad_input_is_a_4xx_and_the_server_keeps_serving(server, payload, status
 
 def test_a_client_leaving_mid_stream_frees_its_slot(server):
     url, runner, _, _ = server
-    with httpx.stream(
+    with loopback_http.stream(
         "POST", f"{url}/v1/completions", json={"prompt": PROMPTS[2], "max_tokens": 80, "temperature": 0, "stream": True}, timeout=60
     ) as r:
         next(r.iter_lines())
@@ -248,7 +251,7 @@ def test_full_queue_answers_429(server):
     with runner.inbox.mutex:  # fill the queue without the engine draining it in between
         runner.inbox.queue.extend(blockers)
     try:
-        r = httpx.post(f"{url}/v1/completions", json={"prompt": "hi", "max_tokens": 2}, timeout=30)
+        r = loopback_http.post(f"{url}/v1/completions", json={"prompt": "hi", "max_tokens": 2}, timeout=30)
         assert r.status_code == 429 and r.json()["error"]["type"] == "rate_limit_error"
     finally:
         for b in blockers:
@@ -256,11 +259,11 @@ def test_full_queue_answers_429(server):
 
 
 def post(url: str, route: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{url}/v1/{route}", json=body, timeout=60)
+    return loopback_http.post(f"{url}/v1/{route}", json=body, timeout=60)
 
 
 def sse_chunks(url: str, route: str, body: dict) -> list[dict]:
-    with httpx.stream("POST", f"{url}/v1/{route}", json={**body, "stream": True}, timeout=60) as r:
+    with loopback_http.stream("POST", f"{url}/v1/{route}", json={**body, "stream": True}, timeout=60) as r:
         assert r.status_code == 200
         lines = [x for x in r.iter_lines() if x.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
@@ -313,7 +316,7 @@ def sse_chunks(url: str, route: str, body: dict) -> list[dict]:
 )
 def test_malformed_completion_input_is_a_400_in_openai_format(server, payload):
     url = server[0]
-    r = httpx.post(f"{url}/v1/completions", content=payload, headers={"content-type": "application/json"}, timeout=30)
+    r = loopback_http.post(f"{url}/v1/completions", content=payload, headers={"content-type": "application/json"}, timeout=30)
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["type"] == "invalid_request_error" and error["message"]
@@ -507,12 +510,12 @@ def test_prometheus_metrics_under_vllms_names(server):
     url, _, tok, _ = server
 
     def scrape() -> dict:
-        r = httpx.get(f"{url}/metrics", timeout=30)
+        r = loopback_http.get(f"{url}/metrics", timeout=30)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
         return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(r.text) for s in f.samples}
 
     before = scrape()
-    model = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
+    model = loopback_http.get(f"{url}/v1/models").json()["data"][0]["id"]
     answers = [complete(url, p, 5) for p in PROMPTS[:3]]
     # the prompt alone (echo, max_tokens 0): the token the engine writes is not counted as generated
     answers.append(post(url, "completions", {"prompt": PROMPTS[3], "max_tokens": 0, "echo": True}).json())
@@ -547,7 +550,7 @@ def test_n_choices_per_prompt(server):
     greedy = complete(url, PROMPTS[0], 8, n=2)["choices"]
     assert greedy[0]["text"] == greedy[1]["text"] == complete(url, PROMPTS[0], 8)["choices"][0]["text"]
     chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 6, "n": 2, "stream": True, **body}
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=chat, timeout=60) as r:
+    with loopback_http.stream("POST", f"{url}/v1/chat/completions", json=chat, timeout=60) as r:
         events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
     openers = [e["choices"][0]["index"] for e in events if e["choices"][0]["delta"].get("role") == "assistant"]
     assert openers == [0, 1]
@@ -566,13 +569,13 @@ def test_int64_seeds_are_accepted_and_reproducible(server):
 
 def test_an_unknown_model_is_a_404(server):
     url = server[0]
-    served = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
+    served = loopback_http.get(f"{url}/v1/models").json()["data"][0]["id"]
     assert complete(url, "Paris", 2, model=served)["model"] == served
     r = post(url, "completions", {"prompt": "Paris", "model": "gpt-4o"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
     r = post(url, "chat/completions", {"messages": [{"role": "user", "content": "hi"}], "model": "gpt-4o"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
-    assert httpx.get(f"{url}/no/such/route").json()["error"]["message"]  # OpenAI's error shape everywhere
+    assert loopback_http.get(f"{url}/no/such/route").json()["error"]["message"]  # OpenAI's error shape everywhere
 
 
 def test_prompt_batches_of_strings_and_token_ids(server):
@@ -709,22 +712,22 @@ def test_tokenize_detokenize_and_version(server):
     """vLLM's /tokenize (a prompt, or a chat through the template as a chat request is tokenized), /detokenize
     and /version, with the server's own tokenizer."""
     url, _, tok, _ = server
-    r = httpx.post(f"{url}/tokenize", timeout=60, json={"prompt": "My name is Ada", "return_token_strs": True})
+    r = loopback_http.post(f"{url}/tokenize", timeout=60, json={"prompt": "My name is Ada", "return_token_strs": True})
     assert r.status_code == 200, r.text
     ids = tok("My name is Ada")["input_ids"]
     assert r.json() == {"count": len(ids), "max_model_len": 96, "tokens": ids, "token_strs": tok.convert_ids_to_tokens(ids)}
     messages = [{"role": "user", "content": "My name is"}]
-    chat = httpx.post(f"{url}/tokenize", timeout=60, json={"messages": messages}).json()
+    chat = loopback_http.post(f"{url}/tokenize", timeout=60, json={"messages": messages}).json()
     assert chat["tokens"] == tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
     turn = [*messages, {"role": "assistant", "content": "Hi"}]
     body = {"messages": turn, "add_generation_prompt": False, "continue_final_message": True}
     expected = tok.apply_chat_template(turn, tokenize=True, continue_final_message=True, return_dict=False)
-    assert httpx.post(f"{url}/tokenize", timeout=60, json=body).json()["tokens"] == expected  # vLLM's template fields too
+    assert loopback_http.post(f"{url}/tokenize", timeout=60, json=body).json()["tokens"] == expected  # vLLM's template fields too
     assert chat["token_strs"] is None
-    assert httpx.post(f"{url}/detokenize", timeout=60, json={"tokens": ids}).json() == {"prompt": tok.decode(ids)}
+    assert loopback_http.post(f"{url}/detokenize", timeout=60, json={"tokens": ids}).json() == {"prompt": tok.decode(ids)}
     import QEfficient
 
-    assert httpx.get(f"{url}/version").json() == {"version": QEfficient.__version__}
+    assert loopback_http.get(f"{url}/version").json() == {"version": QEfficient.__version__}
     for route, body, status, message in [
         ("/tokenize", {"prompt": "a", "messages": messages}, 400, "either 'prompt'"),
         ("/tokenize", {}, 400, "either 'prompt'"),
@@ -735,5 +738,5 @@ def test_tokenize_detokenize_and_version(server):
         ("/detokenize", {"tokens": [1, 10**6]}, 400, "outside this model's vocabulary"),
         ("/detokenize", {"tokens": "1 2"}, 400, "'tokens' must be a list of token ids"),
     ]:
-        r = httpx.post(f"{url}{route}", json=body, timeout=60)
+        r = loopback_http.post(f"{url}{route}", json=body, timeout=60)
         assert r.status_code == status and message in r.json()["error"]["message"], (route, body, r.text)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import base64
 
-import httpx
 import pytest
 
 from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.utils.audio import decode_wav
 from tests.helpers import serve_on_loopback
+from tests.loopback import loopback_http
 from tests.test_audio_text import DATA, MASKED_AUDIO, hf_chat_answer, masked_audio_folder, read_wav
 from tests.test_server_ctc import wav
 
@@ -37,7 +37,7 @@ def test_a_served_chat_with_audio_is_transformers(model_type, tmp_path, tokenize
         with serve_on_loopback(app, log_level="critical") as url:
             part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(sent).decode(), "format": "wav"}}
             body = {"messages": [{"role": "user", "content": [part, {"type": "text", "text": "What is said?"}]}], "max_tokens": 8}
-            answer = httpx.post(f"{url}/v1/chat/completions", json={**body, "temperature": 0}, timeout=120)
+            answer = loopback_http.post(f"{url}/v1/chat/completions", json={**body, "temperature": 0}, timeout=120)
     finally:
         runner.stop()
     assert answer.status_code == 200, answer.text

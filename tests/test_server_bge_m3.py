@@ -16,6 +16,7 @@ from QEfficient.cloud.serve import build_from_args, build_server
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.tasks import resolve_pooler_task
 from tests.helpers import serve_on_loopback
+from tests.loopback import loopback_http
 from tests.test_bge_m3 import TEXTS, flag_embedding, tiny_bge_m3
 
 BGE_M3 = {"architectures": ["BgeM3EmbeddingModel"]}
@@ -32,7 +33,7 @@ def serve(folder, pooler_task: str | None):
 
 
 def post(url: str, route: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{url}{route}", json=body, timeout=120)
+    return loopback_http.post(f"{url}{route}", json=body, timeout=120)
 
 
 def alone(folder, texts: list[str]) -> list[dict]:

@@ -20,6 +20,7 @@ from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.tasks import media_classifier, pooling_task
 from tests.helpers import serve_on_loopback
+from tests.loopback import loopback_http
 
 LABELS = {0: "cat", 1: "dog", 2: "fox"}
 
@@ -67,7 +68,7 @@ def hf_logits(folder: str, images: list[Image.Image]) -> np.ndarray:
 
 
 def post(url: str, body: dict, route: str = "/classify") -> httpx.Response:
-    return httpx.post(f"{url}{route}", json=body, timeout=120)
+    return loopback_http.post(f"{url}{route}", json=body, timeout=120)
 
 
 def test_images_classified_as_transformers(classifier):
@@ -90,7 +91,7 @@ def test_images_classified_as_transformers(classifier):
     one = post(url, {"messages": [{"role": "user", "content": image_parts(images[1])}], "use_activation": False}, "/v1/classify")
     assert one.status_code == 200, one.text
     np.testing.assert_allclose(one.json()["data"][0]["probs"], logits[1], atol=1e-4, rtol=0)
-    assert httpx.get(f"{url}/v1/models").json()["data"][0]["id"] == Path(folder).name
+    assert loopback_http.get(f"{url}/v1/models").json()["data"][0]["id"] == Path(folder).name
 
 
 def test_bad_requests_say_what_to_do(classifier):

@@ -17,6 +17,7 @@ from QEfficient.cloud.serve import build_from_args, build_server
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.generation.late_interaction import maxsim
 from tests.helpers import serve_on_loopback
+from tests.loopback import loopback_http
 from tests.test_colbert import BUILDERS, DOCUMENTS, reference
 
 CTX_LEN = 32
@@ -32,7 +33,7 @@ def server(request, tmp_path_factory):
 
 
 def post(url: str, route: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{url}{route}", json=body, timeout=120)
+    return loopback_http.post(f"{url}{route}", json=body, timeout=120)
 
 
 def expected_rows(folder, texts: list[str]) -> list[np.ndarray]:

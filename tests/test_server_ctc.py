@@ -20,6 +20,7 @@ from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.utils.audio import decode_wav
 from tests.helpers import serve_on_loopback
+from tests.loopback import loopback_http
 from tests.test_ctc import _audio, _folder
 from tests.test_ctranslate2_whisper import DATA, read_wav
 
@@ -45,7 +46,7 @@ def ctc_server(tmp_path_factory):
 
 
 def transcribe(url: str, audio: bytes, route: str = "/v1/audio/transcriptions", **fields) -> httpx.Response:
-    return httpx.post(f"{url}{route}", files={"file": ("speech.wav", audio, "audio/wav")}, data=fields, timeout=120)
+    return loopback_http.post(f"{url}{route}", files={"file": ("speech.wav", audio, "audio/wav")}, data=fields, timeout=120)
 
 
 def test_transcriptions_equal_transformers_greedy_ctc(ctc_server):
@@ -83,7 +84,7 @@ def test_what_a_ctc_model_cannot_do_is_refused(ctc_server):
     assert too_long.status_code == 400 and "reads up to 300 s" in too_long.json()["error"]["message"]
     too_short = transcribe(url, wav(np.zeros(100, np.float32)))
     assert too_short.status_code == 400 and "at least 400" in too_short.json()["error"]["message"]
-    repeated = httpx.post(
+    repeated = loopback_http.post(
         f"{url}/v1/audio/transcriptions",
         files=[
             ("file", ("a.wav", clip, "audio/wav")),
@@ -95,7 +96,7 @@ def test_what_a_ctc_model_cannot_do_is_refused(ctc_server):
     )
     assert repeated.status_code == 400 and "takes 'segment' and 'word', got ['', 'word']" in repeated.json()["error"]["message"]
     assert transcribe(url, clip, model="other").status_code == 404
-    no_file = httpx.post(f"{url}/v1/audio/transcriptions", files={"model": (None, "x")}, timeout=60)
+    no_file = loopback_http.post(f"{url}/v1/audio/transcriptions", files={"model": (None, "x")}, timeout=60)
     assert no_file.status_code == 400 and "no 'file' field" in no_file.json()["error"]["message"]
 
 
@@ -124,7 +125,7 @@ def test_long_audio_and_word_times_are_the_pipelines(ctc_server):
     srt = transcribe(url, audio, response_format="srt")
     assert srt.status_code == 200 and srt.text.count(" --> ") == len(segments)
     # a stream: each window's text as it is read (to its last space), then the rest, the usage and [DONE]
-    with httpx.stream(
+    with loopback_http.stream(
         "POST",
         f"{url}/v1/audio/transcriptions",
         files={"file": ("a.wav", audio, "audio/wav")},

@@ -19,6 +19,7 @@ from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.tasks import pooling_task
 from tests.helpers import serve_on_loopback
+from tests.loopback import loopback_http
 from tests.tiny_models import VOCAB, build_tokenizer
 
 TEXTS = ["the cat sat on the mat", "a dog ran", "hello"]
@@ -50,7 +51,7 @@ def clip_server(tmp_path_factory):
 
 
 def post(url: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{url}/v1/embeddings", json=body, timeout=120)
+    return loopback_http.post(f"{url}/v1/embeddings", json=body, timeout=120)
 
 
 def normalized(x: torch.Tensor) -> np.ndarray:

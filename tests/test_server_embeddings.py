@@ -16,6 +16,7 @@ from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.tasks import is_embedding_model
 from tests.helpers import serve_on_loopback
+from tests.loopback import loopback_http
 from tests.test_encoder import minilm_folder
 
 SENTENCES = ["The cat sits on the mat.", "A quick brown fox jumps over the lazy dog near the river bank.", "Hello"]
@@ -40,7 +41,7 @@ def hf_embeddings(folder, texts: list[str]) -> np.ndarray:
 
 
 def post(url: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{url}/v1/embeddings", json=body, timeout=120)
+    return loopback_http.post(f"{url}/v1/embeddings", json=body, timeout=120)
 
 
 def test_embeddings_equal_transformers_in_every_input_form(server):
@@ -132,13 +133,13 @@ def test_vllms_request_fields_as_vllm_applies_them(server):
     bare = post(url, {"input": SENTENCES, "encoding_format": "bytes_only"})
     assert "metadata" not in bare.headers and bare.content == np.asarray(normalized, "<f4").tobytes()
     # vLLM's /pooling on an embedding model: the same vectors as pooling items; only its task, no dimensions
-    pooled = httpx.post(f"{url}/pooling", json={"input": SENTENCES, "task": "embed"}, timeout=60).json()
+    pooled = loopback_http.post(f"{url}/pooling", json={"input": SENTENCES, "task": "embed"}, timeout=60).json()
     assert [d["object"] for d in pooled["data"]] == ["pooling"] * len(SENTENCES) and pooled["id"].startswith("pooling-")
     np.testing.assert_allclose([d["data"] for d in pooled["data"]], normalized, atol=1e-6, rtol=0)
-    packed = httpx.post(f"{url}/pooling", json={"input": SENTENCES[0], "encoding_format": "base64"}, timeout=60).json()["data"][0]
+    packed = loopback_http.post(f"{url}/pooling", json={"input": SENTENCES[0], "encoding_format": "base64"}, timeout=60).json()["data"][0]
     assert base64.b64decode(packed["data"]) == np.asarray(normalized[0], "<f4").tobytes()
     for body, words in (({"task": "token_embed"}, "pools for 'embed', not 'token_embed'"), ({"dimensions": 8}, "'dimensions' is not")):
-        r = httpx.post(f"{url}/pooling", json={"input": SENTENCES[0], **body}, timeout=60)
+        r = loopback_http.post(f"{url}/pooling", json={"input": SENTENCES[0], **body}, timeout=60)
         assert r.status_code == 400 and words in r.json()["error"]["message"], r.text
 
 
@@ -184,9 +185,9 @@ def test_unknown_model_and_options_that_do_not_apply(server, tiny_model_dir):
     url, folder = server
     r = post(url, {"input": "hi", "model": "other"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
-    assert httpx.get(f"{url}/health").json()["status"] == "ok"
+    assert loopback_http.get(f"{url}/health").json()["status"] == "ok"
     ids = AutoTokenizer.from_pretrained(folder)("The cat sits")["input_ids"]
-    assert httpx.post(f"{url}/tokenize", json={"prompt": "The cat sits"}, timeout=30).json()["tokens"] == ids  # vLLM's route
+    assert loopback_http.post(f"{url}/tokenize", json={"prompt": "The cat sits"}, timeout=30).json()["tokens"] == ids  # vLLM's route
     assert is_embedding_model(str(folder)) and not is_embedding_model(str(tiny_model_dir("llama")))
     with pytest.raises(ValueError, match="served for embeddings .*--chat_template do not apply"):
         build_from_args(parse_args(["--model_name", str(folder), "--chat_template", "{{ messages }}"]))

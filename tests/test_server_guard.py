@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import threading
 
-import httpx
 import pytest
 
 from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import exposure_warning, parse_args
 from QEfficient.compile.ort_cpu import read_artifact
 from tests.helpers import serve_on_loopback
+from tests.loopback import loopback_http
 
 KEY = "sk-test-1234"
 AUTH = {"authorization": f"Bearer {KEY}"}
@@ -74,13 +74,15 @@ def test_the_server_runs_the_artifact_its_flags_ask_for(guarded):
     config = read_artifact(app.state.qpc_path)
     assert config["compile_params"]["mxfp6_matmul"] and config["compile_params"]["mxint8_kv_cache"]
     assert config["kv_dtype"] == "float16"
-    r = httpx.post(f"{url}/v1/completions", json={"prompt": "My name is", "max_tokens": 4, "temperature": 0}, headers=AUTH, timeout=60)
+    r = loopback_http.post(
+        f"{url}/v1/completions", json={"prompt": "My name is", "max_tokens": 4, "temperature": 0}, headers=AUTH, timeout=60
+    )
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] >= 1
 
 
 def test_every_route_but_health_needs_the_api_key(guarded):
     url = guarded[0]
-    assert httpx.get(f"{url}/health").status_code == 200
+    assert loopback_http.get(f"{url}/health").status_code == 200
     calls = [
         ("GET", "/v1/models", None),
         ("POST", "/v1/completions", {"prompt": "hi", "max_tokens": 1}),
@@ -93,22 +95,22 @@ def test_every_route_but_health_needs_the_api_key(guarded):
     wrong = ({}, {"authorization": "Bearer wrong"}, {"authorization": f"Basic {KEY}"}, {"authorization": KEY}, {"x-api-key": "wrong"})
     for headers in wrong:
         for method, route, body in calls:
-            r = httpx.request(method, f"{url}{route}", json=body, headers=headers, timeout=30)
+            r = loopback_http.request(method, f"{url}{route}", json=body, headers=headers, timeout=30)
             assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", (route, headers)
             if route == "/v1/messages":  # Anthropic's route answers in Anthropic's shape
                 assert r.json()["error"]["type"] == "authentication_error" and r.json()["type"] == "error"
             else:
                 assert r.json()["error"]["code"] == "invalid_api_key"
-    assert httpx.get(f"{url}/v1/models", headers=AUTH).status_code == 200
-    assert httpx.get(f"{url}/v1/models", headers={"authorization": f"bearer {KEY}"}).status_code == 200
-    assert httpx.get(f"{url}/metrics", headers=AUTH).status_code == 200
-    assert httpx.get(f"{url}/v1/models", headers={"x-api-key": KEY}).status_code == 200  # Anthropic's clients send it so
+    assert loopback_http.get(f"{url}/v1/models", headers=AUTH).status_code == 200
+    assert loopback_http.get(f"{url}/v1/models", headers={"authorization": f"bearer {KEY}"}).status_code == 200
+    assert loopback_http.get(f"{url}/metrics", headers=AUTH).status_code == 200
+    assert loopback_http.get(f"{url}/v1/models", headers={"x-api-key": KEY}).status_code == 200  # Anthropic's clients send it so
 
 
 def test_a_body_over_the_limit_is_a_413_without_being_read(guarded):
     url = guarded[0]
     big = b'{"prompt": "' + b"x" * LIMIT + b'"}'
-    r = httpx.post(f"{url}/v1/completions", content=big, headers={**AUTH, "content-type": "application/json"}, timeout=30)
+    r = loopback_http.post(f"{url}/v1/completions", content=big, headers={**AUTH, "content-type": "application/json"}, timeout=30)
     assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
 
     def pieces():  # no Content-Length: the server counts as it reads
@@ -117,9 +119,9 @@ def test_a_body_over_the_limit_is_a_413_without_being_read(guarded):
             yield b"y" * 8192
         yield b'"}'
 
-    r = httpx.post(f"{url}/v1/completions", content=pieces(), headers=AUTH, timeout=30)
+    r = loopback_http.post(f"{url}/v1/completions", content=pieces(), headers=AUTH, timeout=30)
     assert r.status_code == 413
-    r = httpx.post(f"{url}/v1/completions", json={"prompt": "My name is", "max_tokens": 2}, headers=AUTH, timeout=30)
+    r = loopback_http.post(f"{url}/v1/completions", json={"prompt": "My name is", "max_tokens": 2}, headers=AUTH, timeout=30)
     assert r.status_code == 200
 
 
@@ -131,16 +133,16 @@ def test_health_and_streams_answer_while_a_large_prompt_is_tokenized(guarded):
     result: dict = {}
 
     def send_large() -> None:
-        result["r"] = httpx.post(f"{url}/v1/completions", json={"prompt": large, "max_tokens": 2}, headers=AUTH, timeout=120)
+        result["r"] = loopback_http.post(f"{url}/v1/completions", json={"prompt": large, "max_tokens": 2}, headers=AUTH, timeout=120)
 
     sender = threading.Thread(target=send_large)
     sender.start()
     try:
         assert hold.entered.wait(60), "the large prompt never reached the tokenizer"
         # the tokenizer is busy with the large prompt: the event loop must still answer
-        assert httpx.get(f"{url}/health", timeout=30).json()["status"] == "ok"
+        assert loopback_http.get(f"{url}/health", timeout=30).json()["status"] == "ok"
         body = {"prompt": [5, 6, 7], "max_tokens": 4, "temperature": 0, "stream": True}
-        with httpx.stream("POST", f"{url}/v1/completions", json=body, headers=AUTH, timeout=30) as r:
+        with loopback_http.stream("POST", f"{url}/v1/completions", json=body, headers=AUTH, timeout=30) as r:
             lines = [x for x in r.iter_lines() if x.startswith("data: ")]
         assert lines[-1] == "data: [DONE]" and len(lines) >= 2
         assert not result  # still held
@@ -152,8 +154,8 @@ def test_health_and_streams_answer_while_a_large_prompt_is_tokenized(guarded):
 
 def test_an_unexpected_error_is_a_json_500_and_the_server_keeps_serving(guarded):
     url = guarded[0]
-    r = httpx.post(f"{url}/v1/completions", json={"prompt": CRASH}, headers=AUTH, timeout=30)
+    r = loopback_http.post(f"{url}/v1/completions", json={"prompt": CRASH}, headers=AUTH, timeout=30)
     assert r.status_code == 500
     assert r.json()["error"]["type"] == "server_error" and "RuntimeError" in r.json()["error"]["message"]
-    r = httpx.post(f"{url}/v1/completions", json={"prompt": "My name is", "max_tokens": 2}, headers=AUTH, timeout=30)
+    r = loopback_http.post(f"{url}/v1/completions", json={"prompt": "My name is", "max_tokens": 2}, headers=AUTH, timeout=30)
     assert r.status_code == 200

@@ -9,11 +9,11 @@ import json
 import shutil
 
 import anthropic
-import httpx
 import openai
 import pytest
 
 from tests.helpers import tiny_chat_server
+from tests.loopback import loopback_http
 from tests.test_reasoning import MESSAGES, OPTIONS, THINK_TEMPLATE, thinking_model
 from tests.test_server import post
 from tests.test_structured_output import SCHEMA, TOOLS
@@ -121,7 +121,7 @@ def test_instructions_and_input_items_become_the_chat_messages(server):
         {"role": "user", "content": "thanks"},
     ]
     kwargs = {"enable_thinking": False}
-    rendered = httpx.post(
+    rendered = loopback_http.post(
         f"{url}/tokenize", json={"messages": messages, "chat_template_kwargs": kwargs, "return_token_strs": True}, timeout=60
     ).json()
     written = "".join(rendered["token_strs"]).replace("\u0120", " ")  # byte-level BPE's space
@@ -131,7 +131,9 @@ def test_instructions_and_input_items_become_the_chat_messages(server):
         instructions="You help.", input=items, max_output_tokens=8, temperature=0, extra_body={"chat_template_kwargs": kwargs}
     )
     assert [item.type for item in response.output] == ["message"] and response.output_text == expected["content"]
-    effort = httpx.post(f"{url}/tokenize", json={"messages": MESSAGES, "reasoning_effort": "low", "return_token_strs": True}, timeout=60)
+    effort = loopback_http.post(
+        f"{url}/tokenize", json={"messages": MESSAGES, "reasoning_effort": "low", "return_token_strs": True}, timeout=60
+    )
     assert "effort:\u0120low" in "".join(effort.json()["token_strs"])  # OpenAI's reasoning_effort: the template's variable
     expected = chat(url, messages=MESSAGES, max_tokens=8, reasoning_effort="low")["choices"][0]["message"]
     response = client.responses.create(input="paint the sky", max_output_tokens=8, temperature=0, reasoning={"effort": "low"})
@@ -205,7 +207,7 @@ def test_what_is_not_served_is_a_400_that_says_what_to_send(server, request_body
 def claude(server):
     """(url, Anthropic client, the served model's name)."""
     url = server[0]
-    model = httpx.get(f"{url}/v1/models", timeout=30).json()["data"][0]["id"]
+    model = loopback_http.get(f"{url}/v1/models", timeout=30).json()["data"][0]["id"]
     return url, anthropic.Anthropic(base_url=url, api_key="none", max_retries=0), model
 
 
@@ -241,7 +243,7 @@ def test_a_message_holds_the_chat_answer_streamed_or_not(claude):
 
     assert _stop("tool_calls", text[cut : cut + 2], called=False) == ("tool_use", None)  # calls, whatever stopped them
     counted = client.messages.count_tokens(model=model, messages=MESSAGES)
-    assert counted.input_tokens == httpx.post(f"{url}/tokenize", json={"messages": MESSAGES}, timeout=30).json()["count"]
+    assert counted.input_tokens == loopback_http.post(f"{url}/tokenize", json={"messages": MESSAGES}, timeout=30).json()["count"]
 
 
 def test_tool_use_blocks_in_and_out(claude):
@@ -290,7 +292,7 @@ def test_every_error_of_the_messages_routes_is_in_anthropic_s_shape(claude):
         ("GET", "/v1/messages", None, 405, "api_error"),
         ("POST", "/v1/messages/count_tokens", {"model": model, "messages": []}, 400, "invalid_request_error"),
     ):
-        r = httpx.request(method, f"{url}{route}", json=body, timeout=30)
+        r = loopback_http.request(method, f"{url}{route}", json=body, timeout=30)
         assert (r.status_code, r.json()["type"], r.json()["error"]["type"]) == (status, "error", kind), (route, r.text)
 
 

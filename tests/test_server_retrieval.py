@@ -21,6 +21,7 @@ from transformers import AutoProcessor, ColModernVBertForRetrieval, ColPaliForRe
 from QEfficient.cloud.serve import build_from_args, build_server
 from QEfficient.cloud.serve_args import parse_args
 from tests.helpers import serve_on_loopback
+from tests.loopback import loopback_http
 from tests.test_retrieval import tiny_colmodernvbert, tiny_colpali, tiny_colqwen2
 
 QUERIES = ["what is the cat", "a dog ran home"]
@@ -60,7 +61,7 @@ def server(request, tmp_path_factory):
 
 
 def post(url: str, route: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{url}{route}", json=body, timeout=120)
+    return loopback_http.post(f"{url}{route}", json=body, timeout=120)
 
 
 def hf_rows(hf, inputs) -> list[np.ndarray]:

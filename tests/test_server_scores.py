@@ -19,6 +19,7 @@ from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.tasks import is_embedding_model, is_sequence_classifier
 from tests.helpers import serve_on_loopback
+from tests.loopback import loopback_http
 from tests.tiny_models import build_wordpiece_tokenizer
 
 QUERY = "What is the capital of France?"
@@ -61,7 +62,7 @@ def cross_encoder(tmp_path_factory):
 
 
 def post(url: str, route: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{url}{route}", json=body, timeout=120)
+    return loopback_http.post(f"{url}{route}", json=body, timeout=120)
 
 
 def test_pairs_keep_their_token_types(tmp_path):
@@ -228,15 +229,15 @@ def test_models_options_and_detection(cross_encoder, tiny_model_dir):
     assert is_sequence_classifier(folder) and not is_embedding_model(folder)
     import QEfficient
 
-    assert httpx.get(f"{url}/version").json() == {"version": QEfficient.__version__}
+    assert loopback_http.get(f"{url}/version").json() == {"version": QEfficient.__version__}
     ids = AutoTokenizer.from_pretrained(folder)(QUERY)["input_ids"]
-    assert httpx.post(f"{url}/tokenize", json={"prompt": QUERY}, timeout=30).json() == {
+    assert loopback_http.post(f"{url}/tokenize", json={"prompt": QUERY}, timeout=30).json() == {
         "count": len(ids),
         "max_model_len": 64,
         "tokens": ids,
         "token_strs": None,
     }
-    assert httpx.post(f"{url}/detokenize", json={"tokens": ids}, timeout=30).json()["prompt"] == AutoTokenizer.from_pretrained(
+    assert loopback_http.post(f"{url}/detokenize", json={"tokens": ids}, timeout=30).json()["prompt"] == AutoTokenizer.from_pretrained(
         folder
     ).decode(ids)
     assert not is_sequence_classifier(str(tiny_model_dir("llama")))

@@ -18,6 +18,7 @@ from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from QEfficient.serving.tts_app import resample, text_pieces
 from tests.helpers import serve_on_loopback
+from tests.loopback import loopback_http
 from tests.test_text_to_speech import tiny, transformers_waveform
 
 
@@ -38,7 +39,7 @@ def tts_server(tmp_path_factory):
 
 
 def speak(url: str, **body) -> httpx.Response:
-    return httpx.post(f"{url}/v1/audio/speech", json=body, timeout=120)
+    return loopback_http.post(f"{url}/v1/audio/speech", json=body, timeout=120)
 
 
 def test_speech_equals_transformers(tts_server):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 
-import httpx
 import numpy as np
 import pytest
 import torch
@@ -16,6 +15,7 @@ from QEfficient.generation.continuous_batching import Request
 from QEfficient.generation.sampling import NoTokenLeft, SamplingParams, TokenChooser
 from QEfficient.serving.vllm_fields import bad_words_ids
 from tests.helpers import tiny_chat_server
+from tests.loopback import loopback_http
 from tests.test_server import CHAT_TEMPLATE, PROMPTS, complete, post
 
 
@@ -116,7 +116,7 @@ def test_a_bad_phrase_bars_its_last_token_after_the_rest():
     ],
 )
 def test_fields_not_applied_or_malformed_are_a_400(server, fields, param):
-    r = httpx.post(f"{server[0]}/v1/completions", json={"prompt": "hi", "max_tokens": 2, **fields}, timeout=60)
+    r = loopback_http.post(f"{server[0]}/v1/completions", json={"prompt": "hi", "max_tokens": 2, **fields}, timeout=60)
     assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
 
 
@@ -136,7 +136,7 @@ def test_return_token_ids_as_vllm(server):
     assert choice["token_ids"] == _token_ids(body) and len(choice["token_ids"]) == 8
     assert tok.decode(choice["prompt_token_ids"], skip_special_tokens=True) == PROMPTS[0]
     stream = {"prompt": PROMPTS[0], "max_tokens": 8, "temperature": 0, "return_token_ids": True, "stream": True}
-    r = httpx.post(f"{url}/v1/completions", json=stream, timeout=60)
+    r = loopback_http.post(f"{url}/v1/completions", json=stream, timeout=60)
     chunks = [json.loads(line[6:]) for line in r.text.split("\n\n") if line.startswith("data: {")]
     assert chunks[0]["choices"][0]["prompt_token_ids"] == choice["prompt_token_ids"]
     assert [t for c in chunks for t in c["choices"][0]["token_ids"]] == choice["token_ids"]
@@ -145,7 +145,7 @@ def test_return_token_ids_as_vllm(server):
     answer = post(url, "chat/completions", chat).json()
     assert tok.decode(answer["choices"][0]["token_ids"], skip_special_tokens=True) == answer["choices"][0]["message"]["content"]
     assert "hi" in tok.decode(answer["prompt_token_ids"])
-    r = httpx.post(f"{url}/v1/chat/completions", json=chat | {"stream": True}, timeout=60)
+    r = loopback_http.post(f"{url}/v1/chat/completions", json=chat | {"stream": True}, timeout=60)
     chunks = [json.loads(line[6:]) for line in r.text.split("\n\n") if line.startswith("data: {")]
     assert chunks[0]["prompt_token_ids"] == answer["prompt_token_ids"] and all("prompt_token_ids" not in c for c in chunks[1:])
     assert [t for c in chunks for t in c["choices"][0]["token_ids"]] == answer["choices"][0]["token_ids"]
@@ -173,7 +173,7 @@ def test_prompt_shaping_truncate_and_special_tokens(server):
     echoed = complete(url, ids, 1, truncate_prompt_tokens=3, echo=True)["choices"][0]["text"]  # the ids kept, echoed
     assert echoed.startswith(tok.decode(ids[-3:], skip_special_tokens=True))
     for bad in (0, -2, 10**6, "3"):
-        r = httpx.post(f"{url}/v1/completions", json={"prompt": "hi", "truncate_prompt_tokens": bad}, timeout=60)
+        r = loopback_http.post(f"{url}/v1/completions", json={"prompt": "hi", "truncate_prompt_tokens": bad}, timeout=60)
         assert r.status_code == 400 and r.json()["error"]["param"] == "truncate_prompt_tokens"
 
 
@@ -197,13 +197,13 @@ def test_rules_that_leave_no_token_are_an_error_not_a_token(server):
     end the request with an error that says why (no token is written), and the server goes on."""
     url, runner, tok, _ = server
     word = tok.decode([60])
-    r = httpx.post(f"{url}/v1/completions", json={"prompt": "hi", "allowed_token_ids": [60], "bad_words": [word]}, timeout=60)
+    r = loopback_http.post(f"{url}/v1/completions", json={"prompt": "hi", "allowed_token_ids": [60], "bad_words": [word]}, timeout=60)
     assert r.status_code == 400 and r.json()["error"]["param"] == "bad_words", r.text
     body = {"prompt": "hi", "max_tokens": 4, "allowed_token_ids": [tok.eos_token_id], "min_tokens": 2}
-    r = httpx.post(f"{url}/v1/completions", json=body, timeout=60)
+    r = loopback_http.post(f"{url}/v1/completions", json=body, timeout=60)
     assert r.status_code == 400 and "nothing could be written" in r.json()["error"]["message"], r.text
     body |= {"allowed_token_ids": [tok.eos_token_id, 60], "bad_words": [word]}  # the other allowed id a bad word
-    r = httpx.post(f"{url}/v1/completions", json=body, timeout=60)
+    r = loopback_http.post(f"{url}/v1/completions", json=body, timeout=60)
     assert r.status_code == 400 and "nothing could be written" in r.json()["error"]["message"], r.text
     # found only while generating (a two-token bad word made of the one allowed id): that request ends with the reason
     done = threading.Event()
@@ -240,7 +240,7 @@ def test_metrics_and_usage_count_up_to_the_stop_string(server):
     url, _, tok, _ = server
 
     def stops() -> float:
-        text = httpx.get(f"{url}/metrics", timeout=60).text
+        text = loopback_http.get(f"{url}/metrics", timeout=60).text
         line = next((x for x in text.splitlines() if x.startswith("vllm:request_success_total") and 'finished_reason="stop"' in x), None)
         return float(line.rsplit(" ", 1)[1]) if line else 0.0
 

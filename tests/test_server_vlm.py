@@ -22,6 +22,7 @@ from transformers import AutoProcessor, LlavaForConditionalGeneration
 from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
 from tests.helpers import free_port, serve_on_loopback
+from tests.loopback import loopback_http
 from tests.vlm_fixtures import build_llava
 
 # Llava 1.5's template, in HF's content-parts form
@@ -131,7 +132,7 @@ def hf_chat_text(folder, messages: list[dict]) -> str:
 
 def chat(url: str, content, stream: bool = False) -> httpx.Response:
     body = {"messages": [{"role": "user", "content": content}], "max_tokens": TOKENS, "temperature": 0, "stream": stream}
-    return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)
+    return loopback_http.post(f"{url}/v1/chat/completions", json=body, timeout=120)
 
 
 def test_an_image_as_a_data_url_gives_hfs_tokens(server, llava):
@@ -151,7 +152,9 @@ def test_anthropic_count_tokens_counts_an_image_s_tokens(server):
     img = image(2)
     source = {"type": "base64", "media_type": "image/png", "data": data_url(img).split(",", 1)[1]}
     blocks = [{"type": "image", "source": source}, {"type": "text", "text": "What is this?"}]
-    counted = httpx.post(f"{server}/v1/messages/count_tokens", json={"messages": [{"role": "user", "content": blocks}]}, timeout=120)
+    counted = loopback_http.post(
+        f"{server}/v1/messages/count_tokens", json={"messages": [{"role": "user", "content": blocks}]}, timeout=120
+    )
     assert counted.status_code == 200, counted.text
     parts = [{"type": "image_url", "image_url": {"url": data_url(img)}}, {"type": "text", "text": "What is this?"}]
     assert counted.json()["input_tokens"] == chat(server, parts).json()["usage"]["prompt_tokens"] > 16
@@ -162,7 +165,7 @@ def test_a_fetched_image_and_a_text_only_chat_share_the_batch(server, llava, ima
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(lambda content: chat(server, content), [with_image, "My name is"]))
     assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
-    fetched = Image.open(io.BytesIO(httpx.get(f"{image_host}/cat.png").content)).convert("RGB")
+    fetched = Image.open(io.BytesIO(loopback_http.get(f"{image_host}/cat.png").content)).convert("RGB")
     expected = [
         hf_chat_text(llava, [{"role": "user", "content": [{"type": "text", "text": "Look:"}, {"type": "image", "image": fetched}]}]),
         hf_chat_text(llava, [{"role": "user", "content": [{"type": "text", "text": "My name is"}]}]),
@@ -180,7 +183,7 @@ def test_streaming_with_an_image_and_a_text_completion(server, llava):
     streamed = "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"])
     assert streamed == hf_chat_text(llava, [{"role": "user", "content": [{"type": "image", "image": img}]}])
     # /v1/completions: text through the processor, no image, as HF runs it
-    r = httpx.post(f"{server}/v1/completions", json={"prompt": "Hello there", "max_tokens": TOKENS, "temperature": 0}, timeout=120)
+    r = loopback_http.post(f"{server}/v1/completions", json={"prompt": "Hello there", "max_tokens": TOKENS, "temperature": 0}, timeout=120)
     assert r.status_code == 200, r.text
     processor = AutoProcessor.from_pretrained(llava)
     hf = LlavaForConditionalGeneration.from_pretrained(llava).eval()
@@ -216,9 +219,9 @@ def test_unreachable_images_and_image_tokens_without_an_image(server, image_host
     assert r.status_code == 400 and "HTTP 404" in r.json()["error"]["message"]
     r = chat(server, [{"type": "image_url", "image_url": {"url": f"http://127.0.0.1:{free_port()}/cat.png"}}])
     assert r.status_code == 400 and "could not fetch" in r.json()["error"]["message"]
-    r = httpx.post(f"{server}/v1/completions", json={"prompt": "<image> what?", "max_tokens": 4}, timeout=60)
+    r = loopback_http.post(f"{server}/v1/completions", json={"prompt": "<image> what?", "max_tokens": 4}, timeout=60)
     assert r.status_code == 400 and "image" in r.json()["error"]["message"], r.text
-    assert httpx.get(f"{server}/health").json()["status"] == "ok"
+    assert loopback_http.get(f"{server}/health").json()["status"] == "ok"
 
 
 def test_the_language_artifact_is_served_without_the_model(served, llava, tiny_model_dir):
@@ -238,9 +241,9 @@ def test_the_language_artifact_is_served_without_the_model(served, llava, tiny_m
             r = chat(url, content)
             assert r.status_code == 200, r.text
             assert r.json()["choices"][0]["message"]["content"] == expected
-            assert [m["id"] for m in httpx.get(f"{url}/v1/models").json()["data"]] == [llava.name]  # the artifact's model
+            assert [m["id"] for m in loopback_http.get(f"{url}/v1/models").json()["data"]] == [llava.name]  # the artifact's model
             body = {"model": "tiny-llava", "messages": [{"role": "user", "content": "My name is"}], "max_tokens": 2}
-            assert httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).status_code == 200  # --model_name: a name too
+            assert loopback_http.post(f"{url}/v1/chat/completions", json=body, timeout=60).status_code == 200  # --model_name: a name too
     finally:
         runner.stop()
     app, runner = build_from_args(parse_args(["--qpc_path", str(language), "--max_num_images", "1", "--num_cores", "1"]))
@@ -428,11 +431,11 @@ def test_images_the_server_will_not_hold_or_fetch(server, image_host):
     long_text = {"type": "text", "text": "word " * 60}  # fits alone, not with the image's 16 tokens
     message = refused_parts([{"type": "image_url", "image_url": {"url": data_url(image(1))}}, long_text])
     assert "(image tokens included)" in message and "context is 96 tokens" in message
-    r = httpx.post(f"{server}/v1/completions", json={"prompt": "<image> what?", "max_tokens": 4}, timeout=60)
+    r = loopback_http.post(f"{server}/v1/completions", json={"prompt": "<image> what?", "max_tokens": 4}, timeout=60)
     assert r.status_code == 400 and "send images as 'image_url' parts of a chat message" in r.json()["error"]["message"], r.text
     assert "not in an image format" in refused("data:image/png;base64," + base64.b64encode(b"plain text").decode())
     for scored in ({"echo": True, "logprobs": 1}, {"prompt_logprobs": 0}):  # a prompt's logprobs: not on this server
-        r = httpx.post(f"{server}/v1/completions", json={"prompt": "what?", "max_tokens": 2, **scored}, timeout=60)
+        r = loopback_http.post(f"{server}/v1/completions", json={"prompt": "what?", "max_tokens": 2, **scored}, timeout=60)
         assert r.status_code == 400 and "does not compute a prompt's logprobs" in r.json()["error"]["message"], r.text
     start = time.monotonic()
     with pytest.raises(Exception, match="not received within 1 s"):
@@ -445,7 +448,7 @@ def test_images_the_server_will_not_hold_or_fetch(server, image_host):
     assert chat(server, [{"type": "image_url", "image_url": {"url": photo}}, {"type": "text", "text": "hi"}]).status_code == 200
     r = chat(server, [{"type": "image_url", "image_url": {"url": photo + "A" * (33 * 1024 * 1024 - len(photo))}}])
     assert r.status_code == 413 and "larger than this server's limit of 33554432 bytes" in r.json()["error"]["message"]
-    assert httpx.get(f"{server}/health").json()["status"] == "ok"
+    assert loopback_http.get(f"{server}/health").json()["status"] == "ok"
 
 
 def test_data_url_spellings_redirects_and_a_tool_call_turn(server, llava, image_host):
@@ -467,7 +470,7 @@ def test_data_url_spellings_redirects_and_a_tool_call_turn(server, llava, image_
         {"role": "user", "content": [{"type": "text", "text": "again"}]},
     ]
     body = {"messages": messages, "max_tokens": 3, "temperature": 0}
-    assert httpx.post(f"{server}/v1/chat/completions", json=body, timeout=60).status_code == 200
+    assert loopback_http.post(f"{server}/v1/chat/completions", json=body, timeout=60).status_code == 200
 
 
 def test_a_chat_template_from_the_command_line(tmp_path, tiny_model_dir):
@@ -495,7 +498,7 @@ def test_a_chat_template_from_the_command_line(tmp_path, tiny_model_dir):
     try:
         with serve_on_loopback(app, log_level="critical") as url:
             body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "temperature": 0}
-            r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+            r = loopback_http.post(f"{url}/v1/chat/completions", json=body, timeout=60)
     finally:
         runner.stop()
     assert r.status_code == 200, r.text
@@ -548,26 +551,26 @@ def test_tool_calls_with_an_image(llava, served):
     content = [{"type": "image_url", "image_url": {"url": data_url(image(3))}}, {"type": "text", "text": "What time is it?"}]
     body = {"messages": [{"role": "user", "content": content}], "tools": [TIME_TOOL], "max_tokens": 24, "temperature": 0}
     named = {**body, "tool_choice": {"type": "function", "function": {"name": "get_time"}}}
-    answer = httpx.post(f"{url}/v1/chat/completions", json=named, timeout=120).json()["choices"][0]
+    answer = loopback_http.post(f"{url}/v1/chat/completions", json=named, timeout=120).json()["choices"][0]
     (call,) = answer["message"]["tool_calls"]
     assert call["function"]["name"] == "get_time" and -12 <= json.loads(call["function"]["arguments"])["zone"] <= 12
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json={**named, "stream": True}, timeout=120) as r:
+    with loopback_http.stream("POST", f"{url}/v1/chat/completions", json={**named, "stream": True}, timeout=120) as r:
         deltas = [json.loads(x[6:])["choices"][0]["delta"] for x in r.iter_lines() if x.startswith("data: {")]
     assert "".join(c["function"]["arguments"] for d in deltas for c in d.get("tool_calls", [])) == call["function"]["arguments"]
     turn = {"role": "assistant", "content": None, "tool_calls": [{**call, "function": {**call["function"]}}]}
     again = {**body, "messages": [*body["messages"], turn, {"role": "tool", "content": "12:00"}], "max_tokens": 3, "tool_choice": "none"}
-    r = httpx.post(f"{url}/v1/chat/completions", json=again, timeout=120)
+    r = loopback_http.post(f"{url}/v1/chat/completions", json=again, timeout=120)
     assert r.status_code == 200, r.text
-    r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)  # "auto" without a parser: what to send
+    r = loopback_http.post(f"{url}/v1/chat/completions", json=body, timeout=120)  # "auto" without a parser: what to send
     assert r.status_code == 400 and r.json()["error"]["param"] == "tool_choice"
     args = ["--model_name", str(llava), "--prefill_seq_len", "8", "--ctx_len", "96", "--full_batch_size", "2", "--num_cores", "1"]
     parsers = ["--enable_auto_tool_choice", "--tool_call_parser", "hermes", "--reasoning_parser", "deepseek_r1"]
     app, runner = build_from_args(parse_args([*args, *parsers]))
     try:
         with serve_on_loopback(app, log_level="critical") as parsed:
-            r = httpx.post(f"{parsed}/v1/chat/completions", json={**body, "max_tokens": TOKENS}, timeout=120)
+            r = loopback_http.post(f"{parsed}/v1/chat/completions", json={**body, "max_tokens": TOKENS}, timeout=120)
             assert r.status_code == 200, r.text
-            plain = httpx.post(f"{url}/v1/chat/completions", json={**body, "tools": None, "max_tokens": TOKENS}, timeout=120)
+            plain = loopback_http.post(f"{url}/v1/chat/completions", json={**body, "tools": None, "max_tokens": TOKENS}, timeout=120)
             text = plain.json()["choices"][0]["message"]["content"]
             message = r.json()["choices"][0]["message"]  # deepseek_r1 reads an answer without tags as thinking cut short
             assert (message["reasoning"], message["content"]) == (text, None)
@@ -576,7 +579,7 @@ def test_tool_calls_with_an_image(llava, served):
                 {"type": "input_text", "text": content[1]["text"]},
             ]
             request = {"input": [{"role": "user", "content": parts}], "max_output_tokens": TOKENS, "temperature": 0}
-            response = httpx.post(f"{parsed}/v1/responses", json=request, timeout=120).json()  # OpenAI's Responses API, an image in
+            response = loopback_http.post(f"{parsed}/v1/responses", json=request, timeout=120).json()  # OpenAI's Responses API, an image in
             assert [(item["type"], item["content"][0]["text"]) for item in response["output"]] == [("reasoning", text)]
     finally:
         runner.stop()

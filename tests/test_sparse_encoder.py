@@ -18,6 +18,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, BertForMaskedLM
 
 from QEfficient import QEFFAutoModel, QEFFSparseEncoder
 from QEfficient.loading.sparse_encoder import read_splade_folder
+from tests.loopback import loopback_http
 from tests.test_colbert import _widened
 from tests.tiny_models import build_wordpiece_tokenizer, tiny_bert_config
 
@@ -200,8 +201,6 @@ def test_served_as_vllm_serves_splade(splade, tmp_path, tiny_model_dir, tokenize
     input alone within 1e-5 of transformers through SPLADE's pooling; what vLLM would answer otherwise is refused."""
     import base64
 
-    import httpx
-
     from QEfficient.cloud.serve import build_server
     from QEfficient.serving.tasks import SPLADE_ARCHITECTURE, resolve_pooler_task
     from tests.helpers import serve_on_loopback
@@ -211,15 +210,15 @@ def test_served_as_vllm_serves_splade(splade, tmp_path, tiny_model_dir, tokenize
     expected = [reference(folder, [text])[0] for text in TEXTS[:2]]
     app, runner = build_server(str(folder), None, 8, 64, 1, 1, hf_overrides=dict(override), pooler_task="embed")
     with serve_on_loopback(app, log_level="critical") as url:
-        reply = httpx.post(f"{url}/v1/embeddings", json={"input": TEXTS[:2]}, timeout=60)
+        reply = loopback_http.post(f"{url}/v1/embeddings", json={"input": TEXTS[:2]}, timeout=60)
         assert reply.status_code == 200, reply.text
         got = np.array([d["embedding"] for d in reply.json()["data"]])
         assert got.shape == (2, len(expected[0])) and np.abs(got - np.array(expected)).max() < 1e-5
         ids = AutoTokenizer.from_pretrained(folder)(TEXTS[1])["input_ids"]
         assert reply.json()["usage"]["prompt_tokens"] == len(AutoTokenizer.from_pretrained(folder)(TEXTS[0])["input_ids"]) + len(ids)
-        packed = httpx.post(f"{url}/v1/embeddings", json={"input": [ids], "encoding_format": "base64"}, timeout=60).json()
+        packed = loopback_http.post(f"{url}/v1/embeddings", json={"input": [ids], "encoding_format": "base64"}, timeout=60).json()
         assert np.abs(np.frombuffer(base64.b64decode(packed["data"][0]["embedding"]), "<f4") - expected[1]).max() < 1e-5
-        too_long = httpx.post(f"{url}/v1/embeddings", json={"input": "cat " * 30}, timeout=60)
+        too_long = loopback_http.post(f"{url}/v1/embeddings", json={"input": "cat " * 30}, timeout=60)
         assert too_long.status_code == 400 and "--ctx_len" in too_long.json()["error"]["message"]
     runner.stop()
     # a bare masked LM's checkpoint (no sentence-transformers files): SPLADE with SparseEncoder's defaults, served too
@@ -233,7 +232,7 @@ def test_served_as_vllm_serves_splade(splade, tmp_path, tiny_model_dir, tokenize
     assert np.abs(model.encode(TEXTS[:2], convert_to_sparse_tensor=False).numpy() - want).max() < 1e-5
     app, runner = build_server(str(bare), None, 8, 64, 1, 1, hf_overrides=dict(override))
     with serve_on_loopback(app, log_level="critical") as url:
-        got = httpx.post(f"{url}/v1/embeddings", json={"input": TEXTS[:2]}, timeout=60).json()["data"]
+        got = loopback_http.post(f"{url}/v1/embeddings", json={"input": TEXTS[:2]}, timeout=60).json()["data"]
         assert np.abs(np.array([d["embedding"] for d in got]) - want).max() < 1e-5
     runner.stop()
     summed = tiny_splade(tmp_path / "sum", pooling_strategy="sum")

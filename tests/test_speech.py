@@ -10,6 +10,7 @@ import contextlib
 import difflib
 import wave
 
+import httpx
 import numpy as np
 import onnx
 import pytest
@@ -19,6 +20,7 @@ from transformers import WhisperForConditionalGeneration, WhisperProcessor
 from QEfficient import QEFFAutoModelForSpeechSeq2Seq
 from QEfficient.compile.ort_cpu import ARTIFACT_GRAPH
 from QEfficient.loading.ctranslate2_whisper import convert_ctranslate2_whisper
+from tests.loopback import loopback_http
 from tests.test_ctranslate2_whisper import DATA, _ct2_folder, _real_whisper, _tiny_whisper, read_wav
 
 
@@ -227,21 +229,18 @@ def _served(folder):
 
 def test_server_transcribes_with_an_english_only_model(tiny_whisper):
     """An English-only Whisper (no tasks, no languages): transcriptions as transformers', translations refused."""
-    import httpx
 
     folder, hf, _ = tiny_whisper(False)
     with _served(folder) as (url, processor, features):
         expected = processor.batch_decode(_hf(hf, features, max_new_tokens=39), skip_special_tokens=True)[0]  # 40 - 2 + 1
         upload = {"file": ("a.wav", (DATA / "speech16k.wav").read_bytes(), "audio/wav")}
-        r = httpx.post(f"{url}/v1/audio/transcriptions", files=upload, timeout=120)
+        r = loopback_http.post(f"{url}/v1/audio/transcriptions", files=upload, timeout=120)
         assert r.status_code == 200 and r.json() == {"text": expected}, r.text
-        r = httpx.post(f"{url}/v1/audio/translations", files=upload, timeout=120)
+        r = loopback_http.post(f"{url}/v1/audio/translations", files=upload, timeout=120)
         assert r.status_code == 400 and "English-only" in r.json()["error"]["message"]
 
 
 def test_server_transcribes_uploads_like_transformers(tiny_whisper):
-    import httpx
-
     from QEfficient.cloud.serve import build_server
 
     folder, hf, _ = tiny_whisper(True)
@@ -250,7 +249,7 @@ def test_server_transcribes_uploads_like_transformers(tiny_whisper):
         expected = processor.batch_decode(_hf(hf, features, max_new_tokens=37, language="en"), skip_special_tokens=True)[0]
 
         def post(files=None, **data) -> httpx.Response:
-            return httpx.post(
+            return loopback_http.post(
                 f"{url}/v1/audio/transcriptions", files=files or {"file": ("a.wav", wav, "audio/wav")}, data=data, timeout=120
             )
 
@@ -300,7 +299,7 @@ def test_server_transcribes_uploads_like_transformers(tiny_whisper):
         assert post(language="en", **{"timestamp_granularities[]": "segment"}).json() == {"text": expected}  # json: no times
         r = post(language="en", response_format="verbose_json", **{"timestamp_granularities[]": "word"})
         assert r.status_code == 200 and r.json()["words"] == words and "segments" not in r.json(), r.text
-        both = httpx.post(
+        both = loopback_http.post(
             f"{url}/v1/audio/transcriptions",
             files={"file": ("a.wav", wav, "audio/wav")},
             data={"language": "en", "response_format": "verbose_json", "timestamp_granularities[]": ["word", "segment"]},
@@ -315,14 +314,16 @@ def test_server_transcribes_uploads_like_transformers(tiny_whisper):
             assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
         # translations: the same form, into English (OpenAI's /v1/audio/translations)
         translated = processor.batch_decode(_hf(hf, features, max_new_tokens=37, language="de", task="translate"), skip_special_tokens=True)
-        r = httpx.post(f"{url}/v1/audio/translations", files={"file": ("a.wav", wav, "audio/wav")}, data={"language": "de"}, timeout=120)
+        r = loopback_http.post(
+            f"{url}/v1/audio/translations", files={"file": ("a.wav", wav, "audio/wav")}, data={"language": "de"}, timeout=120
+        )
         assert r.status_code == 200 and r.json() == {"text": translated[0]}
         r = post(files={"file": ("a.mp3", b"ID3 not a wav", "audio/mpeg")})
         assert r.status_code == 400 and "not a PCM WAV file" in r.json()["error"]["message"]
-        r = httpx.post(f"{url}/v1/audio/transcriptions", json={"file": "x"}, timeout=10)
+        r = loopback_http.post(f"{url}/v1/audio/transcriptions", json={"file": "x"}, timeout=10)
         assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]["message"]
         assert post(model="other").status_code == 404
-        assert httpx.get(f"{url}/health", timeout=5).json()["status"] == "ok"
+        assert loopback_http.get(f"{url}/health", timeout=5).json()["status"] == "ok"
     with pytest.raises(ValueError, match=r"do not fit the config as hf_overrides changed it \(max_target_positions\)"):
         build_server(str(folder), None, 1, 40, 1, 1, hf_overrides={"max_target_positions": 24})  # the position table's rows
 
@@ -342,15 +343,13 @@ def test_server_streams_transcriptions(tiny_whisper):
     and the usage; the pieces make the text the same request gives without streaming."""
     import json
 
-    import httpx
-
     folder, _, _ = tiny_whisper(True)
     speech = read_wav(DATA / "speech16k.wav")
     wav = _wav_bytes(np.tile(speech, 9)[: 16000 * 65])  # three windows
     with _served(folder) as (url, _, _):
 
         def post(path="transcriptions", **data) -> httpx.Response:
-            return httpx.post(f"{url}/v1/audio/{path}", files={"file": ("a.wav", wav, "audio/wav")}, data=data, timeout=300)
+            return loopback_http.post(f"{url}/v1/audio/{path}", files={"file": ("a.wav", wav, "audio/wav")}, data=data, timeout=300)
 
         whole = post(language="en").json()["text"]
         r = post(language="en", stream="true", stream_include_usage="true")

@@ -18,6 +18,7 @@ from llguidance.numpy import allocate_token_bitmask, apply_token_bitmask_inplace
 
 from QEfficient.serving.protocol import RequestParser
 from tests.helpers import tiny_chat_server
+from tests.loopback import loopback_http
 from tests.test_server import CHAT_TEMPLATE, post
 
 SCHEMA = {
@@ -61,7 +62,7 @@ def hf_constrained_greedy(hf, tok, prompt_ids: list[int], grammar: str, max_toke
 
 
 def completion(url: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{url}/v1/completions", json={"max_tokens": 24, "temperature": 0, **body}, timeout=60)
+    return loopback_http.post(f"{url}/v1/completions", json={"max_tokens": 24, "temperature": 0, **body}, timeout=60)
 
 
 def test_a_regex_and_a_choice_in_completions_decode_as_hf_under_the_same_mask(server):
@@ -114,7 +115,7 @@ def test_a_json_schema_in_chat_streams_json_that_fits_it(server):
         "temperature": 0,
         "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": SCHEMA}},
     }
-    r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+    r = loopback_http.post(f"{url}/v1/chat/completions", json=body, timeout=60)
     assert r.status_code == 200, r.text
     text = r.json()["choices"][0]["message"]["content"]
     value = json.loads(text)
@@ -122,11 +123,11 @@ def test_a_json_schema_in_chat_streams_json_that_fits_it(server):
     prompt_ids = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
     grammar = llguidance.LLMatcher.grammar_from_json_schema(SCHEMA, defaults={"whitespace_flexible": False})
     assert text == tok.decode(hf_constrained_greedy(hf, tok, prompt_ids, grammar, 60), skip_special_tokens=True)
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json={**body, "stream": True}, timeout=60) as s:
+    with loopback_http.stream("POST", f"{url}/v1/chat/completions", json={**body, "stream": True}, timeout=60) as s:
         chunks = [json.loads(x[6:]) for x in s.iter_lines() if x.startswith("data: ") and x != "data: [DONE]"]
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == text
     anything = {**body, "response_format": {"type": "json_object"}, "max_tokens": 100}  # any JSON object
-    answer = httpx.post(f"{url}/v1/chat/completions", json=anything, timeout=60).json()["choices"][0]
+    answer = loopback_http.post(f"{url}/v1/chat/completions", json=anything, timeout=60).json()["choices"][0]
     assert answer["finish_reason"] == "stop" and isinstance(json.loads(answer["message"]["content"]), dict)
 
 
@@ -290,7 +291,7 @@ def test_forced_tool_calls_are_constrained_greedy_decoding_under_the_tools_schem
         rendered = tok.apply_chat_template(messages, tools=TOOLS, tokenize=False, add_generation_prompt=True)
         assert "tools: get_weather get_time" in rendered
         prompt_ids = tok(rendered, add_special_tokens=False)["input_ids"]
-        counted = httpx.post(f"{url}/tokenize", json={"messages": messages, "tools": TOOLS}, timeout=60).json()
+        counted = loopback_http.post(f"{url}/tokenize", json={"messages": messages, "tools": TOOLS}, timeout=60).json()
         assert counted["tokens"] == prompt_ids  # vLLM's /tokenize renders the tools too
         named = {"type": "function", "function": {"name": "get_time"}}
         required = {"type": "array", "minItems": 1, "items": {"type": "object", "anyOf": []}}
@@ -300,7 +301,7 @@ def test_forced_tool_calls_are_constrained_greedy_decoding_under_the_tools_schem
         whole = {}
         for choice, schema in ((named, TIME["parameters"]), ("required", required)):
             body = {"messages": messages, "tools": TOOLS, "tool_choice": choice, "max_tokens": 60, "temperature": 0}
-            r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+            r = loopback_http.post(f"{url}/v1/chat/completions", json=body, timeout=60)
             assert r.status_code == 200, r.text
             answer = whole[str(choice)] = r.json()["choices"][0]
             grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults={"whitespace_flexible": False})
@@ -322,14 +323,14 @@ def test_forced_tool_calls_are_constrained_greedy_decoding_under_the_tools_schem
             assert calls == [(c["function"]["name"], c["function"]["arguments"]) for c in whole[str(choice)]["message"]["tool_calls"]]
             assert reason == whole[str(choice)]["finish_reason"]
         body = {"messages": messages, "tools": TOOLS, "max_tokens": 8, "tool_choice": "auto"}
-        r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+        r = loopback_http.post(f"{url}/v1/chat/completions", json=body, timeout=60)
         assert r.status_code == 400 and r.json()["error"]["param"] == "tool_choice", r.text
 
 
 def streamed_calls(url: str, body: dict) -> tuple[list[tuple[str, str]], str]:
     """A chat stream's tool calls, (name, arguments) put together from their pieces, and its finish reason; each call's
     id, type and name come once, with its first piece."""
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as r:
+    with loopback_http.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as r:
         choices = [json.loads(line[6:])["choices"][0] for line in r.iter_lines() if line.startswith("data: {")]
     calls: dict[int, list] = {}
     for piece in (c for choice in choices for c in choice["delta"].get("tool_calls", [])):
@@ -380,7 +381,7 @@ def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):
     with tiny_chat_server(folder, TOOLS_TEMPLATE, prefill_seq_len=8, ctx_len=160, full_batch_size=2, tool_call_parser="hermes") as up:
         url, _, tok, hf = up
         messages = [{"role": "user", "content": "What time is it in Paris?"}]
-        r = httpx.post(
+        r = loopback_http.post(
             f"{url}/v1/chat/completions", json={"messages": messages, "tools": TOOLS, "max_tokens": 8, "temperature": 0}, timeout=60
         )
         assert r.status_code == 200, r.text
@@ -391,7 +392,7 @@ def test_auto_tool_choice_parses_hermes_calls(tiny_model_dir, tmp_path):
         assert answer["message"]["content"] == tok.decode(out[0, len(ids["input_ids"]) :], skip_special_tokens=True)
         assert "tool_calls" not in answer["message"] and answer["finish_reason"] in ("stop", "length")
         body = {"messages": messages, "tools": TOOLS, "max_tokens": 8, "temperature": 0, "stream": True}
-        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as s:
+        with loopback_http.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as s:
             chunks = [json.loads(x[6:])["choices"][0] for x in s.iter_lines() if x.startswith("data: {")]
         assert "".join(c["delta"].get("content", "") for c in chunks) == answer["message"]["content"]
         assert chunks[-1]["finish_reason"] == answer["finish_reason"] and not any("tool_calls" in c["delta"] for c in chunks)

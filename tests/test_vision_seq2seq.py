@@ -4,6 +4,7 @@ spans two compiled batches; transformers' spelling and the image-text auto class
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -23,6 +24,7 @@ from transformers import (
 )
 
 from QEfficient import QEFFAutoModelForImageTextToText, QEFFAutoModelForVisionEncoderDecoder
+from tests.loopback import loopback_http
 
 VOCAB = 320  # the local tokenizer's
 TOKENS = dict(pad_token_id=1, bos_token_id=0, eos_token_id=2)
@@ -228,7 +230,6 @@ def test_server_answers_an_image_in_chat(vision_seq2seq):
     import io
     import json
 
-    import httpx
     from PIL import Image
     from transformers import ViTImageProcessor
 
@@ -262,7 +263,7 @@ def test_server_answers_an_image_in_chat(vision_seq2seq):
         with serve_on_loopback(app) as base:
 
             def post(path="/v1/chat/completions", **body) -> httpx.Response:
-                return httpx.post(f"{base}{path}", json=body, timeout=120)
+                return loopback_http.post(f"{base}{path}", json=body, timeout=120)
 
             for text, expected in ((None, plain), ("hello world", prompted)):
                 r = post(messages=message(text), max_tokens=8, temperature=0, logprobs=True, top_logprobs=2)
