@@ -102,3 +102,16 @@ def widen_weights(model) -> None:
                 nn.init.kaiming_normal_(module.weight)
             elif isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, std=module.in_features**-0.5)
+
+
+def infer_cli_in_process(argv: list[str], capsys, monkeypatch) -> str:
+    """``python -m QEfficient.cloud.infer ARGV``'s output, run in this process: a subprocess would spend seconds importing
+    torch and transformers again. The command line's process-wide settings (one-line warnings) are put back after."""
+    import warnings
+
+    from QEfficient.cloud.infer import main
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    capsys.readouterr()
+    main(argv)
+    return capsys.readouterr().out

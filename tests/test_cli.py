@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import infer_cli_in_process
+
 
 def run(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "QEFF_HOME": str(home)}
@@ -67,27 +69,12 @@ def test_cli_errors_are_one_clear_line(tmp_path, qeff_home):
     assert res.returncode == 2 and "not a compiled QEfficient artifact" in res.stderr
 
 
-def test_infer_with_full_batch_size_runs_continuous_batching(tiny_model_dir, qeff_home):
-    res = run(
-        "QEfficient.cloud.infer",
-        "--model_name",
-        str(tiny_model_dir("llama")),
-        "--prompt",
-        "My name is|The sun|Paris|A robot",
-        "--prompt_len",
-        "8",
-        "--ctx_len",
-        "32",
-        "--generation_len",
-        "4",
-        "--num_cores",
-        "1",
-        "--full_batch_size",
-        "2",
-        home=qeff_home,
+def test_infer_with_full_batch_size_runs_continuous_batching(tiny_model_dir, capsys, monkeypatch):
+    args = ["--model_name", str(tiny_model_dir("llama")), "--prompt", "My name is|The sun|Paris|A robot", "--prompt_len", "8"]
+    out = infer_cli_in_process(
+        [*args, "--ctx_len", "32", "--generation_len", "4", "--num_cores", "1", "--full_batch_size", "2"], capsys, monkeypatch
     )
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.count("Completion :") == 4 and "Performance Stats" in res.stdout
+    assert out.count("Completion :") == 4 and "Performance Stats" in out
 
 
 def test_a_prompt_longer_than_the_context_is_refused_before_the_export(tiny_model_dir, tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from PIL import Image
 from transformers import AutoProcessor, LlavaForConditionalGeneration
 
 from QEfficient import QEFFAutoModelForImageTextToText
+from tests.helpers import infer_cli_in_process
 from tests.vlm_fixtures import build_llava
 
 
@@ -81,7 +82,7 @@ def test_an_img_size_the_vision_encoder_does_not_take(llava_dir, qeff_home):
     assert sorted(qeff_home.rglob("*")) == before
 
 
-def test_cli_runs_a_tiny_vlm(llava_dir, tmp_path, qeff_home):
+def test_cli_runs_a_tiny_vlm(llava_dir, tmp_path, qeff_home, capsys, monkeypatch):
     import os
     import subprocess
     import sys
@@ -117,11 +118,9 @@ def test_cli_runs_a_tiny_vlm(llava_dir, tmp_path, qeff_home):
     assert res.returncode == 0, res.stderr
     assert "Vision encoder time is=" in res.stdout and "Completion :" in res.stdout
     # without an image the same command runs the prompt alone, as HF does (tests/test_vlm_text_only.py: its tokens)
-    args = [sys.executable, "-m", "QEfficient.cloud.infer", "--model_name", str(llava_dir), "--prompt", "What is this?"]
-    args += ["--prompt_len", "8", "--ctx_len", "64", "--generation_len", "6", "--num_cores", "1"]
-    res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    assert "Prompt : What is this?" in res.stdout and "<image>" not in res.stdout and "Completion :" in res.stdout
+    args = ["--model_name", str(llava_dir), "--prompt", "What is this?", "--prompt_len", "8", "--ctx_len", "64"]
+    out = infer_cli_in_process([*args, "--generation_len", "6", "--num_cores", "1"], capsys, monkeypatch)
+    assert "Prompt : What is this?" in out and "<image>" not in out and "Completion :" in out
 
 
 def test_the_cli_prompt_of_a_vlm_follows_chat_and_no_chat(llava_dir):

@@ -14,6 +14,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from QEfficient import QEFFAutoModelForImageTextToText
 from tests import vlm_fixtures
+from tests.helpers import infer_cli_in_process
 
 # arch -> (builder, prompt with the image placeholder, prefill_seq_len that puts image tokens across a chunk boundary)
 ARCHS = {
@@ -124,25 +125,13 @@ def test_streamer_gets_the_tokens(tmp_path):
     assert streamer.ids[-6:] == hf_tokens(folder, inputs, 6)[0]
 
 
-def test_cli_adds_the_image_placeholder(tmp_path, qeff_home):
-    import os
-    import subprocess
-    import sys
-
+def test_cli_adds_the_image_placeholder(tmp_path, capsys, monkeypatch):
     folder = vlm_fixtures.build_gemma3(tmp_path / "gemma3")
     path = tmp_path / "cat.png"
     image(8).save(path)
     args = ["--model_name", str(folder), "--image_path", str(path), "--prompt", "What is this?", "--prompt_len", "8"]
-    args += ["--ctx_len", "64", "--generation_len", "5", "--num_cores", "1"]
-    res = subprocess.run(
-        [sys.executable, "-m", "QEfficient.cloud.infer", *args],
-        env={**os.environ, "QEFF_HOME": str(qeff_home)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert res.returncode == 0, res.stderr
-    assert "Prompt : <start_of_image> What is this?" in res.stdout and "Completion :" in res.stdout
+    out = infer_cli_in_process([*args, "--ctx_len", "64", "--generation_len", "5", "--num_cores", "1"], capsys, monkeypatch)
+    assert "Prompt : <start_of_image> What is this?" in out and "Completion :" in out
 
 
 @pytest.mark.parametrize("kv_offload", [True, False], ids=["two_graphs", "one_graph"])
