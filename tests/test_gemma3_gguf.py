@@ -39,7 +39,7 @@ pytestmark = pytest.mark.gemma
 
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 FILE_TYPES = {QType.Q5_0, QType.Q8_0, QType.Q4_K, QType.Q6_K}  # the 2-D tensors' formats in this file
-NEW_TOKENS = 12
+NEW_TOKENS = 8
 LAYERS = 18
 CTX_LEN = 128
 

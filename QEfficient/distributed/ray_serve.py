@@ -54,6 +54,9 @@ REPLICA_HEADER = b"x-qeff-replica"
 ENCODER_TASK = "encoder_task"  # in an engine's artifact dict: "embed" or "score", for an encoder's artifact
 # A replica that died mid-request is replaced within seconds; three more tries ride that out.
 REPLICA_FAILURES = (RayActorError, ActorUnavailableError)
+# How often a stopping replica counts its ongoing requests. Ray Serve sleeps this long before its first count (2 s by
+# default), so every stop (a scale-down, a deletion, a shutdown) took at least that long with no request left to finish.
+DRAIN_CHECK_S = 0.2
 
 
 @dataclass
@@ -80,6 +83,7 @@ class ReplicaOptions:
             # server does, instead of requests waiting unseen in Ray's router
             "max_ongoing_requests": self.full_batch_size + self.max_queue + 1,
             "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
+            "graceful_shutdown_wait_loop_s": DRAIN_CHECK_S,
             "health_check_period_s": 2.0,
             "health_check_timeout_s": 30.0,
         }
@@ -232,7 +236,9 @@ def _asks_for_stream(body: bytes) -> bool:
     return isinstance(parsed, dict) and parsed.get("stream") is True
 
 
-@serve.deployment(name="QEffGateway", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=4096)
+@serve.deployment(
+    name="QEffGateway", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=4096, graceful_shutdown_wait_loop_s=DRAIN_CHECK_S
+)
 class QEffGateway:
     """The HTTP ingress: forwards to an engine replica and retries when one dies mid-request."""
 
