@@ -13,6 +13,7 @@ shape computation then has no consumer left and is dropped.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 from collections.abc import Mapping
@@ -213,18 +214,33 @@ def _consumers(model: onnx.ModelProto) -> dict[str, list]:
 
 
 def prune_dead_nodes(model: onnx.ModelProto) -> int:
-    """Drop nodes whose outputs nothing reads (until none is left) and the initializers no node reads.
-    Node order does not matter; each round rebuilds the node list once (per-node removal is quadratic)."""
-    outputs = {o.name for o in model.graph.output}
-    removed = 0
-    while True:
-        used = {i for n in model.graph.node for i in n.input} | outputs
-        keep = [n for n in model.graph.node if any(o in used for o in n.output)]
-        if len(keep) == len(model.graph.node):
-            break
-        removed += len(model.graph.node) - len(keep)
+    """Drop nodes whose outputs nothing reads (and in turn the nodes only they read) and the initializers no node reads.
+    One pass over read counts: a node goes once the last reader of each of its outputs has gone (rounds over the whole
+    graph, one per link of a dead chain, took most of a fold's Python time). The kept nodes keep their order."""
+    nodes = list(model.graph.node)
+    reads = collections.Counter(name for node in nodes for name in node.input)
+    reads.update(o.name for o in model.graph.output)
+    producer = {name: i for i, node in enumerate(nodes) for name in node.output}
+    dead = [False] * len(nodes)
+
+    def unread(i: int) -> bool:
+        return not any(reads[name] for name in nodes[i].output)
+
+    stack = [i for i in range(len(nodes)) if unread(i)]
+    while stack:
+        i = stack.pop()
+        if dead[i]:
+            continue
+        dead[i] = True
+        for name in nodes[i].input:
+            reads[name] -= 1
+            j = producer.get(name)
+            if j is not None and not dead[j] and reads[name] == 0 and unread(j):
+                stack.append(j)
+    removed = sum(dead)
+    if removed:
         del model.graph.node[:]  # the kept messages stay valid after leaving the list
-        model.graph.node.extend(keep)
+        model.graph.node.extend(node for node, gone in zip(nodes, dead, strict=True) if not gone)
     used = {i for n in model.graph.node for i in n.input}
     for init in [i for i in model.graph.initializer if i.name not in used]:  # few: removed one by one
         model.graph.initializer.remove(init)
