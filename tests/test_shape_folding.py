@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import sympy
 from onnx import helper, numpy_helper
 from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
@@ -19,7 +20,8 @@ from QEfficient.export.shape_folding import fold_reshape_shapes
 
 @pytest.fixture(scope="module")
 def raw_export(tiny_model_dir, tmp_path_factory) -> onnx.ModelProto:
-    """The graph as torch.onnx.export writes it, before folding (weights inside the protobuf)."""
+    """The graph as torch.onnx.export writes it, before folding (weights inside the protobuf; the values the exporter
+    names by number are named by the fold, see lean_passes.py)."""
     folder, out = tiny_model_dir("llama"), tmp_path_factory.mktemp("raw-export")
     model = QEFFAutoModelForCausalLM.from_pretrained(folder)
     with pytest.MonkeyPatch.context() as patch:
@@ -178,6 +180,44 @@ def test_one_hot_shapes_and_values_match_what_onnx_runtime_computes(case):
     assert all(d == a for d, a in zip(dims, actual) if isinstance(d, int))
     if depth_kind != "shape of x":  # the repeats are known: only the batch stays a symbol
         assert [d for d in dims if not isinstance(d, int)] and all(isinstance(d, int) for d in dims[1:])
+
+
+def sliced_graph() -> onnx.ModelProto:
+    """Slices of a symbolic length: from 1 to the end, the last 3, every second: lengths the tool simplifies."""
+    big = 2**63 - 1
+    slices = [([1], [big], [1], [1]), ([-3], [big], [1], [1]), ([0], [big], [1], [2]), ([1], [-1], [1], [1])]
+    nodes, inits = [], []
+    for i, values in enumerate(slices):
+        names = [f"s{i}_{part}" for part in ("starts", "ends", "axes", "steps")]
+        inits += [numpy_helper.from_array(np.array(v, dtype=np.int64), n) for n, v in zip(names, values, strict=True)]
+        nodes.append(helper.make_node("Slice", ["x", *names], [f"y{i}"]))
+    graph = helper.make_graph(
+        nodes,
+        "slices",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", "seq_len"])],
+        [helper.make_tensor_value_info(f"y{i}", onnx.TensorProto.FLOAT, None) for i in range(len(slices))],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_memoized_simplify_infers_the_tools_shapes_and_leaves_the_tool_as_it_was():
+    from onnxruntime.tools import symbolic_shape_infer as ort_infer
+
+    model = sliced_graph()
+    plain = symbolic_shapes._infer(model)  # the tool with sympy's own simplify
+    before = symbolic_shapes._simplify.cache_info()
+    first, again = symbolic_shapes.infer_symbolic_shapes(model), symbolic_shapes.infer_symbolic_shapes(model)
+    assert first.SerializeToString() == again.SerializeToString() == plain.SerializeToString()
+    assert symbolic_shapes._simplify.cache_info().hits >= before.hits + 4  # the second run's lengths were remembered
+    assert ort_infer.sympy is sympy
+    dims = {vi.name: [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in first.graph.output}
+    assert dims == {
+        "y0": ["batch", "seq_len - 1"],
+        "y1": ["batch", 3],
+        "y2": ["batch", "floor(seq_len/2 + 1/2)"],
+        "y3": ["batch", "seq_len - 2"],
+    }
 
 
 def test_an_incomplete_inference_leaves_no_files_behind(tmp_path, monkeypatch):

@@ -31,6 +31,7 @@ from QEfficient.export.graph_specs import (
     SpeculativeDecoderGraphSpec,
     VisionGraphSpec,
 )
+from QEfficient.export.lean_passes import lean_exporter_passes, name_numbered_values
 from QEfficient.export.media_graph_specs import ImageEncoderGraphSpec
 from QEfficient.export.retained_outputs import drop_retained_casts, scatter_cache_rows
 from QEfficient.export.seq2seq_graph_specs import Seq2SeqDecoderGraphSpec, SpeechDecoderGraphSpec, SpeechEncoderGraphSpec
@@ -43,7 +44,7 @@ from QEfficient.utils.onnx_files import graph_input_names, save_with_external_we
 logger = logging.getLogger(__name__)
 
 # Bump when the exported graph changes for the same inputs (it invalidates every cached export).
-GRAPH_VERSION = 8
+GRAPH_VERSION = 9
 # Stages that never change a graph or an artifact: their sources stay out of the cache key.
 _RUN_TIME_PACKAGES = ("runtime", "generation", "serving", "cloud", "distributed")
 OPSET = 17
@@ -165,7 +166,14 @@ def torchscript_export(module, args: tuple, onnx_path: Path, input_names: list[s
     """The TorchScript exporter with dynamic axes, then shape folding and external weights."""
     module.eval()
     weights: dict[str, torch.Tensor] = {}
-    with _EXPORT_LOCK, torch.no_grad(), warnings.catch_warnings(), _without_graph_shape_pass(), _weights_kept_out(weights):
+    with (
+        _EXPORT_LOCK,
+        torch.no_grad(),
+        warnings.catch_warnings(),
+        _without_graph_shape_pass(),
+        _weights_kept_out(weights),
+        lean_exporter_passes(),
+    ):
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer warnings
         torch.onnx.export(
             module,
@@ -321,7 +329,9 @@ def fold_shapes_and_store_weights_outside(onnx_path: Path, weights: dict[str, to
     exporter left out of the graph (_weights_kept_out), which name them as inputs; they become
     initializers again, written from these tensors' memory."""
     model = onnx.load(str(onnx_path))
-    arrays = {name: _as_numpy(t) for name, t in (weights or {}).items()}
+    renamed = name_numbered_values(model)  # the names lean_exporter_passes left to the graph
+    weights = {renamed.get(name, name): t for name, t in (weights or {}).items()}
+    arrays = {name: _as_numpy(t) for name, t in weights.items()}
     if arrays:
         inputs = [i for i in model.graph.input if i.name not in arrays]
         del model.graph.input[:]

@@ -11,9 +11,18 @@ deep MoE graph then takes a pass over the whole graph per such node: most of its
 ``OneHot`` here gets its depth from a 1-element tensor, and its values when its inputs' values are known and only
 Reshapes (and Shapes) read it; ``Flatten`` gets the products of its input's dimensions. The shapes inferred are the
 tool's own otherwise.
+
+The tool's ``sympy.simplify`` calls (the output length of every Slice) are memoized: the same answers, from a few
+dozen distinct expressions over the test suite's graphs.
 """
 
 from __future__ import annotations
+
+import functools
+import threading
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import onnx
@@ -75,10 +84,50 @@ class _Inference(ort_infer.SymbolicShapeInference):
         vi.CopyFrom(helper.make_tensor_value_info(node.output[0], elem_type, ort_infer.get_shape_from_sympy_shape(sympy_shape)))
 
 
+@functools.lru_cache(maxsize=4096, typed=True)
+def _simplify(expression):
+    return sympy.simplify(expression)
+
+
+def _memoized_simplify(expression, **options):
+    """``sympy.simplify``, its answers kept: the tool simplifies the output length of every Slice (and Resize), a few
+    ms each, half of its time on the test suite's graphs, and a model's layers, and the models of a process, slice
+    alike (a few dozen expressions over a hundred graphs)."""
+    if options:
+        return sympy.simplify(expression, **options)
+    try:
+        return _simplify(expression)
+    except TypeError:  # unhashable
+        return sympy.simplify(expression)
+
+
+# the sympy the tool sees while it runs here: sympy's own names, ``simplify`` memoized
+_TOOL_SYMPY = types.ModuleType("sympy")
+_TOOL_SYMPY.__dict__.update(vars(sympy))
+_TOOL_SYMPY.simplify = _memoized_simplify
+# one inference at a time swaps the tool's sympy (the inference holds the GIL throughout: no time is lost)
+_TOOL_LOCK = threading.Lock()
+
+
+@contextmanager
+def _memoized_tool() -> Iterator[None]:
+    with _TOOL_LOCK:
+        original, ort_infer.sympy = ort_infer.sympy, _TOOL_SYMPY
+        try:
+            yield
+        finally:
+            ort_infer.sympy = original
+
+
 def infer_symbolic_shapes(model: onnx.ModelProto) -> onnx.ModelProto | None:
-    """``SymbolicShapeInference.infer_shapes(model, auto_merge=True)`` with the two operators above; raises
-    as it does (after saving ``sym_shape_infer_temp.onnx``) where a shape stays unknown, and returns None
-    below opset 7."""
+    """``SymbolicShapeInference.infer_shapes(model, auto_merge=True)`` with the two operators above and ``simplify``
+    memoized; raises as it does (after saving ``sym_shape_infer_temp.onnx``) where a shape stays unknown, and
+    returns None below opset 7."""
+    with _memoized_tool():
+        return _infer(model)
+
+
+def _infer(model: onnx.ModelProto) -> onnx.ModelProto | None:
     opset = ort_infer.get_opset(model)
     if not opset or opset < 7:
         return None
