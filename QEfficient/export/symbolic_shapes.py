@@ -12,8 +12,8 @@ deep MoE graph then takes a pass over the whole graph per such node: most of its
 Reshapes (and Shapes) read it; ``Flatten`` gets the products of its input's dimensions. The shapes inferred are the
 tool's own otherwise.
 
-The tool's ``sympy.simplify`` calls (the output length of every Slice) are memoized: the same answers, from a few
-dozen distinct expressions over the test suite's graphs.
+The tool's ``sympy.simplify`` calls (the output length of every Slice and Resize, above all) are memoized: the same
+answers, from a few dozen distinct expressions over the test suite's graphs.
 """
 
 from __future__ import annotations
@@ -89,24 +89,26 @@ def _simplify(expression):
     return sympy.simplify(expression)
 
 
-def _memoized_simplify(expression, **options):
-    """``sympy.simplify``, its answers kept: the tool simplifies the output length of every Slice (and Resize), a few
-    ms each, half of its time on the test suite's graphs, and a model's layers, and the models of a process, slice
-    alike (a few dozen expressions over a hundred graphs)."""
-    if options:
-        return sympy.simplify(expression, **options)
+def _memoized_simplify(expression, *args, **options):
+    """``sympy.simplify``, its answers kept: the tool simplifies the output length of every Slice (and of a Resize), a
+    few ms each, half of its time on the test suite's graphs, and a model's layers, and the models of a process,
+    slice alike (a few dozen expressions over a hundred graphs)."""
+    if args or options:
+        return sympy.simplify(expression, *args, **options)
     try:
-        return _simplify(expression)
-    except TypeError:  # unhashable
+        hash(expression)
+    except TypeError:
         return sympy.simplify(expression)
+    return _simplify(expression)
 
 
-# the sympy the tool sees while it runs here: sympy's own names, ``simplify`` memoized
+# the sympy the tool sees while it runs here: ``simplify`` memoized, every other name read from sympy itself
 _TOOL_SYMPY = types.ModuleType("sympy")
-_TOOL_SYMPY.__dict__.update(vars(sympy))
 _TOOL_SYMPY.simplify = _memoized_simplify
-# one inference at a time swaps the tool's sympy (the inference holds the GIL throughout: no time is lost)
-_TOOL_LOCK = threading.Lock()
+_TOOL_SYMPY.__getattr__ = lambda name: getattr(sympy, name)
+# one inference at a time swaps the tool's sympy: the inference is Python throughout, so threads gain nothing by
+# running two at once
+_TOOL_LOCK = threading.RLock()
 
 
 @contextmanager
