@@ -128,7 +128,7 @@ def test_large_weights_are_page_aligned_and_round_trip(tmp_path):
     np.testing.assert_allclose(y, large[ids] @ small[:, :64].T, rtol=1e-5)
 
 
-def test_released_pages_read_back_and_written_mappings_are_kept(tmp_path):
+def test_released_pages_read_back_and_written_mappings_are_kept(tmp_path, monkeypatch):
     data = tmp_path / "w.onnx.data"
     data.write_bytes(np.arange(64 * PAGE, dtype=np.uint8).tobytes())
     with open(data, "rb") as f:
@@ -138,6 +138,9 @@ def test_released_pages_read_back_and_written_mappings_are_kept(tmp_path):
     written[0] = 255  # one private (copy-on-write) page: this mapping must keep its pages
     assert _mapping_kb(data, "Rss") >= 2 * 64 * PAGE // 1024
 
+    assert release_mapped_pages(data) == 0  # a file under RELEASE_ABOVE is left alone
+    assert _mapping_kb(data, "Rss") >= 2 * 64 * PAGE // 1024
+    monkeypatch.setattr(resident_memory, "RELEASE_ABOVE", 0)  # a small file, to keep the test quick
     assert release_mapped_pages(data) == 64 * PAGE  # the clean mapping only
     assert _mapping_kb(data, "Rss") < (64 + 8) * PAGE // 1024
     assert written[0] == 255 and written[1:PAGE] == data.read_bytes()[1:PAGE]

@@ -40,6 +40,9 @@ MADV_PAGEOUT = 21  # Linux 5.4+
 RECLAIM_INTERVAL_S = 0.005
 # Smaller weight files are not worth it: the pages reclaimed leave the page cache, so the build reads them again.
 RECLAIM_ABOVE = 16 << 20
+# Nor, after the build, for release_mapped_pages: fewer resident pages than this to drop, against a read of
+# /proc/self/smaps that takes about 15 ms in a process with torch loaded.
+RELEASE_ABOVE = 16 << 20
 
 
 def _mappings(maps: list[str]) -> list[tuple[str, str]]:
@@ -75,11 +78,13 @@ def _anonymous_kb_of(smaps: list[str], target: str) -> list[tuple[str, int]]:
 
 def release_mapped_pages(data_file: str | Path) -> int:
     """madvise(MADV_DONTNEED) on this process's unwritten mappings of ``data_file``; returns the bytes
-    advised (0 off Linux or when nothing is mapped)."""
+    advised (0 off Linux, when nothing is mapped, and for a file under RELEASE_ABOVE bytes)."""
     if not sys.platform.startswith("linux"):
         return 0
     target = str(Path(data_file).resolve())
     try:
+        if Path(target).stat().st_size < RELEASE_ABOVE:
+            return 0
         # /proc/self/maps first: smaps costs tens of milliseconds in a process with torch loaded, and
         # many sessions (weights inside the .onnx) map nothing of the file
         if not any(path == target for _, path in _mappings(Path("/proc/self/maps").read_text().splitlines())):
