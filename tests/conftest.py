@@ -42,6 +42,8 @@ torch.set_num_threads(torch_threads())
 transformers.logging.set_verbosity_error()
 # The objects of the modules imported so far live as long as the process: frozen, the cyclic garbage collector's
 # full passes no longer walk them (about half the collector's time in the suite); again once the tests are collected.
+# A collection first: garbage frozen would stay for good.
+gc.collect()
 gc.freeze()
 
 
@@ -108,8 +110,12 @@ def pytest_collection_modifyitems(config, items) -> None:
     """The long modules first (LONG_MODULES_FIRST), each module's tests in their own order."""
     rank = {module: i for i, module in enumerate(LONG_MODULES_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
-    gc.collect()  # what collection left for the collector, which a freeze would keep for good
-    gc.freeze()  # then the test modules and what they imported (see the first gc.freeze())
+
+
+def pytest_collection_finish(session) -> None:
+    """The test modules and what they imported, frozen too (see the first gc.freeze()), once -k/-m deselected."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown when xdist is not loaded (-p no:xdist)

@@ -41,7 +41,7 @@ RECLAIM_INTERVAL_S = 0.005
 # Smaller weight files are not worth it: the pages reclaimed leave the page cache, so the build reads them again.
 RECLAIM_ABOVE = 16 << 20
 # Nor, after the build, for release_mapped_pages: fewer resident pages than this to drop, against a read of
-# /proc/self/smaps that takes about 15 ms in a process with torch loaded.
+# /proc/self/smaps that takes tens of milliseconds in a process with torch loaded.
 RELEASE_ABOVE = 16 << 20
 
 
