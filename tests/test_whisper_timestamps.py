@@ -1,6 +1,6 @@
 """Whisper's token timestamps (``generate(return_token_timestamps=True)``) and word timestamps: the alignment heads'
 cross-attention from the decoder graph, warped onto the frames as transformers does it. The times equal transformers'
-on tiny random Whisper models and on the real Whisper base; the numpy helpers equal transformers' own."""
+on tiny random Whisper models and on the real Whisper tiny.en (base: test_speech.py); the numpy helpers equal transformers' own."""
 
 from __future__ import annotations
 
@@ -98,10 +98,10 @@ def test_a_model_without_alignment_heads_of_its_own_says_so(tmp_path, heads, cap
 
 
 def test_real_whisper_token_and_word_timestamps_are_transformers():
-    """Whisper base on 7.8 s of speech (one compile, batch_size=2): token times equal transformers' greedy, with segment
+    """Whisper tiny.en on 7.8 s of speech (one compile, batch_size=2): token times equal transformers' greedy, with segment
     timestamps and with 2 beams, and on a batch whose rows end apart; the words (grouped as transformers' pipeline
     groups them) start and end where its do."""
-    folder = _real_whisper("whisper-base")
+    folder = _real_whisper("whisper-tiny.en")
     processor = WhisperProcessor.from_pretrained(folder)
     hf = WhisperForConditionalGeneration.from_pretrained(folder).eval()
     model = QEFFAutoModelForSpeechSeq2Seq.from_pretrained(folder)
@@ -109,7 +109,7 @@ def test_real_whisper_token_and_word_timestamps_are_transformers():
     speech = read_wav(DATA / "speech16k.wav")
     inputs = processor(speech, sampling_rate=16000, return_tensors="pt", return_attention_mask=True)
     for kwargs in ({"num_beams": 2}, {"return_timestamps": True, "num_beams": 1}):
-        out, ours = _both(hf, model, inputs, tokens=100, language="en", **kwargs)
+        out, ours = _both(hf, model, inputs, tokens=100, **kwargs)
         assert ours.token_timestamps[0].tolist() == _times(out)[0].tolist(), kwargs
     # words from the last (with segment timestamps, as the pipeline decodes for them)
     tokens = np.concatenate([s["tokens"].numpy() for s in out["segments"][0]])
@@ -121,12 +121,13 @@ def test_real_whisper_token_and_word_timestamps_are_transformers():
     )[1]["chunks"]
     words = word_timestamps(processor.tokenizer, ours.generated_ids[0][0][: len(tokens)], ours.token_timestamps[0], "en")
     assert words == [{"word": c["text"].strip(), "start": c["timestamp"][0], "end": c["timestamp"][1]} for c in expected]
-    assert [w["word"] for w in words][:4] == ["The", "Low", "World.", "The"] and words[-1]["end"] > 6
-    spoken = model.transcribe(speech, processor, 100, word_timestamps=True, language="en", num_beams=1)
+    # tiny.en's reading (it misreads the middle: "The World The Wic Brown Fach ..."), its last sentence's words 6 s in
+    assert [w["word"] for w in words][-6:] == ["is", "a", "test", "of", "speech", "recognition"] and words[-1]["end"] > 6
+    spoken = model.transcribe(speech, processor, 100, word_timestamps=True, num_beams=1)
     assert spoken.words == [words]
     # greedy without timestamps, on a batch whose second audio (the first 3 s) ends first: transformers reads the
     # attention of the padding it feeds after that row's end token too, up to the batch's longest row, and so does this
     inputs = processor([speech, speech[: 3 * 16000]], sampling_rate=16000, return_tensors="pt", return_attention_mask=True)
-    out, ours = _both(hf, model, inputs, tokens=100, language="en", num_beams=1)
+    out, ours = _both(hf, model, inputs, tokens=100, num_beams=1)
     assert [len(t) for t in ours.token_timestamps] != [len(ours.token_timestamps[0])] * 2  # the rows end apart
     assert [t.tolist() for t in ours.token_timestamps] == [t.tolist() for t in _times(out)]
