@@ -8,18 +8,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-# The packages install with uv (itself from PyPI, pinned in constraints.txt) where it can be had: it fetches and
-# unpacks in parallel, several times faster than pip here (docs/performance.md), from where pip would look
-# (scripts/uv_index_args.py reads pip's configuration; pip merges its indexes, hence unsafe-best-match). Otherwise
-# pip installs, without byte-compiling: one compileall over the venv at the end uses every core.
+# The packages install with uv (itself fetched by pip, pinned in constraints.txt) where it can be had: it fetches and
+# unpacks in parallel, several times faster than pip here (docs/performance.md), from where pip would fetch them
+# (scripts/uv_index_args.py reads pip's configuration; uv's own files and index variables are left out, and pip merges
+# its indexes, hence unsafe-best-match). Otherwise pip installs, without byte-compiling (compileall does that below).
 UV=()
-if .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt uv > /dev/null 2>&1 &&
-    index=$(.venv/bin/python scripts/uv_index_args.py) && cert=$(.venv/bin/python scripts/uv_index_args.py cert); then
-    UV_INDEX=()
-    [ -z "$index" ] || mapfile -t UV_INDEX <<< "$index"
-    UV=(env)
-    [ -z "$cert" ] || UV+=("SSL_CERT_FILE=$cert")
-    UV+=(.venv/bin/uv pip install -q --python .venv/bin/python --index-strategy unsafe-best-match "${UV_INDEX[@]}" -c constraints.txt)
+if .venv/bin/python -m pip install -q --disable-pip-version-check --only-binary :all: -c constraints.txt uv > /dev/null 2>&1 &&
+    uv_args=$(.venv/bin/python scripts/uv_index_args.py) && uv_env=$(.venv/bin/python scripts/uv_index_args.py env); then
+    UV=(env -u UV_INDEX -u UV_DEFAULT_INDEX -u UV_INDEX_URL -u UV_EXTRA_INDEX_URL -u UV_FIND_LINKS -u UV_NO_INDEX -u UV_CONSTRAINT)
+    while IFS= read -r line; do [ -z "$line" ] || UV+=("$line"); done <<< "$uv_env"
+    UV+=(.venv/bin/uv pip install -q --no-config --python .venv/bin/python --index-strategy unsafe-best-match -c constraints.txt)
+    while IFS= read -r line; do [ -z "$line" ] || UV+=("$line"); done <<< "$uv_args"
+else
+    echo "uv could not be installed or configured: pip installs the packages" >&2
 fi
 PIP=(.venv/bin/python -m pip install -q --no-compile --disable-pip-version-check -c constraints.txt)
 install() {

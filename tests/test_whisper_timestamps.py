@@ -1,6 +1,7 @@
 """Whisper's token timestamps (``generate(return_token_timestamps=True)``) and word timestamps: the alignment heads'
 cross-attention from the decoder graph, warped onto the frames as transformers does it. The times equal transformers'
-on tiny random Whisper models and on the real Whisper tiny.en (base: test_speech.py); the numpy helpers equal transformers' own."""
+on tiny random Whisper models and on the real Whisper tiny.en (base's segment timestamps: test_speech.py); the numpy
+helpers equal transformers' own."""
 
 from __future__ import annotations
 
