@@ -67,3 +67,31 @@ def test_pairs_token_types_and_limits_as_transformers(tmp_path):
 
     with pytest.raises(ValueError, match="text_pair must match text"):
         runtime(first, second[:1])
+
+
+def test_chats_padded_and_cut_as_transformers(tmp_path):
+    """apply_chat_template's tokenizer arguments (a sentence-transformers chat folder's encode() passes them): padding to
+    the longest or to max_length and truncation equal transformers'; an argument given twice, or one the run-time
+    tokenizer does not take, is refused."""
+    import numpy as np
+    import pytest
+
+    from QEfficient.runtime.tokenizer import RuntimeTokenizer
+    from tests.tiny_models import build_wordpiece_tokenizer
+
+    hf = build_wordpiece_tokenizer()
+    hf.chat_template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }} {% endfor %}"
+    runtime = RuntimeTokenizer.from_hf(hf)
+    system = {"role": "system", "content": "Be brief"}
+    chats = [[{"role": "user", "content": "Hello"}], [system, {"role": "user", "content": "A quick brown fox"}]]
+    for options in ({"padding": True}, {"padding": "max_length", "max_length": 40}, {"padding": True, "truncation": True, "max_length": 5}):
+        ours = runtime.apply_chat_template(chats, return_tensors="np", **options)
+        theirs = hf.apply_chat_template(chats, return_dict=True, return_tensors="np", **options)
+        for name in ("input_ids", "attention_mask"):
+            np.testing.assert_array_equal(ours[name], theirs[name])
+    with pytest.raises(ValueError, match="repeat apply_chat_template's own padding"):
+        runtime.apply_chat_template(chats, padding=True, tokenizer_kwargs={"padding": "longest"})
+    with pytest.raises(ValueError, match="takes no pad_to_multiple_of \\(tokenizer_kwargs\\)"):
+        runtime.apply_chat_template(chats, tokenizer_kwargs={"pad_to_multiple_of": 8})
+    with pytest.raises(ValueError, match="does not take sanitize_control_tokens"):
+        runtime.apply_chat_template(chats, sanitize_control_tokens=True)

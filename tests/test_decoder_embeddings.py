@@ -412,7 +412,9 @@ def test_a_folder_taking_chat_messages_encodes_each_text_through_the_chat_templa
     """sentence-transformers 6's "message" modality: each text a user message (plain or typed as the template reads it), the
     prompt a system message before it, processing_kwargs' chat-template arguments (a length among them too), the task for
     a template that reads it, a task's own length (query_length), and the template's tail written back over the end of a
-    row cut at the length."""
+    row cut at the length; the same from the artifact alone (what a Ray embedding actor runs)."""
+    from QEfficient.serving.encoder_artifact import CompiledEncoder
+
     long_text = " ".join(["word"] * 60)
     for name, template, processing, typed, lengths in (
         ("flat", CHAT_TEMPLATE, {"chat_template": {"add_generation_prompt": True}}, False, (48, 24)),
@@ -430,6 +432,9 @@ def test_a_folder_taking_chat_messages_encodes_each_text_through_the_chat_templa
         np.testing.assert_allclose(model.encode_query(texts, tok), query, atol=1e-5, rtol=0)
         document = rendered_reference(folder, texts, processing, typed, "", "document", lengths[0])
         np.testing.assert_allclose(model.encode_document(texts, tok), document, atol=1e-5, rtol=0)
+        artifact = CompiledEncoder(model.qpc_path, 1)  # the artifact alone: its run-time tokenizer renders the chats
+        np.testing.assert_allclose(artifact.encode(texts), expected, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(artifact.encode(texts, prompt_name="query", task="query"), query, atol=1e-5, rtol=0)
     plain = AutoTokenizer.from_pretrained(qwen3_embedding)  # no chat template: it cannot render them
     with pytest.raises(ValueError, match="no chat template"):
         model.encode(TEXTS, plain)

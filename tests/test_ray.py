@@ -8,6 +8,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -447,7 +449,7 @@ def test_batch_embeddings_to_parquet_equal_encode(bare_serve, tmp_path, tokenize
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     from QEfficient import QEFFAutoModel
-    from QEfficient.distributed.ray_data import BatchJob, run_batch
+    from QEfficient.distributed.ray_data import BatchJob, ModelActor, run_batch
 
     folder = tmp_path / "bert"
     torch.manual_seed(7)
@@ -459,7 +461,8 @@ def test_batch_embeddings_to_parquet_equal_encode(bare_serve, tmp_path, tokenize
     import pyarrow as pa
 
     pq.write_table(pa.table({"prompt": PROMPTS}), source)
-    job = BatchJob(model_name=str(folder), task="embed", pooling="mean", seq_len=32, batch_size=2, num_actors=1)
+    # the actor receives the artifact through the object store (in place here: the same disk) and runs it alone
+    job = BatchJob(model_name=str(folder), task="embed", pooling="mean", seq_len=32, batch_size=2, num_actors=1, ship_artifact="on")
     assert run_batch(job, source, tmp_path / "out.parquet") == len(PROMPTS)
     table = pq.read_table(tmp_path / "out.parquet")
     model = QEFFAutoModel.from_pretrained(folder, pooling="mean")
@@ -467,6 +470,25 @@ def test_batch_embeddings_to_parquet_equal_encode(bare_serve, tmp_path, tokenize
     expected = model.encode(PROMPTS, AutoTokenizer.from_pretrained(folder), batch_size=2)
     assert table.column("prompt").to_pylist() == PROMPTS
     np.testing.assert_allclose(np.array(table.column("embedding").to_pylist()), expected, rtol=1e-5, atol=1e-6)
+    # without an artifact (one without a run-time tokenizer) an actor loads the model from its folder
+    fallback = ModelActor(dataclasses.asdict(job))
+    assert fallback.encoder is None
+    got = fallback({"prompt": np.array(PROMPTS[:3], dtype=object)})["embedding"]
+    np.testing.assert_allclose(got, expected[:3], rtol=1e-5, atol=1e-6)
+    # an actor on the artifact imports neither torch nor transformers' modeling code, and needs no model folder
+    shutil.rmtree(folder)
+    actor = (
+        "import json, sys, numpy as np\n"
+        "from QEfficient.distributed.ray_data import ModelActor\n"
+        f"actor = ModelActor({dataclasses.asdict(job)!r}, artifact={{'qpc_path': {str(model.qpc_path)!r}, 'tokenizer_dir': None}})\n"
+        f"out = actor({{'prompt': np.array({PROMPTS[:2]!r}, dtype=object)}})['embedding']\n"
+        "print(json.dumps([out.tolist(), [m for m in ('torch', 'transformers.modeling_utils') if m in sys.modules]]))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", actor], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    vectors, imported = json.loads(ran.stdout.splitlines()[-1])
+    assert imported == []
+    np.testing.assert_allclose(vectors, expected[:2], rtol=1e-5, atol=1e-6)
 
 
 def test_batch_cli_names_a_missing_input(tmp_path, capsys):

@@ -209,7 +209,7 @@ def test_prompts_as_sentence_transformers_puts_them(st_folder, tmp_path):
     tok.padding_side = "right"
     np.testing.assert_allclose(model.encode(TEXTS, tok, prompt=""), reference(folder, TEXTS), atol=1e-5, rtol=0)
     pooled = QEFFAutoModel.from_pretrained(folder, pooling="mean")
-    with pytest.raises(ValueError, match="include_prompt false.*load it without pooling="):
+    with pytest.raises(ValueError, match="include_prompt false.*load the model without pooling="):
         pooled.encode(TEXTS, tok)
     # a tokenizer that ends a text with no special token: the prompt's tokens are all left out (none dropped)
     from tokenizers.processors import TemplateProcessing
@@ -223,3 +223,41 @@ def test_prompts_as_sentence_transformers_puts_them(st_folder, tmp_path):
     model.compile(seq_len=[8, 64], batch_size=2, num_cores=1)
     expected = reference(folder, ["query: " + t for t in TEXTS], length)
     np.testing.assert_allclose(model.encode(TEXTS, open_ended), expected, atol=1e-5, rtol=0)
+
+
+def test_the_artifact_alone_encodes_as_the_model(st_folder, tmp_path):
+    """serving's CompiledEncoder, what a Ray embedding actor runs without torch or the folder: the folder's default prompt
+    left out of the pooling (include_prompt false), lowercasing, its max_seq_length and its Matryoshka cut, as
+    QEFFAutoModel.encode computes them; a classifier's artifact is refused."""
+    from QEfficient.serving.encoder_artifact import CompiledEncoder
+
+    folder = tmp_path / "model"
+    shutil.copytree(st_folder, folder)
+    settings = {"prompts": {"query": "query: ", "document": ""}, "default_prompt_name": "query", "truncate_dim": 16}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(settings))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 12, "do_lower_case": True}))
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 64, **POOLING, "include_prompt": False}))
+    model = QEFFAutoModel.from_pretrained(folder)
+    model.compile(seq_len=[8, 64], batch_size=2, num_cores=1)
+    tok = AutoTokenizer.from_pretrained(folder)
+    texts = [t.upper() for t in TEXTS]
+    artifact = CompiledEncoder(model.qpc_path, 1)
+    expected = model.encode(texts, tok, batch_size=2)
+    assert expected.shape == (3, 16)
+    np.testing.assert_allclose(artifact.encode(texts, batch_size=2), expected, atol=1e-6, rtol=0)
+    options = {"prompt_name": "document", "normalize": False, "truncate_dim": 8}
+    np.testing.assert_allclose(artifact.encode(texts, **options), model.encode(texts, tok, **options), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="non-empty list of strings"):
+        artifact.encode([])
+    # tokenizer arguments only transformers' tokenizers take: the model encodes, its artifact alone does not (a Ray
+    # embedding job's actors then load the model from its folder)
+    from QEfficient.distributed.ray_data import _why_not_from_artifact
+
+    config = {"max_seq_length": 16, "processing_kwargs": {"text": {"pad_to_multiple_of": 8}}}
+    (folder / "sentence_bert_config.json").write_text(json.dumps(config))
+    model = QEFFAutoModel.from_pretrained(folder)
+    model.compile(seq_len=[8, 64], batch_size=2, num_cores=1)
+    assert model.encode(texts, tok).shape == (3, 16)
+    with pytest.raises(ValueError, match="takes no pad_to_multiple_of .*Encode with QEFFAutoModel from the model's folder"):
+        CompiledEncoder(model.qpc_path, 1).encode(texts)
+    assert "pad_to_multiple_of" in _why_not_from_artifact(model.qpc_path)

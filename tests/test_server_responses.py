@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import anthropic
-import openai
 import pytest
 
 from tests.helpers import tiny_chat_server
@@ -25,6 +23,12 @@ TEMPLATE = "{% if reasoning_effort is defined %}<s>effort: {{ reasoning_effort }
 )
 
 
+def _openai():
+    import openai  # (here, not at collection: the two clients take 2 s to import in every worker)
+
+    return openai
+
+
 @pytest.fixture(scope="module")
 def server(tiny_model_dir, tmp_path_factory):
     """The tiny thinking model (test_reasoning.py) behind a server with the qwen3 reasoning parser and hermes tool
@@ -32,7 +36,7 @@ def server(tiny_model_dir, tmp_path_factory):
     folder = shutil.copytree(tiny_model_dir("qwen2"), tmp_path_factory.mktemp("responses") / "qwen2")
     thinking_model(folder, TEMPLATE)
     with tiny_chat_server(folder, TEMPLATE, tool_call_parser="hermes", **{**OPTIONS, "ctx_len": 256}) as (url, *_):
-        yield url, openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        yield url, _openai().OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
 
 
 def chat(url: str, **body) -> dict:
@@ -139,7 +143,7 @@ def test_instructions_and_input_items_become_the_chat_messages(server):
     response = client.responses.create(input="paint the sky", max_output_tokens=8, temperature=0, reasoning={"effort": "low"})
     assert response.output_text == (expected["content"] or "") and response.output[0].content[0].text == expected["reasoning"]
     raw = post(url, "responses", {"input": "hi", "max_output_tokens": 4, "tools": [], "tool_choice": "auto", "temperature": 0})
-    assert raw.status_code == 200 and openai.types.responses.Response.model_validate(raw.json()).status == "incomplete"
+    assert raw.status_code == 200 and _openai().types.responses.Response.model_validate(raw.json()).status == "incomplete"
 
 
 def test_an_answer_cut_in_its_thinking_is_a_reasoning_item_alone(server):
@@ -195,7 +199,7 @@ def test_function_calls_and_json_output(server):
 def test_what_is_not_served_is_a_400_that_says_what_to_send(server, request_body, param):
     url, client = server
     extra = {k: v for k, v in request_body.items() if k == "chat_template_kwargs"}  # vLLM's, not in OpenAI's client
-    with pytest.raises(openai.BadRequestError) as caught:
+    with pytest.raises(_openai().BadRequestError) as caught:
         client.responses.create(**{k: v for k, v in request_body.items() if k not in extra}, extra_body=extra)
     assert caught.value.body["param"] == param
 
@@ -208,6 +212,8 @@ def claude(server):
     """(url, Anthropic client, the served model's name)."""
     url = server[0]
     model = loopback_http.get(f"{url}/v1/models", timeout=30).json()["data"][0]["id"]
+    import anthropic
+
     return url, anthropic.Anthropic(base_url=url, api_key="none", max_retries=0), model
 
 
@@ -313,5 +319,7 @@ def test_a_bad_message_request_is_an_anthropic_400(claude, request_body, words):
     assert words in r.json()["error"]["message"]
     if "max_tokens" in request_body:  # Anthropic's client would not send a request without it
         extra = {k: v for k, v in request_body.items() if k == "temperature"}
+        import anthropic
+
         with pytest.raises(anthropic.BadRequestError):
             client.messages.create(model=model, **{k: v for k, v in request_body.items() if k not in extra}, extra_body=extra)

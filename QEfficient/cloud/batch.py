@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "ship_artifact",
         choices=("auto", "on", "off"),
         default="auto",
-        help="generate: send the compiled model to the actors through Ray's object store (auto: when the cluster has several nodes)",
+        help="send the compiled model to the actors through Ray's object store (auto: when the cluster has several nodes)",
     )
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)

@@ -6,9 +6,11 @@
 The driver compiles the model once (cached under QEFF_HOME), then ``map_batches`` feeds rows to a
 pool of actors. A generation actor opens only the compiled artifact and the tokenizer (no PyTorch
 model, no export check): from the shared QEFF_HOME, or received through Ray's object store
-(``ship_artifact``) where the nodes share no disk. An embedding actor loads the model from its
-folder, which every node must see. Every output row is its input row with one more column: the
-generated text (``generate()``'s, greedy unless sampling is asked for) or the embedding
+(``ship_artifact``) where the nodes share no disk. So does an embedding actor (the artifact holds the
+tokenizer and the sentence-transformers modules), unless its artifact cannot be run alone (a model
+without a fast tokenizer, or tokenizer arguments only transformers takes): then it loads the model
+from its folder, which every node must see. Every output row is its input row with one more column:
+the generated text (``generate()``'s, greedy unless sampling is asked for) or the embedding
 (``QEFFAutoModel.encode``'s).
 
 Output is JSONL (one row a line, appended as batches finish) or Parquet (a folder of part files,
@@ -93,23 +95,32 @@ class BatchJob:
 class ModelActor:
     """One compiled model in a Ray actor: ``__call__`` adds the output column to a batch of rows.
 
-    Generation runs the artifact the driver compiled (``artifact``: its qpc_path and tokenizer_dir,
-    or ``shipment`` to receive them) through the code ``generate()`` runs, on one session opened
-    once; embeddings load the model (``BatchJob.load``).
+    It runs the artifact the driver compiled (``artifact``: its qpc_path and tokenizer_dir, or ``shipment`` to receive
+    them), without torch: generation through the code ``generate()`` runs, on one session opened once; embeddings as
+    ``QEFFAutoModel.encode`` computes them (serving's CompiledEncoder). Given neither (an encoder's artifact that cannot
+    be run alone), an embedding actor loads the model from its folder (``BatchJob.load``).
     """
 
     def __init__(self, job: dict, artifact: dict | None = None, shipment: Shipment | None = None) -> None:
         self.job = BatchJob(**job)
-        if self.job.task == "embed":
+        self.encoder = self.model = None
+        if shipment is not None:
+            qpc_path, tokenizer_dir = receive(shipment)
+        elif artifact is not None:
+            qpc_path, tokenizer_dir = artifact["qpc_path"], artifact["tokenizer_dir"]
+        elif self.job.task == "embed":
             self.model, self.tokenizer = self.job.load()
+            return
+        else:
+            raise ValueError("A generation actor runs a compiled artifact: pass artifact= or shipment=.")
+        if self.job.task == "embed":
+            from QEfficient.serving.encoder_artifact import CompiledEncoder
+
+            self.encoder = CompiledEncoder(qpc_path, self.job.cores_per_actor)  # no torch import
             return
         from QEfficient.generation.exec_kv import open_session
         from QEfficient.runtime.tokenizer import artifact_tokenizer
 
-        if shipment is not None:
-            qpc_path, tokenizer_dir = receive(shipment)
-        else:
-            qpc_path, tokenizer_dir = artifact["qpc_path"], artifact["tokenizer_dir"]
         self.qpc_path, self.tokenizer = qpc_path, artifact_tokenizer(qpc_path, tokenizer_dir)  # no torch import
         self.session = open_session(qpc_path, self.job.cores_per_actor)
 
@@ -131,9 +142,24 @@ class ModelActor:
                     sampling=SamplingParams(temperature=job.temperature, seed=job.seed),
                 )
             out = np.array(info.texts, dtype=object)
+        elif self.encoder is not None:
+            out = self.encoder.encode(texts, batch_size=self.job.batch_size).astype(np.float32)
         else:
             out = self.model.encode(texts, self.tokenizer, batch_size=self.job.batch_size).astype(np.float32)
         return {**batch, self.job.output_column: out}
+
+
+def _why_not_from_artifact(qpc_path: str | os.PathLike) -> str | None:
+    """Why an embedding actor cannot run the artifact alone (what it reads besides the graph is not all in it, or not
+    all taken by its run-time tokenizer); None where it can."""
+    from QEfficient.serving.encoder_artifact import artifact_sentence_inputs, check_servable
+
+    try:
+        check_servable(qpc_path)
+        artifact_sentence_inputs(qpc_path)
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def _format(path: str | os.PathLike) -> str:
@@ -274,8 +300,16 @@ def run_batch(job: BatchJob, input_path: str | os.PathLike, output_path: str | o
     if job.task == "generate":
         artifact = {"qpc_path": str(model.qpc_path), "tokenizer_dir": str(model.local_model_dir)}
         actor_args |= {"artifact": artifact, "shipment": ship(**artifact) if should_ship(job.ship_artifact) else None}
+    elif (reason := _why_not_from_artifact(model.qpc_path)) is None:
+        artifact = {"qpc_path": str(model.qpc_path), "tokenizer_dir": None}
+        actor_args |= {"artifact": artifact, "shipment": ship(**artifact) if should_ship(job.ship_artifact) else None}
     elif job.ship_artifact == "on":
-        raise ValueError("ship_artifact=on is for task=generate; an embedding job needs the model folder on every node.")
+        raise ValueError(
+            f"ship_artifact=on: the embedding actors load '{job.model_name}' from its folder, which every node must then "
+            f"see, as its artifact cannot be run alone: {reason}"
+        )
+    else:
+        logger.info("the embedding actors load the model from its folder: %s", reason)
     del model  # the driver only writes rows from here on
     # output order = input order (resume); on the dataset's own context: a Dataset binds a copy when it is created
     ds.context.execution_options.preserve_order = True

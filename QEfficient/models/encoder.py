@@ -39,16 +39,13 @@ from QEfficient.models.base import QEFFBaseModel, check_context_limit, check_rec
 from QEfficient.models.ctc import QEFFAutoModelForAudioFeatureExtraction, is_speech_encoder
 from QEfficient.models.image_encoder import QEFFAutoModelForImageFeatureExtraction
 from QEfficient.models.page_inputs import layout_inputs, xpath_inputs
+from QEfficient.models.sentence_encoding import encode_sentences
 from QEfficient.models.sentence_inputs import SentenceInputs
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_FORMAT,
     MODEL_FILES_SUBDIR,
     EmbeddingHead,
     copy_serving_files,
-    l2_normalized,
-    sentence_transformers_pools_prompt,
-    sentence_transformers_prompt,
-    sentence_transformers_truncate_dim,
     serving_config_values,
     serving_files,
 )
@@ -59,7 +56,7 @@ from QEfficient.transform.encoder import UNSUPPORTED_TEXT_ENCODING, PoolingFn, Q
 from QEfficient.transform.image_encoder import reads_pixels
 from QEfficient.utils.arrays import as_numpy
 from QEfficient.utils.cache import file_digest, fingerprint_state_dict, hash_dict
-from QEfficient.utils.checks import check_positive, check_strings
+from QEfficient.utils.checks import check_positive
 from QEfficient.utils.onnx_files import graph_input_names
 
 logger = logging.getLogger(__name__)
@@ -396,29 +393,19 @@ class QEFFAutoModel(_QEFFEncoderBase):
         Matryoshka model's shorter vectors with ``truncate_dim`` (by default the folder's, saved from sentence-transformers
         5.4 on): the first ``truncate_dim`` dimensions, normalized after the cut (as sentence-transformers' ``truncate_dim``
         with ``normalize_embeddings``)."""
-        if isinstance(sentences, str):
-            sentences = [sentences]
-        if not isinstance(sentences, (list, tuple)) or not sentences:
-            raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
-        check_strings("Sentence", sentences)
-        check_positive(batch_size=batch_size)
-        truncate_dim = sentence_transformers_truncate_dim(self.local_model_dir) if truncate_dim is None else truncate_dim
-        if truncate_dim is not None:
-            check_positive(truncate_dim=int(truncate_dim) if isinstance(truncate_dim, np.integer) else truncate_dim)
-        prefix = sentence_transformers_prompt(self.local_model_dir, prompt_name, prompt)
-        inputs = self._sentence_inputs(tokenizer)
-        prompt_length = inputs.prompt_length(prefix) if not sentence_transformers_pools_prompt(self.local_model_dir) else 0
-        if prompt_length and self.pooling_fn is not None:
-            raise ValueError(
-                "This model pools without its prompt's tokens (include_prompt false), and this graph pools them in: load "
-                "it without pooling= so that the folder's pooling runs after the graph."
-            )
-        chunks = []
-        for start in range(0, len(sentences), batch_size):
-            enc = inputs(list(sentences[start : start + batch_size]), prefix, task)
-            chunks.append(self.embed(enc, normalize=False, prompt_length=prompt_length))
-        emb = np.concatenate(chunks)[:, :truncate_dim]  # (None keeps every dimension; a larger one too, as sentence-transformers)
-        return l2_normalized(emb) if normalize else emb
+        return encode_sentences(
+            self.local_model_dir,
+            lambda: self._sentence_inputs(tokenizer),
+            lambda enc, prompt_length: self.embed(enc, normalize=False, prompt_length=prompt_length),
+            sentences,
+            self.graph_pooled,
+            normalize,
+            batch_size,
+            prompt_name,
+            prompt,
+            truncate_dim,
+            task,
+        )
 
     def _sentence_inputs(self, tokenizer) -> SentenceInputs:
         """How the folder tokenizes texts with ``tokenizer``, read once per tokenizer and artifact."""

@@ -15,6 +15,7 @@ The chat template is rendered by transformers' own ``render_jinja_template`` (ji
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import os
 import threading
@@ -217,9 +218,10 @@ class RuntimeTokenizer:
         max_length: int | None = None,
     ) -> dict[str, Any]:
         """``{"input_ids", "attention_mask"}`` (and ``token_type_ids`` where the model takes them) for one text or a
-        batch, each with its ``text_pair`` if given; ``padding=True`` pads to the longest (with ``pad_token``, on
-        ``padding_side``); ``truncation`` (True: "longest_first") to ``max_length`` tokens (else ``model_max_length``), as
-        transformers truncates on the backend; ``return_tensors="np"`` gives int64 arrays."""
+        batch, each with its ``text_pair`` if given; ``padding=True`` pads to the longest ("max_length": to ``max_length``
+        at least; with ``pad_token``, on ``padding_side``); ``truncation`` (True: "longest_first") to ``max_length``
+        tokens (else ``model_max_length``), as transformers truncates on the backend; ``return_tensors="np"`` gives int64
+        arrays."""
         if return_tensors not in (None, "np"):
             raise ValueError(f"return_tensors={return_tensors!r}: the run-time tokenizer returns lists or numpy arrays ('np').")
         single = isinstance(text, str)
@@ -235,7 +237,7 @@ class RuntimeTokenizer:
             columns["token_type_ids"] = [e.type_ids for e in encodings]
         columns["attention_mask"] = [[1] * len(row) for row in columns["input_ids"]]
         if padding and padding != "do_not_pad" and encodings:
-            columns = self._pad(columns)
+            columns = self._pad(columns, max_length if padding == "max_length" else None)
         out = {}
         for name, rows in columns.items():
             if name == "attention_mask" and not return_attention_mask:
@@ -267,11 +269,12 @@ class RuntimeTokenizer:
             backend.enable_truncation(int(length), strategy=key[0], direction=key[1])
             return backend.encode_batch(texts, add_special_tokens=add_special_tokens)
 
-    def _pad(self, columns: dict[str, list[list[int]]]) -> dict[str, list[list[int]]]:
-        """Every column padded to the longest row: ids with ``pad_token``, masks and token types with 0."""
+    def _pad(self, columns: dict[str, list[list[int]]], length: int | None = None) -> dict[str, list[list[int]]]:
+        """Every column padded to the longest row (to ``length`` where it is longer: padding="max_length"): ids with
+        ``pad_token``, masks and token types with 0."""
         if self.pad_token_id is None:
             raise ValueError("padding needs a pad token; set tokenizer.pad_token (e.g. to tokenizer.eos_token).")
-        width = max(len(row) for row in columns["input_ids"])
+        width = max(max(len(row) for row in columns["input_ids"]), length or 0)
         padded = {}
         for name, rows in columns.items():
             value = self.pad_token_id if name == "input_ids" else 0
@@ -332,12 +335,21 @@ class RuntimeTokenizer:
         continue_final_message: bool | str = False,
         tokenize: bool = True,
         return_dict: bool = True,
+        padding: bool | str = False,
+        truncation: bool | str = False,
+        max_length: int | None = None,
+        return_tensors: str | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> str | list[str] | list[int] | list[list[int]] | dict[str, Any]:
         """The conversation rendered as transformers renders it (the same jinja2 environment and helpers,
-        the named special tokens as template variables), then tokenized without special tokens."""
+        the named special tokens as template variables), then tokenized without special tokens, with ``padding``,
+        ``truncation``, ``max_length``, ``return_tensors`` and ``tokenizer_kwargs`` as this tokenizer's call takes them."""
         from transformers.utils.chat_template_utils import render_jinja_template  # no torch: jinja2 and json only
 
+        for name in ("sanitize_control_tokens", "return_assistant_tokens_mask"):  # transformers' own, not template variables
+            if kwargs.pop(name, False):
+                raise ValueError(f"The run-time tokenizer does not take {name}: use transformers' tokenizer for it.")
         template = self.get_chat_template(chat_template, tools)
         if not conversation:
             raise ValueError("Cannot apply chat template to an empty conversation. Provide at least one message.")
@@ -359,8 +371,22 @@ class RuntimeTokenizer:
         texts = rendered if batched else rendered[0]
         if not tokenize:
             return texts
-        out = self(texts, add_special_tokens=False)
+        call = {"add_special_tokens": False, "padding": padding, "truncation": truncation, "max_length": max_length}
+        call["return_tensors"] = return_tensors
+        tokenizer_kwargs = dict(tokenizer_kwargs or {})
+        if twice := sorted(tokenizer_kwargs.keys() & call.keys()):  # as transformers: an argument given twice
+            raise ValueError(f"tokenizer_kwargs repeat apply_chat_template's own {', '.join(twice)}: pass each once.")
+        check_call_arguments(self, tokenizer_kwargs, "tokenizer_kwargs")
+        out = self(texts, **call, **tokenizer_kwargs)
         return out if return_dict else out["input_ids"]
+
+
+def check_call_arguments(tokenizer: RuntimeTokenizer, arguments: dict[str, Any], where: str) -> None:
+    """Refuse arguments that transformers' tokenizers take and the run-time tokenizer's call does not (``where``: where
+    they came from, for the message)."""
+    unknown = sorted(arguments.keys() - set(inspect.signature(tokenizer.__call__).parameters) - {"text"})
+    if unknown:
+        raise ValueError(f"The run-time tokenizer takes no {', '.join(unknown)} ({where}): use transformers' tokenizer for them.")
 
 
 def load_tokenizer(path: str | os.PathLike) -> RuntimeTokenizer:

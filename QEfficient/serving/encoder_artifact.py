@@ -25,6 +25,8 @@ from QEfficient.export.graph_names import (
 )
 from QEfficient.generation.encoder_run import encoder_inputs, global_attention_mask, run_encoder
 from QEfficient.loading.sentence_transformers_files import sentence_bert_config, warn_chat_formatting
+from QEfficient.models.sentence_encoding import encode_sentences
+from QEfficient.models.sentence_inputs import SentenceInputs
 from QEfficient.models.sentence_transformers import (
     MODEL_FILES_SUBDIR,
     SERVING_CONFIG,
@@ -33,7 +35,7 @@ from QEfficient.models.sentence_transformers import (
     sentence_transformers_normalizes,
 )
 from QEfficient.runtime.ort_session import open_artifact_session
-from QEfficient.runtime.tokenizer import has_runtime_tokenizer, load_tokenizer
+from QEfficient.runtime.tokenizer import check_call_arguments, has_runtime_tokenizer, load_tokenizer
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.score_template import saved_score_template
@@ -106,15 +108,13 @@ class CompiledEncoder:
         self.qconfig = read_artifact(self.qpc_path)
         self.local_model_dir = self.qpc_path / MODEL_FILES_SUBDIR
         check_servable(self.qpc_path, self.qconfig)
-        config = json.loads((self.local_model_dir / SERVING_CONFIG).read_text())
-        if config.get("id2label"):  # JSON keys are strings; transformers gives the labels int keys
-            config["id2label"] = {int(k): v for k, v in config["id2label"].items()}
-        self.config = SimpleNamespace(**config)
+        self.config = serving_config(self.qpc_path)
         self.model_name = self.qconfig.get("model_name") or self.qpc_path.name
         self.tokenizer = load_tokenizer(self.qpc_path)
         self.session = open_artifact_session(self.qpc_path, num_cores)
         self.output_name = self.qconfig["output_name"]
         self._head: EmbeddingHead | None = None
+        self._inputs: SentenceInputs | None = None  # encode()'s tokenization, read at first use
 
     @property
     def max_input_tokens(self) -> int:
@@ -148,14 +148,56 @@ class CompiledEncoder:
         """Whether the model is a decoder's base model (QEFFAutoModel.decoder_architecture, recorded at compile time)."""
         return bool(self.qconfig.get("decoder", self.qconfig.get("causal")))
 
-    def embed(self, inputs, normalize: bool = True, pooling: list[str] | None = None) -> np.ndarray:
-        """As QEFFAutoModel.embed: the folder's pooling (or ``pooling``, unless the graph pooled), Dense modules and
-        normalization."""
+    def embed(self, inputs, normalize: bool = True, pooling: list[str] | None = None, prompt_length: int = 0) -> np.ndarray:
+        """As QEFFAutoModel.embed: the folder's pooling (or ``pooling``, unless the graph pooled; leaving out each row's
+        first ``prompt_length`` tokens where the folder's does), Dense modules and normalization."""
         out = self.generate(inputs)[self.output_name]
         if self._head is None:
             pooled = self.qconfig.get("pooled", out.ndim == 2)
             self._head = EmbeddingHead(self.local_model_dir, pooled, bool(self.qconfig.get("causal")))
-        return self._head(out, np.asarray(inputs[ATTENTION_MASK]), normalize, pooling=pooling)
+        return self._head(out, np.asarray(inputs[ATTENTION_MASK]), normalize, prompt_length, pooling)
+
+    def encode(self, sentences: list[str] | str, **options) -> np.ndarray:
+        """QEFFAutoModel.encode from the artifact alone, with its options (normalize, batch_size, prompt_name, prompt,
+        truncate_dim, task): the folder's prompts, tokenization (through the artifact's tokenizer), pooling, Dense
+        modules, Matryoshka cut and normalization, as sentence-transformers encodes."""
+        if self.output_name == LOGITS:
+            raise ValueError(f"'{self.qpc_path}' is a classifier's artifact: it gives scores, not embeddings.")
+
+        def embed(enc: dict[str, np.ndarray], prompt_length: int) -> np.ndarray:
+            return self.embed(enc, normalize=False, prompt_length=prompt_length)
+
+        return encode_sentences(self.local_model_dir, self._sentence_inputs, embed, sentences, self.graph_pooled, **options)
+
+    def _sentence_inputs(self) -> SentenceInputs:
+        if self._inputs is None:
+            self._inputs = artifact_sentence_inputs(self.qpc_path, self.tokenizer, self.config, self.max_input_tokens)
+        return self._inputs
+
+
+def serving_config(qpc_path: str | Path) -> SimpleNamespace:
+    """The model's config values an encoder's artifact keeps (SERVING_CONFIG), as transformers' config gives them."""
+    config = json.loads((Path(qpc_path) / MODEL_FILES_SUBDIR / SERVING_CONFIG).read_text())
+    if config.get("id2label"):  # JSON keys are strings; transformers gives the labels int keys
+        config["id2label"] = {int(k): v for k, v in config["id2label"].items()}
+    return SimpleNamespace(**config)
+
+
+def artifact_sentence_inputs(qpc_path: str | Path, tokenizer=None, config=None, compiled_length: int | None = None) -> SentenceInputs:
+    """How QEFFAutoModel.encode tokenizes texts, from an encoder's artifact alone (its copy of the folder's
+    sentence-transformers settings, its run-time tokenizer); a folder whose ``processing_kwargs`` name tokenizer arguments
+    only transformers' tokenizers take is refused, saying so (``check_servable`` first: the artifact holds the rest)."""
+    qpc_path = Path(qpc_path)
+    tokenizer = load_tokenizer(qpc_path) if tokenizer is None else tokenizer
+    config = serving_config(qpc_path) if config is None else config
+    if compiled_length is None:
+        compiled_length = int(max(read_artifact(qpc_path)["compile_params"]["seq_len"]))
+    inputs = SentenceInputs.read(qpc_path / MODEL_FILES_SUBDIR, tokenizer, config, compiled_length)
+    try:
+        check_call_arguments(tokenizer, inputs.tokenizer_kwargs, "processing_kwargs in sentence_bert_config.json")
+    except ValueError as e:
+        raise ValueError(f"{e} Encode with QEFFAutoModel from the model's folder.") from None
+    return inputs
 
 
 def open_compiled_encoder_app(

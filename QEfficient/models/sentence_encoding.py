@@ -1,0 +1,65 @@
+"""sentence-transformers' ``encode()`` over any embedding function: the prompt, the folder's tokenization
+(sentence_inputs.py), batches, the Matryoshka cut and the L2 norm. QEFFAutoModel.encode runs it on the model's session,
+serving's CompiledEncoder on an artifact alone (no torch, no model folder: what a Ray embedding actor runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from QEfficient.models.sentence_inputs import SentenceInputs
+from QEfficient.models.sentence_transformers import (
+    l2_normalized,
+    sentence_transformers_pools_prompt,
+    sentence_transformers_prompt,
+    sentence_transformers_truncate_dim,
+)
+from QEfficient.utils.checks import check_positive, check_strings
+
+# (inputs, prompt_length) -> pooled vectors [B, D], not normalized
+EmbedFn = Callable[[dict[str, np.ndarray], int], np.ndarray]
+
+
+def encode_sentences(
+    folder: Path | None,
+    read_inputs: Callable[[], SentenceInputs],
+    embed: EmbedFn,
+    sentences: list[str] | str,
+    graph_pools: bool,
+    normalize: bool = True,
+    batch_size: int = 32,
+    prompt_name: str | None = None,
+    prompt: str | None = None,
+    truncate_dim: int | None = None,
+    task: str | None = None,
+) -> np.ndarray:
+    """QEFFAutoModel.encode's embeddings of ``sentences`` (its docstring says how), with ``folder``'s sentence-transformers
+    settings, ``read_inputs`` giving its tokenization (read once the arguments are checked) and ``embed`` the graph with
+    the folder's pooling and Dense modules; ``graph_pools``: the graph gives one vector per input, so it cannot leave a
+    prompt's tokens out."""
+    if isinstance(sentences, str):
+        sentences = [sentences]
+    if not isinstance(sentences, (list, tuple)) or not sentences:
+        raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
+    check_strings("Sentence", sentences)
+    check_positive(batch_size=batch_size)
+    truncate_dim = sentence_transformers_truncate_dim(folder) if truncate_dim is None else truncate_dim
+    if truncate_dim is not None:
+        check_positive(truncate_dim=int(truncate_dim) if isinstance(truncate_dim, np.integer) else truncate_dim)
+    prefix = sentence_transformers_prompt(folder, prompt_name, prompt)
+    inputs = read_inputs()
+    prompt_length = inputs.prompt_length(prefix) if not sentence_transformers_pools_prompt(folder) else 0
+    if prompt_length and graph_pools:
+        raise ValueError(
+            "This model pools without its prompt's tokens (include_prompt false), and this graph gives one vector per input "
+            "(pooled inside with pooling=, or a model whose output is its embedding), the prompt's tokens in: load the model "
+            "without pooling= (and compile it again) so that the folder's pooling runs after the graph."
+        )
+    chunks = [
+        embed(inputs(list(sentences[start : start + batch_size]), prefix, task), prompt_length)
+        for start in range(0, len(sentences), batch_size)
+    ]
+    emb = np.concatenate(chunks)[:, :truncate_dim]  # (None keeps every dimension; a larger one too, as sentence-transformers)
+    return l2_normalized(emb) if normalize else emb
