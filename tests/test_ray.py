@@ -462,11 +462,11 @@ def test_batch_embeddings_to_parquet_equal_encode(bare_serve, tmp_path, tokenize
 
     pq.write_table(pa.table({"prompt": PROMPTS}), source)
     # the actor receives the artifact through the object store (in place here: the same disk) and runs it alone
-    job = BatchJob(model_name=str(folder), task="embed", pooling="mean", seq_len=32, batch_size=2, num_actors=1, ship_artifact="on")
+    job = BatchJob(model_name=str(folder), task="embed", pooling="mean", seq_len=64, batch_size=2, num_actors=1, ship_artifact="on")
     assert run_batch(job, source, tmp_path / "out.parquet") == len(PROMPTS)
     table = pq.read_table(tmp_path / "out.parquet")
     model = QEFFAutoModel.from_pretrained(folder, pooling="mean")
-    model.compile(seq_len=32, batch_size=2, num_cores=1)
+    model.compile(seq_len=[32, 64], batch_size=2, num_cores=1)  # the job's: a few lengths up to its seq_len
     expected = model.encode(PROMPTS, AutoTokenizer.from_pretrained(folder), batch_size=2)
     assert table.column("prompt").to_pylist() == PROMPTS
     np.testing.assert_allclose(np.array(table.column("embedding").to_pylist()), expected, rtol=1e-5, atol=1e-6)

@@ -83,12 +83,13 @@ class BatchJob:
             from QEfficient import QEFFAutoModel
 
             model = QEFFAutoModel.from_pretrained(self.model_name, pooling=self.pooling)
-            from QEfficient.serving.encoder_batches import refuse_own_heads
+            from QEfficient.serving.encoder_batches import refuse_own_heads, serving_lengths
 
             refuse_own_heads(model, self.model_name)
             if not isinstance(model, QEFFAutoModel):  # an image or audio encoder: this job embeds text
                 raise ValueError(f"'{self.model_name}' is not a text encoder ({type(model).__name__}): the embed task takes text.")
-            model.compile(seq_len=self.seq_len, batch_size=self.batch_size, num_cores=self.cores_per_actor)
+            # a few lengths up to seq_len, as the server compiles: a batch of short texts runs short
+            model.compile(seq_len=serving_lengths(self.seq_len), batch_size=self.batch_size, num_cores=self.cores_per_actor)
         return model, AutoTokenizer.from_pretrained(model.local_model_dir)
 
 
