@@ -335,8 +335,8 @@ def test_a_vision_language_model_on_a_replica_answers_as_hf(bare_serve, tmp_path
 
 def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_serve, artifact, tmp_path):
     """An encoder's artifact on a replica: all-MiniLM-L6-v2's, shipped through the object store to a node that shares
-    no disk with the driver, answers /v1/embeddings, and a cross-encoder compiled from --model_name answers /rerank,
-    exactly as the single-process server does."""
+    no disk with the driver, answers /v1/embeddings, and a cross-encoder and a ColBERT retriever compiled from
+    --model_name answer /rerank, exactly as the single-process server does."""
     from ray import serve
     from starlette.testclient import TestClient
 
@@ -370,13 +370,18 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     assert list((replica_home / "shipped").glob("qpc-*"))  # the replica's own copy, from the object store
     serve.delete(APP_NAME)
 
-    reranker, body = classifier(tmp_path / "ce", "bert", 1), {"query": QUERY, "documents": DOCS}
-    expected, qpc = single_answer(reranker, "/rerank", body)
-    ray_args = ["--ray", "--model_name", reranker, "--ctx_len", "64", "--cores_per_replica", "1", "--ship_artifact", "off"]
-    serve.run(application_from_args(parse_args(ray_args)), name=APP_NAME, route_prefix="/")
-    r = loopback_http.post(f"{bare_serve}/rerank", json=body, timeout=120)
-    assert r.status_code == 200, r.text
-    assert r.json()["results"] == expected["results"]
+    def reranks_as_the_single_server(folder: str, body: dict) -> str:
+        """Deploys the folder from --model_name and checks its /rerank answer; the single server's artifact."""
+        expected, qpc = single_answer(folder, "/rerank", body)
+        ray_args = ["--ray", "--model_name", folder, "--ctx_len", "64", "--cores_per_replica", "1", "--ship_artifact", "off"]
+        serve.run(application_from_args(parse_args(ray_args)), name=APP_NAME, route_prefix="/")
+        r = loopback_http.post(f"{bare_serve}/rerank", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        assert r.json()["results"] == expected["results"]
+        return qpc
+
+    reranker = classifier(tmp_path / "ce", "bert", 1)
+    qpc = reranks_as_the_single_server(reranker, {"query": QUERY, "documents": DOCS})
     assert loopback_http.get(f"{bare_serve}/health", timeout=30).status_code == 200
     assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"])) is not None
     with pytest.raises(ValueError, match="compiled for --task score, not embed"):
@@ -387,6 +392,12 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
         application_from_args(parse_args(["--ray", "--qpc_path", artifact.qpc_path, "--lora", "a=/x", "--ship_artifact", "off"]))
     with pytest.raises(ValueError, match="model_type cannot change"):  # a config file's mapping reaches the CLI as JSON
         app_builder({"model_name": reranker, "hf_overrides": {"model_type": "llama"}})
+
+    # a ColBERT retriever: compiled by the driver, each replica serves its artifact's late-interaction routes
+    serve.delete(APP_NAME)
+    from tests.test_colbert import BUILDERS, DOCUMENTS
+
+    reranks_as_the_single_server(str(BUILDERS["stanford-bert"](tmp_path / "colbert")), {"query": "the cat", "documents": DOCUMENTS[1:3]})
 
 
 def test_a_decoder_artifact_on_a_replica_answers_as_the_single_server(bare_serve, artifact, single, tmp_path):

@@ -109,17 +109,45 @@ def test_bad_requests_say_what_to_do(server, route, body, says):
     assert reply.status_code == 400 and says in reply.json()["error"]["message"], reply.text
 
 
-def test_options_that_do_not_apply_and_ray_are_refused(tmp_path):
-    from QEfficient.distributed.ray_serve import application_from_args
-
+def test_options_that_do_not_apply_are_refused(tmp_path):
     folder = BUILDERS["stanford-bert"](tmp_path / "model")
     with pytest.raises(ValueError, match="ColBERT retriever.*--max_num_images do not apply"):
         build_server(str(folder), None, 8, 64, 1, 1, max_num_images=2)
-    with pytest.raises(ValueError, match="served by one process: leave out --ray"):
-        application_from_args(parse_args(["--ray", "--model_name", str(folder), "--ship_artifact", "off"]))
+
+
+def test_the_artifact_alone_answers_as_the_folder(qeff_home, tmp_path):
+    """``serve --qpc_path`` on a ColBERT's artifact (what a Ray replica runs): the late-interaction routes from the
+    artifact's tokenizer and graph, in a process that imports neither torch nor transformers' modeling code, answering
+    exactly as the server on the folder; pooled embeddings of it and other tasks are refused."""
+    from QEfficient.serving.encoder_artifact import CompiledEncoder
+    from tests.test_server_encoder_artifact import answers_both_ways
+
+    folder = BUILDERS["pylate-modernbert"](tmp_path / "model")
+    texts = ["the cat sat", DOCUMENTS[1], DOCUMENTS[2]]
+    requests = {"/pooling": {"input": texts}, "/score": {"text_1": texts[0], "text_2": texts[1:]}}
+    requests |= {"/rerank": {"query": texts[0], "documents": texts[1:]}, "/tokenize": {"prompt": texts[1]}}
+    from_folder, from_artifact = answers_both_ways(str(folder), requests, qeff_home)
+    assert from_artifact.pop("imported") == []
+    for route in requests:  # (ids and times aside)
+        assert any(from_folder[route].get(key) for key in ("data", "results", "tokens")), from_folder[route]
+        for key in ("data", "results", "tokens", "usage"):
+            assert from_artifact[route].get(key) == from_folder[route].get(key), (route, key)
+    qpc = str(from_folder_path(folder))
+    with pytest.raises(ValueError, match="compiled for --task embed, not score"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--task", "score"]))
+    with pytest.raises(ValueError, match="ColBERT retriever's artifact: one vector per token, not pooled embeddings"):
+        CompiledEncoder(qpc, 1).encode(texts)
+    pooler = ["--pooler_config", '{"use_activation": false}']
+    with pytest.raises(ValueError, match="ColBERT retriever's artifact: --pooler_config's use_activation set pooled"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", *pooler]))
+    from QEfficient.distributed.ray_serve import application_from_args
+
+    with pytest.raises(ValueError, match="ColBERT retriever's artifact: --pooler_config's use_activation set pooled"):
+        application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off", *pooler]))
+
+
+def from_folder_path(folder) -> str:
+    """The artifact the server on ``folder`` compiled (cached: compiled again, found)."""
     app, runner = build_server(str(folder), None, 8, 64, 1, 1)
     runner.stop()
-    with pytest.raises(
-        ValueError, match="ColBERT model's artifact, ending in its own heads: it is not served on its own"
-    ):  # the embeddings server would pool it
-        build_from_args(parse_args(["--qpc_path", str(app.state.qpc_path), "--num_cores", "1"]))
+    return app.state.qpc_path

@@ -428,10 +428,13 @@ def application_from_args(args):
         if is_sparse_encoder(model_name):
             refuse_inference_free(model_name)
             raise ValueError(f"'{model_name}' is a SPLADE sparse encoder, served by one process: leave out --ray.")
-        if is_retriever(model_name) or is_colbert(model_name):
+        if is_retriever(model_name):
             raise ValueError(
-                f"'{model_name}' is a late-interaction retriever (/pooling, /score, /rerank), served by one process: leave out --ray."
+                f"'{model_name}' is a late-interaction retriever of page images (/pooling, /score, /rerank), served by one "
+                "process: leave out --ray."
             )
+        if is_colbert(model_name):  # compiled here (another --task refused there), each replica serves its artifact's routes
+            pooling = "embed" if task in ("auto", "embed") else task
     if pooling is not None:  # an encoder: compiled here, each replica serves the artifact (one request at a time)
         qpc_path = _compile_encoder(model_name, pooling, args)  # (--pooler_config's defaults checked there, as by the server)
         shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None
@@ -476,7 +479,7 @@ def _artifact_application(args, options: ReplicaOptions):
     from QEfficient.cloud.serve import decoder_artifact_from_args
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.distributed.shipping import ship, should_ship
-    from QEfficient.serving.encoder_artifact import check_servable, is_encoder_artifact
+    from QEfficient.serving.encoder_artifact import check_servable, is_colbert_artifact, is_encoder_artifact
     from QEfficient.serving.tasks import TASKS
 
     if getattr(args, "hf_overrides", None):
@@ -498,6 +501,11 @@ def _artifact_application(args, options: ReplicaOptions):
             shipment = ship(artifact.qpc_path, None, vision)
         return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
     check_servable(args.qpc_path, qconfig)
+    if getattr(args, "pooler_defaults", None) is not None and is_colbert_artifact(qconfig):  # (refused here, not in each replica)
+        raise ValueError(
+            f"'{args.qpc_path}' is a ColBERT retriever's artifact: --pooler_config's {', '.join(args.pooler_defaults)} set pooled "
+            "embeddings; leave them out."
+        )
     task = "score" if qconfig["output_name"] == LOGITS else "embed"
     if args.task not in (TASKS[0], task):
         raise ValueError(f"'{args.qpc_path}' was compiled for --task {task}, not {args.task}: leave --task out.")

@@ -31,6 +31,7 @@ from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
 if TYPE_CHECKING:
     from QEfficient.models.colbert import QEFFColBERTModel
+    from QEfficient.serving.encoder_artifact import CompiledEncoder
 
 
 def create_colbert_app(
@@ -55,6 +56,31 @@ def create_colbert_app(
     return app
 
 
+def create_compiled_colbert_app(
+    encoder: CompiledEncoder,
+    max_len: int,
+    *,
+    served_names: list[str] | None = None,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """The app over a ColBERT retriever's artifact alone (``serve --qpc_path``, Ray replicas): its run-time tokenizer,
+    texts of at most ``max_len`` tokens (within its longest compiled length), its vectors' width from the graph."""
+
+    def token_vectors(ids: list[int]) -> np.ndarray:
+        feed = {INPUT_IDS: np.array([ids], np.int64), ATTENTION_MASK: np.ones((1, len(ids)), np.int64)}
+        return encoder.generate(feed)[EMBEDDINGS][0].astype(np.float32, copy=False)
+
+    width = next(o.shape[-1] for o in encoder.session.get_outputs() if o.name == encoder.output_name)
+    if not isinstance(width, int):  # a dynamic last axis: one token's vector says it
+        width = token_vectors([0]).shape[-1]
+    app = FastAPI(title="QEfficient ColBERT retrieval", version="1")
+    limits = dict(served_names=served_names, api_key=api_key, max_body_bytes=max_body_bytes)
+    limits["limit_source"] = "the artifact's length limit"
+    text_late_interaction_routes(app, token_vectors, width, encoder.tokenizer, encoder.model_name, max_len, **limits)
+    return app
+
+
 def text_late_interaction_routes(
     app: FastAPI,
     token_vectors: Callable[[list[int]], np.ndarray],
@@ -66,6 +92,7 @@ def text_late_interaction_routes(
     served_names: list[str] | None = None,
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    limit_source: str = "--ctx_len",
 ) -> None:
     """The module docstring's routes on ``app``, over ``token_vectors(ids)``: a text's vectors [tokens, width] from its
     token ids (the tokenizer's, special tokens included; a BGE-M3 server's leave its first token out); vLLM's /tokenize
@@ -82,7 +109,7 @@ def text_late_interaction_routes(
         """Each distinct text's vectors and token count (the tokenizer runs on this one thread: it keeps settings as it runs)."""
         found = {}
         for text in dict.fromkeys(texts):
-            ids = text_ids(tokenizer, text, max_len)
+            ids = text_ids(tokenizer, text, max_len, limit_source)
             found[text] = token_vectors(ids), len(ids)
         return found
 
@@ -115,8 +142,9 @@ def text_late_interaction_routes(
     late_interaction_routes(app, names, max_body_bytes, LateInteraction(width, pooling_rows, score_rows, rerank_rows))
 
 
-def text_ids(tokenizer, text: str, max_len: int) -> list[int]:
-    """The text's token ids (special tokens included), a 400 when there are more than ``max_len``."""
+def text_ids(tokenizer, text: str, max_len: int, limit_source: str = "--ctx_len") -> list[int]:
+    """The text's token ids (special tokens included), a 400 when there are more than ``max_len`` (``limit_source``:
+    what set it, for the message)."""
     ids = tokenizer(text)[INPUT_IDS]
     if not ids:
         raise APIError(400, "A text of no tokens (this tokenizer adds no special tokens): send some text.", "input")
@@ -124,7 +152,7 @@ def text_ids(tokenizer, text: str, max_len: int) -> list[int]:
         raise APIError(
             400,
             f"The text {text[:40]!r}{'...' if len(text) > 40 else ''} has {len(ids)} tokens, more than this server's "
-            f"{max_len} (--ctx_len); shorten it.",
+            f"{max_len} ({limit_source}); shorten it.",
             code="context_length_exceeded",
         )
     return ids

@@ -1,5 +1,5 @@
 """An encoder's compiled artifact served without torch or the model's folder (``serve --qpc_path``): what the
-embeddings and scores servers use of a QEFFAutoModel, read from the artifact.
+embeddings, scores and ColBERT servers use of a QEFFAutoModel, read from the artifact.
 
 compile() keeps in the artifact the run-time tokenizer, the model's config and its sentence-transformers modules
 (``model_files``: pooling, Dense weights, normalization); the graph runs through generation/encoder_run.py and
@@ -81,12 +81,14 @@ def is_encoder_artifact(qconfig: dict) -> bool:
 
 def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
     """Refuse an encoder's artifact without what a server reads from it (its config and run-time tokenizer), and one whose
-    graph ends in its model's own heads (ColBERT's, BGE-M3's, SPLADE's: not an embedding model's pooled vector).
+    graph ends in its model's own heads other than ColBERT's (BGE-M3's, SPLADE's: not an embedding model's pooled vector).
     ``qconfig``: the artifact's, where the caller has read it already."""
     qpc_path = Path(qpc_path)
     qconfig = read_artifact(qpc_path) if qconfig is None else qconfig
-    family = qconfig.get("own_heads") or ("ColBERT" if qconfig.get("late_interaction") else None)  # (this key: older artifacts)
-    if family:
+    if qconfig.get("late_interaction") and not qconfig.get("own_heads"):  # a ColBERT's, compiled by an older version
+        raise ValueError(f"'{qpc_path}' is a ColBERT artifact compiled by an older version: compile it again from the model's folder.")
+    family = qconfig.get("own_heads")
+    if family and not is_colbert_artifact(qconfig):  # a ColBERT's: the late-interaction server (serving/colbert_app.py)
         raise ValueError(
             f"'{qpc_path}' is a {family} model's artifact, ending in its own heads: it is not served on its own; serve "
             "--model_name with its folder where the README says such a model is served, or run it from Python."
@@ -97,6 +99,12 @@ def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
             "without a folder, or one without a fast tokenizer): compile it again from the model's folder (a fast "
             "tokenizer is needed), or serve --model_name without --ray."
         )
+
+
+def is_colbert_artifact(qconfig: dict) -> bool:
+    """Whether the artifact is a ColBERT retriever's (QEFFColBERTModel's: one vector per token), served by the
+    late-interaction routes."""
+    return qconfig.get("own_heads") == "ColBERT"
 
 
 class CompiledEncoder:
@@ -151,6 +159,8 @@ class CompiledEncoder:
     def embed(self, inputs, normalize: bool = True, pooling: list[str] | None = None, prompt_length: int = 0) -> np.ndarray:
         """As QEFFAutoModel.embed: the folder's pooling (or ``pooling``, unless the graph pooled; leaving out each row's
         first ``prompt_length`` tokens where the folder's does), Dense modules and normalization."""
+        if is_colbert_artifact(self.qconfig):
+            raise ValueError(f"'{self.qpc_path}' is a ColBERT retriever's artifact: one vector per token, not pooled embeddings.")
         out = self.generate(inputs)[self.output_name]
         if self._head is None:
             pooled = self.qconfig.get("pooled", out.ndim == 2)
@@ -210,7 +220,8 @@ def open_compiled_encoder_app(
     pooler: dict | None = None,
 ):
     """(app, runner): the embeddings server for a QEFFAutoModel's artifact, with ``pooler`` (--pooler_config's defaults),
-    the scores server for a classifier's (``task`` "embed" or "score" must be the artifact's)."""
+    the scores server for a classifier's, the late-interaction server for a ColBERT's (``task`` "embed" or "score" must
+    be the artifact's: "embed" for a ColBERT's)."""
     from QEfficient.serving.embeddings_app import create_embeddings_app, max_input_tokens
     from QEfficient.serving.scores_app import check_sequence_classifier, create_scores_app, cross_encoder_activation
 
@@ -218,8 +229,20 @@ def open_compiled_encoder_app(
     compiled_for = "score" if model.output_name == LOGITS else "embed"
     if task not in ("auto", compiled_for):
         raise ValueError(f"'{qpc_path}' was compiled for --task {compiled_for}, not {task}: leave --task out, or compile it for {task}.")
-    limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
     options = {"served_names": list(served_names), "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
+    if is_colbert_artifact(model.qconfig):  # vLLM's late-interaction routes, as `serve --model_name` gives a ColBERT folder
+        from QEfficient.serving.colbert_app import create_compiled_colbert_app
+
+        if pooler:
+            raise ValueError(
+                f"'{qpc_path}' is a ColBERT retriever's artifact: --pooler_config's {', '.join(pooler)} set pooled embeddings; "
+                "leave them out."
+            )
+        limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
+        app = create_compiled_colbert_app(model, limit, **options)
+        app.state.qpc_path = str(model.qpc_path)
+        return app, NoRunner()
+    limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
     if model.output_name == LOGITS:
         if pooler:
             raise ValueError(
