@@ -451,6 +451,11 @@ def test_batch_generation_equals_generate_row_by_row_and_resumes(bare_serve, tin
     assert run_batch(shipped, prompts_file, out) == 7
     assert [json.loads(line) for line in out.read_text().splitlines()] == rows
     assert run_batch(job, prompts_file, out) == 0
+    # the artifact compiled before, run as it is: its task and sizes
+    by_artifact = BatchJob(qpc_path=str(job.load()[0].qpc_path), generation_len=10, num_actors=1)
+    assert (by_artifact.task, by_artifact.batch_size, by_artifact.ctx_len) == ("generate", 2, 64)
+    assert run_batch(by_artifact, prompts_file, tmp_path / "again.jsonl") == 12
+    assert [json.loads(line) for line in (tmp_path / "again.jsonl").read_text().splitlines()] == rows
 
 
 def test_batch_embeddings_to_parquet_equal_encode(bare_serve, tmp_path, tokenizer_dir):
@@ -500,14 +505,29 @@ def test_batch_embeddings_to_parquet_equal_encode(bare_serve, tmp_path, tokenize
     vectors, imported = json.loads(ran.stdout.splitlines()[-1])
     assert imported == []
     np.testing.assert_allclose(vectors, expected[:2], rtol=1e-5, atol=1e-6)
+    # the artifact given to the job: its task and sizes, the folder gone
+    by_artifact = BatchJob(qpc_path=str(model.qpc_path))
+    assert (by_artifact.task, by_artifact.batch_size, by_artifact.seq_len) == ("embed", 2, 64)
+    assert run_batch(by_artifact, source, tmp_path / "again.parquet") == len(PROMPTS)
+    again = pq.read_table(tmp_path / "again.parquet").column("embedding").to_pylist()
+    np.testing.assert_allclose(np.array(again), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="is compiled for task embed, not generate: leave task out"):
+        BatchJob(qpc_path=str(model.qpc_path), task="generate")
 
 
 def test_batch_cli_names_a_missing_input(tmp_path, capsys):
     from QEfficient.cloud.batch import main
+    from QEfficient.distributed.ray_data import BatchJob
 
     with pytest.raises(SystemExit):
         main(["--model_name", str(tmp_path), "--input", str(tmp_path / "none.jsonl"), "--output", str(tmp_path / "o.jsonl")])
     assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "in.jsonl").write_text('{"prompt": "a"}\n')
+    with pytest.raises(SystemExit):  # an artifact's sizes are its own
+        main(["--qpc_path", str(tmp_path), "--seq_len", "64", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o.jsonl")])
+    assert "--seq_len: the artifact at --qpc_path was compiled with its own" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="needs model_name .* or qpc_path"):
+        BatchJob()
 
 
 def test_an_output_that_is_not_a_batch_jobs_is_refused_untouched(ray_cluster, tmp_path):

@@ -1,12 +1,13 @@
 """python -m QEfficient.cloud.batch: generation or embeddings over a JSONL/Parquet file on Ray Data.
 
-    python -m QEfficient.cloud.batch --model_name M --input prompts.jsonl --output out.jsonl
+    python -m QEfficient.cloud.batch (--model_name M | --qpc_path ARTIFACT) --input prompts.jsonl --output out.jsonl
         [--task generate|embed] [--input_column prompt] [--output_column NAME] [--generation_len 64]
         [--prefill_seq_len 32] [--ctx_len 512] [--batch_size 4] [--seq_len 128] [--pooling mean]
         [--num_actors 2] [--cores_per_actor 1] [--ray_address ADDR] [--ship_artifact auto|on|off]
 
 Each output row is its input row plus the generated text (or the embedding). Run it again after an
-interruption and it goes on from the last row written. Needs Ray: pip install "QEfficient[ray]".
+interruption and it goes on from the last row written. With --qpc_path, an artifact compile() built runs as it
+is (its task and sizes; no torch, no model folder). Needs Ray: pip install "QEfficient[ray]".
 """
 
 from __future__ import annotations
@@ -17,22 +18,32 @@ from pathlib import Path
 
 from QEfficient.cloud._cli import add_argument, fail, resolve_model_name, setup_logging, step
 
+COMPILE_OPTIONS = (  # what is compiled: fixed by an artifact given with --qpc_path
+    "prefill_seq_len",
+    "ctx_len",
+    "batch_size",
+    "seq_len",
+    "pooling",
+)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m QEfficient.cloud.batch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_argument(p, "model_name", default=None)
+    add_argument(p, "qpc_path", default=None, help="an artifact compile() built, run as it is (instead of compiling a model)")
     add_argument(p, "input", required=True, help="JSONL file, or Parquet file or folder")
     add_argument(p, "output", required=True, help="*.jsonl (appended) or *.parquet (a folder of parts)")
-    add_argument(p, "task", choices=("generate", "embed"), default="generate")
+    add_argument(p, "task", choices=("generate", "embed"), default=None, help="default: generate (with --qpc_path: the artifact's)")
     add_argument(p, "input_column", default="prompt")
     add_argument(p, "output_column", default=None, help="default: generated_text or embedding")
     add_argument(p, "generation_len", type=int, default=None)
-    add_argument(p, "prefill_seq_len", type=int, default=32)
-    add_argument(p, "ctx_len", type=int, default=512)
-    add_argument(p, "batch_size", type=int, default=4, help="rows per model call (the compiled batch size)")
-    add_argument(p, "seq_len", type=int, default=128, help="embed: the longest input in tokens")
+    # what is compiled (None: BatchJob's default; refused with --qpc_path, whose artifact fixes them)
+    add_argument(p, "prefill_seq_len", type=int, default=None, help="default 32")
+    add_argument(p, "ctx_len", type=int, default=None, help="default 512")
+    add_argument(p, "batch_size", type=int, default=None, help="rows per model call (the compiled batch size; default 4)")
+    add_argument(p, "seq_len", type=int, default=None, help="embed: the longest input in tokens (default 128)")
     add_argument(p, "pooling", default=None, help="embed: mean, cls, max, lasttoken (default: the model's sentence-transformers config)")
     add_argument(p, "num_actors", type=int, default=1, help="compiled models working at once")
     add_argument(p, "cores_per_actor", type=int, default=1)
@@ -54,31 +65,25 @@ def main(argv: list[str] | None = None) -> None:
     # what the user can get wrong is checked before Ray (and torch) import: seconds, not a stack trace later
     if not Path(args.input).exists():
         fail(f"The input '{args.input}' does not exist.")
-    try:
-        model_name, gguf_file = resolve_model_name(args.model_name, None)
-    except (FileNotFoundError, ValueError) as err:
-        fail(str(err))
-    if gguf_file:  # the default model: its .gguf file (from_pretrained loads one by path)
-        model_name = str(Path(model_name) / gguf_file)
+    compiled = {name: getattr(args, name) for name in COMPILE_OPTIONS if getattr(args, name) is not None}
+    if args.qpc_path is not None:
+        if compiled:
+            fail(f"--{' --'.join(compiled)}: the artifact at --qpc_path was compiled with its own; leave them out.")
+        model_name = args.model_name
+    else:
+        try:
+            model_name, gguf_file = resolve_model_name(args.model_name, None)
+        except (FileNotFoundError, ValueError) as err:
+            fail(str(err))
+        if gguf_file:  # the default model: its .gguf file (from_pretrained loads one by path)
+            model_name = str(Path(model_name) / gguf_file)
     from QEfficient.distributed.ray_data import BatchJob, run_batch
 
+    options = dict(input_column=args.input_column, output_column=args.output_column, generation_len=args.generation_len)
+    options |= dict(num_actors=args.num_actors, cores_per_actor=args.cores_per_actor, ship_artifact=args.ship_artifact)
     try:
-        job = BatchJob(
-            model_name=model_name,
-            task=args.task,
-            input_column=args.input_column,
-            output_column=args.output_column,
-            generation_len=args.generation_len,
-            prefill_seq_len=args.prefill_seq_len,
-            ctx_len=args.ctx_len,
-            batch_size=args.batch_size,
-            seq_len=args.seq_len,
-            pooling=args.pooling,
-            num_actors=args.num_actors,
-            cores_per_actor=args.cores_per_actor,
-            ship_artifact=args.ship_artifact,
-        )
-    except ValueError as err:
+        job = BatchJob(model_name=model_name, task=args.task, qpc_path=args.qpc_path, **options, **compiled)
+    except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     try:
         from QEfficient.distributed import require_ray
@@ -88,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(err))
     try:
         ray.init(address=args.ray_address, ignore_reinit_error=True)
-        with step(f"{args.task} over {args.input} with {args.num_actors} x {model_name}"):
+        with step(f"{job.task} over {args.input} with {args.num_actors} x {job.model_name}"):
             written = run_batch(job, args.input, args.output)
     except (FileNotFoundError, ValueError, TypeError) as err:
         fail(str(err))

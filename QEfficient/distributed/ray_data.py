@@ -3,8 +3,9 @@
     from QEfficient.distributed.ray_data import BatchJob, run_batch
     run_batch(BatchJob(model_name="path/to/model", task="generate", generation_len=64), "prompts.jsonl", "out.jsonl")
 
-The driver compiles the model once (cached under QEFF_HOME), then ``map_batches`` feeds rows to a
-pool of actors. A generation actor opens only the compiled artifact and the tokenizer (no PyTorch
+The driver compiles the model once (cached under QEFF_HOME), or takes an artifact compiled before
+(``qpc_path``: its task and sizes, neither torch nor the model's folder needed anywhere), then
+``map_batches`` feeds rows to a pool of actors. A generation actor opens only the compiled artifact and the tokenizer (no PyTorch
 model, no export check): from the shared QEFF_HOME, or received through Ray's object store
 (``ship_artifact``) where the nodes share no disk. So does an embedding actor (the artifact holds the
 tokenizer and the sentence-transformers modules), unless its artifact cannot be run alone (a model
@@ -33,6 +34,7 @@ import numpy as np
 
 from QEfficient.distributed import require_ray
 from QEfficient.distributed.shipping import SHIP_MODES, Shipment, receive, ship, should_ship
+from QEfficient.runtime.tokenizer import TOKENIZER_SUBDIR
 from QEfficient.utils.checks import check_generation_len, check_positive
 
 logger = logging.getLogger(__name__)
@@ -42,8 +44,8 @@ TASKS = ("generate", "embed")
 
 @dataclass
 class BatchJob:
-    model_name: str
-    task: str = "generate"
+    model_name: str | None = None  # the model to compile (or its name, with qpc_path)
+    task: str | None = None  # "generate" (the default) or "embed"; with qpc_path, the artifact's
     input_column: str = "prompt"
     output_column: str | None = None  # default: "generated_text" or "embedding"
     generation_len: int | None = None
@@ -57,8 +59,14 @@ class BatchJob:
     temperature: float | None = None
     seed: int | None = None
     ship_artifact: str = "auto"  # through Ray's object store: on, off, auto (when the cluster has several nodes)
+    qpc_path: str | None = None  # an artifact compile() built, run as it is (its sizes apply): no model load, no torch
 
     def __post_init__(self) -> None:
+        if self.qpc_path is not None:
+            self._take_artifact()
+        elif not self.model_name:
+            raise ValueError("A batch job needs model_name (a model to compile) or qpc_path (an artifact compiled before).")
+        self.task = self.task or TASKS[0]
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}.")
         if self.ship_artifact not in SHIP_MODES:
@@ -67,6 +75,31 @@ class BatchJob:
         check_positive(**{name: getattr(self, name) for name in names})
         self.generation_len = check_generation_len(self.generation_len)
         self.output_column = self.output_column or ("generated_text" if self.task == "generate" else "embedding")
+
+    def _take_artifact(self) -> None:
+        """The task and sizes of the artifact at ``qpc_path`` (its task must be the one asked, if any); refused where an
+        actor could not run it alone."""
+        from QEfficient.compile.ort_cpu import read_artifact
+        from QEfficient.runtime.tokenizer import has_runtime_tokenizer
+        from QEfficient.serving.encoder_artifact import is_encoder_artifact
+
+        qconfig = read_artifact(Path(self.qpc_path))
+        params = qconfig["compile_params"]
+        task = "embed" if is_encoder_artifact(qconfig) else "generate"
+        if self.task not in (None, task):
+            raise ValueError(f"'{self.qpc_path}' is compiled for task {task}, not {self.task}: leave task out.")
+        if task == "embed":
+            if (reason := _why_not_from_artifact(self.qpc_path)) is not None:
+                raise ValueError(f"'{self.qpc_path}' cannot run alone in a batch job: {reason}")
+            self.batch_size, self.seq_len = int(params["batch_size"]), int(max(params["seq_len"]))
+        else:
+            if qconfig.get("kind") == "vision" or "img_size" in params:
+                raise ValueError(f"'{self.qpc_path}' is an image-text model's artifact: a batch job takes text models.")
+            if not has_runtime_tokenizer(self.qpc_path):
+                raise ValueError(f"'{self.qpc_path}' holds no tokenizer (compiled by an older version): compile it again.")
+            self.batch_size = int(params.get("full_batch_size") or params["batch_size"])
+            self.prefill_seq_len, self.ctx_len = int(params["prefill_seq_len"]), int(params["ctx_len"])
+        self.task, self.model_name = task, self.model_name or qconfig.get("model_name") or Path(self.qpc_path).name
 
     def load(self):
         """(compiled model, tokenizer): compiles on first use, finds the cached artifact afterwards."""
@@ -148,6 +181,28 @@ class ModelActor:
         else:
             out = self.model.encode(texts, self.tokenizer, batch_size=self.job.batch_size).astype(np.float32)
         return {**batch, self.job.output_column: out}
+
+
+def _artifact_for_actors(job: BatchJob) -> dict:
+    """The actors' ``artifact`` and ``shipment``: the job's artifact (``qpc_path``), else the one the driver compiles here,
+    once; none where an embedding actor must load the model from its folder."""
+    if job.qpc_path is not None:  # compiled before: run as it is
+        tokenizer_dir = str(Path(job.qpc_path) / TOKENIZER_SUBDIR) if job.task == "generate" else None
+        artifact = {"qpc_path": job.qpc_path, "tokenizer_dir": tokenizer_dir}
+    else:
+        model, _ = job.load()
+        reason = None if job.task == "generate" else _why_not_from_artifact(model.qpc_path)
+        if reason is not None and job.ship_artifact == "on":
+            raise ValueError(
+                f"ship_artifact=on: the embedding actors load '{job.model_name}' from its folder, which every node must then "
+                f"see, as its artifact cannot be run alone: {reason}"
+            )
+        if reason is not None:
+            logger.info("the embedding actors load the model from its folder: %s", reason)
+            return {}
+        tokenizer_dir = str(model.local_model_dir) if job.task == "generate" else None
+        artifact = {"qpc_path": str(model.qpc_path), "tokenizer_dir": tokenizer_dir}
+    return {"artifact": artifact, "shipment": ship(**artifact) if should_ship(job.ship_artifact) else None}
 
 
 def _why_not_from_artifact(qpc_path: str | os.PathLike) -> str | None:
@@ -296,22 +351,7 @@ def run_batch(job: BatchJob, input_path: str | os.PathLike, output_path: str | o
             return 0
         ds = ds.split_at_indices([len(done)])[1]
     output.resume()  # the rows are this input's: a torn last line goes before new rows come
-    model, _ = job.load()  # compile once, here: the actors open (or receive) the artifact
-    actor_args: dict = {"job": asdict(job)}
-    if job.task == "generate":
-        artifact = {"qpc_path": str(model.qpc_path), "tokenizer_dir": str(model.local_model_dir)}
-        actor_args |= {"artifact": artifact, "shipment": ship(**artifact) if should_ship(job.ship_artifact) else None}
-    elif (reason := _why_not_from_artifact(model.qpc_path)) is None:
-        artifact = {"qpc_path": str(model.qpc_path), "tokenizer_dir": None}
-        actor_args |= {"artifact": artifact, "shipment": ship(**artifact) if should_ship(job.ship_artifact) else None}
-    elif job.ship_artifact == "on":
-        raise ValueError(
-            f"ship_artifact=on: the embedding actors load '{job.model_name}' from its folder, which every node must then "
-            f"see, as its artifact cannot be run alone: {reason}"
-        )
-    else:
-        logger.info("the embedding actors load the model from its folder: %s", reason)
-    del model  # the driver only writes rows from here on
+    actor_args = {"job": asdict(job) | {"qpc_path": None}, **_artifact_for_actors(job)}  # (an actor opens what it is given)
     # output order = input order (resume); on the dataset's own context: a Dataset binds a copy when it is created
     ds.context.execution_options.preserve_order = True
     results = ds.map_batches(
