@@ -513,6 +513,11 @@ def test_batch_embeddings_to_parquet_equal_encode(bare_serve, tmp_path, tokenize
     np.testing.assert_allclose(np.array(again), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="is compiled for task embed, not generate: leave task out"):
         BatchJob(qpc_path=str(model.qpc_path), task="generate")
+    assert BatchJob(qpc_path=str(model.qpc_path), batch_size=2).batch_size == 2  # its own size, given again
+    with pytest.raises(ValueError, match="batch_size, pooling: .* was compiled with its own"):
+        BatchJob(qpc_path=str(model.qpc_path), batch_size=8, pooling="cls")
+    with pytest.raises(ValueError, match="cannot be read as an artifact"):
+        BatchJob(qpc_path=str(tmp_path))
 
 
 def test_batch_cli_names_a_missing_input(tmp_path, capsys):

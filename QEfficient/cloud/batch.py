@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     options |= dict(num_actors=args.num_actors, cores_per_actor=args.cores_per_actor, ship_artifact=args.ship_artifact)
     try:
         job = BatchJob(model_name=model_name, task=args.task, qpc_path=args.qpc_path, **options, **compiled)
-    except (FileNotFoundError, ValueError) as err:
+    except (ImportError, ValueError) as err:  # (ImportError: an embedding artifact needs the serve extra)
         fail(str(err))
     try:
         from QEfficient.distributed import require_ray

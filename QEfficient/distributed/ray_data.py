@@ -34,12 +34,12 @@ import numpy as np
 
 from QEfficient.distributed import require_ray
 from QEfficient.distributed.shipping import SHIP_MODES, Shipment, receive, ship, should_ship
-from QEfficient.runtime.tokenizer import TOKENIZER_SUBDIR
 from QEfficient.utils.checks import check_generation_len, check_positive
 
 logger = logging.getLogger(__name__)
 
 TASKS = ("generate", "embed")
+COMPILE_DEFAULTS = {"prefill_seq_len": 32, "ctx_len": 512, "batch_size": 4, "seq_len": 128}
 
 
 @dataclass
@@ -49,60 +49,63 @@ class BatchJob:
     input_column: str = "prompt"
     output_column: str | None = None  # default: "generated_text" or "embedding"
     generation_len: int | None = None
-    prefill_seq_len: int = 32
-    ctx_len: int = 512
-    batch_size: int = 4  # rows per call of a model (the compiled batch size)
-    seq_len: int = 128  # embeddings: the longest input, in tokens
+    # what is compiled (None: the defaults below; with qpc_path, the artifact's, which a given value must equal)
+    prefill_seq_len: int | None = None
+    ctx_len: int | None = None
+    batch_size: int | None = None  # rows per call of a model (the compiled batch size)
+    seq_len: int | None = None  # embeddings: the longest input, in tokens
     pooling: str | None = None  # embeddings: default as sentence-transformers' config says
     num_actors: int = 1
     cores_per_actor: int = 1
     temperature: float | None = None
     seed: int | None = None
     ship_artifact: str = "auto"  # through Ray's object store: on, off, auto (when the cluster has several nodes)
-    qpc_path: str | None = None  # an artifact compile() built, run as it is (its sizes apply): no model load, no torch
+    qpc_path: str | None = None  # an artifact compile() built, run as it is (its task and sizes): no model load, no torch
 
     def __post_init__(self) -> None:
+        if self.ship_artifact not in SHIP_MODES:
+            raise ValueError(f"ship_artifact must be one of {', '.join(SHIP_MODES)}, got {self.ship_artifact!r}.")
         if self.qpc_path is not None:
+            self.qpc_path = str(Path(self.qpc_path).resolve())  # actors may not share the driver's working directory
             self._take_artifact()
         elif not self.model_name:
             raise ValueError("A batch job needs model_name (a model to compile) or qpc_path (an artifact compiled before).")
+        for name, default in COMPILE_DEFAULTS.items():
+            setattr(self, name, default if getattr(self, name) is None else getattr(self, name))
         self.task = self.task or TASKS[0]
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}.")
-        if self.ship_artifact not in SHIP_MODES:
-            raise ValueError(f"ship_artifact must be one of {', '.join(SHIP_MODES)}, got {self.ship_artifact!r}.")
         names = ("batch_size", "num_actors", "cores_per_actor", "prefill_seq_len", "ctx_len", "seq_len")
         check_positive(**{name: getattr(self, name) for name in names})
         self.generation_len = check_generation_len(self.generation_len)
         self.output_column = self.output_column or ("generated_text" if self.task == "generate" else "embedding")
 
     def _take_artifact(self) -> None:
-        """The task and sizes of the artifact at ``qpc_path`` (its task must be the one asked, if any); refused where an
-        actor could not run it alone."""
+        """The task and sizes of the artifact at ``qpc_path``; a task or size given must be its own, and an artifact an
+        actor could not run alone is refused, saying why."""
         from QEfficient.compile.ort_cpu import read_artifact
-        from QEfficient.runtime.tokenizer import has_runtime_tokenizer
-        from QEfficient.serving.encoder_artifact import is_encoder_artifact
 
-        qconfig = read_artifact(Path(self.qpc_path))
-        params = qconfig["compile_params"]
-        task = "embed" if is_encoder_artifact(qconfig) else "generate"
+        try:
+            qconfig = read_artifact(Path(self.qpc_path))
+            task, sizes = _artifact_task_and_sizes(self.qpc_path, qconfig)
+        except (OSError, KeyError) as e:  # (a damaged artifact: FileNotFoundError and CacheEntryDamagedError are OSErrors)
+            raise ValueError(f"'{self.qpc_path}' cannot be read as an artifact: {e}") from None
         if self.task not in (None, task):
             raise ValueError(f"'{self.qpc_path}' is compiled for task {task}, not {self.task}: leave task out.")
-        if task == "embed":
-            if (reason := _why_not_from_artifact(self.qpc_path)) is not None:
-                raise ValueError(f"'{self.qpc_path}' cannot run alone in a batch job: {reason}")
-            self.batch_size, self.seq_len = int(params["batch_size"]), int(max(params["seq_len"]))
-        else:
-            if qconfig.get("kind") == "vision" or "img_size" in params:
-                raise ValueError(f"'{self.qpc_path}' is an image-text model's artifact: a batch job takes text models.")
-            if not has_runtime_tokenizer(self.qpc_path):
-                raise ValueError(f"'{self.qpc_path}' holds no tokenizer (compiled by an older version): compile it again.")
-            self.batch_size = int(params.get("full_batch_size") or params["batch_size"])
-            self.prefill_seq_len, self.ctx_len = int(params["prefill_seq_len"]), int(params["ctx_len"])
+        given = {name: getattr(self, name) for name in (*sizes, "pooling") if getattr(self, name) is not None}
+        differ = [name for name, value in given.items() if sizes.get(name) != value]
+        if differ:
+            raise ValueError(
+                f"{', '.join(differ)}: '{self.qpc_path}' was compiled with its own ({sizes}; pooling as compiled): leave them out."
+            )
+        for name, value in sizes.items():
+            setattr(self, name, value)
         self.task, self.model_name = task, self.model_name or qconfig.get("model_name") or Path(self.qpc_path).name
 
     def load(self):
         """(compiled model, tokenizer): compiles on first use, finds the cached artifact afterwards."""
+        if self.qpc_path is not None:
+            raise ValueError("This job runs the artifact at qpc_path as it is: there is no model to load.")
         from transformers import AutoTokenizer
 
         if self.task == "generate":
@@ -183,12 +186,37 @@ class ModelActor:
         return {**batch, self.job.output_column: out}
 
 
+def _artifact_task_and_sizes(qpc_path: str, qconfig: dict) -> tuple[str, dict[str, int]]:
+    """("generate" or "embed", the sizes it was compiled with) of an artifact a batch job can run alone: a text decoder's
+    with its tokenizer, or a text encoder's whose pooled embeddings the actors compute alone; others are refused."""
+    from QEfficient.generation.lora_generation import is_lora_artifact
+    from QEfficient.runtime.tokenizer import has_runtime_tokenizer
+
+    params = qconfig["compile_params"]
+    if "kv_shape" in qconfig and "prefill_seq_len" in params and not qconfig.get("kind") and "img_size" not in params:
+        if is_lora_artifact(qconfig):
+            raise ValueError(f"'{qpc_path}' is a LoRA model's artifact: its adapters are kept outside it; run the job with model_name.")
+        if not has_runtime_tokenizer(qpc_path):
+            raise ValueError(f"'{qpc_path}' holds no tokenizer (compiled by an older version): compile it again.")
+        batch = int(params.get("full_batch_size") or params["batch_size"])  # continuous batching: its slots
+        return "generate", {"batch_size": batch, "prefill_seq_len": int(params["prefill_seq_len"]), "ctx_len": int(params["ctx_len"])}
+    if "output_name" not in qconfig or "kv_shape" in qconfig:
+        raise ValueError(f"'{qpc_path}' is neither a text decoder's nor a text encoder's artifact: a batch job generates or embeds text.")
+    from QEfficient.export.graph_names import LOGITS
+    from QEfficient.serving.encoder_artifact import is_colbert_artifact, is_encoder_artifact
+
+    if not is_encoder_artifact(qconfig) or qconfig["output_name"] == LOGITS or is_colbert_artifact(qconfig):
+        raise ValueError(f"'{qpc_path}' gives no pooled text embeddings (a classifier's, or one vector per token): the job embeds.")
+    if (reason := _why_not_from_artifact(qpc_path)) is not None:
+        raise ValueError(f"'{qpc_path}' cannot run alone in a batch job: {reason}")
+    return "embed", {"batch_size": int(params["batch_size"]), "seq_len": int(max(params["seq_len"]))}
+
+
 def _artifact_for_actors(job: BatchJob) -> dict:
     """The actors' ``artifact`` and ``shipment``: the job's artifact (``qpc_path``), else the one the driver compiles here,
     once; none where an embedding actor must load the model from its folder."""
-    if job.qpc_path is not None:  # compiled before: run as it is
-        tokenizer_dir = str(Path(job.qpc_path) / TOKENIZER_SUBDIR) if job.task == "generate" else None
-        artifact = {"qpc_path": job.qpc_path, "tokenizer_dir": tokenizer_dir}
+    if job.qpc_path is not None:  # compiled before: run as it is (its tokenizer is in it)
+        artifact = {"qpc_path": job.qpc_path, "tokenizer_dir": None}
     else:
         model, _ = job.load()
         reason = None if job.task == "generate" else _why_not_from_artifact(model.qpc_path)
