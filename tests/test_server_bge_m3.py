@@ -141,21 +141,40 @@ def test_pooler_tasks_that_do_not_apply_are_refused(folder, tiny_model_dir):
     assert resolve_pooler_task(str(folder), None, None, "auto", {**BGE_M3, "max_position_embeddings": 8})[2] == {
         "max_position_embeddings": 8
     }
-    with pytest.raises(ValueError, match="leave out --ray"):
-        from QEfficient.distributed.ray_serve import application_from_args
 
-        application_from_args(
-            parse_args(
-                [
-                    "--ray",
-                    "--model_name",
-                    str(folder),
-                    "--hf_overrides",
-                    '{"architectures": ["BgeM3EmbeddingModel"]}',
-                    "--pooler_config.task",
-                    "token_embed",
-                ]
-            )
+
+def test_the_artifact_alone_serves_each_token_task(folder, qeff_home, tmp_path):
+    """``serve --qpc_path`` on the BGE-M3 artifact with --pooler_config's token task (what a Ray replica runs): the same
+    answers as the server on the folder, in a process that imports neither torch nor transformers' modeling code; the
+    task must be named, and only a token task; --ray takes the folder and the artifact alike."""
+    import json
+    import shutil
+
+    from QEfficient.distributed.ray_serve import application_from_args
+    from tests.test_server_encoder_artifact import answers_both_ways
+
+    copy = shutil.copytree(folder, tmp_path / "model")
+    requests = {"token_embed": {"/pooling": {"input": TEXTS}, "/rerank": {"query": TEXTS[0], "documents": TEXTS[1:]}}}
+    requests["token_classify"] = {"/pooling": {"input": TEXTS}, "/tokenize": {"prompt": TEXTS[1]}}
+    for task, routes in requests.items():
+        pooler = ("--pooler_config", json.dumps({"task": task}))
+        from_folder, from_artifact = answers_both_ways(
+            str(copy), routes, qeff_home, "--hf_overrides", json.dumps(BGE_M3), *pooler, artifact_options=pooler
         )
+        assert from_artifact.pop("imported") == []
+        for route in routes:
+            assert any(from_folder[route].get(key) for key in ("data", "results", "tokens")), from_folder[route]
+            for key in ("data", "results", "tokens", "usage"):
+                assert from_artifact[route].get(key) == from_folder[route].get(key), (task, route, key)
+    app, runner = build_server(str(copy), None, 8, 64, 1, 1, hf_overrides=dict(BGE_M3), pooler_task="token_embed")
+    runner.stop()
+    qpc, pooler = str(app.state.qpc_path), ["--pooler_config", '{"task": "token_embed"}']
+    with pytest.raises(ValueError, match="is a BGE-M3 artifact: name one of its token tasks"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1"]))
     with pytest.raises(ValueError, match="applies when a model is compiled"):
-        build_from_args(parse_args(["--qpc_path", str(folder), "--pooler_config", '{"task": "embed"}']))
+        build_from_args(parse_args(["--qpc_path", qpc, "--pooler_config", '{"task": "embed"}']))
+    assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off", *pooler])) is not None
+    with pytest.raises(ValueError, match="is a BGE-M3 artifact: name its task"):
+        application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"]))
+    ray_args = ["--ray", "--model_name", str(copy), "--hf_overrides", json.dumps(BGE_M3), "--ctx_len", "64", "--ship_artifact", "off"]
+    assert application_from_args(parse_args([*ray_args, "--pooler_config.task", "token_embed"])) is not None

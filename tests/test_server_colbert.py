@@ -135,14 +135,14 @@ def test_the_artifact_alone_answers_as_the_folder(qeff_home, tmp_path):
     qpc = str(from_folder_path(folder))
     with pytest.raises(ValueError, match="compiled for --task embed, not score"):
         build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--task", "score"]))
-    with pytest.raises(ValueError, match="ColBERT retriever's artifact: one vector per token, not pooled embeddings"):
+    with pytest.raises(ValueError, match="is a ColBERT model's artifact, ending in its own heads: not pooled embeddings"):
         CompiledEncoder(qpc, 1).encode(texts)
     pooler = ["--pooler_config", '{"use_activation": false}']
-    with pytest.raises(ValueError, match="ColBERT retriever's artifact: --pooler_config's use_activation set pooled"):
+    with pytest.raises(ValueError, match="ColBERT (retriever|model)'s artifact: --pooler_config's use_activation set pooled"):
         build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", *pooler]))
     from QEfficient.distributed.ray_serve import application_from_args
 
-    with pytest.raises(ValueError, match="ColBERT retriever's artifact: --pooler_config's use_activation set pooled"):
+    with pytest.raises(ValueError, match="ColBERT (retriever|model)'s artifact: --pooler_config's use_activation set pooled"):
         application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off", *pooler]))
 
 

@@ -32,7 +32,7 @@ import json, sys
 from fastapi.testclient import TestClient
 from QEfficient.cloud.serve import build_from_args
 from QEfficient.cloud.serve_args import parse_args
-app, runner = build_from_args(parse_args(["--qpc_path", sys.argv[1], "--num_cores", "1"]))
+app, runner = build_from_args(parse_args(["--qpc_path", sys.argv[1], "--num_cores", "1", *json.loads(sys.argv[3])]))
 client = TestClient(app)
 out = {route: client.post(route, json=body).json() for route, body in json.loads(sys.argv[2]).items()}
 out["imported"] = [m for m in ("torch", "transformers.modeling_utils") if m in sys.modules]
@@ -40,9 +40,11 @@ print(json.dumps(out))
 """
 
 
-def answers_both_ways(model_dir: str, requests: dict, qeff_home: Path, *options: str) -> tuple[dict, dict]:
+def answers_both_ways(
+    model_dir: str, requests: dict, qeff_home: Path, *options: str, artifact_options: tuple[str, ...] = ()
+) -> tuple[dict, dict]:
     """The same requests to the server started from the folder with ``options`` (this process) and from its artifact
-    (another)."""
+    with ``artifact_options`` (another)."""
     app, runner = build_from_args(parse_args(["--model_name", model_dir, "--ctx_len", "64", "--num_cores", "1", *options]))
     try:
         client = TestClient(app)
@@ -51,7 +53,7 @@ def answers_both_ways(model_dir: str, requests: dict, qeff_home: Path, *options:
         runner.stop()
     env = {**os.environ, "QEFF_HOME": str(qeff_home), "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
-        [sys.executable, "-c", _ON_ARTIFACT, str(app.state.qpc_path), json.dumps(requests)],
+        [sys.executable, "-c", _ON_ARTIFACT, str(app.state.qpc_path), json.dumps(requests), json.dumps(list(artifact_options))],
         capture_output=True,
         text=True,
         env=env,

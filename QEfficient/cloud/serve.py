@@ -321,16 +321,14 @@ def build_from_args(args: argparse.Namespace):
     if args.qpc_path:
         if args.hf_overrides:
             raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
-        if getattr(args, "pooler_task", None) is not None:
-            raise ValueError(
-                "--pooler_config's task applies when a model is compiled; serve an encoder's artifact with --task embed or score."
-            )
         from QEfficient.compile.ort_cpu import read_artifact
         from QEfficient.serving.artifact import open_app
         from QEfficient.serving.encoder_artifact import is_encoder_artifact, open_compiled_encoder_app
 
+        qconfig = read_artifact(Path(args.qpc_path))
+        pooler_task = artifact_pooler_task(args, qconfig)
         names = (args.model_name,) if args.model_name else ()
-        if is_encoder_artifact(read_artifact(Path(args.qpc_path))):  # an embeddings or scores server, as compiled
+        if is_encoder_artifact(qconfig):  # an embeddings, scores, ColBERT or BGE-M3 server, as compiled
             options = ("chat_template", "lora", "prompt_lookup_num_tokens", "draft_model", "tool_call_parser", "reasoning_parser")
             given = [f"--{n}" for n in options if getattr(args, n)]
             if args.task == "generate" or given:
@@ -339,7 +337,7 @@ def build_from_args(args: argparse.Namespace):
                     f"{', '.join(given) or '--task generate'} do not apply."
                 )
             with step(f"Opening the encoder artifact {args.qpc_path}"):
-                options = (args.num_cores, args.api_key, args.max_body_bytes, args.task)
+                options = (args.num_cores, args.api_key, args.max_body_bytes, pooler_task or args.task)
                 return open_compiled_encoder_app(args.qpc_path, names, *options, pooler=getattr(args, "pooler_defaults", None))
         if getattr(args, "pooler_defaults", None) is not None:
             raise ValueError(
@@ -387,6 +385,20 @@ def decoder_artifact_from_args(args: argparse.Namespace, num_cores: int):
             raise ValueError("--max_num_images is for a vision-language model's artifact; leave it out.")
         artifact = replace(artifact, vision_language={**artifact.vision_language, "max_num_images": args.max_num_images})
     return artifact
+
+
+def artifact_pooler_task(args: argparse.Namespace, qconfig: dict) -> str | None:
+    """--pooler_config's task with --qpc_path: a BGE-M3 artifact's token task (token_embed, token_classify), which
+    picks its server; any other task (and on any other artifact) is refused, as the artifact keeps what it was compiled
+    for."""
+    from QEfficient.serving.tasks import BGE_M3_TASKS
+
+    task = getattr(args, "pooler_task", None)
+    if task is None:
+        return None
+    if qconfig.get("own_heads") == "BGE-M3" and task in BGE_M3_TASKS:
+        return task
+    raise ValueError("--pooler_config's task applies when a model is compiled; serve an encoder's artifact with --task embed or score.")
 
 
 def build_server_from_args(args: argparse.Namespace, model_name: str, gguf_file: str | None, num_cores: int, task: str):

@@ -203,10 +203,10 @@ def _artifact_task_and_sizes(qpc_path: str, qconfig: dict) -> tuple[str, dict[st
     if "output_name" not in qconfig or "kv_shape" in qconfig:
         raise ValueError(f"'{qpc_path}' is neither a text decoder's nor a text encoder's artifact: a batch job generates or embeds text.")
     from QEfficient.export.graph_names import LOGITS
-    from QEfficient.serving.encoder_artifact import is_colbert_artifact, is_encoder_artifact
+    from QEfficient.serving.encoder_artifact import is_encoder_artifact
 
-    if not is_encoder_artifact(qconfig) or qconfig["output_name"] == LOGITS or is_colbert_artifact(qconfig):
-        raise ValueError(f"'{qpc_path}' gives no pooled text embeddings (a classifier's, or one vector per token): the job embeds.")
+    if not is_encoder_artifact(qconfig) or qconfig["output_name"] == LOGITS or qconfig.get("own_heads"):
+        raise ValueError(f"'{qpc_path}' gives no pooled text embeddings (a classifier's, or its model's own heads): the job embeds.")
     if (reason := _why_not_from_artifact(qpc_path)) is not None:
         raise ValueError(f"'{qpc_path}' cannot run alone in a batch job: {reason}")
     return "embed", {"batch_size": int(params["batch_size"]), "seq_len": int(max(params["seq_len"]))}

@@ -409,8 +409,11 @@ def application_from_args(args):
     model_name, gguf_file = resolve_model_name(args.model_name, args.gguf_file)
     pooler, task = getattr(args, "pooler_task", None), getattr(args, "task", "auto")
     bge_m3_task, task, hf_overrides = resolve_pooler_task(model_name, gguf_file, pooler, task, getattr(args, "hf_overrides", None))
-    if bge_m3_task is not None:
-        raise ValueError(f"BGE-M3's '{bge_m3_task}' output (/pooling) is served by one process: leave out --ray.")
+    if bge_m3_task is not None:  # compiled here (as the single server compiles it), each replica serves the artifact's task
+        qpc_path = _compile_encoder(model_name, task, args)
+        shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None
+        options = replace(options, full_batch_size=1)
+        return build_encoder_application(qpc_path, bge_m3_task, options, [model_name], args.api_key, args.max_body_bytes, shipment)
     if names_splade(hf_overrides):
         raise ValueError(f"'{model_name}' served as SPLADE is served by one process: leave out --ray.")
     # what the rest compiles and serves (build_server_from_args resolves no pooler task twice)
@@ -476,17 +479,16 @@ def application_from_args(args):
 def _artifact_application(args, options: ReplicaOptions):
     """``--ray --qpc_path``: each replica serves the artifact, as ``serve --qpc_path`` does (without torch or the model's
     folder): an encoder's embeddings or scores, or a decoder's (or vision-language model's) generation."""
-    from QEfficient.cloud.serve import decoder_artifact_from_args
+    from QEfficient.cloud.serve import artifact_pooler_task, decoder_artifact_from_args
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.distributed.shipping import ship, should_ship
-    from QEfficient.serving.encoder_artifact import check_servable, is_colbert_artifact, is_encoder_artifact
+    from QEfficient.serving.encoder_artifact import check_servable, is_encoder_artifact
     from QEfficient.serving.tasks import TASKS
 
     if getattr(args, "hf_overrides", None):
         raise ValueError("--hf_overrides applies when a model is compiled; an artifact keeps what it was compiled with: leave it out.")
-    if getattr(args, "pooler_task", None) is not None:
-        raise ValueError("--pooler_config's task applies when a model is compiled; serve an encoder's artifact with --task embed or score.")
     qconfig = read_artifact(Path(args.qpc_path))
+    pooler_task = artifact_pooler_task(args, qconfig)  # a BGE-M3 artifact's token task; others refused
     if not is_encoder_artifact(qconfig):
         if getattr(args, "pooler_defaults", None) is not None:
             raise ValueError(
@@ -501,11 +503,20 @@ def _artifact_application(args, options: ReplicaOptions):
             shipment = ship(artifact.qpc_path, None, vision)
         return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
     check_servable(args.qpc_path, qconfig)
-    if getattr(args, "pooler_defaults", None) is not None and is_colbert_artifact(qconfig):  # (refused here, not in each replica)
+    family = qconfig.get("own_heads")
+    if getattr(args, "pooler_defaults", None) is not None and family:  # (refused here, not in each replica)
         raise ValueError(
-            f"'{args.qpc_path}' is a ColBERT retriever's artifact: --pooler_config's {', '.join(args.pooler_defaults)} set pooled "
+            f"'{args.qpc_path}' is a {family} model's artifact: --pooler_config's {', '.join(args.pooler_defaults)} set pooled "
             "embeddings; leave them out."
         )
+    if family == "BGE-M3":  # one of its token tasks, named as vLLM names them
+        if pooler_task is None:
+            task_json = '{"task": "token_embed"}'
+            raise ValueError(f"'{args.qpc_path}' is a BGE-M3 artifact: name its task with --pooler_config '{task_json}' or token_classify.")
+        shipment = ship(args.qpc_path, None) if should_ship(args.ship_artifact) else None
+        names = [args.model_name] if args.model_name else []
+        options = replace(options, full_batch_size=1)
+        return build_encoder_application(args.qpc_path, pooler_task, options, names, args.api_key, args.max_body_bytes, shipment)
     task = "score" if qconfig["output_name"] == LOGITS else "embed"
     if args.task not in (TASKS[0], task):
         raise ValueError(f"'{args.qpc_path}' was compiled for --task {task}, not {args.task}: leave --task out.")

@@ -11,17 +11,21 @@
 
 The dense vectors (``embed``, the default) are the embeddings server's (serving/embeddings_app.py). BOS and EOS are the
 config's ``bos_token_id`` and ``eos_token_id``, as vLLM reads them. Each text runs alone, padded to the shortest compiled
-length that holds it, one request at a time, at most ``max_len`` tokens.
+length that holds it, one request at a time, at most ``max_len`` tokens. A BGE-M3 artifact is served alone for a token task
+(``create_compiled_bge_m3_app``: its run-time tokenizer and graph, no torch).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
 from fastapi import FastAPI, Request
 
+from QEfficient.generation.encoder_run import right_padded
 from QEfficient.models.sentence_transformers import l2_normalized, max_input_tokens
 from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES, openai_app_basics, read_limited_body, single_model_routes
 from QEfficient.serving.colbert_app import text_ids, text_late_interaction_routes
@@ -36,6 +40,7 @@ from QEfficient.serving.tokenize_routes import add_tokenize_routes
 
 if TYPE_CHECKING:
     from QEfficient.models.bge_m3 import QEFFBGEM3Model
+    from QEfficient.serving.encoder_artifact import CompiledEncoder
 
 # vLLM's pooling fields that would change a token_classify answer, with the values that do not
 _NEUTRAL = {"task": (None, "token_classify"), "truncate_prompt_tokens": (None,), "priority": (None, 0), "dimensions": (None,)}
@@ -43,7 +48,7 @@ _NEUTRAL |= {"use_activation": (None, True), "normalize": (None,), "late_chunkin
 
 
 def create_bge_m3_app(
-    model: QEFFBGEM3Model,
+    model: QEFFBGEM3Model | ArtifactHeads,
     tokenizer,
     model_id: str,
     max_len: int,
@@ -108,6 +113,30 @@ def create_bge_m3_app(
     for path in ("/v1/embeddings", "/score", "/v1/score", "/rerank", "/v1/rerank", "/v2/rerank"):
         app.post(path)(not_this_task)
     return app
+
+
+class ArtifactHeads:
+    """What the app reads of a QEFFBGEM3Model, from its artifact alone: each token's outputs (the graph's hidden state,
+    multi-vector head and sparse weight side by side), the multi-vector width, the config's BOS and EOS ids."""
+
+    def __init__(self, encoder: CompiledEncoder) -> None:
+        self.encoder = encoder
+        saved = json.loads((encoder.local_model_dir / "config.json").read_text())
+        self.config = SimpleNamespace(bos_token_id=saved.get("bos_token_id"), eos_token_id=saved.get("eos_token_id"))
+        self.hidden_size = int(encoder.config.hidden_size)
+        width = next(o.shape[-1] for o in encoder.session.get_outputs() if o.name == encoder.output_name)
+        self.colbert_dim = int(width) - self.hidden_size - 1
+
+    def token_outputs(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        out = self.encoder.generate(right_padded([ids], 0))[self.encoder.output_name][0, : len(ids)]
+        hidden, vectors, weights = np.split(out, [self.hidden_size, self.hidden_size + self.colbert_dim], axis=-1)
+        return hidden, vectors, weights
+
+
+def create_compiled_bge_m3_app(encoder: CompiledEncoder, task: str, max_len: int, **options) -> FastAPI:
+    """The app for ``task`` over a BGE-M3 artifact alone (``serve --qpc_path``, Ray replicas): its run-time tokenizer,
+    texts of at most ``max_len`` tokens; ``options``: create_bge_m3_app's."""
+    return create_bge_m3_app(ArtifactHeads(encoder), encoder.tokenizer, encoder.model_name, max_len, task, **options)
 
 
 def open_bge_m3_app(

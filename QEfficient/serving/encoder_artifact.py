@@ -88,7 +88,7 @@ def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
     if qconfig.get("late_interaction") and not qconfig.get("own_heads"):  # a ColBERT's, compiled by an older version
         raise ValueError(f"'{qpc_path}' is a ColBERT artifact compiled by an older version: compile it again from the model's folder.")
     family = qconfig.get("own_heads")
-    if family and not is_colbert_artifact(qconfig):  # a ColBERT's: the late-interaction server (serving/colbert_app.py)
+    if family and family not in SERVED_HEADS:  # ColBERT's and BGE-M3's: their own servers (colbert_app.py, bge_m3_app.py)
         raise ValueError(
             f"'{qpc_path}' is a {family} model's artifact, ending in its own heads: it is not served on its own; serve "
             "--model_name with its folder where the README says such a model is served, or run it from Python."
@@ -99,6 +99,9 @@ def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
             "without a folder, or one without a fast tokenizer): compile it again from the model's folder (a fast "
             "tokenizer is needed), or serve --model_name without --ray."
         )
+
+
+SERVED_HEADS = ("ColBERT", "BGE-M3")  # the own heads whose artifacts are served alone: their token tasks
 
 
 def is_colbert_artifact(qconfig: dict) -> bool:
@@ -159,8 +162,9 @@ class CompiledEncoder:
     def embed(self, inputs, normalize: bool = True, pooling: list[str] | None = None, prompt_length: int = 0) -> np.ndarray:
         """As QEFFAutoModel.embed: the folder's pooling (or ``pooling``, unless the graph pooled; leaving out each row's
         first ``prompt_length`` tokens where the folder's does), Dense modules and normalization."""
-        if is_colbert_artifact(self.qconfig):
-            raise ValueError(f"'{self.qpc_path}' is a ColBERT retriever's artifact: one vector per token, not pooled embeddings.")
+        if self.qconfig.get("own_heads"):
+            family = self.qconfig["own_heads"]
+            raise ValueError(f"'{self.qpc_path}' is a {family} model's artifact, ending in its own heads: not pooled embeddings.")
         out = self.generate(inputs)[self.output_name]
         if self._head is None:
             pooled = self.qconfig.get("pooled", out.ndim == 2)
@@ -227,9 +231,23 @@ def open_compiled_encoder_app(
 
     model = CompiledEncoder(qpc_path, num_cores)
     compiled_for = "score" if model.output_name == LOGITS else "embed"
-    if task not in ("auto", compiled_for):
+    if task not in ("auto", compiled_for) and model.qconfig.get("own_heads") != "BGE-M3":
         raise ValueError(f"'{qpc_path}' was compiled for --task {compiled_for}, not {task}: leave --task out, or compile it for {task}.")
     options = {"served_names": list(served_names), "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
+    if model.qconfig.get("own_heads") == "BGE-M3":  # its token tasks, as vLLM's BgeM3EmbeddingModel (bge_m3_app.py)
+        from QEfficient.serving.bge_m3_app import create_compiled_bge_m3_app
+        from QEfficient.serving.tasks import BGE_M3_TASKS
+
+        if task not in BGE_M3_TASKS or pooler:
+            raise ValueError(
+                f"'{qpc_path}' is a BGE-M3 artifact: name one of its token tasks with --pooler_config "
+                f'\'{{"task": "token_embed"}}\' (or token_classify), and nothing else; its dense vectors are served from '
+                "its folder (--model_name, task embed)."
+            )
+        limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
+        app = create_compiled_bge_m3_app(model, task, limit, **options)
+        app.state.qpc_path = str(model.qpc_path)
+        return app, NoRunner()
     if is_colbert_artifact(model.qconfig):  # vLLM's late-interaction routes, as `serve --model_name` gives a ColBERT folder
         from QEfficient.serving.colbert_app import create_compiled_colbert_app
 
