@@ -169,12 +169,13 @@ def test_the_artifact_alone_serves_each_token_task(folder, qeff_home, tmp_path):
     app, runner = build_server(str(copy), None, 8, 64, 1, 1, hf_overrides=dict(BGE_M3), pooler_task="token_embed")
     runner.stop()
     qpc, pooler = str(app.state.qpc_path), ["--pooler_config", '{"task": "token_embed"}']
-    with pytest.raises(ValueError, match="is a BGE-M3 artifact: name one of its token tasks"):
-        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1"]))
-    with pytest.raises(ValueError, match="applies when a model is compiled"):
-        build_from_args(parse_args(["--qpc_path", qpc, "--pooler_config", '{"task": "embed"}']))
+    for options in ([], ["--pooler_config", '{"task": "embed"}']):
+        with pytest.raises(ValueError, match="is a BGE-M3 artifact, served for one of its token tasks"):
+            build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", *options]))
+        with pytest.raises(ValueError, match="is a BGE-M3 artifact, served for one of its token tasks"):
+            application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off", *options]))
+    with pytest.raises(ValueError, match="--task score does not go with --pooler_config's task token_embed"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--task", "score", *pooler]))
     assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off", *pooler])) is not None
-    with pytest.raises(ValueError, match="is a BGE-M3 artifact: name its task"):
-        application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"]))
     ray_args = ["--ray", "--model_name", str(copy), "--hf_overrides", json.dumps(BGE_M3), "--ctx_len", "64", "--ship_artifact", "off"]
     assert application_from_args(parse_args([*ray_args, "--pooler_config.task", "token_embed"])) is not None

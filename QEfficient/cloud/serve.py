@@ -393,12 +393,17 @@ def artifact_pooler_task(args: argparse.Namespace, qconfig: dict) -> str | None:
     for."""
     from QEfficient.serving.tasks import BGE_M3_TASKS
 
-    task = getattr(args, "pooler_task", None)
-    if task is None:
-        return None
-    if qconfig.get("own_heads") == "BGE-M3" and task in BGE_M3_TASKS:
-        return task
-    raise ValueError("--pooler_config's task applies when a model is compiled; serve an encoder's artifact with --task embed or score.")
+    task, bge_m3 = getattr(args, "pooler_task", None), qconfig.get("own_heads") == "BGE-M3"
+    if bge_m3 and task not in BGE_M3_TASKS:  # (refused before its session opens)
+        raise ValueError(
+            f"'{args.qpc_path}' is a BGE-M3 artifact, served for one of its token tasks: --pooler_config "
+            '\'{"task": "token_embed"}\' or token_classify; its dense vectors are served from its folder (--model_name).'
+        )
+    if task is not None and not bge_m3:
+        raise ValueError("--pooler_config's task applies when a model is compiled; serve an encoder's artifact with --task embed or score.")
+    if task is not None and getattr(args, "task", "auto") != "auto":
+        raise ValueError(f"--task {args.task} does not go with --pooler_config's task {task}: leave --task out.")
+    return task
 
 
 def build_server_from_args(args: argparse.Namespace, model_name: str, gguf_file: str | None, num_cores: int, task: str):

@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 APP_NAME = "qefficient"
 REPLICA_HEADER = b"x-qeff-replica"
-ENCODER_TASK = "encoder_task"  # in an engine's artifact dict: "embed" or "score", for an encoder's artifact
+ENCODER_TASK = "encoder_task"  # in an engine's artifact dict: "embed" or "score" (a BGE-M3's: a token task), for an encoder's
 # A replica that died mid-request is replaced within seconds; three more tries ride that out.
 REPLICA_FAILURES = (RayActorError, ActorUnavailableError)
 # How often a stopping replica counts its ongoing requests. Ray Serve sleeps this long before its first count (2 s by
@@ -344,8 +344,9 @@ def build_encoder_application(
     shipment: Shipment | None = None,
     pooler: dict | None = None,
 ):
-    """The Ray Serve application over an encoder's artifact (QEFFAutoModel's or a sequence classifier's): each replica
-    serves its embeddings (``task`` "embed", with ``pooler``: --pooler_config's defaults) or scores ("score") as
+    """The Ray Serve application over an encoder's artifact (QEFFAutoModel's, a sequence classifier's, a ColBERT's or
+    BGE-M3's): each replica serves its embeddings (``task`` "embed", with ``pooler``: --pooler_config's defaults), scores
+    ("score"), a ColBERT's routes ("embed") or a BGE-M3 token task ("token_embed", "token_classify") as
     ``serve --qpc_path`` does, without torch. ``shipment``: ``shipping.ship(qpc_path, None)``, the artifact holding its
     tokenizer and model files."""
     from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES
@@ -509,10 +510,7 @@ def _artifact_application(args, options: ReplicaOptions):
             f"'{args.qpc_path}' is a {family} model's artifact: --pooler_config's {', '.join(args.pooler_defaults)} set pooled "
             "embeddings; leave them out."
         )
-    if family == "BGE-M3":  # one of its token tasks, named as vLLM names them
-        if pooler_task is None:
-            task_json = '{"task": "token_embed"}'
-            raise ValueError(f"'{args.qpc_path}' is a BGE-M3 artifact: name its task with --pooler_config '{task_json}' or token_classify.")
+    if family == "BGE-M3":  # one of its token tasks, named as vLLM names them (artifact_pooler_task)
         shipment = ship(args.qpc_path, None) if should_ship(args.ship_artifact) else None
         names = [args.model_name] if args.model_name else []
         options = replace(options, full_batch_size=1)

@@ -257,7 +257,7 @@ class _QEFFEncoderBase(QEFFBaseModel):
             manifest["global_attention"] = self._global_attention
         # for a server on the artifact
         manifest |= {"pooled": self.graph_pooled, "causal": self.model.causal, "decoder": self.decoder_architecture}
-        if self.own_heads:  # not pooled embeddings: a server on the artifact refuses it, or serves ColBERT's routes
+        if self.own_heads:  # not pooled embeddings: a server on the artifact refuses it, or serves ColBERT's or BGE-M3's routes
             manifest["own_heads"] = self.own_heads
         self.qpc_path = self._build_artifact(
             onnx_path,

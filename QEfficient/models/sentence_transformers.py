@@ -317,6 +317,8 @@ _SERVING_CONFIG_KEYS = (
     "use_pad_token",  # False: a pair is scored as its two texts joined (vLLM's LLM as reranker)
     "matryoshka_dimensions",  # a Matryoshka model's shorter widths (serving/embeddings_app.matryoshka_width)
     "is_matryoshka",
+    "bos_token_id",  # BGE-M3's token tasks leave them out (serving/bge_m3_app.py), as transformers' config resolves them
+    "eos_token_id",
 )
 _TOP_FILES = ("config.json", "modules.json", *TRANSFORMER_CONFIG_FILES, "config_sentence_transformers.json")
 

@@ -57,14 +57,15 @@ def create_bge_m3_app(
     served_names: list[str] | None = None,
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    limit_source: str = "--ctx_len",
 ) -> FastAPI:
     """The app over a compiled QEFFBGEM3Model and its tokenizer for ``task`` (one of BGE_M3_TASKS); texts of at most
-    ``max_len`` tokens."""
+    ``max_len`` tokens (``limit_source``: what set it, for the message)."""
     if task not in BGE_M3_TASKS:
         raise ValueError(f"BGE-M3's heads are served for {' or '.join(BGE_M3_TASKS)}, not {task!r}.")
     bos, eos = getattr(model.config, "bos_token_id", None), getattr(model.config, "eos_token_id", None)
     app = FastAPI(title=f"QEfficient BGE-M3 ({task})", version="1")
-    limits = dict(served_names=served_names, api_key=api_key, max_body_bytes=max_body_bytes)
+    limits = dict(served_names=served_names, api_key=api_key, max_body_bytes=max_body_bytes, limit_source=limit_source)
     if task == "token_embed":
 
         def token_vectors(ids: list[int]) -> np.ndarray:
@@ -83,7 +84,7 @@ def create_bge_m3_app(
     def sparse_weights(texts: list[str]) -> tuple[list[np.ndarray], int]:
         rows, tokens = [], 0
         for text in texts:
-            ids = text_ids(tokenizer, text, max_len)
+            ids = text_ids(tokenizer, text, max_len, limit_source)
             weights = model.token_outputs(ids)[2][:, 0]
             rows.append(weights[1 if ids[0] == bos else 0 : -1 if ids[-1] == eos else None])  # as vLLM's BOSEOSFilter
             tokens += len(ids)
@@ -121,10 +122,13 @@ class ArtifactHeads:
 
     def __init__(self, encoder: CompiledEncoder) -> None:
         self.encoder = encoder
-        saved = json.loads((encoder.local_model_dir / "config.json").read_text())
+        resolved = vars(encoder.config)  # as transformers' config resolved them; an older artifact: its config.json's
+        saved = resolved if "bos_token_id" in resolved else json.loads((encoder.local_model_dir / "config.json").read_text())
         self.config = SimpleNamespace(bos_token_id=saved.get("bos_token_id"), eos_token_id=saved.get("eos_token_id"))
         self.hidden_size = int(encoder.config.hidden_size)
         width = next(o.shape[-1] for o in encoder.session.get_outputs() if o.name == encoder.output_name)
+        if not isinstance(width, int):  # a dynamic last axis: one token's outputs say it
+            width = encoder.generate(right_padded([[0]], 0))[encoder.output_name].shape[-1]
         self.colbert_dim = int(width) - self.hidden_size - 1
 
     def token_outputs(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,7 +140,8 @@ class ArtifactHeads:
 def create_compiled_bge_m3_app(encoder: CompiledEncoder, task: str, max_len: int, **options) -> FastAPI:
     """The app for ``task`` over a BGE-M3 artifact alone (``serve --qpc_path``, Ray replicas): its run-time tokenizer,
     texts of at most ``max_len`` tokens; ``options``: create_bge_m3_app's."""
-    return create_bge_m3_app(ArtifactHeads(encoder), encoder.tokenizer, encoder.model_name, max_len, task, **options)
+    heads, source = ArtifactHeads(encoder), "the artifact's length limit"
+    return create_bge_m3_app(heads, encoder.tokenizer, encoder.model_name, max_len, task, limit_source=source, **options)
 
 
 def open_bge_m3_app(

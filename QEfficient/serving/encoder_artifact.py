@@ -81,7 +81,8 @@ def is_encoder_artifact(qconfig: dict) -> bool:
 
 def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
     """Refuse an encoder's artifact without what a server reads from it (its config and run-time tokenizer), and one whose
-    graph ends in its model's own heads other than ColBERT's (BGE-M3's, SPLADE's: not an embedding model's pooled vector).
+    graph ends in its model's own heads other than ColBERT's and BGE-M3's (SPLADE's: not an embedding model's pooled
+    vector; those two have servers of their own).
     ``qconfig``: the artifact's, where the caller has read it already."""
     qpc_path = Path(qpc_path)
     qconfig = read_artifact(qpc_path) if qconfig is None else qconfig
@@ -224,8 +225,9 @@ def open_compiled_encoder_app(
     pooler: dict | None = None,
 ):
     """(app, runner): the embeddings server for a QEFFAutoModel's artifact, with ``pooler`` (--pooler_config's defaults),
-    the scores server for a classifier's, the late-interaction server for a ColBERT's (``task`` "embed" or "score" must
-    be the artifact's: "embed" for a ColBERT's)."""
+    the scores server for a classifier's, the late-interaction server for a ColBERT's, a BGE-M3's for its token task
+    (``task`` "embed" or "score" must be the artifact's: "embed" for a ColBERT's; "token_embed" or "token_classify" for
+    a BGE-M3's)."""
     from QEfficient.serving.embeddings_app import create_embeddings_app, max_input_tokens
     from QEfficient.serving.scores_app import check_sequence_classifier, create_scores_app, cross_encoder_activation
 
