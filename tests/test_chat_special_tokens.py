@@ -79,6 +79,7 @@ def test_chat_template_options_as_vllm():
         ({"continue_final_message": True}, "continue_final_message"),  # with the default generation prompt
         ({"chat_template_kwargs": ["enable_thinking"]}, "chat_template_kwargs"),
         ({"chat_template_kwargs": {"tokenize": True}}, "chat_template_kwargs"),
+        ({"chat_template_kwargs": {"tokenizer_kwargs": {}}}, "chat_template_kwargs"),  # apply_chat_template's own
         ({"add_generation_prompt": "yes"}, "add_generation_prompt"),
     ]:
         with pytest.raises(APIError) as err:

@@ -205,7 +205,11 @@ def _artifact_task_and_sizes(qpc_path: str, qconfig: dict) -> tuple[str, dict[st
     from QEfficient.export.graph_names import LOGITS
     from QEfficient.serving.encoder_artifact import is_encoder_artifact
 
-    if not is_encoder_artifact(qconfig) or qconfig["output_name"] == LOGITS or qconfig.get("own_heads"):
+    try:
+        text_encoder = is_encoder_artifact(qconfig)
+    except ValueError as e:  # (worded for a server: the kind of artifact it is)
+        raise ValueError(f"A batch job embeds text, and {e}") from None
+    if not text_encoder or qconfig["output_name"] == LOGITS or qconfig.get("own_heads"):
         raise ValueError(f"'{qpc_path}' gives no pooled text embeddings (a classifier's, or its model's own heads): the job embeds.")
     if (reason := _why_not_from_artifact(qpc_path)) is not None:
         raise ValueError(f"'{qpc_path}' cannot run alone in a batch job: {reason}")

@@ -398,7 +398,7 @@ class QEFFAutoModel(_QEFFEncoderBase):
             lambda: self._sentence_inputs(tokenizer),
             lambda enc, prompt_length: self.embed(enc, normalize=False, prompt_length=prompt_length),
             sentences,
-            self.graph_pooled,
+            self.pooling_fn is not None,  # (a model whose output is its embedding, DPR's, pools regardless: as before)
             normalize,
             batch_size,
             prompt_name,

@@ -160,7 +160,7 @@ class CompiledEncoder:
         """Whether the model is a decoder's base model (QEFFAutoModel.decoder_architecture, recorded at compile time)."""
         return bool(self.qconfig.get("decoder", self.qconfig.get("causal")))
 
-    def embed(self, inputs, normalize: bool = True, pooling: list[str] | None = None, prompt_length: int = 0) -> np.ndarray:
+    def embed(self, inputs, normalize: bool = True, prompt_length: int = 0, pooling: list[str] | None = None) -> np.ndarray:
         """As QEFFAutoModel.embed: the folder's pooling (or ``pooling``, unless the graph pooled; leaving out each row's
         first ``prompt_length`` tokens where the folder's does), Dense modules and normalization."""
         if self.qconfig.get("own_heads"):

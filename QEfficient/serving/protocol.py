@@ -559,6 +559,7 @@ class RequestParser:
 _TEMPLATE_ARGUMENTS = frozenset(
     {"conversation", "messages", "tools", "documents", "chat_template", "add_generation_prompt", "continue_final_message"}
     | {"tokenize", "padding", "truncation", "max_length", "return_tensors", "return_dict", "return_assistant_tokens_mask"}
+    | {"tokenizer_kwargs"}
     | {"processor_kwargs", "load_audio_from_video", "sanitize_control_tokens"}  # a processor's
 )
 
