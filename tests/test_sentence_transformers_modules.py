@@ -247,6 +247,15 @@ def test_the_artifact_alone_encodes_as_the_model(st_folder, tmp_path):
     np.testing.assert_allclose(artifact.encode(texts, batch_size=2), expected, atol=1e-6, rtol=0)
     options = {"prompt_name": "document", "normalize": False, "truncate_dim": 8}
     np.testing.assert_allclose(artifact.encode(texts, **options), model.encode(texts, tok, **options), atol=1e-6, rtol=0)
+    # a tokenizer that pads on the left: BERT's absolute positions move, in transformers and in the artifact alike
+    AutoTokenizer.from_pretrained(folder, padding_side="left").save_pretrained(folder)
+    model = QEFFAutoModel.from_pretrained(folder)
+    model.compile(seq_len=[8, 64], batch_size=2, num_cores=1)
+    left = AutoTokenizer.from_pretrained(folder)
+    assert left.padding_side == "left" and CompiledEncoder(model.qpc_path, 1).tokenizer.padding_side == "left"
+    expected = model.encode(texts, left, batch_size=3)  # ("HELLO" padded in the batch)
+    assert np.abs(expected - model.encode(texts, tok, batch_size=3)).max() > 1e-3  # (the side matters here)
+    np.testing.assert_allclose(CompiledEncoder(model.qpc_path, 1).encode(texts, batch_size=3), expected, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="non-empty list of strings"):
         artifact.encode([])
     # tokenizer arguments only transformers' tokenizers take: the model encodes, its artifact alone does not (a Ray

@@ -51,7 +51,8 @@ class RuntimeTokenizer:
     """The subset of a transformers tokenizer that generation and the server use, on ``tokenizers``.
 
     Encoding and decoding are the backend's (what transformers' fast tokenizers call); padding is on
-    the right (generation's side) unless ``padding_side`` says otherwise.
+    ``padding_side``, the tokenizer's own as transformers' is (right unless its config says left; generation sets
+    right, as transformers' callers do).
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class RuntimeTokenizer:
             config.get("model_input_names"),
         )
         tokenizer.truncation_side = "left" if config.get("truncation_side") == "left" else "right"
+        tokenizer.padding_side = "left" if config.get("padding_side") == "left" else "right"  # (generation sets its own)
         return tokenizer
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
@@ -123,6 +125,8 @@ class RuntimeTokenizer:
             config["model_max_length"] = self.model_max_length
         if self.truncation_side == "left":
             config["truncation_side"] = "left"
+        if self.padding_side == "left":
+            config["padding_side"] = "left"
         if isinstance(self.chat_template, dict):  # named templates: transformers' list form
             config["chat_template"] = [{"name": k, "template": v} for k, v in self.chat_template.items()]
         elif self.chat_template is not None:
@@ -158,6 +162,7 @@ class RuntimeTokenizer:
             getattr(tokenizer, "model_input_names", None),
         )
         runtime.truncation_side = "left" if getattr(tokenizer, "truncation_side", None) == "left" else "right"
+        runtime.padding_side = "left" if getattr(tokenizer, "padding_side", None) == "left" else "right"
         return runtime
 
     # ------------------------------------------------------------------ special tokens
