@@ -44,6 +44,8 @@ TOKENIZER_SOURCE_FILES = (
     "merges.txt",
     "vocab.txt",
 )
+# what the saved run-time tokenizer holds, in tokenizer_digest: a new format gives new artifacts (2: the padding side)
+RUNTIME_TOKENIZER_FORMAT = 2
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
 
@@ -51,8 +53,8 @@ class RuntimeTokenizer:
     """The subset of a transformers tokenizer that generation and the server use, on ``tokenizers``.
 
     Encoding and decoding are the backend's (what transformers' fast tokenizers call); padding is on
-    ``padding_side``, the tokenizer's own as transformers' is (right unless its config says left; generation sets
-    right, as transformers' callers do).
+    ``padding_side``: the side of the tokenizer compile() saved (``from_hf``), right where a tokenizer_config.json
+    read by ``from_pretrained`` names none; generation sets right, as transformers' callers do.
     """
 
     def __init__(
@@ -434,13 +436,14 @@ def save_artifact_tokenizer(tokenizer: Any, artifact_dir: str | os.PathLike, gen
 
 
 def tokenizer_digest(folder: str | os.PathLike) -> str:
-    """A short hash of the files a tokenizer and its EOS ids are read from: compile() puts it into the
-    artifact's hash, so a changed tokenizer or chat template gives a new artifact, never a stale one."""
+    """A short hash of the files a tokenizer and its EOS ids are read from, and of the format the artifact saves them in:
+    compile() puts it into the artifact's hash, so a changed tokenizer or chat template (or a run-time tokenizer that
+    keeps more of it) gives a new artifact, never a stale one."""
     folder = Path(folder)
     names = (*TOKENIZER_SOURCE_FILES, *(f"additional_chat_templates/{p.name}" for p in sorted(folder.glob("additional_chat_templates/*"))))
     import hashlib  # not at import: OpenSSL's libcrypto costs a run-time process ~4 MB it never uses
 
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"format {RUNTIME_TOKENIZER_FORMAT}".encode())
     for name in names:
         if (folder / name).is_file():
             digest.update(name.encode() + b"\0" + hashlib.sha256((folder / name).read_bytes()).digest())
