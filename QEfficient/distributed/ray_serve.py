@@ -411,10 +411,7 @@ def application_from_args(args):
     pooler, task = getattr(args, "pooler_task", None), getattr(args, "task", "auto")
     bge_m3_task, task, hf_overrides = resolve_pooler_task(model_name, gguf_file, pooler, task, getattr(args, "hf_overrides", None))
     if bge_m3_task is not None:  # compiled here (as the single server compiles it), each replica serves the artifact's task
-        qpc_path = _compile_encoder(model_name, task, args)
-        shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None
-        options = replace(options, full_batch_size=1)
-        return build_encoder_application(qpc_path, bge_m3_task, options, [model_name], args.api_key, args.max_body_bytes, shipment)
+        return _encoder_replicas(_compile_encoder(model_name, task, args), bge_m3_task, options, [model_name], args)
     if names_splade(hf_overrides):
         raise ValueError(f"'{model_name}' served as SPLADE is served by one process: leave out --ray.")
     # what the rest compiles and serves (build_server_from_args resolves no pooler task twice)
@@ -441,10 +438,7 @@ def application_from_args(args):
             pooling = "embed" if task in ("auto", "embed") else task
     if pooling is not None:  # an encoder: compiled here, each replica serves the artifact (one request at a time)
         qpc_path = _compile_encoder(model_name, pooling, args)  # (--pooler_config's defaults checked there, as by the server)
-        shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None
-        options = replace(options, full_batch_size=1)
-        pooler = getattr(args, "pooler_defaults", None)
-        return build_encoder_application(qpc_path, pooling, options, [model_name], args.api_key, args.max_body_bytes, shipment, pooler)
+        return _encoder_replicas(qpc_path, pooling, options, [model_name], args, getattr(args, "pooler_defaults", None))
     if getattr(args, "pooler_defaults", None) is not None:  # (an encoder's server took them above)
         raise ValueError(
             f"--pooler_config's {', '.join(args.pooler_defaults)} set an embedding model's vectors; '{model_name}' is served otherwise."
@@ -510,23 +504,28 @@ def _artifact_application(args, options: ReplicaOptions):
             f"'{args.qpc_path}' is a {family} model's artifact: --pooler_config's {', '.join(args.pooler_defaults)} set pooled "
             "embeddings; leave them out."
         )
+    names = [args.model_name] if args.model_name else []
     if family == "BGE-M3":  # one of its token tasks, named as vLLM names them (artifact_pooler_task)
-        shipment = ship(args.qpc_path, None) if should_ship(args.ship_artifact) else None
-        names = [args.model_name] if args.model_name else []
-        options = replace(options, full_batch_size=1)
-        return build_encoder_application(args.qpc_path, pooler_task, options, names, args.api_key, args.max_body_bytes, shipment)
+        return _encoder_replicas(args.qpc_path, pooler_task, options, names, args)
     task = "score" if qconfig["output_name"] == LOGITS else "embed"
     if args.task not in (TASKS[0], task):
         raise ValueError(f"'{args.qpc_path}' was compiled for --task {task}, not {args.task}: leave --task out.")
-    shipment = ship(args.qpc_path, None) if should_ship(args.ship_artifact) else None
-    names = [args.model_name] if args.model_name else []
-    options = replace(options, full_batch_size=1)
     pooler = getattr(args, "pooler_defaults", None)
     if pooler is not None and task != "embed":
         raise ValueError(
             f"'{args.qpc_path}' is a classifier's artifact: --pooler_config's {', '.join(pooler)} set embeddings; leave them out."
         )
-    return build_encoder_application(args.qpc_path, task, options, names, args.api_key, args.max_body_bytes, shipment, pooler)
+    return _encoder_replicas(args.qpc_path, task, options, names, args, pooler)
+
+
+def _encoder_replicas(qpc_path: str, task: str, options: ReplicaOptions, names: list[str], args, pooler: dict | None = None):
+    """``build_encoder_application`` for an encoder's artifact: shipped as ``args.ship_artifact`` says, one request at a
+    time per replica (its autoscaling target)."""
+    from QEfficient.distributed.shipping import ship, should_ship
+
+    shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None
+    options = replace(options, full_batch_size=1)
+    return build_encoder_application(str(qpc_path), task, options, names, args.api_key, args.max_body_bytes, shipment, pooler)
 
 
 def _compile_encoder(model_name: str, task: str, args) -> str:

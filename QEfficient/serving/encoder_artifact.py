@@ -236,6 +236,7 @@ def open_compiled_encoder_app(
     if task not in ("auto", compiled_for) and model.qconfig.get("own_heads") != "BGE-M3":
         raise ValueError(f"'{qpc_path}' was compiled for --task {compiled_for}, not {task}: leave --task out, or compile it for {task}.")
     options = {"served_names": list(served_names), "api_key": api_key, "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES}
+    limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
     if model.qconfig.get("own_heads") == "BGE-M3":  # its token tasks, as vLLM's BgeM3EmbeddingModel (bge_m3_app.py)
         from QEfficient.serving.bge_m3_app import create_compiled_bge_m3_app
         from QEfficient.serving.tasks import BGE_M3_TASKS
@@ -246,11 +247,8 @@ def open_compiled_encoder_app(
                 f'\'{{"task": "token_embed"}}\' (or token_classify), and nothing else; its dense vectors are served from '
                 "its folder (--model_name, task embed)."
             )
-        limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
         app = create_compiled_bge_m3_app(model, task, limit, **options)
-        app.state.qpc_path = str(model.qpc_path)
-        return app, NoRunner()
-    if is_colbert_artifact(model.qconfig):  # vLLM's late-interaction routes, as `serve --model_name` gives a ColBERT folder
+    elif is_colbert_artifact(model.qconfig):  # vLLM's late-interaction routes, as `serve --model_name` gives a ColBERT folder
         from QEfficient.serving.colbert_app import create_compiled_colbert_app
 
         if pooler:
@@ -258,12 +256,8 @@ def open_compiled_encoder_app(
                 f"'{qpc_path}' is a ColBERT retriever's artifact: --pooler_config's {', '.join(pooler)} set pooled embeddings; "
                 "leave them out."
             )
-        limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
         app = create_compiled_colbert_app(model, limit, **options)
-        app.state.qpc_path = str(model.qpc_path)
-        return app, NoRunner()
-    limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, model.max_input_tokens)
-    if model.output_name == LOGITS:
+    elif model.output_name == LOGITS:
         if pooler:
             raise ValueError(
                 f"'{qpc_path}' is a classifier's artifact: --pooler_config's {', '.join(pooler)} set embeddings; leave them out."
