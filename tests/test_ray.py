@@ -336,7 +336,7 @@ def test_a_vision_language_model_on_a_replica_answers_as_hf(bare_serve, tmp_path
 def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_serve, artifact, tmp_path):
     """An encoder's artifact on a replica: all-MiniLM-L6-v2's, shipped through the object store to a node that shares
     no disk with the driver, answers /v1/embeddings, and a cross-encoder and a ColBERT retriever compiled from
-    --model_name answer /rerank, exactly as the single-process server does."""
+    --model_name answer /rerank, and a SPLADE model /v1/embeddings, exactly as the single-process server does."""
     from ray import serve
     from starlette.testclient import TestClient
 
@@ -370,18 +370,19 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     assert list((replica_home / "shipped").glob("qpc-*"))  # the replica's own copy, from the object store
     serve.delete(APP_NAME)
 
-    def reranks_as_the_single_server(folder: str, body: dict) -> str:
-        """Deploys the folder from --model_name and checks its /rerank answer; the single server's artifact."""
-        expected, qpc = single_answer(folder, "/rerank", body)
+    def answers_as_the_single_server(folder: str, route: str, body: dict, key: str, *options: str) -> str:
+        """Deploys the folder from --model_name (with ``options``) and checks its answer's ``key`` on ``route``; the single
+        server's artifact."""
+        expected, qpc = single_answer(folder, route, body, *options)
         ray_args = ["--ray", "--model_name", folder, "--ctx_len", "64", "--cores_per_replica", "1", "--ship_artifact", "off"]
-        serve.run(application_from_args(parse_args(ray_args)), name=APP_NAME, route_prefix="/")
-        r = loopback_http.post(f"{bare_serve}/rerank", json=body, timeout=120)
+        serve.run(application_from_args(parse_args([*ray_args, *options])), name=APP_NAME, route_prefix="/")
+        r = loopback_http.post(f"{bare_serve}{route}", json=body, timeout=120)
         assert r.status_code == 200, r.text
-        assert r.json()["results"] == expected["results"]
+        assert r.json()[key] == expected[key]
         return qpc
 
     reranker = classifier(tmp_path / "ce", "bert", 1)
-    qpc = reranks_as_the_single_server(reranker, {"query": QUERY, "documents": DOCS})
+    qpc = answers_as_the_single_server(reranker, "/rerank", {"query": QUERY, "documents": DOCS}, "results")
     assert loopback_http.get(f"{bare_serve}/health", timeout=30).status_code == 200
     assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"])) is not None
     with pytest.raises(ValueError, match="compiled for --task score, not embed"):
@@ -397,7 +398,16 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     serve.delete(APP_NAME)
     from tests.test_colbert import BUILDERS, DOCUMENTS
 
-    reranks_as_the_single_server(str(BUILDERS["stanford-bert"](tmp_path / "colbert")), {"query": "the cat", "documents": DOCUMENTS[1:3]})
+    body = {"query": "the cat", "documents": DOCUMENTS[1:3]}
+    answers_as_the_single_server(str(BUILDERS["stanford-bert"](tmp_path / "colbert")), "/rerank", body, "results")
+    # a SPLADE model: compiled by the driver as vLLM's override asks, each replica serves its artifact's vectors
+    serve.delete(APP_NAME)
+    from QEfficient.serving.tasks import SPLADE_ARCHITECTURE
+    from tests.test_sparse_encoder import TEXTS, tiny_splade
+
+    override = ["--hf_overrides", json.dumps({"architectures": [SPLADE_ARCHITECTURE]})]
+    qpc = answers_as_the_single_server(str(tiny_splade(tmp_path / "splade")), "/v1/embeddings", {"input": TEXTS[:2]}, "data", *override)
+    assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"])) is not None
 
 
 def test_a_decoder_artifact_on_a_replica_answers_as_the_single_server(bare_serve, artifact, single, tmp_path):

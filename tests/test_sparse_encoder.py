@@ -3,7 +3,7 @@
 each vector within 1e-5 of transformers' masked LM through SPLADE's pooling (1e-4 for sum pooling and log1p_relu); the
 sparse tensor, max_active_dims, the prompts, decode and similarity; QEFFAutoModel loads the folder as this class; an
 inference-free one (a Router) weighs its queries' tokens and runs SPLADE for documents; the SparseEncoders not run (other
-Routers, sparse autoencoders) are refused saying why; SPLADE served as vLLM serves it."""
+Routers, sparse autoencoders) are refused saying why; SPLADE served as vLLM serves it, from its folder or its artifact."""
 
 from __future__ import annotations
 
@@ -146,10 +146,8 @@ def test_the_layout_of_sentence_transformers_5_4_and_on(tmp_path):
 
 def test_sparse_encoders_not_run_are_refused(tmp_path):
     """A Router of other routes than an inference-free SparseEncoder's and a sparse autoencoder over a dense
-    embedding are refused, through QEFFAutoModel too; a SPLADE artifact alone is not served, nor a SPLADE folder without
-    vLLM's architecture override."""
-    from QEfficient.cloud.serve import build_from_args, build_server
-    from QEfficient.cloud.serve_args import parse_args
+    embedding are refused, through QEFFAutoModel too; a SPLADE folder is not served without vLLM's architecture override."""
+    from QEfficient.cloud.serve import build_server
 
     router = tiny_splade(tmp_path / "router")
     (router / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Router"}]))
@@ -171,9 +169,6 @@ def test_sparse_encoders_not_run_are_refused(tmp_path):
         QEFFSparseEncoder.from_pretrained(folder, pooling="mean")
     with pytest.raises(ValueError, match="sparse encoder.*serve it as vLLM does.*BertSpladeSparseEmbeddingModel.*QEFFSparseEncoder.encode"):
         build_server(str(folder), None, 8, 64, 1, 1)
-    model = QEFFSparseEncoder.from_pretrained(folder)
-    with pytest.raises(ValueError, match="SPLADE model's artifact, ending in its own heads"):
-        build_from_args(parse_args(["--qpc_path", str(model.compile(num_cores=1, seq_len=24)), "--num_cores", "1"]))
 
 
 def test_cosine_similarity_and_a_masked_lm_with_pooling_keeps_its_logits(tmp_path):
@@ -252,6 +247,59 @@ def test_served_as_vllm_serves_splade(splade, tmp_path, tiny_model_dir, tokenize
     assert lowered == [cased("the cat sat")["input_ids"]] != parse_inputs("The CAT Sat", cased, 64, len(cased))
 
 
+def test_the_artifact_alone_answers_as_the_folder(qeff_home, tmp_path):
+    """``serve --qpc_path`` on a SPLADE model's artifact (what a Ray replica runs): its vectors on /v1/embeddings and
+    /pooling from the artifact's tokenizer and graph (texts lowercased where the folder says so), in a process that
+    imports neither torch nor transformers' modeling code, exactly the folder server's; what vLLM would not serve is
+    refused from the artifact too."""
+    from QEfficient.cloud.serve import build_from_args
+    from QEfficient.cloud.serve_args import parse_args
+    from QEfficient.compile.ort_cpu import read_artifact
+    from QEfficient.distributed.ray_serve import application_from_args
+    from QEfficient.serving.encoder_artifact import CompiledEncoder, check_servable
+    from QEfficient.serving.tasks import SPLADE_ARCHITECTURE
+    from tests.test_server_encoder_artifact import answers_both_ways
+
+    folder = tiny_splade(tmp_path / "model")
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 24, "do_lower_case": True}))
+    tokenizer_json = json.loads((folder / "tokenizer.json").read_text())
+    tokenizer_json["normalizer"]["lowercase"] = False  # a cased tokenizer: the folder's do_lower_case lowercases the texts
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer_json))
+    texts = ["The CAT Sat on the mat", TEXTS[1]]
+    assert AutoTokenizer.from_pretrained(folder)(texts[0]) != AutoTokenizer.from_pretrained(folder)(texts[0].lower())
+    requests = {"/v1/embeddings": {"input": texts}, "/pooling": {"input": texts[1]}, "/tokenize": {"prompt": texts[0]}}
+    override = ["--hf_overrides", json.dumps({"architectures": [SPLADE_ARCHITECTURE]})]
+    from_folder, from_artifact = answers_both_ways(str(folder), requests, qeff_home, *override)
+    assert from_artifact.pop("imported") == []
+    for route in requests:  # (ids and times aside)
+        for key in ("data", "tokens", "usage"):
+            assert from_artifact[route].get(key) == from_folder[route].get(key), (route, key)
+    got = np.array([d["embedding"] for d in from_folder["/v1/embeddings"]["data"]])
+    assert np.abs(got - reference(folder, [t.lower() for t in texts])).max() < 1e-5
+
+    model = QEFFSparseEncoder.from_pretrained(folder)
+    qpc = str(model.compile(num_cores=1, seq_len=24))
+    with pytest.raises(ValueError, match="compiled for --task embed, not score"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--task", "score"]))
+    with pytest.raises(ValueError, match="--pooler_config's use_activation do not apply to SPLADE's vectors"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--pooler_config", '{"use_activation": false}']))
+    with pytest.raises(ValueError, match="SPLADE model's artifact: --pooler_config's use_activation set pooled embeddings"):
+        application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--pooler_config", '{"use_activation": false}']))
+    with pytest.raises(ValueError, match="SPLADE model's artifact, ending in its own heads: not pooled embeddings"):
+        CompiledEncoder(qpc, 1).encode(texts)
+    with pytest.raises(ValueError, match="encoder's artifact, served for embeddings or scores: --chat_template do not apply"):
+        application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--chat_template", "{{ x }}"]))
+    qconfig = read_artifact(Path(qpc))
+    with pytest.raises(ValueError, match="SPLADE artifact compiled by an older version: compile it again"):
+        check_servable(qpc, {key: value for key, value in qconfig.items() if key != "heads"})
+    summed = QEFFSparseEncoder.from_pretrained(tiny_splade(tmp_path / "sum", pooling_strategy="sum"))
+    summed_qpc = str(summed.compile(num_cores=1, seq_len=24))
+    with pytest.raises(ValueError, match="pools sum of relu; vLLM's BertSpladeSparseEmbeddingModel pools the max"):
+        build_from_args(parse_args(["--qpc_path", summed_qpc, "--num_cores", "1"]))
+    with pytest.raises(ValueError, match="pools sum of relu"):  # in Ray's driver, not in each replica
+        application_from_args(parse_args(["--ray", "--qpc_path", summed_qpc, "--ship_artifact", "off"]))
+
+
 def tiny_inference_free(folder: Path) -> tuple[Path, np.ndarray]:
     """An inference-free SparseEncoder as sentence-transformers saves one (opensearch's doc-* models): a Router whose query
     route is a SparseStaticEmbedding (a weight per token id, some 0) and whose document route is MLMTransformer ->
@@ -291,8 +339,9 @@ def test_inference_free_queries_weigh_their_tokens_and_documents_run_splade(tmp_
     """An inference-free SparseEncoder: encode_query gives each token of the query (no special tokens) its static weight,
     without the model, as SparseStaticEmbedding does; encode_document (and encode, its default route) the masked LM
     through SPLADE's pooling, within 1e-5 of transformers; an unknown task is refused as sentence-transformers refuses it,
-    and so is serving it (vLLM has no such model)."""
-    from QEfficient.cloud.serve import build_server
+    and so is serving it (vLLM has no such model), from its folder or its artifact."""
+    from QEfficient.cloud.serve import build_from_args, build_server
+    from QEfficient.cloud.serve_args import parse_args
 
     folder, weights = tiny_inference_free(tmp_path / "doc-v3")
     model = QEFFAutoModel.from_pretrained(folder)
@@ -318,6 +367,8 @@ def test_inference_free_queries_weigh_their_tokens_and_documents_run_splade(tmp_
     for overrides in ({"architectures": ["BertSpladeSparseEmbeddingModel"]}, None):
         with pytest.raises(ValueError, match="inference-free SparseEncoder.*encode_query and encode_document"):
             build_server(str(folder), None, 8, 64, 1, 1, hf_overrides=overrides)
+    with pytest.raises(ValueError, match="inference-free SparseEncoder's artifact.*encode_query and encode_document"):
+        build_from_args(parse_args(["--qpc_path", str(model.qpc_path), "--num_cores", "1"]))
     (folder / "query_0_SparseStaticEmbedding" / "model.safetensors").unlink()  # a broken query module fails on loading
     with pytest.raises(ValueError, match="holds no SparseStaticEmbedding weights"):
         QEFFSparseEncoder.from_pretrained(folder)

@@ -328,14 +328,8 @@ def build_from_args(args: argparse.Namespace):
         qconfig = read_artifact(Path(args.qpc_path))
         pooler_task = artifact_pooler_task(args, qconfig)
         names = (args.model_name,) if args.model_name else ()
-        if is_encoder_artifact(qconfig):  # an embeddings, scores, ColBERT or BGE-M3 server, as compiled
-            options = ("chat_template", "lora", "prompt_lookup_num_tokens", "draft_model", "tool_call_parser", "reasoning_parser")
-            given = [f"--{n}" for n in options if getattr(args, n)]
-            if args.task == "generate" or given:
-                raise ValueError(
-                    f"'{args.qpc_path}' is an encoder's artifact, served for embeddings or scores: "
-                    f"{', '.join(given) or '--task generate'} do not apply."
-                )
+        if is_encoder_artifact(qconfig):  # an embeddings (SPLADE's too), scores, ColBERT or BGE-M3 server, as compiled
+            refuse_generation_options(args)
             with step(f"Opening the encoder artifact {args.qpc_path}"):
                 options = (args.num_cores, args.api_key, args.max_body_bytes, pooler_task or args.task)
                 return open_compiled_encoder_app(args.qpc_path, names, *options, pooler=getattr(args, "pooler_defaults", None))
@@ -385,6 +379,18 @@ def decoder_artifact_from_args(args: argparse.Namespace, num_cores: int):
             raise ValueError("--max_num_images is for a vision-language model's artifact; leave it out.")
         artifact = replace(artifact, vision_language={**artifact.vision_language, "max_num_images": args.max_num_images})
     return artifact
+
+
+def refuse_generation_options(args: argparse.Namespace) -> None:
+    """Generation's options (and --task generate) with an encoder's ``--qpc_path``, refused: it is served for embeddings
+    or scores."""
+    options = ("chat_template", "lora", "prompt_lookup_num_tokens", "draft_model", "tool_call_parser", "reasoning_parser")
+    given = [f"--{n}" for n in options if getattr(args, n, None)]
+    if getattr(args, "task", "auto") == "generate" or given:
+        raise ValueError(
+            f"'{args.qpc_path}' is an encoder's artifact, served for embeddings or scores: "
+            f"{', '.join(given) or '--task generate'} do not apply."
+        )
 
 
 def artifact_pooler_task(args: argparse.Namespace, qconfig: dict) -> str | None:

@@ -344,11 +344,11 @@ def build_encoder_application(
     shipment: Shipment | None = None,
     pooler: dict | None = None,
 ):
-    """The Ray Serve application over an encoder's artifact (QEFFAutoModel's, a sequence classifier's, a ColBERT's or
-    BGE-M3's): each replica serves its embeddings (``task`` "embed", with ``pooler``: --pooler_config's defaults), scores
-    ("score"), a ColBERT's routes ("embed") or a BGE-M3 token task ("token_embed", "token_classify") as
-    ``serve --qpc_path`` does, without torch. ``shipment``: ``shipping.ship(qpc_path, None)``, the artifact holding its
-    tokenizer and model files."""
+    """The Ray Serve application over an encoder's artifact (QEFFAutoModel's, a sequence classifier's, a ColBERT's,
+    BGE-M3's or SPLADE's): each replica serves its embeddings (``task`` "embed", with ``pooler``: --pooler_config's
+    defaults), scores ("score"), a ColBERT's routes ("embed"), a SPLADE model's vectors ("embed") or a BGE-M3 token task
+    ("token_embed", "token_classify") as ``serve --qpc_path`` does, without torch. ``shipment``:
+    ``shipping.ship(qpc_path, None)``, the artifact holding its tokenizer and model files."""
     from QEfficient.serving.app import DEFAULT_MAX_BODY_BYTES
 
     limit = max_body_bytes or DEFAULT_MAX_BODY_BYTES
@@ -394,7 +394,7 @@ def application_from_args(args):
     from QEfficient.cloud._cli import resolve_model_name
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.artifact import compile_for_serving
-    from QEfficient.serving.tasks import media_classifier, names_splade, pooling_task, reads_images, resolve_pooler_task
+    from QEfficient.serving.tasks import is_sparse_encoder, media_classifier, names_splade, pooling_task, reads_images, resolve_pooler_task
 
     options = ReplicaOptions(
         num_replicas=args.num_replicas,
@@ -412,8 +412,8 @@ def application_from_args(args):
     bge_m3_task, task, hf_overrides = resolve_pooler_task(model_name, gguf_file, pooler, task, getattr(args, "hf_overrides", None))
     if bge_m3_task is not None:  # compiled here (as the single server compiles it), each replica serves the artifact's task
         return _encoder_replicas(_compile_encoder(model_name, task, args), bge_m3_task, options, [model_name], args)
-    if names_splade(hf_overrides):
-        raise ValueError(f"'{model_name}' served as SPLADE is served by one process: leave out --ray.")
+    if names_splade(hf_overrides) or (gguf_file is None and is_sparse_encoder(model_name)):  # the single server's refusals
+        return _encoder_replicas(_compile_encoder(model_name, task, args), "embed", options, [model_name], args)
     # what the rest compiles and serves (build_server_from_args resolves no pooler task twice)
     args = argparse.Namespace(**{**vars(args), "task": task, "hf_overrides": hf_overrides, "pooler_task": None})
     pooling = pooling_task(model_name, gguf_file, task, hf_overrides)
@@ -422,13 +422,10 @@ def application_from_args(args):
     if pooling == "embed" and reads_images(model_name):
         raise ValueError(f"'{model_name}' embeds texts and images, served by one process: leave out --ray.")
     if gguf_file is None:
-        from QEfficient.serving.tasks import is_colbert, is_retriever, is_sparse_encoder, is_text_to_speech, refuse_inference_free
+        from QEfficient.serving.tasks import is_colbert, is_retriever, is_text_to_speech
 
         if is_text_to_speech(model_name):
             raise ValueError(f"'{model_name}' is a text-to-speech model (/v1/audio/speech), served by one process: leave out --ray.")
-        if is_sparse_encoder(model_name):
-            refuse_inference_free(model_name)
-            raise ValueError(f"'{model_name}' is a SPLADE sparse encoder, served by one process: leave out --ray.")
         if is_retriever(model_name):
             raise ValueError(
                 f"'{model_name}' is a late-interaction retriever of page images (/pooling, /score, /rerank), served by one "
@@ -474,7 +471,7 @@ def application_from_args(args):
 def _artifact_application(args, options: ReplicaOptions):
     """``--ray --qpc_path``: each replica serves the artifact, as ``serve --qpc_path`` does (without torch or the model's
     folder): an encoder's embeddings or scores, or a decoder's (or vision-language model's) generation."""
-    from QEfficient.cloud.serve import artifact_pooler_task, decoder_artifact_from_args
+    from QEfficient.cloud.serve import artifact_pooler_task, decoder_artifact_from_args, refuse_generation_options
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.encoder_artifact import check_servable, is_encoder_artifact
@@ -497,6 +494,7 @@ def _artifact_application(args, options: ReplicaOptions):
             vision = (artifact.vision_language or {}).get("vision_qpc_path")
             shipment = ship(artifact.qpc_path, None, vision)
         return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
+    refuse_generation_options(args)
     check_servable(args.qpc_path, qconfig)
     family = qconfig.get("own_heads")
     if getattr(args, "pooler_defaults", None) is not None and family:  # (refused here, not in each replica)

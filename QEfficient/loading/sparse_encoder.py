@@ -176,3 +176,12 @@ def read_static_weights(folder: Path, settings: SpladeSettings):
     if "weight" not in weights:
         raise ValueError(f"{where} holds no SparseStaticEmbedding 'weight', but {sorted(weights)}.")
     return weights["weight"].reshape(-1)
+
+
+def serving_settings(settings: SpladeSettings, config) -> dict:
+    """What a server reads of a SPLADE model besides its graph and tokenizer (kept in its artifact, so a server on the
+    artifact alone reads them there): the pooling, the lowercasing, whether queries take another route (an inference-free
+    model), and the [CLS] and [SEP] ids its ``config`` names (vLLM's SPLADE pooler leaves those tokens out)."""
+    pooling = {"pooling_strategy": settings.pooling_strategy, "activation_function": settings.activation_function}
+    named = {name: getattr(config, name, None) for name in ("cls_token_id", "sep_token_id")}
+    return pooling | {"do_lower_case": settings.do_lower_case, "inference_free": settings.query_route is not None} | named

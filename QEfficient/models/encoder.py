@@ -106,6 +106,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
     _hf_auto = AutoModel
     _output_name = "output"
     own_heads: str | None = None  # the family whose own heads end the graph (models/headed_encoder.py): not an embedding server's
+    # what a server on the artifact alone reads of those heads (the folder's files it does not keep): SPLADE's pooling
+    heads_settings: dict | None = None
 
     def __init__(self, model: PreTrainedModel, pooling: str | PoolingFn | None = None, **kwargs) -> None:
         super().__init__(model, kwargs.pop("pretrained_model_name_or_path", None), pooling=_pooling_key(pooling))
@@ -257,8 +259,10 @@ class _QEFFEncoderBase(QEFFBaseModel):
             manifest["global_attention"] = self._global_attention
         # for a server on the artifact
         manifest |= {"pooled": self.graph_pooled, "causal": self.model.causal, "decoder": self.decoder_architecture}
-        if self.own_heads:  # not pooled embeddings: a server on the artifact refuses it, or serves ColBERT's or BGE-M3's routes
+        if self.own_heads:  # not pooled embeddings: a server on the artifact serves its family's routes, or refuses it
             manifest["own_heads"] = self.own_heads
+        if self.heads_settings is not None:  # (in the key too: an artifact cached without them is built again)
+            manifest["heads"] = params["heads"] = self.heads_settings
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,

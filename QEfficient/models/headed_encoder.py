@@ -2,8 +2,8 @@
 user: ColBERT's projection (models/colbert.py), BGE-M3's heads (models/bge_m3.py), SPLADE's pooling
 (models/sparse_encoder.py). The folder is read with its heads (``_read_folder``: what ``__init__`` takes beside the
 model), the tokenizer from the folder at first use; ``own_heads`` names the family in the artifact, which a server on
-the artifact alone refuses (it is not an embedding model's pooled vector), except ColBERT's and BGE-M3's, served by their
-own routes."""
+the artifact alone serves by that family's routes (ColBERT's, BGE-M3's token tasks, SPLADE's vectors), not as an embedding
+model's pooled vectors."""
 
 from __future__ import annotations
 

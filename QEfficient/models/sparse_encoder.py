@@ -24,7 +24,7 @@ from transformers import AutoModelForMaskedLM, PreTrainedModel
 
 from QEfficient.export.graph_names import INPUT_IDS
 from QEfficient.generation.encoder_run import right_padded
-from QEfficient.loading.sparse_encoder import SpladeSettings, read_splade_folder, read_static_weights
+from QEfficient.loading.sparse_encoder import SpladeSettings, read_splade_folder, read_static_weights, serving_settings
 from QEfficient.models.headed_encoder import HeadedEncoder
 from QEfficient.models.sentence_transformers import l2_normalized, max_input_tokens
 from QEfficient.transform.splade import SpladePooling
@@ -51,6 +51,11 @@ class QEFFSparseEncoder(HeadedEncoder):
         super().__init__(model, SpladePooling(settings.pooling_strategy, settings.activation_function), **kwargs)
         if not self.model.token_head:
             raise ValueError(f"{type(model).__name__} is not a masked LM: SPLADE pools a masked LM's logits.")
+
+    @property
+    def heads_settings(self) -> dict:
+        """What a server on the artifact alone reads of the folder's SPLADE modules and config (serving/encoder_artifact.py)."""
+        return serving_settings(self.settings, self.config)
 
     @property
     def max_seq_length(self) -> int:

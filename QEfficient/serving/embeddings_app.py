@@ -376,6 +376,24 @@ def open_embeddings_app(
     return app, NoRunner()
 
 
+def check_vllm_splade(name: str, settings: dict) -> None:
+    """Refuse a SPLADE model (``settings``: loading/sparse_encoder.serving_settings) whose vectors vLLM's
+    BertSpladeSparseEmbeddingModel would not give: it pools the max of log(1 + relu) whatever the folder says, and leaves
+    out the [CLS] and [SEP] ids a config names."""
+    from QEfficient.serving.tasks import SPLADE_ARCHITECTURE
+
+    pooling_strategy, activation_function = settings["pooling_strategy"], settings["activation_function"]
+    if (pooling_strategy, activation_function) != ("max", "relu"):
+        raise ValueError(
+            f"'{name}' pools {pooling_strategy} of {activation_function}; vLLM's {SPLADE_ARCHITECTURE} pools the max of "
+            "log(1 + relu) whatever the folder says, so its answers would not be this model's: run it with "
+            "QEFFSparseEncoder.encode."
+        )
+    named = [n for n in ("cls_token_id", "sep_token_id") if settings[n] is not None]
+    if named:
+        raise ValueError(f"'{name}''s config names {' and '.join(named)} (vLLM then pools without them): serving it is not done.")
+
+
 def open_splade_embeddings_app(
     model_name: str, ctx_len: int, num_cores: int, mxfp6_matmul: bool, api_key: str | None, max_body_bytes: int | None
 ):
@@ -388,23 +406,14 @@ def open_splade_embeddings_app(
     from transformers import AutoConfig
 
     from QEfficient.loading.model_path import resolve_model_path
-    from QEfficient.loading.sparse_encoder import read_splade_folder
+    from QEfficient.loading.sparse_encoder import read_splade_folder, serving_settings
     from QEfficient.models.sparse_encoder import QEFFSparseEncoder
-    from QEfficient.serving.tasks import SPLADE_ARCHITECTURE, refuse_inference_free
+    from QEfficient.serving.tasks import refuse_inference_free
 
     folder = resolve_model_path(model_name, None)[0]
     refuse_inference_free(model_name)
     settings = read_splade_folder(folder)
-    if (settings.pooling_strategy, settings.activation_function) != ("max", "relu"):
-        raise ValueError(
-            f"'{model_name}' pools {settings.pooling_strategy} of {settings.activation_function}; vLLM's {SPLADE_ARCHITECTURE} "
-            "pools the max of log(1 + relu) whatever the folder says, so its answers would not be this model's: run it with "
-            "QEFFSparseEncoder.encode."
-        )
-    config = AutoConfig.from_pretrained(folder)
-    named = [n for n in ("cls_token_id", "sep_token_id") if getattr(config, n, None) is not None]
-    if named:
-        raise ValueError(f"'{model_name}''s config names {' and '.join(named)} (vLLM then pools without them): serving it is not done.")
+    check_vllm_splade(model_name, serving_settings(settings, AutoConfig.from_pretrained(folder)))
     model = QEFFSparseEncoder.from_pretrained(model_name)
     limit = max_input_tokens(model.local_model_dir, model.config, model.tokenizer, ctx_len)
     model.compile(seq_len=serving_lengths(limit), num_cores=num_cores, mxfp6_matmul=mxfp6_matmul)

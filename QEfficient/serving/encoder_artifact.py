@@ -1,5 +1,5 @@
 """An encoder's compiled artifact served without torch or the model's folder (``serve --qpc_path``): what the
-embeddings, scores and ColBERT servers use of a QEFFAutoModel, read from the artifact.
+embeddings (SPLADE's too), scores, ColBERT and BGE-M3 servers use of a QEFFAutoModel, read from the artifact.
 
 compile() keeps in the artifact the run-time tokenizer, the model's config and its sentence-transformers modules
 (``model_files``: pooling, Dense weights, normalization); the graph runs through generation/encoder_run.py and
@@ -32,6 +32,7 @@ from QEfficient.models.sentence_transformers import (
     SERVING_CONFIG,
     EmbeddingHead,
     check_sentence_transformers_folder,
+    l2_normalized,
     sentence_transformers_normalizes,
 )
 from QEfficient.runtime.ort_session import open_artifact_session
@@ -80,20 +81,31 @@ def is_encoder_artifact(qconfig: dict) -> bool:
 
 
 def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
-    """Refuse an encoder's artifact without what a server reads from it (its config and run-time tokenizer), and one whose
-    graph ends in its model's own heads other than ColBERT's and BGE-M3's (SPLADE's: not an embedding model's pooled
-    vector; those two have servers of their own).
+    """Refuse an encoder's artifact without what a server reads from it (its config and run-time tokenizer, a SPLADE
+    model's pooling), and one whose graph ends in own heads no server here takes from an artifact (SERVED_HEADS) or that
+    vLLM does not serve (an inference-free SPLADE model's, one pooled otherwise than vLLM pools: check_vllm_splade).
     ``qconfig``: the artifact's, where the caller has read it already."""
     qpc_path = Path(qpc_path)
     qconfig = read_artifact(qpc_path) if qconfig is None else qconfig
     if qconfig.get("late_interaction") and not qconfig.get("own_heads"):  # a ColBERT's, compiled by an older version
         raise ValueError(f"'{qpc_path}' is a ColBERT artifact compiled by an older version: compile it again from the model's folder.")
     family = qconfig.get("own_heads")
-    if family and family not in SERVED_HEADS:  # ColBERT's and BGE-M3's: their own servers (colbert_app.py, bge_m3_app.py)
+    if family and family not in SERVED_HEADS:
         raise ValueError(
             f"'{qpc_path}' is a {family} model's artifact, ending in its own heads: it is not served on its own; serve "
             "--model_name with its folder where the README says such a model is served, or run it from Python."
         )
+    if family == "SPLADE" and "heads" not in qconfig:
+        raise ValueError(f"'{qpc_path}' is a SPLADE artifact compiled by an older version: compile it again from the model's folder.")
+    if family == "SPLADE" and qconfig["heads"]["inference_free"]:
+        raise ValueError(
+            f"'{qpc_path}' is an inference-free SparseEncoder's artifact (its queries are weighed without the model), which "
+            "vLLM does not serve, nor does QEfficient: run it with QEFFSparseEncoder.encode_query and encode_document."
+        )
+    if family == "SPLADE":
+        from QEfficient.serving.embeddings_app import check_vllm_splade
+
+        check_vllm_splade(str(qpc_path), qconfig["heads"])
     if not (qpc_path / MODEL_FILES_SUBDIR / SERVING_CONFIG).is_file() or not has_runtime_tokenizer(qpc_path):
         raise ValueError(
             f"'{qpc_path}' holds no config or tokenizer for a server (compiled by an older version, from a model "
@@ -102,7 +114,9 @@ def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
         )
 
 
-SERVED_HEADS = ("ColBERT", "BGE-M3")  # the own heads whose artifacts are served alone: their token tasks
+# the own heads whose artifacts are served alone: ColBERT's routes (colbert_app.py), BGE-M3's token tasks (bge_m3_app.py),
+# SPLADE's vectors (embeddings_app.py)
+SERVED_HEADS = ("ColBERT", "BGE-M3", "SPLADE")
 
 
 def is_colbert_artifact(qconfig: dict) -> bool:
@@ -162,10 +176,13 @@ class CompiledEncoder:
 
     def embed(self, inputs, normalize: bool = True, prompt_length: int = 0, pooling: list[str] | None = None) -> np.ndarray:
         """As QEFFAutoModel.embed: the folder's pooling (or ``pooling``, unless the graph pooled; leaving out each row's
-        first ``prompt_length`` tokens where the folder's does), Dense modules and normalization."""
-        if self.qconfig.get("own_heads"):
-            family = self.qconfig["own_heads"]
-            raise ValueError(f"'{self.qpc_path}' is a {family} model's artifact, ending in its own heads: not pooled embeddings.")
+        first ``prompt_length`` tokens where the folder's does), Dense modules and normalization; a SPLADE model's
+        vectors as QEFFSparseEncoder.embed gives them (the graph pools)."""
+        family = self.qconfig.get("own_heads")
+        if family == "SPLADE":
+            out = np.asarray(self.generate(inputs)[self.output_name], np.float32)
+            return l2_normalized(out) if normalize else out
+        self._refuse_own_heads()
         out = self.generate(inputs)[self.output_name]
         if self._head is None:
             pooled = self.qconfig.get("pooled", out.ndim == 2)
@@ -178,11 +195,17 @@ class CompiledEncoder:
         modules, Matryoshka cut and normalization, as sentence-transformers encodes."""
         if self.output_name == LOGITS:
             raise ValueError(f"'{self.qpc_path}' is a classifier's artifact: it gives scores, not embeddings.")
+        self._refuse_own_heads()  # (SPLADE's encode is QEFFSparseEncoder's, from the folder)
 
         def embed(enc: dict[str, np.ndarray], prompt_length: int) -> np.ndarray:
             return self.embed(enc, normalize=False, prompt_length=prompt_length)
 
         return encode_sentences(self.local_model_dir, self._sentence_inputs, embed, sentences, self.graph_pooled, **options)
+
+    def _refuse_own_heads(self) -> None:
+        family = self.qconfig.get("own_heads")
+        if family:
+            raise ValueError(f"'{self.qpc_path}' is a {family} model's artifact, ending in its own heads: not pooled embeddings.")
 
     def _sentence_inputs(self) -> SentenceInputs:
         if self._inputs is None:
@@ -225,9 +248,9 @@ def open_compiled_encoder_app(
     pooler: dict | None = None,
 ):
     """(app, runner): the embeddings server for a QEFFAutoModel's artifact, with ``pooler`` (--pooler_config's defaults),
-    the scores server for a classifier's, the late-interaction server for a ColBERT's, a BGE-M3's for its token task
-    (``task`` "embed" or "score" must be the artifact's: "embed" for a ColBERT's; "token_embed" or "token_classify" for
-    a BGE-M3's)."""
+    the scores server for a classifier's, the late-interaction server for a ColBERT's, a BGE-M3's for its token task,
+    a SPLADE model's vectors as vLLM serves them (``task`` "embed" or "score" must be the artifact's: "embed" for a
+    ColBERT's and a SPLADE model's; "token_embed" or "token_classify" for a BGE-M3's)."""
     from QEfficient.serving.embeddings_app import create_embeddings_app, max_input_tokens
     from QEfficient.serving.scores_app import check_sequence_classifier, create_scores_app, cross_encoder_activation
 
@@ -257,6 +280,10 @@ def open_compiled_encoder_app(
                 "leave them out."
             )
         app = create_compiled_colbert_app(model, limit, **options)
+    elif model.qconfig.get("own_heads") == "SPLADE":  # its vocabulary-sized vectors, as vLLM's BertSpladeSparseEmbeddingModel
+        # (its pooling checked by CompiledEncoder: check_servable)
+        options |= {"width": int(model.config.vocab_size), "lowercase": model.qconfig["heads"]["do_lower_case"], "dense": False}
+        app = create_embeddings_app(model, model.tokenizer, model.model_name, limit, False, pooler=pooler, **options)
     elif model.output_name == LOGITS:
         if pooler:
             raise ValueError(
