@@ -336,7 +336,8 @@ def test_a_vision_language_model_on_a_replica_answers_as_hf(bare_serve, tmp_path
 def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_serve, artifact, tmp_path):
     """An encoder's artifact on a replica: all-MiniLM-L6-v2's, shipped through the object store to a node that shares
     no disk with the driver, answers /v1/embeddings, and a cross-encoder and a ColBERT retriever compiled from
-    --model_name answer /rerank, and a SPLADE model /v1/embeddings, exactly as the single-process server does."""
+    --model_name answer /rerank, a SPLADE model /v1/embeddings and an image classifier /classify, exactly as the
+    single-process server does."""
     from ray import serve
     from starlette.testclient import TestClient
 
@@ -408,6 +409,15 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     override = ["--hf_overrides", json.dumps({"architectures": [SPLADE_ARCHITECTURE]})]
     qpc = answers_as_the_single_server(str(tiny_splade(tmp_path / "splade")), "/v1/embeddings", {"input": TEXTS[:2]}, "data", *override)
     assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"])) is not None
+    # an image classifier: its artifact keeps the image processor, which each replica reads from it
+    serve.delete(APP_NAME)
+    from tests.test_server_classify_media import image_parts, random_image, vit_classifier, wav2vec2_classifier
+
+    body = {"messages": [{"role": "user", "content": image_parts(random_image(1, (40, 50)), random_image(2, (64, 64)))}]}
+    qpc = answers_as_the_single_server(str(vit_classifier(tmp_path / "vit")), "/classify", body, "data")
+    assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"])) is not None
+    with pytest.raises(ValueError, match="classifies audio, served by one process: leave out --ray"):
+        application_from_args(parse_args(["--ray", "--model_name", str(wav2vec2_classifier(tmp_path / "wav2vec2"))]))
 
 
 def test_a_decoder_artifact_on_a_replica_answers_as_the_single_server(bare_serve, artifact, single, tmp_path):

@@ -42,9 +42,8 @@ def image_parts(*images: Image.Image) -> list[dict]:
     return [{"type": "image_url", "image_url": {"url": data_url(image)}} for image in images]
 
 
-@pytest.fixture(scope="module")
-def classifier(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("vit-classifier")
+def vit_classifier(folder: Path, processor: bool = True) -> Path:
+    """A tiny ViT classifier of LABELS with its image processor (32x32)."""
     torch.manual_seed(4)  # weights under which these images get different labels
     config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, patch_size=8, image_size=32)
     config.num_labels, config.id2label, config.label2id = 3, LABELS, {v: k for k, v in LABELS.items()}
@@ -52,7 +51,14 @@ def classifier(tmp_path_factory):
     with torch.no_grad():  # random init is small; widen it so the probabilities spread
         model.classifier.weight.mul_(20.0)
     model.save_pretrained(folder)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    if processor:
+        ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    folder = vit_classifier(tmp_path_factory.mktemp("vit-classifier"))
     assert media_classifier(str(folder)) == "images" and pooling_task(str(folder), None, "auto") == "score"
     app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1"]))
     with serve_on_loopback(app, log_level="critical") as url:
@@ -139,11 +145,54 @@ def test_folders_the_server_cannot_serve_are_refused(tmp_path):
     assert media_classifier(str(tmp_path / "imagegpt")) is None
 
 
-@pytest.fixture(scope="module")
-def audio_classifier(tmp_path_factory):
+def test_an_image_classifiers_artifact_answers_as_its_folder(tmp_path):
+    """``serve --qpc_path`` on an image classifier's artifact (what a Ray replica runs): /classify with the image
+    processor and labels the artifact keeps, after the model's folder is deleted, equal to the server on the folder;
+    other tasks, --pooler_config, an artifact without an image processor and an image encoder's are refused."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from QEfficient import QEFFAutoModelForImageClassification, QEFFAutoModelForImageFeatureExtraction
+    from QEfficient.distributed.ray_serve import application_from_args
+
+    folder = vit_classifier(tmp_path / "vit")
+    images = image_parts(random_image(1, (40, 50)), random_image(2, (64, 64)), random_image(3, (32, 20)))
+    body = {"messages": [{"role": "user", "content": images}]}
+    requests = (body, body | {"use_activation": False})
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1"]))
+    expected = [TestClient(app).post("/classify", json=request).json()["data"] for request in requests]
+    runner.stop()
+    qpc = str(shutil.copytree(app.state.qpc_path, tmp_path / "artifact"))
+    shutil.rmtree(folder)
+    app, runner = build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--model_name", "vit"]))
+    client = TestClient(app)
+    got = [client.post("/v1/classify", json=request | {"model": "vit"}).json()["data"] for request in requests]
+    assert got == expected and len(got[0]) == 3 and got[0] != got[1]
+    bad = client.post("/classify", json={"input": "a cat"})
+    assert bad.status_code == 400 and "image_url" in bad.json()["error"]["message"]
+    runner.stop()
+    with pytest.raises(ValueError, match="image classifier's artifact, served for /classify: --task embed does not apply"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--task", "embed"]))
+    with pytest.raises(ValueError, match="image classifier's artifact, served for /classify: --pooler_config's use_activation"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--pooler_config", '{"use_activation": false}']))
+    with pytest.raises(ValueError, match="encoder's artifact, served for embeddings or scores: --img_size do not apply"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--img_size", "64"]))
+    wide = QEFFAutoModelForImageClassification.from_pretrained(vit_classifier(tmp_path / "wide")).compile(num_cores=1, img_size=64)
+    with pytest.raises(ValueError, match="runs one image size"):  # in Ray's driver, not in every replica
+        application_from_args(parse_args(["--ray", "--qpc_path", str(wide), "--ship_artifact", "off"]))
+    bare = QEFFAutoModelForImageClassification.from_pretrained(vit_classifier(tmp_path / "bare", processor=False))
+    with pytest.raises(ValueError, match="holds no image processor for a server"):
+        build_from_args(parse_args(["--qpc_path", str(bare.compile(num_cores=1)), "--num_cores", "1"]))
+    features = QEFFAutoModelForImageFeatureExtraction.from_pretrained(vit_classifier(tmp_path / "features"))
+    with pytest.raises(ValueError, match="image model's artifact that no server here takes"):
+        build_from_args(parse_args(["--qpc_path", str(features.compile(num_cores=1)), "--num_cores", "1"]))
+
+
+def wav2vec2_classifier(folder: Path) -> Path:
+    """A tiny Wav2Vec2 classifier of LABELS with its feature extractor."""
     from transformers import AutoModelForAudioClassification, Wav2Vec2Config, Wav2Vec2FeatureExtractor
 
-    folder = tmp_path_factory.mktemp("wav2vec2-classifier")
     shape = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=40, conv_dim=(16,) * 7)
     config = Wav2Vec2Config(**shape, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, num_labels=3)
     config.id2label, config.label2id = LABELS, {v: k for k, v in LABELS.items()}
@@ -154,6 +203,12 @@ def audio_classifier(tmp_path_factory):
         model.classifier.weight.mul_(10.0)
     model.save_pretrained(folder)
     Wav2Vec2FeatureExtractor().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def audio_classifier(tmp_path_factory):
+    folder = wav2vec2_classifier(tmp_path_factory.mktemp("wav2vec2-classifier"))
     assert media_classifier(str(folder)) == "audio" and pooling_task(str(folder), None, "auto") == "score"
     app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1"]))
     with serve_on_loopback(app, log_level="critical") as url:

@@ -328,7 +328,7 @@ def build_from_args(args: argparse.Namespace):
         qconfig = read_artifact(Path(args.qpc_path))
         pooler_task = artifact_pooler_task(args, qconfig)
         names = (args.model_name,) if args.model_name else ()
-        if is_encoder_artifact(qconfig):  # an embeddings (SPLADE's too), scores, ColBERT or BGE-M3 server, as compiled
+        if is_encoder_artifact(qconfig):  # an embeddings (SPLADE's too), scores, ColBERT, BGE-M3 or image /classify server
             refuse_generation_options(args)
             with step(f"Opening the encoder artifact {args.qpc_path}"):
                 options = (args.num_cores, args.api_key, args.max_body_bytes, pooler_task or args.task)
@@ -383,9 +383,10 @@ def decoder_artifact_from_args(args: argparse.Namespace, num_cores: int):
 
 def refuse_generation_options(args: argparse.Namespace) -> None:
     """Generation's options (and --task generate) with an encoder's ``--qpc_path``, refused: it is served for embeddings
-    or scores."""
+    or scores; so are a vision-language model's (an image classifier's image size is compiled in its artifact)."""
     options = ("chat_template", "lora", "prompt_lookup_num_tokens", "draft_model", "tool_call_parser", "reasoning_parser")
     given = [f"--{n}" for n in options if getattr(args, n, None)]
+    given += [f"--{n}" for n in ("img_size", "max_num_images") if getattr(args, n, None) is not None]
     if getattr(args, "task", "auto") == "generate" or given:
         raise ValueError(
             f"'{args.qpc_path}' is an encoder's artifact, served for embeddings or scores: "

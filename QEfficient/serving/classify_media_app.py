@@ -12,9 +12,9 @@ form of a classification request takes them: ``messages`` whose content holds
 Each image or audio gets one result, in the order of the messages: its label and probabilities, as the text
 classifier's /classify answers (a softmax, or a sigmoid per label where the config's problem_type is multi-label;
 ``"use_activation": false`` gives the logits). vLLM answers one result per request, which is what a request with one
-input gets here. The model's own image processor or feature extractor (its folder's preprocessor_config.json) prepares
-the inputs; a text ``input`` or text parts are refused. Requests run one at a time on a worker thread, so /health
-keeps answering.
+input gets here. The model's own image processor or feature extractor (its folder's preprocessor_config.json, or an
+image classifier's artifact's copy: ``serve --qpc_path``) prepares the inputs; a text ``input`` or text parts are
+refused. Requests run one at a time on a worker thread, so /health keeps answering.
 """
 
 from __future__ import annotations
@@ -33,7 +33,11 @@ from fastapi import FastAPI, Request
 
 from QEfficient.compile.ort_cpu import read_artifact
 from QEfficient.export.graph_names import LOGITS, PIXEL_VALUES
+from QEfficient.generation.encoder_run import run_image_graph
+from QEfficient.models.sentence_transformers import MODEL_FILES_SUBDIR
+from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
+from QEfficient.serving.encoder_artifact import check_servable, serving_config
 from QEfficient.serving.protocol import APIError, parse_json, served_model
 from QEfficient.serving.runner import NoRunner
 from QEfficient.serving.scores_app import classify_probabilities, classify_rows, listing, use_activation
@@ -193,8 +197,9 @@ def create_classify_media_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The app over a compiled QEFFAutoModelForImageClassification (``modality`` IMAGES; ``processor`` its image
-    processor) or QEFFAutoModelForAudioClassification (AUDIO; its feature extractor)."""
+    """The app over a compiled QEFFAutoModelForImageClassification or its artifact alone (CompiledImageClassifier;
+    ``modality`` IMAGES, ``processor`` its image processor) or QEFFAutoModelForAudioClassification (AUDIO; its feature
+    extractor)."""
     app = FastAPI(title=f"QEfficient {modality.noun} classification", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     config = model.config
@@ -214,7 +219,7 @@ def create_classify_media_app(
             out = model.generate(processor, inputs) if modality is AUDIO else model.generate(inputs)
         except ValueError as err:  # an audio longer than the compiled length
             raise APIError(400, str(err), "messages") from None
-        return out[LOGITS].numpy()
+        return np.asarray(out[LOGITS])
 
     # fetching and decoding on threads of their own: a slow fetch must not hold up the request that holds the session
     readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qeff-media")
@@ -275,4 +280,46 @@ def open_classify_media_app(
         model, processor, modality, model.model_name, served_names=[model_name], api_key=api_key, max_body_bytes=limit
     )
     app.state.qpc_path = model.qpc_path
+    return app, NoRunner()
+
+
+class CompiledImageClassifier:
+    """An image classifier's artifact alone (``serve --qpc_path``, a Ray replica): ``generate(inputs)`` runs its graph on
+    the image processor's pixel_values; ``config`` holds the values the artifact keeps (labels, problem_type) and
+    ``local_model_dir`` its copy of the image processor's files."""
+
+    def __init__(self, qpc_path: str | Path, num_cores: int) -> None:
+        self.qpc_path = Path(qpc_path)
+        self.qconfig = read_artifact(self.qpc_path)
+        check_servable(self.qpc_path, self.qconfig)
+        self.config = serving_config(self.qpc_path)
+        self.local_model_dir = self.qpc_path / MODEL_FILES_SUBDIR
+        self.model_name = self.qconfig.get("model_name") or self.qpc_path.name
+        self.session = open_artifact_session(self.qpc_path, num_cores)
+
+    def generate(self, inputs) -> dict[str, np.ndarray]:
+        pixels = np.ascontiguousarray(inputs[PIXEL_VALUES], dtype=np.float32)
+        return {LOGITS: run_image_graph(self.session, self.qconfig["compile_params"], pixels)[0]}
+
+
+def artifact_image_processor(qpc_path: str | Path, qconfig: dict):
+    """The image processor an image classifier's artifact keeps, checked to write the compiled size (Ray's driver
+    checks it before any replica starts)."""
+    from transformers import AutoImageProcessor
+
+    processor = AutoImageProcessor.from_pretrained(Path(qpc_path) / MODEL_FILES_SUBDIR)
+    check_processor_size(processor, tuple(qconfig["compile_params"]["image_size"]), qconfig.get("model_name") or str(qpc_path))
+    return processor
+
+
+def open_compiled_image_classifier_app(qpc_path: str | Path, served_names, num_cores: int, api_key: str | None, max_body_bytes: int | None):
+    """(app, runner): /classify over an image classifier's artifact, with the image processor it keeps, as the server on
+    the model's folder answers (open_classify_media_app), without the folder or its weights."""
+    model = CompiledImageClassifier(qpc_path, num_cores)
+    processor = artifact_image_processor(qpc_path, model.qconfig)
+    limit = max_body_bytes or DEFAULT_MAX_BODY_BYTES
+    app = create_classify_media_app(
+        model, processor, IMAGES, model.model_name, served_names=list(served_names), api_key=api_key, max_body_bytes=limit
+    )
+    app.state.qpc_path = str(model.qpc_path)
     return app, NoRunner()
