@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -336,8 +337,8 @@ def test_a_vision_language_model_on_a_replica_answers_as_hf(bare_serve, tmp_path
 def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_serve, artifact, tmp_path):
     """An encoder's artifact on a replica: all-MiniLM-L6-v2's, shipped through the object store to a node that shares
     no disk with the driver, answers /v1/embeddings, and a cross-encoder and a ColBERT retriever compiled from
-    --model_name answer /rerank, a SPLADE model /v1/embeddings and an image classifier /classify, exactly as the
-    single-process server does."""
+    --model_name answer /rerank, a SPLADE model /v1/embeddings and an image and an audio classifier /classify, exactly
+    as the single-process server does."""
     from ray import serve
     from starlette.testclient import TestClient
 
@@ -416,8 +417,14 @@ def test_embeddings_and_scores_on_a_replica_answer_as_the_single_server(bare_ser
     body = {"messages": [{"role": "user", "content": image_parts(random_image(1, (40, 50)), random_image(2, (64, 64)))}]}
     qpc = answers_as_the_single_server(str(vit_classifier(tmp_path / "vit")), "/classify", body, "data")
     assert application_from_args(parse_args(["--ray", "--qpc_path", qpc, "--ship_artifact", "off"])) is not None
-    with pytest.raises(ValueError, match="classifies audio, served by one process: leave out --ray"):
-        application_from_args(parse_args(["--ray", "--model_name", str(wav2vec2_classifier(tmp_path / "wav2vec2"))]))
+    # an audio classifier: its artifact keeps the feature extractor
+    serve.delete(APP_NAME)
+    from tests.test_ctranslate2_whisper import DATA, read_wav
+    from tests.test_server_classify_media import wav
+
+    clip = base64.b64encode(wav(read_wav(DATA / "speech16k.wav")[:24000])).decode()
+    body = {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": clip, "format": "wav"}}]}]}
+    answers_as_the_single_server(str(wav2vec2_classifier(tmp_path / "wav2vec2")), "/classify", body, "data")
 
 
 def test_a_decoder_artifact_on_a_replica_answers_as_the_single_server(bare_serve, artifact, single, tmp_path):

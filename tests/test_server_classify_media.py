@@ -228,6 +228,53 @@ def wav(samples: np.ndarray, rate: int = 16000, channels: int = 1) -> bytes:
     return buffer.getvalue()
 
 
+def ast_classifier(folder: Path) -> Path:
+    """A tiny Audio Spectrogram Transformer classifier (a spectrogram of one size) with its feature extractor."""
+    from transformers import ASTConfig, ASTFeatureExtractor, AutoModelForAudioClassification
+
+    config = ASTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, max_length=64, num_mel_bins=32)
+    config.num_labels, config.id2label, config.label2id = 3, LABELS, {v: k for k, v in LABELS.items()}
+    torch.manual_seed(0)
+    model = AutoModelForAudioClassification.from_config(config).eval()
+    with torch.no_grad():  # logits of a few units
+        model.classifier.dense.weight.mul_(10.0)
+    model.save_pretrained(folder)
+    ASTFeatureExtractor(num_mel_bins=32, max_length=64).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("builder", [wav2vec2_classifier, ast_classifier], ids=["raw-samples", "fixed-spectrogram"])
+def test_an_audio_classifiers_artifact_answers_as_its_folder(tmp_path, builder):
+    """``serve --qpc_path`` on an audio classifier's artifact (raw samples; a spectrogram of one size): /classify with the
+    feature extractor and labels it keeps, after the model's folder is deleted, equal to the server on the folder;
+    another task is refused."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from tests.test_ctranslate2_whisper import DATA, read_wav
+
+    folder = builder(tmp_path / "model")
+    speech = read_wav(DATA / "speech16k.wav")
+    clips = [speech[:24000], speech[40000:52000]]
+    parts = [{"type": "input_audio", "input_audio": {"data": base64.b64encode(wav(c)).decode(), "format": "wav"}} for c in clips]
+    requests = [
+        {"messages": [{"role": "user", "content": parts}]},
+        {"messages": [{"role": "user", "content": parts[:1]}], "use_activation": False},
+    ]
+    app, runner = build_from_args(parse_args(["--model_name", str(folder), "--num_cores", "1"]))
+    expected = [TestClient(app).post("/classify", json=request).json()["data"] for request in requests]
+    runner.stop()
+    qpc = str(shutil.copytree(app.state.qpc_path, tmp_path / "artifact"))
+    shutil.rmtree(folder)
+    app, runner = build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1"]))
+    got = [TestClient(app).post("/classify", json=request).json()["data"] for request in requests]
+    runner.stop()
+    assert got == expected and len(got[0]) == 2 and len(got[1]) == 1
+    with pytest.raises(ValueError, match="an audio classifier's artifact, served for /classify: --task embed does not apply"):
+        build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1", "--task", "embed"]))
+
+
 def test_audio_classified_as_transformers(audio_classifier):
     """Two clips of the test recording (16-bit WAV), one as OpenAI's input_audio, one as vLLM's audio_url (a stereo
     file: its channels averaged); each clip's probabilities equal transformers' on the same samples."""

@@ -209,8 +209,8 @@ def _artifact_task_and_sizes(qpc_path: str, qconfig: dict) -> tuple[str, dict[st
         text_encoder = is_encoder_artifact(qconfig)
     except ValueError as e:  # (worded for a server: the kind of artifact it is)
         raise ValueError(f"A batch job embeds text, and {e}") from None
-    if qconfig.get("image_classifier"):
-        raise ValueError(f"'{qpc_path}' is an image classifier's artifact (served for /classify): the job embeds text.")
+    if qconfig.get("image_classifier") or qconfig.get("audio_classifier"):
+        raise ValueError(f"'{qpc_path}' is an image or audio classifier's artifact (served for /classify): the job embeds text.")
     if not text_encoder or qconfig["output_name"] == LOGITS or qconfig.get("own_heads"):
         raise ValueError(f"'{qpc_path}' gives no pooled text embeddings (a classifier's, or its model's own heads): the job embeds.")
     if (reason := _why_not_from_artifact(qpc_path)) is not None:

@@ -15,8 +15,8 @@ Two deployments, the shape Ray Serve LLM uses too:
   it ends with an OpenAI error event and ``[DONE]``, never a silent truncation.
 
 An encoder (embeddings or scores, ``build_encoder_application``) runs the same way: each replica serves the encoder's
-artifact as ``serve --qpc_path`` does (tokenizer and model files inside it, no torch; an image classifier's: its image
-processor, which imports torch), shipped like a decoder's.
+artifact as ``serve --qpc_path`` does (tokenizer and model files inside it, no torch; an image or audio
+classifier's: its processor, which imports torch), shipped like a decoder's.
 ``--ray --qpc_path`` serves an artifact compiled before, a decoder's, a vision-language model's or an encoder's, the
 replicas opening it as ``serve --qpc_path`` does.
 
@@ -395,7 +395,7 @@ def application_from_args(args):
     from QEfficient.cloud._cli import resolve_model_name
     from QEfficient.distributed.shipping import ship, should_ship
     from QEfficient.serving.artifact import compile_for_serving
-    from QEfficient.serving.tasks import is_sparse_encoder, media_classifier, names_splade, pooling_task, reads_images, resolve_pooler_task
+    from QEfficient.serving.tasks import is_sparse_encoder, names_splade, pooling_task, reads_images, resolve_pooler_task
 
     options = ReplicaOptions(
         num_replicas=args.num_replicas,
@@ -418,8 +418,6 @@ def application_from_args(args):
     # what the rest compiles and serves (build_server_from_args resolves no pooler task twice)
     args = argparse.Namespace(**{**vars(args), "task": task, "hf_overrides": hf_overrides, "pooler_task": None})
     pooling = pooling_task(model_name, gguf_file, task, hf_overrides)
-    if pooling == "score" and media_classifier(model_name) == "audio":  # (an image classifier's artifact keeps its processor)
-        raise ValueError(f"'{model_name}' classifies audio, served by one process: leave out --ray.")
     if pooling == "embed" and reads_images(model_name):
         raise ValueError(f"'{model_name}' embeds texts and images, served by one process: leave out --ray.")
     if gguf_file is None:
@@ -471,7 +469,7 @@ def application_from_args(args):
 
 def _artifact_application(args, options: ReplicaOptions):
     """``--ray --qpc_path``: each replica serves the artifact, as ``serve --qpc_path`` does (without the model's folder):
-    an encoder's embeddings or scores (an image classifier's /classify), or a decoder's (or vision-language model's)
+    an encoder's embeddings or scores (an image or audio classifier's /classify), or a decoder's (or vision-language model's)
     generation."""
     from QEfficient.cloud.serve import artifact_pooler_task, decoder_artifact_from_args, refuse_generation_options
     from QEfficient.compile.ort_cpu import read_artifact
@@ -498,10 +496,10 @@ def _artifact_application(args, options: ReplicaOptions):
         return build_application(artifact, options, args.api_key, args.max_body_bytes, shipment)
     refuse_generation_options(args)
     check_servable(args.qpc_path, qconfig)
-    if qconfig.get("image_classifier"):  # its image processor checked here, not in every replica
-        from QEfficient.serving.classify_media_app import artifact_image_processor
+    if qconfig.get("image_classifier") or qconfig.get("audio_classifier"):  # its processor checked here, not in every replica
+        from QEfficient.serving.classify_media_app import artifact_processor
 
-        artifact_image_processor(args.qpc_path, qconfig)
+        artifact_processor(args.qpc_path, qconfig)
     family = qconfig.get("own_heads")
     if getattr(args, "pooler_defaults", None) is not None and family:  # (refused here, not in each replica)
         raise ValueError(
@@ -527,10 +525,12 @@ def _encoder_replicas(qpc_path: str, task: str, options: ReplicaOptions, names: 
     time per replica (its autoscaling target)."""
     from QEfficient.compile.ort_cpu import read_artifact
     from QEfficient.distributed.shipping import ship, should_ship
+    from QEfficient.serving.classify_media_app import MAX_REQUEST_AUDIO_BYTES
     from QEfficient.serving.vision_language import DEFAULT_MAX_BODY_BYTES as IMAGES_MAX_BODY_BYTES
 
-    images = read_artifact(Path(qpc_path)).get("image_classifier")  # requests of images: the single server's limit
-    limit = args.max_body_bytes or (IMAGES_MAX_BODY_BYTES if images else None)
+    qconfig = read_artifact(Path(qpc_path))  # requests of images or audio: the single server's limit
+    media = {"image_classifier": IMAGES_MAX_BODY_BYTES, "audio_classifier": MAX_REQUEST_AUDIO_BYTES}
+    limit = args.max_body_bytes or next((limit for flag, limit in media.items() if qconfig.get(flag)), None)
     shipment = ship(qpc_path, None) if should_ship(args.ship_artifact) else None
     options = replace(options, full_batch_size=1)
     return build_encoder_application(str(qpc_path), task, options, names, args.api_key, limit, shipment, pooler)

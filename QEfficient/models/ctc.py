@@ -32,16 +32,18 @@ from QEfficient.export.media_graph_specs import (
     check_example_padding,
 )
 from QEfficient.export.onnx_export import export_ctc_onnx
+from QEfficient.generation.audio_inputs import FEATURES, SAMPLES, SPECTROGRAM, as_array, audio_graph_inputs, processed_audio
 from QEfficient.generation.ctc_windows import WINDOW_SECONDS, kept_frames, window_sizes, windows
 from QEfficient.generation.encoder_run import run_in_batches
 from QEfficient.loading.hf_loader import load_config
 from QEfficient.loading.model_path import resolve_model_path
 from QEfficient.models.base import QEFFBaseModel
+from QEfficient.models.processor_files import processor_files_key, save_processor_files
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.ctc import CHANNEL_AXIS_TYPES, SPECTROGRAM_ENCODERS, QEffCTC
+from QEfficient.utils.audio import SAMPLING_RATE
 from QEfficient.utils.checks import check_positive
 
-SAMPLING_RATE = 16000
 # families whose transformers examples decode with skip_special_tokens=True (Parakeet's model card)
 SKIP_SPECIAL_TOKENS_TYPES = frozenset({"parakeet_ctc", "lasr_ctc", "granite_speech5_ctc"})
 # types whose inputs_to_logits_ratio counts spectrogram frames, not samples (transformers' pipeline multiplies by the hop)
@@ -152,14 +154,21 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         self._check_position_table(lengths[-1])
         warn_ignored_options("compile()", {**compiler_options, "num_devices": num_devices > 1})
         onnx_path = onnx_path or self.export()
+        manifest = {"model_name": self.model_name, "num_cores": num_cores, "audio_reads": self.audio_reads}
+        params = {"backend": "onnxruntime-cpu", "seq_len": lengths, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul}
+        classifier = self._hf_auto is AutoModelForAudioClassification  # served alone: /classify (models/processor_files.py)
+        if classifier:
+            params |= processor_files_key(self.local_model_dir, self.config)
+            manifest |= {"audio_classifier": True, "output_name": LOGITS}
         self.qpc_path = self._build_artifact(
             onnx_path,
             compile_dir,
-            {"model_name": self.model_name, "num_cores": num_cores},
-            {"backend": "onnxruntime-cpu", "seq_len": lengths, "batch_size": batch_size, "mxfp6_matmul": mxfp6_matmul},
+            manifest,
+            params,
             self.model.spec.specializations(lengths, batch_size),
             # an encoder over hundreds of frames: int8 GEMMs, as the text encoders' (weights and activations in int8)
             rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
+            extra_files=(lambda tmp: save_processor_files(self.local_model_dir, tmp, self.config)) if classifier else None,
         )
         self._num_cores = num_cores
         return self.qpc_path
@@ -177,38 +186,17 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
                 f"(max_source_positions={table} frames): compile with a shorter seq_len, or cut the audio."
             )
 
-    def _graph_inputs(self, inputs) -> dict[str, np.ndarray]:
-        """The graph's inputs by name from a processor's output (raw audio: also input_values or an array)."""
+    @property
+    def audio_reads(self) -> dict:
+        """What the graph reads (generation/audio_inputs.py), recorded in the artifact for a server on it alone."""
         spec = self.model.spec
         if isinstance(spec, SpectrogramClassificationGraphSpec):
-            if isinstance(inputs, (np.ndarray, torch.Tensor, list)) or spec.input_name not in inputs:
-                raise ValueError(
-                    f"This model reads its processor's {spec.input_name}: pass the processor's output (or audio to generate())."
-                )
-            features = _as_numpy(inputs[spec.input_name], np.float32)
-            features = features[None] if features.ndim == 2 else features
-            if features.shape[1:] != spec.shape:
-                raise ValueError(
-                    f"{spec.input_name} must be [audios, {spec.shape[0]}, {spec.shape[1]}] as this model's feature extractor "
-                    f"writes them, got {list(features.shape)}."
-                )
-            return {spec.input_name: features}
-        if isinstance(spec, type) and issubclass(spec, FeatureCTCGraphSpec):  # a spectrogram of any length and its mask
-            if isinstance(inputs, (np.ndarray, torch.Tensor, list)) or INPUT_FEATURES not in inputs:
-                raise ValueError("This model reads its processor's input_features: pass the processor's output (or audio to generate()).")
-            features = _as_numpy(inputs[INPUT_FEATURES], np.float32)
-            features = features[None] if features.ndim == 2 else features
-            mask = inputs.get(ATTENTION_MASK)
-            mask = np.ones(features.shape[:2], np.int64) if mask is None else _as_numpy(mask, np.int64).reshape(features.shape[:2])
-            return {INPUT_FEATURES: features, ATTENTION_MASK: mask}
-        values = inputs[INPUT_VALUES] if not isinstance(inputs, (np.ndarray, torch.Tensor, list)) else inputs
-        values = _as_numpy(values, np.float32)
-        values = values[None] if values.ndim == 1 else values
-        if values.ndim == 3 and values.shape[1] == 1:  # a channel axis (Omnilingual ASR's feature extractor writes one)
-            values = values[:, 0]
-        if values.ndim != 2:
-            raise ValueError(f"input_values must be [batch, samples] of 16 kHz audio, got shape {list(values.shape)}.")
-        return {INPUT_VALUES: values}
+            return {"kind": SPECTROGRAM, "input_name": spec.input_name, "shape": list(spec.shape)}
+        return {"kind": FEATURES} if isinstance(spec, type) and issubclass(spec, FeatureCTCGraphSpec) else {"kind": SAMPLES}
+
+    def _graph_inputs(self, inputs) -> dict[str, np.ndarray]:
+        """The graph's inputs by name from a processor's output (raw audio: also input_values or an array)."""
+        return audio_graph_inputs(self.audio_reads, inputs)
 
     def _padded_rows(self, inputs) -> list[np.ndarray] | None:
         """A raw-sample processor's padded batch with its attention mask: each row's real samples (transformers gives a
@@ -218,7 +206,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
         if mask is None or not self._reads_samples:
             return None
         values = self._graph_inputs(inputs)[INPUT_VALUES]
-        mask = _as_numpy(mask, np.int64).reshape(values.shape).astype(bool)
+        mask = as_array(mask, np.int64).reshape(values.shape).astype(bool)
         return None if mask.all() else [row[keep] for row, keep in zip(values, mask)]
 
     def logits(self, inputs, runtime_ai100: bool = True) -> np.ndarray:
@@ -262,11 +250,7 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
             return [inputs] if rows is None else [{INPUT_VALUES: row[None]} for row in rows]
         audio = [np.asarray(a, dtype=np.float32) for a in (inputs if isinstance(inputs, list) else [inputs])]
         # Omnilingual ASR's feature extractor writes torch tensors only
-        tensors = "pt" if self.config.model_type in CHANNEL_AXIS_TYPES else "np"
-        batches = [[a] for a in audio] if len({len(a) for a in audio}) > 1 else [audio]
-        # a fixed-size spectrogram: its feature extractor's own padding (Whisper's to 30 s)
-        padding = {} if isinstance(self.model.spec, SpectrogramClassificationGraphSpec) else {"padding": True}
-        return [processor(batch, sampling_rate=SAMPLING_RATE, return_tensors=tensors, **padding) for batch in batches]
+        return processed_audio(processor, audio, self.audio_reads, "pt" if self.config.model_type in CHANNEL_AXIS_TYPES else "np")
 
     def generate(
         self, processor, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True, write_io: bool = False
@@ -498,7 +482,7 @@ class QEFFAutoModelForAudioFeatureExtraction(QEFFAutoModelForCTC):
 def _mono(audio) -> np.ndarray:
     """One audio's 16 kHz samples, 1-D: [channels, samples] of one or two channels averaged, as transformers' pipeline
     reads them."""
-    samples = _as_numpy(audio, np.float32)
+    samples = as_array(audio, np.float32)
     if samples.ndim == 2 and samples.shape[0] in (1, 2):
         samples = samples.mean(axis=0)
     if samples.ndim != 1:
@@ -509,11 +493,6 @@ def _mono(audio) -> np.ndarray:
     if not len(samples):
         raise ValueError("The audio is empty: pass its 16 kHz samples.")
     return samples
-
-
-def _as_numpy(value, dtype) -> np.ndarray:
-    value = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-    return np.ascontiguousarray(value, dtype=dtype)
 
 
 __all__ = [

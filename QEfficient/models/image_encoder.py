@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,10 @@ from QEfficient.export.onnx_export import export_image_encoder_onnx
 from QEfficient.generation.encoder_run import run_image_graph
 from QEfficient.loading.hf_loader import load_pretrained
 from QEfficient.models.base import QEFFBaseModel
-from QEfficient.models.sentence_transformers import MODEL_FILES_SUBDIR, SERVING_CONFIG, serving_config_values
+from QEfficient.models.processor_files import processor_files_key, save_processor_files
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.transform.encoder import PoolingFn, resolve_pooling
 from QEfficient.transform.image_encoder import QEffImageEncoder, image_size
-from QEfficient.utils.cache import file_digest, hash_dict
 from QEfficient.utils.checks import check_positive
 
 
@@ -50,14 +48,6 @@ def processor_image_size(folder: Path | None) -> tuple[int, int] | None:
         if isinstance(size, dict) and "height" in size and "width" in size:
             return int(size["height"]), int(size["width"])
     return None
-
-
-_IMAGE_SERVING_FILES = ("config.json", "preprocessor_config.json", "processor_config.json")
-
-
-def image_serving_files(folder: Path | None) -> list[Path]:
-    """What a server reads from an image model's folder besides the graph: its config and image processor's files."""
-    return [Path(name) for name in _IMAGE_SERVING_FILES if folder is not None and (Path(folder) / name).is_file()]
 
 
 # image models whose transformers forward masks padding out with pixel_mask (others take none, or fill it with ones)
@@ -173,10 +163,8 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
         manifest = {"model_name": self.model_name, "output_name": self._output_name, "num_cores": num_cores}
         manifest["kind"] = IMAGE_ENCODER_KIND  # not a text encoder's: a server takes an image classifier's alone
         classifier = self._hf_auto is AutoModelForImageClassification  # (not a detector's or a segmenter's: their heads differ)
-        if classifier:  # the files such a server reads (image_serving_files) go in the artifact, and in its key
-            folder = self.local_model_dir
-            params["model_files"] = {str(f): file_digest(folder / f) for f in image_serving_files(folder)} | {"format": 1}
-            params["serving_config"] = hash_dict(serving_config_values(self.config))
+        if classifier:  # the files such a server reads go in the artifact, and in its key (models/processor_files.py)
+            params |= processor_files_key(self.local_model_dir, self.config)
             manifest["image_classifier"] = True
         self.qpc_path = self._build_artifact(
             onnx_path,
@@ -185,21 +173,10 @@ class QEFFAutoModelForImageFeatureExtraction(QEFFBaseModel):
             params,
             ImageEncoderGraphSpec.specializations(batch_size, height, width),
             rewrite=quantize_dynamic_int8 if mxfp6_matmul else None,
-            extra_files=self._save_serving_files if classifier else None,
+            extra_files=(lambda tmp: save_processor_files(self.local_model_dir, tmp, self.config)) if classifier else None,
         )
         self._num_cores = num_cores
         return self.qpc_path
-
-    def _save_serving_files(self, artifact_dir: Path) -> None:
-        """An image classifier's config and image processor's files, into the artifact: a server then starts from it
-        (``serve --qpc_path``, a Ray replica) without the model's folder or its weights. A model without a folder saves none."""
-        if self.local_model_dir is None:
-            return
-        destination = artifact_dir / MODEL_FILES_SUBDIR
-        destination.mkdir(parents=True)
-        (destination / SERVING_CONFIG).write_text(json.dumps(serving_config_values(self.config), indent=1, default=str))
-        for relative in image_serving_files(self.local_model_dir):
-            shutil.copy2(Path(self.local_model_dir) / relative, destination / relative)
 
     def generate(self, inputs, device_ids: list[int] | None = None, runtime_ai100: bool = True) -> dict[str, Any]:
         """Run ``inputs`` (an image processor's output, or pixel_values [N, C, H, W]); returns {output name: array}."""

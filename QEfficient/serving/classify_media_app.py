@@ -32,8 +32,9 @@ import numpy as np
 from fastapi import FastAPI, Request
 
 from QEfficient.compile.ort_cpu import read_artifact
-from QEfficient.export.graph_names import LOGITS, PIXEL_VALUES
-from QEfficient.generation.encoder_run import run_image_graph
+from QEfficient.export.graph_names import INPUT_VALUES, LOGITS, PIXEL_VALUES
+from QEfficient.generation.audio_inputs import SAMPLES, audio_graph_inputs, processed_audio
+from QEfficient.generation.encoder_run import run_image_graph, run_in_batches
 from QEfficient.models.sentence_transformers import MODEL_FILES_SUBDIR
 from QEfficient.runtime.ort_session import open_artifact_session
 from QEfficient.serving.app import openai_app_basics, read_limited_body, single_model_routes
@@ -197,9 +198,9 @@ def create_classify_media_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The app over a compiled QEFFAutoModelForImageClassification or its artifact alone (CompiledImageClassifier;
-    ``modality`` IMAGES, ``processor`` its image processor) or QEFFAutoModelForAudioClassification (AUDIO; its feature
-    extractor)."""
+    """The app over a compiled QEFFAutoModelForImageClassification (``modality`` IMAGES, ``processor`` its image
+    processor) or QEFFAutoModelForAudioClassification (AUDIO; its feature extractor), or over either's artifact alone
+    (CompiledImageClassifier, CompiledAudioClassifier)."""
     app = FastAPI(title=f"QEfficient {modality.noun} classification", version="1")
     names = [model_id] + [n for n in served_names or [] if n != model_id]
     config = model.config
@@ -283,10 +284,9 @@ def open_classify_media_app(
     return app, NoRunner()
 
 
-class CompiledImageClassifier:
-    """An image classifier's artifact alone (``serve --qpc_path``, a Ray replica): ``generate(inputs)`` runs its graph on
-    the image processor's pixel_values; ``config`` holds the values the artifact keeps (labels, problem_type) and
-    ``local_model_dir`` its copy of the image processor's files."""
+class _CompiledClassifier:
+    """An image or audio classifier's artifact alone (``serve --qpc_path``, a Ray replica): its session, the config
+    values it keeps (labels, problem_type) and ``local_model_dir``, its copy of the processor's files."""
 
     def __init__(self, qpc_path: str | Path, num_cores: int) -> None:
         self.qpc_path = Path(qpc_path)
@@ -297,29 +297,61 @@ class CompiledImageClassifier:
         self.model_name = self.qconfig.get("model_name") or self.qpc_path.name
         self.session = open_artifact_session(self.qpc_path, num_cores)
 
+
+class CompiledImageClassifier(_CompiledClassifier):
+    """``generate(inputs)``: the graph on the image processor's pixel_values."""
+
     def generate(self, inputs) -> dict[str, np.ndarray]:
         pixels = np.ascontiguousarray(inputs[PIXEL_VALUES], dtype=np.float32)
         return {LOGITS: run_image_graph(self.session, self.qconfig["compile_params"], pixels)[0]}
 
 
-def artifact_image_processor(qpc_path: str | Path, qconfig: dict):
-    """The image processor an image classifier's artifact keeps, checked to write the compiled size (Ray's driver
-    checks it before any replica starts)."""
-    from transformers import AutoImageProcessor
+class CompiledAudioClassifier(_CompiledClassifier):
+    """``generate(processor, audio)``: the graph on raw 16 kHz audio (a list of arrays) through the feature extractor,
+    as QEFFAutoModelForAudioClassification.generate runs it."""
 
-    processor = AutoImageProcessor.from_pretrained(Path(qpc_path) / MODEL_FILES_SUBDIR)
-    check_processor_size(processor, tuple(qconfig["compile_params"]["image_size"]), qconfig.get("model_name") or str(qpc_path))
+    def generate(self, processor, audio: list[np.ndarray]) -> dict[str, np.ndarray]:
+        reads, params = self.qconfig["audio_reads"], self.qconfig["compile_params"]
+        longest, logits = max(params["seq_len"]), []
+        for batch in processed_audio(processor, audio, reads):
+            columns = audio_graph_inputs(reads, batch)
+            samples = columns[INPUT_VALUES].shape[1] if reads["kind"] == SAMPLES else 0  # (a spectrogram's frames: any number)
+            if samples > longest:
+                raise ValueError(
+                    f"The audio has {samples} samples but the model was compiled for at most {longest}: compile with seq_len "
+                    f">= {samples} or cut the audio."
+                )
+            logits.append(run_in_batches(self.session, columns, params["batch_size"])[0])
+        return {LOGITS: np.concatenate(logits)}
+
+
+def artifact_processor(qpc_path: str | Path, qconfig: dict):
+    """The image processor or feature extractor a classifier's artifact keeps, checked as the server on the folder
+    checks it (the compiled image size; 16 kHz audio); Ray's driver checks it before any replica starts."""
+    from transformers import AutoFeatureExtractor, AutoImageProcessor
+
+    folder, name = Path(qpc_path) / MODEL_FILES_SUBDIR, qconfig.get("model_name") or str(qpc_path)
+    if qconfig.get("audio_classifier"):
+        from QEfficient.serving.transcriber_app import check_sampling_rate
+
+        processor = AutoFeatureExtractor.from_pretrained(folder)
+        check_sampling_rate(int(getattr(processor, "sampling_rate", 16000)), name)
+        return processor
+    processor = AutoImageProcessor.from_pretrained(folder)
+    check_processor_size(processor, tuple(qconfig["compile_params"]["image_size"]), name)
     return processor
 
 
-def open_compiled_image_classifier_app(qpc_path: str | Path, served_names, num_cores: int, api_key: str | None, max_body_bytes: int | None):
-    """(app, runner): /classify over an image classifier's artifact, with the image processor it keeps, as the server on
-    the model's folder answers (open_classify_media_app), without the folder or its weights."""
-    model = CompiledImageClassifier(qpc_path, num_cores)
-    processor = artifact_image_processor(qpc_path, model.qconfig)
-    limit = max_body_bytes or DEFAULT_MAX_BODY_BYTES
+def open_compiled_classifier_app(qpc_path: str | Path, served_names, num_cores: int, api_key: str | None, max_body_bytes: int | None):
+    """(app, runner): /classify over an image or audio classifier's artifact, with the processor it keeps, as the server
+    on the model's folder answers (open_classify_media_app), without the folder or its weights."""
+    audio = read_artifact(Path(qpc_path)).get("audio_classifier")
+    model = (CompiledAudioClassifier if audio else CompiledImageClassifier)(qpc_path, num_cores)
+    processor = artifact_processor(qpc_path, model.qconfig)
+    limit = max_body_bytes or (MAX_REQUEST_AUDIO_BYTES if audio else DEFAULT_MAX_BODY_BYTES)
+    modality = AUDIO if audio else IMAGES
     app = create_classify_media_app(
-        model, processor, IMAGES, model.model_name, served_names=list(served_names), api_key=api_key, max_body_bytes=limit
+        model, processor, modality, model.model_name, served_names=list(served_names), api_key=api_key, max_body_bytes=limit
     )
     app.state.qpc_path = str(model.qpc_path)
     return app, NoRunner()

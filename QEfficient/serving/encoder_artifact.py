@@ -46,9 +46,9 @@ from QEfficient.serving.score_template import saved_score_template
 def is_encoder_artifact(qconfig: dict) -> bool:
     """Whether an artifact's qconfig is an encoder's that a server takes: a text encoder's (QEFFAutoModel or a sequence
     classifier) or an image classifier's; another image model's is refused, saying so, as are other task graphs."""
+    if qconfig.get("image_classifier") or qconfig.get("audio_classifier"):  # /classify, with the processor it keeps
+        return True
     if qconfig.get("kind") == IMAGE_ENCODER_KIND:
-        if qconfig.get("image_classifier"):  # /classify, with the image processor it keeps (classify_media_app.py)
-            return True
         raise ValueError(
             f"'{qconfig.get('model_name')}' is an image model's artifact that no server here takes (an image encoder's "
             "features, a detector's or a segmenter's outputs), or an image classifier's compiled by an older version, "
@@ -92,12 +92,13 @@ def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
     ``qconfig``: the artifact's, where the caller has read it already."""
     qpc_path = Path(qpc_path)
     qconfig = read_artifact(qpc_path) if qconfig is None else qconfig
-    if qconfig.get("image_classifier"):  # its config and image processor, not a tokenizer
+    if qconfig.get("image_classifier") or qconfig.get("audio_classifier"):  # its config and processor, not a tokenizer
         files = qpc_path / MODEL_FILES_SUBDIR
         if not (files / SERVING_CONFIG).is_file() or not (files / "preprocessor_config.json").is_file():
+            kind = "feature extractor" if qconfig.get("audio_classifier") else "image processor"
             raise ValueError(
-                f"'{qpc_path}' holds no image processor for a server (compiled from a model without a folder, or a folder "
-                "without preprocessor_config.json): save the image processor to the model's folder and compile it again."
+                f"'{qpc_path}' holds no {kind} for a server (compiled from a model without a folder, or a folder without "
+                f"preprocessor_config.json): save the {kind} to the model's folder and compile it again."
             )
         return
     if qconfig.get("late_interaction") and not qconfig.get("own_heads"):  # a ColBERT's, compiled by an older version
@@ -262,18 +263,20 @@ def open_compiled_encoder_app(
 ):
     """(app, runner): the embeddings server for a QEFFAutoModel's artifact, with ``pooler`` (--pooler_config's defaults),
     the scores server for a classifier's, the late-interaction server for a ColBERT's, a BGE-M3's for its token task,
-    a SPLADE model's vectors as vLLM serves them, /classify for an image classifier's (``task`` "embed" or "score" must
+    a SPLADE model's vectors as vLLM serves them, /classify for an image or audio classifier's (``task`` "embed" or "score" must
     be the artifact's: "embed" for a ColBERT's and a SPLADE model's; "token_embed" or "token_classify" for a BGE-M3's)."""
     from QEfficient.serving.embeddings_app import create_embeddings_app, max_input_tokens
     from QEfficient.serving.scores_app import check_sequence_classifier, create_scores_app, cross_encoder_activation
 
-    if read_artifact(Path(qpc_path)).get("image_classifier"):  # /classify of images (classify_media_app.py)
-        from QEfficient.serving.classify_media_app import open_compiled_image_classifier_app
+    qconfig = read_artifact(Path(qpc_path))
+    if qconfig.get("image_classifier") or qconfig.get("audio_classifier"):  # /classify (classify_media_app.py)
+        from QEfficient.serving.classify_media_app import open_compiled_classifier_app
 
         if task not in ("auto", "score") or pooler:
             given = f"--task {task}" if task not in ("auto", "score") else f"--pooler_config's {', '.join(pooler)}"
-            raise ValueError(f"'{qpc_path}' is an image classifier's artifact, served for /classify: {given} does not apply.")
-        return open_compiled_image_classifier_app(qpc_path, served_names, num_cores, api_key, max_body_bytes)
+            kind = "an audio" if qconfig.get("audio_classifier") else "an image"
+            raise ValueError(f"'{qpc_path}' is {kind} classifier's artifact, served for /classify: {given} does not apply.")
+        return open_compiled_classifier_app(qpc_path, served_names, num_cores, api_key, max_body_bytes)
     model = CompiledEncoder(qpc_path, num_cores)
     compiled_for = "score" if model.output_name == LOGITS else "embed"
     if task not in ("auto", compiled_for) and model.qconfig.get("own_heads") != "BGE-M3":
