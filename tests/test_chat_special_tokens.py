@@ -81,6 +81,7 @@ def test_chat_template_options_as_vllm():
         ({"chat_template_kwargs": {"tokenize": True}}, "chat_template_kwargs"),
         ({"chat_template_kwargs": {"tokenizer_kwargs": {}}}, "chat_template_kwargs"),  # apply_chat_template's own
         ({"add_generation_prompt": "yes"}, "add_generation_prompt"),
+        ({"chat_template": "{{ messages }}"}, "chat_template"),  # a request's own template: vLLM refuses it by default
     ]:
         with pytest.raises(APIError) as err:
             RequestParser(hf, ["m"], 128, len(hf), 8).chat({"messages": turn, "max_tokens": 4, **bad})

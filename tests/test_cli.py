@@ -95,6 +95,7 @@ def test_serve_and_execute_refuse_counts_and_ports_that_cannot_work(tiny_model_d
         (["--port", "-1"], "--port must be from 0 to 65535"),
         (["--max_queue", "0"], "max_queue must be a positive integer, got 0"),
         (["--num_cores", "-3"], "num_cores must be a positive integer, got -3"),
+        (["--prompt_lookup_num_tokens", "-1"], "--prompt_lookup_num_tokens must be a positive integer, got -1"),
     ):
         with pytest.raises(SystemExit):
             parse_args(argv)

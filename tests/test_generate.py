@@ -179,12 +179,47 @@ def test_generate_before_compile(llama):
         ({"prefill_seq_len": 64, "ctx_len": 32}, "must not exceed ctx_len"),
         ({"ctx_len": 4096}, "max_position_embeddings"),
         ({"batch_size": "2"}, "batch_size must be a positive integer"),
+        ({"ctx_len": np.int64(64)}, "ctx_len must be a Python int, got int64 64: pass int"),
+        ({"mxfp6_matmul": "no"}, "mxfp6_matmul must be True or False, got 'no'"),  # a string reads as True
+        ({"fuse": "x"}, "fuse must be True or False"),
     ],
 )
 def test_bad_compile_arguments(llama, kwargs, message):
     folder, _, _ = llama
     with pytest.raises(ValueError, match=message):
         QEFFAutoModelForCausalLM.from_pretrained(folder).compile(**kwargs)
+
+
+def test_another_models_tokenizer_and_bad_loading_options_are_refused(llama):
+    """A tokenizer whose ids fall outside the model's vocabulary (another model's) is refused before the graph reads
+    past its table; so are loading options of the wrong type, before the weights are read; an encoder's artifact is not
+    a causal LM's."""
+    from QEfficient import QEFFAutoModel
+    from QEfficient.runtime.ort_session import open_kv_session
+    from tests.test_encoder import minilm_folder
+
+    folder, _, _ = llama
+    model = QEFFAutoModelForCausalLM.from_pretrained(folder)
+    model.compile(prefill_seq_len=8, ctx_len=16, num_cores=1)
+    other = AutoTokenizer.from_pretrained(minilm_folder())
+    with pytest.raises(ValueError, match=r"Prompt 0 has the token id \d+, outside this model's vocabulary \[0, \d+\): the tokenizer"):
+        model.generate(other, ["zebra quantum"], generation_len=2, stream=False)
+    with pytest.raises(ValueError, match="continuous_batching must be True or False, got 'yes'"):
+        QEFFAutoModelForCausalLM.from_pretrained(folder, continuous_batching="yes")
+    with pytest.raises(ValueError, match="qaic_config must be a dict"):
+        QEFFAutoModelForCausalLM.from_pretrained(folder, qaic_config="x")
+    encoder = QEFFAutoModel.from_pretrained(minilm_folder())
+    with pytest.raises(ValueError, match="is not a causal LM's artifact"):
+        open_kv_session(encoder.compile(num_cores=1, seq_len=16), 1)
+    for bad, message in [
+        (None, "Pass a tokenizer's output .* not a NoneType"),
+        ({"foo": 1}, r"not the keys \['foo'\]"),
+        ({"input_ids": np.array([[101, 99999, 102]])}, "holds the id 99999, outside this model's vocabulary"),
+        ({"input_ids": np.array([[1.5]])}, "input_ids must be token ids"),
+        ({"input_ids": np.array([[101, 102]]), "attention_mask": np.ones((1, 3))}, "attention_mask has the shape"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            encoder.generate(bad)
 
 
 def test_missing_path():

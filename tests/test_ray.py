@@ -554,6 +554,14 @@ def test_batch_cli_names_a_missing_input(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--model_name", str(tmp_path), "--input", str(tmp_path / "none.jsonl"), "--output", str(tmp_path / "o.jsonl")])
     assert "does not exist" in capsys.readouterr().err
+    from QEfficient.distributed.ray_data import read_dataset
+
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "a"}\n\nnot json\n')
+    with pytest.raises(ValueError, match="bad.jsonl' line 3 is not JSON"):  # named here, not in Ray's readers' tracebacks
+        read_dataset(tmp_path / "bad.jsonl")
+    (tmp_path / "bad.jsonl").write_text('["a"]\n')
+    with pytest.raises(ValueError, match="line 1 is a JSON list, not an object"):
+        read_dataset(tmp_path / "bad.jsonl")
     (tmp_path / "in.jsonl").write_text('{"prompt": "a"}\n')
     with pytest.raises(SystemExit):  # an artifact's sizes are its own
         main(["--qpc_path", str(tmp_path), "--seq_len", "64", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o.jsonl")])

@@ -266,6 +266,12 @@ def test_an_audio_classifiers_artifact_answers_as_its_folder(tmp_path, builder):
     expected = [TestClient(app).post("/classify", json=request).json()["data"] for request in requests]
     runner.stop()
     qpc = str(shutil.copytree(app.state.qpc_path, tmp_path / "artifact"))
+    if builder is wav2vec2_classifier:  # its encoder's artifact (hidden states): no server takes it alone
+        from QEfficient import QEFFAutoModelForAudioFeatureExtraction
+
+        encoder = QEFFAutoModelForAudioFeatureExtraction.from_pretrained(folder).compile(num_cores=1, seq_len=16000)
+        with pytest.raises(ValueError, match="is an audio model's artifact that no server here takes"):
+            build_from_args(parse_args(["--qpc_path", str(encoder), "--num_cores", "1"]))
     shutil.rmtree(folder)
     app, runner = build_from_args(parse_args(["--qpc_path", qpc, "--num_cores", "1"]))
     got = [TestClient(app).post("/classify", json=request).json()["data"] for request in requests]

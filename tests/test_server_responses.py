@@ -194,6 +194,7 @@ def test_function_calls_and_json_output(server):
         ({"input": "hi", "reasoning": {"effort": "low"}, "chat_template_kwargs": "x"}, "chat_template_kwargs"),
         ({"input": "hi", "tools": [{"type": "function"}]}, "tools"),
         ({"input": "hi", "reasoning": {"effort": 5}}, "reasoning"),
+        ({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": 5}]}, "input"),
     ],
 )
 def test_what_is_not_served_is_a_400_that_says_what_to_send(server, request_body, param):
@@ -310,6 +311,15 @@ def test_every_error_of_the_messages_routes_is_in_anthropic_s_shape(claude):
         ({"messages": [{"role": "system", "content": "x"}], "max_tokens": 4}, "role"),
         ({"messages": MESSAGES, "max_tokens": 4, "tools": [{"name": "f"}], "tool_choice": {"type": "weird"}}, "tool_choice"),
         ({"messages": MESSAGES, "max_tokens": 4, "temperature": "hot"}, "temperature"),
+        ({"messages": MESSAGES, "max_tokens": 4, "thinking": "yes"}, "'thinking' must be an object"),
+        ({"messages": MESSAGES, "max_tokens": 4, "tool_choice": {"type": "foo"}}, "tool_choice"),  # without tools too
+        (
+            {
+                "messages": [*MESSAGES, {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": [1]}]}],
+                "max_tokens": 4,
+            },
+            "input must be an object",
+        ),
     ],
 )
 def test_a_bad_message_request_is_an_anthropic_400(claude, request_body, words):

@@ -328,7 +328,7 @@ def build_from_args(args: argparse.Namespace):
         qconfig = read_artifact(Path(args.qpc_path))
         pooler_task = artifact_pooler_task(args, qconfig)
         names = (args.model_name,) if args.model_name else ()
-        if is_encoder_artifact(qconfig):  # an embeddings (SPLADE's too), scores, ColBERT, BGE-M3 or image /classify server
+        if is_encoder_artifact(qconfig):  # an embeddings (SPLADE's too), scores, ColBERT, BGE-M3 or /classify server
             refuse_generation_options(args)
             with step(f"Opening the encoder artifact {args.qpc_path}"):
                 options = (args.num_cores, args.api_key, args.max_body_bytes, pooler_task or args.task)

@@ -285,6 +285,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     try:
         counts = ("num_cores", "max_queue", "full_batch_size", "prefill_seq_len", "ctx_len")
         check_positive(**{name: getattr(args, name) for name in counts})
+        given = ("prompt_lookup_num_tokens", "num_speculative_tokens")  # (None: not speculating)
+        check_positive(**{name: getattr(args, name) for name in given if getattr(args, name, None) is not None})
     except ValueError as err:
         p.error(f"--{err}")
     if (args.draft_model is None) != (args.num_speculative_tokens is None):

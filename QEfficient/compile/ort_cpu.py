@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from QEfficient.utils.cache import CacheEntryDamagedError, build_entry, hash_dict, is_complete, verify_entry
+from QEfficient.utils.checks import check_flags
 from QEfficient.utils.memory import folder_bytes, release_freed_memory
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def build_artifact(
     process needs besides the graph (the tokenizer), covered by the artifact's manifest.
     """
     onnx_path = Path(onnx_path)
+    check_flags(mxfp6_matmul=hash_params.get("mxfp6_matmul", False))  # every model kind's compile(): "no" is not False
     if hash_params.get("mxfp6_matmul"):
         from QEfficient.compile.weight_compression import WEIGHT_FORMAT  # imports onnx: not at run time
 

@@ -268,7 +268,29 @@ def read_dataset(path: str | os.PathLike):
         raise FileNotFoundError(f"The input '{path}' does not exist.")
     # reads take no CPU slot: the model actors hold them all, and a read waiting for one would never run
     io = {"ray_remote_args": {"num_cpus": 0}}
-    return ray.data.read_json(str(path), lines=True, **io) if _format(path) == "jsonl" else ray.data.read_parquet(str(path), **io)
+    if _format(path) == "jsonl":
+        _check_jsonl(Path(path))
+        return ray.data.read_json(str(path), lines=True, **io)
+    return ray.data.read_parquet(str(path), **io)
+
+
+def _check_jsonl(path: Path) -> None:
+    """Every line of a JSONL input file one JSON object (blank lines aside), checked here: a bad line found by Ray's
+    readers fails the job with their tracebacks, naming neither the file nor the line."""
+    if not path.is_file():
+        return
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                reason = err.msg if isinstance(err, json.JSONDecodeError) else "not UTF-8"
+                raise ValueError(f"'{path}' line {number} is not JSON ({reason}): each line of a .jsonl input is one object.") from None
+            if not isinstance(row, dict):
+                kind = type(row).__name__
+                raise ValueError(f"'{path}' line {number} is a JSON {kind}, not an object: each line is one row, as {{\"text\": ...}}.")
 
 
 def _plain(value):

@@ -119,14 +119,31 @@ def run_encoder(
     return out
 
 
-def encoder_inputs(inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def encoder_inputs(inputs, vocab_size: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ids, mask and token types [B, S] as int64 from a tokenizer's output (numpy or lists; a missing mask is all
-    ones, missing types all zeros)."""
-    ids = np.asarray(inputs[INPUT_IDS]).astype(np.int64)
-    mask = np.asarray(inputs[ATTENTION_MASK]).astype(np.int64) if ATTENTION_MASK in inputs else np.ones_like(ids)
-    types = np.asarray(inputs[TOKEN_TYPE_IDS]).astype(np.int64) if TOKEN_TYPE_IDS in inputs else np.zeros_like(ids)
+    ones, missing types all zeros); what is not such an output is refused, saying what to pass, and so are ids outside
+    the model's ``vocab_size`` (another model's tokenizer)."""
+    if not hasattr(inputs, "keys") or INPUT_IDS not in inputs:
+        got = f"a {type(inputs).__name__}" if not hasattr(inputs, "keys") else f"the keys {sorted(inputs.keys())}"
+        raise ValueError(f"Pass a tokenizer's output (input_ids, attention_mask) to run the model, not {got}: tokenize the texts first.")
+    ids = np.asarray(inputs[INPUT_IDS])
+    if ids.dtype.kind not in "iu" or ids.ndim not in (1, 2) or not ids.size:
+        raise ValueError(
+            f"input_ids must be token ids [batch, tokens] (integers, at least one), got {ids.dtype} of shape {list(ids.shape)}."
+        )
+    ids = ids.astype(np.int64)
+    mask = np.asarray(inputs[ATTENTION_MASK]).astype(np.int64) if inputs.get(ATTENTION_MASK) is not None else np.ones_like(ids)
+    types = np.asarray(inputs[TOKEN_TYPE_IDS]).astype(np.int64) if inputs.get(TOKEN_TYPE_IDS) is not None else np.zeros_like(ids)
     if ids.ndim == 1:
-        ids, mask, types = ids[None], mask[None], types[None]
+        ids, mask, types = ids[None], mask[None] if mask.ndim == 1 else mask, types[None] if types.ndim == 1 else types
+    for name, values in ((ATTENTION_MASK, mask), (TOKEN_TYPE_IDS, types)):
+        if values.shape != ids.shape:
+            raise ValueError(f"{name} has the shape {list(values.shape)}, input_ids {list(ids.shape)}: pass one tokenizer output.")
+    if vocab_size is not None and (ids.min() < 0 or ids.max() >= vocab_size):
+        bad = int(ids.max() if ids.max() >= vocab_size else ids.min())
+        raise ValueError(
+            f"input_ids holds the id {bad}, outside this model's vocabulary [0, {vocab_size}): tokenize with the model's own tokenizer."
+        )
     return ids, mask, types
 
 

@@ -53,6 +53,10 @@ def print_perf(info: CloudAI100ExecInfo) -> None:
 
 def right_padding(tokenizer):
     """Generation pads on the right, with EOS as the pad token when the tokenizer has none."""
+    if tokenizer is None or isinstance(tokenizer, (str, Path)):
+        raise TypeError(
+            f"generate() takes the model's tokenizer object, got {tokenizer!r}: pass AutoTokenizer.from_pretrained(<the model's folder>)."
+        )
     tokenizer.padding_side = "right"
     if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -66,6 +66,12 @@ class TextGeneration:
                     f"Prompt {i} has {len(tokens)} tokens, which does not fit in ctx_len={self.ctx_len}. "
                     f"Compile with ctx_len >= {len(tokens)} (plus room for the tokens to generate) or shorten the prompt."
                 )
+            vocab = getattr(self.session, "vocab_size", None)
+            if vocab is not None and max(tokens) >= vocab:  # another model's tokenizer: the graph would read past its table
+                raise ValueError(
+                    f"Prompt {i} has the token id {max(tokens)}, outside this model's vocabulary [0, {vocab}): the tokenizer "
+                    "is not this model's. Pass the model's own tokenizer (AutoTokenizer.from_pretrained on its folder)."
+                )
         return token_lists
 
     def _prefill(self, token_lists: list[list[int]]) -> np.ndarray:

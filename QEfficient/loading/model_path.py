@@ -19,6 +19,8 @@ def resolve_model_path(
     name_or_path: str | os.PathLike, cache_dir: str | None = None, revision: str | None = None
 ) -> tuple[Path, str | None]:
     """Return (folder, gguf_file or None) for a local folder, a local .gguf file or a cached hub id."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"A model is named by its folder, a .gguf file or a hub id (a string or a path), not {name_or_path!r}.")
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path, None

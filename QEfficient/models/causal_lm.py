@@ -32,7 +32,7 @@ from QEfficient.runtime.ort_session import KVCacheSession, open_kv_session
 from QEfficient.runtime.tokenizer import tokenizer_digest
 from QEfficient.transform.speculative import QEffSpeculativeCausalLM
 from QEfficient.transform.static_kv import QEffCausalLM
-from QEfficient.utils.checks import check_positive
+from QEfficient.utils.checks import check_flags, check_positive
 from QEfficient.utils.extras import require_extra
 from QEfficient.utils.memory import release_freed_memory
 
@@ -53,6 +53,12 @@ _CPU_PENDING = {
 _QAIC_CONFIG_HONOURED = {"include_sampler", "max_top_k_ids", "return_pdfs", "include_guided_decoding", "speculative_model_type"}
 
 
+def _check_loading_options(continuous_batching, qaic_config) -> None:
+    check_flags(continuous_batching=continuous_batching)
+    if qaic_config is not None and not isinstance(qaic_config, dict):
+        raise ValueError(f"qaic_config must be a dict of QEfficient's options (or None), got {qaic_config!r}.")
+
+
 class QEFFAutoModelForCausalLM(QEFFBaseModel):
     """A transformers causal LM in retained-state form, exported to ONNX and run by ONNX Runtime.
 
@@ -69,6 +75,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
                 "Use QEFFAutoModel for encoders and QEFFAutoModelForImageTextToText for image-text models."
             )
         check_causal_lm_config(model.config)
+        _check_loading_options(continuous_batching, qaic_config)
         for key in sorted(set(qaic_config or {}) - _QAIC_CONFIG_HONOURED):
             warn_once(f"qaic_config:{key}", f"qaic_config['{key}'] targets Cloud AI 100 and is ignored on ONNX Runtime.")
         model.config.use_cache = True
@@ -97,6 +104,7 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         """
         if kwargs.pop("full_batch_size", None) is not None:
             continuous_batching = True
+        _check_loading_options(continuous_batching, qaic_config)  # before the weights are read
         kwargs.pop("attn_implementation", None)  # the static-KV attention is always used
         kwargs.pop("kv_offload", None)  # QEfficient's: it takes and drops it (it means something for image-text models)
         # QEfficient's Cloud AI 100 loading switches (rotary table length, layer-wise export, proxy models)
@@ -207,6 +215,11 @@ class QEFFAutoModelForCausalLM(QEFFBaseModel):
         (the default) fuses every architecture the sweep proved (docs/architectures.md) when the artifact is built
         for the CPU; for a GPU (``QEFF_DEVICE``, runtime/devices.py) it keeps the plain graph.
         """
+        check_flags(
+            mxfp6_matmul=mxfp6_matmul, mxint8_kv_cache=mxint8_kv_cache, offload_pt_weights=offload_pt_weights, gguf_weights=gguf_weights
+        )
+        if fuse is not None:
+            check_flags(fuse=fuse)
         gguf_path = self._gguf_path() if gguf_weights else None
         check_positive(prefill_seq_len=prefill_seq_len, ctx_len=ctx_len, batch_size=batch_size, num_cores=num_cores)
         check_speculative_compile(self.is_speculative_target, num_speculative_tokens, speculative_draft)

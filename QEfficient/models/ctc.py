@@ -146,7 +146,8 @@ class QEFFAutoModelForCTC(QEFFBaseModel):
     ):
         """Export if needed, then build the artifact. ``seq_len`` (samples; a list is QEfficient's form):
         the longest audio accepted, 480000 = 30 s. Audio runs at its own length (a classifier over a spectrogram of one
-        size takes audio of any length, as its feature extractor pads or cuts it)."""
+        size takes audio of any length, as its feature extractor pads or cuts it). A classifier's artifact keeps its
+        config and feature extractor's files, for a server on it alone (models/processor_files.py)."""
         lengths = sorted({seq_len} if isinstance(seq_len, int) else set(seq_len))
         if not lengths or any(not isinstance(n, int) or isinstance(n, bool) or n < 400 for n in lengths):
             raise ValueError(f"seq_len must be a number of samples (>= 400, 25 ms at 16 kHz) or a list of them, got {seq_len!r}.")

@@ -336,7 +336,8 @@ class _QEFFEncoderBase(QEFFBaseModel):
         return {self._output_name: self._run(inputs, runtime_ai100).astype(out_dtype, copy=False)}
 
     def _run(self, inputs, runtime_ai100: bool) -> np.ndarray:
-        ids, mask, types = encoder_inputs({name: as_numpy(value) for name, value in inputs.items()})
+        named = {name: as_numpy(value) for name, value in inputs.items()} if hasattr(inputs, "items") else inputs
+        ids, mask, types = encoder_inputs(named, getattr(self.config, "vocab_size", None))
         given = inputs.get(GLOBAL_ATTENTION_MASK)
         if given is not None and not self.model.global_attention:
             raise ValueError(f"global_attention_mask is Longformer's; {self.config.model_type} takes none.")

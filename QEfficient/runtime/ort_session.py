@@ -122,6 +122,12 @@ def open_kv_session(
     ``resident`` as in KVCacheSession; ``rows``: cache rows other than the compiled batch's (beam search: batch x
     num_beams; the graph's batch axis is dynamic)."""
     qconfig = read_artifact(Path(qpc_path))
+    if "kv_shape" not in qconfig:
+        name = qconfig.get("model_name") or qpc_path
+        raise ValueError(
+            f"'{qpc_path}' is not a causal LM's artifact (it holds no KV cache: {name} is an encoder, a speech or image "
+            "model, ...): run it with the class that compiled it, or compile a causal LM (QEFFAutoModelForCausalLM)."
+        )
     kv_shape = tuple(qconfig["kv_shape"])
     if rows is not None:
         kv_shape = (rows, *kv_shape[1:])
@@ -228,6 +234,7 @@ class KVCacheSession:
         self.session = open_inference_session(onnx_path, session_options(num_cores, spin), device=self.device)
         if self.session.get_providers()[0] == CPU.providers()[0]:  # also where CUDA failed and ONNX Runtime fell back
             self.device = CPU
+        self.vocab_size = vocab_size  # the logits' width (a prompt's ids are checked against it: generation/)
         self.batch_size = batch_size
         self.ctx_len = kv_shape[2]
         self.kv_shape = tuple(kv_shape)

@@ -78,6 +78,8 @@ def _messages(body: dict) -> list[dict]:
                 result = block.get("content", "")
                 out.append({"role": "tool", "tool_call_id": block["tool_use_id"], "content": _text(result, f"{where}.content")})
             elif kind == "tool_use" and role == "assistant" and isinstance(block.get("id"), str) and isinstance(block.get("name"), str):
+                if not isinstance(block.get("input") or {}, dict):
+                    raise APIError(400, f"{where}.input must be an object: the tool's arguments by name.", "messages")
                 arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
                 calls.append({"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}})
             elif kind == "thinking" and role == "assistant" and isinstance(block.get("thinking"), str):
@@ -114,15 +116,17 @@ def _tools(body: dict) -> dict:
             for t in tools
         ]
     choice = body.get("tool_choice")
-    if choice is None or not tools:
+    if choice is None:
         return out
     kind = choice.get("type") if isinstance(choice, dict) else None
-    if kind == "tool" and isinstance(choice.get("name"), str):
-        out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
-    elif kind in ("auto", "any", "none"):
-        out["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}[kind]
-    else:
+    if not (kind in ("auto", "any", "none") or (kind == "tool" and isinstance(choice.get("name"), str))):
         raise APIError(400, '\'tool_choice\' must be {"type": "auto"}, "any", "none" or {"type": "tool", "name": ...}.', "tool_choice")
+    if not tools:  # (a choice among no tools leaves the answer as it is)
+        return out
+    if kind == "tool":
+        out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+    else:
+        out["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}[kind]
     return out
 
 
@@ -135,6 +139,8 @@ def chat_body(body: dict, count_only: bool = False) -> dict:
     if body.get("stop_sequences") is not None:
         chat["stop"] = body["stop_sequences"]
     thinking = body.get("thinking")
+    if thinking is not None and not isinstance(thinking, dict):
+        raise APIError(400, '\'thinking\' must be an object: {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}.', "thinking")
     if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled"):
         on = thinking["type"] == "enabled"  # the variables Qwen3's and DeepSeek's templates read
         kwargs = chat.get("chat_template_kwargs")

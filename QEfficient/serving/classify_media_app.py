@@ -13,7 +13,7 @@ Each image or audio gets one result, in the order of the messages: its label and
 classifier's /classify answers (a softmax, or a sigmoid per label where the config's problem_type is multi-label;
 ``"use_activation": false`` gives the logits). vLLM answers one result per request, which is what a request with one
 input gets here. The model's own image processor or feature extractor (its folder's preprocessor_config.json, or an
-image classifier's artifact's copy: ``serve --qpc_path``) prepares the inputs; a text ``input`` or text parts are
+image or audio classifier's artifact's copy: ``serve --qpc_path``) prepares the inputs; a text ``input`` or text parts are
 refused. Requests run one at a time on a worker thread, so /health keeps answering.
 """
 

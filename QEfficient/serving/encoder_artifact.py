@@ -1,6 +1,6 @@
 """An encoder's compiled artifact served without torch or the model's folder (``serve --qpc_path``): what the
-embeddings (SPLADE's too), scores, ColBERT and BGE-M3 servers use of a QEFFAutoModel, read from the artifact (an image
-classifier's /classify: serving/classify_media_app.py, whose image processor imports torch).
+embeddings (SPLADE's too), scores, ColBERT and BGE-M3 servers use of a QEFFAutoModel, read from the artifact (an image or
+audio classifier's /classify: serving/classify_media_app.py, whose processors import torch).
 
 compile() keeps in the artifact the run-time tokenizer, the model's config and its sentence-transformers modules
 (``model_files``: pooling, Dense weights, normalization); the graph runs through generation/encoder_run.py and
@@ -45,9 +45,16 @@ from QEfficient.serving.score_template import saved_score_template
 
 def is_encoder_artifact(qconfig: dict) -> bool:
     """Whether an artifact's qconfig is an encoder's that a server takes: a text encoder's (QEFFAutoModel or a sequence
-    classifier) or an image classifier's; another image model's is refused, saying so, as are other task graphs."""
+    classifier) or an image or audio classifier's; another image or audio model's is refused, saying so, as are other
+    task graphs."""
     if qconfig.get("image_classifier") or qconfig.get("audio_classifier"):  # /classify, with the processor it keeps
         return True
+    if "audio_reads" in qconfig:  # a speech recognizer's, an audio encoder's, a frame classifier's (models/ctc.py)
+        raise ValueError(
+            f"'{qconfig.get('model_name')}' is an audio model's artifact that no server here takes (speech recognition, "
+            "features, frames' labels; of the audio models only classifiers' artifacts are served): serve the model's "
+            "folder (serve --model_name), or run it from Python."
+        )
     if qconfig.get("kind") == IMAGE_ENCODER_KIND:
         raise ValueError(
             f"'{qconfig.get('model_name')}' is an image model's artifact that no server here takes (an image encoder's "
@@ -86,7 +93,7 @@ def is_encoder_artifact(qconfig: dict) -> bool:
 
 def check_servable(qpc_path: str | Path, qconfig: dict | None = None) -> None:
     """Refuse an encoder's artifact without what a server reads from it (its config and run-time tokenizer, a SPLADE
-    model's pooling; an image classifier's config and image processor), and one whose graph ends in own heads no server
+    model's pooling; an image or audio classifier's config and processor), and one whose graph ends in own heads no server
     here takes from an artifact (SERVED_HEADS) or that vLLM does not serve (an inference-free SPLADE model's, one pooled
     otherwise than vLLM pools: check_vllm_splade).
     ``qconfig``: the artifact's, where the caller has read it already."""
@@ -174,7 +181,7 @@ class CompiledEncoder:
         return bool(self.qconfig.get("reads_padding"))
 
     def generate(self, inputs) -> dict[str, np.ndarray]:
-        ids, mask, types = encoder_inputs(inputs)
+        ids, mask, types = encoder_inputs(inputs, getattr(self.config, "vocab_size", None))
         default, given = self.qconfig.get("global_attention"), inputs.get(GLOBAL_ATTENTION_MASK)  # a Longformer's
         if default is None and given is not None:
             raise ValueError(f"global_attention_mask is Longformer's; {self.model_name} takes none.")

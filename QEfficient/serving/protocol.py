@@ -280,6 +280,10 @@ class RequestParser:
         return call
 
     def chat(self, body: dict) -> Call:
+        if body.get("chat_template") is not None:  # vLLM refuses it too unless told to trust requests' templates
+            raise APIError(
+                400, "'chat_template' is not taken from a request: start the server with --chat_template; leave it out.", "chat_template"
+            )
         top = chat_top_logprobs(body)
         if body.get("max_completion_tokens") is not None:  # the newer name; max_tokens is deprecated in OpenAI's API
             body = {**body, "max_tokens": body["max_completion_tokens"]}

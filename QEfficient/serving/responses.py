@@ -117,6 +117,12 @@ def _messages(body: dict) -> list[dict]:
             thought = _joined_text(item.get("content") or item.get("summary") or [])
         elif kind == "item_reference":
             raise APIError(400, f"{where} refers to a stored item; this server keeps none: send the item itself.", "input")
+        elif kind == "function_call":
+            raise APIError(400, f"{where} is a function_call: its call_id, name and arguments (JSON text) must be strings.", "input")
+        elif kind == "function_call_output":
+            raise APIError(400, f"{where} is a function_call_output: its call_id must be a string.", "input")
+        elif kind == "message":
+            raise APIError(400, f"{where} is a message: its role must be user, assistant, system or developer.", "input")
         else:
             raise APIError(
                 400,

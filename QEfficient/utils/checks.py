@@ -7,10 +7,21 @@ import numbers
 
 
 def check_positive(**values: int) -> None:
-    """Every value a positive int (bools are not counts)."""
+    """Every value a positive int (bools are not counts; a numpy integer is refused, saying to pass an int: it would
+    not go into the artifact's JSON)."""
     for name, value in values.items():
+        if isinstance(value, numbers.Integral) and not isinstance(value, (int, bool)):
+            raise ValueError(f"{name} must be a Python int, got {type(value).__name__} {value}: pass int({name}).")
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def check_flags(**values) -> None:
+    """Every value True or False (None where the option's default is None is for the caller to leave out): a string
+    such as "no" would otherwise read as True."""
+    for name, value in values.items():
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False, got {value!r}.")
 
 
 def check_generation_len(generation_len) -> int | None:
