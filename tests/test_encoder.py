@@ -205,3 +205,27 @@ def test_minilm_int8_matmuls_stay_close(minilm):
     int8 = model.generate(enc)["output"]
     cos = np.sum(fp32 * int8, 1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(int8, axis=1)
     assert cos.mean() > 0.99 and cos.min() > 0.96, cos
+
+
+def test_options_and_inputs_of_the_wrong_kind_say_what_to_pass(tmp_path):
+    """encode() options of the wrong type (a string read as True, a prompt that is not text), unpadded token lists, an
+    unknown pooling and an export_dir that is a file are refused, saying what to pass."""
+    model = QEFFAutoModel.from_pretrained(minilm_folder())
+    model.compile(num_cores=1, seq_len=16)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
+    for options, message in [
+        ({"normalize": "no"}, "normalize must be True or False"),
+        ({"prompt": 5}, "prompt must be a string"),
+        ({"prompt_name": ["query"]}, "prompt_name must be a string"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            model.encode(["a cat"], tokenizer, **options)
+    with pytest.raises(ValueError, match="takes the model's tokenizer"):
+        model.encode(["a cat"], None)
+    with pytest.raises(ValueError, match="different lengths: pad the batch"):
+        model.generate(dict(tokenizer(["good", "a bad movie"])))
+    with pytest.raises(ValueError, match=r"Unknown pooling \['bogus'\]"):
+        model.embed(tokenizer(["a cat"], return_tensors="np"), pooling=["bogus"])
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file: name a folder"):
+        QEFFAutoModel.from_pretrained(minilm_folder()).export(export_dir=tmp_path / "file")

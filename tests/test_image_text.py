@@ -69,6 +69,19 @@ def test_errors(llava_dir):
     inputs["pixel_values"] = np.zeros((1, 3, 56, 56), np.float32)
     with pytest.raises(ValueError, match="img_size=28"):
         model.generate(inputs=inputs)
+    for bad in ("hello", {"ids": inputs["input_ids"]}):
+        with pytest.raises(ValueError, match="inputs must be the processor's output"):
+            model.generate(inputs=bad)
+    with pytest.raises(ValueError, match="processor must be the model's processor"):
+        model.generate(processor="x", images=[image(1)], prompts=["<image> hi"])
+    # NaN pixels are refused: they would also reach the cache rows the next call reads past its own length
+    clean = dict(processor(images=image(1), text="<image> hi", return_tensors="np"))
+    expected = model.generate(inputs=clean, generation_len=4, stream=False).generated_ids
+    with pytest.raises(ValueError, match="pixel_values hold NaN or infinity"):
+        model.generate(inputs={**clean, "pixel_values": np.full_like(clean["pixel_values"], np.nan)}, generation_len=4, stream=False)
+    assert np.array_equal(model.generate(inputs=clean, generation_len=4, stream=False).generated_ids, expected)
+    one = model.generate(processor=processor, images=image(1), prompts="<image> hi", generation_len=4, stream=False)  # not lists
+    assert np.array_equal(one.generated_ids, expected)
 
 
 def test_an_img_size_the_vision_encoder_does_not_take(llava_dir, qeff_home):

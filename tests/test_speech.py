@@ -145,6 +145,19 @@ def test_bad_inputs_say_what_to_do(tiny_whisper):
     for audio in (np.zeros((16000, 2), np.float32), np.zeros(0, np.float32)):  # stereo, empty
         with pytest.raises(ValueError, match="one mono 16 kHz recording"):
             model.transcribe(audio, processor)
+    with pytest.raises(ValueError, match="takes the model's processor"):
+        model.transcribe(np.zeros(16000, np.float32), None)
+    for bad in (None, "hello", [np.zeros(16000)], {"input_values": _features(1)}):
+        with pytest.raises(ValueError, match="Pass the processor's output for the audio"):
+            model.generate(bad, generation_len=4)
+    with pytest.raises(ValueError, match="language must be a language code"):
+        model.generate({"input_features": _features(1)}, generation_len=4, language=5)
+    # NaN features are refused: they would also reach the cache rows the next call reads past its own length
+    clean = model.generate({"input_features": _features(1)}, generation_len=4, language="en").generated_ids
+    with pytest.raises(ValueError, match="hold NaN or infinity"):
+        model.generate({"input_features": torch.full((1, 80, 3000), float("nan"))}, generation_len=4, language="en")
+    again = model.generate({"input_features": _features(1)}, generation_len=4, language="en").generated_ids
+    assert np.array_equal(np.asarray(clean), np.asarray(again))
 
 
 @pytest.mark.parametrize("name", ["whisper-base", "whisper-tiny.en"])

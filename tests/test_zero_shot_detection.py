@@ -133,7 +133,7 @@ def test_owlv2_at_another_size_resizes_its_positions():
     out = model.generate(inputs)
     for name in ("logits", "pred_boxes"):
         np.testing.assert_allclose(getattr(out, name).numpy(), getattr(expected, name).numpy(), atol=1e-4, rtol=0, err_msg=name)
-    with pytest.raises(ValueError, match="must be \\[texts, tokens\\] alike"):
+    with pytest.raises(ValueError, match="attention_mask has the shape \\[3, 8\\], input_ids \\[3, 16\\]: pass one tokenizer output"):
         model.generate({**inputs, "attention_mask": inputs["attention_mask"][:, :8]})
 
 

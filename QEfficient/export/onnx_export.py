@@ -387,6 +387,8 @@ def cached_export(
         "kv_cache_dtype": str(kv_dtype or next(qeff_module.parameters()).dtype) if export_fn is None else None,
     }
     digest = hash_dict(params)
+    if export_dir and Path(export_dir).is_file():
+        raise ValueError(f"export_dir '{export_dir}' is a file: name a folder (the graph is written to '<export_dir>-<hash>/').")
     base = Path(export_dir) if export_dir else cache_root / arch / model_name  # "" too, as QEfficient reads it
     entry = base.parent / f"{base.name}-{digest}"
     onnx_path = entry / f"{model_name}.onnx"

@@ -398,6 +398,10 @@ class QEFFAutoModel(_QEFFEncoderBase):
         Matryoshka model's shorter vectors with ``truncate_dim`` (by default the folder's, saved from sentence-transformers
         5.4 on): the first ``truncate_dim`` dimensions, normalized after the cut (as sentence-transformers' ``truncate_dim``
         with ``normalize_embeddings``)."""
+        if not callable(tokenizer):
+            raise ValueError(
+                f"encode(sentences, tokenizer) takes the model's tokenizer (AutoTokenizer.from_pretrained), not {tokenizer!r:.40}."
+            )
         return encode_sentences(
             self.local_model_dir,
             lambda: self._sentence_inputs(tokenizer),

@@ -64,6 +64,19 @@ AUDIO_ONLY_LORA = (
 )
 
 
+class NonFiniteInputError(ValueError):
+    """An image's (or audio's) values hold NaN or infinity."""
+
+
+def _finite(vision: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The vision graph's inputs, refused where a float one holds NaN or infinity: NaN would also reach the cache rows
+    the next call reads past its own length."""
+    for name, value in vision.items():
+        if not name.startswith("_") and isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise NonFiniteInputError(f"{name} hold NaN or infinity: pass the processor's output for real images (or audio).")
+    return vision
+
+
 class QEFFAutoModelForImageTextToText(QEFFBaseModel):
     """>>> model = QEFFAutoModelForImageTextToText.from_pretrained("path/to/llava", kv_offload=True)
     >>> model.compile(prefill_seq_len=128, ctx_len=512, img_size=336)
@@ -394,6 +407,8 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
 
         Video (the Qwen-VL family): ``inputs=processor(videos=..., text=...)``, or ``videos=`` (each a list of
         frames) with ``processor`` and ``prompts``; images and videos may share a batch and a prompt."""
+        if inputs is not None and not hasattr(inputs, "get"):
+            raise ValueError(f"inputs must be the processor's output (input_ids, pixel_values, ...), not a {type(inputs).__name__}.")
         if not self.adapter.takes_videos and (videos is not None or (inputs is not None and inputs.get("pixel_values_videos") is not None)):
             raise NotImplementedError(f"Video input is not supported for {self.config.model_type} yet: pass images.")
         if self.adapter.takes_audio and any(name in kwargs for name in ("audio", "audios")):
@@ -405,6 +420,11 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
             )
         if self.qpc_paths is None:
             raise TypeError("Please run compile() before generate().")
+        if inputs is not None and not any(name in inputs for name in ("input_ids", PIXEL_VALUES, INPUT_FEATURES, "pixel_values_videos")):
+            raise ValueError(
+                f"inputs must be the processor's output (input_ids, pixel_values, ...), not the keys {sorted(inputs.keys())}: "
+                "inputs=processor(images=..., text=...)."
+            )
         include_sampler = kwargs.pop("include_sampler", None)
         if include_sampler is None:
             include_sampler = bool((self.qaic_config or {}).get("include_sampler"))
@@ -493,8 +513,10 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
         """The adapter's host-side vision inputs. Prompts that hold no image token, where the adapter needs images, get
         the graphs' vision inputs holding zero images: HF runs them without its vision tower."""
         try:
-            return self.adapter.vision_inputs(inputs, self.img_size, self.config)
+            return _finite(self.adapter.vision_inputs(inputs, self.img_size, self.config))
         except Exception as err:
+            if isinstance(err, NonFiniteInputError):
+                raise
             media = (PIXEL_VALUES, INPUT_FEATURES, INPUT_VALUES)  # images, videos (pixel_values_videos); an audio model's audio
             pixels = [v for name, v in inputs.items() if any(m in name for m in media) and v is not None and _given(v)]
             if any(np.isin(tokens, self.lang_model.image_token_id).any() for tokens in token_lists):
@@ -520,6 +542,10 @@ class QEFFAutoModelForImageTextToText(QEFFBaseModel):
 
     def _process(self, processor, images, videos, prompts):
         """The processor's outputs for ``prompts`` with their images (one per prompt) and/or videos (frame lists)."""
+        if processor is not None and not callable(processor):
+            raise ValueError(f"processor must be the model's processor (AutoProcessor.from_pretrained), not {processor!r:.40}.")
+        prompts = [prompts] if isinstance(prompts, str) else prompts
+        images = [images] if images is not None and not isinstance(images, (list, tuple)) else images  # one image: one prompt's
         if videos is None:
             if processor is not None and images is None and prompts is not None:  # text-only prompts
                 return processor(text=list(prompts), return_tensors=self.adapter.processor_tensors, padding=True)

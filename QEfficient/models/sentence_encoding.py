@@ -16,7 +16,7 @@ from QEfficient.models.sentence_transformers import (
     sentence_transformers_prompt,
     sentence_transformers_truncate_dim,
 )
-from QEfficient.utils.checks import check_positive, check_strings
+from QEfficient.utils.checks import check_flags, check_positive, check_strings
 
 # (inputs, prompt_length) -> pooled vectors [B, D], not normalized
 EmbedFn = Callable[[dict[str, np.ndarray], int], np.ndarray]
@@ -45,6 +45,10 @@ def encode_sentences(
         raise ValueError(f"sentences must be a string or a non-empty list of strings, got {sentences!r:.60}.")
     check_strings("Sentence", sentences)
     check_positive(batch_size=batch_size)
+    check_flags(normalize=normalize)  # (a string such as "no" would read as True)
+    for name, value in (("prompt_name", prompt_name), ("prompt", prompt), ("task", task)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name} must be a string (or None), got {value!r:.60}.")
     truncate_dim = sentence_transformers_truncate_dim(folder) if truncate_dim is None else truncate_dim
     if truncate_dim is not None:
         check_positive(truncate_dim=int(truncate_dim) if isinstance(truncate_dim, np.integer) else truncate_dim)

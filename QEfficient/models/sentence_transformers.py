@@ -288,6 +288,9 @@ class EmbeddingHead:
             full[:, :width] = mask[:, :width]
             start = full.argmax(1)  # each row's first real column: 0 unless it is padded on the left
             full[np.arange(full.shape[1]) < (start + prompt_length)[:, None]] = 0
+            unknown = [name for name in pooling or () if name not in HOST_POOLING]
+            if unknown:
+                raise ValueError(f"Unknown pooling {unknown}: use {sorted(HOST_POOLING)}.")
             output = np.concatenate([HOST_POOLING[name](output, full, start) for name in pooling or self.pooling], axis=1)
         for layer in self.layers:
             output = layer(output)

@@ -224,10 +224,19 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         if write_io or streamer is not None or (device_ids is not None and len(device_ids) > 1):
             warn_ignored_options("generate()", {"write_io": write_io, "streamer": streamer is not None, "device_ids": device_ids})
         generation_len = check_generation_len(generation_len)
+        if not isinstance(inputs, (np.ndarray, torch.Tensor)) and (not hasattr(inputs, "keys") or INPUT_FEATURES not in inputs):
+            raise ValueError(
+                f"Pass the processor's output for the audio (its input_features), not {type(inputs).__name__}: "
+                "inputs=processor(audio, sampling_rate=16000, return_tensors='np'); or transcribe(audio, processor)."
+            )
         features = inputs[INPUT_FEATURES] if not isinstance(inputs, (np.ndarray, torch.Tensor)) else inputs
         features = features.detach().cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
         if features.ndim == 2:
             features = features[None]
+        if features.ndim == 3 and not len(features):
+            raise ValueError("input_features hold no audio: pass the processor's output for at least one recording.")
+        if features.dtype.kind == "f" and not np.isfinite(features).all():  # NaN would also reach the next call's cache
+            raise ValueError("input_features hold NaN or infinity: pass the processor's features of real audio.")
         mels, window = self.config.num_mel_bins, 2 * self.config.max_source_positions
         if features.ndim != 3 or features.shape[1] != mels or features.shape[2] < window:
             raise ValueError(
@@ -312,6 +321,10 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
         long-form thresholds, condition_on_prev_tokens, prompt_ids, ...). ``word_timestamps``: ``info.words[0]`` lists
         the words with their start and end in seconds, as transformers' pipeline gives them for
         ``return_timestamps="word"`` (decoded with segment timestamps, as it does)."""
+        if not hasattr(processor, "feature_extractor"):
+            raise ValueError(
+                f"transcribe(audio, processor) takes the model's processor (WhisperProcessor.from_pretrained), got {processor!r}."
+            )
         audio = np.asarray(audio)
         if audio.ndim != 1 or audio.size == 0:
             raise ValueError(
@@ -334,6 +347,8 @@ class QEFFAutoModelForSpeechSeq2Seq(EncoderDecoderModel):
     @staticmethod
     def _language_id(decoding: WhisperDecoding, language: str) -> int:
         """transformers' rule: a ``<|xx|>`` token, a language name or a code."""
+        if not isinstance(language, str):
+            raise ValueError(f"language must be a language code, name or <|xx|> token (a string), got {language!r}.")
         lang = language.lower()
         token = lang if lang in decoding.lang_to_id else f"<|{TO_LANGUAGE_CODE.get(lang, lang)}|>"
         if token not in decoding.lang_to_id:
